@@ -1,0 +1,85 @@
+"""Runtime view of catalog entries: what the engine reads. SI units inside (FLOP/s, bytes, bytes/s, s, W, USD).
+
+Loaded and validated from the YAML files under ``catalog/data`` by :mod:`trainsim.catalog.load`; every number
+keeps its provenance in ``sources`` (field -> Sourced) and, where sources disagree, ``ranges``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """Where a number came from: source ids (or 'derived'/'assumption'), confidence, and a note."""
+
+    source: tuple[str, ...] = ()
+    confidence: str = "low"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Range:
+    """An uncertain input: low / nominal / high in the field's SI unit."""
+
+    low: float
+    nominal: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Chip:
+    id: str
+    name: str
+    vendor: str
+    family: str                      # calibration family, e.g. 'nvidia-ampere', 'nvidia-hopper', 'ascend'
+    peak_flops: dict[str, float]     # precision ('bf16', 'fp8', 'fp4') -> dense FLOP/s
+    hbm_bytes: float
+    hbm_bw: float                    # bytes/s
+    scale_up_bw: float               # bytes/s per chip, one direction
+    scale_out_bw: float              # bytes/s per chip, one direction
+    tdp_w: float | None = None
+    price_usd: float | None = None
+    sources: dict[str, Sourced] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)
+
+    def flops(self, precision: str) -> float:
+        """Dense peak for matmul inputs of ``precision``; a chip without FP8 runs FP8 recipes at its BF16 rate."""
+        if precision in self.peak_flops and self.peak_flops[precision]:
+            return self.peak_flops[precision]
+        return self.peak_flops["bf16"]
+
+    def with_(self, **kw) -> "Chip":
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class NetLevel:
+    """One level of the network hierarchy.
+
+    ``size``: chips per domain at this level (scale-up: 8, 72, 384, 8192; scale-out: None = the whole job;
+    inter-site: None). ``bw``: bytes/s per chip per direction at this level; ``latency_s``: per message hop.
+    """
+
+    name: str
+    size: int | None
+    bw: float
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class System:
+    id: str
+    name: str
+    chip: Chip
+    levels: tuple[NetLevel, ...]     # innermost first; the last level has size None
+    power_per_chip_w: float | None = None   # all-in (chip + host + network + cooling share) where known
+    price_per_chip_usd: float | None = None  # system price / chips where known
+    sources: dict[str, Sourced] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)
+
+    @property
+    def scale_up_size(self) -> int:
+        return int(self.levels[0].size or 1)
+
+    def with_(self, **kw) -> "System":
+        return replace(self, **kw)

@@ -1,0 +1,41 @@
+"""The ``trainsim`` command: typer app; every subcommand lives in its own module and only parses, calls the
+public API and renders. A :class:`TrainsimError` becomes one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import TrainsimError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="trainsim: what can be trained on which hardware, how fast, and at what cost.")
+
+# subcommand modules register themselves on `app` when imported
+from . import catalog_cmd, model_cmd, estimate_cmd  # noqa: E402,F401
+
+for _optional in ("plan_cmd", "validate_cmd", "scenario_cmd", "infer_cmd", "report_cmd", "sweep_cmd"):
+    try:  # modules arrive one issue at a time; a missing one is simply not offered
+        __import__(f"{__name__}.{_optional}")
+    except ModuleNotFoundError as exc:  # pragma: no cover - only while a module does not exist yet
+        if exc.name != f"{__name__}.{_optional}":
+            raise
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except TrainsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Exit,) as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,41 @@
+"""User-facing errors: one line, naming the field, the value and what was expected.
+
+The CLI turns every :class:`TrainsimError` into that one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class TrainsimError(Exception):
+    """An input error a person can act on (bad field, unknown id, invalid plan)."""
+
+    def __init__(self, message: str, *, field: str | None = None, where: str | None = None):
+        self.field = field
+        self.where = where
+        prefix = ""
+        if where:
+            prefix += f"{where}: "
+        if field:
+            prefix += f"{field}: "
+        super().__init__(prefix + message)
+
+
+def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """Close matches for an unknown name: difflib ratio, then substring hits (``h100`` -> ``nvidia-h100-sxm5``)."""
+    options = list(options)
+    hits = difflib.get_close_matches(name, options, n=n, cutoff=0.5)
+    low = name.lower()
+    for opt in options:
+        if low and low in opt.lower() and opt not in hits:
+            hits.append(opt)
+    return hits[:n]
+
+
+def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None = None,
+            where: str | None = None) -> TrainsimError:
+    """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``."""
+    hits = close_matches(name, options)
+    hint = f"; did you mean {', '.join(hits)}?" if hits else ""
+    return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)

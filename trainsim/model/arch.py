@@ -1,0 +1,144 @@
+"""The normalised architecture every importer produces and every later stage consumes.
+
+A model is a list of *layer kinds* (e.g. 3 dense layers + 58 MoE layers); each layer kind is a list of weight
+matrices (GEMMs, with the dimension each one multiplies), attention cores (the s^2 part), and vector parameters
+(norms, biases). Parameter counts, FLOPs, memory and the parallel cost model are all derived from this one
+description, so a formula for "how big is an expert GEMM" exists once: here, as data.
+
+Conventions
+-----------
+* ``Matrix.k`` is the input (contracted) dimension, ``Matrix.n`` the output dimension of ``y = x W``.
+* ``count`` copies exist in one layer; ``active`` of them multiply each token (routed experts: top-k, or the
+  expected number when zero-computation experts exist). Dense matrices have ``count == active == 1``.
+* ``group`` says how the matrix is sharded by the parallel plan:
+  ``attn`` and ``mlp`` (column/row split by tp), ``expert`` (split over ep x etp), ``shared_expert`` (like mlp),
+  ``router`` (replicated), ``other`` (replicated, e.g. DSA indexer, hash tables that are multiplied).
+* ``split`` is ``col`` (n is split by tp: QKV, up/gate) or ``row`` (k is split by tp: out-proj, down).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Group = Literal["attn", "mlp", "expert", "shared_expert", "router", "other"]
+Split = Literal["col", "row", "none"]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One weight matrix of a layer: ``count`` copies of a ``k x n`` matrix, ``active`` used per token."""
+
+    name: str
+    k: int
+    n: int
+    group: Group
+    split: Split = "col"
+    count: int = 1
+    active: float = 1.0
+    bias: bool = False
+
+    @property
+    def params(self) -> int:
+        """Weights (and bias) of all copies: count x (k x n [+ n])."""
+        return self.count * (self.k * self.n + (self.n if self.bias else 0))
+
+    @property
+    def active_params(self) -> float:
+        """Weights used per token: active x (k x n [+ n])."""
+        return self.active * (self.k * self.n + (self.n if self.bias else 0))
+
+
+@dataclass(frozen=True)
+class AttentionCore:
+    """The score/value part of attention (no weights): FLOPs grow with the attended context.
+
+    kind: ``full`` (causal over the whole sequence), ``sliding`` (causal over ``window`` tokens),
+    ``linear`` (recurrent / state-space / linear attention: cost per token independent of context; ``state_flops``
+    is its per-token forward FLOPs), ``sparse`` (a top-``window`` selection, as DSA: ``window`` = tokens kept).
+    ``kv_elems_per_token`` is what one token adds to the KV cache of this core (MLA: latent + rope key).
+    """
+
+    heads: int
+    qk_head_dim: int
+    v_head_dim: int
+    kv_heads: int
+    kind: Literal["full", "sliding", "linear", "sparse"] = "full"
+    window: int | None = None
+    kv_elems_per_token: int = 0
+    state_flops: float = 0.0
+
+
+@dataclass(frozen=True)
+class MoEInfo:
+    """Routed-expert facts a parallel plan needs (the matrices themselves are in ``LayerKind.matrices``)."""
+
+    experts: int
+    top_k: int
+    expert_ffn: int
+    shared_experts: int = 0
+    zero_experts: int = 0
+    expected_active: float | None = None  # expected real experts per token when zero experts exist
+    active_range: tuple[float, float] | None = None  # min/max real experts per token
+
+    @property
+    def active_experts(self) -> float:
+        return self.top_k if self.expected_active is None else self.expected_active
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """``n_layers`` identical transformer layers."""
+
+    name: str
+    n_layers: int
+    matrices: tuple[Matrix, ...]
+    attention: tuple[AttentionCore, ...]
+    vector_params: int = 0          # norms, biases not attached to a Matrix, gates, sinks ... (not multiplied)
+    moe: MoEInfo | None = None
+    ffn_act: Literal["gelu", "swiglu", "relu2", "none"] = "swiglu"
+    ffn_dim: int = 0                 # dense MLP (or shared expert total) intermediate size, for activation memory
+
+    @property
+    def params(self) -> int:
+        return sum(m.params for m in self.matrices) + self.vector_params
+
+    @property
+    def active_params(self) -> float:
+        return sum(m.active_params for m in self.matrices) + self.vector_params
+
+    @property
+    def active_matmul_params(self) -> float:
+        return sum(m.active_params for m in self.matrices)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A model, normalised. ``layers`` run in order; ``mtp`` holds multi-token-prediction modules."""
+
+    name: str
+    family: str                      # Hugging Face model_type or 'inline'
+    hidden: int
+    vocab: int
+    layers: tuple[LayerKind, ...]
+    tied_embeddings: bool = False
+    embedding_params: int = 0        # input token embedding (looked up, not multiplied)
+    extra_embedding_params: int = 0  # other looked-up tables (learned positions, N-gram tables)
+    head_params: int = 0             # output head (0 when tied: the embedding matrix is multiplied instead)
+    final_params: int = 0            # final norm and similar
+    mtp: tuple[LayerKind, ...] = ()  # multi-token prediction modules (trained; excluded from totals)
+    mtp_extra_params: int = 0        # MTP projections/norms outside its LayerKinds
+    parallel_block: bool = False
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_layers(self) -> int:
+        return sum(lk.n_layers for lk in self.layers)
+
+    @property
+    def n_heads(self) -> int:
+        return max(a.heads for lk in self.layers for a in lk.attention) if self.layers else 0
+
+    @property
+    def is_moe(self) -> bool:
+        return any(lk.moe is not None for lk in self.layers)

@@ -1,0 +1,121 @@
+"""Parameter counts and model FLOPs of an :class:`~trainsim.model.arch.Arch`.
+
+Conventions (the ones ../shared/data/models.md documents and trainsim reports):
+
+* ``total_params``: every parameter of the main model, input embedding and (untied) output head included,
+  multi-token-prediction (MTP) modules excluded.
+* ``active_params``: parameters that touch one token, output head counted, input embedding not (a lookup),
+  MTP excluded; routed experts count ``top_k`` (or the expected number with zero-computation experts).
+* ``flops_per_token`` (training, forward + backward = 3 x forward; Kaplan et al. 2020 sec. 2.1, Narayanan et
+  al. 2021 eq. 3): matmuls ``6 x active matmul params`` (the logits GEMM counted even when tied) plus causal
+  attention ``3 x 2 x heads x (d_qk + d_v) x mean attended context`` per layer (PaLM, Chowdhery et al. 2022,
+  appendix B, counts 12 L H Q T for full attention; causal masking halves it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .arch import Arch, AttentionCore, LayerKind
+
+
+def mean_context(core: AttentionCore, seq_len: int) -> float:
+    """Mean number of keys one query attends to (causal).
+
+    full: (s + 1) / 2; sliding window w < s: w - w (w - 1) / (2 s) (the first w tokens see fewer);
+    sparse top-w: like sliding (at most w keys); linear: 0 (its per-token cost is ``state_flops``).
+    """
+    s = float(seq_len)
+    if core.kind == "linear":
+        return 0.0
+    if core.kind in ("sliding", "sparse") and core.window is not None and core.window < s:
+        w = float(core.window)
+        return w - w * (w - 1.0) / (2.0 * s)
+    return (s + 1.0) / 2.0
+
+
+def attention_fwd_flops_per_token(core: AttentionCore, seq_len: int) -> float:
+    """Forward FLOPs of one attention core for one token: QK^T and AV, 2 x heads x (d_qk + d_v) x context."""
+    return 2.0 * core.heads * (core.qk_head_dim + core.v_head_dim) * mean_context(core, seq_len) + core.state_flops
+
+
+def layer_attention_fwd_flops_per_token(lk: LayerKind, seq_len: int) -> float:
+    return sum(attention_fwd_flops_per_token(c, seq_len) for c in lk.attention)
+
+
+def head_matmul_params(arch: Arch) -> int:
+    """The logits GEMM multiplies vocab x hidden whether or not it shares the embedding's storage."""
+    return arch.vocab * arch.hidden
+
+
+@dataclass(frozen=True)
+class Counts:
+    total_params: int
+    active_params: float
+    active_params_range: tuple[float, float]
+    embedding_params: int
+    output_head_params: int
+    mtp_params: int
+    non_embedding_params: int
+    layers: list[dict]
+    matmul_flops_per_token: float
+    attention_flops_per_token: float
+    mtp_flops_per_token: float
+
+    @property
+    def flops_per_token(self) -> float:
+        """Model FLOPs per trained token (main model: matmuls + causal attention; MTP reported apart)."""
+        return self.matmul_flops_per_token + self.attention_flops_per_token
+
+
+def _layer_active_range(lk: LayerKind) -> tuple[float, float]:
+    """Active parameters of a layer at the least and most real experts a token can use."""
+    base = lk.active_params
+    if lk.moe is None or lk.moe.active_range is None:
+        return base, base
+    per_expert = sum(m.k * m.n + (m.n if m.bias else 0) for m in lk.matrices if m.group == "expert")
+    lo, hi = lk.moe.active_range
+    act = lk.moe.active_experts
+    return base + (lo - act) * per_expert, base + (hi - act) * per_expert
+
+
+def count(arch: Arch, seq_len: int = 4096) -> Counts:
+    """All counts of a model at one training sequence length."""
+    layer_params = sum(lk.params * lk.n_layers for lk in arch.layers)
+    total = arch.embedding_params + arch.extra_embedding_params + arch.head_params + arch.final_params + layer_params
+    active = arch.head_params + arch.final_params + sum(lk.active_params * lk.n_layers for lk in arch.layers)
+    lo = arch.head_params + arch.final_params + sum(_layer_active_range(lk)[0] * lk.n_layers for lk in arch.layers)
+    hi = arch.head_params + arch.final_params + sum(_layer_active_range(lk)[1] * lk.n_layers for lk in arch.layers)
+    mtp_params = sum(lk.params * lk.n_layers for lk in arch.mtp) + arch.mtp_extra_params
+    matmul = 6.0 * (sum(lk.active_matmul_params * lk.n_layers for lk in arch.layers) + head_matmul_params(arch))
+    attn = 3.0 * sum(layer_attention_fwd_flops_per_token(lk, seq_len) * lk.n_layers for lk in arch.layers)
+    mtp_fl = sum(6.0 * lk.active_matmul_params * lk.n_layers
+                 + 3.0 * layer_attention_fwd_flops_per_token(lk, seq_len) * lk.n_layers for lk in arch.mtp)
+    # each MTP module also runs the shared output head (DeepSeek-V3 report sec. 2.2)
+    mtp_fl += 6.0 * head_matmul_params(arch) * sum(lk.n_layers for lk in arch.mtp)
+    layers = [
+        {
+            "name": lk.name,
+            "count": lk.n_layers,
+            "params_per_layer": lk.params,
+            "active_params_per_layer": lk.active_params,
+            "attention": [c.kind for c in lk.attention],
+            "moe": None if lk.moe is None else {
+                "experts": lk.moe.experts, "top_k": lk.moe.top_k, "shared_experts": lk.moe.shared_experts,
+                "expert_ffn": lk.moe.expert_ffn, "zero_experts": lk.moe.zero_experts,
+            },
+        }
+        for lk in arch.layers
+    ]
+    return Counts(
+        total_params=int(total),
+        active_params=float(active),
+        active_params_range=(float(lo), float(hi)),
+        embedding_params=int(arch.embedding_params),
+        output_head_params=int(arch.head_params),
+        mtp_params=int(mtp_params),
+        non_embedding_params=int(total - arch.embedding_params - arch.extra_embedding_params - arch.head_params),
+        layers=layers,
+        matmul_flops_per_token=matmul,
+        attention_flops_per_token=attn,
+        mtp_flops_per_token=mtp_fl,
+    )

@@ -1,0 +1,85 @@
+"""Quantities with units at the edges, SI floats inside.
+
+Strings such as ``"3.2 TB/s"``, ``"400 Gb/s"``, ``"128 GiB"`` or ``"14.8T"`` (a bare count with a metric
+suffix) are parsed with pint; bits and bytes are distinct units, so ``Gb/s`` is never read as ``GB/s``.
+Inside trainsim every quantity is a float in base units: bytes, bytes/s, FLOP/s, seconds, watts.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .errors import TrainsimError
+
+_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+_COUNT_RE = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKMBGTP]?)\s*$")
+
+# dimension name -> (pint unit to convert to, human description)
+_DIMS = {
+    "bytes": ("byte", "a size such as '80 GB' or '96 GiB'"),
+    "bytes_per_s": ("byte / second", "a bandwidth such as '3.35 TB/s' or '400 Gb/s'"),
+    "flops": ("FLOP / second", "a rate such as '989 TFLOP/s'"),
+    "seconds": ("second", "a time such as '2 us' or '90 day'"),
+    "watts": ("watt", "a power such as '700 W'"),
+}
+
+
+@lru_cache(maxsize=1)
+def _ureg():
+    import pint
+
+    ureg = pint.UnitRegistry()
+    ureg.define("FLOP = [flop] = flop")
+    ureg.define("FLOPS = FLOP / second")
+    return ureg
+
+
+def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> float:
+    """Return ``value`` as a float in SI base units of ``dim``.
+
+    A plain number is taken as already in the base unit (bytes, bytes/s, FLOP/s, s, W).
+    """
+    if isinstance(value, bool):
+        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {value!r}", field=field, where=where)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {value!r}", field=field, where=where)
+    target, human = _DIMS[dim]
+    text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    # networking 'b' is a bit (pint would read 'Gb' as gilbert): Gb/s, Gbps, Mb -> Gbit/s, Mbit
+    text = re.sub(r"(?<=[kKMGTP])bps\b", "bit/s", text)
+    text = re.sub(r"(?<=[kKMGTP])b\b", "bit", text)
+    try:
+        q = _ureg().Quantity(text)
+        return float(q.to(target).magnitude)
+    except Exception:
+        raise TrainsimError(f"expected {human}, got {value!r}", field=field, where=where) from None
+
+
+def parse_count(value, field: str, *, where: str | None = None) -> float:
+    """A dimensionless count: ``14.8e12``, ``"14.8T"``, ``"35T"``, ``"2M"``."""
+    if isinstance(value, bool):
+        raise TrainsimError(f"expected a number, got {value!r}", field=field, where=where)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+        if m:
+            try:
+                return float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
+            except ValueError:
+                pass
+    raise TrainsimError(f"expected a number such as 14.8e12 or '14.8T', got {value!r}", field=field, where=where)
+
+
+# unit conversions used at the catalog edge (the catalog research file stores numbers in these units)
+TERA = 1e12
+GIGA = 1e9
+GB = 1e9
+GIB = 2**30
+
+
+def gbit_to_bytes_per_s(gbps: float) -> float:
+    """Gb/s (1e9 bit/s) -> byte/s: divide by 8 bits per byte."""
+    return gbps * 1e9 / 8.0
