@@ -1,0 +1,9 @@
+"""trainsim: what can be trained on which hardware, how fast, and at what cost.
+
+Public API: :func:`load_run`, :func:`estimate`, :func:`search` (and more in :mod:`trainsim.api`).
+"""
+from .api import Estimate, PlanSpec, Run, SearchResult, TrainsimError, estimate, load_run, parse_fix, parse_run, search
+
+__version__ = "0.1.0"
+__all__ = ["Estimate", "PlanSpec", "Run", "SearchResult", "TrainsimError", "estimate", "load_run", "parse_fix",
+           "parse_run", "search", "__version__"]

@@ -48,6 +48,15 @@ class Chip:
             return self.peak_flops[precision]
         return self.peak_flops["bf16"]
 
+    @property
+    def usable(self) -> bool:
+        """True when the chip has the inputs every estimate needs: a BF16 peak, HBM capacity and bandwidth.
+
+        Catalog chips without a sourced value (e.g. Cambricon) load with 0.0 there; see
+        :func:`trainsim.catalog.load.require_usable` for the error an estimate raises.
+        """
+        return self.peak_flops.get("bf16", 0.0) > 0 and self.hbm_bytes > 0 and self.hbm_bw > 0
+
     def with_(self, **kw) -> "Chip":
         return replace(self, **kw)
 

@@ -6,6 +6,8 @@ SwiGLU: Shazeer 2020; MoE with shared experts: DeepSeekMoE, arXiv 2401.06066).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .arch import AttentionCore, Matrix, MoEInfo
 
 
@@ -83,3 +85,62 @@ def moe_block(hidden: int, experts: int, top_k: int, expert_ffn: int, act: str, 
     info = MoEInfo(experts=experts, top_k=top_k, expert_ffn=expert_ffn, shared_experts=shared_experts,
                    zero_experts=zero_experts, expected_active=expected_active, active_range=active_range)
     return mats, info, vec
+
+
+def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int,
+                   conv_kernel: int) -> tuple[list[Matrix], AttentionCore, int]:
+    """Gated DeltaNet linear attention (Yang et al. 2024, arXiv 2412.06464), as in Qwen3-Next / Qwen3.5
+    (transformers ``Qwen3NextGatedDeltaNet``). Returns matrices, core and vector params.
+
+    Projections: q, k (H_k d_k each), v and the output gate z (H_v d_v each), the beta and decay inputs
+    b, a (H_v each), out (H_v d_v -> h). Vectors: depthwise causal conv1d over q, k, v
+    ((2 H_k d_k + H_v d_v) x kernel, no bias), ``dt_bias`` and ``A_log`` (H_v each), the gated RMSNorm (d_v).
+    Per-token forward FLOPs of the recurrence (``state_flops``): per value head a d_k x d_v state is read with
+    the key (2 d_k d_v), updated by a rank-1 delta (2 d_k d_v) and read with the query (2 d_k d_v), plus the
+    conv (2 x channels x kernel); the cost does not grow with the context.
+    """
+    kd, vd = k_heads * k_dim, v_heads * v_dim
+    mats = [Matrix("q", hidden, kd, "attn", "col"),
+            Matrix("k", hidden, kd, "attn", "col"),
+            Matrix("v", hidden, vd, "attn", "col"),
+            Matrix("z", hidden, vd, "attn", "col"),
+            Matrix("ba", hidden, 2 * v_heads, "attn", "col"),
+            Matrix("o", vd, hidden, "attn", "row")]
+    conv_ch = 2 * kd + vd
+    vec = conv_ch * conv_kernel + 2 * v_heads + v_dim
+    state = 6.0 * v_heads * k_dim * v_dim + 2.0 * conv_ch * conv_kernel
+    core = AttentionCore(heads=v_heads, qk_head_dim=k_dim, v_head_dim=v_dim, kv_heads=k_heads, kind="linear",
+                         kv_elems_per_token=0, state_flops=state)
+    return mats, core, vec
+
+
+def lightning_attention(hidden: int, heads: int, head_dim: int) -> tuple[list[Matrix], AttentionCore, int]:
+    """Lightning (linear) attention of MiniMax-01 / M1 (arXiv 2501.08313 sec. 2.2; transformers
+    ``MiniMaxLightningAttention``): fused qkv (h -> 3 H d), output gate (h -> H d), RMSNorm (H d), out (H d -> h).
+    Per-token forward FLOPs of the recurrence: per head the d x d state is updated (2 d^2) and read (2 d^2)."""
+    hd = heads * head_dim
+    mats = [Matrix("qkv", hidden, 3 * hd, "attn", "col"),
+            Matrix("gate", hidden, hd, "attn", "col"),
+            Matrix("o", hd, hidden, "attn", "row")]
+    core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=head_dim, kv_heads=heads, kind="linear",
+                         kv_elems_per_token=0, state_flops=4.0 * heads * head_dim * head_dim)
+    return mats, core, hd
+
+
+def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *,
+                norm_params: int | None = None) -> tuple[list[Matrix], AttentionCore, int]:
+    """Lightning indexer of DeepSeek Sparse Attention (DeepSeek-V3.2-Exp report sec. 2.1; inference ``Indexer``):
+    ``wq_b`` (q latent -> H_I d_I), ``wk`` (h -> d_I, one key head), ``weights_proj`` (h -> H_I) and a LayerNorm on
+    the key (weight + bias: 2 d_I unless given). Its scores cover every previous token: a full causal core with
+    H_I heads, d_I query/key dims and no value (FP8 in the original; counted like any other attention FLOP)."""
+    mats = [Matrix("indexer.wq", q_in, heads * head_dim, "other", "none"),
+            Matrix("indexer.wk", hidden, head_dim, "other", "none"),
+            Matrix("indexer.weights", hidden, heads, "other", "none")]
+    core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=0, kv_heads=1, kind="full",
+                         kv_elems_per_token=head_dim)
+    return mats, core, (2 * head_dim if norm_params is None else norm_params)
+
+
+def scaled(mats: list[Matrix], copies: int) -> list[Matrix]:
+    """``copies`` identical sub-layers in one layer (LongCat-Flash: two attentions and two dense MLPs)."""
+    return [replace(m, count=m.count * copies, active=m.active * copies) for m in mats]

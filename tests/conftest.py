@@ -1,0 +1,39 @@
+"""Shared fixtures: small hand-built chips and systems, independent of the catalog files."""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.catalog.types import Chip, NetLevel, System
+from trainsim.model.inline import InlineModel, build_inline
+from trainsim.perf.calibration import Calib
+from trainsim.perf.context import StepContext
+
+
+def make_system(bf16=312e12, hbm=80e9, hbm_bw=2.039e12, up=300e9, out=25e9, size=8, fp8=None):
+    peaks = {"bf16": bf16}
+    if fp8:
+        peaks["fp8"] = fp8
+    chip = Chip("test-chip", "Test", "test", "test", peaks, hbm, hbm_bw, up, out)
+    return System("test-system", "Test", chip, (NetLevel("scale-up", size, up, 2e-6), NetLevel("scale-out", None, out, 5e-6)))
+
+
+@pytest.fixture(scope="session")
+def a100_system():
+    return make_system()
+
+
+@pytest.fixture(scope="session")
+def gpt3():
+    return build_inline(InlineModel(name="gpt3-175b", layers=96, hidden=12288, heads=96, ffn=49152, vocab=51200,
+                                    ffn_act="gelu"))
+
+
+@pytest.fixture(scope="session")
+def small_moe():
+    return build_inline(InlineModel(name="moe", layers=8, hidden=1024, heads=16, ffn=4096, ffn_act="swiglu",
+                                    vocab=32000, moe=dict(experts=16, top_k=2, expert_ffn=512, shared_experts=1,
+                                                          dense_layers=1)))
+
+
+def ctx_for(arch, system, chips=64, seq=2048, gbs=64, precision="bf16", calib=None):
+    return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib())

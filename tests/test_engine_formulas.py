@@ -1,0 +1,107 @@
+"""The engine against hand derivations written out here (not values copied from the code)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainsim.model.counts import count
+from trainsim.parallel.plan import Plans
+from trainsim.perf.calibration import Calib
+from trainsim.perf.collectives import all_reduce_time, all_to_all_time, reduce_scatter_time
+from trainsim.perf.memory import layer_activation_bytes, memory_breakdown
+from trainsim.perf.pipeline import bubble_time
+
+from conftest import ctx_for, make_system
+
+
+def plan(**kw):
+    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    base.update(kw)
+    return Plans.from_columns(**base)
+
+
+def test_gpt3_step_flops(gpt3):
+    # GPT-3 175B, s = 2048, no biases: per layer 4h^2 (QKV, O) + 8h^2 (MLP) matmul weights; logits V h.
+    h, L, V, s, a = 12288, 96, 51200, 2048, 96
+    matmul = 6 * (L * 12 * h * h + V * h)
+    # causal attention forward per token per layer: QK^T and AV, 2 x a x (128 + 128) x mean context (s+1)/2
+    attn = 3 * L * 2 * a * (128 + 128) * (s + 1) / 2
+    c = count(gpt3, s)
+    assert c.flops_per_token == pytest.approx(matmul + attn, rel=1e-12)
+    # a 1536-sequence step (GPT-3 paper batch 3.2M tokens ~ 1536 x 2048): 6 N T dominates
+    step_flops = c.flops_per_token * 1536 * 2048
+    # 6 N T = 6 x 174.58e9 x 3.146e6 = 3.295e18, plus causal attention 1.4e10 / 1.047e12 = 1.4% -> 3.341e18
+    assert step_flops == pytest.approx(3.341e18, rel=0.002)
+
+
+@pytest.mark.parametrize("p,m", [(8, 64), (4, 16), (16, 128), (2, 1)])
+def test_1f1b_bubble_fraction(p, m):
+    t = 1.0
+    b = bubble_time(np.array([0]), np.array([p]), np.array([1]), t)[0]
+    assert b / (m * t + b) == pytest.approx((p - 1) / (m + p - 1))
+
+
+@pytest.mark.parametrize("p,m,v", [(8, 64, 2), (4, 16, 4), (16, 128, 3)])
+def test_interleaved_bubble_fraction(p, m, v):
+    t = 1.0
+    b = bubble_time(np.array([1]), np.array([p]), np.array([v]), t)[0]
+    assert b / (m * t + b) == pytest.approx((p - 1) / (v * m + p - 1))
+
+
+def test_ring_all_reduce_single_level():
+    # 8 chips in one 300 GB/s domain, 1 GB buffer, efficiency 1: 2 (n-1)/n S / B + 2 (n-1) alpha
+    sysm = make_system(up=300e9, size=8)
+    t = all_reduce_time(1e9, np.array([8]), np.array([1]), sysm, (1.0, 1.0))[0]
+    assert t == pytest.approx(2 * 7 / 8 * 1e9 / 300e9 + 2 * 7 * 2e-6)
+
+
+def test_hierarchical_reduce_scatter_two_levels():
+    # 32 members, 8 per domain: inner RS over 8 on S, then outer RS over 4 on S/8 through each chip's own NIC
+    sysm = make_system(up=300e9, out=25e9, size=8)
+    S = 4e9
+    t = reduce_scatter_time(S, np.array([32]), np.array([1]), sysm, (1.0, 1.0))[0]
+    hand = 7 / 8 * S / 300e9 + 7 * 2e-6 + 3 / 4 * (S / 8) / 25e9 + 3 * 5e-6
+    assert t == pytest.approx(hand)
+
+
+def test_all_to_all_split_by_level():
+    # 16 members with stride 1 on 8-chip domains: 7/16 of the bytes over scale-up, 8/16 over scale-out
+    sysm = make_system(up=300e9, out=25e9, size=8)
+    S = 1.6e9
+    t = all_to_all_time(S, np.array([16]), np.array([1]), sysm, (1.0, 1.0))[0]
+    assert t == pytest.approx(max(S * 7 / 16 / 300e9, S * 8 / 16 / 25e9) + 2e-6 + 5e-6)
+
+
+def test_adam_bytes_per_parameter(gpt3, a100_system):
+    # Megatron mixed precision: bf16 weights 2 + fp32 grads 4 + fp32 master/m/v 12 = 18 B/param without ZeRO;
+    # ZeRO-1 over d ranks: 6 + 12/d (Korthikanti/Megatron distributed optimizer)
+    ctx = ctx_for(gpt3, a100_system, chips=64)
+    p0 = plan(tp=8, pp=8, dp=1, zero=0)
+    m0 = memory_breakdown(ctx, p0, np.array([2048.0]), np.array([64.0]))
+    states0 = m0["weights"][0] + m0["gradients"][0] + m0["optimizer"][0]
+    ctx16 = ctx_for(gpt3, a100_system, chips=1024, gbs=1024)
+    p1 = plan(tp=8, pp=8, dp=16, zero=1)
+    m1 = memory_breakdown(ctx16, p1, np.array([2048.0]), np.array([64.0]))
+    states1 = m1["weights"][0] + m1["gradients"][0] + m1["optimizer"][0]
+    assert states0 / states1 == pytest.approx(18 / (6 + 12 / 16))
+
+
+def test_korthikanti_activation_example(gpt3, a100_system):
+    # Korthikanti et al. 2022 eq. (2), tensor + sequence parallel: s b h (34 / t) + 5 a s^2 b / t per layer.
+    # With flash attention the 5 a s^2 b term (scores, softmax, dropout) is not stored, and without dropout the
+    # two 1-byte masks (2 s b h) go too: 32 s b h / t.
+    s, b, h, t = 2048, 1, 12288, 8
+    ctx = ctx_for(gpt3, a100_system)
+    kept, full = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=t), np.array([float(s * b)]))
+    assert kept[0] == pytest.approx(32 * s * b * h / t)
+    # full recompute keeps only the layer input, 2 s b h / t
+    kept_full, _ = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=t, recompute=2), np.array([float(s * b)]))
+    assert kept_full[0] == pytest.approx(2 * s * b * h / t)
+
+
+def test_gemm_roofline_bandwidth_bound():
+    from trainsim.perf.compute import gemm_time
+
+    # a 1 x 8192 x 8192 GEMM (decode-like) moves ~8192^2 x 2 bytes; at 2 TB/s that is 67 us, far above 2 x 8192^2 FLOPs
+    t = gemm_time(1.0, 8192.0, 8192.0, 312e12, 1.0, 2e12, 1.0, 2.0, 0.0)
+    assert t == pytest.approx((8192 + 8192 * 8192 + 8192) * 2 / 2e12)

@@ -1,0 +1,307 @@
+"""Turn the ``system:`` / ``chip:`` value of a run spec into a :class:`System` / :class:`Chip`.
+
+A system value is a catalog id (``hgx-h800``), a path to a YAML file holding the mapping (relative to
+``base_dir``, the run spec's folder), or an inline mapping (run-spec.md)::
+
+    {chip: ID | {name, bf16_tflops, fp8_tflops?, fp4_tflops?, hbm, hbm_bandwidth,
+                 scale_up_bandwidth?, scale_out_bandwidth?, tdp_w?, price_usd?, vendor?, family?},
+     scale_up: {size, bandwidth?, latency?}, scale_out: {bandwidth?, latency?},
+     inter_site?: {size, bandwidth, latency?}, name?, id?, power_per_chip_w?, price_per_chip_usd?}
+    {base: SYSTEM_ID, ...any of the keys above as overrides}
+
+Bandwidths are per chip, one direction ("200 GB/s", "400 Gb/s" -- bits and bytes differ). Defaults:
+
+* scale-up / scale-out bandwidth: the chip's catalog value (for ``base:`` without a new chip: the base's value);
+* latency: scale-up 2 us, scale-out 5 us, inter-site 1 ms (assumptions; see :data:`DEFAULT_LATENCY_S`);
+* power per chip: chip TDP x the systems.yaml overhead factor (1.4); price per chip: the chip price.
+
+``inter_site.size`` is the number of chips per site: the scale-out level then spans one site
+(``NetLevel.size`` = chips per site) and the inter-site level spans the job. Unknown keys and bad values raise a
+one-line :class:`TrainsimError` naming the field, the value and what was expected.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from ..errors import TrainsimError, unknown
+from ..units import TERA, parse_count, parse_quantity
+from . import load
+from .types import Chip, NetLevel, Sourced, System
+
+#: default latency per message hop when a level gives none (assumptions: NVLink/UB/ICI 1-3 us, CM384 paper
+#: 1.2-1.9 us, Atlas 950 2.1 us; InfiniBand/RoCE 5-10 us; inter-site ~100-200 km of fibre)
+DEFAULT_LATENCY_S = {"scale_up": 2e-6, "scale_out": 5e-6, "inter_site": 1e-3}
+
+CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_bandwidth", "scale_up_bandwidth",
+             "scale_out_bandwidth", "tdp_w", "price_usd", "vendor", "family")
+CHIP_REQUIRED = ("name", "bf16_tflops", "hbm", "hbm_bandwidth")
+SYSTEM_KEYS = ("base", "id", "name", "chip", "scale_up", "scale_out", "inter_site", "power_per_chip_w",
+               "price_per_chip_usd")
+LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency"), "scale_out": ("bandwidth", "latency"),
+              "inter_site": ("size", "bandwidth", "latency")}
+LEVEL_NAMES = {"scale_up": "scale-up", "scale_out": "scale-out", "inter_site": "inter-site"}
+
+_INLINE = Sourced(("inline",), "user", "given in the run spec")
+
+
+def _check_keys(d: Mapping, allowed, field: str, where: str | None) -> None:
+    for key in d:
+        if key not in allowed:
+            raise unknown("key", str(key), allowed, field=field, where=where)
+
+
+def _mapping(value, field: str, where: str | None, example: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise TrainsimError(f"expected a mapping such as {example}, got {value!r}", field=field, where=where)
+    return value
+
+
+def _positive(x: float, value, field: str, where: str | None, what: str, *, allow_zero: bool = False) -> float:
+    if x < 0 or (x == 0 and not allow_zero) or x != x:
+        raise TrainsimError(f"expected {what}, got {value!r}", field=field, where=where)
+    return x
+
+
+def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allow_zero: bool = False) -> float:
+    return _positive(parse_quantity(value, dim, field, where=where), value, field, where, what,
+                     allow_zero=allow_zero)
+
+
+def _tflops(value, field: str, where: str | None) -> float:
+    """A peak in TFLOPS (a plain number) or a string with a unit ("989 TFLOP/s")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _positive(float(value) * TERA, value, field, where, "a positive number of TFLOPS such as 989")
+    return _quantity(value, "flops", field, where, "a positive rate such as '989 TFLOP/s'")
+
+
+def _size(value, field: str, where: str | None) -> int:
+    x = parse_count(value, field, where=where)
+    if x < 1 or x != int(x):
+        raise TrainsimError(f"expected a positive whole number of chips, got {value!r}", field=field, where=where)
+    return int(x)
+
+
+def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chip:
+    """A catalog chip id, a :class:`Chip`, or an inline chip mapping -> :class:`Chip`.
+
+    Catalog chips are returned even when unusable (no BF16 peak); :func:`resolve_system` and the engine call
+    :func:`trainsim.catalog.load.require_usable`.
+    """
+    if isinstance(value, Chip):
+        return value
+    if isinstance(value, str):
+        return load.get_chip(value, field=field, where=where)
+    d = _mapping(value, field, where, "{name: x, bf16_tflops: 989, hbm: '80 GB', hbm_bandwidth: '3.35 TB/s'} "
+                                      "or a catalog chip id")
+    _check_keys(d, CHIP_KEYS, field, where)
+    for key in CHIP_REQUIRED:
+        if d.get(key) is None:
+            raise TrainsimError(f"missing required key '{key}'", field=field, where=where)
+    f = lambda k: f"{field}.{k}"  # noqa: E731
+    peak = {"bf16": _tflops(d["bf16_tflops"], f("bf16_tflops"), where)}
+    for prec in ("fp8", "fp4"):
+        if d.get(f"{prec}_tflops") is not None:
+            peak[prec] = _tflops(d[f"{prec}_tflops"], f(f"{prec}_tflops"), where)
+    bw = lambda k: (_quantity(d[k], "bytes_per_s", f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
+                    if d.get(k) is not None else 0.0)
+    tdp = (_quantity(d["tdp_w"], "watts", f("tdp_w"), where, "a positive power such as 700 or '700 W'")
+           if d.get("tdp_w") is not None else None)
+    price = None
+    if d.get("price_usd") is not None:
+        price = _positive(parse_count(d["price_usd"], f("price_usd"), where=where), d["price_usd"], f("price_usd"),
+                          where, "a non-negative price in USD", allow_zero=True)
+    name = str(d["name"])
+    given = {k: _INLINE for k in ("bf16_flops", "fp8_flops", "fp4_flops", "hbm_bytes", "hbm_bw", "scale_up_bw",
+                                  "scale_out_bw", "tdp_w", "price_usd")}
+    return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
+                peak_flops=peak,
+                hbm_bytes=_quantity(d["hbm"], "bytes", f("hbm"), where, "a positive size such as '80 GB'"),
+                hbm_bw=_quantity(d["hbm_bandwidth"], "bytes_per_s", f("hbm_bandwidth"), where,
+                                 "a positive bandwidth such as '3.35 TB/s'"),
+                scale_up_bw=bw("scale_up_bandwidth"), scale_out_bw=bw("scale_out_bandwidth"),
+                tdp_w=tdp, price_usd=price, sources=given)
+
+
+def _load_file(value: str, base_dir, field: str) -> tuple[object, str]:
+    path = Path(base_dir) / value if base_dir is not None else Path(value)
+    if not path.is_file():
+        raise TrainsimError(f"no system file {str(path)!r}", field=field)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TrainsimError(f"invalid YAML{line}", field=field, where=str(path)) from None
+    if isinstance(data, Mapping) and set(data) == {"system"}:
+        data = data["system"]
+    return data, str(path)
+
+
+def resolve_system(value, base_dir=None, *, field: str = "system", where: str | None = None,
+                   check: bool = True) -> System:
+    """A catalog system id, a :class:`System`, a YAML path or an inline mapping -> :class:`System`.
+
+    With ``check`` (default) the chip must be usable (:func:`~trainsim.catalog.load.require_usable`) and
+    every level must have a bandwidth.
+    """
+    if isinstance(value, System):
+        return value
+    if isinstance(value, str):
+        table = load.systems()
+        if value in table:
+            return table[value]
+        if value.endswith((".yaml", ".yml")):
+            data, where = _load_file(value, base_dir, field)
+            return resolve_system(data, base_dir, field=field, where=where, check=check)
+        raise unknown("system", value, table, field=field, where=where)
+    d = _mapping(value, field, where, "{chip: nvidia-h800-sxm5, scale_up: {size: 8, bandwidth: '200 GB/s'}} "
+                                      "or a catalog system id")
+    return _inline_system(d, field, where, check)
+
+
+def _level_override(d: Mapping, key: str, field: str, where: str | None) -> Mapping:
+    if key not in d or d[key] is None:
+        return {}
+    sub = _mapping(d[key], f"{field}.{key}", where, "{size: 8, bandwidth: '200 GB/s'}" if key != "scale_out"
+                   else "{bandwidth: '400 Gb/s'}")
+    _check_keys(sub, LEVEL_KEYS[key], f"{field}.{key}", where)
+    return sub
+
+
+def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> System:
+    _check_keys(d, SYSTEM_KEYS, field, where)
+    base = load.get_system(d["base"], field=f"{field}.base", where=where) if d.get("base") is not None else None
+    if base is None:
+        for key in ("chip", "scale_up"):
+            if d.get(key) is None:
+                raise TrainsimError(f"missing required key '{key}' (or give 'base: SYSTEM_ID')",
+                                    field=field, where=where)
+    new_chip = d.get("chip") is not None
+    chip = resolve_chip(d["chip"], field=f"{field}.chip", where=where) if new_chip else base.chip
+    if check:
+        load.require_usable(chip, field=f"{field}.chip", where=where)
+
+    src: dict[str, Sourced] = {}
+    keep_base: set[str] = set()  # base fields whose value (and range) carry over unchanged
+    base_levels = {}
+    if base is not None:
+        base_levels = {"scale_up": base.levels[0], "scale_out": base.levels[1]}
+        if len(base.levels) > 2:
+            base_levels["inter_site"] = base.levels[2]
+            base_levels["scale_out_site_size"] = base.levels[1].size
+
+    def inherit(name: str):
+        keep_base.add(name)
+        if name in base.sources:
+            src[name] = base.sources[name]
+
+    levels = {}
+    for key in ("scale_up", "scale_out", "inter_site"):
+        sub = _level_override(d, key, field, where)
+        lf = f"{field}.{key}"
+        b = base_levels.get(key)
+        if key == "inter_site":
+            if "inter_site" in d and d["inter_site"] is None:
+                continue  # explicit null removes a base's inter-site level
+            if not sub and b is None:
+                continue
+        # size
+        size = None
+        if key != "scale_out":
+            if sub.get("size") is not None:
+                size = _size(sub["size"], f"{lf}.size", where)
+                src[f"{key}_size"] = _INLINE
+            elif b is not None:
+                size = b.size if key == "scale_up" else base_levels["scale_out_site_size"]
+                inherit(f"{key}_size")
+            else:
+                raise TrainsimError("missing required key 'size'", field=lf, where=where)
+        # bandwidth
+        if sub.get("bandwidth") is not None:
+            bw = _quantity(sub["bandwidth"], "bytes_per_s", f"{lf}.bandwidth", where,
+                           "a positive bandwidth such as '200 GB/s' or '400 Gb/s'")
+            src[f"{key}_bw"] = _INLINE
+        elif b is not None and not (new_chip and key != "inter_site"):
+            bw = b.bw
+            inherit(f"{key}_bw")
+        elif key == "inter_site":
+            raise TrainsimError("missing required key 'bandwidth'", field=lf, where=where)
+        else:
+            chip_bw = chip.scale_up_bw if key == "scale_up" else chip.scale_out_bw
+            if not chip_bw > 0:
+                raise TrainsimError(f"missing 'bandwidth' and chip {chip.id} has no sourced {LEVEL_NAMES[key]} "
+                                    f"bandwidth; give one such as '400 Gb/s'", field=lf, where=where)
+            bw = chip_bw
+            csrc = chip.sources.get(f"{key}_bw")
+            src[f"{key}_bw"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
+                                       f"chip {chip.id} value" + (f"; {csrc.note}" if csrc and csrc.note else ""))
+        # latency
+        if sub.get("latency") is not None:
+            lat = _quantity(sub["latency"], "seconds", f"{lf}.latency", where, "a latency such as '2 us'",
+                            allow_zero=True)
+            src[f"{key}_latency"] = _INLINE
+        elif b is not None:
+            lat = b.latency_s
+            inherit(f"{key}_latency")
+        else:
+            lat = DEFAULT_LATENCY_S[key]
+            src[f"{key}_latency"] = Sourced(("assumption",), "low", f"trainsim default {LEVEL_NAMES[key]} latency")
+        levels[key] = (size, bw, lat)
+
+    up_size = levels["scale_up"][0]
+    net = [NetLevel("scale-up", up_size, levels["scale_up"][1], levels["scale_up"][2])]
+    if "inter_site" in levels:
+        site, bw, lat = levels["inter_site"]
+        if site < up_size or site % up_size:
+            raise TrainsimError(f"expected chips per site as a multiple of the scale-up size {up_size}, got {site}",
+                                field=f"{field}.inter_site.size", where=where)
+        net.append(NetLevel("scale-out", site, levels["scale_out"][1], levels["scale_out"][2]))
+        net.append(NetLevel("inter-site", None, bw, lat))
+    else:
+        net.append(NetLevel("scale-out", None, levels["scale_out"][1], levels["scale_out"][2]))
+
+    power, price = _power_price(d, base, chip, new_chip, field, where, src, inherit)
+    name = d.get("name") or (f"{base.name} (modified)" if base is not None else f"{up_size} x {chip.name}")
+    sid = d.get("id") or (f"{base.id}+overrides" if base is not None else f"inline-{chip.id}")
+    ranges = {k: v for k, v in base.ranges.items() if k in keep_base} if base is not None else {}
+    if base is not None:  # provenance of the ranges that still apply
+        src.update({k: v for k, v in base.sources.items() if k.endswith(".range") and k[:-6] in keep_base})
+    return System(id=str(sid), name=str(name), chip=chip, levels=tuple(net), power_per_chip_w=power,
+                  price_per_chip_usd=price, sources=src, ranges=ranges)
+
+
+def _power_price(d, base, chip, new_chip, field, where, src, inherit):
+    """Power and price per chip: given, else the base's (same chip), else chip TDP x overhead / chip price."""
+    if d.get("power_per_chip_w") is not None:
+        power = _quantity(d["power_per_chip_w"], "watts", f"{field}.power_per_chip_w", where,
+                          "a positive power such as 1275 or '1.3 kW'")
+        src["power_per_chip_w"] = _INLINE
+    elif base is not None and not new_chip:
+        power = base.power_per_chip_w
+        inherit("power_per_chip_w")
+    elif chip.tdp_w:
+        factor = load.power_overhead_factor()
+        power = chip.tdp_w * factor
+        src["power_per_chip_w"] = Sourced(("assumption",), "low", f"chip TDP {chip.tdp_w:g} W x {factor:g}")
+    else:
+        power = None
+        src["power_per_chip_w"] = Sourced((), "low", f"chip {chip.id} has no TDP; give power_per_chip_w")
+
+    if d.get("price_per_chip_usd") is not None:
+        value = d["price_per_chip_usd"]
+        price = _positive(parse_count(value, f"{field}.price_per_chip_usd", where=where), value,
+                          f"{field}.price_per_chip_usd", where, "a non-negative price in USD", allow_zero=True)
+        src["price_per_chip_usd"] = _INLINE
+    elif base is not None and not new_chip:
+        price = base.price_per_chip_usd
+        inherit("price_per_chip_usd")
+    else:
+        price = chip.price_usd
+        csrc = chip.sources.get("price_usd")
+        src["price_per_chip_usd"] = Sourced(csrc.source if csrc else (), csrc.confidence if csrc else "low",
+                                            f"chip price of {chip.id}" + (f"; {csrc.note}" if csrc and csrc.note
+                                                                          else ""))
+    return power, price

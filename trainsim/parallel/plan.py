@@ -1,0 +1,57 @@
+"""A parallel plan as columns of numpy arrays, so that one code path costs one plan or a million.
+
+Fields (Megatron-LM names): tp, pp, vpp (virtual stages per pipeline rank), ep, etp (tensor parallel inside
+an expert), cp (context parallel), dp (derived: chips / (tp pp cp)), zero (0-3), recompute (0 none,
+1 selective, 2 full), mb (micro-batch, sequences), schedule (codes below), node_limit (0: none; else the
+maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited routing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+SCHEDULES = ("1f1b", "interleaved", "zero-bubble", "dualpipe")
+RECOMPUTE = ("none", "selective", "full")
+INT_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "recompute", "mb", "schedule", "node_limit")
+
+
+@dataclass
+class Plans:
+    """N candidate plans; every attribute is an int64 array of length N."""
+
+    tp: np.ndarray
+    pp: np.ndarray
+    vpp: np.ndarray
+    ep: np.ndarray
+    etp: np.ndarray
+    cp: np.ndarray
+    dp: np.ndarray
+    zero: np.ndarray
+    recompute: np.ndarray
+    mb: np.ndarray
+    schedule: np.ndarray
+    node_limit: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tp.shape[0])
+
+    @classmethod
+    def from_columns(cls, **cols) -> "Plans":
+        n = max(np.size(v) for v in cols.values())
+        return cls(**{k: np.broadcast_to(np.asarray(cols[k], dtype=np.int64), (n,)).copy() for k in INT_FIELDS})
+
+    def take(self, idx) -> "Plans":
+        return Plans(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def row(self, i: int) -> dict:
+        """One plan as a readable dict (names instead of codes)."""
+        d = {f.name: int(getattr(self, f.name)[i]) for f in fields(self)}
+        d["schedule"] = SCHEDULES[d["schedule"]]
+        d["recompute"] = RECOMPUTE[d["recompute"]]
+        d["micro_batch"] = d.pop("mb")
+        return d
+
+    @staticmethod
+    def concat(parts: list["Plans"]) -> "Plans":
+        return Plans(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Plans)})

@@ -1,0 +1,76 @@
+"""Which plans are valid for a model, a cluster and a batch: every rule in one place, vectorised.
+
+``check(plans, ...)`` returns a reason code per plan (0 = valid); ``REASONS`` says, per code, which field broke
+which rule. The search counts rejections by reason; ``estimate`` turns the first failure into a one-line error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.arch import Arch
+from .plan import Plans
+
+REASONS = {
+    1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp))"),
+    2: ("tp", "tp must divide the attention heads and the key/value heads"),
+    3: ("pp", "pp x vpp must not exceed the number of layers"),
+    4: ("ep", "ep must divide the number of routed experts (and be 1 for a dense model)"),
+    5: ("ep", "ep x etp must divide tp x cp x dp (the chips of one pipeline stage)"),
+    6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
+    7: ("cp", "seq_len must be divisible by 2 x cp (load-balanced causal chunks)"),
+    8: ("micro_batch", "global batch (sequences) must be a multiple of dp x micro_batch"),
+    9: ("vpp", "vpp > 1 needs the interleaved schedule and pp > 1; interleaved needs vpp > 1"),
+    10: ("schedule", "interleaved needs the number of micro-batches to be a multiple of pp"),
+    11: ("schedule", "dualpipe needs an even pp and at least pp micro-batches"),
+    12: ("node_limit", "node_limit needs ep > 1"),
+    13: ("tp", "tp must divide the vocabulary size and the hidden size"),
+    14: ("pp", "pipeline schedules need pp > 1 for zero-bubble and dualpipe"),
+}
+
+
+def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: int) -> np.ndarray:
+    """Reason code per plan, 0 where the plan is valid; the first broken rule wins."""
+    n = len(p)
+    code = np.zeros(n, dtype=np.int64)
+
+    def rule(bad, c):
+        nonlocal code
+        code = np.where((code == 0) & bad, c, code)
+
+    heads = [c.heads for lk in arch.layers for c in lk.attention] or [1]
+    kvh = [c.kv_heads for lk in arch.layers for c in lk.attention] or [1]
+    moe = [lk.moe for lk in arch.layers if lk.moe is not None]
+    rule(chips % (p.tp * p.pp * p.cp) != 0, 1)
+    bad_tp = np.zeros(n, dtype=bool)
+    for h in set(heads) | set(kvh):
+        bad_tp |= (h % p.tp) != 0
+    rule(bad_tp, 2)
+    rule((arch.hidden % p.tp != 0), 13)
+    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers, 3)
+    if moe:
+        bad_ep = np.zeros(n, dtype=bool)
+        bad_etp = np.zeros(n, dtype=bool)
+        for m in moe:
+            bad_ep |= (m.experts % p.ep) != 0
+            bad_etp |= (m.expert_ffn % p.etp) != 0
+        rule(bad_ep, 4)
+        rule(((p.tp * p.cp * p.dp) % (p.ep * p.etp)) != 0, 5)
+        rule(bad_etp, 6)
+    else:
+        rule(p.ep != 1, 4)
+        rule(p.etp != 1, 6)
+    rule(((seq_len % (2 * p.cp)) != 0) & (p.cp > 1), 7)
+    rule(batch_seqs % (p.dp * p.mb) != 0, 8)
+    inter = p.schedule == 1
+    rule(((p.vpp > 1) & ~inter) | (inter & ((p.vpp < 2) | (p.pp < 2))), 9)
+    m = batch_seqs // np.maximum(p.dp * p.mb, 1)
+    rule(inter & (m % np.maximum(p.pp, 1) != 0), 10)
+    rule(((p.schedule == 2) | (p.schedule == 3)) & (p.pp < 2), 14)
+    rule((p.schedule == 3) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
+    rule((p.node_limit > 0) & (p.ep < 2), 12)
+    return code
+
+
+def reason(code: int) -> str:
+    field, text = REASONS[int(code)]
+    return f"plan.{field}: {text}"

@@ -1,0 +1,85 @@
+"""Collective communication on a hierarchical network, alpha-beta model, vectorised over plans.
+
+Each level l has a per-chip, per-direction bandwidth B_l (line rate x an achievable-fraction ``eff_l`` from the
+calibration file) and a per-step latency alpha_l. A group of ``n`` members at rank ``stride`` spans f_l domains
+of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement`).
+
+* Reduce-scatter / all-gather of ``S`` bytes (the full, unsharded buffer), hierarchical ring (inner level first,
+  so the slow level moves only 1/f_0 of the data; Thakur, Rabenseifner & Gropp 2005, sec. 4; NCCL hierarchical
+  algorithms): T = sum_l [ (f_l - 1)/f_l x S_l / B_l + (f_l - 1) alpha_l ],  S_0 = S,  S_l = S_{l-1} / f_{l-1}.
+  With one level this is the ring bound (n-1)/n x S / B.
+* All-reduce = reduce-scatter + all-gather: 2 (n-1)/n x S / B on one level (Patarasuk & Yuan 2009).
+* All-to-all of ``S`` bytes per chip spread evenly over the n members (1/n stays local): the bytes bound for
+  level l are S (w_l - w_{l-1}) / n, with w_l the members inside one level-l domain; levels are separate
+  links and run concurrently: T = max_l bytes_l / B_l + sum_l alpha_l [f_l > 1].
+* Point-to-point send of ``S`` bytes crossing level l: S / B_l + alpha_l.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..catalog.types import System
+from ..parallel.placement import level_factors, members_within
+
+
+def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
+    return [lvl.bw * eff[min(i, len(eff) - 1)] for i, lvl in enumerate(system.levels)]
+
+
+def reduce_scatter_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+    """Hierarchical ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members."""
+    f = level_factors(n, stride, system)
+    bw = _bw(system, eff)
+    s = np.asarray(size_bytes, dtype=np.float64)
+    t = np.zeros(np.broadcast(s, np.asarray(n)).shape)
+    for fl, b, lvl in zip(f, bw, system.levels):
+        fl = fl.astype(np.float64)
+        t = t + (fl - 1.0) / fl * s / b + (fl - 1.0) * lvl.latency_s
+        s = s / fl
+    return t
+
+
+all_gather_time = reduce_scatter_time
+
+
+def all_reduce_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+    """All-reduce = reduce-scatter + all-gather."""
+    return 2.0 * reduce_scatter_time(size_bytes, n, stride, system, eff)
+
+
+def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float, ...]):
+    """Uniform all-to-all: each chip sends ``bytes_per_chip`` in total, 1/n of it to each member (self incl.)."""
+    within = members_within(n, stride, system)
+    bw = _bw(system, eff)
+    s = np.asarray(bytes_per_chip, dtype=np.float64)
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    t = np.zeros(np.broadcast(s, nn).shape)
+    lat = np.zeros_like(t)
+    prev = np.ones_like(nn)
+    for w, b, lvl in zip(within, bw, system.levels):
+        w = w.astype(np.float64)
+        t = np.maximum(t, s * (w - prev) / nn / b)
+        lat = lat + np.where(w > prev, lvl.latency_s, 0.0)
+        prev = w
+    return t + lat
+
+
+def level_bytes_time(bytes_per_level: list, system: System, eff: tuple[float, ...]):
+    """Time to move given bytes over each level concurrently: max_l bytes_l / B_l."""
+    bw = _bw(system, eff)
+    t = 0.0
+    for b_l, b in zip(bytes_per_level, bw):
+        t = np.maximum(t, np.asarray(b_l, dtype=np.float64) / b)
+    return t
+
+
+def p2p_time(size_bytes, stride, system: System, eff: tuple[float, ...]):
+    """Send ``size_bytes`` to the neighbour ``stride`` ranks away (pipeline stages)."""
+    lvl = np.zeros(np.shape(np.asarray(stride)), dtype=np.int64)
+    for i, level in enumerate(system.levels):
+        if level.size is not None:
+            lvl = np.where(np.asarray(stride) >= level.size, i + 1, lvl)
+    lvl = np.minimum(lvl, len(system.levels) - 1)
+    bw = np.array(_bw(system, eff))[lvl]
+    lat = np.array([lv.latency_s for lv in system.levels])[lvl]
+    return np.asarray(size_bytes, dtype=np.float64) / bw + lat

@@ -1,0 +1,49 @@
+"""Expert-parallel all-to-all: token dispatch and combine around every MoE layer.
+
+Per MoE layer and micro-batch each chip sends its ``tokens / tp`` sequence-sharded tokens to the experts they
+are routed to: ``top_k`` copies of ``hidden`` elements (FP8 dispatch when training in FP8, BF16 combine;
+DeepSeek-V3 report sec. 3.3.2). Forward: dispatch + combine; backward: the same two in reverse.
+The copies spread evenly over the ep group, so the share crossing each network level follows the group's
+placement (:func:`trainsim.perf.collectives.all_to_all_time`).
+
+Node-limited routing (DeepSeek-V3 sec. 2.1.2: each token goes to at most M nodes, sent once per node over the
+scale-out network and fanned out inside the node): with G = ep groups of w ranks in a scale-up domain, a token
+reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M; the scale-out bytes are one
+copy per remote domain hit, the scale-up bytes the k copies delivered inside domains.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.arch import LayerKind
+from ..parallel.placement import members_within
+from .collectives import all_to_all_time, level_bytes_time
+from .context import StepContext
+
+
+def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Forward dispatch + combine time of one MoE layer per micro-batch (0 for dense layers or ep = 1)."""
+    if lk.moe is None:
+        return np.zeros_like(tokens)
+    h = ctx.arch.hidden
+    k = float(lk.moe.active_experts)
+    tok = tokens / p.tp
+    disp_b = ctx.act_bytes
+    per_copy = tok * h
+    generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, ctx.calib.coll_eff)
+               + all_to_all_time(per_copy * k * 2.0, p.ep, p.etp, ctx.system, ctx.calib.coll_eff))
+    if not np.any(p.node_limit > 0):
+        return np.where(p.ep > 1, generic, 0.0)
+    # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
+    w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
+    g = np.maximum(p.ep / w, 1.0)
+    distinct = g * (1.0 - (1.0 - 1.0 / g) ** k)
+    distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
+    remote = distinct * (g - 1.0) / g
+    inner = k * (w - 1.0) / w
+    nl = 0.0
+    for b in (disp_b, 2.0):
+        lv = [per_copy * inner * b, per_copy * remote * b] + [0.0] * (len(ctx.system.levels) - 2)
+        nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
+    nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
+    return np.where(p.ep > 1, np.where(p.node_limit > 0, nl, generic), 0.0)

@@ -1,0 +1,32 @@
+"""Tensor-parallel communication per layer, with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2).
+
+Each tensor-parallel block (attention, dense MLP) does one all-gather of the sequence-sharded input and one
+reduce-scatter of its output in the forward pass, and the same pair in the backward pass; each moves the full
+activation ``tokens x hidden x 2 bytes`` over the tp group (ring: (tp-1)/tp of it per chip). A MoE block with
+etp = 1 keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared
+experts, which are tensor-parallel like a dense MLP. A parallel block (PaLM) fuses attention and MLP: one pair.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.arch import LayerKind
+from .collectives import reduce_scatter_time
+from .context import StepContext
+
+
+def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> np.ndarray:
+    """Number of (all-gather or reduce-scatter) operations per layer per pass (forward or backward)."""
+    attn = 2.0
+    if lk.moe is None:
+        mlp = 0.0 if parallel_block else 2.0
+    else:
+        mlp = np.where((lk.moe.shared_experts > 0) | (np.asarray(etp) > 1), 2.0, 0.0)
+    return attn + mlp
+
+
+def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
+    size = tokens * ctx.arch.hidden * 2.0
+    one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
+    return one * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)

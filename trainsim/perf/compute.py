@@ -1,0 +1,112 @@
+"""Compute time of one layer for one micro-batch on one chip: GEMMs, flash attention, memory-bound ops.
+
+* GEMM roofline (Williams, Waterman & Patterson 2009): t = max(2 M N K / (peak x eff),
+  (M K + K N + M N) x bytes / (HBM bandwidth x mem_eff)) + launch latency. Small GEMMs (few tokens per expert,
+  decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
+* Attention core, flash-style causal kernel (Dao 2023): forward FLOPs 2 x heads x (d_qk + d_v) x tokens x mean
+  causal context (see :func:`trainsim.model.counts.mean_context`), at ``attn_eff`` of the BF16 peak; backward
+  takes ``attn_bwd_ratio`` times the forward.
+* Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
+  FP8 casts) by bytes moved over HBM bandwidth: :func:`elementwise_bytes_per_token`.
+
+Sharding of each matrix by the plan follows ``Matrix.group`` / ``Matrix.split`` (Shoeybi et al. 2019 for tp;
+Megatron-Core MoE for ep x etp): per chip a column-split GEMM has N / tp, a row-split one K / tp; replicated
+ones (MLA down-projections, router) run in full on every tensor-parallel rank.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.arch import LayerKind, Matrix
+from ..model.counts import layer_attention_fwd_flops_per_token
+from .context import StepContext
+
+
+def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s):
+    """Roofline time of one (M x K) @ (K x N) GEMM."""
+    t_c = 2.0 * m * n * k / (peak * eff)
+    t_m = (m * k + k * n + m * n) * bytes_el / (hbm_bw * mem_eff)
+    return np.maximum(t_c, t_m) + latency_s
+
+
+def _sharded_shape(mat: Matrix, shard):
+    if mat.split == "col":
+        return mat.k, mat.n / shard
+    if mat.split == "row":
+        return mat.k / shard, mat.n
+    return float(mat.k), float(mat.n)
+
+
+def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
+    c = ctx.calib
+    peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
+    t = np.zeros_like(tokens)
+    for mat in lk.matrices:
+        if mat.group == "expert":
+            e = lk.moe.experts if lk.moe else mat.count
+            # tokens per local expert: dp x tokens x active / (E x edp) = tokens x active x ep x etp / (E x tp x cp)
+            m_e = tokens * mat.active * p.ep * p.etp / (e * p.tp)
+            k, n = _sharded_shape(mat, p.etp)
+            local = e / p.ep
+            t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0)) * c.expert_imbalance \
+                + c.gemm_latency_s
+        elif mat.group == "router":
+            t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, 2.0, c.gemm_latency_s)
+        elif mat.group == "other" or mat.split == "none":
+            t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s)
+        else:
+            k, n = _sharded_shape(mat, p.tp)
+            t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s)
+    return t
+
+
+def head_gemm_fwd(ctx: StepContext, p, tokens):
+    """Output head (logits) GEMM, vocab split over tp, plus the fused cross-entropy pass over the logits."""
+    a, c = ctx.arch, ctx.calib
+    t = gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
+                  ctx.act_bytes, c.gemm_latency_s)
+    ce_bytes = tokens * a.vocab / p.tp * 6.0  # write bf16 logits, read them and write fp32 softmax stats
+    return t + ce_bytes / (ctx.chip.hbm_bw * c.mem_eff)
+
+
+def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Flash-attention forward of one layer: heads split over tp, causal work split evenly over cp."""
+    fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+    return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff)
+
+
+def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p, tokens):
+    return layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+
+
+def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool) -> float:
+    """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
+
+    2 norms (read + write h): 8h; 2 residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims;
+    activation function: SwiGLU reads 2f and writes f (6f bytes), GELU / ReLU^2 read and write f (4f);
+    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h);
+    FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    """
+    b = 20.0 * hidden
+    for core in lk.attention:
+        b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
+    act_per_f = 6.0 if lk.ffn_act == "swiglu" else 4.0
+    b += act_per_f * lk.ffn_dim
+    if lk.moe is not None:
+        b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
+        b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
+    if fp8:
+        b += 3.0 * sum(m.k * m.active for m in lk.matrices if m.group != "router")
+    return b
+
+
+def elementwise_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp."""
+    by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0) * tokens / p.tp
+    return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+
+
+def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Model FLOPs of one layer's GEMMs on one chip per micro-batch (forward): 2 x active params x tokens / (tp cp)."""
+    return 2.0 * lk.active_matmul_params * tokens / p.tp

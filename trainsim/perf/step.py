@@ -1,0 +1,161 @@
+"""One training step: compose compute, communication, pipeline and optimizer into a time and its breakdown.
+
+For m = global batch / (dp x micro-batch) micro-batches, with t_f and t_b the forward and backward time of one
+micro-batch on the slowest pipeline stage (its layers, plus the output head and MTP modules on the last stage;
+each including the communication the schedule cannot hide):
+
+    step = m (t_f + t_b) + bubble(schedule, p, v, t_f + t_b) + exposed DP sync + optimizer + overhead
+
+Backward = 2 x forward for GEMMs (input and weight gradients), ``attn_bwd_ratio`` x for flash attention, 2 x for
+memory-bound kernels; recomputation adds the recomputed forward parts to the backward (selective: attention
+core and activation functions; full: the whole layer forward, tp collectives included). Overlap of a
+communication C with compute W uses one rule everywhere: exposed = C - f min(C, W), f from the calibration.
+
+MFU = model FLOPs (6 x active params incl. head + causal attention, per token; no recompute, no MTP) /
+(step x chips x BF16 dense peak). HFU counts what the hardware executed (recompute and MTP included).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.counts import count, layer_attention_fwd_flops_per_token
+from .comm_cp import cp_ring_fwd
+from .comm_dp import dp_sync_times
+from .comm_ep import ep_alltoall_fwd
+from .comm_tp import tp_comm_fwd
+from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
+from .collectives import p2p_time
+from .context import StepContext
+from .memory import memory_breakdown, model_state_params, stage_layers
+from .pipeline import SCHED_DUALPIPE, bubble_time
+
+BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
+                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "other")
+
+
+def exposed(comm, work, f):
+    """Communication left on the critical path when a fraction ``f`` of it can hide behind ``work``."""
+    return comm - f * np.minimum(comm, work)
+
+
+@dataclass
+class StepResult:
+    step_time_s: np.ndarray
+    tokens_per_s_per_chip: np.ndarray
+    mfu: np.ndarray
+    hfu: np.ndarray
+    memory: dict
+    breakdown: dict
+    microbatches: np.ndarray
+
+    @property
+    def memory_per_chip_bytes(self) -> np.ndarray:
+        return self.memory["total"]
+
+
+def evaluate(ctx: StepContext, p) -> StepResult:
+    """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``."""
+    a, c = ctx.arch, ctx.calib
+    n = len(p)
+    tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
+    m = ctx.global_batch_seqs / (p.dp * p.mb)
+    L = a.n_layers
+    n_st = stage_layers(ctx, p)
+    share = n_st / L
+
+    gemm = np.zeros(n); attn = np.zeros(n); elem = np.zeros(n)
+    tp_f = np.zeros(n); ep_f = np.zeros(n); cp_f = np.zeros(n)
+    rec_sel = np.zeros(n); rec_full_extra = np.zeros(n)
+    for lk in a.layers:
+        w = lk.n_layers * share
+        g = layer_gemm_fwd(lk, ctx, p, tokens)
+        at = attention_fwd(lk, ctx, p, tokens)
+        el = elementwise_fwd(lk, ctx, p, tokens)
+        gemm += w * g; attn += w * at; elem += w * el
+        tp_f += w * tp_comm_fwd(lk, ctx, p, tokens)
+        ep_f += w * ep_alltoall_fwd(lk, ctx, p, tokens)
+        cp_f += w * cp_ring_fwd(lk, ctx, p, tokens)
+        rec_sel += w * (at + el * 0.25)
+    # last stage: output head and MTP modules (each an extra layer plus the head)
+    head = head_gemm_fwd(ctx, p, tokens)
+    mtp_g = np.zeros(n); mtp_a = np.zeros(n); mtp_e = np.zeros(n); mtp_comm = np.zeros(n)
+    for lk in a.mtp:
+        mtp_g += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
+        mtp_a += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
+        mtp_e += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
+        mtp_comm += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens))
+    gemm_last = head + mtp_g
+    # a stage's forward: compute + exposed comm
+    comp_f = gemm + attn + elem
+    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
+    ep_ov = np.where(p.schedule == SCHED_DUALPIPE, c.ep_overlap_dualpipe, c.ep_overlap)
+    ep_exp_f = exposed(ep_f, comp_f, ep_ov)
+    cp_exp_f = exposed(cp_f, attn, c.cp_overlap)
+    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap)
+    # extra forward work on the last stage (head + MTP) makes it the slowest when it exceeds nothing else
+    last_f = gemm_last + mtp_a + mtp_e + mtp_comm
+    f_last_share = np.where(p.pp > 1, 1.0, 1.0)
+    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
+    last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
+    # recompute (extra forward work during backward)
+    rec = np.where(p.recompute == 1, rec_sel, 0.0)
+    rec = np.where(p.recompute == 2, comp_f + tp_exp_f + ep_exp_f + cp_exp_f, rec)
+
+    # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
+    p2p_bytes = tokens / p.tp * a.hidden * 2.0
+    p2p = 2.0 * np.maximum(p.vpp, 1) * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
+    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap), 0.0)
+
+    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + f_last_share * last_f
+    t_b = comp_b + tp_exp_f + 2.0 * 0 + ep_exp_f + cp_exp_b + last_b + rec
+    t_mb = t_f + t_b + p2p
+    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
+
+    # data-parallel synchronisation and optimizer
+    dense, expert = model_state_params(ctx, p)
+    grad_t, gather_t = dp_sync_times(ctx, p, dense, expert)
+    z3 = p.zero >= 3
+    # zero 0-2: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward
+    dp_exp = np.where(z3, 0.0, exposed(grad_t, t_b, c.dp_overlap) + exposed(gather_t, t_f, c.dp_overlap))
+    # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
+    z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
+    dp_exp = np.where(z3, m * z3_per_mb, dp_exp)
+    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    opt_params = dense / np.where(p.zero >= 1, p.dp, 1) + expert / np.where(p.zero >= 1, edp, 1)
+    optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
+
+    step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
+
+    # breakdown: every part of `step`, in seconds
+    bd = {
+        "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last),
+        "attention": m * ((1.0 + c.attn_bwd_ratio) * (attn + mtp_a)),
+        "memory_bound": m * 3.0 * (elem + mtp_e),
+        "recompute": m * rec,
+        "tp_comm": m * 2.0 * tp_exp_f,
+        "ep_alltoall": m * (2.0 * ep_exp_f + 3.0 * mtp_comm),
+        "cp_comm": m * (cp_exp_f + cp_exp_b),
+        "pp_p2p": m * p2p,
+        "pipeline_bubble": bubble,
+        "dp_comm": dp_exp,
+        "optimizer": optimizer,
+        "other": np.full(n, c.step_overhead_s),
+    }
+    # MTP comm was folded with ep for brevity; keep the sum exact
+    counts = count(a, ctx.seq_len)
+    tokens_step = ctx.global_batch_seqs * ctx.seq_len
+    peak = ctx.chip.flops("bf16")
+    model_flops = counts.flops_per_token * tokens_step
+    hw_extra = counts.mtp_flops_per_token * tokens_step
+    # recompute FLOPs: selective = attention forward again; full = one more forward of the layers
+    attn_fl = 3.0 * sum(layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * lk.n_layers for lk in a.layers)
+    rec_fl = np.where(p.recompute == 1, attn_fl / 3.0 * tokens_step, 0.0)
+    rec_fl = np.where(p.recompute == 2, (counts.flops_per_token - 6.0 * a.vocab * a.hidden) / 3.0 * tokens_step,
+                      rec_fl)
+    mfu = model_flops / (step * ctx.chips * peak)
+    hfu = (model_flops + hw_extra + rec_fl) / (step * ctx.chips * peak)
+    mem = memory_breakdown(ctx, p, tokens, m)
+    return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=mfu,
+                      hfu=hfu, memory=mem, breakdown=bd, microbatches=m)

@@ -1,0 +1,113 @@
+"""Plan search: evaluate every valid plan at once (in chunks) and keep the fastest ones that fit.
+
+The search is exhaustive over the candidate grid of :mod:`trainsim.parallel.enumerate` (nothing is pruned as
+"dominated"), and evaluates plans with exactly the engine's vectorised functions (:func:`perf.step.evaluate`).
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .estimate import Estimate, context, result_row
+from .parallel.enumerate import enumerate_plans
+from .parallel.plan import Plans
+from .parallel.validity import REASONS
+from .perf.calibration import Calib
+from .perf.step import evaluate
+from .spec import PlanSpec, Run
+
+CHUNK = 131072
+
+
+@dataclass
+class SearchResult:
+    run: Run
+    best: Estimate | None
+    runners_up: list[Estimate]
+    pareto: list[dict]
+    plans_evaluated: int
+    plans_feasible: int
+    search_seconds: float
+    rejected: dict = field(default_factory=dict)
+    smallest_memory_bytes: float | None = None
+
+    def no_plan_message(self) -> str:
+        if self.plans_evaluated == 0:
+            top = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])
+            return f"no valid plan for {self.run.chips} chips ({top})"
+        gib = (self.smallest_memory_bytes or 0) / 2**30
+        hbm = self.run.system.chip.hbm_bytes / 2**30
+        return (f"no plan fits in memory: the smallest of {self.plans_evaluated} plans needs {gib:.1f} GiB per chip "
+                f"vs {hbm:.1f} GiB HBM")
+
+    def to_dict(self) -> dict:
+        out = self.best.to_dict() if self.best else {"best": None}
+        out.update(plans_evaluated=self.plans_evaluated, plans_feasible=self.plans_feasible,
+                   search_seconds=self.search_seconds, rejected=self.rejected,
+                   runners_up=[{"plan": r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
+                                "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
+                                "memory_per_chip_bytes": r.memory_per_chip_bytes} for r in self.runners_up],
+                   pareto=self.pareto)
+        return out
+
+    def to_frame(self):
+        """Best plan and runners-up as a pandas DataFrame (pandas is optional)."""
+        import pandas as pd
+
+        rows = [self.best] + self.runners_up if self.best else []
+        return pd.DataFrame([{**r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
+                              "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
+                              "memory_gib": r.memory_per_chip_bytes / 2**30} for r in rows])
+
+
+def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
+    """Indices of the plans no other plan beats on both step time and memory."""
+    order = np.lexsort((mem, step))
+    best_mem = np.inf
+    keep = []
+    for i in order:
+        if mem[i] < best_mem:
+            keep.append(i)
+            best_mem = mem[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
+           progress=None) -> SearchResult:
+    """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names."""
+    t0 = time.perf_counter()
+    fixed = fixed if fixed is not None else run.plan
+    ctx = context(run, calib)
+    plans, rejected = enumerate_plans(run.arch, run.chips, run.training.seq_len, run.training.batch_seqs, fixed)
+    n = len(plans)
+    hbm = run.system.chip.hbm_bytes
+    step = np.empty(n)
+    mem = np.empty(n)
+    for s in range(0, n, CHUNK):
+        sl = slice(s, min(n, s + CHUNK))
+        res = evaluate(ctx, plans.take(sl))
+        step[sl] = res.step_time_s
+        mem[sl] = res.memory["total"]
+        if progress is not None:
+            progress(min(n, s + CHUNK), n)
+    fits = mem <= hbm
+    rej = Counter({f"{REASONS[k][0]}: {REASONS[k][1]}": v for k, v in rejected.items()})
+    rej["memory: does not fit in HBM"] = int((~fits).sum())
+    feasible = np.nonzero(fits)[0]
+    best, runners, pareto = None, [], []
+    if len(feasible):
+        order = feasible[np.argsort(step[feasible], kind="stable")[: max(top, 1)]]
+        sub = plans.take(order)
+        res = evaluate(ctx, sub)
+        rows = [result_row(run, sub, res, i) for i in range(len(order))]
+        best, runners = rows[0], rows[1:]
+        pf = feasible[_pareto(step[feasible], mem[feasible])]
+        pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "memory_per_chip_bytes": float(mem[i])}
+                  for i in pf[:20]]
+    return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
+                        plans_feasible=int(len(feasible)), search_seconds=time.perf_counter() - t0,
+                        rejected={k: v for k, v in rej.items() if v},
+                        smallest_memory_bytes=float(mem.min()) if n else None)
