@@ -1,3 +1,5 @@
-from .cli import main
+"""``python -m trainsim``: the same command line as the ``trainsim`` script."""
+from trainsim.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

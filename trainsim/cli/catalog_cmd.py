@@ -1,1 +1,121 @@
-from . import app  # noqa: F401
+"""``trainsim catalog chips | systems | models | show ID``: browse the sourced catalog (rich tables or ``--json``)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+from ..catalog import describe as d
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse the sourced hardware and model catalog.")
+app.add_typer(catalog_app, name="catalog")
+
+JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+
+
+def _console() -> Console:
+    """A console that does not squeeze tables to 80 columns when output is piped."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@catalog_app.command("chips")
+def chips_cmd(json_out: bool = JSON_OPT) -> None:
+    """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
+    rows = d.chip_rows()
+    if json_out:
+        _print_json(rows)
+        return
+    cols = ["id", "family", "BF16", "FP8", "HBM", "HBM BW", "scale-up", "scale-out", "TDP", "price $", "usable"]
+    body = [[r["id"], r["family"], d.fmt(r["bf16_flops"] or None, "flops"), d.fmt(r["fp8_flops"], "flops"),
+             d.fmt(r["hbm_bytes"] or None, "bytes"), d.fmt(r["hbm_bw"] or None, "bytes_per_s"),
+             d.fmt(r["scale_up_bw"] or None, "bytes_per_s"), d.fmt(r["scale_out_bw"] or None, "bits_per_s"),
+             d.fmt(r["tdp_w"], "watts"), d.fmt(r["price_usd"], "usd"), "yes" if r["usable"] else "NO"]
+            for r in rows]
+    _console().print(_table("chips (dense peaks; bandwidth per chip, one direction)", cols, body))
+
+
+@catalog_app.command("systems")
+def systems_cmd(json_out: bool = JSON_OPT) -> None:
+    """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
+    rows = d.system_rows()
+    if json_out:
+        _print_json(rows)
+        return
+    cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "W/chip", "$/chip"]
+    body = [[r["id"], r["chip"], str(r["scale_up_size"]), d.fmt(r["scale_up_bw"], "bytes_per_s"),
+             d.fmt(r["scale_up_latency"], "seconds"), d.fmt(r["scale_out_bw"], "bits_per_s"),
+             d.fmt(r["scale_out_latency"], "seconds"), d.fmt(r["power_per_chip_w"], "watts"),
+             d.fmt(r["price_per_chip_usd"], "usd")] for r in rows]
+    _console().print(_table("systems (bandwidth per chip, one direction; power all-in)", cols, body))
+
+
+@catalog_app.command("models")
+def models_cmd(json_out: bool = JSON_OPT) -> None:
+    """Every catalog model: id, name, Hugging Face model_type, official total / active parameters (billions)."""
+    rows = d.model_rows()
+    if json_out:
+        _print_json(rows)
+        return
+    cols = ["id", "name", "model_type", "total B", "active B"]
+    body = [[r["id"], r["name"], str(r["model_type"] or "-"), f"{r['total_b']:g}" if r["total_b"] else "-",
+             f"{r['active_b']:g}" if r["active_b"] else "-"] for r in rows]
+    _console().print(_table("models (official parameter counts)", cols, body))
+
+
+def _render_fields(console: Console, title: str, items: list[dict]) -> None:
+    if not items:
+        return
+    console.print(_table(title, ["field", "value", "source", "conf.", "note"],
+                         [[i["field"], i["display"], ", ".join(i["source"]) or "-", str(i["confidence"] or "-"),
+                           i["note"]] for i in items]))
+
+
+@catalog_app.command("show")
+def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
+             json_out: bool = JSON_OPT) -> None:
+    """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
+    info = d.describe(entry_id)
+    if json_out:
+        _print_json(info)
+        return
+    console = _console()
+    if info["kind"] == "model":
+        console.print(f"[bold]{info['id']}[/bold] (model): {info.get('name', '')}")
+        for key, value in info.items():
+            if key not in ("kind", "id", "name"):
+                console.print(f"[bold]{key}[/bold]:", json.dumps(value, indent=2, default=str))
+        return
+    head = f"[bold]{info['id']}[/bold] ({info['kind']}): {info['name']}"
+    if info["kind"] == "chip":
+        head += f"  vendor {info['vendor']}, family {info['family']}"
+        if not info["usable"]:
+            head += f"  [red]unusable for estimates: no sourced {', '.join(info['missing'])}[/red]"
+    else:
+        head += f"  chip {info['chip']}"
+    console.print(head)
+    if info.get("status"):
+        console.print(f"status: {info['status']}")
+    _render_fields(console, "catalog values (SI, as the engine uses them)", info["fields"])
+    _render_fields(console, "research file (hardware.yaml)", info["research"])
+    if info["ranges"]:
+        console.print(_table("ranges (low / nominal / high)", ["field", "range", "source", "conf.", "reason"],
+                             [[r["field"], r["display"], ", ".join(r["source"]), str(r["confidence"]), r["reason"]]
+                              for r in info["ranges"]]))
+    console.print(_table("sources", ["id", "citation"], [[k, v] for k, v in info["sources"].items()]))

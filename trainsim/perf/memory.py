@@ -144,9 +144,12 @@ def memory_breakdown(ctx: StepContext, p, tokens, m):
     logits = tokens * ctx.arch.vocab / p.tp * 6.0
     acts = acts + np.where(p.pp > 1, np.maximum(0.0, logits - per_layer * n_st * (inflight - 1.0)), logits)
     if p.zero.max(initial=0) >= 3:
-        # ZeRO-3 gathers one layer's full weights at a time (plus prefetch of the next)
-        layer_w = 2.0 * 2.0 * (dense + expert) / np.maximum(n_st, 1)
-        weights = weights + np.where(p.zero >= 3, layer_w, 0.0)
+        # ZeRO-3 / FSDP gathers one unit (a layer, the embedding or the head) at a time, plus the prefetched next
+        unit = ctx.arch.vocab * ctx.arch.hidden / p.tp
+        for lk in ctx.arch.layers:
+            d, e = params_per_chip(lk, p)
+            unit = np.maximum(unit, d + e)
+        weights = weights + np.where(p.zero >= 3, 2.0 * 2.0 * unit, 0.0)
     subtotal = weights + grads + optim + acts
     total = subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes
     return {"weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
