@@ -42,6 +42,13 @@ def fmt(value: float | None, dim: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def _plain(value) -> str:
+    """Research-file values as text: 384 rather than 384.0."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
 def _prov(s: Sourced | None) -> dict[str, Any]:
     if s is None:
         return {"source": [], "confidence": None, "note": ""}
@@ -101,15 +108,15 @@ def describe_chip(chip_id: str) -> dict[str, Any]:
               "fp4_flops": c.peak_flops.get("fp4"), "hbm_bytes": c.hbm_bytes or None, "hbm_bw": c.hbm_bw or None,
               "scale_up_bw": c.scale_up_bw or None, "scale_out_bw": c.scale_out_bw or None, "tdp_w": c.tdp_w,
               "price_usd": c.price_usd}
-    fields = [_field(k, v, src) for k, v in values.items()]
+    fields = [_field(k, v, src) for k, v in values.items() if v is not None or k in src]
     entry = load.chip_entry(chip_id)
     research = []
     for name in ("year", "tpp", "scale_up_bidirectional_GBps"):
         sv = getattr(entry, name)
         if sv is not None:
-            research.append({"field": name, "value": sv.value, "display": str(sv.value), **_prov(src.get(name))})
+            research.append({"field": name, "value": sv.value, "display": _plain(sv.value), **_prov(src.get(name))})
     for name, sv in entry.extra.items():
-        research.append({"field": name, "value": sv.value, "display": str(sv.value), **_prov(src.get(name))})
+        research.append({"field": name, "value": sv.value, "display": _plain(sv.value), **_prov(src.get(name))})
     ranges = _ranges(c)
     return {"kind": "chip", "id": c.id, "name": c.name, "vendor": c.vendor, "family": c.family,
             "status": entry.status, "usable": c.usable, "missing": load.missing_inputs(c), "fields": fields,
@@ -150,10 +157,10 @@ def describe_system(system_id: str) -> dict[str, Any]:
     research = []
     if hw is not None:
         research.append({"field": "chips_per_scaleup_domain", "value": hw.chips_per_scaleup_domain.value,
-                         "display": str(hw.chips_per_scaleup_domain.value), **_prov(load.to_sourced(
+                         "display": _plain(hw.chips_per_scaleup_domain.value), **_prov(load.to_sourced(
                              hw.chips_per_scaleup_domain))})
         for name, sv in hw.extra.items():
-            research.append({"field": name, "value": sv.value, "display": str(sv.value),
+            research.append({"field": name, "value": sv.value, "display": _plain(sv.value),
                              **_prov(load.to_sourced(sv))})
     ranges = _ranges(s)
     return {"kind": "system", "id": s.id, "name": s.name, "chip": s.chip.id, "chip_name": s.chip.name,

@@ -127,6 +127,11 @@ def family_of(chip_id: str) -> str:
 _GIB_NOTE = re.compile(r"\bGiB\b")
 
 
+def tidy(x: float) -> float:
+    """Drop float noise of unit conversions (5 us -> 5e-06, not 4.9999999999999996e-06): 12 significant digits."""
+    return float(f"{x:.12g}")
+
+
 def _num(sv: SourcedValue | None) -> float | None:
     return None if sv is None or sv.value is None else float(sv.value)
 
@@ -189,7 +194,7 @@ def _range_value(value, dim: str, field: str, where: str) -> float:
         raise TrainsimError(f"expected a number of US dollars, got {value!r}", field=field, where=where)
     if dim == "count":
         return parse_count(value, field, where=where)
-    return parse_quantity(value, dim, field, where=where)
+    return tidy(parse_quantity(value, dim, field, where=where))
 
 
 def _ranges(owner: str, entries: dict[str, RangeEntry], current: dict[str, float | None]
@@ -288,8 +293,9 @@ def power_overhead_factor() -> float:
 
 
 def _level_value(sv: SourcedValue, dim: str, field: str, where: str) -> float:
-    return parse_count(sv.value, field, where=where) if dim == "count" else parse_quantity(sv.value, dim, field,
-                                                                                          where=where)
+    if dim == "count":
+        return parse_count(sv.value, field, where=where)
+    return tidy(parse_quantity(sv.value, dim, field, where=where))
 
 
 def _system_from_entry(e: SystemEntry, chip_table: dict[str, Chip], known_sources: set[str]) -> System:
@@ -397,8 +403,9 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     return _resolve_chip(value, field=field, where=where)
 
 
-def resolve_system(value, base_dir=None, *, field: str = "system", where: str | None = None) -> System:
+def resolve_system(value, base_dir=None, *, field: str = "system", where: str | None = None,
+                   check: bool = True) -> System:
     """A catalog system id, a YAML path or an inline mapping -> System (see :mod:`trainsim.catalog.resolve`)."""
     from .resolve import resolve_system as _resolve_system
 
-    return _resolve_system(value, base_dir, field=field, where=where)
+    return _resolve_system(value, base_dir, field=field, where=where, check=check)

@@ -66,7 +66,7 @@ def _positive(x: float, value, field: str, where: str | None, what: str, *, allo
 
 
 def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allow_zero: bool = False) -> float:
-    return _positive(parse_quantity(value, dim, field, where=where), value, field, where, what,
+    return _positive(load.tidy(parse_quantity(value, dim, field, where=where)), value, field, where, what,
                      allow_zero=allow_zero)
 
 
@@ -114,8 +114,10 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
         price = _positive(parse_count(d["price_usd"], f("price_usd"), where=where), d["price_usd"], f("price_usd"),
                           where, "a non-negative price in USD", allow_zero=True)
     name = str(d["name"])
-    given = {k: _INLINE for k in ("bf16_flops", "fp8_flops", "fp4_flops", "hbm_bytes", "hbm_bw", "scale_up_bw",
-                                  "scale_out_bw", "tdp_w", "price_usd")}
+    runtime_name = {"bf16_tflops": "bf16_flops", "fp8_tflops": "fp8_flops", "fp4_tflops": "fp4_flops",
+                    "hbm": "hbm_bytes", "hbm_bandwidth": "hbm_bw", "scale_up_bandwidth": "scale_up_bw",
+                    "scale_out_bandwidth": "scale_out_bw", "tdp_w": "tdp_w", "price_usd": "price_usd"}
+    given = {runtime_name[k]: _INLINE for k in runtime_name if d.get(k) is not None}
     return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
                 peak_flops=peak,
                 hbm_bytes=_quantity(d["hbm"], "bytes", f("hbm"), where, "a positive size such as '80 GB'"),
@@ -284,7 +286,7 @@ def _power_price(d, base, chip, new_chip, field, where, src, inherit):
         inherit("power_per_chip_w")
     elif chip.tdp_w:
         factor = load.power_overhead_factor()
-        power = chip.tdp_w * factor
+        power = load.tidy(chip.tdp_w * factor)
         src["power_per_chip_w"] = Sourced(("assumption",), "low", f"chip TDP {chip.tdp_w:g} W x {factor:g}")
     else:
         power = None

@@ -59,12 +59,6 @@ class StrictSourced(SourcedValue):
 
 # ---------------------------------------------------------------- hardware.yaml
 
-_CHIP_NUMBERS = (
-    "bf16_dense_tflops", "fp8_dense_tflops", "fp4_dense_tflops", "hbm_capacity_gb", "hbm_bandwidth_TBps",
-    "scale_up_unidirectional_GBps", "scale_up_bidirectional_GBps", "scale_out_Gbps", "tdp_w", "price_usd", "tpp",
-)
-
-
 def _collect_extra(data: Any, known: set[str]) -> Any:
     """Move keys a model does not name into ``extra`` (each must itself be a sourced value)."""
     if not isinstance(data, dict):

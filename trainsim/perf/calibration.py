@@ -79,3 +79,18 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
 def calib_for(family: str, table: dict[str, Calib] | None = None) -> Calib:
     table = table or load_calibration()
     return table.get(family, table["default"])
+
+
+def validation_error(family: str) -> dict | None:
+    """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
+    calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
+    Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
+    text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
+    acc = (yaml.safe_load(text) or {}).get("accuracy") or {}
+    fam = (acc.get("by_family") or {}).get(family)
+    if fam:
+        return {**fam, "basis": f"leave-one-out on {family} calibration runs"}
+    overall = acc.get("overall")
+    if overall:
+        return {**overall, "basis": f"leave-one-out on all calibration runs (no {family} runs in the set)"}
+    return None
