@@ -25,6 +25,7 @@ class LayerType:
     attn: str = "full"
     window: int | None = None
     moe: bool = False
+    shared_index: bool = False       # DSA layer reusing the previous layer's top-k (no indexer of its own)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _softmax_attention(s: DecoderSpec, lt: LayerType) -> tuple[list[Matrix], lis
         if s.q_gate:
             mats = [replace(x, n=2 * x.n) if x.name == "q" else x for x in mats]
     cores = [core]
-    if s.indexer is not None:
+    if s.indexer is not None and not lt.shared_index:
         q_in = s.mla.q_lora_rank if (s.mla is not None and s.mla.q_lora_rank) else s.hidden
         imats, icore, ivec = dsa_indexer(s.hidden, q_in, s.indexer.heads, s.indexer.head_dim)
         mats += imats
@@ -192,6 +193,8 @@ def _mlp(s: DecoderSpec, moe: bool):
 
 def _name(lt: LayerType, s: DecoderSpec) -> str:
     mlp = "moe" if lt.moe else "dense"
+    if lt.shared_index:
+        mlp += "/shared-index"
     if lt.attn == "full":
         return mlp
     w = f"{lt.window}" if lt.window else ""
