@@ -64,15 +64,11 @@ class SearchResult:
 
 
 def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
-    """Indices of the plans no other plan beats on both step time and memory."""
+    """Indices of the plans no other plan beats on both step time and memory (sorted by step time)."""
     order = np.lexsort((mem, step))
-    best_mem = np.inf
-    keep = []
-    for i in order:
-        if mem[i] < best_mem:
-            keep.append(i)
-            best_mem = mem[i]
-    return np.asarray(keep, dtype=np.int64)
+    m = mem[order]
+    prev_min = np.concatenate(([np.inf], np.minimum.accumulate(m)[:-1]))
+    return order[m < prev_min]
 
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,

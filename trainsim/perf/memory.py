@@ -70,17 +70,12 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
 
 
 def params_per_chip(lk: LayerKind, p):
-    """(dense, expert) parameters of one layer held by one chip."""
-    dense = np.zeros(len(p), dtype=np.float64)
-    expert = np.zeros(len(p), dtype=np.float64)
-    for m in lk.matrices:
-        if m.group == "expert":
-            expert = expert + m.params / (p.ep * p.etp)
-        elif m.group in ("attn", "mlp", "shared_expert") and m.split != "none":
-            dense = dense + m.params / p.tp
-        else:
-            dense = dense + m.params
-    return dense + lk.vector_params, expert
+    """(dense, expert) parameters of one layer held by one chip: tp-split matrices / tp, experts / (ep etp),
+    the rest (MLA down-projections, router, norms) replicated."""
+    split = sum(m.params for m in lk.matrices if m.group in ("attn", "mlp", "shared_expert") and m.split != "none")
+    expert = sum(m.params for m in lk.matrices if m.group == "expert")
+    repl = sum(m.params for m in lk.matrices) - split - expert + lk.vector_params
+    return split / p.tp + repl, expert / (p.ep * p.etp)
 
 
 def stage_layers(ctx: StepContext, p):
@@ -116,10 +111,10 @@ def model_state_params(ctx: StepContext, p):
     return dense + extra_d, expert + extra_e
 
 
-def memory_breakdown(ctx: StepContext, p, tokens, m):
+def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     """Bytes per chip by part, and the total with buffers and allocator margin."""
     c = ctx.calib
-    dense, expert = model_state_params(ctx, p)
+    dense, expert = states if states is not None else model_state_params(ctx, p)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     copies = param_copies(p.schedule)
     w_shard_d = np.where(p.zero >= 3, p.dp, 1)

@@ -55,6 +55,49 @@ class StepResult:
         return self.memory["total"]
 
 
+LAYER_KEY = ("tp", "cp", "mb", "ep", "etp", "node_limit")
+
+
+def _unique_rows(p):
+    """Representative plans for the fields per-layer costs depend on, and the map back to every plan."""
+    key = np.zeros(len(p), dtype=np.int64)
+    for name in LAYER_KEY:
+        col = getattr(p, name)
+        key = key * (int(col.max(initial=0)) + 1) + col
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    return p.take(first), inv.reshape(-1)
+
+
+def layer_costs(ctx: StepContext, p) -> dict:
+    """Per micro-batch forward costs of all the model's layers (summed over layer kinds, before dividing among
+    pipeline stages), the output head and the MTP modules, for plans ``p``. Depends only on LAYER_KEY fields."""
+    a = ctx.arch
+    n = len(p)
+    tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
+    out = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "rec_sel",
+                                    "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
+    for lk in a.layers:
+        g = layer_gemm_fwd(lk, ctx, p, tokens)
+        at = attention_fwd(lk, ctx, p, tokens)
+        el = elementwise_fwd(lk, ctx, p, tokens)
+        out["gemm"] += lk.n_layers * g
+        out["attn"] += lk.n_layers * at
+        out["elem"] += lk.n_layers * el
+        out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        out["ep"] += lk.n_layers * ep_alltoall_fwd(lk, ctx, p, tokens)
+        out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
+        # selective recompute: the attention core and (a quarter of the memory-bound work) the activation functions
+        out["rec_sel"] += lk.n_layers * (at + el * 0.25)
+    head = head_gemm_fwd(ctx, p, tokens)
+    out["head"] = head
+    for lk in a.mtp:
+        out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
+        out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
+        out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
+        out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens))
+    return out
+
+
 def evaluate(ctx: StepContext, p) -> StepResult:
     """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``."""
     a, c = ctx.arch, ctx.calib
@@ -64,28 +107,12 @@ def evaluate(ctx: StepContext, p) -> StepResult:
     L = a.n_layers
     n_st = stage_layers(ctx, p)
     share = n_st / L
-
-    gemm = np.zeros(n); attn = np.zeros(n); elem = np.zeros(n)
-    tp_f = np.zeros(n); ep_f = np.zeros(n); cp_f = np.zeros(n)
-    rec_sel = np.zeros(n); rec_full_extra = np.zeros(n)
-    for lk in a.layers:
-        w = lk.n_layers * share
-        g = layer_gemm_fwd(lk, ctx, p, tokens)
-        at = attention_fwd(lk, ctx, p, tokens)
-        el = elementwise_fwd(lk, ctx, p, tokens)
-        gemm += w * g; attn += w * at; elem += w * el
-        tp_f += w * tp_comm_fwd(lk, ctx, p, tokens)
-        ep_f += w * ep_alltoall_fwd(lk, ctx, p, tokens)
-        cp_f += w * cp_ring_fwd(lk, ctx, p, tokens)
-        rec_sel += w * (at + el * 0.25)
-    # last stage: output head and MTP modules (each an extra layer plus the head)
-    head = head_gemm_fwd(ctx, p, tokens)
-    mtp_g = np.zeros(n); mtp_a = np.zeros(n); mtp_e = np.zeros(n); mtp_comm = np.zeros(n)
-    for lk in a.mtp:
-        mtp_g += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
-        mtp_a += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
-        mtp_e += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
-        mtp_comm += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens))
+    # per-layer costs depend on few fields: compute them once per distinct combination
+    reps, inv = _unique_rows(p)
+    lc = {k: v[inv] for k, v in layer_costs(ctx, reps).items()}
+    gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
+    tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
+    head, mtp_g, mtp_a, mtp_e, mtp_comm = lc["head"], lc["mtp_g"], lc["mtp_a"], lc["mtp_e"], lc["mtp_comm"]
     gemm_last = head + mtp_g
     # a stage's forward: compute + exposed comm
     comp_f = gemm + attn + elem
@@ -96,7 +123,6 @@ def evaluate(ctx: StepContext, p) -> StepResult:
     cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap)
     # extra forward work on the last stage (head + MTP) makes it the slowest when it exceeds nothing else
     last_f = gemm_last + mtp_a + mtp_e + mtp_comm
-    f_last_share = np.where(p.pp > 1, 1.0, 1.0)
     comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
     last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute (extra forward work during backward)
@@ -108,8 +134,8 @@ def evaluate(ctx: StepContext, p) -> StepResult:
     p2p = 2.0 * np.maximum(p.vpp, 1) * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
     p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap), 0.0)
 
-    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + f_last_share * last_f
-    t_b = comp_b + tp_exp_f + 2.0 * 0 + ep_exp_f + cp_exp_b + last_b + rec
+    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f
+    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec
     t_mb = t_f + t_b + p2p
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
 
@@ -143,7 +169,6 @@ def evaluate(ctx: StepContext, p) -> StepResult:
         "optimizer": optimizer,
         "other": np.full(n, c.step_overhead_s),
     }
-    # MTP comm was folded with ep for brevity; keep the sum exact
     counts = count(a, ctx.seq_len)
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
     peak = ctx.chip.flops("bf16")
@@ -156,6 +181,6 @@ def evaluate(ctx: StepContext, p) -> StepResult:
                       rec_fl)
     mfu = model_flops / (step * ctx.chips * peak)
     hfu = (model_flops + hw_extra + rec_fl) / (step * ctx.chips * peak)
-    mem = memory_breakdown(ctx, p, tokens, m)
+    mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
     return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=mfu,
                       hfu=hfu, memory=mem, breakdown=bd, microbatches=m)

@@ -1,0 +1,80 @@
+"""``trainsim validate [PATH ...] [--json | --markdown] [--calibration FILE]``: predictions vs published runs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def _pct(x: float | None, signed: bool = True) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
+def render_validation(res) -> None:
+    from rich.table import Table
+
+    from ..report.terminal import console
+
+    c = console()
+    t = Table(title="predicted vs reported tokens/s per chip (steady state)")
+    for col in ("run", "chip", "chips", "reported", "reported as", "predicted", "error %"):
+        t.add_column(col, justify="right" if col in ("chips", "reported", "predicted", "error %") else "left")
+    for r in res.steady:
+        t.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported), r.how,
+                  _num(r.predicted), _pct(r.error))
+    c.print(t)
+    if res.whole_run:
+        w = Table(title="whole-run averages (chip-hours; not in the summary)")
+        for col in ("run", "chip", "chips", "whole-run", "predicted steady", "whole-run / predicted"):
+            w.add_column(col, justify="left" if col in ("run", "chip") else "right")
+        for r in res.whole_run:
+            ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
+            w.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported),
+                      _num(r.predicted), ratio)
+        c.print(w)
+    if res.errors:
+        e = Table(title="runs that could not be estimated")
+        e.add_column("run")
+        e.add_column("error")
+        for r in res.errors:
+            e.add_row(r.run, r.note)
+        c.print(e)
+    for fam, s in res.by_family.items():
+        c.print(f"{fam}: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+                f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}")
+    s = res.summary
+    c.print(f"overall: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+            f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}"
+            + (f"; {len(res.errors)} error rows" if res.errors else ""))
+
+
+@app.command("validate")
+def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
+                     None, help="run-spec files or directories (default: the repository's validation/runs)"),
+                 json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 markdown: bool = typer.Option(False, "--markdown", help="print the README validation table"),
+                 calibration: Optional[Path] = typer.Option(None, "--calibration",
+                                                            help="calibration YAML to use instead of the packaged one"),
+                 ) -> None:
+    """Predict every published run and compare with its reported tokens/s per chip."""
+    from ..report.terminal import print_json
+    from ..validate import validate
+
+    res = validate(list(paths) if paths else None, calib=calibration)
+    if json_:
+        print_json(res.to_dict())
+    elif markdown:
+        print(res.to_markdown(), end="")
+    else:
+        render_validation(res)

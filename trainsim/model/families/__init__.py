@@ -1,0 +1,1 @@
+"""Family readers for Hugging Face configs, grouped by architecture (see :mod:`trainsim.model.hf`)."""

@@ -1,0 +1,112 @@
+"""DeepSeek-V4 (DeepseekV4Config / transformers ``modeling_deepseek_v4``; DeepSeek-V4 inference ``model.py``).
+
+Per layer (``compress_ratios[i]`` picks the attention):
+
+* attention: q_a (h -> q_lora) + RMSNorm, q_b (q_lora -> H d), one shared K=V head kv (h -> d) + RMSNorm, a
+  grouped low-rank output (``o_groups`` blocks of H d / g -> o_lora, then g o_lora -> h) and a sink per head;
+  every layer attends a sliding window (``sliding_window``) of uncompressed keys;
+* ratio 4 (CSA): a compressor with overlapping windows (kv and gate h -> 2 d, position bias 4 x 2 d, RMSNorm d)
+  and a lightning indexer (its own compressor at ``index_head_dim``, q_b from the q latent, weights h -> H_I);
+  the attention reads the ``index_topk`` compressed entries the indexer picks;
+* ratio 128 (HCA): a compressor (kv and gate h -> d, position bias 128 x d, RMSNorm d) whose s/128 entries are
+  all attended;
+* ratio 0: the sliding window only;
+* MoE in every layer (no dense layers) with one shared expert; the first ``num_hash_layers`` route by a frozen
+  token-id table (``tid2eid``, an integer buffer: not a parameter) and have no score-correction bias;
+* two manifold-constrained hyper-connections (``hc_mult`` residual streams): fn ((2 + m) m x m h), base, scale.
+
+Model: embedding, head, final RMSNorm and the hyper-head (m x m h + m + 1). MTP blocks add e_proj and h_proj
+(h -> h each), three RMSNorms and their own hyper-head. This reproduces the main-model totals of models.yaml
+(V4-Flash 284.33B, V4-Pro 1573.0B).
+
+Attention FLOPs of the compressed branches are written as full causal cores over the compressed sequence: a
+core whose head dims are divided by the compression ratio has exactly the FLOPs of attending s / ratio entries
+(its ``kv_elems_per_token`` is the compressed cache per source token).
+"""
+from __future__ import annotations
+
+from ..arch import Arch, AttentionCore, LayerKind, Matrix
+from ..blocks import moe_block
+from .cfg import Cfg
+from .common import display_name
+
+DEFAULTS: dict[str, dict] = {
+    # DeepseekV4Config (V4-Flash values where the class has none)
+    "deepseek_v4": dict(num_key_value_heads=1, head_dim=512, qk_rope_head_dim=64, o_groups=8, o_lora_rank=1024,
+                        n_shared_experts=1, num_hash_layers=3, sliding_window=128, index_n_heads=64,
+                        index_head_dim=128, index_topk=512, hc_mult=4, tie_word_embeddings=False,
+                        num_nextn_predict_layers=0),
+}
+CSA, HCA = 4, 128  # DeepseekV4Config.compress_rates
+
+
+def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
+    h, heads, d = c.int("hidden_size"), c.int("num_attention_heads"), c.int("head_dim")
+    ql, ol, g = c.int("q_lora_rank"), c.int("o_lora_rank"), c.int("o_groups")
+    m = c.int("hc_mult")
+    mats = [Matrix("q_a", h, ql, "attn", "none"), Matrix("q_b", ql, heads * d, "attn", "col"),
+            Matrix("kv", h, d, "attn", "none"),
+            Matrix("o_a", heads * d // g, ol, "attn", "row", count=g, active=float(g)),
+            Matrix("o_b", g * ol, h, "attn", "none")]
+    vec = ql + d + heads
+    cores = [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sliding",
+                           window=c.int("sliding_window"), kv_elems_per_token=d)]
+    if ratio == CSA:
+        ih, idim = c.int("index_n_heads"), c.int("index_head_dim")
+        mats += [Matrix("csa.kv", h, 2 * d, "other", "none"), Matrix("csa.gate", h, 2 * d, "other", "none"),
+                 Matrix("indexer.kv", h, 2 * idim, "other", "none"),
+                 Matrix("indexer.gate", h, 2 * idim, "other", "none"),
+                 Matrix("indexer.wq", ql, ih * idim, "other", "none"),
+                 Matrix("indexer.weights", h, ih, "other", "none")]
+        vec += CSA * 2 * d + d + CSA * 2 * idim + idim
+        cores += [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sparse",
+                                window=c.int("index_topk"), kv_elems_per_token=d // CSA),
+                  AttentionCore(heads=ih, qk_head_dim=idim // CSA, v_head_dim=0, kv_heads=1, kind="full",
+                                kv_elems_per_token=idim // CSA)]
+    elif ratio == HCA:
+        mats += [Matrix("hca.kv", h, d, "other", "none"), Matrix("hca.gate", h, d, "other", "none")]
+        vec += HCA * d + d
+        cores.append(AttentionCore(heads=heads, qk_head_dim=d // HCA, v_head_dim=d // HCA, kv_heads=1,
+                                   kind="full", kv_elems_per_token=d // HCA))
+    elif ratio != 0:
+        raise c.error(f"compress_ratios entry {ratio} is not 0, {CSA} or {HCA}", "compress_ratios")
+    experts, eff = c.int("n_routed_experts"), c.int("moe_intermediate_size")
+    shared = c.int("n_shared_experts", default=1)
+    moe_mats, info, rvec = moe_block(h, experts, c.int("num_experts_per_tok"), eff, "swiglu",
+                                     shared_experts=shared, shared_ffn=shared * eff, router_bias=not hashed)
+    mix = (2 + m) * m
+    mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none"), Matrix("hc.ffn", m * h, mix, "other", "none")]
+    vec += rvec + 2 * h + 2 * (mix + 3)
+    return LayerKind(name=name, n_layers=n, matrices=tuple(mats), attention=tuple(cores), vector_params=vec, moe=info,
+                     ffn_act="swiglu", ffn_dim=shared * eff)
+
+
+def deepseek_v4(c: Cfg) -> Arch:
+    h, n, vocab = c.int("hidden_size"), c.int("num_hidden_layers"), c.int("vocab_size")
+    ratios = [int(r) for r in (c.list("compress_ratios") or [0] * n)]
+    if len(ratios) < n:
+        raise c.error(f"compress_ratios has {len(ratios)} entries for {n} layers", "compress_ratios")
+    n_hash = c.int("num_hash_layers", default=0)
+    groups: dict[tuple[int, bool], int] = {}
+    for i in range(n):
+        key = (ratios[i], i < n_hash)
+        groups[key] = groups.get(key, 0) + 1
+    names = {0: "sliding", CSA: "csa", HCA: "hca"}
+    layers = tuple(_layer(c, r, hashed, cnt, f"{names.get(r, r)}{'/hash' if hashed else ''}/moe")
+                   for (r, hashed), cnt in groups.items())
+    m = c.int("hc_mult")
+    n_mtp = c.int("num_nextn_predict_layers", default=0)
+    mtp: tuple[LayerKind, ...] = ()
+    if n_mtp:
+        base = _layer(c, ratios[n] if len(ratios) > n else 0, False, n_mtp, "mtp")
+        extra = (Matrix("mtp.e_proj", h, h, "other", "none"), Matrix("mtp.h_proj", h, h, "other", "none"))
+        mtp = (LayerKind(name="mtp", n_layers=n_mtp, matrices=base.matrices + extra, attention=base.attention,
+                         vector_params=base.vector_params + 3 * h + m * m * h + m + 1, moe=base.moe,
+                         ffn_act="swiglu", ffn_dim=base.ffn_dim),)
+    tied = c.bool("tie_word_embeddings", default=False)
+    return Arch(name=display_name(c), family=c.family, hidden=h, vocab=vocab, layers=layers, tied_embeddings=tied,
+                embedding_params=vocab * h, head_params=0 if tied else vocab * h, final_params=h + m * m * h + m + 1,
+                mtp=mtp, notes=("hash-routing tables (tid2eid, integers) are buffers, not counted",))
+
+
+BUILDERS = {"deepseek_v4": deepseek_v4}

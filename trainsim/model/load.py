@@ -1,0 +1,135 @@
+"""Resolve the run spec's ``model:`` value to an :class:`~trainsim.model.arch.Arch`.
+
+The value is (run-spec.md): a catalog id (``models[*].id`` of ``catalog/data/models.yaml``, whose ``config`` block
+is a Hugging Face config), a path relative to the run file to a Hugging Face ``config.json`` or to a trainsim model
+YAML (the inline keys), or an inline mapping (inline keys; a mapping with ``model_type`` is a Hugging Face config).
+The catalog also carries each model's official parameter counts with their sources (:func:`official_counts`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import TrainsimError, unknown
+from .arch import Arch
+from .hf import import_hf_config
+from .inline import InlineModel, build_inline
+
+_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, dict]:
+    text = resources.files("trainsim").joinpath("catalog", "data", "models.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text) or {}
+    return {str(m["id"]): m for m in doc.get("models", [])}
+
+
+def model_ids() -> list[str]:
+    return list(_catalog())
+
+
+def _entry(model_id: str, field: str | None = "model", where: str | None = None) -> dict:
+    cat = _catalog()
+    if model_id not in cat:
+        raise unknown("model", model_id, cat, field=field, where=where)
+    return cat[model_id]
+
+
+def _billions_to_params(official: dict) -> dict[str, Any]:
+    """``total_b: 671`` -> ``total_params: 671000000000``; other keys (notes) as they are."""
+    out: dict[str, Any] = {}
+    for k, v in official.items():
+        if k.endswith("_b") and isinstance(v, (int, float)):
+            out[k[:-2] + "_params"] = int(round(v * 1e9))
+        else:
+            out[k] = v
+    return out
+
+
+def official_counts(model_id: str) -> dict[str, Any]:
+    """The published parameter counts of a catalog model (``total_params``, ``active_params``, and where given
+    ``active_min_params`` / ``active_max_params``, ``mtp_params``, ``embedding_params`` ...), plus ``source``."""
+    e = _entry(model_id)
+    out = _billions_to_params(e.get("official") or {})
+    out["source"] = list(e.get("official_source") or [])
+    return out
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per catalog model: id, name, family (``model_type``; None without a public config), official total
+    and active parameters."""
+    rows = []
+    for mid, e in _catalog().items():
+        off = _billions_to_params(e.get("official") or {})
+        rows.append({"id": mid, "name": e.get("name", mid), "family": (e.get("config") or {}).get("model_type"),
+                     "total_params": off.get("total_params"), "active_params": off.get("active_params")})
+    return rows
+
+
+def _from_mapping(doc: dict, *, name: str | None, source: str, field: str, where: str | None) -> Arch:
+    if "model_type" in doc:
+        return import_hf_config(doc, name=name, source=source, where=where)
+    try:
+        m = InlineModel.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key (typo?)" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+            msg += f"; got {err['input']!r}"
+        raise TrainsimError(msg, field=f"{field}.{loc}" if loc else field, where=where) from None
+    arch = build_inline(m)
+    return replace(arch, source=source) if source else arch
+
+
+def _from_file(path: Path, field: str, where: str | None) -> Arch:
+    if not path.is_file():
+        raise TrainsimError(f"no such model file '{path}'", field=field, where=where)
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise TrainsimError(f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                            f"{str(exc).splitlines()[0]}", field=field, where=where) from None
+    if isinstance(doc, dict) and set(doc) == {"model"} and isinstance(doc["model"], dict):
+        doc = doc["model"]  # a YAML file holding `model: {...}`
+    if not isinstance(doc, dict):
+        raise TrainsimError(f"'{path}' does not hold a mapping of model keys", field=field, where=where)
+    return _from_mapping(doc, name=None if "model_type" not in doc else path.stem, source=str(path), field=field,
+                         where=where or str(path))
+
+
+def resolve_model(value: Any, base_dir: Path | None = None, *, field: str = "model",
+                  where: str | None = None) -> Arch:
+    """The :class:`Arch` of a run spec's ``model:`` value (catalog id, file path or mapping)."""
+    if isinstance(value, dict):
+        return _from_mapping(value, name=value.get("name") if "model_type" in value else None, source="",
+                             field=field, where=where)
+    if isinstance(value, Path) or (isinstance(value, str) and value):
+        text = str(value)
+        cat = _catalog()
+        if isinstance(value, str) and text in cat:
+            e = cat[text]
+            if not e.get("config"):
+                off = _billions_to_params(e.get("official") or {})
+                raise TrainsimError(
+                    f"model '{text}' has no public config (official figures only: "
+                    f"{off.get('total_params', 0) / 1e9:g}B total, {off.get('active_params', 0) / 1e9:g}B active); "
+                    "give a config.json path or inline model keys", field=field, where=where)
+            src = "; ".join(e.get("config_source") or []) or "catalog models.yaml"
+            return import_hf_config(e["config"], name=text, source=src, where=where)
+        path = Path(text)
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        if path.suffix in _FILE_SUFFIXES or path.exists() or "/" in text:
+            return _from_file(path, field, where)
+        raise unknown("model", text, cat, field=field, where=where)
+    raise TrainsimError(f"expected a catalog id, a file path or a mapping, got {value!r}", field=field, where=where)
