@@ -36,17 +36,16 @@ class TrainingSpec(BaseModel):
     def _batch(self):
         if (self.global_batch_tokens is None) == (self.global_batch_seqs is None):
             raise ValueError("give exactly one of global_batch_tokens or global_batch_seqs")
-        if self.global_batch_tokens is not None:
-            seqs = self.global_batch_tokens / self.seq_len
-            if abs(seqs - round(seqs)) > 1e-6 or seqs < 1:
-                raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is not a whole number of "
-                                 f"{self.seq_len}-token sequences")
+        if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
+            raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is less than one "
+                             f"{self.seq_len}-token sequence")
         return self
 
     @property
     def batch_seqs(self) -> int:
         if self.global_batch_seqs is not None:
             return int(self.global_batch_seqs)
+        # a batch quoted in tokens ("2M") is rounded to whole sequences (OPT: 2,000,000 / 2,048 -> 977)
         return int(round(self.global_batch_tokens / self.seq_len))
 
 

@@ -27,6 +27,10 @@ def render_validation(res) -> None:
     from ..report.terminal import console
 
     c = console()
+    if not c.is_terminal:  # piped or captured: do not squeeze the run names into 80 columns
+        from rich.console import Console
+
+        c = Console(highlight=False, width=200)
     t = Table(title="predicted vs reported tokens/s per chip (steady state)")
     for col in ("run", "chip", "chips", "reported", "reported as", "predicted", "error %"):
         t.add_column(col, justify="right" if col in ("chips", "reported", "predicted", "error %") else "left")
