@@ -25,6 +25,7 @@ def render_validation(res) -> None:
     from rich.table import Table
 
     from ..report.terminal import console
+    from ..validate.runner import NOFIT_LEGEND
 
     c = console()
     if not c.is_terminal:  # piped or captured: do not squeeze the run names into 80 columns
@@ -35,9 +36,12 @@ def render_validation(res) -> None:
     for col in ("run", "chip", "chips", "reported", "reported as", "predicted", "error %"):
         t.add_column(col, justify="right" if col in ("chips", "reported", "predicted", "error %") else "left")
     for r in res.steady:
+        mark = " \u2020" if r.fits is False else ""
         t.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported), r.how,
-                  _num(r.predicted), _pct(r.error))
+                  _num(r.predicted) + mark, _pct(r.error))
     c.print(t)
+    if any(r.fits is False for r in res.steady):
+        c.print(NOFIT_LEGEND)
     if res.whole_run:
         w = Table(title="whole-run averages (chip-hours; not in the summary)")
         for col in ("run", "chip", "chips", "whole-run", "predicted steady", "whole-run / predicted"):

@@ -23,6 +23,7 @@ class Calib:
     attn_bwd_ratio: float = 2.5     # flash backward time / forward time (5 vs 2 matmuls; Dao 2023 sec. 3.1.2)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
     gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
+    gemm_d0: float = 128.0          # half-saturation GEMM dimension (tile/wave quantisation), elements
     # network: achievable fraction of line rate per level (scale-up, scale-out, inter-site)
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)

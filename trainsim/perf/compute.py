@@ -22,9 +22,20 @@ from ..model.counts import layer_attention_fwd_flops_per_token
 from .context import StepContext
 
 
-def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s):
+def gemm_shape_eff(m, n, k, d0):
+    """Fraction of the large-GEMM rate a GEMM of this shape reaches: prod over M, N, K of x / (x + d0).
+
+    A GEMM is cut into output tiles spread over the chip's cores and streams K in blocks; short dimensions leave
+    tiles and pipelines partly empty (tile and wave quantisation; NVIDIA, "Matrix Multiplication Background User's
+    Guide", 2023). A half-saturation length d0 per chip family (a few hundred elements) is the smooth form of that
+    effect; large GEMMs (every dimension >> d0) run at ``gemm_eff``.
+    """
+    return (m / (m + d0)) * (n / (n + d0)) * (k / (k + d0))
+
+
+def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, d0=0.0):
     """Roofline time of one (M x K) @ (K x N) GEMM."""
-    t_c = 2.0 * m * n * k / (peak * eff)
+    t_c = 2.0 * m * n * k / (peak * eff * gemm_shape_eff(m, n, k, d0))
     t_m = (m * k + k * n + m * n) * bytes_el / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + latency_s
 
@@ -41,6 +52,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
+    d0 = c.gemm_d0
     t = np.zeros_like(tokens)
     for mat in lk.matrices:
         if mat.group == "expert":
@@ -49,15 +61,15 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
             m_e = tokens * mat.active * p.ep * p.etp / (e * p.tp)
             k, n = _sharded_shape(mat, p.etp)
             local = e / p.ep
-            t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0)) * c.expert_imbalance \
+            t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0)) * c.expert_imbalance \
                 + c.gemm_latency_s
         elif mat.group == "router":
-            t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, 2.0, c.gemm_latency_s)
+            t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, 2.0, c.gemm_latency_s, d0)
         elif mat.group == "other" or mat.split == "none":
-            t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s)
+            t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
         else:
             k, n = _sharded_shape(mat, p.tp)
-            t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s)
+            t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
     return t
 
 
@@ -65,7 +77,7 @@ def head_gemm_fwd(ctx: StepContext, p, tokens):
     """Output head (logits) GEMM, vocab split over tp, plus the fused cross-entropy pass over the logits."""
     a, c = ctx.arch, ctx.calib
     t = gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
-                  ctx.act_bytes, c.gemm_latency_s)
+                  ctx.act_bytes, c.gemm_latency_s, c.gemm_d0)
     ce_bytes = tokens * a.vocab / p.tp * 6.0  # write bf16 logits, read them and write fp32 softmax stats
     return t + ce_bytes / (ctx.chip.hbm_bw * c.mem_eff)
 

@@ -19,6 +19,8 @@ from ..perf.calibration import Calib, calib_for, load_calibration
 from .reference import (CONVENTIONS, WHOLE_RUN_NOTE, flops_per_token, peak_bf16, steady_reference,
                         tokens_from_mfu, whole_run_tokens_per_s_per_chip)
 
+NOFIT_LEGEND = ("\u2020 no plan fits the catalog chip's HBM in trainsim's memory model (the run did fit on its "
+                "hardware); predicted with the most memory-frugal plan.")
 PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
 
 
@@ -190,11 +192,14 @@ class ValidationResult:
         out = ["| run | chip | chips | reported tokens/s/chip | reported as | predicted tokens/s/chip | error |",
                "|---|---|---:|---:|---|---:|---:|"]
         for r in self.steady:
-            out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {num(r.reported)} | {r.how} | {num(r.predicted)} "
+            mark = " \u2020" if r.fits is False else ""
+            out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {num(r.reported)} | {r.how} | {num(r.predicted)}{mark} "
                        f"| {pct(r.error)} |")
         out.append("")
         out.append("Error = (predicted - reported) / reported. MFU-only runs are converted with the FLOP convention "
                    "of their source (`reported.mfu_convention`).")
+        if any(r.fits is False for r in self.steady):
+            out.append(NOFIT_LEGEND)
         out.append("")
         out.append("| chip family | runs | median abs error | max abs error | bias (median error) |")
         out.append("|---|---:|---:|---:|---:|")
@@ -248,10 +253,36 @@ def _mfu_fields(run, row: Row, predicted: float | None) -> list[str]:
     return notes
 
 
+def _estimate(run, calib: Calib | None):
+    """(estimate, note). The run was measured, so it fit on its hardware: when no plan fits the catalog chip's
+    HBM (an approximate chip variant or the memory model's error), throughput is still predicted, with the most
+    memory-frugal valid plan (the fastest plan among those needing the least memory), and the note says so."""
+    from dataclasses import replace
+
+    from ..estimate import estimate, is_complete
+    from ..search import search
+
+    try:
+        return estimate(run, calib=calib), ""
+    except TrainsimError:
+        if is_complete(run.plan):
+            raise
+        res = search(run, fixed=run.plan, calib=calib, top=1)
+        if res.best is not None or not res.plans_evaluated or not res.smallest_memory_bytes:
+            raise
+    chip = run.system.chip
+    need = res.smallest_memory_bytes
+    roomy = replace(run, system=run.system.with_(chip=chip.with_(hbm_bytes=need * (1.0 + 1e-9))))
+    est = estimate(roomy, calib=calib)
+    est.fits = False
+    est.run = run
+    return est, (f"no plan fits the {chip.hbm_bytes / 2**30:.1f} GiB HBM of {chip.id} (least memory needed "
+                 f"{need / 2**30:.1f} GiB); predicted with the most memory-frugal plan")
+
+
 def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> list[Row]:
     """Rows for one run file: a steady-state row (or an error row), plus a whole-run row when chip-hours and
     training tokens are both reported."""
-    from ..estimate import estimate
     from ..spec import load_run
 
     row = Row(run=path.stem, name=path.stem, path=str(path))
@@ -278,9 +309,11 @@ def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> 
         if ref.note:
             notes.append(ref.note)
 
-    est = None
+    est, relaxed = None, ""
     try:
-        est = estimate(run, calib=resolve_calib(calib, chip.family))
+        est, relaxed = _estimate(run, resolve_calib(calib, chip.family))
+        if relaxed:
+            notes.append(relaxed)
     except TrainsimError as exc:
         row.kind = "error"
         notes.append(f"estimate: {exc}")
@@ -293,7 +326,7 @@ def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> 
         predicted = float(est.tokens_per_s_per_chip)
         row.predicted, row.predicted_mfu, row.fits = predicted, float(est.mfu), bool(est.fits)
         row.plan = {k: v for k, v in est.plan.items() if k in PLAN_KEYS or k == "node_limit"}
-        if not est.fits:
+        if not est.fits and not relaxed:
             notes.append("the predicted plan does not fit in memory")
     notes.extend(_mfu_fields(run, row, predicted))
 
