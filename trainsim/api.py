@@ -11,7 +11,7 @@ __all__ = ["TrainsimError", "Estimate", "estimate", "SearchResult", "search", "P
 
 
 def parse_fix(text: str, base: PlanSpec | None = None) -> PlanSpec:
-    """``"tp=8,pp=16,schedule=interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan)."""
+    """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan)."""
     data = base.model_dump(exclude_none=True) if base is not None else {}
     for part in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in part:
@@ -23,7 +23,8 @@ def parse_fix(text: str, base: PlanSpec | None = None) -> PlanSpec:
             from .errors import unknown
 
             raise unknown("plan field", k, PlanSpec.model_fields, field="--fix")
-        data[k] = int(v) if v.isdigit() else v
+        vals = [int(x) if x.isdigit() else x for x in v.split("|")]
+        data[k] = vals[0] if len(vals) == 1 else vals
     try:
         return PlanSpec.model_validate(data)
     except Exception as exc:  # pydantic ValidationError

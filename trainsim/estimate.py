@@ -32,23 +32,28 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
 
 
 def is_complete(plan: PlanSpec) -> bool:
-    return all(getattr(plan, f) is not None for f in ("tp", "pp", "ep", "cp", "micro_batch", "zero", "recompute"))
+    """True when every field that matters is fixed to one value (lists and gaps are searched)."""
+    needed = ("tp", "pp", "ep", "cp", "micro_batch", "zero", "recompute")
+    optional = ("vpp", "schedule", "etp", "node_limit")
+    return (all(plan.scalar(f) is not None for f in needed)
+            and all(getattr(plan, f) is None or plan.scalar(f) is not None for f in optional))
 
 
 def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
     """One plan from a spec; unnamed fields take neutral defaults (tp = pp = ep = etp = cp = 1, zero 1,
     no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
-    tp, pp, cp = plan.tp or 1, plan.pp or 1, plan.cp or 1
-    vpp = plan.vpp or 1
-    sched = plan.schedule or ("interleaved" if vpp > 1 else "1f1b")
+    g = plan.scalar
+    tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
+    vpp = g("vpp") or 1
+    sched = g("schedule") or ("interleaved" if vpp > 1 else "1f1b")
     dp = chips // (tp * pp * cp) if chips % (tp * pp * cp) == 0 else 0
     if plan.dp is not None and plan.dp != dp:
         raise TrainsimError(f"dp {plan.dp} does not equal chips / (tp pp cp) = {chips} / {tp * pp * cp}",
                             field="plan.dp")
-    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=plan.ep or 1, etp=plan.etp or 1, cp=cp, dp=max(dp, 1),
-                              zero=1 if plan.zero is None else plan.zero,
-                              recompute=RECOMPUTE.index(plan.recompute or "none"), mb=plan.micro_batch or 1,
-                              schedule=SCHEDULES.index(sched), node_limit=plan.node_limit or 0)
+    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=g("ep") or 1, etp=g("etp") or 1, cp=cp, dp=max(dp, 1),
+                              zero=1 if g("zero") is None else g("zero"),
+                              recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
+                              schedule=SCHEDULES.index(sched), node_limit=g("node_limit") or 0)
 
 
 @dataclass

@@ -49,22 +49,68 @@ class TrainingSpec(BaseModel):
         return int(round(self.global_batch_tokens / self.seq_len))
 
 
+Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
+Recomp = Literal["none", "selective", "full"]
+
+
 class PlanSpec(BaseModel):
-    """A (possibly partial) plan: what it names is fixed, the rest is searched (or defaulted by estimate)."""
+    """A (possibly partial) plan: what it names is fixed, the rest is searched (or defaulted by estimate).
+
+    A field may also hold a list of allowed values (e.g. ``schedule: [1f1b, interleaved]`` for a framework
+    that offers only those): the search then tries exactly those.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    tp: int | None = Field(None, gt=0)
-    pp: int | None = Field(None, gt=0)
-    vpp: int | None = Field(None, gt=0)
-    schedule: Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"] | None = None
-    ep: int | None = Field(None, gt=0)
-    etp: int | None = Field(None, gt=0)
-    cp: int | None = Field(None, gt=0)
+    tp: int | list[int] | None = None
+    pp: int | list[int] | None = None
+    vpp: int | list[int] | None = None
+    schedule: Sched | list[Sched] | None = None
+    ep: int | list[int] | None = None
+    etp: int | list[int] | None = None
+    cp: int | list[int] | None = None
     dp: int | None = Field(None, gt=0)
-    zero: int | None = Field(None, ge=0, le=3)
-    recompute: Literal["none", "selective", "full"] | None = None
-    micro_batch: int | None = Field(None, gt=0)
-    node_limit: int | None = Field(None, ge=0)
+    zero: int | list[int] | None = None
+    recompute: Recomp | list[Recomp] | None = None
+    micro_batch: int | list[int] | None = None
+    node_limit: int | list[int] | None = None
+
+    @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
+    @classmethod
+    def _positive(cls, v, info):
+        for x in (v if isinstance(v, list) else [v]):
+            if x is not None and x <= 0:
+                raise ValueError(f"must be a positive integer, got {x}")
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list allows nothing")
+        return v
+
+    @field_validator("zero")
+    @classmethod
+    def _zero(cls, v):
+        for x in (v if isinstance(v, list) else [v]):
+            if x is not None and not 0 <= x <= 3:
+                raise ValueError(f"must be 0, 1, 2 or 3, got {x}")
+        return v
+
+    @field_validator("node_limit")
+    @classmethod
+    def _nl(cls, v):
+        for x in (v if isinstance(v, list) else [v]):
+            if x is not None and x < 0:
+                raise ValueError(f"must be >= 0, got {x}")
+        return v
+
+    def values(self, name: str) -> list | None:
+        """The allowed values of a field: None when free, else a list (one element when fixed)."""
+        v = getattr(self, name)
+        if v is None:
+            return None
+        return list(v) if isinstance(v, list) else [v]
+
+    def scalar(self, name: str):
+        """The fixed value of a field (None when free or a list of several)."""
+        v = self.values(name)
+        return v[0] if v is not None and len(v) == 1 else None
 
 
 class ReportedSpec(BaseModel):

@@ -63,6 +63,12 @@ def official_counts(model_id: str) -> dict[str, Any]:
     return out
 
 
+def catalog_config(model_id: str) -> dict[str, Any] | None:
+    """A copy of the Hugging Face config a catalog model is imported from (None when it has none)."""
+    cfg = _entry(model_id).get("config")
+    return json.loads(json.dumps(cfg)) if cfg else None
+
+
 def list_models() -> list[dict[str, Any]]:
     """One row per catalog model: id, name, family (``model_type``; None without a public config), official total
     and active parameters."""

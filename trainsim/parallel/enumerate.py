@@ -48,26 +48,27 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
     """Candidate values per field (powers of two where frameworks use them; divisors for pp)."""
     L = arch.n_layers
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
-    f = lambda name: getattr(fixed, name, None) if fixed is not None else None  # noqa: E731
+
+    def f(name):  # allowed values of a field named by the partial plan, else None
+        return fixed.values(name) if fixed is not None else None
+
     cand = {
-        "tp": [f("tp")] if f("tp") else [v for v in POW2 if v <= 64 and chips % v == 0],
-        "cp": [f("cp")] if f("cp") else [v for v in POW2 if v <= 32 and seq_len % (2 * v) == 0 or v == 1],
-        "pp": [f("pp")] if f("pp") else [d for d in _divisors(chips) if d <= L and d <= 128],
-        "mb": [f("micro_batch")] if f("micro_batch") else [v for v in POW2 if v <= 16],
-        "zero": [f("zero")] if f("zero") is not None else [0, 1, 2, 3],
-        "recompute": [RECOMPUTE.index(f("recompute"))] if f("recompute") else [0, 1, 2],
+        "tp": f("tp") or [v for v in POW2 if v <= 64 and chips % v == 0],
+        "cp": f("cp") or [v for v in POW2 if v <= 32 and seq_len % (2 * v) == 0 or v == 1],
+        "pp": f("pp") or [d for d in _divisors(chips) if d <= L and d <= 128],
+        "mb": f("micro_batch") or [v for v in POW2 if v <= 16],
+        "zero": f("zero") if f("zero") is not None else [0, 1, 2, 3],
+        "recompute": [RECOMPUTE.index(r) for r in f("recompute")] if f("recompute") else [0, 1, 2],
     }
-    vpps = [f("vpp")] if f("vpp") else [1, 2, 3, 4, 6, 8]
-    scheds = [SCHEDULES.index(f("schedule"))] if f("schedule") else [0, 1, 2, 3]
+    vpps = f("vpp") or [1, 2, 3, 4, 6, 8]
+    scheds = [SCHEDULES.index(x) for x in f("schedule")] if f("schedule") else [0, 1, 2, 3]
     sv = [(s, v) for s in scheds for v in vpps if (s == 1) == (v > 1)]
-    if f("vpp") and not f("schedule"):
-        sv = [(1 if f("vpp") > 1 else s, f("vpp")) for s in scheds if (s == 1) == (f("vpp") > 1)]
     cand["sched_vpp"] = sv or [(scheds[0], vpps[0])]
     if moe:
         e = min(m.experts for m in moe)
-        eps = [f("ep")] if f("ep") else [v for v in POW2 if e % v == 0 and v <= chips]
-        etps = [f("etp")] if f("etp") else [v for v in (1, 2, 4, 8) if all(m.expert_ffn % v == 0 for m in moe)]
-        nls = [f("node_limit")] if f("node_limit") is not None else [0]
+        eps = f("ep") or [v for v in POW2 if e % v == 0 and v <= chips]
+        etps = f("etp") or [v for v in (1, 2, 4, 8) if all(m.expert_ffn % v == 0 for m in moe)]
+        nls = f("node_limit") if f("node_limit") is not None else [0]
         cand["ep_etp_nl"] = [(a, b, c) for a in eps for b in etps for c in nls if not (c > 0 and a < 2)]
     else:
         cand["ep_etp_nl"] = [(1, 1, 0)]

@@ -1,0 +1,69 @@
+"""Constants of the inference model, read from ``inference/data/inference.yaml`` (each with its source).
+
+Two are efficiency constants (``mem_eff``: fraction of HBM bandwidth reached by weight and KV-cache streaming;
+``gemm_eff``: fraction of the dense peak reached by compute-bound GEMMs); the rest describe components (attention
+kernel efficiency, collective efficiency, launch latency, two-micro-batch overlap, expert load imbalance, buffer
+memory). None is fitted to the published serving numbers the model is validated against.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+from ..catalog.types import Chip
+from ..errors import TrainsimError
+
+
+@dataclass(frozen=True)
+class InferCalib:
+    mem_eff: float = 0.80
+    gemm_eff: float = 0.65
+    attn_eff: float = 0.55
+    coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
+    gemm_latency_s: float = 4e-6
+    comm_overlap: float = 0.5
+    expert_imbalance: float = 1.0
+    buffer_bytes: float = 4e9
+
+    def with_(self, **kw) -> "InferCalib":
+        bad = set(kw) - {f.name for f in fields(self)}
+        if bad:
+            raise TrainsimError(f"unknown inference constant(s) {sorted(bad)}; expected one of "
+                                f"{[f.name for f in fields(self)]}")
+        return replace(self, **kw)
+
+
+@lru_cache(maxsize=1)
+def _doc() -> dict:
+    text = resources.files("trainsim.inference").joinpath("data", "inference.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+@lru_cache(maxsize=1)
+def default_calib() -> InferCalib:
+    kw = {}
+    for name, entry in (_doc().get("constants") or {}).items():
+        v = entry["value"]
+        kw[name] = tuple(float(x) for x in v) if isinstance(v, list) else float(v)
+    return InferCalib().with_(**kw)
+
+
+def constant_sources() -> dict[str, str]:
+    """Name -> value and source of every inference constant (for reports and scenario assumptions)."""
+    out = {}
+    for name, entry in (_doc().get("constants") or {}).items():
+        out[name] = f"{entry['value']} ({' '.join(str(entry.get('source', '')).split())})"
+    return out
+
+
+def int8_peak(chip: Chip) -> tuple[float, str]:
+    """Dense INT8 rate (op/s) of ``chip`` and where it came from."""
+    entry = (_doc().get("int8_tops") or {}).get(chip.id)
+    if entry:
+        return float(entry["value"]) * 1e12, " ".join(str(entry["source"]).split())
+    if chip.peak_flops.get("fp8"):
+        return chip.peak_flops["fp8"], "chip FP8 dense rate (INT8 runs at the 8-bit tensor-core rate)"
+    return chip.peak_flops["bf16"], "no 8-bit rate known: BF16 rate (8-bit weights still halve the bytes)"
