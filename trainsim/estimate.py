@@ -28,7 +28,8 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     require_usable(run.system.chip)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
-                       calib=calib or calib_for(run.system.chip.family))
+                       calib=calib or calib_for(run.system.chip.family),
+                       attention_kernel=run.training.attention)
 
 
 def is_complete(plan: PlanSpec) -> bool:

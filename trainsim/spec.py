@@ -26,6 +26,7 @@ class TrainingSpec(BaseModel):
     global_batch_tokens: float | None = None
     global_batch_seqs: int | None = Field(None, gt=0)
     precision: Literal["bf16", "fp8"] = "bf16"
+    attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from ..errors import TrainsimError
 class InferCalib:
     mem_eff: float = 0.80
     gemm_eff: float = 0.65
-    attn_eff: float = 0.55
+    attn_eff: float = 0.65
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
     gemm_latency_s: float = 4e-6
     comm_overlap: float = 0.5

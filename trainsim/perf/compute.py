@@ -3,7 +3,7 @@
 * GEMM roofline (Williams, Waterman & Patterson 2009): t = max(2 M N K / (peak x eff),
   (M K + K N + M N) x bytes / (HBM bandwidth x mem_eff)) + launch latency. Small GEMMs (few tokens per expert,
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
-* Attention core, flash-style causal kernel (Dao 2023): forward FLOPs 2 x heads x (d_qk + d_v) x tokens x mean
+* Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs 2 x heads x (d_qk + d_v) x tokens x mean
   causal context (see :func:`trainsim.model.counts.mean_context`), at ``attn_eff`` of the BF16 peak; backward
   takes ``attn_bwd_ratio`` times the forward.
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
@@ -82,9 +82,27 @@ def head_gemm_fwd(ctx: StepContext, p, tokens):
     return t + ce_bytes / (ctx.chip.hbm_bw * c.mem_eff)
 
 
+def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int) -> float:
+    """HBM bytes per token of an unfused attention forward (scores materialised, Megatron-LM before flash
+    attention): per head and key, write the BF16 score (2), fused scale-mask-softmax read + write (4), dropout
+    read + write + 1-byte mask (5), read by the AV batched GEMM (2) = 13 bytes over the full s x s matrix
+    (the causal mask is applied after computing every score; Korthikanti et al. 2022 sec. 4.1 counts the same
+    tensors: 5 a s^2 b bytes of stored activations)."""
+    return sum(13.0 * c.heads * seq_len for c in lk.attention if c.kind != "linear")
+
+
 def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
-    """Flash-attention forward of one layer: heads split over tp, causal work split evenly over cp."""
+    """Attention-core forward of one layer: heads split over tp, causal work split evenly over cp.
+
+    flash: causal FLOPs at ``attn_eff`` of the BF16 peak. unfused: the full s x s QK^T and AV as batched GEMMs
+    (twice the causal FLOPs) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
+    """
     fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+    if ctx.attention_kernel == "unfused":
+        full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0)
+        by = unfused_score_bytes_per_token(lk, ctx.seq_len) * tokens / p.tp
+        return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
+                + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
     return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff)
 
 

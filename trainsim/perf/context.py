@@ -17,6 +17,7 @@ class StepContext:
     global_batch_seqs: int
     precision: str                   # 'bf16' | 'fp8' (matmul inputs)
     calib: Calib
+    attention_kernel: str = "flash"  # 'flash' (fused, no s^2 in HBM) | 'unfused' (scores materialised)
 
     @property
     def chip(self):

@@ -65,6 +65,11 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
     dense = dense + 2.0 * h  # the two norm inputs
     full = (dense + expert * ctx.calib.expert_imbalance) * 2.0 * tokens / p.tp
     sel = full - actout * 2.0 * tokens / p.tp
+    if ctx.attention_kernel == "unfused":
+        # Korthikanti et al. 2022 eq. 1: scores, softmax, dropout mask and output, 5 a s^2 b bytes per layer;
+        # selective recompute (their sec. 5) drops exactly these
+        scores = sum(5.0 * c.heads * ctx.seq_len for c in lk.attention if c.kind != "linear") * tokens / p.tp
+        full = full + scores
     only_input = 2.0 * h * tokens / p.tp
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 

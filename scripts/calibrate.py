@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Fit trainsim's calibration constants on validation/runs and write trainsim/perf/data/calibration.yaml.
+
+Usage: python scripts/calibrate.py [--dry-run]
+Prints the full fit, then the leave-one-out table (the errors the README shows).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from trainsim.validate.calibrate import calibration_yaml, fit, leave_one_out, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    runs = prepare([ROOT / "validation" / "runs"])
+    full = fit(runs)
+    print(f"{len(runs)} runs; gemm_d0 = {full.d0:g}; gemm_eff = " +
+          ", ".join(f"{k} {v:.3f}" for k, v in full.eff.items()) + f"; L1 log loss {full.loss:.3f}")
+    loo = leave_one_out(runs)
+    for r in sorted(loo.rows, key=lambda r: abs(r.error)):
+        print(f"  {r.name:58s} {r.reported:10.1f} {r.predicted:10.1f} {r.error:+7.1%} {r.note}")
+    print("leave-one-out:", loo.summary())
+    for fam in sorted({r.family for r in runs}):
+        print(f"  {fam}: {loo.summary(fam)}")
+    text = calibration_yaml(full, loo, runs)
+    if "--dry-run" not in sys.argv:
+        (ROOT / "trainsim" / "perf" / "data" / "calibration.yaml").write_text(text)
+        print("wrote trainsim/perf/data/calibration.yaml")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``trainsim infer SPEC.yaml [--json]``: serving throughput, latency, KV cache and best plan (issue 7).
+
+``trainsim infer --validate`` prints the error table against the published serving numbers instead.
+``trainsim posttrain SPEC.yaml [--json]``: one RL / on-policy-distillation job across clusters (trainsim.posttrain).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+
+@app.command("infer")
+def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
+              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+              validate: bool = typer.Option(False, "--validate",
+                                            help="error table vs validation/inference/*.yaml")) -> None:
+    """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
+    from ..errors import TrainsimError
+    from ..inference.report import render_errors, render_infer
+    from ..report.terminal import print_json
+
+    if validate:
+        from ..inference.validate import error_table, summary
+
+        rows = error_table([spec] if spec else None)
+        if json_:
+            print_json({"rows": rows, "summary": summary(rows)})
+        else:
+            render_errors(rows, summary(rows))
+        return
+    if spec is None:
+        raise TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
+    from ..inference.serve import infer
+    from ..inference.spec import load_serving
+
+    res = infer(load_serving(spec))
+    if json_:
+        print_json(res)
+    else:
+        render_infer(res)
+
+
+@app.command("posttrain")
+def posttrain_cmd(spec: Path = typer.Argument(..., help="post-training spec YAML"),
+                  json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+    """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
+    from ..posttrain.report import render_posttrain
+    from ..posttrain.spec import load_posttrain
+    from ..posttrain.timeline import evaluate
+    from ..report.terminal import print_json
+
+    res = evaluate(load_posttrain(spec))
+    if json_:
+        print_json(res)
+    else:
+        render_posttrain(res)

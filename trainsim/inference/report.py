@@ -1,0 +1,54 @@
+"""Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`.serve`)."""
+from __future__ import annotations
+
+from rich.table import Table
+
+from ..report.terminal import console
+
+GB = 1e9
+
+
+def _plan(p: dict) -> str:
+    return " ".join(f"{k}={p[k]}" for k in ("chips", "tp", "pp", "dp", "ep", "etp"))
+
+
+def render_infer(res: dict) -> None:
+    c = console()
+    t = Table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
+              show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 1e3:,.1f} kB ({res['kv_precision']})")
+    t.add_row(f"KV cache per sequence ({res['decode_context_len']:,} tokens)",
+              f"{res['kv_cache_bytes_per_sequence'] / 1e6:,.1f} MB")
+    if "decode" in res:
+        d = res["decode"]
+        t.add_row("decode plan", _plan(d["plan"]))
+        t.add_row("decode batch per chip", f"{d['batch_per_chip']:,.1f}")
+        t.add_row("decode tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.0f}")
+        t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user)")
+        m = d["memory_per_chip_bytes"]
+        t.add_row("decode memory per chip", f"{m['total'] / GB:.1f} GB (weights {m['weights'] / GB:.1f}, "
+                                            f"KV {m['kv_cache'] / GB:.1f})")
+    if "prefill" in res:
+        p = res["prefill"]
+        t.add_row("prefill plan", _plan(p["plan"]))
+        t.add_row("prefill tokens per chip per round", f"{p['prompt_tokens_per_chip']:,.0f}")
+        t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
+        t.add_row("time to first token (one round)", f"{p['ttft_s']:.2f} s")
+    for k, v in (res.get("error") or {}).items():
+        t.add_row(f"error vs reported: {k}", f"{v:+.1%}")
+    c.print(t)
+
+
+def render_errors(rows: list[dict], summ: dict) -> None:
+    c = console()
+    t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
+    for col in ("deployment", "phase", "reported", "predicted", "error"):
+        t.add_column(col, justify="right" if col in ("reported", "predicted", "error") else "left")
+    for r in rows:
+        t.add_row(r["name"], r["phase"], f"{r['reported']:,.0f}", f"{r['predicted']:,.0f}", f"{r['error']:+.1%}")
+    c.print(t)
+    if summ.get("points"):
+        c.print(f"{summ['points']} points: median |error| {summ['median_abs_error']:.1%}, "
+                f"max {summ['max_abs_error']:.1%}, mean signed {summ['mean_signed_error']:+.1%}")

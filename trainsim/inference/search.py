@@ -1,0 +1,164 @@
+"""Best serving plan: every candidate (instance size, tp, pp, ep, batch) evaluated at once with numpy.
+
+Candidates: chips per instance (given, or powers of two and multiples of the scale-up domain up to the cluster),
+tp a power of two inside one scale-up domain, pp a power of two (at most 16, never more than the layers), ep a
+divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip; prefill: prompt
+tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
+and it meets the latency bound (decode: time per output token; prefill: time to first token). The best is the one
+with the most tokens/s per chip; ties go to the lower latency.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .setup import ServeSetup
+from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step_time, weight_bytes_per_chip)
+
+DECODE_BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
+                     768, 1024)
+PREFILL_TOKENS_GRID = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+
+
+def _pow2_upto(n: int) -> list[int]:
+    out, x = [], 1
+    while x <= n:
+        out.append(x)
+        x *= 2
+    return out
+
+
+def instance_sizes(max_chips: int, scale_up: int) -> list[int]:
+    """Candidate chips per instance: powers of two, multiples of the scale-up domain, up to ``max_chips``."""
+    c = set(_pow2_upto(max_chips))
+    c |= {scale_up * m for m in range(1, max_chips // max(scale_up, 1) + 1) if scale_up * m <= max_chips}
+    c = {x for x in c if x <= max_chips}
+    if max_chips <= 1024:
+        c.add(max_chips)
+    return sorted(c)
+
+
+def plan_grid(s: ServeSetup, chips_options, fixed: dict | None = None) -> ServePlans:
+    """All (chips, tp, pp, ep) candidates, honouring fixed fields."""
+    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    su = s.system.scale_up_size
+    n_layers = s.arch.n_layers
+    rows = []
+    for n in chips_options:
+        tps = [fixed["tp"]] if "tp" in fixed else [t for t in _pow2_upto(min(su, n)) if n % t == 0]
+        pps = [fixed["pp"]] if "pp" in fixed else [q for q in _pow2_upto(min(16, n, n_layers)) if n % q == 0]
+        for tp in tps:
+            for pp in pps:
+                if n % (tp * pp):
+                    continue
+                stage = n // pp
+                if s.arch.is_moe:
+                    if "ep" in fixed:
+                        eps = [fixed["ep"]]
+                    else:
+                        eps = sorted({e for e in _pow2_upto(stage) if stage % e == 0} | {stage})
+                else:
+                    eps = [1]
+                for ep in eps:
+                    if stage % ep:
+                        continue
+                    rows.append((n, tp, pp, ep))
+    if not rows:
+        return ServePlans(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+    arr = np.array(rows, dtype=np.float64)
+    return ServePlans(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+
+
+@dataclass
+class Evaluated:
+    """Every candidate with its numbers (flattened plan x batch), and the index of the best one (or None)."""
+
+    plans: ServePlans
+    batch: np.ndarray            # sequences per instance
+    latency_s: np.ndarray        # TPOT (decode) or TTFT (prefill)
+    tokens_per_s_per_chip: np.ndarray
+    round_s: np.ndarray
+    breakdown: dict
+    memory: dict
+    fits: np.ndarray
+    ok: np.ndarray
+    best: int | None
+
+    def runners_up(self, n: int = 5) -> list[int]:
+        idx = np.flatnonzero(self.ok)
+        order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
+        return [int(i) for i in order[:n]]
+
+
+def _expand(plans: ServePlans, per_chip):
+    """Cartesian product of plans and a per-chip batch grid, flattened."""
+    per_chip = np.asarray(per_chip, dtype=np.float64)
+    n_p, n_b = plans.chips.size, per_chip.size
+    rep = lambda a: np.repeat(np.broadcast_to(a, (n_p,)), n_b)  # noqa: E731
+    p = ServePlans(rep(plans.chips), rep(plans.tp), rep(plans.pp), rep(plans.ep))
+    b = np.tile(per_chip, n_p)
+    return p, b
+
+
+def _pick(tps, lat, ok) -> int | None:
+    if not np.any(ok):
+        return None
+    score = np.where(ok, tps, -np.inf)
+    top = np.max(score)
+    near = ok & (score >= top * (1.0 - 1e-9))
+    return int(np.flatnonzero(near)[np.argmin(lat[near])])
+
+
+def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
+                    tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
+                    memory_context=None) -> Evaluated:
+    """Decode candidates: plans x batch grid (or the given batch).
+
+    ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
+    longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
+    """
+    if batch_per_instance is not None:
+        p, b = _expand(plans, [1.0])
+        b = np.full_like(b, float(batch_per_instance))
+    else:
+        grid = [batch_per_chip] if batch_per_chip is not None else DECODE_BATCH_GRID
+        p, bpc = _expand(plans, grid)
+        b = bpc * p.chips
+    if max_batch_per_instance is not None:
+        b = np.minimum(b, float(max_batch_per_instance))
+    if max_batch_per_chip is not None:
+        b = np.minimum(b, float(max_batch_per_chip) * p.chips)
+    rnd, br = step_time(s, p, b, context, "decode")
+    tpot = rnd / s.tokens_per_step
+    tps = b / tpot / p.chips
+    w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
+    kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
+    tot = w + kv + s.calib.buffer_bytes
+    fits = tot <= s.chip.hbm_bytes
+    ok = fits & (b >= p.pp * p.dp - 1e-9)
+    if tpot_bound_s is not None:
+        ok &= tpot <= tpot_bound_s * (1 + 1e-9)
+    mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, _pick(tps, tpot, ok))
+
+
+def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens_per_chip=None,
+                     ttft_bound_s=None, all_logits: bool = False) -> Evaluated:
+    """Prefill candidates: plans x prompt-tokens-per-chip grid (or the given amount)."""
+    grid = [tokens_per_chip] if tokens_per_chip is not None else PREFILL_TOKENS_GRID
+    p, tpc = _expand(plans, grid)
+    b = tpc * p.chips / float(input_len)            # prompts per instance
+    rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)
+    tps = b * input_len / rnd / p.chips
+    w = weight_bytes_per_chip(s, p)
+    kv = kv_bytes_per_chip(s, p, b, input_len)
+    act = prefill_activation_bytes(s, p, b, input_len)
+    tot = w + kv + act + s.calib.buffer_bytes
+    fits = tot <= s.chip.hbm_bytes
+    ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
+    if ttft_bound_s is not None:
+        ok &= rnd <= ttft_bound_s * (1 + 1e-9)
+    mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
+           "total": tot}
+    return Evaluated(p, b, rnd, tps, rnd, br, mem, fits, ok, _pick(tps, rnd, ok))

@@ -1,0 +1,150 @@
+"""Evaluate a serving spec: prefill and decode throughput per chip, latency, KV cache and the best plan.
+
+:func:`infer` is what ``trainsim infer SPEC.yaml`` prints (as JSON with ``--json``). :func:`best_decode` and
+:func:`best_prefill` are the building blocks the post-training model uses for rollouts and teacher scoring.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..catalog.types import System
+from ..errors import TrainsimError
+from ..model.arch import Arch
+from .calib import InferCalib, constant_sources, default_calib
+from .kv import kv_bytes_per_sequence, kv_bytes_per_token
+from .search import Evaluated, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
+from .setup import ServeSetup
+from .spec import Serving
+
+
+def _fixed(plan, chips: int | None) -> dict:
+    f = {"tp": plan.tp, "pp": plan.pp, "ep": plan.ep}
+    if plan.dp is not None and chips is not None:
+        pp = plan.pp or 1
+        tp = chips // (plan.dp * pp)
+        if tp < 1 or tp * plan.dp * pp != chips:
+            raise TrainsimError(f"dp {plan.dp} does not divide chips {chips} / pp {pp}", field="plan.dp")
+        f["tp"] = tp
+    return f
+
+
+def _row(ev: Evaluated, i: int, kind: str, *, per_token_bytes: float) -> dict[str, Any]:
+    g = lambda a: float(np.broadcast_to(a, ev.batch.shape)[i])  # noqa: E731
+    plan = ev.plans.row(i)
+    chips = plan["chips"]
+    out: dict[str, Any] = {"plan": plan}
+    if kind == "decode":
+        out.update({
+            "batch_per_instance": g(ev.batch), "batch_per_chip": g(ev.batch) / chips,
+            "tpot_s": g(ev.latency_s), "step_time_s": g(ev.round_s),
+            "tokens_per_s_per_chip": g(ev.tokens_per_s_per_chip),
+            "tokens_per_s_per_user": 1.0 / g(ev.latency_s),
+        })
+    else:
+        out.update({
+            "prompts_per_instance": g(ev.batch), "ttft_s": g(ev.latency_s),
+            "tokens_per_s_per_chip": g(ev.tokens_per_s_per_chip),
+        })
+    out["breakdown_s"] = {k: g(v) for k, v in ev.breakdown.items()}
+    out["memory_per_chip_bytes"] = {k: g(v) for k, v in ev.memory.items()}
+    out["fits"] = bool(np.broadcast_to(ev.fits, ev.batch.shape)[i])
+    return out
+
+
+def _no_plan(kind: str, ev: Evaluated, bound) -> str:
+    if ev.batch.size == 0:
+        return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
+    if not np.any(ev.fits):
+        return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / 2**30:.1f} GiB "
+                f"per chip); use more chips per instance or 8-bit weights")
+    return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
+           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.1f} ms)"
+
+
+def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
+              mtp=None, calib: InferCalib | None = None) -> ServeSetup:
+    return ServeSetup(arch, system, precision, kv_precision, mtp.draft_tokens if mtp else 0,
+                      mtp.acceptance if mtp else 0.0, calib or default_calib())
+
+
+def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
+                batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
+                memory_context=None) -> Evaluated:
+    """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``)."""
+    sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
+    plans = plan_grid(s, sizes, fixed)
+    return evaluate_decode(s, plans, context, batch_per_chip=batch_per_chip, batch_per_instance=batch_per_instance,
+                           tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
+                           max_batch_per_chip=max_batch_per_chip, memory_context=memory_context)
+
+
+def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
+                 ttft_bound_s=None, all_logits: bool = False) -> Evaluated:
+    sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
+    plans = plan_grid(s, sizes, fixed)
+    return evaluate_prefill(s, plans, input_len, tokens_per_chip=tokens_per_chip, ttft_bound_s=ttft_bound_s,
+                            all_logits=all_logits)
+
+
+def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
+    """Everything ``trainsim infer`` reports for one serving spec."""
+    sp = sv.serving
+    s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib)
+    from ..catalog.load import require_usable
+
+    require_usable(sv.system.chip)
+    per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)
+    ctx = sp.decode_context
+    fixed = _fixed(sv.plan, sv.chips)
+    max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
+    out: dict[str, Any] = {
+        "name": sv.name, "model": sv.arch.name, "system": sv.system.id, "chip": sv.system.chip.id,
+        "chips_per_instance": sv.chips, "precision": sp.precision, "kv_precision": sp.kv_precision,
+        "gemm_peak_flops": s.gemm_peak, "gemm_peak_basis": s.peak_note(),
+        "hbm_bandwidth_bytes_per_s": sv.system.chip.hbm_bw, "hbm_bytes": sv.system.chip.hbm_bytes,
+        "kv_cache_bytes_per_token": per_tok,
+        "kv_cache_bytes_per_sequence": float(kv_bytes_per_sequence(sv.arch, ctx, s.kv_bytes)),
+        "input_len": sp.input_len, "output_len": sp.output_len, "decode_context_len": ctx,
+        "mtp": sp.mtp.model_dump() if sp.mtp else None,
+    }
+    if sp.phase in ("decode", "both"):
+        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
+                         batch_per_instance=sp.batch, tpot_bound_s=tpot)
+        if ev.best is None:
+            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
+        d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
+        d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
+        d["tpot_bound_s"] = tpot
+        d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
+                            "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
+                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
+        out["decode"] = d
+    if sp.phase in ("prefill", "both"):
+        ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
+        ev = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
+                          tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
+        if ev.best is None:
+            raise TrainsimError(_no_plan("prefill", ev, ttft), field="serving")
+        d = _row(ev, ev.best, "prefill", per_token_bytes=per_tok)
+        d["prompt_tokens_per_chip"] = d["prompts_per_instance"] * sp.input_len / d["plan"]["chips"]
+        d["ttft_bound_s"] = ttft
+        out["prefill"] = d
+    if sv.reported is not None:
+        r = sv.reported
+        rep = r.model_dump()
+        err = {}
+        if r.decode_tokens_per_s_per_chip and "decode" in out:
+            err["decode_tokens_per_s_per_chip"] = out["decode"]["tokens_per_s_per_chip"] / r.decode_tokens_per_s_per_chip - 1
+        if r.prefill_tokens_per_s_per_chip and "prefill" in out:
+            err["prefill_tokens_per_s_per_chip"] = (out["prefill"]["tokens_per_s_per_chip"]
+                                                    / r.prefill_tokens_per_s_per_chip - 1)
+        if r.tpot_ms and "decode" in out:
+            err["tpot"] = out["decode"]["tpot_s"] * 1e3 / r.tpot_ms - 1
+        out["reported"] = rep
+        out["error"] = err
+    out["constants"] = {k: v for k, v in (calib or default_calib()).__dict__.items()}
+    out["constant_sources"] = constant_sources()
+    return out

@@ -1,0 +1,178 @@
+"""The serving spec (format v1): one YAML file describing a deployment to evaluate with ``trainsim infer``.
+
+Written in the run-spec style (../design/run-spec.md): unknown keys are errors; ``model`` and ``system`` take the
+same values as in a run spec (catalog id, file path relative to the spec, or inline mapping)::
+
+    name: cloudmatrix384-deepseek-r1-decode
+    model: deepseek-v3                 # catalog id | path to config.json / model YAML | inline mapping
+    system: cloudmatrix-384            # catalog id | inline mapping ({base: ..., ...})
+    chips: 160                         # chips per serving instance (one model replica); absent -> searched
+    serving:
+      phase: decode                    # prefill | decode | both (default both)
+      input_len: 4096                  # prompt tokens per request
+      output_len: 1024                 # generated tokens per request
+      context_len: 4096                # decode: KV length per sequence at the measured step
+                                       #   (default input_len + output_len / 2, the mean over a request)
+      batch_per_chip: 96               # decode sequences per chip, or `batch:` per instance; absent -> searched
+      prefill_tokens_per_chip: 16384   # prompt tokens per chip per prefill round; absent -> searched
+      precision: int8                  # bf16 | fp8 | int8: weights and GEMM inputs (W8A8)
+      kv_precision: bf16               # bf16 | fp8 | int8
+      mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
+    latency:                           # optional bounds the searched plan must meet
+      tpot_ms: 50                      # time per output token
+      ttft_ms: 2000                    # time to first token (one prefill round)
+    plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
+    reported:                          # only for published deployments (validation)
+      decode_tokens_per_s_per_chip: 1943
+      prefill_tokens_per_s_per_chip: null
+      tpot_ms: 49.4
+      ttft_ms: null
+      source: "arXiv 2506.12708 v3 Table 3"
+      notes: "..."
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..catalog.types import System
+from ..errors import TrainsimError
+from ..model.arch import Arch
+
+
+class MTPSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    draft_tokens: int = Field(1, ge=0)
+    acceptance: float = Field(ge=0.0, le=1.0)
+
+
+class ServingPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phase: Literal["prefill", "decode", "both"] = "both"
+    input_len: int = Field(gt=0)
+    output_len: int = Field(1, gt=0)
+    context_len: int | None = Field(None, gt=0)
+    batch_per_chip: float | None = Field(None, gt=0)
+    batch: int | None = Field(None, gt=0)
+    prefill_tokens_per_chip: float | None = Field(None, gt=0)
+    precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    kv_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    mtp: MTPSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_batch(self):
+        if self.batch is not None and self.batch_per_chip is not None:
+            raise ValueError("give at most one of batch (per instance) or batch_per_chip")
+        return self
+
+    @property
+    def decode_context(self) -> int:
+        return self.context_len if self.context_len is not None else self.input_len + self.output_len // 2
+
+
+class LatencyPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tpot_ms: float | None = Field(None, gt=0)
+    ttft_ms: float | None = Field(None, gt=0)
+
+
+class ServePlanPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tp: int | None = Field(None, gt=0)
+    pp: int | None = Field(None, gt=0)
+    ep: int | None = Field(None, gt=0)
+    dp: int | None = Field(None, gt=0)
+
+
+class ServeReported(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decode_tokens_per_s_per_chip: float | None = None
+    prefill_tokens_per_s_per_chip: float | None = None
+    tpot_ms: float | None = None
+    ttft_ms: float | None = None
+    source: str = ""
+    notes: str = ""
+
+
+class ServingFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    model: str | dict[str, Any]
+    system: str | dict[str, Any]
+    chips: int | None = Field(None, gt=0)
+    serving: ServingPart
+    latency: LatencyPart = LatencyPart()
+    plan: ServePlanPart = ServePlanPart()
+    reported: ServeReported | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A resolved serving spec."""
+
+    name: str
+    arch: Arch
+    system: System
+    chips: int | None
+    serving: ServingPart
+    latency: LatencyPart
+    plan: ServePlanPart
+    reported: ServeReported | None
+    path: Path | None = None
+
+
+def _one_line(exc: ValidationError, where: str) -> TrainsimError:
+    err = exc.errors()[0]
+    field = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (typo?)"
+    elif "input" in err and err["type"] != "missing":
+        msg = f"{msg}; got {err['input']!r}"
+    return TrainsimError(msg, field=field, where=where)
+
+
+def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
+    """Validate a serving-spec mapping and resolve its model and system."""
+    from ..catalog.load import resolve_system
+    from ..model.load import resolve_model
+
+    if not isinstance(doc, dict):
+        raise TrainsimError("expected a mapping of serving-spec keys", where=where)
+    try:
+        spec = ServingFile.model_validate(doc)
+    except ValidationError as exc:
+        raise _one_line(exc, where) from None
+    try:
+        arch = resolve_model(spec.model, base_dir)
+        system = resolve_system(spec.system, base_dir)
+    except TrainsimError as exc:
+        if exc.where is None:
+            raise TrainsimError(str(exc), where=where) from None
+        raise
+    p = spec.plan
+    if spec.chips is not None and p.dp is not None:
+        tp, pp = p.tp or 1, p.pp or 1
+        if p.dp * tp * pp != spec.chips:
+            raise TrainsimError(f"dp {p.dp} x tp {tp} x pp {pp} != chips {spec.chips}", field="plan.dp", where=where)
+    return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
+                   latency=spec.latency, plan=spec.plan, reported=spec.reported)
+
+
+def load_serving(path: str | Path) -> Serving:
+    """Load and resolve a serving-spec YAML file (safe loader only)."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainsimError(f"no such file: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    sv = parse_serving(doc, base_dir=path.parent, where=str(path))
+    return Serving(**{**sv.__dict__, "path": path})

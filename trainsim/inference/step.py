@@ -1,0 +1,341 @@
+"""One serving step -- prefill (compute-bound) or decode (memory-bound) -- vectorised over candidate plans.
+
+A serving *instance* is one model replica on ``chips`` chips, split as ``tp x dp x pp`` for attention and the dense
+parts (tensor parallel inside a scale-up domain, data-parallel attention, pipeline stages) and ``ep x etp`` per
+pipeline stage for the routed experts (``etp = chips / (pp ep)``). Every quantity is a numpy array over candidates.
+
+Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, ``T`` per pipeline stage):
+
+* GEMMs: :func:`trainsim.perf.compute.gemm_time` (roofline: ``max(2 M N K / (peak eff), bytes / (HBM mem_eff))``),
+  weights sharded by ``Matrix.split`` over tp; W8A8 numerics use 1 byte per weight and GEMM input.
+* Routed experts: a chip holds ``E / ep`` experts (split ``etp`` ways); of those, the fraction hit by the ``T``
+  tokens is ``1 - (1 - k/E)^T`` (:mod:`.experts`), so decode reads only the hit experts' weights, each with
+  ``T k / (E p_hit)`` tokens. Shared experts are tensor-parallel like a dense MLP (every chip runs its own tokens).
+* Attention core: decode reads the KV cache of its sequences (``context x kv_elems x bytes``, :mod:`.kv`) and
+  does ``2 x heads x (d_qk + d_v) x context`` FLOPs per query (MLA, weights absorbed: scores and values over the
+  latent, ``2 x heads x 2 x kv_elems x context``); the time is the roofline max of the two. Prefill attention is
+  causal flash attention (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) at ``attn_eff``.
+* Memory-bound kernels: :func:`trainsim.perf.compute.elementwise_bytes_per_token`, plus a fixed launch cost
+  (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`).
+* Communication: tp all-reduce x 2 per layer (:func:`trainsim.perf.collectives.all_reduce_time`); MoE dispatch
+  (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
+  (DeepEP low-latency kernels: every copy over the network), prefill deduplicates per scale-up domain (DeepEP
+  normal kernels: one copy per remote domain, fanned out inside); pipeline sends between stages.
+* Overlap: two micro-batches hide ``comm_overlap x min(compute, communication)`` per layer.
+
+A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
+``TPOT = pp x stage_time / (1 + draft x acceptance)`` and decode tokens/s/chip = ``batch / TPOT / chips``.
+A prefill round processes the batch's prompts; tokens/s/chip = prompt tokens / round / chips; TTFT = round.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.arch import LayerKind
+from ..model.counts import attention_fwd_flops_per_token
+from ..parallel.placement import members_within
+from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
+from ..perf.compute import elementwise_bytes_per_token, gemm_time
+from .experts import hit_probability, local_experts
+from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
+from .setup import ServeSetup
+
+HEAD_BYTES = 2.0     # output head and router weights stay BF16 in FP8/INT8 deployments (DeepSeek-V3 sec. 3.3)
+COMBINE_BYTES = 2.0  # MoE combine in BF16
+
+
+@dataclass
+class ServePlans:
+    """Candidate serving plans as columns (numpy arrays of one length, or broadcastable scalars)."""
+
+    chips: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    ep: np.ndarray
+
+    def __post_init__(self):
+        self.chips, self.tp, self.pp, self.ep = (np.asarray(x, dtype=np.float64)
+                                                 for x in (self.chips, self.tp, self.pp, self.ep))
+
+    @property
+    def dp(self):
+        return self.chips / (self.tp * self.pp)
+
+    @property
+    def stage_chips(self):
+        return self.chips / self.pp
+
+    @property
+    def etp(self):
+        return self.stage_chips / self.ep
+
+    def row(self, i: int) -> dict:
+        def g(a):
+            a = np.broadcast_to(a, np.broadcast(self.chips, self.tp, self.pp, self.ep).shape)
+            return int(round(float(a.flat[i])))
+        return {"chips": g(self.chips), "tp": g(self.tp), "pp": g(self.pp), "dp": g(self.dp), "ep": g(self.ep),
+                "etp": g(self.etp)}
+
+
+def _sharded(mat, shard):
+    if mat.split == "col":
+        return mat.k, mat.n / shard
+    if mat.split == "row":
+        return mat.k / shard, mat.n
+    return float(mat.k), float(mat.n)
+
+
+def _dense_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
+    """GEMMs other than routed experts, per chip: tp-sharded, replicated ('none', 'other') and the router."""
+    c = s.calib
+    bw = s.chip.hbm_bw
+    out = 0.0
+    for mat in lk.matrices:
+        if mat.group == "expert":
+            continue
+        if mat.group == "router":
+            out = out + gemm_time(t / p.tp, mat.n, mat.k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, HEAD_BYTES,
+                                  c.gemm_latency_s)
+        elif mat.group == "other" or mat.split == "none":
+            out = out + gemm_time(t, mat.n, mat.k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes,
+                                  c.gemm_latency_s)
+        else:
+            k, n = _sharded(mat, p.tp)
+            out = out + gemm_time(t, n, k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes, c.gemm_latency_s)
+    return out
+
+
+def _expert_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, T):
+    """Routed-expert GEMMs on one chip for ``T`` tokens in the stage (0 for dense layers)."""
+    if lk.moe is None:
+        return 0.0
+    c = s.calib
+    E, k = lk.moe.experts, float(lk.moe.active_experts)
+    e_loc, copies = local_experts(p.ep, E)
+    p_hit = hit_probability(T / copies, k, E)
+    m_hit = T * k / (E * copies) / np.maximum(p_hit, 1e-30)
+    per_expert = 0.0
+    for mat in lk.matrices:
+        if mat.group != "expert":
+            continue
+        kk, nn = _sharded(mat, p.etp)
+        per_expert = per_expert + gemm_time(m_hit, nn, kk, s.gemm_peak, c.gemm_eff, s.chip.hbm_bw, c.mem_eff,
+                                            s.w_bytes, 0.0)
+    n_mats = sum(1 for m in lk.matrices if m.group == "expert")
+    return (e_loc * p_hit * per_expert * c.expert_imbalance + n_mats * c.gemm_latency_s)
+
+
+def decode_attention_flops_per_query(core, context):
+    """FLOPs of one decode query against ``context`` cached tokens (MLA: absorbed form over the latent)."""
+    ctx = read_tokens(core, context)
+    if core.kind == "linear":
+        return core.state_flops + 0.0 * ctx
+    if is_latent(core):
+        return 2.0 * core.heads * 2.0 * core.kv_elems_per_token * ctx
+    return 2.0 * core.heads * (core.qk_head_dim + core.v_head_dim) * ctx
+
+
+def _attention_decode(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context):
+    """Decode attention of ``t`` query tokens from ``seqs`` sequences per tp group: roofline of KV bytes and FLOPs."""
+    c = s.calib
+    out = 0.0
+    for core in lk.attention:
+        flops = decode_attention_flops_per_query(core, context) * t / p.tp
+        by = seqs * (read_tokens(core, context) * core.kv_elems_per_token * s.kv_bytes + state_bytes(core))
+        by = by / kv_shards(core, p.tp)
+        out = out + np.maximum(flops / (s.attn_peak * c.attn_eff), by / (s.chip.hbm_bw * c.mem_eff))
+    return out
+
+
+def _attention_prefill(lk: LayerKind, s: ServeSetup, p: ServePlans, t, input_len):
+    c = s.calib
+    fl = sum(attention_fwd_flops_per_token(core, input_len) for core in lk.attention)
+    return fl * t / p.tp / (s.attn_peak * c.attn_eff)
+
+
+def non_gemm_kernels(lk: LayerKind) -> int:
+    """Kernels per layer besides GEMMs: 2 norms, 2 residual adds, rotary, activation, one per attention core,
+    and for MoE the router top-k, permute and unpermute."""
+    return 6 + len(lk.attention) + (3 if lk.moe is not None else 0)
+
+
+def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
+    """Memory-bound kernels (bytes over HBM) plus the fixed launch cost of every non-GEMM kernel."""
+    by = elementwise_bytes_per_token(lk, s.arch.hidden, s.act_bytes == 1.0) * t / p.tp
+    return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
+
+
+def _tp_comm(s: ServeSetup, p: ServePlans, t):
+    one = all_reduce_time(t * s.arch.hidden * 2.0, p.tp.astype(np.int64), np.ones_like(p.tp, dtype=np.int64),
+                          s.system, s.calib.coll_eff)
+    return np.where(p.tp > 1, 2.0 * one, 0.0)
+
+
+def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
+    """Dispatch + combine of one MoE layer for the ``t / tp`` tokens each chip owns.
+
+    The routed experts of a stage live on its ``ep x etp`` chips; each of a token's ``k`` copies goes to the ``etp``
+    chips that hold a slice of its expert (and partial outputs come back from each), so a chip sends
+    ``tokens x k x etp`` rows of ``hidden`` over the stage group (an all-to-all of ``ep x etp`` members).
+    """
+    if lk.moe is None:
+        return 0.0
+    h = s.arch.hidden
+    k = float(lk.moe.active_experts) * p.etp
+    tok = t / p.tp
+    n = p.stage_chips
+    ni = n.astype(np.int64)
+    one = np.ones_like(ni)
+    eff = s.calib.coll_eff
+    if not dedup:
+        tt = (all_to_all_time(tok * k * h * s.act_bytes, ni, one, s.system, eff)
+              + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
+        return np.where(n > 1, tt, 0.0)
+    w = members_within(ni, one, s.system)[0].astype(np.float64)
+    g = np.maximum(n / w, 1.0)
+    remote = g * (1.0 - (1.0 - 1.0 / g) ** k) * (g - 1.0) / g
+    inner = k * (w - 1.0) / w
+    tt = 0.0
+    n_lv = len(s.system.levels)
+    for b in (s.act_bytes, COMBINE_BYTES):
+        lv = [tok * h * inner * b, tok * h * remote * b] + [0.0] * (n_lv - 2)
+        tt = tt + level_bytes_time(lv[:n_lv], s.system, eff)
+    lat = sum(lv.latency_s for lv in s.system.levels[:2])
+    tt = tt + 2.0 * np.where(g > 1, lat, s.system.levels[0].latency_s)
+    return np.where(n > 1, tt, 0.0)
+
+
+def _head(s: ServeSetup, p: ServePlans, m, all_logits: bool):
+    """Output head for ``m`` tokens per tp group (vocab split over tp), plus log-softmax when scoring all tokens."""
+    c = s.calib
+    a = s.arch
+    t = gemm_time(m, a.vocab / p.tp, a.hidden, s.gemm_peak, c.gemm_eff, s.chip.hbm_bw, c.mem_eff, HEAD_BYTES,
+                  c.gemm_latency_s)
+    if all_logits:
+        t = t + m * a.vocab / p.tp * 6.0 / (s.chip.hbm_bw * c.mem_eff)
+    return t
+
+
+def layer_time(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context, phase: str):
+    """Seconds of one layer for one micro-batch on one chip, and its parts (arrays)."""
+    T = t * p.dp
+    gem = _dense_gemms(lk, s, p, t)
+    exp = _expert_gemms(lk, s, p, T)
+    if phase == "decode":
+        att = _attention_decode(lk, s, p, t, seqs, context)
+    else:
+        att = _attention_prefill(lk, s, p, t, context)
+    elt = _elementwise(lk, s, p, t)
+    comp = gem + exp + att + elt
+    tpc = _tp_comm(s, p, t)
+    epc = _ep_comm(lk, s, p, t, dedup=(phase != "decode"))
+    comm = tpc + epc
+    hidden = s.calib.comm_overlap * np.minimum(comp, comm)
+    return comp + comm - hidden, {"gemm": gem, "experts": exp, "attention": att, "elementwise": elt,
+                                  "tp_comm": tpc, "ep_comm": epc, "overlap_hidden": -hidden}
+
+
+def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input_len=None, all_logits=False):
+    """One serving round for ``batch`` sequences per instance.
+
+    decode: every sequence advances one step at ``context`` cached tokens; returns (round seconds, breakdown).
+    prefill: ``batch`` prompts of ``input_len`` tokens (``context`` is ignored); ``all_logits`` computes the
+    output head for every token (teacher scoring) instead of only the last one per prompt.
+    """
+    batch = np.asarray(batch, dtype=np.float64)
+    q = (1.0 + s.mtp_draft) if phase == "decode" else float(input_len)
+    seqs_g = batch / p.pp / p.dp            # sequences per tp group per micro-batch
+    t = seqs_g * q                          # tokens per tp group per micro-batch
+    ctx = context if phase == "decode" else input_len
+    parts: dict[str, np.ndarray] = {}
+    stage = 0.0
+    for lk in s.arch.layers:
+        lt, br = layer_time(lk, s, p, t, seqs_g, ctx, phase)
+        stage = stage + lt * lk.n_layers / p.pp
+        for k_, v in br.items():
+            parts[k_] = parts.get(k_, 0.0) + v * lk.n_layers / p.pp
+    head_tokens = t if (phase == "decode" or all_logits) else seqs_g
+    head = _head(s, p, head_tokens, all_logits) / p.pp
+    mtp = 0.0
+    if phase == "decode" and s.mtp_draft and s.arch.mtp:
+        for lk in s.arch.mtp:
+            lt, _ = layer_time(lk, s, p, seqs_g, seqs_g, ctx, phase)
+            mtp = mtp + lt * lk.n_layers
+        mtp = s.mtp_draft * (mtp + _head(s, p, seqs_g, False)) / p.pp
+    ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * 2.0, p.stage_chips.astype(np.int64), s.system,
+                                      s.calib.coll_eff), 0.0)
+    stage = stage + head + mtp + ppc
+    parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})
+    rnd = p.pp * stage
+    return rnd, {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
+
+
+# ---------------------------------------------------------------- memory
+
+
+def weight_bytes_per_chip(s: ServeSetup, p: ServePlans, *, include_mtp: bool = False):
+    """Weights one chip holds (the most loaded pipeline stage: its layers plus the embedding or the head)."""
+    a = s.arch
+    per_layer_total = 0.0
+    layers = list(a.layers) + (list(a.mtp) if include_mtp else [])
+    for lk in layers:
+        b = lk.vector_params * 2.0
+        for mat in lk.matrices:
+            if mat.group == "expert":
+                e_loc, _ = local_experts(p.ep, lk.moe.experts if lk.moe else mat.count)
+                b = b + mat.params / (lk.moe.experts if lk.moe else mat.count) * e_loc / p.etp * s.w_bytes
+            elif mat.group == "router":
+                b = b + mat.params * HEAD_BYTES
+            elif mat.group == "other" or mat.split == "none":
+                b = b + mat.params * s.w_bytes
+            else:
+                b = b + mat.params / p.tp * s.w_bytes
+        per_layer_total = per_layer_total + b * lk.n_layers
+    emb = (a.embedding_params + a.extra_embedding_params) / p.tp * HEAD_BYTES
+    head = (a.head_params if not a.tied_embeddings else 0) / p.tp * HEAD_BYTES
+    ends = np.where(p.pp > 1, np.maximum(emb, head), emb + head)
+    return per_layer_total / p.pp + ends + a.final_params * 2.0
+
+
+def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
+    """Weight bytes one chip streams from HBM in one decode round (only the experts the batch hits)."""
+    a = s.arch
+    T = np.asarray(batch, dtype=np.float64) / p.pp * (1.0 + s.mtp_draft)
+    tot = 0.0
+    for lk in a.layers:
+        b = 0.0
+        for mat in lk.matrices:
+            if mat.group == "expert":
+                E = lk.moe.experts
+                e_loc, copies = local_experts(p.ep, E)
+                b = b + mat.params / E * e_loc * hit_probability(T / copies, lk.moe.active_experts, E) / p.etp \
+                    * s.w_bytes
+            elif mat.group == "router":
+                b = b + mat.params * HEAD_BYTES
+            elif mat.group == "other" or mat.split == "none":
+                b = b + mat.params * s.w_bytes
+            else:
+                b = b + mat.params / p.tp * s.w_bytes
+        tot = tot + b * lk.n_layers / p.pp
+    head = a.vocab * a.hidden / p.tp * HEAD_BYTES
+    return p.pp * (tot + head / p.pp)
+
+
+def kv_bytes_per_chip(s: ServeSetup, p: ServePlans, batch, context):
+    """KV cache one chip holds for ``batch`` sequences per instance of ``context`` tokens each."""
+    seqs_g = np.asarray(batch, dtype=np.float64) / p.dp / p.pp * p.pp  # all micro-batches of one tp group
+    tot = 0.0
+    for lk in s.arch.layers:
+        for core in lk.attention:
+            per_seq = cached_tokens(core, context) * core.kv_elems_per_token * s.kv_bytes + state_bytes(core)
+            tot = tot + per_seq / kv_shards(core, p.tp) * lk.n_layers / p.pp
+    return seqs_g * tot
+
+
+def prefill_activation_bytes(s: ServeSetup, p: ServePlans, batch, input_len):
+    """Peak activations of one prefill micro-batch on a chip: ~ tokens x (hidden x 8 + widest layer output)."""
+    t = np.asarray(batch, dtype=np.float64) / p.pp / p.dp * input_len
+    widest = max(max(m.n for m in lk.matrices) for lk in s.arch.layers)
+    return t * (8.0 * s.arch.hidden + 2.0 * widest / p.tp) * 2.0

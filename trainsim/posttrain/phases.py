@@ -1,0 +1,152 @@
+"""The phases of one RL / on-policy-distillation step, each on its own chips (seconds per step).
+
+* Rollout generation (student, inference model): the prompts are prefilled once each (samples share the prompt's
+  KV cache), then ``prompts x samples`` sequences decode ``rollout_len`` tokens. Decode throughput comes from the
+  best serving plan on the rollout chips (:func:`trainsim.inference.serve.best_decode`), timed at the mean KV
+  length ``prompt_len + rollout_len / 2``, with the KV cache sized for the longest sequence, and the batch capped by
+  the sequences available per chip. A synchronous step waits for the longest sample (``tail_factor``).
+* Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
+  output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
+  strong-to-weak distillation) -- no teacher decoding.
+* Student update: the training engine for a step of ``prompts x samples`` sequences of ``prompt_len + rollout_len``
+  tokens (a :class:`trainsim.spec.Run` on the training chips, :func:`trainsim.estimate`, which searches the plan),
+  plus ``extra_forward_passes`` forward passes (each 1/3 of a training step: forward = 1/3 of forward + backward)
+  for the old-policy log-probabilities.
+* Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.types import System
+from ..errors import TrainsimError
+from ..inference.serve import best_decode, best_prefill, setup_for
+from ..model.arch import Arch
+from ..model.counts import count
+from ..inference.setup import BYTES
+
+_CACHE: dict[tuple, object] = {}
+
+
+def _key(*parts) -> tuple:
+    out = []
+    for p in parts:
+        if isinstance(p, Arch):
+            out.append(("arch", p.name, p.hidden, p.vocab, p.n_layers, id(p)))
+        elif isinstance(p, System):
+            out.append(("system", p.id, p.chip.id, p.chip.hbm_bw, p.chip.hbm_bytes, tuple(p.chip.peak_flops.items()),
+                        tuple((lv.size, lv.bw, lv.latency_s) for lv in p.levels)))
+        else:
+            out.append(p)
+    return tuple(out)
+
+
+def _cached(key, fn):
+    if key not in _CACHE:
+        _CACHE[key] = fn()
+    return _CACHE[key]
+
+
+@dataclass(frozen=True)
+class RolloutTime:
+    prefill_s: float
+    decode_s: float
+    decode_tokens_per_s_per_chip: float
+    prefill_tokens_per_s_per_chip: float
+    plan: dict
+    batch_per_chip: float
+    tpot_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.prefill_s + self.decode_s
+
+
+def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
+                 rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0) -> RolloutTime:
+    """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``."""
+    def compute():
+        s = setup_for(arch, system, precision, "bf16")
+        max_inst = min(chips, 512)
+        ctx = prompt_len + rollout_len / 2.0
+        ev = best_decode(s, ctx, max_chips=max_inst, max_batch_per_chip=max(sequences / chips, 1e-9),
+                         memory_context=prompt_len + rollout_len * tail_factor)
+        if ev.best is None:
+            raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
+                                f"{max_inst} chips", field="student")
+        i = ev.best
+        dec_tps = float(ev.tokens_per_s_per_chip[i])
+        evp = best_prefill(s, prompt_len, max_chips=max_inst)
+        pre_tps = float(evp.tokens_per_s_per_chip[evp.best]) if evp.best is not None else float("nan")
+        return dec_tps, pre_tps, ev.plans.row(i), float(ev.batch[i] / ev.plans.chips[i]), float(ev.latency_s[i])
+
+    dec_tps, pre_tps, plan, bpc, tpot = _cached(_key("rollout", arch, system, chips, sequences, prompt_len,
+                                                      rollout_len, precision, tail_factor), compute)
+    decode_s = sequences * rollout_len / (dec_tps * chips) * tail_factor
+    prefill_s = prompts * prompt_len / (pre_tps * chips)
+    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
+                 precision: str = "bf16") -> tuple[float, float, dict]:
+    """Teacher prefill over ``sequences`` x ``seq_len`` tokens with log-probs of every token: (s, tok/s/chip, plan)."""
+    if sequences <= 0:
+        return 0.0, float("nan"), {}
+
+    def compute():
+        s = setup_for(arch, system, precision, "bf16")
+        ev = best_prefill(s, seq_len, max_chips=min(chips, 512), all_logits=True)
+        if ev.best is None:
+            raise TrainsimError(f"teacher {arch.name} cannot prefill on {system.id}: no plan fits", field="teachers")
+        return float(ev.tokens_per_s_per_chip[ev.best]), ev.plans.row(ev.best)
+
+    tps, plan = _cached(_key("score", arch, system, chips, seq_len, precision), compute)
+    return sequences * seq_len / (tps * chips), tps, plan
+
+
+@dataclass(frozen=True)
+class TrainTime:
+    step_s: float
+    update_s: float
+    forward_s: float
+    tokens_per_s_per_chip: float
+    mfu: float
+    plan: dict
+
+
+def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
+               extra_forward_passes: float = 1.0) -> TrainTime:
+    """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes."""
+    def compute():
+        from .. import estimate
+        from ..spec import PlanSpec, Run, TrainingSpec
+
+        run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
+                  training=TrainingSpec(seq_len=seq_len, global_batch_seqs=max(int(sequences), 1),
+                                        precision=precision),
+                  plan=PlanSpec(), reported=None)
+        est = estimate(run)
+        return est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan)
+
+    step, tps, mfu, plan = _cached(_key("train", arch, system, chips, int(sequences), seq_len, precision), compute)
+    fwd = extra_forward_passes * step / 3.0
+    return TrainTime(step + fwd, step, fwd, tps, mfu, plan)
+
+
+def weight_bytes(arch: Arch, precision: str) -> float:
+    """Bytes of the student's weights at ``precision`` (what a weight broadcast moves)."""
+    return count(arch).total_params * BYTES[precision]
+
+
+def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int, dst_chips: int,
+                              eff: float = 0.85) -> float:
+    """Weights from the trainer's chips to the rollout chips inside one cluster: every source chip sends its shard
+    over its scale-out link in parallel (RDMA point-to-point, as Perplexity's 1.3 s Kimi-K2 update), bounded by the
+    slower side: size / (min(src, dst) x per-chip scale-out bandwidth)."""
+    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
+    n = max(min(src_chips, dst_chips), 1)
+    return size_bytes / (n * lv.bw * eff) + lv.latency_s
+
+
+def clear_cache() -> None:
+    _CACHE.clear()

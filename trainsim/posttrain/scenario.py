@@ -1,0 +1,239 @@
+"""Scenario kind ``posttrain_multicluster`` (seed scenario S7): K domain teachers RL-trained on K separate clusters
+and distilled on-policy into one student, versus the same post-training on one cluster with the summed chips.
+
+The scenario file gives (each input with ``source``)::
+
+    inputs:
+      student: {value: qwen3-30b-a3b, source: ...}        # catalog id, config path or inline mapping
+      teacher: {value: qwen3-30b-a3b, source: ...}        # default: the student (same-origin teachers)
+      domains: {value: 4, source: ...}
+      cluster: {system: cloudmatrix-384, chips: 384, source: ...}   # every domain cluster
+      wan: {bandwidth: "10 Gb/s", latency: "30 ms", source: ...}   # between any two clusters, each direction
+      teacher_rl: {prompts: 512, samples_per_prompt: 16, prompt_len: 1024, rollout_len: 16384, steps: 200,
+                   mode: async, source: ...}              # one domain's RL job (post-training `step:` keys)
+      distillation: {..., logprobs: sampled, source: ...} # the multi-teacher OPD job
+      precision: {value: bf16, source: ...}               # training precision (rollouts: rollout_precision)
+      tolerance: {value: 0.10, source: ...}               # "almost trivial" = within this of one big cluster
+      wan_range: {value: ["1 Gb/s", "100 Gb/s"], source: ...}   # optional: bandwidths for the range
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..catalog.load import require_usable, resolve_system
+from ..errors import TrainsimError
+from ..model.counts import count
+from ..model.load import resolve_model
+from ..scenario.registry import register
+from ..units import parse_quantity
+from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
+from .spec import StepPart
+
+_STEP_KEYS = set(StepPart.model_fields)
+
+
+def _entry(inputs: dict, key: str, default=None, required: bool = True):
+    if key not in inputs:
+        if required and default is None:
+            raise TrainsimError("missing input", field=f"inputs.{key}")
+        return default, "trainsim default"
+    e = inputs[key]
+    if isinstance(e, dict) and "value" in e:
+        return e["value"], str(e.get("source", ""))
+    if isinstance(e, dict):
+        return {k: v for k, v in e.items() if k not in ("source", "note")}, str(e.get("source", ""))
+    return e, ""
+
+
+def _step(d: dict, field: str) -> StepPart:
+    bad = set(d) - _STEP_KEYS
+    if bad:
+        raise TrainsimError(f"unknown key(s) {sorted(bad)}; expected {sorted(_STEP_KEYS)}", field=field)
+    try:
+        return StepPart.model_validate(d)
+    except Exception as exc:  # pydantic ValidationError
+        raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
+
+
+def _gbit(bw: float) -> float:
+    return bw * 8.0 / 1e9
+
+
+def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
+    inp = doc.get("inputs") or {}
+    assumptions: list[dict] = []
+
+    def note(key, value, source, note_=""):
+        d = {"key": key, "value": value, "source": source or "scenario file", "confidence": "scenario input"}
+        if note_:
+            d["note"] = note_
+        assumptions.append(d)
+
+    student_v, src = _entry(inp, "student")
+    student = resolve_model(student_v, base_dir, field="inputs.student")
+    note("student", student_v if isinstance(student_v, str) else student.name, src)
+    teacher_v, src = _entry(inp, "teacher", student_v, required=False)
+    teacher = resolve_model(teacher_v, base_dir, field="inputs.teacher")
+    note("teacher", teacher_v if isinstance(teacher_v, str) else teacher.name, src)
+    k, src = _entry(inp, "domains")
+    note("domains (K teachers = K clusters)", int(k), src)
+    cl, src = _entry(inp, "cluster")
+    system = resolve_system(cl["system"], base_dir, field="inputs.cluster.system")
+    require_usable(system.chip)
+    chips = int(cl["chips"])
+    note("cluster (each domain)", {"system": system.id, "chips": chips}, src)
+    wan, src = _entry(inp, "wan")
+    bw = parse_quantity(wan["bandwidth"], "bytes_per_s", "inputs.wan.bandwidth")
+    lat = parse_quantity(wan.get("latency", 0.0), "seconds", "inputs.wan.latency")
+    note("WAN link between clusters (each direction)", {"bandwidth_gbit_s": _gbit(bw), "latency_s": lat}, src)
+    rl_d, src = _entry(inp, "teacher_rl")
+    rl = _step(rl_d, "inputs.teacher_rl")
+    note("teacher RL job (per domain)", rl.model_dump(), src)
+    od_d, src = _entry(inp, "distillation")
+    od = _step(od_d, "inputs.distillation")
+    note("multi-teacher on-policy distillation", od.model_dump(), src)
+    prec, src = _entry(inp, "precision", "bf16", required=False)
+    note("training precision", prec, src)
+    rprec, src = _entry(inp, "rollout_precision", "bf16", required=False)
+    note("rollout / scoring precision", rprec, src)
+    tol, src = _entry(inp, "tolerance", 0.10, required=False)
+    note("'almost trivial' tolerance vs one summed-chip cluster", float(tol), src)
+    case = MultiClusterCase(student=student, teacher=teacher, domains=int(k), system=system, chips_per_cluster=chips,
+                            wan_bandwidth=bw, wan_latency=lat, rl_step=rl, opd_step=od, precision=str(prec),
+                            rollout_precision=str(rprec), tolerance=float(tol))
+    return case, assumptions
+
+
+def _model_assumptions() -> list[dict]:
+    from ..inference.calib import constant_sources
+    from .timeline import LOGPROB_BYTES, ID_BYTES
+
+    out = [{"key": f"inference constant {k}", "value": v.split(" (", 1)[0], "source": v.split(" (", 1)[1][:-1]
+            if " (" in v else "", "confidence": "model constant"} for k, v in constant_sources().items()]
+    out += [
+        {"key": "bytes per token crossing the WAN", "value": {"token id": ID_BYTES, "sampled log-prob": LOGPROB_BYTES},
+         "source": "shared/data/posttraining-inference.md sec. 1.4 (TML / Qwen3-style reverse-KL OPD: one log-prob "
+                   "per sampled token; full-vocabulary logits impractical over WAN, AsyncOPD)",
+         "confidence": "derived"},
+        {"key": "teacher scoring = one prefill over prompt + response (no teacher decoding)",
+         "value": True, "source": "Thinking Machines 'On-Policy Distillation' (2025); Qwen3 report sec. 4.5",
+         "confidence": "secondary"},
+        {"key": "async mode = one-step off-policy (rollout of step i+1 overlaps scoring and training of step i)",
+         "value": 1, "source": "slime, AReaL, LongCat DORA (posttraining-inference.md sec. 1.3)",
+         "confidence": "secondary"},
+        {"key": "teachers stay where they were trained; the student trains on cluster 0",
+         "value": True, "source": "posttraining-inference.md sec. 1.4 'Implications for a geographically split MOPD'",
+         "confidence": "design choice"},
+        {"key": "extra student forward pass per step (old-policy log-probs)", "value": 1,
+         "source": "GRPO/PPO practice (recompute log-probs at learner time, AsyncOPD)", "confidence": "assumption"},
+    ]
+    return out
+
+
+def _inference_validation() -> dict:
+    try:
+        from ..inference.validate import error_table, summary
+
+        rows = error_table()
+        return {"inference_model": summary(rows),
+                "rows": [{"name": r["name"], "phase": r["phase"], "error": r["error"]} for r in rows]}
+    except Exception as exc:  # the validation folder may be absent in an installed package
+        return {"inference_model": {"note": f"not available: {exc}"}}
+
+
+@register("posttrain_multicluster")
+def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
+    case, inputs = build_case(doc, Path(base_dir))
+    cmp_ = compare(case)
+    multi, summed, alone = cmp_["multi_cluster"], cmp_["single_summed"], cmp_["single_alone"]
+    ratio = cmp_["multi_over_summed"]
+    near, be = cmp_["near_single_bandwidth_gbit_s"], cmp_["break_even_bandwidth_gbit_s"]
+    bw_g = _gbit(case.wan_bandwidth)
+    tol = case.tolerance
+    k = case.domains
+    opd_share_multi = multi["mopd"]["wall_time_s"] / multi["wall_time_s"]
+    traffic_tb = multi["wan_bytes_total"] / 1e12
+    per_tok = multi["wan_bytes_per_distilled_token"]
+    unlimited = multi_cluster(case, 1e13)["wall_time_s"] / summed["wall_time_s"]
+    sync_case = MultiClusterCase(**{**case.__dict__, "opd_step": case.opd_step.model_copy(update={"mode": "sync"}),
+                                    "rl_step": case.rl_step.model_copy(update={"mode": "sync"})})
+    ms, ss = multi_cluster(sync_case), single_summed(sync_case)
+    sync_ratio = ms["wall_time_s"] / ss["wall_time_s"]
+    caveat = (f" At unlimited WAN bandwidth the gap is still {unlimited - 1:+.1%} (the student's update is confined "
+              f"to one cluster); with synchronous steps it is {sync_ratio - 1:+.1%}. Only time and traffic are "
+              f"modelled, not the engineering effort 'trivial' also implies.")
+    pl = multi["mopd_placements"]
+    local = pl["rollouts on the student's cluster"]
+    wan_note = ""
+    if multi["mopd_rollouts"] == "on each teacher's cluster":
+        wan_note = (f"; mostly the student's weights sent to the rollout clusters each step -- keeping rollouts on the "
+                    f"student's cluster needs only {local['wan_bytes_per_distilled_token']:.1f} B per token but "
+                    f"takes {local['mopd_wall_h']:.1f} h instead of {multi['mopd']['wall_time_h']:.1f} h for OPD")
+    if ratio <= 1.0 + tol:
+        cls = "supported"
+        text = (f"{k} domain clusters of {case.chips_per_cluster} {case.system.chip.id} joined by {bw_g:g} Gb/s "
+                f"finish teacher RL + multi-teacher OPD in {multi['wall_time_h']:.1f} h, {ratio - 1:+.1%} vs one "
+                f"cluster with the summed {k * case.chips_per_cluster} chips ({summed['wall_time_h']:.1f} h) and "
+                f"{cmp_['alone_over_multi']:.1f}x faster than one cluster alone; the WAN carries "
+                f"{per_tok:.1f} B per distilled token ({traffic_tb:.2f} TB in all{wan_note}). It stays within {tol:.0%} of one "
+                f"big cluster down to {near:.3g} Gb/s and beats one cluster alone down to {be:.3g} Gb/s." + caveat)
+    elif cmp_["alone_over_multi"] > 1.0:
+        cls = "depends on WAN bandwidth"
+        text = (f"at {bw_g:g} Gb/s the {k}-cluster plan takes {multi['wall_time_h']:.1f} h, {ratio - 1:+.1%} vs one "
+                f"summed-chip cluster (needs >= {near:.3g} Gb/s to be within {tol:.0%}); it still beats one cluster "
+                f"alone ({alone['wall_time_h']:.1f} h) above {be:.3g} Gb/s." + caveat)
+    else:
+        cls = "not supported"
+        text = (f"at {bw_g:g} Gb/s the {k}-cluster plan ({multi['wall_time_h']:.1f} h) is slower than one cluster "
+                f"alone ({alone['wall_time_h']:.1f} h); break-even needs {be:.3g} Gb/s." + caveat)
+    ranges = {}
+    wr, _ = _entry(doc.get("inputs") or {}, "wan_range", ["1 Gb/s", "100 Gb/s"], required=False)
+    for v in [wr[0], bw_g * 1e9 / 8.0, wr[-1]]:
+        b = parse_quantity(v, "bytes_per_s", "inputs.wan_range") if isinstance(v, str) else float(v)
+        m = multi_cluster(case, b)
+        ranges[f"{_gbit(b):g} Gb/s"] = {"multi_cluster_h": m["wall_time_h"],
+                                        "multi_over_summed": m["wall_time_s"] / summed["wall_time_s"],
+                                        "mopd_rollouts": m["mopd_rollouts"]}
+    ranges["all steps synchronous"] = {"multi_cluster_h": ms["wall_time_h"], "single_summed_h": ss["wall_time_h"],
+                                       "multi_over_summed": ms["wall_time_s"] / ss["wall_time_s"]}
+    numbers = {
+        "multi_cluster_wall_h": multi["wall_time_h"],
+        "single_summed_wall_h": summed["wall_time_h"],
+        "single_alone_wall_h": alone["wall_time_h"],
+        "multi_over_summed": ratio,
+        "multi_over_summed_unlimited_wan": unlimited,
+        "multi_over_summed_sync": sync_ratio,
+        "alone_over_multi": cmp_["alone_over_multi"],
+        "teacher_rl_wall_h": multi["teacher_rl"]["wall_time_h"],
+        "teacher_rl_step_s": multi["teacher_rl"]["step_time_s"],
+        "mopd_wall_h_multi": multi["mopd"]["wall_time_h"],
+        "mopd_wall_h_summed": summed["mopd"]["wall_time_h"],
+        "mopd_step_s_multi": multi["mopd"]["step_time_s"],
+        "mopd_share_of_multi_wall": opd_share_multi,
+        "mopd_rollouts_multi": multi["mopd_rollouts"],
+        "mopd_placements_multi": multi["mopd_placements"],
+        "mopd_bound_by_multi": multi["mopd"]["bound_by"],
+        "utilisation_multi": multi["utilisation"],
+        "wan_bytes_total": multi["wan_bytes_total"],
+        "wan_bytes_per_opd_step": multi["wan_bytes_per_opd_step"],
+        "wan_bytes_per_distilled_token": per_tok,
+        "checkpoint_shipping_s": multi["checkpoint_shipping_s"],
+        "break_even_wan_gbit_s": be,
+        "within_tolerance_wan_gbit_s": near,
+        "wan_gbit_s": bw_g,
+        "student_params": count(case.student).total_params,
+        "teacher_params": count(case.teacher).total_params,
+    }
+    best = min((multi, summed, alone), key=lambda r: r["wall_time_s"])
+    out = {"id": doc.get("id"), "kind": doc.get("kind"), "claim": doc.get("claim", ""),
+           "question": doc.get("question", ""), "verdict_class": cls, "verdict": f"{cls}: {text}",
+           "numbers": numbers, "ranges": ranges,
+           "best_plan": {"plan": best["plan"], "wall_time_h": best["wall_time_h"],
+                         "multi_cluster": {"teacher_rl": multi["teacher_rl"], "mopd": multi["mopd"],
+                                           "mopd_rollouts": multi["mopd_rollouts"]},
+                         "single_summed": {"teacher_rl": summed["teacher_rl"], "mopd": summed["mopd"]},
+                         "single_alone": {"teacher_rl": alone["teacher_rl"], "mopd": alone["mopd"]}},
+           "assumptions": inputs + _model_assumptions(),
+           "validation_error": _inference_validation()}
+    return out

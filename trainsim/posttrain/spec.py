@@ -1,0 +1,292 @@
+"""The post-training spec (format v1): RL or on-policy distillation (OPD / multi-teacher OPD) over clusters.
+
+One YAML file, run-spec style (unknown keys are errors; quantities may carry units)::
+
+    name: mopd-4-domains
+    kind: opd                          # rl: the student learns from a verifier reward (no teachers)
+                                       # opd: from teachers' log-probabilities of its own samples
+    clusters:                          # name -> a system (catalog id or inline mapping) and its chips
+      main: {system: cloudmatrix-384, chips: 384}
+      math: {system: cloudmatrix-384, chips: 384}
+    links:                             # between two clusters; each direction runs at `bandwidth`
+      - {between: [main, math], bandwidth: "10 Gb/s", latency: "30 ms"}
+    default_link: {bandwidth: "10 Gb/s", latency: "30 ms"}   # optional: any pair not listed
+    student:
+      model: qwen3-30b-a3b             # catalog id | config path | inline mapping
+      cluster: main                    # where the student is trained
+      rollout_cluster: main            # where its rollouts are generated (default: its cluster)
+      rollout_chips: null              # chips of rollout_cluster for rollouts; default all (on the training cluster:
+                                       #   time-shared with training, "colocated"); fewer: a disaggregated split
+      rollouts: student                # student: all rollouts on rollout_cluster; teacher_clusters: each domain's
+                                       #   rollouts are generated where its teacher lives (weights broadcast there)
+      precision: bf16                  # training precision (bf16 | fp8)
+      rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8)
+    teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
+      - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5, precision: bf16}
+      - {name: code, model: qwen3-30b-a3b, cluster: main, share: 0.5}
+    step:
+      prompts: 512                     # prompts per step
+      samples_per_prompt: 16
+      prompt_len: 1024
+      rollout_len: 16384               # mean generated tokens per sample
+      tail_factor: 1.0                 # longest / mean rollout length: a synchronous step waits for the longest
+      steps: 150
+      mode: async                      # sync (on-policy) | async (one-step off-policy: rollout of step i+1
+                                       #   overlaps scoring and training of step i)
+      logprobs: sampled                # what a teacher returns per generated token: sampled (one log-prob),
+      topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
+      weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
+      extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
+      checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..catalog.types import System
+from ..errors import TrainsimError
+from ..model.arch import Arch
+from ..units import parse_quantity
+
+
+class ClusterPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: str | dict[str, Any]
+    chips: int = Field(gt=0)
+
+
+class LinkPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    between: tuple[str, str] | None = None
+    bandwidth: float | str
+    latency: float | str = 0.0
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _bw(cls, v):
+        x = parse_quantity(v, "bytes_per_s", "bandwidth")
+        if x <= 0:
+            raise ValueError(f"bandwidth must be > 0, got {v!r}")
+        return x
+
+    @field_validator("latency")
+    @classmethod
+    def _lat(cls, v):
+        x = parse_quantity(v, "seconds", "latency")
+        if x < 0:
+            raise ValueError(f"latency must be >= 0, got {v!r}")
+        return x
+
+
+class StudentPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | dict[str, Any]
+    cluster: str
+    rollout_cluster: str | None = None
+    rollout_chips: int | None = Field(None, gt=0)
+    rollouts: Literal["student", "teacher_clusters"] = "student"
+    precision: Literal["bf16", "fp8"] = "bf16"
+    rollout_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+
+
+class TeacherPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    model: str | dict[str, Any]
+    cluster: str
+    share: float = Field(1.0, gt=0.0, le=1.0)
+    precision: Literal["bf16", "fp8", "int8"] = "bf16"
+
+
+class StepPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompts: int = Field(gt=0)
+    samples_per_prompt: int = Field(1, gt=0)
+    prompt_len: int = Field(gt=0)
+    rollout_len: int = Field(gt=0)
+    tail_factor: float = Field(1.0, ge=1.0)
+    steps: int = Field(1, gt=0)
+    mode: Literal["sync", "async"] = "sync"
+    logprobs: Literal["sampled", "topk", "full"] = "sampled"
+    topk: int = Field(20, gt=0)
+    weight_sync_every: int = Field(1, gt=0)
+    extra_forward_passes: float = Field(1.0, ge=0.0)
+    checkpoint_shipping: bool = False
+
+    @property
+    def sequences(self) -> int:
+        return self.prompts * self.samples_per_prompt
+
+    @property
+    def seq_len(self) -> int:
+        return self.prompt_len + self.rollout_len
+
+
+class PostTrainFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    kind: Literal["rl", "opd"] = "opd"
+    clusters: dict[str, ClusterPart]
+    links: list[LinkPart] = []
+    default_link: LinkPart | None = None
+    student: StudentPart
+    teachers: list[TeacherPart] = []
+    step: StepPart
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _refs(self):
+        names = set(self.clusters)
+        refs = [("student.cluster", self.student.cluster)]
+        if self.student.rollout_cluster:
+            refs.append(("student.rollout_cluster", self.student.rollout_cluster))
+        refs += [(f"teachers.{i}.cluster", t.cluster) for i, t in enumerate(self.teachers)]
+        for i, ln in enumerate(self.links):
+            if ln.between is None:
+                raise ValueError(f"links.{i}: give `between: [A, B]`")
+            refs += [(f"links.{i}.between", c) for c in ln.between]
+        for where, c in refs:
+            if c not in names:
+                raise ValueError(f"{where}: unknown cluster '{c}'; clusters are {sorted(names)}")
+        if self.kind == "opd" and not self.teachers:
+            raise ValueError("kind opd needs at least one teacher")
+        if self.kind == "rl" and self.teachers:
+            raise ValueError("kind rl takes no teachers (use kind opd)")
+        if self.teachers and abs(sum(t.share for t in self.teachers) - 1.0) > 1e-6:
+            raise ValueError(f"teacher shares must sum to 1, got {sum(t.share for t in self.teachers):g}")
+        rc = self.student.rollout_cluster or self.student.cluster
+        if self.student.rollout_chips and self.student.rollout_chips > self.clusters[rc].chips:
+            raise ValueError(f"student.rollout_chips {self.student.rollout_chips} exceeds cluster '{rc}' chips "
+                             f"{self.clusters[rc].chips}")
+        if (self.student.rollout_chips and rc == self.student.cluster
+                and self.student.rollout_chips >= self.clusters[rc].chips):
+            self.student.rollout_chips = None  # all chips: colocated
+        return self
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    system: System
+    chips: int
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    bandwidth: float      # bytes/s, each direction
+    latency: float        # s
+
+
+@dataclass(frozen=True)
+class Teacher:
+    name: str
+    arch: Arch
+    cluster: str
+    share: float
+    precision: str
+
+
+@dataclass(frozen=True)
+class PostTrain:
+    """A resolved post-training spec."""
+
+    name: str
+    kind: str
+    clusters: dict[str, Cluster]
+    links: dict[frozenset, Link]
+    default_link: Link | None
+    student_arch: Arch
+    student: StudentPart
+    teachers: tuple[Teacher, ...]
+    step: StepPart
+    path: Path | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def rollout_cluster(self) -> str:
+        return self.student.rollout_cluster or self.student.cluster
+
+    def link(self, a: str, b: str) -> Link | None:
+        """The link between two clusters (None inside one cluster)."""
+        if a == b:
+            return None
+        ln = self.links.get(frozenset((a, b)))
+        if ln is not None:
+            return ln
+        if self.default_link is not None:
+            return Link(a, b, self.default_link.bandwidth, self.default_link.latency)
+        raise TrainsimError(f"no link between clusters '{a}' and '{b}' (add it to `links` or give `default_link`)",
+                            field="links")
+
+    def with_wan(self, bandwidth: float, latency: float | None = None) -> "PostTrain":
+        """The same spec with every inter-cluster link (and the default link) at ``bandwidth`` bytes/s."""
+        links = {k: Link(v.a, v.b, bandwidth, v.latency if latency is None else latency)
+                 for k, v in self.links.items()}
+        dl = self.default_link
+        if dl is not None:
+            dl = Link(dl.a, dl.b, bandwidth, dl.latency if latency is None else latency)
+        return PostTrain(**{**self.__dict__, "links": links, "default_link": dl})
+
+
+def _one_line(exc: ValidationError, where: str) -> TrainsimError:
+    err = exc.errors()[0]
+    fld = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (typo?)"
+    elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
+        msg = f"{msg}; got {err['input']!r}"
+    return TrainsimError(msg, field=fld, where=where)
+
+
+def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
+    """Validate a post-training mapping and resolve its models and systems."""
+    from ..catalog.load import resolve_system
+    from ..model.load import resolve_model
+
+    if not isinstance(doc, dict):
+        raise TrainsimError("expected a mapping of post-training keys", where=where)
+    try:
+        spec = PostTrainFile.model_validate(doc)
+    except ValidationError as exc:
+        raise _one_line(exc, where) from None
+    clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips)
+                for n, c in spec.clusters.items()}
+    links = {}
+    for ln in spec.links:
+        a, b = ln.between
+        links[frozenset((a, b))] = Link(a, b, float(ln.bandwidth), float(ln.latency))
+    dl = spec.default_link
+    default = Link("*", "*", float(dl.bandwidth), float(dl.latency)) if dl is not None else None
+    arch_cache: dict[str, Arch] = {}
+
+    def arch_of(value, fld):
+        key = repr(value)
+        if key not in arch_cache:
+            arch_cache[key] = resolve_model(value, base_dir, field=fld, where=where)
+        return arch_cache[key]
+
+    student = arch_of(spec.student.model, "student.model")
+    teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
+                             t.precision) for i, t in enumerate(spec.teachers))
+    return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
+                     student_arch=student, student=spec.student, teachers=teachers, step=spec.step)
+
+
+def load_posttrain(path: str | Path) -> PostTrain:
+    path = Path(path)
+    if not path.exists():
+        raise TrainsimError(f"no such file: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise TrainsimError("not valid YAML", where=str(path)) from None
+    pt = parse_posttrain(doc, base_dir=path.parent, where=str(path))
+    return PostTrain(**{**pt.__dict__, "path": path})

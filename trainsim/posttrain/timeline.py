@@ -1,0 +1,248 @@
+"""One post-training step as phases on clusters and links, composed synchronously or asynchronously.
+
+Phases (seconds per step, :mod:`.phases`): weight sync -> rollout generation -> token ids to the teachers ->
+teacher scoring -> log-probs (and, for remote rollouts, the samples) to the trainer -> student update.
+
+What crosses a link per step (bytes, one direction each):
+
+* trainer -> remote rollout cluster: the student's weights, ``params x bytes`` every ``weight_sync_every`` steps;
+* rollout cluster -> teacher cluster: token ids of prompt + response, 4 B per token;
+* teacher cluster -> trainer: per generated token, the sampled token's log-probability (4 B, FP32), or top-k
+  (``k x (4 B id + 2 B value)``), or the full distribution (``vocab x 2 B``, only if asked);
+* remote rollout cluster -> trainer: token ids (4 B per token) + sampling log-probs (4 B per generated token).
+
+Inside one cluster these move over the scale-out network and are not counted as WAN traffic (weights still take
+:func:`.phases.intra_cluster_broadcast_s`). A link moves ``bytes / bandwidth + latency``.
+
+Composition:
+
+* ``sync`` (on-policy): the stages run one after another; inside a stage, phases on different clusters or links
+  run in parallel and phases on the same cluster or link add up. The rollout stage waits for the longest sample
+  (``tail_factor``).
+* ``async`` (one-step off-policy, as slime / AReaL / LongCat DORA): the rollout of step i+1 overlaps scoring and
+  training of step i, so the step time is the busiest resource -- per cluster the chip-seconds of every phase on it
+  divided by its chips, per link direction its transfer time, every single phase -- but at least half the
+  dependency chain (two steps in flight); partial rollouts remove the tail. The first step fills the pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .phases import (intra_cluster_broadcast_s, rollout_time, scoring_time, train_time, weight_bytes)
+from .spec import PostTrain
+
+STAGES = ("weights", "rollout", "to_teachers", "scoring", "to_trainer", "train")
+ID_BYTES = 4.0
+LOGPROB_BYTES = 4.0
+TOPK_ENTRY_BYTES = 6.0     # 4 B token id + 2 B (BF16) value
+FULL_ENTRY_BYTES = 2.0     # BF16 probability per vocabulary entry
+STALENESS = 1              # async: one-step off-policy
+
+
+@dataclass
+class Phase:
+    name: str
+    stage: str
+    seconds: float
+    cluster: str | None = None       # compute phase: the cluster it runs on
+    chips: int = 0
+    link: tuple[str, str] | None = None   # transfer phase: (from, to)
+    bytes: float = 0.0
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "stage": self.stage, "seconds": self.seconds}
+        if self.cluster is not None:
+            d.update(cluster=self.cluster, chips=self.chips)
+        if self.link is not None:
+            d.update(link=f"{self.link[0]}->{self.link[1]}", bytes=self.bytes)
+        if self.detail:
+            d["detail"] = self.detail
+        return d
+
+
+def logprob_bytes_per_token(pt: PostTrain, vocab: int) -> float:
+    """What a teacher returns per generated token (sampled log-prob, top-k or the full distribution)."""
+    st = pt.step
+    if st.logprobs == "sampled":
+        return LOGPROB_BYTES
+    if st.logprobs == "topk":
+        return st.topk * TOPK_ENTRY_BYTES
+    return vocab * FULL_ENTRY_BYTES
+
+
+def _transfer(pt: PostTrain, name: str, stage: str, a: str, b: str, size: float) -> Phase | None:
+    ln = pt.link(a, b)
+    if ln is None or size <= 0:
+        return None
+    return Phase(name, stage, size / ln.bandwidth + ln.latency, link=(a, b), bytes=size)
+
+
+def _train_chips(pt: PostTrain) -> int:
+    c = pt.clusters[pt.student.cluster].chips
+    if pt.student.rollouts == "student" and pt.rollout_cluster == pt.student.cluster and pt.student.rollout_chips:
+        return c - pt.student.rollout_chips
+    return c
+
+
+def _rollout_jobs(pt: PostTrain) -> list[tuple[str, int, float, str | None]]:
+    """(cluster, chips, share of the samples, teacher name or None) of each rollout job."""
+    if pt.student.rollouts == "teacher_clusters" and pt.teachers:
+        return [(t.cluster, pt.clusters[t.cluster].chips, t.share, t.name) for t in pt.teachers]
+    rc = pt.rollout_cluster
+    return [(rc, pt.student.rollout_chips or pt.clusters[rc].chips, 1.0, None)]
+
+
+def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
+    """Every phase of one step (``tail``: sync steps wait for the longest rollout)."""
+    st = pt.step
+    a = pt.student_arch
+    tc = pt.student.cluster
+    t_chips = _train_chips(pt)
+    out: list[Phase] = []
+    wbytes = weight_bytes(a, pt.student.rollout_precision) / st.weight_sync_every
+    tail_f = st.tail_factor if tail else 1.0
+    src_of_teacher: dict[str, str] = {}
+    for cl, chips, share, tname in _rollout_jobs(pt):
+        # weights to the rollout workers
+        if cl == tc:
+            colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
+            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips)
+            out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
+                             cluster=cl, chips=chips, bytes=wbytes))
+        else:
+            ph = _transfer(pt, f"weights {tc} -> {cl}", "weights", tc, cl, wbytes)
+            if ph:
+                out.append(ph)
+        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
+                         st.rollout_len, pt.student.rollout_precision, tail_f)
+        out.append(Phase(f"rollout on {cl}" + (f" ({tname})" if tname else ""), "rollout", r.total_s, cluster=cl,
+                         chips=chips, detail={"prefill_s": r.prefill_s, "decode_s": r.decode_s,
+                                              "decode_tokens_per_s_per_chip": r.decode_tokens_per_s_per_chip,
+                                              "prefill_tokens_per_s_per_chip": r.prefill_tokens_per_s_per_chip,
+                                              "plan": r.plan, "batch_per_chip": r.batch_per_chip,
+                                              "tpot_s": r.tpot_s, "tail_factor": tail_f}))
+        if tname is not None:
+            src_of_teacher[tname] = cl
+        if cl != tc:
+            n = st.sequences * share
+            data = n * st.seq_len * ID_BYTES + n * st.rollout_len * LOGPROB_BYTES
+            ph = _transfer(pt, f"samples {cl} -> {tc}", "to_trainer", cl, tc, data)
+            if ph:
+                out.append(ph)
+    lp = logprob_bytes_per_token(pt, a.vocab)
+    for t in pt.teachers:
+        n = st.sequences * t.share
+        src = src_of_teacher.get(t.name, pt.rollout_cluster)
+        ph = _transfer(pt, f"token ids {src} -> {t.cluster} ({t.name})", "to_teachers", src, t.cluster,
+                       n * st.seq_len * ID_BYTES)
+        if ph:
+            out.append(ph)
+        chips = pt.clusters[t.cluster].chips
+        s, tps, plan = scoring_time(t.arch, pt.clusters[t.cluster].system, chips, n, st.seq_len, t.precision)
+        out.append(Phase(f"scoring by {t.name} on {t.cluster}", "scoring", s, cluster=t.cluster, chips=chips,
+                         detail={"prefill_tokens_per_s_per_chip": tps, "plan": plan}))
+        ph = _transfer(pt, f"log-probs {t.cluster} -> {tc} ({t.name})", "to_trainer", t.cluster, tc,
+                       n * st.rollout_len * lp)
+        if ph:
+            out.append(ph)
+    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
+                    st.extra_forward_passes)
+    out.append(Phase(f"student update on {tc}", "train", tr.step_s, cluster=tc, chips=t_chips,
+                     detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
+                             "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan}))
+    return out
+
+
+def _resource(ph: Phase):
+    return ("link", ph.link) if ph.link is not None else ("cluster", ph.cluster)
+
+
+def sync_step(phs: list[Phase], pt: PostTrain) -> float:
+    """Stages in series; inside a stage the busiest cluster or link direction."""
+    total = 0.0
+    for stage in STAGES:
+        busy: dict = {}
+        for ph in phs:
+            if ph.stage != stage:
+                continue
+            busy[_resource(ph)] = busy.get(_resource(ph), 0.0) + ph.seconds
+        total += max(busy.values(), default=0.0)
+    return total
+
+
+def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
+    """Seconds each cluster (chip-seconds / its chips) and each link direction is busy per step."""
+    busy: dict = {}
+    for ph in phs:
+        if ph.link is not None:
+            key = f"link {ph.link[0]}->{ph.link[1]}"
+            busy[key] = busy.get(key, 0.0) + ph.seconds
+        else:
+            key = f"cluster {ph.cluster}"
+            busy[key] = busy.get(key, 0.0) + ph.seconds * ph.chips / pt.clusters[ph.cluster].chips
+    return busy
+
+
+def step_time(pt: PostTrain) -> dict:
+    """Step time and its parts for the spec's mode."""
+    if pt.step.mode == "sync":
+        phs = phases(pt, tail=True)
+        t = sync_step(phs, pt)
+        return {"step_s": t, "chain_s": t, "fill_s": 0.0, "phases": phs, "bound": "dependency chain (sync)"}
+    phs = phases(pt, tail=False)
+    chain = sync_step(phs, pt)
+    busy = resource_busy(phs, pt)
+    longest = max(phs, key=lambda p: p.seconds)
+    cands = {**busy, f"phase {longest.name}": longest.seconds, "chain / 2": chain / (1 + STALENESS)}
+    bound = max(cands, key=cands.get)
+    t = cands[bound]
+    return {"step_s": t, "chain_s": chain, "fill_s": max(chain - t, 0.0), "phases": phs, "bound": bound}
+
+
+def checkpoint_shipping_s(pt: PostTrain) -> tuple[float, float]:
+    """One-off: the starting checkpoint (BF16) from the student's cluster to every other cluster (parallel links)."""
+    if not pt.step.checkpoint_shipping:
+        return 0.0, 0.0
+    size = weight_bytes(pt.student_arch, "bf16")
+    tc = pt.student.cluster
+    times, total = [], 0.0
+    for c in pt.clusters:
+        ln = pt.link(tc, c)
+        if ln is not None:
+            times.append(size / ln.bandwidth + ln.latency)
+            total += size
+    return max(times, default=0.0), total
+
+
+def evaluate(pt: PostTrain) -> dict:
+    """Per-step phases, traffic per link, timeline and whole-run totals of a post-training spec."""
+    st = step_time(pt)
+    phs: list[Phase] = st["phases"]
+    T = st["step_s"]
+    ship_s, ship_b = checkpoint_shipping_s(pt)
+    wall = pt.step.steps * T + st["fill_s"] + ship_s
+    traffic: dict[str, float] = {}
+    for ph in phs:
+        if ph.link is not None:
+            k = f"{ph.link[0]}->{ph.link[1]}"
+            traffic[k] = traffic.get(k, 0.0) + ph.bytes
+    busy = resource_busy(phs, pt)
+    util = {c: busy.get(f"cluster {c}", 0.0) / T if T > 0 else 0.0 for c in pt.clusters}
+    wan_step = sum(traffic.values())
+    seqs = pt.step.sequences
+    gen_tokens = seqs * pt.step.rollout_len
+    return {
+        "name": pt.name, "kind": pt.kind, "mode": pt.step.mode,
+        "step_time_s": T, "dependency_chain_s": st["chain_s"], "bound_by": st["bound"],
+        "steps": pt.step.steps, "wall_time_s": wall, "wall_time_h": wall / 3600.0,
+        "pipeline_fill_s": st["fill_s"], "checkpoint_shipping_s": ship_s,
+        "phases": [p.to_dict() for p in phs],
+        "wan_bytes_per_step": traffic, "wan_bytes_per_step_total": wan_step,
+        "wan_bytes_total": wan_step * pt.step.steps + ship_b,
+        "wan_bytes_per_generated_token": wan_step / gen_tokens if gen_tokens else 0.0,
+        "busy_s_per_step": busy, "utilisation": util,
+        "chip_hours": {c: pt.clusters[c].chips * wall / 3600.0 for c in pt.clusters},
+        "generated_tokens_per_step": gen_tokens,
+        "logprob_bytes_per_token": logprob_bytes_per_token(pt, pt.student_arch.vocab),
+    }

@@ -1,0 +1,130 @@
+"""Scenario assumptions (``scenario/data/assumptions.yaml``): defaults with source and confidence, overridable.
+
+Every number a scenario uses that is not a catalog fact (amortisation life, $/kWh, rental prices, failure rate,
+checkpoint and restart times, scaling-law ratios) is one entry here. A scenario YAML may override any of them
+under ``assumptions:``; the override is reported with source ``scenario override``. :class:`Assumptions` records
+which entries a computation read, so a result lists exactly the assumptions behind it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from ..errors import TrainsimError
+
+
+@dataclass(frozen=True)
+class Assumption:
+    key: str
+    value: Any
+    unit: str = ""
+    source: str = ""
+    confidence: str = "low"
+    note: str = ""
+    low: Any = None
+    high: Any = None
+
+    def to_dict(self) -> dict:
+        out = {"key": self.key, "value": self.value, "unit": self.unit, "source": self.source,
+               "confidence": self.confidence}
+        if self.low is not None or self.high is not None:
+            out["low"], out["high"] = self.low, self.high
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def _num(v):
+    """PyYAML reads ``2.0e12`` (no exponent sign) as a string: turn numeric strings into floats, recursively."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    if isinstance(v, dict):
+        return {k: _num(x) for k, x in v.items()}
+    return v
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Assumption]:
+    text = resources.files("trainsim.scenario").joinpath("data/assumptions.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text) or {}
+    out = {}
+    for key, e in (doc.get("assumptions") or {}).items():
+        out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),
+                              source=str(e.get("source", "")), confidence=str(e.get("confidence", "low")),
+                              note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")))
+    return out
+
+
+class Assumptions:
+    """The assumption table of one scenario: defaults merged with overrides; remembers what was read."""
+
+    def __init__(self, table: dict[str, Assumption] | None = None):
+        self._table = dict(table if table is not None else _defaults())
+        self.used: list[str] = []
+
+    # ---------------------------------------------------------------- reading
+    def get(self, key: str) -> Assumption:
+        if key not in self._table:
+            from ..errors import unknown
+
+            raise unknown("assumption", key, self._table, field="assumptions")
+        if key not in self.used:
+            self.used.append(key)
+        return self._table[key]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key).value
+
+    def bounds(self, key: str) -> tuple[Any, Any, Any]:
+        """(low, nominal, high); a missing bound is the nominal value."""
+        a = self.get(key)
+        lo = a.value if a.low is None else a.low
+        hi = a.value if a.high is None else a.high
+        return lo, a.value, hi
+
+    def keys(self):
+        return self._table.keys()
+
+    # ---------------------------------------------------------------- overriding
+    def with_overrides(self, overrides: dict | None, source: str = "scenario override") -> "Assumptions":
+        """A copy with ``overrides`` applied: ``{key: value}`` or ``{key: {value, low, high, source, note}}``;
+        a mapping-valued entry (rental prices per chip) is merged key by key."""
+        table = dict(self._table)
+        for key, v in (overrides or {}).items():
+            v = _num(v)
+            if key not in table:
+                from ..errors import unknown
+
+                raise unknown("assumption", key, table, field="assumptions")
+            base = table[key]
+            if isinstance(base.value, dict) and isinstance(v, dict) and "value" not in v:
+                merged = {**base.value, **v}
+                lo = {**(base.low or base.value), **v} if base.low is not None else None
+                hi = {**(base.high or base.value), **v} if base.high is not None else None
+                table[key] = replace(base, value=merged, low=lo, high=hi,
+                                     source=f"{source} ({', '.join(v)}); otherwise: {base.source}")
+            elif isinstance(v, dict) and "value" in v:
+                table[key] = replace(base, value=v["value"], low=v.get("low", v["value"]),
+                                     high=v.get("high", v["value"]), source=v.get("source", source),
+                                     confidence=v.get("confidence", base.confidence), note=v.get("note", base.note))
+            else:
+                if isinstance(base.value, (int, float)) and not isinstance(v, (int, float)):
+                    raise TrainsimError(f"expected a number, got {v!r}", field=f"assumptions.{key}")
+                table[key] = replace(base, value=v, low=v, high=v, source=source, confidence="user")
+        out = Assumptions(table)
+        return out
+
+    def report(self, keys=None) -> list[dict]:
+        """The assumptions read so far (or ``keys``), each with value, range, source and confidence."""
+        return [self._table[k].to_dict() for k in (keys if keys is not None else self.used)]
+
+
+def defaults() -> Assumptions:
+    return Assumptions()

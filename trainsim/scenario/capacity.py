@@ -1,0 +1,274 @@
+"""Capacity: the largest pretraining run a fleet finishes in D days, and what limits it.
+
+The fleet's compute is not a number until a model is chosen (MFU depends on the model's shape and the plan),
+so capacity is a fixed point: guess the compute C; derive a model shape from C by a stated rule; search its best
+plan on the fleet; the tokens it trains in D days (x goodput) give a new C; repeat until the tokens match the
+rule (within 5%). Shape rules (all ratios in ``assumptions.yaml``):
+
+* ``dense``: compute-optimal by Chinchilla (Hoffmann et al. 2022, arXiv 2203.15556): D = 20 N, C = 6 N D, so
+  N = sqrt(C / 120). Llama-3-like shape (GQA with 8 KV heads, head 128, SwiGLU FFN 3.25 h, depth ~ h / 128),
+  which reproduces Llama 3.1 405B (h 16384, 126 layers) at N = 405B.
+* ``deepseek-v3``: a DeepSeek-V3-like MoE scaled up (arXiv 2412.19437: MLA, 1 shared + top-8 routed experts,
+  3 dense layers) with total/active = ``moe_sparsity`` (18.1 for DeepSeek-V3) and tokens = ``tokens_per_active_param``
+  x active (400 for DeepSeek-V3). Width scales with active^(1/3); depth and expert count are solved for the
+  active and total counts.
+
+Limits reported with each result (``limits``): memory (best plan's bytes vs HBM), network (exposed
+communication share of the step, the levels each parallel group crosses), batch (global batch vs the critical
+batch B_opt = 0.292 C^0.3271 tokens of DeepSeek LLM, arXiv 2401.02954 sec. 3.1), failures (goodput), and the
+data-movement / latency limits of Erdil & Schneider-Joseph (arXiv 2411.01137):
+
+* serial-step (latency) bound: a step cannot take less than t_min = 3 L t_layer (forward + backward through L
+  layers in sequence, t_layer the minimum latency of one layer), so at most S = D x 86400 / t_min optimizer steps
+  fit in D days and at most S x B tokens at batch B; the run must satisfy tokens <= S x B;
+* the paper's thresholds for a 3-month run: utilisation falls beyond ~2e28 FLOP (data movement) and runs beyond
+  ~2e31 FLOP are infeasible (latency wall).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..model.counts import count
+from .assumptions import Assumptions
+from .common import best, fitted_batch, make_run, plan_summary, comm_fraction, where_time_goes
+from .goodput import goodput
+
+SEC_PER_DAY = 86400.0
+
+# DeepSeek-V3 reference shape (arXiv 2412.19437 sec. 4.2; catalog deepseek-v3 config)
+DSV3 = dict(hidden=7168, heads=128, ffn=18432, expert_ffn=2048, q_lora_rank=1536, kv_lora_rank=512,
+            qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, vocab=129280, active=37e9)
+
+
+def _round(x: float, m: int) -> int:
+    return max(m, int(round(x / m)) * m)
+
+
+# ---------------------------------------------------------------- shapes
+def dense_shape(params: float, name: str | None = None) -> dict:
+    """A Llama-3-like dense model with about ``params`` parameters (inline model mapping)."""
+    # per layer ~ 2 h^2 (q, o) + 2 h 1024 (k, v with 8 KV heads of 128) + 3 x 3.25 h^2 (SwiGLU) = 11.75 h^2 + 2048 h
+    h = _round((128.0 * params / 11.75) ** (1.0 / 3.0), 1024)
+    ffn = _round(3.25 * h, 256)
+    vocab = 128256
+    per_layer = 2 * h * h + 2 * h * 1024 + 3 * h * ffn + 2 * h
+    L = max(2, int(round((params - 2 * vocab * h) / per_layer)))
+    return {"name": name or f"dense-{params / 1e9:.0f}b", "layers": L, "hidden": h, "heads": h // 128, "kv_heads": 8,
+            "head_dim": 128, "ffn": ffn, "ffn_act": "swiglu", "vocab": vocab}
+
+
+def _moe_doc(h: int, L: int, experts: int, name: str) -> dict:
+    s = h / DSV3["hidden"]
+    return {
+        "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, 16),
+        "ffn": _round(DSV3["ffn"] * s, 256), "ffn_act": "swiglu", "vocab": DSV3["vocab"],
+        "moe": {"experts": experts, "top_k": 8, "shared_experts": 1, "expert_ffn": _round(DSV3["expert_ffn"] * s, 128),
+                "dense_layers": 3},
+        "mla": {"q_lora_rank": _round(DSV3["q_lora_rank"] * s, 128), "kv_lora_rank": DSV3["kv_lora_rank"],
+                "qk_nope_head_dim": DSV3["qk_nope_head_dim"], "qk_rope_head_dim": DSV3["qk_rope_head_dim"],
+                "v_head_dim": DSV3["v_head_dim"]},
+        "mtp_layers": 1,
+    }
+
+
+def _counts(doc: dict) -> tuple[float, float]:
+    from ..model.inline import InlineModel, build_inline
+
+    c = count(build_inline(InlineModel.model_validate(doc)))
+    return float(c.total_params), float(c.active_params)
+
+
+def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
+    """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters."""
+    total = sparsity * active
+    h = _round(DSV3["hidden"] * (active / DSV3["active"]) ** (1.0 / 3.0), 512)
+    name = name or f"dsv3-like-{total / 1e12:.2f}t-a{active / 1e9:.0f}b"
+    # active is linear in depth: solve from two depths; total is linear in the expert count
+    _, a1 = _counts(_moe_doc(h, 20, 64, name))
+    _, a2 = _counts(_moe_doc(h, 40, 64, name))
+    per_layer = (a2 - a1) / 20.0
+    L = max(4, int(round(20 + (active - a1) / per_layer)))
+    t1, _ = _counts(_moe_doc(h, L, 64, name))
+    t2, _ = _counts(_moe_doc(h, L, 128, name))
+    per_expert = (t2 - t1) / 64.0
+    experts = max(16, _round(64 + (total - t1) / per_expert, 32))
+    return _moe_doc(h, L, experts, name)
+
+
+def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | None = None) -> dict:
+    if family == "dense":
+        return dense_shape(params_or_active, name)
+    if family in ("deepseek-v3", "moe"):
+        return moe_shape(params_or_active, float(a["moe_sparsity"]), name)
+    from ..errors import TrainsimError
+
+    raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
+
+
+def tokens_ratio(family: str, a: Assumptions) -> float:
+    return float(a["tokens_per_param"] if family == "dense" else a["tokens_per_active_param"])
+
+
+def critical_batch_tokens(flops: float, a: Assumptions) -> float:
+    cb = a["critical_batch_tokens"]
+    return float(cb["coef"]) * flops ** float(cb["exponent"])
+
+
+# ---------------------------------------------------------------- limits
+def limits(res, days: float, a: Assumptions, gp) -> list[dict]:
+    """The binding limits of a run's best plan (see the module docstring for the formulas)."""
+    est = res.best
+    out = []
+    run = res.run
+    if est is None:
+        out.append({"limit": "memory", "binding": True,
+                    "value": (res.smallest_memory_bytes or 0) / 2**30, "bound": run.system.chip.hbm_bytes / 2**30,
+                    "detail": res.no_plan_message()})
+        return out
+    arch = run.arch
+    c = count(arch, run.training.seq_len)
+    tokens = run.training.tokens or 0.0
+    flops = 6.0 * c.active_params * tokens
+    mem = est.memory_per_chip_bytes / run.system.chip.hbm_bytes
+    out.append({"limit": "memory", "binding": mem > 0.95, "value": mem, "bound": 1.0,
+                "detail": f"best plan uses {mem:.0%} of HBM ({est.memory_per_chip_bytes / 2**30:.0f} of "
+                          f"{run.system.chip.hbm_bytes / 2**30:.0f} GiB); {res.plans_feasible:,} of "
+                          f"{res.plans_evaluated:,} plans fit"})
+    cf = comm_fraction(est)
+    crossed = {g: v["levels"] for g, v in est.placement.items() if v.get("size", 1) > 1}
+    out.append({"limit": "network", "binding": cf > 0.25, "value": cf, "bound": 0.25,
+                "detail": f"exposed communication is {cf:.0%} of the step; groups cross: "
+                          + ", ".join(f"{g}->{'/'.join(l)}" for g, l in crossed.items())})
+    b_tok = run.training.batch_seqs * run.training.seq_len
+    b_crit = critical_batch_tokens(flops, a)
+    out.append({"limit": "batch", "binding": b_tok > 2.0 * b_crit, "value": b_tok, "bound": b_crit,
+                "detail": f"global batch {b_tok / 1e6:.1f}M tokens vs critical batch B_opt = 0.292 C^0.3271 = "
+                          f"{b_crit / 1e6:.1f}M tokens (DeepSeek LLM, arXiv 2401.02954); dp x micro-batch "
+                          f"= {est.plan['dp'] * est.plan['micro_batch']:,} of {run.training.batch_seqs:,} sequences"})
+    out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
+                "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
+                          f"checkpoint {gp.checkpoint_s:.0f} s every {gp.interval_s / 60:.1f} min, "
+                          f"restart {gp.restart_s / 60:.0f} min"})
+    t_layer = float(a["min_layer_latency_s"])
+    t_min = 3.0 * arch.n_layers * t_layer
+    steps_max = days * SEC_PER_DAY / t_min
+    tok_max = steps_max * b_tok
+    out.append({"limit": "latency (Erdil & Schneider-Joseph)", "binding": tokens > tok_max,
+                "value": tokens, "bound": tok_max,
+                "detail": f"t_step >= 3 x {arch.n_layers} layers x {t_layer * 1e6:.0f} us = {t_min * 1e3:.1f} ms "
+                          f"(actual step {est.step_time_s:.2f} s): at most {steps_max:.3g} steps x "
+                          f"{b_tok / 1e6:.1f}M tokens = {tok_max:.3g} tokens in {days:g} days (arXiv 2411.01137)"})
+    dm = float(a["data_movement_flop_threshold"])
+    lw = float(a["latency_wall_flop"])
+    out.append({"limit": "data movement (Erdil & Schneider-Joseph)", "binding": flops > dm, "value": flops,
+                "bound": dm, "detail": f"{flops:.2e} FLOP vs ~{dm:.0e} FLOP where utilisation starts to fall for a "
+                                       f"3-month run; latency wall ~{lw:.0e} FLOP (arXiv 2411.01137)"})
+    return out
+
+
+# ---------------------------------------------------------------- capacity
+@dataclass
+class CapacityResult:
+    system: str
+    chips: int
+    days: float
+    family: str
+    model: dict | None
+    total_params: float | None
+    active_params: float | None
+    tokens: float | None
+    training_flops: float | None          # 6 x active x tokens
+    compute_optimal_tokens: float | None
+    goodput: float | None
+    estimate: object | None
+    limits: list[dict] = field(default_factory=list)
+    iterations: list[dict] = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "system": self.system, "chips": self.chips, "days": self.days, "family": self.family,
+            "model": self.model, "total_params": self.total_params, "active_params": self.active_params,
+            "tokens": self.tokens, "training_flops": self.training_flops,
+            "compute_optimal_tokens": self.compute_optimal_tokens, "goodput": self.goodput,
+            "best_plan": plan_summary(self.estimate), "limits": self.limits, "iterations": self.iterations,
+            "where_time_goes": where_time_goes(self.estimate), "message": self.message,
+        }
+
+
+def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assumptions, seq_len: int,
+             precision: str, batch_seqs: int | None = None):
+    if batch_seqs is None:
+        b = critical_batch_tokens(flops, a) / seq_len
+        batch_seqs = max(64, _round(b, 64))
+    batch_seqs = fitted_batch(batch_seqs, chips)
+    return make_run(doc, system, chips, {"tokens": tokens, "seq_len": seq_len, "global_batch_seqs": batch_seqs,
+                                         "precision": precision}, name=doc["name"])
+
+
+def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
+             precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.05,
+             max_iter: int = 4, use_goodput: bool = True) -> CapacityResult:
+    """Largest run (by the shape rule of ``family``) that ``chips`` chips of ``system`` finish in ``days``."""
+    from ..catalog.load import resolve_system
+
+    sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
+    ratio = tokens_ratio(family, a)
+    peak = sys_obj.chip.flops("bf16")
+    flops = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
+    iters = []
+    last = None
+    for _ in range(max_iter):
+        n = math.sqrt(flops / (6.0 * ratio))
+        doc = shape_for(family, n, a)
+        total, active = _counts_doc(doc)
+        want_tokens = ratio * active
+        run = _run_for(doc, sys_obj, chips, want_tokens, 6.0 * active * want_tokens, a, seq_len, precision)
+        res = best(run)
+        if res.best is None:
+            iters.append({"active_params": active, "total_params": total, "fits": False})
+            flops *= 0.5
+            last = (doc, total, active, res, None, None)
+            continue
+        gp = goodput(res.run.arch, chips, res.best.days, a) if use_goodput else None
+        g = gp.fraction if gp else 1.0
+        tokens = res.best.tokens_per_s_per_chip * chips * days * SEC_PER_DAY * g
+        new_flops = 6.0 * active * tokens
+        iters.append({"active_params": active, "total_params": total, "tokens_target": want_tokens,
+                      "tokens_in_days": tokens, "mfu": res.best.mfu, "goodput": g})
+        last = (doc, total, active, res, tokens, gp)
+        if abs(tokens / want_tokens - 1.0) <= tol:
+            break
+        flops = new_flops
+    doc, total, active, res, tokens, gp = last
+    if tokens is None:
+        return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, None, None, None, None, None,
+                              limits(res, days, a, None) if res.best is None else [], iters,
+                              res.no_plan_message())
+    # the final run: the model trained for the tokens it reaches in `days`
+    final = _run_for(doc, sys_obj, chips, tokens, 6.0 * active * tokens, a, seq_len, precision,
+                     batch_seqs=res.run.training.batch_seqs)
+    fres = best(final)
+    lim = limits(fres, days, a, gp) if gp is not None else []
+    fl = 6.0 * active * tokens
+    msg = (f"{chips:,} chips of {sys_obj.id} train a {total / 1e9:,.0f}B-total / {active / 1e9:,.1f}B-active "
+           f"{family} model on {tokens / 1e12:.1f}T tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
+    return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,
+                          gp.fraction if gp else None, fres.best or res.best, lim, iters, msg)
+
+
+def _counts_doc(doc: dict) -> tuple[float, float]:
+    return _counts(doc)
+
+
+def tokens_in_days(run, days: float, a: Assumptions | None = None) -> dict:
+    """For a fixed model: the tokens (and 6 N_active D FLOPs) its best plan trains in ``days`` on run.chips."""
+    res = best(run)
+    if res.best is None:
+        return {"tokens": None, "message": res.no_plan_message()}
+    gp = goodput(run.arch, run.chips, res.best.days, a) if a is not None else None
+    g = gp.fraction if gp else 1.0
+    tok = res.best.tokens_per_s_per_chip * run.chips * days * SEC_PER_DAY * g
+    c = count(run.arch, run.training.seq_len)
+    return {"tokens": tok, "training_flops": 6.0 * c.active_params * tok, "goodput": g, "estimate": res.best}

@@ -1,0 +1,176 @@
+"""Shared helpers of the scenario modules: a memoised plan search, run variants, batch fitting, formatting.
+
+Scenarios ask the engine the same question many times (sizing probes, sensitivity variations, the S2 run reused
+by S3, S5 and S8), so :func:`best` memoises :func:`trainsim.search` on the content of the run (model, the
+numbers of the system the engine reads, chips, training) and of the fixed plan fields.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..catalog.types import System
+from ..search import SearchResult, search
+from ..spec import PlanSpec, Run, parse_run
+
+_CACHE: dict[tuple, SearchResult] = {}
+STATS = {"searches": 0, "hits": 0}
+
+
+def system_key(s: System) -> tuple:
+    c = s.chip
+    return (c.id, c.family, tuple(sorted((k, float(v or 0.0)) for k, v in c.peak_flops.items())), c.hbm_bytes,
+            c.hbm_bw, c.scale_up_bw, c.scale_out_bw, s.levels)
+
+
+def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
+    """What a plan search depends on: not ``training.tokens`` (only days do; see :func:`_retokened`)."""
+    fixed = fixed if fixed is not None else run.plan
+    tr = run.training.model_dump()
+    tr.pop("tokens", None)
+    return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, tuple(sorted(tr.items())),
+            fixed.model_dump_json())
+
+
+def _retokened(res: SearchResult, tokens) -> SearchResult:
+    """A cached search result re-expressed for a run with a different ``training.tokens``."""
+    if res.run.training.tokens == tokens:
+        return res
+    run = replace(res.run, training=res.run.training.model_copy(update={"tokens": tokens}))
+    swap = lambda e: None if e is None else replace(e, run=run)  # noqa: E731
+    return replace(res, run=run, best=swap(res.best), runners_up=[swap(e) for e in res.runners_up])
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+    STATS.update(searches=0, hits=0)
+
+
+def with_batch(run: Run, batch_seqs: int) -> Run:
+    tr = run.training.model_copy(update={"global_batch_seqs": int(batch_seqs), "global_batch_tokens": None})
+    return replace(run, training=tr)
+
+
+def fitted_batch(batch_seqs: int, chips: int, max_split: int = 64 * 128 * 32) -> int:
+    """The global batch closest to ``batch_seqs`` that a data-parallel degree of this chip count can split.
+
+    A plan needs batch % (dp x micro_batch) == 0 with dp = chips / (tp pp cp); a chip count with a large prime
+    factor (e.g. 8 x 37) leaves no valid plan for a power-of-two batch. The candidates are multiples k x g of
+    g = chips / m (m <= max_split, a possible tp pp cp product); ties go to the larger g (more dp choices).
+    """
+    best = (math.inf, 0, batch_seqs)
+    for m in range(1, min(chips, max_split) + 1):
+        if chips % m:
+            continue
+        g = chips // m
+        k = max(1, round(batch_seqs / g))
+        b = k * g
+        cand = (abs(b - batch_seqs), -g, b)
+        if cand < best:
+            best = cand
+    return int(best[2])
+
+
+def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch: bool = True) -> SearchResult:
+    """Memoised plan search. Where no plan is valid for the run's batch on this chip count (a divisibility
+    problem, not memory), the batch is moved to the nearest one this chip count can split (:func:`fitted_batch`)
+    and the result's ``run`` says so (``SearchResult.run.training``)."""
+    key = run_key(run, fixed) + (top,)
+    if key in _CACHE:
+        STATS["hits"] += 1
+        return _retokened(_CACHE[key], run.training.tokens)
+    STATS["searches"] += 1
+    res = search(run, fixed, top=top)
+    if res.plans_evaluated == 0 and adjust_batch:
+        b = fitted_batch(run.training.batch_seqs, run.chips)
+        if b != run.training.batch_seqs:
+            res2 = search(with_batch(run, b), fixed, top=top)
+            if res2.plans_evaluated:
+                res = res2
+    _CACHE[key] = res
+    return res
+
+
+def days_of(res: SearchResult) -> float:
+    """Days of the best plan, ``inf`` when nothing fits."""
+    if res.best is None or res.best.days is None:
+        return math.inf
+    return float(res.best.days)
+
+
+def make_run(model: Any, system: Any, chips: int, training: dict, base_dir: Path | None = None,
+             name: str = "scenario", plan: dict | None = None) -> Run:
+    """A resolved run; ``system`` may be a catalog id, an inline mapping or a :class:`System` object."""
+    obj = system if isinstance(system, System) else None
+    doc = {"name": name, "model": model, "system": "dgx-h100" if obj is not None else system, "chips": int(chips),
+           "training": dict(training)}
+    if plan:
+        doc["plan"] = plan
+    run = parse_run(doc, base_dir=base_dir, where=name)
+    return replace(run, system=obj) if obj is not None else run
+
+
+def at_chips(run: Run, chips: int) -> Run:
+    return replace(run, chips=int(chips))
+
+
+def plan_summary(est) -> dict | None:
+    """The parts of a best plan a scenario prints: plan fields, MFU, memory, breakdown, batch."""
+    if est is None:
+        return None
+    return {
+        "plan": {k: v for k, v in est.plan.items()},
+        "chips": est.run.chips,
+        "system": est.run.system.id,
+        "precision": est.run.training.precision,
+        "global_batch_seqs": est.run.training.batch_seqs,
+        "step_time_s": est.step_time_s,
+        "tokens_per_s_per_chip": est.tokens_per_s_per_chip,
+        "mfu": est.mfu,
+        "memory_per_chip_gib": est.memory_per_chip_bytes / 2**30,
+        "hbm_gib": est.run.system.chip.hbm_bytes / 2**30,
+        "fits": est.fits,
+        "breakdown_s": est.breakdown,
+    }
+
+
+def where_time_goes(est, top: int = 4) -> list[tuple[str, float]]:
+    """The largest parts of the step time as (cause, fraction)."""
+    if est is None:
+        return []
+    tot = sum(v for v in est.breakdown.values() if v > 0) or 1.0
+    items = sorted(((k, v / tot) for k, v in est.breakdown.items() if v > 0), key=lambda kv: -kv[1])
+    return items[:top]
+
+
+COMM_KEYS = ("tp_comm", "ep_alltoall", "cp_comm", "pp_p2p", "dp_comm")
+
+
+def comm_fraction(est) -> float:
+    if est is None:
+        return math.nan
+    tot = sum(v for v in est.breakdown.values() if v > 0) or 1.0
+    return sum(est.breakdown.get(k, 0.0) for k in COMM_KEYS) / tot
+
+
+def lnh(low, nominal, high) -> dict:
+    """A low/nominal/high triple as a dict (low <= high)."""
+    vals = [v for v in (low, high) if v is not None]
+    lo = min(vals) if vals else None
+    hi = max(vals) if vals else None
+    return {"low": lo, "nominal": nominal, "high": hi}
+
+
+def sig(x: float | None, n: int = 3) -> str:
+    """A number with n significant digits for verdict sentences."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.{n - 1}e}"
+    digits = max(0, n - 1 - int(math.floor(math.log10(abs(x)))))
+    s = f"{x:,.{digits}f}"
+    return s

@@ -1,0 +1,1 @@
+"""Scenario data files (assumptions.yaml)."""

@@ -1,0 +1,101 @@
+"""Uncertain catalog inputs -> low / nominal / high results.
+
+The catalog gives a Range(low, nominal, high) for inputs where sources disagree (``Chip.ranges``,
+``System.ranges``, from catalog/data/ranges.yaml). :func:`propagate` re-runs the plan search with each
+performance input at its low and at its high value, one at a time (a tornado analysis: the plan is re-optimised
+every time), and reports the smallest and largest result with the input that drives the spread. Inputs that
+cannot change a training step (power, price, TDP) are left to :mod:`trainsim.scenario.economics`; FP8/FP4 peaks
+are varied only when the run trains in that precision.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..catalog.types import System
+from ..spec import Run
+from .common import best, days_of
+
+# fields of Chip.ranges / System.ranges that change a training step, and how to apply a value
+CHIP_FIELDS = ("bf16_flops", "fp8_flops", "hbm_bytes", "hbm_bw", "scale_up_bw", "scale_out_bw")
+SYSTEM_FIELDS = ("scale_up_size", "scale_up_bw", "scale_up_latency", "scale_out_bw", "scale_out_latency")
+
+
+def apply(system: System, scope: str, name: str, v: float) -> System:
+    """``system`` with one uncertain input set to ``v`` (SI units)."""
+    c = system.chip
+    levels = list(system.levels)
+    if scope == "chip":
+        if name.endswith("_flops"):
+            prec = name.removesuffix("_flops")
+            c = c.with_(peak_flops={**c.peak_flops, prec: v})
+        elif name == "hbm_bytes":
+            c = c.with_(hbm_bytes=v)
+        elif name == "hbm_bw":
+            c = c.with_(hbm_bw=v)
+        elif name == "scale_up_bw":
+            c = c.with_(scale_up_bw=v)
+            levels[0] = replace(levels[0], bw=v)
+        elif name == "scale_out_bw":
+            c = c.with_(scale_out_bw=v)
+            if len(levels) > 1:
+                levels[1] = replace(levels[1], bw=v)
+        return system.with_(chip=c, levels=tuple(levels))
+    if name == "scale_up_size":
+        levels[0] = replace(levels[0], size=int(v))
+    elif name == "scale_up_bw":
+        levels[0] = replace(levels[0], bw=v)
+        c = c.with_(scale_up_bw=v)
+    elif name == "scale_up_latency":
+        levels[0] = replace(levels[0], latency_s=v)
+    elif name == "scale_out_bw" and len(levels) > 1:
+        levels[1] = replace(levels[1], bw=v)
+        c = c.with_(scale_out_bw=v)
+    elif name == "scale_out_latency" and len(levels) > 1:
+        levels[1] = replace(levels[1], latency_s=v)
+    return system.with_(chip=c, levels=tuple(levels))
+
+
+def uncertain_inputs(system: System, precision: str = "bf16") -> list[dict]:
+    """The performance inputs of ``system`` that carry a range with low != high."""
+    out = []
+    for scope, table, fields in (("chip", system.chip.ranges, CHIP_FIELDS), ("system", system.ranges, SYSTEM_FIELDS)):
+        for name in fields:
+            r = table.get(name)
+            if r is None or r.low == r.high:
+                continue
+            if name == "fp8_flops" and precision != "fp8":
+                continue
+            src = (system.chip.sources if scope == "chip" else system.sources).get(f"{name}.range")
+            out.append({"scope": scope, "input": f"{system.chip.id if scope == 'chip' else system.id}.{name}",
+                        "name": name, "low": r.low, "nominal": r.nominal, "high": r.high,
+                        "reason": src.note if src else ""})
+    return out
+
+
+def propagate(run: Run, metric=None, inputs: list[dict] | None = None) -> dict:
+    """low / nominal / high of ``metric(SearchResult)`` (default: days of the best plan) over the uncertain inputs
+    of ``run.system``; ``by_input`` lists each input's two results and ``driver`` the input with the widest swing."""
+    metric = metric or days_of
+    nominal = metric(best(run))
+    inputs = uncertain_inputs(run.system, run.training.precision) if inputs is None else inputs
+    rows = []
+    for u in inputs:
+        vals = {}
+        for end in ("low", "high"):
+            if u[end] == u["nominal"]:
+                vals[end] = nominal
+                continue
+            r = replace(run, system=apply(run.system, u["scope"], u["name"], u[end]))
+            vals[end] = metric(best(r))
+        finite = [v for v in vals.values() if math.isfinite(v)] + [nominal]
+        swing = (max(finite) - min(finite)) if finite else math.inf
+        if any(not math.isfinite(v) for v in vals.values()):
+            swing = math.inf
+        rows.append({**u, "result_at_low": vals["low"], "result_at_high": vals["high"], "swing": swing})
+    allv = [nominal] + [r[k] for r in rows for k in ("result_at_low", "result_at_high")]
+    lo, hi = min(allv), max(allv)
+    driver = max(rows, key=lambda r: r["swing"]) if rows else None
+    return {"low": lo, "nominal": nominal, "high": hi, "by_input": rows,
+            "driver": driver["input"] if driver and driver["swing"] > 0 else None,
+            "method": "one input at a time at its catalog low and high (plan re-optimised each time)"}

@@ -1,0 +1,127 @@
+"""Sensitivity of a run's days to one hardware parameter at a time, the plan re-optimised for every variation.
+
+Parameters: ``hbm_bandwidth`` (Chip.hbm_bw), ``hbm_capacity`` (Chip.hbm_bytes), ``scale_up_bandwidth`` (the
+scale-up level's per-chip bandwidth), ``scale_out_bandwidth`` (the scale-out level's), ``peak_flops`` (every
+precision's dense peak). Each variation multiplies the nominal value by a factor (default x0.25 .. x2) and runs
+the full plan search again, so the answer is "how much slower is the best plan", not "how much slower is today's
+plan". :func:`threshold` bisects (in log space) for the value below which the run slows by more than X%.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..catalog.types import System
+from ..errors import TrainsimError, unknown
+from ..spec import Run
+from .common import best, days_of
+
+PARAMS = ("hbm_bandwidth", "hbm_capacity", "scale_up_bandwidth", "scale_out_bandwidth", "peak_flops")
+ALIASES = {"hbm_bw": "hbm_bandwidth", "hbm": "hbm_capacity", "hbm_bytes": "hbm_capacity",
+           "scale_up_bw": "scale_up_bandwidth", "scale_up": "scale_up_bandwidth",
+           "scale_out_bw": "scale_out_bandwidth", "scale_out": "scale_out_bandwidth", "flops": "peak_flops",
+           "peak": "peak_flops"}
+UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": ("GB", 1e9), "scale_up_bandwidth": ("GB/s", 1e9),
+         "scale_out_bandwidth": ("GB/s", 1e9), "peak_flops": ("TFLOP/s BF16", 1e12)}
+FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
+
+
+def canonical(param: str) -> str:
+    p = ALIASES.get(param.strip(), param.strip())
+    if p not in PARAMS:
+        raise unknown("sensitivity parameter", param, PARAMS, field="--vary")
+    return p
+
+
+def value(system: System, param: str) -> float:
+    c = system.chip
+    return {"hbm_bandwidth": c.hbm_bw, "hbm_capacity": c.hbm_bytes, "scale_up_bandwidth": system.levels[0].bw,
+            "scale_out_bandwidth": system.levels[1].bw if len(system.levels) > 1 else c.scale_out_bw,
+            "peak_flops": c.flops("bf16")}[canonical(param)]
+
+
+def scaled(system: System, param: str, factor: float) -> System:
+    """``system`` with one parameter multiplied by ``factor`` (chip field and network level kept consistent)."""
+    p = canonical(param)
+    c = system.chip
+    levels = list(system.levels)
+    if p == "hbm_bandwidth":
+        c = c.with_(hbm_bw=c.hbm_bw * factor)
+    elif p == "hbm_capacity":
+        c = c.with_(hbm_bytes=c.hbm_bytes * factor)
+    elif p == "peak_flops":
+        c = c.with_(peak_flops={k: (v * factor if v else v) for k, v in c.peak_flops.items()})
+    elif p == "scale_up_bandwidth":
+        levels[0] = replace(levels[0], bw=levels[0].bw * factor)
+        c = c.with_(scale_up_bw=c.scale_up_bw * factor)
+    elif p == "scale_out_bandwidth":
+        if len(levels) < 2:
+            raise TrainsimError("the system has no scale-out level", field="--vary")
+        levels[1] = replace(levels[1], bw=levels[1].bw * factor)
+        c = c.with_(scale_out_bw=c.scale_out_bw * factor)
+    return system.with_(chip=c, levels=tuple(levels))
+
+
+def days_at(run: Run, param: str, factor: float) -> tuple[float, object]:
+    r = replace(run, system=scaled(run.system, param, factor)) if factor != 1.0 else run
+    res = best(r)
+    return days_of(res), res.best
+
+
+def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
+    """For each parameter and factor: the best plan's days and the change vs nominal (in %)."""
+    base_days, base_est = days_at(run, "peak_flops", 1.0)
+    if not math.isfinite(base_days):
+        raise TrainsimError("the nominal run has no plan that fits; nothing to vary", field="run")
+    out = {"nominal_days": base_days, "nominal_plan": base_est.plan, "params": {}}
+    for p in map(canonical, params):
+        unit, scale = UNITS[p]
+        rows = []
+        for f in factors:
+            d, est = days_at(run, p, f)
+            rows.append({"factor": f, "value": value(run.system, p) * f / scale, "unit": unit, "days": d,
+                         "change_pct": (d / base_days - 1.0) * 100.0 if math.isfinite(d) else math.inf,
+                         "plan_changed": est is not None and est.plan != base_est.plan,
+                         "plan": None if est is None else est.plan})
+        out["params"][p] = {"nominal": value(run.system, p) / scale, "unit": unit, "rows": rows}
+    return out
+
+
+def elasticity(sens: dict, param: str) -> float:
+    """d ln(days) / d ln(param) between x0.5 and x2 (or the widest factors present): -1 = time inversely
+    proportional to the parameter, 0 = insensitive."""
+    rows = [r for r in sens["params"][canonical(param)]["rows"] if math.isfinite(r["days"])]
+    if len(rows) < 2:
+        return math.nan
+    lo, hi = min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])
+    return math.log(hi["days"] / lo["days"]) / math.log(hi["factor"] / lo["factor"])
+
+
+def threshold(run: Run, param: str, slowdown: float = 0.10, lo: float = 1.0 / 64, iters: int = 7) -> dict:
+    """The value of ``param`` below which the best plan is more than ``slowdown`` (0.10 = 10%) slower than at the
+    nominal value. Bisection on log(factor) in [lo, 1], assuming days fall as the parameter grows."""
+    p = canonical(param)
+    unit, scale = UNITS[p]
+    base, _ = days_at(run, p, 1.0)
+    limit = base * (1.0 + slowdown)
+    nominal = value(run.system, p)
+    d_lo, _ = days_at(run, p, lo)
+    if d_lo <= limit:
+        return {"param": p, "slowdown": slowdown, "nominal": nominal / scale, "unit": unit, "factor": None,
+                "value": None, "below": lo * nominal / scale, "nominal_days": base,
+                "message": f"even at x{lo:g} ({lo * nominal / scale:.3g} {unit}) the run slows by only "
+                           f"{(d_lo / base - 1) * 100:.1f}%"}
+    a, b = math.log(lo), 0.0             # days(e^a) > limit, days(e^b) <= limit
+    for _ in range(iters):
+        m = 0.5 * (a + b)
+        d, _ = days_at(run, p, math.exp(m))
+        if d > limit:
+            a = m
+        else:
+            b = m
+    f = math.exp(b)
+    d_f, _ = days_at(run, p, f)
+    return {"param": p, "slowdown": slowdown, "nominal": nominal / scale, "unit": unit, "factor": f,
+            "value": f * nominal / scale, "nominal_days": base, "days_at_threshold": d_f,
+            "message": f"below ~{f * nominal / scale:.3g} {unit} (x{f:.2f} of {nominal / scale:.3g}) the run slows "
+                       f"by more than {slowdown:.0%}"}
