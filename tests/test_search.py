@@ -65,7 +65,7 @@ def test_no_faster_plan_outside_the_search():
     sysm = make_system(hbm=40e9)
     chips, seq, gbs = 16, 2048, 32
     run = run_of(MID, sysm, chips, seq=seq, gbs=gbs)
-    res = search(run)
+    res = search(run, calib=Calib())
     ctx = StepContext(MID, sysm, chips, seq, gbs, "bf16", Calib())
     grid = itertools.product((1, 2, 4, 8, 16), (1, 2, 4, 8, 16), (1, 2, 3, 4, 6, 8), (0, 1, 2, 3), (1,), (1,),
                              (1, 2, 4, 8, 16), (0, 1, 2, 3), (0, 1, 2), (1, 2, 4, 8, 16))

@@ -25,11 +25,14 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
     if validate:
         from ..inference.validate import error_table, summary
 
+        from ..inference.validate import latency_bound_table
+
         rows = error_table([spec] if spec else None)
+        lat = [] if spec else latency_bound_table()
         if json_:
-            print_json({"rows": rows, "summary": summary(rows)})
+            print_json({"rows": rows, "summary": summary(rows), "latency_bound": lat})
         else:
-            render_errors(rows, summary(rows))
+            render_errors(rows, summary(rows), lat)
         return
     if spec is None:
         raise TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")

@@ -8,8 +8,9 @@ from ..report.terminal import console
 GB = 1e9
 
 
-def _plan(p: dict) -> str:
-    return " ".join(f"{k}={p[k]}" for k in ("chips", "tp", "pp", "dp", "ep", "etp"))
+def _plan(p: dict, moe: bool = True) -> str:
+    keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
+    return " ".join(f"{k}={p[k]}" for k in keys)
 
 
 def render_infer(res: dict) -> None:
@@ -23,7 +24,7 @@ def render_infer(res: dict) -> None:
               f"{res['kv_cache_bytes_per_sequence'] / 1e6:,.1f} MB")
     if "decode" in res:
         d = res["decode"]
-        t.add_row("decode plan", _plan(d["plan"]))
+        t.add_row("decode plan", _plan(d["plan"], res.get("moe", True)))
         t.add_row("decode batch per chip", f"{d['batch_per_chip']:,.1f}")
         t.add_row("decode tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.0f}")
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user)")
@@ -32,7 +33,7 @@ def render_infer(res: dict) -> None:
                                             f"KV {m['kv_cache'] / GB:.1f})")
     if "prefill" in res:
         p = res["prefill"]
-        t.add_row("prefill plan", _plan(p["plan"]))
+        t.add_row("prefill plan", _plan(p["plan"], res.get("moe", True)))
         t.add_row("prefill tokens per chip per round", f"{p['prompt_tokens_per_chip']:,.0f}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
         t.add_row("time to first token (one round)", f"{p['ttft_s']:.2f} s")
@@ -41,7 +42,7 @@ def render_infer(res: dict) -> None:
     c.print(t)
 
 
-def render_errors(rows: list[dict], summ: dict) -> None:
+def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
     c = console()
     t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "error"):
@@ -52,3 +53,11 @@ def render_errors(rows: list[dict], summ: dict) -> None:
     if summ.get("points"):
         c.print(f"{summ['points']} points: median |error| {summ['median_abs_error']:.1%}, "
                 f"max {summ['max_abs_error']:.1%}, mean signed {summ['mean_signed_error']:+.1%}")
+    if latency_rows:
+        t = Table(title="decode under a TPOT bound, batch searched (CloudMatrix384, DeepSeek-R1)")
+        for col in ("TPOT bound", "reported", "published batch/chip", "predicted", "searched batch/chip", "error"):
+            t.add_column(col, justify="right")
+        for r in latency_rows:
+            t.add_row(f"{r['tpot_bound_ms']:g} ms", f"{r['reported']:,.0f}", f"{r['reported_batch_per_chip'] or 0:g}",
+                      f"{r['predicted']:,.0f}", f"{r['predicted_batch_per_chip']:g}", f"{r['error']:+.1%}")
+        c.print(t)

@@ -101,7 +101,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
     max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
     out: dict[str, Any] = {
         "name": sv.name, "model": sv.arch.name, "system": sv.system.id, "chip": sv.system.chip.id,
-        "chips_per_instance": sv.chips, "precision": sp.precision, "kv_precision": sp.kv_precision,
+        "chips_per_instance": sv.chips, "moe": sv.arch.is_moe, "precision": sp.precision, "kv_precision": sp.kv_precision,
         "gemm_peak_flops": s.gemm_peak, "gemm_peak_basis": s.peak_note(),
         "hbm_bandwidth_bytes_per_s": sv.system.chip.hbm_bw, "hbm_bytes": sv.system.chip.hbm_bytes,
         "kv_cache_bytes_per_token": per_tok,

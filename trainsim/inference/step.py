@@ -325,7 +325,7 @@ def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
 
 def kv_bytes_per_chip(s: ServeSetup, p: ServePlans, batch, context):
     """KV cache one chip holds for ``batch`` sequences per instance of ``context`` tokens each."""
-    seqs_g = np.asarray(batch, dtype=np.float64) / p.dp / p.pp * p.pp  # all micro-batches of one tp group
+    seqs_g = np.asarray(batch, dtype=np.float64) / p.dp  # a tp group's sequences (all its micro-batches)
     tot = 0.0
     for lk in s.arch.layers:
         for core in lk.attention:

@@ -47,3 +47,32 @@ def summary(rows: list[dict]) -> dict:
         return {"points": 0}
     return {"points": len(errs), "median_abs_error": median(errs), "max_abs_error": max(errs),
             "mean_signed_error": sum(r["error"] for r in rows) / len(rows)}
+
+
+#: CloudMatrix384 decode under TPOT service-level objectives (arXiv 2506.12708 v3 Tables 3-4): SLO ms -> spec file
+LATENCY_ROWS = ((50.0, "cloudmatrix-decode-b96-kv4k.yaml"), (30.0, "cloudmatrix-decode-b24-tpot30.yaml"),
+                (15.0, "cloudmatrix-decode-b8-tpot15.yaml"))
+
+
+def latency_bound_table(folder=None, calib=None) -> list[dict]:
+    """The decode-vs-latency check: the batch is *searched* under each published TPOT bound (plan as published),
+    and the best throughput is compared with the published one (which the paper reports at that bound)."""
+    from dataclasses import replace
+
+    folder = Path(folder) if folder else default_dir()
+    rows = []
+    for slo_ms, fname in LATENCY_ROWS:
+        path = folder / fname
+        if not path.exists():
+            continue
+        sv = load_serving(path)
+        pub_batch = sv.serving.batch_per_chip
+        sv = replace(sv, serving=sv.serving.model_copy(update={"batch_per_chip": None, "batch": None}),
+                     latency=sv.latency.model_copy(update={"tpot_ms": slo_ms}))
+        res = infer(sv, calib)
+        d = res["decode"]
+        rep = sv.reported.decode_tokens_per_s_per_chip
+        rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
+                     "predicted": d["tokens_per_s_per_chip"], "predicted_batch_per_chip": d["batch_per_chip"],
+                     "predicted_tpot_ms": d["tpot_s"] * 1e3, "error": d["tokens_per_s_per_chip"] / rep - 1.0})
+    return rows

@@ -1,16 +1,17 @@
 """Capacity: the largest pretraining run a fleet finishes in D days, and what limits it.
 
 The fleet's compute is not a number until a model is chosen (MFU depends on the model's shape and the plan),
-so capacity is a fixed point: guess the compute C; derive a model shape from C by a stated rule; search its best
-plan on the fleet; the tokens it trains in D days (x goodput) give a new C; repeat until the tokens match the
-rule (within 5%). Shape rules (all ratios in ``assumptions.yaml``):
+so capacity searches over model size: for a size N, a stated rule gives the shape and the token budget
+(tokens = ratio x N); the best plan on the fleet gives the tokens it trains in D days (x goodput); the answer is
+the largest N whose budget fits (a secant step from a compute guess, then bisection on log N). Shape rules
+(all ratios in ``assumptions.yaml``):
 
 * ``dense``: compute-optimal by Chinchilla (Hoffmann et al. 2022, arXiv 2203.15556): D = 20 N, C = 6 N D, so
   N = sqrt(C / 120). Llama-3-like shape (GQA with 8 KV heads, head 128, SwiGLU FFN 3.25 h, depth ~ h / 128),
   which reproduces Llama 3.1 405B (h 16384, 126 layers) at N = 405B.
 * ``deepseek-v3``: a DeepSeek-V3-like MoE scaled up (arXiv 2412.19437: MLA, 1 shared + top-8 routed experts,
   3 dense layers) with total/active = ``moe_sparsity`` (18.1 for DeepSeek-V3) and tokens = ``tokens_per_active_param``
-  x active (400 for DeepSeek-V3). Width scales with active^(1/3); depth and expert count are solved for the
+  x active (400 for DeepSeek-V3). Depth grows as active^(1/4); width and the expert count are solved for the
   active and total counts.
 
 Limits reported with each result (``limits``): memory (best plan's bytes vs HBM), network (exposed
@@ -61,7 +62,7 @@ def dense_shape(params: float, name: str | None = None) -> dict:
 def _moe_doc(h: int, L: int, experts: int, name: str) -> dict:
     s = h / DSV3["hidden"]
     return {
-        "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, 16),
+        "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, 32),
         "ffn": _round(DSV3["ffn"] * s, 256), "ffn_act": "swiglu", "vocab": DSV3["vocab"],
         "moe": {"experts": experts, "top_k": 8, "shared_experts": 1, "expert_ffn": _round(DSV3["expert_ffn"] * s, 128),
                 "dense_layers": 3},
@@ -80,19 +81,27 @@ def _counts(doc: dict) -> tuple[float, float]:
 
 
 def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
-    """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters."""
+    """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters.
+
+    Depth grows slowly (L = 61 (active / 37B)^(1/4): frontier MoEs keep 60-80 layers), width is solved for the
+    active count (heads, q-LoRA rank, dense and expert FFN scale with the width as in DeepSeek-V3), and the
+    routed-expert count (a multiple of 64, so expert parallelism has choices) for the total."""
     total = sparsity * active
-    h = _round(DSV3["hidden"] * (active / DSV3["active"]) ** (1.0 / 3.0), 512)
     name = name or f"dsv3-like-{total / 1e12:.2f}t-a{active / 1e9:.0f}b"
-    # active is linear in depth: solve from two depths; total is linear in the expert count
-    _, a1 = _counts(_moe_doc(h, 20, 64, name))
-    _, a2 = _counts(_moe_doc(h, 40, 64, name))
-    per_layer = (a2 - a1) / 20.0
-    L = max(4, int(round(20 + (active - a1) / per_layer)))
+    L = max(8, _round(61 * (active / DSV3["active"]) ** 0.25, 4) + 1)   # 3 dense + a multiple-of-2 MoE stack
+    # active grows with width; scan widths in steps of 512 around the DeepSeek-V3 aspect
+    best_h, best_err = DSV3["hidden"], math.inf
+    h0 = DSV3["hidden"] * math.sqrt(active / DSV3["active"] * 61 / L)
+    for h in range(max(1024, _round(h0 * 0.6, 512)), _round(h0 * 1.5, 512) + 1, 512):
+        _, act = _counts(_moe_doc(h, L, 64, name))
+        err = abs(act - active)
+        if err < best_err:
+            best_h, best_err = h, err
+    h = best_h
     t1, _ = _counts(_moe_doc(h, L, 64, name))
     t2, _ = _counts(_moe_doc(h, L, 128, name))
     per_expert = (t2 - t1) / 64.0
-    experts = max(16, _round(64 + (total - t1) / per_expert, 32))
+    experts = max(16, _round(64 + (total - t1) / per_expert, 64))
     return _moe_doc(h, L, experts, name)
 
 
@@ -208,45 +217,79 @@ def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assu
 
 
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
-             precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.05,
-             max_iter: int = 4, use_goodput: bool = True) -> CapacityResult:
-    """Largest run (by the shape rule of ``family``) that ``chips`` chips of ``system`` finish in ``days``."""
+             precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.08,
+             max_evals: int = 7, use_goodput: bool = True) -> CapacityResult:
+    """Largest model of ``family`` (by its shape rule) whose rule token budget (tokens = ratio x active params)
+    ``chips`` chips of ``system`` train within ``days`` of wall-clock time.
+
+    f(N) = tokens trainable in ``days`` / (ratio x N) falls as N grows; the answer is the largest probed N with
+    f(N) >= 1, found by a secant step from the compute guess (tokens ~ 1/N at constant MFU) and then galloping
+    bisection on log N until the bracket is within ``tol``. The result trains that model on all the tokens it
+    reaches in ``days`` (>= its rule budget)."""
     from ..catalog.load import resolve_system
 
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)
     peak = sys_obj.chip.flops("bf16")
-    flops = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
-    iters = []
-    last = None
-    for _ in range(max_iter):
-        n = math.sqrt(flops / (6.0 * ratio))
+    flops0 = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
+    iters: list[dict] = []
+    seen: dict[int, dict] = {}
+
+    def probe(n: float) -> dict:
         doc = shape_for(family, n, a)
-        total, active = _counts_doc(doc)
-        want_tokens = ratio * active
-        run = _run_for(doc, sys_obj, chips, want_tokens, 6.0 * active * want_tokens, a, seq_len, precision)
+        total, active = _counts(doc)
+        key = int(round(active))
+        if key in seen:
+            return seen[key]
+        want = ratio * active
+        run = _run_for(doc, sys_obj, chips, want, 6.0 * active * want, a, seq_len, precision)
         res = best(run)
-        if res.best is None:
-            iters.append({"active_params": active, "total_params": total, "fits": False})
-            flops *= 0.5
-            last = (doc, total, active, res, None, None)
-            continue
-        gp = goodput(res.run.arch, chips, res.best.days, a) if use_goodput else None
-        g = gp.fraction if gp else 1.0
-        tokens = res.best.tokens_per_s_per_chip * chips * days * SEC_PER_DAY * g
-        new_flops = 6.0 * active * tokens
-        iters.append({"active_params": active, "total_params": total, "tokens_target": want_tokens,
-                      "tokens_in_days": tokens, "mfu": res.best.mfu, "goodput": g})
-        last = (doc, total, active, res, tokens, gp)
-        if abs(tokens / want_tokens - 1.0) <= tol:
+        out = {"doc": doc, "total": total, "active": active, "res": res, "tokens": None, "gp": None, "f": 0.0}
+        if res.best is not None:
+            gp = goodput(res.run.arch, chips, res.best.days, a) if use_goodput else None
+            g = gp.fraction if gp else 1.0
+            tok = res.best.tokens_per_s_per_chip * chips * days * SEC_PER_DAY * g
+            out.update(tokens=tok, gp=gp, f=tok / want)
+        iters.append({"active_params": active, "total_params": total, "tokens_rule": want,
+                      "tokens_in_days": out["tokens"], "ratio_f": out["f"],
+                      "mfu": res.best.mfu if res.best else None, "fits": res.best is not None,
+                      "no_valid_plan": res.plans_evaluated == 0})
+        seen[key] = out
+        return out
+
+    p0 = probe(math.sqrt(flops0 / (6.0 * ratio)))
+    n1 = math.sqrt(p0["tokens"] * p0["active"] / ratio) if p0["tokens"] else p0["active"] / 2.0
+    p1 = probe(n1)
+    good = [p for p in (p0, p1) if p["f"] >= 1.0]
+    bad = [p for p in (p0, p1) if p["f"] < 1.0]
+    lo = max(good, key=lambda p: p["active"]) if good else None
+    hi = min(bad, key=lambda p: p["active"]) if bad else None
+    n_eval = 2
+    while n_eval < max_evals:
+        if lo is None:
+            p = probe(hi["active"] / 1.5)
+        elif hi is None:
+            p = probe(lo["active"] * 1.5)
+        elif hi["active"] / lo["active"] <= 1.0 + tol:
             break
-        flops = new_flops
-    doc, total, active, res, tokens, gp = last
-    if tokens is None:
-        return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, None, None, None, None, None,
-                              limits(res, days, a, None) if res.best is None else [], iters,
-                              res.no_plan_message())
-    # the final run: the model trained for the tokens it reaches in `days`
+        else:
+            p = probe(math.sqrt(lo["active"] * hi["active"]))
+        n_eval += 1
+        if p["f"] >= 1.0:
+            if lo is None or p["active"] > lo["active"]:
+                lo = p
+        elif hi is None or p["active"] < hi["active"]:
+            hi = p
+        if lo is not None and hi is not None and hi["active"] <= lo["active"]:
+            break
+    if lo is None:
+        last = hi
+        msg = (last["res"].no_plan_message() if last["res"].best is None else
+               f"even a {last['active'] / 1e9:.0f}B-active model reaches only {last['f']:.0%} of its token budget")
+        return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
+                              None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"])
+                              if last["gp"] is not None else [], iters, msg)
+    doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
     final = _run_for(doc, sys_obj, chips, tokens, 6.0 * active * tokens, a, seq_len, precision,
                      batch_seqs=res.run.training.batch_seqs)
     fres = best(final)

@@ -53,24 +53,43 @@ def with_batch(run: Run, batch_seqs: int) -> Run:
     return replace(run, training=tr)
 
 
-def fitted_batch(batch_seqs: int, chips: int, max_split: int = 64 * 128 * 32) -> int:
-    """The global batch closest to ``batch_seqs`` that a data-parallel degree of this chip count can split.
+def _odd_part(n: int) -> int:
+    while n % 2 == 0 and n:
+        n //= 2
+    return n
 
-    A plan needs batch % (dp x micro_batch) == 0 with dp = chips / (tp pp cp); a chip count with a large prime
-    factor (e.g. 8 x 37) leaves no valid plan for a power-of-two batch. The candidates are multiples k x g of
-    g = chips / m (m <= max_split, a possible tp pp cp product); ties go to the larger g (more dp choices).
+
+def fitted_batch(batch_seqs: int, chips: int, max_pp: int = 128, tol: float = 0.08) -> int:
+    """A global batch near ``batch_seqs`` that the plans of this chip count can split.
+
+    A plan needs batch % (dp x micro_batch) == 0 with dp = chips / (tp pp cp). tp and cp are powers of two, so
+    the odd part o of the chip count must go into pp (at most ``max_pp`` = the layer count) or into dp; in the
+    latter case the batch must contain it. For each odd q | o that pp can take (q <= max_pp), the batch is
+    r x 2^k x j with r = o / q; a batch that already qualifies is kept, else the closest one within ``tol`` with at
+    least min(v2(chips), 10) factors of two (enough dp choices), else the one with the most factors of two.
     """
-    best = (math.inf, 0, batch_seqs)
-    for m in range(1, min(chips, max_split) + 1):
-        if chips % m:
-            continue
-        g = chips // m
-        k = max(1, round(batch_seqs / g))
-        b = k * g
-        cand = (abs(b - batch_seqs), -g, b)
-        if cand < best:
-            best = cand
-    return int(best[2])
+    o = _odd_part(chips)
+    qs = [q for q in range(1, min(o, max_pp) + 1, 2) if o % q == 0]
+    if any(batch_seqs % (o // q) == 0 for q in qs):
+        return int(batch_seqs)
+    v2 = (chips & -chips).bit_length() - 1
+    want_k = min(v2, 10)
+    best_c = None
+    for q in qs:
+        r = o // q
+        for k in range(14, -1, -1):
+            unit = r * 2**k
+            if unit > batch_seqs * (1 + tol):
+                continue
+            b = unit * max(1, round(batch_seqs / unit))
+            dev = abs(b / batch_seqs - 1.0)
+            if dev <= tol:
+                cand = (k < want_k, -k if k < want_k else 0, dev, r, b)
+                if best_c is None or cand < best_c:
+                    best_c = cand
+    if best_c is None:           # nothing within tol: the closest multiple of the odd part
+        return int(o * max(1, round(batch_seqs / o)))
+    return int(best_c[4])
 
 
 def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch: bool = True) -> SearchResult:
@@ -84,7 +103,7 @@ def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch:
     STATS["searches"] += 1
     res = search(run, fixed, top=top)
     if res.plans_evaluated == 0 and adjust_batch:
-        b = fitted_batch(run.training.batch_seqs, run.chips)
+        b = fitted_batch(run.training.batch_seqs, run.chips, max_pp=min(128, run.arch.n_layers))
         if b != run.training.batch_seqs:
             res2 = search(with_batch(run, b), fixed, top=top)
             if res2.plans_evaluated:

@@ -54,5 +54,47 @@ def run_file(path: str | Path) -> dict:
     return out
 
 
-def run_all(folder: Path | None = None) -> list[dict]:
-    return [run_file(p) for p in scenario_files(folder)]
+# rough relative cost of a kind (number and size of plan searches), to start the slow ones first
+KIND_COST = {"same-job-compare": 5, "frontier-sizing": 4, "hardware-sensitivity": 4, "fleet-capacity": 3,
+             "pretrain-compare": 2, "interconnect-cut": 2}
+
+
+def _cost(path: Path) -> int:
+    try:
+        import yaml
+
+        return KIND_COST.get((yaml.safe_load(path.read_text()) or {}).get("kind"), 1)
+    except Exception:  # noqa: BLE001 - a broken file is reported by run_file itself
+        return 1
+
+
+def _run_one(path: str) -> dict:
+    """run_file, with a failure reported as the scenario's result (``verdict_class: error``) so that one broken
+    file does not hide the others; ``trainsim scenario --all`` exits non-zero when any result is an error."""
+    try:
+        return run_file(path)
+    except Exception as exc:  # noqa: BLE001
+        import traceback
+
+        return {"id": Path(path).stem, "file": path, "claim": "", "verdict": f"error: {exc}",
+                "verdict_class": "error", "numbers": {}, "assumptions": [], "error": str(exc),
+                "traceback": traceback.format_exc(limit=6) if not isinstance(exc, TrainsimError) else None}
+
+
+def run_all(folder: Path | None = None, jobs: int | None = None) -> list[dict]:
+    """Run every scenario file (in file order). ``jobs`` > 1 runs them in that many processes (default: the
+    number of CPUs, at most the number of files); each process memoises its own plan searches."""
+    import os
+
+    files = scenario_files(folder)
+    jobs = jobs if jobs is not None else min(len(files), os.cpu_count() or 1)
+    if jobs <= 1 or len(files) <= 1:
+        return [_run_one(str(p)) for p in files]
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    order = sorted(files, key=lambda p: -_cost(p))
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+        futs = {str(p): ex.submit(_run_one, str(p)) for p in order}
+        return [futs[str(p)].result() for p in files]

@@ -54,8 +54,8 @@ def unit_size(run: Run, unit: str) -> int:
 
 
 class _Prober:
-    def __init__(self, run: Run, unit_chips: int, assumptions=None):
-        self.run, self.unit_chips, self.a = run, unit_chips, assumptions
+    def __init__(self, run: Run, unit_chips: int, assumptions=None, goodput_end: str = "nominal"):
+        self.run, self.unit_chips, self.a, self.end = run, unit_chips, assumptions, goodput_end
         self.seen: dict[int, dict] = {}
 
     def __call__(self, units: int) -> dict:
@@ -68,7 +68,7 @@ class _Prober:
         if self.a is not None and math.isfinite(days):
             from .goodput import goodput
 
-            gp = goodput(self.run.arch, chips, days, self.a).fraction
+            gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
         eff = days / gp if gp > 0 else math.inf
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,
                "fits": res.best is not None, "estimate": res.best}
@@ -80,38 +80,54 @@ class _Prober:
 
 
 def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=None, max_units: int | None = None,
-         max_chips: int = 1_000_000) -> SizingResult:
+         max_chips: int = 1_000_000, goodput_end: str = "nominal") -> SizingResult:
     """Fewest units of ``unit`` ('system' = one scale-up domain, 'chip' = one chip) whose best plan finishes
-    ``run`` (``training.tokens``) within ``deadline_days`` of wall-clock time."""
+    ``run`` (``training.tokens``) within ``deadline_days`` of wall-clock time (ideal days / goodput when
+    ``assumptions`` are given; ``goodput_end`` picks the nominal, pessimistic 'low' or optimistic 'high' end).
+
+    Wall-clock days are U-shaped in the count once failures are included (the job MTBF falls as 1 / chips), so
+    the galloping phase stops when doubling makes the run slower and looks for the fastest count in between."""
     uc = unit_size(run, unit)
     cap = max_units or max(1, max_chips // uc)
-    probe = _Prober(run, uc, assumptions)
-    ok = lambda u: probe(u)["effective_days"] <= deadline_days  # noqa: E731
+    probe = _Prober(run, uc, assumptions, goodput_end)
+    eff = lambda u: probe(u)["effective_days"]  # noqa: E731
+    ok = lambda u: eff(u) <= deadline_days  # noqa: E731
 
-    # first guess from the chip-days of the run as given (or one unit)
+    # first guess from the chip-days of the run as given
     g0 = probe(max(1, min(cap, round(run.chips / uc))))
     if math.isfinite(g0["effective_days"]):
         guess = math.ceil(g0["effective_days"] * g0["chips"] / (deadline_days * uc))
     else:
         guess = g0["units"] * 2
     guess = max(1, min(cap, guess))
-    lo, hi = 0, None                    # lo: largest known failing count, hi: smallest known passing count
+    lo, hi = 0, None                    # lo: largest known failing count below hi, hi: smallest passing count
     for u in sorted({g0["units"], guess}):
         if ok(u):
             hi = u if hi is None else min(hi, u)
         else:
             lo = max(lo, u)
-    # gallop
-    while hi is None:
+    # gallop upwards; stop in the valley when more units make the run slower
+    while hi is None and lo < cap:
         nxt = min(cap, max(lo * 2, lo + 1))
-        if nxt == lo:
-            break
         if ok(nxt):
             hi = nxt
-        else:
-            lo = nxt
-            if nxt >= cap:
-                break
+            break
+        if lo > 0 and eff(nxt) >= eff(lo):
+            a, b = max(1, lo // 2), nxt          # the fastest count lies in [a, b]: ternary search
+            for _ in range(12):
+                if b - a <= 2:
+                    break
+                m1, m2 = a + (b - a) // 3, b - (b - a) // 3
+                if eff(m1) <= eff(m2):
+                    b = m2
+                else:
+                    a = m1
+            m = min(range(a, b + 1), key=eff)
+            if ok(m):
+                hi = m
+                lo = max([u for u in probe.seen if u < m and not ok(u)], default=0)
+            break
+        lo = nxt
     if hi is not None:
         while lo == 0 and hi > 1:       # make sure a failing lower bound is known
             cand = max(1, hi // 2)
@@ -121,15 +137,13 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
                     break
             else:
                 lo = cand
-        # bisect (lo fails, hi passes)
-        while hi - lo > 1:
+        while hi - lo > 1:              # bisect (lo fails, hi passes)
             mid = (lo + hi) // 2
             if ok(mid):
                 hi = mid
             else:
                 lo = mid
-        # days are not perfectly monotone (plan factorisation): walk down while one fewer still passes
-        steps = 0
+        steps = 0                       # days are not perfectly monotone: walk down while one fewer passes
         while hi > 1 and ok(hi - 1) and steps < 16:
             hi -= 1
             steps += 1
@@ -137,8 +151,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
         finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
         fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None
         msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} days"
-               + (f"; fastest probed: {fastest['effective_days']:.1f} days on {fastest['units']:,} "
-                  f"({fastest['chips']:,} chips)" if fastest else "; nothing fits in memory"))
+               + (f"; fastest: {fastest['effective_days']:.1f} days on {fastest['units']:,} ({fastest['chips']:,} "
+                  f"chips, goodput {fastest['goodput']:.0%})" if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
     p = probe(hi)

@@ -2,7 +2,9 @@
 
 Fitted parameters (everything else keeps its documented default in :class:`~trainsim.perf.calibration.Calib`):
 
-* per chip family: ``gemm_eff``, the fraction of the dense peak a large GEMM reaches;
+* per chip family with at least MIN_RUNS runs: ``gemm_eff``, the fraction of the dense peak a large GEMM
+  reaches; the ``default`` entry holds one ``gemm_eff`` pooled over all runs, which families with fewer runs use
+  (a constant is never fitted to one or two runs);
 * shared by all families: ``gemm_d0``, the GEMM half-saturation length (tile/wave quantisation).
 
 Loss: the sum over runs of |log(predicted / reported)| tokens/s per chip (L1 on log errors: a median fit, so a
@@ -29,6 +31,7 @@ from .reference import steady_reference
 from .runner import expand_paths
 
 D0_GRID = (0.0, 32.0, 64.0, 128.0, 256.0)
+MIN_RUNS = 3
 EFF_BOUNDS = (0.35, 0.98)
 
 
@@ -96,30 +99,30 @@ def _golden(fn, lo: float, hi: float, tol: float = 0.004) -> float:
 class Fit:
     d0: float
     eff: dict[str, float]
+    pooled_eff: float
     loss: float
 
     def calib(self, family: str, base: Calib | None = None) -> Calib:
         base = base or Calib()
-        kw = {"gemm_d0": self.d0}
-        if family in self.eff:
-            kw["gemm_eff"] = self.eff[family]
-        return base.with_(**kw)
+        return base.with_(gemm_d0=self.d0, gemm_eff=self.eff.get(family, self.pooled_eff))
 
 
 def fit(runs: list[CalRun], d0_grid=D0_GRID, base: Calib | None = None) -> Fit:
-    """Per-family gemm_eff by golden section for each d0 of the grid; keep the d0 with the least total loss."""
+    """For each d0 of the grid: a pooled gemm_eff over all runs, and per-family gemm_eff (golden section) for
+    families with MIN_RUNS runs or more; keep the d0 with the least total loss."""
     base = base or Calib()
     fams = sorted({r.family for r in runs})
     best: Fit | None = None
     for d0 in d0_grid:
+        pooled = _golden(lambda x: _loss(runs, base.with_(gemm_d0=d0, gemm_eff=x)), *EFF_BOUNDS)
         eff, total = {}, 0.0
         for fam in fams:
             fr = [r for r in runs if r.family == fam]
-            e = _golden(lambda x: _loss(fr, base.with_(gemm_d0=d0, gemm_eff=x)), *EFF_BOUNDS)
-            eff[fam] = e
-            total += _loss(fr, base.with_(gemm_d0=d0, gemm_eff=e))
+            if len(fr) >= MIN_RUNS:
+                eff[fam] = _golden(lambda x: _loss(fr, base.with_(gemm_d0=d0, gemm_eff=x)), *EFF_BOUNDS)
+            total += _loss(fr, base.with_(gemm_d0=d0, gemm_eff=eff.get(fam, pooled)))
         if best is None or total < best.loss:
-            best = Fit(d0, eff, total)
+            best = Fit(d0, eff, pooled, total)
     return best
 
 
@@ -150,7 +153,7 @@ class LooResult:
 
 
 def leave_one_out(runs: list[CalRun], d0_grid=D0_GRID, base: Calib | None = None) -> LooResult:
-    """Refit without each run, predict it. A family's lone run is predicted with the default constants."""
+    """Refit without each run, predict it (families below MIN_RUNS runs use the pooled fit)."""
     base = base or Calib()
     out = LooResult()
     for i, held in enumerate(runs):
@@ -158,7 +161,7 @@ def leave_one_out(runs: list[CalRun], d0_grid=D0_GRID, base: Calib | None = None
         f = fit(rest, d0_grid, base)
         note = ""
         if held.family not in f.eff:
-            note = "only run of its chip family: predicted with default constants"
+            note = f"fewer than {MIN_RUNS} runs of its chip family: pooled gemm_eff of the other families' runs"
         out.rows.append(LooRow(held.name, held.family, held.reported, held.predict(f.calib(held.family, base)), note))
     return out
 
@@ -169,10 +172,12 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
 
     fams = sorted({r.family for r in runs})
     doc = {
-        "default": {"gemm_d0": round(full.d0, 1),
-                    "note": "gemm_d0 fitted on all calibration runs (scripts/calibrate.py); other constants: defaults"},
+        "default": {"gemm_d0": round(full.d0, 1), "gemm_eff": round(full.pooled_eff, 4),
+                    "fitted_on": len(runs),
+                    "note": "gemm_d0 and the pooled gemm_eff fitted on all calibration runs (scripts/calibrate.py); "
+                            "families with fewer than 3 runs use this gemm_eff; other constants: Calib defaults"},
         "families": {fam: {"gemm_eff": round(full.eff[fam], 4),
-                           "fitted_on": sum(1 for r in runs if r.family == fam)} for fam in fams},
+                           "fitted_on": sum(1 for r in runs if r.family == fam)} for fam in fams if fam in full.eff},
         "accuracy": {"overall": loo.summary(),
                      "by_family": {fam: loo.summary(fam) for fam in fams},
                      "note": "leave-one-out |predicted/reported - 1| of tokens/s per chip (scripts/calibrate.py)"},

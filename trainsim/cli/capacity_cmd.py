@@ -1,0 +1,64 @@
+"""``trainsim capacity --system S --units N --days D [--family dense|deepseek-v3]``: the largest pretraining run
+a fleet finishes in D days (model shape by a stated rule), with its binding limits."""
+from __future__ import annotations
+
+import typer
+
+from . import app
+
+
+@app.command("capacity")
+def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog system id (cloudmatrix-384)"),
+                 units: int = typer.Option(0, "--units", help="scale-up domains (pods, SuperPoDs, servers)"),
+                 chips: int = typer.Option(0, "--chips", help="chips (instead of --units)"),
+                 days: float = typer.Option(90.0, "--days", help="wall-clock days"),
+                 family: str = typer.Option("deepseek-v3", "--family", help="dense (Chinchilla) or deepseek-v3"),
+                 precision: str = typer.Option("bf16", "--precision", help="bf16 or fp8"),
+                 sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active (default 18.1)"),
+                 failures: bool = typer.Option(True, "--failures/--no-failures", help="include goodput"),
+                 json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+    """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
+    from ..catalog.load import get_system
+    from ..errors import TrainsimError
+    from ..report.terminal import print_json
+    from ..scenario.assumptions import Assumptions
+    from ..scenario.capacity import capacity
+    from ..scenario.render import fmt, plan_text
+
+    if (units > 0) == (chips > 0):
+        raise TrainsimError("give exactly one of --units or --chips", field="--units")
+    if family not in ("dense", "deepseek-v3"):
+        raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
+    if precision not in ("bf16", "fp8"):
+        raise TrainsimError(f"expected bf16 or fp8, got {precision!r}", field="--precision")
+    s = get_system(system, field="--system")
+    n = chips or units * s.scale_up_size
+    a = Assumptions()
+    if sparsity:
+        a = a.with_overrides({"moe_sparsity": sparsity}, source="--sparsity")
+    res = capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+    if json_:
+        print_json(res.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(highlight=False)
+    c.print(f"[bold]{res.message}[/bold]")
+    if res.estimate is not None:
+        e = res.estimate
+        c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%}, "
+                f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput {fmt(res.goodput)}")
+    t = Table(title="limits")
+    for col in ("limit", "binding", "detail"):
+        t.add_column(col, overflow="fold")
+    for l_ in res.limits:
+        t.add_row(l_["limit"], "[red]yes[/red]" if l_["binding"] else "no", l_["detail"])
+    c.print(t)
+    it = Table(title="model sizes probed")
+    for col in ("active", "total", "rule tokens", "tokens in days", "MFU"):
+        it.add_column(col, justify="right")
+    for i in res.iterations:
+        it.add_row(fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
+                   fmt(i["mfu"]))
+    c.print(it)

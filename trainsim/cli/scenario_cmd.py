@@ -1,0 +1,38 @@
+"""``trainsim scenario FILE`` / ``trainsim scenario --all [--json]``: run seed-scenario files and print each
+claim, verdict, numbers with ranges, best plan and assumptions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+
+@app.command("scenario")
+def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenarios/S2.yaml)"),
+                 all_: bool = typer.Option(False, "--all", help="run every scenarios/*.yaml"),
+                 json_: bool = typer.Option(False, "--json", help="print a JSON list of results"),
+                 jobs: int = typer.Option(0, "--jobs", help="processes for --all (0: one per CPU)"),
+                 verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes")) -> None:
+    """Answer a seed scenario: verdict, numbers (low/nominal/high), best plan, assumptions with sources."""
+    from ..errors import TrainsimError
+    from ..report.terminal import print_json
+    from ..scenario.render import render_result, render_summary
+    from ..scenario.run import run_all, run_file, scenarios_dir
+
+    if all_ == (file is not None):
+        raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+    if all_:
+        results = run_all(scenarios_dir(), jobs=jobs or None)
+    else:
+        results = [run_file(file)]
+    if json_:
+        print_json(results)
+    else:
+        for r in results:
+            render_result(r, verbose=verbose)
+        if len(results) > 1:
+            render_summary(results)
+    if any(r.get("verdict_class") == "error" for r in results):
+        raise typer.Exit(1)

@@ -1,0 +1,53 @@
+"""``trainsim size RUN.yaml --days D [--unit system|chip]``: the fewest scale-up domains (or chips) whose best
+plan finishes the run in D days of wall-clock time (failures included unless --no-failures)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+
+@app.command("size")
+def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.tokens"),
+             days: float = typer.Option(..., "--days", help="deadline in days"),
+             unit: str = typer.Option("system", "--unit", help="system (one scale-up domain) or chip"),
+             failures: bool = typer.Option(True, "--failures/--no-failures",
+                                           help="count failures and restarts (goodput) in the days"),
+             json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+    """Fewest units that finish a run in D days (each probe is a full plan search)."""
+    from .. import api
+    from ..errors import TrainsimError
+    from ..report.terminal import print_json
+    from ..scenario.assumptions import Assumptions
+    from ..scenario.render import fmt, plan_text
+    from ..scenario.sizing import size
+
+    if days <= 0:
+        raise TrainsimError(f"expected a positive number of days, got {days:g}", field="--days")
+    if unit not in ("system", "chip"):
+        raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
+    r = api.load_run(run)
+    if r.training.tokens is None:
+        raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=str(run))
+    res = size(r, days, unit=unit, assumptions=Assumptions() if failures else None)
+    if json_:
+        print_json(res.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(highlight=False)
+    colour = "green" if res.feasible else "red"
+    c.print(f"[{colour}]{res.message}[/{colour}]")
+    if res.estimate is not None:
+        e = res.estimate
+        c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%}, memory "
+                f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
+    t = Table(title=f"probes ({unit} = {res.unit_chips} chips)")
+    for col in ("units", "chips", "days", "effective days", "goodput"):
+        t.add_column(col, justify="right")
+    for p in res.probes:
+        t.add_row(fmt(p["units"]), fmt(p["chips"]), fmt(p["days"]), fmt(p["effective_days"]), fmt(p["goodput"]))
+    c.print(t)

@@ -1,0 +1,174 @@
+"""Terminal rendering of scenario results and of the sizing / capacity / sensitivity answers (rich)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+COLOURS = {"supported": "green", "not supported": "red", "error": "red"}
+
+
+def fmt(x: Any) -> str:
+    """A number for a table: 3-4 significant digits, thousands separators, e-notation when large or small."""
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        if math.isinf(x):
+            return "inf"
+        a = abs(x)
+        if a == 0:
+            return "0"
+        if a >= 1e7 or a < 1e-3:
+            return f"{x:.3g}"
+        if a >= 100:
+            return f"{x:,.0f}"
+        if a >= 1:
+            return f"{x:.3g}" if a < 10 else f"{x:.1f}"
+        return f"{x:.3f}"
+    if isinstance(x, dict) and "nominal" in x:
+        s = fmt(x.get("nominal"))
+        if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
+            s += f" ({fmt(x['low'])} - {fmt(x['high'])})"
+        if x.get("unit"):
+            s += f" {x['unit']}"
+        return s
+    if isinstance(x, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        if x and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in x):
+            return ", ".join(f"{k} {fmt(v)}" for k, v in x)
+        return ", ".join(fmt(v) for v in x)
+    return str(x)
+
+
+def plan_text(plan: dict | None) -> str:
+    if not plan:
+        return "-"
+    keys = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+    return " ".join(f"{k}={plan[k]}" for k in keys if k in plan)
+
+
+def _flatten(d: dict, prefix: str = "", depth: int = 0, tables: list | None = None) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "nominal" not in v and depth < 2 and k not in ("plan", "shape"):
+            rows += _flatten(v, key + ".", depth + 1, tables)
+        elif isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+            if tables is not None:
+                tables.append((key, v))
+        elif k in ("plan", "plan_restricted", "plan_reference"):
+            rows.append((key, plan_text(v)))
+        elif k == "shape" and isinstance(v, dict):
+            rows.append((key, ", ".join(f"{kk}={vv}" for kk, vv in v.items() if not isinstance(vv, dict))))
+        else:
+            rows.append((key, v))
+    return rows
+
+
+PRIORITY = ("label", "name", "system", "chip", "chips", "units", "precision", "fits", "days", "effective_days",
+            "goodput", "mfu", "memory_per_chip_gib", "cost_rental_usd", "cost_capex_usd", "slowdown_pct", "limit",
+            "binding", "detail", "input", "low", "high", "result_at_low", "result_at_high", "factor", "value",
+            "change_pct", "flops", "source", "message", "note")
+
+
+def _compact(x: Any) -> str:
+    if isinstance(x, dict) and "nominal" in x:
+        s = fmt(x.get("nominal"))
+        if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
+            s += f" ({fmt(x['low'])}-{fmt(x['high'])})"
+        return s
+    return fmt(x)
+
+
+def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
+    """A list of result dicts as a table of its most telling scalar fields (the JSON output has all of them)."""
+    scalar = lambda v: not isinstance(v, (dict, list, tuple)) or (isinstance(v, dict) and "nominal" in v)  # noqa
+    present = [k for k in PRIORITY if any(k in it and scalar(it[k]) for it in items)]
+    rest = [k for it in items for k, v in it.items() if k not in present and not k.startswith("_") and scalar(v)]
+    cols = list(dict.fromkeys(present + rest))[:max_cols]
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for it in items:
+        t.add_row(*[_compact(it.get(c)) for c in cols])
+    return t
+
+
+def _plans_of(items: list[dict]) -> list[str]:
+    out = []
+    for it in items:
+        for k in ("plan", "plan_restricted"):
+            if isinstance(it.get(k), dict):
+                who = " ".join(str(it[x]) for x in ("chip", "precision", "label", "name") if it.get(x))
+                out.append(f"  {who}: {plan_text(it[k])}")
+    return out
+
+
+def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -> None:
+    c = c or Console(highlight=False)
+    cls = r.get("verdict_class", "")
+    colour = COLOURS.get(cls, "yellow")
+    c.print(Panel(f"[bold]{r.get('claim', '')}[/bold]\n\n[italic]{r.get('question', '')}[/italic]\n\n"
+                  f"[{colour}]{r.get('verdict', '')}[/{colour}]",
+                  title=f"{r.get('id')} ({r.get('kind', '')})", expand=True))
+    tables: list = []
+    rows = _flatten(r.get("numbers") or {}, tables=tables)
+    t = Table(title=f"{r.get('id')}: numbers (nominal, with (low - high) where an input is uncertain)")
+    t.add_column("quantity")
+    t.add_column("value", overflow="fold")
+    for k, v in rows:
+        t.add_row(k, fmt(v))
+    c.print(t)
+    for title, items in tables:
+        if title.endswith("probes") and not verbose:
+            continue
+        c.print(_list_table(f"{r.get('id')}: {title}", items))
+        plans = _plans_of(items)
+        if plans:
+            c.print("[bold]best plans[/bold]\n" + "\n".join(plans))
+    bp = r.get("best_plan")
+    if bp:
+        c.print(f"[bold]best plan[/bold]: {bp.get('chips', 0):,} chips of {bp.get('system')} ({bp.get('precision')}), "
+                f"{plan_text(bp.get('plan'))}, batch {bp.get('global_batch_seqs')} seqs, step "
+                f"{fmt(bp.get('step_time_s'))} s, MFU {fmt(bp.get('mfu'))}, memory "
+                f"{fmt(bp.get('memory_per_chip_gib'))} of {fmt(bp.get('hbm_gib'))} GiB")
+    at = Table(title=f"{r.get('id')}: assumptions")
+    for col in ("key", "value", "source", "confidence"):
+        at.add_column(col, overflow="fold")
+    for a in r.get("assumptions") or []:
+        val = a.get("value")
+        if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
+                and not isinstance(val, dict):
+            val = f"{fmt(val)} ({fmt(a['low'])} - {fmt(a['high'])})"
+        else:
+            val = fmt(val) if not isinstance(val, str) else val
+        src = a.get("source", "") + (f" [dim]{a['note']}[/dim]" if a.get("note") and verbose else "")
+        at.add_row(str(a.get("key")), str(val), src, str(a.get("confidence", "")))
+    c.print(at)
+    ve = r.get("validation_error")
+    if ve:
+        c.print("[bold]validation error[/bold]: " + "; ".join(f"{k}: {fmt(v)}" for k, v in ve.items()))
+    if r.get("traceback"):
+        c.print(r["traceback"])
+    c.print()
+
+
+def render_summary(results: list[dict], c: Console | None = None) -> None:
+    c = c or Console(highlight=False)
+    t = Table(title="scenarios")
+    for col in ("id", "verdict", "seconds"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        colour = COLOURS.get(r.get("verdict_class", ""), "yellow")
+        t.add_row(str(r.get("id")), f"[{colour}]{r.get('verdict', '')}[/{colour}]", fmt(r.get("seconds")))
+    c.print(t)
