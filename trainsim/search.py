@@ -19,7 +19,8 @@ from .perf.calibration import Calib
 from .perf.step import evaluate
 from .spec import PlanSpec, Run
 
-CHUNK = 131072
+CHUNK = 262144
+PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 
 
 @dataclass
@@ -95,12 +96,15 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     feasible = np.nonzero(fits)[0]
     best, runners, pareto = None, [], []
     if len(feasible):
-        order = feasible[np.argsort(step[feasible], kind="stable")[: max(top, 1)]]
+        k = min(max(top, 1), len(feasible))
+        part = feasible[np.argpartition(step[feasible], k - 1)[:k]] if k < len(feasible) else feasible
+        order = part[np.argsort(step[part], kind="stable")]
         sub = plans.take(order)
         res = evaluate(ctx, sub)
         rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = rows[0], rows[1:]
-        pf = feasible[_pareto(step[feasible], mem[feasible])]
+        near = feasible[step[feasible] <= PARETO_SPAN * step[order[0]]]
+        pf = near[_pareto(step[near], mem[near])]
         pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "memory_per_chip_bytes": float(mem[i])}
                   for i in pf[:20]]
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.placement import members_within
-from .collectives import all_to_all_time, level_bytes_time
+from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
 
 
@@ -47,3 +47,16 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
     return np.where(p.ep > 1, np.where(p.node_limit > 0, nl, generic), 0.0)
+
+
+def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Expert tensor parallelism: the tokens an expert receives are all-gathered over its etp ranks before the
+    expert GEMMs and the partial outputs reduce-scattered after (Megatron-Core MoE, expert-TP); per chip the
+    gathered buffer is etp x (tokens / tp) x top-k x hidden x 2 bytes. Forward: one all-gather + one
+    reduce-scatter."""
+    if lk.moe is None:
+        return np.zeros_like(tokens)
+    k = float(lk.moe.active_experts)
+    gathered = p.etp * tokens / p.tp * k * ctx.arch.hidden * 2.0
+    one = reduce_scatter_time(gathered, p.etp, np.ones_like(p.etp), ctx.system, ctx.calib.coll_eff)
+    return np.where(p.etp > 1, 2.0 * one, 0.0)

@@ -3,8 +3,9 @@
 Each tensor-parallel block (attention, dense MLP) does one all-gather of the sequence-sharded input and one
 reduce-scatter of its output in the forward pass, and the same pair in the backward pass; each moves the full
 activation ``tokens x hidden x 2 bytes`` over the tp group (ring: (tp-1)/tp of it per chip). A MoE block with
-etp = 1 keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared
-experts, which are tensor-parallel like a dense MLP. A parallel block (PaLM) fuses attention and MLP: one pair.
+keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared experts,
+which are tensor-parallel like a dense MLP (expert tensor parallelism has its own collectives over the etp group:
+:func:`trainsim.perf.comm_ep.etp_comm_fwd`). A parallel block (PaLM) fuses attention and MLP: one pair.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> np.nda
     if lk.moe is None:
         mlp = 0.0 if parallel_block else 2.0
     else:
-        mlp = np.where((lk.moe.shared_experts > 0) | (np.asarray(etp) > 1), 2.0, 0.0)
+        mlp = 2.0 if lk.moe.shared_experts > 0 else 0.0
     return attn + mlp
 
 

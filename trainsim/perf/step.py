@@ -23,7 +23,7 @@ import numpy as np
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_ring_fwd
 from .comm_dp import dp_sync_times
-from .comm_ep import ep_alltoall_fwd
+from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
 from .collectives import p2p_time
@@ -58,10 +58,13 @@ class StepResult:
 LAYER_KEY = ("tp", "cp", "mb", "ep", "etp", "node_limit")
 
 
-def _unique_rows(p):
-    """Representative plans for the fields per-layer costs depend on, and the map back to every plan."""
+STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero")
+
+
+def _unique_rows(p, fields=LAYER_KEY):
+    """Representative plans for the fields a cost depends on, and the map back to every plan."""
     key = np.zeros(len(p), dtype=np.int64)
-    for name in LAYER_KEY:
+    for name in fields:
         col = getattr(p, name)
         key = key * (int(col.max(initial=0)) + 1) + col
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
@@ -84,7 +87,7 @@ def layer_costs(ctx: StepContext, p) -> dict:
         out["attn"] += lk.n_layers * at
         out["elem"] += lk.n_layers * el
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
-        out["ep"] += lk.n_layers * ep_alltoall_fwd(lk, ctx, p, tokens)
+        out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         # selective recompute: the attention core and (a quarter of the memory-bound work) the activation functions
         out["rec_sel"] += lk.n_layers * (at + el * 0.25)
@@ -94,7 +97,8 @@ def layer_costs(ctx: StepContext, p) -> dict:
         out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
-        out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens))
+        out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
+                                          + etp_comm_fwd(lk, ctx, p, tokens))
     return out
 
 
@@ -139,9 +143,11 @@ def evaluate(ctx: StepContext, p) -> StepResult:
     t_mb = t_f + t_b + p2p
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
 
-    # data-parallel synchronisation and optimizer
-    dense, expert = model_state_params(ctx, p)
-    grad_t, gather_t = dp_sync_times(ctx, p, dense, expert)
+    # data-parallel synchronisation and optimizer: parameters per chip and their sync depend on few fields
+    reps2, inv2 = _unique_rows(p, STATE_KEY)
+    d_u, e_u = model_state_params(ctx, reps2)
+    g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
+    dense, expert, grad_t, gather_t = d_u[inv2], e_u[inv2], g_u[inv2], a_u[inv2]
     z3 = p.zero >= 3
     # zero 0-2: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward
     dp_exp = np.where(z3, 0.0, exposed(grad_t, t_b, c.dp_overlap) + exposed(gather_t, t_f, c.dp_overlap))

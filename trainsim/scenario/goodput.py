@@ -106,3 +106,29 @@ def goodput_range(arch, chips: int, ideal_days: float | None, a: Assumptions) ->
                            "high": out["low"].effective_days},
         "nominal": out["nominal"].to_dict(),
     }
+
+
+def restart_for_goodput(arch, chips: int, a: Assumptions, target: float, max_restart_s: float = 7200.0) -> float | None:
+    """The longest restart time (s) at which the goodput of ``chips`` chips still reaches ``target`` (other
+    failure inputs nominal): where a verdict that hinges on failures flips. None if even an instant restart
+    misses the target; ``max_restart_s`` if the target holds at any restart time up to it."""
+    if target > 1.0:
+        return None
+    rate = a["interruptions_per_chip_hour"]
+    nbytes = checkpoint_bytes(_params_with_mtp(arch), a["checkpoint_bytes_per_param"])
+    ckpt = nbytes / a["checkpoint_write_bw"]
+    m = mtbf_s(chips, rate)
+    tau = young_daly_interval(ckpt, m)
+    f = lambda r: goodput_fraction(ckpt, r, m, tau)  # noqa: E731
+    if f(0.0) < target:
+        return None
+    if f(max_restart_s) >= target:
+        return max_restart_s
+    lo, hi = 0.0, max_restart_s
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if f(mid) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -424,12 +424,15 @@ def fleet_capacity(doc: dict, base_dir: Path) -> dict:
     days = float(doc.get("days", 90))
     prec = doc.get("precision", "bf16")
     fams = _listify(doc.get("family", "deepseek-v3"))
-    caps = {f: capacity(system, chips, days, a, family=f, precision=prec) for f in fams}
-    main = caps[fams[0]]
-    refs = _reference_runs(doc, base_dir)
-    ref_key = doc.get("compare_with")
     numbers: dict[str, Any] = {"chips": chips, "units": chips / system.scale_up_size, "days": days,
                                "peak_bf16_eflops": chips * system.chip.flops("bf16") / 1e18}
+    caps = {f: capacity(system, chips, days, a, family=f, precision=prec) for f in fams}
+    # the largest run is the family that reaches the most training FLOPs
+    main_f = max(fams, key=lambda f: caps[f].training_flops or 0.0)
+    main = caps[main_f]
+    numbers["largest_family"] = main_f
+    refs = _reference_runs(doc, base_dir)
+    ref_key = doc.get("compare_with")
     for f, c in caps.items():
         d = c.to_dict()
         numbers[f"capacity_{f}"] = {k: d[k] for k in ("total_params", "active_params", "tokens", "training_flops",
@@ -468,22 +471,33 @@ def fleet_capacity(doc: dict, base_dir: Path) -> dict:
         lo, hi = fl_lo / ref["flops"], fl_hi / ref["flops"]
         nom = f_nom / ref["flops"]
         numbers["ratio_to_main_reference"] = _triple(lo, nom, hi)
-        text += (f"; that is {nom:.1f}x {ref['name']} ({lo:.1f}-{hi:.1f}x over goodput and catalog ranges)"
+        text += (f" (the largest of: {', '.join(f'{f} {caps[f].training_flops or 0:.2e}' for f in fams)})"
+                 f"; that is {nom:.1f}x {ref['name']} ({lo:.1f}-{hi:.1f}x over goodput and catalog ranges)"
                  + "".join(f", {v:.1f}x {k}" for k, v in ratios.items() if k != ref["name"]))
         binding = [l_["limit"] for l_ in main.limits if l_["binding"]]
         text += f"; binding limits: {', '.join(binding) if binding else 'none of memory/network/batch/failures'}"
         g = goodput(run.arch, chips, est.days, a)
         text += (f"; goodput {g.fraction:.0%} (job MTBF {g.mtbf_hours * 60:.0f} min on {chips:,} chips, restart "
                  f"{g.restart_s / 60:.0f} min)")
+        # where it flips: the restart time at which goodput gives exactly `want` x (model and plan held)
+        from .goodput import restart_for_goodput
+
+        g_need = g.fraction * want / nom
+        r_flip = restart_for_goodput(run.arch, chips, a, g_need)
+        numbers["restart_s_for_claimed_factor"] = r_flip
+        flip = ("; no restart time is short enough" if r_flip is None else
+                f"; {want:g}x needs goodput {g_need:.0%}, i.e. restarts under {r_flip / 60:.1f} min at the "
+                f"Llama-3 failure rate" if r_flip < 7200 else "")
         if lo >= want:
             v = _verdict("supported", text)
         elif nom >= want:
-            v = _verdict("depends on goodput and the catalog ranges", text + f"; the pessimistic end is {lo:.1f}x")
+            v = _verdict("depends on the failure rate and restart time", text
+                         + f"; the pessimistic end is {lo:.1f}x" + flip)
         elif hi >= want:
-            v = _verdict("depends on goodput (failure rate, restart time)", text
-                         + f"; only the optimistic end reaches {want:g}x")
+            v = _verdict("depends on the failure rate and restart time", text
+                         + f"; only the optimistic end reaches {want:g}x" + flip)
         else:
-            v = _verdict("not supported", text + f" - short of {want:g}x")
+            v = _verdict("not supported", text + f" - short of {want:g}x" + flip)
     else:
         v = _verdict("supported", text)
     return {**_base(doc), **v, "numbers": numbers, "best_plan": plan_summary(est),
@@ -538,6 +552,14 @@ def same_job_compare(doc: dict, base_dir: Path) -> dict:
     g_ratio = [bb["_gp"][e] / ba["_gp"][e] for e in ("low", "nominal", "high")]
     r_lo = ba["days"]["low"] / bb["days"]["high"] * min(g_ratio)
     r_hi = ba["days"]["high"] / bb["days"]["low"] * max(g_ratio)
+    span_cat = (ba["days"]["high"] / bb["days"]["low"]) / (ba["days"]["low"] / bb["days"]["high"])
+    span_gp = max(g_ratio) / min(g_ratio)
+    cat_driver = ba.get("range_driver") or bb.get("range_driver") or "the catalog ranges"
+    drv = cat_driver if span_cat >= span_gp else "the failure rate and restart time"
+    for side, r_ in (("a", ba), ("b", bb)):
+        est_ = r_["_est"]
+        numbers[side]["batch_tokens_per_chip_per_step"] = (est_.run.training.batch_seqs * est_.run.training.seq_len
+                                                           / est_.run.chips)
     numbers["days_ratio_a_over_b"] = _triple(r_lo, ratio, r_hi)
     pa, pb = sides["a"]["peak_eflops"], sides["b"]["peak_eflops"]
     numbers["peak_ratio_bf16"] = pa["bf16"] / pb["bf16"]
@@ -554,7 +576,9 @@ def same_job_compare(doc: dict, base_dir: Path) -> dict:
             + "; ".join(desc(r) for r in fa + fb)
             + f". Best {la} / best {lb} time: {ratio:.2f}x (range {r_lo:.2f}-{r_hi:.2f}x)")
     tol = float(doc.get("tolerance", 1.25))
-    drv = ba.get("range_driver") or bb.get("range_driver") or "the catalog ranges"
+    text += (f"; per step each chip of {la} processes {numbers['a']['batch_tokens_per_chip_per_step']:,.0f} "
+             f"tokens of the batch vs {numbers['b']['batch_tokens_per_chip_per_step']:,.0f} on {lb}, which is why "
+             f"the larger cluster runs at lower MFU")
     if r_hi <= tol:
         v = _verdict("supported", text)
     elif ratio <= tol:
@@ -566,7 +590,10 @@ def same_job_compare(doc: dict, base_dir: Path) -> dict:
                      f"{1 / numbers['peak_ratio_best_precision']:.1f}x less peak compute even in FP8")
     return {**_base(doc), **v, "numbers": numbers, "best_plan": plan_summary(ba["_est"]),
             "assumptions": _model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
-                                                 for k, s in sides.items()] + a.report(),
+                                                 for k, s in sides.items()]
+            + [_input("tolerance", tol, doc.get("tolerance_note", "assumption: 'about as capable' = within this "
+                                                                  "factor of the other's wall-clock days"))]
+            + a.report(),
             "validation_error": _validation(r["_est"].run.system.chip.family for r in fa + fb)}
 
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import sys
+
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 COLOURS = {"supported": "green", "not supported": "red", "error": "red"}
+
+
+def console() -> Console:
+    """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def fmt(x: Any) -> str:
@@ -115,7 +122,7 @@ def _plans_of(items: list[dict]) -> list[str]:
 
 
 def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -> None:
-    c = c or Console(highlight=False)
+    c = c or console()
     cls = r.get("verdict_class", "")
     colour = COLOURS.get(cls, "yellow")
     c.print(Panel(f"[bold]{r.get('claim', '')}[/bold]\n\n[italic]{r.get('question', '')}[/italic]\n\n"
@@ -164,7 +171,7 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
 
 
 def render_summary(results: list[dict], c: Console | None = None) -> None:
-    c = c or Console(highlight=False)
+    c = c or console()
     t = Table(title="scenarios")
     for col in ("id", "verdict", "seconds"):
         t.add_column(col, overflow="fold")
