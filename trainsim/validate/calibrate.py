@@ -188,3 +188,31 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
 
 def write(path: Path, text: str) -> None:
     path.write_text(text)
+
+
+def loo_markdown(loo: LooResult, full: Fit) -> str:
+    """The README's accuracy table: every calibration run with its held-out error, then the summaries."""
+    lines = ["| run | chip family | reported tok/s/chip | predicted (held out) | error | note |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in sorted(loo.rows, key=lambda r: r.name):
+        lines.append(f"| {r.name} | {r.family} | {r.reported:,.1f} | {r.predicted:,.1f} | {r.error:+.1%} | {r.note} |")
+    lines += ["", "| chip family | runs | median \\|error\\| | max \\|error\\| | bias (median signed) |",
+              "|---|---:|---:|---:|---:|"]
+    fams = sorted({r.family for r in loo.rows})
+    for fam in fams + [None]:
+        s = loo.summary(fam)
+        lines.append(f"| {fam or '**all**'} | {s['runs']} | {s['median_abs_error']:.1%} | {s['max_abs_error']:.1%} | "
+                     f"{s['bias']:+.1%} |")
+    lines += ["", "Fitted constants: gemm_d0 = " + f"{full.d0:g}" + ", pooled gemm_eff = " + f"{full.pooled_eff:.3f}"
+              + "; " + ", ".join(f"{k} gemm_eff = {v:.3f}" for k, v in full.eff.items()) + "."]
+    return "\n".join(lines)
+
+
+def replace_section(text: str, body: str, tag: str = "accuracy") -> str:
+    """Replace the text between <!-- tag:begin --> and <!-- tag:end --> markers."""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    if begin not in text or end not in text:
+        raise TrainsimError(f"README has no {begin} ... {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + body + "\n" + end + tail
