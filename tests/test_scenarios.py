@@ -14,7 +14,6 @@ import yaml
 
 from trainsim.catalog.load import get_system
 from trainsim.model.counts import count
-from trainsim.scenario import common
 from trainsim.scenario.assumptions import Assumptions
 from trainsim.scenario.capacity import capacity, dense_shape, moe_shape, _counts
 from trainsim.scenario.common import at_chips, best, days_of, fitted_batch, make_run
@@ -167,6 +166,9 @@ def test_assumption_overrides():
 def test_more_chips_never_more_days():
     days = [days_of(best(small_run(chips=n, batch=1024))) for n in (16, 32, 64, 128, 256)]
     assert all(math.isfinite(d) for d in days)
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(days, days[1:])), days
+    moe = moe_shape(3e9, 8, name="small-moe")                 # a DeepSeek-V3-like MoE, expert parallel
+    days = [days_of(best(small_run(chips=n, batch=1024, model=moe, system="hgx-h800"))) for n in (64, 128, 256, 512)]
     assert all(b <= a * (1 + 1e-9) for a, b in zip(days, days[1:])), days
 
 

@@ -39,3 +39,15 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
     hits = close_matches(name, options)
     hint = f"; did you mean {', '.join(hits)}?" if hits else ""
     return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
+
+
+def from_validation(exc, where: str | None = None) -> TrainsimError:
+    """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value."""
+    err = exc.errors()[0]
+    field = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (typo?)"
+    elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
+        msg = f"{msg}; got {err['input']!r}"
+    return TrainsimError(msg, field=field, where=where)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .catalog.types import System
-from .errors import TrainsimError
+from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .units import parse_count
 
@@ -151,39 +151,28 @@ class Run:
     path: Path | None = None
 
 
-def _fmt_loc(loc) -> str:
-    return ".".join(str(x) for x in loc if not (isinstance(x, str) and x.startswith("function-")))
+def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
+    """Resolve a spec's ``model`` and ``system`` values; errors name the spec file."""
+    from .catalog.load import resolve_system
+    from .model.load import resolve_model
 
-
-def _one_line(exc: ValidationError, where: str) -> TrainsimError:
-    err = exc.errors()[0]
-    field = _fmt_loc(err["loc"]) or None
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
-    elif "input" in err and err["type"] not in ("missing",):
-        msg = f"{msg}; got {err['input']!r}"
-    return TrainsimError(msg, field=field, where=where)
+    try:
+        return resolve_model(model, base_dir), resolve_system(system, base_dir)
+    except TrainsimError as exc:
+        if exc.where is None:
+            raise TrainsimError(str(exc), where=where) from None
+        raise
 
 
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system."""
-    from .catalog.load import resolve_system
-    from .model.load import resolve_model
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of run-spec keys", where=where)
     try:
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:
-        raise _one_line(exc, where) from None
-    try:
-        arch = resolve_model(spec.model, base_dir)
-        system = resolve_system(spec.system, base_dir)
-    except TrainsimError as exc:
-        if exc.where is None:
-            raise TrainsimError(str(exc), where=where) from None
-        raise
+        raise from_validation(exc, where) from None
+    arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None)
 

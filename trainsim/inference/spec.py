@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..catalog.types import System
-from ..errors import TrainsimError
+from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 
 
@@ -126,35 +126,17 @@ class Serving:
     path: Path | None = None
 
 
-def _one_line(exc: ValidationError, where: str) -> TrainsimError:
-    err = exc.errors()[0]
-    field = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
-    elif "input" in err and err["type"] != "missing":
-        msg = f"{msg}; got {err['input']!r}"
-    return TrainsimError(msg, field=field, where=where)
-
-
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
     """Validate a serving-spec mapping and resolve its model and system."""
-    from ..catalog.load import resolve_system
-    from ..model.load import resolve_model
+    from ..spec import resolve_model_and_system
 
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of serving-spec keys", where=where)
     try:
         spec = ServingFile.model_validate(doc)
     except ValidationError as exc:
-        raise _one_line(exc, where) from None
-    try:
-        arch = resolve_model(spec.model, base_dir)
-        system = resolve_system(spec.system, base_dir)
-    except TrainsimError as exc:
-        if exc.where is None:
-            raise TrainsimError(str(exc), where=where) from None
-        raise
+        raise from_validation(exc, where) from None
+    arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     p = spec.plan
     if spec.chips is not None and p.dp is not None:
         tp, pp = p.tp or 1, p.pp or 1

@@ -49,7 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..catalog.types import System
-from ..errors import TrainsimError
+from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
 
@@ -235,17 +235,6 @@ class PostTrain:
         return PostTrain(**{**self.__dict__, "links": links, "default_link": dl})
 
 
-def _one_line(exc: ValidationError, where: str) -> TrainsimError:
-    err = exc.errors()[0]
-    fld = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
-    elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
-        msg = f"{msg}; got {err['input']!r}"
-    return TrainsimError(msg, field=fld, where=where)
-
-
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
     """Validate a post-training mapping and resolve its models and systems."""
     from ..catalog.load import resolve_system
@@ -256,7 +245,7 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     try:
         spec = PostTrainFile.model_validate(doc)
     except ValidationError as exc:
-        raise _one_line(exc, where) from None
+        raise from_validation(exc, where) from None
     clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips)
                 for n, c in spec.clusters.items()}
     links = {}

@@ -13,7 +13,8 @@ Model (every input in ``assumptions.yaml``):
 
 Goodput: with exponential failures, the expected wall time to complete one segment of ``tau`` useful seconds
 followed by a checkpoint is ``M e^(R/M) (e^((tau + C)/M) - 1)`` (Daly 2006, "A higher order estimate of the
-optimum checkpoint interval for restart dumps"; failures may also strike during a restart), so ``goodput = tau / (M e^(R/M) (e^((tau + C)/M) - 1))``. For ``tau, C, R << M`` this is the familiar
+optimum checkpoint interval for restart dumps"; failures may also strike during a restart), so
+``goodput = tau / (M e^(R/M) (e^((tau + C)/M) - 1))``. For ``tau, C, R << M`` this is the familiar
 ``1 - C/tau - (tau/2 + R)/M``. Effective days = ideal days / goodput.
 """
 from __future__ import annotations

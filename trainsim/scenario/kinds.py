@@ -18,8 +18,8 @@ from ..errors import TrainsimError
 from ..model.counts import count
 from ..perf.calibration import validation_error
 from .assumptions import Assumptions
-from .capacity import SEC_PER_DAY, capacity, dense_shape, moe_shape, tokens_in_days
-from .common import (at_chips, best, comm_fraction, days_of, make_run, plan_summary, sig, where_time_goes)
+from .capacity import capacity, dense_shape, moe_shape, tokens_in_days
+from .common import at_chips, best, comm_fraction, days_of, make_run, plan_summary, where_time_goes
 from .economics import economics, training_flops
 from .goodput import goodput, goodput_range
 from .ranges import propagate
@@ -215,7 +215,8 @@ def pretrain_compare(doc: dict, base_dir: Path) -> dict:
             run = _job_run(doc, base_dir, system=entry["system"], chips=int(entry.get("chips", doc.get("chips"))),
                            precision=prec)
             rows.append(_run_row(run, a))
-    arch = make_run(doc["model"], rows and rows[0]["system"] or "dgx-h100", 8, tr, base_dir).arch
+    fitted = [r for r in rows if r.get("_est")]
+    arch = fitted[0]["_est"].run.arch if fitted else make_run(doc["model"], "dgx-h100", 8, tr, base_dir).arch
     fl = training_flops(arch, float(tr["tokens"]), int(tr.get("seq_len", 4096)))
     claimed = doc.get("claimed") or {}
     numbers: dict[str, Any] = {
@@ -243,8 +244,8 @@ def pretrain_compare(doc: dict, base_dir: Path) -> dict:
     text = (f"the run is {fl['flops_6na']:.2e} FLOP (6 x {fl['active_params'] / 1e9:.1f}B active x "
             f"{float(tr['tokens']) / 1e12:.0f}T tokens); " + "; ".join(parts))
     if sized is not None:
-        text += (f"; finishing in {doc['size_for_days']} days takes {sized.units} {sized.unit}s "
-                 f"({sized.chips:,} chips)" if sized.feasible else f"; {sized.message}")
+        text += (f"; finishing in {doc['size_for_days']} days (with failures) takes {sized.units} x "
+                 f"{_system_id(s_entry)} ({sized.chips:,} chips)" if sized.feasible else f"; {sized.message}")
     cls = "supported" if fits_all and (sized is None or sized.feasible) else "not supported"
     if fits_all:
         text += ". The claim's size and schedule are consistent with these numbers (its start date is not public, " \
@@ -352,6 +353,8 @@ def run_cost(doc: dict, base_dir: Path) -> dict:
         "usd_per_1e24_flop_rental": eco["usd_per_1e24_flop_rental"],
         "training_flops_6na": eco["training_flops_6na"],
         "share_of_cluster_life": eco["effective_days"] / (365.25 * a["life_years"]),
+        "cluster_share_of_claimed_meituan_capex": (cluster["nominal"] / claimed["meituan_ai_capex_2026_usd"])
+        if claimed.get("meituan_ai_capex_2026_usd") and cluster["nominal"] else None,
     }
     comp = []
     families = []
@@ -375,8 +378,8 @@ def run_cost(doc: dict, base_dir: Path) -> dict:
     cap, ren = eco["cost_capex_usd"], eco["cost_rental_usd"]
     text = (f"{pods:.0f} pods x ${pod_price / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
             f"(claim ${claimed.get('cluster_usd', 0) / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
-            f"{cluster['high'] / 1e6:.0f}M from the price's +-50%). The S2 job runs {row['effective_days']['nominal']:.0f} "
-            f"days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
+            f"{cluster['high'] / 1e6:.0f}M from the price's +-50%). The S2 job runs "
+            f"{row['effective_days']['nominal']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
             f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
             f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
             f"${eco['usd_per_1e24_flop_capex']['nominal'] / 1e6:.1f}M per 1e24 FLOP (capex basis)")
@@ -386,8 +389,10 @@ def run_cost(doc: dict, base_dir: Path) -> dict:
             text += (f"; on {c['chips']:,} {c['chip']} ({c['precision']}) {c['effective_days']:.0f} days, rental "
                      f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
                      + (f", capex ${capx / 1e6:.0f}M" if capx else ""))
+    share = numbers.get("cluster_share_of_claimed_meituan_capex")
     text += (". The pod price is one press figure ('up to $8.2M'); the $2.2B Meituan and $100B Chinese capex "
-             "figures are not checked (no source in the catalog)")
+             "figures are not checked (no source in the catalog)"
+             + (f" - if right, the cluster is {share:.0%} of Meituan's 2026 AI capex" if share else ""))
     return {**_base(doc), **_verdict("depends on the pod price", text), "numbers": numbers,
             "best_plan": plan_summary(row["_est"]),
             "assumptions": _model_inputs(job) + [_input("pod_price", pod_price, run.system.sources.get(
@@ -676,6 +681,15 @@ def frontier_sizing(doc: dict, base_dir: Path) -> dict:
         else:
             v = _verdict("supported", text + (f"; fewer than {lo_u} suffice" if sized.units < lo_u else ""))
     elif sized_opt.feasible and sized_opt.units <= hi_u:
+        from .goodput import restart_for_goodput
+
+        chips_hi = hi_u * system.scale_up_size
+        d_hi = days_of(best(at_chips(run, chips_hi)))
+        r_flip = restart_for_goodput(run.arch, chips_hi, a, d_hi / days) if math.isfinite(d_hi) else None
+        numbers["restart_s_for_claimed_units"] = r_flip
+        if r_flip is not None:
+            text += (f". {hi_u} units ({d_hi:.0f} days without failures) make it if restarts take under "
+                     f"{r_flip / 60:.1f} min at the Llama-3 failure rate")
         v = _verdict("depends on the failure rate and restart time", text
                      + f". With half the Llama-3 interruption rate, 5-min restarts and fast checkpoint storage "
                        f"(the optimistic end) {sized_opt.units} units finish in {sized_opt.effective_days:.0f} days; "
@@ -798,11 +812,16 @@ def interconnect_cut(doc: dict, base_dir: Path) -> dict:
             if d["slowdown_pct"] is not None:
                 text += (f"; {d['note'].split(',')[0]} ({d['total_params'] / 1e9:.0f}B, "
                          f"{d['tokens'] / 1e12:.1f}T tokens): {d['slowdown_pct']:+.1f}%")
-        text += (". The H800 was indeed the Oct 2022 rule's NVLink cut (FLOPs and HBM unchanged); with a plan that "
-                 "keeps tensor parallelism inside small groups and overlaps expert all-to-all, the cut costs little")
+        pr, pf = mo["plan_restricted"], mo["plan_reference"]
+        text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']} (tensor-parallel traffic "
+                 f"{mo['tp_comm_share_restricted']:.0%} and expert all-to-all {mo['ep_share_restricted']:.0%} of the "
+                 f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. The H800 was the answer to "
+                 f"the Oct 2022 US rule (ECCN 3A090: TPP >= 4,800 and chip I/O >= 600 GB/s bidirectional) - only "
+                 f"NVLink was cut, FLOPs and HBM are the H100's - so the claim holds as history; "
+                 f"a plan chosen for the cut loses ")
         big = max(abs(r["slowdown_pct"] or 0.0) for r in rows.values())
-        v = _verdict("supported", text if big < 10 else text.replace("the cut costs little",
-                                                                        "the cut still costs time"))
+        text += "little" if big < 10 else "a noticeable share of throughput"
+        v = _verdict("supported", text)
     return {**_base(doc), **v, "numbers": numbers, "best_plan": plan_summary(mo["_est"]),
             "assumptions": _model_inputs(doc) + [_input("chips", chips, doc.get("chips_note", "scenario file"))]
             + a.report(),
