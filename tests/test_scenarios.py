@@ -191,12 +191,22 @@ def test_sizing_meets_deadline_and_one_fewer_misses():
     assert res.feasible and res.units is not None
     assert res.chips == res.units * 8
     assert res.effective_days <= deadline
+    assert res.units <= 32 and res.previous_units == res.units - 1     # every count up to 32 is searched
     fewer = best(at_chips(run, (res.units - 1) * 8))
     d = days_of(fewer)
     eff = d / goodput(run.arch, (res.units - 1) * 8, d, a).fraction if math.isfinite(d) else math.inf
     assert eff > deadline
     # without failures it never needs more units
     assert size(run, deadline, unit="system").units <= res.units
+
+
+def test_plan_friendly_counts():
+    from trainsim.scenario.sizing import plan_friendly_counts
+
+    c = plan_friendly_counts(5000)
+    assert c[:32] == list(range(1, 33))
+    assert all(b / a <= 1.07 for a, b in zip(c[31:], c[32:]))        # steps of at most ~6% beyond 32
+    assert 8 * 67 not in c and 640 in c
 
 
 def test_sizing_reports_infeasible_deadline():

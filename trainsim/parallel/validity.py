@@ -73,4 +73,4 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: int) -> np
 
 def reason(code: int) -> str:
     field, text = REASONS[int(code)]
-    return f"plan.{field}: {text}"
+    return f"{field if field == 'chips' else 'plan.' + field}: {text}"

@@ -59,7 +59,8 @@ def _odd_part(n: int) -> int:
     return n
 
 
-def fitted_batch(batch_seqs: int, chips: int, max_pp: int = 128, tol: float = 0.08) -> int:
+def fitted_batch(batch_seqs: int, chips: int, max_pp: int = 128, tol: float = 0.08,
+                 max_pp_odd: int | None = None) -> int:
     """A global batch near ``batch_seqs`` that the plans of this chip count can split.
 
     A plan needs batch % (dp x micro_batch) == 0 with dp = chips / (tp pp cp). tp and cp are powers of two, so
@@ -67,10 +68,13 @@ def fitted_batch(batch_seqs: int, chips: int, max_pp: int = 128, tol: float = 0.
     latter case the batch must contain it. For each odd q | o that pp can take (q <= max_pp), the batch is
     r x 2^k x j with r = o / q; a batch that already qualifies is kept, else the closest one within ``tol`` with at
     least min(v2(chips), 10) factors of two (enough dp choices), else the one with the most factors of two.
+    ``max_pp_odd`` caps the odd factor left to pp (3: the batch carries the rest, so short pipelines stay possible).
     """
     o = _odd_part(chips)
-    qs = [q for q in range(1, min(o, max_pp) + 1, 2) if o % q == 0]
-    if any(batch_seqs % (o // q) == 0 for q in qs):
+    qmax = min(o, max_pp, max_pp_odd or max_pp)
+    qs = [q for q in range(1, qmax + 1, 2) if o % q == 0]
+    keep_q = [1] if max_pp_odd else qs      # with max_pp_odd, keep the batch only if dp can take every odd factor
+    if any(batch_seqs % (o // q) == 0 for q in keep_q):
         return int(batch_seqs)
     v2 = (chips & -chips).bit_length() - 1
     want_k = min(v2, 10)
@@ -84,12 +88,13 @@ def fitted_batch(batch_seqs: int, chips: int, max_pp: int = 128, tol: float = 0.
             b = unit * max(1, round(batch_seqs / unit))
             dev = abs(b / batch_seqs - 1.0)
             if dev <= tol:
-                cand = (k < want_k, -k if k < want_k else 0, dev, r, b)
+                pp_pen = (q > 1) if max_pp_odd else False
+                cand = (pp_pen, k < want_k, -k if k < want_k else 0, dev, r, b)
                 if best_c is None or cand < best_c:
                     best_c = cand
     if best_c is None:           # nothing within tol: the closest multiple of the odd part
         return int(o * max(1, round(batch_seqs / o)))
-    return int(best_c[4])
+    return int(best_c[5])
 
 
 def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch: bool = True) -> SearchResult:

@@ -6,15 +6,18 @@ bisection: start from the count the run's own chip-days suggest, double (or halv
 (missed), then bisect. Days are wall-clock: ideal days / goodput when ``assumptions`` are given (failures grow
 with the chip count, :mod:`trainsim.scenario.goodput`). Because a plan must factor the chips
 (tp x pp x cp x dp) and split the global batch, days are not perfectly monotone in the count; the answer is
-therefore checked downwards until one unit fewer misses the deadline.
+therefore searched over plan-friendly counts (:func:`plan_friendly_counts`), each with the global batch moved by
+less than 8% to a size its chips split (:func:`trainsim.scenario.common.fitted_batch`), and checked downwards
+until the next smaller count misses the deadline.
 """
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from ..spec import Run
-from .common import at_chips, best, days_of, plan_summary
+from .common import at_chips, best, days_of, fitted_batch, plan_summary, with_batch
 
 
 @dataclass
@@ -31,12 +34,14 @@ class SizingResult:
     feasible: bool
     probes: list[dict] = field(default_factory=list)
     message: str = ""
+    previous_units: int | None = None  # the next smaller count searched (it misses the deadline)
 
     def to_dict(self) -> dict:
         return {
             "deadline_days": self.deadline_days, "unit": self.unit, "unit_chips": self.unit_chips,
             "units": self.units, "chips": self.chips, "days": self.days, "effective_days": self.effective_days,
             "goodput": self.goodput, "feasible": self.feasible, "message": self.message,
+            "previous_units": self.previous_units,
             "best_plan": plan_summary(self.estimate), "probes": self.probes,
         }
 
@@ -62,7 +67,9 @@ class _Prober:
         if units in self.seen:
             return self.seen[units]
         chips = units * self.unit_chips
-        res = best(at_chips(self.run, chips))
+        # the global batch moves (< 8%) to a size this chip count splits with short pipelines, as a job owner would
+        b = fitted_batch(self.run.training.batch_seqs, chips, max_pp=min(128, self.run.arch.n_layers), max_pp_odd=3)
+        res = best(with_batch(at_chips(self.run, chips), b))
         days = days_of(res)
         gp = 1.0
         if self.a is not None and math.isfinite(days):
@@ -71,12 +78,28 @@ class _Prober:
             gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
         eff = days / gp if gp > 0 else math.inf
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,
-               "fits": res.best is not None, "estimate": res.best}
+               "fits": res.best is not None, "batch_seqs": res.run.training.batch_seqs, "estimate": res.best}
         self.seen[units] = out
         return out
 
     def probes(self) -> list[dict]:
         return [{k: v for k, v in p.items() if k != "estimate"} for _, p in sorted(self.seen.items())]
+
+
+MAX_ODD = 31
+
+
+def plan_friendly_counts(cap: int, max_odd: int = MAX_ODD) -> list[int]:
+    """Unit counts m x 2^k with odd m <= ``max_odd`` up to ``cap`` (every count up to 32, then steps of at most
+    ~6%). A plan factors the chips as tp x pp x cp x dp with tp, cp powers of two, so a count with a large odd
+    factor (8 x 67 servers) leaves only awkward plans; a job given such a count would run on a friendlier one."""
+    out = set()
+    for m in range(1, max_odd + 1, 2):
+        v = m
+        while v <= cap:
+            out.add(v)
+            v *= 2
+    return sorted(out)
 
 
 def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=None, max_units: int | None = None,
@@ -85,35 +108,40 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     ``run`` (``training.tokens``) within ``deadline_days`` of wall-clock time (ideal days / goodput when
     ``assumptions`` are given; ``goodput_end`` picks the nominal, pessimistic 'low' or optimistic 'high' end).
 
-    Wall-clock days are U-shaped in the count once failures are included (the job MTBF falls as 1 / chips), so
-    the galloping phase stops when doubling makes the run slower and looks for the fastest count in between."""
+    Counts are searched over :func:`plan_friendly_counts` (all counts up to 32). Wall-clock days are U-shaped in
+    the count once failures are included (the job MTBF falls as 1 / chips), so the galloping phase stops when
+    doubling makes the run slower and looks for the fastest count in between."""
     uc = unit_size(run, unit)
     cap = max_units or max(1, max_chips // uc)
+    counts = plan_friendly_counts(cap)
     probe = _Prober(run, uc, assumptions, goodput_end)
-    eff = lambda u: probe(u)["effective_days"]  # noqa: E731
-    ok = lambda u: eff(u) <= deadline_days  # noqa: E731
+    eff = lambda i: probe(counts[i])["effective_days"]  # noqa: E731
+    ok = lambda i: eff(i) <= deadline_days  # noqa: E731
+    index = lambda u: max(0, bisect_right(counts, u) - 1)  # noqa: E731
+    top = len(counts) - 1
 
     # first guess from the chip-days of the run as given
-    g0 = probe(max(1, min(cap, round(run.chips / uc))))
-    if math.isfinite(g0["effective_days"]):
-        guess = math.ceil(g0["effective_days"] * g0["chips"] / (deadline_days * uc))
+    i0 = index(max(1, round(run.chips / uc)))
+    p0 = probe(counts[i0])
+    if math.isfinite(p0["effective_days"]):
+        guess = math.ceil(p0["effective_days"] * p0["chips"] / (deadline_days * uc))
     else:
-        guess = g0["units"] * 2
-    guess = max(1, min(cap, guess))
-    lo, hi = 0, None                    # lo: largest known failing count below hi, hi: smallest passing count
-    for u in sorted({g0["units"], guess}):
-        if ok(u):
-            hi = u if hi is None else min(hi, u)
+        guess = counts[i0] * 2
+    ig = min(top, bisect_left(counts, max(1, guess)))
+    lo, hi = -1, None                   # indices: lo fails (or -1), hi passes
+    for i in sorted({i0, ig}):
+        if ok(i):
+            hi = i if hi is None else min(hi, i)
         else:
-            lo = max(lo, u)
+            lo = max(lo, i)
     # gallop upwards; stop in the valley when more units make the run slower
-    while hi is None and lo < cap:
-        nxt = min(cap, max(lo * 2, lo + 1))
+    while hi is None and lo < top:
+        nxt = min(top, max(lo + 1, bisect_left(counts, 2 * counts[lo]) if lo >= 0 else 0))
         if ok(nxt):
             hi = nxt
             break
-        if lo > 0 and eff(nxt) >= eff(lo):
-            a, b = max(1, lo // 2), nxt          # the fastest count lies in [a, b]: ternary search
+        if lo >= 0 and eff(nxt) >= eff(lo):
+            a, b = max(0, index(counts[lo] // 2)), nxt     # the fastest count lies in [a, b]: ternary search
             for _ in range(12):
                 if b - a <= 2:
                     break
@@ -125,16 +153,15 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
             m = min(range(a, b + 1), key=eff)
             if ok(m):
                 hi = m
-                lo = max([u for u in probe.seen if u < m and not ok(u)], default=0)
+                lo = max([i for i in range(m) if counts[i] in probe.seen and not ok(i)], default=-1)
             break
         lo = nxt
     if hi is not None:
-        while lo == 0 and hi > 1:       # make sure a failing lower bound is known
-            cand = max(1, hi // 2)
+        while lo == -1 and hi > 0:      # make sure a failing lower bound is known
+            cand = index(counts[hi] // 2)
+            cand = min(cand, hi - 1)
             if ok(cand):
                 hi = cand
-                if cand == 1:
-                    break
             else:
                 lo = cand
         while hi - lo > 1:              # bisect (lo fails, hi passes)
@@ -143,8 +170,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
                 hi = mid
             else:
                 lo = mid
-        steps = 0                       # days are not perfectly monotone: walk down while one fewer passes
-        while hi > 1 and ok(hi - 1) and steps < 16:
+        steps = 0                       # days are not perfectly monotone: walk down while the next count passes
+        while hi > 0 and ok(hi - 1) and steps < 16:
             hi -= 1
             steps += 1
     if hi is None:
@@ -155,9 +182,18 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
                   f"chips, goodput {fastest['goodput']:.0%})" if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
-    p = probe(hi)
-    msg = (f"{hi:,} {unit}{'s' if hi != 1 else ''} ({p['chips']:,} chips) finish in {p['effective_days']:.1f} days "
+    u = counts[hi]
+    p = probe(u)
+    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish in {p['effective_days']:.1f} days "
            f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
-    msg += (f"{hi - 1:,} take {probe(hi - 1)['effective_days']:.1f}" if hi > 1 else "one unit is the minimum")
-    return SizingResult(deadline_days, unit, uc, hi, p["chips"], p["days"], p["effective_days"], p["goodput"],
-                        p["estimate"], True, probe.probes(), msg)
+    if hi > 0:
+        prev = counts[hi - 1]
+        msg += f"{prev:,} take {probe(prev)['effective_days']:.1f}"
+        if prev != u - 1:
+            msg += f" (counts searched: m x 2^k with odd m <= {MAX_ODD})"
+    else:
+        msg += "one unit is the minimum"
+    res = SizingResult(deadline_days, unit, uc, u, p["chips"], p["days"], p["effective_days"], p["goodput"],
+                       p["estimate"], True, probe.probes(), msg)
+    res.previous_units = counts[hi - 1] if hi > 0 else None
+    return res
