@@ -40,10 +40,11 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     if json_:
         print_json(res.to_dict())
         return
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console(highlight=False)
+    from ..scenario.render import console
+
+    c = console()
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate

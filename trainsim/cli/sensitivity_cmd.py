@@ -54,10 +54,11 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
     if json_:
         print_json(out)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console(highlight=False)
+    from ..scenario.render import console
+
+    c = console()
     c.print(f"nominal: {out['nominal_days']:.1f} days")
     t = Table(title="days of the best plan (change vs nominal)")
     t.add_column("parameter")

@@ -35,10 +35,11 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     if json_:
         print_json(res.to_dict())
         return
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console(highlight=False)
+    from ..scenario.render import console
+
+    c = console()
     colour = "green" if res.feasible else "red"
     c.print(f"[{colour}]{res.message}[/{colour}]")
     if res.estimate is not None:

@@ -25,7 +25,7 @@ from .goodput import goodput, goodput_range
 from .ranges import propagate
 from .registry import register
 from .sensitivity import elasticity, scaled, sensitivity, threshold
-from .sizing import size
+from .sizing import run_at, size
 
 # ---------------------------------------------------------------- helpers
 
@@ -181,6 +181,16 @@ def _add_ranges(row: dict, a: Assumptions, search: bool = True) -> dict:
     return row
 
 
+def _dominant(row: dict) -> str:
+    """What drives the spread of a row's effective days: a catalog input or the failure assumptions."""
+    d, g = row.get("days") or {}, row.get("_gp") or {}
+    cat = (d.get("high") or 1.0) / (d.get("low") or 1.0)
+    gpr = (g.get("high") or 1.0) / (g.get("low") or 1.0)
+    if cat >= gpr and row.get("range_driver"):
+        return row["range_driver"]
+    return "the failure rate and restart time"
+
+
 def _public(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
@@ -292,9 +302,10 @@ def pretrain_feasibility(doc: dict, base_dir: Path) -> dict:
             "note": f"{other.get('id')} = {other.get('claim', '')[:80]}..."}
         want = float(doc.get("claimed_ratio", 1.5))
         ok = abs(ratio / want - 1.0) <= 0.1
-        text_ratio = (f"; it is {ratio:.2f}x the {other.get('id')} job in 6ND FLOPs ({c_ratio:.2f}x from the claimed "
-                      f"figures) and takes {t_ratio:.2f}x as long on the same cluster, so the '{want:g}x larger' "
-                      f"figure {'holds' if ok else 'does not hold'}" if t_ratio else "")
+        claimed_t = f" ({c_ratio:.2f}x from the claimed figures)" if c_ratio else ""
+        text_ratio = (f"; it is {ratio:.2f}x the {other.get('id')} job in 6ND FLOPs{claimed_t} and takes "
+                      f"{t_ratio:.2f}x as long on the same cluster, so the '{want:g}x larger' figure "
+                      f"{'holds' if ok else 'does not hold'}" if t_ratio else "")
     if not row.get("fits"):
         v = _verdict("not supported", f"no plan of {run.arch.name} fits on {run.chips:,} {run.system.chip.id}: "
                                       f"{row.get('message')}")
@@ -306,11 +317,11 @@ def pretrain_feasibility(doc: dict, base_dir: Path) -> dict:
         if eff["high"] <= deadline:
             v = _verdict("supported", base_t + f", within the assumed {deadline:g}-day window" + text_ratio)
         elif eff["nominal"] <= deadline:
-            drv = row.get("range_driver") or "goodput (failure rate, restart time)"
+            drv = _dominant(row)
             v = _verdict(f"depends on {drv}", base_t + f"; the pessimistic end exceeds the {deadline:g}-day window"
                          + text_ratio)
         elif eff["low"] <= deadline:
-            drv = row.get("range_driver") or "goodput (failure rate, restart time)"
+            drv = _dominant(row)
             v = _verdict(f"depends on {drv}", base_t + f"; only the optimistic end fits the {deadline:g}-day window"
                          + text_ratio)
         else:
@@ -623,7 +634,9 @@ def frontier_sizing(doc: dict, base_dir: Path) -> dict:
     c = count(run.arch)
     sized = size(run, days, unit="system", assumptions=a)
     # the same question at the optimistic end of the failure assumptions and without failures (cached searches)
-    sized_opt = size(run, days, unit="system", assumptions=a, goodput_end="high")
+    claimed_units = claimed_units or [10, 20]
+    need_opt = not (sized.feasible and sized.units <= max(claimed_units))
+    sized_opt = size(run, days, unit="system", assumptions=a, goodput_end="high") if need_opt else sized
     sized_ideal = size(run, days, unit="system", assumptions=None)
     keep = lambda r: {k: v for k, v in r.to_dict().items() if k not in ("best_plan",)}  # noqa: E731
     numbers: dict[str, Any] = {
@@ -650,7 +663,7 @@ def frontier_sizing(doc: dict, base_dir: Path) -> dict:
     caps = {}
     for u in claimed_units:
         cap = capacity(system, u * system.scale_up_size, days, fam_a, family="deepseek-v3",
-                       precision=tr["precision"])
+                       precision=tr["precision"], max_evals=int(doc.get("capacity_evals", 5)))
         caps[u] = cap
         d = cap.to_dict()
         numbers[f"capacity_{u}_units"] = {k: d[k] for k in ("total_params", "active_params", "tokens",
@@ -684,7 +697,7 @@ def frontier_sizing(doc: dict, base_dir: Path) -> dict:
         from .goodput import restart_for_goodput
 
         chips_hi = hi_u * system.scale_up_size
-        d_hi = days_of(best(at_chips(run, chips_hi)))
+        d_hi = days_of(best(run_at(run, chips_hi)))
         r_flip = restart_for_goodput(run.arch, chips_hi, a, d_hi / days) if math.isfinite(d_hi) else None
         numbers["restart_s_for_claimed_units"] = r_flip
         if r_flip is not None:

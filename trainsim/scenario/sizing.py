@@ -58,6 +58,13 @@ def unit_size(run: Run, unit: str) -> int:
     raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
 
 
+def run_at(run: Run, chips: int) -> Run:
+    """``run`` on ``chips`` chips, its global batch moved (< 8%) to a size those chips split with short pipelines,
+    as a job owner would (:func:`trainsim.scenario.common.fitted_batch` with at most 3 left to pp)."""
+    b = fitted_batch(run.training.batch_seqs, chips, max_pp=min(128, run.arch.n_layers), max_pp_odd=3)
+    return with_batch(at_chips(run, chips), b)
+
+
 class _Prober:
     def __init__(self, run: Run, unit_chips: int, assumptions=None, goodput_end: str = "nominal"):
         self.run, self.unit_chips, self.a, self.end = run, unit_chips, assumptions, goodput_end
@@ -67,9 +74,7 @@ class _Prober:
         if units in self.seen:
             return self.seen[units]
         chips = units * self.unit_chips
-        # the global batch moves (< 8%) to a size this chip count splits with short pipelines, as a job owner would
-        b = fitted_batch(self.run.training.batch_seqs, chips, max_pp=min(128, self.run.arch.n_layers), max_pp_odd=3)
-        res = best(with_batch(at_chips(self.run, chips), b))
+        res = best(run_at(self.run, chips))
         days = days_of(res)
         gp = 1.0
         if self.a is not None and math.isfinite(days):
@@ -142,7 +147,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
             break
         if lo >= 0 and eff(nxt) >= eff(lo):
             a, b = max(0, index(counts[lo] // 2)), nxt     # the fastest count lies in [a, b]: ternary search
-            for _ in range(12):
+            for _ in range(3):          # a coarse look: the count only says how close the valley comes
                 if b - a <= 2:
                     break
                 m1, m2 = a + (b - a) // 3, b - (b - a) // 3
@@ -150,7 +155,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
                     b = m2
                 else:
                     a = m1
-            m = min(range(a, b + 1), key=eff)
+            m = min((i for i in range(a, b + 1) if counts[i] in probe.seen), key=eff)
             if ok(m):
                 hi = m
                 lo = max([i for i in range(m) if counts[i] in probe.seen and not ok(i)], default=-1)

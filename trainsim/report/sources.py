@@ -1,0 +1,173 @@
+"""Every input of a run with where it came from: the run spec, the model's config source, the chip's and the
+system's catalog entries (``Sourced`` provenance, citation text from ``catalog.load.source_text``), and the
+calibration constants. Rows are plain dicts: ``group``, ``input``, ``value``, ``source``, ``citation``,
+``confidence``, ``note``."""
+from __future__ import annotations
+
+from ..catalog.types import Sourced
+from . import fmt
+
+# chip sourced field -> (value getter, unit for display)
+_CHIP_FIELDS = {
+    "bf16_flops": (lambda c: c.peak_flops.get("bf16"), "FLOP/s"),
+    "fp8_flops": (lambda c: c.peak_flops.get("fp8"), "FLOP/s"),
+    "fp4_flops": (lambda c: c.peak_flops.get("fp4"), "FLOP/s"),
+    "hbm_bytes": (lambda c: c.hbm_bytes, "B"),
+    "hbm_bw": (lambda c: c.hbm_bw, "B/s"),
+    "scale_up_bw": (lambda c: c.scale_up_bw, "B/s"),
+    "scale_out_bw": (lambda c: c.scale_out_bw, "B/s"),
+    "tdp_w": (lambda c: c.tdp_w, "W"),
+    "price_usd": (lambda c: c.price_usd, "USD"),
+}
+
+
+def citation(source_ids) -> str:
+    """The citation texts of source ids, joined; unknown ids are shown as they are."""
+    from ..catalog.load import source_text
+    from ..errors import TrainsimError
+
+    out = []
+    for sid in source_ids:
+        try:
+            text = source_text(sid)
+            out.append(text if text.startswith(f"{sid}:") else f"{sid}: {text}")
+        except TrainsimError:
+            out.append(str(sid))
+    return " | ".join(out)
+
+
+def _value(v, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "USD":
+        return f"${v:,.0f}"
+    if unit == "W":
+        return f"{v:,.0f} W"
+    if unit == "s":
+        return fmt.si(v, "s")
+    if unit == "":
+        return f"{v:,}" if isinstance(v, int) else str(v)
+    return fmt.si(v, unit)
+
+
+def _extra_chip_value(chip_id: str, key: str):
+    """A descriptive chip field (year, tpp, export control ...) from the raw hardware.yaml entry, if any."""
+    try:
+        from ..catalog.load import chip_entry
+
+        e = chip_entry(chip_id)
+    except Exception:  # noqa: BLE001 - inline chips have no catalog entry
+        return None
+    v = getattr(e, key, None)
+    if v is None:
+        v = (getattr(e, "extra", None) or {}).get(key)
+    return getattr(v, "value", v)
+
+
+def _row(group: str, name: str, value: str, src: Sourced | None, default_source: str = "") -> dict:
+    if src is None:
+        return {"group": group, "input": name, "value": value, "source": default_source, "citation": "",
+                "confidence": "", "note": ""}
+    return {"group": group, "input": name, "value": value, "source": ", ".join(src.source),
+            "citation": citation(src.source), "confidence": src.confidence, "note": src.note}
+
+
+def run_inputs(run, spec_source: str | None = None) -> list[dict]:
+    """The run spec's own inputs (model, system, chips, training, plan)."""
+    where = spec_source or (str(run.path) if run.path else "run spec")
+    tr = run.training
+    rows = [("model", run.arch.name), ("system", run.system.id), ("chip", run.system.chip.id),
+            ("chips", f"{run.chips:,}"), ("training.tokens", fmt.count(tr.tokens) if tr.tokens else "-"),
+            ("training.seq_len", f"{tr.seq_len:,}"), ("training.global_batch_seqs", f"{tr.batch_seqs:,}"),
+            ("training.precision", tr.precision), ("training.attention", tr.attention)]
+    plan = run.plan.model_dump(exclude_none=True)
+    rows.append(("plan (fixed fields)", ", ".join(f"{k}={v}" for k, v in plan.items()) or "none: searched"))
+    return [{"group": "run spec", "input": k, "value": v, "source": where, "citation": "", "confidence": "input",
+             "note": ""} for k, v in rows]
+
+
+def model_inputs(run) -> list[dict]:
+    from ..model.summary import model_summary
+
+    s = model_summary(run.arch, run.training.seq_len)
+    src = s.get("source") or "inline model in the run spec"
+    out = []
+    for key, label in (("total_params", "total parameters"), ("active_params", "active parameters"),
+                       ("n_layers", "layers"), ("hidden", "hidden size"), ("vocab", "vocabulary")):
+        if s.get(key) is not None:
+            v = s[key]
+            out.append({"group": "model", "input": f"{run.arch.name}: {label}",
+                        "value": fmt.count(v) if key.endswith("params") else f"{v:,}",
+                        "source": src, "citation": "counted by trainsim.model from the config"
+                        if key.endswith("params") else "", "confidence": "config", "note": ""})
+    return out
+
+
+def chip_inputs(chip) -> list[dict]:
+    out = []
+    for key, src in chip.sources.items():
+        if key.endswith(".range"):
+            continue
+        if key in _CHIP_FIELDS:
+            get, unit = _CHIP_FIELDS[key]
+            val = _value(get(chip), unit)
+        else:
+            v = _extra_chip_value(chip.id, key)
+            val = "-" if v is None else str(v)
+        rng = chip.ranges.get(key)
+        if rng is not None and rng.low != rng.high:
+            unit = _CHIP_FIELDS.get(key, (None, ""))[1]
+            val += f" (range {_value(rng.low, unit)} - {_value(rng.high, unit)})"
+        out.append(_row("chip", f"{chip.id}.{key}", val, src))
+    if not chip.sources:
+        for key, (get, unit) in _CHIP_FIELDS.items():
+            if get(chip) is not None:
+                out.append(_row("chip", f"{chip.id}.{key}", _value(get(chip), unit), None, "inline in the run spec"))
+    return out
+
+
+def system_inputs(system) -> list[dict]:
+    up = system.levels[0]
+    vals = {"scale_up_size": (up.size, ""), "scale_up_bw": (up.bw, "B/s"), "scale_up_latency": (up.latency_s, "s"),
+            "power_per_chip_w": (system.power_per_chip_w, "W"),
+            "price_per_chip_usd": (system.price_per_chip_usd, "USD")}
+    for i, lv in enumerate(system.levels[1:], 1):
+        name = "scale_out" if i == 1 else lv.name.replace("-", "_")
+        vals[f"{name}_bw"] = (lv.bw, "B/s")
+        vals[f"{name}_latency"] = (lv.latency_s, "s")
+    out = []
+    keys = list(dict.fromkeys([k for k in system.sources if not k.endswith(".range")] + list(vals)))
+    for key in keys:
+        v, unit = vals.get(key, (None, ""))
+        val = _value(v, unit)
+        rng = system.ranges.get(key)
+        if rng is not None and rng.low != rng.high:
+            val += f" (range {_value(rng.low, unit)} - {_value(rng.high, unit)})"
+        src = system.sources.get(key)
+        out.append(_row("system", f"{system.id}.{key}", val, src,
+                        "" if src else "catalog systems.yaml" if system.sources else "inline in the run spec"))
+    return out
+
+
+def calibration_inputs(family: str) -> list[dict]:
+    """The fitted constants the estimate uses for this chip family (perf/data/calibration.yaml)."""
+    from dataclasses import fields
+
+    from ..perf.calibration import Calib, calib_for
+
+    c, default = calib_for(family), Calib()
+    out = []
+    for f in fields(Calib):
+        v = getattr(c, f.name)
+        fitted = v != getattr(default, f.name)
+        out.append({"group": "calibration", "input": f.name, "value": str(v),
+                    "source": "perf/data/calibration.yaml (fitted by scripts/calibrate.py)" if fitted
+                    else "Calib default (perf/calibration.py, documented there)",
+                    "citation": "", "confidence": "fitted" if fitted else "default", "note": ""})
+    return out
+
+
+def all_inputs(run, spec_source: str | None = None) -> list[dict]:
+    """Every input of ``run`` with its source, grouped: run spec, model, chip, system, calibration."""
+    return (run_inputs(run, spec_source) + model_inputs(run) + chip_inputs(run.system.chip)
+            + system_inputs(run.system) + calibration_inputs(run.system.chip.family))

@@ -1,0 +1,40 @@
+"""Resuming an interrupted sweep: which points the part files already hold.
+
+A point is identified by its index in the product and checked by its ``point_key`` (a hash of what it sets), and
+the parts must carry the sweep's digest (spec, axes, record, assumptions, trainsim version): a changed spec is
+refused rather than mixed. Finished points are never recomputed; the merged file equals an uninterrupted run's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import TrainsimError
+from .writer import read_metadata, read_parts
+
+
+def finished_points(spec, folder: Path) -> set[int]:
+    """Indices of the points already written to ``folder`` (empty when there is none)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return set()
+    table = read_parts(spec, folder, columns=["point", "point_key"])
+    if table is None:
+        return set()
+    done: set[int] = set()
+    for i, key in zip(table.column("point").to_pylist(), table.column("point_key").to_pylist()):
+        if not 0 <= i < spec.n_points or spec.point(i).key != key:
+            raise TrainsimError(f"{folder}: point {i} does not match this sweep spec; pass --overwrite to start over")
+        done.add(int(i))
+    return done
+
+
+def complete_output(spec, out: Path) -> bool:
+    """True when ``out`` is the finished result file of this very sweep."""
+    out = Path(out)
+    if not out.is_file():
+        return False
+    try:
+        meta = read_metadata(out)
+    except TrainsimError:
+        return False
+    return meta.get("trainsim.sweep.digest") == spec.digest

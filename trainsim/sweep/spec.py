@@ -1,0 +1,167 @@
+"""The sweep spec (format v1; see :mod:`trainsim.sweep`): loading, validation and the compiled
+:class:`SweepSpec` that every worker receives (plain data: the base mapping, the expanded axes, the columns)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import TrainsimError, unknown
+from .evaluate import GROUPS, HEAD, TAIL, record_columns
+from .points import Axis, Point, check_axes, expand_axis, n_points, point
+
+KEYS = ("name", "base", "axes", "record", "assumptions", "notes")
+FORMAT = 1
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _axis_type(values: list) -> str:
+    if values and all(isinstance(v, bool) for v in values):
+        return "bool"
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int64"
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float64"
+    return "string"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A compiled sweep: what a worker needs to evaluate any point, and what the Parquet file records."""
+
+    name: str
+    text: str                          # the sweep spec YAML as written (file metadata)
+    base_doc: dict                     # the base run-spec mapping
+    base_dir: str | None               # absolute folder that relative paths of the base run resolve against
+    axes: tuple[Axis, ...]
+    columns: tuple[tuple[str, str], ...]   # (name, Arrow type) of every result column, in order
+    groups: tuple[str, ...]
+    assumptions: dict = field(default_factory=dict)
+    path: str | None = None
+    digest: str = ""
+
+    @property
+    def n_points(self) -> int:
+        return n_points(self.axes)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def point(self, i: int) -> Point:
+        return point(self.axes, i)
+
+    def metadata(self) -> dict[str, str]:
+        """The Parquet schema metadata: spec text, resolved base run, axes, version, digest."""
+        return {
+            "trainsim.version": _version(),
+            "trainsim.sweep.format": str(FORMAT),
+            "trainsim.sweep.spec": self.text,
+            "trainsim.sweep.name": self.name,
+            "trainsim.sweep.base_run": yaml.safe_dump(self.base_doc, sort_keys=False),
+            "trainsim.sweep.axes": json.dumps([a.describe() for a in self.axes]),
+            "trainsim.sweep.points": str(self.n_points),
+            "trainsim.sweep.digest": self.digest,
+        }
+
+
+def _load_base(value, base_dir: Path | None, where: str) -> tuple[dict, Path | None]:
+    if isinstance(value, dict):
+        return dict(value), base_dir
+    if not isinstance(value, str) or not value:
+        raise TrainsimError(f"expected a run-spec path or an inline run-spec mapping, got {value!r}", field="base",
+                            where=where)
+    path = Path(value)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise TrainsimError(f"no such run spec {str(path)!r}", field="base", where=where)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    if not isinstance(doc, dict):
+        raise TrainsimError("expected a mapping of run-spec keys", where=str(path))
+    return doc, path.parent
+
+
+def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = None, where: str = "sweep spec",
+                path: str | None = None) -> SweepSpec:
+    """Validate a sweep-spec mapping, resolve the base run once (errors surface before any point runs) and
+    expand the axes."""
+    from ..spec import parse_run
+
+    if not isinstance(doc, dict):
+        raise TrainsimError("expected a mapping with base: and axes:", where=where)
+    for k in doc:
+        if k not in KEYS:
+            raise unknown("key", str(k), KEYS, where=where)
+    if "base" not in doc:
+        raise TrainsimError("missing required key 'base' (a run-spec path or mapping)", where=where)
+    base_dir = Path(base_dir).resolve() if base_dir is not None else None
+    base_doc, run_dir = _load_base(doc["base"], base_dir, where)
+    run_dir = run_dir.resolve() if run_dir is not None else None
+    base_run = parse_run(base_doc, base_dir=run_dir, where=f"{where}: base")
+    axes_doc = doc.get("axes") or {}
+    if not isinstance(axes_doc, dict):
+        raise TrainsimError("expected a mapping TARGET: VALUES", field="axes", where=where)
+    axes = [expand_axis(k, v, base_run.system, where) for k, v in axes_doc.items()]
+    check_axes(axes, where)
+    record = doc.get("record")
+    if record is not None and not isinstance(record, list):
+        raise TrainsimError(f"expected a list of groups ({', '.join(GROUPS)}) or columns, got {record!r}",
+                            field="record", where=where)
+    groups = tuple(r for r in (record or ("inputs", "time", "memory", "plan", "cost", "binding")) if r in GROUPS)
+    rec = record_columns(record, where)
+    assumptions = doc.get("assumptions") or {}
+    if not isinstance(assumptions, dict):
+        raise TrainsimError("expected a mapping of assumption overrides", field="assumptions", where=where)
+    if assumptions:
+        from ..scenario.assumptions import defaults
+
+        defaults().with_overrides(assumptions)   # unknown keys and bad values fail here, not per point
+
+    cols: list[tuple[str, str]] = list(HEAD)
+    for a in axes:
+        if a.index_column is not None:
+            cols.append((a.index_column, "int64"))
+        for j, c in enumerate(a.columns):
+            vals = [r[j] for r in a.rows]
+            vals = [json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, (dict, list)) else v
+                    for v in vals]
+            cols.append((c, _axis_type(vals)))
+    taken = {c for c, _ in cols}
+    cols += [c for c in rec if c[0] not in taken]       # an axis column wins over a record column of that name
+    cols += list(TAIL)
+    name = str(doc.get("name") or (Path(path).stem if path else base_doc.get("name") or "sweep"))
+    text = text if text is not None else yaml.safe_dump(doc, sort_keys=False)
+    digest_src = json.dumps({"base": base_doc, "axes": [[a.name, a.targets, a.scale, a.rows] for a in axes],
+                             "columns": cols, "assumptions": assumptions, "version": _version()},
+                            sort_keys=True, default=str)
+    digest = hashlib.sha256(digest_src.encode()).hexdigest()[:24]
+    return SweepSpec(name=name, text=text, base_doc=base_doc, base_dir=str(run_dir) if run_dir else None,
+                     axes=tuple(axes), columns=tuple(cols), groups=groups, assumptions=dict(assumptions), path=path,
+                     digest=digest)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Load a sweep-spec YAML file (safe loader only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainsimError(f"no such file: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    return parse_sweep(doc, base_dir=path.parent, text=text, where=str(path), path=str(path))

@@ -1,0 +1,246 @@
+"""Axis targets: what an axis may vary, how its values are parsed, and how a value is applied to a point.
+
+Two kinds of target:
+
+* **mapping targets** (``chips``, ``system``, ``system.chip``, ``model``, ``model.*``, ``training.*``,
+  ``plan.*``, ``assumptions.*``) are written into a copy of the base run-spec mapping before
+  :func:`trainsim.parse_run` (``assumptions.*`` go to the cost assumptions);
+* **system targets** (numeric fields of the resolved :class:`~trainsim.catalog.types.System`) are set with
+  ``dataclasses.replace`` after the run is resolved, as a value or as a factor of the point's own value.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+
+from ..catalog.types import System
+from ..errors import TrainsimError, unknown
+from ..units import parse_count, parse_quantity
+
+
+@dataclass(frozen=True)
+class SystemField:
+    dim: str                 # 'bytes_per_s', 'bytes', 'flops', 'seconds', 'watts', 'count', 'usd'
+    range_field: str         # the ranges.yaml field (catalog low / nominal / high)
+    integer: bool = False
+
+
+SYSTEM_FIELDS: dict[str, SystemField] = {
+    "system.chip.hbm_bw": SystemField("bytes_per_s", "hbm_bw"),
+    "system.chip.hbm_bytes": SystemField("bytes", "hbm_bytes"),
+    "system.chip.peak_flops": SystemField("flops", "bf16_flops"),
+    "system.scale_up.size": SystemField("count", "scale_up_size", integer=True),
+    "system.scale_up.bandwidth": SystemField("bytes_per_s", "scale_up_bw"),
+    "system.scale_up.latency": SystemField("seconds", "scale_up_latency"),
+    "system.scale_out.bandwidth": SystemField("bytes_per_s", "scale_out_bw"),
+    "system.scale_out.latency": SystemField("seconds", "scale_out_latency"),
+    "system.power_per_chip_w": SystemField("watts", "power_per_chip_w"),
+    "system.price_per_chip_usd": SystemField("usd", "price_per_chip_usd"),
+}
+
+ALIASES = {
+    "system.chip.hbm_bandwidth": "system.chip.hbm_bw", "system.chip.hbm": "system.chip.hbm_bytes",
+    "system.chip.hbm_capacity": "system.chip.hbm_bytes", "system.chip.bf16_flops": "system.chip.peak_flops",
+    "system.scale_up.bw": "system.scale_up.bandwidth", "system.scale_out.bw": "system.scale_out.bandwidth",
+    "system.scale_up_size": "system.scale_up.size", "system.chips_per_domain": "system.scale_up.size",
+    "training.batch": "training.global_batch_seqs", "plan.mb": "plan.micro_batch",
+}
+
+SIMPLE = ("chips", "system", "system.chip", "model")
+TRAINING_KEYS = ("tokens", "seq_len", "global_batch_seqs", "global_batch_tokens", "precision", "attention")
+TRAINING_INT = ("seq_len", "global_batch_seqs")
+TRAINING_COUNT = ("tokens", "global_batch_tokens")
+
+
+def plan_keys() -> tuple[str, ...]:
+    from ..spec import PlanSpec
+
+    return tuple(PlanSpec.model_fields)
+
+
+def canonical(target: str, where: str) -> str:
+    """The canonical name of a target; unknown ones raise with close matches."""
+    t = ALIASES.get(str(target).strip(), str(target).strip())
+    if t in SIMPLE or t in SYSTEM_FIELDS:
+        return t
+    head, _, rest = t.partition(".")
+    if head == "model" and rest:
+        from ..model.inline import InlineModel
+
+        first = rest.split(".")[0]
+        if first not in InlineModel.model_fields:
+            raise unknown("inline model key", first, InlineModel.model_fields, field=f"axes.{t}", where=where)
+        return t
+    if head == "training" and rest in TRAINING_KEYS:
+        return t
+    if head == "plan" and rest in plan_keys():
+        return t
+    if head == "assumptions" and rest:
+        from ..scenario.assumptions import defaults
+
+        if rest not in defaults().keys():
+            raise unknown("assumption", rest, list(defaults().keys()), field=f"axes.{t}", where=where)
+        return t
+    options = list(SIMPLE) + list(SYSTEM_FIELDS) + [f"training.{k}" for k in TRAINING_KEYS] + \
+        [f"plan.{k}" for k in plan_keys()] + ["model.KEY", "assumptions.KEY"]
+    raise unknown("axis target", t, options, field="axes", where=where)
+
+
+def is_system_field(target: str) -> bool:
+    return target in SYSTEM_FIELDS
+
+
+def is_integer(target: str) -> bool:
+    if target in SYSTEM_FIELDS:
+        return SYSTEM_FIELDS[target].integer
+    return target == "chips" or target in {f"training.{k}" for k in TRAINING_INT}
+
+
+def parse_number(target: str, value, field: str, where: str):
+    """A numeric value of a numeric target in SI units (ints for integer targets); other values unchanged."""
+    if target in SYSTEM_FIELDS:
+        f = SYSTEM_FIELDS[target]
+        if f.dim in ("count", "usd"):
+            x = parse_count(value, field, where=where)
+        else:
+            x = parse_quantity(value, f.dim, field, where=where)
+        if not math.isfinite(x) or x < 0 or (x == 0 and f.dim not in ("seconds", "usd")):
+            raise TrainsimError(f"expected a positive value, got {value!r}", field=field, where=where)
+        return _int(x, value, field, where) if f.integer else x
+    if target == "chips" or target in {f"training.{k}" for k in TRAINING_INT}:
+        return _int(parse_count(value, field, where=where), value, field, where)
+    if target in {f"training.{k}" for k in TRAINING_COUNT}:
+        return parse_count(value, field, where=where)
+    return value
+
+
+def _int(x: float, value, field: str, where: str) -> int:
+    if x != round(x):
+        raise TrainsimError(f"expected a whole number, got {value!r}", field=field, where=where)
+    return int(round(x))
+
+
+def numeric(target: str) -> bool:
+    """True when the target's values are numbers (so ranges, logspace and samples apply)."""
+    return (target in SYSTEM_FIELDS or target == "chips" or target.startswith("model.")
+            or target in {f"training.{k}" for k in TRAINING_INT + TRAINING_COUNT}
+            or target.startswith("plan.") or target.startswith("assumptions."))
+
+
+# ---------------------------------------------------------------- applying a point
+
+
+def _set_path(d: dict, path: list[str], value) -> None:
+    for key in path[:-1]:
+        nxt = d.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            d[key] = nxt
+        d = nxt
+    d[path[-1]] = value
+
+
+def apply_mapping(doc: dict, target: str, value, assumptions: dict) -> None:
+    """Write a mapping-target value into the run-spec mapping ``doc`` (modified in place)."""
+    if target == "chips":
+        doc["chips"] = value
+    elif target in ("system", "model"):
+        doc[target] = copy.deepcopy(value)
+    elif target == "system.chip":
+        sysv = doc.get("system")
+        if isinstance(sysv, dict):
+            doc["system"] = {**sysv, "chip": copy.deepcopy(value)}
+        else:
+            doc["system"] = {"base": sysv, "chip": copy.deepcopy(value)}
+    elif target.startswith("model."):
+        model = doc.get("model")
+        if not isinstance(model, dict):
+            raise TrainsimError(f"a model.* axis needs an inline model in the base run, got {model!r}",
+                                field=target)
+        model = copy.deepcopy(model)
+        _set_path(model, target.split(".")[1:], value)
+        doc["model"] = model
+    elif target.startswith("training."):
+        key = target.split(".", 1)[1]
+        tr = dict(doc.get("training") or {})
+        tr[key] = value
+        if key == "global_batch_seqs":
+            tr.pop("global_batch_tokens", None)
+        elif key == "global_batch_tokens":
+            tr.pop("global_batch_seqs", None)
+        doc["training"] = tr
+    elif target.startswith("plan."):
+        plan = dict(doc.get("plan") or {})
+        plan[target.split(".", 1)[1]] = value
+        doc["plan"] = plan
+    elif target.startswith("assumptions."):
+        assumptions[target.split(".", 1)[1]] = value
+    else:  # pragma: no cover - canonical() admits nothing else
+        raise TrainsimError(f"not a mapping target: {target}")
+
+
+def system_value(system: System, target: str) -> float:
+    """The current SI value of a numeric system target."""
+    c, up = system.chip, system.levels[0]
+    out = system.levels[1] if len(system.levels) > 1 else None
+    return {
+        "system.chip.hbm_bw": c.hbm_bw, "system.chip.hbm_bytes": c.hbm_bytes,
+        "system.chip.peak_flops": c.peak_flops.get("bf16", 0.0),
+        "system.scale_up.size": float(up.size or 1), "system.scale_up.bandwidth": up.bw,
+        "system.scale_up.latency": up.latency_s,
+        "system.scale_out.bandwidth": out.bw if out else c.scale_out_bw,
+        "system.scale_out.latency": out.latency_s if out else 0.0,
+        "system.power_per_chip_w": system.power_per_chip_w, "system.price_per_chip_usd": system.price_per_chip_usd,
+    }[target]
+
+
+def apply_system(system: System, target: str, value: float, scale: bool) -> System:
+    """``system`` with one numeric field set to ``value`` (or multiplied by it when ``scale``)."""
+    cur = system_value(system, target)
+    if scale:
+        if cur is None:
+            raise TrainsimError(f"the system {system.id} has no {target.split('.', 1)[1]} to scale", field=target)
+        value = cur * value
+    c = system.chip
+    levels = list(system.levels)
+    if target == "system.chip.hbm_bw":
+        c = c.with_(hbm_bw=float(value))
+    elif target == "system.chip.hbm_bytes":
+        c = c.with_(hbm_bytes=float(value))
+    elif target == "system.chip.peak_flops":
+        f = value / cur if cur else 0.0
+        c = c.with_(peak_flops={k: (v * f if v else v) for k, v in c.peak_flops.items()})
+    elif target == "system.scale_up.size":
+        size = int(round(value))
+        if size < 1:
+            raise TrainsimError(f"expected a scale-up size >= 1, got {value!r}", field=target)
+        levels[0] = replace(levels[0], size=size)
+    elif target == "system.scale_up.bandwidth":
+        levels[0] = replace(levels[0], bw=float(value))
+        c = c.with_(scale_up_bw=float(value))
+    elif target == "system.scale_up.latency":
+        levels[0] = replace(levels[0], latency_s=float(value))
+    elif target in ("system.scale_out.bandwidth", "system.scale_out.latency"):
+        if len(levels) < 2:
+            raise TrainsimError("the system has no scale-out level", field=target)
+        if target.endswith("bandwidth"):
+            levels[1] = replace(levels[1], bw=float(value))
+            c = c.with_(scale_out_bw=float(value))
+        else:
+            levels[1] = replace(levels[1], latency_s=float(value))
+    elif target == "system.power_per_chip_w":
+        return system.with_(power_per_chip_w=float(value))
+    elif target == "system.price_per_chip_usd":
+        return system.with_(price_per_chip_usd=float(value))
+    return system.with_(chip=c, levels=tuple(levels))
+
+
+def catalog_range(system: System, target: str, where: str) -> tuple[float, float, float]:
+    """The catalog (ranges.yaml) low / nominal / high of a numeric system target of ``system``."""
+    name = SYSTEM_FIELDS[target].range_field
+    r = system.ranges.get(name) or system.chip.ranges.get(name)
+    if r is None:
+        raise TrainsimError(f"the catalog has no range for {name} of system {system.id} (chip {system.chip.id}); "
+                            f"give {{low, high}} instead", field=f"samples.inputs.{target}", where=where)
+    return r.low, r.nominal, r.high
