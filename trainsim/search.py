@@ -19,7 +19,7 @@ from .perf.calibration import Calib
 from .perf.step import evaluate
 from .spec import PlanSpec, Run
 
-CHUNK = 262144
+CHUNK = 131072
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 
 
@@ -85,7 +85,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     mem = np.empty(n)
     for s in range(0, n, CHUNK):
         sl = slice(s, min(n, s + CHUNK))
-        res = evaluate(ctx, plans.take(sl))
+        res = evaluate(ctx, plans.take(sl), detail=False)
         step[sl] = res.step_time_s
         mem[sl] = res.memory["total"]
         if progress is not None:

@@ -102,8 +102,11 @@ def layer_costs(ctx: StepContext, p) -> dict:
     return out
 
 
-def evaluate(ctx: StepContext, p) -> StepResult:
-    """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``."""
+def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
+    """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``.
+
+    ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same
+    arithmetic, without assembling the breakdown and utilisation figures."""
     a, c = ctx.arch, ctx.calib
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
@@ -159,6 +162,11 @@ def evaluate(ctx: StepContext, p) -> StepResult:
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
+    tokens_step = ctx.global_batch_seqs * ctx.seq_len
+    mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
+    if not detail:
+        return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=None,
+                          hfu=None, memory={"total": mem["total"]}, breakdown={}, microbatches=m)
 
     # breakdown: every part of `step`, in seconds
     bd = {
@@ -176,7 +184,6 @@ def evaluate(ctx: StepContext, p) -> StepResult:
         "other": np.full(n, c.step_overhead_s),
     }
     counts = count(a, ctx.seq_len)
-    tokens_step = ctx.global_batch_seqs * ctx.seq_len
     peak = ctx.chip.flops("bf16")
     model_flops = counts.flops_per_token * tokens_step
     hw_extra = counts.mtp_flops_per_token * tokens_step
@@ -187,6 +194,5 @@ def evaluate(ctx: StepContext, p) -> StepResult:
                       rec_fl)
     mfu = model_flops / (step * ctx.chips * peak)
     hfu = (model_flops + hw_extra + rec_fl) / (step * ctx.chips * peak)
-    mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
     return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=mfu,
                       hfu=hfu, memory=mem, breakdown=bd, microbatches=m)

@@ -11,6 +11,8 @@ import math
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 GIB = 2**30
 
@@ -56,8 +58,7 @@ def breakdown_chart(plans: list[dict], title: str = "Step time by cause") -> Fig
     ax.set_xlabel("seconds per training step")
     ax.set_xlim(0, max(left) * 1.15 if left and max(left) > 0 else 1)
     ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(plans) < 3 else -0.12), ncol=6, fontsize=7,
-              frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     return fig
 
 
@@ -101,6 +102,10 @@ def scaling_chart(rows: list[dict], nominal_chips: int | None = None,
     ax.plot(xs, ys, "o-", color="#1f77b4", label="days" if use_days else "step time (s)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlabel("chips")
     ax.set_ylabel("days to train" if use_days else "seconds per step", color="#1f77b4")
     for x, y in zip(xs, ys):
@@ -114,7 +119,8 @@ def scaling_chart(rows: list[dict], nominal_chips: int | None = None,
         ax.axvline(nominal_chips, color="grey", linestyle=":", linewidth=1)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{x:,}" for x in xs], fontsize=8)
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.legend(handles=ax.get_lines()[:1] + ax2.get_lines()[:1], fontsize=8, frameon=False, loc="upper right")
     ax.set_title(title)
     return fig
 
@@ -133,13 +139,18 @@ def tornado_chart(rows: list[dict], title: str = "Sensitivity", xlabel: str = "c
     finite = [abs(v) for r in rows for v in (r["low"], r["high"]) if math.isfinite(v)] or [1.0]
     cap = max(finite) * 1.1 or 1.0
     for y, r in enumerate(rows[::-1]):
-        for end, colour in (("low", "#d62728"), ("high", "#1f77b4")):
+        for end, colour, dy in (("low", "#d62728", 0.2), ("high", "#1f77b4", -0.2)):
             v = r[end]
             shown = v if math.isfinite(v) else cap
-            ax.barh(y, shown, color=colour, alpha=0.85 if math.isfinite(v) else 0.3, hatch=None if math.isfinite(v)
-                    else "//", label=None)
-            txt = (r.get(f"{end}_label", end) + (f" {v:+.1f}%" if math.isfinite(v) else " no fit"))
-            ax.text(shown, y, f" {txt} ", va="center", ha="left" if shown >= 0 else "right", fontsize=7)
+            ax.barh(y + dy, shown, height=0.38, color=colour, alpha=0.85 if math.isfinite(v) else 0.3,
+                    hatch=None if math.isfinite(v) else "//")
+            txt = r.get(f"{end}_label", end) + (f" {v:+.1f}%" if math.isfinite(v) else " no plan fits")
+            ax.text(shown, y + dy, f" {txt} ", va="center", ha="left" if shown >= 0 else "right", fontsize=7)
+    lo_lab = rows[0].get("low_label", "low") if rows else "low"
+    hi_lab = rows[0].get("high_label", "high") if rows else "high"
+    ax.legend(handles=[Patch(color="#d62728", label=f"{lo_lab} (low end)"),
+                       Patch(color="#1f77b4", label=f"{hi_lab} (high end)")], fontsize=7, frameon=False,
+              loc="lower right")
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)

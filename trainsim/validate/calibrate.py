@@ -48,7 +48,7 @@ class CalRun:
     def predict(self, calib: Calib) -> float:
         from ..estimate import context
 
-        res = evaluate(context(self.run, calib), self.plans)
+        res = evaluate(context(self.run, calib), self.plans, detail=False)
         fits = res.memory["total"] <= self.run.system.chip.hbm_bytes
         tps = res.tokens_per_s_per_chip
         if fits.any():

@@ -1,0 +1,244 @@
+"""The report of one run: :func:`build_run_report` (run -> :class:`~trainsim.report.page.Report`), built from the
+numbers of :func:`trainsim.report.collect.run_data`, the charts of :mod:`trainsim.report.charts` and the HTML
+builders of :mod:`trainsim.report.page`. :func:`run_sections` is reused by scenario reports."""
+from __future__ import annotations
+
+import math
+
+from . import charts as ch
+from . import fmt
+from .page import Report, esc, image, kv_table, page, section, table
+
+SECTIONS = (("answer", "Answer"), ("breakdown", "Step time by cause"), ("memory", "Memory per chip"),
+            ("plans", "Best plans"), ("scaling", "Scaling"), ("sensitivity", "Sensitivity"),
+            ("ranges", "Ranges"), ("validation", "Validation error"), ("inputs", "Inputs and sources"))
+
+
+def make_charts(data: dict) -> dict[str, bytes]:
+    """PNG bytes of every chart the data allows: breakdown, memory, scaling, sensitivity, ranges."""
+    out = {}
+    plans = data.get("plans") or []
+    est = data.get("estimate")
+    if plans:
+        out["breakdown"] = ch.png_bytes(ch.breakdown_chart(plans))
+        hbm = est["hbm_bytes"] if est else plans[0]["memory"].get("total", 0)
+        out["memory"] = ch.png_bytes(ch.memory_chart(plans, hbm))
+    if any(r.get("mfu") is not None for r in data.get("scaling") or []):
+        out["scaling"] = ch.png_bytes(ch.scaling_chart(data["scaling"], est["chips"] if est else None))
+    sens = data.get("sensitivity") or {}
+    if sens.get("rows"):
+        out["sensitivity"] = ch.png_bytes(ch.tornado_chart(
+            sens["rows"], title="Sensitivity: change in days of the best plan",
+            xlabel="change in days vs nominal (%)"))
+    rng = data.get("ranges") or {}
+    if rng.get("inputs") and rng.get("nominal"):
+        nom = rng["nominal"]
+        rows = [{"label": r["input"], "low": (r["result_at_low"] / nom - 1) * 100,
+                 "high": (r["result_at_high"] / nom - 1) * 100, "low_label": "low", "high_label": "high"}
+                for r in rng["inputs"]]
+        out["ranges"] = ch.png_bytes(ch.tornado_chart(rows, title="Catalog ranges: change in days at each end",
+                                                      xlabel="change in days vs nominal (%)"))
+    return out
+
+
+def _gib(b) -> str:
+    return "-" if b is None else f"{b / 2**30:.1f}"
+
+
+def headline(est: dict) -> str:
+    """The headline numbers, formatted as ``trainsim estimate`` prints them (``data-key`` = the JSON key)."""
+    rows = [("plan", fmt.plan(est["plan"]), "plan"),
+            ("step time", fmt.step_time(est["step_time_s"]), "step_time_s"),
+            ("tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]), "tokens_per_s_per_chip"),
+            ("MFU", fmt.pct(est["mfu"]), "mfu"), ("HFU", fmt.pct(est["hfu"]), "hfu"),
+            ("memory per chip", fmt.gib(est["memory_per_chip_bytes"]), "memory_per_chip_bytes"),
+            ("HBM per chip", fmt.gib(est["hbm_bytes"]), "hbm_bytes"),
+            ("fits in HBM", "yes" if est["fits"] else "NO", "fits"),
+            ("micro-batches per step", f"{est['microbatches_per_step']:g}", "microbatches_per_step")]
+    if "days" in est:
+        rows += [("whole run", fmt.days(est["days"]), "days"),
+                 ("chip-hours", fmt.chip_hours(est["chip_hours"]), "chip_hours")]
+    return kv_table(rows) + f'<p class="note">MFU: {esc(est["mfu_definition"])}.</p>'
+
+
+def _breakdown(data: dict, png: bytes | None) -> str:
+    est = data.get("estimate")
+    body = image(png, "stacked bar of step time by cause", "breakdown") if png else ""
+    if est:
+        step = est["step_time_s"]
+        rows = [[k, f"{v:.4f}", f"{v / step:.1%}"] for k, v in est["breakdown"].items() if v > 0]
+        body += "<h3>The estimated plan</h3>" + table(["cause", "seconds", "share of the step"], rows, {1, 2})
+    else:
+        body += f"<p>{esc(data.get('message', 'no plan'))}</p>"
+    body += ('<p class="note">One bar per plan: the estimated plan and the fastest plans of the search. Step = '
+             "micro-batches x (forward + backward) + pipeline bubble + exposed data-parallel sync + optimizer; "
+             "communication shown is the part not hidden behind compute.</p>")
+    return body
+
+
+def _memory(data: dict, png: bytes | None) -> str:
+    est = data.get("estimate")
+    body = image(png, "stacked bar of memory per chip against HBM capacity", "memory") if png else ""
+    if est:
+        rows = [[k, f"{v / 2**30:.2f}"] for k, v in est["memory_breakdown_bytes"].items()]
+        body += ("<h3>The estimated plan</h3>" + table(["part", "GiB"], rows, {1})
+                 + f'<p class="note">HBM capacity {fmt.gib(est["hbm_bytes"])} per chip; '
+                 f'{"fits" if est["fits"] else "does not fit"}.</p>')
+    return body
+
+
+def _plans(data: dict) -> str:
+    rows = [[r["label"], fmt.plan(r["plan"]), f"{r['step_time_s']:.3f}", fmt.tokens_per_s(r["tokens_per_s_per_chip"]),
+             fmt.pct(r["mfu"]), _gib(r["memory_per_chip_bytes"]), fmt.days(r.get("days"))]
+            for r in data.get("plans") or []]
+    s = data.get("search") or {}
+    fixed = ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()) or "none (every field searched)"
+    body = table(["#", "plan", "step s", "tokens/s/chip", "MFU", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
+    body += (f'<p class="note">{s.get("plans_evaluated", 0):,} plans evaluated, {s.get("plans_feasible", 0):,} fit '
+             f'in memory, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
+    if s.get("message"):
+        body += f"<p>{esc(s['message'])}</p>"
+    rej = sorted((s.get("rejected") or {}).items(), key=lambda kv: -kv[1])
+    if rej:
+        body += "<h3>Plans rejected, by reason</h3>" + table(["reason", "plans"], [[k, f"{v:,}"] for k, v in rej], {1})
+    est = data.get("estimate")
+    if est:
+        pl = [[g, v["size"], v["stride"], ", ".join(v["levels"]), v["members_per_scale_up_domain"]]
+              for g, v in est["plan"]["placement"].items() if v["size"] > 1]
+        body += ("<h3>Placement of the estimated plan's parallel groups</h3>"
+                 + table(["group", "size", "stride", "levels crossed", "per scale-up domain"], pl, {1, 2, 4}))
+    return body
+
+
+def _scaling(data: dict, png: bytes | None) -> str:
+    rows = data.get("scaling") or []
+    if not rows:
+        return "<p>Not computed.</p>"
+    body = image(png, "days and MFU against chips", "scaling") if png else ""
+    t = [[f"{r['chips']:,}", fmt.days(r["days"]) if r["days"] is not None else "-",
+          f"{r['step_time_s']:.3f}" if r["step_time_s"] is not None else "-",
+          fmt.pct(r["mfu"]) if r["mfu"] is not None else "-",
+          fmt.plan(r["plan"]) if r["plan"] else r.get("message", "no plan"),
+          f"{r['global_batch_seqs']:,}" + (" (adjusted)" if r.get("batch_adjusted") else "")] for r in rows]
+    body += table(["chips", "whole run", "step s", "MFU", "best plan", "batch (seqs)"], t, {0, 1, 2, 3})
+    body += ('<p class="note">The plan is searched again at each chip count (same model, batch and precision; '
+             "where the batch cannot be split over a chip count it is moved to the nearest one that can).</p>")
+    return body
+
+
+def _sensitivity(data: dict, png: bytes | None) -> str:
+    sens = data.get("sensitivity") or {}
+    if not sens.get("rows"):
+        return f"<p>{esc(sens.get('message', 'Not computed.'))}</p>"
+    body = image(png, "tornado chart of days against hardware parameters", "sensitivity") if png else ""
+    fs = sens["factors"]
+    rows = []
+    for r in sens["rows"]:
+        cells = [r["param"], f"{r['nominal']:.3g} {r['unit']}"]
+        for p in r["points"]:
+            d = "" if p["days"] is None or not math.isfinite(p["days"]) else f"{p['days']:.1f} d, "
+            cells.append(d + fmt.signed_pct(p["change_pct"]))
+        rows.append(cells)
+    body += table(["parameter", "nominal"] + [f"x{f:g}" for f in fs], rows, set(range(1, 2 + len(fs))))
+    if sens.get("nominal_days") is not None:
+        body += f'<p class="note">Nominal: {fmt.days(sens["nominal_days"])}. {esc(sens.get("method", ""))}.</p>'
+    else:
+        body += f'<p class="note">The run has no token count: changes are in time per token. {esc(sens.get("method", ""))}.</p>'
+    return body
+
+
+def _ranges(data: dict, png: bytes | None) -> str:
+    rng = data.get("ranges")
+    if rng is None:
+        return "<p>Not computed.</p>"
+    unit = rng.get("unit")
+    body = ""
+    if rng.get("inputs"):
+        body += image(png, "tornado chart of the catalog ranges", "ranges") if png else ""
+        n = (lambda v: fmt.days(v)) if unit == "days" else (lambda v: f"x{v:.3f}")
+        body += kv_table([("low", n(rng["low"]), "range_low"), ("nominal", n(rng["nominal"]), "range_nominal"),
+                          ("high", n(rng["high"]), "range_high"),
+                          ("input that drives the spread", rng.get("driver") or "-", None)])
+        body += table(["input", "low", "nominal", "high", "result at low", "result at high", "why uncertain"],
+                      [[r["input"], f"{r['low']:.4g}", f"{r['nominal']:.4g}", f"{r['high']:.4g}",
+                        n(r["result_at_low"]), n(r["result_at_high"]), r["reason"]] for r in rng["inputs"]],
+                      {1, 2, 3, 4, 5})
+    else:
+        body += ("<p>No input of this chip or system carries a range in the catalog (catalog/data/ranges.yaml): "
+                 "the sources agree, so the spread below comes from the model's validation error only.</p>")
+    band = rng.get("validation_band")
+    est = data.get("estimate")
+    if band and est:
+        tps = est["tokens_per_s_per_chip"]
+        rows = [("tokens/s per chip", f"{fmt.tokens_per_s(tps * band['tokens_per_s_factor_low'])} - "
+                 f"{fmt.tokens_per_s(tps * band['tokens_per_s_factor_high'])}", "band_tokens_per_s")]
+        if "days" in est and band.get("days_factor_high"):
+            rows.append(("whole run", f"{fmt.days(est['days'] * band['days_factor_low'])} - "
+                         f"{fmt.days(est['days'] * band['days_factor_high'])}", "band_days"))
+        body += (f"<h3>Band from the validation error (median |error| {fmt.pct(band['median_abs_error'])})</h3>"
+                 + kv_table(rows))
+    return body
+
+
+def validation_text(ve: dict | None, family: str) -> str:
+    if not ve:
+        return f"<p>No validation error is recorded for {esc(family)}.</p>"
+    return (f"<p>Held-out (leave-one-out) error of predicted tokens/s per chip that applies to "
+            f"<b>{esc(family)}</b>: median |error| <b data-key=\"median_abs_error\">{fmt.pct(ve['median_abs_error'])}"
+            f"</b>, max |error| {fmt.pct(ve['max_abs_error'])}, bias {fmt.pct(ve.get('bias', 0.0))} over "
+            f"{ve.get('runs', '?')} runs ({esc(ve.get('basis', ''))}).</p>"
+            "<p class=\"note\">From perf/data/calibration.yaml, written by scripts/calibrate.py; see the README's "
+            "accuracy table and <code>trainsim validate</code>.</p>")
+
+
+def inputs_table(rows: list[dict]) -> str:
+    body = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        sel = [r for r in rows if r["group"] == group]
+        body.append(f"<h3>{esc(group)}</h3>" + table(
+            ["input", "value", "source", "confidence", "note", "citation"],
+            [[r["input"], r["value"], r["source"], r["confidence"], r["note"], r["citation"]] for r in sel], {1}))
+    return "".join(body)
+
+
+def run_sections(data: dict, charts: dict[str, bytes], with_answer: bool = True) -> list[tuple[str, str, str]]:
+    """(id, title, html) of every section of a run report."""
+    est = data.get("estimate")
+    out = []
+    if with_answer:
+        top = f'<div class="answer" data-key="answer">{esc(data["answer"])}</div>'
+        out.append(("answer", "Answer", top + (headline(est) if est else "")))
+    out += [
+        ("breakdown", "Step time by cause", _breakdown(data, charts.get("breakdown"))),
+        ("memory", "Memory per chip", _memory(data, charts.get("memory"))),
+        ("plans", "Best plans", _plans(data)),
+        ("scaling", "Scaling: chips vs days and MFU", _scaling(data, charts.get("scaling"))),
+        ("sensitivity", "Sensitivity (tornado)", _sensitivity(data, charts.get("sensitivity"))),
+        ("ranges", "Ranges", _ranges(data, charts.get("ranges"))),
+        ("validation", "Validation error that applies", validation_text(data.get("validation_error"),
+                                                                       data.get("family", ""))),
+        ("inputs", "Every input with its source", inputs_table(data.get("inputs") or [])),
+    ]
+    return out
+
+
+def render(data: dict, charts: dict[str, bytes]) -> str:
+    secs = run_sections(data, charts)
+    est = data.get("estimate") or {}
+    head = (f"<h1>{esc(data['title'])}</h1><p class=\"meta\">{esc(est.get('model', ''))} on "
+            f"{est.get('chips', 0):,} x {esc(est.get('chip', ''))} ({esc(est.get('system', ''))})</p>") if est else \
+        f"<h1>{esc(data['title'])}</h1>"
+    # the answer comes first, right under the title
+    body = head + "".join(section(i, t, b) if i != "answer" else f'<section id="answer">{b}</section>'
+                          for i, t, b in secs)
+    return page(data["title"], body, [(i, t) for i, t, _ in secs])
+
+
+def build_run_report(run, *, progress=None, spec_source: str | None = None, **kw) -> Report:
+    """The report of ``run`` (a :class:`trainsim.Run`); keyword arguments go to :func:`collect.run_data`
+    (``top``, ``with_scaling``, ``with_sensitivity``, ``with_ranges``, ``sweep``)."""
+    from .collect import run_data
+
+    data = run_data(run, progress=progress, spec_source=spec_source, **kw)
+    charts = make_charts(data)
+    return Report(title=data["title"], html=render(data, charts), charts=charts, data=data)
