@@ -16,6 +16,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..model.arch import LayerKind
@@ -33,38 +35,51 @@ def _shares_input(name: str, names: set[str]) -> bool:
     return False
 
 
-def stored_elems_per_token(lk: LayerKind) -> tuple[float, float, float]:
-    """Activation elements kept per token for one layer: (tp-sharded part, act-fn outputs, expert part)."""
+@dataclass(frozen=True)
+class StoredElems:
+    """Activation elements one layer keeps per token, by kind (routed-expert parts already x active experts)."""
+
+    gemm_inputs: float         # inputs of the dense GEMMs (kept for their weight gradients)
+    expert_gemm_inputs: float  # inputs of the routed-expert GEMMs
+    other: float               # attention-core Q/K/V, activation-function inputs (dense part)
+    expert_other: float        # activation-function inputs of the routed experts
+    actout: float              # activation-function outputs (= down-projection inputs), dense + experts
+
+
+def stored_elems_per_token(lk: LayerKind) -> StoredElems:
+    """What a layer keeps for its backward pass, per token (norm inputs are added by the caller)."""
     names = {m.name for m in lk.matrices}
-    dense, expert, actout = 0.0, 0.0, 0.0
+    gin, egin, actout = 0.0, 0.0, 0.0
     for m in lk.matrices:
         if m.group == "router" or _shares_input(m.name, names):
             continue
         if m.group == "expert":
-            expert += m.k * m.active
-            if m.name.endswith("down"):
-                actout += m.k * m.active
+            egin += m.k * m.active
         else:
-            dense += m.k
-            if m.name.endswith("down"):
-                actout += m.k
-    for c in lk.attention:
-        if c.kind != "linear":
-            dense += c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
+            gin += m.k
+        if m.name.endswith("down"):
+            actout += m.k * (m.active if m.group == "expert" else 1.0)
+    other = sum(c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
+                for c in lk.attention if c.kind != "linear")
     gated = 2.0 if lk.ffn_act == "swiglu" else 1.0
-    dense += gated * lk.ffn_dim
-    if lk.moe is not None:
-        expert += gated * lk.moe.expert_ffn * lk.moe.active_experts
-    return dense, actout, expert
+    other += gated * lk.ffn_dim
+    eother = gated * lk.moe.expert_ffn * lk.moe.active_experts if lk.moe is not None else 0.0
+    return StoredElems(gin, egin, other, eother, actout)
 
 
 def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
-    """Bytes of activations one layer keeps per micro-batch per chip, by recompute mode."""
+    """Bytes of activations one layer keeps per micro-batch per chip, by recompute mode.
+
+    GEMM inputs are kept in the GEMM input precision (FP8 training keeps the FP8 casts for the weight-gradient
+    GEMMs: Transformer Engine; DeepSeek-V3 report sec. 3.3.2); everything else in BF16."""
     h = ctx.arch.hidden
-    dense, actout, expert = stored_elems_per_token(lk)
-    dense = dense + 2.0 * h  # the two norm inputs
-    full = (dense + expert * ctx.calib.expert_imbalance) * 2.0 * tokens / p.tp
-    sel = full - actout * 2.0 * tokens / p.tp
+    e = stored_elems_per_token(lk)
+    imb = ctx.calib.expert_imbalance
+    gb = ctx.act_bytes
+    per_token = ((e.gemm_inputs + e.expert_gemm_inputs * imb) * gb
+                 + (e.other + e.expert_other * imb + 2.0 * h) * 2.0)  # + the two norm inputs
+    full = per_token * tokens / p.tp
+    sel = full - e.actout * gb * tokens / p.tp
     if ctx.attention_kernel == "unfused":
         # Korthikanti et al. 2022 eq. 1: scores, softmax, dropout mask and output, 5 a s^2 b bytes per layer;
         # selective recompute (their sec. 5) drops exactly these
