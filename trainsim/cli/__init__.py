@@ -25,7 +25,9 @@ for _optional in ("plan_cmd", "validate_cmd", "scenario_cmd", "infer_cmd", "repo
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:  # click returns typer.Exit codes in non-standalone mode
+            sys.exit(rc)
     except TrainsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

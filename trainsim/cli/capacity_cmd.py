@@ -16,7 +16,8 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  precision: str = typer.Option("bf16", "--precision", help="bf16 or fp8"),
                  sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active (default 18.1)"),
                  failures: bool = typer.Option(True, "--failures/--no-failures", help="include goodput"),
-                 json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+                 json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
     """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
     from ..catalog.load import get_system
     from ..errors import TrainsimError
@@ -36,7 +37,10 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     a = Assumptions()
     if sparsity:
         a = a.with_overrides({"moe_sparsity": sparsity}, source="--sparsity")
-    res = capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+    from ..report.progress import progress_bar
+
+    with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_)):
+        res = capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
     if json_:
         print_json(res.to_dict())
         return

@@ -1,5 +1,6 @@
-"""``trainsim scenario FILE`` / ``trainsim scenario --all [--json]``: run seed-scenario files and print each
-claim, verdict, numbers with ranges, best plan and assumptions."""
+"""``trainsim scenario FILE`` / ``trainsim scenario --all [--json] [--html DIR]``: run seed-scenario files and print
+each claim, verdict, numbers with ranges, best plan and assumptions; ``--html DIR`` also writes one HTML report per
+scenario plus DIR/index.html."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,19 +15,24 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
                  all_: bool = typer.Option(False, "--all", help="run every scenarios/*.yaml"),
                  json_: bool = typer.Option(False, "--json", help="print a JSON list of results"),
                  jobs: int = typer.Option(0, "--jobs", help="processes for --all (0: one per CPU)"),
-                 verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes")) -> None:
+                 verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes"),
+                 html: Path = typer.Option(None, "--html", help="also write one HTML report per scenario and "
+                                                                "index.html into DIR"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Answer a seed scenario: verdict, numbers (low/nominal/high), best plan, assumptions with sources."""
     from ..errors import TrainsimError
+    from ..report.progress import progress_bar
     from ..report.terminal import print_json
     from ..scenario.render import render_result, render_summary
     from ..scenario.run import run_all, run_file, scenarios_dir
 
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
-    if all_:
-        results = run_all(scenarios_dir(), jobs=jobs or None)
-    else:
-        results = [run_file(file)]
+    with progress_bar("scenarios", enabled=not (quiet or json_)):
+        if all_:
+            results = run_all(scenarios_dir(), jobs=jobs or None)
+        else:
+            results = [run_file(file)]
     if json_:
         print_json(results)
     else:
@@ -34,5 +40,14 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
             render_result(r, verbose=verbose)
         if len(results) > 1:
             render_summary(results)
+    if html is not None:
+        import sys
+
+        from ..report.site import write_site
+
+        with progress_bar("HTML reports", enabled=not (quiet or json_)) as tick:
+            index = write_site(results, html, jobs=jobs or None, progress=tick)
+        if not (quiet or json_):
+            print(f"wrote {len(results)} reports and {index}", file=sys.stderr)
     if any(r.get("verdict_class") == "error" for r in results):
         raise typer.Exit(1)

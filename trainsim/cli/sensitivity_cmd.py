@@ -29,10 +29,12 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
                     factors: str = typer.Option("0.25,0.5,1.5,2", "--factors", help="multipliers of the nominal value"),
                     threshold: str = typer.Option("", "--threshold", help="e.g. 10%: the value below which the run "
                                                                           "slows by more than this, per parameter"),
-                    json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+                    json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
     from .. import api
     from ..errors import TrainsimError
+    from ..report.progress import progress_bar
     from ..report.terminal import print_json
     from ..scenario.render import fmt
     from ..scenario.sensitivity import canonical, elasticity, sensitivity
@@ -46,11 +48,22 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
     except ValueError:
         raise TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
-    out = sensitivity(r, params, fs)
-    out["elasticity"] = {p: elasticity(out, p) for p in out["params"]}
-    if threshold:
-        x = _percent(threshold)
-        out["thresholds"] = {p: find_threshold(r, p, x) for p in params}
+    x = _percent(threshold) if threshold else None
+    with progress_bar("sensitivity", enabled=not (quiet or json_)) as tick:
+        tick.set_total(len(params) * (2 if x else 1))
+        out = None
+        for p in params:               # one parameter at a time, so the bar can move (searches are memoised)
+            tick.advance(p, 0)
+            one = sensitivity(r, [p], fs)
+            out = one if out is None else {**out, "params": {**out["params"], **one["params"]}}
+            tick.advance()
+        out["elasticity"] = {p: elasticity(out, p) for p in out["params"]}
+        if x:
+            out["thresholds"] = {}
+            for p in params:
+                tick.advance(f"threshold {p}", 0)
+                out["thresholds"][p] = find_threshold(r, p, x)
+                tick.advance()
     if json_:
         print_json(out)
         return

@@ -15,7 +15,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              unit: str = typer.Option("system", "--unit", help="system (one scale-up domain) or chip"),
              failures: bool = typer.Option(True, "--failures/--no-failures",
                                            help="count failures and restarts (goodput) in the days"),
-             json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+             json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     from .. import api
     from ..errors import TrainsimError
@@ -31,7 +32,10 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     r = api.load_run(run)
     if r.training.tokens is None:
         raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=str(run))
-    res = size(r, days, unit=unit, assumptions=Assumptions() if failures else None)
+    from ..report.progress import progress_bar
+
+    with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
+        res = size(r, days, unit=unit, assumptions=Assumptions() if failures else None)
     if json_:
         print_json(res.to_dict())
         return

@@ -40,37 +40,17 @@ def _plan(r: dict) -> str:
     return s
 
 
-def _short(col: str) -> str:
-    for prefix in ("system.chip.", "system.", "training.", "model.", "assumptions."):
-        if col.startswith(prefix):
-            return col[len(prefix):]
-    return col
-
-
-def _fmt_col(col: str, x) -> str:
-    """An axis value in the unit a person reads (the file holds SI numbers)."""
-    if not isinstance(x, (int, float)) or isinstance(x, bool) or col.endswith("_scale"):
-        return _fmt(x) if not col.endswith("_scale") else f"x{x:g}"
-    if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
-        return f"{x / 1e9:,.4g} GB/s"
-    if col.endswith("hbm_bytes"):
-        return f"{x / 1e9:,.4g} GB"
-    if col.endswith("latency"):
-        return f"{x * 1e6:.3g} us"
-    if col.endswith("peak_flops"):
-        return f"{x / 1e12:,.4g} TFLOP/s"
-    if col.endswith("tokens"):
-        return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
-    return _fmt(x)
-
-
 def _setting(r: dict, cols: list[str]) -> str:
+    from ..sweep.summary import format_value as _fmt_col, short_name as _short
+
     return " ".join(f"{_short(c)}={_fmt_col(c, r.get(c))}" for c in cols)
 
 
 def _render_summary(s: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from ..sweep.summary import format_value as _fmt_col, short_name as _short
 
     c = Console(highlight=False)
     err = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
@@ -163,27 +143,38 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
     if dry_run:
         from rich.console import Console
 
+        from ..sweep.summary import format_value
+
         c = Console(highlight=False)
         c.print(f"[bold]{spec.name}[/bold]: {spec.n_points:,} points")
         for a in spec.axes:
-            vals = ", ".join(_fmt(r[0]) for r in a.rows[:8]) + (" ..." if len(a) > 8 else "")
+            vals = ", ".join(" / ".join(format_value(col, v) for col, v in zip(a.columns, r)) for r in a.rows[:8])
+            vals += " ..." if len(a) > 8 else ""
             c.print(f"  {a.name} ({a.kind}, {len(a)}): {', '.join(a.columns)} = {vals}")
         c.print(f"  columns: {', '.join(spec.column_names)}")
         return
     out = output or Path(sweep.name).with_suffix(".parquet")
     from ..sweep.runner import run_sweep
 
+    import signal
+
+    def _stop(signum, frame):   # SIGTERM (a batch system's time limit) stops like Ctrl-C: finished rows are kept
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         res = run_sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                         batch=batch, quiet=quiet)
     except KeyboardInterrupt:
-        from ..sweep.writer import parts_dir
-
         import sys
+
+        from ..sweep.writer import parts_dir
 
         print(f"interrupted: finished points are saved in {parts_dir(out)}; rerun with --resume to continue",
               file=sys.stderr)
-        raise typer.Exit(130)
+        sys.exit(130)   # not typer.Exit: under standalone_mode=False click returns its code instead of exiting
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not quiet or not res.complete:
         import sys
 

@@ -101,12 +101,18 @@ def _days(res) -> float:
     return math.inf if res.best is None else float(res.best.days)
 
 
+def _params(run: Run) -> list[str]:
+    from ..scenario.sensitivity import PARAMS
+
+    return [p for p in PARAMS if p != "scale_out_bandwidth" or len(run.system.levels) > 1]
+
+
 def sensitivity(run: Run, plan: PlanSpec | None = None, params=None, factors=SENSITIVITY_FACTORS,
                 progress=None) -> dict:
     """Days of the best plan with one hardware parameter at a time scaled by each factor (the plan re-searched),
     as % change vs nominal: the tornado chart's data. Parameters: :data:`trainsim.scenario.sensitivity.PARAMS`."""
     from ..scenario.common import best
-    from ..scenario.sensitivity import PARAMS, UNITS, scaled, value
+    from ..scenario.sensitivity import UNITS, scaled, value
 
     tick = as_tick(progress)
     base = _sweep_run(run, plan)
@@ -114,7 +120,7 @@ def sensitivity(run: Run, plan: PlanSpec | None = None, params=None, factors=SEN
     if not math.isfinite(nominal):
         return {"nominal_days": None, "rows": [], "message": "no plan fits at the nominal values"}
     rows = []
-    params = params or [p for p in PARAMS if p != "scale_out_bandwidth" or len(run.system.levels) > 1]
+    params = params or _params(run)
     for p in params:
         unit, scale = UNITS[p]
         row = {"param": p, "label": f"{p.replace('_', ' ')} ({value(run.system, p) / scale:.3g} {unit})",
@@ -173,7 +179,7 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
 
     tick = as_tick(progress)
     fam = run.system.chip.family
-    n_sens = 2 * 5 if with_sensitivity else 0
+    n_sens = len(SENSITIVITY_FACTORS) * len(_params(run)) if with_sensitivity else 0
     n_scale = len(chip_counts(run.chips, run.system.scale_up_size)) if with_scaling else 0
     tick.set_total(2 + n_scale + n_sens + (1 if with_ranges else 0))
     tick.advance("estimate", 0)

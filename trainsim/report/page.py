@@ -22,8 +22,9 @@ margin-top:2em}h3{font-size:1.02em;margin:1.3em 0 .4em}
 .verdict-supported{border-left-color:#2ca02c;background:#eefaee}.verdict-not-supported,.verdict-error{
 border-left-color:#d62728;background:#fdeeee}
 .meta{color:#5b6670;font-size:.9em}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:.86em;width:100%}
-th,td{border:1px solid #dde1e5;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.86em;max-width:100%}
+th,td{border:1px solid #dde1e5;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td.wrap{overflow-wrap:anywhere;min-width:8em}
 th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr:nth-child(even) td{background:#fafbfc}
 img.chart{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eceff2}
@@ -46,16 +47,17 @@ def image(png: bytes, alt: str, name: str = "") -> str:
 
 
 def table(columns: list[str], rows: list[list], numeric: set[int] | None = None, keys: list[str | None] | None = None,
-          raw: bool = False) -> str:
+          raw: bool = False, wrap: set[int] | None = None) -> str:
     """An HTML table. ``numeric``: column indexes aligned right; ``keys``: a ``data-key`` per column of the first
-    row (for machine checks); ``raw``: cells are already HTML."""
-    numeric = numeric or set()
+    row (for machine checks); ``raw``: cells are already HTML; ``wrap``: columns of long text (citations, URLs)
+    that may break anywhere."""
+    numeric, wrap = numeric or set(), wrap or set()
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
     for i, row in enumerate(rows):
         cells = []
         for j, v in enumerate(row):
-            cls = ' class="num"' if j in numeric else ""
+            cls = ' class="num"' if j in numeric else ' class="wrap"' if j in wrap else ""
             key = f' data-key="{esc(keys[j])}"' if keys and i == 0 and j < len(keys) and keys[j] else ""
             cells.append(f"<td{cls}{key}>{v if raw else esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -46,17 +46,22 @@ class Tick:
             if self._progress is not None or not self.enabled:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn)
 
             console = self._console or Console(stderr=True)
             if not console.is_terminal:
                 self.enabled = False
                 return
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.completed:,.0f}/{task.total:,.0f}"), TimeElapsedColumn(),
-                                      console=console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(self._text(), total=self.total, completed=self.done)
+            try:
+                prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=console, transient=True)
+                self._task = prog.add_task(self._text(), total=self.total, completed=self.done)
+                prog.start()
+            except Exception:  # noqa: BLE001 - a display problem must never stop the work
+                self.enabled = False
+                return
+            self._progress = prog
 
     def _text(self) -> str:
         return f"{self.description}: {self.label}" if self.label else self.description
@@ -70,7 +75,10 @@ class Tick:
         if self._progress is None and time.perf_counter() - self.t0 >= self.delay_s:
             self._start()
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done, total=self.total, description=self._text())
+            try:
+                self._progress.update(self._task, completed=self.done, total=self.total, description=self._text())
+            except Exception:  # noqa: BLE001 - a display problem must never stop the work
+                self.enabled = False
 
     def set_total(self, total: float) -> None:
         self(self.done, total)
@@ -94,7 +102,10 @@ class Tick:
         with self._lock:
             self.enabled = False
             if self._progress is not None:
-                self._progress.stop()
+                try:
+                    self._progress.stop()
+                except Exception:  # noqa: BLE001 - a display problem must never stop the work
+                    pass
                 self._progress = None
 
 

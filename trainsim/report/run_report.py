@@ -197,7 +197,8 @@ def inputs_table(rows: list[dict]) -> str:
         sel = [r for r in rows if r["group"] == group]
         body.append(f"<h3>{esc(group)}</h3>" + table(
             ["input", "value", "source", "confidence", "note", "citation"],
-            [[r["input"], r["value"], r["source"], r["confidence"], r["note"], r["citation"]] for r in sel], {1}))
+            [[r["input"], r["value"], r["source"], r["confidence"], r["note"], r["citation"]] for r in sel], {1},
+            wrap={0, 2, 4, 5}))
     return "".join(body)
 
 

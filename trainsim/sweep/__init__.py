@@ -56,7 +56,8 @@ that cannot be evaluated (no valid plan, e.g. chips not divisible by a fixed ``t
 unusable chip; any error) is a row with ``error_kind`` / ``error`` set; the sweep goes on.
 
 **Columns.** Always: ``point``, ``point_key``, one column per axis target (SI value, catalog id or JSON text;
-``TARGET_scale`` for factors; a samples axis adds its draw index under its name), ``error_kind``
+``TARGET_scale`` for factors; ``axis.TARGET`` where a recorded column has the target's name, e.g. ``axis.plan.tp``
+as given next to ``plan.tp`` of the best plan; a samples axis adds its draw index under its name), ``error_kind``
 (``no-plan`` | ``no-fit`` | ``input`` | ``exception``) and ``error``. ``record:`` groups (or single columns):
 ``inputs`` (model, system, chip, chips, seq_len, global_batch_seqs, tokens, hbm_bytes, hbm_bw_bytes_per_s,
 peak_bf16_flops_per_s, scale_up_size, scale_up_bw_bytes_per_s, scale_out_bw_bytes_per_s), ``time`` (step_time_s,
@@ -67,8 +68,9 @@ cause of the best plan's step time and its share), ``breakdown`` (seconds per ca
 
 **Running.** ``trainsim sweep SWEEP.yaml -o results.parquet`` evaluates in-process; ``--workers N`` starts a
 local Dask cluster (N processes, one thread each); ``--scheduler tcp://host:8786`` uses an existing cluster,
-started with ``dask scheduler`` on one machine and ``dask worker tcp://host:8786 --nthreads 1`` on each worker
-machine (every worker needs the same trainsim installed, and any model/system files the base run names by path).
+started with ``dask scheduler`` on one machine and ``MALLOC_ARENA_MAX=1 dask worker tcp://host:8786 --nthreads 1``
+on each worker machine (every worker needs the same trainsim installed, and any model/system files the base run
+names by path; ``MALLOC_ARENA_MAX=1`` makes plan searches in worker threads 1.5-2x faster).
 One function, :func:`trainsim.sweep.evaluate.evaluate_batch`, evaluates a batch of points in all three modes.
 Finished rows go to part files (``results.parquet.parts/``) as batches finish; at the end they are merged,
 sorted by ``point``, into one file whose schema metadata holds the sweep spec text, the resolved base run, the

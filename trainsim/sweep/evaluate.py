@@ -51,8 +51,6 @@ def record_columns(record, where: str = "sweep spec") -> list[tuple[str, str]]:
             cols = GROUPS[item]
         elif item in by_name:
             cols = (by_name[item],)
-        elif item == "plan_fields":
-            cols = PLAN_COLUMNS
         else:
             raise unknown("record group or column", item, list(GROUPS) + list(by_name), field="record", where=where)
         for c in cols:
@@ -143,8 +141,43 @@ def evaluate_point(spec, index: int) -> dict:
     return {c: row.get(c) for c in spec.column_names}
 
 
+_TUNED = False
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_malloc() -> bool:
+    """Keep freed heap memory for the next plan search (glibc only; once per process; ``TRAINSIM_SWEEP_MALLOC=0``
+    turns it off).
+
+    A search allocates and frees arrays of several MiB per chunk. Dask workers start with
+    ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches off glibc's adaptive mmap threshold: every such array is
+    then a fresh mmap whose pages the kernel zeroes, and the search runs about 2.7x slower (measured on the
+    CloudMatrix example: 0.33 s -> 0.89 s per point). Serving arrays below 64 MiB from the heap and trimming only
+    above 256 MiB makes a search 1.5-2x faster than glibc's defaults in any process, at the same peak memory.
+    In a thread other than the main one (a Dask task) this holds only with ``MALLOC_ARENA_MAX=1``: a thread
+    arena's 64 MiB sub-heaps are unmapped whenever they empty, i.e. between tasks; the local cluster of
+    ``--workers`` sets it, workers of a ``--scheduler`` cluster should be started with it."""
+    global _TUNED
+    if _TUNED:
+        return True
+    _TUNED = True
+    import os
+    import sys
+
+    if os.environ.get("TRAINSIM_SWEEP_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 64 * 2**20) and libc.mallopt(M_TRIM_THRESHOLD, 256 * 2**20))
+    except (OSError, AttributeError):   # not glibc
+        return False
+
+
 def evaluate_batch(spec, indices) -> list[dict]:
     """Evaluate the points ``indices`` of ``spec`` (a :class:`~trainsim.sweep.spec.SweepSpec`) in order.
 
     The unit of work of every executor: in-process it is called directly, on Dask it is submitted as one task."""
+    tune_malloc()
     return [evaluate_point(spec, int(i)) for i in indices]

@@ -26,14 +26,20 @@ class Axis:
     scale: tuple[bool, ...]            # per target: the values are factors of the point's own value
     rows: tuple[tuple, ...]
     index_column: str | None = None    # samples: the draw index column
+    names: tuple[str, ...] | None = None   # result column names where they differ from the default
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        """The result column of each target (``TARGET_scale`` for factors)."""
+    def default_columns(self) -> tuple[str, ...]:
         return tuple(t + ("_scale" if s else "") for t, s in zip(self.targets, self.scale))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The result column of each target: the target (``TARGET_scale`` for factors), or ``axis.TARGET`` where
+        a recorded column has that name (``plan.tp`` given vs ``plan.tp`` of the best plan)."""
+        return self.names if self.names is not None else self.default_columns
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "targets": list(self.targets), "columns": list(self.columns),

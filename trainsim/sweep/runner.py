@@ -63,6 +63,9 @@ def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, e
     ``workers`` starts a local Dask cluster, ``scheduler`` joins a running one, ``executor`` is any object with
     ``map(spec, batches)`` / ``workers`` / ``close()`` (not closed here when given); otherwise in-process.
     ``stop_after_batches`` stops early as an interruption would (the parts stay for ``resume``)."""
+    from .writer import pa
+
+    pa()   # pyarrow is needed before anything runs
     out = Path(output)
     parts = parts_dir(out)
     t0 = time.perf_counter()

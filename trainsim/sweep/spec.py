@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -130,6 +130,11 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
 
         defaults().with_overrides(assumptions)   # unknown keys and bad values fail here, not per point
 
+    recorded = {c for c, _ in rec}
+    for k, a in enumerate(axes):   # an axis column that a recorded column would shadow is renamed axis.TARGET
+        names = tuple(f"axis.{c}" if c in recorded and c != "chips" else c for c in a.default_columns)
+        if names != a.default_columns:
+            axes[k] = replace(a, names=names)
     cols: list[tuple[str, str]] = list(HEAD)
     for a in axes:
         if a.index_column is not None:
@@ -140,7 +145,7 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
                     for v in vals]
             cols.append((c, _axis_type(vals)))
     taken = {c for c, _ in cols}
-    cols += [c for c in rec if c[0] not in taken]       # an axis column wins over a record column of that name
+    cols += [c for c in rec if c[0] not in taken]       # chips: the axis column is the recorded one
     cols += list(TAIL)
     name = str(doc.get("name") or (Path(path).stem if path else base_doc.get("name") or "sweep"))
     text = text if text is not None else yaml.safe_dump(doc, sort_keys=False)

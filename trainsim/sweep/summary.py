@@ -139,7 +139,33 @@ def summarize(path: str | Path, *, deadline_days: float | None = None, metric: s
 def _label(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
-    return str(v)
+    return "-" if v is None else str(v)
+
+
+def short_name(col: str) -> str:
+    for prefix in ("system.chip.", "system.", "training.", "model.", "assumptions."):
+        if col.startswith(prefix):
+            return col[len(prefix):]
+    return col
+
+
+def format_value(col: str, x) -> str:
+    """An axis value in the unit a person reads (the file holds SI numbers)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return _label(x)
+    if col.endswith("_scale"):
+        return f"x{x:g}"
+    if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
+        return f"{x / 1e9:,.4g} GB/s"
+    if col.endswith("hbm_bytes"):
+        return f"{x / 1e9:,.4g} GB"
+    if col.endswith("latency"):
+        return f"{x * 1e6:.3g} us"
+    if col.endswith("peak_flops"):
+        return f"{x / 1e12:,.4g} TFLOP/s"
+    if col.endswith("tokens"):
+        return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
+    return _label(x)
 
 
 def _safe(name: str) -> str:
@@ -173,11 +199,14 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
         if numeric:
             ax.plot(xs, ys, "o-")
             pos = [x for x in xs if x > 0]
-            if len(pos) == len(xs) and max(xs) / min(xs) >= 20:
+            if len(pos) == len(xs) and max(xs) / min(xs) >= 8:
                 ax.set_xscale("log")
+            if len(xs) <= 12:
+                ax.set_xticks(xs, [format_value(col, x) for x in xs], rotation=30, ha="right")
+                ax.minorticks_off()
         else:
             ax.plot(range(len(xs)), ys, "o-")
-            ax.set_xticks(range(len(xs)), [_label(x) for x in xs], rotation=30, ha="right")
+            ax.set_xticks(range(len(xs)), [format_value(col, x) for x in xs], rotation=30, ha="right")
         if deadline_days is not None and metric == "days":
             ax.axhline(deadline_days, color="red", linestyle="--", label=f"deadline {deadline_days:g} d")
             ax.legend()
@@ -209,8 +238,8 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
         fig, axp = plt.subplots(figsize=(1.2 + 0.8 * max(4, len(xs)), 1.0 + 0.55 * max(4, len(ys))))
         im = axp.imshow(grid, aspect="auto", origin="lower", cmap="viridis_r" if metric not in HIGHER_IS_BETTER
                         else "viridis")
-        axp.set_xticks(range(len(xs)), [_label(x) for x in xs], rotation=30, ha="right")
-        axp.set_yticks(range(len(ys)), [_label(y) for y in ys])
+        axp.set_xticks(range(len(xs)), [format_value(cx, x) for x in xs], rotation=30, ha="right")
+        axp.set_yticks(range(len(ys)), [format_value(cy, y) for y in ys])
         axp.set_xlabel(cx)
         axp.set_ylabel(cy)
         fig.colorbar(im, ax=axp, label=f"best {metric}")
@@ -223,7 +252,9 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
                         txt = f"{grid[i, j]:.3g}"
                         if deadline_days is not None and metric == "days" and grid[i, j] > deadline_days:
                             txt += "*"
-                    axp.text(j, i, txt, ha="center", va="center", fontsize=7, color="white")
+                    rgba = (0.0, 0.0, 0.0, 1.0) if np.isnan(grid[i, j]) else im.cmap(im.norm(grid[i, j]))
+                    light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.55
+                    axp.text(j, i, txt, ha="center", va="center", fontsize=7, color="black" if light else "white")
         note = "; x: no plan" + ("; *: misses the deadline" if deadline_days is not None and metric == "days" else "")
         axp.set_title(f"best {metric}{note}", fontsize=9)
         fig.tight_layout()

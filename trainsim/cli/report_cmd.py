@@ -1,0 +1,35 @@
+"""``trainsim report RUN_OR_SCENARIO.yaml -o report.html [--png DIR]``: one self-contained HTML report (the answer
+in one sentence, step-time breakdown, memory against HBM, best plans, scaling, sensitivity, ranges, validation
+error, every input with its source); ``--png DIR`` also writes the charts as PNG files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+
+@app.command("report")
+def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario YAML (a file with kind:)"),
+               output: Path = typer.Option(None, "--output", "-o", help="HTML file to write (default: FILE's "
+                                                                         "name with .html, in this folder)"),
+               png: Path = typer.Option(None, "--png", help="also write the charts as PNG files into DIR"),
+               top: int = typer.Option(5, "--top", help="how many best plans to show"),
+               sweeps: bool = typer.Option(True, "--sweeps/--no-sweeps",
+                                           help="scaling and sensitivity sweeps (each point is a plan search)"),
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no 'wrote' lines"),
+               json_: bool = typer.Option(False, "--json", help="print the report's numbers as one JSON object")) -> None:
+    """Write a self-contained HTML report of a run or a scenario."""
+    from ..report.build import build_report
+    from ..report.progress import progress_bar
+
+    out = output or Path(file.stem + ".html")
+    with progress_bar(f"report {file.name}", enabled=not (quiet or json_)) as tick:
+        rep = build_report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps)
+    rep.write(out)
+    pngs = rep.write_pngs(png) if png is not None else []
+    if json_:
+        print(rep.to_json())
+    elif not quiet:
+        print(f"wrote {out}" + (f" and {len(pngs)} charts in {png}" if png is not None else ""))

@@ -1,0 +1,41 @@
+"""``build_report(path)``: the report of a run-spec YAML or of a scenario YAML (a file with ``kind:``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..errors import TrainsimError
+from .page import Report
+
+
+def is_scenario(path: str | Path) -> bool:
+    """True for a scenario file (a mapping with ``kind``), False for a run spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainsimError(f"no such file: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False          # load_run reports the YAML error with its line
+    return isinstance(doc, dict) and "kind" in doc
+
+
+def build_report(path: str | Path, *, progress=None, **kw) -> Report:
+    """The report of ``path``: a run spec (estimate, best plans, scaling, sensitivity, ranges, validation error,
+    inputs with sources) or a scenario (its result, plus its run's charts). Keyword arguments go to
+    :func:`trainsim.report.collect.run_data` (``top``, ``with_scaling``, ``with_sensitivity``, ``with_ranges``)."""
+    from .progress import as_tick
+
+    tick = as_tick(progress)
+    if is_scenario(path):
+        from ..scenario.run import run_file
+        from .scenario_report import build_scenario_report
+
+        tick.advance("running the scenario", 0)
+        result = run_file(path)
+        return build_scenario_report(result, progress=tick, **kw)
+    from ..spec import load_run
+    from .run_report import build_run_report
+
+    return build_run_report(load_run(path), progress=tick, **kw)

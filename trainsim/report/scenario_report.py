@@ -1,0 +1,273 @@
+"""The report of one seed scenario: its verdict first, then its numbers (with ranges), best plan, assumptions with
+sources and validation error, and, where the scenario has a training run, that run's charts (the run's best plan
+re-estimated: step-time breakdown, memory, best plans, scaling, sensitivity)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import TrainsimError
+from . import fmt
+from .page import Report, esc, kv_table, page, section, table
+
+VERDICT_CLASS = {"supported": "verdict-supported", "not supported": "verdict-not-supported", "error": "verdict-error"}
+
+
+def _is_triple(v) -> bool:
+    return isinstance(v, dict) and "nominal" in v
+
+
+def value_text(v: Any) -> str:
+    """A scenario number as the terminal prints it (``trainsim scenario``)."""
+    from ..scenario.render import fmt as sfmt, plan_text
+
+    if isinstance(v, dict) and {"tp", "pp"} <= set(v):
+        return plan_text(v)
+    return sfmt(v)
+
+
+def flatten(d: dict, prefix: str = "", depth: int = 0) -> tuple[list[tuple[str, Any]], list[tuple[str, list]]]:
+    """Scalar rows (dotted keys) and list-of-dict tables of a scenario's ``numbers``."""
+    rows, tables = [], []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not _is_triple(v) and depth < 2 and not ({"tp", "pp"} <= set(v)):
+            r, t = flatten(v, key + ".", depth + 1)
+            rows += r
+            tables += t
+        elif isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+            tables.append((key, v))
+        else:
+            rows.append((key, v))
+    return rows, tables
+
+
+def _list_table(items: list[dict], max_cols: int = 10) -> str:
+    scalar = lambda v: not isinstance(v, (dict, list, tuple)) or _is_triple(v) or (  # noqa: E731
+        isinstance(v, dict) and {"tp", "pp"} <= set(v))
+    cols = list(dict.fromkeys(k for it in items for k, v in it.items() if not k.startswith("_") and scalar(v)))
+    cols = cols[:max_cols]
+    return table(cols, [[value_text(it.get(c)) for c in cols] for it in items])
+
+
+def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:
+    from ..scenario.kinds import load_doc
+
+    path = Path(result.get("file") or ".")
+    if doc is None:
+        doc = load_doc(path) if path.is_file() else {}
+    return doc, path.parent
+
+
+def scenario_run(result: dict, doc: dict | None = None, base_dir: Path | None = None):
+    """The training run behind a scenario's best plan (model and training of the scenario or of its ``job``;
+    system, chips, precision, batch and plan of ``best_plan``), or None when the scenario has none."""
+    from ..catalog.load import resolve_system
+    from ..scenario.common import make_run
+    from ..scenario.kinds import load_doc
+
+    bp = result.get("best_plan")
+    if not isinstance(bp, dict) or not isinstance(bp.get("plan"), dict) or not bp.get("system"):
+        return None
+    d, base = _doc(result, doc)
+    base = Path(base_dir) if base_dir is not None else base
+    job = d
+    if "model" not in d and isinstance(d.get("job"), str):
+        try:
+            job = load_doc(base / d["job"])
+        except TrainsimError:
+            return None
+    model, training = job.get("model"), job.get("training")
+    fm = d.get("frontier_model")
+    shape = ((result.get("numbers") or {}).get("frontier_model") or {}).get("shape")
+    if model is None and isinstance(fm, dict) and isinstance(shape, dict):   # frontier-sizing: a parametric model
+        model = shape
+        training = {"tokens": float(fm["tokens"]), "seq_len": int(fm.get("seq_len", 4096)),
+                    "global_batch_seqs": int(fm.get("global_batch_seqs", 16384))}
+    if model is None or not isinstance(training, dict):
+        return None
+    training = {k: v for k, v in training.items() if k != "global_batch_tokens"}
+    training.update(precision=bp.get("precision", training.get("precision", "bf16")),
+                    global_batch_seqs=int(bp.get("global_batch_seqs") or training.get("global_batch_seqs")))
+    system: Any = bp["system"]
+    cands = [d.get("system"), job.get("system")] + [e.get("system") for key in ("systems", "compare")
+                                                     for e in (d.get(key) or []) if isinstance(e, dict)]
+    for c in cands:            # an inline system of the scenario whose id is the best plan's
+        if c is not None and not isinstance(c, str):
+            try:
+                if resolve_system(c, base).id == bp["system"]:
+                    system = resolve_system(c, base)
+                    break
+            except TrainsimError:
+                continue
+    try:
+        return make_run(model, system, int(bp["chips"]), training, base,
+                        name=f"{result.get('id', 'scenario')}: best plan", plan=bp["plan"])
+    except TrainsimError:
+        return None
+
+
+def sweep_plan_of(result: dict, doc: dict | None = None):
+    """The plan fields the scenario itself fixes (its job's ``plan``), for the best-plans search and the sweeps."""
+    from ..spec import PlanSpec
+
+    d, _ = _doc(result, doc)
+    try:
+        return PlanSpec.model_validate(d.get("plan") or {})
+    except Exception:  # noqa: BLE001 - a scenario plan the run spec would reject: search freely
+        return PlanSpec()
+
+
+def scenario_data(result: dict, doc: dict | None = None, *, progress=None, with_run: bool = True, **kw) -> dict:
+    """The scenario result plus, where it has a run, the run report's data (``run``)."""
+    from .collect import run_data
+
+    data = {"kind": "scenario", "title": f"{result.get('id')}: {result.get('claim', '')}", "result": result,
+            "run": None, "run_note": None}
+    if not with_run:
+        return data
+    run = scenario_run(result, doc)
+    if run is None:
+        data["run_note"] = "this scenario has no single training run to chart (see its numbers)"
+        return data
+    rd = run_data(run, sweep=sweep_plan_of(result, doc), progress=progress,
+                  spec_source=f"scenario {result.get('id')} ({result.get('file', '')}), best plan", **kw)
+    bp = result["best_plan"]
+    if rd.get("estimate"):
+        e = rd["estimate"]
+        rd["matches_scenario"] = abs(e["step_time_s"] - bp.get("step_time_s", e["step_time_s"])) <= \
+            1e-9 * max(1.0, e["step_time_s"])
+    data["run"] = rd
+    return data
+
+
+def _numbers(result: dict) -> str:
+    rows, tables = flatten(result.get("numbers") or {})
+    body = table(["quantity", "value"], [[k, value_text(v)] for k, v in rows], {1})
+    for title, items in tables:
+        body += f"<h3>{esc(title)}</h3>" + _list_table(items)
+    return body
+
+
+def _ranges(result: dict) -> str:
+    rows, tables = flatten(result.get("numbers") or {})
+    tri = [(k, v) for k, v in rows if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high")]
+    for title, items in tables:
+        for i, it in enumerate(items):
+            for k, v in it.items():
+                if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high"):
+                    who = it.get("label") or it.get("system") or it.get("name") or i
+                    tri.append((f"{title}[{who}].{k}", v))
+    body = ""
+    if tri:
+        from ..scenario.render import fmt as sfmt
+
+        body += table(["quantity", "low", "nominal", "high", "unit"],
+                      [[k, sfmt(v.get("low")), sfmt(v.get("nominal")), sfmt(v.get("high")), v.get("unit", "")]
+                       for k, v in tri], {1, 2, 3})
+    extra = result.get("ranges")
+    if isinstance(extra, dict) and extra:
+        body += "<h3>ranges</h3>" + table(["case", "values"], [[k, value_text(v)] for k, v in extra.items()])
+    if not body:
+        body = "<p>This scenario reports no input range (its inputs carry no catalog range).</p>"
+    body += ('<p class="note">low / high: each uncertain catalog input at its low and high value (plan re-searched) '
+             "and, for days with failures, the goodput assumptions' ends.</p>")
+    return body
+
+
+def _best_plan(result: dict) -> str:
+    bp = result.get("best_plan")
+    if not isinstance(bp, dict):
+        return "<p>No best plan.</p>"
+    if not isinstance(bp.get("plan"), dict):
+        return table(["field", "value"], [[k, value_text(v)] for k, v in bp.items() if not isinstance(v, dict)])
+    rows = [("system", str(bp.get("system")), None), ("chips", f"{bp.get('chips', 0):,}", None),
+            ("precision", str(bp.get("precision")), None), ("plan", fmt.plan(bp["plan"]), "best_plan"),
+            ("global batch (sequences)", f"{bp.get('global_batch_seqs', 0):,}", None)]
+    if bp.get("step_time_s") is not None:
+        rows += [("step time", fmt.step_time(bp["step_time_s"]), "best_plan_step_time_s"),
+                 ("tokens/s per chip", fmt.tokens_per_s(bp["tokens_per_s_per_chip"]), None),
+                 ("MFU", fmt.pct(bp["mfu"]), "best_plan_mfu"),
+                 ("memory per chip", f"{bp['memory_per_chip_gib']:.1f} of {bp['hbm_gib']:.1f} GiB", None)]
+    return kv_table(rows)
+
+
+def _assumptions(result: dict) -> str:
+    from ..scenario.render import fmt as sfmt
+
+    rows = []
+    for a in result.get("assumptions") or []:
+        v = a.get("value")
+        if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
+                and not isinstance(v, dict):
+            val = f"{sfmt(v)} ({sfmt(a['low'])} - {sfmt(a['high'])})"
+        else:
+            val = v if isinstance(v, str) else sfmt(v)
+        rows.append([a.get("key"), val, a.get("source", ""), a.get("confidence", ""), a.get("note", "")])
+    return table(["input", "value", "source", "confidence", "note"], rows, wrap={1, 2, 4})
+
+
+def _validation(result: dict) -> str:
+    from .run_report import validation_text
+
+    ve = result.get("validation_error") or {}
+    if not ve:
+        return "<p>No validation error recorded for this scenario.</p>"
+    parts = []
+    for fam, v in ve.items():
+        if isinstance(v, dict) and "median_abs_error" in v and "max_abs_error" in v and "runs" in v:
+            parts.append(validation_text(v, fam))
+        elif isinstance(v, dict):
+            parts.append(f"<h3>{esc(fam)}</h3>" + table(["quantity", "value"],
+                                                       [[k, value_text(x)] for k, x in v.items()]))
+        elif isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+            parts.append(f"<h3>{esc(fam)}</h3>" + _list_table(v))
+    return "".join(parts)
+
+
+def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]:
+    from .run_report import run_sections
+
+    r = data["result"]
+    cls = VERDICT_CLASS.get(r.get("verdict_class", ""), "")
+    top = (f'<p class="meta">{esc(r.get("kind", ""))} &middot; {esc(r.get("file", ""))}</p>'
+           f'<div class="answer {cls}" data-key="answer">{esc(r.get("verdict", ""))}</div>'
+           f"<p><b>Claim:</b> {esc(r.get('claim', ''))}</p>"
+           + (f"<p><b>Question:</b> {esc(r.get('question'))}</p>" if r.get("question") else ""))
+    out = [("answer", "Answer", top), ("numbers", "Numbers", _numbers(r)), ("best-plan", "Best plan", _best_plan(r)),
+           ("scenario-ranges", "Ranges (low / nominal / high)", _ranges(r)),
+           ("assumptions", "Assumptions and their sources", _assumptions(r)),
+           ("scenario-validation", "Validation error that applies", _validation(r))]
+    rd = data.get("run")
+    if rd is not None:
+        from .run_report import headline
+
+        note = (f'<p class="note">The run behind the best plan, re-estimated: {esc(rd["answer"])}'
+                + ("" if rd.get("matches_scenario", True) else " (differs from the scenario's step time)") + "</p>"
+                + (headline(rd["estimate"]) if rd.get("estimate") else ""))
+        secs = run_sections(rd, charts, with_answer=False)
+        out.append(("run", "The run behind the best plan", note))
+        out += [(i, t, b) for i, t, b in secs]
+    elif data.get("run_note"):
+        out.append(("run", "The run behind the best plan", f"<p>{esc(data['run_note'])}.</p>"))
+    if r.get("traceback"):
+        out.append(("error", "Error", f"<pre>{esc(r['traceback'])}</pre>"))
+    return out
+
+
+def render(data: dict, charts: dict[str, bytes]) -> str:
+    secs = sections(data, charts)
+    r = data["result"]
+    body = f"<h1>{esc(r.get('id'))}: {esc(r.get('claim', ''))}</h1>" + "".join(
+        f'<section id="answer">{b}</section>' if i == "answer" else section(i, t, b) for i, t, b in secs)
+    return page(f"{r.get('id')}: scenario report", body, [(i, t) for i, t, _ in secs])
+
+
+def build_scenario_report(result: dict, doc: dict | None = None, *, progress=None, with_run: bool = True,
+                          **kw) -> Report:
+    """The report of a scenario result (``trainsim.scenario.run.run_file(path)``)."""
+    from .run_report import make_charts
+
+    data = scenario_data(result, doc, progress=progress, with_run=with_run, **kw)
+    charts = make_charts(data["run"]) if data.get("run") else {}
+    return Report(title=data["title"], html=render(data, charts), charts=charts, data=data)
