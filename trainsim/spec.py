@@ -125,11 +125,16 @@ class ReportedSpec(BaseModel):
     notes: str = ""
 
 
-class RunSpecFile(BaseModel):
+class SpecHead(BaseModel):
+    """The keys every trainsim spec file starts with (run, serving): a name, a model and a system."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = ""
     model: str | dict[str, Any]
     system: str | dict[str, Any]
+
+
+class RunSpecFile(SpecHead):
     chips: int = Field(gt=0)
     training: TrainingSpec
     plan: PlanSpec | None = None

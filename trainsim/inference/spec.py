@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
+from ..spec import SpecHead
 from ..model.arch import Arch
 
 
@@ -98,11 +99,7 @@ class ServeReported(BaseModel):
     notes: str = ""
 
 
-class ServingFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = ""
-    model: str | dict[str, Any]
-    system: str | dict[str, Any]
+class ServingFile(SpecHead):
     chips: int | None = Field(None, gt=0)
     serving: ServingPart
     latency: LatencyPart = LatencyPart()
