@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..perf.routing import expected_distinct
+from ..perf.routing import hit_probability as _hit
+
 
 def expected_distinct_experts(tokens, top_k: float, experts: int):
     """E (1 - (1 - k/E)^T): expected distinct experts hit by ``tokens`` tokens."""
-    t = np.asarray(tokens, dtype=np.float64)
-    return experts * (1.0 - (1.0 - top_k / experts) ** t)
+    return expected_distinct(tokens, top_k, experts)
 
 
 def hit_probability(tokens, top_k: float, experts: int):
-    t = np.asarray(tokens, dtype=np.float64)
-    return 1.0 - (1.0 - top_k / experts) ** t
+    """Probability that one given expert is hit by ``tokens`` tokens."""
+    return _hit(tokens, top_k, experts)
 
 
 def local_experts(ep, experts: int):

@@ -37,6 +37,7 @@ from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
+from ..parallel.sharding import layer_params, sharded_shape
 from ..perf.compute import elementwise_bytes_per_token, gemm_time
 from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
@@ -79,14 +80,6 @@ class ServePlans:
                 "etp": g(self.etp)}
 
 
-def _sharded(mat, shard):
-    if mat.split == "col":
-        return mat.k, mat.n / shard
-    if mat.split == "row":
-        return mat.k / shard, mat.n
-    return float(mat.k), float(mat.n)
-
-
 def _dense_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
     """GEMMs other than routed experts, per chip: tp-sharded, replicated ('none', 'other') and the router."""
     c = s.calib
@@ -102,7 +95,7 @@ def _dense_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
             out = out + gemm_time(t, mat.n, mat.k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes,
                                   c.gemm_latency_s)
         else:
-            k, n = _sharded(mat, p.tp)
+            k, n = sharded_shape(mat, p.tp)
             out = out + gemm_time(t, n, k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes, c.gemm_latency_s)
     return out
 
@@ -120,7 +113,7 @@ def _expert_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, T):
     for mat in lk.matrices:
         if mat.group != "expert":
             continue
-        kk, nn = _sharded(mat, p.etp)
+        kk, nn = sharded_shape(mat, p.etp)
         per_expert = per_expert + gemm_time(m_hit, nn, kk, s.gemm_peak, c.gemm_eff, s.chip.hbm_bw, c.mem_eff,
                                             s.w_bytes, 0.0)
     n_mats = sum(1 for m in lk.matrices if m.group == "expert")
@@ -281,22 +274,21 @@ def weight_bytes_per_chip(s: ServeSetup, p: ServePlans, *, include_mtp: bool = F
     per_layer_total = 0.0
     layers = list(a.layers) + (list(a.mtp) if include_mtp else [])
     for lk in layers:
-        b = lk.vector_params * 2.0
-        for mat in lk.matrices:
-            if mat.group == "expert":
-                e_loc, _ = local_experts(p.ep, lk.moe.experts if lk.moe else mat.count)
-                b = b + mat.params / (lk.moe.experts if lk.moe else mat.count) * e_loc / p.etp * s.w_bytes
-            elif mat.group == "router":
-                b = b + mat.params * HEAD_BYTES
-            elif mat.group == "other" or mat.split == "none":
-                b = b + mat.params * s.w_bytes
-            else:
-                b = b + mat.params / p.tp * s.w_bytes
-        per_layer_total = per_layer_total + b * lk.n_layers
+        e = lk.moe.experts if lk.moe else 1
+        e_loc, _ = local_experts(p.ep, e)
+        per_layer_total = per_layer_total + _layer_weight_bytes(lk, s, p, e_loc / e) * lk.n_layers
     emb = (a.embedding_params + a.extra_embedding_params) / p.tp * HEAD_BYTES
     head = (a.head_params if not a.tied_embeddings else 0) / p.tp * HEAD_BYTES
     ends = np.where(p.pp > 1, np.maximum(emb, head), emb + head)
     return per_layer_total / p.pp + ends + a.final_params * 2.0
+
+
+def _layer_weight_bytes(lk: LayerKind, s: ServeSetup, p: ServePlans, expert_share):
+    """Weight bytes of one layer on one chip when a fraction ``expert_share`` of all routed-expert weights is
+    counted (held or read), placement by :func:`trainsim.parallel.sharding.layer_params`."""
+    lp = layer_params(lk)
+    return (lp.tp_split / p.tp * s.w_bytes + lp.replicated * s.w_bytes + lp.router * HEAD_BYTES
+            + lp.expert * expert_share / p.etp * s.w_bytes + lp.vector * 2.0)
 
 
 def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
@@ -305,20 +297,14 @@ def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
     T = np.asarray(batch, dtype=np.float64) / p.pp * (1.0 + s.mtp_draft)
     tot = 0.0
     for lk in a.layers:
-        b = 0.0
-        for mat in lk.matrices:
-            if mat.group == "expert":
-                E = lk.moe.experts
-                e_loc, copies = local_experts(p.ep, E)
-                b = b + mat.params / E * e_loc * hit_probability(T / copies, lk.moe.active_experts, E) / p.etp \
-                    * s.w_bytes
-            elif mat.group == "router":
-                b = b + mat.params * HEAD_BYTES
-            elif mat.group == "other" or mat.split == "none":
-                b = b + mat.params * s.w_bytes
-            else:
-                b = b + mat.params / p.tp * s.w_bytes
-        tot = tot + b * lk.n_layers / p.pp
+        share = 0.0
+        if lk.moe is not None:
+            E = lk.moe.experts
+            e_loc, copies = local_experts(p.ep, E)
+            share = e_loc / E * hit_probability(T / copies, lk.moe.active_experts, E)
+        # vector params (norms) are not re-read as weights here: streamed bytes are the matrices only
+        lp = layer_params(lk)
+        tot = tot + (_layer_weight_bytes(lk, s, p, share) - lp.vector * 2.0) * lk.n_layers / p.pp
     head = a.vocab * a.hidden / p.tp * HEAD_BYTES
     return p.pp * (tot + head / p.pp)
 

@@ -19,6 +19,7 @@ from ..model.arch import LayerKind
 from ..parallel.placement import members_within
 from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
+from .routing import expected_distinct
 
 
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
@@ -37,7 +38,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
     w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
     g = np.maximum(p.ep / w, 1.0)
-    distinct = g * (1.0 - (1.0 - 1.0 / g) ** k)
+    distinct = expected_distinct(k, 1.0, g)
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
     remote = distinct * (g - 1.0) / g
     inner = k * (w - 1.0) / w

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..model.arch import LayerKind, Matrix
 from ..model.counts import layer_attention_fwd_flops_per_token
+from ..parallel.sharding import sharded_shape
 from .context import StepContext
 
 
@@ -40,14 +41,6 @@ def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, d0=0.0):
     return np.maximum(t_c, t_m) + latency_s
 
 
-def _sharded_shape(mat: Matrix, shard):
-    if mat.split == "col":
-        return mat.k, mat.n / shard
-    if mat.split == "row":
-        return mat.k / shard, mat.n
-    return float(mat.k), float(mat.n)
-
-
 def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
     c = ctx.calib
@@ -59,7 +52,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
             e = lk.moe.experts if lk.moe else mat.count
             # tokens per local expert: dp x tokens x active / (E x edp) = tokens x active x ep x etp / (E x tp x cp)
             m_e = tokens * mat.active * p.ep * p.etp / (e * p.tp)
-            k, n = _sharded_shape(mat, p.etp)
+            k, n = sharded_shape(mat, p.etp)
             local = e / p.ep
             t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0)) * c.expert_imbalance \
                 + c.gemm_latency_s
@@ -68,7 +61,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
         elif mat.group == "other" or mat.split == "none":
             t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
         else:
-            k, n = _sharded_shape(mat, p.tp)
+            k, n = sharded_shape(mat, p.tp)
             t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
     return t
 

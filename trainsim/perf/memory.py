@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.arch import LayerKind
+from ..parallel.sharding import layer_params
 from .context import StepContext
 from .pipeline import microbatches_in_flight, param_copies
 
@@ -90,12 +91,9 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
 
 
 def params_per_chip(lk: LayerKind, p):
-    """(dense, expert) parameters of one layer held by one chip: tp-split matrices / tp, experts / (ep etp),
-    the rest (MLA down-projections, router, norms) replicated."""
-    split = sum(m.params for m in lk.matrices if m.group in ("attn", "mlp", "shared_expert") and m.split != "none")
-    expert = sum(m.params for m in lk.matrices if m.group == "expert")
-    repl = sum(m.params for m in lk.matrices) - split - expert + lk.vector_params
-    return split / p.tp + repl, expert / (p.ep * p.etp)
+    """(dense, expert) parameters of one layer held by one chip (:mod:`trainsim.parallel.sharding`)."""
+    lp = layer_params(lk)
+    return lp.tp_split / p.tp + lp.replicated + lp.router + lp.vector, lp.expert / (p.ep * p.etp)
 
 
 def stage_layers(ctx: StepContext, p):
