@@ -6,7 +6,7 @@ fields fixed), so ``estimate`` and ``plan`` always share the same arithmetic.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -142,10 +142,12 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     )
 
 
-def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None) -> Estimate:
+def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
     """Predict one training step of ``run`` under ``plan`` (default: the run's own plan).
 
-    A partial plan is completed by the plan search (fastest plan that fits with the named fields fixed).
+    A partial plan is completed by the plan search (fastest plan that fits with the named fields fixed). A plan
+    that does not fit says by how much and, with ``advise``, which single changes make it fit
+    (:mod:`trainsim.fit_advice`), under ``extra['does_not_fit']``.
     """
     plan = plan or run.plan
     if not is_complete(plan):
@@ -160,4 +162,12 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)
-    return result_row(run, plans, res, 0)
+    est = result_row(run, plans, res, 0)
+    if not est.fits:
+        from .fit_advice import fit_advice, over_by
+
+        info = over_by(est.memory_per_chip_bytes, run.system.chip.hbm_bytes)
+        if advise:
+            info["fixes"] = fit_advice(replace(run, plan=plan), est.plan)
+        est.extra["does_not_fit"] = info
+    return est
