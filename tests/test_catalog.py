@@ -42,7 +42,9 @@ def test_h100_unit_conversions():
     assert h100.peak_flops["bf16"] == 989e12
     assert h100.peak_flops["fp8"] == 1979e12
     assert "fp4" not in h100.peak_flops
-    assert h100.hbm_bytes == 80e9
+    # "80 GB" HBM is 80 GiB (nvidia-smi: 81,559 MiB usable of 81,920 MiB)
+    assert h100.hbm_bytes == 80 * 2**30
+    assert 81559 * 2**20 <= h100.hbm_bytes
     assert h100.hbm_bw == pytest.approx(3.35e12)
     assert h100.scale_up_bw == 450e9            # one direction (900 GB/s bidirectional)
     assert h100.scale_out_bw == 50e9            # 400 Gb/s / 8 bits
@@ -57,7 +59,7 @@ def test_google_gib_and_null_fp8():
     assert "GiB" in v4.sources["hbm_bytes"].note
     assert "fp8" not in v4.peak_flops
     assert v4.flops("fp8") == v4.flops("bf16") == 275e12
-    assert get_chip("nvidia-a100-sxm4-80gb").hbm_bytes == 80e9  # decimal GB elsewhere
+    assert get_chip("nvidia-a100-sxm4-80gb").hbm_bytes == 80 * 2**30  # nvidia-smi: 81,920 MiB
 
 
 def test_bidirectional_only_is_halved_with_provenance():
@@ -227,7 +229,7 @@ def test_base_override_and_inter_site():
     assert s.levels[2].bw == 12.5e9 and s.levels[2].latency_s == 1e-3
     assert "power_per_chip_w" in s.ranges          # unchanged fields keep their ranges
     s = resolve_system({"base": "dgx-h100", "chip": "nvidia-h200-sxm"})
-    assert s.levels[0].bw == 450e9 and s.chip.hbm_bytes == 141e9
+    assert s.levels[0].bw == 450e9 and s.chip.hbm_bytes == 141 * 2**30
     assert resolve_system("gb200-nvl72") is get_system("gb200-nvl72")
 
 

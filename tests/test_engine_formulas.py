@@ -105,3 +105,66 @@ def test_gemm_roofline_bandwidth_bound():
     # a 1 x 8192 x 8192 GEMM (decode-like) moves ~8192^2 x 2 bytes; at 2 TB/s that is 67 us, far above 2 x 8192^2 FLOPs
     t = gemm_time(1.0, 8192.0, 8192.0, 312e12, 1.0, 2e12, 1.0, 2.0, 0.0)
     assert t == pytest.approx((8192 + 8192 * 8192 + 8192) * 2 / 2e12)
+
+
+def test_selective_recompute_of_unfused_attention_is_korthikanti(gpt3, a100_system):
+    # Korthikanti et al. 2022 sec. 5: selective recompute of the attention core removes exactly the 5 a s^2 b / t
+    # term; with no dropout masks the rest is 32 s b h / t (their 34 less the two 1-byte masks).
+    from dataclasses import replace as dreplace
+    s, b, h, t, a = 2048, 1, 12288, 8, 96
+    ctx = dreplace(ctx_for(gpt3, a100_system), attention_kernel="unfused")
+    none, _ = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=t), np.array([float(s * b)]))
+    sel, _ = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=t, recompute=1), np.array([float(s * b)]))
+    assert none[0] == pytest.approx(32 * s * b * h / t + 5 * a * s * s * b / t)
+    assert sel[0] == pytest.approx(32 * s * b * h / t)
+
+
+def test_flash_selective_core_attn_frees_nothing(gpt3, a100_system):
+    # with flash attention there is no s^2 tensor: Megatron-Core's default selective set (core_attn) frees nothing
+    ctx = ctx_for(gpt3, a100_system)
+    tok = np.array([2048.0])
+    none, _ = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=8), tok)
+    sel, _ = layer_activation_bytes(gpt3.layers[0], ctx, plan(tp=8, recompute=1), tok)
+    assert sel[0] == pytest.approx(none[0])
+
+
+def test_interleaved_in_flight_per_rank():
+    from trainsim.perf.pipeline import microbatches_in_flight
+    # Megatron-Core interleaved warm-up: rank r runs 2 (p - r - 1) + (v - 1) p chunks before its first backward.
+    # p = 4, v = 2, m = 8: rank 0 holds 2*3 + 4 + 1 = 11 chunks = 5.5 stage-loads; last rank 0 + 4 + 1 = 5 -> 2.5
+    sched, pp, vpp = np.array([1]), np.array([4]), np.array([2])
+    assert microbatches_in_flight(sched, pp, vpp, 8.0, 0)[0] == pytest.approx(5.5)
+    assert microbatches_in_flight(sched, pp, vpp, 8.0, 3)[0] == pytest.approx(2.5)
+    # with m = p micro-batches the whole batch is in flight on rank 0 (min(m v, ...) / v = m)
+    assert microbatches_in_flight(sched, pp, vpp, 4.0, 0)[0] == pytest.approx(4.0)
+    # 1F1B: rank r holds min(m, p - r)
+    assert microbatches_in_flight(np.array([0]), pp, vpp * 0 + 1, 8.0, 1)[0] == pytest.approx(3.0)
+
+
+def test_bf16_moments_and_offload_bytes(gpt3, a100_system):
+    # DeepSeek-V3 sec. 3.3.3: BF16 Adam moments, fp32 master and grads: 2 + 4 + (4 + 2 + 2) = 14 B/param (no ZeRO);
+    # optimizer offloaded to the host: 2 + 4 = 6 B/param in HBM
+    from dataclasses import replace as dreplace
+    from trainsim.perf.context import OptimizerStates
+    ctx = ctx_for(gpt3, a100_system, chips=64)
+    p0 = plan(tp=8, pp=8, dp=1, zero=0)
+    tok, m = np.array([2048.0]), np.array([64.0])
+    base = memory_breakdown(ctx, p0, tok, m)
+    bf16 = memory_breakdown(dreplace(ctx, optimizer=OptimizerStates(moments_bytes=4.0)), p0, tok, m)
+    off = memory_breakdown(dreplace(ctx, optimizer=OptimizerStates(offload_optimizer=True)), p0, tok, m)
+    states = lambda d: d["weights"][0] + d["gradients"][0] + d["optimizer"][0]  # noqa: E731
+    assert states(bf16) / states(base) == pytest.approx(14 / 18)
+    assert states(off) / states(base) == pytest.approx(6 / 18)
+
+
+def test_mla_up_projection_recompute_frees_q_k_v():
+    # DeepSeek-V3 MLA: 128 heads, q/k head dim 192, v head dim 128: Q + K + V = 128 x (192 + 192 + 128) = 65,536
+    # BF16 elements per token (128 KiB) freed by recomputing the up-projections (report sec. 3.2.3)
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.activations import activation_tensors, kept_bytes_per_token
+    arch = resolve_model("deepseek-v3")
+    lk = arch.layers[-1]
+    ts = activation_tensors(lk, arch.hidden, 4096, gemm_bytes=1.0, act_fn_bytes=1.0)
+    assert kept_bytes_per_token(ts) - kept_bytes_per_token(ts, ("mla_up_proj",)) == pytest.approx(65536 * 2)
+    # moe_act frees the routed experts' down-projection inputs: top-8 x 2048 FP8 bytes
+    assert kept_bytes_per_token(ts) - kept_bytes_per_token(ts, ("moe_act",)) == pytest.approx(8 * 2048)

@@ -6,7 +6,7 @@ fields fixed), so ``estimate`` and ``plan`` always share the same arithmetic.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import check, reason
 from .perf.calibration import Calib, calib_for
-from .perf.context import StepContext
+from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
 from .perf.step import BREAKDOWN_KEYS, evaluate
 from .spec import PlanSpec, Run
 
@@ -26,10 +26,19 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     from .catalog.load import require_usable
 
     require_usable(run.system.chip)
+    pl, o = run.plan, run.optimizer
+    rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
+                   method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
+    st = OptimizerStates(moments_bytes=2 * (4.0 if o.moments == "fp32" else 2.0),
+                         master_bytes=4.0 if o.master_weights == "fp32" else 0.0,
+                         grad_bytes=4.0 if o.grads == "fp32" else 2.0,
+                         offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
                        calib=calib or calib_for(run.system.chip.family),
-                       attention_kernel=run.training.attention)
+                       attention_kernel=run.training.attention, recompute=rc, optimizer=st,
+                       first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
+                       fp8_activations=run.training.fp8_activations)
 
 
 def is_complete(plan: PlanSpec) -> bool:
@@ -133,10 +142,12 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     )
 
 
-def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None) -> Estimate:
+def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
     """Predict one training step of ``run`` under ``plan`` (default: the run's own plan).
 
-    A partial plan is completed by the plan search (fastest plan that fits with the named fields fixed).
+    A partial plan is completed by the plan search (fastest plan that fits with the named fields fixed). A plan
+    that does not fit says by how much and, with ``advise``, which single changes make it fit
+    (:mod:`trainsim.fit_advice`), under ``extra['does_not_fit']``.
     """
     plan = plan or run.plan
     if not is_complete(plan):
@@ -151,4 +162,12 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)
-    return result_row(run, plans, res, 0)
+    est = result_row(run, plans, res, 0)
+    if not est.fits:
+        from .fit_advice import fit_advice, over_by
+
+        info = over_by(est.memory_per_chip_bytes, run.system.chip.hbm_bytes)
+        if advise:
+            info["fixes"] = fit_advice(replace(run, plan=plan), est.plan)
+        est.extra["does_not_fit"] = info
+    return est

@@ -6,7 +6,7 @@ one-line :class:`~trainsim.errors.TrainsimError` naming the file, the field, the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,9 @@ class TrainingSpec(BaseModel):
     global_batch_seqs: int | None = Field(None, gt=0)
     precision: Literal["bf16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
+    # activations cached in FP8 for the backward pass: 'gemm_inputs' (Transformer Engine: the FP8 casts of GEMM
+    # inputs), 'all' (DeepSeek-V3 sec. 3.3.3: also the SwiGLU inputs and attention outputs), 'none'. Only with fp8.
+    fp8_activations: Literal["gemm_inputs", "all", "none"] = "gemm_inputs"
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
@@ -52,6 +55,7 @@ class TrainingSpec(BaseModel):
 
 Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
 Recomp = Literal["none", "selective", "full"]
+RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe"]
 
 
 class PlanSpec(BaseModel):
@@ -74,6 +78,15 @@ class PlanSpec(BaseModel):
     recompute: Recomp | list[Recomp] | None = None
     micro_batch: int | list[int] | None = None
     node_limit: int | list[int] | None = None
+    # Megatron-Core recompute options (TransformerConfig): the modules of selective recompute (default
+    # ['core_attn']), and full recompute's method and number of layers per group / block
+    recompute_modules: list[RecompModule] | None = None
+    recompute_method: Literal["uniform", "block"] | None = None
+    recompute_num_layers: int | None = Field(None, gt=0)
+    # uneven pipeline stages: decoder layers on the first / last stage (Megatron-Core
+    # --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers; Llama 3 sec. 3.3.2)
+    first_stage_layers: int | None = Field(None, ge=0)
+    last_stage_layers: int | None = Field(None, ge=0)
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod
@@ -114,6 +127,17 @@ class PlanSpec(BaseModel):
         return v[0] if v is not None and len(v) == 1 else None
 
 
+class OptimizerSpec(BaseModel):
+    """Precision and placement of the optimizer states (what a source states; defaults: Megatron-Core mixed
+    precision, fp32 master weights, fp32 Adam moments, fp32 main gradients, everything in HBM)."""
+
+    model_config = ConfigDict(extra="forbid")
+    moments: Literal["fp32", "bf16"] = "fp32"
+    master_weights: Literal["fp32", "bf16"] = "fp32"
+    grads: Literal["fp32", "bf16"] = "fp32"
+    offload: list[Literal["ema", "optimizer"]] = Field(default_factory=list)
+
+
 class ReportedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tokens_per_s_per_chip: float | None = None
@@ -136,8 +160,11 @@ class SpecHead(BaseModel):
 
 class RunSpecFile(SpecHead):
     chips: int = Field(gt=0)
+    framework: str | None = None          # software-stack profile id (trainsim/frameworks)
+    framework_version: str | None = None  # free text, as the source states it
     training: TrainingSpec
     plan: PlanSpec | None = None
+    optimizer: OptimizerSpec | None = None
     reported: ReportedSpec | None = None
     notes: str | None = None
 
@@ -154,6 +181,8 @@ class Run:
     plan: PlanSpec
     reported: ReportedSpec | None
     path: Path | None = None
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    framework: str | None = None
 
 
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
@@ -179,7 +208,8 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         raise from_validation(exc, where) from None
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
-               plan=spec.plan or PlanSpec(), reported=spec.reported, path=None)
+               plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
+               optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)
 
 
 def load_run(path: str | Path) -> Run:

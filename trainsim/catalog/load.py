@@ -150,9 +150,14 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
 
     hbm = 0.0
     if e.hbm_capacity_gb is not None:
+        # HBM is built from stacks of 2^n-Gbit dies and vendors quote its capacity in binary units under the name
+        # "GB": an "80 GB" H100 reports 81,559 MiB in nvidia-smi (80 GiB less a 361 MiB driver/ECC reserve), an
+        # "80 GB" A100 81,920 MiB, a "64 GB" Ascend 910B 65,536 MB in npu-smi; Google prints GiB outright.
+        # The catalog reads every HBM capacity as GiB.
         gib = bool(_GIB_NOTE.search(e.hbm_capacity_gb.note))
-        hbm = (_num(e.hbm_capacity_gb) or 0.0) * (GIB if gib else GB)
-        note = e.hbm_capacity_gb.note + ("; read as GiB (Google prints GiB)" if gib else "")
+        hbm = (_num(e.hbm_capacity_gb) or 0.0) * GIB
+        note = e.hbm_capacity_gb.note + ("; read as GiB (Google prints GiB)" if gib else
+                                         "; read as GiB (vendors quote HBM capacity in binary units)")
         src["hbm_bytes"] = to_sourced(e.hbm_capacity_gb, note)
 
     hbm_bw = 0.0

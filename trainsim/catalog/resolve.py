@@ -21,6 +21,8 @@ one-line :class:`TrainsimError` naming the field, the value and what was expecte
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -68,6 +70,17 @@ def _positive(x: float, value, field: str, where: str | None, what: str, *, allo
 def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allow_zero: bool = False) -> float:
     return _positive(load.tidy(parse_quantity(value, dim, field, where=where)), value, field, where, what,
                      allow_zero=allow_zero)
+
+
+_VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
+
+
+def _hbm_capacity(value, field: str, where: str | None) -> float:
+    """HBM capacity: "80 GB" as vendors write it means 80 GiB (see catalog/load.py); other units as written."""
+    m = _VENDOR_GB.match(value) if isinstance(value, str) else None
+    if m:
+        return _positive(float(m.group(1)) * 2**30, value, field, where, "a positive size such as '80 GB'")
+    return _quantity(value, "bytes", field, where, "a positive size such as '80 GB'")
 
 
 def _tflops(value, field: str, where: str | None) -> float:
@@ -120,7 +133,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     given = {runtime_name[k]: _INLINE for k in runtime_name if d.get(k) is not None}
     return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
                 peak_flops=peak,
-                hbm_bytes=_quantity(d["hbm"], "bytes", f("hbm"), where, "a positive size such as '80 GB'"),
+                hbm_bytes=_hbm_capacity(d["hbm"], f("hbm"), where),
                 hbm_bw=_quantity(d["hbm_bandwidth"], "bytes_per_s", f("hbm_bandwidth"), where,
                                  "a positive bandwidth such as '3.35 TB/s'"),
                 scale_up_bw=bw("scale_up_bandwidth"), scale_out_bw=bw("scale_out_bandwidth"),

@@ -36,9 +36,9 @@ class Calib:
     # MoE routing: max expert load / mean expert load
     expert_imbalance: float = 1.0
     # memory
-    grad_bytes: float = 4.0         # fp32 main gradients (Megatron-LM default accumulate/reduce in fp32)
-    optimizer_bytes: float = 12.0   # fp32 master weights + Adam m and v
     optimizer_step_bytes: float = 32.0  # HBM traffic of one Adam update per parameter (read 16 B, write 14 B, + norm)
+    host_link_bw: float = 50e9     # host link per chip, bytes/s one direction: PCIe Gen5 x16 (64 GB/s line rate,
+                                    # PCI-SIG spec) at the ~80% that DMA copies reach
     buffer_bytes: float = 2.0e9     # communication buffers, workspace, CUDA/CANN context
     alloc_margin: float = 0.08      # allocator fragmentation as a fraction of the rest
     step_overhead_s: float = 0.0    # per-step fixed cost (data loader, logging)

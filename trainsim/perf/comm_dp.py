@@ -3,7 +3,7 @@ optimizer).
 
 Per step: zero 0 all-reduces the gradients; zero 1 and 2 reduce-scatter them and all-gather the updated BF16
 parameters; zero 3 (FSDP) all-gathers the parameters before the forward and the backward of every micro-batch
-and reduce-scatters the gradients after each backward. Dense parameters sync over the dp group (stride tp x cp),
+and reduce-scatters the gradients after each backward. Dense parameters sync over the dp x cp group (stride tp),
 expert parameters over the expert-data-parallel group (stride etp x ep). Gradients travel at ``grad_bytes``
 per parameter, parameters at 2 bytes.
 """
@@ -19,14 +19,17 @@ def dp_sync_times(ctx: StepContext, p, dense_params, expert_params):
     """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
     c, sysm = ctx.calib, ctx.system
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    dstride = p.tp * p.cp
+    # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
+    # cp ranks hold the same weights and see different tokens (parallel_state "data_parallel_group_with_cp")
+    dgroup, dstride = p.dp * p.cp, p.tp
     estride = p.etp * p.ep
-    g_dense, g_exp = dense_params * c.grad_bytes, expert_params * c.grad_bytes
-    rs = (reduce_scatter_time(g_dense, p.dp, dstride, sysm, c.coll_eff)
+    gb = ctx.optimizer.grad_bytes
+    g_dense, g_exp = dense_params * gb, expert_params * gb
+    rs = (reduce_scatter_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
           + reduce_scatter_time(g_exp, edp, estride, sysm, c.coll_eff))
-    ar = (all_reduce_time(g_dense, p.dp, dstride, sysm, c.coll_eff)
+    ar = (all_reduce_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
           + all_reduce_time(g_exp, edp, estride, sysm, c.coll_eff))
-    ag = (all_gather_time(dense_params * 2.0, p.dp, dstride, sysm, c.coll_eff)
+    ag = (all_gather_time(dense_params * 2.0, dgroup, dstride, sysm, c.coll_eff)
           + all_gather_time(expert_params * 2.0, edp, estride, sysm, c.coll_eff))
     grad = np.where(p.zero == 0, ar, rs)
     gather = np.where(p.zero == 0, 0.0, ag)

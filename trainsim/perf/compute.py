@@ -103,18 +103,27 @@ def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p, tokens):
     return layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
 
 
+NORM_BYTES_PER_H = 4.0   # one norm reads and writes h BF16 values
+
+
+def act_fn_bytes_per_f(act: str) -> float:
+    """HBM bytes per intermediate element of an activation function: SwiGLU reads 2f and writes f (6 per f),
+    GELU / ReLU^2 read and write f (4 per f)."""
+    return 6.0 if act == "swiglu" else 4.0
+
+
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     2 norms (read + write h): 8h; 2 residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims;
-    activation function: SwiGLU reads 2f and writes f (6f bytes), GELU / ReLU^2 read and write f (4f);
+    activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts';
     MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h);
     FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
     """
-    b = 20.0 * hidden
+    b = 2.0 * NORM_BYTES_PER_H * hidden + 12.0 * hidden
     for core in lk.attention:
         b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
-    act_per_f = 6.0 if lk.ffn_act == "swiglu" else 4.0
+    act_per_f = act_fn_bytes_per_f(lk.ffn_act)
     b += act_per_f * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
@@ -122,6 +131,11 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool) -> float:
     if fp8:
         b += 3.0 * sum(m.k * m.active for m in lk.matrices if m.group != "router")
     return b
+
+
+def bytes_time(bytes_, ctx: StepContext, p):
+    """Memory-bound time of ``bytes_`` per token-of-the-tp-group (sequence parallel splits them over tp)."""
+    return bytes_ / p.tp / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p, tokens):

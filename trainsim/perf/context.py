@@ -1,11 +1,41 @@
-"""What every cost function needs besides the plans: model, system, run shape and calibration."""
+"""What every cost function needs besides the plans: model, system, run shape, calibration, and the run-level
+options a source states (recompute modules, uneven pipeline stages, optimizer precision and offload)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..catalog.types import System
 from ..model.arch import Arch
 from .calibration import Calib
+
+# Megatron-Core TransformerConfig.recompute_modules default when --recompute-granularity selective is given
+# without modules (megatron/core/transformer/transformer_config.py: "If not set, ... ['core_attn']").
+DEFAULT_SELECTIVE_MODULES: tuple[str, ...] = ("core_attn",)
+
+
+@dataclass(frozen=True)
+class Recompute:
+    """Run-level recompute options (Megatron-Core names). The plan's ``recompute`` code (0 none, 1 selective,
+    2 full) chooses the granularity; these say what selective recomputes and how full recomputes."""
+
+    modules: tuple[str, ...] = DEFAULT_SELECTIVE_MODULES
+    method: str = "uniform"       # full: 'uniform' (groups of num_layers) | 'block' (num_layers per stage)
+    num_layers: int = 1
+
+
+@dataclass(frozen=True)
+class OptimizerStates:
+    """Bytes per parameter of the training states (Megatron-Core mixed precision by default)."""
+
+    moments_bytes: float = 8.0        # Adam m and v: 2 x 4 (fp32) or 2 x 2 (bf16: DeepSeek-V3 sec. 3.3.3)
+    master_bytes: float = 4.0         # fp32 master weights (0 when the bf16 weights are the master copy)
+    grad_bytes: float = 4.0           # main-gradient accumulation buffer: fp32 (Megatron default) or bf16
+    offload_optimizer: bool = False   # master weights and moments in host memory (Megatron --optimizer-cpu-offload)
+    offload_ema: bool = False         # an EMA of the weights kept in host memory (DeepSeek-V3 sec. 3.3.1)
+
+    @property
+    def optimizer_bytes(self) -> float:
+        return self.master_bytes + self.moments_bytes
 
 
 @dataclass(frozen=True)
@@ -18,6 +48,11 @@ class StepContext:
     precision: str                   # 'bf16' | 'fp8' (matmul inputs)
     calib: Calib
     attention_kernel: str = "flash"  # 'flash' (fused, no s^2 in HBM) | 'unfused' (scores materialised)
+    recompute: Recompute = field(default_factory=Recompute)
+    optimizer: OptimizerStates = field(default_factory=OptimizerStates)
+    first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage
+    last_stage_layers: int | None = None
+    fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
 
     @property
     def chip(self):
@@ -34,6 +69,22 @@ class StepContext:
         return self.calib.gemm_eff_fp8 if fp8 else self.calib.gemm_eff
 
     @property
+    def fp8_gemm(self) -> bool:
+        return bool(self.precision == "fp8" and self.chip.peak_flops.get("fp8"))
+
+    @property
     def act_bytes(self) -> float:
         """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
-        return 1.0 if (self.precision == "fp8" and self.chip.peak_flops.get("fp8")) else 2.0
+        return 1.0 if self.fp8_gemm else 2.0
+
+    @property
+    def stored_gemm_input_bytes(self) -> float:
+        """Bytes per element of a GEMM input kept for the weight gradient: the FP8 cast with FP8 GEMMs
+        (Transformer Engine keeps it; DeepSeek-V3 sec. 3.3.2), BF16 otherwise or with ``fp8_activations: none``."""
+        return 1.0 if (self.fp8_gemm and self.fp8_activations != "none") else 2.0
+
+    @property
+    def stored_act_fn_input_bytes(self) -> float:
+        """Bytes per element of an activation-function input kept for backward: FP8 only when the run caches
+        them in FP8 (DeepSeek-V3 sec. 3.3.3, 'Inputs of the SwiGLU operator in MoE')."""
+        return 1.0 if (self.fp8_gemm and self.fp8_activations == "all") else 2.0

@@ -1,92 +1,41 @@
 """Memory per chip: weights, gradients, optimizer states, activations, logits, buffers.
 
-* Model states (Rajbhandari et al. 2020, ZeRO, sec. 3): BF16 weights 2 B/param, gradients ``grad_bytes``
-  (Megatron keeps fp32 main grads: 4), optimizer states ``optimizer_bytes`` (fp32 master + Adam m, v: 12;
-  8 with BF16 moments). ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also
-  weights. Expert weights shard over the expert-data-parallel group instead.
-* Activations (Korthikanti et al. 2022, sec. 4, 34 s b h + 5 a s^2 b per layer with tp and sp: / t), written
-  generically from the layer's matrices: every GEMM input is stored for its weight gradient (inputs shared by
-  Q/K/V, gate/up and MLA's two down-projections counted once), plus the attention core's Q, K, V (flash
-  attention keeps no s^2 scores: Dao et al. 2022), the activation-function inputs and the two norm inputs;
-  routed-expert terms scale with the active experts. No dropout (modern LLM pre-training). Selective recompute
-  drops the activation-function outputs (the down-projection inputs), full recompute keeps only each layer's
-  input (2 h bytes per token) plus one layer's full working set.
-* The first pipeline stage holds the most micro-batches (:func:`trainsim.perf.pipeline.microbatches_in_flight`).
-* The last stage adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms).
+* Model states: :func:`_state_bytes` (mixed precision and ZeRO; precisions and offload from the run's
+  ``optimizer:`` section).
+* Activations: tensor by tensor in :mod:`trainsim.perf.activations` (Korthikanti et al. 2022, generalised), with
+  the recompute modules that drop each; full recompute by method and group size (:func:`stage_activation_bytes`).
+* Pipeline ranks hold different layers and micro-batches in flight (:func:`trainsim.perf.pipeline.
+  microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported.
+* The last rank adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms) and the MTP
+  modules.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.sharding import layer_params
+from .activations import activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token
 from .context import StepContext
-from .pipeline import microbatches_in_flight, param_copies
-
-_SHARED_INPUT = ("k", "v", "kv_a")
+from .pipeline import SCHED_DUALPIPE, microbatches_in_flight
 
 
-def _shares_input(name: str, names: set[str]) -> bool:
-    if name in _SHARED_INPUT:
-        return True
-    if name.endswith(".up"):
-        return name[: -len("up")] + "gate" in names
-    return False
-
-
-@dataclass(frozen=True)
-class StoredElems:
-    """Activation elements one layer keeps per token, by kind (routed-expert parts already x active experts)."""
-
-    gemm_inputs: float         # inputs of the dense GEMMs (kept for their weight gradients)
-    expert_gemm_inputs: float  # inputs of the routed-expert GEMMs
-    other: float               # attention-core Q/K/V, activation-function inputs (dense part)
-    expert_other: float        # activation-function inputs of the routed experts
-    actout: float              # activation-function outputs (= down-projection inputs), dense + experts
-
-
-def stored_elems_per_token(lk: LayerKind) -> StoredElems:
-    """What a layer keeps for its backward pass, per token (norm inputs are added by the caller)."""
-    names = {m.name for m in lk.matrices}
-    gin, egin, actout = 0.0, 0.0, 0.0
-    for m in lk.matrices:
-        if m.group == "router" or _shares_input(m.name, names):
-            continue
-        if m.group == "expert":
-            egin += m.k * m.active
-        else:
-            gin += m.k
-        if m.name.endswith("down"):
-            actout += m.k * (m.active if m.group == "expert" else 1.0)
-    other = sum(c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
-                for c in lk.attention if c.kind != "linear")
-    gated = 2.0 if lk.ffn_act == "swiglu" else 1.0
-    other += gated * lk.ffn_dim
-    eother = gated * lk.moe.expert_ffn * lk.moe.active_experts if lk.moe is not None else 0.0
-    return StoredElems(gin, egin, other, eother, actout)
+def _tensors(lk: LayerKind, ctx: StepContext):
+    return activation_tensors(lk, ctx.arch.hidden, ctx.seq_len, gemm_bytes=ctx.stored_gemm_input_bytes,
+                              act_fn_bytes=ctx.stored_act_fn_input_bytes, imbalance=ctx.calib.expert_imbalance,
+                              unfused=ctx.attention_kernel == "unfused", parallel_block=ctx.arch.parallel_block)
 
 
 def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
-    """Bytes of activations one layer keeps per micro-batch per chip, by recompute mode.
+    """(kept, full) bytes of activations one layer keeps per micro-batch per chip.
 
-    GEMM inputs are kept in the GEMM input precision (FP8 training keeps the FP8 casts for the weight-gradient
-    GEMMs: Transformer Engine; DeepSeek-V3 report sec. 3.3.2); everything else in BF16."""
-    h = ctx.arch.hidden
-    e = stored_elems_per_token(lk)
-    imb = ctx.calib.expert_imbalance
-    gb = ctx.act_bytes
-    per_token = ((e.gemm_inputs + e.expert_gemm_inputs * imb) * gb
-                 + (e.other + e.expert_other * imb + 2.0 * h) * 2.0)  # + the two norm inputs
-    full = per_token * tokens / p.tp
-    sel = full - e.actout * gb * tokens / p.tp
-    if ctx.attention_kernel == "unfused":
-        # Korthikanti et al. 2022 eq. 1: scores, softmax, dropout mask and output, 5 a s^2 b bytes per layer;
-        # selective recompute (their sec. 5) drops exactly these
-        scores = sum(5.0 * c.heads * ctx.seq_len for c in lk.attention if c.kind != "linear") * tokens / p.tp
-        full = full + scores
-    only_input = 2.0 * h * tokens / p.tp
+    ``kept`` by the plan's recompute code: none keeps every tensor of :mod:`trainsim.perf.activations`,
+    selective drops those of ``ctx.recompute.modules``, full keeps the layer input only (the group structure of
+    full recompute is applied per stage by :func:`stage_activation_bytes`). ``full`` is the no-recompute size."""
+    ts = _tensors(lk, ctx)
+    full = kept_bytes_per_token(ts) * tokens / p.tp
+    sel = kept_bytes_per_token(ts, ctx.recompute.modules) * tokens / p.tp
+    only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 
 
@@ -96,24 +45,52 @@ def params_per_chip(lk: LayerKind, p):
     return lp.tp_split / p.tp + lp.replicated + lp.router + lp.vector, lp.expert / (p.ep * p.etp)
 
 
-def stage_layers(ctx: StepContext, p):
-    """Layers on the slowest pipeline rank: ceil(L / (pp vpp)) x vpp."""
-    L = ctx.arch.n_layers
+def rank_layers(ctx: StepContext, p):
+    """Decoder layers held by the first, a middle and the last pipeline rank: (first, mid, last) arrays.
+
+    Even split: ceil(L / (pp vpp)) x vpp on every rank. Uneven (``first_stage_layers`` / ``last_stage_layers``,
+    Megatron-Core --decoder-first/last-pipeline-num-layers; Llama 3 sec. 3.3.2 removes one layer from each): the
+    stated ranks take their count, the others split the rest evenly (rounded up). pp = 1: all layers."""
+    L = float(ctx.arch.n_layers)
     v = np.maximum(p.vpp, 1)
-    return np.ceil(L / (p.pp * v)) * v
+    pp = p.pp.astype(np.float64)
+    even = np.ceil(L / (pp * v)) * v
+    f_in, l_in = ctx.first_stage_layers, ctx.last_stage_layers
+    if f_in is None and l_in is None:
+        first = mid = last = even
+    else:
+        stated = (f_in is not None) + (l_in is not None)
+        rest = L - (f_in or 0) - (l_in or 0)
+        mid = np.ceil(rest / np.maximum(pp - stated, 1.0))
+        first = np.full(len(p), float(f_in)) if f_in is not None else mid
+        last = np.full(len(p), float(l_in)) if l_in is not None else mid
+        mid = np.where(pp > 2, mid, np.where(pp == 2, np.maximum(first, last), mid))
+    one = p.pp == 1
+    return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
 
 
-def model_state_params(ctx: StepContext, p):
-    """(dense, expert) parameters on the chip of the heaviest stage (layers + embedding or head/MTP)."""
-    a = ctx.arch
-    L = a.n_layers
-    n_st = stage_layers(ctx, p)
+def stage_layers(ctx: StepContext, p):
+    """Layers on the rank with the most layers."""
+    f, m, l_ = rank_layers(ctx, p)
+    return np.maximum(np.maximum(f, m), l_)
+
+
+def _per_layer_params(ctx: StepContext, p):
+    """(dense, expert) parameters of an average decoder layer on one chip."""
+    L = ctx.arch.n_layers
     dense = np.zeros(len(p))
     expert = np.zeros(len(p))
-    for lk in a.layers:
+    for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
-        dense = dense + d * lk.n_layers / L * n_st
-        expert = expert + e * lk.n_layers / L * n_st
+        dense = dense + d * lk.n_layers / L
+        expert = expert + e * lk.n_layers / L
+    return dense, expert
+
+
+def _extras(ctx: StepContext, p):
+    """(embedding, last-stage dense, last-stage expert) parameters on one chip: input embedding; output head
+    + MTP modules."""
+    a = ctx.arch
     emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
     head = a.vocab * a.hidden / p.tp
     mtp_d = np.zeros(len(p))
@@ -122,46 +99,132 @@ def model_state_params(ctx: StepContext, p):
         d, e = params_per_chip(lk, p)
         mtp_d = mtp_d + d * lk.n_layers
         mtp_e = mtp_e + e * lk.n_layers
-    mtp_d = mtp_d + a.mtp_extra_params / p.tp
-    last = head + mtp_d
-    extra_d = np.where(p.pp > 1, np.maximum(emb, last), emb + last)
-    extra_e = mtp_e
-    return dense + extra_d, expert + extra_e
+    return emb, head + mtp_d + a.mtp_extra_params / p.tp, mtp_e
+
+
+def rank_state_params(ctx: StepContext, p):
+    """(dense, expert) parameters on the first, a middle and the last rank, as three pairs.
+
+    DualPipe puts stages i and p - 1 - i on rank i (DeepSeek-V3 Table 2: 2x parameters), so rank 0 holds the
+    first and the last stage (embedding, head, MTP) and a middle rank two middle stages."""
+    d1, e1 = _per_layer_params(ctx, p)
+    f, m, l_ = rank_layers(ctx, p)
+    emb, last_d, last_e = _extras(ctx, p)
+    single = p.pp == 1
+    first = (d1 * f + emb + np.where(single, last_d, 0.0), e1 * f + np.where(single, last_e, 0.0))
+    mid = (d1 * m, e1 * m)
+    last = (d1 * l_ + last_d, e1 * l_ + last_e)
+    dual = p.schedule == SCHED_DUALPIPE
+    first = (np.where(dual, first[0] + last[0], first[0]), np.where(dual, first[1] + last[1], first[1]))
+    mid = (np.where(dual, 2.0 * mid[0], mid[0]), np.where(dual, 2.0 * mid[1], mid[1]))
+    last = (np.where(dual, first[0], last[0]), np.where(dual, first[1], last[1]))
+    return first, mid, last
+
+
+def model_state_params(ctx: StepContext, p):
+    """(dense, expert) parameters on the chip of the heaviest rank (layers + embedding or head/MTP)."""
+    ranks = rank_state_params(ctx, p)
+    tot = [d + e for d, e in ranks]
+    best_d, best_e, best_t = ranks[0][0], ranks[0][1], tot[0]
+    for (d, e), t in zip(ranks[1:], tot[1:]):
+        pick = t > best_t
+        best_d, best_e, best_t = np.where(pick, d, best_d), np.where(pick, e, best_e), np.maximum(t, best_t)
+    return best_d, best_e
+
+
+def _state_bytes(ctx: StepContext, p, dense, expert):
+    """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
+
+    Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): BF16 weights 2 B/param,
+    main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8).
+    ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
+    shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
+    o = ctx.optimizer
+    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    dpc = p.dp * p.cp      # Megatron-Core shards the distributed optimizer over dp x cp
+    w = 2.0 * (dense / np.where(p.zero >= 3, dpc, 1) + expert / np.where(p.zero >= 3, edp, 1))
+    g = o.grad_bytes * (dense / np.where(p.zero >= 2, dpc, 1) + expert / np.where(p.zero >= 2, edp, 1))
+    opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
+    op = opt * (dense / np.where(p.zero >= 1, dpc, 1) + expert / np.where(p.zero >= 1, edp, 1))
+    return w, g, op
+
+
+def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
+    """Activation bytes one micro-batch leaves on a rank holding ``layers`` decoder layers, and the extra working
+    set while it is rebuilt (full recompute). Full ``uniform``: one layer input per group of ``num_layers`` per
+    virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
+    input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
+    L = ctx.arch.n_layers
+    kept = np.zeros(len(p))
+    full = np.zeros(len(p))
+    widest = np.zeros(len(p))
+    for lk in ctx.arch.layers:
+        k, f = layer_activation_bytes(lk, ctx, p, tokens)
+        kept = kept + k * lk.n_layers / L
+        full = full + f * lk.n_layers / L
+        widest = np.maximum(widest, f)
+    inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    v = np.maximum(p.vpp, 1).astype(np.float64)
+    chunk = np.maximum(layers / v, 1.0)
+    n = float(ctx.recompute.num_layers)
+    if ctx.recompute.method == "block":
+        rec = np.minimum(n, chunk)
+        full_rc = v * (rec * inp + (chunk - rec) * full)
+    else:
+        full_rc = v * np.ceil(chunk / n) * inp
+    acts = np.where(p.recompute == 2, full_rc, kept * layers)
+    work = np.where(p.recompute == 2, np.minimum(n, chunk) * widest, 0.0)
+    return acts, work
+
+
+def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
+    """Logits (BF16 logits + fp32 softmax terms, 6 B per vocab entry per token, vocab split over tp) of the output
+    head and of every MTP module, plus the MTP layers' activations, for one micro-batch."""
+    a = ctx.arch
+    depth = sum(lk.n_layers for lk in a.mtp)
+    logits = tokens * a.vocab / p.tp * 6.0 * (1.0 + depth)
+    mtp = np.zeros(len(p))
+    for lk in a.mtp:
+        k, _ = layer_activation_bytes(lk, ctx, p, tokens)
+        mtp = mtp + k * lk.n_layers
+    return logits + mtp
 
 
 def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
-    """Bytes per chip by part, and the total with buffers and allocator margin."""
+    """Bytes per chip by part on the rank that needs the most, and the total with buffers and allocator margin.
+
+    Every rank kind is costed (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP)
+    and the largest total is reported. ``states`` is ignored (kept for callers that pass it)."""
     c = ctx.calib
-    dense, expert = states if states is not None else model_state_params(ctx, p)
-    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    copies = param_copies(p.schedule)
-    w_shard_d = np.where(p.zero >= 3, p.dp, 1)
-    w_shard_e = np.where(p.zero >= 3, edp, 1)
-    g_shard_d = np.where(p.zero >= 2, p.dp, 1)
-    g_shard_e = np.where(p.zero >= 2, edp, 1)
-    o_shard_d = np.where(p.zero >= 1, p.dp, 1)
-    o_shard_e = np.where(p.zero >= 1, edp, 1)
-    weights = 2.0 * copies * (dense / w_shard_d + expert / w_shard_e)
-    grads = c.grad_bytes * copies * (dense / g_shard_d + expert / g_shard_e)
-    optim = c.optimizer_bytes * (dense / o_shard_d + expert / o_shard_e)
-    L = ctx.arch.n_layers
-    n_st = stage_layers(ctx, p)
-    per_layer = np.zeros(len(p))
-    work = np.zeros(len(p))
-    for lk in ctx.arch.layers:
-        kept, full = layer_activation_bytes(lk, ctx, p, tokens)
-        per_layer = per_layer + kept * lk.n_layers / L
-        work = np.maximum(work, full)
-    inflight = microbatches_in_flight(p.schedule, p.pp, p.vpp, m)
-    acts = per_layer * n_st * inflight + np.where(p.recompute == 2, work, 0.0)
-    logits = tokens * ctx.arch.vocab / p.tp * 6.0
-    acts = acts + np.where(p.pp > 1, np.maximum(0.0, logits - per_layer * n_st * (inflight - 1.0)), logits)
-    if p.zero.max(initial=0) >= 3:
-        # ZeRO-3 / FSDP gathers one unit (a layer, the embedding or the head) at a time, plus the prefetched next
+    ranks = rank_state_params(ctx, p)
+    f_l, m_l, l_l = rank_layers(ctx, p)
+    dual = p.schedule == SCHED_DUALPIPE
+    extra_last = _last_stage_extra_bytes(ctx, p, tokens)
+    best = None
+    zero = np.zeros(len(p))
+    for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
+                                                 ("last", ranks[2], l_l, p.pp - 1.0)):
+        w, g, o = _state_bytes(ctx, p, dense, expert)
+        acts, work = stage_activation_bytes(ctx, p, tokens, layers)
+        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
+        on_last = {"first": (p.pp == 1) | dual, "mid": np.zeros(len(p), bool), "last": np.ones(len(p), bool)}[kind]
+        a = a + np.where(on_last, extra_last, 0.0)
+        tot = w + g + o + a
+        if best is None:
+            best = dict(weights=w, gradients=g, optimizer=o, activations=a, _t=tot)
+        else:
+            pick = tot > best["_t"]
+            for k, val in (("weights", w), ("gradients", g), ("optimizer", o), ("activations", a), ("_t", tot)):
+                best[k] = np.where(pick, val, best[k])
+    weights, grads, optim, acts = best["weights"], best["gradients"], best["optimizer"], best["activations"]
+    if p.zero.max(initial=0) >= 2:
+        # ZeRO-2 / FSDP reduce-scatter one unit's full gradients at a time; ZeRO-3 also gathers one unit (a layer,
+        # the embedding or the head) at a time, plus the prefetched next (PyTorch FSDP, DeepSpeed stage 3)
         unit = ctx.arch.vocab * ctx.arch.hidden / p.tp
         for lk in ctx.arch.layers:
             d, e = params_per_chip(lk, p)
             unit = np.maximum(unit, d + e)
+        grads = grads + np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
         weights = weights + np.where(p.zero >= 3, 2.0 * 2.0 * unit, 0.0)
     subtotal = weights + grads + optim + acts
     total = subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes

@@ -5,7 +5,7 @@ With m micro-batches per step, p stages and t = forward + backward time of one m
 * 1F1B (PipeDream-Flush; Narayanan et al. 2021, sec. 2.2.1): bubble (p - 1) t, i.e. a fraction
   (p - 1) / (m + p - 1) of the step; the first stage holds p micro-batches of activations.
 * Interleaved 1F1B with v virtual stages (same paper, sec. 2.2.2): bubble (p - 1) t / v, fraction
-  (p - 1) / (v m + p - 1); activations x (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, sec. 4.2.3).
+  (p - 1) / (v m + p - 1); activations of rank 0 x (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, sec. 4.2.3).
 * Zero-bubble ZB-H1 (Qi et al. 2023, sec. 3): splitting backward into input and weight gradients
   (F = B = W) leaves (p - 1)(F + B - 2W) = (p - 1) t / 3; memory as 1F1B.
 * DualPipe (DeepSeek-V3 report, sec. 3.2.1, Table 2): bubble (p/2 - 1)(F&B + B - 3W) = (p/2 - 1) t / 3
@@ -29,14 +29,23 @@ def bubble_time(schedule, pp, vpp, t_mb):
     return np.where(pp > 1, b, 0.0)
 
 
-def microbatches_in_flight(schedule, pp, vpp, m):
-    """Micro-batches of activations the first stage holds at its peak (in units of that stage's layers)."""
+def microbatches_in_flight(schedule, pp, vpp, m, rank=0):
+    """Micro-batches of activations pipeline rank ``rank`` holds at its peak, in units of that rank's layers.
+
+    Megatron-Core ``pipeline_parallel/schedules.py``: 1F1B (and ZB-H1, Qi et al. 2023: same memory) runs
+    p - r - 1 warm-up forwards before its first backward, so rank r holds min(m, p - r); the interleaved
+    schedule runs 2 (p - r - 1) + (v - 1) p warm-up chunks (each 1/v of the rank's layers), so rank r holds
+    min(m v, 2 (p - r - 1) + (v - 1) p + 1) / v (for rank 0 and m >= p: p + (p - 1) / v, Korthikanti et al. 2022
+    sec. 4.2.3); DualPipe holds p + 1 (DeepSeek-V3 report, Table 2) on every rank.
+    """
     p = pp.astype(np.float64)
     v = np.maximum(vpp, 1).astype(np.float64)
-    base = np.minimum(m, p)
-    f = np.where(schedule == SCHED_INTERLEAVED, 1.0 + (p - 1.0) / (p * v), 1.0)
-    f = np.where(schedule == SCHED_DUALPIPE, (p + 1.0) / p, f)
-    return np.where(pp > 1, base * f, 1.0)
+    r = np.asarray(rank, dtype=np.float64)
+    one_f = np.minimum(m, np.maximum(p - r, 1.0))
+    inter = np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * p + 1.0) / v
+    f = np.where(schedule == SCHED_INTERLEAVED, inter, one_f)
+    f = np.where(schedule == SCHED_DUALPIPE, np.minimum(m, p) * (p + 1.0) / p, f)
+    return np.where(pp > 1, f, 1.0)
 
 
 def param_copies(schedule):

@@ -28,7 +28,8 @@ from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
 from .collectives import p2p_time
 from .context import StepContext
-from .memory import memory_breakdown, model_state_params, stage_layers
+from .memory import memory_breakdown, model_state_params, rank_layers
+from .recompute import selective_recompute_fwd
 from .pipeline import SCHED_DUALPIPE, bubble_time
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
@@ -89,8 +90,8 @@ def layer_costs(ctx: StepContext, p) -> dict:
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
-        # selective recompute: the attention core and (a quarter of the memory-bound work) the activation functions
-        out["rec_sel"] += lk.n_layers * (at + el * 0.25)
+        # selective recompute: the forward of the recomputed modules (perf/recompute.py)
+        out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
     head = head_gemm_fwd(ctx, p, tokens)
     out["head"] = head
     for lk in a.mtp:
@@ -100,6 +101,61 @@ def layer_costs(ctx: StepContext, p) -> dict:
         out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
                                           + etp_comm_fwd(lk, ctx, p, tokens))
     return out
+
+
+def host_offload_time(ctx: StepContext, opt_params, local_params, compute_s):
+    """Exposed host-link (PCIe) time per step of states kept in host memory.
+
+    Optimizer offload (Megatron-Core ``--optimizer-cpu-offload``, ZeRO-Offload, Ren et al. 2021 sec. 4): the
+    gradient shard goes to the host and the updated BF16 parameters come back, on the critical path between steps:
+    (grad_bytes + 2) x shard / host-link bandwidth. EMA in host memory (DeepSeek-V3 sec. 3.3.1): the BF16
+    parameters go to the host once per step, asynchronously, exposed only beyond the step's compute."""
+    o, bw = ctx.optimizer, ctx.calib.host_link_bw
+    t = np.zeros_like(np.asarray(opt_params, dtype=np.float64))
+    if o.offload_optimizer:
+        t = t + opt_params * (o.grad_bytes + 2.0) / bw
+    if o.offload_ema:
+        t = t + np.maximum(0.0, local_params * 2.0 / bw - compute_s)
+    return t
+
+
+def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dict:
+    """Forward / backward time of one micro-batch on a pipeline rank holding ``share`` of the layers (and, when
+    ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide."""
+    a, c = ctx.arch, ctx.calib
+    gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
+    tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
+    w = 1.0 if with_last else 0.0
+    gemm_last = w * (lc["head"] + lc["mtp_g"])
+    mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
+    comp_f = gemm + attn + elem
+    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
+    ep_ov = np.where(p.schedule == SCHED_DUALPIPE, c.ep_overlap_dualpipe, c.ep_overlap)
+    ep_exp_f = exposed(ep_f, comp_f, ep_ov)
+    cp_exp_f = exposed(cp_f, attn, c.cp_overlap)
+    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap)
+    last_f = gemm_last + mtp_a + mtp_e + mtp_comm
+    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
+    last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
+    # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
+    layers = share * a.n_layers
+    v = np.maximum(p.vpp, 1).astype(np.float64)
+    chunk = np.maximum(layers / v, 1.0)
+    if ctx.recompute.method == "block":
+        frac = np.minimum(float(ctx.recompute.num_layers), chunk) / chunk
+    else:
+        frac = 1.0
+    rec = np.where(p.recompute == 1, rec_sel, 0.0)
+    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
+    # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
+    p2p_bytes = tokens / p.tp * a.hidden * 2.0
+    p2p = 2.0 * np.maximum(p.vpp, 1) * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
+    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap), 0.0)
+    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f
+    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec
+    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p,
+                tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
+                gemm_last=gemm_last, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
 def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
@@ -112,38 +168,19 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     m = ctx.global_batch_seqs / (p.dp * p.mb)
     L = a.n_layers
-    n_st = stage_layers(ctx, p)
-    share = n_st / L
     # per-layer costs depend on few fields: compute them once per distinct combination
     reps, inv = _unique_rows(p)
     lc = {k: v[inv] for k, v in layer_costs(ctx, reps).items()}
-    gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
-    tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
-    head, mtp_g, mtp_a, mtp_e, mtp_comm = lc["head"], lc["mtp_g"], lc["mtp_a"], lc["mtp_e"], lc["mtp_comm"]
-    gemm_last = head + mtp_g
-    # a stage's forward: compute + exposed comm
-    comp_f = gemm + attn + elem
-    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
-    ep_ov = np.where(p.schedule == SCHED_DUALPIPE, c.ep_overlap_dualpipe, c.ep_overlap)
-    ep_exp_f = exposed(ep_f, comp_f, ep_ov)
-    cp_exp_f = exposed(cp_f, attn, c.cp_overlap)
-    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap)
-    # extra forward work on the last stage (head + MTP) makes it the slowest when it exceeds nothing else
-    last_f = gemm_last + mtp_a + mtp_e + mtp_comm
-    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
-    last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
-    # recompute (extra forward work during backward)
-    rec = np.where(p.recompute == 1, rec_sel, 0.0)
-    rec = np.where(p.recompute == 2, comp_f + tp_exp_f + ep_exp_f + cp_exp_f, rec)
-
-    # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
-    p2p_bytes = tokens / p.tp * a.hidden * 2.0
-    p2p = 2.0 * np.maximum(p.vpp, 1) * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
-    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap), 0.0)
-
-    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f
-    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec
-    t_mb = t_f + t_b + p2p
+    # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
+    f_l, m_l, l_l = rank_layers(ctx, p)
+    st_last = _stage(ctx, p, lc, l_l / L, True, tokens)
+    st_other = _stage(ctx, p, lc, np.maximum(f_l, m_l) / L, False, tokens)
+    slow_last = st_last["t_mb"] >= st_other["t_mb"]
+    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in st_last}
+    t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
+    gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
+    tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
+    gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
 
     # data-parallel synchronisation and optimizer: parameters per chip and their sync depend on few fields
@@ -152,14 +189,18 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
     dense, expert, grad_t, gather_t = d_u[inv2], e_u[inv2], g_u[inv2], a_u[inv2]
     z3 = p.zero >= 3
-    # zero 0-2: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward
-    dp_exp = np.where(z3, 0.0, exposed(grad_t, t_b, c.dp_overlap) + exposed(gather_t, t_f, c.dp_overlap))
+    # zero 0-1: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward;
+    # zero 2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) keeps only its gradient shard, so it reduce-scatters after
+    # every micro-batch's backward
+    dp_exp = (np.where(p.zero == 2, m, 1.0) * exposed(grad_t, t_b, c.dp_overlap)
+              + exposed(gather_t, t_f, c.dp_overlap))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3, m * z3_per_mb, dp_exp)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    opt_params = dense / np.where(p.zero >= 1, p.dp, 1) + expert / np.where(p.zero >= 1, edp, 1)
+    opt_params = dense / np.where(p.zero >= 1, p.dp * p.cp, 1) + expert / np.where(p.zero >= 1, edp, 1)
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
+    optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
@@ -189,7 +230,8 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     hw_extra = counts.mtp_flops_per_token * tokens_step
     # recompute FLOPs: selective = attention forward again; full = one more forward of the layers
     attn_fl = 3.0 * sum(layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * lk.n_layers for lk in a.layers)
-    rec_fl = np.where(p.recompute == 1, attn_fl / 3.0 * tokens_step, 0.0)
+    rec_attn = "core_attn" in ctx.recompute.modules
+    rec_fl = np.where((p.recompute == 1) & rec_attn, attn_fl / 3.0 * tokens_step, 0.0)
     rec_fl = np.where(p.recompute == 2, (counts.flops_per_token - 6.0 * a.vocab * a.hidden) / 3.0 * tokens_step,
                       rec_fl)
     mfu = model_flops / (step * ctx.chips * peak)

@@ -1,0 +1,78 @@
+"""When a plan does not fit in HBM: by how much, and the smallest changes that make it fit.
+
+Each candidate changes one thing a framework offers (Megatron-Core names) and is costed by the same engine:
+
+* selective recompute of more modules, in the order of memory freed per unit of time repeated
+  (``layernorm``, ``moe_act``, ``mla_up_proj``, ``core_attn``, ``shared_experts``, ``mlp``, ``moe``), then full
+  recompute (uniform, 1 layer);
+* a higher ZeRO stage (distributed optimizer, then gradients);
+* the optimizer states in host memory (``--optimizer-cpu-offload``);
+* a smaller micro-batch;
+* twice the pipeline stages (when the chips and layers allow it).
+
+Candidates that fit are listed fastest first, each with its memory, step time and what it changed.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .parallel.plan import RECOMPUTE
+from .spec import OptimizerSpec, PlanSpec, Run
+
+MODULE_ORDER = ("layernorm", "moe_act", "mla_up_proj", "core_attn", "shared_experts", "mlp", "moe")
+
+
+def _candidates(run: Run, plan: dict) -> list[tuple[str, Run, dict]]:
+    out: list[tuple[str, Run, dict]] = []
+    rc = plan["recompute"]
+    mods = list(run.plan.recompute_modules or [])
+    if rc != "full":
+        have = set(mods) if rc == "selective" else set()
+        acc: list[str] = sorted(have)
+        for m in MODULE_ORDER:
+            if m in have:
+                continue
+            acc = acc + [m]
+            r = replace(run, plan=run.plan.model_copy(update={"recompute_modules": list(acc)}))
+            out.append((f"selective recompute of {', '.join(acc)}", r, {**plan, "recompute": "selective"}))
+        out.append(("full recompute (uniform, 1 layer)", run, {**plan, "recompute": "full"}))
+    if plan["zero"] < 2:
+        out.append((f"ZeRO stage {plan['zero'] + 1}", run, {**plan, "zero": plan["zero"] + 1}))
+    if "optimizer" not in run.optimizer.offload:
+        o = OptimizerSpec(**{**run.optimizer.model_dump(), "offload": [*run.optimizer.offload, "optimizer"]})
+        out.append(("optimizer states in host memory", replace(run, optimizer=o), dict(plan)))
+    if plan["micro_batch"] > 1:
+        out.append((f"micro-batch {plan['micro_batch'] // 2}", run, {**plan, "micro_batch": plan["micro_batch"] // 2}))
+    pp2 = plan["pp"] * 2
+    if run.chips % (plan["tp"] * pp2 * plan["cp"]) == 0 and pp2 <= run.arch.n_layers:
+        out.append((f"pp {pp2} (twice the pipeline stages)", run, {**plan, "pp": pp2}))
+    return out
+
+
+def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
+    """Single changes to ``plan`` (a plan row as ``Estimate.plan``) that fit, fastest first."""
+    from .estimate import estimate
+
+    fields = ("tp", "pp", "vpp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule", "node_limit")
+    found = []
+    for what, r, p in _candidates(run, plan):
+        spec = PlanSpec(**{k: p[k] for k in fields}, **{k: getattr(r.plan, k) for k in (
+            "recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers",
+            "last_stage_layers")})
+        try:
+            e = estimate(replace(r, plan=spec), advise=False)
+        except Exception:   # a change the plan rules refuse (e.g. pp beyond the layers) is no advice
+            continue
+        if e.fits:
+            found.append({"change": what, "memory_per_chip_bytes": e.memory_per_chip_bytes,
+                          "step_time_s": e.step_time_s, "tokens_per_s_per_chip": e.tokens_per_s_per_chip})
+    found.sort(key=lambda d: d["step_time_s"])
+    return found[:limit]
+
+
+def over_by(memory_bytes: float, hbm_bytes: float) -> dict:
+    """How far a plan is over the chip's memory."""
+    return {"over_by_bytes": memory_bytes - hbm_bytes, "over_by_fraction": memory_bytes / hbm_bytes - 1.0}
+
+
+__all__ = ["fit_advice", "over_by", "MODULE_ORDER", "RECOMPUTE"]

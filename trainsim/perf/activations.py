@@ -1,0 +1,122 @@
+"""Activation memory of one layer, tensor by tensor, and which recompute module drops each tensor.
+
+What a layer keeps for its backward pass, per token (Korthikanti et al. 2022, "Reducing Activation Recomputation
+in Large Transformer Models", sec. 4.1, written per tensor instead of per GPT-3 layer so that GQA, MLA, SwiGLU and
+MoE layers are covered by the same rule). With tensor + sequence parallelism every tensor is split over tp
+(their eq. 2); the caller divides by tp.
+
+===================  ==============================================  =========================================
+tensor               bytes per token                                 dropped by (Megatron-Core module)
+===================  ==============================================  =========================================
+norm inputs          2 h per pre-norm (BF16)                         full recompute only
+attention ln_out     h x g (input of Q/K/V or MLA down-projections)  ``layernorm``
+attention latents    k x g per internal GEMM (MLA q_b / kv_b input)  full recompute only
+attention Q, K, V    (H d_qk + G (d_qk + d_v)) x 2                   ``mla_up_proj`` (MLA layers only)
+attention output     H d_v x g (out-projection input)                full recompute only
+flash O (FP8 runs)   H d_v x 2 (kept by the kernel besides the        ``core_attn``
+                     FP8 copy; the same tensor in BF16 runs, and
+                     one low-precision copy when the run caches
+                     attention outputs in FP8, DeepSeek-V3 3.3.3)
+unfused scores       5 a s bytes (Korthikanti eq. 1: scores, softmax  ``core_attn``
+                     output, dropout mask and output)
+MLP ln_out           h x g (input of gate/up, router, dispatch)      ``layernorm``
+dense MLP            act-fn input (1 or 2) f x a, down input f x g   ``mlp``
+shared experts       act-fn input (1 or 2) f_s x a, down input f_s g ``shared_experts``, ``moe``
+routed experts       dispatched copies k h g, act-fn input            ``moe`` (``moe_act`` drops the down
+                     (1 or 2) k f_e a, down input k f_e g             input only)
+router               (E + zero experts) x 4 (fp32 probabilities)     ``moe``
+===================  ==============================================  =========================================
+
+g = bytes of a stored GEMM input (1 for FP8 casts, 2 for BF16), a = bytes of a stored activation-function input
+(1 when the run caches them in FP8, DeepSeek-V3 sec. 3.3.3; else 2); routed-expert terms are x ``expert_imbalance``
+(the busiest chip). Flash attention stores no s^2 tensor (Dao et al. 2022); no dropout (modern pre-training).
+For GPT-3 in BF16 this is 32 s b h per layer: Korthikanti's 34 s b h less the two 1-byte dropout masks.
+
+Full recompute (Megatron-Core ``--recompute-granularity full``): ``uniform`` keeps one layer input (2 h bytes per
+token) per group of ``num_layers`` layers and rebuilds one group at a time; ``block`` recomputes the first
+``num_layers`` layers of each (virtual) stage and keeps the rest in full.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model.arch import LayerKind
+
+MODULES = ("core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe")
+
+_MLP_GROUPS = ("mlp", "expert", "shared_expert", "router")
+
+
+@dataclass(frozen=True)
+class ActTensor:
+    name: str
+    bytes_per_token: float
+    dropped_by: tuple[str, ...] = ()
+
+
+def _gated(lk: LayerKind, prefix: str) -> bool:
+    return any(m.name == f"{prefix}.gate" for m in lk.matrices)
+
+
+def _down_k(lk: LayerKind, prefix: str) -> float:
+    return float(sum(m.k for m in lk.matrices if m.name == f"{prefix}.down"))
+
+
+def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: float, act_fn_bytes: float,
+                       imbalance: float = 1.0, unfused: bool = False, parallel_block: bool = False
+                       ) -> list[ActTensor]:
+    """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers."""
+    h, g, a = float(hidden), gemm_bytes, act_fn_bytes
+    out: list[ActTensor] = []
+    norms = 1 if parallel_block else 2
+    out.append(ActTensor("norm inputs", norms * 2.0 * h))
+    attn = [m for m in lk.matrices if m.group in ("attn", "other")]
+    if any(m.k == hidden for m in attn):
+        out.append(ActTensor("attention ln_out", h * g, ("layernorm",)))
+    latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
+    if latent:
+        out.append(ActTensor("attention latents", latent * g))
+    mla = any(m.name == "kv_b" for m in lk.matrices)
+    qkv = sum(c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
+              for c in lk.attention if c.kind != "linear")
+    if qkv:
+        out.append(ActTensor("attention q/k/v", qkv * 2.0, ("mla_up_proj",) if mla else ()))
+    o_in = sum(m.k for m in attn if m.name == "o")
+    if o_in:
+        out.append(ActTensor("attention output", o_in * g))
+        if g != 2.0 and a != 1.0:
+            out.append(ActTensor("flash output (bf16)", o_in * 2.0, ("core_attn",)))
+    if unfused:
+        out.append(ActTensor("unfused scores", sum(5.0 * c.heads * seq_len for c in lk.attention
+                                                   if c.kind != "linear"), ("core_attn",)))
+    mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
+    if any(m.k == hidden for m in mlp_side) and not parallel_block:
+        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",)))
+    f = _down_k(lk, "mlp")
+    if f:
+        fn = (2.0 if _gated(lk, "mlp") else 1.0) * f * a
+        out.append(ActTensor("mlp act input", fn, ("mlp",)))
+        out.append(ActTensor("mlp down input", f * g, ("mlp",)))
+    fs = _down_k(lk, "shared")
+    if fs:
+        out.append(ActTensor("shared-expert act input", (2.0 if _gated(lk, "shared") else 1.0) * fs * a,
+                             ("shared_experts", "moe")))
+        out.append(ActTensor("shared-expert down input", fs * g, ("shared_experts", "moe")))
+    if lk.moe is not None:
+        k = lk.moe.active_experts * imbalance
+        fe = float(lk.moe.expert_ffn)
+        out.append(ActTensor("dispatched tokens", k * h * g, ("moe",)))
+        out.append(ActTensor("expert act input", k * (2.0 if _gated(lk, "expert") else 1.0) * fe * a, ("moe",)))
+        out.append(ActTensor("expert down input", k * fe * g, ("moe_act", "moe")))
+        out.append(ActTensor("router probabilities", 4.0 * (lk.moe.experts + lk.moe.zero_experts), ("moe",)))
+    return out
+
+
+def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = ()) -> float:
+    """Bytes per token kept when the selective-recompute ``modules`` are recomputed (none: everything)."""
+    return float(sum(t.bytes_per_token for t in tensors if not set(t.dropped_by) & set(modules)))
+
+
+def layer_input_bytes_per_token(hidden: int) -> float:
+    """What full recompute keeps of a layer: its BF16 input, 2 h bytes per token."""
+    return 2.0 * hidden

@@ -1,0 +1,70 @@
+"""Time of selective recompute: the forward work each Megatron-Core recompute module repeats during backward.
+
+Megatron-Core ``TransformerConfig.recompute_modules`` (megatron/core/transformer/transformer_config.py) checkpoints
+the named sub-modules and runs their forward again before their backward:
+
+* ``core_attn``: the attention core (:func:`trainsim.perf.compute.attention_fwd`; for unfused attention the
+  s^2 score traffic too: Korthikanti et al. 2022 sec. 5);
+* ``layernorm``: the two pre-norms (read + write h each);
+* ``mla_up_proj``: MLA's up-projection GEMMs (q_b, kv_b) and rotary embedding;
+* ``mlp``: the dense MLP (its GEMMs and activation function);
+* ``moe_act``: the routed experts' activation function;
+* ``shared_experts``: the shared experts' GEMMs and activation function;
+* ``moe``: the whole MoE layer (router, dispatch and combine all-to-all, experts, shared experts).
+
+What each module frees is in :mod:`trainsim.perf.activations`; full recompute reruns the whole layer forward
+(:mod:`trainsim.perf.step`).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..model.arch import LayerKind
+from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
+from .compute import NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, layer_gemm_fwd
+from .context import StepContext
+
+
+def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray:
+    sub = tuple(m for m in lk.matrices if keep(m))
+    if not sub:
+        return np.zeros(len(p))
+    return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
+
+
+def _down_k(lk: LayerKind, name: str) -> float:
+    return float(sum(m.k for m in lk.matrices if m.name == name))
+
+
+def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray:
+    """Extra forward time per micro-batch of one layer when ``modules`` are recomputed."""
+    t = np.zeros(len(p))
+    mods = set(modules)
+    h = ctx.arch.hidden
+    if "core_attn" in mods:
+        t = t + attention_fwd(lk, ctx, p, tokens)
+    if "layernorm" in mods:
+        t = t + bytes_time(2.0 * NORM_BYTES_PER_H * h * tokens, ctx, p)
+    if "mla_up_proj" in mods and any(m.name == "kv_b" for m in lk.matrices):
+        t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in ("q_b", "kv_b"))
+        rope = sum(4.0 * (c.heads + c.kv_heads) * c.qk_head_dim for c in lk.attention)
+        t = t + bytes_time(rope * tokens, ctx, p)
+    act = act_fn_bytes_per_f(lk.ffn_act)
+    if "mlp" in mods:
+        t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
+        t = t + bytes_time(act * _down_k(lk, "mlp.down") * tokens, ctx, p)
+    if lk.moe is not None:
+        expert_act = bytes_time(act * lk.moe.expert_ffn * lk.moe.active_experts * tokens, ctx, p)
+        shared = (_gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
+                  + bytes_time(act * _down_k(lk, "shared.down") * tokens, ctx, p))
+        if "moe" in mods:
+            t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group in ("expert", "router")) + expert_act + shared
+            t = t + ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens)
+        else:
+            if "moe_act" in mods:
+                t = t + expert_act
+            if "shared_experts" in mods:
+                t = t + shared
+    return t
