@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .estimate import Estimate, context, result_row
-from .parallel.enumerate import enumerate_plans
+from .parallel.enumerate import enumerate_space
 from .parallel.plan import Plans
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
@@ -73,23 +73,34 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
-           progress=None) -> SearchResult:
-    """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names."""
+           progress=None, use_all: bool | None = None, with_pareto: bool = True) -> SearchResult:
+    """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names.
+
+    Fastest = most tokens per second for the whole job (plans may use different batches within the run's
+    ``batch_tolerance`` and leave chips idle unless ``use_all``); ties go to the plan with fewer idle chips.
+    ``with_pareto=False`` skips the Pareto front for callers that need only the best plans."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     ctx = context(run, calib)
-    plans, rejected = enumerate_plans(run.arch, run.chips, run.training.seq_len, run.training.batch_seqs, fixed)
+    tr = run.training
+    use_all = run.use_all if use_all is None else use_all
+    plans, batch, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
+                                             batch_tol=tr.batch_tol, domain=run.system.scale_up_size,
+                                             use_all=use_all)
     n = len(plans)
     hbm = run.system.chip.hbm_bytes
+    used = plans.tp * plans.pp * plans.cp * plans.dp
     step = np.empty(n)
     mem = np.empty(n)
     for s in range(0, n, CHUNK):
         sl = slice(s, min(n, s + CHUNK))
-        res = evaluate(ctx, plans.take(sl), detail=False)
+        res = evaluate(replace(ctx, global_batch_seqs=batch[sl], chips=used[sl]), plans.take(sl), detail=False)
         step[sl] = res.step_time_s
         mem[sl] = res.memory["total"]
         if progress is not None:
             progress(min(n, s + CHUNK), n)
+    # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
+    per_seq = step / batch
     fits = mem <= hbm
     rej = Counter({f"{REASONS[k][0]}: {REASONS[k][1]}": v for k, v in rejected.items()})
     rej["memory: does not fit in HBM"] = int((~fits).sum())
@@ -97,16 +108,17 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     best, runners, pareto = None, [], []
     if len(feasible):
         k = min(max(top, 1), len(feasible))
-        part = feasible[np.argpartition(step[feasible], k - 1)[:k]] if k < len(feasible) else feasible
-        order = part[np.argsort(step[part], kind="stable")]
+        part = feasible[np.argpartition(per_seq[feasible], k - 1)[:k]] if k < len(feasible) else feasible
+        order = part[np.lexsort((run.chips - used[part], per_seq[part]))]
         sub = plans.take(order)
-        res = evaluate(ctx, sub)
+        res = evaluate(replace(ctx, global_batch_seqs=batch[order], chips=used[order]), sub)
         rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = rows[0], rows[1:]
-        near = feasible[step[feasible] <= PARETO_SPAN * step[order[0]]]
-        pf = near[_pareto(step[near], mem[near])]
-        pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "memory_per_chip_bytes": float(mem[i])}
-                  for i in pf[:20]]
+        if with_pareto:
+            near = feasible[per_seq[feasible] <= PARETO_SPAN * per_seq[order[0]]]
+            pf = near[_pareto(per_seq[near], mem[near])]
+            pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "global_batch_seqs": int(batch[i]),
+                       "chips_used": int(used[i]), "memory_per_chip_bytes": float(mem[i])} for i in pf[:20]]
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
                         plans_feasible=int(len(feasible)), search_seconds=time.perf_counter() - t0,
                         rejected={k: v for k, v in rej.items() if v},
