@@ -19,7 +19,7 @@ from .perf.calibration import Calib
 from .perf.step import evaluate
 from .spec import PlanSpec, Run
 
-CHUNK = 131072
+CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 
 
@@ -84,42 +84,54 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     ctx = context(run, calib)
     tr = run.training
     use_all = run.use_all if use_all is None else use_all
-    plans, batch, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
-                                             batch_tol=tr.batch_tol, domain=run.system.scale_up_size,
-                                             use_all=use_all)
-    n = len(plans)
+    space, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
+                                      batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
+    n, k = len(space), space.k
+    base = space.base
+    used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
-    used = plans.tp * plans.pp * plans.cp * plans.dp
-    step = np.empty(n)
-    mem = np.empty(n)
-    for s in range(0, n, CHUNK):
-        sl = slice(s, min(n, s + CHUNK))
-        res = evaluate(replace(ctx, global_batch_seqs=batch[sl], chips=used[sl]), plans.take(sl), detail=False)
+    shape3 = (len(space.zero), len(space.recompute))
+    step = np.empty((len(base),) + shape3)
+    mem = np.empty((len(base),) + shape3)
+    rows = max(1, CHUNK // max(k, 1))
+    for s in range(0, len(base), rows):
+        sl = slice(s, min(len(base), s + rows))
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch[sl, None, None], chips=used_b[sl, None, None]),
+                       space.grid(sl), detail=False)
         step[sl] = res.step_time_s
         mem[sl] = res.memory["total"]
         if progress is not None:
-            progress(min(n, s + CHUNK), n)
-    # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
-    per_seq = step / batch
+            progress(min(n, sl.stop * k), n)
+    # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
+    # computed in place, the big arrays are only these two
+    per_seq = step
+    per_seq /= space.batch[:, None, None]
+    per_seq, mem = per_seq.reshape(-1), mem.reshape(-1)
     fits = mem <= hbm
-    rej = Counter({f"{REASONS[k][0]}: {REASONS[k][1]}": v for k, v in rejected.items()})
-    rej["memory: does not fit in HBM"] = int((~fits).sum())
-    feasible = np.nonzero(fits)[0]
+    n_fit = int(np.count_nonzero(fits))
+    smallest = float(mem.min()) if n else None
+    rej = Counter({f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()})
+    rej["memory: does not fit in HBM"] = n - n_fit
     best, runners, pareto = None, [], []
-    if len(feasible):
-        k = min(max(top, 1), len(feasible))
-        part = feasible[np.argpartition(per_seq[feasible], k - 1)[:k]] if k < len(feasible) else feasible
-        order = part[np.lexsort((run.chips - used[part], per_seq[part]))]
-        sub = plans.take(order)
-        res = evaluate(replace(ctx, global_batch_seqs=batch[order], chips=used[order]), sub)
+    if n_fit:
+        per_seq[~fits] = np.inf
+        k = min(max(top, 1), n_fit)
+        part = np.argpartition(per_seq, k - 1)[:k] if k < n else np.arange(n)
+        part = part[np.isfinite(per_seq[part])]
+        used_p = used_b[part // space.k]
+        order = part[np.lexsort((run.chips - used_p, per_seq[part]))]
+        sub = space.plans(order)
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order),
+                               chips=used_b[order // space.k]), sub)
         rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = rows[0], rows[1:]
         if with_pareto:
-            near = feasible[per_seq[feasible] <= PARETO_SPAN * per_seq[order[0]]]
-            pf = near[_pareto(per_seq[near], mem[near])]
-            pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "global_batch_seqs": int(batch[i]),
-                       "chips_used": int(used[i]), "memory_per_chip_bytes": float(mem[i])} for i in pf[:20]]
+            near = np.nonzero(per_seq <= PARETO_SPAN * per_seq[order[0]])[0]
+            pf = near[_pareto(per_seq[near], mem[near])][:20]
+            pf_plans, pf_batch = space.plans(pf), space.batch_of(pf)
+            pareto = [{"plan": pf_plans.row(j), "step_time_s": float(per_seq[i] * pf_batch[j]),
+                       "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[i // space.k]),
+                       "memory_per_chip_bytes": float(mem[i])} for j, i in enumerate(pf)]
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
-                        plans_feasible=int(len(feasible)), search_seconds=time.perf_counter() - t0,
-                        rejected={k: v for k, v in rej.items() if v},
-                        smallest_memory_bytes=float(mem.min()) if n else None)
+                        plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
+                        rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest)

@@ -8,6 +8,7 @@ full cartesian product. Fields fixed by a partial plan enter as single candidate
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,8 +85,9 @@ def _neutral(cols: dict) -> Plans:
 
 
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed=None, *, batch_tol: float = 0.0,
-                    domain: int = 1, use_all: bool = True) -> tuple[Plans, np.ndarray, Counter]:
-    """All valid plans, the global batch (sequences) each one uses, and the rejected candidates by reason code.
+                    domain: int = 1, use_all: bool = True) -> tuple["Space", Counter]:
+    """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
+    row uses) and the rejected candidates by reason code.
 
     Chip counts: all ``chips``, and unless ``use_all`` the whole-domain counts of
     :func:`trainsim.parallel.batch.chip_counts` (dp = count / (tp pp cp)). The rules of ``check`` run after each
@@ -133,14 +135,51 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     later //= len(cand["ep_etp_nl"])
     cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), cand["ep_etp_nl"])
     cols = drop(cols, rules(cols), later)
-    cols = _expand(cols, "zero", cand["zero"])
-    cols = _expand(cols, "recompute", cand["recompute"])
-    plans = Plans(**{k: cols[k] for k in INT_FIELDS})
-    batch = fit_batch(batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule))
-    return plans, batch, rejected
+    n = len(cols["tp"])
+    base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
+    batch = fit_batch(batch_seqs, batch_unit(base.dp, base.mb, base.pp, base.schedule))
+    return Space(base, np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
+                 batch), rejected
+
+
+@dataclass
+class Space:
+    """The valid plans as base rows (every field but zero and recompute) x zero x recompute: plan i is base row
+    i // K with zero (i % K) // R and recompute i % R (K = Z R). ``batch``: the global batch (sequences) each
+    base row uses."""
+
+    base: Plans
+    zero: np.ndarray
+    recompute: np.ndarray
+    batch: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.base) * self.k
+
+    @property
+    def k(self) -> int:
+        return len(self.zero) * len(self.recompute)
+
+    def grid(self, sl: slice) -> Plans:
+        """Base rows ``sl`` as (rows, 1, 1), zero as (1, Z, 1), recompute as (1, 1, R): costs broadcast, so a
+        cost that does not depend on zero or recompute is computed once per base row."""
+        b = self.base
+        return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
+                            if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
+
+    def plans(self, idx=None) -> Plans:
+        """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        r, j = idx // self.k, idx % self.k
+        p = self.base.take(r)
+        p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
+        return p
+
+    def batch_of(self, idx) -> np.ndarray:
+        return self.batch[np.asarray(idx, dtype=np.int64) // self.k]
 
 
 def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed=None) -> tuple[Plans, Counter]:
     """All valid plans that use every chip and exactly the batch (Megatron's rules), with rejections by reason."""
-    plans, _, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed)
-    return plans, rejected
+    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed)
+    return space.plans(), rejected

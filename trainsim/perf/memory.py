@@ -146,8 +146,8 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     optim = c.optimizer_bytes * (dense / o_shard_d + expert / o_shard_e)
     L = ctx.arch.n_layers
     n_st = stage_layers(ctx, p)
-    per_layer = np.zeros(len(p))
-    work = np.zeros(len(p))
+    per_layer = 0.0          # scalars broadcast to the plans' shape (fields may be a column and a row)
+    work = 0.0
     for lk in ctx.arch.layers:
         kept, full = layer_activation_bytes(lk, ctx, p, tokens)
         per_layer = per_layer + kept * lk.n_layers / L

@@ -17,6 +17,7 @@ MFU = model FLOPs (6 x active params incl. head + causal attention, per token; n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import fields as dc_fields
 
 import numpy as np
 
@@ -62,13 +63,38 @@ STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero")
 
 
 def _unique_rows(p, fields=LAYER_KEY):
-    """Representative plans for the fields a cost depends on, and the map back to every plan."""
-    key = np.zeros(len(p), dtype=np.int64)
-    for name in fields:
-        col = getattr(p, name)
-        key = key * (int(col.max(initial=0)) + 1) + col
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    return p.take(first), inv.reshape(-1)
+    """Representative plans (flat) for the fields a cost depends on, and the map back to every plan.
+
+    Fields may be arrays of different broadcastable shapes (the plan search passes the fields that shape a stage
+    as a column (n, 1, 1), zero as (1, Z, 1) and recompute as (1, 1, R)); the distinct rows are found per group
+    of fields of one shape and combined, and the map has the broadcast shape of ``fields``."""
+    names = [f.name for f in dc_fields(p)]
+    full = np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in names))
+    groups: dict[tuple, list[str]] = {}
+    for f in fields:
+        groups.setdefault(np.shape(getattr(p, f)), []).append(f)
+    at_parts, inv, n_rep = [], 0, 1
+    for shape, fs in groups.items():
+        shape = (1,) * (len(full) - len(shape)) + tuple(shape)
+        key = np.zeros(shape, dtype=np.int64)
+        for name in fs:
+            col = np.reshape(getattr(p, name), shape)
+            key = key * (int(col.max(initial=0)) + 1) + col
+        _, first, g_inv = np.unique(key.ravel(), return_index=True, return_inverse=True)
+        at_parts.append(np.unravel_index(first, shape))
+        inv = inv * len(first) + g_inv.reshape(shape)
+        n_rep *= len(first)
+    # representatives: every combination of the groups' distinct rows (position = inv's mixed-radix code)
+    at = [np.zeros(n_rep, dtype=np.int64) for _ in full]
+    stride = n_rep
+    for part in at_parts:
+        u = len(part[0])
+        stride //= u
+        sel = (np.arange(n_rep) // stride) % u
+        for d, coord in enumerate(part):
+            at[d] = at[d] + coord[sel]     # groups vary along different axes; others are 0 there
+    reps = type(p)(**{f: np.broadcast_to(getattr(p, f), full)[tuple(at)] for f in names})
+    return reps, np.broadcast_to(inv, np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in fields)))
 
 
 def layer_costs(ctx: StepContext, p) -> dict:
@@ -108,8 +134,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same
     arithmetic, without assembling the breakdown and utilisation figures."""
     a, c = ctx.arch, ctx.calib
-    n = len(p)
-    tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
+    tokens = float(ctx.seq_len) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     m = ctx.global_batch_seqs / (p.dp * p.mb)
     L = a.n_layers
     n_st = stage_layers(ctx, p)
@@ -181,7 +206,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,
-        "other": np.full(n, c.step_overhead_s),
+        "other": np.full(np.shape(step), c.step_overhead_s),
     }
     counts = count(a, ctx.seq_len)
     peak = ctx.chip.flops("bf16")
