@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import TrainsimError
+from .errors import NoPlanError, TrainsimError
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
@@ -180,7 +180,7 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
 
         res = search(run, fixed=plan, calib=calib, top=1)
         if res.best is None:
-            raise TrainsimError(res.no_plan_message(), field="plan")
+            raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
     plans = plans_from_spec(plan, run.chips)
     tr = run.training

@@ -34,25 +34,47 @@ class SearchResult:
     search_seconds: float
     rejected: dict = field(default_factory=dict)
     smallest_memory_bytes: float | None = None
+    use_all: bool = False
+    alternatives: list[dict] = field(default_factory=list)   # filled by :func:`trainsim.alternatives` on no plan
 
     def no_plan_message(self) -> str:
         if self.plans_evaluated == 0:
+            tr = self.run.training
             top = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])
-            return f"no valid plan for {self.run.chips} chips ({top})"
+            msg = (f"no valid plan for {self.run.chips} chips and a batch of {tr.batch_seqs:,} sequences "
+                   f"(batch_tolerance {tr.batch_tol:.0%}{', all chips used' if self.use_all else ''}) ({top})")
+            return msg + self._alternatives_text()
         gib = (self.smallest_memory_bytes or 0) / 2**30
         hbm = self.run.system.chip.hbm_bytes / 2**30
         return (f"no plan fits in memory: the smallest of {self.plans_evaluated} plans needs {gib:.1f} GiB per chip "
-                f"vs {hbm:.1f} GiB HBM")
+                f"vs {hbm:.1f} GiB HBM" + self._alternatives_text())
+
+    def _alternatives_text(self) -> str:
+        if not self.alternatives:
+            return ""
+        return "; nearest alternatives: " + "; ".join(
+            f"{a['text']} -> step {a['step_time_s']:.3g} s, MFU {a['mfu']:.1%}"
+            + (f", {a['days']:.1f} days" if a.get("days") is not None else "") for a in self.alternatives)
 
     def to_dict(self) -> dict:
-        out = self.best.to_dict() if self.best else {"best": None}
-        out.update(plans_evaluated=self.plans_evaluated, plans_feasible=self.plans_feasible,
-                   search_seconds=self.search_seconds, rejected=self.rejected,
-                   runners_up=[{"plan": r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
-                                "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
-                                "memory_per_chip_bytes": r.memory_per_chip_bytes} for r in self.runners_up],
-                   pareto=self.pareto)
-        return out
+        """One schema whether or not a plan is found (README, "plan --json"): ``best`` is an estimate or null,
+        ``message`` null or why there is none, ``alternatives`` the nearest changes that have a plan."""
+        tr = self.run.training
+        return {
+            "name": self.run.name, "model": self.run.arch.name, "system": self.run.system.id,
+            "chip": self.run.system.chip.id, "chips": self.run.chips, "use_all": self.use_all,
+            "global_batch_requested_seqs": tr.batch_seqs, "batch_tolerance": tr.batch_tol,
+            "best": self.best.to_dict() if self.best else None,
+            "runners_up": [{"plan": r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
+                            "tokens_per_s_per_chip": r.tokens_per_s_per_chip, "chips_used": r.used,
+                            "global_batch_seqs": r.run.training.batch_seqs,
+                            "memory_per_chip_bytes": r.memory_per_chip_bytes} for r in self.runners_up],
+            "pareto": self.pareto,
+            "plans_evaluated": self.plans_evaluated, "plans_feasible": self.plans_feasible,
+            "search_seconds": self.search_seconds, "rejected": self.rejected,
+            "message": None if self.best else self.no_plan_message(),
+            "alternatives": self.alternatives,
+        }
 
     def to_frame(self):
         """Best plan and runners-up as a pandas DataFrame (pandas is optional)."""
@@ -134,4 +156,5 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                        "memory_per_chip_bytes": float(mem[i])} for j, i in enumerate(pf)]
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
                         plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
-                        rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest)
+                        rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest,
+                        use_all=use_all)
