@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .yamlload import safe_load
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
@@ -212,7 +213,7 @@ def load_run(path: str | Path) -> Run:
     if not path.exists():
         raise TrainsimError(f"no such file: {path}")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
