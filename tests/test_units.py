@@ -71,3 +71,18 @@ def test_bits_are_not_bytes_and_wrong_dimension_falls_through():
     assert _tiny("400 GB/s", "bytes_per_s") == pytest.approx(400e9)
     assert _tiny("80 GB", "bytes_per_s") is None           # a size where a bandwidth is expected: pint decides
     assert _tiny("2 furlongs", "seconds") is None
+
+
+def test_yaml_data_cache_round_trip_and_invalidation(tmp_path, monkeypatch):
+    from trainsim.yamlload import load_data
+
+    monkeypatch.setenv("TRAINSIM_CACHE", str(tmp_path / "c"))
+    text = "a: 1\nb: [x, 2.5, null, true]\n"
+    assert load_data(text) == {"a": 1, "b": ["x", 2.5, None, True]}
+    assert len(list((tmp_path / "c").glob("*.json"))) == 1           # cached under the text's hash
+    assert load_data(text) == {"a": 1, "b": ["x", 2.5, None, True]}   # from the cache
+    assert load_data(text.replace("1", "7"))["a"] == 7                # an edit is a new key, never a stale hit
+    assert load_data("d: 2024-05-01\n")["d"].year == 2024             # dates: parsed, not cached
+    assert len(list((tmp_path / "c").glob("*.json"))) == 2
+    monkeypatch.setenv("TRAINSIM_CACHE", "/proc/no-such-dir")         # unwritable: still loads
+    assert load_data(text)["a"] == 1

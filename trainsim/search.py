@@ -108,52 +108,61 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     use_all = run.use_all if use_all is None else use_all
     space, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
                                       batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
-    n, k = len(space), space.k
+    shape3 = (len(space.zero), len(space.recompute))
+    n, K = len(space), space.k
     base = space.base
     used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
-    shape3 = (len(space.zero), len(space.recompute))
-    step = np.empty((len(base),) + shape3)
-    mem = np.empty((len(base),) + shape3)
-    rows = max(1, CHUNK // max(k, 1))
+    want = max(top, 1)
+    n_fit, smallest = 0, np.inf
+    cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
+    rows = max(1, CHUNK // max(K, 1))
     for s in range(0, len(base), rows):
         sl = slice(s, min(len(base), s + rows))
         res = evaluate(replace(ctx, global_batch_seqs=space.batch[sl, None, None], chips=used_b[sl, None, None]),
                        space.grid(sl), detail=False)
-        step[sl] = res.step_time_s
-        mem[sl] = res.memory["total"]
+        # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
+        per_seq = np.broadcast_to(res.step_time_s / space.batch[sl, None, None], (sl.stop - s,) + shape3)
+        mem = np.broadcast_to(res.memory["total"], per_seq.shape).reshape(-1)
+        per_seq = per_seq.reshape(-1)
+        fits = mem <= hbm
+        n_fit += int(np.count_nonzero(fits))
+        smallest = min(smallest, float(mem.min()))
+        if fits.any():         # this chunk's fastest plans and Pareto front; merged below
+            ps = np.where(fits, per_seq, np.inf)
+            loc = np.argpartition(ps, want - 1)[:want] if len(ps) > want else np.arange(len(ps))
+            loc = loc[np.isfinite(ps[loc])]
+            cand_v.append(ps[loc])
+            cand_i.append(loc + s * K)
+            if with_pareto:
+                f_idx = np.nonzero(fits)[0]
+                pf = f_idx[_pareto(per_seq[f_idx], mem[f_idx])]
+                front_v.append(per_seq[pf])
+                front_m.append(mem[pf])
+                front_i.append(pf + s * K)
         if progress is not None:
-            progress(min(n, sl.stop * k), n)
-    # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
-    # computed in place, the big arrays are only these two
-    per_seq = step
-    per_seq /= space.batch[:, None, None]
-    per_seq, mem = per_seq.reshape(-1), mem.reshape(-1)
-    fits = mem <= hbm
-    n_fit = int(np.count_nonzero(fits))
-    smallest = float(mem.min()) if n else None
+            progress(min(n, sl.stop * K), n)
     rej = Counter({f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()})
     rej["memory: does not fit in HBM"] = n - n_fit
     best, runners, pareto = None, [], []
     if n_fit:
-        per_seq[~fits] = np.inf
-        k = min(max(top, 1), n_fit)
-        part = np.argpartition(per_seq, k - 1)[:k] if k < n else np.arange(n)
-        part = part[np.isfinite(per_seq[part])]
-        used_p = used_b[part // space.k]
-        order = part[np.lexsort((run.chips - used_p, per_seq[part]))]
+        cv, ci = np.concatenate(cand_v), np.concatenate(cand_i)
+        idle = run.chips - used_b[ci // K]
+        order = ci[np.lexsort((idle, cv))][:want]       # fastest first; ties: fewer idle chips
         sub = space.plans(order)
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order),
-                               chips=used_b[order // space.k]), sub)
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K]), sub)
         rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = rows[0], rows[1:]
         if with_pareto:
-            near = np.nonzero(per_seq <= PARETO_SPAN * per_seq[order[0]])[0]
-            pf = near[_pareto(per_seq[near], mem[near])][:20]
-            pf_plans, pf_batch = space.plans(pf), space.batch_of(pf)
-            pareto = [{"plan": pf_plans.row(j), "step_time_s": float(per_seq[i] * pf_batch[j]),
-                       "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[i // space.k]),
-                       "memory_per_chip_bytes": float(mem[i])} for j, i in enumerate(pf)]
+            # the front of all plans = the front of the chunks' fronts; plans up to PARETO_SPAN x the best kept
+            fv, fm, fi = np.concatenate(front_v), np.concatenate(front_m), np.concatenate(front_i)
+            keep = _pareto(fv, fm)
+            keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
+            pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
+            pareto = [{"plan": pf_plans.row(j), "step_time_s": float(fv[i] * pf_batch[j]),
+                       "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[fi[i] // K]),
+                       "memory_per_chip_bytes": float(fm[i])} for j, i in enumerate(keep)]
+    smallest = smallest if n else None
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
                         plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
                         rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest,

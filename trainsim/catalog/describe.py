@@ -12,7 +12,7 @@ from typing import Any
 
 
 from ..errors import unknown
-from ..yamlload import safe_load
+from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
 
@@ -178,7 +178,7 @@ def describe_system(system_id: str) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _model_entries() -> tuple[dict[str, Any], ...]:
     text = resources.files("trainsim.catalog").joinpath("data", "models.yaml").read_text(encoding="utf-8")
-    return tuple((safe_load(text) or {}).get("models", []))
+    return tuple((load_data(text) or {}).get("models", []))
 
 
 def model_rows() -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import TrainsimError, unknown
-from ..yamlload import safe_load
+from ..yamlload import load_data, safe_load
 from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
@@ -29,7 +29,7 @@ _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 @lru_cache(maxsize=1)
 def _catalog() -> dict[str, dict]:
     text = resources.files("trainsim").joinpath("catalog", "data", "models.yaml").read_text(encoding="utf-8")
-    doc = safe_load(text) or {}
+    doc = load_data(text) or {}
     return {str(m["id"]): m for m in doc.get("models", [])}
 
 

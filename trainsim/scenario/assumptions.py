@@ -14,7 +14,7 @@ from typing import Any
 
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load
+from ..yamlload import load_data
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _num(v):
 @lru_cache(maxsize=1)
 def _defaults() -> dict[str, Assumption]:
     text = resources.files("trainsim.scenario").joinpath("data/assumptions.yaml").read_text(encoding="utf-8")
-    doc = safe_load(text) or {}
+    doc = load_data(text) or {}
     out = {}
     for key, e in (doc.get("assumptions") or {}).items():
         out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),
