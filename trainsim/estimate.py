@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import TrainsimError
+from .errors import NoPlanError, TrainsimError
+from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import check, reason
@@ -56,10 +57,12 @@ def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
     tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
     vpp = g("vpp") or 1
     sched = g("schedule") or ("interleaved" if vpp > 1 else "1f1b")
-    dp = chips // (tp * pp * cp) if chips % (tp * pp * cp) == 0 else 0
-    if plan.dp is not None and plan.dp != dp:
-        raise TrainsimError(f"dp {plan.dp} does not equal chips / (tp pp cp) = {chips} / {tp * pp * cp}",
-                            field="plan.dp")
+    dp = chips // (tp * pp * cp)      # chips / (tp pp cp), leaving the remainder idle
+    if plan.dp is not None:
+        if plan.dp > dp:
+            raise TrainsimError(f"dp {plan.dp} x tp {tp} x pp {pp} x cp {cp} needs more than the {chips} chips",
+                                field="plan.dp")
+        dp = plan.dp
     return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=g("ep") or 1, etp=g("etp") or 1, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
@@ -82,20 +85,36 @@ class Estimate:
     breakdown: dict
     microbatches: float
     extra: dict = field(default_factory=dict)
+    chips_used: int | None = None          # tp x pp x cp x dp; the rest of run.chips is idle
+    batch_requested_seqs: int | None = None  # the stated batch, when the plan uses another (run.training has it)
 
     @property
     def memory_per_chip_bytes(self) -> float:
         return self.memory["total"]
 
     @property
+    def used(self) -> int:
+        return self.run.chips if self.chips_used is None else self.chips_used
+
+    @property
+    def idle_chips(self) -> int:
+        return self.run.chips - self.used
+
+    @property
+    def tokens_per_s(self) -> float:
+        """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
+        return self.tokens_per_s_per_chip * self.used
+
+    @property
     def days(self) -> float | None:
         t = self.run.training.tokens
         if t is None:
             return None
-        return t / (self.tokens_per_s_per_chip * self.run.chips) / 86400.0
+        return t / self.tokens_per_s / 86400.0
 
     @property
     def chip_hours(self) -> float | None:
+        """Chip-hours paid for: idle chips count (they are held for the run)."""
         d = self.days
         return None if d is None else d * 24.0 * self.run.chips
 
@@ -106,6 +125,11 @@ class Estimate:
             "system": self.run.system.id,
             "chip": self.run.system.chip.id,
             "chips": self.run.chips,
+            "chips_used": self.used,
+            "idle_chips": self.idle_chips,
+            "global_batch_seqs": self.run.training.batch_seqs,
+            "global_batch_requested_seqs": (self.batch_requested_seqs if self.batch_requested_seqs is not None
+                                            else self.run.training.batch_seqs),
             "step_time_s": self.step_time_s,
             "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
             "mfu": self.mfu,
@@ -127,13 +151,25 @@ class Estimate:
 
 
 def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
-    """Evaluate plans (all assumed valid) and return the raw vectorised result."""
-    return evaluate(context(run, calib), plans)
+    """Evaluate plans (all assumed valid) and return the raw vectorised result, each plan on the batch it uses
+    (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
+    tr = run.training
+    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule))
+    used = plans.tp * plans.pp * plans.cp * plans.dp
+    return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 
 
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
+    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses."""
     mem = {k: float(v[i]) for k, v in res.memory.items()}
+    dp, mb = int(plans.dp[i]), int(plans.mb[i])
+    batch = int(round(float(res.microbatches[i]) * dp * mb))
+    asked = run.training.batch_seqs
+    if batch != asked:
+        run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
+                                                                    "global_batch_tokens": None}))
     return Estimate(
+        chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
         run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
         mfu=float(res.mfu[i]), hfu=float(res.hfu[i]), memory=mem,
@@ -155,10 +191,11 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
 
         res = search(run, fixed=plan, calib=calib, top=1)
         if res.best is None:
-            raise TrainsimError(res.no_plan_message(), field="plan")
+            raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
     plans = plans_from_spec(plan, run.chips)
-    code = check(plans, run.arch, run.chips, run.training.seq_len, run.training.batch_seqs)
+    tr = run.training
+    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ..errors import TrainsimError
+from ..errors import NoPlanError, TrainsimError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="trainsim: what can be trained on which hardware, how fast, and at what cost.")
@@ -30,7 +30,7 @@ def main() -> None:
             sys.exit(rc)
     except TrainsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1 if isinstance(exc, NoPlanError) else 2)   # no answer: 1; bad input: 2
     except (typer.Exit,) as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors and friends

@@ -1,10 +1,12 @@
 """``trainsim estimate RUN.yaml [--json]``: one plan's step time, MFU, memory and breakdown."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from ..errors import NoPlanError
 from . import app
 
 
@@ -15,7 +17,19 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     from .. import api
     from ..report.terminal import print_json, render_estimate
 
-    est = api.estimate(api.load_run(run))
+    r = api.load_run(run)
+    try:
+        est = api.estimate(r)
+    except NoPlanError as exc:     # no answer: name the nearest alternatives, exit 1
+        from ..alternatives import alternatives
+
+        res = exc.result
+        res.alternatives = alternatives(r, r.plan)
+        if json_:
+            print_json(res.to_dict())
+        else:
+            print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
+        raise typer.Exit(1)
     if json_:
         print_json(est.to_dict())
     else:

@@ -1,6 +1,9 @@
-"""``trainsim plan RUN.yaml``: search every valid plan; best plans, Pareto front, rejections; --emit flags."""
+"""``trainsim plan RUN.yaml``: search every valid plan; best plans, Pareto front, rejections; --emit flags.
+No valid plan: the nearest alternatives (:mod:`trainsim.alternatives`) and exit code 1."""
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -14,6 +17,7 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              fix: str = typer.Option("", "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
              emit: str = typer.Option("", "--emit", help="print the best plan as megatron or mindspeed arguments"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+             use_all: bool = typer.Option(False, "--use-all", help="plans must use every chip (no idle domains)"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Find the fastest plan that fits in memory."""
     from .. import api
@@ -24,13 +28,18 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     r = api.load_run(run)
     fixed = api.parse_fix(fix, r.plan)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit)) as tick:
-        res = api.search(r, fixed, top=top, progress=tick)
-    if emit:
-        if res.best is None:
-            raise api.TrainsimError(res.no_plan_message(), field="plan")
+        res = api.search(r, fixed, top=top, progress=tick, use_all=use_all or None)
+    if res.best is None:      # no answer: the nearest changes that have one, and exit code 1
+        from ..alternatives import alternatives
+
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+    if emit and res.best is not None:
         print(emit_args(res.best, emit))
-        return
-    if json_:
+    elif json_:
         print_json(res.to_dict())
     else:
         render_search(res)
+    if res.best is None:
+        if emit:
+            print(f"error: plan: {res.no_plan_message()}", file=sys.stderr)
+        raise typer.Exit(1)

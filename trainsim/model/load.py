@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import TrainsimError, unknown
+from ..yamlload import load_data, safe_load
 from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
@@ -28,7 +29,7 @@ _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 @lru_cache(maxsize=1)
 def _catalog() -> dict[str, dict]:
     text = resources.files("trainsim").joinpath("catalog", "data", "models.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text) or {}
+    doc = load_data(text) or {}
     return {str(m["id"]): m for m in doc.get("models", [])}
 
 
@@ -101,7 +102,7 @@ def _from_file(path: Path, field: str, where: str | None) -> Arch:
         raise TrainsimError(f"no such model file '{path}'", field=field, where=where)
     text = path.read_text(encoding="utf-8")
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if path.suffix == ".json" else safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise TrainsimError(f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                             f"{str(exc).splitlines()[0]}", field=field, where=where) from None

@@ -9,9 +9,8 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
 from ..errors import TrainsimError
+from ..yamlload import safe_load
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     else:
         with open(path) as fh:
             text = fh.read()
-    doc = yaml.safe_load(text) or {}
+    doc = safe_load(text) or {}
     const, const_fam = _constants()
     fitted = _parse(doc.get("default", {}), "calibration.yaml: default")
     base = Calib().with_(**{**const, **fitted})
@@ -123,7 +122,7 @@ def validation_error(family: str) -> dict | None:
     calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
-    acc = (yaml.safe_load(text) or {}).get("accuracy") or {}
+    acc = (safe_load(text) or {}).get("accuracy") or {}
     fam = (acc.get("by_family") or {}).get(family)
     if fam:
         return {**fam, "basis": f"leave-one-out on {family} calibration runs"}

@@ -26,5 +26,5 @@ def cp_ring_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
 def cp_ring_sync(lk: LayerKind, ctx: StepContext, p):
     """The part of a layer's forward ring no overlap hides: a launch + synchronisation per step."""
     if not any(c.kind != "linear" for c in lk.attention):
-        return np.zeros(len(p))
+        return 0.0
     return np.where(p.cp > 1, (p.cp - 1) * ctx.calib.comm_launch_s, 0.0)

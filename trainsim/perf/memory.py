@@ -62,8 +62,8 @@ def rank_layers(ctx: StepContext, p):
         stated = (f_in is not None) + (l_in is not None)
         rest = L - (f_in or 0) - (l_in or 0)
         mid = np.ceil(rest / np.maximum(pp - stated, 1.0))
-        first = np.full(len(p), float(f_in)) if f_in is not None else mid
-        last = np.full(len(p), float(l_in)) if l_in is not None else mid
+        first = mid * 0.0 + float(f_in) if f_in is not None else mid
+        last = mid * 0.0 + float(l_in) if l_in is not None else mid
         mid = np.where(pp > 2, mid, np.where(pp == 2, np.maximum(first, last), mid))
     one = p.pp == 1
     return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
@@ -78,8 +78,8 @@ def stage_layers(ctx: StepContext, p):
 def _per_layer_params(ctx: StepContext, p):
     """(dense, expert) parameters of an average decoder layer on one chip."""
     L = ctx.arch.n_layers
-    dense = np.zeros(len(p))
-    expert = np.zeros(len(p))
+    dense = 0.0
+    expert = 0.0
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         dense = dense + d * lk.n_layers / L
@@ -93,8 +93,8 @@ def _extras(ctx: StepContext, p):
     a = ctx.arch
     emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
     head = a.vocab * a.hidden / p.tp
-    mtp_d = np.zeros(len(p))
-    mtp_e = np.zeros(len(p))
+    mtp_d = 0.0
+    mtp_e = 0.0
     for lk in a.mtp:
         d, e = params_per_chip(lk, p)
         mtp_d = mtp_d + d * lk.n_layers
@@ -155,9 +155,9 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
     virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
     input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
     L = ctx.arch.n_layers
-    kept = np.zeros(len(p))
-    full = np.zeros(len(p))
-    widest = np.zeros(len(p))
+    kept = 0.0
+    full = 0.0
+    widest = 0.0
     for lk in ctx.arch.layers:
         k, f = layer_activation_bytes(lk, ctx, p, tokens)
         kept = kept + k * lk.n_layers / L
@@ -183,7 +183,7 @@ def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
     logits = tokens * a.vocab / p.tp * 6.0 * (1.0 + depth)
-    mtp = np.zeros(len(p))
+    mtp = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
         mtp = mtp + k * lk.n_layers
@@ -201,13 +201,13 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     dual = p.schedule == SCHED_DUALPIPE
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     best = None
-    zero = np.zeros(len(p))
+    zero = np.zeros_like(p.pp, dtype=np.float64)
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
         w, g, o = _state_bytes(ctx, p, dense, expert)
         acts, work = stage_activation_bytes(ctx, p, tokens, layers)
         a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
-        on_last = {"first": (p.pp == 1) | dual, "mid": np.zeros(len(p), bool), "last": np.ones(len(p), bool)}[kind]
+        on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
         tot = w + g + o + a
         if best is None:

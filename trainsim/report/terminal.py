@@ -57,6 +57,13 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("plan", plan_text(d["plan"]))
+    if d.get("idle_chips"):
+        t.add_row("chips used", f"{d['chips_used']:,} of {d['chips']:,} ({d['idle_chips']:,} idle, paid for)")
+    if d.get("global_batch_seqs") is not None:
+        asked = d.get("global_batch_requested_seqs")
+        note = f" (asked {asked:,}: {d['global_batch_seqs'] / asked - 1:+.1%})" if asked and asked != d[
+            "global_batch_seqs"] else ""
+        t.add_row("global batch", f"{d['global_batch_seqs']:,} sequences{note}")
     t.add_row("step time", f"{d['step_time_s']:.3f} s")
     t.add_row("tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.1f}")
     t.add_row("MFU / HFU", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
@@ -100,7 +107,16 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
 def render_search(res, c: Console | None = None) -> None:
     c = c or console()
     if res.best is None:
-        c.print(f"[red]{res.no_plan_message()}[/red]")
+        c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")
+        if res.alternatives:
+            at = Table(title="nearest alternatives (each has a plan)")
+            for col in ("change", "step s", "MFU", "days", "GiB/chip", "plan"):
+                at.add_column(col, justify="left" if col in ("change", "plan") else "right")
+            for a in res.alternatives:
+                at.add_row(a["text"], f"{a['step_time_s']:.3f}", f"{a['mfu']:.1%}",
+                           f"{a['days']:.1f}" if a.get("days") is not None else "-",
+                           f"{a['memory_per_chip_bytes'] / GIB:.1f}", plan_text(a["plan"]))
+            c.print(at)
     else:
         render_estimate(res.best, c=c)
         t = Table(title="best plans that fit")
