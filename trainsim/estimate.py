@@ -39,6 +39,8 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        calib=calib or calib_for(run.system.chip.family),
                        attention_kernel=run.training.attention, recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
+                       pipeline_split=pl.pipeline_split or "even",
+                       offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations)
 
 
@@ -51,8 +53,8 @@ def is_complete(plan: PlanSpec) -> bool:
 
 
 def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
-    """One plan from a spec; unnamed fields take neutral defaults (tp = pp = ep = etp = cp = 1, zero 1,
-    no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
+    """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
+    zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
     g = plan.scalar
     tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
     vpp = g("vpp") or 1
@@ -63,7 +65,11 @@ def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
             raise TrainsimError(f"dp {plan.dp} x tp {tp} x pp {pp} x cp {cp} needs more than the {chips} chips",
                                 field="plan.dp")
         dp = plan.dp
-    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=g("ep") or 1, etp=g("etp") or 1, cp=cp, dp=max(dp, 1),
+    ep = g("ep") or 1
+    # Megatron-Core's default expert tensor parallelism is the tensor-parallel size (arguments.py:
+    # --expert-tensor-parallel-size defaults to --tensor-model-parallel-size), where the chips allow it
+    etp = g("etp") or (tp if (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
+    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
                               schedule=SCHEDULES.index(sched), node_limit=g("node_limit") or 0)

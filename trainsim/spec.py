@@ -111,6 +111,13 @@ class PlanSpec(BaseModel):
     # --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers; Llama 3 sec. 3.3.2)
     first_stage_layers: int | None = Field(None, ge=0)
     last_stage_layers: int | None = Field(None, ge=0)
+    # 'balanced': the input embedding counts as one layer on the first stage and the output head (loss) and each
+    # MTP module as one layer each on the last (Megatron-Core --account-for-embedding-in-pipeline-split and
+    # --account-for-loss-in-pipeline-split); 'even' (default): decoder layers split evenly
+    pipeline_split: Literal["even", "balanced"] | None = None
+    # activations of this many layers per rank moved to host memory during forward and back for backward
+    # (Megatron-Core --cpu-offloading-num-layers with --cpu-offloading-activations)
+    offload_activation_layers: int | None = Field(None, ge=0)
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod

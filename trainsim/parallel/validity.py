@@ -15,7 +15,8 @@ REASONS = {
     1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp)); a plan may leave whole "
                  "scale-up domains idle (parallel/batch.py), never more chips than there are"),
     2: ("tp", "tp must divide the attention heads and the key/value heads"),
-    3: ("pp", "pp x vpp must not exceed the number of layers"),
+    3: ("pp", "pp x vpp must not exceed the number of layers (the first and last rank may leave one virtual "
+              "stage empty: pp x vpp <= layers + 2 (vpp - 1))"),
     4: ("ep", "ep must divide the number of routed experts (and be 1 for a dense model)"),
     5: ("ep", "ep x etp must divide tp x cp x dp (the chips of one pipeline stage)"),
     6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
@@ -55,7 +56,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         bad_tp |= (h % p.tp) != 0
     rule(bad_tp, 2)
     rule((arch.hidden % p.tp != 0), 13)
-    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers, 3)
+    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers + 2 * (np.maximum(p.vpp, 1) - 1), 3)
     if moe:
         bad_ep = np.zeros(n, dtype=bool)
         bad_etp = np.zeros(n, dtype=bool)

@@ -72,7 +72,7 @@ def _parse(entry: dict, where: str) -> dict:
 
 def _constants() -> tuple[dict, dict]:
     """(default, per-family) constants of ``perf/data/constants.yaml`` as plain values (each entry has a source)."""
-    doc = yaml.safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
 
     def vals(entry: dict, where: str) -> dict:
         out = {}
@@ -88,7 +88,7 @@ def _constants() -> tuple[dict, dict]:
 
 def constant_sources() -> dict[str, str]:
     """Every engine constant's source (default entries), for reports."""
-    doc = yaml.safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
     return {k: v["source"] for k, v in (doc.get("default") or {}).items()}
 
 

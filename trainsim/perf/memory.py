@@ -50,12 +50,24 @@ def rank_layers(ctx: StepContext, p):
 
     Even split: ceil(L / (pp vpp)) x vpp on every rank. Uneven (``first_stage_layers`` / ``last_stage_layers``,
     Megatron-Core --decoder-first/last-pipeline-num-layers; Llama 3 sec. 3.3.2 removes one layer from each): the
-    stated ranks take their count, the others split the rest evenly (rounded up). pp = 1: all layers."""
+    stated ranks take their count, the others split the rest evenly (rounded up). Balanced (Megatron-Core
+    --account-for-embedding/loss-in-pipeline-split): with U = L + 2 + MTP modules units and q = ceil(U / pp) per
+    rank, the first rank takes q - 1 layers and the last q - 1 - MTP. pp = 1: all layers."""
     L = float(ctx.arch.n_layers)
     v = np.maximum(p.vpp, 1)
     pp = p.pp.astype(np.float64)
     even = np.ceil(L / (pp * v)) * v
     f_in, l_in = ctx.first_stage_layers, ctx.last_stage_layers
+    if ctx.pipeline_split == "balanced" and f_in is None and l_in is None:
+        n_mtp = float(sum(lk.n_layers for lk in ctx.arch.mtp))
+        q = np.ceil((L + 2.0 + n_mtp) / pp)
+        first = np.maximum(q - 1.0, 0.0)
+        last = np.maximum(q - 1.0 - n_mtp, 0.0)
+        mid = np.ceil(np.maximum(L - first - last, 0.0) / np.maximum(pp - 2.0, 1.0))
+        last = np.where(pp == 2, L - first, last)
+        mid = np.where(pp > 2, mid, np.maximum(first, last))
+        one = p.pp == 1
+        return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
     if f_in is None and l_in is None:
         first = mid = last = even
     else:
@@ -172,9 +184,24 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
         full_rc = v * (rec * inp + (chunk - rec) * full)
     else:
         full_rc = v * np.ceil(chunk / n) * inp
-    acts = np.where(p.recompute == 2, full_rc, kept * layers)
+    # activation offload: the offloaded layers keep nothing in HBM but the one being copied (Megatron-Core
+    # cpu_offload: a layer's tensors stream to the host after its forward and back before its backward)
+    off = np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
+    acts = np.where(p.recompute == 2, full_rc, kept * (layers - off))
     work = np.where(p.recompute == 2, np.minimum(n, chunk) * widest, 0.0)
     return acts, work
+
+
+def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
+    """Host-link bytes per micro-batch of activation offload, each way (forward out, backward in)."""
+    if not ctx.offload_activation_layers:
+        return 0.0
+    L = ctx.arch.n_layers
+    kept = 0.0
+    for lk in ctx.arch.layers:
+        k, _ = layer_activation_bytes(lk, ctx, p, tokens)
+        kept = kept + k * lk.n_layers / L
+    return kept * np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
 
 
 def _last_stage_extra_bytes(ctx: StepContext, p, tokens):

@@ -29,7 +29,7 @@ from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
 from .collectives import p2p_time
 from .context import StepContext
-from .memory import memory_breakdown, model_state_params, rank_layers
+from .memory import memory_breakdown, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
 from .pipeline import SCHED_DUALPIPE, bubble_time
 
@@ -207,6 +207,10 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     st_other = _stage(ctx, p, lc, np.maximum(f_l, m_l) / L, False, tokens)
     slow_last = st_last["t_mb"] >= st_other["t_mb"]
     st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in st_last}
+    # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
+    off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
+    if np.any(off):
+        st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / c.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
     tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
