@@ -73,6 +73,15 @@ class Estimate:
     breakdown: dict
     microbatches: float
     extra: dict = field(default_factory=dict)
+    cost_inputs: dict = field(default_factory=dict)   # overrides for :func:`trainsim.cost.run_cost`
+
+    def cost(self, **overrides) -> dict | None:
+        """Chip-hours, energy (MWh, with PUE) and cost (rental and capex) of the whole run
+        (:func:`trainsim.cost.run_cost`; ``overrides`` such as ``price_per_chip_hour``, ``pue``,
+        ``electricity_usd_per_kwh``, ``goodput`` take precedence over ``cost_inputs``)."""
+        from .cost import run_cost
+
+        return run_cost(self, **{**self.cost_inputs, **overrides})
 
     @property
     def memory_per_chip_bytes(self) -> float:
@@ -113,6 +122,7 @@ class Estimate:
         if self.run.training.tokens is not None:
             out["days"] = self.days
             out["chip_hours"] = self.chip_hours
+            out["cost"] = self.cost()
         out.update(self.extra)
         return out
 
