@@ -13,7 +13,7 @@ import numpy as np
 
 from .estimate import Estimate, context, result_row
 from .parallel.enumerate import enumerate_plans
-from .parallel.plan import Plans
+from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.step import evaluate
@@ -34,6 +34,26 @@ class SearchResult:
     search_seconds: float
     rejected: dict = field(default_factory=dict)
     smallest_memory_bytes: float | None = None
+    feasible_columns: dict | None = field(default=None, repr=False)   # all plans, step, memory, feasible indices
+
+    def feasible_table(self) -> dict:
+        """Every plan that fits as numpy columns (plan fields, step_time_s, memory_gib, tokens_per_s_per_chip)."""
+        a = self.feasible_columns or {}
+        if not a:
+            return {}
+        idx, run = a["idx"], self.run
+        fp = a["plans"].take(idx)
+        cols = {f: getattr(fp, f) for f in ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero")}
+        cols["recompute"] = np.asarray(RECOMPUTE, dtype=object)[fp.recompute]
+        cols["micro_batch"] = fp.mb
+        cols["schedule"] = np.asarray(SCHEDULES, dtype=object)[fp.schedule]
+        cols["node_limit"] = fp.node_limit
+        cols["step_time_s"] = a["step"][idx]
+        cols["memory_gib"] = a["mem"][idx] / 2**30
+        # tokens per step / (step time x chips), as perf.step.evaluate defines it
+        cols["tokens_per_s_per_chip"] = (run.training.batch_seqs * run.training.seq_len
+                                         / (cols["step_time_s"] * run.chips))
+        return cols
 
     def no_plan_message(self) -> str:
         if self.plans_evaluated == 0:
@@ -54,10 +74,19 @@ class SearchResult:
                    pareto=self.pareto)
         return out
 
-    def to_frame(self):
-        """Best plan and runners-up as a pandas DataFrame (pandas is optional)."""
-        import pandas as pd
+    def to_frame(self, all: bool = False):  # noqa: A002 - the documented keyword
+        """Best plan and runners-up as a pandas DataFrame, or with ``all=True`` every feasible plan (one row per
+        plan that fits: plan fields, step_time_s, memory_gib, tokens_per_s_per_chip), fastest first.
+        pandas is optional: ``pip install 'trainsim[frames]'``."""
+        try:
+            import pandas as pd
+        except ModuleNotFoundError:
+            from .errors import TrainsimError
 
+            raise TrainsimError("to_frame() needs pandas: pip install 'trainsim[frames]'") from None
+        if all:
+            df = pd.DataFrame(self.feasible_table())
+            return df.sort_values("step_time_s", kind="stable").reset_index(drop=True) if len(df) else df
         rows = [self.best] + self.runners_up if self.best else []
         return pd.DataFrame([{**r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
                               "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
@@ -107,7 +136,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         pf = near[_pareto(step[near], mem[near])]
         pareto = [{"plan": plans.row(int(i)), "step_time_s": float(step[i]), "memory_per_chip_bytes": float(mem[i])}
                   for i in pf[:20]]
-    return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
+    return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n, feasible_columns={"plans": plans, "step": step, "mem": mem, "idx": feasible},
                         plans_feasible=int(len(feasible)), search_seconds=time.perf_counter() - t0,
                         rejected={k: v for k, v in rej.items() if v},
                         smallest_memory_bytes=float(mem.min()) if n else None)
