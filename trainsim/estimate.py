@@ -93,6 +93,15 @@ class Estimate:
     extra: dict = field(default_factory=dict)
     chips_used: int | None = None          # tp x pp x cp x dp; the rest of run.chips is idle
     batch_requested_seqs: int | None = None  # the stated batch, when the plan uses another (run.training has it)
+    cost_inputs: dict = field(default_factory=dict)   # overrides for :func:`trainsim.cost.run_cost`
+
+    def cost(self, **overrides) -> dict | None:
+        """Chip-hours, energy (MWh, with PUE) and cost (rental and capex) of the whole run
+        (:func:`trainsim.cost.run_cost`; ``overrides`` such as ``price_per_chip_hour``, ``pue``,
+        ``electricity_usd_per_kwh``, ``goodput`` take precedence over ``cost_inputs``)."""
+        from .cost import run_cost
+
+        return run_cost(self, **{**self.cost_inputs, **overrides})
 
     @property
     def memory_per_chip_bytes(self) -> float:
@@ -152,6 +161,7 @@ class Estimate:
         if self.run.training.tokens is not None:
             out["days"] = self.days
             out["chip_hours"] = self.chip_hours
+            out["cost"] = self.cost()
         out.update(self.extra)
         return out
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .estimate import Estimate, context, result_row
 from .parallel.enumerate import enumerate_space
-from .parallel.plan import Plans
+from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.step import evaluate
@@ -36,6 +36,34 @@ class SearchResult:
     smallest_memory_bytes: float | None = None
     use_all: bool = False
     alternatives: list[dict] = field(default_factory=list)   # filled by :func:`trainsim.alternatives` on no plan
+    feasible_columns: dict | None = field(default=None, repr=False)   # search(keep_all=True): every feasible plan
+    fixed: PlanSpec | None = field(default=None, repr=False)
+    calib: Calib | None = field(default=None, repr=False)
+
+    def feasible_table(self) -> dict:
+        """Every plan that fits as numpy columns (plan fields, global_batch_seqs, chips_used, step_time_s,
+        memory_gib, tokens_per_s_per_chip); searches again with ``keep_all`` when the result did not keep them."""
+        a = self.feasible_columns
+        if a is None:
+            a = search(self.run, self.fixed, calib=self.calib, top=1, keep_all=True,
+                       with_pareto=False).feasible_columns or {}
+        if not a or not len(a["idx"]):
+            return {}
+        space, idx = a["space"], a["idx"]
+        fp = space.plans(idx)
+        batch = space.batch_of(idx)
+        cols = {f: getattr(fp, f) for f in ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero")}
+        cols["recompute"] = np.asarray(RECOMPUTE, dtype=object)[fp.recompute]
+        cols["micro_batch"] = fp.mb
+        cols["schedule"] = np.asarray(SCHEDULES, dtype=object)[fp.schedule]
+        cols["node_limit"] = fp.node_limit
+        cols["global_batch_seqs"] = batch
+        cols["chips_used"] = a["used"]
+        cols["step_time_s"] = a["per_seq"] * batch
+        cols["memory_gib"] = a["mem"] / 2**30
+        # tokens per step / (step time x chips), as perf.step.evaluate defines it
+        cols["tokens_per_s_per_chip"] = batch * self.run.training.seq_len / (cols["step_time_s"] * a["used"])
+        return cols
 
     def no_plan_message(self) -> str:
         if self.plans_evaluated == 0:
@@ -76,10 +104,19 @@ class SearchResult:
             "alternatives": self.alternatives,
         }
 
-    def to_frame(self):
-        """Best plan and runners-up as a pandas DataFrame (pandas is optional)."""
-        import pandas as pd
+    def to_frame(self, all: bool = False):  # noqa: A002 - the documented keyword
+        """Best plan and runners-up as a pandas DataFrame, or with ``all=True`` every feasible plan (one row per
+        plan that fits: plan fields, step_time_s, memory_gib, tokens_per_s_per_chip), fastest first.
+        pandas is optional: ``pip install 'trainsim[frames]'``."""
+        try:
+            import pandas as pd
+        except ModuleNotFoundError:
+            from .errors import TrainsimError
 
+            raise TrainsimError("to_frame() needs pandas: pip install 'trainsim[frames]'") from None
+        if all:
+            df = pd.DataFrame(self.feasible_table())
+            return df.sort_values("step_time_s", kind="stable").reset_index(drop=True) if len(df) else df
         rows = [self.best] + self.runners_up if self.best else []
         return pd.DataFrame([{**r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
                               "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
@@ -95,12 +132,14 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
-           progress=None, use_all: bool | None = None, with_pareto: bool = True) -> SearchResult:
+           progress=None, use_all: bool | None = None, with_pareto: bool = True,
+           keep_all: bool = False) -> SearchResult:
     """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names.
 
     Fastest = most tokens per second for the whole job (plans may use different batches within the run's
     ``batch_tolerance`` and leave chips idle unless ``use_all``); ties go to the plan with fewer idle chips.
-    ``with_pareto=False`` skips the Pareto front for callers that need only the best plans."""
+    ``with_pareto=False`` skips the Pareto front for callers that need only the best plans; ``keep_all`` keeps
+    every feasible plan for :meth:`SearchResult.to_frame` (``all=True``)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     ctx = context(run, calib)
@@ -116,6 +155,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     want = max(top, 1)
     n_fit, smallest = 0, np.inf
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
+    all_i, all_v, all_m, all_u = [], [], [], []
     rows = max(1, CHUNK // max(K, 1))
     for s in range(0, len(base), rows):
         sl = slice(s, min(len(base), s + rows))
@@ -128,6 +168,12 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         fits = mem <= hbm
         n_fit += int(np.count_nonzero(fits))
         smallest = min(smallest, float(mem.min()))
+        if keep_all and fits.any():
+            f_idx = np.nonzero(fits)[0]
+            all_i.append(f_idx + s * K)
+            all_v.append(per_seq[f_idx])
+            all_m.append(mem[f_idx])
+            all_u.append(used_b[(f_idx + s * K) // K])
         if fits.any():         # this chunk's fastest plans and Pareto front; merged below
             ps = np.where(fits, per_seq, np.inf)
             loc = np.argpartition(ps, want - 1)[:want] if len(ps) > want else np.arange(len(ps))
@@ -166,4 +212,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
                         plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
                         rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest,
-                        use_all=use_all)
+                        use_all=use_all, fixed=fixed, calib=calib,
+                        feasible_columns=None if not keep_all else {
+                            "space": space, "idx": np.concatenate(all_i) if all_i else np.zeros(0, np.int64),
+                            "per_seq": np.concatenate(all_v) if all_v else np.zeros(0),
+                            "mem": np.concatenate(all_m) if all_m else np.zeros(0),
+                            "used": np.concatenate(all_u) if all_u else np.zeros(0)})

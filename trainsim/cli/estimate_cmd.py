@@ -8,15 +8,19 @@ import typer
 
 from ..errors import NoPlanError
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 @app.command("estimate")
 def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
-                 json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+                 json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row (flat columns)"),
+                 price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Predict one training step (and the whole run with training.tokens) for the run's plan."""
     from .. import api
     from ..report.terminal import print_json, render_estimate
 
+    inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     try:
         est = api.estimate(r)
@@ -30,7 +34,12 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         else:
             print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
         raise typer.Exit(1)
-    if json_:
+    est.cost_inputs = inputs
+    if csv_:
+        from ..report.tabular import print_csv
+
+        print_csv([est.to_dict()])
+    elif json_:
         print_json(est.to_dict())
     else:
         render_estimate(est)

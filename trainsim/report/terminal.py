@@ -49,6 +49,27 @@ def plan_text(plan: dict) -> str:
     return s
 
 
+def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
+    """(label, value) rows of a run's cost for a terminal table."""
+    from ..numfmt import count, money
+
+    if not cost:
+        return []
+    inp = cost["inputs"]
+    rate = inp["rental_usd_per_chip_hour"]["value"]
+    rows = [("cost basis", cost["basis"]),
+            ("chip-hours", count(cost["chip_hours"], "chip-hours")),
+            ("energy", "-" if cost["energy_mwh"] is None else
+             f"{count(cost['energy_mwh'])} MWh (PUE {inp['pue']['value']:g})"),
+            ("cost, rental", "-" if cost["cost_rental_usd"] is None else
+             f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
+            ("cost, capex", "no system price in the catalog" if cost["cost_capex_usd"] is None else
+             f"{money(cost['cost_capex_usd'])} ({money(cost['capex_amortised_usd'])} amortised over "
+             f"{inp['life_years']['value']:g} years + {money(cost['electricity_usd'])} electricity at "
+             f"${inp['electricity_usd_per_kwh']['value']:g}/kWh)")]
+    return rows
+
+
 def render_estimate(est, title: str | None = None, c: Console | None = None) -> None:
     c = c or console()
     d = est.to_dict()
@@ -78,7 +99,9 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         if not dnf.get("fixes"):
             t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
     if "days" in d:
-        t.add_row("whole run (without failures)", f"{d['days']:.1f} days, {d['chip_hours']:.3g} chip-hours")
+        t.add_row("whole run (without failures)", f"{d['days']:.1f} days")
+        for k, v in cost_rows(d.get("cost")):
+            t.add_row(k, v)
     c.print(t)
     b = Table(title="step time by cause")
     b.add_column("cause")
