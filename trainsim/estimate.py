@@ -52,7 +52,7 @@ def is_complete(plan: PlanSpec) -> bool:
             and all(getattr(plan, f) is None or plan.scalar(f) is not None for f in optional))
 
 
-def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
+def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
     zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
     g = plan.scalar
@@ -68,7 +68,9 @@ def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
     ep = g("ep") or 1
     # Megatron-Core's default expert tensor parallelism is the tensor-parallel size (arguments.py:
     # --expert-tensor-parallel-size defaults to --tensor-model-parallel-size), where the chips allow it
-    etp = g("etp") or (tp if (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
+    moe = [lk.moe for lk in arch.layers if lk.moe is not None] if arch is not None else []
+    etp = g("etp") or (tp if moe and all(m.expert_ffn % tp == 0 for m in moe)
+                        and (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
     return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
@@ -209,7 +211,7 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
-    plans = plans_from_spec(plan, run.chips)
+    plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
     if code[0]:
