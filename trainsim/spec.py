@@ -16,22 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
+from .types_checked import MAX_TOKENS, Chips, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count
 
 
 class TrainingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tokens: float | None = None
-    seq_len: int = Field(4096, gt=0)
+    seq_len: SeqLen = 4096
     global_batch_tokens: float | None = None
-    global_batch_seqs: int | None = Field(None, gt=0)
+    global_batch_seqs: PosInt | None = None
     precision: Literal["bf16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
     def _count(cls, v, info):
-        return None if v is None else parse_count(v, f"training.{info.field_name}")
+        return None if v is None else positive_count(parse_count(v, f"training.{info.field_name}"),
+                                                     info.field_name, upper=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _batch(self):
@@ -62,18 +64,18 @@ class PlanSpec(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    tp: int | list[int] | None = None
-    pp: int | list[int] | None = None
-    vpp: int | list[int] | None = None
+    tp: Int | list[Int] | None = None
+    pp: Int | list[Int] | None = None
+    vpp: Int | list[Int] | None = None
     schedule: Sched | list[Sched] | None = None
-    ep: int | list[int] | None = None
-    etp: int | list[int] | None = None
-    cp: int | list[int] | None = None
-    dp: int | None = Field(None, gt=0)
-    zero: int | list[int] | None = None
+    ep: Int | list[Int] | None = None
+    etp: Int | list[Int] | None = None
+    cp: Int | list[Int] | None = None
+    dp: PosInt | None = None
+    zero: Int | list[Int] | None = None
     recompute: Recomp | list[Recomp] | None = None
-    micro_batch: int | list[int] | None = None
-    node_limit: int | list[int] | None = None
+    micro_batch: Int | list[Int] | None = None
+    node_limit: Int | list[Int] | None = None
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod
@@ -116,11 +118,11 @@ class PlanSpec(BaseModel):
 
 class ReportedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tokens_per_s_per_chip: float | None = None
-    mfu: float | None = None
+    tokens_per_s_per_chip: PosFloat | None = None
+    mfu: PosFloat | None = None
     mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n"] | None = None
-    step_time_s: float | None = None
-    chip_hours: float | None = None
+    step_time_s: PosFloat | None = None
+    chip_hours: PosFloat | None = None
     source: str = ""
     notes: str = ""
 
@@ -135,7 +137,7 @@ class SpecHead(BaseModel):
 
 
 class RunSpecFile(SpecHead):
-    chips: int = Field(gt=0)
+    chips: Chips
     training: TrainingSpec
     plan: PlanSpec | None = None
     reported: ReportedSpec | None = None
@@ -184,14 +186,9 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
 
 def load_run(path: str | Path) -> Run:
     """Load and resolve a run-spec YAML file (safe loader only)."""
+    from .io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise TrainsimError(f"not valid YAML{line}", where=str(path)) from None
+    doc = read_yaml(path, what="run spec")
     run = parse_run(doc, base_dir=path.parent, where=str(path))
     return Run(**{**run.__dict__, "path": path})

@@ -270,12 +270,9 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
 
 
 def load_posttrain(path: str | Path) -> PostTrain:
+    from ..io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise TrainsimError("not valid YAML", where=str(path)) from None
+    doc = read_yaml(path, what="post-training spec")
     pt = parse_posttrain(doc, base_dir=path.parent, where=str(path))
     return PostTrain(**{**pt.__dict__, "path": path})
