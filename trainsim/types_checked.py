@@ -44,8 +44,17 @@ Int = Annotated[int, BeforeValidator(_no_bool)]
 PosInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)]
 #: a non-negative integer up to :data:`MAX_DIM`
 NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_DIM)]
+def _chips(v: int) -> int:
+    if v < 1:
+        raise ValueError(f"expected a positive number of chips, got {v}")
+    if v > MAX_CHIPS:
+        raise ValueError(f"expected at most {MAX_CHIPS:,} chips (larger counts are refused: no plan search "
+                         f"or sizing is offered beyond that)")
+    return v
+
+
 #: a chip count: 1 .. :data:`MAX_CHIPS`
-Chips = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_CHIPS)]
+Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
 #: a layer count: 1 .. :data:`MAX_LAYERS`
 Layers = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_LAYERS)]
 #: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`

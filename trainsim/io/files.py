@@ -49,15 +49,14 @@ def read_text(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE
 
 
 def check_output_path(path: str | Path, *, force: bool = False, what: str = "output") -> Path:
-    """Refuse an output path that exists (unless ``force``), is a folder, or sits in a missing folder."""
+    """Refuse an output path that exists (unless ``force``) or is a folder; a missing folder is created later."""
     p = Path(path)
     if p.is_dir() and not p.is_symlink():
         raise TrainsimError(f"{what} is a folder; expected a file path", where=str(p))
     if (p.exists() or p.is_symlink()) and not force:
         raise TrainsimError(f"{what} exists; pass --force to replace it", where=str(p))
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise TrainsimError(f"no such folder {str(parent)!r} for the {what}", where=str(p))
+    if p.parent.exists() and not p.parent.is_dir():
+        raise TrainsimError(f"{str(p.parent)!r} is not a folder", where=str(p))
     return p
 
 
@@ -69,6 +68,10 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = False, wh
     """
     p = check_output_path(path, force=force, what=what)
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainsimError(f"cannot create the folder of the {what}: {exc.strerror or exc}", where=str(p)) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -61,7 +61,8 @@ class DaskExecutor:
         # tasks (see evaluate.tune_malloc); a thread arena's sub-heaps are unmapped whenever a search frees them
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}):
             cluster = d.LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                                     dashboard_address=":0", silence_logs=logging.ERROR)
+                                     host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only
+                                     silence_logs=logging.ERROR)
         return cls(d.Client(cluster), cluster, mode=f"local cluster, {n_workers} workers")
 
     @classmethod
