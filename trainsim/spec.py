@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
-from .types_checked import MAX_TOKENS, Chips, Int, PosFloat, PosInt, SeqLen, positive_count
+from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count
 
 
@@ -132,8 +132,8 @@ class SpecHead(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = ""
-    model: str | dict[str, Any]
-    system: str | dict[str, Any]
+    model: IdStr | dict[str, Any]
+    system: IdStr | dict[str, Any]
 
 
 class RunSpecFile(SpecHead):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 #: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
 #: are divisors of the chip count, found by factorisation); the largest announced clusters are ~10^6 chips
@@ -37,6 +37,11 @@ def _finite(v: float) -> float:
         raise ValueError(f"expected a finite number, got {v}")
     return v
 
+
+#: the longest id or path string accepted for a model, system or chip (checked before any lookup)
+MAX_ID_CHARS = 1000
+#: a catalog id or a file path
+IdStr = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
 
 #: an integer (booleans refused)
 Int = Annotated[int, BeforeValidator(_no_bool)]

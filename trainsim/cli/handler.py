@@ -99,6 +99,12 @@ def run(app, argv: list[str] | None = None) -> int:
         if "ClickException" in names or "UsageError" in names:
             print(_usage_line(exc), file=sys.stderr)
             return 2
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.strerror:
+            fn = str(exc.filename or "")
+            name = (fn if len(fn) <= 80 else fn[:77] + "...") + ": " if fn else ""
+            print(one_line(f"error: {name}{exc.strerror}; expected a readable file or a writable path"),
+                  file=sys.stderr)
+            return 2
         if isinstance(exc, (RecursionError, MemoryError)):
             print(one_line(f"error: input too large or too deeply nested ({type(exc).__name__}); "
                            "expected a smaller input"), file=sys.stderr)

@@ -118,8 +118,8 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
     if record is not None and not isinstance(record, list):
         raise TrainsimError(f"expected a list of groups ({', '.join(GROUPS)}) or columns, got {record!r}",
                             field="record", where=where)
+    rec = record_columns(record, where)  # first: it checks that every item is a name
     groups = tuple(r for r in (record or ("inputs", "time", "memory", "plan", "cost", "binding")) if r in GROUPS)
-    rec = record_columns(record, where)
     assumptions = doc.get("assumptions") or {}
     if not isinstance(assumptions, dict):
         raise TrainsimError("expected a mapping of assumption overrides", field="assumptions", where=where)
