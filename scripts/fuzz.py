@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -129,9 +130,7 @@ def main() -> int:
                 slowest = max(slowest, (elapsed, argv[0]))
                 if outcome in FAILURES and len(examples[outcome]) < a.show:
                     examples[outcome].append((argv, case[2], case[1][:400], detail))
-                for f in folder.iterdir():
-                    f.unlink()
-                folder.rmdir()
+                shutil.rmtree(folder, ignore_errors=True)
     total = time.perf_counter() - t0
     print(f"{len(cases):,} cases in {total:.0f} s (generation {t_gen:.0f} s, {a.jobs} jobs, timeout {a.timeout:g} s); "
           f"slowest case {slowest[0]:.1f} s ({slowest[1]})")

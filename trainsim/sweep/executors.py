@@ -16,6 +16,10 @@ from collections.abc import Iterable, Iterator
 from ..errors import TrainsimError
 from .evaluate import evaluate_batch
 
+#: the most local worker processes `--workers` starts: each process holds its own copy of the engine, so more
+#: processes than a large host's cores only add memory (a bound, not a recommendation; use --scheduler to scale)
+MAX_LOCAL_WORKERS = 512
+
 
 class InProcess:
     mode = "in-process"
