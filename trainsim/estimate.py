@@ -121,6 +121,19 @@ class Estimate:
     def tokens_per_s(self) -> float:
         """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
         return self.tokens_per_s_per_chip * self.used
+    def mfu_at_precision(self) -> float:
+        """MFU against the dense peak of the precision the run uses (= ``mfu`` for BF16; for FP8 ``mfu`` x
+        peak(BF16) / peak(FP8)); see :mod:`trainsim.sanity`."""
+        from .sanity import peak_ratio
+
+        return self.mfu / peak_ratio(self.run.system.chip, self.run.training.precision)
+
+    @property
+    def hfu_at_precision(self) -> float:
+        """HFU against the dense peak of the precision the run uses."""
+        from .sanity import peak_ratio
+
+        return self.hfu / peak_ratio(self.run.system.chip, self.run.training.precision)
 
     @property
     def days(self) -> float | None:
@@ -152,6 +165,10 @@ class Estimate:
             "mfu": self.mfu,
             "hfu": self.hfu,
             "mfu_definition": "model FLOPs (6 x active params incl. output head + causal attention) / BF16 dense peak",
+            "precision": self.run.training.precision,
+            "mfu_at_precision": self.mfu_at_precision,
+            "hfu_at_precision": self.hfu_at_precision,
+            "mfu_at_precision_definition": f"the same model FLOPs / {self.run.training.precision.upper()} dense peak",
             "memory_per_chip_bytes": self.memory["total"],
             "memory_breakdown_bytes": self.memory,
             "hbm_bytes": self.run.system.chip.hbm_bytes,
@@ -178,7 +195,11 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
 
 
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
-    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses."""
+    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses. The one boundary
+    where a result leaves the engine, so the sanity invariants (:func:`trainsim.sanity.check_estimate`) are
+    checked here."""
+    from .sanity import check_estimate
+
     mem = {k: float(v[i]) for k, v in res.memory.items()}
     dp, mb = int(plans.dp[i]), int(plans.mb[i])
     batch = int(round(float(res.microbatches[i]) * dp * mb))
@@ -186,7 +207,7 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     if batch != asked:
         run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
                                                                     "global_batch_tokens": None}))
-    return Estimate(
+    est = Estimate(
         chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
         run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
@@ -194,6 +215,8 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
         fits=bool(mem["total"] <= run.system.chip.hbm_bytes),
         breakdown={k: float(res.breakdown[k][i]) for k in BREAKDOWN_KEYS}, microbatches=float(res.microbatches[i]),
     )
+    check_estimate(est)
+    return est
 
 
 def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:

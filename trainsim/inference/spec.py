@@ -145,13 +145,9 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
 
 def load_serving(path: str | Path) -> Serving:
     """Load and resolve a serving-spec YAML file (safe loader only)."""
+    from ..io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    doc = read_yaml(path, what="serving spec")
     sv = parse_serving(doc, base_dir=path.parent, where=str(path))
     return Serving(**{**sv.__dict__, "path": path})

@@ -52,12 +52,13 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
+from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 
 
 class ClusterPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     system: str | dict[str, Any]
-    chips: int = Field(gt=0)
+    chips: Chips
 
 
 class LinkPart(BaseModel):
@@ -88,7 +89,7 @@ class StudentPart(BaseModel):
     model: str | dict[str, Any]
     cluster: str
     rollout_cluster: str | None = None
-    rollout_chips: int | None = Field(None, gt=0)
+    rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
     precision: Literal["bf16", "fp8"] = "bf16"
     rollout_precision: Literal["bf16", "fp8", "int8"] = "bf16"
@@ -99,24 +100,34 @@ class TeacherPart(BaseModel):
     name: str = ""
     model: str | dict[str, Any]
     cluster: str
-    share: float = Field(1.0, gt=0.0, le=1.0)
+    share: FiniteFloat = Field(1.0, gt=0.0, le=1.0)
     precision: Literal["bf16", "fp8", "int8"] = "bf16"
 
 
 class StepPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompts: int = Field(gt=0)
-    samples_per_prompt: int = Field(1, gt=0)
-    prompt_len: int = Field(gt=0)
-    rollout_len: int = Field(gt=0)
-    tail_factor: float = Field(1.0, ge=1.0)
-    steps: int = Field(1, gt=0)
+    prompts: PosInt
+    samples_per_prompt: PosInt = 1
+    prompt_len: PosInt
+    rollout_len: PosInt
+    tail_factor: FiniteFloat = Field(1.0, ge=1.0, le=100.0)
+    steps: PosInt = 1
     mode: Literal["sync", "async"] = "sync"
     logprobs: Literal["sampled", "topk", "full"] = "sampled"
-    topk: int = Field(20, gt=0)
-    weight_sync_every: int = Field(1, gt=0)
-    extra_forward_passes: float = Field(1.0, ge=0.0)
+    topk: PosInt = 20
+    weight_sync_every: PosInt = 1
+    extra_forward_passes: FiniteFloat = Field(1.0, ge=0.0, le=100.0)
     checkpoint_shipping: bool = False
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.prompts * self.samples_per_prompt > MAX_DIM:
+            raise ValueError(f"prompts x samples_per_prompt = {self.prompts * self.samples_per_prompt:,} sequences "
+                             f"per step; expected at most {MAX_DIM:,}")
+        if self.prompt_len + self.rollout_len > MAX_SEQ_LEN:
+            raise ValueError(f"prompt_len + rollout_len = {self.prompt_len + self.rollout_len:,} tokens; expected "
+                             f"at most {MAX_SEQ_LEN:,}")
+        return self
 
     @property
     def sequences(self) -> int:
@@ -270,12 +281,9 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
 
 
 def load_posttrain(path: str | Path) -> PostTrain:
+    from ..io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise TrainsimError("not valid YAML", where=str(path)) from None
+    doc = read_yaml(path, what="post-training spec")
     pt = parse_posttrain(doc, base_dir=path.parent, where=str(path))
     return PostTrain(**{**pt.__dict__, "path": path})
