@@ -239,3 +239,38 @@ def serve(host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bo
     print(f"trainsim explorer: http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     uvicorn.run(create_app(workers), host=host, port=port, log_level="warning" if quiet else "info",
                 access_log=not quiet)
+
+
+class background:
+    """The explorer in a background thread (tests, benchmarks, screenshots)::
+
+        with background() as url:   # http://127.0.0.1:PORT (a free port unless given)
+            ...
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int = 2):
+        self.host, self.port, self.workers = host, port, workers
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+
+        import uvicorn
+
+        cfg = uvicorn.Config(create_app(self.workers), host=self.host, port=self.port, log_level="warning",
+                             access_log=False)
+        self.server = uvicorn.Server(cfg)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(600):
+            if self.server.started or not self.thread.is_alive():
+                break
+            time.sleep(0.05)
+        if not self.server.started:
+            raise RuntimeError("the explorer did not start")
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self.host}:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
