@@ -185,7 +185,7 @@ def spec_yaml(doc: dict, comment: str = "") -> str:
     head = "# run spec written by trainsim serve; reproduce with: trainsim plan THIS.yaml --json\n"
     if comment:
         head += "".join(f"# {line}\n" for line in comment.splitlines())
-    return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110)
+    return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110)
 
 
 @lru_cache(maxsize=1)
