@@ -8,6 +8,7 @@ searches run. Work per request is bounded (:data:`trainsim.api.MAX_CHIPS`, :data
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -159,8 +160,27 @@ WORK = {"plan": do_plan, "whatif": do_whatif, "size": do_size, "capacity": do_ca
         "sensitivity": do_sensitivity}
 
 
-def create_app(workers: int = 2) -> Starlette:
-    """The explorer app; ``workers``: engine calls running at once (the rest wait; the server keeps answering)."""
+def default_request() -> dict:
+    """The page's opening question (presets.yaml ``default``) as a plan request."""
+    d = I.presets()["default"]
+    return {"spec": {"model": I.model_value(d["model"]), "system": d["system"], "chips": d["chips"],
+                     "training": {"tokens": d["tokens"], "seq_len": d["seq_len"],
+                                  "global_batch_seqs": d["global_batch_seqs"], "precision": d["precision"]}}}
+
+
+def warm_up() -> None:
+    """Load the catalog and answer the page's opening question once (imports, model build, memo), so the first
+    page load does not pay for them. Runs in a daemon thread at start-up; failures are ignored."""
+    try:
+        I.catalog()
+        do_plan(default_request())
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def create_app(workers: int = 2, warm: bool = False) -> Starlette:
+    """The explorer app; ``workers``: engine calls running at once (the rest wait; the server keeps answering);
+    ``warm``: answer the opening question in the background at start-up (:func:`warm_up`)."""
     limiter = anyio.CapacityLimiter(max(1, workers))
 
     async def run_work(fn, body):
@@ -220,7 +240,15 @@ def create_app(workers: int = 2) -> Starlette:
               Route("/api/spec.yaml", spec_yaml, methods=["POST"]), Route("/api/report", report, methods=["POST"])]
     routes += [Route(f"/api/{n}", endpoint(n), methods=["POST"]) for n in WORK]
     routes.append(Mount("/static", StaticFiles(directory=static), name="static"))
-    return Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if warm:
+            import threading
+
+            threading.Thread(target=warm_up, daemon=True, name="trainsim-warm-up").start()
+        yield
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _version() -> str:
@@ -237,7 +265,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bo
     import uvicorn
 
     print(f"trainsim explorer: http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(create_app(workers), host=host, port=port, log_level="warning" if quiet else "info",
+    uvicorn.run(create_app(workers, warm=True), host=host, port=port, log_level="warning" if quiet else "info",
                 access_log=not quiet)
 
 
