@@ -190,3 +190,15 @@ def test_serve_command_rejects_bad_port():
                        timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip() == "error: --port: expected a port between 1 and 65535, got 70000"
+
+
+def test_report_download_is_the_run_report(url):
+    status, html = call(url, "/api/report", {"spec": SPEC}, timeout=600)
+    assert status == 200
+    assert html.lstrip().lower().startswith("<!doctype html") and "Step time by cause" in html
+    from trainsim.report.collect import answer
+
+    est = api.estimate(parse_run(SPEC))
+    import html as html_mod
+
+    assert html_mod.escape(answer(est)) in html
