@@ -202,3 +202,15 @@ def test_report_download_is_the_run_report(url):
     import html as html_mod
 
     assert html_mod.escape(answer(est)) in html
+
+
+def test_pasted_hf_config_is_the_catalog_model(url):
+    """A pasted config.json (the catalog's own Llama 3.1 8B config) gives the numbers of the catalog id."""
+    from trainsim.model.load import catalog_config
+
+    cfg = catalog_config("llama-3.1-8b")
+    assert cfg and cfg.get("model_type")
+    _, a = call(url, "/api/plan", {"spec": SPEC})
+    _, b = call(url, "/api/plan", {"spec": {**SPEC, "model": cfg}})
+    a, b = json.loads(a)["answer"], json.loads(b)["answer"]
+    assert b["step_time_s"] == pytest.approx(a["step_time_s"], rel=1e-12) and b["plan"] == a["plan"]

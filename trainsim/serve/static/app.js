@@ -96,6 +96,10 @@ function writeForm() {
   $("size-fail").checked = S.size_fail; $("cap-units").value = S.cap_units; $("cap-days").value = S.cap_days;
   $("cap-family").value = S.cap_family; $("cap-prec").value = S.cap_prec;
   $("model-src").textContent = modelSource();
+  const d = CAT.default, same = S.chips === d.chips && String(S.tokens) === String(d.tokens) && S.seq === d.seq_len &&
+    S.batch === d.global_batch_seqs && S.prec === d.precision && S.system === d.system;
+  $("run-src").innerHTML = same ? "chips, tokens, batch, precision: " + esc(d.source)
+    : 'chips, tokens, batch, precision: <span class="edited">edited</span> (given in the page)';
   if (S.cfg) $("cfg-box").open = true;
   renderEdits();
 }
@@ -133,6 +137,7 @@ function busy(d) {
 function showError(msg) { const e = $("error"); e.textContent = msg; e.hidden = !msg; document.body.dataset.error = msg ? "1" : "0"; }
 async function post(path, body) {
   busy(1);
+  $("status").textContent = "answering...";
   const t0 = performance.now();
   try {
     const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
