@@ -14,7 +14,8 @@ app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_
 from . import catalog_cmd, model_cmd, estimate_cmd  # noqa: E402,F401
 
 for _optional in ("plan_cmd", "validate_cmd", "scenario_cmd", "infer_cmd", "report_cmd", "sweep_cmd",
-                  "size_cmd", "capacity_cmd", "sensitivity_cmd", "compare_cmd", "check_cmd", "version_cmd"):
+                  "size_cmd", "capacity_cmd", "sensitivity_cmd", "compare_cmd", "check_cmd", "version_cmd",
+                  "serve_cmd"):
     try:  # modules arrive one issue at a time; a missing one is simply not offered
         __import__(f"{__name__}.{_optional}")
     except ModuleNotFoundError as exc:  # pragma: no cover - only while a module does not exist yet
