@@ -26,6 +26,8 @@ PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recomp
 def context(run: Run, calib: Calib | None = None) -> StepContext:
     from .catalog.load import require_usable
 
+    from .frameworks import framework_of
+
     require_usable(run.system.chip)
     pl, o = run.plan, run.optimizer
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
@@ -36,7 +38,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                          offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
-                       calib=calib or calib_for(run.system.chip.family),
+                       calib=calib or calib_for(run.system.chip.family, framework=framework_of(run)),
                        attention_kernel=run.training.attention, recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=pl.pipeline_split or "even",
@@ -234,6 +236,9 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
+    from .frameworks import framework_of, restrict_plan
+
+    restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)

@@ -240,6 +240,13 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:
         raise from_validation(exc, where) from None
+    if spec.framework is not None:
+        from .frameworks import frameworks
+
+        if spec.framework not in frameworks():
+            from .errors import unknown
+
+            raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
