@@ -13,7 +13,8 @@ from .serve import infer
 from .spec import load_serving
 
 METRICS = (("decode", "decode_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
-           ("prefill", "prefill_tokens_per_s_per_chip", "tokens_per_s_per_chip"))
+           ("prefill", "prefill_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
+           ("aggregate", "output_tokens_per_s_per_chip", "output_tokens_per_s_per_chip"))
 
 
 def default_dir() -> Path:
@@ -37,7 +38,9 @@ def error_table(paths=None, calib=None) -> list[dict]:
                 rows.append({"name": sv.name, "file": Path(path).name, "phase": phase, "metric": rep_key,
                              "reported": rep, "predicted": pred, "error": pred / rep - 1.0,
                              "predicted_latency_s": res[phase].get("tpot_s", res[phase].get("ttft_s")),
-                             "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source})
+                             "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source,
+                             "stack": sv.reported.stack, "model": sv.arch.name, "chip": sv.system.chip.id,
+                             "moe": sv.arch.is_moe})
     return rows
 
 
