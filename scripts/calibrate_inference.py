@@ -80,9 +80,19 @@ def fit(E, vendors, mask):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--matrix", help="save the error matrix to (or, if it exists, load it from) this .pkl file")
     args = ap.parse_args(argv)
     paths = sorted(default_dir().glob("*.yaml"))
-    E, rows = error_matrix(paths)
+    if args.matrix and Path(args.matrix).exists():
+        import pickle
+
+        E, rows = pickle.loads(Path(args.matrix).read_bytes())
+    else:
+        E, rows = error_matrix(paths)
+        if args.matrix:
+            import pickle
+
+            Path(args.matrix).write_bytes(pickle.dumps((E, rows)))
     vendors = np.array([vendor_key(load_serving(ROOT / "validation" / "inference" / r["file"]).system.chip)
                         for r in rows])
     n = len(rows)

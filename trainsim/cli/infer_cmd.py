@@ -27,7 +27,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
 
         from ..inference.validate import latency_bound_table
 
-        rows = error_table([spec] if spec else None)
+        rows = error_table([spec] if spec else None, ranges=True)
         lat = [] if spec else latency_bound_table()
         if json_:
             print_json({"rows": rows, "summary": summary(rows), "latency_bound": lat})
@@ -61,7 +61,7 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
     if validate:
         from ..posttrain.validate import error_table, summary
 
-        rows = error_table([spec] if spec else None)
+        rows = error_table([spec] if spec else None, ranges=True)
         if json_:
             print_json({"rows": rows, "summary": summary(rows)})
         else:

@@ -112,13 +112,18 @@ def _pick(tps, lat, ok) -> int | None:
 
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                    memory_context=None, hbm_fraction: float = 1.0) -> Evaluated:
+                    memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
     """Decode candidates: plans x batch grid (or the given batch).
 
     ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
     longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
     ``hbm_fraction``: share of HBM the server may use (vLLM ``gpu_memory_utilization``; colocated RL leaves the
     rest to the trainer), so the KV cache -- and the batch -- is capped by what is left after the weights.
+    ``prefill_s_per_seq_chip``: aggregated serving (prefill and decode on the same chips, chunked prefill):
+    ``input_len / (output_len x prefill tokens/s/chip)``. In steady state ``B / output_len`` requests finish -- and
+    as many prompts are prefilled -- per decode step, so the time between a sequence's tokens becomes
+    ``TPOT + B x input_len / (output_len x prefill rate x chips)`` (Sarathi-Serve, OSDI'24: prefill chunks
+    stall decodes); the latency bound applies to that.
     """
     if batch_per_instance is not None:
         p, b = _expand(plans, [1.0])
@@ -134,6 +139,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     rnd, br = step_time(s, p, b, context, "decode")
     tpot = rnd / s.tokens_per_step
     tps = b / tpot / p.chips
+    if prefill_s_per_seq_chip is not None:
+        tpot = tpot + b * float(prefill_s_per_seq_chip) / p.chips
     w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes

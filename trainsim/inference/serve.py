@@ -82,14 +82,14 @@ def aggregate_output_rate(input_len: float, output_len: float, prefill_tps: floa
 
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
                 batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                memory_context=None, hbm_fraction: float = 1.0) -> Evaluated:
+                memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
     """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
     plans = plan_grid(s, sizes, fixed)
     return evaluate_decode(s, plans, context, batch_per_chip=batch_per_chip, batch_per_instance=batch_per_instance,
                            tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
                            max_batch_per_chip=max_batch_per_chip, memory_context=memory_context,
-                           hbm_fraction=hbm_fraction)
+                           hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip)
 
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
@@ -124,19 +124,6 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         "input_len": sp.input_len, "output_len": sp.output_len, "decode_context_len": ctx,
         "mtp": sp.mtp.model_dump() if sp.mtp else None,
     }
-    if sp.phase in ("decode", "both"):
-        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
-        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
-                         batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch)
-        if ev.best is None:
-            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
-        d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
-        d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
-        d["tpot_bound_s"] = tpot
-        d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
-                            "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
-                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
-        out["decode"] = d
     if sp.phase in ("prefill", "both"):
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
         ev = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
@@ -147,6 +134,23 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         d["prompt_tokens_per_chip"] = d["prompts_per_instance"] * sp.input_len / d["plan"]["chips"]
         d["ttft_bound_s"] = ttft
         out["prefill"] = d
+    if sp.phase in ("decode", "both"):
+        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        inter = None
+        if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
+            inter = sp.input_len / (sp.output_len * out["prefill"]["tokens_per_s_per_chip"])
+        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
+                         batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch,
+                         prefill_s_per_seq_chip=inter)
+        if ev.best is None:
+            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
+        d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
+        d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
+        d["tpot_bound_s"] = tpot
+        d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
+                            "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
+                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
+        out["decode"] = d
     if sp.phase == "both":
         out["aggregate"] = {"output_tokens_per_s_per_chip": aggregate_output_rate(
             sp.input_len, sp.output_len, out["prefill"]["tokens_per_s_per_chip"],

@@ -26,6 +26,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       tpot_ms: 50                      # time per output token
       ttft_ms: 2000                    # time to first token (one prefill round)
     plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
+    uncertain: {input_len: [200, 400]} # optional: inputs the source leaves open, as [low, high]; the validation
+                                       #   table reports the predicted range (one input at a time)
     reported:                          # only for published deployments (validation)
       decode_tokens_per_s_per_chip: 1943
       prefill_tokens_per_s_per_chip: null
@@ -111,9 +113,13 @@ class ServeReported(BaseModel):
     notes: str = ""
 
 
+UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance")
+
+
 class ServingFile(SpecHead):
     chips: int | None = Field(None, gt=0)
     serving: ServingPart
+    uncertain: dict[str, tuple[float, float]] = {}
     latency: LatencyPart = LatencyPart()
     plan: ServePlanPart = ServePlanPart()
     reported: ServeReported | None = None
@@ -133,6 +139,7 @@ class Serving:
     plan: ServePlanPart
     reported: ServeReported | None
     path: Path | None = None
+    uncertain: dict = None  # serving field -> (low, high): inputs the source does not pin down
 
 
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
@@ -151,8 +158,15 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
             raise TrainsimError(f"dp {p.dp} x tp {tp} x pp {pp} != chips {spec.chips}", field="plan.dp", where=where)
+    for k, (lo, hi) in spec.uncertain.items():
+        if k not in UNCERTAIN_FIELDS:
+            raise TrainsimError(f"uncertain: unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
+                                field=f"uncertain.{k}", where=where)
+        if not 0 < lo <= hi:
+            raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
+                                where=where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
-                   latency=spec.latency, plan=spec.plan, reported=spec.reported)
+                   latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
 
 def load_serving(path: str | Path) -> Serving:

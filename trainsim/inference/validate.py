@@ -21,8 +21,31 @@ def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "validation" / "inference"
 
 
-def error_table(paths=None, calib=None) -> list[dict]:
-    """One row per (spec, metric): name, phase, reported, predicted, error, source."""
+def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float] | None:
+    """Lowest and highest prediction of one metric as each ``uncertain`` input moves to its low and high end."""
+    from dataclasses import replace
+
+    if not sv.uncertain:
+        return None
+    vals = []
+    for k, ends in sv.uncertain.items():
+        for v in ends:
+            v = int(round(v)) if k in ("input_len", "output_len", "context_len") else float(v)
+            alt = replace(sv, serving=sv.serving.model_copy(update={k: v}))
+            if k == "batch_per_chip":
+                alt = replace(alt, serving=alt.serving.model_copy(update={"batch": None}))
+            try:
+                res = infer(alt, calib)
+            except Exception:  # noqa: BLE001 - an end of the range with no plan just widens nothing
+                continue
+            if pred_key[0] in res:
+                vals.append(res[pred_key[0]][pred_key[1]])
+    return (min(vals), max(vals)) if vals else None
+
+
+def error_table(paths=None, calib=None, ranges: bool = False) -> list[dict]:
+    """One row per (spec, metric): name, phase, reported, predicted, error, source (``ranges``: also the
+    predicted range over the spec's ``uncertain`` inputs)."""
     if paths is None:
         paths = sorted(default_dir().glob("*.yaml"))
     rows = []
@@ -40,7 +63,8 @@ def error_table(paths=None, calib=None) -> list[dict]:
                              "predicted_latency_s": res[phase].get("tpot_s", res[phase].get("ttft_s")),
                              "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source,
                              "stack": sv.reported.stack, "model": sv.arch.name, "chip": sv.system.chip.id,
-                             "moe": sv.arch.is_moe})
+                             "moe": sv.arch.is_moe,
+                             "predicted_range": predicted_range(sv, calib, (phase, pred_key)) if ranges else None})
     return rows
 
 
