@@ -126,3 +126,30 @@ def test_rl_step_has_a_timeline_with_logprobs_and_refit():
     assert r["predicted"] == pytest.approx(sum(st.values()))
     # two log-prob forward passes, each 1/3 of a training step (forward = 1/3 of forward + backward)
     assert st["logprobs"] == pytest.approx(2.0 / 3.0 * st["train"])
+
+
+def test_interleaved_prefill_stretches_tpot_by_hand(tiny):
+    # aggregated serving: per decode step B / out requests finish and as many prompts are prefilled, so each
+    # sequence waits B x in / (out x P x chips) more per token; with in 300, out 291, P 10,000 tok/s/chip, B 48:
+    s = ServeSetup(tiny, chip_system({"bf16": 1e18}), calib=ideal())
+    plans = plan_grid(s, [1], {"tp": 1, "pp": 1})
+    x = 300 / (291 * 10_000.0)
+    plain = evaluate_decode(s, plans, 1000, batch_per_chip=48)
+    mixed = evaluate_decode(s, plans, 1000, batch_per_chip=48, prefill_s_per_seq_chip=x)
+    assert float(mixed.latency_s[0]) - float(plain.latency_s[0]) == pytest.approx(48 * x)
+    # decode throughput itself is unchanged (the prefill time is charged in the aggregate rate instead)
+    assert float(mixed.tokens_per_s_per_chip[0]) == pytest.approx(float(plain.tokens_per_s_per_chip[0]))
+
+
+def test_refit_every_rollout_server_gets_a_full_copy():
+    from trainsim.posttrain.phases import intra_cluster_broadcast_s
+
+    system = chip_system({"bf16": 1e15})          # scale-out 25 GB/s per chip, 5 us
+    size = 1.342e12                                 # DeepSeek-V3 in BF16
+    # 256 trainer chips -> 8 rollout servers of TP32 on the same 256 chips: each destination chip receives
+    # size / 32 = 41.9 GB; the sources send 8 copies over 256 chips = 41.9 GB each; at 0.85 x 25 GB/s:
+    t = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=32)
+    assert t == pytest.approx(size / 32 / (0.85 * 25e9) + 5e-6)
+    # one server spanning all 256 chips needs only one copy in all: 32x less per chip
+    t1 = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=256)
+    assert t1 == pytest.approx(size / 256 / (0.85 * 25e9) + 5e-6)

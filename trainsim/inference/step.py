@@ -29,7 +29,8 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   SGLang run decode as CUDA graphs to keep it small: vLLM docs "CUDA Graphs", SGLang "--cuda-graph-max-bs").
 
 A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
-``TPOT = pp x stage_time / (1 + draft x acceptance)`` and decode tokens/s/chip = ``batch / TPOT / chips``.
+``TPOT = (pp x stage_time + step_overhead_s) / (1 + draft x acceptance)`` and decode tokens/s/chip =
+``batch / TPOT / chips``.
 A prefill round processes the batch's prompts; tokens/s/chip = prompt tokens / round / chips; TTFT = round.
 """
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from statistics import median
 
+from ..errors import TrainsimError
 from .serve import infer
 from .spec import load_serving
 
@@ -96,9 +97,14 @@ def latency_bound_table(folder=None, calib=None) -> list[dict]:
         pub_batch = sv.serving.batch_per_chip
         sv = replace(sv, serving=sv.serving.model_copy(update={"batch_per_chip": None, "batch": None}),
                      latency=sv.latency.model_copy(update={"tpot_ms": slo_ms}))
-        res = infer(sv, calib)
-        d = res["decode"]
         rep = sv.reported.decode_tokens_per_s_per_chip
+        try:
+            d = infer(sv, calib)["decode"]
+        except TrainsimError as exc:   # the model cannot meet the bound at all: a row saying so, not a crash
+            rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
+                         "predicted": 0.0, "predicted_batch_per_chip": 0.0, "predicted_tpot_ms": None,
+                         "error": -1.0, "why": str(exc)})
+            continue
         rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
                      "predicted": d["tokens_per_s_per_chip"], "predicted_batch_per_chip": d["batch_per_chip"],
                      "predicted_tpot_ms": d["tpot_s"] * 1e3, "error": d["tokens_per_s_per_chip"] / rep - 1.0})

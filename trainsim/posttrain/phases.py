@@ -154,13 +154,22 @@ def weight_bytes(arch: Arch, precision: str) -> float:
 
 
 def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int, dst_chips: int,
-                              eff: float = 0.85) -> float:
-    """Weights from the trainer's chips to the rollout chips inside one cluster: every source chip sends its shard
-    over its scale-out link in parallel (RDMA point-to-point, as Perplexity's 1.3 s Kimi-K2 update), bounded by the
-    slower side: size / (min(src, dst) x per-chip scale-out bandwidth)."""
+                              eff: float = 0.85, instance_chips: int | None = None) -> float:
+    """Weights from the trainer's chips to the rollout chips inside one cluster (refit).
+
+    Every rollout server (``instance_chips`` chips, tensor-parallel) needs a full copy, so each destination chip
+    receives ``size / instance_chips`` and the sources send ``size x servers`` in all, ``servers = dst /
+    instance``; every chip moves its share over its scale-out link in parallel (RDMA point-to-point, as
+    Perplexity's 1.3 s Kimi-K2 update; NeMo RL's NCCL reshard refit moves DeepSeek-V3 BF16 PP16xEP16 -> TP32 in
+    2.4-2.8 s on H100, docs/design-docs/nccl-reshard-refit.md). Without ``instance_chips``: one copy in all."""
     lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    n = max(min(src_chips, dst_chips), 1)
-    return size_bytes / (n * lv.bw * eff) + lv.latency_s
+    inst = max(int(instance_chips or dst_chips), 1)
+    servers = max(dst_chips / inst, 1.0)
+    per_dst = size_bytes / inst
+    per_src = size_bytes * servers / max(src_chips, 1)
+    if instance_chips is None:
+        per_dst = per_src = size_bytes / max(min(src_chips, dst_chips), 1)
+    return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
 
 
 def clear_cache() -> None:

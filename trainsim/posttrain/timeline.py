@@ -105,19 +105,20 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     tail_f = st.tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
     for cl, chips, share, tname in _rollout_jobs(pt):
-        # weights to the rollout workers
+        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
+                         st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
+                         pt.student.rollout_memory_fraction)
+        # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
-            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips)
+            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
+                                            instance_chips=r.plan.get("chips"))
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes))
         else:
             ph = _transfer(pt, f"weights {tc} -> {cl}", "weights", tc, cl, wbytes)
             if ph:
                 out.append(ph)
-        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
-                         st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
-                         pt.student.rollout_memory_fraction)
         out.append(Phase(f"rollout on {cl}" + (f" ({tname})" if tname else ""), "rollout", r.total_s, cluster=cl,
                          chips=chips, detail={"prefill_s": r.prefill_s, "decode_s": r.decode_s,
                                               "decode_tokens_per_s_per_chip": r.decode_tokens_per_s_per_chip,
