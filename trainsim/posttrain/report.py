@@ -22,6 +22,13 @@ def render_posttrain(res: dict) -> None:
         where = p.get("cluster") or p.get("link", "")
         t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", _bytes(p["bytes"]) if p.get("bytes") else "")
     c.print(t)
+    stages: dict[str, float] = {}
+    for p in res["phases"]:
+        key = "WAN" if p.get("link") else p["stage"]
+        stages[key] = stages.get(key, 0.0) + p["seconds"]
+    names = {"weights": "refit", "rollout": "generation", "scoring": "teacher scoring", "logprobs": "log-probs",
+             "train": "training"}
+    c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
             f"{res['steps']} steps -> {res['wall_time_h']:.2f} h")
     c.print("utilisation: " + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
