@@ -123,6 +123,8 @@ class Estimate:
     def tokens_per_s(self) -> float:
         """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
         return self.tokens_per_s_per_chip * self.used
+
+    @property
     def mfu_at_precision(self) -> float:
         """MFU against the dense peak of the precision the run uses (= ``mfu`` for BF16; for FP8 ``mfu`` x
         peak(BF16) / peak(FP8)); see :mod:`trainsim.sanity`."""
