@@ -62,8 +62,6 @@ KIND_COST = {"same-job-compare": 5, "frontier-sizing": 4, "hardware-sensitivity"
 
 def _cost(path: Path) -> int:
     try:
-        import yaml
-
         return KIND_COST.get((safe_load(path.read_text()) or {}).get("kind"), 1)
     except Exception:  # noqa: BLE001 - a broken file is reported by run_file itself
         return 1
