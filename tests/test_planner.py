@@ -189,7 +189,9 @@ def test_plan_json_one_schema_and_exit_codes(tmp_path):
 
 def test_chunked_search_equals_one_chunk(monkeypatch):
     # the best plans and the Pareto front are merged from per-chunk results: the same as one chunk over all plans
-    import trainsim.search as S
+    import importlib
+
+    S = importlib.import_module("trainsim.search")    # the module (the package re-exports the function)
 
     mid = build_inline(InlineModel(name="7b", layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000,
                                    ffn_act="swiglu"))
