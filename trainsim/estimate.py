@@ -234,7 +234,7 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     if not is_complete(plan):
         from .search import search
 
-        res = search(run, fixed=plan, calib=calib, top=1)
+        res = search(run, fixed=plan, calib=calib, top=1, with_pareto=False)
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best

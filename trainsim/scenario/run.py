@@ -62,8 +62,6 @@ KIND_COST = {"same-job-compare": 5, "frontier-sizing": 4, "hardware-sensitivity"
 
 def _cost(path: Path) -> int:
     try:
-        import yaml
-
         from ..io import read_yaml
 
         return KIND_COST.get((read_yaml(path) or {}).get("kind"), 1)
