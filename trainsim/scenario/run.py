@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load
 from .registry import handler
 
 REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
