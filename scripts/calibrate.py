@@ -20,7 +20,7 @@ def main() -> None:
     t0 = time.perf_counter()
     runs = prepare([ROOT / "validation" / "runs"])
     full = fit(runs)
-    print(f"{len(runs)} runs; gemm_d0 = {full.d0:g}; gemm_eff = " +
+    print(f"{len(runs)} runs; pooled {full.pooled}; groups " +
           ", ".join(f"{k} {v:.3f}" for k, v in full.eff.items()) + f"; L1 log loss {full.loss:.3f}")
     loo = leave_one_out(runs)
     for r in sorted(loo.rows, key=lambda r: abs(r.error)):

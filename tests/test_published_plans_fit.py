@@ -33,7 +33,7 @@ def test_deepseek_v3_stated_plan_fits():
                  "micro_batch": 1, "recompute": "selective",
                  "recompute_modules": ["layernorm", "mla_up_proj", "moe_act"],
                  # 61 layers on 16 stages with the embedding / head ranks lighter (DualPipe puts both on rank 0)
-                 "first_stage_layers": 3, "last_stage_layers": 2},
+                 "pipeline_split": "balanced"},
         "optimizer": {"moments": "bf16", "offload": ["ema"]},
     })
     est = estimate(run)

@@ -268,7 +268,9 @@ def test_scenario_without_a_run_still_renders():
          "validation_error": {"nvidia-hopper": {"runs": 3, "median_abs_error": 0.1, "max_abs_error": 0.2,
                                                 "bias": 0.0, "basis": "b"}}}
     rep = build_scenario_report(r, doc={})
-    assert rep.charts == {}
+    # no run to chart, but every scenario page has a chart: the spread of its ranged numbers
+    # (days: low 1.0, high 3.0 around nominal 2.0 -> -50% and +50%)
+    assert set(rep.charts) == {"scenario_ranges"} and 'data-chart="scenario_ranges"' in rep.html
     for sid in ("answer", "numbers", "scenario-ranges", "assumptions", "scenario-validation"):
         assert f'<section id="{sid}"' in rep.html
     assert "3.00" not in rep.html or "days" in rep.html

@@ -178,8 +178,13 @@ def test_fitted_batch_keeps_valid_and_fixes_prime_counts():
     b = fitted_batch(1000, 8 * 131, 32)                       # 131 > layers: dp must carry it, so must the batch
     assert b % 131 == 0 and abs(b / 1000 - 1) < 0.2
     run = small_run(chips=8 * 131, batch=1000)
-    res = best(run)                                           # no plan with 1000 seqs; the fitted batch has one
-    assert res.best is not None and res.run.training.batch_seqs % 131 == 0
+    # no plan splits 1000 sequences over all 1,048 chips (131 > 32 layers: dp must carry the factor 131); the
+    # batch stays and whole servers go idle instead: 128 servers (1,024 chips, dp x tp x pp x cp = 2^10)
+    res = best(replace(run, use_all=True), adjust_batch=False)
+    assert res.best is None
+    res = best(run)
+    assert res.best is not None and res.best.run.training.batch_seqs == 1000
+    assert res.best.used % 8 == 0 and res.best.used < 8 * 131 and 1000 % (res.best.plan["dp"]) == 0
 
 
 def test_sizing_meets_deadline_and_one_fewer_misses():

@@ -1,50 +1,194 @@
-"""A plan as framework command-line arguments (Megatron-LM; MindSpeed-LLM uses the same argument names)."""
+"""A plan as framework input: Megatron-LM / MindSpeed-LLM command-line arguments (a bash array that a launch
+script expands: ``torchrun ... pretrain_gpt.py "${TRAINSIM_ARGS[@]}"``), or torchtitan's TOML sections.
+
+Argument names are Megatron-LM's own (``tests/data/megatron_lm_arguments.txt`` lists each with the file that
+defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``. Comments sit on their
+own lines (never inside a continuation), so the fragment passes ``bash -n`` and can be sourced.
+
+Uneven pipeline stages: when the layers do not split evenly over pp x vpp (virtual) stages, Megatron-LM takes
+``--decoder-first-pipeline-num-layers`` / ``--decoder-last-pipeline-num-layers``; the remaining layers split evenly
+over the middle stages, and with virtual stages each of the three counts must be divisible by vpp
+(``megatron/core/transformer/transformer_config.py``, "Uneven PP" checks) and vpp is given as
+``--num-virtual-stages-per-pipeline-rank`` (``megatron/training/arguments.py``).
+"""
 from __future__ import annotations
+
+import math
 
 from .errors import TrainsimError
 
+EMITTERS = ("megatron", "mindspeed", "torchtitan")
+TORCHTITAN_SCHEDULES = {"1f1b": "1F1B", "interleaved": "Interleaved1F1B", "zero-bubble": "InterleavedZeroBubble"}
 
-def emit_args(est, framework: str) -> str:
-    """Megatron-LM / MindSpeed arguments for the plan of ``est`` (an :class:`~trainsim.estimate.Estimate`)."""
-    if framework not in ("megatron", "mindspeed"):
-        raise TrainsimError(f"expected megatron or mindspeed, got {framework!r}", field="--emit")
+
+def stage_split(n_layers: int, pp: int, vpp: int = 1) -> tuple[int, int, int] | None:
+    """Layers on the (first, middle, last) pipeline ranks for an uneven split, or None when the layers split
+    evenly (n_layers divisible by pp x vpp).
+
+    Middle ranks get m = ceil(n / pp) rounded up to a multiple of vpp; the first and last ranks share the rest
+    (the first gets at least as many as the last, which also holds the output head); all three are multiples of
+    vpp and first, last <= m. Smaller m are tried when that fails.
+    """
+    v = max(vpp, 1)
+    if n_layers % (pp * v) == 0:
+        return None
+    if pp < 2:
+        raise TrainsimError(f"{n_layers} layers do not split into {v} virtual stages", field="plan.vpp")
+    m = math.ceil(math.ceil(n_layers / pp) / v) * v
+    while m >= v:
+        rest = n_layers - (pp - 2) * m
+        last = (rest // 2) // v * v
+        first = rest - last
+        if v <= last <= m and v <= first <= m and first % v == 0:
+            return first, m, last
+        m -= v
+    raise TrainsimError(f"{n_layers} layers cannot be split over pp {pp} with vpp {v} (each stage a multiple of "
+                        f"vpp)", field="plan.vpp")
+
+
+def _plan_value(p: dict, name: str):
+    v = p.get(name)
+    return v if v not in (None, 0, "") else None
+
+
+def _split(est) -> tuple[int | None, int | None]:
+    """(first, last) stage layer counts: the plan's own (lead's plan fields, when present), else stage_split."""
     p = est.plan
-    run = est.run
-    gbs = run.training.batch_seqs
-    args = [
-        f"--tensor-model-parallel-size {p['tp']}",
-        f"--pipeline-model-parallel-size {p['pp']}",
-        f"--context-parallel-size {p['cp']}",
-        f"--micro-batch-size {p['micro_batch']}",
-        f"--global-batch-size {gbs}",
-        f"--seq-length {run.training.seq_len}",
-    ]
+    first, last = _plan_value(p, "first_stage_layers"), _plan_value(p, "last_stage_layers")
+    if first is not None or last is not None:
+        return first, last
+    s = stage_split(est.run.arch.n_layers, p["pp"], p.get("vpp") or 1)
+    return (None, None) if s is None else (s[0], s[2])
+
+
+def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str]]:
+    """(arguments, comments) for Megatron-LM (``framework='megatron'``) or MindSpeed-LLM."""
+    p, run = est.plan, est.run
+    L = run.arch.n_layers
+    notes: list[str] = []
+    args = [f"--num-layers {L}",
+            f"--tensor-model-parallel-size {p['tp']}",
+            f"--pipeline-model-parallel-size {p['pp']}",
+            f"--context-parallel-size {p['cp']}",
+            f"--micro-batch-size {p['micro_batch']}",
+            f"--global-batch-size {run.training.batch_seqs}",
+            f"--seq-length {run.training.seq_len}",
+            "--bf16"]
     if p["tp"] > 1:
         args.append("--sequence-parallel")
-    if p["vpp"] > 1:
-        layers = run.arch.n_layers // (p["pp"] * p["vpp"])
-        args.append(f"--num-layers-per-virtual-pipeline-stage {max(layers, 1)}")
+    vpp = p.get("vpp") or 1
+    first, last = _split(est) if p["pp"] > 1 else (None, None)
+    if framework == "mindspeed" and first is not None:
+        mid = (L - first - last) // max(p["pp"] - 2, 1)
+        layers = [first] + [mid] * (p["pp"] - 2) + [last]
+        args.append(f"--num-layer-list {','.join(map(str, layers))}")
+    elif first is not None:
+        args += [f"--decoder-first-pipeline-num-layers {first}", f"--decoder-last-pipeline-num-layers {last}"]
+        if vpp > 1:
+            args.append(f"--num-virtual-stages-per-pipeline-rank {vpp}")
+        notes.append(f"uneven stages: {first} layers on the first, {last} on the last pipeline rank, "
+                     f"{(L - first - last) // max(p['pp'] - 2, 1)} on each middle rank")
+    elif vpp > 1:
+        args.append(f"--num-layers-per-virtual-pipeline-stage {L // (p['pp'] * vpp)}")
     if run.arch.is_moe:
         args += [f"--expert-model-parallel-size {p['ep']}", f"--expert-tensor-parallel-size {p['etp']}"]
         if p.get("node_limit"):
             args.append(f"--moe-router-group-topk {p['node_limit']}")
-    if p["zero"] >= 1:
+            notes.append("--moe-router-group-topk needs --moe-router-num-groups (the model's routing groups)")
+    if p["zero"] in (1, 2):
         args.append("--use-distributed-optimizer")
-    if p["zero"] >= 3:
-        args.append("--use-torch-fsdp2  # ZeRO-3: Megatron-FSDP / FSDP2")
-    if p["recompute"] == "selective":
+        if p["zero"] == 2:
+            notes.append("ZeRO-2 (sharded gradients) is Megatron's distributed optimizer with grads reduce-scattered")
+    elif p["zero"] >= 3:
+        args += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy optim_grads_params"]
+    rc = p["recompute"]
+    mods = _plan_value(p, "recompute_modules")
+    if rc == "selective":
         args.append("--recompute-granularity selective")
-    elif p["recompute"] == "full":
-        args += ["--recompute-granularity full", "--recompute-method uniform", "--recompute-num-layers 1"]
-    if p["schedule"] == "zero-bubble":
-        args.append("# zero-bubble schedule: not in upstream Megatron-LM (see sail-sg/zero-bubble-pipeline-parallelism)")
-    if p["schedule"] == "dualpipe":
-        args.append("# dualpipe schedule: DeepSeek DualPipe (deepseek-ai/DualPipe), not a Megatron-LM flag")
+        if mods:
+            args.append("--recompute-modules " + " ".join(mods if isinstance(mods, (list, tuple)) else [mods]))
+    elif rc == "full":
+        method = _plan_value(p, "recompute_method") or "uniform"
+        n = _plan_value(p, "recompute_num_layers") or 1
+        args += ["--recompute-granularity full", f"--recompute-method {method}", f"--recompute-num-layers {n}"]
+    sched = p["schedule"]
+    if sched == "dualpipe":
+        if framework != "mindspeed":
+            raise TrainsimError("dualpipe is not a Megatron-LM schedule; use --emit mindspeed or --framework "
+                                "megatron-bridge-2026", field="plan.schedule")
+        args.append("--schedules-method dualpipev")
+        notes.append("DualPipeV (one weight copy) stands in for DualPipe")
+    elif sched == "zero-bubble":
+        raise TrainsimError(f"zero-bubble is not a {framework} schedule; use --emit torchtitan or another plan",
+                            field="plan.schedule")
     if run.training.precision == "fp8":
         if framework == "megatron":
             args += ["--fp8-format hybrid", "--fp8-recipe delayed"]
         else:
-            args.append("# FP8: check that your MindSpeed release supports this chip's 8-bit format")
+            notes.append("FP8: check that your MindSpeed release supports this chip's 8-bit format")
     if framework == "mindspeed":
         args += ["--use-fused-rmsnorm", "--use-flash-attn"]
-    return " \\\n  ".join(args)
+    return args, notes
+
+
+def _bash(name: str, args: list[str], notes: list[str], header: str, launcher: str) -> str:
+    lines = [f"# {header}", f"# usage: {launcher} \"${{{name}[@]}}\" <your model, data and optimizer arguments>"]
+    lines += [f"# note: {n}" for n in notes]
+    lines.append(f"{name}=(")
+    lines += [f"  {a}" for a in args]
+    lines.append(")")
+    return "\n".join(lines)
+
+
+def torchtitan_toml(est) -> str:
+    """torchtitan's ``[parallelism]`` and ``[activation_checkpoint]`` sections (keys of
+    ``torchtitan/config/parallelism.py``; schedule names of ``torch.distributed.pipelining``)."""
+    p, run = est.plan, est.run
+    if p["schedule"] not in TORCHTITAN_SCHEDULES:
+        raise TrainsimError(f"{p['schedule']} is not a torchtitan schedule (offers {', '.join(TORCHTITAN_SCHEDULES)})",
+                            field="plan.schedule")
+    if p["zero"] == 1:
+        raise TrainsimError("torchtitan has no ZeRO-1 (it shards with FSDP2): use zero 0, 2 or 3", field="plan.zero")
+    dp = p.get("dp") or max(run.chips // (p["tp"] * p["pp"] * p["cp"]), 1)
+    shard = 1 if p["zero"] == 0 else dp
+    lines = ["# trainsim plan for torchtitan (pytorch/torchtitan, torchtitan/config/parallelism.py)",
+             "[parallelism]",
+             f"data_parallel_replicate_degree = {dp if shard == 1 else 1}",
+             f"data_parallel_shard_degree = {shard}",
+             f"tensor_parallel_degree = {p['tp']}",
+             f"enable_sequence_parallel = {'true' if p['tp'] > 1 else 'false'}",
+             f"pipeline_parallel_degree = {p['pp']}",
+             f"pipeline_parallel_schedule = \"{TORCHTITAN_SCHEDULES[p['schedule']]}\"",
+             f"context_parallel_degree = {p['cp']}",
+             f"expert_parallel_degree = {p['ep'] if run.arch.is_moe else 1}"]
+    if p["zero"] == 2:
+        lines.append('fsdp_reshard_after_forward = "never"')
+    vpp = p.get("vpp") or 1
+    stages = p["pp"] * vpp
+    if p["pp"] > 1:
+        L = run.arch.n_layers
+        per = math.ceil(L / stages)
+        spare = per * stages - L
+        lines.append(f"pipeline_parallel_layers_per_stage = {per}")
+        lines.append(f"num_pp_microbatches = {max(run.training.batch_seqs // (dp * p['micro_batch']), 1)}")
+        lines += [f"pipeline_parallel_first_stage_less_layers = {spare - spare // 2}",
+                  f"pipeline_parallel_last_stage_less_layers = {spare // 2}"]
+    lines += ["", "[activation_checkpoint]", f"mode = \"{p['recompute']}\""]
+    lines += ["", "[training]", f"seq_len = {run.training.seq_len}",
+              f"local_batch_size = {max(run.training.batch_seqs // dp, 1)}",
+              f"global_batch_size = {run.training.batch_seqs}"]
+    return "\n".join(lines)
+
+
+def emit_args(est, framework: str) -> str:
+    """The plan of ``est`` (an :class:`~trainsim.estimate.Estimate`) as framework input (see module docstring)."""
+    if framework not in EMITTERS:
+        raise TrainsimError(f"expected one of {', '.join(EMITTERS)}, got {framework!r}", field="--emit")
+    if framework == "torchtitan":
+        return torchtitan_toml(est)
+    args, notes = megatron_args(est, framework)
+    who = "Megatron-LM" if framework == "megatron" else "MindSpeed-LLM"
+    header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips} x {est.run.system.chip.id}, "
+              f"step {est.step_time_s:.3g} s predicted")
+    script = "pretrain_gpt.py" if framework == "megatron" else "pretrain_gpt.py (MindSpeed-LLM)"
+    return _bash("TRAINSIM_ARGS", args, notes, header, f"torchrun ... {script}")

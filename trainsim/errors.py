@@ -51,3 +51,12 @@ def from_validation(exc, where: str | None = None) -> TrainsimError:
     elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
         msg = f"{msg}; got {err['input']!r}"
     return TrainsimError(msg, field=field, where=where)
+
+
+class NoPlanError(TrainsimError):
+    """The input is valid but no plan answers it (exit code 1, not 2); ``result`` is the empty search result, with
+    ``alternatives`` once the caller has looked for them."""
+
+    def __init__(self, message: str, result=None, **kw):
+        super().__init__(message, **kw)
+        self.result = result

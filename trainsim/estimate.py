@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import TrainsimError
+from .errors import NoPlanError, TrainsimError
+from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import check, reason
@@ -38,6 +39,8 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        calib=calib or calib_for(run.system.chip.family),
                        attention_kernel=run.training.attention, recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
+                       pipeline_split=pl.pipeline_split or "even",
+                       offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations)
 
 
@@ -50,17 +53,23 @@ def is_complete(plan: PlanSpec) -> bool:
 
 
 def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
-    """One plan from a spec; unnamed fields take neutral defaults (tp = pp = ep = etp = cp = 1, zero 1,
-    no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
+    """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
+    zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
     g = plan.scalar
     tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
     vpp = g("vpp") or 1
     sched = g("schedule") or ("interleaved" if vpp > 1 else "1f1b")
-    dp = chips // (tp * pp * cp) if chips % (tp * pp * cp) == 0 else 0
-    if plan.dp is not None and plan.dp != dp:
-        raise TrainsimError(f"dp {plan.dp} does not equal chips / (tp pp cp) = {chips} / {tp * pp * cp}",
-                            field="plan.dp")
-    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=g("ep") or 1, etp=g("etp") or 1, cp=cp, dp=max(dp, 1),
+    dp = chips // (tp * pp * cp)      # chips / (tp pp cp), leaving the remainder idle
+    if plan.dp is not None:
+        if plan.dp > dp:
+            raise TrainsimError(f"dp {plan.dp} x tp {tp} x pp {pp} x cp {cp} needs more than the {chips} chips",
+                                field="plan.dp")
+        dp = plan.dp
+    ep = g("ep") or 1
+    # Megatron-Core's default expert tensor parallelism is the tensor-parallel size (arguments.py:
+    # --expert-tensor-parallel-size defaults to --tensor-model-parallel-size), where the chips allow it
+    etp = g("etp") or (tp if (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
+    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
                               schedule=SCHEDULES.index(sched), node_limit=g("node_limit") or 0)
@@ -82,20 +91,45 @@ class Estimate:
     breakdown: dict
     microbatches: float
     extra: dict = field(default_factory=dict)
+    chips_used: int | None = None          # tp x pp x cp x dp; the rest of run.chips is idle
+    batch_requested_seqs: int | None = None  # the stated batch, when the plan uses another (run.training has it)
+    cost_inputs: dict = field(default_factory=dict)   # overrides for :func:`trainsim.cost.run_cost`
+
+    def cost(self, **overrides) -> dict | None:
+        """Chip-hours, energy (MWh, with PUE) and cost (rental and capex) of the whole run
+        (:func:`trainsim.cost.run_cost`; ``overrides`` such as ``price_per_chip_hour``, ``pue``,
+        ``electricity_usd_per_kwh``, ``goodput`` take precedence over ``cost_inputs``)."""
+        from .cost import run_cost
+
+        return run_cost(self, **{**self.cost_inputs, **overrides})
 
     @property
     def memory_per_chip_bytes(self) -> float:
         return self.memory["total"]
 
     @property
+    def used(self) -> int:
+        return self.run.chips if self.chips_used is None else self.chips_used
+
+    @property
+    def idle_chips(self) -> int:
+        return self.run.chips - self.used
+
+    @property
+    def tokens_per_s(self) -> float:
+        """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
+        return self.tokens_per_s_per_chip * self.used
+
+    @property
     def days(self) -> float | None:
         t = self.run.training.tokens
         if t is None:
             return None
-        return t / (self.tokens_per_s_per_chip * self.run.chips) / 86400.0
+        return t / self.tokens_per_s / 86400.0
 
     @property
     def chip_hours(self) -> float | None:
+        """Chip-hours paid for: idle chips count (they are held for the run)."""
         d = self.days
         return None if d is None else d * 24.0 * self.run.chips
 
@@ -106,6 +140,11 @@ class Estimate:
             "system": self.run.system.id,
             "chip": self.run.system.chip.id,
             "chips": self.run.chips,
+            "chips_used": self.used,
+            "idle_chips": self.idle_chips,
+            "global_batch_seqs": self.run.training.batch_seqs,
+            "global_batch_requested_seqs": (self.batch_requested_seqs if self.batch_requested_seqs is not None
+                                            else self.run.training.batch_seqs),
             "step_time_s": self.step_time_s,
             "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
             "mfu": self.mfu,
@@ -122,18 +161,31 @@ class Estimate:
         if self.run.training.tokens is not None:
             out["days"] = self.days
             out["chip_hours"] = self.chip_hours
+            out["cost"] = self.cost()
         out.update(self.extra)
         return out
 
 
 def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
-    """Evaluate plans (all assumed valid) and return the raw vectorised result."""
-    return evaluate(context(run, calib), plans)
+    """Evaluate plans (all assumed valid) and return the raw vectorised result, each plan on the batch it uses
+    (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
+    tr = run.training
+    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule))
+    used = plans.tp * plans.pp * plans.cp * plans.dp
+    return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 
 
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
+    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses."""
     mem = {k: float(v[i]) for k, v in res.memory.items()}
+    dp, mb = int(plans.dp[i]), int(plans.mb[i])
+    batch = int(round(float(res.microbatches[i]) * dp * mb))
+    asked = run.training.batch_seqs
+    if batch != asked:
+        run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
+                                                                    "global_batch_tokens": None}))
     return Estimate(
+        chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
         run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
         mfu=float(res.mfu[i]), hfu=float(res.hfu[i]), memory=mem,
@@ -155,10 +207,11 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
 
         res = search(run, fixed=plan, calib=calib, top=1)
         if res.best is None:
-            raise TrainsimError(res.no_plan_message(), field="plan")
+            raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
     plans = plans_from_spec(plan, run.chips)
-    code = check(plans, run.arch, run.chips, run.training.seq_len, run.training.batch_seqs)
+    tr = run.training
+    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

@@ -13,9 +13,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .yamlload import safe_load
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
+from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .units import parse_count
 
 
@@ -25,6 +27,7 @@ class TrainingSpec(BaseModel):
     seq_len: int = Field(4096, gt=0)
     global_batch_tokens: float | None = None
     global_batch_seqs: int | None = Field(None, gt=0)
+    batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
     # activations cached in FP8 for the backward pass: 'gemm_inputs' (Transformer Engine: the FP8 casts of GEMM
@@ -35,6 +38,19 @@ class TrainingSpec(BaseModel):
     @classmethod
     def _count(cls, v, info):
         return None if v is None else parse_count(v, f"training.{info.field_name}")
+
+    @field_validator("batch_tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, v):
+        if isinstance(v, str):
+            t = v.strip()
+            try:
+                v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+            except ValueError:
+                raise ValueError(f"expected a fraction such as 0.05 or '5%', got {v!r}") from None
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0):
+            raise ValueError(f"expected a fraction from 0 (exact, Megatron-style) to below 1, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _batch(self):
@@ -51,6 +67,14 @@ class TrainingSpec(BaseModel):
             return int(self.global_batch_seqs)
         # a batch quoted in tokens ("2M") is rounded to whole sequences (OPT: 2,000,000 / 2,048 -> 977)
         return int(round(self.global_batch_tokens / self.seq_len))
+
+    @property
+    def batch_tol(self) -> float:
+        """``batch_tolerance``, else the default of :mod:`trainsim.parallel.batch` (5% for a batch stated in tokens,
+        exact for one stated in sequences); plans meet ``batch_seqs`` within it."""
+        if self.batch_tolerance is not None:
+            return float(self.batch_tolerance)
+        return DEFAULT_TOKENS_TOLERANCE if self.global_batch_tokens is not None else 0.0
 
 
 Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
@@ -87,6 +111,13 @@ class PlanSpec(BaseModel):
     # --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers; Llama 3 sec. 3.3.2)
     first_stage_layers: int | None = Field(None, ge=0)
     last_stage_layers: int | None = Field(None, ge=0)
+    # 'balanced': the input embedding counts as one layer on the first stage and the output head (loss) and each
+    # MTP module as one layer each on the last (Megatron-Core --account-for-embedding-in-pipeline-split and
+    # --account-for-loss-in-pipeline-split); 'even' (default): decoder layers split evenly
+    pipeline_split: Literal["even", "balanced"] | None = None
+    # activations of this many layers per rank moved to host memory during forward and back for backward
+    # (Megatron-Core --cpu-offloading-num-layers with --cpu-offloading-activations)
+    offload_activation_layers: int | None = Field(None, ge=0)
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod
@@ -183,6 +214,7 @@ class Run:
     path: Path | None = None
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     framework: str | None = None
+    use_all: bool = False          # plans must use every chip (no idle scale-up domains)
 
 
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
@@ -218,7 +250,7 @@ def load_run(path: str | Path) -> Run:
     if not path.exists():
         raise TrainsimError(f"no such file: {path}")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""

@@ -1,7 +1,9 @@
 """Quantities with units at the edges, SI floats inside.
 
 Strings such as ``"3.2 TB/s"``, ``"400 Gb/s"``, ``"128 GiB"`` or ``"14.8T"`` (a bare count with a metric
-suffix) are parsed with pint; bits and bytes are distinct units, so ``Gb/s`` is never read as ``GB/s``.
+suffix) are parsed by a small grammar for the units the catalog uses (number, SI or IEC prefix, B / bit / FLOP / W, optional
+/s; times in s, ms, us, ns, min, h, day) and by pint for anything else; bits and bytes are distinct units, so
+``Gb/s`` is never read as ``GB/s``.
 Inside trainsim every quantity is a float in base units: bytes, bytes/s, FLOP/s, seconds, watts.
 """
 from __future__ import annotations
@@ -22,6 +24,49 @@ _DIMS = {
     "seconds": ("second", "a time such as '2 us' or '90 day'"),
     "watts": ("watt", "a power such as '700 W'"),
 }
+
+
+# the tiny parser: "<number> <prefix><unit>[/s]" for the units the catalog and run specs use, so that start-up does
+# not build pint's registry (~0.4 s); anything else goes to pint. Prefixes are SI (k = 1e3 ... P = 1e15) or IEC
+# (Ki = 2^10 ... Pi = 2^50); "b" / "bit" is a bit (1/8 byte), "B" a byte; tests/test_units.py checks it against pint
+# on every string of the catalog.
+_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+           "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
+_TIME_PREFIX = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9}
+_BASE = {"B": ("bytes", 1.0), "byte": ("bytes", 1.0), "b": ("bits", 0.125), "bit": ("bits", 0.125),
+         "FLOP": ("flop", 1.0), "W": ("watts", 1.0)}
+_TINY_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTP]?)(B|byte|bit|b|FLOP|W)(/s|ps)?$")
+_TIME_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(m|u|µ|n)?(s|sec|second|seconds)$")
+_DAY_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(day|days|h|hour|hours|min|minute|minutes)$")
+_DAY = {"day": 86400.0, "days": 86400.0, "h": 3600.0, "hour": 3600.0, "hours": 3600.0, "min": 60.0,
+        "minute": 60.0, "minutes": 60.0}
+
+
+def _tiny(text: str, dim: str) -> float | None:
+    """``text`` in SI base units of ``dim`` when the tiny grammar covers it, else None (pint decides)."""
+    m = _TINY_RE.match(text)
+    if m:
+        num, pre, unit, per_s = m.groups()
+        kind, scale = _BASE[unit]
+        if kind in ("bytes", "bits"):
+            ok = dim == ("bytes_per_s" if per_s else "bytes")
+        elif kind == "flop":
+            ok = dim == "flops" and per_s is not None
+        else:
+            ok = dim == "watts" and per_s is None
+        if not ok or (pre.endswith("i") and kind not in ("bytes", "bits")):
+            return None
+        if unit == "b" and pre == "":       # a bare "b" is ambiguous (barn in pint); let pint say no
+            return None
+        return float(num) * _PREFIX[pre] * scale
+    if dim == "seconds":
+        m = _TIME_RE.match(text)
+        if m:
+            return float(m.group(1)) * _TIME_PREFIX[m.group(2) or ""]
+        m = _DAY_RE.match(text)
+        if m:
+            return float(m.group(1)) * _DAY[m.group(2)]
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +92,9 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
         raise TrainsimError(f"expected {_DIMS[dim][1]}, got {value!r}", field=field, where=where)
     target, human = _DIMS[dim]
     text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    fast = _tiny(text, dim)
+    if fast is not None:
+        return fast
     # networking 'b' is a bit (pint would read 'Gb' as gilbert): Gb/s, Gbps, Mb -> Gbit/s, Mbit
     text = re.sub(r"(?<=[kKMGTP])bps\b", "bit/s", text)
     text = re.sub(r"(?<=[kKMGTP])b\b", "bit", text)

@@ -10,9 +10,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
 
 from ..errors import unknown
+from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
 
@@ -178,7 +178,7 @@ def describe_system(system_id: str) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _model_entries() -> tuple[dict[str, Any], ...]:
     text = resources.files("trainsim.catalog").joinpath("data", "models.yaml").read_text(encoding="utf-8")
-    return tuple((yaml.safe_load(text) or {}).get("models", []))
+    return tuple((load_data(text) or {}).get("models", []))
 
 
 def model_rows() -> list[dict[str, Any]]:

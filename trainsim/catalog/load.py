@@ -21,11 +21,11 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import TrainsimError, unknown
 from ..units import GB, GIB, TERA, gbit_to_bytes_per_s, parse_count, parse_quantity
+from ..yamlload import load_data
 from .schema import (DERIVED, RANGE_FIELDS, ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile,
                      SourcedValue, SystemEntry, SystemsFile)
 from .types import Chip, NetLevel, Range, Sourced, System
@@ -41,7 +41,7 @@ PSEUDO_SOURCES = {
 
 def _read_yaml(name: str) -> Any:
     text = resources.files("trainsim.catalog").joinpath("data", name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_data(text)
 
 
 def _validate(model, name: str):

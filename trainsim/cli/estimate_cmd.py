@@ -1,22 +1,45 @@
 """``trainsim estimate RUN.yaml [--json]``: one plan's step time, MFU, memory and breakdown."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from ..errors import NoPlanError
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 @app.command("estimate")
 def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
-                 json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+                 json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row (flat columns)"),
+                 price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Predict one training step (and the whole run with training.tokens) for the run's plan."""
     from .. import api
     from ..report.terminal import print_json, render_estimate
 
-    est = api.estimate(api.load_run(run))
-    if json_:
+    inputs = cost_inputs(price, pue, electricity)
+    r = api.load_run(run)
+    try:
+        est = api.estimate(r)
+    except NoPlanError as exc:     # no answer: name the nearest alternatives, exit 1
+        from ..alternatives import alternatives
+
+        res = exc.result
+        res.alternatives = alternatives(r, r.plan)
+        if json_:
+            print_json(res.to_dict())
+        else:
+            print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
+        raise typer.Exit(1)
+    est.cost_inputs = inputs
+    if csv_:
+        from ..report.tabular import print_csv
+
+        print_csv([est.to_dict()])
+    elif json_:
         print_json(est.to_dict())
     else:
         render_estimate(est)

@@ -1,36 +1,65 @@
-"""``trainsim plan RUN.yaml``: search every valid plan; best plans, Pareto front, rejections; --emit flags."""
+"""``trainsim plan RUN.yaml``: search every valid plan; best plans, Pareto front, rejections; --emit flags.
+No valid plan: the nearest alternatives (:mod:`trainsim.alternatives`) and exit code 1."""
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 @app.command("plan")
 def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              top: int = typer.Option(5, "--top", help="how many plans to list"),
              fix: str = typer.Option("", "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
-             emit: str = typer.Option("", "--emit", help="print the best plan as megatron or mindspeed arguments"),
+             emit: str = typer.Option("", "--emit", help="print the best plan as megatron or mindspeed arguments (bash), or a torchtitan TOML section"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
+             use_all: bool = typer.Option(False, "--use-all", help="plans must use every chip (no idle domains)"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+             csv_: bool = typer.Option(False, "--csv", help="print the listed plans as CSV rows"),
+             framework: str = typer.Option("", "--framework", help="offer only what this software stack has "
+                                                                   "(e.g. megatron-core-2024, torchtitan-2024)"),
+             price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
     from .. import api
     from ..emit import emit_args
     from ..report.progress import progress_bar
     from ..report.terminal import print_json, render_search
 
+    inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     fixed = api.parse_fix(fix, r.plan)
-    with progress_bar("searching plans", enabled=not (quiet or json_ or emit)) as tick:
-        res = api.search(r, fixed, top=top, progress=tick)
-    if emit:
-        if res.best is None:
-            raise api.TrainsimError(res.no_plan_message(), field="plan")
+    if framework:
+        from ..frameworks import restrict_plan
+
+        fixed = restrict_plan(fixed, framework)
+    elif emit:
+        from ..frameworks import default_for_emit, restrict_plan
+
+        fixed = restrict_plan(fixed, default_for_emit(emit))
+    with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
+        res = api.search(r, fixed, top=top, progress=tick, use_all=use_all or None)
+    for e in ([res.best] + res.runners_up if res.best else []):
+        e.cost_inputs = inputs
+    if res.best is None:      # no answer: the nearest changes that have one, and exit code 1
+        from ..alternatives import alternatives
+
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+    if emit and res.best is not None:
         print(emit_args(res.best, emit))
-        return
-    if json_:
+    elif csv_:
+        from ..report.tabular import print_csv
+
+        print_csv([e.to_dict() for e in ([res.best] + res.runners_up if res.best else [])])
+    elif json_:
         print_json(res.to_dict())
     else:
         render_search(res)
+    if res.best is None:
+        if emit:
+            print(f"error: plan: {res.no_plan_message()}", file=sys.stderr)
+        raise typer.Exit(1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 @app.command("size")
@@ -16,7 +17,9 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              failures: bool = typer.Option(True, "--failures/--no-failures",
                                            help="count failures and restarts (goodput) in the days"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner"),
+             csv_: bool = typer.Option(False, "--csv", help="print the probes as CSV rows"),
+             price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     from .. import api
     from ..errors import TrainsimError
@@ -29,6 +32,7 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         raise TrainsimError(f"expected a positive number of days, got {days:g}", field="--days")
     if unit not in ("system", "chip"):
         raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
+    inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     if r.training.tokens is None:
         raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=str(run))
@@ -36,8 +40,16 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
 
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
         res = size(r, days, unit=unit, assumptions=Assumptions() if failures else None)
+    cost = None
+    if res.estimate is not None:
+        cost = res.estimate.cost(**inputs, **({"goodput": res.goodput} if failures and res.goodput else {}))
+    if csv_:
+        from ..report.tabular import print_csv
+
+        print_csv(res.probes)
+        return
     if json_:
-        print_json(res.to_dict())
+        print_json({**res.to_dict(), "cost": cost})
         return
     from rich.table import Table
 
@@ -50,6 +62,10 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         e = res.estimate
         c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%}, memory "
                 f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
+    from ..report.terminal import cost_rows
+
+    for k, v in cost_rows(cost):
+        c.print(f"{k}: {v}")
     t = Table(title=f"probes ({unit} = {res.unit_chips} chips)")
     for col in ("units", "chips", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 
-import yaml
 
 from ..catalog.types import Chip
 from ..errors import TrainsimError
+from ..yamlload import load_data
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class InferCalib:
 @lru_cache(maxsize=1)
 def _doc() -> dict:
     text = resources.files("trainsim.inference").joinpath("data", "inference.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    return load_data(text) or {}
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import TrainsimError, unknown
+from ..yamlload import load_data, safe_load
 from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
@@ -28,7 +29,7 @@ _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 @lru_cache(maxsize=1)
 def _catalog() -> dict[str, dict]:
     text = resources.files("trainsim").joinpath("catalog", "data", "models.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text) or {}
+    doc = load_data(text) or {}
     return {str(m["id"]): m for m in doc.get("models", [])}
 
 
@@ -96,12 +97,16 @@ def _from_mapping(doc: dict, *, name: str | None, source: str, field: str, where
     return replace(arch, source=source) if source else arch
 
 
-def _from_file(path: Path, field: str, where: str | None) -> Arch:
+def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = None) -> Arch:
+    if path.is_dir():   # a model folder: its config.json
+        if not (path / "config.json").is_file():
+            raise TrainsimError(f"folder '{path}' has no config.json", field=field, where=where)
+        path = path / "config.json"
     if not path.is_file():
         raise TrainsimError(f"no such model file '{path}'", field=field, where=where)
     text = path.read_text(encoding="utf-8")
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if path.suffix == ".json" else safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise TrainsimError(f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                             f"{str(exc).splitlines()[0]}", field=field, where=where) from None
@@ -109,8 +114,11 @@ def _from_file(path: Path, field: str, where: str | None) -> Arch:
         doc = doc["model"]  # a YAML file holding `model: {...}`
     if not isinstance(doc, dict):
         raise TrainsimError(f"'{path}' does not hold a mapping of model keys", field=field, where=where)
-    return _from_mapping(doc, name=None if "model_type" not in doc else path.stem, source=str(path), field=field,
-                         where=where or str(path))
+    from .hub import model_name
+
+    name = None if "model_type" not in doc else model_name(doc, path, repo_id)
+    return _from_mapping(doc, name=name, source=f"Hugging Face cache: {repo_id}" if repo_id else str(path),
+                         field=field, where=where or str(path))
 
 
 def resolve_model(value: Any, base_dir: Path | None = None, *, field: str = "model",
@@ -135,6 +143,16 @@ def resolve_model(value: Any, base_dir: Path | None = None, *, field: str = "mod
         path = Path(text)
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
+        if not path.exists() and path.suffix not in _FILE_SUFFIXES:
+            from .hub import HUB_ID, cached_config
+
+            if HUB_ID.match(text):
+                cfg = cached_config(text)
+                if cfg is not None:
+                    return _from_file(cfg, field, where, repo_id=text)
+                raise TrainsimError(f"'{text}' is neither a file nor a model in the local Hugging Face cache "
+                                    f"(run `huggingface-cli download {text} config.json` first)", field=field,
+                                    where=where)
         if path.suffix in _FILE_SUFFIXES or path.exists() or "/" in text:
             return _from_file(path, field, where)
         raise unknown("model", text, cat, field=field, where=where)

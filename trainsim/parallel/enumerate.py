@@ -1,18 +1,20 @@
 """Every valid plan for (model, chips, batch), built as arrays by expanding one dimension at a time.
 
-Expansion order: (tp, cp, pp) whose product divides the chips -> micro-batch -> (schedule, vpp) ->
-(ep, etp, node_limit) -> zero -> recompute. After each expansion the rows that break a rule of
-:mod:`trainsim.parallel.validity` are dropped (counted by reason), so the space never holds the full cartesian
-product. Fields fixed by a partial plan enter as single candidates.
+Expansion order: (tp, cp, pp) x the chip counts they divide (all chips, or whole domains with some idle) ->
+micro-batch -> (schedule, vpp) -> (ep, etp, node_limit) -> zero -> recompute. After each expansion the rows that
+break a rule of :mod:`trainsim.parallel.validity` are dropped (counted by reason), so the space never holds the
+full cartesian product. Fields fixed by a partial plan enter as single candidates.
 """
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..model.arch import Arch
-from .plan import RECOMPUTE, SCHEDULES, Plans
+from .batch import batch_unit, chip_counts, fit_batch
+from .plan import INT_FIELDS, RECOMPUTE, SCHEDULES, Plans
 from .validity import check
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -75,28 +77,109 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
     return cand
 
 
-def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed=None) -> tuple[Plans, Counter]:
-    """All valid plans and the count of rejected candidates by reason code."""
-    cand = candidate_values(arch, chips, seq_len, batch_seqs, fixed)
+def _neutral(cols: dict) -> Plans:
+    """Partial rows as plans: fields not expanded yet take their most permissive values (see ``check``)."""
+    n = len(next(iter(cols.values())))
+    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    return Plans(**{k: cols[k] if k in cols else np.full(n, base[k], dtype=np.int64) for k in INT_FIELDS})
+
+
+def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed=None, *, batch_tol: float = 0.0,
+                    domain: int = 1, use_all: bool = True) -> tuple["Space", Counter]:
+    """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
+    row uses) and the rejected candidates by reason code.
+
+    Chip counts: all ``chips``, and unless ``use_all`` the whole-domain counts of
+    :func:`trainsim.parallel.batch.chip_counts` (dp = count / (tp pp cp)). The rules of ``check`` run after each
+    expansion on the fields known so far, so a row is dropped as soon as it can no longer become valid; a
+    rejected row counts once per plan it would have expanded into."""
+    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed)
+    counts = chip_counts(chips, domain, use_all)
+    if fixed is None or fixed.values("pp") is None:
+        pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
+        cand["pp"] = pps
     rejected: Counter = Counter()
+    later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
+        len(cand["recompute"])
+
+    def drop(cols, code, mult):
+        for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
+            rejected[int(c)] += int(k) * mult
+        return _filter(cols, code == 0)
+
+    def rules(cols):
+        return check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all)
+
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
     cols = _expand(cols, "pp", cand["pp"])
-    prod = cols["tp"] * cols["cp"] * cols["pp"]
-    keep = chips % prod == 0
-    rejected[1] += int((~keep).sum())
-    cols = _filter(cols, keep)
-    cols["dp"] = chips // (cols["tp"] * cols["cp"] * cols["pp"])
+    g = cols["tp"] * cols["cp"] * cols["pp"]
+    nc = np.asarray(counts, dtype=np.int64)
+    divides = (nc[None, :] % g[:, None]) == 0
+    none = ~divides.any(axis=1)
+    rejected[1] += int(none.sum()) * later
+    cols = _expand(cols, "dp", nc)
+    cols["dp"] = cols["dp"] // (cols["tp"] * cols["cp"] * cols["pp"])
+    cols = _filter(cols, divides.reshape(-1))
+    if fixed is not None and fixed.dp is not None:
+        keep = cols["dp"] == fixed.dp
+        rejected[1] += int((~keep).sum()) * later
+        cols = _filter(cols, keep)
+    cols = drop(cols, rules(cols), later)
+    later //= len(cand["mb"])
     cols = _expand(cols, "mb", cand["mb"])
+    cols = drop(cols, rules(cols), later)
+    later //= len(cand["sched_vpp"])
     cols = _expand_pairs(cols, ("schedule", "vpp"), cand["sched_vpp"])
+    cols = drop(cols, rules(cols), later)
+    later //= len(cand["ep_etp_nl"])
     cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), cand["ep_etp_nl"])
-    defaults = dict(zero=np.zeros(1, np.int64), recompute=np.zeros(1, np.int64))
+    cols = drop(cols, rules(cols), later)
     n = len(cols["tp"])
-    probe = Plans(**{**{k: v for k, v in cols.items()}, **{k: np.broadcast_to(v, (n,)) for k, v in defaults.items()}})
-    code = check(probe, arch, chips, seq_len, batch_seqs)
-    for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
-        rejected[int(c)] += int(k) * len(cand["zero"]) * len(cand["recompute"])
-    cols = _filter(cols, code == 0)
-    cols = _expand(cols, "zero", cand["zero"])
-    cols = _expand(cols, "recompute", cand["recompute"])
-    return Plans(**cols), rejected
+    base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
+    batch = fit_batch(batch_seqs, batch_unit(base.dp, base.mb, base.pp, base.schedule))
+    return Space(base, np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
+                 batch), rejected
+
+
+@dataclass
+class Space:
+    """The valid plans as base rows (every field but zero and recompute) x zero x recompute: plan i is base row
+    i // K with zero (i % K) // R and recompute i % R (K = Z R). ``batch``: the global batch (sequences) each
+    base row uses."""
+
+    base: Plans
+    zero: np.ndarray
+    recompute: np.ndarray
+    batch: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.base) * self.k
+
+    @property
+    def k(self) -> int:
+        return len(self.zero) * len(self.recompute)
+
+    def grid(self, sl: slice) -> Plans:
+        """Base rows ``sl`` as (rows, 1, 1), zero as (1, Z, 1), recompute as (1, 1, R): costs broadcast, so a
+        cost that does not depend on zero or recompute is computed once per base row."""
+        b = self.base
+        return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
+                            if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
+
+    def plans(self, idx=None) -> Plans:
+        """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        r, j = idx // self.k, idx % self.k
+        p = self.base.take(r)
+        p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
+        return p
+
+    def batch_of(self, idx) -> np.ndarray:
+        return self.batch[np.asarray(idx, dtype=np.int64) // self.k]
+
+
+def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed=None) -> tuple[Plans, Counter]:
+    """All valid plans that use every chip and exactly the batch (Megatron's rules), with rejections by reason."""
+    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed)
+    return space.plans(), rejected

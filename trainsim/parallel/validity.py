@@ -8,19 +8,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import Arch
+from .batch import batch_unit, fit_batch, within
 from .plan import Plans
 
 REASONS = {
-    1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp))"),
+    1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp)); a plan may leave whole "
+                 "scale-up domains idle (parallel/batch.py), never more chips than there are"),
     2: ("tp", "tp must divide the attention heads and the key/value heads"),
-    3: ("pp", "pp x vpp must not exceed the number of layers"),
+    3: ("pp", "pp x vpp must not exceed the number of layers (the first and last rank may leave one virtual "
+              "stage empty: pp x vpp <= layers + 2 (vpp - 1))"),
     4: ("ep", "ep must divide the number of routed experts (and be 1 for a dense model)"),
     5: ("ep", "ep x etp must divide tp x cp x dp (the chips of one pipeline stage)"),
     6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
     7: ("cp", "seq_len must be divisible by 2 x cp (load-balanced causal chunks)"),
-    8: ("micro_batch", "global batch (sequences) must be a multiple of dp x micro_batch"),
+    8: ("micro_batch", "global batch (sequences) must be a multiple of dp x micro_batch (within batch_tolerance)"),
     9: ("vpp", "vpp > 1 needs the interleaved schedule and pp > 1; interleaved needs vpp > 1"),
-    10: ("schedule", "interleaved needs the number of micro-batches to be a multiple of pp"),
+    10: ("schedule", "interleaved needs the number of micro-batches to be a multiple of pp (within batch_tolerance)"),
     11: ("schedule", "dualpipe needs an even pp and at least pp micro-batches"),
     12: ("node_limit", "node_limit needs ep > 1"),
     13: ("tp", "tp must divide the vocabulary size and the hidden size"),
@@ -28,8 +31,14 @@ REASONS = {
 }
 
 
-def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: int) -> np.ndarray:
-    """Reason code per plan, 0 where the plan is valid; the first broken rule wins."""
+def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
+          use_all: bool = False) -> np.ndarray:
+    """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
+
+    ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
+    interleaved) divides, valid within ``batch_tol`` (:mod:`trainsim.parallel.batch`). A plan may use fewer chips
+    than ``chips`` (idle) unless ``use_all``. Fields a caller has not expanded yet may hold their most permissive
+    values (ep = etp = vpp = micro_batch = 1, 1F1B), so the enumerator applies these rules stage by stage."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -40,13 +49,14 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: int) -> np
     heads = [c.heads for lk in arch.layers for c in lk.attention] or [1]
     kvh = [c.kv_heads for lk in arch.layers for c in lk.attention] or [1]
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
-    rule(chips % (p.tp * p.pp * p.cp) != 0, 1)
+    used = p.tp * p.pp * p.cp * p.dp
+    rule((used > chips) | (used < 1) | ((used != chips) if use_all else False), 1)
     bad_tp = np.zeros(n, dtype=bool)
     for h in set(heads) | set(kvh):
         bad_tp |= (h % p.tp) != 0
     rule(bad_tp, 2)
     rule((arch.hidden % p.tp != 0), 13)
-    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers, 3)
+    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers + 2 * (np.maximum(p.vpp, 1) - 1), 3)
     if moe:
         bad_ep = np.zeros(n, dtype=bool)
         bad_etp = np.zeros(n, dtype=bool)
@@ -60,11 +70,12 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: int) -> np
         rule(p.ep != 1, 4)
         rule(p.etp != 1, 6)
     rule(((seq_len % (2 * p.cp)) != 0) & (p.cp > 1), 7)
-    rule(batch_seqs % (p.dp * p.mb) != 0, 8)
+    rule(~within(fit_batch(batch_seqs, p.dp * p.mb), batch_seqs, batch_tol), 8)
     inter = p.schedule == 1
     rule(((p.vpp > 1) & ~inter) | (inter & ((p.vpp < 2) | (p.pp < 2))), 9)
-    m = batch_seqs // np.maximum(p.dp * p.mb, 1)
-    rule(inter & (m % np.maximum(p.pp, 1) != 0), 10)
+    used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule))
+    rule(inter & ~within(used_batch, batch_seqs, batch_tol), 10)
+    m = used_batch // np.maximum(p.dp * p.mb, 1)
     rule(((p.schedule == 2) | (p.schedule == 3)) & (p.pp < 2), 14)
     rule((p.schedule == 3) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
     rule((p.node_limit > 0) & (p.ep < 2), 12)

@@ -9,9 +9,8 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
 from ..errors import TrainsimError
+from ..yamlload import safe_load
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,17 @@ class Calib:
     attn_bwd_ratio: float = 2.5     # flash backward time / forward time (5 vs 2 matmuls; Dao 2023 sec. 3.1.2)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
     gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
-    gemm_d0: float = 128.0          # half-saturation GEMM dimension (tile/wave quantisation), elements
+    gemm_tile: float = 128.0        # output tile edge of GEMM kernels (tile quantisation), elements
+    gemm_k0: float = 64.0           # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
+    compute_units: float = 132.0    # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
+    # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
+    # latency on one 8-GPU NVLink node is ~10 us in nccl-tests; we take the launch/sync part)
+    comm_launch_s: float = 5e-6
+    # per peer of an all-to-all: one message posted per peer (NCCL grouped send/recv, DeepEP, HCCL)
+    a2a_peer_s: float = 0.5e-6
+    # attention kernels on short blocks: half-saturation key-block length (FlashAttention-2 paper Fig. 4:
+    # causal head-dim-128 forward at 512 tokens reaches ~0.6 of its 16K rate)
+    attn_block_l0: float = 384.0
     # network: achievable fraction of line rate per level (scale-up, scale-out, inter-site)
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)
@@ -53,7 +62,7 @@ _FIELDS = {f.name for f in fields(Calib)}
 def _parse(entry: dict, where: str) -> dict:
     out = {}
     for k, v in (entry or {}).items():
-        if k in ("source", "note", "notes", "fitted_on", "loo"):
+        if k in ("source", "note", "notes", "fitted_on", "loo") or k.startswith("fitted_on_"):
             continue
         if k not in _FIELDS:
             raise TrainsimError(f"unknown calibration constant '{k}'", where=where)
@@ -61,19 +70,45 @@ def _parse(entry: dict, where: str) -> dict:
     return out
 
 
+def _constants() -> tuple[dict, dict]:
+    """(default, per-family) constants of ``perf/data/constants.yaml`` as plain values (each entry has a source)."""
+    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+
+    def vals(entry: dict, where: str) -> dict:
+        out = {}
+        for k, v in (entry or {}).items():
+            if not isinstance(v, dict) or "value" not in v or not v.get("source"):
+                raise TrainsimError(f"constant '{k}' needs a value and a source", where=where)
+            out[k] = v["value"]
+        return _parse(out, where)
+
+    fams = {f: vals(e, f"constants.yaml: families.{f}") for f, e in (doc.get("families") or {}).items()}
+    return vals(doc.get("default", {}), "constants.yaml: default"), fams
+
+
+def constant_sources() -> dict[str, str]:
+    """Every engine constant's source (default entries), for reports."""
+    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+    return {k: v["source"] for k, v in (doc.get("default") or {}).items()}
+
+
 @lru_cache(maxsize=8)
 def load_calibration(path: str | None = None) -> dict[str, Calib]:
-    """Family -> Calib. The ``default`` entry applies to every family, a family entry overrides it."""
+    """Family -> Calib: sourced constants (constants.yaml, default then family), then the fitted values of
+    calibration.yaml (default then family)."""
     if path is None:
         text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
     else:
         with open(path) as fh:
             text = fh.read()
-    doc = yaml.safe_load(text) or {}
-    base = Calib().with_(**_parse(doc.get("default", {}), "calibration.yaml: default"))
+    doc = safe_load(text) or {}
+    const, const_fam = _constants()
+    fitted = _parse(doc.get("default", {}), "calibration.yaml: default")
+    base = Calib().with_(**{**const, **fitted})
     out = {"default": base}
-    for fam, entry in (doc.get("families") or {}).items():
-        out[fam] = base.with_(**_parse(entry, f"calibration.yaml: families.{fam}"))
+    fitted_fam = {fam: _parse(e, f"calibration.yaml: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
+    for fam in set(const_fam) | set(fitted_fam):
+        out[fam] = base.with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
     return out
 
 
@@ -87,7 +122,7 @@ def validation_error(family: str) -> dict | None:
     calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
-    acc = (yaml.safe_load(text) or {}).get("accuracy") or {}
+    acc = (safe_load(text) or {}).get("accuracy") or {}
     fam = (acc.get("by_family") or {}).get(family)
     if fam:
         return {**fam, "basis": f"leave-one-out on {family} calibration runs"}

@@ -13,13 +13,18 @@ of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement
   level l are S (w_l - w_{l-1}) / n, with w_l the members inside one level-l domain; levels are separate
   links and run concurrently: T = max_l bytes_l / B_l + sum_l alpha_l [f_l > 1].
 * Point-to-point send of ``S`` bytes crossing level l: S / B_l + alpha_l.
+* One step of a ring over a group (context-parallel K/V exchange): every member sends ``S`` to its neighbour at
+  once and the step ends when the slowest link is done, so it runs at the outermost level the group crosses:
+  S / B_outer + alpha_outer.
+* All-to-all latency grows with the peers: besides one alpha per level crossed, every peer costs a message set-up
+  ``a2a_peer_s`` (NCCL's grouped send/recv and DeepEP/HCCL all post one message per peer).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..catalog.types import System
-from ..parallel.placement import level_factors, members_within
+from ..parallel.placement import level_factors, members_within, outermost_level
 
 
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
@@ -47,7 +52,15 @@ def all_reduce_time(size_bytes, n, stride, system: System, eff: tuple[float, ...
     return 2.0 * reduce_scatter_time(size_bytes, n, stride, system, eff)
 
 
-def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float, ...]):
+def ring_step_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+    """One step of a ring over ``n`` members at ``stride``: at the bandwidth and latency of the outermost level."""
+    lvl = outermost_level(n, stride, system)
+    bw = np.array(_bw(system, eff))[lvl]
+    lat = np.array([lv.latency_s for lv in system.levels])[lvl]
+    return np.asarray(size_bytes, dtype=np.float64) / bw + lat
+
+
+def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float, ...], peer_s: float = 0.0):
     """Uniform all-to-all: each chip sends ``bytes_per_chip`` in total, 1/n of it to each member (self incl.)."""
     within = members_within(n, stride, system)
     bw = _bw(system, eff)
@@ -61,7 +74,7 @@ def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float,
         t = np.maximum(t, s * (w - prev) / nn / b)
         lat = lat + np.where(w > prev, lvl.latency_s, 0.0)
         prev = w
-    return t + lat
+    return t + lat + peer_s * np.maximum(nn - 1.0, 0.0)
 
 
 def level_bytes_time(bytes_per_level: list, system: System, eff: tuple[float, ...]):

@@ -31,8 +31,10 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     tok = tokens / p.tp
     disp_b = ctx.act_bytes
     per_copy = tok * h
-    generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, ctx.calib.coll_eff)
-               + all_to_all_time(per_copy * k * 2.0, p.ep, p.etp, ctx.system, ctx.calib.coll_eff))
+    c = ctx.calib
+    generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
+               + all_to_all_time(per_copy * k * 2.0, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
+               + 2.0 * c.comm_launch_s)
     if not np.any(p.node_limit > 0):
         return np.where(p.ep > 1, generic, 0.0)
     # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
@@ -47,6 +49,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
         lv = [per_copy * inner * b, per_copy * remote * b] + [0.0] * (len(ctx.system.levels) - 2)
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
+    nl = nl + 2.0 * (c.comm_launch_s + c.a2a_peer_s * (p.ep - 1.0))
     return np.where(p.ep > 1, np.where(p.node_limit > 0, nl, generic), 0.0)
 
 

@@ -23,20 +23,29 @@ from ..parallel.sharding import sharded_shape
 from .context import StepContext
 
 
-def gemm_shape_eff(m, n, k, d0):
-    """Fraction of the large-GEMM rate a GEMM of this shape reaches: prod over M, N, K of x / (x + d0).
+def gemm_shape_eff(m, n, k, tile, k0, units):
+    """Fraction of the large-GEMM rate a GEMM of this shape reaches: tile x wave x K-loop quantisation.
 
-    A GEMM is cut into output tiles spread over the chip's cores and streams K in blocks; short dimensions leave
-    tiles and pipelines partly empty (tile and wave quantisation; NVIDIA, "Matrix Multiplication Background User's
-    Guide", 2023). A half-saturation length d0 per chip family (a few hundred elements) is the smooth form of that
-    effect; large GEMMs (every dimension >> d0) run at ``gemm_eff``.
+    A GEMM is cut into ``tile`` x ``tile`` output tiles (the last row and column of tiles partly empty: tile
+    quantisation), the tiles run in waves over the chip's ``units`` SMs / cores (the last wave partly idle: wave
+    quantisation), and each tile streams K with a fixed prologue/epilogue (K / (K + k0)). NVIDIA, "Matrix
+    Multiplication Background User's Guide" (2023), sections on tile and wave quantisation. No fitted constant:
+    tile, k0 and units are hardware facts (perf/data/constants.yaml). Large GEMMs run at ``gemm_eff``.
     """
-    return (m / (m + d0)) * (n / (n + d0)) * (k / (k + d0))
+    m = np.maximum(np.asarray(m, dtype=np.float64), 1.0)
+    n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    tm, tn = np.ceil(m / tile), np.ceil(n / tile)
+    tile_q = (m / (tm * tile)) * (n / (tn * tile))
+    tiles = tm * tn
+    wave_q = tiles / (np.ceil(tiles / units) * units)
+    return tile_q * wave_q * (k / (k + k0))
 
 
-def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, d0=0.0):
-    """Roofline time of one (M x K) @ (K x N) GEMM."""
-    t_c = 2.0 * m * n * k / (peak * eff * gemm_shape_eff(m, n, k, d0))
+def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, shape=None):
+    """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile, k0, units) of :func:`gemm_shape_eff`
+    (None: no shape effect, as the inference model is calibrated)."""
+    q = 1.0 if shape is None else gemm_shape_eff(m, n, k, *shape)
+    t_c = 2.0 * m * n * k / (peak * eff * q)
     t_m = (m * k + k * n + m * n) * bytes_el / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + latency_s
 
@@ -45,7 +54,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
-    d0 = c.gemm_d0
+    d0 = (c.gemm_tile, c.gemm_k0, c.compute_units)
     t = np.zeros_like(tokens)
     for mat in lk.matrices:
         if mat.group == "expert":
@@ -70,7 +79,7 @@ def head_gemm_fwd(ctx: StepContext, p, tokens):
     """Output head (logits) GEMM, vocab split over tp, plus the fused cross-entropy pass over the logits."""
     a, c = ctx.arch, ctx.calib
     t = gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
-                  ctx.act_bytes, c.gemm_latency_s, c.gemm_d0)
+                  ctx.act_bytes, c.gemm_latency_s, (c.gemm_tile, c.gemm_k0, c.compute_units))
     ce_bytes = tokens * a.vocab / p.tp * 6.0  # write bf16 logits, read them and write fp32 softmax stats
     return t + ce_bytes / (ctx.chip.hbm_bw * c.mem_eff)
 
@@ -87,8 +96,10 @@ def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int) -> float:
 def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     """Attention-core forward of one layer: heads split over tp, causal work split evenly over cp.
 
-    flash: causal FLOPs at ``attn_eff`` of the BF16 peak. unfused: the full s x s QK^T and AV as batched GEMMs
-    (twice the causal FLOPs) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
+    flash: causal FLOPs at ``attn_eff`` of the BF16 peak, times the short-block factor L / (L + L0) of the key
+    block L = seq_len / cp a kernel call sees (FlashAttention-2, Dao 2023, Fig. 4: tiles and the causal diagonal
+    leave short blocks partly idle). unfused: the full s x s QK^T and AV as batched GEMMs (twice the causal FLOPs)
+    at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
     """
     fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
     if ctx.attention_kernel == "unfused":
@@ -96,7 +107,9 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
         by = unfused_score_bytes_per_token(lk, ctx.seq_len) * tokens / p.tp
         return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
                 + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
-    return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff)
+    block = ctx.seq_len / p.cp
+    short = block / (block + ctx.calib.attn_block_l0)
+    return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff * short)
 
 
 def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p, tokens):

@@ -52,6 +52,8 @@ class StepContext:
     optimizer: OptimizerStates = field(default_factory=OptimizerStates)
     first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage
     last_stage_layers: int | None = None
+    pipeline_split: str = "even"            # 'even' | 'balanced' (embedding and loss/MTP count as layers)
+    offload_activation_layers: int = 0      # layers per rank whose activations live in host memory
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
 
     @property

@@ -50,20 +50,32 @@ def rank_layers(ctx: StepContext, p):
 
     Even split: ceil(L / (pp vpp)) x vpp on every rank. Uneven (``first_stage_layers`` / ``last_stage_layers``,
     Megatron-Core --decoder-first/last-pipeline-num-layers; Llama 3 sec. 3.3.2 removes one layer from each): the
-    stated ranks take their count, the others split the rest evenly (rounded up). pp = 1: all layers."""
+    stated ranks take their count, the others split the rest evenly (rounded up). Balanced (Megatron-Core
+    --account-for-embedding/loss-in-pipeline-split): with U = L + 2 + MTP modules units and q = ceil(U / pp) per
+    rank, the first rank takes q - 1 layers and the last q - 1 - MTP. pp = 1: all layers."""
     L = float(ctx.arch.n_layers)
     v = np.maximum(p.vpp, 1)
     pp = p.pp.astype(np.float64)
     even = np.ceil(L / (pp * v)) * v
     f_in, l_in = ctx.first_stage_layers, ctx.last_stage_layers
+    if ctx.pipeline_split == "balanced" and f_in is None and l_in is None:
+        n_mtp = float(sum(lk.n_layers for lk in ctx.arch.mtp))
+        q = np.ceil((L + 2.0 + n_mtp) / pp)
+        first = np.maximum(q - 1.0, 0.0)
+        last = np.maximum(q - 1.0 - n_mtp, 0.0)
+        mid = np.ceil(np.maximum(L - first - last, 0.0) / np.maximum(pp - 2.0, 1.0))
+        last = np.where(pp == 2, L - first, last)
+        mid = np.where(pp > 2, mid, np.maximum(first, last))
+        one = p.pp == 1
+        return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
     if f_in is None and l_in is None:
         first = mid = last = even
     else:
         stated = (f_in is not None) + (l_in is not None)
         rest = L - (f_in or 0) - (l_in or 0)
         mid = np.ceil(rest / np.maximum(pp - stated, 1.0))
-        first = np.full(len(p), float(f_in)) if f_in is not None else mid
-        last = np.full(len(p), float(l_in)) if l_in is not None else mid
+        first = mid * 0.0 + float(f_in) if f_in is not None else mid
+        last = mid * 0.0 + float(l_in) if l_in is not None else mid
         mid = np.where(pp > 2, mid, np.where(pp == 2, np.maximum(first, last), mid))
     one = p.pp == 1
     return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
@@ -78,8 +90,8 @@ def stage_layers(ctx: StepContext, p):
 def _per_layer_params(ctx: StepContext, p):
     """(dense, expert) parameters of an average decoder layer on one chip."""
     L = ctx.arch.n_layers
-    dense = np.zeros(len(p))
-    expert = np.zeros(len(p))
+    dense = 0.0
+    expert = 0.0
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         dense = dense + d * lk.n_layers / L
@@ -93,8 +105,8 @@ def _extras(ctx: StepContext, p):
     a = ctx.arch
     emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
     head = a.vocab * a.hidden / p.tp
-    mtp_d = np.zeros(len(p))
-    mtp_e = np.zeros(len(p))
+    mtp_d = 0.0
+    mtp_e = 0.0
     for lk in a.mtp:
         d, e = params_per_chip(lk, p)
         mtp_d = mtp_d + d * lk.n_layers
@@ -155,9 +167,9 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
     virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
     input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
     L = ctx.arch.n_layers
-    kept = np.zeros(len(p))
-    full = np.zeros(len(p))
-    widest = np.zeros(len(p))
+    kept = 0.0
+    full = 0.0
+    widest = 0.0
     for lk in ctx.arch.layers:
         k, f = layer_activation_bytes(lk, ctx, p, tokens)
         kept = kept + k * lk.n_layers / L
@@ -172,9 +184,24 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
         full_rc = v * (rec * inp + (chunk - rec) * full)
     else:
         full_rc = v * np.ceil(chunk / n) * inp
-    acts = np.where(p.recompute == 2, full_rc, kept * layers)
+    # activation offload: the offloaded layers keep nothing in HBM but the one being copied (Megatron-Core
+    # cpu_offload: a layer's tensors stream to the host after its forward and back before its backward)
+    off = np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
+    acts = np.where(p.recompute == 2, full_rc, kept * (layers - off))
     work = np.where(p.recompute == 2, np.minimum(n, chunk) * widest, 0.0)
     return acts, work
+
+
+def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
+    """Host-link bytes per micro-batch of activation offload, each way (forward out, backward in)."""
+    if not ctx.offload_activation_layers:
+        return 0.0
+    L = ctx.arch.n_layers
+    kept = 0.0
+    for lk in ctx.arch.layers:
+        k, _ = layer_activation_bytes(lk, ctx, p, tokens)
+        kept = kept + k * lk.n_layers / L
+    return kept * np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
 
 
 def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
@@ -183,7 +210,7 @@ def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
     logits = tokens * a.vocab / p.tp * 6.0 * (1.0 + depth)
-    mtp = np.zeros(len(p))
+    mtp = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
         mtp = mtp + k * lk.n_layers
@@ -201,13 +228,13 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     dual = p.schedule == SCHED_DUALPIPE
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     best = None
-    zero = np.zeros(len(p))
+    zero = np.zeros_like(p.pp, dtype=np.float64)
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
         w, g, o = _state_bytes(ctx, p, dense, expert)
         acts, work = stage_activation_bytes(ctx, p, tokens, layers)
         a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
-        on_last = {"first": (p.pp == 1) | dual, "mid": np.zeros(len(p), bool), "last": np.ones(len(p), bool)}[kind]
+        on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
         tot = w + g + o + a
         if best is None:

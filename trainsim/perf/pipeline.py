@@ -8,8 +8,11 @@ With m micro-batches per step, p stages and t = forward + backward time of one m
   (p - 1) / (v m + p - 1); activations of rank 0 x (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, sec. 4.2.3).
 * Zero-bubble ZB-H1 (Qi et al. 2023, sec. 3): splitting backward into input and weight gradients
   (F = B = W) leaves (p - 1)(F + B - 2W) = (p - 1) t / 3; memory as 1F1B.
-* DualPipe (DeepSeek-V3 report, sec. 3.2.1, Table 2): bubble (p/2 - 1)(F&B + B - 3W) = (p/2 - 1) t / 3
-  with F = B = W and F&B = F + B + W; two copies of the parameters; p + 1 micro-batches of activations.
+* DualPipe (DeepSeek-V3 report, sec. 3.2.1, Table 2): bubble (p/2 - 1)(F&B + B - 3W). Table 2 uses one B for
+  every schedule, the full backward (1F1B's bubble there is (p - 1)(F + B)), so with F = W = t/3, B = 2t/3 and
+  an overlapped forward-and-backward chunk F&B = F + B = t: (p/2 - 1)(t + 2t/3 - t) = (p/2 - 1) 2t/3; the same
+  reading gives ZB-H1's (p - 1)(F + B - 2W) = (p - 1) t/3 above. Two copies of the parameters; p + 1
+  micro-batches of activations.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def bubble_time(schedule, pp, vpp, t_mb):
     b = np.where(schedule == SCHED_1F1B, (p - 1.0) * t_mb, 0.0)
     b = np.where(schedule == SCHED_INTERLEAVED, (p - 1.0) * t_mb / v, b)
     b = np.where(schedule == SCHED_ZB, (p - 1.0) * t_mb / 3.0, b)
-    b = np.where(schedule == SCHED_DUALPIPE, np.maximum(p / 2.0 - 1.0, 0.0) * t_mb / 3.0, b)
+    b = np.where(schedule == SCHED_DUALPIPE, np.maximum(p / 2.0 - 1.0, 0.0) * 2.0 * t_mb / 3.0, b)
     return np.where(pp > 1, b, 0.0)
 
 

@@ -30,7 +30,7 @@ from .context import StepContext
 def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray:
     sub = tuple(m for m in lk.matrices if keep(m))
     if not sub:
-        return np.zeros(len(p))
+        return 0.0
     return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
 
 
@@ -40,7 +40,7 @@ def _down_k(lk: LayerKind, name: str) -> float:
 
 def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray:
     """Extra forward time per micro-batch of one layer when ``modules`` are recomputed."""
-    t = np.zeros(len(p))
+    t = 0.0
     mods = set(modules)
     h = ctx.arch.hidden
     if "core_attn" in mods:

@@ -17,18 +17,19 @@ MFU = model FLOPs (6 x active params incl. head + causal attention, per token; n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import fields as dc_fields
 
 import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
-from .comm_cp import cp_ring_fwd
+from .comm_cp import cp_ring_fwd, cp_ring_sync
 from .comm_dp import dp_sync_times
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
 from .collectives import p2p_time
 from .context import StepContext
-from .memory import memory_breakdown, model_state_params, rank_layers
+from .memory import memory_breakdown, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
 from .pipeline import SCHED_DUALPIPE, bubble_time
 
@@ -63,13 +64,38 @@ STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero")
 
 
 def _unique_rows(p, fields=LAYER_KEY):
-    """Representative plans for the fields a cost depends on, and the map back to every plan."""
-    key = np.zeros(len(p), dtype=np.int64)
-    for name in fields:
-        col = getattr(p, name)
-        key = key * (int(col.max(initial=0)) + 1) + col
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    return p.take(first), inv.reshape(-1)
+    """Representative plans (flat) for the fields a cost depends on, and the map back to every plan.
+
+    Fields may be arrays of different broadcastable shapes (the plan search passes the fields that shape a stage
+    as a column (n, 1, 1), zero as (1, Z, 1) and recompute as (1, 1, R)); the distinct rows are found per group
+    of fields of one shape and combined, and the map has the broadcast shape of ``fields``."""
+    names = [f.name for f in dc_fields(p)]
+    full = np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in names))
+    groups: dict[tuple, list[str]] = {}
+    for f in fields:
+        groups.setdefault(np.shape(getattr(p, f)), []).append(f)
+    at_parts, inv, n_rep = [], 0, 1
+    for shape, fs in groups.items():
+        shape = (1,) * (len(full) - len(shape)) + tuple(shape)
+        key = np.zeros(shape, dtype=np.int64)
+        for name in fs:
+            col = np.reshape(getattr(p, name), shape)
+            key = key * (int(col.max(initial=0)) + 1) + col
+        _, first, g_inv = np.unique(key.ravel(), return_index=True, return_inverse=True)
+        at_parts.append(np.unravel_index(first, shape))
+        inv = inv * len(first) + g_inv.reshape(shape)
+        n_rep *= len(first)
+    # representatives: every combination of the groups' distinct rows (position = inv's mixed-radix code)
+    at = [np.zeros(n_rep, dtype=np.int64) for _ in full]
+    stride = n_rep
+    for part in at_parts:
+        u = len(part[0])
+        stride //= u
+        sel = (np.arange(n_rep) // stride) % u
+        for d, coord in enumerate(part):
+            at[d] = at[d] + coord[sel]     # groups vary along different axes; others are 0 there
+    reps = type(p)(**{f: np.broadcast_to(getattr(p, f), full)[tuple(at)] for f in names})
+    return reps, np.broadcast_to(inv, np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in fields)))
 
 
 def layer_costs(ctx: StepContext, p) -> dict:
@@ -78,7 +104,7 @@ def layer_costs(ctx: StepContext, p) -> dict:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "rec_sel",
+    out = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_sync", "rec_sel",
                                     "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
@@ -90,6 +116,7 @@ def layer_costs(ctx: StepContext, p) -> dict:
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
+        out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
     head = head_gemm_fwd(ctx, p, tokens)
@@ -132,8 +159,10 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
     ep_ov = np.where(p.schedule == SCHED_DUALPIPE, c.ep_overlap_dualpipe, c.ep_overlap)
     ep_exp_f = exposed(ep_f, comp_f, ep_ov)
-    cp_exp_f = exposed(cp_f, attn, c.cp_overlap)
-    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap)
+    # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not
+    cp_sync = share * lc["cp_sync"]
+    cp_exp_f = exposed(cp_f, attn, c.cp_overlap) + cp_sync
+    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap) + 2.0 * cp_sync
     last_f = gemm_last + mtp_a + mtp_e + mtp_comm
     comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
     last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
@@ -149,8 +178,10 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
     # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
     p2p_bytes = tokens / p.tp * a.hidden * 2.0
-    p2p = 2.0 * np.maximum(p.vpp, 1) * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
-    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap), 0.0)
+    sends = 2.0 * np.maximum(p.vpp, 1)
+    p2p = sends * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
+    # the transfer overlaps in part; each send's launch and synchronisation does not
+    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap) + sends * c.comm_launch_s, 0.0)
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p,
@@ -164,8 +195,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same
     arithmetic, without assembling the breakdown and utilisation figures."""
     a, c = ctx.arch, ctx.calib
-    n = len(p)
-    tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
+    tokens = float(ctx.seq_len) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     m = ctx.global_batch_seqs / (p.dp * p.mb)
     L = a.n_layers
     # per-layer costs depend on few fields: compute them once per distinct combination
@@ -177,6 +207,10 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     st_other = _stage(ctx, p, lc, np.maximum(f_l, m_l) / L, False, tokens)
     slow_last = st_last["t_mb"] >= st_other["t_mb"]
     st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in st_last}
+    # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
+    off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
+    if np.any(off):
+        st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / c.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
     tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
@@ -222,7 +256,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,
-        "other": np.full(n, c.step_overhead_s),
+        "other": np.full(np.shape(step), c.step_overhead_s),
     }
     counts = count(a, ctx.seq_len)
     peak = ctx.chip.flops("bf16")

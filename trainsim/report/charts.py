@@ -108,9 +108,12 @@ def scaling_chart(rows: list[dict], nominal_chips: int | None = None,
     ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlabel("chips")
     ax.set_ylabel("days to train" if use_days else "seconds per step", color="#1f77b4")
+    if ys:   # headroom (log axes) so the point labels above the top points stay inside the axes
+        ax.set_ylim(min(ys) / 1.25, max(ys) * 1.6)
+        ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
     for x, y in zip(xs, ys):
         ax.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
-                    color="#1f77b4")
+                    color="#1f77b4", annotation_clip=True)
     ax2 = ax.twinx()
     ax2.plot(xs, [100 * r["mfu"] for r in ok], "s--", color="#d62728", label="MFU")
     ax2.set_ylabel("MFU (%)", color="#d62728")

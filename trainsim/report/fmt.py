@@ -34,7 +34,9 @@ def days(d: float | None) -> str:
 
 
 def chip_hours(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3g}"
+    from ..numfmt import count as _count
+
+    return "n/a" if x is None else _count(x, "chip-hours")
 
 
 def count(n: float) -> str:

@@ -9,6 +9,7 @@ import base64
 import html as _html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,41 @@ code{background:#f0f2f5;padding:1px 4px;border-radius:3px}
 """
 
 
+NUMERIC_CELL_MAX_CHARS = 28   # a nowrap (right-aligned) cell longer than this could widen a table past 1,280 px
+_NUMERIC_TEXT = re.compile(r"^[\s$~<>=+\-\u2212x(]*[\d.,]+[\w%/.,:()\s\-\u2013+$]*$")
+
+
+def is_numeric_text(v) -> bool:
+    """True for a short number-like cell (``1,408.7``, ``$5.84M``, ``66.7 GiB``, ``+3.2%``): only such cells keep
+    ``white-space: nowrap``; long text wraps (the layout rule that keeps every table inside 1,280 px)."""
+    t = "" if v is None else str(v)
+    return len(t) <= NUMERIC_CELL_MAX_CHARS and bool(_NUMERIC_TEXT.match(t))
+
+
+def nowrap_violations(html_text: str) -> list[str]:
+    """Text of every ``td.num`` (nowrap) cell in ``html_text`` that is not short numeric text (the layout rule)."""
+    out = []
+    for m in re.finditer(r'<td class="num"[^>]*>(.*?)</td>', html_text, re.S):
+        text = _html.unescape(re.sub(r"<[^>]+>", "", m.group(1)))
+        if not is_numeric_text(text):
+            out.append(text)
+    return out
+
+
+def rel_path(p) -> str:
+    """``p`` relative to the current directory when it lies under it, else as given (never an absolute path
+    of the user's machine in a page that gets shared)."""
+    if not p:
+        return ""
+    try:
+        path = Path(str(p))
+        if path.is_absolute():
+            return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path)
+    except ValueError:
+        return Path(str(p)).name
+
+
 def esc(x) -> str:
     return _html.escape("" if x is None else str(x), quote=True)
 
@@ -57,7 +93,8 @@ def table(columns: list[str], rows: list[list], numeric: set[int] | None = None,
     for i, row in enumerate(rows):
         cells = []
         for j, v in enumerate(row):
-            cls = ' class="num"' if j in numeric else ' class="wrap"' if j in wrap else ""
+            cls = (' class="num"' if j in numeric and (raw or is_numeric_text(v)) else
+                   ' class="wrap"' if j in wrap or j in numeric else "")
             key = f' data-key="{esc(keys[j])}"' if keys and i == 0 and j < len(keys) and keys[j] else ""
             cells.append(f"<td{cls}{key}>{v if raw else esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -66,7 +103,8 @@ def table(columns: list[str], rows: list[list], numeric: set[int] | None = None,
 
 def kv_table(rows: list[tuple[str, str, str | None]]) -> str:
     """A two-column table of (label, value, data-key)."""
-    body = "".join(f'<tr><th>{esc(k)}</th><td class="num"' + (f' data-key="{esc(key)}"' if key else "")
+    body = "".join(f'<tr><th>{esc(k)}</th><td class="{"num" if is_numeric_text(v) else "wrap"}"'
+                   + (f' data-key="{esc(key)}"' if key else "")
                    + f">{esc(v)}</td></tr>" for k, v, key in rows)
     return f"<table class=\"kv\"><tbody>{body}</tbody></table>"
 

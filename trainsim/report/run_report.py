@@ -58,6 +58,9 @@ def headline(est: dict) -> str:
     if "days" in est:
         rows += [("whole run", fmt.days(est["days"]), "days"),
                  ("chip-hours", fmt.chip_hours(est["chip_hours"]), "chip_hours")]
+        from .terminal import cost_rows
+
+        rows += [(k, v, None) for k, v in cost_rows(est.get("cost")) if k != "chip-hours"]
     return kv_table(rows) + f'<p class="note">MFU: {esc(est["mfu_definition"])}.</p>'
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import TrainsimError
 from . import fmt
-from .page import Report, esc, kv_table, page, section, table
+from .page import Report, esc, image, kv_table, page, rel_path, section, table
 
 VERDICT_CLASS = {"supported": "verdict-supported", "not supported": "verdict-not-supported", "error": "verdict-error"}
 
@@ -131,7 +131,7 @@ def scenario_data(result: dict, doc: dict | None = None, *, progress=None, with_
         data["run_note"] = "this scenario has no single training run to chart (see its numbers)"
         return data
     rd = run_data(run, sweep=sweep_plan_of(result, doc), progress=progress,
-                  spec_source=f"scenario {result.get('id')} ({result.get('file', '')}), best plan", **kw)
+                  spec_source=f"scenario {result.get('id')} ({rel_path(result.get('file', ''))}), best plan", **kw)
     bp = result["best_plan"]
     if rd.get("estimate"):
         e = rd["estimate"]
@@ -147,6 +147,35 @@ def _numbers(result: dict) -> str:
     for title, items in tables:
         body += f"<h3>{esc(title)}</h3>" + _list_table(items)
     return body
+
+
+def _triples(result: dict) -> list[tuple[str, dict]]:
+    """(name, {low, nominal, high}) of every ranged number of a scenario result."""
+    rows, tables = flatten(result.get("numbers") or {})
+    tri = [(k, v) for k, v in rows if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high")]
+    for title, items in tables:
+        for i, it in enumerate(items):
+            for k, v in it.items():
+                if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high"):
+                    who = it.get("label") or it.get("system") or it.get("name") or i
+                    tri.append((f"{title}[{who}].{k}", v))
+    return tri
+
+
+def scenario_chart(result: dict) -> bytes | None:
+    """A chart for every scenario page: the spread of each ranged number (low and high end as % of nominal)."""
+    rows = []
+    for k, v in _triples(result):
+        nom = v.get("nominal")
+        if isinstance(nom, (int, float)) and nom and all(isinstance(v.get(e), (int, float)) for e in ("low", "high")):
+            rows.append({"label": k[-40:], "low": (v["low"] / nom - 1) * 100, "high": (v["high"] / nom - 1) * 100,
+                         "low_label": "low", "high_label": "high"})
+    if not rows:
+        return None
+    from . import charts as ch
+
+    return ch.png_bytes(ch.tornado_chart(rows[:14], title="Ranges: low and high end vs nominal",
+                                         xlabel="change vs nominal (%)"))
 
 
 def _ranges(result: dict) -> str:
@@ -230,12 +259,14 @@ def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]
 
     r = data["result"]
     cls = VERDICT_CLASS.get(r.get("verdict_class", ""), "")
-    top = (f'<p class="meta">{esc(r.get("kind", ""))} &middot; {esc(r.get("file", ""))}</p>'
+    top = (f'<p class="meta">{esc(r.get("kind", ""))} &middot; {esc(rel_path(r.get("file", "")))}</p>'
            f'<div class="answer {cls}" data-key="answer">{esc(r.get("verdict", ""))}</div>'
            f"<p><b>Claim:</b> {esc(r.get('claim', ''))}</p>"
            + (f"<p><b>Question:</b> {esc(r.get('question'))}</p>" if r.get("question") else ""))
     out = [("answer", "Answer", top), ("numbers", "Numbers", _numbers(r)), ("best-plan", "Best plan", _best_plan(r)),
-           ("scenario-ranges", "Ranges (low / nominal / high)", _ranges(r)),
+           ("scenario-ranges", "Ranges (low / nominal / high)",
+            (image(charts["scenario_ranges"], "ranges of the scenario's numbers", "scenario_ranges")
+             if charts.get("scenario_ranges") else "") + _ranges(r)),
            ("assumptions", "Assumptions and their sources", _assumptions(r)),
            ("scenario-validation", "Validation error that applies", _validation(r))]
     rd = data.get("run")
@@ -270,4 +301,8 @@ def build_scenario_report(result: dict, doc: dict | None = None, *, progress=Non
 
     data = scenario_data(result, doc, progress=progress, with_run=with_run, **kw)
     charts = make_charts(data["run"]) if data.get("run") else {}
+    if not charts:
+        png = scenario_chart(data["result"])
+        if png is not None:
+            charts["scenario_ranges"] = png
     return Report(title=data["title"], html=render(data, charts), charts=charts, data=data)

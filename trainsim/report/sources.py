@@ -74,7 +74,9 @@ def _row(group: str, name: str, value: str, src: Sourced | None, default_source:
 
 def run_inputs(run, spec_source: str | None = None) -> list[dict]:
     """The run spec's own inputs (model, system, chips, training, plan)."""
-    where = spec_source or (str(run.path) if run.path else "run spec")
+    from .page import rel_path
+
+    where = spec_source or (rel_path(run.path) if run.path else "run spec")
     tr = run.training
     rows = [("model", run.arch.name), ("system", run.system.id), ("chip", run.system.chip.id),
             ("chips", f"{run.chips:,}"), ("training.tokens", fmt.count(tr.tokens) if tr.tokens else "-"),

@@ -49,6 +49,27 @@ def plan_text(plan: dict) -> str:
     return s
 
 
+def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
+    """(label, value) rows of a run's cost for a terminal table."""
+    from ..numfmt import count, money
+
+    if not cost:
+        return []
+    inp = cost["inputs"]
+    rate = inp["rental_usd_per_chip_hour"]["value"]
+    rows = [("cost basis", cost["basis"]),
+            ("chip-hours", count(cost["chip_hours"], "chip-hours")),
+            ("energy", "-" if cost["energy_mwh"] is None else
+             f"{count(cost['energy_mwh'])} MWh (PUE {inp['pue']['value']:g})"),
+            ("cost, rental", "-" if cost["cost_rental_usd"] is None else
+             f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
+            ("cost, capex", "no system price in the catalog" if cost["cost_capex_usd"] is None else
+             f"{money(cost['cost_capex_usd'])} ({money(cost['capex_amortised_usd'])} amortised over "
+             f"{inp['life_years']['value']:g} years + {money(cost['electricity_usd'])} electricity at "
+             f"${inp['electricity_usd_per_kwh']['value']:g}/kWh)")]
+    return rows
+
+
 def render_estimate(est, title: str | None = None, c: Console | None = None) -> None:
     c = c or console()
     d = est.to_dict()
@@ -57,6 +78,13 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("plan", plan_text(d["plan"]))
+    if d.get("idle_chips"):
+        t.add_row("chips used", f"{d['chips_used']:,} of {d['chips']:,} ({d['idle_chips']:,} idle, paid for)")
+    if d.get("global_batch_seqs") is not None:
+        asked = d.get("global_batch_requested_seqs")
+        note = f" (asked {asked:,}: {d['global_batch_seqs'] / asked - 1:+.1%})" if asked and asked != d[
+            "global_batch_seqs"] else ""
+        t.add_row("global batch", f"{d['global_batch_seqs']:,} sequences{note}")
     t.add_row("step time", f"{d['step_time_s']:.3f} s")
     t.add_row("tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.1f}")
     t.add_row("MFU / HFU", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
@@ -71,7 +99,9 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         if not dnf.get("fixes"):
             t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
     if "days" in d:
-        t.add_row("whole run (without failures)", f"{d['days']:.1f} days, {d['chip_hours']:.3g} chip-hours")
+        t.add_row("whole run (without failures)", f"{d['days']:.1f} days")
+        for k, v in cost_rows(d.get("cost")):
+            t.add_row(k, v)
     c.print(t)
     b = Table(title="step time by cause")
     b.add_column("cause")
@@ -100,7 +130,16 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
 def render_search(res, c: Console | None = None) -> None:
     c = c or console()
     if res.best is None:
-        c.print(f"[red]{res.no_plan_message()}[/red]")
+        c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")
+        if res.alternatives:
+            at = Table(title="nearest alternatives (each has a plan)")
+            for col in ("change", "step s", "MFU", "days", "GiB/chip", "plan"):
+                at.add_column(col, justify="left" if col in ("change", "plan") else "right")
+            for a in res.alternatives:
+                at.add_row(a["text"], f"{a['step_time_s']:.3f}", f"{a['mfu']:.1%}",
+                           f"{a['days']:.1f}" if a.get("days") is not None else "-",
+                           f"{a['memory_per_chip_bytes'] / GIB:.1f}", plan_text(a["plan"]))
+            c.print(at)
     else:
         render_estimate(res.best, c=c)
         t = Table(title="best plans that fit")

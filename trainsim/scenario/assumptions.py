@@ -12,9 +12,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
 
 from ..errors import TrainsimError
+from ..yamlload import load_data
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _num(v):
 @lru_cache(maxsize=1)
 def _defaults() -> dict[str, Assumption]:
     text = resources.files("trainsim.scenario").joinpath("data/assumptions.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text) or {}
+    doc = load_data(text) or {}
     out = {}
     for key, e in (doc.get("assumptions") or {}).items():
         out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from ..model.counts import count
 from .assumptions import Assumptions
-from .common import best, fitted_batch, make_run, plan_summary, comm_fraction, where_time_goes
+from ..parallel.batch import DEFAULT_TOKENS_TOLERANCE
+from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 
 SEC_PER_DAY = 86400.0
@@ -208,12 +209,27 @@ class CapacityResult:
 
 def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assumptions, seq_len: int,
              precision: str, batch_seqs: int | None = None):
+    """The run of a capacity probe: the batch is the critical batch (a token count, so a target met within the
+    plan search's default tolerance for a batch in tokens), or ``batch_seqs`` as a plan already used it."""
     if batch_seqs is None:
         b = critical_batch_tokens(flops, a) / seq_len
         batch_seqs = max(64, _round(b, 64))
-    batch_seqs = fitted_batch(batch_seqs, chips)
     return make_run(doc, system, chips, {"tokens": tokens, "seq_len": seq_len, "global_batch_seqs": batch_seqs,
-                                         "precision": precision}, name=doc["name"])
+                                         "batch_tolerance": DEFAULT_TOKENS_TOLERANCE, "precision": precision},
+                    name=doc["name"])
+
+
+GRID_STEPS = 8        # model sizes probed on a fixed grid: 2^(i/8) active parameters (9% apart)
+
+
+def fleet_counts(chips: int, domain: int) -> list[int]:
+    """Chip counts a fleet of ``chips`` may run one job on, largest first: all of them, then whole scale-up
+    domains in counts 2^k and 3 x 2^k below (a fleet can always leave domains idle: fewer chips fail less often,
+    so with failures the best count can be well below the fleet)."""
+    domain = max(1, int(domain))
+    units = chips // domain
+    grid = sorted({c for k in range(0, 40) for c in (1 << k, 3 << k) if c < units}, reverse=True)
+    return [int(chips)] + [u * domain for u in grid if u * domain < chips]
 
 
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
@@ -222,80 +238,97 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     """Largest model of ``family`` (by its shape rule) whose rule token budget (tokens = ratio x active params)
     ``chips`` chips of ``system`` train within ``days`` of wall-clock time.
 
-    f(N) = tokens trainable in ``days`` / (ratio x N) falls as N grows; the answer is the largest probed N with
-    f(N) >= 1, found by a secant step from the compute guess (tokens ~ 1/N at constant MFU) and then galloping
-    bisection on log N until the bracket is within ``tol``. The result trains that model on all the tokens it
-    reaches in ``days`` (>= its rule budget)."""
+    f(N) = tokens trainable in ``days`` / (ratio x N) falls as N grows; the answer is the largest N on a fixed grid
+    (2^(i/8) active parameters) with f(N) >= 1, found by a secant step from the compute guess (tokens ~ 1/N at
+    constant MFU), galloping, then bisection until the bracket is two neighbouring grid points (or ``max_evals``).
+    For each N the fleet may run the job on fewer chips (:func:`fleet_counts`, walked down while that trains more
+    tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
+    chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``."""
     from ..catalog.load import resolve_system
 
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)
     peak = sys_obj.chip.flops("bf16")
     flops0 = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
+    counts = fleet_counts(chips, sys_obj.scale_up_size)
     iters: list[dict] = []
     seen: dict[int, dict] = {}
 
-    def probe(n: float) -> dict:
-        doc = shape_for(family, n, a)
-        total, active = _counts(doc)
-        key = int(round(active))
-        if key in seen:
-            return seen[key]
-        want = ratio * active
-        run = _run_for(doc, sys_obj, chips, want, 6.0 * active * want, a, seq_len, precision)
+    def on(doc: dict, n_chips: int, want: float, active: float) -> dict:
+        run = _run_for(doc, sys_obj, n_chips, want, 6.0 * active * want, a, seq_len, precision)
         res = best(run)
-        out = {"doc": doc, "total": total, "active": active, "res": res, "tokens": None, "gp": None, "f": 0.0}
+        out = {"res": res, "tokens": None, "gp": None, "chips": n_chips}
         if res.best is not None:
-            gp = goodput(res.run.arch, chips, res.best.days, a) if use_goodput else None
+            e = res.best
+            gp = goodput(res.run.arch, e.used, e.days, a) if use_goodput else None
             g = gp.fraction if gp else 1.0
-            tok = res.best.tokens_per_s_per_chip * chips * days * SEC_PER_DAY * g
-            out.update(tokens=tok, gp=gp, f=tok / want)
-        iters.append({"active_params": active, "total_params": total, "tokens_rule": want,
-                      "tokens_in_days": out["tokens"], "ratio_f": out["f"],
-                      "mfu": res.best.mfu if res.best else None, "fits": res.best is not None,
-                      "no_valid_plan": res.plans_evaluated == 0})
-        seen[key] = out
+            out.update(tokens=e.tokens_per_s * days * SEC_PER_DAY * g, gp=gp)
         return out
 
-    p0 = probe(math.sqrt(flops0 / (6.0 * ratio)))
+    def probe(i: int) -> dict:
+        if i in seen:
+            return seen[i]
+        doc = shape_for(family, 2.0 ** (i / GRID_STEPS), a)
+        total, active = _counts(doc)
+        want = ratio * active
+        top = None
+        for c in counts:           # walk down the fleet while fewer chips train more tokens
+            o = on(doc, c, want, active)
+            if top is not None and (o["tokens"] or 0.0) <= (top["tokens"] or 0.0):
+                break
+            top = o
+        out = {"doc": doc, "total": total, "active": active, "f": (top["tokens"] or 0.0) / want, **top}
+        res = top["res"]
+        iters.append({"active_params": active, "total_params": total, "tokens_rule": want,
+                      "tokens_in_days": out["tokens"], "ratio_f": out["f"], "chips_used": top["chips"],
+                      "mfu": res.best.mfu if res.best else None, "fits": res.best is not None,
+                      "no_valid_plan": res.plans_evaluated == 0})
+        seen[i] = out
+        return out
+
+    def index(n: float) -> int:
+        return int(round(math.log2(max(n, 1.0)) * GRID_STEPS))
+
+    i0 = index(math.sqrt(flops0 / (6.0 * ratio)))
+    p0 = probe(i0)
     n1 = math.sqrt(p0["tokens"] * p0["active"] / ratio) if p0["tokens"] else p0["active"] / 2.0
-    p1 = probe(n1)
-    good = [p for p in (p0, p1) if p["f"] >= 1.0]
-    bad = [p for p in (p0, p1) if p["f"] < 1.0]
-    lo = max(good, key=lambda p: p["active"]) if good else None
-    hi = min(bad, key=lambda p: p["active"]) if bad else None
+    i1 = index(n1)
+    if i1 == i0:
+        i1 = i0 + (1 if p0["f"] >= 1.0 else -1)
+    probe(i1)
     n_eval = 2
-    while n_eval < max_evals:
-        if lo is None:
-            p = probe(hi["active"] / 1.5)
-        elif hi is None:
-            p = probe(lo["active"] * 1.5)
-        elif hi["active"] / lo["active"] <= 1.0 + tol:
+    while True:
+        good = [i for i, p in seen.items() if p["f"] >= 1.0]
+        bad = [i for i, p in seen.items() if p["f"] < 1.0]
+        lo_i = max(good) if good else None
+        hi_i = min((i for i in bad if lo_i is None or i > lo_i), default=None)
+        if n_eval >= max_evals or (lo_i is not None and hi_i is not None and hi_i - lo_i <= 1):
             break
+        if lo_i is None:
+            nxt = hi_i - GRID_STEPS // 2
+        elif hi_i is None:
+            nxt = lo_i + GRID_STEPS // 2
         else:
-            p = probe(math.sqrt(lo["active"] * hi["active"]))
+            nxt = (lo_i + hi_i) // 2
+        probe(nxt)
         n_eval += 1
-        if p["f"] >= 1.0:
-            if lo is None or p["active"] > lo["active"]:
-                lo = p
-        elif hi is None or p["active"] < hi["active"]:
-            hi = p
-        if lo is not None and hi is not None and hi["active"] <= lo["active"]:
-            break
+    lo = seen[lo_i] if lo_i is not None else None
     if lo is None:
-        last = hi
+        last = seen[hi_i]
         msg = (last["res"].no_plan_message() if last["res"].best is None else
                f"even a {last['active'] / 1e9:.0f}B-active model reaches only {last['f']:.0%} of its token budget")
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
                               None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"])
                               if last["gp"] is not None else [], iters, msg)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
-    final = _run_for(doc, sys_obj, chips, tokens, 6.0 * active * tokens, a, seq_len, precision,
+    final = _run_for(doc, sys_obj, lo["chips"], tokens, 6.0 * active * tokens, a, seq_len, precision,
                      batch_seqs=res.run.training.batch_seqs)
     fres = best(final)
     lim = limits(fres, days, a, gp) if gp is not None else []
     fl = 6.0 * active * tokens
-    msg = (f"{chips:,} chips of {sys_obj.id} train a {total / 1e9:,.0f}B-total / {active / 1e9:,.1f}B-active "
+    used = (fres.best or res.best).used
+    idle = f" (using {used:,}: fewer chips fail less often)" if used < chips else ""
+    msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {total / 1e9:,.0f}B-total / {active / 1e9:,.1f}B-active "
            f"{family} model on {tokens / 1e12:.1f}T tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
     return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,
                           gp.fraction if gp else None, fres.best or res.best, lim, iters, msg)
@@ -310,8 +343,8 @@ def tokens_in_days(run, days: float, a: Assumptions | None = None) -> dict:
     res = best(run)
     if res.best is None:
         return {"tokens": None, "message": res.no_plan_message()}
-    gp = goodput(run.arch, run.chips, res.best.days, a) if a is not None else None
+    gp = goodput(run.arch, res.best.used, res.best.days, a) if a is not None else None
     g = gp.fraction if gp else 1.0
-    tok = res.best.tokens_per_s_per_chip * run.chips * days * SEC_PER_DAY * g
+    tok = res.best.tokens_per_s * days * SEC_PER_DAY * g
     c = count(run.arch, run.training.seq_len)
     return {"tokens": tok, "training_flops": 6.0 * c.active_params * tok, "goodput": g, "estimate": res.best}

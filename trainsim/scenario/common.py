@@ -30,8 +30,8 @@ def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
     fixed = fixed if fixed is not None else run.plan
     tr = run.training.model_dump()
     tr.pop("tokens", None)
-    return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, tuple(sorted(tr.items())),
-            fixed.model_dump_json())
+    return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, run.use_all,
+            tuple(sorted(tr.items())), fixed.model_dump_json())
 
 
 def _retokened(res: SearchResult, tokens) -> SearchResult:
@@ -106,11 +106,11 @@ def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch:
         STATS["hits"] += 1
         return _retokened(_CACHE[key], run.training.tokens)
     STATS["searches"] += 1
-    res = search(run, fixed, top=top)
+    res = search(run, fixed, top=top, with_pareto=False)
     if res.plans_evaluated == 0 and adjust_batch:
         b = fitted_batch(run.training.batch_seqs, run.chips, max_pp=min(128, run.arch.n_layers))
         if b != run.training.batch_seqs:
-            res2 = search(with_batch(run, b), fixed, top=top)
+            res2 = search(with_batch(run, b), fixed, top=top, with_pareto=False)
             if res2.plans_evaluated:
                 res = res2
     _CACHE[key] = res

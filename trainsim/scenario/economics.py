@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 
+from ..cost import HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery  # noqa: F401 (re-exported)
 from .assumptions import Assumptions
-
-HOURS_PER_YEAR = 8766.0   # 365.25 days
 
 
 def training_flops(arch, tokens: float, seq_len: int = 4096) -> dict:
@@ -51,14 +50,6 @@ def _source(system, name: str) -> str:
         return "not given"
     src = ", ".join(s.source) or "none"
     return f"{src} ({s.confidence}){': ' + s.note if s.note else ''}"
-
-
-def hourly_cost_recovery(price: float | None, power_w: float | None, life_years: float, pue: float,
-                         usd_per_kwh: float) -> float | None:
-    """USD per chip-hour that pays back the chip's system price over its life plus its power."""
-    if price is None or power_w is None:
-        return None
-    return price / (life_years * HOURS_PER_YEAR) + power_w / 1000.0 * pue * usd_per_kwh
 
 
 def rental_rate(system, a: Assumptions) -> dict:
@@ -104,13 +95,13 @@ def economics(est, a: Assumptions, *, goodput=None, tokens: float | None = None)
     def energy(i):  # MWh at the i-th end (0 low, 1 nominal, 2 high)
         if power[i] is None or chip_hours is None:
             return None
-        return power[i] * pue[i] * chip_hours / 1e6
+        return energy_mwh(power[i], chips, hours, pue[i])
 
     e = [energy(i) for i in range(3)]
     power_cost = [None if e[i] is None else e[i] * 1000.0 * kwh[i] for i in range(3)]
     cluster_capex = [None if price[i] is None else price[i] * chips for i in range(3)]
-    amort = [None if cluster_capex[i] is None or eff_days is None
-             else cluster_capex[i] * (eff_days / 365.25) / life[2 - i] for i in range(3)]
+    amort = [None if price[i] is None or eff_days is None
+             else amortised_capex_usd(price[i], chips, eff_days, life[2 - i]) for i in range(3)]
     capex_total = [None if amort[i] is None or power_cost[i] is None else amort[i] + power_cost[i] for i in range(3)]
     rate = rental_rate(system, a)
     rental = {k: (None if rate[k] is None or chip_hours is None else rate[k] * chip_hours)
@@ -139,11 +130,6 @@ def economics(est, a: Assumptions, *, goodput=None, tokens: float | None = None)
         "usd_per_1e24_flop_capex": tri([per_1e24(x) for x in capex_total]),
         "usd_per_1e24_flop_rental": {k: per_1e24(rental[k]) for k in ("low", "nominal", "high")},
     }
-
-
-def energy_mwh(power_per_chip_w: float, chips: int, hours: float, pue: float = 1.0) -> float:
-    """Energy in MWh: power per chip (W) x PUE x chips x hours / 1e6."""
-    return power_per_chip_w * pue * chips * hours / 1e6
 
 
 def finite(x) -> bool:

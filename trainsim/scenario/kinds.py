@@ -12,11 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import TrainsimError
 from ..model.counts import count
 from ..perf.calibration import validation_error
+from ..yamlload import safe_load
 from .assumptions import Assumptions
 from .capacity import capacity, dense_shape, moe_shape, tokens_in_days
 from .common import at_chips, best, comm_fraction, days_of, make_run, plan_summary, where_time_goes
@@ -52,7 +52,7 @@ def load_doc(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainsimError(f"no such scenario file: {path}")
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = safe_load(path.read_text()) or {}
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping", where=str(path))
     for key in ("claimed", "frontier_model"):

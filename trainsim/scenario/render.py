@@ -24,8 +24,8 @@ def fmt(x: Any) -> str:
         return "-"
     if isinstance(x, bool):
         return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
+    if isinstance(x, int):   # exact below a million (chip counts), else 8.2M
+        return f"{x:,}" if abs(x) < 1_000_000 else fmt(float(x))
     if isinstance(x, float):
         if math.isnan(x):
             return "n/a"
@@ -34,7 +34,11 @@ def fmt(x: Any) -> str:
         a = abs(x)
         if a == 0:
             return "0"
-        if a >= 1e7 or a < 1e-3:
+        if a >= 1e4:   # one number format everywhere (trainsim.numfmt): 29.2M, 4.52M
+            from ..numfmt import count
+
+            return count(x)
+        if a < 1e-3:
             return f"{x:.3g}"
         if a >= 100:
             return f"{x:,.0f}"
@@ -44,7 +48,7 @@ def fmt(x: Any) -> str:
     if isinstance(x, dict) and "nominal" in x:
         s = fmt(x.get("nominal"))
         if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
-            s += f" ({fmt(x['low'])} - {fmt(x['high'])})"
+            s += f" ({fmt(x['low'])}-{fmt(x['high'])})"
         if x.get("unit"):
             s += f" {x['unit']}"
         return s

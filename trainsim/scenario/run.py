@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..yamlload import safe_load
 from .registry import handler
 
 REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
@@ -63,7 +64,7 @@ def _cost(path: Path) -> int:
     try:
         import yaml
 
-        return KIND_COST.get((yaml.safe_load(path.read_text()) or {}).get("kind"), 1)
+        return KIND_COST.get((safe_load(path.read_text()) or {}).get("kind"), 1)
     except Exception:  # noqa: BLE001 - a broken file is reported by run_file itself
         return 1
 

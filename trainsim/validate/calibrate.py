@@ -2,10 +2,11 @@
 
 Fitted parameters (everything else keeps its documented default in :class:`~trainsim.perf.calibration.Calib`):
 
-* per chip family with at least MIN_RUNS runs: ``gemm_eff``, the fraction of the dense peak a large GEMM
-  reaches; the ``default`` entry holds one ``gemm_eff`` pooled over all runs, which families with fewer runs use
-  (a constant is never fitted to one or two runs);
-* shared by all families: ``gemm_d0``, the GEMM half-saturation length (tile/wave quantisation).
+* per chip family and GEMM precision with at least MIN_RUNS runs: ``gemm_eff`` (BF16 runs) or ``gemm_eff_fp8``
+  (FP8 runs), the fraction of the dense peak of that precision a large GEMM reaches; the ``default`` entry holds
+  one value per precision pooled over all runs of that precision, which smaller groups use (a constant is never
+  fitted to one or two runs). GEMM shape effects are not fitted: tile, wave and K-loop quantisation use hardware
+  facts (perf/data/constants.yaml).
 
 Loss: the sum over runs of |log(predicted / reported)| tokens/s per chip (L1 on log errors: a median fit, so a
 run the physics cannot explain does not drag the constants; it stays in the table with its error). Each run's
@@ -30,8 +31,8 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 
-D0_GRID = (0.0, 32.0, 64.0, 128.0, 256.0)
 MIN_RUNS = 3
+PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
 EFF_BOUNDS = (0.35, 0.98)
 
 
@@ -44,6 +45,15 @@ class CalRun:
     family: str
     reported: float
     plans: object
+
+    @property
+    def precision(self) -> str:
+        fp8 = self.run.training.precision == "fp8" and self.run.system.chip.peak_flops.get("fp8")
+        return "fp8" if fp8 else "bf16"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.family, self.precision)
 
     def predict(self, calib: Calib) -> float:
         from ..estimate import context
@@ -98,33 +108,48 @@ def _golden(fn, lo: float, hi: float, tol: float = 0.004) -> float:
 
 @dataclass
 class Fit:
-    d0: float
-    eff: dict[str, float]
-    pooled_eff: float
+    eff: dict[tuple[str, str], float]      # (family, precision) -> efficiency, groups of MIN_RUNS runs or more
+    pooled: dict[str, float]               # precision -> efficiency pooled over every run of that precision
     loss: float
 
     def calib(self, family: str, base: Calib | None = None) -> Calib:
         base = base or Calib()
-        return base.with_(gemm_d0=self.d0, gemm_eff=self.eff.get(family, self.pooled_eff))
+        kw = {PARAM[pr]: self.eff.get((family, pr), self.pooled.get(pr, getattr(base, PARAM[pr])))
+              for pr in PARAM}
+        return base.with_(**kw)
+
+    def fitted(self, family: str, precision: str) -> bool:
+        return (family, precision) in self.eff
 
 
-def fit(runs: list[CalRun], d0_grid=D0_GRID, base: Calib | None = None) -> Fit:
-    """For each d0 of the grid: a pooled gemm_eff over all runs, and per-family gemm_eff (golden section) for
-    families with MIN_RUNS runs or more; keep the d0 with the least total loss."""
+def _fit_group(runs: list[CalRun], precision: str, family: str, base: Calib) -> float:
+    from ..perf.calibration import calib_for
+
+    def loss(x):
+        return sum(abs(math.log(r.predict(calib_for(r.family).with_(**{PARAM[precision]: x})) / r.reported))
+                   for r in runs)
+    return _golden(loss, *EFF_BOUNDS)
+
+
+def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
+    """Per precision: a pooled efficiency over all its runs, and one per chip family with MIN_RUNS runs or more
+    (golden section on the L1 log loss). Each run depends only on its own group's constant. Non-fitted
+    constants (perf/data/constants.yaml, family entries included) stay as they are."""
     base = base or Calib()
-    fams = sorted({r.family for r in runs})
-    best: Fit | None = None
-    for d0 in d0_grid:
-        pooled = _golden(lambda x: _loss(runs, base.with_(gemm_d0=d0, gemm_eff=x)), *EFF_BOUNDS)
-        eff, total = {}, 0.0
-        for fam in fams:
-            fr = [r for r in runs if r.family == fam]
+    pooled, eff, total = {}, {}, 0.0
+    for pr in PARAM:
+        pr_runs = [r for r in runs if r.precision == pr]
+        if not pr_runs:
+            continue
+        pooled[pr] = _fit_group(pr_runs, pr, "*", base)
+        for fam in sorted({r.family for r in pr_runs}):
+            fr = [r for r in pr_runs if r.family == fam]
             if len(fr) >= MIN_RUNS:
-                eff[fam] = _golden(lambda x: _loss(fr, base.with_(gemm_d0=d0, gemm_eff=x)), *EFF_BOUNDS)
-            total += _loss(fr, base.with_(gemm_d0=d0, gemm_eff=eff.get(fam, pooled)))
-        if best is None or total < best.loss:
-            best = Fit(d0, eff, pooled, total)
-    return best
+                eff[(fam, pr)] = _fit_group(fr, pr, fam, base)
+    f = Fit(eff, pooled, 0.0)
+    from ..perf.calibration import calib_for
+    f.loss = sum(abs(math.log(r.predict(f.calib(r.family, calib_for(r.family))) / r.reported)) for r in runs)
+    return f
 
 
 @dataclass
@@ -153,17 +178,26 @@ class LooResult:
                 "max_abs_error": float(errs.max()), "bias": float(np.median(sgn))}
 
 
-def leave_one_out(runs: list[CalRun], d0_grid=D0_GRID, base: Calib | None = None) -> LooResult:
-    """Refit without each run, predict it (families below MIN_RUNS runs use the pooled fit)."""
-    base = base or Calib()
+def leave_one_out(runs: list[CalRun], base: Calib | None = None) -> LooResult:
+    """Refit without each run, predict it (groups below MIN_RUNS runs use the pooled fit of their precision).
+    Only the held-out run's own group and its precision's pooled value depend on it, so only those are refitted."""
+    from ..perf.calibration import calib_for
+
     out = LooResult()
     for i, held in enumerate(runs):
         rest = runs[:i] + runs[i + 1:]
-        f = fit(rest, d0_grid, base)
-        note = ""
-        if held.family not in f.eff:
-            note = f"fewer than {MIN_RUNS} runs of its chip family: pooled gemm_eff of the other families' runs"
-        out.rows.append(LooRow(held.name, held.family, held.reported, held.predict(f.calib(held.family, base)), note))
+        pr = held.precision
+        same_pr = [r for r in rest if r.precision == pr]
+        grp = [r for r in same_pr if r.family == held.family]
+        if len(grp) >= MIN_RUNS:
+            x, note = _fit_group(grp, pr, held.family, Calib()), ""
+        elif same_pr:
+            x = _fit_group(same_pr, pr, "*", Calib())
+            note = f"fewer than {MIN_RUNS} {pr} runs of its chip family: pooled {PARAM[pr]} of the other runs"
+        else:
+            x, note = getattr(calib_for(held.family), PARAM[pr]), f"no other {pr} run: default {PARAM[pr]}"
+        cal = calib_for(held.family).with_(**{PARAM[pr]: x})
+        out.rows.append(LooRow(held.name, held.family, held.reported, held.predict(cal), note))
     return out
 
 
@@ -172,13 +206,18 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     import yaml
 
     fams = sorted({r.family for r in runs})
+    default = {PARAM[pr]: round(v, 4) for pr, v in full.pooled.items()}
+    default.update(fitted_on=len(runs),
+                   note="pooled gemm_eff (BF16 runs) and gemm_eff_fp8 (FP8 runs) fitted on all calibration runs "
+                        "(scripts/calibrate.py); chip families with fewer than 3 runs of a precision use these; "
+                        "other constants: perf/data/constants.yaml, each with its source")
+    families: dict = {}
+    for (fam, pr), v in sorted(full.eff.items()):
+        families.setdefault(fam, {})[PARAM[pr]] = round(v, 4)
+        families[fam][f"fitted_on_{pr}"] = sum(1 for r in runs if r.key == (fam, pr))
     doc = {
-        "default": {"gemm_d0": round(full.d0, 1), "gemm_eff": round(full.pooled_eff, 4),
-                    "fitted_on": len(runs),
-                    "note": "gemm_d0 and the pooled gemm_eff fitted on all calibration runs (scripts/calibrate.py); "
-                            "families with fewer than 3 runs use this gemm_eff; other constants: Calib defaults"},
-        "families": {fam: {"gemm_eff": round(full.eff[fam], 4),
-                           "fitted_on": sum(1 for r in runs if r.family == fam)} for fam in fams if fam in full.eff},
+        "default": default,
+        "families": families,
         "accuracy": {"overall": loo.summary(),
                      "by_family": {fam: loo.summary(fam) for fam in fams},
                      "note": "leave-one-out |predicted/reported - 1| of tokens/s per chip (scripts/calibrate.py)"},
@@ -204,8 +243,8 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
         s = loo.summary(fam)
         lines.append(f"| {fam or '**all**'} | {s['runs']} | {s['median_abs_error']:.1%} | {s['max_abs_error']:.1%} | "
                      f"{s['bias']:+.1%} |")
-    lines += ["", "Fitted constants: gemm_d0 = " + f"{full.d0:g}" + ", pooled gemm_eff = " + f"{full.pooled_eff:.3f}"
-              + "; " + ", ".join(f"{k} gemm_eff = {v:.3f}" for k, v in full.eff.items()) + "."]
+    lines += ["", "Fitted constants: pooled " + ", ".join(f"{PARAM[pr]} = {v:.3f}" for pr, v in full.pooled.items())
+              + "; " + ", ".join(f"{fam} {PARAM[pr]} = {v:.3f}" for (fam, pr), v in sorted(full.eff.items())) + "."]
     return "\n".join(lines)
 
 

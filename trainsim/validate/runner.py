@@ -262,6 +262,10 @@ def _estimate(run, calib: Calib | None):
     from ..estimate import estimate, is_complete
     from ..search import search
 
+    # a published run used all its chips and exactly its stated batch: no idle chips, no batch tolerance
+    tr = run.training
+    run = replace(run, use_all=True, training=tr if tr.batch_tolerance is not None
+                  else tr.model_copy(update={"batch_tolerance": 0.0}))
     try:
         return estimate(run, calib=calib), ""
     except TrainsimError:

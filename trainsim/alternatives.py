@@ -1,0 +1,96 @@
+"""No dead ends: when a plan search finds nothing, the nearest changes to the run that do have a plan.
+
+Three kinds of change are tried, each with a full plan search of the changed run, and each reported with what
+its best plan gives (step time, MFU, days, memory), so every alternative is valid when tried:
+
+* a fixed plan field freed (``plan.tp: 8`` -> the value the search picks), one field at a time;
+* the batch: the nearest batch some plan can split (searched with a wider tolerance, then stated exactly);
+* the chip count: the nearest counts of whole scale-up domains below and above (multiples of domain x 2^j and
+  powers of two), nearest first, until one below and one above have a plan.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .spec import PlanSpec, Run
+
+MAX_CHIP_PROBES = 8          # chip counts tried (each a plan search)
+WIDE_BATCH_TOLERANCE = 0.25  # how far the batch alternative may move the batch
+
+
+def _summary(res) -> dict:
+    e = res.best
+    out = {"plan": {k: v for k, v in e.plan.items() if k != "placement"}, "step_time_s": e.step_time_s,
+           "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu, "chips_used": e.used,
+           "global_batch_seqs": e.run.training.batch_seqs, "memory_per_chip_bytes": e.memory_per_chip_bytes}
+    if e.days is not None:
+        out["days"] = e.days
+    return out
+
+
+def nearby_chip_counts(chips: int, domain: int) -> list[int]:
+    """Chip counts near ``chips``, nearest first: multiples of domain x 2^j just below and above, and the powers
+    of two either side."""
+    domain = max(1, int(domain))
+    cands = set()
+    for j in range(0, 12):
+        m = domain << j
+        lo = (chips // m) * m
+        cands.update(c for c in (lo, lo + m) if c > 0)
+    p2 = 1 << max(0, chips.bit_length() - 1)
+    cands.update((p2, 2 * p2))
+    cands.discard(chips)
+    return sorted(cands, key=lambda c: (abs(c - chips), c))
+
+
+def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None) -> list[dict]:
+    """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits."""
+    from .search import search
+
+    fixed = fixed if fixed is not None else run.plan
+    out: list[dict] = []
+
+    def attempt(r: Run, f: PlanSpec):
+        return search(r, f, calib=calib, top=1, with_pareto=False)
+
+    # 1. a fixed field freed
+    for name, val in fixed.model_dump(exclude_none=True).items():
+        res = attempt(run, fixed.model_copy(update={name: None}))
+        if res.best is not None:
+            got = res.best.plan.get(name)
+            out.append({"change": f"plan.{name}", "from": val, "to": got,
+                        "text": f"plan.{name}: {got} instead of {val}", **_summary(res)})
+    # 2. the batch: the nearest one a plan splits
+    tr = run.training
+    if tr.batch_tol < WIDE_BATCH_TOLERANCE:
+        wide = replace(run, training=tr.model_copy(update={"batch_tolerance": WIDE_BATCH_TOLERANCE}))
+        res = attempt(wide, fixed)
+        if res.best is not None:
+            b = res.best.run.training.batch_seqs
+            if b != tr.batch_seqs:
+                exact = replace(run, training=tr.model_copy(update={"global_batch_seqs": b, "global_batch_tokens": None,
+                                                                    "batch_tolerance": 0.0}))
+                res = attempt(exact, fixed)
+                if res.best is not None:
+                    out.append({"change": "training.global_batch_seqs", "from": tr.batch_seqs, "to": b,
+                                "text": f"training.global_batch_seqs: {b:,} ({b / tr.batch_seqs - 1:+.1%})",
+                                **_summary(res)})
+    # 3. the chip count: nearest valid below and above
+    below = above = None
+    for c in nearby_chip_counts(run.chips, run.system.scale_up_size)[:MAX_CHIP_PROBES]:
+        if (c < run.chips and below is not None) or (c > run.chips and above is not None):
+            continue
+        res = attempt(replace(run, chips=c), fixed)
+        if res.best is None:
+            continue
+        dom = run.system.scale_up_size
+        unit = f" ({c // dom:,} x {dom})" if dom > 1 and c % dom == 0 else ""
+        alt = {"change": "chips", "from": run.chips, "to": c, "text": f"chips: {c:,}{unit}", **_summary(res)}
+        if c < run.chips:
+            below = alt
+        else:
+            above = alt
+        if below is not None and above is not None:
+            break
+    out += [a for a in (below, above) if a is not None]
+    return out

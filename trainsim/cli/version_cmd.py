@@ -1,0 +1,20 @@
+"""``trainsim --version``: the installed version (a root option, registered as the app's callback)."""
+from __future__ import annotations
+
+import typer
+
+from . import app
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"trainsim {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print the version and exit")) -> None:
+    """trainsim: what can be trained on which hardware, how fast, and at what cost."""

@@ -1,0 +1,124 @@
+"""Chip-hours, energy and money of one run: the formulas (each in one place) and the answer every command prints.
+
+Formulas (SI inside; money in USD):
+
+* chip-hours = days x 24 x chips (wall-clock days: ideal days, or ideal days / goodput when failures are counted);
+* energy (MWh) = power per chip (W, the system's all-in IT power) x PUE x chips x hours / 1e6 -- the facility
+  energy definition of PUE (The Green Grid, White Paper #49, "PUE: a comprehensive examination of the metric",
+  2012: PUE = total facility energy / IT equipment energy);
+* rental cost = chip-hours x rental USD per chip-hour;
+* capex amortisation = system price per chip x chips x (days / 365.25) / life in years (straight-line
+  depreciation over the useful life, as in the hyperscalers' 10-K filings cited in ``assumptions.yaml``);
+  electricity cost = energy x 1000 x USD per kWh; capex cost = amortisation + electricity;
+* cost recovery per chip-hour = price / (life x 8766 h) + power x PUE x USD per kWh / 1000 (the hourly rate that
+  pays back the system over its life plus its power; used as the rental-equivalent for chips with no market).
+
+:func:`run_cost` applies these to an :class:`~trainsim.estimate.Estimate`. Every input comes from the catalog
+(``systems.yaml``: power and price per chip, with source) or the assumption table
+(``scenario/data/assumptions.yaml``: PUE, $/kWh, life, rental prices, with source), and each may be overridden
+(``--price-per-chip-hour``, ``--pue``, ``--electricity``); the answer names each input's source and whether
+failures are counted ("without failures", or the goodput model by name).
+"""
+from __future__ import annotations
+
+HOURS_PER_YEAR = 8766.0   # 365.25 days
+WITHOUT_FAILURES = "without failures"
+GOODPUT_MODEL = "checkpoint/restart goodput (Young 1974 interval, Daly 2006 exponential failures; scenario/goodput.py)"
+
+
+def chip_hours(days: float, chips: int) -> float:
+    """Chip-hours of ``chips`` chips held for ``days`` wall-clock days: days x 24 x chips."""
+    return days * 24.0 * chips
+
+
+def energy_mwh(power_per_chip_w: float, chips: int, hours: float, pue: float = 1.0) -> float:
+    """Energy in MWh: power per chip (W) x PUE x chips x hours / 1e6 (The Green Grid WP#49 definition of PUE)."""
+    return power_per_chip_w * pue * chips * hours / 1e6
+
+
+def amortised_capex_usd(price_per_chip_usd: float, chips: int, days: float, life_years: float) -> float:
+    """Straight-line amortisation of the cluster's price over ``life_years`` for a run of ``days``:
+    price x chips x (days / 365.25) / life."""
+    return price_per_chip_usd * chips * (days / 365.25) / life_years
+
+
+def hourly_cost_recovery(price: float | None, power_w: float | None, life_years: float, pue: float,
+                         usd_per_kwh: float) -> float | None:
+    """USD per chip-hour that pays back the chip's system price over its life plus its power:
+    price / (life x 8766 h) + power (kW) x PUE x USD/kWh."""
+    if price is None or power_w is None:
+        return None
+    return price / (life_years * HOURS_PER_YEAR) + power_w / 1000.0 * pue * usd_per_kwh
+
+
+def _catalog_source(system, name: str) -> str:
+    s = system.sources.get(name)
+    if s is None:
+        return "not given in the catalog"
+    src = ", ".join(s.source) or "none"
+    return f"catalog systems.yaml {system.id}.{name}: {src} ({s.confidence}){': ' + s.note if s.note else ''}"
+
+
+def _assumption_source(a, key: str) -> str:
+    e = a.get(key)
+    return f"assumptions.yaml {key}: {e.source}"
+
+
+def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None = None,
+             electricity_usd_per_kwh: float | None = None, goodput: float | None = None,
+             goodput_model: str | None = None, assumptions=None) -> dict | None:
+    """Chip-hours, energy and cost (rental and capex) of the whole run of ``est``; None without training.tokens.
+
+    ``goodput`` (useful fraction of wall time) stretches ideal days to wall-clock days; without it the answer is
+    labelled "without failures". Overrides replace the catalog / assumption value and are reported as the source.
+    """
+    if est.days is None:
+        return None
+    from .scenario.assumptions import Assumptions
+    from .scenario.economics import rental_rate
+
+    a = assumptions or Assumptions()
+    run = est.run
+    system, chips = run.system, run.chips
+    frac = 1.0 if goodput is None else float(goodput)
+    days = est.days / frac if frac > 0 else float("inf")
+    hours = days * 24.0
+    ch = chip_hours(days, chips)
+
+    pue_v, pue_src = (pue, "--pue") if pue is not None else (a["pue"], _assumption_source(a, "pue"))
+    kwh_v, kwh_src = ((electricity_usd_per_kwh, "--electricity") if electricity_usd_per_kwh is not None
+                      else (a["electricity_usd_per_kwh"], _assumption_source(a, "electricity_usd_per_kwh")))
+    life_v, life_src = a["life_years"], _assumption_source(a, "life_years")
+    power = system.power_per_chip_w
+    price = system.price_per_chip_usd
+    energy = None if power is None else energy_mwh(power, chips, hours, pue_v)
+    elec = None if energy is None else energy * 1000.0 * kwh_v
+    amort = None if price is None else amortised_capex_usd(price, chips, days, life_v)
+    if price_per_chip_hour is not None:
+        rate, rate_src = float(price_per_chip_hour), "--price-per-chip-hour"
+    else:
+        r = rental_rate(system, a)
+        rate = r["nominal"]
+        rate_src = (f"{r['basis']}: {a.get('rental_usd_per_chip_hour').source}" if r["basis"].startswith("market")
+                    else r["basis"])
+    rental = None if rate is None else rate * ch
+    capex = None if amort is None or elec is None else amort + elec
+    basis = WITHOUT_FAILURES if goodput is None else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}"
+    return {
+        "basis": basis,
+        "days": days,
+        "chip_hours": ch,
+        "energy_mwh": energy,
+        "cost_rental_usd": rental,
+        "cost_capex_usd": capex,
+        "capex_amortised_usd": amort,
+        "electricity_usd": elec,
+        "inputs": {
+            "rental_usd_per_chip_hour": {"value": rate, "source": rate_src},
+            "pue": {"value": pue_v, "source": pue_src},
+            "electricity_usd_per_kwh": {"value": kwh_v, "source": kwh_src},
+            "power_per_chip_w": {"value": power, "source": _catalog_source(system, "power_per_chip_w")},
+            "price_per_chip_usd": {"value": price, "source": _catalog_source(system, "price_per_chip_usd")},
+            "life_years": {"value": life_v, "source": life_src},
+        },
+    }

@@ -1,0 +1,87 @@
+"""One number format for every human-readable output (terminal tables, HTML, CSV labels); ``--json`` keeps raw SI.
+
+* counts: 3 significant digits with a k / M / B / T suffix (``2.92M``); below 10,000 plain with separators;
+* money: the same with a dollar sign (``$29.2M``, ``$950``);
+* ranges: ``29.2M (7.1M-90M)`` -- nominal, then low-high in the same style;
+* snake_case keys become labels (``pod_price_usd`` -> ``pod price (USD)``).
+"""
+from __future__ import annotations
+
+import math
+
+_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, without trailing zeros or exponent (for |x| < 1e15)."""
+    if x == 0:
+        return "0"
+    d = max(digits - 1 - int(math.floor(math.log10(abs(x)))), 0)
+    s = f"{x:.{d}f}"
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s
+
+
+def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:
+    """A count with a magnitude suffix: ``2.92M``; ``unit`` is appended after a space (``2.92M GPU-hours``)."""
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    a = abs(x)
+    if a >= 1e15:
+        s = f"{x:.{digits - 1}e}"
+    elif a >= 1e4:
+        i = next(j for j, (scale, _) in enumerate(_SUFFIXES) if a >= scale)
+        if i > 0 and abs(float(sig(x / _SUFFIXES[i][0], digits))) >= 1000:   # 999.96k rounds to 1M
+            i -= 1
+        s = sig(x / _SUFFIXES[i][0], digits) + _SUFFIXES[i][1]
+    elif isinstance(x, int) or a >= 100:
+        s = f"{int(round(x)):,}"
+    elif a >= 1e-3:
+        s = sig(float(x), digits)
+    else:
+        s = f"{x:.{digits - 1}e}"
+    return f"{s} {unit}" if unit else s
+
+
+def money(x: float | None, digits: int = 3) -> str:
+    """USD: ``$29.2M``, ``$512k``, ``$950``, ``$2.5`` (3 significant digits)."""
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not math.isfinite(x):
+        return count(x)
+    sign = "-" if x < 0 else ""
+    return f"{sign}${count(abs(float(x)), digits=digits)}"
+
+
+def span(nominal, low=None, high=None, fn=count) -> str:
+    """A range: ``29.2M (7.1M-90M)``; just the nominal when low and high are missing or equal."""
+    s = fn(nominal)
+    if low is not None and high is not None and low != high:
+        s += f" ({fn(low)}-{fn(high)})"
+    return s
+
+
+def label(key: str) -> str:
+    """A snake_case key as a human label: units in names become a parenthesised unit."""
+    units = {"usd": "USD", "mwh": "MWh", "s": "s", "bytes": "bytes", "gib": "GiB", "w": "W", "kwh": "kWh",
+             "flops": "FLOP", "flop": "FLOP"}
+    parts = key.split("_")
+    unit = None
+    if len(parts) > 1 and parts[-1].lower() in units:
+        unit = units[parts[-1].lower()]
+        parts = parts[:-1]
+    words = " ".join(parts)
+    for a, b in (("per chip", "per chip"), ("mfu", "MFU"), ("hfu", "HFU"), ("hbm", "HBM"), ("tp", "TP"),
+                 ("pp", "PP"), ("ep", "EP"), ("dp", "DP")):
+        words = " ".join(b if w == a else w for w in words.split(" "))
+    return f"{words} ({unit})" if unit else words
+
+
+def is_money_key(key: str) -> bool:
+    k = key.lower()
+    return k.endswith("_usd") or "usd_" in k or k.startswith("cost") or k.endswith("price")

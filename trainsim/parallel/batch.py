@@ -1,0 +1,65 @@
+"""How a plan meets the cluster and the batch as people state them: a batch target with a tolerance, and chips
+that may be left idle.
+
+Batch. Megatron-LM needs the global batch B (sequences) to be a multiple of dp x micro_batch, and, for the
+interleaved schedule, the number of micro-batches m = B / (dp x mb) to be a multiple of pp
+(megatron/core/num_microbatches_calculator.py; megatron/core/pipeline_parallel/schedules.py). A stated batch is
+a target: each plan uses the nearest batch its unit u = dp x mb (x pp when interleaved) divides,
+
+    B_used = u x max(1, round(B / u)),   valid when |B_used - B| <= tol x B,
+
+so ``tol = 0`` is Megatron's exact divisibility. Default tolerance: 5% when the batch is stated in tokens
+("4M", "64M": a round number, never an exact count of sequences), 0 when it is stated in sequences
+(Megatron's ``--global-batch-size``).
+
+Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they are still paid for). Counts
+tried besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a
+multiple of 2^j (65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that
+use at least ``1 - MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so
+power-of-two tp, cp and dp find a count they factor.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
+MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
+
+
+def fit_batch(target_seqs, unit) -> np.ndarray:
+    """Nearest positive multiple of ``unit`` to ``target_seqs`` (vectorised; ties round half to even)."""
+    unit = np.asarray(unit, dtype=np.int64)
+    k = np.maximum(1, np.rint(np.asarray(target_seqs, dtype=np.float64) / unit)).astype(np.int64)
+    return k * unit
+
+
+def batch_unit(dp, mb, pp, schedule) -> np.ndarray:
+    """Sequences a plan's global batch must be a multiple of: dp x mb, times pp for the interleaved schedule."""
+    u = np.asarray(dp, dtype=np.int64) * np.asarray(mb, dtype=np.int64)
+    return np.where(np.asarray(schedule) == 1, u * np.asarray(pp, dtype=np.int64), u)
+
+
+def within(batch, target_seqs: float, tol: float) -> np.ndarray:
+    """True where ``batch`` is within ``tol`` (a fraction) of the target (exactly equal when tol = 0)."""
+    return np.abs(np.asarray(batch, dtype=np.float64) - target_seqs) <= tol * target_seqs + 1e-9
+
+
+def chip_counts(chips: int, domain: int, use_all: bool = False) -> list[int]:
+    """Chip counts a plan may use on ``chips`` chips with scale-up domains of ``domain`` chips, all chips first
+    (see the module docstring); ``use_all`` leaves only ``chips``."""
+    out = [int(chips)]
+    if use_all:
+        return out
+    domain = max(1, int(domain))
+    units = chips // domain
+    floor = (1.0 - MAX_IDLE_FRACTION) * chips
+    j = 0
+    while units >> j:
+        step = 1 << j
+        n = (units // step) * step * domain
+        if n < floor:
+            break
+        if n not in out:
+            out.append(int(n))
+        j += 1
+    return out

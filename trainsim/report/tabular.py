@@ -1,0 +1,41 @@
+"""Flat tables of answers: nested JSON-like dicts become dotted columns (``cost.chip_hours``) for CSV output
+(``--csv``) and DataFrames. Values stay raw SI numbers, like ``--json``."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": "1;2"}`` (lists of scalars joined by ';')."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            if all(not isinstance(x, (dict, list, tuple)) for x in v):
+                out[key] = ";".join(str(x) for x in v)
+            # lists of records (runners-up, probes) are separate tables, not columns
+        else:
+            out[key] = v
+    return out
+
+
+def to_csv(rows: list[dict]) -> str:
+    """CSV text of ``rows`` (flattened; the columns are the union, in first-seen order)."""
+    flat = [flatten(r) for r in rows]
+    cols: list[str] = []
+    for r in flat:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in flat:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def print_csv(rows: list[dict], file=None) -> None:
+    (file or sys.stdout).write(to_csv(rows))
