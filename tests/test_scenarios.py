@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from trainsim.catalog.load import get_system
+from trainsim.errors import TrainsimError
 from trainsim.model.counts import count
 from trainsim.scenario.assumptions import Assumptions
 from trainsim.scenario.capacity import capacity, dense_shape, moe_shape, _counts
@@ -152,7 +153,7 @@ def test_assumption_overrides():
     assert a["life_years"] == 4 and a.get("life_years").source == "scenario override"
     assert a["rental_usd_per_chip_hour"]["ascend-910c"] == 1.2
     assert a["rental_usd_per_chip_hour"]["nvidia-h800-sxm5"] == 2.0    # DeepSeek-V3's $2/GPU-hour kept
-    with pytest.raises(Exception):
+    with pytest.raises(TrainsimError, match="no_such_assumption"):   # one-line input error, not any exception
         Assumptions().with_overrides({"no_such_assumption": 1})
     # every default has a source and a confidence
     d = Assumptions()

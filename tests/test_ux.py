@@ -258,7 +258,7 @@ def test_check_every_spec_kind():
         assert r.exit_code == 0, (f, r.output)
         assert json.loads(r.output)["kind"] == kind
     r = CliRunner().invoke(app, ["check", str(ROOT / "examples/pretrain-deepseek-v3-h800.yaml")])
-    assert "671B parameters" in r.output and "plan searched: tp" in r.output
+    assert "671B parameters" in r.output and "plan searched: vpp" in r.output and "pp=16" in r.output
 
 
 def test_version_and_completion_options():

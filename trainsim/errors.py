@@ -22,6 +22,12 @@ class TrainsimError(Exception):
         super().__init__(prefix + message)
 
 
+def short(value, n: int = 80) -> str:
+    """``repr(value)`` cut to ``n`` characters (an error line quotes the offending value, never all of it)."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for an unknown name: difflib ratio, then substring hits (``h100`` -> ``nvidia-h100-sxm5``)."""
     options = list(options)
@@ -49,7 +55,7 @@ def from_validation(exc, where: str | None = None) -> TrainsimError:
     if err["type"] == "extra_forbidden":
         msg = "unknown key (typo?)"
     elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
-        msg = f"{msg}; got {err['input']!r}"
+        msg = f"{msg}; got {short(err['input'])}"
     return TrainsimError(msg, field=field, where=where)
 
 

@@ -26,6 +26,8 @@ PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recomp
 def context(run: Run, calib: Calib | None = None) -> StepContext:
     from .catalog.load import require_usable
 
+    from .frameworks import framework_of
+
     require_usable(run.system.chip)
     pl, o = run.plan, run.optimizer
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
@@ -36,7 +38,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                          offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
-                       calib=calib or calib_for(run.system.chip.family),
+                       calib=calib or calib_for(run.system.chip.family, framework=framework_of(run)),
                        attention_kernel=run.training.attention, recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=pl.pipeline_split or "even",
@@ -52,7 +54,7 @@ def is_complete(plan: PlanSpec) -> bool:
             and all(getattr(plan, f) is None or plan.scalar(f) is not None for f in optional))
 
 
-def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
+def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
     zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
     g = plan.scalar
@@ -68,7 +70,9 @@ def plans_from_spec(plan: PlanSpec, chips: int) -> Plans:
     ep = g("ep") or 1
     # Megatron-Core's default expert tensor parallelism is the tensor-parallel size (arguments.py:
     # --expert-tensor-parallel-size defaults to --tensor-model-parallel-size), where the chips allow it
-    etp = g("etp") or (tp if (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
+    moe = [lk.moe for lk in arch.layers if lk.moe is not None] if arch is not None else []
+    etp = g("etp") or (tp if moe and all(m.expert_ffn % tp == 0 for m in moe)
+                        and (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
     return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
@@ -119,6 +123,19 @@ class Estimate:
     def tokens_per_s(self) -> float:
         """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
         return self.tokens_per_s_per_chip * self.used
+    def mfu_at_precision(self) -> float:
+        """MFU against the dense peak of the precision the run uses (= ``mfu`` for BF16; for FP8 ``mfu`` x
+        peak(BF16) / peak(FP8)); see :mod:`trainsim.sanity`."""
+        from .sanity import peak_ratio
+
+        return self.mfu / peak_ratio(self.run.system.chip, self.run.training.precision)
+
+    @property
+    def hfu_at_precision(self) -> float:
+        """HFU against the dense peak of the precision the run uses."""
+        from .sanity import peak_ratio
+
+        return self.hfu / peak_ratio(self.run.system.chip, self.run.training.precision)
 
     @property
     def days(self) -> float | None:
@@ -150,6 +167,10 @@ class Estimate:
             "mfu": self.mfu,
             "hfu": self.hfu,
             "mfu_definition": "model FLOPs (6 x active params incl. output head + causal attention) / BF16 dense peak",
+            "precision": self.run.training.precision,
+            "mfu_at_precision": self.mfu_at_precision,
+            "hfu_at_precision": self.hfu_at_precision,
+            "mfu_at_precision_definition": f"the same model FLOPs / {self.run.training.precision.upper()} dense peak",
             "memory_per_chip_bytes": self.memory["total"],
             "memory_breakdown_bytes": self.memory,
             "hbm_bytes": self.run.system.chip.hbm_bytes,
@@ -176,7 +197,11 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
 
 
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
-    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses."""
+    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses. The one boundary
+    where a result leaves the engine, so the sanity invariants (:func:`trainsim.sanity.check_estimate`) are
+    checked here."""
+    from .sanity import check_estimate
+
     mem = {k: float(v[i]) for k, v in res.memory.items()}
     dp, mb = int(plans.dp[i]), int(plans.mb[i])
     batch = int(round(float(res.microbatches[i]) * dp * mb))
@@ -184,7 +209,7 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     if batch != asked:
         run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
                                                                     "global_batch_tokens": None}))
-    return Estimate(
+    est = Estimate(
         chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
         run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
@@ -192,6 +217,8 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
         fits=bool(mem["total"] <= run.system.chip.hbm_bytes),
         breakdown={k: float(res.breakdown[k][i]) for k in BREAKDOWN_KEYS}, microbatches=float(res.microbatches[i]),
     )
+    check_estimate(est)
+    return est
 
 
 def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
@@ -209,7 +236,10 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best
-    plans = plans_from_spec(plan, run.chips)
+    from .frameworks import framework_of, restrict_plan
+
+    restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
+    plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
     if code[0]:

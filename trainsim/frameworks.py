@@ -30,6 +30,11 @@ def profile(fw: str, field: str = "--framework") -> dict:
     return fws[fw]
 
 
+def framework_of(run) -> str:
+    """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
+    return run.framework or _doc()["default_framework"]
+
+
 def default_for_emit(emit: str) -> str:
     d = _doc()["emit_default"]
     if emit not in d:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .estimate import Estimate, context, result_row
+from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import enumerate_space
 from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
 from .parallel.validity import REASONS
@@ -142,6 +143,8 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     every feasible plan for :meth:`SearchResult.to_frame` (``all=True``)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
+    # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
+    fixed = restrict_plan(fixed, framework_of(run))
     ctx = context(run, calib)
     tr = run.training
     use_all = run.use_all if use_all is None else use_all

@@ -18,15 +18,16 @@ from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
+from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count
 
 
 class TrainingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tokens: float | None = None
-    seq_len: int = Field(4096, gt=0)
+    seq_len: SeqLen = 4096
     global_batch_tokens: float | None = None
-    global_batch_seqs: int | None = Field(None, gt=0)
+    global_batch_seqs: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
@@ -37,7 +38,8 @@ class TrainingSpec(BaseModel):
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
     def _count(cls, v, info):
-        return None if v is None else parse_count(v, f"training.{info.field_name}")
+        return None if v is None else positive_count(parse_count(v, f"training.{info.field_name}"),
+                                                     info.field_name, upper=MAX_TOKENS)
 
     @field_validator("batch_tolerance", mode="before")
     @classmethod
@@ -79,7 +81,7 @@ class TrainingSpec(BaseModel):
 
 Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
 Recomp = Literal["none", "selective", "full"]
-RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe"]
+RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac"]
 
 
 class PlanSpec(BaseModel):
@@ -90,34 +92,34 @@ class PlanSpec(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    tp: int | list[int] | None = None
-    pp: int | list[int] | None = None
-    vpp: int | list[int] | None = None
+    tp: Int | list[Int] | None = None
+    pp: Int | list[Int] | None = None
+    vpp: Int | list[Int] | None = None
     schedule: Sched | list[Sched] | None = None
-    ep: int | list[int] | None = None
-    etp: int | list[int] | None = None
-    cp: int | list[int] | None = None
-    dp: int | None = Field(None, gt=0)
-    zero: int | list[int] | None = None
+    ep: Int | list[Int] | None = None
+    etp: Int | list[Int] | None = None
+    cp: Int | list[Int] | None = None
+    dp: PosInt | None = None
+    zero: Int | list[Int] | None = None
     recompute: Recomp | list[Recomp] | None = None
-    micro_batch: int | list[int] | None = None
-    node_limit: int | list[int] | None = None
+    micro_batch: Int | list[Int] | None = None
+    node_limit: Int | list[Int] | None = None
     # Megatron-Core recompute options (TransformerConfig): the modules of selective recompute (default
     # ['core_attn']), and full recompute's method and number of layers per group / block
     recompute_modules: list[RecompModule] | None = None
     recompute_method: Literal["uniform", "block"] | None = None
-    recompute_num_layers: int | None = Field(None, gt=0)
+    recompute_num_layers: PosInt | None = None
     # uneven pipeline stages: decoder layers on the first / last stage (Megatron-Core
     # --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers; Llama 3 sec. 3.3.2)
-    first_stage_layers: int | None = Field(None, ge=0)
-    last_stage_layers: int | None = Field(None, ge=0)
+    first_stage_layers: Int | None = Field(None, ge=0)
+    last_stage_layers: Int | None = Field(None, ge=0)
     # 'balanced': the input embedding counts as one layer on the first stage and the output head (loss) and each
     # MTP module as one layer each on the last (Megatron-Core --account-for-embedding-in-pipeline-split and
     # --account-for-loss-in-pipeline-split); 'even' (default): decoder layers split evenly
     pipeline_split: Literal["even", "balanced"] | None = None
     # activations of this many layers per rank moved to host memory during forward and back for backward
     # (Megatron-Core --cpu-offloading-num-layers with --cpu-offloading-activations)
-    offload_activation_layers: int | None = Field(None, ge=0)
+    offload_activation_layers: Int | None = Field(None, ge=0)
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod
@@ -171,11 +173,11 @@ class OptimizerSpec(BaseModel):
 
 class ReportedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tokens_per_s_per_chip: float | None = None
-    mfu: float | None = None
+    tokens_per_s_per_chip: PosFloat | None = None
+    mfu: PosFloat | None = None
     mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n"] | None = None
-    step_time_s: float | None = None
-    chip_hours: float | None = None
+    step_time_s: PosFloat | None = None
+    chip_hours: PosFloat | None = None
     source: str = ""
     notes: str = ""
 
@@ -185,14 +187,14 @@ class SpecHead(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = ""
-    model: str | dict[str, Any]
-    system: str | dict[str, Any]
+    model: IdStr | dict[str, Any]
+    system: IdStr | dict[str, Any]
 
 
 class RunSpecFile(SpecHead):
-    chips: int = Field(gt=0)
-    framework: str | None = None          # software-stack profile id (trainsim/frameworks)
-    framework_version: str | None = None  # free text, as the source states it
+    chips: Chips
+    framework: IdStr | None = None          # software-stack profile id (trainsim/frameworks)
+    framework_version: str | None = Field(None, max_length=200)  # free text, as the source states it
     training: TrainingSpec
     plan: PlanSpec | None = None
     optimizer: OptimizerSpec | None = None
@@ -238,6 +240,13 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:
         raise from_validation(exc, where) from None
+    if spec.framework is not None:
+        from .frameworks import frameworks
+
+        if spec.framework not in frameworks():
+            from .errors import unknown
+
+            raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
@@ -246,14 +255,9 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
 
 def load_run(path: str | Path) -> Run:
     """Load and resolve a run-spec YAML file (safe loader only)."""
+    from .io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise TrainsimError(f"not valid YAML{line}", where=str(path)) from None
+    doc = read_yaml(path, what="run spec")
     run = parse_run(doc, base_dir=path.parent, where=str(path))
     return Run(**{**run.__dict__, "path": path})

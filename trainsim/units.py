@@ -8,6 +8,7 @@ Inside trainsim every quantity is a float in base units: bytes, bytes/s, FLOP/s,
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 
@@ -15,6 +16,21 @@ from .errors import TrainsimError
 
 _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
 _COUNT_RE = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKMBGTP]?)\s*$")
+
+#: the longest unit or count string parsed; checked before any parsing (pint's parser is superlinear in length,
+#: and no real quantity needs more than "1,234.5 TFLOP/s")
+MAX_QUANTITY_CHARS = 64
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _finite(x: float, value, field: str, where: str | None, human: str) -> float:
+    if not math.isfinite(x):
+        raise TrainsimError(f"expected {human} (a finite number), got {_short(value)}", field=field, where=where)
+    return x
 
 # dimension name -> (pint unit to convert to, human description)
 _DIMS = {
@@ -87,10 +103,13 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     if isinstance(value, bool):
         raise TrainsimError(f"expected {_DIMS[dim][1]}, got {value!r}", field=field, where=where)
     if isinstance(value, (int, float)):
-        return float(value)
+        return _finite(_float(value, field, where), value, field, where, _DIMS[dim][1])
     if not isinstance(value, str):
-        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {value!r}", field=field, where=where)
+        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {_short(value)}", field=field, where=where)
     target, human = _DIMS[dim]
+    if len(value) > MAX_QUANTITY_CHARS:
+        raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {_short(value)}",
+                            field=field, where=where)
     text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
     fast = _tiny(text, dim)
     if fast is not None:
@@ -100,25 +119,36 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     text = re.sub(r"(?<=[kKMGTP])b\b", "bit", text)
     try:
         q = _ureg().Quantity(text)
-        return float(q.to(target).magnitude)
+        x = float(q.to(target).magnitude)
     except Exception:
-        raise TrainsimError(f"expected {human}, got {value!r}", field=field, where=where) from None
+        raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where) from None
+    return _finite(x, value, field, where, human)
+
+
+def _float(value, field: str, where: str | None) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int with hundreds of digits
+        raise TrainsimError(f"expected a finite number, got {_short(value)}", field=field, where=where) from None
 
 
 def parse_count(value, field: str, *, where: str | None = None) -> float:
     """A dimensionless count: ``14.8e12``, ``"14.8T"``, ``"35T"``, ``"2M"``."""
+    human = "a number such as 14.8e12 or '14.8T'"
     if isinstance(value, bool):
-        raise TrainsimError(f"expected a number, got {value!r}", field=field, where=where)
+        raise TrainsimError(f"expected {human}, got {value!r}", field=field, where=where)
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+        return _finite(_float(value, field, where), value, field, where, human)
+    if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
         m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
         if m:
             try:
-                return float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
+                x = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
             except ValueError:
                 pass
-    raise TrainsimError(f"expected a number such as 14.8e12 or '14.8T', got {value!r}", field=field, where=where)
+            else:
+                return _finite(x, value, field, where, human)
+    raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
 
 
 # unit conversions used at the catalog edge (the catalog research file stores numbers in these units)

@@ -118,6 +118,10 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     for prec in ("fp8", "fp4"):
         if d.get(f"{prec}_tflops") is not None:
             peak[prec] = _tflops(d[f"{prec}_tflops"], f(f"{prec}_tflops"), where)
+            below = "fp8" if prec == "fp4" and "fp8" in peak else "bf16"
+            if not peak[below] <= peak[prec] <= 4.0 * peak[below]:  # catalog: FP8 1-2x BF16, FP4 1-3.3x FP8
+                raise TrainsimError(f"expected 1 to 4 times the {below} peak ({peak[below] / TERA:g} TFLOPS), "
+                                    f"got {d[f'{prec}_tflops']!r}", field=f(f"{prec}_tflops"), where=where)
     bw = lambda k: (_quantity(d[k], "bytes_per_s", f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
                     if d.get(k) is not None else 0.0)
     tdp = (_quantity(d["tdp_w"], "watts", f("tdp_w"), where, "a positive power such as 700 or '700 W'")
@@ -144,12 +148,9 @@ def _load_file(value: str, base_dir, field: str) -> tuple[object, str]:
     path = Path(base_dir) / value if base_dir is not None else Path(value)
     if not path.is_file():
         raise TrainsimError(f"no system file {str(path)!r}", field=field)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TrainsimError(f"invalid YAML{line}", field=field, where=str(path)) from None
+    from ..io import read_yaml
+
+    data = read_yaml(path, what="system file")
     if isinstance(data, Mapping) and set(data) == {"system"}:
         data = data["system"]
     return data, str(path)

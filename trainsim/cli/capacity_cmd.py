@@ -28,6 +28,8 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
 
     if (units > 0) == (chips > 0):
         raise TrainsimError("give exactly one of --units or --chips", field="--units")
+    if not (0 < days < 1e6):  # also refuses nan and inf
+        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field="--days")
     if family not in ("dense", "deepseek-v3"):
         raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
     if precision not in ("bf16", "fp8"):

@@ -11,7 +11,7 @@ from rich.table import Table
 from . import app
 from ..catalog import describe as d
 
-catalog_app = typer.Typer(no_args_is_help=True, help="Browse the sourced hardware and model catalog.")
+catalog_app = typer.Typer(no_args_is_help=False, help="Browse the sourced hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")

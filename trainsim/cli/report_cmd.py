@@ -18,16 +18,19 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
                top: int = typer.Option(5, "--top", help="how many best plans to show"),
                sweeps: bool = typer.Option(True, "--sweeps/--no-sweeps",
                                            help="scaling and sensitivity sweeps (each point is a plan search)"),
+               force: bool = typer.Option(False, "--force", help="replace an existing output file"),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no 'wrote' lines"),
                json_: bool = typer.Option(False, "--json", help="print the report's numbers as one JSON object")) -> None:
     """Write a self-contained HTML report of a run or a scenario."""
     from ..report.build import build_report
     from ..report.progress import progress_bar
 
-    out = output or Path(file.stem + ".html")
+    from ..io import check_output_path
+
+    out = check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
     with progress_bar(f"report {file.name}", enabled=not (quiet or json_)) as tick:
         rep = build_report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps)
-    rep.write(out)
+    rep.write(out, force=force)
     pngs = rep.write_pngs(png) if png is not None else []
     if json_:
         print(rep.to_json())

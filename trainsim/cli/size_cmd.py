@@ -28,8 +28,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     from ..scenario.render import fmt, plan_text
     from ..scenario.sizing import size
 
-    if days <= 0:
-        raise TrainsimError(f"expected a positive number of days, got {days:g}", field="--days")
+    if not (0 < days < 1e6):  # also refuses nan and inf
+        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field="--days")
     if unit not in ("system", "chip"):
         raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
     inputs = cost_inputs(price, pue, electricity)
@@ -50,6 +50,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         return
     if json_:
         print_json({**res.to_dict(), "cost": cost})
+        if not res.feasible:
+            raise typer.Exit(1)  # no answer: exit 1, the message names the fastest count found
         return
     from rich.table import Table
 
@@ -60,7 +62,7 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     c.print(f"[{colour}]{res.message}[/{colour}]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%}, memory "
+        c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
                 f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
     from ..report.terminal import cost_rows
 
@@ -72,3 +74,5 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     for p in res.probes:
         t.add_row(fmt(p["units"]), fmt(p["chips"]), fmt(p["days"]), fmt(p["effective_days"]), fmt(p["goodput"]))
     c.print(t)
+    if not res.feasible:
+        raise typer.Exit(1)

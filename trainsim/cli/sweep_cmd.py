@@ -139,6 +139,11 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
     from ..sweep import load_sweep
 
+    from ..sweep.executors import MAX_LOCAL_WORKERS
+
+    if not 0 <= workers <= MAX_LOCAL_WORKERS:
+        raise TrainsimError(f"expected 0 to {MAX_LOCAL_WORKERS} local worker processes, got {workers}",
+                            field="--workers")
     spec = load_sweep(sweep)
     if dry_run:
         from rich.console import Console

@@ -9,20 +9,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..types_checked import Layers, NonNegInt, PosFloat, PosInt
 from .arch import Arch, LayerKind
 from .blocks import dense_mlp, gqa_attention, mla_attention, moe_block
 
 
 class InlineMoE(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experts: int = Field(gt=0)
-    top_k: int = Field(gt=0)
-    shared_experts: int = Field(0, ge=0)
-    expert_ffn: int = Field(gt=0)
-    dense_layers: int = Field(0, ge=0)
-    every: int = Field(1, ge=1)
-    zero_experts: int = Field(0, ge=0)
-    expected_active: float | None = Field(None, gt=0, description="expected real experts per token (zero experts)")
+    experts: PosInt
+    top_k: PosInt
+    shared_experts: NonNegInt = 0
+    expert_ffn: PosInt
+    dense_layers: NonNegInt = 0
+    every: PosInt = 1
+    zero_experts: NonNegInt = 0
+    expected_active: PosFloat | None = Field(None, description="expected real experts per token (zero experts)")
 
     @model_validator(mode="after")
     def _topk(self):
@@ -33,11 +34,11 @@ class InlineMoE(BaseModel):
 
 class InlineMLA(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    q_lora_rank: int | None = Field(None, ge=0)
-    kv_lora_rank: int = Field(gt=0)
-    qk_nope_head_dim: int = Field(gt=0)
-    qk_rope_head_dim: int = Field(gt=0)
-    v_head_dim: int = Field(gt=0)
+    q_lora_rank: NonNegInt | None = None
+    kv_lora_rank: PosInt
+    qk_nope_head_dim: PosInt
+    qk_rope_head_dim: PosInt
+    v_head_dim: PosInt
 
 
 class InlineModel(BaseModel):
@@ -45,29 +46,34 @@ class InlineModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = "inline"
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0)
-    heads: int = Field(gt=0)
-    kv_heads: int | None = Field(None, gt=0)
-    head_dim: int | None = Field(None, gt=0)
-    ffn: int = Field(0, ge=0)
+    layers: Layers
+    hidden: PosInt
+    heads: PosInt
+    kv_heads: PosInt | None = None
+    head_dim: PosInt | None = None
+    ffn: NonNegInt = 0
     ffn_act: Literal["gelu", "swiglu", "relu2"] = "gelu"
-    vocab: int = Field(gt=0)
+    vocab: PosInt
     tied_embeddings: bool = False
     parallel_block: bool = False
     bias: bool = False
     norm: Literal["layernorm", "rmsnorm"] | None = None
     position_embeddings: Literal["rope", "learned"] = "rope"
-    max_positions: int = Field(0, ge=0)
+    max_positions: NonNegInt = 0
     moe: InlineMoE | None = None
     mla: InlineMLA | None = None
-    mtp_layers: int = Field(0, ge=0)
+    mtp_layers: NonNegInt = 0
 
     @model_validator(mode="after")
     def _shapes(self):
         kv = self.kv_heads or self.heads
         if self.heads % kv:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+        if self.head_dim is None and self.mla is None and self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads}), "
+                             "or give head_dim")
+        if self.moe is not None and self.moe.dense_layers > self.layers:
+            raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
         if self.moe is None and self.ffn <= 0:
             raise ValueError("ffn must be given for a dense model")
         if self.moe is not None and self.moe.dense_layers > 0 and self.ffn <= 0:

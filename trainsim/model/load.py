@@ -104,12 +104,11 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
         path = path / "config.json"
     if not path.is_file():
         raise TrainsimError(f"no such model file '{path}'", field=field, where=where)
-    text = path.read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text) if path.suffix == ".json" else safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise TrainsimError(f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                            f"{str(exc).splitlines()[0]}", field=field, where=where) from None
+    from ..io import read_text
+    from ..io.yamlsafe import load_json, load_yaml
+
+    text = read_text(path, what="model file")
+    doc = (load_json if path.suffix == ".json" else load_yaml)(text, where=str(path))
     if isinstance(doc, dict) and set(doc) == {"model"} and isinstance(doc["model"], dict):
         doc = doc["model"]  # a YAML file holding `model: {...}`
     if not isinstance(doc, dict):

@@ -21,7 +21,9 @@ POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    from .divisors import divisors  # by factorisation: O(sqrt(n)), not O(n)
+
+    return divisors(n)
 
 
 def _expand(cols: dict, name: str, values) -> dict:

@@ -109,11 +109,18 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     fitted_fam = {fam: _parse(e, f"calibration.yaml: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
     for fam in set(const_fam) | set(fitted_fam):
         out[fam] = base.with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
+    # per software stack (framework profile) and chip family: fitted kernel efficiencies over the family's
+    for fw, fams in (doc.get("frameworks") or {}).items():
+        for fam, e in (fams or {}).items():
+            out[f"{fam}@{fw}"] = out.get(fam, base).with_(**_parse(e, f"calibration.yaml: frameworks.{fw}.{fam}"))
     return out
 
 
-def calib_for(family: str, table: dict[str, Calib] | None = None) -> Calib:
+def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str | None = None) -> Calib:
+    """The constants of a chip family, with the fitted values of its software stack where there are any."""
     table = table or load_calibration()
+    if framework is not None and f"{family}@{framework}" in table:
+        return table[f"{family}@{framework}"]
     return table.get(family, table["default"])
 
 

@@ -20,7 +20,11 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollouts: student                # student: all rollouts on rollout_cluster; teacher_clusters: each domain's
                                        #   rollouts are generated where its teacher lives (weights broadcast there)
       precision: bf16                  # training precision (bf16 | fp8)
-      rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8)
+      rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
+      rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
+      rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
+                                       #   `plan:` keys); absent -> searched
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
       - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5, precision: bf16}
       - {name: code, model: qwen3-30b-a3b, cluster: main, share: 0.5}
@@ -38,6 +42,9 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
+    reported:                          # only for published runs (validation/rl/): the measured step time
+      step_time_s: 134
+      source: "..."
 """
 from __future__ import annotations
 
@@ -52,12 +59,13 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
+from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 
 
 class ClusterPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     system: str | dict[str, Any]
-    chips: int = Field(gt=0)
+    chips: Chips
 
 
 class LinkPart(BaseModel):
@@ -88,10 +96,30 @@ class StudentPart(BaseModel):
     model: str | dict[str, Any]
     cluster: str
     rollout_cluster: str | None = None
-    rollout_chips: int | None = Field(None, gt=0)
+    rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
     precision: Literal["bf16", "fp8"] = "bf16"
-    rollout_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    rollout_tp: int | None = Field(None, gt=0)
+    rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    train_plan: dict[str, Any] | None = None
+
+    @field_validator("train_plan")
+    @classmethod
+    def _plan(cls, v):
+        if v is not None:
+            from ..spec import PlanSpec
+            PlanSpec.model_validate(v)
+        return v
+
+
+class RLReported(BaseModel):
+    """A published step time (validation/rl/): seconds per step, where from, on which stack."""
+    model_config = ConfigDict(extra="forbid")
+    step_time_s: float = Field(gt=0)
+    source: str = ""
+    stack: str = ""
+    notes: str = ""
 
 
 class TeacherPart(BaseModel):
@@ -99,24 +127,34 @@ class TeacherPart(BaseModel):
     name: str = ""
     model: str | dict[str, Any]
     cluster: str
-    share: float = Field(1.0, gt=0.0, le=1.0)
+    share: FiniteFloat = Field(1.0, gt=0.0, le=1.0)
     precision: Literal["bf16", "fp8", "int8"] = "bf16"
 
 
 class StepPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompts: int = Field(gt=0)
-    samples_per_prompt: int = Field(1, gt=0)
-    prompt_len: int = Field(gt=0)
-    rollout_len: int = Field(gt=0)
-    tail_factor: float = Field(1.0, ge=1.0)
-    steps: int = Field(1, gt=0)
+    prompts: PosInt
+    samples_per_prompt: PosInt = 1
+    prompt_len: PosInt
+    rollout_len: PosInt
+    tail_factor: FiniteFloat = Field(1.0, ge=1.0, le=100.0)
+    steps: PosInt = 1
     mode: Literal["sync", "async"] = "sync"
     logprobs: Literal["sampled", "topk", "full"] = "sampled"
-    topk: int = Field(20, gt=0)
-    weight_sync_every: int = Field(1, gt=0)
-    extra_forward_passes: float = Field(1.0, ge=0.0)
+    topk: PosInt = 20
+    weight_sync_every: PosInt = 1
+    extra_forward_passes: FiniteFloat = Field(1.0, ge=0.0, le=100.0)
     checkpoint_shipping: bool = False
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.prompts * self.samples_per_prompt > MAX_DIM:
+            raise ValueError(f"prompts x samples_per_prompt = {self.prompts * self.samples_per_prompt:,} sequences "
+                             f"per step; expected at most {MAX_DIM:,}")
+        if self.prompt_len + self.rollout_len > MAX_SEQ_LEN:
+            raise ValueError(f"prompt_len + rollout_len = {self.prompt_len + self.rollout_len:,} tokens; expected "
+                             f"at most {MAX_SEQ_LEN:,}")
+        return self
 
     @property
     def sequences(self) -> int:
@@ -138,6 +176,7 @@ class PostTrainFile(BaseModel):
     teachers: list[TeacherPart] = []
     step: StepPart
     notes: str | None = None
+    reported: RLReported | None = None
 
     @model_validator(mode="after")
     def _refs(self):
@@ -208,6 +247,7 @@ class PostTrain:
     step: StepPart
     path: Path | None = None
     meta: dict = field(default_factory=dict)
+    reported: RLReported | None = None
 
     @property
     def rollout_cluster(self) -> str:
@@ -266,16 +306,14 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
                              t.precision) for i, t in enumerate(spec.teachers))
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
-                     student_arch=student, student=spec.student, teachers=teachers, step=spec.step)
+                     student_arch=student, student=spec.student, teachers=teachers, step=spec.step,
+                     reported=spec.reported)
 
 
 def load_posttrain(path: str | Path) -> PostTrain:
+    from ..io import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise TrainsimError("not valid YAML", where=str(path)) from None
+    doc = read_yaml(path, what="post-training spec")
     pt = parse_posttrain(doc, base_dir=path.parent, where=str(path))
     return PostTrain(**{**pt.__dict__, "path": path})

@@ -14,10 +14,9 @@ def is_scenario(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return False          # load_run reports the YAML error with its line
+    from ..io import read_yaml
+
+    doc = read_yaml(path, what="run spec or scenario")
     return isinstance(doc, dict) and "kind" in doc
 
 

@@ -155,19 +155,23 @@ class Report:
     charts: dict[str, bytes] = field(default_factory=dict)
     data: dict = field(default_factory=dict)
 
-    def write(self, path: str | Path) -> Path:
+    def write(self, path: str | Path, *, force: bool = True) -> Path:
+        """Write the page atomically (:func:`trainsim.io.write_atomic`: temporary file + rename, a symlink
+        at ``path`` is replaced, never followed); ``force=False`` refuses an existing file."""
+        from ..io import write_atomic
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.html, encoding="utf-8")
-        return path
+        return write_atomic(path, self.html, force=force, what="report")
 
     def write_pngs(self, folder: str | Path, prefix: str = "") -> list[Path]:
+        from ..io import write_atomic
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out = []
         for name, png in self.charts.items():
-            p = folder / f"{prefix}{name}.png"
-            p.write_bytes(png)
+            p = write_atomic(folder / f"{prefix}{name}.png", png, force=True, what="chart")
             out.append(p)
         return out
 

@@ -103,5 +103,7 @@ def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = N
                 written += f.result()
                 tick.advance(", ".join(str(r.get("id")) for r in futs[f]), len(futs[f]))
     index = out / "index.html"
-    index.write_text(index_html(results, written), encoding="utf-8")
+    from ..io import write_atomic
+
+    write_atomic(index, index_html(results, written), force=True, what="index")
     return index

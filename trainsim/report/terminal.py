@@ -87,7 +87,10 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         t.add_row("global batch", f"{d['global_batch_seqs']:,} sequences{note}")
     t.add_row("step time", f"{d['step_time_s']:.3f} s")
     t.add_row("tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.1f}")
-    t.add_row("MFU / HFU", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
+    t.add_row("MFU / HFU (vs BF16 peak)", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
+    if d.get("precision", "bf16") != "bf16":
+        t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak)",
+                  f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
     t.add_row("memory per chip", f"{d['memory_per_chip_bytes'] / GIB:.1f} GiB of {d['hbm_bytes'] / GIB:.1f} GiB ({fits})")
     dnf = d.get("does_not_fit")
@@ -143,7 +146,7 @@ def render_search(res, c: Console | None = None) -> None:
     else:
         render_estimate(res.best, c=c)
         t = Table(title="best plans that fit")
-        for col in ("#", "plan", "step s", "tok/s/chip", "MFU", "GiB/chip"):
+        for col in ("#", "plan", "step s", "tok/s/chip", "MFU (BF16 peak)", "GiB/chip"):
             t.add_column(col, justify="right" if col != "plan" else "left")
         for i, r in enumerate([res.best] + res.runners_up, 1):
             t.add_row(str(i), plan_text(r.plan), f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.1f}",

@@ -52,7 +52,9 @@ def load_doc(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainsimError(f"no such scenario file: {path}")
-    doc = safe_load(path.read_text()) or {}
+    from ..io import read_yaml
+
+    doc = read_yaml(path, what="scenario file") or {}
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping", where=str(path))
     for key in ("claimed", "frontier_model"):

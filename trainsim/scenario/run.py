@@ -64,7 +64,9 @@ def _cost(path: Path) -> int:
     try:
         import yaml
 
-        return KIND_COST.get((safe_load(path.read_text()) or {}).get("kind"), 1)
+        from ..io import read_yaml
+
+        return KIND_COST.get((read_yaml(path) or {}).get("kind"), 1)
     except Exception:  # noqa: BLE001 - a broken file is reported by run_file itself
         return 1
 

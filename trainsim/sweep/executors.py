@@ -16,6 +16,10 @@ from collections.abc import Iterable, Iterator
 from ..errors import TrainsimError
 from .evaluate import evaluate_batch
 
+#: the most local worker processes `--workers` starts: each process holds its own copy of the engine, so more
+#: processes than a large host's cores only add memory (a bound, not a recommendation; use --scheduler to scale)
+MAX_LOCAL_WORKERS = 512
+
 
 class InProcess:
     mode = "in-process"
@@ -61,7 +65,8 @@ class DaskExecutor:
         # tasks (see evaluate.tune_malloc); a thread arena's sub-heaps are unmapped whenever a search frees them
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}):
             cluster = d.LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                                     dashboard_address=":0", silence_logs=logging.ERROR)
+                                     host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only
+                                     silence_logs=logging.ERROR)
         return cls(d.Client(cluster), cluster, mode=f"local cluster, {n_workers} workers")
 
     @classmethod

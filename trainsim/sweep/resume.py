@@ -28,6 +28,26 @@ def finished_points(spec, folder: Path) -> set[int]:
     return done
 
 
+def check_output(out: Path) -> None:
+    """Refuse an output that a sweep must not replace: a symlink, a folder, or an existing file that is not a
+    trainsim sweep result (Parquet with the ``trainsim.sweep.digest`` key); only the sweep's own kind of file is
+    ever overwritten."""
+    out = Path(out)
+    if out.is_symlink():
+        raise TrainsimError("output is a symlink; give a plain file path (symlinks are never followed)",
+                            where=str(out))
+    if out.is_dir():
+        raise TrainsimError("output is a folder; give a file path such as results.parquet", where=str(out))
+    if out.exists():
+        try:
+            meta = read_metadata(out)
+        except TrainsimError:
+            meta = {}
+        if "trainsim.sweep.digest" not in meta:
+            raise TrainsimError("output exists and is not a trainsim sweep result; refusing to replace it (choose "
+                                "another -o or remove the file)", where=str(out))
+
+
 def complete_output(spec, out: Path) -> bool:
     """True when ``out`` is the finished result file of this very sweep."""
     out = Path(out)

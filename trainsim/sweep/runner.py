@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import TrainsimError
 from .executors import make_executor
-from .resume import complete_output, finished_points
+from .resume import check_output, complete_output, finished_points
 from .writer import PartWriter, finalize, parts_dir
 
 
@@ -41,7 +41,9 @@ def auto_batch(n: int, workers: int) -> int:
 
 
 def _progress(total: int, done: int, quiet: bool):
-    if quiet:
+    from ..report.progress import _stderr_ok
+
+    if quiet or not _stderr_ok(None):  # a bar only on a terminal; a file or pipe gets the summary line alone
         return None
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -67,6 +69,7 @@ def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, e
 
     pa()   # pyarrow is needed before anything runs
     out = Path(output)
+    check_output(out)
     parts = parts_dir(out)
     t0 = time.perf_counter()
     done: set[int] = set()

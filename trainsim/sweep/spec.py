@@ -84,11 +84,9 @@ def _load_base(value, base_dir: Path | None, where: str) -> tuple[dict, Path | N
         path = base_dir / path
     if not path.is_file():
         raise TrainsimError(f"no such run spec {str(path)!r}", field="base", where=where)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    from ..io import read_yaml
+
+    doc = read_yaml(path, what="run spec")
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of run-spec keys", where=str(path))
     return doc, path.parent
@@ -120,8 +118,8 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
     if record is not None and not isinstance(record, list):
         raise TrainsimError(f"expected a list of groups ({', '.join(GROUPS)}) or columns, got {record!r}",
                             field="record", where=where)
+    rec = record_columns(record, where)  # first: it checks that every item is a name
     groups = tuple(r for r in (record or ("inputs", "time", "memory", "plan", "cost", "binding")) if r in GROUPS)
-    rec = record_columns(record, where)
     assumptions = doc.get("assumptions") or {}
     if not isinstance(assumptions, dict):
         raise TrainsimError("expected a mapping of assumption overrides", field="assumptions", where=where)
@@ -163,10 +161,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TrainsimError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}", where=str(path)) from None
+    from ..io import load_yaml, read_text
+
+    text = read_text(path, what="sweep spec")
+    doc = load_yaml(text, where=str(path))
     return parse_sweep(doc, base_dir=path.parent, text=text, where=str(path), path=str(path))

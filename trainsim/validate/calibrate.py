@@ -55,6 +55,12 @@ class CalRun:
     def key(self) -> tuple[str, str]:
         return (self.family, self.precision)
 
+    @property
+    def framework(self) -> str:
+        from ..frameworks import framework_of
+
+        return framework_of(self.run)
+
     def predict(self, calib: Calib) -> float:
         from ..estimate import context
 
@@ -108,18 +114,19 @@ def _golden(fn, lo: float, hi: float, tol: float = 0.004) -> float:
 
 @dataclass
 class Fit:
-    eff: dict[tuple[str, str], float]      # (family, precision) -> efficiency, groups of MIN_RUNS runs or more
-    pooled: dict[str, float]               # precision -> efficiency pooled over every run of that precision
+    eff: dict[tuple[str, str], float]         # (family, precision) -> efficiency, groups of MIN_RUNS runs or more
+    pooled: dict[str, float]                  # precision -> efficiency pooled over every run of that precision
     loss: float
+    fw_eff: dict[tuple[str, str, str], float] = field(default_factory=dict)   # (family, precision, framework)
 
-    def calib(self, family: str, base: Calib | None = None) -> Calib:
+    def value(self, family: str, precision: str, framework: str | None, default: float) -> float:
+        """The most specific fitted efficiency: (family, precision, framework), (family, precision), pooled."""
+        return self.fw_eff.get((family, precision, framework),
+                               self.eff.get((family, precision), self.pooled.get(precision, default)))
+
+    def calib(self, family: str, base: Calib | None = None, framework: str | None = None) -> Calib:
         base = base or Calib()
-        kw = {PARAM[pr]: self.eff.get((family, pr), self.pooled.get(pr, getattr(base, PARAM[pr])))
-              for pr in PARAM}
-        return base.with_(**kw)
-
-    def fitted(self, family: str, precision: str) -> bool:
-        return (family, precision) in self.eff
+        return base.with_(**{PARAM[pr]: self.value(family, pr, framework, getattr(base, PARAM[pr])) for pr in PARAM})
 
 
 def _fit_group(runs: list[CalRun], precision: str, family: str, base: Calib) -> float:
@@ -131,24 +138,37 @@ def _fit_group(runs: list[CalRun], precision: str, family: str, base: Calib) -> 
     return _golden(loss, *EFF_BOUNDS)
 
 
+def _groups(runs: list[CalRun]):
+    """(precision, family, framework) groups of runs; framework None = the whole family."""
+    out: dict[tuple, list[CalRun]] = {}
+    for r in runs:
+        out.setdefault((r.precision, r.family, None), []).append(r)
+        out.setdefault((r.precision, r.family, r.framework), []).append(r)
+    return out
+
+
 def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
-    """Per precision: a pooled efficiency over all its runs, and one per chip family with MIN_RUNS runs or more
-    (golden section on the L1 log loss). Each run depends only on its own group's constant. Non-fitted
-    constants (perf/data/constants.yaml, family entries included) stay as they are."""
+    """Per precision: a pooled efficiency over all its runs; per chip family, and per chip family and software
+    stack (framework profile), one efficiency wherever the group has MIN_RUNS runs or more (golden section on the
+    L1 log loss). Each run depends only on its own group's constant. Non-fitted constants
+    (perf/data/constants.yaml, family entries included) stay as they are."""
+    from ..perf.calibration import calib_for
+
     base = base or Calib()
-    pooled, eff, total = {}, {}, 0.0
+    pooled, eff, fw_eff = {}, {}, {}
     for pr in PARAM:
         pr_runs = [r for r in runs if r.precision == pr]
-        if not pr_runs:
-            continue
-        pooled[pr] = _fit_group(pr_runs, pr, "*", base)
-        for fam in sorted({r.family for r in pr_runs}):
-            fr = [r for r in pr_runs if r.family == fam]
-            if len(fr) >= MIN_RUNS:
-                eff[(fam, pr)] = _fit_group(fr, pr, fam, base)
-    f = Fit(eff, pooled, 0.0)
-    from ..perf.calibration import calib_for
-    f.loss = sum(abs(math.log(r.predict(f.calib(r.family, calib_for(r.family))) / r.reported)) for r in runs)
+        if pr_runs:
+            pooled[pr] = _fit_group(pr_runs, pr, "*", base)
+    for (pr, fam, fw), grp in _groups(runs).items():
+        if len(grp) >= MIN_RUNS:
+            if fw is None:
+                eff[(fam, pr)] = _fit_group(grp, pr, fam, base)
+            else:
+                fw_eff[(fam, pr, fw)] = _fit_group(grp, pr, fam, base)
+    f = Fit(eff, pooled, 0.0, fw_eff)
+    f.loss = sum(abs(math.log(r.predict(f.calib(r.family, calib_for(r.family), r.framework)) / r.reported))
+                 for r in runs)
     return f
 
 
@@ -179,8 +199,9 @@ class LooResult:
 
 
 def leave_one_out(runs: list[CalRun], base: Calib | None = None) -> LooResult:
-    """Refit without each run, predict it (groups below MIN_RUNS runs use the pooled fit of their precision).
-    Only the held-out run's own group and its precision's pooled value depend on it, so only those are refitted."""
+    """Refit without each run and predict it from the most specific group that still has MIN_RUNS runs:
+    (chip family, precision, framework), then (chip family, precision), then the pooled precision. Only that
+    group depends on the held-out run, so only it is refitted."""
     from ..perf.calibration import calib_for
 
     out = LooResult()
@@ -188,9 +209,13 @@ def leave_one_out(runs: list[CalRun], base: Calib | None = None) -> LooResult:
         rest = runs[:i] + runs[i + 1:]
         pr = held.precision
         same_pr = [r for r in rest if r.precision == pr]
-        grp = [r for r in same_pr if r.family == held.family]
-        if len(grp) >= MIN_RUNS:
-            x, note = _fit_group(grp, pr, held.family, Calib()), ""
+        fam = [r for r in same_pr if r.family == held.family]
+        fw = [r for r in fam if r.framework == held.framework]
+        if len(fw) >= MIN_RUNS:
+            x, note = _fit_group(fw, pr, held.family, Calib()), ""
+        elif len(fam) >= MIN_RUNS:
+            x, note = _fit_group(fam, pr, held.family, Calib()), f"family {PARAM[pr]} (fewer than {MIN_RUNS} " \
+                                                                 f"other {held.framework} runs)"
         elif same_pr:
             x = _fit_group(same_pr, pr, "*", Calib())
             note = f"fewer than {MIN_RUNS} {pr} runs of its chip family: pooled {PARAM[pr]} of the other runs"
@@ -215,9 +240,13 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     for (fam, pr), v in sorted(full.eff.items()):
         families.setdefault(fam, {})[PARAM[pr]] = round(v, 4)
         families[fam][f"fitted_on_{pr}"] = sum(1 for r in runs if r.key == (fam, pr))
+    fws: dict = {}
+    for (fam, pr, fw), v in sorted(full.fw_eff.items()):
+        fws.setdefault(fw, {}).setdefault(fam, {})[PARAM[pr]] = round(v, 4)
     doc = {
         "default": default,
         "families": families,
+        "frameworks": fws,
         "accuracy": {"overall": loo.summary(),
                      "by_family": {fam: loo.summary(fam) for fam in fams},
                      "note": "leave-one-out |predicted/reported - 1| of tokens/s per chip (scripts/calibrate.py)"},
@@ -244,7 +273,9 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
         lines.append(f"| {fam or '**all**'} | {s['runs']} | {s['median_abs_error']:.1%} | {s['max_abs_error']:.1%} | "
                      f"{s['bias']:+.1%} |")
     lines += ["", "Fitted constants: pooled " + ", ".join(f"{PARAM[pr]} = {v:.3f}" for pr, v in full.pooled.items())
-              + "; " + ", ".join(f"{fam} {PARAM[pr]} = {v:.3f}" for (fam, pr), v in sorted(full.eff.items())) + "."]
+              + "; " + ", ".join(f"{fam} {PARAM[pr]} = {v:.3f}" for (fam, pr), v in sorted(full.eff.items()))
+              + "; per software stack: " + ", ".join(f"{fw} on {fam} {PARAM[pr]} = {v:.3f}"
+                                                   for (fam, pr, fw), v in sorted(full.fw_eff.items())) + "."]
     return "\n".join(lines)
 
 

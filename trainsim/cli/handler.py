@@ -1,0 +1,116 @@
+"""How the ``trainsim`` command ends: every outcome is an exit code and, on failure, one line on stderr.
+
+========  ==========================================================================================
+exit 0    an answer
+exit 1    no answer (no plan fits, a claim not met): the command prints the nearest alternatives
+exit 2    bad input (:class:`~trainsim.errors.TrainsimError`) or a usage mistake (unknown command or
+          option, missing argument, a value of the wrong type): one line, with the command's usage
+exit 3    a bug: an invariant of the engine violated (:class:`~trainsim.sanity.InvariantViolation`) or
+          an unexpected exception; one line asking for a bug report (``TRAINSIM_TRACEBACK=1`` shows it)
+exit 130  interrupted (Ctrl-C)
+========  ==========================================================================================
+
+The usage errors come from click, which typer either depends on (typer < 0.16) or bundles as
+``typer._click``; they are recognised by their class names, so no error path imports a module that may be
+missing.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import NoPlanError, TrainsimError
+
+#: the longest error line printed (characters); longer messages are cut
+MAX_LINE_CHARS = 400
+
+
+def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """Collapse whitespace and newlines into one line of at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _usage_line(exc) -> str:
+    """A click/typer usage error as one line: the message, the command's usage, and where help is."""
+    ctx = getattr(exc, "ctx", None)
+    try:
+        msg = exc.format_message()
+    except Exception:  # noqa: BLE001 - a message is all we need
+        msg = str(exc)
+    if "NoArgsIsHelpError" in _names(exc) or not msg:
+        msg = "missing command" if ctx is not None and hasattr(ctx.command, "list_commands") else \
+            "missing argument"
+    usage, path = "", "trainsim"
+    if ctx is not None:
+        try:
+            path = ctx.command_path or path
+            usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+            if hasattr(ctx.command, "list_commands"):
+                cmds = [c for c in ctx.command.list_commands(ctx)
+                        if not getattr(ctx.command.get_command(ctx, c), "hidden", False)]
+                if cmds and "command" in msg.lower():
+                    usage += f" (commands: {', '.join(cmds)})"
+        except Exception:  # noqa: BLE001 - the usage line is a courtesy
+            pass
+    msg = msg.rstrip(".")
+    hint = f"usage: {usage}; " if usage else ""
+    return one_line(f"error: {msg}. {hint}see '{path} --help'")
+
+
+def run(app, argv: list[str] | None = None) -> int:
+    """Run the typer ``app`` on ``argv`` and return the exit code (never raises, never prints a traceback
+    unless ``TRAINSIM_TRACEBACK`` is set)."""
+    from ..sanity import InvariantViolation
+
+    try:
+        rc = app(args=argv, standalone_mode=False, prog_name="trainsim")
+        return rc if isinstance(rc, int) else 0
+    except TrainsimError as exc:
+        print(one_line(f"error: {exc}"), file=sys.stderr)
+        return 1 if isinstance(exc, NoPlanError) else 2   # no answer: 1; bad input: 2
+    except InvariantViolation as exc:
+        print(one_line(f"bug: {exc} -- this is a trainsim bug, please report it with the input; "
+                       "no result was printed"), file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except BrokenPipeError:  # output piped into `head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's flush at exit
+        except OSError:
+            pass
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - the one place every other exception ends
+        names = _names(exc)
+        if "Exit" in names and hasattr(exc, "exit_code"):
+            return int(exc.exit_code or 0)
+        if "Abort" in names:
+            print("aborted", file=sys.stderr)
+            return 1
+        if "ClickException" in names or "UsageError" in names:
+            print(_usage_line(exc), file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.strerror:
+            fn = str(exc.filename or "")
+            name = (fn if len(fn) <= 80 else fn[:77] + "...") + ": " if fn else ""
+            print(one_line(f"error: {name}{exc.strerror}; expected a readable file or a writable path"),
+                  file=sys.stderr)
+            return 2
+        if isinstance(exc, (RecursionError, MemoryError)):
+            print(one_line(f"error: input too large or too deeply nested ({type(exc).__name__}); "
+                           "expected a smaller input"), file=sys.stderr)
+            return 2
+        if os.environ.get("TRAINSIM_TRACEBACK"):
+            raise
+        print(one_line(f"bug: unexpected {type(exc).__name__}: {exc} -- this is a trainsim bug, please report "
+                       "it with the input (TRAINSIM_TRACEBACK=1 shows the traceback)"), file=sys.stderr)
+        return 3

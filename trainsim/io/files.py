@@ -1,0 +1,95 @@
+"""Reading text files as UTF-8 with a size limit, and writing outputs atomically without following symlinks.
+
+Outputs go to a temporary file in the target's folder and are renamed over the target (``os.replace`` is atomic
+on POSIX), so a killed run never leaves half a file; an existing output is replaced only with ``force``, and a
+symlink is never followed (the link itself would be replaced, never its target).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import TrainsimError
+
+#: the largest spec file read (bytes); real specs are a few kB, catalog-sized model files under 1 MB
+MAX_FILE_BYTES = 4 * 2**20
+
+
+def read_text(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The text of ``path`` decoded as UTF-8 (a UTF-8 BOM is dropped); any other encoding, a binary file,
+    a folder or a file over ``max_bytes`` is a one-line :class:`TrainsimError` naming the file."""
+    p = Path(path)
+    where = str(p)
+    try:
+        if not p.exists():
+            raise TrainsimError(f"no such file ({what})", where=where)
+        if not p.is_file():
+            raise TrainsimError(f"expected a {what}, got a folder or special file", where=where)
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise TrainsimError(f"{what} is {size:,} bytes; expected at most {max_bytes:,}", where=where)
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise TrainsimError(f"cannot read {what}: {exc.strerror or exc}", where=where) from None
+    if len(data) > max_bytes:
+        raise TrainsimError(f"{what} is over {max_bytes:,} bytes", where=where)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise TrainsimError("file is UTF-16; expected UTF-8 text (save it as UTF-8)", where=where)
+    if b"\x00" in data:
+        nul = data.index(b"\x00")
+        raise TrainsimError(f"binary file (NUL byte at offset {nul}); expected UTF-8 text", where=where)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainsimError(f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}; expected UTF-8 text",
+                            where=where) from None
+    return text.removeprefix("\ufeff")
+
+
+def check_output_path(path: str | Path, *, force: bool = False, what: str = "output") -> Path:
+    """Refuse an output path that exists (unless ``force``) or is a folder; a missing folder is created later."""
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        raise TrainsimError(f"{what} is a folder; expected a file path", where=str(p))
+    if (p.exists() or p.is_symlink()) and not force:
+        raise TrainsimError(f"{what} exists; pass --force to replace it", where=str(p))
+    if p.parent.exists() and not p.parent.is_dir():
+        raise TrainsimError(f"{str(p.parent)!r} is not a folder", where=str(p))
+    return p
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, force: bool = False, what: str = "output") -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    An existing ``path`` is replaced only with ``force``; a symlink at ``path`` is replaced by the new file
+    (its target is never written).
+    """
+    p = check_output_path(path, force=force, what=what)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainsimError(f"cannot create the folder of the {what}: {exc.strerror or exc}", where=str(p)) from None
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, p)  # replaces a symlink itself, never its target
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,235 @@
+"""What the explorer's requests carry, validated by pydantic like every trainsim file: a run spec (the very
+:class:`trainsim.spec.RunSpecFile` schema, through :func:`trainsim.spec.parse_run`), the system edits of the page
+(:class:`Edits`, SI units) and the per-question parameters. Also the catalog the page offers, with sources.
+
+An edited system is written as the run spec's own inline form ``{base: ID, chip: {...}, scale_up: {...},
+scale_out: {...}, price_per_chip_usd}`` (:func:`system_doc`), so the spec YAML the page downloads reproduces the
+view with ``trainsim plan``."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..api import MAX_CHIPS, MAX_SWEEP_POINTS
+from ..errors import TrainsimError, from_validation
+
+#: editable system fields: key -> (label, display unit, SI per display unit)
+EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
+    "scale_up_size": ("chips per scale-up domain", "chips", 1.0),
+    "scale_up_bw": ("scale-up bandwidth per chip, one direction", "GB/s", 1e9),
+    "scale_out_bw": ("scale-out bandwidth per chip, one direction", "GB/s", 1e9),
+    "hbm_bytes": ("HBM capacity", "GB", 1e9),
+    "hbm_bw": ("HBM bandwidth", "TB/s", 1e12),
+    "bf16_flops": ("peak dense BF16", "TFLOP/s", 1e12),
+    "fp8_flops": ("peak dense FP8", "TFLOP/s", 1e12),
+    "price_per_chip_usd": ("system price per chip", "USD", 1.0),
+}
+CHIP_EDITS = ("hbm_bytes", "hbm_bw", "bf16_flops", "fp8_flops")
+
+
+class Edits(BaseModel):
+    """Values the page changed (SI units: bytes, bytes/s, FLOP/s, USD); None = the catalog's."""
+
+    model_config = ConfigDict(extra="forbid")
+    scale_up_size: int | None = Field(None, gt=0, le=MAX_CHIPS)
+    scale_up_bw: float | None = Field(None, gt=0)
+    scale_out_bw: float | None = Field(None, gt=0)
+    hbm_bytes: float | None = Field(None, gt=0)
+    hbm_bw: float | None = Field(None, gt=0)
+    bf16_flops: float | None = Field(None, gt=0)
+    fp8_flops: float | None = Field(None, gt=0)
+    price_per_chip_usd: float | None = Field(None, ge=0)
+
+
+class RunRequest(BaseModel):
+    """The run of the page: a run-spec mapping whose ``system`` is a catalog id, plus the edits of that system."""
+
+    model_config = ConfigDict(extra="forbid")
+    spec: dict[str, Any]
+    edits: Edits = Edits()
+    fix: str = Field("", max_length=400)
+    framework: Literal["megatron", "mindspeed"] = "megatron"
+    top: int = Field(5, ge=1, le=20)
+    failure_rate: float | None = Field(None, ge=0, le=1.0)   # interruptions per chip-hour (assumption override)
+
+
+class WhatIfRequest(RunRequest):
+    nominal_edits: Edits = Edits()      # the plan view's edits: the nominal point of the what-if
+
+
+class SizeRequest(RunRequest):
+    days: float = Field(gt=0, le=36500)
+    unit: Literal["system", "chip"] = "system"
+    failures: bool = True
+
+
+class CapacityRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: str
+    edits: Edits = Edits()
+    units: int = Field(0, ge=0)
+    chips: int = Field(0, ge=0, le=MAX_CHIPS)
+    days: float = Field(gt=0, le=36500)
+    family: Literal["dense", "deepseek-v3"] = "deepseek-v3"
+    precision: Literal["bf16", "fp8"] = "bf16"
+    failures: bool = True
+    failure_rate: float | None = Field(None, ge=0, le=1.0)
+
+
+class SensitivityRequest(RunRequest):
+    params: list[str] = Field(default_factory=lambda: ["hbm_bandwidth", "scale_up_bandwidth",
+                                                       "scale_out_bandwidth", "peak_flops"])
+    factors: list[float] = Field(default_factory=lambda: [0.5, 2.0], max_length=MAX_SWEEP_POINTS)
+
+
+def validate(model: type[BaseModel], body: Any, where: str = "request") -> BaseModel:
+    """``body`` as ``model``, or the one-line :class:`TrainsimError` a file would get."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise from_validation(exc, where) from None
+
+
+def _q(v: float, unit: str, scale: float) -> str:
+    return f"{v / scale:.10g} {unit}"
+
+
+def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
+    """The run spec's ``system:`` value for catalog system ``system_id`` with ``edits``: the id itself when
+    nothing changed, else the inline ``base:`` form with every changed number (levels, power and price given
+    explicitly so that a replaced chip changes nothing else)."""
+    from ..catalog.load import get_system
+
+    s = get_system(system_id, field="system")
+    e = {k: v for k, v in (edits or Edits()).model_dump().items() if v is not None}
+    if not e:
+        return system_id
+    c = s.chip
+    up, out = s.levels[0], s.levels[1]
+    doc: dict[str, Any] = {"base": system_id}
+    if any(k in e for k in CHIP_EDITS):
+        fp8 = e.get("fp8_flops", c.peak_flops.get("fp8"))
+        chip: dict[str, Any] = {
+            "name": c.id, "vendor": c.vendor, "family": c.family,
+            "bf16_tflops": float(f"{e.get('bf16_flops', c.flops('bf16')) / 1e12:.10g}"),
+            "hbm": _q(e.get("hbm_bytes", c.hbm_bytes), "GB", 1e9),
+            "hbm_bandwidth": _q(e.get("hbm_bw", c.hbm_bw), "TB/s", 1e12)}
+        if fp8:
+            chip["fp8_tflops"] = float(f"{fp8 / 1e12:.10g}")
+        if c.peak_flops.get("fp4"):
+            chip["fp4_tflops"] = float(f"{c.peak_flops['fp4'] / 1e12:.10g}")
+        if c.scale_up_bw:
+            chip["scale_up_bandwidth"] = _q(c.scale_up_bw, "GB/s", 1e9)
+        if c.scale_out_bw:
+            chip["scale_out_bandwidth"] = _q(c.scale_out_bw, "GB/s", 1e9)
+        if c.tdp_w:
+            chip["tdp_w"] = c.tdp_w
+        if c.price_usd is not None:
+            chip["price_usd"] = c.price_usd
+        doc["chip"] = chip
+        if s.power_per_chip_w is not None:
+            doc["power_per_chip_w"] = s.power_per_chip_w
+    doc["scale_up"] = {"size": int(e.get("scale_up_size", up.size or 1)),
+                       "bandwidth": _q(e.get("scale_up_bw", up.bw), "GB/s", 1e9),
+                       "latency": _q(up.latency_s, "us", 1e-6)}
+    doc["scale_out"] = {"bandwidth": _q(e.get("scale_out_bw", out.bw), "GB/s", 1e9),
+                        "latency": _q(out.latency_s, "us", 1e-6)}
+    price = e.get("price_per_chip_usd", s.price_per_chip_usd)
+    if price is not None:
+        doc["price_per_chip_usd"] = price
+    return doc
+
+
+def spec_doc(req: RunRequest) -> dict:
+    """The full run-spec mapping of a request (system edits applied, ``fix`` merged into ``plan``)."""
+    spec = dict(req.spec)
+    sysv = spec.get("system")
+    if not isinstance(sysv, str):
+        raise TrainsimError(f"expected a catalog system id, got {sysv!r}", field="system", where="request")
+    spec["system"] = system_doc(sysv, req.edits)
+    if req.fix.strip():
+        from ..api import parse_fix
+        from ..spec import PlanSpec
+
+        base = PlanSpec.model_validate(spec["plan"]) if isinstance(spec.get("plan"), dict) else None
+        spec["plan"] = parse_fix(req.fix, base).model_dump(exclude_none=True)
+    return spec
+
+
+def parse_request_run(req: RunRequest):
+    """The :class:`trainsim.Run` of a request, through the run spec's own validation."""
+    from ..spec import parse_run
+
+    doc = spec_doc(req)
+    chips = doc.get("chips")
+    if isinstance(chips, int) and chips > MAX_CHIPS:
+        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field="chips", where="request")
+    return parse_run(doc, where="request"), doc
+
+
+def assumptions_for(failure_rate: float | None):
+    from ..scenario.assumptions import Assumptions
+
+    a = Assumptions()
+    if failure_rate is not None:
+        a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
+    return a
+
+
+def spec_yaml(doc: dict, comment: str = "") -> str:
+    """The run spec as YAML (what ``trainsim plan FILE`` reads), with a header comment."""
+    head = "# run spec written by trainsim serve; reproduce with: trainsim plan THIS.yaml --json\n"
+    if comment:
+        head += "".join(f"# {line}\n" for line in comment.splitlines())
+    return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110)
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict:
+    return yaml.safe_load(resources.files("trainsim.serve").joinpath("presets.yaml").read_text())
+
+
+def model_value(name: str) -> Any:
+    """A preset's inline model mapping, else the name (a catalog id)."""
+    p = presets()["models"].get(name)
+    return p["model"] if p else name
+
+
+@lru_cache(maxsize=1)
+def catalog() -> dict:
+    """What the page offers: models (catalog with a public config, and presets), systems with the editable
+    values and each value's source, the failure-rate assumption, and the request limits."""
+    from ..catalog import describe as d
+    from ..catalog.load import systems
+    from ..model.load import list_models
+    from ..scenario.assumptions import Assumptions
+
+    models = [{"id": k, "name": k, "source": v["source"], "preset": True, "model": v["model"]}
+              for k, v in presets()["models"].items()]
+    models += [{"id": m["id"], "name": m["name"], "source": "catalog models.yaml", "preset": False}
+               for m in list_models() if m.get("family")]
+    out_sys = []
+    for sid, s in systems().items():
+        if not s.chip.usable:
+            continue
+        fields = {f["field"]: f for f in d.describe_system(sid)["fields"]}
+        cfields = {f["field"]: f for f in d.describe_chip(s.chip.id)["fields"]} if s.chip.id else {}
+        vals = {"scale_up_size": s.scale_up_size, "scale_up_bw": s.levels[0].bw, "scale_out_bw": s.levels[1].bw,
+                "hbm_bytes": s.chip.hbm_bytes, "hbm_bw": s.chip.hbm_bw, "bf16_flops": s.chip.flops("bf16"),
+                "fp8_flops": s.chip.peak_flops.get("fp8"), "price_per_chip_usd": s.price_per_chip_usd}
+        srcs = {}
+        for k in vals:
+            f = fields.get(k) or cfields.get(k)
+            srcs[k] = {"source": ", ".join(f["source"]) if f and f.get("source") else "",
+                       "confidence": f.get("confidence") if f else None, "note": f.get("note", "") if f else ""}
+        out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
+                        "values": vals, "sources": srcs})
+    a = Assumptions().get("interruptions_per_chip_hour")
+    return {"models": models, "systems": out_sys, "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]}
+                                                             for k, v in EDIT_FIELDS.items()},
+            "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
+            "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS}}

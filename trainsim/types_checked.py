@@ -1,0 +1,83 @@
+"""Pydantic field types that check inputs at the edge: integers that are integers (never booleans), finite
+numbers, and physical ranges.
+
+YAML reads ``true`` as a boolean and pydantic's lax mode turns it into 1; ``.inf`` and ``1e400`` are floats that
+overflow every later formula. These annotated types refuse both once, where the spec is validated, so the
+engine never sees them. The upper bounds are far above any real system or model and exist so that no
+arithmetic or enumeration downstream can be asked for an absurd size (see :data:`MAX_CHIPS`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+#: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
+#: are divisors of the chip count, found by factorisation); the largest announced clusters are ~10^6 chips
+MAX_CHIPS = 10_000_000
+#: the largest model dimension accepted (hidden, ffn, vocab, head counts): real models are below 10^6
+MAX_DIM = 100_000_000
+#: the largest layer count accepted (real models: < 1,000)
+MAX_LAYERS = 100_000
+#: the largest sequence length accepted (tokens)
+MAX_SEQ_LEN = 100_000_000
+#: the largest token count accepted for a run (10^18 tokens: ~10^5 times the largest published runs)
+MAX_TOKENS = 1e18
+
+
+def _no_bool(v):
+    if isinstance(v, bool):
+        raise ValueError(f"expected a number, got a boolean ({str(v).lower()})")
+    return v
+
+
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError(f"expected a finite number, got {v}")
+    return v
+
+
+#: the longest id or path string accepted for a model, system or chip (checked before any lookup)
+MAX_ID_CHARS = 1000
+#: a catalog id or a file path
+IdStr = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
+
+#: an integer (booleans refused)
+Int = Annotated[int, BeforeValidator(_no_bool)]
+#: a positive integer up to :data:`MAX_DIM`
+PosInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)]
+#: a non-negative integer up to :data:`MAX_DIM`
+NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_DIM)]
+def _chips(v: int) -> int:
+    if v < 1:
+        raise ValueError(f"expected a positive number of chips, got {v}")
+    if v > MAX_CHIPS:
+        raise ValueError(f"expected at most {MAX_CHIPS:,} chips (larger counts are refused: no plan search "
+                         f"or sizing is offered beyond that)")
+    return v
+
+
+#: a chip count: 1 .. :data:`MAX_CHIPS`
+Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
+#: a layer count: 1 .. :data:`MAX_LAYERS`
+Layers = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_LAYERS)]
+#: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`
+SeqLen = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_SEQ_LEN)]
+#: a finite float (booleans, inf and nan refused)
+FiniteFloat = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_finite)]
+#: a finite float > 0
+PosFloat = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_finite), Field(gt=0)]
+#: a finite float >= 0
+NonNegFloat = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_finite), Field(ge=0)]
+
+
+def positive_count(x: float | None, name: str, *, upper: float | None = None) -> float | None:
+    """Check a parsed count (tokens, batch tokens): finite, > 0 and at most ``upper``; raises ``ValueError``."""
+    if x is None:
+        return None
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a positive number, got {x:g}")
+    if upper is not None and x > upper:
+        raise ValueError(f"{name} must be at most {upper:g}, got {x:g}")
+    return x
