@@ -65,7 +65,10 @@ class PlanAnswer:
         return self.search.best
 
     def to_dict(self) -> dict:
+        """``plan --json`` (``best`` nested) with the best plan's fields also at the top level, for the page."""
         out = self.search.to_dict()
+        if out.get("best"):
+            out = {**out["best"], **out}
         out.update(framework=self.framework, goodput=self.goodput, economics=self.economics,
                    validation_error=self.validation_error, flags=self.flags, assumptions=self.assumptions)
         if self.search.best is None:
