@@ -46,7 +46,7 @@ def test_deepseek_v3_stated_plan_fits():
         "training": {"tokens": "14.8T", "seq_len": 4096, "global_batch_seqs": 15360, "precision": "fp8",
                      "fp8_activations": "all"},
         "plan": {"tp": 1, "pp": 16, "ep": 64, "etp": 1, "cp": 1, "vpp": 1, "schedule": "dualpipe", "zero": 1,
-                 "micro_batch": 1, "recompute": "selective",
+                 "micro_batch": 1, "recompute": "selective", "node_limit": 4,
                  "recompute_modules": ["layernorm", "mla_up_proj", "moe_act"],
                  # 61 layers on 16 stages with the embedding / head ranks lighter (DualPipe puts both on rank 0)
                  "pipeline_split": "balanced"},
