@@ -14,6 +14,7 @@ from . import app
 def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenarios/S2.yaml)"),
                  all_: bool = typer.Option(False, "--all", help="run every scenarios/*.yaml"),
                  json_: bool = typer.Option(False, "--json", help="print a JSON list of results"),
+                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row per scenario (raw numbers)"),
                  jobs: int = typer.Option(0, "--jobs", help="processes for --all (0: one per CPU)"),
                  verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes"),
                  html: Path = typer.Option(None, "--html", help="also write one HTML report per scenario and "
@@ -28,12 +29,16 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
 
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
-    with progress_bar("scenarios", enabled=not (quiet or json_)):
+    with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
         if all_:
             results = run_all(scenarios_dir(), jobs=jobs or None)
         else:
             results = [run_file(file)]
-    if json_:
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows([{k: v for k, v in r.items() if k != "traceback"} for r in results])
+    elif json_:
         print_json(results)
     else:
         for r in results:
