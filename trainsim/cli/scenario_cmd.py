@@ -1,6 +1,7 @@
-"""``trainsim scenario FILE`` / ``trainsim scenario --all [--json] [--html DIR]``: run seed-scenario files and print
-each claim, verdict, numbers with ranges, best plan and assumptions; ``--html DIR`` also writes one HTML report per
-scenario plus DIR/index.html."""
+"""``trainsim scenario FILE`` / ``trainsim scenario --all [--detail] [--json | --csv] [--html DIR]``: run
+seed-scenario files and print a one-screen summary first (claim, verdict, deciding assumption / headline number),
+then, with ``--detail`` (always for one FILE), each scenario's numbers with ranges, best plan and assumptions;
+``--html DIR`` also writes one HTML report per scenario plus DIR/index.html."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,9 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
                  csv_: bool = typer.Option(False, "--csv", help="print one CSV row per scenario (raw numbers)"),
                  jobs: int = typer.Option(0, "--jobs", help="processes for --all (0: one per CPU)"),
                  verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes"),
+                 detail: bool = typer.Option(False, "--detail", "-d", help="after the summary, every scenario's "
+                                                                           "numbers, tables, best plan and "
+                                                                           "assumptions (always on for one FILE)"),
                  html: Path = typer.Option(None, "--html", help="also write one HTML report per scenario and "
                                                                 "index.html into DIR"),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
@@ -40,11 +44,11 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
         print_rows([{k: v for k, v in r.items() if k != "traceback"} for r in results])
     elif json_:
         print_json(results)
-    else:
-        for r in results:
-            render_result(r, verbose=verbose)
-        if len(results) > 1:
-            render_summary(results)
+    else:   # the one-screen summary first; the details with --detail (or for a single FILE)
+        render_summary(results)
+        if detail or verbose or not all_:
+            for r in results:
+                render_result(r, verbose=verbose)
     if html is not None:
         import sys
 
