@@ -14,7 +14,7 @@ from pathlib import Path
 import trainsim
 
 HERE = Path(__file__).parent / "runs"
-CASES = ["longcat2-class-cm384x65.yaml", "deepseek-v3-h800x2048.yaml", "llama31-405b-h100x16384.yaml"]
+CASES = ["longcat2-class-cm384x65.yaml", "longcat2-class-cm384x65-64m.yaml", "deepseek-v3-h800x2048.yaml", "llama31-405b-h100x16384.yaml"]
 
 
 def main(repeats: int = 5) -> None:

@@ -107,7 +107,7 @@ def test_more_hbm_bandwidth_is_never_slower(tiny, bw, factor, batch):
 
 
 def test_search_respects_tpot_bound_and_memory(tiny):
-    s = ServeSetup(tiny, make_system(hbm=2e9), calib=default_calib().with_(buffer_bytes=0.0))
+    s = ServeSetup(tiny, make_system(hbm=2e9), calib=default_calib().with_(buffer_bytes=0.0, step_overhead_s=0.0))
     plans = plan_grid(s, [1, 2, 4])
     ev = evaluate_decode(s, plans, 4096, tpot_bound_s=2e-3)
     assert ev.best is not None
@@ -133,10 +133,13 @@ def test_validation_table_runs():
     from trainsim.inference.validate import error_table, summary
 
     rows = error_table()
-    assert len(rows) >= 8
+    assert len(rows) >= 30
     assert all(np.isfinite(r["error"]) for r in rows)
-    # the documented accuracy: every published point within a factor of two
-    assert summary(rows)["max_abs_error"] < 1.0
+    # the documented accuracy (README): median |error| within 15%; every published point within a factor of three
+    # (the known outliers are MLPerf v5.1 DeepSeek-R1 Offline, +146-165%, and DeepSeek's 24-hour production prefill)
+    sm = summary(rows)
+    assert sm["median_abs_error"] <= 0.15
+    assert sm["max_abs_error"] < 2.0
 
 
 def test_cli_infer_json():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from trainsim.errors import NoPlanError
 from trainsim.estimate import estimate
 from trainsim.spec import load_run, parse_run
 
@@ -19,15 +20,9 @@ RUNS = sorted((Path(__file__).resolve().parent.parent / "validation" / "runs").g
 
 # Runs the memory model still rejects, each with the reason (listed in the README and the closing note; a new
 # gap fails the test, a closed one turns the xfail into an error: strict).
-_TT = ("torchtitan's default selective activation checkpointing is op-level (save every other matmul output), not "
-       "a Megatron-Core module set: the model keeps 34 h bytes per token per layer and over-predicts the published "
-       "82.4 GiB peak")
 _AM = ("NeMo AutoModel (FSDP2 + EP): with ep = dp the expert optimizer states cannot shard further in the model "
        "(edp = 1), which puts the plan 1-20% over 80 GiB; how AutoModel shards expert states is not modelled")
 KNOWN_GAPS = {
-    "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile": _TT,
-    "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-eager": _TT,
-    "torchtitan-llama31-h100-8b-8gpu-fsdp-fp8-compile": _TT,
     "automodel-dsv3-h100-256-bf16": _AM,
     "automodel-kimi-k2-h100-256-bf16": _AM,
     "automodel-qwen3-30b-a3b-h100-8-bf16": _AM,
@@ -47,7 +42,7 @@ KNOWN_GAPS = {
 
 def test_deepseek_v3_stated_plan_fits():
     run = parse_run({
-        "model": "deepseek-v3", "system": "hgx-h800", "chips": 2048,
+        "model": "deepseek-v3", "system": "hgx-h800", "chips": 2048, "framework": "deepseek-hai-llm",
         "training": {"tokens": "14.8T", "seq_len": 4096, "global_batch_seqs": 15360, "precision": "fp8",
                      "fp8_activations": "all"},
         "plan": {"tp": 1, "pp": 16, "ep": 64, "etp": 1, "cp": 1, "vpp": 1, "schedule": "dualpipe", "zero": 1,
@@ -66,7 +61,7 @@ def test_deepseek_v3_stated_plan_fits():
 
 def test_llama3_405b_stated_plan_fits():
     run = parse_run({
-        "model": "llama-3.1-405b", "system": "dgx-h100", "chips": 16384,
+        "model": "llama-3.1-405b", "system": "dgx-h100", "chips": 16384, "framework": "meta-llama3",
         "training": {"seq_len": 8192, "global_batch_seqs": 2048, "precision": "bf16"},
         "plan": {"tp": 8, "pp": 16, "vpp": 4, "schedule": "interleaved", "cp": 1, "ep": 1, "etp": 1, "zero": 2,
                  "recompute": "none", "micro_batch": 1, "first_stage_layers": 7, "last_stage_layers": 7},
@@ -77,7 +72,7 @@ def test_llama3_405b_stated_plan_fits():
 
 def test_a_plan_that_does_not_fit_says_how_to_fix_it():
     run = parse_run({
-        "model": "deepseek-v3", "system": "hgx-h800", "chips": 2048,
+        "model": "deepseek-v3", "system": "hgx-h800", "chips": 2048, "framework": "deepseek-hai-llm",
         "training": {"seq_len": 4096, "global_batch_seqs": 15360, "precision": "fp8"},
         "plan": {"tp": 1, "pp": 16, "ep": 64, "etp": 1, "cp": 1, "vpp": 1, "schedule": "dualpipe", "zero": 1,
                  "micro_batch": 1, "recompute": "none"},
@@ -93,8 +88,13 @@ def test_a_plan_that_does_not_fit_says_how_to_fix_it():
 
 @pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in RUNS])
 def test_every_validation_run_fits_with_its_plan(path):
-    if path.stem in KNOWN_GAPS:
-        pytest.xfail(KNOWN_GAPS[path.stem])
     run = load_run(path)
+    if path.stem in KNOWN_GAPS:
+        try:
+            fits = estimate(run, advise=False).fits
+        except NoPlanError:
+            fits = False
+        assert not fits, f"known gap closed, remove {path.stem} from KNOWN_GAPS"
+        pytest.xfail(KNOWN_GAPS[path.stem])
     est = estimate(run, advise=False)   # a partial plan is completed by the search, which raises if nothing fits
     assert est.fits

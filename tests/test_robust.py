@@ -223,6 +223,7 @@ def test_report_refuses_to_overwrite_without_force(tmp_path):
 
 
 def test_sweep_refuses_to_replace_a_non_parquet_file(tmp_path):
+    pytest.importorskip("pyarrow")  # the [sweep] extra
     write(tmp_path, RUN)
     sw = write(tmp_path, {"base": "run.yaml", "axes": {"chips": [8, 16]}, "record": ["inputs", "time"]}, "sw.yaml")
     out = tmp_path / "notes.parquet"

@@ -51,12 +51,18 @@ def hourly_cost_recovery(price: float | None, power_w: float | None, life_years:
     return price / (life_years * HOURS_PER_YEAR) + power_w / 1000.0 * pue * usd_per_kwh
 
 
-def _catalog_source(system, name: str) -> str:
+def source_text(system, name: str) -> str | None:
+    """A system field's sources, confidence and note as one line (None when the catalog gives none)."""
     s = system.sources.get(name)
     if s is None:
-        return "not given in the catalog"
+        return None
     src = ", ".join(s.source) or "none"
-    return f"catalog systems.yaml {system.id}.{name}: {src} ({s.confidence}){': ' + s.note if s.note else ''}"
+    return f"{src} ({s.confidence}){': ' + s.note if s.note else ''}"
+
+
+def _catalog_source(system, name: str) -> str:
+    t = source_text(system, name)
+    return "not given in the catalog" if t is None else f"catalog systems.yaml {system.id}.{name}: {t}"
 
 
 def _assumption_source(a, key: str) -> str:

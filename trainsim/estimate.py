@@ -123,6 +123,8 @@ class Estimate:
     def tokens_per_s(self) -> float:
         """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
         return self.tokens_per_s_per_chip * self.used
+
+    @property
     def mfu_at_precision(self) -> float:
         """MFU against the dense peak of the precision the run uses (= ``mfu`` for BF16; for FP8 ``mfu`` x
         peak(BF16) / peak(FP8)); see :mod:`trainsim.sanity`."""
@@ -232,7 +234,7 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     if not is_complete(plan):
         from .search import search
 
-        res = search(run, fixed=plan, calib=calib, top=1)
+        res = search(run, fixed=plan, calib=calib, top=1, with_pareto=False)
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         return res.best

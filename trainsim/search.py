@@ -156,7 +156,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
-    n_fit, smallest = 0, np.inf
+    n_fit, smallest, best_so_far = 0, np.inf, np.inf
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
     rows = max(1, CHUNK // max(K, 1))
@@ -183,8 +183,11 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             loc = loc[np.isfinite(ps[loc])]
             cand_v.append(ps[loc])
             cand_i.append(loc + s * K)
+            best_so_far = min(best_so_far, float(ps[loc].min()))
             if with_pareto:
-                f_idx = np.nonzero(fits)[0]
+                # only plans within PARETO_SPAN of the best so far can be on the reported front (the global best
+                # is no slower), and a plan on the front of all plans is on the front of its chunk
+                f_idx = np.nonzero(ps <= PARETO_SPAN * best_so_far)[0]
                 pf = f_idx[_pareto(per_seq[f_idx], mem[f_idx])]
                 front_v.append(per_seq[pf])
                 front_m.append(mem[pf])

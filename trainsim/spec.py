@@ -81,7 +81,7 @@ class TrainingSpec(BaseModel):
 
 Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
 Recomp = Literal["none", "selective", "full"]
-RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe"]
+RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac"]
 
 
 class PlanSpec(BaseModel):

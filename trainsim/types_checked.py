@@ -43,8 +43,8 @@ MAX_ID_CHARS = 1000
 #: a catalog id or a file path
 IdStr = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
 
-#: an integer (booleans refused)
-Int = Annotated[int, BeforeValidator(_no_bool)]
+#: an integer (booleans refused) of at most :data:`MAX_DIM` in size (no later conversion to int64 can overflow)
+Int = Annotated[int, BeforeValidator(_no_bool), Field(ge=-MAX_DIM, le=MAX_DIM)]
 #: a positive integer up to :data:`MAX_DIM`
 PosInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)]
 #: a non-negative integer up to :data:`MAX_DIM`

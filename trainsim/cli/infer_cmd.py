@@ -29,7 +29,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
 
         from ..inference.validate import latency_bound_table
 
-        rows = error_table([spec] if spec else None)
+        rows = error_table([spec] if spec else None, ranges=True)
         lat = [] if spec else latency_bound_table()
         if csv_:
             from .csvopt import print_rows
@@ -59,15 +59,34 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
 
 
 @app.command("posttrain")
-def posttrain_cmd(spec: Path = typer.Argument(..., help="post-training spec YAML"),
+def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAML"),
                   json_: bool = typer.Option(False, "--json", help="print one JSON object"),
-                  csv_: bool = CSV) -> None:
+                  csv_: bool = CSV,
+                  validate: bool = typer.Option(False, "--validate",
+                                                help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
-    from ..posttrain.report import render_posttrain
+    from ..errors import TrainsimError
+    from ..posttrain.report import render_posttrain, render_rl_errors
     from ..posttrain.spec import load_posttrain
     from ..posttrain.timeline import evaluate
     from ..report.terminal import print_json
 
+    if validate:
+        from ..posttrain.validate import error_table, summary
+
+        rows = error_table([spec] if spec else None, ranges=True)
+        if csv_:
+            from .csvopt import print_rows
+
+            print_rows(rows)
+            return
+        if json_:
+            print_json({"rows": rows, "summary": summary(rows)})
+        else:
+            render_rl_errors(rows, summary(rows))
+        return
+    if spec is None:
+        raise TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
     res = evaluate(load_posttrain(spec))
     if csv_:
         from .csvopt import print_rows

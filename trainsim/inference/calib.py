@@ -1,9 +1,12 @@
 """Constants of the inference model, read from ``inference/data/inference.yaml`` (each with its source).
 
-Two are efficiency constants (``mem_eff``: fraction of HBM bandwidth reached by weight and KV-cache streaming;
-``gemm_eff``: fraction of the dense peak reached by compute-bound GEMMs); the rest describe components (attention
-kernel efficiency, collective efficiency, launch latency, two-micro-batch overlap, expert load imbalance, buffer
-memory). None is fitted to the published serving numbers the model is validated against.
+Four are fitted by ``scripts/calibrate_inference.py`` on the serving points of ``validation/inference/`` (L1 on log
+errors, leave-one-out table): ``mem_eff`` (fraction of HBM bandwidth reached by weight and KV-cache streaming),
+``gemm_eff`` (fraction of the dense peak reached by compute-bound GEMMs), ``a2a_eff`` (fraction of the collective
+line rate that expert-parallel dispatch/combine reaches: small messages, many peers) and ``step_overhead_s`` (host
+time per forward step: scheduling, sampling, launch gaps between CUDA graphs). The rest describe components
+(attention kernel efficiency, collective efficiency, launch latency, two-micro-batch overlap, expert load
+imbalance, buffer memory) and come from component measurements, each with its source.
 """
 from __future__ import annotations
 
@@ -27,6 +30,18 @@ class InferCalib:
     comm_overlap: float = 0.5
     expert_imbalance: float = 1.0
     buffer_bytes: float = 4e9
+    a2a_eff: float = 1.0
+    step_overhead_s: float = 0.0
+    #: per chip vendor (``vendor_key``): (vendor, mem_eff, gemm_eff) overriding the two efficiencies
+    vendor_eff: tuple = ()
+
+    def for_chip(self, chip: Chip) -> "InferCalib":
+        """These constants with the chip vendor's own efficiencies where the calibration fitted them."""
+        key = vendor_key(chip)
+        for v, mem, gemm in self.vendor_eff:
+            if v == key:
+                return replace(self, mem_eff=mem, gemm_eff=gemm, vendor_eff=())
+        return self
 
     def with_(self, **kw) -> "InferCalib":
         bad = set(kw) - {f.name for f in fields(self)}
@@ -42,13 +57,19 @@ def _doc() -> dict:
     return load_data(text) or {}
 
 
+def vendor_key(chip: Chip) -> str:
+    """Calibration group of a chip for the serving efficiencies: the vendor prefix of its id (nvidia, ascend, amd)."""
+    return chip.id.split("-")[0]
+
+
 @lru_cache(maxsize=1)
 def default_calib() -> InferCalib:
     kw = {}
     for name, entry in (_doc().get("constants") or {}).items():
         v = entry["value"]
         kw[name] = tuple(float(x) for x in v) if isinstance(v, list) else float(v)
-    return InferCalib().with_(**kw)
+    ve = tuple((k, float(e["mem_eff"]), float(e["gemm_eff"])) for k, e in (_doc().get("vendor_eff") or {}).items())
+    return InferCalib(vendor_eff=ve).with_(**kw)
 
 
 def constant_sources() -> dict[str, str]:

@@ -45,10 +45,12 @@ def render_infer(res: dict) -> None:
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
     c = console()
     t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
-    for col in ("deployment", "phase", "reported", "predicted", "error"):
-        t.add_column(col, justify="right" if col in ("reported", "predicted", "error") else "left")
+    for col in ("deployment", "phase", "reported", "predicted", "range", "error"):
+        t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left")
     for r in rows:
-        t.add_row(r["name"], r["phase"], f"{r['reported']:,.0f}", f"{r['predicted']:,.0f}", f"{r['error']:+.1%}")
+        rg = r.get("predicted_range")
+        t.add_row(r["name"], r["phase"], f"{r['reported']:,.0f}", f"{r['predicted']:,.0f}",
+                  f"{rg[0]:,.0f}-{rg[1]:,.0f}" if rg else "", f"{r['error']:+.1%}")
     c.print(t)
     if summ.get("points"):
         c.print(f"{summ['points']} points: median |error| {summ['median_abs_error']:.1%}, "

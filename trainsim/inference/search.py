@@ -2,8 +2,8 @@
 
 Candidates: chips per instance (given, or powers of two and multiples of the scale-up domain up to the cluster),
 tp a power of two inside one scale-up domain, pp a power of two (at most 16, never more than the layers), ep a
-divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip; prefill: prompt
-tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
+divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip, fractions for wide
+tensor-parallel instances that hold fewer sequences than chips; prefill: prompt tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
 and it meets the latency bound (decode: time per output token; prefill: time to first token). The best is the one
 with the most tokens/s per chip; ties go to the lower latency.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from .setup import ServeSetup
 from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step_time, weight_bytes_per_chip)
 
-DECODE_BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
+DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
 PREFILL_TOKENS_GRID = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
@@ -112,11 +112,18 @@ def _pick(tps, lat, ok) -> int | None:
 
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                    memory_context=None) -> Evaluated:
+                    memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
     """Decode candidates: plans x batch grid (or the given batch).
 
     ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
     longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
+    ``hbm_fraction``: share of HBM the server may use (vLLM ``gpu_memory_utilization``; colocated RL leaves the
+    rest to the trainer), so the KV cache -- and the batch -- is capped by what is left after the weights.
+    ``prefill_s_per_seq_chip``: aggregated serving (prefill and decode on the same chips, chunked prefill):
+    ``input_len / (output_len x prefill tokens/s/chip)``. In steady state ``B / output_len`` requests finish -- and
+    as many prompts are prefilled -- per decode step, so the time between a sequence's tokens becomes
+    ``TPOT + B x input_len / (output_len x prefill rate x chips)`` (Sarathi-Serve, OSDI'24: prefill chunks
+    stall decodes); the latency bound applies to that.
     """
     if batch_per_instance is not None:
         p, b = _expand(plans, [1.0])
@@ -132,10 +139,12 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     rnd, br = step_time(s, p, b, context, "decode")
     tpot = rnd / s.tokens_per_step
     tps = b / tpot / p.chips
+    if prefill_s_per_seq_chip is not None:
+        tpot = tpot + b * float(prefill_s_per_seq_chip) / p.chips
     w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
-    fits = tot <= s.chip.hbm_bytes
+    fits = tot <= s.chip.hbm_bytes * hbm_fraction
     ok = fits & (b >= p.pp * p.dp - 1e-9)
     if tpot_bound_s is not None:
         ok &= tpot <= tpot_bound_s * (1 + 1e-9)

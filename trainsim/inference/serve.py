@@ -64,20 +64,32 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
 
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
-              mtp=None, calib: InferCalib | None = None) -> ServeSetup:
+              mtp=None, calib: InferCalib | None = None, expert_precision: str | None = None) -> ServeSetup:
+    c = (calib or default_calib()).for_chip(system.chip)
     return ServeSetup(arch, system, precision, kv_precision, mtp.draft_tokens if mtp else 0,
-                      mtp.acceptance if mtp else 0.0, calib or default_calib())
+                      mtp.acceptance if mtp else 0.0, c, expert_precision)
+
+
+def aggregate_output_rate(input_len: float, output_len: float, prefill_tps: float, decode_tps: float) -> float:
+    """Generated tokens/s per chip when prefill and decode share the chips (aggregated serving, MLPerf Offline).
+
+    One request costs ``input_len / prefill_tps + output_len / decode_tps`` chip-seconds (prefill and decode
+    interleave on the same chips: vLLM/SGLang continuous batching, chunked prefill), so the output rate per chip is
+    ``output_len`` over that. Orca (OSDI'22) iteration-level scheduling; Sarathi-Serve (OSDI'24) chunked prefill.
+    """
+    return output_len / (input_len / prefill_tps + output_len / decode_tps)
 
 
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
                 batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                memory_context=None) -> Evaluated:
+                memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
     """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
     plans = plan_grid(s, sizes, fixed)
     return evaluate_decode(s, plans, context, batch_per_chip=batch_per_chip, batch_per_instance=batch_per_instance,
                            tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
-                           max_batch_per_chip=max_batch_per_chip, memory_context=memory_context)
+                           max_batch_per_chip=max_batch_per_chip, memory_context=memory_context,
+                           hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip)
 
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
@@ -91,7 +103,9 @@ def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, f
 def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
     """Everything ``trainsim infer`` reports for one serving spec."""
     sp = sv.serving
-    s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib)
+    if sp.expert_imbalance is not None:
+        calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
+    s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib, sp.expert_precision)
     from ..catalog.load import require_usable
 
     require_usable(sv.system.chip)
@@ -106,22 +120,10 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         "hbm_bandwidth_bytes_per_s": sv.system.chip.hbm_bw, "hbm_bytes": sv.system.chip.hbm_bytes,
         "kv_cache_bytes_per_token": per_tok,
         "kv_cache_bytes_per_sequence": float(kv_bytes_per_sequence(sv.arch, ctx, s.kv_bytes)),
+        "expert_precision": s.expert_prec,
         "input_len": sp.input_len, "output_len": sp.output_len, "decode_context_len": ctx,
         "mtp": sp.mtp.model_dump() if sp.mtp else None,
     }
-    if sp.phase in ("decode", "both"):
-        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
-        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
-                         batch_per_instance=sp.batch, tpot_bound_s=tpot)
-        if ev.best is None:
-            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
-        d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
-        d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
-        d["tpot_bound_s"] = tpot
-        d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
-                            "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
-                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
-        out["decode"] = d
     if sp.phase in ("prefill", "both"):
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
         ev = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
@@ -132,6 +134,27 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         d["prompt_tokens_per_chip"] = d["prompts_per_instance"] * sp.input_len / d["plan"]["chips"]
         d["ttft_bound_s"] = ttft
         out["prefill"] = d
+    if sp.phase in ("decode", "both"):
+        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        inter = None
+        if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
+            inter = sp.input_len / (sp.output_len * out["prefill"]["tokens_per_s_per_chip"])
+        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
+                         batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch,
+                         prefill_s_per_seq_chip=inter)
+        if ev.best is None:
+            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
+        d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
+        d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
+        d["tpot_bound_s"] = tpot
+        d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
+                            "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
+                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
+        out["decode"] = d
+    if sp.phase == "both":
+        out["aggregate"] = {"output_tokens_per_s_per_chip": aggregate_output_rate(
+            sp.input_len, sp.output_len, out["prefill"]["tokens_per_s_per_chip"],
+            out["decode"]["tokens_per_s_per_chip"])}
     if sv.reported is not None:
         r = sv.reported
         rep = r.model_dump()
@@ -141,10 +164,13 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         if r.prefill_tokens_per_s_per_chip and "prefill" in out:
             err["prefill_tokens_per_s_per_chip"] = (out["prefill"]["tokens_per_s_per_chip"]
                                                     / r.prefill_tokens_per_s_per_chip - 1)
+        if r.output_tokens_per_s_per_chip and "aggregate" in out:
+            err["output_tokens_per_s_per_chip"] = (out["aggregate"]["output_tokens_per_s_per_chip"]
+                                                   / r.output_tokens_per_s_per_chip - 1)
         if r.tpot_ms and "decode" in out:
             err["tpot"] = out["decode"]["tpot_s"] * 1e3 / r.tpot_ms - 1
         out["reported"] = rep
         out["error"] = err
-    out["constants"] = {k: v for k, v in (calib or default_calib()).__dict__.items()}
+    out["constants"] = {k: v for k, v in s.calib.__dict__.items()}
     out["constant_sources"] = constant_sources()
     return out

@@ -8,8 +8,13 @@ from ..errors import TrainsimError
 from ..model.arch import Arch
 from .calib import InferCalib, default_calib, int8_peak
 
-PRECISIONS = ("bf16", "fp8", "int8")
-BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+PRECISIONS = ("bf16", "fp8", "int8", "fp4")
+#: bytes per weight (or cached element). FP4 is NVFP4/MXFP4: 4-bit values plus one 8-bit scale per 16-element block
+#: (NVFP4, NVIDIA Blackwell tuning guide; MXFP4 uses 32-element blocks, 0.53 B) -> 0.5 + 1/16 = 0.5625 B.
+BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5625}
+#: bytes per activation fed to a GEMM or dispatched to experts: FP4 GEMMs quantise activations on the fly but
+#: token dispatch stays FP8 (DeepEP low-latency dispatch; SGLang GB200 part II), so FP4 activations count 1 byte.
+ACT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 1.0}
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,12 @@ class ServeSetup:
     mtp_draft: int = 0
     mtp_accept: float = 0.0
     calib: InferCalib = field(default_factory=default_calib)
+    expert_precision: str | None = None
 
     def __post_init__(self):
-        for name in ("precision", "kv_precision"):
+        for name in ("precision", "kv_precision", "expert_precision"):
+            if name == "expert_precision" and self.expert_precision is None:
+                continue
             if getattr(self, name) not in PRECISIONS:
                 raise TrainsimError(f"expected one of {', '.join(PRECISIONS)}, got {getattr(self, name)!r}",
                                     field=name)
@@ -46,7 +54,20 @@ class ServeSetup:
 
     @property
     def act_bytes(self) -> float:
-        return BYTES[self.precision]
+        return ACT_BYTES[self.precision]
+
+    @property
+    def expert_prec(self) -> str:
+        """Numerics of the routed experts (e.g. NVFP4 MoE with FP8 attention); default: ``precision``."""
+        return self.expert_precision or self.precision
+
+    @property
+    def expert_w_bytes(self) -> float:
+        return BYTES[self.expert_prec]
+
+    @property
+    def expert_gemm_peak(self) -> float:
+        return _peak(self.chip, self.expert_prec)
 
     @property
     def kv_bytes(self) -> float:
@@ -54,10 +75,9 @@ class ServeSetup:
 
     @property
     def gemm_peak(self) -> float:
-        """Dense rate of the GEMMs: BF16, FP8 (BF16 rate on chips without FP8) or INT8 (see calib.int8_peak)."""
-        if self.precision == "int8":
-            return int8_peak(self.chip)[0]
-        return self.chip.flops(self.precision)
+        """Dense rate of the GEMMs: BF16, FP8, FP4 (each falling back to the next wider rate the chip has) or INT8
+        (see calib.int8_peak)."""
+        return _peak(self.chip, self.precision)
 
     @property
     def attn_peak(self) -> float:
@@ -74,4 +94,17 @@ class ServeSetup:
             return int8_peak(self.chip)[1]
         if self.precision == "fp8" and not self.chip.peak_flops.get("fp8"):
             return "chip has no FP8 rate: BF16 rate (FP8 weights still halve the bytes)"
+        if self.precision == "fp4" and not self.chip.peak_flops.get("fp4"):
+            return "chip has no FP4 rate: its FP8 (or BF16) rate (FP4 weights still cut the bytes)"
         return f"chip {self.precision.upper()} dense rate"
+
+
+def _peak(chip, precision: str) -> float:
+    """Dense GEMM rate at ``precision``: INT8 from calib.int8_peak; FP4 -> FP8 -> BF16 fallback (a chip without FP4
+    tensor cores dequantises FP4 weights and runs at its 8-bit or 16-bit rate)."""
+    if precision == "int8":
+        return int8_peak(chip)[0]
+    for p in {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16")}.get(precision, (precision,)):
+        if chip.peak_flops.get(p):
+            return chip.peak_flops[p]
+    return chip.flops("bf16")

@@ -15,19 +15,28 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
                                        #   (default input_len + output_len / 2, the mean over a request)
       batch_per_chip: 96               # decode sequences per chip, or `batch:` per instance; absent -> searched
       prefill_tokens_per_chip: 16384   # prompt tokens per chip per prefill round; absent -> searched
-      precision: int8                  # bf16 | fp8 | int8: weights and GEMM inputs (W8A8)
-      kv_precision: bf16               # bf16 | fp8 | int8
+      precision: int8                  # bf16 | fp8 | int8 | fp4: weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
+      expert_precision: fp4            # optional: routed experts' numerics when they differ (NVFP4 MoE)
+      kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
       mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
+      expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
+      max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
+                                       #   max_num_seqs, default 256; SGLang --max-running-requests)
     latency:                           # optional bounds the searched plan must meet
       tpot_ms: 50                      # time per output token
       ttft_ms: 2000                    # time to first token (one prefill round)
     plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
+    uncertain: {input_len: [200, 400]} # optional: inputs the source leaves open, as [low, high]; the validation
+                                       #   table reports the predicted range (one input at a time)
     reported:                          # only for published deployments (validation)
       decode_tokens_per_s_per_chip: 1943
       prefill_tokens_per_s_per_chip: null
+      output_tokens_per_s_per_chip: null   # aggregated serving (phase both: prefill and decode on the same
+                                           #   chips, e.g. MLPerf Offline): generated tokens/s per chip
       tpot_ms: 49.4
       ttft_ms: null
       source: "arXiv 2506.12708 v3 Table 3"
+      stack: "CloudMatrix-Infer (vendor stack), 2025-06"   # serving stack and version
       notes: "..."
 """
 from __future__ import annotations
@@ -60,9 +69,12 @@ class ServingPart(BaseModel):
     batch_per_chip: float | None = Field(None, gt=0)
     batch: int | None = Field(None, gt=0)
     prefill_tokens_per_chip: float | None = Field(None, gt=0)
-    precision: Literal["bf16", "fp8", "int8"] = "bf16"
-    kv_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    expert_precision: Literal["bf16", "fp8", "int8", "fp4"] | None = None
+    kv_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     mtp: MTPSpec | None = None
+    expert_imbalance: float | None = Field(None, ge=1.0)
+    max_batch: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_batch(self):
@@ -93,15 +105,21 @@ class ServeReported(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decode_tokens_per_s_per_chip: float | None = None
     prefill_tokens_per_s_per_chip: float | None = None
+    output_tokens_per_s_per_chip: float | None = None
     tpot_ms: float | None = None
     ttft_ms: float | None = None
     source: str = ""
+    stack: str = ""
     notes: str = ""
+
+
+UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance")
 
 
 class ServingFile(SpecHead):
     chips: int | None = Field(None, gt=0)
     serving: ServingPart
+    uncertain: dict[str, tuple[float, float]] = {}
     latency: LatencyPart = LatencyPart()
     plan: ServePlanPart = ServePlanPart()
     reported: ServeReported | None = None
@@ -121,6 +139,7 @@ class Serving:
     plan: ServePlanPart
     reported: ServeReported | None
     path: Path | None = None
+    uncertain: dict = None  # serving field -> (low, high): inputs the source does not pin down
 
 
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
@@ -139,8 +158,15 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
             raise TrainsimError(f"dp {p.dp} x tp {tp} x pp {pp} != chips {spec.chips}", field="plan.dp", where=where)
+    for k, (lo, hi) in spec.uncertain.items():
+        if k not in UNCERTAIN_FIELDS:
+            raise TrainsimError(f"uncertain: unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
+                                field=f"uncertain.{k}", where=where)
+        if not 0 < lo <= hi:
+            raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
+                                where=where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
-                   latency=spec.latency, plan=spec.plan, reported=spec.reported)
+                   latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
 
 def load_serving(path: str | Path) -> Serving:

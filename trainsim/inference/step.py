@@ -22,9 +22,15 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   (DeepEP low-latency kernels: every copy over the network), prefill deduplicates per scale-up domain (DeepEP
   normal kernels: one copy per remote domain, fanned out inside); pipeline sends between stages.
 * Overlap: two micro-batches hide ``comm_overlap x min(compute, communication)`` per layer.
+* Expert-parallel all-to-all runs at ``a2a_eff`` x the collective efficiency of each level: dispatch and combine
+  move many small messages to many peers and reach a fraction of line rate (CloudMatrix384 measures 54-131 GB/s
+  per rank on UB, arXiv 2506.12708 sec. 4; DeepEP low-latency kernels report 46-77 GB/s on 50 GB/s RDMA).
+* Per-step host overhead: every forward round pays ``step_overhead_s`` (scheduler, sampling, launch gaps; vLLM and
+  SGLang run decode as CUDA graphs to keep it small: vLLM docs "CUDA Graphs", SGLang "--cuda-graph-max-bs").
 
 A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
-``TPOT = pp x stage_time / (1 + draft x acceptance)`` and decode tokens/s/chip = ``batch / TPOT / chips``.
+``TPOT = (pp x stage_time + step_overhead_s) / (1 + draft x acceptance)`` and decode tokens/s/chip =
+``batch / TPOT / chips``.
 A prefill round processes the batch's prompts; tokens/s/chip = prompt tokens / round / chips; TTFT = round.
 """
 from __future__ import annotations
@@ -114,8 +120,8 @@ def _expert_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, T):
         if mat.group != "expert":
             continue
         kk, nn = sharded_shape(mat, p.etp)
-        per_expert = per_expert + gemm_time(m_hit, nn, kk, s.gemm_peak, c.gemm_eff, s.chip.hbm_bw, c.mem_eff,
-                                            s.w_bytes, 0.0)
+        per_expert = per_expert + gemm_time(m_hit, nn, kk, s.expert_gemm_peak, c.gemm_eff, s.chip.hbm_bw,
+                                            c.mem_eff, s.expert_w_bytes, 0.0)
     n_mats = sum(1 for m in lk.matrices if m.group == "expert")
     return (e_loc * p_hit * per_expert * c.expert_imbalance + n_mats * c.gemm_latency_s)
 
@@ -181,7 +187,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     n = p.stage_chips
     ni = n.astype(np.int64)
     one = np.ones_like(ni)
-    eff = s.calib.coll_eff
+    eff = tuple(e * s.calib.a2a_eff for e in s.calib.coll_eff)
     if not dedup:
         tt = (all_to_all_time(tok * k * h * s.act_bytes, ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
@@ -261,8 +267,10 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
                                       s.calib.coll_eff), 0.0)
     stage = stage + head + mtp + ppc
     parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})
-    rnd = p.pp * stage
-    return rnd, {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
+    rnd = p.pp * stage + s.calib.step_overhead_s
+    out = {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
+    out["step_overhead"] = np.full_like(np.asarray(rnd, dtype=np.float64), s.calib.step_overhead_s)
+    return rnd, out
 
 
 # ---------------------------------------------------------------- memory
@@ -288,7 +296,7 @@ def _layer_weight_bytes(lk: LayerKind, s: ServeSetup, p: ServePlans, expert_shar
     counted (held or read), placement by :func:`trainsim.parallel.sharding.layer_params`."""
     lp = layer_params(lk)
     return (lp.tp_split / p.tp * s.w_bytes + lp.replicated * s.w_bytes + lp.router * HEAD_BYTES
-            + lp.expert * expert_share / p.etp * s.w_bytes + lp.vector * 2.0)
+            + lp.expert * expert_share / p.etp * s.expert_w_bytes + lp.vector * 2.0)
 
 
 def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):

@@ -9,19 +9,44 @@ from __future__ import annotations
 from pathlib import Path
 from statistics import median
 
+from ..errors import TrainsimError
 from .serve import infer
 from .spec import load_serving
 
 METRICS = (("decode", "decode_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
-           ("prefill", "prefill_tokens_per_s_per_chip", "tokens_per_s_per_chip"))
+           ("prefill", "prefill_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
+           ("aggregate", "output_tokens_per_s_per_chip", "output_tokens_per_s_per_chip"))
 
 
 def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "validation" / "inference"
 
 
-def error_table(paths=None, calib=None) -> list[dict]:
-    """One row per (spec, metric): name, phase, reported, predicted, error, source."""
+def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float] | None:
+    """Lowest and highest prediction of one metric as each ``uncertain`` input moves to its low and high end."""
+    from dataclasses import replace
+
+    if not sv.uncertain:
+        return None
+    vals = []
+    for k, ends in sv.uncertain.items():
+        for v in ends:
+            v = int(round(v)) if k in ("input_len", "output_len", "context_len") else float(v)
+            alt = replace(sv, serving=sv.serving.model_copy(update={k: v}))
+            if k == "batch_per_chip":
+                alt = replace(alt, serving=alt.serving.model_copy(update={"batch": None}))
+            try:
+                res = infer(alt, calib)
+            except Exception:  # noqa: BLE001 - an end of the range with no plan just widens nothing
+                continue
+            if pred_key[0] in res:
+                vals.append(res[pred_key[0]][pred_key[1]])
+    return (min(vals), max(vals)) if vals else None
+
+
+def error_table(paths=None, calib=None, ranges: bool = False) -> list[dict]:
+    """One row per (spec, metric): name, phase, reported, predicted, error, source (``ranges``: also the
+    predicted range over the spec's ``uncertain`` inputs)."""
     if paths is None:
         paths = sorted(default_dir().glob("*.yaml"))
     rows = []
@@ -37,7 +62,10 @@ def error_table(paths=None, calib=None) -> list[dict]:
                 rows.append({"name": sv.name, "file": Path(path).name, "phase": phase, "metric": rep_key,
                              "reported": rep, "predicted": pred, "error": pred / rep - 1.0,
                              "predicted_latency_s": res[phase].get("tpot_s", res[phase].get("ttft_s")),
-                             "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source})
+                             "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source,
+                             "stack": sv.reported.stack, "model": sv.arch.name, "chip": sv.system.chip.id,
+                             "moe": sv.arch.is_moe,
+                             "predicted_range": predicted_range(sv, calib, (phase, pred_key)) if ranges else None})
     return rows
 
 
@@ -69,9 +97,14 @@ def latency_bound_table(folder=None, calib=None) -> list[dict]:
         pub_batch = sv.serving.batch_per_chip
         sv = replace(sv, serving=sv.serving.model_copy(update={"batch_per_chip": None, "batch": None}),
                      latency=sv.latency.model_copy(update={"tpot_ms": slo_ms}))
-        res = infer(sv, calib)
-        d = res["decode"]
         rep = sv.reported.decode_tokens_per_s_per_chip
+        try:
+            d = infer(sv, calib)["decode"]
+        except TrainsimError as exc:   # the model cannot meet the bound at all: a row saying so, not a crash
+            rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
+                         "predicted": 0.0, "predicted_batch_per_chip": 0.0, "predicted_tpot_ms": None,
+                         "error": -1.0, "why": str(exc)})
+            continue
         rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
                      "predicted": d["tokens_per_s_per_chip"], "predicted_batch_per_chip": d["batch_per_chip"],
                      "predicted_tpot_ms": d["tpot_s"] * 1e3, "error": d["tokens_per_s_per_chip"] / rep - 1.0})

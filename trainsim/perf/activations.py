@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from ..model.arch import LayerKind
 
-MODULES = ("core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe")
+MODULES = ("core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac")
 
 _MLP_GROUPS = ("mlp", "expert", "shared_expert", "router")
 
@@ -115,6 +115,17 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
 def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = ()) -> float:
     """Bytes per token kept when the selective-recompute ``modules`` are recomputed (none: everything)."""
     return float(sum(t.bytes_per_token for t in tensors if not set(t.dropped_by) & set(modules)))
+
+
+def op_sac_bytes_per_token(lk: LayerKind, hidden: int) -> float:
+    """torchtitan's op-level selective activation checkpointing (``activation_checkpoint.mode = "selective"``,
+    ``selective_ac_option = "op"``; torchtitan/models/llama3/infra/parallelize.py ``_save_list``): a layer keeps its
+    input (2 h), the attention kernel's output (H d_v x 2) and the output of every other matmul (the policy saves
+    ``aten.mm`` results alternately); everything else is recomputed. Per token: 2 h + 2 H d_v + half the matmul
+    outputs in BF16 (routed experts x active)."""
+    mm_out = sum(m.n * (m.active if m.group == "expert" else 1.0) for m in lk.matrices if m.group != "router")
+    o_in = sum(m.k for m in lk.matrices if m.name == "o")
+    return 2.0 * hidden + 2.0 * o_in + 0.5 * 2.0 * mm_out
 
 
 def layer_input_bytes_per_token(hidden: int) -> float:

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.sharding import layer_params
-from .activations import activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token
+from .activations import (activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
+                          op_sac_bytes_per_token)
 from .context import StepContext
 from .pipeline import SCHED_DUALPIPE, microbatches_in_flight
 
@@ -34,7 +35,10 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
     full recompute is applied per stage by :func:`stage_activation_bytes`). ``full`` is the no-recompute size."""
     ts = _tensors(lk, ctx)
     full = kept_bytes_per_token(ts) * tokens / p.tp
-    sel = kept_bytes_per_token(ts, ctx.recompute.modules) * tokens / p.tp
+    if "op_sac" in ctx.recompute.modules:
+        sel = op_sac_bytes_per_token(lk, ctx.arch.hidden) * tokens / p.tp
+    else:
+        sel = kept_bytes_per_token(ts, ctx.recompute.modules) * tokens / p.tp
     only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 

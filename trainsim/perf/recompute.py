@@ -10,7 +10,8 @@ the named sub-modules and runs their forward again before their backward:
 * ``mlp``: the dense MLP (its GEMMs and activation function);
 * ``moe_act``: the routed experts' activation function;
 * ``shared_experts``: the shared experts' GEMMs and activation function;
-* ``moe``: the whole MoE layer (router, dispatch and combine all-to-all, experts, shared experts).
+* ``moe``: the whole MoE layer (router, dispatch and combine all-to-all, experts, shared experts);
+* ``op_sac`` (torchtitan's op-level selective checkpointing): every other matmul and every memory-bound kernel.
 
 What each module frees is in :mod:`trainsim.perf.activations`; full recompute reruns the whole layer forward
 (:mod:`trainsim.perf.step`).
@@ -23,7 +24,8 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
-from .compute import NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, layer_gemm_fwd
+from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd,
+                      layer_gemm_fwd)
 from .context import StepContext
 
 
@@ -43,6 +45,8 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules:
     t = 0.0
     mods = set(modules)
     h = ctx.arch.hidden
+    if "op_sac" in mods:
+        return 0.5 * layer_gemm_fwd(lk, ctx, p, tokens) + elementwise_fwd(lk, ctx, p, tokens)
     if "core_attn" in mods:
         t = t + attention_fwd(lk, ctx, p, tokens)
     if "layernorm" in mods:

@@ -63,25 +63,35 @@ class RolloutTime:
 
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
-                 rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0) -> RolloutTime:
-    """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``."""
+                 rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
+                 hbm_fraction: float = 1.0) -> RolloutTime:
+    """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
+
+    ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
+    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use."""
     def compute():
         s = setup_for(arch, system, precision, "bf16")
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
-        ev = best_decode(s, ctx, max_chips=max_inst, max_batch_per_chip=max(sequences / chips, 1e-9),
-                         memory_context=prompt_len + rollout_len * tail_factor)
+        kw = {}
+        if instance_chips:
+            kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
+        else:
+            kw = {"max_chips": max_inst}
+        ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
+                         memory_context=prompt_len + rollout_len * tail_factor, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
                                 f"{max_inst} chips", field="student")
         i = ev.best
         dec_tps = float(ev.tokens_per_s_per_chip[i])
-        evp = best_prefill(s, prompt_len, max_chips=max_inst)
+        evp = best_prefill(s, prompt_len, **kw)
         pre_tps = float(evp.tokens_per_s_per_chip[evp.best]) if evp.best is not None else float("nan")
         return dec_tps, pre_tps, ev.plans.row(i), float(ev.batch[i] / ev.plans.chips[i]), float(ev.latency_s[i])
 
     dec_tps, pre_tps, plan, bpc, tpot = _cached(_key("rollout", arch, system, chips, sequences, prompt_len,
-                                                      rollout_len, precision, tail_factor), compute)
+                                                      rollout_len, precision, tail_factor, instance_chips,
+                                                      hbm_fraction), compute)
     decode_s = sequences * rollout_len / (dec_tps * chips) * tail_factor
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
@@ -115,22 +125,27 @@ class TrainTime:
 
 
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
-               extra_forward_passes: float = 1.0) -> TrainTime:
-    """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes."""
+               extra_forward_passes: float = 1.0, plan: dict | None = None) -> TrainTime:
+    """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
+    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched)."""
     def compute():
         from .. import estimate
         from ..spec import PlanSpec, Run, TrainingSpec
 
+        # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
+        # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
+        padded = -(-int(seq_len) // 64) * 64
         run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                  training=TrainingSpec(seq_len=seq_len, global_batch_seqs=max(int(sequences), 1),
+                  training=TrainingSpec(seq_len=padded, global_batch_seqs=max(int(sequences), 1),
                                         precision=precision),
-                  plan=PlanSpec(), reported=None)
+                  plan=PlanSpec(**(plan or {})), reported=None)
         est = estimate(run)
         return est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan)
 
-    step, tps, mfu, plan = _cached(_key("train", arch, system, chips, int(sequences), seq_len, precision), compute)
+    step, tps, mfu, used = _cached(_key("train", arch, system, chips, int(sequences), seq_len, precision,
+                                        repr(sorted((plan or {}).items()))), compute)
     fwd = extra_forward_passes * step / 3.0
-    return TrainTime(step + fwd, step, fwd, tps, mfu, plan)
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used)
 
 
 def weight_bytes(arch: Arch, precision: str) -> float:
@@ -139,13 +154,22 @@ def weight_bytes(arch: Arch, precision: str) -> float:
 
 
 def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int, dst_chips: int,
-                              eff: float = 0.85) -> float:
-    """Weights from the trainer's chips to the rollout chips inside one cluster: every source chip sends its shard
-    over its scale-out link in parallel (RDMA point-to-point, as Perplexity's 1.3 s Kimi-K2 update), bounded by the
-    slower side: size / (min(src, dst) x per-chip scale-out bandwidth)."""
+                              eff: float = 0.85, instance_chips: int | None = None) -> float:
+    """Weights from the trainer's chips to the rollout chips inside one cluster (refit).
+
+    Every rollout server (``instance_chips`` chips, tensor-parallel) needs a full copy, so each destination chip
+    receives ``size / instance_chips`` and the sources send ``size x servers`` in all, ``servers = dst /
+    instance``; every chip moves its share over its scale-out link in parallel (RDMA point-to-point, as
+    Perplexity's 1.3 s Kimi-K2 update; NeMo RL's NCCL reshard refit moves DeepSeek-V3 BF16 PP16xEP16 -> TP32 in
+    2.4-2.8 s on H100, docs/design-docs/nccl-reshard-refit.md). Without ``instance_chips``: one copy in all."""
     lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    n = max(min(src_chips, dst_chips), 1)
-    return size_bytes / (n * lv.bw * eff) + lv.latency_s
+    inst = max(int(instance_chips or dst_chips), 1)
+    servers = max(dst_chips / inst, 1.0)
+    per_dst = size_bytes / inst
+    per_src = size_bytes * servers / max(src_chips, 1)
+    if instance_chips is None:
+        per_dst = per_src = size_bytes / max(min(src_chips, dst_chips), 1)
+    return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
 
 
 def clear_cache() -> None:

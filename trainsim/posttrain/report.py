@@ -22,9 +22,37 @@ def render_posttrain(res: dict) -> None:
         where = p.get("cluster") or p.get("link", "")
         t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", _bytes(p["bytes"]) if p.get("bytes") else "")
     c.print(t)
+    stages: dict[str, float] = {}
+    for p in res["phases"]:
+        key = "WAN" if p.get("link") else p["stage"]
+        stages[key] = stages.get(key, 0.0) + p["seconds"]
+    names = {"weights": "refit", "rollout": "generation", "scoring": "teacher scoring", "logprobs": "log-probs",
+             "train": "training"}
+    c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
             f"{res['steps']} steps -> {res['wall_time_h']:.2f} h")
     c.print("utilisation: " + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
     if res["wan_bytes_per_step"]:
         c.print("WAN per step: " + ", ".join(f"{k} {_bytes(v)}" for k, v in res["wan_bytes_per_step"].items())
                 + f"; {res['wan_bytes_per_generated_token']:.1f} B per generated token; total {_bytes(res['wan_bytes_total'])}")
+
+
+def render_rl_errors(rows: list[dict], summ: dict) -> None:
+    """The whole-step check: published vs predicted RL step time, with the predicted timeline per stage."""
+    c = console()
+    t = Table(title="post-training model vs published RL step times (seconds per step)")
+    for col in ("run", "mode", "reported", "predicted", "error", "refit", "generation", "log-probs", "training"):
+        t.add_column(col, justify="left" if col in ("run", "mode") else "right")
+    for r in rows:
+        if r["error"] is None:
+            t.add_row(r["name"], "", f"{r['reported']:.1f}", "-", "no plan", "", "", "", "")
+            continue
+        st = r["stages_s"]
+        t.add_row(r["name"], r["mode"], f"{r['reported']:.1f}", f"{r['predicted']:.1f}", f"{r['error'] * 100:+.0f}%",
+                  f"{st.get('weights', 0):.1f}", f"{st.get('rollout', 0):.1f}", f"{st.get('logprobs', 0):.1f}",
+                  f"{st.get('train', 0):.1f}")
+    c.print(t)
+    if summ.get("points"):
+        c.print(f"{summ['points']} runs ({summ['failed']} without a plan): median |error| "
+                f"{summ['median_abs_error'] * 100:.1f}%, max {summ['max_abs_error'] * 100:.1f}%, mean signed "
+                f"{summ['mean_signed_error'] * 100:+.1f}%; {summ['within_20pct']} within 20%")

@@ -20,7 +20,11 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollouts: student                # student: all rollouts on rollout_cluster; teacher_clusters: each domain's
                                        #   rollouts are generated where its teacher lives (weights broadcast there)
       precision: bf16                  # training precision (bf16 | fp8)
-      rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8)
+      rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
+      rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
+      rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
+                                       #   `plan:` keys); absent -> searched
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
       - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5, precision: bf16}
       - {name: code, model: qwen3-30b-a3b, cluster: main, share: 0.5}
@@ -38,6 +42,9 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
+    reported:                          # only for published runs (validation/rl/): the measured step time
+      step_time_s: 134
+      source: "..."
 """
 from __future__ import annotations
 
@@ -92,7 +99,27 @@ class StudentPart(BaseModel):
     rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
     precision: Literal["bf16", "fp8"] = "bf16"
-    rollout_precision: Literal["bf16", "fp8", "int8"] = "bf16"
+    rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    rollout_tp: int | None = Field(None, gt=0)
+    rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    train_plan: dict[str, Any] | None = None
+
+    @field_validator("train_plan")
+    @classmethod
+    def _plan(cls, v):
+        if v is not None:
+            from ..spec import PlanSpec
+            PlanSpec.model_validate(v)
+        return v
+
+
+class RLReported(BaseModel):
+    """A published step time (validation/rl/): seconds per step, where from, on which stack."""
+    model_config = ConfigDict(extra="forbid")
+    step_time_s: float = Field(gt=0)
+    source: str = ""
+    stack: str = ""
+    notes: str = ""
 
 
 class TeacherPart(BaseModel):
@@ -149,6 +176,7 @@ class PostTrainFile(BaseModel):
     teachers: list[TeacherPart] = []
     step: StepPart
     notes: str | None = None
+    reported: RLReported | None = None
 
     @model_validator(mode="after")
     def _refs(self):
@@ -219,6 +247,7 @@ class PostTrain:
     step: StepPart
     path: Path | None = None
     meta: dict = field(default_factory=dict)
+    reported: RLReported | None = None
 
     @property
     def rollout_cluster(self) -> str:
@@ -277,7 +306,8 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
                              t.precision) for i, t in enumerate(spec.teachers))
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
-                     student_arch=student, student=spec.student, teachers=teachers, step=spec.step)
+                     student_arch=student, student=spec.student, teachers=teachers, step=spec.step,
+                     reported=spec.reported)
 
 
 def load_posttrain(path: str | Path) -> PostTrain:

@@ -1,7 +1,8 @@
 """One post-training step as phases on clusters and links, composed synchronously or asynchronously.
 
-Phases (seconds per step, :mod:`.phases`): weight sync -> rollout generation -> token ids to the teachers ->
-teacher scoring -> log-probs (and, for remote rollouts, the samples) to the trainer -> student update.
+Phases (seconds per step, :mod:`.phases`): weight sync (refit) -> rollout generation -> token ids to the teachers
+-> teacher scoring -> log-probs (and, for remote rollouts, the samples) to the trainer -> the student's own
+log-prob forward passes (old policy, reference) -> student update.
 
 What crosses a link per step (bytes, one direction each):
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from .phases import (intra_cluster_broadcast_s, rollout_time, scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
-STAGES = ("weights", "rollout", "to_teachers", "scoring", "to_trainer", "train")
+STAGES = ("weights", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
 ID_BYTES = 4.0
 LOGPROB_BYTES = 4.0
 TOPK_ENTRY_BYTES = 6.0     # 4 B token id + 2 B (BF16) value
@@ -104,18 +105,20 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     tail_f = st.tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
     for cl, chips, share, tname in _rollout_jobs(pt):
-        # weights to the rollout workers
+        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
+                         st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
+                         pt.student.rollout_memory_fraction)
+        # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
-            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips)
+            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
+                                            instance_chips=r.plan.get("chips"))
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes))
         else:
             ph = _transfer(pt, f"weights {tc} -> {cl}", "weights", tc, cl, wbytes)
             if ph:
                 out.append(ph)
-        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
-                         st.rollout_len, pt.student.rollout_precision, tail_f)
         out.append(Phase(f"rollout on {cl}" + (f" ({tname})" if tname else ""), "rollout", r.total_s, cluster=cl,
                          chips=chips, detail={"prefill_s": r.prefill_s, "decode_s": r.decode_s,
                                               "decode_tokens_per_s_per_chip": r.decode_tokens_per_s_per_chip,
@@ -147,8 +150,11 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         if ph:
             out.append(ph)
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes)
-    out.append(Phase(f"student update on {tc}", "train", tr.step_s, cluster=tc, chips=t_chips,
+                    st.extra_forward_passes, pt.student.train_plan)
+    if tr.forward_s > 0:
+        out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s,
+                         cluster=tc, chips=t_chips, detail={"forward_passes": st.extra_forward_passes}))
+    out.append(Phase(f"student update on {tc}", "train", tr.update_s, cluster=tc, chips=t_chips,
                      detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
                              "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan}))
     return out

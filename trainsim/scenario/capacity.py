@@ -150,12 +150,12 @@ def limits(res, days: float, a: Assumptions, gp) -> list[dict]:
     out.append({"limit": "network", "binding": cf > 0.25, "value": cf, "bound": 0.25,
                 "detail": f"exposed communication is {cf:.0%} of the step; groups cross: "
                           + ", ".join(f"{g}->{'/'.join(l)}" for g, l in crossed.items())})
-    b_tok = run.training.batch_seqs * run.training.seq_len
+    b_tok = est.run.training.batch_seqs * run.training.seq_len          # the batch the plan uses
     b_crit = critical_batch_tokens(flops, a)
     out.append({"limit": "batch", "binding": b_tok > 2.0 * b_crit, "value": b_tok, "bound": b_crit,
                 "detail": f"global batch {b_tok / 1e6:.1f}M tokens vs critical batch B_opt = 0.292 C^0.3271 = "
                           f"{b_crit / 1e6:.1f}M tokens (DeepSeek LLM, arXiv 2401.02954); dp x micro-batch "
-                          f"= {est.plan['dp'] * est.plan['micro_batch']:,} of {run.training.batch_seqs:,} sequences"})
+                          f"= {est.plan['dp'] * est.plan['micro_batch']:,} of {est.run.training.batch_seqs:,} sequences"})
     out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
                 "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
                           f"checkpoint {gp.checkpoint_s:.0f} s every {gp.interval_s / 60:.1f} min, "

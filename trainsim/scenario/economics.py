@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 
-from ..cost import HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery  # noqa: F401 (re-exported)
+from ..cost import (HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery,  # noqa: F401 (re-exported)
+                    source_text)
 from .assumptions import Assumptions
 
 
@@ -45,11 +46,7 @@ def _range(system, name: str, nominal):
 
 
 def _source(system, name: str) -> str:
-    s = system.sources.get(name)
-    if s is None:
-        return "not given"
-    src = ", ".join(s.source) or "none"
-    return f"{src} ({s.confidence}){': ' + s.note if s.note else ''}"
+    return source_text(system, name) or "not given"
 
 
 def rental_rate(system, a: Assumptions) -> dict:

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load
 from .registry import handler
 
 REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
@@ -62,8 +61,6 @@ KIND_COST = {"same-job-compare": 5, "frontier-sizing": 4, "hardware-sensitivity"
 
 def _cost(path: Path) -> int:
     try:
-        import yaml
-
         from ..io import read_yaml
 
         return KIND_COST.get((read_yaml(path) or {}).get("kind"), 1)

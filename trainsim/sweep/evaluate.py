@@ -120,7 +120,7 @@ def evaluate_point(spec, index: int) -> dict:
     try:
         run, overrides = build_run(spec, pt)
         row.update(_inputs(run))
-        res = search(run, top=1)
+        res = search(run, top=1, with_pareto=False)   # the plan search's rules: batch target, idle chips
         row.update(plans_evaluated=res.plans_evaluated, plans_feasible=res.plans_feasible)
         if res.best is None:
             row.update(error_kind="no-plan" if res.plans_evaluated == 0 else "no-fit", error=res.no_plan_message(),

@@ -271,7 +271,7 @@ def _estimate(run, calib: Calib | None):
     except TrainsimError:
         if is_complete(run.plan):
             raise
-        res = search(run, fixed=run.plan, calib=calib, top=1)
+        res = search(run, fixed=run.plan, calib=calib, top=1, with_pareto=False)
         if res.best is not None or not res.plans_evaluated or not res.smallest_memory_bytes:
             raise
     chip = run.system.chip

@@ -1,0 +1,200 @@
+"""Calibrate the serving model's constants on validation/inference/ and print the leave-one-out table.
+
+    python scripts/calibrate_inference.py            # fit, write trainsim/inference/data/inference.yaml, README table
+    python scripts/calibrate_inference.py --dry-run  # fit and print only
+
+One data file (trainsim/inference/data/inference.yaml), one script (this one). Fitted constants, all physical:
+
+* ``mem_eff`` and ``gemm_eff`` per chip vendor (nvidia, ascend, amd: each has >= 7 points), in (0, 1];
+* ``a2a_eff`` (achieved fraction of collective line rate in expert-parallel dispatch/combine), in (0, 1], shared;
+* ``step_overhead_s`` (host time per forward step), >= 0, shared.
+
+Method: every point is evaluated once per grid combination of the four values (the error matrix); a fit is then
+the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
+reported)| (L1 on log errors: a point the physics cannot explain stays in the table instead of skewing the fit).
+Leave-one-out: each point's error comes from a fit without it. No constant is fitted to a single point.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trainsim.inference.calib import InferCalib, default_calib, vendor_key  # noqa: E402
+from trainsim.inference.spec import load_serving  # noqa: E402
+from trainsim.inference.validate import default_dir, error_table  # noqa: E402
+
+MEM = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+GEMM = (0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85)
+A2A = (0.25, 0.5, 0.75, 1.0)
+STEP = (0.0, 2e-3, 4e-3, 8e-3, 12e-3, 16e-3)
+DATA = ROOT / "trainsim" / "inference" / "data" / "inference.yaml"
+README = ROOT / "README.md"
+
+
+def error_matrix(paths):
+    """E[a2a, step, mem, gemm, point] = log(predicted / reported), and the row metadata."""
+    base = default_calib()
+    rows0 = None
+    E = np.zeros((len(A2A), len(STEP), len(MEM), len(GEMM), 0))
+    out = None
+    for ia, ist, im, ig in itertools.product(range(len(A2A)), range(len(STEP)), range(len(MEM)), range(len(GEMM))):
+        c = InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": A2A[ia], "step_overhead_s": STEP[ist],
+                          "mem_eff": MEM[im], "gemm_eff": GEMM[ig]})
+        rows = error_table(paths, calib=c)
+        if out is None:
+            rows0 = rows
+            out = np.zeros(E.shape[:4] + (len(rows),))
+        out[ia, ist, im, ig, :] = [math.log1p(r["error"]) for r in rows]
+    return out, rows0
+
+
+def fit(E, vendors, mask):
+    """Best (a2a, step) shared and (mem, gemm) per vendor over the points in ``mask``: indices and loss."""
+    best = None
+    groups = sorted(set(vendors))
+    for ia, ist in itertools.product(range(E.shape[0]), range(E.shape[1])):
+        loss, per = 0.0, {}
+        for v in groups:
+            sel = mask & (vendors == v)
+            if not sel.any():
+                continue
+            l = np.abs(E[ia, ist][:, :, sel]).sum(axis=-1)   # (mem, gemm)
+            im, ig = np.unravel_index(np.argmin(l), l.shape)
+            loss += float(l[im, ig])
+            per[v] = (int(im), int(ig))
+        if best is None or loss < best[0]:
+            best = (loss, ia, ist, per)
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--matrix", help="save the error matrix to (or, if it exists, load it from) this .pkl file")
+    args = ap.parse_args(argv)
+    paths = sorted(default_dir().glob("*.yaml"))
+    if args.matrix and Path(args.matrix).exists():
+        import pickle
+
+        E, rows = pickle.loads(Path(args.matrix).read_bytes())
+    else:
+        E, rows = error_matrix(paths)
+        if args.matrix:
+            import pickle
+
+            Path(args.matrix).write_bytes(pickle.dumps((E, rows)))
+    vendors = np.array([vendor_key(load_serving(ROOT / "validation" / "inference" / r["file"]).system.chip)
+                        for r in rows])
+    n = len(rows)
+    full = fit(E, vendors, np.ones(n, bool))
+    _, ia, ist, per = full
+    loo = []
+    for i in range(n):
+        m = np.ones(n, bool)
+        m[i] = False
+        _, a, st, pv = fit(E, vendors, m)
+        im, ig = pv.get(vendors[i], per[vendors[i]])
+        loo.append(math.expm1(E[a, st, im, ig, i]))
+    insample = [math.expm1(E[ia, ist, per[vendors[i]][0], per[vendors[i]][1], i]) for i in range(n)]
+    abs_loo = np.abs(loo)
+    summary = {"points": n, "loo_median_abs": float(np.median(abs_loo)), "loo_max_abs": float(np.max(abs_loo)),
+               "loo_mean_signed": float(np.mean(loo)), "fit_median_abs": float(np.median(np.abs(insample)))}
+    print(f"a2a_eff {A2A[ia]}, step_overhead_s {STEP[ist]}; per vendor (mem_eff, gemm_eff): "
+          + ", ".join(f"{v} ({MEM[im]}, {GEMM[ig]})" for v, (im, ig) in per.items()))
+    print(summary)
+    table = render(rows, loo, insample, summary, A2A[ia], STEP[ist], {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()})
+    print(table)
+    if args.dry_run:
+        return
+    write_data(A2A[ia], STEP[ist], {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()}, summary)
+    write_readme(table, "inference-table")
+    rl = rl_table()
+    print(rl)
+    write_readme(rl, "rl-table")
+
+
+def rl_table() -> str:
+    """The whole-step check on validation/rl/ with the freshly written constants (nothing fitted to it)."""
+    from trainsim.inference import calib as _calib
+    from trainsim.posttrain.phases import clear_cache
+    from trainsim.posttrain.validate import error_table as rl_errors, summary as rl_summary
+
+    _calib._doc.cache_clear()
+    _calib.default_calib.cache_clear()
+    clear_cache()
+    rows = rl_errors()
+    lines = ["| run | mode | published step (s) | predicted (s) | error | refit | generation | log-probs | training |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["error"] is None:
+            lines.append(f"| {r['name']} | | {r['reported']:.1f} | no plan | | | | | |")
+            continue
+        st = r["stages_s"]
+        lines.append(f"| {r['name']} | {r['mode']} | {r['reported']:.1f} | {r['predicted']:.1f} | "
+                     f"{r['error'] * 100:+.0f}% | {st.get('weights', 0):.1f} | {st.get('rollout', 0):.1f} | "
+                     f"{st.get('logprobs', 0):.1f} | {st.get('train', 0):.1f} |")
+    sm = rl_summary(rows)
+    if sm.get("points"):
+        lines += ["", f"{sm['points']} runs ({sm['failed']} without a plan): median |error| "
+                      f"{sm['median_abs_error'] * 100:.1f}%, max {sm['max_abs_error'] * 100:.1f}%, mean signed "
+                      f"{sm['mean_signed_error'] * 100:+.1f}%; {sm['within_20pct']} within 20%."]
+    return "\n".join(lines)
+
+
+def render(rows, loo, insample, summary, a2a, step, per) -> str:
+    lines = ["| deployment | stack | phase | published tok/s/chip | predicted (LOO) | LOO error |",
+             "|---|---|---|---:|---:|---:|"]
+    for r, e in sorted(zip(rows, loo), key=lambda x: x[0]["file"]):
+        lines.append(f"| {r['name']} | {r['stack'].split('(')[0].strip() or '-'} | {r['phase']} | "
+                     f"{r['reported']:,.0f} | {r['reported'] * (1 + e):,.0f} | {e * 100:+.0f}% |")
+    lines.append("")
+    lines.append(f"{summary['points']} points, leave-one-out: median |error| {summary['loo_median_abs'] * 100:.1f}%, "
+                 f"max {summary['loo_max_abs'] * 100:.1f}%, mean signed {summary['loo_mean_signed'] * 100:+.1f}% "
+                 f"(in-sample median {summary['fit_median_abs'] * 100:.1f}%). Fitted: a2a_eff {a2a}, "
+                 f"step_overhead_s {step * 1e3:g} ms; mem_eff / gemm_eff "
+                 + ", ".join(f"{v} {m} / {g}" for v, (m, g) in sorted(per.items())) + ".")
+    return "\n".join(lines)
+
+
+def write_data(a2a, step, per, summary):
+    text = DATA.read_text()
+    doc = yaml.safe_load(text)
+    nv = per.get("nvidia")
+    for name, val in (("a2a_eff", a2a), ("step_overhead_s", step)) + ((("mem_eff", nv[0]), ("gemm_eff", nv[1])) if nv else ()):
+        pat = re.compile(rf"(^  {name}:\n    value: )[^\n]*", re.M)
+        pat1 = re.compile(rf"(^  {name}: {{value: )[^,]*", re.M)
+        if pat.search(text):
+            text = pat.sub(lambda m: m.group(1) + f"{val:g}", text)
+        elif pat1.search(text):
+            text = pat1.sub(lambda m: m.group(1) + f"{val:g}", text)
+    block = ("vendor_eff:   # written by scripts/calibrate_inference.py (mem_eff, gemm_eff per chip vendor)\n"
+             + "".join(f"  {v}: {{mem_eff: {m:g}, gemm_eff: {g:g}}}\n" for v, (m, g) in sorted(per.items()))
+             + f"# leave-one-out over {summary['points']} points: median |error| {summary['loo_median_abs']:.3f}, "
+               f"max {summary['loo_max_abs']:.3f}, mean signed {summary['loo_mean_signed']:+.3f}\n")
+    text = re.sub(r"vendor_eff:.*?(?=\n\S|\Z)\n?(# leave-one-out[^\n]*\n)?", "", text, flags=re.S)
+    DATA.write_text(text.rstrip("\n") + "\n\n" + block)
+    assert doc is not None
+
+
+def write_readme(table: str, marker: str):
+    text = README.read_text()
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    if start not in text:
+        return
+    pre, rest = text.split(start, 1)
+    _, post = rest.split(end, 1)
+    README.write_text(pre + start + "\n" + table + "\n" + end + post)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Regenerate the README's generated tables: the seed scenarios from `trainsim scenario --all --json` and the
+software-stack profiles from trainsim/catalog/data/framework_schedules.yaml (what a reader sees comes from the
+engine and its data, never typed by hand).
+
+Usage: python scripts/readme_scenarios.py [SCENARIOS.json]   (without a file, runs the scenarios itself)
+       python scripts/readme_scenarios.py --frameworks-only
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from trainsim.validate.calibrate import replace_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _first_sentences(text: str, limit: int = 260) -> str:
+    out = text.split(": ", 1)[1] if ": " in text[:60] else text
+    out = " ".join(out.split())
+    if len(out) > limit:
+        cut = out[:limit].rsplit("; ", 1)[0]
+        out = (cut if len(cut) > limit // 2 else out[:limit].rsplit(" ", 1)[0]) + " ..."
+    return out.replace("|", "/")
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| id | claim | verdict | the numbers behind it (generated) |", "|---|---|---|---|"]
+    for r in results:
+        claim = " ".join(str(r.get("claim", "")).split())
+        claim = claim if len(claim) <= 90 else claim[:90].rsplit(" ", 1)[0] + " ..."
+        lines.append(f"| {r['id']} | {claim.replace('|', '/')} | {r['verdict_class']} | "
+                     f"{_first_sentences(r['verdict'])} |")
+    return "\n".join(lines)
+
+
+def frameworks_table() -> str:
+    from trainsim.frameworks import _doc, frameworks
+
+    default = _doc()["default_framework"]
+    lines = ["| profile | schedules | ZeRO | recompute | EP | CP | source |", "|---|---|---|---|---|---|---|"]
+    for fw, p in frameworks().items():
+        name = f"**{fw}** (default)" if fw == default else fw
+        lines.append(f"| {name} | {', '.join(p['schedules'])} | {', '.join(map(str, p['zero']))} | "
+                     f"{', '.join(p['recompute'])} | {'yes' if p['expert_parallel'] else 'no'} | "
+                     f"{'yes' if p['context_parallel'] else 'no'} | {p['source'].replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    readme.write_text(replace_section(readme.read_text(), frameworks_table(), tag="frameworks"))
+    print("README: framework profile table regenerated")
+    if "--frameworks-only" in sys.argv:
+        return
+    if len(sys.argv) > 1:
+        results = json.loads(Path(sys.argv[1]).read_text())
+    else:
+        out = subprocess.run([sys.executable, "-m", "trainsim", "scenario", "--all", "--json"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        results = json.loads(out.stdout)
+    readme.write_text(replace_section(readme.read_text(), table(results), tag="scenarios"))
+    print(f"README: scenario table regenerated ({len(results)} scenarios)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Issue 18 additions, hand-derived: FP4 bytes, per-step overhead, KV-capacity and server batch caps, aggregated
+serving rate, per-vendor efficiencies, the serving validation set and the whole-RL-step check."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainsim.catalog.types import Chip, NetLevel, System
+from trainsim.inference.calib import InferCalib
+from trainsim.inference.search import evaluate_decode, plan_grid
+from trainsim.inference.serve import aggregate_output_rate
+from trainsim.inference.setup import BYTES, ServeSetup
+from trainsim.inference.step import ServePlans, step_time, weights_read_per_step
+from trainsim.model.inline import InlineModel, build_inline
+
+REPO = Path(__file__).resolve().parents[1]
+L, H, FFN, V = 4, 512, 2048, 1000
+TINY = dict(name="tiny", layers=L, hidden=H, heads=8, head_dim=64, ffn=FFN, ffn_act="swiglu", vocab=V)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_inline(InlineModel(**TINY))
+
+
+def chip_system(peaks, hbm=80e9, hbm_bw=1e12, cid="nvidia-test"):
+    chip = Chip(cid, "Test", "test", "test", peaks, hbm, hbm_bw, 300e9, 25e9)
+    return System("test-system", "Test", chip, (NetLevel("scale-up", 8, 300e9, 2e-6),
+                                                NetLevel("scale-out", None, 25e9, 5e-6)))
+
+
+def ideal(**kw) -> InferCalib:
+    return InferCalib(mem_eff=1.0, gemm_eff=1.0, attn_eff=1.0, gemm_latency_s=0.0, comm_overlap=0.0,
+                      expert_imbalance=1.0, buffer_bytes=0.0).with_(**kw)
+
+
+def test_fp4_bytes_are_nvfp4_values_plus_block_scales(tiny):
+    # NVFP4: 4-bit values + one FP8 scale per 16 values -> 0.5 + 1/16 bytes per weight
+    assert BYTES["fp4"] == pytest.approx(0.5 + 1.0 / 16.0)
+    system = chip_system({"bf16": 1e18, "fp8": 2e18, "fp4": 4e18})
+    p = ServePlans(1, 1, 1, 1)
+    b8 = float(weights_read_per_step(ServeSetup(tiny, system, "fp8", calib=ideal()), p, 1))
+    b4 = float(weights_read_per_step(ServeSetup(tiny, system, "fp4", calib=ideal()), p, 1))
+    head = V * H * 2  # the output head stays BF16
+    assert b4 == pytest.approx((b8 - head) * 0.5625 + head)
+
+
+def test_fp4_peak_falls_back_to_fp8_then_bf16(tiny):
+    with_fp4 = ServeSetup(tiny, chip_system({"bf16": 1e15, "fp8": 2e15, "fp4": 4e15}), "fp4", calib=ideal())
+    no_fp4 = ServeSetup(tiny, chip_system({"bf16": 1e15, "fp8": 2e15}), "fp4", calib=ideal())
+    bf16_only = ServeSetup(tiny, chip_system({"bf16": 1e15}), "fp4", calib=ideal())
+    assert (with_fp4.gemm_peak, no_fp4.gemm_peak, bf16_only.gemm_peak) == (4e15, 2e15, 1e15)
+
+
+def test_step_overhead_adds_once_per_round(tiny):
+    system = chip_system({"bf16": 1e15})
+    p = ServePlans(1, 1, 1, 1)
+    t0, _ = step_time(ServeSetup(tiny, system, calib=ideal()), p, 8, 512, "decode")
+    t1, br = step_time(ServeSetup(tiny, system, calib=ideal(step_overhead_s=3e-3)), p, 8, 512, "decode")
+    assert float(t1) - float(t0) == pytest.approx(3e-3)
+    assert float(br["step_overhead"]) == pytest.approx(3e-3)
+
+
+def test_kv_capacity_caps_the_searched_batch(tiny):
+    # KV per token: 4 layers x 8 KV heads x (64 + 64) x 2 bytes = 8,192 B; at 1,000 tokens, 8.192 MB per sequence.
+    # weights: (4 x (4 H^2 + 3 H FFN) + V H) x 2 = 34,578,432 B. With 0.5 GB of HBM and no buffers, sequences that
+    # fit: (0.5e9 - 34,578,432) / 8.192e6 = 56.8 -> the batch grid's largest value <= 56 is 48.
+    s = ServeSetup(tiny, chip_system({"bf16": 1e18}, hbm=0.5e9), calib=ideal())
+    ev = evaluate_decode(s, plan_grid(s, [1], {"tp": 1, "pp": 1}), 1000)
+    assert ev.batch[ev.best] == 48
+    # the server's share of HBM (vLLM gpu_memory_utilization) lowers it: 0.3 x 0.5 GB -> 14.1 sequences -> 12
+    ev2 = evaluate_decode(s, plan_grid(s, [1], {"tp": 1, "pp": 1}), 1000, hbm_fraction=0.3)
+    assert ev2.batch[ev2.best] == 12
+    # and a server cap (vLLM max_num_seqs) holds whatever the memory allows
+    ev3 = evaluate_decode(s, plan_grid(s, [1], {"tp": 1, "pp": 1}), 1000, max_batch_per_instance=6)
+    assert ev3.batch[ev3.best] == 6
+
+
+def test_aggregate_rate_by_hand():
+    # 300 prompt tokens at 10,000 tok/s + 291 generated at 1,000 tok/s = 0.03 + 0.291 chip-s per request
+    assert aggregate_output_rate(300, 291, 10_000.0, 1_000.0) == pytest.approx(291 / 0.321)
+
+
+def test_vendor_efficiencies_override_by_chip_id():
+    c = InferCalib(mem_eff=0.8, gemm_eff=0.7, vendor_eff=(("amd", 0.5, 0.4),))
+    amd = chip_system({"bf16": 1e15}, cid="amd-mi300x").chip
+    nv = chip_system({"bf16": 1e15}, cid="nvidia-h100-sxm5").chip
+    assert (c.for_chip(amd).mem_eff, c.for_chip(amd).gemm_eff) == (0.5, 0.4)
+    assert (c.for_chip(nv).mem_eff, c.for_chip(nv).gemm_eff) == (0.8, 0.7)
+
+
+def test_serving_validation_set_size_and_sources():
+    from trainsim.inference.spec import load_serving
+
+    files = sorted((REPO / "validation" / "inference").glob("*.yaml"))
+    assert len(files) >= 30
+    for f in files:
+        sv = load_serving(f)
+        assert sv.reported is not None and sv.reported.source, f.name
+
+
+def test_serving_accuracy_with_committed_constants():
+    """Published serving numbers (validation/inference) vs the model with the committed constants. The
+    leave-one-out table (scripts/calibrate_inference.py) is in the README; this guards the in-sample fit."""
+    from trainsim.inference.validate import error_table, summary
+
+    rows = error_table()
+    sm = summary(rows)
+    assert sm["points"] >= 30
+    assert sm["median_abs_error"] <= 0.15
+    assert abs(sm["mean_signed_error"]) <= 0.10
+
+
+def test_rl_step_has_a_timeline_with_logprobs_and_refit():
+    from trainsim.posttrain.validate import error_table
+
+    rows = error_table([REPO / "validation" / "rl" / "nemo-rl-h100-q30-32-sync.yaml"])
+    r = rows[0]
+    assert r["predicted"] > 0 and r["reported"] == 192
+    st = r["stages_s"]
+    for k in ("weights", "rollout", "logprobs", "train"):
+        assert st[k] > 0
+    # synchronous and colocated: the step is the sum of its stages
+    assert r["predicted"] == pytest.approx(sum(st.values()))
+    # two log-prob forward passes, each 1/3 of a training step (forward = 1/3 of forward + backward)
+    assert st["logprobs"] == pytest.approx(2.0 / 3.0 * st["train"])
+
+
+def test_interleaved_prefill_stretches_tpot_by_hand(tiny):
+    # aggregated serving: per decode step B / out requests finish and as many prompts are prefilled, so each
+    # sequence waits B x in / (out x P x chips) more per token; with in 300, out 291, P 10,000 tok/s/chip, B 48:
+    s = ServeSetup(tiny, chip_system({"bf16": 1e18}), calib=ideal())
+    plans = plan_grid(s, [1], {"tp": 1, "pp": 1})
+    x = 300 / (291 * 10_000.0)
+    plain = evaluate_decode(s, plans, 1000, batch_per_chip=48)
+    mixed = evaluate_decode(s, plans, 1000, batch_per_chip=48, prefill_s_per_seq_chip=x)
+    assert float(mixed.latency_s[0]) - float(plain.latency_s[0]) == pytest.approx(48 * x)
+    # decode throughput itself is unchanged (the prefill time is charged in the aggregate rate instead)
+    assert float(mixed.tokens_per_s_per_chip[0]) == pytest.approx(float(plain.tokens_per_s_per_chip[0]))
+
+
+def test_refit_every_rollout_server_gets_a_full_copy():
+    from trainsim.posttrain.phases import intra_cluster_broadcast_s
+
+    system = chip_system({"bf16": 1e15})          # scale-out 25 GB/s per chip, 5 us
+    size = 1.342e12                                 # DeepSeek-V3 in BF16
+    # 256 trainer chips -> 8 rollout servers of TP32 on the same 256 chips: each destination chip receives
+    # size / 32 = 41.9 GB; the sources send 8 copies over 256 chips = 41.9 GB each; at 0.85 x 25 GB/s:
+    t = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=32)
+    assert t == pytest.approx(size / 32 / (0.85 * 25e9) + 5e-6)
+    # one server spanning all 256 chips needs only one copy in all: 32x less per chip
+    t1 = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=256)
+    assert t1 == pytest.approx(size / 256 / (0.85 * 25e9) + 5e-6)
