@@ -119,7 +119,7 @@ def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
         chip: dict[str, Any] = {
             "name": c.id, "vendor": c.vendor, "family": c.family,
             "bf16_tflops": float(f"{e.get('bf16_flops', c.flops('bf16')) / 1e12:.10g}"),
-            "hbm": _q(e.get("hbm_bytes", c.hbm_bytes), "GB", 1e9),
+            "hbm": _q(e.get("hbm_bytes", c.hbm_bytes), "GiB", 2**30),   # HBM "GB" is read as GiB
             "hbm_bandwidth": _q(e.get("hbm_bw", c.hbm_bw), "TB/s", 1e12)}
         if fp8:
             chip["fp8_tflops"] = float(f"{fp8 / 1e12:.10g}")
