@@ -50,9 +50,29 @@ def frameworks_table() -> str:
     return "\n".join(lines)
 
 
+def deepseek_check() -> str:
+    """DeepSeek-V3's published plan against its reported whole-run GPU-hours (a whole-run average, failures
+    included, so it is reported apart from the steady-state calibration set)."""
+    from trainsim.estimate import estimate
+    from trainsim.spec import load_run
+
+    run = load_run(ROOT / "validation" / "runs" / "deepseek-v3-paper-h800-2048.yaml")
+    est = estimate(run)
+    reported_h = run.reported.chip_hours
+    reported_tps = run.training.tokens / (reported_h * 3600.0)
+    pred_h = est.chip_hours
+    return (f"DeepSeek-V3 reports {reported_h / 1e6:.3f}M H800 GPU-hours for {run.training.tokens / 1e12:.1f}T "
+            f"pre-training tokens: {reported_tps:,.0f} tokens/s per GPU averaged over the whole run, failures and "
+            f"batch ramp-up included. With the plan the report states "
+            f"(`validation/runs/deepseek-v3-paper-h800-2048.yaml`) trainsim predicts {est.tokens_per_s_per_chip:,.0f} "
+            f"tokens/s per GPU steady state, {est.memory_per_chip_bytes / 2**30:.0f} GiB per GPU, i.e. "
+            f"{pred_h / 1e6:.2f}M GPU-hours without failures ({pred_h / reported_h - 1:+.0%}).")
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     readme.write_text(replace_section(readme.read_text(), frameworks_table(), tag="frameworks"))
+    readme.write_text(replace_section(readme.read_text(), deepseek_check(), tag="dsv3"))
     print("README: framework profile table regenerated")
     if "--frameworks-only" in sys.argv:
         return

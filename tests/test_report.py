@@ -274,7 +274,7 @@ def test_scenario_without_a_run_still_renders():
     for sid in ("answer", "numbers", "scenario-ranges", "assumptions", "scenario-validation"):
         assert f'<section id="{sid}"' in rep.html
     # the numbers given above, each in its place: nominal with its range and unit, the row, the range table
-    assert '<td>days</td><td class="num">2 (1 - 3) days</td>' in rep.html
+    assert '<td>days</td><td class="num">2 (1-3) days</td>' in rep.html    # numfmt range style: 29.2M (7.1M-90M)
     assert "<td>a</td><td>1.5</td>" in rep.html
     assert ('<td>days</td><td class="num">1</td><td class="num">2</td><td class="num">3</td><td>days</td>'
             in rep.html)

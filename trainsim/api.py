@@ -67,10 +67,10 @@ class PlanAnswer:
         return self.search.best
 
     def to_dict(self) -> dict:
-        """``trainsim plan --json`` (``best``, ``runners_up``, ...) plus, at the top level, the best plan's own
-        numbers (``step_time_s``, ``plan``, ``days``, ``cost`` ...: what the explorer shows) and the economics."""
-        best = self.search.best
-        out = {**(best.to_dict() if best is not None else {}), **self.search.to_dict()}
+        """``plan --json`` (``best`` nested) with the best plan's fields also at the top level, for the page."""
+        out = self.search.to_dict()
+        if out.get("best"):
+            out = {**out["best"], **out}
         out.update(framework=self.framework, goodput=self.goodput, economics=self.economics,
                    validation_error=self.validation_error, flags=self.flags, assumptions=self.assumptions,
                    emitter=self.emitter, flags_note=self.flags_note)

@@ -54,7 +54,8 @@ def from_validation(exc, where: str | None = None) -> TrainsimError:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key (typo?)"
-    elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
+    elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
+          and "got " not in msg):        # checked types already name the value they got
         msg = f"{msg}; got {short(err['input'])}"
     return TrainsimError(msg, field=field, where=where)
 
