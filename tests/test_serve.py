@@ -42,10 +42,10 @@ def test_plan_is_the_cli_search_and_days_follow_from_throughput(url):
     status, text = call(url, "/api/plan", {"spec": SPEC})
     assert status == 200
     a = json.loads(text)["answer"]
-    ref = api.search(parse_run(SPEC)).to_dict()          # what `trainsim plan --json` prints
-    ref = {**ref, **(ref.get("best") or {})}   # plan --json nests the best plan
+    ref = api.search(parse_run(SPEC)).to_dict()["best"]  # what `trainsim plan --json` prints as its best plan
     for k in ("step_time_s", "tokens_per_s_per_chip", "mfu", "memory_per_chip_bytes", "days"):
         assert a[k] == pytest.approx(ref[k], rel=1e-12), k
+        assert a["best"][k] == pytest.approx(ref[k], rel=1e-12), k
     assert a["plan"] == ref["plan"]
     # days by hand: tokens / (tokens/s per chip x chips) / 86,400 s
     assert a["days"] == pytest.approx(1e12 / (a["tokens_per_s_per_chip"] * 64) / 86400, rel=1e-12)
@@ -59,7 +59,9 @@ def test_plan_is_the_cli_search_and_days_follow_from_throughput(url):
     chip_hours = eco["effective_days"] * 24 * 64
     assert eco["energy_mwh"]["nominal"] == pytest.approx(eco["power_per_chip_w"]["nominal"] * pue * chip_hours / 1e6,
                                                          rel=1e-9)
-    assert f"--tensor-model-parallel-size {a['plan']['tp']}" in a["flags"]   # the emitter's bash array
+    # the flags are `plan --emit megatron`'s bash array (the default stack's emitter)
+    assert a["emitter"] == "megatron" and "TRAINSIM_ARGS=(" in a["flags"]
+    assert f"  --tensor-model-parallel-size {a['plan']['tp']}\n" in a["flags"]
 
 
 def test_edited_system_changes_only_what_was_edited():
@@ -169,8 +171,7 @@ def test_spec_yaml_reproduces_the_request(url):
     assert run.system.chip.hbm_bw == pytest.approx(2e12) and run.system.scale_up_size == 4
     status, text = call(url, "/api/plan", body)
     a = json.loads(text)["answer"]
-    ref = api.search(run).to_dict()
-    ref = {**ref, **(ref.get("best") or {})}   # plan --json nests the best plan
+    ref = api.search(run).to_dict()["best"]
     assert a["step_time_s"] == pytest.approx(ref["step_time_s"], rel=1e-12) and a["plan"]["tp"] == 2
 
 
@@ -216,3 +217,54 @@ def test_pasted_hf_config_is_the_catalog_model(url):
     _, b = call(url, "/api/plan", {"spec": {**SPEC, "model": cfg}})
     a, b = json.loads(a)["answer"], json.loads(b)["answer"]
     assert b["step_time_s"] == pytest.approx(a["step_time_s"], rel=1e-12) and b["plan"] == a["plan"]
+
+
+# ---------------------------------------------------------------- the framework input (issue 20)
+
+
+def test_framework_input_sets_the_spec_and_restricts_the_search(url):
+    """megatron-lm-2021 (framework_schedules.yaml: SC21 Megatron-LM) has no distributed optimizer (zero 0 only),
+    recompute none|full, no expert or context parallelism: the best plan must stay inside that, the downloaded
+    spec names the framework, `trainsim plan` on that spec gives the same plan, and the flags are Megatron-LM's
+    without --use-distributed-optimizer (which the emitter writes only for zero >= 1)."""
+    import yaml
+
+    body = {"spec": SPEC, "framework": "megatron-lm-2021"}
+    status, text = call(url, "/api/spec.yaml", body)
+    assert status == 200
+    doc = yaml.safe_load(text)
+    assert doc["framework"] == "megatron-lm-2021"
+    status, text = call(url, "/api/plan", body)
+    assert status == 200
+    a = json.loads(text)["answer"]
+    p = a["plan"]
+    assert p["zero"] == 0 and p["recompute"] in ("none", "full") and p["cp"] == 1 and p["ep"] == 1
+    assert p["schedule"] in ("1f1b", "interleaved")
+    assert a["framework"] == "megatron-lm-2021" and a["emitter"] == "megatron"
+    assert "--use-distributed-optimizer" not in a["flags"]
+    ref = api.search(parse_run(doc)).to_dict()["best"]          # what `trainsim plan SPEC.yaml` finds
+    assert a["step_time_s"] == pytest.approx(ref["step_time_s"], rel=1e-12) and p == ref["plan"]
+    # the default stack (Megatron-Bridge 2026: distributed optimizer, selective recompute) may pick what 2021 lacks
+    free = json.loads(call(url, "/api/plan", {"spec": SPEC})[1])["answer"]
+    assert free["step_time_s"] <= a["step_time_s"] * (1 + 1e-12)
+
+
+def test_framework_input_picks_the_flag_emitter(url):
+    """An emitter name (links made before profiles) is that emitter's default stack; a stack with no emitter
+    (DeepSeek's HAI-LLM) answers the plan with a note instead of flags."""
+    a = json.loads(call(url, "/api/plan", {"spec": SPEC, "framework": "mindspeed"})[1])["answer"]
+    assert a["framework"] == "mindspeed-2025" and a["emitter"] == "mindspeed" and "TRAINSIM_ARGS=(" in a["flags"]
+    b = json.loads(call(url, "/api/plan", {"spec": SPEC, "framework": "deepseek-hai-llm"})[1])["answer"]
+    assert b["framework"] == "deepseek-hai-llm" and b["flags"] is None and "no flag emitter" in b["flags_note"]
+    cat = json.loads(urllib.request.urlopen(f"{url}/api/catalog", timeout=60).read())
+    ids = {f["id"]: f for f in cat["frameworks"]}
+    assert cat["default_framework"] in ids and ids["torchtitan-2024"]["emitter"] == "torchtitan"
+    assert ids["nemo-2024"]["emitter"] == "megatron" and ids["gpt-neox"]["emitter"] is None
+
+
+def test_framework_input_conflicting_with_the_spec_is_one_line(url):
+    status, text = call(url, "/api/plan", {"spec": {**SPEC, "framework": "torchtitan-2024"},
+                                           "framework": "megatron-lm-2021"})
+    assert status == 400
+    msg = json.loads(text)["error"]
+    assert "\n" not in msg and "framework" in msg and "torchtitan-2024" in msg

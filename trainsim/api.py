@@ -59,6 +59,8 @@ class PlanAnswer:
     validation_error: dict | None = None
     flags: str | None = None
     assumptions: list = _field(default_factory=list)
+    emitter: str | None = None          # megatron | mindspeed | torchtitan: whose arguments ``flags`` holds
+    flags_note: str | None = None       # why there are no flags
 
     @property
     def best(self):
@@ -70,7 +72,8 @@ class PlanAnswer:
         if out.get("best"):
             out = {**out["best"], **out}
         out.update(framework=self.framework, goodput=self.goodput, economics=self.economics,
-                   validation_error=self.validation_error, flags=self.flags, assumptions=self.assumptions)
+                   validation_error=self.validation_error, flags=self.flags, assumptions=self.assumptions,
+                   emitter=self.emitter, flags_note=self.flags_note)
         if self.search.best is None:
             out["message"] = self.search.no_plan_message()
         return out
@@ -89,15 +92,37 @@ def plan(run: Run, fixed: PlanSpec | None = None, *, top: int = 5, framework: st
     from .scenario.economics import economics
     from .scenario.goodput import goodput
 
+    from .emit import EMITTERS
+    from .frameworks import emitter_for, framework_of
+
     _check_chips(run.chips)
-    if framework not in ("megatron", "mindspeed"):
-        raise TrainsimError(f"expected megatron or mindspeed, got {framework!r}", field="framework")
+    if framework in EMITTERS:       # an emitter name: its flags, the run's own software stack
+        emitter = framework
+    else:                           # a profile id: the search offers what it has, flags of its emitter
+        from .frameworks import profile
+
+        profile(framework, field="framework")
+        if run.framework is not None and run.framework != framework:
+            raise TrainsimError(f"the run spec says framework {run.framework}, the request {framework}",
+                                field="framework")
+        if run.framework is None:
+            from dataclasses import replace as _replace
+
+            run = _replace(run, framework=framework)
+        emitter = emitter_for(framework)
     a = assumptions if assumptions is not None else Assumptions()
     res = best(run, fixed, top=top, adjust_batch=False)
-    ans = PlanAnswer(search=res, framework=framework, validation_error=validation_error(run.system.chip.family))
+    ans = PlanAnswer(search=res, framework=framework_of(run), validation_error=validation_error(run.system.chip.family))
+    ans.emitter = emitter
     est = res.best
     if est is not None:
-        ans.flags = emit_args(est, framework)
+        if emitter is None:
+            ans.flags_note = f"no flag emitter for {framework_of(run)} (trainsim emits megatron, mindspeed, torchtitan)"
+        else:
+            try:
+                ans.flags = emit_args(est, emitter)
+            except TrainsimError as exc:   # e.g. a DualPipe plan of a stack whose emitter has no such schedule
+                ans.flags_note = str(exc)
         if est.days is not None:
             gp = goodput(run.arch, run.chips, est.days, a)
             ans.goodput = gp.to_dict()

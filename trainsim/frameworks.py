@@ -64,3 +64,33 @@ def restrict_plan(plan, fw: str):
                                         field=f"plan.{f}")
                 data[f] = 1
     return type(plan).model_validate(data)
+
+
+#: profile-id prefixes -> the flag emitter (``trainsim.emit``) whose argument names that stack reads
+EMITTER_PREFIXES = (("megatron", "megatron"), ("nemo", "megatron"), ("mindspeed", "mindspeed"),
+                    ("torchtitan", "torchtitan"))
+
+
+def emitter_for(fw: str) -> str | None:
+    """The flag emitter (``megatron`` | ``mindspeed`` | ``torchtitan``) of profile ``fw``: the emitter whose
+    default stack it is (``emit_default``), else by family (Megatron-LM, Megatron-Core, Megatron-Bridge and NeMo
+    read Megatron-LM's argument names; MindSpeed-LLM its own; torchtitan its TOML); None for stacks with no
+    emitter (DeepSeek's HAI-LLM, Meta's, GPT-NeoX, ...)."""
+    profile(fw, field="framework")
+    for emit, prof in _doc()["emit_default"].items():
+        if prof == fw:
+            return emit
+    return next((emit for prefix, emit in EMITTER_PREFIXES if fw.startswith(prefix)), None)
+
+
+def resolve_choice(choice: str, field: str = "framework") -> str:
+    """A profile id from the explorer's framework input: a profile id as is, or an emitter name (``megatron``,
+    ``mindspeed``, ``torchtitan``; links made before profiles existed) as that emitter's default stack."""
+    if choice in _doc()["emit_default"]:
+        return _doc()["emit_default"][choice]
+    profile(choice, field=field)
+    return choice
+
+
+def default_framework() -> str:
+    return _doc()["default_framework"]

@@ -69,9 +69,14 @@ def span(nominal, low=None, high=None, fn=count) -> str:
 def label(key: str) -> str:
     """A snake_case key as a human label: units in names become a parenthesised unit."""
     units = {"usd": "USD", "mwh": "MWh", "s": "s", "bytes": "bytes", "gib": "GiB", "w": "W", "kwh": "kWh",
-             "flops": "FLOP", "flop": "FLOP"}
+             "flops": "FLOP", "flop": "FLOP", "h": "h"}
     parts = key.split("_")
     unit = None
+    low = [x.lower() for x in parts]
+    if "usd" in low[:-1] and low[low.index("usd") + 1] == "per":   # rental_usd_per_chip_hour: a rate
+        i = low.index("usd")
+        rate = "USD per " + " ".join(parts[i + 2:])
+        return f"{label('_'.join(parts[:i]))} ({rate})" if i else rate
     if len(parts) > 1 and parts[-1].lower() in units:
         unit = units[parts[-1].lower()]
         parts = parts[:-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import app
+from .csvopt import CSV
 
 
 @app.command("capacity")
@@ -17,6 +18,7 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active (default 18.1)"),
                  failures: bool = typer.Option(True, "--failures/--no-failures", help="include goodput"),
                  json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 csv_: bool = CSV,
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
     """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
     from ..catalog.load import get_system
@@ -41,8 +43,13 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
         a = a.with_overrides({"moe_sparsity": sparsity}, source="--sparsity")
     from ..report.progress import progress_bar
 
-    with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_)):
+    with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_ or csv_)):
         res = capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(res.to_dict())
+        return
     if json_:
         print_json(res.to_dict())
         return

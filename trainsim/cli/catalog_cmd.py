@@ -15,6 +15,7 @@ catalog_app = typer.Typer(no_args_is_help=False, help="Browse the sourced hardwa
 app.add_typer(catalog_app, name="catalog")
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+CSV_OPT = typer.Option(False, "--csv", help="Print CSV rows (raw SI numbers) instead of a table.")
 
 
 def _console() -> Console:
@@ -24,6 +25,12 @@ def _console() -> Console:
 
 def _print_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _print_csv(rows) -> None:
+    from .csvopt import print_rows
+
+    print_rows(rows)
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
@@ -36,9 +43,12 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 
 
 @catalog_app.command("chips")
-def chips_cmd(json_out: bool = JSON_OPT) -> None:
+def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
     rows = d.chip_rows()
+    if csv_out:
+        _print_csv(rows)
+        return
     if json_out:
         _print_json(rows)
         return
@@ -52,9 +62,12 @@ def chips_cmd(json_out: bool = JSON_OPT) -> None:
 
 
 @catalog_app.command("systems")
-def systems_cmd(json_out: bool = JSON_OPT) -> None:
+def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
     rows = d.system_rows()
+    if csv_out:
+        _print_csv(rows)
+        return
     if json_out:
         _print_json(rows)
         return
@@ -67,9 +80,12 @@ def systems_cmd(json_out: bool = JSON_OPT) -> None:
 
 
 @catalog_app.command("models")
-def models_cmd(json_out: bool = JSON_OPT) -> None:
+def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every catalog model: id, name, Hugging Face model_type, official total / active parameters (billions)."""
     rows = d.model_rows()
+    if csv_out:
+        _print_csv(rows)
+        return
     if json_out:
         _print_json(rows)
         return
@@ -89,9 +105,13 @@ def _render_fields(console: Console, title: str, items: list[dict]) -> None:
 
 @catalog_app.command("show")
 def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
-             json_out: bool = JSON_OPT) -> None:
+             json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
     info = d.describe(entry_id)
+    if csv_out:   # one row per field: value, source, confidence
+        _print_csv([{"id": info["id"], "kind": info["kind"], **f} for f in info.get("fields", [])]
+                   if info.get("fields") else [info])
+        return
     if json_out:
         _print_json(info)
         return

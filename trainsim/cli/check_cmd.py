@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
+from .csvopt import CSV
 
 
 def spec_kind(doc: dict) -> str:
@@ -94,9 +95,15 @@ def check_spec(path: Path) -> dict:
 @app.command("check")
 def check_cmd(spec: Path = typer.Argument(..., help="any trainsim spec YAML (run, serving, post-training, sweep, "
                                                     "scenario)"),
-              json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+              csv_: bool = CSV) -> None:
     """Validate a spec and print what it resolved to, without running it."""
     res = check_spec(spec)
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(res)
+        return
     if json_:
         from ..report.terminal import print_json
 

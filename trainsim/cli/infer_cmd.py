@@ -10,11 +10,13 @@ from pathlib import Path
 import typer
 
 from . import app
+from .csvopt import CSV
 
 
 @app.command("infer")
 def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+              csv_: bool = CSV,
               validate: bool = typer.Option(False, "--validate",
                                             help="error table vs validation/inference/*.yaml")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
@@ -29,6 +31,11 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
 
         rows = error_table([spec] if spec else None, ranges=True)
         lat = [] if spec else latency_bound_table()
+        if csv_:
+            from .csvopt import print_rows
+
+            print_rows(rows)
+            return
         if json_:
             print_json({"rows": rows, "summary": summary(rows), "latency_bound": lat})
         else:
@@ -40,6 +47,11 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
     from ..inference.spec import load_serving
 
     res = infer(load_serving(spec))
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(res)
+        return
     if json_:
         print_json(res)
     else:
@@ -49,6 +61,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
 @app.command("posttrain")
 def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAML"),
                   json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                  csv_: bool = CSV,
                   validate: bool = typer.Option(False, "--validate",
                                                 help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
@@ -62,6 +75,11 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
         from ..posttrain.validate import error_table, summary
 
         rows = error_table([spec] if spec else None, ranges=True)
+        if csv_:
+            from .csvopt import print_rows
+
+            print_rows(rows)
+            return
         if json_:
             print_json({"rows": rows, "summary": summary(rows)})
         else:
@@ -70,6 +88,11 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
     if spec is None:
         raise TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
     res = evaluate(load_posttrain(spec))
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(res)
+        return
     if json_:
         print_json(res)
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
+from .csvopt import CSV
 
 
 def _b(x: float) -> str:
@@ -17,7 +18,8 @@ def _b(x: float) -> str:
 def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
                                           help="catalog id, or a config.json / model YAML path"),
               seq_len: int = typer.Option(4096, "--seq-len", min=1, help="sequence length for attention FLOPs"),
-              json_: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+              csv_: bool = CSV) -> None:
     """Parameters (total, active, per layer kind) and training FLOPs per token of a model."""
     from ..model.load import model_ids, official_counts, resolve_model
     from ..model.summary import model_summary
@@ -26,6 +28,11 @@ def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
     arch = resolve_model(model, Path.cwd(), field="model")
     official = official_counts(model) if model in model_ids() else None
     d = model_summary(arch, seq_len, official)
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(d)
+        return
     if json_:
         print_json(d)
         return

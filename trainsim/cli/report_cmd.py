@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 @app.command("report")
@@ -20,7 +21,9 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
                                            help="scaling and sensitivity sweeps (each point is a plan search)"),
                force: bool = typer.Option(False, "--force", help="replace an existing output file"),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no 'wrote' lines"),
-               json_: bool = typer.Option(False, "--json", help="print the report's numbers as one JSON object")) -> None:
+               json_: bool = typer.Option(False, "--json", help="print the report's numbers as one JSON object"),
+               csv_: bool = typer.Option(False, "--csv", help="print the report's headline numbers as one CSV row"),
+               price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Write a self-contained HTML report of a run or a scenario."""
     from ..report.build import build_report
     from ..report.progress import progress_bar
@@ -28,11 +31,26 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
     from ..io import check_output_path
 
     out = check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
-    with progress_bar(f"report {file.name}", enabled=not (quiet or json_)) as tick:
-        rep = build_report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps)
+    inputs = cost_inputs(price, pue, electricity)
+    with progress_bar(f"report {file.name}", enabled=not (quiet or json_ or csv_)) as tick:
+        rep = build_report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
+                           cost_inputs=inputs)
     rep.write(out, force=force)
     pngs = rep.write_pngs(png) if png is not None else []
-    if json_:
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(report_row(rep.data))
+    elif json_:
         print(rep.to_json())
     elif not quiet:
         print(f"wrote {out}" + (f" and {len(pngs)} charts in {png}" if png is not None else ""))
+
+
+def report_row(data: dict) -> dict:
+    """The CSV row of a report: the run's estimate (with its cost), or the scenario's result plus its run's."""
+    if data.get("kind") == "scenario":
+        r = {k: v for k, v in data["result"].items() if k != "traceback"}
+        run = data.get("run") or {}
+        return {**r, "run": run.get("estimate")} if run.get("estimate") else r
+    return {"name": data.get("name"), "answer": data.get("answer"), **(data.get("estimate") or {})}

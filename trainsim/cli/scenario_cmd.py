@@ -1,6 +1,7 @@
-"""``trainsim scenario FILE`` / ``trainsim scenario --all [--json] [--html DIR]``: run seed-scenario files and print
-each claim, verdict, numbers with ranges, best plan and assumptions; ``--html DIR`` also writes one HTML report per
-scenario plus DIR/index.html."""
+"""``trainsim scenario FILE`` / ``trainsim scenario --all [--detail] [--json | --csv] [--html DIR]``: run
+seed-scenario files and print a one-screen summary first (claim, verdict, deciding assumption / headline number),
+then, with ``--detail`` (always for one FILE), each scenario's numbers with ranges, best plan and assumptions;
+``--html DIR`` also writes one HTML report per scenario plus DIR/index.html."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,12 @@ from . import app
 def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenarios/S2.yaml)"),
                  all_: bool = typer.Option(False, "--all", help="run every scenarios/*.yaml"),
                  json_: bool = typer.Option(False, "--json", help="print a JSON list of results"),
+                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row per scenario (raw numbers)"),
                  jobs: int = typer.Option(0, "--jobs", help="processes for --all (0: one per CPU)"),
                  verbose: bool = typer.Option(False, "--verbose", "-v", help="also sizing probes, notes"),
+                 detail: bool = typer.Option(False, "--detail", "-d", help="after the summary, every scenario's "
+                                                                           "numbers, tables, best plan and "
+                                                                           "assumptions (always on for one FILE)"),
                  html: Path = typer.Option(None, "--html", help="also write one HTML report per scenario and "
                                                                 "index.html into DIR"),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
@@ -28,18 +33,22 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
 
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
-    with progress_bar("scenarios", enabled=not (quiet or json_)):
+    with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
         if all_:
             results = run_all(scenarios_dir(), jobs=jobs or None)
         else:
             results = [run_file(file)]
-    if json_:
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows([{k: v for k, v in r.items() if k != "traceback"} for r in results])
+    elif json_:
         print_json(results)
-    else:
-        for r in results:
-            render_result(r, verbose=verbose)
-        if len(results) > 1:
-            render_summary(results)
+    else:   # the one-screen summary first; the details with --detail (or for a single FILE)
+        render_summary(results)
+        if detail or verbose or not all_:
+            for r in results:
+                render_result(r, verbose=verbose)
     if html is not None:
         import sys
 

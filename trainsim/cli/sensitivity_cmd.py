@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
+from .csvopt import CSV
 
 
 def _percent(text: str) -> float:
@@ -30,6 +31,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
                     threshold: str = typer.Option("", "--threshold", help="e.g. 10%: the value below which the run "
                                                                           "slows by more than this, per parameter"),
                     json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                    csv_: bool = CSV,
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
     from .. import api
@@ -49,7 +51,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
     except ValueError:
         raise TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
     x = _percent(threshold) if threshold else None
-    with progress_bar("sensitivity", enabled=not (quiet or json_)) as tick:
+    with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
         tick.set_total(len(params) * (2 if x else 1))
         out = None
         for p in params:               # one parameter at a time, so the bar can move (searches are memoised)
@@ -64,6 +66,12 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
                 tick.advance(f"threshold {p}", 0)
                 out["thresholds"][p] = find_threshold(r, p, x)
                 tick.advance()
+    if csv_:   # one row per parameter and factor
+        from .csvopt import print_rows
+
+        print_rows([{"parameter": p, "nominal": v["nominal"], "unit": v["unit"], **row,
+                     "elasticity": out["elasticity"][p]} for p, v in out["params"].items() for row in v["rows"]])
+        return
     if json_:
         print_json(out)
         return

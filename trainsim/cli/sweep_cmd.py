@@ -10,13 +10,20 @@ from typing import Optional
 import typer
 
 from . import app
+from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
 def _fmt(x, kind: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
-    if kind == "usd":
-        return f"${x / 1e6:,.2f}M" if abs(x) >= 1e5 else f"${x:,.0f}"
+    if kind == "usd":   # one number format everywhere (trainsim.numfmt)
+        from ..numfmt import money
+
+        return money(x)
+    if kind == "count":
+        from ..numfmt import count
+
+        return count(x)
     if kind == "pct":
         return f"{100 * x:.1f}%"
     if kind == "gib":
@@ -52,7 +59,9 @@ def _render_summary(s: dict) -> None:
 
     from ..sweep.summary import format_value as _fmt_col, short_name as _short
 
-    c = Console(highlight=False)
+    import sys
+
+    c = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     err = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
     c.print(f"[bold]{s['name']}[/bold]  {s['file']}  (trainsim {s['trainsim_version']})")
     c.print(f"{s['points']:,} points: {s['ok']:,} with a plan; errors: {err}")
@@ -73,10 +82,12 @@ def _render_summary(s: dict) -> None:
     else:
         t = Table(title="frontier" + (f" (within {s['deadline_days']:g} days)" if s["deadline_days"] is not None
                                       else ""))
-        for h in ("", "point", "chips", "days", "cost (rental)", "cost (capex)", "MFU", "GiB/chip"):
+        for h in ("", "point", "chips", "days", "chip-hours", "energy (MWh)", "cost (rental)", "cost (capex)", "MFU",
+                  "GiB/chip"):
             t.add_column(h, justify="left" if h == "" else "right")
         for pt, (roles, r) in picked.items():
             t.add_row(", ".join(roles), str(pt), _fmt(r.get("chips")), _fmt(r.get("days")),
+                      _fmt(r.get("chip_hours"), "count"), _fmt(r.get("energy_mwh"), "count"),
                       _fmt(r.get("cost_rental_usd"), "usd"), _fmt(r.get("cost_capex_usd"), "usd"),
                       _fmt(r.get("mfu"), "pct"), _fmt(r.get("memory_per_chip_bytes"), "gib"))
         c.print(t)
@@ -86,8 +97,10 @@ def _render_summary(s: dict) -> None:
             c.print(f"    plan {_plan(r)}; binding {bind}")
     p = s["pareto"]
     if len(p["rows"]) > 1:
-        t = Table(title=f"Pareto front: {p['x']} vs {p['y']}")
-        for h in ("point", "setting", "days", p["y"], "MFU"):
+        from ..numfmt import label
+
+        t = Table(title=f"Pareto front: {label(p['x'])} vs {label(p['y'])}")
+        for h in ("point", "setting", "days", label(p["y"]), "MFU"):
             t.add_column(h, justify="left" if h == "setting" else "right")
         for r in p["rows"]:
             t.add_row(str(r["point"]), _setting(r, cols), _fmt(r.get("days")),
@@ -122,7 +135,9 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
                                                             help="frontier among points finishing in D days"),
               metric: str = typer.Option("days", "--metric", help="what per-axis tables and plots show"),
               plots: Optional[Path] = typer.Option(None, "--plots", help="write PNG plots to this folder"),
-              json_: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
+              json_: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+              csv_: bool = typer.Option(False, "--csv", help="print the summary's frontier as CSV rows"),
+              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Design-space sweep: every point a full plan search; in-process, on a local or a remote Dask cluster."""
     from ..errors import TrainsimError
     from ..report.terminal import print_json
@@ -132,8 +147,13 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
             raise TrainsimError("give a sweep spec to run or --summary RESULTS.parquet, not both")
         from ..sweep.summary import summarize
 
+        given = [n for n, v in (("--price-per-chip-hour", price), ("--pue", pue), ("--electricity", electricity))
+                 if v is not None]
+        if given:
+            raise TrainsimError("cost options apply when a sweep runs (the results file keeps the costs it was "
+                                "written with), not with --summary", field=given[0])
         s = summarize(summary, deadline_days=deadline_days, metric=metric, plots_dir=plots)
-        print_json(s) if json_ else _render_summary(s)
+        _print_summary(s, json_, csv_)
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
@@ -144,7 +164,7 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
     if not 0 <= workers <= MAX_LOCAL_WORKERS:
         raise TrainsimError(f"expected 0 to {MAX_LOCAL_WORKERS} local worker processes, got {workers}",
                             field="--workers")
-    spec = load_sweep(sweep)
+    spec = load_sweep(sweep).with_cost_overrides(cost_inputs(price, pue, electricity))
     if dry_run:
         from rich.console import Console
 
@@ -189,8 +209,22 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
             print(f"{out}: {res.evaluated:,} points evaluated ({res.errors:,} with an error"
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
-    if deadline_days is not None or plots is not None or json_:
+    if deadline_days is not None or plots is not None or json_ or csv_:
         from ..sweep.summary import summarize
 
         s = summarize(out, deadline_days=deadline_days, metric=metric, plots_dir=plots)
-        print_json(s) if json_ else _render_summary(s)
+        _print_summary(s, json_, csv_)
+
+
+def _print_summary(s: dict, json_: bool, csv_: bool) -> None:
+    """The summary as JSON, as CSV (one row per frontier role: fastest, cheapest, ...), or as tables."""
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows([{"role": k, **r} for k, r in s["frontier"].items() if r is not None])
+    elif json_:
+        from ..report.terminal import print_json
+
+        print_json(s)
+    else:
+        _render_summary(s)

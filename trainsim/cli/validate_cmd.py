@@ -71,6 +71,7 @@ def render_validation(res) -> None:
 def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
                      None, help="run-spec files or directories (default: the repository's validation/runs)"),
                  json_: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row per run (raw numbers)"),
                  markdown: bool = typer.Option(False, "--markdown", help="print the README validation table"),
                  calibration: Optional[Path] = typer.Option(None, "--calibration",
                                                             help="calibration YAML to use instead of the packaged one"),
@@ -80,7 +81,11 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
     from ..validate import validate
 
     res = validate(list(paths) if paths else None, calib=calibration)
-    if json_:
+    if csv_:
+        from .csvopt import print_rows
+
+        print_rows(res.to_dict(), "runs")
+    elif json_:
         print_json(res.to_dict())
     elif markdown:
         print(res.to_markdown(), end="")

@@ -189,3 +189,22 @@ def accuracy_chart(rows: list[dict], title: str = "Predicted vs reported tokens/
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def bar_chart(rows: list[dict], title: str, xlabel: str) -> Figure:
+    """Horizontal bars, one per row (``label``, ``value``), in the given order from the top, each labelled with
+    its value inside the axes (the chart of a scenario page that has neither a run nor ranged numbers)."""
+    fig = _figure(8.0, 1.0 + 0.45 * max(len(rows), 2))
+    ax = fig.add_subplot()
+    vals = [float(r["value"]) for r in rows]
+    ys = list(range(len(rows)))[::-1]
+    ax.barh(ys, vals, height=0.6, color="#1f77b4", alpha=0.85)
+    top = max([abs(v) for v in vals] or [1.0]) or 1.0
+    for y, v in zip(ys, vals):
+        ax.text(v, y, f" {v:,.3g} ", va="center", ha="left" if v >= 0 else "right", fontsize=7)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+    ax.set_xlim(min(0.0, min(vals or [0.0]) * 1.3), top * 1.3)   # room for the value labels inside the axes
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig

@@ -169,9 +169,12 @@ def ranges(run: Run, plan: PlanSpec | None = None, validation: dict | None = Non
 
 def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitivity: bool = True,
              with_ranges: bool = True, sweep: PlanSpec | None = None, spec_source: str | None = None,
-             progress=None) -> dict:
+             progress=None, cost_inputs: dict | None = None) -> dict:
     """Everything a run report shows. ``sweep``: the plan fields the best-plans search and the sweeps keep fixed
-    (default: the run's own plan; a run that fixes every field gets a free search for its best plans)."""
+    (default: the run's own plan; a run that fixes every field gets a free search for its best plans);
+    ``cost_inputs``: overrides of :func:`trainsim.cost.run_cost` -- ``price_per_chip_hour``, ``pue``,
+    ``electricity_usd_per_kwh`` -- for the estimate's cost, as ``--price-per-chip-hour``, ``--pue``,
+    ``--electricity`` give them."""
     from .. import api
     from ..estimate import is_complete
     from ..perf.calibration import validation_error
@@ -190,6 +193,10 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
         est = api.estimate(run)
     except TrainsimError as exc:
         est, data["message"] = None, str(exc)
+    if est is not None and cost_inputs:
+        from dataclasses import replace
+
+        est = replace(est, cost_inputs=dict(cost_inputs))   # a copy: a memoised estimate keeps its own
     tick.advance("best plans")
     data["estimate"] = est.to_dict() if est is not None else None
     data["answer"] = answer(est, run, data.get("message", ""))

@@ -17,13 +17,13 @@ def _is_triple(v) -> bool:
     return isinstance(v, dict) and "nominal" in v
 
 
-def value_text(v: Any) -> str:
-    """A scenario number as the terminal prints it (``trainsim scenario``)."""
-    from ..scenario.render import fmt as sfmt, plan_text
+def value_text(v: Any, key: str = "") -> str:
+    """A scenario number as the terminal prints it (``trainsim scenario``; money keys in dollars)."""
+    from ..scenario.render import fmt_key, plan_text
 
     if isinstance(v, dict) and {"tp", "pp"} <= set(v):
         return plan_text(v)
-    return sfmt(v)
+    return fmt_key(key, v)
 
 
 def flatten(d: dict, prefix: str = "", depth: int = 0) -> tuple[list[tuple[str, Any]], list[tuple[str, list]]]:
@@ -47,7 +47,9 @@ def _list_table(items: list[dict], max_cols: int = 10) -> str:
         isinstance(v, dict) and {"tp", "pp"} <= set(v))
     cols = list(dict.fromkeys(k for it in items for k, v in it.items() if not k.startswith("_") and scalar(v)))
     cols = cols[:max_cols]
-    return table(cols, [[value_text(it.get(c)) for c in cols] for it in items])
+    from ..scenario.render import key_label
+
+    return table([key_label(c) for c in cols], [[value_text(it.get(c), c) for c in cols] for it in items])
 
 
 def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:
@@ -143,9 +145,11 @@ def scenario_data(result: dict, doc: dict | None = None, *, progress=None, with_
 
 def _numbers(result: dict) -> str:
     rows, tables = flatten(result.get("numbers") or {})
-    body = table(["quantity", "value"], [[k, value_text(v)] for k, v in rows], {1})
+    from ..scenario.render import key_label
+
+    body = table(["quantity", "value"], [[key_label(k), value_text(v, k)] for k, v in rows], {1})
     for title, items in tables:
-        body += f"<h3>{esc(title)}</h3>" + _list_table(items)
+        body += f"<h3>{esc(key_label(title))}</h3>" + _list_table(items)
     return body
 
 
@@ -178,6 +182,73 @@ def scenario_chart(result: dict) -> bytes | None:
                                          xlabel="change vs nominal (%)"))
 
 
+#: unit suffixes of scalar scenario numbers that can share one axis, and how the axis is labelled
+UNIT_SUFFIXES = (("_days", "days"), ("_h", "hours"), ("_s", "seconds"), ("_usd", "USD"), ("_mwh", "MWh"),
+                 ("_gib", "GiB"), ("_bytes", "bytes"), ("_flops", "FLOP"), ("_pct", "%"))
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)) and v == v and abs(v) != float("inf"):
+        return float(v)
+    if _is_triple(v):
+        return _num(v.get("nominal"))
+    return None
+
+
+def _tail(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else "\u2026" + text[-(n - 1):]
+
+
+def fallback_chart_rows(result: dict) -> tuple[list[dict], str, str]:
+    """What a scenario page charts when it has neither a training run nor ranged numbers: (rows of ``label`` /
+    ``value``, title, axis label), or ``([], "", "")`` when the result has no two comparable numbers.
+
+    In order: (1) the cases of ``result["ranges"]`` (e.g. WAN bandwidths) on their first numeric field they all
+    have; (2) the largest group (two or more) of scalar numbers that share a unit suffix (``_h``, ``_days``,
+    ``_usd``, ...); (3) the first list table of the numbers with a numeric column (one bar per item)."""
+    from ..scenario.render import key_label
+
+    extra = result.get("ranges")
+    if isinstance(extra, dict) and len(extra) >= 2 and all(isinstance(v, dict) for v in extra.values()):
+        first = next(iter(extra.values()))
+        for k in first:
+            if all(_num(v.get(k)) is not None for v in extra.values()):
+                return ([{"label": str(case), "value": _num(v[k])} for case, v in extra.items()],
+                        f"{key_label(k)} by case", key_label(k))
+    rows, tables = flatten(result.get("numbers") or {})
+    groups: dict[str, list[dict]] = {}
+    for k, v in rows:
+        x = _num(v)
+        last = k.split(".")[-1]
+        for suffix, unit in UNIT_SUFFIXES:
+            if x is not None and (last.endswith(suffix) or f"{suffix}_" in last):
+                groups.setdefault(unit, []).append({"label": _tail(key_label(k)), "value": x})
+                break
+    if groups:
+        unit, best = max(groups.items(), key=lambda kv: len(kv[1]))
+        if len(best) >= 2:
+            return best[:14], f"The scenario's numbers in {unit}", unit
+    for title, items in tables:
+        cols = [k for k in items[0] if not k.startswith("_") and all(_num(it.get(k)) is not None for it in items)]
+        if cols:
+            who = lambda i, it: str(it.get("label") or it.get("name") or it.get("system") or i)  # noqa: E731
+            return ([{"label": _tail(who(i, it)), "value": _num(it[cols[0]])} for i, it in enumerate(items[:14])],
+                    f"{key_label(title)}: {key_label(cols[0])}", key_label(cols[0]))
+    return [], "", ""
+
+
+def fallback_chart(result: dict) -> bytes | None:
+    """PNG of :func:`fallback_chart_rows`, or None when there is nothing to compare."""
+    rows, title, xlabel = fallback_chart_rows(result)
+    if not rows:
+        return None
+    from . import charts as ch
+
+    return ch.png_bytes(ch.bar_chart(rows, title, xlabel))
+
+
 def _ranges(result: dict) -> str:
     rows, tables = flatten(result.get("numbers") or {})
     tri = [(k, v) for k, v in rows if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high")]
@@ -189,10 +260,11 @@ def _ranges(result: dict) -> str:
                     tri.append((f"{title}[{who}].{k}", v))
     body = ""
     if tri:
-        from ..scenario.render import fmt as sfmt
+        from ..scenario.render import fmt_key, key_label
 
         body += table(["quantity", "low", "nominal", "high", "unit"],
-                      [[k, sfmt(v.get("low")), sfmt(v.get("nominal")), sfmt(v.get("high")), v.get("unit", "")]
+                      [[key_label(k), fmt_key(k, v.get("low")), fmt_key(k, v.get("nominal")), fmt_key(k, v.get("high")),
+                        v.get("unit", "")]
                        for k, v in tri], {1, 2, 3})
     extra = result.get("ranges")
     if isinstance(extra, dict) and extra:
@@ -222,17 +294,17 @@ def _best_plan(result: dict) -> str:
 
 
 def _assumptions(result: dict) -> str:
-    from ..scenario.render import fmt as sfmt
+    from ..scenario.render import fmt_key, key_label
 
     rows = []
     for a in result.get("assumptions") or []:
         v = a.get("value")
         if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
                 and not isinstance(v, dict):
-            val = f"{sfmt(v)} ({sfmt(a['low'])} - {sfmt(a['high'])})"
+            val = fmt_key(str(a.get("key")), {"nominal": v, "low": a["low"], "high": a["high"]})
         else:
-            val = v if isinstance(v, str) else sfmt(v)
-        rows.append([a.get("key"), val, a.get("source", ""), a.get("confidence", ""), a.get("note", "")])
+            val = v if isinstance(v, str) else fmt_key(str(a.get("key")), v)
+        rows.append([key_label(str(a.get("key"))), val, a.get("source", ""), a.get("confidence", ""), a.get("note", "")])
     return table(["input", "value", "source", "confidence", "note"], rows, wrap={1, 2, 4})
 
 
@@ -263,7 +335,9 @@ def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]
            f'<div class="answer {cls}" data-key="answer">{esc(r.get("verdict", ""))}</div>'
            f"<p><b>Claim:</b> {esc(r.get('claim', ''))}</p>"
            + (f"<p><b>Question:</b> {esc(r.get('question'))}</p>" if r.get("question") else ""))
-    out = [("answer", "Answer", top), ("numbers", "Numbers", _numbers(r)), ("best-plan", "Best plan", _best_plan(r)),
+    numbers_img = (image(charts["scenario_numbers"], "bar chart of the scenario's comparable numbers",
+                         "scenario_numbers") if charts.get("scenario_numbers") else "")
+    out = [("answer", "Answer", top), ("numbers", "Numbers", numbers_img + _numbers(r)), ("best-plan", "Best plan", _best_plan(r)),
            ("scenario-ranges", "Ranges (low / nominal / high)",
             (image(charts["scenario_ranges"], "ranges of the scenario's numbers", "scenario_ranges")
              if charts.get("scenario_ranges") else "") + _ranges(r)),
@@ -305,4 +379,8 @@ def build_scenario_report(result: dict, doc: dict | None = None, *, progress=Non
         png = scenario_chart(data["result"])
         if png is not None:
             charts["scenario_ranges"] = png
+    if not charts:   # neither a run nor ranged numbers: still a chart of the page's comparable numbers
+        png = fallback_chart(data["result"])
+        if png is not None:
+            charts["scenario_numbers"] = png
     return Report(title=data["title"], html=render(data, charts), charts=charts, data=data)

@@ -31,7 +31,7 @@ def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
     tr = run.training.model_dump()
     tr.pop("tokens", None)
     return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, run.use_all,
-            tuple(sorted(tr.items())), fixed.model_dump_json())
+            tuple(sorted(tr.items())), fixed.model_dump_json(), run.framework)   # the stack limits the search
 
 
 def _retokened(res: SearchResult, tokens) -> SearchResult:

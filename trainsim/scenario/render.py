@@ -61,6 +61,32 @@ def fmt(x: Any) -> str:
     return str(x)
 
 
+def fmt_key(key: str, x: Any) -> str:
+    """``fmt`` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``; :func:`trainsim.numfmt.is_money_key`)
+    in dollars (``$29.2M (7.1M-90M)`` style, :func:`trainsim.numfmt.money`), everything else as :func:`fmt`."""
+    from ..numfmt import is_money_key, money
+
+    last = str(key).split(".")[-1].split("[")[0]
+    if not is_money_key(last) or isinstance(x, bool):
+        return fmt(x)
+    if isinstance(x, (int, float)):
+        return money(x)
+    if isinstance(x, dict) and "nominal" in x and (x.get("nominal") is None or isinstance(x["nominal"], (int, float))):
+        s = money(x.get("nominal"))
+        if isinstance(x.get("low"), (int, float)) and isinstance(x.get("high"), (int, float)) and x["low"] != x["high"]:
+            s += f" ({money(x['low'])}-{money(x['high'])})"
+        return s
+    return fmt(x)
+
+
+def key_label(key: str) -> str:
+    """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
+    (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
+    from ..numfmt import label
+
+    return " / ".join(label(part) for part in str(key).split("."))
+
+
 def plan_text(plan: dict | None) -> str:
     if not plan:
         return "-"
@@ -92,7 +118,11 @@ PRIORITY = ("label", "name", "system", "chip", "chips", "units", "precision", "f
             "change_pct", "flops", "source", "message", "note")
 
 
-def _compact(x: Any) -> str:
+def _compact(x: Any, key: str = "") -> str:
+    from ..numfmt import is_money_key
+
+    if key and is_money_key(key):
+        return fmt_key(key, x)
     if isinstance(x, dict) and "nominal" in x:
         s = fmt(x.get("nominal"))
         if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
@@ -109,9 +139,9 @@ def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
     cols = list(dict.fromkeys(present + rest))[:max_cols]
     t = Table(title=title)
     for c in cols:
-        t.add_column(c, overflow="fold")
+        t.add_column(key_label(c), overflow="fold")
     for it in items:
-        t.add_row(*[_compact(it.get(c)) for c in cols])
+        t.add_row(*[_compact(it.get(c), c) for c in cols])
     return t
 
 
@@ -138,7 +168,7 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     t.add_column("quantity")
     t.add_column("value", overflow="fold")
     for k, v in rows:
-        t.add_row(k, fmt(v))
+        t.add_row(key_label(k), fmt_key(k, v))
     c.print(t)
     for title, items in tables:
         if title.endswith("probes") and not verbose:
@@ -160,11 +190,11 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
         val = a.get("value")
         if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
                 and not isinstance(val, dict):
-            val = f"{fmt(val)} ({fmt(a['low'])} - {fmt(a['high'])})"
+            val = fmt_key(str(a.get("key")), {"nominal": val, "low": a["low"], "high": a["high"]})
         else:
-            val = fmt(val) if not isinstance(val, str) else val
+            val = fmt_key(str(a.get("key")), val) if not isinstance(val, str) else val
         src = a.get("source", "") + (f" [dim]{a['note']}[/dim]" if a.get("note") and verbose else "")
-        at.add_row(str(a.get("key")), str(val), src, str(a.get("confidence", "")))
+        at.add_row(key_label(str(a.get("key"))), str(val), src, str(a.get("confidence", "")))
     c.print(at)
     ve = r.get("validation_error")
     if ve:
@@ -174,12 +204,42 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     c.print()
 
 
+def summary_row(r: dict) -> dict:
+    """One scenario in one line: id, claim, verdict (supported / not supported / depends on X) and the deciding
+    assumption or headline number (the verdict's own text after its class)."""
+    cls = r.get("verdict_class") or ""
+    text = str(r.get("verdict") or "")
+    why = text[len(cls) + 2:] if cls and text.startswith(cls + ": ") else text
+    return {"id": str(r.get("id")), "claim": _short(str(r.get("claim") or ""), 75), "verdict": cls or text,
+            "because": _short(_first_clause(why), 140)}
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first ``;`` or sentence end outside parentheses (the headline of a verdict)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and (ch == ";" or (ch == "." and text[i + 1:i + 2] == " " and not text[i - 1:i].isdigit())):
+            return text[:i]
+    return text
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1].rstrip() + "\u2026"
+
+
 def render_summary(results: list[dict], c: Console | None = None) -> None:
+    """The one-screen summary of ``trainsim scenario``: one row per scenario (:func:`summary_row`)."""
     c = c or console()
-    t = Table(title="scenarios")
-    for col in ("id", "verdict", "seconds"):
-        t.add_column(col, overflow="fold")
+    t = Table(title=f"scenarios: {len(results)} answered" + ("" if len(results) < 2 else
+                                                              " (details: trainsim scenario --all --detail)"),
+              show_lines=True, expand=True)
+    t.add_column("id", no_wrap=True)
+    t.add_column("claim", overflow="fold", ratio=3)
+    t.add_column("verdict", overflow="fold", ratio=2)
+    t.add_column("deciding assumption / headline number", overflow="fold", ratio=5)
     for r in results:
+        row = summary_row(r)
         colour = COLOURS.get(r.get("verdict_class", ""), "yellow")
-        t.add_row(str(r.get("id")), f"[{colour}]{r.get('verdict', '')}[/{colour}]", fmt(r.get("seconds")))
+        t.add_row(row["id"], row["claim"], f"[{colour}]{row['verdict']}[/{colour}]", row["because"])
     c.print(t)

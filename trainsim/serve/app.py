@@ -89,10 +89,18 @@ def display(d: dict) -> dict:
 
 # ---------------------------------------------------------------- the work (runs in a worker thread)
 
+def run_framework(run) -> str:
+    """The software stack of a request's run (its ``framework:``, set from the page's framework input; else the
+    default stack): the search offers only what it has and the flags are its emitter's."""
+    from ..frameworks import framework_of
+
+    return framework_of(run)
+
+
 def do_plan(body) -> dict:
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    ans = api.plan(run, top=req.top, framework=req.framework, assumptions=I.assumptions_for(req.failure_rate))
+    ans = api.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
     d = ans.to_dict()
     return {"answer": d, "display": display(d), "spec": doc}
 
@@ -102,8 +110,8 @@ def do_whatif(body) -> dict:
     nom_req = req.model_copy(update={"edits": req.nominal_edits, "failure_rate": None})
     run0, doc0 = I.parse_request_run(nom_req)
     run1, doc1 = I.parse_request_run(req)
-    a0 = api.plan(run0, top=1, framework=req.framework, assumptions=I.assumptions_for(None))
-    a1 = api.plan(run1, top=1, framework=req.framework, assumptions=I.assumptions_for(req.failure_rate))
+    a0 = api.plan(run0, top=1, framework=run_framework(run0), assumptions=I.assumptions_for(None))
+    a1 = api.plan(run1, top=1, framework=run_framework(run1), assumptions=I.assumptions_for(req.failure_rate))
     d0, d1 = a0.to_dict(), a1.to_dict()
     return {"nominal": d0, "current": d1, "nominal_display": display(d0), "display": display(d1), "spec": doc1,
             "nominal_spec": doc0}

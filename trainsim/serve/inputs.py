@@ -52,7 +52,10 @@ class RunRequest(BaseModel):
     spec: dict[str, Any]
     edits: Edits = Edits()
     fix: str = Field("", max_length=400)
-    framework: Literal["megatron", "mindspeed"] = "megatron"
+    # a software-stack profile id (trainsim/frameworks.py), written into the run spec's ``framework:`` key so the
+    # plan search offers only what that stack has; "megatron" / "mindspeed" / "torchtitan" (older links) name
+    # the default stack of that flag emitter. The flags shown are those of the profile's emitter.
+    framework: str = Field("", max_length=64)
     top: int = Field(5, ge=1, le=20)
     failure_rate: float | None = Field(None, ge=0, le=1.0)   # interruptions per chip-hour (assumption override)
 
@@ -151,6 +154,14 @@ def spec_doc(req: RunRequest) -> dict:
     if not isinstance(sysv, str):
         raise TrainsimError(f"expected a catalog system id, got {sysv!r}", field="system", where="request")
     spec["system"] = system_doc(sysv, req.edits)
+    if req.framework:
+        from ..frameworks import resolve_choice
+
+        fw = resolve_choice(req.framework)
+        if spec.get("framework") not in (None, fw):
+            raise TrainsimError(f"the spec says framework {spec['framework']}, the framework input {fw}",
+                                field="framework", where="request")
+        spec["framework"] = fw
     if req.fix.strip():
         from ..api import parse_fix
         from ..spec import PlanSpec
@@ -229,7 +240,12 @@ def catalog() -> dict:
         out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
                         "values": vals, "sources": srcs})
     a = Assumptions().get("interruptions_per_chip_hour")
-    return {"models": models, "systems": out_sys, "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]}
+    from ..frameworks import default_framework, emitter_for, frameworks
+
+    fws = [{"id": k, "emitter": emitter_for(k), "schedules": v["schedules"], "zero": v["zero"],
+            "recompute": v["recompute"], "expert_parallel": v["expert_parallel"],
+            "context_parallel": v["context_parallel"], "source": v.get("source", "")} for k, v in frameworks().items()]
+    return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": default_framework(), "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]}
                                                              for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
             "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS}}

@@ -63,7 +63,8 @@ as given next to ``plan.tp`` of the best plan; a samples axis adds its draw inde
 peak_bf16_flops_per_s, scale_up_size, scale_up_bw_bytes_per_s, scale_out_bw_bytes_per_s), ``time`` (step_time_s,
 tokens_per_s_per_chip, mfu, hfu, days, chip_hours), ``memory`` (memory_per_chip_bytes, fits), ``plan``
 (plan.tp ... plan.node_limit, plans_evaluated, plans_feasible), ``cost`` (cost_rental_usd, cost_capex_usd,
-energy_mwh: :func:`trainsim.scenario.economics.economics` at ideal days, goodput 1), ``binding`` (the largest
+energy_mwh: :func:`trainsim.cost.run_cost` at ideal days, i.e. without failures; ``--price-per-chip-hour``,
+``--pue`` and ``--electricity`` override its inputs for the whole sweep), ``binding`` (the largest
 cause of the best plan's step time and its share), ``breakdown`` (seconds per cause; not in the default).
 
 **Running.** ``trainsim sweep SWEEP.yaml -o results.parquet`` evaluates in-process; ``--workers N`` starts a

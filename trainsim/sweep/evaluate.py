@@ -91,19 +91,24 @@ def _inputs(run) -> dict:
             "scale_out_bw_bytes_per_s": s.levels[1].bw if len(s.levels) > 1 else None}
 
 
-def _cost(est, overrides: dict) -> dict:
+def _cost(est, overrides: dict, cost_overrides: dict | None = None) -> dict:
+    """The ``cost`` columns of a point: :func:`trainsim.cost.run_cost` (chip-hours, energy, rental and capex cost
+    at ideal days, i.e. without failures) with the sweep's ``assumptions:`` and the command line's cost
+    overrides (``--price-per-chip-hour``, ``--pue``, ``--electricity``)."""
+    from ..cost import run_cost
     from ..scenario.assumptions import defaults
-    from ..scenario.economics import economics
 
     if est.run.training.tokens is None:
         return {}
     a = defaults().with_overrides(overrides) if overrides else defaults()
     try:
-        e = economics(est, a)
+        c = run_cost(est, assumptions=a, **(cost_overrides or {}))
     except TrainsimError:
         return {}
-    return {"cost_rental_usd": e["cost_rental_usd"]["nominal"], "cost_capex_usd": e["cost_capex_usd"]["nominal"],
-            "energy_mwh": e["energy_mwh"]["nominal"]}
+    if c is None:
+        return {}
+    return {"cost_rental_usd": c["cost_rental_usd"], "cost_capex_usd": c["cost_capex_usd"],
+            "energy_mwh": c["energy_mwh"], "chip_hours": c["chip_hours"]}
 
 
 def evaluate_point(spec, index: int) -> dict:
@@ -132,7 +137,7 @@ def evaluate_point(spec, index: int) -> dict:
             row.update({f"breakdown.{k}": v for k, v in est.breakdown.items()})
             if "cost" in spec.groups or any(c in spec.column_names for c in ("cost_rental_usd", "cost_capex_usd",
                                                                               "energy_mwh")):
-                row.update(_cost(est, overrides))
+                row.update(_cost(est, overrides, getattr(spec, "cost_overrides", None)))
     except TrainsimError as exc:
         row.update(error_kind="input", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bad point is a row, not the end of the sweep

@@ -47,6 +47,16 @@ class SweepSpec:
     assumptions: dict = field(default_factory=dict)
     path: str | None = None
     digest: str = ""
+    cost_overrides: dict = field(default_factory=dict)   # --price-per-chip-hour / --pue / --electricity
+
+    def with_cost_overrides(self, overrides: dict) -> "SweepSpec":
+        """A copy whose cost columns use ``overrides`` (keyword arguments of :func:`trainsim.cost.run_cost`:
+        ``price_per_chip_hour``, ``pue``, ``electricity_usd_per_kwh``); the digest changes with them, so
+        ``--resume`` never mixes rows priced differently."""
+        if not overrides:
+            return self
+        src = json.dumps({"digest": self.digest, "cost_overrides": overrides}, sort_keys=True)
+        return replace(self, cost_overrides=dict(overrides), digest=hashlib.sha256(src.encode()).hexdigest()[:24])
 
     @property
     def n_points(self) -> int:
@@ -70,6 +80,7 @@ class SweepSpec:
             "trainsim.sweep.axes": json.dumps([a.describe() for a in self.axes]),
             "trainsim.sweep.points": str(self.n_points),
             "trainsim.sweep.digest": self.digest,
+            "trainsim.sweep.cost_overrides": json.dumps(self.cost_overrides, sort_keys=True),
         }
 
 

@@ -192,7 +192,7 @@ async function doPlan() {
     .concat(a.runners_up.map((p, i) => Object.assign({rank: i + 2}, p)));
   $("plan-table").innerHTML = "<table><tr><th>#</th><th>plan</th><th>step time</th><th>MFU</th><th>tokens/s/chip</th><th>memory</th></tr>" +
     all.map(p => `<tr><td>${p.rank}</td><td style="text-align:left"><code>${esc(fmt.plan(p.plan))}</code></td><td>${fmt.s(p.step_time_s)}</td><td>${fmt.pct(p.mfu)}</td><td>${fmt.num(p.tokens_per_s_per_chip)}</td><td>${fmt.gib(p.memory_per_chip_bytes)}</td></tr>`).join("") + "</table>";
-  $("plan-flags").textContent = a.flags || "";
+  $("plan-flags").textContent = a.flags || a.flags_note || "";
   const ve = a.validation_error;
   $("plan-valid").textContent = ve ? `Held-out (leave-one-out) error of predicted tokens/s per chip for ${sysOf(S.system).family}: median |error| ${fmt.pct(ve.median_abs_error)}, max ${fmt.pct(ve.max_abs_error)} over ${ve.runs} runs (${ve.basis}).` : "No validation error recorded for this chip family.";
   mark("view-plan");
@@ -335,7 +335,12 @@ async function init() {
   } finally { busy(-1); }
   $("model").innerHTML = CAT.models.map(m => `<option value="${esc(m.id)}">${esc(m.id)}${m.preset ? " (preset)" : ""}</option>`).join("");
   $("system").innerHTML = CAT.systems.map(s => `<option value="${esc(s.id)}">${esc(s.id)} (${esc(s.chip)})</option>`).join("");
-  fromURL(); writeForm();
+  // software stacks: the run spec's framework: key (the search offers only what the stack has; flags of its emitter)
+  $("fw").innerHTML = CAT.frameworks.map(f => `<option value="${esc(f.id)}" title="${esc(f.source)}">${esc(f.id)} (${esc(f.schedules.join(", "))}; flags: ${esc(f.emitter || "none")})</option>`).join("");
+  S.fw = CAT.default_framework;
+  fromURL();
+  if (!CAT.frameworks.some(f => f.id === S.fw)) S.fw = ({megatron: "megatron-bridge-2026", mindspeed: "mindspeed-2025", torchtitan: "torchtitan-2024"})[S.fw] || CAT.default_framework;
+  writeForm();
   for (const id of ["model", "chips", "tokens", "seq", "batch", "prec", "fw", "fix", "size-days", "size-unit", "size-fail",
                     "cap-units", "cap-days", "cap-family", "cap-prec"]) $(id).addEventListener("change", changed);
   $("cfg").addEventListener("change", changed);
