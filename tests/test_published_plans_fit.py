@@ -98,3 +98,18 @@ def test_every_validation_run_fits_with_its_plan(path):
         pytest.xfail(KNOWN_GAPS[path.stem])
     est = estimate(run, advise=False)   # a partial plan is completed by the search, which raises if nothing fits
     assert est.fits
+
+
+def test_report_draws_memory_when_nothing_fits():
+    # Llama 3.1 8B on 8 chips of 8 GiB: 8B x 2 bytes of weights alone is 2 GiB per chip at best, and activations of
+    # a 4,096-token sequence do not leave room: no plan fits, and the page still draws memory against HBM
+    from trainsim.report.run_report import build_run_report
+    run = parse_run({
+        "model": "llama-3.1-8b", "chips": 8,
+        "system": {"chip": {"name": "tiny", "bf16_tflops": 100, "hbm": "8 GiB", "hbm_bandwidth": "1 TB/s"},
+                   "scale_up": {"size": 8, "bandwidth": "100 GB/s"}, "scale_out": {"bandwidth": "100 Gb/s"}},
+        "training": {"seq_len": 4096, "global_batch_seqs": 64},
+    })
+    rep = build_run_report(run, with_scaling=False, with_sensitivity=False, with_ranges=False)
+    assert "memory" in rep.charts
+    assert "No plan fits: the plan needing the least memory" in rep.html and "over HBM by" in rep.html

@@ -35,6 +35,7 @@ class SearchResult:
     search_seconds: float
     rejected: dict = field(default_factory=dict)
     smallest_memory_bytes: float | None = None
+    least_memory: Estimate | None = field(default=None, repr=False)   # nothing fits: the plan needing least memory
     use_all: bool = False
     alternatives: list[dict] = field(default_factory=list)   # filled by :func:`trainsim.alternatives` on no plan
     feasible_columns: dict | None = field(default=None, repr=False)   # search(keep_all=True): every feasible plan
@@ -156,7 +157,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
-    n_fit, smallest, best_so_far = 0, np.inf, np.inf
+    n_fit, smallest, best_so_far, smallest_i = 0, np.inf, np.inf, -1
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
     rows = max(1, CHUNK // max(K, 1))
@@ -170,7 +171,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         per_seq = per_seq.reshape(-1)
         fits = mem <= hbm
         n_fit += int(np.count_nonzero(fits))
-        smallest = min(smallest, float(mem.min()))
+        j = int(np.argmin(mem))
+        if mem[j] < smallest:
+            smallest, smallest_i = float(mem[j]), j + s * K
         if keep_all and fits.any():
             f_idx = np.nonzero(fits)[0]
             all_i.append(f_idx + s * K)
@@ -215,7 +218,15 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                        "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[fi[i] // K]),
                        "memory_per_chip_bytes": float(fm[i])} for j, i in enumerate(keep)]
     smallest = smallest if n else None
-    return SearchResult(run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
+    least = None
+    if not n_fit and smallest_i >= 0:
+        # nothing fits: the plan that needs the least memory, costed in full, so answers can show by how much
+        # and what to change (trainsim.fit_advice)
+        idx = np.array([smallest_i])
+        sub = space.plans(idx)
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
+        least = result_row(run, sub, res, 0)
+    return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
                         plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
                         rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest,
                         use_all=use_all, fixed=fixed, calib=calib,

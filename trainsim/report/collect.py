@@ -216,6 +216,15 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
         r = plan_row(e, f"#{i}")
         r["rank"] = i
         rows.append(r)
+    if not rows and res.least_memory is not None:
+        # nothing fits: draw the plan that needs the least memory against HBM, with what would make it fit
+        from ..fit_advice import fit_advice, over_by
+
+        least = res.least_memory
+        rows.append(plan_row(least, "least memory (does not fit)"))
+        data["does_not_fit"] = {**over_by(least.memory_per_chip_bytes, run.system.chip.hbm_bytes),
+                                "plan": least.plan, "fixes": fit_advice(run, least.plan)}
+    data["hbm_bytes"] = run.system.chip.hbm_bytes
     data["plans"] = rows
     tick.advance()
     data["scaling"] = scaling(run, free, progress=tick) if with_scaling else []

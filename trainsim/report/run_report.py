@@ -21,7 +21,7 @@ def make_charts(data: dict) -> dict[str, bytes]:
     est = data.get("estimate")
     if plans:
         out["breakdown"] = ch.png_bytes(ch.breakdown_chart(plans))
-        hbm = est["hbm_bytes"] if est else plans[0]["memory"].get("total", 0)
+        hbm = est["hbm_bytes"] if est else data.get("hbm_bytes", plans[0]["memory"].get("total", 0))
         out["memory"] = ch.png_bytes(ch.memory_chart(plans, hbm))
     if any(r.get("mfu") is not None for r in data.get("scaling") or []):
         out["scaling"] = ch.png_bytes(ch.scaling_chart(data["scaling"], est["chips"] if est else None))
@@ -87,6 +87,14 @@ def _memory(data: dict, png: bytes | None) -> str:
         body += ("<h3>The estimated plan</h3>" + table(["part", "GiB"], rows, {1})
                  + f'<p class="note">HBM capacity {fmt.gib(est["hbm_bytes"])} per chip; '
                  f'{"fits" if est["fits"] else "does not fit"}.</p>')
+    dnf = data.get("does_not_fit")
+    if dnf:
+        body += (f'<p class="note">No plan fits: the plan needing the least memory ({esc(fmt.plan(dnf["plan"]))}) is '
+                 f'over HBM by {fmt.gib(dnf["over_by_bytes"])} ({dnf["over_by_fraction"]:.0%}).</p>')
+        if dnf.get("fixes"):
+            body += table(["single change that fits", "GiB per chip", "step time"],
+                          [[f["change"], f"{f['memory_per_chip_bytes'] / 2**30:.1f}", fmt.step_time(f["step_time_s"])]
+                           for f in dnf["fixes"]], {1, 2})
     return body
 
 
