@@ -250,14 +250,7 @@ def fallback_chart(result: dict) -> bytes | None:
 
 
 def _ranges(result: dict) -> str:
-    rows, tables = flatten(result.get("numbers") or {})
-    tri = [(k, v) for k, v in rows if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high")]
-    for title, items in tables:
-        for i, it in enumerate(items):
-            for k, v in it.items():
-                if _is_triple(v) and v.get("low") is not None and v.get("low") != v.get("high"):
-                    who = it.get("label") or it.get("system") or it.get("name") or i
-                    tri.append((f"{title}[{who}].{k}", v))
+    tri = _triples(result)
     body = ""
     if tri:
         from ..scenario.render import fmt_key, key_label
