@@ -61,7 +61,7 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%}, "
+        c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
                 f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput {fmt(res.goodput)}")
     t = Table(title="limits")
     for col in ("limit", "binding", "detail"):
@@ -70,7 +70,7 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
         t.add_row(l_["limit"], "[red]yes[/red]" if l_["binding"] else "no", l_["detail"])
     c.print(t)
     it = Table(title="model sizes probed")
-    for col in ("active", "total", "rule tokens", "tokens in days", "MFU"):
+    for col in ("active", "total", "rule tokens", "tokens in days", "MFU (BF16 peak)"):
         it.add_column(col, justify="right")
     for i in res.iterations:
         it.add_row(fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),

@@ -39,7 +39,7 @@ def compare_rows(ests: list) -> list[tuple[str, str, list]]:
     causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))
     rows += [(f"  {c} (s)", f"breakdown.{c}", [d["breakdown"].get(c, 0.0) for d in ds]) for c in causes]
     rows += [("tokens/s per chip", "tokens_per_s_per_chip", [d["tokens_per_s_per_chip"] for d in ds]),
-             ("MFU", "mfu", [d["mfu"] for d in ds]),
+             ("MFU (vs BF16 peak)", "mfu", [d["mfu"] for d in ds]),
              ("memory per chip (GiB)", "memory_per_chip_bytes", [d["memory_per_chip_bytes"] / 2**30 for d in ds]),
              ("fits", "fits", [d["fits"] for d in ds]),
              ("days", "days", [d.get("days") for d in ds])]

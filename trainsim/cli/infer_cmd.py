@@ -1,6 +1,8 @@
 """``trainsim infer SPEC.yaml [--json]``: serving throughput, latency, KV cache and best plan (issue 7).
 
 ``trainsim infer --validate`` prints the error table against the published serving numbers instead.
+MFU / HFU do not apply to ``infer`` and are not reported: decode is bound by memory bandwidth, so serving is
+judged by tokens/s per chip and latency (issue #16 item 3); ``mfu`` / ``mfu_at_precision`` are training outputs.
 ``trainsim posttrain SPEC.yaml [--json]``: one RL / on-policy-distillation job across clusters (trainsim.posttrain).
 """
 from __future__ import annotations

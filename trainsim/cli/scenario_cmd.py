@@ -23,6 +23,7 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
                                                                            "assumptions (always on for one FILE)"),
                  html: Path = typer.Option(None, "--html", help="also write one HTML report per scenario and "
                                                                 "index.html into DIR"),
+                 force: bool = typer.Option(False, "--force", help="with --html: replace existing pages in DIR"),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Answer a seed scenario: verdict, numbers (low/nominal/high), best plan, assumptions with sources."""
     from ..errors import TrainsimError
@@ -33,6 +34,11 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
 
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+    if html is not None:   # refuse an existing page or a symlinked folder before the work
+        from ..report.site import check_site_dir, file_name
+
+        ids = [{"id": p.stem} for p in sorted(scenarios_dir().glob("*.yaml"))] if all_ else [{"id": file.stem}]
+        check_site_dir(html, [file_name(r) for r in ids] if not force else [], force=force)
     with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
         if all_:
             results = run_all(scenarios_dir(), jobs=jobs or None)
@@ -55,7 +61,7 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
         from ..report.site import write_site
 
         with progress_bar("HTML reports", enabled=not (quiet or json_)) as tick:
-            index = write_site(results, html, jobs=jobs or None, progress=tick)
+            index = write_site(results, html, jobs=jobs or None, progress=tick, force=force)
         if not (quiet or json_):
             print(f"wrote {len(results)} reports and {index}", file=sys.stderr)
     if any(r.get("verdict_class") == "error" for r in results):

@@ -71,7 +71,7 @@ def _render_summary(s: dict) -> None:
         c.print(f"{s['meeting_deadline']:,} points finish within {s['deadline_days']:g} days")
     cols = s["axis_columns"]
     labels = {"fastest": "fastest", "cheapest_rental": "cheapest", "cheapest_capex": "cheapest capex",
-              "fewest_chips": "fewest chips", "best_mfu": "best MFU"}
+              "fewest_chips": "fewest chips", "best_mfu": "best MFU (vs BF16 peak)"}
     picked: dict[int, tuple[list[str], dict]] = {}
     for k, label in labels.items():
         r = s["frontier"].get(k)
@@ -82,7 +82,7 @@ def _render_summary(s: dict) -> None:
     else:
         t = Table(title="frontier" + (f" (within {s['deadline_days']:g} days)" if s["deadline_days"] is not None
                                       else ""))
-        for h in ("", "point", "chips", "days", "chip-hours", "energy (MWh)", "cost (rental)", "cost (capex)", "MFU",
+        for h in ("", "point", "chips", "days", "chip-hours", "energy (MWh)", "cost (rental)", "cost (capex)", "MFU (BF16 peak)",
                   "GiB/chip"):
             t.add_column(h, justify="left" if h == "" else "right")
         for pt, (roles, r) in picked.items():
@@ -100,7 +100,7 @@ def _render_summary(s: dict) -> None:
         from ..numfmt import label
 
         t = Table(title=f"Pareto front: {label(p['x'])} vs {label(p['y'])}")
-        for h in ("point", "setting", "days", label(p["y"]), "MFU"):
+        for h in ("point", "setting", "days", label(p["y"]), "MFU (BF16 peak)"):
             t.add_column(h, justify="left" if h == "setting" else "right")
         for r in p["rows"]:
             t.add_row(str(r["point"]), _setting(r, cols), _fmt(r.get("days")),

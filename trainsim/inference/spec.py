@@ -52,29 +52,30 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
+from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
 
 
 class MTPSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    draft_tokens: int = Field(1, ge=0)
-    acceptance: float = Field(ge=0.0, le=1.0)
+    draft_tokens: NonNegInt = 1
+    acceptance: FiniteFloat = Field(ge=0.0, le=1.0)
 
 
 class ServingPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     phase: Literal["prefill", "decode", "both"] = "both"
-    input_len: int = Field(gt=0)
-    output_len: int = Field(1, gt=0)
-    context_len: int | None = Field(None, gt=0)
-    batch_per_chip: float | None = Field(None, gt=0)
-    batch: int | None = Field(None, gt=0)
-    prefill_tokens_per_chip: float | None = Field(None, gt=0)
+    input_len: SeqLen
+    output_len: SeqLen = 1
+    context_len: SeqLen | None = None
+    batch_per_chip: PosFloat | None = None
+    batch: PosInt | None = None
+    prefill_tokens_per_chip: PosFloat | None = None
     precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     expert_precision: Literal["bf16", "fp8", "int8", "fp4"] | None = None
     kv_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     mtp: MTPSpec | None = None
-    expert_imbalance: float | None = Field(None, ge=1.0)
-    max_batch: int | None = Field(None, gt=0)
+    expert_imbalance: FiniteFloat | None = Field(None, ge=1.0)
+    max_batch: PosInt | None = None
 
     @model_validator(mode="after")
     def _one_batch(self):
@@ -89,25 +90,25 @@ class ServingPart(BaseModel):
 
 class LatencyPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tpot_ms: float | None = Field(None, gt=0)
-    ttft_ms: float | None = Field(None, gt=0)
+    tpot_ms: PosFloat | None = None
+    ttft_ms: PosFloat | None = None
 
 
 class ServePlanPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tp: int | None = Field(None, gt=0)
-    pp: int | None = Field(None, gt=0)
-    ep: int | None = Field(None, gt=0)
-    dp: int | None = Field(None, gt=0)
+    tp: PosInt | None = None
+    pp: PosInt | None = None
+    ep: PosInt | None = None
+    dp: PosInt | None = None
 
 
 class ServeReported(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decode_tokens_per_s_per_chip: float | None = None
-    prefill_tokens_per_s_per_chip: float | None = None
-    output_tokens_per_s_per_chip: float | None = None
-    tpot_ms: float | None = None
-    ttft_ms: float | None = None
+    decode_tokens_per_s_per_chip: NonNegFloat | None = None
+    prefill_tokens_per_s_per_chip: NonNegFloat | None = None
+    output_tokens_per_s_per_chip: NonNegFloat | None = None
+    tpot_ms: NonNegFloat | None = None
+    ttft_ms: NonNegFloat | None = None
     source: str = ""
     stack: str = ""
     notes: str = ""
@@ -117,9 +118,9 @@ UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", 
 
 
 class ServingFile(SpecHead):
-    chips: int | None = Field(None, gt=0)
+    chips: Chips | None = None
     serving: ServingPart
-    uncertain: dict[str, tuple[float, float]] = {}
+    uncertain: dict[str, tuple[FiniteFloat, FiniteFloat]] = {}
     latency: LatencyPart = LatencyPart()
     plan: ServePlanPart = ServePlanPart()
     reported: ServeReported | None = None

@@ -18,6 +18,7 @@ from ..errors import TrainsimError
 from .arch import Arch
 from .families import classic, deepseek_v4, gqa, hybrid, longcat, mla
 from .families.cfg import Cfg
+from .families.checks import check_decoder
 from .families.spec import DecoderSpec, build
 
 Importer = Callable[[Cfg], Arch]
@@ -25,7 +26,7 @@ Importer = Callable[[Cfg], Arch]
 
 def _via_spec(reader: Callable[[Cfg], DecoderSpec]) -> Importer:
     def importer(c: Cfg) -> Arch:
-        return build(reader(c))
+        return build(check_decoder(c, reader(c)))
     importer.__doc__ = reader.__doc__
     return importer
 
@@ -88,6 +89,30 @@ def import_hf_config(cfg: Mapping[str, Any], *, name: str | None = None, source:
         raise TrainsimError(f"expected a config mapping, got {type(cfg).__name__}", where=where)
     family = family_of(cfg, where=where)
     flat, notes = _flatten(cfg)
-    arch = FAMILIES[family](Cfg(flat, family, DEFAULTS.get(family), where=where))
+    _check_numbers(flat, family, where)
+    try:
+        arch = FAMILIES[family](Cfg(flat, family, DEFAULTS.get(family), where=where))
+    except ZeroDivisionError:   # a size of 0 that no shape check above names (a family-specific key)
+        raise TrainsimError("a size in the config is 0 where a positive integer is expected "
+                            f"(config.json of family '{family}')", where=where) from None
     return replace(arch, name=name or arch.name, source=source or arch.source or f"Hugging Face config ({family})",
                    notes=arch.notes + tuple(notes))
+
+
+def _check_numbers(flat: Mapping[str, Any], family: str, where: str | None) -> None:
+    """Refuse non-finite numbers anywhere in the (flattened) config: Python's ``json`` reads ``NaN`` and
+    ``Infinity``, and no config key of any family is meaningfully infinite."""
+    import math
+
+    from ..errors import short
+
+    stack = [(k, v) for k, v in flat.items()]
+    while stack:
+        k, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise TrainsimError(f"'{k}' is {short(v)}; expected a finite number (config.json of family "
+                                f"'{family}')", field=k, where=where)
+        if isinstance(v, Mapping):
+            stack += [(f"{k}.{k2}", v2) for k2, v2 in v.items()]
+        elif isinstance(v, (list, tuple)) and len(v) < 100_000:
+            stack += [(f"{k}[{i}]", v2) for i, v2 in enumerate(v)]

@@ -115,8 +115,8 @@ def scaling_chart(rows: list[dict], nominal_chips: int | None = None,
         ax.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
                     color="#1f77b4", annotation_clip=True)
     ax2 = ax.twinx()
-    ax2.plot(xs, [100 * r["mfu"] for r in ok], "s--", color="#d62728", label="MFU")
-    ax2.set_ylabel("MFU (%)", color="#d62728")
+    ax2.plot(xs, [100 * r["mfu"] for r in ok], "s--", color="#d62728", label="MFU (vs BF16 peak)")
+    ax2.set_ylabel("MFU vs BF16 peak (%)", color="#d62728")
     ax2.set_ylim(0, max([100 * r["mfu"] for r in ok] + [10]) * 1.25)
     if nominal_chips:
         ax.axvline(nominal_chips, color="grey", linestyle=":", linewidth=1)

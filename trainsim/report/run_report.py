@@ -45,12 +45,23 @@ def _gib(b) -> str:
     return "-" if b is None else f"{b / 2**30:.1f}"
 
 
+def _at_precision_rows(est: dict) -> list[tuple]:
+    """MFU / HFU against the peak of the precision used (issue #16 item 3), when that is not BF16."""
+    prec = str(est.get("precision") or "bf16")
+    if est.get("mfu_at_precision") is None or prec == "bf16":
+        return []
+    label = prec.upper()
+    return [(f"MFU (vs {label} peak)", fmt.pct(est["mfu_at_precision"]), "mfu_at_precision"),
+            (f"HFU (vs {label} peak)", fmt.pct(est["hfu_at_precision"]), "hfu_at_precision")]
+
+
 def headline(est: dict) -> str:
     """The headline numbers, formatted as ``trainsim estimate`` prints them (``data-key`` = the JSON key)."""
     rows = [("plan", fmt.plan(est["plan"]), "plan"),
             ("step time", fmt.step_time(est["step_time_s"]), "step_time_s"),
             ("tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]), "tokens_per_s_per_chip"),
-            ("MFU", fmt.pct(est["mfu"]), "mfu"), ("HFU", fmt.pct(est["hfu"]), "hfu"),
+            ("MFU (vs BF16 peak)", fmt.pct(est["mfu"]), "mfu"), ("HFU (vs BF16 peak)", fmt.pct(est["hfu"]), "hfu"),
+            *_at_precision_rows(est),
             ("memory per chip", fmt.gib(est["memory_per_chip_bytes"]), "memory_per_chip_bytes"),
             ("HBM per chip", fmt.gib(est["hbm_bytes"]), "hbm_bytes"),
             ("fits in HBM", "yes" if est["fits"] else "NO", "fits"),
@@ -61,7 +72,10 @@ def headline(est: dict) -> str:
         from .terminal import cost_rows
 
         rows += [(k, v, None) for k, v in cost_rows(est.get("cost")) if k != "chip-hours"]
-    return kv_table(rows) + f'<p class="note">MFU: {esc(est["mfu_definition"])}.</p>'
+    note = f'MFU: {esc(est["mfu_definition"])}.'
+    if est.get("mfu_at_precision_definition"):
+        note += f' MFU at precision: {esc(est["mfu_at_precision_definition"])}.'
+    return kv_table(rows) + f'<p class="note">{note}</p>'
 
 
 def _breakdown(data: dict, png: bytes | None) -> str:
@@ -104,7 +118,7 @@ def _plans(data: dict) -> str:
             for r in data.get("plans") or []]
     s = data.get("search") or {}
     fixed = ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()) or "none (every field searched)"
-    body = table(["#", "plan", "step s", "tokens/s/chip", "MFU", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
+    body = table(["#", "plan", "step s", "tokens/s/chip", "MFU (BF16 peak)", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
     body += (f'<p class="note">{s.get("plans_evaluated", 0):,} plans evaluated, {s.get("plans_feasible", 0):,} fit '
              f'in memory, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
     if s.get("message"):
@@ -131,7 +145,7 @@ def _scaling(data: dict, png: bytes | None) -> str:
           fmt.pct(r["mfu"]) if r["mfu"] is not None else "-",
           fmt.plan(r["plan"]) if r["plan"] else r.get("message", "no plan"),
           f"{r['global_batch_seqs']:,}" + (" (adjusted)" if r.get("batch_adjusted") else "")] for r in rows]
-    body += table(["chips", "whole run", "step s", "MFU", "best plan", "batch (seqs)"], t, {0, 1, 2, 3})
+    body += table(["chips", "whole run", "step s", "MFU (BF16 peak)", "best plan", "batch (seqs)"], t, {0, 1, 2, 3})
     body += ('<p class="note">The plan is searched again at each chip count (same model, batch and precision; '
              "where the batch cannot be split over a chip count it is moved to the nearest one that can).</p>")
     return body

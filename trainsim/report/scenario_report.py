@@ -281,7 +281,7 @@ def _best_plan(result: dict) -> str:
     if bp.get("step_time_s") is not None:
         rows += [("step time", fmt.step_time(bp["step_time_s"]), "best_plan_step_time_s"),
                  ("tokens/s per chip", fmt.tokens_per_s(bp["tokens_per_s_per_chip"]), None),
-                 ("MFU", fmt.pct(bp["mfu"]), "best_plan_mfu"),
+                 ("MFU (vs BF16 peak)", fmt.pct(bp["mfu"]), "best_plan_mfu"),
                  ("memory per chip", f"{bp['memory_per_chip_gib']:.1f} of {bp['hbm_gib']:.1f} GiB", None)]
     return kv_table(rows)
 

@@ -16,8 +16,9 @@ def file_name(result: dict) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", rid) + ".html"
 
 
-def write_one(result: dict, out_dir: str | Path, with_run: bool = True) -> dict:
-    """Build and write one scenario's report; returns {id, file, seconds, error}."""
+def write_one(result: dict, out_dir: str | Path, with_run: bool = True, force: bool = False) -> dict:
+    """Build and write one scenario's report; returns {id, file, seconds, error}. An existing page is replaced
+    only with ``force`` (a symlink in its place is replaced, never followed)."""
     from .scenario_report import build_scenario_report
 
     t0 = time.perf_counter()
@@ -28,14 +29,34 @@ def write_one(result: dict, out_dir: str | Path, with_run: bool = True) -> dict:
     except Exception as exc:  # noqa: BLE001 - a failing chart must not lose the scenario's page
         error = f"{type(exc).__name__}: {exc}"
         rep = build_scenario_report(result, with_run=False)
-    rep.write(out)
+    rep.write(out, force=force)
     return {"id": result.get("id"), "file": out.name, "seconds": time.perf_counter() - t0, "error": error,
             "charts": sorted(rep.charts)}
 
 
-def write_group(results: list[dict], out_dir: str | Path, with_run: bool = True) -> list[dict]:
+def write_group(results: list[dict], out_dir: str | Path, with_run: bool = True, force: bool = False) -> list[dict]:
     """Write the reports of scenarios that share a run in one process, so that its plan searches are reused."""
-    return [write_one(r, out_dir, with_run) for r in results]
+    return [write_one(r, out_dir, with_run, force) for r in results]
+
+
+def check_site_dir(out_dir: str | Path, names: list[str], *, force: bool = False) -> Path:
+    """Refuse, before any work, a site folder that is a symlink (never followed, even with ``force``) or not a
+    folder, and (without ``force``) one that already holds any of the pages ``names`` (or ``index.html``)."""
+    from ..errors import TrainsimError
+
+    out = Path(out_dir)
+    if out.is_symlink():
+        raise TrainsimError("HTML folder is a symlink; expected a real folder (symlinks are never followed)",
+                            field="--html", where=str(out))
+    if out.exists() and not out.is_dir():
+        raise TrainsimError("HTML folder exists and is not a folder; expected a folder path", field="--html",
+                            where=str(out))
+    if out.is_dir():
+        clash = [n for n in [*names, "index.html"] if (out / n).exists() or (out / n).is_symlink()]
+        if clash and not force:
+            raise TrainsimError(f"{len(clash)} page(s) exist in the folder (e.g. {clash[0]}); pass --force to "
+                                "replace them", field="--html", where=str(out))
+    return out
 
 
 def group_by_run(results: list[dict]) -> list[list[dict]]:
@@ -72,14 +93,14 @@ def index_html(results: list[dict], written: list[dict]) -> str:
 
 
 def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = None, progress=None,
-               with_run: bool = True) -> Path:
+               with_run: bool = True, force: bool = False) -> Path:
     """Write ``DIR/<id>.html`` for every scenario result and ``DIR/index.html``; returns the index path.
     ``jobs`` > 1 builds the reports in that many processes (default: one per CPU, at most one per result)."""
     import os
 
     from .progress import as_tick
 
-    out = Path(out_dir)
+    out = check_site_dir(out_dir, [file_name(r) for r in results], force=force)
     out.mkdir(parents=True, exist_ok=True)
     tick = as_tick(progress)
     tick.set_total(len(results))
@@ -90,7 +111,7 @@ def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = N
     if jobs <= 1:
         for r in results:
             tick.advance(str(r.get("id")), 0)
-            written.append(write_one(r, out, with_run))
+            written.append(write_one(r, out, with_run, force))
             tick.advance()
     else:
         import multiprocessing as mp
@@ -98,12 +119,12 @@ def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = N
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
-            futs = {ex.submit(write_group, g, str(out), with_run): g for g in groups}
+            futs = {ex.submit(write_group, g, str(out), with_run, force): g for g in groups}
             for f in as_completed(futs):
                 written += f.result()
                 tick.advance(", ".join(str(r.get("id")) for r in futs[f]), len(futs[f]))
     index = out / "index.html"
     from ..io import write_atomic
 
-    write_atomic(index, index_html(results, written), force=True, what="index")
+    write_atomic(index, index_html(results, written), force=force, what="index")
     return index

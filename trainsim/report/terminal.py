@@ -136,7 +136,7 @@ def render_search(res, c: Console | None = None) -> None:
         c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")
         if res.alternatives:
             at = Table(title="nearest alternatives (each has a plan)")
-            for col in ("change", "step s", "MFU", "days", "GiB/chip", "plan"):
+            for col in ("change", "step s", "MFU (BF16 peak)", "days", "GiB/chip", "plan"):
                 at.add_column(col, justify="left" if col in ("change", "plan") else "right")
             for a in res.alternatives:
                 at.add_row(a["text"], f"{a['step_time_s']:.3f}", f"{a['mfu']:.1%}",

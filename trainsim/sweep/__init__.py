@@ -61,7 +61,9 @@ as given next to ``plan.tp`` of the best plan; a samples axis adds its draw inde
 (``no-plan`` | ``no-fit`` | ``input`` | ``exception``) and ``error``. ``record:`` groups (or single columns):
 ``inputs`` (model, system, chip, chips, seq_len, global_batch_seqs, tokens, hbm_bytes, hbm_bw_bytes_per_s,
 peak_bf16_flops_per_s, scale_up_size, scale_up_bw_bytes_per_s, scale_out_bw_bytes_per_s), ``time`` (step_time_s,
-tokens_per_s_per_chip, mfu, hfu, days, chip_hours), ``memory`` (memory_per_chip_bytes, fits), ``plan``
+tokens_per_s_per_chip, mfu, hfu against the BF16 dense peak; precision, mfu_at_precision, hfu_at_precision against
+the dense peak of that precision; days, chip_hours; the definitions are in the file's ``trainsim.sweep.columns``
+metadata), ``memory`` (memory_per_chip_bytes, fits), ``plan``
 (plan.tp ... plan.node_limit, plans_evaluated, plans_feasible), ``cost`` (cost_rental_usd, cost_capex_usd,
 energy_mwh: :func:`trainsim.cost.run_cost` at ideal days, i.e. without failures; ``--price-per-chip-hour``,
 ``--pue`` and ``--electricity`` override its inputs for the whole sweep), ``binding`` (the largest

@@ -25,12 +25,23 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
                ("scale_up_size", "int64"), ("scale_up_bw_bytes_per_s", "float64"),
                ("scale_out_bw_bytes_per_s", "float64")),
     "time": (("step_time_s", "float64"), ("tokens_per_s_per_chip", "float64"), ("mfu", "float64"),
-             ("hfu", "float64"), ("days", "float64"), ("chip_hours", "float64")),
+             ("hfu", "float64"), ("precision", "string"), ("mfu_at_precision", "float64"),
+             ("hfu_at_precision", "float64"), ("days", "float64"), ("chip_hours", "float64")),
     "memory": (("memory_per_chip_bytes", "float64"), ("fits", "bool")),
     "plan": PLAN_COLUMNS + (("plans_evaluated", "int64"), ("plans_feasible", "int64")),
     "cost": (("cost_rental_usd", "float64"), ("cost_capex_usd", "float64"), ("energy_mwh", "float64")),
     "binding": (("binding", "string"), ("binding_share", "float64")),
     "breakdown": tuple((f"breakdown.{k}", "float64") for k in BREAKDOWN_KEYS),
+}
+#: what the utilisation columns are measured against (stored in the result file's metadata as
+#: ``trainsim.sweep.columns``, issue #16 item 3): ``mfu``/``hfu`` always against the BF16 dense peak, the
+#: ``*_at_precision`` columns against the dense peak of the run's ``precision`` column
+COLUMN_DEFINITIONS = {
+    "mfu": "model FLOPs per second per chip / BF16 dense peak",
+    "hfu": "hardware FLOPs (incl. recomputation) per second per chip / BF16 dense peak",
+    "precision": "the training precision whose dense peak the *_at_precision columns use",
+    "mfu_at_precision": "model FLOPs per second per chip / dense peak of the column 'precision'",
+    "hfu_at_precision": "hardware FLOPs per second per chip / dense peak of the column 'precision'",
 }
 DEFAULT_RECORD = ("inputs", "time", "memory", "plan", "cost", "binding")
 HEAD = (("point", "int64"), ("point_key", "string"))
@@ -129,7 +140,8 @@ def evaluate_point(spec, index: int) -> dict:
         else:
             est = res.best
             row.update(step_time_s=est.step_time_s, tokens_per_s_per_chip=est.tokens_per_s_per_chip, mfu=est.mfu,
-                       hfu=est.hfu, days=est.days, chip_hours=est.chip_hours,
+                       hfu=est.hfu, precision=est.run.training.precision, mfu_at_precision=est.mfu_at_precision,
+                       hfu_at_precision=est.hfu_at_precision, days=est.days, chip_hours=est.chip_hours,
                        memory_per_chip_bytes=est.memory_per_chip_bytes, fits=est.fits)
             row.update({f"plan.{k}": v for k, v in est.plan.items()})
             cause, secs = max(est.breakdown.items(), key=lambda kv: kv[1])

@@ -81,6 +81,7 @@ class SweepSpec:
             "trainsim.sweep.points": str(self.n_points),
             "trainsim.sweep.digest": self.digest,
             "trainsim.sweep.cost_overrides": json.dumps(self.cost_overrides, sort_keys=True),
+            "trainsim.sweep.columns": json.dumps(_column_definitions(self.column_names)),
         }
 
 
@@ -177,3 +178,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     text = read_text(path, what="sweep spec")
     doc = load_yaml(text, where=str(path))
     return parse_sweep(doc, base_dir=path.parent, text=text, where=str(path), path=str(path))
+
+
+def _column_definitions(names) -> dict[str, str]:
+    """What each recorded utilisation column is measured against (labels for MFU/HFU, issue #16 item 3)."""
+    from .evaluate import COLUMN_DEFINITIONS
+
+    return {k: v for k, v in COLUMN_DEFINITIONS.items() if k in names}

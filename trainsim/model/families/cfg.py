@@ -7,6 +7,7 @@ module cites the class its defaults come from); a key present with ``null`` keep
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,12 @@ class Cfg:
 
 
 def _as_int(c: Cfg, key: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 0:
-        raise c.error(f"'{key}' is {v!r}; expected a non-negative integer", key)
+    """An integer read from a config: booleans, non-integral, non-finite, negative and absurdly large values
+    (above :data:`~trainsim.types_checked.MAX_DIM`) are one-line errors naming the key and the value."""
+    from ...errors import short
+    from ...types_checked import MAX_DIM
+
+    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v)
+            or not 0 <= v <= MAX_DIM):
+        raise c.error(f"'{key}' is {short(v)}; expected an integer in [0, {MAX_DIM:,}]", key)
     return int(v)
