@@ -169,24 +169,7 @@ def test_headless_browser_renders_the_page(built):
     in the DOM and every embedded image decodes (naturalWidth > 0)."""
     exe = _browser()
     if exe is None:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            pytest.skip("no headless browser (chromium or playwright) installed")
-        with sync_playwright() as p:                               # pragma: no cover - depends on the machine
-            try:
-                browser = p.chromium.launch()
-            except Exception as exc:  # noqa: BLE001
-                pytest.skip(f"playwright has no browser: {exc}")
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((built["dir"] / "report.html").as_uri())
-            ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-            n = page.evaluate("document.images.length")
-            browser.close()
-        assert ok and n >= 4 and not errors
-        return
+        pytest.skip("no headless Chromium installed (Debian's chromium; .ci/run installs it where it can)")
     # a copy of the page with a probe script that records what the browser made of it
     probe = built["dir"] / "probe.html"
     script = ("<script>window.addEventListener('load', function () {"

@@ -54,11 +54,13 @@ class ActTensor:
     dropped_by: tuple[str, ...] = ()
 
 
-def _gated(lk: LayerKind, prefix: str) -> bool:
+def gated(lk: LayerKind, prefix: str) -> bool:
+    """True when the ``prefix`` MLP (mlp, shared, expert) of a layer has a gate (SwiGLU/GeGLU)."""
     return any(m.name == f"{prefix}.gate" for m in lk.matrices)
 
 
-def _down_k(lk: LayerKind, prefix: str) -> float:
+def down_k(lk: LayerKind, prefix: str) -> float:
+    """Intermediate size of the ``prefix`` MLP of a layer: the input dimension of its down projection."""
     return float(sum(m.k for m in lk.matrices if m.name == f"{prefix}.down"))
 
 
@@ -92,21 +94,21 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
     if any(m.k == hidden for m in mlp_side) and not parallel_block:
         out.append(ActTensor("mlp ln_out", h * g, ("layernorm",)))
-    f = _down_k(lk, "mlp")
+    f = down_k(lk, "mlp")
     if f:
-        fn = (2.0 if _gated(lk, "mlp") else 1.0) * f * a
+        fn = (2.0 if gated(lk, "mlp") else 1.0) * f * a
         out.append(ActTensor("mlp act input", fn, ("mlp",)))
         out.append(ActTensor("mlp down input", f * g, ("mlp",)))
-    fs = _down_k(lk, "shared")
+    fs = down_k(lk, "shared")
     if fs:
-        out.append(ActTensor("shared-expert act input", (2.0 if _gated(lk, "shared") else 1.0) * fs * a,
+        out.append(ActTensor("shared-expert act input", (2.0 if gated(lk, "shared") else 1.0) * fs * a,
                              ("shared_experts", "moe")))
         out.append(ActTensor("shared-expert down input", fs * g, ("shared_experts", "moe")))
     if lk.moe is not None:
         k = lk.moe.active_experts * imbalance
         fe = float(lk.moe.expert_ffn)
         out.append(ActTensor("dispatched tokens", k * h * g, ("moe",)))
-        out.append(ActTensor("expert act input", k * (2.0 if _gated(lk, "expert") else 1.0) * fe * a, ("moe",)))
+        out.append(ActTensor("expert act input", k * (2.0 if gated(lk, "expert") else 1.0) * fe * a, ("moe",)))
         out.append(ActTensor("expert down input", k * fe * g, ("moe_act", "moe")))
         out.append(ActTensor("router probabilities", 4.0 * (lk.moe.experts + lk.moe.zero_experts), ("moe",)))
     return out

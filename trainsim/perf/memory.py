@@ -165,20 +165,30 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
     return w, g, op
 
 
-def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
-    """Activation bytes one micro-batch leaves on a rank holding ``layers`` decoder layers, and the extra working
-    set while it is rebuilt (full recompute). Full ``uniform``: one layer input per group of ``num_layers`` per
-    virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
-    input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
+def _mean_layer_activations(ctx: StepContext, p, tokens):
+    """(kept, full, widest) activation bytes per micro-batch of an average decoder layer (kept by the plan's
+    recompute code, full without recompute) and of the largest layer kind."""
     L = ctx.arch.n_layers
-    kept = 0.0
-    full = 0.0
-    widest = 0.0
+    kept, full, widest = 0.0, 0.0, 0.0
     for lk in ctx.arch.layers:
         k, f = layer_activation_bytes(lk, ctx, p, tokens)
         kept = kept + k * lk.n_layers / L
         full = full + f * lk.n_layers / L
         widest = np.maximum(widest, f)
+    return kept, full, widest
+
+
+def _offloaded_layers(ctx: StepContext, layers):
+    """Layers of a rank whose activations live in host memory: the stated count, leaving the one being copied."""
+    return np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
+
+
+def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
+    """Activation bytes one micro-batch leaves on a rank holding ``layers`` decoder layers, and the extra working
+    set while it is rebuilt (full recompute). Full ``uniform``: one layer input per group of ``num_layers`` per
+    virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
+    input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
+    kept, full, widest = _mean_layer_activations(ctx, p, tokens)
     inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     v = np.maximum(p.vpp, 1).astype(np.float64)
     chunk = np.maximum(layers / v, 1.0)
@@ -190,7 +200,7 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
         full_rc = v * np.ceil(chunk / n) * inp
     # activation offload: the offloaded layers keep nothing in HBM but the one being copied (Megatron-Core
     # cpu_offload: a layer's tensors stream to the host after its forward and back before its backward)
-    off = np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
+    off = _offloaded_layers(ctx, layers)
     acts = np.where(p.recompute == 2, full_rc, kept * (layers - off))
     work = np.where(p.recompute == 2, np.minimum(n, chunk) * widest, 0.0)
     return acts, work
@@ -200,12 +210,8 @@ def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
     """Host-link bytes per micro-batch of activation offload, each way (forward out, backward in)."""
     if not ctx.offload_activation_layers:
         return 0.0
-    L = ctx.arch.n_layers
-    kept = 0.0
-    for lk in ctx.arch.layers:
-        k, _ = layer_activation_bytes(lk, ctx, p, tokens)
-        kept = kept + k * lk.n_layers / L
-    return kept * np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
+    kept, _, _ = _mean_layer_activations(ctx, p, tokens)
+    return kept * _offloaded_layers(ctx, layers)
 
 
 def _last_stage_extra_bytes(ctx: StepContext, p, tokens):

@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..model.arch import LayerKind
+from .activations import down_k
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd,
                       layer_gemm_fwd)
@@ -34,10 +35,6 @@ def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray:
     if not sub:
         return 0.0
     return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
-
-
-def _down_k(lk: LayerKind, name: str) -> float:
-    return float(sum(m.k for m in lk.matrices if m.name == name))
 
 
 def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray:
@@ -58,11 +55,11 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules:
     act = act_fn_bytes_per_f(lk.ffn_act)
     if "mlp" in mods:
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
-        t = t + bytes_time(act * _down_k(lk, "mlp.down") * tokens, ctx, p)
+        t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)
     if lk.moe is not None:
         expert_act = bytes_time(act * lk.moe.expert_ffn * lk.moe.active_experts * tokens, ctx, p)
         shared = (_gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
-                  + bytes_time(act * _down_k(lk, "shared.down") * tokens, ctx, p))
+                  + bytes_time(act * down_k(lk, "shared") * tokens, ctx, p))
         if "moe" in mods:
             t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group in ("expert", "router")) + expert_act + shared
             t = t + ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens)
