@@ -127,6 +127,13 @@ def family_of(chip_id: str) -> str:
 _GIB_NOTE = re.compile(r"\bGiB\b")
 
 
+def hbm_capacity_bytes(vendor_gb: float) -> float:
+    """An HBM capacity as vendors quote it ("80 GB") in bytes: binary units, 80 GiB. HBM is built from stacks of
+    2^n-Gbit dies; an "80 GB" H100 reports 81,559 MiB in nvidia-smi (80 GiB less a 361 MiB driver/ECC reserve), an
+    "80 GB" A100 81,920 MiB, a "64 GB" Ascend 910B 65,536 MB in npu-smi; Google prints GiB outright."""
+    return float(vendor_gb) * GIB
+
+
 def tidy(x: float) -> float:
     """Drop float noise of unit conversions (5 us -> 5e-06, not 4.9999999999999996e-06): 12 significant digits."""
     return float(f"{x:.12g}")
@@ -150,12 +157,8 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
 
     hbm = 0.0
     if e.hbm_capacity_gb is not None:
-        # HBM is built from stacks of 2^n-Gbit dies and vendors quote its capacity in binary units under the name
-        # "GB": an "80 GB" H100 reports 81,559 MiB in nvidia-smi (80 GiB less a 361 MiB driver/ECC reserve), an
-        # "80 GB" A100 81,920 MiB, a "64 GB" Ascend 910B 65,536 MB in npu-smi; Google prints GiB outright.
-        # The catalog reads every HBM capacity as GiB.
         gib = bool(_GIB_NOTE.search(e.hbm_capacity_gb.note))
-        hbm = (_num(e.hbm_capacity_gb) or 0.0) * GIB
+        hbm = hbm_capacity_bytes(_num(e.hbm_capacity_gb) or 0.0)
         note = e.hbm_capacity_gb.note + ("; read as GiB (Google prints GiB)" if gib else
                                          "; read as GiB (vendors quote HBM capacity in binary units)")
         src["hbm_bytes"] = to_sourced(e.hbm_capacity_gb, note)

@@ -76,10 +76,12 @@ _VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
 
 
 def _hbm_capacity(value, field: str, where: str | None) -> float:
-    """HBM capacity: "80 GB" as vendors write it means 80 GiB (see catalog/load.py); other units as written."""
+    """HBM capacity: "80 GB" as vendors write it means 80 GiB (:func:`load.hbm_capacity_bytes`); other units as
+    written."""
     m = _VENDOR_GB.match(value) if isinstance(value, str) else None
     if m:
-        return _positive(float(m.group(1)) * 2**30, value, field, where, "a positive size such as '80 GB'")
+        return _positive(load.hbm_capacity_bytes(float(m.group(1))), value, field, where,
+                         "a positive size such as '80 GB'")
     return _quantity(value, "bytes", field, where, "a positive size such as '80 GB'")
 
 
