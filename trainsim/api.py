@@ -7,28 +7,28 @@ from .search import SearchResult, search
 from .spec import PlanSpec, Run, load_run, parse_run
 
 __all__ = ["TrainsimError", "Estimate", "estimate", "SearchResult", "search", "PlanSpec", "Run", "load_run",
-           "parse_run", "parse_fix"]
+           "parse_run", "parse_fix", "plan_against"]
 
 
-def parse_fix(text: str, base: PlanSpec | None = None) -> PlanSpec:
+def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> PlanSpec:
     """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan)."""
     data = base.model_dump(exclude_none=True) if base is not None else {}
     for part in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in part:
-            raise TrainsimError(f"expected key=value, got {part!r}", field="--fix")
+            raise TrainsimError(f"expected key=value, got {part!r}", field=field)
         k, v = (s.strip() for s in part.split("=", 1))
         if k == "mb":
             k = "micro_batch"
         if k not in PlanSpec.model_fields:
             from .errors import unknown
 
-            raise unknown("plan field", k, PlanSpec.model_fields, field="--fix")
+            raise unknown("plan field", k, PlanSpec.model_fields, field=field)
         vals = [int(x) if x.isdigit() else x for x in v.split("|")]
         data[k] = vals[0] if len(vals) == 1 else vals
     try:
         return PlanSpec.model_validate(data)
     except Exception as exc:  # pydantic ValidationError
-        raise TrainsimError(str(exc).splitlines()[-1].strip(), field="--fix") from None
+        raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
 
 
 # ---------------------------------------------------------------- the explorer's doors (plan, size, capacity,
@@ -202,3 +202,11 @@ def sensitivity(run: Run, params=None, factors=(0.25, 0.5, 1.5, 2.0)) -> Sensiti
 
 __all__ += ["PlanAnswer", "plan", "size", "capacity", "SensitivityResult", "sensitivity", "MAX_CHIPS",
             "MAX_SWEEP_POINTS"]
+
+
+def plan_against(best, reference: str):
+    """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
+    (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
+    from .plan_diff import plan_diff
+
+    return plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))

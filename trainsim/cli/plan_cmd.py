@@ -23,6 +23,8 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              csv_: bool = typer.Option(False, "--csv", help="print the listed plans as CSV rows"),
              framework: str = typer.Option("", "--framework", help="offer only what this software stack has "
                                                                    "(e.g. megatron-core-2024, torchtitan-2024)"),
+             against: str = typer.Option("", "--against", help="compare the best plan with this reference plan, "
+                                                               "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
     from .. import api
@@ -49,6 +51,9 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         from ..alternatives import alternatives
 
         res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+    diff = None
+    if against and res.best is not None:
+        diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
         print(emit_args(res.best, emit))
     elif csv_:
@@ -56,9 +61,13 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
 
         print_csv([e.to_dict() for e in ([res.best] + res.runners_up if res.best else [])])
     elif json_:
-        print_json(res.to_dict())
+        print_json({**res.to_dict(), "against": diff.to_dict() if diff is not None else None})
     else:
         render_search(res)
+        if diff is not None:
+            from ..report.terminal import render_plan_diff
+
+            render_plan_diff(diff)
     if res.best is None:
         if emit:
             print(f"error: plan: {res.no_plan_message()}", file=sys.stderr)

@@ -1,0 +1,92 @@
+"""``plan --against``: the search's best plan beside a named reference plan (an expert's recipe), cause by cause.
+
+A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference
+plan exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields
+fixed) and lists, per cause of the step time (:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the
+memory, the seconds and bytes that differ. Both plans are compared per token: step seconds are divided by the
+tokens each step trains, because the two plans may use different batches (batch tolerance) or chip counts
+(idle chips); the table shows seconds per step of the reference's batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import NoPlanError, TrainsimError
+from .estimate import Estimate, estimate
+
+PLAN_FIELDS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+
+
+@dataclass
+class PlanDiff:
+    """The best plan and a reference plan, cause by cause (seconds per reference step) and part by part (bytes)."""
+
+    best: Estimate
+    reference: Estimate
+    causes: list[tuple[str, float, float]] = field(default_factory=list)   # (cause, best_s, reference_s)
+    memory: list[tuple[str, float, float]] = field(default_factory=list)   # (part, best_bytes, reference_bytes)
+
+    @property
+    def speedup(self) -> float:
+        """Tokens/s per chip of the best plan over the reference's (> 1: the best is faster)."""
+        return self.best.tokens_per_s_per_chip / self.reference.tokens_per_s_per_chip
+
+    @property
+    def plan_changes(self) -> dict[str, tuple]:
+        """Plan fields whose values differ: field -> (best, reference)."""
+        b, r = self.best.plan, self.reference.plan
+        return {k: (b.get(k), r.get(k)) for k in PLAN_FIELDS if b.get(k) != r.get(k)}
+
+    def largest(self, n: int = 3) -> list[tuple[str, float]]:
+        """The ``n`` causes that differ most: (cause, best - reference seconds), largest magnitude first."""
+        d = [(c, b - r) for c, b, r in self.causes if c != "step" and abs(b - r) > 0.0]
+        return sorted(d, key=lambda x: -abs(x[1]))[:n]
+
+    def headline(self) -> str:
+        if not self.plan_changes:
+            return "the best plan is the reference plan"
+        faster = self.speedup - 1.0
+        parts = ", ".join(f"{c} {d:+.3g} s" for c, d in self.largest())
+        word = "faster" if faster >= 0 else "slower"
+        return (f"the best plan is {abs(faster):.1%} {word} per chip than the reference; per reference step the "
+                f"largest differences are {parts}")
+
+    def to_dict(self) -> dict:
+        return {
+            "reference_plan": self.reference.plan,
+            "reference_tokens_per_s_per_chip": self.reference.tokens_per_s_per_chip,
+            "reference_fits": self.reference.fits,
+            "reference_memory_per_chip_bytes": self.reference.memory_per_chip_bytes,
+            "best_over_reference": self.speedup,
+            "plan_changes": {k: list(v) for k, v in self.plan_changes.items()},
+            "step_time_by_cause_s": [{"cause": c, "best": b, "reference": r, "difference": b - r}
+                                     for c, b, r in self.causes],
+            "memory_by_part_bytes": [{"part": p, "best": b, "reference": r, "difference": b - r}
+                                     for p, b, r in self.memory],
+            "headline": self.headline(),
+        }
+
+
+def _tokens_per_step(e: Estimate) -> float:
+    return float(e.run.training.batch_seqs * e.run.training.seq_len)
+
+
+def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
+    """Estimate ``reference_plan`` (a PlanSpec, partial or whole) on ``best``'s run and compare it with ``best``.
+
+    Step-time causes are scaled to the reference's step: best seconds x (reference tokens per step / best tokens
+    per step) x (best chips / reference chips), so that the two columns are the time each plan spends per cause
+    on the same work per chip."""
+    run = best.run
+    try:
+        ref = estimate(run, reference_plan, advise=False)
+    except NoPlanError as exc:
+        raise TrainsimError(f"the reference plan has no valid completion: {exc}", field="--against") from None
+    scale = (_tokens_per_step(ref) / _tokens_per_step(best)) * (best.used / ref.used)
+    causes = [(k, best.breakdown.get(k, 0.0) * scale, ref.breakdown.get(k, 0.0))
+              for k in dict.fromkeys([*best.breakdown, *ref.breakdown])
+              if best.breakdown.get(k, 0.0) > 0.0 or ref.breakdown.get(k, 0.0) > 0.0]
+    causes.append(("step", best.step_time_s * scale, ref.step_time_s))
+    memory = [(k, best.memory.get(k, 0.0), ref.memory.get(k, 0.0))
+              for k in dict.fromkeys([*best.memory, *ref.memory])]
+    return PlanDiff(best, ref, causes, memory)
