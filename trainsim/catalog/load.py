@@ -28,6 +28,7 @@ from ..units import GB, GIB, TERA, gbit_to_bytes_per_s, parse_count, parse_quant
 from ..yamlload import load_data
 from .schema import (DERIVED, RANGE_FIELDS, ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile,
                      SourcedValue, SystemEntry, SystemsFile)
+from .topology import parse_topology
 from .types import Chip, NetLevel, Range, Sourced, System
 
 #: pseudo source ids that are not citations
@@ -320,7 +321,8 @@ def _system_from_entry(e: SystemEntry, chip_table: dict[str, Chip], known_source
         spec.append(("inter_site", "inter-site", e.inter_site))
     sizes: dict[str, int | None] = {}
     for key, name, lvl in spec:
-        for attr, sv in (("size", lvl.size), ("bandwidth", lvl.bandwidth), ("latency", lvl.latency)):
+        for attr, sv in (("size", lvl.size), ("bandwidth", lvl.bandwidth), ("latency", lvl.latency),
+                         ("topology", lvl.topology)):
             if sv is not None:
                 bad = sorted(set(sv.source) - known_sources)
                 if bad:
@@ -329,15 +331,19 @@ def _system_from_entry(e: SystemEntry, chip_table: dict[str, Chip], known_source
         bw = _level_value(lvl.bandwidth, "bytes_per_s", f"{key}.bandwidth", where)
         lat = _level_value(lvl.latency, "seconds", f"{key}.latency", where)
         sizes[key] = size
-        levels.append(NetLevel(name, size, bw, lat))
+        topo = parse_topology(lvl.topology.value if lvl.topology is not None else None, f"{key}.topology",
+                              where=where, size=size)
+        levels.append(NetLevel(name, size, bw, lat, topo))
+        if lvl.topology is not None:
+            src[f"{key}_topology"] = to_sourced(lvl.topology)
         if lvl.size is not None:
             src[f"{key}_size"] = to_sourced(lvl.size)
         src[f"{key}_bw"] = to_sourced(lvl.bandwidth)
         src[f"{key}_latency"] = to_sourced(lvl.latency)
     if e.inter_site is not None:
         # chips per site bound the scale-out level; the inter-site level spans the job
-        levels[1] = NetLevel("scale-out", sizes["inter_site"], levels[1].bw, levels[1].latency_s)
-        levels[2] = NetLevel("inter-site", None, levels[2].bw, levels[2].latency_s)
+        levels[1] = NetLevel("scale-out", sizes["inter_site"], levels[1].bw, levels[1].latency_s, levels[1].topology)
+        levels[2] = NetLevel("inter-site", None, levels[2].bw, levels[2].latency_s, levels[2].topology)
     for name in ("power_per_chip_w", "price_per_chip_usd"):
         sv = getattr(e, name)
         bad = sorted(set(sv.source) - known_sources)

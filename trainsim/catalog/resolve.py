@@ -31,6 +31,7 @@ import yaml
 from ..errors import TrainsimError, unknown
 from ..units import TERA, parse_count, parse_quantity
 from . import load
+from .topology import SWITCH, parse_topology
 from .types import Chip, NetLevel, Sourced, System
 
 #: default latency per message hop when a level gives none (assumptions: NVLink/UB/ICI 1-3 us, CM384 paper
@@ -42,8 +43,8 @@ CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_band
 CHIP_REQUIRED = ("name", "bf16_tflops", "hbm", "hbm_bandwidth")
 SYSTEM_KEYS = ("base", "id", "name", "chip", "scale_up", "scale_out", "inter_site", "power_per_chip_w",
                "price_per_chip_usd")
-LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency"), "scale_out": ("bandwidth", "latency"),
-              "inter_site": ("size", "bandwidth", "latency")}
+LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency", "topology"), "scale_out": ("bandwidth", "latency", "topology"),
+              "inter_site": ("size", "bandwidth", "latency", "topology")}
 LEVEL_NAMES = {"scale_up": "scale-up", "scale_out": "scale-out", "inter_site": "inter-site"}
 
 _INLINE = Sourced(("inline",), "user", "given in the run spec")
@@ -267,19 +268,31 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
         else:
             lat = DEFAULT_LATENCY_S[key]
             src[f"{key}_latency"] = Sourced(("assumption",), "low", f"trainsim default {LEVEL_NAMES[key]} latency")
-        levels[key] = (size, bw, lat)
+        # topology: stated, else the base level's where its size is kept, else a non-blocking switch
+        if sub.get("topology") is not None:
+            topo = parse_topology(sub["topology"], f"{lf}.topology", where,
+                                  size=size if key != "scale_out" else None)
+            src[f"{key}_topology"] = _INLINE
+        elif b is not None and (key == "scale_out" or size == b.size):
+            topo = b.topology
+            inherit(f"{key}_topology")
+        elif b is not None and key == "scale_up":
+            topo = b.topology.resized(size)
+        else:
+            topo = SWITCH
+        levels[key] = (size, bw, lat, topo)
 
     up_size = levels["scale_up"][0]
-    net = [NetLevel("scale-up", up_size, levels["scale_up"][1], levels["scale_up"][2])]
+    net = [NetLevel("scale-up", up_size, *levels["scale_up"][1:])]
     if "inter_site" in levels:
-        site, bw, lat = levels["inter_site"]
+        site, bw, lat, topo = levels["inter_site"]
         if site < up_size or site % up_size:
             raise TrainsimError(f"expected chips per site as a multiple of the scale-up size {up_size}, got {site}",
                                 field=f"{field}.inter_site.size", where=where)
-        net.append(NetLevel("scale-out", site, levels["scale_out"][1], levels["scale_out"][2]))
-        net.append(NetLevel("inter-site", None, bw, lat))
+        net.append(NetLevel("scale-out", site, *levels["scale_out"][1:]))
+        net.append(NetLevel("inter-site", None, bw, lat, topo))
     else:
-        net.append(NetLevel("scale-out", None, levels["scale_out"][1], levels["scale_out"][2]))
+        net.append(NetLevel("scale-out", None, *levels["scale_out"][1:]))
 
     power, price = _power_price(d, base, chip, new_chip, field, where, src, inherit)
     name = d.get("name") or (f"{base.name} (modified)" if base is not None else f"{up_size} x {chip.name}")

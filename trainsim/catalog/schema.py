@@ -174,6 +174,7 @@ class LevelEntry(BaseModel):
     size: StrictSourced | None = None
     bandwidth: StrictSourced
     latency: StrictSourced
+    topology: StrictSourced | None = None   # catalog/topology.py text; absent = a non-blocking switch
 
 
 class SystemEntry(BaseModel):

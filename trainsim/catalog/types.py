@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .topology import SWITCH, Topology
+
 
 @dataclass(frozen=True)
 class Sourced:
@@ -66,13 +68,17 @@ class NetLevel:
     """One level of the network hierarchy.
 
     ``size``: chips per domain at this level (scale-up: 8, 72, 384, 8192; scale-out: None = the whole job;
-    inter-site: None). ``bw``: bytes/s per chip per direction at this level; ``latency_s``: per message hop.
+    inter-site: None). ``bw``: bytes/s per chip per direction at this level; ``latency_s``: per message hop;
+    ``topology``: how the level's chips are wired (:mod:`trainsim.catalog.topology`; a non-blocking switch unless
+    the catalog or the run spec says otherwise), which sets the all-to-all and ring bandwidth at scale
+    (:mod:`trainsim.perf.topology`).
     """
 
     name: str
     size: int | None
     bw: float
     latency_s: float
+    topology: Topology = SWITCH
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement
 * One step of a ring over a group (context-parallel K/V exchange): every member sends ``S`` to its neighbour at
   once and the step ends when the slowest link is done, so it runs at the outermost level the group crosses:
   S / B_outer + alpha_outer.
+* Topology (:mod:`trainsim.perf.topology`): every bytes / bandwidth term above is multiplied by its level's
+  wiring factor (1 on a non-blocking switch; oversubscribed Clos uplinks for all-to-all traffic leaving a block;
+  hop counts and the links in use on a torus).
 * All-to-all latency grows with the peers: besides one alpha per level crossed, every peer costs a message set-up
   ``a2a_peer_s`` (NCCL's grouped send/recv and DeepEP/HCCL all post one message per peer).
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..parallel.placement import level_factors, members_within, outermost_level
+from .topology import a2a_factor, neighbour_factor, ring_factor
 
 
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
@@ -34,12 +38,13 @@ def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
 def reduce_scatter_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
     """Hierarchical ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members."""
     f = level_factors(n, stride, system)
+    within = members_within(n, stride, system)
     bw = _bw(system, eff)
     s = np.asarray(size_bytes, dtype=np.float64)
     t = np.zeros(np.broadcast(s, np.asarray(n)).shape)
-    for fl, b, lvl in zip(f, bw, system.levels):
+    for fl, w, b, lvl in zip(f, within, bw, system.levels):
         fl = fl.astype(np.float64)
-        t = t + (fl - 1.0) / fl * s / b + (fl - 1.0) * lvl.latency_s
+        t = t + (fl - 1.0) / fl * s / b * ring_factor(lvl.topology, w, stride) + (fl - 1.0) * lvl.latency_s
         s = s / fl
     return t
 
@@ -55,7 +60,7 @@ def all_reduce_time(size_bytes, n, stride, system: System, eff: tuple[float, ...
 def ring_step_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
     """One step of a ring over ``n`` members at ``stride``: at the bandwidth and latency of the outermost level."""
     lvl = outermost_level(n, stride, system)
-    bw = np.array(_bw(system, eff))[lvl]
+    bw = np.array([b / neighbour_factor(lv.topology) for b, lv in zip(_bw(system, eff), system.levels)])[lvl]
     lat = np.array([lv.latency_s for lv in system.levels])[lvl]
     return np.asarray(size_bytes, dtype=np.float64) / bw + lat
 
@@ -71,7 +76,7 @@ def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float,
     prev = np.ones_like(nn)
     for w, b, lvl in zip(within, bw, system.levels):
         w = w.astype(np.float64)
-        t = np.maximum(t, s * (w - prev) / nn / b)
+        t = np.maximum(t, s * (w - prev) / nn / b * a2a_factor(lvl.topology, w, stride))
         lat = lat + np.where(w > prev, lvl.latency_s, 0.0)
         prev = w
     return t + lat + peer_s * np.maximum(nn - 1.0, 0.0)
@@ -93,6 +98,6 @@ def p2p_time(size_bytes, stride, system: System, eff: tuple[float, ...]):
         if level.size is not None:
             lvl = np.where(np.asarray(stride) >= level.size, i + 1, lvl)
     lvl = np.minimum(lvl, len(system.levels) - 1)
-    bw = np.array(_bw(system, eff))[lvl]
+    bw = np.array([b / neighbour_factor(lv.topology) for b, lv in zip(_bw(system, eff), system.levels)])[lvl]
     lat = np.array([lv.latency_s for lv in system.levels])[lvl]
     return np.asarray(size_bytes, dtype=np.float64) / bw + lat

@@ -1,0 +1,88 @@
+"""A network level's topology as data: the compact text systems.yaml and run specs give, parsed once.
+
+Accepted texts (one per level; absent = ``switch``):
+
+* ``switch``: one non-blocking switch or a non-blocking fat tree (every chip reaches every other at its full
+  injection bandwidth): NVSwitch domains, rail-optimised non-blocking InfiniBand fabrics.
+* ``clos R:1 above N``: a Clos whose blocks of ``N`` chips are non-blocking inside and oversubscribed ``R:1`` on
+  their uplinks (Meta's Llama 3 RoCE cluster: 1:7 above 3,072-GPU pods, Llama 3 paper sec. 3.3.1).
+* ``torus AxBxC`` (any number of dimensions): a torus with wrap-around links, the chip's bandwidth split over its
+  2 x D links (Google TPU pods).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import TrainsimError
+
+KINDS = ("switch", "clos", "torus")
+
+
+@dataclass(frozen=True)
+class Topology:
+    kind: str = "switch"
+    oversubscription: float = 1.0     # clos: uplink oversubscription R of R:1
+    block_chips: int = 0              # clos: chips per non-blocking block
+    dims: tuple[int, ...] = ()        # torus / fullmesh: chips per dimension
+
+    def resized(self, chips: int) -> "Topology":
+        """The same wiring for a level cut to ``chips`` (a smaller configuration of the same pod): a grid keeps
+        its leading dimensions whole while they divide what is left (16x20x28 at 1,280 chips -> 16x20x4); a grid
+        that cannot be cut that way falls back to a switch; a Clos keeps its blocks."""
+        if not self.dims:
+            return self
+        out, rem = [], chips
+        for d in self.dims:
+            if rem == 1:
+                break
+            if rem % d == 0:
+                out.append(d)
+                rem //= d
+            else:
+                out.append(rem)
+                rem = 1
+        return Topology(self.kind, 1.0, 0, tuple(out)) if rem == 1 and out else SWITCH
+
+    def text(self) -> str:
+        if self.kind == "clos":
+            return f"clos {self.oversubscription:g}:1 above {self.block_chips}"
+        if self.dims:
+            return f"{self.kind} {'x'.join(map(str, self.dims))}"
+        return self.kind
+
+
+SWITCH = Topology()
+_CLOS = re.compile(r"^clos\s+([0-9.]+)\s*:\s*1\s+above\s+([0-9_,]+)$")
+_GRID = re.compile(r"^(torus)\s+([0-9]+(?:\s*x\s*[0-9]+)*)$")
+
+
+def parse_topology(text, field: str, where: str | None = None, size: int | None = None) -> Topology:
+    """``text`` (see the module docstring) as a :class:`Topology`; a grid's product must equal the level's
+    ``size`` where one is given. A malformed text is a one-line input error."""
+    expected = "'switch', 'clos R:1 above N' or 'torus AxBxC'"
+    if text is None:
+        return SWITCH
+    s = str(text).strip().lower()
+    if s == "switch":
+        return SWITCH
+    m = _CLOS.match(s)
+    if m:
+        r, n = float(m.group(1)), int(m.group(2).replace("_", "").replace(",", ""))
+        if r < 1.0 or n < 1:
+            raise TrainsimError(f"expected an oversubscription >= 1 and a block of >= 1 chips, got {text!r}",
+                                field=field, where=where)
+        return Topology("clos", r, n)
+    m = _GRID.match(s)
+    if m:
+        dims = tuple(int(x) for x in re.split(r"\s*x\s*", m.group(2)))
+        if any(d < 1 for d in dims):
+            raise TrainsimError(f"expected positive dimensions, got {text!r}", field=field, where=where)
+        prod = 1
+        for d in dims:
+            prod *= d
+        if size is not None and prod != size:
+            raise TrainsimError(f"expected dimensions whose product is the level's {size} chips, got {text!r} "
+                                f"({prod})", field=field, where=where)
+        return Topology(m.group(1), 1.0, 0, dims)
+    raise TrainsimError(f"expected {expected}, got {text!r}", field=field, where=where)
