@@ -20,14 +20,19 @@ def main() -> None:
     t0 = time.perf_counter()
     runs = prepare([ROOT / "validation" / "runs"])
     full = fit(runs)
-    print(f"{len(runs)} runs; pooled {full.pooled}; groups " +
-          ", ".join(f"{k} {v:.3f}" for k, v in full.eff.items()) + f"; L1 log loss {full.loss:.3f}")
+    for lvl in (full.dense,):
+        print(f"{len(runs)} runs; pooled {lvl.pooled}; groups " +
+              ", ".join(f"{k} {v:.3f}" for k, v in {**lvl.eff, **lvl.fw_eff}.items()))
+    print(f"L1 log loss {full.loss:.3f}")
     loo = leave_one_out(runs)
     for r in sorted(loo.rows, key=lambda r: abs(r.error)):
         print(f"  {r.name:58s} {r.reported:10.1f} {r.predicted:10.1f} {r.error:+7.1%} {r.note}")
     print("leave-one-out:", loo.summary())
     for fam in sorted({r.family for r in runs}):
         print(f"  {fam}: {loo.summary(fam)}")
+    for fw in sorted({r.framework for r in runs}):
+        print(f"  {fw}: {loo.summary(framework=fw)}")
+    print(f"  dense: {loo.summary(moe=False)}\n  MoE: {loo.summary(moe=True)}")
     text = calibration_yaml(full, loo, runs)
     if "--dry-run" not in sys.argv:
         (ROOT / "trainsim" / "perf" / "data" / "calibration.yaml").write_text(text)

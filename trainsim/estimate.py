@@ -226,19 +226,31 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
 def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
     """Predict one training step of ``run`` under ``plan`` (default: the run's own plan).
 
-    A partial plan is completed by the plan search (fastest plan that fits with the named fields fixed). A plan
-    that does not fit says by how much and, with ``advise``, which single changes make it fit
+    A partial plan is completed in two steps: the fields its source leaves out that the run's software stack has
+    a default for (zero, recompute, micro-batch, schedule: :func:`trainsim.frameworks.with_defaults`) take that
+    default, then the plan search fills the rest (fastest plan that fits with the named fields fixed); when no
+    plan fits with the defaults, the ZeRO stage and recompute are searched too, then every unstated field
+    (:func:`trainsim.frameworks.default_stages`), and ``extra['profile_defaults']`` says which defaults held. A plan that does not fit says by how much and, with ``advise``, which single changes make it fit
     (:mod:`trainsim.fit_advice`), under ``extra['does_not_fit']``.
     """
+    from .frameworks import default_stages, framework_of, restrict_plan
+
     plan = plan or run.plan
     if not is_complete(plan):
         from .search import search
 
-        res = search(run, fixed=plan, calib=calib, top=1, with_pareto=False)
+        fw = framework_of(run)
+        stages = default_stages(plan, fw)
+        for i, (p, filled) in enumerate(stages):
+            res = search(run, fixed=p, calib=calib, top=1, with_pareto=False)
+            if res.best is not None:
+                break
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
+        if stages[0][1]:
+            res.best.extra["profile_defaults"] = {"framework": fw, "defaults": stages[0][1], "kept": filled,
+                                                  "searched_instead": sorted(set(stages[0][1]) - set(filled))}
         return res.best
-    from .frameworks import framework_of, restrict_plan
 
     restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
     plans = plans_from_spec(plan, run.chips, run.arch)

@@ -66,6 +66,39 @@ def restrict_plan(plan, fw: str):
     return type(plan).model_validate(data)
 
 
+def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "schedule")):
+    """(plan, filled): ``plan`` (a PlanSpec) with the fields its source leaves out set to what stack ``fw`` does by
+    default (the profile's ``defaults`` in framework_schedules.yaml, each profile citing its source), and the
+    fields so filled. "Unstated is not optimal": a field a source leaves out takes its stack's default, not the
+    search's best. ``schedule`` is filled only where ``vpp`` is unstated too (a stated vpp > 1 means interleaved);
+    the 1F1B default then also fixes vpp = 1. Stacks without defaults leave the plan as it is. ``fields`` limits
+    which defaults are applied."""
+    d = {k: v for k, v in (profile(fw).get("defaults") or {}).items() if k in fields}
+    data = plan.model_dump(exclude_none=True)
+    filled = {}
+    for f in ("zero", "recompute", "micro_batch"):
+        if f in d and getattr(plan, f) is None:
+            data[f] = filled[f] = d[f]
+    if "schedule" in d and plan.schedule is None and plan.vpp is None:
+        data["schedule"] = filled["schedule"] = d["schedule"]
+        if d["schedule"] == "1f1b":
+            data["vpp"] = 1
+    return (type(plan).model_validate(data) if filled else plan), filled
+
+
+def default_stages(plan, fw: str) -> list[tuple]:
+    """The plans an estimate tries in turn, each as (plan, filled): every default of the stack; then the
+    memory-saving fields (ZeRO stage, recompute) searched with the other defaults kept (what a user of that stack
+    changes first when a run does not fit); then the plan as stated, every unstated field searched. Consecutive
+    duplicates are dropped."""
+    out = []
+    for fields in (("zero", "recompute", "micro_batch", "schedule"), ("micro_batch", "schedule"), ()):
+        p, filled = with_defaults(plan, fw, fields)
+        if not out or out[-1][1] != filled:
+            out.append((p, filled))
+    return out
+
+
 #: profile-id prefixes -> the flag emitter (``trainsim.emit``) whose argument names that stack reads
 EMITTER_PREFIXES = (("megatron", "megatron"), ("nemo", "megatron"), ("mindspeed", "mindspeed"),
                     ("torchtitan", "torchtitan"))
