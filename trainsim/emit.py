@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 
 from .errors import TrainsimError
+from .parallel.schedules import REGISTRY, get as get_schedule
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
-TORCHTITAN_SCHEDULES = {"1f1b": "1F1B", "interleaved": "Interleaved1F1B", "zero-bubble": "InterleavedZeroBubble"}
+#: schedule name -> torch.distributed.pipelining class name (from the schedule registry)
+TORCHTITAN_SCHEDULES = {s.name: s.torchtitan for s in REGISTRY if s.torchtitan is not None}
 
 
 def stage_split(n_layers: int, pp: int, vpp: int = 1) -> tuple[int, int, int] | None:
@@ -111,16 +113,17 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         method = _plan_value(p, "recompute_method") or "uniform"
         n = _plan_value(p, "recompute_num_layers") or 1
         args += ["--recompute-granularity full", f"--recompute-method {method}", f"--recompute-num-layers {n}"]
-    sched = p["schedule"]
-    if sched == "dualpipe":
-        if framework != "mindspeed":
-            raise TrainsimError("dualpipe is not a Megatron-LM schedule; use --emit mindspeed or --framework "
+    sched = get_schedule(p["schedule"])
+    spelled = sched.mindspeed if framework == "mindspeed" else sched.megatron
+    if spelled is None:
+        if sched.mindspeed is not None:
+            raise TrainsimError(f"{sched.name} is not a Megatron-LM schedule; use --emit mindspeed or --framework "
                                 "megatron-bridge-2026", field="plan.schedule")
-        args.append("--schedules-method dualpipev")
-        notes.append("DualPipeV (one weight copy) stands in for DualPipe")
-    elif sched == "zero-bubble":
-        raise TrainsimError(f"zero-bubble is not a {framework} schedule; use --emit torchtitan or another plan",
+        raise TrainsimError(f"{sched.name} is not a {framework} schedule; use --emit torchtitan or another plan",
                             field="plan.schedule")
+    args += spelled
+    if spelled and sched.emit_note:
+        notes.append(sched.emit_note)
     if run.training.precision == "fp8":
         if framework == "megatron":
             args += ["--fp8-format hybrid", "--fp8-recipe delayed"]

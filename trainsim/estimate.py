@@ -13,7 +13,8 @@ import numpy as np
 from .errors import NoPlanError, TrainsimError
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
-from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
+from .parallel.plan import RECOMPUTE, Plans
+from .parallel.schedules import code as schedule_code, default_name
 from .parallel.validity import check, reason
 from .perf.calibration import Calib, calib_for
 from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
@@ -60,7 +61,7 @@ def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     g = plan.scalar
     tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
     vpp = g("vpp") or 1
-    sched = g("schedule") or ("interleaved" if vpp > 1 else "1f1b")
+    sched = g("schedule") or default_name(vpp)
     dp = chips // (tp * pp * cp)      # chips / (tp pp cp), leaving the remainder idle
     if plan.dp is not None:
         if plan.dp > dp:
@@ -76,7 +77,7 @@ def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
-                              schedule=SCHEDULES.index(sched), node_limit=g("node_limit") or 0)
+                              schedule=schedule_code(sched), node_limit=g("node_limit") or 0)
 
 
 @dataclass

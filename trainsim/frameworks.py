@@ -9,12 +9,27 @@ from importlib import resources
 import yaml
 
 from .errors import TrainsimError
+from .parallel.schedules import SCHEDULES, get as get_schedule
 
 
 @lru_cache(maxsize=1)
 def _doc() -> dict:
+    """The profiles, each schedule name checked against the schedule registry (:mod:`trainsim.parallel.schedules`)."""
     text = resources.files("trainsim.catalog").joinpath("data/framework_schedules.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    doc = yaml.safe_load(text)
+    for fw, prof in doc["frameworks"].items():
+        for s in prof["schedules"]:
+            if s not in SCHEDULES:
+                raise TrainsimError(f"expected a schedule of trainsim.parallel.schedules ({', '.join(SCHEDULES)}), "
+                                    f"got {s!r}", field=f"frameworks.{fw}.schedules",
+                                    where="trainsim/catalog/data/framework_schedules.yaml")
+    return doc
+
+
+def offering(schedule: str) -> list[str]:
+    """The framework profiles that offer pipeline schedule ``schedule`` (a name of the schedule registry)."""
+    get_schedule(schedule)
+    return [fw for fw, prof in frameworks().items() if schedule in prof["schedules"]]
 
 
 def frameworks() -> dict[str, dict]:

@@ -14,7 +14,8 @@ import numpy as np
 from .estimate import Estimate, context, result_row
 from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import enumerate_space
-from .parallel.plan import RECOMPUTE, SCHEDULES, Plans
+from .parallel.plan import RECOMPUTE, Plans
+from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.step import evaluate

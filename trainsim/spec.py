@@ -18,6 +18,7 @@ from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
+from .parallel.schedules import SCHEDULES
 from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count
 
@@ -79,7 +80,7 @@ class TrainingSpec(BaseModel):
         return DEFAULT_TOKENS_TOLERANCE if self.global_batch_tokens is not None else 0.0
 
 
-Sched = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
+Sched = Literal[SCHEDULES]  # type: ignore[valid-type]  # the names of trainsim.parallel.schedules
 Recomp = Literal["none", "selective", "full"]
 RecompModule = Literal["core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac"]
 

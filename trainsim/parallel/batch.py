@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .schedules import batch_multiple_of_pp
+
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
 
@@ -34,9 +36,10 @@ def fit_batch(target_seqs, unit) -> np.ndarray:
 
 
 def batch_unit(dp, mb, pp, schedule) -> np.ndarray:
-    """Sequences a plan's global batch must be a multiple of: dp x mb, times pp for the interleaved schedule."""
+    """Sequences a plan's global batch must be a multiple of: dp x mb, times pp for a schedule that needs the
+    micro-batches to be a multiple of pp (interleaved; :mod:`trainsim.parallel.schedules`)."""
     u = np.asarray(dp, dtype=np.int64) * np.asarray(mb, dtype=np.int64)
-    return np.where(np.asarray(schedule) == 1, u * np.asarray(pp, dtype=np.int64), u)
+    return np.where(batch_multiple_of_pp(schedule), u * np.asarray(pp, dtype=np.int64), u)
 
 
 def within(batch, target_seqs: float, tol: float) -> np.ndarray:

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..model.arch import Arch
 from .batch import batch_unit, chip_counts, fit_batch
-from .plan import INT_FIELDS, RECOMPUTE, SCHEDULES, Plans
+from .plan import INT_FIELDS, RECOMPUTE, Plans
+from .schedules import SCHEDULES, code, default_name, virtual_stages
 from .validity import check
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -65,8 +66,8 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
         "recompute": [RECOMPUTE.index(r) for r in f("recompute")] if f("recompute") else [0, 1, 2],
     }
     vpps = f("vpp") or [1, 2, 3, 4, 6, 8]
-    scheds = [SCHEDULES.index(x) for x in f("schedule")] if f("schedule") else [0, 1, 2, 3]
-    sv = [(s, v) for s in scheds for v in vpps if (s == 1) == (v > 1)]
+    scheds = [code(x) for x in f("schedule")] if f("schedule") else list(range(len(SCHEDULES)))
+    sv = [(s, v) for s in scheds for v in vpps if bool(virtual_stages(s)) == (v > 1)]
     cand["sched_vpp"] = sv or [(scheds[0], vpps[0])]
     if moe:
         e = min(m.experts for m in moe)
@@ -82,7 +83,7 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
 def _neutral(cols: dict) -> Plans:
     """Partial rows as plans: fields not expanded yet take their most permissive values (see ``check``)."""
     n = len(next(iter(cols.values())))
-    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0)
     return Plans(**{k: cols[k] if k in cols else np.full(n, base[k], dtype=np.int64) for k in INT_FIELDS})
 
 

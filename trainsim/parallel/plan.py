@@ -2,7 +2,7 @@
 
 Fields (Megatron-LM names): tp, pp, vpp (virtual stages per pipeline rank), ep, etp (tensor parallel inside
 an expert), cp (context parallel), dp (derived: chips / (tp pp cp)), zero (0-3), recompute (0 none,
-1 selective, 2 full), mb (micro-batch, sequences), schedule (codes below), node_limit (0: none; else the
+1 selective, 2 full), mb (micro-batch, sequences), schedule (the code of :mod:`trainsim.parallel.schedules`), node_limit (0: none; else the
 maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited routing).
 """
 from __future__ import annotations
@@ -11,7 +11,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-SCHEDULES = ("1f1b", "interleaved", "zero-bubble", "dualpipe")
+from .schedules import SCHEDULES
+
+__all__ = ["INT_FIELDS", "RECOMPUTE", "SCHEDULES", "Plans"]
+
 RECOMPUTE = ("none", "selective", "full")
 INT_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "recompute", "mb", "schedule", "node_limit")
 

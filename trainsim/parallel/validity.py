@@ -10,6 +10,13 @@ import numpy as np
 from ..model.arch import Arch
 from .batch import batch_unit, fit_batch, within
 from .plan import Plans
+from .schedules import batch_multiple_of_pp, even_pp_min_m, names_where, needs_pp, virtual_stages
+
+
+
+def _or(names: tuple[str, ...]) -> str:
+    return " or ".join(names)
+
 
 REASONS = {
     1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp)); a plan may leave whole "
@@ -22,12 +29,14 @@ REASONS = {
     6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
     7: ("cp", "seq_len must be divisible by 2 x cp (load-balanced causal chunks)"),
     8: ("micro_batch", "global batch (sequences) must be a multiple of dp x micro_batch (within batch_tolerance)"),
-    9: ("vpp", "vpp > 1 needs the interleaved schedule and pp > 1; interleaved needs vpp > 1"),
-    10: ("schedule", "interleaved needs the number of micro-batches to be a multiple of pp (within batch_tolerance)"),
-    11: ("schedule", "dualpipe needs an even pp and at least pp micro-batches"),
+    9: ("vpp", f"vpp > 1 needs the {_or(names_where('virtual_stages'))} schedule and pp > 1; "
+               f"{_or(names_where('virtual_stages'))} needs vpp > 1"),
+    10: ("schedule", f"{_or(names_where('batch_multiple_of_pp'))} needs the number of micro-batches to be a multiple "
+                     "of pp (within batch_tolerance)"),
+    11: ("schedule", f"{_or(names_where('even_pp_min_m'))} needs an even pp and at least pp micro-batches"),
     12: ("node_limit", "node_limit needs ep > 1"),
     13: ("tp", "tp must divide the vocabulary size and the hidden size"),
-    14: ("pp", "pipeline schedules need pp > 1 for zero-bubble and dualpipe"),
+    14: ("pp", f"pipeline schedules need pp > 1 for {' and '.join(names_where('needs_pp'))}"),
 }
 
 
@@ -71,13 +80,13 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(p.etp != 1, 6)
     rule(((seq_len % (2 * p.cp)) != 0) & (p.cp > 1), 7)
     rule(~within(fit_batch(batch_seqs, p.dp * p.mb), batch_seqs, batch_tol), 8)
-    inter = p.schedule == 1
-    rule(((p.vpp > 1) & ~inter) | (inter & ((p.vpp < 2) | (p.pp < 2))), 9)
+    virt = virtual_stages(p.schedule)
+    rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
     used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule))
-    rule(inter & ~within(used_batch, batch_seqs, batch_tol), 10)
+    rule(batch_multiple_of_pp(p.schedule) & ~within(used_batch, batch_seqs, batch_tol), 10)
     m = used_batch // np.maximum(p.dp * p.mb, 1)
-    rule(((p.schedule == 2) | (p.schedule == 3)) & (p.pp < 2), 14)
-    rule((p.schedule == 3) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
+    rule(needs_pp(p.schedule) & (p.pp < 2), 14)
+    rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
     rule((p.node_limit > 0) & (p.ep < 2), 12)
     return code
 

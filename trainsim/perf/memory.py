@@ -18,7 +18,7 @@ from ..parallel.sharding import layer_params
 from .activations import (activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
 from .context import StepContext
-from .pipeline import SCHED_DUALPIPE, microbatches_in_flight
+from .pipeline import microbatches_in_flight, mirrored_stages
 
 
 def _tensors(lk: LayerKind, ctx: StepContext):
@@ -130,7 +130,7 @@ def rank_state_params(ctx: StepContext, p):
     first = (d1 * f + emb + np.where(single, last_d, 0.0), e1 * f + np.where(single, last_e, 0.0))
     mid = (d1 * m, e1 * m)
     last = (d1 * l_ + last_d, e1 * l_ + last_e)
-    dual = p.schedule == SCHED_DUALPIPE
+    dual = mirrored_stages(p.schedule)
     first = (np.where(dual, first[0] + last[0], first[0]), np.where(dual, first[1] + last[1], first[1]))
     mid = (np.where(dual, 2.0 * mid[0], mid[0]), np.where(dual, 2.0 * mid[1], mid[1]))
     last = (np.where(dual, first[0], last[0]), np.where(dual, first[1], last[1]))
@@ -235,7 +235,7 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     c = ctx.calib
     ranks = rank_state_params(ctx, p)
     f_l, m_l, l_l = rank_layers(ctx, p)
-    dual = p.schedule == SCHED_DUALPIPE
+    dual = mirrored_stages(p.schedule)
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     best = None
     zero = np.zeros_like(p.pp, dtype=np.float64)

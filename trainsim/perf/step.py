@@ -31,7 +31,7 @@ from .collectives import p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
-from .pipeline import SCHED_DUALPIPE, bubble_time
+from .pipeline import bubble_time, overlaps_ep_comm
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "other")
@@ -157,7 +157,7 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
     comp_f = gemm + attn + elem
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
-    ep_ov = np.where(p.schedule == SCHED_DUALPIPE, c.ep_overlap_dualpipe, c.ep_overlap)
+    ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, c.ep_overlap)
     ep_exp_f = exposed(ep_f, comp_f, ep_ov)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not
     cp_sync = share * lc["cp_sync"]

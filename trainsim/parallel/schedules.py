@@ -1,0 +1,230 @@
+"""Pipeline schedules: the one registry of every schedule trainsim knows.
+
+Each :class:`Schedule` states its name (the run spec's ``plan.schedule``), its code (the ``schedule`` column of
+:class:`~trainsim.parallel.plan.Plans`, its index in :data:`SCHEDULES`), its validity rule, its bubble formula,
+its parameter copies, its micro-batches in flight and how the flag emitters spell it. Which training frameworks
+offer it is data with sources (``catalog/data/framework_schedules.yaml``, read by
+:func:`trainsim.frameworks.offering`, which checks every name there against this registry). Nothing else in the
+package spells a schedule name or compares a schedule code to an integer: callers use :func:`code`,
+:func:`is_` and the vectorised masks below.
+
+With m micro-batches per step, p stages, v virtual stages per rank and t = forward + backward time of one
+micro-batch on the slowest stage:
+
+* 1F1B (PipeDream-Flush; Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters
+  Using Megatron-LM", sec. 2.2.1): bubble (p - 1) t, i.e. a fraction (p - 1) / (m + p - 1) of the step; the
+  first stage holds p micro-batches of activations.
+* Interleaved 1F1B with v virtual stages (same paper, sec. 2.2.2): bubble (p - 1) t / v, fraction
+  (p - 1) / (v m + p - 1); activations of rank 0 x (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, sec. 4.2.3).
+  Megatron-LM needs the micro-batches to be a multiple of p.
+* Zero-bubble ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", sec. 3): splitting backward into input
+  and weight gradients (F = B = W) leaves (p - 1)(F + B - 2W) = (p - 1) t / 3; memory as 1F1B.
+* DualPipe (DeepSeek-V3 technical report, sec. 3.2.1, Table 2): bubble (p/2 - 1)(F&B + B - 3W). Table 2 uses
+  one B for every schedule, the full backward (1F1B's bubble there is (p - 1)(F + B)), so with F = W = t/3,
+  B = 2t/3 and an overlapped forward-and-backward chunk F&B = F + B = t: (p/2 - 1)(t + 2t/3 - t) = (p/2 - 1) 2t/3;
+  the same reading gives ZB-H1's (p - 1)(F + B - 2W) = (p - 1) t/3 above. Rank i holds stages i and p - 1 - i
+  (two copies of the parameters), p + 1 micro-batches of activations; it needs an even p and at least p
+  micro-batches, and it overlaps the expert all-to-all of one chunk with the computation of the other.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TrainsimError
+
+Array = np.ndarray
+
+
+def _bubble_1f1b(p: Array, v: Array, t: Array) -> Array:
+    """(p - 1) t (Narayanan et al. 2021, sec. 2.2.1)."""
+    return (p - 1.0) * t
+
+
+def _bubble_interleaved(p: Array, v: Array, t: Array) -> Array:
+    """(p - 1) t / v (Narayanan et al. 2021, sec. 2.2.2)."""
+    return (p - 1.0) * t / v
+
+
+def _bubble_zb_h1(p: Array, v: Array, t: Array) -> Array:
+    """(p - 1)(F + B - 2W) = (p - 1) t / 3 with F = B = W (Qi et al. 2023, sec. 3)."""
+    return (p - 1.0) * t / 3.0
+
+
+def _bubble_dualpipe(p: Array, v: Array, t: Array) -> Array:
+    """(p/2 - 1)(F&B + B - 3W) = (p/2 - 1) 2t/3 (DeepSeek-V3 report, Table 2; see the module docstring)."""
+    return np.maximum(p / 2.0 - 1.0, 0.0) * 2.0 * t / 3.0
+
+
+def _in_flight_1f1b(p: Array, v: Array, m: Array, r: Array) -> Array:
+    """min(m, p - r): p - r - 1 warm-up forwards before rank r's first backward (Megatron-Core
+    ``pipeline_parallel/schedules.py``, forward_backward_pipelining_without_interleaving); ZB-H1 the same."""
+    return np.minimum(m, np.maximum(p - r, 1.0))
+
+
+def _in_flight_interleaved(p: Array, v: Array, m: Array, r: Array) -> Array:
+    """min(m v, 2 (p - r - 1) + (v - 1) p + 1) / v: the interleaved schedule's warm-up chunks, each 1/v of the
+    rank's layers (Megatron-Core ``schedules.py``, with_interleaving; rank 0 and m >= p: p + (p - 1) / v,
+    Korthikanti et al. 2022 sec. 4.2.3)."""
+    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * p + 1.0) / v
+
+
+def _in_flight_dualpipe(p: Array, v: Array, m: Array, r: Array) -> Array:
+    """p + 1 micro-batches on every rank (DeepSeek-V3 report, Table 2), scaled down when m < p."""
+    return np.minimum(m, p) * (p + 1.0) / p
+
+
+BubbleFn = Callable[[Array, Array, Array], Array]
+InFlightFn = Callable[[Array, Array, Array, Array], Array]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One pipeline schedule and every rule trainsim applies to it.
+
+    ``virtual_stages``: needs vpp > 1 (and pp > 1); every other schedule needs vpp = 1. ``needs_pp``: needs
+    pp > 1 (1F1B and interleaved with pp = 1 mean no pipeline). ``batch_multiple_of_pp``: the micro-batches per
+    step must be a multiple of pp. ``even_pp_min_m``: needs an even pp and at least pp micro-batches.
+    ``param_copies``: copies of a stage's parameters per rank. ``mirrored_stages``: rank i holds stages i and
+    p - 1 - i (so rank 0 holds the first and the last stage). ``overlaps_ep_comm``: the schedule overlaps the
+    expert all-to-all with computation (the calibration's ``ep_overlap_dualpipe``). ``megatron`` /
+    ``mindspeed`` / ``torchtitan``: the emitter's spelling (extra arguments or class name), None where that
+    stack has no such schedule; ``emit_note``: a note the emitter adds."""
+
+    name: str
+    title: str
+    bubble: BubbleFn
+    in_flight: InFlightFn
+    source: str
+    virtual_stages: bool = False
+    needs_pp: bool = False
+    batch_multiple_of_pp: bool = False
+    even_pp_min_m: bool = False
+    param_copies: float = 1.0
+    mirrored_stages: bool = False
+    overlaps_ep_comm: bool = False
+    megatron: tuple[str, ...] | None = ()
+    mindspeed: tuple[str, ...] | None = ()
+    torchtitan: str | None = None
+    emit_note: str | None = None
+
+
+REGISTRY: tuple[Schedule, ...] = (
+    Schedule("1f1b", "1F1B", _bubble_1f1b, _in_flight_1f1b,
+             "Narayanan et al. 2021 (arXiv 2104.04473), sec. 2.2.1", torchtitan="1F1B"),
+    Schedule("interleaved", "interleaved 1F1B", _bubble_interleaved, _in_flight_interleaved,
+             "Narayanan et al. 2021 (arXiv 2104.04473), sec. 2.2.2; Korthikanti et al. 2022, sec. 4.2.3",
+             virtual_stages=True, batch_multiple_of_pp=True, torchtitan="Interleaved1F1B"),
+    Schedule("zero-bubble", "zero-bubble ZB-H1", _bubble_zb_h1, _in_flight_1f1b,
+             "Qi et al. 2023, 'Zero Bubble Pipeline Parallelism' (arXiv 2401.10241), sec. 3",
+             needs_pp=True, megatron=None, mindspeed=None, torchtitan="InterleavedZeroBubble"),
+    Schedule("dualpipe", "DualPipe", _bubble_dualpipe, _in_flight_dualpipe,
+             "DeepSeek-V3 technical report (arXiv 2412.19437), sec. 3.2.1, Table 2",
+             needs_pp=True, even_pp_min_m=True, param_copies=2.0, mirrored_stages=True, overlaps_ep_comm=True,
+             megatron=None, mindspeed=("--schedules-method dualpipev",),
+             emit_note="DualPipeV (one weight copy) stands in for DualPipe"),
+)
+
+#: schedule names in code order: ``SCHEDULES[code]`` is the name of the schedule with that code
+SCHEDULES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+def get(name: str) -> Schedule:
+    """The registry entry of schedule ``name``; an unknown name is a one-line error listing the known ones."""
+    if name not in _BY_NAME:
+        raise TrainsimError(f"expected one of {', '.join(SCHEDULES)}, got {name!r}", field="plan.schedule")
+    return _BY_NAME[name]
+
+
+def code(name: str) -> int:
+    """The ``Plans.schedule`` code of schedule ``name``."""
+    get(name)
+    return SCHEDULES.index(name)
+
+
+def name_of(schedule_code: int) -> str:
+    return SCHEDULES[int(schedule_code)]
+
+
+def default_name(vpp: int) -> str:
+    """Megatron-Core's schedule for an unnamed one: interleaved when vpp > 1, else 1F1B."""
+    return next(s.name for s in REGISTRY if s.virtual_stages == (vpp > 1) and not s.needs_pp)
+
+
+def names_where(flag: str) -> tuple[str, ...]:
+    """Names of the schedules whose boolean attribute ``flag`` is true (for rule texts and candidate lists)."""
+    return tuple(s.name for s in REGISTRY if getattr(s, flag))
+
+
+def _column(attr: str, dtype: type) -> Array:
+    return np.asarray([getattr(s, attr) for s in REGISTRY], dtype=dtype)
+
+
+def _mask(attr: str, schedule: Array) -> Array:
+    return _column(attr, bool)[np.asarray(schedule, dtype=np.int64)]
+
+
+def is_(schedule: Array, name: str) -> Array:
+    """True where the codes ``schedule`` are schedule ``name``."""
+    return np.asarray(schedule) == code(name)
+
+
+def virtual_stages(schedule: Array) -> Array:
+    """True where the schedule needs vpp > 1 (interleaved)."""
+    return _mask("virtual_stages", schedule)
+
+
+def needs_pp(schedule: Array) -> Array:
+    """True where the schedule needs pp > 1 (zero-bubble, DualPipe)."""
+    return _mask("needs_pp", schedule)
+
+
+def batch_multiple_of_pp(schedule: Array) -> Array:
+    """True where the micro-batches per step must be a multiple of pp (interleaved)."""
+    return _mask("batch_multiple_of_pp", schedule)
+
+
+def even_pp_min_m(schedule: Array) -> Array:
+    """True where the schedule needs an even pp and at least pp micro-batches (DualPipe)."""
+    return _mask("even_pp_min_m", schedule)
+
+
+def mirrored_stages(schedule: Array) -> Array:
+    """True where rank i holds stages i and p - 1 - i (DualPipe)."""
+    return _mask("mirrored_stages", schedule)
+
+
+def overlaps_ep_comm(schedule: Array) -> Array:
+    """True where the schedule overlaps the expert all-to-all with computation (DualPipe)."""
+    return _mask("overlaps_ep_comm", schedule)
+
+
+def bubble_time(schedule: Array, pp: Array, vpp: Array, t_mb: Array) -> Array:
+    """Idle time per step of the slowest stage, given t_mb = forward + backward of one micro-batch: each
+    schedule's ``bubble`` formula (module docstring), 0 where pp = 1."""
+    p = pp.astype(np.float64)
+    v = np.maximum(vpp, 1).astype(np.float64)
+    b = np.zeros(np.broadcast(schedule, p, v, t_mb).shape)
+    for c, s in enumerate(REGISTRY):
+        b = np.where(schedule == c, s.bubble(p, v, t_mb), b)
+    return np.where(pp > 1, b, 0.0)
+
+
+def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, rank: Array | float = 0) -> Array:
+    """Micro-batches of activations pipeline rank ``rank`` holds at its peak, in units of that rank's layers:
+    each schedule's ``in_flight`` rule (module docstring), 1 where pp = 1."""
+    p = pp.astype(np.float64)
+    v = np.maximum(vpp, 1).astype(np.float64)
+    r = np.asarray(rank, dtype=np.float64)
+    f = np.zeros(np.broadcast(schedule, p, v, m, r).shape)
+    for c, s in enumerate(REGISTRY):
+        f = np.where(schedule == c, s.in_flight(p, v, m, r), f)
+    return np.where(pp > 1, f, 1.0)
+
+
+def param_copies(schedule: Array) -> Array:
+    """Copies of a stage's parameters per rank: 2 for DualPipe (DeepSeek-V3 report, Table 2), else 1."""
+    return _column("param_copies", np.float64)[np.asarray(schedule, dtype=np.int64)]
