@@ -86,7 +86,7 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     default (the profile's ``defaults`` in framework_schedules.yaml, each profile citing its source), and the
     fields so filled. "Unstated is not optimal": a field a source leaves out takes its stack's default, not the
     search's best. ``schedule`` is filled only where ``vpp`` is unstated too (a stated vpp > 1 means interleaved);
-    the 1F1B default then also fixes vpp = 1. Stacks without defaults leave the plan as it is. ``fields`` limits
+    a default schedule without virtual stages then also fixes vpp = 1. Stacks without defaults leave the plan as it is. ``fields`` limits
     which defaults are applied."""
     d = {k: v for k, v in (profile(fw).get("defaults") or {}).items() if k in fields}
     data = plan.model_dump(exclude_none=True)
@@ -96,7 +96,7 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
             data[f] = filled[f] = d[f]
     if "schedule" in d and plan.schedule is None and plan.vpp is None:
         data["schedule"] = filled["schedule"] = d["schedule"]
-        if d["schedule"] == "1f1b":
+        if not get_schedule(d["schedule"]).virtual_stages:
             data["vpp"] = 1
     return (type(plan).model_validate(data) if filled else plan), filled
 
