@@ -27,9 +27,10 @@ PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recomp
 def context(run: Run, calib: Calib | None = None) -> StepContext:
     from .catalog.load import require_usable
 
-    from .frameworks import framework_of
+    from .frameworks import framework_of, overlap_settings
 
     require_usable(run.system.chip)
+    overlap = overlap_settings(run.training, framework_of(run))
     pl, o = run.plan, run.optimizer
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
@@ -44,7 +45,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=pl.pipeline_split or "even",
                        offload_activation_layers=pl.offload_activation_layers or 0,
-                       fp8_activations=run.training.fp8_activations)
+                       fp8_activations=run.training.fp8_activations, **overlap)
 
 
 def is_complete(plan: PlanSpec) -> bool:

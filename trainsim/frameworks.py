@@ -101,6 +101,17 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
+def overlap_settings(training, fw: str) -> dict[str, bool]:
+    """``tp_comm_overlap`` and ``moe_a2a_overlap`` of a run: as its spec states them, else its stack's default
+    (the profile's ``defaults``; absent there: off, Megatron-LM's argument default)."""
+    d = profile(fw).get("defaults") or {}
+    out = {}
+    for k in ("tp_comm_overlap", "moe_a2a_overlap"):
+        v = getattr(training, k)
+        out[k] = bool(d.get(k, False)) if v is None else bool(v)
+    return out
+
+
 def default_stages(plan, fw: str) -> list[tuple]:
     """The plans an estimate tries in turn, each as (plan, filled): every default of the stack; then the
     memory-saving fields (ZeRO stage, recompute) searched with the other defaults kept (what a user of that stack

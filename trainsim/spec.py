@@ -35,6 +35,12 @@ class TrainingSpec(BaseModel):
     # activations cached in FP8 for the backward pass: 'gemm_inputs' (Transformer Engine: the FP8 casts of GEMM
     # inputs), 'all' (DeepSeek-V3 sec. 3.3.3: also the SwiGLU inputs and attention outputs), 'none'. Only with fp8.
     fp8_activations: Literal["gemm_inputs", "all", "none"] = "gemm_inputs"
+    # communication overlap switches of Megatron-Core / Transformer Engine; unset: the software stack's default
+    # (frameworks.overlap_settings). tp_comm_overlap: --tp-comm-overlap (TE userbuffers: the sequence-parallel
+    # all-gather / reduce-scatter pipelined with the GEMMs); moe_a2a_overlap: --overlap-moe-expert-parallel-comm
+    # (Megatron-Bridge moe_a2a_overlap: the expert all-to-all of one micro-batch hidden behind another's compute)
+    tp_comm_overlap: bool | None = None
+    moe_a2a_overlap: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

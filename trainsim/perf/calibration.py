@@ -37,9 +37,11 @@ class Calib:
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)
     tp_overlap: float = 0.0
+    tp_overlap_userbuffers: float = 0.75  # with --tp-comm-overlap (constants.yaml has the source)
     dp_overlap: float = 0.8
     ep_overlap: float = 0.0
     ep_overlap_dualpipe: float = 0.9
+    ep_overlap_a2a: float = 0.8           # with Megatron-Core's EP all-to-all overlap (constants.yaml)
     cp_overlap: float = 0.9
     pp_overlap: float = 0.5
     # MoE routing: max expert load / mean expert load

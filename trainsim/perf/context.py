@@ -55,6 +55,8 @@ class StepContext:
     pipeline_split: str = "even"            # 'even' | 'balanced' (embedding and loss/MTP count as layers)
     offload_activation_layers: int = 0      # layers per rank whose activations live in host memory
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
+    tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
+    moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
 
     @property
     def chip(self):

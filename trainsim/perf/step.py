@@ -156,8 +156,9 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
     comp_f = gemm + attn + elem
-    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap)
-    ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, c.ep_overlap)
+    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
+    ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
+                     c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
     ep_exp_f = exposed(ep_f, comp_f, ep_ov)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not
     cp_sync = share * lc["cp_sync"]

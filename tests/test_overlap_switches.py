@@ -1,0 +1,49 @@
+"""The communication-overlap switches of the run spec (training.tp_comm_overlap, training.moe_a2a_overlap) and
+their stack defaults (issue 14: overlap as fractions that depend on the framework and schedule)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from trainsim.api import estimate, parse_run
+from trainsim.perf.calibration import Calib
+
+SPEC = """
+name: overlap
+framework: {fw}
+model: {{name: t70b, layers: 80, hidden: 8192, heads: 64, kv_heads: 8, ffn: 28672, ffn_act: swiglu, vocab: 128256}}
+system: dgx-h100
+chips: 64
+training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16{extra}}}
+plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: 1, recompute: full, micro_batch: 1, schedule: 1f1b}}
+"""
+
+
+def _est(fw: str, extra: str = ""):
+    return estimate(parse_run(yaml.safe_load(SPEC.format(fw=fw, extra=extra))))
+
+
+def test_tp_overlap_hides_three_quarters_when_the_gemms_are_longer():
+    off = _est("megatron-core-2024")                        # Megatron-LM's argument default: off
+    on = _est("megatron-core-2024", ", tp_comm_overlap: true")
+    # exposed = comm - f x min(comm, gemm); at tp 8 on NVLink the TP traffic of a 70B layer is shorter than its
+    # GEMMs, so exposed = (1 - f) comm with f = tp_overlap_userbuffers = 0.75 (0 when off)
+    f = Calib().tp_overlap_userbuffers
+    assert f == 0.75
+    assert on.breakdown["tp_comm"] == pytest.approx((1.0 - f) * off.breakdown["tp_comm"], rel=1e-9)
+    assert on.step_time_s < off.step_time_s
+
+
+def test_stack_default_and_explicit_override():
+    # Megatron-Bridge's performance recipes pass CommOverlapConfig(tp_comm_overlap=True)
+    bridge = _est("megatron-bridge-2026")
+    stated_off = _est("megatron-bridge-2026", ", tp_comm_overlap: false")
+    assert bridge.breakdown["tp_comm"] == pytest.approx(0.25 * stated_off.breakdown["tp_comm"], rel=1e-9)
+
+
+def test_bad_value_is_one_line():
+    from trainsim.errors import TrainsimError
+
+    with pytest.raises(TrainsimError) as e:
+        parse_run(yaml.safe_load(SPEC.format(fw="megatron-core-2024", extra=", tp_comm_overlap: maybe")))
+    assert "tp_comm_overlap" in str(e.value) and "\n" not in str(e.value)
