@@ -20,13 +20,9 @@ RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
 LIMIT = 1.15
 
 KNOWN_GAPS = {
-    "megatron-bridge-260401-dsv3-b200-256-mxfp8": "search keeps EP 8 inside NVLink; the recipe's EP 32 across "
-        "InfiniBand is priced far slower than measured (the model is -48% on the recipe's own plan): cross-node "
-        "all-to-all (HybridEP dispatcher) too expensive in the model",
-    "megatron-bridge-perf-dsv3-h100-1024": "same: EP 8 in NVLink against the recipe's EP 64 across InfiniBand "
-        "(model -31% on the recipe's plan)",
-    "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": "EP 8 in NVLink against the recipe's EP 16 across two nodes "
-        "(HybridEP); the model prices the cross-node all-to-all of a small MoE far above what NVIDIA measured",
+    "megatron-bridge-perf-dsv3-h100-1024": "search keeps EP 8 inside NVLink against the recipe's EP 64 across "
+        "InfiniBand, which the model predicts too slow (its dispatcher is not stated, so a copy per expert crosses "
+        "InfiniBand)",
     "nemo-2502-mixtral-8x7b-b200-64-fp8": "micro-batch 4 against the recipe's 2: the model rewards larger "
         "micro-batches of a small-expert MoE more than measured",
     "nemo-2407-gpt3-20b-h100-64-fp8": "micro-batch 8 and tp 4 against the recipe's plan, which the model predicts "

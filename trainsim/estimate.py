@@ -27,10 +27,10 @@ PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recomp
 def context(run: Run, calib: Calib | None = None) -> StepContext:
     from .catalog.load import require_usable
 
-    from .frameworks import framework_of, overlap_settings
+    from .frameworks import framework_of, runtime_settings
 
     require_usable(run.system.chip)
-    overlap = overlap_settings(run.training, framework_of(run))
+    overlap = runtime_settings(run.training, framework_of(run))
     pl, o = run.plan, run.optimizer
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)

@@ -101,14 +101,17 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
-def overlap_settings(training, fw: str) -> dict[str, bool]:
-    """``tp_comm_overlap`` and ``moe_a2a_overlap`` of a run: as its spec states them, else its stack's default
-    (the profile's ``defaults``; absent there: off, Megatron-LM's argument default)."""
+RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall"}
+
+
+def runtime_settings(training, fw: str) -> dict:
+    """``tp_comm_overlap``, ``moe_a2a_overlap`` and ``moe_dispatcher`` of a run: as its spec states them, else its
+    stack's default (the profile's ``defaults``), else Megatron-Core's argument default (off, off, all-to-all)."""
     d = profile(fw).get("defaults") or {}
     out = {}
-    for k in ("tp_comm_overlap", "moe_a2a_overlap"):
+    for k, base in RUNTIME_DEFAULTS.items():
         v = getattr(training, k)
-        out[k] = bool(d.get(k, False)) if v is None else bool(v)
+        out[k] = d.get(k, base) if v is None else v
     return out
 
 

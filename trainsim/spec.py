@@ -36,11 +36,16 @@ class TrainingSpec(BaseModel):
     # inputs), 'all' (DeepSeek-V3 sec. 3.3.3: also the SwiGLU inputs and attention outputs), 'none'. Only with fp8.
     fp8_activations: Literal["gemm_inputs", "all", "none"] = "gemm_inputs"
     # communication overlap switches of Megatron-Core / Transformer Engine; unset: the software stack's default
-    # (frameworks.overlap_settings). tp_comm_overlap: --tp-comm-overlap (TE userbuffers: the sequence-parallel
+    # (frameworks.runtime_settings). tp_comm_overlap: --tp-comm-overlap (TE userbuffers: the sequence-parallel
     # all-gather / reduce-scatter pipelined with the GEMMs); moe_a2a_overlap: --overlap-moe-expert-parallel-comm
     # (Megatron-Bridge moe_a2a_overlap: the expert all-to-all of one micro-batch hidden behind another's compute)
     tp_comm_overlap: bool | None = None
     moe_a2a_overlap: bool | None = None
+    # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
+    # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
+    # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP).
+    # Unset: the software stack's default.
+    moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

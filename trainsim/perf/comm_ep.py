@@ -6,8 +6,10 @@ DeepSeek-V3 report sec. 3.3.2). Forward: dispatch + combine; backward: the same 
 The copies spread evenly over the ep group, so the share crossing each network level follows the group's
 placement (:func:`trainsim.perf.collectives.all_to_all_time`).
 
-Node-limited routing (DeepSeek-V3 sec. 2.1.2: each token goes to at most M nodes, sent once per node over the
-scale-out network and fanned out inside the node): with G = ep groups of w ranks in a scale-up domain, a token
+Deduplicated dispatch: node-limited routing (DeepSeek-V3 sec. 2.1.2: each token goes to at most M nodes, sent once
+per node over the scale-out network and fanned out inside the node) and the node-aware dispatchers that do the same
+without a routing limit (DeepEP's internode kernels, NVIDIA HybridEP; Megatron-Core's flex dispatcher,
+``training.moe_dispatcher: deepep | hybridep``): with G = ep groups of w ranks in a scale-up domain, a token
 reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M; the scale-out bytes are one
 copy per remote domain hit, the scale-up bytes the k copies delivered inside domains.
 """
@@ -35,7 +37,8 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
                + all_to_all_time(per_copy * k * 2.0, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
                + 2.0 * c.comm_launch_s)
-    if not np.any(p.node_limit > 0):
+    dedup = (p.node_limit > 0) | (ctx.moe_dispatcher != "alltoall")
+    if not np.any(dedup):
         return np.where(p.ep > 1, generic, 0.0)
     # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
     w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
@@ -50,7 +53,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
     nl = nl + 2.0 * (c.comm_launch_s + c.a2a_peer_s * (p.ep - 1.0))
-    return np.where(p.ep > 1, np.where(p.node_limit > 0, nl, generic), 0.0)
+    return np.where(p.ep > 1, np.where(dedup, nl, generic), 0.0)
 
 
 def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):

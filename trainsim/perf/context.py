@@ -57,6 +57,7 @@ class StepContext:
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
+    moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
 
     @property
     def chip(self):
