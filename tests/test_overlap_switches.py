@@ -70,3 +70,18 @@ def test_node_aware_dispatcher_sends_a_token_once_per_node():
     dedup = estimate(parse_run(yaml.safe_load(MOE.format(d="deepep"))))
     ratio = dedup.breakdown["ep_alltoall"] / plain.breakdown["ep_alltoall"]
     assert ratio == pytest.approx(0.996 / 4.0, abs=0.02)
+
+
+def test_moe_host_sync_per_layer_and_microbatch_unless_full_cuda_graphs():
+    from trainsim.perf.calibration import calib_for
+
+    none = estimate(parse_run(yaml.safe_load(MOE.format(d="alltoall").replace(
+        "moe_dispatcher: alltoall", "moe_dispatcher: alltoall, cuda_graphs: none"))))
+    full = estimate(parse_run(yaml.safe_load(MOE.format(d="alltoall").replace(
+        "moe_dispatcher: alltoall", "moe_dispatcher: alltoall, cuda_graphs: full"))))
+    h = calib_for("nvidia-hopper", framework="megatron-bridge-2026").moe_layer_host_s
+    assert 0.0 < h < 0.02
+    # Qwen3-30B-A3B: 48 MoE layers, pp 1; batch 64 / (dp 16 x micro-batch 4) = 1 micro-batch per step
+    assert none.breakdown["moe_host_sync"] == pytest.approx(48 * 1 * h, rel=1e-9)
+    assert full.breakdown["moe_host_sync"] == 0.0
+    assert none.step_time_s - full.step_time_s == pytest.approx(48 * h, rel=1e-6)

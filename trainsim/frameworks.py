@@ -101,12 +101,14 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
-RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall"}
+RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall",
+                    "cuda_graphs": "none"}
 
 
 def runtime_settings(training, fw: str) -> dict:
-    """``tp_comm_overlap``, ``moe_a2a_overlap`` and ``moe_dispatcher`` of a run: as its spec states them, else its
-    stack's default (the profile's ``defaults``), else Megatron-Core's argument default (off, off, all-to-all)."""
+    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher`` and ``cuda_graphs`` of a run: as its spec states
+    them, else its stack's default (the profile's ``defaults``), else Megatron-Core's argument default (off, off,
+    all-to-all, none)."""
     d = profile(fw).get("defaults") or {}
     out = {}
     for k, base in RUNTIME_DEFAULTS.items():

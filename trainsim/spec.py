@@ -46,6 +46,9 @@ class TrainingSpec(BaseModel):
     # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP).
     # Unset: the software stack's default.
     moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] | None = None
+    # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
+    # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
+    cuda_graphs: Literal["none", "partial", "full"] | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

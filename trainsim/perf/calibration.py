@@ -53,6 +53,7 @@ class Calib:
     buffer_bytes: float = 2.0e9     # communication buffers, workspace, CUDA/CANN context
     alloc_margin: float = 0.08      # allocator fragmentation as a fraction of the rest
     step_overhead_s: float = 0.0    # per-step fixed cost (data loader, logging)
+    moe_layer_host_s: float = 0.0   # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
 
     def with_(self, **kw) -> "Calib":
         return replace(self, **kw)

@@ -58,6 +58,7 @@ class StepContext:
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
+    cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
 
     @property
     def chip(self):

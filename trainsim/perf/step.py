@@ -34,7 +34,7 @@ from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, overlaps_ep_comm
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
-                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "other")
+                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
 
 
 def exposed(comm, work, f):
@@ -130,6 +130,22 @@ def layer_costs(ctx: StepContext, p) -> dict:
     return out
 
 
+def moe_host_sync_time(ctx: StepContext, moe_layers):
+    """Host time exposed per micro-batch (forward + backward) by ``moe_layers`` MoE layers outside CUDA graphs.
+
+    A dropless MoE layer learns how many tokens each expert receives only on the device; the dispatcher copies the
+    counts to the host to size the all-to-all and the grouped GEMM (Megatron-Core ``tokens_per_expert`` and the
+    alltoall dispatcher's output splits; the flex dispatchers likewise), a device-to-host synchronisation that
+    empties the launch queue, so the host's launch work after it (routing, permutation, dispatch set-up: hundreds of
+    small kernels) is no longer hidden behind the GPU. Per MoE layer and micro-batch that costs ``moe_layer_host_s``
+    (fitted by scripts/calibrate.py on the MoE runs, the one per-layer constant). Capturing the whole iteration in
+    a CUDA graph with sync-free dispatch (Megatron-Core ``cuda_graph_impl=full_iteration``; run spec
+    ``training.cuda_graphs: full``) removes it: 0."""
+    if ctx.cuda_graphs == "full":
+        return 0.0 * moe_layers
+    return moe_layers * ctx.calib.moe_layer_host_s
+
+
 def host_offload_time(ctx: StepContext, opt_params, local_params, compute_s):
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
@@ -183,9 +199,10 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     p2p = sends * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
     # the transfer overlaps in part; each send's launch and synchronisation does not
     p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap) + sends * c.comm_launch_s, 0.0)
-    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f
-    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec
-    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p,
+    host = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
+    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
+    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
+    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
@@ -214,6 +231,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
         st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / c.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
+    host = st["host"] * np.ones_like(t_mb)
     tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
     gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
@@ -257,6 +275,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,
+        "moe_host_sync": m * host,
         "other": np.full(np.shape(step), c.step_overhead_s),
     }
     counts = count(a, ctx.seq_len)
