@@ -222,7 +222,7 @@ class Run:
 
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
     """Resolve a spec's ``model`` and ``system`` values; errors name the spec file."""
-    from .catalog.load import resolve_system
+    from .catalog.resolve import resolve_system
     from .model.load import resolve_model
 
     try:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 

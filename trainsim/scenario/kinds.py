@@ -86,7 +86,7 @@ def _chips(doc: dict, system_obj) -> int:
 
 def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
     """The run of a scenario document (model, system, chips/pods, training) with optional changes."""
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     training = dict(_need(doc, "training"))
     if precision:
@@ -434,7 +434,7 @@ def _reference_runs(doc: dict, base_dir: Path) -> list[dict]:
 
 @register("fleet-capacity")
 def fleet_capacity(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     system = resolve_system(_need(doc, "system"), base_dir)
@@ -530,7 +530,7 @@ def fleet_capacity(doc: dict, base_dir: Path) -> dict:
 
 @register("same-job-compare")
 def same_job_compare(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     job = _sibling(doc, "job", base_dir)
@@ -620,7 +620,7 @@ def same_job_compare(doc: dict, base_dir: Path) -> dict:
 
 @register("frontier-sizing")
 def frontier_sizing(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     system = resolve_system(_need(doc, "system"), base_dir)
