@@ -140,7 +140,8 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
                     else r["basis"])
     rental = None if rate is None else rate * ch
     capex = None if amort is None or elec is None else amort + elec
-    basis = WITHOUT_FAILURES if goodput is None else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}"
+    basis = (WITHOUT_FAILURES if goodput is None
+             else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}")
     return {
         "basis": basis,
         "days": days,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 
 from .catalog.load import require_usable
 from .cost import run_cost

@@ -13,7 +13,7 @@ import numpy as np
 
 from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import enumerate_space
-from .parallel.plan import RECOMPUTE, Plans
+from .parallel.plan import RECOMPUTE
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .yamlload import safe_load
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch

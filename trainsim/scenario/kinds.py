@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import TrainsimError
 from ..model.counts import count
 from ..perf.calibration import validation_error
-from ..yamlload import safe_load
 from .assumptions import Assumptions
 from .capacity import capacity, dense_shape, moe_shape, tokens_in_days
 from .common import at_chips, best, comm_fraction, days_of, make_run, plan_summary, where_time_goes
