@@ -59,7 +59,7 @@ def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
             "recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers",
             "last_stage_layers")})
         try:
-            e = estimate_complete(replace(r, plan=spec))
+            e = estimate_complete(replace(r, plan=spec), spec)
         except Exception:   # a change the plan rules refuse (e.g. pp beyond the layers) is no advice
             continue
         if e.fits:
