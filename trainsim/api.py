@@ -149,7 +149,7 @@ def capacity(system, chips: int, days: float, *, family: str = "deepseek-v3", pr
              sparsity: float = 0.0, failures: bool = True, assumptions=None):
     """``trainsim capacity``: the largest run ``chips`` chips of ``system`` (catalog id, inline mapping or
     System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`); a ``CapacityResult``."""
-    from .catalog.load import resolve_system
+    from .catalog.resolve import resolve_system
     from .scenario.assumptions import Assumptions
     from .scenario.capacity import capacity as _capacity
 

@@ -70,6 +70,38 @@ def _assumption_source(a, key: str) -> str:
     return f"assumptions.yaml {key}: {e.source}"
 
 
+def range_of(system, name: str, nominal):
+    """(low, nominal, high) of a system value: its catalog range where one is given, else the nominal three times."""
+    r = system.ranges.get(name)
+    if nominal is None:
+        return None, None, None
+    if r is None:
+        return nominal, nominal, nominal
+    return r.low, nominal, r.high
+
+
+def rental_rate(system, a) -> dict:
+    """Rental price per chip-hour (low, nominal, high) and its basis under the assumptions ``a``
+    (:class:`trainsim.scenario.assumptions.Assumptions`): a market rate where one is sourced, else the
+    cost-recovery rental-equivalent."""
+    chip = system.chip.id
+    lo_t, nom_t, hi_t = a.bounds("rental_usd_per_chip_hour")
+    if chip in (nom_t or {}):
+        return {"low": lo_t.get(chip, nom_t[chip]), "nominal": nom_t[chip], "high": hi_t.get(chip, nom_t[chip]),
+                "basis": "market rental (assumptions.yaml rental_usd_per_chip_hour)"}
+    price = range_of(system, "price_per_chip_usd", system.price_per_chip_usd)
+    power = range_of(system, "power_per_chip_w", system.power_per_chip_w)
+    life, pue, kwh, mk = (a.bounds(k) for k in ("life_years", "pue", "electricity_usd_per_kwh", "rental_markup"))
+    if price[1] is None or power[1] is None:
+        return {"low": None, "nominal": None, "high": None,
+                "basis": f"no rental market and no {'price' if price[1] is None else 'power'} for {chip}"}
+    vals = []
+    for i, j in ((0, 2), (1, 1), (2, 0)):   # cheap end: low price, long life, low power ...
+        vals.append(hourly_cost_recovery(price[i], power[i], life[j], pue[i], kwh[i]) * mk[i])
+    return {"low": vals[0], "nominal": vals[1], "high": vals[2],
+            "basis": "rental-equivalent: (system price / life + power x PUE x $/kWh) x rental_markup"}
+
+
 def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None = None,
              electricity_usd_per_kwh: float | None = None, goodput: float | None = None,
              goodput_model: str | None = None, assumptions=None) -> dict | None:
@@ -81,7 +113,6 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
     if est.days is None:
         return None
     from .scenario.assumptions import Assumptions
-    from .scenario.economics import rental_rate
 
     a = assumptions or Assumptions()
     run = est.run
@@ -109,7 +140,8 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
                     else r["basis"])
     rental = None if rate is None else rate * ch
     capex = None if amort is None or elec is None else amort + elec
-    basis = WITHOUT_FAILURES if goodput is None else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}"
+    basis = (WITHOUT_FAILURES if goodput is None
+             else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}")
     return {
         "basis": basis,
         "days": days,

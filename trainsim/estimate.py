@@ -6,223 +6,19 @@ fields fixed), so ``estimate`` and ``plan`` always share the same arithmetic.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-import numpy as np
-
-from .errors import NoPlanError, TrainsimError
-from .parallel.batch import batch_unit, fit_batch
-from .parallel.placement import describe
-from .parallel.plan import RECOMPUTE, Plans
-from .parallel.schedules import code as schedule_code, default_name
-from .parallel.validity import check, reason
-from .perf.calibration import Calib, calib_for
-from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
-from .perf.step import BREAKDOWN_KEYS, evaluate
+from .errors import NoPlanError
+from .fit_advice import fit_advice, over_by
+from .frameworks import default_stages, framework_of
+from .perf.calibration import Calib
+from .plan_estimate import (PLAN_FIELDS, Estimate, context, estimate_complete, estimate_plans, is_complete,
+                            plans_from_spec, result_row)
+from .search import search
 from .spec import PlanSpec, Run
 
-PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "node_limit")
-
-
-def context(run: Run, calib: Calib | None = None) -> StepContext:
-    from .catalog.load import require_usable
-
-    from .frameworks import framework_of, runtime_settings
-
-    require_usable(run.system.chip)
-    overlap = runtime_settings(run.training, framework_of(run))
-    pl, o = run.plan, run.optimizer
-    rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
-                   method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
-    st = OptimizerStates(moments_bytes=2 * (4.0 if o.moments == "fp32" else 2.0),
-                         master_bytes=4.0 if o.master_weights == "fp32" else 0.0,
-                         grad_bytes=4.0 if o.grads == "fp32" else 2.0,
-                         offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
-    return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
-                       global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
-                       calib=calib or calib_for(run.system.chip.family, framework=framework_of(run)),
-                       attention_kernel=run.training.attention, recompute=rc, optimizer=st,
-                       first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
-                       pipeline_split=pl.pipeline_split or "even",
-                       offload_activation_layers=pl.offload_activation_layers or 0,
-                       fp8_activations=run.training.fp8_activations, **overlap)
-
-
-def is_complete(plan: PlanSpec) -> bool:
-    """True when every field that matters is fixed to one value (lists and gaps are searched)."""
-    needed = ("tp", "pp", "ep", "cp", "micro_batch", "zero", "recompute")
-    optional = ("vpp", "schedule", "etp", "node_limit")
-    return (all(plan.scalar(f) is not None for f in needed)
-            and all(getattr(plan, f) is None or plan.scalar(f) is not None for f in optional))
-
-
-def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
-    """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
-    zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
-    g = plan.scalar
-    tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
-    vpp = g("vpp") or 1
-    sched = g("schedule") or default_name(vpp)
-    dp = chips // (tp * pp * cp)      # chips / (tp pp cp), leaving the remainder idle
-    if plan.dp is not None:
-        if plan.dp > dp:
-            raise TrainsimError(f"dp {plan.dp} x tp {tp} x pp {pp} x cp {cp} needs more than the {chips} chips",
-                                field="plan.dp")
-        dp = plan.dp
-    ep = g("ep") or 1
-    # Megatron-Core's default expert tensor parallelism is the tensor-parallel size (arguments.py:
-    # --expert-tensor-parallel-size defaults to --tensor-model-parallel-size), where the chips allow it
-    moe = [lk.moe for lk in arch.layers if lk.moe is not None] if arch is not None else []
-    etp = g("etp") or (tp if moe and all(m.expert_ffn % tp == 0 for m in moe)
-                        and (tp * cp * max(dp, 1)) % (ep * tp) == 0 else 1)
-    return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
-                              zero=1 if g("zero") is None else g("zero"),
-                              recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
-                              schedule=schedule_code(sched), node_limit=g("node_limit") or 0)
-
-
-@dataclass
-class Estimate:
-    """The prediction for one plan; ``to_dict()`` is the JSON of run-spec.md."""
-
-    run: Run
-    plan: dict
-    placement: dict
-    step_time_s: float
-    tokens_per_s_per_chip: float
-    mfu: float
-    hfu: float
-    memory: dict
-    fits: bool
-    breakdown: dict
-    microbatches: float
-    extra: dict = field(default_factory=dict)
-    chips_used: int | None = None          # tp x pp x cp x dp; the rest of run.chips is idle
-    batch_requested_seqs: int | None = None  # the stated batch, when the plan uses another (run.training has it)
-    cost_inputs: dict = field(default_factory=dict)   # overrides for :func:`trainsim.cost.run_cost`
-
-    def cost(self, **overrides) -> dict | None:
-        """Chip-hours, energy (MWh, with PUE) and cost (rental and capex) of the whole run
-        (:func:`trainsim.cost.run_cost`; ``overrides`` such as ``price_per_chip_hour``, ``pue``,
-        ``electricity_usd_per_kwh``, ``goodput`` take precedence over ``cost_inputs``)."""
-        from .cost import run_cost
-
-        return run_cost(self, **{**self.cost_inputs, **overrides})
-
-    @property
-    def memory_per_chip_bytes(self) -> float:
-        return self.memory["total"]
-
-    @property
-    def used(self) -> int:
-        return self.run.chips if self.chips_used is None else self.chips_used
-
-    @property
-    def idle_chips(self) -> int:
-        return self.run.chips - self.used
-
-    @property
-    def tokens_per_s(self) -> float:
-        """The whole job's training tokens per second (tokens/s per working chip x working chips)."""
-        return self.tokens_per_s_per_chip * self.used
-
-    @property
-    def mfu_at_precision(self) -> float:
-        """MFU against the dense peak of the precision the run uses (= ``mfu`` for BF16; for FP8 ``mfu`` x
-        peak(BF16) / peak(FP8)); see :mod:`trainsim.sanity`."""
-        from .sanity import peak_ratio
-
-        return self.mfu / peak_ratio(self.run.system.chip, self.run.training.precision)
-
-    @property
-    def hfu_at_precision(self) -> float:
-        """HFU against the dense peak of the precision the run uses."""
-        from .sanity import peak_ratio
-
-        return self.hfu / peak_ratio(self.run.system.chip, self.run.training.precision)
-
-    @property
-    def days(self) -> float | None:
-        t = self.run.training.tokens
-        if t is None:
-            return None
-        return t / self.tokens_per_s / 86400.0
-
-    @property
-    def chip_hours(self) -> float | None:
-        """Chip-hours paid for: idle chips count (they are held for the run)."""
-        d = self.days
-        return None if d is None else d * 24.0 * self.run.chips
-
-    def to_dict(self) -> dict:
-        out = {
-            "name": self.run.name,
-            "model": self.run.arch.name,
-            "system": self.run.system.id,
-            "chip": self.run.system.chip.id,
-            "chips": self.run.chips,
-            "chips_used": self.used,
-            "idle_chips": self.idle_chips,
-            "global_batch_seqs": self.run.training.batch_seqs,
-            "global_batch_requested_seqs": (self.batch_requested_seqs if self.batch_requested_seqs is not None
-                                            else self.run.training.batch_seqs),
-            "step_time_s": self.step_time_s,
-            "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
-            "mfu": self.mfu,
-            "hfu": self.hfu,
-            "mfu_definition": "model FLOPs (6 x active params incl. output head + causal attention) / BF16 dense peak",
-            "precision": self.run.training.precision,
-            "mfu_at_precision": self.mfu_at_precision,
-            "hfu_at_precision": self.hfu_at_precision,
-            "mfu_at_precision_definition": f"the same model FLOPs / {self.run.training.precision.upper()} dense peak",
-            "memory_per_chip_bytes": self.memory["total"],
-            "memory_breakdown_bytes": self.memory,
-            "hbm_bytes": self.run.system.chip.hbm_bytes,
-            "fits": self.fits,
-            "plan": {**self.plan, "placement": self.placement},
-            "breakdown": self.breakdown,
-            "microbatches_per_step": self.microbatches,
-        }
-        if self.run.training.tokens is not None:
-            out["days"] = self.days
-            out["chip_hours"] = self.chip_hours
-            out["cost"] = self.cost()
-        out.update(self.extra)
-        return out
-
-
-def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
-    """Evaluate plans (all assumed valid) and return the raw vectorised result, each plan on the batch it uses
-    (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
-    tr = run.training
-    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule))
-    used = plans.tp * plans.pp * plans.cp * plans.dp
-    return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
-
-
-def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
-    """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses. The one boundary
-    where a result leaves the engine, so the sanity invariants (:func:`trainsim.sanity.check_estimate`) are
-    checked here."""
-    from .sanity import check_estimate
-
-    mem = {k: float(v[i]) for k, v in res.memory.items()}
-    dp, mb = int(plans.dp[i]), int(plans.mb[i])
-    batch = int(round(float(res.microbatches[i]) * dp * mb))
-    asked = run.training.batch_seqs
-    if batch != asked:
-        run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
-                                                                    "global_batch_tokens": None}))
-    est = Estimate(
-        chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
-        run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
-        step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
-        mfu=float(res.mfu[i]), hfu=float(res.hfu[i]), memory=mem,
-        fits=bool(mem["total"] <= run.system.chip.hbm_bytes),
-        breakdown={k: float(res.breakdown[k][i]) for k in BREAKDOWN_KEYS}, microbatches=float(res.microbatches[i]),
-    )
-    check_estimate(est)
-    return est
+__all__ = ["PLAN_FIELDS", "Estimate", "context", "estimate", "estimate_complete", "estimate_plans", "is_complete",
+           "plans_from_spec", "result_row"]
 
 
 def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
@@ -232,18 +28,15 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     a default for (zero, recompute, micro-batch, schedule: :func:`trainsim.frameworks.with_defaults`) take that
     default, then the plan search fills the rest (fastest plan that fits with the named fields fixed); when no
     plan fits with the defaults, the ZeRO stage and recompute are searched too, then every unstated field
-    (:func:`trainsim.frameworks.default_stages`), and ``extra['profile_defaults']`` says which defaults held. A plan that does not fit says by how much and, with ``advise``, which single changes make it fit
+    (:func:`trainsim.frameworks.default_stages`), and ``extra['profile_defaults']`` says which defaults held. A
+    plan that does not fit says by how much and, with ``advise``, which single changes make it fit
     (:mod:`trainsim.fit_advice`), under ``extra['does_not_fit']``.
     """
-    from .frameworks import default_stages, framework_of, restrict_plan
-
     plan = plan or run.plan
     if not is_complete(plan):
-        from .search import search
-
         fw = framework_of(run)
         stages = default_stages(plan, fw)
-        for i, (p, filled) in enumerate(stages):
+        for p, filled in stages:
             res = search(run, fixed=p, calib=calib, top=1, with_pareto=False)
             if res.best is not None:
                 break
@@ -254,17 +47,8 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
                                                   "searched_instead": sorted(set(stages[0][1]) - set(filled))}
         return res.best
 
-    restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
-    plans = plans_from_spec(plan, run.chips, run.arch)
-    tr = run.training
-    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
-    if code[0]:
-        raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
-    res = estimate_plans(run, plans, calib)
-    est = result_row(run, plans, res, 0)
+    est = estimate_complete(run, plan, calib)
     if not est.fits:
-        from .fit_advice import fit_advice, over_by
-
         info = over_by(est.memory_per_chip_bytes, run.system.chip.hbm_bytes)
         if advise:
             info["fixes"] = fit_advice(replace(run, plan=plan), est.plan)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .parallel.plan import RECOMPUTE
+from .plan_estimate import estimate_complete
 from .spec import OptimizerSpec, PlanSpec, Run
 
 MODULE_ORDER = ("layernorm", "moe_act", "mla_up_proj", "core_attn", "shared_experts", "mlp", "moe")
@@ -51,8 +52,6 @@ def _candidates(run: Run, plan: dict) -> list[tuple[str, Run, dict]]:
 
 def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
     """Single changes to ``plan`` (a plan row as ``Estimate.plan``) that fit, fastest first."""
-    from .estimate import estimate
-
     fields = ("tp", "pp", "vpp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule", "node_limit")
     found = []
     for what, r, p in _candidates(run, plan):
@@ -60,7 +59,7 @@ def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
             "recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers",
             "last_stage_layers")})
         try:
-            e = estimate(replace(r, plan=spec), advise=False)
+            e = estimate_complete(replace(r, plan=spec), spec)
         except Exception:   # a change the plan rules refuse (e.g. pp beyond the layers) is no advice
             continue
         if e.fits:

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .estimate import Estimate, context, result_row
 from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import enumerate_space
-from .parallel.plan import RECOMPUTE, Plans
+from .parallel.plan import RECOMPUTE
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.step import evaluate
+from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .yamlload import safe_load
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
@@ -236,7 +234,7 @@ class Run:
 
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
     """Resolve a spec's ``model`` and ``system`` values; errors name the spec file."""
-    from .catalog.load import resolve_system
+    from .catalog.resolve import resolve_system
     from .model.load import resolve_model
 
     try:

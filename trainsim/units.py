@@ -1,9 +1,9 @@
 """Quantities with units at the edges, SI floats inside.
 
 Strings such as ``"3.2 TB/s"``, ``"400 Gb/s"``, ``"128 GiB"`` or ``"14.8T"`` (a bare count with a metric
-suffix) are parsed by a small grammar for the units the catalog uses (number, SI or IEC prefix, B / bit / FLOP / W, optional
-/s; times in s, ms, us, ns, min, h, day) and by pint for anything else; bits and bytes are distinct units, so
-``Gb/s`` is never read as ``GB/s``.
+suffix) are parsed by a small grammar for the units the catalog uses (number, SI or IEC prefix, B / bit / FLOP /
+W, optional /s; times in s, ms, us, ns, min, h, day) and by pint for anything else; bits and bytes are distinct
+units, so ``Gb/s`` is never read as ``GB/s``.
 Inside trainsim every quantity is a float in base units: bytes, bytes/s, FLOP/s, seconds, watts.
 """
 from __future__ import annotations
@@ -51,7 +51,8 @@ _PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15
 _TIME_PREFIX = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9}
 _BASE = {"B": ("bytes", 1.0), "byte": ("bytes", 1.0), "b": ("bits", 0.125), "bit": ("bits", 0.125),
          "FLOP": ("flop", 1.0), "W": ("watts", 1.0)}
-_TINY_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTP]?)(B|byte|bit|b|FLOP|W)(/s|ps)?$")
+_TINY_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*"
+                      r"(Ki|Mi|Gi|Ti|Pi|[kKMGTP]?)(B|byte|bit|b|FLOP|W)(/s|ps)?$")
 _TIME_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(m|u|µ|n)?(s|sec|second|seconds)$")
 _DAY_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(day|days|h|hour|hours|min|minute|minutes)$")
 _DAY = {"day": 86400.0, "days": 86400.0, "h": 3600.0, "hour": 3600.0, "hours": 3600.0, "min": 60.0,

@@ -5,7 +5,8 @@ Files are read with :mod:`importlib.resources` and ``yaml.safe_load`` only, vali
 
     chips() -> dict[str, Chip]          get_chip(id)        require_usable(chip)
     systems() -> dict[str, System]      get_system(id)      source_text(id)
-    resolve_chip(value)                 resolve_system(value, base_dir=None, field='system')
+
+(Run-spec values, ids or inline mappings: :func:`trainsim.catalog.resolve.resolve_chip` and ``resolve_system``.)
 
 Conversions from the research file (its ``meta.units``): TFLOPS x 1e12 -> FLOP/s (dense); GB x 1e9 -> bytes
 (GiB x 2**30 where the entry's note says Google printed GiB); TB/s x 1e12 -> bytes/s; scale-up GB/s (one
@@ -405,21 +406,3 @@ def hardware_system_entry(system_id: str) -> HardwareSystemEntry | None:
         if e.id == ref:
             return e
     return None
-
-
-# ---------------------------------------------------------------- inline values (see resolve.py)
-
-
-def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chip:
-    """A catalog chip id or an inline chip mapping -> Chip (see :mod:`trainsim.catalog.resolve`)."""
-    from .resolve import resolve_chip as _resolve_chip
-
-    return _resolve_chip(value, field=field, where=where)
-
-
-def resolve_system(value, base_dir=None, *, field: str = "system", where: str | None = None,
-                   check: bool = True) -> System:
-    """A catalog system id, a YAML path or an inline mapping -> System (see :mod:`trainsim.catalog.resolve`)."""
-    from .resolve import resolve_system as _resolve_system
-
-    return _resolve_system(value, base_dir, field=field, where=where, check=check)

@@ -26,7 +26,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
 
 from ..errors import TrainsimError, unknown
 from ..units import TERA, parse_count, parse_quantity

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
-                  help="trainsim: what can be trained on which hardware, how fast, and at what cost.")
+from .application import app
 
 # subcommand modules register themselves on `app` when imported
 from . import catalog_cmd, model_cmd, estimate_cmd  # noqa: E402,F401

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app
+from .application import app
 from ..catalog import describe as d
 
 catalog_app = typer.Typer(no_args_is_help=False, help="Browse the sourced hardware and model catalog.")

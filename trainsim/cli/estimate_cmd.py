@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import NoPlanError
-from . import app
+from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
@@ -33,7 +33,7 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
             print_json(res.to_dict())
         else:
             print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     est.cost_inputs = inputs
     if csv_:
         from ..report.tabular import print_csv

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .application import app
 from .csvopt import CSV
 
 

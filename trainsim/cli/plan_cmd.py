@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 

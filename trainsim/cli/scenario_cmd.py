@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .application import app
 
 
 @app.command("scenario")

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
 
@@ -140,7 +140,6 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
               price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Design-space sweep: every point a full plan search; in-process, on a local or a remote Dask cluster."""
     from ..errors import TrainsimError
-    from ..report.terminal import print_json
 
     if summary is not None:
         if sweep is not None:

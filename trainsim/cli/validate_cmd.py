@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .application import app
 
 
 def _num(x: float | None) -> str:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import typer
 
-from . import app
+from .application import app
 
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from .._version import __version__
 
         print(f"trainsim {__version__}")
         raise typer.Exit(0)

@@ -22,6 +22,8 @@ from typing import Literal
 
 Group = Literal["attn", "mlp", "expert", "shared_expert", "router", "other"]
 Split = Literal["col", "row", "none"]
+AttnKind = Literal["full", "sliding", "linear", "sparse"]
+FfnAct = Literal["gelu", "swiglu", "relu2", "none"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class AttentionCore:
     qk_head_dim: int
     v_head_dim: int
     kv_heads: int
-    kind: Literal["full", "sliding", "linear", "sparse"] = "full"
+    kind: AttnKind = "full"
     window: int | None = None
     kv_elems_per_token: int = 0
     state_flops: float = 0.0
@@ -95,7 +97,7 @@ class LayerKind:
     attention: tuple[AttentionCore, ...]
     vector_params: int = 0          # norms, biases not attached to a Matrix, gates, sinks ... (not multiplied)
     moe: MoEInfo | None = None
-    ffn_act: Literal["gelu", "swiglu", "relu2", "none"] = "swiglu"
+    ffn_act: FfnAct = "swiglu"
     ffn_dim: int = 0                 # dense MLP (or shared expert total) intermediate size, for activation memory
 
     @property

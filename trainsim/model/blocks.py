@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .arch import AttentionCore, Matrix, MoEInfo
+from .arch import AttentionCore, AttnKind, Group, Matrix, MoEInfo
 
 
 def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = False,
                   out_bias: bool = False, v_head_dim: int | None = None, fused_qkv: bool = False,
-                  kind: str = "full", window: int | None = None) -> tuple[list[Matrix], AttentionCore]:
+                  kind: AttnKind = "full", window: int | None = None) -> tuple[list[Matrix], AttentionCore]:
     """Multi-head / grouped-query attention: Q (h x H d), K and V (h x G d), O (H d_v x h)."""
     dv = head_dim if v_head_dim is None else v_head_dim
     mats: list[Matrix]
@@ -32,7 +32,7 @@ def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_
 
 
 def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank: int, qk_nope_head_dim: int,
-                  qk_rope_head_dim: int, v_head_dim: int, *, kind: str = "full",
+                  qk_rope_head_dim: int, v_head_dim: int, *, kind: AttnKind = "full",
                   window: int | None = None) -> tuple[list[Matrix], AttentionCore, int]:
     """Multi-head latent attention (DeepSeek-V2 sec. 2.1). Returns matrices, core, and norm params.
 
@@ -57,7 +57,7 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
     return mats, core, norms
 
 
-def dense_mlp(hidden: int, ffn: int, act: str, *, bias: bool = False, group: str = "mlp",
+def dense_mlp(hidden: int, ffn: int, act: str, *, bias: bool = False, group: Group = "mlp",
               count: int = 1, active: float = 1.0, name: str = "mlp") -> list[Matrix]:
     """Dense MLP: gated (SwiGLU/GeGLU: gate, up, down = 3 matrices) or plain (GELU/ReLU^2: up, down)."""
     if act == "swiglu":

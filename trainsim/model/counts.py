@@ -13,6 +13,8 @@ Conventions (the ones ../shared/data/models.md documents and trainsim reports):
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from .arch import Arch, AttentionCore, LayerKind
@@ -56,7 +58,7 @@ class Counts:
     output_head_params: int
     mtp_params: int
     non_embedding_params: int
-    layers: list[dict]
+    layers: list[dict[str, Any]]
     matmul_flops_per_token: float
     attention_flops_per_token: float
     mtp_flops_per_token: float

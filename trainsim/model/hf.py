@@ -31,9 +31,9 @@ def _via_spec(reader: Callable[[Cfg], DecoderSpec]) -> Importer:
     return importer
 
 
-def _table() -> tuple[dict[str, Importer], dict[str, dict]]:
+def _table() -> tuple[dict[str, Importer], dict[str, dict[str, Any]]]:
     importers: dict[str, Importer] = {}
-    defaults: dict[str, dict] = {}
+    defaults: dict[str, dict[str, Any]] = {}
     for module in (gqa, classic, mla, hybrid):
         for family, reader in module.READERS.items():
             importers[family] = _via_spec(reader)

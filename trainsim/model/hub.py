@@ -7,6 +7,8 @@ and ``refs/main`` naming the commit of the main branch.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import re
 from pathlib import Path
@@ -45,7 +47,7 @@ def cached_config(repo_id: str) -> Path | None:
     return None
 
 
-def model_name(cfg: dict, path: Path, repo_id: str | None = None) -> str:
+def model_name(cfg: dict[str, Any], path: Path, repo_id: str | None = None) -> str:
     """A model's name: the Hub id when loaded from the cache, else the config's ``_name_or_path`` (its last
     part), else the folder holding ``config.json`` (a file named otherwise gives its stem), else
     ``architectures[0]``."""

@@ -26,7 +26,7 @@ class InlineMoE(BaseModel):
     expected_active: PosFloat | None = Field(None, description="expected real experts per token (zero experts)")
 
     @model_validator(mode="after")
-    def _topk(self):
+    def _topk(self) -> "InlineMoE":
         if self.top_k > self.experts + self.zero_experts:
             raise ValueError(f"top_k {self.top_k} exceeds experts {self.experts}")
         return self
@@ -65,7 +65,7 @@ class InlineModel(BaseModel):
     mtp_layers: NonNegInt = 0
 
     @model_validator(mode="after")
-    def _shapes(self):
+    def _shapes(self) -> "InlineModel":
         kv = self.kv_heads or self.heads
         if self.heads % kv:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")

@@ -14,11 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import TrainsimError, unknown
-from ..yamlload import load_data, safe_load
+from ..yamlload import load_data
 from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
@@ -27,7 +26,7 @@ _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 @lru_cache(maxsize=1)
-def _catalog() -> dict[str, dict]:
+def _catalog() -> dict[str, dict[str, Any]]:
     text = resources.files("trainsim").joinpath("catalog", "data", "models.yaml").read_text(encoding="utf-8")
     doc = load_data(text) or {}
     return {str(m["id"]): m for m in doc.get("models", [])}
@@ -37,14 +36,14 @@ def model_ids() -> list[str]:
     return list(_catalog())
 
 
-def _entry(model_id: str, field: str | None = "model", where: str | None = None) -> dict:
+def _entry(model_id: str, field: str | None = "model", where: str | None = None) -> dict[str, Any]:
     cat = _catalog()
     if model_id not in cat:
         raise unknown("model", model_id, cat, field=field, where=where)
     return cat[model_id]
 
 
-def _billions_to_params(official: dict) -> dict[str, Any]:
+def _billions_to_params(official: dict[str, Any]) -> dict[str, Any]:
     """``total_b: 671`` -> ``total_params: 671000000000``; other keys (notes) as they are."""
     out: dict[str, Any] = {}
     for k, v in official.items():
@@ -81,7 +80,7 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
-def _from_mapping(doc: dict, *, name: str | None, source: str, field: str, where: str | None) -> Arch:
+def _from_mapping(doc: dict[str, Any], *, name: str | None, source: str, field: str, where: str | None) -> Arch:
     if "model_type" in doc:
         return import_hf_config(doc, name=name, source=source, where=where)
     try:

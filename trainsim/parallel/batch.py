@@ -21,6 +21,7 @@ power-of-two tp, cp and dp find a count they factor.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .schedules import batch_multiple_of_pp
 
@@ -28,21 +29,21 @@ DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
 
 
-def fit_batch(target_seqs, unit) -> np.ndarray:
+def fit_batch(target_seqs: ArrayLike, unit: ArrayLike) -> np.ndarray:
     """Nearest positive multiple of ``unit`` to ``target_seqs`` (vectorised; ties round half to even)."""
     unit = np.asarray(unit, dtype=np.int64)
     k = np.maximum(1, np.rint(np.asarray(target_seqs, dtype=np.float64) / unit)).astype(np.int64)
     return k * unit
 
 
-def batch_unit(dp, mb, pp, schedule) -> np.ndarray:
+def batch_unit(dp: ArrayLike, mb: ArrayLike, pp: ArrayLike, schedule: ArrayLike) -> np.ndarray:
     """Sequences a plan's global batch must be a multiple of: dp x mb, times pp for a schedule that needs the
     micro-batches to be a multiple of pp (interleaved; :mod:`trainsim.parallel.schedules`)."""
     u = np.asarray(dp, dtype=np.int64) * np.asarray(mb, dtype=np.int64)
     return np.where(batch_multiple_of_pp(schedule), u * np.asarray(pp, dtype=np.int64), u)
 
 
-def within(batch, target_seqs: float, tol: float) -> np.ndarray:
+def within(batch: ArrayLike, target_seqs: float, tol: float) -> np.ndarray:
     """True where ``batch`` is within ``tol`` (a fraction) of the target (exactly equal when tol = 0)."""
     return np.abs(np.asarray(batch, dtype=np.float64) - target_seqs) <= tol * target_seqs + 1e-9
 

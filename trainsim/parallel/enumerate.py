@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..model.arch import Arch
 from .batch import batch_unit, chip_counts, fit_batch
@@ -18,6 +20,7 @@ from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
 from .validity import check
 
+Cols = dict[str, np.ndarray]   # plan columns while the space is expanded
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -27,7 +30,7 @@ def _divisors(n: int) -> list[int]:
     return divisors(n)
 
 
-def _expand(cols: dict, name: str, values) -> dict:
+def _expand(cols: Cols, name: str, values: ArrayLike) -> Cols:
     """Cartesian product of the current rows with candidate ``values`` for column ``name``."""
     values = np.asarray(values, dtype=np.int64)
     n = len(next(iter(cols.values())))
@@ -36,7 +39,7 @@ def _expand(cols: dict, name: str, values) -> dict:
     return out
 
 
-def _expand_pairs(cols: dict, names: tuple[str, ...], rows) -> dict:
+def _expand_pairs(cols: Cols, names: tuple[str, ...], rows: ArrayLike) -> Cols:
     rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(names))
     n = len(next(iter(cols.values())))
     out = {k: np.repeat(v, len(rows)) for k, v in cols.items()}
@@ -45,16 +48,16 @@ def _expand_pairs(cols: dict, names: tuple[str, ...], rows) -> dict:
     return out
 
 
-def _filter(cols: dict, keep: np.ndarray) -> dict:
+def _filter(cols: Cols, keep: np.ndarray) -> Cols:
     return {k: v[keep] for k, v in cols.items()}
 
 
-def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed) -> dict:
+def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any) -> dict[str, Any]:
     """Candidate values per field (powers of two where frameworks use them; divisors for pp)."""
     L = arch.n_layers
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
 
-    def f(name):  # allowed values of a field named by the partial plan, else None
+    def f(name: str) -> Any:  # allowed values of a field named by the partial plan, else None
         return fixed.values(name) if fixed is not None else None
 
     cand = {
@@ -80,15 +83,15 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
     return cand
 
 
-def _neutral(cols: dict) -> Plans:
+def _neutral(cols: Cols) -> Plans:
     """Partial rows as plans: fields not expanded yet take their most permissive values (see ``check``)."""
     n = len(next(iter(cols.values())))
     base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0)
     return Plans(**{k: cols[k] if k in cols else np.full(n, base[k], dtype=np.int64) for k in INT_FIELDS})
 
 
-def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed=None, *, batch_tol: float = 0.0,
-                    domain: int = 1, use_all: bool = True) -> tuple["Space", Counter]:
+def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
+                    batch_tol: float = 0.0, domain: int = 1, use_all: bool = True) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -101,16 +104,16 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
         cand["pp"] = pps
-    rejected: Counter = Counter()
+    rejected: Counter[int] = Counter()
     later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
         len(cand["recompute"])
 
-    def drop(cols, code, mult):
+    def drop(cols: Cols, code: np.ndarray, mult: int) -> Cols:
         for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
             rejected[int(c)] += int(k) * mult
         return _filter(cols, code == 0)
 
-    def rules(cols):
+    def rules(cols: Cols) -> np.ndarray:
         return check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
@@ -170,7 +173,7 @@ class Space:
         return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
                             if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
 
-    def plans(self, idx=None) -> Plans:
+    def plans(self, idx: ArrayLike | None = None) -> Plans:
         """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
         r, j = idx // self.k, idx % self.k
@@ -178,11 +181,12 @@ class Space:
         p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
         return p
 
-    def batch_of(self, idx) -> np.ndarray:
+    def batch_of(self, idx: ArrayLike) -> np.ndarray:
         return self.batch[np.asarray(idx, dtype=np.int64) // self.k]
 
 
-def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed=None) -> tuple[Plans, Counter]:
+def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int,
+                    fixed: Any = None) -> tuple[Plans, Counter[int]]:
     """All valid plans that use every chip and exactly the batch (Megatron's rules), with rejections by reason."""
     space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed)
     return space.plans(), rejected

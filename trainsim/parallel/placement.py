@@ -10,12 +10,16 @@ A domain of level l holds ``size_l`` consecutive ranks, so the members of one gr
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..catalog.types import System
+from .plan import Plans
 
 
-def members_within(n, stride, system: System) -> list[np.ndarray]:
+def members_within(n: ArrayLike, stride: ArrayLike, system: System) -> list[np.ndarray]:
     """Group members inside one domain of each level, innermost first; the last level holds all ``n``."""
     n = np.asarray(n, dtype=np.int64)
     stride = np.asarray(stride, dtype=np.int64)
@@ -32,7 +36,7 @@ def members_within(n, stride, system: System) -> list[np.ndarray]:
     return out
 
 
-def level_factors(n, stride, system: System) -> list[np.ndarray]:
+def level_factors(n: ArrayLike, stride: ArrayLike, system: System) -> list[np.ndarray]:
     """How many domains of level l-1 the group spans inside one domain of level l (product = n)."""
     within = members_within(n, stride, system)
     f = [within[0]]
@@ -41,7 +45,7 @@ def level_factors(n, stride, system: System) -> list[np.ndarray]:
     return f
 
 
-def outermost_level(n, stride, system: System) -> np.ndarray:
+def outermost_level(n: ArrayLike, stride: ArrayLike, system: System) -> np.ndarray:
     """Index of the outermost level a group of ``n`` members at ``stride`` crosses (0 = stays in scale-up)."""
     f = level_factors(n, stride, system)
     lvl = np.zeros(np.shape(np.asarray(n)), dtype=np.int64)
@@ -50,7 +54,7 @@ def outermost_level(n, stride, system: System) -> np.ndarray:
     return lvl
 
 
-def group_strides(p) -> dict[str, np.ndarray]:
+def group_strides(p: Plans) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Size and stride of each parallel group of plans ``p`` (Megatron default order)."""
     edp = (p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1)
     return {
@@ -64,7 +68,7 @@ def group_strides(p) -> dict[str, np.ndarray]:
     }
 
 
-def describe(p, i: int, system: System) -> dict:
+def describe(p: Plans, i: int, system: System) -> dict[str, dict[str, Any]]:
     """Readable placement of plan ``i``: for each group, its size, stride and the levels it spans."""
     out = {}
     for name, (n, s) in group_strides(p).items():

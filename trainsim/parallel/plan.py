@@ -2,12 +2,14 @@
 
 Fields (Megatron-LM names): tp, pp, vpp (virtual stages per pipeline rank), ep, etp (tensor parallel inside
 an expert), cp (context parallel), dp (derived: chips / (tp pp cp)), zero (0-3), recompute (0 none,
-1 selective, 2 full), mb (micro-batch, sequences), schedule (the code of :mod:`trainsim.parallel.schedules`), node_limit (0: none; else the
-maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited routing).
+1 selective, 2 full), mb (micro-batch, sequences), schedule (the code of :mod:`trainsim.parallel.schedules`),
+node_limit (0: none; else the maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited
+routing).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -40,16 +42,16 @@ class Plans:
         return int(self.tp.shape[0])
 
     @classmethod
-    def from_columns(cls, **cols) -> "Plans":
+    def from_columns(cls, **cols: Any) -> "Plans":
         n = max(np.size(v) for v in cols.values())
         return cls(**{k: np.broadcast_to(np.asarray(cols[k], dtype=np.int64), (n,)).copy() for k in INT_FIELDS})
 
-    def take(self, idx) -> "Plans":
+    def take(self, idx: Any) -> "Plans":
         return Plans(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
-    def row(self, i: int) -> dict:
+    def row(self, i: int) -> dict[str, Any]:
         """One plan as a readable dict (names instead of codes)."""
-        d = {f.name: int(getattr(self, f.name)[i]) for f in fields(self)}
+        d: dict[str, Any] = {f.name: int(getattr(self, f.name)[i]) for f in fields(self)}
         d["schedule"] = SCHEDULES[d["schedule"]]
         d["recompute"] = RECOMPUTE[d["recompute"]]
         d["micro_batch"] = d.pop("mb")

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import TrainsimError
 
@@ -163,41 +164,41 @@ def _column(attr: str, dtype: type) -> Array:
     return np.asarray([getattr(s, attr) for s in REGISTRY], dtype=dtype)
 
 
-def _mask(attr: str, schedule: Array) -> Array:
+def _mask(attr: str, schedule: ArrayLike) -> Array:
     return _column(attr, bool)[np.asarray(schedule, dtype=np.int64)]
 
 
-def is_(schedule: Array, name: str) -> Array:
+def is_(schedule: ArrayLike, name: str) -> Array:
     """True where the codes ``schedule`` are schedule ``name``."""
     return np.asarray(schedule) == code(name)
 
 
-def virtual_stages(schedule: Array) -> Array:
+def virtual_stages(schedule: ArrayLike) -> Array:
     """True where the schedule needs vpp > 1 (interleaved)."""
     return _mask("virtual_stages", schedule)
 
 
-def needs_pp(schedule: Array) -> Array:
+def needs_pp(schedule: ArrayLike) -> Array:
     """True where the schedule needs pp > 1 (zero-bubble, DualPipe)."""
     return _mask("needs_pp", schedule)
 
 
-def batch_multiple_of_pp(schedule: Array) -> Array:
+def batch_multiple_of_pp(schedule: ArrayLike) -> Array:
     """True where the micro-batches per step must be a multiple of pp (interleaved)."""
     return _mask("batch_multiple_of_pp", schedule)
 
 
-def even_pp_min_m(schedule: Array) -> Array:
+def even_pp_min_m(schedule: ArrayLike) -> Array:
     """True where the schedule needs an even pp and at least pp micro-batches (DualPipe)."""
     return _mask("even_pp_min_m", schedule)
 
 
-def mirrored_stages(schedule: Array) -> Array:
+def mirrored_stages(schedule: ArrayLike) -> Array:
     """True where rank i holds stages i and p - 1 - i (DualPipe)."""
     return _mask("mirrored_stages", schedule)
 
 
-def overlaps_ep_comm(schedule: Array) -> Array:
+def overlaps_ep_comm(schedule: ArrayLike) -> Array:
     """True where the schedule overlaps the expert all-to-all with computation (DualPipe)."""
     return _mask("overlaps_ep_comm", schedule)
 
@@ -225,6 +226,6 @@ def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, ran
     return np.where(pp > 1, f, 1.0)
 
 
-def param_copies(schedule: Array) -> Array:
+def param_copies(schedule: ArrayLike) -> Array:
     """Copies of a stage's parameters per rank: 2 for DualPipe (DeepSeek-V3 report, Table 2), else 1."""
     return _column("param_copies", np.float64)[np.asarray(schedule, dtype=np.int64)]

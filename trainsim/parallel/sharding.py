@@ -8,11 +8,12 @@ replicated on every tensor-parallel rank; the router is replicated; routed exper
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.arch import LayerKind, Matrix
 
 
-def sharded_shape(mat: Matrix, shard):
+def sharded_shape(mat: Matrix, shard: Any) -> tuple[Any, Any]:
     """(K, N) of one copy of ``mat`` on a chip when its tensor-parallel group has ``shard`` ranks."""
     if mat.split == "col":
         return mat.k, mat.n / shard

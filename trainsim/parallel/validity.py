@@ -51,7 +51,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
-    def rule(bad, c):
+    def rule(bad: np.ndarray | bool, c: int) -> None:
         nonlocal code
         code = np.where((code == 0) & bad, c, code)
 

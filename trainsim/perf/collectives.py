@@ -85,7 +85,7 @@ def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float,
 def level_bytes_time(bytes_per_level: list, system: System, eff: tuple[float, ...]):
     """Time to move given bytes over each level concurrently: max_l bytes_l / B_l."""
     bw = _bw(system, eff)
-    t = 0.0
+    t: np.ndarray | float = 0.0
     for b_l, b in zip(bytes_per_level, bw):
         t = np.maximum(t, np.asarray(b_l, dtype=np.float64) / b)
     return t

@@ -16,7 +16,7 @@ from .collectives import reduce_scatter_time
 from .context import StepContext
 
 
-def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> np.ndarray:
+def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> float:
     """Number of (all-gather or reduce-scatter) operations per layer per pass (forward or backward)."""
     attn = 2.0
     if lk.moe is None:

@@ -3,9 +3,9 @@
 * GEMM roofline (Williams, Waterman & Patterson 2009): t = max(2 M N K / (peak x eff),
   (M K + K N + M N) x bytes / (HBM bandwidth x mem_eff)) + launch latency. Small GEMMs (few tokens per expert,
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
-* Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs 2 x heads x (d_qk + d_v) x tokens x mean
-  causal context (see :func:`trainsim.model.counts.mean_context`), at ``attn_eff`` of the BF16 peak; backward
-  takes ``attn_bwd_ratio`` times the forward.
+* Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
+  2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
+  ``attn_eff`` of the BF16 peak; backward takes ``attn_bwd_ratio`` times the forward.
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
   FP8 casts) by bytes moved over HBM bandwidth: :func:`elementwise_bytes_per_token`.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.arch import LayerKind, Matrix
+from ..model.arch import LayerKind
 from ..model.counts import layer_attention_fwd_flops_per_token
 from ..parallel.sharding import sharded_shape
 from .context import StepContext

@@ -253,6 +253,7 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
             pick = tot > best["_t"]
             for k, val in (("weights", w), ("gradients", g), ("optimizer", o), ("activations", a), ("_t", tot)):
                 best[k] = np.where(pick, val, best[k])
+    assert best is not None   # three rank kinds were costed
     weights, grads, optim, acts = best["weights"], best["gradients"], best["optimizer"], best["activations"]
     if p.zero.max(initial=0) >= 2:
         # ZeRO-2 / FSDP reduce-scatter one unit's full gradients at a time; ZeRO-3 also gathers one unit (a layer,

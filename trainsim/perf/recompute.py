@@ -30,16 +30,16 @@ from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes
 from .context import StepContext
 
 
-def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray:
+def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray | float:
     sub = tuple(m for m in lk.matrices if keep(m))
     if not sub:
         return 0.0
     return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
 
 
-def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray:
+def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray | float:
     """Extra forward time per micro-batch of one layer when ``modules`` are recomputed."""
-    t = 0.0
+    t: np.ndarray | float = 0.0
     mods = set(modules)
     h = ctx.arch.hidden
     if "op_sac" in mods:

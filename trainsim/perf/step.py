@@ -46,8 +46,8 @@ def exposed(comm, work, f):
 class StepResult:
     step_time_s: np.ndarray
     tokens_per_s_per_chip: np.ndarray
-    mfu: np.ndarray
-    hfu: np.ndarray
+    mfu: np.ndarray | None
+    hfu: np.ndarray | None
     memory: dict
     breakdown: dict
     microbatches: np.ndarray
@@ -74,7 +74,9 @@ def _unique_rows(p, fields=LAYER_KEY):
     groups: dict[tuple, list[str]] = {}
     for f in fields:
         groups.setdefault(np.shape(getattr(p, f)), []).append(f)
-    at_parts, inv, n_rep = [], 0, 1
+    at_parts: list = []
+    inv: np.ndarray | int = 0
+    n_rep = 1
     for shape, fs in groups.items():
         shape = (1,) * (len(full) - len(shape)) + tuple(shape)
         key = np.zeros(shape, dtype=np.int64)

@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..catalog.load import require_usable, resolve_system
+from ..catalog.load import require_usable
+from ..catalog.resolve import resolve_system
 from ..errors import TrainsimError
 from ..model.counts import count
 from ..model.load import resolve_model

@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..catalog.types import System
@@ -277,7 +276,7 @@ class PostTrain:
 
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
     """Validate a post-training mapping and resolve its models and systems."""
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
     from ..model.load import resolve_model
 
     if not isinstance(doc, dict):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from ..errors import TrainsimError
 from .page import Report

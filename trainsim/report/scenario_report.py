@@ -64,7 +64,7 @@ def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:
 def scenario_run(result: dict, doc: dict | None = None, base_dir: Path | None = None):
     """The training run behind a scenario's best plan (model and training of the scenario or of its ``job``;
     system, chips, precision, batch and plan of ``best_plan``), or None when the scenario has none."""
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
     from ..scenario.common import make_run
     from ..scenario.kinds import load_doc
 

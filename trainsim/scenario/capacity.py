@@ -244,7 +244,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     For each N the fleet may run the job on fewer chips (:func:`fleet_counts`, walked down while that trains more
     tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
     chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``."""
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from ..cost import (HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery,  # noqa: F401 (re-exported)
-                    source_text)
+                    range_of as _range, rental_rate, source_text)
 from .assumptions import Assumptions
 
 
@@ -36,38 +36,8 @@ def training_flops(arch, tokens: float, seq_len: int = 4096) -> dict:
     }
 
 
-def _range(system, name: str, nominal):
-    r = system.ranges.get(name)
-    if nominal is None:
-        return None, None, None
-    if r is None:
-        return nominal, nominal, nominal
-    return r.low, nominal, r.high
-
-
 def _source(system, name: str) -> str:
     return source_text(system, name) or "not given"
-
-
-def rental_rate(system, a: Assumptions) -> dict:
-    """Rental price per chip-hour (low, nominal, high) and its basis: a market rate where one is sourced,
-    else the cost-recovery rental-equivalent."""
-    chip = system.chip.id
-    lo_t, nom_t, hi_t = a.bounds("rental_usd_per_chip_hour")
-    if chip in (nom_t or {}):
-        return {"low": lo_t.get(chip, nom_t[chip]), "nominal": nom_t[chip], "high": hi_t.get(chip, nom_t[chip]),
-                "basis": "market rental (assumptions.yaml rental_usd_per_chip_hour)"}
-    price = _range(system, "price_per_chip_usd", system.price_per_chip_usd)
-    power = _range(system, "power_per_chip_w", system.power_per_chip_w)
-    life, pue, kwh, mk = (a.bounds(k) for k in ("life_years", "pue", "electricity_usd_per_kwh", "rental_markup"))
-    if price[1] is None or power[1] is None:
-        return {"low": None, "nominal": None, "high": None,
-                "basis": f"no rental market and no {'price' if price[1] is None else 'power'} for {chip}"}
-    vals = []
-    for i, j in ((0, 2), (1, 1), (2, 0)):   # cheap end: low price, long life, low power ...
-        vals.append(hourly_cost_recovery(price[i], power[i], life[j], pue[i], kwh[i]) * mk[i])
-    return {"low": vals[0], "nominal": vals[1], "high": vals[2],
-            "basis": "rental-equivalent: (system price / life + power x PUE x $/kWh) x rental_markup"}
 
 
 def economics(est, a: Assumptions, *, goodput=None, tokens: float | None = None) -> dict:

@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import TrainsimError
 from ..model.counts import count
 from ..perf.calibration import validation_error
-from ..yamlload import safe_load
 from .assumptions import Assumptions
 from .capacity import capacity, dense_shape, moe_shape, tokens_in_days
 from .common import at_chips, best, comm_fraction, days_of, make_run, plan_summary, where_time_goes
@@ -86,7 +85,7 @@ def _chips(doc: dict, system_obj) -> int:
 
 def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
     """The run of a scenario document (model, system, chips/pods, training) with optional changes."""
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     training = dict(_need(doc, "training"))
     if precision:
@@ -434,7 +433,7 @@ def _reference_runs(doc: dict, base_dir: Path) -> list[dict]:
 
 @register("fleet-capacity")
 def fleet_capacity(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     system = resolve_system(_need(doc, "system"), base_dir)
@@ -530,7 +529,7 @@ def fleet_capacity(doc: dict, base_dir: Path) -> dict:
 
 @register("same-job-compare")
 def same_job_compare(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     job = _sibling(doc, "job", base_dir)
@@ -620,7 +619,7 @@ def same_job_compare(doc: dict, base_dir: Path) -> dict:
 
 @register("frontier-sizing")
 def frontier_sizing(doc: dict, base_dir: Path) -> dict:
-    from ..catalog.load import resolve_system
+    from ..catalog.resolve import resolve_system
 
     a = _assumptions(doc)
     system = resolve_system(_need(doc, "system"), base_dir)

@@ -13,9 +13,7 @@ REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
 
 def scenarios_dir(start: Path | None = None) -> Path:
     """``scenarios/`` of the repository (next to the ``trainsim`` package), else of the working directory."""
-    import trainsim
-
-    for cand in (Path(trainsim.__file__).resolve().parents[1] / "scenarios", Path(start or Path.cwd()) / "scenarios"):
+    for cand in (Path(__file__).resolve().parents[2] / "scenarios", Path(start or Path.cwd()) / "scenarios"):
         if cand.is_dir():
             return cand
     raise TrainsimError("no scenarios/ folder next to the trainsim package or in the working directory")

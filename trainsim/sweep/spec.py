@@ -18,7 +18,7 @@ FORMAT = 1
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -26,9 +26,7 @@ PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "m
 
 def default_runs_dir() -> Path:
     """``validation/runs`` of the repository this package lives in (repo root = parent of the package)."""
-    import trainsim
-
-    d = Path(trainsim.__file__).resolve().parents[1] / "validation" / "runs"
+    d = Path(__file__).resolve().parents[2] / "validation" / "runs"
     if not d.is_dir():
         raise TrainsimError(f"no validation runs at {d} (trainsim is not running from its repository); "
                             "pass run-spec files or directories to validate")

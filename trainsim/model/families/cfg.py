@@ -7,6 +7,8 @@ module cites the class its defaults come from); a key present with ``null`` keep
 """
 from __future__ import annotations
 
+import builtins
+
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -54,7 +56,7 @@ class Cfg:
             v = default
         return _as_int(self, keys[0], v)
 
-    def opt_int(self, *keys: str, default: int | None = None) -> int | None:
+    def opt_int(self, *keys: str, default: builtins.int | None = None) -> builtins.int | None:
         """An integer or ``None`` (absent, null or 0 where 0 means 'off', as ``q_lora_rank: 0``)."""
         v = self.get(*keys, default=default)
         if v is None or v == 0:
@@ -69,7 +71,7 @@ class Cfg:
             raise self.error(f"'{keys[0]}' is {v!r}; expected true or false", keys[0])
         return bool(v)
 
-    def list(self, *keys: str, default: Any = None) -> list | None:
+    def list(self, *keys: str, default: Any = None) -> builtins.list[Any] | None:
         v = self.get(*keys, default=default)
         if v is None:
             return None

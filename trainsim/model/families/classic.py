@@ -9,11 +9,13 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .cfg import Cfg
 from .common import display_name
 from .spec import DecoderSpec, LayerType
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12, n_inner=None,
                  tie_word_embeddings=True),
     "gpt_neox": dict(vocab_size=50432, hidden_size=6144, num_hidden_layers=44, num_attention_heads=64,

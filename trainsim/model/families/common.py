@@ -1,6 +1,8 @@
 """Readers shared by several families: the Llama-style core keys, layer patterns and MTP counts."""
 from __future__ import annotations
 
+from typing import Any
+
 from .cfg import Cfg
 from .spec import DecoderSpec, LayerType, attention_types
 
@@ -16,7 +18,7 @@ def display_name(c: Cfg) -> str:
     return c.family
 
 
-def core(c: Cfg, **fields) -> DecoderSpec:
+def core(c: Cfg, **fields: Any) -> DecoderSpec:
     """The keys every Llama-descended config uses (``LlamaConfig`` names): hidden_size, num_hidden_layers,
     num_attention_heads, num_key_value_heads (None = heads), head_dim (None = hidden / heads), vocab_size,
     intermediate_size, tie_word_embeddings. ``fields`` set the rest of the spec."""

@@ -25,12 +25,14 @@ core whose head dims are divided by the compression ratio has exactly the FLOPs 
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..arch import Arch, AttentionCore, LayerKind, Matrix
 from ..blocks import moe_block
 from .cfg import Cfg
 from .common import display_name
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     # DeepseekV4Config (V4-Flash values where the class has none)
     "deepseek_v4": dict(num_key_value_heads=1, head_dim=512, qk_rope_head_dim=64, o_groups=8, o_lora_rank=1024,
                         n_shared_experts=1, num_hash_layers=3, sliding_window=128, index_n_heads=64,

@@ -7,11 +7,13 @@ code, as listed in ../shared/data/models.md "What the configs do not say".
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .cfg import Cfg
 from .common import core, layer_types, mtp_count, sliding_or_full
 from .spec import DecoderSpec, MoESpec, moe_pattern
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     # LlamaConfig
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                   num_attention_heads=32, num_key_value_heads=None, head_dim=None, attention_bias=False,
@@ -271,7 +273,8 @@ def dbrx(c: Cfg) -> DecoderSpec:
     LayerNorms without bias, fine-grained GLU experts in every layer."""
     attn = {**DBRX_ATTN, **(c.get("attn_config", default=None) or {})}
     ffn = {**DBRX_FFN, **(c.get("ffn_config", default=None) or {})}
-    keep = {k: c.raw[k] for k in ("_name_or_path", "architectures", "tie_word_embeddings") if k in c.raw}
+    keep: dict[str, Any] = {k: c.raw[k] for k in ("_name_or_path", "architectures", "tie_word_embeddings")
+                            if k in c.raw}
     flat = Cfg({"hidden_size": c.int("d_model"), "num_attention_heads": c.int("n_heads"),
                 "num_hidden_layers": c.int("n_layers"), "vocab_size": c.int("vocab_size"),
                 "num_key_value_heads": attn["kv_n_heads"], "intermediate_size": ffn["ffn_hidden_size"], **keep},

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .cfg import Cfg
 from .common import core, layer_types, mtp_count
 from .spec import DecoderSpec, LinearSpec, MoESpec, attention_types, moe_pattern
@@ -19,7 +21,7 @@ _QWEN_LINEAR = dict(head_dim=256, linear_conv_kernel_dim=4, linear_key_head_dim=
                     linear_num_key_heads=16, linear_num_value_heads=32, full_attention_interval=4,
                     attention_bias=False, tie_word_embeddings=False, mtp_num_hidden_layers=1)
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     # Qwen3NextConfig
     "qwen3_next": dict(_QWEN_LINEAR, vocab_size=151936, hidden_size=2048, intermediate_size=5632,
                        num_hidden_layers=48, num_attention_heads=16, num_key_value_heads=2, decoder_sparse_step=1,

@@ -16,12 +16,14 @@ embedding (their projections, 9.4M parameters, too).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..arch import Arch, LayerKind
 from ..blocks import dense_mlp, mla_attention, moe_block, scaled
 from .cfg import Cfg
 from .common import display_name
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     # LongcatFlashConfig
     "longcat_flash": dict(vocab_size=131072, hidden_size=6144, num_layers=28, num_attention_heads=64,
                           tie_word_embeddings=False, ffn_hidden_size=12288, q_lora_rank=1536, kv_lora_rank=512,

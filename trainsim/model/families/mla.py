@@ -11,11 +11,13 @@ greedy / group-limited routers do not.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import replace
 
 from .cfg import Cfg
 from .common import display_name, layer_types, mtp_count
-from .spec import DecoderSpec, IndexerSpec, LayerType, MLASpec, MoESpec, moe_pattern
+from .spec import DecoderSpec, IndexerSpec, MLASpec, MoESpec, moe_pattern
 
 _V3 = dict(vocab_size=129280, hidden_size=7168, intermediate_size=18432, moe_intermediate_size=2048,
            num_hidden_layers=61, num_attention_heads=128, num_key_value_heads=128, n_shared_experts=1,
@@ -23,7 +25,7 @@ _V3 = dict(vocab_size=129280, hidden_size=7168, intermediate_size=18432, moe_int
            qk_nope_head_dim=128, num_experts_per_tok=8, first_k_dense_replace=3, moe_layer_freq=1,
            tie_word_embeddings=False, num_nextn_predict_layers=0, topk_method="noaux_tc")
 
-DEFAULTS: dict[str, dict] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     # DeepseekV2Config
     "deepseek_v2": dict(vocab_size=102400, hidden_size=4096, intermediate_size=11008, moe_intermediate_size=1407,
                         num_hidden_layers=30, num_attention_heads=32, num_key_value_heads=32, n_shared_experts=None,
@@ -53,8 +55,8 @@ def deepseek(c: Cfg) -> DecoderSpec:
     heads = c.int("num_attention_heads")
     n = c.int("num_hidden_layers")
     experts = c.opt_int("n_routed_experts")
-    if c.list("mlp_layer_types") is not None:
-        moe = [t != "dense" for t in c.list("mlp_layer_types")]
+    if (mlp_types := c.list("mlp_layer_types")) is not None:
+        moe = [t != "dense" for t in mlp_types]
     elif experts:
         moe = moe_pattern(n, first_dense=c.int("first_k_dense_replace", default=0),
                           every=c.int("moe_layer_freq", default=1) or 1)

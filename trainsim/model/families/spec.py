@@ -11,9 +11,11 @@ attention, the model's MLP kind) and the shared head's norm; the embedding and o
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 from dataclasses import dataclass, field, replace
 
-from ..arch import Arch, AttentionCore, LayerKind, Matrix
+from ..arch import Arch, AttentionCore, AttnKind, FfnAct, LayerKind, Matrix
 from ..blocks import dense_mlp, dsa_indexer, gated_deltanet, gqa_attention, lightning_attention, mla_attention, \
     moe_block
 
@@ -125,7 +127,7 @@ _ATTN_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "chunke
                "linear_attention": "linear", "deepseek_sparse_attention": "full"}
 
 
-def attention_types(raw_types: list | None, default: list[str], where) -> list[str]:
+def attention_types(raw_types: list[Any] | None, default: list[str], where: Any) -> list[str]:
     """A config's ``layer_types`` mapped to full / sliding / chunked / linear (``default`` when absent)."""
     if raw_types is None:
         return default
@@ -138,7 +140,8 @@ def attention_types(raw_types: list | None, default: list[str], where) -> list[s
 
 
 def _softmax_attention(s: DecoderSpec, lt: LayerType) -> tuple[list[Matrix], list[AttentionCore], int]:
-    kind = {"full": "full", "sliding": "sliding", "chunked": "sliding"}[lt.attn]
+    kinds: dict[str, AttnKind] = {"full": "full", "sliding": "sliding", "chunked": "sliding"}
+    kind = kinds[lt.attn]
     window = lt.window if kind == "sliding" else None
     if s.indexer is not None:
         kind, window = "sparse", s.indexer.topk
@@ -174,7 +177,7 @@ def _linear_attention(s: DecoderSpec) -> tuple[list[Matrix], list[AttentionCore]
     return mats, [core], vec
 
 
-def _mlp(s: DecoderSpec, moe: bool):
+def _mlp(s: DecoderSpec, moe: bool) -> tuple[list[Matrix], Any, int, int]:
     if not moe:
         return dense_mlp(s.hidden, s.ffn, s.act, bias=s.mlp_bias), None, 0, s.ffn
     m = s.moe
@@ -210,7 +213,7 @@ def build_layer(s: DecoderSpec, lt: LayerType, n: int, name: str | None = None) 
     fmats, info, fvec, ffn_dim = _mlp(s, lt.moe)
     vec += fvec + s.norms_per_layer * s.norm_width * s.hidden
     return LayerKind(name=name or _name(lt, s), n_layers=n, matrices=tuple(mats + fmats), attention=tuple(cores),
-                     vector_params=vec, moe=info, ffn_act=s.act, ffn_dim=ffn_dim)
+                     vector_params=vec, moe=info, ffn_act=cast(FfnAct, s.act), ffn_dim=ffn_dim)
 
 
 def mtp_layer(s: DecoderSpec) -> LayerKind:
