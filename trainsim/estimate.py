@@ -36,10 +36,11 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
     if not is_complete(plan):
         fw = framework_of(run)
         stages = default_stages(plan, fw)
-        for p, filled in stages:
-            res = search(run, fixed=p, calib=calib, top=1, with_pareto=False)
+        for stage in stages:
+            res = search(run, fixed=stage[0], calib=calib, top=1, with_pareto=False)
             if res.best is not None:
                 break
+        filled = stage[1]
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         if stages[0][1]:

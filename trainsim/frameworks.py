@@ -86,8 +86,8 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     default (the profile's ``defaults`` in framework_schedules.yaml, each profile citing its source), and the
     fields so filled. "Unstated is not optimal": a field a source leaves out takes its stack's default, not the
     search's best. ``schedule`` is filled only where ``vpp`` is unstated too (a stated vpp > 1 means interleaved);
-    a default schedule without virtual stages then also fixes vpp = 1. Stacks without defaults leave the plan as it is. ``fields`` limits
-    which defaults are applied."""
+    a default schedule without virtual stages then also fixes vpp = 1. Stacks without defaults leave the plan as
+    it is. ``fields`` limits which defaults are applied."""
     d = {k: v for k, v in (profile(fw).get("defaults") or {}).items() if k in fields}
     data = plan.model_dump(exclude_none=True)
     filled = {}

@@ -42,7 +42,8 @@ CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_band
 CHIP_REQUIRED = ("name", "bf16_tflops", "hbm", "hbm_bandwidth")
 SYSTEM_KEYS = ("base", "id", "name", "chip", "scale_up", "scale_out", "inter_site", "power_per_chip_w",
                "price_per_chip_usd")
-LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency", "topology"), "scale_out": ("bandwidth", "latency", "topology"),
+LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency", "topology"),
+              "scale_out": ("bandwidth", "latency", "topology"),
               "inter_site": ("size", "bandwidth", "latency", "topology")}
 LEVEL_NAMES = {"scale_up": "scale-up", "scale_out": "scale-out", "inter_site": "inter-site"}
 
