@@ -23,7 +23,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
                                             help="error table vs validation/inference/*.yaml")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
     from ..errors import TrainsimError
-    from ..inference.report import render_errors, render_infer
+    from ..report.inference import render_errors, render_infer
     from ..report.terminal import print_json
 
     if validate:
@@ -68,7 +68,7 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                                                 help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
     from ..errors import TrainsimError
-    from ..posttrain.report import render_posttrain, render_rl_errors
+    from ..report.posttrain import render_posttrain, render_rl_errors
     from ..posttrain.spec import load_posttrain
     from ..posttrain.timeline import evaluate
     from ..report.terminal import print_json

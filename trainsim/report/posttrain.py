@@ -1,9 +1,9 @@
-"""Terminal rendering of ``trainsim posttrain`` results (numbers come from :mod:`.timeline`)."""
+"""Terminal rendering of ``trainsim posttrain`` results (numbers come from :mod:`trainsim.posttrain.timeline`)."""
 from __future__ import annotations
 
 from rich.table import Table
 
-from ..report.terminal import console
+from .terminal import console
 
 
 def _bytes(b: float) -> str:

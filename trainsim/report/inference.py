@@ -1,9 +1,9 @@
-"""Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`.serve`)."""
+"""Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`trainsim.inference.serve`)."""
 from __future__ import annotations
 
 from rich.table import Table
 
-from ..report.terminal import console
+from .terminal import console
 
 GB = 1e9
 
