@@ -2,6 +2,7 @@
 :class:`SweepSpec` that every worker receives (plain data: the base mapping, the expanded axes, the columns)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -174,7 +175,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     from ..io import load_spec_file, read_text
 
     text = read_text(path, what="sweep spec")
-    return load_spec_file(path, parse_sweep, what="sweep spec", text=text, path=str(path))
+    return load_spec_file(path, functools.partial(parse_sweep, text=text, path=str(path)), what="sweep spec",
+                          text=text)
 
 
 def _column_definitions(names) -> dict[str, str]:
