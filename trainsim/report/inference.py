@@ -9,8 +9,13 @@ GB = 1e9
 
 
 def _plan(p: dict, moe: bool = True) -> str:
+    from .fmt import plan
+
     keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
-    return " ".join(f"{k}={p[k]}" for k in keys)
+    missing = [k for k in keys if k not in p]
+    if missing:                     # every serving plan has them all; a missing one is a bug, not a blank
+        raise KeyError(missing[0])
+    return plan(p, keys=keys, node_limit=False)
 
 
 def render_infer(res: dict) -> None:

@@ -11,7 +11,16 @@ GIB = 2**30
 
 
 def console() -> Console:
+    """The terminal's console (no highlighting)."""
     return Console(highlight=False)
+
+
+def wide_console() -> Console:
+    """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width
+    (the scenario, sizing, capacity, sensitivity and compare tables)."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def print_json(obj) -> None:
@@ -42,11 +51,10 @@ def print_json(obj) -> None:
 
 
 def plan_text(plan: dict) -> str:
-    keys = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
-    s = " ".join(f"{k}={plan[k]}" for k in keys if k in plan)
-    if plan.get("node_limit"):
-        s += f" node_limit={plan['node_limit']}"
-    return s
+    """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
+    from .fmt import plan as _plan
+
+    return _plan(plan, empty="")
 
 
 def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
@@ -165,3 +173,17 @@ def render_search(res, c: Console | None = None) -> None:
     for k, v in sorted(res.rejected.items(), key=lambda kv: -kv[1]):
         rj.add_row(k, f"{v:,}")
     c.print(rj)
+
+
+def render_scenario_result(r: dict, c=None, *, verbose: bool = False) -> None:
+    """One scenario's numbers, tables, best plan and assumptions (:func:`trainsim.scenario.render.render_result`)."""
+    from ..scenario.render import render_result
+
+    render_result(r, c, verbose=verbose)
+
+
+def render_scenario_summary(results: list[dict], c=None) -> None:
+    """The one-screen summary of scenario results (:func:`trainsim.scenario.render.render_summary`)."""
+    from ..scenario.render import render_summary
+
+    render_summary(results, c)
