@@ -52,10 +52,10 @@ def render_summary(s: dict) -> None:
     labels = {"fastest": "fastest", "cheapest_rental": "cheapest", "cheapest_capex": "cheapest capex",
               "fewest_chips": "fewest chips", "best_mfu": "best MFU (vs BF16 peak)"}
     picked: dict[int, tuple[list[str], dict]] = {}
-    for k, label in labels.items():
+    for k, role in labels.items():
         r = s["frontier"].get(k)
         if r is not None:
-            picked.setdefault(r["point"], ([], r))[0].append(label)
+            picked.setdefault(r["point"], ([], r))[0].append(role)
     if not picked:
         c.print("[red]no point meets the conditions[/red]")
     else:
