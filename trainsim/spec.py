@@ -1,4 +1,4 @@
-"""The run spec (format v1, ../design/run-spec.md): pydantic models, loading and resolution.
+"""The run spec (format v1, docs/run-spec.md): pydantic models, loading and resolution.
 
 ``load_run(path)`` validates the YAML (unknown keys are errors), resolves the model and system (catalog ids,
 files relative to the spec, or inline mappings) and returns a :class:`Run`. Every validation problem becomes a
