@@ -77,3 +77,57 @@ def test_every_command_has_an_api_door():
                  "scenario", "sweep", "report", "compare", "check"):
         assert callable(getattr(api, name)), name
         assert getattr(api, name).__doc__, name
+
+
+RUN = {"name": "t", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 16,
+       "training": {"global_batch_seqs": 64, "seq_len": 4096}, "plan": {"tp": 8, "pp": 1, "micro_batch": 1}}
+
+
+def test_specs_as_paths_or_mappings(tmp_path):
+    """The same run given as a mapping and as a file answers the same (the api takes either)."""
+    import yaml
+
+    from trainsim import api
+
+    p = tmp_path / "run.yaml"
+    p.write_text(yaml.safe_dump(RUN))
+    a, b = api.estimate(RUN), api.estimate(p)
+    assert a.step_time_s == b.step_time_s and a.plan == b.plan
+    assert api.estimate_run(p).to_dict()["step_time_s"] == b.step_time_s
+    res = api.check(p).to_dict()
+    assert res["kind"] == "run" and res["ok"] is True and "tp=8" in res["resolved"]["plan fixed"]
+
+
+def test_argument_checks_moved_behind_the_api_keep_the_cli_lines(tmp_path):
+    """The checks the CLI did itself now live in api, with the option names of the command line (CLI_NAMES)
+    in the CLI and the plain field names elsewhere."""
+    from trainsim import api
+
+    with pytest.raises(api.TrainsimError, match=r"^--days: expected a positive number of days below 10\^6, got -1$"):
+        api.size(RUN, -1, names=api.CLI_NAMES)
+    with pytest.raises(api.TrainsimError, match=r"^days: expected a positive number of days"):
+        api.size(RUN, -1)
+    with pytest.raises(api.TrainsimError, match=r"^--unit: expected system or chip, got 'pod'$"):
+        api.size(RUN, 10, unit="pod", names=api.CLI_NAMES)
+    with pytest.raises(api.TrainsimError, match=r"^--units: give exactly one of --units or --chips$"):
+        api.capacity("hgx-h800", 8, 30, units=2, names=api.CLI_NAMES)
+    with pytest.raises(api.TrainsimError, match=r"^--precision: expected bf16 or fp8, got 'fp4'$"):
+        api.capacity("hgx-h800", 8, 30, precision="fp4", names=api.CLI_NAMES)
+    with pytest.raises(api.TrainsimError, match=r"^--pue: expected a number >= 1, got 0.5$"):
+        api.cost_inputs(pue=0.5, names=api.CLI_NAMES)
+    with pytest.raises(api.TrainsimError, match=r"^RUNS: expected two or more run specs, got 1$"):
+        api.compare([tmp_path / "a.yaml"])
+
+
+def test_cli_exit_codes_through_the_api(tmp_path, capsys):
+    import yaml
+
+    from trainsim.cli import app
+    from trainsim.cli.handler import run
+
+    p = tmp_path / "run.yaml"
+    p.write_text(yaml.safe_dump(RUN))
+    assert run(app, ["size", str(p), "--days", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --days: expected a positive number of days below 10^6, got -1"
+    assert run(app, ["capacity", "--system", "hgx-h800", "--days", "30"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --units: give exactly one of --units or --chips"

@@ -12,32 +12,39 @@ GIB = 2**30
 
 
 def step_time(s: float) -> str:
+    """A step time in seconds: ``12.345 s``."""
     return f"{s:.3f} s"
 
 
 def tokens_per_s(x: float) -> str:
+    """Tokens per second: ``3,960.2``."""
     return f"{x:,.1f}"
 
 
 def pct(x: float) -> str:
+    """A fraction as a percentage: ``0.412`` -> ``41.2%``."""
     return f"{x:.1%}"
 
 
 def signed_pct(x: float) -> str:
+    """A change already in percent, signed: ``+3.0%``; ``no fit`` for an infinite one."""
     return "no fit" if not math.isfinite(x) else f"{x:+.1f}%"
 
 
 def gib(b: float) -> str:
+    """Bytes in GiB: ``68.7 GiB``."""
     return f"{b / GIB:.1f} GiB"
 
 
 def days(d: float | None) -> str:
+    """Days: ``54.3 days``; ``n/a`` when unknown or infinite."""
     if d is None or not math.isfinite(d):
         return "n/a"
     return f"{d:.1f} days"
 
 
 def chip_hours(x: float | None) -> str:
+    """Chip-hours as a count: ``2.79M chip-hours``; ``n/a`` when unknown."""
     from ..numfmt import count as _count
 
     return "n/a" if x is None else _count(x, "chip-hours")

@@ -19,6 +19,7 @@ def _plan(p: dict, moe: bool = True) -> str:
 
 
 def render_infer(res: dict) -> None:
+    """``trainsim infer`` as a table: KV cache, decode and prefill plans, tokens/s per chip and latency."""
     c = console()
     t = Table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
               show_header=False)
@@ -48,6 +49,7 @@ def render_infer(res: dict) -> None:
 
 
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
+    """``trainsim infer --validate``: predicted vs published serving points, their summary and the latency-bound table."""
     c = console()
     t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "range", "error"):

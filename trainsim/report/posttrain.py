@@ -14,6 +14,7 @@ def _bytes(b: float) -> str:
 
 
 def render_posttrain(res: dict) -> None:
+    """``trainsim posttrain`` as tables: the step's phases, traffic per link, timeline and totals."""
     c = console()
     t = Table(title=f"{res['name']}: {res['kind']} ({res['mode']}), one step")
     for col in ("phase", "stage", "where", "seconds", "bytes"):

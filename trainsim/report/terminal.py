@@ -24,6 +24,7 @@ def wide_console() -> Console:
 
 
 def print_json(obj) -> None:
+    """Print ``obj`` as indented JSON (numpy numbers and arrays as plain ones; non-finite floats as null)."""
     def default(o):
         try:
             import numpy as np
@@ -79,6 +80,7 @@ def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
 
 
 def render_estimate(est, title: str | None = None, c: Console | None = None) -> None:
+    """One estimate as terminal tables: the plan, step time by cause, memory against HBM, days and cost."""
     c = c or console()
     d = est.to_dict()
     t = Table(title=title or f"{d['name']}: {d['model']} on {d['chips']:,} x {d['chip']} ({d['system']})",
@@ -139,6 +141,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
 
 
 def render_search(res, c: Console | None = None) -> None:
+    """A plan search as terminal tables: the best plans, the Pareto front, rejections by reason, or the nearest alternatives when no plan fits."""
     c = c or console()
     if res.best is None:
         c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")
