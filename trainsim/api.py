@@ -131,8 +131,8 @@ class PlanAnswer:
         return out
 
 
-def plan(run: Run, fixed: PlanSpec | None = None, *, top: int = 5, framework: str = "megatron",
-         assumptions=None) -> PlanAnswer:
+def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top: int = 5,
+         framework: str = "megatron", assumptions=None) -> PlanAnswer:
     """``trainsim plan`` plus the run's economics: the search (memoised on the run's content, so a repeated
     question is free), goodput with the scenario assumptions (failure rate, checkpoint, restart), energy and
     cost (:func:`trainsim.scenario.economics.economics`), the held-out validation error of the chip family and
@@ -147,6 +147,7 @@ def plan(run: Run, fixed: PlanSpec | None = None, *, top: int = 5, framework: st
     from .emit import EMITTERS
     from .frameworks import emitter_for, framework_of
 
+    run = as_run(run)
     _check_chips(run.chips)
     if framework in EMITTERS:       # an emitter name: its flags, the run's own software stack
         emitter = framework

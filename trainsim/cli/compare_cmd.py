@@ -39,10 +39,8 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="two or more run-spe
     """Runs side by side: plan, step time by cause, memory, days, cost, and what differs."""
     from .. import api
 
-    if len(runs) < 2:
-        raise api.TrainsimError(f"expected two or more run specs, got {len(runs)}", field="RUNS")
     inputs = cost_inputs(price, pue, electricity)
-    res = api.compare(runs, cost=inputs)
+    res = api.compare(runs, cost=inputs)        # two or more runs: api.compare checks
     diff = res.differing_inputs
     if csv_:
         from ..report.tabular import print_csv

@@ -40,8 +40,6 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
     from ..report.terminal import print_json
 
     r = api.load_run(run)
-    if r.training.tokens is None:
-        raise api.TrainsimError("the run needs training.tokens", field="training.tokens", where=str(run))
     params = [p for p in vary.split(",") if p.strip()]
     try:
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
@@ -49,7 +47,8 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
         raise api.TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
     x = _percent(threshold) if threshold else None
     with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
-        # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line
+        # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line;
+        # api.sensitivity checks training.tokens and the factors before the first search
         out = api.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
                               names=api.CLI_NAMES).to_dict()
     if csv_:   # one row per parameter and factor
