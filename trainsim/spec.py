@@ -1,4 +1,4 @@
-"""The run spec (format v1, ../design/run-spec.md): pydantic models, loading and resolution.
+"""The run spec (format v1, docs/run-spec.md): pydantic models, loading and resolution.
 
 ``load_run(path)`` validates the YAML (unknown keys are errors), resolves the model and system (catalog ids,
 files relative to the spec, or inline mappings) and returns a :class:`Run`. Every validation problem becomes a
@@ -241,7 +241,9 @@ def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
         return resolve_model(model, base_dir), resolve_system(system, base_dir)
     except TrainsimError as exc:
         if exc.where is None:
-            raise TrainsimError(str(exc), where=where) from None
+            err = TrainsimError(str(exc), where=where)
+            err.field = exc.field          # kept for the line number (trainsim.io.specfile.with_line)
+            raise err from None
         raise
 
 
@@ -268,9 +270,8 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
 
 def load_run(path: str | Path) -> Run:
     """Load and resolve a run-spec YAML file (safe loader only)."""
-    from .io import read_yaml
+    from .io import load_spec_file
 
     path = Path(path)
-    doc = read_yaml(path, what="run spec")
-    run = parse_run(doc, base_dir=path.parent, where=str(path))
+    run = load_spec_file(path, parse_run, what="run spec")
     return Run(**{**run.__dict__, "path": path})

@@ -21,30 +21,15 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  csv_: bool = CSV,
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
     """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
-    from ..catalog.load import get_system
-    from ..errors import TrainsimError
-    from ..report.terminal import print_json
-    from ..scenario.assumptions import Assumptions
-    from ..scenario.capacity import capacity
-    from ..scenario.render import fmt, plan_text
-
-    if (units > 0) == (chips > 0):
-        raise TrainsimError("give exactly one of --units or --chips", field="--units")
-    if not (0 < days < 1e6):  # also refuses nan and inf
-        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field="--days")
-    if family not in ("dense", "deepseek-v3"):
-        raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
-    if precision not in ("bf16", "fp8"):
-        raise TrainsimError(f"expected bf16 or fp8, got {precision!r}", field="--precision")
-    s = get_system(system, field="--system")
-    n = chips or units * s.scale_up_size
-    a = Assumptions()
-    if sparsity:
-        a = a.with_overrides({"moe_sparsity": sparsity}, source="--sparsity")
+    from .. import api
+    from ..report.fmt import plan as plan_text, value as fmt
     from ..report.progress import progress_bar
+    from ..report.terminal import print_json
 
+    # the argument checks (units or chips, days, family, precision, system) are api.capacity's, before the work
     with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_ or csv_)):
-        res = capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+        res = api.capacity(system, chips, days, units=units, family=family, precision=precision, sparsity=sparsity,
+                           failures=failures, names=api.CLI_NAMES)
     if csv_:
         from .csvopt import print_rows
 
@@ -55,13 +40,13 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
         return
     from rich.table import Table
 
-    from ..scenario.render import console
+    from ..report.terminal import wide_console as console
 
     c = console()
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
+        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
                 f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput {fmt(res.goodput)}")
     t = Table(title="limits")
     for col in ("limit", "binding", "detail"):

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .application import app
-from ..catalog import describe as d
 
 catalog_app = typer.Typer(no_args_is_help=False, help="Browse the sourced hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
@@ -45,7 +44,10 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 @catalog_app.command("chips")
 def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
-    rows = d.chip_rows()
+    from .. import api
+    from ..report.fmt import catalog_value as fmt
+
+    rows = api.catalog("chips").to_dict()
     if csv_out:
         _print_csv(rows)
         return
@@ -53,10 +55,10 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
         _print_json(rows)
         return
     cols = ["id", "family", "BF16", "FP8", "HBM", "HBM BW", "scale-up", "scale-out", "TDP", "price $", "usable"]
-    body = [[r["id"], r["family"], d.fmt(r["bf16_flops"] or None, "flops"), d.fmt(r["fp8_flops"], "flops"),
-             d.fmt(r["hbm_bytes"] or None, "bytes"), d.fmt(r["hbm_bw"] or None, "bytes_per_s"),
-             d.fmt(r["scale_up_bw"] or None, "bytes_per_s"), d.fmt(r["scale_out_bw"] or None, "bits_per_s"),
-             d.fmt(r["tdp_w"], "watts"), d.fmt(r["price_usd"], "usd"), "yes" if r["usable"] else "NO"]
+    body = [[r["id"], r["family"], fmt(r["bf16_flops"] or None, "flops"), fmt(r["fp8_flops"], "flops"),
+             fmt(r["hbm_bytes"] or None, "bytes"), fmt(r["hbm_bw"] or None, "bytes_per_s"),
+             fmt(r["scale_up_bw"] or None, "bytes_per_s"), fmt(r["scale_out_bw"] or None, "bits_per_s"),
+             fmt(r["tdp_w"], "watts"), fmt(r["price_usd"], "usd"), "yes" if r["usable"] else "NO"]
             for r in rows]
     _console().print(_table("chips (dense peaks; bandwidth per chip, one direction)", cols, body))
 
@@ -64,7 +66,10 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 @catalog_app.command("systems")
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
-    rows = d.system_rows()
+    from .. import api
+    from ..report.fmt import catalog_value as fmt
+
+    rows = api.catalog("systems").to_dict()
     if csv_out:
         _print_csv(rows)
         return
@@ -72,17 +77,19 @@ def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
         _print_json(rows)
         return
     cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "W/chip", "$/chip"]
-    body = [[r["id"], r["chip"], str(r["scale_up_size"]), d.fmt(r["scale_up_bw"], "bytes_per_s"),
-             d.fmt(r["scale_up_latency"], "seconds"), d.fmt(r["scale_out_bw"], "bits_per_s"),
-             d.fmt(r["scale_out_latency"], "seconds"), d.fmt(r["power_per_chip_w"], "watts"),
-             d.fmt(r["price_per_chip_usd"], "usd")] for r in rows]
+    body = [[r["id"], r["chip"], str(r["scale_up_size"]), fmt(r["scale_up_bw"], "bytes_per_s"),
+             fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),
+             fmt(r["scale_out_latency"], "seconds"), fmt(r["power_per_chip_w"], "watts"),
+             fmt(r["price_per_chip_usd"], "usd")] for r in rows]
     _console().print(_table("systems (bandwidth per chip, one direction; power all-in)", cols, body))
 
 
 @catalog_app.command("models")
 def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every catalog model: id, name, Hugging Face model_type, official total / active parameters (billions)."""
-    rows = d.model_rows()
+    from .. import api
+
+    rows = api.catalog("models").to_dict()
     if csv_out:
         _print_csv(rows)
         return
@@ -107,7 +114,9 @@ def _render_fields(console: Console, title: str, items: list[dict]) -> None:
 def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
              json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
-    info = d.describe(entry_id)
+    from .. import api
+
+    info = api.describe(entry_id).to_dict()
     if csv_out:   # one row per field: value, source, confidence
         _print_csv([{"id": info["id"], "kind": info["kind"], **f} for f in info.get("fields", [])]
                    if info.get("fields") else [info])

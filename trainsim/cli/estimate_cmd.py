@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..errors import NoPlanError
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 
@@ -23,18 +22,14 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     try:
-        est = api.estimate(r)
-    except NoPlanError as exc:     # no answer: name the nearest alternatives, exit 1
-        from ..alternatives import alternatives
-
+        est = api.estimate_run(r, cost=inputs)
+    except api.NoPlanError as exc:     # no answer: the nearest alternatives (in exc.result), exit 1
         res = exc.result
-        res.alternatives = alternatives(r, r.plan)
         if json_:
             print_json(res.to_dict())
         else:
             print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
         raise typer.Exit(1) from None
-    est.cost_inputs = inputs
     if csv_:
         from ..report.tabular import print_csv
 

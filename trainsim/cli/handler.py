@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import NoPlanError, TrainsimError
+from ..api import NoPlanError, TrainsimError
 
 #: the longest error line printed (characters); longer messages are cut
 MAX_LINE_CHARS = 400
@@ -65,7 +65,7 @@ def _usage_line(exc) -> str:
 def run(app, argv: list[str] | None = None) -> int:
     """Run the typer ``app`` on ``argv`` and return the exit code (never raises, never prints a traceback
     unless ``TRAINSIM_TRACEBACK`` is set)."""
-    from ..sanity import InvariantViolation
+    from ..api import InvariantViolation
 
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="trainsim")

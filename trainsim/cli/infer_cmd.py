@@ -22,33 +22,25 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               validate: bool = typer.Option(False, "--validate",
                                             help="error table vs validation/inference/*.yaml")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
-    from ..errors import TrainsimError
-    from ..inference.report import render_errors, render_infer
+    from .. import api
+    from ..report.inference import render_errors, render_infer
     from ..report.terminal import print_json
 
     if validate:
-        from ..inference.validate import error_table, summary
-
-        from ..inference.validate import latency_bound_table
-
-        rows = error_table([spec] if spec else None, ranges=True)
-        lat = [] if spec else latency_bound_table()
+        table = api.infer_validate([spec] if spec else None).to_dict()
         if csv_:
             from .csvopt import print_rows
 
-            print_rows(rows)
+            print_rows(table["rows"])
             return
         if json_:
-            print_json({"rows": rows, "summary": summary(rows), "latency_bound": lat})
+            print_json(table)
         else:
-            render_errors(rows, summary(rows), lat)
+            render_errors(table["rows"], table["summary"], table["latency_bound"])
         return
     if spec is None:
-        raise TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
-    from ..inference.serve import infer
-    from ..inference.spec import load_serving
-
-    res = infer(load_serving(spec))
+        raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
+    res = api.infer(spec).to_dict()
     if csv_:
         from .csvopt import print_rows
 
@@ -67,29 +59,25 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                   validate: bool = typer.Option(False, "--validate",
                                                 help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
-    from ..errors import TrainsimError
-    from ..posttrain.report import render_posttrain, render_rl_errors
-    from ..posttrain.spec import load_posttrain
-    from ..posttrain.timeline import evaluate
+    from .. import api
+    from ..report.posttrain import render_posttrain, render_rl_errors
     from ..report.terminal import print_json
 
     if validate:
-        from ..posttrain.validate import error_table, summary
-
-        rows = error_table([spec] if spec else None, ranges=True)
+        table = api.posttrain_validate([spec] if spec else None).to_dict()
         if csv_:
             from .csvopt import print_rows
 
-            print_rows(rows)
+            print_rows(table["rows"])
             return
         if json_:
-            print_json({"rows": rows, "summary": summary(rows)})
+            print_json(table)
         else:
-            render_rl_errors(rows, summary(rows))
+            render_rl_errors(table["rows"], table["summary"])
         return
     if spec is None:
-        raise TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
-    res = evaluate(load_posttrain(spec))
+        raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
+    res = api.posttrain(spec).to_dict()
     if csv_:
         from .csvopt import print_rows
 

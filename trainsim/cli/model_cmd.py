@@ -21,13 +21,11 @@ def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Parameters (total, active, per layer kind) and training FLOPs per token of a model."""
-    from ..model.load import model_ids, official_counts, resolve_model
-    from ..model.summary import model_summary
+    from .. import api
     from ..report.terminal import console, print_json
 
-    arch = resolve_model(model, Path.cwd(), field="model")
-    official = official_counts(model) if model in model_ids() else None
-    d = model_summary(arch, seq_len, official)
+    d = api.model(model, seq_len=seq_len, base_dir=Path.cwd()).to_dict()
+    official = d.get("official")
     if csv_:
         from .csvopt import print_rows
 

@@ -3,7 +3,6 @@ No valid plan: the nearest alternatives (:mod:`trainsim.alternatives`) and exit 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -28,34 +27,19 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
     from .. import api
-    from ..emit import emit_args
     from ..report.progress import progress_bar
     from ..report.terminal import print_json, render_search
 
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
-    fixed = api.parse_fix(fix, r.plan)
-    if framework:
-        from ..frameworks import restrict_plan
-
-        fixed = restrict_plan(fixed, framework)
-    elif emit:
-        from ..frameworks import default_for_emit, restrict_plan
-
-        fixed = restrict_plan(fixed, default_for_emit(emit))
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
-        res = api.search(r, fixed, top=top, progress=tick, use_all=use_all or None)
-    for e in ([res.best] + res.runners_up if res.best else []):
-        e.cost_inputs = inputs
-    if res.best is None:      # no answer: the nearest changes that have one, and exit code 1
-        from ..alternatives import alternatives
-
-        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+        res = api.search_plans(r, fix=fix, framework=framework, emit=emit, top=top, use_all=use_all, cost=inputs,
+                               progress=tick)   # no plan: res.alternatives, and exit code 1 below
     diff = None
     if against and res.best is not None:
         diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
-        print(emit_args(res.best, emit))
+        print(api.emit_flags(res.best, emit))
     elif csv_:
         from ..report.tabular import print_csv
 

@@ -26,24 +26,22 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
                  force: bool = typer.Option(False, "--force", help="with --html: replace existing pages in DIR"),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Answer a seed scenario: verdict, numbers (low/nominal/high), best plan, assumptions with sources."""
-    from ..errors import TrainsimError
+    from .. import api
     from ..report.progress import progress_bar
+    from ..report.scenario_view import render_scenario_result as render_result
+    from ..report.scenario_view import render_scenario_summary as render_summary
     from ..report.terminal import print_json
-    from ..scenario.render import render_result, render_summary
-    from ..scenario.run import run_all, run_file, scenarios_dir
 
     if all_ == (file is not None):
-        raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+        raise api.TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
     if html is not None:   # refuse an existing page or a symlinked folder before the work
         from ..report.site import check_site_dir, file_name
 
-        ids = [{"id": p.stem} for p in sorted(scenarios_dir().glob("*.yaml"))] if all_ else [{"id": file.stem}]
+        ids = [{"id": p.stem} for p in api.scenario_files()] if all_ else [{"id": file.stem}]
         check_site_dir(html, [file_name(r) for r in ids] if not force else [], force=force)
     with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
-        if all_:
-            results = run_all(scenarios_dir(), jobs=jobs or None)
-        else:
-            results = [run_file(file)]
+        answer = api.scenario(file, all_=all_, jobs=jobs or None)
+    results = answer.to_dict()
     if csv_:
         from .csvopt import print_rows
 
@@ -64,5 +62,5 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
             index = write_site(results, html, jobs=jobs or None, progress=tick, force=force)
         if not (quiet or json_):
             print(f"wrote {len(results)} reports and {index}", file=sys.stderr)
-    if any(r.get("verdict_class") == "error" for r in results):
+    if answer.failed:
         raise typer.Exit(1)

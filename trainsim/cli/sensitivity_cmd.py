@@ -11,7 +11,7 @@ from .csvopt import CSV
 
 
 def _percent(text: str) -> float:
-    from ..errors import TrainsimError
+    from ..api import TrainsimError
 
     t = text.strip()
     try:
@@ -35,37 +35,22 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
     from .. import api
-    from ..errors import TrainsimError
+    from ..report.fmt import value as fmt
     from ..report.progress import progress_bar
     from ..report.terminal import print_json
-    from ..scenario.render import fmt
-    from ..scenario.sensitivity import canonical, elasticity, sensitivity
-    from ..scenario.sensitivity import threshold as find_threshold
 
     r = api.load_run(run)
-    if r.training.tokens is None:
-        raise TrainsimError("the run needs training.tokens", field="training.tokens", where=str(run))
-    params = [canonical(p) for p in vary.split(",") if p.strip()]
+    params = [p for p in vary.split(",") if p.strip()]
     try:
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
     except ValueError:
-        raise TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
+        raise api.TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
     x = _percent(threshold) if threshold else None
     with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
-        tick.set_total(len(params) * (2 if x else 1))
-        out = None
-        for p in params:               # one parameter at a time, so the bar can move (searches are memoised)
-            tick.advance(p, 0)
-            one = sensitivity(r, [p], fs)
-            out = one if out is None else {**out, "params": {**out["params"], **one["params"]}}
-            tick.advance()
-        out["elasticity"] = {p: elasticity(out, p) for p in out["params"]}
-        if x:
-            out["thresholds"] = {}
-            for p in params:
-                tick.advance(f"threshold {p}", 0)
-                out["thresholds"][p] = find_threshold(r, p, x)
-                tick.advance()
+        # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line;
+        # api.sensitivity checks training.tokens and the factors before the first search
+        out = api.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
+                              names=api.CLI_NAMES).to_dict()
     if csv_:   # one row per parameter and factor
         from .csvopt import print_rows
 
@@ -77,7 +62,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
         return
     from rich.table import Table
 
-    from ..scenario.render import console
+    from ..report.terminal import wide_console as console
 
     c = console()
     c.print(f"nominal: {out['nominal_days']:.1f} days")

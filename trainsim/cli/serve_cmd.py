@@ -13,15 +13,12 @@ def serve_cmd(port: int = typer.Option(8765, "--port", help="TCP port"),
               workers: int = typer.Option(2, "--workers", help="engine calls running at once"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="no request log")) -> None:
     """Start the interactive explorer and print its address."""
-    from ..errors import TrainsimError
+    from .. import api
 
-    if not 0 < port < 65536:
-        raise TrainsimError(f"expected a port between 1 and 65535, got {port}", field="--port")
-    if workers < 1:
-        raise TrainsimError(f"expected at least 1 worker, got {workers}", field="--workers")
+    settings = api.serve_settings(host=host, port=port, workers=workers, quiet=quiet, names=api.CLI_NAMES)
     try:
-        from ..serve.app import serve
+        from ..serve.app import serve   # the explorer: a front end beside the CLI, on the same api
     except ModuleNotFoundError as exc:
-        raise TrainsimError(f"the explorer needs the serve extra ({exc.name} is missing): "
-                            "pip install -e '.[serve]'", field="serve") from None
-    serve(host=host, port=port, workers=workers, quiet=quiet)
+        raise api.TrainsimError(f"the explorer needs the serve extra ({exc.name} is missing): "
+                                "pip install -e '.[serve]'", field="serve") from None
+    serve(**settings)

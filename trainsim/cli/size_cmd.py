@@ -22,27 +22,16 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     from .. import api
-    from ..errors import TrainsimError
+    from ..report.fmt import plan as plan_text, value as fmt
     from ..report.terminal import print_json
-    from ..scenario.assumptions import Assumptions
-    from ..scenario.render import fmt, plan_text
-    from ..scenario.sizing import size
 
-    if not (0 < days < 1e6):  # also refuses nan and inf
-        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field="--days")
-    if unit not in ("system", "chip"):
-        raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
     inputs = cost_inputs(price, pue, electricity)
-    r = api.load_run(run)
-    if r.training.tokens is None:
-        raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=str(run))
     from ..report.progress import progress_bar
 
+    # the argument checks (days, unit, training.tokens) are api.size's, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
-        res = size(r, days, unit=unit, assumptions=Assumptions() if failures else None)
-    cost = None
-    if res.estimate is not None:
-        cost = res.estimate.cost(**inputs, **({"goodput": res.goodput} if failures and res.goodput else {}))
+        res = api.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
+    cost = res.cost
     if csv_:
         from ..report.tabular import print_csv
 
@@ -55,14 +44,14 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         return
     from rich.table import Table
 
-    from ..scenario.render import console
+    from ..report.terminal import wide_console as console
 
     c = console()
     colour = "green" if res.feasible else "red"
     c.print(f"[{colour}]{res.message}[/{colour}]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
+        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
                 f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
     from ..report.terminal import cost_rows
 

@@ -8,9 +8,9 @@ from .application import app
 
 def _version(value: bool) -> None:
     if value:
-        from .._version import __version__
+        from .. import api
 
-        print(f"trainsim {__version__}")
+        print(f"trainsim {api.version()}")
         raise typer.Exit(0)
 
 

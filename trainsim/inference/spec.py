@@ -171,9 +171,8 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
 
 def load_serving(path: str | Path) -> Serving:
     """Load and resolve a serving-spec YAML file (safe loader only)."""
-    from ..io import read_yaml
+    from ..io import load_spec_file
 
     path = Path(path)
-    doc = read_yaml(path, what="serving spec")
-    sv = parse_serving(doc, base_dir=path.parent, where=str(path))
+    sv = load_spec_file(path, parse_serving, what="serving spec")
     return Serving(**{**sv.__dict__, "path": path})

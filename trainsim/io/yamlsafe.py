@@ -100,12 +100,49 @@ def _short(value, n: int = 80) -> str:
 
 def load_yaml(text: str, *, where: str | None = None):
     """Parse one YAML document with :class:`_Limited`; every problem is a one-line :class:`TrainsimError`."""
+    return _load(text, where, lines=False)[0]
+
+
+def load_yaml_lines(text: str, *, where: str | None = None) -> tuple[object, dict[str, int]]:
+    """:func:`load_yaml` plus where each key and list item starts: ``{"plan.tp": 7, "teachers.0": 12, ...}``
+    (dotted paths as pydantic and :class:`TrainsimError` name fields; line numbers from 1). A node reached again
+    through an alias is not walked again, and at most ``LIMITS["nodes"]`` paths are recorded."""
+    return _load(text, where, lines=True)
+
+
+def _key_lines(node, prefix: str, out: dict[str, int], seen: set[int]) -> None:
+    """Record the first line of every key (and list item) under ``node`` in ``out``, keyed by dotted path."""
+    if id(node) in seen or len(out) >= LIMITS["nodes"]:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            path = f"{prefix}{key_node.value}"
+            out.setdefault(path, key_node.start_mark.line + 1)
+            _key_lines(value_node, path + ".", out, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = f"{prefix}{i}"
+            out.setdefault(path, item.start_mark.line + 1)
+            _key_lines(item, path + ".", out, seen)
+
+
+def _load(text: str, where: str | None, lines: bool) -> tuple[object, dict[str, int]]:
     if len(text) > LIMITS["file_chars"]:
         raise TrainsimError(f"{len(text):,} characters; expected at most {LIMITS['file_chars']:,}", where=where)
     try:
         loader = _Limited(text)
         try:
-            return loader.get_single_data()
+            if not lines:
+                return loader.get_single_data(), {}
+            node = loader.get_single_node()          # what get_single_data does, keeping the node tree
+            data = loader.construct_document(node) if node is not None else None
+            found: dict[str, int] = {}
+            if node is not None:
+                _key_lines(node, "", found, set())
+            return data, found
         finally:
             loader.dispose()
     except TrainsimError as exc:

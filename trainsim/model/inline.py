@@ -1,4 +1,4 @@
-"""The run spec's inline model keys (../design/run-spec.md) -> :class:`Arch`.
+"""The run spec's inline model keys (docs/run-spec.md) -> :class:`Arch`.
 
 These keys describe GPT/Llama/DeepSeek-style decoders: GQA or MLA attention, GELU or SwiGLU MLP, optional MoE
 (first ``dense_layers`` dense, then a MoE layer every ``every`` layers) and MTP modules.

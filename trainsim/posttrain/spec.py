@@ -310,9 +310,10 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
 
 
 def load_posttrain(path: str | Path) -> PostTrain:
-    from ..io import read_yaml
+    """Load and resolve a post-training spec YAML file (:func:`trainsim.io.load_spec_file`: safe loader, line
+    numbers in errors)."""
+    from ..io import load_spec_file
 
     path = Path(path)
-    doc = read_yaml(path, what="post-training spec")
-    pt = parse_posttrain(doc, base_dir=path.parent, where=str(path))
+    pt = load_spec_file(path, parse_posttrain, what="post-training spec")
     return PostTrain(**{**pt.__dict__, "path": path})

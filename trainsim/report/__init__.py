@@ -1,4 +1,6 @@
-"""Rendering: the terminal tables (:mod:`.terminal`) and the HTML/PNG reports.
+"""Rendering: the terminal tables (:mod:`.terminal`; per command :mod:`.inference`, :mod:`.posttrain`,
+:mod:`.validation`, :mod:`.sweep`) and the HTML/PNG reports, all formatting numbers, plans and units through
+:mod:`.fmt` (the one formatting layer).
 
 HTML reports: :func:`build_report` (a run spec or scenario YAML -> :class:`~.page.Report` with ``html``,
 ``charts`` as PNG bytes, ``data``), :mod:`.collect` (the numbers), :mod:`.charts` (matplotlib figures, Agg),

@@ -13,10 +13,15 @@ def is_scenario(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    from ..io import read_yaml
+    from ..io import load_spec_file
 
-    doc = read_yaml(path, what="run spec or scenario")
-    return isinstance(doc, dict) and "kind" in doc
+    try:
+        doc = load_spec_file(path, None, what="run spec or scenario")
+    except TrainsimError as exc:
+        if "expected a mapping" not in str(exc):
+            raise
+        return False             # not a mapping: not a scenario (the run-spec loader says what is wrong)
+    return "kind" in doc
 
 
 def build_report(path: str | Path, *, progress=None, **kw) -> Report:

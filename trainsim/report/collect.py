@@ -175,8 +175,8 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
     ``cost_inputs``: overrides of :func:`trainsim.cost.run_cost` -- ``price_per_chip_hour``, ``pue``,
     ``electricity_usd_per_kwh`` -- for the estimate's cost, as ``--price-per-chip-hour``, ``--pue``,
     ``--electricity`` give them."""
-    from .. import api
-    from ..estimate import is_complete
+    from ..estimate import estimate, is_complete
+    from ..search import search
     from ..perf.calibration import validation_error
     from .sources import all_inputs
 
@@ -190,7 +190,7 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
                   "validation_error": validation_error(fam), "family": fam,
                   "inputs": all_inputs(run, spec_source)}
     try:
-        est = api.estimate(run)
+        est = estimate(run)
     except TrainsimError as exc:
         est, data["message"] = None, str(exc)
     if est is not None and cost_inputs:
@@ -201,7 +201,7 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
     data["estimate"] = est.to_dict() if est is not None else None
     data["answer"] = answer(est, run, data.get("message", ""))
     free = sweep if sweep is not None else (PlanSpec() if is_complete(run.plan) else run.plan)
-    res = api.search(run, free, top=top, progress=tick.sub("best plans"))
+    res = search(run, free, top=top, progress=tick.sub("best plans"))
     data["search"] = {"fixed": free.model_dump(exclude_none=True), "plans_evaluated": res.plans_evaluated,
                       "plans_feasible": res.plans_feasible, "search_seconds": res.search_seconds,
                       "rejected": res.rejected, "message": None if res.best else res.no_plan_message()}

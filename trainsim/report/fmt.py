@@ -1,39 +1,50 @@
-"""How the reports print the headline numbers: one function per quantity, the same format as the terminal
-(``trainsim estimate``), so a number in report.html can be checked against ``--json`` by formatting it alike."""
+"""The one formatting layer: how numbers, plans and units are printed, by the terminal (:mod:`.terminal`), the
+HTML pages, the explorer and every domain's tables. One function per quantity, the same format as the terminal
+(``trainsim estimate``), so a number in report.html can be checked against ``--json`` by formatting it alike.
+Number formats themselves (significant digits, money, labels) are :mod:`trainsim.numfmt`'s; this module imports
+nothing else at load time, so any layer may use it."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 GIB = 2**30
 
 
 def step_time(s: float) -> str:
+    """A step time in seconds: ``12.345 s``."""
     return f"{s:.3f} s"
 
 
 def tokens_per_s(x: float) -> str:
+    """Tokens per second: ``3,960.2``."""
     return f"{x:,.1f}"
 
 
 def pct(x: float) -> str:
+    """A fraction as a percentage: ``0.412`` -> ``41.2%``."""
     return f"{x:.1%}"
 
 
 def signed_pct(x: float) -> str:
+    """A change already in percent, signed: ``+3.0%``; ``no fit`` for an infinite one."""
     return "no fit" if not math.isfinite(x) else f"{x:+.1f}%"
 
 
 def gib(b: float) -> str:
+    """Bytes in GiB: ``68.7 GiB``."""
     return f"{b / GIB:.1f} GiB"
 
 
 def days(d: float | None) -> str:
+    """Days: ``54.3 days``; ``n/a`` when unknown or infinite."""
     if d is None or not math.isfinite(d):
         return "n/a"
     return f"{d:.1f} days"
 
 
 def chip_hours(x: float | None) -> str:
+    """Chip-hours as a count: ``2.79M chip-hours``; ``n/a`` when unknown."""
     from ..numfmt import count as _count
 
     return "n/a" if x is None else _count(x, "chip-hours")
@@ -64,11 +75,137 @@ def si(x: float | None, unit: str) -> str:
     return f"{x:.3g} {unit}"
 
 
-def plan(p: dict | None) -> str:
+#: the plan fields, in the order every plan is printed (terminal, HTML, validation table, explorer)
+PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+
+
+def plan(p: dict | None, *, empty: str = "-", keys: tuple[str, ...] = PLAN_KEYS, node_limit: bool = True) -> str:
+    """A plan mapping as ``tp=8 pp=16 ... schedule=1f1b`` (the fields of ``keys`` it has, in that order), plus
+    ``node_limit=N`` when set and ``node_limit``; ``empty`` for no plan. The one plan formatter: the terminal
+    (:mod:`.terminal`), the HTML pages, the validation table, the scenario tables and the serving tables
+    (``keys=("chips", "tp", "pp", "dp", "ep", "etp")``) call it."""
     if not p:
-        return "-"
-    keys = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+        return empty
     s = " ".join(f"{k}={p[k]}" for k in keys if k in p)
-    if p.get("node_limit"):
+    if node_limit and p.get("node_limit"):
         s += f" node_limit={p['node_limit']}"
     return s
+
+
+def plan_columns(r: dict) -> str:
+    """A plan from a sweep row's flat ``plan.*`` columns, compact: ``tp8 pp4 ep1 cp1 dp2 z1 mb1 1f1b vpp2 rc:full``
+    (``-`` for a point without a plan)."""
+    if r.get("plan.tp") is None:
+        return "-"
+    s = (f"tp{r['plan.tp']} pp{r['plan.pp']} ep{r['plan.ep']} cp{r['plan.cp']} dp{r['plan.dp']} "
+         f"z{r['plan.zero']} mb{r['plan.micro_batch']} {r['plan.schedule']}")
+    if r.get("plan.vpp", 1) and r.get("plan.vpp", 1) > 1:
+        s += f" vpp{r['plan.vpp']}"
+    if r.get("plan.recompute") not in (None, "none"):
+        s += f" rc:{r['plan.recompute']}"
+    return s
+
+
+def value(x: Any) -> str:
+    """A number for a table: 3-4 significant digits, thousands separators, e-notation when large or small;
+    exact integers below a million; ``{nominal, low, high, unit}`` as ``nominal (low-high) unit``; None as
+    ``-``, booleans as yes / no, mappings as ``k=v``, pairs as ``k v``."""
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):   # exact below a million (chip counts), else 8.2M
+        return f"{x:,}" if abs(x) < 1_000_000 else value(float(x))
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        if math.isinf(x):
+            return "inf"
+        a = abs(x)
+        if a == 0:
+            return "0"
+        if a >= 1e4:   # one number format everywhere (trainsim.numfmt): 29.2M, 4.52M
+            from ..numfmt import count as _count
+
+            return _count(x)
+        if a < 1e-3:
+            return f"{x:.3g}"
+        if a >= 100:
+            return f"{x:,.0f}"
+        if a >= 1:
+            return f"{x:.3g}" if a < 10 else f"{x:.1f}"
+        return f"{x:.3f}"
+    if isinstance(x, dict) and "nominal" in x:
+        s = value(x.get("nominal"))
+        if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
+            s += f" ({value(x['low'])}-{value(x['high'])})"
+        if x.get("unit"):
+            s += f" {x['unit']}"
+        return s
+    if isinstance(x, dict):
+        return ", ".join(f"{k}={value(v)}" for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        if x and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in x):
+            return ", ".join(f"{k} {value(v)}" for k, v in x)
+        return ", ".join(value(v) for v in x)
+    return str(x)
+
+
+def value_of_key(key: str, x: Any) -> str:
+    """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
+    :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`)."""
+    from ..numfmt import is_money_key
+
+    last = str(key).split(".")[-1].split("[")[0]
+    if not is_money_key(last) or isinstance(x, bool):
+        return value(x)
+    if isinstance(x, (int, float)):
+        return money(x)
+    if isinstance(x, dict) and "nominal" in x and (x.get("nominal") is None or isinstance(x["nominal"], (int, float))):
+        s = money(x.get("nominal"))
+        if isinstance(x.get("low"), (int, float)) and isinstance(x.get("high"), (int, float)) and x["low"] != x["high"]:
+            s += f" ({money(x['low'])}-{money(x['high'])})"
+        return s
+    return value(x)
+
+
+def money(x: float | None, digits: int = 3) -> str:
+    """US dollars: ``$29.2M``, ``$812k`` (:func:`trainsim.numfmt.money`)."""
+    from ..numfmt import money as _money
+
+    return _money(x, digits)
+
+
+def quantity(x: float | int | None, unit: str = "", digits: int = 3) -> str:
+    """A count with a unit: ``4.52M chip-hours`` (:func:`trainsim.numfmt.count`)."""
+    from ..numfmt import count as _count
+
+    return _count(x, unit, digits)
+
+
+def label(key: str) -> str:
+    """A snake_case key as a human label (:func:`trainsim.numfmt.label`)."""
+    from ..numfmt import label as _label
+
+    return _label(key)
+
+
+def catalog_value(x: float | None, dim: str) -> str:
+    """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
+    from ..catalog.describe import fmt as _fmt
+
+    return _fmt(x, dim)
+
+
+def sweep_value(col: str, x: Any) -> str:
+    """A sweep column's value as the summary prints it (:func:`trainsim.sweep.summary.format_value`)."""
+    from ..sweep.summary import format_value
+
+    return format_value(col, x)
+
+
+def sweep_column(col: str) -> str:
+    """A sweep column's short name (:func:`trainsim.sweep.summary.short_name`)."""
+    from ..sweep.summary import short_name
+
+    return short_name(col)

@@ -11,10 +11,20 @@ GIB = 2**30
 
 
 def console() -> Console:
+    """The terminal's console (no highlighting)."""
     return Console(highlight=False)
 
 
+def wide_console() -> Console:
+    """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width
+    (the scenario, sizing, capacity, sensitivity and compare tables)."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
 def print_json(obj) -> None:
+    """Print ``obj`` as indented JSON (numpy numbers and arrays as plain ones; non-finite floats as null)."""
     def default(o):
         try:
             import numpy as np
@@ -42,11 +52,10 @@ def print_json(obj) -> None:
 
 
 def plan_text(plan: dict) -> str:
-    keys = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
-    s = " ".join(f"{k}={plan[k]}" for k in keys if k in plan)
-    if plan.get("node_limit"):
-        s += f" node_limit={plan['node_limit']}"
-    return s
+    """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
+    from .fmt import plan as _plan
+
+    return _plan(plan, empty="")
 
 
 def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
@@ -71,6 +80,7 @@ def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
 
 
 def render_estimate(est, title: str | None = None, c: Console | None = None) -> None:
+    """One estimate as terminal tables: the plan, step time by cause, memory against HBM, days and cost."""
     c = c or console()
     d = est.to_dict()
     t = Table(title=title or f"{d['name']}: {d['model']} on {d['chips']:,} x {d['chip']} ({d['system']})",
@@ -131,6 +141,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
 
 
 def render_search(res, c: Console | None = None) -> None:
+    """A plan search as terminal tables: the best plans, the Pareto front, rejections by reason, or the nearest alternatives when no plan fits."""
     c = c or console()
     if res.best is None:
         c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")

@@ -1,10 +1,7 @@
 """Terminal rendering of scenario results and of the sizing / capacity / sensitivity answers (rich)."""
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import sys
 
 from rich.console import Console
 from rich.panel import Panel
@@ -14,69 +11,24 @@ COLOURS = {"supported": "green", "not supported": "red", "error": "red"}
 
 
 def console() -> Console:
-    """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    """A console 120 columns wide when the output is not a terminal (:func:`trainsim.report.terminal.wide_console`)."""
+    from ..report.terminal import wide_console
+
+    return wide_console()
 
 
 def fmt(x: Any) -> str:
-    """A number for a table: 3-4 significant digits, thousands separators, e-notation when large or small."""
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):   # exact below a million (chip counts), else 8.2M
-        return f"{x:,}" if abs(x) < 1_000_000 else fmt(float(x))
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "n/a"
-        if math.isinf(x):
-            return "inf"
-        a = abs(x)
-        if a == 0:
-            return "0"
-        if a >= 1e4:   # one number format everywhere (trainsim.numfmt): 29.2M, 4.52M
-            from ..numfmt import count
+    """A number for a table (:func:`trainsim.report.fmt.value`, the one formatting layer)."""
+    from ..report.fmt import value
 
-            return count(x)
-        if a < 1e-3:
-            return f"{x:.3g}"
-        if a >= 100:
-            return f"{x:,.0f}"
-        if a >= 1:
-            return f"{x:.3g}" if a < 10 else f"{x:.1f}"
-        return f"{x:.3f}"
-    if isinstance(x, dict) and "nominal" in x:
-        s = fmt(x.get("nominal"))
-        if x.get("low") is not None and x.get("high") is not None and x["low"] != x["high"]:
-            s += f" ({fmt(x['low'])}-{fmt(x['high'])})"
-        if x.get("unit"):
-            s += f" {x['unit']}"
-        return s
-    if isinstance(x, dict):
-        return ", ".join(f"{k}={fmt(v)}" for k, v in x.items())
-    if isinstance(x, (list, tuple)):
-        if x and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in x):
-            return ", ".join(f"{k} {fmt(v)}" for k, v in x)
-        return ", ".join(fmt(v) for v in x)
-    return str(x)
+    return value(x)
 
 
 def fmt_key(key: str, x: Any) -> str:
-    """``fmt`` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``; :func:`trainsim.numfmt.is_money_key`)
-    in dollars (``$29.2M (7.1M-90M)`` style, :func:`trainsim.numfmt.money`), everything else as :func:`fmt`."""
-    from ..numfmt import is_money_key, money
+    """``fmt`` of the value of ``key``, money keys in dollars (:func:`trainsim.report.fmt.value_of_key`)."""
+    from ..report.fmt import value_of_key
 
-    last = str(key).split(".")[-1].split("[")[0]
-    if not is_money_key(last) or isinstance(x, bool):
-        return fmt(x)
-    if isinstance(x, (int, float)):
-        return money(x)
-    if isinstance(x, dict) and "nominal" in x and (x.get("nominal") is None or isinstance(x["nominal"], (int, float))):
-        s = money(x.get("nominal"))
-        if isinstance(x.get("low"), (int, float)) and isinstance(x.get("high"), (int, float)) and x["low"] != x["high"]:
-            s += f" ({money(x['low'])}-{money(x['high'])})"
-        return s
-    return fmt(x)
+    return value_of_key(key, x)
 
 
 def key_label(key: str) -> str:
@@ -88,10 +40,10 @@ def key_label(key: str) -> str:
 
 
 def plan_text(plan: dict | None) -> str:
-    if not plan:
-        return "-"
-    keys = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
-    return " ".join(f"{k}={plan[k]}" for k in keys if k in plan)
+    """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`, without the node limit)."""
+    from ..report.fmt import plan as _plan
+
+    return _plan(plan, node_limit=False)
 
 
 def _flatten(d: dict, prefix: str = "", depth: int = 0, tables: list | None = None) -> list[tuple[str, Any]]:

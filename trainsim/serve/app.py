@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import api
-from ..errors import TrainsimError
+from ..api import TrainsimError
 from . import inputs as I
 
 CACHE_LIMIT = 4096     # memoised plan searches kept before the memo is cleared (bounded memory)
@@ -51,10 +51,7 @@ def json_response(obj, status: int = 200) -> Response:
 
 
 def _trim_cache() -> None:
-    from ..scenario import common
-
-    if len(common._CACHE) > CACHE_LIMIT:
-        common.clear_cache()
+    api.trim_cache(CACHE_LIMIT)
 
 
 def _usd(x) -> str:
@@ -92,9 +89,7 @@ def display(d: dict) -> dict:
 def run_framework(run) -> str:
     """The software stack of a request's run (its ``framework:``, set from the page's framework input; else the
     default stack): the search offers only what it has and the flags are its emitter's."""
-    from ..frameworks import framework_of
-
-    return framework_of(run)
+    return api.framework_of(run)
 
 
 def do_plan(body) -> dict:
@@ -127,9 +122,7 @@ def do_size(body) -> dict:
 
 def do_capacity(body) -> dict:
     req = I.validate(I.CapacityRequest, body)
-    from ..catalog.load import get_system
-
-    s = get_system(req.system, field="system", where="request")
+    s = api.system(req.system, field="system", where="request")
     if (req.units > 0) == (req.chips > 0):
         raise TrainsimError("give exactly one of units or chips", field="units", where="request")
     sysdoc = I.system_doc(req.system, req.edits)
@@ -159,9 +152,7 @@ def do_spec_yaml(body) -> str:
 def do_report(body) -> str:
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    from ..report.run_report import build_run_report
-
-    return build_run_report(run, spec_source="trainsim serve", top=req.top).html
+    return api.report(run, spec_source="trainsim serve", top=req.top).html
 
 
 WORK = {"plan": do_plan, "whatif": do_whatif, "size": do_size, "capacity": do_capacity,

@@ -2,6 +2,7 @@
 :class:`SweepSpec` that every worker receives (plain data: the base mapping, the expanded axes, the columns)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -96,11 +97,9 @@ def _load_base(value, base_dir: Path | None, where: str) -> tuple[dict, Path | N
         path = base_dir / path
     if not path.is_file():
         raise TrainsimError(f"no such run spec {str(path)!r}", field="base", where=where)
-    from ..io import read_yaml
+    from ..io import load_spec_file
 
-    doc = read_yaml(path, what="run spec")
-    if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping of run-spec keys", where=str(path))
+    doc = load_spec_file(path, None, what="run spec")
     return doc, path.parent
 
 
@@ -173,11 +172,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    from ..io import load_yaml, read_text
+    from ..io import load_spec_file, read_text
 
     text = read_text(path, what="sweep spec")
-    doc = load_yaml(text, where=str(path))
-    return parse_sweep(doc, base_dir=path.parent, text=text, where=str(path), path=str(path))
+    return load_spec_file(path, functools.partial(parse_sweep, text=text, path=str(path)), what="sweep spec",
+                          text=text)
 
 
 def _column_definitions(names) -> dict[str, str]:

@@ -64,12 +64,10 @@ def resolve_calib(calib: Calib | dict | str | Path | None, family: str) -> Calib
 
 
 def plan_text(plan: dict | None) -> str:
-    if not plan:
-        return ""
-    s = " ".join(f"{k}={plan[k]}" for k in PLAN_KEYS if k in plan)
-    if plan.get("node_limit"):
-        s += f" node_limit={plan['node_limit']}"
-    return s
+    """A plan as the validation table prints it (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
+    from ..report.fmt import plan as _plan
+
+    return _plan(plan, empty="", keys=PLAN_KEYS)
 
 
 @dataclass

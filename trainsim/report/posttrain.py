@@ -1,9 +1,9 @@
-"""Terminal rendering of ``trainsim posttrain`` results (numbers come from :mod:`.timeline`)."""
+"""Terminal rendering of ``trainsim posttrain`` results (numbers come from :mod:`trainsim.posttrain.timeline`)."""
 from __future__ import annotations
 
 from rich.table import Table
 
-from ..report.terminal import console
+from .terminal import console
 
 
 def _bytes(b: float) -> str:
@@ -14,6 +14,7 @@ def _bytes(b: float) -> str:
 
 
 def render_posttrain(res: dict) -> None:
+    """``trainsim posttrain`` as tables: the step's phases, traffic per link, timeline and totals."""
     c = console()
     t = Table(title=f"{res['name']}: {res['kind']} ({res['mode']}), one step")
     for col in ("phase", "stage", "where", "seconds", "bytes"):

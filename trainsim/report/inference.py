@@ -1,19 +1,25 @@
-"""Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`.serve`)."""
+"""Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`trainsim.inference.serve`)."""
 from __future__ import annotations
 
 from rich.table import Table
 
-from ..report.terminal import console
+from .terminal import console
 
 GB = 1e9
 
 
 def _plan(p: dict, moe: bool = True) -> str:
+    from .fmt import plan
+
     keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
-    return " ".join(f"{k}={p[k]}" for k in keys)
+    missing = [k for k in keys if k not in p]
+    if missing:                     # every serving plan has them all; a missing one is a bug, not a blank
+        raise KeyError(missing[0])
+    return plan(p, keys=keys, node_limit=False)
 
 
 def render_infer(res: dict) -> None:
+    """``trainsim infer`` as a table: KV cache, decode and prefill plans, tokens/s per chip and latency."""
     c = console()
     t = Table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
               show_header=False)
@@ -43,6 +49,7 @@ def render_infer(res: dict) -> None:
 
 
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
+    """``trainsim infer --validate``: predicted vs published serving points, their summary and the latency-bound table."""
     c = console()
     t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "range", "error"):

@@ -1,0 +1,90 @@
+"""One loader for every spec file a user gives: run, serving, post-training, sweep, and the report's
+"run spec or scenario" question.
+
+:func:`load_spec_file` reads the file through the hardened edge (:func:`~trainsim.io.files.read_text`,
+:func:`~trainsim.io.yamlsafe.load_yaml_lines`), validates the document and turns every problem into one
+:class:`~trainsim.errors.TrainsimError` line naming the file, the field, the offending value, what was
+expected and the line the field is written on::
+
+    run.yaml: plan.tp: Input should be a valid integer ...; got 'eight' (line 9)
+
+Each spec kind keeps its own pydantic model and resolver (``parse_run``, ``parse_serving``, ...); this module
+is the one place where a file becomes a document and where the line number is added, so the kinds cannot
+drift apart again.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import TrainsimError, from_validation
+from .files import read_text
+from .yamlsafe import load_yaml_lines
+
+
+def line_of(field: str | None, lines: dict[str, int]) -> int | None:
+    """The line of ``field`` (dotted path) in a file whose key lines are ``lines``; a field that is not
+    written (a missing key, a default) falls back to its nearest written parent; None when nothing is."""
+    if not field:
+        return None
+    parts = str(field).split(".")
+    while parts:
+        n = lines.get(".".join(parts))
+        if n is not None:
+            return n
+        parts.pop()
+    return None
+
+
+def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:
+    """``exc`` with `` (line N)`` appended when it names a field of the file ``path`` (a sweep's inline base
+    run spec reports its fields as ``PATH: base``; they are found under ``base.``). Returns ``exc`` itself."""
+    if exc.field is None or exc.where is None:
+        return exc
+    if exc.where == path:
+        field = exc.field
+    elif exc.where == f"{path}: base":
+        field = f"base.{exc.field}"
+    else:
+        return exc
+    text = str(exc)
+    n = line_of(field.lstrip("-"), lines)
+    if n is not None and not text.endswith(f"(line {n})"):
+        exc.args = (f"{text} (line {n})",)
+    return exc
+
+
+def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec", text: str | None = None,
+                   **kw: Any) -> Any:
+    """Read the spec file ``path`` and validate it with ``model``.
+
+    ``model`` is a pydantic model class (the result is ``model.model_validate(doc)``), a parser
+    ``model(doc, base_dir=PATH.parent, where=str(PATH), **kw)`` (``parse_run``, ``parse_serving``, ...), or None
+    (the document itself, which must be a mapping). ``what`` names the kind in errors ("run spec"); ``text``
+    is the file's text when the caller has read it already (the sweep keeps it). Every problem is one
+    :class:`TrainsimError` line: file, field, value, what was expected, and ``(line N)`` for a field that is
+    written in the file.
+    """
+    from pydantic import BaseModel, ValidationError
+
+    path = Path(path)
+    where = str(path)
+    if text is None:
+        text = read_text(path, what=what)
+    doc, lines = load_yaml_lines(text, where=where)
+    try:
+        if model is None:
+            if not isinstance(doc, dict):
+                raise TrainsimError(f"expected a mapping of {what} keys, got {type(doc).__name__}", where=where)
+            return doc
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if not isinstance(doc, dict):
+                raise TrainsimError(f"expected a mapping of {what} keys, got {type(doc).__name__}", where=where)
+            try:
+                return model.model_validate(doc)
+            except ValidationError as exc:
+                raise from_validation(exc, where) from None
+        parse: Callable[..., Any] = model
+        return parse(doc, base_dir=path.parent, where=where, **kw)
+    except TrainsimError as exc:
+        raise with_line(exc, where, lines) from None

@@ -1,0 +1,62 @@
+"""Terminal rendering of ``trainsim validate`` (numbers come from :mod:`trainsim.validate.runner`)."""
+from __future__ import annotations
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def _pct(x: float | None, signed: bool = True) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
+def render_validation(res) -> None:
+    """The validation tables of ``trainsim validate``: steady-state errors, whole-run averages, error rows, and
+    the per-family and overall summaries of a :class:`~trainsim.validate.runner.ValidationResult`."""
+    from rich.table import Table
+
+    from ..validate.runner import NOFIT_LEGEND
+    from .terminal import console
+
+    c = console()
+    if not c.is_terminal:  # piped or captured: do not squeeze the run names into 80 columns
+        from rich.console import Console
+
+        c = Console(highlight=False, width=200)
+    t = Table(title="predicted vs reported tokens/s per chip (steady state)")
+    for col in ("run", "chip", "chips", "reported", "reported as", "predicted", "error %"):
+        t.add_column(col, justify="right" if col in ("chips", "reported", "predicted", "error %") else "left")
+    for r in res.steady:
+        mark = " \u2020" if r.fits is False else ""
+        t.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported), r.how,
+                  _num(r.predicted) + mark, _pct(r.error))
+    c.print(t)
+    if any(r.fits is False for r in res.steady):
+        c.print(NOFIT_LEGEND)
+    if res.whole_run:
+        w = Table(title="whole-run averages (chip-hours; not in the summary)")
+        for col in ("run", "chip", "chips", "whole-run", "predicted steady", "whole-run / predicted"):
+            w.add_column(col, justify="left" if col in ("run", "chip") else "right")
+        for r in res.whole_run:
+            ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
+            w.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported),
+                      _num(r.predicted), ratio)
+        c.print(w)
+    if res.errors:
+        e = Table(title="runs that could not be estimated")
+        e.add_column("run")
+        e.add_column("error")
+        for r in res.errors:
+            e.add_row(r.run, r.note)
+        c.print(e)
+    for fam, s in res.by_family.items():
+        c.print(f"{fam}: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+                f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}")
+    s = res.summary
+    c.print(f"overall: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+            f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}"
+            + (f"; {len(res.errors)} error rows" if res.errors else ""))
