@@ -1,8 +1,8 @@
 """Accuracy guard: a change that breaks the model's agreement with published runs fails CI.
 
-Bound: leave-one-out median |error| <= 11% of tokens/s per chip over the whole set (10.3% measured on the 123
-runs with a steady-state reference; the earlier 10% bound applied to the 47 mostly dense runs before the
-plan-exact MoE recipes came in, which the model still predicts badly: README "Where the model is weak"). The leave-one-out here
+Bound: leave-one-out median |error| <= 10% of tokens/s per chip over the whole set (9.4% measured on the 123
+runs with a steady-state reference, after the MoE dispatcher, overlap switches and MoE host synchronisation came
+in; 10.3% before), and the MoE runs' median <= 15% (12.6% measured; 35.6% before). The leave-one-out here
 refits the held-out run's GEMM efficiency group (chip family x precision, or the pooled value) without it, as
 scripts/calibrate.py does.
 """
@@ -36,8 +36,9 @@ def test_leave_one_out_median_error_under_bound(runs):
     loo = leave_one_out(runs)
     s = loo.summary()
     assert s["runs"] == len(runs)
-    assert s["median_abs_error"] <= 0.11
+    assert s["median_abs_error"] <= 0.10
     assert abs(s["bias"]) <= 0.05
+    assert loo.summary(moe=True)["median_abs_error"] <= 0.15
 
 
 def test_packaged_calibration_in_sample(runs):
