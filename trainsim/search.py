@@ -173,7 +173,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         """One chunk of base rows: its plan count that fits, least memory, fastest plans and Pareto front."""
         sl = slice(s, min(len(base), s + rows))
         res = evaluate(replace(ctx, global_batch_seqs=space.batch[sl, None, None], chips=used_b[sl, None, None]),
-                       space.grid(sl), detail=False, shared=shared, rows=sl)
+                       space.grid(sl), detail=False, shared=shared, rows=sl, rate=False)
         # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
         per_seq = np.broadcast_to(res.step_time_s / space.batch[sl, None, None], (sl.stop - s,) + shape3)
         mem = np.broadcast_to(res.memory["total"], per_seq.shape).reshape(-1)

@@ -216,13 +216,14 @@ def shared_costs(ctx: StepContext, p) -> SharedCosts:
     return SharedCosts(layer_costs(ctx, reps), inv, (d_u, e_u, g_u, a_u), inv2)
 
 
-def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | None = None, rows=slice(None)
-             ) -> StepResult:
+def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | None = None, rows=slice(None),
+             rate: bool = True) -> StepResult:
     """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``.
 
     ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same
     arithmetic, without assembling the breakdown and utilisation figures. ``shared``: the :func:`shared_costs`
-    of a larger set of plans of which ``p`` are the ``rows`` (the plan search's chunks)."""
+    of a larger set of plans of which ``p`` are the ``rows`` (the plan search's chunks); ``rate=False`` (with
+    ``detail=False``) leaves ``tokens_per_s_per_chip`` out (None): the search ranks by step time per sequence."""
     a, c = ctx.arch, ctx.calib
     tokens = float(ctx.seq_len) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     m = ctx.global_batch_seqs / (p.dp * p.mb)
@@ -255,16 +256,17 @@ def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | Non
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3, m * z3_per_mb, dp_exp)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    opt_params = dense / np.where(p.zero >= 1, p.dp * p.cp, 1) + expert / np.where(p.zero >= 1, edp, 1)
+    # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
+    opt_params = np.where(p.zero >= 1, dense / (p.dp * p.cp), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
     if not detail:
-        return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=None,
-                          hfu=None, memory={"total": memory_total(ctx, p, tokens, m)}, breakdown={},
-                          microbatches=m)
+        rate_s = tokens_step / (step * ctx.chips) if rate else None
+        return StepResult(step_time_s=step, tokens_per_s_per_chip=rate_s, mfu=None, hfu=None,
+                          memory={"total": memory_total(ctx, p, tokens, m)}, breakdown={}, microbatches=m)
     mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
 
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
