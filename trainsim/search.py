@@ -166,18 +166,20 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
     rows = max(1, CHUNK // max(K, 1))
-    shared = shared_costs(ctx, space.grid(slice(None))) if n else None   # once for all plans, not per chunk
+    # the chunks are evaluated as (zero, recompute, base rows) grids, base rows along the last (long) axis
+    shared = shared_costs(ctx, space.grid_last(slice(None))) if n else None   # once for all plans, not per chunk
     running_best = [np.inf]      # the fastest fitting plan found so far, for the Pareto pre-filter
 
     def chunk(s: int):
         """One chunk of base rows: its plan count that fits, least memory, fastest plans and Pareto front."""
         sl = slice(s, min(len(base), s + rows))
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch[sl, None, None], chips=used_b[sl, None, None]),
-                       space.grid(sl), detail=False, shared=shared, rows=sl, rate=False)
-        # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
-        per_seq = np.broadcast_to(res.step_time_s / space.batch[sl, None, None], (sl.stop - s,) + shape3)
-        mem = np.broadcast_to(res.memory["total"], per_seq.shape).reshape(-1)
-        per_seq = per_seq.reshape(-1)
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl]),
+                       space.grid_last(sl), detail=False, shared=shared, rows=(Ellipsis, sl), rate=False)
+        # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
+        # flat in the plan index's order (base row, zero, recompute)
+        shape = shape3 + (sl.stop - s,)
+        per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / space.batch[None, None, sl], shape), 2, 0).reshape(-1)
+        mem = np.moveaxis(np.broadcast_to(res.memory["total"], shape), 2, 0).reshape(-1)
         fits = mem <= hbm
         j = int(np.argmin(mem))
         out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + s * K)}

@@ -176,6 +176,14 @@ class Space:
         return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
                             if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
 
+    def grid_last(self, sl: slice) -> Plans:
+        """As :meth:`grid` with the axes reversed: zero (Z, 1, 1), recompute (1, R, 1), base rows ``sl`` (1, 1, rows).
+        The same values; numpy's loops then run along the long axis of base rows, not the short recompute axis
+        (``np.moveaxis(x, 2, 0)`` gives the (rows, Z, R) order of the flat plan index)."""
+        b = self.base
+        return Plans(**{f: (self.zero[:, None, None] if f == "zero" else self.recompute[None, :, None]
+                            if f == "recompute" else getattr(b, f)[None, None, sl]) for f in INT_FIELDS})
+
     def plans(self, idx=None) -> Plans:
         """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)

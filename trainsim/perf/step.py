@@ -202,7 +202,8 @@ class SharedCosts:
     inv2: np.ndarray
 
     def rows(self, sl=slice(None)):
-        """(per-layer costs, states) of the plans ``sl`` (an index into the plans' first axis)."""
+        """(per-layer costs, states) of the plans ``sl`` (an index into the plans' arrays: a slice of the first
+        axis, or a tuple such as ``(..., slice)`` for the last)."""
         i, i2 = self.inv[sl], self.inv2[sl]
         return {k: v[i] for k, v in self.lc.items()}, tuple(x[i2] for x in self.states)
 
