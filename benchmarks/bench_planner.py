@@ -1,16 +1,20 @@
-"""The planner's speed as a user sees it (issue 15). Run: python benchmarks/bench_planner.py [--scenarios]
+"""The planner's speed as a user sees it (issue 15). Run: python benchmarks/bench_planner.py [N] [--scenarios] [--readme]
 
-Measures, on the machine it runs on, each as the median of ``REPEATS`` runs:
+Measures, on the machine it runs on, each as the median of ``N`` runs (default 5), interleaved so that every
+figure sees the same load and the ratios hold even on a shared machine:
 
 * ``python -c "import numpy"``: the floor every numpy program pays (the reference for the ratios);
 * ``python -c "import trainsim.cli"``: trainsim's start-up;
 * a whole ``trainsim plan RUN --json`` process for the 1.6T MoE on 24,960 chips (65 CloudMatrix 384 pods) with a
-  64M-token batch (``runs/longcat2-class-cm384x65-64m.yaml``), search included;
-* the search alone in this process: plans evaluated, wall and CPU seconds, plans per CPU-second, peak memory
-  (``ru_maxrss`` of a child process doing only that search);
-* with ``--scenarios``: ``trainsim scenario --all``.
+  64M-token batch (``runs/longcat2-class-cm384x65-64m.yaml``), search included, with the catalog cache warm (the
+  normal case) and cold (a fresh ``TRAINSIM_CACHE``: the first command after an install or a catalog edit);
+* the search alone in a child process: plans evaluated, wall and CPU seconds, plans per second, peak memory
+  (``ru_maxrss`` of that child), on one thread and on two (``TRAINSIM_THREADS=2``);
+* with ``--scenarios``: ``trainsim scenario --all`` (once).
 
-Wall time on a shared machine depends on its load, so CPU seconds are printed next to it. Not a test.
+Wall time on a shared machine depends on its load, so CPU seconds are printed next to it. With ``--readme`` the
+table is written into README.md between ``<!-- planner-bench:begin -->`` and ``<!-- planner-bench:end -->``.
+Not a test: no figure here is asserted.
 """
 from __future__ import annotations
 
@@ -19,29 +23,28 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+README = HERE.parent / "README.md"
 CASE = HERE / "runs" / "longcat2-class-cm384x65-64m.yaml"
 REPEATS = 5
 PY = sys.executable
 TRAINSIM = [PY, "-m", "trainsim"]
+BEGIN, END = "<!-- planner-bench:begin -->", "<!-- planner-bench:end -->"
 
 
-def _timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall s, CPU s of the child) for one run of ``cmd``."""
+def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall s, CPU s of the child and its children) for one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def _median(cmd: list[str], repeats: int) -> tuple[float, float]:
-    runs = [_timed(cmd) for _ in range(repeats)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 SEARCH_CHILD = """
@@ -56,28 +59,86 @@ print(res.plans_evaluated, res.plans_feasible, wall, cpu, resource.getrusage(res
 """
 
 
-def main(repeats: int = REPEATS, scenarios: bool = False) -> None:
-    env_note = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
-    print(f"# bench_planner on {env_note}; median of {repeats}")
-    numpy_w, numpy_c = _median([PY, "-c", "import numpy"], repeats)
-    print(f"python -c 'import numpy'            wall {numpy_w:6.3f} s  cpu {numpy_c:6.3f} s  (reference: 1.0x)")
-    imp_w, imp_c = _median([PY, "-c", "import trainsim.cli"], repeats)
-    print(f"python -c 'import trainsim.cli'     wall {imp_w:6.3f} s  cpu {imp_c:6.3f} s  "
-          f"({imp_w / numpy_w:.1f}x / {imp_c / numpy_c:.1f}x)")
-    plan_w, plan_c = _median(TRAINSIM + ["plan", str(CASE), "--json"], repeats)
-    print(f"trainsim plan (1.6T MoE, 24,960 chips, 64M batch) wall {plan_w:6.3f} s  cpu {plan_c:6.3f} s  "
-          f"({plan_w / numpy_w:.1f}x / {plan_c / numpy_c:.1f}x)")
-    out = subprocess.run([PY, "-c", SEARCH_CHILD, str(CASE)], check=True, capture_output=True, text=True)
+def _search(threads: int) -> list:
+    out = subprocess.run([PY, "-c", SEARCH_CHILD, str(CASE)], check=True, capture_output=True, text=True,
+                         env={**os.environ, "TRAINSIM_THREADS": str(threads)})
     n, fit, wall, cpu, rss, used, batch, mfu = out.stdout.split()
-    n, wall, cpu = int(n), float(wall), float(cpu)
-    print(f"search: {n:,} plans ({int(fit):,} fit), wall {wall:.3f} s, cpu {cpu:.3f} s, "
-          f"{n / cpu / 1e6:.2f} M plans per CPU-second ({n / wall / 1e6:.2f} M/s wall), peak memory "
-          f"{float(rss):.0f} MiB; best plan uses {int(used):,} chips, batch {int(batch):,} seqs, MFU {float(mfu):.1%}")
+    return [int(n), int(fit), float(wall), float(cpu), float(rss), int(used), int(batch), float(mfu)]
+
+
+def measure(repeats: int = REPEATS, scenarios: bool = False) -> dict:
+    cold_dir = tempfile.mkdtemp(prefix="trainsim-cold-")
+    cases = {
+        "numpy": ([PY, "-c", "import numpy"], None),
+        "import": ([PY, "-c", "import trainsim.cli"], None),
+        "plan": (TRAINSIM + ["plan", str(CASE), "--json"], None),
+    }
+    runs: dict[str, list] = {k: [] for k in list(cases) + ["plan_cold", "search1", "search2"]}
+    _timed(cases["plan"][0])                       # the catalog cache is warm from here on
+    for i in range(repeats):
+        for k, (cmd, env) in cases.items():
+            runs[k].append(_timed(cmd, env))
+        fresh = os.path.join(cold_dir, str(i))     # an empty cache dir: catalog validated and built again
+        runs["plan_cold"].append(_timed(cases["plan"][0], {"TRAINSIM_CACHE": fresh}))
+        runs["search1"].append(_search(1))
+        runs["search2"].append(_search(2))
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+           for k, v in runs.items() if k in cases or k == "plan_cold"}
+    for k in ("search1", "search2"):
+        v = runs[k]
+        med[k] = [v[0][0], v[0][1]] + [statistics.median(r[j] for r in v) for j in (2, 3, 4)] + list(v[0][5:])
     if scenarios:
-        sc_w, sc_c = _median(TRAINSIM + ["scenario", "--all"], 1)
-        print(f"trainsim scenario --all              wall {sc_w:6.1f} s  cpu {sc_c:6.1f} s")
+        med["scenarios"] = _timed(TRAINSIM + ["scenario", "--all"])
+    med["env"] = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    return med
+
+
+def table(m: dict, repeats: int) -> str:
+    nw, nc = m["numpy"]
+    n, fit, w1, c1, rss1, used, batch, mfu = m["search1"]
+    _, _, w2, c2, rss2, *_ = m["search2"]
+
+    def row(name, key):
+        w, c = m[key]
+        return f"| {name} | {w:.2f} s | {c:.2f} s | {w / nw:.1f}x / {c / nc:.1f}x |"
+
+    lines = [
+        f"Measured by `python benchmarks/bench_planner.py {repeats}{' --scenarios' if 'scenarios' in m else ''} "
+        f"--readme` ({m['env']} at the end; median of {repeats}, interleaved):",
+        "",
+        "| what | wall | CPU | ratio to `import numpy` (wall / CPU) |",
+        "|---|---:|---:|---:|",
+        row('`python -c "import numpy"`', "numpy"),
+        row('`python -c "import trainsim.cli"`', "import"),
+        row("whole `trainsim plan ... --json` process, search included (catalog cache warm)", "plan"),
+        row("the same, catalog cache cold (first command after an install or a catalog edit)", "plan_cold"),
+        f"| the search alone, one thread: {n:,} plans ({fit:,} fit) | {w1:.2f} s | {c1:.2f} s | "
+        f"{n / w1 / 1e6:.1f} M plans/s wall, {n / c1 / 1e6:.1f} M per CPU-second; peak RSS {rss1:.0f} MiB |",
+        f"| the search alone, two threads (`TRAINSIM_THREADS=2`) | {w2:.2f} s | {c2:.2f} s | "
+        f"{n / w2 / 1e6:.1f} M plans/s wall; peak RSS {rss2:.0f} MiB |",
+    ]
+    if "scenarios" in m:
+        w, c = m["scenarios"]
+        lines.append(f"| `trainsim scenario --all` (two processes) | {w:.1f} s | {c:.1f} s | "
+                     f"{w / nw:.0f}x / {c / nc:.0f}x |")
+    lines += ["", f"Best plan: {used:,} of 24,960 chips, a batch of {batch:,} sequences, MFU {mfu:.1%}."]
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    doc = README.read_text(encoding="utf-8")
+    i, j = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    README.write_text(doc[:i] + "\n" + text + "\n" + doc[j:], encoding="utf-8")
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    repeats = int(args[0]) if args else REPEATS
+    text = table(measure(repeats, scenarios="--scenarios" in sys.argv), repeats)
+    print(text)
+    if "--readme" in sys.argv:
+        write_readme(text)
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else REPEATS, scenarios="--scenarios" in sys.argv)
+    main()

@@ -5,8 +5,10 @@ The search is exhaustive over the candidate grid of :mod:`trainsim.parallel.enum
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,12 +19,15 @@ from .parallel.plan import RECOMPUTE
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
-from .perf.step import evaluate
+from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
+#: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
+#: (on a shared, loaded machine a second thread measured slower; benchmarks/bench_planner.py measures both)
+SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 1))
 
 
 @dataclass
@@ -158,46 +163,67 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
-    n_fit, smallest, best_so_far, smallest_i = 0, np.inf, np.inf, -1
+    n_fit, smallest, smallest_i = 0, np.inf, -1
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
     rows = max(1, CHUNK // max(K, 1))
-    for s in range(0, len(base), rows):
+    # the chunks are evaluated as (zero, recompute, base rows) grids, base rows along the last (long) axis
+    shared = shared_costs(ctx, space.grid_last(slice(None))) if n else None   # once for all plans, not per chunk
+    running_best = [np.inf]      # the fastest fitting plan found so far, for the Pareto pre-filter
+
+    def chunk(s: int):
+        """One chunk of base rows: its plan count that fits, least memory, fastest plans and Pareto front."""
         sl = slice(s, min(len(base), s + rows))
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch[sl, None, None], chips=used_b[sl, None, None]),
-                       space.grid(sl), detail=False)
-        # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch)
-        per_seq = np.broadcast_to(res.step_time_s / space.batch[sl, None, None], (sl.stop - s,) + shape3)
-        mem = np.broadcast_to(res.memory["total"], per_seq.shape).reshape(-1)
-        per_seq = per_seq.reshape(-1)
+        res = evaluate(replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl]),
+                       space.grid_last(sl), detail=False, shared=shared, rows=(Ellipsis, sl), rate=False)
+        # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
+        # flat in the plan index's order (base row, zero, recompute)
+        shape = shape3 + (sl.stop - s,)
+        per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / space.batch[None, None, sl], shape), 2, 0).reshape(-1)
+        mem = np.moveaxis(np.broadcast_to(res.memory["total"], shape), 2, 0).reshape(-1)
         fits = mem <= hbm
-        n_fit += int(np.count_nonzero(fits))
         j = int(np.argmin(mem))
-        if mem[j] < smallest:
-            smallest, smallest_i = float(mem[j]), j + s * K
-        if keep_all and fits.any():
+        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + s * K)}
+        if keep_all and out["n_fit"]:
             f_idx = np.nonzero(fits)[0]
-            all_i.append(f_idx + s * K)
-            all_v.append(per_seq[f_idx])
-            all_m.append(mem[f_idx])
-            all_u.append(used_b[(f_idx + s * K) // K])
-        if fits.any():         # this chunk's fastest plans and Pareto front; merged below
+            out["all"] = (f_idx + s * K, per_seq[f_idx], mem[f_idx], used_b[(f_idx + s * K) // K])
+        if out["n_fit"]:         # this chunk's fastest plans and Pareto front; merged below
             ps = np.where(fits, per_seq, np.inf)
             loc = np.argpartition(ps, want - 1)[:want] if len(ps) > want else np.arange(len(ps))
             loc = loc[np.isfinite(ps[loc])]
-            cand_v.append(ps[loc])
-            cand_i.append(loc + s * K)
-            best_so_far = min(best_so_far, float(ps[loc].min()))
+            out["cand"] = (ps[loc], loc + s * K)
+            running_best[0] = min(running_best[0], float(ps[loc].min()))
             if with_pareto:
                 # only plans within PARETO_SPAN of the best so far can be on the reported front (the global best
                 # is no slower), and a plan on the front of all plans is on the front of its chunk
-                f_idx = np.nonzero(ps <= PARETO_SPAN * best_so_far)[0]
+                f_idx = np.nonzero(ps <= PARETO_SPAN * running_best[0])[0]
                 pf = f_idx[_pareto(per_seq[f_idx], mem[f_idx])]
-                front_v.append(per_seq[pf])
-                front_m.append(mem[pf])
-                front_i.append(pf + s * K)
-        if progress is not None:
-            progress(min(n, sl.stop * K), n)
+                out["front"] = (per_seq[pf], mem[pf], pf + s * K)
+        return out
+
+    starts = range(0, len(base), rows)
+    workers = min(SEARCH_THREADS, len(starts))
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        # chunks merged in order, so the answer does not depend on the number of threads
+        for out in (pool.map(chunk, starts) if pool is not None else map(chunk, starts)):
+            n_fit += out["n_fit"]
+            if out["least"][0] < smallest:
+                smallest, smallest_i = out["least"]
+            if "all" in out:
+                for lst, a in zip((all_i, all_v, all_m, all_u), out["all"]):
+                    lst.append(a)
+            if "cand" in out:
+                cand_v.append(out["cand"][0])
+                cand_i.append(out["cand"][1])
+            if "front" in out:
+                for lst, a in zip((front_v, front_m, front_i), out["front"]):
+                    lst.append(a)
+            if progress is not None:
+                progress(min(n, out["stop"] * K), n)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     rej = Counter({f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()})
     rej["memory: does not fit in HBM"] = n - n_fit
     best, runners, pareto = None, [], []

@@ -20,17 +20,21 @@ import math
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TrainsimError, unknown
 from ..units import GB, GIB, TERA, gbit_to_bytes_per_s, parse_count, parse_quantity
 from ..yamlload import load_data
-from .schema import (DERIVED, RANGE_FIELDS, ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile,
-                     SourcedValue, SystemEntry, SystemsFile)
+from . import tables_cache
 from .topology import parse_topology
 from .types import Chip, NetLevel, Range, Sourced, System
+
+if TYPE_CHECKING:   # the pydantic schema is imported only when the files are validated (a cache miss)
+    from .schema import (ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile, SourcedValue,
+                         SystemEntry, SystemsFile)
+
+#: pseudo source id of arithmetic on other sourced values (the same string as :data:`.schema.DERIVED`)
+DERIVED = "derived"
 
 #: pseudo source ids that are not citations
 PSEUDO_SOURCES = {
@@ -47,6 +51,8 @@ def _read_yaml(name: str) -> Any:
 
 
 def _validate(model, name: str):
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(_read_yaml(name))
     except ValidationError as exc:
@@ -58,23 +64,49 @@ def _validate(model, name: str):
 @lru_cache(maxsize=1)
 def hardware_file() -> HardwareFile:
     """hardware.yaml, validated (the verbatim research file)."""
+    from .schema import HardwareFile
+
     return _validate(HardwareFile, "hardware.yaml")
 
 
 @lru_cache(maxsize=1)
 def systems_file() -> SystemsFile:
     """systems.yaml, validated (numeric systems)."""
+    from .schema import SystemsFile
+
     return _validate(SystemsFile, "systems.yaml")
 
 
 @lru_cache(maxsize=1)
 def ranges_file() -> RangesFile:
     """ranges.yaml, validated (low / nominal / high)."""
+    from .schema import RangesFile
+
     return _validate(RangesFile, "ranges.yaml")
 
 
 @lru_cache(maxsize=1)
+def _tables() -> dict:
+    """Chips, systems, source texts and the power overhead factor, built from the validated files; kept in the
+    user's cache dir as plain JSON keyed by the SHA-256 of the catalog files and of the code that builds them
+    (:mod:`trainsim.catalog.tables_cache`), so a command that needs one system skips pydantic and the YAML."""
+    names = ("hardware.yaml", "systems.yaml", "ranges.yaml")
+    texts = [resources.files("trainsim.catalog").joinpath("data", n).read_bytes() for n in names]
+    return tables_cache.cached(texts, _build_tables)
+
+
+def _build_tables() -> dict:
+    chip_table = _build_chips()
+    return {"chips": chip_table, "systems": _build_systems(chip_table), "sources": _build_sources(),
+            "power_overhead_factor": float(systems_file().meta["power_overhead_factor"]["value"])}
+
+
 def _sources() -> dict[str, str]:
+    return _tables()["sources"]
+
+
+@lru_cache(maxsize=1)
+def _build_sources() -> dict[str, str]:
     merged = dict(hardware_file().sources)
     for name, extra in (("systems.yaml", systems_file().sources), ("ranges.yaml", ranges_file().sources)):
         for sid, text in extra.items():
@@ -207,12 +239,13 @@ def _range_value(value, dim: str, field: str, where: str) -> float:
     return tidy(parse_quantity(value, dim, field, where=where))
 
 
-def _ranges(owner: str, entries: dict[str, RangeEntry], current: dict[str, float | None]
+def _ranges(owner: str, entries: dict[str, RangeEntry], current: dict[str, float | None], known: dict[str, str]
             ) -> tuple[dict[str, Range], dict[str, Sourced]]:
     """Parse the ranges of one chip/system; ``nominal`` must equal the catalog value ``current[field]``."""
+    from .schema import RANGE_FIELDS
+
     out: dict[str, Range] = {}
     src: dict[str, Sourced] = {}
-    known = _sources()
     for field, r in entries.items():
         where = f"ranges.yaml {owner}"
         bad = sorted(set(r.source) - set(known))
@@ -240,14 +273,17 @@ def _chip_values(c: Chip) -> dict[str, float | None]:
             "price_usd": c.price_usd}
 
 
-@lru_cache(maxsize=1)
 def _chips() -> dict[str, Chip]:
+    return _tables()["chips"]
+
+
+def _build_chips() -> dict[str, Chip]:
     table = {e.id: _chip_from_entry(e) for e in hardware_file().chips}
     for cid, entries in ranges_file().chips.items():
         if cid not in table:
             raise unknown("chip", cid, table, where="ranges.yaml")
         chip = table[cid]
-        rng, src = _ranges(cid, entries, _chip_values(chip))
+        rng, src = _ranges(cid, entries, _chip_values(chip), _build_sources())
         table[cid] = chip.with_(ranges=rng, sources={**chip.sources, **src})
     return table
 
@@ -299,7 +335,7 @@ def require_usable(chip: Chip, *, field: str | None = None, where: str | None = 
 
 def power_overhead_factor() -> float:
     """All-in power / chip TDP used where no system power figure exists (systems.yaml ``meta``)."""
-    return float(systems_file().meta["power_overhead_factor"]["value"])
+    return _tables()["power_overhead_factor"]
 
 
 def _level_value(sv: SourcedValue, dim: str, field: str, where: str) -> float:
@@ -364,16 +400,19 @@ def system_values(s: System) -> dict[str, float | None]:
             "power_per_chip_w": s.power_per_chip_w, "price_per_chip_usd": s.price_per_chip_usd}
 
 
-@lru_cache(maxsize=1)
 def _systems() -> dict[str, System]:
-    chip_table = _chips()
-    known = set(_sources())
+    return _tables()["systems"]
+
+
+def _build_systems(chip_table: dict[str, Chip]) -> dict[str, System]:
+    sources_ = _build_sources()
+    known = set(sources_)
     table = {e.id: _system_from_entry(e, chip_table, known) for e in systems_file().systems}
     for sid, entries in ranges_file().systems.items():
         if sid not in table:
             raise unknown("system", sid, table, where="ranges.yaml")
         system = table[sid]
-        rng, src = _ranges(sid, entries, system_values(system))
+        rng, src = _ranges(sid, entries, system_values(system), sources_)
         table[sid] = system.with_(ranges=rng, sources={**system.sources, **src})
     return table
 

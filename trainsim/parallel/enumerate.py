@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from collections.abc import Collection
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -22,6 +24,11 @@ from .validity import check
 
 Cols = dict[str, np.ndarray]   # plan columns while the space is expanded
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+#: the rules of :func:`trainsim.parallel.validity.check` that read each expanded field (micro-batch: the batch
+#: unit, interleaved and DualPipe micro-batch counts; schedule and vpp: layers per stage, vpp/schedule pairing,
+#: interleaved batch, pipeline schedules, DualPipe; experts: ep, ep x etp, etp, node_limit)
+RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11}, "ep_etp_nl": {4, 5, 6, 12}}
 
 
 def _divisors(n: int) -> list[int]:
@@ -113,8 +120,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
             rejected[int(c)] += int(k) * mult
         return _filter(cols, code == 0)
 
-    def rules(cols: Cols) -> np.ndarray:
-        return check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all)
+    def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
+        return check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, only)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
@@ -133,14 +140,16 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
         cols = _filter(cols, keep)
     cols = drop(cols, rules(cols), later)
     later //= len(cand["mb"])
+    # after each expansion only the rules that read the new fields can fail (the rest passed on these rows with
+    # the same values), and the first broken rule is the first of those: check just them
     cols = _expand(cols, "mb", cand["mb"])
-    cols = drop(cols, rules(cols), later)
+    cols = drop(cols, rules(cols, RULES_OF["mb"]), later)
     later //= len(cand["sched_vpp"])
     cols = _expand_pairs(cols, ("schedule", "vpp"), cand["sched_vpp"])
-    cols = drop(cols, rules(cols), later)
+    cols = drop(cols, rules(cols, RULES_OF["schedule_vpp"]), later)
     later //= len(cand["ep_etp_nl"])
     cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), cand["ep_etp_nl"])
-    cols = drop(cols, rules(cols), later)
+    cols = drop(cols, rules(cols, RULES_OF["ep_etp_nl"]), later)
     n = len(cols["tp"])
     base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
     batch = fit_batch(batch_seqs, batch_unit(base.dp, base.mb, base.pp, base.schedule))
@@ -172,6 +181,14 @@ class Space:
         b = self.base
         return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
                             if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
+
+    def grid_last(self, sl: slice) -> Plans:
+        """As :meth:`grid` with the axes reversed: zero (Z, 1, 1), recompute (1, R, 1), base rows ``sl`` (1, 1, rows).
+        The same values; numpy's loops then run along the long axis of base rows, not the short recompute axis
+        (``np.moveaxis(x, 2, 0)`` gives the (rows, Z, R) order of the flat plan index)."""
+        b = self.base
+        return Plans(**{f: (self.zero[:, None, None] if f == "zero" else self.recompute[None, :, None]
+                            if f == "recompute" else getattr(b, f)[None, None, sl]) for f in INT_FIELDS})
 
     def plans(self, idx: ArrayLike | None = None) -> Plans:
         """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""

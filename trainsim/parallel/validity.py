@@ -5,6 +5,8 @@ which rule. The search counts rejections by reason; ``estimate`` turns the first
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from ..model.arch import Arch
@@ -41,15 +43,19 @@ REASONS = {
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
-          use_all: bool = False) -> np.ndarray:
+          use_all: bool = False, only: Collection[int] | None = None) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
     interleaved) divides, valid within ``batch_tol`` (:mod:`trainsim.parallel.batch`). A plan may use fewer chips
     than ``chips`` (idle) unless ``use_all``. Fields a caller has not expanded yet may hold their most permissive
-    values (ep = etp = vpp = micro_batch = 1, 1F1B), so the enumerator applies these rules stage by stage."""
+    values (ep = etp = vpp = micro_batch = 1, 1F1B), so the enumerator applies these rules stage by stage;
+    ``only`` (a set of codes) checks just those rules, for rows known to pass the others."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
+
+    def want(c: int) -> bool:
+        return only is None or c in only
 
     def rule(bad: np.ndarray | bool, c: int) -> None:
         nonlocal code
@@ -58,36 +64,53 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     heads = [c.heads for lk in arch.layers for c in lk.attention] or [1]
     kvh = [c.kv_heads for lk in arch.layers for c in lk.attention] or [1]
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
-    used = p.tp * p.pp * p.cp * p.dp
-    rule((used > chips) | (used < 1) | ((used != chips) if use_all else False), 1)
-    bad_tp = np.zeros(n, dtype=bool)
-    for h in set(heads) | set(kvh):
-        bad_tp |= (h % p.tp) != 0
-    rule(bad_tp, 2)
-    rule((arch.hidden % p.tp != 0), 13)
-    rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers + 2 * (np.maximum(p.vpp, 1) - 1), 3)
+    if want(1):
+        used = p.tp * p.pp * p.cp * p.dp
+        rule((used > chips) | (used < 1) | ((used != chips) if use_all else False), 1)
+    if want(2):
+        bad_tp = np.zeros(n, dtype=bool)
+        for h in set(heads) | set(kvh):
+            bad_tp |= (h % p.tp) != 0
+        rule(bad_tp, 2)
+    if want(13):
+        rule((arch.hidden % p.tp != 0), 13)
+    if want(3):
+        rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers + 2 * (np.maximum(p.vpp, 1) - 1), 3)
     if moe:
         bad_ep = np.zeros(n, dtype=bool)
         bad_etp = np.zeros(n, dtype=bool)
         for m in moe:
             bad_ep |= (m.experts % p.ep) != 0
             bad_etp |= (m.expert_ffn % p.etp) != 0
-        rule(bad_ep, 4)
-        rule(((p.tp * p.cp * p.dp) % (p.ep * p.etp)) != 0, 5)
-        rule(bad_etp, 6)
+        if want(4):
+            rule(bad_ep, 4)
+        if want(5):
+            rule(((p.tp * p.cp * p.dp) % (p.ep * p.etp)) != 0, 5)
+        if want(6):
+            rule(bad_etp, 6)
     else:
-        rule(p.ep != 1, 4)
-        rule(p.etp != 1, 6)
-    rule(((seq_len % (2 * p.cp)) != 0) & (p.cp > 1), 7)
-    rule(~within(fit_batch(batch_seqs, p.dp * p.mb), batch_seqs, batch_tol), 8)
+        if want(4):
+            rule(p.ep != 1, 4)
+        if want(6):
+            rule(p.etp != 1, 6)
+    if want(7):
+        rule(((seq_len % (2 * p.cp)) != 0) & (p.cp > 1), 7)
+    if want(8):
+        rule(~within(fit_batch(batch_seqs, p.dp * p.mb), batch_seqs, batch_tol), 8)
     virt = virtual_stages(p.schedule)
-    rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
-    used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule))
-    rule(batch_multiple_of_pp(p.schedule) & ~within(used_batch, batch_seqs, batch_tol), 10)
-    m = used_batch // np.maximum(p.dp * p.mb, 1)
-    rule(needs_pp(p.schedule) & (p.pp < 2), 14)
-    rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
-    rule((p.node_limit > 0) & (p.ep < 2), 12)
+    if want(9):
+        rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
+    if want(10) or want(11):
+        used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule))
+    if want(10):
+        rule(batch_multiple_of_pp(p.schedule) & ~within(used_batch, batch_seqs, batch_tol), 10)
+    if want(14):
+        rule(needs_pp(p.schedule) & (p.pp < 2), 14)
+    if want(11):
+        m = used_batch // np.maximum(p.dp * p.mb, 1)
+        rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
+    if want(12):
+        rule((p.node_limit > 0) & (p.ep < 2), 12)
     return code
 
 

@@ -158,10 +158,15 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
     o = ctx.optimizer
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     dpc = p.dp * p.cp      # Megatron-Core shards the distributed optimizer over dp x cp
-    w = 2.0 * (dense / np.where(p.zero >= 3, dpc, 1) + expert / np.where(p.zero >= 3, edp, 1))
-    g = o.grad_bytes * (dense / np.where(p.zero >= 2, dpc, 1) + expert / np.where(p.zero >= 2, edp, 1))
+    d_sh, e_sh = dense / dpc, expert / edp
+
+    def by_stage(stage):   # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
+        return np.where(p.zero >= stage, d_sh, dense) + np.where(p.zero >= stage, e_sh, expert)
+
+    w = 2.0 * by_stage(3)
+    g = o.grad_bytes * by_stage(2)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
-    op = opt * (dense / np.where(p.zero >= 1, dpc, 1) + expert / np.where(p.zero >= 1, edp, 1))
+    op = opt * by_stage(1)
     return w, g, op
 
 
@@ -183,12 +188,13 @@ def _offloaded_layers(ctx: StepContext, layers):
     return np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
 
 
-def stage_activation_bytes(ctx: StepContext, p, tokens, layers):
+def stage_activation_bytes(ctx: StepContext, p, tokens, layers, mean=None):
     """Activation bytes one micro-batch leaves on a rank holding ``layers`` decoder layers, and the extra working
     set while it is rebuilt (full recompute). Full ``uniform``: one layer input per group of ``num_layers`` per
     virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
-    input, the rest keep everything (Megatron-Core ``--recompute-method``)."""
-    kept, full, widest = _mean_layer_activations(ctx, p, tokens)
+    input, the rest keep everything (Megatron-Core ``--recompute-method``). ``mean``: the result of
+    :func:`_mean_layer_activations` for these plans when the caller has it (it does not depend on ``layers``)."""
+    kept, full, widest = mean if mean is not None else _mean_layer_activations(ctx, p, tokens)
     inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     v = np.maximum(p.vpp, 1).astype(np.float64)
     chunk = np.maximum(layers / v, 1.0)
@@ -227,25 +233,50 @@ def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
     return logits + mtp
 
 
+def _rank_kind_parts(ctx: StepContext, p, tokens, m):
+    """(weights, gradients, optimizer, activations) bytes per chip on the first, a middle and the last pipeline
+    rank (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP), before the ZeRO
+    working buffers of :func:`_zero_unit_buffers`. States vary with the plan's zero stage, activations with its
+    recompute code; each part keeps the shape of the fields it depends on."""
+    ranks = rank_state_params(ctx, p)
+    f_l, m_l, l_l = rank_layers(ctx, p)
+    dual = mirrored_stages(p.schedule)
+    extra_last = _last_stage_extra_bytes(ctx, p, tokens)
+    mean = _mean_layer_activations(ctx, p, tokens)
+    zero = np.zeros_like(p.pp, dtype=np.float64)
+    out = []
+    for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
+                                                 ("last", ranks[2], l_l, p.pp - 1.0)):
+        w, g, o = _state_bytes(ctx, p, dense, expert)
+        acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
+        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
+        on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
+        a = a + np.where(on_last, extra_last, 0.0)
+        out.append((w, g, o, a))
+    return out
+
+
+def _zero_unit_buffers(ctx: StepContext, p):
+    """(extra weights, extra gradients) bytes of ZeRO's per-unit working buffers, or None when no plan uses
+    ZeRO >= 2. ZeRO-2 / FSDP reduce-scatter one unit's full gradients at a time; ZeRO-3 also gathers one unit (a
+    layer, the embedding or the head) at a time, plus the prefetched next (PyTorch FSDP, DeepSpeed stage 3)."""
+    if p.zero.max(initial=0) < 2:
+        return None
+    unit = ctx.arch.vocab * ctx.arch.hidden / p.tp
+    for lk in ctx.arch.layers:
+        d, e = params_per_chip(lk, p)
+        unit = np.maximum(unit, d + e)
+    return np.where(p.zero >= 3, 2.0 * 2.0 * unit, 0.0), np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
+
+
 def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
     """Bytes per chip by part on the rank that needs the most, and the total with buffers and allocator margin.
 
     Every rank kind is costed (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP)
     and the largest total is reported. ``states`` is ignored (kept for callers that pass it)."""
     c = ctx.calib
-    ranks = rank_state_params(ctx, p)
-    f_l, m_l, l_l = rank_layers(ctx, p)
-    dual = mirrored_stages(p.schedule)
-    extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     best = None
-    zero = np.zeros_like(p.pp, dtype=np.float64)
-    for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
-                                                 ("last", ranks[2], l_l, p.pp - 1.0)):
-        w, g, o = _state_bytes(ctx, p, dense, expert)
-        acts, work = stage_activation_bytes(ctx, p, tokens, layers)
-        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
-        on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
-        a = a + np.where(on_last, extra_last, 0.0)
+    for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
         tot = w + g + o + a
         if best is None:
             best = dict(weights=w, gradients=g, optimizer=o, activations=a, _t=tot)
@@ -255,16 +286,31 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
                 best[k] = np.where(pick, val, best[k])
     assert best is not None   # three rank kinds were costed
     weights, grads, optim, acts = best["weights"], best["gradients"], best["optimizer"], best["activations"]
-    if p.zero.max(initial=0) >= 2:
-        # ZeRO-2 / FSDP reduce-scatter one unit's full gradients at a time; ZeRO-3 also gathers one unit (a layer,
-        # the embedding or the head) at a time, plus the prefetched next (PyTorch FSDP, DeepSpeed stage 3)
-        unit = ctx.arch.vocab * ctx.arch.hidden / p.tp
-        for lk in ctx.arch.layers:
-            d, e = params_per_chip(lk, p)
-            unit = np.maximum(unit, d + e)
-        grads = grads + np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
-        weights = weights + np.where(p.zero >= 3, 2.0 * 2.0 * unit, 0.0)
+    buf = _zero_unit_buffers(ctx, p)
+    if buf is not None:
+        grads = grads + buf[1]
+        weights = weights + buf[0]
     subtotal = weights + grads + optim + acts
     total = subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes
     return {"weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
             "buffers_and_margin": total - subtotal, "total": total}
+
+
+def memory_total(ctx: StepContext, p, tokens, m):
+    """``memory_breakdown(...)["total"]`` with the same arithmetic in the same order, for the plan search's bulk
+    pass: the rank kind is chosen on the same sums, but the parts are never selected one by one at the full shape
+    (plans x zero x recompute), only each kind's subtotal."""
+    c = ctx.calib
+    buf = _zero_unit_buffers(ctx, p)
+    best_t = sub = None
+    for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
+        tot = w + g + o + a
+        s = tot if buf is None else (w + buf[0]) + (g + buf[1]) + o + a
+        if best_t is None:
+            best_t, sub = tot, s
+        else:
+            pick = tot > best_t
+            sub = np.where(pick, s, sub)
+            best_t = np.where(pick, tot, best_t)
+    assert sub is not None   # three rank kinds were costed
+    return sub * (1.0 + c.alloc_margin) + c.buffer_bytes

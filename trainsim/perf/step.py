@@ -29,7 +29,7 @@ from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
 from .collectives import p2p_time
 from .context import StepContext
-from .memory import memory_breakdown, model_state_params, offload_bytes_per_microbatch, rank_layers
+from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, overlaps_ep_comm
 
@@ -45,7 +45,7 @@ def exposed(comm, work, f):
 @dataclass
 class StepResult:
     step_time_s: np.ndarray
-    tokens_per_s_per_chip: np.ndarray
+    tokens_per_s_per_chip: np.ndarray | None   # None from the search's bulk pass with rate=False
     mfu: np.ndarray | None
     hfu: np.ndarray | None
     memory: dict
@@ -209,40 +209,64 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
                 gemm_last=gemm_last, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
-def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
+@dataclass
+class SharedCosts:
+    """The costs :func:`evaluate` takes from few plan fields, once per distinct combination: per-layer costs
+    (``LAYER_KEY``) and parameters per chip with their data-parallel sync (``STATE_KEY``), with the maps back to
+    every plan. The plan search builds them once for all its plans and evaluates them chunk by chunk
+    (:meth:`rows`); they do not depend on the batch or the chip count of ``ctx``."""
+
+    lc: dict
+    inv: np.ndarray
+    states: tuple           # dense params, expert params, gradient sync s, parameter gather s
+    inv2: np.ndarray
+
+    def rows(self, sl=slice(None)):
+        """(per-layer costs, states) of the plans ``sl`` (an index into the plans' arrays: a slice of the first
+        axis, or a tuple such as ``(..., slice)`` for the last)."""
+        i, i2 = self.inv[sl], self.inv2[sl]
+        return {k: v[i] for k, v in self.lc.items()}, tuple(x[i2] for x in self.states)
+
+
+def shared_costs(ctx: StepContext, p) -> SharedCosts:
+    """:class:`SharedCosts` of the plans ``p``."""
+    reps, inv = _unique_rows(p)
+    reps2, inv2 = _unique_rows(p, STATE_KEY)
+    d_u, e_u = model_state_params(ctx, reps2)
+    g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
+    return SharedCosts(layer_costs(ctx, reps), inv, (d_u, e_u, g_u, a_u), inv2)
+
+
+def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | None = None, rows=slice(None),
+             rate: bool = True) -> StepResult:
     """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``.
 
     ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same
-    arithmetic, without assembling the breakdown and utilisation figures."""
+    arithmetic, without assembling the breakdown and utilisation figures. ``shared``: the :func:`shared_costs`
+    of a larger set of plans of which ``p`` are the ``rows`` (the plan search's chunks); ``rate=False`` (with
+    ``detail=False``) leaves ``tokens_per_s_per_chip`` out (None): the search ranks by step time per sequence."""
     a, c = ctx.arch, ctx.calib
     tokens = float(ctx.seq_len) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     m = ctx.global_batch_seqs / (p.dp * p.mb)
     L = a.n_layers
-    # per-layer costs depend on few fields: compute them once per distinct combination
-    reps, inv = _unique_rows(p)
-    lc = {k: v[inv] for k, v in layer_costs(ctx, reps).items()}
+    # per-layer costs, parameters per chip and their sync depend on few fields: computed once per distinct
+    # combination (shared_costs)
+    lc, (dense, expert, grad_t, gather_t) = (shared.rows(rows) if shared is not None else
+                                              shared_costs(ctx, p).rows())
     # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
     st_last = _stage(ctx, p, lc, l_l / L, True, tokens)
     st_other = _stage(ctx, p, lc, np.maximum(f_l, m_l) / L, False, tokens)
     slow_last = st_last["t_mb"] >= st_other["t_mb"]
-    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in st_last}
+    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if detail else ("t_f", "t_b", "t_mb"))}
     # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
     off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
     if np.any(off):
         st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / c.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
-    gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
-    host = st["host"] * np.ones_like(t_mb)
-    tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
-    gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
 
-    # data-parallel synchronisation and optimizer: parameters per chip and their sync depend on few fields
-    reps2, inv2 = _unique_rows(p, STATE_KEY)
-    d_u, e_u = model_state_params(ctx, reps2)
-    g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
-    dense, expert, grad_t, gather_t = d_u[inv2], e_u[inv2], g_u[inv2], a_u[inv2]
+    # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
     # zero 0-1: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward;
     # zero 2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) keeps only its gradient shard, so it reduce-scatters after
@@ -253,17 +277,23 @@ def evaluate(ctx: StepContext, p, detail: bool = True) -> StepResult:
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3, m * z3_per_mb, dp_exp)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    opt_params = dense / np.where(p.zero >= 1, p.dp * p.cp, 1) + expert / np.where(p.zero >= 1, edp, 1)
+    # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
+    opt_params = np.where(p.zero >= 1, dense / (p.dp * p.cp), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
-    mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
     if not detail:
-        return StepResult(step_time_s=step, tokens_per_s_per_chip=tokens_step / (step * ctx.chips), mfu=None,
-                          hfu=None, memory={"total": mem["total"]}, breakdown={}, microbatches=m)
+        rate_s = tokens_step / (step * ctx.chips) if rate else None
+        return StepResult(step_time_s=step, tokens_per_s_per_chip=rate_s, mfu=None, hfu=None,
+                          memory={"total": memory_total(ctx, p, tokens, m)}, breakdown={}, microbatches=m)
+    mem = memory_breakdown(ctx, p, tokens, m, (dense, expert))
 
+    gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
+    host = st["host"] * np.ones_like(t_mb)
+    tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
+    gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     # breakdown: every part of `step`, in seconds
     bd = {
         "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last),

@@ -1,0 +1,89 @@
+"""The speed work of issue 15 changes no number: the search's fast paths against the plain definitions."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+
+import numpy as np
+
+from trainsim.estimate import context
+from trainsim.model.inline import InlineModel, build_inline
+from trainsim.parallel.enumerate import candidate_values, enumerate_space
+from trainsim.parallel.validity import check
+from trainsim.perf.memory import memory_breakdown, memory_total
+from trainsim.search import search
+from trainsim.spec import PlanSpec, Run, TrainingSpec
+
+from conftest import make_system
+
+S = importlib.import_module("trainsim.search")    # the module (the package re-exports the function)
+MID = build_inline(InlineModel(name="7b", layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000,
+                               ffn_act="swiglu"))
+
+
+def _run(chips=64, hbm=40e9, **training):
+    tr = dict(seq_len=2048, global_batch_seqs=250, batch_tolerance=0.05, **training)
+    return Run(name="t", arch=MID, system=make_system(hbm=hbm), chips=chips, training=TrainingSpec(**tr),
+               plan=PlanSpec(), reported=None, use_all=False)
+
+
+def _answer(res):
+    d = res.to_dict()
+    d.pop("search_seconds")
+    return d
+
+
+def test_threads_and_chunks_give_the_same_answer(monkeypatch):
+    run = _run()
+    monkeypatch.setattr(S, "CHUNK", 10**9)
+    monkeypatch.setattr(S, "SEARCH_THREADS", 1)
+    one = search(run, keep_all=True)
+    monkeypatch.setattr(S, "CHUNK", 97)
+    monkeypatch.setattr(S, "SEARCH_THREADS", 3)
+    many = search(run, keep_all=True)
+    assert one.plans_evaluated > 97 * 20 and one.best is not None
+    assert _answer(many) == _answer(one)
+    a, b = one.feasible_table(), many.feasible_table()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_enumerated_space_is_exactly_the_valid_cross_product():
+    # every plan kept passes every rule, and kept + rejected = the whole candidate cross product (each rejected
+    # candidate counted once), so checking only the rules that read newly expanded fields loses nothing
+    run = _run()
+    tr = run.training
+    space, rejected = enumerate_space(MID, run.chips, tr.seq_len, tr.batch_seqs, PlanSpec(), batch_tol=tr.batch_tol,
+                                      domain=8, use_all=False)
+    plans = space.plans()
+    assert not check(plans, MID, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, False).any()
+    cand = candidate_values(MID, run.chips, tr.seq_len, tr.batch_seqs, PlanSpec())
+    from trainsim.parallel.batch import chip_counts
+    from trainsim.parallel.divisors import divisors
+
+    counts = chip_counts(run.chips, 8)
+    pps = sorted({d for n in counts for d in divisors(n) if d <= MID.n_layers and d <= 128})
+    later = (len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"])
+             * len(cand["recompute"]))
+    # a (tp, cp, pp) row becomes one row per chip count its product divides (dp = count / product); one that
+    # divides none is rejected once per plan it would have expanded into
+    rows = sum(max(1, sum(n % (tp * cp * pp) == 0 for n in counts))
+               for tp in cand["tp"] for cp in cand["cp"] for pp in pps)
+    assert len(space) + sum(rejected.values()) == rows * later
+
+def test_memory_total_is_memory_breakdown_total_bit_for_bit():
+    run = _run(hbm=80e9)
+    tr = run.training
+    space, _ = enumerate_space(MID, run.chips, tr.seq_len, tr.batch_seqs, PlanSpec(), batch_tol=tr.batch_tol,
+                               domain=8, use_all=False)
+    p = space.plans()
+    ctx = replace(context(run), global_batch_seqs=space.batch_of(np.arange(len(space))))
+    tokens = float(ctx.seq_len) * p.mb / p.cp
+    m = ctx.global_batch_seqs / (p.dp * p.mb)
+    assert (p.zero >= 2).any() and (p.recompute == 2).any()
+    assert np.array_equal(memory_total(ctx, p, tokens, m), memory_breakdown(ctx, p, tokens, m)["total"])
+    g = space.grid_last(slice(None))          # the search's layout: broadcast, the same values
+    gm = ctx.global_batch_seqs.reshape(len(space.base), len(space.zero), len(space.recompute))
+    gm = np.moveaxis(gm, 0, 2)
+    t = float(ctx.seq_len) * g.mb / g.cp
+    grid_total = np.broadcast_to(memory_total(ctx, g, t, gm / (g.dp * g.mb)), gm.shape)
+    assert np.array_equal(np.moveaxis(grid_total, 2, 0).reshape(-1), memory_breakdown(ctx, p, tokens, m)["total"])
