@@ -1,0 +1,81 @@
+"""Whole RL steps against NeMo RL's published GRPO step times (validation/rl, issue 18 item 4).
+
+Each point's predicted step must be within 20% of the published one. Points the model does not explain yet are
+named below with the reason and marked ``xfail(strict=True)``: if the model starts to meet one, the test fails
+and the gap must be removed from the list.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainsim.posttrain.phases import generation_s
+
+REPO = Path(__file__).resolve().parents[1]
+RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
+
+_DSV3 = ("DeepSeek-V3 in NeMo RL: the one-step-off run (61.7 s on GB200, 64.1 s on H100) is bounded by a ~60 s "
+         "phase that neither predicted generation (19-26 s) nor the training engine (1-4 s for ~360k tokens at "
+         "7-14% MFU) explains; NeMo RL publishes no per-phase split, so the missing cost (host-side offload of the "
+         "colocated trainer, Megatron->vLLM weight conversion, PP16/PP8 micro-batch-1 latency) is not modelled")
+_GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
+              "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
+              "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
+KNOWN_GAPS = {
+    "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
+    "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
+    "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-async.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
+    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
+    "nemo-rl-h100-q235-256-async.yaml": ("one-step-off Qwen3-235B on H100: the step (231 s) is shorter than the "
+                                         "predicted generation alone on the 128 generation GPUs (~290 s); the "
+                                         "async overlap of in-flight weight updates is not modelled"),
+}
+
+
+def _case(p: Path):
+    gap = KNOWN_GAPS.get(p.name)
+    marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
+    return pytest.param(p, id=p.stem, marks=marks)
+
+
+@pytest.mark.parametrize("path", [_case(p) for p in RL])
+def test_rl_step_within_20_percent(path):
+    from trainsim.posttrain.validate import error_table
+
+    (row,) = error_table([path])
+    assert row["error"] is not None, row.get("why")
+    assert abs(row["error"]) <= 0.20, f"{row['name']}: predicted {row['predicted']:.1f} s vs {row['reported']:.1f} s"
+
+
+def test_known_gaps_name_existing_points():
+    names = {p.name for p in RL}
+    assert set(KNOWN_GAPS) <= names
+    assert len(RL) - len(KNOWN_GAPS) >= 5
+
+
+def test_generation_one_wave_by_hand():
+    # step cost a + b n: a = 20 ms, b = 0.1 ms per sequence. tpot(1) = 20.1 ms, tpot(64) = 26.4 ms.
+    # 64 sequences, one wave, mean 1,000 tokens, longest 3,000:
+    # a x 3,000 + b x 64 x 1,000 = 60 s + 6.4 s = 66.4 s
+    t = generation_s(64, 64, 0.0264, 1, 0.0201, 1000, 3000)
+    assert t == pytest.approx(66.4, rel=1e-9)
+
+
+def test_generation_queued_waves_by_hand():
+    # 256 sequences through a batch of 64 (a = 20 ms, b = 0.1 ms): 256 x 1,000 / 64 = 4,000 steps at 26.4 ms
+    # = 105.6 s, then the longest sample's extra 500 tokens alone at 20 ms = 10 s -> 115.6 s
+    t = generation_s(256, 64, 0.0264, 1, 0.0201, 1000, 1500)
+    assert t == pytest.approx(115.6, rel=1e-9)
+
+
+def test_generation_without_tail_is_throughput_time():
+    # no tail (max = mean): tokens / (batch / tpot) = 64 x 500 / (64 / 0.03) = 15 s
+    assert generation_s(64, 64, 0.03, 1, 0.02, 500, 500) == pytest.approx(15.0, rel=1e-9)
