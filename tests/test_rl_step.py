@@ -79,3 +79,28 @@ def test_generation_queued_waves_by_hand():
 def test_generation_without_tail_is_throughput_time():
     # no tail (max = mean): tokens / (batch / tpot) = 64 x 500 / (64 / 0.03) = 15 s
     assert generation_s(64, 64, 0.03, 1, 0.02, 500, 500) == pytest.approx(15.0, rel=1e-9)
+
+
+BATCH_CAP_POINTS = ("mlperf51-deepseek-r1-b200x8-offline.yaml", "mlperf51-deepseek-r1-gb200x72-offline.yaml",
+                    "sglang-gb200-decode-part1.yaml", "sglang-gb200-decode-bf16attn-fp8moe.yaml",
+                    "sglang-gb200-decode-fp8attn-nvfp4moe.yaml")
+
+
+@pytest.mark.parametrize("name", BATCH_CAP_POINTS)
+def test_searched_batch_points_carry_the_unpublished_batch_cap(name):
+    """The worst serving over-predictions share a searched decode batch at the grid top (1,024 per GPU) where the
+    stack caps running requests at a value the source does not publish: the spec says so as an uncertain
+    ``max_batch`` (128-1,024 per GPU); the range reaches below the published rate, and above it wherever the
+    nominal prediction is optimistic."""
+    from trainsim.inference.spec import load_serving
+    from trainsim.inference.validate import error_table
+
+    path = REPO / "validation" / "inference" / name
+    sv = load_serving(path)
+    lo, hi = sv.uncertain["max_batch"]
+    assert lo == 128 * sv.chips and hi == 1024 * sv.chips
+    (row,) = error_table([path], ranges=True)
+    rlo, rhi = row["predicted_range"]
+    assert rlo <= row["reported"], (rlo, row["reported"])
+    if row["error"] > 0:
+        assert row["reported"] <= rhi, (row["reported"], rhi)
