@@ -15,10 +15,11 @@ from trainsim.posttrain.phases import generation_s
 REPO = Path(__file__).resolve().parents[1]
 RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
 
-_DSV3 = ("DeepSeek-V3 in NeMo RL: the one-step-off run (61.7 s on GB200, 64.1 s on H100) is bounded by a ~60 s "
-         "phase that neither predicted generation (19-26 s) nor the training engine (1-4 s for ~360k tokens at "
-         "7-14% MFU) explains; NeMo RL publishes no per-phase split, so the missing cost (host-side offload of the "
-         "colocated trainer, Megatron->vLLM weight conversion, PP16/PP8 micro-batch-1 latency) is not modelled")
+_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.2-2.7x predicted generation (36-42 s) + training "
+         "and log-probs (1.7-7 s); one-step-off steps (59-64 s) exceed the busiest predicted chip group (35-39 s: the "
+         "trainer's update, log-probs and the full-broadcast refit of 1.34 TB). Both point at ~55 s per step on the "
+         "training side that the engine (7-14% MFU for ~360k tokens at micro-batch 1, PP8/PP16 x EP16) does not "
+         "produce; NeMo RL publishes no per-phase split to locate it")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
@@ -104,3 +105,30 @@ def test_searched_batch_points_carry_the_unpublished_batch_cap(name):
     assert rlo <= row["reported"], (rlo, row["reported"])
     if row["error"] > 0:
         assert row["reported"] <= rhi, (row["reported"], rhi)
+
+
+def test_full_broadcast_refit_by_hand():
+    # NeMo RL's default non-colocated refit: every generation rank receives the full BF16 weights over its
+    # scale-out link. 1.0e12 bytes over a 50 GB/s link at 85%: 1e12 / 42.5e9 = 23.53 s (+ the link latency)
+    from trainsim.catalog.load import get_system
+    from trainsim.posttrain.phases import full_broadcast_s
+
+    sysm = get_system("dgx-h100")
+    lv = sysm.levels[1]
+    expect = 1.0e12 / (lv.bw * 0.85) + lv.latency_s
+    assert full_broadcast_s(1.0e12, sysm) == pytest.approx(expect, rel=1e-12)
+    assert lv.bw == pytest.approx(50e9, rel=0.01)      # 400 Gb/s per GPU (ConnectX-7), independent of the code
+
+
+def test_dedicated_rollout_chips_are_their_own_resource():
+    # non-colocated async step: the busiest chip group bounds the step, not the cluster average
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases, resource_busy
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-256-async.yaml")
+    phs = phases(pt, tail=False)
+    busy = resource_busy(phs, pt)
+    sec = {p.stage: sec for p, sec in ((p, p.seconds) for p in phs)}
+    assert busy["cluster main rollout chips"] == pytest.approx(sec["rollout"])
+    assert busy["cluster main training chips"] == pytest.approx(sec["weights"] + sec["logprobs"] + sec["train"])
+    assert busy["cluster main"] < max(busy["cluster main rollout chips"], busy["cluster main training chips"])

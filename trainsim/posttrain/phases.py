@@ -205,5 +205,17 @@ def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int,
     return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
 
 
+def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> float:
+    """Weights from the trainer to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
+    transport: every full parameter tensor is broadcast to every generation rank (NVIDIA-NeMo/RL
+    docs/design-docs/nccl-reshard-refit.md, "The default non-colocated transport broadcasts every full parameter
+    tensor from the training ranks to every generation rank"; the shard-to-shard reshard is an experimental
+    option). An NCCL broadcast is a pipelined chain, so every rank receives -- and forwards -- ``size`` bytes over
+    its scale-out link: ``size / (bw eff) + latency`` (NCCL tests PERFORMANCE.md: broadcast bus bandwidth =
+    algorithm bandwidth)."""
+    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
+    return size_bytes / (lv.bw * eff) + lv.latency_s
+
+
 def clear_cache() -> None:
     _CACHE.clear()
