@@ -132,3 +132,18 @@ def test_dedicated_rollout_chips_are_their_own_resource():
     assert busy["cluster main rollout chips"] == pytest.approx(sec["rollout"])
     assert busy["cluster main training chips"] == pytest.approx(sec["weights"] + sec["logprobs"] + sec["train"])
     assert busy["cluster main"] < max(busy["cluster main rollout chips"], busy["cluster main training chips"])
+
+
+def test_posttrain_validate_cli_prints_the_rl_table():
+    import json
+
+    from typer.testing import CliRunner
+
+    from trainsim.cli import app
+
+    spec = REPO / "validation" / "rl" / "nemo-rl-h100-q30-32-sync.yaml"
+    res = CliRunner().invoke(app, ["posttrain", str(spec), "--validate", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    (row,) = doc["rows"]
+    assert row["reported"] == 192.0 and doc["summary"]["points"] == 1
