@@ -113,7 +113,7 @@ class ServeReported(BaseModel):
     notes: str = ""
 
 
-UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance")
+UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance", "max_batch")
 
 
 class ServingFile(SpecHead):

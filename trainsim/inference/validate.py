@@ -31,7 +31,7 @@ def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float]
     vals = []
     for k, ends in sv.uncertain.items():
         for v in ends:
-            v = int(round(v)) if k in ("input_len", "output_len", "context_len") else float(v)
+            v = int(round(v)) if k in ("input_len", "output_len", "context_len", "max_batch") else float(v)
             alt = replace(sv, serving=sv.serving.model_copy(update={k: v}))
             if k == "batch_per_chip":
                 alt = replace(alt, serving=alt.serving.model_copy(update={"batch": None}))

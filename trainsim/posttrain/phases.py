@@ -1,10 +1,12 @@
 """The phases of one RL / on-policy-distillation step, each on its own chips (seconds per step).
 
 * Rollout generation (student, inference model): the prompts are prefilled once each (samples share the prompt's
-  KV cache), then ``prompts x samples`` sequences decode ``rollout_len`` tokens. Decode throughput comes from the
-  best serving plan on the rollout chips (:func:`trainsim.inference.serve.best_decode`), timed at the mean KV
-  length ``prompt_len + rollout_len / 2``, with the KV cache sized for the longest sequence, and the batch capped by
-  the sequences available per chip. A synchronous step waits for the longest sample (``tail_factor``).
+  KV cache), then ``prompts x samples`` sequences decode ``rollout_len`` tokens on average. The serving plan and
+  batch come from :func:`trainsim.inference.serve.best_decode` on the rollout chips, timed at the mean KV length
+  ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
+  final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
+  starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM). The time of a wave is
+  :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
@@ -79,22 +81,53 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         else:
             kw = {"max_chips": max_inst}
         ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
-                         memory_context=prompt_len + rollout_len * tail_factor, hbm_fraction=hbm_fraction, **kw)
+                         memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
                                 f"{max_inst} chips", field="student")
         i = ev.best
         dec_tps = float(ev.tokens_per_s_per_chip[i])
+        plan = ev.plans.row(i)
+        batch = float(ev.batch[i])
+        # the same plan at its smallest batch (one sequence per data-parallel micro-batch): per-step fixed cost
+        b0 = float(plan["pp"] * plan["dp"])
+        tpot0 = float(ev.latency_s[i])
+        if batch > b0 * (1 + 1e-9):
+            ev0 = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b0,
+                              fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]})
+            if ev0.best is not None:
+                tpot0 = float(ev0.latency_s[ev0.best])
         evp = best_prefill(s, prompt_len, **kw)
         pre_tps = float(evp.tokens_per_s_per_chip[evp.best]) if evp.best is not None else float("nan")
-        return dec_tps, pre_tps, ev.plans.row(i), float(ev.batch[i] / ev.plans.chips[i]), float(ev.latency_s[i])
+        return dec_tps, pre_tps, plan, batch, float(ev.latency_s[i]), b0, tpot0
 
-    dec_tps, pre_tps, plan, bpc, tpot = _cached(_key("rollout", arch, system, chips, sequences, prompt_len,
-                                                      rollout_len, precision, tail_factor, instance_chips,
-                                                      hbm_fraction), compute)
-    decode_s = sequences * rollout_len / (dec_tps * chips) * tail_factor
+    dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
+        _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
+             hbm_fraction), compute)
+    bpc = batch / plan["chips"]
+    per_instance = sequences / max(chips / plan["chips"], 1.0)
+    decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len) -> float:
+    """Seconds for one rollout server to generate ``sequences`` samples of mean length ``mean_len`` (longest
+    ``max_len``) with continuous batching of up to ``batch`` sequences.
+
+    A decode step costs ``a + b n`` for ``n`` running sequences (weights and launches once per step, KV reads and
+    per-token compute per sequence), ``b = (tpot(batch) - tpot(batch0)) / (batch - batch0)``, ``a = tpot(batch0) -
+    b batch0``. Busy at ``batch`` until the queue drains, the server produces ``sequences x mean_len`` tokens at
+    ``batch / tpot(batch)`` tokens/s; the step then waits for the longest sample, whose last ``max_len - mean_len``
+    tokens run almost alone (cost ``a`` each). With every sequence in one wave this is ``a max_len + b sequences
+    mean_len``: the fixed cost paid for the longest sample, the per-sequence cost for the tokens actually generated
+    (Orca, OSDI'22 iteration-level scheduling; vLLM continuous batching).
+    """
+    n = max(min(float(sequences), float(batch)), 1e-9)
+    b = (tpot_s - tpot0_s) / (batch - batch0) if batch > batch0 * (1 + 1e-9) else 0.0
+    a = max(tpot_s - b * batch, 0.0)
+    full = float(sequences) * mean_len / n * (a + b * n)
+    return full + a * max(max_len - mean_len, 0.0)
 
 
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
@@ -170,6 +203,18 @@ def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int,
     if instance_chips is None:
         per_dst = per_src = size_bytes / max(min(src_chips, dst_chips), 1)
     return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
+
+
+def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> float:
+    """Weights from the trainer to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
+    transport: every full parameter tensor is broadcast to every generation rank (NVIDIA-NeMo/RL
+    docs/design-docs/nccl-reshard-refit.md, "The default non-colocated transport broadcasts every full parameter
+    tensor from the training ranks to every generation rank"; the shard-to-shard reshard is an experimental
+    option). An NCCL broadcast is a pipelined chain, so every rank receives -- and forwards -- ``size`` bytes over
+    its scale-out link: ``size / (bw eff) + latency`` (NCCL tests PERFORMANCE.md: broadcast bus bandwidth =
+    algorithm bandwidth)."""
+    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
+    return size_bytes / (lv.bw * eff) + lv.latency_s
 
 
 def clear_cache() -> None:

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (intra_cluster_broadcast_s, rollout_time, scoring_time, train_time, weight_bytes)
+from .phases import (full_broadcast_s, intra_cluster_broadcast_s, rollout_time, scoring_time, train_time,
+                     weight_bytes)
 from .spec import PostTrain
 
 STAGES = ("weights", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
@@ -111,8 +112,14 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
-            w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
-                                            instance_chips=r.plan.get("chips"))
+            if colocated:
+                w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
+                                                instance_chips=r.plan.get("chips"))
+            else:
+                # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
+                # quantises on load when it generates in FP8 (NeMo RL docs/fp8.md: "on-the-fly quantization of
+                # model weights from higher-precision formats to FP8")
+                w_s = full_broadcast_s(weight_bytes(a, "bf16") / st.weight_sync_every, pt.clusters[cl].system)
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes))
         else:
@@ -178,7 +185,15 @@ def sync_step(phs: list[Phase], pt: PostTrain) -> float:
 
 
 def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
-    """Seconds each cluster (chip-seconds / its chips) and each link direction is busy per step."""
+    """Seconds each cluster (chip-seconds / its chips) and each link direction is busy per step.
+
+    When the student's rollouts run on dedicated chips of its own cluster (``rollout_chips``, NeMo RL's
+    non-colocated generation), the two chip groups are not interchangeable, so each is also a resource of its own:
+    the rollout chips busy with generation, the training chips with log-probs, the update and sending the weights
+    (the in-flight weight update runs concurrently with generation: NVIDIA-NeMo/RL
+    docs/design-docs/nccl-reshard-refit.md, "Execution Flow: Refit Time"; docs/guides/async-grpo.md)."""
+    tc = pt.student.cluster
+    split = bool(pt.student.rollout_chips) and pt.student.rollouts == "student" and pt.rollout_cluster == tc
     busy: dict = {}
     for ph in phs:
         if ph.link is not None:
@@ -187,6 +202,9 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
         else:
             key = f"cluster {ph.cluster}"
             busy[key] = busy.get(key, 0.0) + ph.seconds * ph.chips / pt.clusters[ph.cluster].chips
+            if split and ph.cluster == tc and ph.stage in ("rollout", "weights", "logprobs", "train"):
+                gk = f"cluster {tc} {'rollout' if ph.stage == 'rollout' else 'training'} chips"
+                busy[gk] = busy.get(gk, 0.0) + ph.seconds
     return busy
 
 

@@ -28,7 +28,9 @@ def stage_seconds(res: dict) -> dict[str, float]:
     return out
 
 
-def error_table(paths=None) -> list[dict]:
+def error_table(paths=None, ranges: bool = False) -> list[dict]:
+    """One row per spec: predicted step, timeline stages and error (``ranges``: accepted like the serving table's;
+    post-training specs carry no uncertain inputs, so there is no range to add)."""
     if paths is None:
         paths = sorted(default_dir().glob("*.yaml"))
     rows = []

@@ -1,0 +1,149 @@
+"""Whole RL steps against NeMo RL's published GRPO step times (validation/rl, issue 18 item 4).
+
+Each point's predicted step must be within 20% of the published one. Points the model does not explain yet are
+named below with the reason and marked ``xfail(strict=True)``: if the model starts to meet one, the test fails
+and the gap must be removed from the list.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainsim.posttrain.phases import generation_s
+
+REPO = Path(__file__).resolve().parents[1]
+RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
+
+_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.2-2.7x predicted generation (36-42 s) + training "
+         "and log-probs (1.7-7 s); one-step-off steps (59-64 s) exceed the busiest predicted chip group (35-39 s: the "
+         "trainer's update, log-probs and the full-broadcast refit of 1.34 TB). Both point at ~55 s per step on the "
+         "training side that the engine (7-14% MFU for ~360k tokens at micro-batch 1, PP8/PP16 x EP16) does not "
+         "produce; NeMo RL publishes no per-phase split to locate it")
+_GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
+              "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
+              "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
+KNOWN_GAPS = {
+    "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
+    "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
+    "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-async.yaml": _DSV3,
+    "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
+    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
+    "nemo-rl-h100-q235-256-async.yaml": ("one-step-off Qwen3-235B on H100: the step (231 s) is shorter than the "
+                                         "predicted generation alone on the 128 generation GPUs (~290 s); the "
+                                         "async overlap of in-flight weight updates is not modelled"),
+}
+
+
+def _case(p: Path):
+    gap = KNOWN_GAPS.get(p.name)
+    marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
+    return pytest.param(p, id=p.stem, marks=marks)
+
+
+@pytest.mark.parametrize("path", [_case(p) for p in RL])
+def test_rl_step_within_20_percent(path):
+    from trainsim.posttrain.validate import error_table
+
+    (row,) = error_table([path])
+    assert row["error"] is not None, row.get("why")
+    assert abs(row["error"]) <= 0.20, f"{row['name']}: predicted {row['predicted']:.1f} s vs {row['reported']:.1f} s"
+
+
+def test_known_gaps_name_existing_points():
+    names = {p.name for p in RL}
+    assert set(KNOWN_GAPS) <= names
+    assert len(RL) - len(KNOWN_GAPS) >= 5
+
+
+def test_generation_one_wave_by_hand():
+    # step cost a + b n: a = 20 ms, b = 0.1 ms per sequence. tpot(1) = 20.1 ms, tpot(64) = 26.4 ms.
+    # 64 sequences, one wave, mean 1,000 tokens, longest 3,000:
+    # a x 3,000 + b x 64 x 1,000 = 60 s + 6.4 s = 66.4 s
+    t = generation_s(64, 64, 0.0264, 1, 0.0201, 1000, 3000)
+    assert t == pytest.approx(66.4, rel=1e-9)
+
+
+def test_generation_queued_waves_by_hand():
+    # 256 sequences through a batch of 64 (a = 20 ms, b = 0.1 ms): 256 x 1,000 / 64 = 4,000 steps at 26.4 ms
+    # = 105.6 s, then the longest sample's extra 500 tokens alone at 20 ms = 10 s -> 115.6 s
+    t = generation_s(256, 64, 0.0264, 1, 0.0201, 1000, 1500)
+    assert t == pytest.approx(115.6, rel=1e-9)
+
+
+def test_generation_without_tail_is_throughput_time():
+    # no tail (max = mean): tokens / (batch / tpot) = 64 x 500 / (64 / 0.03) = 15 s
+    assert generation_s(64, 64, 0.03, 1, 0.02, 500, 500) == pytest.approx(15.0, rel=1e-9)
+
+
+BATCH_CAP_POINTS = ("mlperf51-deepseek-r1-b200x8-offline.yaml", "mlperf51-deepseek-r1-gb200x72-offline.yaml",
+                    "sglang-gb200-decode-part1.yaml", "sglang-gb200-decode-bf16attn-fp8moe.yaml",
+                    "sglang-gb200-decode-fp8attn-nvfp4moe.yaml")
+
+
+@pytest.mark.parametrize("name", BATCH_CAP_POINTS)
+def test_searched_batch_points_carry_the_unpublished_batch_cap(name):
+    """The worst serving over-predictions share a searched decode batch at the grid top (1,024 per GPU) where the
+    stack caps running requests at a value the source does not publish: the spec says so as an uncertain
+    ``max_batch`` (128-1,024 per GPU); the range reaches below the published rate, and above it wherever the
+    nominal prediction is optimistic."""
+    from trainsim.inference.spec import load_serving
+    from trainsim.inference.validate import error_table
+
+    path = REPO / "validation" / "inference" / name
+    sv = load_serving(path)
+    lo, hi = sv.uncertain["max_batch"]
+    assert lo == 128 * sv.chips and hi == 1024 * sv.chips
+    (row,) = error_table([path], ranges=True)
+    rlo, rhi = row["predicted_range"]
+    assert rlo <= row["reported"], (rlo, row["reported"])
+    if row["error"] > 0:
+        assert row["reported"] <= rhi, (row["reported"], rhi)
+
+
+def test_full_broadcast_refit_by_hand():
+    # NeMo RL's default non-colocated refit: every generation rank receives the full BF16 weights over its
+    # scale-out link. 1.0e12 bytes over a 50 GB/s link at 85%: 1e12 / 42.5e9 = 23.53 s (+ the link latency)
+    from trainsim.catalog.load import get_system
+    from trainsim.posttrain.phases import full_broadcast_s
+
+    sysm = get_system("dgx-h100")
+    lv = sysm.levels[1]
+    expect = 1.0e12 / (lv.bw * 0.85) + lv.latency_s
+    assert full_broadcast_s(1.0e12, sysm) == pytest.approx(expect, rel=1e-12)
+    assert lv.bw == pytest.approx(50e9, rel=0.01)      # 400 Gb/s per GPU (ConnectX-7), independent of the code
+
+
+def test_dedicated_rollout_chips_are_their_own_resource():
+    # non-colocated async step: the busiest chip group bounds the step, not the cluster average
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases, resource_busy
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-256-async.yaml")
+    phs = phases(pt, tail=False)
+    busy = resource_busy(phs, pt)
+    sec = {p.stage: sec for p, sec in ((p, p.seconds) for p in phs)}
+    assert busy["cluster main rollout chips"] == pytest.approx(sec["rollout"])
+    assert busy["cluster main training chips"] == pytest.approx(sec["weights"] + sec["logprobs"] + sec["train"])
+    assert busy["cluster main"] < max(busy["cluster main rollout chips"], busy["cluster main training chips"])
+
+
+def test_posttrain_validate_cli_prints_the_rl_table():
+    import json
+
+    from typer.testing import CliRunner
+
+    from trainsim.cli import app
+
+    spec = REPO / "validation" / "rl" / "nemo-rl-h100-q30-32-sync.yaml"
+    res = CliRunner().invoke(app, ["posttrain", str(spec), "--validate", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    (row,) = doc["rows"]
+    assert row["reported"] == 192.0 and doc["summary"]["points"] == 1
