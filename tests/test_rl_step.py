@@ -34,7 +34,6 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
     "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
-    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
     "nemo-rl-h100-q235-256-async.yaml": ("one-step-off Qwen3-235B on H100: the step (231 s) is shorter than the "
                                          "predicted generation alone on the 128 generation GPUs (~290 s); the "
                                          "async overlap of in-flight weight updates is not modelled"),
