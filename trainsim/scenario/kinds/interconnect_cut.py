@@ -1,0 +1,108 @@
+"""Scenario kind ``interconnect-cut`` (S9): one MoE job on a system with a cut scale-up link vs the same chips
+with the full link, each with its own best plan, beside dense models of equal active size and of equal compute."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ...model.counts import count
+from ..capacity import dense_shape
+from ..common import best, make_run, plan_summary
+from .base import KindInputs, KindResult, _input, _model_inputs, _need, _validation, register_kind
+
+
+class Inputs(KindInputs):
+    """S9's inputs: the model, the training, the chip count and the two systems."""
+
+    model: Any = Field(description="catalog id, config path or inline model mapping (the MoE)")
+    model_source: str = Field("catalog", description="source of the model")
+    training: dict = Field(description="training keys of a run spec")
+    chips: int = Field(description="chips of both runs")
+    chips_note: str = Field("scenario file", description="source of the chip count")
+    restricted: Any = Field(description="the system with the cut link")
+    reference: Any = Field(description="the system with the full link")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    doc = inp.doc()
+    a = inp.assumption_set()
+    slow, fast = _need(doc, "restricted"), _need(doc, "reference")
+    chips = inp.chips
+    tr = dict(inp.training)
+    moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")))
+    c = count(moe_run.arch)
+    C = 6.0 * c.active_params * float(tr["tokens"])
+    models = {"moe": (doc["model"], tr, inp.model_source)}
+    ratio = float(a["tokens_per_param"])
+    n_opt = math.sqrt(C / (6.0 * ratio))
+    models["dense_equal_active"] = (dense_shape(c.active_params, name="dense-equal-active"), tr,
+                                    "Llama-3-like dense model with the MoE's active parameter count, same tokens")
+    models["dense_chinchilla"] = (dense_shape(n_opt, name="dense-chinchilla"),
+                                  {**tr, "tokens": ratio * n_opt},
+                                  "Llama-3-like dense model of the same training FLOPs, Chinchilla-optimal "
+                                  "(N = sqrt(C / 120), D = 20 N; Hoffmann et al. 2022)")
+    rows = {}
+    for key, (m, t, note) in models.items():
+        r = {}
+        for label, sysv in (("restricted", slow), ("reference", fast)):
+            run = make_run(m, sysv, chips, t, base_dir, name=f"{doc.get('id')}-{key}")
+            res = best(run)
+            r[label] = res.best
+        cc = count(r["restricted"].run.arch) if r["restricted"] else None
+        rows[key] = {
+            "note": note, "total_params": float(cc.total_params) if cc else None,
+            "active_params": float(cc.active_params) if cc else None, "tokens": float(t["tokens"]),
+            "training_flops_6na": 6.0 * cc.active_params * float(t["tokens"]) if cc else None,
+            "days_restricted": r["restricted"].days if r["restricted"] else None,
+            "days_reference": r["reference"].days if r["reference"] else None,
+            "slowdown_pct": ((r["restricted"].days / r["reference"].days - 1.0) * 100.0)
+            if r["restricted"] and r["reference"] else None,
+            "plan_restricted": r["restricted"].plan if r["restricted"] else None,
+            "plan_reference": r["reference"].plan if r["reference"] else None,
+            "tp_comm_share_restricted": (r["restricted"].breakdown.get("tp_comm", 0.0) / r["restricted"].step_time_s)
+            if r["restricted"] else None,
+            "ep_share_restricted": (r["restricted"].breakdown.get("ep_alltoall", 0.0) / r["restricted"].step_time_s)
+            if r["restricted"] else None,
+            "_est": r["restricted"],
+        }
+    numbers = {"chips": chips, "restricted": slow, "reference": fast,
+               "scale_up_gb_s": {k: make_run(doc["model"], s, chips, tr, base_dir).system.levels[0].bw / 1e9
+                                 for k, s in (("restricted", slow), ("reference", fast))},
+               "runs": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in rows.items()}}
+    return KindResult(numbers=numbers, best_plan=plan_summary(rows["moe"]["_est"]),
+                      assumptions=_model_inputs(doc) + [_input("chips", chips, inp.chips_note)] + a.report(),
+                      validation_error=_validation([moe_run.system.chip.family]),
+                      facts={"total": float(c.total_params), "active": float(c.active_params)})
+
+
+def verdict(res: KindResult) -> tuple[str, str]:
+    n, f = res.numbers, res.facts
+    rows = n["runs"]
+    mo = rows["moe"]
+    if mo["slowdown_pct"] is None:
+        return "not supported", "the MoE run does not fit on one of the systems"
+    text = (f"NVLink {n['scale_up_gb_s']['reference']:.0f} -> {n['scale_up_gb_s']['restricted']:.0f} "
+            f"GB/s per direction: {f['total'] / 1e9:.0f}B/{f['active'] / 1e9:.0f}B MoE on {n['chips']:,} chips "
+            f"takes {mo['days_restricted']:.1f} vs {mo['days_reference']:.1f} days ({mo['slowdown_pct']:+.1f}%) "
+            f"with the best plan for each")
+    for k in ("dense_equal_active", "dense_chinchilla"):
+        d = rows[k]
+        if d["slowdown_pct"] is not None:
+            text += (f"; {d['note'].split(',')[0]} ({d['total_params'] / 1e9:.0f}B, "
+                     f"{d['tokens'] / 1e12:.1f}T tokens): {d['slowdown_pct']:+.1f}%")
+    pr, pf = mo["plan_restricted"], mo["plan_reference"]
+    text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']} (tensor-parallel traffic "
+             f"{mo['tp_comm_share_restricted']:.0%} and expert all-to-all {mo['ep_share_restricted']:.0%} of the "
+             f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. The H800 was the answer to "
+             f"the Oct 2022 US rule (ECCN 3A090: TPP >= 4,800 and chip I/O >= 600 GB/s bidirectional) - only "
+             f"NVLink was cut, FLOPs and HBM are the H100's - so the claim holds as history; "
+             f"a plan chosen for the cut loses ")
+    big = max(abs(r["slowdown_pct"] or 0.0) for r in rows.values())
+    text += "little" if big < 10 else "a noticeable share of throughput"
+    return "supported", text
+
+
+handle = register_kind("interconnect-cut", Inputs, compute, verdict)
