@@ -267,15 +267,22 @@ def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
 
 
 def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, Path], KindResult],
-                  verdict: Callable[[KindResult], tuple[str, str]]) -> Callable[[dict, Path], dict]:
-    """Register the handler of ``kind``: parse the inputs, compute the numbers, then write the verdict."""
+                  verdict: Callable[[KindResult], tuple]) -> Callable[[dict, Path], dict]:
+    """Register the handler of ``kind``: parse the inputs, compute the numbers, then write the verdict.
+
+    ``verdict`` returns ``(class, headline, details)``: the headline is at most two sentences for any reader (no
+    catalog ids; where an input's range flips the verdict, "supported if ...; not if ..."), the details the
+    numbers behind it. The result's ``verdict`` is ``"<class>: <headline>"``."""
 
     def handle(doc: dict, base_dir: Path) -> dict:
         inp = parse_inputs(inputs, doc)
         res = compute(inp, Path(base_dir))
-        cls, text = verdict(res)
-        return {**_base(doc), **_verdict(cls, text), "numbers": res.numbers, "best_plan": res.best_plan,
-                "assumptions": res.assumptions, "validation_error": res.validation_error}
+        out = verdict(res)
+        cls, headline, details = out if len(out) == 3 else (out[0], out[1], "")
+        return {**_base(doc), **_verdict(cls, headline), "headline": headline, "details": details,
+                "deciding_assumption": res.facts.get("deciding", ""), "numbers": res.numbers,
+                "best_plan": res.best_plan, "assumptions": res.assumptions,
+                "validation_error": res.validation_error}
 
     handle.__name__ = kind.replace("-", "_")
     handle.__doc__ = f"Handler of scenario kind {kind!r}: {inputs.__name__} -> {compute.__module__}.compute."
@@ -283,3 +290,20 @@ def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, P
     handle.compute = compute          # type: ignore[attr-defined]
     handle.verdict = verdict          # type: ignore[attr-defined]
     return register(kind)(handle)
+
+
+def short_name(obj) -> str:
+    """A chip's or system's catalog name without its parenthesised remark ("Ascend 910C", "Huawei CloudMatrix384"):
+    what a headline says instead of a catalog id."""
+    name = str(getattr(obj, "name", "") or getattr(obj, "id", "") or obj)
+    return name.split(" (")[0].strip()
+
+
+def chip_name(chip_id: str) -> str:
+    """:func:`short_name` of a catalog chip id (the id itself when the catalog does not know it)."""
+    from ...catalog.load import get_chip
+
+    try:
+        return short_name(get_chip(chip_id))
+    except Exception:  # noqa: BLE001 - an inline chip keeps its id
+        return str(chip_id)

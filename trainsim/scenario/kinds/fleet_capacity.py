@@ -12,11 +12,12 @@ from pydantic import Field
 from ..capacity import capacity, tokens_in_days
 from ..common import plan_summary
 from ..economics import training_flops
+from ..failure_modes import options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sensitivity import scaled
 from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _triple, _validation,
-                   load_doc, register_kind)
+                   load_doc, register_kind, short_name)
 
 
 class Inputs(KindInputs):
@@ -33,6 +34,15 @@ class Inputs(KindInputs):
     reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source} or "
                                                                          "{name, scenario}")
     scale_out_factors: list[float] = Field([0.5, 2.0], description="scale-out bandwidth factors tried")
+    headline_family: str = Field("deepseek-v3", description="the family the headline answers for: the seed means "
+                                 "a bigger DeepSeek-V4/Kimi-K3-class MoE, i.e. capacity's DeepSeek-V3-like MoE shape "
+                                 "at the assumed sparsity (an explicit assumption); other families are comparisons")
+    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares", "partial_restart"],
+                                        description="failure-handling options compared (scenario/data/"
+                                                    "failure_handling.yaml); the first is the nominal one")
+    fleet_chips: list[int] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "
+                                                                     "seed's 750K-1M Ascend 910C)")
+    fleet_chips_source: str = Field("", description="source of the fleet chip counts")
     fleet_source: str = Field("scenario file", description="source of the fleet size")
     fleet_note: str = Field("", description="caveats of pooling the fleet")
 
@@ -63,10 +73,12 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     numbers: dict[str, Any] = {"chips": chips, "units": chips / system.scale_up_size, "days": days,
                                "peak_bf16_eflops": chips * system.chip.flops("bf16") / 1e18}
     caps = {f: capacity(system, chips, days, a, family=f, precision=inp.precision) for f in fams}
-    # the largest run is the family that reaches the most training FLOPs
-    main_f = max(fams, key=lambda f: caps[f].training_flops or 0.0)
+    # the headline answers for the family the seed means (its MoE); the others are comparisons
+    main_f = inp.headline_family if caps.get(inp.headline_family) is not None and \
+        caps[inp.headline_family].training_flops else max(fams, key=lambda f: caps[f].training_flops or 0.0)
     main = caps[main_f]
-    numbers["largest_family"] = main_f
+    numbers["headline_family"] = main_f
+    numbers["largest_family"] = max(fams, key=lambda f: caps[f].training_flops or 0.0)
     refs = _reference_runs(inp.reference_runs, base_dir)
     for f, c in caps.items():
         d = c.to_dict()
@@ -110,9 +122,41 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         g_need = g.fraction * want / nom
         r_flip = restart_for_goodput(run.arch, chips, a, g_need)
         numbers["restart_s_for_claimed_factor"] = r_flip
+        # failure handling as a choice: goodput of each option (model and plan held; tokens scale with goodput)
+        fh = {}
+        for opt in inp.failure_handling:
+            ao = with_option(a, opt)
+            go = goodput(run.arch, chips, est.days, ao)
+            gr = goodput_range(run.arch, chips, est.days, ao)["fraction"]
+            fl_o = f_nom * go.fraction / g.fraction
+            fh[opt] = {"label": fh_options()[opt]["label"], "goodput": _triple(gr["low"], go.fraction, gr["high"]),
+                       "restart_s": go.restart_s, "checkpoint_interval_s": go.interval_s,
+                       "training_flops": _triple(f_nom * gr["low"] / g.fraction, fl_o,
+                                                 f_nom * gr["high"] / g.fraction, "FLOP"),
+                       "ratio_to_main_reference": fl_o / ref["flops"],
+                       "source": fh_options()[opt]["source"]}
+        numbers["by_failure_handling"] = fh
         facts.update(binding=[l_["limit"] for l_ in main.limits if l_["binding"]], goodput=g.fraction,
                      mtbf_hours=g.mtbf_hours, restart_s=g.restart_s, chips=chips, g_need=g_need,
                      ratio=(lo, nom, hi))
+    fleet = {}
+    for n_chips in inp.fleet_chips:
+        units = max(1, int(n_chips) // system.scale_up_size)
+        for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
+            cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,
+                             precision=inp.precision)
+            used = cap_f.estimate.run.chips if cap_f.estimate else None
+            fleet[f"{int(n_chips):,} chips, {opt.replace('_', ' ')}"] = {
+                "chips": units * system.scale_up_size, "chips_used": used, "failure_handling": opt,
+                "total_params": cap_f.total_params, "active_params": cap_f.active_params, "tokens": cap_f.tokens,
+                "training_flops": cap_f.training_flops, "goodput": cap_f.goodput,
+                "ratio_to_main_reference": (cap_f.training_flops / ref["flops"]) if ref and cap_f.training_flops
+                else None}
+    if fleet:
+        numbers["whole_fleet"] = list({"case": k, **v} for k, v in fleet.items())
+    facts.update(system_name=short_name(system), family_flops={f: caps[f].training_flops for f in fams},
+                 main_shape=(main.total_params, main.active_params, main.tokens), main_family=main_f,
+                 dense=caps.get("dense"))
     return KindResult(
         numbers=numbers, best_plan=plan_summary(est),
         assumptions=[_input("fleet", f"{chips / system.scale_up_size:.0f} x {system.id}", inp.fleet_source,
@@ -121,17 +165,60 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         validation_error=_validation([system.chip.family]), facts=facts)
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def _headline(f: dict, n: dict) -> tuple[str, str, str]:
+    """(class, headline, deciding assumption) from the failure-handling options' FLOP ratios."""
+    ref, want = f["ref"], f["want"]
+    tot, act, tok = f["main_shape"]
+    fl = n["training_flops"]["nominal"]
+    fams = "MoE" if f["main_family"] != "dense" else "dense model"
+    head = (f"Pooled over one network, {n['units']:.0f} pods train a {tot / 1e12:.1f}T-total / {act / 1e9:.0f}B-active "
+            f"{fams} on {tok / 1e12:.0f}T tokens in {n['days']:g} days: {fl:.1e} FLOP, {fl / ref['flops']:.1f}x "
+            f"the {ref['name']} run")
+    big = max((r for r in n["reference_runs"] if r["name"] != ref["name"]), key=lambda r: r["flops"], default=None)
+    if big:
+        head += f" and {fl / big['flops']:.1f}x {big['name']}"
+    fh = n.get("by_failure_handling") or {}
+    ratio = lambda o, e="nominal": fh[o]["training_flops"][e] / ref["flops"]  # noqa: E731
+    holds = [o for o in fh if ratio(o, "low") >= want]          # even at the pessimistic end
+    fails = [o for o in fh if ratio(o) < want]                  # already at nominal
+    marginal = [o for o in fh if o not in holds and o not in fails]
+    r_flip = n.get("restart_s_for_claimed_factor")
+    lab = lambda o: fh[o]["label"]  # noqa: E731
+    if fh and holds and len(holds) == len(fh):
+        return ("supported", head + f"; at least {want:g}x with every failure-handling option, even at the "
+                f"pessimistic failure rate.", f"holds with every failure-handling option")
+    if fh and holds:
+        o = holds[0]
+        other = (fails or marginal)[0]
+        why = (f"{ratio(other):.1f}x nominal but {ratio(other, 'low'):.1f}x at twice the failure rate and "
+               f"30-min restarts" if other in marginal else f"{ratio(other):.1f}x")
+        flip = f", i.e. only while restarts stay under {r_flip / 60:.0f} min" if r_flip and other in marginal \
+            and r_flip < 7200 else ""
+        deciding = (f"failure handling: {want:g}x holds with {lab(o)} ({ratio(o, 'low'):.1f}-{ratio(o, 'high'):.1f}x); "
+                    f"with {lab(other)} {why}{flip}")
+        return ("depends on failure handling", head + f". Supported if failures are handled with {lab(o)} "
+                f"({ratio(o):.1f}x, {ratio(o, 'low'):.1f}x at worst); with {lab(other)} {why}{flip}.", deciding)
+    best_o = max(fh, key=ratio) if fh else None
+    if best_o and ratio(best_o) >= want:
+        return ("depends on the failure rate", head + f". Supported at the nominal failure rate ({ratio(best_o):.1f}x "
+                f"with {lab(best_o)}); not at its pessimistic end ({ratio(best_o, 'low'):.1f}x).",
+                "the failure rate per chip-hour")
+    return "not supported", head + (f"; short of {want:g}x even with {lab(best_o)} ({ratio(best_o):.1f}x)."
+                                    if best_o else "."), f"short of {want:g}x with every failure-handling option"
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
     f, n = res.facts, res.numbers
     if f.get("fail"):
-        return "not supported", f["fail"]
+        return "not supported", "No model of the families tried fits the fleet.", f["fail"]
     text = f["message"]
     ref, want = f["ref"], f["want"]
     if not ref:
-        return "supported", text
+        return "supported", text.split(";")[0] + ".", text
     ratios = n["ratio_to_reference"]
     lo, nom, hi = f["ratio"]
-    text += (f" (the largest of: {', '.join(f'{k} {v:.2e}' for k, v in f['fam_flops'].items())})"
+    text += (f" (per family: {', '.join(f'{k} {v:.2e}' for k, v in f['fam_flops'].items())}; the headline answers for "
+             f"{f['main_family']}, the seed's MoE, the others are comparisons)"
              f"; that is {nom:.1f}x {ref['name']} ({lo:.1f}-{hi:.1f}x over goodput and catalog ranges)"
              + "".join(f", {v:.1f}x {k}" for k, v in ratios.items() if k != ref["name"]))
     binding = f["binding"]
@@ -142,14 +229,15 @@ def verdict(res: KindResult) -> tuple[str, str]:
     flip = ("; no restart time is short enough" if r_flip is None else
             f"; {want:g}x needs goodput {f['g_need']:.0%}, i.e. restarts under {r_flip / 60:.1f} min at the "
             f"Llama-3 failure rate" if r_flip < 7200 else "")
-    if lo >= want:
-        return "supported", text
-    if nom >= want:
-        return "depends on the failure rate and restart time", text + f"; the pessimistic end is {lo:.1f}x" + flip
-    if hi >= want:
-        return ("depends on the failure rate and restart time",
-                text + f"; only the optimistic end reaches {want:g}x" + flip)
-    return "not supported", text + f" - short of {want:g}x" + flip
+    text += flip
+    for v in n.get("whole_fleet") or []:
+        if v.get("training_flops"):
+            text += (f"; the whole estimated fleet, {v['chips']:,} chips with {v['failure_handling'].replace('_', ' ')}"
+                     f", uses {v['chips_used']:,} of them for a {v['training_flops']:.1e} FLOP run "
+                     f"({v['ratio_to_main_reference']:.1f}x)")
+    cls, head, deciding = _headline(f, n)
+    res.facts["deciding"] = deciding
+    return cls, head, text
 
 
 handle = register_kind("fleet-capacity", Inputs, compute, verdict)

@@ -11,7 +11,16 @@ from ..common import make_run, plan_summary
 from ..economics import training_flops
 from ..sizing import size
 from .base import (KindInputs, KindResult, _count_check, _flops_claimed, _input, _job_run, _listify, _model_inputs,
-                   _public, _run_row, _system_id, _validation, register_kind)
+                   _public, _run_row, _system_id, _validation, chip_name, register_kind, short_name)
+
+
+def _system_name(system) -> str:
+    from ...catalog.load import get_system
+
+    try:
+        return short_name(get_system(_system_id(system)))
+    except Exception:  # noqa: BLE001 - an inline system keeps its id
+        return _system_id(system) if system is not None else ""
 
 
 class Inputs(KindInputs):
@@ -62,6 +71,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     facts = {"rows": [_public(r) for r in rows], "flops_6na": fl["flops_6na"], "active_params": fl["active_params"],
              "tokens": float(tr["tokens"]), "size_for_days": inp.size_for_days,
              "size_system": _system_id(s_entry) if s_entry is not None else None,
+             "size_system_name": _system_name(s_entry),
              "sized": None if sized is None else {"feasible": sized.feasible, "units": sized.units,
                                                   "chips": sized.chips, "message": sized.message}}
     return KindResult(
@@ -70,27 +80,42 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         validation_error=_validation(r["_est"].run.system.chip.family for r in rows if r.get("_est")), facts=facts)
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def verdict(res: KindResult) -> tuple[str, str, str]:
     f = res.facts
     rows, sized = f["rows"], f["sized"]
     fits_all = all(r.get("fits") for r in rows)
     parts = []
     for r in rows:
         if r.get("fits"):
-            parts.append(f"{r['chips']:,} x {r['chip']} ({r['precision']}): {r['days']['nominal']:.0f} days "
+            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}): {r['days']['nominal']:.0f} days "
                          f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}")
         else:
-            parts.append(f"{r['chip']} ({r['precision']}): does not fit ({r.get('message', '')})")
+            parts.append(f"{chip_name(r['chip'])} ({r['precision']}): does not fit ({r.get('message', '')})")
     text = (f"the run is {f['flops_6na']:.2e} FLOP (6 x {f['active_params'] / 1e9:.1f}B active x "
             f"{f['tokens'] / 1e12:.0f}T tokens); " + "; ".join(parts))
     if sized is not None:
         text += (f"; finishing in {f['size_for_days']} days (with failures) takes {sized['units']} x "
-                 f"{f['size_system']} ({sized['chips']:,} chips)" if sized["feasible"] else f"; {sized['message']}")
+                 f"{f['size_system_name']} ({sized['chips']:,} chips)" if sized["feasible"] else f"; {sized['message']}")
     cls = "supported" if fits_all and (sized is None or sized["feasible"]) else "not supported"
     if fits_all:
         text += ". The claim's size and schedule are consistent with these numbers (its start date is not public, " \
                 "so 'by Feb 2026' is checked only as 'a few months on a cluster of this size')"
-    return cls, text
+    fit = [r for r in rows if r.get("fits")]
+    head = (f"The {f['flops_6na']:.1e} FLOP run (6 x {f['active_params'] / 1e9:.0f}B active x "
+            f"{f['tokens'] / 1e12:.0f}T tokens) fits on every chip compared")
+    if fit:
+        lo = min(fit, key=lambda r: r["effective_days"]["nominal"])
+        hi = max(fit, key=lambda r: r["effective_days"]["nominal"])
+        head += (f" and takes {lo['effective_days']['nominal']:.0f}-{hi['effective_days']['nominal']:.0f} days "
+                 f"with failures on {fit[0]['chips']:,} chips")
+    if not fits_all:
+        head = "The run does not fit on every chip compared"
+    if sized is not None and sized["feasible"]:
+        head += (f". {sized['units']} {f['size_system_name']} units ({sized['chips']:,} chips) finish it in "
+                 f"{f['size_for_days']:g} days, so a finish by Feb 2026 needs only a start a few months earlier.")
+    else:
+        head += "."
+    return cls, head, text
 
 
 handle = register_kind("pretrain-compare", Inputs, compute, verdict)

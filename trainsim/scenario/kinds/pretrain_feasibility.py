@@ -10,7 +10,7 @@ from pydantic import Field
 from ..common import best, days_of, plan_summary
 from ..economics import training_flops
 from .base import (KindInputs, KindResult, _count_check, _dominant, _flops_claimed, _input, _job_run,
-                   _model_inputs, _public, _run_row, _sibling, _validation, register_kind)
+                   _model_inputs, _public, _run_row, _sibling, _validation, register_kind, short_name)
 
 
 class Inputs(KindInputs):
@@ -42,7 +42,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     }
     facts: dict[str, Any] = {"deadline": inp.deadline_days, "fits": bool(row.get("fits")),
                              "message": row.get("message"), "arch_name": run.arch.name, "chips": run.chips,
-                             "chip": run.system.chip.id, "dominant": _dominant(row) if row.get("fits") else None,
+                             "chip": short_name(run.system.chip), "dominant": _dominant(row) if row.get("fits") else None,
                              "ratio": None}
     if inp.compare_to:
         other = _sibling(doc, "compare_to", base_dir)
@@ -66,7 +66,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                       validation_error=_validation([run.system.chip.family]), facts=facts)
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def verdict(res: KindResult) -> tuple[str, str, str]:
     f, n = res.facts, res.numbers
     deadline = f["deadline"]
     text_ratio = ""
@@ -78,20 +78,26 @@ def verdict(res: KindResult) -> tuple[str, str]:
                       f"{r['days']:.2f}x as long on the same cluster, so the '{r['want']:g}x larger' figure "
                       f"{'holds' if ok else 'does not hold'}")
     if not f["fits"]:
-        return "not supported", f"no plan of {f['arch_name']} fits on {f['chips']:,} {f['chip']}: {f['message']}"
+        t = f"no plan of the model fits on {f['chips']:,} {f['chip']}"
+        return "not supported", t + ".", f"{t}: {f['message']}"
     eff = n["effective_days"]
     base_t = (f"{f['chips']:,} {f['chip']} train it in {n['days']['nominal']:.0f} days at MFU "
               f"{n['mfu']:.0%} ({eff['nominal']:.0f} days with failures, range {eff['low']:.0f}-"
               f"{eff['high']:.0f}); {n['memory_per_chip_gib']:.0f} of {n['hbm_gib']:.0f} GiB per chip")
+    head = (f"{f['chips']:,} {f['chip']} train it in {eff['nominal']:.0f} days with failures ({eff['low']:.0f}-"
+            f"{eff['high']:.0f}), against an assumed {deadline:g}-day window")
+    if r and r["days"]:
+        head += (f"; it is {r['ratio']:.2f}x the {r['other']} job, so '{r['want']:g}x larger' "
+                 f"{'holds' if abs(r['ratio'] / r['want'] - 1.0) <= 0.1 else 'does not hold'}")
     if eff["high"] <= deadline:
-        return "supported", base_t + f", within the assumed {deadline:g}-day window" + text_ratio
+        return "supported", head + ".", base_t + f", within the assumed {deadline:g}-day window" + text_ratio
     if eff["nominal"] <= deadline:
-        return (f"depends on {f['dominant']}",
-                base_t + f"; the pessimistic end exceeds the {deadline:g}-day window" + text_ratio)
+        return (f"depends on {f['dominant']}", head + f". Supported unless {f['dominant']} sits at its pessimistic "
+                f"end.", base_t + f"; the pessimistic end exceeds the {deadline:g}-day window" + text_ratio)
     if eff["low"] <= deadline:
-        return (f"depends on {f['dominant']}",
-                base_t + f"; only the optimistic end fits the {deadline:g}-day window" + text_ratio)
-    return "not supported", base_t + f"; longer than the assumed {deadline:g}-day window" + text_ratio
+        return (f"depends on {f['dominant']}", head + f". Supported only if {f['dominant']} sits at its optimistic "
+                f"end.", base_t + f"; only the optimistic end fits the {deadline:g}-day window" + text_ratio)
+    return "not supported", head + ".", base_t + f"; longer than the assumed {deadline:g}-day window" + text_ratio
 
 
 handle = register_kind("pretrain-feasibility", Inputs, compute, verdict)

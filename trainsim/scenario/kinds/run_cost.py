@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..common import plan_summary
 from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, _validation,
-                   register_kind)
+                   chip_name, register_kind)
 
 
 class Inputs(KindInputs):
@@ -80,12 +80,12 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         + [_input(f"compare.{c['system']}", c.get("note", ""), "scenario file") for c in comp if c.get("note")]
         + a.report(),
         validation_error=_validation([run.system.chip.family] + families),
-        facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0)})
+        facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "deciding": "the pod price ($8.2M, +-50%)"})
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def verdict(res: KindResult) -> tuple[str, str, str]:
     if res.facts.get("fail"):
-        return "not supported", res.facts["fail"]
+        return "not supported", "The job does not fit on the cluster.", res.facts["fail"]
     n = res.numbers
     cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
     text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
@@ -98,14 +98,19 @@ def verdict(res: KindResult) -> tuple[str, str]:
     for c in n["same_job_on"]:
         if c.get("fits", True) and c.get("cost_rental_usd"):
             capx = c["cost_capex_amortised_usd"]["nominal"]
-            text += (f"; on {c['chips']:,} {c['chip']} ({c['precision']}) {c['effective_days']:.0f} days, rental "
+            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}) {c['effective_days']:.0f} days, rental "
                      f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
                      + (f", capex ${capx / 1e6:.0f}M" if capx else ""))
     share = n.get("cluster_share_of_claimed_meituan_capex")
     text += (". The pod price is one press figure ('up to $8.2M'); the $2.2B Meituan and $100B Chinese capex "
              "figures are not checked (no source in the catalog)"
              + (f" - if right, the cluster is {share:.0%} of Meituan's 2026 AI capex" if share else ""))
-    return "depends on the pod price", text
+    head = (f"{n['pods']:.0f} pods at ${n['pod_price_usd'] / 1e6:.1f}M cost ${cluster['nominal'] / 1e6:.0f}M "
+            f"(${cluster['low'] / 1e6:.0f}-{cluster['high'] / 1e6:.0f}M over the price's range), as claimed if the "
+            f"pod price is right; the S2 job on them costs ${cap['nominal'] / 1e6:.0f}M amortised or "
+            f"${ren['nominal'] / 1e6:.0f}M at rental prices. The pod price is one press figure, so every dollar figure "
+            f"scales with it.")
+    return "depends on the pod price", head, text
 
 
 handle = register_kind("run-cost", Inputs, compute, verdict)
