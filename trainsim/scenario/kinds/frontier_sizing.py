@@ -11,10 +11,11 @@ from pydantic import Field
 from ...model.counts import count
 from ..capacity import capacity, moe_shape
 from ..common import at_chips, best, days_of, make_run, plan_summary
+from ..failure_modes import options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sizing import run_at, size
-from .base import KindInputs, KindResult, _input, _listify, _need, _triple, _validation, register_kind
+from .base import KindInputs, KindResult, _input, _listify, _need, _triple, _validation, register_kind, short_name
 
 
 class Inputs(KindInputs):
@@ -28,6 +29,11 @@ class Inputs(KindInputs):
     frontier_model: dict = Field(description="{name, total_params, active_params, tokens, seq_len, "
                                              "global_batch_seqs, source, note}")
     capacity_evals: int = Field(5, description="model shapes tried per capacity answer")
+    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares"],
+                                        description="failure-handling options compared (scenario/data/"
+                                                    "failure_handling.yaml); the first is the nominal one")
+    reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source}: runs the "
+                                                                         "frontier model's FLOPs are placed beside")
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
@@ -92,7 +98,25 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers["restart_s_for_claimed_units"] = r_flip
         flip = {"d_hi": d_hi, "r_flip": r_flip,
                 "mtbf_min_hi": goodput(run.arch, chips_hi, 1.0, a).mtbf_hours * 60}
-    facts = {"days": days, "system": system.id, "scale_up": system.scale_up_size, "claimed_units": claimed_units,
+    # failure handling as a choice: the same sizing with each other option's restart time and checkpoint speed
+    fh = {}
+    for opt in inp.failure_handling[1:]:
+        s_o = size(run, days, unit="system", assumptions=with_option(a, opt))
+        fh[opt] = {"label": fh_options()[opt]["label"], "feasible": s_o.feasible, "units": s_o.units,
+                   "chips": s_o.chips, "effective_days": s_o.effective_days, "message": s_o.message,
+                   "source": fh_options()[opt]["source"]}
+    if fh:
+        fh = {inp.failure_handling[0]: {"label": fh_options()[inp.failure_handling[0]]["label"],
+                                        "feasible": sized.feasible, "units": sized.units, "chips": sized.chips,
+                                        "effective_days": sized.effective_days, "message": sized.message,
+                                        "source": fh_options()[inp.failure_handling[0]]["source"]}, **fh}
+        numbers["sizing_by_failure_handling"] = [{"failure_handling": k, **v} for k, v in fh.items()]
+    fl_model = 6.0 * c.active_params * tokens
+    if inp.reference_runs:
+        numbers["reference_runs"] = [{"name": r["name"], "flops": float(r["flops"]), "source": r.get("source", ""),
+                                      "frontier_model_over_it": fl_model / float(r["flops"])}
+                                     for r in inp.reference_runs]
+    facts = {"days": days, "fh": fh, "system_name": short_name(system), "system": system.id, "scale_up": system.scale_up_size, "claimed_units": claimed_units,
              "total": float(c.total_params), "active": float(c.active_params), "tokens": tokens,
              "sized": sized, "sized_opt": sized_opt, "sized_ideal": sized_ideal,
              "caps": {u: (cap.training_flops, cap.total_params, cap.active_params, cap.tokens)
@@ -104,14 +128,48 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                       validation_error=_validation([system.chip.family]), facts=facts)
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def _headline(f: dict, n: dict, cls: str) -> tuple[str, str]:
+    """(headline, deciding assumption)."""
+    days, hi_u = f["days"], max(f["claimed_units"])
+    fl = 6.0 * f["active"] * f["tokens"]
+    head = (f"The assumed lean frontier MoE ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B active on "
+            f"{f['tokens'] / 1e12:.0f}T tokens, {fl:.1e} FLOP")
+    refs = n.get("reference_runs") or []
+    if refs:
+        big = max(refs, key=lambda r: r["flops"])
+        head += f", {fl / big['flops']:.1f}x {big['name']}"
+    head += ")"
+    fh = f["fh"]
+    ok = {o: v for o, v in fh.items() if v["feasible"] and v["units"] <= hi_u}
+    bad = {o: v for o, v in fh.items() if o not in ok}
+    say = lambda v: (f"{v['units']} SuperPoDs, {v['effective_days']:.0f} days" if v["feasible"]  # noqa: E731
+                     else "no count finishes in time")
+    sized, ideal = f["sized"], f["sized_ideal"]
+    if fh and ok and bad:
+        o, b = next(iter(ok)), next(iter(bad))
+        deciding = f"failure handling: {say(ok[o])} with {ok[o]['label']}; {say(bad[b])} with {bad[b]['label']}"
+        miss = (f"it needs {bad[b]['units']} SuperPoDs" if bad[b]["feasible"] else
+                f"no count of SuperPoDs finishes it in {days:g} days")
+        return (head + f" needs {say(ok[o]).split(',')[0]} for {days:g} days if failures are handled with "
+                f"{ok[o]['label']}. With {bad[b]['label']} {miss}"
+                + (f" (without any failures {ideal.units} would do)." if ideal.feasible else "."), deciding)
+    if sized.feasible:
+        return (head + f" needs {sized.units} SuperPoDs ({sized.effective_days:.0f} days with failures) for "
+                f"{days:g} days.", "the failure rate and restart time" if cls.startswith("depends") else
+                f"{sized.units} SuperPoDs at the nominal failure rate")
+    extra = f" (without any failures {ideal.units} would do)" if ideal.feasible else ""
+    return (head + f" cannot be trained in {days:g} days by {hi_u} SuperPoDs with any failure handling "
+            f"tried{extra}.", "more units than claimed with every failure-handling option")
+
+
+def _verdict_text(res: KindResult) -> tuple[str, str]:
     f, n = res.facts, res.numbers
     days, sized, sized_opt, sized_ideal = f["days"], f["sized"], f["sized_opt"], f["sized_ideal"]
     fl = 6.0 * f["active"] * f["tokens"]
     text = (f"the assumed lean frontier model ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B "
             f"active, {f['tokens'] / 1e12:.0f}T tokens, {fl:.2e} FLOP) ")
     if sized.feasible:
-        text += (f"needs {sized.units} {f['system']} units ({sized.chips:,} chips) for {days:g} days "
+        text += (f"needs {sized.units} {f['system_name']} units ({sized.chips:,} chips) for {days:g} days "
                  f"({sized.effective_days:.0f} days with failures, MFU {sized.estimate.mfu:.0%})")
     else:
         text += f"cannot be trained in {days:g} days: {sized.message}"
@@ -141,6 +199,22 @@ def verdict(res: KindResult) -> tuple[str, str]:
                   f"is {f['mtbf_min_hi']:.0f} min")
     return "not supported", text + (f"; more than {hi_u} units are needed for this model even at the "
                                     f"optimistic end of the failure assumptions")
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    cls, text = _verdict_text(res)
+    f = res.facts
+    fh = f["fh"]
+    hi_u = max(f["claimed_units"])
+    if fh:
+        ok = [o for o, v in fh.items() if v["feasible"] and v["units"] <= hi_u]
+        if ok and len(ok) < len(fh):
+            cls = "depends on failure handling"
+        elif ok:
+            cls = "supported" if cls == "not supported" else cls
+    head, deciding = _headline(f, res.numbers, cls)
+    f["deciding"] = deciding
+    return cls, head, text
 
 
 handle = register_kind("frontier-sizing", Inputs, compute, verdict)
