@@ -23,6 +23,8 @@ class Inputs(KindInputs):
     chips: int = Field(description="chips of both runs")
     chips_note: str = Field("scenario file", description="source of the chip count")
     restricted: Any = Field(description="the system with the cut link")
+    history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "
+                                                                  "{date, event, source}")
     reference: Any = Field(description="the system with the full link")
 
 
@@ -68,7 +70,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
             if r["restricted"] else None,
             "_est": r["restricted"],
         }
-    numbers = {"chips": chips, "restricted": slow, "reference": fast,
+    numbers = {"chips": chips, "restricted": slow, "reference": fast, "history": inp.history,
                "scale_up_gb_s": {k: make_run(doc["model"], s, chips, tr, base_dir).system.levels[0].bw / 1e9
                                  for k, s in (("restricted", slow), ("reference", fast))},
                "runs": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in rows.items()}}
@@ -78,12 +80,13 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                       facts={"total": float(c.total_params), "active": float(c.active_params)})
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def verdict(res: KindResult) -> tuple[str, str, str]:
     n, f = res.numbers, res.facts
     rows = n["runs"]
     mo = rows["moe"]
     if mo["slowdown_pct"] is None:
-        return "not supported", "the MoE run does not fit on one of the systems"
+        return "not supported", "The MoE run does not fit on one of the systems.", \
+            "the MoE run does not fit on one of the systems"
     text = (f"NVLink {n['scale_up_gb_s']['reference']:.0f} -> {n['scale_up_gb_s']['restricted']:.0f} "
             f"GB/s per direction: {f['total'] / 1e9:.0f}B/{f['active'] / 1e9:.0f}B MoE on {n['chips']:,} chips "
             f"takes {mo['days_restricted']:.1f} vs {mo['days_reference']:.1f} days ({mo['slowdown_pct']:+.1f}%) "
@@ -96,13 +99,21 @@ def verdict(res: KindResult) -> tuple[str, str]:
     pr, pf = mo["plan_restricted"], mo["plan_reference"]
     text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']} (tensor-parallel traffic "
              f"{mo['tp_comm_share_restricted']:.0%} and expert all-to-all {mo['ep_share_restricted']:.0%} of the "
-             f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. The H800 was the answer to "
-             f"the Oct 2022 US rule (ECCN 3A090: TPP >= 4,800 and chip I/O >= 600 GB/s bidirectional) - only "
-             f"NVLink was cut, FLOPs and HBM are the H100's - so the claim holds as history; "
-             f"a plan chosen for the cut loses ")
+             f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. History: "
+             + "; ".join(f"{h['date']}: {h['event']}" for h in n.get("history") or [])
+             + ". Only the interconnect was cut; FLOPs and HBM are the full chip's")
     big = max(abs(r["slowdown_pct"] or 0.0) for r in rows.values())
-    text += "little" if big < 10 else "a noticeable share of throughput"
-    return "supported", text
+    loss = "little" if big < 10 else "a noticeable share of throughput"
+    text += f"; a plan chosen for the cut loses {loss}"
+    dense = rows.get("dense_chinchilla") or {}
+    head = (f"The H800 was not the first: the A800 (an A100 with NVLink cut from 600 to 400 GB/s, Nov 2022) came "
+            f"first, the H800 followed in 2023, and the Oct 2023 rule restricted both. The H800's cut costs a "
+            f"DeepSeek-V3-class run {mo['slowdown_pct']:+.1f}% with a plan chosen for it"
+            + (f" (a dense model of the same compute {dense['slowdown_pct']:+.1f}%)" if dense.get("slowdown_pct")
+               is not None else "") + ".")
+    res.facts["deciding"] = (f"history: the A800 came first (Nov 2022); the cut costs {mo['slowdown_pct']:+.1f}% "
+                             f"with a good plan")
+    return "not supported", head, text
 
 
 handle = register_kind("interconnect-cut", Inputs, compute, verdict)

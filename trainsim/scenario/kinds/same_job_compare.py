@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..common import comm_fraction, plan_summary
 from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
-                   _run_row, _sibling, _triple, _validation, register_kind)
+                   _run_row, _sibling, _triple, _validation, chip_name, register_kind)
 
 
 class Inputs(KindInputs):
@@ -87,10 +87,10 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                "tolerance": inp.tolerance})
 
 
-def verdict(res: KindResult) -> tuple[str, str]:
+def verdict(res: KindResult) -> tuple[str, str, str]:
     f, n = res.facts, res.numbers
     if f.get("fail"):
-        return "not supported", f["fail"]
+        return "not supported", "The job does not fit on one of the two systems.", f["fail"]
     r_lo, ratio, r_hi = f["ratio"]
     drv, tol = f["driver"], f["tolerance"]
     la, lb = n["a"]["label"], n["b"]["label"]
@@ -98,7 +98,7 @@ def verdict(res: KindResult) -> tuple[str, str]:
 
     def desc(r):
         top = ", ".join(f"{k} {v:.0%}" for k, v in r["where_time_goes"][:3])
-        return (f"{r['chips']:,} {r['chip']} {r['precision']}: {r['days']['nominal']:.0f} days "
+        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']}: {r['days']['nominal']:.0f} days "
                 f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}, step: {top}")
 
     text = (f"{la} has {pa['bf16']:.1f} EFLOPS BF16 ({pa['fp8']:.1f} FP8) vs {lb}'s {pb['bf16']:.1f} EFLOPS BF16"
@@ -108,14 +108,31 @@ def verdict(res: KindResult) -> tuple[str, str]:
     text += (f"; per step each chip of {la} processes {n['a']['batch_tokens_per_chip_per_step']:,.0f} "
              f"tokens of the batch vs {n['b']['batch_tokens_per_chip_per_step']:,.0f} on {lb}, which is why "
              f"the larger cluster runs at lower MFU")
+    fp8 = [r for r in f["rows"] if r["precision"] == "fp8" and r["chips"] == n["a"]["chips"]]
+    bf16 = [r for r in f["rows"] if r["precision"] == "bf16" and r["chips"] == n["a"]["chips"]]
+    fp8_note = ""
+    if fp8 and bf16:       # FP8 efficiency of an unshipped chip: from none (as BF16) to the engine's prediction
+        fp8_note = (f" FP8 efficiency on this unshipped chip is unknown: from no gain over BF16 "
+                    f"({bf16[0]['effective_days']['nominal']:.0f} days) to the engine's prediction "
+                    f"({fp8[0]['effective_days']['nominal']:.0f} days).")
+    head = (f"{la[:1].upper() + la[1:]} takes {ratio:.1f}x as long as {lb} for the S2 job ({r_lo:.1f}-{r_hi:.1f}x over the "
+            f"catalog and failure ranges)")
     if r_hi <= tol:
-        return "supported", text
-    if ratio <= tol:
-        return f"depends on {drv}", text
-    if r_lo <= tol:
-        return f"depends on {drv}", text + f"; only the optimistic end is within {tol:g}x"
-    return "not supported", text + (f": one SuperPoD takes {ratio:.1f}x as long, because it has "
-                                    f"{1 / n['peak_ratio_best_precision']:.1f}x less peak compute even in FP8")
+        cls, head = "supported", head + f", within the {tol:g}x that 'about as capable' allows."
+    elif ratio <= tol:
+        cls, head = f"depends on {drv}", head + f"; within {tol:g}x unless {drv} sits at its pessimistic end."
+    elif r_lo <= tol:
+        cls = f"depends on {drv}"
+        head += f"; within {tol:g}x only at the favourable end of {drv}."
+        text += f"; only the favourable end of {drv} is within {tol:g}x"
+    else:
+        cls = "not supported"
+        head += (f", because it has {1 / n['peak_ratio_best_precision']:.1f}x less peak compute even in FP8." + fp8_note)
+        text += (f": one SuperPoD takes {ratio:.1f}x as long, because it has "
+                 f"{1 / n['peak_ratio_best_precision']:.1f}x less peak compute even in FP8")
+    res.facts["deciding"] = (f"peak compute: {1 / n['peak_ratio_best_precision']:.1f}x less even in FP8; FP8 "
+                             f"efficiency of the unshipped chip" if cls == "not supported" else f"{drv}")
+    return cls, head, text
 
 
 handle = register_kind("same-job-compare", Inputs, compute, verdict)
