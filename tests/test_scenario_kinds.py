@@ -50,9 +50,10 @@ def test_verdict_reads_only_the_result():
                               "memory_per_chip_gib": 50.0, "hbm_gib": 128.0},
                      facts={"deadline": 120.0, "fits": True, "message": None, "arch_name": "m", "chips": 1000,
                             "chip": "c", "dominant": "the failure rate", "ratio": None})
-    cls, text = pf.verdict(res)
+    cls, head, text = pf.verdict(res)
     assert cls == "depends on the failure rate"        # nominal 100 <= 120 < high 130
     assert "pessimistic end exceeds the 120-day window" in text
+    assert "100 days with failures (80-130)" in head and head.count(". ") <= 1
     res.numbers["effective_days"] = {"low": 60.0, "nominal": 70.0, "high": 110.0}
     assert pf.verdict(res)[0] == "supported"
     res.numbers["effective_days"] = {"low": 125.0, "nominal": 130.0, "high": 140.0}

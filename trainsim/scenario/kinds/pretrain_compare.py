@@ -115,6 +115,10 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
                  f"{f['size_for_days']:g} days, so a finish by Feb 2026 needs only a start a few months earlier.")
     else:
         head += "."
+    if fit:
+        res.facts["deciding"] = (f"none within the ranges: the slowest chip needs "
+                                 f"{max(r['effective_days']['high'] for r in fit):.0f} days at the pessimistic end; "
+                                 f"the start date is not public")
     return cls, head, text
 
 

@@ -89,6 +89,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     if r and r["days"]:
         head += (f"; it is {r['ratio']:.2f}x the {r['other']} job, so '{r['want']:g}x larger' "
                  f"{'holds' if abs(r['ratio'] / r['want'] - 1.0) <= 0.1 else 'does not hold'}")
+    res.facts["deciding"] = (f"the {deadline:g}-day window read from 'by late April 2026' (the start date is not "
+                             f"public); days with failures {eff['low']:.0f}-{eff['high']:.0f}")
     if eff["high"] <= deadline:
         return "supported", head + ".", base_t + f", within the assumed {deadline:g}-day window" + text_ratio
     if eff["nominal"] <= deadline:
