@@ -18,22 +18,20 @@ from trainsim.validate.calibrate import replace_section
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _first_sentences(text: str, limit: int = 260) -> str:
-    out = text.split(": ", 1)[1] if ": " in text[:60] else text
-    out = " ".join(out.split())
-    if len(out) > limit:
-        cut = out[:limit].rsplit("; ", 1)[0]
-        out = (cut if len(cut) > limit // 2 else out[:limit].rsplit(" ", 1)[0]) + " ..."
-    return out.replace("|", "/")
+def _cell(text: str) -> str:
+    return " ".join(str(text or "").split()).replace("|", "/")
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| id | claim | verdict | the numbers behind it (generated) |", "|---|---|---|---|"]
+    """The README's scenario table: every cell is a scenario's own output (claim, verdict class, deciding
+    assumption, headline) from ``trainsim scenario --all --json``; ``tests/test_scenarios.py`` fails when the
+    README and a fresh run disagree."""
+    lines = ["| id | claim | verdict | deciding assumption | headline (generated) |", "|---|---|---|---|---|"]
     for r in results:
-        claim = " ".join(str(r.get("claim", "")).split())
+        claim = _cell(r.get("claim", ""))
         claim = claim if len(claim) <= 90 else claim[:90].rsplit(" ", 1)[0] + " ..."
-        lines.append(f"| {r['id']} | {claim.replace('|', '/')} | {r['verdict_class']} | "
-                     f"{_first_sentences(r['verdict'])} |")
+        lines.append(f"| {r['id']} | {claim} | {_cell(r['verdict_class'])} | "
+                     f"{_cell(r.get('deciding_assumption'))} | {_cell(r.get('headline') or r['verdict'])} |")
     return "\n".join(lines)
 
 

@@ -38,7 +38,7 @@ def test_sweep_row_plan():
 
 def test_table_numbers():
     assert fmt.value(None) == "-" and fmt.value(True) == "yes" and fmt.value(2048) == "2,048"
-    assert fmt.value(0.0) == "0" and fmt.value(math.nan) == "n/a" and fmt.value(math.inf) == "inf"
+    assert fmt.value(0.0) == "0" and fmt.value(math.nan) == "n/a" and fmt.value(math.inf) == "unbounded"
     assert fmt.value(0.4123) == "0.412" and fmt.value(3.14159) == "3.14" and fmt.value(54.32) == "54.3"
     assert fmt.value(512.4) == "512"
     assert fmt.value({"nominal": 2.0, "low": 1.5, "high": 3.0, "unit": "days"}) == "2 (1.5-3) days"

@@ -340,3 +340,110 @@ def test_cli_size_capacity_sensitivity(tmp_path):
     assert "peak_flops" in json.loads(out.output)["params"]
     out = r.invoke(app, ["size", str(spec), "--days", "5", "--unit", "rack"])
     assert out.exit_code != 0
+
+
+# ---------------------------------------------------------------- what a reader sees (issue 17)
+
+import re  # noqa: E402
+
+ALL_IDS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9")
+_BAD_TOKEN = re.compile(r"\b(None|inf|nan|NaN|Infinity)\b")
+
+
+def _catalog_ids() -> set[str]:
+    from trainsim.catalog.load import chips, systems
+
+    return {i for i in list(chips()) + list(systems()) if "-" in i}
+
+
+def _sentences(text: str) -> int:
+    """Sentences = ends of '.', '!' or '?' followed by a space and a capital letter (or the end)."""
+    return len(re.findall(r"[.!?](?=\s+[A-Z]|\s*$)", text.strip()))
+
+
+@pytest.mark.parametrize("sid", ALL_IDS)
+def test_reader_text_has_no_none_inf_nan(all_results, sid):
+    """Every scenario's terminal text (detail view and summary row) and HTML page: no None, inf or nan."""
+    import io
+
+    from rich.console import Console
+
+    from trainsim.scenario.render import render_result, render_summary
+
+    r = all_results[sid]
+    buf = io.StringIO()
+    c = Console(file=buf, width=160, highlight=False)
+    render_result(r, c, verbose=True)
+    render_summary([r], c)
+    text = buf.getvalue()
+    assert not _BAD_TOKEN.search(text), _BAD_TOKEN.search(text).group(0) + " in: " + \
+        text[max(0, _BAD_TOKEN.search(text).start() - 200):_BAD_TOKEN.search(text).end() + 50]
+
+
+@pytest.mark.parametrize("sid", ALL_IDS)
+def test_headline_is_short_and_free_of_catalog_ids(all_results, sid):
+    r = all_results[sid]
+    head = r["headline"]
+    assert head and r["verdict"] == f"{r['verdict_class']}: {head}"
+    assert 1 <= _sentences(head) <= 2, head
+    ids = [i for i in _catalog_ids() if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", head)]
+    assert not ids, f"catalog ids {ids} in the headline: {head}"
+    assert r.get("deciding_assumption"), "no deciding assumption"
+
+
+def test_s4_answers_for_the_moe_and_the_whole_fleet(all_results):
+    n = all_results["S4"]["numbers"]
+    assert n["headline_family"] == "deepseek-v3"
+    refs = {x["name"]: x for x in n["reference_runs"]}
+    assert refs["Llama 3.1 405B"]["flops"] == 3.8e25 and "GPT-4" in refs
+    # DeepSeek-V3: 6 x 37B active x 14.8T tokens (arXiv 2412.19437) = 3.29e24
+    assert refs["DeepSeek-V3"]["flops"] == pytest.approx(6 * 37e9 * 14.8e12, rel=0.01)
+    fh = n["by_failure_handling"]
+    assert set(fh) == {"whole_job_restart", "in_memory_hot_spares", "partial_restart"}
+    # a faster restart and a cheaper checkpoint can only raise goodput (Daly's model is monotone in both)
+    assert fh["in_memory_hot_spares"]["goodput"]["nominal"] > fh["whole_job_restart"]["goodput"]["nominal"]
+    fleet = n["whole_fleet"]
+    assert {f["chips"] for f in fleet} == {750_000 // 384 * 384, 1_000_000 // 384 * 384}
+    assert all(f["chips_used"] <= f["chips"] for f in fleet)
+
+
+def test_s7_table_over_student_sizes(all_results):
+    rows = all_results["S7"]["numbers"]["by_student_size"]
+    sizes = [r["total_params"] for r in rows]
+    assert min(sizes) < 40e9 and max(sizes) > 1.5e12
+    for r in rows:
+        assert isinstance(r["wan_needed"], str) and "inf" not in r["wan_needed"]
+        assert r["wan_gbit_s_within_1pt_of_unlimited"] > 0
+
+
+def test_s8_threshold_and_inference(all_results):
+    n = all_results["S8"]["numbers"]
+    th = n["threshold"]
+    assert th["threshold_tb_s"] < th["chip_value_tb_s"]
+    rows = {r["factor"]: r for r in n["inference_decode"]["rows"]}
+    # decode is memory-bound: less HBM bandwidth never gives more tokens/s per chip
+    tps = [rows[f]["tokens_per_s_per_chip"] for f in sorted(rows)]
+    assert tps == sorted(tps)
+    assert "agree" in all_results["S8"]["headline"] or "seed argues" in all_results["S8"]["headline"]
+
+
+def test_s9_history_names_the_a800_first(all_results):
+    r = all_results["S9"]
+    hist = r["numbers"]["history"]
+    assert "A800" in hist[1]["event"] and "H800" in hist[2]["event"] and "2023" in hist[3]["date"]
+    assert all(h["source"] for h in hist)
+    assert "A800" in r["headline"]
+
+
+def test_readme_scenario_table_matches_the_output(all_results):
+    """The README's scenario table is exactly what scripts/readme_scenarios.py makes of a fresh run."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("readme_scenarios", root / "scripts" / "readme_scenarios.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = (root / "README.md").read_text()
+    section = readme.split("<!-- scenarios:begin -->\n", 1)[1].split("\n<!-- scenarios:end -->", 1)[0]
+    want = mod.table([all_results[s] for s in ALL_IDS])
+    assert section == want, "README scenario table is stale: run python scripts/readme_scenarios.py"

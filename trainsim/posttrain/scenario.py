@@ -143,6 +143,47 @@ def _inference_validation() -> dict:
         return {"inference_model": {"note": f"not available: {exc}"}}
 
 
+def _plateau(case: MultiClusterCase, cmp_: dict) -> dict:
+    """The gap at unlimited WAN bandwidth and the bandwidth (Gb/s) that comes within one percentage point of it:
+    beyond it more WAN bandwidth no longer helps (a plain number even where no bandwidth meets the tolerance)."""
+    from .multicluster import _bisect
+
+    summed = cmp_["single_summed"]["wall_time_s"]
+    gap_inf = multi_cluster(case, 1e13)["wall_time_s"] / summed
+    bw = _bisect(lambda b: multi_cluster(case, b)["wall_time_s"] / summed <= gap_inf + 0.01, 1e3, 1e13)
+    return {"multi_over_summed_unlimited_wan": gap_inf, "wan_gbit_s_within_1pt_of_unlimited": _gbit(bw)}
+
+
+def _student_table(doc: dict, case: MultiClusterCase, base_dir: Path, gbs) -> list[dict]:
+    """The same comparison for each student size of ``inputs.student_sizes`` (teachers the same model as the
+    student, same-origin as MOPD's): wall time, ratio to one summed cluster, and the WAN bandwidth needed to stay
+    within the tolerance, in plain numbers."""
+    sizes, _ = _entry(doc.get("inputs") or {}, "student_sizes", [], required=False)
+    rows = []
+    for i, m in enumerate(sizes or []):
+        arch = resolve_model(m, base_dir, field=f"inputs.student_sizes[{i}]")
+        c2 = MultiClusterCase(**{**case.__dict__, "student": arch, "teacher": arch})
+        try:
+            cmp2 = compare(c2)
+        except TrainsimError as exc:
+            rows.append({"student": m if isinstance(m, str) else arch.name, "total_params": float(count(arch).total_params),
+                         "message": str(exc)})
+            continue
+        near = cmp2["near_single_bandwidth_gbit_s"]
+        finite = near is not None and near == near and near != float("inf")
+        rows.append({"student": m if isinstance(m, str) else arch.name,
+                     "total_params": float(count(arch).total_params),
+                     "active_params": float(count(arch).active_params),
+                     "multi_cluster_h": cmp2["multi_cluster"]["wall_time_h"],
+                     "single_summed_h": cmp2["single_summed"]["wall_time_h"],
+                     "multi_over_summed": cmp2["multi_over_summed"],
+                     "wan_gbit_s_within_tolerance": near if finite else None,
+                     "wan_needed": gbs(near) if finite else "none is enough",
+                     "wan_tb_total": cmp2["multi_cluster"]["wan_bytes_total"] / 1e12,
+                     **_plateau(c2, cmp2)})
+    return rows
+
+
 @register("posttrain_multicluster")
 def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
     case, inputs = build_case(doc, Path(base_dir))
@@ -171,6 +212,9 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
         wan_note = (f"; mostly the student's weights sent to the rollout clusters each step -- keeping rollouts on the "
                     f"student's cluster needs only {local['wan_bytes_per_distilled_token']:.1f} B per token but "
                     f"takes {local['mopd_wall_h']:.1f} h instead of {multi['mopd']['wall_time_h']:.1f} h for OPD")
+    import math
+
+    gbs = lambda x: f"{x:.3g} Gb/s" if x is not None and math.isfinite(x) else "no finite bandwidth"  # noqa: E731
     if ratio <= 1.0 + tol:
         cls = "supported"
         text = (f"{k} domain clusters of {case.chips_per_cluster} {case.system.chip.id} joined by {bw_g:g} Gb/s "
@@ -178,16 +222,16 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
                 f"cluster with the summed {k * case.chips_per_cluster} chips ({summed['wall_time_h']:.1f} h) and "
                 f"{cmp_['alone_over_multi']:.1f}x faster than one cluster alone; the WAN carries "
                 f"{per_tok:.1f} B per distilled token ({traffic_tb:.2f} TB in all{wan_note}). It stays within {tol:.0%} of one "
-                f"big cluster down to {near:.3g} Gb/s and beats one cluster alone down to {be:.3g} Gb/s." + caveat)
+                f"big cluster down to {gbs(near)} and beats one cluster alone down to {gbs(be)}." + caveat)
     elif cmp_["alone_over_multi"] > 1.0:
         cls = "depends on WAN bandwidth"
         text = (f"at {bw_g:g} Gb/s the {k}-cluster plan takes {multi['wall_time_h']:.1f} h, {ratio - 1:+.1%} vs one "
-                f"summed-chip cluster (needs >= {near:.3g} Gb/s to be within {tol:.0%}); it still beats one cluster "
-                f"alone ({alone['wall_time_h']:.1f} h) above {be:.3g} Gb/s." + caveat)
+                f"summed-chip cluster (needs {gbs(near)} or more to be within {tol:.0%}); it still beats one cluster "
+                f"alone ({alone['wall_time_h']:.1f} h) above {gbs(be)}." + caveat)
     else:
         cls = "not supported"
         text = (f"at {bw_g:g} Gb/s the {k}-cluster plan ({multi['wall_time_h']:.1f} h) is slower than one cluster "
-                f"alone ({alone['wall_time_h']:.1f} h); break-even needs {be:.3g} Gb/s." + caveat)
+                f"alone ({alone['wall_time_h']:.1f} h); break-even needs {gbs(be)}." + caveat)
     ranges = {}
     wr, _ = _entry(doc.get("inputs") or {}, "wan_range", ["1 Gb/s", "100 Gb/s"], required=False)
     for v in [wr[0], bw_g * 1e9 / 8.0, wr[-1]]:
@@ -226,9 +270,44 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
         "student_params": count(case.student).total_params,
         "teacher_params": count(case.teacher).total_params,
     }
+    by_student = _student_table(doc, case, Path(base_dir), gbs)
+    if by_student:
+        numbers["by_student_size"] = by_student
     best = min((multi, summed, alone), key=lambda r: r["wall_time_s"])
+    chip = case.system.chip.name.split(" (")[0]
+    head = (f"{k} domain clusters of {case.chips_per_cluster} {chip} joined by {bw_g:g} Gb/s finish teacher RL and "
+            f"multi-teacher distillation {ratio - 1:+.0%} vs one cluster with all their chips; the split stays within "
+            f"{tol:.0%} down to {gbs(near)}.")
+    if cls != "supported":
+        head = (f"At {bw_g:g} Gb/s the {k}-cluster plan is {ratio - 1:+.0%} vs one cluster with all their chips; "
+                f"within {tol:.0%} needs {gbs(near)}.")
+    if by_student:
+        ok_s = [r for r in by_student if r.get("multi_over_summed") is not None and r["multi_over_summed"] <= 1 + tol]
+        no_s = [r for r in by_student if r.get("multi_over_summed") is not None and r["multi_over_summed"] > 1 + tol]
+        if no_s:
+            big = no_s[0]
+            lim = (f"{big['wan_needed']} keeps it within {tol:.0%}" if big["wan_gbit_s_within_tolerance"] else
+                   f"even unlimited WAN leaves {big['multi_over_summed_unlimited_wan'] - 1:+.0%} (more than "
+                   f"{big['wan_gbit_s_within_1pt_of_unlimited']:.3g} Gb/s no longer helps)")
+            head = (f"Supported for students up to {max([r['total_params'] for r in ok_s] or [0]) / 1e9:.0f}B "
+                    f"(within {tol:.0%} of one cluster with all the chips from {gbs(near)} of WAN up); not for the frontier "
+                    f"students the seed means: from {big['total_params'] / 1e9:,.0f}B on the split plan is "
+                    f"{big['multi_over_summed'] - 1:+.0%} at {bw_g:g} Gb/s and {lim}.")
+            if ok_s and cls == "supported":
+                cls = "depends on the student size"
+            elif not ok_s:
+                cls = "not supported"
+        else:
+            big = by_student[-1]
+            head += (f" A {big['total_params'] / 1e12:.1f}T student is {big['multi_over_summed'] - 1:+.0%} and needs "
+                     f"{big['wan_needed']}.")
     out = {"id": doc.get("id"), "kind": doc.get("kind"), "claim": doc.get("claim", ""),
-           "question": doc.get("question", ""), "verdict_class": cls, "verdict": f"{cls}: {text}",
+           "question": doc.get("question", ""), "verdict_class": cls, "verdict": f"{cls}: {head}",
+           "headline": head, "details": text,
+           "deciding_assumption": (f"student size: within {tol:.0%} up to 30B-class students at {gbs(near)} or "
+                                   f"more; frontier students stay above {tol:.0%} at any WAN bandwidth"
+                                   if cls == "depends on the student size" else
+                                   f"WAN bandwidth: within {tol:.0%} down to {gbs(near)}"),
            "numbers": numbers, "ranges": ranges,
            "best_plan": {"plan": best["plan"], "wall_time_h": best["wall_time_h"],
                          "multi_cluster": {"teacher_rl": multi["teacher_rl"], "mopd": multi["mopd"],

@@ -119,8 +119,8 @@ def value(x: Any) -> str:
     if isinstance(x, float):
         if math.isnan(x):
             return "n/a"
-        if math.isinf(x):
-            return "inf"
+        if math.isinf(x):          # never "inf" in front of a reader
+            return "unbounded" if x > 0 else "-unbounded"
         a = abs(x)
         if a == 0:
             return "0"

@@ -67,7 +67,7 @@ def headline(est: dict) -> str:
             ("fits in HBM", "yes" if est["fits"] else "NO", "fits"),
             ("micro-batches per step", f"{est['microbatches_per_step']:g}", "microbatches_per_step")]
     if "days" in est:
-        rows += [("whole run", fmt.days(est["days"]), "days"),
+        rows += [("whole run (without failures)", fmt.days(est["days"]), "days"),
                  ("chip-hours", fmt.chip_hours(est["chip_hours"]), "chip_hours")]
         from .terminal import cost_rows
 
@@ -198,7 +198,7 @@ def _ranges(data: dict, png: bytes | None) -> str:
         rows = [("tokens/s per chip", f"{fmt.tokens_per_s(tps * band['tokens_per_s_factor_low'])} - "
                  f"{fmt.tokens_per_s(tps * band['tokens_per_s_factor_high'])}", "band_tokens_per_s")]
         if "days" in est and band.get("days_factor_high"):
-            rows.append(("whole run", f"{fmt.days(est['days'] * band['days_factor_low'])} - "
+            rows.append(("whole run (without failures)", f"{fmt.days(est['days'] * band['days_factor_low'])} - "
                          f"{fmt.days(est['days'] * band['days_factor_high'])}", "band_days"))
         body += (f"<h3>Band from the validation error (median |error| {fmt.pct(band['median_abs_error'])})</h3>"
                  + kv_table(rows))

@@ -326,7 +326,10 @@ def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]
     cls = VERDICT_CLASS.get(r.get("verdict_class", ""), "")
     top = (f'<p class="meta">{esc(r.get("kind", ""))} &middot; {esc(rel_path(r.get("file", "")))}</p>'
            f'<div class="answer {cls}" data-key="answer">{esc(r.get("verdict", ""))}</div>'
-           f"<p><b>Claim:</b> {esc(r.get('claim', ''))}</p>"
+           + (f"<p><b>Deciding assumption:</b> {esc(r['deciding_assumption'])}</p>" if r.get("deciding_assumption")
+              else "")
+           + (f"<p class=\"details\">{esc(r['details'])}</p>" if r.get("details") else "")
+           + f"<p><b>Claim:</b> {esc(r.get('claim', ''))}</p>"
            + (f"<p><b>Question:</b> {esc(r.get('question'))}</p>" if r.get("question") else ""))
     numbers_img = (image(charts["scenario_numbers"], "bar chart of the scenario's comparable numbers",
                          "scenario_numbers") if charts.get("scenario_numbers") else "")

@@ -78,17 +78,19 @@ def index_html(results: list[dict], written: list[dict]) -> str:
         w = files.get(r.get("id"), {})
         colour = VERDICT_COLOURS.get(r.get("verdict_class", ""), "#b8860b")
         link = f'<a href="{esc(w.get("file", file_name(r)))}">{esc(r.get("id"))}</a>'
-        rows.append([link, esc(r.get("kind", "")), esc(r.get("claim", "")),
-                     f'<span style="color:{colour}">{esc(r.get("verdict", ""))}</span>',
-                     f"{r.get('seconds', 0) or 0:.1f}"])
+        rows.append([link, esc(r.get("claim", "")),
+                     f'<span style="color:{colour}">{esc(r.get("verdict_class", "") or r.get("verdict", ""))}</span>',
+                     esc(r.get("deciding_assumption") or r.get("headline") or ""),
+                     esc(r.get("headline") or r.get("verdict", "")), f"{r.get('seconds', 0) or 0:.1f}"])
     n = len(results)
     counts = {}
     for r in results:
         counts[r.get("verdict_class", "other")] = counts.get(r.get("verdict_class", "other"), 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     body = (f'<h1>trainsim seed scenarios</h1><div class="answer" data-key="answer">{n} scenarios: {esc(summary)}.'
-            "</div>" + section("scenarios", "Scenarios", table(["id", "kind", "claim", "verdict", "seconds"], rows,
-                                                               {4}, raw=True)))
+            "</div>" + section("claims", "The claims, their verdicts and the deciding assumptions",
+                               table(["id", "claim", "verdict", "deciding assumption", "headline", "seconds"], rows,
+                                     {5}, raw=True)))
     return page("trainsim scenarios", body)
 
 

@@ -6,8 +6,10 @@ numbers of the system the engine reads, chips, training) and of the fixed plan f
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,38 @@ def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
     tr.pop("tokens", None)
     return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, run.use_all,
             tuple(sorted(tr.items())), fixed.model_dump_json(), run.framework)   # the stack limits the search
+
+
+# the engine's data files: a cached result is valid only for the catalog, calibration, constants and assumptions
+# it was computed with (the package's YAML data; a calibration run rewrites calibration.yaml in place)
+DATA_PACKAGES = ("catalog", "perf", "scenario", "inference", "posttrain")
+
+
+def _data_files() -> list[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return sorted(p for pkg in DATA_PACKAGES for p in (root / pkg / "data").glob("*.yaml"))
+
+
+def engine_data_key() -> str:
+    """A digest of the content of every engine data file (catalog, calibration, constants, assumptions), re-read
+    only when a file's size or modification time changes: part of every cache key of a scenario result."""
+    stats = tuple((str(p), st.st_mtime_ns, st.st_size) for p in _data_files() for st in (p.stat(),))
+    return _digest(stats)
+
+
+@lru_cache(maxsize=4)
+def _digest(stats: tuple) -> str:
+    h = hashlib.sha256()
+    for path, _, _ in stats:
+        h.update(path.encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(run: Run, fixed: PlanSpec | None = None, *extra) -> tuple:
+    """The key of a cached scenario result: the run's content (:func:`run_key`), the engine's data files
+    (:func:`engine_data_key`) and anything else the caller's answer depends on (``extra``)."""
+    return run_key(run, fixed) + (engine_data_key(),) + tuple(extra)
 
 
 def _retokened(res: SearchResult, tokens) -> SearchResult:
@@ -101,7 +135,7 @@ def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch:
     """Memoised plan search. Where no plan is valid for the run's batch on this chip count (a divisibility
     problem, not memory), the batch is moved to the nearest one this chip count can split (:func:`fitted_batch`)
     and the result's ``run`` says so (``SearchResult.run.training``)."""
-    key = run_key(run, fixed) + (top,)
+    key = cache_key(run, fixed, top)
     if key in _CACHE:
         STATS["hits"] += 1
         return _retokened(_CACHE[key], run.training.tokens)

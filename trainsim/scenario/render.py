@@ -111,8 +111,9 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     c = c or console()
     cls = r.get("verdict_class", "")
     colour = COLOURS.get(cls, "yellow")
+    details = f"\n\n{r['details']}" if r.get("details") else ""
     c.print(Panel(f"[bold]{r.get('claim', '')}[/bold]\n\n[italic]{r.get('question', '')}[/italic]\n\n"
-                  f"[{colour}]{r.get('verdict', '')}[/{colour}]",
+                  f"[{colour}]{r.get('verdict', '')}[/{colour}]{details}",
                   title=f"{r.get('id')} ({r.get('kind', '')})", expand=True))
     tables: list = []
     rows = _flatten(r.get("numbers") or {}, tables=tables)
@@ -130,7 +131,7 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
         if plans:
             c.print("[bold]best plans[/bold]\n" + "\n".join(plans))
     bp = r.get("best_plan")
-    if bp:
+    if bp and bp.get("system"):
         c.print(f"[bold]best plan[/bold]: {bp.get('chips', 0):,} chips of {bp.get('system')} ({bp.get('precision')}), "
                 f"{plan_text(bp.get('plan'))}, batch {bp.get('global_batch_seqs')} seqs, step "
                 f"{fmt(bp.get('step_time_s'))} s, MFU {fmt(bp.get('mfu'))}, memory "
@@ -162,8 +163,9 @@ def summary_row(r: dict) -> dict:
     cls = r.get("verdict_class") or ""
     text = str(r.get("verdict") or "")
     why = text[len(cls) + 2:] if cls and text.startswith(cls + ": ") else text
+    because = r.get("deciding_assumption") or r.get("headline") or _first_clause(why)
     return {"id": str(r.get("id")), "claim": _short(str(r.get("claim") or ""), 75), "verdict": cls or text,
-            "because": _short(_first_clause(why), 140)}
+            "because": _short(str(because), 200)}
 
 
 def _first_clause(text: str) -> str:

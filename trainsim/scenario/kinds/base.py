@@ -1,0 +1,309 @@
+"""What every scenario kind shares: reading a scenario file, the typed input base, the result of ``compute``, the
+helpers that turn runs into rows with ranges, and :func:`register_kind`, which ties a kind's input model,
+``compute(inputs, base_dir) -> KindResult`` (numbers only) and ``verdict(result) -> (class, text)`` together.
+
+A kind's handler (what :func:`trainsim.scenario.registry.handler` returns) takes ``(doc, base_dir)`` and returns a
+dict with ``id``, ``kind``, ``claim``, ``question``, ``verdict`` (a sentence that starts with "supported",
+"not supported" or "depends on ..."), ``verdict_class``, ``numbers`` (scalars, or ``{low, nominal, high}`` where an
+input is uncertain), ``best_plan``, ``assumptions`` (each with its source) and ``validation_error``. Numbers come
+from the engine; nothing here hard-codes a result.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from ...errors import TrainsimError
+from ...model.counts import count
+from ...perf.calibration import validation_error
+from ..assumptions import Assumptions
+from ..common import best, make_run, where_time_goes
+from ..economics import economics
+from ..goodput import goodput, goodput_range
+from ..ranges import propagate
+from ..registry import register
+
+# ---------------------------------------------------------------- helpers
+
+
+def _need(doc: dict, key: str):
+    if key not in doc:
+        raise TrainsimError("missing key", field=key, where=f"scenario {doc.get('id', '?')}")
+    return doc[key]
+
+
+def _listify(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _assumptions(doc: dict) -> Assumptions:
+    return Assumptions().with_overrides(doc.get("assumptions"))
+
+
+def load_doc(path: Path) -> dict:
+    """A scenario YAML; numeric strings under ``claimed`` and ``frontier_model`` become numbers (PyYAML reads
+    ``1.6e12`` without an exponent sign as a string)."""
+    from ..assumptions import _num
+
+    path = Path(path)
+    if not path.exists():
+        raise TrainsimError(f"no such scenario file: {path}")
+    from ...io import read_yaml
+
+    doc = read_yaml(path, what="scenario file") or {}
+    if not isinstance(doc, dict):
+        raise TrainsimError("expected a mapping", where=str(path))
+    for key in ("claimed", "frontier_model"):
+        if isinstance(doc.get(key), dict):
+            doc[key] = _num(doc[key])
+    for r in doc.get("reference_runs") or []:
+        if isinstance(r, dict) and "flops" in r:
+            r["flops"] = float(r["flops"])
+    return doc
+
+
+def _sibling(doc: dict, key: str, base_dir: Path) -> dict:
+    return load_doc(Path(base_dir) / _need(doc, key))
+
+
+def _system_id(system) -> str:
+    if isinstance(system, str):
+        return system
+    return str(system.get("id") or system.get("base") or system.get("name") or "inline")
+
+
+def _chips(doc: dict, system_obj) -> int:
+    if "chips" in doc:
+        return int(doc["chips"])
+    if "pods" in doc or "units" in doc:
+        return int(doc.get("pods", doc.get("units"))) * system_obj.scale_up_size
+    raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
+
+
+def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
+    """The run of a scenario document (model, system, chips/pods, training) with optional changes."""
+    from ...catalog.resolve import resolve_system
+
+    training = dict(_need(doc, "training"))
+    if precision:
+        training["precision"] = precision
+    sysv = system if system is not None else _need(doc, "system")
+    sys_obj = resolve_system(sysv, base_dir)
+    n = chips if chips is not None else _chips(doc, sys_obj)
+    return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")))
+
+
+def _validation(families) -> dict:
+    out = {}
+    for fam in dict.fromkeys(families):
+        v = validation_error(fam)
+        out[fam] = v if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
+    return out
+
+
+def _input(key: str, value: Any, source: str, note: str = "") -> dict:
+    d = {"key": key, "value": value, "source": source, "confidence": "scenario input"}
+    if note:
+        d["note"] = note
+    return d
+
+
+def _model_inputs(doc: dict) -> list[dict]:
+    m = doc.get("model")
+    out = [_input("model", m if isinstance(m, str) else (m.get("name", "inline") if isinstance(m, dict) else m),
+                  doc.get("model_source", "scenario file"), doc.get("model_note", ""))]
+    tr = doc.get("training") or {}
+    if tr:
+        out.append(_input("training", tr, doc.get("training_source", "scenario file"), doc.get("training_note", "")))
+    return out
+
+
+def _base(doc: dict) -> dict:
+    return {"id": doc.get("id"), "kind": doc.get("kind"), "claim": doc.get("claim", ""),
+            "question": doc.get("question", "")}
+
+
+def _verdict(cls: str, text: str) -> dict:
+    return {"verdict_class": cls, "verdict": f"{cls}: {text}"}
+
+
+def _triple(lo, nom, hi, unit: str = "") -> dict:
+    vals = [v for v in (lo, nom, hi) if v is not None and math.isfinite(v)]
+    d = {"low": min(vals) if vals else None, "nominal": nom, "high": max(vals) if vals else None}
+    if unit:
+        d["unit"] = unit
+    return d
+
+
+def _run_row(run, a: Assumptions, *, with_ranges: bool = True) -> dict:
+    """Best plan of one run with days (ideal, effective with goodput, ranges), chip-days, MFU, memory, cost."""
+    res = best(run)
+    est = res.best
+    row = {"system": run.system.id, "chip": run.system.chip.id, "chips": run.chips,
+           "precision": run.training.precision}
+    if est is None:
+        row.update(fits=False, message=res.no_plan_message())
+        return row
+    g = goodput(run.arch, run.chips, est.days, a)
+    eco = economics(est, a, goodput=g)
+    row.update(
+        fits=est.fits, days=None, effective_days=None, goodput=None,
+        chip_days=est.days * run.chips, effective_chip_days=est.days / g.fraction * run.chips,
+        mfu=est.mfu, tokens_per_s_per_chip=est.tokens_per_s_per_chip,
+        memory_per_chip_gib=est.memory_per_chip_bytes / 2**30, hbm_gib=run.system.chip.hbm_bytes / 2**30,
+        plan=est.plan, range_driver=None, range_inputs=[],
+        energy_mwh=eco["energy_mwh"], cost_capex_usd=eco["cost_capex_usd"], cost_rental_usd=eco["cost_rental_usd"],
+        where_time_goes=where_time_goes(est), mtbf_hours=g.mtbf_hours,
+    )
+    row["_est"], row["_eco"], row["_run"] = est, eco, run
+    _add_ranges(row, a, with_ranges)
+    return row
+
+
+def _add_ranges(row: dict, a: Assumptions, search: bool = True) -> dict:
+    """Fill days / effective days / goodput with low-nominal-high: the catalog ranges of the system (re-searched
+    when ``search``) and the goodput assumptions' ends."""
+    run, est = row["_run"], row["_est"]
+    g = goodput(run.arch, run.chips, est.days, a)
+    gp = goodput_range(run.arch, run.chips, est.days, a)
+    rng = propagate(run) if search else {"low": est.days, "nominal": est.days, "high": est.days,
+                                         "by_input": [], "driver": None}
+    row["days"] = _triple(rng["low"], est.days, rng["high"], "days")
+    row["effective_days"] = _triple(rng["low"] / gp["fraction"]["high"], est.days / g.fraction,
+                                    rng["high"] / gp["fraction"]["low"], "days")
+    row["goodput"] = _triple(gp["fraction"]["low"], g.fraction, gp["fraction"]["high"])
+    row["range_driver"] = rng["driver"]
+    row["range_inputs"] = [{k: r[k] for k in ("input", "low", "high", "result_at_low", "result_at_high")}
+                           for r in rng["by_input"]]
+    row["_gp"] = gp["fraction"]
+    return row
+
+
+def _dominant(row: dict) -> str:
+    """What drives the spread of a row's effective days: a catalog input or the failure assumptions."""
+    d, g = row.get("days") or {}, row.get("_gp") or {}
+    cat = (d.get("high") or 1.0) / (d.get("low") or 1.0)
+    gpr = (g.get("high") or 1.0) / (g.get("low") or 1.0)
+    if cat >= gpr and row.get("range_driver"):
+        return row["range_driver"]
+    return "the failure rate and restart time"
+
+
+def _public(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def _flops_claimed(claimed: dict | None) -> float | None:
+    if not claimed or "active_params" not in claimed or "tokens" not in claimed:
+        return None
+    return 6.0 * float(claimed["active_params"]) * float(claimed["tokens"])
+
+
+def _count_check(arch, claimed: dict | None) -> dict:
+    c = count(arch)
+    out = {"total_params": float(c.total_params), "active_params": float(c.active_params)}
+    if claimed:
+        if "total_params" in claimed:
+            out["total_vs_claim"] = c.total_params / float(claimed["total_params"]) - 1.0
+        if "active_params" in claimed:
+            out["active_vs_claim"] = c.active_params / float(claimed["active_params"]) - 1.0
+    return out
+
+
+
+
+# ---------------------------------------------------------------- typed inputs, results, registration
+
+
+class KindInputs(BaseModel):
+    """The keys every scenario file has; each kind's input model adds its own, each default stated with a
+    description. Keys a kind does not declare are kept (``extra="allow"``) and reach ``compute`` through
+    :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged)."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    id: Any = Field(None, description="scenario id (S1 ... S9)")
+    kind: str = Field(description="the scenario kind (one module of trainsim.scenario.kinds)")
+    claim: str = Field("", description="the claim as the seed states it")
+    question: str = Field("", description="what trainsim computes to test it")
+    _doc: dict = PrivateAttr(default_factory=dict)
+
+    def doc(self) -> dict:
+        """The scenario file as read (a mapping)."""
+        return self._doc
+
+    def assumption_set(self) -> Assumptions:
+        """``assumptions.yaml`` with this file's ``assumptions:`` overrides."""
+        return _assumptions(self._doc)
+
+
+@dataclass
+class KindResult:
+    """What ``compute`` returns: the numbers a reader sees, and what the verdict needs beyond them (``facts``:
+    labels, thresholds and flags, never printed as numbers)."""
+
+    numbers: dict[str, Any]
+    best_plan: dict | None = None
+    assumptions: list[dict] = field(default_factory=list)
+    validation_error: dict = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
+    """``doc`` validated against a kind's input model; a bad value is one line naming the field."""
+    try:
+        inp = model.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field_ = ".".join(str(p) for p in e.get("loc", ()))
+        raise TrainsimError(f"{e.get('msg', 'invalid value')} (got {str(e.get('input'))[:80]!r})",
+                            field=field_, where=f"scenario {doc.get('id', '?')}") from None
+    inp._doc = doc
+    return inp
+
+
+def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, Path], KindResult],
+                  verdict: Callable[[KindResult], tuple]) -> Callable[[dict, Path], dict]:
+    """Register the handler of ``kind``: parse the inputs, compute the numbers, then write the verdict.
+
+    ``verdict`` returns ``(class, headline, details)``: the headline is at most two sentences for any reader (no
+    catalog ids; where an input's range flips the verdict, "supported if ...; not if ..."), the details the
+    numbers behind it. The result's ``verdict`` is ``"<class>: <headline>"``."""
+
+    def handle(doc: dict, base_dir: Path) -> dict:
+        inp = parse_inputs(inputs, doc)
+        res = compute(inp, Path(base_dir))
+        out = verdict(res)
+        cls, headline, details = out if len(out) == 3 else (out[0], out[1], "")
+        return {**_base(doc), **_verdict(cls, headline), "headline": headline, "details": details,
+                "deciding_assumption": res.facts.get("deciding", ""), "numbers": res.numbers,
+                "best_plan": res.best_plan, "assumptions": res.assumptions,
+                "validation_error": res.validation_error}
+
+    handle.__name__ = kind.replace("-", "_")
+    handle.__doc__ = f"Handler of scenario kind {kind!r}: {inputs.__name__} -> {compute.__module__}.compute."
+    handle.inputs = inputs            # type: ignore[attr-defined]
+    handle.compute = compute          # type: ignore[attr-defined]
+    handle.verdict = verdict          # type: ignore[attr-defined]
+    return register(kind)(handle)
+
+
+def short_name(obj) -> str:
+    """A chip's or system's catalog name without its parenthesised remark ("Ascend 910C", "Huawei CloudMatrix384"):
+    what a headline says instead of a catalog id."""
+    name = str(getattr(obj, "name", "") or getattr(obj, "id", "") or obj)
+    return name.split(" (")[0].strip()
+
+
+def chip_name(chip_id: str) -> str:
+    """:func:`short_name` of a catalog chip id (the id itself when the catalog does not know it)."""
+    from ...catalog.load import get_chip
+
+    try:
+        return short_name(get_chip(chip_id))
+    except Exception:  # noqa: BLE001 - an inline chip keeps its id
+        return str(chip_id)

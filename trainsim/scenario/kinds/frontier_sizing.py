@@ -1,0 +1,220 @@
+"""Scenario kind ``frontier-sizing`` (S6): how many scale-up units a user-chosen frontier MoE needs to finish in a
+given number of days, and the model that the claimed unit counts can train."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ...model.counts import count
+from ..capacity import capacity, moe_shape
+from ..common import at_chips, best, days_of, make_run, plan_summary
+from ..failure_modes import options as fh_options, with_option
+from ..goodput import goodput, goodput_range, restart_for_goodput
+from ..ranges import propagate
+from ..sizing import run_at, size
+from .base import KindInputs, KindResult, _input, _listify, _need, _triple, _validation, register_kind, short_name
+
+
+class Inputs(KindInputs):
+    """S6's inputs: the unit (system), the window, the precision, the claimed unit counts and the frontier model
+    (``total_params``, ``active_params``, ``tokens``; a DeepSeek-V3-like shape is sized to them)."""
+
+    system: Any = Field(description="catalog id or inline system of one unit")
+    days: float = Field(90.0, description="the window, in days (the seed's 'about 3 months')")
+    precision: str = Field("fp8", description="training precision")
+    claimed_units: Any = Field([10, 20], description="the unit counts the claim names (one or a list)")
+    frontier_model: dict = Field(description="{name, total_params, active_params, tokens, seq_len, "
+                                             "global_batch_seqs, source, note}")
+    capacity_evals: int = Field(5, description="model shapes tried per capacity answer")
+    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares"],
+                                        description="failure-handling options compared (scenario/data/"
+                                                    "failure_handling.yaml); the first is the nominal one")
+    reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source}: runs the "
+                                                                         "frontier model's FLOPs are placed beside")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    from ...catalog.resolve import resolve_system
+
+    doc = inp.doc()
+    a = inp.assumption_set()
+    system = resolve_system(_need(doc, "system"), base_dir)
+    days = inp.days
+    lm = inp.frontier_model
+    total, active, tokens = float(lm["total_params"]), float(lm["active_params"]), float(lm["tokens"])
+    shape = moe_shape(active, total / active, name=lm.get("name", "lean-mythos"))
+    tr = {"tokens": tokens, "seq_len": int(lm.get("seq_len", 4096)),
+          "global_batch_seqs": int(lm.get("global_batch_seqs", 16384)), "precision": inp.precision}
+    claimed_units = [int(u) for u in _listify(inp.claimed_units)]
+    start_chips = max(claimed_units) * system.scale_up_size
+    run = make_run(shape, doc["system"], start_chips, tr, base_dir, name=shape["name"])
+    c = count(run.arch)
+    sized = size(run, days, unit="system", assumptions=a)
+    # the same question at the optimistic end of the failure assumptions and without failures (cached searches)
+    claimed_units = claimed_units or [10, 20]
+    need_opt = not (sized.feasible and sized.units <= max(claimed_units))
+    sized_opt = size(run, days, unit="system", assumptions=a, goodput_end="high") if need_opt else sized
+    sized_ideal = size(run, days, unit="system", assumptions=None)
+    keep = lambda r: {k: v for k, v in r.to_dict().items() if k not in ("best_plan",)}  # noqa: E731
+    numbers: dict[str, Any] = {
+        "frontier_model": {"total_params": float(c.total_params), "active_params": float(c.active_params),
+                           "tokens": tokens, "training_flops_6na": 6.0 * c.active_params * tokens,
+                           "shape": shape},
+        "sizing": keep(sized),
+        "sizing_optimistic_failures": {k: v for k, v in keep(sized_opt).items() if k != "probes"},
+        "sizing_without_failures": {k: v for k, v in keep(sized_ideal).items() if k != "probes"},
+    }
+    rng = None
+    if sized.feasible:
+        srun = at_chips(run, sized.chips)
+        rng = propagate(srun)
+        g = goodput(run.arch, sized.chips, sized.days, a)
+        gp = goodput_range(run.arch, sized.chips, sized.days, a)["fraction"]
+        numbers["days_at_sized_count"] = _triple(rng["low"] / gp["high"], sized.effective_days,
+                                                 rng["high"] / gp["low"], "days (with failures)")
+        numbers["range_inputs"] = [{k: r[k] for k in ("input", "low", "high", "result_at_low", "result_at_high")}
+                                   for r in rng["by_input"]]
+        numbers["range_driver"] = rng["driver"]
+        numbers["goodput"] = g.fraction
+    fam_a = a.with_overrides({"moe_sparsity": total / active})
+    caps = {}
+    for u in claimed_units:
+        cap = capacity(system, u * system.scale_up_size, days, fam_a, family="deepseek-v3",
+                       precision=tr["precision"], max_evals=inp.capacity_evals)
+        caps[u] = cap
+        d = cap.to_dict()
+        numbers[f"capacity_{u}_units"] = {k: d[k] for k in ("total_params", "active_params", "tokens",
+                                                            "training_flops", "goodput", "message")}
+        numbers[f"capacity_{u}_units"]["binding_limits"] = [l_["limit"] for l_ in d["limits"] if l_["binding"]]
+    hi_u = max(claimed_units)
+    flip: dict[str, Any] = {}
+    if not (sized.feasible and sized.units <= hi_u) and sized_opt.feasible and sized_opt.units <= hi_u:
+        chips_hi = hi_u * system.scale_up_size
+        d_hi = days_of(best(run_at(run, chips_hi)))
+        r_flip = restart_for_goodput(run.arch, chips_hi, a, d_hi / days) if math.isfinite(d_hi) else None
+        numbers["restart_s_for_claimed_units"] = r_flip
+        flip = {"d_hi": d_hi, "r_flip": r_flip,
+                "mtbf_min_hi": goodput(run.arch, chips_hi, 1.0, a).mtbf_hours * 60}
+    # failure handling as a choice: the same sizing with each other option's restart time and checkpoint speed
+    fh = {}
+    for opt in inp.failure_handling[1:]:
+        s_o = size(run, days, unit="system", assumptions=with_option(a, opt))
+        fh[opt] = {"label": fh_options()[opt]["label"], "feasible": s_o.feasible, "units": s_o.units,
+                   "chips": s_o.chips, "effective_days": s_o.effective_days, "message": s_o.message,
+                   "source": fh_options()[opt]["source"]}
+    if fh:
+        fh = {inp.failure_handling[0]: {"label": fh_options()[inp.failure_handling[0]]["label"],
+                                        "feasible": sized.feasible, "units": sized.units, "chips": sized.chips,
+                                        "effective_days": sized.effective_days, "message": sized.message,
+                                        "source": fh_options()[inp.failure_handling[0]]["source"]}, **fh}
+        numbers["sizing_by_failure_handling"] = [{"failure_handling": k, **v} for k, v in fh.items()]
+    fl_model = 6.0 * c.active_params * tokens
+    if inp.reference_runs:
+        numbers["reference_runs"] = [{"name": r["name"], "flops": float(r["flops"]), "source": r.get("source", ""),
+                                      "frontier_model_over_it": fl_model / float(r["flops"])}
+                                     for r in inp.reference_runs]
+    facts = {"days": days, "fh": fh, "system_name": short_name(system), "system": system.id, "scale_up": system.scale_up_size, "claimed_units": claimed_units,
+             "total": float(c.total_params), "active": float(c.active_params), "tokens": tokens,
+             "sized": sized, "sized_opt": sized_opt, "sized_ideal": sized_ideal,
+             "caps": {u: (cap.training_flops, cap.total_params, cap.active_params, cap.tokens)
+                      for u, cap in caps.items()},
+             "driver": rng["driver"] if rng and rng["driver"] else "goodput", **flip}
+    return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
+                      assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
+                                          lm.get("note", ""))] + a.report(),
+                      validation_error=_validation([system.chip.family]), facts=facts)
+
+
+def _headline(f: dict, n: dict, cls: str) -> tuple[str, str]:
+    """(headline, deciding assumption)."""
+    days, hi_u = f["days"], max(f["claimed_units"])
+    fl = 6.0 * f["active"] * f["tokens"]
+    head = (f"The assumed lean frontier MoE ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B active on "
+            f"{f['tokens'] / 1e12:.0f}T tokens, {fl:.1e} FLOP")
+    refs = n.get("reference_runs") or []
+    if refs:
+        big = max(refs, key=lambda r: r["flops"])
+        head += f", {fl / big['flops']:.1f}x {big['name']}"
+    head += ")"
+    fh = f["fh"]
+    ok = {o: v for o, v in fh.items() if v["feasible"] and v["units"] <= hi_u}
+    bad = {o: v for o, v in fh.items() if o not in ok}
+    say = lambda v: (f"{v['units']} SuperPoDs, {v['effective_days']:.0f} days" if v["feasible"]  # noqa: E731
+                     else "no count finishes in time")
+    sized, ideal = f["sized"], f["sized_ideal"]
+    if fh and ok and bad:
+        o, b = next(iter(ok)), next(iter(bad))
+        deciding = f"failure handling: {say(ok[o])} with {ok[o]['label']}; {say(bad[b])} with {bad[b]['label']}"
+        miss = (f"it needs {bad[b]['units']} SuperPoDs" if bad[b]["feasible"] else
+                f"no count of SuperPoDs finishes it in {days:g} days")
+        return (head + f" needs {say(ok[o]).split(',')[0]} for {days:g} days if failures are handled with "
+                f"{ok[o]['label']}. With {bad[b]['label']} {miss}"
+                + (f" (without any failures {ideal.units} would do)." if ideal.feasible else "."), deciding)
+    if sized.feasible:
+        return (head + f" needs {sized.units} SuperPoDs ({sized.effective_days:.0f} days with failures) for "
+                f"{days:g} days.", "the failure rate and restart time" if cls.startswith("depends") else
+                f"{sized.units} SuperPoDs at the nominal failure rate")
+    extra = f" (without any failures {ideal.units} would do)" if ideal.feasible else ""
+    return (head + f" cannot be trained in {days:g} days by {hi_u} SuperPoDs with any failure handling "
+            f"tried{extra}.", "more units than claimed with every failure-handling option")
+
+
+def _verdict_text(res: KindResult) -> tuple[str, str]:
+    f, n = res.facts, res.numbers
+    days, sized, sized_opt, sized_ideal = f["days"], f["sized"], f["sized_opt"], f["sized_ideal"]
+    fl = 6.0 * f["active"] * f["tokens"]
+    text = (f"the assumed lean frontier model ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B "
+            f"active, {f['tokens'] / 1e12:.0f}T tokens, {fl:.2e} FLOP) ")
+    if sized.feasible:
+        text += (f"needs {sized.units} {f['system_name']} units ({sized.chips:,} chips) for {days:g} days "
+                 f"({sized.effective_days:.0f} days with failures, MFU {sized.estimate.mfu:.0%})")
+    else:
+        text += f"cannot be trained in {days:g} days: {sized.message}"
+    for u, (cap_fl, cap_tot, cap_act, cap_tok) in f["caps"].items():
+        if cap_fl:
+            text += (f"; {u} units train a {cap_tot / 1e12:.1f}T/{cap_act / 1e9:.0f}B model on "
+                     f"{cap_tok / 1e12:.0f}T tokens ({cap_fl:.1e} FLOP)")
+    if sized_ideal.feasible:
+        text += f"; without failures {sized_ideal.units} units ({sized_ideal.days:.0f} days) would do"
+    text += ". The Atlas 950 SuperPoD is announced, not shipped: every hardware input is a vendor figure"
+    lo_u, hi_u = min(f["claimed_units"]), max(f["claimed_units"])
+    if sized.feasible and sized.units <= hi_u:
+        dr = n.get("days_at_sized_count", {})
+        drv = f["driver"]
+        if dr.get("high") is not None and dr["high"] > days:
+            return f"depends on {drv}", text + (f"; at the pessimistic end of {drv} the sized count takes "
+                                                f"{dr['high']:.0f} days")
+        return "supported", text + (f"; fewer than {lo_u} suffice" if sized.units < lo_u else "")
+    if sized_opt.feasible and sized_opt.units <= hi_u:
+        if f.get("r_flip") is not None:
+            text += (f". {hi_u} units ({f['d_hi']:.0f} days without failures) make it if restarts take under "
+                     f"{f['r_flip'] / 60:.1f} min at the Llama-3 failure rate")
+        return ("depends on the failure rate and restart time", text
+                + f". With half the Llama-3 interruption rate, 5-min restarts and fast checkpoint storage "
+                  f"(the optimistic end) {sized_opt.units} units finish in {sized_opt.effective_days:.0f} days; "
+                  f"at the nominal rate and 10-min restarts the job MTBF on {hi_u * f['scale_up']:,} chips "
+                  f"is {f['mtbf_min_hi']:.0f} min")
+    return "not supported", text + (f"; more than {hi_u} units are needed for this model even at the "
+                                    f"optimistic end of the failure assumptions")
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    cls, text = _verdict_text(res)
+    f = res.facts
+    fh = f["fh"]
+    hi_u = max(f["claimed_units"])
+    if fh:
+        ok = [o for o, v in fh.items() if v["feasible"] and v["units"] <= hi_u]
+        if ok and len(ok) < len(fh):
+            cls = "depends on failure handling"
+        elif ok:
+            cls = "supported" if cls == "not supported" else cls
+    head, deciding = _headline(f, res.numbers, cls)
+    f["deciding"] = deciding
+    return cls, head, text
+
+
+handle = register_kind("frontier-sizing", Inputs, compute, verdict)

@@ -1,0 +1,119 @@
+"""Scenario kind ``interconnect-cut`` (S9): one MoE job on a system with a cut scale-up link vs the same chips
+with the full link, each with its own best plan, beside dense models of equal active size and of equal compute."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ...model.counts import count
+from ..capacity import dense_shape
+from ..common import best, make_run, plan_summary
+from .base import KindInputs, KindResult, _input, _model_inputs, _need, _validation, register_kind
+
+
+class Inputs(KindInputs):
+    """S9's inputs: the model, the training, the chip count and the two systems."""
+
+    model: Any = Field(description="catalog id, config path or inline model mapping (the MoE)")
+    model_source: str = Field("catalog", description="source of the model")
+    training: dict = Field(description="training keys of a run spec")
+    chips: int = Field(description="chips of both runs")
+    chips_note: str = Field("scenario file", description="source of the chip count")
+    restricted: Any = Field(description="the system with the cut link")
+    history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "
+                                                                  "{date, event, source}")
+    reference: Any = Field(description="the system with the full link")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    doc = inp.doc()
+    a = inp.assumption_set()
+    slow, fast = _need(doc, "restricted"), _need(doc, "reference")
+    chips = inp.chips
+    tr = dict(inp.training)
+    moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")))
+    c = count(moe_run.arch)
+    C = 6.0 * c.active_params * float(tr["tokens"])
+    models = {"moe": (doc["model"], tr, inp.model_source)}
+    ratio = float(a["tokens_per_param"])
+    n_opt = math.sqrt(C / (6.0 * ratio))
+    models["dense_equal_active"] = (dense_shape(c.active_params, name="dense-equal-active"), tr,
+                                    "Llama-3-like dense model with the MoE's active parameter count, same tokens")
+    models["dense_chinchilla"] = (dense_shape(n_opt, name="dense-chinchilla"),
+                                  {**tr, "tokens": ratio * n_opt},
+                                  "Llama-3-like dense model of the same training FLOPs, Chinchilla-optimal "
+                                  "(N = sqrt(C / 120), D = 20 N; Hoffmann et al. 2022)")
+    rows = {}
+    for key, (m, t, note) in models.items():
+        r = {}
+        for label, sysv in (("restricted", slow), ("reference", fast)):
+            run = make_run(m, sysv, chips, t, base_dir, name=f"{doc.get('id')}-{key}")
+            res = best(run)
+            r[label] = res.best
+        cc = count(r["restricted"].run.arch) if r["restricted"] else None
+        rows[key] = {
+            "note": note, "total_params": float(cc.total_params) if cc else None,
+            "active_params": float(cc.active_params) if cc else None, "tokens": float(t["tokens"]),
+            "training_flops_6na": 6.0 * cc.active_params * float(t["tokens"]) if cc else None,
+            "days_restricted": r["restricted"].days if r["restricted"] else None,
+            "days_reference": r["reference"].days if r["reference"] else None,
+            "slowdown_pct": ((r["restricted"].days / r["reference"].days - 1.0) * 100.0)
+            if r["restricted"] and r["reference"] else None,
+            "plan_restricted": r["restricted"].plan if r["restricted"] else None,
+            "plan_reference": r["reference"].plan if r["reference"] else None,
+            "tp_comm_share_restricted": (r["restricted"].breakdown.get("tp_comm", 0.0) / r["restricted"].step_time_s)
+            if r["restricted"] else None,
+            "ep_share_restricted": (r["restricted"].breakdown.get("ep_alltoall", 0.0) / r["restricted"].step_time_s)
+            if r["restricted"] else None,
+            "_est": r["restricted"],
+        }
+    numbers = {"chips": chips, "restricted": slow, "reference": fast, "history": inp.history,
+               "scale_up_gb_s": {k: make_run(doc["model"], s, chips, tr, base_dir).system.levels[0].bw / 1e9
+                                 for k, s in (("restricted", slow), ("reference", fast))},
+               "runs": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in rows.items()}}
+    return KindResult(numbers=numbers, best_plan=plan_summary(rows["moe"]["_est"]),
+                      assumptions=_model_inputs(doc) + [_input("chips", chips, inp.chips_note)] + a.report(),
+                      validation_error=_validation([moe_run.system.chip.family]),
+                      facts={"total": float(c.total_params), "active": float(c.active_params)})
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    n, f = res.numbers, res.facts
+    rows = n["runs"]
+    mo = rows["moe"]
+    if mo["slowdown_pct"] is None:
+        return "not supported", "The MoE run does not fit on one of the systems.", \
+            "the MoE run does not fit on one of the systems"
+    text = (f"NVLink {n['scale_up_gb_s']['reference']:.0f} -> {n['scale_up_gb_s']['restricted']:.0f} "
+            f"GB/s per direction: {f['total'] / 1e9:.0f}B/{f['active'] / 1e9:.0f}B MoE on {n['chips']:,} chips "
+            f"takes {mo['days_restricted']:.1f} vs {mo['days_reference']:.1f} days ({mo['slowdown_pct']:+.1f}%) "
+            f"with the best plan for each")
+    for k in ("dense_equal_active", "dense_chinchilla"):
+        d = rows[k]
+        if d["slowdown_pct"] is not None:
+            text += (f"; {d['note'].split(',')[0]} ({d['total_params'] / 1e9:.0f}B, "
+                     f"{d['tokens'] / 1e12:.1f}T tokens): {d['slowdown_pct']:+.1f}%")
+    pr, pf = mo["plan_restricted"], mo["plan_reference"]
+    text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']} (tensor-parallel traffic "
+             f"{mo['tp_comm_share_restricted']:.0%} and expert all-to-all {mo['ep_share_restricted']:.0%} of the "
+             f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. History: "
+             + "; ".join(f"{h['date']}: {h['event']}" for h in n.get("history") or [])
+             + ". Only the interconnect was cut; FLOPs and HBM are the full chip's")
+    big = max(abs(r["slowdown_pct"] or 0.0) for r in rows.values())
+    loss = "little" if big < 10 else "a noticeable share of throughput"
+    text += f"; a plan chosen for the cut loses {loss}"
+    dense = rows.get("dense_chinchilla") or {}
+    head = (f"The H800 was not the first: the A800 (an A100 with NVLink cut from 600 to 400 GB/s, Nov 2022) came "
+            f"first, the H800 followed in 2023, and the Oct 2023 rule restricted both. The H800's cut costs a "
+            f"DeepSeek-V3-class run {mo['slowdown_pct']:+.1f}% with a plan chosen for it"
+            + (f" (a dense model of the same compute {dense['slowdown_pct']:+.1f}%)" if dense.get("slowdown_pct")
+               is not None else "") + ".")
+    res.facts["deciding"] = (f"history: the A800 came first (Nov 2022); the cut costs {mo['slowdown_pct']:+.1f}% "
+                             f"with a good plan")
+    return "not supported", head, text
+
+
+handle = register_kind("interconnect-cut", Inputs, compute, verdict)

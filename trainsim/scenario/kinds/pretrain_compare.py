@@ -1,0 +1,125 @@
+"""Scenario kind ``pretrain-compare`` (S1): one training job on several systems (and precisions), with chips x days,
+MFU, memory fit and, optionally, the count of scale-up units that finishes it in a given number of days."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..common import make_run, plan_summary
+from ..economics import training_flops
+from ..sizing import size
+from .base import (KindInputs, KindResult, _count_check, _flops_claimed, _input, _job_run, _listify, _model_inputs,
+                   _public, _run_row, _system_id, _validation, chip_name, register_kind, short_name)
+
+
+def _system_name(system) -> str:
+    from ...catalog.load import get_system
+
+    try:
+        return short_name(get_system(_system_id(system)))
+    except Exception:  # noqa: BLE001 - an inline system keeps its id
+        return _system_id(system) if system is not None else ""
+
+
+class Inputs(KindInputs):
+    """S1's inputs: the model, the training, and the systems to compare (each ``{system, precision, chips}``)."""
+
+    model: Any = Field(description="catalog id, config path or inline model mapping")
+    training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
+    systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional)}")
+    chips: int | None = Field(None, description="chips of every entry without its own 'chips'")
+    claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
+    size_for_days: int | float | None = Field(None, description="if given: the count of units that finishes the run in "
+                                                          "this many days (with failures)")
+    size_system: Any = Field(None, description="the system that sizing uses (default: the first entry's)")
+    size_precision: str | None = Field(None, description="the precision that sizing uses (default: training's)")
+    fallback_system: str = Field("dgx-h100", description="system used only to resolve the model's shape when no "
+                                                         "entry has a plan that fits (the FLOP count needs a run)")
+    chips_note: str = Field("", description="where the chip count comes from")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    doc = inp.doc()
+    a = inp.assumption_set()
+    tr = inp.training
+    rows = []
+    for entry in inp.systems:
+        for prec in _listify(entry.get("precision", tr.get("precision", "bf16"))):
+            run = _job_run(doc, base_dir, system=entry["system"], chips=int(entry.get("chips", inp.chips)),
+                           precision=prec)
+            rows.append(_run_row(run, a))
+    fitted = [r for r in rows if r.get("_est")]
+    arch = fitted[0]["_est"].run.arch if fitted else make_run(inp.model, inp.fallback_system, 8, tr, base_dir).arch
+    fl = training_flops(arch, float(tr["tokens"]), int(tr.get("seq_len", 4096)))
+    claimed = inp.claimed or {}
+    numbers: dict[str, Any] = {
+        "training_flops_6na": fl["flops_6na"],
+        "training_flops_claimed_6na": _flops_claimed(claimed),
+        "model_flops_incl_attention": fl["model_flops"],
+        "params": _count_check(arch, claimed),
+        "by_system": [_public(r) for r in rows],
+    }
+    sized, s_entry = None, None
+    if inp.size_for_days:
+        s_entry = inp.size_system if inp.size_system is not None else (rows[0]["system"] if rows else None)
+        srun = _job_run(doc, base_dir, system=s_entry, chips=int(inp.chips or 1), precision=inp.size_precision)
+        sized = size(srun, float(inp.size_for_days), unit="system", assumptions=a)
+        numbers["sizing"] = {k: v for k, v in sized.to_dict().items() if k not in ("best_plan", "probes")}
+    best_row = min((r for r in rows if r.get("fits")), key=lambda r: r["chip_days"], default=None)
+    facts = {"rows": [_public(r) for r in rows], "flops_6na": fl["flops_6na"], "active_params": fl["active_params"],
+             "tokens": float(tr["tokens"]), "size_for_days": inp.size_for_days,
+             "size_system": _system_id(s_entry) if s_entry is not None else None,
+             "size_system_name": _system_name(s_entry),
+             "sized": None if sized is None else {"feasible": sized.feasible, "units": sized.units,
+                                                  "chips": sized.chips, "message": sized.message}}
+    return KindResult(
+        numbers=numbers, best_plan=plan_summary(best_row["_est"]) if best_row else None,
+        assumptions=_model_inputs(doc) + [_input("chips", inp.chips, inp.chips_note)] + a.report(),
+        validation_error=_validation(r["_est"].run.system.chip.family for r in rows if r.get("_est")), facts=facts)
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    f = res.facts
+    rows, sized = f["rows"], f["sized"]
+    fits_all = all(r.get("fits") for r in rows)
+    parts = []
+    for r in rows:
+        if r.get("fits"):
+            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}): {r['days']['nominal']:.0f} days "
+                         f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}")
+        else:
+            parts.append(f"{chip_name(r['chip'])} ({r['precision']}): does not fit ({r.get('message', '')})")
+    text = (f"the run is {f['flops_6na']:.2e} FLOP (6 x {f['active_params'] / 1e9:.1f}B active x "
+            f"{f['tokens'] / 1e12:.0f}T tokens); " + "; ".join(parts))
+    if sized is not None:
+        text += (f"; finishing in {f['size_for_days']} days (with failures) takes {sized['units']} x "
+                 f"{f['size_system_name']} ({sized['chips']:,} chips)" if sized["feasible"] else f"; {sized['message']}")
+    cls = "supported" if fits_all and (sized is None or sized["feasible"]) else "not supported"
+    if fits_all:
+        text += ". The claim's size and schedule are consistent with these numbers (its start date is not public, " \
+                "so 'by Feb 2026' is checked only as 'a few months on a cluster of this size')"
+    fit = [r for r in rows if r.get("fits")]
+    head = (f"The {f['flops_6na']:.1e} FLOP run (6 x {f['active_params'] / 1e9:.0f}B active x "
+            f"{f['tokens'] / 1e12:.0f}T tokens) fits on every chip compared")
+    if fit:
+        lo = min(fit, key=lambda r: r["effective_days"]["nominal"])
+        hi = max(fit, key=lambda r: r["effective_days"]["nominal"])
+        head += (f" and takes {lo['effective_days']['nominal']:.0f}-{hi['effective_days']['nominal']:.0f} days "
+                 f"with failures on {fit[0]['chips']:,} chips")
+    if not fits_all:
+        head = "The run does not fit on every chip compared"
+    if sized is not None and sized["feasible"]:
+        head += (f". {sized['units']} {f['size_system_name']} units ({sized['chips']:,} chips) finish it in "
+                 f"{f['size_for_days']:g} days, so a finish by Feb 2026 needs only a start a few months earlier.")
+    else:
+        head += "."
+    if fit:
+        res.facts["deciding"] = (f"none within the ranges: the slowest chip needs "
+                                 f"{max(r['effective_days']['high'] for r in fit):.0f} days at the pessimistic end; "
+                                 f"the start date is not public")
+    return cls, head, text
+
+
+handle = register_kind("pretrain-compare", Inputs, compute, verdict)

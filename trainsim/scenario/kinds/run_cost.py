@@ -1,0 +1,116 @@
+"""Scenario kind ``run-cost`` (S3): the cost of another scenario's job (capex amortised and rental-equivalent), the
+cluster's price against the claim, and the same job on other clusters."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..common import plan_summary
+from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, _validation,
+                   chip_name, register_kind)
+
+
+class Inputs(KindInputs):
+    """S3's inputs: the job (another scenario file), the claim's money figures, the clusters to compare."""
+
+    job: str = Field(description="the scenario file whose job is costed")
+    claimed: dict | None = Field(None, description="the claim's figures: pod_price_usd, cluster_usd, "
+                                                   "cluster_all_in_usd, meituan_ai_capex_2026_usd, ...")
+    compare: list[dict] = Field(default_factory=list, description="entries {system, chips, precision, note}: the "
+                                                                  "same job on these clusters")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    doc = inp.doc()
+    a = inp.assumption_set()
+    job = _sibling(doc, "job", base_dir)
+    run = _job_run(job, base_dir)
+    row = _run_row(run, a, with_ranges=False)
+    if not row.get("fits"):
+        return KindResult(numbers={}, best_plan=None, assumptions=a.report(),
+                          validation_error=_validation([run.system.chip.family]),
+                          facts={"fail": f"the job does not fit: {row.get('message')}"})
+    eco = row["_eco"]
+    claimed = inp.claimed or {}
+    pods = run.chips / run.system.scale_up_size
+    pod_price = (run.system.price_per_chip_usd or 0.0) * run.system.scale_up_size
+    cluster = eco["cluster_capex_usd"]
+    numbers: dict[str, Any] = {
+        "pods": pods, "chips": run.chips, "pod_price_usd": pod_price,
+        "cluster_capex_usd": cluster,
+        "cluster_capex_claimed_usd": claimed.get("cluster_usd"),
+        "other_expenses_factor_implied": (claimed["cluster_all_in_usd"] / cluster["nominal"])
+        if claimed.get("cluster_all_in_usd") and cluster["nominal"] else None,
+        "days": row["days"]["nominal"], "effective_days": row["effective_days"]["nominal"],
+        "chip_hours": eco["chip_hours"], "energy_mwh": eco["energy_mwh"],
+        "cost_capex_amortised_usd": eco["cost_capex_usd"], "cost_rental_equivalent_usd": eco["cost_rental_usd"],
+        "rental_rate_usd_per_chip_hour": eco["rental_usd_per_chip_hour"],
+        "usd_per_1e24_flop_capex": eco["usd_per_1e24_flop_capex"],
+        "usd_per_1e24_flop_rental": eco["usd_per_1e24_flop_rental"],
+        "training_flops_6na": eco["training_flops_6na"],
+        "share_of_cluster_life": eco["effective_days"] / (365.25 * a["life_years"]),
+        "cluster_share_of_claimed_meituan_capex": (cluster["nominal"] / claimed["meituan_ai_capex_2026_usd"])
+        if claimed.get("meituan_ai_capex_2026_usd") and cluster["nominal"] else None,
+    }
+    comp = []
+    families = []
+    for entry in inp.compare:
+        crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
+                        precision=entry.get("precision"))
+        crow = _run_row(crun, a, with_ranges=False)
+        families.append(crun.system.chip.family)
+        if not crow.get("fits"):
+            comp.append({"system": crow["system"], "fits": False, "message": crow.get("message")})
+            continue
+        ce = crow["_eco"]
+        comp.append({"system": crow["system"], "chip": crow["chip"], "chips": crun.chips,
+                     "precision": crun.training.precision, "note": entry.get("note", ""),
+                     "days": crow["days"]["nominal"], "effective_days": crow["effective_days"]["nominal"],
+                     "mfu": crow["mfu"], "cluster_capex_usd": ce["cluster_capex_usd"],
+                     "cost_capex_amortised_usd": ce["cost_capex_usd"], "cost_rental_usd": ce["cost_rental_usd"],
+                     "energy_mwh": ce["energy_mwh"], "usd_per_1e24_flop_rental": ce["usd_per_1e24_flop_rental"],
+                     "usd_per_1e24_flop_capex": ce["usd_per_1e24_flop_capex"]})
+    numbers["same_job_on"] = comp
+    src = run.system.sources.get("price_per_chip_usd")
+    return KindResult(
+        numbers=numbers, best_plan=plan_summary(row["_est"]),
+        assumptions=_model_inputs(job) + [_input("pod_price", pod_price, src.note if src else "catalog")]
+        + [_input(f"compare.{c['system']}", c.get("note", ""), "scenario file") for c in comp if c.get("note")]
+        + a.report(),
+        validation_error=_validation([run.system.chip.family] + families),
+        facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "deciding": "the pod price ($8.2M, +-50%)"})
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    if res.facts.get("fail"):
+        return "not supported", "The job does not fit on the cluster.", res.facts["fail"]
+    n = res.numbers
+    cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
+    text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
+            f"(claim ${res.facts['claimed_cluster_usd'] / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
+            f"{cluster['high'] / 1e6:.0f}M from the price's +-50%). The S2 job runs "
+            f"{n['effective_days']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
+            f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
+            f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
+            f"${n['usd_per_1e24_flop_capex']['nominal'] / 1e6:.1f}M per 1e24 FLOP (capex basis)")
+    for c in n["same_job_on"]:
+        if c.get("fits", True) and c.get("cost_rental_usd"):
+            capx = c["cost_capex_amortised_usd"]["nominal"]
+            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}) {c['effective_days']:.0f} days, rental "
+                     f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
+                     + (f", capex ${capx / 1e6:.0f}M" if capx else ""))
+    share = n.get("cluster_share_of_claimed_meituan_capex")
+    text += (". The pod price is one press figure ('up to $8.2M'); the $2.2B Meituan and $100B Chinese capex "
+             "figures are not checked (no source in the catalog)"
+             + (f" - if right, the cluster is {share:.0%} of Meituan's 2026 AI capex" if share else ""))
+    head = (f"{n['pods']:.0f} pods at ${n['pod_price_usd'] / 1e6:.1f}M cost ${cluster['nominal'] / 1e6:.0f}M "
+            f"(${cluster['low'] / 1e6:.0f}-{cluster['high'] / 1e6:.0f}M over the price's range), as claimed if the "
+            f"pod price is right; the S2 job on them costs ${cap['nominal'] / 1e6:.0f}M amortised or "
+            f"${ren['nominal'] / 1e6:.0f}M at rental prices. The pod price is one press figure, so every dollar figure "
+            f"scales with it.")
+    return "depends on the pod price", head, text
+
+
+handle = register_kind("run-cost", Inputs, compute, verdict)

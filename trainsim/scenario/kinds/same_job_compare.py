@@ -1,0 +1,138 @@
+"""Scenario kind ``same-job-compare`` (S5): one job (another scenario's) on two clusters, ``a`` and ``b``: days,
+MFU, where the time goes, and whether ``a`` is within a tolerance of ``b``'s wall-clock days."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..common import comm_fraction, plan_summary
+from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
+                   _run_row, _sibling, _triple, _validation, chip_name, register_kind)
+
+
+class Inputs(KindInputs):
+    """S5's inputs: the job and the two sides, each ``{system, chips or pods, precision, label, note}``."""
+
+    job: str = Field(description="the scenario file whose job runs on both sides")
+    a: dict = Field(description="side a: {system, chips or pods, precision (one or a list), label, note}")
+    b: dict = Field(description="side b, as side a")
+    tolerance: float = Field(1.25, description="'about as capable' = a's days within this factor of b's")
+    tolerance_note: str = Field("assumption: 'about as capable' = within this factor of the other's wall-clock days",
+                                description="why this tolerance")
+
+
+def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    from ...catalog.resolve import resolve_system
+
+    doc = inp.doc()
+    a = inp.assumption_set()
+    job = _sibling(doc, "job", base_dir)
+    sides = {}
+    for side in ("a", "b"):
+        e = _need(doc, side)
+        s_obj = resolve_system(e["system"], base_dir)
+        n = int(e["chips"]) if "chips" in e else int(e["pods"]) * s_obj.scale_up_size
+        rows = []
+        for prec in _listify(e.get("precision", "bf16")):
+            run = _job_run(job, base_dir, system=e["system"], chips=n, precision=prec)
+            rows.append(_run_row(run, a, with_ranges=False))
+        fitting = [r for r in rows if r.get("fits")]
+        if fitting:     # catalog ranges (re-searched) only for this side's fastest row
+            _add_ranges(min(fitting, key=lambda r: r["effective_days"]["nominal"]), a, True)
+        peak = {p: n * s_obj.chip.flops(p) / 1e18 for p in ("bf16", "fp8")}
+        sides[side] = {"label": e.get("label", s_obj.id), "chips": n, "rows": rows, "peak_eflops": peak,
+                       "hbm_pb": n * s_obj.chip.hbm_bytes / 1e15, "hbm_bw_pbs": n * s_obj.chip.hbm_bw / 1e15,
+                       "fp8_native": bool(s_obj.chip.peak_flops.get("fp8"))}
+    numbers: dict[str, Any] = {}
+    for side, s in sides.items():
+        numbers[side] = {"label": s["label"], "chips": s["chips"], "peak_eflops": s["peak_eflops"],
+                         "fp8_native": s["fp8_native"], "hbm_pb": s["hbm_pb"], "hbm_bandwidth_pb_s": s["hbm_bw_pbs"],
+                         "runs": [{**_public(r), "comm_fraction": comm_fraction(r.get("_est"))} for r in s["rows"]]}
+    fit = lambda s: [r for r in s["rows"] if r.get("fits")]  # noqa: E731
+    fa, fb = fit(sides["a"]), fit(sides["b"])
+    if not fa or not fb:
+        return KindResult(numbers=numbers, best_plan=None, assumptions=a.report(),
+                          validation_error=_validation(r["_est"].run.system.chip.family for s in sides.values()
+                                                       for r in fit(s)),
+                          facts={"fail": "the job does not fit on one of the two systems"})
+    ba = min(fa, key=lambda r: r["effective_days"]["nominal"])
+    bb = min(fb, key=lambda r: r["effective_days"]["nominal"])
+    ratio = ba["effective_days"]["nominal"] / bb["effective_days"]["nominal"]
+    # catalog ranges are independent between the two sides; the failure assumptions are shared, so the
+    # goodput ends enter both sides together
+    g_ratio = [bb["_gp"][e] / ba["_gp"][e] for e in ("low", "nominal", "high")]
+    r_lo = ba["days"]["low"] / bb["days"]["high"] * min(g_ratio)
+    r_hi = ba["days"]["high"] / bb["days"]["low"] * max(g_ratio)
+    span_cat = (ba["days"]["high"] / bb["days"]["low"]) / (ba["days"]["low"] / bb["days"]["high"])
+    span_gp = max(g_ratio) / min(g_ratio)
+    cat_driver = ba.get("range_driver") or bb.get("range_driver") or "the catalog ranges"
+    drv = cat_driver if span_cat >= span_gp else "the failure rate and restart time"
+    for side, r_ in (("a", ba), ("b", bb)):
+        est_ = r_["_est"]
+        numbers[side]["batch_tokens_per_chip_per_step"] = (est_.run.training.batch_seqs * est_.run.training.seq_len
+                                                           / est_.run.chips)
+    numbers["days_ratio_a_over_b"] = _triple(r_lo, ratio, r_hi)
+    pa, pb = sides["a"]["peak_eflops"], sides["b"]["peak_eflops"]
+    numbers["peak_ratio_bf16"] = pa["bf16"] / pb["bf16"]
+    numbers["peak_ratio_best_precision"] = max(pa.values()) / (pb["fp8"] if sides["b"]["fp8_native"] else pb["bf16"])
+    return KindResult(
+        numbers=numbers, best_plan=plan_summary(ba["_est"]),
+        assumptions=_model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
+                                          for k, s in sides.items()]
+        + [_input("tolerance", inp.tolerance, inp.tolerance_note)] + a.report(),
+        validation_error=_validation(r["_est"].run.system.chip.family for r in fa + fb),
+        facts={"rows": [_public(r) for r in fa + fb], "ratio": (r_lo, ratio, r_hi), "driver": drv,
+               "tolerance": inp.tolerance})
+
+
+def verdict(res: KindResult) -> tuple[str, str, str]:
+    f, n = res.facts, res.numbers
+    if f.get("fail"):
+        return "not supported", "The job does not fit on one of the two systems.", f["fail"]
+    r_lo, ratio, r_hi = f["ratio"]
+    drv, tol = f["driver"], f["tolerance"]
+    la, lb = n["a"]["label"], n["b"]["label"]
+    pa, pb = n["a"]["peak_eflops"], n["b"]["peak_eflops"]
+
+    def desc(r):
+        top = ", ".join(f"{k} {v:.0%}" for k, v in r["where_time_goes"][:3])
+        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']}: {r['days']['nominal']:.0f} days "
+                f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}, step: {top}")
+
+    text = (f"{la} has {pa['bf16']:.1f} EFLOPS BF16 ({pa['fp8']:.1f} FP8) vs {lb}'s {pb['bf16']:.1f} EFLOPS BF16"
+            f"{'' if n['b']['fp8_native'] else ' (no FP8)'}; "
+            + "; ".join(desc(r) for r in f["rows"])
+            + f". Best {la} / best {lb} time: {ratio:.2f}x (range {r_lo:.2f}-{r_hi:.2f}x)")
+    text += (f"; per step each chip of {la} processes {n['a']['batch_tokens_per_chip_per_step']:,.0f} "
+             f"tokens of the batch vs {n['b']['batch_tokens_per_chip_per_step']:,.0f} on {lb}, which is why "
+             f"the larger cluster runs at lower MFU")
+    fp8 = [r for r in f["rows"] if r["precision"] == "fp8" and r["chips"] == n["a"]["chips"]]
+    bf16 = [r for r in f["rows"] if r["precision"] == "bf16" and r["chips"] == n["a"]["chips"]]
+    fp8_note = ""
+    if fp8 and bf16:       # FP8 efficiency of an unshipped chip: from none (as BF16) to the engine's prediction
+        fp8_note = (f" FP8 efficiency on this unshipped chip is unknown: from no gain over BF16 "
+                    f"({bf16[0]['effective_days']['nominal']:.0f} days) to the engine's prediction "
+                    f"({fp8[0]['effective_days']['nominal']:.0f} days).")
+    head = (f"{la[:1].upper() + la[1:]} takes {ratio:.1f}x as long as {lb} for the S2 job ({r_lo:.1f}-{r_hi:.1f}x over the "
+            f"catalog and failure ranges)")
+    if r_hi <= tol:
+        cls, head = "supported", head + f", within the {tol:g}x that 'about as capable' allows."
+    elif ratio <= tol:
+        cls, head = f"depends on {drv}", head + f"; within {tol:g}x unless {drv} sits at its pessimistic end."
+    elif r_lo <= tol:
+        cls = f"depends on {drv}"
+        head += f"; within {tol:g}x only at the favourable end of {drv}."
+        text += f"; only the favourable end of {drv} is within {tol:g}x"
+    else:
+        cls = "not supported"
+        head += (f", because it has {1 / n['peak_ratio_best_precision']:.1f}x less peak compute even in FP8." + fp8_note)
+        text += (f": one SuperPoD takes {ratio:.1f}x as long, because it has "
+                 f"{1 / n['peak_ratio_best_precision']:.1f}x less peak compute even in FP8")
+    res.facts["deciding"] = (f"peak compute: {1 / n['peak_ratio_best_precision']:.1f}x less even in FP8; FP8 "
+                             f"efficiency of the unshipped chip" if cls == "not supported" else f"{drv}")
+    return cls, head, text
+
+
+handle = register_kind("same-job-compare", Inputs, compute, verdict)
