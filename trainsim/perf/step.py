@@ -142,7 +142,8 @@ def moe_host_sync_time(ctx: StepContext, moe_layers):
     small kernels) is no longer hidden behind the GPU. Per MoE layer and micro-batch that costs ``moe_layer_host_s``
     (fitted by scripts/calibrate.py on the MoE runs, the one per-layer constant). Capturing the whole iteration in
     a CUDA graph with sync-free dispatch (Megatron-Core ``cuda_graph_impl=full_iteration``; run spec
-    ``training.cuda_graphs: full``) removes it: 0."""
+    ``training.cuda_graphs: full``) removes it: 0. Under DualPipe the caller hides it as it hides the all-to-all
+    (another micro-batch's compute runs meanwhile, DeepSeek-V3 sec. 3.2.1)."""
     if ctx.cuda_graphs == "full":
         return 0.0 * moe_layers
     return moe_layers * ctx.calib.moe_layer_host_s
@@ -201,7 +202,10 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     p2p = sends * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
     # the transfer overlaps in part; each send's launch and synchronisation does not
     p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap) + sends * c.comm_launch_s, 0.0)
-    host = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
+    # DualPipe runs two micro-batches' chunks on separate streams: one's host stall waits under the other's compute,
+    # hidden as its all-to-all is (ep_overlap_dualpipe)
+    host = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)) \
+        * np.where(overlaps_ep_comm(p.schedule), 1.0 - c.ep_overlap_dualpipe, 1.0)
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p, host=host,
