@@ -116,6 +116,7 @@ class PlanAnswer:
 
     @property
     def best(self):
+        """The search's best plan (``search.best``)."""
         return self.search.best
 
     def to_dict(self) -> dict:
@@ -322,6 +323,7 @@ class SensitivityResult:
     data: dict
 
     def to_dict(self) -> dict:
+        """The sensitivity table as plain JSON-ready data."""
         return self.data
 
 
@@ -385,6 +387,7 @@ class Answer:
     data: Any
 
     def to_dict(self) -> Any:
+        """The answer as plain JSON-ready data."""
         return self.data
 
 
@@ -570,6 +573,7 @@ class CompareResult:
     differing_inputs: dict
 
     def to_dict(self) -> dict:
+        """Each run's estimate tagged with its file, plus the inputs that differ between the runs."""
         return {"runs": [{"file": str(p), **e.to_dict()} for p, e in zip(self.files, self.estimates)],
                 "differing_inputs": self.differing_inputs}
 

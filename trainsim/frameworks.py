@@ -33,10 +33,12 @@ def offering(schedule: str) -> list[str]:
 
 
 def frameworks() -> dict[str, dict]:
+    """Every framework profile, by id (a copy of the profiles file's ``frameworks`` mapping)."""
     return dict(_doc()["frameworks"])
 
 
 def profile(fw: str, field: str = "--framework") -> dict:
+    """The profile of framework ``fw``; an unknown id is an error naming ``field`` and the known ids."""
     fws = frameworks()
     if fw not in fws:
         from .errors import unknown
@@ -51,6 +53,7 @@ def framework_of(run) -> str:
 
 
 def default_for_emit(emit: str) -> str:
+    """The framework profile whose flags ``--emit emit`` writes by default; an unknown emitter is an error."""
     d = _doc()["emit_default"]
     if emit not in d:
         raise TrainsimError(f"expected one of {', '.join(d)}, got {emit!r}", field="--emit")
@@ -157,4 +160,5 @@ def resolve_choice(choice: str, field: str = "framework") -> str:
 
 
 def default_framework() -> str:
+    """The framework profile a run that names none is estimated with."""
     return _doc()["default_framework"]

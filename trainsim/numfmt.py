@@ -88,5 +88,6 @@ def label(key: str) -> str:
 
 
 def is_money_key(key: str) -> bool:
+    """Whether a result key holds an amount of money (``*_usd``, ``usd_*``, ``cost*``, ``*price``)."""
     k = key.lower()
     return k.endswith("_usd") or "usd_" in k or k.startswith("cost") or k.endswith("price")

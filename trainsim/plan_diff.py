@@ -43,6 +43,8 @@ class PlanDiff:
         return sorted(d, key=lambda x: -abs(x[1]))[:n]
 
     def headline(self) -> str:
+        """One sentence: how much faster per chip the best plan is than the reference, and the largest
+        step-time differences by cause (s)."""
         if not self.plan_changes:
             return "the best plan is the reference plan"
         faster = self.speedup - 1.0
@@ -52,6 +54,8 @@ class PlanDiff:
                 f"largest differences are {parts}")
 
     def to_dict(self) -> dict:
+        """The comparison as JSON-ready data: reference plan, speed-up, plan changes, step time by cause (s)
+        and memory by part (bytes)."""
         return {
             "reference_plan": self.reference.plan,
             "reference_tokens_per_s_per_chip": self.reference.tokens_per_s_per_chip,

@@ -28,6 +28,8 @@ PLAN_FIELDS = ("tp", "pp", "vpp", "schedule", "ep", "etp", "cp", "zero", "recomp
 
 
 def context(run: Run, calib: Calib | None = None) -> StepContext:
+    """The engine's :class:`StepContext` for ``run``: its model, system, batch, precision, recompute and
+    optimizer-state bytes, with ``calib`` or the calibration of its chip family and framework."""
     require_usable(run.system.chip)
     runtime = runtime_settings(run.training, framework_of(run))
     pl, o = run.plan, run.optimizer
@@ -108,14 +110,17 @@ class Estimate:
 
     @property
     def memory_per_chip_bytes(self) -> float:
+        """Memory per chip of the chosen plan (bytes)."""
         return self.memory["total"]
 
     @property
     def used(self) -> int:
+        """Chips the plan uses (fewer than the run's chips when some stay idle)."""
         return self.run.chips if self.chips_used is None else self.chips_used
 
     @property
     def idle_chips(self) -> int:
+        """Chips of the run the plan leaves idle."""
         return self.run.chips - self.used
 
     @property
@@ -136,6 +141,7 @@ class Estimate:
 
     @property
     def days(self) -> float | None:
+        """Days to train the run's tokens: tokens / (tokens/s) / 86400; ``None`` when tokens are not given."""
         t = self.run.training.tokens
         if t is None:
             return None
@@ -148,6 +154,7 @@ class Estimate:
         return None if d is None else d * 24.0 * self.run.chips
 
     def to_dict(self) -> dict:
+        """The estimate as JSON-ready data (``trainsim estimate --json``)."""
         out = {
             "name": self.run.name,
             "model": self.run.arch.name,

@@ -22,6 +22,8 @@ from .units import parse_count
 
 
 class TrainingSpec(BaseModel):
+    """The run spec's ``training:`` section: tokens, sequence length, global batch, precision and kernels."""
+
     model_config = ConfigDict(extra="forbid")
     tokens: float | None = None
     seq_len: SeqLen = 4096
@@ -78,6 +80,7 @@ class TrainingSpec(BaseModel):
 
     @property
     def batch_seqs(self) -> int:
+        """Global batch in sequences: ``global_batch_seqs``, else ``round(global_batch_tokens / seq_len)``."""
         if self.global_batch_seqs is not None:
             return int(self.global_batch_seqs)
         # a batch quoted in tokens ("2M") is rounded to whole sequences (OPT: 2,000,000 / 2,048 -> 977)
@@ -185,6 +188,9 @@ class OptimizerSpec(BaseModel):
 
 
 class ReportedSpec(BaseModel):
+    """The run spec's ``reported:`` section: published throughput, MFU, step time or chip-hours and their
+    source."""
+
     model_config = ConfigDict(extra="forbid")
     tokens_per_s_per_chip: PosFloat | None = None
     mfu: PosFloat | None = None
@@ -205,6 +211,8 @@ class SpecHead(BaseModel):
 
 
 class RunSpecFile(SpecHead):
+    """A run-spec file: model, system, chips, framework, training, plan, optimizer and reported figures."""
+
     chips: Chips
     framework: IdStr | None = None          # software-stack profile id (trainsim/frameworks)
     framework_version: str | None = Field(None, max_length=200)  # free text, as the source states it

@@ -84,6 +84,7 @@ class MoEInfo:
 
     @property
     def active_experts(self) -> float:
+        """Real experts per token: ``expected_active`` when zero experts exist, else ``top_k``."""
         return self.top_k if self.expected_active is None else self.expected_active
 
 
@@ -102,14 +103,18 @@ class LayerKind:
 
     @property
     def params(self) -> int:
+        """Parameters of one layer: its matrices' parameters plus ``vector_params``."""
         return sum(m.params for m in self.matrices) + self.vector_params
 
     @property
     def active_params(self) -> float:
+        """Parameters one token uses in one layer (routed experts weighted by the active fraction) plus
+        ``vector_params``."""
         return sum(m.active_params for m in self.matrices) + self.vector_params
 
     @property
     def active_matmul_params(self) -> float:
+        """Matrix parameters one token multiplies in one layer (the per-token matmul FLOPs are twice this)."""
         return sum(m.active_params for m in self.matrices)
 
 
@@ -135,12 +140,15 @@ class Arch:
 
     @property
     def n_layers(self) -> int:
+        """Transformer layers in the model (sum over layer kinds)."""
         return sum(lk.n_layers for lk in self.layers)
 
     @property
     def n_heads(self) -> int:
+        """The largest attention head count over the model's attention cores (0 with no layers)."""
         return max(a.heads for lk in self.layers for a in lk.attention) if self.layers else 0
 
     @property
     def is_moe(self) -> bool:
+        """Whether any layer kind has routed experts."""
         return any(lk.moe is not None for lk in self.layers)

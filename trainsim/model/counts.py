@@ -41,6 +41,8 @@ def attention_fwd_flops_per_token(core: AttentionCore, seq_len: int) -> float:
 
 
 def layer_attention_fwd_flops_per_token(lk: LayerKind, seq_len: int) -> float:
+    """Forward attention-core FLOPs per token of one layer of ``lk`` at ``seq_len``: the sum of
+    :func:`attention_fwd_flops_per_token` over its attention cores."""
     return sum(attention_fwd_flops_per_token(c, seq_len) for c in lk.attention)
 
 
@@ -51,6 +53,8 @@ def head_matmul_params(arch: Arch) -> int:
 
 @dataclass(frozen=True)
 class Counts:
+    """Parameter and per-token FLOP counts of a model at one sequence length (see :func:`count`)."""
+
     total_params: int
     active_params: float
     active_params_range: tuple[float, float]

@@ -15,6 +15,8 @@ from .blocks import dense_mlp, gqa_attention, mla_attention, moe_block
 
 
 class InlineMoE(BaseModel):
+    """Routed experts of a model written inline in a run spec."""
+
     model_config = ConfigDict(extra="forbid")
     experts: PosInt
     top_k: PosInt
@@ -33,6 +35,8 @@ class InlineMoE(BaseModel):
 
 
 class InlineMLA(BaseModel):
+    """Multi-head latent attention of a model written inline in a run spec."""
+
     model_config = ConfigDict(extra="forbid")
     q_lora_rank: NonNegInt | None = None
     kv_lora_rank: PosInt

@@ -33,6 +33,7 @@ def _catalog() -> dict[str, dict[str, Any]]:
 
 
 def model_ids() -> list[str]:
+    """Ids of the models in the catalog."""
     return list(_catalog())
 
 

@@ -17,6 +17,8 @@ def _int(x: float) -> int:
 
 
 def model_summary(arch: Arch, seq_len: int = 4096, official: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A model's shapes, parameter counts and per-token FLOPs at ``seq_len``, per layer kind, with the
+    published (``official``) figures beside them where given."""
     c = count(arch, seq_len)
     layers = [{**row, "active_params_per_layer": _int(row["active_params_per_layer"]),
                "params": lk.params * lk.n_layers, "active_params": _int(lk.active_params * lk.n_layers)}

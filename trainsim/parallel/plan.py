@@ -43,10 +43,12 @@ class Plans:
 
     @classmethod
     def from_columns(cls, **cols: Any) -> "Plans":
+        """Plans from integer columns, scalars broadcast to the longest column."""
         n = max(np.size(v) for v in cols.values())
         return cls(**{k: np.broadcast_to(np.asarray(cols[k], dtype=np.int64), (n,)).copy() for k in INT_FIELDS})
 
     def take(self, idx: Any) -> "Plans":
+        """The plans at ``idx`` (an index array, mask or slice)."""
         return Plans(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     def row(self, i: int) -> dict[str, Any]:
@@ -59,4 +61,5 @@ class Plans:
 
     @staticmethod
     def concat(parts: list["Plans"]) -> "Plans":
+        """One :class:`Plans` holding ``parts`` in order."""
         return Plans(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Plans)})

@@ -147,6 +147,7 @@ def code(name: str) -> int:
 
 
 def name_of(schedule_code: int) -> str:
+    """The schedule name of a numeric schedule code."""
     return SCHEDULES[int(schedule_code)]
 
 

@@ -39,6 +39,8 @@ class LayerParams:
 
 
 def layer_params(lk: LayerKind) -> LayerParams:
+    """One layer's parameters split by how they shard: tensor-parallel, replicated, router, expert and
+    vector."""
     tp_split = sum(m.params for m in lk.matrices if is_tp_split(m))
     expert = sum(m.params for m in lk.matrices if m.group == "expert")
     router = sum(m.params for m in lk.matrices if m.group == "router")

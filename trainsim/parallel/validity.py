@@ -115,5 +115,6 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
 
 
 def reason(code: int) -> str:
+    """The one-line text of rejection code ``code``: the plan field it concerns and why."""
     field, text = REASONS[int(code)]
     return f"{field if field == 'chips' else 'plan.' + field}: {text}"

@@ -71,14 +71,17 @@ def rel_path(p) -> str:
 
 
 def esc(x) -> str:
+    """HTML-escaped text of ``x`` (``None`` as empty)."""
     return _html.escape("" if x is None else str(x), quote=True)
 
 
 def data_uri(png: bytes) -> str:
+    """A PNG as a base64 ``data:`` URI."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def image(png: bytes, alt: str, name: str = "") -> str:
+    """An embedded ``<img>`` of a PNG chart."""
     return f'<img class="chart" alt="{esc(alt)}" data-chart="{esc(name)}" src="{data_uri(png)}">'
 
 
@@ -110,10 +113,12 @@ def kv_table(rows: list[tuple[str, str, str | None]]) -> str:
 
 
 def section(sid: str, title: str, body: str) -> str:
+    """An HTML ``<section>`` with id ``sid`` and heading ``title``."""
     return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>\n{body}\n</section>'
 
 
 def page(title: str, body: str, nav: list[tuple[str, str]] | None = None) -> str:
+    """A self-contained HTML page with the report CSS and an optional navigation bar of (anchor, title)."""
     links = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in (nav or []))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -165,6 +170,7 @@ class Report:
         return write_atomic(path, self.html, force=force, what="report")
 
     def write_pngs(self, folder: str | Path, prefix: str = "") -> list[Path]:
+        """Write each chart as ``folder/<prefix><name>.png``; return the paths."""
         from ..io import write_atomic
 
         folder = Path(folder)
@@ -176,6 +182,7 @@ class Report:
         return out
 
     def to_json(self) -> str:
+        """The report's data as indented JSON."""
         return json.dumps(clean_json(self.data), indent=2, default=_json_default)
 
     def _repr_html_(self) -> str:

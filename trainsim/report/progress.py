@@ -81,9 +81,11 @@ class Tick:
                 self.enabled = False
 
     def set_total(self, total: float) -> None:
+        """Set the total amount of work."""
         self(self.done, total)
 
     def advance(self, label: str = "", step: float = 1.0) -> None:
+        """Count ``step`` more units of work done, optionally relabelling the bar."""
         if label:
             self.label = label
         self(self.done + step)
@@ -97,6 +99,7 @@ class Tick:
         return inner
 
     def close(self) -> None:
+        """Stop the display; later ticks are ignored."""
         if self._timer is not None:
             self._timer.cancel()
         with self._lock:

@@ -206,6 +206,7 @@ def _ranges(data: dict, png: bytes | None) -> str:
 
 
 def validation_text(ve: dict | None, family: str) -> str:
+    """A paragraph giving the held-out validation error that applies to chip family ``family``."""
     if not ve:
         return f"<p>No validation error is recorded for {esc(family)}.</p>"
     return (f"<p>Held-out (leave-one-out) error of predicted tokens/s per chip that applies to "
@@ -217,6 +218,7 @@ def validation_text(ve: dict | None, family: str) -> str:
 
 
 def inputs_table(rows: list[dict]) -> str:
+    """HTML tables of the run's inputs, one per group, with value, source, confidence and citation."""
     body = []
     for group in dict.fromkeys(r["group"] for r in rows):
         sel = [r for r in rows if r["group"] == group]
@@ -249,6 +251,7 @@ def run_sections(data: dict, charts: dict[str, bytes], with_answer: bool = True)
 
 
 def render(data: dict, charts: dict[str, bytes]) -> str:
+    """The run report as a self-contained HTML page: title, the answer first, then each section."""
     secs = run_sections(data, charts)
     est = data.get("estimate") or {}
     head = (f"<h1>{esc(data['title'])}</h1><p class=\"meta\">{esc(est.get('model', ''))} on "

@@ -89,6 +89,7 @@ def run_inputs(run, spec_source: str | None = None) -> list[dict]:
 
 
 def model_inputs(run) -> list[dict]:
+    """Rows of the model's inputs (parameters, layers, hidden size, vocabulary) with their source."""
     from ..model.summary import model_summary
 
     s = model_summary(run.arch, run.training.seq_len)
@@ -106,6 +107,7 @@ def model_inputs(run) -> list[dict]:
 
 
 def chip_inputs(chip) -> list[dict]:
+    """Rows of the chip's catalog inputs, each with its value, range and source."""
     out = []
     for key, src in chip.sources.items():
         if key.endswith(".range"):
@@ -129,6 +131,8 @@ def chip_inputs(chip) -> list[dict]:
 
 
 def system_inputs(system) -> list[dict]:
+    """Rows of the system's catalog inputs (network levels, power, price), each with its value, range and
+    source."""
     up = system.levels[0]
     vals = {"scale_up_size": (up.size, ""), "scale_up_bw": (up.bw, "B/s"), "scale_up_latency": (up.latency_s, "s"),
             "power_per_chip_w": (system.power_per_chip_w, "W"),

@@ -38,4 +38,5 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def print_csv(rows: list[dict], file=None) -> None:
+    """Write ``rows`` as CSV to ``file`` (standard output by default)."""
     (file or sys.stdout).write(to_csv(rows))

@@ -47,6 +47,7 @@ def _clean(o):
 
 
 def json_response(obj, status: int = 200) -> Response:
+    """A JSON response of ``obj`` (non-finite numbers cleaned) with HTTP ``status``."""
     return Response(json.dumps(_clean(obj)), status_code=status, media_type="application/json")
 
 
@@ -93,6 +94,7 @@ def run_framework(run) -> str:
 
 
 def do_plan(body) -> dict:
+    """POST /api/plan: the best plan of the request's run, its display rows and the spec it became."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
     ans = api.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
@@ -101,6 +103,7 @@ def do_plan(body) -> dict:
 
 
 def do_whatif(body) -> dict:
+    """POST /api/whatif: the best plan at the nominal edits and at the current edits, side by side."""
     req = I.validate(I.WhatIfRequest, body)
     nom_req = req.model_copy(update={"edits": req.nominal_edits, "failure_rate": None})
     run0, doc0 = I.parse_request_run(nom_req)
@@ -113,6 +116,7 @@ def do_whatif(body) -> dict:
 
 
 def do_size(body) -> dict:
+    """POST /api/size: the systems (or chips) the request's run needs to finish in ``days``."""
     req = I.validate(I.SizeRequest, body)
     run, doc = I.parse_request_run(req)
     res = api.size(run, req.days, unit=req.unit, failures=req.failures,
@@ -121,6 +125,7 @@ def do_size(body) -> dict:
 
 
 def do_capacity(body) -> dict:
+    """POST /api/capacity: what a system of ``units`` (or ``chips``) can train in ``days``."""
     req = I.validate(I.CapacityRequest, body)
     s = api.system(req.system, field="system", where="request")
     if (req.units > 0) == (req.chips > 0):
@@ -134,12 +139,14 @@ def do_capacity(body) -> dict:
 
 
 def do_sensitivity(body) -> dict:
+    """POST /api/sensitivity: the run's throughput with each parameter scaled by each factor."""
     req = I.validate(I.SensitivityRequest, body)
     run, doc = I.parse_request_run(req)
     return {"answer": api.sensitivity(run, req.params, req.factors).to_dict(), "spec": doc}
 
 
 def do_spec_yaml(body) -> str:
+    """POST /api/spec.yaml: the request's run as a run-spec YAML file."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)   # validated like the file it becomes
     note = ""
@@ -150,6 +157,7 @@ def do_spec_yaml(body) -> str:
 
 
 def do_report(body) -> str:
+    """POST /api/report: the run report of the request's run as HTML."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
     return api.report(run, spec_source="trainsim serve", top=req.top).html

@@ -61,16 +61,22 @@ class RunRequest(BaseModel):
 
 
 class WhatIfRequest(RunRequest):
+    """A run request plus the nominal edits the what-if compares against."""
+
     nominal_edits: Edits = Edits()      # the plan view's edits: the nominal point of the what-if
 
 
 class SizeRequest(RunRequest):
+    """A run request plus the deadline in days and the unit (whole systems or chips) to size in."""
+
     days: float = Field(gt=0, le=36500)
     unit: Literal["system", "chip"] = "system"
     failures: bool = True
 
 
 class CapacityRequest(BaseModel):
+    """A capacity question: a system with edits, units or chips, days, model family and precision."""
+
     model_config = ConfigDict(extra="forbid")
     system: str
     edits: Edits = Edits()
@@ -84,6 +90,8 @@ class CapacityRequest(BaseModel):
 
 
 class SensitivityRequest(RunRequest):
+    """A run request plus the system parameters to vary and the factors to scale them by."""
+
     params: list[str] = Field(default_factory=lambda: ["hbm_bandwidth", "scale_up_bandwidth",
                                                        "scale_out_bandwidth", "peak_flops"])
     factors: list[float] = Field(default_factory=lambda: [0.5, 2.0], max_length=MAX_SWEEP_POINTS)
@@ -183,6 +191,7 @@ def parse_request_run(req: RunRequest):
 
 
 def assumptions_for(failure_rate: float | None):
+    """The scenario assumptions, with ``interruptions_per_chip_hour`` set to ``failure_rate`` when given."""
     from ..scenario.assumptions import Assumptions
 
     a = Assumptions()
@@ -201,6 +210,7 @@ def spec_yaml(doc: dict, comment: str = "") -> str:
 
 @lru_cache(maxsize=1)
 def presets() -> dict:
+    """The explorer's preset runs (``serve/presets.yaml``)."""
     return yaml.safe_load(resources.files("trainsim.serve").joinpath("presets.yaml").read_text())
 
 

@@ -22,17 +22,22 @@ MAX_LOCAL_WORKERS = 512
 
 
 class InProcess:
+    """Evaluates sweep batches one after another in this process."""
+
     mode = "in-process"
 
     @property
     def workers(self) -> int:
+        """One worker: this process."""
         return 1
 
     def map(self, spec, batches: Iterable[list[int]]) -> Iterator[tuple[list[int], list[dict]]]:
+        """Yield each batch of point indices with its evaluated rows, in order."""
         for b in batches:
             yield b, evaluate_batch(spec, b)
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 
@@ -56,6 +61,7 @@ class DaskExecutor:
 
     @classmethod
     def local(cls, n_workers: int) -> "DaskExecutor":
+        """An executor on a new local Dask cluster of ``n_workers`` single-threaded processes (loopback only)."""
         import logging
 
         import dask
@@ -71,6 +77,7 @@ class DaskExecutor:
 
     @classmethod
     def connect(cls, address: str, timeout: float = 20.0) -> "DaskExecutor":
+        """An executor on the Dask scheduler at ``address``; an unreachable one is a one-line error."""
         d = _distributed()
         try:
             client = d.Client(address, timeout=timeout)
@@ -82,11 +89,14 @@ class DaskExecutor:
 
     @property
     def workers(self) -> int:
+        """Worker threads the scheduler reports (at least 1)."""
         info = self.client.scheduler_info()
         n = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
         return max(1, n)
 
     def map(self, spec, batches: Iterable[list[int]]) -> Iterator[tuple[list[int], list[dict]]]:
+        """Yield each batch of point indices with its evaluated rows as workers finish them, keeping a window of
+        batches in flight."""
         d = _distributed()
         it = iter(batches)
         window = max(4, 3 * self.workers)
@@ -120,6 +130,7 @@ class DaskExecutor:
                 ac.add(submit(nxt))
 
     def close(self) -> None:
+        """Cancel batches in flight, close the client and any local cluster."""
         try:
             if self._live:   # batches in flight (and a scattered spec): released before the workers go
                 self.client.cancel(list(self._live))
@@ -131,6 +142,8 @@ class DaskExecutor:
 
 
 def make_executor(workers: int = 0, scheduler: str | None = None):
+    """In-process with neither, a local Dask cluster of ``workers``, or the cluster at ``scheduler``
+    (not both)."""
     if workers and scheduler:
         raise TrainsimError("give --workers N or --scheduler ADDRESS, not both")
     if scheduler:

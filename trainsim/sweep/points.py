@@ -33,6 +33,7 @@ class Axis:
 
     @property
     def default_columns(self) -> tuple[str, ...]:
+        """Output column per target: the target name, with ``_scale`` where the axis scales it."""
         return tuple(t + ("_scale" if s else "") for t, s in zip(self.targets, self.scale))
 
     @property
@@ -42,12 +43,15 @@ class Axis:
         return self.names if self.names is not None else self.default_columns
 
     def describe(self) -> dict:
+        """The axis as JSON-ready data (name, kind, targets, columns, scale, size)."""
         return {"name": self.name, "kind": self.kind, "targets": list(self.targets), "columns": list(self.columns),
                 "scale": list(self.scale), "size": len(self), "index_column": self.index_column}
 
 
 @dataclass(frozen=True)
 class Point:
+    """One sweep point: its index, key, the (target, value, is_scale) assignment and its output columns."""
+
     index: int
     key: str
     assignment: tuple[tuple[str, object, bool], ...]   # (target, value, is_scale) in axis order
@@ -300,6 +304,7 @@ def expand_axis(key: str, spec, base_system: System, where: str) -> Axis:
 
 
 def check_axes(axes: list[Axis], where: str) -> None:
+    """Reject two axes varying one target, or an axis index column named like a target."""
     seen: dict[str, str] = {}
     for a in axes:
         for t in a.targets:
@@ -312,6 +317,7 @@ def check_axes(axes: list[Axis], where: str) -> None:
 
 
 def n_points(axes) -> int:
+    """Points in the full grid: the product of the axis lengths."""
     n = 1
     for a in axes:
         n *= len(a)

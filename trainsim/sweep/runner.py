@@ -31,6 +31,7 @@ class SweepRun:
 
     @property
     def points_per_s(self) -> float:
+        """Points evaluated per second of wall time (NaN for zero time)."""
         return self.evaluated / self.seconds if self.seconds > 0 else math.nan
 
 

@@ -61,13 +61,16 @@ class SweepSpec:
 
     @property
     def n_points(self) -> int:
+        """Points in the sweep's grid."""
         return n_points(self.axes)
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """Names of the output columns, in order."""
         return tuple(c for c, _ in self.columns)
 
     def point(self, i: int) -> Point:
+        """The ``i``-th point of the grid."""
         return point(self.axes, i)
 
     def metadata(self) -> dict[str, str]:

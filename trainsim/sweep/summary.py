@@ -143,6 +143,7 @@ def _label(v) -> str:
 
 
 def short_name(col: str) -> str:
+    """A column name without its ``system.``, ``training.``, ``model.`` ... prefix."""
     for prefix in ("system.chip.", "system.", "training.", "model.", "assumptions."):
         if col.startswith(prefix):
             return col[len(prefix):]

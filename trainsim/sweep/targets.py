@@ -21,6 +21,8 @@ from ..units import parse_count, parse_quantity
 
 @dataclass(frozen=True)
 class SystemField:
+    """A system or chip field a sweep can vary: its dimension, ranges.yaml field and whether it is an integer."""
+
     dim: str                 # 'bytes_per_s', 'bytes', 'flops', 'seconds', 'watts', 'count', 'usd'
     range_field: str         # the ranges.yaml field (catalog low / nominal / high)
     integer: bool = False
@@ -54,6 +56,7 @@ TRAINING_COUNT = ("tokens", "global_batch_tokens")
 
 
 def plan_keys() -> tuple[str, ...]:
+    """The plan fields a sweep can set (those of :class:`~trainsim.spec.PlanSpec`)."""
     from ..spec import PlanSpec
 
     return tuple(PlanSpec.model_fields)
@@ -88,10 +91,12 @@ def canonical(target: str, where: str) -> str:
 
 
 def is_system_field(target: str) -> bool:
+    """Whether ``target`` is a system or chip field."""
     return target in SYSTEM_FIELDS
 
 
 def is_integer(target: str) -> bool:
+    """Whether ``target`` takes integer values."""
     if target in SYSTEM_FIELDS:
         return SYSTEM_FIELDS[target].integer
     return target == "chips" or target in {f"training.{k}" for k in TRAINING_INT}

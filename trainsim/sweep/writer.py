@@ -17,6 +17,7 @@ from ..errors import TrainsimError
 
 
 def pa():
+    """The ``pyarrow`` module; missing, a one-line error saying how to install it."""
     try:
         import pyarrow
         import pyarrow.parquet  # noqa: F401
@@ -26,6 +27,7 @@ def pa():
 
 
 def arrow_schema(spec):
+    """The Arrow schema of the sweep's columns, with the spec's metadata."""
     p = pa()
     types = {"int64": p.int64(), "float64": p.float64(), "string": p.string(), "bool": p.bool_()}
     return p.schema([p.field(name, types[t]) for name, t in spec.columns],
@@ -52,10 +54,12 @@ def _coerce(rows: list[dict], spec) -> list[dict]:
 
 
 def to_table(spec, rows: list[dict]):
+    """An Arrow table of ``rows``, coerced to the sweep's column types."""
     return pa().Table.from_pylist(_coerce(rows, spec), schema=arrow_schema(spec))
 
 
 def parts_dir(out: str | Path) -> Path:
+    """The folder of part files beside output ``out`` (``<out>.parts``)."""
     out = Path(out)
     return out.with_name(out.name + ".parts")
 
@@ -76,11 +80,13 @@ class PartWriter:
         self.rows_written = 0
 
     def add(self, rows: list[dict]) -> None:
+        """Buffer ``rows``; flush when ``flush_rows`` are buffered or ``flush_seconds`` have passed."""
         self.buffer.extend(rows)
         if len(self.buffer) >= self.flush_rows or time.monotonic() - self.last >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered rows as the next Parquet part file (atomically, through a temporary name)."""
         self.last = time.monotonic()
         if not self.buffer:
             return
@@ -96,6 +102,7 @@ class PartWriter:
         self.buffer = []
 
     def close(self) -> None:
+        """Flush the remaining rows."""
         self.flush()
 
 

@@ -48,15 +48,18 @@ class CalRun:
 
     @property
     def precision(self) -> str:
+        """The precision the run is fitted under: fp8 when it trains in FP8 on a chip with FP8 peak, else bf16."""
         fp8 = self.run.training.precision == "fp8" and self.run.system.chip.peak_flops.get("fp8")
         return "fp8" if fp8 else "bf16"
 
     @property
     def key(self) -> tuple[str, str]:
+        """(chip family, precision): the group the run's efficiency is fitted in."""
         return (self.family, self.precision)
 
     @property
     def framework(self) -> str:
+        """The run's framework profile id."""
         from ..frameworks import framework_of
 
         return framework_of(self.run)
@@ -67,6 +70,8 @@ class CalRun:
         return any(lk.moe is not None for lk in self.run.arch.layers)
 
     def predict(self, calib: Calib) -> float:
+        """Predicted tokens/s per chip under ``calib``: the fastest plan that fits in HBM (none fitting: the
+        fastest of those needing the least memory)."""
         from ..estimate import context
 
         res = evaluate(context(self.run, calib), self.plans, detail=False)
@@ -79,6 +84,7 @@ class CalRun:
 
 
 def prepare(paths=None) -> list[CalRun]:
+    """The validation runs usable for fitting: those with a steady-state reference and at least one plan."""
     out = []
     for f in expand_paths(paths):
         try:
@@ -148,6 +154,7 @@ class Level:
                                self.eff.get((family, precision), self.pooled.get(precision, default)))
 
     def apply(self, c: Calib, family: str, framework: str | None) -> Calib:
+        """``c`` with each precision's constant set to its most specific fitted value."""
         return c.with_(**{f: self.value(family, pr, framework, getattr(c, f)) for pr, f in self.params.items()})
 
 
@@ -160,6 +167,8 @@ class Fit:
     loss: float = 0.0
 
     def calib(self, family: str, base: Calib | None = None, framework: str | None = None) -> Calib:
+        """The calibration of a chip family (and framework): the fitted efficiencies and MoE host time on
+        ``base``."""
         base = (base or Calib()).with_(moe_layer_host_s=self.host_s)
         return self.dense.apply(base, family, framework)
 
@@ -239,6 +248,8 @@ def _fit_host(moe_runs: list[CalRun], dense: Level) -> float:
 
 @dataclass
 class LooRow:
+    """One run's leave-one-out prediction against its reported tokens/s per chip."""
+
     name: str
     family: str
     reported: float
@@ -249,14 +260,19 @@ class LooRow:
 
     @property
     def error(self) -> float:
+        """Relative error: predicted / reported - 1."""
         return self.predicted / self.reported - 1.0
 
 
 @dataclass
 class LooResult:
+    """The leave-one-out rows of a calibration."""
+
     rows: list[LooRow] = field(default_factory=list)
 
     def summary(self, family: str | None = None, *, framework: str | None = None, moe: bool | None = None) -> dict:
+        """Runs, median and max |error| and median signed error (bias) of the rows matching the filters
+        (empty dict when none)."""
         sel = [r for r in self.rows if (family is None or r.family == family)
                and (framework is None or r.framework == framework) and (moe is None or r.moe == moe)]
         errs = np.array([abs(r.error) for r in sel])
@@ -349,6 +365,7 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
 
 
 def write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``."""
     path.write_text(text)
 
 

@@ -19,6 +19,8 @@ KEPT = ("recompute_modules", "recompute_method", "recompute_num_layers", "pipeli
 
 @dataclass
 class RecipeCheck:
+    """A tuned recipe's published throughput against the search's best plan and the recipe's own plan."""
+
     run: str
     reported: float                 # published tokens/s per chip
     search_best: float              # the search's best plan, predicted
@@ -27,14 +29,17 @@ class RecipeCheck:
 
     @property
     def over_published(self) -> float:
+        """Search's best predicted / published tokens/s per chip."""
         return self.search_best / self.reported
 
     @property
     def over_recipe_plan(self) -> float | None:
+        """Search's best / the recipe's own plan, both predicted (``None`` when the recipe's plan fits nowhere)."""
         return None if self.stated_plan is None else self.search_best / self.stated_plan
 
 
 def tuned_recipe_files(runs_dir: Path) -> list[Path]:
+    """The run specs in ``runs_dir`` that are tuned framework recipes (names starting with a tuned prefix)."""
     return [f for f in sorted(runs_dir.glob("*.yaml")) if f.stem.startswith(TUNED_PREFIXES)]
 
 

@@ -95,9 +95,11 @@ class Row:
 
     @property
     def ok(self) -> bool:
+        """Whether the row has a finite error (not an error row)."""
         return self.kind != "error" and self.error is not None and math.isfinite(self.error)
 
     def to_dict(self) -> dict:
+        """The row as JSON-ready data, with its plan as text."""
         d = asdict(self)
         d["plan_text"] = plan_text(self.plan)
         return d
@@ -114,42 +116,53 @@ def summarize(rows: Iterable[Row]) -> dict:
 
 @dataclass
 class ValidationResult:
+    """The rows of a validation: steady-state, whole-run and error rows, with their summaries."""
+
     rows: list[Row] = field(default_factory=list)
 
     @property
     def steady(self) -> list[Row]:
+        """Rows compared against a steady-state throughput."""
         return [r for r in self.rows if r.kind == "steady"]
 
     @property
     def whole_run(self) -> list[Row]:
+        """Rows compared against a whole-run average throughput."""
         return [r for r in self.rows if r.kind == "whole-run"]
 
     @property
     def errors(self) -> list[Row]:
+        """Runs that could not be estimated."""
         return [r for r in self.rows if r.kind == "error"]
 
     @property
     def summary(self) -> dict:
+        """Count, median and max |error| and bias over the steady-state rows."""
         return summarize(self.steady)
 
     @property
     def by_family(self) -> dict[str, dict]:
+        """The steady-state summary per chip family."""
         fams = sorted({r.family for r in self.steady if r.family})
         return {f: summarize(r for r in self.steady if r.family == f) for f in fams}
 
     @property
     def median_abs_error(self) -> float | None:
+        """Median |predicted / reported - 1| over the steady-state rows."""
         return self.summary["median_abs_error"]
 
     @property
     def max_abs_error(self) -> float | None:
+        """Largest |predicted / reported - 1| over the steady-state rows."""
         return self.summary["max_abs_error"]
 
     @property
     def bias(self) -> float | None:
+        """Median signed error over the steady-state rows."""
         return self.summary["bias"]
 
     def to_dict(self) -> dict:
+        """The validation as JSON-ready data (``trainsim validate --json``)."""
         s = self.summary
         return {
             "runs": [r.to_dict() for r in self.rows],

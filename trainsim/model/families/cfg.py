@@ -29,9 +29,11 @@ class Cfg:
         self.where = where
 
     def error(self, message: str, key: str | None = None) -> TrainsimError:
+        """A one-line error about this config.json, naming the family and ``key``."""
         return TrainsimError(f"{message} (config.json of family '{self.family}')", field=key, where=self.where)
 
     def has(self, key: str) -> bool:
+        """Whether the file itself gives ``key`` a non-null value (family defaults not consulted)."""
         return self.raw.get(key) is not None
 
     def get(self, *keys: str, default: Any = _REQUIRED) -> Any:
@@ -64,6 +66,7 @@ class Cfg:
         return _as_int(self, keys[0], v)
 
     def bool(self, *keys: str, default: Any = _REQUIRED) -> bool:
+        """A boolean read like :meth:`get` (null reads as false); another type is an error."""
         v = self.get(*keys, default=default)
         if v is None:
             return False
@@ -72,6 +75,7 @@ class Cfg:
         return bool(v)
 
     def list(self, *keys: str, default: Any = None) -> builtins.list[Any] | None:
+        """A list read like :meth:`get` (null reads as ``None``); another type is an error."""
         v = self.get(*keys, default=default)
         if v is None:
             return None

@@ -39,6 +39,7 @@ def _spec(c: Cfg, hidden: int, layers: int, heads: int, kv: int, ffn: int, *, bi
 
 
 def gpt2(c: Cfg) -> DecoderSpec:
+    """GPT-2 (GPT2Config): ``n_embd``, ``n_head``, FFN ``n_inner`` or 4h, learned positions, biases."""
     h = c.int("n_embd", "hidden_size")
     heads = c.int("n_head", "num_attention_heads")
     ffn = c.opt_int("n_inner") or 4 * h
@@ -47,6 +48,7 @@ def gpt2(c: Cfg) -> DecoderSpec:
 
 
 def gpt_neox(c: Cfg) -> DecoderSpec:
+    """GPT-NeoX (GPTNeoXConfig): rotary, ``use_parallel_residual``, biases unless ``attention_bias`` false."""
     h = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     return _spec(c, h, c.int("num_hidden_layers"), heads, heads, c.int("intermediate_size"),
@@ -54,6 +56,7 @@ def gpt_neox(c: Cfg) -> DecoderSpec:
 
 
 def bloom(c: Cfg) -> DecoderSpec:
+    """BLOOM (BloomConfig): FFN 4h, biases, ALiBi, plus the embedding LayerNorm (2h parameters)."""
     h = c.int("hidden_size", "n_embed")
     heads = c.int("n_head", "num_attention_heads")
     return _spec(c, h, c.int("n_layer", "num_hidden_layers"), heads, heads, 4 * h, bias=True, parallel=False,
@@ -61,6 +64,8 @@ def bloom(c: Cfg) -> DecoderSpec:
 
 
 def falcon(c: Cfg) -> DecoderSpec:
+    """Falcon (FalconConfig): multi-query or grouped KV (``new_decoder_architecture``), parallel attention
+    and MLP, FFN ``ffn_hidden_size`` or 4h."""
     h = c.int("hidden_size", "n_embed")
     heads = c.int("num_attention_heads", "n_head")
     new_arch = c.bool("new_decoder_architecture")

@@ -50,5 +50,6 @@ def sliding_or_full(c: Cfg, n: int, default: list[str] | None = None) -> list[st
 
 
 def mtp_count(c: Cfg, *keys: str, default: int = 0) -> int:
+    """Number of MTP modules from the first of ``keys`` present (null or absent: ``default``, else 0)."""
     v = c.get(*keys, default=default)
     return 0 if v is None else c.int(*keys, default=default)

@@ -84,6 +84,8 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
 
 
 def deepseek_v4(c: Cfg) -> Arch:
+    """DeepSeek-V4 as an :class:`Arch`: layers grouped by (compress ratio, hash-routed), per the module
+    docstring."""
     h, n, vocab = c.int("hidden_size"), c.int("num_hidden_layers"), c.int("vocab_size")
     ratios = [int(r) for r in (c.list("compress_ratios") or [0] * n)]
     if len(ratios) < n:

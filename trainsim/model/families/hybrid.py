@@ -41,6 +41,8 @@ DEFAULTS["minimax_m1"] = DEFAULTS["minimax"]
 
 
 def qwen_linear(c: Cfg) -> DecoderSpec:
+    """Qwen3-Next / Qwen3.5-MoE: Gated DeltaNet layers with a gated full-attention layer every
+    ``full_attention_interval`` layers, MoE per ``decoder_sparse_step``."""
     s = core(c)
     n = len(s.layers)
     every = c.int("full_attention_interval", default=4) or 4
@@ -68,6 +70,8 @@ def qwen_linear(c: Cfg) -> DecoderSpec:
 
 
 def minimax(c: Cfg) -> DecoderSpec:
+    """MiniMax-01 / M1: lightning and softmax attention per ``attn_type_list`` (or ``layer_types``), MoE in
+    every layer."""
     s = core(c)
     n = len(s.layers)
     types = c.list("attn_type_list")

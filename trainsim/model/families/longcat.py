@@ -45,6 +45,8 @@ def ngram_embedding_params(vocab: int, hidden: int, ratio: float, neighbors: int
 
 
 def longcat(c: Cfg) -> Arch:
+    """LongCat-Flash as an :class:`Arch`: one layer kind with two MLA attentions, two dense MLPs and a MoE
+    with zero experts (expected active experts per the module docstring)."""
     h = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     top_k = c.int("moe_topk", "num_experts_per_tok")

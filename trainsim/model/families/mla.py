@@ -51,6 +51,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def deepseek(c: Cfg) -> DecoderSpec:
+    """DeepSeek-V2/V3-style decoder: MLA attention, MoE layers from ``mlp_layer_types`` or
+    ``first_k_dense_replace`` / ``moe_layer_freq``."""
     hidden = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     n = c.int("num_hidden_layers")

@@ -32,6 +32,8 @@ class LayerType:
 
 @dataclass(frozen=True)
 class MoESpec:
+    """The routed-expert shapes shared by a decoder's MoE layers."""
+
     experts: int
     top_k: int
     expert_ffn: int
@@ -48,6 +50,8 @@ class MoESpec:
 
 @dataclass(frozen=True)
 class MLASpec:
+    """Multi-head latent attention ranks and head dimensions (DeepSeek-V2, arXiv 2405.04434 sec. 2.1)."""
+
     q_lora_rank: int | None
     kv_lora_rank: int
     qk_nope_head_dim: int
@@ -78,6 +82,8 @@ class LinearSpec:
 
 @dataclass
 class DecoderSpec:
+    """A decoder's shapes shared by all layers plus one :class:`LayerType` per layer."""
+
     name: str
     family: str
     hidden: int
