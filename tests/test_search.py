@@ -98,3 +98,15 @@ def test_nothing_fits_reports_memory():
     res = search(run_of(MID, sysm, 2, gbs=8))
     assert res.best is None
     assert "no plan fits in memory" in res.no_plan_message()
+
+
+def test_search_space_limits_are_sourced_data():
+    # every candidate limit of the search is data with its source (issue 12 item 3), and the enumeration uses it
+    from trainsim.parallel.enumerate import candidate_values, search_space
+
+    lim = search_space()
+    assert set(lim) == {"tp_max", "cp_max", "pp_max", "micro_batch_max", "vpp", "etp"}
+    cand = candidate_values(MID, 1024, 4096, 1024, None)
+    assert max(cand["pp"]) <= lim["pp_max"] and max(cand["tp"]) <= lim["tp_max"]
+    assert max(cand["mb"]) == lim["micro_batch_max"] == 16
+    assert sorted({v for _, v in cand["sched_vpp"]}) == sorted(lim["vpp"])

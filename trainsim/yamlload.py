@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
     from yaml import SafeLoader as Loader
 
 
-def safe_load(text):
+def safe_load(text: str) -> Any:
     """``yaml.safe_load`` with the fastest safe loader available."""
     return yaml.load(text, Loader=Loader)
 

@@ -8,15 +8,18 @@ full cartesian product. Fields fixed by a partial plan enter as single candidate
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
-
 from collections.abc import Collection
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..errors import TrainsimError
 from ..model.arch import Arch
+from ..yamlload import safe_load
 from .batch import batch_unit, chip_counts, fit_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
@@ -59,30 +62,42 @@ def _filter(cols: Cols, keep: np.ndarray) -> Cols:
     return {k: v[keep] for k, v in cols.items()}
 
 
+@lru_cache(maxsize=1)
+def search_space() -> dict[str, Any]:
+    """The search's candidate limits (``parallel/search_space.yaml``: each value with its source)."""
+    doc = safe_load(resources.files("trainsim.parallel").joinpath("search_space.yaml").read_text()) or {}
+    for k, e in doc.items():
+        if not isinstance(e, dict) or "value" not in e or not e.get("source"):
+            raise TrainsimError(f"search_space.yaml: '{k}' needs a value and a source")
+    return {k: e["value"] for k, e in doc.items()}
+
+
 def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any) -> dict[str, Any]:
-    """Candidate values per field (powers of two where frameworks use them; divisors for pp)."""
+    """Candidate values per field (powers of two where frameworks use them; divisors for pp), within the limits of
+    :func:`search_space`."""
     L = arch.n_layers
+    lim = search_space()
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
 
     def f(name: str) -> Any:  # allowed values of a field named by the partial plan, else None
         return fixed.values(name) if fixed is not None else None
 
     cand = {
-        "tp": f("tp") or [v for v in POW2 if v <= 64 and chips % v == 0],
-        "cp": f("cp") or [v for v in POW2 if v <= 32 and seq_len % (2 * v) == 0 or v == 1],
-        "pp": f("pp") or [d for d in _divisors(chips) if d <= L and d <= 128],
-        "mb": f("micro_batch") or [v for v in POW2 if v <= 16],
+        "tp": f("tp") or [v for v in POW2 if v <= lim["tp_max"] and chips % v == 0],
+        "cp": f("cp") or [v for v in POW2 if v <= lim["cp_max"] and seq_len % (2 * v) == 0 or v == 1],
+        "pp": f("pp") or [d for d in _divisors(chips) if d <= L and d <= lim["pp_max"]],
+        "mb": f("micro_batch") or [v for v in POW2 if v <= lim["micro_batch_max"]],
         "zero": f("zero") if f("zero") is not None else [0, 1, 2, 3],
         "recompute": [RECOMPUTE.index(r) for r in f("recompute")] if f("recompute") else [0, 1, 2],
     }
-    vpps = f("vpp") or [1, 2, 3, 4, 6, 8]
+    vpps = f("vpp") or list(lim["vpp"])
     scheds = [code(x) for x in f("schedule")] if f("schedule") else list(range(len(SCHEDULES)))
     sv = [(s, v) for s in scheds for v in vpps if bool(virtual_stages(s)) == (v > 1)]
     cand["sched_vpp"] = sv or [(scheds[0], vpps[0])]
     if moe:
         e = min(m.experts for m in moe)
         eps = f("ep") or [v for v in POW2 if e % v == 0 and v <= chips]
-        etps = f("etp") or [v for v in (1, 2, 4, 8) if all(m.expert_ffn % v == 0 for m in moe)]
+        etps = f("etp") or [v for v in lim["etp"] if all(m.expert_ffn % v == 0 for m in moe)]
         nls = f("node_limit") if f("node_limit") is not None else [0]
         cand["ep_etp_nl"] = [(a, b, c) for a in eps for b in etps for c in nls if not (c > 0 and a < 2)]
     else:
