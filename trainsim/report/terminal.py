@@ -178,21 +178,21 @@ def render_search(res, c: Console | None = None) -> None:
     c.print(rj)
 
 
+def _diff_table(title: str, first: str, rows, scale: float, digits: int) -> Table:
+    """A best / reference / difference table of (name, best, reference) rows, values divided by ``scale``."""
+    t = Table(title=title)
+    for col in (first, "best", "reference", "best - reference"):
+        t.add_column(col, justify="left" if col == first else "right")
+    for name, b, r in rows:
+        t.add_row(name, f"{b / scale:.{digits}f}", f"{r / scale:.{digits}f}", f"{(b - r) / scale:+.{digits}f}")
+    return t
+
+
 def render_plan_diff(diff, c: Console | None = None) -> None:
     """``plan --against``: the best plan beside the reference plan, cause by cause and part by part."""
     c = c or console()
     c.print(f"[bold]against {plan_text(diff.reference.plan)}[/bold]: {diff.headline()}")
-    t = Table(title="step time by cause (seconds per reference step)")
-    for col in ("cause", "best", "reference", "best - reference"):
-        t.add_column(col, justify="left" if col == "cause" else "right")
-    for cause, b, r in diff.causes:
-        t.add_row(cause, f"{b:.3f}", f"{r:.3f}", f"{b - r:+.3f}")
-    c.print(t)
-    m = Table(title="memory per chip (GiB)")
-    for col in ("part", "best", "reference", "best - reference"):
-        m.add_column(col, justify="left" if col == "part" else "right")
-    for part, b, r in diff.memory:
-        m.add_row(part, f"{b / GIB:.1f}", f"{r / GIB:.1f}", f"{(b - r) / GIB:+.1f}")
-    c.print(m)
+    c.print(_diff_table("step time by cause (seconds per reference step)", "cause", diff.causes, 1.0, 3))
+    c.print(_diff_table("memory per chip (GiB)", "part", diff.memory, GIB, 1))
     if not diff.reference.fits:
         c.print("[yellow]the reference plan does not fit in the chip's memory in this model[/yellow]")
