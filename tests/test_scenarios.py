@@ -447,3 +447,21 @@ def test_readme_scenario_table_matches_the_output(all_results):
     section = readme.split("<!-- scenarios:begin -->\n", 1)[1].split("\n<!-- scenarios:end -->", 1)[0]
     want = mod.table([all_results[s] for s in ALL_IDS])
     assert section == want, "README scenario table is stale: run python scripts/readme_scenarios.py"
+
+
+def test_s5_fp8_range_comes_from_the_validation_sets_fp8_fits():
+    # issue 17: FP8 efficiency of a chip without FP8 runs is a range taken from the fitted FP8 GEMM efficiencies of
+    # the validation set (calibration.yaml), applied as uncertainty: days(e) = days x (1 - g + g x e_nom / e)
+    from trainsim.perf.calibration import fitted_values
+    from trainsim.scenario.kinds.same_job_compare import fp8_efficiency_days
+
+    vals = fitted_values("gemm_eff_fp8")
+    assert vals and all(0.2 < v < 1.0 for v in vals.values())
+
+    class _Est:
+        breakdown = {"compute_gemm": 30.0, "ep_alltoall": 10.0, "memory_bound": 10.0}
+    row = {"_est": _Est(), "effective_days": {"nominal": 100.0}}
+    r = fp8_efficiency_days(row, 0.5, 0.4, 0.6)
+    # g = 30 / 50 = 0.6; at e = 0.4: 100 x (0.4 + 0.6 x 1.25) = 115; at e = 0.6: 100 x (0.4 + 0.6 x 5/6) = 90
+    assert r["gemm_share"] == 0.6
+    assert abs(r["high"] - 115.0) < 1e-9 and abs(r["low"] - 90.0) < 1e-9

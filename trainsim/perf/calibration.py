@@ -127,6 +127,18 @@ def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str
     return table.get(family, table["default"])
 
 
+def fitted_values(name: str) -> dict[str, float]:
+    """Every value of the fitted constant ``name`` in calibration.yaml, by where it applies (``family`` or
+    ``family@framework``): the spread of, e.g., ``gemm_eff_fp8`` over the chip families and software stacks that
+    have FP8 calibration runs."""
+    text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
+    doc = safe_load(text) or {}
+    out = {fam: float(e[name]) for fam, e in (doc.get("families") or {}).items() if name in (e or {})}
+    for fw, fams in (doc.get("frameworks") or {}).items():
+        out.update({f"{fam}@{fw}": float(e[name]) for fam, e in (fams or {}).items() if name in (e or {})})
+    return out
+
+
 def validation_error(family: str) -> dict | None:
     """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
     calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
