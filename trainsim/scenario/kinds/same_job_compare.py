@@ -24,6 +24,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths relative to ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()
@@ -88,6 +89,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S5 ``same-job-compare``'s (verdict class, headline, details) from its computed result."""
     f, n = res.facts, res.numbers
     if f.get("fail"):
         return "not supported", "The job does not fit on one of the two systems.", f["fail"]
