@@ -16,7 +16,7 @@ from ..yamlload import safe_load
 @dataclass(frozen=True)
 class Calib:
     """The training model's calibration constants (kernel efficiencies, latencies, tile sizes, collective
-    costs), each with its source in the comment beside it."""
+    costs, overlaps, memory terms), each explained in the comment beside it."""
 
     # compute
     gemm_eff: float = 0.75          # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)

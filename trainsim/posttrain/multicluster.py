@@ -92,7 +92,7 @@ def _intra_link(system: System, chips: int) -> Link:
 
 
 def rl_job(case: MultiClusterCase, chips: int) -> dict:
-    """The teacher's RL job of ``case`` on ``chips`` chips of the case's system, evaluated."""
+    """RL of the teacher model of ``case`` as the student, on ``chips`` chips of the case's system, evaluated."""
     return evaluate(_rl_spec(case, case.system, chips, f"teacher RL on {chips} chips"))
 
 

@@ -129,7 +129,7 @@ class RLReported(BaseModel):
 
 
 class TeacherPart(BaseModel):
-    """A teacher model: its cluster, its share of the distillation tokens and its precision."""
+    """A teacher model: its cluster, the share of prompts (its domain) it scores and its precision."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = ""
@@ -245,7 +245,7 @@ class Link:
 
 @dataclass(frozen=True)
 class Teacher:
-    """A resolved teacher: name, architecture, cluster, share of the distillation tokens and precision."""
+    """A resolved teacher: name, architecture, cluster, share of prompts it scores and precision."""
 
     name: str
     arch: Arch

@@ -74,7 +74,7 @@ def group_by_run(results: list[dict]) -> list[list[dict]]:
 
 def index_html(results: list[dict], written: list[dict]) -> str:
     """The site's index page: one row per scenario result (link, claim, verdict, deciding assumption,
-    headline, seconds) with counts per verdict."""
+    headline, seconds) under the count of results per verdict class."""
     files = {w["id"]: w for w in written}
     rows = []
     for r in results:
