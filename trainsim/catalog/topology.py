@@ -22,7 +22,7 @@ KINDS = ("switch", "clos", "torus")
 @dataclass(frozen=True)
 class Topology:
     """The wiring of one network level: ``switch`` (non-blocking), ``clos`` (``oversubscription``:1 above
-    blocks of ``block_chips``), or a ``torus`` / ``fullmesh`` grid of ``dims`` chips per dimension."""
+    blocks of ``block_chips``) or ``torus`` (``dims``: chips per dimension, wrap-around links)."""
 
     kind: str = "switch"
     oversubscription: float = 1.0     # clos: uplink oversubscription R of R:1

@@ -62,7 +62,7 @@ def _reference_runs(refs: list[dict], base_dir: Path) -> list[dict]:
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S4 ``fleet-capacity`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S4 ``fleet-capacity`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()

@@ -34,7 +34,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S8 ``hardware-sensitivity`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S8 ``hardware-sensitivity`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir) if inp.job else doc

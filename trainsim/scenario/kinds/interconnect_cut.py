@@ -29,7 +29,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S9 ``interconnect-cut`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S9 ``interconnect-cut`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     slow, fast = _need(doc, "restricted"), _need(doc, "reference")

@@ -41,7 +41,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S1 ``pretrain-compare`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S1 ``pretrain-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     tr = inp.training

@@ -29,7 +29,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S2 ``pretrain-feasibility`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S2 ``pretrain-feasibility`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     run = _job_run(doc, base_dir)

@@ -23,7 +23,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S3 ``run-cost`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S3 ``run-cost`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir)

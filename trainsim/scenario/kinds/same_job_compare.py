@@ -24,7 +24,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
-    """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths relative to ``base_dir``), no prose."""
+    """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()
