@@ -32,6 +32,9 @@ SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 1))
 
 @dataclass
 class SearchResult:
+    """A plan search's outcome: the best plan and runners-up, the Pareto front, counts of plans evaluated
+    and feasible, rejection reasons, and when nothing fits the least-memory plan and the nearest alternatives."""
+
     run: Run
     best: Estimate | None
     runners_up: list[Estimate]
@@ -74,6 +77,8 @@ class SearchResult:
         return cols
 
     def no_plan_message(self) -> str:
+        """Why no plan was found: no valid plan (the top rejection reasons) or none fits in
+        memory (the smallest need vs HBM), with the alternatives."""
         if self.plans_evaluated == 0:
             tr = self.run.training
             top = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])

@@ -97,6 +97,7 @@ def chip_row(c: Chip) -> dict[str, Any]:
 
 
 def chip_rows() -> list[dict[str, Any]]:
+    """One :func:`chip_row` per catalog chip, in catalog order."""
     return [chip_row(c) for c in load.chips().values()]
 
 
@@ -135,6 +136,7 @@ def system_row(s: System) -> dict[str, Any]:
 
 
 def system_rows() -> list[dict[str, Any]]:
+    """One :func:`system_row` per catalog system, in catalog order."""
     return [system_row(s) for s in load.systems().values()]
 
 
@@ -204,6 +206,7 @@ def describe_model(model_id: str) -> dict[str, Any]:
 
 
 def catalog_ids() -> dict[str, list[str]]:
+    """The catalog's ids by kind: ``chip``, ``system`` and ``model``."""
     return {"chip": list(load.chips()), "system": list(load.systems()),
             "model": [m["id"] for m in _model_entries()]}
 

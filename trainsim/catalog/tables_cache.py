@@ -80,12 +80,15 @@ def _dec_system(d: dict, chips: dict[str, Chip]) -> System:
 
 
 def encode(t: dict) -> dict:
+    """The runtime tables ``t`` (chips, systems, sources, power overhead factor) as plain JSON-able data."""
     return {"chips": {k: _enc_chip(c) for k, c in t["chips"].items()},
             "systems": {k: _enc_system(s) for k, s in t["systems"].items()},
             "sources": t["sources"], "power_overhead_factor": t["power_overhead_factor"]}
 
 
 def decode(d: dict) -> dict:
+    """The inverse of :func:`encode`: runtime chips and systems rebuilt field by field (systems share the
+    decoded chips)."""
     chips = {k: _dec_chip(c) for k, c in d["chips"].items()}
     return {"chips": chips, "systems": {k: _dec_system(s, chips) for k, s in d["systems"].items()},
             "sources": d["sources"], "power_overhead_factor": d["power_overhead_factor"]}

@@ -21,6 +21,9 @@ KINDS = ("switch", "clos", "torus")
 
 @dataclass(frozen=True)
 class Topology:
+    """The wiring of one network level: ``switch`` (non-blocking), ``clos`` (``oversubscription``:1 above
+    blocks of ``block_chips``) or ``torus`` (``dims``: chips per dimension, wrap-around links)."""
+
     kind: str = "switch"
     oversubscription: float = 1.0     # clos: uplink oversubscription R of R:1
     block_chips: int = 0              # clos: chips per non-blocking block
@@ -45,6 +48,7 @@ class Topology:
         return Topology(self.kind, 1.0, 0, tuple(out)) if rem == 1 and out else SWITCH
 
     def text(self) -> str:
+        """A short label, e.g. ``clos 2:1 above 1024``, ``torus 16x20x28`` or ``switch``."""
         if self.kind == "clos":
             return f"clos {self.oversubscription:g}:1 above {self.block_chips}"
         if self.dims:

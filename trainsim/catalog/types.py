@@ -30,6 +30,9 @@ class Range:
 
 @dataclass(frozen=True)
 class Chip:
+    """One accelerator in SI units: dense peak FLOP/s per precision, HBM bytes and bytes/s, scale-up and
+    scale-out bytes/s per chip and direction, TDP (W) and price (USD), with the source and range of each value."""
+
     id: str
     name: str
     vendor: str
@@ -60,6 +63,7 @@ class Chip:
         return self.peak_flops.get("bf16", 0.0) > 0 and self.hbm_bytes > 0 and self.hbm_bw > 0
 
     def with_(self, **kw) -> "Chip":
+        """A copy with the fields in ``kw`` replaced."""
         return replace(self, **kw)
 
 
@@ -83,6 +87,9 @@ class NetLevel:
 
 @dataclass(frozen=True)
 class System:
+    """A cluster design: its chip and its network levels (innermost first, the last unbounded), with all-in
+    power and price per chip where known, and the sources and ranges of its values."""
+
     id: str
     name: str
     chip: Chip
@@ -94,7 +101,9 @@ class System:
 
     @property
     def scale_up_size(self) -> int:
+        """Chips in one scale-up domain: the size of the innermost network level (1 when unbounded)."""
         return int(self.levels[0].size or 1)
 
     def with_(self, **kw) -> "System":
+        """A copy with the fields in ``kw`` replaced."""
         return replace(self, **kw)

@@ -22,6 +22,10 @@ from ..yamlload import load_data
 
 @dataclass(frozen=True)
 class InferCalib:
+    """The inference model's constants: achieved fractions of HBM bandwidth, GEMM and attention peak and
+    collective bandwidth (per network level), per-GEMM latency (s), communication overlap, expert imbalance,
+    reserved buffer (bytes), all-to-all efficiency, per-step overhead (s) and per-vendor efficiency overrides."""
+
     mem_eff: float = 0.80
     gemm_eff: float = 0.65
     attn_eff: float = 0.65
@@ -44,6 +48,8 @@ class InferCalib:
         return self
 
     def with_(self, **kw) -> "InferCalib":
+        """A copy with the constants in ``kw`` replaced; an unknown name raises :class:`TrainsimError`
+        listing the valid ones."""
         bad = set(kw) - {f.name for f in fields(self)}
         if bad:
             raise TrainsimError(f"unknown inference constant(s) {sorted(bad)}; expected one of "
@@ -64,6 +70,8 @@ def vendor_key(chip: Chip) -> str:
 
 @lru_cache(maxsize=1)
 def default_calib() -> InferCalib:
+    """The constants of the shipped inference calibration file (its ``constants`` and ``vendor_eff``),
+    over the dataclass defaults; read once."""
     kw = {}
     for name, entry in (_doc().get("constants") or {}).items():
         v = entry["value"]

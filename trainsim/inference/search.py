@@ -86,6 +86,7 @@ class Evaluated:
     best: int | None
 
     def runners_up(self, n: int = 5) -> list[int]:
+        """Indices of up to ``n`` feasible plans, highest tokens/s per chip first (ties keep plan order)."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
         return [int(i) for i in order[:n]]

@@ -65,6 +65,8 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
               mtp=None, calib: InferCalib | None = None, expert_precision: str | None = None) -> ServeSetup:
+    """The :class:`ServeSetup` of ``arch`` served on ``system`` at the given weight, KV and expert precisions,
+    with multi-token prediction ``mtp`` (draft tokens, acceptance) and the calibration for the system's chip."""
     c = (calib or default_calib()).for_chip(system.chip)
     return ServeSetup(arch, system, precision, kv_precision, mtp.draft_tokens if mtp else 0,
                       mtp.acceptance if mtp else 0.0, c, expert_precision)
@@ -94,6 +96,8 @@ def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=Non
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
                  ttft_bound_s=None, all_logits: bool = False) -> Evaluated:
+    """Prefill of ``input_len`` tokens evaluated over the plan grid of ``chips`` (or every instance size up
+    to ``max_chips``, by default one scale-up domain), under the optional throughput and TTFT bounds."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
     plans = plan_grid(s, sizes, fixed)
     return evaluate_prefill(s, plans, input_len, tokens_per_chip=tokens_per_chip, ttft_bound_s=ttft_bound_s,

@@ -46,14 +46,17 @@ class ServeSetup:
 
     @property
     def chip(self):
+        """The system's chip."""
         return self.system.chip
 
     @property
     def w_bytes(self) -> float:
+        """Bytes per weight at the serving precision."""
         return BYTES[self.precision]
 
     @property
     def act_bytes(self) -> float:
+        """Bytes per activation element at the serving precision."""
         return ACT_BYTES[self.precision]
 
     @property
@@ -63,14 +66,17 @@ class ServeSetup:
 
     @property
     def expert_w_bytes(self) -> float:
+        """Bytes per expert weight at the expert precision."""
         return BYTES[self.expert_prec]
 
     @property
     def expert_gemm_peak(self) -> float:
+        """The chip's dense peak (FLOP/s) for expert GEMMs at the expert precision."""
         return _peak(self.chip, self.expert_prec)
 
     @property
     def kv_bytes(self) -> float:
+        """Bytes per KV-cache element at the KV precision."""
         return BYTES[self.kv_precision]
 
     @property
@@ -90,6 +96,7 @@ class ServeSetup:
         return 1.0 + self.mtp_draft * self.mtp_accept
 
     def peak_note(self) -> str:
+        """Which of the chip's peak rates the serving precision runs at, as a note for reports."""
         if self.precision == "int8":
             return int8_peak(self.chip)[1]
         if self.precision == "fp8" and not self.chip.peak_flops.get("fp8"):

@@ -55,12 +55,17 @@ from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat
 
 
 class MTPSpec(BaseModel):
+    """Multi-token prediction (speculative decoding): draft tokens per step and their acceptance rate (0-1)."""
+
     model_config = ConfigDict(extra="forbid")
     draft_tokens: NonNegInt = 1
     acceptance: FiniteFloat = Field(ge=0.0, le=1.0)
 
 
 class ServingPart(BaseModel):
+    """A serving file's workload: phase, input / output / context lengths (tokens), batch, precisions
+    (weights, experts, KV cache), MTP, expert imbalance and maximum batch."""
+
     model_config = ConfigDict(extra="forbid")
     phase: Literal["prefill", "decode", "both"] = "both"
     input_len: SeqLen
@@ -84,16 +89,22 @@ class ServingPart(BaseModel):
 
     @property
     def decode_context(self) -> int:
+        """Mean context (tokens) of a decode step: ``context_len`` if given, else input length +
+        half the output length."""
         return self.context_len if self.context_len is not None else self.input_len + self.output_len // 2
 
 
 class LatencyPart(BaseModel):
+    """Latency bounds: time per output token and time to first token, in ms."""
+
     model_config = ConfigDict(extra="forbid")
     tpot_ms: PosFloat | None = None
     ttft_ms: PosFloat | None = None
 
 
 class ServePlanPart(BaseModel):
+    """A fixed serving plan: any of tp, pp, ep, dp (unset ones are searched)."""
+
     model_config = ConfigDict(extra="forbid")
     tp: PosInt | None = None
     pp: PosInt | None = None
@@ -102,6 +113,9 @@ class ServePlanPart(BaseModel):
 
 
 class ServeReported(BaseModel):
+    """A published serving measurement: tokens/s per chip (decode, prefill, output), TPOT and TTFT (ms),
+    with its source, software stack and notes."""
+
     model_config = ConfigDict(extra="forbid")
     decode_tokens_per_s_per_chip: NonNegFloat | None = None
     prefill_tokens_per_s_per_chip: NonNegFloat | None = None
@@ -117,6 +131,9 @@ UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", 
 
 
 class ServingFile(SpecHead):
+    """A serving (inference) spec file: model, system and chips, workload, uncertain inputs, latency bounds,
+    fixed plan and, for validation points, the reported figures."""
+
     chips: Chips | None = None
     serving: ServingPart
     uncertain: dict[str, tuple[FiniteFloat, FiniteFloat]] = {}

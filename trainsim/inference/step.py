@@ -68,17 +68,21 @@ class ServePlans:
 
     @property
     def dp(self):
+        """Data-parallel replicas: chips / (tp x pp)."""
         return self.chips / (self.tp * self.pp)
 
     @property
     def stage_chips(self):
+        """Chips per pipeline stage: chips / pp."""
         return self.chips / self.pp
 
     @property
     def etp(self):
+        """Expert tensor parallelism: chips of a stage / ep."""
         return self.stage_chips / self.ep
 
     def row(self, i: int) -> dict:
+        """Plan ``i`` as a dict of integers (chips, tp, pp, dp, ep, etp)."""
         def g(a):
             a = np.broadcast_to(a, np.broadcast(self.chips, self.tp, self.pp, self.ep).shape)
             return int(round(float(a.flat[i])))

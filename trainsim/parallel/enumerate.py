@@ -188,6 +188,7 @@ class Space:
 
     @property
     def k(self) -> int:
+        """K = Z x R: the plans per base row (zero options x recompute options)."""
         return len(self.zero) * len(self.recompute)
 
     def grid(self, sl: slice) -> Plans:
@@ -214,6 +215,7 @@ class Space:
         return p
 
     def batch_of(self, idx: ArrayLike) -> np.ndarray:
+        """The global batch (sequences) of the plans at flat indices ``idx``."""
         return self.batch[np.asarray(idx, dtype=np.int64) // self.k]
 
 

@@ -49,6 +49,9 @@ _MLP_GROUPS = ("mlp", "expert", "shared_expert", "router")
 
 @dataclass(frozen=True)
 class ActTensor:
+    """One activation tensor a layer stores for backward: its bytes per token and the recompute options
+    that drop it."""
+
     name: str
     bytes_per_token: float
     dropped_by: tuple[str, ...] = ()

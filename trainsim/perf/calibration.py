@@ -15,6 +15,9 @@ from ..yamlload import safe_load
 
 @dataclass(frozen=True)
 class Calib:
+    """The training model's calibration constants (kernel efficiencies, latencies, tile sizes, collective
+    costs, overlaps, memory terms), each explained in the comment beside it."""
+
     # compute
     gemm_eff: float = 0.75          # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
     gemm_eff_fp8: float = 0.65      # the same for FP8 GEMMs, as a fraction of the FP8 peak
@@ -56,6 +59,7 @@ class Calib:
     moe_layer_host_s: float = 0.0   # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
 
     def with_(self, **kw) -> "Calib":
+        """A copy with the constants in ``kw`` replaced."""
         return replace(self, **kw)
 
 

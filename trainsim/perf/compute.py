@@ -113,6 +113,9 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
 
 
 def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p, tokens):
+    """Forward attention-core FLOPs per chip of ``tokens`` tokens of one layer: the layer's
+    per-token attention FLOPs at the step's sequence length (:func:`layer_attention_fwd_flops_per_token`) x tokens
+    / tp (heads split over tensor parallelism)."""
     return layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
 
 

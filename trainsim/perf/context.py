@@ -35,11 +35,16 @@ class OptimizerStates:
 
     @property
     def optimizer_bytes(self) -> float:
+        """Optimizer-state bytes per parameter: master weights + moments."""
         return self.master_bytes + self.moments_bytes
 
 
 @dataclass(frozen=True)
 class StepContext:
+    """Everything a training step's cost depends on besides the plan: model, system, chips, sequence length,
+    global batch, matmul precision, calibration, attention kernel, recompute, optimizer states and pipeline
+    layout."""
+
     arch: Arch
     system: System
     chips: int
@@ -62,6 +67,7 @@ class StepContext:
 
     @property
     def chip(self):
+        """The system's chip."""
         return self.system.chip
 
     @property
@@ -71,11 +77,14 @@ class StepContext:
 
     @property
     def gemm_eff(self) -> float:
+        """The GEMM efficiency that applies: the FP8 one when running FP8 on a chip with an FP8 rate,
+        else the BF16 one."""
         fp8 = self.precision == "fp8" and self.chip.peak_flops.get("fp8")
         return self.calib.gemm_eff_fp8 if fp8 else self.calib.gemm_eff
 
     @property
     def fp8_gemm(self) -> bool:
+        """Whether GEMMs run at the chip's FP8 rate (FP8 precision and the chip has one)."""
         return bool(self.precision == "fp8" and self.chip.peak_flops.get("fp8"))
 
     @property

@@ -44,6 +44,9 @@ def exposed(comm, work, f):
 
 @dataclass
 class StepResult:
+    """A training step of each plan: step time (s), tokens/s per chip, MFU and HFU, memory per chip by part
+    (bytes), time breakdown by part (s) and microbatches."""
+
     step_time_s: np.ndarray
     tokens_per_s_per_chip: np.ndarray | None   # None from the search's bulk pass with rate=False
     mfu: np.ndarray | None
@@ -54,6 +57,7 @@ class StepResult:
 
     @property
     def memory_per_chip_bytes(self) -> np.ndarray:
+        """Total memory per chip (bytes) of each plan."""
         return self.memory["total"]
 
 

@@ -92,6 +92,7 @@ def _intra_link(system: System, chips: int) -> Link:
 
 
 def rl_job(case: MultiClusterCase, chips: int) -> dict:
+    """RL of the teacher model of ``case`` as the student, on ``chips`` chips of the case's system, evaluated."""
     return evaluate(_rl_spec(case, case.system, chips, f"teacher RL on {chips} chips"))
 
 
@@ -212,6 +213,8 @@ def near_single_bandwidth(case: MultiClusterCase, lo: float = 1e3, hi: float = 1
 
 
 def compare(case: MultiClusterCase) -> dict[str, Any]:
+    """Multi-cluster vs single-cluster post-training of ``case``: the three wall times and their ratios, and the
+    WAN bandwidths (bytes/s and Gbit/s) at break-even and near single-cluster time."""
     if case.domains < 1:
         raise TrainsimError("domains must be >= 1", field="inputs.domains")
     multi = multi_cluster(case)

@@ -51,6 +51,9 @@ def _cached(key, fn):
 
 @dataclass(frozen=True)
 class RolloutTime:
+    """Rollout generation on one cluster: prefill and decode seconds, tokens/s per chip of each, the serving
+    plan, batch per chip and time per output token (s)."""
+
     prefill_s: float
     decode_s: float
     decode_tokens_per_s_per_chip: float
@@ -61,6 +64,7 @@ class RolloutTime:
 
     @property
     def total_s(self) -> float:
+        """Prefill + decode seconds."""
         return self.prefill_s + self.decode_s
 
 
@@ -149,6 +153,9 @@ def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_l
 
 @dataclass(frozen=True)
 class TrainTime:
+    """Training on the rollouts: step, optimizer-update and forward-only seconds, tokens/s per chip, MFU and
+    the training plan."""
+
     step_s: float
     update_s: float
     forward_s: float
@@ -218,4 +225,5 @@ def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> fl
 
 
 def clear_cache() -> None:
+    """Empties the cache of phase results."""
     _CACHE.clear()

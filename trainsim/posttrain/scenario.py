@@ -62,6 +62,8 @@ def _gbit(bw: float) -> float:
 
 
 def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
+    """The :class:`MultiClusterCase` a ``posttrain_multicluster`` scenario's ``inputs`` describe (paths
+    relative to ``base_dir``), with the assumption rows recording each input and its source."""
     inp = doc.get("inputs") or {}
     assumptions: list[dict] = []
 
@@ -186,6 +188,8 @@ def _student_table(doc: dict, case: MultiClusterCase, base_dir: Path, gbs) -> li
 
 @register("posttrain_multicluster")
 def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
+    """The scenario kind ``posttrain_multicluster``: multi-cluster against single-cluster post-training
+    (:func:`compare`) of the case ``doc`` describes, as a result with its verdict, numbers and assumptions."""
     case, inputs = build_case(doc, Path(base_dir))
     cmp_ = compare(case)
     multi, summed, alone = cmp_["multi_cluster"], cmp_["single_summed"], cmp_["single_alone"]

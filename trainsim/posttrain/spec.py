@@ -62,12 +62,16 @@ from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 
 
 class ClusterPart(BaseModel):
+    """A named cluster of a post-training file: its system (catalog id or inline) and chips."""
+
     model_config = ConfigDict(extra="forbid")
     system: str | dict[str, Any]
     chips: Chips
 
 
 class LinkPart(BaseModel):
+    """A link between two clusters: bandwidth (bytes/s each direction) and latency (s), with units accepted."""
+
     model_config = ConfigDict(extra="forbid")
     between: tuple[str, str] | None = None
     bandwidth: float | str
@@ -91,6 +95,9 @@ class LinkPart(BaseModel):
 
 
 class StudentPart(BaseModel):
+    """The student model: its training cluster, where and how its rollouts run (cluster, chips, precision,
+    tp, memory share) and an optional fixed training plan."""
+
     model_config = ConfigDict(extra="forbid")
     model: str | dict[str, Any]
     cluster: str
@@ -122,6 +129,8 @@ class RLReported(BaseModel):
 
 
 class TeacherPart(BaseModel):
+    """A teacher model: its cluster, the share of prompts (its domain) it scores and its precision."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = ""
     model: str | dict[str, Any]
@@ -131,6 +140,9 @@ class TeacherPart(BaseModel):
 
 
 class StepPart(BaseModel):
+    """One post-training step: prompts, samples per prompt, prompt and rollout lengths (tokens), tail factor,
+    steps, sync or async mode, logprobs sent, weight-sync interval, extra forward passes, checkpoint shipping."""
+
     model_config = ConfigDict(extra="forbid")
     prompts: PosInt
     samples_per_prompt: PosInt = 1
@@ -157,14 +169,19 @@ class StepPart(BaseModel):
 
     @property
     def sequences(self) -> int:
+        """Sequences per step: prompts x samples per prompt."""
         return self.prompts * self.samples_per_prompt
 
     @property
     def seq_len(self) -> int:
+        """Tokens per sequence: prompt length + rollout length."""
         return self.prompt_len + self.rollout_len
 
 
 class PostTrainFile(BaseModel):
+    """A post-training (RL or on-policy distillation) spec file: clusters, links, student, teachers, step,
+    and for validation points the reported figures."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = ""
     kind: Literal["rl", "opd"] = "opd"
@@ -209,6 +226,8 @@ class PostTrainFile(BaseModel):
 
 @dataclass(frozen=True)
 class Cluster:
+    """A resolved cluster: name, system and chips."""
+
     name: str
     system: System
     chips: int
@@ -216,6 +235,8 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Link:
+    """A resolved link between clusters ``a`` and ``b``: bandwidth (bytes/s each direction), latency (s)."""
+
     a: str
     b: str
     bandwidth: float      # bytes/s, each direction
@@ -224,6 +245,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Teacher:
+    """A resolved teacher: name, architecture, cluster, share of prompts it scores and precision."""
+
     name: str
     arch: Arch
     cluster: str
@@ -250,6 +273,7 @@ class PostTrain:
 
     @property
     def rollout_cluster(self) -> str:
+        """The cluster the student's rollouts run on (its training cluster unless set)."""
         return self.student.rollout_cluster or self.student.cluster
 
     def link(self, a: str, b: str) -> Link | None:

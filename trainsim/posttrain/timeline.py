@@ -43,6 +43,9 @@ STALENESS = 1              # async: one-step off-policy
 
 @dataclass
 class Phase:
+    """One phase of a post-training step: a compute phase on a cluster's chips or a transfer of ``bytes`` over
+    a link, with its duration (s)."""
+
     name: str
     stage: str
     seconds: float
@@ -53,6 +56,7 @@ class Phase:
     detail: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The phase as a JSON-able dict (cluster and chips, or link and bytes, only where they apply)."""
         d = {"name": self.name, "stage": self.stage, "seconds": self.seconds}
         if self.cluster is not None:
             d.update(cluster=self.cluster, chips=self.chips)

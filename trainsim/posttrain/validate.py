@@ -17,6 +17,7 @@ from .timeline import evaluate
 
 
 def default_dir() -> Path:
+    """The repository's ``validation/rl`` folder of published post-training points."""
     return Path(__file__).resolve().parents[2] / "validation" / "rl"
 
 
@@ -53,6 +54,8 @@ def error_table(paths=None, ranges: bool = False) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> dict:
+    """Points evaluated and failed, median and maximum absolute error, mean signed error and the count within
+    20% of ``rows``."""
     errs = [r["error"] for r in rows if r["error"] is not None]
     if not errs:
         return {"points": 0, "failed": len(rows)}

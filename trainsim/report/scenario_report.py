@@ -320,6 +320,8 @@ def _validation(result: dict) -> str:
 
 
 def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]:
+    """The HTML sections (id, title, body) of a scenario result's report page, with its ``charts`` (PNG bytes)
+    embedded."""
     from .run_report import run_sections
 
     r = data["result"]
@@ -357,6 +359,7 @@ def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]
 
 
 def render(data: dict, charts: dict[str, bytes]) -> str:
+    """A scenario result's report as one self-contained HTML page."""
     secs = sections(data, charts)
     r = data["result"]
     body = f"<h1>{esc(r.get('id'))}: {esc(r.get('claim', ''))}</h1>" + "".join(

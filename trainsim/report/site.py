@@ -12,6 +12,7 @@ VERDICT_COLOURS = {"supported": "#2ca02c", "not supported": "#d62728", "error": 
 
 
 def file_name(result: dict) -> str:
+    """The HTML file name of a result's page: its id (or file stem) with unsafe characters replaced by ``_``."""
     rid = str(result.get("id") or Path(str(result.get("file", "scenario"))).stem)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", rid) + ".html"
 
@@ -72,6 +73,8 @@ def group_by_run(results: list[dict]) -> list[list[dict]]:
 
 
 def index_html(results: list[dict], written: list[dict]) -> str:
+    """The site's index page: one row per scenario result (link, claim, verdict, deciding assumption,
+    headline, seconds) under the count of results per verdict class."""
     files = {w["id"]: w for w in written}
     rows = []
     for r in results:

@@ -19,6 +19,8 @@ from ..yamlload import load_data
 
 @dataclass(frozen=True)
 class Assumption:
+    """One scenario assumption: key, value and unit, its source and confidence, a note and a low-high range."""
+
     key: str
     value: Any
     unit: str = ""
@@ -29,6 +31,7 @@ class Assumption:
     high: Any = None
 
     def to_dict(self) -> dict:
+        """The assumption as a JSON-able dict (range and note only where set)."""
         out = {"key": self.key, "value": self.value, "unit": self.unit, "source": self.source,
                "confidence": self.confidence}
         if self.low is not None or self.high is not None:
@@ -71,6 +74,7 @@ class Assumptions:
 
     # ---------------------------------------------------------------- reading
     def get(self, key: str) -> Assumption:
+        """The assumption ``key``, recorded as used; an unknown key raises with the nearest names."""
         if key not in self._table:
             from ..errors import unknown
 
@@ -90,6 +94,7 @@ class Assumptions:
         return lo, a.value, hi
 
     def keys(self):
+        """The keys of every assumption in the table."""
         return self._table.keys()
 
     # ---------------------------------------------------------------- overriding
@@ -127,4 +132,5 @@ class Assumptions:
 
 
 def defaults() -> Assumptions:
+    """The shipped assumption table, without overrides."""
     return Assumptions()

@@ -107,6 +107,8 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
 
 
 def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | None = None) -> dict:
+    """A model shape of ``family`` (``dense``, or ``deepseek-v3`` / ``moe`` at the assumed total/active ratio)
+    with ``params_or_active`` (active) parameters."""
     if family == "dense":
         return dense_shape(params_or_active, name)
     if family in ("deepseek-v3", "moe"):
@@ -117,10 +119,14 @@ def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | 
 
 
 def tokens_ratio(family: str, a: Assumptions) -> float:
+    """The assumed compute-optimal tokens per (active) parameter for ``family``."""
     return float(a["tokens_per_param"] if family == "dense" else a["tokens_per_active_param"])
 
 
 def critical_batch_tokens(flops: float, a: Assumptions) -> float:
+    """The compute-optimal global batch in tokens, B_opt = coef x C^exponent for training
+    compute C in FLOP (DeepSeek LLM, arXiv 2401.02954 sec. 3.1: 0.2920 C^0.3271; the assumption
+    ``critical_batch_tokens``)."""
     cb = a["critical_batch_tokens"]
     return float(cb["coef"]) * flops ** float(cb["exponent"])
 
@@ -180,6 +186,9 @@ def limits(res, days: float, a: Assumptions, gp) -> list[dict]:
 # ---------------------------------------------------------------- capacity
 @dataclass
 class CapacityResult:
+    """The largest run of a family a system's chips finish in a number of days: its model, parameters,
+    tokens, training FLOPs (6 x active x tokens), goodput, best plan, the limits met and the search's iterations."""
+
     system: str
     chips: int
     days: float
@@ -197,6 +206,7 @@ class CapacityResult:
     message: str = ""
 
     def to_dict(self) -> dict:
+        """The result as a JSON-able dict, with the best plan and where its time goes."""
         return {
             "system": self.system, "chips": self.chips, "days": self.days, "family": self.family,
             "model": self.model, "total_params": self.total_params, "active_params": self.active_params,

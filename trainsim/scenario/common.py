@@ -22,6 +22,7 @@ STATS = {"searches": 0, "hits": 0}
 
 
 def system_key(s: System) -> tuple:
+    """A hashable key of everything of ``s`` a search's result depends on (chip rates and sizes, levels)."""
     c = s.chip
     return (c.id, c.family, tuple(sorted((k, float(v or 0.0)) for k, v in c.peak_flops.items())), c.hbm_bytes,
             c.hbm_bw, c.scale_up_bw, c.scale_out_bw, s.levels)
@@ -78,11 +79,13 @@ def _retokened(res: SearchResult, tokens) -> SearchResult:
 
 
 def clear_cache() -> None:
+    """Empties the search cache and zeroes its statistics."""
     _CACHE.clear()
     STATS.update(searches=0, hits=0)
 
 
 def with_batch(run: Run, batch_seqs: int) -> Run:
+    """``run`` with a global batch of ``batch_seqs`` sequences."""
     tr = run.training.model_copy(update={"global_batch_seqs": int(batch_seqs), "global_batch_tokens": None})
     return replace(run, training=tr)
 
@@ -171,6 +174,7 @@ def make_run(model: Any, system: Any, chips: int, training: dict, base_dir: Path
 
 
 def at_chips(run: Run, chips: int) -> Run:
+    """``run`` on ``chips`` chips."""
     return replace(run, chips=int(chips))
 
 
@@ -207,6 +211,8 @@ COMM_KEYS = ("tp_comm", "ep_alltoall", "cp_comm", "pp_p2p", "dp_comm")
 
 
 def comm_fraction(est) -> float:
+    """The share of a plan's step time in communication: the communication parts of its breakdown over the
+    sum of its positive parts (NaN without a plan)."""
     if est is None:
         return math.nan
     tot = sum(v for v in est.breakdown.values() if v > 0) or 1.0

@@ -100,4 +100,5 @@ def economics(est, a: Assumptions, *, goodput=None, tokens: float | None = None)
 
 
 def finite(x) -> bool:
+    """Whether ``x`` is a finite int or float."""
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)

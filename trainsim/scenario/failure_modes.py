@@ -23,6 +23,7 @@ def options() -> dict[str, dict]:
 
 
 def default_option() -> str:
+    """The failure-handling option used when a scenario names none (``whole_job_restart`` by default)."""
     return str(_doc().get("default", "whole_job_restart"))
 
 

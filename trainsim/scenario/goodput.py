@@ -46,11 +46,15 @@ def goodput_fraction(checkpoint_s: float, restart_s: float, mtbf: float, interva
 
 
 def checkpoint_bytes(params: float, bytes_per_param: float) -> float:
+    """Checkpoint size in bytes: parameters x bytes per parameter."""
     return params * bytes_per_param
 
 
 @dataclass
 class Goodput:
+    """The fraction of time a job makes progress under failures, with its inputs (interruption rate, MTBF,
+    checkpoint size and time, interval, restart time) and the resulting days and expected interruptions."""
+
     chips: int
     interruptions_per_chip_hour: float
     mtbf_hours: float
@@ -64,6 +68,7 @@ class Goodput:
     expected_interruptions: float | None = None
 
     def to_dict(self) -> dict:
+        """The goodput as a JSON-able dict of its fields."""
         return asdict(self)
 
 

@@ -16,6 +16,7 @@ KIND_MODULES = ("trainsim.scenario.kinds", "trainsim.posttrain.scenario")
 
 
 def register(kind: str):
+    """A decorator that registers its function as the handler of scenario kind ``kind``."""
     def deco(fn):
         HANDLERS[kind] = fn
         return fn
@@ -23,6 +24,8 @@ def register(kind: str):
 
 
 def handler(kind: str) -> Callable:
+    """The handler of scenario kind ``kind`` (every kind module imported first); an unknown kind raises with
+    the nearest names."""
     from ..errors import unknown
 
     for mod in KIND_MODULES:

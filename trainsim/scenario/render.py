@@ -108,6 +108,8 @@ def _plans_of(items: list[dict]) -> list[str]:
 
 
 def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -> None:
+    """Prints a scenario result to the terminal: claim, question and verdict, then its numbers (with ranges)
+    and tables; ``verbose`` adds the search probes and the assumptions' notes."""
     c = c or console()
     cls = r.get("verdict_class", "")
     colour = COLOURS.get(cls, "yellow")

@@ -20,6 +20,8 @@ def scenarios_dir(start: Path | None = None) -> Path:
 
 
 def scenario_files(folder: Path | None = None) -> list[Path]:
+    """The scenario YAML files of ``folder`` (the shipped scenarios by default), S1, S2, ... in number
+    order, then the others by name."""
     folder = Path(folder) if folder else scenarios_dir()
 
     def key(p: Path):

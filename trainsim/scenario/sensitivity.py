@@ -27,6 +27,8 @@ FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
 
 
 def canonical(param: str) -> str:
+    """The canonical name of sensitivity parameter ``param`` (aliases resolved); unknown raises with the
+    nearest names."""
     p = ALIASES.get(param.strip(), param.strip())
     if p not in PARAMS:
         raise unknown("sensitivity parameter", param, PARAMS, field="--vary")
@@ -34,6 +36,7 @@ def canonical(param: str) -> str:
 
 
 def value(system: System, param: str) -> float:
+    """The value of hardware parameter ``param`` in ``system`` (SI: bytes, bytes/s or FLOP/s)."""
     c = system.chip
     return {"hbm_bandwidth": c.hbm_bw, "hbm_capacity": c.hbm_bytes, "scale_up_bandwidth": system.levels[0].bw,
             "scale_out_bandwidth": system.levels[1].bw if len(system.levels) > 1 else c.scale_out_bw,
@@ -63,6 +66,7 @@ def scaled(system: System, param: str, factor: float) -> System:
 
 
 def days_at(run: Run, param: str, factor: float) -> tuple[float, object]:
+    """Days of the best plan of ``run`` with ``param`` scaled by ``factor``, and that plan."""
     r = replace(run, system=scaled(run.system, param, factor)) if factor != 1.0 else run
     res = best(r)
     return days_of(res), res.best

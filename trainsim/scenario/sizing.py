@@ -22,6 +22,9 @@ from .common import at_chips, best, days_of, fitted_batch, plan_summary, with_ba
 
 @dataclass
 class SizingResult:
+    """The smallest count of units (systems or chips) that finishes a run by a deadline: units, chips, ideal
+    and effective days, goodput, best plan, feasibility and the probes searched."""
+
     deadline_days: float
     unit: str
     unit_chips: int
@@ -37,6 +40,7 @@ class SizingResult:
     previous_units: int | None = None  # the next smaller count searched (it misses the deadline)
 
     def to_dict(self) -> dict:
+        """The result as a JSON-able dict, with the best plan."""
         return {
             "deadline_days": self.deadline_days, "unit": self.unit, "unit_chips": self.unit_chips,
             "units": self.units, "chips": self.chips, "days": self.days, "effective_days": self.effective_days,
@@ -47,6 +51,8 @@ class SizingResult:
 
 
 def unit_size(run: Run, unit: str) -> int:
+    """Chips per sizing unit: one scale-up domain for ``system`` (or pod, superpod, domain), 1 for ``chip``, or
+    the number given."""
     if unit in ("system", "pod", "superpod", "domain"):
         return max(1, run.system.scale_up_size)
     if unit == "chip":

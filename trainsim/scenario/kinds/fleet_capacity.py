@@ -62,6 +62,7 @@ def _reference_runs(refs: list[dict], base_dir: Path) -> list[dict]:
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S4 ``fleet-capacity`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()
@@ -208,6 +209,7 @@ def _headline(f: dict, n: dict) -> tuple[str, str, str]:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S4 ``fleet-capacity``'s (verdict class, headline, details) from its computed result."""
     f, n = res.facts, res.numbers
     if f.get("fail"):
         return "not supported", "No model of the families tried fits the fleet.", f["fail"]

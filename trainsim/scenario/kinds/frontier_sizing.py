@@ -37,6 +37,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S6 ``frontier-sizing`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()
@@ -202,6 +203,7 @@ def _verdict_text(res: KindResult) -> tuple[str, str]:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S6 ``frontier-sizing``'s (verdict class, headline, details) from its computed result."""
     cls, text = _verdict_text(res)
     f = res.facts
     fh = f["fh"]

@@ -34,6 +34,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S8 ``hardware-sensitivity`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir) if inp.job else doc
@@ -135,6 +136,7 @@ def _inference_headline(inf: dict) -> str:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S8 ``hardware-sensitivity``'s (verdict class, headline, details) from its computed result."""
     n = res.numbers
     el, th, refs, chip = n["elasticity_dln_days_dln_param"], res.facts["th"], n["reference_hbm_bandwidth_tb_s"], \
         res.facts["chip"]

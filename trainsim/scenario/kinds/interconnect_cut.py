@@ -29,6 +29,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S9 ``interconnect-cut`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     slow, fast = _need(doc, "restricted"), _need(doc, "reference")
@@ -81,6 +82,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S9 ``interconnect-cut``'s (verdict class, headline, details) from its computed result."""
     n, f = res.numbers, res.facts
     rows = n["runs"]
     mo = rows["moe"]

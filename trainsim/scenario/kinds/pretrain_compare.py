@@ -41,6 +41,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S1 ``pretrain-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     tr = inp.training
@@ -81,6 +82,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S1 ``pretrain-compare``'s (verdict class, headline, details) from its computed result."""
     f = res.facts
     rows, sized = f["rows"], f["sized"]
     fits_all = all(r.get("fits") for r in rows)

@@ -29,6 +29,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S2 ``pretrain-feasibility`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     run = _job_run(doc, base_dir)
@@ -67,6 +68,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S2 ``pretrain-feasibility``'s (verdict class, headline, details) from its computed result."""
     f, n = res.facts, res.numbers
     deadline = f["deadline"]
     text_ratio = ""

@@ -23,6 +23,7 @@ class Inputs(KindInputs):
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S3 ``run-cost`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir)
@@ -84,6 +85,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S3 ``run-cost``'s (verdict class, headline, details) from its computed result."""
     if res.facts.get("fail"):
         return "not supported", "The job does not fit on the cluster.", res.facts["fail"]
     n = res.numbers

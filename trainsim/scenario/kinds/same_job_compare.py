@@ -40,6 +40,7 @@ def fp8_efficiency_days(row: dict, eff_nominal: float, eff_low: float, eff_high:
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
+    """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
 
     doc = inp.doc()
@@ -115,6 +116,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
+    """Scenario kind S5 ``same-job-compare``'s (verdict class, headline, details) from its computed result."""
     f, n = res.facts, res.numbers
     if f.get("fail"):
         return "not supported", "The job does not fit on one of the two systems.", f["fail"]
