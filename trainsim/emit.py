@@ -117,8 +117,9 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     spelled = sched.mindspeed if framework == "mindspeed" else sched.megatron
     if spelled is None:
         if sched.mindspeed is not None:
-            raise TrainsimError(f"{sched.name} is not a Megatron-LM schedule; use --emit mindspeed or --framework "
-                                "megatron-bridge-2026", field="plan.schedule")
+            raise TrainsimError(f"{sched.name} is not a Megatron-LM schedule; use --emit mindspeed, or search only "
+                                "Megatron-LM's schedules with --framework megatron-bridge-2026",
+                                field="plan.schedule")
         raise TrainsimError(f"{sched.name} is not a {framework} schedule; use --emit torchtitan or another plan",
                             field="plan.schedule")
     args += spelled
