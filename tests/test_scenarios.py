@@ -449,19 +449,21 @@ def test_readme_scenario_table_matches_the_output(all_results):
     assert section == want, "README scenario table is stale: run python scripts/readme_scenarios.py"
 
 
-def test_s5_fp8_range_comes_from_the_validation_sets_fp8_fits():
-    # issue 17: FP8 efficiency of a chip without FP8 runs is a range taken from the fitted FP8 GEMM efficiencies of
-    # the validation set (calibration.yaml), applied as uncertainty: days(e) = days x (1 - g + g x e_nom / e)
-    from trainsim.perf.calibration import fitted_values
-    from trainsim.scenario.kinds.same_job_compare import fp8_efficiency_days
+def test_fp8_efficiency_of_a_chip_without_fp8_runs_is_an_uncertain_input():
+    # issue 17: the FP8 efficiency of a chip without FP8 calibration runs is a range taken from the FP8 GEMM
+    # efficiencies fitted on the validation set (calibration.yaml), applied as an effective FP8 peak:
+    # peak x e / e_nominal at the lowest and highest fitted e
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.perf.calibration import calib_for, fitted_values
+    from trainsim.scenario.ranges import fp8_efficiency_input, uncertain_inputs
 
     vals = fitted_values("gemm_eff_fp8")
     assert vals and all(0.2 < v < 1.0 for v in vals.values())
-
-    class _Est:
-        breakdown = {"compute_gemm": 30.0, "ep_alltoall": 10.0, "memory_bound": 10.0}
-    row = {"_est": _Est(), "effective_days": {"nominal": 100.0}}
-    r = fp8_efficiency_days(row, 0.5, 0.4, 0.6)
-    # g = 30 / 50 = 0.6; at e = 0.4: 100 x (0.4 + 0.6 x 1.25) = 115; at e = 0.6: 100 x (0.4 + 0.6 x 5/6) = 90
-    assert r["gemm_share"] == 0.6
-    assert abs(r["high"] - 115.0) < 1e-9 and abs(r["low"] - 90.0) < 1e-9
+    s = resolve_system("atlas-950-superpod")
+    u = fp8_efficiency_input(s, "fp8")
+    peak, e_nom = s.chip.peak_flops["fp8"], calib_for(s.chip.family).gemm_eff_fp8
+    assert u["low"] == peak * min(vals.values()) / e_nom and u["high"] == peak * max(vals.values()) / e_nom
+    assert u in uncertain_inputs(s, "fp8")
+    assert fp8_efficiency_input(s, "bf16") is None
+    # a chip family with its own FP8 fit (H100) gets none
+    assert fp8_efficiency_input(resolve_system("dgx-h100"), "fp8") is None

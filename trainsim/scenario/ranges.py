@@ -70,7 +70,30 @@ def uncertain_inputs(system: System, precision: str = "bf16") -> list[dict]:
             out.append({"scope": scope, "input": f"{system.chip.id if scope == 'chip' else system.id}.{name}",
                         "name": name, "low": r.low, "nominal": r.nominal, "high": r.high,
                         "reason": src.note if src else ""})
-    return out
+    fp8 = fp8_efficiency_input(system, precision)
+    return out + ([fp8] if fp8 else [])
+
+
+def fp8_efficiency_input(system: System, precision: str) -> dict | None:
+    """FP8 GEMM efficiency of a chip without FP8 calibration runs as an uncertain input (issue 17): the spread of
+    the FP8 efficiencies fitted on the validation set's FP8 runs (calibration.yaml ``gemm_eff_fp8``, every chip
+    family and software stack with three or more FP8 runs), applied as an effective FP8 peak: GEMM time is
+    FLOPs / (peak x efficiency), so peak x e / e_nominal at efficiency e is the same step. None for BF16 runs,
+    chips without an FP8 rate and chip families that have their own FP8 fit."""
+    from ..perf.calibration import calib_for, fitted_values
+
+    peak = system.chip.peak_flops.get("fp8")
+    vals = fitted_values("gemm_eff_fp8")
+    fam = system.chip.family
+    if precision != "fp8" or not peak or not vals or fam in vals:
+        return None
+    e_nom = calib_for(fam).gemm_eff_fp8
+    lo, hi = min(vals.values()), max(vals.values())
+    return {"scope": "chip", "input": f"{system.chip.id}.fp8_gemm_efficiency", "name": "fp8_flops",
+            "low": peak * lo / e_nom, "nominal": peak, "high": peak * hi / e_nom,
+            "reason": f"FP8 GEMM efficiency of a chip without FP8 runs: {lo:.0%}-{hi:.0%} of the FP8 peak (nominal "
+                      f"{e_nom:.0%}), the spread fitted on the validation set's FP8 runs ({len(vals)} chip-family "
+                      f"and software-stack fits), applied as an effective FP8 peak"}
 
 
 def propagate(run: Run, metric=None, inputs: list[dict] | None = None) -> dict:

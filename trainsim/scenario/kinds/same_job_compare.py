@@ -23,22 +23,6 @@ class Inputs(KindInputs):
                                 description="why this tolerance")
 
 
-def fp8_efficiency_days(row: dict, eff_nominal: float, eff_low: float, eff_high: float) -> dict:
-    """Days of an FP8 run on a chip with no FP8 calibration runs, over the FP8 GEMM efficiencies the validation
-    set's FP8 runs were fitted to (issue 17: a range, not a point). The step's GEMM share g (compute_gemm of the
-    breakdown) scales with nominal / actual efficiency, the rest does not: days(e) = days x (1 - g + g x e_nom / e)
-    (first order: the plan is kept)."""
-    est = row["_est"]
-    tot = sum(v for v in est.breakdown.values() if v > 0) or 1.0
-    g = est.breakdown.get("compute_gemm", 0.0) / tot
-    d = row["effective_days"]["nominal"]
-
-    def at(e: float) -> float:
-        return d * (1.0 - g + g * eff_nominal / e)
-    return {"low": at(eff_high), "nominal": d, "high": at(eff_low), "gemm_share": g,
-            "efficiency": {"low": eff_low, "nominal": eff_nominal, "high": eff_high}}
-
-
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
     from ...catalog.resolve import resolve_system
@@ -90,17 +74,14 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         est_ = r_["_est"]
         numbers[side]["batch_tokens_per_chip_per_step"] = (est_.run.training.batch_seqs * est_.run.training.seq_len
                                                            / est_.run.chips)
-    # FP8 on a chip without FP8 calibration runs: the spread of the fitted FP8 GEMM efficiencies (validation set's
-    # FP8 runs on H100 / H800 / B200 / GB200 stacks) as uncertainty on that side's days
-    from ...perf.calibration import calib_for, fitted_values
-
-    fp8_vals = fitted_values("gemm_eff_fp8")
-    if ba["precision"] == "fp8" and fp8_vals and ba["_est"].run.system.chip.family not in fp8_vals:
-        e_nom = calib_for(ba["_est"].run.system.chip.family).gemm_eff_fp8
-        rng = fp8_efficiency_days(ba, e_nom, min(fp8_vals.values()), max(fp8_vals.values()))
-        numbers["a"]["fp8_efficiency_range"] = {**rng, "fitted_on": sorted(fp8_vals)}
-        r_lo = r_lo * rng["low"] / rng["nominal"]
-        r_hi = r_hi * rng["high"] / rng["nominal"]
+    # FP8 on a chip without FP8 calibration runs: an uncertain input of the catalog ranges above
+    # (scenario/ranges.py fp8_efficiency_input), so it is in this side's days range already; shown apart here
+    fp8_in = [r for r in ba.get("range_inputs", []) if r["input"].endswith(".fp8_gemm_efficiency")]
+    if fp8_in:
+        u = fp8_in[0]
+        numbers["a"]["fp8_efficiency_range"] = {"days_at_low_efficiency": u["result_at_low"],
+                                                "days_at_high_efficiency": u["result_at_high"],
+                                                "effective_fp8_peak": {"low": u["low"], "high": u["high"]}}
     numbers["days_ratio_a_over_b"] = _triple(r_lo, ratio, r_hi)
     pa, pb = sides["a"]["peak_eflops"], sides["b"]["peak_eflops"]
     numbers["peak_ratio_bf16"] = pa["bf16"] / pb["bf16"]
@@ -142,11 +123,11 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     fp8_note = ""
     fr = n["a"].get("fp8_efficiency_range")
     if fr:                 # FP8 efficiency of an unshipped chip: the validation set's FP8 fits as a range
-        e = fr["efficiency"]
-        fp8_note = (f" FP8 efficiency of this unshipped chip is taken from the FP8 runs of other chips "
-                    f"({e['low']:.0%}-{e['high']:.0%} of the FP8 peak): {fr['low']:.0f}-{fr['high']:.0f} days.")
-        text += (f"; FP8 GEMM efficiency {e['low']:.0%}-{e['high']:.0%} of the FP8 peak (fitted on the validation "
-                 f"set's FP8 runs: {', '.join(fr['fitted_on'])}) gives {fr['low']:.0f}-{fr['high']:.0f} days on {la}")
+        lo_d, hi_d = sorted((fr["days_at_high_efficiency"], fr["days_at_low_efficiency"]))
+        fp8_note = (f" FP8 efficiency of this unshipped chip comes from the FP8 runs of other chips: "
+                    f"{lo_d:.0f}-{hi_d:.0f} days without failures over its range.")
+        text += (f"; the FP8 GEMM efficiency of the unshipped chip, taken as the spread fitted on the validation "
+                 f"set's FP8 runs, gives {lo_d:.0f}-{hi_d:.0f} days without failures on {la}")
     elif fp8 and bf16:     # no FP8 fits at all: from none (as BF16) to the engine's prediction
         fp8_note = (f" FP8 efficiency on this unshipped chip is unknown: from no gain over BF16 "
                     f"({bf16[0]['effective_days']['nominal']:.0f} days) to the engine's prediction "
