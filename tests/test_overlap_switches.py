@@ -85,3 +85,14 @@ def test_moe_host_sync_per_layer_and_microbatch_unless_full_cuda_graphs():
     assert none.breakdown["moe_host_sync"] == pytest.approx(48 * 1 * h, rel=1e-9)
     assert full.breakdown["moe_host_sync"] == 0.0
     assert none.step_time_s - full.step_time_s == pytest.approx(48 * h, rel=1e-6)
+
+
+def test_node_aware_dispatch_pays_an_oversubscribed_scale_out():
+    # the deduplicated dispatch goes through the same topology rule as a plain all-to-all: a scale-out Clos with
+    # blocks of one 8-GPU node and 4:1 uplinks; EP 16 over two nodes sends half its members' traffic out of the
+    # block (1 - 8/16 = 0.5), at a quarter of the rate: max(1, 0.5 x 4) = 2x the InfiniBand-bound time
+    spec = MOE.format(d="deepep")
+    flat = estimate(parse_run(yaml.safe_load(spec)))
+    clos = estimate(parse_run(yaml.safe_load(spec.replace(
+        "system: dgx-h100", "system: {base: dgx-h100, scale_out: {topology: 'clos 4:1 above 8'}}"))))
+    assert clos.breakdown["ep_alltoall"] / flat.breakdown["ep_alltoall"] == pytest.approx(2.0, rel=0.02)

@@ -110,3 +110,15 @@ def test_search_space_limits_are_sourced_data():
     assert max(cand["pp"]) <= lim["pp_max"] and max(cand["tp"]) <= lim["tp_max"]
     assert max(cand["mb"]) == lim["micro_batch_max"] == 16
     assert sorted({v for _, v in cand["sched_vpp"]}) == sorted(lim["vpp"])
+
+
+def test_a_sourced_value_without_its_source_is_refused():
+    # constants.yaml and search_space.yaml share one reader: a number without a source is a one-line error
+    from trainsim.errors import TrainsimError
+    from trainsim.yamlload import sourced_values
+
+    assert sourced_values({"tp_max": {"value": 64, "source": "NVL72"}}, "search limit", "f.yaml") == {"tp_max": 64}
+    for bad in ({"tp_max": {"value": 64}}, {"tp_max": 64}, {"tp_max": {"source": "x"}}):
+        with pytest.raises(TrainsimError) as e:
+            sourced_values(bad, "search limit", "f.yaml")
+        assert "tp_max" in str(e.value) and "f.yaml" in str(e.value) and "\n" not in str(e.value)

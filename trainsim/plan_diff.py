@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from .errors import NoPlanError, TrainsimError
 from .estimate import Estimate, estimate
+from .plan_estimate import PLAN_FIELDS as _SPEC_FIELDS
 
-PLAN_FIELDS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+#: the plan fields compared: the run spec's plan fields and the data-parallel size they leave
+PLAN_FIELDS = (*_SPEC_FIELDS, "dp")
 
 
 @dataclass

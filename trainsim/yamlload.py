@@ -29,6 +29,19 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=Loader)
 
 
+def sourced_values(doc: dict | None, what: str, where: str) -> dict[str, Any]:
+    """``{name: {value, source}}`` entries of a sourced data file as ``{name: value}``; an entry without a value
+    or a source is a one-line error naming ``where`` (constants, search limits: every number carries its source)."""
+    from .errors import TrainsimError
+
+    out = {}
+    for k, v in (doc or {}).items():
+        if not isinstance(v, dict) or "value" not in v or not v.get("source"):
+            raise TrainsimError(f"{what} '{k}' needs a value and a source", where=where)
+        out[k] = v["value"]
+    return out
+
+
 def _cache_dir() -> Path:
     env = os.environ.get("TRAINSIM_CACHE")
     if env:

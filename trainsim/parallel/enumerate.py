@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import TrainsimError
 from ..model.arch import Arch
-from ..yamlload import safe_load
+from ..yamlload import safe_load, sourced_values
 from .batch import batch_unit, chip_counts, fit_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
@@ -65,11 +64,8 @@ def _filter(cols: Cols, keep: np.ndarray) -> Cols:
 @lru_cache(maxsize=1)
 def search_space() -> dict[str, Any]:
     """The search's candidate limits (``parallel/search_space.yaml``: each value with its source)."""
-    doc = safe_load(resources.files("trainsim.parallel").joinpath("search_space.yaml").read_text()) or {}
-    for k, e in doc.items():
-        if not isinstance(e, dict) or "value" not in e or not e.get("source"):
-            raise TrainsimError(f"search_space.yaml: '{k}' needs a value and a source")
-    return {k: e["value"] for k, e in doc.items()}
+    doc = safe_load(resources.files("trainsim.parallel").joinpath("search_space.yaml").read_text())
+    return sourced_values(doc, "search limit", "search_space.yaml")
 
 
 def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load
+from ..yamlload import safe_load, sourced_values
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,18 @@ def _parse(entry: dict, where: str) -> dict:
     return out
 
 
+@lru_cache(maxsize=2)
+def _data_doc(name: str) -> dict:
+    """The parsed ``perf/data/<name>`` (constants.yaml or calibration.yaml), read once per process."""
+    return safe_load(resources.files("trainsim.perf").joinpath(f"data/{name}").read_text()) or {}
+
+
 def _constants() -> tuple[dict, dict]:
     """(default, per-family) constants of ``perf/data/constants.yaml`` as plain values (each entry has a source)."""
-    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+    doc = _data_doc("constants.yaml")
 
     def vals(entry: dict, where: str) -> dict:
-        out = {}
-        for k, v in (entry or {}).items():
-            if not isinstance(v, dict) or "value" not in v or not v.get("source"):
-                raise TrainsimError(f"constant '{k}' needs a value and a source", where=where)
-            out[k] = v["value"]
-        return _parse(out, where)
+        return _parse(sourced_values(entry, "constant", where), where)
 
     fams = {f: vals(e, f"constants.yaml: families.{f}") for f, e in (doc.get("families") or {}).items()}
     return vals(doc.get("default", {}), "constants.yaml: default"), fams
@@ -95,7 +96,7 @@ def _constants() -> tuple[dict, dict]:
 
 def constant_sources() -> dict[str, str]:
     """Every engine constant's source (default entries), for reports."""
-    doc = safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text()) or {}
+    doc = _data_doc("constants.yaml")
     return {k: v["source"] for k, v in (doc.get("default") or {}).items()}
 
 
@@ -104,11 +105,10 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     """Family -> Calib: sourced constants (constants.yaml, default then family), then the fitted values of
     calibration.yaml (default then family)."""
     if path is None:
-        text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
+        doc = _data_doc("calibration.yaml")
     else:
         with open(path) as fh:
-            text = fh.read()
-    doc = safe_load(text) or {}
+            doc = safe_load(fh.read()) or {}
     const, const_fam = _constants()
     fitted = _parse(doc.get("default", {}), "calibration.yaml: default")
     base = Calib().with_(**{**const, **fitted})
@@ -135,8 +135,7 @@ def fitted_values(name: str) -> dict[str, float]:
     """Every value of the fitted constant ``name`` in calibration.yaml, by where it applies (``family`` or
     ``family@framework``): the spread of, e.g., ``gemm_eff_fp8`` over the chip families and software stacks that
     have FP8 calibration runs."""
-    text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
-    doc = safe_load(text) or {}
+    doc = _data_doc("calibration.yaml")
     out = {fam: float(e[name]) for fam, e in (doc.get("families") or {}).items() if name in (e or {})}
     for fw, fams in (doc.get("frameworks") or {}).items():
         out.update({f"{fam}@{fw}": float(e[name]) for fam, e in (fams or {}).items() if name in (e or {})})
@@ -147,8 +146,7 @@ def validation_error(family: str) -> dict | None:
     """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
     calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
-    text = resources.files("trainsim.perf").joinpath("data/calibration.yaml").read_text()
-    acc = (safe_load(text) or {}).get("accuracy") or {}
+    acc = _data_doc("calibration.yaml").get("accuracy") or {}
     fam = (acc.get("by_family") or {}).get(family)
     if fam:
         return {**fam, "basis": f"leave-one-out on {family} calibration runs"}

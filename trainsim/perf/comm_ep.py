@@ -22,6 +22,7 @@ from ..parallel.placement import members_within
 from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
 from .routing import expected_distinct
+from .topology import a2a_factor
 
 
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
@@ -47,9 +48,13 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
     remote = distinct * (g - 1.0) / g
     inner = k * (w - 1.0) / w
+    # the wiring of each level slows this traffic as it slows a plain all-to-all (perf/topology.py)
+    levels = ctx.system.levels
+    f_in = a2a_factor(levels[0].topology, w, p.etp)
+    f_out = a2a_factor(levels[1].topology, p.ep, p.etp) if len(levels) > 1 else 1.0
     nl = 0.0
     for b in (disp_b, 2.0):
-        lv = [per_copy * inner * b, per_copy * remote * b] + [0.0] * (len(ctx.system.levels) - 2)
+        lv = [per_copy * inner * b * f_in, per_copy * remote * b * f_out] + [0.0] * (len(levels) - 2)
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
     nl = nl + 2.0 * (c.comm_launch_s + c.a2a_peer_s * (p.ep - 1.0))

@@ -207,9 +207,9 @@ def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dic
     # the transfer overlaps in part; each send's launch and synchronisation does not
     p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap) + sends * c.comm_launch_s, 0.0)
     # DualPipe runs two micro-batches' chunks on separate streams: one's host stall waits under the other's compute,
-    # hidden as its all-to-all is (ep_overlap_dualpipe)
-    host = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)) \
-        * np.where(overlaps_ep_comm(p.schedule), 1.0 - c.ep_overlap_dualpipe, 1.0)
+    # hidden as its all-to-all is (the same overlap rule and fraction as ep_exp_f above)
+    host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
+    host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p, host=host,
