@@ -20,23 +20,11 @@ RUNS = sorted((Path(__file__).resolve().parent.parent / "validation" / "runs").g
 
 # Runs the memory model still rejects, each with the reason (listed in the README and the closing note; a new
 # gap fails the test, a closed one turns the xfail into an error: strict).
-_AM = ("NeMo AutoModel (FSDP2 + EP): with ep = dp the expert optimizer states cannot shard further in the model "
-       "(edp = 1), which puts the plan 1-20% over 80 GiB; how AutoModel shards expert states is not modelled")
 KNOWN_GAPS = {
-    "automodel-dsv3-h100-256-bf16": _AM,
-    "automodel-kimi-k2-h100-256-bf16": _AM,
-    "automodel-qwen3-30b-a3b-h100-8-bf16": _AM,
     "llama3-paper-405b-h100-8192-8k": (
-        "Meta's modified interleaved schedule (Llama 3 sec. 3.3.2, a tunable number N of micro-batches per round) "
-        "is not Megatron's: with Megatron's warm-up rule the 32 micro-batches per rank hold ~10% more activations "
-        "than 80 GiB allows; the 16,384-GPU point (16 micro-batches) fits"),
-    "megatron-bridge-260401-llama3-70b-gb200-64-fp8-fsdp": (
-        "Megatron-FSDP with 40 of 80 layers' activations offloaded: predicted 195 GiB against 186 GiB (5% over); "
-        "the 8% allocator margin (PyTorch caching allocator without expandable segments, Megatron-Bridge's default) "
-        "is the likely excess"),
-    "megatron-bridge-2606-llama31-405b-gb200-256-fp8": (
-        "tp 4, pp 16 (vpp 4), no recompute, 384 micro-batches: predicted 189.7 GiB against 186 GiB (2% over), inside "
-        "the allocator margin's uncertainty"),
+        "Meta's modified interleaved schedule (Llama 3 sec. 3.3.2, a tunable number N of micro-batches per round, "
+        "not stated) is not Megatron's: with Megatron's warm-up rule the 32 micro-batches per rank hold ~10% more "
+        "activations than 80 GiB allows (86 GiB at vpp 8); the 16,384-GPU point (16 micro-batches) fits"),
 }
 
 

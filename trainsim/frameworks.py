@@ -105,19 +105,31 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
 
 
 RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall",
-                    "cuda_graphs": "none"}
+                    "cuda_graphs": "none", "fp8_param_gather": False, "cross_entropy_fusion": "none"}
 
 
 def runtime_settings(training, fw: str) -> dict:
-    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher`` and ``cuda_graphs`` of a run: as its spec states
-    them, else its stack's default (the profile's ``defaults``), else Megatron-Core's argument default (off, off,
-    all-to-all, none)."""
+    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher``, ``cuda_graphs``, ``fp8_param_gather`` and
+    ``cross_entropy_fusion`` of a run: as its spec states them, else its stack's default (the profile's
+    ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none, off, unfused)."""
     d = profile(fw).get("defaults") or {}
     out = {}
     for k, base in RUNTIME_DEFAULTS.items():
         v = getattr(training, k)
         out[k] = d.get(k, base) if v is None else v
     return out
+
+
+OPTIMIZER_DEFAULTS = {"moments": "fp32", "master_weights": "fp32", "grads": "fp32"}
+
+
+def optimizer_precisions(optimizer, fw: str) -> dict:
+    """``moments``, ``master_weights`` and ``grads`` precisions of a run: as its spec's ``optimizer:`` states them,
+    else its stack's default (the profile's ``defaults.optimizer``, e.g. NeMo AutoModel keeps BF16 parameters,
+    gradients and torch.optim.Adam states), else Megatron-Core mixed precision (fp32 each: Micikevicius et al.
+    2018; Megatron-Core ``--main-grads-dtype`` / ``--exp-avg-dtype`` defaults)."""
+    d = (profile(fw).get("defaults") or {}).get("optimizer") or {}
+    return {k: getattr(optimizer, k) or d.get(k, base) for k, base in OPTIMIZER_DEFAULTS.items()}
 
 
 def default_stages(plan, fw: str) -> list[tuple]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import framework_of, restrict_plan, runtime_settings
+from .frameworks import framework_of, optimizer_precisions, restrict_plan, runtime_settings
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -35,9 +35,10 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     pl, o = run.plan, run.optimizer
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
-    st = OptimizerStates(moments_bytes=2 * (4.0 if o.moments == "fp32" else 2.0),
-                         master_bytes=4.0 if o.master_weights == "fp32" else 0.0,
-                         grad_bytes=4.0 if o.grads == "fp32" else 2.0,
+    prec = optimizer_precisions(o, framework_of(run))
+    st = OptimizerStates(moments_bytes=2 * (4.0 if prec["moments"] == "fp32" else 2.0),
+                         master_bytes=4.0 if prec["master_weights"] == "fp32" else 0.0,
+                         grad_bytes=4.0 if prec["grads"] == "fp32" else 2.0,
                          offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,

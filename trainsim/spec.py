@@ -49,6 +49,12 @@ class TrainingSpec(BaseModel):
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
+    # FP8 weights (Megatron-Core --fp8-param-gather, Transformer Engine fp8_model_init): the model's weights held and
+    # all-gathered in FP8, the master copy in the optimizer. Only with fp8. Unset: the stack's default.
+    fp8_param_gather: bool | None = None
+    # loss kernel: 'te' (Transformer Engine's parallel cross entropy, the gradient written in place into the BF16
+    # logits), 'native' (Megatron-Core's fused vocab-parallel kernel) or 'none' (unfused). Unset: the stack's default.
+    cross_entropy_fusion: Literal["none", "native", "te"] | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
@@ -177,13 +183,15 @@ class PlanSpec(BaseModel):
 
 
 class OptimizerSpec(BaseModel):
-    """Precision and placement of the optimizer states (what a source states; defaults: Megatron-Core mixed
-    precision, fp32 master weights, fp32 Adam moments, fp32 main gradients, everything in HBM)."""
+    """Precision and placement of the optimizer states, as a source states them. An unstated precision (None) takes
+    what the run's software stack does (:func:`trainsim.frameworks.optimizer_precisions`: the profile's
+    ``defaults.optimizer``, else Megatron-Core mixed precision: fp32 master weights, fp32 Adam moments, fp32 main
+    gradients); everything stays in HBM unless ``offload`` names it."""
 
     model_config = ConfigDict(extra="forbid")
-    moments: Literal["fp32", "bf16"] = "fp32"
-    master_weights: Literal["fp32", "bf16"] = "fp32"
-    grads: Literal["fp32", "bf16"] = "fp32"
+    moments: Literal["fp32", "bf16"] | None = None
+    master_weights: Literal["fp32", "bf16"] | None = None
+    grads: Literal["fp32", "bf16"] | None = None
     offload: list[Literal["ema", "optimizer"]] = Field(default_factory=list)
 
 

@@ -81,6 +81,8 @@ class MoEInfo:
     zero_experts: int = 0
     expected_active: float | None = None  # expected real experts per token when zero experts exist
     active_range: tuple[float, float] | None = None  # min/max real experts per token
+    groups: int = 1           # routing groups (DeepSeek-V2 sec. 2.1.2 device-limited / V3 node-limited routing:
+    top_groups: int = 1       # n_group groups of consecutive experts, a token routed inside its topk_group best)
 
     @property
     def active_experts(self) -> float:

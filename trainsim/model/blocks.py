@@ -71,7 +71,7 @@ def dense_mlp(hidden: int, ffn: int, act: str, *, bias: bool = False, group: Gro
 def moe_block(hidden: int, experts: int, top_k: int, expert_ffn: int, act: str, *, shared_experts: int = 0,
               shared_ffn: int | None = None, router_bias: bool = False, zero_experts: int = 0,
               expected_active: float | None = None, active_range: tuple[float, float] | None = None,
-              expert_bias: bool = False) -> tuple[list[Matrix], MoEInfo, int]:
+              expert_bias: bool = False, groups: int = 1, top_groups: int = 1) -> tuple[list[Matrix], MoEInfo, int]:
     """Routed experts (count = experts, active = top-k or the expected real experts), shared experts and
     the router (hidden x (experts + zero experts)). Returns matrices, MoE facts, vector params (router bias)."""
     act_n = float(top_k if expected_active is None else expected_active)
@@ -83,7 +83,8 @@ def moe_block(hidden: int, experts: int, top_k: int, expert_ffn: int, act: str, 
     mats.append(Matrix("router", hidden, experts + zero_experts, "router", "none"))
     vec = (experts + zero_experts) if router_bias else 0
     info = MoEInfo(experts=experts, top_k=top_k, expert_ffn=expert_ffn, shared_experts=shared_experts,
-                   zero_experts=zero_experts, expected_active=expected_active, active_range=active_range)
+                   zero_experts=zero_experts, expected_active=expected_active, active_range=active_range,
+                   groups=groups, top_groups=top_groups)
     return mats, info, vec
 
 

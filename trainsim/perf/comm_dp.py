@@ -5,7 +5,7 @@ Per step: zero 0 all-reduces the gradients; zero 1 and 2 reduce-scatter them and
 parameters; zero 3 (FSDP) all-gathers the parameters before the forward and the backward of every micro-batch
 and reduce-scatters the gradients after each backward. Dense parameters sync over the dp x cp group (stride tp),
 expert parameters over the expert-data-parallel group (stride etp x ep). Gradients travel at ``grad_bytes``
-per parameter, parameters at 2 bytes.
+per parameter, parameters at ``ctx.param_gather_bytes`` (2; 1 with FP8 weights).
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def dp_sync_times(ctx: StepContext, p, dense_params, expert_params):
           + reduce_scatter_time(g_exp, edp, estride, sysm, c.coll_eff))
     ar = (all_reduce_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
           + all_reduce_time(g_exp, edp, estride, sysm, c.coll_eff))
-    ag = (all_gather_time(dense_params * 2.0, dgroup, dstride, sysm, c.coll_eff)
-          + all_gather_time(expert_params * 2.0, edp, estride, sysm, c.coll_eff))
+    wb = ctx.param_gather_bytes
+    ag = (all_gather_time(dense_params * wb, dgroup, dstride, sysm, c.coll_eff)
+          + all_gather_time(expert_params * wb, edp, estride, sysm, c.coll_eff))
     grad = np.where(p.zero == 0, ar, rs)
     gather = np.where(p.zero == 0, 0.0, ag)
     return grad, gather

@@ -12,6 +12,12 @@ without a routing limit (DeepEP's internode kernels, NVIDIA HybridEP; Megatron-C
 ``training.moe_dispatcher: deepep | hybridep``): with G = ep groups of w ranks in a scale-up domain, a token
 reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M; the scale-out bytes are one
 copy per remote domain hit, the scale-up bytes the k copies delivered inside domains.
+
+Group-limited routing (DeepSeek-V2 sec. 2.1.2, DeepSeek-V3 sec. 2.1.2; the model's ``n_group`` / ``topk_group``):
+the experts form n_group groups of consecutive experts, each token is routed inside its topk_group best groups.
+With experts laid out consecutively over the ep ranks a group spans ep / n_group ranks, i.e.
+max(1, ceil(ep / (n_group w))) domains, so a token reaches at most topk_group x that many domains
+(:func:`group_domain_limit`); DeepSeek-V3 at ep 64 on 8-GPU nodes: 8 groups of one node each, at most 4 nodes.
 """
 from __future__ import annotations
 
@@ -23,6 +29,16 @@ from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
 from .routing import expected_distinct
 from .topology import a2a_factor
+
+
+def group_domain_limit(lk: LayerKind, ep, w):
+    """Most scale-up domains one token can reach under the layer's group-limited routing (module docstring):
+    topk_group x max(1, ceil(ep / (n_group w))); unlimited (inf) for a router without groups."""
+    moe = lk.moe
+    if moe is None or moe.groups <= 1:
+        return np.full(np.shape(ep), np.inf)
+    span = np.maximum(np.ceil(ep / (moe.groups * np.maximum(w, 1.0))), 1.0)
+    return moe.top_groups * span
 
 
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
@@ -46,6 +62,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     g = np.maximum(p.ep / w, 1.0)
     distinct = expected_distinct(k, 1.0, g)
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
+    distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
     remote = distinct * (g - 1.0) / g
     inner = k * (w - 1.0) / w
     # the wiring of each level slows this traffic as it slows a plain all-to-all (perf/topology.py)

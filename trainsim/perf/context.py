@@ -64,6 +64,8 @@ class StepContext:
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
+    fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
+    cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' (loss kernel; logits memory)
 
     @property
     def chip(self):
@@ -91,6 +93,29 @@ class StepContext:
     def act_bytes(self) -> float:
         """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
         return 1.0 if self.fp8_gemm else 2.0
+
+    @property
+    def param_gather_bytes(self) -> float:
+        """Bytes per parameter of a ZeRO / distributed-optimizer parameter all-gather: 1 with FP8 weights
+        (``fp8_param_gather`` in an FP8 run: Megatron-Core gathers the Transformer Engine FP8 tensors), else 2."""
+        return 1.0 if (self.fp8_gemm and self.fp8_param_gather) else 2.0
+
+    @property
+    def weight_bytes(self) -> float:
+        """HBM bytes per parameter of the weights the model computes with: BF16 (2), or with FP8 weights 1 byte,
+        plus a second byte on Hopper, whose FP8 GEMMs take only the TN layout, so Transformer Engine keeps each FP8
+        weight's transpose for the backward GEMM (TE Float8Tensor transpose cache; Blackwell GEMMs take either
+        layout: NVIDIA Transformer Engine docs, 'FP8 on Blackwell')."""
+        if self.param_gather_bytes == 1.0:
+            return 2.0 if self.chip.family == "nvidia-hopper" else 1.0
+        return 2.0
+
+    @property
+    def logit_bytes(self) -> float:
+        """Bytes kept per logit (token x vocab entry) until the backward: 2 with Transformer Engine's parallel cross
+        entropy, which writes the gradient into the BF16 logits in the forward (transformer_engine/pytorch/
+        cross_entropy.py; Megatron-Core ``cross_entropy_fusion_impl='te'``), else 6 (BF16 logits + fp32 softmax)."""
+        return 2.0 if self.cross_entropy_fusion == "te" else 6.0
 
     @property
     def stored_gemm_input_bytes(self) -> float:

@@ -6,7 +6,8 @@
   the recompute modules that drop each; full recompute by method and group size (:func:`stage_activation_bytes`).
 * Pipeline ranks hold different layers and micro-batches in flight (:func:`trainsim.perf.pipeline.
   microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported.
-* The last rank adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms) and the MTP
+* The last rank adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms; 2 with TE's
+  in-place cross entropy) and the MTP
   modules.
 """
 from __future__ import annotations
@@ -151,7 +152,8 @@ def model_state_params(ctx: StepContext, p):
 def _state_bytes(ctx: StepContext, p, dense, expert):
     """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
 
-    Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): BF16 weights 2 B/param,
+    Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
+    per param (BF16: 2; FP8 weights 1, 2 on Hopper),
     main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8).
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
@@ -163,7 +165,7 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
     def by_stage(stage):   # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
         return np.where(p.zero >= stage, d_sh, dense) + np.where(p.zero >= stage, e_sh, expert)
 
-    w = 2.0 * by_stage(3)
+    w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
@@ -221,11 +223,11 @@ def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
 
 
 def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
-    """Logits (BF16 logits + fp32 softmax terms, 6 B per vocab entry per token, vocab split over tp) of the output
-    head and of every MTP module, plus the MTP layers' activations, for one micro-batch."""
+    """Logits (``ctx.logit_bytes`` per vocab entry per token: 6 for BF16 logits + fp32 softmax terms, 2 with an
+    in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers' activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
-    logits = tokens * a.vocab / p.tp * 6.0 * (1.0 + depth)
+    logits = tokens * a.vocab / p.tp * ctx.logit_bytes * (1.0 + depth)
     mtp = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
@@ -266,7 +268,7 @@ def _zero_unit_buffers(ctx: StepContext, p):
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         unit = np.maximum(unit, d + e)
-    return np.where(p.zero >= 3, 2.0 * 2.0 * unit, 0.0), np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
+    return np.where(p.zero >= 3, 2.0 * ctx.weight_bytes * unit, 0.0), np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
 
 
 def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):

@@ -46,6 +46,8 @@ class MoESpec:
     zero_experts: int = 0
     expected_active: float | None = None
     active_range: tuple[float, float] | None = None
+    groups: int = 1                  # group-limited routing: experts in n_group groups (DeepSeek-V2/V3) ...
+    top_groups: int = 1              # ... each token routed inside its topk_group best groups
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ def _mlp(s: DecoderSpec, moe: bool) -> tuple[list[Matrix], Any, int, int]:
     mats, info, vec = moe_block(s.hidden, m.experts, m.top_k, m.expert_ffn, s.act, shared_experts=m.shared_experts,
                                 shared_ffn=m.shared_ffn or None, router_bias=m.score_bias,
                                 zero_experts=m.zero_experts, expected_active=m.expected_active,
-                                active_range=m.active_range, expert_bias=m.expert_bias)
+                                active_range=m.active_range, expert_bias=m.expert_bias, groups=m.groups,
+                                top_groups=m.top_groups)
     if m.router_bias:
         vec += m.experts + m.zero_experts
     if m.shared_gate:

@@ -1,0 +1,84 @@
+"""What a software stack holds in memory when its source leaves it unstated (issue: Fidelity I, item 3).
+
+Hand derivations:
+* NeMo AutoModel keeps BF16 weights as their own master copy, BF16 gradients and torch.optim.Adam moments in the
+  weights' dtype (its models are initialised in BF16, FSDP2 mp_policy param/reduce dtype bfloat16): optimizer
+  states 2 x 2 = 4 bytes per parameter against Megatron-Core's 4 (fp32 master) + 2 x 4 (fp32 moments) = 12.
+* Megatron-Bridge's FP8 presets gather weights in FP8 (fp8_param_gather=True): 1 byte per parameter on Blackwell
+  against 2 in BF16; Hopper keeps the FP8 transpose too, so 2.
+* Transformer Engine's cross entropy writes the gradient into the BF16 logits: 2 bytes per logit kept against 6
+  (BF16 logits + fp32 softmax). Llama 3.1 8B, one 8,192-token sequence, tp 1, vocab 128,256: 4 x 8,192 x 128,256
+  bytes = 4.20 GB less before the allocator margin.
+"""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.frameworks import optimizer_precisions
+from trainsim.plan_estimate import estimate_complete
+from trainsim.spec import OptimizerSpec, parse_run
+
+
+def _run(**kw):
+    doc = {"model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
+           "training": {"seq_len": 8192, "global_batch_seqs": 64, "precision": "bf16"},
+           "plan": {"tp": 1, "pp": 1, "cp": 1, "ep": 1, "etp": 1, "vpp": 1, "schedule": "1f1b", "zero": 1,
+                    "micro_batch": 1, "recompute": "full"}}
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(doc.get(k), dict):
+            doc[k] = {**doc[k], **v}
+        else:
+            doc[k] = v
+    run = parse_run(doc)
+    return estimate_complete(run, run.plan)
+
+
+def test_stated_precision_beats_the_stack_default():
+    assert optimizer_precisions(OptimizerSpec(), "other-nemo-automodel") == {
+        "moments": "bf16", "master_weights": "bf16", "grads": "bf16"}
+    assert optimizer_precisions(OptimizerSpec(moments="fp32"), "other-nemo-automodel")["moments"] == "fp32"
+    assert optimizer_precisions(OptimizerSpec(), "megatron-bridge-2026") == {
+        "moments": "fp32", "master_weights": "fp32", "grads": "fp32"}
+
+
+def test_automodel_keeps_bf16_states():
+    auto = _run(framework="other-nemo-automodel", plan={"zero": 2})
+    mega = _run(framework="other-nemo-automodel", plan={"zero": 2},
+                optimizer={"moments": "fp32", "master_weights": "fp32", "grads": "fp32"})
+    assert auto.memory["optimizer"] / mega.memory["optimizer"] == pytest.approx(4.0 / 12.0)
+    assert auto.memory["gradients"] / mega.memory["gradients"] == pytest.approx(2.0 / 4.0)
+
+
+@pytest.mark.parametrize("system,ratio", [("gb200-nvl72", 0.5), ("dgx-h100", 1.0)])
+def test_fp8_weights(system, ratio):
+    on = _run(system=system, framework="megatron-bridge-2026", training={"precision": "fp8"})
+    off = _run(system=system, framework="megatron-bridge-2026",
+               training={"precision": "fp8", "fp8_param_gather": False})
+    assert on.memory["weights"] / off.memory["weights"] == pytest.approx(ratio)
+    # a BF16 run has no FP8 weights whatever the stack says
+    b_on = _run(system=system, framework="megatron-bridge-2026")
+    b_off = _run(system=system, framework="megatron-bridge-2026", training={"fp8_param_gather": False})
+    assert b_on.memory["weights"] == b_off.memory["weights"]
+
+
+def test_te_cross_entropy_keeps_bf16_logits_only():
+    te = _run(training={"cross_entropy_fusion": "te"})
+    unfused = _run(training={"cross_entropy_fusion": "none"})
+    margin = 0.08   # perf/data/constants.yaml alloc_margin (PyTorch caching allocator)
+    assert unfused.memory["total"] - te.memory["total"] == pytest.approx(4 * 8192 * 128256 * (1 + margin), rel=1e-6)
+
+
+def test_group_limited_routing_caps_the_domains_a_token_reaches():
+    """DeepSeek-V3 (n_group 8, topk_group 4): at ep 64 on 8-GPU nodes each group is one node, so a token reaches at
+    most 4 nodes; at ep 256 a group spans 32 ranks = 4 nodes, so at most 4 x 4 = 16; at ep 8 (one node) groups
+    share the node: at most 4 (the node count, 1, is the tighter bound and is applied by the balls-in-bins term).
+    A router without groups (Qwen3) has no such cap."""
+    import numpy as np
+
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.comm_ep import group_domain_limit
+    dsv3 = next(lk for lk in resolve_model("deepseek-v3").layers if lk.moe is not None)
+    got = group_domain_limit(dsv3, np.array([64.0, 256.0, 8.0]), np.array([8.0, 8.0, 8.0]))
+    assert list(got) == [4.0, 16.0, 4.0]
+    qwen = next(lk for lk in resolve_model("qwen3-30b-a3b").layers if lk.moe is not None)
+    assert np.isinf(group_domain_limit(qwen, np.array([64.0]), np.array([8.0]))).all()
