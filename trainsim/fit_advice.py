@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .errors import TrainsimError
 from .parallel.plan import RECOMPUTE
 from .plan_estimate import estimate_complete
 from .spec import OptimizerSpec, PlanSpec, Run
@@ -60,7 +61,7 @@ def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
             "last_stage_layers")})
         try:
             e = estimate_complete(replace(r, plan=spec), spec)
-        except Exception:   # a change the plan rules refuse (e.g. pp beyond the layers) is no advice
+        except TrainsimError:   # a change the plan rules or the stack refuse (e.g. pp beyond the layers) is no advice
             continue
         if e.fits:
             found.append({"change": what, "memory_per_chip_bytes": e.memory_per_chip_bytes,

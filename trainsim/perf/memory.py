@@ -224,7 +224,8 @@ def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
 
 def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
     """Logits (``ctx.logit_bytes`` per vocab entry per token: 6 for BF16 logits + fp32 softmax terms, 2 with an
-    in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers' activations, for one micro-batch."""
+    in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers'
+    activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
     logits = tokens * a.vocab / p.tp * ctx.logit_bytes * (1.0 + depth)
@@ -268,7 +269,8 @@ def _zero_unit_buffers(ctx: StepContext, p):
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         unit = np.maximum(unit, d + e)
-    return np.where(p.zero >= 3, 2.0 * ctx.weight_bytes * unit, 0.0), np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
+    weights = np.where(p.zero >= 3, 2.0 * ctx.weight_bytes * unit, 0.0)
+    return weights, np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
 
 
 def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
