@@ -82,3 +82,33 @@ def test_group_limited_routing_caps_the_domains_a_token_reaches():
     assert list(got) == [4.0, 16.0, 4.0]
     qwen = next(lk for lk in resolve_model("qwen3-30b-a3b").layers if lk.moe is not None)
     assert np.isinf(group_domain_limit(qwen, np.array([64.0]), np.array([8.0]))).all()
+
+
+def test_fsdp_under_pipeline_keeps_the_stage_whole():
+    """torchtitan (FSDP2 + torch.distributed.pipelining): the stage's weights stay gathered in BF16 and its
+    gradients accumulate unsharded in fp32 until the last backward. Llama 3.1 405B (405.9e9 parameters) on tp 8 x
+    pp 8 x dp 8: a stage holds about 405.9e9 / 64 = 6.34e9 parameters per GPU (the embedding rank a little more),
+    so 2 x 6.34e9 bytes of weights and 4 x 6.34e9 of gradients, where Megatron-style ZeRO-3 would shard both 8
+    ways."""
+    titan = _run(model="llama-3.1-405b", system="dgx-h100", chips=512, framework="torchtitan-2024",
+                 training={"global_batch_seqs": 256},
+                 plan={"tp": 8, "pp": 8, "zero": 3, "recompute": "full"})
+    stage = 405.9e9 / 64
+    assert titan.memory["weights"] == pytest.approx(2 * stage, rel=0.06)
+    assert titan.memory["gradients"] == pytest.approx(4 * stage, rel=0.06)
+    mega = _run(model="llama-3.1-405b", system="dgx-h100", chips=512, framework="megatron-bridge-2026",
+                training={"global_batch_seqs": 256},
+                plan={"tp": 8, "pp": 8, "zero": 3, "recompute": "full"})
+    assert mega.memory["gradients"] < titan.memory["gradients"] / 4
+
+
+def test_host_link_of_the_chip():
+    """Offload copies run at the chip's own host link where the catalog states one (GB200: NVLink-C2C, 225 GB/s
+    each way per GPU, x 0.8 reached = 180 GB/s), else the family's PCIe figure (Gen5 x16: 50 GB/s reached)."""
+    from trainsim.plan_estimate import context
+    gb = context(parse_run({"model": "llama-3.1-8b", "system": "gb200-nvl72", "chips": 8,
+                            "training": {"global_batch_seqs": 8}}))
+    h = context(parse_run({"model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
+                           "training": {"global_batch_seqs": 8}}))
+    assert gb.host_link_bw == pytest.approx(180e9)
+    assert h.host_link_bw == pytest.approx(50e9)

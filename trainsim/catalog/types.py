@@ -46,6 +46,7 @@ class Chip:
     price_usd: float | None = None
     sources: dict[str, Sourced] = field(default_factory=dict)
     ranges: dict[str, Range] = field(default_factory=dict)
+    host_link_bw: float | None = None  # bytes/s per chip, one direction, to host memory, where the chip states it
 
     def flops(self, precision: str) -> float:
         """Dense peak for matmul inputs of ``precision``; a chip without FP8 runs FP8 recipes at its BF16 rate."""

@@ -51,6 +51,7 @@ class Calib:
     expert_imbalance: float = 1.0
     # memory
     optimizer_step_bytes: float = 32.0  # HBM traffic of one Adam update per parameter (read 16 B, write 14 B, + norm)
+    host_link_eff: float = 0.8     # share of a chip's stated host-link line rate that DMA copies reach
     host_link_bw: float = 50e9     # host link per chip, bytes/s one direction: PCIe Gen5 x16 (64 GB/s line rate,
                                     # PCI-SIG spec) at the ~80% that DMA copies reach
     buffer_bytes: float = 2.0e9     # communication buffers, workspace, CUDA/CANN context

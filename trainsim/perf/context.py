@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..catalog.types import System
 from ..model.arch import Arch
 from .calibration import Calib
@@ -66,6 +68,7 @@ class StepContext:
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' (loss kernel; logits memory)
+    fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
 
     @property
     def chip(self):
@@ -93,6 +96,25 @@ class StepContext:
     def act_bytes(self) -> float:
         """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
         return 1.0 if self.fp8_gemm else 2.0
+
+    def pp_defers_sync(self, p):
+        """Plans whose FSDP (ZeRO >= 2) under pipeline parallelism keeps the stage's weights gathered and its
+        gradients unsharded until the last backward: the stack's ``fsdp_pp_unsharded`` profile flag (PyTorch
+        ``torch.distributed.pipelining`` with FSDP2: ``PipelineStage.backward_maybe_with_nosync`` sets
+        ``set_reshard_after_backward(False)`` and ``set_requires_gradient_sync(False)`` for every micro-batch but
+        the last; torchtitan and NeMo AutoModel also build the stage with ``reshard_after_forward=False``).
+        Such a plan holds the stage's weights and gradients whole and gathers / reduce-scatters once per step."""
+        if not self.fsdp_pp_unsharded:
+            return np.zeros(np.shape(p.pp), dtype=bool)
+        return (p.pp > 1) & (p.zero >= 2)
+
+    @property
+    def host_link_bw(self) -> float:
+        """Bytes/s per chip, one direction, that host-memory copies (offload) reach: the chip's own host link
+        (e.g. GB200's NVLink-C2C to Grace) x ``host_link_eff`` where the catalog states one, else the family's
+        PCIe figure (``calib.host_link_bw``)."""
+        own = self.chip.host_link_bw
+        return own * self.calib.host_link_eff if own else self.calib.host_link_bw
 
     @property
     def param_gather_bytes(self) -> float:

@@ -167,6 +167,10 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
 
     w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
+    whole = ctx.pp_defers_sync(p)   # FSDP under PP keeping the stage gathered: weights and gradients whole
+    if np.any(whole):
+        w = np.where(whole, ctx.weight_bytes * (dense + expert), w)
+        g = np.where(whole, o.grad_bytes * (dense + expert), g)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
     return w, g, op
@@ -269,8 +273,9 @@ def _zero_unit_buffers(ctx: StepContext, p):
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         unit = np.maximum(unit, d + e)
-    weights = np.where(p.zero >= 3, 2.0 * ctx.weight_bytes * unit, 0.0)
-    return weights, np.where(p.zero >= 2, ctx.optimizer.grad_bytes * unit, 0.0)
+    sharded = ~ctx.pp_defers_sync(p)   # a stage kept whole (FSDP under PP) needs no per-unit buffers
+    weights = np.where((p.zero >= 3) & sharded, 2.0 * ctx.weight_bytes * unit, 0.0)
+    return weights, np.where((p.zero >= 2) & sharded, ctx.optimizer.grad_bytes * unit, 0.0)
 
 
 def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):

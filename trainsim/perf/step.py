@@ -160,7 +160,7 @@ def host_offload_time(ctx: StepContext, opt_params, local_params, compute_s):
     gradient shard goes to the host and the updated BF16 parameters come back, on the critical path between steps:
     (grad_bytes + 2) x shard / host-link bandwidth. EMA in host memory (DeepSeek-V3 sec. 3.3.1): the BF16
     parameters go to the host once per step, asynchronously, exposed only beyond the step's compute."""
-    o, bw = ctx.optimizer, ctx.calib.host_link_bw
+    o, bw = ctx.optimizer, ctx.host_link_bw
     t = np.zeros_like(np.asarray(opt_params, dtype=np.float64))
     if o.offload_optimizer:
         t = t + opt_params * (o.grad_bytes + 2.0) / bw
@@ -270,7 +270,7 @@ def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | Non
     # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
     off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
     if np.any(off):
-        st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / c.host_link_bw - st["t_f"] - st["t_b"])
+        st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
 
@@ -279,11 +279,13 @@ def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | Non
     # zero 0-1: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward;
     # zero 2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) keeps only its gradient shard, so it reduce-scatters after
     # every micro-batch's backward
-    dp_exp = (np.where(p.zero == 2, m, 1.0) * exposed(grad_t, t_b, c.dp_overlap)
+    # (FSDP under pipeline parallelism that keeps the stage gathered, ctx.pp_defers_sync: once per step)
+    once = ctx.pp_defers_sync(p)
+    dp_exp = (np.where((p.zero == 2) & ~once, m, 1.0) * exposed(grad_t, t_b, c.dp_overlap)
               + exposed(gather_t, t_f, c.dp_overlap))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
-    dp_exp = np.where(z3, m * z3_per_mb, dp_exp)
+    dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / (p.dp * p.cp), dense) + np.where(p.zero >= 1, expert / edp, expert)
