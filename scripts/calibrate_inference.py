@@ -13,6 +13,8 @@ Method: every point is evaluated once per grid combination of the four values (t
 the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
 reported)| (L1 on log errors: a point the physics cannot explain stays in the table instead of skewing the fit).
 Leave-one-out: each point's error comes from a fit without it. No constant is fitted to a single point.
+Points marked ``reported.measurement: production_average`` (a fleet's time average under varying load, not a
+saturated measurement) are listed with the full fit's error but neither fitted nor counted in the summary.
 """
 from __future__ import annotations
 
