@@ -136,7 +136,8 @@ def test_validation_table_runs():
     assert len(rows) >= 30
     assert all(np.isfinite(r["error"]) for r in rows)
     # the documented accuracy (README): median |error| within 15%; every published point within a factor of three
-    # (the known outliers are MLPerf v5.1 DeepSeek-R1 Offline, +146-165%, and DeepSeek's 24-hour production prefill)
+    # (the known outliers are MLPerf v5.1 DeepSeek-R1 Offline, +69-80% at TensorRT-LLM's published batch cap; DeepSeek's
+    # 24-hour production averages are listed but not counted)
     sm = summary(rows)
     assert sm["median_abs_error"] <= 0.15
     assert sm["max_abs_error"] < 2.0

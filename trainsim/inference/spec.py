@@ -38,6 +38,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       source: "arXiv 2506.12708 v3 Table 3"
       stack: "CloudMatrix-Infer (vendor stack), 2025-06"   # serving stack and version
       notes: "..."
+      measurement: saturated           # saturated (default) | production_average (a fleet's time average
+                                       #   under varying load: shown, not counted in the accuracy statistics)
 """
 from __future__ import annotations
 
@@ -125,6 +127,11 @@ class ServeReported(BaseModel):
     source: str = ""
     stack: str = ""
     notes: str = ""
+    #: ``saturated``: the deployment measured at full load (a benchmark, an offline run, a server run at its
+    #: latency bound) -- what the model predicts, counted in the accuracy statistics and the fit;
+    #: ``production_average``: a fleet's average over hours of varying load (throughput per busy node diluted by
+    #: idle and partly filled batches), shown in the table but not counted
+    measurement: Literal["saturated", "production_average"] = "saturated"
 
 
 UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance", "max_batch")

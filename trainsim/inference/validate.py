@@ -65,19 +65,23 @@ def error_table(paths=None, calib=None, ranges: bool = False) -> list[dict]:
                              "predicted_latency_s": res[phase].get("tpot_s", res[phase].get("ttft_s")),
                              "reported_tpot_ms": sv.reported.tpot_ms, "source": sv.reported.source,
                              "stack": sv.reported.stack, "model": sv.arch.name, "chip": sv.system.chip.id,
-                             "moe": sv.arch.is_moe,
+                             "moe": sv.arch.is_moe, "counted": sv.reported.measurement == "saturated",
+                             "measurement": sv.reported.measurement,
                              "predicted_range": predicted_range(sv, calib, (phase, pred_key)) if ranges else None})
     return rows
 
 
 def summary(rows: list[dict]) -> dict:
     """Points, median and maximum absolute relative error and mean signed error (predicted / reported - 1)
-    of ``rows``."""
-    errs = [abs(r["error"]) for r in rows]
+    of the counted ``rows`` (saturated measurements; production averages are listed, not counted: see
+    :class:`trainsim.inference.spec.ServeReported`), and how many rows were left out."""
+    counted = [r for r in rows if r.get("counted", True)]
+    errs = [abs(r["error"]) for r in counted]
     if not errs:
-        return {"points": 0}
+        return {"points": 0, "not_counted": len(rows)}
     return {"points": len(errs), "median_abs_error": median(errs), "max_abs_error": max(errs),
-            "mean_signed_error": sum(r["error"] for r in rows) / len(rows)}
+            "mean_signed_error": sum(r["error"] for r in counted) / len(counted),
+            "not_counted": len(rows) - len(counted)}
 
 
 #: CloudMatrix384 decode under TPOT service-level objectives (arXiv 2506.12708 v3 Tables 3-4): SLO ms -> spec file

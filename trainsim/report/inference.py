@@ -56,12 +56,15 @@ def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None 
         t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left")
     for r in rows:
         rg = r.get("predicted_range")
-        t.add_row(r["name"], r["phase"], f"{r['reported']:,.0f}", f"{r['predicted']:,.0f}",
+        t.add_row(r["name"] + ("" if r.get("counted", True) else " (production average, not counted)"), r["phase"],
+                  f"{r['reported']:,.0f}", f"{r['predicted']:,.0f}",
                   f"{rg[0]:,.0f}-{rg[1]:,.0f}" if rg else "", f"{r['error']:+.1%}")
     c.print(t)
     if summ.get("points"):
         c.print(f"{summ['points']} points: median |error| {summ['median_abs_error']:.1%}, "
-                f"max {summ['max_abs_error']:.1%}, mean signed {summ['mean_signed_error']:+.1%}")
+                f"max {summ['max_abs_error']:.1%}, mean signed {summ['mean_signed_error']:+.1%}"
+                + (f" ({summ['not_counted']} production averages listed, not counted)" if summ.get("not_counted")
+                   else ""))
     if latency_rows:
         t = Table(title="decode under a TPOT bound, batch searched (CloudMatrix384, DeepSeek-R1)")
         for col in ("TPOT bound", "reported", "published batch/chip", "predicted", "searched batch/chip", "error"):
