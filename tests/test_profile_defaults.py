@@ -79,3 +79,12 @@ def test_defaults_that_fit_nowhere_are_searched():
     assert info["searched_instead"] == ["recompute", "zero"]
     assert (est.plan["schedule"], est.plan["vpp"]) == ("1f1b", 1)
     assert est.plan["zero"] == 1
+
+
+def test_a_stack_without_model_parallelism_by_default_fills_tp_and_pp():
+    # SageMaker model parallelism v1: tensor_parallel_degree and pipeline_parallel_degree default to 1 (BloombergGPT
+    # describes only sharded data parallelism); a stated degree is kept
+    p, filled = with_defaults(PlanSpec(zero=3), "other-sagemaker-smp")
+    assert (p.tp, p.pp) == (1, 1) and filled == {"tp": 1, "pp": 1}
+    p, filled = with_defaults(PlanSpec(tp=8), "other-sagemaker-smp")
+    assert (p.tp, p.pp) == (8, 1) and filled == {"pp": 1}

@@ -84,7 +84,7 @@ def restrict_plan(plan, fw: str):
     return type(plan).model_validate(data)
 
 
-def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "schedule")):
+def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "schedule", "tp", "pp")):
     """(plan, filled): ``plan`` (a PlanSpec) with the fields its source leaves out set to what stack ``fw`` does by
     default (the profile's ``defaults`` in framework_schedules.yaml, each profile citing its source), and the
     fields so filled. "Unstated is not optimal": a field a source leaves out takes its stack's default, not the
@@ -94,7 +94,7 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     d = {k: v for k, v in (profile(fw).get("defaults") or {}).items() if k in fields}
     data = plan.model_dump(exclude_none=True)
     filled = {}
-    for f in ("zero", "recompute", "micro_batch"):
+    for f in ("zero", "recompute", "micro_batch", "tp", "pp"):
         if f in d and getattr(plan, f) is None:
             data[f] = filled[f] = d[f]
     if "schedule" in d and plan.schedule is None and plan.vpp is None:
@@ -138,7 +138,7 @@ def default_stages(plan, fw: str) -> list[tuple]:
     changes first when a run does not fit); then the plan as stated, every unstated field searched. Consecutive
     duplicates are dropped."""
     out = []
-    for fields in (("zero", "recompute", "micro_batch", "schedule"), ("micro_batch", "schedule"), ()):
+    for fields in (("zero", "recompute", "micro_batch", "schedule", "tp", "pp"), ("micro_batch", "schedule"), ()):
         p, filled = with_defaults(plan, fw, fields)
         if not out or out[-1][1] != filled:
             out.append((p, filled))
