@@ -1,0 +1,76 @@
+"""A lower bound on a plan's step time from the fields of a search's base row alone (not zero, not recompute): the
+plan search (:func:`trainsim.search.search`) never evaluates a base row whose bound is already slower than the
+plans it has found, so its answer is that of the exhaustive search.
+
+With the notation of :mod:`trainsim.perf.step` (m micro-batches; t_mb = t_f + t_b + p2p of the slower of the two
+costed pipeline ranks, the last one with its share l / L of the layers and the fuller of the first and a middle
+one), the step is
+
+    step = m t_mb' + bubble(t_mb') + exposed DP sync + optimizer + overhead,   t_mb' = t_mb + offload exposure >= t_mb
+
+with every term >= 0 (an exposed time C - f min(C, W) >= 0 for an overlap fraction f <= 1). In :func:`~trainsim.
+perf.step._stage` every part of t_f and t_b is either proportional to the rank's layer share s (compute,
+communication, the MoE host stall: ``exposed`` is positively homogeneous, exposed(sC, sW, f) = s exposed(C, W, f))
+or >= 0 and independent of s (the output head and MTP modules of the last rank, recomputation, pipeline p2p). So
+with u = t_f + t_b of one micro-batch through all L layers (s = 1) without recompute, head, MTP or p2p,
+
+    t_mb >= s u on each costed rank, so t_mb >= s_max u,   s_max = (layers on the fullest rank) / L,
+
+and since every schedule's bubble is a non-negative multiple of t_mb (:mod:`trainsim.parallel.schedules`),
+
+    step >= m t + bubble(t) + overhead,   t = s_max u,
+
+for every zero stage and recompute code of the row (zero changes only the DP sync and optimizer terms, recompute
+only adds). u is computed by the engine's own ``_stage`` once per distinct (tp, cp, micro-batch, ep, etp,
+node_limit, schedule); it is multiplied by (1 - 1e-9) so that rounding (a few ulps) cannot lift the bound over the
+engine's value.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..parallel.schedules import bubble_time
+from .context import StepContext
+from .memory import stage_layers
+from .step import LAYER_KEY, _stage, _unique_rows, layer_costs
+
+UNIT_KEY = LAYER_KEY + ("schedule",)   # the fields u depends on (the schedule: DualPipe's overlap of EP and host)
+ROUNDING_MARGIN = 1e-9
+
+
+def _groups(p, names) -> tuple:
+    """(one plan per distinct combination of the fields ``names``, the map from every plan to it), by a dense
+    mixed-radix code of the fields' ranks (linear time), or :func:`~trainsim.perf.step._unique_rows` when the code
+    would be large."""
+    n = len(p)
+    key, radix = np.zeros(n, np.int64), 1
+    for name in names:
+        col = getattr(p, name)
+        seen = np.bincount(col) > 0 if n else np.zeros(1, bool)
+        key = key * int(seen.sum()) + (np.cumsum(seen) - 1)[col]
+        radix *= int(seen.sum())
+        if radix > 4 * n + 1024:
+            return _unique_rows(p, names)
+    present = np.zeros(radix, bool)
+    present[key] = True
+    inv = (np.cumsum(present) - 1)[key]
+    rep = np.empty(int(present.sum()), np.int64)
+    rep[inv] = np.arange(n)      # any plan of a group stands for it: they agree on ``names``
+    return p.take(rep), inv
+
+
+def step_time_lower_bound(ctx: StepContext, base) -> np.ndarray:
+    """A lower bound (s) on the step time of every plan of each base row of ``base`` (1-D plan columns; their
+    ``zero`` and ``recompute`` are ignored): m t + bubble(t) + overhead with t = s_max u (module docstring).
+    ``ctx.global_batch_seqs`` may be an array (one batch per row)."""
+    p = replace(base, zero=np.zeros(len(base), np.int64), recompute=np.zeros(len(base), np.int64))
+    reps, inv = _groups(p, UNIT_KEY)
+    r_reps, r_inv = _unique_rows(reps)
+    lc = {k: v[r_inv] for k, v in layer_costs(ctx, r_reps).items()}
+    st = _stage(ctx, reps, lc, 1.0, False, float(ctx.seq_len) * reps.mb / reps.cp)
+    unit = (st["t_f"] + st["t_b"]) * (1.0 - ROUNDING_MARGIN)
+    t = stage_layers(ctx, p) / ctx.arch.n_layers * unit[inv]
+    m = ctx.global_batch_seqs / (p.dp * p.mb)
+    return m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + ctx.calib.step_overhead_s
