@@ -17,19 +17,19 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .frameworks import framework_of, restrict_plan
-from .parallel.enumerate import Space, enumerate_space
-from .parallel.plan import RECOMPUTE
+from .parallel.enumerate import Space, enumerate_parents, enumerate_space
+from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
-from .perf.bound import step_time_lower_bound
+from .perf.bound import LayerTable, expert_choices, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
-PROBE_ROWS = 256   # base rows of the pruned search's first round (the lowest bounds), which sets the first cutoff
+PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 #: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
 #: (on a shared, loaded machine a second thread measured slower; benchmarks/bench_planner.py measures both)
@@ -45,9 +45,9 @@ class SearchResult:
     best: Estimate | None
     runners_up: list[Estimate]
     pareto: list[dict]
-    plans_evaluated: int
     search_seconds: float
-    rejected_by_rule: dict = field(default_factory=dict)   # invalid candidates by the rule they break
+    #: (valid plans, candidates rejected by the rule they break); None until asked for after a pruned search
+    space_counts: tuple | None = field(default=None, repr=False)
     #: (plans that fit, least memory per chip of any plan); None until asked for after a pruned search
     fit_counts: tuple | None = field(default=None, repr=False)
     least_memory: Estimate | None = field(default=None, repr=False)   # nothing fits: the plan needing least memory
@@ -56,6 +56,17 @@ class SearchResult:
     feasible_columns: dict | None = field(default=None, repr=False)   # search(keep_all=True): every feasible plan
     fixed: PlanSpec | None = field(default=None, repr=False)
     calib: Calib | None = field(default=None, repr=False)
+
+    @property
+    def plans_evaluated(self) -> int:
+        """Valid plans searched (the whole space: a pruned search's answer is the exhaustive one); counted on
+        first use after a pruned search that found a plan."""
+        return self._space_counts()[0]
+
+    @property
+    def rejected_by_rule(self) -> dict:
+        """Candidates rejected by the validity rule they break (text of the rule: count)."""
+        return self._space_counts()[1]
 
     @property
     def plans_feasible(self) -> int:
@@ -73,6 +84,15 @@ class SearchResult:
         rej = dict(self.rejected_by_rule)
         rej["memory: does not fit in HBM"] = self.plans_evaluated - self.plans_feasible
         return {c: v for c, v in rej.items() if v}
+
+    def _space_counts(self) -> tuple:
+        if self.space_counts is None:
+            tr = self.run.training
+            space, rejected = enumerate_space(self.run.arch, self.run.chips, tr.seq_len, tr.batch_seqs, self.fixed,
+                                              batch_tol=tr.batch_tol, domain=self.run.system.scale_up_size,
+                                              use_all=self.use_all)
+            self.space_counts = (len(space), _rule_texts(rejected))
+        return self.space_counts
 
     def _fit_counts(self) -> tuple:
         if self.fit_counts is None:
@@ -182,11 +202,13 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     to the first in the space's order. ``with_pareto=False`` skips the Pareto front for callers that need only the
     best plans; ``keep_all`` keeps every feasible plan for :meth:`SearchResult.to_frame` (``all=True``).
 
-    ``prune`` (default): base rows are evaluated in the order of a lower bound on their step time per sequence
-    (:func:`trainsim.perf.bound.step_time_lower_bound`), and a row whose bound is slower than the ``top``-th best
-    plan found so far (``PARETO_SPAN`` x the best with the Pareto front) is never evaluated: it cannot be among the
-    answers, so they are those of the exhaustive search. The plans that fit and the least memory are then counted by
-    a memory-only pass over every plan, run only when asked for (:attr:`SearchResult.plans_feasible`)."""
+    ``prune`` (default; not with ``keep_all``): rows are evaluated in the order of a lower bound on their time per
+    sequence (:func:`trainsim.perf.bound.step_time_lower_bound`), and a row whose bound is slower than the
+    ``top``-th best plan found so far (``PARETO_SPAN`` x the best with the Pareto front) is never evaluated, nor
+    expanded into its (ep, etp, node_limit) choices when the bound of all of them is: it cannot be among the
+    answers, so they are those of the exhaustive search. The whole space's counts (plans, rejections, plans that
+    fit, least memory) are then counted when first asked for (:attr:`SearchResult.plans_evaluated`,
+    :attr:`SearchResult.plans_feasible`)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
@@ -194,25 +216,19 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     ctx = context(run, calib)
     tr = run.training
     use_all = run.use_all if use_all is None else use_all
-    space, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
-                                      batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
-    shape3 = (len(space.zero), len(space.recompute))
-    n, K = len(space), space.k
-    base = space.base
-    used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
     n_fit, smallest, smallest_i = 0, np.inf, -1
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
-    rows = max(1, CHUNK // max(K, 1))
     running_best = [np.inf]      # the fastest fitting plan found so far, for the Pareto pre-filter
+    rounds: list[Space] = []     # the base rows evaluated, in rounds; plan i of the search: row i // K of them all
 
-    def chunk(view, s: int):
-        """One chunk of base rows of ``view`` = (space, shared costs, ids: the space's base rows in the whole
-        space's numbering, None when the same): its plan count that fits, least memory, fastest plans and Pareto
-        front, with plan indices of the whole space."""
-        sp, sh, ids = view
+    def chunk(view, s: int, rows: int):
+        """One chunk of base rows of ``view`` = (space, shared costs, offset of its rows among the search's): its
+        plan count that fits, least memory, fastest plans and Pareto front, with the search's plan indices."""
+        sp, sh, off = view
+        K = sp.k
         sl = slice(s, min(len(sp.base), s + rows))
         b = sp.base
         used = (b.tp * b.pp * b.cp * b.dp)[sl]
@@ -220,20 +236,16 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                        sp.grid_last(sl), detail=False, shared=sh, rows=(Ellipsis, sl), rate=False)
         # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
         # flat in the plan index's order (base row, zero, recompute)
-        shape = shape3 + (sl.stop - s,)
+        shape = (len(sp.zero), len(sp.recompute), sl.stop - s)
         per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / sp.batch[None, None, sl], shape), 2, 0).reshape(-1)
         mem = np.moveaxis(np.broadcast_to(res.memory["total"], shape), 2, 0).reshape(-1)
-        base_i = np.arange(s, sl.stop) if ids is None else ids[sl]
-
-        def flat(loc):  # chunk-local flat indices -> flat indices of the whole space
-            return base_i[loc // K] * K + loc % K
-
+        o = (off + s) * K     # chunk-local flat index + o = the search's plan index
         fits = mem <= hbm
         j = int(np.argmin(mem))
-        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), int(flat(j)))}
+        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + o)}
         if keep_all and out["n_fit"]:
             f_idx = np.nonzero(fits)[0]
-            out["all"] = (flat(f_idx), per_seq[f_idx], mem[f_idx], used[f_idx // K])
+            out["all"] = (f_idx + o, per_seq[f_idx], mem[f_idx], used[f_idx // K])
         if out["n_fit"]:         # this chunk's fastest plans and Pareto front; merged below
             ps = np.where(fits, per_seq, np.inf)
             if len(ps) > want:   # the `want` fastest, with every plan tied with the last of them
@@ -241,14 +253,14 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             else:
                 loc = np.arange(len(ps))
             loc = loc[np.isfinite(ps[loc])]
-            out["cand"] = (ps[loc], flat(loc))
+            out["cand"] = (ps[loc], loc + o)
             running_best[0] = min(running_best[0], float(ps[loc].min()))
             if with_pareto:
                 # only plans within PARETO_SPAN of the best so far can be on the reported front (the global best
                 # is no slower), and a plan on the front of all plans is on the front of its chunk
                 f_idx = np.nonzero(ps <= PARETO_SPAN * running_best[0])[0]
                 pf = f_idx[_pareto(per_seq[f_idx], mem[f_idx])]
-                out["front"] = (per_seq[pf], mem[pf], flat(pf))
+                out["front"] = (per_seq[pf], mem[pf], pf + o)
         return out
 
     def merge(out) -> None:
@@ -267,69 +279,118 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                 lst.append(a)
 
     def cutoff() -> float:
-        """Per-sequence time above which a plan can be neither among the ``want`` best nor on the front."""
+        """Time per sequence above which a plan can be neither among the ``want`` best nor on the front."""
         if not cand_v:
             return np.inf
         cv = np.concatenate(cand_v)
         kth = float(np.partition(cv, want - 1)[want - 1]) if len(cv) >= want else np.inf
         return max(kth, PARETO_SPAN * running_best[0]) if with_pareto else kth
 
-    pruned = bool(prune and n and not keep_all)
+    def add_round(sp: Space, shared) -> tuple:
+        off = sum(len(r.base) for r in rounds)
+        rounds.append(sp)
+        return sp, shared, off
+
+    enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
+    enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
+    pruned = bool(prune and not keep_all)
+    exact = True                 # every valid plan expanded and evaluated
     if not pruned:
+        space, rejected = enumerate_space(*enum_args, **enum_kw)
+        n = len(space)
+        rows = max(1, CHUNK // max(space.k, 1))
         # the chunks are evaluated as (zero, recompute, base rows) grids, base rows along the last (long) axis
         shared = shared_costs(ctx, space.grid_last(slice(None))) if n else None   # once for all plans
-        view = (space, shared, None)
-        starts = range(0, len(base), rows)
+        view = add_round(space, shared)
+        starts = range(0, len(space.base), rows)
         workers = min(SEARCH_THREADS, len(starts))
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
         try:
             # chunks merged in order, so the answer does not depend on the number of threads
-            for out in (pool.map(lambda s: chunk(view, s), starts) if pool is not None else
-                        (chunk(view, s) for s in starts)):
+            for out in (pool.map(lambda s: chunk(view, s, rows), starts) if pool is not None else
+                        (chunk(view, s, rows) for s in starts)):
                 merge(out)
                 if progress is not None:
-                    progress(min(n, out["stop"] * K), n)
+                    progress(min(n, out["stop"] * space.k), n)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     else:
-        # the base rows with the lowest bounds (seconds per sequence) first: their best sets a cutoff; then every
-        # row whose bound is within the cutoff, in the bound's order, chunk by chunk while the cutoff tightens.
-        # Each round has its own shared costs (of its rows only).
-        lb = step_time_lower_bound(replace(ctx, global_batch_seqs=space.batch, chips=used_b), base) / space.batch
-        left = np.ones(len(base), bool)       # rows not evaluated yet
-        k = min(len(base), max(1, PROBE_ROWS))
-        probe = np.argpartition(lb, k - 1)[:k] if k < len(base) else np.arange(len(base))
+        # parents (every field but the experts' ep, etp, node_limit) with the lowest bounds first: their plans set a
+        # cutoff; then the parents whose bound is within it, expanded, and their rows whose bound is within it, in
+        # the bound's order, chunk by chunk while the cutoff tightens. Each round has its own shared costs.
+        par = enumerate_parents(*enum_args, **enum_kw)
+        rejected = par.rejected.copy()
+        last_rej: Counter = Counter()            # the experts' rules, over the parents expanded
+        n = 0
+        pb = par.batch()
+        pp = par.plans()
+        # the layer costs of every (tp, cp, micro-batch) x experts choice, for the bounds and the shared costs
+        table = LayerTable.for_experts(ctx, pp, par.experts) if len(par) else None
+        lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=pb, chips=pp.tp * pp.pp * pp.cp * pp.dp),
+                                    pp, par.experts, table) / pb if len(par) else np.zeros(0)
+        left = np.ones(len(par), bool)           # parents not expanded yet
+        k = min(len(par), max(1, PROBE_PARENTS))
+        probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
         for rnd in range(2):
-            if rnd == 0:
-                ids = probe[np.argsort(lb[probe], kind="stable")]
-            else:
-                ids = np.nonzero(left & (lb <= cutoff()))[0]
-                ids = ids[np.argsort(lb[ids], kind="stable")]
-            if not len(ids):
-                break
-            left[ids] = False
-            sub = Space(base.take(ids), space.zero, space.recompute, space.batch[ids])
-            view = (sub, shared_costs(ctx, sub.grid_last(slice(None))), ids)
-            for s in range(0, len(ids), rows):
-                if lb[ids[s]] > cutoff():
+            cut = cutoff()
+            pick = np.sort(probe) if rnd == 0 else np.nonzero(left & (lbp <= cut))[0]
+            if rnd and np.any(left & ~(lbp <= cut)):
+                exact = False
+            if not len(pick):
+                continue
+            left[pick] = False
+            sp, rej = par.expand(pick)
+            for c, v in rej.items():
+                last_rej[c] += v
+            n += len(sp)
+            if not len(sp.base):
+                continue
+            used = sp.base.tp * sp.base.pp * sp.base.cp * sp.base.dp
+            lb = step_time_lower_bound(replace(ctx, global_batch_seqs=sp.batch, chips=used), sp.base,
+                                       table=table) / sp.batch
+            keep = np.nonzero(lb <= cut)[0]
+            if len(keep) < len(lb):
+                exact = False
+            keep = keep[np.argsort(lb[keep], kind="stable")]
+            sp = Space(sp.base.take(keep), sp.zero, sp.recompute, sp.batch[keep], sp.rank[keep])
+            lb = lb[keep]
+            view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table) if len(keep) else None)
+            rows = max(1, CHUNK // max(sp.k, 1))
+            for s in range(0, len(keep), rows):
+                if lb[s] > cutoff():
+                    exact = False
                     break
-                merge(chunk(view, s))
-            if progress is not None:
-                progress(n if rnd else min(n, len(ids) * K), n)
-    rej = Counter({f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()})
+                merge(chunk(view, s, rows))
+        for c in sorted(last_rej):               # in code order, as one expansion of every parent counts them
+            rejected[c] += last_rej[c]
+        if not rounds:                           # no valid plan
+            rounds.append(par.expand(np.zeros(0, np.int64))[0])
+        if progress is not None:
+            progress(n, n)
+    space = rounds[0] if len(rounds) == 1 else Space(
+        Plans.concat([r.base for r in rounds]), rounds[0].zero, rounds[0].recompute,
+        np.concatenate([r.batch for r in rounds]), np.concatenate([r.rank for r in rounds]))
+    K = space.k
+    base = space.base
+    used_b = base.tp * base.pp * base.cp * base.dp
     best, runners, pareto = None, [], []
     if n_fit:
         cv, ci = np.concatenate(cand_v), np.concatenate(cand_i)
         idle = run.chips - used_b[ci // K]
-        order = ci[np.lexsort((ci, idle, cv))][:want]   # fastest first; ties: fewer idle chips, then plan order
+        # fastest first; ties: fewer idle chips, then the plan's position in the whole space
+        pos = ci if space.rank is None else space.rank[ci // K] * K + ci % K
+        order = ci[np.lexsort((pos, idle, cv))][:want]
         sub = space.plans(order)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K]), sub)
-        rows = [result_row(run, sub, res, i) for i in range(len(order))]
-        best, runners = rows[0], rows[1:]
+        best_rows = [result_row(run, sub, res, i) for i in range(len(order))]
+        best, runners = best_rows[0], best_rows[1:]
         if with_pareto:
             # the front of all plans = the front of the chunks' fronts; plans up to PARETO_SPAN x the best kept
             fv, fm, fi = np.concatenate(front_v), np.concatenate(front_m), np.concatenate(front_i)
+            if space.rank is not None:       # in the whole space's order, as one pass over it gives them
+                srt = np.argsort(space.rank[fi // K] * K + fi % K, kind="stable")
+                fv, fm, fi = fv[srt], fm[srt], fi[srt]
             keep = _pareto(fv, fm)
             keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
             pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
@@ -344,16 +405,22 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         sub = space.plans(idx)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
         least = result_row(run, sub, res, 0)
-    # with pruning and a plan found, the counts of plans that fit come from a memory-only pass when asked for
-    exact = not pruned or not n_fit
-    return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
+    # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
+    exact = exact or not n_fit
+    return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
                         search_seconds=time.perf_counter() - t0, use_all=use_all, fixed=fixed, calib=calib,
-                        rejected_by_rule=dict(rej), fit_counts=(n_fit, smallest if n else None) if exact else None,
+                        space_counts=(n, _rule_texts(rejected)) if exact else None,
+                        fit_counts=(n_fit, smallest if n else None) if exact else None,
                         feasible_columns=None if not keep_all else {
                             "space": space, "idx": np.concatenate(all_i) if all_i else np.zeros(0, np.int64),
                             "per_seq": np.concatenate(all_v) if all_v else np.zeros(0),
                             "mem": np.concatenate(all_m) if all_m else np.zeros(0),
                             "used": np.concatenate(all_u) if all_u else np.zeros(0)})
+
+
+def _rule_texts(rejected: Counter) -> dict:
+    """Rejections by reason code as {"field: rule text": count} (codes of :data:`parallel.validity.REASONS`)."""
+    return {f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()}
 
 
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:

@@ -61,16 +61,84 @@ def _groups(p, names) -> tuple:
     return p.take(rep), inv
 
 
-def step_time_lower_bound(ctx: StepContext, base) -> np.ndarray:
+class LayerTable:
+    """:func:`~trainsim.perf.step.layer_costs` of the distinct ``LAYER_KEY`` rows of some plans, computed once and
+    looked up by the rows' mixed-radix code: one plan search asks for the same rows' costs in its bounds and in
+    each round's shared costs. Rows it does not hold are costed when asked for (and not kept)."""
+
+    def __init__(self, ctx: StepContext, plans):
+        reps, _ = _unique_rows(plans)
+        self.ctx = ctx
+        self.radix = [int(getattr(reps, f).max(initial=0)) + 1 for f in LAYER_KEY]
+        code = self._code(reps)
+        order = np.argsort(code)
+        self.codes = code[order]
+        self.costs = {k: v[order] for k, v in layer_costs(ctx, reps).items()}
+
+    @classmethod
+    def for_experts(cls, ctx: StepContext, p, experts: np.ndarray) -> "LayerTable":
+        """The table of every row of ``p`` (plans whose experts are not chosen yet) with every candidate
+        (ep, etp, node_limit) row of ``experts``: it holds every row they expand into."""
+        reps, _ = _groups(p, tuple(k for k in LAYER_KEY if k not in ("ep", "etp", "node_limit")))
+        return cls(ctx, expert_choices(reps, experts))
+
+    def _code(self, p) -> np.ndarray:
+        code = np.zeros(len(p), np.int64)
+        for f, r in zip(LAYER_KEY, self.radix):
+            code = code * r + np.minimum(getattr(p, f), r - 1)
+        return code
+
+    def __call__(self, reps) -> dict:
+        """``layer_costs(ctx, reps)`` for 1-D plans ``reps``."""
+        code = self._code(reps)
+        at = np.minimum(np.searchsorted(self.codes, code), max(len(self.codes) - 1, 0))
+        held = np.ones(len(reps), bool)
+        for f, r in zip(LAYER_KEY, self.radix):
+            held &= getattr(reps, f) < r
+        if len(self.codes):
+            held &= self.codes[at] == code
+        else:
+            held[:] = False
+        out = {k: v[at] if len(v) else np.zeros(len(reps)) for k, v in self.costs.items()}
+        if not held.all():
+            miss = np.nonzero(~held)[0]
+            for k, v in layer_costs(self.ctx, reps.take(miss)).items():
+                out.setdefault(k, np.zeros(len(reps)))[miss] = v
+        return out
+
+
+def expert_choices(p, experts: np.ndarray):
+    """Rows of ``p`` (plans whose experts are not chosen yet) x the candidate (ep, etp, node_limit) rows
+    ``experts``, row-major."""
+    e = len(experts)
+    return replace(p.take(np.repeat(np.arange(len(p)), e)),
+                   **{f: np.tile(experts[:, j], len(p)) for j, f in enumerate(("ep", "etp", "node_limit"))})
+
+
+def step_time_lower_bound(ctx: StepContext, base, experts: np.ndarray | None = None,
+                          table: LayerTable | None = None) -> np.ndarray:
     """A lower bound (s) on the step time of every plan of each base row of ``base`` (1-D plan columns; their
     ``zero`` and ``recompute`` are ignored): m t + bubble(t) + overhead with t = s_max u (module docstring).
-    ``ctx.global_batch_seqs`` may be an array (one batch per row)."""
+    ``ctx.global_batch_seqs`` may be an array (one batch per row). With ``experts`` (rows of candidate
+    (ep, etp, node_limit)), ``base`` are rows whose experts are not chosen yet and u is the least over those
+    candidates: a bound for every row they expand into. ``table``: layer costs already computed."""
     p = replace(base, zero=np.zeros(len(base), np.int64), recompute=np.zeros(len(base), np.int64))
-    reps, inv = _groups(p, UNIT_KEY)
-    r_reps, r_inv = _unique_rows(reps)
-    lc = {k: v[r_inv] for k, v in layer_costs(ctx, r_reps).items()}
+    if experts is None:
+        reps, inv = _groups(p, UNIT_KEY)
+    else:
+        reps, inv = _groups(p, tuple(k for k in UNIT_KEY if k not in ("ep", "etp", "node_limit")))
+        reps = expert_choices(reps, experts)
+    if table is not None:
+        lc = table(reps)
+    else:
+        r_reps, r_inv = _unique_rows(reps)
+        lc = {k: v[r_inv] for k, v in layer_costs(ctx, r_reps).items()}
     st = _stage(ctx, reps, lc, 1.0, False, float(ctx.seq_len) * reps.mb / reps.cp)
-    unit = (st["t_f"] + st["t_b"]) * (1.0 - ROUNDING_MARGIN)
-    t = stage_layers(ctx, p) / ctx.arch.n_layers * unit[inv]
+    unit = st["t_f"] + st["t_b"]
+    if experts is not None:
+        # a candidate (ep, etp) that no valid row takes may be costed as NaN: it bounds nothing (0)
+        unit = np.where(np.isnan(unit), 0.0, unit).reshape(-1, len(experts)).min(axis=1)
+    t = stage_layers(ctx, p) / ctx.arch.n_layers * (unit * (1.0 - ROUNDING_MARGIN))[inv]
     m = ctx.global_batch_seqs / (p.dp * p.mb)
-    return m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + ctx.calib.step_overhead_s
+    lb = m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + ctx.calib.step_overhead_s
+    return np.where(np.isnan(lb), 0.0, lb)     # a cost the engine cannot state bounds nothing
