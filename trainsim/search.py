@@ -22,7 +22,7 @@ from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
-from .perf.bound import LayerTable, expert_choices, step_time_lower_bound
+from .perf.bound import layer_table, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
@@ -326,7 +326,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         pb = par.batch()
         pp = par.plans()
         # the layer costs of every (tp, cp, micro-batch) x experts choice, for the bounds and the shared costs
-        table = LayerTable.for_experts(ctx, pp, par.experts) if len(par) else None
+        table = layer_table(ctx, pp, par.experts) if len(par) else None
         lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=pb, chips=pp.tp * pp.pp * pp.cp * pp.dp),
                                     pp, par.experts, table) / pb if len(par) else np.zeros(0)
         left = np.ones(len(par), bool)           # parents not expanded yet

@@ -31,6 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..parallel.plan import Plans
 from ..parallel.schedules import bubble_time
 from .context import StepContext
 from .memory import stage_layers
@@ -67,29 +68,31 @@ class LayerTable:
     each round's shared costs. Rows it does not hold are costed when asked for (and not kept)."""
 
     def __init__(self, ctx: StepContext, plans):
-        reps, _ = _unique_rows(plans)
         self.ctx = ctx
+        self._build(_unique_rows(plans)[0], None)
+
+    def _build(self, reps, costs: dict | None) -> None:
+        """Hold ``reps`` (distinct rows) with their ``costs`` (computed when None)."""
+        self.reps = reps
         self.radix = [int(getattr(reps, f).max(initial=0)) + 1 for f in LAYER_KEY]
         code = self._code(reps)
         order = np.argsort(code)
         self.codes = code[order]
-        self.costs = {k: v[order] for k, v in layer_costs(ctx, reps).items()}
+        costs = costs if costs is not None else layer_costs(self.ctx, reps)
+        self.costs = {k: v[order] for k, v in costs.items()}
+        self.reps = reps.take(order)
 
-    @classmethod
-    def for_experts(cls, ctx: StepContext, p, experts: np.ndarray) -> "LayerTable":
-        """The table of every row of ``p`` (plans whose experts are not chosen yet) with every candidate
-        (ep, etp, node_limit) row of ``experts``: it holds every row they expand into."""
-        reps, _ = _groups(p, tuple(k for k in LAYER_KEY if k not in ("ep", "etp", "node_limit")))
-        return cls(ctx, expert_choices(reps, experts))
+    def extend(self, plans) -> None:
+        """Also hold the rows of ``plans`` (costed now when not held yet)."""
+        reps, _ = _unique_rows(plans)
+        miss = ~self._held(reps)[0]
+        if miss.any():
+            new = reps.take(np.nonzero(miss)[0])
+            extra = layer_costs(self.ctx, new)
+            self._build(Plans.concat([self.reps, new]),
+                        {k: np.concatenate([v, extra[k]]) for k, v in self.costs.items()})
 
-    def _code(self, p) -> np.ndarray:
-        code = np.zeros(len(p), np.int64)
-        for f, r in zip(LAYER_KEY, self.radix):
-            code = code * r + np.minimum(getattr(p, f), r - 1)
-        return code
-
-    def __call__(self, reps) -> dict:
-        """``layer_costs(ctx, reps)`` for 1-D plans ``reps``."""
+    def _held(self, reps) -> tuple:
         code = self._code(reps)
         at = np.minimum(np.searchsorted(self.codes, code), max(len(self.codes) - 1, 0))
         held = np.ones(len(reps), bool)
@@ -99,12 +102,59 @@ class LayerTable:
             held &= self.codes[at] == code
         else:
             held[:] = False
+        return held, at
+
+    @classmethod
+    def for_experts(cls, ctx: StepContext, p, experts: np.ndarray) -> "LayerTable":
+        """The table of every row of ``p`` (plans whose experts are not chosen yet) with every candidate
+        (ep, etp, node_limit) row of ``experts``: it holds every row they expand into."""
+        return cls(ctx, _expert_rows(p, experts))
+
+    def _code(self, p) -> np.ndarray:
+        code = np.zeros(len(p), np.int64)
+        for f, r in zip(LAYER_KEY, self.radix):
+            code = code * r + np.minimum(getattr(p, f), r - 1)
+        return code
+
+    def __call__(self, reps) -> dict:
+        """``layer_costs(ctx, reps)`` for 1-D plans ``reps``."""
+        held, at = self._held(reps)
         out = {k: v[at] if len(v) else np.zeros(len(reps)) for k, v in self.costs.items()}
         if not held.all():
             miss = np.nonzero(~held)[0]
             for k, v in layer_costs(self.ctx, reps.take(miss)).items():
                 out.setdefault(k, np.zeros(len(reps)))[miss] = v
         return out
+
+
+_TABLES: dict = {}     # the layer tables of the last few step contexts (without chips and batch), oldest first
+TABLES_KEPT = 8
+
+
+def layer_table(ctx: StepContext, p, experts: np.ndarray) -> LayerTable:
+    """:meth:`LayerTable.for_experts` of ``p`` x ``experts``, from a table kept for ``ctx``'s model, system and
+    settings: per-layer costs do not depend on the chip count or the batch (:func:`~trainsim.perf.step.layer_costs`
+    reads neither), so searches of one model on one system at several chip counts (sizing and capacity probes)
+    share one table, extended with the rows each needs."""
+    key = (replace(ctx, system=None, chips=0, global_batch_seqs=0), repr(ctx.system))
+    try:
+        table = _TABLES.pop(key, None)
+    except TypeError:           # an unhashable setting: no sharing
+        return LayerTable.for_experts(ctx, p, experts)
+    if table is None:
+        table = LayerTable.for_experts(ctx, p, experts)
+    else:
+        table.extend(_expert_rows(p, experts))
+    _TABLES[key] = table
+    while len(_TABLES) > TABLES_KEPT:
+        _TABLES.pop(next(iter(_TABLES)))
+    return table
+
+
+def _expert_rows(p, experts: np.ndarray):
+    """The distinct (tp, cp, micro-batch) rows of ``p`` x ``experts``."""
+    reps, _ = _groups(p, tuple(k for k in LAYER_KEY if k not in ("ep", "etp", "node_limit")))
+    return expert_choices(reps, experts)
 
 
 def expert_choices(p, experts: np.ndarray):
