@@ -196,7 +196,7 @@ class Parents:
     recompute: np.ndarray
     rejected: Counter[int]
     later: int
-    args: tuple
+    args: tuple[Any, ...]
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -221,7 +221,9 @@ class Parents:
         cols = dict(cols, _rank=parent)
         cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), self.experts)
         cols["_rank"] = cols["_rank"] * e + np.tile(np.arange(e, dtype=np.int64), len(parent))
-        cols = _drop(cols, check(_neutral(cols), *self.args, RULES_OF["ep_etp_nl"]), self.later, rejected)
+        arch, chips, seq_len, batch_seqs, batch_tol, use_all = self.args
+        code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"])
+        cols = _drop(cols, code, self.later, rejected)
         n = len(cols["tp"])
         base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
         batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule))

@@ -27,7 +27,7 @@ engine's value.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -136,7 +136,8 @@ def layer_table(ctx: StepContext, p, experts: np.ndarray) -> LayerTable:
     settings: per-layer costs do not depend on the chip count or the batch (:func:`~trainsim.perf.step.layer_costs`
     reads neither), so searches of one model on one system at several chip counts (sizing and capacity probes)
     share one table, extended with the rows each needs."""
-    key = (replace(ctx, system=None, chips=0, global_batch_seqs=0), repr(ctx.system))
+    key = (tuple(getattr(ctx, f.name) for f in fields(ctx) if f.name not in ("system", "chips", "global_batch_seqs")),
+           repr(ctx.system))
     try:
         table = _TABLES.pop(key, None)
     except TypeError:           # an unhashable setting: no sharing
