@@ -319,7 +319,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         # parents (every field but the experts' ep, etp, node_limit) with the lowest bounds first: their plans set a
         # cutoff; then the parents whose bound is within it, expanded, and their rows whose bound is within it, in
         # the bound's order, chunk by chunk while the cutoff tightens. Each round has its own shared costs.
-        par = enumerate_parents(*enum_args, **enum_kw)
+        par = _parents(enum_args, enum_kw)
         rejected = par.rejected.copy()
         last_rej: Counter = Counter()            # the experts' rules, over the parents expanded
         n = 0
@@ -416,6 +416,28 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                             "per_seq": np.concatenate(all_v) if all_v else np.zeros(0),
                             "mem": np.concatenate(all_m) if all_m else np.zeros(0),
                             "used": np.concatenate(all_u) if all_u else np.zeros(0)})
+
+
+_PARENTS: dict = {}   # the parent rows of the last few spaces searched (oldest first); they are never modified
+PARENTS_KEPT = 4
+
+
+def _parents(args: tuple, kw: dict):
+    """:func:`enumerate_parents` of ``args``/``kw``, kept for the next searches of the same space (sensitivity and
+    range variations search one model, chip count and batch on several systems)."""
+    arch, chips, seq_len, batch_seqs, fixed = args
+    try:
+        key = (arch, chips, seq_len, batch_seqs, fixed.model_dump_json() if fixed is not None else None,
+               tuple(sorted(kw.items())))
+        par = _PARENTS.pop(key, None)
+    except TypeError:       # an unhashable model: not kept
+        return enumerate_parents(*args, **kw)
+    if par is None:
+        par = enumerate_parents(*args, **kw)
+    _PARENTS[key] = par
+    while len(_PARENTS) > PARENTS_KEPT:
+        _PARENTS.pop(next(iter(_PARENTS)))
+    return par
 
 
 def _rule_texts(rejected: Counter) -> dict:
