@@ -1,7 +1,10 @@
-"""Plan search: evaluate every valid plan at once (in chunks) and keep the fastest ones that fit.
+"""Plan search: the fastest plans that fit, over every valid plan, evaluated at once (in chunks).
 
-The search is exhaustive over the candidate grid of :mod:`trainsim.parallel.enumerate` (nothing is pruned as
-"dominated"), and evaluates plans with exactly the engine's vectorised functions (:func:`perf.step.evaluate`).
+The answer is that of an exhaustive search over the candidate grid of :mod:`trainsim.parallel.enumerate` (nothing
+is dropped as "dominated" by a heuristic), with plans evaluated by exactly the engine's vectorised functions
+(:func:`perf.step.evaluate`). Rows of the grid whose lower bound on the step time
+(:mod:`trainsim.perf.bound`) is already slower than the plans found are not evaluated: a sound bound cannot drop
+an answer (``search(..., prune=False)`` evaluates every plan; the tests compare the two).
 """
 from __future__ import annotations
 
@@ -14,16 +17,19 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .frameworks import framework_of, restrict_plan
-from .parallel.enumerate import enumerate_space
-from .parallel.plan import RECOMPUTE
+from .parallel.enumerate import Space, enumerate_parents, enumerate_space
+from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
+from .perf.bound import layer_table, step_time_lower_bound
+from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
+PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 #: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
 #: (on a shared, loaded machine a second thread measured slower; benchmarks/bench_planner.py measures both)
@@ -39,17 +45,59 @@ class SearchResult:
     best: Estimate | None
     runners_up: list[Estimate]
     pareto: list[dict]
-    plans_evaluated: int
-    plans_feasible: int
     search_seconds: float
-    rejected: dict = field(default_factory=dict)
-    smallest_memory_bytes: float | None = None
+    #: (valid plans, candidates rejected by the rule they break); None until asked for after a pruned search
+    space_counts: tuple | None = field(default=None, repr=False)
+    #: (plans that fit, least memory per chip of any plan); None until asked for after a pruned search
+    fit_counts: tuple | None = field(default=None, repr=False)
     least_memory: Estimate | None = field(default=None, repr=False)   # nothing fits: the plan needing least memory
     use_all: bool = False
     alternatives: list[dict] = field(default_factory=list)   # filled by :func:`trainsim.alternatives` on no plan
     feasible_columns: dict | None = field(default=None, repr=False)   # search(keep_all=True): every feasible plan
     fixed: PlanSpec | None = field(default=None, repr=False)
     calib: Calib | None = field(default=None, repr=False)
+
+    @property
+    def plans_evaluated(self) -> int:
+        """Valid plans searched (the whole space: a pruned search's answer is the exhaustive one); counted on
+        first use after a pruned search that found a plan."""
+        return self._space_counts()[0]
+
+    @property
+    def rejected_by_rule(self) -> dict:
+        """Candidates rejected by the validity rule they break (text of the rule: count)."""
+        return self._space_counts()[1]
+
+    @property
+    def plans_feasible(self) -> int:
+        """Plans that fit in memory (of ``plans_evaluated``); counted on first use after a pruned search."""
+        return self._fit_counts()[0]
+
+    @property
+    def smallest_memory_bytes(self) -> float | None:
+        """The least memory per chip of any plan (None without a valid plan)."""
+        return self._fit_counts()[1]
+
+    @property
+    def rejected(self) -> dict:
+        """Candidates rejected by reason: each validity rule, then memory (plans that do not fit)."""
+        rej = dict(self.rejected_by_rule)
+        rej["memory: does not fit in HBM"] = self.plans_evaluated - self.plans_feasible
+        return {c: v for c, v in rej.items() if v}
+
+    def _space_counts(self) -> tuple:
+        if self.space_counts is None:
+            tr = self.run.training
+            space, rejected = enumerate_space(self.run.arch, self.run.chips, tr.seq_len, tr.batch_seqs, self.fixed,
+                                              batch_tol=tr.batch_tol, domain=self.run.system.scale_up_size,
+                                              use_all=self.use_all)
+            self.space_counts = (len(space), _rule_texts(rejected))
+        return self.space_counts
+
+    def _fit_counts(self) -> tuple:
+        if self.fit_counts is None:
+            self.fit_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+        return self.fit_counts
 
     def feasible_table(self) -> dict:
         """Every plan that fits as numpy columns (plan fields, global_batch_seqs, chips_used, step_time_s,
@@ -146,13 +194,21 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
            progress=None, use_all: bool | None = None, with_pareto: bool = True,
-           keep_all: bool = False) -> SearchResult:
+           keep_all: bool = False, prune: bool = True) -> SearchResult:
     """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names.
 
     Fastest = most tokens per second for the whole job (plans may use different batches within the run's
-    ``batch_tolerance`` and leave chips idle unless ``use_all``); ties go to the plan with fewer idle chips.
-    ``with_pareto=False`` skips the Pareto front for callers that need only the best plans; ``keep_all`` keeps
-    every feasible plan for :meth:`SearchResult.to_frame` (``all=True``)."""
+    ``batch_tolerance`` and leave chips idle unless ``use_all``); ties go to the plan with fewer idle chips, then
+    to the first in the space's order. ``with_pareto=False`` skips the Pareto front for callers that need only the
+    best plans; ``keep_all`` keeps every feasible plan for :meth:`SearchResult.to_frame` (``all=True``).
+
+    ``prune`` (default; not with ``keep_all``): rows are evaluated in the order of a lower bound on their time per
+    sequence (:func:`trainsim.perf.bound.step_time_lower_bound`), and a row whose bound is slower than the
+    ``top``-th best plan found so far (``PARETO_SPAN`` x the best with the Pareto front) is never evaluated, nor
+    expanded into its (ep, etp, node_limit) choices when the bound of all of them is: it cannot be among the
+    answers, so they are those of the exhaustive search. The whole space's counts (plans, rejections, plans that
+    fit, least memory) are then counted when first asked for (:attr:`SearchResult.plans_evaluated`,
+    :attr:`SearchResult.plans_feasible`)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
@@ -160,110 +216,256 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     ctx = context(run, calib)
     tr = run.training
     use_all = run.use_all if use_all is None else use_all
-    space, rejected = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed,
-                                      batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
-    shape3 = (len(space.zero), len(space.recompute))
-    n, K = len(space), space.k
-    base = space.base
-    used_b = base.tp * base.pp * base.cp * base.dp
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
     n_fit, smallest, smallest_i = 0, np.inf, -1
     cand_v, cand_i, front_v, front_m, front_i = [], [], [], [], []
     all_i, all_v, all_m, all_u = [], [], [], []
-    rows = max(1, CHUNK // max(K, 1))
-    # the chunks are evaluated as (zero, recompute, base rows) grids, base rows along the last (long) axis
-    shared = shared_costs(ctx, space.grid_last(slice(None))) if n else None   # once for all plans, not per chunk
     running_best = [np.inf]      # the fastest fitting plan found so far, for the Pareto pre-filter
+    rounds: list[Space] = []     # the base rows evaluated, in rounds; plan i of the search: row i // K of them all
 
-    def chunk(s: int):
-        """One chunk of base rows: its plan count that fits, least memory, fastest plans and Pareto front."""
-        sl = slice(s, min(len(base), s + rows))
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl]),
-                       space.grid_last(sl), detail=False, shared=shared, rows=(Ellipsis, sl), rate=False)
+    def chunk(view, s: int, rows: int):
+        """One chunk of base rows of ``view`` = (space, shared costs, offset of its rows among the search's): its
+        plan count that fits, least memory, fastest plans and Pareto front, with the search's plan indices."""
+        sp, sh, off = view
+        K = sp.k
+        sl = slice(s, min(len(sp.base), s + rows))
+        b = sp.base
+        used = (b.tp * b.pp * b.cp * b.dp)[sl]
+        res = evaluate(replace(ctx, global_batch_seqs=sp.batch[None, None, sl], chips=used[None, None, :]),
+                       sp.grid_last(sl), detail=False, shared=sh, rows=(Ellipsis, sl), rate=False)
         # rank by the whole job's speed: seconds per sequence (= step time when every plan has the same batch);
         # flat in the plan index's order (base row, zero, recompute)
-        shape = shape3 + (sl.stop - s,)
-        per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / space.batch[None, None, sl], shape), 2, 0).reshape(-1)
+        shape = (len(sp.zero), len(sp.recompute), sl.stop - s)
+        per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / sp.batch[None, None, sl], shape), 2, 0).reshape(-1)
         mem = np.moveaxis(np.broadcast_to(res.memory["total"], shape), 2, 0).reshape(-1)
+        o = (off + s) * K     # chunk-local flat index + o = the search's plan index
         fits = mem <= hbm
         j = int(np.argmin(mem))
-        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + s * K)}
+        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + o)}
         if keep_all and out["n_fit"]:
             f_idx = np.nonzero(fits)[0]
-            out["all"] = (f_idx + s * K, per_seq[f_idx], mem[f_idx], used_b[(f_idx + s * K) // K])
+            out["all"] = (f_idx + o, per_seq[f_idx], mem[f_idx], used[f_idx // K])
         if out["n_fit"]:         # this chunk's fastest plans and Pareto front; merged below
             ps = np.where(fits, per_seq, np.inf)
-            loc = np.argpartition(ps, want - 1)[:want] if len(ps) > want else np.arange(len(ps))
+            if len(ps) > want:   # the `want` fastest, with every plan tied with the last of them
+                loc = np.nonzero(ps <= np.partition(ps, want - 1)[want - 1])[0]
+            else:
+                loc = np.arange(len(ps))
             loc = loc[np.isfinite(ps[loc])]
-            out["cand"] = (ps[loc], loc + s * K)
+            out["cand"] = (ps[loc], loc + o)
             running_best[0] = min(running_best[0], float(ps[loc].min()))
             if with_pareto:
                 # only plans within PARETO_SPAN of the best so far can be on the reported front (the global best
                 # is no slower), and a plan on the front of all plans is on the front of its chunk
                 f_idx = np.nonzero(ps <= PARETO_SPAN * running_best[0])[0]
                 pf = f_idx[_pareto(per_seq[f_idx], mem[f_idx])]
-                out["front"] = (per_seq[pf], mem[pf], pf + s * K)
+                out["front"] = (per_seq[pf], mem[pf], pf + o)
         return out
 
-    starts = range(0, len(base), rows)
-    workers = min(SEARCH_THREADS, len(starts))
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    try:
-        # chunks merged in order, so the answer does not depend on the number of threads
-        for out in (pool.map(chunk, starts) if pool is not None else map(chunk, starts)):
-            n_fit += out["n_fit"]
-            if out["least"][0] < smallest:
-                smallest, smallest_i = out["least"]
-            if "all" in out:
-                for lst, a in zip((all_i, all_v, all_m, all_u), out["all"]):
-                    lst.append(a)
-            if "cand" in out:
-                cand_v.append(out["cand"][0])
-                cand_i.append(out["cand"][1])
-            if "front" in out:
-                for lst, a in zip((front_v, front_m, front_i), out["front"]):
-                    lst.append(a)
-            if progress is not None:
-                progress(min(n, out["stop"] * K), n)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    rej = Counter({f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()})
-    rej["memory: does not fit in HBM"] = n - n_fit
+    def merge(out) -> None:
+        nonlocal n_fit, smallest, smallest_i
+        n_fit += out["n_fit"]
+        if out["least"][0] < smallest:
+            smallest, smallest_i = out["least"]
+        if "all" in out:
+            for lst, a in zip((all_i, all_v, all_m, all_u), out["all"]):
+                lst.append(a)
+        if "cand" in out:
+            cand_v.append(out["cand"][0])
+            cand_i.append(out["cand"][1])
+        if "front" in out:
+            for lst, a in zip((front_v, front_m, front_i), out["front"]):
+                lst.append(a)
+
+    def cutoff() -> float:
+        """Time per sequence above which a plan can be neither among the ``want`` best nor on the front."""
+        if not cand_v:
+            return np.inf
+        cv = np.concatenate(cand_v)
+        kth = float(np.partition(cv, want - 1)[want - 1]) if len(cv) >= want else np.inf
+        return max(kth, PARETO_SPAN * running_best[0]) if with_pareto else kth
+
+    def add_round(sp: Space, shared) -> tuple:
+        off = sum(len(r.base) for r in rounds)
+        rounds.append(sp)
+        return sp, shared, off
+
+    enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
+    enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
+    pruned = bool(prune and not keep_all)
+    exact = True                 # every valid plan expanded and evaluated
+    if not pruned:
+        space, rejected = enumerate_space(*enum_args, **enum_kw)
+        n = len(space)
+        rows = max(1, CHUNK // max(space.k, 1))
+        # the chunks are evaluated as (zero, recompute, base rows) grids, base rows along the last (long) axis
+        shared = shared_costs(ctx, space.grid_last(slice(None))) if n else None   # once for all plans
+        view = add_round(space, shared)
+        starts = range(0, len(space.base), rows)
+        workers = min(SEARCH_THREADS, len(starts))
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        try:
+            # chunks merged in order, so the answer does not depend on the number of threads
+            for out in (pool.map(lambda s: chunk(view, s, rows), starts) if pool is not None else
+                        (chunk(view, s, rows) for s in starts)):
+                merge(out)
+                if progress is not None:
+                    progress(min(n, out["stop"] * space.k), n)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    else:
+        # parents (every field but the experts' ep, etp, node_limit) with the lowest bounds first: their plans set a
+        # cutoff; then the parents whose bound is within it, expanded, and their rows whose bound is within it, in
+        # the bound's order, chunk by chunk while the cutoff tightens. Each round has its own shared costs.
+        par = _parents(enum_args, enum_kw)
+        rejected = par.rejected.copy()
+        last_rej: Counter = Counter()            # the experts' rules, over the parents expanded
+        n = 0
+        pb = par.batch()
+        pp = par.plans()
+        # the layer costs of every (tp, cp, micro-batch) x experts choice, for the bounds and the shared costs
+        table = layer_table(ctx, pp, par.experts) if len(par) else None
+        lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=pb, chips=pp.tp * pp.pp * pp.cp * pp.dp),
+                                    pp, par.experts, table) / pb if len(par) else np.zeros(0)
+        left = np.ones(len(par), bool)           # parents not expanded yet
+        k = min(len(par), max(1, PROBE_PARENTS))
+        probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
+        for rnd in range(2):
+            cut = cutoff()
+            pick = np.sort(probe) if rnd == 0 else np.nonzero(left & (lbp <= cut))[0]
+            if rnd and np.any(left & ~(lbp <= cut)):
+                exact = False
+            if not len(pick):
+                continue
+            left[pick] = False
+            sp, rej = par.expand(pick)
+            for c, v in rej.items():
+                last_rej[c] += v
+            n += len(sp)
+            if not len(sp.base):
+                continue
+            used = sp.base.tp * sp.base.pp * sp.base.cp * sp.base.dp
+            lb = step_time_lower_bound(replace(ctx, global_batch_seqs=sp.batch, chips=used), sp.base,
+                                       table=table) / sp.batch
+            keep = np.nonzero(lb <= cut)[0]
+            if len(keep) < len(lb):
+                exact = False
+            keep = keep[np.argsort(lb[keep], kind="stable")]
+            sp = Space(sp.base.take(keep), sp.zero, sp.recompute, sp.batch[keep], sp.rank[keep])
+            lb = lb[keep]
+            view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table) if len(keep) else None)
+            rows = max(1, CHUNK // max(sp.k, 1))
+            for s in range(0, len(keep), rows):
+                if lb[s] > cutoff():
+                    exact = False
+                    break
+                merge(chunk(view, s, rows))
+        for c in sorted(last_rej):               # in code order, as one expansion of every parent counts them
+            rejected[c] += last_rej[c]
+        if not rounds:                           # no valid plan
+            rounds.append(par.expand(np.zeros(0, np.int64))[0])
+        if progress is not None:
+            progress(n, n)
+    space = rounds[0] if len(rounds) == 1 else Space(
+        Plans.concat([r.base for r in rounds]), rounds[0].zero, rounds[0].recompute,
+        np.concatenate([r.batch for r in rounds]), np.concatenate([r.rank for r in rounds]))
+    K = space.k
+    base = space.base
+    used_b = base.tp * base.pp * base.cp * base.dp
     best, runners, pareto = None, [], []
     if n_fit:
         cv, ci = np.concatenate(cand_v), np.concatenate(cand_i)
         idle = run.chips - used_b[ci // K]
-        order = ci[np.lexsort((idle, cv))][:want]       # fastest first; ties: fewer idle chips
+        # fastest first; ties: fewer idle chips, then the plan's position in the whole space
+        pos = ci if space.rank is None else space.rank[ci // K] * K + ci % K
+        order = ci[np.lexsort((pos, idle, cv))][:want]
         sub = space.plans(order)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K]), sub)
-        rows = [result_row(run, sub, res, i) for i in range(len(order))]
-        best, runners = rows[0], rows[1:]
+        best_rows = [result_row(run, sub, res, i) for i in range(len(order))]
+        best, runners = best_rows[0], best_rows[1:]
         if with_pareto:
             # the front of all plans = the front of the chunks' fronts; plans up to PARETO_SPAN x the best kept
             fv, fm, fi = np.concatenate(front_v), np.concatenate(front_m), np.concatenate(front_i)
+            if space.rank is not None:       # in the whole space's order, as one pass over it gives them
+                srt = np.argsort(space.rank[fi // K] * K + fi % K, kind="stable")
+                fv, fm, fi = fv[srt], fm[srt], fi[srt]
             keep = _pareto(fv, fm)
             keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
             pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
             pareto = [{"plan": pf_plans.row(j), "step_time_s": float(fv[i] * pf_batch[j]),
                        "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[fi[i] // K]),
                        "memory_per_chip_bytes": float(fm[i])} for j, i in enumerate(keep)]
-    smallest = smallest if n else None
     least = None
     if not n_fit and smallest_i >= 0:
-        # nothing fits: the plan that needs the least memory, costed in full, so answers can show by how much
-        # and what to change (trainsim.fit_advice)
+        # nothing fits (so every plan was evaluated): the plan that needs the least memory, costed in full, so
+        # answers can show by how much and what to change (trainsim.fit_advice)
         idx = np.array([smallest_i])
         sub = space.plans(idx)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
         least = result_row(run, sub, res, 0)
-    return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto, plans_evaluated=n,
-                        plans_feasible=n_fit, search_seconds=time.perf_counter() - t0,
-                        rejected={c: v for c, v in rej.items() if v}, smallest_memory_bytes=smallest,
-                        use_all=use_all, fixed=fixed, calib=calib,
+    # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
+    exact = exact or not n_fit
+    return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
+                        search_seconds=time.perf_counter() - t0, use_all=use_all, fixed=fixed, calib=calib,
+                        space_counts=(n, _rule_texts(rejected)) if exact else None,
+                        fit_counts=(n_fit, smallest if n else None) if exact else None,
                         feasible_columns=None if not keep_all else {
                             "space": space, "idx": np.concatenate(all_i) if all_i else np.zeros(0, np.int64),
                             "per_seq": np.concatenate(all_v) if all_v else np.zeros(0),
                             "mem": np.concatenate(all_m) if all_m else np.zeros(0),
                             "used": np.concatenate(all_u) if all_u else np.zeros(0)})
+
+
+_PARENTS: dict = {}   # the parent rows of the last few spaces searched (oldest first); they are never modified
+PARENTS_KEPT = 4
+
+
+def _parents(args: tuple, kw: dict):
+    """:func:`enumerate_parents` of ``args``/``kw``, kept for the next searches of the same space (sensitivity and
+    range variations search one model, chip count and batch on several systems)."""
+    arch, chips, seq_len, batch_seqs, fixed = args
+    try:
+        key = (arch, chips, seq_len, batch_seqs, fixed.model_dump_json() if fixed is not None else None,
+               tuple(sorted(kw.items())))
+        par = _PARENTS.pop(key, None)
+    except TypeError:       # an unhashable model: not kept
+        return enumerate_parents(*args, **kw)
+    if par is None:
+        par = enumerate_parents(*args, **kw)
+    _PARENTS[key] = par
+    while len(_PARENTS) > PARENTS_KEPT:
+        _PARENTS.pop(next(iter(_PARENTS)))
+    return par
+
+
+def _rule_texts(rejected: Counter) -> dict:
+    """Rejections by reason code as {"field: rule text": count} (codes of :data:`parallel.validity.REASONS`)."""
+    return {f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()}
+
+
+def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
+    """(plans that fit in HBM, least memory per chip) over every valid plan of the search of ``run`` with the
+    (already restricted) ``fixed`` fields: the space enumerated again and the memory arithmetic of the search's
+    bulk pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
+    ctx = context(run, calib)
+    tr = run.training
+    space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
+                               domain=run.system.scale_up_size, use_all=use_all)
+    if not len(space):
+        return 0, None
+    b, hbm = space.base, run.system.chip.hbm_bytes
+    used_b = b.tp * b.pp * b.cp * b.dp
+    n_fit, least = 0, np.inf
+    rows = max(1, CHUNK // max(space.k, 1))
+    for s in range(0, len(b), rows):
+        sl = slice(s, min(len(b), s + rows))
+        p = space.grid_last(sl)
+        c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
+        tokens = float(c.seq_len) * p.mb / p.cp
+        mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
+        mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
+        n_fit += int(np.count_nonzero(mem <= hbm))
+        least = min(least, float(mem.min()))
+    return n_fit, least

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .arch import Arch, AttentionCore, LayerKind
 
@@ -85,7 +86,16 @@ def _layer_active_range(lk: LayerKind) -> tuple[float, float]:
 
 
 def count(arch: Arch, seq_len: int = 4096) -> Counts:
-    """All counts of a model at one training sequence length."""
+    """All counts of a model at one training sequence length (memoised: an :class:`Arch` is frozen, and the
+    scenarios ask for the same model's counts thousands of times)."""
+    try:
+        return _count(arch, seq_len)
+    except TypeError:        # an unhashable field: counted afresh
+        return _count.__wrapped__(arch, seq_len)
+
+
+@lru_cache(maxsize=512)
+def _count(arch: Arch, seq_len: int) -> Counts:
     layer_params = sum(lk.params * lk.n_layers for lk in arch.layers)
     total = arch.embedding_params + arch.extra_embedding_params + arch.head_params + arch.final_params + layer_params
     active = arch.head_params + arch.final_params + sum(lk.active_params * lk.n_layers for lk in arch.layers)

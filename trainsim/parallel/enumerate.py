@@ -116,7 +116,21 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     Chip counts: all ``chips``, and unless ``use_all`` the whole-domain counts of
     :func:`trainsim.parallel.batch.chip_counts` (dp = count / (tp pp cp)). The rules of ``check`` run after each
     expansion on the fields known so far, so a row is dropped as soon as it can no longer become valid; a
-    rejected row counts once per plan it would have expanded into."""
+    rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
+    :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only."""
+    par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
+                            use_all=use_all)
+    space, rej = par.expand()
+    rejected = par.rejected.copy()
+    for c, k in rej.items():
+        rejected[c] += k
+    return space, rejected
+
+
+def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
+                      batch_tol: float = 0.0, domain: int = 1, use_all: bool = True) -> "Parents":
+    """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
+    candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed)
     counts = chip_counts(chips, domain, use_all)
     if fixed is None or fixed.values("pp") is None:
@@ -125,14 +139,13 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     rejected: Counter[int] = Counter()
     later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
         len(cand["recompute"])
+    args = (arch, chips, seq_len, batch_seqs, batch_tol, use_all)
 
     def drop(cols: Cols, code: np.ndarray, mult: int) -> Cols:
-        for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
-            rejected[int(c)] += int(k) * mult
-        return _filter(cols, code == 0)
+        return _drop(cols, code, mult, rejected)
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
-        return check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, only)
+        return check(_neutral(cols), *args, only)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
@@ -159,13 +172,62 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     cols = _expand_pairs(cols, ("schedule", "vpp"), cand["sched_vpp"])
     cols = drop(cols, rules(cols, RULES_OF["schedule_vpp"]), later)
     later //= len(cand["ep_etp_nl"])
-    cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), cand["ep_etp_nl"])
-    cols = drop(cols, rules(cols, RULES_OF["ep_etp_nl"]), later)
-    n = len(cols["tp"])
-    base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
-    batch = fit_batch(batch_seqs, batch_unit(base.dp, base.mb, base.pp, base.schedule))
-    return Space(base, np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
-                 batch), rejected
+    return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
+                   np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
+                   rejected, later, args)
+
+
+def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
+    """``cols`` without the rows whose reason ``code`` is not 0, each counted in ``rejected`` ``mult`` times."""
+    for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
+        rejected[int(c)] += int(k) * mult
+    return _filter(cols, code == 0)
+
+
+@dataclass
+class Parents:
+    """The rows of :func:`enumerate_parents` (plan columns but ep, etp, node_limit), the candidate (ep, etp,
+    node_limit) rows ``experts`` of the last expansion, zero and recompute, the rejections so far, the plans one
+    rejected row of the last expansion stands for (``later``) and the arguments of the validity check."""
+
+    cols: Cols
+    experts: np.ndarray
+    zero: np.ndarray
+    recompute: np.ndarray
+    rejected: Counter[int]
+    later: int
+    args: tuple[Any, ...]
+
+    def __len__(self) -> int:
+        return len(self.cols["tp"])
+
+    def plans(self) -> Plans:
+        """The parent rows as plans (ep = etp = 1, node_limit 0, zero and recompute 0)."""
+        return _neutral(self.cols)
+
+    def batch(self) -> np.ndarray:
+        """The global batch (sequences) each parent row's plans use (it does not depend on the experts)."""
+        c = self.cols
+        return fit_batch(self.args[3], batch_unit(c["dp"], c["mb"], c["pp"], c["schedule"]))
+
+    def expand(self, idx: ArrayLike | None = None) -> tuple["Space", Counter[int]]:
+        """The valid plans of the parent rows ``idx`` (all when None, in order) x ``experts`` as a :class:`Space`
+        whose ``rank`` is each base row's position in the order of the whole space (parent, then candidate), and
+        this expansion's rejections by reason code."""
+        cols = self.cols if idx is None else _filter(self.cols, np.asarray(idx, dtype=np.int64))
+        rejected: Counter[int] = Counter()
+        e = len(self.experts)
+        parent = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        cols = dict(cols, _rank=parent)
+        cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), self.experts)
+        cols["_rank"] = cols["_rank"] * e + np.tile(np.arange(e, dtype=np.int64), len(parent))
+        arch, chips, seq_len, batch_seqs, batch_tol, use_all = self.args
+        code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"])
+        cols = _drop(cols, code, self.later, rejected)
+        n = len(cols["tp"])
+        base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
+        batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule))
+        return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None), rejected
 
 
 @dataclass
@@ -178,6 +240,8 @@ class Space:
     zero: np.ndarray
     recompute: np.ndarray
     batch: np.ndarray
+    #: each base row's position in the order of the whole space of the search (None: these rows are that space)
+    rank: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.base) * self.k

@@ -236,13 +236,15 @@ class SharedCosts:
         return {k: v[i] for k, v in self.lc.items()}, tuple(x[i2] for x in self.states)
 
 
-def shared_costs(ctx: StepContext, p) -> SharedCosts:
-    """:class:`SharedCosts` of the plans ``p``."""
+def shared_costs(ctx: StepContext, p, layer_table=None) -> SharedCosts:
+    """:class:`SharedCosts` of the plans ``p``; ``layer_table(reps)``, when given, returns :func:`layer_costs` of
+    ``reps`` from costs already computed (the plan search's :class:`trainsim.perf.bound.LayerTable`)."""
     reps, inv = _unique_rows(p)
     reps2, inv2 = _unique_rows(p, STATE_KEY)
     d_u, e_u = model_state_params(ctx, reps2)
     g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
-    return SharedCosts(layer_costs(ctx, reps), inv, (d_u, e_u, g_u, a_u), inv2)
+    lc = layer_table(reps) if layer_table is not None else layer_costs(ctx, reps)
+    return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u), inv2)
 
 
 def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | None = None, rows=slice(None),

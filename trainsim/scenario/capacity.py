@@ -132,8 +132,10 @@ def critical_batch_tokens(flops: float, a: Assumptions) -> float:
 
 
 # ---------------------------------------------------------------- limits
-def limits(res, days: float, a: Assumptions, gp) -> list[dict]:
-    """The binding limits of a run's best plan (see the module docstring for the formulas)."""
+def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> list[dict]:
+    """The binding limits of a run's best plan (see the module docstring for the formulas). ``plan_counts=False``
+    leaves the count of plans that fit out of the memory limit's detail (counting them costs a pass over every
+    plan of the search's space, for callers that read only which limits bind)."""
     est = res.best
     out = []
     run = res.run
@@ -149,8 +151,8 @@ def limits(res, days: float, a: Assumptions, gp) -> list[dict]:
     mem = est.memory_per_chip_bytes / run.system.chip.hbm_bytes
     out.append({"limit": "memory", "binding": mem > 0.95, "value": mem, "bound": 1.0,
                 "detail": f"best plan uses {mem:.0%} of HBM ({est.memory_per_chip_bytes / 2**30:.0f} of "
-                          f"{run.system.chip.hbm_bytes / 2**30:.0f} GiB); {res.plans_feasible:,} of "
-                          f"{res.plans_evaluated:,} plans fit"})
+                          f"{run.system.chip.hbm_bytes / 2**30:.0f} GiB)"
+                          + (f"; {res.plans_feasible:,} of {res.plans_evaluated:,} plans fit" if plan_counts else "")})
     cf = comm_fraction(est)
     crossed = {g: v["levels"] for g, v in est.placement.items() if v.get("size", 1) > 1}
     out.append({"limit": "network", "binding": cf > 0.25, "value": cf, "bound": 0.25,
@@ -244,7 +246,7 @@ def fleet_counts(chips: int, domain: int) -> list[int]:
 
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
              precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.08,
-             max_evals: int = 7, use_goodput: bool = True) -> CapacityResult:
+             max_evals: int = 7, use_goodput: bool = True, plan_counts: bool = True) -> CapacityResult:
     """Largest model of ``family`` (by its shape rule) whose rule token budget (tokens = ratio x active params)
     ``chips`` chips of ``system`` train within ``days`` of wall-clock time.
 
@@ -253,7 +255,8 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     constant MFU), galloping, then bisection until the bracket is two neighbouring grid points (or ``max_evals``).
     For each N the fleet may run the job on fewer chips (:func:`fleet_counts`, walked down while that trains more
     tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
-    chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``."""
+    chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``.
+    ``plan_counts``: as :func:`limits` (False for callers that do not print the memory limit's detail)."""
     from ..catalog.resolve import resolve_system
 
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
@@ -292,7 +295,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         iters.append({"active_params": active, "total_params": total, "tokens_rule": want,
                       "tokens_in_days": out["tokens"], "ratio_f": out["f"], "chips_used": top["chips"],
                       "mfu": res.best.mfu if res.best else None, "fits": res.best is not None,
-                      "no_valid_plan": res.plans_evaluated == 0})
+                      "no_valid_plan": res.best is None and res.plans_evaluated == 0})
         seen[i] = out
         return out
 
@@ -328,13 +331,13 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         msg = (last["res"].no_plan_message() if last["res"].best is None else
                f"even a {last['active'] / 1e9:.0f}B-active model reaches only {last['f']:.0%} of its token budget")
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
-                              None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"])
+                              None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
                               if last["gp"] is not None else [], iters, msg)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
     final = _run_for(doc, sys_obj, lo["chips"], tokens, 6.0 * active * tokens, a, seq_len, precision,
                      batch_seqs=res.run.training.batch_seqs)
     fres = best(final)
-    lim = limits(fres, days, a, gp) if gp is not None else []
+    lim = limits(fres, days, a, gp, plan_counts) if gp is not None else []
     fl = 6.0 * active * tokens
     used = (fres.best or res.best).used
     idle = f" (using {used:,}: fewer chips fail less often)" if used < chips else ""

@@ -144,11 +144,11 @@ def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch:
         return _retokened(_CACHE[key], run.training.tokens)
     STATS["searches"] += 1
     res = search(run, fixed, top=top, with_pareto=False)
-    if res.plans_evaluated == 0 and adjust_batch:
+    if res.best is None and res.plans_evaluated == 0 and adjust_batch:   # (best first: counts are lazy)
         b = fitted_batch(run.training.batch_seqs, run.chips, max_pp=min(128, run.arch.n_layers))
         if b != run.training.batch_seqs:
             res2 = search(with_batch(run, b), fixed, top=top, with_pareto=False)
-            if res2.plans_evaluated:
+            if res2.best is not None or res2.plans_evaluated:
                 res = res2
     _CACHE[key] = res
     return res

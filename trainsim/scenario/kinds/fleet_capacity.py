@@ -145,7 +145,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         units = max(1, int(n_chips) // system.scale_up_size)
         for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
             cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,
-                             precision=inp.precision)
+                             precision=inp.precision, plan_counts=False)   # its limits are not printed
             used = cap_f.estimate.run.chips if cap_f.estimate else None
             fleet[f"{int(n_chips):,} chips, {opt.replace('_', ' ')}"] = {
                 "chips": units * system.scale_up_size, "chips_used": used, "failure_handling": opt,

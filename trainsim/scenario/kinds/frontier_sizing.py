@@ -84,7 +84,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     caps = {}
     for u in claimed_units:
         cap = capacity(system, u * system.scale_up_size, days, fam_a, family="deepseek-v3",
-                       precision=tr["precision"], max_evals=inp.capacity_evals)
+                       precision=tr["precision"], max_evals=inp.capacity_evals, plan_counts=False)  # binding only
         caps[u] = cap
         d = cap.to_dict()
         numbers[f"capacity_{u}_units"] = {k: d[k] for k in ("total_params", "active_params", "tokens",
