@@ -24,6 +24,49 @@ from .sanity import InvariantViolation
 from .search import SearchResult
 from .search import search as _search
 from .spec import PlanSpec, Run, load_run, parse_run
+from .errors import unknown
+from .emit import emit_args, EMITTERS
+from .perf.calibration import validation_error
+from .scenario.assumptions import Assumptions
+from .scenario.common import best
+from .scenario.economics import economics
+from .scenario.goodput import goodput
+from .frameworks import emitter_for, framework_of as _framework_of, profile, restrict_plan, default_for_emit
+from .alternatives import alternatives
+from .scenario.sizing import size as _size
+from .catalog.load import get_system
+from .catalog.resolve import resolve_system
+from .scenario.capacity import capacity as _capacity
+from .scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as _sens, threshold as _threshold
+from .inference.spec import Serving, load_serving, parse_serving
+from .inference.serve import infer as _infer
+from .inference.validate import error_table as serving_error_table, latency_bound_table, summary as serving_summary
+from .posttrain.spec import PostTrain, load_posttrain, parse_posttrain
+from .posttrain.timeline import evaluate as posttrain_step
+from .posttrain.validate import error_table as posttrain_error_table, summary as posttrain_summary
+from .validate import validate as _validate
+from .scenario.run import scenarios_dir, run_all, run_file
+from .sweep import load_sweep as _load_sweep
+from .sweep.executors import MAX_LOCAL_WORKERS
+from .sweep.runner import run_sweep
+from .sweep.writer import parts_dir
+from .sweep.summary import summarize
+from .report.build import build_report
+from .report.run_report import build_run_report
+from .io import check_output_path as _check_output_path, load_spec_file
+from .report.tabular import flatten
+from .estimate import PLAN_FIELDS
+from .model.counts import count
+from .numfmt import count as fmt_count
+from .scenario.kinds import load_doc
+from .scenario.registry import handler
+from .model.load import model_ids, official_counts, resolve_model
+from .model.summary import model_summary
+from .catalog import describe as catalog_describe
+from .scenario import common
+from ._version import __version__
+from .plan_diff import plan_diff
+from .report.fmt import plan as plan_text
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
            "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
@@ -72,8 +115,6 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
         if k == "mb":
             k = "micro_batch"
         if k not in PlanSpec.model_fields:
-            from .errors import unknown
-
             raise unknown("plan field", k, PlanSpec.model_fields, field=field)
         vals = [int(x) if x.isdigit() else x for x in v.split("|")]
         data[k] = vals[0] if len(vals) == 1 else vals
@@ -138,22 +179,11 @@ def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top:
     question is free), goodput with the scenario assumptions (failure rate, checkpoint, restart), energy and
     cost (:func:`trainsim.scenario.economics.economics`), the held-out validation error of the chip family and
     the best plan as ``framework`` arguments."""
-    from .emit import emit_args
-    from .perf.calibration import validation_error
-    from .scenario.assumptions import Assumptions
-    from .scenario.common import best
-    from .scenario.economics import economics
-    from .scenario.goodput import goodput
-
-    from .emit import EMITTERS
-    from .frameworks import emitter_for, framework_of
-
     run = as_run(run)
     _check_chips(run.chips)
     if framework in EMITTERS:       # an emitter name: its flags, the run's own software stack
         emitter = framework
     else:                           # a profile id: the search offers what it has, flags of its emitter
-        from .frameworks import profile
 
         profile(framework, field="framework")
         if run.framework is not None and run.framework != framework:
@@ -166,12 +196,14 @@ def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top:
         emitter = emitter_for(framework)
     a = assumptions if assumptions is not None else Assumptions()
     res = best(run, fixed, top=top, adjust_batch=False)
-    ans = PlanAnswer(search=res, framework=framework_of(run), validation_error=validation_error(run.system.chip.family))
+    ans = PlanAnswer(search=res, framework=_framework_of(run),
+                     validation_error=validation_error(run.system.chip.family))
     ans.emitter = emitter
     est = res.best
     if est is not None:
         if emitter is None:
-            ans.flags_note = f"no flag emitter for {framework_of(run)} (trainsim emits megatron, mindspeed, torchtitan)"
+            ans.flags_note = (f"no flag emitter for {_framework_of(run)} "
+                              "(trainsim emits megatron, mindspeed, torchtitan)")
         else:
             try:
                 ans.flags = emit_args(est, emitter)
@@ -219,8 +251,6 @@ def estimate_run(run: Run | str | Path | Mapping, *, cost: dict | None = None) -
     try:
         est = _estimate(r)
     except NoPlanError as exc:
-        from .alternatives import alternatives
-
         exc.result.alternatives = alternatives(r, r.plan)
         raise
     est.cost_inputs = dict(cost or {})
@@ -237,18 +267,13 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
     if framework:
-        from .frameworks import restrict_plan
-
         fixed = restrict_plan(fixed, framework)
     elif emit:
-        from .frameworks import default_for_emit, restrict_plan
-
         fixed = restrict_plan(fixed, default_for_emit(emit))
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
     if res.best is None:      # no answer: the nearest changes that have one
-        from .alternatives import alternatives
 
         res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
     return res
@@ -257,8 +282,6 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 def emit_flags(est: Estimate, emitter: str) -> str:
     """The plan of ``est`` as ``emitter`` arguments: megatron / mindspeed (a bash array) or torchtitan (TOML)
     (:func:`trainsim.emit.emit_args`)."""
-    from .emit import emit_args
-
     return emit_args(est, emitter)
 
 
@@ -269,9 +292,6 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     ``days`` (:func:`trainsim.scenario.sizing.size`), failures and restarts counted unless ``failures`` is
     False; a :class:`~trainsim.scenario.sizing.SizingResult` whose ``cost`` (with ``cost`` overrides) is that
     of its best estimate (None without one). ``max_chips`` None: the sizing module's own limit."""
-    from .scenario.assumptions import Assumptions
-    from .scenario.sizing import size as _size
-
     _check_days(days, names)
     if unit not in ("system", "chip"):
         raise TrainsimError(f"expected system or chip, got {unit!r}", field=_name(names, "unit"))
@@ -293,11 +313,6 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
     a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption)."""
-    from .catalog.load import get_system
-    from .catalog.resolve import resolve_system
-    from .scenario.assumptions import Assumptions
-    from .scenario.capacity import capacity as _capacity
-
     if (units > 0) == (chips > 0):
         raise TrainsimError(f"give exactly one of {_name(names, 'units')} or {_name(names, 'chips')}",
                             field=_name(names, "units"))
@@ -335,10 +350,6 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     more than that. At most ``max_points`` plan searches (None: no limit). With ``progress`` (a tick of
     :mod:`trainsim.report.progress`) the parameters run one at a time so the bar moves (searches are memoised,
     the numbers are the same)."""
-    from .scenario.sensitivity import PARAMS, canonical, elasticity
-    from .scenario.sensitivity import sensitivity as _sens
-    from .scenario.sensitivity import threshold as _threshold
-
     r = as_run(run)
     _check_chips(r.chips)
     if r.training.tokens is None:
@@ -426,8 +437,6 @@ class CatalogAnswer(Answer):
 
 
 def _serving(spec):
-    from .inference.spec import Serving, load_serving, parse_serving
-
     if isinstance(spec, Serving):
         return spec
     return parse_serving(dict(spec)) if isinstance(spec, Mapping) else load_serving(spec)
@@ -435,24 +444,18 @@ def _serving(spec):
 
 def infer(spec) -> InferResult:
     """``trainsim infer``: a serving spec (Serving, path or mapping) -> :func:`trainsim.inference.serve.infer`."""
-    from .inference.serve import infer as _infer
-
     return InferResult(_infer(_serving(spec)))
 
 
 def infer_validate(paths=None) -> ErrorTable:
     """``trainsim infer --validate``: predictions against the published serving points (``paths``: serving specs;
     None: ``validation/inference``, plus the latency-bound table)."""
-    from .inference.validate import error_table, latency_bound_table, summary
-
-    rows = error_table(list(paths) if paths else None, ranges=True)
+    rows = serving_error_table(list(paths) if paths else None, ranges=True)
     lat = [] if paths else latency_bound_table()
-    return ErrorTable({"rows": rows, "summary": summary(rows), "latency_bound": lat})
+    return ErrorTable({"rows": rows, "summary": serving_summary(rows), "latency_bound": lat})
 
 
 def _posttrain_spec(spec):
-    from .posttrain.spec import PostTrain, load_posttrain, parse_posttrain
-
     if isinstance(spec, PostTrain):
         return spec
     return parse_posttrain(dict(spec)) if isinstance(spec, Mapping) else load_posttrain(spec)
@@ -461,40 +464,30 @@ def _posttrain_spec(spec):
 def posttrain(spec) -> PostTrainResult:
     """``trainsim posttrain``: a post-training spec (PostTrain, path or mapping) ->
     :func:`trainsim.posttrain.timeline.evaluate`."""
-    from .posttrain.timeline import evaluate
-
-    return PostTrainResult(evaluate(_posttrain_spec(spec)))
+    return PostTrainResult(posttrain_step(_posttrain_spec(spec)))
 
 
 def posttrain_validate(paths=None) -> ErrorTable:
     """``trainsim posttrain --validate``: predicted RL step times against ``validation/rl`` (or ``paths``)."""
-    from .posttrain.validate import error_table, summary
-
-    rows = error_table(list(paths) if paths else None, ranges=True)
-    return ErrorTable({"rows": rows, "summary": summary(rows)})
+    rows = posttrain_error_table(list(paths) if paths else None, ranges=True)
+    return ErrorTable({"rows": rows, "summary": posttrain_summary(rows)})
 
 
 def validate(paths=None, *, calibration=None):
     """``trainsim validate``: every published run of ``paths`` (files or folders; default ``validation/runs``)
     predicted and compared; a :class:`~trainsim.validate.runner.ValidationResult` (``to_dict``, ``to_markdown``,
     ``steady``, ``whole_run``, ``errors``, ``by_family``, ``summary``). ``calibration``: a calibration YAML."""
-    from .validate import validate as _validate
-
     return _validate(list(paths) if paths else None, calib=calibration)
 
 
 def scenario_files(folder=None) -> list[Path]:
     """The seed scenario files (``scenarios/*.yaml``, or those of ``folder``), sorted."""
-    from .scenario.run import scenarios_dir
-
     return sorted((Path(folder) if folder else scenarios_dir()).glob("*.yaml"))
 
 
 def scenario(file=None, *, all_: bool = False, jobs: int | None = None) -> ScenarioResults:
     """``trainsim scenario``: one scenario FILE, or every seed scenario with ``all_`` (``jobs`` processes;
     None: one per CPU), through the scenario package's public entry (:mod:`trainsim.scenario.run`)."""
-    from .scenario.run import run_all, run_file, scenarios_dir
-
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
     return ScenarioResults(run_all(scenarios_dir(), jobs=jobs or None) if all_ else [run_file(file)])
@@ -502,15 +495,11 @@ def scenario(file=None, *, all_: bool = False, jobs: int | None = None) -> Scena
 
 def load_sweep(path, *, cost: dict | None = None):
     """A sweep spec (:func:`trainsim.sweep.load_sweep`) with ``cost`` overrides (:func:`cost_inputs`)."""
-    from .sweep import load_sweep as _load
-
-    return _load(path).with_cost_overrides(dict(cost or {}))
+    return _load_sweep(path).with_cost_overrides(dict(cost or {}))
 
 
 def check_workers(workers: int, names: Mapping[str, str] | None = None) -> None:
     """A local Dask cluster has 0 (in-process) to :data:`trainsim.sweep.executors.MAX_LOCAL_WORKERS` workers."""
-    from .sweep.executors import MAX_LOCAL_WORKERS
-
     if not 0 <= workers <= MAX_LOCAL_WORKERS:
         raise TrainsimError(f"expected 0 to {MAX_LOCAL_WORKERS} local worker processes, got {workers}",
                             field=_name(names, "workers"))
@@ -520,8 +509,6 @@ def sweep(spec, output, **kw):
     """``trainsim sweep``: every point of ``spec`` (a SweepSpec from :func:`load_sweep`, or a path) evaluated
     into the Parquet file ``output`` (:func:`trainsim.sweep.runner.run_sweep`; keywords ``workers``,
     ``scheduler``, ``resume``, ``overwrite``, ``batch``, ``quiet``); a ``SweepRun``."""
-    from .sweep.runner import run_sweep
-
     if isinstance(spec, (str, Path)):
         spec = load_sweep(spec)
     return run_sweep(spec, output, **kw)
@@ -529,16 +516,12 @@ def sweep(spec, output, **kw):
 
 def sweep_parts_dir(output) -> Path:
     """Where an unfinished sweep into ``output`` keeps its finished points (``--resume`` reads them)."""
-    from .sweep.writer import parts_dir
-
     return parts_dir(output)
 
 
 def sweep_summary(path, *, deadline_days: float | None = None, metric: str = "days", plots=None) -> Answer:
     """``trainsim sweep --summary``: frontier, Pareto front and per-axis bests of a results file
     (:func:`trainsim.sweep.summary.summarize`); ``plots``: a folder for PNG plots."""
-    from .sweep.summary import summarize
-
     return Answer(summarize(path, deadline_days=deadline_days, metric=metric, plots_dir=plots))
 
 
@@ -548,10 +531,7 @@ def report(spec, *, progress=None, **kw):
     ``data``, ``write``, ``to_json``). Keywords: ``top``, ``with_scaling``, ``with_sensitivity``,
     ``cost_inputs``, ``spec_source``."""
     if isinstance(spec, Run) or isinstance(spec, Mapping):
-        from .report.run_report import build_run_report
-
         return build_run_report(as_run(spec), progress=progress, **kw)
-    from .report.build import build_report
 
     return build_report(spec, progress=progress, **kw)
 
@@ -559,9 +539,7 @@ def report(spec, *, progress=None, **kw):
 def check_output_path(path, *, force: bool = False, what: str = "output") -> Path:
     """Refuse an output path that exists (unless ``force``) or is a folder, before any work is done
     (:func:`trainsim.io.check_output_path`)."""
-    from .io import check_output_path as _check
-
-    return _check(path, force=force, what=what)
+    return _check_output_path(path, force=force, what=what)
 
 
 @_dataclass
@@ -579,8 +557,6 @@ class CompareResult:
 
     def rows(self) -> list[tuple[str, str, list]]:
         """(label, key, [raw value per run]) rows of the side-by-side table."""
-        from .report.fmt import plan as plan_text
-
         ds = [e.to_dict() for e in self.estimates]
         rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
                 ("chips", "chips", [d["chips"] for d in ds]),
@@ -603,9 +579,6 @@ class CompareResult:
 
 def differing_inputs(paths: list) -> dict[str, list]:
     """Spec keys (dotted) whose values differ between the run-spec files, each with the value in every file."""
-    from .io import load_spec_file
-    from .report.tabular import flatten
-
     docs = []
     for p in paths:
         try:
@@ -646,11 +619,6 @@ def spec_kind(doc: Mapping) -> str:
 def check(path) -> CheckResult:
     """``trainsim check``: what a spec of any kind (run, serving, post-training, sweep, scenario) resolves to --
     model counts, system, plan fields fixed vs searched -- without running it (one-line error on a problem)."""
-    from .estimate import PLAN_FIELDS
-    from .io import load_spec_file
-    from .model.counts import count
-    from .numfmt import count as n
-
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
@@ -659,7 +627,7 @@ def check(path) -> CheckResult:
 
     def model_lines(arch, seq_len: int = 4096) -> list[tuple[str, str]]:
         c = count(arch, seq_len)
-        return [("model", f"{arch.name}: {n(c.total_params)} parameters, {n(c.active_params)} active, "
+        return [("model", f"{arch.name}: {fmt_count(c.total_params)} parameters, {fmt_count(c.active_params)} active, "
                           f"{arch.n_layers} layers{', MoE' if arch.is_moe else ''}")]
 
     def system_lines(system, chips: int | None = None) -> list[tuple[str, str]]:
@@ -672,7 +640,7 @@ def check(path) -> CheckResult:
         lines += model_lines(r.arch, r.training.seq_len) + system_lines(r.system, r.chips)
         t = r.training
         lines.append(("training", f"seq_len {t.seq_len}, batch {t.batch_seqs:,} sequences, {t.precision}"
-                      + (f", {n(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
+                      + (f", {fmt_count(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
         fixed = {f: r.plan.values(f) for f in PLAN_FIELDS if r.plan.values(f) is not None}
         lines.append(("plan fixed", ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()) or "none"))
         lines.append(("plan searched", ", ".join(f for f in PLAN_FIELDS if f not in fixed) or "none"))
@@ -683,14 +651,9 @@ def check(path) -> CheckResult:
         pt = _posttrain_spec(path)
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
     elif kind == "sweep":
-        from .sweep.spec import load_sweep as _load
-
-        sw = _load(path)
+        sw = _load_sweep(path)
         lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {getattr(sw, 'n_points', '?')} points"))
     else:
-        from .scenario.kinds import load_doc
-        from .scenario.registry import handler
-
         d = load_doc(path)
         handler(d["kind"])
         lines.append(("scenario", f"{d.get('id', path.stem)}: kind {d['kind']}"))
@@ -700,9 +663,6 @@ def check(path) -> CheckResult:
 def model(value: str, *, seq_len: int = 4096, base_dir: Path | None = None) -> ModelSummary:
     """``trainsim model``: a catalog id or a config.json / model YAML path -> exact parameter counts and FLOPs
     per token at ``seq_len`` (with the official counts of a catalog model)."""
-    from .model.load import model_ids, official_counts, resolve_model
-    from .model.summary import model_summary
-
     arch = resolve_model(value, base_dir or Path.cwd(), field="model")
     official = official_counts(value) if value in model_ids() else None
     return ModelSummary(model_summary(arch, seq_len, official))
@@ -710,21 +670,16 @@ def model(value: str, *, seq_len: int = 4096, base_dir: Path | None = None) -> M
 
 def catalog(kind: str) -> CatalogAnswer:
     """``trainsim catalog chips | systems | models``: one row per entry (raw SI numbers)."""
-    from .catalog import describe as d
-
-    rows = {"chips": d.chip_rows, "systems": d.system_rows, "models": d.model_rows}
+    rows = {"chips": catalog_describe.chip_rows, "systems": catalog_describe.system_rows,
+            "models": catalog_describe.model_rows}
     if kind not in rows:
-        from .errors import unknown
-
         raise unknown("catalog table", kind, rows, field="catalog")
     return CatalogAnswer(rows[kind]())
 
 
 def describe(entry_id: str) -> CatalogAnswer:
     """``trainsim catalog show ID``: one chip, system or model with every field, its sources and ranges."""
-    from .catalog import describe as d
-
-    return CatalogAnswer(d.describe(entry_id))
+    return CatalogAnswer(catalog_describe.describe(entry_id))
 
 
 def serve_settings(*, host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bool = False,
@@ -741,31 +696,22 @@ def serve_settings(*, host: str = "127.0.0.1", port: int = 8765, workers: int = 
 def trim_cache(limit: int) -> None:
     """Clear the memo of plan searches (:mod:`trainsim.scenario.common`) once it holds more than ``limit``
     entries (bounded memory for a long-running explorer)."""
-    from .scenario import common
-
     if len(common._CACHE) > limit:
         common.clear_cache()
 
 
 def framework_of(run: Run) -> str:
     """The software stack of ``run`` (its ``framework:``, else the default stack)."""
-    from .frameworks import framework_of as _framework_of
-
     return _framework_of(run)
 
 
 def system(value, *, field: str = "system", where: str | None = None):
     """A catalog system by id (an unknown id: one line with close matches), or a System as is."""
-    from .catalog.load import get_system
-    from .catalog.resolve import resolve_system
-
     return get_system(value, field=field, where=where) if isinstance(value, str) else resolve_system(value)
 
 
 def version() -> str:
     """The installed trainsim version."""
-    from ._version import __version__
-
     return __version__
 
 
@@ -780,8 +726,6 @@ __all__ += ["Answer", "InferResult", "PostTrainResult", "ErrorTable", "ScenarioR
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
     (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    from .plan_diff import plan_diff
-
     return plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
 
 

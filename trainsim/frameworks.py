@@ -10,6 +10,7 @@ import yaml
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
+from .errors import unknown
 
 
 @lru_cache(maxsize=1)
@@ -41,8 +42,6 @@ def profile(fw: str, field: str = "--framework") -> dict:
     """The profile of framework ``fw``; an unknown id is an error naming ``field`` and the known ids."""
     fws = frameworks()
     if fw not in fws:
-        from .errors import unknown
-
         raise unknown("framework", fw, fws, field=field)
     return fws[fw]
 

@@ -22,6 +22,7 @@ from .perf.calibration import Calib
 from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
+from .errors import TrainsimError
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
@@ -124,8 +125,6 @@ class SearchResult:
         try:
             import pandas as pd
         except ModuleNotFoundError:
-            from .errors import TrainsimError
-
             raise TrainsimError("to_frame() needs pandas: pip install 'trainsim[frames]'") from None
         if all:
             df = pd.DataFrame(self.feasible_table())

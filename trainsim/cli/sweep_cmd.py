@@ -10,6 +10,12 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..api import TrainsimError
+from ..report.fmt import sweep_value as format_value
+from .csvopt import print_rows
+from ..report.terminal import print_json
+from ..report.sweep import render_summary
 
 
 @app.command("sweep")
@@ -33,9 +39,6 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
               csv_: bool = typer.Option(False, "--csv", help="print the summary's frontier as CSV rows"),
               price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Design-space sweep: every point a full plan search; in-process, on a local or a remote Dask cluster."""
-    from .. import api
-    from ..api import TrainsimError
-
     if summary is not None:
         if sweep is not None:
             raise TrainsimError("give a sweep spec to run or --summary RESULTS.parquet, not both")
@@ -54,7 +57,6 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
     if dry_run:
         from rich.console import Console
 
-        from ..report.fmt import sweep_value as format_value
 
         c = Console(highlight=False)
         c.print(f"[bold]{spec.name}[/bold]: {spec.n_points:,} points")
@@ -99,14 +101,8 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
 def _print_summary(s: dict, json_: bool, csv_: bool) -> None:
     """The summary as JSON, as CSV (one row per frontier role: fastest, cheapest, ...), or as tables."""
     if csv_:
-        from .csvopt import print_rows
-
         print_rows([{"role": k, **r} for k, r in s["frontier"].items() if r is not None])
     elif json_:
-        from ..report.terminal import print_json
-
         print_json(s)
     else:
-        from ..report.sweep import render_summary
-
         render_summary(s)

@@ -52,6 +52,8 @@ from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
 from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
+from ..spec import resolve_model_and_system
+from ..io import load_spec_file
 
 
 class MTPSpec(BaseModel):
@@ -161,8 +163,6 @@ class Serving:
 
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
     """Validate a serving-spec mapping and resolve its model and system."""
-    from ..spec import resolve_model_and_system
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of serving-spec keys", where=where)
     try:
@@ -188,8 +188,6 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
 
 def load_serving(path: str | Path) -> Serving:
     """Load and resolve a serving-spec YAML file (safe loader only)."""
-    from ..io import load_spec_file
-
     path = Path(path)
     sv = load_spec_file(path, parse_serving, what="serving spec")
     return Serving(**{**sv.__dict__, "path": path})

@@ -59,6 +59,10 @@ from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
 from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
+from ..catalog.resolve import resolve_system
+from ..model.load import resolve_model
+from ..io import load_spec_file
+from ..spec import PlanSpec
 
 
 class ClusterPart(BaseModel):
@@ -114,7 +118,6 @@ class StudentPart(BaseModel):
     @classmethod
     def _plan(cls, v):
         if v is not None:
-            from ..spec import PlanSpec
             PlanSpec.model_validate(v)
         return v
 
@@ -300,9 +303,6 @@ class PostTrain:
 
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
     """Validate a post-training mapping and resolve its models and systems."""
-    from ..catalog.resolve import resolve_system
-    from ..model.load import resolve_model
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of post-training keys", where=where)
     try:
@@ -336,8 +336,6 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
 def load_posttrain(path: str | Path) -> PostTrain:
     """Load and resolve a post-training spec YAML file (:func:`trainsim.io.load_spec_file`: safe loader, line
     numbers in errors)."""
-    from ..io import load_spec_file
-
     path = Path(path)
     pt = load_spec_file(path, parse_posttrain, what="post-training spec")
     return PostTrain(**{**pt.__dict__, "path": path})

@@ -9,16 +9,7 @@ HTML reports: :func:`build_report` (a run spec or scenario YAML -> :class:`~.pag
 """
 from __future__ import annotations
 
+from .build import build_report  # noqa: E402
+from .run_report import build_run_report  # noqa: E402
 
-def build_report(path, **kw):
-    """See :func:`trainsim.report.build.build_report`."""
-    from .build import build_report as _build
-
-    return _build(path, **kw)
-
-
-def build_run_report(run, **kw):
-    """See :func:`trainsim.report.run_report.build_run_report`."""
-    from .run_report import build_run_report as _build
-
-    return _build(run, **kw)
+__all__ = ["build_report", "build_run_report"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 from rich.table import Table
 
 from .terminal import console
+from .fmt import plan
 
 GB = 1e9
 
 
 def _plan(p: dict, moe: bool = True) -> str:
-    from .fmt import plan
-
     keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
     missing = [k for k in keys if k not in p]
     if missing:                     # every serving plan has them all; a missing one is a bug, not a blank

@@ -6,6 +6,8 @@ import math
 
 from rich.console import Console
 from rich.table import Table
+from .fmt import plan as _plan
+from ..numfmt import count, money
 
 GIB = 2**30
 
@@ -53,15 +55,11 @@ def print_json(obj) -> None:
 
 def plan_text(plan: dict) -> str:
     """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
-    from .fmt import plan as _plan
-
     return _plan(plan, empty="")
 
 
 def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
     """(label, value) rows of a run's cost for a terminal table."""
-    from ..numfmt import count, money
-
     if not cost:
         return []
     inp = cost["inputs"]

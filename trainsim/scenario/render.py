@@ -6,43 +6,36 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from ..report.terminal import wide_console
+from ..report.fmt import value, value_of_key, plan as _plan
+from ..numfmt import label, is_money_key
 
 COLOURS = {"supported": "green", "not supported": "red", "error": "red"}
 
 
 def console() -> Console:
     """A console 120 columns wide when the output is not a terminal (:func:`trainsim.report.terminal.wide_console`)."""
-    from ..report.terminal import wide_console
-
     return wide_console()
 
 
 def fmt(x: Any) -> str:
     """A number for a table (:func:`trainsim.report.fmt.value`, the one formatting layer)."""
-    from ..report.fmt import value
-
     return value(x)
 
 
 def fmt_key(key: str, x: Any) -> str:
     """``fmt`` of the value of ``key``, money keys in dollars (:func:`trainsim.report.fmt.value_of_key`)."""
-    from ..report.fmt import value_of_key
-
     return value_of_key(key, x)
 
 
 def key_label(key: str) -> str:
     """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
     (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
-    from ..numfmt import label
-
     return " / ".join(label(part) for part in str(key).split("."))
 
 
 def plan_text(plan: dict | None) -> str:
     """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`, without the node limit)."""
-    from ..report.fmt import plan as _plan
-
     return _plan(plan, node_limit=False)
 
 
@@ -71,8 +64,6 @@ PRIORITY = ("label", "name", "system", "chip", "chips", "units", "precision", "f
 
 
 def _compact(x: Any, key: str = "") -> str:
-    from ..numfmt import is_money_key
-
     if key and is_money_key(key):
         return fmt_key(key, x)
     if isinstance(x, dict) and "nominal" in x:

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from .. import api
 from ..api import TrainsimError
 from . import inputs as I
+from ..report import fmt
 
 CACHE_LIMIT = 4096     # memoised plan searches kept before the memo is cleared (bounded memory)
 
@@ -63,8 +64,6 @@ def _usd(x) -> str:
 
 def display(d: dict) -> dict:
     """The numbers of a plan answer as the terminal and the HTML report print them (:mod:`trainsim.report.fmt`)."""
-    from ..report import fmt
-
     if d.get("step_time_s") is None:
         return {}
     eco = d.get("economics") or {}

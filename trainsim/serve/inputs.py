@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..api import MAX_CHIPS, MAX_SWEEP_POINTS
 from ..errors import TrainsimError, from_validation
+from ..catalog.load import get_system, systems
+from ..frameworks import resolve_choice, default_framework, emitter_for, frameworks
+from ..api import parse_fix
+from ..spec import PlanSpec, parse_run
+from ..scenario.assumptions import Assumptions
+from ..catalog import describe as d
+from ..model.load import list_models
 
 #: editable system fields: key -> (label, display unit, SI per display unit)
 EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
@@ -113,8 +120,6 @@ def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
     """The run spec's ``system:`` value for catalog system ``system_id`` with ``edits``: the id itself when
     nothing changed, else the inline ``base:`` form with every changed number (levels, power and price given
     explicitly so that a replaced chip changes nothing else)."""
-    from ..catalog.load import get_system
-
     s = get_system(system_id, field="system")
     e = {k: v for k, v in (edits or Edits()).model_dump().items() if v is not None}
     if not e:
@@ -163,17 +168,12 @@ def spec_doc(req: RunRequest) -> dict:
         raise TrainsimError(f"expected a catalog system id, got {sysv!r}", field="system", where="request")
     spec["system"] = system_doc(sysv, req.edits)
     if req.framework:
-        from ..frameworks import resolve_choice
-
         fw = resolve_choice(req.framework)
         if spec.get("framework") not in (None, fw):
             raise TrainsimError(f"the spec says framework {spec['framework']}, the framework input {fw}",
                                 field="framework", where="request")
         spec["framework"] = fw
     if req.fix.strip():
-        from ..api import parse_fix
-        from ..spec import PlanSpec
-
         base = PlanSpec.model_validate(spec["plan"]) if isinstance(spec.get("plan"), dict) else None
         spec["plan"] = parse_fix(req.fix, base).model_dump(exclude_none=True)
     return spec
@@ -181,8 +181,6 @@ def spec_doc(req: RunRequest) -> dict:
 
 def parse_request_run(req: RunRequest):
     """The :class:`trainsim.Run` of a request, through the run spec's own validation."""
-    from ..spec import parse_run
-
     doc = spec_doc(req)
     chips = doc.get("chips")
     if isinstance(chips, int) and chips > MAX_CHIPS:
@@ -192,8 +190,6 @@ def parse_request_run(req: RunRequest):
 
 def assumptions_for(failure_rate: float | None):
     """The scenario assumptions, with ``interruptions_per_chip_hour`` set to ``failure_rate`` when given."""
-    from ..scenario.assumptions import Assumptions
-
     a = Assumptions()
     if failure_rate is not None:
         a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
@@ -224,11 +220,6 @@ def model_value(name: str) -> Any:
 def catalog() -> dict:
     """What the page offers: models (catalog with a public config, and presets), systems with the editable
     values and each value's source, the failure-rate assumption, and the request limits."""
-    from ..catalog import describe as d
-    from ..catalog.load import systems
-    from ..model.load import list_models
-    from ..scenario.assumptions import Assumptions
-
     models = [{"id": k, "name": k, "source": v["source"], "preset": True, "model": v["model"]}
               for k, v in presets()["models"].items()]
     models += [{"id": m["id"], "name": m["name"], "source": "catalog models.yaml", "preset": False}
@@ -250,7 +241,6 @@ def catalog() -> dict:
         out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
                         "values": vals, "sources": srcs})
     a = Assumptions().get("interruptions_per_chip_hour")
-    from ..frameworks import default_framework, emitter_for, frameworks
 
     fws = [{"id": k, "emitter": emitter_for(k), "schedules": v["schedules"], "zero": v["zero"],
             "recompute": v["recompute"], "expert_parallel": v["expert_parallel"],

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from ..errors import TrainsimError
+from .writer import pa, read_metadata
 
 LOWER_IS_BETTER = {"days", "step_time_s", "cost_rental_usd", "cost_capex_usd", "energy_mwh", "chip_hours",
                    "memory_per_chip_bytes", "chips"}
@@ -27,8 +28,6 @@ def _finite(x) -> bool:
 
 def load_results(path: str | Path) -> tuple[list[dict], dict, list[dict]]:
     """(rows, trainsim metadata, axes description) of a results file."""
-    from .writer import pa, read_metadata
-
     pa()
     import pyarrow.parquet as pq
 
