@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-import yaml
+from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
@@ -17,7 +17,7 @@ from .errors import unknown
 def _doc() -> dict:
     """The profiles, each schedule name checked against the schedule registry (:mod:`trainsim.parallel.schedules`)."""
     text = resources.files("trainsim.catalog").joinpath("data/framework_schedules.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text)
+    doc = load_data(text)   # libyaml, through the JSON cache of packaged data files
     for fw, prof in doc["frameworks"].items():
         for s in prof["schedules"]:
             if s not in SCHEDULES:

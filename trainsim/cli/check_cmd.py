@@ -8,7 +8,7 @@ import typer
 
 from .application import app
 from .csvopt import CSV
-from .. import api
+from ..api import checks
 from .csvopt import print_rows
 from ..report.terminal import print_json
 
@@ -19,7 +19,7 @@ def check_cmd(spec: Path = typer.Argument(..., help="any trainsim spec YAML (run
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Validate a spec and print what it resolved to, without running it."""
-    res = api.check(spec).to_dict()
+    res = checks.check(spec).to_dict()
     if csv_:
         print_rows(res)
         return

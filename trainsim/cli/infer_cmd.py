@@ -14,6 +14,7 @@ import typer
 from .application import app
 from .csvopt import CSV
 from .. import api
+from ..api import posttraining, serving
 from ..report.inference import render_errors, render_infer
 from ..report.terminal import print_json
 from .csvopt import print_rows
@@ -28,7 +29,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
                                             help="error table vs validation/inference/*.yaml")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
     if validate:
-        table = api.infer_validate([spec] if spec else None).to_dict()
+        table = serving.infer_validate([spec] if spec else None).to_dict()
         if csv_:
             print_rows(table["rows"])
             return
@@ -39,7 +40,7 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
         return
     if spec is None:
         raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
-    res = api.infer(spec).to_dict()
+    res = serving.infer(spec).to_dict()
     if csv_:
         print_rows(res)
         return
@@ -57,7 +58,7 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                                                 help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
     if validate:
-        table = api.posttrain_validate([spec] if spec else None).to_dict()
+        table = posttraining.posttrain_validate([spec] if spec else None).to_dict()
         if csv_:
             print_rows(table["rows"])
             return
@@ -68,7 +69,7 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
         return
     if spec is None:
         raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
-    res = api.posttrain(spec).to_dict()
+    res = posttraining.posttrain(spec).to_dict()
     if csv_:
         print_rows(res)
         return

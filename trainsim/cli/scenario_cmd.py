@@ -10,6 +10,7 @@ import typer
 
 from .application import app
 from .. import api
+from ..api import scenarios
 from ..report.progress import progress_bar
 from ..report.scenario_view import render_scenario_result as render_result, render_scenario_summary as render_summary
 from ..report.terminal import print_json
@@ -36,10 +37,10 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
         raise api.TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
     if html is not None:   # refuse an existing page or a symlinked folder before the work
 
-        ids = [{"id": p.stem} for p in api.scenario_files()] if all_ else [{"id": file.stem}]
+        ids = [{"id": p.stem} for p in scenarios.scenario_files()] if all_ else [{"id": file.stem}]
         check_site_dir(html, [file_name(r) for r in ids] if not force else [], force=force)
     with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
-        answer = api.scenario(file, all_=all_, jobs=jobs or None)
+        answer = scenarios.scenario(file, all_=all_, jobs=jobs or None)
     results = answer.to_dict()
     if csv_:
         print_rows([{k: v for k, v in r.items() if k != "traceback"} for r in results])

@@ -10,6 +10,7 @@ from .application import app
 from .csvopt import CSV
 from ..api import TrainsimError
 from .. import api
+from ..api import scenarios
 from ..report.fmt import value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
@@ -47,8 +48,8 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
     x = _percent(threshold) if threshold else None
     with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
         # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line;
-        # api.sensitivity checks training.tokens and the factors before the first search
-        out = api.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
+        # scenarios.sensitivity checks training.tokens and the factors before the first search
+        out = scenarios.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
                               names=api.CLI_NAMES).to_dict()
     if csv_:   # one row per parameter and factor
 

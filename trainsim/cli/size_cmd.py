@@ -9,6 +9,7 @@ import typer
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
+from ..api import scenarios
 from ..report.fmt import plan as plan_text, value as fmt
 from ..report.terminal import print_json, wide_console as console, cost_rows
 from ..report.progress import progress_bar
@@ -28,9 +29,9 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     inputs = cost_inputs(price, pue, electricity)
 
-    # the argument checks (days, unit, training.tokens) are api.size's, before the work
+    # the argument checks (days, unit, training.tokens) are scenarios.size's, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
-        res = api.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
+        res = scenarios.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
     cost = res.cost
     if csv_:
         print_csv(res.probes)

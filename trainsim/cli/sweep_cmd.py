@@ -11,6 +11,7 @@ import typer
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
+from ..api import sweeps
 from ..api import TrainsimError
 from ..report.fmt import sweep_value as format_value
 from .csvopt import print_rows
@@ -47,13 +48,13 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         if given:
             raise TrainsimError("cost options apply when a sweep runs (the results file keeps the costs it was "
                                 "written with), not with --summary", field=given[0])
-        s = api.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
         _print_summary(s, json_, csv_)
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
-    api.check_workers(workers, names=api.CLI_NAMES)
-    spec = api.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
+    sweeps.check_workers(workers, names=api.CLI_NAMES)
+    spec = sweeps.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
     if dry_run:
         from rich.console import Console
 
@@ -74,12 +75,12 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        res = api.sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
+        res = sweeps.sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                         batch=batch, quiet=quiet)
     except KeyboardInterrupt:
         import sys
 
-        print(f"interrupted: finished points are saved in {api.sweep_parts_dir(out)}; rerun with --resume to continue",
+        print(f"interrupted: finished points are saved in {sweeps.sweep_parts_dir(out)}; rerun with --resume to continue",
               file=sys.stderr)
         sys.exit(130)   # not typer.Exit: under standalone_mode=False click returns its code instead of exiting
     finally:
@@ -94,7 +95,7 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if deadline_days is not None or plots is not None or json_ or csv_:
-        s = api.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
         _print_summary(s, json_, csv_)
 
 

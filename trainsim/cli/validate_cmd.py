@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .application import app
-from .. import api
+from ..api import validation
 from ..report.terminal import print_json
 from ..report.validation import render_validation
 from .csvopt import print_rows
@@ -23,7 +23,7 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
                                                             help="calibration YAML to use instead of the packaged one"),
                  ) -> None:
     """Predict every published run and compare with its reported tokens/s per chip."""
-    res = api.validate(paths, calibration=calibration)
+    res = validation.validate(paths, calibration=calibration)
     if csv_:
         print_rows(res.to_dict(), "runs")
     elif json_:

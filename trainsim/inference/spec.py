@@ -59,7 +59,7 @@ from ..io import load_spec_file
 class MTPSpec(BaseModel):
     """Multi-token prediction (speculative decoding): draft tokens per step and their acceptance rate (0-1)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     draft_tokens: NonNegInt = 1
     acceptance: FiniteFloat = Field(ge=0.0, le=1.0)
 
@@ -68,7 +68,7 @@ class ServingPart(BaseModel):
     """A serving file's workload: phase, input / output / context lengths (tokens), batch, precisions
     (weights, experts, KV cache), MTP, expert imbalance and maximum batch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     phase: Literal["prefill", "decode", "both"] = "both"
     input_len: SeqLen
     output_len: SeqLen = 1
@@ -99,7 +99,7 @@ class ServingPart(BaseModel):
 class LatencyPart(BaseModel):
     """Latency bounds: time per output token and time to first token, in ms."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     tpot_ms: PosFloat | None = None
     ttft_ms: PosFloat | None = None
 
@@ -107,7 +107,7 @@ class LatencyPart(BaseModel):
 class ServePlanPart(BaseModel):
     """A fixed serving plan: any of tp, pp, ep, dp (unset ones are searched)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     tp: PosInt | None = None
     pp: PosInt | None = None
     ep: PosInt | None = None
@@ -118,7 +118,7 @@ class ServeReported(BaseModel):
     """A published serving measurement: tokens/s per chip (decode, prefill, output), TPOT and TTFT (ms),
     with its source, software stack and notes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     decode_tokens_per_s_per_chip: NonNegFloat | None = None
     prefill_tokens_per_s_per_chip: NonNegFloat | None = None
     output_tokens_per_s_per_chip: NonNegFloat | None = None
@@ -136,11 +136,13 @@ class ServingFile(SpecHead):
     """A serving (inference) spec file: model, system and chips, workload, uncertain inputs, latency bounds,
     fixed plan and, for validation points, the reported figures."""
 
+    model_config = ConfigDict(extra="forbid", defer_build=True)   # built on first use, not at import
+
     chips: Chips | None = None
     serving: ServingPart
     uncertain: dict[str, tuple[FiniteFloat, FiniteFloat]] = {}
-    latency: LatencyPart = LatencyPart()
-    plan: ServePlanPart = ServePlanPart()
+    latency: LatencyPart = Field(default_factory=LatencyPart)
+    plan: ServePlanPart = Field(default_factory=ServePlanPart)
     reported: ServeReported | None = None
     notes: str | None = None
 

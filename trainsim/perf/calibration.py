@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load, sourced_values
+from ..yamlload import load_data, safe_load, sourced_values
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _parse(entry: dict, where: str) -> dict:
 @lru_cache(maxsize=2)
 def _data_doc(name: str) -> dict:
     """The parsed ``perf/data/<name>`` (constants.yaml or calibration.yaml), read once per process."""
-    return safe_load(resources.files("trainsim.perf").joinpath(f"data/{name}").read_text()) or {}
+    return load_data(resources.files("trainsim.perf").joinpath(f"data/{name}").read_text()) or {}   # JSON cache
 
 
 def _constants() -> tuple[dict, dict]:

@@ -68,7 +68,7 @@ from ..spec import PlanSpec
 class ClusterPart(BaseModel):
     """A named cluster of a post-training file: its system (catalog id or inline) and chips."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     system: str | dict[str, Any]
     chips: Chips
 
@@ -76,7 +76,7 @@ class ClusterPart(BaseModel):
 class LinkPart(BaseModel):
     """A link between two clusters: bandwidth (bytes/s each direction) and latency (s), with units accepted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     between: tuple[str, str] | None = None
     bandwidth: float | str
     latency: float | str = 0.0
@@ -102,7 +102,7 @@ class StudentPart(BaseModel):
     """The student model: its training cluster, where and how its rollouts run (cluster, chips, precision,
     tp, memory share) and an optional fixed training plan."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     model: str | dict[str, Any]
     cluster: str
     rollout_cluster: str | None = None
@@ -124,7 +124,7 @@ class StudentPart(BaseModel):
 
 class RLReported(BaseModel):
     """A published step time (validation/rl/): seconds per step, where from, on which stack."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     step_time_s: float = Field(gt=0)
     source: str = ""
     stack: str = ""
@@ -134,7 +134,7 @@ class RLReported(BaseModel):
 class TeacherPart(BaseModel):
     """A teacher model: its cluster, the share of prompts (its domain) it scores and its precision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = ""
     model: str | dict[str, Any]
     cluster: str
@@ -146,7 +146,7 @@ class StepPart(BaseModel):
     """One post-training step: prompts, samples per prompt, prompt and rollout lengths (tokens), tail factor,
     steps, sync or async mode, logprobs sent, weight-sync interval, extra forward passes, checkpoint shipping."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     prompts: PosInt
     samples_per_prompt: PosInt = 1
     prompt_len: PosInt
@@ -185,7 +185,7 @@ class PostTrainFile(BaseModel):
     """A post-training (RL or on-policy distillation) spec file: clusters, links, student, teachers, step,
     and for validation points the reported figures."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = ""
     kind: Literal["rl", "opd"] = "opd"
     clusters: dict[str, ClusterPart]

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from ..numfmt import count as _count, is_money_key, money as _money, label as _label
+from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
 from ..catalog.describe import fmt as _fmt
-from ..sweep.summary import format_value, short_name
 
 GIB = 2**30
 
@@ -126,7 +125,6 @@ def value(x: Any) -> str:
         if a == 0:
             return "0"
         if a >= 1e4:   # one number format everywhere (trainsim.numfmt): 29.2M, 4.52M
-
             return _count(x)
         if a < 1e-3:
             return f"{x:.3g}"
@@ -188,10 +186,10 @@ def catalog_value(x: float | None, dim: str) -> str:
 
 
 def sweep_value(col: str, x: Any) -> str:
-    """A sweep column's value as the summary prints it (:func:`trainsim.sweep.summary.format_value`)."""
-    return format_value(col, x)
+    """A sweep column's value as the summary prints it (:func:`trainsim.numfmt.axis_value`)."""
+    return axis_value(col, x)
 
 
 def sweep_column(col: str) -> str:
-    """A sweep column's short name (:func:`trainsim.sweep.summary.short_name`)."""
-    return short_name(col)
+    """A sweep column's short name (:func:`trainsim.numfmt.axis_name`)."""
+    return axis_name(col)

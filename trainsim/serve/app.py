@@ -22,6 +22,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import api
+
+from ..api import reports, scenarios
 from ..api import TrainsimError
 from . import inputs as I
 from ..report import fmt
@@ -53,7 +55,7 @@ def json_response(obj, status: int = 200) -> Response:
 
 
 def _trim_cache() -> None:
-    api.trim_cache(CACHE_LIMIT)
+    scenarios.trim_cache(CACHE_LIMIT)
 
 
 def _usd(x) -> str:
@@ -96,7 +98,7 @@ def do_plan(body) -> dict:
     """POST /api/plan: the best plan of the request's run, its display rows and the spec it became."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    ans = api.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
+    ans = scenarios.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
     d = ans.to_dict()
     return {"answer": d, "display": display(d), "spec": doc}
 
@@ -107,8 +109,8 @@ def do_whatif(body) -> dict:
     nom_req = req.model_copy(update={"edits": req.nominal_edits, "failure_rate": None})
     run0, doc0 = I.parse_request_run(nom_req)
     run1, doc1 = I.parse_request_run(req)
-    a0 = api.plan(run0, top=1, framework=run_framework(run0), assumptions=I.assumptions_for(None))
-    a1 = api.plan(run1, top=1, framework=run_framework(run1), assumptions=I.assumptions_for(req.failure_rate))
+    a0 = scenarios.plan(run0, top=1, framework=run_framework(run0), assumptions=I.assumptions_for(None))
+    a1 = scenarios.plan(run1, top=1, framework=run_framework(run1), assumptions=I.assumptions_for(req.failure_rate))
     d0, d1 = a0.to_dict(), a1.to_dict()
     return {"nominal": d0, "current": d1, "nominal_display": display(d0), "display": display(d1), "spec": doc1,
             "nominal_spec": doc0}
@@ -118,7 +120,7 @@ def do_size(body) -> dict:
     """POST /api/size: the systems (or chips) the request's run needs to finish in ``days``."""
     req = I.validate(I.SizeRequest, body)
     run, doc = I.parse_request_run(req)
-    res = api.size(run, req.days, unit=req.unit, failures=req.failures,
+    res = scenarios.size(run, req.days, unit=req.unit, failures=req.failures,
                    assumptions=I.assumptions_for(req.failure_rate))
     return {"answer": res.to_dict(), "spec": doc}
 
@@ -132,7 +134,7 @@ def do_capacity(body) -> dict:
     sysdoc = I.system_doc(req.system, req.edits)
     unit = int(req.edits.scale_up_size or s.scale_up_size)
     chips = req.chips or req.units * unit
-    res = api.capacity(sysdoc, chips, req.days, family=req.family, precision=req.precision,
+    res = scenarios.capacity(sysdoc, chips, req.days, family=req.family, precision=req.precision,
                        failures=req.failures, assumptions=I.assumptions_for(req.failure_rate))
     return {"answer": res.to_dict(), "system": sysdoc, "chips": chips}
 
@@ -141,7 +143,7 @@ def do_sensitivity(body) -> dict:
     """POST /api/sensitivity: the run's throughput with each parameter scaled by each factor."""
     req = I.validate(I.SensitivityRequest, body)
     run, doc = I.parse_request_run(req)
-    return {"answer": api.sensitivity(run, req.params, req.factors).to_dict(), "spec": doc}
+    return {"answer": scenarios.sensitivity(run, req.params, req.factors).to_dict(), "spec": doc}
 
 
 def do_spec_yaml(body) -> str:
@@ -159,7 +161,7 @@ def do_report(body) -> str:
     """POST /api/report: the run report of the request's run as HTML."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    return api.report(run, spec_source="trainsim serve", top=req.top).html
+    return reports.report(run, spec_source="trainsim serve", top=req.top).html
 
 
 WORK = {"plan": do_plan, "whatif": do_whatif, "size": do_size, "capacity": do_capacity,

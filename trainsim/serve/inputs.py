@@ -41,7 +41,7 @@ CHIP_EDITS = ("hbm_bytes", "hbm_bw", "bf16_flops", "fp8_flops")
 class Edits(BaseModel):
     """Values the page changed (SI units: bytes, bytes/s, FLOP/s, USD); None = the catalog's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     scale_up_size: int | None = Field(None, gt=0, le=MAX_CHIPS)
     scale_up_bw: float | None = Field(None, gt=0)
     scale_out_bw: float | None = Field(None, gt=0)
@@ -55,7 +55,7 @@ class Edits(BaseModel):
 class RunRequest(BaseModel):
     """The run of the page: a run-spec mapping whose ``system`` is a catalog id, plus the edits of that system."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     spec: dict[str, Any]
     edits: Edits = Edits()
     fix: str = Field("", max_length=400)
@@ -84,7 +84,7 @@ class SizeRequest(RunRequest):
 class CapacityRequest(BaseModel):
     """A capacity question: a system with edits, units or chips, days, model family and precision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     system: str
     edits: Edits = Edits()
     units: int = Field(0, ge=0)
