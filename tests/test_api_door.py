@@ -1,5 +1,5 @@
 """``trainsim.api`` is the only door (issue 12 item 2): the CLI imports nothing from trainsim but ``trainsim.api``,
-``trainsim.report`` (rendering) and its own modules, and the explorer's request handlers (``serve/app.py``) the
+``trainsim.report`` (rendering) and its own modules, and every module of the explorer (``serve/``, handlers and option lists) the
 same plus the explorer's own modules. Checked on the source with ``ast`` (every import, module top or inside a
 function), so a new command that reaches into the engine fails here."""
 from __future__ import annotations
@@ -69,12 +69,17 @@ def test_cli_imports_only_api_and_report(path):
     assert not bad, "; ".join(bad)
 
 
-def test_explorer_handlers_use_the_api():
-    path = PKG / "serve" / "app.py"
-    bad = [f"app.py:{line} imports {mod}" for line, mod in imported_modules(path)
+@pytest.mark.parametrize("path", sorted((PKG / "serve").glob("*.py")), ids=lambda p: p.name)
+def test_explorer_imports_only_api_and_report(path):
+    """Every module of the explorer (its request handlers and its option lists, serve/inputs.py) reaches the
+    engine and the catalog only through trainsim.api, as the CLI does."""
+    bad = [f"{path.name}:{line} imports {mod}" for line, mod in imported_modules(path)
            if not _allowed(mod, "trainsim.serve")]
     assert not bad, "; ".join(bad)
-    assert "trainsim.api" in {m for _, m in imported_modules(path)}
+
+
+def test_explorer_handlers_use_the_api():
+    assert "trainsim.api" in {m for _, m in imported_modules(PKG / "serve" / "app.py")}
 
 
 DOORS = {"estimate": api, "plan": scenarios, "size": scenarios, "capacity": scenarios, "sensitivity": scenarios,

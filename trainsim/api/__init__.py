@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import NoPlanError, TrainsimError
+from ..errors import NoPlanError, TrainsimError, from_validation
 from ..estimate import Estimate
 from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
@@ -31,12 +31,13 @@ from ..spec import PlanSpec, Run, load_run, parse_run
 from ..errors import unknown
 from ..emit import emit_args
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit
+from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..alternatives import alternatives
-from ..catalog.load import get_system
+from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
 from ..io import check_output_path as _check_output_path, load_spec_file
 from ..report.tabular import flatten
-from ..model.load import model_ids, official_counts, resolve_model
+from ..model.load import list_models, model_ids, official_counts, resolve_model
 from ..model.summary import model_summary
 from ..catalog import describe as catalog_describe
 from .._version import __version__
@@ -324,10 +325,56 @@ def version() -> str:
     return __version__
 
 
+# ---------------------------------------------------------------- what a front end offers (the explorer's option
+# lists): the catalog's systems with each value's source, its models, the software-stack profiles
+
+
+def systems() -> dict:
+    """The catalog's systems, id -> :class:`~trainsim.catalog.types.System`."""
+    return _systems()
+
+
+def describe_system(system_id: str) -> dict[str, Any]:
+    """One catalog system's fields, each with its value, source and confidence
+    (:func:`trainsim.catalog.describe.describe_system`)."""
+    return catalog_describe.describe_system(system_id)
+
+
+def describe_chip(chip_id: str) -> dict[str, Any]:
+    """One catalog chip's fields with sources (:func:`trainsim.catalog.describe.describe_chip`)."""
+    return catalog_describe.describe_chip(chip_id)
+
+
+def models() -> list[dict[str, Any]]:
+    """The catalog's models (:func:`trainsim.model.load.list_models`)."""
+    return list_models()
+
+
+def stacks() -> dict[str, dict]:
+    """The software-stack profiles (``framework_schedules.yaml``), id -> what the stack offers, with sources."""
+    return frameworks()
+
+
+def stack(choice: str, field: str = "framework") -> str:
+    """A profile id from a stack or emitter name (one-line error with close matches otherwise)."""
+    return resolve_choice(choice, field=field)
+
+
+def default_stack() -> str:
+    """The profile a run without ``framework:`` gets."""
+    return default_framework()
+
+
+def stack_emitter(stack_id: str) -> str | None:
+    """The flag emitter of a software stack (megatron, mindspeed, torchtitan), or None."""
+    return emitter_for(stack_id)
+
+
 __all__ += ["Answer", "ErrorTable", "CheckResult",
             "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "differing_inputs", "compare",
             "model", "catalog", "describe", "serve_settings", "framework_of",
-            "system", "version"]
+            "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",
+            "default_stack", "stack_emitter", "from_validation"]
 
 
 def plan_against(best, reference: str):

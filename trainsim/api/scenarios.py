@@ -237,3 +237,12 @@ def trim_cache(limit: int) -> None:
     entries (bounded memory for a long-running explorer)."""
     if len(common._CACHE) > limit:
         common.clear_cache()
+
+
+def assumptions(failure_rate: float | None = None) -> Assumptions:
+    """The scenario assumptions (failure rate, checkpointing, prices), with ``interruptions_per_chip_hour`` set to
+    ``failure_rate`` when given (the explorer's failure-rate slider)."""
+    a = Assumptions()
+    if failure_rate is not None:
+        a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
+    return a

@@ -22,9 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import api
-
-from ..api import reports, scenarios
-from ..api import TrainsimError
+from ..api import TrainsimError, reports, scenarios
 from . import inputs as I
 from ..report import fmt
 
@@ -59,9 +57,8 @@ def _trim_cache() -> None:
 
 
 def _usd(x) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"${x / 1e6:,.1f}M" if abs(x) >= 1e6 else f"${x:,.0f}"
+    """Dollars as every trainsim output prints them (:func:`trainsim.report.fmt.money`); ``n/a`` when unknown."""
+    return "n/a" if x is None or not math.isfinite(x) else fmt.money(x)
 
 
 def display(d: dict) -> dict:
@@ -78,12 +75,20 @@ def display(d: dict) -> dict:
     if eco:
         e = nom("energy_mwh")
         out.update(effective_days=fmt.days(eco.get("effective_days")), goodput=fmt.pct(eco.get("goodput") or 0.0),
-                   energy_mwh="n/a" if e is None else f"{e:,.0f} MWh", cost_capex_usd=_usd(nom("cost_capex_usd")),
+                   energy_mwh="n/a" if e is None else fmt.quantity(e, "MWh"), cost_capex_usd=_usd(nom("cost_capex_usd")),
                    cost_rental_usd=_usd(nom("cost_rental_usd")))
     ve = d.get("validation_error")
     if ve:
         out["validation_error"] = fmt.pct(ve["median_abs_error"])
+    out["plans"] = [plan_row(p) for p in [d] + list(d.get("runners_up") or [])]   # the best plan, then runners-up
     return out
+
+
+def plan_row(p: dict) -> dict:
+    """One row of the page's plan table, formatted by :mod:`trainsim.report.fmt` (the page formats nothing)."""
+    return {"plan": fmt.plan(p["plan"]), "step_time_s": fmt.step_time(p["step_time_s"]), "mfu": fmt.pct(p["mfu"]),
+            "tokens_per_s_per_chip": fmt.tokens_per_s(p["tokens_per_s_per_chip"]),
+            "memory_per_chip_bytes": fmt.gib(p["memory_per_chip_bytes"])}
 
 
 # ---------------------------------------------------------------- the work (runs in a worker thread)
@@ -98,7 +103,8 @@ def do_plan(body) -> dict:
     """POST /api/plan: the best plan of the request's run, its display rows and the spec it became."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    ans = scenarios.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
+    ans = scenarios.plan(run, top=req.top, framework=run_framework(run),
+                         assumptions=I.assumptions_for(req.failure_rate))
     d = ans.to_dict()
     return {"answer": d, "display": display(d), "spec": doc}
 
@@ -121,8 +127,10 @@ def do_size(body) -> dict:
     req = I.validate(I.SizeRequest, body)
     run, doc = I.parse_request_run(req)
     res = scenarios.size(run, req.days, unit=req.unit, failures=req.failures,
-                   assumptions=I.assumptions_for(req.failure_rate))
-    return {"answer": res.to_dict(), "spec": doc}
+                         assumptions=I.assumptions_for(req.failure_rate))
+    a = res.to_dict()
+    best = a.get("best_plan")
+    return {"answer": a, "spec": doc, "display": {"best_plan": fmt.plan(best["plan"]) if best else None}}
 
 
 def do_capacity(body) -> dict:
@@ -135,7 +143,7 @@ def do_capacity(body) -> dict:
     unit = int(req.edits.scale_up_size or s.scale_up_size)
     chips = req.chips or req.units * unit
     res = scenarios.capacity(sysdoc, chips, req.days, family=req.family, precision=req.precision,
-                       failures=req.failures, assumptions=I.assumptions_for(req.failure_rate))
+                             failures=req.failures, assumptions=I.assumptions_for(req.failure_rate))
     return {"answer": res.to_dict(), "system": sysdoc, "chips": chips}
 
 

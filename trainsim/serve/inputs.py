@@ -14,15 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..api import MAX_CHIPS, MAX_SWEEP_POINTS
-from ..errors import TrainsimError, from_validation
-from ..catalog.load import get_system, systems
-from ..frameworks import resolve_choice, default_framework, emitter_for, frameworks
-from ..api import parse_fix
-from ..spec import PlanSpec, parse_run
-from ..scenario.assumptions import Assumptions
-from ..catalog import describe as d
-from ..model.load import list_models
+from .. import api
+from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
+from ..api import scenarios
 
 #: editable system fields: key -> (label, display unit, SI per display unit)
 EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
@@ -120,7 +114,7 @@ def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
     """The run spec's ``system:`` value for catalog system ``system_id`` with ``edits``: the id itself when
     nothing changed, else the inline ``base:`` form with every changed number (levels, power and price given
     explicitly so that a replaced chip changes nothing else)."""
-    s = get_system(system_id, field="system")
+    s = api.system(system_id, field="system")
     e = {k: v for k, v in (edits or Edits()).model_dump().items() if v is not None}
     if not e:
         return system_id
@@ -168,7 +162,7 @@ def spec_doc(req: RunRequest) -> dict:
         raise TrainsimError(f"expected a catalog system id, got {sysv!r}", field="system", where="request")
     spec["system"] = system_doc(sysv, req.edits)
     if req.framework:
-        fw = resolve_choice(req.framework)
+        fw = api.stack(req.framework)
         if spec.get("framework") not in (None, fw):
             raise TrainsimError(f"the spec says framework {spec['framework']}, the framework input {fw}",
                                 field="framework", where="request")
@@ -190,10 +184,7 @@ def parse_request_run(req: RunRequest):
 
 def assumptions_for(failure_rate: float | None):
     """The scenario assumptions, with ``interruptions_per_chip_hour`` set to ``failure_rate`` when given."""
-    a = Assumptions()
-    if failure_rate is not None:
-        a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
-    return a
+    return scenarios.assumptions(failure_rate)
 
 
 def spec_yaml(doc: dict, comment: str = "") -> str:
@@ -223,13 +214,13 @@ def catalog() -> dict:
     models = [{"id": k, "name": k, "source": v["source"], "preset": True, "model": v["model"]}
               for k, v in presets()["models"].items()]
     models += [{"id": m["id"], "name": m["name"], "source": "catalog models.yaml", "preset": False}
-               for m in list_models() if m.get("family")]
+               for m in api.models() if m.get("family")]
     out_sys = []
-    for sid, s in systems().items():
+    for sid, s in api.systems().items():
         if not s.chip.usable:
             continue
-        fields = {f["field"]: f for f in d.describe_system(sid)["fields"]}
-        cfields = {f["field"]: f for f in d.describe_chip(s.chip.id)["fields"]} if s.chip.id else {}
+        fields = {f["field"]: f for f in api.describe_system(sid)["fields"]}
+        cfields = {f["field"]: f for f in api.describe_chip(s.chip.id)["fields"]} if s.chip.id else {}
         vals = {"scale_up_size": s.scale_up_size, "scale_up_bw": s.levels[0].bw, "scale_out_bw": s.levels[1].bw,
                 "hbm_bytes": s.chip.hbm_bytes, "hbm_bw": s.chip.hbm_bw, "bf16_flops": s.chip.flops("bf16"),
                 "fp8_flops": s.chip.peak_flops.get("fp8"), "price_per_chip_usd": s.price_per_chip_usd}
@@ -240,12 +231,12 @@ def catalog() -> dict:
                        "confidence": f.get("confidence") if f else None, "note": f.get("note", "") if f else ""}
         out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
                         "values": vals, "sources": srcs})
-    a = Assumptions().get("interruptions_per_chip_hour")
+    a = scenarios.assumptions().get("interruptions_per_chip_hour")
 
-    fws = [{"id": k, "emitter": emitter_for(k), "schedules": v["schedules"], "zero": v["zero"],
+    fws = [{"id": k, "emitter": api.stack_emitter(k), "schedules": v["schedules"], "zero": v["zero"],
             "recompute": v["recompute"], "expert_parallel": v["expert_parallel"],
-            "context_parallel": v["context_parallel"], "source": v.get("source", "")} for k, v in frameworks().items()]
-    return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": default_framework(), "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]}
-                                                             for k, v in EDIT_FIELDS.items()},
+            "context_parallel": v["context_parallel"], "source": v.get("source", "")} for k, v in api.stacks().items()]
+    return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": api.default_stack(),
+            "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]} for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
             "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS}}
