@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..catalog.types import System
+from ..catalog.types import Chip, System
 from ..model.arch import Arch
 from .calibration import Calib
 
@@ -66,7 +66,7 @@ class StepContext:
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
 
     @property
-    def chip(self):
+    def chip(self) -> Chip:
         """The system's chip."""
         return self.system.chip
 
