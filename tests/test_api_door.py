@@ -1,5 +1,5 @@
 """``trainsim.api`` is the only door (issue 12 item 2): the CLI imports nothing from trainsim but ``trainsim.api``,
-``trainsim.report`` (rendering) and its own modules, and the explorer's request handlers (``serve/app.py``) the
+``trainsim.report`` (rendering) and its own modules, and every module of the explorer (``serve/``, handlers and option lists) the
 same plus the explorer's own modules. Checked on the source with ``ast`` (every import, module top or inside a
 function), so a new command that reaches into the engine fails here."""
 from __future__ import annotations
@@ -7,9 +7,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import subprocess
+import sys
+
 import pytest
 
 import trainsim
+from trainsim import api
+from trainsim.api import checks, posttraining, reports, scenarios, serving, sweeps, validation
 
 PKG = Path(trainsim.__file__).parent
 
@@ -64,22 +69,42 @@ def test_cli_imports_only_api_and_report(path):
     assert not bad, "; ".join(bad)
 
 
-def test_explorer_handlers_use_the_api():
-    path = PKG / "serve" / "app.py"
-    bad = [f"app.py:{line} imports {mod}" for line, mod in imported_modules(path)
+@pytest.mark.parametrize("path", sorted((PKG / "serve").glob("*.py")), ids=lambda p: p.name)
+def test_explorer_imports_only_api_and_report(path):
+    """Every module of the explorer (its request handlers and its option lists, serve/inputs.py) reaches the
+    engine and the catalog only through trainsim.api, as the CLI does."""
+    bad = [f"{path.name}:{line} imports {mod}" for line, mod in imported_modules(path)
            if not _allowed(mod, "trainsim.serve")]
     assert not bad, "; ".join(bad)
-    assert "trainsim.api" in {m for _, m in imported_modules(path)}
+
+
+def test_explorer_handlers_use_the_api():
+    assert "trainsim.api" in {m for _, m in imported_modules(PKG / "serve" / "app.py")}
+
+
+DOORS = {"estimate": api, "plan": scenarios, "size": scenarios, "capacity": scenarios, "sensitivity": scenarios,
+         "infer": serving, "posttrain": posttraining, "validate": validation, "scenario": scenarios,
+         "sweep": sweeps, "report": reports, "compare": api, "check": checks, "search_plans": api}
 
 
 def test_every_command_has_an_api_door():
-    """Each command of the issue's list has a function in trainsim.api whose result has to_dict()."""
-    from trainsim import api
+    """Each command of the issue's list has a function in trainsim.api (the core door) or in its module for that
+    domain (trainsim.api.scenarios, .serving, ...), documented."""
+    for name, module in DOORS.items():
+        assert module.__name__.startswith("trainsim.api"), name
+        assert callable(getattr(module, name)), name
+        assert getattr(module, name).__doc__, name
 
-    for name in ("estimate", "plan", "size", "capacity", "sensitivity", "infer", "posttrain", "validate",
-                 "scenario", "sweep", "report", "compare", "check"):
-        assert callable(getattr(api, name)), name
-        assert getattr(api, name).__doc__, name
+
+def test_the_core_door_loads_no_domain_module():
+    """``trainsim plan`` and ``trainsim estimate`` import only the core door: no scenario, serving,
+    post-training, sweep or report-building module, and neither rich nor matplotlib (start-up time)."""
+    code = ("import sys, trainsim.api, trainsim.cli.plan_cmd, trainsim.cli.estimate_cmd; print(' '.join(sorted("
+            "m for m in sys.modules if m.startswith(('trainsim.scenario.', 'trainsim.inference', 'trainsim.posttrain',"
+            " 'trainsim.sweep', 'trainsim.validate', 'trainsim.api.', 'trainsim.report.build', 'rich', "
+            "'matplotlib')))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["trainsim.scenario.assumptions"], out   # run_cost's default prices (KNOWN_UPWARD)
 
 
 RUN = {"name": "t", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 16,
@@ -97,7 +122,7 @@ def test_specs_as_paths_or_mappings(tmp_path):
     a, b = api.estimate(RUN), api.estimate(p)
     assert a.step_time_s == b.step_time_s and a.plan == b.plan
     assert api.estimate_run(p).to_dict()["step_time_s"] == b.step_time_s
-    res = api.check(p).to_dict()
+    res = checks.check(p).to_dict()
     assert res["kind"] == "run" and res["ok"] is True and "tp=8" in res["resolved"]["plan fixed"]
 
 
@@ -107,15 +132,15 @@ def test_argument_checks_moved_behind_the_api_keep_the_cli_lines(tmp_path):
     from trainsim import api
 
     with pytest.raises(api.TrainsimError, match=r"^--days: expected a positive number of days below 10\^6, got -1$"):
-        api.size(RUN, -1, names=api.CLI_NAMES)
+        scenarios.size(RUN, -1, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^days: expected a positive number of days"):
-        api.size(RUN, -1)
+        scenarios.size(RUN, -1)
     with pytest.raises(api.TrainsimError, match=r"^--unit: expected system or chip, got 'pod'$"):
-        api.size(RUN, 10, unit="pod", names=api.CLI_NAMES)
+        scenarios.size(RUN, 10, unit="pod", names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^--units: give exactly one of --units or --chips$"):
-        api.capacity("hgx-h800", 8, 30, units=2, names=api.CLI_NAMES)
+        scenarios.capacity("hgx-h800", 8, 30, units=2, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^--precision: expected bf16 or fp8, got 'fp4'$"):
-        api.capacity("hgx-h800", 8, 30, precision="fp4", names=api.CLI_NAMES)
+        scenarios.capacity("hgx-h800", 8, 30, precision="fp4", names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^--pue: expected a number >= 1, got 0.5$"):
         api.cost_inputs(pue=0.5, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^RUNS: expected two or more run specs, got 1$"):

@@ -224,7 +224,7 @@ def test_scenario_report_and_html_folder(tmp_path):
     scenario FILE --html DIR`` writes the report plus an index page, and --json keeps stdout machine-readable."""
     sc = tmp_path / "T1.yaml"
     sc.write_text(SCENARIO)
-    from trainsim.report import build_report
+    from trainsim.report.build import build_report
 
     site = trainsim("scenario", str(sc), "--json", "--html", str(tmp_path / "site"), "--jobs", "1")
     html = build_report(sc, with_scaling=False, with_sensitivity=False).html

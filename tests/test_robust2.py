@@ -224,7 +224,7 @@ def test_write_site_replaces_pages_only_with_force_and_never_through_a_symlink(t
     from trainsim.report import site
     from trainsim.report.page import Report
 
-    monkeypatch.setattr("trainsim.report.scenario_report.build_scenario_report",
+    monkeypatch.setattr("trainsim.report.site.build_scenario_report",
                         lambda r, with_run=True: Report(title="t", html="<html>new</html>", data={}, charts={}),
                         raising=True)
     out = tmp_path / "site"

@@ -268,3 +268,19 @@ def test_framework_input_conflicting_with_the_spec_is_one_line(url):
     assert status == 400
     msg = json.loads(text)["error"]
     assert "\n" not in msg and "framework" in msg and "torchtitan-2024" in msg
+
+
+def test_the_page_formats_no_plan_itself():
+    """One formatting layer: the server sends the plan table's rows as text (trainsim.report.fmt, as the terminal
+    prints them) and the page's script has no plan formatter of its own."""
+    from importlib import resources
+
+    js = resources.files("trainsim.serve").joinpath("static/app.js").read_text()
+    assert "micro_batch" not in js and "fmt.plan" not in js
+    plan = {"tp": 8, "pp": 2, "vpp": 1, "dp": 4, "ep": 1, "etp": 1, "cp": 1, "zero": 1, "recompute": "none",
+            "micro_batch": 2, "schedule": "1f1b"}
+    row = serve_app.plan_row({"plan": plan, "step_time_s": 1.23456, "mfu": 0.4123,
+                              "tokens_per_s_per_chip": 3960.24, "memory_per_chip_bytes": 68.7 * 2**30})
+    assert row == {"plan": "tp=8 pp=2 vpp=1 dp=4 ep=1 etp=1 cp=1 zero=1 recompute=none micro_batch=2 schedule=1f1b",
+                   "step_time_s": "1.235 s", "mfu": "41.2%", "tokens_per_s_per_chip": "3,960.2",
+                   "memory_per_chip_bytes": "68.7 GiB"}

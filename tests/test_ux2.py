@@ -176,9 +176,9 @@ def _result(i: int, cls: str = "supported") -> dict:
 
 
 def test_scenario_all_prints_the_summary_first_and_details_only_with_detail(monkeypatch):
-    import trainsim.scenario.run as srun
+    from trainsim.api import scenarios   # the door `trainsim scenario --all` calls
 
-    monkeypatch.setattr(srun, "run_all", lambda folder=None, jobs=None: [_result(1), _result(2, "depends on X")])
+    monkeypatch.setattr(scenarios, "run_all", lambda folder=None, jobs=None: [_result(1), _result(2, "depends on X")])
     short = invoke("scenario", "--all", "-q")
     assert short.exit_code == 0, short.output
     out = short.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .spec import PlanSpec, Run
+from .search import search
 
 MAX_CHIP_PROBES = 8          # chip counts tried (each a plan search)
 WIDE_BATCH_TOLERANCE = 0.25  # how far the batch alternative may move the batch
@@ -45,8 +46,6 @@ def nearby_chip_counts(chips: int, domain: int) -> list[int]:
 
 def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None) -> list[dict]:
     """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits."""
-    from .search import search
-
     fixed = fixed if fixed is not None else run.plan
     out: list[dict] = []
 

@@ -20,6 +20,7 @@ Formulas (SI inside; money in USD):
 failures are counted ("without failures", or the goodput model by name).
 """
 from __future__ import annotations
+from .scenario.assumptions import Assumptions
 
 HOURS_PER_YEAR = 8766.0   # 365.25 days
 WITHOUT_FAILURES = "without failures"
@@ -112,7 +113,6 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
     """
     if est.days is None:
         return None
-    from .scenario.assumptions import Assumptions
 
     a = assumptions or Assumptions()
     run = est.run

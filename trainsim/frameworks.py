@@ -6,17 +6,18 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-import yaml
+from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
+from .errors import unknown
 
 
 @lru_cache(maxsize=1)
 def _doc() -> dict:
     """The profiles, each schedule name checked against the schedule registry (:mod:`trainsim.parallel.schedules`)."""
     text = resources.files("trainsim.catalog").joinpath("data/framework_schedules.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text)
+    doc = load_data(text)   # libyaml, through the JSON cache of packaged data files
     for fw, prof in doc["frameworks"].items():
         for s in prof["schedules"]:
             if s not in SCHEDULES:
@@ -41,8 +42,6 @@ def profile(fw: str, field: str = "--framework") -> dict:
     """The profile of framework ``fw``; an unknown id is an error naming ``field`` and the known ids."""
     fws = frameworks()
     if fw not in fws:
-        from .errors import unknown
-
         raise unknown("framework", fw, fws, field=field)
     return fws[fw]
 

@@ -91,3 +91,40 @@ def is_money_key(key: str) -> bool:
     """Whether a result key holds an amount of money (``*_usd``, ``usd_*``, ``cost*``, ``*price``)."""
     k = key.lower()
     return k.endswith("_usd") or "usd_" in k or k.startswith("cost") or k.endswith("price")
+
+
+# ---------------------------------------------------------------- sweep axes (columns and values of a sweep)
+
+
+def axis_label(v) -> str:
+    """A sweep axis value as a short label (3 significant digits; ``-`` for None)."""
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return "-" if v is None else str(v)
+
+
+def axis_name(col: str) -> str:
+    """A column name without its ``system.``, ``training.``, ``model.`` ... prefix."""
+    for prefix in ("system.chip.", "system.", "training.", "model.", "assumptions."):
+        if col.startswith(prefix):
+            return col[len(prefix):]
+    return col
+
+
+def axis_value(col: str, x) -> str:
+    """An axis value in the unit a person reads (the file holds SI numbers)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return axis_label(x)
+    if col.endswith("_scale"):
+        return f"x{x:g}"
+    if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
+        return f"{x / 1e9:,.4g} GB/s"
+    if col.endswith("hbm_bytes"):
+        return f"{x / 1e9:,.4g} GB"
+    if col.endswith("latency"):
+        return f"{x * 1e6:.3g} us"
+    if col.endswith("peak_flops"):
+        return f"{x / 1e12:,.4g} TFLOP/s"
+    if col.endswith("tokens"):
+        return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
+    return axis_label(x)

@@ -27,6 +27,7 @@ from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
+from .errors import TrainsimError
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
@@ -172,8 +173,6 @@ class SearchResult:
         try:
             import pandas as pd
         except ModuleNotFoundError:
-            from .errors import TrainsimError
-
             raise TrainsimError("to_frame() needs pandas: pip install 'trainsim[frames]'") from None
         if all:
             df = pd.DataFrame(self.feasible_table())

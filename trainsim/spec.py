@@ -19,6 +19,11 @@ from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
 from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count
+from .catalog.resolve import resolve_system
+from .model.load import resolve_model
+from .frameworks import frameworks
+from .errors import unknown
+from .io import load_spec_file
 
 
 class TrainingSpec(BaseModel):
@@ -250,9 +255,6 @@ class Run:
 
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
     """Resolve a spec's ``model`` and ``system`` values; errors name the spec file."""
-    from .catalog.resolve import resolve_system
-    from .model.load import resolve_model
-
     try:
         return resolve_model(model, base_dir), resolve_system(system, base_dir)
     except TrainsimError as exc:
@@ -272,11 +274,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     except ValidationError as exc:
         raise from_validation(exc, where) from None
     if spec.framework is not None:
-        from .frameworks import frameworks
-
         if spec.framework not in frameworks():
-            from .errors import unknown
-
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
@@ -286,8 +284,6 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
 
 def load_run(path: str | Path) -> Run:
     """Load and resolve a run-spec YAML file (safe loader only)."""
-    from .io import load_spec_file
-
     path = Path(path)
     run = load_spec_file(path, parse_run, what="run spec")
     return Run(**{**run.__dict__, "path": path})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from .errors import TrainsimError
 
 try:
     from yaml import CSafeLoader as Loader
@@ -32,8 +33,6 @@ def safe_load(text: str) -> Any:
 def sourced_values(doc: dict | None, what: str, where: str) -> dict[str, Any]:
     """``{name: {value, source}}`` entries of a sourced data file as ``{name: value}``; an entry without a value
     or a source is a one-line error naming ``where`` (constants, search limits: every number carries its source)."""
-    from .errors import TrainsimError
-
     out = {}
     for k, v in (doc or {}).items():
         if not isinstance(v, dict) or "value" not in v or not v.get("source"):

@@ -20,7 +20,7 @@ import math
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import TrainsimError, unknown
 from ..units import GB, GIB, TERA, gbit_to_bytes_per_s, parse_count, parse_quantity
@@ -28,10 +28,8 @@ from ..yamlload import load_data
 from . import tables_cache
 from .topology import parse_topology
 from .types import Chip, NetLevel, Range, Sourced, System
-
-if TYPE_CHECKING:   # the pydantic schema is imported only when the files are validated (a cache miss)
-    from .schema import (ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile, SourcedValue,
-                         SystemEntry, SystemsFile)
+from .schema import (RANGE_FIELDS, ChipEntry, HardwareFile, HardwareSystemEntry, RangeEntry, RangesFile,
+                     SourcedValue, SystemEntry, SystemsFile)
 
 #: pseudo source id of arithmetic on other sourced values (the same string as :data:`.schema.DERIVED`)
 DERIVED = "derived"
@@ -64,24 +62,18 @@ def _validate(model, name: str):
 @lru_cache(maxsize=1)
 def hardware_file() -> HardwareFile:
     """hardware.yaml, validated (the verbatim research file)."""
-    from .schema import HardwareFile
-
     return _validate(HardwareFile, "hardware.yaml")
 
 
 @lru_cache(maxsize=1)
 def systems_file() -> SystemsFile:
     """systems.yaml, validated (numeric systems)."""
-    from .schema import SystemsFile
-
     return _validate(SystemsFile, "systems.yaml")
 
 
 @lru_cache(maxsize=1)
 def ranges_file() -> RangesFile:
     """ranges.yaml, validated (low / nominal / high)."""
-    from .schema import RangesFile
-
     return _validate(RangesFile, "ranges.yaml")
 
 
@@ -244,8 +236,6 @@ def _range_value(value, dim: str, field: str, where: str) -> float:
 def _ranges(owner: str, entries: dict[str, RangeEntry], current: dict[str, float | None], known: dict[str, str]
             ) -> tuple[dict[str, Range], dict[str, Sourced]]:
     """Parse the ranges of one chip/system; ``nominal`` must equal the catalog value ``current[field]``."""
-    from .schema import RANGE_FIELDS
-
     out: dict[str, Range] = {}
     src: dict[str, Sourced] = {}
     for field, r in entries.items():

@@ -32,6 +32,7 @@ from ..units import TERA, parse_count, parse_quantity
 from . import load
 from .topology import SWITCH, parse_topology
 from .types import Chip, NetLevel, Sourced, System
+from ..io import read_yaml
 
 #: default latency per message hop when a level gives none (assumptions: NVLink/UB/ICI 1-3 us, CM384 paper
 #: 1.2-1.9 us, Atlas 950 2.1 us; InfiniBand/RoCE 5-10 us; inter-site ~100-200 km of fibre)
@@ -151,8 +152,6 @@ def _load_file(value: str, base_dir, field: str) -> tuple[object, str]:
     path = Path(base_dir) / value if base_dir is not None else Path(value)
     if not path.is_file():
         raise TrainsimError(f"no system file {str(path)!r}", field=field)
-    from ..io import read_yaml
-
     data = read_yaml(path, what="system file")
     if isinstance(data, Mapping) and set(data) == {"system"}:
         data = data["system"]

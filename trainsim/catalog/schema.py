@@ -20,10 +20,14 @@ Confidence = Literal["high", "medium", "low"]
 DERIVED = "derived"
 
 
+# every model defers building its pydantic validator to its first use (defer_build): the files are validated
+# only when the catalog cache misses, so importing the schema costs class creation only
+
+
 class SourcedValue(BaseModel):
     """One sourced datum: ``value`` (number, text or null), ``source`` ids, ``confidence`` and a ``note``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     value: Any = None
     source: list[str] = Field(default_factory=list)
@@ -73,7 +77,7 @@ def _collect_extra(data: Any, known: set[str]) -> Any:
 class ChipEntry(BaseModel):
     """One chip of hardware.yaml. Numbers keep the research file's units (TFLOPS, GB, TB/s, GB/s, Gb/s, W, USD)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     vendor: str
@@ -102,7 +106,7 @@ class ChipEntry(BaseModel):
 class HardwareSystemEntry(BaseModel):
     """One (descriptive) system of hardware.yaml; the numeric view lives in systems.yaml."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -148,7 +152,8 @@ def _check_unique(ids: list[str], what: str) -> None:
 class HardwareFile(BaseModel):
     """hardware.yaml: ``meta``, ``sources`` (id -> citation), ``chips``, ``systems`` and research-only sections."""
 
-    model_config = ConfigDict(extra="allow")  # production_and_fleet, export_control_rules: narrative data
+    # production_and_fleet, export_control_rules: narrative data
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     meta: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, str]
@@ -169,7 +174,7 @@ class HardwareFile(BaseModel):
 class LevelEntry(BaseModel):
     """One network level: chips per domain (scale-up, inter-site), bandwidth per chip per direction, latency."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     size: StrictSourced | None = None
     bandwidth: StrictSourced
@@ -180,7 +185,7 @@ class LevelEntry(BaseModel):
 class SystemEntry(BaseModel):
     """One numeric system of systems.yaml. Bandwidths and latencies are strings with units ("450 GB/s", "2 us")."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -207,7 +212,7 @@ class SystemEntry(BaseModel):
 class SystemsFile(BaseModel):
     """systems.yaml: ``meta``, extra ``sources`` not in hardware.yaml, and ``systems``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     meta: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -238,7 +243,7 @@ SYSTEM_RANGE_FIELDS = ("scale_up_size", "scale_up_bw", "scale_up_latency", "scal
 class RangeEntry(BaseModel):
     """low / nominal / high (numbers in the base unit, or strings with units), why they differ, and from where."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     low: float | str
     nominal: float | str
@@ -251,7 +256,7 @@ class RangeEntry(BaseModel):
 class RangesFile(BaseModel):
     """ranges.yaml: ``chips`` and ``systems`` map an id to {field: RangeEntry}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     meta: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -286,7 +291,7 @@ class InlineChip(BaseModel):
     bytes/s or strings such as "3.35 TB/s" / "400 Gb/s". Values are parsed with units in the loader.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str
     bf16_tflops: float | str
@@ -305,7 +310,7 @@ class InlineChip(BaseModel):
 class InlineLevel(BaseModel):
     """An inline network level: ``{size?, bandwidth?, latency?}`` (values parsed with units in the loader)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     size: int | str | None = None
     bandwidth: float | str | None = None
@@ -315,7 +320,7 @@ class InlineLevel(BaseModel):
 class InlineSystem(BaseModel):
     """An inline system: ``{chip, scale_up, scale_out, inter_site?}`` or ``{base: SYSTEM_ID, ...overrides}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     base: str | None = None
     id: str | None = None

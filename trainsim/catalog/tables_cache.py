@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .topology import Topology
 from .types import Chip, NetLevel, Range, Sourced, System
+from ..yamlload import _cache_dir
 
 #: modules whose code decides what the tables hold (their source is part of the key)
 _CODE = ("catalog/tables_cache.py", "catalog/load.py", "catalog/schema.py", "catalog/types.py", "catalog/topology.py",
@@ -96,8 +97,6 @@ def decode(d: dict) -> dict:
 
 def cached(texts: list[bytes], build) -> dict:
     """The tables ``build()`` returns for catalog files ``texts``, from the cache when it holds them."""
-    from ..yamlload import _cache_dir
-
     try:
         path = _cache_dir() / f"catalog-{_key(texts)}.json"
     except OSError:

@@ -1,27 +1,25 @@
 """The ``trainsim`` command: typer app; every subcommand lives in its own module and only parses, calls the
 public API and renders. A :class:`TrainsimError` becomes one line on stderr and exit code 2; every other
-ending is decided in :mod:`.handler` (usage errors exit 2, bugs exit 3, never a traceback)."""
+ending is decided in :mod:`.handler` (usage errors exit 2, bugs exit 3, never a traceback).
+
+:func:`main` imports only the module of the subcommand it runs (:mod:`.application`'s table of command ->
+module, the CLI's one deferred import); ``trainsim.cli.app`` is the app with every command registered (for
+tests and embedding)."""
 from __future__ import annotations
 
 import sys
 
-from .application import app
-
-# subcommand modules register themselves on `app` when imported
-from . import catalog_cmd, model_cmd, estimate_cmd  # noqa: E402,F401
-
-for _optional in ("plan_cmd", "validate_cmd", "scenario_cmd", "infer_cmd", "report_cmd", "sweep_cmd",
-                  "size_cmd", "capacity_cmd", "sensitivity_cmd", "compare_cmd", "check_cmd", "version_cmd",
-                  "serve_cmd"):
-    try:  # modules arrive one issue at a time; a missing one is simply not offered
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while a module does not exist yet
-        if exc.name != f"{__name__}.{_optional}":
-            raise
+from .application import load_commands
+from .handler import run
 
 
 def main(argv: list[str] | None = None) -> None:
     """The console entry point: exit codes and one-line errors are decided in :mod:`trainsim.cli.handler`."""
-    from .handler import run
+    sys.exit(run(load_commands(sys.argv[1:] if argv is None else argv), argv))
 
-    sys.exit(run(app, argv))
+
+def __getattr__(name: str):
+    """``trainsim.cli.app``: the typer app with every command registered."""
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

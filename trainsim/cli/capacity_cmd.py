@@ -6,6 +6,12 @@ import typer
 
 from .application import app
 from .csvopt import CSV
+from .. import api
+from ..api import scenarios
+from ..report.fmt import plan as plan_text, value as fmt
+from ..report.progress import progress_bar
+from ..report.terminal import print_json, wide_console as console
+from .csvopt import print_rows
 
 
 @app.command("capacity")
@@ -21,18 +27,11 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  csv_: bool = CSV,
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
     """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
-    from .. import api
-    from ..report.fmt import plan as plan_text, value as fmt
-    from ..report.progress import progress_bar
-    from ..report.terminal import print_json
-
-    # the argument checks (units or chips, days, family, precision, system) are api.capacity's, before the work
+    # the argument checks (units or chips, days, family, precision, system) are scenarios.capacity's, before the work
     with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_ or csv_)):
-        res = api.capacity(system, chips, days, units=units, family=family, precision=precision, sparsity=sparsity,
+        res = scenarios.capacity(system, chips, days, units=units, family=family, precision=precision, sparsity=sparsity,
                            failures=failures, names=api.CLI_NAMES)
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(res.to_dict())
         return
     if json_:
@@ -40,7 +39,6 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
         return
     from rich.table import Table
 
-    from ..report.terminal import wide_console as console
 
     c = console()
     c.print(f"[bold]{res.message}[/bold]")

@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .application import app
+from .csvopt import print_rows
+from .. import api
+from ..report.fmt import catalog_value as fmt
 
 catalog_app = typer.Typer(no_args_is_help=False, help="Browse the sourced hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
@@ -27,8 +30,6 @@ def _print_json(obj) -> None:
 
 
 def _print_csv(rows) -> None:
-    from .csvopt import print_rows
-
     print_rows(rows)
 
 
@@ -44,9 +45,6 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 @catalog_app.command("chips")
 def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
-    from .. import api
-    from ..report.fmt import catalog_value as fmt
-
     rows = api.catalog("chips").to_dict()
     if csv_out:
         _print_csv(rows)
@@ -66,9 +64,6 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 @catalog_app.command("systems")
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
-    from .. import api
-    from ..report.fmt import catalog_value as fmt
-
     rows = api.catalog("systems").to_dict()
     if csv_out:
         _print_csv(rows)
@@ -87,8 +82,6 @@ def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 @catalog_app.command("models")
 def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every catalog model: id, name, Hugging Face model_type, official total / active parameters (billions)."""
-    from .. import api
-
     rows = api.catalog("models").to_dict()
     if csv_out:
         _print_csv(rows)
@@ -114,8 +107,6 @@ def _render_fields(console: Console, title: str, items: list[dict]) -> None:
 def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
              json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
-    from .. import api
-
     info = api.describe(entry_id).to_dict()
     if csv_out:   # one row per field: value, source, confidence
         _print_csv([{"id": info["id"], "kind": info["kind"], **f} for f in info.get("fields", [])]

@@ -8,6 +8,9 @@ import typer
 
 from .application import app
 from .csvopt import CSV
+from ..api import checks
+from .csvopt import print_rows
+from ..report.terminal import print_json
 
 
 @app.command("check")
@@ -16,17 +19,11 @@ def check_cmd(spec: Path = typer.Argument(..., help="any trainsim spec YAML (run
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Validate a spec and print what it resolved to, without running it."""
-    from .. import api
-
-    res = api.check(spec).to_dict()
+    res = checks.check(spec).to_dict()
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(res)
         return
     if json_:
-        from ..report.terminal import print_json
-
         print_json(res)
         return
     print(f"{spec}: valid {res['kind']} spec")

@@ -9,11 +9,13 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from ..report.fmt import money, quantity as count
+from .. import api
+from ..report.terminal import wide_console as console, print_json
+from ..report.tabular import print_csv
 
 
 def _cell(key: str, v) -> str:
-    from ..report.fmt import money, quantity as count
-
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -37,24 +39,17 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="two or more run-spe
                 csv_: bool = typer.Option(False, "--csv", help="print one CSV row per run"),
                 price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Runs side by side: plan, step time by cause, memory, days, cost, and what differs."""
-    from .. import api
-
     inputs = cost_inputs(price, pue, electricity)
     res = api.compare(runs, cost=inputs)        # two or more runs: api.compare checks
     diff = res.differing_inputs
     if csv_:
-        from ..report.tabular import print_csv
-
         print_csv(res.to_dict()["runs"])
         return
     if json_:
-        from ..report.terminal import print_json
-
         print_json(res.to_dict())
         return
     from rich.table import Table
 
-    from ..report.terminal import wide_console as console
 
     c = console()
     t = Table(title="side by side")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from .. import api
 
 PRICE = typer.Option(None, "--price-per-chip-hour", help="rental USD per chip-hour (default: the catalog's, with "
                                                          "source)")
@@ -12,6 +13,4 @@ ELECTRICITY = typer.Option(None, "--electricity", help="electricity price in USD
 
 def cost_inputs(price: float | None, pue: float | None, electricity: float | None) -> dict:
     """Validated overrides for :func:`trainsim.cost.run_cost` (:func:`trainsim.api.cost_inputs`)."""
-    from .. import api
-
     return api.cost_inputs(price, pue, electricity, names=api.CLI_NAMES)

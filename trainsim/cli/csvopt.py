@@ -4,6 +4,7 @@ of a list answer (catalog entries, validated runs, scenarios, sensitivity points
 from __future__ import annotations
 
 import typer
+from ..report.tabular import print_csv
 
 CSV = typer.Option(False, "--csv", help="print CSV rows (raw SI numbers, nested keys as dotted columns)")
 
@@ -20,6 +21,4 @@ def rows_of(obj, key: str | None = None) -> list[dict]:
 
 def print_rows(obj, key: str | None = None) -> None:
     """Print ``obj`` as CSV (see :func:`rows_of`)."""
-    from ..report.tabular import print_csv
-
     print_csv(rows_of(obj, key))

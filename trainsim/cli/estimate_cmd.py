@@ -8,6 +8,9 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..report.terminal import print_json, render_estimate
+from ..report.tabular import print_csv
 
 
 @app.command("estimate")
@@ -16,9 +19,6 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                  csv_: bool = typer.Option(False, "--csv", help="print one CSV row (flat columns)"),
                  price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Predict one training step (and the whole run with training.tokens) for the run's plan."""
-    from .. import api
-    from ..report.terminal import print_json, render_estimate
-
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     try:
@@ -31,8 +31,6 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
             print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
         raise typer.Exit(1) from None
     if csv_:
-        from ..report.tabular import print_csv
-
         print_csv([est.to_dict()])
     elif json_:
         print_json(est.to_dict())

@@ -20,6 +20,7 @@ import os
 import sys
 
 from ..api import NoPlanError, TrainsimError
+from ..api import InvariantViolation
 
 #: the longest error line printed (characters); longer messages are cut
 MAX_LINE_CHARS = 400
@@ -65,8 +66,6 @@ def _usage_line(exc) -> str:
 def run(app, argv: list[str] | None = None) -> int:
     """Run the typer ``app`` on ``argv`` and return the exit code (never raises, never prints a traceback
     unless ``TRAINSIM_TRACEBACK`` is set)."""
-    from ..api import InvariantViolation
-
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="trainsim")
         return rc if isinstance(rc, int) else 0

@@ -13,6 +13,12 @@ import typer
 
 from .application import app
 from .csvopt import CSV
+from .. import api
+from ..api import posttraining, serving
+from ..report.inference import render_errors, render_infer
+from ..report.terminal import print_json
+from .csvopt import print_rows
+from ..report.posttrain import render_posttrain, render_rl_errors
 
 
 @app.command("infer")
@@ -22,15 +28,9 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               validate: bool = typer.Option(False, "--validate",
                                             help="error table vs validation/inference/*.yaml")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
-    from .. import api
-    from ..report.inference import render_errors, render_infer
-    from ..report.terminal import print_json
-
     if validate:
-        table = api.infer_validate([spec] if spec else None).to_dict()
+        table = serving.infer_validate([spec] if spec else None).to_dict()
         if csv_:
-            from .csvopt import print_rows
-
             print_rows(table["rows"])
             return
         if json_:
@@ -40,10 +40,8 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
         return
     if spec is None:
         raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
-    res = api.infer(spec).to_dict()
+    res = serving.infer(spec).to_dict()
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(res)
         return
     if json_:
@@ -59,15 +57,9 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                   validate: bool = typer.Option(False, "--validate",
                                                 help="step-time error table vs validation/rl/*.yaml")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
-    from .. import api
-    from ..report.posttrain import render_posttrain, render_rl_errors
-    from ..report.terminal import print_json
-
     if validate:
-        table = api.posttrain_validate([spec] if spec else None).to_dict()
+        table = posttraining.posttrain_validate([spec] if spec else None).to_dict()
         if csv_:
-            from .csvopt import print_rows
-
             print_rows(table["rows"])
             return
         if json_:
@@ -77,10 +69,8 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
         return
     if spec is None:
         raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
-    res = api.posttrain(spec).to_dict()
+    res = posttraining.posttrain(spec).to_dict()
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(res)
         return
     if json_:

@@ -8,6 +8,9 @@ import typer
 
 from .application import app
 from .csvopt import CSV
+from .. import api
+from ..report.terminal import console, print_json
+from .csvopt import print_rows
 
 
 def _b(x: float) -> str:
@@ -21,14 +24,9 @@ def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Parameters (total, active, per layer kind) and training FLOPs per token of a model."""
-    from .. import api
-    from ..report.terminal import console, print_json
-
     d = api.model(model, seq_len=seq_len, base_dir=Path.cwd()).to_dict()
     official = d.get("official")
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(d)
         return
     if json_:

@@ -9,6 +9,10 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..report.progress import progress_bar
+from ..report.terminal import print_json, render_search, render_plan_diff
+from ..report.tabular import print_csv
 
 
 @app.command("plan")
@@ -26,10 +30,6 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                                                                "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
-    from .. import api
-    from ..report.progress import progress_bar
-    from ..report.terminal import print_json, render_search
-
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
@@ -41,16 +41,12 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     if emit and res.best is not None:
         print(api.emit_flags(res.best, emit))
     elif csv_:
-        from ..report.tabular import print_csv
-
         print_csv([e.to_dict() for e in ([res.best] + res.runners_up if res.best else [])])
     elif json_:
         print_json({**res.to_dict(), "against": diff.to_dict() if diff is not None else None})
     else:
         render_search(res)
         if diff is not None:
-            from ..report.terminal import render_plan_diff
-
             render_plan_diff(diff)
     if res.best is None:
         if emit:

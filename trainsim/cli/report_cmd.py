@@ -9,6 +9,10 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..api import reports
+from ..report.progress import progress_bar
+from .csvopt import print_rows
 
 
 @app.command("report")
@@ -25,19 +29,14 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
                csv_: bool = typer.Option(False, "--csv", help="print the report's headline numbers as one CSV row"),
                price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Write a self-contained HTML report of a run or a scenario."""
-    from .. import api
-    from ..report.progress import progress_bar
-
     out = api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
     inputs = cost_inputs(price, pue, electricity)
     with progress_bar(f"report {file.name}", enabled=not (quiet or json_ or csv_)) as tick:
-        rep = api.report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
+        rep = reports.report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
                          cost_inputs=inputs)
     rep.write(out, force=force)
     pngs = rep.write_pngs(png) if png is not None else []
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(report_row(rep.data))
     elif json_:
         print(rep.to_json())

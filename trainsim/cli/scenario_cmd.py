@@ -9,6 +9,13 @@ from pathlib import Path
 import typer
 
 from .application import app
+from .. import api
+from ..api import scenarios
+from ..report.progress import progress_bar
+from ..report.scenario_view import render_scenario_result as render_result, render_scenario_summary as render_summary
+from ..report.terminal import print_json
+from ..report.site import check_site_dir, file_name, write_site
+from .csvopt import print_rows
 
 
 @app.command("scenario")
@@ -26,25 +33,16 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
                  force: bool = typer.Option(False, "--force", help="with --html: replace existing pages in DIR"),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Answer a seed scenario: verdict, numbers (low/nominal/high), best plan, assumptions with sources."""
-    from .. import api
-    from ..report.progress import progress_bar
-    from ..report.scenario_view import render_scenario_result as render_result
-    from ..report.scenario_view import render_scenario_summary as render_summary
-    from ..report.terminal import print_json
-
     if all_ == (file is not None):
         raise api.TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
     if html is not None:   # refuse an existing page or a symlinked folder before the work
-        from ..report.site import check_site_dir, file_name
 
-        ids = [{"id": p.stem} for p in api.scenario_files()] if all_ else [{"id": file.stem}]
+        ids = [{"id": p.stem} for p in scenarios.scenario_files()] if all_ else [{"id": file.stem}]
         check_site_dir(html, [file_name(r) for r in ids] if not force else [], force=force)
     with progress_bar("scenarios", enabled=not (quiet or json_ or csv_)):
-        answer = api.scenario(file, all_=all_, jobs=jobs or None)
+        answer = scenarios.scenario(file, all_=all_, jobs=jobs or None)
     results = answer.to_dict()
     if csv_:
-        from .csvopt import print_rows
-
         print_rows([{k: v for k, v in r.items() if k != "traceback"} for r in results])
     elif json_:
         print_json(results)
@@ -56,7 +54,6 @@ def scenario_cmd(file: Path = typer.Argument(None, help="scenario YAML (scenario
     if html is not None:
         import sys
 
-        from ..report.site import write_site
 
         with progress_bar("HTML reports", enabled=not (quiet or json_)) as tick:
             index = write_site(results, html, jobs=jobs or None, progress=tick, force=force)

@@ -8,11 +8,16 @@ import typer
 
 from .application import app
 from .csvopt import CSV
+from ..api import TrainsimError
+from .. import api
+from ..api import scenarios
+from ..report.fmt import value as fmt
+from ..report.progress import progress_bar
+from ..report.terminal import print_json, wide_console as console
+from .csvopt import print_rows
 
 
 def _percent(text: str) -> float:
-    from ..api import TrainsimError
-
     t = text.strip()
     try:
         v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
@@ -34,11 +39,6 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
                     csv_: bool = CSV,
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
-    from .. import api
-    from ..report.fmt import value as fmt
-    from ..report.progress import progress_bar
-    from ..report.terminal import print_json
-
     r = api.load_run(run)
     params = [p for p in vary.split(",") if p.strip()]
     try:
@@ -48,11 +48,10 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
     x = _percent(threshold) if threshold else None
     with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
         # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line;
-        # api.sensitivity checks training.tokens and the factors before the first search
-        out = api.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
+        # scenarios.sensitivity checks training.tokens and the factors before the first search
+        out = scenarios.sensitivity(r, params, fs, threshold=x, progress=tick, max_points=None,
                               names=api.CLI_NAMES).to_dict()
     if csv_:   # one row per parameter and factor
-        from .csvopt import print_rows
 
         print_rows([{"parameter": p, "nominal": v["nominal"], "unit": v["unit"], **row,
                      "elasticity": out["elasticity"][p]} for p, v in out["params"].items() for row in v["rows"]])
@@ -62,7 +61,6 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
         return
     from rich.table import Table
 
-    from ..report.terminal import wide_console as console
 
     c = console()
     c.print(f"nominal: {out['nominal_days']:.1f} days")

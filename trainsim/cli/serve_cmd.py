@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from .. import api
 from .application import app
+
+try:   # the explorer needs the optional [serve] extra (Starlette, uvicorn)
+    from ..serve.app import serve
+except ModuleNotFoundError as _exc:
+    serve, _MISSING = None, _exc.name
 
 
 @app.command("serve")
@@ -13,12 +19,8 @@ def serve_cmd(port: int = typer.Option(8765, "--port", help="TCP port"),
               workers: int = typer.Option(2, "--workers", help="engine calls running at once"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="no request log")) -> None:
     """Start the interactive explorer and print its address."""
-    from .. import api
-
     settings = api.serve_settings(host=host, port=port, workers=workers, quiet=quiet, names=api.CLI_NAMES)
-    try:
-        from ..serve.app import serve   # the explorer: a front end beside the CLI, on the same api
-    except ModuleNotFoundError as exc:
-        raise api.TrainsimError(f"the explorer needs the serve extra ({exc.name} is missing): "
-                                "pip install -e '.[serve]'", field="serve") from None
+    if serve is None:   # the explorer: a front end beside the CLI, on the same api
+        raise api.TrainsimError(f"the explorer needs the serve extra ({_MISSING} is missing): "
+                                "pip install -e '.[serve]'", field="serve")
     serve(**settings)

@@ -8,6 +8,12 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..api import scenarios
+from ..report.fmt import plan as plan_text, value as fmt
+from ..report.terminal import print_json, wide_console as console, cost_rows
+from ..report.progress import progress_bar
+from ..report.tabular import print_csv
 
 
 @app.command("size")
@@ -21,20 +27,13 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              csv_: bool = typer.Option(False, "--csv", help="print the probes as CSV rows"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
-    from .. import api
-    from ..report.fmt import plan as plan_text, value as fmt
-    from ..report.terminal import print_json
-
     inputs = cost_inputs(price, pue, electricity)
-    from ..report.progress import progress_bar
 
-    # the argument checks (days, unit, training.tokens) are api.size's, before the work
+    # the argument checks (days, unit, training.tokens) are scenarios.size's, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
-        res = api.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
+        res = scenarios.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
     cost = res.cost
     if csv_:
-        from ..report.tabular import print_csv
-
         print_csv(res.probes)
         return
     if json_:
@@ -44,7 +43,6 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         return
     from rich.table import Table
 
-    from ..report.terminal import wide_console as console
 
     c = console()
     colour = "green" if res.feasible else "red"
@@ -53,7 +51,6 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         e = res.estimate
         c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
                 f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
-    from ..report.terminal import cost_rows
 
     for k, v in cost_rows(cost):
         c.print(f"{k}: {v}")

@@ -10,6 +10,13 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .. import api
+from ..api import sweeps
+from ..api import TrainsimError
+from ..report.fmt import sweep_value as format_value
+from .csvopt import print_rows
+from ..report.terminal import print_json
+from ..report.sweep import render_summary
 
 
 @app.command("sweep")
@@ -33,9 +40,6 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
               csv_: bool = typer.Option(False, "--csv", help="print the summary's frontier as CSV rows"),
               price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Design-space sweep: every point a full plan search; in-process, on a local or a remote Dask cluster."""
-    from .. import api
-    from ..api import TrainsimError
-
     if summary is not None:
         if sweep is not None:
             raise TrainsimError("give a sweep spec to run or --summary RESULTS.parquet, not both")
@@ -44,17 +48,16 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         if given:
             raise TrainsimError("cost options apply when a sweep runs (the results file keeps the costs it was "
                                 "written with), not with --summary", field=given[0])
-        s = api.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
         _print_summary(s, json_, csv_)
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
-    api.check_workers(workers, names=api.CLI_NAMES)
-    spec = api.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
+    sweeps.check_workers(workers, names=api.CLI_NAMES)
+    spec = sweeps.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
     if dry_run:
         from rich.console import Console
 
-        from ..report.fmt import sweep_value as format_value
 
         c = Console(highlight=False)
         c.print(f"[bold]{spec.name}[/bold]: {spec.n_points:,} points")
@@ -72,12 +75,12 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        res = api.sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
+        res = sweeps.sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                         batch=batch, quiet=quiet)
     except KeyboardInterrupt:
         import sys
 
-        print(f"interrupted: finished points are saved in {api.sweep_parts_dir(out)}; rerun with --resume to continue",
+        print(f"interrupted: finished points are saved in {sweeps.sweep_parts_dir(out)}; rerun with --resume to continue",
               file=sys.stderr)
         sys.exit(130)   # not typer.Exit: under standalone_mode=False click returns its code instead of exiting
     finally:
@@ -92,21 +95,15 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if deadline_days is not None or plots is not None or json_ or csv_:
-        s = api.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
         _print_summary(s, json_, csv_)
 
 
 def _print_summary(s: dict, json_: bool, csv_: bool) -> None:
     """The summary as JSON, as CSV (one row per frontier role: fastest, cheapest, ...), or as tables."""
     if csv_:
-        from .csvopt import print_rows
-
         print_rows([{"role": k, **r} for k, r in s["frontier"].items() if r is not None])
     elif json_:
-        from ..report.terminal import print_json
-
         print_json(s)
     else:
-        from ..report.sweep import render_summary
-
         render_summary(s)

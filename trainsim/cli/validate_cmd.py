@@ -7,6 +7,10 @@ from typing import Optional
 import typer
 
 from .application import app
+from ..api import validation
+from ..report.terminal import print_json
+from ..report.validation import render_validation
+from .csvopt import print_rows
 
 
 @app.command("validate")
@@ -19,14 +23,8 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
                                                             help="calibration YAML to use instead of the packaged one"),
                  ) -> None:
     """Predict every published run and compare with its reported tokens/s per chip."""
-    from .. import api
-    from ..report.terminal import print_json
-    from ..report.validation import render_validation
-
-    res = api.validate(paths, calibration=calibration)
+    res = validation.validate(paths, calibration=calibration)
     if csv_:
-        from .csvopt import print_rows
-
         print_rows(res.to_dict(), "runs")
     elif json_:
         print_json(res.to_dict())

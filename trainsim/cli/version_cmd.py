@@ -4,12 +4,11 @@ from __future__ import annotations
 import typer
 
 from .application import app
+from .. import api
 
 
 def _version(value: bool) -> None:
     if value:
-        from .. import api
-
         print(f"trainsim {api.version()}")
         raise typer.Exit(0)
 

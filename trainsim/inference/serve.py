@@ -17,6 +17,7 @@ from .kv import kv_bytes_per_sequence, kv_bytes_per_token
 from .search import Evaluated, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
 from .setup import ServeSetup
 from .spec import Serving
+from ..catalog.load import require_usable
 
 
 def _fixed(plan, chips: int | None) -> dict:
@@ -110,8 +111,6 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
     if sp.expert_imbalance is not None:
         calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
     s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib, sp.expert_precision)
-    from ..catalog.load import require_usable
-
     require_usable(sv.system.chip)
     per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)
     ctx = sp.decode_context

@@ -54,12 +54,14 @@ from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
 from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
+from ..spec import resolve_model_and_system
+from ..io import load_spec_file
 
 
 class MTPSpec(BaseModel):
     """Multi-token prediction (speculative decoding): draft tokens per step and their acceptance rate (0-1)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     draft_tokens: NonNegInt = 1
     acceptance: FiniteFloat = Field(ge=0.0, le=1.0)
 
@@ -68,7 +70,7 @@ class ServingPart(BaseModel):
     """A serving file's workload: phase, input / output / context lengths (tokens), batch, precisions
     (weights, experts, KV cache), MTP, expert imbalance and maximum batch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     phase: Literal["prefill", "decode", "both"] = "both"
     input_len: SeqLen
     output_len: SeqLen = 1
@@ -99,7 +101,7 @@ class ServingPart(BaseModel):
 class LatencyPart(BaseModel):
     """Latency bounds: time per output token and time to first token, in ms."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     tpot_ms: PosFloat | None = None
     ttft_ms: PosFloat | None = None
 
@@ -107,7 +109,7 @@ class LatencyPart(BaseModel):
 class ServePlanPart(BaseModel):
     """A fixed serving plan: any of tp, pp, ep, dp (unset ones are searched)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     tp: PosInt | None = None
     pp: PosInt | None = None
     ep: PosInt | None = None
@@ -118,7 +120,7 @@ class ServeReported(BaseModel):
     """A published serving measurement: tokens/s per chip (decode, prefill, output), TPOT and TTFT (ms),
     with its source, software stack and notes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     decode_tokens_per_s_per_chip: NonNegFloat | None = None
     prefill_tokens_per_s_per_chip: NonNegFloat | None = None
     output_tokens_per_s_per_chip: NonNegFloat | None = None
@@ -141,11 +143,13 @@ class ServingFile(SpecHead):
     """A serving (inference) spec file: model, system and chips, workload, uncertain inputs, latency bounds,
     fixed plan and, for validation points, the reported figures."""
 
+    model_config = ConfigDict(extra="forbid", defer_build=True)   # built on first use, not at import
+
     chips: Chips | None = None
     serving: ServingPart
     uncertain: dict[str, tuple[FiniteFloat, FiniteFloat]] = {}
-    latency: LatencyPart = LatencyPart()
-    plan: ServePlanPart = ServePlanPart()
+    latency: LatencyPart = Field(default_factory=LatencyPart)
+    plan: ServePlanPart = Field(default_factory=ServePlanPart)
     reported: ServeReported | None = None
     notes: str | None = None
 
@@ -168,8 +172,6 @@ class Serving:
 
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
     """Validate a serving-spec mapping and resolve its model and system."""
-    from ..spec import resolve_model_and_system
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of serving-spec keys", where=where)
     try:
@@ -195,8 +197,6 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
 
 def load_serving(path: str | Path) -> Serving:
     """Load and resolve a serving-spec YAML file (safe loader only)."""
-    from ..io import load_spec_file
-
     path = Path(path)
     sv = load_spec_file(path, parse_serving, what="serving spec")
     return Serving(**{**sv.__dict__, "path": path})

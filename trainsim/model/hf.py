@@ -20,6 +20,7 @@ from .families import classic, deepseek_v4, gqa, hybrid, longcat, mla
 from .families.cfg import Cfg
 from .families.checks import check_decoder
 from .families.spec import DecoderSpec, build
+from ..errors import short
 
 Importer = Callable[[Cfg], Arch]
 
@@ -104,7 +105,6 @@ def _check_numbers(flat: Mapping[str, Any], family: str, where: str | None) -> N
     ``Infinity``, and no config key of any family is meaningfully infinite."""
     import math
 
-    from ..errors import short
 
     stack = [(k, v) for k, v in flat.items()]
     while stack:

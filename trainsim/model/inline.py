@@ -17,7 +17,7 @@ from .blocks import dense_mlp, gqa_attention, mla_attention, moe_block
 class InlineMoE(BaseModel):
     """Routed experts of a model written inline in a run spec."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     experts: PosInt
     top_k: PosInt
     shared_experts: NonNegInt = 0
@@ -37,7 +37,7 @@ class InlineMoE(BaseModel):
 class InlineMLA(BaseModel):
     """Multi-head latent attention of a model written inline in a run spec."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     q_lora_rank: NonNegInt | None = None
     kv_lora_rank: PosInt
     qk_nope_head_dim: PosInt
@@ -48,7 +48,7 @@ class InlineMLA(BaseModel):
 class InlineModel(BaseModel):
     """The inline model mapping of a run spec (every key documented in run-spec.md, plus a few optional ones)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = "inline"
     layers: Layers
     hidden: PosInt

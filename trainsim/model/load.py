@@ -21,6 +21,9 @@ from ..yamlload import load_data
 from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
+from ..io import read_text
+from ..io.yamlsafe import load_json, load_yaml
+from .hub import model_name, HUB_ID, cached_config
 
 _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -104,8 +107,6 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
         path = path / "config.json"
     if not path.is_file():
         raise TrainsimError(f"no such model file '{path}'", field=field, where=where)
-    from ..io import read_text
-    from ..io.yamlsafe import load_json, load_yaml
 
     text = read_text(path, what="model file")
     doc = (load_json if path.suffix == ".json" else load_yaml)(text, where=str(path))
@@ -113,7 +114,6 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
         doc = doc["model"]  # a YAML file holding `model: {...}`
     if not isinstance(doc, dict):
         raise TrainsimError(f"'{path}' does not hold a mapping of model keys", field=field, where=where)
-    from .hub import model_name
 
     name = None if "model_type" not in doc else model_name(doc, path, repo_id)
     return _from_mapping(doc, name=name, source=f"Hugging Face cache: {repo_id}" if repo_id else str(path),
@@ -143,8 +143,6 @@ def resolve_model(value: Any, base_dir: Path | None = None, *, field: str = "mod
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
         if not path.exists() and path.suffix not in _FILE_SUFFIXES:
-            from .hub import HUB_ID, cached_config
-
             if HUB_ID.match(text):
                 cfg = cached_config(text)
                 if cfg is not None:

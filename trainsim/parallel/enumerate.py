@@ -23,6 +23,7 @@ from .batch import batch_unit, chip_counts, fit_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
 from .validity import check
+from .divisors import divisors
 
 Cols = dict[str, np.ndarray]   # plan columns while the space is expanded
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -34,8 +35,6 @@ RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11}, "ep_etp_nl": 
 
 
 def _divisors(n: int) -> list[int]:
-    from .divisors import divisors  # by factorisation: O(sqrt(n)), not O(n)
-
     return divisors(n)
 
 

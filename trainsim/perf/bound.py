@@ -28,6 +28,7 @@ engine's value.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ UNIT_KEY = LAYER_KEY + ("schedule",)   # the fields u depends on (the schedule: 
 ROUNDING_MARGIN = 1e-9
 
 
-def _groups(p, names) -> tuple:
+def _groups(p: Plans, names: tuple[str, ...]) -> tuple[Any, ...]:
     """(one plan per distinct combination of the fields ``names``, the map from every plan to it), by a dense
     mixed-radix code of the fields' ranks (linear time), or :func:`~trainsim.perf.step._unique_rows` when the code
     would be large."""
@@ -67,11 +68,11 @@ class LayerTable:
     looked up by the rows' mixed-radix code: one plan search asks for the same rows' costs in its bounds and in
     each round's shared costs. Rows it does not hold are costed when asked for (and not kept)."""
 
-    def __init__(self, ctx: StepContext, plans):
+    def __init__(self, ctx: StepContext, plans: Plans):
         self.ctx = ctx
         self._build(_unique_rows(plans)[0], None)
 
-    def _build(self, reps, costs: dict | None) -> None:
+    def _build(self, reps: Plans, costs: dict[str, Any] | None) -> None:
         """Hold ``reps`` (distinct rows) with their ``costs`` (computed when None)."""
         self.reps = reps
         self.radix = [int(getattr(reps, f).max(initial=0)) + 1 for f in LAYER_KEY]
@@ -82,7 +83,7 @@ class LayerTable:
         self.costs = {k: v[order] for k, v in costs.items()}
         self.reps = reps.take(order)
 
-    def extend(self, plans) -> None:
+    def extend(self, plans: Plans) -> None:
         """Also hold the rows of ``plans`` (costed now when not held yet)."""
         reps, _ = _unique_rows(plans)
         miss = ~self._held(reps)[0]
@@ -92,7 +93,7 @@ class LayerTable:
             self._build(Plans.concat([self.reps, new]),
                         {k: np.concatenate([v, extra[k]]) for k, v in self.costs.items()})
 
-    def _held(self, reps) -> tuple:
+    def _held(self, reps: Plans) -> tuple[Any, ...]:
         code = self._code(reps)
         at = np.minimum(np.searchsorted(self.codes, code), max(len(self.codes) - 1, 0))
         held = np.ones(len(reps), bool)
@@ -105,18 +106,18 @@ class LayerTable:
         return held, at
 
     @classmethod
-    def for_experts(cls, ctx: StepContext, p, experts: np.ndarray) -> "LayerTable":
+    def for_experts(cls, ctx: StepContext, p: Plans, experts: np.ndarray) -> "LayerTable":
         """The table of every row of ``p`` (plans whose experts are not chosen yet) with every candidate
         (ep, etp, node_limit) row of ``experts``: it holds every row they expand into."""
         return cls(ctx, _expert_rows(p, experts))
 
-    def _code(self, p) -> np.ndarray:
+    def _code(self, p: Plans) -> np.ndarray:
         code = np.zeros(len(p), np.int64)
         for f, r in zip(LAYER_KEY, self.radix):
             code = code * r + np.minimum(getattr(p, f), r - 1)
         return code
 
-    def __call__(self, reps) -> dict:
+    def __call__(self, reps: Plans) -> dict[str, Any]:
         """``layer_costs(ctx, reps)`` for 1-D plans ``reps``."""
         held, at = self._held(reps)
         out = {k: v[at] if len(v) else np.zeros(len(reps)) for k, v in self.costs.items()}
@@ -127,11 +128,11 @@ class LayerTable:
         return out
 
 
-_TABLES: dict = {}     # the layer tables of the last few step contexts (without chips and batch), oldest first
+_TABLES: dict[Any, Any] = {}  # the layer tables of the last few step contexts (without chips and batch), oldest first
 TABLES_KEPT = 8
 
 
-def layer_table(ctx: StepContext, p, experts: np.ndarray) -> LayerTable:
+def layer_table(ctx: StepContext, p: Plans, experts: np.ndarray) -> LayerTable:
     """:meth:`LayerTable.for_experts` of ``p`` x ``experts``, from a table kept for ``ctx``'s model, system and
     settings: per-layer costs do not depend on the chip count or the batch (:func:`~trainsim.perf.step.layer_costs`
     reads neither), so searches of one model on one system at several chip counts (sizing and capacity probes)
@@ -152,13 +153,13 @@ def layer_table(ctx: StepContext, p, experts: np.ndarray) -> LayerTable:
     return table
 
 
-def _expert_rows(p, experts: np.ndarray):
+def _expert_rows(p: Plans, experts: np.ndarray) -> Plans:
     """The distinct (tp, cp, micro-batch) rows of ``p`` x ``experts``."""
     reps, _ = _groups(p, tuple(k for k in LAYER_KEY if k not in ("ep", "etp", "node_limit")))
     return expert_choices(reps, experts)
 
 
-def expert_choices(p, experts: np.ndarray):
+def expert_choices(p: Plans, experts: np.ndarray) -> Plans:
     """Rows of ``p`` (plans whose experts are not chosen yet) x the candidate (ep, etp, node_limit) rows
     ``experts``, row-major."""
     e = len(experts)
@@ -166,7 +167,7 @@ def expert_choices(p, experts: np.ndarray):
                    **{f: np.tile(experts[:, j], len(p)) for j, f in enumerate(("ep", "etp", "node_limit"))})
 
 
-def step_time_lower_bound(ctx: StepContext, base, experts: np.ndarray | None = None,
+def step_time_lower_bound(ctx: StepContext, base: Plans, experts: np.ndarray | None = None,
                           table: LayerTable | None = None) -> np.ndarray:
     """A lower bound (s) on the step time of every plan of each base row of ``base`` (1-D plan columns; their
     ``zero`` and ``recompute`` are ignored): m t + bubble(t) + overhead with t = s_max u (module docstring).

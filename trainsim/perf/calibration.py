@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from ..errors import TrainsimError
-from ..yamlload import safe_load, sourced_values
+from ..yamlload import load_data, safe_load, sourced_values
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Calib:
     step_overhead_s: float = 0.0    # per-step fixed cost (data loader, logging)
     moe_layer_host_s: float = 0.0   # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
 
-    def with_(self, **kw) -> "Calib":
+    def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""
         return replace(self, **kw)
 
@@ -67,7 +68,7 @@ class Calib:
 _FIELDS = {f.name for f in fields(Calib)}
 
 
-def _parse(entry: dict, where: str) -> dict:
+def _parse(entry: dict[str, Any], where: str) -> dict[str, Any]:
     out = {}
     for k, v in (entry or {}).items():
         if k in ("source", "note", "notes", "fitted_on", "loo") or k.startswith("fitted_on_"):
@@ -79,16 +80,16 @@ def _parse(entry: dict, where: str) -> dict:
 
 
 @lru_cache(maxsize=2)
-def _data_doc(name: str) -> dict:
+def _data_doc(name: str) -> dict[str, Any]:
     """The parsed ``perf/data/<name>`` (constants.yaml or calibration.yaml), read once per process."""
-    return safe_load(resources.files("trainsim.perf").joinpath(f"data/{name}").read_text()) or {}
+    return load_data(resources.files("trainsim.perf").joinpath(f"data/{name}").read_text()) or {}   # JSON cache
 
 
-def _constants() -> tuple[dict, dict]:
+def _constants() -> tuple[dict[str, Any], dict[str, Any]]:
     """(default, per-family) constants of ``perf/data/constants.yaml`` as plain values (each entry has a source)."""
     doc = _data_doc("constants.yaml")
 
-    def vals(entry: dict, where: str) -> dict:
+    def vals(entry: dict[str, Any], where: str) -> dict[str, Any]:
         return _parse(sourced_values(entry, "constant", where), where)
 
     fams = {f: vals(e, f"constants.yaml: families.{f}") for f, e in (doc.get("families") or {}).items()}
@@ -143,7 +144,7 @@ def fitted_values(name: str) -> dict[str, float]:
     return out
 
 
-def validation_error(family: str) -> dict | None:
+def validation_error(family: str) -> dict[str, Any] | None:
     """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
     calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""

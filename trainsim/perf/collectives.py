@@ -29,13 +29,14 @@ import numpy as np
 from ..catalog.types import System
 from ..parallel.placement import level_factors, members_within, outermost_level
 from .topology import a2a_factor, neighbour_factor, ring_factor
+from .arrays import Num
 
 
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
     return [lvl.bw * eff[min(i, len(eff) - 1)] for i, lvl in enumerate(system.levels)]
 
 
-def reduce_scatter_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
     """Hierarchical ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members."""
     f = level_factors(n, stride, system)
     within = members_within(n, stride, system)
@@ -52,12 +53,12 @@ def reduce_scatter_time(size_bytes, n, stride, system: System, eff: tuple[float,
 all_gather_time = reduce_scatter_time
 
 
-def all_reduce_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+def all_reduce_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
     """All-reduce = reduce-scatter + all-gather."""
     return 2.0 * reduce_scatter_time(size_bytes, n, stride, system, eff)
 
 
-def ring_step_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]):
+def ring_step_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
     """One step of a ring over ``n`` members at ``stride``: at the bandwidth and latency of the outermost level."""
     lvl = outermost_level(n, stride, system)
     bw = np.array([b / neighbour_factor(lv.topology) for b, lv in zip(_bw(system, eff), system.levels)])[lvl]
@@ -65,7 +66,8 @@ def ring_step_time(size_bytes, n, stride, system: System, eff: tuple[float, ...]
     return np.asarray(size_bytes, dtype=np.float64) / bw + lat
 
 
-def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float, ...], peer_s: float = 0.0):
+def all_to_all_time(bytes_per_chip: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...],
+                    peer_s: float = 0.0) -> Num:
     """Uniform all-to-all: each chip sends ``bytes_per_chip`` in total, 1/n of it to each member (self incl.)."""
     within = members_within(n, stride, system)
     bw = _bw(system, eff)
@@ -82,7 +84,7 @@ def all_to_all_time(bytes_per_chip, n, stride, system: System, eff: tuple[float,
     return t + lat + peer_s * np.maximum(nn - 1.0, 0.0)
 
 
-def level_bytes_time(bytes_per_level: list, system: System, eff: tuple[float, ...]):
+def level_bytes_time(bytes_per_level: list[Num], system: System, eff: tuple[float, ...]) -> Num:
     """Time to move given bytes over each level concurrently: max_l bytes_l / B_l."""
     bw = _bw(system, eff)
     t: np.ndarray | float = 0.0
@@ -91,7 +93,7 @@ def level_bytes_time(bytes_per_level: list, system: System, eff: tuple[float, ..
     return t
 
 
-def p2p_time(size_bytes, stride, system: System, eff: tuple[float, ...]):
+def p2p_time(size_bytes: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
     """Send ``size_bytes`` to the neighbour ``stride`` ranks away (pipeline stages)."""
     lvl = np.zeros(np.shape(np.asarray(stride)), dtype=np.int64)
     for i, level in enumerate(system.levels):

@@ -13,9 +13,11 @@ import numpy as np
 from ..model.arch import LayerKind
 from .collectives import ring_step_time
 from .context import StepContext
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def cp_ring_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def cp_ring_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward K/V ring time of one layer per micro-batch (0 when cp = 1). ``tokens`` are per cp rank."""
     kv = sum(c.kv_heads * (c.qk_head_dim + c.v_head_dim) for c in lk.attention if c.kind != "linear")
     block = tokens * kv / p.tp * 2.0
@@ -23,7 +25,7 @@ def cp_ring_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     return np.where(p.cp > 1, t, 0.0)
 
 
-def cp_ring_sync(lk: LayerKind, ctx: StepContext, p):
+def cp_ring_sync(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     """The part of a layer's forward ring no overlap hides: a launch + synchronisation per step."""
     if not any(c.kind != "linear" for c in lk.attention):
         return 0.0

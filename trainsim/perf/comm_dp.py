@@ -13,9 +13,11 @@ import numpy as np
 
 from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time
 from .context import StepContext
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def dp_sync_times(ctx: StepContext, p, dense_params, expert_params):
+def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> tuple[Num, Num]:
     """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
     c, sysm = ctx.calib, ctx.system
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)

@@ -29,9 +29,11 @@ from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
 from .routing import expected_distinct
 from .topology import a2a_factor
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def group_domain_limit(lk: LayerKind, ep, w):
+def group_domain_limit(lk: LayerKind, ep: Num, w: Num) -> Num:
     """Most scale-up domains one token can reach under the layer's group-limited routing (module docstring):
     topk_group x max(1, ceil(ep / (n_group w))); unlimited (inf) for a router without groups."""
     moe = lk.moe
@@ -41,7 +43,7 @@ def group_domain_limit(lk: LayerKind, ep, w):
     return moe.top_groups * span
 
 
-def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward dispatch + combine time of one MoE layer per micro-batch (0 for dense layers or ep = 1)."""
     if lk.moe is None:
         return np.zeros_like(tokens)
@@ -69,7 +71,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     levels = ctx.system.levels
     f_in = a2a_factor(levels[0].topology, w, p.etp)
     f_out = a2a_factor(levels[1].topology, p.ep, p.etp) if len(levels) > 1 else 1.0
-    nl = 0.0
+    nl: Num = 0.0
     for b in (disp_b, 2.0):
         lv = [per_copy * inner * b * f_in, per_copy * remote * b * f_out] + [0.0] * (len(levels) - 2)
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
@@ -78,7 +80,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     return np.where(p.ep > 1, np.where(dedup, nl, generic), 0.0)
 
 
-def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Expert tensor parallelism: the tokens an expert receives are all-gathered over its etp ranks before the
     expert GEMMs and the partial outputs reduce-scattered after (Megatron-Core MoE, expert-TP); per chip the
     gathered buffer is etp x (tokens / tp) x top-k x hidden x 2 bytes. Forward: one all-gather + one

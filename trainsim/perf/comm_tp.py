@@ -14,9 +14,11 @@ import numpy as np
 from ..model.arch import LayerKind
 from .collectives import reduce_scatter_time
 from .context import StepContext
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> float:
+def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> float:
     """Number of (all-gather or reduce-scatter) operations per layer per pass (forward or backward)."""
     attn = 2.0
     if lk.moe is None:
@@ -26,7 +28,7 @@ def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp) -> float:
     return attn + mlp
 
 
-def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
     size = tokens * ctx.arch.hidden * 2.0
     one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)

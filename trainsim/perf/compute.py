@@ -21,9 +21,11 @@ from ..model.arch import LayerKind
 from ..model.counts import layer_attention_fwd_flops_per_token
 from ..parallel.sharding import sharded_shape
 from .context import StepContext
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def gemm_shape_eff(m, n, k, tile, k0, units):
+def gemm_shape_eff(m: Num, n: Num, k: Num, tile: Num, k0: Num, units: Num) -> Num:
     """Fraction of the large-GEMM rate a GEMM of this shape reaches: tile x wave x K-loop quantisation.
 
     A GEMM is cut into ``tile`` x ``tile`` output tiles (the last row and column of tiles partly empty: tile
@@ -41,7 +43,8 @@ def gemm_shape_eff(m, n, k, tile, k0, units):
     return tile_q * wave_q * (k / (k + k0))
 
 
-def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, shape=None):
+def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, bytes_el: Num,
+              latency_s: Num, shape: tuple[float, float, float] | None = None) -> Num:
     """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile, k0, units) of :func:`gemm_shape_eff`
     (None: no shape effect, as the inference model is calibrated)."""
     q = 1.0 if shape is None else gemm_shape_eff(m, n, k, *shape)
@@ -50,7 +53,7 @@ def gemm_time(m, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, latency_s, shape=No
     return np.maximum(t_c, t_m) + latency_s
 
 
-def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
@@ -75,7 +78,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     return t
 
 
-def head_gemm_fwd(ctx: StepContext, p, tokens):
+def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Output head (logits) GEMM, vocab split over tp, plus the fused cross-entropy pass over the logits."""
     a, c = ctx.arch, ctx.calib
     t = gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
@@ -93,7 +96,7 @@ def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int) -> float:
     return sum(13.0 * c.heads * seq_len for c in lk.attention if c.kind != "linear")
 
 
-def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Attention-core forward of one layer: heads split over tp, causal work split evenly over cp.
 
     flash: causal FLOPs at ``attn_eff`` of the BF16 peak, times the short-block factor L / (L + L0) of the key
@@ -112,7 +115,7 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
     return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff * short)
 
 
-def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p, tokens):
+def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward attention-core FLOPs per chip of ``tokens`` tokens of one layer: the layer's
     per-token attention FLOPs at the step's sequence length (:func:`layer_attention_fwd_flops_per_token`) x tokens
     / tp (heads split over tensor parallelism)."""
@@ -149,17 +152,17 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool) -> float:
     return b
 
 
-def bytes_time(bytes_, ctx: StepContext, p):
+def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
     """Memory-bound time of ``bytes_`` per token-of-the-tp-group (sequence parallel splits them over tp)."""
     return bytes_ / p.tp / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
 
 
-def elementwise_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp."""
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0) * tokens / p.tp
     return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
 
 
-def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p, tokens):
+def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Model FLOPs of one layer's GEMMs on one chip per micro-batch (forward): 2 x active params x tokens / (tp cp)."""
     return 2.0 * lk.active_matmul_params * tokens / p.tp

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..catalog.types import System
+from ..catalog.types import Chip, System
+from ..parallel.plan import Plans
 from ..model.arch import Arch
 from .calibration import Calib
 
@@ -71,7 +72,7 @@ class StepContext:
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
 
     @property
-    def chip(self):
+    def chip(self) -> Chip:
         """The system's chip."""
         return self.system.chip
 
@@ -97,7 +98,7 @@ class StepContext:
         """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
         return 1.0 if self.fp8_gemm else 2.0
 
-    def pp_defers_sync(self, p):
+    def pp_defers_sync(self, p: Plans) -> np.ndarray:
         """Plans whose FSDP (ZeRO >= 2) under pipeline parallelism keeps the stage's weights gathered and its
         gradients unsharded until the last backward: the stack's ``fsdp_pp_unsharded`` profile flag (PyTorch
         ``torch.distributed.pipelining`` with FSDP2: ``PipelineStage.backward_maybe_with_nosync`` sets

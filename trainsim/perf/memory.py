@@ -16,19 +16,22 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.sharding import layer_params
-from .activations import (activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
+from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
+from .arrays import Array, Num
+from ..parallel.plan import Plans
+from typing import Any
 
 
-def _tensors(lk: LayerKind, ctx: StepContext):
+def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
     return activation_tensors(lk, ctx.arch.hidden, ctx.seq_len, gemm_bytes=ctx.stored_gemm_input_bytes,
                               act_fn_bytes=ctx.stored_act_fn_input_bytes, imbalance=ctx.calib.expert_imbalance,
                               unfused=ctx.attention_kernel == "unfused", parallel_block=ctx.arch.parallel_block)
 
 
-def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
+def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     """(kept, full) bytes of activations one layer keeps per micro-batch per chip.
 
     ``kept`` by the plan's recompute code: none keeps every tensor of :mod:`trainsim.perf.activations`,
@@ -44,13 +47,13 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p, tokens):
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 
 
-def params_per_chip(lk: LayerKind, p):
+def params_per_chip(lk: LayerKind, p: Plans) -> tuple[Num, Num]:
     """(dense, expert) parameters of one layer held by one chip (:mod:`trainsim.parallel.sharding`)."""
     lp = layer_params(lk)
     return lp.tp_split / p.tp + lp.replicated + lp.router + lp.vector, lp.expert / (p.ep * p.etp)
 
 
-def rank_layers(ctx: StepContext, p):
+def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     """Decoder layers held by the first, a middle and the last pipeline rank: (first, mid, last) arrays.
 
     Even split: ceil(L / (pp vpp)) x vpp on every rank. Uneven (``first_stage_layers`` / ``last_stage_layers``,
@@ -86,17 +89,17 @@ def rank_layers(ctx: StepContext, p):
     return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
 
 
-def stage_layers(ctx: StepContext, p):
+def stage_layers(ctx: StepContext, p: Plans) -> Num:
     """Layers on the rank with the most layers."""
     f, m, l_ = rank_layers(ctx, p)
     return np.maximum(np.maximum(f, m), l_)
 
 
-def _per_layer_params(ctx: StepContext, p):
+def _per_layer_params(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     """(dense, expert) parameters of an average decoder layer on one chip."""
     L = ctx.arch.n_layers
-    dense = 0.0
-    expert = 0.0
+    dense: Num = 0.0
+    expert: Num = 0.0
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         dense = dense + d * lk.n_layers / L
@@ -104,14 +107,14 @@ def _per_layer_params(ctx: StepContext, p):
     return dense, expert
 
 
-def _extras(ctx: StepContext, p):
+def _extras(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     """(embedding, last-stage dense, last-stage expert) parameters on one chip: input embedding; output head
     + MTP modules."""
     a = ctx.arch
     emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
     head = a.vocab * a.hidden / p.tp
-    mtp_d = 0.0
-    mtp_e = 0.0
+    mtp_d: Num = 0.0
+    mtp_e: Num = 0.0
     for lk in a.mtp:
         d, e = params_per_chip(lk, p)
         mtp_d = mtp_d + d * lk.n_layers
@@ -119,7 +122,7 @@ def _extras(ctx: StepContext, p):
     return emb, head + mtp_d + a.mtp_extra_params / p.tp, mtp_e
 
 
-def rank_state_params(ctx: StepContext, p):
+def rank_state_params(ctx: StepContext, p: Plans) -> tuple[Any, Any, Any]:
     """(dense, expert) parameters on the first, a middle and the last rank, as three pairs.
 
     DualPipe puts stages i and p - 1 - i on rank i (DeepSeek-V3 Table 2: 2x parameters), so rank 0 holds the
@@ -138,7 +141,7 @@ def rank_state_params(ctx: StepContext, p):
     return first, mid, last
 
 
-def model_state_params(ctx: StepContext, p):
+def model_state_params(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     """(dense, expert) parameters on the chip of the heaviest rank (layers + embedding or head/MTP)."""
     ranks = rank_state_params(ctx, p)
     tot = [d + e for d, e in ranks]
@@ -149,7 +152,7 @@ def model_state_params(ctx: StepContext, p):
     return best_d, best_e
 
 
-def _state_bytes(ctx: StepContext, p, dense, expert):
+def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[Num, Num, Num]:
     """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
 
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
@@ -162,7 +165,8 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
     dpc = p.dp * p.cp      # Megatron-Core shards the distributed optimizer over dp x cp
     d_sh, e_sh = dense / dpc, expert / edp
 
-    def by_stage(stage):   # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
+    # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
+    def by_stage(stage: Num) -> Num:
         return np.where(p.zero >= stage, d_sh, dense) + np.where(p.zero >= stage, e_sh, expert)
 
     w = ctx.weight_bytes * by_stage(3)
@@ -176,11 +180,13 @@ def _state_bytes(ctx: StepContext, p, dense, expert):
     return w, g, op
 
 
-def _mean_layer_activations(ctx: StepContext, p, tokens):
+def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:
     """(kept, full, widest) activation bytes per micro-batch of an average decoder layer (kept by the plan's
     recompute code, full without recompute) and of the largest layer kind."""
     L = ctx.arch.n_layers
-    kept, full, widest = 0.0, 0.0, 0.0
+    kept: Num = 0.0
+    full: Num = 0.0
+    widest: Num = 0.0
     for lk in ctx.arch.layers:
         k, f = layer_activation_bytes(lk, ctx, p, tokens)
         kept = kept + k * lk.n_layers / L
@@ -189,12 +195,13 @@ def _mean_layer_activations(ctx: StepContext, p, tokens):
     return kept, full, widest
 
 
-def _offloaded_layers(ctx: StepContext, layers):
+def _offloaded_layers(ctx: StepContext, layers: Num) -> Num:
     """Layers of a rank whose activations live in host memory: the stated count, leaving the one being copied."""
     return np.minimum(float(ctx.offload_activation_layers), np.maximum(layers - 1.0, 0.0))
 
 
-def stage_activation_bytes(ctx: StepContext, p, tokens, layers, mean=None):
+def stage_activation_bytes(ctx: StepContext, p: Plans, tokens: Num, layers: Num,
+                           mean: tuple[Num, Num, Num] | None = None) -> tuple[Num, Num]:
     """Activation bytes one micro-batch leaves on a rank holding ``layers`` decoder layers, and the extra working
     set while it is rebuilt (full recompute). Full ``uniform``: one layer input per group of ``num_layers`` per
     virtual stage, one group rebuilt at a time; ``block``: ``num_layers`` layers per virtual stage keep only their
@@ -218,7 +225,7 @@ def stage_activation_bytes(ctx: StepContext, p, tokens, layers, mean=None):
     return acts, work
 
 
-def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
+def offload_bytes_per_microbatch(ctx: StepContext, p: Plans, tokens: Num, layers: Num) -> Num:
     """Host-link bytes per micro-batch of activation offload, each way (forward out, backward in)."""
     if not ctx.offload_activation_layers:
         return 0.0
@@ -226,21 +233,21 @@ def offload_bytes_per_microbatch(ctx: StepContext, p, tokens, layers):
     return kept * _offloaded_layers(ctx, layers)
 
 
-def _last_stage_extra_bytes(ctx: StepContext, p, tokens):
+def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Logits (``ctx.logit_bytes`` per vocab entry per token: 6 for BF16 logits + fp32 softmax terms, 2 with an
     in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers'
     activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
     logits = tokens * a.vocab / p.tp * ctx.logit_bytes * (1.0 + depth)
-    mtp = 0.0
+    mtp: Num = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
         mtp = mtp + k * lk.n_layers
     return logits + mtp
 
 
-def _rank_kind_parts(ctx: StepContext, p, tokens, m):
+def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[tuple[Num, Num, Num, Num]]:
     """(weights, gradients, optimizer, activations) bytes per chip on the first, a middle and the last pipeline
     rank (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP), before the ZeRO
     working buffers of :func:`_zero_unit_buffers`. States vary with the plan's zero stage, activations with its
@@ -251,7 +258,7 @@ def _rank_kind_parts(ctx: StepContext, p, tokens, m):
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     mean = _mean_layer_activations(ctx, p, tokens)
     zero = np.zeros_like(p.pp, dtype=np.float64)
-    out = []
+    out: list[tuple[Num, Num, Num, Num]] = []
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
         w, g, o = _state_bytes(ctx, p, dense, expert)
@@ -263,7 +270,7 @@ def _rank_kind_parts(ctx: StepContext, p, tokens, m):
     return out
 
 
-def _zero_unit_buffers(ctx: StepContext, p):
+def _zero_unit_buffers(ctx: StepContext, p: Plans) -> tuple[Num, Num] | None:
     """(extra weights, extra gradients) bytes of ZeRO's per-unit working buffers, or None when no plan uses
     ZeRO >= 2. ZeRO-2 / FSDP reduce-scatter one unit's full gradients at a time; ZeRO-3 also gathers one unit (a
     layer, the embedding or the head) at a time, plus the prefetched next (PyTorch FSDP, DeepSpeed stage 3)."""
@@ -278,7 +285,7 @@ def _zero_unit_buffers(ctx: StepContext, p):
     return weights, np.where((p.zero >= 2) & sharded, ctx.optimizer.grad_bytes * unit, 0.0)
 
 
-def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
+def memory_breakdown(ctx: StepContext, p: Plans, tokens: Num, m: Array, states: object = None) -> dict[str, Any]:
     """Bytes per chip by part on the rank that needs the most, and the total with buffers and allocator margin.
 
     Every rank kind is costed (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP)
@@ -305,13 +312,14 @@ def memory_breakdown(ctx: StepContext, p, tokens, m, states=None):
             "buffers_and_margin": total - subtotal, "total": total}
 
 
-def memory_total(ctx: StepContext, p, tokens, m):
+def memory_total(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> Num:
     """``memory_breakdown(...)["total"]`` with the same arithmetic in the same order, for the plan search's bulk
     pass: the rank kind is chosen on the same sums, but the parts are never selected one by one at the full shape
     (plans x zero x recompute), only each kind's subtotal."""
     c = ctx.calib
     buf = _zero_unit_buffers(ctx, p)
-    best_t = sub = None
+    best_t: Num | None = None
+    sub: Num = 0.0
     for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
         tot = w + g + o + a
         s = tot if buf is None else (w + buf[0]) + (g + buf[1]) + o + a
@@ -321,5 +329,5 @@ def memory_total(ctx: StepContext, p, tokens, m):
             pick = tot > best_t
             sub = np.where(pick, s, sub)
             best_t = np.where(pick, tot, best_t)
-    assert sub is not None   # three rank kinds were costed
+    assert best_t is not None   # three rank kinds were costed
     return sub * (1.0 + c.alloc_margin) + c.buffer_bytes

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from typing import Any, Callable
+
 import numpy as np
 
 from ..model.arch import LayerKind
@@ -28,16 +30,20 @@ from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd,
                       layer_gemm_fwd)
 from .context import StepContext
+from .arrays import Num
+from ..parallel.plan import Plans
 
 
-def _gemms(lk: LayerKind, ctx: StepContext, p, tokens, keep) -> np.ndarray | float:
+def _gemms(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num,
+           keep: Callable[[Any], bool]) -> np.ndarray | float:
     sub = tuple(m for m in lk.matrices if keep(m))
     if not sub:
         return 0.0
     return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
 
 
-def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p, tokens, modules: tuple[str, ...]) -> np.ndarray | float:
+def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num,
+                            modules: tuple[str, ...]) -> np.ndarray | float:
     """Extra forward time per micro-batch of one layer when ``modules`` are recomputed."""
     t: np.ndarray | float = 0.0
     mods = set(modules)

@@ -9,13 +9,14 @@ balls = top-k (how many domains one token reaches).
 from __future__ import annotations
 
 import numpy as np
+from .arrays import Num
 
 
-def hit_probability(balls, picks, bins):
+def hit_probability(balls: Num, picks: Num, bins: Num) -> Num:
     """Probability that one given bin is hit: 1 - (1 - picks/bins)^balls."""
     return 1.0 - (1.0 - np.asarray(picks, dtype=np.float64) / bins) ** np.asarray(balls, dtype=np.float64)
 
 
-def expected_distinct(balls, picks, bins):
+def expected_distinct(balls: Num, picks: Num, bins: Num) -> Num:
     """Expected distinct bins hit: bins x (1 - (1 - picks/bins)^balls)."""
     return bins * hit_probability(balls, picks, bins)

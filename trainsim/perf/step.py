@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import fields as dc_fields
 
+from typing import Any
+
 import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
@@ -32,12 +34,14 @@ from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, overlaps_ep_comm
+from .arrays import Array, Num
+from ..parallel.plan import Plans
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
 
 
-def exposed(comm, work, f):
+def exposed(comm: Num, work: Num, f: Num) -> Num:
     """Communication left on the critical path when a fraction ``f`` of it can hide behind ``work``."""
     return comm - f * np.minimum(comm, work)
 
@@ -51,8 +55,8 @@ class StepResult:
     tokens_per_s_per_chip: np.ndarray | None   # None from the search's bulk pass with rate=False
     mfu: np.ndarray | None
     hfu: np.ndarray | None
-    memory: dict
-    breakdown: dict
+    memory: dict[str, Any]
+    breakdown: dict[str, Any]
     microbatches: np.ndarray
 
     @property
@@ -67,7 +71,7 @@ LAYER_KEY = ("tp", "cp", "mb", "ep", "etp", "node_limit")
 STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero")
 
 
-def _unique_rows(p, fields=LAYER_KEY):
+def _unique_rows(p: Plans, fields: tuple[str, ...] = LAYER_KEY) -> tuple[Plans, Array]:
     """Representative plans (flat) for the fields a cost depends on, and the map back to every plan.
 
     Fields may be arrays of different broadcastable shapes (the plan search passes the fields that shape a stage
@@ -75,10 +79,10 @@ def _unique_rows(p, fields=LAYER_KEY):
     of fields of one shape and combined, and the map has the broadcast shape of ``fields``."""
     names = [f.name for f in dc_fields(p)]
     full = np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in names))
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple[int, ...], list[str]] = {}
     for f in fields:
         groups.setdefault(np.shape(getattr(p, f)), []).append(f)
-    at_parts: list = []
+    at_parts: list[Any] = []
     inv: np.ndarray | int = 0
     n_rep = 1
     for shape, fs in groups.items():
@@ -104,13 +108,13 @@ def _unique_rows(p, fields=LAYER_KEY):
     return reps, np.broadcast_to(inv, np.broadcast_shapes(*(np.shape(getattr(p, f)) for f in fields)))
 
 
-def layer_costs(ctx: StepContext, p) -> dict:
+def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     """Per micro-batch forward costs of all the model's layers (summed over layer kinds, before dividing among
     pipeline stages), the output head and the MTP modules, for plans ``p``. Depends only on LAYER_KEY fields."""
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_sync", "rec_sel",
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_sync", "rec_sel",
                                     "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
@@ -136,7 +140,7 @@ def layer_costs(ctx: StepContext, p) -> dict:
     return out
 
 
-def moe_host_sync_time(ctx: StepContext, moe_layers):
+def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     """Host time exposed per micro-batch (forward + backward) by ``moe_layers`` MoE layers outside CUDA graphs.
 
     A dropless MoE layer learns how many tokens each expert receives only on the device; the dispatcher copies the
@@ -153,7 +157,7 @@ def moe_host_sync_time(ctx: StepContext, moe_layers):
     return moe_layers * ctx.calib.moe_layer_host_s
 
 
-def host_offload_time(ctx: StepContext, opt_params, local_params, compute_s):
+def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
     Optimizer offload (Megatron-Core ``--optimizer-cpu-offload``, ZeRO-Offload, Ren et al. 2021 sec. 4): the
@@ -169,7 +173,8 @@ def host_offload_time(ctx: StepContext, opt_params, local_params, compute_s):
     return t
 
 
-def _stage(ctx: StepContext, p, lc: dict, share, with_last: bool, tokens) -> dict:
+def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last: bool,
+           tokens: Num) -> dict[str, Any]:
     """Forward / backward time of one micro-batch on a pipeline rank holding ``share`` of the layers (and, when
     ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide."""
     a, c = ctx.arch, ctx.calib
@@ -224,19 +229,19 @@ class SharedCosts:
     every plan. The plan search builds them once for all its plans and evaluates them chunk by chunk
     (:meth:`rows`); they do not depend on the batch or the chip count of ``ctx``."""
 
-    lc: dict
+    lc: dict[str, Any]
     inv: np.ndarray
-    states: tuple           # dense params, expert params, gradient sync s, parameter gather s
+    states: tuple[Any, ...]  # dense params, expert params, gradient sync s, parameter gather s
     inv2: np.ndarray
 
-    def rows(self, sl=slice(None)):
+    def rows(self, sl: Any = slice(None)) -> tuple[dict[str, Any], tuple[Any, ...]]:
         """(per-layer costs, states) of the plans ``sl`` (an index into the plans' arrays: a slice of the first
         axis, or a tuple such as ``(..., slice)`` for the last)."""
         i, i2 = self.inv[sl], self.inv2[sl]
         return {k: v[i] for k, v in self.lc.items()}, tuple(x[i2] for x in self.states)
 
 
-def shared_costs(ctx: StepContext, p, layer_table=None) -> SharedCosts:
+def shared_costs(ctx: StepContext, p: Plans, layer_table: Any = None) -> SharedCosts:
     """:class:`SharedCosts` of the plans ``p``; ``layer_table(reps)``, when given, returns :func:`layer_costs` of
     ``reps`` from costs already computed (the plan search's :class:`trainsim.perf.bound.LayerTable`)."""
     reps, inv = _unique_rows(p)
@@ -247,8 +252,8 @@ def shared_costs(ctx: StepContext, p, layer_table=None) -> SharedCosts:
     return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u), inv2)
 
 
-def evaluate(ctx: StepContext, p, detail: bool = True, shared: SharedCosts | None = None, rows=slice(None),
-             rate: bool = True) -> StepResult:
+def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCosts | None = None,
+             rows: Any = slice(None), rate: bool = True) -> StepResult:
     """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``.
 
     ``detail=False`` (the plan search's bulk pass) returns only step time, tokens/s and total memory; the same

@@ -25,9 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalog.topology import Topology
+from .arrays import Num
 
 
-def _box(members, stride, dims: tuple[int, ...]) -> list[np.ndarray]:
+def _box(members: Num, stride: Num, dims: tuple[int, ...]) -> list[np.ndarray]:
     """Extent along each dimension of the box the group spans (``members`` x ``stride`` chips, filled
     dimension by dimension, capped at the level's chips)."""
     total = float(np.prod(dims))
@@ -45,7 +46,7 @@ def _active(box: list[np.ndarray]) -> np.ndarray:
     return np.maximum(sum((a > 1.0).astype(np.float64) for a in box), 1.0)
 
 
-def a2a_factor(topo: Topology, members, stride):
+def a2a_factor(topo: Topology, members: Num, stride: Num) -> Num:
     """Multiplier on an all-to-all's bytes / bandwidth time at one level (module docstring)."""
     m = np.maximum(np.asarray(members, dtype=np.float64), 1.0)
     if topo.kind == "clos":
@@ -58,7 +59,7 @@ def a2a_factor(topo: Topology, members, stride):
     return np.ones_like(m)
 
 
-def ring_factor(topo: Topology, members, stride):
+def ring_factor(topo: Topology, members: Num, stride: Num) -> Num:
     """Multiplier on a reduce-scatter / all-gather's bytes / bandwidth time at one level (module docstring)."""
     m = np.asarray(members, dtype=np.float64)
     if topo.kind == "torus":

@@ -33,6 +33,7 @@ from ..errors import TrainsimError
 from ..model.arch import Arch
 from .spec import Cluster, Link, PostTrain, StepPart, StudentPart, Teacher
 from .timeline import evaluate
+from .phases import weight_bytes
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,6 @@ def single_alone(case: MultiClusterCase) -> dict[str, Any]:
 
 
 def _bf16_bytes(arch: Arch) -> float:
-    from .phases import weight_bytes
-
     return weight_bytes(arch, "bf16")
 
 

@@ -26,6 +26,8 @@ from ..inference.serve import best_decode, best_prefill, setup_for
 from ..model.arch import Arch
 from ..model.counts import count
 from ..inference.setup import BYTES
+from .. import estimate
+from ..spec import PlanSpec, Run, TrainingSpec
 
 _CACHE: dict[tuple, object] = {}
 
@@ -169,9 +171,6 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
     """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
     ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched)."""
     def compute():
-        from .. import estimate
-        from ..spec import PlanSpec, Run, TrainingSpec
-
         # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
         # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
         padded = -(-int(seq_len) // 64) * 64

@@ -30,6 +30,10 @@ from ..scenario.registry import register
 from ..units import parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
 from .spec import StepPart
+from ..inference.calib import constant_sources
+from .timeline import LOGPROB_BYTES, ID_BYTES
+from ..inference.validate import error_table, summary
+from .multicluster import _bisect
 
 _STEP_KEYS = set(StepPart.model_fields)
 
@@ -109,9 +113,6 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
 
 
 def _model_assumptions() -> list[dict]:
-    from ..inference.calib import constant_sources
-    from .timeline import LOGPROB_BYTES, ID_BYTES
-
     out = [{"key": f"inference constant {k}", "value": v.split(" (", 1)[0], "source": v.split(" (", 1)[1][:-1]
             if " (" in v else "", "confidence": "model constant"} for k, v in constant_sources().items()]
     out += [
@@ -136,8 +137,6 @@ def _model_assumptions() -> list[dict]:
 
 def _inference_validation() -> dict:
     try:
-        from ..inference.validate import error_table, summary
-
         rows = error_table()
         return {"inference_model": summary(rows),
                 "rows": [{"name": r["name"], "phase": r["phase"], "error": r["error"]} for r in rows]}
@@ -148,8 +147,6 @@ def _inference_validation() -> dict:
 def _plateau(case: MultiClusterCase, cmp_: dict) -> dict:
     """The gap at unlimited WAN bandwidth and the bandwidth (Gb/s) that comes within one percentage point of it:
     beyond it more WAN bandwidth no longer helps (a plain number even where no bandwidth meets the tolerance)."""
-    from .multicluster import _bisect
-
     summed = cmp_["single_summed"]["wall_time_s"]
     gap_inf = multi_cluster(case, 1e13)["wall_time_s"] / summed
     bw = _bisect(lambda b: multi_cluster(case, b)["wall_time_s"] / summed <= gap_inf + 0.01, 1e3, 1e13)

@@ -59,12 +59,16 @@ from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
 from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
+from ..catalog.resolve import resolve_system
+from ..model.load import resolve_model
+from ..io import load_spec_file
+from ..spec import PlanSpec
 
 
 class ClusterPart(BaseModel):
     """A named cluster of a post-training file: its system (catalog id or inline) and chips."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     system: str | dict[str, Any]
     chips: Chips
 
@@ -72,7 +76,7 @@ class ClusterPart(BaseModel):
 class LinkPart(BaseModel):
     """A link between two clusters: bandwidth (bytes/s each direction) and latency (s), with units accepted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     between: tuple[str, str] | None = None
     bandwidth: float | str
     latency: float | str = 0.0
@@ -98,7 +102,7 @@ class StudentPart(BaseModel):
     """The student model: its training cluster, where and how its rollouts run (cluster, chips, precision,
     tp, memory share) and an optional fixed training plan."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     model: str | dict[str, Any]
     cluster: str
     rollout_cluster: str | None = None
@@ -114,14 +118,13 @@ class StudentPart(BaseModel):
     @classmethod
     def _plan(cls, v):
         if v is not None:
-            from ..spec import PlanSpec
             PlanSpec.model_validate(v)
         return v
 
 
 class RLReported(BaseModel):
     """A published step time (validation/rl/): seconds per step, where from, on which stack."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     step_time_s: float = Field(gt=0)
     source: str = ""
     stack: str = ""
@@ -131,7 +134,7 @@ class RLReported(BaseModel):
 class TeacherPart(BaseModel):
     """A teacher model: its cluster, the share of prompts (its domain) it scores and its precision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = ""
     model: str | dict[str, Any]
     cluster: str
@@ -143,7 +146,7 @@ class StepPart(BaseModel):
     """One post-training step: prompts, samples per prompt, prompt and rollout lengths (tokens), tail factor,
     steps, sync or async mode, logprobs sent, weight-sync interval, extra forward passes, checkpoint shipping."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     prompts: PosInt
     samples_per_prompt: PosInt = 1
     prompt_len: PosInt
@@ -182,7 +185,7 @@ class PostTrainFile(BaseModel):
     """A post-training (RL or on-policy distillation) spec file: clusters, links, student, teachers, step,
     and for validation points the reported figures."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = ""
     kind: Literal["rl", "opd"] = "opd"
     clusters: dict[str, ClusterPart]
@@ -300,9 +303,6 @@ class PostTrain:
 
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
     """Validate a post-training mapping and resolve its models and systems."""
-    from ..catalog.resolve import resolve_system
-    from ..model.load import resolve_model
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of post-training keys", where=where)
     try:
@@ -336,8 +336,6 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
 def load_posttrain(path: str | Path) -> PostTrain:
     """Load and resolve a post-training spec YAML file (:func:`trainsim.io.load_spec_file`: safe loader, line
     numbers in errors)."""
-    from ..io import load_spec_file
-
     path = Path(path)
     pt = load_spec_file(path, parse_posttrain, what="post-training spec")
     return PostTrain(**{**pt.__dict__, "path": path})

@@ -6,6 +6,12 @@ from pathlib import Path
 
 from ..errors import TrainsimError
 from .page import Report
+from ..io import load_spec_file
+from .progress import as_tick
+from ..spec import load_run
+from .run_report import build_run_report
+from ..scenario.run import run_file
+from .scenario_report import build_scenario_report
 
 
 def is_scenario(path: str | Path) -> bool:
@@ -13,8 +19,6 @@ def is_scenario(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    from ..io import load_spec_file
-
     try:
         doc = load_spec_file(path, None, what="run spec or scenario")
     except TrainsimError as exc:
@@ -28,17 +32,10 @@ def build_report(path: str | Path, *, progress=None, **kw) -> Report:
     """The report of ``path``: a run spec (estimate, best plans, scaling, sensitivity, ranges, validation error,
     inputs with sources) or a scenario (its result, plus its run's charts). Keyword arguments go to
     :func:`trainsim.report.collect.run_data` (``top``, ``with_scaling``, ``with_sensitivity``, ``with_ranges``)."""
-    from .progress import as_tick
-
     tick = as_tick(progress)
     if is_scenario(path):
-        from ..scenario.run import run_file
-        from .scenario_report import build_scenario_report
-
         tick.advance("running the scenario", 0)
         result = run_file(path)
         return build_scenario_report(result, progress=tick, **kw)
-    from ..spec import load_run
-    from .run_report import build_run_report
 
     return build_run_report(load_run(path), progress=tick, **kw)

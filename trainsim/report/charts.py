@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, NullLocator
+if TYPE_CHECKING:   # matplotlib is imported when a chart is drawn (0.5 s), not when trainsim.report is
+    from matplotlib.figure import Figure
 
 GIB = 2**30
 
@@ -28,6 +27,9 @@ MEMORY_COLOURS = {"weights": "#1f77b4", "gradients": "#ff7f0e", "optimizer": "#2
 
 
 def _figure(w: float = 8.0, h: float = 4.2) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(w, h), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -103,6 +105,8 @@ def scaling_chart(rows: list[dict], nominal_chips: int | None = None,
     ax.plot(xs, ys, "o-", color="#1f77b4", label="days" if use_days else "step time (s)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
@@ -152,6 +156,8 @@ def tornado_chart(rows: list[dict], title: str = "Sensitivity", xlabel: str = "c
             ax.text(shown, y + dy, f" {txt} ", va="center", ha="left" if shown >= 0 else "right", fontsize=7)
     lo_lab = rows[0].get("low_label", "low") if rows else "low"
     hi_lab = rows[0].get("high_label", "high") if rows else "high"
+    from matplotlib.patches import Patch
+
     ax.legend(handles=[Patch(color="#d62728", label=f"{lo_lab} (low end)"),
                        Patch(color="#1f77b4", label=f"{hi_lab} (high end)")], fontsize=7, frameon=False,
               loc="lower right")

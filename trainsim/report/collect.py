@@ -14,6 +14,14 @@ from ..errors import TrainsimError
 from ..spec import PlanSpec, Run
 from . import fmt
 from .progress import as_tick
+from ..scenario.common import at_chips, best
+from ..scenario.sensitivity import PARAMS, UNITS, scaled, value
+from ..scenario.ranges import propagate, uncertain_inputs
+from ..estimate import estimate, is_complete
+from ..search import search
+from ..perf.calibration import validation_error
+from .sources import all_inputs
+from ..fit_advice import fit_advice, over_by
 
 SCALING_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 SENSITIVITY_FACTORS = (0.5, 2.0)
@@ -73,8 +81,6 @@ def chip_counts(chips: int, unit: int, factors=SCALING_FACTORS) -> list[int]:
 
 def scaling(run: Run, plan: PlanSpec | None = None, counts: list[int] | None = None, progress=None) -> list[dict]:
     """The best plan at each chip count: days (None without training.tokens), step time, MFU, plan, batch."""
-    from ..scenario.common import at_chips, best
-
     tick = as_tick(progress)
     base = _sweep_run(run, plan)
     counts = counts or chip_counts(run.chips, run.system.scale_up_size)
@@ -102,8 +108,6 @@ def _days(res) -> float:
 
 
 def _params(run: Run) -> list[str]:
-    from ..scenario.sensitivity import PARAMS
-
     return [p for p in PARAMS if p != "scale_out_bandwidth" or len(run.system.levels) > 1]
 
 
@@ -111,9 +115,6 @@ def sensitivity(run: Run, plan: PlanSpec | None = None, params=None, factors=SEN
                 progress=None) -> dict:
     """Days of the best plan with one hardware parameter at a time scaled by each factor (the plan re-searched),
     as % change vs nominal: the tornado chart's data. Parameters: :data:`trainsim.scenario.sensitivity.PARAMS`."""
-    from ..scenario.common import best
-    from ..scenario.sensitivity import UNITS, scaled, value
-
     tick = as_tick(progress)
     base = _sweep_run(run, plan)
     nominal = _days(best(base))
@@ -142,8 +143,6 @@ def sensitivity(run: Run, plan: PlanSpec | None = None, params=None, factors=SEN
 def ranges(run: Run, plan: PlanSpec | None = None, validation: dict | None = None) -> dict:
     """Low / nominal / high days from the catalog ranges of the system's inputs (one at a time, plan re-searched),
     and the band the validation error puts around the nominal prediction."""
-    from ..scenario.ranges import propagate, uncertain_inputs
-
     base = _sweep_run(run, plan)
     has_tokens = run.training.tokens is not None
     inputs = uncertain_inputs(base.system, base.training.precision)
@@ -175,11 +174,6 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
     ``cost_inputs``: overrides of :func:`trainsim.cost.run_cost` -- ``price_per_chip_hour``, ``pue``,
     ``electricity_usd_per_kwh`` -- for the estimate's cost, as ``--price-per-chip-hour``, ``--pue``,
     ``--electricity`` give them."""
-    from ..estimate import estimate, is_complete
-    from ..search import search
-    from ..perf.calibration import validation_error
-    from .sources import all_inputs
-
     tick = as_tick(progress)
     fam = run.system.chip.family
     n_sens = len(SENSITIVITY_FACTORS) * len(_params(run)) if with_sensitivity else 0
@@ -218,7 +212,6 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
         rows.append(r)
     if not rows and res.least_memory is not None:
         # nothing fits: draw the plan that needs the least memory against HBM, with what would make it fit
-        from ..fit_advice import fit_advice, over_by
 
         least = res.least_memory
         rows.append(plan_row(least, "least memory (does not fit)"))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
+from ..catalog.describe import fmt as _fmt
 
 GIB = 2**30
 
@@ -45,8 +47,6 @@ def days(d: float | None) -> str:
 
 def chip_hours(x: float | None) -> str:
     """Chip-hours as a count: ``2.79M chip-hours``; ``n/a`` when unknown."""
-    from ..numfmt import count as _count
-
     return "n/a" if x is None else _count(x, "chip-hours")
 
 
@@ -125,8 +125,6 @@ def value(x: Any) -> str:
         if a == 0:
             return "0"
         if a >= 1e4:   # one number format everywhere (trainsim.numfmt): 29.2M, 4.52M
-            from ..numfmt import count as _count
-
             return _count(x)
         if a < 1e-3:
             return f"{x:.3g}"
@@ -154,8 +152,6 @@ def value(x: Any) -> str:
 def value_of_key(key: str, x: Any) -> str:
     """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
     :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`)."""
-    from ..numfmt import is_money_key
-
     last = str(key).split(".")[-1].split("[")[0]
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)
@@ -171,41 +167,29 @@ def value_of_key(key: str, x: Any) -> str:
 
 def money(x: float | None, digits: int = 3) -> str:
     """US dollars: ``$29.2M``, ``$812k`` (:func:`trainsim.numfmt.money`)."""
-    from ..numfmt import money as _money
-
     return _money(x, digits)
 
 
 def quantity(x: float | int | None, unit: str = "", digits: int = 3) -> str:
     """A count with a unit: ``4.52M chip-hours`` (:func:`trainsim.numfmt.count`)."""
-    from ..numfmt import count as _count
-
     return _count(x, unit, digits)
 
 
 def label(key: str) -> str:
     """A snake_case key as a human label (:func:`trainsim.numfmt.label`)."""
-    from ..numfmt import label as _label
-
     return _label(key)
 
 
 def catalog_value(x: float | None, dim: str) -> str:
     """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
-    from ..catalog.describe import fmt as _fmt
-
     return _fmt(x, dim)
 
 
 def sweep_value(col: str, x: Any) -> str:
-    """A sweep column's value as the summary prints it (:func:`trainsim.sweep.summary.format_value`)."""
-    from ..sweep.summary import format_value
-
-    return format_value(col, x)
+    """A sweep column's value as the summary prints it (:func:`trainsim.numfmt.axis_value`)."""
+    return axis_value(col, x)
 
 
 def sweep_column(col: str) -> str:
-    """A sweep column's short name (:func:`trainsim.sweep.summary.short_name`)."""
-    from ..sweep.summary import short_name
-
-    return short_name(col)
+    """A sweep column's short name (:func:`trainsim.numfmt.axis_name`)."""
+    return axis_name(col)

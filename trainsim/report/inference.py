@@ -1,16 +1,14 @@
 """Terminal rendering of ``trainsim infer`` results (numbers come from :mod:`trainsim.inference.serve`)."""
 from __future__ import annotations
 
-from rich.table import Table
 
-from .terminal import console
+from .terminal import console, table
+from .fmt import plan
 
 GB = 1e9
 
 
 def _plan(p: dict, moe: bool = True) -> str:
-    from .fmt import plan
-
     keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
     missing = [k for k in keys if k not in p]
     if missing:                     # every serving plan has them all; a missing one is a bug, not a blank
@@ -21,7 +19,7 @@ def _plan(p: dict, moe: bool = True) -> str:
 def render_infer(res: dict) -> None:
     """``trainsim infer`` as a table: KV cache, decode and prefill plans, tokens/s per chip and latency."""
     c = console()
-    t = Table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
+    t = table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
               show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
@@ -51,7 +49,7 @@ def render_infer(res: dict) -> None:
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
     """``trainsim infer --validate``: predicted vs published serving points, their summary and the latency-bound table."""
     c = console()
-    t = Table(title="inference model vs published serving numbers (tokens/s per chip)")
+    t = table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "range", "error"):
         t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left")
     for r in rows:
@@ -66,7 +64,7 @@ def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None 
                 + (f" ({summ['not_counted']} production averages listed, not counted)" if summ.get("not_counted")
                    else ""))
     if latency_rows:
-        t = Table(title="decode under a TPOT bound, batch searched (CloudMatrix384, DeepSeek-R1)")
+        t = table(title="decode under a TPOT bound, batch searched (CloudMatrix384, DeepSeek-R1)")
         for col in ("TPOT bound", "reported", "published batch/chip", "predicted", "searched batch/chip", "error"):
             t.add_column(col, justify="right")
         for r in latency_rows:

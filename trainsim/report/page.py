@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from ..io import write_atomic
 
 CSS = """
 body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#1d2329;
@@ -163,16 +164,12 @@ class Report:
     def write(self, path: str | Path, *, force: bool = True) -> Path:
         """Write the page atomically (:func:`trainsim.io.write_atomic`: temporary file + rename, a symlink
         at ``path`` is replaced, never followed); ``force=False`` refuses an existing file."""
-        from ..io import write_atomic
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_atomic(path, self.html, force=force, what="report")
 
     def write_pngs(self, folder: str | Path, prefix: str = "") -> list[Path]:
         """Write each chart as ``folder/<prefix><name>.png``; return the paths."""
-        from ..io import write_atomic
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out = []

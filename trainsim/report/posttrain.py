@@ -1,9 +1,8 @@
 """Terminal rendering of ``trainsim posttrain`` results (numbers come from :mod:`trainsim.posttrain.timeline`)."""
 from __future__ import annotations
 
-from rich.table import Table
 
-from .terminal import console
+from .terminal import console, table
 
 
 def _bytes(b: float) -> str:
@@ -16,7 +15,7 @@ def _bytes(b: float) -> str:
 def render_posttrain(res: dict) -> None:
     """``trainsim posttrain`` as tables: the step's phases, traffic per link, timeline and totals."""
     c = console()
-    t = Table(title=f"{res['name']}: {res['kind']} ({res['mode']}), one step")
+    t = table(title=f"{res['name']}: {res['kind']} ({res['mode']}), one step")
     for col in ("phase", "stage", "where", "seconds", "bytes"):
         t.add_column(col, justify="right" if col in ("seconds", "bytes") else "left")
     for p in res["phases"]:
@@ -41,7 +40,7 @@ def render_posttrain(res: dict) -> None:
 def render_rl_errors(rows: list[dict], summ: dict) -> None:
     """The whole-step check: published vs predicted RL step time, with the predicted timeline per stage."""
     c = console()
-    t = Table(title="post-training model vs published RL step times (seconds per step)")
+    t = table(title="post-training model vs published RL step times (seconds per step)")
     for col in ("run", "mode", "reported", "predicted", "error", "refit", "generation", "log-probs", "training"):
         t.add_column(col, justify="left" if col in ("run", "mode") else "right")
     for r in rows:

@@ -8,6 +8,8 @@ import math
 from . import charts as ch
 from . import fmt
 from .page import Report, esc, image, kv_table, page, section, table
+from .terminal import cost_rows
+from .collect import run_data
 
 SECTIONS = (("answer", "Answer"), ("breakdown", "Step time by cause"), ("memory", "Memory per chip"),
             ("plans", "Best plans"), ("scaling", "Scaling"), ("sensitivity", "Sensitivity"),
@@ -69,7 +71,6 @@ def headline(est: dict) -> str:
     if "days" in est:
         rows += [("whole run (without failures)", fmt.days(est["days"]), "days"),
                  ("chip-hours", fmt.chip_hours(est["chip_hours"]), "chip_hours")]
-        from .terminal import cost_rows
 
         rows += [(k, v, None) for k, v in cost_rows(est.get("cost")) if k != "chip-hours"]
     note = f'MFU: {esc(est["mfu_definition"])}.'
@@ -266,8 +267,6 @@ def render(data: dict, charts: dict[str, bytes]) -> str:
 def build_run_report(run, *, progress=None, spec_source: str | None = None, **kw) -> Report:
     """The report of ``run`` (a :class:`trainsim.Run`); keyword arguments go to :func:`collect.run_data`
     (``top``, ``with_scaling``, ``with_sensitivity``, ``with_ranges``, ``sweep``)."""
-    from .collect import run_data
-
     data = run_data(run, progress=progress, spec_source=spec_source, **kw)
     charts = make_charts(data)
     return Report(title=data["title"], html=render(data, charts), charts=charts, data=data)

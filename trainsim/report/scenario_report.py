@@ -9,6 +9,14 @@ from typing import Any
 from ..errors import TrainsimError
 from . import fmt
 from .page import Report, esc, image, kv_table, page, rel_path, section, table
+from ..scenario.render import fmt_key, plan_text, key_label
+from ..scenario.kinds import load_doc
+from ..catalog.resolve import resolve_system
+from ..scenario.common import make_run
+from ..spec import PlanSpec
+from .collect import run_data
+from . import charts as ch
+from .run_report import validation_text, run_sections, headline, make_charts
 
 VERDICT_CLASS = {"supported": "verdict-supported", "not supported": "verdict-not-supported", "error": "verdict-error"}
 
@@ -19,8 +27,6 @@ def _is_triple(v) -> bool:
 
 def value_text(v: Any, key: str = "") -> str:
     """A scenario number as the terminal prints it (``trainsim scenario``; money keys in dollars)."""
-    from ..scenario.render import fmt_key, plan_text
-
     if isinstance(v, dict) and {"tp", "pp"} <= set(v):
         return plan_text(v)
     return fmt_key(key, v)
@@ -47,14 +53,11 @@ def _list_table(items: list[dict], max_cols: int = 10) -> str:
         isinstance(v, dict) and {"tp", "pp"} <= set(v))
     cols = list(dict.fromkeys(k for it in items for k, v in it.items() if not k.startswith("_") and scalar(v)))
     cols = cols[:max_cols]
-    from ..scenario.render import key_label
 
     return table([key_label(c) for c in cols], [[value_text(it.get(c), c) for c in cols] for it in items])
 
 
 def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:
-    from ..scenario.kinds import load_doc
-
     path = Path(result.get("file") or ".")
     if doc is None:
         doc = load_doc(path) if path.is_file() else {}
@@ -64,10 +67,6 @@ def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:
 def scenario_run(result: dict, doc: dict | None = None, base_dir: Path | None = None):
     """The training run behind a scenario's best plan (model and training of the scenario or of its ``job``;
     system, chips, precision, batch and plan of ``best_plan``), or None when the scenario has none."""
-    from ..catalog.resolve import resolve_system
-    from ..scenario.common import make_run
-    from ..scenario.kinds import load_doc
-
     bp = result.get("best_plan")
     if not isinstance(bp, dict) or not isinstance(bp.get("plan"), dict) or not bp.get("system"):
         return None
@@ -111,8 +110,6 @@ def scenario_run(result: dict, doc: dict | None = None, base_dir: Path | None = 
 
 def sweep_plan_of(result: dict, doc: dict | None = None):
     """The plan fields the scenario itself fixes (its job's ``plan``), for the best-plans search and the sweeps."""
-    from ..spec import PlanSpec
-
     d, _ = _doc(result, doc)
     try:
         return PlanSpec.model_validate(d.get("plan") or {})
@@ -122,8 +119,6 @@ def sweep_plan_of(result: dict, doc: dict | None = None):
 
 def scenario_data(result: dict, doc: dict | None = None, *, progress=None, with_run: bool = True, **kw) -> dict:
     """The scenario result plus, where it has a run, the run report's data (``run``)."""
-    from .collect import run_data
-
     data = {"kind": "scenario", "title": f"{result.get('id')}: {result.get('claim', '')}", "result": result,
             "run": None, "run_note": None}
     if not with_run:
@@ -145,8 +140,6 @@ def scenario_data(result: dict, doc: dict | None = None, *, progress=None, with_
 
 def _numbers(result: dict) -> str:
     rows, tables = flatten(result.get("numbers") or {})
-    from ..scenario.render import key_label
-
     body = table(["quantity", "value"], [[key_label(k), value_text(v, k)] for k, v in rows], {1})
     for title, items in tables:
         body += f"<h3>{esc(key_label(title))}</h3>" + _list_table(items)
@@ -176,7 +169,6 @@ def scenario_chart(result: dict) -> bytes | None:
                          "low_label": "low", "high_label": "high"})
     if not rows:
         return None
-    from . import charts as ch
 
     return ch.png_bytes(ch.tornado_chart(rows[:14], title="Ranges: low and high end vs nominal",
                                          xlabel="change vs nominal (%)"))
@@ -208,8 +200,6 @@ def fallback_chart_rows(result: dict) -> tuple[list[dict], str, str]:
     In order: (1) the cases of ``result["ranges"]`` (e.g. WAN bandwidths) on their first numeric field they all
     have; (2) the largest group (two or more) of scalar numbers that share a unit suffix (``_h``, ``_days``,
     ``_usd``, ...); (3) the first list table of the numbers with a numeric column (one bar per item)."""
-    from ..scenario.render import key_label
-
     extra = result.get("ranges")
     if isinstance(extra, dict) and len(extra) >= 2 and all(isinstance(v, dict) for v in extra.values()):
         first = next(iter(extra.values()))
@@ -244,7 +234,6 @@ def fallback_chart(result: dict) -> bytes | None:
     rows, title, xlabel = fallback_chart_rows(result)
     if not rows:
         return None
-    from . import charts as ch
 
     return ch.png_bytes(ch.bar_chart(rows, title, xlabel))
 
@@ -253,8 +242,6 @@ def _ranges(result: dict) -> str:
     tri = _triples(result)
     body = ""
     if tri:
-        from ..scenario.render import fmt_key, key_label
-
         body += table(["quantity", "low", "nominal", "high", "unit"],
                       [[key_label(k), fmt_key(k, v.get("low")), fmt_key(k, v.get("nominal")), fmt_key(k, v.get("high")),
                         v.get("unit", "")]
@@ -287,8 +274,6 @@ def _best_plan(result: dict) -> str:
 
 
 def _assumptions(result: dict) -> str:
-    from ..scenario.render import fmt_key, key_label
-
     rows = []
     for a in result.get("assumptions") or []:
         v = a.get("value")
@@ -302,8 +287,6 @@ def _assumptions(result: dict) -> str:
 
 
 def _validation(result: dict) -> str:
-    from .run_report import validation_text
-
     ve = result.get("validation_error") or {}
     if not ve:
         return "<p>No validation error recorded for this scenario.</p>"
@@ -322,8 +305,6 @@ def _validation(result: dict) -> str:
 def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]:
     """The HTML sections (id, title, body) of a scenario result's report page, with its ``charts`` (PNG bytes)
     embedded."""
-    from .run_report import run_sections
-
     r = data["result"]
     cls = VERDICT_CLASS.get(r.get("verdict_class", ""), "")
     top = (f'<p class="meta">{esc(r.get("kind", ""))} &middot; {esc(rel_path(r.get("file", "")))}</p>'
@@ -343,8 +324,6 @@ def sections(data: dict, charts: dict[str, bytes]) -> list[tuple[str, str, str]]
            ("scenario-validation", "Validation error that applies", _validation(r))]
     rd = data.get("run")
     if rd is not None:
-        from .run_report import headline
-
         note = (f'<p class="note">The run behind the best plan, re-estimated: {esc(rd["answer"])}'
                 + ("" if rd.get("matches_scenario", True) else " (differs from the scenario's step time)") + "</p>"
                 + (headline(rd["estimate"]) if rd.get("estimate") else ""))
@@ -370,8 +349,6 @@ def render(data: dict, charts: dict[str, bytes]) -> str:
 def build_scenario_report(result: dict, doc: dict | None = None, *, progress=None, with_run: bool = True,
                           **kw) -> Report:
     """The report of a scenario result (``trainsim.scenario.run.run_file(path)``)."""
-    from .run_report import make_charts
-
     data = scenario_data(result, doc, progress=progress, with_run=with_run, **kw)
     charts = make_charts(data["run"]) if data.get("run") else {}
     if not charts:

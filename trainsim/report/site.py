@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 
 from .page import esc, page, section, table
+from .scenario_report import build_scenario_report
+from ..errors import TrainsimError
+from .progress import as_tick
+from ..io import write_atomic
 
 VERDICT_COLOURS = {"supported": "#2ca02c", "not supported": "#d62728", "error": "#d62728"}
 
@@ -20,8 +24,6 @@ def file_name(result: dict) -> str:
 def write_one(result: dict, out_dir: str | Path, with_run: bool = True, force: bool = False) -> dict:
     """Build and write one scenario's report; returns {id, file, seconds, error}. An existing page is replaced
     only with ``force`` (a symlink in its place is replaced, never followed)."""
-    from .scenario_report import build_scenario_report
-
     t0 = time.perf_counter()
     out = Path(out_dir) / file_name(result)
     error = None
@@ -43,8 +45,6 @@ def write_group(results: list[dict], out_dir: str | Path, with_run: bool = True,
 def check_site_dir(out_dir: str | Path, names: list[str], *, force: bool = False) -> Path:
     """Refuse, before any work, a site folder that is a symlink (never followed, even with ``force``) or not a
     folder, and (without ``force``) one that already holds any of the pages ``names`` (or ``index.html``)."""
-    from ..errors import TrainsimError
-
     out = Path(out_dir)
     if out.is_symlink():
         raise TrainsimError("HTML folder is a symlink; expected a real folder (symlinks are never followed)",
@@ -103,7 +103,6 @@ def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = N
     ``jobs`` > 1 builds the reports in that many processes (default: one per CPU, at most one per result)."""
     import os
 
-    from .progress import as_tick
 
     out = check_site_dir(out_dir, [file_name(r) for r in results], force=force)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +128,6 @@ def write_site(results: list[dict], out_dir: str | Path, *, jobs: int | None = N
                 written += f.result()
                 tick.advance(", ".join(str(r.get("id")) for r in futs[f]), len(futs[f]))
     index = out / "index.html"
-    from ..io import write_atomic
 
     write_atomic(index, index_html(results, written), force=force, what="index")
     return index

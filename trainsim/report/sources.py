@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from ..catalog.types import Sourced
 from . import fmt
+from ..catalog.load import source_text, chip_entry
+from ..errors import TrainsimError
+from .page import rel_path
+from ..model.summary import model_summary
+from ..perf.calibration import Calib, calib_for
 
 # chip sourced field -> (value getter, unit for display)
 _CHIP_FIELDS = {
@@ -23,9 +28,6 @@ _CHIP_FIELDS = {
 
 def citation(source_ids) -> str:
     """The citation texts of source ids, joined; unknown ids are shown as they are."""
-    from ..catalog.load import source_text
-    from ..errors import TrainsimError
-
     out = []
     for sid in source_ids:
         try:
@@ -53,8 +55,6 @@ def _value(v, unit: str) -> str:
 def _extra_chip_value(chip_id: str, key: str):
     """A descriptive chip field (year, tpp, export control ...) from the raw hardware.yaml entry, if any."""
     try:
-        from ..catalog.load import chip_entry
-
         e = chip_entry(chip_id)
     except Exception:  # noqa: BLE001 - inline chips have no catalog entry
         return None
@@ -74,8 +74,6 @@ def _row(group: str, name: str, value: str, src: Sourced | None, default_source:
 
 def run_inputs(run, spec_source: str | None = None) -> list[dict]:
     """The run spec's own inputs (model, system, chips, training, plan)."""
-    from .page import rel_path
-
     where = spec_source or (rel_path(run.path) if run.path else "run spec")
     tr = run.training
     rows = [("model", run.arch.name), ("system", run.system.id), ("chip", run.system.chip.id),
@@ -90,8 +88,6 @@ def run_inputs(run, spec_source: str | None = None) -> list[dict]:
 
 def model_inputs(run) -> list[dict]:
     """Rows of the model's inputs (parameters, layers, hidden size, vocabulary) with their source."""
-    from ..model.summary import model_summary
-
     s = model_summary(run.arch, run.training.seq_len)
     src = s.get("source") or "inline model in the run spec"
     out = []
@@ -159,7 +155,6 @@ def calibration_inputs(family: str) -> list[dict]:
     """The fitted constants the estimate uses for this chip family (perf/data/calibration.yaml)."""
     from dataclasses import fields
 
-    from ..perf.calibration import Calib, calib_for
 
     c, default = calib_for(family), Calib()
     out = []

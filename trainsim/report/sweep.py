@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from .fmt import label, money, plan_columns, quantity
+from .fmt import sweep_column as _short, sweep_value as _fmt_col
 
 
 def _fmt(x, kind: str = "") -> str:
@@ -25,8 +26,6 @@ def _fmt(x, kind: str = "") -> str:
 
 
 def _setting(r: dict, cols: list[str]) -> str:
-    from .fmt import sweep_column as _short, sweep_value as _fmt_col
-
     return " ".join(f"{_short(c)}={_fmt_col(c, r.get(c))}" for c in cols)
 
 
@@ -38,7 +37,6 @@ def render_summary(s: dict) -> None:
 
     import sys
 
-    from .fmt import sweep_column as _short, sweep_value as _fmt_col
 
     c = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     err = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"

@@ -1,24 +1,52 @@
-"""Terminal rendering (rich): estimates, plan searches. Only formatting here; numbers come from the API."""
+"""Terminal rendering (rich): estimates, plan searches. Only formatting here; numbers come from the API.
+
+rich is imported when something is rendered (:func:`console`, :func:`table`, :func:`panel`), not when this module
+is: a command that prints JSON or CSV never loads it (start-up time, issue 15)."""
 from __future__ import annotations
 
 import json
 import math
+import sys
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+import numpy as np
+
+from .fmt import plan as _plan
+from ..numfmt import count, money
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
 
 GIB = 2**30
 
 
 def console() -> Console:
     """The terminal's console (no highlighting)."""
+    from rich.console import Console
+
     return Console(highlight=False)
+
+
+def table(*args: Any, **kw: Any) -> Table:
+    """A rich table (``rich.table.Table(*args, **kw)``)."""
+    from rich.table import Table
+
+    return Table(*args, **kw)
+
+
+def panel(*args: Any, **kw: Any) -> Panel:
+    """A rich panel (``rich.panel.Panel(*args, **kw)``)."""
+    from rich.panel import Panel
+
+    return Panel(*args, **kw)
 
 
 def wide_console() -> Console:
     """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width
     (the scenario, sizing, capacity, sensitivity and compare tables)."""
-    import sys
+    from rich.console import Console
 
     return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
@@ -26,15 +54,10 @@ def wide_console() -> Console:
 def print_json(obj) -> None:
     """Print ``obj`` as indented JSON (numpy numbers and arrays as plain ones; non-finite floats as null)."""
     def default(o):
-        try:
-            import numpy as np
-
-            if isinstance(o, np.generic):
-                return o.item()
-            if isinstance(o, np.ndarray):
-                return o.tolist()
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
         if isinstance(o, tuple):
             return list(o)
         return str(o)
@@ -53,15 +76,11 @@ def print_json(obj) -> None:
 
 def plan_text(plan: dict) -> str:
     """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
-    from .fmt import plan as _plan
-
     return _plan(plan, empty="")
 
 
 def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
     """(label, value) rows of a run's cost for a terminal table."""
-    from ..numfmt import count, money
-
     if not cost:
         return []
     inp = cost["inputs"]
@@ -83,7 +102,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     """One estimate as terminal tables: the plan, step time by cause, memory against HBM, days and cost."""
     c = c or console()
     d = est.to_dict()
-    t = Table(title=title or f"{d['name']}: {d['model']} on {d['chips']:,} x {d['chip']} ({d['system']})",
+    t = table(title=title or f"{d['name']}: {d['model']} on {d['chips']:,} x {d['chip']} ({d['system']})",
               show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
@@ -116,7 +135,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         for k, v in cost_rows(d.get("cost")):
             t.add_row(k, v)
     c.print(t)
-    b = Table(title="step time by cause")
+    b = table(title="step time by cause")
     b.add_column("cause")
     b.add_column("seconds", justify="right")
     b.add_column("share", justify="right")
@@ -125,13 +144,13 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         if v > 0:
             b.add_row(k, f"{v:.4f}", f"{v / step:.1%}")
     c.print(b)
-    m = Table(title="memory per chip")
+    m = table(title="memory per chip")
     m.add_column("part")
     m.add_column("GiB", justify="right")
     for k, v in d["memory_breakdown_bytes"].items():
         m.add_row(k, f"{v / GIB:.2f}")
     c.print(m)
-    pl = Table(title="placement of parallel groups")
+    pl = table(title="placement of parallel groups")
     for col in ("group", "size", "stride", "levels crossed", "per scale-up domain"):
         pl.add_column(col)
     for g, v in d["plan"]["placement"].items():
@@ -146,7 +165,7 @@ def render_search(res, c: Console | None = None) -> None:
     if res.best is None:
         c.print(f"[red]{res.no_plan_message().split('; nearest alternatives')[0]}[/red]")
         if res.alternatives:
-            at = Table(title="nearest alternatives (each has a plan)")
+            at = table(title="nearest alternatives (each has a plan)")
             for col in ("change", "step s", "MFU (BF16 peak)", "days", "GiB/chip", "plan"):
                 at.add_column(col, justify="left" if col in ("change", "plan") else "right")
             for a in res.alternatives:
@@ -156,20 +175,20 @@ def render_search(res, c: Console | None = None) -> None:
             c.print(at)
     else:
         render_estimate(res.best, c=c)
-        t = Table(title="best plans that fit")
+        t = table(title="best plans that fit")
         for col in ("#", "plan", "step s", "tok/s/chip", "MFU (BF16 peak)", "GiB/chip"):
             t.add_column(col, justify="right" if col != "plan" else "left")
         for i, r in enumerate([res.best] + res.runners_up, 1):
             t.add_row(str(i), plan_text(r.plan), f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.1f}",
                       f"{r.mfu:.1%}", f"{r.memory_per_chip_bytes / GIB:.1f}")
         c.print(t)
-        pt = Table(title="Pareto front: step time vs memory")
+        pt = table(title="Pareto front: step time vs memory")
         for col in ("plan", "step s", "GiB/chip"):
             pt.add_column(col)
         for r in res.pareto[:10]:
             pt.add_row(plan_text(r["plan"]), f"{r['step_time_s']:.3f}", f"{r['memory_per_chip_bytes'] / GIB:.1f}")
         c.print(pt)
-    rj = Table(title=f"{res.plans_evaluated:,} plans evaluated, {res.plans_feasible:,} fit, "
+    rj = table(title=f"{res.plans_evaluated:,} plans evaluated, {res.plans_feasible:,} fit, "
                      f"in {res.search_seconds:.3f} s; rejected by reason")
     rj.add_column("reason")
     rj.add_column("plans", justify="right")
@@ -180,7 +199,7 @@ def render_search(res, c: Console | None = None) -> None:
 
 def _diff_table(title: str, first: str, rows, scale: float, digits: int) -> Table:
     """A best / reference / difference table of (name, best, reference) rows, values divided by ``scale``."""
-    t = Table(title=title)
+    t = table(title=title)
     for col in (first, "best", "reference", "best - reference"):
         t.add_column(col, justify="left" if col == first else "right")
     for name, b, r in rows:

@@ -1,5 +1,7 @@
 """Terminal rendering of ``trainsim validate`` (numbers come from :mod:`trainsim.validate.runner`)."""
 from __future__ import annotations
+from ..validate.runner import NOFIT_LEGEND
+from .terminal import console
 
 
 def _num(x: float | None) -> str:
@@ -19,8 +21,6 @@ def render_validation(res) -> None:
     the per-family and overall summaries of a :class:`~trainsim.validate.runner.ValidationResult`."""
     from rich.table import Table
 
-    from ..validate.runner import NOFIT_LEGEND
-    from .terminal import console
 
     c = console()
     if not c.is_terminal:  # piped or captured: do not squeeze the run names into 80 columns

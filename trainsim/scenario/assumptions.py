@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import TrainsimError
 from ..yamlload import load_data
+from ..errors import unknown
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ class Assumptions:
     def get(self, key: str) -> Assumption:
         """The assumption ``key``, recorded as used; an unknown key raises with the nearest names."""
         if key not in self._table:
-            from ..errors import unknown
-
             raise unknown("assumption", key, self._table, field="assumptions")
         if key not in self.used:
             self.used.append(key)
@@ -105,8 +104,6 @@ class Assumptions:
         for key, v in (overrides or {}).items():
             v = _num(v)
             if key not in table:
-                from ..errors import unknown
-
                 raise unknown("assumption", key, table, field="assumptions")
             base = table[key]
             if isinstance(base.value, dict) and isinstance(v, dict) and "value" not in v:

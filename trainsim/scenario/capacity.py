@@ -35,6 +35,9 @@ from .assumptions import Assumptions
 from ..parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
+from ..model.inline import InlineModel, build_inline
+from ..errors import TrainsimError
+from ..catalog.resolve import resolve_system
 
 SEC_PER_DAY = 86400.0
 
@@ -75,8 +78,6 @@ def _moe_doc(h: int, L: int, experts: int, name: str) -> dict:
 
 
 def _counts(doc: dict) -> tuple[float, float]:
-    from ..model.inline import InlineModel, build_inline
-
     c = count(build_inline(InlineModel.model_validate(doc)))
     return float(c.total_params), float(c.active_params)
 
@@ -113,7 +114,6 @@ def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | 
         return dense_shape(params_or_active, name)
     if family in ("deepseek-v3", "moe"):
         return moe_shape(params_or_active, float(a["moe_sparsity"]), name)
-    from ..errors import TrainsimError
 
     raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
 
@@ -257,8 +257,6 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
     chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``.
     ``plan_counts``: as :func:`limits` (False for callers that do not print the memory limit's detail)."""
-    from ..catalog.resolve import resolve_system
-
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)
     peak = sys_obj.chip.flops("bf16")

@@ -20,13 +20,12 @@ import math
 from ..cost import (HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery,  # noqa: F401 (re-exported)
                     range_of as _range, rental_rate, source_text)
 from .assumptions import Assumptions
+from ..model.counts import count
 
 
 def training_flops(arch, tokens: float, seq_len: int = 4096) -> dict:
     """Training compute of ``tokens`` tokens: the ``6 N_active D`` convention (the seed claims' unit) and the
     engine's model FLOPs (matmuls incl. the output head + causal attention, used for MFU)."""
-    from ..model.counts import count
-
     c = count(arch, seq_len)
     return {
         "total_params": float(c.total_params),

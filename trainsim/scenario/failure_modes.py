@@ -9,6 +9,7 @@ from importlib import resources
 
 from ..yamlload import load_data
 from .assumptions import Assumptions, _num
+from ..errors import unknown
 
 
 @lru_cache(maxsize=1)
@@ -29,8 +30,6 @@ def default_option() -> str:
 
 def with_option(a: Assumptions, option: str) -> Assumptions:
     """``a`` with the restart time and checkpoint bandwidth of one failure-handling option (sourced)."""
-    from ..errors import unknown
-
     opts = options()
     if option not in opts:
         raise unknown("failure handling option", option, opts, field="failure_handling")

@@ -23,6 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from .assumptions import Assumptions
+from ..model.counts import count
 
 
 def mtbf_s(chips: int, rate_per_chip_hour: float) -> float:
@@ -73,8 +74,6 @@ class Goodput:
 
 
 def _params_with_mtp(arch) -> float:
-    from ..model.counts import count
-
     c = count(arch)
     return float(c.total_params + c.mtp_params)
 

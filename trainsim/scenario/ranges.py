@@ -15,6 +15,7 @@ from dataclasses import replace
 from ..catalog.types import System
 from ..spec import Run
 from .common import best, days_of
+from ..perf.calibration import calib_for, fitted_values
 
 # fields of Chip.ranges / System.ranges that change a training step, and how to apply a value
 CHIP_FIELDS = ("bf16_flops", "fp8_flops", "hbm_bytes", "hbm_bw", "scale_up_bw", "scale_out_bw")
@@ -80,8 +81,6 @@ def fp8_efficiency_input(system: System, precision: str) -> dict | None:
     family and software stack with three or more FP8 runs), applied as an effective FP8 peak: GEMM time is
     FLOPs / (peak x efficiency), so peak x e / e_nominal at efficiency e is the same step. None for BF16 runs,
     chips without an FP8 rate and chip families that have their own FP8 fit."""
-    from ..perf.calibration import calib_for, fitted_values
-
     peak = system.chip.peak_flops.get("fp8")
     vals = fitted_values("gemm_eff_fp8")
     fam = system.chip.family

@@ -2,16 +2,17 @@
 
 A handler takes ``(doc: dict, base_dir: pathlib.Path)`` and returns a dict with at least ``id``, ``claim``,
 ``verdict``, ``numbers``, ``assumptions`` (and optionally ``best_plan``, ``ranges``, ``validation_error``).
-Modules register their kinds with :func:`register`; :data:`KIND_MODULES` lists the modules to import.
+Modules register their kinds with :func:`register` when imported; :data:`KIND_MODULES` lists them, and
+:mod:`trainsim.scenario.run` (the one way scenario files are run) imports them at its top.
 """
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Callable
+from ..errors import unknown
 
 HANDLERS: dict[str, Callable] = {}
 
-# modules that define scenario kinds (imported lazily by `handler`)
+# modules that define scenario kinds (imported at the top of trainsim.scenario.run)
 KIND_MODULES = ("trainsim.scenario.kinds", "trainsim.posttrain.scenario")
 
 
@@ -24,16 +25,8 @@ def register(kind: str):
 
 
 def handler(kind: str) -> Callable:
-    """The handler of scenario kind ``kind`` (every kind module imported first); an unknown kind raises with
-    the nearest names."""
-    from ..errors import unknown
-
-    for mod in KIND_MODULES:
-        try:
-            import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    """The handler of scenario kind ``kind`` (registered by the modules of :data:`KIND_MODULES`); an unknown kind
+    raises with the nearest names."""
     if kind not in HANDLERS:
         raise unknown("scenario kind", kind, HANDLERS, field="kind")
     return HANDLERS[kind]

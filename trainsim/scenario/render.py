@@ -1,48 +1,42 @@
 """Terminal rendering of scenario results and of the sizing / capacity / sensitivity answers (rich)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
+from ..report.terminal import panel, table, wide_console
+from ..report.fmt import value, value_of_key, plan as _plan
+from ..numfmt import label, is_money_key
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 COLOURS = {"supported": "green", "not supported": "red", "error": "red"}
 
 
 def console() -> Console:
     """A console 120 columns wide when the output is not a terminal (:func:`trainsim.report.terminal.wide_console`)."""
-    from ..report.terminal import wide_console
-
     return wide_console()
 
 
 def fmt(x: Any) -> str:
     """A number for a table (:func:`trainsim.report.fmt.value`, the one formatting layer)."""
-    from ..report.fmt import value
-
     return value(x)
 
 
 def fmt_key(key: str, x: Any) -> str:
     """``fmt`` of the value of ``key``, money keys in dollars (:func:`trainsim.report.fmt.value_of_key`)."""
-    from ..report.fmt import value_of_key
-
     return value_of_key(key, x)
 
 
 def key_label(key: str) -> str:
     """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
     (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
-    from ..numfmt import label
-
     return " / ".join(label(part) for part in str(key).split("."))
 
 
 def plan_text(plan: dict | None) -> str:
     """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`, without the node limit)."""
-    from ..report.fmt import plan as _plan
-
     return _plan(plan, node_limit=False)
 
 
@@ -71,8 +65,6 @@ PRIORITY = ("label", "name", "system", "chip", "chips", "units", "precision", "f
 
 
 def _compact(x: Any, key: str = "") -> str:
-    from ..numfmt import is_money_key
-
     if key and is_money_key(key):
         return fmt_key(key, x)
     if isinstance(x, dict) and "nominal" in x:
@@ -89,7 +81,7 @@ def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
     present = [k for k in PRIORITY if any(k in it and scalar(it[k]) for it in items)]
     rest = [k for it in items for k, v in it.items() if k not in present and not k.startswith("_") and scalar(v)]
     cols = list(dict.fromkeys(present + rest))[:max_cols]
-    t = Table(title=title)
+    t = table(title=title)
     for c in cols:
         t.add_column(key_label(c), overflow="fold")
     for it in items:
@@ -114,12 +106,12 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     cls = r.get("verdict_class", "")
     colour = COLOURS.get(cls, "yellow")
     details = f"\n\n{r['details']}" if r.get("details") else ""
-    c.print(Panel(f"[bold]{r.get('claim', '')}[/bold]\n\n[italic]{r.get('question', '')}[/italic]\n\n"
+    c.print(panel(f"[bold]{r.get('claim', '')}[/bold]\n\n[italic]{r.get('question', '')}[/italic]\n\n"
                   f"[{colour}]{r.get('verdict', '')}[/{colour}]{details}",
                   title=f"{r.get('id')} ({r.get('kind', '')})", expand=True))
     tables: list = []
     rows = _flatten(r.get("numbers") or {}, tables=tables)
-    t = Table(title=f"{r.get('id')}: numbers (nominal, with (low - high) where an input is uncertain)")
+    t = table(title=f"{r.get('id')}: numbers (nominal, with (low - high) where an input is uncertain)")
     t.add_column("quantity")
     t.add_column("value", overflow="fold")
     for k, v in rows:
@@ -138,7 +130,7 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
                 f"{plan_text(bp.get('plan'))}, batch {bp.get('global_batch_seqs')} seqs, step "
                 f"{fmt(bp.get('step_time_s'))} s, MFU {fmt(bp.get('mfu'))}, memory "
                 f"{fmt(bp.get('memory_per_chip_gib'))} of {fmt(bp.get('hbm_gib'))} GiB")
-    at = Table(title=f"{r.get('id')}: assumptions")
+    at = table(title=f"{r.get('id')}: assumptions")
     for col in ("key", "value", "source", "confidence"):
         at.add_column(col, overflow="fold")
     for a in r.get("assumptions") or []:
@@ -187,7 +179,7 @@ def _short(text: str, n: int) -> str:
 def render_summary(results: list[dict], c: Console | None = None) -> None:
     """The one-screen summary of ``trainsim scenario``: one row per scenario (:func:`summary_row`)."""
     c = c or console()
-    t = Table(title=f"scenarios: {len(results)} answered" + ("" if len(results) < 2 else
+    t = table(title=f"scenarios: {len(results)} answered" + ("" if len(results) < 2 else
                                                               " (details: trainsim scenario --all --detail)"),
               show_lines=True, expand=True)
     t.add_column("id", no_wrap=True)

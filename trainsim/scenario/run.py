@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..posttrain import scenario as _posttrain_kinds  # noqa: F401 - registers the RL / distillation kinds
 from .registry import handler
+from .kinds import load_doc   # the package registers the other kinds
+from ..io import read_yaml
 
 REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
 
@@ -33,8 +36,6 @@ def scenario_files(folder: Path | None = None) -> list[Path]:
 
 def run_file(path: str | Path) -> dict:
     """Run one scenario file; the result has at least id, claim, verdict, numbers, assumptions."""
-    from .kinds import load_doc
-
     path = Path(path)
     doc = load_doc(path)
     kind = doc.get("kind")
@@ -62,8 +63,6 @@ KIND_COST = {"fleet-capacity": 10, "hardware-sensitivity": 4, "posttrain_multicl
 
 def _cost(path: Path) -> int:
     try:
-        from ..io import read_yaml
-
         return KIND_COST.get((read_yaml(path) or {}).get("kind"), 1)
     except Exception:  # noqa: BLE001 - a broken file is reported by run_file itself
         return 1

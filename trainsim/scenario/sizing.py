@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from ..spec import Run
 from .common import at_chips, best, days_of, fitted_batch, plan_summary, with_batch
+from ..errors import TrainsimError
+from .goodput import goodput
 
 
 @dataclass
@@ -59,7 +61,6 @@ def unit_size(run: Run, unit: str) -> int:
         return 1
     if unit.isdigit():
         return int(unit)
-    from ..errors import TrainsimError
 
     raise TrainsimError(f"expected system or chip, got {unit!r}", field="--unit")
 
@@ -84,8 +85,6 @@ class _Prober:
         days = days_of(res)
         gp = 1.0
         if self.a is not None and math.isfinite(days):
-            from .goodput import goodput
-
             gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
         eff = days / gp if gp > 0 else math.inf
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,

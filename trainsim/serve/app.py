@@ -22,8 +22,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import api
-from ..api import TrainsimError
+from ..api import TrainsimError, reports, scenarios
 from . import inputs as I
+from ..report import fmt
 
 CACHE_LIMIT = 4096     # memoised plan searches kept before the memo is cleared (bounded memory)
 
@@ -52,19 +53,16 @@ def json_response(obj, status: int = 200) -> Response:
 
 
 def _trim_cache() -> None:
-    api.trim_cache(CACHE_LIMIT)
+    scenarios.trim_cache(CACHE_LIMIT)
 
 
 def _usd(x) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"${x / 1e6:,.1f}M" if abs(x) >= 1e6 else f"${x:,.0f}"
+    """Dollars as every trainsim output prints them (:func:`trainsim.report.fmt.money`); ``n/a`` when unknown."""
+    return "n/a" if x is None or not math.isfinite(x) else fmt.money(x)
 
 
 def display(d: dict) -> dict:
     """The numbers of a plan answer as the terminal and the HTML report print them (:mod:`trainsim.report.fmt`)."""
-    from ..report import fmt
-
     if d.get("step_time_s") is None:
         return {}
     eco = d.get("economics") or {}
@@ -77,12 +75,20 @@ def display(d: dict) -> dict:
     if eco:
         e = nom("energy_mwh")
         out.update(effective_days=fmt.days(eco.get("effective_days")), goodput=fmt.pct(eco.get("goodput") or 0.0),
-                   energy_mwh="n/a" if e is None else f"{e:,.0f} MWh", cost_capex_usd=_usd(nom("cost_capex_usd")),
+                   energy_mwh="n/a" if e is None else fmt.quantity(e, "MWh"), cost_capex_usd=_usd(nom("cost_capex_usd")),
                    cost_rental_usd=_usd(nom("cost_rental_usd")))
     ve = d.get("validation_error")
     if ve:
         out["validation_error"] = fmt.pct(ve["median_abs_error"])
+    out["plans"] = [plan_row(p) for p in [d] + list(d.get("runners_up") or [])]   # the best plan, then runners-up
     return out
+
+
+def plan_row(p: dict) -> dict:
+    """One row of the page's plan table, formatted by :mod:`trainsim.report.fmt` (the page formats nothing)."""
+    return {"plan": fmt.plan(p["plan"]), "step_time_s": fmt.step_time(p["step_time_s"]), "mfu": fmt.pct(p["mfu"]),
+            "tokens_per_s_per_chip": fmt.tokens_per_s(p["tokens_per_s_per_chip"]),
+            "memory_per_chip_bytes": fmt.gib(p["memory_per_chip_bytes"])}
 
 
 # ---------------------------------------------------------------- the work (runs in a worker thread)
@@ -97,7 +103,8 @@ def do_plan(body) -> dict:
     """POST /api/plan: the best plan of the request's run, its display rows and the spec it became."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    ans = api.plan(run, top=req.top, framework=run_framework(run), assumptions=I.assumptions_for(req.failure_rate))
+    ans = scenarios.plan(run, top=req.top, framework=run_framework(run),
+                         assumptions=I.assumptions_for(req.failure_rate))
     d = ans.to_dict()
     return {"answer": d, "display": display(d), "spec": doc}
 
@@ -108,8 +115,8 @@ def do_whatif(body) -> dict:
     nom_req = req.model_copy(update={"edits": req.nominal_edits, "failure_rate": None})
     run0, doc0 = I.parse_request_run(nom_req)
     run1, doc1 = I.parse_request_run(req)
-    a0 = api.plan(run0, top=1, framework=run_framework(run0), assumptions=I.assumptions_for(None))
-    a1 = api.plan(run1, top=1, framework=run_framework(run1), assumptions=I.assumptions_for(req.failure_rate))
+    a0 = scenarios.plan(run0, top=1, framework=run_framework(run0), assumptions=I.assumptions_for(None))
+    a1 = scenarios.plan(run1, top=1, framework=run_framework(run1), assumptions=I.assumptions_for(req.failure_rate))
     d0, d1 = a0.to_dict(), a1.to_dict()
     return {"nominal": d0, "current": d1, "nominal_display": display(d0), "display": display(d1), "spec": doc1,
             "nominal_spec": doc0}
@@ -119,9 +126,11 @@ def do_size(body) -> dict:
     """POST /api/size: the systems (or chips) the request's run needs to finish in ``days``."""
     req = I.validate(I.SizeRequest, body)
     run, doc = I.parse_request_run(req)
-    res = api.size(run, req.days, unit=req.unit, failures=req.failures,
-                   assumptions=I.assumptions_for(req.failure_rate))
-    return {"answer": res.to_dict(), "spec": doc}
+    res = scenarios.size(run, req.days, unit=req.unit, failures=req.failures,
+                         assumptions=I.assumptions_for(req.failure_rate))
+    a = res.to_dict()
+    best = a.get("best_plan")
+    return {"answer": a, "spec": doc, "display": {"best_plan": fmt.plan(best["plan"]) if best else None}}
 
 
 def do_capacity(body) -> dict:
@@ -133,8 +142,8 @@ def do_capacity(body) -> dict:
     sysdoc = I.system_doc(req.system, req.edits)
     unit = int(req.edits.scale_up_size or s.scale_up_size)
     chips = req.chips or req.units * unit
-    res = api.capacity(sysdoc, chips, req.days, family=req.family, precision=req.precision,
-                       failures=req.failures, assumptions=I.assumptions_for(req.failure_rate))
+    res = scenarios.capacity(sysdoc, chips, req.days, family=req.family, precision=req.precision,
+                             failures=req.failures, assumptions=I.assumptions_for(req.failure_rate))
     return {"answer": res.to_dict(), "system": sysdoc, "chips": chips}
 
 
@@ -142,7 +151,7 @@ def do_sensitivity(body) -> dict:
     """POST /api/sensitivity: the run's throughput with each parameter scaled by each factor."""
     req = I.validate(I.SensitivityRequest, body)
     run, doc = I.parse_request_run(req)
-    return {"answer": api.sensitivity(run, req.params, req.factors).to_dict(), "spec": doc}
+    return {"answer": scenarios.sensitivity(run, req.params, req.factors).to_dict(), "spec": doc}
 
 
 def do_spec_yaml(body) -> str:
@@ -160,7 +169,7 @@ def do_report(body) -> str:
     """POST /api/report: the run report of the request's run as HTML."""
     req = I.validate(I.RunRequest, body)
     run, doc = I.parse_request_run(req)
-    return api.report(run, spec_source="trainsim serve", top=req.top).html
+    return reports.report(run, spec_source="trainsim serve", top=req.top).html
 
 
 WORK = {"plan": do_plan, "whatif": do_whatif, "size": do_size, "capacity": do_capacity,

@@ -14,8 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..api import MAX_CHIPS, MAX_SWEEP_POINTS
-from ..errors import TrainsimError, from_validation
+from .. import api
+from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
+from ..api import scenarios
 
 #: editable system fields: key -> (label, display unit, SI per display unit)
 EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
@@ -34,7 +35,7 @@ CHIP_EDITS = ("hbm_bytes", "hbm_bw", "bf16_flops", "fp8_flops")
 class Edits(BaseModel):
     """Values the page changed (SI units: bytes, bytes/s, FLOP/s, USD); None = the catalog's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     scale_up_size: int | None = Field(None, gt=0, le=MAX_CHIPS)
     scale_up_bw: float | None = Field(None, gt=0)
     scale_out_bw: float | None = Field(None, gt=0)
@@ -48,7 +49,7 @@ class Edits(BaseModel):
 class RunRequest(BaseModel):
     """The run of the page: a run-spec mapping whose ``system`` is a catalog id, plus the edits of that system."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     spec: dict[str, Any]
     edits: Edits = Edits()
     fix: str = Field("", max_length=400)
@@ -77,7 +78,7 @@ class SizeRequest(RunRequest):
 class CapacityRequest(BaseModel):
     """A capacity question: a system with edits, units or chips, days, model family and precision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     system: str
     edits: Edits = Edits()
     units: int = Field(0, ge=0)
@@ -113,9 +114,7 @@ def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
     """The run spec's ``system:`` value for catalog system ``system_id`` with ``edits``: the id itself when
     nothing changed, else the inline ``base:`` form with every changed number (levels, power and price given
     explicitly so that a replaced chip changes nothing else)."""
-    from ..catalog.load import get_system
-
-    s = get_system(system_id, field="system")
+    s = api.system(system_id, field="system")
     e = {k: v for k, v in (edits or Edits()).model_dump().items() if v is not None}
     if not e:
         return system_id
@@ -163,17 +162,12 @@ def spec_doc(req: RunRequest) -> dict:
         raise TrainsimError(f"expected a catalog system id, got {sysv!r}", field="system", where="request")
     spec["system"] = system_doc(sysv, req.edits)
     if req.framework:
-        from ..frameworks import resolve_choice
-
-        fw = resolve_choice(req.framework)
+        fw = api.stack(req.framework)
         if spec.get("framework") not in (None, fw):
             raise TrainsimError(f"the spec says framework {spec['framework']}, the framework input {fw}",
                                 field="framework", where="request")
         spec["framework"] = fw
     if req.fix.strip():
-        from ..api import parse_fix
-        from ..spec import PlanSpec
-
         base = PlanSpec.model_validate(spec["plan"]) if isinstance(spec.get("plan"), dict) else None
         spec["plan"] = parse_fix(req.fix, base).model_dump(exclude_none=True)
     return spec
@@ -181,8 +175,6 @@ def spec_doc(req: RunRequest) -> dict:
 
 def parse_request_run(req: RunRequest):
     """The :class:`trainsim.Run` of a request, through the run spec's own validation."""
-    from ..spec import parse_run
-
     doc = spec_doc(req)
     chips = doc.get("chips")
     if isinstance(chips, int) and chips > MAX_CHIPS:
@@ -192,12 +184,7 @@ def parse_request_run(req: RunRequest):
 
 def assumptions_for(failure_rate: float | None):
     """The scenario assumptions, with ``interruptions_per_chip_hour`` set to ``failure_rate`` when given."""
-    from ..scenario.assumptions import Assumptions
-
-    a = Assumptions()
-    if failure_rate is not None:
-        a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
-    return a
+    return scenarios.assumptions(failure_rate)
 
 
 def spec_yaml(doc: dict, comment: str = "") -> str:
@@ -224,21 +211,16 @@ def model_value(name: str) -> Any:
 def catalog() -> dict:
     """What the page offers: models (catalog with a public config, and presets), systems with the editable
     values and each value's source, the failure-rate assumption, and the request limits."""
-    from ..catalog import describe as d
-    from ..catalog.load import systems
-    from ..model.load import list_models
-    from ..scenario.assumptions import Assumptions
-
     models = [{"id": k, "name": k, "source": v["source"], "preset": True, "model": v["model"]}
               for k, v in presets()["models"].items()]
     models += [{"id": m["id"], "name": m["name"], "source": "catalog models.yaml", "preset": False}
-               for m in list_models() if m.get("family")]
+               for m in api.models() if m.get("family")]
     out_sys = []
-    for sid, s in systems().items():
+    for sid, s in api.systems().items():
         if not s.chip.usable:
             continue
-        fields = {f["field"]: f for f in d.describe_system(sid)["fields"]}
-        cfields = {f["field"]: f for f in d.describe_chip(s.chip.id)["fields"]} if s.chip.id else {}
+        fields = {f["field"]: f for f in api.describe_system(sid)["fields"]}
+        cfields = {f["field"]: f for f in api.describe_chip(s.chip.id)["fields"]} if s.chip.id else {}
         vals = {"scale_up_size": s.scale_up_size, "scale_up_bw": s.levels[0].bw, "scale_out_bw": s.levels[1].bw,
                 "hbm_bytes": s.chip.hbm_bytes, "hbm_bw": s.chip.hbm_bw, "bf16_flops": s.chip.flops("bf16"),
                 "fp8_flops": s.chip.peak_flops.get("fp8"), "price_per_chip_usd": s.price_per_chip_usd}
@@ -249,13 +231,12 @@ def catalog() -> dict:
                        "confidence": f.get("confidence") if f else None, "note": f.get("note", "") if f else ""}
         out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
                         "values": vals, "sources": srcs})
-    a = Assumptions().get("interruptions_per_chip_hour")
-    from ..frameworks import default_framework, emitter_for, frameworks
+    a = scenarios.assumptions().get("interruptions_per_chip_hour")
 
-    fws = [{"id": k, "emitter": emitter_for(k), "schedules": v["schedules"], "zero": v["zero"],
+    fws = [{"id": k, "emitter": api.stack_emitter(k), "schedules": v["schedules"], "zero": v["zero"],
             "recompute": v["recompute"], "expert_parallel": v["expert_parallel"],
-            "context_parallel": v["context_parallel"], "source": v.get("source", "")} for k, v in frameworks().items()]
-    return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": default_framework(), "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]}
-                                                             for k, v in EDIT_FIELDS.items()},
+            "context_parallel": v["context_parallel"], "source": v.get("source", "")} for k, v in api.stacks().items()]
+    return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": api.default_stack(),
+            "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]} for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
             "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS}}

@@ -85,19 +85,17 @@ Needs the optional extra ``trainsim[sweep]`` (dask[distributed], pyarrow); impor
 from __future__ import annotations
 
 from .spec import SweepSpec, load_sweep, parse_sweep
+from .runner import run_sweep as _run
+from .summary import summarize as _sum
 
 __all__ = ["SweepSpec", "load_sweep", "parse_sweep", "run_sweep", "summarize"]
 
 
 def run_sweep(*args, **kwargs):
     """See :func:`trainsim.sweep.runner.run_sweep`."""
-    from .runner import run_sweep as _run
-
     return _run(*args, **kwargs)
 
 
 def summarize(*args, **kwargs):
     """See :func:`trainsim.sweep.summary.summarize`."""
-    from .summary import summarize as _sum
-
     return _sum(*args, **kwargs)

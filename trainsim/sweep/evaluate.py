@@ -11,6 +11,11 @@ from ..errors import TrainsimError
 from ..perf.step import BREAKDOWN_KEYS
 from . import targets as T
 from .points import point
+from ..errors import unknown
+from ..spec import parse_run
+from ..cost import run_cost
+from ..scenario.assumptions import defaults
+from ..search import search
 
 PLAN_COLUMNS = (("plan.tp", "int64"), ("plan.pp", "int64"), ("plan.vpp", "int64"), ("plan.schedule", "string"),
                 ("plan.ep", "int64"), ("plan.etp", "int64"), ("plan.cp", "int64"), ("plan.dp", "int64"),
@@ -51,8 +56,6 @@ ERROR_KINDS = ("no-plan", "no-fit", "input", "exception")
 
 def record_columns(record, where: str = "sweep spec") -> list[tuple[str, str]]:
     """``record:`` (group names and/or single column names) -> the recorded (column, type) pairs, in order."""
-    from ..errors import unknown
-
     by_name = {c: (c, t) for cols in GROUPS.values() for c, t in cols}
     out: list[tuple[str, str]] = []
     for item in (DEFAULT_RECORD if record is None else record):
@@ -72,8 +75,6 @@ def record_columns(record, where: str = "sweep spec") -> list[tuple[str, str]]:
 
 def build_run(spec, pt):
     """The resolved :class:`~trainsim.spec.Run` of a point, and its cost-assumption overrides."""
-    from ..spec import parse_run
-
     doc = copy.deepcopy(spec.base_doc)
     assumptions = dict(spec.assumptions)
     post = []
@@ -106,9 +107,6 @@ def _cost(est, overrides: dict, cost_overrides: dict | None = None) -> dict:
     """The ``cost`` columns of a point: :func:`trainsim.cost.run_cost` (chip-hours, energy, rental and capex cost
     at ideal days, i.e. without failures) with the sweep's ``assumptions:`` and the command line's cost
     overrides (``--price-per-chip-hour``, ``--pue``, ``--electricity``)."""
-    from ..cost import run_cost
-    from ..scenario.assumptions import defaults
-
     if est.run.training.tokens is None:
         return {}
     a = defaults().with_overrides(overrides) if overrides else defaults()
@@ -124,8 +122,6 @@ def _cost(est, overrides: dict, cost_overrides: dict | None = None) -> dict:
 
 def evaluate_point(spec, index: int) -> dict:
     """One row: the point's axis values, what ``record:`` asks for, and ``error_kind`` / ``error``."""
-    from ..search import search
-
     pt = point(spec.axes, index)
     row: dict = {"point": index, "point_key": pt.key, "error_kind": None, "error": None}
     try:

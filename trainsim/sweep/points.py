@@ -14,6 +14,8 @@ from ..catalog.types import System
 from ..errors import TrainsimError
 from ..units import parse_count
 from . import targets as T
+from ..catalog.load import chips, systems
+from ..errors import unknown
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,6 @@ def _logspace(r, target: str, field: str, where: str, factors: bool) -> list:
 
 
 def _catalog(glob, target: str, field: str, where: str) -> list[str]:
-    from ..catalog.load import chips, systems
-
     if not isinstance(glob, str):
         raise TrainsimError(f"expected a glob such as 'nvidia-h*', got {glob!r}", field=field, where=where)
     if target == "system":
@@ -130,9 +130,6 @@ def _catalog(glob, target: str, field: str, where: str) -> list[str]:
 
 def _check_ids(target: str, vals: list, field: str, where: str) -> None:
     """Catalog ids on system / system.chip axes must exist (a typo is caught before the sweep starts)."""
-    from ..catalog.load import chips, systems
-    from ..errors import unknown
-
     table = systems() if target == "system" else chips() if target == "system.chip" else None
     if table is None:
         return

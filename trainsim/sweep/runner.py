@@ -12,6 +12,8 @@ from ..errors import TrainsimError
 from .executors import make_executor
 from .resume import check_output, complete_output, finished_points
 from .writer import PartWriter, finalize, parts_dir
+from ..report.progress import _stderr_ok
+from .writer import pa
 
 
 @dataclass
@@ -42,8 +44,6 @@ def auto_batch(n: int, workers: int) -> int:
 
 
 def _progress(total: int, done: int, quiet: bool):
-    from ..report.progress import _stderr_ok
-
     if quiet or not _stderr_ok(None):  # a bar only on a terminal; a file or pipe gets the summary line alone
         return None
     from rich.console import Console
@@ -66,8 +66,6 @@ def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, e
     ``workers`` starts a local Dask cluster, ``scheduler`` joins a running one, ``executor`` is any object with
     ``map(spec, batches)`` / ``workers`` / ``close()`` (not closed here when given); otherwise in-process.
     ``stop_after_batches`` stops early as an interruption would (the parts stay for ``resume``)."""
-    from .writer import pa
-
     pa()   # pyarrow is needed before anything runs
     out = Path(output)
     check_output(out)

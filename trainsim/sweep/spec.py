@@ -13,14 +13,17 @@ import yaml
 from ..errors import TrainsimError, unknown
 from .evaluate import GROUPS, HEAD, TAIL, record_columns
 from .points import Axis, Point, check_axes, expand_axis, n_points, point
+from .._version import __version__
+from ..io import load_spec_file, read_text
+from ..spec import parse_run
+from ..scenario.assumptions import defaults
+from .evaluate import COLUMN_DEFINITIONS
 
 KEYS = ("name", "base", "axes", "record", "assumptions", "notes")
 FORMAT = 1
 
 
 def _version() -> str:
-    from .._version import __version__
-
     return __version__
 
 
@@ -100,7 +103,6 @@ def _load_base(value, base_dir: Path | None, where: str) -> tuple[dict, Path | N
         path = base_dir / path
     if not path.is_file():
         raise TrainsimError(f"no such run spec {str(path)!r}", field="base", where=where)
-    from ..io import load_spec_file
 
     doc = load_spec_file(path, None, what="run spec")
     return doc, path.parent
@@ -110,8 +112,6 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
                 path: str | None = None) -> SweepSpec:
     """Validate a sweep-spec mapping, resolve the base run once (errors surface before any point runs) and
     expand the axes."""
-    from ..spec import parse_run
-
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping with base: and axes:", where=where)
     for k in doc:
@@ -138,8 +138,6 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
     if not isinstance(assumptions, dict):
         raise TrainsimError("expected a mapping of assumption overrides", field="assumptions", where=where)
     if assumptions:
-        from ..scenario.assumptions import defaults
-
         defaults().with_overrides(assumptions)   # unknown keys and bad values fail here, not per point
 
     recorded = {c for c, _ in rec}
@@ -175,8 +173,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise TrainsimError(f"no such file: {path}")
-    from ..io import load_spec_file, read_text
-
     text = read_text(path, what="sweep spec")
     return load_spec_file(path, functools.partial(parse_sweep, text=text, path=str(path)), what="sweep spec",
                           text=text)
@@ -184,6 +180,4 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def _column_definitions(names) -> dict[str, str]:
     """What each recorded utilisation column is measured against (labels for MFU/HFU, issue #16 item 3)."""
-    from .evaluate import COLUMN_DEFINITIONS
-
     return {k: v for k, v in COLUMN_DEFINITIONS.items() if k in names}

@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..numfmt import axis_label as _label, axis_value as format_value
+from .writer import pa, read_metadata
 
 LOWER_IS_BETTER = {"days", "step_time_s", "cost_rental_usd", "cost_capex_usd", "energy_mwh", "chip_hours",
                    "memory_per_chip_bytes", "chips"}
@@ -27,8 +29,6 @@ def _finite(x) -> bool:
 
 def load_results(path: str | Path) -> tuple[list[dict], dict, list[dict]]:
     """(rows, trainsim metadata, axes description) of a results file."""
-    from .writer import pa, read_metadata
-
     pa()
     import pyarrow.parquet as pq
 
@@ -134,39 +134,6 @@ def summarize(path: str | Path, *, deadline_days: float | None = None, metric: s
 
 
 # ---------------------------------------------------------------- plots
-
-
-def _label(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return "-" if v is None else str(v)
-
-
-def short_name(col: str) -> str:
-    """A column name without its ``system.``, ``training.``, ``model.`` ... prefix."""
-    for prefix in ("system.chip.", "system.", "training.", "model.", "assumptions."):
-        if col.startswith(prefix):
-            return col[len(prefix):]
-    return col
-
-
-def format_value(col: str, x) -> str:
-    """An axis value in the unit a person reads (the file holds SI numbers)."""
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        return _label(x)
-    if col.endswith("_scale"):
-        return f"x{x:g}"
-    if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
-        return f"{x / 1e9:,.4g} GB/s"
-    if col.endswith("hbm_bytes"):
-        return f"{x / 1e9:,.4g} GB"
-    if col.endswith("latency"):
-        return f"{x * 1e6:.3g} us"
-    if col.endswith("peak_flops"):
-        return f"{x / 1e12:,.4g} TFLOP/s"
-    if col.endswith("tokens"):
-        return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
-    return _label(x)
 
 
 def _safe(name: str) -> str:

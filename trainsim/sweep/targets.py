@@ -17,6 +17,9 @@ from dataclasses import dataclass, replace
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
+from ..spec import PlanSpec
+from ..model.inline import InlineModel
+from ..scenario.assumptions import defaults
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,6 @@ TRAINING_COUNT = ("tokens", "global_batch_tokens")
 
 def plan_keys() -> tuple[str, ...]:
     """The plan fields a sweep can set (those of :class:`~trainsim.spec.PlanSpec`)."""
-    from ..spec import PlanSpec
-
     return tuple(PlanSpec.model_fields)
 
 
@@ -69,8 +70,6 @@ def canonical(target: str, where: str) -> str:
         return t
     head, _, rest = t.partition(".")
     if head == "model" and rest:
-        from ..model.inline import InlineModel
-
         first = rest.split(".")[0]
         if first not in InlineModel.model_fields:
             raise unknown("inline model key", first, InlineModel.model_fields, field=f"axes.{t}", where=where)
@@ -80,8 +79,6 @@ def canonical(target: str, where: str) -> str:
     if head == "plan" and rest in plan_keys():
         return t
     if head == "assumptions" and rest:
-        from ..scenario.assumptions import defaults
-
         if rest not in defaults().keys():
             raise unknown("assumption", rest, list(defaults().keys()), field=f"axes.{t}", where=where)
         return t

@@ -30,6 +30,9 @@ from ..perf.step import evaluate
 from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
+from ..estimate import context
+from ..frameworks import default_stages, framework_of
+from ..perf.calibration import calib_for
 
 MIN_RUNS = 3
 PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
@@ -60,8 +63,6 @@ class CalRun:
     @property
     def framework(self) -> str:
         """The run's framework profile id."""
-        from ..frameworks import framework_of
-
         return framework_of(self.run)
 
     @property
@@ -72,8 +73,6 @@ class CalRun:
     def predict(self, calib: Calib) -> float:
         """Predicted tokens/s per chip under ``calib``: the fastest plan that fits in HBM (none fitting: the
         fastest of those needing the least memory)."""
-        from ..estimate import context
-
         res = evaluate(context(self.run, calib), self.plans, detail=False)
         mem = res.memory["total"]
         fits = mem <= self.run.system.chip.hbm_bytes
@@ -105,9 +104,6 @@ def _plans(run: Run):
     """The plans a run's estimate chooses among, as :func:`trainsim.estimate.estimate` does: the unstated fields
     its software stack has defaults for take them (:func:`trainsim.frameworks.with_defaults`), unless no plan then
     fits, when they are searched in the order of :func:`trainsim.frameworks.default_stages`."""
-    from ..estimate import context
-    from ..frameworks import default_stages, framework_of
-
     tr = run.training
     stages = default_stages(run.plan, framework_of(run))
     for p, _ in stages[:-1]:
@@ -184,8 +180,6 @@ def _fit_params(runs: list[CalRun], param: str, bounds: tuple[float, float], bas
 
 
 def _base(r: CalRun) -> Calib:
-    from ..perf.calibration import calib_for
-
     return calib_for(r.family)
 
 

@@ -23,6 +23,7 @@ from typing import Callable
 from ..errors import TrainsimError
 from ..model.arch import Arch
 from ..model.counts import count
+from ..errors import unknown
 
 # --------------------------------------------------------------------------------------------------------------
 # FLOPs per trained token under each published convention (forward + backward, per token of the global batch)
@@ -110,8 +111,6 @@ def flops_per_token(arch: Arch, seq_len: int, convention: str) -> float:
     try:
         fn = CONVENTIONS[convention]
     except KeyError:
-        from ..errors import unknown
-
         raise unknown("MFU convention", convention, CONVENTIONS, field="reported.mfu_convention") from None
     return fn(arch, seq_len)
 

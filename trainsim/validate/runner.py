@@ -18,6 +18,10 @@ from ..errors import TrainsimError
 from ..perf.calibration import Calib, calib_for, load_calibration
 from .reference import (CONVENTIONS, WHOLE_RUN_NOTE, flops_per_token, peak_bf16, steady_reference,
                         tokens_from_mfu, whole_run_tokens_per_s_per_chip)
+from ..report.fmt import plan as _plan
+from ..estimate import estimate, is_complete
+from ..search import search
+from ..spec import load_run
 
 NOFIT_LEGEND = ("\u2020 no plan fits the catalog chip's HBM in trainsim's memory model (the run did fit on its "
                 "hardware); predicted with the most memory-frugal plan.")
@@ -65,8 +69,6 @@ def resolve_calib(calib: Calib | dict | str | Path | None, family: str) -> Calib
 
 def plan_text(plan: dict | None) -> str:
     """A plan as the validation table prints it (:func:`trainsim.report.fmt.plan`; empty for no plan)."""
-    from ..report.fmt import plan as _plan
-
     return _plan(plan, empty="", keys=PLAN_KEYS)
 
 
@@ -268,8 +270,6 @@ def _estimate(run, calib: Calib | None):
     memory-frugal valid plan (the fastest plan among those needing the least memory), and the note says so."""
     from dataclasses import replace
 
-    from ..estimate import estimate, is_complete
-    from ..search import search
 
     # a published run used all its chips and exactly its stated batch: no idle chips, no batch tolerance
     tr = run.training
@@ -296,8 +296,6 @@ def _estimate(run, calib: Calib | None):
 def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> list[Row]:
     """Rows for one run file: a steady-state row (or an error row), plus a whole-run row when chip-hours and
     training tokens are both reported."""
-    from ..spec import load_run
-
     row = Row(run=path.stem, name=path.stem, path=str(path))
     try:
         run = load_run(path)

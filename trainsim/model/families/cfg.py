@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import TrainsimError
+from ...errors import short
+from ...types_checked import MAX_DIM
 
 _REQUIRED = object()
 
@@ -87,9 +89,6 @@ class Cfg:
 def _as_int(c: Cfg, key: str, v: Any) -> int:
     """An integer read from a config: booleans, non-integral, non-finite, negative and absurdly large values
     (above :data:`~trainsim.types_checked.MAX_DIM`) are one-line errors naming the key and the value."""
-    from ...errors import short
-    from ...types_checked import MAX_DIM
-
     if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v)
             or not 0 <= v <= MAX_DIM):
         raise c.error(f"'{key}' is {short(v)}; expected an integer in [0, {MAX_DIM:,}]", key)

@@ -26,6 +26,10 @@ from ..economics import economics
 from ..goodput import goodput, goodput_range
 from ..ranges import propagate
 from ..registry import register
+from ..assumptions import _num
+from ...io import read_yaml
+from ...catalog.resolve import resolve_system
+from ...catalog.load import get_chip
 
 # ---------------------------------------------------------------- helpers
 
@@ -47,12 +51,9 @@ def _assumptions(doc: dict) -> Assumptions:
 def load_doc(path: Path) -> dict:
     """A scenario YAML; numeric strings under ``claimed`` and ``frontier_model`` become numbers (PyYAML reads
     ``1.6e12`` without an exponent sign as a string)."""
-    from ..assumptions import _num
-
     path = Path(path)
     if not path.exists():
         raise TrainsimError(f"no such scenario file: {path}")
-    from ...io import read_yaml
 
     doc = read_yaml(path, what="scenario file") or {}
     if not isinstance(doc, dict):
@@ -86,8 +87,6 @@ def _chips(doc: dict, system_obj) -> int:
 
 def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
     """The run of a scenario document (model, system, chips/pods, training) with optional changes."""
-    from ...catalog.resolve import resolve_system
-
     training = dict(_need(doc, "training"))
     if precision:
         training["precision"] = precision
@@ -224,7 +223,7 @@ class KindInputs(BaseModel):
     description. Keys a kind does not declare are kept (``extra="allow"``) and reach ``compute`` through
     :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged)."""
 
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
 
     id: Any = Field(None, description="scenario id (S1 ... S9)")
     kind: str = Field(description="the scenario kind (one module of trainsim.scenario.kinds)")
@@ -301,8 +300,6 @@ def short_name(obj) -> str:
 
 def chip_name(chip_id: str) -> str:
     """:func:`short_name` of a catalog chip id (the id itself when the catalog does not know it)."""
-    from ...catalog.load import get_chip
-
     try:
         return short_name(get_chip(chip_id))
     except Exception:  # noqa: BLE001 - an inline chip keeps its id

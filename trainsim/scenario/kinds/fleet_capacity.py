@@ -18,6 +18,7 @@ from ..ranges import propagate
 from ..sensitivity import scaled
 from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _triple, _validation,
                    load_doc, register_kind, short_name)
+from ...catalog.resolve import resolve_system
 
 
 class Inputs(KindInputs):
@@ -63,8 +64,6 @@ def _reference_runs(refs: list[dict], base_dir: Path) -> list[dict]:
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S4 ``fleet-capacity`` for ``inp`` (paths from ``base_dir``), no prose."""
-    from ...catalog.resolve import resolve_system
-
     doc = inp.doc()
     a = inp.assumption_set()
     system = resolve_system(_need(doc, "system"), base_dir)

@@ -16,6 +16,7 @@ from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sizing import run_at, size
 from .base import KindInputs, KindResult, _input, _listify, _need, _triple, _validation, register_kind, short_name
+from ...catalog.resolve import resolve_system
 
 
 class Inputs(KindInputs):
@@ -38,8 +39,6 @@ class Inputs(KindInputs):
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S6 ``frontier-sizing`` for ``inp`` (paths from ``base_dir``), no prose."""
-    from ...catalog.resolve import resolve_system
-
     doc = inp.doc()
     a = inp.assumption_set()
     system = resolve_system(_need(doc, "system"), base_dir)

@@ -11,6 +11,11 @@ from pydantic import Field
 from ..common import best, plan_summary
 from ..sensitivity import elasticity, sensitivity, threshold
 from .base import KindInputs, KindResult, _job_run, _model_inputs, _sibling, _validation, register_kind, short_name
+from ...errors import TrainsimError
+from ...inference.serve import infer
+from ...inference.spec import parse_serving
+from ..economics import rental_rate
+from ..sensitivity import scaled
 
 DEFAULT_PARAMS = ["hbm_bandwidth", "hbm_capacity", "scale_up_bandwidth", "scale_out_bandwidth", "peak_flops"]
 
@@ -70,11 +75,6 @@ def _decode_rows(job: dict, run, inp: Inputs, a, base_dir: Path) -> dict:
     decode throughput falls by more than the threshold's slowdown."""
     from dataclasses import replace
 
-    from ...errors import TrainsimError
-    from ...inference.serve import infer
-    from ...inference.spec import parse_serving
-    from ..economics import rental_rate
-    from ..sensitivity import scaled
 
     spec = dict(inp.inference or {})
     tpot = spec.pop("tpot_ms", None)

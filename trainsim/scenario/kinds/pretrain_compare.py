@@ -12,11 +12,10 @@ from ..economics import training_flops
 from ..sizing import size
 from .base import (KindInputs, KindResult, _count_check, _flops_claimed, _input, _job_run, _listify, _model_inputs,
                    _public, _run_row, _system_id, _validation, chip_name, register_kind, short_name)
+from ...catalog.load import get_system
 
 
 def _system_name(system) -> str:
-    from ...catalog.load import get_system
-
     try:
         return short_name(get_system(_system_id(system)))
     except Exception:  # noqa: BLE001 - an inline system keeps its id

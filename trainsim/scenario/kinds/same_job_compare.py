@@ -10,6 +10,7 @@ from pydantic import Field
 from ..common import comm_fraction, plan_summary
 from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
                    _run_row, _sibling, _triple, _validation, chip_name, register_kind)
+from ...catalog.resolve import resolve_system
 
 
 class Inputs(KindInputs):
@@ -25,8 +26,6 @@ class Inputs(KindInputs):
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S5 ``same-job-compare`` for ``inp`` (paths from ``base_dir``), no prose."""
-    from ...catalog.resolve import resolve_system
-
     doc = inp.doc()
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir)

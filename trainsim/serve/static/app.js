@@ -25,7 +25,6 @@ const fmt = {
   s: x => x.toFixed(3) + " s",
   usd: x => x == null || !isFinite(x) ? "n/a" : Math.abs(x) >= 1e6 ? "$" + (x / 1e6).toLocaleString("en-US", {maximumFractionDigits: 1, minimumFractionDigits: 1}) + "M" : "$" + Math.round(x).toLocaleString("en-US"),
   count: n => { if (n == null) return "n/a"; for (const [d, s] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) if (Math.abs(n) >= d && Math.abs(n) < d * 1e3) return +(n / d).toPrecision(3) + s; return (+n.toPrecision(3)).toString(); },
-  plan: p => !p ? "-" : ["tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule"].filter(k => k in p).map(k => `${k}=${p[k]}`).join(" ") + (p.node_limit ? ` node_limit=${p.node_limit}` : ""),
 };
 const esc = t => String(t).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 
@@ -188,10 +187,9 @@ async function doPlan() {
   Charts.hbar($("chart-breakdown"), rows, {unit: "seconds per step", fmt: v => v.toFixed(3) + " s"});
   const mem = Object.entries(a.memory_breakdown_bytes).filter(([k, v]) => k !== "total" && v > 0).map(([k, v]) => ({label: k.replace(/_/g, " "), value: v}));
   Charts.stack($("chart-memory"), mem, {unit: "GiB per chip", fmt: fmt.gib, tick: t => +(t / 2 ** 30).toPrecision(4), scale: 2 ** 30, limit: a.hbm_bytes, limitLabel: "HBM " + fmt.gib(a.hbm_bytes)});
-  const all = [{rank: 1, plan: a.plan, step_time_s: a.step_time_s, mfu: a.mfu, tokens_per_s_per_chip: a.tokens_per_s_per_chip, memory_per_chip_bytes: a.memory_per_chip_bytes}]
-    .concat(a.runners_up.map((p, i) => Object.assign({rank: i + 2}, p)));
+  // rows formatted by the server (trainsim.report.fmt, as the terminal prints them): the best plan, then runners-up
   $("plan-table").innerHTML = "<table><tr><th>#</th><th>plan</th><th>step time</th><th>MFU</th><th>tokens/s/chip</th><th>memory</th></tr>" +
-    all.map(p => `<tr><td>${p.rank}</td><td style="text-align:left"><code>${esc(fmt.plan(p.plan))}</code></td><td>${fmt.s(p.step_time_s)}</td><td>${fmt.pct(p.mfu)}</td><td>${fmt.num(p.tokens_per_s_per_chip)}</td><td>${fmt.gib(p.memory_per_chip_bytes)}</td></tr>`).join("") + "</table>";
+    d.plans.map((p, i) => `<tr><td>${i + 1}</td><td style="text-align:left"><code>${esc(p.plan)}</code></td><td>${esc(p.step_time_s)}</td><td>${esc(p.mfu)}</td><td>${esc(p.tokens_per_s_per_chip)}</td><td>${esc(p.memory_per_chip_bytes)}</td></tr>`).join("") + "</table>";
   $("plan-flags").textContent = a.flags || a.flags_note || "";
   const ve = a.validation_error;
   $("plan-valid").textContent = ve ? `Held-out (leave-one-out) error of predicted tokens/s per chip for ${sysOf(S.system).family}: median |error| ${fmt.pct(ve.median_abs_error)}, max ${fmt.pct(ve.max_abs_error)} over ${ve.runs} runs (${ve.basis}).` : "No validation error recorded for this chip family.";
@@ -209,7 +207,7 @@ async function doSize() {
     card("size_effective_days", "days with failures", fmt.days(a.effective_days), a.effective_days),
     card("size_days", "days (no failures)", fmt.days(a.days), a.days),
     card("size_goodput", "goodput", fmt.pct(a.goodput), a.goodput),
-  ].join("") + (a.best_plan ? `<p>best plan: <code>${esc(fmt.plan(a.best_plan.plan))}</code>; batch ${a.best_plan.global_batch_seqs} sequences</p>` : "");
+  ].join("") + (a.best_plan ? `<p>best plan: <code>${esc(r.display.best_plan)}</code>; batch ${a.best_plan.global_batch_seqs} sequences</p>` : "");
   const pts = a.probes.filter(p => isFinite(p.effective_days)).map(p => ({x: p.chips, y: p.effective_days,
     tip: `${p.chips.toLocaleString("en-US")} chips (${p.units} ${a.unit}s): ${fmt.days(p.effective_days)} with failures, ${fmt.days(p.days)} ideal`,
     r: p.chips === a.chips ? 8 : 5}));
@@ -282,7 +280,7 @@ async function doWhatif() {
         rent = a => ((a.economics || {}).cost_rental_usd || {}).nominal;
   const ch = (x, y) => x != null && y != null && isFinite(x) && isFinite(y) ? ` (${y >= x ? "+" : ""}${(100 * (y / x - 1)).toFixed(1)}%)` : "";
   if (c.step_time_s == null) { $("whatif-answer").textContent = c.message || "no plan fits"; $("whatif-cards").innerHTML = ""; mark("view-whatif"); return; }
-  $("whatif-answer").innerHTML = `What if: <b>${esc(dc.effective_days)}</b> with failures${esc(ch(eff(n), eff(c)))} and <b>${esc(dc.cost_capex_usd)}</b>${esc(ch(cost(n), cost(c)))}; nominal ${esc(dn.effective_days)}, ${esc(dn.cost_capex_usd)}. Plan <code>${esc(dc.plan)}</code>` + (fmt.plan(n.plan) !== fmt.plan(c.plan) ? ` (nominal <code>${esc(dn.plan)}</code>)` : " (unchanged)");
+  $("whatif-answer").innerHTML = `What if: <b>${esc(dc.effective_days)}</b> with failures${esc(ch(eff(n), eff(c)))} and <b>${esc(dc.cost_capex_usd)}</b>${esc(ch(cost(n), cost(c)))}; nominal ${esc(dn.effective_days)}, ${esc(dn.cost_capex_usd)}. Plan <code>${esc(dc.plan)}</code>` + (dn.plan !== dc.plan ? ` (nominal <code>${esc(dn.plan)}</code>)` : " (unchanged)");
   $("whatif-cards").innerHTML = [
     card("w_days", "days (no failures)", dc.days + ch(n.days, c.days), c.days),
     card("w_effective_days", "days with failures", dc.effective_days + ch(eff(n), eff(c)), eff(c)),

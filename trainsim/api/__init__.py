@@ -1,0 +1,385 @@
+"""The public Python API: the one door to the engine. The CLI (:mod:`trainsim.cli`) and the explorer
+(:mod:`trainsim.serve`) call only these functions (and render with :mod:`trainsim.report`); a test
+(``tests/test_api_door.py``) keeps it so.
+
+Every function takes specs as a :class:`Run`, a spec file path or a spec mapping, checks its arguments with the
+one-line :class:`TrainsimError` (exit code 2 in the CLI; :class:`NoPlanError`, exit code 1, when the input is
+valid but has no answer), and returns a typed result with ``to_dict()`` (the command's ``--json``).
+
+Argument checks name the field as the caller spells it: ``names`` maps a field (``"days"``) to the caller's
+name for it (the CLI passes :data:`CLI_NAMES`, so errors say ``--days``; the explorer's say ``days``).
+
+This package is the core door (estimate, plan search, emit, compare, model, catalog: what ``trainsim plan`` and
+``trainsim estimate`` need, so that their start-up stays short) and one module per domain, each importing what it
+needs at its top: :mod:`.scenarios` (the explorer's plan question, size, capacity, sensitivity, the seed
+scenarios), :mod:`.serving` (infer), :mod:`.posttraining` (posttrain), :mod:`.validation` (validate),
+:mod:`.sweeps` (sweep), :mod:`.reports` (report) and :mod:`.checks` (check). Import the one you call:
+``from trainsim.api import scenarios; scenarios.size(...)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import NoPlanError, TrainsimError, from_validation
+from ..estimate import Estimate
+from ..estimate import estimate as _estimate
+from ..sanity import InvariantViolation
+from ..search import SearchResult
+from ..search import search as _search
+from ..spec import PlanSpec, Run, load_run, parse_run
+from ..errors import unknown
+from ..emit import emit_args
+from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit
+from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
+from ..alternatives import alternatives
+from ..catalog.load import get_system, systems as _systems
+from ..catalog.resolve import resolve_system
+from ..io import check_output_path as _check_output_path, load_spec_file
+from ..report.tabular import flatten
+from ..model.load import list_models, model_ids, official_counts, resolve_model
+from ..model.summary import model_summary
+from ..catalog import describe as catalog_describe
+from .._version import __version__
+from ..plan_diff import plan_diff
+from ..report.fmt import plan as plan_text
+
+__all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
+           "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
+
+#: the CLI's names for the fields the API checks (errors then name the option the user typed)
+CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
+             "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
+             "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
+             "pue": "--pue", "electricity": "--electricity", "fix": "--fix"}
+
+
+def _name(names: Mapping[str, str] | None, key: str) -> str:
+    return (names or {}).get(key, key)
+
+
+def as_run(spec: Run | str | Path | Mapping, *, base_dir: Path | None = None) -> Run:
+    """A :class:`Run` from a Run, a run-spec YAML path (:func:`load_run`) or a run-spec mapping
+    (:func:`parse_run`, files named in it relative to ``base_dir``)."""
+    if isinstance(spec, Run):
+        return spec
+    if isinstance(spec, Mapping):
+        return parse_run(dict(spec), base_dir=base_dir)
+    return load_run(spec)
+
+
+def estimate(run: Run | str | Path | Mapping, plan: PlanSpec | None = None, **kw: Any) -> Estimate:
+    """One training step of ``run`` (a Run or a run spec) under ``plan`` (default: the run's own plan,
+    completed by the plan search where partial): :func:`trainsim.estimate.estimate`."""
+    return _estimate(as_run(run), plan, **kw)
+
+
+def search(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, **kw: Any) -> SearchResult:
+    """The fastest plans of ``run`` (a Run or a run spec) that fit in memory, ``fixed`` pinning the fields it
+    names: :func:`trainsim.search.search`."""
+    return _search(as_run(run), fixed, **kw)
+
+
+def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> PlanSpec:
+    """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan);
+    errors name ``field`` (``--fix``, or ``--against`` for a reference plan)."""
+    data = base.model_dump(exclude_none=True) if base is not None else {}
+    for part in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in part:
+            raise TrainsimError(f"expected key=value, got {part!r}", field=field)
+        k, v = (s.strip() for s in part.split("=", 1))
+        if k == "mb":
+            k = "micro_batch"
+        if k not in PlanSpec.model_fields:
+            raise unknown("plan field", k, PlanSpec.model_fields, field=field)
+        vals = [int(x) if x.isdigit() else x for x in v.split("|")]
+        data[k] = vals[0] if len(vals) == 1 else vals
+    try:
+        return PlanSpec.model_validate(data)
+    except Exception as exc:  # pydantic ValidationError
+        raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
+
+
+# ---------------------------------------------------------------- the explorer's doors (plan, size, capacity,
+# sensitivity): thin wrappers over the engine and the scenario modules, so `trainsim serve` asks exactly what
+# the CLI asks. Each returns a typed result with ``to_dict()``.
+
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+MAX_CHIPS = 10_000_000        # bounded work per request: no plan search over more chips than this
+MAX_SWEEP_POINTS = 200        # and no sweep (sensitivity) over more points than this
+
+
+def _check_chips(chips: int, field: str = "chips") -> None:
+    if chips > MAX_CHIPS:
+        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field=field)
+
+
+def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
+                names: Mapping[str, str] | None = None) -> dict:
+    """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (>= 1) and
+    electricity USD per kWh (>= 0); None keeps the sourced default."""
+    for key, v, lo in (("price", price, 0.0), ("pue", pue, 1.0), ("electricity", electricity, 0.0)):
+        if v is not None and not v >= lo:
+            raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
+    out: dict[str, float] = {}
+    if price is not None:
+        out["price_per_chip_hour"] = price
+    if pue is not None:
+        out["pue"] = pue
+    if electricity is not None:
+        out["electricity_usd_per_kwh"] = electricity
+    return out
+
+
+def estimate_run(run: Run | str | Path | Mapping, *, cost: dict | None = None) -> Estimate:
+    """``trainsim estimate``: the run's own plan (completed by the search where partial) with ``cost``
+    overrides (:func:`cost_inputs`) applied to its cost. A plan that has no answer raises :class:`NoPlanError`
+    whose ``result`` carries the nearest alternatives (:func:`trainsim.alternatives.alternatives`)."""
+    r = as_run(run)
+    try:
+        est = _estimate(r)
+    except NoPlanError as exc:
+        exc.result.alternatives = alternatives(r, r.plan)
+        raise
+    est.cost_inputs = dict(cost or {})
+    return est
+
+
+def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: str = "", emit: str = "",
+                 top: int = 5, use_all: bool = False, cost: dict | None = None, progress=None) -> SearchResult:
+    """``trainsim plan``: every valid plan searched with the fields of ``fix`` (``"tp=8,pp=16"``) pinned and,
+    for ``framework`` (a profile id) or an ``emit`` target, only what that software stack has; the best plans
+    carry ``cost``. With no plan, ``result.alternatives`` holds the nearest changes that have one."""
+    from dataclasses import replace
+
+    r = as_run(run)
+    fixed = parse_fix(fix, r.plan)
+    if framework:
+        fixed = restrict_plan(fixed, framework)
+    elif emit:
+        fixed = restrict_plan(fixed, default_for_emit(emit))
+    res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
+    for e in ([res.best] + res.runners_up if res.best else []):
+        e.cost_inputs = dict(cost or {})
+    if res.best is None:      # no answer: the nearest changes that have one
+
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+    return res
+
+
+def emit_flags(est: Estimate, emitter: str) -> str:
+    """The plan of ``est`` as ``emitter`` arguments: megatron / mindspeed (a bash array) or torchtitan (TOML)
+    (:func:`trainsim.emit.emit_args`)."""
+    return emit_args(est, emitter)
+
+
+__all__ += ["MAX_CHIPS",
+            "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags"]
+
+
+# ---------------------------------------------------------------- the other commands' doors: serving, post-training,
+# validation, scenarios, sweeps, reports, compare, check, model and catalog. Each returns a typed result with
+# ``to_dict()`` (what ``--json`` prints).
+
+@_dataclass
+class Answer:
+    """A result that is a JSON-like mapping (or list) already: ``data`` is what ``to_dict()`` returns."""
+
+    data: Any
+
+    def to_dict(self) -> Any:
+        """The answer as plain JSON-ready data."""
+        return self.data
+
+
+class ErrorTable(Answer):
+    """``infer --validate`` / ``posttrain --validate``: ``{"rows": [...], "summary": {...}}`` (serving adds
+    ``latency_bound``)."""
+
+
+class CheckResult(Answer):
+    """``trainsim check``: ``{"file", "kind", "ok", "resolved": {label: text}}``."""
+
+
+class ModelSummary(Answer):
+    """``trainsim model``: exact parameter counts and FLOPs per token (:func:`trainsim.model.summary.model_summary`)."""
+
+
+class CatalogAnswer(Answer):
+    """``trainsim catalog``: rows of chips, systems or models, or one entry with every field and source."""
+
+
+def check_output_path(path, *, force: bool = False, what: str = "output") -> Path:
+    """Refuse an output path that exists (unless ``force``) or is a folder, before any work is done
+    (:func:`trainsim.io.check_output_path`)."""
+    return _check_output_path(path, force=force, what=what)
+
+
+@_dataclass
+class CompareResult:
+    """``trainsim compare``: the runs' estimates side by side and the spec keys whose values differ."""
+
+    files: list
+    estimates: list
+    differing_inputs: dict
+
+    def to_dict(self) -> dict:
+        """Each run's estimate tagged with its file, plus the inputs that differ between the runs."""
+        return {"runs": [{"file": str(p), **e.to_dict()} for p, e in zip(self.files, self.estimates)],
+                "differing_inputs": self.differing_inputs}
+
+    def rows(self) -> list[tuple[str, str, list]]:
+        """(label, key, [raw value per run]) rows of the side-by-side table."""
+        ds = [e.to_dict() for e in self.estimates]
+        rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
+                ("chips", "chips", [d["chips"] for d in ds]),
+                ([plan_text(d["plan"], empty="") for d in ds]),
+                ("step time (s)", "step_time_s", [d["step_time_s"] for d in ds])]
+        causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))
+        rows += [(f"  {c} (s)", f"breakdown.{c}", [d["breakdown"].get(c, 0.0) for d in ds]) for c in causes]
+        rows += [("tokens/s per chip", "tokens_per_s_per_chip", [d["tokens_per_s_per_chip"] for d in ds]),
+                 ("MFU (vs BF16 peak)", "mfu", [d["mfu"] for d in ds]),
+                 ("memory per chip (GiB)", "memory_per_chip_bytes", [d["memory_per_chip_bytes"] / 2**30 for d in ds]),
+                 ("fits", "fits", [d["fits"] for d in ds]),
+                 ("days", "days", [d.get("days") for d in ds])]
+        cs = [d.get("cost") or {} for d in ds]
+        rows += [("chip-hours", "cost.chip_hours", [c.get("chip_hours") for c in cs]),
+                 ("energy (MWh)", "cost.energy_mwh", [c.get("energy_mwh") for c in cs]),
+                 ("cost, rental (USD)", "cost.cost_rental_usd", [c.get("cost_rental_usd") for c in cs]),
+                 ("cost, capex (USD)", "cost.cost_capex_usd", [c.get("cost_capex_usd") for c in cs])]
+        return rows
+
+
+def differing_inputs(paths: list) -> dict[str, list]:
+    """Spec keys (dotted) whose values differ between the run-spec files, each with the value in every file."""
+    docs = []
+    for p in paths:
+        try:
+            doc = load_spec_file(p, None, what="run spec")
+        except TrainsimError:
+            doc = {}
+        docs.append(flatten(doc))
+    keys = list(dict.fromkeys(k for d in docs for k in d))
+    return {k: [d.get(k) for d in docs] for k in keys if k != "name" and len({repr(d.get(k)) for d in docs}) > 1}
+
+
+def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
+    """``trainsim compare``: each run spec estimated as ``trainsim estimate`` does (its plan, completed by the
+    search where partial), with ``cost`` overrides, and the inputs that differ."""
+    if len(paths) < 2:
+        raise TrainsimError(f"expected two or more run specs, got {len(paths)}", field="RUNS")
+    ests = []
+    for p in paths:
+        e = _estimate(load_run(p))
+        e.cost_inputs = dict(cost or {})
+        ests.append(e)
+    return CompareResult(list(paths), ests, differing_inputs(paths))
+
+
+def model(value: str, *, seq_len: int = 4096, base_dir: Path | None = None) -> ModelSummary:
+    """``trainsim model``: a catalog id or a config.json / model YAML path -> exact parameter counts and FLOPs
+    per token at ``seq_len`` (with the official counts of a catalog model)."""
+    arch = resolve_model(value, base_dir or Path.cwd(), field="model")
+    official = official_counts(value) if value in model_ids() else None
+    return ModelSummary(model_summary(arch, seq_len, official))
+
+
+def catalog(kind: str) -> CatalogAnswer:
+    """``trainsim catalog chips | systems | models``: one row per entry (raw SI numbers)."""
+    rows = {"chips": catalog_describe.chip_rows, "systems": catalog_describe.system_rows,
+            "models": catalog_describe.model_rows}
+    if kind not in rows:
+        raise unknown("catalog table", kind, rows, field="catalog")
+    return CatalogAnswer(rows[kind]())
+
+
+def describe(entry_id: str) -> CatalogAnswer:
+    """``trainsim catalog show ID``: one chip, system or model with every field, its sources and ranges."""
+    return CatalogAnswer(catalog_describe.describe(entry_id))
+
+
+def serve_settings(*, host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bool = False,
+                   names: Mapping[str, str] | None = None) -> dict:
+    """``trainsim serve``'s checked settings (the explorer, :mod:`trainsim.serve`, is a front end beside the CLI
+    and calls this API; the CLI starts it with these): one-line errors for a bad port or worker count."""
+    if not 0 < port < 65536:
+        raise TrainsimError(f"expected a port between 1 and 65535, got {port}", field=_name(names, "port"))
+    if workers < 1:
+        raise TrainsimError(f"expected at least 1 worker, got {workers}", field=_name(names, "workers"))
+    return {"host": host, "port": port, "workers": workers, "quiet": quiet}
+
+
+def framework_of(run: Run) -> str:
+    """The software stack of ``run`` (its ``framework:``, else the default stack)."""
+    return _framework_of(run)
+
+
+def system(value, *, field: str = "system", where: str | None = None):
+    """A catalog system by id (an unknown id: one line with close matches), or a System as is."""
+    return get_system(value, field=field, where=where) if isinstance(value, str) else resolve_system(value)
+
+
+def version() -> str:
+    """The installed trainsim version."""
+    return __version__
+
+
+# ---------------------------------------------------------------- what a front end offers (the explorer's option
+# lists): the catalog's systems with each value's source, its models, the software-stack profiles
+
+
+def systems() -> dict:
+    """The catalog's systems, id -> :class:`~trainsim.catalog.types.System`."""
+    return _systems()
+
+
+def describe_system(system_id: str) -> dict[str, Any]:
+    """One catalog system's fields, each with its value, source and confidence
+    (:func:`trainsim.catalog.describe.describe_system`)."""
+    return catalog_describe.describe_system(system_id)
+
+
+def describe_chip(chip_id: str) -> dict[str, Any]:
+    """One catalog chip's fields with sources (:func:`trainsim.catalog.describe.describe_chip`)."""
+    return catalog_describe.describe_chip(chip_id)
+
+
+def models() -> list[dict[str, Any]]:
+    """The catalog's models (:func:`trainsim.model.load.list_models`)."""
+    return list_models()
+
+
+def stacks() -> dict[str, dict]:
+    """The software-stack profiles (``framework_schedules.yaml``), id -> what the stack offers, with sources."""
+    return frameworks()
+
+
+def stack(choice: str, field: str = "framework") -> str:
+    """A profile id from a stack or emitter name (one-line error with close matches otherwise)."""
+    return resolve_choice(choice, field=field)
+
+
+def default_stack() -> str:
+    """The profile a run without ``framework:`` gets."""
+    return default_framework()
+
+
+def stack_emitter(stack_id: str) -> str | None:
+    """The flag emitter of a software stack (megatron, mindspeed, torchtitan), or None."""
+    return emitter_for(stack_id)
+
+
+__all__ += ["Answer", "ErrorTable", "CheckResult",
+            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "differing_inputs", "compare",
+            "model", "catalog", "describe", "serve_settings", "framework_of",
+            "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",
+            "default_stack", "stack_emitter", "from_validation"]
+
+
+def plan_against(best, reference: str):
+    """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
+    (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
+    return plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+
+

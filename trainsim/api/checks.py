@@ -1,0 +1,74 @@
+"""The check door: ``trainsim check`` for any spec kind (run, serving, post-training, sweep, scenario)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+from ..errors import TrainsimError
+from ..spec import load_run
+from ..sweep import load_sweep as _load_sweep
+from ..io import load_spec_file
+from ..estimate import PLAN_FIELDS
+from ..model.counts import count
+from ..numfmt import count as fmt_count
+from ..scenario.kinds import load_doc
+from ..scenario.registry import handler
+from .posttraining import _posttrain_spec
+from .serving import _serving
+from . import CheckResult
+
+
+def spec_kind(doc: Mapping) -> str:
+    """run | serving | posttrain | sweep | scenario, from the keys a spec has."""
+    if "axes" in doc:
+        return "sweep"
+    if "clusters" in doc:
+        return "posttrain"
+    if "serving" in doc:
+        return "serving"
+    if "kind" in doc:
+        return "scenario"
+    return "run"
+
+
+def check(path) -> CheckResult:
+    """``trainsim check``: what a spec of any kind (run, serving, post-training, sweep, scenario) resolves to --
+    model counts, system, plan fields fixed vs searched -- without running it (one-line error on a problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainsimError(f"no such file: {path}")
+    doc = load_spec_file(path, None, what="spec")
+    kind = spec_kind(doc)
+
+    def model_lines(arch, seq_len: int = 4096) -> list[tuple[str, str]]:
+        c = count(arch, seq_len)
+        return [("model", f"{arch.name}: {fmt_count(c.total_params)} parameters, {fmt_count(c.active_params)} active, "
+                          f"{arch.n_layers} layers{', MoE' if arch.is_moe else ''}")]
+
+    def system_lines(system, chips: int | None = None) -> list[tuple[str, str]]:
+        return [("system", f"{system.id}: {system.chip.id}, scale-up domain {system.scale_up_size}"
+                           + (f", {chips:,} chips" if chips else ""))]
+
+    lines: list[tuple[str, str]] = [("kind", kind)]
+    if kind == "run":
+        r = load_run(path)
+        lines += model_lines(r.arch, r.training.seq_len) + system_lines(r.system, r.chips)
+        t = r.training
+        lines.append(("training", f"seq_len {t.seq_len}, batch {t.batch_seqs:,} sequences, {t.precision}"
+                      + (f", {fmt_count(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
+        fixed = {f: r.plan.values(f) for f in PLAN_FIELDS if r.plan.values(f) is not None}
+        lines.append(("plan fixed", ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()) or "none"))
+        lines.append(("plan searched", ", ".join(f for f in PLAN_FIELDS if f not in fixed) or "none"))
+    elif kind == "serving":
+        sv = _serving(path)
+        lines += model_lines(sv.arch) + system_lines(sv.system)
+    elif kind == "posttrain":
+        pt = _posttrain_spec(path)
+        lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
+    elif kind == "sweep":
+        sw = _load_sweep(path)
+        lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {getattr(sw, 'n_points', '?')} points"))
+    else:
+        d = load_doc(path)
+        handler(d["kind"])
+        lines.append(("scenario", f"{d.get('id', path.stem)}: kind {d['kind']}"))
+    return CheckResult({"file": str(path), "kind": kind, "ok": True, "resolved": dict(lines)})

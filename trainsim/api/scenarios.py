@@ -1,0 +1,248 @@
+"""The scenario doors: the explorer's plan question (best plan, goodput, energy, cost), size, capacity,
+sensitivity and the seed scenarios (``trainsim plan``'s search is :func:`trainsim.api.search_plans`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+from ..errors import TrainsimError
+from ..search import SearchResult
+from ..spec import PlanSpec, Run
+from ..emit import emit_args, EMITTERS
+from ..perf.calibration import validation_error
+from ..scenario.assumptions import Assumptions
+from ..scenario.common import best
+from ..scenario.economics import economics
+from ..scenario.goodput import goodput
+from ..frameworks import emitter_for, framework_of as _framework_of, profile
+from ..scenario.sizing import size as _size
+from ..catalog.load import get_system
+from ..catalog.resolve import resolve_system
+from ..scenario.capacity import capacity as _capacity
+from ..scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as _sens, threshold as _threshold
+from ..scenario.run import scenarios_dir, run_all, run_file
+from ..scenario import common
+from dataclasses import dataclass as _dataclass, field as _field
+from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _name, as_run
+
+
+@_dataclass
+class PlanAnswer:
+    """The best plan of a run (``search``, exactly ``trainsim plan --json``) with what the explorer adds: the
+    whole run's goodput (failures and restarts), energy and cost, the validation error that applies and the
+    framework flags of the best plan."""
+
+    search: SearchResult
+    framework: str = "megatron"
+    goodput: dict | None = None
+    economics: dict | None = None
+    validation_error: dict | None = None
+    flags: str | None = None
+    assumptions: list = _field(default_factory=list)
+    emitter: str | None = None          # megatron | mindspeed | torchtitan: whose arguments ``flags`` holds
+    flags_note: str | None = None       # why there are no flags
+
+    @property
+    def best(self):
+        """The search's best plan (``search.best``)."""
+        return self.search.best
+
+    def to_dict(self) -> dict:
+        """``plan --json`` (``best`` nested) with the best plan's fields also at the top level, for the page."""
+        out = self.search.to_dict()
+        if out.get("best"):
+            out = {**out["best"], **out}
+        out.update(framework=self.framework, goodput=self.goodput, economics=self.economics,
+                   validation_error=self.validation_error, flags=self.flags, assumptions=self.assumptions,
+                   emitter=self.emitter, flags_note=self.flags_note)
+        if self.search.best is None:
+            out["message"] = self.search.no_plan_message()
+        return out
+
+
+def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top: int = 5,
+         framework: str = "megatron", assumptions=None) -> PlanAnswer:
+    """``trainsim plan`` plus the run's economics: the search (memoised on the run's content, so a repeated
+    question is free), goodput with the scenario assumptions (failure rate, checkpoint, restart), energy and
+    cost (:func:`trainsim.scenario.economics.economics`), the held-out validation error of the chip family and
+    the best plan as ``framework`` arguments."""
+    run = as_run(run)
+    _check_chips(run.chips)
+    if framework in EMITTERS:       # an emitter name: its flags, the run's own software stack
+        emitter = framework
+    else:                           # a profile id: the search offers what it has, flags of its emitter
+
+        profile(framework, field="framework")
+        if run.framework is not None and run.framework != framework:
+            raise TrainsimError(f"the run spec says framework {run.framework}, the request {framework}",
+                                field="framework")
+        if run.framework is None:
+            from dataclasses import replace as _replace
+
+            run = _replace(run, framework=framework)
+        emitter = emitter_for(framework)
+    a = assumptions if assumptions is not None else Assumptions()
+    res = best(run, fixed, top=top, adjust_batch=False)
+    ans = PlanAnswer(search=res, framework=_framework_of(run),
+                     validation_error=validation_error(run.system.chip.family))
+    ans.emitter = emitter
+    est = res.best
+    if est is not None:
+        if emitter is None:
+            ans.flags_note = (f"no flag emitter for {_framework_of(run)} "
+                              "(trainsim emits megatron, mindspeed, torchtitan)")
+        else:
+            try:
+                ans.flags = emit_args(est, emitter)
+            except TrainsimError as exc:   # e.g. a DualPipe plan of a stack whose emitter has no such schedule
+                ans.flags_note = str(exc)
+        if est.days is not None:
+            gp = goodput(run.arch, run.chips, est.days, a)
+            ans.goodput = gp.to_dict()
+            ans.economics = economics(est, a, goodput=gp)
+        ans.assumptions = a.report()
+    return ans
+
+
+def _where(run: Run) -> str | None:
+    return str(run.path) if run.path is not None else None
+
+
+def _check_days(days: float, names: Mapping[str, str] | None) -> None:
+    if not (0 < days < 1e6):  # also refuses nan and inf
+        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field=_name(names, "days"))
+
+
+def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", failures: bool = True,
+         assumptions=None, cost: dict | None = None, max_chips: int | None = MAX_CHIPS,
+         names: Mapping[str, str] | None = None):
+    """``trainsim size``: the fewest units (scale-up domains or chips) whose best plan finishes ``run`` in
+    ``days`` (:func:`trainsim.scenario.sizing.size`), failures and restarts counted unless ``failures`` is
+    False; a :class:`~trainsim.scenario.sizing.SizingResult` whose ``cost`` (with ``cost`` overrides) is that
+    of its best estimate (None without one). ``max_chips`` None: the sizing module's own limit."""
+    _check_days(days, names)
+    if unit not in ("system", "chip"):
+        raise TrainsimError(f"expected system or chip, got {unit!r}", field=_name(names, "unit"))
+    r = as_run(run)
+    if r.training.tokens is None:
+        raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=_where(r))
+    a = (assumptions if assumptions is not None else Assumptions()) if failures else None
+    kw = {} if max_chips is None else {"max_chips": max_chips}
+    res = _size(r, days, unit=unit, assumptions=a, **kw)
+    res.cost = None
+    if res.estimate is not None:
+        res.cost = res.estimate.cost(**(cost or {}), **({"goodput": res.goodput} if failures and res.goodput else {}))
+    return res
+
+
+def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, family: str = "deepseek-v3",
+             precision: str = "bf16", sparsity: float = 0.0, failures: bool = True, assumptions=None,
+             names: Mapping[str, str] | None = None):
+    """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
+    (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
+    a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption)."""
+    if (units > 0) == (chips > 0):
+        raise TrainsimError(f"give exactly one of {_name(names, 'units')} or {_name(names, 'chips')}",
+                            field=_name(names, "units"))
+    _check_days(days, names)
+    if family not in ("dense", "deepseek-v3"):
+        raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field=_name(names, "family"))
+    if precision not in ("bf16", "fp8"):
+        raise TrainsimError(f"expected bf16 or fp8, got {precision!r}", field=_name(names, "precision"))
+    s = get_system(system, field=_name(names, "system")) if isinstance(system, str) else resolve_system(system)
+    n = chips or units * s.scale_up_size
+    _check_chips(n, _name(names, "chips"))
+    a = assumptions if assumptions is not None else Assumptions()
+    if sparsity:
+        a = a.with_overrides({"moe_sparsity": sparsity}, source=_name(names, "sparsity"))
+    return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+
+
+@_dataclass
+class SensitivityResult:
+    """Days of the best plan as each parameter moves (``trainsim sensitivity --json``): ``nominal_days``,
+    ``params`` (rows per factor), ``elasticity`` and, with a threshold, ``thresholds``."""
+
+    data: dict
+
+    def to_dict(self) -> dict:
+        """The sensitivity table as plain JSON-ready data."""
+        return self.data
+
+
+def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5, 1.5, 2.0), *,
+                threshold: float | None = None, progress=None, max_points: int | None = MAX_SWEEP_POINTS,
+                names: Mapping[str, str] | None = None) -> SensitivityResult:
+    """``trainsim sensitivity``: :func:`trainsim.scenario.sensitivity.sensitivity` plus the elasticities and,
+    with ``threshold`` (a fraction, 0.1 = 10% slower), the value of each parameter below which the run slows by
+    more than that. At most ``max_points`` plan searches (None: no limit). With ``progress`` (a tick of
+    :mod:`trainsim.report.progress`) the parameters run one at a time so the bar moves (searches are memoised,
+    the numbers are the same)."""
+    r = as_run(run)
+    _check_chips(r.chips)
+    if r.training.tokens is None:
+        raise TrainsimError("the run needs training.tokens", field="training.tokens", where=_where(r))
+    ps = [canonical(p) for p in (params or PARAMS)]
+    fs = tuple(float(f) for f in factors)
+    if max_points is not None and len(ps) * len(fs) > max_points:
+        raise TrainsimError(f"expected at most {max_points} points, got {len(ps) * len(fs)} "
+                            f"({len(ps)} parameters x {len(fs)} factors)", field=_name(names, "factors"))
+    if any(not f > 0 for f in fs):
+        raise TrainsimError(f"expected positive factors, got {list(fs)}", field=_name(names, "factors"))
+    if progress is None:
+        out = _sens(r, ps, fs)
+    else:
+        progress.set_total(len(ps) * (2 if threshold else 1))
+        out = None
+        for p in ps:
+            progress.advance(p, 0)
+            one = _sens(r, [p], fs)
+            out = one if out is None else {**out, "params": {**out["params"], **one["params"]}}
+            progress.advance()
+    out["elasticity"] = {p: elasticity(out, p) for p in out["params"]}
+    if threshold:
+        out["thresholds"] = {}
+        for p in ps:
+            if progress is not None:
+                progress.advance(f"threshold {p}", 0)
+            out["thresholds"][p] = _threshold(r, p, threshold)
+            if progress is not None:
+                progress.advance()
+    return SensitivityResult(out)
+
+
+def scenario_files(folder=None) -> list[Path]:
+    """The seed scenario files (``scenarios/*.yaml``, or those of ``folder``), sorted."""
+    return sorted((Path(folder) if folder else scenarios_dir()).glob("*.yaml"))
+
+
+class ScenarioResults(Answer):
+    """``trainsim scenario``: one result mapping per scenario file (claim, verdict, numbers, assumptions)."""
+
+    @property
+    def failed(self) -> bool:
+        """True when a scenario ended in an error (the CLI then exits 1)."""
+        return any(r.get("verdict_class") == "error" for r in self.data)
+
+
+def scenario(file=None, *, all_: bool = False, jobs: int | None = None) -> ScenarioResults:
+    """``trainsim scenario``: one scenario FILE, or every seed scenario with ``all_`` (``jobs`` processes;
+    None: one per CPU), through the scenario package's public entry (:mod:`trainsim.scenario.run`)."""
+    if all_ == (file is not None):
+        raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+    return ScenarioResults(run_all(scenarios_dir(), jobs=jobs or None) if all_ else [run_file(file)])
+
+
+def trim_cache(limit: int) -> None:
+    """Clear the memo of plan searches (:mod:`trainsim.scenario.common`) once it holds more than ``limit``
+    entries (bounded memory for a long-running explorer)."""
+    if len(common._CACHE) > limit:
+        common.clear_cache()
+
+
+def assumptions(failure_rate: float | None = None) -> Assumptions:
+    """The scenario assumptions (failure rate, checkpointing, prices), with ``interruptions_per_chip_hour`` set to
+    ``failure_rate`` when given (the explorer's failure-rate slider)."""
+    a = Assumptions()
+    if failure_rate is not None:
+        a = a.with_overrides({"interruptions_per_chip_hour": failure_rate}, source="edited in the explorer")
+    return a

@@ -1,0 +1,44 @@
+"""The sweep doors: ``trainsim sweep`` and ``trainsim sweep --summary``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+from ..errors import TrainsimError
+from ..sweep import load_sweep as _load_sweep
+from ..sweep.executors import MAX_LOCAL_WORKERS
+from ..sweep.runner import run_sweep
+from ..sweep.writer import parts_dir
+from ..sweep.summary import summarize
+from . import Answer, _name
+
+
+def load_sweep(path, *, cost: dict | None = None):
+    """A sweep spec (:func:`trainsim.sweep.load_sweep`) with ``cost`` overrides (:func:`cost_inputs`)."""
+    return _load_sweep(path).with_cost_overrides(dict(cost or {}))
+
+
+def check_workers(workers: int, names: Mapping[str, str] | None = None) -> None:
+    """A local Dask cluster has 0 (in-process) to :data:`trainsim.sweep.executors.MAX_LOCAL_WORKERS` workers."""
+    if not 0 <= workers <= MAX_LOCAL_WORKERS:
+        raise TrainsimError(f"expected 0 to {MAX_LOCAL_WORKERS} local worker processes, got {workers}",
+                            field=_name(names, "workers"))
+
+
+def sweep(spec, output, **kw):
+    """``trainsim sweep``: every point of ``spec`` (a SweepSpec from :func:`load_sweep`, or a path) evaluated
+    into the Parquet file ``output`` (:func:`trainsim.sweep.runner.run_sweep`; keywords ``workers``,
+    ``scheduler``, ``resume``, ``overwrite``, ``batch``, ``quiet``); a ``SweepRun``."""
+    if isinstance(spec, (str, Path)):
+        spec = load_sweep(spec)
+    return run_sweep(spec, output, **kw)
+
+
+def sweep_parts_dir(output) -> Path:
+    """Where an unfinished sweep into ``output`` keeps its finished points (``--resume`` reads them)."""
+    return parts_dir(output)
+
+
+def sweep_summary(path, *, deadline_days: float | None = None, metric: str = "days", plots=None) -> Answer:
+    """``trainsim sweep --summary``: frontier, Pareto front and per-axis bests of a results file
+    (:func:`trainsim.sweep.summary.summarize`); ``plots``: a folder for PNG plots."""
+    return Answer(summarize(path, deadline_days=deadline_days, metric=metric, plots_dir=plots))
