@@ -112,8 +112,8 @@ def fp4_training_data() -> dict:
 def fp4_gemm_speedup(fp4_peak: float, fp8_peak: float, realised: float) -> float:
     """GEMM speed of an FP4 run over the same run in FP8: ``g = 1 + f (P_fp4 / P_fp8 - 1)``, ``f`` the fraction of
     the FP4 peak's gain the GEMMs realise (0: none, 1: the full peak ratio). Source of the form and of f's range:
-    ``scenario/data/fp4_training.yaml`` (NVFP4 pretraining on GB200/GB300: Megatron-Bridge 26.06 performance
-    summary and NVIDIA's MaxText NVFP4 recipe, 1.15-1.73x end to end over FP8)."""
+    ``scenario/data/fp4_training.yaml`` (f fitted by ``scripts/fit_fp4.py`` on the Megatron-Bridge NVFP4 rows
+    published beside four FP8 validation runs of GB200/GB300, same plans: 1.31-1.50x end to end)."""
     return 1.0 + realised * (fp4_peak / fp8_peak - 1.0)
 
 
@@ -121,7 +121,8 @@ def fp4_efficiency_input(system: System) -> dict | None:
     """FP4 (NVFP4 / MXFP4 / HiF4) training on a chip with an FP4 peak, as an uncertain input: the FP8 run whose
     GEMMs run :func:`fp4_gemm_speedup` times faster, applied as an effective FP8 peak (FP8 peak x g at the low,
     nominal and high realised fraction of ``fp4_training.yaml``). There is no FP4 training run in the validation
-    set to fit from, so the range is the sourced one. None for a chip without both an FP8 and an FP4 peak."""
+    set; f is fitted on the NVFP4 rows published beside four of its FP8 runs. None for a chip without both an FP8
+    and an FP4 peak."""
     c = system.chip
     fp8, fp4 = c.peak_flops.get("fp8"), c.peak_flops.get("fp4")
     if not fp8 or not fp4:
@@ -132,8 +133,8 @@ def fp4_efficiency_input(system: System) -> dict | None:
             "low": fp8 * g["low"], "nominal": fp8 * g["nominal"], "high": fp8 * g["high"], "gemm_speedup": g,
             "reason": f"FP4 training without published FP4 runs on this chip: GEMMs {g['low']:.2f}-{g['high']:.2f}x "
                       f"(nominal {g['nominal']:.2f}x) their FP8 speed, {f['low']:.0%}-{f['high']:.0%} of the FP4 "
-                      f"peak's {fp4 / fp8:.2f}x realised (NVFP4 pretraining on GB200/GB300 gained 1.15-1.73x end "
-                      f"to end; scenario/data/fp4_training.yaml)"}
+                      f"peak's {fp4 / fp8:.2f}x realised, fitted on NVFP4 pretraining rows of GB200/GB300 (no FP4 "
+                      f"run on this chip; scenario/data/fp4_training.yaml)"}
 
 
 def propagate(run: Run, metric=None, inputs: list[dict] | None = None) -> dict:

@@ -150,8 +150,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
             d4 = f4["days_without_failures"]
             fp8_note += f", {d4['low']:.0f}-{d4['high']:.0f} in FP4 (no FP4 training run published for it)"
             text += (f"; in FP4, with GEMMs {f4['gemm_speedup_over_fp8']['low']:.2f}-"
-                     f"{f4['gemm_speedup_over_fp8']['high']:.2f}x their FP8 speed (NVFP4 pretraining on GB200/GB300 "
-                     f"gained 1.15-1.73x end to end; scenario/data/fp4_training.yaml), {d4['low']:.0f}-"
+                     f"{f4['gemm_speedup_over_fp8']['high']:.2f}x their FP8 speed (the gain fitted on NVFP4 "
+                     f"pretraining rows of GB200/GB300; scenario/data/fp4_training.yaml), {d4['low']:.0f}-"
                      f"{d4['high']:.0f} days without failures (nominal {d4['nominal']:.0f})")
         fp8_note += "."
         text += (f"; the FP8 GEMM efficiency of the unshipped chip, taken as the spread fitted on the validation "
