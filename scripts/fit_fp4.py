@@ -8,6 +8,9 @@ g = 1 + f (P_fp4 / P_fp8 - 1) times faster (:func:`trainsim.scenario.ranges.fp4_
 which the model's throughput ratio equals the published NVFP4 / FP8 ratio (bisection; the ratio rises with f).
 The engine's own error on the FP8 run cancels in the ratio.
 
+The pairs (validation run, NVFP4 tokens/s of the same table and plan) are ``published_points`` of
+scenario/data/fp4_training.yaml; copy the printed low / median / high into its ``realised_gain_fraction``.
+
 Usage: python scripts/fit_fp4.py    (prints one line per pair and the low / median / high of f)
 """
 from __future__ import annotations
@@ -17,15 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# (validation run whose plan the NVFP4 row shares, NVFP4 tokens/s/GPU of the same table and plan, table)
-PAIRS = (
-    ("megatron-bridge-2606-llama31-405b-gb300-256-fp8.yaml", 1413, "26.06 LLAMA3.1_405B DGX-GB300 NVFP4 (TP4 PP8 VP4)"),
-    ("megatron-bridge-2606-llama31-405b-gb200-256-mxfp8.yaml", 1166, "26.06 LLAMA3.1_405B DGX-GB200 NVFP4 (TP4 PP16 VP8)"),
-    ("megatron-bridge-260401-llama3-70b-gb300-64-mxfp8.yaml", 7296, "26.04.01 LLAMA3_70B DGX-GB300 NVFP4 (TP1 PP4 VP5)"),
-    ("megatron-bridge-260401-llama3-70b-gb200-64-mxfp8.yaml", 4864, "26.04.01 LLAMA3_70B DGX-GB200 NVFP4 (TP2 PP4 VP5)"),
-)
-
 
 def model_ratio(run, f: float) -> float:
     """Model tokens/s of ``run``'s own plan with FP4 GEMMs at realised fraction ``f`` over the same at FP8."""
@@ -55,17 +49,17 @@ def fit(run, target: float, lo: float = 0.0, hi: float = 3.0) -> float:
 
 
 def main() -> None:
+    """Fit f on every pair of ``fp4_training.yaml``'s ``published_points`` and print low / median / high."""
+    from trainsim.scenario.ranges import fp4_training_data
     from trainsim.spec import load_run
-    import yaml
 
     fs = []
-    for name, nvfp4, row in PAIRS:
-        path = ROOT / "validation" / "runs" / name
-        run = load_run(path)
-        published = float(yaml.safe_load(path.read_text())["reported"]["tokens_per_s_per_chip"])
-        f = fit(run, nvfp4 / published)
+    for p in fp4_training_data()["published_points"]:
+        run = load_run(ROOT / "validation" / "runs" / p["beside"])
+        target = p["nvfp4"] / p["reported"]
+        f = fit(run, target)
         fs.append(f)
-        print(f"{row}: {nvfp4} / {published:.0f} = {nvfp4 / published:.3f}x published -> f = {f:.3f} "
+        print(f"{p['run']}: {p['nvfp4']} / {p['reported']} = {target:.3f}x published -> f = {f:.3f} "
               f"(model at f=1: {model_ratio(run, 1.0):.3f}x)")
     print(f"f: low {min(fs):.2f}, median {statistics.median(fs):.2f}, high {max(fs):.2f}")
 
