@@ -137,7 +137,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
              "caps": {u: (cap.training_flops, cap.total_params, cap.active_params, cap.tokens)
                       for u, cap in caps.items()},
              "driver": rng["driver"] if rng and rng["driver"] else "goodput", "prec": prec_rows,
-             "cost": cost, **flip}
+             "cost": cost, "fh_nominal": inp.failure_handling[0] if inp.failure_handling else None, **flip}
     return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
                       assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
                                           lm.get("note", ""))] + a.report(),
@@ -270,7 +270,9 @@ def _verdict_text(res: KindResult) -> tuple[str, str]:
         text += (f"needs {sized.units} {f['system_name']} units ({sized.chips:,} chips) for {days:g} days "
                  f"({sized.effective_days:.0f} days with failures, MFU {sized.estimate.mfu:.0%})")
     else:
-        text += f"cannot be trained in {days:g} days: {sized.message}"
+        nom = fh_options().get(f["fh_nominal"], {}).get("label") if f.get("fh_nominal") else None
+        text += (f"cannot be trained in {days:g} days" + (f" with {nom} (the nominal failure handling)" if nom else "")
+                 + f": {sized.message}")
     for u, (cap_fl, cap_tot, cap_act, cap_tok) in f["caps"].items():
         if cap_fl:
             text += (f"; {u} units train a {cap_tot / 1e12:.1f}T/{cap_act / 1e9:.0f}B model on "
@@ -283,7 +285,8 @@ def _verdict_text(res: KindResult) -> tuple[str, str]:
         parts = []
         for k, v in r.items():
             if isinstance(v, dict) and "feasible" in v:
-                lab = "without failures" if k == "without_failures" else fh_options().get(k, {}).get("label", k)
+                lab = ("without failures" if k == "without_failures"
+                       else "with " + fh_options().get(k, {}).get("label", k))
                 parts.append(f"{v['units']} ({v['effective_days']:.0f} days) {lab}" if v["feasible"]
                              else f"none up to {r['max_units_searched']} {lab}")
         text += f"; {what}: " + ", ".join(parts)
