@@ -364,9 +364,13 @@ def _sentences(text: str) -> int:
 
 
 @pytest.mark.parametrize("sid", ALL_IDS)
-def test_reader_text_has_no_none_inf_nan(all_results, sid):
-    """Every scenario's terminal text (detail view and summary row) and HTML page: no None, inf or nan."""
+def test_reader_text_has_no_none_inf_nan(all_results, sid, tmp_path):
+    """Every scenario's terminal text (detail view and summary row), its JSON text fields and its HTML page (text
+    outside scripts, styles and embedded images): no None, inf or nan."""
+    import html as html_mod
     import io
+
+    from trainsim.report.site import write_one
 
     from rich.console import Console
 
@@ -379,6 +383,10 @@ def test_reader_text_has_no_none_inf_nan(all_results, sid):
     render_summary([r], c)
     text = buf.getvalue() + "\n" + "\n".join(str(r.get(k) or "") for k in ("headline", "details", "verdict",
                                                                        "deciding_assumption"))
+    page = (tmp_path / write_one(r, tmp_path, with_run=False)["file"]).read_text(encoding="utf-8")
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r"data:[^\"')\s]+", " ", page)
+    text += "\n" + html_mod.unescape(re.sub(r"<[^>]+>", " ", page))
     assert not _BAD_TOKEN.search(text), _BAD_TOKEN.search(text).group(0) + " in: " + \
         text[max(0, _BAD_TOKEN.search(text).start() - 200):_BAD_TOKEN.search(text).end() + 50]
 
