@@ -175,13 +175,11 @@ def _cost_at(results: dict, a) -> dict | None:
     system's price range (catalog ranges.yaml), at the smallest count that finishes with the first failure-handling
     option (``results``: option -> its SizingResult, in the scenario's order) that finishes; None when none does or
     the system has no price."""
-    from ..goodput import goodput as _gp
-
     for opt, res in results.items():
         if res.feasible and res.estimate is not None:
             a_o = with_option(a, opt)
             est = res.estimate
-            eco = economics(est, a_o, goodput=_gp(est.run.arch, res.chips, est.days, a_o))
+            eco = economics(est, a_o, goodput=goodput(est.run.arch, res.chips, est.days, a_o))
             if eco["cluster_capex_usd"]["nominal"] is None:
                 return None
             return {"units": res.units, "chips": res.chips, "failure_handling": opt,
@@ -205,7 +203,7 @@ def _units_over(prec: list[dict], opt: str, nominal_units: int | None, which: st
 
 
 def _span(lo: int | None, hi: int | None, cap: int) -> str:
-    """'15-30', '15', 'from 15 (none up to 80 at the other end)' or 'none up to 80'."""
+    """'15-30', '15', 'from 15 (none up to 40 at the other end)' or 'none up to 40' (``cap`` the top searched)."""
     if lo is None:
         return f"none up to {cap}"
     if hi is None:
