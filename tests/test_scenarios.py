@@ -573,3 +573,19 @@ def test_s5_fp4_days_range(all_results):
     fp8 = all_results["S5"]["numbers"]["a"]["fp8_efficiency_range"]
     # the FP4 run's slowest end is the FP8 run with GEMMs 1.14x faster: never slower than FP8 at its nominal
     assert f4["high"] <= max(fp8["days_at_low_efficiency"], fp8["days_at_high_efficiency"])
+
+
+def test_faster_gemms_shorten_a_step_at_most_in_proportion():
+    # the bound S6's sizing prunes with (frontier_sizing._slower_than): with the FP8 peak x k (k >= 1) no plan's
+    # step, and so no best plan's, falls below 1/k of the nominal one; a slower chip is never faster
+    from trainsim.scenario.ranges import apply
+
+    run = small_run(chips=64, batch=512, precision="fp8", system="dgx-h100")
+    p = run.system.chip.peak_flops["fp8"]
+    for chips in (16, 64, 256):
+        nominal = days_of(best(run_at(run, chips)))
+        for k in (0.8, 1.5, 2.0):
+            faster = replace(run, system=apply(run.system, "chip", "fp8_flops", p * k))
+            d = days_of(best(run_at(faster, chips)))
+            assert d >= min(1.0, 1.0 / k) * nominal * (1 - 1e-9)
+            assert (d <= nominal * (1 + 1e-9)) if k > 1 else (d >= nominal * (1 - 1e-9))

@@ -114,7 +114,8 @@ def plan_friendly_counts(cap: int, max_odd: int = MAX_ODD) -> list[int]:
 
 
 def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=None, max_units: int | None = None,
-         max_chips: int = 1_000_000, goodput_end: str = "nominal", scan_upto: int | None = None) -> SizingResult:
+         max_chips: int = 1_000_000, goodput_end: str = "nominal", scan_upto: int | None = None,
+         scan_skip=None) -> SizingResult:
     """Fewest units of ``unit`` ('system' = one scale-up domain, 'chip' = one chip) whose best plan finishes
     ``run`` (``training.tokens``) within ``deadline_days`` of wall-clock time (ideal days / goodput when
     ``assumptions`` are given; ``goodput_end`` picks the nominal, pessimistic 'low' or optimistic 'high' end).
@@ -127,7 +128,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     wins. Days are not monotone in the count when the global batch caps data parallelism: past
     batch x tp x cp chips the extra chips go into pipeline stages fed by one or two micro-batches, whose bubble
     makes a larger count slower (a 10T MoE with a 16,384-sequence batch: 70 days on 16 Atlas 950 SuperPoDs, 96 on
-    20), so a search that starts above the answer can miss it. A claim's own counts are scanned this way."""
+    20), so a search that starts above the answer can miss it. A claim's own counts are scanned this way;
+    ``scan_skip(units)`` may name counts a lower bound already proves too slow (they are not searched)."""
     uc = unit_size(run, unit)
     cap = max_units or max(1, max_chips // uc)
     counts = plan_friendly_counts(cap)
@@ -192,7 +194,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
             hi -= 1
             steps += 1
     if scan_upto:                       # the counts a claim names: probed one by one (see the docstring)
-        below = [i for i in range(min(top, index(scan_upto)) + 1) if hi is None or i < hi]
+        below = [i for i in range(min(top, index(scan_upto)) + 1)
+                 if (hi is None or i < hi) and not (scan_skip and scan_skip(counts[i]))]
         passing = [i for i in below if ok(i)]
         if passing:
             hi = passing[0]

@@ -157,17 +157,40 @@ def _precision_sizings(run, system, inp: Inputs, a, scan: int) -> list[dict]:
     if fp4:
         inputs += [("fp4", end, fp4) for end in ("low", "high")]
     rows = []
+    p_nom = system.chip.peak_flops["fp8"]
     for name, end, u in inputs:
         r_v = replace(run, system=apply(system, "chip", "fp8_flops", u[end]))
+        factor = min(1.0, p_nom / u[end])
         row: dict[str, Any] = {"input": name, "end": end, "effective_fp8_peak_flops": u[end], "reason": u["reason"],
                                "max_units_searched": 2 * scan}
         for opt in [*inp.failure_handling, None]:
-            s_v = size(r_v, inp.days, unit="system", assumptions=with_option(a, opt) if opt else None,
-                       scan_upto=scan, max_units=2 * scan)
+            a_o = with_option(a, opt) if opt else None
+            s_v = size(r_v, inp.days, unit="system", assumptions=a_o, scan_upto=scan, max_units=2 * scan,
+                       scan_skip=_slower_than(run, a_o, factor, inp.days))
             row[opt or "without_failures"] = {"feasible": s_v.feasible, "units": s_v.units,
                                               "effective_days": s_v.effective_days}
         rows.append(row)
     return rows
+
+
+def _slower_than(run, a_o, factor: float, deadline_days: float):
+    """A predicate for :func:`trainsim.scenario.sizing.size`'s ``scan_skip``: True for a unit count at which a
+    variant of ``run`` whose FP8 peak is 1 / ``factor`` times the nominal one (``factor`` <= 1; 1 for a slower
+    variant) provably misses the deadline. Every term of a step either scales with 1 / peak (GEMMs, the bubble) or
+    does not depend on it (memory-bound work, communication; an overlap hides at most what the shorter compute
+    covers), so at any plan the variant's step is at least ``factor`` x the nominal one, and so is its best plan's;
+    goodput depends on the count, not the days. Hence its wall-clock days >= factor x the nominal ones, read from
+    the nominal sizing's memoised searches (a 2% margin is kept)."""
+    uc = max(1, run.system.scale_up_size)
+
+    def skip(units: int) -> bool:
+        d = days_of(best(run_at(run, units * uc)))
+        if not math.isfinite(d):
+            return False
+        gp = goodput(run.arch, units * uc, d, a_o).fraction if a_o is not None else 1.0
+        return gp > 0 and factor * d / gp > 1.02 * deadline_days
+
+    return skip
 
 
 def _cost_at(results: dict, a) -> dict | None:
