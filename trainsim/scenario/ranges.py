@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import lru_cache
 
 from ..catalog.types import System
 from ..spec import Run
@@ -93,6 +94,46 @@ def fp8_efficiency_input(system: System, precision: str) -> dict | None:
             "reason": f"FP8 GEMM efficiency of a chip without FP8 runs: {lo:.0%}-{hi:.0%} of the FP8 peak (nominal "
                       f"{e_nom:.0%}), the spread fitted on the validation set's FP8 runs ({len(vals)} chip-family "
                       f"and software-stack fits), applied as an effective FP8 peak"}
+
+
+@lru_cache(maxsize=1)
+def fp4_training_data() -> dict:
+    """``scenario/data/fp4_training.yaml``: the sourced range of the FP4 GEMM gain realised on a chip without FP4
+    training runs, with the published NVFP4-over-FP8 training points behind it."""
+    from importlib import resources
+
+    from ..yamlload import load_data
+
+    text = resources.files("trainsim.scenario").joinpath("data/fp4_training.yaml").read_text(encoding="utf-8")
+    return load_data(text) or {}
+
+
+def fp4_gemm_speedup(fp4_peak: float, fp8_peak: float, realised: float) -> float:
+    """GEMM speed of an FP4 run over the same run in FP8: ``g = 1 + f (P_fp4 / P_fp8 - 1)``, ``f`` the fraction of
+    the FP4 peak's gain the GEMMs realise (0: none, 1: the full peak ratio). Source of the form and of f's range:
+    ``scenario/data/fp4_training.yaml`` (f fitted by ``scripts/fit_fp4.py`` on the Megatron-Bridge NVFP4 rows
+    published beside four FP8 validation runs of GB200/GB300, same plans: 1.31-1.50x end to end)."""
+    return 1.0 + realised * (fp4_peak / fp8_peak - 1.0)
+
+
+def fp4_efficiency_input(system: System) -> dict | None:
+    """FP4 (NVFP4 / MXFP4 / HiF4) training on a chip with an FP4 peak, as an uncertain input: the FP8 run whose
+    GEMMs run :func:`fp4_gemm_speedup` times faster, applied as an effective FP8 peak (FP8 peak x g at the low,
+    nominal and high realised fraction of ``fp4_training.yaml``). There is no FP4 training run in the validation
+    set; f is fitted on the NVFP4 rows published beside four of its FP8 runs. None for a chip without both an FP8
+    and an FP4 peak."""
+    c = system.chip
+    fp8, fp4 = c.peak_flops.get("fp8"), c.peak_flops.get("fp4")
+    if not fp8 or not fp4:
+        return None
+    f = fp4_training_data()["realised_gain_fraction"]
+    g = {end: fp4_gemm_speedup(fp4, fp8, float(f[end])) for end in ("low", "nominal", "high")}
+    return {"scope": "chip", "input": f"{c.id}.fp4_gemm_efficiency", "name": "fp8_flops",
+            "low": fp8 * g["low"], "nominal": fp8 * g["nominal"], "high": fp8 * g["high"], "gemm_speedup": g,
+            "reason": f"FP4 training without published FP4 runs on this chip: GEMMs {g['low']:.2f}-{g['high']:.2f}x "
+                      f"(nominal {g['nominal']:.2f}x) their FP8 speed, {f['low']:.0%}-{f['high']:.0%} of the FP4 "
+                      f"peak's {fp4 / fp8:.2f}x realised, fitted on NVFP4 pretraining rows of GB200/GB300 (no FP4 "
+                      f"run on this chip; scenario/data/fp4_training.yaml)"}
 
 
 def propagate(run: Run, metric=None, inputs: list[dict] | None = None) -> dict:

@@ -113,14 +113,22 @@ def plan_friendly_counts(cap: int, max_odd: int = MAX_ODD) -> list[int]:
 
 
 def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=None, max_units: int | None = None,
-         max_chips: int = 1_000_000, goodput_end: str = "nominal") -> SizingResult:
+         max_chips: int = 1_000_000, goodput_end: str = "nominal", scan_upto: int | None = None,
+         scan_skip=None) -> SizingResult:
     """Fewest units of ``unit`` ('system' = one scale-up domain, 'chip' = one chip) whose best plan finishes
     ``run`` (``training.tokens``) within ``deadline_days`` of wall-clock time (ideal days / goodput when
     ``assumptions`` are given; ``goodput_end`` picks the nominal, pessimistic 'low' or optimistic 'high' end).
 
     Counts are searched over :func:`plan_friendly_counts` (all counts up to 32). Wall-clock days are U-shaped in
     the count once failures are included (the job MTBF falls as 1 / chips), so the galloping phase stops when
-    doubling makes the run slower and looks for the fastest count in between."""
+    doubling makes the run slower and looks for the fastest count in between.
+
+    ``scan_upto``: every plan-friendly count up to this one is probed too, and the smallest that meets the deadline
+    wins. Days are not monotone in the count when the global batch caps data parallelism: past
+    batch x tp x cp chips the extra chips go into pipeline stages fed by one or two micro-batches, whose bubble
+    makes a larger count slower (a 10T MoE with a 16,384-sequence batch: 70 days on 16 Atlas 950 SuperPoDs, 96 on
+    20), so a search that starts above the answer can miss it. A claim's own counts are scanned this way;
+    ``scan_skip(units)`` may name counts a lower bound already proves too slow (they are not searched)."""
     uc = unit_size(run, unit)
     cap = max_units or max(1, max_chips // uc)
     counts = plan_friendly_counts(cap)
@@ -184,6 +192,13 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
         while hi > 0 and ok(hi - 1) and steps < 16:
             hi -= 1
             steps += 1
+    if scan_upto:                       # the counts a claim names: probed one by one (see the docstring)
+        below = [i for i in range(min(top, index(scan_upto)) + 1)
+                 if (hi is None or i < hi) and not (scan_skip and scan_skip(counts[i]))]
+        passing = [i for i in below if ok(i)]
+        if passing:
+            hi = passing[0]
+            lo = hi - 1
     if hi is None:
         finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
         fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None

@@ -2,12 +2,14 @@
 MFU, where the time goes, and whether ``a`` is within a tolerance of ``b``'s wall-clock days."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from ..common import comm_fraction, plan_summary
+from ..common import best, comm_fraction, days_of, plan_summary
+from ..ranges import apply, fp4_efficiency_input
 from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
                    _run_row, _sibling, _triple, _validation, chip_name, register_kind)
 from ...catalog.resolve import resolve_system
@@ -81,6 +83,15 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers["a"]["fp8_efficiency_range"] = {"days_at_low_efficiency": u["result_at_low"],
                                                 "days_at_high_efficiency": u["result_at_high"],
                                                 "effective_fp8_peak": {"low": u["low"], "high": u["high"]}}
+    # FP4 on a chip with an FP4 peak and no FP4 training runs: the sourced range of scenario/data/fp4_training.yaml
+    # applied to side a's FP8 run (plan re-optimised at each end), days without failures
+    fp4 = fp4_efficiency_input(ba["_run"].system) if ba["precision"] == "fp8" else None
+    if fp4:
+        d4 = {end: days_of(best(replace(ba["_run"], system=apply(ba["_run"].system, "chip", "fp8_flops", fp4[end]))))
+              for end in ("low", "nominal", "high")}
+        numbers["a"]["fp4_range"] = {"days_without_failures": {"low": d4["high"], "nominal": d4["nominal"],
+                                                               "high": d4["low"]},
+                                     "gemm_speedup_over_fp8": fp4["gemm_speedup"], "source": fp4["reason"]}
     numbers["days_ratio_a_over_b"] = _triple(r_lo, ratio, r_hi)
     pa, pb = sides["a"]["peak_eflops"], sides["b"]["peak_eflops"]
     numbers["peak_ratio_bf16"] = pa["bf16"] / pb["bf16"]
@@ -114,6 +125,14 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
             f"{'' if n['b']['fp8_native'] else ' (no FP8)'}; "
             + "; ".join(desc(r) for r in f["rows"])
             + f". Best {la} / best {lb} time: {ratio:.2f}x (range {r_lo:.2f}-{r_hi:.2f}x)")
+    ca, cb = (min(fit_rows, key=lambda r: r["effective_days"]["nominal"]).get("cost_capex_usd") or {}
+              for fit_rows in ([r for r in f["rows"] if r["chips"] == n["a"]["chips"]],
+                               [r for r in f["rows"] if r["chips"] == n["b"]["chips"]]))
+    if ca.get("nominal") and cb.get("nominal"):
+        text += (f"; the job costs ${ca['nominal'] / 1e6:.0f}M amortised with power on {la} "
+                 f"(${ca['low'] / 1e6:.0f}-{ca['high'] / 1e6:.0f}M over the price ranges; no SuperPoD price is "
+                 f"published, $138-341M per pod assumed) vs ${cb['nominal'] / 1e6:.0f}M "
+                 f"(${cb['low'] / 1e6:.0f}-{cb['high'] / 1e6:.0f}M) on {lb}")
     text += (f"; per step each chip of {la} processes {n['a']['batch_tokens_per_chip_per_step']:,.0f} "
              f"tokens of the batch vs {n['b']['batch_tokens_per_chip_per_step']:,.0f} on {lb}, which is why "
              f"the larger cluster runs at lower MFU")
@@ -124,7 +143,16 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     if fr:                 # FP8 efficiency of an unshipped chip: the validation set's FP8 fits as a range
         lo_d, hi_d = sorted((fr["days_at_high_efficiency"], fr["days_at_low_efficiency"]))
         fp8_note = (f" FP8 efficiency of this unshipped chip comes from the FP8 runs of other chips: "
-                    f"{lo_d:.0f}-{hi_d:.0f} days without failures over its range.")
+                    f"{lo_d:.0f}-{hi_d:.0f} days without failures over its range")
+        f4 = n["a"].get("fp4_range")
+        if f4:
+            d4 = f4["days_without_failures"]
+            fp8_note += f", {d4['low']:.0f}-{d4['high']:.0f} in FP4 (no FP4 training run published for it)"
+            text += (f"; in FP4, with GEMMs {f4['gemm_speedup_over_fp8']['low']:.2f}-"
+                     f"{f4['gemm_speedup_over_fp8']['high']:.2f}x their FP8 speed (the gain fitted on NVFP4 "
+                     f"pretraining rows of GB200/GB300; scenario/data/fp4_training.yaml), {d4['low']:.0f}-"
+                     f"{d4['high']:.0f} days without failures (nominal {d4['nominal']:.0f})")
+        fp8_note += "."
         text += (f"; the FP8 GEMM efficiency of the unshipped chip, taken as the spread fitted on the validation "
                  f"set's FP8 runs, gives {lo_d:.0f}-{hi_d:.0f} days without failures on {la}")
     elif fp8 and bf16:     # no FP8 fits at all: from none (as BF16) to the engine's prediction
