@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import lru_cache
+from importlib import resources
 
 from ..catalog.types import System
 from ..spec import Run
 from .common import best, days_of
 from ..perf.calibration import calib_for, fitted_values
+from ..yamlload import load_data
 
 # fields of Chip.ranges / System.ranges that change a training step, and how to apply a value
 CHIP_FIELDS = ("bf16_flops", "fp8_flops", "hbm_bytes", "hbm_bw", "scale_up_bw", "scale_out_bw")
@@ -100,10 +102,6 @@ def fp8_efficiency_input(system: System, precision: str) -> dict | None:
 def fp4_training_data() -> dict:
     """``scenario/data/fp4_training.yaml``: the sourced range of the FP4 GEMM gain realised on a chip without FP4
     training runs, with the published NVFP4-over-FP8 training points behind it."""
-    from importlib import resources
-
-    from ..yamlload import load_data
-
     text = resources.files("trainsim.scenario").joinpath("data/fp4_training.yaml").read_text(encoding="utf-8")
     return load_data(text) or {}
 
