@@ -20,7 +20,7 @@ def test_plan_order_node_limit_and_empty():
 def test_every_plan_renderer_is_the_one_formatter():
     """The terminal, the validation table, the scenario tables and the serving table print what fmt.plan does."""
     from trainsim.report.terminal import plan_text as terminal
-    from trainsim.scenario.render import plan_text as scenario
+    from trainsim.report.scenario_render import plan_text as scenario
     from trainsim.validate.runner import plan_text as validation
 
     assert terminal(PLAN) == validation(PLAN) == fmt.plan(PLAN)
@@ -46,7 +46,7 @@ def test_table_numbers():
 
 
 def test_scenario_renderer_uses_the_layer():
-    from trainsim.scenario.render import fmt as scenario_fmt, fmt_key
+    from trainsim.report.scenario_render import fmt as scenario_fmt, fmt_key
 
     for x in (None, 3, 0.5, 12.5, 2048, {"nominal": 1.0, "low": 0.5, "high": 2.0}):
         assert scenario_fmt(x) == fmt.value(x)

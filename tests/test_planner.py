@@ -18,7 +18,7 @@ from trainsim.alternatives import alternatives
 from trainsim.catalog.load import get_system
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.batch import chip_counts, fit_batch, within
-from trainsim.scenario.assumptions import Assumptions
+from trainsim.assumptions import Assumptions
 from trainsim.scenario.capacity import capacity
 from trainsim.search import search
 from trainsim.spec import PlanSpec, Run, TrainingSpec, load_run

@@ -15,7 +15,7 @@ import yaml
 from trainsim.catalog.load import get_system
 from trainsim.errors import TrainsimError
 from trainsim.model.counts import count
-from trainsim.scenario.assumptions import Assumptions
+from trainsim.assumptions import Assumptions
 from trainsim.scenario.capacity import capacity, dense_shape, moe_shape, _counts
 from trainsim.scenario.common import at_chips, best, days_of, fitted_batch, make_run
 from trainsim.scenario.economics import economics, energy_mwh, training_flops
@@ -374,7 +374,7 @@ def test_reader_text_has_no_none_inf_nan(all_results, sid, tmp_path):
 
     from rich.console import Console
 
-    from trainsim.scenario.render import render_result, render_summary
+    from trainsim.report.scenario_render import render_result, render_summary
 
     r = all_results[sid]
     buf = io.StringIO()

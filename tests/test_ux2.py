@@ -194,7 +194,7 @@ def test_scenario_all_prints_the_summary_first_and_details_only_with_detail(monk
 
 def test_money_and_labels_by_hand():
     from trainsim.numfmt import label
-    from trainsim.scenario.render import fmt_key, key_label, summary_row
+    from trainsim.report.scenario_render import fmt_key, key_label, summary_row
 
     assert fmt_key("cost_capex_usd", {"low": 3.63e6, "nominal": 9.37e6, "high": 24.1e6}) == "$9.37M ($3.63M-$24.1M)"
     assert fmt_key("chips", 24_960) == "24,960" and fmt_key("numbers.pod_price_usd", 8_200_001) == "$8.2M"

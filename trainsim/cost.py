@@ -20,7 +20,7 @@ Formulas (SI inside; money in USD):
 failures are counted ("without failures", or the goodput model by name).
 """
 from __future__ import annotations
-from .scenario.assumptions import Assumptions
+from .assumptions import Assumptions
 
 HOURS_PER_YEAR = 8766.0   # 365.25 days
 WITHOUT_FAILURES = "without failures"
@@ -83,7 +83,7 @@ def range_of(system, name: str, nominal):
 
 def rental_rate(system, a) -> dict:
     """Rental price per chip-hour (low, nominal, high) and its basis under the assumptions ``a``
-    (:class:`trainsim.scenario.assumptions.Assumptions`): a market rate where one is sourced, else the
+    (:class:`trainsim.assumptions.Assumptions`): a market rate where one is sourced, else the
     cost-recovery rental-equivalent."""
     chip = system.chip.id
     lo_t, nom_t, hi_t = a.bounds("rental_usd_per_chip_hour")

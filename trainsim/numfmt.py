@@ -128,3 +128,19 @@ def axis_value(col: str, x) -> str:
     if col.endswith("tokens"):
         return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
     return axis_label(x)
+
+
+PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+
+
+def plan(p: dict | None, *, empty: str = "-", keys: tuple[str, ...] = PLAN_KEYS, node_limit: bool = True) -> str:
+    """A plan mapping as ``tp=8 pp=16 ... schedule=1f1b`` (the fields of ``keys`` it has, in that order), plus
+    ``node_limit=N`` when set and ``node_limit``; ``empty`` for no plan. The one plan formatter (re-exported by
+    :mod:`trainsim.report.fmt`): the terminal, the HTML pages, the validation table, the scenario tables and the
+    serving tables (``keys=("chips", "tp", "pp", "dp", "ep", "etp")``) call it."""
+    if not p:
+        return empty
+    s = " ".join(f"{k}={p[k]}" for k in keys if k in p)
+    if node_limit and p.get("node_limit"):
+        s += f" node_limit={p['node_limit']}"
+    return s

@@ -9,7 +9,7 @@ from ..search import SearchResult
 from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
 from ..perf.calibration import validation_error
-from ..scenario.assumptions import Assumptions
+from ..assumptions import Assumptions
 from ..scenario.common import best
 from ..scenario.economics import economics
 from ..scenario.goodput import goodput

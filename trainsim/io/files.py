@@ -7,6 +7,7 @@ symlink is never followed (the link itself would be replaced, never its target).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,3 +94,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def stderr_ok(console=None) -> bool:
+    """Whether live progress may be drawn: a given console always; else only when standard error is a terminal (a
+    file or a pipe gets summary lines alone)."""
+    if console is not None:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

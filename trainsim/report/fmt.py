@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
 from ..catalog.describe import fmt as _fmt
 
@@ -76,22 +77,6 @@ def si(x: float | None, unit: str) -> str:
 
 
 #: the plan fields, in the order every plan is printed (terminal, HTML, validation table, explorer)
-PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
-
-
-def plan(p: dict | None, *, empty: str = "-", keys: tuple[str, ...] = PLAN_KEYS, node_limit: bool = True) -> str:
-    """A plan mapping as ``tp=8 pp=16 ... schedule=1f1b`` (the fields of ``keys`` it has, in that order), plus
-    ``node_limit=N`` when set and ``node_limit``; ``empty`` for no plan. The one plan formatter: the terminal
-    (:mod:`.terminal`), the HTML pages, the validation table, the scenario tables and the serving tables
-    (``keys=("chips", "tp", "pp", "dp", "ep", "etp")``) call it."""
-    if not p:
-        return empty
-    s = " ".join(f"{k}={p[k]}" for k in keys if k in p)
-    if node_limit and p.get("node_limit"):
-        s += f" node_limit={p['node_limit']}"
-    return s
-
-
 def plan_columns(r: dict) -> str:
     """A plan from a sweep row's flat ``plan.*`` columns, compact: ``tp8 pp4 ep1 cp1 dp2 z1 mb1 1f1b vpp2 rc:full``
     (``-`` for a point without a plan)."""

@@ -11,10 +11,11 @@ after ``tick.set_total(n)``. With ``enabled=False`` the callback does nothing.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from contextlib import contextmanager
+
+from ..io.files import stderr_ok
 
 DELAY_S = 1.0
 
@@ -115,20 +116,13 @@ class Tick:
 @contextmanager
 def progress_bar(description: str, enabled: bool = True, delay_s: float = DELAY_S, console=None):
     """A :class:`Tick` callback whose rich bar (on stderr) appears after ``delay_s`` seconds of work."""
-    tick = Tick(description, enabled and _stderr_ok(console), delay_s, console)
+    tick = Tick(description, enabled and stderr_ok(console), delay_s, console)
     try:
         yield tick
     finally:
         tick.close()
 
 
-def _stderr_ok(console) -> bool:
-    if console is not None:
-        return True
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def as_tick(progress) -> Tick:

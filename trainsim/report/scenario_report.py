@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import TrainsimError
 from . import fmt
 from .page import Report, esc, image, kv_table, page, rel_path, section, table
-from ..scenario.render import fmt_key, plan_text, key_label
+from ..report.scenario_render import fmt_key, plan_text, key_label
 from ..scenario.kinds import load_doc
 from ..catalog.resolve import resolve_system
 from ..scenario.common import make_run

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..model.counts import count
-from .assumptions import Assumptions
+from ..assumptions import Assumptions
 from ..parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput

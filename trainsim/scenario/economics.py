@@ -19,7 +19,7 @@ import math
 
 from ..cost import (HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery,  # noqa: F401 (re-exported)
                     range_of as _range, rental_rate, source_text)
-from .assumptions import Assumptions
+from ..assumptions import Assumptions
 from ..model.counts import count
 
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from importlib import resources
 
 from ..yamlload import load_data
-from .assumptions import Assumptions, _num
+from ..assumptions import Assumptions, _num
 from ..errors import unknown
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .assumptions import Assumptions
+from ..assumptions import Assumptions
 from ..model.counts import count
 
 

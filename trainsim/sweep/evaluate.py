@@ -14,7 +14,7 @@ from .points import point
 from ..errors import unknown
 from ..spec import parse_run
 from ..cost import run_cost
-from ..scenario.assumptions import defaults
+from ..assumptions import defaults
 from ..search import search
 
 PLAN_COLUMNS = (("plan.tp", "int64"), ("plan.pp", "int64"), ("plan.vpp", "int64"), ("plan.schedule", "string"),

@@ -12,7 +12,7 @@ from ..errors import TrainsimError
 from .executors import make_executor
 from .resume import check_output, complete_output, finished_points
 from .writer import PartWriter, finalize, parts_dir
-from ..report.progress import _stderr_ok
+from ..io.files import stderr_ok
 from .writer import pa
 
 
@@ -44,7 +44,7 @@ def auto_batch(n: int, workers: int) -> int:
 
 
 def _progress(total: int, done: int, quiet: bool):
-    if quiet or not _stderr_ok(None):  # a bar only on a terminal; a file or pipe gets the summary line alone
+    if quiet or not stderr_ok(None):  # a bar only on a terminal; a file or pipe gets the summary line alone
         return None
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,

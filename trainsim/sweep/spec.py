@@ -16,7 +16,7 @@ from .points import Axis, Point, check_axes, expand_axis, n_points, point
 from .._version import __version__
 from ..io import load_spec_file, read_text
 from ..spec import parse_run
-from ..scenario.assumptions import defaults
+from ..assumptions import defaults
 from .evaluate import COLUMN_DEFINITIONS
 
 KEYS = ("name", "base", "axes", "record", "assumptions", "notes")

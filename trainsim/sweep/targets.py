@@ -19,7 +19,7 @@ from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
 from ..spec import PlanSpec
 from ..model.inline import InlineModel
-from ..scenario.assumptions import defaults
+from ..assumptions import defaults
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..errors import TrainsimError
 from ..perf.calibration import Calib, calib_for, load_calibration
 from .reference import (CONVENTIONS, WHOLE_RUN_NOTE, flops_per_token, peak_bf16, steady_reference,
                         tokens_from_mfu, whole_run_tokens_per_s_per_chip)
-from ..report.fmt import plan as _plan
+from ..numfmt import plan as _plan
 from ..estimate import estimate, is_complete
 from ..search import search
 from ..spec import load_run

@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ...errors import TrainsimError
 from ...model.counts import count
 from ...perf.calibration import validation_error
-from ..assumptions import Assumptions
+from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
 from ..economics import economics
 from ..goodput import goodput, goodput_range
 from ..ranges import propagate
 from ..registry import register
-from ..assumptions import _num
+from ...assumptions import _num
 from ...io import read_yaml
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip

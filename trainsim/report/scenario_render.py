@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..report.terminal import panel, table, wide_console
-from ..report.fmt import value, value_of_key, plan as _plan
+from .terminal import panel, table, wide_console
+from .fmt import value, value_of_key, plan as _plan
 from ..numfmt import label, is_money_key
 
 if TYPE_CHECKING:

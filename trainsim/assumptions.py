@@ -13,9 +13,9 @@ from importlib import resources
 from typing import Any
 
 
-from ..errors import TrainsimError
-from ..yamlload import load_data
-from ..errors import unknown
+from .errors import TrainsimError
+from .yamlload import load_data
+from .errors import unknown
 
 
 @dataclass(frozen=True)
