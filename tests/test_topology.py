@@ -79,3 +79,20 @@ def test_bad_topology_is_one_line(text, msg):
     with pytest.raises(TrainsimError) as e:
         parse_topology(text, "system.scale_up.topology", size=4096)
     assert msg in str(e.value) and "system.scale_up.topology" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_superpod_topology_is_an_uncertain_input():
+    """The Atlas 950 SuperPoD's wiring above its 64-NPU cabinets is unpublished: nominal 1:1 (the stated 16.3 PB/s
+    is full injection bandwidth), pessimistic 2:1 (ranges.yaml, with its source). An all-to-all over 256 NPUs with
+    stride 1 leaves the cabinet for 1 - 64/256 = 3/4 of its peers: at 2:1 that share takes 2x, factor
+    max(1, 0.75 x 2) = 1.5; at 1:1 the factor is 1."""
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.perf.topology import a2a_factor
+    from trainsim.scenario.ranges import apply
+    pod = resolve_system("atlas-950-superpod")
+    r = pod.ranges["scale_up_oversubscription"]
+    assert (r.low, r.nominal, r.high) == (1.0, 1.0, 2.0)
+    assert "scale_up_oversubscription.range" in pod.sources
+    worst = apply(pod, "system", "scale_up_oversubscription", r.high)
+    assert float(a2a_factor(worst.levels[0].topology, 256, 1)) == pytest.approx(1.5)
+    assert float(a2a_factor(pod.levels[0].topology, 256, 1)) == pytest.approx(1.0)

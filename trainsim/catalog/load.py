@@ -389,7 +389,8 @@ def system_values(s: System) -> dict[str, float | None]:
     up, out = s.levels[0], s.levels[1]
     return {"scale_up_size": up.size, "scale_up_bw": up.bw, "scale_up_latency": up.latency_s,
             "scale_out_bw": out.bw, "scale_out_latency": out.latency_s,
-            "power_per_chip_w": s.power_per_chip_w, "price_per_chip_usd": s.price_per_chip_usd}
+            "power_per_chip_w": s.power_per_chip_w, "price_per_chip_usd": s.price_per_chip_usd,
+            "scale_up_oversubscription": up.topology.oversubscription if up.topology.kind == "clos" else None}
 
 
 def _systems() -> dict[str, System]:

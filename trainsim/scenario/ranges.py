@@ -22,7 +22,8 @@ from ..yamlload import load_data
 
 # fields of Chip.ranges / System.ranges that change a training step, and how to apply a value
 CHIP_FIELDS = ("bf16_flops", "fp8_flops", "hbm_bytes", "hbm_bw", "scale_up_bw", "scale_out_bw")
-SYSTEM_FIELDS = ("scale_up_size", "scale_up_bw", "scale_up_latency", "scale_out_bw", "scale_out_latency")
+SYSTEM_FIELDS = ("scale_up_size", "scale_up_bw", "scale_up_latency", "scale_out_bw", "scale_out_latency",
+                 "scale_up_oversubscription")
 
 
 def apply(system: System, scope: str, name: str, v: float) -> System:
@@ -52,6 +53,8 @@ def apply(system: System, scope: str, name: str, v: float) -> System:
         c = c.with_(scale_up_bw=v)
     elif name == "scale_up_latency":
         levels[0] = replace(levels[0], latency_s=v)
+    elif name == "scale_up_oversubscription":   # the scale-up Clos's uplinks above its blocks (R of R:1)
+        levels[0] = replace(levels[0], topology=replace(levels[0].topology, oversubscription=v))
     elif name == "scale_out_bw" and len(levels) > 1:
         levels[1] = replace(levels[1], bw=v)
         c = c.with_(scale_out_bw=v)
