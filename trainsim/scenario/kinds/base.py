@@ -223,7 +223,7 @@ class KindInputs(BaseModel):
     description. Keys a kind does not declare are kept (``extra="allow"``) and reach ``compute`` through
     :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged)."""
 
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True, protected_namespaces=())
 
     id: Any = Field(None, description="scenario id (S1 ... S9)")
     kind: str = Field(description="the scenario kind (one module of trainsim.scenario.kinds)")
