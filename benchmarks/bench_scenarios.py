@@ -26,11 +26,12 @@ import sys
 import time
 from pathlib import Path
 
+from trainsim.validate.calibrate import replace_section
+
 HERE = Path(__file__).parent
 README = HERE.parent / "README.md"
 REPEATS = 3
 PY = sys.executable
-BEGIN, END = "<!-- scenario-bench:begin -->", "<!-- scenario-bench:end -->"
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
@@ -108,9 +109,8 @@ def table(m: dict, repeats: int) -> str:
 
 
 def write_readme(text: str) -> None:
-    doc = README.read_text(encoding="utf-8")
-    i, j = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    README.write_text(doc[:i] + "\n" + text + "\n" + doc[j:], encoding="utf-8")
+    README.write_text(replace_section(README.read_text(encoding="utf-8"), text, tag="scenario-bench"),
+                      encoding="utf-8")
 
 
 def main() -> None:

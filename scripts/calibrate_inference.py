@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from trainsim.inference.calib import InferCalib, default_calib, vendor_key  # noqa: E402
 from trainsim.inference.spec import load_serving  # noqa: E402
 from trainsim.inference.validate import default_dir, error_table  # noqa: E402
+from trainsim.validate.calibrate import replace_section  # noqa: E402
 
 MEM = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 GEMM = (0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85)
@@ -202,12 +203,9 @@ def write_data(a2a, step, per, summary):
 
 def write_readme(table: str, marker: str):
     text = README.read_text()
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in text:
+    if f"<!-- {marker}:start -->" not in text:
         return
-    pre, rest = text.split(start, 1)
-    _, post = rest.split(end, 1)
-    README.write_text(pre + start + "\n" + table + "\n" + end + post)
+    README.write_text(replace_section(text, table, tag=marker, opening="start"))
 
 
 if __name__ == "__main__":

@@ -400,9 +400,10 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
     return "\n".join(lines)
 
 
-def replace_section(text: str, body: str, tag: str = "accuracy") -> str:
-    """Replace the text between <!-- tag:begin --> and <!-- tag:end --> markers."""
-    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+def replace_section(text: str, body: str, tag: str = "accuracy", opening: str = "begin") -> str:
+    """Replace the text between <!-- tag:begin --> (``opening``: begin or start) and <!-- tag:end --> markers; the
+    one README splice of the scripts and benchmarks that write generated tables."""
+    begin, end = f"<!-- {tag}:{opening} -->", f"<!-- {tag}:end -->"
     if begin not in text or end not in text:
         raise TrainsimError(f"README has no {begin} ... {end} markers")
     head, rest = text.split(begin, 1)
