@@ -9,6 +9,7 @@ from ..sweep.executors import MAX_LOCAL_WORKERS
 from ..sweep.runner import run_sweep
 from ..sweep.writer import parts_dir
 from ..sweep.summary import summarize
+from ..report.progress import sweep_bar
 from . import Answer, _name
 
 
@@ -30,6 +31,7 @@ def sweep(spec, output, **kw):
     ``scheduler``, ``resume``, ``overwrite``, ``batch``, ``quiet``); a ``SweepRun``."""
     if isinstance(spec, (str, Path)):
         spec = load_sweep(spec)
+    kw.setdefault("progress", sweep_bar)
     return run_sweep(spec, output, **kw)
 
 

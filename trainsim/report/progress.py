@@ -123,6 +123,35 @@ def progress_bar(description: str, enabled: bool = True, delay_s: float = DELAY_
         tick.close()
 
 
+class SweepBar:
+    """The sweep's live bar on stderr (rich): points done of the total, rate, time left and errors so far."""
+
+    def __init__(self, total: int, done: int):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._p = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
+                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+                           TimeRemainingColumn(), TextColumn("{task.fields[errors]}"),
+                           console=Console(stderr=True), transient=False)
+        self._p.start()
+        self._task = self._p.add_task("sweep", total=total, completed=done, rate="", errors="")
+
+    def update(self, points: int, evaluated: int, errors: int, seconds: float) -> None:
+        """``points`` more done; ``evaluated`` of them in ``seconds`` so far, ``errors`` failed."""
+        rate = evaluated / max(seconds, 1e-9)
+        self._p.update(self._task, advance=points, rate=f"{rate:,.1f}/s",
+                       errors=f"[red]{errors} errors[/red]" if errors else "")
+
+    def stop(self) -> None:
+        """Leave the bar as it stands."""
+        self._p.stop()
+
+
+def sweep_bar(total: int, done: int) -> SweepBar:
+    """The ``progress`` display :func:`trainsim.sweep.runner.run_sweep` takes (rich is imported only here)."""
+    return SweepBar(total, done)
 
 
 def as_tick(progress) -> Tick:

@@ -43,29 +43,18 @@ def auto_batch(n: int, workers: int) -> int:
     return max(1, min(32, math.ceil(n / (8 * max(1, workers)))))
 
 
-def _progress(total: int, done: int, quiet: bool):
-    if quiet or not stderr_ok(None):  # a bar only on a terminal; a file or pipe gets the summary line alone
-        return None
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    p = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                 TextColumn("{task.fields[errors]}"), console=Console(stderr=True), transient=False)
-    p.start()
-    task = p.add_task("sweep", total=total, completed=done, rate="", errors="")
-    return p, task
-
-
 def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, executor=None,
               resume: bool = False, overwrite: bool = False, batch: int = 0, quiet: bool = False,
-              flush_rows: int = 1024, flush_seconds: float = 5.0, stop_after_batches: int | None = None) -> SweepRun:
+              flush_rows: int = 1024, flush_seconds: float = 5.0, stop_after_batches: int | None = None,
+              progress=None) -> SweepRun:
     """Evaluate every point of ``spec`` (a :class:`~trainsim.sweep.spec.SweepSpec`) into ``output`` (Parquet).
 
     ``workers`` starts a local Dask cluster, ``scheduler`` joins a running one, ``executor`` is any object with
     ``map(spec, batches)`` / ``workers`` / ``close()`` (not closed here when given); otherwise in-process.
-    ``stop_after_batches`` stops early as an interruption would (the parts stay for ``resume``)."""
+    ``stop_after_batches`` stops early as an interruption would (the parts stay for ``resume``). ``progress``:
+    ``progress(total, done)`` returns a live display with ``update(points, evaluated, errors, seconds)`` and
+    ``stop()`` (:func:`trainsim.report.progress.sweep_bar`), used unless ``quiet`` or standard error is no
+    terminal."""
     pa()   # pyarrow is needed before anything runs
     out = Path(output)
     check_output(out)
@@ -94,7 +83,9 @@ def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, e
         k = batch if batch and batch > 0 else auto_batch(len(todo), n_workers)
         batches = (todo[s:s + k] for s in range(0, len(todo), k))
         writer = PartWriter(spec, parts, flush_rows=flush_rows, flush_seconds=flush_seconds)
-        bar = _progress(spec.n_points, len(done), quiet)
+        # a bar only on a terminal; a file or pipe gets the summary line alone
+        if progress is not None and not quiet and stderr_ok(None):
+            bar = progress(spec.n_points, len(done))
         t_eval = time.perf_counter()
         try:
             for n_batches, (_, rows) in enumerate(ex.map(spec, batches), start=1):
@@ -102,17 +93,14 @@ def run_sweep(spec, output, *, workers: int = 0, scheduler: str | None = None, e
                 evaluated += len(rows)
                 errors += sum(1 for r in rows if r.get("error_kind"))
                 if bar is not None:
-                    p, task = bar
-                    rate = evaluated / max(time.perf_counter() - t_eval, 1e-9)
-                    p.update(task, advance=len(rows), rate=f"{rate:,.1f}/s",
-                             errors=f"[red]{errors} errors[/red]" if errors else "")
+                    bar.update(len(rows), evaluated, errors, time.perf_counter() - t_eval)
                 if stop_after_batches is not None and n_batches >= stop_after_batches:
                     break
         finally:
             writer.close()
     finally:
         if bar is not None:
-            bar[0].stop()
+            bar.stop()
         if own:
             ex.close()
     complete = len(done) + evaluated >= spec.n_points
