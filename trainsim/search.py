@@ -374,13 +374,16 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             for c, v in rej.items():             # as enumerate_space counts them
                 rejected[c] += v
             if fit_all:
-                used = whole.base.tp * whole.base.pp * whole.base.cp * whole.base.dp
-                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=whole.batch, chips=used), whole.base,
-                                           table=table) / whole.batch
+                fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
                 done = np.concatenate([r.rank for r in rounds if r.rank is not None])
-                pick = _front_rows(lb, row_mem, np.concatenate(front_v), np.concatenate(front_m),
-                                   PARETO_SPAN * running_best[0]) & ~np.isin(whole.rank, done)
-                keep = np.nonzero(pick)[0]
+                # the parents' bounds (no more than their rows') first, then the rows' own bounds on what is left
+                keep = np.nonzero(_front_rows(lbp[whole.rank // len(par.experts)], row_mem, fv_, fm_, span)
+                                  & ~np.isin(whole.rank, done))[0]
+                b_k = whole.base.take(keep)
+                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=whole.batch[keep],
+                                                   chips=b_k.tp * b_k.pp * b_k.cp * b_k.dp), b_k,
+                                           table=table) / whole.batch[keep]
+                keep = keep[_front_rows(lb, row_mem[keep], fv_, fm_, span)]
                 if len(keep):
                     sp = Space(whole.base.take(keep), whole.zero, whole.recompute, whole.batch[keep],
                                whole.rank[keep])
@@ -500,10 +503,10 @@ def _memory_pass(ctx, space: Space, hbm: float) -> tuple:
         return 0, 0, None, np.zeros(0)
     b = space.base
     used_b = b.tp * b.pp * b.cp * b.dp
-    n_fit, least = 0, np.inf
     row_mem = np.empty(len(b))
     rows = max(1, CHUNK // max(space.k, 1))
-    for s in range(0, len(b), rows):
+
+    def one(s: int) -> tuple[int, float]:
         sl = slice(s, min(len(b), s + rows))
         p = space.grid_last(sl)
         c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
@@ -511,10 +514,17 @@ def _memory_pass(ctx, space: Space, hbm: float) -> tuple:
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
         mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
         fits = mem <= hbm
-        n_fit += int(np.count_nonzero(fits))
-        least = min(least, float(mem.min()))
         row_mem[sl] = np.where(fits, mem, np.inf).min(axis=(0, 1))
-    return len(space), n_fit, least, row_mem
+        return int(np.count_nonzero(fits)), float(mem.min())
+
+    starts = range(0, len(b), rows)
+    workers = min(SEARCH_THREADS, len(starts))
+    if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
+        with ThreadPoolExecutor(workers) as pool:
+            outs = list(pool.map(one, starts))
+    else:
+        outs = [one(s) for s in starts]
+    return len(space), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem
 
 
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
