@@ -20,7 +20,7 @@ PKG = pathlib.Path(__file__).resolve().parents[1] / "trainsim"
 
 LAYERS = ("base", "catalog", "model", "parallel", "perf", "search", "domain", "report", "api", "top")
 _TOP_LEVEL = {
-    "base": ("errors", "units", "numfmt", "types_checked", "yamlload", "io", "_version", "malloc_tuning"),
+    "base": ("errors", "units", "numfmt", "types_checked", "yamlload", "io", "_version"),
     "catalog": ("catalog",), "model": ("model",), "parallel": ("parallel",), "perf": ("perf",),
     "search": ("spec", "frameworks", "plan_estimate", "estimate", "search", "fit_advice", "alternatives", "emit",
                "sanity", "cost", "plan_diff"),

@@ -1,9 +1,9 @@
-"""trainsim.malloc_tuning: glibc accepts the thresholds (mallopt returns 1 on success, 0 on error: mallopt(3))."""
+"""trainsim.cli.malloc_tuning: glibc accepts the thresholds (mallopt returns 1 on success, 0 on error: mallopt(3))."""
 import platform
 
 import pytest
 
-from trainsim.malloc_tuning import keep_freed_memory
+from trainsim.cli.malloc_tuning import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
