@@ -8,7 +8,8 @@ figure sees the same load and the ratios hold even on a shared machine:
 * a whole ``trainsim plan RUN --json`` process for the 1.6T MoE on 24,960 chips (65 CloudMatrix 384 pods) with a
   64M-token batch (``runs/longcat2-class-cm384x65-64m.yaml``), search included, with the catalog cache warm (the
   normal case) and cold (a fresh ``TRAINSIM_CACHE``: the first command after an install or a catalog edit);
-* the search alone in a child process: plans evaluated, wall and CPU seconds, plans per second, peak memory
+* the search alone in a child process (with the malloc thresholds the ``trainsim`` command sets,
+  :mod:`trainsim.cli.malloc_tuning`): plans evaluated, wall and CPU seconds, plans per second, peak memory
   (``ru_maxrss`` of that child), on one thread and on two (``TRAINSIM_THREADS=2``);
 * with ``--scenarios``: ``trainsim scenario --all`` (once).
 
@@ -50,6 +51,8 @@ def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
 
 SEARCH_CHILD = """
 import resource, sys, time, trainsim
+from trainsim.cli.malloc_tuning import keep_freed_memory
+keep_freed_memory()              # as the trainsim command does
 run = trainsim.load_run(sys.argv[1])
 t0 = time.perf_counter(); c0 = time.process_time()
 res = trainsim.search(run)

@@ -16,7 +16,7 @@ from trainsim.perf.bound import LayerTable, step_time_lower_bound
 from trainsim.perf.calibration import Calib
 from trainsim.perf.step import evaluate, layer_costs
 from trainsim.plan_estimate import context
-from trainsim.search import search
+from trainsim.search import _front_rows, search
 from trainsim.spec import PlanSpec, Run, TrainingSpec
 
 from conftest import make_system
@@ -111,7 +111,8 @@ def test_pruned_search_equals_exhaustive(name, top, pareto):
     run = CASES[name]
     exhaustive = search(run, top=top, with_pareto=pareto, prune=False, calib=Calib())
     pruned = search(run, top=top, with_pareto=pareto, calib=Calib())
-    assert pruned.fit_counts is None or pruned.best is None   # counted lazily when a plan was found
+    # counted lazily when a plan was found, unless the Pareto front was asked for (its memory pass counts them)
+    assert pruned.fit_counts is None or pruned.best is None or pareto
     _same(pruned, exhaustive)
     # the exhaustive search's best is the fastest fitting plan of a one-pass evaluation of every plan
     _, space, res, _ = _all_plans(run)
@@ -142,3 +143,16 @@ def test_pruned_search_with_nothing_that_fits_or_nothing_valid():
 def test_pruned_search_equals_exhaustive_property(chips, gbs, hbm, out, moe, tol):
     run = run_of(MOE if moe else DENSE, make_system(hbm=hbm, out=out, size=8), chips, gbs, tol=tol)
     _same(search(run, top=3, with_pareto=False), search(run, top=3, with_pareto=False, prune=False))
+
+
+def test_front_rows_keeps_only_rows_that_may_reach_the_front():
+    # evaluated plans (time per sequence, bytes): (1.0, 10) and (2.0, 5); the front is not reported beyond 3.0
+    front_v, front_m = np.array([1.0, 2.0]), np.array([10.0, 5.0])
+    # rows: (lower bound, least memory of the row's plans that fit; inf = none fits)
+    lb = np.array([1.5, 2.5, 2.5, 1.2, 3.5, 1.0])
+    mem = np.array([8.0, 8.0, 4.0, np.inf, 4.0, 12.0])
+    keep = _front_rows(lb, mem, front_v, front_m, 3.0)
+    # A: the fastest plan within 8 bytes takes 2.0 > 1.5: kept; B: (2.0, 5) is faster and lighter than any of its
+    # plans: dropped; C: lighter than every evaluated plan: kept; D: nothing fits: dropped; E: beyond the reported
+    # span: dropped; F: as fast as (1.0, 10) at best, not strictly slower: kept
+    assert keep.tolist() == [True, False, True, False, False, True]

@@ -283,7 +283,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             return np.inf
         cv = np.concatenate(cand_v)
         kth = float(np.partition(cv, want - 1)[want - 1]) if len(cv) >= want else np.inf
-        return max(kth, PARETO_SPAN * running_best[0]) if with_pareto else kth
+        # the pruned search's rounds look for the `want` best alone; the Pareto front's other plans are found
+        # after them (below), from the memory of every plan and the front found so far
+        return max(kth, PARETO_SPAN * running_best[0]) if with_pareto and not pruned else kth
 
     def add_round(sp: Space, shared) -> tuple:
         off = sum(len(r.base) for r in rounds)
@@ -363,6 +365,33 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                 merge(chunk(view, s, rows))
         for c in sorted(last_rej):               # in code order, as one expansion of every parent counts them
             rejected[c] += last_rej[c]
+        if with_pareto and n_fit and not exact:
+            # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
+            # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
+            whole, rej = par.expand(np.arange(len(par)))
+            n_all, fit_all, least_all, row_mem = _memory_pass(ctx, whole, hbm)
+            rejected = par.rejected.copy()
+            for c, v in rej.items():             # as enumerate_space counts them
+                rejected[c] += v
+            if fit_all:
+                fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
+                done = np.concatenate([r.rank for r in rounds if r.rank is not None])
+                # the parents' bounds (no more than their rows') first, then the rows' own bounds on what is left
+                keep = np.nonzero(_front_rows(lbp[whole.rank // len(par.experts)], row_mem, fv_, fm_, span)
+                                  & ~np.isin(whole.rank, done))[0]
+                b_k = whole.base.take(keep)
+                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=whole.batch[keep],
+                                                   chips=b_k.tp * b_k.pp * b_k.cp * b_k.dp), b_k,
+                                           table=table) / whole.batch[keep]
+                keep = keep[_front_rows(lb, row_mem[keep], fv_, fm_, span)]
+                if len(keep):
+                    sp = Space(whole.base.take(keep), whole.zero, whole.recompute, whole.batch[keep],
+                               whole.rank[keep])
+                    view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table))
+                    rows = max(1, CHUNK // max(sp.k, 1))
+                    for s in range(0, len(keep), rows):
+                        merge(chunk(view, s, rows))
+            n, n_fit, smallest, exact = n_all, fit_all, least_all, True
         if not rounds:                           # no valid plan
             rounds.append(par.expand(np.zeros(0, np.int64))[0])
         if progress is not None:
@@ -444,6 +473,60 @@ def _rule_texts(rejected: Counter) -> dict:
     return {f"{REASONS[c][0]}: {REASONS[c][1]}": v for c, v in rejected.items()}
 
 
+def _front_rows(lb: np.ndarray, row_mem: np.ndarray, front_v: np.ndarray, front_m: np.ndarray,
+                span_v: float) -> np.ndarray:
+    """Which base rows may hold a plan of the Pareto front (time per sequence, memory) of plans that fit, given
+    each row's lower bound ``lb`` on the time per sequence of its plans, the least memory ``row_mem`` of its plans
+    that fit (inf: none fits), some evaluated plans that fit (``front_v``, ``front_m``) and the time beyond which
+    the front is not reported (``span_v``).
+
+    A plan p is not on the front when a plan q is faster and needs no more memory (per_seq(q) < per_seq(p),
+    mem(q) <= mem(p)); a row none of whose plans fits is on it nowhere. With F(m) = the least time per sequence of
+    the evaluated plans needing at most m bytes (non-increasing in m), every plan p of a row with
+    ``lb > F(row_mem)`` has per_seq(p) >= lb > F(row_mem) >= F(mem(p)): some evaluated plan beats it on both, so
+    it is not on the front, and any plan it would beat is beaten by that plan too. The other rows are kept (with a
+    relative margin of 1e-12 for rounding)."""
+    order = np.argsort(front_m, kind="stable")
+    m_sorted = front_m[order]
+    v_min = np.minimum.accumulate(front_v[order])
+    at = np.searchsorted(m_sorted, row_mem * (1.0 - 1e-12), side="right") - 1
+    f = np.where(at >= 0, v_min[np.maximum(at, 0)], np.inf)
+    lo = lb * (1.0 - 1e-12)
+    return np.isfinite(row_mem) & (lo <= f) & (lo <= span_v)
+
+
+def _memory_pass(ctx, space: Space, hbm: float) -> tuple:
+    """(plans, plans that fit in ``hbm``, least memory per chip, least memory of each base row's plans that fit
+    (inf: none)) of ``space``: the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`,
+    as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
+    if not len(space):
+        return 0, 0, None, np.zeros(0)
+    b = space.base
+    used_b = b.tp * b.pp * b.cp * b.dp
+    row_mem = np.empty(len(b))
+    rows = max(1, CHUNK // max(space.k, 1))
+
+    def one(s: int) -> tuple[int, float]:
+        sl = slice(s, min(len(b), s + rows))
+        p = space.grid_last(sl)
+        c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
+        tokens = float(c.seq_len) * p.mb / p.cp
+        mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
+        mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
+        fits = mem <= hbm
+        row_mem[sl] = np.where(fits, mem, np.inf).min(axis=(0, 1))
+        return int(np.count_nonzero(fits)), float(mem.min())
+
+    starts = range(0, len(b), rows)
+    workers = min(SEARCH_THREADS, len(starts))
+    if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
+        with ThreadPoolExecutor(workers) as pool:
+            outs = list(pool.map(one, starts))
+    else:
+        outs = [one(s) for s in starts]
+    return len(space), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem
+
+
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
     """(plans that fit in HBM, least memory per chip) over every valid plan of the search of ``run`` with the
     (already restricted) ``fixed`` fields: the space enumerated again and the memory arithmetic of the search's
@@ -452,19 +535,5 @@ def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: 
     tr = run.training
     space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
                                domain=run.system.scale_up_size, use_all=use_all)
-    if not len(space):
-        return 0, None
-    b, hbm = space.base, run.system.chip.hbm_bytes
-    used_b = b.tp * b.pp * b.cp * b.dp
-    n_fit, least = 0, np.inf
-    rows = max(1, CHUNK // max(space.k, 1))
-    for s in range(0, len(b), rows):
-        sl = slice(s, min(len(b), s + rows))
-        p = space.grid_last(sl)
-        c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
-        tokens = float(c.seq_len) * p.mb / p.cp
-        mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
-        n_fit += int(np.count_nonzero(mem <= hbm))
-        least = min(least, float(mem.min()))
+    _, n_fit, least, _ = _memory_pass(ctx, space, run.system.chip.hbm_bytes)
     return n_fit, least

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 
+from .malloc_tuning import keep_freed_memory
 from .application import load_commands
 from .handler import run
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console entry point: exit codes and one-line errors are decided in :mod:`trainsim.cli.handler`."""
+    """The console entry point: exit codes and one-line errors are decided in :mod:`trainsim.cli.handler`.
+    The process keeps the memory it frees (:mod:`trainsim.cli.malloc_tuning`: fewer page faults in the search)."""
+    keep_freed_memory()
     sys.exit(run(load_commands(sys.argv[1:] if argv is None else argv), argv))
 
 
