@@ -29,13 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from trainsim.validate.calibrate import replace_section
+
 HERE = Path(__file__).parent
 README = HERE.parent / "README.md"
 CASE = HERE / "runs" / "longcat2-class-cm384x65-64m.yaml"
 REPEATS = 5
 PY = sys.executable
 TRAINSIM = [PY, "-m", "trainsim"]
-BEGIN, END = "<!-- planner-bench:begin -->", "<!-- planner-bench:end -->"
 
 
 def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
@@ -134,9 +135,8 @@ def table(m: dict, repeats: int) -> str:
 
 
 def write_readme(text: str) -> None:
-    doc = README.read_text(encoding="utf-8")
-    i, j = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    README.write_text(doc[:i] + "\n" + text + "\n" + doc[j:], encoding="utf-8")
+    README.write_text(replace_section(README.read_text(encoding="utf-8"), text, tag="planner-bench"),
+                      encoding="utf-8")
 
 
 def main() -> None:
