@@ -234,11 +234,23 @@ def test_sweep_refuses_to_replace_a_non_parquet_file(tmp_path):
 
 # --- 5. servers bind loopback; the progress bar only on a terminal -------------------------------------------------
 
-def test_sweep_progress_bar_off_when_stderr_is_not_a_terminal():
-    from trainsim.sweep.runner import _progress
+def test_sweep_progress_bar_off_when_stderr_is_not_a_terminal(tmp_path):
+    """run_sweep asks its progress factory for a bar only on a terminal: under pytest (stderr captured) never."""
+    import yaml
 
-    assert not sys.stderr.isatty()  # pytest captures stderr
-    assert _progress(10, 0, quiet=False) is None
+    from trainsim.io.files import stderr_ok
+    from trainsim.sweep import load_sweep
+    from trainsim.sweep.runner import run_sweep
+
+    assert not sys.stderr.isatty() and not stderr_ok(None)  # pytest captures stderr
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
+        "name": "t", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
+        "training": {"tokens": "1B", "seq_len": 2048, "global_batch_seqs": 64}, "plan": {"tp": 8}}))
+    (tmp_path / "s.yaml").write_text("name: s\nbase: run.yaml\naxes:\n  chips: [8, 16]\n")
+    asked = []
+    run_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "out.parquet",
+              progress=lambda total, done: asked.append((total, done)))
+    assert asked == []
 
 
 def test_local_dask_cluster_listens_on_loopback_only():
