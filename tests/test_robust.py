@@ -236,6 +236,7 @@ def test_sweep_refuses_to_replace_a_non_parquet_file(tmp_path):
 
 def test_sweep_progress_bar_off_when_stderr_is_not_a_terminal(tmp_path):
     """run_sweep asks its progress factory for a bar only on a terminal: under pytest (stderr captured) never."""
+    pytest.importorskip("pyarrow")   # sweeps write Parquet (the sweep extra)
     import yaml
 
     from trainsim.io.files import stderr_ok
