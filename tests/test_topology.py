@@ -96,3 +96,14 @@ def test_superpod_topology_is_an_uncertain_input():
     worst = apply(pod, "system", "scale_up_oversubscription", r.high)
     assert float(a2a_factor(worst.levels[0].topology, 256, 1)) == pytest.approx(1.5)
     assert float(a2a_factor(pod.levels[0].topology, 256, 1)) == pytest.approx(1.0)
+
+
+def test_an_oversubscription_range_is_a_ratio_of_at_least_one():
+    """ranges.yaml reads scale_up_oversubscription as a plain ratio (2 means 2:1); below 1 or text is an input error
+    naming the field."""
+    from trainsim.catalog.load import _range_value
+    from trainsim.errors import TrainsimError
+    assert _range_value(1.5, "ratio", "scale_up_oversubscription.high", "ranges.yaml x") == 1.5
+    for bad in (0.5, "2:1", True):
+        with pytest.raises(TrainsimError, match="scale_up_oversubscription"):
+            _range_value(bad, "ratio", "scale_up_oversubscription.high", "ranges.yaml x")

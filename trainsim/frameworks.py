@@ -111,11 +111,17 @@ def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher``, ``cuda_graphs``, ``fp8_param_gather`` and
     ``cross_entropy_fusion`` of a run: as its spec states them, else its stack's default (the profile's
     ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none, off, unfused)."""
-    d = profile(fw).get("defaults") or {}
+    return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
+
+
+def _stated_or_default(stated, bases: dict, defaults: dict) -> dict:
+    """Each key of ``bases``: the value ``stated`` has (an attribute, None when unstated), else the stack's
+    ``defaults`` entry, else the base value. The one rule behind :func:`runtime_settings` and
+    :func:`optimizer_precisions` ("unstated is not optimal": a field a source leaves out takes its stack's)."""
     out = {}
-    for k, base in RUNTIME_DEFAULTS.items():
-        v = getattr(training, k)
-        out[k] = d.get(k, base) if v is None else v
+    for k, base in bases.items():
+        v = getattr(stated, k)
+        out[k] = defaults.get(k, base) if v is None else v
     return out
 
 
@@ -127,8 +133,7 @@ def optimizer_precisions(optimizer, fw: str) -> dict:
     else its stack's default (the profile's ``defaults.optimizer``, e.g. NeMo AutoModel keeps BF16 parameters,
     gradients and torch.optim.Adam states), else Megatron-Core mixed precision (fp32 each: Micikevicius et al.
     2018; Megatron-Core ``--main-grads-dtype`` / ``--exp-avg-dtype`` defaults)."""
-    d = (profile(fw).get("defaults") or {}).get("optimizer") or {}
-    return {k: getattr(optimizer, k) or d.get(k, base) for k, base in OPTIMIZER_DEFAULTS.items()}
+    return _stated_or_default(optimizer, OPTIMIZER_DEFAULTS, (profile(fw).get("defaults") or {}).get("optimizer") or {})
 
 
 def default_stages(plan, fw: str) -> list[tuple]:

@@ -230,6 +230,10 @@ def _range_value(value, dim: str, field: str, where: str) -> float:
         raise TrainsimError(f"expected a number of US dollars, got {value!r}", field=field, where=where)
     if dim == "count":
         return parse_count(value, field, where=where)
+    if dim == "ratio":   # a plain number >= 1 (an R:1 oversubscription)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
+            return float(value)
+        raise TrainsimError(f"expected a ratio >= 1 (R of R:1), got {value!r}", field=field, where=where)
     return tidy(parse_quantity(value, dim, field, where=where))
 
 

@@ -232,7 +232,7 @@ RANGE_FIELDS: dict[str, str] = {
     "hbm_bytes": "bytes", "hbm_bw": "bytes_per_s", "scale_up_bw": "bytes_per_s", "scale_out_bw": "bytes_per_s",
     "tdp_w": "watts", "price_usd": "usd",
     "scale_up_size": "count", "scale_up_latency": "seconds", "scale_out_latency": "seconds",
-    "power_per_chip_w": "watts", "price_per_chip_usd": "usd", "scale_up_oversubscription": "count",
+    "power_per_chip_w": "watts", "price_per_chip_usd": "usd", "scale_up_oversubscription": "ratio",
 }
 CHIP_RANGE_FIELDS = ("bf16_flops", "fp8_flops", "fp4_flops", "hbm_bytes", "hbm_bw", "scale_up_bw", "scale_out_bw",
                      "tdp_w", "price_usd")
