@@ -34,7 +34,6 @@ KNOWN_GAPS = {
     "megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1": _MB,
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-260401-dsv3-b200-256-mxfp8": _MB,
-    "megatron-bridge-260401-qwen3-30b-a3b-b200-8-mxfp8": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
     "megatron-bridge-2608-dsv4-flash-gb200-128-mxfp8": _MB,
     "megatron-bridge-2608-dsv4-flash-gb300-128-mxfp8": _MB,

@@ -42,8 +42,9 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                          offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
-                       calib=calib or calib_for(run.system.chip.family, framework=framework_of(run)),
-                       attention_kernel=run.training.attention, recompute=rc, optimizer=st,
+                       calib=calib or calib_for(run.system.chip.family, framework=framework_of(run),
+                                                chip=run.system.chip.id),
+                       attention_kernel=runtime.pop("attention"), recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=pl.pipeline_split or "even",
                        offload_activation_layers=pl.offload_activation_layers or 0,

@@ -36,7 +36,10 @@ class TrainingSpec(BaseModel):
     global_batch_seqs: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
-    attention: Literal["flash", "unfused"] = "flash"   # attention kernel: fused (flash) or scores in HBM
+    # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
+    # on Hopper and newer, FlashAttention-2 on Ampere, FlashAttentionScore on Ascend), 'flash2' (FlashAttention-2, e.g.
+    # PyTorch SDPA's flash backend, also on Hopper and newer), 'unfused' (scores in HBM). Unset: the stack's default.
+    attention: Literal["flash", "flash2", "unfused"] | None = None
     # activations cached in FP8 for the backward pass: 'gemm_inputs' (Transformer Engine: the FP8 casts of GEMM
     # inputs), 'all' (DeepSeek-V3 sec. 3.3.3: also the SwiGLU inputs and attention outputs), 'none'. Only with fp8.
     fp8_activations: Literal["gemm_inputs", "all", "none"] = "gemm_inputs"

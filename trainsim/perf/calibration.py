@@ -23,6 +23,8 @@ class Calib:
     gemm_eff: float = 0.75          # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
     gemm_eff_fp8: float = 0.65      # the same for FP8 GEMMs, as a fraction of the FP8 peak
     attn_eff: float = 0.55          # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
+    attn_eff_flash2: float = 0.35   # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
+    attn_eff_flash2_families: tuple[str, ...] = ("nvidia-hopper", "nvidia-blackwell")
     attn_bwd_ratio: float = 2.5     # flash backward time / forward time (5 vs 2 matmuls; Dao 2023 sec. 3.1.2)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
     gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
@@ -71,7 +73,7 @@ _FIELDS = {f.name for f in fields(Calib)}
 def _parse(entry: dict[str, Any], where: str) -> dict[str, Any]:
     out = {}
     for k, v in (entry or {}).items():
-        if k in ("source", "note", "notes", "fitted_on", "loo") or k.startswith("fitted_on_"):
+        if k in ("source", "note", "notes", "fitted_on", "loo", "family") or k.startswith("fitted_on_"):
             continue
         if k not in _FIELDS:
             raise TrainsimError(f"unknown calibration constant '{k}'", where=where)
@@ -118,6 +120,9 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     fitted_fam = {fam: _parse(e, f"calibration.yaml: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
     for fam in set(const_fam) | set(fitted_fam):
         out[fam] = base.with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
+    # per chip model (SKU) within its family: its own fitted share of the peak
+    for chip, e in (doc.get("chips") or {}).items():
+        out[chip] = out.get(str((e or {}).get("family")), base).with_(**_parse(e, f"calibration.yaml: chips.{chip}"))
     # per software stack (framework profile) and chip family: fitted kernel efficiencies over the family's
     for fw, fams in (doc.get("frameworks") or {}).items():
         for fam, e in (fams or {}).items():
@@ -125,12 +130,19 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     return out
 
 
-def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str | None = None) -> Calib:
-    """The constants of a chip family, with the fitted values of its software stack where there are any."""
+def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str | None = None,
+              chip: str | None = None) -> Calib:
+    """The constants of a chip, the most specific fitted ones first: its chip model with its software stack, its
+    chip model, its family with its software stack, its family, the default."""
     table = table or load_calibration()
-    if framework is not None and f"{family}@{framework}" in table:
-        return table[f"{family}@{framework}"]
-    return table.get(family, table["default"])
+    for g in (chip, family):
+        if g is None:
+            continue
+        if framework is not None and f"{g}@{framework}" in table:
+            return table[f"{g}@{framework}"]
+        if g in table:
+            return table[g]
+    return table["default"]
 
 
 def fitted_values(name: str) -> dict[str, float]:
@@ -138,7 +150,8 @@ def fitted_values(name: str) -> dict[str, float]:
     ``family@framework``): the spread of, e.g., ``gemm_eff_fp8`` over the chip families and software stacks that
     have FP8 calibration runs."""
     doc = _data_doc("calibration.yaml")
-    out = {fam: float(e[name]) for fam, e in (doc.get("families") or {}).items() if name in (e or {})}
+    out = {fam: float(e[name]) for sec in ("families", "chips") for fam, e in (doc.get(sec) or {}).items()
+           if name in (e or {})}
     for fw, fams in (doc.get("frameworks") or {}).items():
         out.update({f"{fam}@{fw}": float(e[name]) for fam, e in (fams or {}).items() if name in (e or {})})
     return out

@@ -112,7 +112,22 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
                 + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
     block = ctx.seq_len / p.cp
     short = block / (block + ctx.calib.attn_block_l0)
-    return fl / (ctx.chip.flops("bf16") * ctx.calib.attn_eff * short)
+    return fl / (ctx.chip.flops("bf16") * attention_kernel_eff(ctx) * short)
+
+
+def attention_kernel_eff(ctx: StepContext) -> float:
+    """Fraction of the dense BF16 peak the step's flash-attention kernel reaches on long blocks.
+
+    'flash' (the chip generation's native kernel) runs at ``attn_eff``. 'flash2' is FlashAttention-2, written for
+    Ampere's mma.sync instructions: on the chip families that need warp-group MMA and TMA to reach their peak
+    (``attn_eff_flash2_families``: Hopper, Blackwell) it reaches ``attn_eff_flash2`` (FlashAttention-3, Shah et al.
+    2024, abstract: "FlashAttention-2 achieving only 35% utilization on the H100 GPU", against up to 75% for
+    FlashAttention-3); on the others it is the native kernel. Constants: perf/data/constants.yaml.
+    """
+    c = ctx.calib
+    if ctx.attention_kernel == "flash2" and ctx.chip.family in c.attn_eff_flash2_families:
+        return min(c.attn_eff, c.attn_eff_flash2)
+    return c.attn_eff
 
 
 def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

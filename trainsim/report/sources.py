@@ -79,7 +79,7 @@ def run_inputs(run, spec_source: str | None = None) -> list[dict]:
     rows = [("model", run.arch.name), ("system", run.system.id), ("chip", run.system.chip.id),
             ("chips", f"{run.chips:,}"), ("training.tokens", fmt.count(tr.tokens) if tr.tokens else "-"),
             ("training.seq_len", f"{tr.seq_len:,}"), ("training.global_batch_seqs", f"{tr.batch_seqs:,}"),
-            ("training.precision", tr.precision), ("training.attention", tr.attention)]
+            ("training.precision", tr.precision), ("training.attention", tr.attention or "the stack's default")]
     plan = run.plan.model_dump(exclude_none=True)
     rows.append(("plan (fixed fields)", ", ".join(f"{k}={v}" for k, v in plan.items()) or "none: searched"))
     return [{"group": "run spec", "input": k, "value": v, "source": where, "citation": "", "confidence": "input",

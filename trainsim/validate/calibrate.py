@@ -5,8 +5,10 @@ Fitted parameters (everything else keeps its documented default in :class:`~trai
 * per chip family and GEMM precision with at least MIN_RUNS runs: ``gemm_eff`` (BF16 runs) or ``gemm_eff_fp8``
   (FP8 runs), the fraction of the dense peak of that precision a large GEMM reaches; the ``default`` entry holds
   one value per precision pooled over all runs of that precision, which smaller groups use (a constant is never
-  fitted to one or two runs). GEMM shape effects are not fitted: tile, wave and K-loop quantisation use hardware
-  facts (perf/data/constants.yaml).
+  fitted to one or two runs). Within a family, a chip model (SKU) with MIN_RUNS runs of its own gets its own value:
+  SKUs of one architecture share a datasheet peak but not their power limit and clocks (GB200 1,200 W, GB300
+  1,400 W, both 5 PFLOP/s dense FP8), so the share of the peak they sustain differs. GEMM shape effects are not
+  fitted: tile, wave and K-loop quantisation use hardware facts (perf/data/constants.yaml).
 
 Loss: the sum over runs of |log(predicted / reported)| tokens/s per chip (L1 on log errors: a median fit, so a
 run the physics cannot explain does not drag the constants; it stays in the table with its error). Each run's
@@ -54,6 +56,16 @@ class CalRun:
         """The precision the run is fitted under: fp8 when it trains in FP8 on a chip with FP8 peak, else bf16."""
         fp8 = self.run.training.precision == "fp8" and self.run.system.chip.peak_flops.get("fp8")
         return "fp8" if fp8 else "bf16"
+
+    @property
+    def chip(self) -> str:
+        """The run's chip model (SKU) id."""
+        return self.run.system.chip.id
+
+    @property
+    def chain(self) -> tuple[str, str]:
+        """Calibration groups from the most specific: the chip model, then its architecture family."""
+        return (self.chip, self.family)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -135,23 +147,29 @@ def _golden(fn, lo: float, hi: float, tol: float = 0.004) -> float:
 
 @dataclass
 class Level:
-    """One fitted constant per precision, at three levels of detail: pooled over every run of the precision, per
-    chip family, per chip family and software stack (framework profile); a level is fitted only on MIN_RUNS runs
-    or more."""
+    """One fitted constant per precision, at five levels of detail: pooled over every run of the precision, per
+    chip family, per chip family and software stack (framework profile), per chip model, per chip model and
+    software stack; a level is fitted only on MIN_RUNS runs or more. ``eff`` and ``fw_eff`` are keyed by a group:
+    a chip family or a chip model id."""
 
     params: dict[str, str]                                                  # precision -> Calib field
     pooled: dict[str, float] = field(default_factory=dict)                  # precision -> value
-    eff: dict[tuple[str, str], float] = field(default_factory=dict)         # (family, precision) -> value
-    fw_eff: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (family, precision, framework)
+    eff: dict[tuple[str, str], float] = field(default_factory=dict)         # (group, precision) -> value
+    fw_eff: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (group, precision, framework)
 
-    def value(self, family: str, precision: str, framework: str | None, default: float) -> float:
-        """The most specific fitted value: (family, precision, framework), (family, precision), pooled."""
-        return self.fw_eff.get((family, precision, framework),
-                               self.eff.get((family, precision), self.pooled.get(precision, default)))
+    def value(self, chain: tuple[str, ...], precision: str, framework: str | None, default: float) -> float:
+        """The most specific fitted value along ``chain`` (chip model, then family): (group, precision,
+        framework), then (group, precision), for each group in turn; else the pooled value."""
+        for g in chain:
+            if (g, precision, framework) in self.fw_eff:
+                return self.fw_eff[(g, precision, framework)]
+            if (g, precision) in self.eff:
+                return self.eff[(g, precision)]
+        return self.pooled.get(precision, default)
 
-    def apply(self, c: Calib, family: str, framework: str | None) -> Calib:
+    def apply(self, c: Calib, chain: tuple[str, ...], framework: str | None) -> Calib:
         """``c`` with each precision's constant set to its most specific fitted value."""
-        return c.with_(**{f: self.value(family, pr, framework, getattr(c, f)) for pr, f in self.params.items()})
+        return c.with_(**{f: self.value(chain, pr, framework, getattr(c, f)) for pr, f in self.params.items()})
 
 
 @dataclass
@@ -162,11 +180,11 @@ class Fit:
     host_s: float = 0.0
     loss: float = 0.0
 
-    def calib(self, family: str, base: Calib | None = None, framework: str | None = None) -> Calib:
-        """The calibration of a chip family (and framework): the fitted efficiencies and MoE host time on
+    def calib(self, chain: tuple[str, ...], base: Calib | None = None, framework: str | None = None) -> Calib:
+        """The calibration of a chip (model, family) and framework: the fitted efficiencies and MoE host time on
         ``base``."""
         base = (base or Calib()).with_(moe_layer_host_s=self.host_s)
-        return self.dense.apply(base, family, framework)
+        return self.dense.apply(base, chain, framework)
 
 
 def _fit_params(runs: list[CalRun], param: str, bounds: tuple[float, float], base_of) -> float:
@@ -188,8 +206,9 @@ def _fit_level(runs: list[CalRun], params: dict[str, str], bounds, base_of) -> L
     groups: dict[tuple, list[CalRun]] = {}
     for r in runs:
         groups.setdefault((r.precision, "*", None), []).append(r)
-        groups.setdefault((r.precision, r.family, None), []).append(r)
-        groups.setdefault((r.precision, r.family, r.framework), []).append(r)
+        for g in r.chain:
+            groups.setdefault((r.precision, g, None), []).append(r)
+            groups.setdefault((r.precision, g, r.framework), []).append(r)
     for (pr, fam, fw), grp in groups.items():
         if fam == "*":
             lvl.pooled[pr] = _fit_params(grp, params[pr], bounds, base_of)
@@ -221,7 +240,7 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
     f = Fit(_fit_level(runs, PARAM, EFF_BOUNDS, _with_host(h)), h)
-    f.loss = sum(abs(math.log(r.predict(f.calib(r.family, _base(r), r.framework)) / r.reported)) for r in runs)
+    f.loss = sum(abs(math.log(r.predict(f.calib(r.chain, _base(r), r.framework)) / r.reported)) for r in runs)
     return f
 
 
@@ -237,7 +256,7 @@ def _with_host(h: float):
 def _fit_host(moe_runs: list[CalRun], dense: Level) -> float:
     """The pooled MoE host time per layer and micro-batch, the efficiencies of ``dense`` fixed."""
     return _fit_params(moe_runs, "moe_layer_host_s", HOST_BOUNDS,
-                       lambda r: dense.apply(_base(r), r.family, r.framework))
+                       lambda r: dense.apply(_base(r), r.chain, r.framework))
 
 
 @dataclass
@@ -280,13 +299,15 @@ class LooResult:
 def _held_out_value(held: CalRun, rest: list[CalRun], param: str, bounds, base_of) -> tuple[float, str]:
     """Refit one constant without ``held`` from the most specific group that still has MIN_RUNS runs."""
     same_pr = [r for r in rest if r.precision == held.precision]
-    fam = [r for r in same_pr if r.family == held.family]
-    fw = [r for r in fam if r.framework == held.framework]
-    if len(fw) >= MIN_RUNS:
-        return _fit_params(fw, param, bounds, base_of), ""
-    if len(fam) >= MIN_RUNS:
-        return _fit_params(fam, param, bounds, base_of), \
-            f"family {param} (fewer than {MIN_RUNS} other {held.framework} runs)"
+    for i, (g, what) in enumerate(((held.chip, "chip model"), (held.family, "family"))):
+        grp = [r for r in same_pr if g in r.chain]
+        fw = [r for r in grp if r.framework == held.framework]
+        if len(fw) >= MIN_RUNS:
+            return _fit_params(fw, param, bounds, base_of), \
+                "" if i == 0 else f"family {param} of {held.framework} (fewer than {MIN_RUNS} other {held.chip} runs)"
+        if len(grp) >= MIN_RUNS:
+            return _fit_params(grp, param, bounds, base_of), \
+                f"{what} {param} (fewer than {MIN_RUNS} other {held.framework} runs)"
     if same_pr:
         return _fit_params(same_pr, param, bounds, base_of), \
             f"fewer than {MIN_RUNS} such {held.precision} runs of its chip family: pooled {param} of the others"
@@ -326,20 +347,26 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
                    note="chip families and software stacks with fewer than 3 runs of a kind use these; other "
                         "constants: perf/data/constants.yaml, each with its source")
     families: dict = {}
+    chips: dict = {}
     fws: dict = {}
+    family_of = {r.chip: r.family for r in runs}
     for lvl in (full.dense,):
-        for (fam, pr), v in sorted(lvl.eff.items()):
-            n = sum(1 for r in runs if r.key == (fam, pr))
-            e = families.setdefault(fam, {})
+        for (g, pr), v in sorted(lvl.eff.items()):
+            n = sum(1 for r in runs if g in r.chain and r.precision == pr)
+            e = (chips if g in family_of else families).setdefault(g, {})
             e[lvl.params[pr]] = round(v, 4)
             e[f"fitted_on_{lvl.params[pr]}"] = n
-        for (fam, pr, fw), v in sorted(lvl.fw_eff.items()):
-            n = sum(1 for r in runs if r.key == (fam, pr) and r.framework == fw)
-            e = fws.setdefault(fw, {}).setdefault(fam, {})
+        for (g, pr, fw), v in sorted(lvl.fw_eff.items()):
+            n = sum(1 for r in runs if g in r.chain and r.precision == pr and r.framework == fw)
+            e = fws.setdefault(fw, {}).setdefault(g, {})
             e[lvl.params[pr]] = round(v, 4)
             e[f"fitted_on_{lvl.params[pr]}"] = n
     for fam, e in families.items():
         e["source"] = f"fitted by scripts/calibrate.py on the {fam} runs of validation/runs (counts in fitted_on_*)"
+    for chip, e in chips.items():
+        e["family"] = family_of[chip]
+        e["source"] = (f"fitted by scripts/calibrate.py on the {chip} runs of validation/runs (counts in fitted_on_*): "
+                       f"the chip model's own sustained share of its peak within its family")
     for fw, by_fam in fws.items():
         for fam, e in by_fam.items():
             e["source"] = f"fitted by scripts/calibrate.py on the {fam} runs of framework {fw} (counts in fitted_on_*)"
@@ -347,6 +374,7 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     doc = {
         "default": default,
         "families": families,
+        "chips": chips,
         "frameworks": fws,
         "accuracy": {"overall": loo.summary(),
                      "by_family": {fam: loo.summary(fam) for fam in fams},

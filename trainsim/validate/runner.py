@@ -57,14 +57,14 @@ def expand_paths(paths: Iterable[str | Path] | None) -> list[Path]:
     return out
 
 
-def resolve_calib(calib: Calib | dict | str | Path | None, family: str) -> Calib | None:
+def resolve_calib(calib: Calib | dict | str | Path | None, family: str, chip: str | None = None) -> Calib | None:
     """``calib`` may be one :class:`Calib` (every family), a family table (``load_calibration``), a calibration
     YAML path, or None (the packaged calibration, per family)."""
     if calib is None or isinstance(calib, Calib):
         return calib
     if isinstance(calib, (str, Path)):
         calib = load_calibration(str(calib))
-    return calib_for(family, calib)
+    return calib_for(family, calib, chip=chip)
 
 
 def plan_text(plan: dict | None) -> str:
@@ -322,7 +322,7 @@ def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> 
 
     est, relaxed = None, ""
     try:
-        est, relaxed = _estimate(run, resolve_calib(calib, chip.family))
+        est, relaxed = _estimate(run, resolve_calib(calib, chip.family, chip.id))
         if relaxed:
             notes.append(relaxed)
     except TrainsimError as exc:

@@ -1,0 +1,59 @@
+"""Which fitted constant a run gets: its chip model with its stack, its chip model, its family with its stack, its
+family, the pooled default (validate/calibrate.py; perf/calibration.py calib_for). Tables written here by hand."""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.perf.calibration import calib_for, load_calibration
+from trainsim.validate.calibrate import Level
+
+TABLE = """
+default: {gemm_eff_fp8: 0.50}
+families:
+  nvidia-blackwell: {gemm_eff_fp8: 0.46}
+chips:
+  nvidia-gb300: {family: nvidia-blackwell, gemm_eff_fp8: 0.62}
+frameworks:
+  megatron-bridge-2026:
+    nvidia-blackwell: {gemm_eff_fp8: 0.51}
+    nvidia-gb300: {gemm_eff_fp8: 0.63}
+"""
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    p = tmp_path_factory.mktemp("cal") / "calibration.yaml"
+    p.write_text(TABLE)
+    return load_calibration(str(p))
+
+
+@pytest.mark.parametrize("chip,framework,expected", [
+    ("nvidia-gb300", "megatron-bridge-2026", 0.63),   # chip model with its stack
+    ("nvidia-gb300", "megatron-bridge-2025", 0.62),   # chip model
+    ("nvidia-gb200", "megatron-bridge-2026", 0.51),   # family with its stack
+    ("nvidia-gb200", None, 0.46),                     # family
+])
+def test_most_specific_first(table, chip, framework, expected):
+    assert calib_for("nvidia-blackwell", table, framework=framework, chip=chip).gemm_eff_fp8 == expected
+
+
+def test_unknown_family_takes_the_default(table):
+    assert calib_for("amd-cdna3", table, chip="amd-mi300x").gemm_eff_fp8 == 0.50
+
+
+def test_a_chip_entry_keeps_its_familys_other_constants(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("default: {gemm_eff: 0.65}\nfamilies:\n  nvidia-hopper: {gemm_eff: 0.60, gemm_eff_fp8: 0.52}\n"
+                 "chips:\n  nvidia-h800: {family: nvidia-hopper, gemm_eff: 0.70}\n")
+    c = calib_for("nvidia-hopper", load_calibration(str(p)), chip="nvidia-h800")
+    assert (c.gemm_eff, c.gemm_eff_fp8) == (0.70, 0.52)
+
+
+def test_fitted_level_walks_the_chain():
+    lvl = Level({"fp8": "gemm_eff_fp8"}, pooled={"fp8": 0.5}, eff={("nvidia-blackwell", "fp8"): 0.46,
+                                                                     ("nvidia-gb300", "fp8"): 0.62},
+                fw_eff={("nvidia-blackwell", "fp8", "fw"): 0.51})
+    assert lvl.value(("nvidia-gb300", "nvidia-blackwell"), "fp8", "fw", 0.0) == 0.62
+    assert lvl.value(("nvidia-gb200", "nvidia-blackwell"), "fp8", "fw", 0.0) == 0.51
+    assert lvl.value(("nvidia-gb200", "nvidia-blackwell"), "fp8", None, 0.0) == 0.46
+    assert lvl.value(("amd-mi300x", "amd-cdna3"), "fp8", None, 0.0) == 0.5
