@@ -88,3 +88,15 @@ def test_no_other_module_spells_a_schedule():
                 if named and literal:
                     bad.append(f"{f.relative_to(PKG)}:{n.lineno} compares a schedule code to an integer")
     assert not bad, bad
+
+
+def test_dp_sync_window_interleaved_chunks_sync_early():
+    # Megatron-Core's interleaved schedule syncs each model chunk's gradients after its last micro-batch's backward;
+    # the chunks finish min(pp, m) chunk-backwards (each 1/v of the stage's backward) apart. pp 4, v 12, m 8: the
+    # first chunk's sync starts 11 x 4 chunk-backwards before the end: span (1 + 44) / 12 = 3.75 backwards.
+    import numpy as np
+    from trainsim.parallel.schedules import code, dp_sync_window
+    il, f1 = code("interleaved"), code("1f1b")
+    got = dp_sync_window(np.array([il, il, f1, il]), np.array([4, 4, 4, 1]), np.array([12, 12, 1, 12]),
+                         np.array([8.0, 2.0, 8.0, 8.0]))
+    assert got.tolist() == pytest.approx([45 / 12, (1 + 11 * 2) / 12, 1.0, 1.0])

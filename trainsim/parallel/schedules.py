@@ -227,6 +227,27 @@ def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, ran
     return np.where(pp > 1, f, 1.0)
 
 
+def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
+    """Span, in units of one micro-batch's backward (or forward) of the stage, that the data-parallel gradient
+    reduce (or next step's parameter gather) can hide behind.
+
+    Without virtual stages every layer of the stage finishes its last backward in the last micro-batch: the
+    buckets reduce behind that one backward, span 1. Under the interleaved schedule Megatron-Core launches each
+    model chunk's gradient sync when that chunk's last micro-batch's backward is done and its parameter sync before
+    that chunk's first forward (megatron/core/pipeline_parallel/schedules.py,
+    forward_backward_pipelining_with_interleaving: ``grad_sync_func[chunk]`` after
+    ``is_last_microbatch_for_model_chunk``, ``param_sync_func[chunk]`` at ``is_first_microbatch_for_model_chunk``).
+    The cool-down runs the chunks' backwards in groups of min(pp, m) micro-batches, so consecutive chunks finish
+    min(pp, m) chunk-backwards apart, each 1/v of the stage's: the first chunk's sync can start
+    (v - 1) min(pp, m) chunk-backwards before the end, span (1 + (v - 1) min(pp, m)) / v (the same by symmetry for
+    the warm-up's forwards), never more than the m micro-batches of the step. 1 where pp = 1."""
+    p = pp.astype(np.float64)
+    v = np.maximum(vpp, 1).astype(np.float64)
+    mm = np.asarray(m, dtype=np.float64)
+    span = np.minimum((1.0 + (v - 1.0) * np.minimum(p, mm)) / v, np.maximum(mm, 1.0))
+    return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), span, 1.0)
+
+
 def param_copies(schedule: ArrayLike) -> Array:
     """Copies of a stage's parameters per rank: 2 for DualPipe (DeepSeek-V3 report, Table 2), else 1."""
     return _column("param_copies", np.float64)[np.asarray(schedule, dtype=np.int64)]

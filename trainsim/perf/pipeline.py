@@ -6,7 +6,8 @@ per schedule); this module re-exports them for the perf package.
 """
 from __future__ import annotations
 
-from ..parallel.schedules import (bubble_time, microbatches_in_flight, mirrored_stages, overlaps_ep_comm,
-                                  param_copies)
+from ..parallel.schedules import (bubble_time, dp_sync_window, microbatches_in_flight, mirrored_stages,
+                                  overlaps_ep_comm, param_copies)
 
-__all__ = ["bubble_time", "microbatches_in_flight", "mirrored_stages", "overlaps_ep_comm", "param_copies"]
+__all__ = ["bubble_time", "dp_sync_window", "microbatches_in_flight", "mirrored_stages", "overlaps_ep_comm",
+           "param_copies"]

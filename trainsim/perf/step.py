@@ -33,7 +33,7 @@ from .collectives import p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
-from .pipeline import bubble_time, overlaps_ep_comm
+from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 
@@ -288,8 +288,11 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # every micro-batch's backward
     # (FSDP under pipeline parallelism that keeps the stage gathered, ctx.pp_defers_sync: once per step)
     once = ctx.pp_defers_sync(p)
-    dp_exp = (np.where((p.zero == 2) & ~once, m, 1.0) * exposed(grad_t, t_b, c.dp_overlap)
-              + exposed(gather_t, t_f, c.dp_overlap))
+    # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
+    win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
+    dp_exp = (np.where((p.zero == 2) & ~once, m * exposed(grad_t, t_b, c.dp_overlap),
+                       exposed(grad_t, win * t_b, c.dp_overlap))
+              + exposed(gather_t, win * t_f, c.dp_overlap))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
