@@ -233,13 +233,36 @@ def offload_bytes_per_microbatch(ctx: StepContext, p: Plans, tokens: Num, layers
     return kept * _offloaded_layers(ctx, layers)
 
 
+def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
+    """Bytes per logit (token x vocab entry on one chip) live at the loss's peak, per plan.
+
+    Megatron-Core and the default: ``ctx.logit_bytes`` (6: BF16 logits + the fp32 softmax its vocab-parallel cross
+    entropy keeps; 2 with TE's in-place fused loss). A stack whose loss upcasts the logits and calls PyTorch's
+    cross entropy (``loss_fp32_upcast``; torchtitan train.py ``loss_fn``:
+    ``cross_entropy(pred.flatten(0, 1).float(), labels)``) holds more at the loss backward, the peak:
+
+    * tp = 1 (aten kernels): the saved fp32 log-softmax output (4), the fp32 gradient ``nll_loss_backward`` writes
+      (4) and the fp32 gradient ``_log_softmax_backward_data`` returns (4): 12 B. The forward holds less (BF16
+      pred 2 + its fp32 copy 4 + the fp32 output 4 = 10).
+    * tp > 1 (torchtitan's default loss parallel, vocab sharded over tp): torch/distributed/tensor/parallel/
+      loss.py ``_nll_loss_and_log_softmax_backward`` returns ``(grad_input + torch.exp(x)) * grad_output`` with
+      ``grad_input = torch.zeros_like(x)``: the saved output x, grad_input, their sum and the product are live at
+      once, 4 fp32 tensors: 16 B (its forward ``_log_softmax``: BF16 pred 2 + fp32 x, shifted, exp(shifted) = 14).
+    * pp > 1 adds the BF16 stage output (2 B): torch.distributed.pipelining keeps each stage's output in its
+      ``fwd_cache`` until that micro-batch's backward, where the non-pipelined loop deletes ``pred`` before
+      ``loss.backward()``."""
+    base = ctx.logit_bytes
+    if not ctx.loss_fp32_upcast:
+        return base + 0.0 * p.tp
+    return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)
+
+
 def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Logits (``ctx.logit_bytes`` per vocab entry per token: 6 for BF16 logits + fp32 softmax terms, 2 with an
-    in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers'
-    activations, for one micro-batch."""
+    """Logits (:func:`logit_peak_bytes` per vocab entry per token; vocab split over tp) of the output head and of
+    every MTP module, plus the MTP layers' activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
-    logits = tokens * a.vocab / p.tp * ctx.logit_bytes * (1.0 + depth)
+    logits = tokens * a.vocab / p.tp * logit_peak_bytes(ctx, p) * (1.0 + depth)
     mtp: Num = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
