@@ -10,7 +10,7 @@ from trainsim.perf.context import OptimizerStates
 from trainsim.perf.memory import _state_bytes, layer_activation_bytes
 from trainsim.spec import load_run, parse_run
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for
 
 
 def _plan(**kw):
@@ -47,7 +47,8 @@ def test_torchtitan_8b_fsdp_peak_memory():
     # local batch 2 x 8192, op-level selective AC, torch.compile: peak memory 77.0 GiB (max reserved, which
     # includes the caching allocator's slack). Predicted within 10% (the run file; every table row is below).
     from pathlib import Path
-    run = load_run(Path(__file__).resolve().parent.parent / "validation/runs/torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")
+    runs = Path(__file__).resolve().parent.parent / "validation/runs"
+    run = load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")
     est = estimate(run, advise=False)
     assert est.fits
     assert est.memory_per_chip_bytes / 2**30 == pytest.approx(77.0, rel=0.10)

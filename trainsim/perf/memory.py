@@ -20,6 +20,7 @@ from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, l
                           op_sac_bytes_per_token)
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
+from ..parallel.schedules import virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 from typing import Any
@@ -270,6 +271,47 @@ def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     return logits + mtp
 
 
+def _chunk_in_flight(W: Num, pp: Num, v: Num, chunk: Num) -> Num:
+    """Micro-batches of model chunk ``chunk`` (0 .. v - 1) a rank holds when it holds ``W`` chunk-forwards under the
+    interleaved schedule. Megatron-Core runs the forwards in groups of N micro-batches per chunk (chunk 0 of group
+    0, chunk 1 of group 0, ..., then chunk 0 of group 1; ``get_schedule_table``), N =
+    ``microbatch_group_size_per_vp_stage`` = p by default and at least p (schedules.py raises below), so chunk k
+    holds clip(W - k p, 0, p) of the first group and chunk 0 also clip(W - v p, 0, p) of the second; the counts sum
+    to W (W <= (v + 1) p - 1)."""
+    first = np.clip(W - chunk * pp, 0.0, pp)
+    return first + np.where(chunk == 0, np.clip(W - v * pp, 0.0, pp), 0.0)
+
+
+def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Num, rank: Num, last: bool) -> Num:
+    """Layers to cost the first (``last`` False, rank 0) or last rank's in-flight activations with.
+
+    ``layers`` unless the split is Megatron-Core's balanced one (``--account-for-embedding-in-pipeline-split`` /
+    ``--account-for-loss-in-pipeline-split``) under the interleaved schedule: there the embedding takes one
+    layer's place in the first model chunk of the first rank and the loss in the last chunk of the last rank
+    (megatron/core/transformer/transformer_block.py ``get_num_layers_to_build``: every chunk builds
+    layers-per-rank / v, less one in those two chunks; Llama 3 report sec. 3.3.2: "the first model chunk on the
+    first stage has only the embedding, and the last model chunk on the last stage has only output projection and
+    loss calculation"), not one layer fewer spread over all chunks. With c = mid / v layers per chunk, the light
+    chunk holds c - (mid - layers); with W = v x :func:`microbatches_in_flight` chunk-forwards in flight and n of
+    them in the light chunk (:func:`_chunk_in_flight`), the rank keeps c W - (mid - layers) n layer-micro-batches,
+    returned as the layer count that gives the same at W / v micro-batches. Rank 0's light chunk 0 holds the most
+    micro-batches (2p - 1 of W = (v + 1) p - 1 with m >= 2p), so its layers weigh less than 1/v; the last rank's
+    holds one, so its layers weigh more."""
+    if ctx.pipeline_split != "balanced" or ctx.first_stage_layers is not None or ctx.last_stage_layers is not None:
+        return layers
+    use = virtual_stages(p.schedule) & (p.vpp > 1) & (p.pp > 2)
+    if not np.any(use):
+        return layers
+    v = np.maximum(p.vpp, 1).astype(np.float64)
+    pp = p.pp.astype(np.float64)
+    W = microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) * v
+    c = mid / v
+    deficit = np.minimum(np.maximum(mid - layers, 0.0), c)
+    n_light = _chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0)
+    eff = (c * W - deficit * n_light) / np.maximum(W / v, 1e-30)
+    return np.where(use, eff, layers)
+
+
 def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[tuple[Num, Num, Num, Num]]:
     """(weights, gradients, optimizer, activations) bytes per chip on the first, a middle and the last pipeline
     rank (first: embedding, most micro-batches in flight; middle; last: head, logits, MTP), before the ZeRO
@@ -285,6 +327,8 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
         w, g, o = _state_bytes(ctx, p, dense, expert)
+        if kind != "mid":
+            layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
         a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
         on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
