@@ -149,3 +149,23 @@ def test_balanced_interleaved_light_chunks_hand_derived(gpt3, a100_system):
     # a stated first/last count (Megatron-Core --decoder-first-pipeline-num-layers) spreads evenly: unchanged
     stated = replace(ctx, pipeline_split="even", first_stage_layers=7, last_stage_layers=7)
     assert activation_layers(stated, p, m, np.array([7.0]), np.array([8.0]), np.array([0.0]), False)[0] == 7.0
+
+
+def test_fsdp2_sharded_master_and_freed_gradients_hand_derived(gpt3, a100_system):
+    # torchtitan's FSDP2 (Dec 2024): fp32 parameters sharded over dp are the optimizer's master (no BF16 shard), and
+    # optimizers.zero_grad() (set_to_none) frees the sharded gradients before each forward. For 8e9 parameters over
+    # 8 ranks at ZeRO-3: weights 0, optimizer (4 master + 8 Adam) x 1e9 = 12 GB, gradients 4 GB that only count
+    # where they exceed the activations they replace: with 10 GB of activations, 0; with 1 GB, 3 GB.
+    from dataclasses import replace
+    from trainsim.perf.memory import _gradients_at_peak, _state_bytes
+    ctx = replace(ctx_for(gpt3, a100_system, chips=8), fsdp_sharded_master=True)
+    p = _plan(dp=8, zero=3)
+    w, g, o = _state_bytes(ctx, p, np.array([8e9]), np.array([0.0]))
+    assert (w[0], g[0], o[0]) == pytest.approx((0.0, 4e9, 12e9))
+    assert _gradients_at_peak(ctx, p, g, np.array([10e9]))[0] == 0.0
+    assert _gradients_at_peak(ctx, p, g, np.array([1e9]))[0] == pytest.approx(3e9)
+    # Megatron-Core's persistent buffers: BF16 shard 2 B and fp32 main gradients 4 B stay resident
+    mc = ctx_for(gpt3, a100_system, chips=8)
+    w, g, o = _state_bytes(mc, p, np.array([8e9]), np.array([0.0]))
+    assert (w[0], g[0], o[0]) == pytest.approx((2e9, 4e9, 12e9))
+    assert _gradients_at_peak(mc, p, g, np.array([10e9]))[0] == pytest.approx(4e9)

@@ -157,7 +157,8 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
 
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
-    per param (BF16: 2; FP8 weights 1, 2 on Hopper),
+    per param (BF16: 2; FP8 weights 1, 2 on Hopper; none sharded under ZeRO-3 where the stack's FSDP2 shards the
+    fp32 master itself, ``ctx.fsdp_sharded_master``),
     main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8).
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
@@ -173,6 +174,10 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
     whole = ctx.pp_defers_sync(p)   # FSDP under PP keeping the stage gathered: weights and gradients whole
+    if ctx.fsdp_sharded_master:
+        # FSDP2 shards the fp32 parameters themselves (the optimizer's master, in ``optimizer_bytes``); the
+        # low-precision weights exist only as the per-unit all-gathers of :func:`_zero_unit_buffers`
+        w = np.where((p.zero >= 3) & ~whole, 0.0, w)
     if np.any(whole):
         w = np.where(whole, ctx.weight_bytes * (dense + expert), w)
         g = np.where(whole, o.grad_bytes * (dense + expert), g)
@@ -333,8 +338,23 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
         a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
         on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
+        g = _gradients_at_peak(ctx, p, g, a)
         out.append((w, g, o, a))
     return out
+
+
+def _gradients_at_peak(ctx: StepContext, p: Plans, grads: Num, acts: Num) -> Num:
+    """Sharded gradient bytes counted at the peak: ``grads`` unless the stack frees them every step
+    (``ctx.fsdp_sharded_master``; torchtitan: ``optimizers.zero_grad()`` is torch.optim's ``set_to_none=True``
+    before each forward, and FSDP2 assigns each layer's sharded gradient after its reduce-scatter in the
+    backward). Then they are absent while the activations peak (the backward's start) and fill the memory the
+    activations free layer by layer: the peak is states + max(activations, gradients), i.e. gradients counted as
+    max(grads - acts, 0). Not where FSDP under pipeline parallelism accumulates whole-stage gradients across
+    micro-batches (``ctx.pp_defers_sync``): those live through the later micro-batches' activations."""
+    if not ctx.fsdp_sharded_master:
+        return grads
+    freed = (p.zero >= 2) & ~ctx.pp_defers_sync(p)
+    return np.where(freed, np.maximum(grads - acts, 0.0), grads)
 
 
 def _zero_unit_buffers(ctx: StepContext, p: Plans) -> tuple[Num, Num] | None:
