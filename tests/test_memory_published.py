@@ -95,6 +95,10 @@ def test_torchtitan_loss_logits_hand_derived():
 # reserved_bytes.all.peak), the maximum across GPUs; seq 8,192 unless stated; the stack's defaults: FSDP2 over
 # the remaining ranks (and the CP ranks), op-level selective AC in the 8B config, n_microbatches = pp, 2 stages per
 # rank for the looped schedule. Each row: (label, model, chips, seq, global batch, precision, plan, published GiB).
+# The prediction compared is the modelled allocation at the peak plus the constant allocator margin and buffers
+# (perf/data/constants.yaml alloc_margin 8%, buffer_bytes 2 GB); no source gives torchtitan's reserved/allocated
+# ratio, so nothing more is modelled for the caching allocator. torch.compile and Float8 are not run-spec inputs:
+# the three rows of Table 1 (and of Table 3) share one prediction.
 _FSDP_SAC = dict(tp=1, pp=1, cp=1, zero=3, recompute="selective", recompute_modules=["op_sac"], micro_batch=2,
                  schedule="1f1b")
 TORCHTITAN_MEMORY = [
