@@ -1,14 +1,17 @@
 """Memory per chip: weights, gradients, optimizer states, activations, logits, buffers.
 
 * Model states: :func:`_state_bytes` (mixed precision and ZeRO; precisions and offload from the run's
-  ``optimizer:`` section).
+  ``optimizer:`` section); a stack whose FSDP2 frees the sharded gradients every step counts them only beyond the
+  activations they replace (:func:`_gradients_at_peak`).
 * Activations: tensor by tensor in :mod:`trainsim.perf.activations` (Korthikanti et al. 2022, generalised), with
   the recompute modules that drop each; full recompute by method and group size (:func:`stage_activation_bytes`).
 * Pipeline ranks hold different layers and micro-batches in flight (:func:`trainsim.perf.pipeline.
-  microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported.
-* The last rank adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms; 2 with TE's
-  in-place cross entropy) and the MTP
-  modules.
+  microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported
+  (under Megatron-Core's balanced split with interleaving, the light first / last model chunk holds its own
+  number of micro-batches: :func:`activation_layers`).
+* The last rank adds the logits at the loss's peak (:func:`logit_peak_bytes` per token x vocab / tp entry: 6 for
+  BF16 logits + fp32 loss terms, 2 with TE's in-place cross entropy, 12-18 for an fp32-upcast PyTorch loss) and
+  the MTP modules.
 """
 from __future__ import annotations
 
