@@ -8,9 +8,9 @@ from trainsim.estimate import estimate
 from trainsim.parallel.plan import Plans
 from trainsim.perf.context import OptimizerStates
 from trainsim.perf.memory import _state_bytes, layer_activation_bytes
-from trainsim.spec import load_run
+from trainsim.spec import load_run, parse_run
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for
 
 
 def _plan(**kw):
@@ -45,9 +45,128 @@ def test_megatron_theoretical_activation_formula(gpt3, a100_system):
 def test_torchtitan_8b_fsdp_peak_memory():
     # torchtitan benchmarks/llama3_h100_202412_torchtitan.md Table 1: Llama 3.1 8B, 8 H100 (96 GB), FSDP 8,
     # local batch 2 x 8192, op-level selective AC, torch.compile: peak memory 77.0 GiB (max reserved, which
-    # includes the caching allocator's slack). Predicted within 15%.
+    # includes the caching allocator's slack). Predicted within 10% (the run file; every table row is below).
     from pathlib import Path
-    run = load_run(Path(__file__).resolve().parent.parent / "validation/runs/torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")
+    runs = Path(__file__).resolve().parent.parent / "validation/runs"
+    run = load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")
     est = estimate(run, advise=False)
     assert est.fits
-    assert est.memory_per_chip_bytes / 2**30 == pytest.approx(77.0, rel=0.15)
+    assert est.memory_per_chip_bytes / 2**30 == pytest.approx(77.0, rel=0.10)
+
+
+def test_logit_peak_bytes_hand_derived(gpt3, a100_system):
+    # Bytes per logit live at the loss's peak (perf/memory.logit_peak_bytes), derived by hand from the kernels:
+    # PyTorch's aten cross entropy on an fp32 upcast (torchtitan): saved log-softmax output + nll_loss_backward's
+    # gradient + _log_softmax_backward_data's result, 3 x 4 B = 12; loss parallel (tp > 1):
+    # (zeros_like(x) + exp(x)) * grad with x saved, 4 fp32 tensors = 16; pipelined: + the BF16 stage output (2).
+    # Megatron's vocab-parallel cross entropy: BF16 logits (2) + fp32 softmax (4) = 6; TE's in-place loss: 2.
+    from dataclasses import replace
+    from trainsim.perf.memory import logit_peak_bytes
+    tt = replace(ctx_for(gpt3, a100_system), loss_fp32_upcast=True)
+    got = logit_peak_bytes(tt, _plan(tp=np.array([1, 8, 1, 8]), pp=np.array([1, 1, 4, 4])))
+    assert list(got) == [12.0, 16.0, 14.0, 18.0]
+    mc = ctx_for(gpt3, a100_system)
+    assert float(np.max(logit_peak_bytes(mc, _plan(tp=8, pp=4)))) == 6.0
+    assert float(np.max(logit_peak_bytes(replace(mc, cross_entropy_fusion="te"), _plan(tp=8)))) == 2.0
+
+
+def test_torchtitan_loss_logits_hand_derived():
+    # Llama 3.1 8B (vocab 128,256) at tp = pp = 1, 2 x 8,192 tokens per micro-batch: the loss term on the last
+    # rank is tokens x vocab x 12 B = 16,384 x 128,256 x 12 = 25.2 GB, where Megatron's 6 B would give 12.6 GB:
+    # the torchtitan estimate is higher by exactly the 6 B difference x (1 + alloc_margin).
+    from trainsim.perf.memory import memory_breakdown
+    from trainsim.plan_estimate import context
+    from dataclasses import replace
+    run = parse_run(_tt_spec("llama-3.1-8b", 8, 8192, 16, "bf16",
+                             dict(tp=1, pp=1, cp=1, zero=3, recompute="selective", recompute_modules=["op_sac"],
+                                  micro_batch=2, schedule="1f1b")))
+    ctx = context(run)
+    assert ctx.loss_fp32_upcast
+    p = _plan(dp=8, zero=3, recompute=1, mb=2)
+    tokens = np.array([16384.0])
+    m = np.array([1.0])
+    up = memory_breakdown(ctx, p, tokens, m)["activations"][0]
+    mg = memory_breakdown(replace(ctx, loss_fp32_upcast=False), p, tokens, m)["activations"][0]
+    assert up - mg == pytest.approx(16384 * 128256 * (12 - 6), rel=1e-9)
+
+
+# torchtitan benchmarks/llama3_h100_202412_torchtitan.md (torchtitan 9dec370, torch 1963fc8, Dec 2024): Grand
+# Teton H100 with 96 GB HBM2e; "Memory(GiB)" is torch.cuda max reserved (torchtitan/metrics.py
+# reserved_bytes.all.peak), the maximum across GPUs; seq 8,192 unless stated; the stack's defaults: FSDP2 over
+# the remaining ranks (and the CP ranks), op-level selective AC in the 8B config, n_microbatches = pp, 2 stages per
+# rank for the looped schedule. Each row: (label, model, chips, seq, global batch, precision, plan, published GiB).
+# The prediction compared is the modelled allocation at the peak plus the constant allocator margin and buffers
+# (perf/data/constants.yaml alloc_margin 8%, buffer_bytes 2 GB); no source gives torchtitan's reserved/allocated
+# ratio, so nothing more is modelled for the caching allocator. torch.compile and Float8 are not run-spec inputs:
+# the three rows of Table 1 (and of Table 3) share one prediction.
+_FSDP_SAC = dict(tp=1, pp=1, cp=1, zero=3, recompute="selective", recompute_modules=["op_sac"], micro_batch=2,
+                 schedule="1f1b")
+TORCHTITAN_MEMORY = [
+    # Table 1: 8B, 8 GPUs, local batch 2, selective (op) AC
+    ("T1 8B FSDP", "llama-3.1-8b", 8, 8192, 16, "bf16", _FSDP_SAC, 82.4),
+    ("T1 8B FSDP+compile", "llama-3.1-8b", 8, 8192, 16, "bf16", _FSDP_SAC, 77.0),
+    ("T1 8B FSDP+compile+Float8", "llama-3.1-8b", 8, 8192, 16, "fp8", _FSDP_SAC, 76.8),
+    # Table 2: 8B, 8 GPUs, FSDP x CP = 8, local batch 1, full AC, compile + Float8 (32,768 tokens per rank in all)
+    ("T2 8B FSDP8 CP1 32K", "llama-3.1-8b", 8, 32768, 8, "fp8",
+     dict(tp=1, pp=1, cp=1, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 83.9),
+    ("T2 8B FSDP4 CP2 64K", "llama-3.1-8b", 8, 65536, 4, "fp8",
+     dict(tp=1, pp=1, cp=2, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 84.2),
+    ("T2 8B FSDP2 CP4 128K", "llama-3.1-8b", 8, 131072, 2, "fp8",
+     dict(tp=1, pp=1, cp=4, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 84.0),
+    ("T2 8B FSDP1 CP8 256K", "llama-3.1-8b", 8, 262144, 1, "fp8",
+     dict(tp=1, pp=1, cp=8, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 84.5),
+    # Table 3: 8B, 128 GPUs, local batch 2, selective (op) AC
+    ("T3 8B FSDP", "llama-3.1-8b", 128, 8192, 256, "bf16", _FSDP_SAC, 67.0),
+    ("T3 8B FSDP+compile", "llama-3.1-8b", 128, 8192, 256, "bf16", _FSDP_SAC, 62.0),
+    ("T3 8B FSDP+compile+Float8", "llama-3.1-8b", 128, 8192, 256, "fp8", _FSDP_SAC, 61.8),
+    # Table 4: 70B, 256 GPUs, FSDP 32 x TP 8, local batch 16, full AC, compile + Float8
+    ("T4 70B 2D", "llama-3.1-70b", 256, 8192, 512, "fp8",
+     dict(tp=8, pp=1, cp=1, zero=3, recompute="full", micro_batch=16, schedule="1f1b"), 71.9),
+    ("T4 70B 2D+AsyncTP", "llama-3.1-70b", 256, 8192, 512, "fp8",
+     dict(tp=8, pp=1, cp=1, zero=3, recompute="full", micro_batch=16, schedule="1f1b"), 67.6),
+    # Table 5: 405B, 512 GPUs, FSDP 8 x TP 8 x PP 8, local batch 32 (8 micro-batches of 4), full AC
+    ("T5 405B 1F1B", "llama-3.1-405b", 512, 8192, 256, "fp8",
+     dict(tp=8, pp=8, cp=1, zero=3, recompute="full", micro_batch=4, schedule="1f1b"), 82.5),
+    ("T5 405B interleaved 1F1B", "llama-3.1-405b", 512, 8192, 256, "fp8",
+     dict(tp=8, pp=8, vpp=2, cp=1, zero=3, recompute="full", micro_batch=4, schedule="interleaved"), 72.7),
+    # Table 6: 405B, 512 GPUs, TP 8 x PP 8, FSDP x CP = 8, local batch 8 (8 micro-batches of 1), full AC, 1F1B
+    ("T6 405B FSDP8 CP1 32K", "llama-3.1-405b", 512, 32768, 64, "fp8",
+     dict(tp=8, pp=8, cp=1, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 75.3),
+    ("T6 405B FSDP4 CP2 64K", "llama-3.1-405b", 512, 65536, 32, "fp8",
+     dict(tp=8, pp=8, cp=2, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 75.9),
+    ("T6 405B FSDP2 CP4 128K", "llama-3.1-405b", 512, 131072, 16, "fp8",
+     dict(tp=8, pp=8, cp=4, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 77.1),
+    ("T6 405B FSDP1 CP8 256K", "llama-3.1-405b", 512, 262144, 8, "fp8",
+     dict(tp=8, pp=8, cp=8, zero=3, recompute="full", micro_batch=1, schedule="1f1b"), 84.9),
+]
+
+# Figures the model misses by more than 10%, each with what is known (strict: a closed gap fails the test).
+TORCHTITAN_MEMORY_GAPS = {
+    "T5 405B 1F1B": "predicted 71.1 GiB (-14%): the same schedule, model and tokens per micro-batch (4 x 8K vs "
+                    "1 x 32K) read 75.3 GiB in Table 6 (FSDP8 CP1), where the prediction is within 6%; nothing in "
+                    "the plan separates the two, so the further 7 GiB are not a term of the plan (allocator reserve)",
+    "T6 405B FSDP1 CP8 256K": "predicted 71.1 GiB (-16%): per rank the tokens, layers and shards equal those of the "
+                              "CP 1-4 rows (75.3-77.1 GiB, predicted within 8%); what grows by 8 GiB at CP 8 is not "
+                              "in the source (ring attention's buffers for 8 KV chunks are 0.1-0.3 GiB at tp 8)",
+}
+
+
+def _tt_spec(model, chips, seq, gbs, precision, plan):
+    return {"model": model, "chips": chips, "framework": "torchtitan-2024",
+            "system": {"chip": {"name": "h100-96gb-hbm2e-500w", "family": "nvidia-hopper", "bf16_tflops": 912,
+                                "fp8_tflops": 1824, "hbm": "96 GB", "hbm_bandwidth": "2.4 TB/s"},
+                       "scale_up": {"size": 8, "bandwidth": "450 GB/s"}, "scale_out": {"bandwidth": "400 Gb/s"}},
+            "training": {"seq_len": seq, "global_batch_seqs": gbs, "precision": precision}, "plan": dict(plan)}
+
+
+@pytest.mark.parametrize("row", TORCHTITAN_MEMORY, ids=[r[0] for r in TORCHTITAN_MEMORY])
+def test_torchtitan_published_peak_memory_within_10_percent(row):
+    label, model, chips, seq, gbs, precision, plan, published_gib = row
+    est = estimate(parse_run(_tt_spec(model, chips, seq, gbs, precision, plan)), advise=False)
+    got = est.memory_per_chip_bytes / 2**30
+    within = abs(got / published_gib - 1.0) <= 0.10
+    if label in TORCHTITAN_MEMORY_GAPS:
+        assert not within, f"known gap closed ({got:.1f} GiB vs {published_gib}): remove {label} from the gaps"
+        pytest.xfail(TORCHTITAN_MEMORY_GAPS[label])
+    assert est.fits
+    assert within, f"{got:.1f} GiB predicted vs {published_gib} GiB published"

@@ -12,11 +12,15 @@ Hand derivations:
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from trainsim.frameworks import optimizer_precisions
 from trainsim.plan_estimate import estimate_complete
+from trainsim.parallel.plan import Plans
 from trainsim.spec import OptimizerSpec, parse_run
+
+from conftest import ctx_for
 
 
 def _run(**kw):
@@ -112,3 +116,56 @@ def test_host_link_of_the_chip():
                            "training": {"global_batch_seqs": 8}}))
     assert gb.host_link_bw == pytest.approx(180e9)
     assert h.host_link_bw == pytest.approx(50e9)
+
+
+def _plan(**kw):
+    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    base.update(kw)
+    return Plans.from_columns(**base)
+
+
+def test_balanced_interleaved_light_chunks_hand_derived(gpt3, a100_system):
+    # Llama 3 405B's layout (Llama 3 report sec. 3.3.2; Megatron-Core --account-for-embedding/loss-in-pipeline-split):
+    # pp 16, v 8 one-layer chunks, the first chunk of rank 0 holds only the embedding and the last chunk of rank 15
+    # only the loss: ranks 0 and 15 hold 7 layers, the others 8. With m = 32 micro-batches, Megatron's warm-up
+    # (2(p - r - 1) + (v - 1) p + 1 chunk-forwards, in groups of p per chunk) leaves on rank 0 31 micro-batches in
+    # chunk 0 (16 + 15 of the second group) and 16 in each of chunks 1-7: 7 x 16 = 112 layer-micro-batches, where
+    # 7 layers x 143 / 8 = 125.1 would spread the missing layer over every chunk. Rank 15 runs 113 chunk-forwards:
+    # 16 in each of chunks 0-6 and 1 in chunk 7 (the loss chunk): 112, not 7 x 113 / 8 = 98.9. The function returns
+    # the layer count that gives those at the rank's W / v micro-batches: 112 / 17.875 and 112 / 14.125.
+    from dataclasses import replace
+    from trainsim.parallel.schedules import code
+    from trainsim.perf.memory import activation_layers
+    ctx = replace(ctx_for(gpt3, a100_system), pipeline_split="balanced")
+    p = _plan(pp=16, vpp=8, schedule=code("interleaved"))
+    m = np.array([32.0])
+    first = activation_layers(ctx, p, m, np.array([7.0]), np.array([8.0]), np.array([0.0]), False)
+    last = activation_layers(ctx, p, m, np.array([7.0]), np.array([8.0]), np.array([15.0]), True)
+    assert first[0] == pytest.approx(112 / 17.875)
+    assert last[0] == pytest.approx(112 / 14.125)
+    # m = p: every chunk holds p micro-batches on rank 0 (W = v p), so the light chunk weighs as much as any: 7 x 16
+    same = activation_layers(ctx, p, np.array([16.0]), np.array([7.0]), np.array([8.0]), np.array([0.0]), False)
+    assert same[0] * 16 * 8 / 8 == pytest.approx(7 * 16)
+    # a stated first/last count (Megatron-Core --decoder-first-pipeline-num-layers) spreads evenly: unchanged
+    stated = replace(ctx, pipeline_split="even", first_stage_layers=7, last_stage_layers=7)
+    assert activation_layers(stated, p, m, np.array([7.0]), np.array([8.0]), np.array([0.0]), False)[0] == 7.0
+
+
+def test_fsdp2_sharded_master_and_freed_gradients_hand_derived(gpt3, a100_system):
+    # torchtitan's FSDP2 (Dec 2024): fp32 parameters sharded over dp are the optimizer's master (no BF16 shard), and
+    # optimizers.zero_grad() (set_to_none) frees the sharded gradients before each forward. For 8e9 parameters over
+    # 8 ranks at ZeRO-3: weights 0, optimizer (4 master + 8 Adam) x 1e9 = 12 GB, gradients 4 GB that only count
+    # where they exceed the activations they replace: with 10 GB of activations, 0; with 1 GB, 3 GB.
+    from dataclasses import replace
+    from trainsim.perf.memory import _gradients_at_peak, _state_bytes
+    ctx = replace(ctx_for(gpt3, a100_system, chips=8), fsdp_sharded_master=True)
+    p = _plan(dp=8, zero=3)
+    w, g, o = _state_bytes(ctx, p, np.array([8e9]), np.array([0.0]))
+    assert (w[0], g[0], o[0]) == pytest.approx((0.0, 4e9, 12e9))
+    assert _gradients_at_peak(ctx, p, g, np.array([10e9]))[0] == 0.0
+    assert _gradients_at_peak(ctx, p, g, np.array([1e9]))[0] == pytest.approx(3e9)
+    # Megatron-Core's persistent buffers: BF16 shard 2 B and fp32 main gradients 4 B stay resident
+    mc = ctx_for(gpt3, a100_system, chips=8)
+    w, g, o = _state_bytes(mc, p, np.array([8e9]), np.array([0.0]))
+    assert (w[0], g[0], o[0]) == pytest.approx((2e9, 4e9, 12e9))
+    assert _gradients_at_peak(mc, p, g, np.array([10e9]))[0] == pytest.approx(4e9)

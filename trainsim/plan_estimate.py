@@ -49,7 +49,10 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        pipeline_split=pl.pipeline_split or "even",
                        offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations,
-                       fsdp_pp_unsharded=bool(profile(framework_of(run)).get("fsdp_pp_unsharded", False)), **runtime)
+                       fsdp_pp_unsharded=bool(profile(framework_of(run)).get("fsdp_pp_unsharded", False)),
+                       loss_fp32_upcast=bool(profile(framework_of(run)).get("loss_fp32_upcast", False)),
+                       fsdp_sharded_master=bool(profile(framework_of(run)).get("fsdp_sharded_master", False)),
+                       **runtime)
 
 
 def is_complete(plan: PlanSpec) -> bool:

@@ -1,14 +1,17 @@
 """Memory per chip: weights, gradients, optimizer states, activations, logits, buffers.
 
 * Model states: :func:`_state_bytes` (mixed precision and ZeRO; precisions and offload from the run's
-  ``optimizer:`` section).
+  ``optimizer:`` section); a stack whose FSDP2 frees the sharded gradients every step counts them only beyond the
+  activations they replace (:func:`_gradients_at_peak`).
 * Activations: tensor by tensor in :mod:`trainsim.perf.activations` (Korthikanti et al. 2022, generalised), with
   the recompute modules that drop each; full recompute by method and group size (:func:`stage_activation_bytes`).
 * Pipeline ranks hold different layers and micro-batches in flight (:func:`trainsim.perf.pipeline.
-  microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported.
-* The last rank adds the logits (tokens x vocab / tp x 6 bytes: BF16 logits + fp32 loss terms; 2 with TE's
-  in-place cross entropy) and the MTP
-  modules.
+  microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported
+  (under Megatron-Core's balanced split with interleaving, the light first / last model chunk holds its own
+  number of micro-batches: :func:`activation_layers`).
+* The last rank adds the logits at the loss's peak (:func:`logit_peak_bytes` per token x vocab / tp entry: 6 for
+  BF16 logits + fp32 loss terms, 2 with TE's in-place cross entropy, 12-18 for an fp32-upcast PyTorch loss) and
+  the MTP modules.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, l
                           op_sac_bytes_per_token)
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
+from ..parallel.schedules import virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 from typing import Any
@@ -156,7 +160,8 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
 
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
-    per param (BF16: 2; FP8 weights 1, 2 on Hopper),
+    per param (BF16: 2; FP8 weights 1, 2 on Hopper; none sharded under ZeRO-3 where the stack's FSDP2 shards the
+    fp32 master itself, ``ctx.fsdp_sharded_master``),
     main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8).
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
@@ -172,6 +177,10 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
     whole = ctx.pp_defers_sync(p)   # FSDP under PP keeping the stage gathered: weights and gradients whole
+    if ctx.fsdp_sharded_master:
+        # FSDP2 shards the fp32 parameters themselves (the optimizer's master, in ``optimizer_bytes``); the
+        # low-precision weights exist only as the per-unit all-gathers of :func:`_zero_unit_buffers`
+        w = np.where((p.zero >= 3) & ~whole, 0.0, w)
     if np.any(whole):
         w = np.where(whole, ctx.weight_bytes * (dense + expert), w)
         g = np.where(whole, o.grad_bytes * (dense + expert), g)
@@ -233,18 +242,82 @@ def offload_bytes_per_microbatch(ctx: StepContext, p: Plans, tokens: Num, layers
     return kept * _offloaded_layers(ctx, layers)
 
 
+def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
+    """Bytes per logit (token x vocab entry on one chip) live at the loss's peak, per plan.
+
+    Megatron-Core and the default: ``ctx.logit_bytes`` (6: BF16 logits + the fp32 softmax its vocab-parallel cross
+    entropy keeps; 2 with TE's in-place fused loss). A stack whose loss upcasts the logits and calls PyTorch's
+    cross entropy (``loss_fp32_upcast``; torchtitan train.py ``loss_fn``:
+    ``cross_entropy(pred.flatten(0, 1).float(), labels)``) holds more at the loss backward, the peak:
+
+    * tp = 1 (aten kernels): the saved fp32 log-softmax output (4), the fp32 gradient ``nll_loss_backward`` writes
+      (4) and the fp32 gradient ``_log_softmax_backward_data`` returns (4): 12 B. The forward holds less (BF16
+      pred 2 + its fp32 copy 4 + the fp32 output 4 = 10).
+    * tp > 1 (torchtitan's default loss parallel, vocab sharded over tp): torch/distributed/tensor/parallel/
+      loss.py ``_nll_loss_and_log_softmax_backward`` returns ``(grad_input + torch.exp(x)) * grad_output`` with
+      ``grad_input = torch.zeros_like(x)``: the saved output x, grad_input, their sum and the product are live at
+      once, 4 fp32 tensors: 16 B (its forward ``_log_softmax``: BF16 pred 2 + fp32 x, shifted, exp(shifted) = 14).
+    * pp > 1 adds the BF16 stage output (2 B): torch.distributed.pipelining keeps each stage's output in its
+      ``fwd_cache`` until that micro-batch's backward, where the non-pipelined loop deletes ``pred`` before
+      ``loss.backward()``."""
+    base = ctx.logit_bytes
+    if not ctx.loss_fp32_upcast:
+        return base + 0.0 * p.tp
+    return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)
+
+
 def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Logits (``ctx.logit_bytes`` per vocab entry per token: 6 for BF16 logits + fp32 softmax terms, 2 with an
-    in-place fused loss; vocab split over tp) of the output head and of every MTP module, plus the MTP layers'
-    activations, for one micro-batch."""
+    """Logits (:func:`logit_peak_bytes` per vocab entry per token; vocab split over tp) of the output head and of
+    every MTP module, plus the MTP layers' activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
-    logits = tokens * a.vocab / p.tp * ctx.logit_bytes * (1.0 + depth)
+    logits = tokens * a.vocab / p.tp * logit_peak_bytes(ctx, p) * (1.0 + depth)
     mtp: Num = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
         mtp = mtp + k * lk.n_layers
     return logits + mtp
+
+
+def _chunk_in_flight(W: Num, pp: Num, v: Num, chunk: Num) -> Num:
+    """Micro-batches of model chunk ``chunk`` (0 .. v - 1) a rank holds when it holds ``W`` chunk-forwards under the
+    interleaved schedule. Megatron-Core runs the forwards in groups of N micro-batches per chunk (chunk 0 of group
+    0, chunk 1 of group 0, ..., then chunk 0 of group 1; ``get_schedule_table``), N =
+    ``microbatch_group_size_per_vp_stage`` = p by default and at least p (schedules.py raises below), so chunk k
+    holds clip(W - k p, 0, p) of the first group and chunk 0 also clip(W - v p, 0, p) of the second; the counts sum
+    to W (W <= (v + 1) p - 1)."""
+    first = np.clip(W - chunk * pp, 0.0, pp)
+    return first + np.where(chunk == 0, np.clip(W - v * pp, 0.0, pp), 0.0)
+
+
+def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Num, rank: Num, last: bool) -> Num:
+    """Layers to cost the first (``last`` False, rank 0) or last rank's in-flight activations with.
+
+    ``layers`` unless the split is Megatron-Core's balanced one (``--account-for-embedding-in-pipeline-split`` /
+    ``--account-for-loss-in-pipeline-split``) under the interleaved schedule: there the embedding takes one
+    layer's place in the first model chunk of the first rank and the loss in the last chunk of the last rank
+    (megatron/core/transformer/transformer_block.py ``get_num_layers_to_build``: every chunk builds
+    layers-per-rank / v, less one in those two chunks; Llama 3 report sec. 3.3.2: "the first model chunk on the
+    first stage has only the embedding, and the last model chunk on the last stage has only output projection and
+    loss calculation"), not one layer fewer spread over all chunks. With c = mid / v layers per chunk, the light
+    chunk holds c - (mid - layers); with W = v x :func:`microbatches_in_flight` chunk-forwards in flight and n of
+    them in the light chunk (:func:`_chunk_in_flight`), the rank keeps c W - (mid - layers) n layer-micro-batches,
+    returned as the layer count that gives the same at W / v micro-batches. Rank 0's light chunk 0 holds the most
+    micro-batches (2p - 1 of W = (v + 1) p - 1 with m >= 2p), so its layers weigh less than 1/v; the last rank's
+    holds one, so its layers weigh more."""
+    if ctx.pipeline_split != "balanced" or ctx.first_stage_layers is not None or ctx.last_stage_layers is not None:
+        return layers
+    use = virtual_stages(p.schedule) & (p.vpp > 1) & (p.pp > 2)
+    if not np.any(use):
+        return layers
+    v = np.maximum(p.vpp, 1).astype(np.float64)
+    pp = p.pp.astype(np.float64)
+    W = microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) * v
+    c = mid / v
+    deficit = np.minimum(np.maximum(mid - layers, 0.0), c)
+    n_light = _chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0)
+    eff = (c * W - deficit * n_light) / np.maximum(W / v, 1e-30)
+    return np.where(use, eff, layers)
 
 
 def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[tuple[Num, Num, Num, Num]]:
@@ -262,12 +335,29 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
         w, g, o = _state_bytes(ctx, p, dense, expert)
+        if kind != "mid":
+            layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
         a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
         on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
+        g = _gradients_at_peak(ctx, p, g, a)
         out.append((w, g, o, a))
     return out
+
+
+def _gradients_at_peak(ctx: StepContext, p: Plans, grads: Num, acts: Num) -> Num:
+    """Sharded gradient bytes counted at the peak: ``grads`` unless the stack frees them every step
+    (``ctx.fsdp_sharded_master``; torchtitan: ``optimizers.zero_grad()`` is torch.optim's ``set_to_none=True``
+    before each forward, and FSDP2 assigns each layer's sharded gradient after its reduce-scatter in the
+    backward). Then they are absent while the activations peak (the backward's start) and fill the memory the
+    activations free layer by layer: the peak is states + max(activations, gradients), i.e. gradients counted as
+    max(grads - acts, 0). Not where FSDP under pipeline parallelism accumulates whole-stage gradients across
+    micro-batches (``ctx.pp_defers_sync``): those live through the later micro-batches' activations."""
+    if not ctx.fsdp_sharded_master:
+        return grads
+    freed = (p.zero >= 2) & ~ctx.pp_defers_sync(p)
+    return np.where(freed, np.maximum(grads - acts, 0.0), grads)
 
 
 def _zero_unit_buffers(ctx: StepContext, p: Plans) -> tuple[Num, Num] | None:
