@@ -38,8 +38,9 @@ def test_flash2_on_hopper_runs_at_35_percent(system, ratio):
 
 
 def test_unstated_kernel_is_the_stacks():
-    assert runtime_settings(TrainingSpec(global_batch_seqs=8), "torchtitan-2024")["attention"] == "flash2"
-    assert runtime_settings(TrainingSpec(global_batch_seqs=8, attention="flash"), "torchtitan-2024")["attention"] == "flash"
+    tt = "torchtitan-2024"
+    assert runtime_settings(TrainingSpec(global_batch_seqs=8), tt)["attention"] == "flash2"
+    assert runtime_settings(TrainingSpec(global_batch_seqs=8, attention="flash"), tt)["attention"] == "flash"
     assert runtime_settings(TrainingSpec(global_batch_seqs=8), "megatron-bridge-2026")["attention"] == "flash"
 
 

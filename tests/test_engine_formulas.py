@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from trainsim.model.counts import count
+from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.plan import Plans
-from trainsim.perf.calibration import Calib
 from trainsim.perf.collectives import all_reduce_time, all_to_all_time, reduce_scatter_time
-from trainsim.perf.memory import layer_activation_bytes, memory_breakdown
+from trainsim.perf.comm_dp import dp_sync_times
+from trainsim.perf.memory import layer_activation_bytes, memory_breakdown, model_state_params
 from trainsim.perf.pipeline import bubble_time
+from trainsim.perf.step import evaluate
 
 from conftest import ctx_for, make_system
 
@@ -168,3 +170,28 @@ def test_mla_up_projection_recompute_frees_q_k_v():
     assert kept_bytes_per_token(ts) - kept_bytes_per_token(ts, ("mla_up_proj",)) == pytest.approx(65536 * 2)
     # moe_act frees the routed experts' down-projection inputs: top-8 x 2048 FP8 bytes
     assert kept_bytes_per_token(ts) - kept_bytes_per_token(ts, ("moe_act",)) == pytest.approx(8 * 2048)
+
+
+def test_zero2_reduce_scatter_per_microbatch_hides_behind_the_next_one():
+    # ZeRO-2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) reduce-scatters every micro-batch's gradients on its own
+    # stream: behind the next micro-batch's forward + backward, the last one behind its own backward only. On a
+    # network so slow that the reduce-scatter g outlasts every window W, exposed = g - f W (f = dp_overlap), so
+    #   zero 2: (m - 1)(g - f (t_f + t_b)) + (g - f t_b),   zero 1: (g - f t_b) (one sync per step, pp = 1),
+    #   zero 2 - zero 1 = (m - 1)(g - f (t_f + t_b)),   with t_f + t_b = (step compute) / m.
+    arch = build_inline(InlineModel(name="d", layers=4, hidden=2048, heads=16, ffn=8192, vocab=32000,
+                                    ffn_act="gelu"))
+    sysm = make_system(out=0.05e9)          # 0.4 Gb/s per chip: communication outlasts compute
+    ctx = ctx_for(arch, sysm, chips=16, seq=2048, gbs=64)
+    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=16, recompute=0, mb=1, schedule=0, node_limit=0)
+    r1 = evaluate(ctx, Plans.from_columns(zero=1, **base))
+    r2 = evaluate(ctx, Plans.from_columns(zero=2, **base))
+    p = Plans.from_columns(zero=2, **base)
+    dense, expert = model_state_params(ctx, p)
+    g, _ = dp_sync_times(ctx, p, dense, expert)
+    m = 64 / 16
+    b = r1.breakdown
+    t_mb = (b["compute_gemm"][0] + b["attention"][0] + b["memory_bound"][0]) / m
+    f = ctx.calib.dp_overlap
+    assert g[0] > t_mb
+    expect = (m - 1) * (g[0] - f * t_mb)
+    assert r2.breakdown["dp_comm"][0] - r1.breakdown["dp_comm"][0] == pytest.approx(expect, rel=1e-6)

@@ -285,12 +285,14 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     z3 = p.zero >= 3
     # zero 0-1: gradients sync behind the last micro-batch's backward, parameters gather behind the first forward;
     # zero 2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) keeps only its gradient shard, so it reduce-scatters after
-    # every micro-batch's backward
+    # every micro-batch's backward: on its own stream, behind the next micro-batch's forward and backward, the last
+    # one's behind its own backward only
     # (FSDP under pipeline parallelism that keeps the stage gathered, ctx.pp_defers_sync: once per step)
     once = ctx.pp_defers_sync(p)
     # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
     win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
-    dp_exp = (np.where((p.zero == 2) & ~once, m * exposed(grad_t, t_b, c.dp_overlap),
+    dp_exp = (np.where((p.zero == 2) & ~once,
+                       (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
                        exposed(grad_t, win * t_b, c.dp_overlap))
               + exposed(gather_t, win * t_f, c.dp_overlap))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
