@@ -153,3 +153,37 @@ def test_refit_every_rollout_server_gets_a_full_copy():
     # one server spanning all 256 chips needs only one copy in all: 32x less per chip
     t1 = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=256)
     assert t1 == pytest.approx(size / 256 / (0.85 * 25e9) + 5e-6)
+
+
+def test_decode_context_is_the_mean_over_decode_steps_by_hand():
+    # two requests of 1,000 and 3,000 output tokens after a 100-token prompt: the 4,000 decode steps sit at
+    # contexts 100 + 0.5 .. 100 + L - 0.5, so their mean is 100 + (1,000 x 500 + 3,000 x 1,500) / 4,000 = 1,350;
+    # the lengths' mean is 2,000 and population std 1,000 (CV 0.5)
+    from trainsim.inference.spec import ServingPart
+
+    steps = np.concatenate([100 + np.arange(L) + 0.5 for L in (1000, 3000)])
+    assert steps.mean() == pytest.approx(1350.0)
+    assert ServingPart(input_len=100, output_len=2000, output_len_cv=0.5).decode_context == 1350
+    # fixed lengths: the request's mean context, prompt + half the output
+    assert ServingPart(input_len=100, output_len=2000).decode_context == 1100
+
+
+@pytest.mark.parametrize("stem,dataset", [("mlperf51-deepseek-r1-", "mlperf-deepseek-r1.csv"),
+                                          ("mlperf41-llama2-70b-", "mlperf-llama2-70b-openorca.csv"),
+                                          ("mlperf51-llama2-70b-", "mlperf-llama2-70b-openorca.csv")])
+def test_mlperf_points_state_their_data_set_lengths(stem, dataset):
+    # the MLPerf specs' mean input and output-length CV are the data set's (validation/inference/datasets)
+    import csv
+
+    from trainsim.inference.spec import load_serving
+
+    with (REPO / "validation" / "inference" / "datasets" / dataset).open() as f:
+        rows = list(csv.DictReader(f))
+    inp = np.array([float(r["input_length"]) for r in rows])
+    out = np.array([float(r["output_length"]) for r in rows])
+    files = sorted((REPO / "validation" / "inference").glob(f"{stem}*.yaml"))
+    assert files
+    for f in files:
+        sp = load_serving(f).serving
+        assert sp.input_len == pytest.approx(inp.mean(), abs=0.5), f.name
+        assert sp.output_len_cv == pytest.approx(out.std() / out.mean(), abs=0.005), f.name

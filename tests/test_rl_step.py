@@ -151,3 +151,25 @@ def test_posttrain_validate_cli_prints_the_rl_table():
     doc = json.loads(res.output)
     (row,) = doc["rows"]
     assert row["reported"] == 192.0 and doc["summary"]["points"] == 1
+
+
+def test_colocated_step_moves_trainer_state_to_host_and_back_by_hand():
+    # NeMo RL colocated (Megatron): the optimizer state and the parameters go to host memory for generation and
+    # come back for log-probs and training; gradients are freed, not copied. GB200 reaches Grace over NVLink-C2C,
+    # 225 GB/s each way per GPU (hardware.yaml), at the engine's 80% DMA share: 2 x (w + o) / 180e9 s per step.
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-128-sync.yaml")
+    (off,) = [p for p in phases(pt) if p.stage == "offload"]
+    w, o = off.detail["weights_bytes_per_chip"], off.detail["optimizer_bytes_per_chip"]
+    assert w > 0 and o > w          # Adam moments and FP32 master weights outweigh the BF16 parameters
+    assert off.detail["host_link_bytes_per_s"] == pytest.approx(225e9 * 0.8, rel=1e-9)
+    assert off.seconds == pytest.approx(2.0 * (w + o) / (225e9 * 0.8), rel=1e-9)
+    # switched off, and never for dedicated (non-colocated) rollout chips
+    from dataclasses import replace
+
+    pt_off = replace(pt, student=pt.student.model_copy(update={"host_offload": False}))
+    assert not [p for p in phases(pt_off) if p.stage == "offload"]
+    pt_async = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-256-async.yaml")
+    assert not [p for p in phases(pt_async, tail=False) if p.stage == "offload"]
