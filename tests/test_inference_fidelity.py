@@ -187,3 +187,32 @@ def test_mlperf_points_state_their_data_set_lengths(stem, dataset):
         sp = load_serving(f).serving
         assert sp.input_len == pytest.approx(inp.mean(), abs=0.5), f.name
         assert sp.output_len_cv == pytest.approx(out.std() / out.mean(), abs=0.005), f.name
+
+
+def test_reserved_kv_caps_the_batch_by_hand():
+    # TensorRT-LLM's GUARANTEED_NO_EVICT admits a request only with KV for input + maximum output in hand.
+    # tiny model, BF16 KV: 4 layers x 8 heads x (64 + 64) x 2 B = 8,192 B per token. On one H800: paged at the mean
+    # context (1,024 + 128 = 1,152 tokens) the batch grid's top (1,024) fits; reserved to 1,024 + 16,384 = 17,408
+    # tokens (142.6 MB) per running request, the 80 GB hold about 530, so the batch drops below the grid top.
+    from trainsim.catalog.load import get_system
+    from trainsim.inference.spec import ServingPart, parse_serving
+
+    assert ServingPart(input_len=1024, output_len=256, max_output_len=16384).kv_reserved_context == 17408
+    assert ServingPart(input_len=1024, output_len=256).kv_reserved_context == 1152
+    doc = {"name": "t", "model": TINY, "system": "hgx-h800", "chips": 1, "plan": {"tp": 1, "pp": 1},
+           "serving": {"phase": "decode", "input_len": 1024, "output_len": 256}}
+    paged = infer_decode(parse_serving(doc))
+    reserved = infer_decode(parse_serving({**doc, "serving": {**doc["serving"], "max_output_len": 16384}}))
+    per_tok = 4 * 8 * (64 + 64) * 2.0
+    assert paged["memory_per_chip_bytes"]["kv_cache"] == pytest.approx(paged["batch_per_instance"] * 1152 * per_tok)
+    mem = reserved["memory_per_chip_bytes"]
+    assert mem["kv_cache"] == pytest.approx(reserved["batch_per_instance"] * 17408 * per_tok)
+    hbm = get_system("hgx-h800").chip.hbm_bytes
+    assert mem["total"] <= hbm < mem["total"] + 2 * reserved["batch_per_instance"] * 17408 * per_tok
+    assert paged["batch_per_instance"] == 1024 and reserved["batch_per_instance"] < 540
+
+
+def infer_decode(sv):
+    from trainsim.inference.serve import infer
+
+    return infer(sv)["decode"]

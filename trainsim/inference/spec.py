@@ -25,6 +25,9 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
       max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
                                        #   max_num_seqs, default 256; SGLang --max-running-requests)
+      max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
+                                       #   running request (TensorRT-LLM's GUARANTEED_NO_EVICT); absent: KV
+                                       #   is paged at the mean context (vLLM, SGLang)
     latency:                           # optional bounds the searched plan must meet
       tpot_ms: 50                      # time per output token
       ttft_ms: 2000                    # time to first token (one prefill round)
@@ -88,6 +91,7 @@ class ServingPart(BaseModel):
     mtp: MTPSpec | None = None
     expert_imbalance: FiniteFloat | None = Field(None, ge=1.0)
     max_batch: PosInt | None = None
+    max_output_len: SeqLen | None = None
 
     @model_validator(mode="after")
     def _one_batch(self):
@@ -112,6 +116,21 @@ class ServingPart(BaseModel):
         if self.context_len is not None:
             return self.context_len
         return self.input_len + int(round(self.output_len * (1.0 + self.output_len_cv ** 2) / 2.0))
+
+    @property
+    def kv_reserved_context(self) -> int:
+        """Tokens of KV cache each running request holds for the batch-capacity check: ``input_len +
+        max_output_len`` when the stack reserves a request's blocks to its maximum length at admission, else the
+        mean decode context (paged KV grows as tokens are generated: Kwon et al., SOSP'23).
+
+        TensorRT-LLM's default capacity scheduler policy ``GUARANTEED_NO_EVICT`` admits a request only if the KV
+        blocks for its prompt plus its maximum output fit, so that a started request is never paused
+        (TensorRT-LLM docs, performance tuning guide, "Useful Runtime Options: Capacity Scheduler Policy";
+        ``SchedulerConfig.capacity_scheduler_policy`` default); ``MAX_UTILIZATION`` packs by current length.
+        """
+        if self.max_output_len is not None:
+            return self.input_len + self.max_output_len
+        return self.decode_context
 
 
 class LatencyPart(BaseModel):
