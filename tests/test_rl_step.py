@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
 
 _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.6-2.8x the predicted step (38-49 s: generation "
-         "31-36 s, log-probs and training 4-10 s, host offload 1-2 s). Located from the published pairs (same layouts, twice the GPUs): "
+         "31-36 s, log-probs and training 4-10 s, host offload 1-2 s). Located from the published pairs (same "
+         "layouts, twice the GPUs): "
          "the step falls by 23 s on H100 (256 -> 512) and 9 s on GB200 (128 -> 256) where the predicted training side "
          "falls by 3.0 s and 2.6 s, so the training side is ~3-5x short (an engine matter: 4% MFU predicted at "
          "micro-batch 1, PP16 x EP16); the remainder (~88 s on both H100, TP32 over "
