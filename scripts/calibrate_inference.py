@@ -145,15 +145,17 @@ def rl_table() -> str:
     _calib.default_calib.cache_clear()
     clear_cache()
     rows = rl_errors()
-    lines = ["| run | mode | published step (s) | predicted (s) | error | refit | generation | log-probs | training |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | mode | published step (s) | predicted (s) | error | refit | host offload | generation | log-probs "
+             "| training |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["error"] is None:
-            lines.append(f"| {r['name']} | | {r['reported']:.1f} | no plan | | | | | |")
+            lines.append(f"| {r['name']} | | {r['reported']:.1f} | no plan | | | | | | |")
             continue
         st = r["stages_s"]
         lines.append(f"| {r['name']} | {r['mode']} | {r['reported']:.1f} | {r['predicted']:.1f} | "
-                     f"{r['error'] * 100:+.0f}% | {st.get('weights', 0):.1f} | {st.get('rollout', 0):.1f} | "
+                     f"{r['error'] * 100:+.0f}% | {st.get('weights', 0):.1f} | {st.get('offload', 0):.1f} | "
+                     f"{st.get('rollout', 0):.1f} | "
                      f"{st.get('logprobs', 0):.1f} | {st.get('train', 0):.1f} |")
     sm = rl_summary(rows)
     if sm.get("points"):

@@ -153,3 +153,66 @@ def test_refit_every_rollout_server_gets_a_full_copy():
     # one server spanning all 256 chips needs only one copy in all: 32x less per chip
     t1 = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=256)
     assert t1 == pytest.approx(size / 256 / (0.85 * 25e9) + 5e-6)
+
+
+def test_decode_context_is_the_mean_over_decode_steps_by_hand():
+    # two requests of 1,000 and 3,000 output tokens after a 100-token prompt: the 4,000 decode steps sit at
+    # contexts 100 + 0.5 .. 100 + L - 0.5, so their mean is 100 + (1,000 x 500 + 3,000 x 1,500) / 4,000 = 1,350;
+    # the lengths' mean is 2,000 and population std 1,000 (CV 0.5)
+    from trainsim.inference.spec import ServingPart
+
+    steps = np.concatenate([100 + np.arange(L) + 0.5 for L in (1000, 3000)])
+    assert steps.mean() == pytest.approx(1350.0)
+    assert ServingPart(input_len=100, output_len=2000, output_len_cv=0.5).decode_context == 1350
+    # fixed lengths: the request's mean context, prompt + half the output
+    assert ServingPart(input_len=100, output_len=2000).decode_context == 1100
+
+
+@pytest.mark.parametrize("stem,dataset", [("mlperf51-deepseek-r1-", "mlperf-deepseek-r1.csv"),
+                                          ("mlperf41-llama2-70b-", "mlperf-llama2-70b-openorca.csv"),
+                                          ("mlperf51-llama2-70b-", "mlperf-llama2-70b-openorca.csv")])
+def test_mlperf_points_state_their_data_set_lengths(stem, dataset):
+    # the MLPerf specs' mean input and output-length CV are the data set's (validation/inference/datasets)
+    import csv
+
+    from trainsim.inference.spec import load_serving
+
+    with (REPO / "validation" / "inference" / "datasets" / dataset).open() as f:
+        rows = list(csv.DictReader(f))
+    inp = np.array([float(r["input_length"]) for r in rows])
+    out = np.array([float(r["output_length"]) for r in rows])
+    files = sorted((REPO / "validation" / "inference").glob(f"{stem}*.yaml"))
+    assert files
+    for f in files:
+        sp = load_serving(f).serving
+        assert sp.input_len == pytest.approx(inp.mean(), abs=0.5), f.name
+        assert sp.output_len_cv == pytest.approx(out.std() / out.mean(), abs=0.005), f.name
+
+
+def test_reserved_kv_caps_the_batch_by_hand():
+    # TensorRT-LLM's GUARANTEED_NO_EVICT admits a request only with KV for input + maximum output in hand.
+    # tiny model, BF16 KV: 4 layers x 8 heads x (64 + 64) x 2 B = 8,192 B per token. On one H800: paged at the mean
+    # context (1,024 + 128 = 1,152 tokens) the batch grid's top (1,024) fits; reserved to 1,024 + 16,384 = 17,408
+    # tokens (142.6 MB) per running request, the 80 GB hold about 530, so the batch drops below the grid top.
+    from trainsim.catalog.load import get_system
+    from trainsim.inference.spec import ServingPart, parse_serving
+
+    assert ServingPart(input_len=1024, output_len=256, max_output_len=16384).kv_reserved_context == 17408
+    assert ServingPart(input_len=1024, output_len=256).kv_reserved_context == 1152
+    doc = {"name": "t", "model": TINY, "system": "hgx-h800", "chips": 1, "plan": {"tp": 1, "pp": 1},
+           "serving": {"phase": "decode", "input_len": 1024, "output_len": 256}}
+    paged = infer_decode(parse_serving(doc))
+    reserved = infer_decode(parse_serving({**doc, "serving": {**doc["serving"], "max_output_len": 16384}}))
+    per_tok = 4 * 8 * (64 + 64) * 2.0
+    assert paged["memory_per_chip_bytes"]["kv_cache"] == pytest.approx(paged["batch_per_instance"] * 1152 * per_tok)
+    mem = reserved["memory_per_chip_bytes"]
+    assert mem["kv_cache"] == pytest.approx(reserved["batch_per_instance"] * 17408 * per_tok)
+    hbm = get_system("hgx-h800").chip.hbm_bytes
+    assert mem["total"] <= hbm < mem["total"] + 2 * reserved["batch_per_instance"] * 17408 * per_tok
+    assert paged["batch_per_instance"] == 1024 and reserved["batch_per_instance"] < 540
+
+
+def infer_decode(sv):
+    from trainsim.inference.serve import infer
+
+    return infer(sv)["decode"]

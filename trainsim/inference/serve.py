@@ -144,7 +144,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
             inter = sp.input_len / (sp.output_len * out["prefill"]["tokens_per_s_per_chip"])
         ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
                          batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch,
-                         prefill_s_per_seq_chip=inter)
+                         memory_context=sp.kv_reserved_context, prefill_s_per_seq_chip=inter)
         if ev.best is None:
             raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
         d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)

@@ -12,7 +12,10 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       input_len: 4096                  # prompt tokens per request
       output_len: 1024                 # generated tokens per request
       context_len: 4096                # decode: KV length per sequence at the measured step
-                                       #   (default input_len + output_len / 2, the mean over a request)
+                                       #   (default input_len + output_len (1 + output_len_cv^2) / 2, the
+                                       #   mean over decode steps)
+      output_len_cv: 1.25              # optional: coefficient of variation of the output lengths (default 0:
+                                       #   every request generates output_len tokens)
       batch_per_chip: 96               # decode sequences per chip, or `batch:` per instance; absent -> searched
       prefill_tokens_per_chip: 16384   # prompt tokens per chip per prefill round; absent -> searched
       precision: int8                  # bf16 | fp8 | int8 | fp4: weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
@@ -22,6 +25,9 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
       max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
                                        #   max_num_seqs, default 256; SGLang --max-running-requests)
+      max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
+                                       #   running request (TensorRT-LLM's GUARANTEED_NO_EVICT); absent: KV
+                                       #   is paged at the mean context (vLLM, SGLang)
     latency:                           # optional bounds the searched plan must meet
       tpot_ms: 50                      # time per output token
       ttft_ms: 2000                    # time to first token (one prefill round)
@@ -75,6 +81,7 @@ class ServingPart(BaseModel):
     input_len: SeqLen
     output_len: SeqLen = 1
     context_len: SeqLen | None = None
+    output_len_cv: NonNegFloat = 0.0
     batch_per_chip: PosFloat | None = None
     batch: PosInt | None = None
     prefill_tokens_per_chip: PosFloat | None = None
@@ -84,6 +91,7 @@ class ServingPart(BaseModel):
     mtp: MTPSpec | None = None
     expert_imbalance: FiniteFloat | None = Field(None, ge=1.0)
     max_batch: PosInt | None = None
+    max_output_len: SeqLen | None = None
 
     @model_validator(mode="after")
     def _one_batch(self):
@@ -93,9 +101,36 @@ class ServingPart(BaseModel):
 
     @property
     def decode_context(self) -> int:
-        """Mean context (tokens) of a decode step: ``context_len`` if given, else input length +
-        half the output length."""
-        return self.context_len if self.context_len is not None else self.input_len + self.output_len // 2
+        """Mean context (tokens) of a decode step: ``context_len`` if given, else
+        ``input_len + output_len x (1 + output_len_cv^2) / 2``.
+
+        Under continuous batching every decode step of every request is one sample, so a request generating ``L``
+        tokens contributes ``L`` steps at contexts ``in + 0.5 .. in + L - 0.5``: the mean over steps is
+        ``E[in] + E[L^2] / (2 E[L]) = E[in] + E[L] (1 + cv^2) / 2`` -- length-biased sampling (the inspection
+        paradox: Feller, *An Introduction to Probability Theory and Its Applications* vol. II, sec. I.4 and
+        XI.4): long requests hold more of the steps. With fixed lengths (cv 0) it is the request's mean context
+        ``in + L / 2``. The same mean gives the KV cache held by a full batch. The correlation of input and output
+        lengths (``cov(in, L) / E[L]``) is left out (MLPerf DeepSeek-R1 set: -172 of 5,826 tokens; OpenOrca:
+        -23 of 377, from ``scripts/dataset_lengths.py``).
+        """
+        if self.context_len is not None:
+            return self.context_len
+        return self.input_len + int(round(self.output_len * (1.0 + self.output_len_cv ** 2) / 2.0))
+
+    @property
+    def kv_reserved_context(self) -> int:
+        """Tokens of KV cache each running request holds for the batch-capacity check: ``input_len +
+        max_output_len`` when the stack reserves a request's blocks to its maximum length at admission, else the
+        mean decode context (paged KV grows as tokens are generated: Kwon et al., SOSP'23).
+
+        TensorRT-LLM's default capacity scheduler policy ``GUARANTEED_NO_EVICT`` admits a request only if the KV
+        blocks for its prompt plus its maximum output fit, so that a started request is never paused
+        (TensorRT-LLM docs, performance tuning guide, "Useful Runtime Options: Capacity Scheduler Policy";
+        ``SchedulerConfig.capacity_scheduler_policy`` default); ``MAX_UTILIZATION`` packs by current length.
+        """
+        if self.max_output_len is not None:
+            return self.input_len + self.max_output_len
+        return self.decode_context
 
 
 class LatencyPart(BaseModel):

@@ -27,6 +27,7 @@ from ..model.arch import Arch
 from ..model.counts import count
 from ..inference.setup import BYTES
 from .. import estimate
+from ..estimate import context
 from ..spec import PlanSpec, Run, TrainingSpec
 
 _CACHE: dict[tuple, object] = {}
@@ -164,6 +165,11 @@ class TrainTime:
     tokens_per_s_per_chip: float
     mfu: float
     plan: dict
+    #: bytes per chip of the trainer's weights and optimizer state (the training engine's memory model)
+    weights_bytes_per_chip: float = 0.0
+    optimizer_bytes_per_chip: float = 0.0
+    #: bytes/s per chip, one direction, that host-memory copies reach (the engine's host link)
+    host_link_bw: float = 0.0
 
 
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
@@ -179,12 +185,31 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                                         precision=precision),
                   plan=PlanSpec(**(plan or {})), reported=None)
         est = estimate(run)
-        return est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan)
+        return (est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
+                est.memory["optimizer"], context(run).host_link_bw)
 
-    step, tps, mfu, used = _cached(_key("train", arch, system, chips, int(sequences), seq_len, precision,
-                                        repr(sorted((plan or {}).items()))), compute)
+    step, tps, mfu, used, w_b, o_b, host_bw = _cached(
+        _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items()))),
+        compute)
     fwd = extra_forward_passes * step / 3.0
-    return TrainTime(step + fwd, step, fwd, tps, mfu, used)
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)
+
+
+def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float) -> float:
+    """Seconds per step a colocated trainer spends moving its state to host memory and back.
+
+    NeMo RL (Megatron backend, ``nemo_rl/models/policy/workers/megatron_policy_worker.py``), every step with
+    generation on the same chips: ``offload_before_refit`` frees the gradient buffers (Megatron-Core
+    ``_ParamAndGradBuffer.offload_to_cpu`` only resizes their storage to 0: nothing is copied) and moves the
+    optimizer state to the host (``move_optimizer("cpu")``, on by default: ``offload_optimizer_for_refit``);
+    ``offload_after_refit`` copies the parameter buffers to pinned host memory; ``prepare_for_lp_inference`` and
+    ``prepare_for_training`` bring the parameters and the optimizer state back. Each chip moves its own shard over
+    its own host link, so a step costs ``2 x (weights + optimizer state) / host-link bandwidth`` per chip
+    (``host_link_bw``: the training engine's, :attr:`trainsim.perf.context.StepContext.host_link_bw`).
+    """
+    if host_link_bw <= 0:
+        return 0.0
+    return 2.0 * (weights_bytes + optimizer_bytes) / host_link_bw
 
 
 def weight_bytes(arch: Arch, precision: str) -> float:

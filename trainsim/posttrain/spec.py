@@ -113,6 +113,9 @@ class StudentPart(BaseModel):
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
     train_plan: dict[str, Any] | None = None
+    #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
+    #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
+    host_offload: bool = True
 
     @field_validator("train_plan")
     @classmethod

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (full_broadcast_s, intra_cluster_broadcast_s, rollout_time, scoring_time, train_time,
-                     weight_bytes)
+from .phases import (full_broadcast_s, host_offload_s, intra_cluster_broadcast_s, rollout_time, scoring_time,
+                     train_time, weight_bytes)
 from .spec import PostTrain
 
-STAGES = ("weights", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
+STAGES = ("weights", "offload", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
 ID_BYTES = 4.0
 LOGPROB_BYTES = 4.0
 TOPK_ENTRY_BYTES = 6.0     # 4 B token id + 2 B (BF16) value
@@ -89,6 +89,12 @@ def _train_chips(pt: PostTrain) -> int:
     if pt.student.rollouts == "student" and pt.rollout_cluster == pt.student.cluster and pt.student.rollout_chips:
         return c - pt.student.rollout_chips
     return c
+
+
+def _colocated(pt: PostTrain) -> bool:
+    """The student's rollouts time-share its training chips (same cluster, no dedicated rollout chips)."""
+    return pt.rollout_cluster == pt.student.cluster and pt.student.rollouts == "student" \
+        and not pt.student.rollout_chips
 
 
 def _rollout_jobs(pt: PostTrain) -> list[tuple[str, int, float, str | None]]:
@@ -162,6 +168,13 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
             out.append(ph)
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
                     st.extra_forward_passes, pt.student.train_plan)
+    if pt.student.host_offload and _colocated(pt):
+        off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
+        out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
+                         chips=t_chips, bytes=2.0 * (tr.weights_bytes_per_chip + tr.optimizer_bytes_per_chip),
+                         detail={"weights_bytes_per_chip": tr.weights_bytes_per_chip,
+                                 "optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
+                                 "host_link_bytes_per_s": tr.host_link_bw}))
     if tr.forward_s > 0:
         out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s,
                          cluster=tc, chips=t_chips, detail={"forward_passes": st.extra_forward_passes}))

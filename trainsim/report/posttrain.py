@@ -26,7 +26,7 @@ def render_posttrain(res: dict) -> None:
     for p in res["phases"]:
         key = "WAN" if p.get("link") else p["stage"]
         stages[key] = stages.get(key, 0.0) + p["seconds"]
-    names = {"weights": "refit", "rollout": "generation", "scoring": "teacher scoring", "logprobs": "log-probs",
+    names = {"weights": "refit", "offload": "host offload", "rollout": "generation", "scoring": "teacher scoring", "logprobs": "log-probs",
              "train": "training"}
     c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
@@ -41,16 +41,17 @@ def render_rl_errors(rows: list[dict], summ: dict) -> None:
     """The whole-step check: published vs predicted RL step time, with the predicted timeline per stage."""
     c = console()
     t = table(title="post-training model vs published RL step times (seconds per step)")
-    for col in ("run", "mode", "reported", "predicted", "error", "refit", "generation", "log-probs", "training"):
+    for col in ("run", "mode", "reported", "predicted", "error", "refit", "offload", "generation", "log-probs",
+                "training"):
         t.add_column(col, justify="left" if col in ("run", "mode") else "right")
     for r in rows:
         if r["error"] is None:
-            t.add_row(r["name"], "", f"{r['reported']:.1f}", "-", "no plan", "", "", "", "")
+            t.add_row(r["name"], "", f"{r['reported']:.1f}", "-", "no plan", "", "", "", "", "")
             continue
         st = r["stages_s"]
         t.add_row(r["name"], r["mode"], f"{r['reported']:.1f}", f"{r['predicted']:.1f}", f"{r['error'] * 100:+.0f}%",
-                  f"{st.get('weights', 0):.1f}", f"{st.get('rollout', 0):.1f}", f"{st.get('logprobs', 0):.1f}",
-                  f"{st.get('train', 0):.1f}")
+                  f"{st.get('weights', 0):.1f}", f"{st.get('offload', 0):.1f}", f"{st.get('rollout', 0):.1f}",
+                  f"{st.get('logprobs', 0):.1f}", f"{st.get('train', 0):.1f}")
     c.print(t)
     if summ.get("points"):
         c.print(f"{summ['points']} runs ({summ['failed']} without a plan): median |error| "
