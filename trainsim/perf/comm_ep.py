@@ -11,7 +11,11 @@ per node over the scale-out network and fanned out inside the node) and the node
 without a routing limit (DeepEP's internode kernels, NVIDIA HybridEP; Megatron-Core's flex dispatcher,
 ``training.moe_dispatcher: deepep | hybridep``): with G = ep groups of w ranks in a scale-up domain, a token
 reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M; the scale-out bytes are one
-copy per remote domain hit, the scale-up bytes the k copies delivered inside domains.
+copy per remote domain hit, the scale-up bytes the copies delivered inside domains: k with Megatron's all-to-all
+permutation (one copy per routed expert), but one per destination rank with DeepEP / HybridEP, whose dispatch
+layout sends a token once to each rank holding any of its experts and whose combine returns one weighted sum per
+rank (deepseek-ai/DeepEP ``get_dispatch_layout``: ``num_tokens_per_rank``, ``is_token_in_rank``): E[distinct ranks]
+= ep (1 - (1 - 1/ep)^k) copies.
 
 Group-limited routing (DeepSeek-V2 sec. 2.1.2, DeepSeek-V3 sec. 2.1.2; the model's ``n_group`` / ``topk_group``):
 the experts form n_group groups of consecutive experts, each token is routed inside its topk_group best groups.
@@ -66,7 +70,9 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
     distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
     remote = distinct * (g - 1.0) / g
-    inner = k * (w - 1.0) / w
+    per_rank = ctx.moe_dispatcher != "alltoall"
+    copies = expected_distinct(k, 1.0, p.ep.astype(np.float64)) if per_rank else k
+    inner = copies * (w - 1.0) / w
     # the wiring of each level slows this traffic as it slows a plain all-to-all (perf/topology.py)
     levels = ctx.system.levels
     f_in = a2a_factor(levels[0].topology, w, p.etp)
