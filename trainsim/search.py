@@ -18,7 +18,7 @@ import numpy as np
 
 from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
-from .parallel.plan import RECOMPUTE, Plans
+from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
@@ -30,6 +30,10 @@ from .spec import PlanSpec, Run
 from .errors import TrainsimError
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
+#: plans per chunk of the memory-only pass (:func:`_memory_pass`): its temporaries (8 bytes a plan) then stay within
+#: a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536 about 0.75x the CPU
+#: time of 131,072
+MEMORY_CHUNK = 65536
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 #: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
@@ -369,7 +373,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
             whole, rej = par.expand(np.arange(len(par)))
-            n_all, fit_all, least_all, row_mem = _memory_pass(ctx, whole, hbm)
+            n_all, fit_all, least_all, row_mem = _memory_pass(ctx, par, whole, hbm)
             rejected = par.rejected.copy()
             for c, v in rej.items():             # as enumerate_space counts them
                 rejected[c] += v
@@ -495,36 +499,55 @@ def _front_rows(lb: np.ndarray, row_mem: np.ndarray, front_v: np.ndarray, front_
     return np.isfinite(row_mem) & (lo <= f) & (lo <= span_v)
 
 
-def _memory_pass(ctx, space: Space, hbm: float) -> tuple:
+def _memory_pass(ctx, par, whole: Space, hbm: float) -> tuple:
     """(plans, plans that fit in ``hbm``, least memory per chip, least memory of each base row's plans that fit
-    (inf: none)) of ``space``: the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`,
-    as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
-    if not len(space):
+    (inf: none)) of ``whole`` = ``par.expand(np.arange(len(par)))``: the memory arithmetic of the search's bulk
+    pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
+
+    The plans are costed on a grid (zero, recompute, parent row, expert choice) whose parent fields lie along one
+    axis and the (ep, etp, node_limit) candidates of the last expansion along another, so each part of the memory
+    is computed at the shape of the fields it reads (activations once per parent row, not once per expert
+    choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit) are masked out. Every valid
+    plan's number is the one the search's evaluation gives (the same elementwise arithmetic)."""
+    if not len(whole):
         return 0, 0, None, np.zeros(0)
-    b = space.base
-    used_b = b.tp * b.pp * b.cp * b.dp
-    row_mem = np.empty(len(b))
-    rows = max(1, CHUNK // max(space.k, 1))
+    cols, ex = par.cols, par.experts
+    P, E = len(par), len(ex)
+    valid = np.zeros(P * E, bool)
+    valid[whole.rank] = True
+    valid = valid.reshape(P, E)
+    pb = par.batch()
+    used_p = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
+    row_mem = np.empty((P, E))
+    rows = max(1, MEMORY_CHUNK // max(whole.k * E, 1))
+    expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
 
     def one(s: int) -> tuple[int, float]:
-        sl = slice(s, min(len(b), s + rows))
-        p = space.grid_last(sl)
-        c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
+        sl = slice(s, min(P, s + rows))
+        p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
+                         par.recompute[None, :, None, None] if f == "recompute" else
+                         expert_col[f][None, None, None, :] if f in expert_col else
+                         cols[f][None, None, sl, None]) for f in INT_FIELDS})
+        c = replace(ctx, global_batch_seqs=pb[None, None, sl, None], chips=used_p[None, None, sl, None])
         tokens = float(c.seq_len) * p.mb / p.cp
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
-        fits = mem <= hbm
-        row_mem[sl] = np.where(fits, mem, np.inf).min(axis=(0, 1))
-        return int(np.count_nonzero(fits)), float(mem.min())
+        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), sl.stop - s, E))
+        ok = valid[sl]
+        # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
+        least = np.where(ok, mem.min(axis=(0, 1)), np.inf)
+        row_mem[sl] = np.where(least <= hbm, least, np.inf)
+        le = mem <= hbm
+        n_fit = np.count_nonzero(le) - (np.count_nonzero(le[:, :, ~ok]) if not ok.all() else 0)
+        return int(n_fit), float(least.min())
 
-    starts = range(0, len(b), rows)
+    starts = range(0, P, rows)
     workers = min(SEARCH_THREADS, len(starts))
     if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
         with ThreadPoolExecutor(workers) as pool:
             outs = list(pool.map(one, starts))
     else:
         outs = [one(s) for s in starts]
-    return len(space), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem
+    return len(whole), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem.reshape(-1)[whole.rank]
 
 
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
@@ -533,7 +556,8 @@ def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: 
     bulk pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
     ctx = context(run, calib)
     tr = run.training
-    space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
-                               domain=run.system.scale_up_size, use_all=use_all)
-    _, n_fit, least, _ = _memory_pass(ctx, space, run.system.chip.hbm_bytes)
+    par = _parents((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
+                   dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
+    whole, _ = par.expand(np.arange(len(par)))
+    _, n_fit, least, _ = _memory_pass(ctx, par, whole, run.system.chip.hbm_bytes)
     return n_fit, least
