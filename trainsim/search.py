@@ -299,6 +299,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
     enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
     pruned = bool(prune and not keep_all)
+    table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
     if not pruned:
         space, rejected = enumerate_space(*enum_args, **enum_kw)
@@ -414,7 +415,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         pos = ci if space.rank is None else space.rank[ci // K] * K + ci % K
         order = ci[np.lexsort((pos, idle, cv))][:want]
         sub = space.plans(order)
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K]), sub)
+        ctx_b = replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K])
+        # the per-layer costs from the pruned search's table (the same layer_costs values), not computed again
+        res = evaluate(ctx_b, sub, shared=shared_costs(ctx_b, sub, table) if table is not None else None)
         best_rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = best_rows[0], best_rows[1:]
         if with_pareto:
