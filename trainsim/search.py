@@ -9,6 +9,7 @@ an answer (``search(..., prune=False)`` evaluates every plan; the tests compare 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +37,35 @@ CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 MEMORY_CHUNK = 65536
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
-#: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
-#: (on a shared, loaded machine a second thread measured slower; benchmarks/bench_planner.py measures both)
-SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 1))
+
+
+def idle_cpus() -> int:
+    """CPUs this process may use that the system's load leaves idle: the CPUs of its affinity mask less the
+    1-minute load average (rounded down), at least 1, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(4, cpus - int(load)))
+
+
+#: threads of a search (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, else the idle CPUs when the
+#: module is imported (:func:`idle_cpus`: on a shared, loaded machine a second thread measured slower;
+#: benchmarks/bench_planner.py measures one and two). With two or more, chunks of the exhaustive search and of the
+#: memory-only pass are evaluated at once, and a pruned search with the Pareto front runs its memory-only pass
+#: beside its rounds. The answer does not depend on the number.
+SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 0) or idle_cpus())
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in this process's searches (the worker processes of ``scenario --all`` use one each: the
+    processes already share the CPUs)."""
+    global SEARCH_THREADS
+    SEARCH_THREADS = max(1, int(n))
 
 
 @dataclass
@@ -336,6 +363,13 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=pb, chips=pp.tp * pp.pp * pp.cp * pp.dp),
                                     pp, par.experts, table) / pb if len(par) else np.zeros(0)
         left = np.ones(len(par), bool)           # parents not expanded yet
+        # with a second thread, the memory-only pass over every plan (for the Pareto front and the counts, below)
+        # runs beside the rounds (it reads only the parents); stopped when the rounds leave nothing for it to do
+        stop = threading.Event()
+        bg = bg_pool = None
+        if with_pareto and len(par) and SEARCH_THREADS > 1:
+            bg_pool = ThreadPoolExecutor(1)
+            bg = bg_pool.submit(_whole_memory, ctx, par, hbm, stop, 1)
         k = min(len(par), max(1, PROBE_PARENTS))
         probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
         for rnd in range(2):
@@ -370,11 +404,16 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                 merge(chunk(view, s, rows))
         for c in sorted(last_rej):               # in code order, as one expansion of every parent counts them
             rejected[c] += last_rej[c]
-        if with_pareto and n_fit and not exact:
+        need_front = with_pareto and n_fit and not exact
+        if bg is not None and not need_front:
+            stop.set()
+        if bg_pool is not None:
+            bg_pool.shutdown(wait=True)
+        if need_front:
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
-            whole, rej = par.expand(np.arange(len(par)))
-            n_all, fit_all, least_all, row_mem = _memory_pass(ctx, par, whole, hbm)
+            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg.result() if bg is not None else
+                                                                _whole_memory(ctx, par, hbm))
             rejected = par.rejected.copy()
             for c, v in rej.items():             # as enumerate_space counts them
                 rejected[c] += v
@@ -502,7 +541,15 @@ def _front_rows(lb: np.ndarray, row_mem: np.ndarray, front_v: np.ndarray, front_
     return np.isfinite(row_mem) & (lo <= f) & (lo <= span_v)
 
 
-def _memory_pass(ctx, par, whole: Space, hbm: float) -> tuple:
+def _whole_memory(ctx, par, hbm: float, stop: threading.Event | None = None, threads: int | None = None) -> tuple:
+    """(every plan of the parents ``par`` as a :class:`Space`, the last expansion's rejections, :func:`_memory_pass`
+    of them); ``stop`` set: the pass ends early (its numbers are then not used)."""
+    whole, rej = par.expand(np.arange(len(par)))
+    return whole, rej, _memory_pass(ctx, par, whole, hbm, stop, threads)
+
+
+def _memory_pass(ctx, par, whole: Space, hbm: float, stop: threading.Event | None = None,
+                 threads: int | None = None) -> tuple:
     """(plans, plans that fit in ``hbm``, least memory per chip, least memory of each base row's plans that fit
     (inf: none)) of ``whole`` = ``par.expand(np.arange(len(par)))``: the memory arithmetic of the search's bulk
     pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
@@ -526,6 +573,8 @@ def _memory_pass(ctx, par, whole: Space, hbm: float) -> tuple:
     expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
 
     def one(s: int) -> tuple[int, float]:
+        if stop is not None and stop.is_set():
+            return 0, np.inf
         sl = slice(s, min(P, s + rows))
         p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
                          par.recompute[None, :, None, None] if f == "recompute" else
@@ -544,7 +593,7 @@ def _memory_pass(ctx, par, whole: Space, hbm: float) -> tuple:
         return int(n_fit), float(least.min())
 
     starts = range(0, P, rows)
-    workers = min(SEARCH_THREADS, len(starts))
+    workers = min(SEARCH_THREADS if threads is None else threads, len(starts))
     if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
         with ThreadPoolExecutor(workers) as pool:
             outs = list(pool.map(one, starts))
