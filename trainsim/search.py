@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -337,7 +336,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         view = add_round(space, shared)
         starts = range(0, len(space.base), rows)
         workers = min(SEARCH_THREADS, len(starts))
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        pool = _thread_pool(workers) if workers > 1 else None
         try:
             # chunks merged in order, so the answer does not depend on the number of threads
             for out in (pool.map(lambda s: chunk(view, s, rows), starts) if pool is not None else
@@ -366,10 +365,8 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         # with a second thread, the memory-only pass over every plan (for the Pareto front and the counts, below)
         # runs beside the rounds (it reads only the parents); stopped when the rounds leave nothing for it to do
         stop = threading.Event()
-        bg = bg_pool = None
-        if with_pareto and len(par) and SEARCH_THREADS > 1:
-            bg_pool = ThreadPoolExecutor(1)
-            bg = bg_pool.submit(_whole_memory, ctx, par, hbm, stop, 1)
+        bg = _Background(_whole_memory, ctx, par, hbm, stop, 1) if with_pareto and len(par) and \
+            SEARCH_THREADS > 1 else None
         k = min(len(par), max(1, PROBE_PARENTS))
         probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
         for rnd in range(2):
@@ -407,8 +404,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         need_front = with_pareto and n_fit and not exact
         if bg is not None and not need_front:
             stop.set()
-        if bg_pool is not None:
-            bg_pool.shutdown(wait=True)
+            bg.result()
         if need_front:
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
@@ -541,6 +537,36 @@ def _front_rows(lb: np.ndarray, row_mem: np.ndarray, front_v: np.ndarray, front_
     return np.isfinite(row_mem) & (lo <= f) & (lo <= span_v)
 
 
+def _thread_pool(workers: int):
+    """A ``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads (the module, with logging, is imported
+    only by a search that uses one)."""
+    from concurrent.futures import ThreadPoolExecutor
+    return ThreadPoolExecutor(workers)
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own (a daemon: it never holds up the interpreter's exit);
+    :meth:`result` waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        self._out: tuple = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._out = (fn(*args), None)
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._out = (None, exc)
+
+    def result(self):
+        self._thread.join()
+        value, exc = self._out
+        if exc is not None:
+            raise exc
+        return value
+
+
 def _whole_memory(ctx, par, hbm: float, stop: threading.Event | None = None, threads: int | None = None) -> tuple:
     """(every plan of the parents ``par`` as a :class:`Space`, the last expansion's rejections, :func:`_memory_pass`
     of them); ``stop`` set: the pass ends early (its numbers are then not used)."""
@@ -595,7 +621,7 @@ def _memory_pass(ctx, par, whole: Space, hbm: float, stop: threading.Event | Non
     starts = range(0, P, rows)
     workers = min(SEARCH_THREADS if threads is None else threads, len(starts))
     if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
-        with ThreadPoolExecutor(workers) as pool:
+        with _thread_pool(workers) as pool:
             outs = list(pool.map(one, starts))
     else:
         outs = [one(s) for s in starts]
