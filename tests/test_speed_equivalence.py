@@ -110,7 +110,8 @@ def test_memory_pass_on_the_expert_grid_is_the_per_plan_memory(monkeypatch):
     hbm = run.system.chip.hbm_bytes
     for threads in (1, 3):
         monkeypatch.setattr(S, "MEMORY_CHUNK", 61)        # many chunks
-        n, n_fit, least, row_mem = S._memory_pass(ctx, par, whole, hbm, threads=threads)
+        w, _, (n, n_fit, least, row_mem) = S.MemoryPass(ctx, par, hbm).start(threads - 1).result()
+        assert np.array_equal(w.rank, whole.rank)
         p = whole.plans()
         c = replace(ctx, global_batch_seqs=whole.batch_of(np.arange(len(whole))))
         tokens = float(c.seq_len) * p.mb / p.cp
@@ -134,12 +135,12 @@ def test_background_memory_pass_gives_the_exhaustive_answer(monkeypatch):
     assert _answer(search(run)) == exhaustive
     monkeypatch.setattr(S, "SEARCH_THREADS", 2)
     threads = []
-    whole_memory = S._whole_memory
+    prepare = S.MemoryPass._prepare
 
-    def spy(*args):
+    def spy(self):
         threads.append(threading.current_thread() is not threading.main_thread())
-        return whole_memory(*args)
+        return prepare(self)
 
-    monkeypatch.setattr(S, "_whole_memory", spy)
+    monkeypatch.setattr(S.MemoryPass, "_prepare", spy)
     assert _answer(search(run)) == exhaustive
-    assert threads == [True]           # the pass ran, on a thread of its own
+    assert threads == [True]           # the pass ran, started on a thread of its own

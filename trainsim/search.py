@@ -8,6 +8,7 @@ an answer (``search(..., prune=False)`` evaluates every plan; the tests compare 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from .spec import PlanSpec, Run
 from .errors import TrainsimError
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
-#: plans per chunk of the memory-only pass (:func:`_memory_pass`): its temporaries (8 bytes a plan) then stay within
+#: plans per chunk of the memory-only pass (:class:`MemoryPass`): its temporaries (8 bytes a plan) then stay within
 #: a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536 about 0.75x the CPU
 #: time of 131,072
 MEMORY_CHUNK = 65536
@@ -364,9 +365,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         left = np.ones(len(par), bool)           # parents not expanded yet
         # with a second thread, the memory-only pass over every plan (for the Pareto front and the counts, below)
         # runs beside the rounds (it reads only the parents); stopped when the rounds leave nothing for it to do
-        stop = threading.Event()
-        bg = _Background(_whole_memory, ctx, par, hbm, stop, 1) if with_pareto and len(par) and \
-            SEARCH_THREADS > 1 else None
+        bg = MemoryPass(ctx, par, hbm).start(1) if with_pareto and len(par) and SEARCH_THREADS > 1 else None
         k = min(len(par), max(1, PROBE_PARENTS))
         probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
         for rnd in range(2):
@@ -403,13 +402,12 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             rejected[c] += last_rej[c]
         need_front = with_pareto and n_fit and not exact
         if bg is not None and not need_front:
-            stop.set()
-            bg.result()
+            bg.stop()
         if need_front:
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
-            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg.result() if bg is not None else
-                                                                _whole_memory(ctx, par, hbm))
+            # (this thread takes the pass's chunks that are left; all of them without a second thread)
+            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
             rejected = par.rejected.copy()
             for c, v in rej.items():             # as enumerate_space counts them
                 rejected[c] += v
@@ -544,88 +542,116 @@ def _thread_pool(workers: int):
     return ThreadPoolExecutor(workers)
 
 
-class _Background:
-    """``fn(*args)`` on a thread of its own (a daemon: it never holds up the interpreter's exit);
-    :meth:`result` waits for it and returns its value or raises its exception."""
-
-    def __init__(self, fn, *args):
-        self._out: tuple = (None, None)
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._out = (fn(*args), None)
-        except BaseException as exc:  # noqa: BLE001 - raised again by result()
-            self._out = (None, exc)
-
-    def result(self):
-        self._thread.join()
-        value, exc = self._out
-        if exc is not None:
-            raise exc
-        return value
-
-
-def _whole_memory(ctx, par, hbm: float, stop: threading.Event | None = None, threads: int | None = None) -> tuple:
-    """(every plan of the parents ``par`` as a :class:`Space`, the last expansion's rejections, :func:`_memory_pass`
-    of them); ``stop`` set: the pass ends early (its numbers are then not used)."""
-    whole, rej = par.expand(np.arange(len(par)))
-    return whole, rej, _memory_pass(ctx, par, whole, hbm, stop, threads)
-
-
-def _memory_pass(ctx, par, whole: Space, hbm: float, stop: threading.Event | None = None,
-                 threads: int | None = None) -> tuple:
-    """(plans, plans that fit in ``hbm``, least memory per chip, least memory of each base row's plans that fit
-    (inf: none)) of ``whole`` = ``par.expand(np.arange(len(par)))``: the memory arithmetic of the search's bulk
-    pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
+class MemoryPass:
+    """The memory-only pass over every plan of the parent rows ``par`` (their whole expansion, a :class:`Space`):
+    plans, plans that fit in ``hbm``, least memory per chip and the least memory of each base row's plans that fit,
+    with the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`, as
+    :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
 
     The plans are costed on a grid (zero, recompute, parent row, expert choice) whose parent fields lie along one
     axis and the (ep, etp, node_limit) candidates of the last expansion along another, so each part of the memory
     is computed at the shape of the fields it reads (activations once per parent row, not once per expert
     choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit) are masked out. Every valid
-    plan's number is the one the search's evaluation gives (the same elementwise arithmetic)."""
-    if not len(whole):
-        return 0, 0, None, np.zeros(0)
-    cols, ex = par.cols, par.experts
-    P, E = len(par), len(ex)
-    valid = np.zeros(P * E, bool)
-    valid[whole.rank] = True
-    valid = valid.reshape(P, E)
-    pb = par.batch()
-    used_p = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
-    row_mem = np.empty((P, E))
-    rows = max(1, MEMORY_CHUNK // max(whole.k * E, 1))
-    expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
+    plan's number is the one the search's evaluation gives (the same elementwise arithmetic).
 
-    def one(s: int) -> tuple[int, float]:
-        if stop is not None and stop.is_set():
-            return 0, np.inf
-        sl = slice(s, min(P, s + rows))
+    Chunks are taken by whichever thread is free (numpy releases the GIL in its array loops): :meth:`start` puts
+    ``helpers`` threads on it at once (a search gives it one beside its rounds), :meth:`result` has the calling
+    thread take the chunks that are left and then waits for the helpers; :meth:`stop` ends it early (its numbers
+    are then not used). The answer does not depend on which thread took which chunk."""
+
+    def __init__(self, ctx, par, hbm: float):
+        self.ctx, self.par, self.hbm = ctx, par, hbm
+        self._ready = threading.Event()       # the whole expansion and the chunk plan are set
+        self._stop = threading.Event()
+        self._next = itertools.count()        # the next chunk to take (next() is atomic under the GIL)
+        self._helpers: list[threading.Thread] = []
+        self._error: list[BaseException] = []
+
+    def start(self, helpers: int) -> "MemoryPass":
+        """Put ``helpers`` daemon threads (they never hold up the interpreter's exit) on the pass now."""
+        for i in range(helpers):
+            t = threading.Thread(target=self._help, args=(i == 0,), daemon=True)
+            t.start()
+            self._helpers.append(t)
+        return self
+
+    def stop(self) -> None:
+        """End the pass early: no chunk is started after this; waits for the helpers."""
+        self._stop.set()
+        for t in self._helpers:
+            t.join()
+
+    def _help(self, prepare: bool) -> None:
+        try:
+            if prepare:
+                self._prepare()
+            self._ready.wait()
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._error.append(exc)
+            self._ready.set()
+
+    def _prepare(self) -> None:
+        par = self.par
+        self.whole, self.rejected = par.expand(np.arange(len(par)))
+        cols, ex = par.cols, par.experts
+        P, E = len(par), len(ex)
+        valid = np.zeros(P * E, bool)
+        valid[self.whole.rank] = True
+        self.valid = valid.reshape(P, E)
+        self.batch = par.batch()
+        self.used = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
+        self.row_mem = np.empty((P, E))
+        self.rows = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))
+        self.starts = list(range(0, P, self.rows)) if len(self.whole) else []
+        self.outs: list = [None] * len(self.starts)
+        self._ready.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            i = next(self._next)
+            if i >= len(self.starts):
+                return
+            self.outs[i] = self._one(self.starts[i])
+
+    def _one(self, s: int) -> tuple[int, float]:
+        par, ex = self.par, self.par.experts
+        expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
+        sl = slice(s, min(len(par), s + self.rows))
         p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
                          par.recompute[None, :, None, None] if f == "recompute" else
                          expert_col[f][None, None, None, :] if f in expert_col else
-                         cols[f][None, None, sl, None]) for f in INT_FIELDS})
-        c = replace(ctx, global_batch_seqs=pb[None, None, sl, None], chips=used_p[None, None, sl, None])
+                         par.cols[f][None, None, sl, None]) for f in INT_FIELDS})
+        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, sl, None],
+                    chips=self.used[None, None, sl, None])
         tokens = float(c.seq_len) * p.mb / p.cp
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), sl.stop - s, E))
-        ok = valid[sl]
+        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), sl.stop - s, len(ex)))
+        ok = self.valid[sl]
         # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
         least = np.where(ok, mem.min(axis=(0, 1)), np.inf)
-        row_mem[sl] = np.where(least <= hbm, least, np.inf)
-        le = mem <= hbm
+        self.row_mem[sl] = np.where(least <= self.hbm, least, np.inf)
+        le = mem <= self.hbm
         n_fit = np.count_nonzero(le) - (np.count_nonzero(le[:, :, ~ok]) if not ok.all() else 0)
         return int(n_fit), float(least.min())
 
-    starts = range(0, P, rows)
-    workers = min(SEARCH_THREADS if threads is None else threads, len(starts))
-    if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
-        with _thread_pool(workers) as pool:
-            outs = list(pool.map(one, starts))
-    else:
-        outs = [one(s) for s in starts]
-    return len(whole), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem.reshape(-1)[whole.rank]
+    def result(self) -> tuple:
+        """(the whole expansion as a :class:`Space`, its rejections by reason code, (plans, plans that fit, least
+        memory per chip or None, least fitting memory of each base row of the space (inf: none)))."""
+        if not self._helpers:
+            self._prepare()
+        self._ready.wait()
+        if not self._error:
+            self._work()
+        for t in self._helpers:
+            t.join()
+        if self._error:
+            raise self._error[0]
+        whole = self.whole
+        if not len(whole):
+            return whole, self.rejected, (0, 0, None, np.zeros(0))
+        return whole, self.rejected, (len(whole), sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
+                                      self.row_mem.reshape(-1)[whole.rank])
 
 
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
@@ -636,6 +662,5 @@ def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: 
     tr = run.training
     par = _parents((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
                    dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
-    whole, _ = par.expand(np.arange(len(par)))
-    _, n_fit, least, _ = _memory_pass(ctx, par, whole, run.system.chip.hbm_bytes)
+    _, _, (_, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(SEARCH_THREADS - 1).result()
     return n_fit, least
