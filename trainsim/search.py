@@ -119,16 +119,16 @@ class SearchResult:
 
     def _space_counts(self) -> tuple:
         if self.space_counts is None:
-            tr = self.run.training
-            space, rejected = enumerate_space(self.run.arch, self.run.chips, tr.seq_len, tr.batch_seqs, self.fixed,
-                                              batch_tol=tr.batch_tol, domain=self.run.system.scale_up_size,
-                                              use_all=self.use_all)
-            self.space_counts = (len(space), _rule_texts(rejected))
+            par = _parents(*_enum_args(self.run, self.fixed, self.use_all))
+            whole, rej = par.expand(np.arange(len(par)))
+            self.space_counts = (len(whole), _rule_texts(_all_rejected(par, rej)))
         return self.space_counts
 
     def _fit_counts(self) -> tuple:
-        if self.fit_counts is None:
-            self.fit_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+        if self.fit_counts is None:   # the pass also counts the whole space (plans, rejections)
+            self.fit_counts, space_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+            if self.space_counts is None:
+                self.space_counts = space_counts
         return self.fit_counts
 
     def feasible_table(self) -> dict:
@@ -408,9 +408,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
             # (this thread takes the pass's chunks that are left; all of them without a second thread)
             whole, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
-            rejected = par.rejected.copy()
-            for c, v in rej.items():             # as enumerate_space counts them
-                rejected[c] += v
+            rejected = _all_rejected(par, rej)
             if fit_all:
                 fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
                 done = np.concatenate([r.rank for r in rounds if r.rank is not None])
@@ -654,13 +652,28 @@ class MemoryPass:
                                       self.row_mem.reshape(-1)[whole.rank])
 
 
-def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
-    """(plans that fit in HBM, least memory per chip) over every valid plan of the search of ``run`` with the
-    (already restricted) ``fixed`` fields: the space enumerated again and the memory arithmetic of the search's
-    bulk pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
-    ctx = context(run, calib)
+def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
+    """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
     tr = run.training
-    par = _parents((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
-                   dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
-    _, _, (_, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(SEARCH_THREADS - 1).result()
-    return n_fit, least
+    return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
+            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
+
+
+def _all_rejected(par, rej: Counter) -> Counter:
+    """The rejections of the whole space by reason code: the parents' and those of their last expansion ``rej``
+    (as :func:`enumerate_space` counts them)."""
+    rejected = par.rejected.copy()
+    for c, v in rej.items():
+        rejected[c] += v
+    return rejected
+
+
+def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
+    """((plans that fit in HBM, least memory per chip), (valid plans, rejections by rule)) over every valid plan of
+    the search of ``run`` with the (already restricted) ``fixed`` fields: the space expanded again from its
+    parents and the memory arithmetic of the search's bulk pass (:class:`MemoryPass`)."""
+    ctx = context(run, calib)
+    par = _parents(*_enum_args(run, fixed, use_all))
+    whole, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
+        SEARCH_THREADS - 1).result()
+    return (n_fit, least if n else None), (len(whole), _rule_texts(_all_rejected(par, rej)))
