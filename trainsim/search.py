@@ -546,7 +546,7 @@ class MemoryPass:
     with the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`, as
     :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
 
-    The plans are costed on a grid (zero, recompute, parent row, expert choice) whose parent fields lie along one
+    The plans are costed on a grid (zero, recompute, expert choice, parent row) whose parent fields lie along one
     axis and the (ep, etp, node_limit) candidates of the last expansion along another, so each part of the memory
     is computed at the shape of the fields it reads (activations once per parent row, not once per expert
     choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit) are masked out. Every valid
@@ -616,19 +616,21 @@ class MemoryPass:
         par, ex = self.par, self.par.experts
         expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
         sl = slice(s, min(len(par), s + self.rows))
+        # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
+        # inner loops run
         p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
                          par.recompute[None, :, None, None] if f == "recompute" else
-                         expert_col[f][None, None, None, :] if f in expert_col else
-                         par.cols[f][None, None, sl, None]) for f in INT_FIELDS})
-        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, sl, None],
-                    chips=self.used[None, None, sl, None])
+                         expert_col[f][None, None, :, None] if f in expert_col else
+                         par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
+        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, None, sl],
+                    chips=self.used[None, None, None, sl])
         tokens = float(c.seq_len) * p.mb / p.cp
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), sl.stop - s, len(ex)))
-        ok = self.valid[sl]
+        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), sl.stop - s))
+        ok = self.valid[sl].T
         # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
         least = np.where(ok, mem.min(axis=(0, 1)), np.inf)
-        self.row_mem[sl] = np.where(least <= self.hbm, least, np.inf)
+        self.row_mem[sl] = np.where(least <= self.hbm, least, np.inf).T
         le = mem <= self.hbm
         n_fit = np.count_nonzero(le) - (np.count_nonzero(le[:, :, ~ok]) if not ok.all() else 0)
         return int(n_fit), float(least.min())
