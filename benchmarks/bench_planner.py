@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from trainsim.search import idle_cpus
 from trainsim.validate.calibrate import replace_section
 
 HERE = Path(__file__).parent
@@ -99,6 +100,7 @@ def measure(repeats: int = REPEATS, scenarios: bool = False) -> dict:
     if scenarios:
         med["scenarios"] = _timed(TRAINSIM + ["scenario", "--all"])
     med["env"] = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    med["threads"] = idle_cpus()    # what a `trainsim plan` process with TRAINSIM_THREADS unset uses now
     return med
 
 
@@ -130,7 +132,9 @@ def table(m: dict, repeats: int) -> str:
         w, c = m["scenarios"]
         lines.append(f"| `trainsim scenario --all` (two processes) | {w:.1f} s | {c:.1f} s | "
                      f"{w / nw:.0f}x / {c / nc:.0f}x |")
-    lines += ["", f"Best plan: {used:,} of 24,960 chips, a batch of {batch:,} sequences, MFU {mfu:.1%}."]
+    lines += ["", f"Best plan: {used:,} of 24,960 chips, a batch of {batch:,} sequences, MFU {mfu:.1%}. The `plan` "
+              f"processes search on the CPUs the load leaves idle (`TRAINSIM_THREADS` unset; {m['threads']} at the "
+              "end of this run)."]
     return "\n".join(lines)
 
 

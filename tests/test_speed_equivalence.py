@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -87,3 +88,59 @@ def test_memory_total_is_memory_breakdown_total_bit_for_bit():
     t = float(ctx.seq_len) * g.mb / g.cp
     grid_total = np.broadcast_to(memory_total(ctx, g, t, gm / (g.dp * g.mb)), gm.shape)
     assert np.array_equal(np.moveaxis(grid_total, 2, 0).reshape(-1), memory_breakdown(ctx, p, tokens, m)["total"])
+
+
+MOE = build_inline(InlineModel(name="moe", layers=8, hidden=1024, heads=16, ffn=4096, ffn_act="swiglu", vocab=32000,
+                               moe=dict(experts=16, top_k=2, expert_ffn=512, shared_experts=1, dense_layers=1)))
+
+
+def test_memory_pass_on_the_expert_grid_is_the_per_plan_memory(monkeypatch):
+    # the memory-only pass costs plans on a (zero, recompute, parent row, expert choice) grid with the invalid
+    # (ep, etp) cells masked; here every valid plan is costed one by one on flat columns by memory_breakdown (the
+    # detailed path), and the counts, the least memory and each row's least fitting memory must agree
+    run = Run(name="t", arch=MOE, system=make_system(hbm=6e9, size=8), chips=32,
+              training=TrainingSpec(seq_len=2048, global_batch_seqs=128, batch_tolerance=0.05), plan=PlanSpec(),
+              reported=None, use_all=False)
+    tr = run.training
+    par = S._parents((MOE, run.chips, tr.seq_len, tr.batch_seqs, PlanSpec()),
+                     dict(batch_tol=tr.batch_tol, domain=8, use_all=False))
+    whole, _ = par.expand(np.arange(len(par)))
+    assert len(par.experts) > 1 and len(whole.base) < len(par) * len(par.experts)   # some cells masked
+    ctx = context(run)
+    hbm = run.system.chip.hbm_bytes
+    for threads in (1, 3):
+        monkeypatch.setattr(S, "MEMORY_CHUNK", 61)        # many chunks
+        w, _, (n, n_fit, least, row_mem) = S.MemoryPass(ctx, par, hbm).start(threads - 1).result()
+        assert np.array_equal(w.rank, whole.rank)
+        p = whole.plans()
+        c = replace(ctx, global_batch_seqs=whole.batch_of(np.arange(len(whole))))
+        tokens = float(c.seq_len) * p.mb / p.cp
+        mem = memory_breakdown(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))["total"]
+        fits = mem <= hbm
+        assert n == len(whole) and n_fit == int(fits.sum()) and 0 < n_fit < n
+        assert least == mem.min()
+        per_row = np.where(fits, mem, np.inf).reshape(len(whole.base), whole.k).min(axis=1)
+        assert np.array_equal(row_mem, per_row)
+
+
+def test_background_memory_pass_gives_the_exhaustive_answer(monkeypatch):
+    # with two threads a pruned search with the Pareto front runs its memory-only pass beside its rounds: the
+    # answer (best, runners-up, Pareto front, counts) is still the exhaustive search's
+    run = Run(name="t", arch=MOE, system=make_system(hbm=8e9, size=4), chips=64,
+              training=TrainingSpec(seq_len=2048, global_batch_seqs=256, batch_tolerance=0.05), plan=PlanSpec(),
+              reported=None, use_all=False)
+    monkeypatch.setattr(S, "SEARCH_THREADS", 1)
+    exhaustive = _answer(search(run, prune=False))
+    assert exhaustive["best"] is not None and exhaustive["plans_feasible"] < exhaustive["plans_evaluated"]
+    assert _answer(search(run)) == exhaustive
+    monkeypatch.setattr(S, "SEARCH_THREADS", 2)
+    threads = []
+    prepare = S.MemoryPass._prepare
+
+    def spy(self):
+        threads.append(threading.current_thread() is not threading.main_thread())
+        return prepare(self)
+
+    monkeypatch.setattr(S.MemoryPass, "_prepare", spy)
+    assert _answer(search(run)) == exhaustive
+    assert threads == [True]           # the pass ran, started on a thread of its own

@@ -8,17 +8,18 @@ an answer (``search(..., prune=False)`` evaluates every plan; the tests compare 
 """
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .frameworks import framework_of, restrict_plan
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
-from .parallel.plan import RECOMPUTE, Plans
+from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
@@ -30,11 +31,41 @@ from .spec import PlanSpec, Run
 from .errors import TrainsimError
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
+#: plans per chunk of the memory-only pass (:class:`MemoryPass`): its temporaries (8 bytes a plan) then stay within
+#: a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536 about 0.75x the CPU
+#: time of 131,072
+MEMORY_CHUNK = 65536
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
-#: threads evaluating chunks at once (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, default 1
-#: (on a shared, loaded machine a second thread measured slower; benchmarks/bench_planner.py measures both)
-SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 1))
+
+
+def idle_cpus() -> int:
+    """CPUs this process may use that the system's load leaves idle: the CPUs of its affinity mask less the
+    1-minute load average (rounded down), at least 1, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(4, cpus - int(load)))
+
+
+#: threads of a search (numpy releases the GIL in its array loops): TRAINSIM_THREADS=N, else the idle CPUs when the
+#: module is imported (:func:`idle_cpus`: on a shared, loaded machine a second thread measured slower;
+#: benchmarks/bench_planner.py measures one and two). With two or more, chunks of the exhaustive search and of the
+#: memory-only pass are evaluated at once, and a pruned search with the Pareto front runs its memory-only pass
+#: beside its rounds. The answer does not depend on the number.
+SEARCH_THREADS = max(1, int(os.environ.get("TRAINSIM_THREADS") or 0) or idle_cpus())
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in this process's searches (the worker processes of ``scenario --all`` use one each: the
+    processes already share the CPUs)."""
+    global SEARCH_THREADS
+    SEARCH_THREADS = max(1, int(n))
 
 
 @dataclass
@@ -88,16 +119,16 @@ class SearchResult:
 
     def _space_counts(self) -> tuple:
         if self.space_counts is None:
-            tr = self.run.training
-            space, rejected = enumerate_space(self.run.arch, self.run.chips, tr.seq_len, tr.batch_seqs, self.fixed,
-                                              batch_tol=tr.batch_tol, domain=self.run.system.scale_up_size,
-                                              use_all=self.use_all)
-            self.space_counts = (len(space), _rule_texts(rejected))
+            par = _parents(*_enum_args(self.run, self.fixed, self.use_all))
+            whole, rej = par.expand(np.arange(len(par)))
+            self.space_counts = (len(whole), _rule_texts(_all_rejected(par, rej)))
         return self.space_counts
 
     def _fit_counts(self) -> tuple:
-        if self.fit_counts is None:
-            self.fit_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+        if self.fit_counts is None:   # the pass also counts the whole space (plans, rejections)
+            self.fit_counts, space_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+            if self.space_counts is None:
+                self.space_counts = space_counts
         return self.fit_counts
 
     def feasible_table(self) -> dict:
@@ -295,6 +326,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
     enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all)
     pruned = bool(prune and not keep_all)
+    table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
     if not pruned:
         space, rejected = enumerate_space(*enum_args, **enum_kw)
@@ -305,7 +337,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         view = add_round(space, shared)
         starts = range(0, len(space.base), rows)
         workers = min(SEARCH_THREADS, len(starts))
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        pool = _thread_pool(workers) if workers > 1 else None
         try:
             # chunks merged in order, so the answer does not depend on the number of threads
             for out in (pool.map(lambda s: chunk(view, s, rows), starts) if pool is not None else
@@ -331,6 +363,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=pb, chips=pp.tp * pp.pp * pp.cp * pp.dp),
                                     pp, par.experts, table) / pb if len(par) else np.zeros(0)
         left = np.ones(len(par), bool)           # parents not expanded yet
+        # with a second thread, the memory-only pass over every plan (for the Pareto front and the counts, below)
+        # runs beside the rounds (it reads only the parents); stopped when the rounds leave nothing for it to do
+        bg = MemoryPass(ctx, par, hbm).start(1) if with_pareto and len(par) and SEARCH_THREADS > 1 else None
         k = min(len(par), max(1, PROBE_PARENTS))
         probe = np.argpartition(lbp, k - 1)[:k] if k < len(par) else np.arange(len(par))
         for rnd in range(2):
@@ -365,14 +400,15 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                 merge(chunk(view, s, rows))
         for c in sorted(last_rej):               # in code order, as one expansion of every parent counts them
             rejected[c] += last_rej[c]
-        if with_pareto and n_fit and not exact:
+        need_front = with_pareto and n_fit and not exact
+        if bg is not None and not need_front:
+            bg.stop()
+        if need_front:
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
-            whole, rej = par.expand(np.arange(len(par)))
-            n_all, fit_all, least_all, row_mem = _memory_pass(ctx, whole, hbm)
-            rejected = par.rejected.copy()
-            for c, v in rej.items():             # as enumerate_space counts them
-                rejected[c] += v
+            # (this thread takes the pass's chunks that are left; all of them without a second thread)
+            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
+            rejected = _all_rejected(par, rej)
             if fit_all:
                 fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
                 done = np.concatenate([r.rank for r in rounds if r.rank is not None])
@@ -410,7 +446,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         pos = ci if space.rank is None else space.rank[ci // K] * K + ci % K
         order = ci[np.lexsort((pos, idle, cv))][:want]
         sub = space.plans(order)
-        res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K]), sub)
+        ctx_b = replace(ctx, global_batch_seqs=space.batch_of(order), chips=used_b[order // K])
+        # the per-layer costs from the pruned search's table (the same layer_costs values), not computed again
+        res = evaluate(ctx_b, sub, shared=shared_costs(ctx_b, sub, table) if table is not None else None)
         best_rows = [result_row(run, sub, res, i) for i in range(len(order))]
         best, runners = best_rows[0], best_rows[1:]
         if with_pareto:
@@ -495,45 +533,149 @@ def _front_rows(lb: np.ndarray, row_mem: np.ndarray, front_v: np.ndarray, front_
     return np.isfinite(row_mem) & (lo <= f) & (lo <= span_v)
 
 
-def _memory_pass(ctx, space: Space, hbm: float) -> tuple:
-    """(plans, plans that fit in ``hbm``, least memory per chip, least memory of each base row's plans that fit
-    (inf: none)) of ``space``: the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`,
-    as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
-    if not len(space):
-        return 0, 0, None, np.zeros(0)
-    b = space.base
-    used_b = b.tp * b.pp * b.cp * b.dp
-    row_mem = np.empty(len(b))
-    rows = max(1, CHUNK // max(space.k, 1))
+def _thread_pool(workers: int):
+    """A ``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads (the module, with logging, is imported
+    only by a search that uses one)."""
+    from concurrent.futures import ThreadPoolExecutor
+    return ThreadPoolExecutor(workers)
 
-    def one(s: int) -> tuple[int, float]:
-        sl = slice(s, min(len(b), s + rows))
-        p = space.grid_last(sl)
-        c = replace(ctx, global_batch_seqs=space.batch[None, None, sl], chips=used_b[None, None, sl])
+
+class MemoryPass:
+    """The memory-only pass over every plan of the parent rows ``par`` (their whole expansion, a :class:`Space`):
+    plans, plans that fit in ``hbm``, least memory per chip and the least memory of each base row's plans that fit,
+    with the memory arithmetic of the search's bulk pass (:func:`perf.memory.memory_total`, as
+    :func:`perf.step.evaluate` calls it) alone, chunk by chunk.
+
+    The plans are costed on a grid (zero, recompute, expert choice, parent row) whose parent fields lie along one
+    axis and the (ep, etp, node_limit) candidates of the last expansion along another, so each part of the memory
+    is computed at the shape of the fields it reads (activations once per parent row, not once per expert
+    choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit) are masked out. Every valid
+    plan's number is the one the search's evaluation gives (the same elementwise arithmetic).
+
+    Chunks are taken by whichever thread is free (numpy releases the GIL in its array loops): :meth:`start` puts
+    ``helpers`` threads on it at once (a search gives it one beside its rounds), :meth:`result` has the calling
+    thread take the chunks that are left and then waits for the helpers; :meth:`stop` ends it early (its numbers
+    are then not used). The answer does not depend on which thread took which chunk."""
+
+    def __init__(self, ctx, par, hbm: float):
+        self.ctx, self.par, self.hbm = ctx, par, hbm
+        self._ready = threading.Event()       # the whole expansion and the chunk plan are set
+        self._stop = threading.Event()
+        self._next = itertools.count()        # the next chunk to take (next() is atomic under the GIL)
+        self._helpers: list[threading.Thread] = []
+        self._error: list[BaseException] = []
+
+    def start(self, helpers: int) -> "MemoryPass":
+        """Put ``helpers`` daemon threads (they never hold up the interpreter's exit) on the pass now."""
+        for i in range(helpers):
+            t = threading.Thread(target=self._help, args=(i == 0,), daemon=True)
+            t.start()
+            self._helpers.append(t)
+        return self
+
+    def stop(self) -> None:
+        """End the pass early: no chunk is started after this; waits for the helpers."""
+        self._stop.set()
+        for t in self._helpers:
+            t.join()
+
+    def _help(self, prepare: bool) -> None:
+        try:
+            if prepare:
+                self._prepare()
+            self._ready.wait()
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._error.append(exc)
+            self._ready.set()
+
+    def _prepare(self) -> None:
+        par = self.par
+        self.whole, self.rejected = par.expand(np.arange(len(par)))
+        cols, ex = par.cols, par.experts
+        P, E = len(par), len(ex)
+        valid = np.zeros(P * E, bool)
+        valid[self.whole.rank] = True
+        self.valid = valid.reshape(P, E)
+        self.batch = par.batch()
+        self.used = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
+        self.row_mem = np.empty((P, E))
+        self.rows = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))
+        self.starts = list(range(0, P, self.rows)) if len(self.whole) else []
+        self.outs: list = [None] * len(self.starts)
+        self._ready.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            i = next(self._next)
+            if i >= len(self.starts):
+                return
+            self.outs[i] = self._one(self.starts[i])
+
+    def _one(self, s: int) -> tuple[int, float]:
+        par, ex = self.par, self.par.experts
+        expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
+        sl = slice(s, min(len(par), s + self.rows))
+        # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
+        # inner loops run
+        p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
+                         par.recompute[None, :, None, None] if f == "recompute" else
+                         expert_col[f][None, None, :, None] if f in expert_col else
+                         par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
+        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, None, sl],
+                    chips=self.used[None, None, None, sl])
         tokens = float(c.seq_len) * p.mb / p.cp
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(space.zero), len(space.recompute), sl.stop - s))
-        fits = mem <= hbm
-        row_mem[sl] = np.where(fits, mem, np.inf).min(axis=(0, 1))
-        return int(np.count_nonzero(fits)), float(mem.min())
+        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), sl.stop - s))
+        ok = self.valid[sl].T
+        # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
+        least = np.where(ok, mem.min(axis=(0, 1)), np.inf)
+        self.row_mem[sl] = np.where(least <= self.hbm, least, np.inf).T
+        le = mem <= self.hbm
+        n_fit = np.count_nonzero(le) - (np.count_nonzero(le[:, :, ~ok]) if not ok.all() else 0)
+        return int(n_fit), float(least.min())
 
-    starts = range(0, len(b), rows)
-    workers = min(SEARCH_THREADS, len(starts))
-    if workers > 1:          # TRAINSIM_THREADS, as the search's chunks
-        with ThreadPoolExecutor(workers) as pool:
-            outs = list(pool.map(one, starts))
-    else:
-        outs = [one(s) for s in starts]
-    return len(space), sum(o[0] for o in outs), min(o[1] for o in outs), row_mem
+    def result(self) -> tuple:
+        """(the whole expansion as a :class:`Space`, its rejections by reason code, (plans, plans that fit, least
+        memory per chip or None, least fitting memory of each base row of the space (inf: none)))."""
+        if not self._helpers:
+            self._prepare()
+        self._ready.wait()
+        if not self._error:
+            self._work()
+        for t in self._helpers:
+            t.join()
+        if self._error:
+            raise self._error[0]
+        whole = self.whole
+        if not len(whole):
+            return whole, self.rejected, (0, 0, None, np.zeros(0))
+        return whole, self.rejected, (len(whole), sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
+                                      self.row_mem.reshape(-1)[whole.rank])
+
+
+def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
+    """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
+    tr = run.training
+    return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
+            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
+
+
+def _all_rejected(par, rej: Counter) -> Counter:
+    """The rejections of the whole space by reason code: the parents' and those of their last expansion ``rej``
+    (as :func:`enumerate_space` counts them)."""
+    rejected = par.rejected.copy()
+    for c, v in rej.items():
+        rejected[c] += v
+    return rejected
 
 
 def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
-    """(plans that fit in HBM, least memory per chip) over every valid plan of the search of ``run`` with the
-    (already restricted) ``fixed`` fields: the space enumerated again and the memory arithmetic of the search's
-    bulk pass (:func:`perf.memory.memory_total`, as :func:`perf.step.evaluate` calls it) alone, chunk by chunk."""
+    """((plans that fit in HBM, least memory per chip), (valid plans, rejections by rule)) over every valid plan of
+    the search of ``run`` with the (already restricted) ``fixed`` fields: the space expanded again from its
+    parents and the memory arithmetic of the search's bulk pass (:class:`MemoryPass`)."""
     ctx = context(run, calib)
-    tr = run.training
-    space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
-                               domain=run.system.scale_up_size, use_all=use_all)
-    _, n_fit, least, _ = _memory_pass(ctx, space, run.system.chip.hbm_bytes)
-    return n_fit, least
+    par = _parents(*_enum_args(run, fixed, use_all))
+    whole, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
+        SEARCH_THREADS - 1).result()
+    return (n_fit, least if n else None), (len(whole), _rule_texts(_all_rejected(par, rej)))

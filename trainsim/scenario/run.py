@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..search import set_threads
 from ..posttrain import scenario as _posttrain_kinds  # noqa: F401 - registers the RL / distillation kinds
 from .registry import handler
 from .kinds import load_doc   # the package registers the other kinds
@@ -55,10 +56,11 @@ def run_file(path: str | Path) -> dict:
     return out
 
 
-# rough relative cost of a kind (CPU seconds of the shipped scenarios, measured alone), to start the slow ones
-# first (longest first onto two processes: S4 alone on one, the rest on the other)
-KIND_COST = {"fleet-capacity": 10, "hardware-sensitivity": 4, "posttrain_multicluster": 4, "frontier-sizing": 3,
-             "same-job-compare": 2, "pretrain-compare": 1}
+# rough relative cost of a kind (tenths of CPU seconds of the shipped scenarios, each measured alone in a fresh
+# process on the 2-core machine), to start the slow ones first: longest first onto two processes puts S4 and S7 on
+# one and the rest on the other, about half of the CPU time each
+KIND_COST = {"fleet-capacity": 37, "frontier-sizing": 24, "hardware-sensitivity": 16, "posttrain_multicluster": 15,
+             "same-job-compare": 6, "pretrain-compare": 3}
 
 
 def _cost(path: Path) -> int:
@@ -95,6 +97,7 @@ def run_all(folder: Path | None = None, jobs: int | None = None) -> list[dict]:
 
     order = sorted(files, key=lambda p: -_cost(p))
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+    # each process searches on one thread (the processes already share the CPUs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=set_threads, initargs=(1,)) as ex:
         futs = {str(p): ex.submit(_run_one, str(p)) for p in order}
         return [futs[str(p)].result() for p in files]
