@@ -44,15 +44,10 @@ KNOWN_GAPS = {
     "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
         "micro-batch effects in the model",
     "nemo-2502-nemotron4-340b-b200-128-fp8": "tp 4 pp 16 cp 2 against the recipe's tp 8: the model predicts the "
-        "recipe's plan 35% too slow (tensor-parallel cost at tp 8 on B200 overstated)",
+        "recipe's plan too slow (-11% held out; tensor-parallel cost at tp 8 on B200 overstated)",
     "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": "the published row is itself 0.58x the same model, "
         "hardware and stack three months later (NeMo 26.02: 9,058 tokens/s) and the model predicts the recipe's "
         "plan 2.1x too fast; the search adds micro-batch 16 with ZeRO-3 (FP8 weight gathers), as " + _MB[4:],
-    "megatron-bridge-2604-dsv3-b300-256-mxfp8-pp16": "pure FSDP (ZeRO-3 over 256 GPUs, ep 1, micro-batch 16, full "
-        "recompute) at 1.16x the recipe's pp 16 ep 8: the FP8 weight gathers of all 671B parameters cross the "
-        "scale-out network once per micro-batch (about 0.8 s each at 800 Gb/s per GPU) and hide behind the "
-        "compute; the model has no cost for 256 small local expert GEMMs per layer or for the gather buffers' "
-        "fragmentation",
 }
 
 
