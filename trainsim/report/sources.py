@@ -4,12 +4,15 @@ calibration constants. Rows are plain dicts: ``group``, ``input``, ``value``, ``
 ``confidence``, ``note``."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ..catalog.types import Sourced
 from . import fmt
 from ..catalog.load import source_text, chip_entry
 from ..errors import TrainsimError
 from .page import rel_path
 from ..model.summary import model_summary
+from ..frameworks import framework_of
 from ..perf.calibration import Calib, calib_for
 
 # chip sourced field -> (value getter, unit for display)
@@ -151,12 +154,10 @@ def system_inputs(system) -> list[dict]:
     return out
 
 
-def calibration_inputs(family: str) -> list[dict]:
-    """The fitted constants the estimate uses for this chip family (perf/data/calibration.yaml)."""
-    from dataclasses import fields
-
-
-    c, default = calib_for(family), Calib()
+def calibration_inputs(family: str, chip: str | None = None, framework: str | None = None) -> list[dict]:
+    """The fitted constants the estimate uses for this chip (its model and family) on this software stack
+    (perf/data/calibration.yaml)."""
+    c, default = calib_for(family, framework=framework, chip=chip), Calib()
     out = []
     for f in fields(Calib):
         v = getattr(c, f.name)
@@ -171,4 +172,5 @@ def calibration_inputs(family: str) -> list[dict]:
 def all_inputs(run, spec_source: str | None = None) -> list[dict]:
     """Every input of ``run`` with its source, grouped: run spec, model, chip, system, calibration."""
     return (run_inputs(run, spec_source) + model_inputs(run) + chip_inputs(run.system.chip)
-            + system_inputs(run.system) + calibration_inputs(run.system.chip.family))
+            + system_inputs(run.system)
+            + calibration_inputs(run.system.chip.family, run.system.chip.id, framework_of(run)))
