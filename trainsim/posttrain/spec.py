@@ -23,6 +23,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
       rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
       rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys); absent -> searched
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
@@ -116,6 +117,9 @@ class StudentPart(BaseModel):
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
     host_offload: bool = True
+    #: the reference policy's log-probs swap its weights in from host memory and the policy's out and back every
+    #: step (NeMo RL Megatron backend, KL penalty on): :func:`.phases.reference_swap_s`
+    reference_swap: bool = False
 
     @field_validator("train_plan")
     @classmethod
