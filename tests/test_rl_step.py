@@ -226,3 +226,16 @@ def test_reference_swap_is_part_of_the_logprob_phase():
     pt_off = replace(pt, student=pt.student.model_copy(update={"reference_swap": False}))
     (lp0,) = [p for p in phases(pt_off) if p.stage == "logprobs"]
     assert lp0.seconds == pytest.approx(lp.detail["forward_s"], rel=1e-12)
+
+
+def test_packed_sequences_by_hand():
+    # 512 samples of 697 tokens in 1,536-token micro-batches: each padded to 704, two per micro-batch -> 256 x 1,408
+    from trainsim.posttrain.phases import packed_sequences
+
+    assert packed_sequences(512, 697, 1536) == (1408, 256)
+    # longer than half the budget: one per micro-batch (3,199 -> 3,200 in 4,096)
+    assert packed_sequences(2048, 3199, 4096) == (3200, 2048)
+    # no packing: one sequence per micro-batch
+    assert packed_sequences(512, 697, None) == (704, 512)
+    # odd count rounds the micro-batches up
+    assert packed_sequences(5, 100, 512) == (512, 2)

@@ -198,16 +198,34 @@ class TrainTime:
     host_link_bw: float = 0.0
 
 
+def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None) -> tuple[int, int]:
+    """(micro-batch length, micro-batches) of ``sequences`` samples of mean length ``seq_len`` packed into
+    micro-batches of at most ``pack_tokens`` tokens.
+
+    NeMo RL rounds every sequence up to a multiple of 64 tokens (``sequence_packing.sequence_length_round``) and
+    packs them first-fit-decreasing into bins of ``train_mb_tokens`` (docs/design-docs/
+    sequence-packing-and-dynamic-batching.md); taken at the mean length, ``k = floor(pack_tokens / padded)``
+    sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``, ``k >= 1`` (a sequence longer than half
+    the budget travels alone). Fewer, longer micro-batches than one sequence each: a deep pipeline's bubble,
+    ``(pp - 1)`` micro-batch slots, weighs more. Example: 512 samples of 697 tokens, budget 1,536: padded 704,
+    k = 2 -> 256 micro-batches of 1,408 tokens."""
+    padded = -(-int(seq_len) // 64) * 64
+    k = max(int(pack_tokens) // padded, 1) if pack_tokens else 1
+    return padded * k, max(-(-int(sequences) // k), 1)
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
-               extra_forward_passes: float = 1.0, plan: dict | None = None) -> TrainTime:
+               extra_forward_passes: float = 1.0, plan: dict | None = None,
+               pack_tokens: int | None = None) -> TrainTime:
     """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
-    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched)."""
+    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched); ``pack_tokens``:
+    sequence packing's micro-batch token budget (:func:`packed_sequences`)."""
     def compute():
         # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
         # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
-        padded = -(-int(seq_len) // 64) * 64
+        mb_len, n_mb = packed_sequences(sequences, seq_len, pack_tokens)
         run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                  training=TrainingSpec(seq_len=padded, global_batch_seqs=max(int(sequences), 1),
+                  training=TrainingSpec(seq_len=mb_len, global_batch_seqs=n_mb,
                                         precision=precision),
                   plan=PlanSpec(**(plan or {})), reported=None)
         est = estimate(run)
@@ -215,7 +233,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                 est.memory["optimizer"], context(run).host_link_bw)
 
     step, tps, mfu, used, w_b, o_b, host_bw = _cached(
-        _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items()))),
+        _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
+             pack_tokens),
         compute)
     fwd = extra_forward_passes * step / 3.0
     return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)

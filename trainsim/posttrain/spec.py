@@ -42,6 +42,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
+      pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
     reported:                          # only for published runs (validation/rl/): the measured step time
       step_time_s: 134
@@ -165,6 +166,10 @@ class StepPart(BaseModel):
     topk: PosInt = 20
     weight_sync_every: PosInt = 1
     extra_forward_passes: FiniteFloat = Field(1.0, ge=0.0, le=100.0)
+    #: sequence packing: token budget of one training micro-batch (NeMo RL ``sequence_packing.train_mb_tokens`` =
+    #: ``max_total_sequence_length x train_micro_batch_size``); absent: one sequence per micro-batch.
+    #: :func:`.phases.packed_sequences`
+    pack_tokens: int | None = Field(None, gt=0)
     checkpoint_shipping: bool = False
 
     @model_validator(mode="after")
