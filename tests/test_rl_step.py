@@ -24,11 +24,10 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.6-2.8x the predi
          "InfiniBand, and GB200, TP32 inside NVLink) is 2.5x the predicted generation and does not follow the "
          "hardware (host-side per-step cost of the 32-way vLLM engine, not modelled). One-step-off steps (59-64 s) "
          "exceed the busiest predicted chip group (38-42 s), although its refit (31.6 s, full broadcast) is already "
-         "2.2x NeMo RL's measured 14.2 s for this layout (docs/guides/checkpoint-engine-refit.md, NCCL row). Lead, not "
-         "modelled: every published run ends at step 10 with a checkpoint and a validation pass inside "
-         "total_step_time (test scripts: checkpointing.enabled=True, MAX_STEPS=10; save_period and val_period 10) "
-         "and the table averages 5 unnamed steps; published Tokens/sec/GPU is 1.15x the step-implied rate on all 7 "
-         "DeepSeek-V3 runs (1.02-1.05x on 9 of 10 Qwen3 runs), as one long step in five would make it")
+         "2.2x NeMo RL's measured 14.2 s for this layout (docs/guides/checkpoint-engine-refit.md, NCCL row). Checked, not the cause: step 10's "
+         "checkpoint and validation (NeMo RL's step-time checks average steps 5-9, tests/check_metrics.py mean(-6, "
+         "-1)). Unexplained: published Tokens/sec/GPU is 1.15x the step-implied rate on all 7 DeepSeek-V3 runs "
+         "(1.02-1.05x on 9 of 10 Qwen3 runs)")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
