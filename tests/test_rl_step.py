@@ -24,10 +24,20 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.6-2.8x the predi
          "InfiniBand, and GB200, TP32 inside NVLink) is 2.5x the predicted generation and does not follow the "
          "hardware (host-side per-step cost of the 32-way vLLM engine, not modelled). One-step-off steps (59-64 s) "
          "exceed the busiest predicted chip group (38-42 s), although its refit (31.6 s, full broadcast) is already "
-         "2.2x NeMo RL's measured 14.2 s for this layout (docs/guides/checkpoint-engine-refit.md, NCCL row)")
+         "2.2x NeMo RL's measured 14.2 s for this layout (docs/guides/checkpoint-engine-refit.md, NCCL row). Checked, not the cause: step 10's "
+         "checkpoint and validation (NeMo RL's step-time checks average steps 5-9, tests/check_metrics.py mean(-6, "
+         "-1)). Unexplained: published Tokens/sec/GPU is 1.15x the step-implied rate on all 7 DeepSeek-V3 runs "
+         "(1.02-1.05x on 9 of 10 Qwen3 runs)")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
+_Q235_ASYNC_KV = ("Qwen3-235B one-step-off on 256 H100 at the v0.6.0 recipe's gpu_memory_utilization 0.8 (raised to "
+                  "0.88 later, NVIDIA-NeMo/RL cc34bee34 'perf: increase Qwen3-235B async rollout GPU memory "
+                  "utilization on H100'): 58.8 GB of TP8 weights leave ~6 GB of KV per GPU after the serving model's "
+                  "4 GB buffer, so the batch is capped at ~21 of the 32 sequences per server at the mean final "
+                  "length (5.7k tokens); published 231 s says the real server held nearly all 32 (KV is held only "
+                  "until each sample finishes, and vLLM's own reserve is ~1-2 GB): the cap rule at final length and "
+                  "the buffer constant are the uncertain inputs")
 KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
     "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
@@ -40,6 +50,7 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
+    "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC_KV,
 }
 
 
@@ -171,3 +182,63 @@ def test_colocated_step_moves_trainer_state_to_host_and_back_by_hand():
     assert not [p for p in phases(pt_off) if p.stage == "offload"]
     pt_async = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-256-async.yaml")
     assert not [p for p in phases(pt_async, tail=False) if p.stage == "offload"]
+
+
+def test_kv_batch_cap_by_hand():
+    # 68 GB usable (0.8 x 85 GB), 58 GB of weights, 4 GB of buffers, 0.25 GB of KV per sequence: 6 / 0.25 = 24
+    from trainsim.posttrain.phases import kv_batch_cap
+
+    assert kv_batch_cap(68e9, 58e9, 4e9, 0.25e9) == pytest.approx(24.0, rel=1e-12)
+    assert kv_batch_cap(50e9, 58e9, 4e9, 0.25e9) == 0.0
+    assert kv_batch_cap(50e9, 1e9, 0.0, 0.0) == float("inf")
+
+
+def test_rollout_batch_is_the_kv_cap_not_the_grid_point_below_it():
+    # Qwen3-235B TP8 on H100 at gpu_memory_utilization 0.8 holds fewer than the 32 sequences per server it is
+    # given; the batch is the continuous KV cap, between the serving grid's 2 and 3 per chip
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-q235-256-async.yaml")
+    (ro,) = [p for p in phases(pt, tail=False) if p.stage == "rollout"]
+    bpc = ro.detail["batch_per_chip"]
+    assert 2.0 < bpc < 3.0 and bpc * 8 < 32
+
+
+def test_reference_swap_by_hand():
+    # 3 copies of the weight shard over the host link: 10 GB over 40 GB/s -> 0.75 s
+    from trainsim.posttrain.phases import reference_swap_s
+
+    assert reference_swap_s(10e9, 40e9) == pytest.approx(0.75, rel=1e-12)
+    assert reference_swap_s(10e9, 0.0) == 0.0
+
+
+def test_reference_swap_is_part_of_the_logprob_phase():
+    from dataclasses import replace
+
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-256-sync.yaml")
+    assert pt.student.reference_swap
+    (lp,) = [p for p in phases(pt) if p.stage == "logprobs"]
+    (off,) = [p for p in phases(pt) if p.stage == "offload"]
+    w, bw = off.detail["weights_bytes_per_chip"], off.detail["host_link_bytes_per_s"]
+    assert lp.detail["reference_swap_s"] == pytest.approx(3.0 * w / bw, rel=1e-12)
+    assert lp.seconds == pytest.approx(lp.detail["forward_s"] + 3.0 * w / bw, rel=1e-12)
+    pt_off = replace(pt, student=pt.student.model_copy(update={"reference_swap": False}))
+    (lp0,) = [p for p in phases(pt_off) if p.stage == "logprobs"]
+    assert lp0.seconds == pytest.approx(lp.detail["forward_s"], rel=1e-12)
+
+
+def test_packed_sequences_by_hand():
+    # 512 samples of 697 tokens in 1,536-token micro-batches: each padded to 704, two per micro-batch -> 256 x 1,408
+    from trainsim.posttrain.phases import packed_sequences
+
+    assert packed_sequences(512, 697, 1536) == (1408, 256)
+    # longer than half the budget: one per micro-batch (3,199 -> 3,200 in 4,096)
+    assert packed_sequences(2048, 3199, 4096) == (3200, 2048)
+    # no packing: one sequence per micro-batch
+    assert packed_sequences(512, 697, None) == (704, 512)
+    # odd count rounds the micro-batches up
+    assert packed_sequences(5, 100, 512) == (512, 2)

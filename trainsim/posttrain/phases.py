@@ -96,6 +96,21 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         dec_tps = float(ev.tokens_per_s_per_chip[i])
         plan = ev.plans.row(i)
         batch = float(ev.batch[i])
+        # the serving search times batches on a grid (..., 2, 3, 4, 6 per chip); a rollout server admits
+        # sequences until its KV blocks run out, so take the largest batch that fits, not the grid point below it
+        want = sequences / chips * plan["chips"]
+        kv_seq = float(ev.memory["kv_cache"][i]) / batch
+        cap = kv_batch_cap(system.chip.hbm_bytes * hbm_fraction, float(ev.memory["weights"][i]),
+                           float(ev.memory["buffers"][i]), kv_seq)
+        b_star = min(want, cap)
+        if b_star > batch * (1 + 1e-6):
+            evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
+                              fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
+                              memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction)
+            if evb.best is not None:
+                i2 = evb.best
+                dec_tps, batch = float(evb.tokens_per_s_per_chip[i2]), float(evb.batch[i2])
+                ev, i = evb, i2
         # the same plan at its smallest batch (one sequence per data-parallel micro-batch): per-step fixed cost
         b0 = float(plan["pp"] * plan["dp"])
         tpot0 = float(ev.latency_s[i])
@@ -116,6 +131,17 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float, kv_bytes_per_seq: float) -> float:
+    """Sequences a rollout server can hold at once: what its HBM share leaves after the weights and buffers,
+    over one sequence's KV cache at its final length, ``(hbm x gpu_memory_utilization - weights - buffers) /
+    kv_per_sequence`` (vLLM sizes its KV pool as ``gpu_memory_utilization x total - weights - peak activations``
+    and admits requests while free blocks remain: Kwon et al., SOSP'23; vllm/worker/worker.py
+    ``determine_num_available_blocks``). Continuous, not a point of the serving search's batch grid."""
+    if kv_bytes_per_seq <= 0:
+        return float("inf")
+    return max(usable_bytes - weights_bytes - buffer_bytes, 0.0) / kv_bytes_per_seq
 
 
 def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len) -> float:
@@ -172,16 +198,34 @@ class TrainTime:
     host_link_bw: float = 0.0
 
 
+def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None) -> tuple[int, int]:
+    """(micro-batch length, micro-batches) of ``sequences`` samples of mean length ``seq_len`` packed into
+    micro-batches of at most ``pack_tokens`` tokens.
+
+    NeMo RL rounds every sequence up to a multiple of 64 tokens (``sequence_packing.sequence_length_round``) and
+    packs them first-fit-decreasing into bins of ``train_mb_tokens`` (docs/design-docs/
+    sequence-packing-and-dynamic-batching.md); taken at the mean length, ``k = floor(pack_tokens / padded)``
+    sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``, ``k >= 1`` (a sequence longer than half
+    the budget travels alone). Fewer, longer micro-batches than one sequence each: a deep pipeline's bubble,
+    ``(pp - 1)`` micro-batch slots, weighs more. Example: 512 samples of 697 tokens, budget 1,536: padded 704,
+    k = 2 -> 256 micro-batches of 1,408 tokens."""
+    padded = -(-int(seq_len) // 64) * 64
+    k = max(int(pack_tokens) // padded, 1) if pack_tokens else 1
+    return padded * k, max(-(-int(sequences) // k), 1)
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
-               extra_forward_passes: float = 1.0, plan: dict | None = None) -> TrainTime:
+               extra_forward_passes: float = 1.0, plan: dict | None = None,
+               pack_tokens: int | None = None) -> TrainTime:
     """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
-    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched)."""
+    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched); ``pack_tokens``:
+    sequence packing's micro-batch token budget (:func:`packed_sequences`)."""
     def compute():
         # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
         # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
-        padded = -(-int(seq_len) // 64) * 64
+        mb_len, n_mb = packed_sequences(sequences, seq_len, pack_tokens)
         run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                  training=TrainingSpec(seq_len=padded, global_batch_seqs=max(int(sequences), 1),
+                  training=TrainingSpec(seq_len=mb_len, global_batch_seqs=n_mb,
                                         precision=precision),
                   plan=PlanSpec(**(plan or {})), reported=None)
         est = estimate(run)
@@ -189,7 +233,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                 est.memory["optimizer"], context(run).host_link_bw)
 
     step, tps, mfu, used, w_b, o_b, host_bw = _cached(
-        _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items()))),
+        _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
+             pack_tokens),
         compute)
     fwd = extra_forward_passes * step / 3.0
     return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)
@@ -210,6 +255,21 @@ def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: f
     if host_link_bw <= 0:
         return 0.0
     return 2.0 * (weights_bytes + optimizer_bytes) / host_link_bw
+
+
+def reference_swap_s(weights_bytes: float, host_link_bw: float) -> float:
+    """Seconds per step the reference policy's log-prob pass spends swapping weights through host memory.
+
+    NeMo RL's Megatron worker keeps the reference model's state dict in host memory
+    (``nemo_rl/models/megatron/setup.py`` ``setup_reference_model_state``) and, for the reference log-probs
+    (KL penalty, ``loss_fn.reference_policy_kl_penalty`` 0.01 in ``examples/configs/grpo_math_1B.yaml``), enters
+    ``MegatronPolicyWorker.use_reference_model`` (``nemo_rl/models/policy/workers/megatron_policy_worker.py``, tag
+    v0.6.0): the policy's state dict is copied to the host, the reference state dict copied in, and on exit the
+    policy's copied back -- three copies of each chip's weight shard over its own host link:
+    ``3 x weights / host-link bandwidth``. Example: 10 GB per chip over a 40 GB/s link: 3 x 10 / 40 = 0.75 s."""
+    if host_link_bw <= 0:
+        return 0.0
+    return 3.0 * weights_bytes / host_link_bw
 
 
 def weight_bytes(arch: Arch, precision: str) -> float:

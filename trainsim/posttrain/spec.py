@@ -23,6 +23,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
       rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
       rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys); absent -> searched
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
@@ -41,6 +42,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
+      pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
     reported:                          # only for published runs (validation/rl/): the measured step time
       step_time_s: 134
@@ -116,6 +118,9 @@ class StudentPart(BaseModel):
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
     host_offload: bool = True
+    #: the reference policy's log-probs swap its weights in from host memory and the policy's out and back every
+    #: step (NeMo RL Megatron backend, KL penalty on): :func:`.phases.reference_swap_s`
+    reference_swap: bool = False
 
     @field_validator("train_plan")
     @classmethod
@@ -161,6 +166,10 @@ class StepPart(BaseModel):
     topk: PosInt = 20
     weight_sync_every: PosInt = 1
     extra_forward_passes: FiniteFloat = Field(1.0, ge=0.0, le=100.0)
+    #: sequence packing: token budget of one training micro-batch (NeMo RL ``sequence_packing.train_mb_tokens`` =
+    #: ``max_total_sequence_length x train_micro_batch_size``); absent: one sequence per micro-batch.
+    #: :func:`.phases.packed_sequences`
+    pack_tokens: int | None = Field(None, gt=0)
     checkpoint_shipping: bool = False
 
     @model_validator(mode="after")

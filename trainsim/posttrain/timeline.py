@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (full_broadcast_s, host_offload_s, intra_cluster_broadcast_s, rollout_time, scoring_time,
-                     train_time, weight_bytes)
+from .phases import (full_broadcast_s, host_offload_s, intra_cluster_broadcast_s, reference_swap_s, rollout_time,
+                     scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
 STAGES = ("weights", "offload", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
@@ -167,7 +167,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         if ph:
             out.append(ph)
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes, pt.student.train_plan)
+                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens)
     if pt.student.host_offload and _colocated(pt):
         off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
@@ -175,9 +175,11 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                          detail={"weights_bytes_per_chip": tr.weights_bytes_per_chip,
                                  "optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
                                  "host_link_bytes_per_s": tr.host_link_bw}))
-    if tr.forward_s > 0:
-        out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s,
-                         cluster=tc, chips=t_chips, detail={"forward_passes": st.extra_forward_passes}))
+    swap = reference_swap_s(tr.weights_bytes_per_chip, tr.host_link_bw) if pt.student.reference_swap else 0.0
+    if tr.forward_s > 0 or swap > 0:
+        out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s + swap,
+                         cluster=tc, chips=t_chips, detail={"forward_passes": st.extra_forward_passes,
+                                                            "forward_s": tr.forward_s, "reference_swap_s": swap}))
     out.append(Phase(f"student update on {tc}", "train", tr.update_s, cluster=tc, chips=t_chips,
                      detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
                              "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan}))
