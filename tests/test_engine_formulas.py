@@ -195,3 +195,28 @@ def test_zero2_reduce_scatter_per_microbatch_hides_behind_the_next_one():
     assert g[0] > t_mb
     expect = (m - 1) * (g[0] - f * t_mb)
     assert r2.breakdown["dp_comm"][0] - r1.breakdown["dp_comm"][0] == pytest.approx(expect, rel=1e-6)
+
+
+def test_allgather_cp_exposes_the_kv_traffic(gpt3, a100_system):
+    # Ring CP (Megatron-Core / TE): the K/V bytes overlap the attention, exposed = cp_f - f x min(cp_f, attn)
+    # plus the per-step launches. All-gather CP (Llama 3 report sec. 3.3.2: "the all-gather communication latency
+    # is exposed in the critical path"): the whole cp_f forward and 2 cp_f backward (dK/dV), plus the launches.
+    from dataclasses import replace as dreplace
+
+    from trainsim.perf.step import _stage, cp_overlap_for, shared_costs
+    ctx = ctx_for(gpt3, a100_system, chips=64, seq=32768, gbs=64)
+    p = plan(tp=8, cp=8, dp=1, mb=1)
+    lc = shared_costs(ctx, p).rows()[0]
+    tokens = 32768 / 8
+    ring = _stage(ctx, p, lc, 1.0, False, tokens)
+    ag_ctx = dreplace(ctx, cp_allgather=True)
+    ag = _stage(ag_ctx, p, lc, 1.0, False, tokens)
+    assert cp_overlap_for(ctx) == ctx.calib.cp_overlap == 0.9
+    assert cp_overlap_for(ag_ctx) == 0.0
+    cp_f, sync, attn = lc["cp"], lc["cp_sync"], lc["attn"]
+    assert float(cp_f[0]) > 0.0
+    f = 0.9
+    assert ring["cp_exp_f"] == pytest.approx(cp_f - f * np.minimum(cp_f, attn) + sync, rel=1e-12)
+    assert ag["cp_exp_f"] == pytest.approx(cp_f + sync, rel=1e-12)
+    assert ag["cp_exp_b"] == pytest.approx(2.0 * cp_f + 2.0 * sync, rel=1e-12)
+    assert ag["t_mb"][0] > ring["t_mb"][0]

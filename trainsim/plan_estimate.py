@@ -52,6 +52,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        fsdp_pp_unsharded=bool(profile(framework_of(run)).get("fsdp_pp_unsharded", False)),
                        loss_fp32_upcast=bool(profile(framework_of(run)).get("loss_fp32_upcast", False)),
                        fsdp_sharded_master=bool(profile(framework_of(run)).get("fsdp_sharded_master", False)),
+                       cp_allgather=bool(profile(framework_of(run)).get("cp_allgather", False)),
                        **runtime)
 
 

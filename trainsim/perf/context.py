@@ -72,6 +72,7 @@ class StepContext:
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     loss_fp32_upcast: bool = False          # the stack's loss upcasts the logits to fp32 for PyTorch's cross entropy
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
+    cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
 
     @property
     def chip(self) -> Chip:

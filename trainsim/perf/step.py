@@ -140,6 +140,20 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     return out
 
 
+def cp_overlap_for(ctx: StepContext) -> float:
+    """Fraction of the context-parallel K/V traffic that overlaps attention.
+
+    Ring attention (Megatron-Core / Transformer Engine CP, PyTorch's ring attention) sends the next K/V block
+    while the current one is computed: ``cp_overlap``. An all-gather CP (the stack's ``cp_allgather`` profile
+    flag) first all-gathers K and V over the CP ranks and then computes the local queries' attention, so the
+    all-gather (and the backward's reduce-scatter of dK/dV) sits on the critical path: 0. Source: the Llama 3
+    report (arXiv 2407.21783) sec. 3.3.2, "our CP implementation adopts an all-gather based method where we first
+    all-gather the key (K) and value (V) tensors, and then compute attention output for the local query (Q) tensor
+    chunk ... the all-gather communication latency is exposed in the critical path". The bytes are the same as
+    the ring's ((cp - 1) K/V blocks received per rank, perf/comm_cp.py)."""
+    return 0.0 if ctx.cp_allgather else ctx.calib.cp_overlap
+
+
 def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     """Host time exposed per micro-batch (forward + backward) by ``moe_layers`` MoE layers outside CUDA graphs.
 
@@ -188,10 +202,12 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
     ep_exp_f = exposed(ep_f, comp_f, ep_ov)
-    # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not
+    # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not;
+    # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
-    cp_exp_f = exposed(cp_f, attn, c.cp_overlap) + cp_sync
-    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, c.cp_overlap) + 2.0 * cp_sync
+    cp_ov = cp_overlap_for(ctx)
+    cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
+    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + mtp_a + mtp_e + mtp_comm
     comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
     last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
