@@ -46,6 +46,18 @@ def profile(fw: str, field: str = "--framework") -> dict:
     return fws[fw]
 
 
+#: a profile's yes/no statements about how its stack behaves (each with its ``<flag>_source`` in
+#: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
+STACK_FLAGS = ("fsdp_pp_unsharded", "loss_fp32_upcast", "fsdp_sharded_master", "cp_allgather")
+
+
+def stack_flags(fw: str) -> dict[str, bool]:
+    """Each of :data:`STACK_FLAGS` for framework ``fw``: as its profile states it, else False (Megatron-Core's
+    behaviour)."""
+    prof = profile(fw)
+    return {f: bool(prof.get(f, False)) for f in STACK_FLAGS}
+
+
 def framework_of(run) -> str:
     """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
     return run.framework or _doc()["default_framework"]

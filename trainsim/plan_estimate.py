@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import framework_of, optimizer_precisions, profile, restrict_plan, runtime_settings
+from .frameworks import framework_of, optimizer_precisions, restrict_plan, runtime_settings, stack_flags
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -49,11 +49,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        pipeline_split=pl.pipeline_split or "even",
                        offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations,
-                       fsdp_pp_unsharded=bool(profile(framework_of(run)).get("fsdp_pp_unsharded", False)),
-                       loss_fp32_upcast=bool(profile(framework_of(run)).get("loss_fp32_upcast", False)),
-                       fsdp_sharded_master=bool(profile(framework_of(run)).get("fsdp_sharded_master", False)),
-                       cp_allgather=bool(profile(framework_of(run)).get("cp_allgather", False)),
-                       **runtime)
+                       **stack_flags(framework_of(run)), **runtime)
 
 
 def is_complete(plan: PlanSpec) -> bool:

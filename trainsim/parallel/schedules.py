@@ -248,6 +248,19 @@ def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
     return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), span, 1.0)
 
 
+def interleaved_chunk_in_flight(W: ArrayLike, pp: ArrayLike, v: ArrayLike, chunk: ArrayLike) -> Array:
+    """Micro-batches of model chunk ``chunk`` (0 .. v - 1) a rank holds when it holds ``W`` chunk-forwards under the
+    interleaved schedule. Megatron-Core runs the forwards in groups of N micro-batches per chunk (chunk 0 of group
+    0, chunk 1 of group 0, ..., then chunk 0 of group 1; ``get_schedule_table``), N =
+    ``microbatch_group_size_per_vp_stage`` = p by default and at least p (Megatron-Core's schedules.py raises
+    below), so chunk k
+    holds clip(W - k p, 0, p) of the first group and chunk 0 also clip(W - v p, 0, p) of the second; the counts sum
+    to W (W <= (v + 1) p - 1). The same grouping sets :func:`dp_sync_window`."""
+    w, p, vv, k = (np.asarray(x, dtype=np.float64) for x in (W, pp, v, chunk))
+    first = np.clip(w - k * p, 0.0, p)
+    return first + np.where(k == 0, np.clip(w - vv * p, 0.0, p), 0.0)
+
+
 def param_copies(schedule: ArrayLike) -> Array:
     """Copies of a stage's parameters per rank: 2 for DualPipe (DeepSeek-V3 report, Table 2), else 1."""
     return _column("param_copies", np.float64)[np.asarray(schedule, dtype=np.int64)]

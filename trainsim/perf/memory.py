@@ -23,7 +23,7 @@ from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, l
                           op_sac_bytes_per_token)
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
-from ..parallel.schedules import virtual_stages
+from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 from typing import Any
@@ -260,9 +260,8 @@ def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
     * pp > 1 adds the BF16 stage output (2 B): torch.distributed.pipelining keeps each stage's output in its
       ``fwd_cache`` until that micro-batch's backward, where the non-pipelined loop deletes ``pred`` before
       ``loss.backward()``."""
-    base = ctx.logit_bytes
     if not ctx.loss_fp32_upcast:
-        return base + 0.0 * p.tp
+        return np.full(np.shape(p.tp), ctx.logit_bytes)
     return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)
 
 
@@ -279,17 +278,6 @@ def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     return logits + mtp
 
 
-def _chunk_in_flight(W: Num, pp: Num, v: Num, chunk: Num) -> Num:
-    """Micro-batches of model chunk ``chunk`` (0 .. v - 1) a rank holds when it holds ``W`` chunk-forwards under the
-    interleaved schedule. Megatron-Core runs the forwards in groups of N micro-batches per chunk (chunk 0 of group
-    0, chunk 1 of group 0, ..., then chunk 0 of group 1; ``get_schedule_table``), N =
-    ``microbatch_group_size_per_vp_stage`` = p by default and at least p (schedules.py raises below), so chunk k
-    holds clip(W - k p, 0, p) of the first group and chunk 0 also clip(W - v p, 0, p) of the second; the counts sum
-    to W (W <= (v + 1) p - 1)."""
-    first = np.clip(W - chunk * pp, 0.0, pp)
-    return first + np.where(chunk == 0, np.clip(W - v * pp, 0.0, pp), 0.0)
-
-
 def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Num, rank: Num, last: bool) -> Num:
     """Layers to cost the first (``last`` False, rank 0) or last rank's in-flight activations with.
 
@@ -301,8 +289,9 @@ def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Nu
     first stage has only the embedding, and the last model chunk on the last stage has only output projection and
     loss calculation"), not one layer fewer spread over all chunks. With c = mid / v layers per chunk, the light
     chunk holds c - (mid - layers); with W = v x :func:`microbatches_in_flight` chunk-forwards in flight and n of
-    them in the light chunk (:func:`_chunk_in_flight`), the rank keeps c W - (mid - layers) n layer-micro-batches,
-    returned as the layer count that gives the same at W / v micro-batches. Rank 0's light chunk 0 holds the most
+    them in the light chunk (:func:`interleaved_chunk_in_flight`, in the schedule registry), the rank keeps
+    c W - (mid - layers) n layer-micro-batches, returned as the layer count that gives the same at W / v
+    micro-batches. Rank 0's light chunk 0 holds the most
     micro-batches (2p - 1 of W = (v + 1) p - 1 with m >= 2p), so its layers weigh less than 1/v; the last rank's
     holds one, so its layers weigh more."""
     if ctx.pipeline_split != "balanced" or ctx.first_stage_layers is not None or ctx.last_stage_layers is not None:
@@ -315,7 +304,7 @@ def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Nu
     W = microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) * v
     c = mid / v
     deficit = np.minimum(np.maximum(mid - layers, 0.0), c)
-    n_light = _chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0)
+    n_light = interleaved_chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0)
     eff = (c * W - deficit * n_light) / np.maximum(W / v, 1e-30)
     return np.where(use, eff, layers)
 

@@ -29,6 +29,16 @@ def fmt_key(key: str, x: Any) -> str:
     return value_of_key(key, x)
 
 
+def assumption_value(a: dict) -> str:
+    """An assumption's value as text, its low-high range beside the nominal where it has one (the terminal and
+    HTML scenario renderers share it)."""
+    v = a.get("value")
+    if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
+            and not isinstance(v, dict):
+        return fmt_key(str(a.get("key")), {"nominal": v, "low": a["low"], "high": a["high"]})
+    return v if isinstance(v, str) else fmt_key(str(a.get("key")), v)
+
+
 def key_label(key: str) -> str:
     """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
     (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
@@ -134,12 +144,7 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     for col in ("key", "value", "source", "confidence"):
         at.add_column(col, overflow="fold")
     for a in r.get("assumptions") or []:
-        val = a.get("value")
-        if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
-                and not isinstance(val, dict):
-            val = fmt_key(str(a.get("key")), {"nominal": val, "low": a["low"], "high": a["high"]})
-        else:
-            val = fmt_key(str(a.get("key")), val) if not isinstance(val, str) else val
+        val = assumption_value(a)
         src = a.get("source", "") + (f" [dim]{a['note']}[/dim]" if a.get("note") and verbose else "")
         at.add_row(key_label(str(a.get("key"))), str(val), src, str(a.get("confidence", "")))
     c.print(at)

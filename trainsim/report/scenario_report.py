@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import TrainsimError
 from . import fmt
 from .page import Report, esc, image, kv_table, page, rel_path, section, table
-from ..report.scenario_render import fmt_key, plan_text, key_label
+from ..report.scenario_render import assumption_value, fmt_key, plan_text, key_label
 from ..scenario.kinds import load_doc
 from ..catalog.resolve import resolve_system
 from ..scenario.common import make_run
@@ -276,12 +276,7 @@ def _best_plan(result: dict) -> str:
 def _assumptions(result: dict) -> str:
     rows = []
     for a in result.get("assumptions") or []:
-        v = a.get("value")
-        if a.get("low") is not None and a.get("high") is not None and a.get("low") != a.get("high") \
-                and not isinstance(v, dict):
-            val = fmt_key(str(a.get("key")), {"nominal": v, "low": a["low"], "high": a["high"]})
-        else:
-            val = v if isinstance(v, str) else fmt_key(str(a.get("key")), v)
+        val = assumption_value(a)
         rows.append([key_label(str(a.get("key"))), val, a.get("source", ""), a.get("confidence", ""), a.get("note", "")])
     return table(["input", "value", "source", "confidence", "note"], rows, wrap={1, 2, 4})
 
