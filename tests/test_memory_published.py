@@ -62,7 +62,7 @@ def test_logit_peak_bytes_hand_derived(gpt3, a100_system):
     # Megatron's vocab-parallel cross entropy: BF16 logits (2) + fp32 softmax (4) = 6; TE's in-place loss: 2.
     from dataclasses import replace
     from trainsim.perf.memory import logit_peak_bytes
-    tt = replace(ctx_for(gpt3, a100_system), loss_fp32_upcast=True)
+    tt = replace(ctx_for(gpt3, a100_system), cross_entropy_fusion="fp32_upcast")
     got = logit_peak_bytes(tt, _plan(tp=np.array([1, 8, 1, 8]), pp=np.array([1, 1, 4, 4])))
     assert list(got) == [12.0, 16.0, 14.0, 18.0]
     mc = ctx_for(gpt3, a100_system)
@@ -81,12 +81,12 @@ def test_torchtitan_loss_logits_hand_derived():
                              dict(tp=1, pp=1, cp=1, zero=3, recompute="selective", recompute_modules=["op_sac"],
                                   micro_batch=2, schedule="1f1b")))
     ctx = context(run)
-    assert ctx.loss_fp32_upcast
+    assert ctx.cross_entropy_fusion == "fp32_upcast"
     p = _plan(dp=8, zero=3, recompute=1, mb=2)
     tokens = np.array([16384.0])
     m = np.array([1.0])
     up = memory_breakdown(ctx, p, tokens, m)["activations"][0]
-    mg = memory_breakdown(replace(ctx, loss_fp32_upcast=False), p, tokens, m)["activations"][0]
+    mg = memory_breakdown(replace(ctx, cross_entropy_fusion="none"), p, tokens, m)["activations"][0]
     assert up - mg == pytest.approx(16384 * 128256 * (12 - 6), rel=1e-9)
 
 

@@ -61,8 +61,9 @@ class TrainingSpec(BaseModel):
     # all-gathered in FP8, the master copy in the optimizer. Only with fp8. Unset: the stack's default.
     fp8_param_gather: bool | None = None
     # loss kernel: 'te' (Transformer Engine's parallel cross entropy, the gradient written in place into the BF16
-    # logits), 'native' (Megatron-Core's fused vocab-parallel kernel) or 'none' (unfused). Unset: the stack's default.
-    cross_entropy_fusion: Literal["none", "native", "te"] | None = None
+    # logits), 'native' (Megatron-Core's fused vocab-parallel kernel), 'none' (unfused) or 'fp32_upcast' (PyTorch's
+    # cross entropy on logits upcast to fp32, torchtitan's loss). Unset: the stack's default.
+    cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast"] | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

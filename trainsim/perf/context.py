@@ -68,9 +68,8 @@ class StepContext:
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
-    cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' (loss kernel; logits memory)
+    cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
-    loss_fp32_upcast: bool = False          # the stack's loss upcasts the logits to fp32 for PyTorch's cross entropy
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
 

@@ -247,7 +247,7 @@ def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
 
     Megatron-Core and the default: ``ctx.logit_bytes`` (6: BF16 logits + the fp32 softmax its vocab-parallel cross
     entropy keeps; 2 with TE's in-place fused loss). A stack whose loss upcasts the logits and calls PyTorch's
-    cross entropy (``loss_fp32_upcast``; torchtitan train.py ``loss_fn``:
+    cross entropy (``cross_entropy_fusion: fp32_upcast``; torchtitan train.py ``loss_fn``:
     ``cross_entropy(pred.flatten(0, 1).float(), labels)``) holds more at the loss backward, the peak:
 
     * tp = 1 (aten kernels): the saved fp32 log-softmax output (4), the fp32 gradient ``nll_loss_backward`` writes
@@ -260,7 +260,7 @@ def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
     * pp > 1 adds the BF16 stage output (2 B): torch.distributed.pipelining keeps each stage's output in its
       ``fwd_cache`` until that micro-batch's backward, where the non-pipelined loop deletes ``pred`` before
       ``loss.backward()``."""
-    if not ctx.loss_fp32_upcast:
+    if ctx.cross_entropy_fusion != "fp32_upcast":
         return np.full(np.shape(p.tp), ctx.logit_bytes)
     return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)
 
