@@ -64,6 +64,10 @@ class TrainingSpec(BaseModel):
     # logits), 'native' (Megatron-Core's fused vocab-parallel kernel), 'none' (unfused) or 'fp32_upcast' (PyTorch's
     # cross entropy on logits upcast to fp32, torchtitan's loss). Unset: the stack's default.
     cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast"] | None = None
+    # memory-bound kernels (norms, rotary, activation): 'fused' (Transformer Engine / Apex fused kernels, or
+    # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
+    # --training.compile). Unset: the stack's default.
+    elementwise_kernels: Literal["fused", "eager"] | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

@@ -138,6 +138,8 @@ def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) 
 
 
 NORM_BYTES_PER_H = 4.0   # one norm reads and writes h BF16 values
+EAGER_NORM_BYTES_PER_H = 36.0   # PyTorch-op RMSNorm with an fp32 upcast (elementwise_bytes_per_token)
+EAGER_ROPE_BYTES = 20.0         # PyTorch-op complex rotary with an fp32 upcast, per q / k element
 
 
 def act_fn_bytes_per_f(act: str) -> float:
@@ -146,19 +148,32 @@ def act_fn_bytes_per_f(act: str) -> float:
     return 6.0 if act == "swiglu" else 4.0
 
 
-def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool) -> float:
+def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
-    2 norms (read + write h): 8h; 2 residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims;
-    activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts';
-    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h);
-    FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; 2
+    residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims; activation function
+    (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router scores
+    (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every GEMM
+    input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+
+    Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
+    run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
+    ``pow(2)`` 4 + 4, ``mean(-1)`` 4, ``x * rsqrt`` 4 + 4, ``type_as`` 4 + 2, ``* weight`` 2 + 2) 36 bytes, against
+    the fused 4; rotary (models/llama/model.py ``apply_rotary_emb``: ``float()`` 2 + 4, complex multiply 4 + 4,
+    ``type_as`` 4 + 2) 20 bytes per q / k element, against 4; ``repeat_kv`` materialises K and V at the query
+    head count when kv heads < heads (``expand`` + ``reshape``: read kv, write heads, 2 bytes each, for K and V):
+    4 (heads + kv heads) head_dim; SwiGLU ``F.silu(w1 x) * w3 x``: silu 2 + 2 and the product 4 + 2 = 10 per f,
+    against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
-    b = 2.0 * NORM_BYTES_PER_H * hidden + 12.0 * hidden
+    norm_bytes, rope_bytes = (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, 4.0)
+    b = 2.0 * norm_bytes * hidden + 12.0 * hidden
     for core in lk.attention:
-        b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
+        b += rope_bytes * (core.heads + core.kv_heads) * core.qk_head_dim
+        if eager and core.kv_heads < core.heads:
+            b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
     act_per_f = act_fn_bytes_per_f(lk.ffn_act)
-    b += act_per_f * lk.ffn_dim
+    b += (10.0 if eager and lk.ffn_act == "swiglu" else act_per_f) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
@@ -174,7 +189,8 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp."""
-    by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0) * tokens / p.tp
+    by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0,
+                                     eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
     return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
 
 
