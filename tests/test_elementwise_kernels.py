@@ -63,3 +63,8 @@ def test_unknown_kernel_mode_is_a_usage_error():
     with pytest.raises(Exception, match="elementwise_kernels"):
         parse_run({"model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
                    "training": {"seq_len": 8192, "global_batch_seqs": 64, "elementwise_kernels": "jit"}})
+
+
+def test_sweeps_can_vary_the_kernel_mode():
+    from trainsim.sweep.targets import canonical
+    assert canonical("training.elementwise_kernels", "sweep.yaml") == "training.elementwise_kernels"

@@ -53,7 +53,8 @@ ALIASES = {
 }
 
 SIMPLE = ("chips", "system", "system.chip", "model")
-TRAINING_KEYS = ("tokens", "seq_len", "global_batch_seqs", "global_batch_tokens", "precision", "attention")
+TRAINING_KEYS = ("tokens", "seq_len", "global_batch_seqs", "global_batch_tokens", "precision", "attention",
+                 "elementwise_kernels")
 TRAINING_INT = ("seq_len", "global_batch_seqs")
 TRAINING_COUNT = ("tokens", "global_batch_tokens")
 
