@@ -45,3 +45,19 @@ def test_corrupt_or_unwritable_cache_is_not_used(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("TRAINSIM_CACHE", str(blocker / "sub"))  # cannot be created: still an answer
     assert tables_cache.cached([b"z"], lambda: built) == built
+
+
+def test_capacity_shape_counts_kept_per_shape_not_name():
+    """The capacity shape rule's parameter counts are kept per shape (scenario/capacity.py ``_counts``): a shape
+    under another name gives the counts a fresh build gives, and the DeepSeek-V3 shape gives the paper's sizes
+    (arXiv 2412.19437, abstract: 671B total, 37B activated per token)."""
+    from trainsim.model.counts import count
+    from trainsim.model.inline import InlineModel, build_inline
+    from trainsim.scenario.capacity import _counts, _moe_doc
+
+    a = _counts(_moe_doc(7168, 61, 256, "first-name"))
+    b = _counts(_moe_doc(7168, 61, 256, "another-name"))
+    fresh = count(build_inline(InlineModel.model_validate(_moe_doc(7168, 61, 256, "fresh"))))
+    assert a == b == (float(fresh.total_params), float(fresh.active_params))
+    assert abs(a[0] / 671e9 - 1) < 0.01 and abs(a[1] / 37e9 - 1) < 0.02
+    assert _counts(_moe_doc(7168, 61, 320, "first-name"))[0] > a[0]    # another shape is not served the kept one
