@@ -57,6 +57,11 @@ class TrainingSpec(BaseModel):
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
+    # MoE token drop with padding to capacity (Megatron-Core --moe-expert-capacity-factor with
+    # --moe-pad-expert-input-to-capacity; NeMo 2.0 MegatronTokenDropCallback, Megatron-Bridge use_tokendrop): every
+    # expert receives exactly its capacity, so the split sizes are known on the host and the dispatcher never
+    # synchronises the device. False: dropless. Unset: the software stack's default (dropless).
+    moe_token_drop: bool | None = None
     # FP8 weights (Megatron-Core --fp8-param-gather, Transformer Engine fp8_model_init): the model's weights held and
     # all-gathered in FP8, the master copy in the optimizer. Only with fp8. Unset: the stack's default.
     fp8_param_gather: bool | None = None
