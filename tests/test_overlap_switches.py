@@ -113,6 +113,13 @@ def test_token_drop_bad_value_is_one_line():
         parse_run(yaml.safe_load(MOE.format(d="alltoall").replace("moe_dispatcher: alltoall",
                                                                   "moe_token_drop: sometimes")))
     assert "moe_token_drop" in str(e.value) and "\n" not in str(e.value)
+    # Megatron-Core rejects padding to capacity with the DeepEP backend; so does the spec
+    with pytest.raises(TrainsimError) as e:
+        parse_run(yaml.safe_load(MOE.format(d="deepep").replace("moe_dispatcher: deepep",
+                                                                "moe_dispatcher: deepep, moe_token_drop: true")))
+    assert "deepep" in str(e.value) and "\n" not in str(e.value)
+    parse_run(yaml.safe_load(MOE.format(d="hybridep").replace("moe_dispatcher: hybridep",
+                                                              "moe_dispatcher: hybridep, moe_token_drop: true")))
 
 
 def test_node_aware_dispatch_pays_an_oversubscribed_scale_out():

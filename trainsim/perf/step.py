@@ -169,7 +169,11 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     is the capacity, known on the host, and MoEAlltoAllTokenDispatcher keeps ``cuda_sync_point = "no_sync"``
     (megatron/core/transformer/moe/token_dispatcher.py: ``preprocess``'s ``drop_and_pad`` branch returns before
     any sync point is set, core_v0.11.0 / core_v0.12.0; at Megatron-LM cba6b0ed, the Megatron-Core of
-    Megatron-Bridge v0.2.2, ``_maybe_dtoh_and_synchronize`` also does nothing under ``drop_and_pad``): 0. Under
+    Megatron-Bridge v0.2.2, ``_maybe_dtoh_and_synchronize`` also does nothing under ``drop_and_pad``, and
+    ``_HybridEPManager.setup_metadata`` gives HybridEP the token counts on the host, where it would otherwise
+    copy them back): 0. DeepEP's dispatch always waits on the host for the received counts (fused_a2a.py: "the
+    CPU will wait for GPU's signal to arrive") and Megatron-Core rejects padding to capacity with it
+    (transformer_config.py), as the run spec does. Under
     DualPipe the caller hides it as it hides the all-to-all (another micro-batch's compute runs meanwhile,
     DeepSeek-V3 sec. 3.2.1)."""
     if ctx.cuda_graphs == "full" or ctx.moe_token_drop:
