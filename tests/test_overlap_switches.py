@@ -87,6 +87,41 @@ def test_moe_host_sync_per_layer_and_microbatch_unless_full_cuda_graphs():
     assert none.step_time_s - full.step_time_s == pytest.approx(48 * h, rel=1e-6)
 
 
+def test_token_drop_with_padding_has_no_moe_host_sync():
+    # Megatron-Core's alltoall dispatcher under drop-and-pad (moe_pad_expert_input_to_capacity) knows every split
+    # on the host (each expert gets its capacity) and never synchronises: the 48 layers x 1 micro-batch x h of the
+    # dropless run disappear; nothing else changes (the compute is the same balanced token count)
+    from trainsim.perf.calibration import calib_for
+
+    spec = MOE.format(d="alltoall")
+    dropless = estimate(parse_run(yaml.safe_load(spec)))
+    stated = estimate(parse_run(yaml.safe_load(spec.replace("moe_dispatcher: alltoall",
+                                                            "moe_dispatcher: alltoall, moe_token_drop: false"))))
+    drop = estimate(parse_run(yaml.safe_load(spec.replace("moe_dispatcher: alltoall",
+                                                          "moe_dispatcher: alltoall, moe_token_drop: true"))))
+    h = calib_for("nvidia-hopper", framework="megatron-bridge-2026").moe_layer_host_s
+    assert dropless.breakdown["moe_host_sync"] == pytest.approx(48 * h, rel=1e-9)   # unset = dropless
+    assert stated.step_time_s == dropless.step_time_s
+    assert drop.breakdown["moe_host_sync"] == 0.0
+    assert dropless.step_time_s - drop.step_time_s == pytest.approx(48 * h, rel=1e-6)
+
+
+def test_token_drop_bad_value_is_one_line():
+    from trainsim.errors import TrainsimError
+
+    with pytest.raises(TrainsimError) as e:
+        parse_run(yaml.safe_load(MOE.format(d="alltoall").replace("moe_dispatcher: alltoall",
+                                                                  "moe_token_drop: sometimes")))
+    assert "moe_token_drop" in str(e.value) and "\n" not in str(e.value)
+    # Megatron-Core rejects padding to capacity with the DeepEP backend; so does the spec
+    with pytest.raises(TrainsimError) as e:
+        parse_run(yaml.safe_load(MOE.format(d="deepep").replace("moe_dispatcher: deepep",
+                                                                "moe_dispatcher: deepep, moe_token_drop: true")))
+    assert "deepep" in str(e.value) and "\n" not in str(e.value)
+    parse_run(yaml.safe_load(MOE.format(d="hybridep").replace("moe_dispatcher: hybridep",
+                                                              "moe_dispatcher: hybridep, moe_token_drop: true")))
+
+
 def test_node_aware_dispatch_pays_an_oversubscribed_scale_out():
     # the deduplicated dispatch goes through the same topology rule as a plain all-to-all: a scale-out Clos with
     # blocks of one 8-GPU node and 4:1 uplinks; EP 16 over two nodes sends half its members' traffic out of the

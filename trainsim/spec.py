@@ -57,6 +57,12 @@ class TrainingSpec(BaseModel):
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
+    # MoE token drop with padding to capacity (Megatron-Core --moe-expert-capacity-factor with
+    # --moe-pad-expert-input-to-capacity; NeMo 2.0 MegatronTokenDropCallback, Megatron-Bridge use_tokendrop): every
+    # expert receives exactly its capacity, so the split sizes are known on the host and the dispatcher never
+    # synchronises the device (all-to-all and HybridEP dispatchers; Megatron-Core rejects it with DeepEP).
+    # False: dropless. Unset: the software stack's default (dropless).
+    moe_token_drop: bool | None = None
     # FP8 weights (Megatron-Core --fp8-param-gather, Transformer Engine fp8_model_init): the model's weights held and
     # all-gathered in FP8, the master copy in the optimizer. Only with fp8. Unset: the stack's default.
     fp8_param_gather: bool | None = None
@@ -87,6 +93,15 @@ class TrainingSpec(BaseModel):
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0):
             raise ValueError(f"expected a fraction from 0 (exact, Megatron-style) to below 1, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _token_drop_dispatcher(self):
+        # Megatron-Core transformer_config.py: "Flex token dispatcher with deepep backend does not support
+        # moe_pad_expert_input_to_capacity"
+        if self.moe_token_drop and self.moe_dispatcher == "deepep":
+            raise ValueError("moe_token_drop (padding to capacity) is not supported with moe_dispatcher deepep "
+                             "(Megatron-Core); use alltoall or hybridep")
+        return self
 
     @model_validator(mode="after")
     def _batch(self):

@@ -67,6 +67,7 @@ class StepContext:
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
+    moe_token_drop: bool = False            # MoE drop-and-pad to capacity: no host sync (moe_host_sync_time)
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)

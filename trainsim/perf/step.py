@@ -164,9 +164,19 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     small kernels) is no longer hidden behind the GPU. Per MoE layer and micro-batch that costs ``moe_layer_host_s``
     (fitted by scripts/calibrate.py on the MoE runs, the one per-layer constant). Capturing the whole iteration in
     a CUDA graph with sync-free dispatch (Megatron-Core ``cuda_graph_impl=full_iteration``; run spec
-    ``training.cuda_graphs: full``) removes it: 0. Under DualPipe the caller hides it as it hides the all-to-all
-    (another micro-batch's compute runs meanwhile, DeepSeek-V3 sec. 3.2.1)."""
-    if ctx.cuda_graphs == "full":
+    ``training.cuda_graphs: full``) removes it: 0. So does token drop with padding to capacity (run spec
+    ``training.moe_token_drop``: Megatron-Core ``moe_pad_expert_input_to_capacity``): every expert's token count
+    is the capacity, known on the host, and MoEAlltoAllTokenDispatcher keeps ``cuda_sync_point = "no_sync"``
+    (megatron/core/transformer/moe/token_dispatcher.py: ``preprocess``'s ``drop_and_pad`` branch returns before
+    any sync point is set, core_v0.11.0 / core_v0.12.0; at Megatron-LM cba6b0ed, the Megatron-Core of
+    Megatron-Bridge v0.2.2, ``_maybe_dtoh_and_synchronize`` also does nothing under ``drop_and_pad``, and
+    ``_HybridEPManager.setup_metadata`` gives HybridEP the token counts on the host, where it would otherwise
+    copy them back): 0. DeepEP's dispatch always waits on the host for the received counts (fused_a2a.py: "the
+    CPU will wait for GPU's signal to arrive") and Megatron-Core rejects padding to capacity with it
+    (transformer_config.py), as the run spec does. Under
+    DualPipe the caller hides it as it hides the all-to-all (another micro-batch's compute runs meanwhile,
+    DeepSeek-V3 sec. 3.2.1)."""
+    if ctx.cuda_graphs == "full" or ctx.moe_token_drop:
         return 0.0 * moe_layers
     return moe_layers * ctx.calib.moe_layer_host_s
 
