@@ -55,7 +55,7 @@ class OptimizerStates:
         return self.master_bytes + self.moments_bytes
 
     @classmethod
-    def from_precisions(cls, prec: dict, offload: tuple[str, ...] | list[str] = ()) -> "OptimizerStates":
+    def from_precisions(cls, prec: dict[str, str], offload: tuple[str, ...] | list[str] = ()) -> "OptimizerStates":
         """The states of a run from its ``moments``, ``master_weights`` and ``grads`` precisions
         (:func:`trainsim.frameworks.optimizer_precisions`) and its ``offload`` list: Adam's two moments at
         :data:`STATE_DTYPE_BYTES` each, the master at :data:`MASTER_WEIGHT_BYTES`, the gradient buffer at
