@@ -40,10 +40,6 @@ KNOWN_GAPS = {
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
     "megatron-bridge-2608-dsv4-flash-gb200-128-mxfp8": _MB,
     "megatron-bridge-2608-dsv4-flash-gb300-128-mxfp8": _MB,
-    "nemo-2407-gpt3-20b-h100-64-fp8": "micro-batch 8 and tp 4 against the recipe's plan, which the model predicts "
-        "24% too slow: the model under-predicts the recipe, not a found gain",
-    "nemo-2407-llama3-8b-h100-8-fp8-cp2": "the recipe runs cp 2 at 8K, which the model prices 11% too slow "
-        "(CP ring steps at 4K-token blocks); the search avoids CP",
     "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
         "micro-batch effects in the model",
     "nemo-2502-nemotron4-340b-b200-128-fp8": "tp 4 pp 16 cp 2 against the recipe's tp 8: the model predicts the "

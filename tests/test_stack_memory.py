@@ -53,6 +53,32 @@ def test_automodel_keeps_bf16_states():
     assert auto.memory["gradients"] / mega.memory["gradients"] == pytest.approx(2.0 / 4.0)
 
 
+def test_nemo_2407_distributed_fused_adam_states():
+    """NeMo 24.07's Apex DistributedFusedAdam with BF16 (O2) weights and an fp32 optimizer keeps the fp32 master as
+    an int16 remainder beside the BF16 weight (store_param_remainders): per parameter, sharded over dp, 2 bytes of
+    master + 2 x 4 of fp32 moments = 10, against Megatron-Core's 4 + 8 = 12. Llama 3.1 8B on 8 chips at dp 8:
+    8.03e9 params x 10 / 8 = 10.0 GB of optimizer states; the BF16-gradient buffer (grad_sync_dtype bf16) holds
+    2 bytes per parameter unsharded, half of fp32's 4. With optim dtype bf16 (the 24.07 Nemotron-4 340B config)
+    NeMo stores no master (store_params False, the BF16 weight is the master) and BF16 moments: 2 x 2 = 4."""
+    n = 8_030_261_248   # Llama 3.1 8B's parameters (meta-llama/Llama-3.1-8B safetensors index: 16,060,522,496 B / 2)
+    nemo = _run(framework="nemo-2024")
+    mega = _run(framework="megatron-core-2024", plan={"zero": 1})
+    # rel 1e-6: the engine leaves out the final norm (4,096 parameters)
+    assert nemo.memory["optimizer"] == pytest.approx(n * (2 + 8) / 8, rel=1e-6)
+    assert mega.memory["optimizer"] / nemo.memory["optimizer"] == pytest.approx(12.0 / 10.0)
+    bf16_grads = _run(framework="nemo-2024", optimizer={"grads": "bf16"})
+    assert bf16_grads.memory["gradients"] == pytest.approx(2 * n, rel=1e-6)
+    assert nemo.memory["gradients"] == pytest.approx(4 * n, rel=1e-6)
+    no_master = _run(framework="nemo-2024", optimizer={"moments": "bf16", "master_weights": "bf16"})
+    assert no_master.memory["optimizer"] == pytest.approx(n * 4 / 8, rel=1e-6)
+
+
+def test_unknown_master_weights_precision_is_an_input_error():
+    from trainsim.errors import TrainsimError
+    with pytest.raises(TrainsimError, match="master_weights"):
+        _run(optimizer={"master_weights": "fp16_remainder"})
+
+
 @pytest.mark.parametrize("system,ratio", [("gb200-nvl72", 0.5), ("dgx-h100", 1.0)])
 def test_fp8_weights(system, ratio):
     on = _run(system=system, framework="megatron-bridge-2026", training={"precision": "fp8"})

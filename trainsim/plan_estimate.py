@@ -36,10 +36,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
     prec = optimizer_precisions(o, framework_of(run))
-    st = OptimizerStates(moments_bytes=2 * (4.0 if prec["moments"] == "fp32" else 2.0),
-                         master_bytes=4.0 if prec["master_weights"] == "fp32" else 0.0,
-                         grad_bytes=4.0 if prec["grads"] == "fp32" else 2.0,
-                         offload_optimizer="optimizer" in o.offload, offload_ema="ema" in o.offload)
+    st = OptimizerStates.from_precisions(prec, o.offload)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
                        calib=calib or calib_for(run.system.chip.family, framework=framework_of(run),

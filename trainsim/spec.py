@@ -218,7 +218,7 @@ class OptimizerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     moments: Literal["fp32", "bf16"] | None = None
-    master_weights: Literal["fp32", "bf16"] | None = None
+    master_weights: Literal["fp32", "fp32_remainder", "bf16"] | None = None
     grads: Literal["fp32", "bf16"] | None = None
     offload: list[Literal["ema", "optimizer"]] = Field(default_factory=list)
 

@@ -26,12 +26,25 @@ class Recompute:
     num_layers: int = 1
 
 
+#: bytes per parameter of the master weights kept beside the BF16 model weights, by the run spec's
+#: ``optimizer.master_weights``: an fp32 copy (Megatron-Core mixed precision, Micikevicius et al. 2018); the
+#: BF16 weights as their own master copy (0); or ``fp32_remainder``, Apex DistributedFusedAdam's
+#: ``store_param_remainders=True``: the fp32 master is rebuilt from the BF16 parameter (its high 16 bits) and a
+#: stored int16 remainder (its low 16 bits), so the optimizer keeps 2 bytes, not 4 (NVIDIA/apex
+#: apex/contrib/optimizers/distributed_fused_adam.py at 23c1f865, 2024-07-02: ``StateBucket.param_remainders_shard
+#: = torch.zeros([shard_size], dtype=torch.int16)`` beside the ``dtype`` moments ``exp_avg_shard`` /
+#: ``exp_avg_sq_shard``; "if model is BF16 and optimizer is FP32, store bits required to reconstruct FP32 params").
+MASTER_WEIGHT_BYTES = {"fp32": 4.0, "fp32_remainder": 2.0, "bf16": 0.0}
+#: bytes per element of the Adam moments and of the main-gradient buffer, by their stated precision
+STATE_DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0}
+
+
 @dataclass(frozen=True)
 class OptimizerStates:
     """Bytes per parameter of the training states (Megatron-Core mixed precision by default)."""
 
     moments_bytes: float = 8.0        # Adam m and v: 2 x 4 (fp32) or 2 x 2 (bf16: DeepSeek-V3 sec. 3.3.3)
-    master_bytes: float = 4.0         # fp32 master weights (0 when the bf16 weights are the master copy)
+    master_bytes: float = 4.0         # master weights: MASTER_WEIGHT_BYTES (fp32 4, Apex remainders 2, bf16 0)
     grad_bytes: float = 4.0           # main-gradient accumulation buffer: fp32 (Megatron default) or bf16
     offload_optimizer: bool = False   # master weights and moments in host memory (Megatron --optimizer-cpu-offload)
     offload_ema: bool = False         # an EMA of the weights kept in host memory (DeepSeek-V3 sec. 3.3.1)
@@ -40,6 +53,18 @@ class OptimizerStates:
     def optimizer_bytes(self) -> float:
         """Optimizer-state bytes per parameter: master weights + moments."""
         return self.master_bytes + self.moments_bytes
+
+    @classmethod
+    def from_precisions(cls, prec: dict[str, str], offload: tuple[str, ...] | list[str] = ()) -> "OptimizerStates":
+        """The states of a run from its ``moments``, ``master_weights`` and ``grads`` precisions
+        (:func:`trainsim.frameworks.optimizer_precisions`) and its ``offload`` list: Adam's two moments at
+        :data:`STATE_DTYPE_BYTES` each, the master at :data:`MASTER_WEIGHT_BYTES`, the gradient buffer at
+        :data:`STATE_DTYPE_BYTES` (Megatron-Core ``--main-grads-dtype``; Apex DistributedFusedAdam's contiguous
+        ``grad_sync_dtype`` buffer, which defaults to the optimizer dtype)."""
+        return cls(moments_bytes=2.0 * STATE_DTYPE_BYTES[prec["moments"]],
+                   master_bytes=MASTER_WEIGHT_BYTES[prec["master_weights"]],
+                   grad_bytes=STATE_DTYPE_BYTES[prec["grads"]],
+                   offload_optimizer="optimizer" in offload, offload_ema="ema" in offload)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,8 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
     per param (BF16: 2; FP8 weights 1, 2 on Hopper; none sharded under ZeRO-3 where the stack's FSDP2 shards the
     fp32 master itself, ``ctx.fsdp_sharded_master``),
-    main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8).
+    main gradients ``grad_bytes`` (fp32: 4), optimizer master + Adam moments (fp32: 4 + 8 = 12; BF16 moments 8;
+    Apex DistributedFusedAdam's int16 master remainder 2 + 8 = 10: :data:`trainsim.perf.context.MASTER_WEIGHT_BYTES`).
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
     o = ctx.optimizer
