@@ -232,13 +232,72 @@ def test_reference_swap_is_part_of_the_logprob_phase():
 
 
 def test_packed_sequences_by_hand():
-    # 512 samples of 697 tokens in 1,536-token micro-batches: each padded to 704, two per micro-batch -> 256 x 1,408
+    # 512 samples of 697 tokens in 1,536-token micro-batches, no padding (make_sequence_length_divisible_by 1):
+    # floor(1536 / 697) = 2 per micro-batch -> 256 x 1,394
     from trainsim.posttrain.phases import packed_sequences
 
-    assert packed_sequences(512, 697, 1536) == (1408, 256)
-    # longer than half the budget: one per micro-batch (3,199 -> 3,200 in 4,096)
-    assert packed_sequences(2048, 3199, 4096) == (3200, 2048)
-    # no packing: one sequence per micro-batch
-    assert packed_sequences(512, 697, None) == (704, 512)
-    # odd count rounds the micro-batches up
-    assert packed_sequences(5, 100, 512) == (512, 2)
+    assert packed_sequences(512, 697, 1536) == (1394, 256)
+    # padded to a multiple of 8 (Qwen3-235B recipe): 5,709 -> 5,712, one per 8,192-token bin
+    assert packed_sequences(512, 5709, 8192, 8) == (5712, 512)
+    # longer than half the budget: one per micro-batch (3,199 in 4,096)
+    assert packed_sequences(2048, 3199, 4096) == (3199, 2048)
+    # no packing: one sequence per micro-batch, padded to 64 -> 704
+    assert packed_sequences(512, 697, None, 64) == (704, 512)
+    # odd count rounds the micro-batches up: 5 x 100 tokens, 5 fit in 512 -> 1 micro-batch of 500
+    assert packed_sequences(5, 100, 512) == (500, 1)
+    assert packed_sequences(11, 100, 512) == (500, 3)
+
+
+def test_pipeline_packed_len_by_hand():
+    # PP > 1 pads every packed micro-batch to the batch's longest, which holds at least the longest sample
+    from trainsim.posttrain.phases import pipeline_packed_len
+
+    # DeepSeek-V3: mean bin 2 x 697 = 1,394, longest sample at the 1,536 cap -> 1,536
+    assert pipeline_packed_len(1394, 1536) == 1536
+    # Qwen3-235B: one sequence per bin (mean 5,712), longest 200 + 7,992 = 8,192 (pad 8) -> 8,192
+    assert pipeline_packed_len(5712, 8192, 8) == 8192
+    # a longest sample of 1,000 padded to 8 -> 1,000; a 1,001 -> 1,008
+    assert pipeline_packed_len(900, 1000, 8) == 1000
+    assert pipeline_packed_len(900, 1001, 8) == 1008
+    # the mean bin already longer than the longest sample (several short samples per bin): unchanged
+    assert pipeline_packed_len(1400, 700) == 1400
+
+
+def test_optimizer_steps_and_longest_sample():
+    # performance summary Qwen3-30B-A3B: G-GBS 2,048 (64 prompts x 32 samples), T-GBS 512 -> 4 optimizer steps
+    from trainsim.posttrain.spec import StepPart
+
+    st = StepPart(prompts=64, samples_per_prompt=32, prompt_len=200, rollout_len=2999, tail_factor=1.299,
+                  train_global_batch=512)
+    assert st.optimizer_steps == 4
+    # longest sample: 200 + ceil(2,999 x 1.299 = 3,895.701) = 4,096
+    assert st.longest_seq_len == 4096
+    assert StepPart(prompts=32, samples_per_prompt=16, prompt_len=200, rollout_len=497).optimizer_steps == 1
+    # fewer sequences than a global batch: still one step
+    assert StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=512).optimizer_steps == 1
+    with pytest.raises(Exception):
+        StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=0)
+    with pytest.raises(Exception):
+        StepPart(prompts=2, prompt_len=10, rollout_len=10, pad_multiple=0)
+
+
+def test_pipeline_trainer_pads_to_longest_and_splits_optimizer_steps():
+    # the same update with a pipeline-parallel trainer: micro-batches padded to the longest sample cost more than
+    # at the mean bin; four optimizer steps of 128 sequences cost four times one step of 128
+    from trainsim.catalog.load import get_system
+    from trainsim.model.load import resolve_model
+    from trainsim.posttrain.phases import clear_cache, train_time
+
+    clear_cache()
+    a, s = resolve_model("qwen3-30b-a3b"), get_system("dgx-h100")
+    plan = {"tp": 1, "cp": 1, "ep": 8, "pp": 2, "micro_batch": 1, "recompute": "none"}
+    base = train_time(a, s, 16, 128, 3201, plan=plan, pack_tokens=4096)
+    padded = train_time(a, s, 16, 128, 3201, plan=plan, pack_tokens=4096, longest_len=4096)
+    assert padded.update_s > base.update_s
+    one = train_time(a, s, 16, 128, 3201, plan=plan, pack_tokens=4096, longest_len=4096, optimizer_steps=1)
+    four = train_time(a, s, 16, 512, 3201, plan=plan, pack_tokens=4096, longest_len=4096, optimizer_steps=4)
+    assert four.update_s == pytest.approx(4 * one.update_s, rel=1e-12)
+    # PP = 1: no padding to the longest
+    plan1 = {**plan, "pp": 1}
+    assert train_time(a, s, 16, 128, 3201, plan=plan1, pack_tokens=4096, longest_len=4096).update_s == \
+        pytest.approx(train_time(a, s, 16, 128, 3201, plan=plan1, pack_tokens=4096).update_s, rel=1e-12)

@@ -198,43 +198,69 @@ class TrainTime:
     host_link_bw: float = 0.0
 
 
-def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None) -> tuple[int, int]:
+def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_multiple: int = 1) -> tuple[int, int]:
     """(micro-batch length, micro-batches) of ``sequences`` samples of mean length ``seq_len`` packed into
     micro-batches of at most ``pack_tokens`` tokens.
 
-    NeMo RL rounds every sequence up to a multiple of 64 tokens (``sequence_packing.sequence_length_round``) and
-    packs them first-fit-decreasing into bins of ``train_mb_tokens`` (docs/design-docs/
-    sequence-packing-and-dynamic-batching.md); taken at the mean length, ``k = floor(pack_tokens / padded)``
-    sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``, ``k >= 1`` (a sequence longer than half
-    the budget travels alone). Fewer, longer micro-batches than one sequence each: a deep pipeline's bubble,
-    ``(pp - 1)`` micro-batch slots, weighs more. Example: 512 samples of 697 tokens, budget 1,536: padded 704,
-    k = 2 -> 256 micro-batches of 1,408 tokens."""
-    padded = -(-int(seq_len) // 64) * 64
+    NeMo RL pads every sequence to a multiple of ``pad_multiple`` (``policy.make_sequence_length_divisible_by``,
+    passed as ``sequence_length_pad_multiple`` in ``nemo_rl/models/policy/lm_policy.py``, tag v0.6.0; the
+    ``sequence_length_round`` of 64 applies to dynamic batching only) and packs them first-fit-decreasing into bins
+    of ``train_mb_tokens`` (docs/design-docs/sequence-packing-and-dynamic-batching.md); taken at the mean length,
+    ``k = floor(pack_tokens / padded)`` sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``,
+    ``k >= 1`` (a sequence longer than half the budget travels alone). Example: 512 samples of 697 tokens, budget
+    1,536, no padding: k = 2 -> 256 micro-batches of 1,394 tokens."""
+    pad = max(int(pad_multiple), 1)
+    padded = -(-int(seq_len) // pad) * pad
     k = max(int(pack_tokens) // padded, 1) if pack_tokens else 1
     return padded * k, max(-(-int(sequences) // k), 1)
 
 
+def pipeline_packed_len(mb_len: int, longest_len: int, pad_multiple: int = 1) -> int:
+    """Tokens of every packed micro-batch when the trainer is pipeline-parallel.
+
+    With PP > 1 all micro-batches must have one shape, so NeMo RL pads each packed micro-batch to the longest of
+    the batch (``_get_pack_sequence_parameters_for_megatron``: ``pad_packed_seq_to = max_seq_len_in_batch`` when
+    ``pipeline_model_parallel_size > 1``, ``nemo_rl/models/megatron/data.py`` tag v0.6.0). The longest bin holds
+    at least the longest sample and at least the mean bin's ``mb_len``: ``max(mb_len, padded longest sample)``.
+    Example: Qwen3-235B, mean 5,709 tokens one per 8,192-token bin, longest sample at the 8,192 cap -> 8,192."""
+    pad = max(int(pad_multiple), 1)
+    return max(int(mb_len), -(-int(longest_len) // pad) * pad)
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
                extra_forward_passes: float = 1.0, plan: dict | None = None,
-               pack_tokens: int | None = None) -> TrainTime:
-    """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
-    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched); ``pack_tokens``:
-    sequence packing's micro-batch token budget (:func:`packed_sequences`)."""
+               pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
+               optimizer_steps: int = 1) -> TrainTime:
+    """``optimizer_steps`` optimizer steps on ``sequences`` x ``seq_len`` tokens in all (training engine) + extra
+    forward passes. ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched);
+    ``pack_tokens``: sequence packing's micro-batch token budget (:func:`packed_sequences`, each sequence padded to
+    ``pad_multiple``); ``longest_len``: the longest sample, to which a pipeline-parallel trainer pads every packed
+    micro-batch (:func:`pipeline_packed_len`); ``optimizer_steps``: the step's sequences split evenly into that
+    many global batches, each one engine step (NeMo RL packs each global batch on its own:
+    ``BatchedDataDict.shard_by_batch_size``, ``nemo_rl/distributed/batched_data_dict.py``)."""
     def compute():
-        # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
-        # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
-        mb_len, n_mb = packed_sequences(sequences, seq_len, pack_tokens)
-        run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                  training=TrainingSpec(seq_len=mb_len, global_batch_seqs=n_mb,
-                                        precision=precision),
-                  plan=PlanSpec(**(plan or {})), reported=None)
+        n_opt = max(int(optimizer_steps), 1)
+        per_step = -(-int(sequences) // n_opt)
+        mb_len, n_mb = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
+
+        def run_of(length, plan_keys):
+            return Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
+                       training=TrainingSpec(seq_len=length, global_batch_seqs=n_mb, precision=precision),
+                       plan=PlanSpec(**plan_keys), reported=None)
+
+        run = run_of(mb_len, plan or {})
         est = estimate(run)
-        return (est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
+        if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
+            padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
+            if padded > mb_len:
+                run = run_of(padded, {**(plan or {}), "pp": int(est.plan["pp"])})
+                est = estimate(run)
+        return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
                 est.memory["optimizer"], context(run).host_link_bw)
 
     step, tps, mfu, used, w_b, o_b, host_bw = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
-             pack_tokens),
+             pack_tokens, pad_multiple, longest_len, optimizer_steps),
         compute)
     fwd = extra_forward_passes * step / 3.0
     return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)

@@ -167,7 +167,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         if ph:
             out.append(ph)
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens)
+                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
+                    st.longest_seq_len, st.optimizer_steps)
     if pt.student.host_offload and _colocated(pt):
         off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
