@@ -301,3 +301,68 @@ def test_pipeline_trainer_pads_to_longest_and_splits_optimizer_steps():
     plan1 = {**plan, "pp": 1}
     assert train_time(a, s, 16, 128, 3201, plan=plan1, pack_tokens=4096, longest_len=4096).update_s == \
         pytest.approx(train_time(a, s, 16, 128, 3201, plan=plan1, pack_tokens=4096).update_s, rel=1e-12)
+
+
+def _two_level_system():
+    from trainsim.catalog.types import Chip, NetLevel, System
+
+    chip = Chip("nvidia-test", "Test", "test", "test", {"bf16": 1e15}, 80e9, 3.0e12, 300e9, 25e9)
+    return System("test-system", "Test", chip, (NetLevel("scale-up", 8, 300e9, 2e-6),
+                                                NetLevel("scale-out", None, 25e9, 5e-6)))
+
+
+def test_deepseek_v3_expert_params_by_hand():
+    # 58 MoE layers x 256 routed experts x 3 matrices of 7,168 x 2,048 (DeepSeek-V3 config.json:
+    # num_hidden_layers 61, first_k_dense_replace 3, n_routed_experts 256, moe_intermediate_size 2048)
+    from trainsim.model.load import resolve_model
+    from trainsim.posttrain.phases import expert_params
+
+    assert expert_params(resolve_model("deepseek-v3")) == 58 * 256 * 3 * 7168 * 2048
+    assert expert_params(resolve_model("llama-3.1-70b")) == 0
+
+
+def test_megatron_export_by_hand():
+    # every trainer chip receives the other pipeline stages' shards over the pipeline group's outer level, then
+    # all-gathers the experts over EP (hierarchical ring: 8 members per scale-up domain, 2 domains)
+    from trainsim.model.counts import count
+    from trainsim.model.load import resolve_model
+    from trainsim.posttrain.phases import megatron_export_s
+
+    a, s = resolve_model("deepseek-v3"), _two_level_system()
+    w_e = 58 * 256 * 3 * 7168 * 2048 * 2.0
+    w_d = count(a).total_params * 2.0 - w_e
+    eff = (0.8, 0.85)
+    plan = {"tp": 1, "cp": 1, "ep": 16, "etp": 1, "pp": 16, "dp": 32}
+    # pipeline broadcast: stride tp x cp x dp = 32 leaves the 8-chip domain -> 25 GB/s x 0.85, 5 us
+    t_pp = 15 / 16 * (w_d + w_e / 16) / (25e9 * 0.85) + 5e-6
+    # EP all-gather of W_e: 7/8 over 300 GB/s x 0.8 (+7 x 2 us), then 1/2 of W_e / 8 over 25 GB/s x 0.85 (+5 us)
+    t_ep = 7 / 8 * w_e / (300e9 * 0.8) + 7 * 2e-6 + 1 / 2 * (w_e / 8) / (25e9 * 0.85) + 5e-6
+    assert megatron_export_s(a, s, plan, eff) == pytest.approx(t_pp + t_ep, rel=1e-9)
+    # one stage, no expert or tensor parallelism: every chip already holds everything
+    assert megatron_export_s(a, s, {"tp": 1, "ep": 1, "pp": 1, "dp": 512}, eff) == 0.0
+    # tensor parallel 2 inside the domain adds the dense all-gather: 1/2 x W_d over 240 GB/s (+2 us)
+    t_tp = megatron_export_s(a, s, {"tp": 2, "ep": 1, "pp": 1, "dp": 256}, eff)
+    assert t_tp == pytest.approx(0.5 * w_d / (300e9 * 0.8) + 2e-6, rel=1e-9)
+
+
+def test_colocated_refit_parts_by_hand():
+    # DeepSeek-V3 BF16 (1.342 TB) on H100 (3.35 TB/s), vLLM TP32 shard 41.9 GB over a 50 GB/s host link
+    from trainsim.posttrain.phases import colocated_refit_s
+
+    parts = colocated_refit_s(7.7, 1.342e12, 1.342e12 / 32, 3.35e12, 50e9)
+    assert parts["export_s"] == 7.7
+    assert parts["ipc_s"] == pytest.approx(2 * 1.342e12 / 3.35e12)          # 0.80 s
+    assert parts["vllm_wake_s"] == pytest.approx(2 * 1.342e12 / 32 / 50e9)   # 1.68 s
+    # no host link stated: nothing moved that way is timed
+    assert colocated_refit_s(0.0, 1e9, 1e8, 1e12, 0.0)["vllm_wake_s"] == 0.0
+
+
+def test_colocated_weight_sync_phase_is_the_refit_parts():
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-512-sync.yaml")
+    (w,) = [p for p in phases(pt) if p.stage == "weights"]
+    assert set(w.detail) == {"export_s", "ipc_s", "vllm_wake_s"}
+    assert w.seconds == pytest.approx(sum(w.detail.values()), rel=1e-12)
+    assert w.detail["export_s"] > 0

@@ -14,11 +14,15 @@
   tokens (a :class:`trainsim.spec.Run` on the training chips, :func:`trainsim.estimate`, which searches the plan),
   plus ``extra_forward_passes`` forward passes (each 1/3 of a training step: forward = 1/3 of forward + backward)
   for the old-policy log-probabilities.
-* Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers.
+* Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers; on chips the
+  trainer shares with its rollouts, NeMo RL's colocated refit (every trainer chip exports the full weights and
+  hands them to its own vLLM worker, which also sleeps and wakes): :func:`colocated_refit_s`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
@@ -26,6 +30,7 @@ from ..inference.serve import best_decode, best_prefill, setup_for
 from ..model.arch import Arch
 from ..model.counts import count
 from ..inference.setup import BYTES
+from ..perf.collectives import all_gather_time, ring_step_time
 from .. import estimate
 from ..estimate import context
 from ..spec import PlanSpec, Run, TrainingSpec
@@ -196,6 +201,9 @@ class TrainTime:
     optimizer_bytes_per_chip: float = 0.0
     #: bytes/s per chip, one direction, that host-memory copies reach (the engine's host link)
     host_link_bw: float = 0.0
+    #: seconds for every trainer chip to materialise the full weights in Hugging Face layout (colocated refit:
+    #: :func:`megatron_export_s`)
+    export_s: float = 0.0
 
 
 def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_multiple: int = 1) -> tuple[int, int]:
@@ -255,15 +263,91 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
             if padded > mb_len:
                 run = run_of(padded, {**(plan or {}), "pp": int(est.plan["pp"])})
                 est = estimate(run)
+        ctx = context(run)
+        exp_s = megatron_export_s(arch, system, est.plan, ctx.calib.coll_eff)
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], context(run).host_link_bw)
+                est.memory["optimizer"], ctx.host_link_bw, exp_s)
 
-    step, tps, mfu, used, w_b, o_b, host_bw = _cached(
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
              pack_tokens, pad_multiple, longest_len, optimizer_steps),
         compute)
     fwd = extra_forward_passes * step / 3.0
-    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s)
+
+
+def expert_params(arch: Arch) -> float:
+    """Parameters of the routed experts (every MoE layer's experts x their matrices); the rest is dense."""
+    total = 0.0
+    for lk in arch.layers:
+        if lk.moe is None:
+            continue
+        per_expert = sum(m.k * m.n + (m.n if m.bias else 0) for m in lk.matrices if m.group == "expert")
+        total += lk.n_layers * lk.moe.experts * per_expert
+    return total
+
+
+def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[float, ...],
+                      bytes_per_param: float = 2.0) -> float:
+    """Seconds for every trainer chip to hold, tensor by tensor, the full weights in Hugging Face layout: the
+    export a colocated NeMo RL refit streams to its vLLM worker.
+
+    NeMo RL's colocated refit (``refit_policy_generation`` -> ``MegatronPolicyWorker.stream_weights_via_ipc_zmq``,
+    tag v0.6.0) iterates Megatron-Bridge's ``export_hf_weights`` on every training rank; per parameter
+    (``param_mapping.py`` at the pinned Megatron-Bridge 95e5f38): ``broadcast_from_pp_rank`` "broadcasts to
+    **all** PP ranks", ``gather_from_tp_ranks`` all-gathers the tensor-parallel shards and ``gather_from_ep_ranks``
+    all-gathers the experts over the expert-parallel group. So with W_d dense and W_e expert bytes each chip
+    receives, over its groups' links (:mod:`trainsim.perf.collectives`, Megatron rank order):
+
+    * the pipeline broadcast of the other stages' shards: ``(pp - 1)/pp x (W_d/tp + W_e/(ep etp))`` bytes at the
+      pipeline group's outermost level (a pipelined broadcast chain: every member receives it once);
+    * the all-gathers ``all_gather(W_d, tp)``, ``all_gather(W_e / ep, etp)``, ``all_gather(W_e, ep)``.
+
+    They run one tensor after the other, so the times add. Example: DeepSeek-V3 (W_e 1.31 TB, W_d 34 GB), PP16 x
+    EP16 on DGX H100: 15/16 x (34 + 1308/16) GB = 108 GB at 42.5 GB/s = 2.5 s, and the EP all-gather 7/8 x 1.31 TB at
+    360 GB/s + 1/2 x 164 GB at 42.5 GB/s = 5.1 s: 7.7 s."""
+    tp, cp, ep, pp = (int(plan.get(k, 1) or 1) for k in ("tp", "cp", "ep", "pp"))
+    etp = int(plan.get("etp", 1) or 1)
+    dp = int(plan.get("dp", 1) or 1)
+    w_e = expert_params(arch) * bytes_per_param
+    w_d = count(arch).total_params * bytes_per_param - w_e
+
+    def one(x):
+        return float(np.ravel(x)[0])
+
+    t = 0.0
+    if pp > 1:
+        pp_bytes = (pp - 1) / pp * (w_d / tp + w_e / (ep * etp))
+        t += one(ring_step_time(pp_bytes, np.array([pp]), np.array([tp * cp * dp]), system, coll_eff))
+    if tp > 1:
+        t += one(all_gather_time(w_d, np.array([tp]), np.array([1]), system, coll_eff))
+    if w_e > 0 and etp > 1:
+        t += one(all_gather_time(w_e / ep, np.array([etp]), np.array([1]), system, coll_eff))
+    if w_e > 0 and ep > 1:
+        t += one(all_gather_time(w_e, np.array([ep]), np.array([etp]), system, coll_eff))
+    return t
+
+
+def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: float, hbm_bw: float,
+                      host_link_bw: float) -> dict[str, float]:
+    """Seconds of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
+
+    * ``export_s``: :func:`megatron_export_s`;
+    * ``ipc_s``: each full tensor is copied into the CUDA-IPC buffer the colocated vLLM worker reads
+      (``stream_weights_via_ipc_zmq_impl``, ``nemo_rl/models/policy/utils.py`` tag v0.6.0): ``2 x model bytes /
+      HBM bandwidth`` (a read and a write of every byte); its ping-pong buffers overlap vLLM's loading of one
+      buffer with the packing of the next, so the load adds nothing;
+    * ``vllm_wake_s``: vLLM sleeps at level 1 after generation (``VllmGenerationWorker.sleep`` ->
+      ``llm.sleep(level=1)``, ``nemo_rl/models/generation/vllm/vllm_worker.py`` tag v0.6.0), which offloads its
+      weights to host memory, and ``wake_up(tags=["weights"])`` copies them back before the refit: ``2 x rollout
+      shard / host-link bandwidth`` per chip (vLLM ``LLM.sleep``, vllm/entrypoints/llm.py: level 1 offloads the
+      model weights, backed up in CPU memory, and discards the KV cache; the async engine's ``sleep_async`` uses
+      level 1 too, ``vllm_worker_async.py``).
+    Example: DeepSeek-V3 BF16 (1.34 TB) on H100 at TP32: 2 x 1.34e12 / 3.35e12 = 0.8 s of copies, and a
+    42 GB shard over a 50 GB/s host link twice: 1.7 s."""
+    ipc = 2.0 * model_bytes / hbm_bw if hbm_bw > 0 else 0.0
+    wake = 2.0 * rollout_shard_bytes / host_link_bw if host_link_bw > 0 else 0.0
+    return {"export_s": export_s, "ipc_s": ipc, "vllm_wake_s": wake}
 
 
 def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float) -> float:
@@ -301,25 +385,6 @@ def reference_swap_s(weights_bytes: float, host_link_bw: float) -> float:
 def weight_bytes(arch: Arch, precision: str) -> float:
     """Bytes of the student's weights at ``precision`` (what a weight broadcast moves)."""
     return count(arch).total_params * BYTES[precision]
-
-
-def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int, dst_chips: int,
-                              eff: float = 0.85, instance_chips: int | None = None) -> float:
-    """Weights from the trainer's chips to the rollout chips inside one cluster (refit).
-
-    Every rollout server (``instance_chips`` chips, tensor-parallel) needs a full copy, so each destination chip
-    receives ``size / instance_chips`` and the sources send ``size x servers`` in all, ``servers = dst /
-    instance``; every chip moves its share over its scale-out link in parallel (RDMA point-to-point, as
-    Perplexity's 1.3 s Kimi-K2 update; NeMo RL's NCCL reshard refit moves DeepSeek-V3 BF16 PP16xEP16 -> TP32 in
-    2.4-2.8 s on H100, docs/design-docs/nccl-reshard-refit.md). Without ``instance_chips``: one copy in all."""
-    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    inst = max(int(instance_chips or dst_chips), 1)
-    servers = max(dst_chips / inst, 1.0)
-    per_dst = size_bytes / inst
-    per_src = size_bytes * servers / max(src_chips, 1)
-    if instance_chips is None:
-        per_dst = per_src = size_bytes / max(min(src_chips, dst_chips), 1)
-    return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
 
 
 def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> float:

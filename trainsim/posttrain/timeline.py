@@ -13,7 +13,8 @@ What crosses a link per step (bytes, one direction each):
 * remote rollout cluster -> trainer: token ids (4 B per token) + sampling log-probs (4 B per generated token).
 
 Inside one cluster these move over the scale-out network and are not counted as WAN traffic (weights still take
-:func:`.phases.intra_cluster_broadcast_s`). A link moves ``bytes / bandwidth + latency``.
+:func:`.phases.colocated_refit_s` on chips shared by trainer and rollouts, :func:`.phases.full_broadcast_s` to
+separate rollout chips). A link moves ``bytes / bandwidth + latency``.
 
 Composition:
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (full_broadcast_s, host_offload_s, intra_cluster_broadcast_s, reference_swap_s, rollout_time,
+from .phases import (colocated_refit_s, full_broadcast_s, host_offload_s, reference_swap_s, rollout_time,
                      scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
@@ -115,6 +116,9 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     wbytes = weight_bytes(a, pt.student.rollout_precision) / st.weight_sync_every
     tail_f = st.tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
+    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
+                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
+                    st.longest_seq_len, st.optimizer_steps)
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
@@ -122,16 +126,22 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
+            w_detail: dict = {}
             if colocated:
-                w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
-                                                instance_chips=r.plan.get("chips"))
+                # every trainer chip exports the full weights and hands them to its own vLLM worker
+                sysc = pt.clusters[cl].system
+                shard = weight_bytes(a, pt.student.rollout_precision) / max(int(r.plan.get("chips") or 1), 1)
+                w_detail = colocated_refit_s(tr.export_s / st.weight_sync_every,
+                                             weight_bytes(a, "bf16") / st.weight_sync_every, shard,
+                                             sysc.chip.hbm_bw, tr.host_link_bw)
+                w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
                 # quantises on load when it generates in FP8 (NeMo RL docs/fp8.md: "on-the-fly quantization of
                 # model weights from higher-precision formats to FP8")
                 w_s = full_broadcast_s(weight_bytes(a, "bf16") / st.weight_sync_every, pt.clusters[cl].system)
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
-                             cluster=cl, chips=chips, bytes=wbytes))
+                             cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))
         else:
             ph = _transfer(pt, f"weights {tc} -> {cl}", "weights", tc, cl, wbytes)
             if ph:
@@ -166,9 +176,6 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                        n * st.rollout_len * lp)
         if ph:
             out.append(ph)
-    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
-                    st.longest_seq_len, st.optimizer_steps)
     if pt.student.host_offload and _colocated(pt):
         off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
