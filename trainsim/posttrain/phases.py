@@ -387,16 +387,35 @@ def weight_bytes(arch: Arch, precision: str) -> float:
     return count(arch).total_params * BYTES[precision]
 
 
-def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> float:
-    """Weights from the trainer to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
-    transport: every full parameter tensor is broadcast to every generation rank (NVIDIA-NeMo/RL
-    docs/design-docs/nccl-reshard-refit.md, "The default non-colocated transport broadcasts every full parameter
-    tensor from the training ranks to every generation rank"; the shard-to-shard reshard is an experimental
-    option). An NCCL broadcast is a pipelined chain, so every rank receives -- and forwards -- ``size`` bytes over
-    its scale-out link: ``size / (bw eff) + latency`` (NCCL tests PERFORMANCE.md: broadcast bus bandwidth =
-    algorithm bandwidth)."""
-    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    return size_bytes / (lv.bw * eff) + lv.latency_s
+def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, group_chips: int,
+                         coll_eff: tuple[float, ...]) -> dict[str, float]:
+    """Seconds of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
+    transport, by part (the phase is their sum).
+
+    Every full parameter tensor is broadcast from the trainer to every generation rank
+    (``broadcast_weights_for_collective`` -> ``packed_broadcast_producer(..., src=0)``, NVIDIA-NeMo/RL tag
+    v0.6.0; docs/design-docs/nccl-reshard-refit.md: "The default non-colocated transport broadcasts every full
+    parameter tensor from the training ranks to every generation rank") over one NCCL group holding every training
+    and generation rank (``init_collective``: ``world_size = train_world_size + inference_world_size``,
+    ``base_policy_worker.py``), fed tensor by tensor by the trainer's :func:`megatron_export_s`.
+
+    ``broadcast_s``: every one of the ``group_chips`` members receives the whole ``size_bytes`` once. A pipelined
+    ring broadcast moves per link what a ring all-gather of ``size x n / (n - 1)`` moves (NCCL tests PERFORMANCE.md:
+    broadcast bus bandwidth = algorithm bandwidth, all-gather bus bandwidth = algorithm bandwidth x (n - 1) / n), so
+    it takes :func:`trainsim.perf.collectives.all_gather_time` of that size over the group: the data enters each
+    scale-up domain once, spread over its members' scale-out links, and is forwarded inside it. The export's
+    collectives and the broadcast use the same links of the training chips, so overlapping them (two packing
+    buffers on their own streams, NVIDIA-NeMo/RL pull request 1379) hides the host-side iteration but not the
+    link time: the two add. Example: DeepSeek-V3 BF16 (1.34 TB), PP16 x EP16 on 256 H100 + 256 rollout H100:
+    broadcast 1.34 TB at 360 GB/s + 1.34 TB / 8 at 42.5 GB/s = 7.7 s, export 7.7 s: 15.4 s (NeMo RL measured 14.2 s
+    for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot 7ea279ab, and
+    34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 4.9 s here)."""
+    n = max(int(group_chips), 1)
+    bcast = 0.0
+    if n > 1:
+        bcast = float(np.ravel(all_gather_time(size_bytes * n / (n - 1), np.array([n]), np.array([1]), system,
+                                               coll_eff))[0])
+    return {"export_s": export_s, "broadcast_s": bcast}
 
 
 def clear_cache() -> None:

@@ -13,8 +13,8 @@ What crosses a link per step (bytes, one direction each):
 * remote rollout cluster -> trainer: token ids (4 B per token) + sampling log-probs (4 B per generated token).
 
 Inside one cluster these move over the scale-out network and are not counted as WAN traffic (weights still take
-:func:`.phases.colocated_refit_s` on chips shared by trainer and rollouts, :func:`.phases.full_broadcast_s` to
-separate rollout chips). A link moves ``bytes / bandwidth + latency``.
+:func:`.phases.colocated_refit_s` on chips shared by trainer and rollouts, :func:`.phases.noncolocated_refit_s`
+to separate rollout chips). A link moves ``bytes / bandwidth + latency``.
 
 Composition:
 
@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (colocated_refit_s, full_broadcast_s, host_offload_s, reference_swap_s, rollout_time,
+from ..perf.calibration import calib_for
+from .phases import (colocated_refit_s, host_offload_s, noncolocated_refit_s, reference_swap_s, rollout_time,
                      scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
@@ -139,7 +140,12 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
                 # quantises on load when it generates in FP8 (NeMo RL docs/fp8.md: "on-the-fly quantization of
                 # model weights from higher-precision formats to FP8")
-                w_s = full_broadcast_s(weight_bytes(a, "bf16") / st.weight_sync_every, pt.clusters[cl].system)
+                sysc = pt.clusters[cl].system
+                w_detail = noncolocated_refit_s(tr.export_s / st.weight_sync_every,
+                                                weight_bytes(a, "bf16") / st.weight_sync_every, sysc,
+                                                t_chips + chips,
+                                                calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff)
+                w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))
         else:
@@ -216,9 +222,13 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
 
     When the student's rollouts run on dedicated chips of its own cluster (``rollout_chips``, NeMo RL's
     non-colocated generation), the two chip groups are not interchangeable, so each is also a resource of its own:
-    the rollout chips busy with generation, the training chips with log-probs, the update and sending the weights
-    (the in-flight weight update runs concurrently with generation: NVIDIA-NeMo/RL
-    docs/design-docs/nccl-reshard-refit.md, "Execution Flow: Refit Time"; docs/guides/async-grpo.md)."""
+    the rollout chips busy with generation and receiving the weights, the training chips with log-probs, the update
+    and sending the weights. Generation stops while the weights arrive: NeMo RL's collector pauses new generations
+    for the refit (``AsyncTrajectoryCollector.prepare_for_refit``, ``nemo_rl/algorithms/async_utils.py`` tag v0.6.0;
+    docs/guides/async-grpo.md, "Collector pauses, waits for weight refit, then resumes"), and the in-flight update
+    reaches the vLLM workers as a ``collective_rpc`` utility call, which vLLM V1's engine core runs inline between
+    engine steps (``EngineCoreProc._handle_client_request``, vllm/v1/engine/core.py), so the running sequences do
+    not advance either."""
     tc = pt.student.cluster
     split = bool(pt.student.rollout_chips) and pt.student.rollouts == "student" and pt.rollout_cluster == tc
     busy: dict = {}
@@ -230,8 +240,10 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
             key = f"cluster {ph.cluster}"
             busy[key] = busy.get(key, 0.0) + ph.seconds * ph.chips / pt.clusters[ph.cluster].chips
             if split and ph.cluster == tc and ph.stage in ("rollout", "weights", "logprobs", "train"):
-                gk = f"cluster {tc} {'rollout' if ph.stage == 'rollout' else 'training'} chips"
-                busy[gk] = busy.get(gk, 0.0) + ph.seconds
+                groups = {"rollout": ("rollout",), "weights": ("rollout", "training")}.get(ph.stage, ("training",))
+                for g in groups:
+                    gk = f"cluster {tc} {g} chips"
+                    busy[gk] = busy.get(gk, 0.0) + ph.seconds
     return busy
 
 
