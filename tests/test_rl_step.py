@@ -31,13 +31,6 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.2-2.4x the predi
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
-_Q235_ASYNC_KV = ("Qwen3-235B one-step-off on 256 H100 at the v0.6.0 recipe's gpu_memory_utilization 0.8 (raised to "
-                  "0.88 later, NVIDIA-NeMo/RL cc34bee34 'perf: increase Qwen3-235B async rollout GPU memory "
-                  "utilization on H100'): 58.8 GB of TP8 weights leave ~6 GB of KV per GPU after the serving model's "
-                  "4 GB buffer, so the batch is capped at ~21 of the 32 sequences per server at the mean final "
-                  "length (5.7k tokens); published 231 s says the real server held nearly all 32 (KV is held only "
-                  "until each sample finishes, and vLLM's own reserve is ~1-2 GB): the cap rule at final length and "
-                  "the buffer constant are the uncertain inputs")
 KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
     "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
@@ -50,7 +43,6 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
-    "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC_KV,
 }
 
 
@@ -221,14 +213,18 @@ def test_kv_batch_cap_by_hand():
 
 
 def test_rollout_batch_is_the_kv_cap_not_the_grid_point_below_it():
-    # Qwen3-235B TP8 on H100 at gpu_memory_utilization 0.8 holds fewer than the 32 sequences per server it is
-    # given; the batch is the continuous KV cap, between the serving grid's 2 and 3 per chip
+    # Qwen3-235B TP8 on H100 at gpu_memory_utilization 0.8, a wave started together (KV at the final length),
+    # holds fewer than the 32 sequences per server it is given; the batch is the continuous KV cap, between the
+    # serving grid's 2 and 3 per chip
+    from trainsim.posttrain.phases import clear_cache, rollout_time
     from trainsim.posttrain.spec import load_posttrain
-    from trainsim.posttrain.timeline import phases
 
+    clear_cache()
     pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-q235-256-async.yaml")
-    (ro,) = [p for p in phases(pt, tail=False) if p.stage == "rollout"]
-    bpc = ro.detail["batch_per_chip"]
+    st = pt.step
+    ro = rollout_time(pt.student_arch, pt.clusters["main"].system, pt.student.rollout_chips, st.sequences,
+                      st.prompts, st.prompt_len, st.rollout_len, "bf16", 1.0, 8, 0.8, continuous=False)
+    bpc = ro.batch_per_chip
     assert 2.0 < bpc < 3.0 and bpc * 8 < 32
 
 
@@ -393,3 +389,31 @@ def test_colocated_weight_sync_phase_is_the_refit_parts():
     assert set(w.detail) == {"export_s", "ipc_s", "vllm_wake_s"}
     assert w.seconds == pytest.approx(sum(w.detail.values()), rel=1e-12)
     assert w.detail["export_s"] > 0
+
+
+def test_held_kv_len_by_hand():
+    # a wave that starts together fills the KV pool at the final length; continuous admission at the mean held
+    # length, prompt + half the response (Qwen3-235B: 200 + 5,505 -> 5,705 vs 200 + 2,752.5 = 2,952.5)
+    from trainsim.posttrain.phases import held_kv_len
+
+    assert held_kv_len(200, 5505, False) == 5705
+    assert held_kv_len(200, 5505, True) == 2952.5
+
+
+def test_one_step_off_generation_caps_the_batch_at_the_held_kv():
+    # Qwen3-235B one-step-off on 128 rollout H100 at gpu_memory_utilization 0.8 (TP8 servers): the KV pool caps
+    # the batch below the 32 sequences per server at the final length; continuous admission holds more of them
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.phases import clear_cache, rollout_time
+
+    clear_cache()
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-q235-256-async.yaml")
+    st, sy = pt.step, pt.clusters["main"].system
+    args = (pt.student_arch, sy, pt.student.rollout_chips, st.sequences, st.prompts, st.prompt_len, st.rollout_len,
+            "bf16", 1.0, 8, 0.8)
+    wave = rollout_time(*args, continuous=False)
+    cont = rollout_time(*args, continuous=True)
+    assert wave.batch_per_chip * 8 < 32
+    assert cont.batch_per_chip > wave.batch_per_chip
+    assert cont.batch_per_chip * 8 <= 32 + 1e-9
+    assert cont.decode_s < wave.decode_s

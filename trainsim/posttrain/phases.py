@@ -5,8 +5,9 @@
   batch come from :func:`trainsim.inference.serve.best_decode` on the rollout chips, timed at the mean KV length
   ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
-  starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM). The time of a wave is
-  :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
+  starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
+  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`). The time of a
+  wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
@@ -78,22 +79,25 @@ class RolloutTime:
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
-                 hbm_fraction: float = 1.0) -> RolloutTime:
+                 hbm_fraction: float = 1.0, continuous: bool = False) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
-    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use."""
+    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
+    ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
+    :func:`held_kv_len` per sequence instead of the final length."""
     def compute():
         s = setup_for(arch, system, precision, "bf16")
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
+        mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
         kw = {}
         if instance_chips:
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}
         ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
-                         memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction, **kw)
+                         memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
                                 f"{max_inst} chips", field="student")
@@ -111,7 +115,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         if b_star > batch * (1 + 1e-6):
             evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
                               fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
-                              memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction)
+                              memory_context=mem_ctx, hbm_fraction=hbm_fraction)
             if evb.best is not None:
                 i2 = evb.best
                 dec_tps, batch = float(evb.tokens_per_s_per_chip[i2]), float(evb.batch[i2])
@@ -130,12 +134,26 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction), compute)
+             hbm_fraction, continuous), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def held_kv_len(prompt_len: float, rollout_len: float, continuous: bool) -> float:
+    """Tokens of KV cache one running sequence holds when the server's KV pool is full.
+
+    Paged KV blocks are allocated as a sequence grows and freed when it finishes (Kwon et al., SOSP'23,
+    PagedAttention). A wave that starts together (synchronous generation) fills the pool as its sequences near
+    their end: ``prompt_len + rollout_len``. When sequences enter as others finish (continuous generation: NeMo RL's
+    one-step-off collector keeps submitting prompts while the trainer works, ``AsyncTrajectoryCollector``,
+    ``nemo_rl/algorithms/async_utils.py`` tag v0.6.0), the running ones sit at every point of their lives, so each
+    holds on average its prompt plus half its response: ``prompt_len + rollout_len / 2`` (equal lengths; a spread
+    of lengths raises it by ``1 + CV^2``: longer samples run longer, so more of them are in flight).
+    Example: prompt 200, response 5,505: 5,705 tokens in a wave, 2,952.5 continuous."""
+    return prompt_len + (rollout_len / 2.0 if continuous else rollout_len)
 
 
 def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float, kv_bytes_per_seq: float) -> float:
