@@ -148,20 +148,6 @@ def test_interleaved_prefill_stretches_tpot_by_hand(tiny):
     assert float(mixed.tokens_per_s_per_chip[0]) == pytest.approx(float(plain.tokens_per_s_per_chip[0]))
 
 
-def test_refit_every_rollout_server_gets_a_full_copy():
-    from trainsim.posttrain.phases import intra_cluster_broadcast_s
-
-    system = chip_system({"bf16": 1e15})          # scale-out 25 GB/s per chip, 5 us
-    size = 1.342e12                                 # DeepSeek-V3 in BF16
-    # 256 trainer chips -> 8 rollout servers of TP32 on the same 256 chips: each destination chip receives
-    # size / 32 = 41.9 GB; the sources send 8 copies over 256 chips = 41.9 GB each; at 0.85 x 25 GB/s:
-    t = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=32)
-    assert t == pytest.approx(size / 32 / (0.85 * 25e9) + 5e-6)
-    # one server spanning all 256 chips needs only one copy in all: 32x less per chip
-    t1 = intra_cluster_broadcast_s(size, system, 256, 256, instance_chips=256)
-    assert t1 == pytest.approx(size / 256 / (0.85 * 25e9) + 5e-6)
-
-
 def test_decode_context_is_the_mean_over_decode_steps_by_hand():
     # two requests of 1,000 and 3,000 output tokens after a 100-token prompt: the 4,000 decode steps sit at
     # contexts 100 + 0.5 .. 100 + L - 0.5, so their mean is 100 + (1,000 x 500 + 3,000 x 1,500) / 4,000 = 1,350;

@@ -5,8 +5,9 @@
   batch come from :func:`trainsim.inference.serve.best_decode` on the rollout chips, timed at the mean KV length
   ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
-  starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM). The time of a wave is
-  :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
+  starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
+  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`). The time of a
+  wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
@@ -14,11 +15,15 @@
   tokens (a :class:`trainsim.spec.Run` on the training chips, :func:`trainsim.estimate`, which searches the plan),
   plus ``extra_forward_passes`` forward passes (each 1/3 of a training step: forward = 1/3 of forward + backward)
   for the old-policy log-probabilities.
-* Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers.
+* Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers; on chips the
+  trainer shares with its rollouts, NeMo RL's colocated refit (every trainer chip exports the full weights and
+  hands them to its own vLLM worker, which also sleeps and wakes): :func:`colocated_refit_s`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
@@ -26,6 +31,7 @@ from ..inference.serve import best_decode, best_prefill, setup_for
 from ..model.arch import Arch
 from ..model.counts import count
 from ..inference.setup import BYTES
+from ..perf.collectives import all_gather_time, ring_step_time
 from .. import estimate
 from ..estimate import context
 from ..spec import PlanSpec, Run, TrainingSpec
@@ -73,22 +79,25 @@ class RolloutTime:
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
-                 hbm_fraction: float = 1.0) -> RolloutTime:
+                 hbm_fraction: float = 1.0, continuous: bool = False) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
-    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use."""
+    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
+    ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
+    :func:`held_kv_len` per sequence instead of the final length."""
     def compute():
         s = setup_for(arch, system, precision, "bf16")
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
+        mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
         kw = {}
         if instance_chips:
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}
         ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
-                         memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction, **kw)
+                         memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
                                 f"{max_inst} chips", field="student")
@@ -106,7 +115,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         if b_star > batch * (1 + 1e-6):
             evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
                               fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
-                              memory_context=prompt_len + rollout_len, hbm_fraction=hbm_fraction)
+                              memory_context=mem_ctx, hbm_fraction=hbm_fraction)
             if evb.best is not None:
                 i2 = evb.best
                 dec_tps, batch = float(evb.tokens_per_s_per_chip[i2]), float(evb.batch[i2])
@@ -125,12 +134,26 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction), compute)
+             hbm_fraction, continuous), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def held_kv_len(prompt_len: float, rollout_len: float, continuous: bool) -> float:
+    """Tokens of KV cache one running sequence holds when the server's KV pool is full.
+
+    Paged KV blocks are allocated as a sequence grows and freed when it finishes (Kwon et al., SOSP'23,
+    PagedAttention). A wave that starts together (synchronous generation) fills the pool as its sequences near
+    their end: ``prompt_len + rollout_len``. When sequences enter as others finish (continuous generation: NeMo RL's
+    one-step-off collector keeps submitting prompts while the trainer works, ``AsyncTrajectoryCollector``,
+    ``nemo_rl/algorithms/async_utils.py`` tag v0.6.0), the running ones sit at every point of their lives, so each
+    holds on average its prompt plus half its response: ``prompt_len + rollout_len / 2`` (equal lengths; a spread
+    of lengths raises it by ``1 + CV^2``: longer samples run longer, so more of them are in flight).
+    Example: prompt 200, response 5,505: 5,705 tokens in a wave, 2,952.5 continuous."""
+    return prompt_len + (rollout_len / 2.0 if continuous else rollout_len)
 
 
 def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float, kv_bytes_per_seq: float) -> float:
@@ -196,48 +219,153 @@ class TrainTime:
     optimizer_bytes_per_chip: float = 0.0
     #: bytes/s per chip, one direction, that host-memory copies reach (the engine's host link)
     host_link_bw: float = 0.0
+    #: seconds for every trainer chip to materialise the full weights in Hugging Face layout (colocated refit:
+    #: :func:`megatron_export_s`)
+    export_s: float = 0.0
 
 
-def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None) -> tuple[int, int]:
+def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_multiple: int = 1) -> tuple[int, int]:
     """(micro-batch length, micro-batches) of ``sequences`` samples of mean length ``seq_len`` packed into
     micro-batches of at most ``pack_tokens`` tokens.
 
-    NeMo RL rounds every sequence up to a multiple of 64 tokens (``sequence_packing.sequence_length_round``) and
-    packs them first-fit-decreasing into bins of ``train_mb_tokens`` (docs/design-docs/
-    sequence-packing-and-dynamic-batching.md); taken at the mean length, ``k = floor(pack_tokens / padded)``
-    sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``, ``k >= 1`` (a sequence longer than half
-    the budget travels alone). Fewer, longer micro-batches than one sequence each: a deep pipeline's bubble,
-    ``(pp - 1)`` micro-batch slots, weighs more. Example: 512 samples of 697 tokens, budget 1,536: padded 704,
-    k = 2 -> 256 micro-batches of 1,408 tokens."""
-    padded = -(-int(seq_len) // 64) * 64
+    NeMo RL pads every sequence to a multiple of ``pad_multiple`` (``policy.make_sequence_length_divisible_by``,
+    passed as ``sequence_length_pad_multiple`` in ``nemo_rl/models/policy/lm_policy.py``, tag v0.6.0; the
+    ``sequence_length_round`` of 64 applies to dynamic batching only) and packs them first-fit-decreasing into bins
+    of ``train_mb_tokens`` (docs/design-docs/sequence-packing-and-dynamic-batching.md); taken at the mean length,
+    ``k = floor(pack_tokens / padded)`` sequences share a micro-batch: ``(k x padded, ceil(sequences / k))``,
+    ``k >= 1`` (a sequence longer than half the budget travels alone). Example: 512 samples of 697 tokens, budget
+    1,536, no padding: k = 2 -> 256 micro-batches of 1,394 tokens."""
+    pad = max(int(pad_multiple), 1)
+    padded = -(-int(seq_len) // pad) * pad
     k = max(int(pack_tokens) // padded, 1) if pack_tokens else 1
     return padded * k, max(-(-int(sequences) // k), 1)
 
 
+def pipeline_packed_len(mb_len: int, longest_len: int, pad_multiple: int = 1) -> int:
+    """Tokens of every packed micro-batch when the trainer is pipeline-parallel.
+
+    With PP > 1 all micro-batches must have one shape, so NeMo RL pads each packed micro-batch to the longest of
+    the batch (``_get_pack_sequence_parameters_for_megatron``: ``pad_packed_seq_to = max_seq_len_in_batch`` when
+    ``pipeline_model_parallel_size > 1``, ``nemo_rl/models/megatron/data.py`` tag v0.6.0). The longest bin holds
+    at least the longest sample and at least the mean bin's ``mb_len``: ``max(mb_len, padded longest sample)``.
+    Example: Qwen3-235B, mean 5,709 tokens one per 8,192-token bin, longest sample at the 8,192 cap -> 8,192."""
+    pad = max(int(pad_multiple), 1)
+    return max(int(mb_len), -(-int(longest_len) // pad) * pad)
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
                extra_forward_passes: float = 1.0, plan: dict | None = None,
-               pack_tokens: int | None = None) -> TrainTime:
-    """One optimizer step on ``sequences`` x ``seq_len`` tokens (training engine) + extra forward passes.
-    ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched); ``pack_tokens``:
-    sequence packing's micro-batch token budget (:func:`packed_sequences`)."""
+               pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
+               optimizer_steps: int = 1) -> TrainTime:
+    """``optimizer_steps`` optimizer steps on ``sequences`` x ``seq_len`` tokens in all (training engine) + extra
+    forward passes. ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched);
+    ``pack_tokens``: sequence packing's micro-batch token budget (:func:`packed_sequences`, each sequence padded to
+    ``pad_multiple``); ``longest_len``: the longest sample, to which a pipeline-parallel trainer pads every packed
+    micro-batch (:func:`pipeline_packed_len`); ``optimizer_steps``: the step's sequences split evenly into that
+    many global batches, each one engine step (NeMo RL packs each global batch on its own:
+    ``BatchedDataDict.shard_by_batch_size``, ``nemo_rl/distributed/batched_data_dict.py``)."""
     def compute():
-        # packed sequences are padded to a multiple of 64 tokens (NeMo RL make_sequence_length_divisible_by;
-        # Megatron context parallel needs seq_len divisible by 2 x cp x tp)
-        mb_len, n_mb = packed_sequences(sequences, seq_len, pack_tokens)
-        run = Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                  training=TrainingSpec(seq_len=mb_len, global_batch_seqs=n_mb,
-                                        precision=precision),
-                  plan=PlanSpec(**(plan or {})), reported=None)
-        est = estimate(run)
-        return (est.step_time_s, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], context(run).host_link_bw)
+        n_opt = max(int(optimizer_steps), 1)
+        per_step = -(-int(sequences) // n_opt)
+        mb_len, n_mb = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
 
-    step, tps, mfu, used, w_b, o_b, host_bw = _cached(
+        def run_of(length, plan_keys):
+            return Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
+                       training=TrainingSpec(seq_len=length, global_batch_seqs=n_mb, precision=precision),
+                       plan=PlanSpec(**plan_keys), reported=None)
+
+        run = run_of(mb_len, plan or {})
+        est = estimate(run)
+        if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
+            padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
+            if padded > mb_len:
+                run = run_of(padded, {**(plan or {}), "pp": int(est.plan["pp"])})
+                est = estimate(run)
+        ctx = context(run)
+        exp_s = megatron_export_s(arch, system, est.plan, ctx.calib.coll_eff)
+        return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
+                est.memory["optimizer"], ctx.host_link_bw, exp_s)
+
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
-             pack_tokens),
+             pack_tokens, pad_multiple, longest_len, optimizer_steps),
         compute)
     fwd = extra_forward_passes * step / 3.0
-    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw)
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s)
+
+
+def expert_params(arch: Arch) -> float:
+    """Parameters of the routed experts (every MoE layer's experts x their matrices); the rest is dense."""
+    total = 0.0
+    for lk in arch.layers:
+        if lk.moe is None:
+            continue
+        per_expert = sum(m.k * m.n + (m.n if m.bias else 0) for m in lk.matrices if m.group == "expert")
+        total += lk.n_layers * lk.moe.experts * per_expert
+    return total
+
+
+def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[float, ...],
+                      bytes_per_param: float = 2.0) -> float:
+    """Seconds for every trainer chip to hold, tensor by tensor, the full weights in Hugging Face layout: the
+    export a colocated NeMo RL refit streams to its vLLM worker.
+
+    NeMo RL's colocated refit (``refit_policy_generation`` -> ``MegatronPolicyWorker.stream_weights_via_ipc_zmq``,
+    tag v0.6.0) iterates Megatron-Bridge's ``export_hf_weights`` on every training rank; per parameter
+    (``param_mapping.py`` at the pinned Megatron-Bridge 95e5f38): ``broadcast_from_pp_rank`` "broadcasts to
+    **all** PP ranks", ``gather_from_tp_ranks`` all-gathers the tensor-parallel shards and ``gather_from_ep_ranks``
+    all-gathers the experts over the expert-parallel group. So with W_d dense and W_e expert bytes each chip
+    receives, over its groups' links (:mod:`trainsim.perf.collectives`, Megatron rank order):
+
+    * the pipeline broadcast of the other stages' shards: ``(pp - 1)/pp x (W_d/tp + W_e/(ep etp))`` bytes at the
+      pipeline group's outermost level (a pipelined broadcast chain: every member receives it once);
+    * the all-gathers ``all_gather(W_d, tp)``, ``all_gather(W_e / ep, etp)``, ``all_gather(W_e, ep)``.
+
+    They run one tensor after the other, so the times add. Example: DeepSeek-V3 (W_e 1.31 TB, W_d 34 GB), PP16 x
+    EP16 on DGX H100: 15/16 x (34 + 1308/16) GB = 108 GB at 42.5 GB/s = 2.5 s, and the EP all-gather 7/8 x 1.31 TB at
+    360 GB/s + 1/2 x 164 GB at 42.5 GB/s = 5.1 s: 7.7 s."""
+    tp, cp, ep, pp = (int(plan.get(k, 1) or 1) for k in ("tp", "cp", "ep", "pp"))
+    etp = int(plan.get("etp", 1) or 1)
+    dp = int(plan.get("dp", 1) or 1)
+    w_e = expert_params(arch) * bytes_per_param
+    w_d = count(arch).total_params * bytes_per_param - w_e
+
+    def one(x):
+        return float(np.ravel(x)[0])
+
+    t = 0.0
+    if pp > 1:
+        pp_bytes = (pp - 1) / pp * (w_d / tp + w_e / (ep * etp))
+        t += one(ring_step_time(pp_bytes, np.array([pp]), np.array([tp * cp * dp]), system, coll_eff))
+    if tp > 1:
+        t += one(all_gather_time(w_d, np.array([tp]), np.array([1]), system, coll_eff))
+    if w_e > 0 and etp > 1:
+        t += one(all_gather_time(w_e / ep, np.array([etp]), np.array([1]), system, coll_eff))
+    if w_e > 0 and ep > 1:
+        t += one(all_gather_time(w_e, np.array([ep]), np.array([etp]), system, coll_eff))
+    return t
+
+
+def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: float, hbm_bw: float,
+                      host_link_bw: float) -> dict[str, float]:
+    """Seconds of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
+
+    * ``export_s``: :func:`megatron_export_s`;
+    * ``ipc_s``: each full tensor is copied into the CUDA-IPC buffer the colocated vLLM worker reads
+      (``stream_weights_via_ipc_zmq_impl``, ``nemo_rl/models/policy/utils.py`` tag v0.6.0): ``2 x model bytes /
+      HBM bandwidth`` (a read and a write of every byte); its ping-pong buffers overlap vLLM's loading of one
+      buffer with the packing of the next, so the load adds nothing;
+    * ``vllm_wake_s``: vLLM sleeps at level 1 after generation (``VllmGenerationWorker.sleep`` ->
+      ``llm.sleep(level=1)``, ``nemo_rl/models/generation/vllm/vllm_worker.py`` tag v0.6.0), which offloads its
+      weights to host memory, and ``wake_up(tags=["weights"])`` copies them back before the refit: ``2 x rollout
+      shard / host-link bandwidth`` per chip (vLLM ``LLM.sleep``, vllm/entrypoints/llm.py: level 1 offloads the
+      model weights, backed up in CPU memory, and discards the KV cache; the async engine's ``sleep_async`` uses
+      level 1 too, ``vllm_worker_async.py``).
+    Example: DeepSeek-V3 BF16 (1.34 TB) on H100 at TP32: 2 x 1.34e12 / 3.35e12 = 0.8 s of copies, and a
+    42 GB shard over a 50 GB/s host link twice: 1.7 s."""
+    ipc = 2.0 * model_bytes / hbm_bw if hbm_bw > 0 else 0.0
+    wake = 2.0 * rollout_shard_bytes / host_link_bw if host_link_bw > 0 else 0.0
+    return {"export_s": export_s, "ipc_s": ipc, "vllm_wake_s": wake}
 
 
 def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float) -> float:
@@ -277,35 +405,35 @@ def weight_bytes(arch: Arch, precision: str) -> float:
     return count(arch).total_params * BYTES[precision]
 
 
-def intra_cluster_broadcast_s(size_bytes: float, system: System, src_chips: int, dst_chips: int,
-                              eff: float = 0.85, instance_chips: int | None = None) -> float:
-    """Weights from the trainer's chips to the rollout chips inside one cluster (refit).
+def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, group_chips: int,
+                         coll_eff: tuple[float, ...]) -> dict[str, float]:
+    """Seconds of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
+    transport, by part (the phase is their sum).
 
-    Every rollout server (``instance_chips`` chips, tensor-parallel) needs a full copy, so each destination chip
-    receives ``size / instance_chips`` and the sources send ``size x servers`` in all, ``servers = dst /
-    instance``; every chip moves its share over its scale-out link in parallel (RDMA point-to-point, as
-    Perplexity's 1.3 s Kimi-K2 update; NeMo RL's NCCL reshard refit moves DeepSeek-V3 BF16 PP16xEP16 -> TP32 in
-    2.4-2.8 s on H100, docs/design-docs/nccl-reshard-refit.md). Without ``instance_chips``: one copy in all."""
-    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    inst = max(int(instance_chips or dst_chips), 1)
-    servers = max(dst_chips / inst, 1.0)
-    per_dst = size_bytes / inst
-    per_src = size_bytes * servers / max(src_chips, 1)
-    if instance_chips is None:
-        per_dst = per_src = size_bytes / max(min(src_chips, dst_chips), 1)
-    return max(per_dst, per_src) / (lv.bw * eff) + lv.latency_s
+    Every full parameter tensor is broadcast from the trainer to every generation rank
+    (``broadcast_weights_for_collective`` -> ``packed_broadcast_producer(..., src=0)``, NVIDIA-NeMo/RL tag
+    v0.6.0; docs/design-docs/nccl-reshard-refit.md: "The default non-colocated transport broadcasts every full
+    parameter tensor from the training ranks to every generation rank") over one NCCL group holding every training
+    and generation rank (``init_collective``: ``world_size = train_world_size + inference_world_size``,
+    ``base_policy_worker.py``), fed tensor by tensor by the trainer's :func:`megatron_export_s`.
 
-
-def full_broadcast_s(size_bytes: float, system: System, eff: float = 0.85) -> float:
-    """Weights from the trainer to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
-    transport: every full parameter tensor is broadcast to every generation rank (NVIDIA-NeMo/RL
-    docs/design-docs/nccl-reshard-refit.md, "The default non-colocated transport broadcasts every full parameter
-    tensor from the training ranks to every generation rank"; the shard-to-shard reshard is an experimental
-    option). An NCCL broadcast is a pipelined chain, so every rank receives -- and forwards -- ``size`` bytes over
-    its scale-out link: ``size / (bw eff) + latency`` (NCCL tests PERFORMANCE.md: broadcast bus bandwidth =
-    algorithm bandwidth)."""
-    lv = system.levels[1] if len(system.levels) > 1 else system.levels[0]
-    return size_bytes / (lv.bw * eff) + lv.latency_s
+    ``broadcast_s``: every one of the ``group_chips`` members receives the whole ``size_bytes`` once. A pipelined
+    ring broadcast moves per link what a ring all-gather of ``size x n / (n - 1)`` moves (NCCL tests PERFORMANCE.md:
+    broadcast bus bandwidth = algorithm bandwidth, all-gather bus bandwidth = algorithm bandwidth x (n - 1) / n), so
+    it takes :func:`trainsim.perf.collectives.all_gather_time` of that size over the group: the data enters each
+    scale-up domain once, spread over its members' scale-out links, and is forwarded inside it. The export's
+    collectives and the broadcast use the same links of the training chips, so overlapping them (two packing
+    buffers on their own streams, NVIDIA-NeMo/RL pull request 1379) hides the host-side iteration but not the
+    link time: the two add. Example: DeepSeek-V3 BF16 (1.34 TB), PP16 x EP16 on 256 H100 + 256 rollout H100:
+    broadcast 1.34 TB at 360 GB/s + 1.34 TB / 8 at 42.5 GB/s = 7.7 s, export 7.7 s: 15.4 s (NeMo RL measured 14.2 s
+    for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot 7ea279ab, and
+    34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 4.9 s here)."""
+    n = max(int(group_chips), 1)
+    bcast = 0.0
+    if n > 1:
+        bcast = float(np.ravel(all_gather_time(size_bytes * n / (n - 1), np.array([n]), np.array([1]), system,
+                                               coll_eff))[0])
+    return {"export_s": export_s, "broadcast_s": bcast}
 
 
 def clear_cache() -> None:

@@ -43,6 +43,10 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
+      pad_multiple: 1                  # each packed sequence padded to a multiple of this (NeMo RL
+                                       #   make_sequence_length_divisible_by)
+      train_global_batch: null         # sequences per optimizer step (NeMo RL train_global_batch_size); absent ->
+                                       #   one optimizer step on all the step's sequences
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
     reported:                          # only for published runs (validation/rl/): the measured step time
       step_time_s: 134
@@ -170,6 +174,13 @@ class StepPart(BaseModel):
     #: ``max_total_sequence_length x train_micro_batch_size``); absent: one sequence per micro-batch.
     #: :func:`.phases.packed_sequences`
     pack_tokens: int | None = Field(None, gt=0)
+    #: each sequence is padded to a multiple of this before packing (NeMo RL ``policy.make_sequence_length_divisible_by``,
+    #: ``nemo_rl/models/policy/lm_policy.py`` tag v0.6.0: ``sequence_length_pad_multiple``; default 1 in
+    #: ``examples/configs/grpo_math_1B.yaml``, the DTensor TP size)
+    pad_multiple: PosInt = 1
+    #: sequences per optimizer step (NeMo RL ``policy.train_global_batch_size``, the performance summary's T-GBS);
+    #: a step of more sequences takes ``sequences / train_global_batch`` optimizer steps. Absent: one.
+    train_global_batch: PosInt | None = None
     checkpoint_shipping: bool = False
 
     @model_validator(mode="after")
@@ -186,6 +197,21 @@ class StepPart(BaseModel):
     def sequences(self) -> int:
         """Sequences per step: prompts x samples per prompt."""
         return self.prompts * self.samples_per_prompt
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Optimizer steps per RL step: ``sequences // train_global_batch``, at least 1 (NeMo RL's
+        ``MegatronPolicyWorker.train``, ``nemo_rl/models/policy/workers/megatron_policy_worker.py`` tag v0.6.0,
+        loops over ``total_dataset_size // gbs`` global batches with one optimizer step each). Example: 64 prompts
+        x 32 samples, T-GBS 512 -> 4."""
+        if not self.train_global_batch:
+            return 1
+        return max(self.sequences // self.train_global_batch, 1)
+
+    @property
+    def longest_seq_len(self) -> int:
+        """Tokens of the step's longest sample: ``prompt_len + ceil(rollout_len x tail_factor)``."""
+        return self.prompt_len + int(-(-self.rollout_len * self.tail_factor // 1))
 
     @property
     def seq_len(self) -> int:

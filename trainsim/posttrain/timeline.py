@@ -13,7 +13,8 @@ What crosses a link per step (bytes, one direction each):
 * remote rollout cluster -> trainer: token ids (4 B per token) + sampling log-probs (4 B per generated token).
 
 Inside one cluster these move over the scale-out network and are not counted as WAN traffic (weights still take
-:func:`.phases.intra_cluster_broadcast_s`). A link moves ``bytes / bandwidth + latency``.
+:func:`.phases.colocated_refit_s` on chips shared by trainer and rollouts, :func:`.phases.noncolocated_refit_s`
+to separate rollout chips). A link moves ``bytes / bandwidth + latency``.
 
 Composition:
 
@@ -29,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .phases import (full_broadcast_s, host_offload_s, intra_cluster_broadcast_s, reference_swap_s, rollout_time,
+from ..perf.calibration import calib_for
+from .phases import (colocated_refit_s, host_offload_s, noncolocated_refit_s, reference_swap_s, rollout_time,
                      scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
@@ -115,23 +117,37 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     wbytes = weight_bytes(a, pt.student.rollout_precision) / st.weight_sync_every
     tail_f = st.tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
+    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
+                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
+                    st.longest_seq_len, st.optimizer_steps)
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
-                         pt.student.rollout_memory_fraction)
+                         pt.student.rollout_memory_fraction, continuous=st.mode == "async")
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
+            w_detail: dict = {}
             if colocated:
-                w_s = intra_cluster_broadcast_s(wbytes, pt.clusters[cl].system, t_chips, chips,
-                                                instance_chips=r.plan.get("chips"))
+                # every trainer chip exports the full weights and hands them to its own vLLM worker
+                sysc = pt.clusters[cl].system
+                shard = weight_bytes(a, pt.student.rollout_precision) / max(int(r.plan.get("chips") or 1), 1)
+                w_detail = colocated_refit_s(tr.export_s / st.weight_sync_every,
+                                             weight_bytes(a, "bf16") / st.weight_sync_every, shard,
+                                             sysc.chip.hbm_bw, tr.host_link_bw)
+                w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
                 # quantises on load when it generates in FP8 (NeMo RL docs/fp8.md: "on-the-fly quantization of
                 # model weights from higher-precision formats to FP8")
-                w_s = full_broadcast_s(weight_bytes(a, "bf16") / st.weight_sync_every, pt.clusters[cl].system)
+                sysc = pt.clusters[cl].system
+                w_detail = noncolocated_refit_s(tr.export_s / st.weight_sync_every,
+                                                weight_bytes(a, "bf16") / st.weight_sync_every, sysc,
+                                                t_chips + chips,
+                                                calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff)
+                w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
-                             cluster=cl, chips=chips, bytes=wbytes))
+                             cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))
         else:
             ph = _transfer(pt, f"weights {tc} -> {cl}", "weights", tc, cl, wbytes)
             if ph:
@@ -166,8 +182,6 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                        n * st.rollout_len * lp)
         if ph:
             out.append(ph)
-    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens)
     if pt.student.host_offload and _colocated(pt):
         off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
@@ -208,9 +222,13 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
 
     When the student's rollouts run on dedicated chips of its own cluster (``rollout_chips``, NeMo RL's
     non-colocated generation), the two chip groups are not interchangeable, so each is also a resource of its own:
-    the rollout chips busy with generation, the training chips with log-probs, the update and sending the weights
-    (the in-flight weight update runs concurrently with generation: NVIDIA-NeMo/RL
-    docs/design-docs/nccl-reshard-refit.md, "Execution Flow: Refit Time"; docs/guides/async-grpo.md)."""
+    the rollout chips busy with generation and receiving the weights, the training chips with log-probs, the update
+    and sending the weights. Generation stops while the weights arrive: NeMo RL's collector pauses new generations
+    for the refit (``AsyncTrajectoryCollector.prepare_for_refit``, ``nemo_rl/algorithms/async_utils.py`` tag v0.6.0;
+    docs/guides/async-grpo.md, "Collector pauses, waits for weight refit, then resumes"), and the in-flight update
+    reaches the vLLM workers as a ``collective_rpc`` utility call, which vLLM V1's engine core runs inline between
+    engine steps (``EngineCoreProc._handle_client_request``, vllm/v1/engine/core.py), so the running sequences do
+    not advance either."""
     tc = pt.student.cluster
     split = bool(pt.student.rollout_chips) and pt.student.rollouts == "student" and pt.rollout_cluster == tc
     busy: dict = {}
@@ -222,8 +240,10 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
             key = f"cluster {ph.cluster}"
             busy[key] = busy.get(key, 0.0) + ph.seconds * ph.chips / pt.clusters[ph.cluster].chips
             if split and ph.cluster == tc and ph.stage in ("rollout", "weights", "logprobs", "train"):
-                gk = f"cluster {tc} {'rollout' if ph.stage == 'rollout' else 'training'} chips"
-                busy[gk] = busy.get(gk, 0.0) + ph.seconds
+                groups = {"rollout": ("rollout",), "weights": ("rollout", "training")}.get(ph.stage, ("training",))
+                for g in groups:
+                    gk = f"cluster {tc} {g} chips"
+                    busy[gk] = busy.get(gk, 0.0) + ph.seconds
     return busy
 
 
