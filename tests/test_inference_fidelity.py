@@ -209,3 +209,24 @@ def infer_decode(sv):
     from trainsim.inference.serve import infer
 
     return infer(sv)["decode"]
+
+
+def test_two_batch_overlap_off_adds_the_communication_back_by_hand():
+    # tiny model, tp 2 on one H800 node: per layer the two all-reduces are much shorter than the compute, so with
+    # two-batch overlap the model hides comm_overlap x (all-reduce time); a deployment that runs without it (SGLang
+    # GB200 part I) pays the all-reduces in full: round(off) - round(on) = comm_overlap x tp_comm, hidden(off) = 0
+    from trainsim.errors import TrainsimError
+    from trainsim.inference.calib import default_calib
+    from trainsim.inference.spec import parse_serving
+
+    doc = {"name": "t", "model": TINY, "system": "hgx-h800", "chips": 2, "plan": {"tp": 2, "pp": 1},
+           "serving": {"phase": "decode", "input_len": 1024, "output_len": 256, "batch": 8}}
+    on = infer_decode(parse_serving(doc))
+    off = infer_decode(parse_serving({**doc, "serving": {**doc["serving"], "two_batch_overlap": False}}))
+    tp_comm = on["breakdown_s"]["tp_comm"]
+    assert tp_comm > 0 and tp_comm < on["breakdown_s"]["gemm"]
+    assert -on["breakdown_s"]["overlap_hidden"] == pytest.approx(default_calib().comm_overlap * tp_comm)
+    assert off["breakdown_s"]["overlap_hidden"] == 0.0
+    assert off["step_time_s"] - on["step_time_s"] == pytest.approx(default_calib().comm_overlap * tp_comm)
+    with pytest.raises(TrainsimError, match="two_batch_overlap"):
+        parse_serving({**doc, "serving": {**doc["serving"], "two_batch_overlap": "no"}})

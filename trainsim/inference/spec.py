@@ -23,6 +23,9 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
       mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
       expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
+      two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
+                                       #   communication overlaps the other's compute; false where the source
+                                       #   runs without it (SGLang on GB200 NVL72, part I)
       max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
                                        #   max_num_seqs, default 256; SGLang --max-running-requests)
       max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
@@ -53,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
@@ -74,7 +77,7 @@ class MTPSpec(BaseModel):
 
 class ServingPart(BaseModel):
     """A serving file's workload: phase, input / output / context lengths (tokens), batch, precisions
-    (weights, experts, KV cache), MTP, expert imbalance and maximum batch."""
+    (weights, experts, KV cache), MTP, expert imbalance, two-batch overlap and maximum batch."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     phase: Literal["prefill", "decode", "both"] = "both"
@@ -90,6 +93,12 @@ class ServingPart(BaseModel):
     kv_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     mtp: MTPSpec | None = None
     expert_imbalance: FiniteFloat | None = Field(None, ge=1.0)
+    #: two-micro-batch overlap of communication with computation (DeepSeek's dual micro-batch, SGLang
+    #: ``--enable-two-batch-overlap``, CloudMatrix-Infer's microbatch pipeline): the model then hides
+    #: ``comm_overlap`` of the shorter of the two per layer; ``False`` where the source states the deployment
+    #: runs without it (SGLang GB200 NVL72 part I: "This allows two-batch overlap to be disabled",
+    #: lmsys.org/blog/2025-06-16-gb200-part-1), so communication adds to the step in full
+    two_batch_overlap: StrictBool = True
     max_batch: PosInt | None = None
     max_output_len: SeqLen | None = None
 
