@@ -230,3 +230,27 @@ def test_two_batch_overlap_off_adds_the_communication_back_by_hand():
     assert off["step_time_s"] - on["step_time_s"] == pytest.approx(default_calib().comm_overlap * tp_comm)
     with pytest.raises(TrainsimError, match="two_batch_overlap"):
         parse_serving({**doc, "serving": {**doc["serving"], "two_batch_overlap": "no"}})
+
+
+def test_synchronous_host_loop_adds_per_sequence_time_by_hand(tiny):
+    # vLLM issue #6801: sampling + input preparation + output processing + scheduling "when BS is 200, all this
+    # together can be 20ms" -> 1e-4 s per running sequence per step, paid where the engine loop is synchronous.
+    # Each data-parallel replica runs its own scheduler: 2 chips, tp 1 -> dp 2, a batch of 64 is 32 per scheduler,
+    # so the round grows by 32 x 1e-4 = 3.2 ms on top of the fixed per-step overhead.
+    from trainsim.inference.calib import default_calib
+    from trainsim.inference.spec import parse_serving
+
+    assert default_calib().sync_host_s_per_seq == pytest.approx(20e-3 / 200)
+    system = chip_system({"bf16": 1e15})
+    p = ServePlans(2, 1, 1, 1)
+    t0, _ = step_time(ServeSetup(tiny, system, calib=ideal(step_overhead_s=1e-3)), p, 64, 512, "decode")
+    t1, br = step_time(ServeSetup(tiny, system, calib=ideal(step_overhead_s=1e-3, seq_overhead_s=1e-4)), p, 64, 512,
+                       "decode")
+    assert float(t1) - float(t0) == pytest.approx(32 * 1e-4)
+    assert float(br["step_overhead"]) == pytest.approx(1e-3 + 32 * 1e-4)
+    # through a serving spec: only host_overlap: false pays it (one tp-8 replica: every sequence on one scheduler)
+    doc = {"name": "t", "model": TINY, "system": "hgx-h800", "chips": 8, "plan": {"tp": 8, "pp": 1},
+           "serving": {"phase": "decode", "input_len": 1024, "output_len": 256, "batch": 200}}
+    on = infer_decode(parse_serving(doc))
+    off = infer_decode(parse_serving({**doc, "serving": {**doc["serving"], "host_overlap": False}}))
+    assert off["step_time_s"] - on["step_time_s"] == pytest.approx(20e-3)

@@ -24,7 +24,8 @@ from ..yamlload import load_data
 class InferCalib:
     """The inference model's constants: achieved fractions of HBM bandwidth, GEMM and attention peak and
     collective bandwidth (per network level), per-GEMM latency (s), communication overlap, expert imbalance,
-    reserved buffer (bytes), all-to-all efficiency, per-step overhead (s) and per-vendor efficiency overrides."""
+    reserved buffer (bytes), all-to-all efficiency, per-step overhead (s), per-sequence host time of a synchronous
+    engine loop (s) and per-vendor efficiency overrides."""
 
     mem_eff: float = 0.80
     gemm_eff: float = 0.65
@@ -36,6 +37,12 @@ class InferCalib:
     buffer_bytes: float = 4e9
     a2a_eff: float = 1.0
     step_overhead_s: float = 0.0
+    #: host seconds per running sequence per step that the GPU waits for (0: the stack overlaps its host work);
+    #: :func:`trainsim.inference.serve.infer` sets it to ``sync_host_s_per_seq`` for ``host_overlap: false``
+    seq_overhead_s: float = 0.0
+    #: per-sequence host time of a synchronous engine loop (vLLM V0): scheduling, input preparation, sampling
+    #: and output processing, measured ~20 ms per step at 200 running sequences (inference/data/inference.yaml)
+    sync_host_s_per_seq: float = 0.0
     #: per chip vendor (``vendor_key``): (vendor, mem_eff, gemm_eff) overriding the two efficiencies
     vendor_eff: tuple = ()
 

@@ -112,6 +112,9 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
     if not sp.two_batch_overlap:   # the deployment runs one batch per step: nothing hides its communication
         calib = (calib or default_calib()).with_(comm_overlap=0.0)
+    if not sp.host_overlap:        # synchronous engine loop: the GPU waits for per-sequence host work every step
+        calib = calib or default_calib()
+        calib = calib.with_(seq_overhead_s=calib.sync_host_s_per_seq)
     s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib, sp.expert_precision)
     require_usable(sv.system.chip)
     per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)

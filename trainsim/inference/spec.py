@@ -26,6 +26,9 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
                                        #   communication overlaps the other's compute; false where the source
                                        #   runs without it (SGLang on GB200 NVL72, part I)
+      host_overlap: true               # optional (default true): the engine overlaps its per-step host work with
+                                       #   the GPU (SGLang overlap scheduler, vLLM V1, TensorRT-LLM); false for a
+                                       #   synchronous loop (vLLM V0), which adds per-sequence host time each step
       max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
                                        #   max_num_seqs, default 256; SGLang --max-running-requests)
       max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
@@ -77,7 +80,7 @@ class MTPSpec(BaseModel):
 
 class ServingPart(BaseModel):
     """A serving file's workload: phase, input / output / context lengths (tokens), batch, precisions
-    (weights, experts, KV cache), MTP, expert imbalance, two-batch overlap and maximum batch."""
+    (weights, experts, KV cache), MTP, expert imbalance, two-batch and host overlap and maximum batch."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     phase: Literal["prefill", "decode", "both"] = "both"
@@ -99,6 +102,10 @@ class ServingPart(BaseModel):
     #: runs without it (SGLang GB200 NVL72 part I: "This allows two-batch overlap to be disabled",
     #: lmsys.org/blog/2025-06-16-gb200-part-1), so communication adds to the step in full
     two_batch_overlap: StrictBool = True
+    #: the engine overlaps its per-step host work (scheduling, input preparation, sampling, output processing) with
+    #: GPU execution; ``False`` for a synchronous engine loop (vLLM V0 before multi-step scheduling), whose GPU
+    #: waits ``sync_host_s_per_seq`` per running sequence every step (:mod:`trainsim.inference.step`)
+    host_overlap: StrictBool = True
     max_batch: PosInt | None = None
     max_output_len: SeqLen | None = None
 

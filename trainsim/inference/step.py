@@ -27,9 +27,15 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   per rank on UB, arXiv 2506.12708 sec. 4; DeepEP low-latency kernels report 46-77 GB/s on 50 GB/s RDMA).
 * Per-step host overhead: every forward round pays ``step_overhead_s`` (scheduler, sampling, launch gaps; vLLM and
   SGLang run decode as CUDA graphs to keep it small: vLLM docs "CUDA Graphs", SGLang "--cuda-graph-max-bs").
+  A stack whose engine loop runs its host work synchronously with the GPU (vLLM V0: schedule, prepare inputs,
+  launch, wait, sample, process outputs, one step at a time) also leaves the GPU idle for work that grows with the
+  running sequences: ``seq_overhead_s`` per sequence of each scheduler (one per data-parallel replica). vLLM's
+  performance roadmap measured "sampling time, prepare input time, process_model_output time, and scheduler time.
+  When BS is 200, all this together can be 20ms" (vllm-project/vllm issue #6801, 2024-08-08) and the multi-step RFC
+  "5-13ms of GPU bubble" per decode step (issue #6854); SGLang's overlap scheduler and vLLM V1 hide it (0).
 
 A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
-``TPOT = (pp x stage_time + step_overhead_s) / (1 + draft x acceptance)`` and decode tokens/s/chip =
+``TPOT = (pp x stage_time + step_overhead_s + seq_overhead_s x batch / dp) / (1 + draft x acceptance)`` and decode tokens/s/chip =
 ``batch / TPOT / chips``.
 A prefill round processes the batch's prompts; tokens/s/chip = prompt tokens / round / chips; TTFT = round.
 """
@@ -271,9 +277,10 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
                                       s.calib.coll_eff), 0.0)
     stage = stage + head + mtp + ppc
     parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})
-    rnd = p.pp * stage + s.calib.step_overhead_s
+    host = s.calib.step_overhead_s + s.calib.seq_overhead_s * batch / p.dp   # one scheduler per dp replica
+    rnd = p.pp * stage + host
     out = {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
-    out["step_overhead"] = np.full_like(np.asarray(rnd, dtype=np.float64), s.calib.step_overhead_s)
+    out["step_overhead"] = np.broadcast_to(np.asarray(host, dtype=np.float64), np.shape(rnd)).copy()
     return rnd, out
 
 
