@@ -39,8 +39,6 @@ KNOWN_GAPS = {
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-260401-dsv3-b200-256-mxfp8": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
-    "megatron-bridge-2608-dsv4-flash-gb200-128-mxfp8": _MB,
-    "megatron-bridge-2608-dsv4-flash-gb300-128-mxfp8": _MB,
     "nemo-2407-gpt3-20b-h100-64-fp8": "micro-batch 8 and tp 4 against the recipe's plan, which the model predicts "
         "24% too slow: the model under-predicts the recipe, not a found gain",
     "nemo-2407-llama3-8b-h100-8-fp8-cp2": "the recipe runs cp 2 at 8K, which the model prices 11% too slow "
