@@ -251,7 +251,8 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     docs/training/cuda-graphs.md at 067f987d: 41.4 s per 1,024 x 4K BF16 step eager, is predicted at 49.6 s
     already). Hiding the host time under moe_a2a_overlap as under DualPipe (merged forward-backward of two
     micro-batches, "Matches DualPipe design", docs/training/moe-optimization.md) was tried too: MoE median
-    13.9% -> 17.7%, the NeMo 25.11 Qwen3-30B-A3B 16 H100 row +113% -> +149%."""
+    10.4% either way, dense 5.5% -> 6.0% (the Hopper FP8 fit moves), the NeMo 25.11 Qwen3-30B-A3B 16 H100 row
+    +113% -> +149%."""
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
