@@ -244,7 +244,8 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     still miss 2-5 ms per layer and micro-batch, as the 2-5 ms layers of Qwen3-30B-A3B do. What each dropless run
     without whole-iteration graphs implies (additive, at the full fit's efficiencies) does not fall with the
     layer's device time: Megatron-Bridge hybridep / deepep runs -2.0 to 4.8 ms (median 3.7), alltoall runs 5.7-6.3 ms
-    (Qwen3-30B-A3B, 8 B200, mbs 1) and 11.3 ms (DeepSeek-V3, 256 B200, NeMo 25.11); the dispatchers differ
+    (Qwen3-30B-A3B, 8 B200, mbs 1: the NeMo 25.11 run and the 26.02 archive row, see the run's notes) and
+    11.3 ms (DeepSeek-V3, 256 B200, NeMo 25.11); the dispatchers differ
     in their pre-sync work (alltoall: an all-gather of the token counts over the EP group before the
     device-to-host copy, token_dispatcher.py preprocess at cba6b0ed), but the alltoall runs are also the
     25.11 / 26.02 containers, so the split is not made (and 16 H100 with alltoall at EP 16, Megatron-Bridge
