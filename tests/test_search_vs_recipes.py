@@ -38,8 +38,6 @@ KNOWN_GAPS = {
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-260401-dsv3-b200-256-mxfp8": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
-    "megatron-bridge-2608-dsv4-flash-gb200-128-mxfp8": _MB,
-    "megatron-bridge-2608-dsv4-flash-gb300-128-mxfp8": _MB,
     "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
         "micro-batch effects in the model",
     "nemo-2502-nemotron4-340b-b200-128-fp8": "tp 4 pp 16 cp 2 against the recipe's tp 8: the model predicts the "

@@ -235,7 +235,25 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     the MoE leave-one-out median at 36% (35.6% without it) and drove the Hopper FP8 value to 0.24, near its bound:
     the MoE errors are not a kernel-efficiency offset. An additive host time per MoE layer and micro-batch is: the
     Megatron-Bridge MoE runs without whole-iteration CUDA graphs miss 3-8 ms per layer and micro-batch, those with
-    them about 0."""
+    them about 0.
+
+    Tried and not kept (Dec 2026, moe7): the host time as launch work hidden behind the layer's device work,
+    exposed = max(0, moe_layer_host_s - device time of the layer and micro-batch) (Megatron-Core MoE README, "CPU
+    Overhead Bottleneck": "increase micro-batch size"). Fitted 10.9 ms; MoE leave-one-out median 9.0% -> 14.9%,
+    max 113% -> 186%: the runs with long layers (DeepSeek-V3, 13-25 ms of device time per layer and micro-batch)
+    still miss 2-5 ms per layer and micro-batch, as the 2-5 ms layers of Qwen3-30B-A3B do. What each dropless run
+    without whole-iteration graphs implies (additive, at the full fit's efficiencies) does not fall with the
+    layer's device time: Megatron-Bridge hybridep / deepep runs -2.0 to 4.8 ms (median 3.7), alltoall runs 5.7-6.3 ms
+    (Qwen3-30B-A3B, 8 B200, mbs 1: the NeMo 25.11 run and the 26.02 archive row, see the run's notes) and
+    11.3 ms (DeepSeek-V3, 256 B200, NeMo 25.11); the dispatchers differ
+    in their pre-sync work (alltoall: an all-gather of the token counts over the EP group before the
+    device-to-host copy, token_dispatcher.py preprocess at cba6b0ed), but the alltoall runs are also the
+    25.11 / 26.02 containers, so the split is not made (and 16 H100 with alltoall at EP 16, Megatron-Bridge
+    docs/training/cuda-graphs.md at 067f987d: 41.4 s per 1,024 x 4K BF16 step eager, is predicted at 49.6 s
+    already). Hiding the host time under moe_a2a_overlap as under DualPipe (merged forward-backward of two
+    micro-batches, "Matches DualPipe design", docs/training/moe-optimization.md) was tried too: MoE median
+    10.4% either way, dense 5.5% -> 6.0% (the Hopper FP8 fit moves), the NeMo 25.11 Qwen3-30B-A3B 16 H100 row
+    +113% -> +149%."""
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
