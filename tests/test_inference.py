@@ -157,3 +157,25 @@ def test_cli_infer_json():
     assert d["kv_cache_bytes_per_token"] == 70_272
     assert d["decode"]["plan"]["ep"] == 160
     assert "decode_tokens_per_s_per_chip" in d["error"]
+
+
+def test_tensor_parallel_experts_have_no_dispatch(small_moe):
+    # vLLM's tensor-parallel MoE (ep 1, every expert split over the tp group, which already holds every token after
+    # the attention all-reduce): no dispatch or combine; the MoE output joins the layer's second all-reduce.
+    # Hand count: 2 all-reduces of t x hidden x 2 bytes per layer, every layer, nothing else on the network.
+    from trainsim.perf.collectives import all_reduce_time
+
+    system = make_system(bf16=1e18, hbm_bw=1e12)
+    s = ServeSetup(small_moe, system, calib=ideal_calib())
+    batch = 16
+    _, tp_only = step_time(s, ServePlans(8, 8, 1, 1), batch, 512, "decode")
+    assert float(tp_only["ep_comm"]) == 0.0
+    layers = sum(lk.n_layers for lk in small_moe.layers)
+    one = all_reduce_time(np.array([batch * 1024 * 2.0]), np.array([8]), np.array([1]), system, s.calib.coll_eff)
+    assert float(tp_only["tp_comm"]) == pytest.approx(2 * layers * float(one[0]), rel=1e-12)
+    # the same experts split over 8 chips that are two data-parallel attention groups of 4 (etp 8 != tp 4), or
+    # spread by expert parallelism: tokens must reach chips that do not hold them, so dispatch + combine cost time
+    _, dp2 = step_time(s, ServePlans(8, 4, 1, 1), batch, 512, "decode")
+    _, ep8 = step_time(s, ServePlans(8, 1, 1, 8), batch, 512, "decode")
+    assert float(dp2["ep_comm"]) > 0.0
+    assert float(ep8["ep_comm"]) > 0.0

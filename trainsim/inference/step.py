@@ -188,8 +188,19 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     The routed experts of a stage live on its ``ep x etp`` chips; each of a token's ``k`` copies goes to the ``etp``
     chips that hold a slice of its expert (and partial outputs come back from each), so a chip sends
     ``tokens x k x etp`` rows of ``hidden`` over the stage group (an all-to-all of ``ep x etp`` members).
+
+    Tensor-parallel experts (``ep = 1`` and ``etp = tp``: every expert split over exactly the chips of the
+    tensor-parallel group, which already hold every token after the attention all-reduce) have no dispatch or
+    combine: each chip runs its slice of the hit experts on the replicated tokens and the partial outputs are summed
+    by the layer's second tensor-parallel all-reduce (:func:`_tp_comm`). vLLM v0.17.1
+    ``vllm/model_executor/models/deepseek_v2.py`` ``DeepseekV2MoE.forward``: ``SharedFusedMoE(reduce_results=False)``
+    then one ``maybe_all_reduce_tensor_model_parallel`` of routed + shared output when ``tp_size > 1`` (the
+    sequence-parallel chunking is only for data + expert parallelism).
     """
     if lk.moe is None:
+        return 0.0
+    tp_experts = (p.ep == 1) & (p.etp == p.tp)
+    if np.all(tp_experts):
         return 0.0
     h = s.arch.hidden
     k = float(lk.moe.active_experts) * p.etp
@@ -201,7 +212,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     if not dedup:
         tt = (all_to_all_time(tok * k * h * s.act_bytes, ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
-        return np.where(n > 1, tt, 0.0)
+        return np.where((n > 1) & ~tp_experts, tt, 0.0)
     w = members_within(ni, one, s.system)[0].astype(np.float64)
     g = np.maximum(n / w, 1.0)
     remote = g * (1.0 - (1.0 - 1.0 / g) ** k) * (g - 1.0) / g
@@ -213,7 +224,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
         tt = tt + level_bytes_time(lv[:n_lv], s.system, eff)
     lat = sum(lv.latency_s for lv in s.system.levels[:2])
     tt = tt + 2.0 * np.where(g > 1, lat, s.system.levels[0].latency_s)
-    return np.where(n > 1, tt, 0.0)
+    return np.where((n > 1) & ~tp_experts, tt, 0.0)
 
 
 def _head(s: ServeSetup, p: ServePlans, m, all_logits: bool):

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
+from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..model.arch import Arch
 from ..model.counts import count
@@ -37,6 +38,23 @@ from ..estimate import context
 from ..spec import PlanSpec, Run, TrainingSpec
 
 _CACHE: dict[tuple, object] = {}
+
+#: Fraction of a rollout step's communication hidden behind compute: none. NeMo RL generates with vLLM, which runs
+#: each engine step as one batch; dual-batch overlap (two micro-batches, one communicating while the other computes)
+#: is off unless ``--enable-dbo`` is given (vLLM v0.17.1, the version NeMo RL v0.6.0 pins: ``vllm/config/parallel.py``
+#: ``ParallelConfig.enable_dbo = False``), and NeMo RL v0.6.0 sets no such option (``nemo_rl/models/generation/vllm/``
+#: passes ``vllm_kwargs`` from the recipe; no recipe sets it). vLLM's other overlap, sequence parallelism with
+#: GEMM + collective fusion (async TP), is on at the default -O2 only for dense models (``vllm/config/vllm.py``
+#: ``OPTIMIZATION_LEVEL_02``: ``enable_sp: IS_DENSE``, ``fuse_gemm_comms: IS_DENSE``), not for the MoE students of
+#: validation/rl. So the serving model's two-micro-batch ``comm_overlap`` (SGLang's two-batch overlap) does not
+#: apply to rollouts.
+ROLLOUT_COMM_OVERLAP = 0.0
+
+
+def rollout_setup(arch: Arch, system: System, precision: str):
+    """The serving setup of a NeMo RL rollout server: the inference calibration with no communication overlap
+    (:data:`ROLLOUT_COMM_OVERLAP`), BF16 KV cache (vLLM ``kv_cache_dtype: auto`` in grpo_math_1B.yaml)."""
+    return setup_for(arch, system, precision, "bf16", calib=default_calib().with_(comm_overlap=ROLLOUT_COMM_OVERLAP))
 
 
 def _key(*parts) -> tuple:
@@ -87,7 +105,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
     :func:`held_kv_len` per sequence instead of the final length."""
     def compute():
-        s = setup_for(arch, system, precision, "bf16")
+        s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
         mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
