@@ -61,6 +61,23 @@ def test_sc21_equation_3():
     assert flops_per_token(run.arch, 2048, "megatron-recompute") == pytest.approx(by_hand)
 
 
+def test_gpt_neox_2022_convention_by_hand():
+    """GPT-NeoX-20B: 117 TFLOP/s per GPU as GPT-NeoX logged it in 2022 (megatron/logging.py get_flops before
+    5f364017): 6 N + 60 s h l per token with N = 20,554,567,680 (the paper's parameter count):
+      6 x 20,554,567,680 = 123,327,406,080;  60 x 2048 x 6144 x 44 = 33,218,887,680;  sum 156,546,293,760
+      tokens/s per GPU = 117e12 / 156,546,293,760 = 747.4
+    trainsim's count of the spec's model (vocab 50,257, not padded to 50,432) is 0.02% smaller."""
+    run = trainsim.load_run(RUNS / "gpt-neox-20b-96.yaml")
+    assert run.reported.mfu_convention == "gpt-neox-2022"
+    by_hand = 6 * 20_554_567_680 + 60 * 2048 * 6144 * 44
+    assert by_hand == 156_546_293_760
+    assert flops_per_token(run.arch, 2048, "gpt-neox-2022") == pytest.approx(by_hand, rel=5e-4)
+    value, how = reported_tokens_per_s_per_chip(run)
+    assert how == "from MFU (gpt-neox-2022 convention)"
+    assert value == pytest.approx(117e12 / by_hand, rel=5e-4)
+    assert value == pytest.approx(747.4, abs=0.5)
+
+
 def test_palm_convention_counts_nonembedding_params():
     run = trainsim.load_run(RUNS / "megatron-core-h100-2024-1p7b-48.yaml")
     a, s = run.arch, run.training.seq_len

@@ -230,7 +230,7 @@ class ReportedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tokens_per_s_per_chip: PosFloat | None = None
     mfu: PosFloat | None = None
-    mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n"] | None = None
+    mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n", "gpt-neox-2022"] | None = None
     step_time_s: PosFloat | None = None
     chip_hours: PosFloat | None = None
     source: str = ""

@@ -79,12 +79,62 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
 
 
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Output head (logits) GEMM, vocab split over tp, plus the fused cross-entropy pass over the logits."""
+    """Output head (logits) GEMM forward, vocab split over tp (its BF16 output written by the GEMM's roofline).
+    The loss over the logits is :func:`loss_time`."""
     a, c = ctx.arch, ctx.calib
-    t = gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
-                  ctx.act_bytes, c.gemm_latency_s, (c.gemm_tile, c.gemm_k0, c.compute_units))
-    ce_bytes = tokens * a.vocab / p.tp * 6.0  # write bf16 logits, read them and write fp32 softmax stats
-    return t + ce_bytes / (ctx.chip.hbm_bw * c.mem_eff)
+    return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
+                     ctx.act_bytes, c.gemm_latency_s, (c.gemm_tile, c.gemm_k0, c.compute_units))
+
+
+#: (forward, backward) HBM bytes per logit of each loss kernel (``cross_entropy_fusion``); derivations in
+#: :func:`cross_entropy_bytes_per_logit`
+CROSS_ENTROPY_BYTES_PER_LOGIT = {"none": (38.0, 14.0), "native": (22.0, 10.0), "te": (6.0, 4.0),
+                                 "fp32_upcast": (22.0, 26.0)}
+
+
+def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
+    """(forward, backward) HBM bytes the loss moves per logit (token x vocab entry on one chip), by loss kernel.
+
+    Counted kernel by kernel, reads + writes, from the BF16 logits the head GEMM wrote (that write is the GEMM's)
+    to the BF16 logit gradient the head's backward GEMM reads (that read is the GEMM's); per-token terms (target
+    gathers, the max / sum all-reduces) are negligible against the vocab:
+
+    * ``none``: Megatron-Core's unfused vocab-parallel cross entropy, the default without
+      ``--cross-entropy-loss-fusion`` (NVIDIA/Megatron-LM megatron/core/tensor_parallel/cross_entropy.py at
+      f2e5db40 / core_r0.8.0, one PyTorch op per line). Forward: ``vocab_parallel_logits.float()`` 2 + 4,
+      ``torch.max(dim=-1)`` 4, in-place ``-= logits_max`` 4 + 4, ``torch.exp(out=)`` 4 + 4, ``.sum(dim=-1)`` 4,
+      ``exp_logits.div_(sum)`` 4 + 4 = 38. Backward: ``grad_input.mul_(grad_output)`` 4 + 4, and autograd casts
+      the fp32 gradient the Function returns to the BF16 input's dtype 4 + 2 = 14.
+    * ``native``: Megatron-Core's fused version (megatron/core/fusions/fused_cross_entropy.py at f2e5db40): the
+      same steps in three ``jit_fuser`` functions (torch.compile from PyTorch 2.2, megatron/core/jit.py), one pass
+      each: logits max with the fp32 copy 2 + 4, subtract + exp + sum 4 + 4, the softmax division 4 + 4 = 22;
+      backward ``calculate_gradients`` (in-place multiply written back 4 + 4, ``.to(torch.bfloat16)`` 2) = 10.
+    * ``te``: Transformer Engine's Triton parallel cross entropy (transformer_engine/pytorch/triton/
+      cross_entropy.py): ``online_softmax_kernel`` reads the BF16 logits once (2), ``cross_entropy_kernel`` reads
+      them again and writes the gradient in place (2 + 2) = 6; backward ``element_mul_kernel`` scales it in place
+      by the per-token grad_output (2 + 2) = 4.
+    * ``fp32_upcast``: PyTorch's cross entropy on logits upcast to fp32 (torchtitan train.py ``loss_fn``,
+      ``cross_entropy(pred.flatten(0, 1).float(), labels)``): ``.float()`` 2 + 4, ``log_softmax`` over a vocab
+      too wide for shared memory (aten cunn_SoftMaxForward: a max pass 4, a sum-of-exp pass 4, the output
+      4 + 4) = 22; backward ``nll_loss_backward`` writes a zero fp32 gradient 4, ``_log_softmax_backward_data``
+      sums it 4 and writes ``grad - exp(out) x sum`` 4 + 4 + 4, the cast back to BF16 4 + 2 = 26 (counted
+      without tensor parallelism; torchtitan's loss parallel shards the vocab over tp).
+    """
+    try:
+        return CROSS_ENTROPY_BYTES_PER_LOGIT[impl]
+    except KeyError:
+        raise ValueError(f"unknown cross_entropy_fusion {impl!r}: expected one of "
+                         f"{', '.join(CROSS_ENTROPY_BYTES_PER_LOGIT)}") from None
+
+
+def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """(forward, backward) time of the loss over one micro-batch's logits on one chip (vocab split over tp):
+    tokens x vocab / tp x :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
+    a, c = ctx.arch, ctx.calib
+    f_b, b_b = cross_entropy_bytes_per_logit(ctx.cross_entropy_fusion)
+    logits = tokens * a.vocab / p.tp
+    bw = ctx.chip.hbm_bw * c.mem_eff
+    return logits * f_b / bw, logits * b_b / bw
 
 
 def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int) -> float:

@@ -28,7 +28,7 @@ from .comm_cp import cp_ring_fwd, cp_ring_sync
 from .comm_dp import dp_sync_times
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
-from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd)
+from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time)
 from .collectives import p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -131,6 +131,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
     head = head_gemm_fwd(ctx, p, tokens)
     out["head"] = head
+    # the loss over the logits of the output head and of every MTP module
+    loss_f, loss_b = loss_time(ctx, p, tokens)
+    depth = 1.0 + sum(lk.n_layers for lk in a.mtp)
+    out["loss_f"], out["loss_b"] = depth * loss_f, depth * loss_b
     for lk in a.mtp:
         out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
@@ -206,6 +210,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
     w = 1.0 if with_last else 0.0
     gemm_last = w * (lc["head"] + lc["mtp_g"])
+    loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
     comp_f = gemm + attn + elem
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
@@ -218,9 +223,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     cp_ov = cp_overlap_for(ctx)
     cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
     cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
-    last_f = gemm_last + mtp_a + mtp_e + mtp_comm
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
     comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
-    last_b = 2.0 * gemm_last + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
+    last_b = 2.0 * gemm_last + loss_b + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -245,7 +250,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
-                gemm_last=gemm_last, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
+                gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
 @dataclass
@@ -344,7 +349,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     # breakdown: every part of `step`, in seconds
     bd = {
-        "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last),
+        "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last + st["loss"]),   # the loss with its head GEMM
         "attention": m * ((1.0 + c.attn_bwd_ratio) * (attn + mtp_a)),
         "memory_bound": m * 3.0 * (elem + mtp_e),
         "recompute": m * rec,

@@ -91,6 +91,20 @@ def six_n_flops_per_token(arch: Arch, seq_len: int) -> float:
     return 6.0 * n
 
 
+def gpt_neox_2022_flops_per_token(arch: Arch, seq_len: int) -> float:
+    """GPT-NeoX's TFLOP/s logging as it was in 2021-2023: 6 N + 60 s h l per token, N = all parameters (embedding
+    and untied output layer included), s sequence length, h hidden size, l layers; no recompute factor.
+
+    EleutherAI/gpt-neox megatron/logging.py ``get_flops`` from da0a017b (2021-05-06) until 5f364017 (2023-09-27,
+    'Improve FLOPS Calculation', which brought the SC21-style recompute factor): ``ff = model.total_params * 6``,
+    ``attn = seq_length * hidden_size * num_layers * 60``, TFLOP/s = ``train_batch_size * seq_length * (ff + attn)
+    / (iter_time_s * world_size)``; ``model.total_params`` is megatron/utils.py ``get_total_params``, every model-
+    parallel rank's parameter count summed (the whole model). The code that trained and logged GPT-NeoX-20B
+    (configs/20B.yml from c560814b, 2022-02-10)."""
+    n = count(arch, seq_len).total_params
+    return 6.0 * n + 60.0 * seq_len * arch.hidden * arch.n_layers
+
+
 def trainsim_flops_per_token(arch: Arch, seq_len: int) -> float:
     """trainsim's own MFU numerator: 6 x active matmul params (logits included) + causal attention
     (:func:`trainsim.model.counts.count`)."""
@@ -103,6 +117,7 @@ CONVENTIONS: dict[str, Callable[[Arch, int], float]] = {
     "megatron-recompute": megatron_recompute_flops_per_token,
     "palm": palm_flops_per_token,
     "6n": six_n_flops_per_token,
+    "gpt-neox-2022": gpt_neox_2022_flops_per_token,
 }
 
 
