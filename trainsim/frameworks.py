@@ -48,7 +48,7 @@ def profile(fw: str, field: str = "--framework") -> dict:
 
 #: a profile's yes/no statements about how its stack behaves (each with its ``<flag>_source`` in
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
-STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather")
+STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated")
 
 
 def stack_flags(fw: str) -> dict[str, bool]:

@@ -99,6 +99,8 @@ class StepContext:
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
+    cp_torch_ring: bool = False             # PyTorch experimental CP (perf/comm_cp.py torch_ring_exposed)
+    cp_kv_repeated: bool = False            # the stack repeats K/V to the query heads before SDPA (comm_cp.ring_heads)
 
     @property
     def chip(self) -> Chip:

@@ -21,6 +21,7 @@ from ..model.arch import LayerKind
 from ..parallel.sharding import layer_params
 from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
+from .comm_cp import torch_ring_backward_bytes
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
 from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
@@ -320,6 +321,7 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     dual = mirrored_stages(p.schedule)
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     mean = _mean_layer_activations(ctx, p, tokens)
+    cp_work = cp_backward_working_bytes(ctx, p, tokens)
     zero = np.zeros_like(p.pp, dtype=np.float64)
     out: list[tuple[Num, Num, Num, Num]] = []
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
@@ -328,11 +330,24 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
         if kind != "mid":
             layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
-        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work
+        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work + cp_work
         on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
         g = _gradients_at_peak(ctx, p, g, a)
         out.append((w, g, o, a))
+    return out
+
+
+def cp_backward_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Bytes the stack's context parallelism adds while a layer's attention backward runs, for the widest layer
+    kind: PyTorch's experimental CP (``ctx.cp_torch_ring``) keeps the all-gathered K/V and fp32 dK/dV buffers
+    (:func:`trainsim.perf.comm_cp.torch_ring_backward_bytes`); other stacks' rings hold two blocks in flight,
+    not counted. One layer's backward runs at a time, so the largest layer kind counts once per rank."""
+    if not ctx.cp_torch_ring:
+        return 0.0
+    out: Num = 0.0
+    for lk in ctx.arch.layers:
+        out = np.maximum(out, torch_ring_backward_bytes(lk, ctx, p, tokens))
     return out
 
 

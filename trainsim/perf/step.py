@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
-from .comm_cp import cp_ring_fwd, cp_ring_sync
+from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
 from .comm_dp import dp_sync_times
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
@@ -114,8 +114,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_sync", "rec_sel",
-                                    "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_dkv", "cp_sync",
+                                    "rec_sel", "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -127,6 +127,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
+        if ctx.cp_torch_ring:
+            out["cp_dkv"] += lk.n_layers * cp_dkv_step(lk, ctx, p, tokens)
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
     head = head_gemm_fwd(ctx, p, tokens)
@@ -221,8 +223,13 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
     cp_ov = cp_overlap_for(ctx)
-    cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
-    cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
+    if ctx.cp_torch_ring:   # PyTorch's experimental CP: only the first sub-SDPA hides the K/V all-gather
+        cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, c.attn_bwd_ratio * attn, p.cp,
+                                                cp_ov)
+        cp_exp_f, cp_exp_b = cp_exp_f + cp_sync, cp_exp_b + 2.0 * cp_sync
+    else:
+        cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
+        cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
     comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
     last_b = 2.0 * gemm_last + loss_b + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm

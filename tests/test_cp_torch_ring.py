@@ -1,0 +1,107 @@
+"""PyTorch's experimental context parallelism (torchtitan 2024, NeMo AutoModel): K/V repeated to the query heads,
+an all-gather hidden only by the first sub-SDPA, fp32 dK/dV passed round the ring, and the backward's buffers.
+
+Sources (stated in trainsim/catalog/data/framework_schedules.yaml and trainsim/perf/comm_cp.py):
+pytorch/pytorch torch/distributed/tensor/experimental/_attention.py (_templated_ring_attention and its backward);
+pytorch/torchtitan torchtitan/models/llama/model.py (repeat_kv before SDPA) and config_manager.py (rotate method
+'allgather') at 9dec370; NVIDIA-NeMo/Automodel cp_utils.py and HF transformers 5.8.1 sdpa_attention.py."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from trainsim.frameworks import stack_flags
+from trainsim.model.inline import InlineModel, build_inline
+from trainsim.parallel.plan import Plans
+from trainsim.perf.comm_cp import cp_block_bytes, cp_dkv_step, cp_ring_fwd, torch_ring_exposed
+from trainsim.perf.memory import cp_backward_working_bytes, memory_breakdown
+from trainsim.perf.step import _stage, shared_costs
+
+from conftest import ctx_for, make_system
+
+
+def plan(**kw):
+    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    base.update(kw)
+    return Plans.from_columns(**base)
+
+
+@pytest.fixture(scope="module")
+def llama405_shape():
+    # Llama 3.1 405B's attention shape: 128 query heads, 8 KV heads, head dim 128 (hidden 16384); 4 layers suffice
+    return build_inline(InlineModel(name="l405-4", layers=4, hidden=16384, heads=128, kv_heads=8, ffn=53248,
+                                    vocab=128256, ffn_act="swiglu"))
+
+
+def _ctx(arch, seq=262144, **flags):
+    h100 = make_system(bf16=989e12, hbm=96e9, up=450e9, out=50e9)
+    return replace(ctx_for(arch, h100, chips=512, seq=seq, gbs=8), **flags)
+
+
+def test_torchtitan_and_automodel_profiles_state_the_torch_ring():
+    tt, am, mc = stack_flags("torchtitan-2024"), stack_flags("other-nemo-automodel"), stack_flags("megatron-bridge-2026")
+    assert tt["cp_torch_ring"] and tt["cp_kv_repeated"]
+    # AutoModel: the same PyTorch CP, but transformers 5.8.1 passes enable_gqa=True (no repeat_kv) without a mask
+    assert am["cp_torch_ring"] and not am["cp_kv_repeated"]
+    assert not mc["cp_torch_ring"] and not mc["cp_kv_repeated"]
+
+
+def test_ring_block_carries_the_repeated_heads(llama405_shape):
+    # Table 6 row CP 8 at 256K, tp 8: 32,768 tokens per cp rank. torchtitan repeats K/V to 128 / 8 = 16 heads per tp
+    # rank: 32768 x 16 x (128 + 128) x 2 B = 268,435,456 B = 256 MiB; the K/V heads alone: 8 / 8 = 1 head, 16 MiB.
+    lk = llama405_shape.layers[0]
+    p = plan(tp=8, pp=8, cp=8)
+    tokens = 262144 / 8
+    rep = cp_block_bytes(lk, _ctx(llama405_shape, cp_kv_repeated=True), p, tokens)
+    kv = cp_block_bytes(lk, _ctx(llama405_shape), p, tokens)
+    assert float(rep[0]) == 32768 * 16 * 256 * 2 == 256 * 2**20
+    assert float(kv[0]) == 32768 * 1 * 256 * 2 == 16 * 2**20
+
+
+def test_torch_ring_exposure_by_hand():
+    # kv = 10 ms of K/V exchange, dkv = 4 ms per fp32 dK/dV step, attention 24 ms forward, 60 ms backward, cp 4, f 0.9:
+    # forward: the all-gather hides under step 0's sub-SDPA only (24 / 4 = 6 ms): 10 - 0.9 x 6 = 4.6 ms.
+    # backward: the all-gather again under 60 / 4 = 15 ms: 10 - 0.9 x 10 = 1.0; three dK/dV sends hidden each under
+    # one later sub-SDPA: 3 x (4 - 0.9 x 4) = 1.2; the last send awaited after the loop: 4. Total 6.2 ms.
+    f, b = torch_ring_exposed(np.array([10.0, 10.0]), np.array([4.0, 4.0]), 24.0, 60.0, np.array([4, 1]), 0.9)
+    assert f[0] == pytest.approx(4.6) and b[0] == pytest.approx(6.2)
+    assert f[1] == 0.0 and b[1] == 0.0   # cp = 1: no exchange
+
+
+def test_stage_uses_the_torch_ring_only_for_that_stack(llama405_shape):
+    p = plan(tp=8, pp=8, cp=8, mb=1)
+    tokens = 262144 / 8
+    ring_ctx = _ctx(llama405_shape, cp_kv_repeated=True)
+    torch_ctx = replace(ring_ctx, cp_torch_ring=True)
+    lc_r = shared_costs(ring_ctx, p).rows()[0]
+    lc_t = shared_costs(torch_ctx, p).rows()[0]
+    ring = _stage(ring_ctx, p, lc_r, 1.0, False, tokens)
+    tor = _stage(torch_ctx, p, lc_t, 1.0, False, tokens)
+    cp_f, attn, sync, dkv = lc_t["cp"], lc_t["attn"], lc_t["cp_sync"], lc_t["cp_dkv"]
+    assert float(lc_r["cp_dkv"][0]) == 0.0 and float(dkv[0]) > 0.0
+    # the dK/dV step moves twice a block's bytes: one ring step of 2 blocks (per layer; 4 layers here)
+    lk = llama405_shape.layers[0]
+    assert float(dkv[0]) == pytest.approx(4 * float(cp_dkv_step(lk, torch_ctx, p, tokens)[0]))
+    assert float(cp_f[0]) == pytest.approx(4 * float(cp_ring_fwd(lk, torch_ctx, p, tokens)[0]))
+    # forward: only attention / cp hides the all-gather (the ring hides it behind all of the attention)
+    assert tor["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0] / 8) + sync[0])
+    assert ring["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0]) + sync[0])
+    assert tor["t_mb"][0] > ring["t_mb"][0]
+
+
+def test_backward_working_set_of_the_torch_ring(llama405_shape):
+    # CP 8, tp 8 at 256K: 8 all-gathered blocks + fp32 dK/dV (2 blocks' bytes) + its torch.cat send copy (2 blocks):
+    # 12 x 256 MiB = 3 GiB. CP 1: nothing. A stack without the torch ring: nothing.
+    ctx = _ctx(llama405_shape, cp_torch_ring=True, cp_kv_repeated=True)
+    p = plan(tp=8, pp=8, cp=np.array([8, 1]))
+    tokens = 262144 / p.cp
+    got = cp_backward_working_bytes(ctx, p, tokens)
+    assert float(got[0]) == 3 * 2**30 and float(got[1]) == 0.0
+    assert cp_backward_working_bytes(_ctx(llama405_shape), p, tokens) == 0.0
+    # and it reaches the reported activations, once per rank
+    p8 = plan(tp=8, pp=8, cp=8)
+    with_ring = memory_breakdown(ctx, p8, 32768.0, np.array([8.0]))["activations"]
+    without = memory_breakdown(replace(ctx, cp_torch_ring=False), p8, 32768.0, np.array([8.0]))["activations"]
+    assert float(with_ring[0] - without[0]) == pytest.approx(3 * 2**30)
