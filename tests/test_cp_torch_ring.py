@@ -41,7 +41,8 @@ def _ctx(arch, seq=262144, **flags):
 
 
 def test_torchtitan_and_automodel_profiles_state_the_torch_ring():
-    tt, am, mc = stack_flags("torchtitan-2024"), stack_flags("other-nemo-automodel"), stack_flags("megatron-bridge-2026")
+    tt, am = stack_flags("torchtitan-2024"), stack_flags("other-nemo-automodel")
+    mc = stack_flags("megatron-bridge-2026")
     assert tt["cp_torch_ring"] and tt["cp_kv_repeated"]
     # AutoModel: the same PyTorch CP, but transformers 5.8.1 passes enable_gqa=True (no repeat_kv) without a mask
     assert am["cp_torch_ring"] and not am["cp_kv_repeated"]

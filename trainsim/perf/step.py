@@ -156,7 +156,9 @@ def cp_overlap_for(ctx: StepContext) -> float:
     report (arXiv 2407.21783) sec. 3.3.2, "our CP implementation adopts an all-gather based method where we first
     all-gather the key (K) and value (V) tensors, and then compute attention output for the local query (Q) tensor
     chunk ... the all-gather communication latency is exposed in the critical path". The bytes are the same as
-    the ring's ((cp - 1) K/V blocks received per rank, perf/comm_cp.py)."""
+    the ring's ((cp - 1) K/V blocks received per rank, perf/comm_cp.py). PyTorch's experimental CP (the stack's
+    ``cp_torch_ring`` flag) keeps ``cp_overlap`` but hides its all-gather behind the first sub-SDPA only
+    (:func:`trainsim.perf.comm_cp.torch_ring_exposed`)."""
     return 0.0 if ctx.cp_allgather else ctx.calib.cp_overlap
 
 
