@@ -198,14 +198,33 @@ def act_fn_bytes_per_f(act: str) -> float:
     return 6.0 if act == "swiglu" else 4.0
 
 
+def residual_bytes_per_token(streams: int, hidden: int) -> float:
+    """HBM bytes one token moves through one layer's residual connections in the forward pass (BF16).
+
+    Plain residual (``streams`` 1): 2 adds (2 reads + 1 write of h): 12h.
+
+    Manifold-constrained hyper-connections (DeepSeek-V4 ``hc_mult`` = n streams, the residual is n x h wide), as
+    Megatron-Core runs them (Megatron-LM dev d48bd6be0a, megatron/core/transformer/hyper_connection.py
+    ``HyperConnectionModule._forward_normal``: the n-stream input feeds three consumers; fused kernels of
+    megatron/core/fusions/fused_mhc_kernels.py), per sublayer (attention, MoE): ``proj_rms_compute_h`` reads
+    n h (the mixing projection's FLOPs are a GEMM of the layer), ``h_aggregate`` reads n h and writes h,
+    ``h_post_bda`` (H_res residual mix + H_post expansion + bias-dropout-add) reads n h and the sublayer's h and
+    writes n h: 2 bytes x (4n + 2) h; two sublayers per layer: (16n + 8) h. n = 4: 72h against the plain 12h.
+    """
+    if streams <= 1:
+        return 12.0 * hidden
+    return (16.0 * streams + 8.0) * hidden
+
+
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
-    Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; 2
-    residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims; activation function
-    (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router scores
-    (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every GEMM
-    input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
+    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary on q and
+    k: 4 (q + k) dims; activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate
+    and the active experts'; MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies
+    (8 x active x h); FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input
+    dimensions.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -217,7 +236,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, 4.0)
-    b = 2.0 * norm_bytes * hidden + 12.0 * hidden
+    b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     for core in lk.attention:
         b += rope_bytes * (core.heads + core.kv_heads) * core.qk_head_dim
         if eager and core.kv_heads < core.heads:
