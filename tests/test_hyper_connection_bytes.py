@@ -3,10 +3,10 @@
 Hand derivation, forward, BF16 (2 bytes), per token and layer, h = 4,096, n = hc_mult = 4 streams (DeepSeek-V4-Flash
 config.json), the kernels Megatron-Core runs per sublayer (Megatron-LM dev d48bd6be0a, hyper_connection.py
 ``HyperConnectionModule._forward_normal`` + ``fused_h_res_h_post_bda``):
-* proj_rms_compute_h reads the n-stream residual:          4 x 4,096            = 16,384 elements
-* h_aggregate reads it and writes the sublayer input:       4 x 4,096 + 4,096   = 20,480
-* h_post_bda reads it and the sublayer output, writes n h:  4 x 4,096 + 4,096 + 4 x 4,096 = 36,864
-  one sublayer: 73,728 elements = 147,456 bytes; attention + MoE: 294,912 bytes.
+* h_aggregate reads the n-stream residual, writes the sublayer input: 4 x 4,096 + 4,096             = 20,480 elements
+* h_post_bda reads it and the sublayer output, writes n h:           4 x 4,096 + 4,096 + 4 x 4,096 = 36,864
+  one sublayer: 57,344 elements = 114,688 bytes; attention + MoE: 229,376 bytes. (The mapping projection's read of
+  the residual is the hc.* GEMMs' roofline, priced with the layer's GEMMs.)
 A plain residual (one stream): 2 adds of 2 reads + 1 write: 6 x 4,096 x 2 = 49,152 bytes.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from trainsim.perf.compute import elementwise_bytes_per_token, residual_bytes_pe
 
 
 def test_mhc_residual_bytes_by_hand():
-    assert residual_bytes_per_token(4, 4096) == 294_912
+    assert residual_bytes_per_token(4, 4096) == 229_376
     assert residual_bytes_per_token(1, 4096) == 49_152
 
 
@@ -35,4 +35,4 @@ def test_mhc_adds_its_traffic_to_the_layer_bytes():
     single = replace(lk, residual_streams=1)
     extra = elementwise_bytes_per_token(lk, arch.hidden, fp8=True) - elementwise_bytes_per_token(
         single, arch.hidden, fp8=True)
-    assert extra == 294_912 - 49_152
+    assert extra == 229_376 - 49_152

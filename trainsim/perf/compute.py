@@ -205,15 +205,17 @@ def residual_bytes_per_token(streams: int, hidden: int) -> float:
 
     Manifold-constrained hyper-connections (DeepSeek-V4 ``hc_mult`` = n streams, the residual is n x h wide), as
     Megatron-Core runs them (Megatron-LM dev d48bd6be0a, megatron/core/transformer/hyper_connection.py
-    ``HyperConnectionModule._forward_normal``: the n-stream input feeds three consumers; fused kernels of
-    megatron/core/fusions/fused_mhc_kernels.py), per sublayer (attention, MoE): ``proj_rms_compute_h`` reads
-    n h (the mixing projection's FLOPs are a GEMM of the layer), ``h_aggregate`` reads n h and writes h,
-    ``h_post_bda`` (H_res residual mix + H_post expansion + bias-dropout-add) reads n h and the sublayer's h and
-    writes n h: 2 bytes x (4n + 2) h; two sublayers per layer: (16n + 8) h. n = 4: 72h against the plain 12h.
+    ``HyperConnectionModule._forward_normal`` and ``fused_h_res_h_post_bda``; fused kernels of
+    megatron/core/fusions/fused_mhc_kernels.py), per sublayer (attention, MoE): ``h_aggregate`` reads the n h
+    residual and writes the sublayer's h input; ``h_post_bda`` (H_res residual mix + H_post expansion +
+    bias-dropout-add) reads the n h residual and the sublayer's h output and writes n h: 2 bytes x (3n + 2) h.
+    The mapping projection's read of the n h residual (``proj_rms_compute_h``) is the roofline of the layer's
+    ``hc.*`` GEMMs (:func:`gemm_time`), not counted here. Two sublayers per layer: (12n + 8) h; n = 4: 56h
+    against the plain 12h.
     """
     if streams <= 1:
         return 12.0 * hidden
-    return (16.0 * streams + 8.0) * hidden
+    return (12.0 * streams + 8.0) * hidden
 
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
