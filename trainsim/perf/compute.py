@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from ..model.counts import layer_attention_fwd_flops_per_token
+from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .context import StepContext
 from .arrays import Num
@@ -150,19 +150,29 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     """Attention-core forward of one layer: heads split over tp, causal work split evenly over cp.
 
     flash: causal FLOPs at ``attn_eff`` of the BF16 peak, times the short-block factor L / (L + L0) of the key
-    block L = seq_len / cp a kernel call sees (FlashAttention-2, Dao 2023, Fig. 4: tiles and the causal diagonal
-    leave short blocks partly idle). unfused: the full s x s QK^T and AV as batched GEMMs (twice the causal FLOPs)
-    at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
+    block L a kernel call sees (FlashAttention-2, Dao 2023, Fig. 4: tiles and the causal diagonal leave short
+    blocks partly idle), per attention core: a full core sees L = seq_len / cp; a sliding-window or top-k
+    (``sparse``) core, whose queries each attend ``mean_context`` keys (:func:`trainsim.model.counts.mean_context`),
+    sees what a causal block of twice that many keys sees (a causal query attends half its block on average):
+    L = min(2 x mean context, seq_len / cp). unfused: the full s x s QK^T and AV as batched GEMMs (twice the
+    causal FLOPs) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
     """
-    fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
     if ctx.attention_kernel == "unfused":
+        fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
         full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0)
         by = unfused_score_bytes_per_token(lk, ctx.seq_len) * tokens / p.tp
         return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
                 + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
     block = ctx.seq_len / p.cp
-    short = block / (block + ctx.calib.attn_block_l0)
-    return fl / (ctx.chip.flops("bf16") * attention_kernel_eff(ctx) * short)
+    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
+    t: Num = 0.0
+    for core in lk.attention:
+        fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+        keys = block
+        if core.kind in ("sliding", "sparse"):
+            keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
+        t = t + fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
+    return t
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:
