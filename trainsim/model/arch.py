@@ -102,6 +102,7 @@ class LayerKind:
     moe: MoEInfo | None = None
     ffn_act: FfnAct = "swiglu"
     ffn_dim: int = 0                 # dense MLP (or shared expert total) intermediate size, for activation memory
+    residual_streams: int = 1        # hyper-connection streams of the residual (DeepSeek-V4 mHC hc_mult); 1: plain
 
     @property
     def params(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from ..model.counts import layer_attention_fwd_flops_per_token
+from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .context import StepContext
 from .arrays import Num
@@ -150,19 +150,29 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     """Attention-core forward of one layer: heads split over tp, causal work split evenly over cp.
 
     flash: causal FLOPs at ``attn_eff`` of the BF16 peak, times the short-block factor L / (L + L0) of the key
-    block L = seq_len / cp a kernel call sees (FlashAttention-2, Dao 2023, Fig. 4: tiles and the causal diagonal
-    leave short blocks partly idle). unfused: the full s x s QK^T and AV as batched GEMMs (twice the causal FLOPs)
-    at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
+    block L a kernel call sees (FlashAttention-2, Dao 2023, Fig. 4: tiles and the causal diagonal leave short
+    blocks partly idle), per attention core: a full core sees L = seq_len / cp; a sliding-window or top-k
+    (``sparse``) core, whose queries each attend ``mean_context`` keys (:func:`trainsim.model.counts.mean_context`),
+    sees what a causal block of twice that many keys sees (a causal query attends half its block on average):
+    L = min(2 x mean context, seq_len / cp). unfused: the full s x s QK^T and AV as batched GEMMs (twice the
+    causal FLOPs) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
     """
-    fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
     if ctx.attention_kernel == "unfused":
+        fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
         full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0)
         by = unfused_score_bytes_per_token(lk, ctx.seq_len) * tokens / p.tp
         return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
                 + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
     block = ctx.seq_len / p.cp
-    short = block / (block + ctx.calib.attn_block_l0)
-    return fl / (ctx.chip.flops("bf16") * attention_kernel_eff(ctx) * short)
+    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
+    t: Num = 0.0
+    for core in lk.attention:
+        fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+        keys = block
+        if core.kind in ("sliding", "sparse"):
+            keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
+        t = t + fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
+    return t
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:
@@ -198,14 +208,35 @@ def act_fn_bytes_per_f(act: str) -> float:
     return 6.0 if act == "swiglu" else 4.0
 
 
+def residual_bytes_per_token(streams: int, hidden: int) -> float:
+    """HBM bytes one token moves through one layer's residual connections in the forward pass (BF16).
+
+    Plain residual (``streams`` 1): 2 adds (2 reads + 1 write of h): 12h.
+
+    Manifold-constrained hyper-connections (DeepSeek-V4 ``hc_mult`` = n streams, the residual is n x h wide), as
+    Megatron-Core runs them (Megatron-LM dev d48bd6be0a, megatron/core/transformer/hyper_connection.py
+    ``HyperConnectionModule._forward_normal`` and ``fused_h_res_h_post_bda``; fused kernels of
+    megatron/core/fusions/fused_mhc_kernels.py), per sublayer (attention, MoE): ``h_aggregate`` reads the n h
+    residual and writes the sublayer's h input; ``h_post_bda`` (H_res residual mix + H_post expansion +
+    bias-dropout-add) reads the n h residual and the sublayer's h output and writes n h: 2 bytes x (3n + 2) h.
+    The mapping projection's read of the n h residual (``proj_rms_compute_h``) is the roofline of the layer's
+    ``hc.*`` GEMMs (:func:`gemm_time`), not counted here. Two sublayers per layer: (12n + 8) h; n = 4: 56h
+    against the plain 12h.
+    """
+    if streams <= 1:
+        return 12.0 * hidden
+    return (12.0 * streams + 8.0) * hidden
+
+
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
-    Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; 2
-    residual adds (2 reads + 1 write): 12h; rotary on q and k: 4 (q + k) dims; activation function
-    (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router scores
-    (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every GEMM
-    input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
+    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary on q and
+    k: 4 (q + k) dims; activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate
+    and the active experts'; MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies
+    (8 x active x h); FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input
+    dimensions.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -217,7 +248,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, 4.0)
-    b = 2.0 * norm_bytes * hidden + 12.0 * hidden
+    b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     for core in lk.attention:
         b += rope_bytes * (core.heads + core.kv_heads) * core.qk_head_dim
         if eager and core.kv_heads < core.heads:

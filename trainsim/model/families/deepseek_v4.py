@@ -80,7 +80,7 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none"), Matrix("hc.ffn", m * h, mix, "other", "none")]
     vec += rvec + 2 * h + 2 * (mix + 3)
     return LayerKind(name=name, n_layers=n, matrices=tuple(mats), attention=tuple(cores), vector_params=vec, moe=info,
-                     ffn_act="swiglu", ffn_dim=shared * eff)
+                     ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m)
 
 
 def deepseek_v4(c: Cfg) -> Arch:
@@ -106,7 +106,7 @@ def deepseek_v4(c: Cfg) -> Arch:
         extra = (Matrix("mtp.e_proj", h, h, "other", "none"), Matrix("mtp.h_proj", h, h, "other", "none"))
         mtp = (LayerKind(name="mtp", n_layers=n_mtp, matrices=base.matrices + extra, attention=base.attention,
                          vector_params=base.vector_params + 3 * h + m * m * h + m + 1, moe=base.moe,
-                         ffn_act="swiglu", ffn_dim=base.ffn_dim),)
+                         ffn_act="swiglu", ffn_dim=base.ffn_dim, residual_streams=m),)
     tied = c.bool("tie_word_embeddings", default=False)
     return Arch(name=display_name(c), family=c.family, hidden=h, vocab=vocab, layers=layers, tied_embeddings=tied,
                 embedding_params=vocab * h, head_params=0 if tied else vocab * h, final_params=h + m * m * h + m + 1,
