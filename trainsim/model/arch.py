@@ -58,6 +58,10 @@ class AttentionCore:
     ``linear`` (recurrent / state-space / linear attention: cost per token independent of context; ``state_flops``
     is its per-token forward FLOPs), ``sparse`` (a top-``window`` selection, as DSA: ``window`` = tokens kept).
     ``kv_elems_per_token`` is what one token adds to the KV cache of this core (MLA: latent + rope key).
+    ``rope_q_elems`` / ``rope_k_elems``: query / key elements one token rotates by RoPE in this core; ``None``
+    (a config that says nothing) is full rotation, ``heads x qk_head_dim`` / ``kv_heads x qk_head_dim``; 0 for a
+    core without rotary (NoPE layers, learned or ALiBi positions, linear attention, a core sharing another's
+    rotated query). See :attr:`rotated_qk_elems_per_token`.
     """
 
     heads: int
@@ -68,6 +72,16 @@ class AttentionCore:
     window: int | None = None
     kv_elems_per_token: int = 0
     state_flops: float = 0.0
+    rope_q_elems: float | None = None
+    rope_k_elems: float | None = None
+
+    @property
+    def rotated_qk_elems_per_token(self) -> float:
+        """Query plus key elements one token rotates: ``rope_q_elems + rope_k_elems``, each defaulting to full
+        rotation (``heads x qk_head_dim``, ``kv_heads x qk_head_dim``) when the builder set none."""
+        q = self.heads * self.qk_head_dim if self.rope_q_elems is None else self.rope_q_elems
+        k = self.kv_heads * self.qk_head_dim if self.rope_k_elems is None else self.rope_k_elems
+        return q + k
 
 
 @dataclass(frozen=True)

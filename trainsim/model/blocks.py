@@ -13,8 +13,12 @@ from .arch import AttentionCore, AttnKind, Group, Matrix, MoEInfo
 
 def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = False,
                   out_bias: bool = False, v_head_dim: int | None = None, fused_qkv: bool = False,
-                  kind: AttnKind = "full", window: int | None = None) -> tuple[list[Matrix], AttentionCore]:
-    """Multi-head / grouped-query attention: Q (h x H d), K and V (h x G d), O (H d_v x h)."""
+                  kind: AttnKind = "full", window: int | None = None,
+                  rotary_dim: int | None = None) -> tuple[list[Matrix], AttentionCore]:
+    """Multi-head / grouped-query attention: Q (h x H d), K and V (h x G d), O (H d_v x h).
+
+    ``rotary_dim``: dims of each q / k head RoPE rotates (None: all ``head_dim``; partial rotary: HF
+    ``partial_rotary_factor`` x head_dim; 0: no rotary), so H x rotary_dim q and G x rotary_dim k elements."""
     dv = head_dim if v_head_dim is None else v_head_dim
     mats: list[Matrix]
     if fused_qkv:
@@ -26,8 +30,10 @@ def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_
             Matrix("v", hidden, kv_heads * dv, "attn", "col", bias=qkv_bias),
         ]
     mats.append(Matrix("o", heads * dv, hidden, "attn", "row", bias=out_bias))
+    rot = head_dim if rotary_dim is None else rotary_dim
     core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=dv, kv_heads=kv_heads, kind=kind,
-                         window=window, kv_elems_per_token=kv_heads * (head_dim + dv))
+                         window=window, kv_elems_per_token=kv_heads * (head_dim + dv),
+                         rope_q_elems=heads * rot, rope_k_elems=kv_heads * rot)
     return mats, core
 
 
@@ -39,6 +45,7 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
     Q: h -> q_lora (down) -> H (d_nope + d_rope) (up), or h -> H (d_nope + d_rope) without q compression;
     KV: h -> kv_lora + d_rope (down, with the shared rope key), kv_lora -> H (d_nope + d_v) (up); O: H d_v -> h.
     Norms: q_a_layernorm (q_lora) and kv_a_layernorm (kv_lora).
+    RoPE (decoupled, sec. 2.1.3): d_rope of each query head and the one shared d_rope key per token.
     """
     qk = qk_nope_head_dim + qk_rope_head_dim
     mats: list[Matrix] = []
@@ -53,7 +60,8 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
              Matrix("kv_b", kv_lora_rank, heads * (qk_nope_head_dim + v_head_dim), "attn", "col"),
              Matrix("o", heads * v_head_dim, hidden, "attn", "row")]
     core = AttentionCore(heads=heads, qk_head_dim=qk, v_head_dim=v_head_dim, kv_heads=heads, kind=kind,
-                         window=window, kv_elems_per_token=kv_lora_rank + qk_rope_head_dim)
+                         window=window, kv_elems_per_token=kv_lora_rank + qk_rope_head_dim,
+                         rope_q_elems=heads * qk_rope_head_dim, rope_k_elems=qk_rope_head_dim)
     return mats, core, norms
 
 
@@ -98,7 +106,9 @@ def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: i
     ((2 H_k d_k + H_v d_v) x kernel, no bias), ``dt_bias`` and ``A_log`` (H_v each), the gated RMSNorm (d_v).
     Per-token forward FLOPs of the recurrence (``state_flops``): per value head a d_k x d_v state is read with
     the key (2 d_k d_v), updated by a rank-1 delta (2 d_k d_v) and read with the query (2 d_k d_v), plus the
-    conv (2 x channels x kernel); the cost does not grow with the context.
+    conv (2 x channels x kernel); the cost does not grow with the context. No RoPE (positions come from the
+    conv and the recurrence; llama.cpp src/models/qwen3next.cpp passes positions only to the full-attention
+    layers): 0 rotated elements.
     """
     kd, vd = k_heads * k_dim, v_heads * v_dim
     mats = [Matrix("q", hidden, kd, "attn", "col"),
@@ -111,7 +121,7 @@ def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: i
     vec = conv_ch * conv_kernel + 2 * v_heads + v_dim
     state = 6.0 * v_heads * k_dim * v_dim + 2.0 * conv_ch * conv_kernel
     core = AttentionCore(heads=v_heads, qk_head_dim=k_dim, v_head_dim=v_dim, kv_heads=k_heads, kind="linear",
-                         kv_elems_per_token=0, state_flops=state)
+                         kv_elems_per_token=0, state_flops=state, rope_q_elems=0, rope_k_elems=0)
     return mats, core, vec
 
 
@@ -128,17 +138,20 @@ def lightning_attention(hidden: int, heads: int, head_dim: int) -> tuple[list[Ma
     return mats, core, hd
 
 
-def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *,
-                norm_params: int | None = None) -> tuple[list[Matrix], AttentionCore, int]:
+def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *, norm_params: int | None = None,
+                rope_dim: int | None = None) -> tuple[list[Matrix], AttentionCore, int]:
     """Lightning indexer of DeepSeek Sparse Attention (DeepSeek-V3.2-Exp report sec. 2.1; inference ``Indexer``):
     ``wq_b`` (q latent -> H_I d_I), ``wk`` (h -> d_I, one key head), ``weights_proj`` (h -> H_I) and a LayerNorm on
     the key (weight + bias: 2 d_I unless given). Its scores cover every previous token: a full causal core with
-    H_I heads, d_I query/key dims and no value (FP8 in the original; counted like any other attention FLOP)."""
+    H_I heads, d_I query/key dims and no value (FP8 in the original; counted like any other attention FLOP).
+    RoPE on ``rope_dim`` (the model's qk_rope_head_dim; None: all d_I) of each query head and of the one key
+    (Megatron-LM d48bd6be0a experimental_attention_variant/dsa.py ``_apply_rope``: split qk_pos_emb_head_dim)."""
     mats = [Matrix("indexer.wq", q_in, heads * head_dim, "other", "none"),
             Matrix("indexer.wk", hidden, head_dim, "other", "none"),
             Matrix("indexer.weights", hidden, heads, "other", "none")]
+    rot = head_dim if rope_dim is None else rope_dim
     core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=0, kv_heads=1, kind="full",
-                         kv_elems_per_token=head_dim)
+                         kv_elems_per_token=head_dim, rope_q_elems=heads * rot, rope_k_elems=rot)
     return mats, core, (2 * head_dim if norm_params is None else norm_params)
 
 

@@ -94,7 +94,8 @@ def _layer(m: InlineModel, is_moe: bool, name: str, n: int) -> LayerKind:
         vec += nparams
     else:
         hd = m.head_dim or m.hidden // m.heads
-        mats, core = gqa_attention(m.hidden, m.heads, m.kv_heads or m.heads, hd, qkv_bias=m.bias, out_bias=m.bias)
+        mats, core = gqa_attention(m.hidden, m.heads, m.kv_heads or m.heads, hd, qkv_bias=m.bias, out_bias=m.bias,
+                                   rotary_dim=None if m.position_embeddings == "rope" else 0)
     moe = None
     if is_moe:
         assert m.moe is not None

@@ -228,15 +228,29 @@ def residual_bytes_per_token(streams: int, hidden: int) -> float:
     return (12.0 * streams + 8.0) * hidden
 
 
+def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = 4.0) -> float:
+    """HBM bytes one token moves through a layer's rotary embeddings in the forward pass: ``bytes_per_elem``
+    (fused kernel: read + write BF16, 4; eager PyTorch: :data:`EAGER_ROPE_BYTES`) x the q and k elements each
+    attention core rotates (:attr:`AttentionCore.rotated_qk_elems_per_token`).
+
+    Only the rotated elements pay: MLA rotates ``qk_rope_head_dim`` of each query head and ONE shared rope key
+    per token (DeepSeek-V2, arXiv 2405.04434 sec. 2.1.3, decoupled RoPE; Megatron-LM d48bd6be0a
+    multi_latent_attention.py: ``k_pos_emb`` [tokens, 1, qk_pos_emb_head_dim] rotated, then expanded); partial
+    rotary rotates ``rotary_dim`` of each head (HF ``partial_rotary_factor`` / GPT-NeoX ``rotary_pct``); NoPE
+    layers and learned / ALiBi positions rotate nothing.
+    """
+    return bytes_per_elem * sum(core.rotated_qk_elems_per_token for core in lk.attention)
+
+
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
-    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary on q and
-    k: 4 (q + k) dims; activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate
-    and the active experts'; MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies
-    (8 x active x h); FP8: casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input
-    dimensions.
+    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary
+    (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; activation function
+    (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router
+    scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every
+    GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -249,8 +263,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     """
     norm_bytes, rope_bytes = (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, 4.0)
     b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
+    b += rope_bytes_per_token(lk, rope_bytes)
     for core in lk.attention:
-        b += rope_bytes * (core.heads + core.kv_heads) * core.qk_head_dim
         if eager and core.kv_heads < core.heads:
             b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
     act_per_f = act_fn_bytes_per_f(lk.ffn_act)

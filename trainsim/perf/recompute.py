@@ -28,7 +28,7 @@ from ..model.arch import LayerKind
 from .activations import down_k
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd,
-                      layer_gemm_fwd)
+                      layer_gemm_fwd, rope_bytes_per_token)
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -56,8 +56,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + bytes_time(2.0 * NORM_BYTES_PER_H * h * tokens, ctx, p)
     if "mla_up_proj" in mods and any(m.name == "kv_b" for m in lk.matrices):
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in ("q_b", "kv_b"))
-        rope = sum(4.0 * (c.heads + c.kv_heads) * c.qk_head_dim for c in lk.attention)
-        t = t + bytes_time(rope * tokens, ctx, p)
+        t = t + bytes_time(rope_bytes_per_token(lk) * tokens, ctx, p)
     act = act_fn_bytes_per_f(lk.ffn_act)
     if "mlp" in mods:
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")

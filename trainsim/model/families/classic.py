@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cfg import Cfg
-from .common import display_name
+from .common import display_name, rotary_dim
 from .spec import DecoderSpec, LayerType
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -20,7 +20,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  tie_word_embeddings=True),
     "gpt_neox": dict(vocab_size=50432, hidden_size=6144, num_hidden_layers=44, num_attention_heads=64,
                      intermediate_size=24576, use_parallel_residual=True, attention_bias=True,
-                     tie_word_embeddings=False),
+                     tie_word_embeddings=False, rotary_pct=0.25),
     "bloom": dict(vocab_size=250880, hidden_size=64, n_layer=2, n_head=8, tie_word_embeddings=True),
     "falcon": dict(vocab_size=65024, hidden_size=4544, num_hidden_layers=32, num_attention_heads=71,
                    num_kv_heads=None, new_decoder_architecture=False, multi_query=True, parallel_attn=True,
@@ -30,9 +30,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def _spec(c: Cfg, hidden: int, layers: int, heads: int, kv: int, ffn: int, *, bias: bool, parallel: bool,
-          norms: int, positions: int = 0, extra_final: int = 0) -> DecoderSpec:
+          norms: int, positions: int = 0, extra_final: int = 0, rotary: int | None = None) -> DecoderSpec:
     return DecoderSpec(name=display_name(c), family=c.family, hidden=hidden, vocab=c.int("vocab_size"),
-                       layers=[LayerType()] * layers, heads=heads, kv_heads=kv, head_dim=hidden // heads,
+                       rotary_dim=rotary, layers=[LayerType()] * layers, heads=heads, kv_heads=kv,
+                       head_dim=hidden // heads,
                        tied=c.bool("tie_word_embeddings", default=True), fused_qkv=True, qkv_bias=bias,
                        o_bias=bias, mlp_bias=bias, act="gelu", ffn=ffn, norm_width=2, norms_per_layer=norms,
                        parallel_block=parallel, learned_positions=positions, extra_final_params=extra_final)
@@ -44,7 +45,7 @@ def gpt2(c: Cfg) -> DecoderSpec:
     heads = c.int("n_head", "num_attention_heads")
     ffn = c.opt_int("n_inner") or 4 * h
     return _spec(c, h, c.int("n_layer", "num_hidden_layers"), heads, heads, ffn, bias=True, parallel=False,
-                 norms=2, positions=c.int("n_positions", "max_position_embeddings"))
+                 norms=2, positions=c.int("n_positions", "max_position_embeddings"), rotary=0)
 
 
 def gpt_neox(c: Cfg) -> DecoderSpec:
@@ -52,7 +53,8 @@ def gpt_neox(c: Cfg) -> DecoderSpec:
     h = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     return _spec(c, h, c.int("num_hidden_layers"), heads, heads, c.int("intermediate_size"),
-                 bias=c.bool("attention_bias", default=True), parallel=c.bool("use_parallel_residual"), norms=2)
+                 bias=c.bool("attention_bias", default=True), parallel=c.bool("use_parallel_residual"), norms=2,
+                 rotary=rotary_dim(c, h // heads))
 
 
 def bloom(c: Cfg) -> DecoderSpec:
@@ -60,7 +62,7 @@ def bloom(c: Cfg) -> DecoderSpec:
     h = c.int("hidden_size", "n_embed")
     heads = c.int("n_head", "num_attention_heads")
     return _spec(c, h, c.int("n_layer", "num_hidden_layers"), heads, heads, 4 * h, bias=True, parallel=False,
-                 norms=2, extra_final=2 * h)
+                 norms=2, extra_final=2 * h, rotary=0)
 
 
 def falcon(c: Cfg) -> DecoderSpec:
@@ -79,7 +81,8 @@ def falcon(c: Cfg) -> DecoderSpec:
     else:
         norms = 1 if parallel else 2
     s = _spec(c, h, c.int("num_hidden_layers", "n_layer"), heads, kv, c.opt_int("ffn_hidden_size") or 4 * h,
-              bias=c.bool("bias"), parallel=parallel or new_arch, norms=norms)
+              bias=c.bool("bias"), parallel=parallel or new_arch, norms=norms,
+              rotary=0 if c.bool("alibi") else None)
     if c.bool("alibi"):
         s.notes.append("ALiBi position biases (no parameters)")
     return s

@@ -21,7 +21,8 @@ def display_name(c: Cfg) -> str:
 def core(c: Cfg, **fields: Any) -> DecoderSpec:
     """The keys every Llama-descended config uses (``LlamaConfig`` names): hidden_size, num_hidden_layers,
     num_attention_heads, num_key_value_heads (None = heads), head_dim (None = hidden / heads), vocab_size,
-    intermediate_size, tie_word_embeddings. ``fields`` set the rest of the spec."""
+    intermediate_size, tie_word_embeddings. ``fields`` set the rest of the spec. Rotary dims per head
+    (:func:`rotary_dim`)."""
     hidden = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     kv = c.int("num_key_value_heads", default=heads) or heads
@@ -34,7 +35,24 @@ def core(c: Cfg, **fields: Any) -> DecoderSpec:
     return DecoderSpec(name=display_name(c), family=c.family, hidden=hidden, vocab=c.int("vocab_size"),
                        layers=layers, heads=heads, kv_heads=kv, head_dim=head_dim,
                        tied=c.bool("tie_word_embeddings", default=False),
-                       ffn=c.opt_int("intermediate_size") or 0, **fields)
+                       ffn=c.opt_int("intermediate_size") or 0,
+                       **{"rotary_dim": rotary_dim(c, head_dim), **fields})
+
+
+def rotary_dim(c: Cfg, head_dim: int) -> int | None:
+    """Dims of each q / k head RoPE rotates, as the config states it: ``rotary_dim`` (MiniMax-M2), else
+    ``partial_rotary_factor`` (HF Glm4Moe, Qwen3-Next, Nemotron, Phi, Bailing) or ``rotary_pct`` (GPT-NeoX) x
+    head_dim; None (full rotation) when the config says nothing."""
+    if c.opt_int("rotary_dim", default=None) is not None:
+        return c.int("rotary_dim")
+    for key in ("partial_rotary_factor", "rotary_pct"):
+        v = c.get(key, default=None)
+        if v is not None:
+            f = float(v)
+            if not 0.0 <= f <= 1.0:
+                raise c.error(f"{key} {v} is not between 0 and 1", key)
+            return int(head_dim * f)
+    return None
 
 
 def layer_types(c: Cfg, attn: list[str], moe: list[bool], window: int | None) -> list[LayerType]:

@@ -51,8 +51,15 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
             Matrix("o_a", heads * d // g, ol, "attn", "row", count=g, active=float(g)),
             Matrix("o_b", g * ol, h, "attn", "none")]
     vec = ql + d + heads
+    # RoPE on the last qk_rope_head_dim (rd) dims only (Megatron-LM d48bd6be0a, experimental_attention_variant/
+    # deepseek_v4_hybrid_attention.py and csa.py ``_apply_rope``): the query once per token (H rd) plus the
+    # inverse rotation of the attention output's rd dims per head (H rd, "inverse RoPE on last
+    # qk_pos_emb_head_dim of each head"), the one shared KV head (rd); each compressed entry (one per `ratio`
+    # tokens: rd / ratio per token); the indexer's query (H_I rd). Cores reading the shared query rotate no q.
+    rd = c.int("qk_rope_head_dim")
     cores = [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sliding",
-                           window=c.int("sliding_window"), kv_elems_per_token=d)]
+                           window=c.int("sliding_window"), kv_elems_per_token=d,
+                           rope_q_elems=2 * heads * rd, rope_k_elems=rd)]
     if ratio == CSA:
         ih, idim = c.int("index_n_heads"), c.int("index_head_dim")
         mats += [Matrix("csa.kv", h, 2 * d, "other", "none"), Matrix("csa.gate", h, 2 * d, "other", "none"),
@@ -62,14 +69,16 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
                  Matrix("indexer.weights", h, ih, "other", "none")]
         vec += CSA * 2 * d + d + CSA * 2 * idim + idim
         cores += [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sparse",
-                                window=c.int("index_topk"), kv_elems_per_token=d // CSA),
+                                window=c.int("index_topk"), kv_elems_per_token=d // CSA,
+                                rope_q_elems=0, rope_k_elems=rd / CSA),
                   AttentionCore(heads=ih, qk_head_dim=idim // CSA, v_head_dim=0, kv_heads=1, kind="full",
-                                kv_elems_per_token=idim // CSA)]
+                                kv_elems_per_token=idim // CSA, rope_q_elems=ih * rd, rope_k_elems=rd / CSA)]
     elif ratio == HCA:
         mats += [Matrix("hca.kv", h, d, "other", "none"), Matrix("hca.gate", h, d, "other", "none")]
         vec += HCA * d + d
         cores.append(AttentionCore(heads=heads, qk_head_dim=d // HCA, v_head_dim=d // HCA, kv_heads=1,
-                                   kind="full", kv_elems_per_token=d // HCA))
+                                   kind="full", kv_elems_per_token=d // HCA, rope_q_elems=0,
+                                   rope_k_elems=rd / HCA))
     elif ratio != 0:
         raise c.error(f"compress_ratios entry {ratio} is not 0, {CSA} or {HCA}", "compress_ratios")
     experts, eff = c.int("n_routed_experts"), c.int("moe_intermediate_size")

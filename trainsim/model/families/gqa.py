@@ -7,6 +7,7 @@ code, as listed in ../shared/data/models.md "What the configs do not say".
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .cfg import Cfg
@@ -250,7 +251,8 @@ def llama4(c: Cfg) -> DecoderSpec:
     """Llama 4 text model: MoE every ``interleave_moe_layer_step`` layers (or ``moe_layers``) with one shared
     expert of ``intermediate_size``; dense layers use ``intermediate_size_mlp``; the L2 QK-norm has no weights.
     Attention is chunked (``attention_chunk_size``) on RoPE layers, global on every ``no_rope_layer_interval``-th
-    (NoPE) layer; a chunk of c tokens is modelled as a sliding window of c (exact up to seq_len = c)."""
+    (NoPE: nothing rotated) layer; a chunk of c tokens is modelled as a sliding window of c (exact up to
+    seq_len = c)."""
     s = core(c)
     n = len(s.layers)
     bias = c.bool("attention_bias", default=False)
@@ -262,7 +264,8 @@ def llama4(c: Cfg) -> DecoderSpec:
                                         for i in range(n)]
     chunk = c.opt_int("attention_chunk_size", default=None)
     default = ["chunked" if (r and chunk) else "full" for r in rope[:n]]
-    s.layers = layer_types(c, sliding_or_full(c, n, default), moe, chunk)
+    s.layers = [replace(lt, rope=bool(r)) for lt, r in
+                zip(layer_types(c, sliding_or_full(c, n, default), moe, chunk), rope)]
     s.moe = MoESpec(experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok"),
                     expert_ffn=c.int("intermediate_size"), shared_experts=1, shared_ffn=c.int("intermediate_size"))
     return s

@@ -28,6 +28,7 @@ class LayerType:
     window: int | None = None
     moe: bool = False
     shared_index: bool = False       # DSA layer reusing the previous layer's top-k (no indexer of its own)
+    rope: bool = True                # False: a NoPE layer (Llama 4 ``no_rope_layers`` 0), nothing rotated
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class DecoderSpec:
     kv_heads: int
     head_dim: int
     tied: bool = False
+    rotary_dim: int | None = None    # dims of each q / k head RoPE rotates (None: all; 0: learned / ALiBi positions)
     v_head_dim: int | None = None
     qkv_bias: bool = False
     o_bias: bool = False
@@ -161,13 +163,15 @@ def _softmax_attention(s: DecoderSpec, lt: LayerType) -> tuple[list[Matrix], lis
         vec += nvec
     else:
         mats, core = gqa_attention(s.hidden, s.heads, s.kv_heads, s.head_dim, qkv_bias=s.qkv_bias, out_bias=s.o_bias,
-                                   v_head_dim=s.v_head_dim, fused_qkv=s.fused_qkv, kind=kind, window=window)
+                                   v_head_dim=s.v_head_dim, fused_qkv=s.fused_qkv, kind=kind, window=window,
+                                   rotary_dim=s.rotary_dim if lt.rope else 0)
         if s.q_gate:
             mats = [replace(x, n=2 * x.n) if x.name == "q" else x for x in mats]
     cores = [core]
     if s.indexer is not None and not lt.shared_index:
         q_in = s.mla.q_lora_rank if (s.mla is not None and s.mla.q_lora_rank) else s.hidden
-        imats, icore, ivec = dsa_indexer(s.hidden, q_in, s.indexer.heads, s.indexer.head_dim)
+        imats, icore, ivec = dsa_indexer(s.hidden, q_in, s.indexer.heads, s.indexer.head_dim,
+                                         rope_dim=s.mla.qk_rope_head_dim if s.mla is not None else s.rotary_dim)
         mats += imats
         cores.append(icore)
         vec += ivec
