@@ -2,7 +2,10 @@
 
 Hand derivations from each family's published shapes (the catalog's config.json values):
 * MLA (DeepSeek-V2 sec. 2.1.3, decoupled RoPE): 128 heads x qk_rope_head_dim 64 query elements + ONE shared
-  64-dim rope key per token = 8,256 (the old full charge: (128 + 128) x 192 = 49,152).
+  64-dim rope key per token = 8,256 rotated (the old full charge: (128 + 128) x 192 = 49,152). Megatron's fused
+  MLA rope kernels move more than that: q rotated in place (read + write 128 x 64 BF16: 32,768 B) and the KV split
+  kernel (reads kv 128 x (128 + 128) and the 64 rope key, writes key 128 x (128 + 64) and value 128 x 128:
+  2 x (32,832 + 40,960) = 147,584 B): 180,352 B per token.
 * Partial rotary (GLM-4.5, partial_rotary_factor 0.5 of head_dim 128): (96 + 8) x 64 = 6,656.
 * Qwen3-Next: full-attention layers rotate 0.25 x 256 = 64 of (16 + 2) heads = 1,152; Gated DeltaNet layers: 0.
 * Llama 4 NoPE layers (no_rope_layer_interval 4: layers 4, 8, ... rotate nothing); RoPE layers (40 + 8) x 128.
@@ -32,18 +35,18 @@ def test_mla_rotates_rope_dims_of_each_query_head_and_one_shared_key():
     a = resolve_model("deepseek-v3")
     for lk in a.layers:
         assert [c.rotated_qk_elems_per_token for c in lk.attention] == [128 * 64 + 64]
-        assert rope_bytes_per_token(lk) == 4.0 * 8256
-    # the fused elementwise total drops by exactly the rotary difference: 4 x (49,152 - 8,256)
+        assert rope_bytes_per_token(lk) == 32768 + 2 * (128 * 256 + 64) + 2 * (128 * 192 + 128 * 128)
+    # the fused elementwise total differs from the old every-element charge 4 x 49,152 by exactly that much
     lk = a.layers[0]
-    full = 4.0 * (128 + 128) * 192
-    old = replace(lk, attention=tuple(replace(c, rope_q_elems=None, rope_k_elems=None) for c in lk.attention))
+    old = replace(lk, attention=tuple(replace(c, rope_q_elems=None, rope_k_elems=None, rope_copy_bytes=0.0)
+                                      for c in lk.attention))
     diff = elementwise_bytes_per_token(old, a.hidden, False) - elementwise_bytes_per_token(lk, a.hidden, False)
-    assert diff == pytest.approx(full - 4.0 * 8256)
+    assert diff == pytest.approx(4.0 * 49152 - 180352)
 
 
 def test_eager_rope_bytes_apply_to_rotated_elements_only():
     lk = resolve_model("deepseek-v3").layers[0]
-    assert rope_bytes_per_token(lk, 20.0) == 20.0 * 8256
+    assert rope_bytes_per_token(lk, 20.0) - rope_bytes_per_token(lk, 4.0) == 16.0 * 8256
 
 
 def test_partial_rotary_factor_glm45():

@@ -61,7 +61,8 @@ class AttentionCore:
     ``rope_q_elems`` / ``rope_k_elems``: query / key elements one token rotates by RoPE in this core; ``None``
     (a config that says nothing) is full rotation, ``heads x qk_head_dim`` / ``kv_heads x qk_head_dim``; 0 for a
     core without rotary (NoPE layers, learned or ALiBi positions, linear attention, a core sharing another's
-    rotated query). See :attr:`rotated_qk_elems_per_token`.
+    rotated query). See :attr:`rotated_qk_elems_per_token`. ``rope_copy_bytes`` are BF16 bytes per token the
+    rotary kernel moves besides the rotation (MLA's KV split, see :func:`~trainsim.model.blocks.mla_attention`).
     """
 
     heads: int
@@ -74,6 +75,7 @@ class AttentionCore:
     state_flops: float = 0.0
     rope_q_elems: float | None = None
     rope_k_elems: float | None = None
+    rope_copy_bytes: float = 0.0
 
     @property
     def rotated_qk_elems_per_token(self) -> float:

@@ -45,7 +45,14 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
     Q: h -> q_lora (down) -> H (d_nope + d_rope) (up), or h -> H (d_nope + d_rope) without q compression;
     KV: h -> kv_lora + d_rope (down, with the shared rope key), kv_lora -> H (d_nope + d_v) (up); O: H d_v -> h.
     Norms: q_a_layernorm (q_lora) and kv_a_layernorm (kv_lora).
-    RoPE (decoupled, sec. 2.1.3): d_rope of each query head and the one shared d_rope key per token.
+    RoPE (decoupled, sec. 2.1.3): d_rope of each query head and the one shared d_rope key per token are rotated.
+    The rotary step also assembles per-head keys and values (Megatron-LM d48bd6be0a
+    megatron/core/fusions/fused_mla_yarn_rope_apply.py: ``fused_apply_mla_rope_for_q`` rotates q's rope part in
+    place; ``fused_apply_mla_rope_for_kv`` = ``_mla_rope_fwd_kv_split_kernel`` reads kv H (d_nope + d_v) and the
+    d_rope key, writes key H (d_nope + d_rope) and value H d_v; the unfused path's ``torch.cat`` /
+    ``.contiguous()`` move the same tensors): besides the rotation (read + write d_rope), it copies H (d_nope +
+    d_v) elements (read + write) and writes the rotated key to the H - 1 other heads: ``rope_copy_bytes`` =
+    2 x (2 H (d_nope + d_v) + (H - 1) d_rope).
     """
     qk = qk_nope_head_dim + qk_rope_head_dim
     mats: list[Matrix] = []
@@ -61,7 +68,9 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
              Matrix("o", heads * v_head_dim, hidden, "attn", "row")]
     core = AttentionCore(heads=heads, qk_head_dim=qk, v_head_dim=v_head_dim, kv_heads=heads, kind=kind,
                          window=window, kv_elems_per_token=kv_lora_rank + qk_rope_head_dim,
-                         rope_q_elems=heads * qk_rope_head_dim, rope_k_elems=qk_rope_head_dim)
+                         rope_q_elems=heads * qk_rope_head_dim, rope_k_elems=qk_rope_head_dim,
+                         rope_copy_bytes=2.0 * (2 * heads * (qk_nope_head_dim + v_head_dim)
+                                                + (heads - 1) * qk_rope_head_dim))
     return mats, core, norms
 
 

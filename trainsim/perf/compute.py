@@ -231,7 +231,8 @@ def residual_bytes_per_token(streams: int, hidden: int) -> float:
 def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = 4.0) -> float:
     """HBM bytes one token moves through a layer's rotary embeddings in the forward pass: ``bytes_per_elem``
     (fused kernel: read + write BF16, 4; eager PyTorch: :data:`EAGER_ROPE_BYTES`) x the q and k elements each
-    attention core rotates (:attr:`AttentionCore.rotated_qk_elems_per_token`).
+    attention core rotates (:attr:`AttentionCore.rotated_qk_elems_per_token`), plus the bytes the rotary kernel
+    copies without rotating them (``AttentionCore.rope_copy_bytes``: MLA's KV split).
 
     Only the rotated elements pay: MLA rotates ``qk_rope_head_dim`` of each query head and ONE shared rope key
     per token (DeepSeek-V2, arXiv 2405.04434 sec. 2.1.3, decoupled RoPE; Megatron-LM d48bd6be0a
@@ -239,7 +240,7 @@ def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = 4.0) -> float:
     rotary rotates ``rotary_dim`` of each head (HF ``partial_rotary_factor`` / GPT-NeoX ``rotary_pct``); NoPE
     layers and learned / ALiBi positions rotate nothing.
     """
-    return bytes_per_elem * sum(core.rotated_qk_elems_per_token for core in lk.attention)
+    return sum(bytes_per_elem * core.rotated_qk_elems_per_token + core.rope_copy_bytes for core in lk.attention)
 
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
