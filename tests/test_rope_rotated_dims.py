@@ -106,3 +106,12 @@ def test_partial_rotary_factor_out_of_range_is_an_error():
            "num_attention_heads": 8, "intermediate_size": 1024, "partial_rotary_factor": 1.5}
     with pytest.raises(TrainsimError, match="partial_rotary_factor"):
         import_hf_config(cfg)
+
+
+def test_dsa_indexer_rotates_rope_dims_and_concatenates_whole_heads():
+    # DeepSeek-V3.2 indexer: 64 heads x index_head_dim 128, rope 64 of them on q and on the one key;
+    # Megatron's torch.cat([x_pe, x_nope]) then reads and writes 65 x 128 elements
+    a = resolve_model("deepseek-v3.2")
+    idx = [c for c in a.layers[0].attention if c.v_head_dim == 0][0]
+    assert idx.rotated_qk_elems_per_token == 65 * 64
+    assert idx.rope_copy_bytes == 4 * 65 * 128

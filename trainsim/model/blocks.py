@@ -154,13 +154,16 @@ def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *, norm_param
     the key (weight + bias: 2 d_I unless given). Its scores cover every previous token: a full causal core with
     H_I heads, d_I query/key dims and no value (FP8 in the original; counted like any other attention FLOP).
     RoPE on ``rope_dim`` (the model's qk_rope_head_dim; None: all d_I) of each query head and of the one key
-    (Megatron-LM d48bd6be0a experimental_attention_variant/dsa.py ``_apply_rope``: split qk_pos_emb_head_dim)."""
+    (Megatron-LM d48bd6be0a experimental_attention_variant/dsa.py ``_apply_rope``: split qk_pos_emb_head_dim, rotate
+    it, then ``torch.cat([x_pe, x_nope])`` reads and writes the whole d_I of each of the H_I + 1 heads:
+    ``rope_copy_bytes`` 4 (H_I + 1) d_I)."""
     mats = [Matrix("indexer.wq", q_in, heads * head_dim, "other", "none"),
             Matrix("indexer.wk", hidden, head_dim, "other", "none"),
             Matrix("indexer.weights", hidden, heads, "other", "none")]
     rot = head_dim if rope_dim is None else rope_dim
     core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=0, kv_heads=1, kind="full",
-                         kv_elems_per_token=head_dim, rope_q_elems=heads * rot, rope_k_elems=rot)
+                         kv_elems_per_token=head_dim, rope_q_elems=heads * rot, rope_k_elems=rot,
+                         rope_copy_bytes=4.0 * (heads + 1) * head_dim)
     return mats, core, (2 * head_dim if norm_params is None else norm_params)
 
 
