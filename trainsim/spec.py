@@ -34,6 +34,11 @@ class TrainingSpec(BaseModel):
     seq_len: SeqLen = 4096
     global_batch_tokens: float | None = None
     global_batch_seqs: PosInt | None = None
+    # sequences each data-parallel rank runs per call of the pipeline schedule (NeMo AutoModel
+    # step_scheduler.local_batch_size): the step makes global / (dp x local) such calls, each with its own pipeline
+    # fill and drain (parallel/schedules.py pipeline_calls). Unset: one call per step (Megatron-Core runs all the
+    # step's micro-batches in one schedule).
+    local_batch_seqs: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
