@@ -79,6 +79,10 @@ class TrainingSpec(BaseModel):
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.
     elementwise_kernels: Literal["fused", "eager"] | None = None
+    # MoE router replaced by NeMo AutoModel's FakeBalancedGate (backend fake_balanced_gate: true, noise 0): token t
+    # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
+    # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).
+    moe_fake_balanced_gate: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

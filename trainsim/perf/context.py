@@ -97,6 +97,7 @@ class StepContext:
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
+    moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
