@@ -34,6 +34,11 @@ class TrainingSpec(BaseModel):
     seq_len: SeqLen = 4096
     global_batch_tokens: float | None = None
     global_batch_seqs: PosInt | None = None
+    # sequences each data-parallel rank runs per call of the pipeline schedule (NeMo AutoModel
+    # step_scheduler.local_batch_size): the step makes global / (dp x local) such calls, each with its own pipeline
+    # fill and drain (parallel/schedules.py pipeline_calls). Unset: one call per step (Megatron-Core runs all the
+    # step's micro-batches in one schedule).
+    local_batch_seqs: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
@@ -74,6 +79,10 @@ class TrainingSpec(BaseModel):
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.
     elementwise_kernels: Literal["fused", "eager"] | None = None
+    # MoE router replaced by NeMo AutoModel's FakeBalancedGate (backend fake_balanced_gate: true, noise 0): token t
+    # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
+    # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).
+    moe_fake_balanced_gate: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

@@ -215,6 +215,20 @@ def bubble_time(schedule: Array, pp: Array, vpp: Array, t_mb: Array) -> Array:
     return np.where(pp > 1, b, 0.0)
 
 
+def pipeline_calls(global_batch_seqs: float, dp: Array, local_batch_seqs: int | None) -> Array:
+    """Calls of the pipeline schedule per step, each a full fill and drain: one where the framework runs all of the
+    step's micro-batches in one schedule (Megatron-Core's forward_backward_func; ``local_batch_seqs`` None), else
+    global batch / (dp x local batch), at least 1. NeMo AutoModel's gradient-accumulation loop calls
+    ``schedule.step`` once per local batch of ``step_scheduler.local_batch_size`` sequences (NVIDIA-NeMo/Automodel
+    809f1993, nemo_automodel/recipes/llm/benchmark.py ``for ga_step_idx in range(ga_steps)`` ->
+    train_ft.py ``_forward_backward_step`` -> ``self.pp.info.schedule.step``), and torch.distributed.pipelining
+    schedules drain every call, so the bubble (:func:`bubble_time`) recurs once per call."""
+    dp_f = np.asarray(dp, dtype=np.float64)
+    if local_batch_seqs is None:
+        return np.ones_like(dp_f)
+    return np.maximum(global_batch_seqs / (dp_f * float(local_batch_seqs)), 1.0)
+
+
 def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, rank: Array | float = 0) -> Array:
     """Micro-batches of activations pipeline rank ``rank`` holds at its peak, in units of that rank's layers:
     each schedule's ``in_flight`` rule (module docstring), 1 where pp = 1."""

@@ -22,6 +22,11 @@ the experts form n_group groups of consecutive experts, each token is routed ins
 With experts laid out consecutively over the ep ranks a group spans ep / n_group ranks, i.e.
 max(1, ceil(ep / (n_group w))) domains, so a token reaches at most topk_group x that many domains
 (:func:`group_domain_limit`); DeepSeek-V3 at ep 64 on 8-GPU nodes: 8 groups of one node each, at most 4 nodes.
+
+NeMo AutoModel's benchmark router (``training.moe_fake_balanced_gate``): each token takes k consecutive experts, so
+the domains and ranks it reaches are :func:`trainsim.perf.routing.fake_balanced_blocks` of the experts per domain
+and per rank instead of the balls-in-bins expectations (DeepSeek-V3 at ep 64 on 8-GPU nodes: 1 node and 2 ranks
+per token instead of min(5.25, 4) nodes and 7.57 ranks).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from ..model.arch import LayerKind
 from ..parallel.placement import members_within
 from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
 from .context import StepContext
-from .routing import expected_distinct
+from .routing import expected_distinct, fake_balanced_blocks
 from .topology import a2a_factor
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -67,11 +72,17 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
     g = np.maximum(p.ep / w, 1.0)
     distinct = expected_distinct(k, 1.0, g)
+    per_rank = ctx.moe_dispatcher != "alltoall"
+    copies = expected_distinct(k, 1.0, p.ep.astype(np.float64)) if per_rank else k
+    if ctx.moe_fake_balanced_gate:
+        # k consecutive experts per token (perf/routing.py fake_balanced_blocks): E / ep experts per rank,
+        # E w / ep per scale-up domain
+        e_rank = lk.moe.experts / p.ep.astype(np.float64)
+        distinct = np.where(g > 1.0, fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank * w), 1.0)
+        copies = fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank) if per_rank else k
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
     distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
     remote = distinct * (g - 1.0) / g
-    per_rank = ctx.moe_dispatcher != "alltoall"
-    copies = expected_distinct(k, 1.0, p.ep.astype(np.float64)) if per_rank else k
     inner = copies * (w - 1.0) / w
     # the wiring of each level slows this traffic as it slows a plain all-to-all (perf/topology.py)
     levels = ctx.system.levels

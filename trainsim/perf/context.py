@@ -86,6 +86,7 @@ class StepContext:
     first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage
     last_stage_layers: int | None = None
     pipeline_split: str = "even"            # 'even' | 'balanced' (embedding and loss/MTP count as layers)
+    local_batch_seqs: int | None = None     # sequences per dp rank per pipeline-schedule call (None: one call)
     offload_activation_layers: int = 0      # layers per rank whose activations live in host memory
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
@@ -96,6 +97,7 @@ class StepContext:
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
+    moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)

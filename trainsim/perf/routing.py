@@ -20,3 +20,22 @@ def hit_probability(balls: Num, picks: Num, bins: Num) -> Num:
 def expected_distinct(balls: Num, picks: Num, bins: Num) -> Num:
     """Expected distinct bins hit: bins x (1 - (1 - picks/bins)^balls)."""
     return bins * hit_probability(balls, picks, bins)
+
+
+def fake_balanced_blocks(top_k: int, experts: int, block: Num) -> Num:
+    """Mean number of distinct blocks of ``block`` consecutive experts (one EP rank's experts, or one scale-up
+    domain's) that one token reaches under NeMo AutoModel's ``FakeBalancedGate`` with noise 0
+    (NVIDIA-NeMo/Automodel 809f1993, nemo_automodel/components/moe/layers.py ``FakeBalancedGate.forward``: token t
+    takes experts ``(t k + j) mod E``, j = 0 .. k-1, i.e. k consecutive experts from a start s = t k mod E). The
+    starts are the multiples of g = gcd(k, E) below E, equally often; the window [s, s + k - 1] (mod E) covers
+    floor((s + k - 1) / B) - floor(s / B) + 1 blocks of size B when it does not wrap, the blocks of both pieces when
+    it does, at most E / B. Vectorised over ``block``."""
+    k, E = int(top_k), int(experts)
+    g = np.gcd(k, E)
+    s = (g * np.arange(E // g, dtype=np.float64))[:, None]
+    B = np.atleast_1d(np.asarray(block, dtype=np.float64))[None, :]
+    end = s + k - 1.0
+    plain = np.floor(end / B) - np.floor(s / B) + 1.0
+    wrapped = (np.floor((E - 1.0) / B) - np.floor(s / B) + 1.0) + (np.floor((end - E) / B) + 1.0)
+    n = np.minimum(np.where(end < E, plain, wrapped), E / B)
+    return n.mean(axis=0).reshape(np.shape(block)) if np.ndim(block) else float(n.mean())

@@ -4,7 +4,10 @@ For m = global batch / (dp x micro-batch) micro-batches, with t_f and t_b the fo
 micro-batch on the slowest pipeline stage (its layers, plus the output head and MTP modules on the last stage;
 each including the communication the schedule cannot hide):
 
-    step = m (t_f + t_b) + bubble(schedule, p, v, t_f + t_b) + exposed DP sync + optimizer + overhead
+    step = m (t_f + t_b) + calls x bubble(schedule, p, v, t_f + t_b) + exposed DP sync + optimizer + overhead
+
+(calls: the pipeline schedule's calls per step, each with its own fill and drain; parallel/schedules.py
+``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
 
 Backward = 2 x forward for GEMMs (input and weight gradients), ``attn_bwd_ratio`` x for flash attention, 2 x for
 memory-bound kernels; recomputation adds the recomputed forward parts to the backward (selective: attention
@@ -33,7 +36,7 @@ from .collectives import p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
-from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm
+from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm, pipeline_calls
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 
@@ -319,7 +322,9 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     if np.any(off):
         st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
-    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb)
+    # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass)
+    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * pipeline_calls(ctx.global_batch_seqs, p.dp,
+                                                                          ctx.local_batch_seqs)
 
     # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
