@@ -32,6 +32,12 @@ from .topology import a2a_factor, neighbour_factor, ring_factor
 from .arrays import Num
 
 
+def exposed(comm: Num, work: Num, f: Num) -> Num:
+    """Communication left on the critical path when a fraction ``f`` of it can hide behind ``work``:
+    comm - f min(comm, work), the one overlap rule of the engine (perf/step.py, perf/comm_cp.py)."""
+    return comm - f * np.minimum(comm, work)
+
+
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
     return [lvl.bw * eff[min(i, len(eff) - 1)] for i, lvl in enumerate(system.levels)]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import AttentionCore, LayerKind
-from .collectives import ring_step_time
+from .collectives import exposed, ring_step_time
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -81,9 +81,8 @@ def torch_ring_exposed(kv: Num, dkv: Num, attn_f: Num, attn_b: Num, cp: Num, f: 
       and the last send (step cp - 1) is awaited after the loop, fully exposed:
       ``(cp - 1) exposed(dkv, attn_b / cp) + dkv``."""
     cpf = np.maximum(np.asarray(cp, dtype=np.float64), 1.0)
-    fwd = kv - f * np.minimum(kv, attn_f / cpf)
-    dkv_hidden = dkv - f * np.minimum(dkv, attn_b / cpf)
-    bwd = kv - f * np.minimum(kv, attn_b / cpf) + (cpf - 1.0) * dkv_hidden + dkv
+    fwd = exposed(kv, attn_f / cpf, f)
+    bwd = exposed(kv, attn_b / cpf, f) + (cpf - 1.0) * exposed(dkv, attn_b / cpf, f) + dkv
     return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)
 
 

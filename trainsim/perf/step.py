@@ -32,7 +32,7 @@ from .comm_dp import dp_sync_times
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time)
-from .collectives import p2p_time
+from .collectives import exposed, p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
@@ -42,11 +42,6 @@ from ..parallel.plan import Plans
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
-
-
-def exposed(comm: Num, work: Num, f: Num) -> Num:
-    """Communication left on the critical path when a fraction ``f`` of it can hide behind ``work``."""
-    return comm - f * np.minimum(comm, work)
 
 
 @dataclass

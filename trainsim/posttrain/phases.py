@@ -31,6 +31,7 @@ from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..model.arch import Arch
 from ..model.counts import count
+from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time, ring_step_time
 from .. import estimate
@@ -313,14 +314,9 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
 
 
 def expert_params(arch: Arch) -> float:
-    """Parameters of the routed experts (every MoE layer's experts x their matrices); the rest is dense."""
-    total = 0.0
-    for lk in arch.layers:
-        if lk.moe is None:
-            continue
-        per_expert = sum(m.k * m.n + (m.n if m.bias else 0) for m in lk.matrices if m.group == "expert")
-        total += lk.n_layers * lk.moe.experts * per_expert
-    return total
+    """Parameters of the routed experts (every layer's expert matrices, :func:`trainsim.parallel.sharding.layer_params`,
+    the split the engine shards by); the rest is dense."""
+    return float(sum(lk.n_layers * layer_params(lk).expert for lk in arch.layers))
 
 
 def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[float, ...],
