@@ -33,6 +33,17 @@ def _print_csv(rows) -> None:
     print_rows(rows)
 
 
+def _list(rows: list[dict], json_out: bool, csv_out: bool, title: str, cols: list[str],
+          body: list[list[str]]) -> None:
+    """Print a catalog listing as CSV rows, JSON, or a rich table of ``body`` under ``cols``."""
+    if csv_out:
+        _print_csv(rows)
+    elif json_out:
+        _print_json(rows)
+    else:
+        _console().print(_table(title, cols, body))
+
+
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, show_lines=False)
     for col in columns:
@@ -46,53 +57,35 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
     rows = api.catalog("chips").to_dict()
-    if csv_out:
-        _print_csv(rows)
-        return
-    if json_out:
-        _print_json(rows)
-        return
     cols = ["id", "family", "BF16", "FP8", "HBM", "HBM BW", "scale-up", "scale-out", "TDP", "price $", "usable"]
     body = [[r["id"], r["family"], fmt(r["bf16_flops"] or None, "flops"), fmt(r["fp8_flops"], "flops"),
              fmt(r["hbm_bytes"] or None, "bytes"), fmt(r["hbm_bw"] or None, "bytes_per_s"),
              fmt(r["scale_up_bw"] or None, "bytes_per_s"), fmt(r["scale_out_bw"] or None, "bits_per_s"),
              fmt(r["tdp_w"], "watts"), fmt(r["price_usd"], "usd"), "yes" if r["usable"] else "NO"]
             for r in rows]
-    _console().print(_table("chips (dense peaks; bandwidth per chip, one direction)", cols, body))
+    _list(rows, json_out, csv_out, "chips (dense peaks; bandwidth per chip, one direction)", cols, body)
 
 
 @catalog_app.command("systems")
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
     rows = api.catalog("systems").to_dict()
-    if csv_out:
-        _print_csv(rows)
-        return
-    if json_out:
-        _print_json(rows)
-        return
     cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "W/chip", "$/chip"]
     body = [[r["id"], r["chip"], str(r["scale_up_size"]), fmt(r["scale_up_bw"], "bytes_per_s"),
              fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),
              fmt(r["scale_out_latency"], "seconds"), fmt(r["power_per_chip_w"], "watts"),
              fmt(r["price_per_chip_usd"], "usd")] for r in rows]
-    _console().print(_table("systems (bandwidth per chip, one direction; power all-in)", cols, body))
+    _list(rows, json_out, csv_out, "systems (bandwidth per chip, one direction; power all-in)", cols, body)
 
 
 @catalog_app.command("models")
 def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every catalog model: id, name, Hugging Face model_type, official total / active parameters (billions)."""
     rows = api.catalog("models").to_dict()
-    if csv_out:
-        _print_csv(rows)
-        return
-    if json_out:
-        _print_json(rows)
-        return
     cols = ["id", "name", "model_type", "total B", "active B"]
     body = [[r["id"], r["name"], str(r["model_type"] or "-"), f"{r['total_b']:g}" if r["total_b"] else "-",
              f"{r['active_b']:g}" if r["active_b"] else "-"] for r in rows]
-    _console().print(_table("models (official parameter counts)", cols, body))
+    _list(rows, json_out, csv_out, "models (official parameter counts)", cols, body)
 
 
 def _render_fields(console: Console, title: str, items: list[dict]) -> None:

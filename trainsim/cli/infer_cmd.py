@@ -8,6 +8,7 @@ judged by tokens/s per chip and latency (issue #16 item 3); ``mfu`` / ``mfu_at_p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import typer
 
@@ -21,6 +22,16 @@ from .csvopt import print_rows
 from ..report.posttrain import render_posttrain, render_rl_errors
 
 
+def _emit(answer: dict, csv_: bool, json_: bool, render: Callable[[dict], None], rows: str | None = None) -> None:
+    """Print one answer as CSV rows (``answer[rows]`` when given), one JSON object, or the rich rendering."""
+    if csv_:
+        print_rows(answer[rows] if rows else answer)
+    elif json_:
+        print_json(answer)
+    else:
+        render(answer)
+
+
 @app.command("infer")
 def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -30,24 +41,11 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
     if validate:
         table = serving.infer_validate([spec] if spec else None).to_dict()
-        if csv_:
-            print_rows(table["rows"])
-            return
-        if json_:
-            print_json(table)
-        else:
-            render_errors(table["rows"], table["summary"], table["latency_bound"])
+        _emit(table, csv_, json_, lambda t: render_errors(t["rows"], t["summary"], t["latency_bound"]), rows="rows")
         return
     if spec is None:
         raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
-    res = serving.infer(spec).to_dict()
-    if csv_:
-        print_rows(res)
-        return
-    if json_:
-        print_json(res)
-    else:
-        render_infer(res)
+    _emit(serving.infer(spec).to_dict(), csv_, json_, render_infer)
 
 
 @app.command("posttrain")
@@ -59,21 +57,8 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
     if validate:
         table = posttraining.posttrain_validate([spec] if spec else None).to_dict()
-        if csv_:
-            print_rows(table["rows"])
-            return
-        if json_:
-            print_json(table)
-        else:
-            render_rl_errors(table["rows"], table["summary"])
+        _emit(table, csv_, json_, lambda t: render_rl_errors(t["rows"], t["summary"]), rows="rows")
         return
     if spec is None:
         raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
-    res = posttraining.posttrain(spec).to_dict()
-    if csv_:
-        print_rows(res)
-        return
-    if json_:
-        print_json(res)
-    else:
-        render_posttrain(res)
+    _emit(posttraining.posttrain(spec).to_dict(), csv_, json_, render_posttrain)
