@@ -253,7 +253,16 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     already). Hiding the host time under moe_a2a_overlap as under DualPipe (merged forward-backward of two
     micro-batches, "Matches DualPipe design", docs/training/moe-optimization.md) was tried too: MoE median
     10.4% either way, dense 5.5% -> 6.0% (the Hopper FP8 fit moves), the NeMo 25.11 Qwen3-30B-A3B 16 H100 row
-    +113% -> +149%."""
+    +113% -> +149%.
+
+    Tried and not kept (Dec 2026, moe8): a host term per expert GEMM launch, 6 x local experts x 20.3 us per MoE
+    layer and micro-batch (Transformer Engine's grouped GEMM issues one cuBLAS call per expert,
+    multi_stream_cublas_gemm in TE v2.8 cublaslt_gemm.cu; 20.3 us the mean nvte_cublas_gemm host range in the
+    nsys profile of yanring/Megatron-MoE-ModelZoo issue #7, Qwen3-30B-A3B on 8 B200): moe_layer_host_s refits to
+    1.46 ms, MoE leave-one-out median 8.7% -> 10.9%, max 114% -> 129%. The only dropless all-to-all runs without
+    whole-iteration graphs are the three NeMo 25.11 Megatron-Bridge rows and MindSpeed's Mixtral, so a separate
+    alltoall host constant would be fitted on the rows it is meant to explain, from one container; scaling the
+    alltoall host time by 1.5 / 2 (not fitted, a sensitivity only) gives MoE median 7.7% / 8.7%, max 98%."""
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
