@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the README's generated tables: the seed scenarios from `trainsim scenario --all --json` and the
-software-stack profiles from trainsim/catalog/data/framework_schedules.yaml (what a reader sees comes from the
+software-stack profiles from trainsim/catalog/data/framework_schedules.yaml, the DeepSeek-V3 whole-run
+check and the published plans' memory (what a reader sees comes from the
 engine and its data, never typed by hand).
 
 Usage: python scripts/readme_scenarios.py [SCENARIOS.json]   (without a file, runs the scenarios itself)
@@ -71,10 +72,40 @@ def deepseek_check() -> str:
             f"{pred_h / 1e6:.2f}M GPU-hours without failures ({pred_h / reported_h - 1:+.0%}).")
 
 
+PLANS_FIT = (
+    ("deepseek-v3-paper-h800-2048", "DeepSeek-V3's published plan (pp 16 DualPipe, ep 64, ZeRO-1, RMSNorm and MLA "
+     "up-projection recomputed, SwiGLU inputs cached in FP8, BF16 Adam moments, EMA in host memory)"),
+    ("llama3-paper-405b-h100-16384-8k", "Llama 3 405B on 16,384 H100 (tp 8, pp 16 interleaved, no activation "
+     "checkpointing, the first model chunk holding only the embedding and the last only the loss)"),
+    ("llama3-paper-405b-h100-8192-8k", "Llama 3 405B on 8,192 H100 (the same plan at the paper's first stage)"),
+)
+
+
+def plans_fit() -> str:
+    """Memory per chip of the large published runs under the plans their papers state (``estimate`` with the
+    run spec's plan), against the chip's HBM."""
+    from trainsim.errors import NoPlanError
+    from trainsim.estimate import estimate
+    from trainsim.spec import load_run
+
+    parts = []
+    for stem, what in PLANS_FIT:
+        run = load_run(ROOT / "validation" / "runs" / f"{stem}.yaml")
+        try:
+            est = estimate(run, advise=False)
+            need, verdict = est.memory_per_chip_bytes, "fits" if est.fits else "does not fit"
+        except NoPlanError as e:   # the stated fields leave only plans that do not fit: the smallest of them
+            need, verdict = e.result.smallest_memory_bytes, "does not fit"
+        parts.append(f"{what}: {need / 2**30:.1f} GiB per chip of {run.system.chip.hbm_bytes / 2**30:.1f} "
+                     f"({verdict})")
+    return "; ".join(parts) + "."
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     readme.write_text(replace_section(readme.read_text(), frameworks_table(), tag="frameworks"))
     readme.write_text(replace_section(readme.read_text(), deepseek_check(), tag="dsv3"))
+    readme.write_text(replace_section(readme.read_text(), plans_fit(), tag="plans-fit"))
     print("README: framework profile table regenerated")
     if "--frameworks-only" in sys.argv:
         return

@@ -1,0 +1,32 @@
+"""Every number a reader sees is generated: the README blocks that scripts/readme_scenarios.py writes from the
+engine and its data (the software-stack profiles, the DeepSeek-V3 whole-run check, the published plans' memory)
+must be what the script makes now; a change that moves them without regenerating the README fails here. (The
+scenario table: tests/test_scenarios.py; the accuracy table and calibration file: tests/test_accuracy.py.)"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("readme_scenarios", ROOT / "scripts" / "readme_scenarios.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def section(tag: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split(f"<!-- {tag}:begin -->\n", 1)[1].split(f"\n<!-- {tag}:end -->", 1)[0]
+
+
+@pytest.mark.parametrize("tag, maker", [("frameworks", "frameworks_table"), ("dsv3", "deepseek_check"),
+                                        ("plans-fit", "plans_fit")])
+def test_readme_block_is_generated(script, tag, maker):
+    assert section(tag) == getattr(script, maker)(), f"README {tag} block is stale: run python scripts/readme_scenarios.py"
+
