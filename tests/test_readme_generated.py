@@ -28,5 +28,6 @@ def section(tag: str) -> str:
 @pytest.mark.parametrize("tag, maker", [("frameworks", "frameworks_table"), ("dsv3", "deepseek_check"),
                                         ("plans-fit", "plans_fit")])
 def test_readme_block_is_generated(script, tag, maker):
-    assert section(tag) == getattr(script, maker)(), f"README {tag} block is stale: run python scripts/readme_scenarios.py"
+    want = getattr(script, maker)()
+    assert section(tag) == want, f"README {tag} block is stale: run python scripts/readme_scenarios.py"
 
