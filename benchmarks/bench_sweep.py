@@ -101,7 +101,7 @@ def main() -> None:
                     cases.append((f"dask {args.workers} workers, batch 1", dask, args.workers, 1))
                 cases.append((f"dask {args.workers} workers, batch auto", dask, args.workers, 0))
                 _run(spec, dask, 0, tmp)   # warm the workers (imports, catalog) once per workload
-                for label, ex, w, batch in cases:
+                for label, ex, _w, batch in cases:
                     wall, cpu, k = min(_run(spec, ex, batch, tmp) for _ in range(args.repeats))
                     rows.append((name, n, label, k, wall, n / wall, compute / n, cpu / n, (cpu - compute) / n))
         finally:

@@ -187,13 +187,15 @@ def write_data(a2a, step, per, summary):
     text = DATA.read_text()
     doc = yaml.safe_load(text)
     nv = per.get("nvidia")
-    for name, val in (("a2a_eff", a2a), ("step_overhead_s", step)) + ((("mem_eff", nv[0]), ("gemm_eff", nv[1])) if nv else ()):
+    fitted = (("a2a_eff", a2a), ("step_overhead_s", step)) + ((("mem_eff", nv[0]), ("gemm_eff", nv[1])) if nv else ())
+    for name, val in fitted:
         pat = re.compile(rf"(^  {name}:\n    value: )[^\n]*", re.M)
         pat1 = re.compile(rf"(^  {name}: {{value: )[^,]*", re.M)
+        written = f"{val:g}"
         if pat.search(text):
-            text = pat.sub(lambda m: m.group(1) + f"{val:g}", text)
+            text = pat.sub(lambda m, w=written: m.group(1) + w, text)
         elif pat1.search(text):
-            text = pat1.sub(lambda m: m.group(1) + f"{val:g}", text)
+            text = pat1.sub(lambda m, w=written: m.group(1) + w, text)
     block = ("vendor_eff:   # written by scripts/calibrate_inference.py (mem_eff, gemm_eff per chip vendor)\n"
              + "".join(f"  {v}: {{mem_eff: {m:g}, gemm_eff: {g:g}}}\n" for v, (m, g) in sorted(per.items()))
              + f"# leave-one-out over {summary['points']} points: median |error| {summary['loo_median_abs']:.3f}, "

@@ -110,7 +110,7 @@ def main() -> int:
                 pid, argv = start(case, folder)
                 running[pid] = (i, case, folder, argv, time.perf_counter())
             time.sleep(0.002)
-            for pid, (i, case, folder, argv, t_start) in list(running.items()):
+            for pid, (_i, case, folder, argv, t_start) in list(running.items()):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 elapsed = time.perf_counter() - t_start
                 if done == 0 and elapsed < a.timeout:

@@ -211,7 +211,7 @@ def test_trainsim_imports_sit_at_module_top():
     third-party packages (matplotlib, pandas, pyarrow, dask, the serve extra, rich's renderers) may be imported
     where they are used."""
     bad = []
-    for m, f in MODS.items():
+    for _m, f in MODS.items():
         rel = f.relative_to(PKG.parent).as_posix()
         if rel in DEFERRED_IMPORT_PLACES:
             continue

@@ -1,4 +1,4 @@
-"""ruff (the whole package) and mypy (strict on model/, parallel/, perf/) as configured in pyproject.toml; each
+"""ruff (the package, its tests, scripts, benchmarks and examples) and mypy (strict on model/, parallel/, perf/) as configured in pyproject.toml; each
 skips, saying why, where it is not installed (``pip install -e '.[test]'`` installs both)."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINTED = ("trainsim", "tests", "scripts", "benchmarks", "examples")
 
 
 def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -20,7 +21,7 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_passes():
-    r = _run("ruff", "check", "trainsim")
+    r = _run("ruff", "check", *LINTED)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 
 

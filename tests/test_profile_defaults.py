@@ -2,9 +2,7 @@
 (issue 14 item 2), from the profile's ``defaults`` in catalog/data/framework_schedules.yaml."""
 from __future__ import annotations
 
-import textwrap
 
-import pytest
 import yaml
 
 from trainsim.api import estimate, parse_run

@@ -310,9 +310,9 @@ def test_optimizer_steps_and_longest_sample():
     assert StepPart(prompts=32, samples_per_prompt=16, prompt_len=200, rollout_len=497).optimizer_steps == 1
     # fewer sequences than a global batch: still one step
     assert StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=512).optimizer_steps == 1
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="train_global_batch"):
         StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=0)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="pad_multiple"):
         StepPart(prompts=2, prompt_len=10, rollout_len=10, pad_multiple=0)
 
 

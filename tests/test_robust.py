@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
-import os
 import sys
 import tomllib
 from pathlib import Path

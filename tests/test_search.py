@@ -11,7 +11,6 @@ from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.plan import Plans
 from trainsim.parallel.validity import check
 from trainsim.perf.calibration import Calib
-from trainsim.perf.context import StepContext
 from trainsim.perf.step import evaluate
 from trainsim.search import search
 from trainsim.spec import PlanSpec, Run, TrainingSpec
