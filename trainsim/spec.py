@@ -83,6 +83,10 @@ class TrainingSpec(BaseModel):
     # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
     # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).
     moe_fake_balanced_gate: bool | None = None
+    # MoE experts as one grouped GEMM (Megatron-Core --moe-grouped-gemm: GroupedMLP / TEGroupedMLP) or, false, one
+    # expert after another (SequentialMLP: per-expert slices of the permuted tokens, whose autograd moves whole
+    # buffers per expert; perf/compute.py sequential_experts_fwd_bwd). Unset: the software stack's default.
+    moe_grouped_gemm: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
