@@ -56,9 +56,11 @@ class TrainingSpec(BaseModel):
     moe_a2a_overlap: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
-    # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP).
+    # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or
+    # 'allgather' (Megatron-Core core_r0.6.0's default MoEAllGatherTokenDispatcher: every token of the tp x ep group
+    # all-gathered once, the expert outputs reduce-scattered back; perf/comm_ep.py etp_comm_fwd).
     # Unset: the software stack's default.
-    moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] | None = None
+    moe_dispatcher: Literal["alltoall", "deepep", "hybridep", "allgather"] | None = None
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
