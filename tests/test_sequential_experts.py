@@ -121,3 +121,15 @@ def test_allgather_dispatcher_bad_value_is_one_line():
     with pytest.raises(TrainsimError) as e:
         parse_run(spec)
     assert "moe_dispatcher" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_allgather_dispatcher_permutes_the_gathered_tokens():
+    # every chip sorts the top-2 copies of all 16384 gathered tokens for its expert shards: 32768 copies, not the
+    # 4096 of its 2048 sequence-parallel tokens; permute + unpermute 8 x 4096 bytes per copy: the extra is
+    # 8 x 4096 x 2 x (8 - 1) x 16384 / 8 = 939,524,096 B per layer forward; other dispatchers: none
+    from trainsim.perf.compute import allgather_permute_extra_bytes
+
+    _, ctx, p, lk = _mixtral()
+    tok = np.array([16384.0])
+    assert allgather_permute_extra_bytes(lk, ctx, p, tok)[0] == pytest.approx(939_524_096)
+    assert allgather_permute_extra_bytes(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0] == 0.0

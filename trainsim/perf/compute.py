@@ -284,10 +284,28 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Memory-bound kernels of one layer; sequence parallelism splits them over tp."""
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
+    dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0,
                                      eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
+    by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+
+
+def allgather_permute_extra_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """HBM bytes per chip the all-gather MoE dispatcher's permutation moves in one layer's forward beyond the
+    permute + unpermute of :func:`elementwise_bytes_per_token` (8 x hidden bytes per routed copy, counted there on
+    the chip's tokens / tp sequence-parallel tokens).
+
+    Megatron-LM core_r0.6.0 MoEAllGatherTokenDispatcher (and MindSpeed's patch of it) gathers the tokens of the
+    ep x etp group first and then selects and sorts, on every chip, the copies routed to its local experts
+    (``global_hidden_states[global_local_map]``, ``local_hidden_states[indices]``; unpermute: ``index_put_`` into
+    zeros, scale, ``index_put_`` into the gathered shape): k x etp x tokens / tp copies per chip (the rows of
+    :func:`sequential_experts_fwd_bwd`), etp times the copies counted. Extra: 8 x hidden x k x (etp - 1) x
+    tokens / tp. 0 for other dispatchers and dense layers."""
+    if lk.moe is None or ctx.moe_dispatcher != "allgather":
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    return 8.0 * ctx.arch.hidden * lk.moe.active_experts * (p.etp - 1.0) * tokens / p.tp
 
 
 def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
