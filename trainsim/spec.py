@@ -39,6 +39,12 @@ class TrainingSpec(BaseModel):
     # fill and drain (parallel/schedules.py pipeline_calls). Unset: one call per step (Megatron-Core runs all the
     # step's micro-batches in one schedule).
     local_batch_seqs: PosInt | None = None
+    # ZeRO sharding over groups smaller than the data-parallel group, the states replicated across the groups
+    # (MiCS, Zhang et al. VLDB 2023 / arXiv 2205.00119: the SageMaker model parallelism library's
+    # sharded_data_parallel_degree; BloombergGPT: 'We shard a model across 128 GPUs, and we have 4 copies'):
+    # parameters gathered and gradients reduce-scattered inside a group, the gradient shards all-reduced across
+    # the groups once per step (perf/comm_dp.py replica_sync_time). Unset: the whole dp x cp group.
+    zero_shard_group: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
-from .comm_dp import dp_sync_times
+from .comm_dp import dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time,
@@ -277,7 +277,7 @@ class SharedCosts:
 
     lc: dict[str, Any]
     inv: np.ndarray
-    states: tuple[Any, ...]  # dense params, expert params, gradient sync s, parameter gather s
+    states: tuple[Any, ...]  # dense params, expert params, gradient sync s, parameter gather s, replica sync s
     inv2: np.ndarray
 
     def rows(self, sl: Any = slice(None)) -> tuple[dict[str, Any], tuple[Any, ...]]:
@@ -294,8 +294,9 @@ def shared_costs(ctx: StepContext, p: Plans, layer_table: Any = None) -> SharedC
     reps2, inv2 = _unique_rows(p, STATE_KEY)
     d_u, e_u = model_state_params(ctx, reps2)
     g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
+    r_u = replica_sync_time(ctx, reps2, d_u) * np.ones_like(g_u)
     lc = layer_table(reps) if layer_table is not None else layer_costs(ctx, reps)
-    return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u), inv2)
+    return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u, r_u), inv2)
 
 
 def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCosts | None = None,
@@ -312,8 +313,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     L = a.n_layers
     # per-layer costs, parameters per chip and their sync depend on few fields: computed once per distinct
     # combination (shared_costs)
-    lc, (dense, expert, grad_t, gather_t) = (shared.rows(rows) if shared is not None else
-                                              shared_costs(ctx, p).rows())
+    lc, (dense, expert, grad_t, gather_t, repl_t) = (shared.rows(rows) if shared is not None else
+                                                      shared_costs(ctx, p).rows())
     # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
     st_last = _stage(ctx, p, lc, l_l / L, True, tokens)
@@ -346,9 +347,12 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
+    # sharding groups smaller than dp x cp (MiCS): the gradient shards all-reduced across the replicas once per
+    # step, behind the last micro-batch's backward as a zero 0-1 gradient sync is
+    dp_exp = dp_exp + exposed(repl_t, win * t_b, c.dp_overlap)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
-    opt_params = np.where(p.zero >= 1, dense / (p.dp * p.cp), dense) + np.where(p.zero >= 1, expert / edp, expert)
+    opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
