@@ -11,8 +11,9 @@ each including the communication the schedule cannot hide):
 
 Backward = 2 x forward for GEMMs (input and weight gradients), ``attn_bwd_ratio`` x for flash attention, 2 x for
 memory-bound kernels (experts run one after another cost their own forward and backward copies:
-:func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the backward (selective: attention
-core and activation functions; full: the whole layer forward, tp collectives included). Overlap of a
+:func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the
+backward (selective: attention core and activation functions; full: the whole layer forward, tp collectives
+included). Overlap of a
 communication C with compute W uses one rule everywhere: exposed = C - f min(C, W), f from the calibration.
 
 MFU = model FLOPs (6 x active params incl. head + causal attention, per token; no recompute, no MTP) /
