@@ -11,7 +11,6 @@ from trainsim.api import estimate, parse_run
 from trainsim.errors import TrainsimError
 from trainsim.perf.comm_dp import replica_sync_time
 from trainsim.plan_estimate import context, plans_from_spec
-from trainsim.spec import load_run
 
 BB = "validation/runs/bloomberggpt-50b-512.yaml"
 # BloombergGPT 50B: 12 L h^2 + V h with L 70, h 7680, V 131072 (tied embeddings) = 50,551,848,960, plus the
