@@ -45,6 +45,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=pl.pipeline_split or "even",
                        local_batch_seqs=run.training.local_batch_seqs,
+                       zero_shard_group=run.training.zero_shard_group or 0,
                        offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations,
                        **stack_flags(framework_of(run)), **runtime)

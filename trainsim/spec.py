@@ -39,6 +39,12 @@ class TrainingSpec(BaseModel):
     # fill and drain (parallel/schedules.py pipeline_calls). Unset: one call per step (Megatron-Core runs all the
     # step's micro-batches in one schedule).
     local_batch_seqs: PosInt | None = None
+    # ZeRO sharding over groups smaller than the data-parallel group, the states replicated across the groups
+    # (MiCS, Zhang et al. VLDB 2023 / arXiv 2205.00119: the SageMaker model parallelism library's
+    # sharded_data_parallel_degree; BloombergGPT: 'We shard a model across 128 GPUs, and we have 4 copies'):
+    # parameters gathered and gradients reduce-scattered inside a group, the gradient shards all-reduced across
+    # the groups once per step (perf/comm_dp.py replica_sync_time). Unset: the whole dp x cp group.
+    zero_shard_group: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
     precision: Literal["bf16", "fp8"] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
@@ -56,9 +62,11 @@ class TrainingSpec(BaseModel):
     moe_a2a_overlap: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
-    # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP).
+    # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or
+    # 'allgather' (Megatron-Core core_r0.6.0's default MoEAllGatherTokenDispatcher: every token of the tp x ep group
+    # all-gathered once, the expert outputs reduce-scattered back; perf/comm_ep.py etp_comm_fwd).
     # Unset: the software stack's default.
-    moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] | None = None
+    moe_dispatcher: Literal["alltoall", "deepep", "hybridep", "allgather"] | None = None
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
@@ -83,6 +91,10 @@ class TrainingSpec(BaseModel):
     # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
     # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).
     moe_fake_balanced_gate: bool | None = None
+    # MoE experts as one grouped GEMM (Megatron-Core --moe-grouped-gemm: GroupedMLP / TEGroupedMLP) or, false, one
+    # expert after another (SequentialMLP: per-expert slices of the permuted tokens, whose autograd moves whole
+    # buffers per expert; perf/compute.py sequential_experts_fwd_bwd). Unset: the software stack's default.
+    moe_grouped_gemm: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod

@@ -6,6 +6,14 @@ parameters; zero 3 (FSDP) all-gathers the parameters before the forward and the 
 and reduce-scatters the gradients after each backward. Dense parameters sync over the dp x cp group (stride tp),
 expert parameters over the expert-data-parallel group (stride etp x ep). Gradients travel at ``grad_bytes``
 per parameter, parameters at ``ctx.param_gather_bytes`` (2; 1 with FP8 weights).
+
+Sharding groups smaller than dp x cp (MiCS, Zhang et al., arXiv 2205.00119 sec. 3-4; ``ctx.zero_shard_group``):
+the dense states shard over ``ctx.shard_ranks`` consecutive dp ranks, so the reduce-scatters and all-gathers above
+run inside one group, and the groups' gradient shards are all-reduced across the r = dp x cp / group replicas once
+per step, before the optimizer (MiCS's 2-hop gradient synchronisation: reduce-scatter in the partition group at
+every micro-step, all-reduce across replicas at the gradient-accumulation boundary; SageMaker model parallelism
+docs, sharded data parallelism: 'an AllReduce operation across sharding groups must be performed ... in addition
+to the ReduceScatter operation performed within the sharding group'): :func:`replica_sync_time`.
 """
 from __future__ import annotations
 
@@ -24,16 +32,31 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
     # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
     # cp ranks hold the same weights and see different tokens (parallel_state "data_parallel_group_with_cp")
     dgroup, dstride = p.dp * p.cp, p.tp
+    # ZeRO >= 1 shards (and so reduce-scatters / gathers) inside the sharding group; zero 0 all-reduces over all
+    sgroup = np.where(p.zero >= 1, ctx.shard_ranks(p), dgroup)
     estride = p.etp * p.ep
     gb = ctx.optimizer.grad_bytes
     g_dense, g_exp = dense_params * gb, expert_params * gb
-    rs = (reduce_scatter_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
+    rs = (reduce_scatter_time(g_dense, sgroup, dstride, sysm, c.coll_eff)
           + reduce_scatter_time(g_exp, edp, estride, sysm, c.coll_eff))
     ar = (all_reduce_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
           + all_reduce_time(g_exp, edp, estride, sysm, c.coll_eff))
     wb = ctx.param_gather_bytes
-    ag = (all_gather_time(dense_params * wb, dgroup, dstride, sysm, c.coll_eff)
+    ag = (all_gather_time(dense_params * wb, sgroup, dstride, sysm, c.coll_eff)
           + all_gather_time(expert_params * wb, edp, estride, sysm, c.coll_eff))
     grad = np.where(p.zero == 0, ar, rs)
     gather = np.where(p.zero == 0, 0.0, ag)
     return grad, gather
+
+
+def replica_sync_time(ctx: StepContext, p: Plans, dense_params: Num) -> Num:
+    """Once per step (ZeRO >= 1 with a sharding group smaller than dp x cp): all-reduce of each sharding group's
+    dense gradient shard, ``grad_bytes`` x dense / group, across the r = dp x cp / group replicas, which sit
+    ``group`` dp ranks apart (stride tp x group): 2 (r - 1) / r x shard / B on the level they cross (module
+    docstring). 0 when one group spans dp x cp."""
+    c = ctx.calib
+    group = ctx.shard_ranks(p)
+    r = (p.dp * p.cp) // group
+    shard = dense_params * ctx.optimizer.grad_bytes / group
+    t = all_reduce_time(shard, r, p.tp * group, ctx.system, c.coll_eff)
+    return np.where((p.zero >= 1) & (r > 1), t, 0.0)

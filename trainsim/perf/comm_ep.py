@@ -53,8 +53,9 @@ def group_domain_limit(lk: LayerKind, ep: Num, w: Num) -> Num:
 
 
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Forward dispatch + combine time of one MoE layer per micro-batch (0 for dense layers or ep = 1)."""
-    if lk.moe is None:
+    """Forward dispatch + combine time of one MoE layer per micro-batch (0 for dense layers or ep = 1; 0 for the
+    all-gather dispatcher, whose collectives :func:`etp_comm_fwd` costs)."""
+    if lk.moe is None or ctx.moe_dispatcher == "allgather":
         return np.zeros_like(tokens)
     h = ctx.arch.hidden
     k = float(lk.moe.active_experts)
@@ -101,9 +102,24 @@ def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Expert tensor parallelism: the tokens an expert receives are all-gathered over its etp ranks before the
     expert GEMMs and the partial outputs reduce-scattered after (Megatron-Core MoE, expert-TP); per chip the
     gathered buffer is etp x (tokens / tp) x top-k x hidden x 2 bytes. Forward: one all-gather + one
-    reduce-scatter."""
+    reduce-scatter.
+
+    The all-gather dispatcher (``moe_dispatcher: allgather``; Megatron-LM core_r0.6.0
+    megatron/core/transformer/moe/token_dispatcher.py MoEAllGatherTokenDispatcher, and MindSpeed's
+    allgather_token_permutation / _unpermutation patch of it) instead all-gathers each chip's tokens / tp
+    sequence-parallel tokens once, before routing copies them, over the tensor-and-expert-parallel group of
+    ep x etp ranks (mappings.py ``_gather_along_first_dim_moe``: the group's ``get_tensor_and_expert_parallel_
+    group``; etp = tp in that Megatron-Core), permutes locally, and reduce-scatters the combined BF16 outputs back
+    (``reduce_scatter_to_sequence_parallel_region_from_moe``; MindSpeed accumulates them in fp32 and casts back
+    to the hidden states' dtype first, NewIndePut): per chip a buffer of ep x etp x (tokens / tp) x hidden x 2
+    bytes each way, one copy per token, not top-k."""
     if lk.moe is None:
         return np.zeros_like(tokens)
+    if ctx.moe_dispatcher == "allgather":
+        n = p.ep * p.etp
+        gathered = n * tokens / p.tp * ctx.arch.hidden * 2.0
+        one = reduce_scatter_time(gathered, n, np.ones_like(n), ctx.system, ctx.calib.coll_eff)
+        return np.where(n > 1, 2.0 * one, 0.0)
     k = float(lk.moe.active_experts)
     gathered = p.etp * tokens / p.tp * k * ctx.arch.hidden * 2.0
     one = reduce_scatter_time(gathered, p.etp, np.ones_like(p.etp), ctx.system, ctx.calib.coll_eff)

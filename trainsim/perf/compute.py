@@ -284,10 +284,72 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Memory-bound kernels of one layer; sequence parallelism splits them over tp."""
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
+    dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0,
                                      eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
+    by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+
+
+def allgather_permute_extra_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """HBM bytes per chip the all-gather MoE dispatcher's permutation moves in one layer's forward beyond the
+    permute + unpermute of :func:`elementwise_bytes_per_token` (8 x hidden bytes per routed copy, counted there on
+    the chip's tokens / tp sequence-parallel tokens).
+
+    Megatron-LM core_r0.6.0 MoEAllGatherTokenDispatcher (and MindSpeed's patch of it) gathers the tokens of the
+    ep x etp group first and then selects and sorts, on every chip, the copies routed to its local experts
+    (``global_hidden_states[global_local_map]``, ``local_hidden_states[indices]``; unpermute: ``index_put_`` into
+    zeros, scale, ``index_put_`` into the gathered shape): k x etp x tokens / tp copies per chip (the rows of
+    :func:`sequential_experts_fwd_bwd`), etp times the copies counted. Extra: 8 x hidden x k x (etp - 1) x
+    tokens / tp. 0 for other dispatchers and dense layers."""
+    if lk.moe is None or ctx.moe_dispatcher != "allgather":
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    return 8.0 * ctx.arch.hidden * lk.moe.active_experts * (p.etp - 1.0) * tokens / p.tp
+
+
+def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip that one MoE layer's experts cost when they run one
+    after another (Megatron-Core ``SequentialMLP``, the layer without ``--moe-grouped-gemm``; run spec
+    ``training.moe_grouped_gemm: false``) beyond a grouped GEMM over the same tokens. 0 for a dense layer or
+    grouped experts.
+
+    Every chip's E_l = E / ep local experts receive rows = tokens x k x etp / tp permuted token copies (the
+    ``m_e`` of :func:`layer_gemm_fwd` summed over its local experts), a BF16 buffer of B = rows x hidden x 2 bytes
+    (the expert input; the expert output, full hidden before the row-parallel reduction, is as large).
+
+    * Slicing SequentialMLP (the stack's ``sequential_mlp_slices`` flag: Megatron-Core core_r0.6.0-core_r0.8.0
+      megatron/core/transformer/moe/experts.py): ``output_local = torch.zeros_like(permuted_local_hidden_states)``,
+      each expert reads the view ``permuted_local_hidden_states[start:end]`` and writes
+      ``output_local[start:end] = output``. Forward: the zero fill and the slice copies, 3 B. Backward, by
+      PyTorch's autograd: each in-place slice copy is a ``CopySlices`` node that first copies the whole incoming
+      gradient (torch/csrc/autograd/functions/tensor.cpp ``CopySlices::apply``: ``result.copy_(grad)``; then
+      clones its slice and writes the slice back from zeros, 5 B / E_l), 2 B + 5 B / E_l each; each input slice's
+      ``slice_backward`` (aten/src/ATen/native/TensorShape.cpp) allocates a whole zero gradient and copies its slice
+      in, B + 2 B / E_l each; the E_l whole gradients of the permuted buffer are summed by the autograd engine's
+      input buffer, E_l - 1 additions reading two buffers and writing one, 3 B each. In all
+
+          forward 3 B,   backward E_l (2 B + 5 B / E_l) + E_l (B + 2 B / E_l) + 3 (E_l - 1) B = (6 E_l + 4) B.
+
+    * Split / concatenate (Megatron-Core core_r0.9.0 and later, ``torch.split`` of the permuted tokens and
+      ``torch.cat`` of the outputs): the concatenation copies the outputs (read and write, 2 B) and its backward
+      ``torch.split``s the gradient into views; the split's backward concatenates the input gradients (2 B):
+      forward 2 B, backward 2 B.
+
+    Each time is bytes / (HBM bandwidth x ``mem_eff``), as every memory-bound kernel of :func:`elementwise_fwd`.
+    The per-expert GEMMs themselves are costed by :func:`layer_gemm_fwd` (the same shapes either way)."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
+    if lk.moe is None or ctx.moe_grouped_gemm:
+        return zero, zero
+    e_local = lk.moe.experts / p.ep
+    rows = tokens * lk.moe.active_experts * p.etp / p.tp
+    b = rows * ctx.arch.hidden * 2.0
+    if ctx.sequential_mlp_slices:
+        fwd, bwd = 3.0 * b, (6.0 * e_local + 4.0) * b
+    else:
+        fwd, bwd = 2.0 * b, 2.0 * b
+    bw = ctx.chip.hbm_bw * ctx.calib.mem_eff
+    return fwd / bw, bwd / bw
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

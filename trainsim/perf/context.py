@@ -91,13 +91,16 @@ class StepContext:
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
-    moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' (perf/comm_ep.py)
+    moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' | 'allgather' (perf/comm_ep.py)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
     moe_token_drop: bool = False            # MoE drop-and-pad to capacity: no host sync (moe_host_sync_time)
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
+    zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
+    moe_grouped_gemm: bool = True           # experts as one grouped GEMM; False: SequentialMLP (perf/compute.py)
+    sequential_mlp_slices: bool = False     # the stack's SequentialMLP slices per expert (Megatron-Core <= 0.8)
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
@@ -141,6 +144,16 @@ class StepContext:
         if not self.fsdp_pp_unsharded:
             return np.zeros(np.shape(p.pp), dtype=bool)
         return (p.pp > 1) & (p.zero >= 2)
+
+    def shard_ranks(self, p: Plans) -> np.ndarray:
+        """Ranks the dense parameters' ZeRO states are sharded over: the dp x cp group (Megatron-Core's distributed
+        optimizer), or a smaller sharding group with the states replicated across the groups (``zero_shard_group``:
+        MiCS partition groups, arXiv 2205.00119 sec. 3; the SageMaker model parallelism library's
+        sharded_data_parallel_degree), gcd(dp x cp, group) when the group does not divide dp x cp."""
+        dpc = p.dp * p.cp
+        if not self.zero_shard_group:
+            return dpc
+        return np.gcd(dpc, self.zero_shard_group)
 
     @property
     def host_link_bw(self) -> float:

@@ -169,7 +169,7 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
     o = ctx.optimizer
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
-    dpc = p.dp * p.cp      # Megatron-Core shards the distributed optimizer over dp x cp
+    dpc = ctx.shard_ranks(p)   # dp x cp (Megatron-Core's distributed optimizer), or a MiCS sharding group
     d_sh, e_sh = dense / dpc, expert / edp
 
     # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape

@@ -10,8 +10,10 @@ each including the communication the schedule cannot hide):
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
 
 Backward = 2 x forward for GEMMs (input and weight gradients), ``attn_bwd_ratio`` x for flash attention, 2 x for
-memory-bound kernels; recomputation adds the recomputed forward parts to the backward (selective: attention
-core and activation functions; full: the whole layer forward, tp collectives included). Overlap of a
+memory-bound kernels (experts run one after another cost their own forward and backward copies:
+:func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the
+backward (selective: attention core and activation functions; full: the whole layer forward, tp collectives
+included). Overlap of a
 communication C with compute W uses one rule everywhere: exposed = C - f min(C, W), f from the calibration.
 
 MFU = model FLOPs (6 x active params incl. head + causal attention, per token; no recompute, no MTP) /
@@ -28,10 +30,11 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
-from .comm_dp import dp_sync_times
+from .comm_dp import dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
-from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time)
+from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time,
+                      sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -112,8 +115,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "tp", "ep", "cp", "cp_dkv", "cp_sync",
-                                    "rec_sel", "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "seq_f", "seq_b", "tp", "ep", "cp",
+                                    "cp_dkv", "cp_sync", "rec_sel", "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -121,6 +124,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["gemm"] += lk.n_layers * g
         out["attn"] += lk.n_layers * at
         out["elem"] += lk.n_layers * el
+        # experts one after another (SequentialMLP): whole-buffer copies, most of them in the backward
+        seq_f, seq_b = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
+        out["seq_f"] += lk.n_layers * seq_f
+        out["seq_b"] += lk.n_layers * seq_b
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
@@ -209,12 +216,13 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide."""
     a, c = ctx.arch, ctx.calib
     gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
+    seq_f, seq_b = share * lc["seq_f"], share * lc["seq_b"]
     tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
     w = 1.0 if with_last else 0.0
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
-    comp_f = gemm + attn + elem
+    comp_f = gemm + attn + elem + seq_f
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
@@ -231,7 +239,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
-    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem
+    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem + seq_b
     last_b = 2.0 * gemm_last + loss_b + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
@@ -255,7 +263,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
-    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, rec=rec, p2p=p2p, host=host,
+    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, seq=seq_f + seq_b, rec=rec,
+                p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
@@ -269,7 +278,7 @@ class SharedCosts:
 
     lc: dict[str, Any]
     inv: np.ndarray
-    states: tuple[Any, ...]  # dense params, expert params, gradient sync s, parameter gather s
+    states: tuple[Any, ...]  # dense params, expert params, gradient sync s, parameter gather s, replica sync s
     inv2: np.ndarray
 
     def rows(self, sl: Any = slice(None)) -> tuple[dict[str, Any], tuple[Any, ...]]:
@@ -286,8 +295,9 @@ def shared_costs(ctx: StepContext, p: Plans, layer_table: Any = None) -> SharedC
     reps2, inv2 = _unique_rows(p, STATE_KEY)
     d_u, e_u = model_state_params(ctx, reps2)
     g_u, a_u = dp_sync_times(ctx, reps2, d_u, e_u)
+    r_u = replica_sync_time(ctx, reps2, d_u) * np.ones_like(g_u)
     lc = layer_table(reps) if layer_table is not None else layer_costs(ctx, reps)
-    return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u), inv2)
+    return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u, r_u), inv2)
 
 
 def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCosts | None = None,
@@ -304,8 +314,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     L = a.n_layers
     # per-layer costs, parameters per chip and their sync depend on few fields: computed once per distinct
     # combination (shared_costs)
-    lc, (dense, expert, grad_t, gather_t) = (shared.rows(rows) if shared is not None else
-                                              shared_costs(ctx, p).rows())
+    lc, (dense, expert, grad_t, gather_t, repl_t) = (shared.rows(rows) if shared is not None else
+                                                      shared_costs(ctx, p).rows())
     # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
     st_last = _stage(ctx, p, lc, l_l / L, True, tokens)
@@ -338,9 +348,12 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
+    # sharding groups smaller than dp x cp (MiCS): the gradient shards all-reduced across the replicas once per
+    # step, behind the last micro-batch's backward as a zero 0-1 gradient sync is
+    dp_exp = dp_exp + exposed(repl_t, win * t_b, c.dp_overlap)
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
-    opt_params = np.where(p.zero >= 1, dense / (p.dp * p.cp), dense) + np.where(p.zero >= 1, expert / edp, expert)
+    opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
@@ -360,7 +373,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     bd = {
         "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last + st["loss"]),   # the loss with its head GEMM
         "attention": m * ((1.0 + c.attn_bwd_ratio) * (attn + mtp_a)),
-        "memory_bound": m * 3.0 * (elem + mtp_e),
+        "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
         "recompute": m * rec,
         "tp_comm": m * 2.0 * tp_exp_f,
         "ep_alltoall": m * (2.0 * ep_exp_f + 3.0 * mtp_comm),

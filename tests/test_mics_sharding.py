@@ -1,0 +1,73 @@
+"""ZeRO sharding groups smaller than the data-parallel group (MiCS, arXiv 2205.00119; the SageMaker model
+parallelism library's sharded_data_parallel_degree; BloombergGPT: 'We shard a model across 128 GPUs, and we have 4
+copies of the model'), against hand derivations written here (training.zero_shard_group)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from trainsim.api import estimate, parse_run
+from trainsim.errors import TrainsimError
+from trainsim.perf.comm_dp import replica_sync_time
+from trainsim.plan_estimate import context, plans_from_spec
+
+BB = "validation/runs/bloomberggpt-50b-512.yaml"
+# BloombergGPT 50B: 12 L h^2 + V h with L 70, h 7680, V 131072 (tied embeddings) = 50,551,848,960, plus the
+# BLOOM-style biases and layer norms (13 h per layer, 4 h outside: under 0.02%)
+N_HAND = 12 * 70 * 7680 ** 2 + 131072 * 7680
+
+
+def _bb(group=128):
+    spec = yaml.safe_load(open(BB).read())
+    if group is None:
+        spec["training"].pop("zero_shard_group", None)
+    else:
+        spec["training"]["zero_shard_group"] = group
+    return spec
+
+
+def _fixed(spec):
+    # the plan the estimate chooses (tp 1, pp 1, zero 3, full recompute, micro-batch 4), fixed
+    spec["plan"].update(tp=1, pp=1, cp=1, zero=3, recompute="full", micro_batch=4, schedule="1f1b")
+    return spec
+
+
+def test_shard_ranks():
+    run = parse_run(_fixed(_bb(128)))
+    ctx = context(run)
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    assert int(ctx.shard_ranks(p)[0]) == 128
+    assert int(context(parse_run(_fixed(_bb(None)))).shard_ranks(p)[0]) == 512     # the whole dp group
+    assert int(context(parse_run(_fixed(_bb(96)))).shard_ranks(p)[0]) == 32        # gcd(512, 96)
+
+
+def test_replica_all_reduce_by_hand():
+    # the fp32 gradient shard of one 128-GPU group, 4 x N / 128 bytes, all-reduced over the 4 copies, which sit on
+    # 4 different p4d nodes (stride 128): 2 (r - 1) / r x shard / (50 Gb/s x coll_eff 0.85) + 2 (r - 1) x 5 us
+    run = parse_run(_fixed(_bb(128)))
+    ctx = context(run)
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    dense = np.array([float(N_HAND)])
+    shard = 4.0 * N_HAND / 128
+    hand = 2 * 3 / 4 * shard / (50e9 / 8 * 0.85) + 2 * 3 * 5e-6
+    assert replica_sync_time(ctx, p, dense)[0] == pytest.approx(hand, rel=1e-9)
+    assert hand == pytest.approx(0.446, abs=0.002)                                  # ~0.45 s once per step
+    # one group over all 512: nothing to all-reduce
+    ctx512 = context(parse_run(_fixed(_bb(None))))
+    assert replica_sync_time(ctx512, p, dense)[0] == 0.0
+
+
+def test_optimizer_states_shard_over_the_group():
+    # fp32 master + Adam moments, 12 bytes per parameter, over 128 ranks instead of 512: 4x the bytes per GPU
+    grp = estimate(parse_run(_fixed(_bb(128)))).to_dict()["memory_breakdown_bytes"]
+    full = estimate(parse_run(_fixed(_bb(None)))).to_dict()["memory_breakdown_bytes"]
+    assert grp["optimizer"] == pytest.approx(4.0 * full["optimizer"], rel=1e-9)
+    assert grp["optimizer"] >= 12.0 * N_HAND / 128
+
+
+def test_zero_shard_group_bad_value_is_one_line():
+    for bad in (0, -128, "many"):
+        with pytest.raises(TrainsimError) as e:
+            parse_run(_bb(bad))
+        assert "zero_shard_group" in str(e.value) and "\n" not in str(e.value)

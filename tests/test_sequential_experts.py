@@ -1,0 +1,135 @@
+"""MoE experts run one after another (Megatron-Core SequentialMLP, no --moe-grouped-gemm): the whole-buffer copies
+of the slicing implementation (Megatron-Core core_r0.6.0-0.8.0) and of the split / concatenate one (core_r0.9.0+),
+against hand derivations written here (perf/compute.py sequential_experts_fwd_bwd)."""
+from __future__ import annotations
+
+from dataclasses import replace as dreplace
+
+import numpy as np
+import pytest
+import yaml
+
+from trainsim.api import estimate, parse_run
+from trainsim.errors import TrainsimError
+from trainsim.perf.compute import sequential_experts_fwd_bwd
+from trainsim.plan_estimate import context, plans_from_spec
+from trainsim.spec import load_run
+
+MIXTRAL = "validation/runs/mindspeed-ascend-mixtral-8x7b-64.yaml"
+
+
+def _mixtral():
+    run = load_run(MIXTRAL)
+    ctx = context(run)
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    lk = next(lk for lk in run.arch.layers if lk.moe is not None)
+    return run, ctx, p, lk
+
+
+def test_mindspeed_2024_runs_slicing_sequential_experts():
+    # the script has no --moe-grouped-gemm; MindSpeed-LLM of Sep 2024 sits on Megatron-Core core_r0.6.0
+    _, ctx, _, _ = _mixtral()
+    assert ctx.moe_grouped_gemm is False
+    assert ctx.sequential_mlp_slices is True
+
+
+def test_slicing_sequential_experts_bytes_by_hand():
+    # Mixtral 8x7B, seq 32768 / cp 2 = 16384 tokens per tp group, top-2, tp = etp = 8, ep 1: every chip's 8 local
+    # experts receive 16384 x 2 x 8 / 8 = 32768 rows of hidden 4096 in BF16: B = 32768 x 4096 x 2 = 268,435,456 B.
+    # Forward: zeros_like + slice copies = 3 B. Backward: 8 CopySlices (2 B + 5 B / 8 each) + 8 slice_backward
+    # (B + 2 B / 8 each) + 7 gradient additions (3 B each) = 16 B + 5 B + 8 B + 2 B + 21 B = 52 B.
+    # Ascend 910B2: 1.6 TB/s HBM x mem_eff 0.8 = 1.28e12 B/s.
+    _, ctx, p, lk = _mixtral()
+    B = 32768 * 4096 * 2
+    assert B == 268_435_456
+    bw = 1.6e12 * 0.8
+    assert ctx.chip.hbm_bw * ctx.calib.mem_eff == pytest.approx(bw)
+    f, b = sequential_experts_fwd_bwd(lk, ctx, p, np.array([16384.0]))
+    assert f[0] == pytest.approx(3 * B / bw)          # 0.629 ms
+    assert b[0] == pytest.approx(52 * B / bw)         # 10.9 ms
+    assert b[0] == pytest.approx(0.0109052, rel=1e-5)
+
+
+def test_split_concat_sequential_experts_and_grouped_gemm():
+    # Megatron-Core core_r0.9.0+: torch.cat of the outputs (read + write, 2 B) and, backward, torch.cat of the split
+    # gradients (2 B); a grouped GEMM pays neither; a dense layer has no experts
+    run, ctx, p, lk = _mixtral()
+    B = 32768 * 4096 * 2
+    bw = 1.6e12 * 0.8
+    f, b = sequential_experts_fwd_bwd(lk, dreplace(ctx, sequential_mlp_slices=False), p, np.array([16384.0]))
+    assert (f[0], b[0]) == (pytest.approx(2 * B / bw), pytest.approx(2 * B / bw))
+    f, b = sequential_experts_fwd_bwd(lk, dreplace(ctx, moe_grouped_gemm=True), p, np.array([16384.0]))
+    assert (f[0], b[0]) == (0.0, 0.0)
+    dense = dreplace(lk, moe=None)
+    assert sequential_experts_fwd_bwd(dense, ctx, p, np.array([16384.0]))[1][0] == 0.0
+
+
+def test_fewer_local_experts_under_expert_parallelism():
+    # ep 2: 4 local experts, the same 32768 rows (tokens x k x etp / tp does not depend on ep): (6 x 4 + 4) B = 28 B
+    _, ctx, p, lk = _mixtral()
+    B = 32768 * 4096 * 2
+    p2 = dreplace(p, ep=np.array([2]))
+    b = sequential_experts_fwd_bwd(lk, ctx, p2, np.array([16384.0]))[1][0]
+    assert b == pytest.approx(28 * B / (1.6e12 * 0.8))
+
+
+def test_step_charges_it_per_layer_and_micro_batch():
+    # the step's memory-bound share grows by (3 + 52) B / bw per MoE layer of the slowest stage per micro-batch:
+    # 32 layers / pp 4 = 8 layers, 128 micro-batches -> 8 x 128 x 55 B / bw = 11.81 s
+    spec = yaml.safe_load(open(MIXTRAL).read())
+    seq = estimate(parse_run(spec))
+    spec["training"]["moe_grouped_gemm"] = True
+    grouped = estimate(parse_run(spec))
+    B = 32768 * 4096 * 2
+    hand = 8 * 128 * 55 * B / (1.6e12 * 0.8)
+    assert hand == pytest.approx(11.81, abs=0.01)
+    assert seq.breakdown["memory_bound"] - grouped.breakdown["memory_bound"] == pytest.approx(hand, rel=1e-6)
+    assert seq.step_time_s > grouped.step_time_s + hand        # the bubble grows with the stage time too
+
+
+def test_moe_grouped_gemm_bad_value_is_one_line():
+    spec = yaml.safe_load(open(MIXTRAL).read())
+    spec["training"]["moe_grouped_gemm"] = "sometimes"
+    with pytest.raises(TrainsimError) as e:
+        parse_run(spec)
+    assert "moe_grouped_gemm" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_allgather_dispatcher_gathers_each_token_once():
+    # Megatron-Core core_r0.6.0 MoEAllGatherTokenDispatcher (the default of MindSpeed-LLM 2024): each chip's
+    # 16384 / 8 = 2048 sequence-parallel tokens are all-gathered over the tp x ep = 8 ranks of one HCCS domain
+    # (a 8 x 2048 x 4096 x 2 = 134,217,728 B buffer) and the combined outputs reduce-scattered back, one copy per
+    # token: ring time (n - 1) / n x S / (196 GB/s x coll_eff 0.80) + (n - 1) x 2 us, twice per forward
+    from trainsim.perf.comm_ep import ep_alltoall_fwd, etp_comm_fwd
+
+    _, ctx, p, lk = _mixtral()
+    assert ctx.moe_dispatcher == "allgather"
+    S = 8 * 2048 * 4096 * 2
+    assert S == 134_217_728
+    one = 7 / 8 * S / (196e9 * 0.80) + 7 * 2e-6
+    tok = np.array([16384.0])
+    assert etp_comm_fwd(lk, ctx, p, tok)[0] == pytest.approx(2 * one, rel=1e-9)     # 1.526 ms
+    assert ep_alltoall_fwd(lk, ctx, p, tok)[0] == 0.0
+    # Megatron-Core's alltoall dispatcher with expert-TP gathers the top-2 copies: twice the bytes
+    a2a = etp_comm_fwd(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0]
+    assert a2a == pytest.approx(2 * (7 / 8 * 2 * S / (196e9 * 0.80) + 7 * 2e-6), rel=1e-9)
+
+
+def test_allgather_dispatcher_bad_value_is_one_line():
+    spec = yaml.safe_load(open(MIXTRAL).read())
+    spec["training"]["moe_dispatcher"] = "all_gather"
+    with pytest.raises(TrainsimError) as e:
+        parse_run(spec)
+    assert "moe_dispatcher" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_allgather_dispatcher_permutes_the_gathered_tokens():
+    # every chip sorts the top-2 copies of all 16384 gathered tokens for its expert shards: 32768 copies, not the
+    # 4096 of its 2048 sequence-parallel tokens; permute + unpermute 8 x 4096 bytes per copy: the extra is
+    # 8 x 4096 x 2 x (8 - 1) x 16384 / 8 = 939,524,096 B per layer forward; other dispatchers: none
+    from trainsim.perf.compute import allgather_permute_extra_bytes
+
+    _, ctx, p, lk = _mixtral()
+    tok = np.array([16384.0])
+    assert allgather_permute_extra_bytes(lk, ctx, p, tok)[0] == pytest.approx(939_524_096)
+    assert allgather_permute_extra_bytes(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0] == 0.0
