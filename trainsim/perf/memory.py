@@ -113,18 +113,25 @@ def _per_layer_params(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
 
 
 def _extras(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
-    """(embedding, last-stage dense, last-stage expert) parameters on one chip: input embedding; output head
-    + MTP modules."""
+    """(embedding, last-stage dense, last-stage expert) parameters on one chip: input embedding; final norm,
+    output head and MTP modules.
+
+    Tied embeddings: one pipeline stage holds one vocab x hidden matrix, used as embedding and output head; with
+    pp > 1 the last stage keeps its own copy of it as the output layer, its gradient all-reduced with the first
+    stage's (Megatron-Core ``LanguageModule.setup_embeddings_and_output_layer`` / ``shared_embedding_or_output_weight``,
+    megatron/core/models/common/language_module/language_module.py), so the head counts there."""
     a = ctx.arch
     emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
     head = a.vocab * a.hidden / p.tp
+    if a.tied_embeddings:
+        head = np.where(p.pp == 1, 0.0, head)
     mtp_d: Num = 0.0
     mtp_e: Num = 0.0
     for lk in a.mtp:
         d, e = params_per_chip(lk, p)
         mtp_d = mtp_d + d * lk.n_layers
         mtp_e = mtp_e + e * lk.n_layers
-    return emb, head + mtp_d + a.mtp_extra_params / p.tp, mtp_e
+    return emb, head + a.final_params + mtp_d + a.mtp_extra_params / p.tp, mtp_e
 
 
 def rank_state_params(ctx: StepContext, p: Plans) -> tuple[Any, Any, Any]:
