@@ -51,6 +51,12 @@ def profile(fw: str, field: str = "--framework") -> dict:
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated")
 
 
+def even_vpp(fw: str) -> bool:
+    """Whether stack ``fw`` builds interleaved pipeline stages only from an even split of the layers (its profile's
+    ``vpp_divides_stage_layers``, with its source; :func:`trainsim.parallel.validity.even_vpp_ok`)."""
+    return bool(profile(fw).get("vpp_divides_stage_layers", False))
+
+
 def stack_flags(fw: str) -> dict[str, bool]:
     """Each of :data:`STACK_FLAGS` for framework ``fw``: as its profile states it, else False (Megatron-Core's
     behaviour)."""
