@@ -121,19 +121,22 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
-RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall",
+RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sync_overlap": True,
+                    "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False}
 
 
 def runtime_settings(training, fw: str) -> dict:
-    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher``, ``cuda_graphs``, ``moe_token_drop``,
+    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
+    ``moe_token_drop``,
     ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel), ``elementwise_kernels`` and
     ``moe_fake_balanced_gate`` of a run: as its spec states them, else its stack's default (the profile's
     ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none, dropless, off, unfused,
     Transformer Engine's fused attention: the chip's native flash kernel; fused norm / activation / rotary kernels;
-    a learned router)."""
+    a learned router; the gradient sync overlapping the backward, the engine's standing assumption: bucketed DDP, as
+    torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes set)."""
     return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
 
 

@@ -337,9 +337,12 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     once = ctx.pp_defers_sync(p)
     # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
     win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
+    # a stack that reduces the gradients only after the whole forward-backward (Megatron-LM's 'local' DDP,
+    # ctx.grad_sync_overlap False) hides none of the zero 0-1 gradient sync
+    g_ov = c.dp_overlap if ctx.grad_sync_overlap else 0.0
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
-                       exposed(grad_t, win * t_b, c.dp_overlap))
+                       exposed(grad_t, win * t_b, g_ov))
               + exposed(gather_t, win * t_f, c.dp_overlap))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
