@@ -104,6 +104,7 @@ class StepContext:
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
     cp_torch_ring: bool = False             # PyTorch experimental CP (perf/comm_cp.py torch_ring_exposed)
     cp_kv_repeated: bool = False            # the stack repeats K/V to the query heads before SDPA (comm_cp.ring_heads)
+    mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
 
     @property
     def chip(self) -> Chip:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
-from .comm_dp import dp_sync_times
+from .comm_dp import ddp_overlap, dp_sync_times
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time)
@@ -337,13 +337,14 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     once = ctx.pp_defers_sync(p)
     # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
     win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
-    # a stack that reduces the gradients only after the whole forward-backward (Megatron-LM's 'local' DDP,
-    # ctx.grad_sync_overlap False) hides none of the zero 0-1 gradient sync
-    g_ov = c.dp_overlap if ctx.grad_sync_overlap else 0.0
+    # zero 0-1: the DDP's buckets hide all but the last (comm_dp.ddp_overlap); a stack that reduces the gradients only
+    # after the whole forward-backward (Megatron-LM's 'local' DDP, ctx.grad_sync_overlap False) hides none of them
+    b_ov = ddp_overlap(ctx, p, dense + expert)
+    g_ov = b_ov if ctx.grad_sync_overlap else 0.0
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
                        exposed(grad_t, win * t_b, g_ov))
-              + exposed(gather_t, win * t_f, c.dp_overlap))
+              + exposed(gather_t, win * t_f, b_ov))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
