@@ -49,7 +49,13 @@ def profile(fw: str, field: str = "--framework") -> dict:
 #: a profile's yes/no statements about how its stack behaves (each with its ``<flag>_source`` in
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated",
-               "sequential_mlp_slices")
+               "sequential_mlp_slices", "mcore_ddp_buckets")
+
+
+def even_vpp(fw: str) -> bool:
+    """Whether stack ``fw`` builds interleaved pipeline stages only from an even split of the layers (its profile's
+    ``vpp_divides_stage_layers``, with its source; :func:`trainsim.parallel.validity.even_vpp_ok`)."""
+    return bool(profile(fw).get("vpp_divides_stage_layers", False))
 
 
 def stack_flags(fw: str) -> dict[str, bool]:
@@ -116,22 +122,26 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
-RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "moe_dispatcher": "alltoall",
+RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sync_overlap": True,
+                    "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True}
 
 
 def runtime_settings(training, fw: str) -> dict:
-    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``moe_dispatcher``, ``cuda_graphs``, ``moe_token_drop``,
+    """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
+    ``moe_token_drop``,
     ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel), ``elementwise_kernels`` and
     ``moe_fake_balanced_gate`` and ``moe_grouped_gemm`` of a run: as its spec states them, else its stack's default
     (the profile's ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none, dropless, off,
     unfused, Transformer Engine's fused attention: the chip's native flash kernel; fused norm / activation / rotary
-    kernels; a learned router). One exception: ``moe_grouped_gemm`` falls back to the grouped GEMM although
-    Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes of the stacks trainsim
-    models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack whose runs leave it off
-    says so in its profile's ``defaults`` (mindspeed-2024)."""
+    kernels; a learned router). Two exceptions: the gradient sync overlaps the backward, the engine's standing
+    assumption (bucketed DDP, as torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes
+    set); ``moe_grouped_gemm`` falls back to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is
+    off by default, because the MoE recipes of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE
+    recipes ``moe_grouped_gemm=True``); a stack whose runs leave it off says so in its profile's ``defaults``
+    (mindspeed-2024)."""
     return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
 
 

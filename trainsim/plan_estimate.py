@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import framework_of, optimizer_precisions, restrict_plan, runtime_settings, stack_flags
+from .frameworks import even_vpp, framework_of, optimizer_precisions, restrict_plan, runtime_settings, stack_flags
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -231,7 +231,8 @@ def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> E
     restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
-    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all)
+    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
+                 even_vpp=even_vpp(framework_of(run)))
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

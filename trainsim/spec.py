@@ -60,6 +60,10 @@ class TrainingSpec(BaseModel):
     # (Megatron-Bridge moe_a2a_overlap: the expert all-to-all of one micro-batch hidden behind another's compute)
     tp_comm_overlap: bool | None = None
     moe_a2a_overlap: bool | None = None
+    # data-parallel gradient sync overlapping the backward: true for bucketed DDP (torch DDP, Megatron-Core
+    # --overlap-grad-reduce); false where the gradients are reduced after the whole forward-backward (Megatron-LM's
+    # 'local' DDP, 2019-2022: megatron/training.py train_step). Unset: the software stack's default.
+    grad_sync_overlap: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
     # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or

@@ -31,7 +31,7 @@ POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: the rules of :func:`trainsim.parallel.validity.check` that read each expanded field (micro-batch: the batch
 #: unit, interleaved and DualPipe micro-batch counts; schedule and vpp: layers per stage, vpp/schedule pairing,
 #: interleaved batch, pipeline schedules, DualPipe; experts: ep, ep x etp, etp, node_limit)
-RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11}, "ep_etp_nl": {4, 5, 6, 12}}
+RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15}, "ep_etp_nl": {4, 5, 6, 12}}
 
 
 def _divisors(n: int) -> list[int]:
@@ -67,9 +67,13 @@ def search_space() -> dict[str, Any]:
     return sourced_values(doc, "search limit", "search_space.yaml")
 
 
-def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any) -> dict[str, Any]:
+def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any,
+                     even_vpp: bool = False, pps: list[int] | None = None) -> dict[str, Any]:
     """Candidate values per field (powers of two where frameworks use them; divisors for pp), within the limits of
-    :func:`search_space`."""
+    :func:`search_space`. ``even_vpp`` (a stack that splits layers evenly, :func:`~trainsim.parallel.validity.
+    even_vpp_ok`): vpp also takes every divisor of the layers per stage of every pp candidate, the values
+    ``--num-layers-per-virtual-pipeline-stage`` N = 1, 2, ... gives (vpp = layers per stage / N). ``pps``: the pp
+    candidates, when the caller has them (the divisors of the chip counts a plan may use)."""
     L = arch.n_layers
     lim = search_space()
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
@@ -80,12 +84,14 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
     cand = {
         "tp": f("tp") or [v for v in POW2 if v <= lim["tp_max"] and chips % v == 0],
         "cp": f("cp") or [v for v in POW2 if v <= lim["cp_max"] and seq_len % (2 * v) == 0 or v == 1],
-        "pp": f("pp") or [d for d in _divisors(chips) if d <= L and d <= lim["pp_max"]],
+        "pp": f("pp") or pps or [d for d in _divisors(chips) if d <= L and d <= lim["pp_max"]],
         "mb": f("micro_batch") or [v for v in POW2 if v <= lim["micro_batch_max"]],
         "zero": f("zero") if f("zero") is not None else [0, 1, 2, 3],
         "recompute": [RECOMPUTE.index(r) for r in f("recompute")] if f("recompute") else [0, 1, 2],
     }
     vpps = f("vpp") or list(lim["vpp"])
+    if even_vpp and not f("vpp"):
+        vpps = sorted(set(vpps) | {d for pp in cand["pp"] if L % pp == 0 for d in _divisors(L // pp) if d > 1})
     scheds = [code(x) for x in f("schedule")] if f("schedule") else list(range(len(SCHEDULES)))
     sv = [(s, v) for s in scheds for v in vpps if bool(virtual_stages(s)) == (v > 1)]
     cand["sched_vpp"] = sv or [(scheds[0], vpps[0])]
@@ -108,7 +114,8 @@ def _neutral(cols: Cols) -> Plans:
 
 
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
-                    batch_tol: float = 0.0, domain: int = 1, use_all: bool = True) -> tuple["Space", Counter[int]]:
+                    batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
+                    even_vpp: bool = False) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -118,7 +125,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
     :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
-                            use_all=use_all)
+                            use_all=use_all, even_vpp=even_vpp)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -127,14 +134,15 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
 
 
 def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
-                      batch_tol: float = 0.0, domain: int = 1, use_all: bool = True) -> "Parents":
+                      batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
+                      even_vpp: bool = False) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
-    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed)
     counts = chip_counts(chips, domain, use_all)
+    pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
-        cand["pp"] = pps
+    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps)
     rejected: Counter[int] = Counter()
     later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
         len(cand["recompute"])
@@ -144,7 +152,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
         return _drop(cols, code, mult, rejected)
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
-        return check(_neutral(cols), *args, only)
+        return check(_neutral(cols), *args, only, even_vpp=even_vpp)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
@@ -279,7 +287,7 @@ class Space:
 
 
 def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int,
-                    fixed: Any = None) -> tuple[Plans, Counter[int]]:
+                    fixed: Any = None, even_vpp: bool = False) -> tuple[Plans, Counter[int]]:
     """All valid plans that use every chip and exactly the batch (Megatron's rules), with rejections by reason."""
-    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed)
+    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed, even_vpp=even_vpp)
     return space.plans(), rejected

@@ -39,18 +39,22 @@ REASONS = {
     12: ("node_limit", "node_limit needs ep > 1"),
     13: ("tp", "tp must divide the vocabulary size and the hidden size"),
     14: ("pp", f"pipeline schedules need pp > 1 for {' and '.join(names_where('needs_pp'))}"),
+    15: ("vpp", "this software stack splits the layers evenly: pp must divide the layers and vpp the layers per "
+                "pipeline stage (Megatron's --num-layers-per-virtual-pipeline-stage)"),
 }
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
-          use_all: bool = False, only: Collection[int] | None = None) -> np.ndarray:
+          use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
     interleaved) divides, valid within ``batch_tol`` (:mod:`trainsim.parallel.batch`). A plan may use fewer chips
     than ``chips`` (idle) unless ``use_all``. Fields a caller has not expanded yet may hold their most permissive
     values (ep = etp = vpp = micro_batch = 1, 1F1B), so the enumerator applies these rules stage by stage;
-    ``only`` (a set of codes) checks just those rules, for rows known to pass the others."""
+    ``only`` (a set of codes) checks just those rules, for rows known to pass the others. ``even_vpp``: the run's
+    software stack builds interleaved stages only from an even split (the profile's ``vpp_divides_stage_layers``,
+    :func:`even_vpp_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -111,7 +115,23 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
     if want(12):
         rule((p.node_limit > 0) & (p.ep < 2), 12)
+    if even_vpp and want(15):
+        rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
     return code
+
+
+def even_vpp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
+    """Whether an interleaved plan (vpp > 1) splits ``layers`` evenly: pp divides the layers and vpp the layers per
+    pipeline stage; plans without virtual stages pass. Megatron-LM sets vpp = (layers / pp) / N from
+    ``--num-layers-per-virtual-pipeline-stage N`` and builds (layers / pp) / vpp layers per model chunk
+    (NVIDIA/Megatron-LM v2.5 megatron/arguments.py and megatron/model/transformer.py ``_get_num_layers``, 2021);
+    Megatron-Core asserts both divisions (megatron/training/arguments.py at core_r0.8.0 through core_r0.11.0:
+    'number of layers should be divisible by the pipeline parallel size', 'number of layers per pipeline stage
+    must be divisible number of layers per virtual pipeline stage')."""
+    pp = np.maximum(np.asarray(pp), 1)
+    v = np.maximum(np.asarray(vpp), 1)
+    per_stage = layers // pp
+    return (v <= 1) | (((layers % pp) == 0) & ((per_stage % v) == 0))
 
 
 def reason(code: int) -> str:

@@ -25,6 +25,29 @@ from .arrays import Num
 from ..parallel.plan import Plans
 
 
+#: Megatron-Core DDP's default bucket: max(MCORE_BUCKET_MIN_PARAMS, MCORE_BUCKET_PARAMS_PER_DP_RANK x dp) parameters
+MCORE_BUCKET_MIN_PARAMS = 40_000_000
+MCORE_BUCKET_PARAMS_PER_DP_RANK = 1_000_000
+
+
+def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
+    """Fraction of the zero 0-1 gradient reduce (and parameter gather) that can hide behind the backward (forward)
+    of a rank holding ``params`` parameters, for :func:`trainsim.perf.collectives.exposed`.
+
+    Megatron-Core's DistributedDataParallel (the stack's ``mcore_ddp_buckets``) cuts the gradient buffer into buckets
+    of B = max(40,000,000, 1,000,000 x dp) parameters when no --ddp-bucket-size is given
+    (megatron/core/distributed/distributed_data_parallel.py at core_r0.8.0 and at d98e8a6); with
+    --overlap-grad-reduce each bucket's reduce-scatter starts when its last gradient is ready, behind the rest of the
+    backward, so only the last bucket's share waits after it: f = 1 - min(1, B / params) (with
+    --overlap-param-gather the first bucket's gather, by symmetry). Other stacks: ``dp_overlap``
+    (perf/data/constants.yaml)."""
+    if not ctx.mcore_ddp_buckets:
+        return ctx.calib.dp_overlap + 0.0 * np.asarray(params, dtype=np.float64)
+    dp = (p.dp * p.cp).astype(np.float64)
+    bucket = np.maximum(float(MCORE_BUCKET_MIN_PARAMS), MCORE_BUCKET_PARAMS_PER_DP_RANK * dp)
+    return 1.0 - np.minimum(1.0, bucket / np.maximum(np.asarray(params, dtype=np.float64), 1.0))
+
+
 def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> tuple[Num, Num]:
     """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
     c, sysm = ctx.calib, ctx.system

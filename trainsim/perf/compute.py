@@ -5,7 +5,8 @@
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
-  ``attn_eff`` of the BF16 peak; backward takes ``attn_bwd_ratio`` times the forward.
+  ``attn_eff`` of the BF16 peak; backward (:func:`attention_bwd`) takes ``attn_bwd_ratio`` times the forward
+  (flash), or twice the score GEMMs and the score tensors' backward bytes (unfused).
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
   FP8 casts) by bytes moved over HBM bandwidth: :func:`elementwise_bytes_per_token`.
 
@@ -137,13 +138,40 @@ def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     return logits * f_b / bw, logits * b_b / bw
 
 
-def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int) -> float:
-    """HBM bytes per token of an unfused attention forward (scores materialised, Megatron-LM before flash
-    attention): per head and key, write the BF16 score (2), fused scale-mask-softmax read + write (4), dropout
-    read + write + 1-byte mask (5), read by the AV batched GEMM (2) = 13 bytes over the full s x s matrix
-    (the causal mask is applied after computing every score; Korthikanti et al. 2022 sec. 4.1 counts the same
-    tensors: 5 a s^2 b bytes of stored activations)."""
-    return sum(13.0 * c.heads * seq_len for c in lk.attention if c.kind != "linear")
+#: HBM bytes per head, query and key of the unfused attention core's score tensors, (forward, backward); derivations
+#: in :func:`unfused_score_bytes_per_token`
+UNFUSED_SCORE_BYTES = (13.0, 19.0)
+
+
+def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = False) -> float:
+    """HBM bytes per token of an unfused attention core's s x s score tensors (scores materialised, Megatron-LM
+    before flash attention: megatron/model/transformer.py ``CoreAttention``, ``torch.baddbmm`` for Q K^T, the fused
+    ``scale_mask_softmax``, ``attention_dropout``, ``torch.bmm`` with V), per head and key, in BF16 / FP16:
+
+    * forward: write the score (2), fused scale-mask-softmax read + write (4), dropout read + write + 1-byte mask
+      (5), read by the AV batched GEMM (2) = 13 (Korthikanti et al. 2022 sec. 4.1 counts the same tensors: 5 a s^2 b
+      bytes of stored activations);
+    * backward (autograd through the same ops): the AV GEMM's input gradient dP = dO V^T written (2) and the saved
+      dropout output read for dV = P^T dO (2); dropout backward reads dP and the mask and writes (2 + 1 + 2 = 5);
+      the fused softmax backward reads its output gradient and the saved softmax output and writes the score
+      gradient (6); the Q K^T GEMM's two input gradients dQ = dS K, dK = dS^T Q each read dS (4) = 19.
+
+    Both over the full s x s matrix (the causal mask is applied after computing every score). Returns
+    ``UNFUSED_SCORE_BYTES`` x heads x seq_len, summed over the layer's softmax attention cores.
+    """
+    per = UNFUSED_SCORE_BYTES[1 if backward else 0]
+    return sum(per * c.heads * seq_len for c in lk.attention if c.kind != "linear")
+
+
+def _unfused_attention(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, backward: bool) -> Num:
+    """Unfused attention core of one layer (heads split over tp): the full s x s Q K^T and A V batched GEMMs (twice
+    the causal FLOPs; the backward runs two GEMMs per forward one, input and weight-like gradients: 2 x) at
+    ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM."""
+    fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+    full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0) * (2.0 if backward else 1.0)
+    by = unfused_score_bytes_per_token(lk, ctx.seq_len, backward) * tokens / p.tp
+    return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
+            + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
 
 
 def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -154,15 +182,10 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     blocks partly idle), per attention core: a full core sees L = seq_len / cp; a sliding-window or top-k
     (``sparse``) core, whose queries each attend ``mean_context`` keys (:func:`trainsim.model.counts.mean_context`),
     sees what a causal block of twice that many keys sees (a causal query attends half its block on average):
-    L = min(2 x mean context, seq_len / cp). unfused: the full s x s QK^T and AV as batched GEMMs (twice the
-    causal FLOPs) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM.
+    L = min(2 x mean context, seq_len / cp). unfused: :func:`_unfused_attention`.
     """
     if ctx.attention_kernel == "unfused":
-        fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
-        full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0)
-        by = unfused_score_bytes_per_token(lk, ctx.seq_len) * tokens / p.tp
-        return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
-                + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
+        return _unfused_attention(lk, ctx, p, tokens, backward=False)
     block = ctx.seq_len / p.cp
     rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
     t: Num = 0.0
@@ -173,6 +196,16 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
             keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
         t = t + fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
     return t
+
+
+def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Attention-core backward of one layer. flash: ``attn_bwd_ratio`` x :func:`attention_fwd` (FlashAttention-2,
+    Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the forward's 2). unfused:
+    the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
+    (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`)."""
+    if ctx.attention_kernel == "unfused":
+        return _unfused_attention(lk, ctx, p, tokens, backward=True)
+    return ctx.calib.attn_bwd_ratio * attention_fwd(lk, ctx, p, tokens)
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:

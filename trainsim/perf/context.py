@@ -91,6 +91,7 @@ class StepContext:
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches
+    grad_sync_overlap: bool = True          # DP gradient sync overlaps the backward (False: after it, perf/step.py)
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' | 'allgather' (perf/comm_ep.py)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)
     moe_token_drop: bool = False            # MoE drop-and-pad to capacity: no host sync (moe_host_sync_time)
@@ -106,6 +107,7 @@ class StepContext:
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
     cp_torch_ring: bool = False             # PyTorch experimental CP (perf/comm_cp.py torch_ring_exposed)
     cp_kv_repeated: bool = False            # the stack repeats K/V to the query heads before SDPA (comm_cp.ring_heads)
+    mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
 
     @property
     def chip(self) -> Chip:

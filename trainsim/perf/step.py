@@ -9,7 +9,8 @@ each including the communication the schedule cannot hide):
 (calls: the pipeline schedule's calls per step, each with its own fill and drain; parallel/schedules.py
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
 
-Backward = 2 x forward for GEMMs (input and weight gradients), ``attn_bwd_ratio`` x for flash attention, 2 x for
+Backward = 2 x forward for GEMMs (input and weight gradients), the attention core's own backward
+(:func:`trainsim.perf.compute.attention_bwd`: ``attn_bwd_ratio`` x for flash attention), 2 x for
 memory-bound kernels (experts run one after another cost their own forward and backward copies:
 :func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the
 backward (selective: attention core and activation functions; full: the whole layer forward, tp collectives
@@ -30,10 +31,10 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
-from .comm_dp import dp_sync_times, replica_sync_time
+from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
-from .compute import (attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time,
+from .compute import (attention_bwd, attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time,
                       sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import StepContext
@@ -115,14 +116,16 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "elem", "seq_f", "seq_b", "tp", "ep", "cp",
-                                    "cp_dkv", "cp_sync", "rec_sel", "mtp_g", "mtp_a", "mtp_e", "mtp_comm")}
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
+                                    "cp", "cp_dkv", "cp_sync", "rec_sel", "mtp_g", "mtp_a", "mtp_a_b", "mtp_e",
+                                    "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
         el = elementwise_fwd(lk, ctx, p, tokens)
         out["gemm"] += lk.n_layers * g
         out["attn"] += lk.n_layers * at
+        out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["elem"] += lk.n_layers * el
         # experts one after another (SequentialMLP): whole-buffer copies, most of them in the backward
         seq_f, seq_b = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
@@ -145,6 +148,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     for lk in a.mtp:
         out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
+        out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
         out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
                                           + etp_comm_fwd(lk, ctx, p, tokens))
@@ -217,11 +221,13 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     a, c = ctx.arch, ctx.calib
     gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
     seq_f, seq_b = share * lc["seq_f"], share * lc["seq_b"]
+    attn_b = share * lc["attn_b"]
     tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
     w = 1.0 if with_last else 0.0
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
+    mtp_a_b = w * lc["mtp_a_b"]
     comp_f = gemm + attn + elem + seq_f
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
@@ -232,15 +238,15 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     cp_sync = share * lc["cp_sync"]
     cp_ov = cp_overlap_for(ctx)
     if ctx.cp_torch_ring:   # PyTorch's experimental CP: only the first sub-SDPA hides the K/V all-gather
-        cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, c.attn_bwd_ratio * attn, p.cp,
+        cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, attn_b, p.cp,
                                                 cp_ov)
         cp_exp_f, cp_exp_b = cp_exp_f + cp_sync, cp_exp_b + 2.0 * cp_sync
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
-        cp_exp_b = exposed(2.0 * cp_f, c.attn_bwd_ratio * attn, cp_ov) + 2.0 * cp_sync
+        cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
-    comp_b = 2.0 * gemm + c.attn_bwd_ratio * attn + 2.0 * elem + seq_b
-    last_b = 2.0 * gemm_last + loss_b + c.attn_bwd_ratio * mtp_a + 2.0 * mtp_e + 2.0 * mtp_comm
+    comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
+    last_b = 2.0 * gemm_last + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -263,10 +269,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
-    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn, elem=elem, seq=seq_f + seq_b, rec=rec,
-                p2p=p2p, host=host,
+    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
+                rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
-                gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a, mtp_e=mtp_e, mtp_comm=mtp_comm)
+                gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
 @dataclass
@@ -341,10 +347,14 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     once = ctx.pp_defers_sync(p)
     # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
     win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
+    # zero 0-1: the DDP's buckets hide all but the last (comm_dp.ddp_overlap); a stack that reduces the gradients only
+    # after the whole forward-backward (Megatron-LM's 'local' DDP, ctx.grad_sync_overlap False) hides none of them
+    b_ov = ddp_overlap(ctx, p, dense + expert)
+    g_ov = b_ov if ctx.grad_sync_overlap else 0.0
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
-                       exposed(grad_t, win * t_b, c.dp_overlap))
-              + exposed(gather_t, win * t_f, c.dp_overlap))
+                       exposed(grad_t, win * t_b, g_ov))
+              + exposed(gather_t, win * t_f, b_ov))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
@@ -372,7 +382,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # breakdown: every part of `step`, in seconds
     bd = {
         "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last + st["loss"]),   # the loss with its head GEMM
-        "attention": m * ((1.0 + c.attn_bwd_ratio) * (attn + mtp_a)),
+        "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
         "recompute": m * rec,
         "tp_comm": m * 2.0 * tp_exp_f,

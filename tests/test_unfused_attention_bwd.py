@@ -1,0 +1,68 @@
+"""The backward of an unfused attention core (Megatron-LM before FlashAttention) is its own, not FlashAttention's.
+
+Hand derivation, per token and layer, for a GPT layer with hidden h = 2048, a = 16 heads, sequence s = 2048
+(megatron/model/transformer.py CoreAttention, 2021: baddbmm Q K^T, fused scale-mask-softmax, dropout, bmm with V):
+
+* forward GEMMs over the full s x s matrix: Q K^T 2 s h + A V 2 s h = 4 s h = 16,777,216 FLOP; the backward runs
+  two GEMMs per forward one (dQ, dK; dP, dV): 8 s h = 33,554,432 FLOP (no score recomputation: P is stored);
+* score bytes per head and key: forward 2 (write S) + 4 (softmax) + 5 (dropout, 1-byte mask) + 2 (read by A V)
+  = 13; backward 2 (write dP) + 2 (read P for dV) + 5 (dropout backward) + 6 (softmax backward) + 4 (dS read by
+  dQ and dK) = 19; x a s = 16 x 2048 -> 425,984 and 622,592 bytes.
+
+Time = tokens x (FLOP / (peak x gemm_eff) + bytes / (HBM bandwidth x mem_eff)). FlashAttention keeps its ratio
+(``attn_bwd_ratio`` 2.5, FlashAttention-2 sec. 3.1.2).
+"""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.perf.compute import attention_bwd, attention_fwd, unfused_score_bytes_per_token
+from trainsim.plan_estimate import context, plans_from_spec
+from trainsim.spec import parse_run
+
+H, A, S = 2048, 16, 2048
+
+
+def _ctx(attention: str):
+    run = parse_run({"model": {"name": "t", "layers": 2, "hidden": H, "heads": A, "ffn": 4 * H, "ffn_act": "gelu",
+                               "vocab": 51200},
+                     "system": "dgx-a100", "chips": 8, "framework": "megatron-lm-2021",
+                     "training": {"seq_len": S, "global_batch_seqs": 8, "precision": "bf16",
+                                  "attention": attention},
+                     "plan": {"tp": 1, "pp": 1, "cp": 1, "micro_batch": 1, "zero": 0, "recompute": "none"}})
+    return run, context(run), plans_from_spec(run.plan, run.chips, run.arch)
+
+
+def test_unfused_backward_is_two_gemms_and_19_bytes():
+    run, ctx, p = _ctx("unfused")
+    lk = run.arch.layers[0]
+    assert unfused_score_bytes_per_token(lk, S) == 13 * A * S == 425_984
+    assert unfused_score_bytes_per_token(lk, S, backward=True) == 19 * A * S == 622_592
+    rate = ctx.chip.flops("bf16") * ctx.calib.gemm_eff
+    bw = ctx.chip.hbm_bw * ctx.calib.mem_eff
+    tokens = float(S)
+    fwd = tokens * (16_777_216 / rate + 425_984 / bw)
+    bwd = tokens * (33_554_432 / rate + 622_592 / bw)
+    assert float(attention_fwd(lk, ctx, p, tokens)[0]) == pytest.approx(fwd, rel=1e-9)
+    assert float(attention_bwd(lk, ctx, p, tokens)[0]) == pytest.approx(bwd, rel=1e-9)
+    # neither FlashAttention's 2.5 nor the plain GEMM 2: between the GEMMs' 2 and the bytes' 19 / 13
+    ratio = bwd / fwd
+    assert 19 / 13 < ratio < 2.0
+
+
+def test_flash_backward_keeps_its_ratio():
+    run, ctx, p = _ctx("flash")
+    lk = run.arch.layers[0]
+    f = float(attention_fwd(lk, ctx, p, float(S))[0])
+    assert float(attention_bwd(lk, ctx, p, float(S))[0]) == pytest.approx(2.5 * f, rel=1e-12)
+
+
+def test_step_attention_is_forward_plus_backward():
+    """The step's attention line is m x layers x (forward + backward) of one micro-batch (no pipeline)."""
+    from trainsim.plan_estimate import estimate_complete
+    run, ctx, p = _ctx("unfused")
+    est = estimate_complete(run, run.plan)
+    lk = run.arch.layers[0]
+    per_mb = float(attention_fwd(lk, ctx, p, float(S))[0] + attention_bwd(lk, ctx, p, float(S))[0])
+    m = 8 / 8          # 8 sequences over dp 8, micro-batch 1
+    assert est.breakdown["attention"] == pytest.approx(m * 2 * per_mb, rel=1e-9)
