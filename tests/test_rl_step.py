@@ -338,6 +338,64 @@ def test_pipeline_trainer_pads_to_longest_and_splits_optimizer_steps():
         pytest.approx(train_time(a, s, 16, 128, 3201, plan=plan1, pack_tokens=4096).update_s, rel=1e-12)
 
 
+def test_forward_only_by_hand():
+    # a forward-only (log-prob) pass from a training step's breakdown: GEMMs and memory-bound kernels 1/3,
+    # attention 1 / (1 + attn_bwd_ratio), communication 1/2, the MoE host sync in full (it is in the forward);
+    # recompute, DP gradient reduction and optimizer absent; the pipeline bubble at the forward share of the
+    # per-micro-batch work; the fixed per-call overhead kept
+    from trainsim.posttrain.phases import forward_only_s
+
+    bd = {"compute_gemm": 3.0, "attention": 1.5, "memory_bound": 0.6, "recompute": 1.0, "tp_comm": 0.0,
+          "ep_alltoall": 0.8, "cp_comm": 0.0, "pp_p2p": 0.0, "pipeline_bubble": 2.0, "dp_comm": 0.3,
+          "optimizer": 0.1, "moe_host_sync": 0.4, "other": 0.05}
+    # forward work 3.0/3 + 1.5/3 + 0.6/3 + 0.8/2 + 0.4 = 2.5 of 3.0+1.5+0.6+1.0+0.8+0.4 = 7.3 s per-micro-batch work;
+    # bubble 2.0 x 2.5 / 7.3; + 0.05
+    assert forward_only_s(bd, 2.0) == pytest.approx(2.5 + 2.0 * 2.5 / 7.3 + 0.05, rel=1e-12)
+    # a dense step of GEMMs and element-wise kernels only: the old rule, a third of the step
+    assert forward_only_s({"compute_gemm": 6.0, "memory_bound": 3.0}, 2.5) == pytest.approx(3.0, rel=1e-12)
+    # a step that is all host synchronisation: forward-only costs the same
+    assert forward_only_s({"moe_host_sync": 4.0}, 2.5) == pytest.approx(4.0, rel=1e-12)
+    assert forward_only_s({}, 2.5) == 0.0
+
+
+def test_logprob_microbatches_by_hand():
+    # NeMo RL shards the batch over the dp ranks first and packs each shard: 2,048 x 3,203 tokens, dp 32, budget
+    # 16,384 (4 x 4,096): 64 per rank, floor(16384 / 3203) = 5 per bin -> ceil(64 / 5) = 13 per rank, 416 in all
+    from trainsim.posttrain.phases import logprob_microbatches
+
+    assert logprob_microbatches(2048, 32, 3203, 16384) == (16015, 416)
+    # DeepSeek-V3: 512 x 697, dp 16, budget 1,536: 32 per rank, 2 per bin -> 16 per rank, 256 of 1,394 tokens
+    assert logprob_microbatches(512, 16, 697, 1536) == (1394, 256)
+    # uneven shards round up: 10 sequences on 4 ranks -> 3 per rank, 1 per bin -> 12
+    assert logprob_microbatches(10, 4, 100, None) == (100, 12)
+
+
+def test_logprob_budget_changes_only_the_logprob_passes():
+    # a larger log-prob budget packs more samples per forward micro-batch: the MoE host synchronisation (per
+    # micro-batch) is paid fewer times, so the passes get cheaper; the update is untouched; an absent budget is the
+    # training one
+    from trainsim.catalog.load import get_system
+    from trainsim.model.load import resolve_model
+    from trainsim.posttrain.phases import clear_cache, train_time
+
+    clear_cache()
+    a, s = resolve_model("qwen3-30b-a3b"), get_system("dgx-h100")
+    plan = {"tp": 1, "cp": 1, "ep": 8, "pp": 1, "micro_batch": 1, "recompute": "none"}
+    same = train_time(a, s, 32, 512, 3203, extra_forward_passes=2, plan=plan, pack_tokens=4096)
+    explicit = train_time(a, s, 32, 512, 3203, extra_forward_passes=2, plan=plan, pack_tokens=4096,
+                          logprob_pack_tokens=4096)
+    big = train_time(a, s, 32, 512, 3203, extra_forward_passes=2, plan=plan, pack_tokens=4096,
+                     logprob_pack_tokens=16384)
+    assert explicit.forward_s == pytest.approx(same.forward_s, rel=1e-12)
+    assert big.update_s == pytest.approx(same.update_s, rel=1e-12)
+    assert 0.0 < big.forward_s < same.forward_s
+    # no passes: nothing added
+    assert train_time(a, s, 32, 512, 3203, extra_forward_passes=0, plan=plan, pack_tokens=4096).forward_s == 0.0
+    with pytest.raises(Exception):
+        from trainsim.posttrain.spec import StepPart
+        StepPart(prompts=2, prompt_len=10, rollout_len=10, logprob_pack_tokens=0)
+
+
 def _two_level_system():
     from trainsim.catalog.types import Chip, NetLevel, System
 

@@ -43,6 +43,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
+      logprob_pack_tokens: null        # tokens per log-prob micro-batch (NeMo RL logprob_mb_tokens); absent ->
+                                       #   pack_tokens
       pad_multiple: 1                  # each packed sequence padded to a multiple of this (NeMo RL
                                        #   make_sequence_length_divisible_by)
       train_global_batch: null         # sequences per optimizer step (NeMo RL train_global_batch_size); absent ->
@@ -174,6 +176,10 @@ class StepPart(BaseModel):
     #: ``max_total_sequence_length x train_micro_batch_size``); absent: one sequence per micro-batch.
     #: :func:`.phases.packed_sequences`
     pack_tokens: int | None = Field(None, gt=0)
+    #: sequence packing of the log-prob (forward-only) passes: token budget of one micro-batch (NeMo RL
+    #: ``sequence_packing.logprob_mb_tokens`` = ``max_total_sequence_length x logprob_batch_size``,
+    #: examples/configs/grpo_math_1B.yaml tag v0.6.0); absent: ``pack_tokens``. :func:`.phases.train_time`
+    logprob_pack_tokens: int | None = Field(None, gt=0)
     #: each sequence is padded to a multiple of this before packing (NeMo RL ``policy.make_sequence_length_divisible_by``,
     #: ``nemo_rl/models/policy/lm_policy.py`` tag v0.6.0: ``sequence_length_pad_multiple``; default 1 in
     #: ``examples/configs/grpo_math_1B.yaml``, the DTensor TP size)
