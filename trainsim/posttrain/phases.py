@@ -98,13 +98,14 @@ class RolloutTime:
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
-                 hbm_fraction: float = 1.0, continuous: bool = False) -> RolloutTime:
+                 hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
     as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
-    :func:`held_kv_len` per sequence instead of the final length."""
+    :func:`held_kv_len` per sequence instead of the final length. ``max_seqs``: the server's limit on running
+    sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent: none besides the KV cache."""
     def compute():
         s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
@@ -116,6 +117,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         else:
             kw = {"max_chips": max_inst}
         ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
+                         max_batch_per_instance=float(max_seqs) if max_seqs else None,
                          memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
@@ -130,7 +132,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         kv_seq = float(ev.memory["kv_cache"][i]) / batch
         cap = kv_batch_cap(system.chip.hbm_bytes * hbm_fraction, float(ev.memory["weights"][i]),
                            float(ev.memory["buffers"][i]), kv_seq)
-        b_star = min(want, cap)
+        b_star = server_batch(want, cap, max_seqs)
         if b_star > batch * (1 + 1e-6):
             evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
                               fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
@@ -153,12 +155,31 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction, continuous), compute)
+             hbm_fraction, continuous, max_seqs), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def server_batch(want: float, kv_cap: float, max_seqs: int | None = None) -> float:
+    """Sequences one rollout server runs at once: those it is given, at most what its KV pool holds
+    (:func:`kv_batch_cap`) and at most its scheduler's ``max_num_seqs`` (vLLM v1 ``Scheduler.schedule`` admits a
+    waiting request only while ``len(self.running) < max_num_seqs``).
+
+    The limit is the stack's default where a recipe leaves it out. vLLM v0.17.1 (NeMo RL v0.6.0's pin) fills an
+    unset ``max_num_seqs`` from ``EngineArgs.get_batch_defaults`` by usage context: ``LLM(...)`` declares
+    ``UsageContext.LLM_CLASS`` (1,024 on GPUs of 70 GiB or more other than A100, else 256), but
+    ``AsyncLLM.from_engine_args`` defaults to ``UsageContext.ENGINE_CONTEXT``, which is not in that table, so it
+    falls through to ``SchedulerConfig.DEFAULT_MAX_NUM_SEQS`` = 128 (vllm-project/vllm pull request 37393,
+    2026-03-18: "silently fell through to SchedulerConfig.DEFAULT_MAX_NUM_SEQS=128"; NVIDIA-NeMo/RL pull request
+    4221: "The async generation worker takes the ENGINE_CONTEXT path"). NeMo RL v0.6.0 builds its
+    ``async_engine: true`` workers with ``AsyncLLM.from_engine_args(AsyncEngineArgs(**llm_kwargs))`` and no
+    usage context (``nemo_rl/models/generation/vllm/vllm_worker_async.py``), its synchronous ones with ``LLM``.
+    Example: 256 samples per server, KV room for 300, AsyncLLM default -> 128."""
+    b = min(float(want), float(kv_cap))
+    return min(b, float(max_seqs)) if max_seqs else b
 
 
 def held_kv_len(prompt_len: float, rollout_len: float, continuous: bool) -> float:

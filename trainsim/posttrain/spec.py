@@ -23,6 +23,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
       rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
       rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      rollout_max_seqs: null           # sequences a rollout server runs at once (vLLM max_num_seqs); absent -> KV cap
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys); absent -> searched
@@ -120,6 +121,9 @@ class StudentPart(BaseModel):
     rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    #: sequences one rollout server runs at once (vLLM ``max_num_seqs``); absent: no limit besides the KV cache.
+    #: :func:`.phases.rollout_time`
+    rollout_max_seqs: int | None = Field(None, gt=0)
     train_plan: dict[str, Any] | None = None
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`

@@ -123,7 +123,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
-                         pt.student.rollout_memory_fraction, continuous=st.mode == "async")
+                         pt.student.rollout_memory_fraction, continuous=st.mode == "async",
+                         max_seqs=pt.student.rollout_max_seqs)
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
