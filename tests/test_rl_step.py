@@ -47,8 +47,9 @@ _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, v
                    "max_num_seqs is 128), so each of the 8 servers takes its 256 samples in two batches and the "
                    "predicted generation (200 s) alone exceeds the published step (152 s). The serving model's "
                    "Qwen3-30B decode at TP2 would have to be ~1.3x+ faster; the on-policy run hides the same excess "
-                   "behind a training side that is short (NeMo RL pull request 3461 reports 69 s of generation in a "
-                   "182 s step for this model; the model gives 123 s of generation for the on-policy H100 point)")
+                   "behind a training side that is short (the task brief cites NeMo RL pull request 3461: 69 s of "
+                   "generation in a 182 s step; not re-checked here. The model gives 123 s of generation for the "
+                   "on-policy H100 point)")
 KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
     "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
