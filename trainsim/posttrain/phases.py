@@ -6,8 +6,8 @@
   ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
   starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
-  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`). The time of a
-  wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
+  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`), and by the
+  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
