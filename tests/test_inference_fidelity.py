@@ -124,15 +124,16 @@ def test_rl_step_has_a_timeline_with_logprobs_and_refit():
         assert st[k] > 0
     # synchronous and colocated: the step is the sum of its stages
     assert r["predicted"] == pytest.approx(sum(st.values()))
-    # two log-prob forward passes, each 1/3 of a training step (forward = 1/3 of forward + backward), plus the
-    # reference-model swap through host memory (3 x weights / host link: test_rl_step.test_reference_swap_*)
+    # two forward-only log-prob passes over the same 2,048 samples (test_rl_step.test_forward_only_by_hand), plus
+    # the reference-model swap through host memory (3 x weights / host link: test_rl_step.test_reference_swap_*);
+    # a forward-only pass over the samples costs less than the update (forward + backward) over them
     from trainsim.posttrain.spec import load_posttrain
     from trainsim.posttrain.timeline import phases
 
     (lp,) = [p.to_dict() for p in phases(load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-q30-32-sync.yaml"))
              if p.stage == "logprobs"]
-    assert lp["detail"]["forward_s"] == pytest.approx(2.0 / 3.0 * st["train"])
-    assert st["logprobs"] == pytest.approx(2.0 / 3.0 * st["train"] + lp["detail"]["reference_swap_s"])
+    assert 0.0 < lp["detail"]["forward_s"] / 2.0 < st["train"]
+    assert st["logprobs"] == pytest.approx(lp["detail"]["forward_s"] + lp["detail"]["reference_swap_s"])
 
 
 def test_interleaved_prefill_stretches_tpot_by_hand(tiny):

@@ -6,15 +6,15 @@
   ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
   starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
-  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`). The time of a
-  wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
+  runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`), and by the
+  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
 * Student update: the training engine for a step of ``prompts x samples`` sequences of ``prompt_len + rollout_len``
   tokens (a :class:`trainsim.spec.Run` on the training chips, :func:`trainsim.estimate`, which searches the plan),
-  plus ``extra_forward_passes`` forward passes (each 1/3 of a training step: forward = 1/3 of forward + backward)
-  for the old-policy log-probabilities.
+  plus ``extra_forward_passes`` forward-only passes (old-policy and reference log-probabilities) over all the
+  step's sequences packed into micro-batches of the log-prob token budget, each timed by :func:`forward_only_s`.
 * Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers; on chips the
   trainer shares with its rollouts, NeMo RL's colocated refit (every trainer chip exports the full weights and
   hands them to its own vLLM worker, which also sleeps and wakes): :func:`colocated_refit_s`.
@@ -35,7 +35,7 @@ from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time, ring_step_time
 from .. import estimate
-from ..estimate import context
+from ..estimate import PLAN_FIELDS, context
 from ..spec import PlanSpec, Run, TrainingSpec
 
 _CACHE: dict[tuple, object] = {}
@@ -98,13 +98,14 @@ class RolloutTime:
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
-                 hbm_fraction: float = 1.0, continuous: bool = False) -> RolloutTime:
+                 hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
     as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
-    :func:`held_kv_len` per sequence instead of the final length."""
+    :func:`held_kv_len` per sequence instead of the final length. ``max_seqs``: the server's limit on running
+    sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent: none besides the KV cache."""
     def compute():
         s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
@@ -116,6 +117,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         else:
             kw = {"max_chips": max_inst}
         ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
+                         max_batch_per_instance=float(max_seqs) if max_seqs else None,
                          memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
             raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
@@ -130,7 +132,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         kv_seq = float(ev.memory["kv_cache"][i]) / batch
         cap = kv_batch_cap(system.chip.hbm_bytes * hbm_fraction, float(ev.memory["weights"][i]),
                            float(ev.memory["buffers"][i]), kv_seq)
-        b_star = min(want, cap)
+        b_star = server_batch(want, cap, max_seqs)
         if b_star > batch * (1 + 1e-6):
             evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
                               fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
@@ -153,12 +155,31 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction, continuous), compute)
+             hbm_fraction, continuous, max_seqs), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+
+
+def server_batch(want: float, kv_cap: float, max_seqs: int | None = None) -> float:
+    """Sequences one rollout server runs at once: those it is given, at most what its KV pool holds
+    (:func:`kv_batch_cap`) and at most its scheduler's ``max_num_seqs`` (vLLM v1 ``Scheduler.schedule`` admits a
+    waiting request only while ``len(self.running) < max_num_seqs``).
+
+    The limit is the stack's default where a recipe leaves it out. vLLM v0.17.1 (NeMo RL v0.6.0's pin) fills an
+    unset ``max_num_seqs`` from ``EngineArgs.get_batch_defaults`` by usage context: ``LLM(...)`` declares
+    ``UsageContext.LLM_CLASS`` (1,024 on GPUs of 70 GiB or more other than A100, else 256), but
+    ``AsyncLLM.from_engine_args`` defaults to ``UsageContext.ENGINE_CONTEXT``, which is not in that table, so it
+    falls through to ``SchedulerConfig.DEFAULT_MAX_NUM_SEQS`` = 128 (vllm-project/vllm pull request 37393,
+    2026-03-18: "silently fell through to SchedulerConfig.DEFAULT_MAX_NUM_SEQS=128"; NVIDIA-NeMo/RL pull request
+    4221: "The async generation worker takes the ENGINE_CONTEXT path"). NeMo RL v0.6.0 builds its
+    ``async_engine: true`` workers with ``AsyncLLM.from_engine_args(AsyncEngineArgs(**llm_kwargs))`` and no
+    usage context (``nemo_rl/models/generation/vllm/vllm_worker_async.py``), its synchronous ones with ``LLM``.
+    Example: 256 samples per server, KV room for 300, AsyncLLM default -> 128."""
+    b = min(float(want), float(kv_cap))
+    return min(b, float(max_seqs)) if max_seqs else b
 
 
 def held_kv_len(prompt_len: float, rollout_len: float, continuous: bool) -> float:
@@ -260,6 +281,21 @@ def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_
     return padded * k, max(-(-int(sequences) // k), 1)
 
 
+def logprob_microbatches(sequences: int, dp: int, seq_len: int, pack_tokens: int | None,
+                         pad_multiple: int = 1) -> tuple[int, int]:
+    """(micro-batch length, micro-batches over all data-parallel ranks) of a log-prob pass over ``sequences``.
+
+    NeMo RL's ``Policy.get_logprobs`` first splits the batch into ``dp`` shards and packs each shard on its own
+    (``data.shard_by_batch_size(dp_size, sequence_packing_args=...)`` with ``max_tokens_per_microbatch =
+    logprob_mb_tokens``, ``nemo_rl/models/policy/lm_policy.py`` tag v0.6.0), so every rank runs
+    :func:`packed_sequences` of ``ceil(sequences / dp)`` samples: ``dp x ceil(ceil(sequences / dp) / k)``
+    micro-batches. Example: 2,048 samples of 3,203 tokens, dp 32, budget 16,384: 64 per rank, k = 5 -> 13 each,
+    416 micro-batches of 16,015 tokens."""
+    dp = max(int(dp), 1)
+    length, per_rank = packed_sequences(-(-int(sequences) // dp), seq_len, pack_tokens, pad_multiple)
+    return length, per_rank * dp
+
+
 def pipeline_packed_len(mb_len: int, longest_len: int, pad_multiple: int = 1) -> int:
     """Tokens of every packed micro-batch when the trainer is pipeline-parallel.
 
@@ -275,14 +311,21 @@ def pipeline_packed_len(mb_len: int, longest_len: int, pad_multiple: int = 1) ->
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
                extra_forward_passes: float = 1.0, plan: dict | None = None,
                pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
-               optimizer_steps: int = 1) -> TrainTime:
+               optimizer_steps: int = 1, logprob_pack_tokens: int | None = None) -> TrainTime:
     """``optimizer_steps`` optimizer steps on ``sequences`` x ``seq_len`` tokens in all (training engine) + extra
     forward passes. ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched);
     ``pack_tokens``: sequence packing's micro-batch token budget (:func:`packed_sequences`, each sequence padded to
     ``pad_multiple``); ``longest_len``: the longest sample, to which a pipeline-parallel trainer pads every packed
     micro-batch (:func:`pipeline_packed_len`); ``optimizer_steps``: the step's sequences split evenly into that
     many global batches, each one engine step (NeMo RL packs each global batch on its own:
-    ``BatchedDataDict.shard_by_batch_size``, ``nemo_rl/distributed/batched_data_dict.py``)."""
+    ``BatchedDataDict.shard_by_batch_size``, ``nemo_rl/distributed/batched_data_dict.py``);
+    ``logprob_pack_tokens``: the log-prob passes' micro-batch token budget (NeMo RL
+    ``sequence_packing.logprob_mb_tokens``; absent: ``pack_tokens``). Each of the ``extra_forward_passes`` is one
+    forward-only pass over all ``sequences`` at once (``Policy.get_logprobs`` shards the whole batch over the
+    data-parallel ranks and packs each shard into micro-batches of ``logprob_mb_tokens``,
+    ``nemo_rl/models/policy/lm_policy.py``; ``MegatronPolicyWorker.get_logprobs`` runs them through
+    ``megatron_forward_backward(..., forward_only=True)``, ``megatron_policy_worker.py``, tag v0.6.0), timed by
+    :func:`forward_only_s` on the engine's step for those micro-batches with the trainer's plan."""
     def compute():
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)
@@ -302,15 +345,75 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                 est = estimate(run)
         ctx = context(run)
         exp_s = megatron_export_s(arch, system, est.plan, ctx.calib.coll_eff)
+        # the log-prob passes: all sequences at once, each data-parallel shard packed on its own, the trainer's plan
+        dp = max(int(est.plan.get("dp", 1) or 1), 1)
+        lp_tokens = logprob_pack_tokens or pack_tokens
+        lp_len, lp_mbs = logprob_microbatches(sequences, dp, seq_len, lp_tokens, pad_multiple)
+        # the trainer's plan as the engine completed it, evaluated as given: a forward-only pass keeps no
+        # activations for a backward, so the training memory check does not apply to it
+        lp_plan = {k: est.plan[k] for k in PLAN_FIELDS if est.plan.get(k) is not None}
+        if lp_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
+            lp_len = pipeline_packed_len(lp_len, longest_len, pad_multiple)
+        if (lp_len, lp_mbs) == (run.training.seq_len, run.training.global_batch_seqs):
+            est_lp, ctx_lp = est, ctx
+        else:
+            run_lp = Run(name=f"{arch.name}-logprobs", arch=arch, system=system, chips=chips,
+                         training=TrainingSpec(seq_len=lp_len, global_batch_seqs=lp_mbs,
+                                               precision=precision),
+                         plan=PlanSpec(**lp_plan), reported=None)
+            est_lp, ctx_lp = estimate(run_lp), context(run_lp)
+        fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
+                              ctx_lp.calib.attn_bwd_ratio)
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], ctx.host_link_bw, exp_s)
+                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1)
 
-    step, tps, mfu, used, w_b, o_b, host_bw, exp_s = _cached(
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1 = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
-             pack_tokens, pad_multiple, longest_len, optimizer_steps),
+             pack_tokens, pad_multiple, longest_len, optimizer_steps, logprob_pack_tokens),
         compute)
-    fwd = extra_forward_passes * step / 3.0
+    fwd = extra_forward_passes * fwd1
     return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s)
+
+
+#: per part of the training engine's step breakdown (:data:`trainsim.perf.step.BREAKDOWN_KEYS`), how many times
+#: its forward share the part is: GEMMs (with the loss) and memory-bound kernels 3 (``step.py``: ``3 x`` the
+#: forward), tensor-, expert- and context-parallel communication and pipeline sends 2 (the backward mirrors the
+#: forward's collectives: the all-to-all / all-reduce of the activations' gradients, the pipeline's gradient
+#: sends); attention ``1 + attn_bwd_ratio`` is taken from the calibration; the MoE host synchronisation 1 (all of
+#: it is in the forward pass, see :func:`forward_only_s`); None: absent from a forward-only pass
+_FWD_FACTOR = {"compute_gemm": 3.0, "memory_bound": 3.0, "tp_comm": 2.0, "ep_alltoall": 2.0, "cp_comm": 2.0,
+               "pp_p2p": 2.0, "moe_host_sync": 1.0, "recompute": None, "dp_comm": None, "optimizer": None}
+
+
+def forward_only_s(breakdown: dict[str, float], attn_bwd_ratio: float) -> float:
+    """Seconds of a forward-only pass (no gradients) over the micro-batches of a training step whose engine
+    breakdown (seconds by part, :data:`trainsim.perf.step.BREAKDOWN_KEYS`) is ``breakdown``.
+
+    Each per-micro-batch part contributes its forward share (:data:`_FWD_FACTOR`): GEMMs and memory-bound kernels
+    1/3 (forward 2 N FLOPs of forward + backward's 6 N), attention ``1 / (1 + attn_bwd_ratio)``, communication 1/2
+    (context-parallel: the backward also moves dK/dV, so 1/2 is an upper bound). The MoE host synchronisation counts
+    in full: the dropless dispatcher copies the per-expert token counts to the host in the forward pass
+    (Megatron-Core ``MoEAlltoAllTokenDispatcher``: ``preprocess`` / ``token_permutation``,
+    ``_maybe_dtoh_and_synchronize`` at its ``cuda_sync_point``, megatron/core/transformer/moe/token_dispatcher.py);
+    the backward's all-to-all reuses the split sizes already on the host, so a forward-only pass pays the same
+    synchronisation per micro-batch as a training one. Activation recompute, the data-parallel gradient reduction
+    and the optimizer do not run. The pipeline fill and drain (``pipeline_bubble``: ``(pp - 1)`` micro-batch slots
+    of forward + backward in 1F1B) shrink with the micro-batch to its forward share: Megatron-Core's schedule with
+    ``forward_only=True`` runs ``(pp - 1)`` forward slots only. ``other`` (the fixed per-call overhead) stays.
+
+    Example (hand): gemm 3.0, attention 1.5 with ``attn_bwd_ratio`` 2, memory-bound 0.6, EP all-to-all 0.8, host
+    sync 0.4, recompute 1.0, bubble 2.0, dp 0.3, optimizer 0.1, other 0.05 s: forward work 1.0 + 0.5 + 0.2 + 0.4 +
+    0.4 = 2.5 s of 7.3 s per-micro-batch work, bubble 2.0 x 2.5 / 7.3 = 0.685 s: 2.5 + 0.685 + 0.05 = 3.235 s."""
+    work = fwd = 0.0
+    for k, v in breakdown.items():
+        if k in ("pipeline_bubble", "other", "dp_comm", "optimizer"):
+            continue
+        work += v
+        f = (1.0 + attn_bwd_ratio) if k == "attention" else _FWD_FACTOR.get(k, 3.0)
+        if f is not None:
+            fwd += v / f
+    bubble = breakdown.get("pipeline_bubble", 0.0) * (fwd / work if work > 0 else 0.0)
+    return fwd + bubble + breakdown.get("other", 0.0)
 
 
 def expert_params(arch: Arch) -> float:

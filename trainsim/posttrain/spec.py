@@ -23,6 +23,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_precision: bf16          # rollout weights (bf16 | fp8 | int8 | fp4)
       rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
       rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
+      rollout_max_seqs: null           # sequences a rollout server runs at once (vLLM max_num_seqs); absent -> KV cap
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys); absent -> searched
@@ -43,6 +44,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
+      logprob_pack_tokens: null        # tokens per log-prob micro-batch (NeMo RL logprob_mb_tokens); absent ->
+                                       #   pack_tokens
       pad_multiple: 1                  # each packed sequence padded to a multiple of this (NeMo RL
                                        #   make_sequence_length_divisible_by)
       train_global_batch: null         # sequences per optimizer step (NeMo RL train_global_batch_size); absent ->
@@ -118,6 +121,9 @@ class StudentPart(BaseModel):
     rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    #: sequences one rollout server runs at once (vLLM ``max_num_seqs``); absent: no limit besides the KV cache.
+    #: :func:`.phases.rollout_time`
+    rollout_max_seqs: int | None = Field(None, gt=0)
     train_plan: dict[str, Any] | None = None
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
@@ -174,6 +180,10 @@ class StepPart(BaseModel):
     #: ``max_total_sequence_length x train_micro_batch_size``); absent: one sequence per micro-batch.
     #: :func:`.phases.packed_sequences`
     pack_tokens: int | None = Field(None, gt=0)
+    #: sequence packing of the log-prob (forward-only) passes: token budget of one micro-batch (NeMo RL
+    #: ``sequence_packing.logprob_mb_tokens`` = ``max_total_sequence_length x logprob_batch_size``,
+    #: examples/configs/grpo_math_1B.yaml tag v0.6.0); absent: ``pack_tokens``. :func:`.phases.train_time`
+    logprob_pack_tokens: int | None = Field(None, gt=0)
     #: each sequence is padded to a multiple of this before packing (NeMo RL ``policy.make_sequence_length_divisible_by``,
     #: ``nemo_rl/models/policy/lm_policy.py`` tag v0.6.0: ``sequence_length_pad_multiple``; default 1 in
     #: ``examples/configs/grpo_math_1B.yaml``, the DTensor TP size)

@@ -119,11 +119,12 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     src_of_teacher: dict[str, str] = {}
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
                     st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
-                    st.longest_seq_len, st.optimizer_steps)
+                    st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens)
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
-                         pt.student.rollout_memory_fraction, continuous=st.mode == "async")
+                         pt.student.rollout_memory_fraction, continuous=st.mode == "async",
+                         max_seqs=pt.student.rollout_max_seqs)
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
