@@ -400,7 +400,7 @@ def test_logprob_budget_changes_only_the_logprob_passes():
     assert 0.0 < big.forward_s < same.forward_s
     # no passes: nothing added
     assert train_time(a, s, 32, 512, 3203, extra_forward_passes=0, plan=plan, pack_tokens=4096).forward_s == 0.0
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="logprob_pack_tokens"):
         from trainsim.posttrain.spec import StepPart
         StepPart(prompts=2, prompt_len=10, rollout_len=10, logprob_pack_tokens=0)
 
@@ -435,7 +435,7 @@ def test_async_engine_servers_run_at_most_128_sequences():
     (ro_free,) = [p for p in phases(free, tail=False) if p.stage == "rollout"]
     assert ro_free.detail["batch_per_chip"] == pytest.approx(128.0, rel=1e-9)
     assert ro.seconds > ro_free.seconds
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="rollout_max_seqs"):
         pt.student.model_validate({**pt.student.model_dump(), "rollout_max_seqs": 0})
 
 
