@@ -31,6 +31,7 @@ class Calib:
     gemm_tile: float = 128.0        # output tile edge of GEMM kernels (tile quantisation), elements
     gemm_k0: float = 64.0           # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
     compute_units: float = 132.0    # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
+    gemm_out_bytes: float = 2.0     # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
     # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
     # latency on one 8-GPU NVLink node is ~10 us in nccl-tests; we take the launch/sync part)
     comm_launch_s: float = 5e-6
