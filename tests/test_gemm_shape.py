@@ -35,7 +35,7 @@ def _model_ratios(table):
     c = Calib()
     eff = table[REF] * 1e12 / PEAK_FP8
     k_epi = gemm_epilogue_k(PEAK_FP8, eff, HBM_BW, c.mem_eff, c.gemm_out_bytes)
-    q = {s: float(gemm_shape_eff(*s, c.gemm_tile, c.gemm_k0, SMS, k_epi)) for s in table}
+    q = {s: float(gemm_shape_eff(*s, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS, k_epi)) for s in table}
     return {s: q[s] / q[REF] for s in table}
 
 
@@ -53,7 +53,7 @@ def test_short_k_is_slowed_by_the_epilogue():
     epilogue term is what brings it down."""
     c = Calib()
     small, big = (4096, 32768, 512), REF
-    no_epi = float(gemm_shape_eff(*small, c.gemm_tile, c.gemm_k0, SMS) / gemm_shape_eff(*big, c.gemm_tile, c.gemm_k0, SMS))
+    no_epi = float(gemm_shape_eff(*small, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS) / gemm_shape_eff(*big, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS))
     assert no_epi > 0.75   # what the model gave before the epilogue term: off by > 40% from both tables
     r = _model_ratios(DEEPGEMM_55AB91F)[small]
     assert 0.43 * (1 - TOL) < r < 0.53 * (1 + TOL)
@@ -71,4 +71,34 @@ def test_epilogue_k_hand_derivation():
 def test_gemm_time_shape_tuple_errors():
     """The shape tuple is (tile, k0, units, out_bytes): the old three-field form is refused."""
     with pytest.raises(ValueError):
-        gemm_time(4096.0, 4096.0, 4096.0, PEAK_FP8, 0.7, HBM_BW, 0.8, 1.0, 0.0, (128.0, 64.0, 132.0))
+        gemm_time(4096.0, 4096.0, 4096.0, PEAK_FP8, 0.7, HBM_BW, 0.8, 1.0, 0.0, (128.0, 128.0, 64.0, 132.0))
+
+
+def test_overlapped_epilogue_hides_until_it_is_longer_than_the_k_loop():
+    """Double-buffered accumulators (Blackwell): a tile takes k0 + max(K, k_epi) K-steps instead of
+    k0 + K + k_epi. Hand numbers, one tile on one unit (no tile or wave loss): K = 4096, k0 = 64, k_epi = 500:
+    serial 4096 / 4660 = 0.8790, overlapped 4096 / 4160 = 0.9846; K = 256 < k_epi: overlapped 256 / 564 = 0.4539."""
+    one = dict(tile_m=128.0, tile_n=128.0, k0=64.0, units=1.0, k_epi=500.0)
+    assert float(gemm_shape_eff(128, 128, 4096, epi_overlap=0.0, **one)) == pytest.approx(4096 / 4660, rel=1e-9)
+    assert float(gemm_shape_eff(128, 128, 4096, epi_overlap=1.0, **one)) == pytest.approx(4096 / 4160, rel=1e-9)
+    assert float(gemm_shape_eff(128, 128, 256, epi_overlap=1.0, **one)) == pytest.approx(256 / 564, rel=1e-9)
+
+
+def test_tile_and_wave_quantisation_by_hand():
+    """NVIDIA Matrix Multiplication Background guide, wave quantisation: on a 2-SM-pair Blackwell (74 units of
+    256 x 128 tiles), M = 4096, N = 2432: 16 x 19 = 304 tiles = 4.11 waves -> 5 waves, 304 / 370 = 0.8216; the
+    same on 128 x 128 tiles over 148 SMs: 32 x 19 = 608 tiles, 5 waves of 148 = 740, 0.8216 too. N = 2400 leaves
+    the last column of tiles 96 / 128 full: tile term 2400 / 2432."""
+    bw = dict(tile_m=256.0, tile_n=128.0, k0=0.0, units=74.0)
+    assert float(gemm_shape_eff(4096, 2432, 8192, **bw)) == pytest.approx(304 / 370, rel=1e-9)
+    assert float(gemm_shape_eff(4096, 2400, 8192, **bw)) == pytest.approx(304 / 370 * 2400 / 2432, rel=1e-9)
+
+
+def test_blackwell_and_hopper_shape_data():
+    """The per-generation shape terms as constants.yaml states them from CUTLASS: Blackwell 2-SM MMA 256 x 128
+    tiles over B200's 148 / 2 SM pairs with the epilogue overlapped (tensor-memory accumulator stages); Hopper
+    128 x 128 per SM over 132 SMs, epilogue serial."""
+    from trainsim.perf.calibration import calib_for
+    b, h = calib_for("nvidia-blackwell"), calib_for("nvidia-hopper")
+    assert (b.gemm_tile_m, b.gemm_tile_n, b.compute_units * 2, b.gemm_epilogue_overlap) == (256.0, 128.0, 148.0, 1.0)
+    assert (h.gemm_tile_m, h.gemm_tile_n, h.compute_units, h.gemm_epilogue_overlap) == (128.0, 128.0, 132.0, 0.0)
