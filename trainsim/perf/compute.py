@@ -21,6 +21,7 @@ import numpy as np
 from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
+from .calibration import Calib
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -70,9 +71,8 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
     """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap):
     the tile, prologue, SM count and epilogue overlap of :func:`gemm_shape_eff` and the output bytes of its
     epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated)."""
-    if shape is None:
-        q = 1.0
-    else:
+    q: Num = 1.0
+    if shape is not None:
         tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape
         k_epi = gemm_epilogue_k(peak, eff, hbm_bw, mem_eff, out_bytes)
         q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap)
@@ -81,7 +81,7 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
     return np.maximum(t_c, t_m) + latency_s
 
 
-def gemm_shape(c) -> tuple[float, ...]:
+def gemm_shape(c: Calib) -> tuple[float, ...]:
     """The chip family's GEMM shape terms, as :func:`gemm_time` takes them (perf/data/constants.yaml)."""
     return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap)
 
