@@ -20,7 +20,7 @@ RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
 LIMIT = 1.15
 
 _MB = ("the search raises the micro-batch (4-16, with full recompute and ZeRO-3 or EP to fit) to spread the "
-       "per-MoE-layer host synchronisation (moe_layer_host_s, fitted 4.4 ms per layer and micro-batch outside "
+       "per-MoE-layer host synchronisation (moe_layer_host_s, fitted 3.3 ms per layer and micro-batch outside "
        "whole-iteration CUDA graphs) over more tokens; NVIDIA's later recipes did the same (micro-batch 4-8 with "
        "CUDA graphs, NeMo 26.04-26.06) and ran 1.3-4x faster, so part of this gain is real, part is the model "
        "rewarding large micro-batches of a small-expert MoE more than measured")
@@ -42,9 +42,6 @@ KNOWN_GAPS = {
         "micro-batch effects in the model",
     "nemo-2502-nemotron4-340b-b200-128-fp8": "tp 4 pp 16 cp 2 against the recipe's tp 8: the model predicts the "
         "recipe's plan too slow (-11% held out; tensor-parallel cost at tp 8 on B200 overstated)",
-    "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": "the published row is itself 0.58x the same model, "
-        "hardware and stack three months later (NeMo 26.02: 9,058 tokens/s) and the model predicts the recipe's "
-        "plan 2.1x too fast; the search adds micro-batch 16 with ZeRO-3 (FP8 weight gathers), as " + _MB[4:],
 }
 
 

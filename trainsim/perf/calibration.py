@@ -28,9 +28,12 @@ class Calib:
     attn_bwd_ratio: float = 2.5     # flash backward time / forward time (5 vs 2 matmuls; Dao 2023 sec. 3.1.2)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
     gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
-    gemm_tile: float = 128.0        # output tile edge of GEMM kernels (tile quantisation), elements
+    gemm_tile_m: float = 128.0      # output tile of GEMM kernels, rows (tile quantisation), elements
+    gemm_tile_n: float = 128.0      # output tile of GEMM kernels, columns, elements
     gemm_k0: float = 64.0           # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
     compute_units: float = 132.0    # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
+    gemm_out_bytes: float = 2.0     # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
+    gemm_epilogue_overlap: float = 1.0  # 0 where the epilogue follows the K loop on the same SM (serial, Ampere/Hopper)
     # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
     # latency on one 8-GPU NVLink node is ~10 us in nccl-tests; we take the launch/sync part)
     comm_launch_s: float = 5e-6

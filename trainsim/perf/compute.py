@@ -21,44 +21,76 @@ import numpy as np
 from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
+from .calibration import Calib
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
 
-def gemm_shape_eff(m: Num, n: Num, k: Num, tile: Num, k0: Num, units: Num) -> Num:
+def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, units: Num, k_epi: Num = 0.0,
+                   epi_overlap: Num = 0.0) -> Num:
     """Fraction of the large-GEMM rate a GEMM of this shape reaches: tile x wave x K-loop quantisation.
 
-    A GEMM is cut into ``tile`` x ``tile`` output tiles (the last row and column of tiles partly empty: tile
-    quantisation), the tiles run in waves over the chip's ``units`` SMs / cores (the last wave partly idle: wave
-    quantisation), and each tile streams K with a fixed prologue/epilogue (K / (K + k0)). NVIDIA, "Matrix
-    Multiplication Background User's Guide" (2023), sections on tile and wave quantisation. No fitted constant:
-    tile, k0 and units are hardware facts (perf/data/constants.yaml). Large GEMMs run at ``gemm_eff``.
+    A GEMM is cut into ``tile_m`` x ``tile_n`` output tiles (the last row and column of tiles partly empty: tile
+    quantisation), the tiles run in waves over the chip's ``units`` SMs / SM clusters / cores (the last wave
+    partly idle: wave quantisation), and each tile streams K after a fixed prologue (``k0``) and then writes its
+    outputs (the epilogue, ``k_epi`` K-steps long: :func:`gemm_epilogue_k`). Where the epilogue runs after the K
+    loop on the same SM (``epi_overlap`` 0) a tile takes k0 + K + k_epi K-steps; where the accumulator is double
+    buffered so the epilogue of one tile overlaps the K loop of the next (``epi_overlap`` 1) it takes
+    k0 + max(K, k_epi). The K loop is busy K / that of the time. NVIDIA, "Matrix Multiplication Background User's
+    Guide" (2023), sections on tile and wave quantisation; the epilogue as DeepGEMM's H800 FP8 table shows it
+    (tests/test_gemm_shape.py). No fitted constant: tiles, k0, units and the overlap are hardware / kernel facts
+    (perf/data/constants.yaml). Large GEMMs run at ``gemm_eff``.
     """
     m = np.maximum(np.asarray(m, dtype=np.float64), 1.0)
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
-    tm, tn = np.ceil(m / tile), np.ceil(n / tile)
-    tile_q = (m / (tm * tile)) * (n / (tn * tile))
+    tm, tn = np.ceil(m / tile_m), np.ceil(n / tile_n)
+    tile_q = (m / (tm * tile_m)) * (n / (tn * tile_n))
     tiles = tm * tn
     wave_q = tiles / (np.ceil(tiles / units) * units)
-    return tile_q * wave_q * (k / (k + k0))
+    steps = k0 + np.maximum(k + (1.0 - epi_overlap) * k_epi, k_epi)
+    return tile_q * wave_q * (k / steps)
+
+
+def gemm_epilogue_k(peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, out_bytes: Num) -> Num:
+    """Length of a GEMM tile's epilogue in K-steps of its main loop: k_epi = out_bytes x peak x eff /
+    (2 x hbm_bw x mem_eff).
+
+    After its K loop an SM writes its tile_m x tile_n outputs (``out_bytes`` each: BF16, also behind FP8 inputs in
+    Transformer Engine) before it starts its next tile, while every SM does the same: the write runs at the SM's
+    share of HBM bandwidth (hbm_bw x mem_eff / units) and costs tile_m x tile_n x out_bytes of it, where one
+    K-step costs 2 x tile_m x tile_n FLOPs at peak x eff / units; the ratio is k_epi, whatever the tile. DeepGEMM
+    (deepseek-ai/DeepGEMM README, commits a6d97a1 and 55ab91f: H800 FP8, M = 4096) measures it: at K = 512 its
+    GEMM reaches 590 / 751 TFLOPS against 1358 / 1426 at K = 16384, which K / (K + k0) alone puts at 0.89 of it
+    and K / (K + k0 + k_epi) at 0.45 (tests/test_gemm_shape.py checks its six dense shapes)."""
+    return out_bytes * peak * eff / (2.0 * hbm_bw * mem_eff)
 
 
 def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, bytes_el: Num,
-              latency_s: Num, shape: tuple[float, float, float] | None = None) -> Num:
-    """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile, k0, units) of :func:`gemm_shape_eff`
-    (None: no shape effect, as the inference model is calibrated)."""
-    q = 1.0 if shape is None else gemm_shape_eff(m, n, k, *shape)
+              latency_s: Num, shape: tuple[float, ...] | None = None) -> Num:
+    """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap):
+    the tile, prologue, SM count and epilogue overlap of :func:`gemm_shape_eff` and the output bytes of its
+    epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated)."""
+    q: Num = 1.0
+    if shape is not None:
+        tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape
+        k_epi = gemm_epilogue_k(peak, eff, hbm_bw, mem_eff, out_bytes)
+        q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap)
     t_c = 2.0 * m * n * k / (peak * eff * q)
     t_m = (m * k + k * n + m * n) * bytes_el / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + latency_s
+
+
+def gemm_shape(c: Calib) -> tuple[float, ...]:
+    """The chip family's GEMM shape terms, as :func:`gemm_time` takes them (perf/data/constants.yaml)."""
+    return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap)
 
 
 def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
-    d0 = (c.gemm_tile, c.gemm_k0, c.compute_units)
+    d0 = gemm_shape(c)
     t = np.zeros_like(tokens)
     for mat in lk.matrices:
         if mat.group == "expert":
@@ -84,7 +116,7 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     The loss over the logits is :func:`loss_time`."""
     a, c = ctx.arch, ctx.calib
     return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
-                     ctx.act_bytes, c.gemm_latency_s, (c.gemm_tile, c.gemm_k0, c.compute_units))
+                     ctx.act_bytes, c.gemm_latency_s, gemm_shape(c))
 
 
 #: (forward, backward) HBM bytes per logit of each loss kernel (``cross_entropy_fusion``); derivations in
