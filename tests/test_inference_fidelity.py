@@ -255,3 +255,25 @@ def test_synchronous_host_loop_adds_per_sequence_time_by_hand(tiny):
     on = infer_decode(parse_serving(doc))
     off = infer_decode(parse_serving({**doc, "serving": {**doc["serving"], "host_overlap": False}}))
     assert off["step_time_s"] - on["step_time_s"] == pytest.approx(20e-3)
+
+
+def test_vllm_validation_points_run_one_batch_per_step():
+    # vLLM runs each engine step as one batch: dual-batch overlap did not exist in the 2024 releases these points
+    # ran and is still off unless --enable-dbo is given (vLLM v0.17.1 vllm/config/parallel.py
+    # ParallelConfig.enable_dbo = False); no vLLM source here states it. So a vLLM spec with communication
+    # (tp > 1) must say two_batch_overlap: false, and its tensor-parallel all-reduces are then paid in full:
+    # the round is the sum of its parts with nothing hidden.
+    from trainsim.inference.serve import infer
+    from trainsim.inference.spec import load_serving
+
+    checked = 0
+    for path in sorted((REPO / "validation" / "inference").glob("*.yaml")):
+        sv = load_serving(path)
+        if "vllm" not in (sv.reported.stack or "").lower() or (sv.plan.tp or 1) == 1:
+            continue
+        assert sv.serving.two_batch_overlap is False, path.name
+        d = infer(sv)["decode"]
+        br = d["breakdown_s"]
+        assert br["tp_comm"] > 0 and br["overlap_hidden"] == 0.0
+        checked += 1
+    assert checked == 6   # the six OCI MI300X Llama 3.1 405B points (TP8)
