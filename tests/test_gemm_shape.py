@@ -102,3 +102,17 @@ def test_blackwell_and_hopper_shape_data():
     b, h = calib_for("nvidia-blackwell"), calib_for("nvidia-hopper")
     assert (b.gemm_tile_m, b.gemm_tile_n, b.compute_units * 2, b.gemm_epilogue_overlap) == (256.0, 128.0, 148.0, 1.0)
     assert (h.gemm_tile_m, h.gemm_tile_n, h.compute_units, h.gemm_epilogue_overlap) == (128.0, 128.0, 132.0, 0.0)
+
+
+def test_memory_bound_gemm_writes_its_output_in_bf16_behind_fp8_inputs():
+    """A skinny FP8 GEMM (M = 128 tokens, K = 8,192, N = 32,768) on an H100-like chip is memory-bound: it reads
+    128 x 8,192 + 8,192 x 32,768 one-byte operands and writes 128 x 32,768 BF16 outputs, 1,048,576 + 268,435,456 +
+    2 x 4,194,304 = 277,872,640 bytes, 103.68 us at 3.35 TB/s x 0.8 (hand), against about 75 us of tensor-core
+    time (256 tiles in two waves of 132 SMs)."""
+    from trainsim.perf.compute import gemm_time
+    shape = (128.0, 128.0, 64.0, 132.0, 2.0, 0.0)
+    t = float(gemm_time(128.0, 32768.0, 8192.0, 1979e12, 0.5, 3.35e12, 0.8, 1.0, 0.0, shape))
+    assert t == pytest.approx(277_872_640 / (3.35e12 * 0.8), rel=1e-12)
+    # without a shape (the inference model) the output takes the operands' bytes
+    t0 = float(gemm_time(128.0, 32768.0, 8192.0, 1979e12, 0.5, 3.35e12, 0.8, 1.0, 0.0, None))
+    assert t0 == pytest.approx((1_048_576 + 268_435_456 + 4_194_304) / (3.35e12 * 0.8), rel=1e-12)

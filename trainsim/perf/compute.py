@@ -70,14 +70,20 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
               latency_s: Num, shape: tuple[float, ...] | None = None) -> Num:
     """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap):
     the tile, prologue, SM count and epilogue overlap of :func:`gemm_shape_eff` and the output bytes of its
-    epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated)."""
+    epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated).
+
+    Memory side: the inputs at ``bytes_el`` each (1 for FP8 operands) and the output at ``out_bytes`` (BF16 behind
+    FP8 inputs in Transformer Engine, ``linear.py`` ``out_dtype=activation_dtype``; ``bytes_el`` without a shape):
+    (M K + K N) bytes_el + M N out_bytes over the HBM rate."""
     q: Num = 1.0
+    out_b: Num = bytes_el
     if shape is not None:
         tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape
+        out_b = out_bytes
         k_epi = gemm_epilogue_k(peak, eff, hbm_bw, mem_eff, out_bytes)
         q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap)
     t_c = 2.0 * m * n * k / (peak * eff * q)
-    t_m = (m * k + k * n + m * n) * bytes_el / (hbm_bw * mem_eff)
+    t_m = ((m * k + k * n) * bytes_el + m * n * out_b) / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + latency_s
 
 
