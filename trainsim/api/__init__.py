@@ -234,7 +234,7 @@ class CompareResult:
         ds = [e.to_dict() for e in self.estimates]
         rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
                 ("chips", "chips", [d["chips"] for d in ds]),
-                ([plan_text(d["plan"], empty="") for d in ds]),
+                ("plan", "plan", [plan_text(d["plan"], empty="") for d in ds]),
                 ("step time (s)", "step_time_s", [d["step_time_s"] for d in ds])]
         causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))
         rows += [(f"  {c} (s)", f"breakdown.{c}", [d["breakdown"].get(c, 0.0) for d in ds]) for c in causes]
