@@ -43,3 +43,24 @@ def test_compare_table_prints_plan_row(tmp_path, n_runs):
     for c in chips:      # dp = chips / (tp pp cp) = chips
         assert f"dp={c}" in plan_line
     assert "side by side" in r.output and "inputs that differ" in r.output
+
+
+# ---------------------------------------------------------------- infer --validate: a bound no batch meets
+
+
+def test_latency_bound_row_without_answer_is_not_zero():
+    """`trainsim infer --validate` printed predicted 0 tokens/s and -100.0% for a TPOT bound that no batch meets
+    in the model (and 'fastest fitting: 15.0 ms' against a 15 ms bound). No answer is now None with the reason,
+    and the fastest latency is printed with enough digits to exceed the bound it missed."""
+    r = CliRunner().invoke(app, ["infer", "--validate", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["latency_bound"]
+    assert rows
+    for row in rows:
+        assert row["predicted"] is None or row["predicted"] > 0
+        assert row["error"] is None or row["error"] > -1.0
+        if row["predicted"] is None:
+            m = re.search(r"fastest fitting: ([0-9.]+) ms", row["why"])
+            assert m and float(m.group(1)) > row["tpot_bound_ms"], row["why"]
+    table = CliRunner().invoke(app, ["infer", "--validate"])
+    assert table.exit_code == 0 and "-100.0%" not in table.output

@@ -61,7 +61,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
         return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / 2**30:.1f} GiB "
                 f"per chip); use more chips per instance or 8-bit weights")
     return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
-           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.1f} ms)"
+           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.3f} ms)"
 
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
