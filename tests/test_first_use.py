@@ -64,3 +64,25 @@ def test_latency_bound_row_without_answer_is_not_zero():
             assert m and float(m.group(1)) > row["tpot_bound_ms"], row["why"]
     table = CliRunner().invoke(app, ["infer", "--validate"])
     assert table.exit_code == 0 and "-100.0%" not in table.output
+
+
+# ---------------------------------------------------------------- size: a count with no plan
+
+
+def test_size_probe_without_plan_says_so():
+    """`trainsim size` printed 'unbounded' days and goodput 1 for a probed count where no plan exists (the example
+    fixes pp=16, ep=64 and an exact batch in sequences, so some probed counts have no plan). Such a probe now
+    reads 'no plan', with no days and no goodput (None in --json)."""
+    spec = str(ROOT / "examples/pretrain-deepseek-v3-h800.yaml")
+    r = CliRunner().invoke(app, ["size", spec, "--days", "30", "--json"])
+    assert r.exit_code == 0, r.output
+    probes = json.loads(r.output)["probes"]
+    dead = [p for p in probes if p["days"] is None]
+    assert dead, probes                      # the sizing probes at least one count without a plan
+    for p in dead:
+        assert not p["fits"] and p["days"] is None and p["goodput"] is None
+    for p in probes:
+        if p["fits"]:
+            assert 0 < p["goodput"] <= 1 and p["effective_days"] >= p["days"] > 0
+    table = CliRunner().invoke(app, ["size", spec, "--days", "30"])
+    assert table.exit_code == 0 and "unbounded" not in table.output and "no plan" in table.output

@@ -83,10 +83,10 @@ class _Prober:
         chips = units * self.unit_chips
         res = best(run_at(self.run, chips))
         days = days_of(res)
-        gp = 1.0
+        gp = 1.0 if math.isfinite(days) else None      # None: no plan at this count, so no goodput either
         if self.a is not None and math.isfinite(days):
             gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
-        eff = days / gp if gp > 0 else math.inf
+        eff = days / gp if gp else math.inf
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,
                "fits": res.best is not None, "batch_seqs": res.run.training.batch_seqs, "estimate": res.best}
         self.seen[units] = out
@@ -213,7 +213,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
            f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
     if hi > 0:
         prev = counts[hi - 1]
-        msg += f"{prev:,} take {probe(prev)['effective_days']:.1f}"
+        prev_days = probe(prev)["effective_days"]
+        msg += f"{prev:,} take {prev_days:.1f}" if math.isfinite(prev_days) else f"{prev:,} have no plan"
         if prev != u - 1:
             msg += f" (counts searched: m x 2^k with odd m <= {MAX_ODD})"
     else:
