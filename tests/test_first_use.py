@@ -86,3 +86,32 @@ def test_size_probe_without_plan_says_so():
             assert 0 < p["goodput"] <= 1 and p["effective_days"] >= p["days"] > 0
     table = CliRunner().invoke(app, ["size", spec, "--days", "30"])
     assert table.exit_code == 0 and "unbounded" not in table.output and "no plan" in table.output
+
+
+# ---------------------------------------------------------------- size keeps a batch stated in tokens
+
+
+FRONTIER = """model: kimi-k2
+system: atlas-950-superpod
+chips: {chips}
+training: {{tokens: 60T, seq_len: 8192, global_batch_tokens: 64M, precision: fp8}}
+"""
+
+
+def test_size_keeps_the_tolerance_of_a_batch_in_tokens(tmp_path):
+    """"How many Atlas 950 SuperPoDs for this run in 90 days?" `size` moved a batch stated in tokens (64M / 8,192 =
+    7,812 sequences, 5% tolerance by default) to an exact 7,812 sequences, which 2^13 chips split only with dp <= 4
+    (7,812 = 2^2 x 1,953): one SuperPoD took 337 days in `size` but 60 in `plan`. A probe must answer what `plan`
+    answers for the same chips, with a batch within the 5% of 7,812."""
+    size_spec = _write(tmp_path, "f.yaml", FRONTIER.format(chips=8192))
+    r = CliRunner().invoke(app, ["size", str(size_spec), "--days", "20", "--json", "--no-failures"])
+    assert r.exit_code == 0, r.output
+    probes = json.loads(r.output)["probes"]
+    assert probes[0]["units"] == 1
+    asked = round(64e6 / 8192)
+    for probe in probes[:3]:
+        plan_spec = _write(tmp_path, f"p{probe['units']}.yaml", FRONTIER.format(chips=probe["chips"]))
+        p = CliRunner().invoke(app, ["plan", str(plan_spec), "--json"])
+        best = json.loads(p.output)["best"]
+        assert probe["days"] == pytest.approx(best["days"], rel=1e-9), probe
+        assert abs(best["global_batch_seqs"] / asked - 1) <= 0.05

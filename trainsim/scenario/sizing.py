@@ -67,7 +67,12 @@ def unit_size(run: Run, unit: str) -> int:
 
 def run_at(run: Run, chips: int) -> Run:
     """``run`` on ``chips`` chips, its global batch moved (< 8%) to a size those chips split with short pipelines,
-    as a job owner would (:func:`trainsim.scenario.common.fitted_batch` with at most 3 left to pp)."""
+    as a job owner would (:func:`trainsim.scenario.common.fitted_batch` with at most 3 left to pp). A run whose
+    batch has a tolerance (stated in tokens, or ``batch_tolerance`` > 0) keeps its batch and tolerance: the plan
+    search already picks the batch within it that each plan splits (:mod:`trainsim.parallel.batch`), and moving
+    it first would drop the tolerance (a batch in sequences is exact)."""
+    if run.training.batch_tol > 0:
+        return at_chips(run, chips)
     b = fitted_batch(run.training.batch_seqs, chips, max_pp=min(128, run.arch.n_layers), max_pp_odd=3)
     return with_batch(at_chips(run, chips), b)
 
@@ -209,7 +214,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
     u = counts[hi]
     p = probe(u)
-    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish in {p['effective_days']:.1f} days "
+    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish{'es' if u == 1 else ''} in "
+           f"{p['effective_days']:.1f} days "
            f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
     if hi > 0:
         prev = counts[hi - 1]
