@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from trainsim.cli import app
+from trainsim.cli import app, main
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = """name: {name}
@@ -20,6 +20,14 @@ chips: {chips}
 training: {{tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}}
 plan: {{tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}}
 """
+
+
+def _main(capsys, *args):
+    """The console entry point as the shell runs it: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
 
 
 def _write(tmp_path, name, text):
@@ -115,3 +123,22 @@ def test_size_keeps_the_tolerance_of_a_batch_in_tokens(tmp_path):
         best = json.loads(p.output)["best"]
         assert probe["days"] == pytest.approx(best["days"], rel=1e-9), probe
         assert abs(best["global_batch_seqs"] / asked - 1) <= 0.05
+
+
+# ---------------------------------------------------------------- sensitivity --threshold 10
+
+
+def test_sensitivity_bare_threshold_above_one_is_refused(tmp_path, capsys):
+    """`trainsim sensitivity RUN --threshold 10` was read as a fraction, 10 = 1000%, and answered 'slows by more
+    than 1000%'. A bare number >= 1 is now refused with one line (exit 2); 0.1 and 10% are the same question."""
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "sensitivity", spec, "--threshold", "10", "--vary", "hbm_bandwidth")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and not out
+    assert len(lines) == 1 and "--threshold" in lines[0] and "'10'" in lines[0], err
+    outs = []
+    for th in ("0.1", "10%"):
+        code, out, err = _main(capsys, "sensitivity", spec, "--threshold", th, "--vary", "hbm_bandwidth", "--json")
+        assert code == 0, err
+        outs.append(json.loads(out)["thresholds"])
+    assert outs[0] == outs[1] and "10%" in outs[0]["hbm_bandwidth"]["message"]
