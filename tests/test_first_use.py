@@ -142,3 +142,30 @@ def test_sensitivity_bare_threshold_above_one_is_refused(tmp_path, capsys):
         assert code == 0, err
         outs.append(json.loads(out)["thresholds"])
     assert outs[0] == outs[1] and "10%" in outs[0]["hbm_bandwidth"]["message"]
+
+
+# ---------------------------------------------------------------- bad input: one line with file, field and line
+
+BASE = """model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}
+"""
+
+
+@pytest.mark.parametrize("old, new, field, needle, line", [
+    # a count with a word for a suffix: the error lacked the file and the line (units.parse_count knows no file)
+    ("tokens: 1T", "tokens: 1 trillion", "training.tokens", "'1 trillion'", 4),
+    ("4M}", "4MB}", "training.global_batch_tokens", "'4MB'", 4),
+    # a misspelt key: reported as 'chips: Field required', never naming the key the user wrote
+    ("chips: 64", "chip: 64", "chip", "did you mean chips?", 3),
+    # a value of a field that also takes a list: the path carried pydantic's union branch, 'literal[...]'
+    ("4M}", "4M}\nplan: {schedule: 1F1B}", "plan.schedule", "'1F1B'", 5),
+])
+def test_bad_input_names_file_field_and_line(tmp_path, capsys, old, new, field, needle, line):
+    spec = _write(tmp_path, "run.yaml", BASE.replace(old, new))
+    code, out, err = _main(capsys, "estimate", spec)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and not out and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {spec}: {field}: "), lines[0]
+    assert needle in lines[0] and lines[0].endswith(f"(line {line})") and "[" not in lines[0].split(": ")[2]

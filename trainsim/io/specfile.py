@@ -38,9 +38,13 @@ def line_of(field: str | None, lines: dict[str, int]) -> int | None:
 
 def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:
     """``exc`` with `` (line N)`` appended when it names a field of the file ``path`` (a sweep's inline base
-    run spec reports its fields as ``PATH: base``; they are found under ``base.``). Returns ``exc`` itself."""
-    if exc.field is None or exc.where is None:
+    run spec reports its fields as ``PATH: base``; they are found under ``base.``), and ``path`` in front when
+    it names a field but no file. Returns ``exc`` itself."""
+    if exc.field is None:
         return exc
+    if exc.where is None:   # a field parser that does not know the file (units.parse_count): it is this file's
+        exc.where = path
+        exc.args = (f"{path}: {exc}",)
     if exc.where == path:
         field = exc.field
     elif exc.where == f"{path}: base":
