@@ -169,3 +169,28 @@ def test_bad_input_names_file_field_and_line(tmp_path, capsys, old, new, field, 
     assert code == 2 and not out and len(lines) == 1, err
     assert lines[0].startswith(f"error: {spec}: {field}: "), lines[0]
     assert needle in lines[0] and lines[0].endswith(f"(line {line})") and "[" not in lines[0].split(": ")[2]
+
+
+# ---------------------------------------------------------------- plan: --fix and --top as typed
+
+
+@pytest.mark.parametrize("fix, needle", [
+    ("tp=eight", "tp: Input should be a valid integer"),      # was pydantic's 'For further information visit ...'
+    ("schedule=1F1B", "schedule: Input should be '1f1b'"),
+    ("tp=8,tp=4", "tp given twice"),                          # was silently tp=4
+])
+def test_plan_fix_errors_name_the_field(tmp_path, capsys, fix, needle):
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "plan", spec, "--fix", fix)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and not out and len(lines) == 1, err
+    assert lines[0].startswith("error: --fix: ") and needle in lines[0] and "pydantic" not in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "1000000000"])
+def test_plan_top_out_of_range_is_a_usage_error(tmp_path, capsys, top):
+    """--top 0 listed one plan, --top -1 none, and --top 1000000000 ran for minutes building every feasible plan's
+    full estimate (127,686 plans, 1.4 GB at --top 200000); 1..1000 now, as a usage error."""
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "plan", spec, "--top", top)
+    assert code == 2 and not out and "--top" in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1

@@ -83,7 +83,10 @@ def search(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, **kw:
 def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> PlanSpec:
     """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan);
     errors name ``field`` (``--fix``, or ``--against`` for a reference plan)."""
+    from pydantic import ValidationError
+
     data = base.model_dump(exclude_none=True) if base is not None else {}
+    given: set[str] = set()
     for part in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in part:
             raise TrainsimError(f"expected key=value, got {part!r}", field=field)
@@ -92,12 +95,15 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
             k = "micro_batch"
         if k not in PlanSpec.model_fields:
             raise unknown("plan field", k, PlanSpec.model_fields, field=field)
+        if k in given:
+            raise TrainsimError(f"{k} given twice in {text!r}; list allowed values as {k}=8|4", field=field)
+        given.add(k)
         vals = [int(x) if x.isdigit() else x for x in v.split("|")]
         data[k] = vals[0] if len(vals) == 1 else vals
     try:
         return PlanSpec.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError
-        raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
+    except ValidationError as exc:       # the field, what it expected and the value: "tp: ...; got 'eight'"
+        raise TrainsimError(str(from_validation(exc)), field=field) from None
 
 
 # ---------------------------------------------------------------- the explorer's doors (plan, size, capacity,
