@@ -194,3 +194,70 @@ def test_plan_top_out_of_range_is_a_usage_error(tmp_path, capsys, top):
     spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
     code, out, err = _main(capsys, "plan", spec, "--top", top)
     assert code == 2 and not out and "--top" in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1
+
+
+# ---------------------------------------------------------------- property test: every answer is sane
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from trainsim import api  # noqa: E402
+from trainsim.errors import TrainsimError  # noqa: E402
+
+MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-30b-a3b", "mixtral-8x7b", "deepseek-v2-lite",
+          "gpt-oss-20b", "deepseek-v3", "kimi-k2"]
+SYSTEMS = ["dgx-a100", "dgx-h100", "hgx-h800", "hgx-h20", "dgx-b200", "gb200-nvl72", "cloudmatrix-384",
+           "atlas-900-a2-pod", "atlas-950-superpod", "tpu-v5p-pod"]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(model=st.sampled_from(MODELS), system=st.sampled_from(SYSTEMS), chips=st.integers(8, 40_000),
+       seq_len=st.sampled_from([2048, 4096, 8192, 32768]), batch_m=st.sampled_from([1, 2, 4, 8, 16, 64]),
+       precision=st.sampled_from(["bf16", "fp8"]), tokens_b=st.integers(1, 20_000))
+def test_best_plan_answers_are_self_consistent(model, system, chips, seq_len, batch_m, precision, tokens_b):
+    """Over random valid questions (a catalog model and system, any chip count, a round batch in tokens), the best
+    plan's numbers agree with each other as the README defines them: the plan's product is the chips used (never
+    more than asked, at most 25% idle past one scale-up domain), the expert groups divide a pipeline stage, the
+    batch is the stated one within 5%, tokens/s x chips used x step = batch tokens, days x tokens/s x chips used
+    = training tokens, chip-hours count every chip, the rental cost is chip-hours x price, memory parts sum to
+    the total and the weights are part of it, and MFU against the precision's peak is in (0, 1]."""
+    spec = {"name": "prop", "model": model, "system": system, "chips": chips,
+            "training": {"tokens": tokens_b * 1e9, "seq_len": seq_len, "global_batch_tokens": batch_m * 1e6,
+                         "precision": precision}}
+    try:
+        res = api.search_plans(spec, top=1)
+    except TrainsimError:          # e.g. FP8 on a chip without it, or a batch below one sequence: bad input
+        return
+    if res.best is None:
+        assert res.no_plan_message()
+        return
+    d = res.best.to_dict()
+    p = d["plan"]
+    used = d["chips_used"]
+    assert p["tp"] * p["pp"] * p["cp"] * p["dp"] == used <= chips and d["idle_chips"] == chips - used
+    domain = api.get_system(system).scale_up_size
+    if chips >= domain:
+        assert d["idle_chips"] <= 0.25 * chips + domain
+    assert (p["tp"] * p["cp"] * p["dp"]) % (p["ep"] * p["etp"]) == 0
+    asked = round(batch_m * 1e6 / seq_len)
+    assert abs(d["global_batch_seqs"] / asked - 1) <= 0.05 + 1.0 / asked
+    batch_tokens = d["global_batch_seqs"] * seq_len
+    assert d["tokens_per_s_per_chip"] * used * d["step_time_s"] == pytest.approx(batch_tokens, rel=1e-9)
+    assert d["days"] * 86400 * d["tokens_per_s_per_chip"] * used == pytest.approx(tokens_b * 1e9, rel=1e-9)
+    assert d["chip_hours"] == pytest.approx(chips * d["days"] * 24, rel=1e-9)
+    cost = d["cost"]
+    price = cost["inputs"]["rental_usd_per_chip_hour"]["value"]
+    if price is None:                  # no sourced rental price (TPU pods): no rental cost, never $0
+        assert cost["cost_rental_usd"] is None
+    else:
+        assert price > 0 and cost["cost_rental_usd"] == pytest.approx(cost["chip_hours"] * price, rel=1e-9)
+    mem = d["memory_breakdown_bytes"]
+    parts = sum(v for k, v in mem.items() if k != "total")
+    assert parts == pytest.approx(mem["total"], rel=1e-9) and 0 < mem["weights"] < mem["total"]
+    assert mem["total"] == pytest.approx(d["memory_per_chip_bytes"], rel=1e-12)
+    assert d["fits"] and d["memory_per_chip_bytes"] <= d["hbm_bytes"]
+    assert 0 < d["mfu_at_precision"] <= 1 and 0 < d["hfu_at_precision"] <= 1 and d["hfu"] >= d["mfu"] * (1 - 1e-12)
+    assert all(v >= 0 for v in d["breakdown"].values())
+    assert sum(d["breakdown"].values()) == pytest.approx(d["step_time_s"], rel=1e-9)
