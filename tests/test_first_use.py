@@ -261,3 +261,12 @@ def test_best_plan_answers_are_self_consistent(model, system, chips, seq_len, ba
     assert 0 < d["mfu_at_precision"] <= 1 and 0 < d["hfu_at_precision"] <= 1 and d["hfu"] >= d["mfu"] * (1 - 1e-12)
     assert all(v >= 0 for v in d["breakdown"].values())
     assert sum(d["breakdown"].values()) == pytest.approx(d["step_time_s"], rel=1e-9)
+
+
+def test_plan_with_nothing_rejected_prints_no_empty_table(capsys):
+    """`trainsim plan` on a spec whose plan is fixed in full (the DeepSeek-V3 example: every field stated but vpp,
+    which DualPipe fixes) printed an empty 'rejected by reason' table under a title wrapped over three lines
+    ('1 plans evaluated,')."""
+    code, out, err = _main(capsys, "plan", ROOT / "examples/pretrain-deepseek-v3-h800.yaml")
+    assert code == 0, err
+    assert "1 plan evaluated, 1 fit" in out and "none rejected" in out and "rejected by reason" not in out

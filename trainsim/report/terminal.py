@@ -188,8 +188,12 @@ def render_search(res, c: Console | None = None) -> None:
         for r in res.pareto[:10]:
             pt.add_row(plan_text(r["plan"]), f"{r['step_time_s']:.3f}", f"{r['memory_per_chip_bytes'] / GIB:.1f}")
         c.print(pt)
-    rj = table(title=f"{res.plans_evaluated:,} plans evaluated, {res.plans_feasible:,} fit, "
-                     f"in {res.search_seconds:.3f} s; rejected by reason")
+    counts = (f"{res.plans_evaluated:,} plan{'s' if res.plans_evaluated != 1 else ''} evaluated, "
+              f"{res.plans_feasible:,} fit, in {res.search_seconds:.3f} s")
+    if not res.rejected:           # every plan fits (a plan fixed in full): a line, not an empty table
+        c.print(f"{counts}; none rejected")
+        return
+    rj = table(title=f"{counts}; rejected by reason")
     rj.add_column("reason")
     rj.add_column("plans", justify="right")
     for k, v in sorted(res.rejected.items(), key=lambda kv: -kv[1]):
