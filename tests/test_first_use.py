@@ -270,3 +270,21 @@ def test_plan_with_nothing_rejected_prints_no_empty_table(capsys):
     code, out, err = _main(capsys, "plan", ROOT / "examples/pretrain-deepseek-v3-h800.yaml")
     assert code == 0, err
     assert "1 plan evaluated, 1 fit" in out and "none rejected" in out and "rejected by reason" not in out
+
+
+def test_large_counts_have_thousands_separators(tmp_path, capsys):
+    """'the smallest of 69228 plans', '12477.1 GiB of 80.0 GiB': every other count in the output has separators.
+    DeepSeek-V3 (671B parameters, 16+ bytes each with ZeRO-0) on 1,000 H100 with every plan field fixed at 1 and
+    dp=1000 needs > 10,000 GiB per chip; the same model on 72 GB200 has more than 1,000 plans and none fits."""
+    spec = _write(tmp_path, "dsv3.yaml", "model: deepseek-v3\nsystem: dgx-h100\nchips: 1000\n"
+                  "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 1000}\n"
+                  "plan: {tp: 1, pp: 1, vpp: 1, cp: 1, ep: 1, etp: 1, dp: 1000, schedule: 1f1b, zero: 0, "
+                  "recompute: none, micro_batch: 1}\n")
+    code, out, err = _main(capsys, "estimate", spec)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "memory per chip" in line)
+    assert re.search(r"\d{1,3}(,\d{3})+\.\d GiB of 80\.0 GiB", row), row
+    spec2 = _write(tmp_path, "nvl72.yaml", "model: deepseek-v3\nsystem: gb200-nvl72\nchips: 72\n"
+                   "training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}\n")
+    code, out, err = _main(capsys, "estimate", spec2)
+    assert code == 1 and re.search(r"the smallest of \d{1,3}(,\d{3})+ plans", err), err

@@ -121,12 +121,12 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak)",
                   f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
-    t.add_row("memory per chip", f"{d['memory_per_chip_bytes'] / GIB:.1f} GiB of {d['hbm_bytes'] / GIB:.1f} GiB ({fits})")
+    t.add_row("memory per chip", f"{d['memory_per_chip_bytes'] / GIB:,.1f} GiB of {d['hbm_bytes'] / GIB:,.1f} GiB ({fits})")
     dnf = d.get("does_not_fit")
     if dnf:
-        t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:.1f} GiB ({dnf['over_by_fraction']:.1%})")
+        t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:,.1f} GiB ({dnf['over_by_fraction']:,.0%})")
         for fx in dnf.get("fixes", []):
-            t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:.1f} GiB, "
+            t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:,.1f} GiB, "
                                    f"step {fx['step_time_s']:.3f} s")
         if not dnf.get("fixes"):
             t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
