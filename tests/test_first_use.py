@@ -288,3 +288,32 @@ def test_large_counts_have_thousands_separators(tmp_path, capsys):
                    "training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}\n")
     code, out, err = _main(capsys, "estimate", spec2)
     assert code == 1 and re.search(r"the smallest of \d{1,3}(,\d{3})+ plans", err), err
+
+
+# ---------------------------------------------------------------- a cluster stated in pods
+
+
+@pytest.mark.parametrize("system, stated, chips", [
+    ("cloudmatrix-384", "65 pods", 65 * 384),          # a CloudMatrix 384 pod: 384 NPUs in one UB domain
+    ("atlas-950-superpod", "2 SuperPoDs", 2 * 8192),   # an Atlas 950 SuperPoD: 8,192 NPUs
+    ("dgx-b200", "2 systems", 2 * 8),                  # "2 nodes of 8 B200": one HGX node = one NVLink domain
+    ("dgx-h100", "1,000", 1000),                        # "1,000 GPUs", with the comma
+    ("cloudmatrix-384", "25K", 25_000),
+])
+def test_chips_as_people_state_them(tmp_path, capsys, system, stated, chips):
+    """`chips: "65 pods"` and `chips: "1,000"` were refused ('Input should be a valid integer'); the explorer and
+    `size --unit system` already count in scale-up domains. The check prints the chips it resolved."""
+    spec = _write(tmp_path, "r.yaml", f"model: llama-3.1-8b\nsystem: {system}\nchips: \"{stated}\"\n"
+                  "training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}\n")
+    code, out, err = _main(capsys, "check", spec, "--json")
+    assert code == 0, err
+    assert f"{chips:,} chips" in json.dumps(json.loads(out))
+
+
+def test_chips_in_an_unknown_unit_says_what_a_pod_is(tmp_path, capsys):
+    spec = _write(tmp_path, "r.yaml", "model: llama-3.1-8b\nsystem: gb200-nvl72\nchips: 2 nodes\n"
+                  "training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}\n")
+    code, out, err = _main(capsys, "estimate", spec)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and f"{spec}: chips: " in lines[0]
+    assert "'2 nodes'" in lines[0] and "= 72 chips" in lines[0] and lines[0].endswith("(line 3)")
