@@ -317,3 +317,17 @@ def test_chips_in_an_unknown_unit_says_what_a_pod_is(tmp_path, capsys):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and f"{spec}: chips: " in lines[0]
     assert "'2 nodes'" in lines[0] and "= 72 chips" in lines[0] and lines[0].endswith("(line 3)")
+
+
+def test_missing_rental_price_is_said_not_dashed(tmp_path, capsys):
+    """A TPU v5p pod has no rental price in the catalog: the cost row read '-' beside capex's sentence; it now says
+    so and names the flag; with --price-per-chip-hour 3 the rental is chip-hours x $3."""
+    spec = _write(tmp_path, "tpu.yaml", "model: llama-3.1-8b\nsystem: tpu-v5p-pod\nchips: 256\n"
+                  "training: {tokens: 100B, seq_len: 4096, global_batch_tokens: 4M}\n")
+    code, out, err = _main(capsys, "estimate", spec)
+    assert code == 0, err
+    row = " ".join(line for line in out.splitlines() if "cost, rental" in line or "price-per-chip" in line)
+    assert "no rental price" in row and "--price-per-chip-hour" in row
+    code, out, err = _main(capsys, "estimate", spec, "--price-per-chip-hour", "3", "--json")
+    cost = json.loads(out)["cost"]
+    assert code == 0 and cost["cost_rental_usd"] == pytest.approx(3 * cost["chip_hours"], rel=1e-12)

@@ -89,8 +89,8 @@ def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
             ("chip-hours", count(cost["chip_hours"], "chip-hours")),
             ("energy", "-" if cost["energy_mwh"] is None else
              f"{count(cost['energy_mwh'])} MWh (PUE {inp['pue']['value']:g})"),
-            ("cost, rental", "-" if cost["cost_rental_usd"] is None else
-             f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
+            ("cost, rental", "no rental price in the catalog (give --price-per-chip-hour)"
+             if cost["cost_rental_usd"] is None else f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
             ("cost, capex", "no system price in the catalog" if cost["cost_capex_usd"] is None else
              f"{money(cost['cost_capex_usd'])} ({money(cost['capex_amortised_usd'])} amortised over "
              f"{inp['life_years']['value']:g} years + {money(cost['electricity_usd'])} electricity at "
@@ -121,7 +121,8 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak)",
                   f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
-    t.add_row("memory per chip", f"{d['memory_per_chip_bytes'] / GIB:,.1f} GiB of {d['hbm_bytes'] / GIB:,.1f} GiB ({fits})")
+    t.add_row("memory per chip",
+              f"{d['memory_per_chip_bytes'] / GIB:,.1f} GiB of {d['hbm_bytes'] / GIB:,.1f} GiB ({fits})")
     dnf = d.get("does_not_fit")
     if dnf:
         t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:,.1f} GiB ({dnf['over_by_fraction']:,.0%})")
