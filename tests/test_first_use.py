@@ -331,3 +331,20 @@ def test_missing_rental_price_is_said_not_dashed(tmp_path, capsys):
     code, out, err = _main(capsys, "estimate", spec, "--price-per-chip-hour", "3", "--json")
     cost = json.loads(out)["cost"]
     assert code == 0 and cost["cost_rental_usd"] == pytest.approx(3 * cost["chip_hours"], rel=1e-12)
+
+
+@pytest.mark.parametrize("cmd, spec, kind, command", [
+    ("estimate", "examples/serving-llama-3.1-8b-h800.yaml", "serving", "trainsim infer"),
+    ("plan", "examples/posttrain-opd-two-clusters.yaml", "posttrain", "trainsim posttrain"),
+    ("estimate", "examples/sweep-hbm-bandwidth.yaml", "sweep", "trainsim sweep"),
+    ("infer", "examples/pretrain-deepseek-v3-h800.yaml", "run", "trainsim estimate"),
+    ("estimate", "scenarios/S2.yaml", "scenario", "trainsim scenario"),
+])
+def test_a_spec_given_to_the_wrong_command_says_which_it_is(capsys, cmd, spec, kind, command):
+    """The README's examples given to another command answered 'serving: unknown key (typo?)' (and, with the
+    typo hint, would have suggested 'training'); the line now says what kind of spec it is and which command reads
+    it."""
+    code, out, err = _main(capsys, cmd, ROOT / spec)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and not out and len(lines) == 1, err
+    assert f"this is a {kind} spec" in lines[0] and command in lines[0] and "did you mean" not in lines[0]

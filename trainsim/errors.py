@@ -65,7 +65,8 @@ def from_validation(exc, where: str | None = None) -> TrainsimError:
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         missing = [str(e["loc"][-1]) for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent]
-        near = close_matches(str(err["loc"][-1]), missing, n=1) if missing else []
+        # a near spelling only ('chip' for 'chips': 0.89), never another key ('serving' for 'training': 0.57)
+        near = difflib.get_close_matches(str(err["loc"][-1]), missing, n=1, cutoff=0.8)
         msg = f"unknown key (typo? did you mean {near[0]}?)" if near else "unknown key (typo?)"
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got

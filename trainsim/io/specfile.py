@@ -58,6 +58,38 @@ def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimE
     return exc
 
 
+def spec_kind(doc: Any) -> str:
+    """run | serving | posttrain | sweep | scenario, from the keys a spec has (run: the rest)."""
+    if "axes" in doc:
+        return "sweep"
+    if "clusters" in doc:
+        return "posttrain"
+    if "serving" in doc:
+        return "serving"
+    if "kind" in doc:
+        return "scenario"
+    return "run"
+
+
+#: the kind each reader expects (``what``) and the command that reads each kind
+_KIND_OF_WHAT = {"run spec": "run", "serving spec": "serving", "post-training spec": "posttrain",
+                 "sweep spec": "sweep"}
+_COMMAND_OF = {"run": "trainsim estimate / plan / size", "serving": "trainsim infer",
+               "posttrain": "trainsim posttrain", "sweep": "trainsim sweep", "scenario": "trainsim scenario"}
+
+
+def _other_kind(doc: Any, what: str) -> str:
+    """' -- this is a serving spec (trainsim infer)' when ``doc`` has the marker key of another spec kind than
+    the reader's (a serving spec given to ``estimate``); else ''."""
+    want = _KIND_OF_WHAT.get(what)
+    if want is None or not isinstance(doc, dict):
+        return ""
+    got = spec_kind(doc)
+    if got == want or (got == "run" and "training" not in doc):   # "run" is the fallback: only with training
+        return ""
+    return f" -- this is a {got} spec ({_COMMAND_OF[got]})"
+
+
 def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec", text: str | None = None,
                    **kw: Any) -> Any:
     """Read the spec file ``path`` and validate it with ``model``.
@@ -91,4 +123,8 @@ def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec"
         parse: Callable[..., Any] = model
         return parse(doc, base_dir=path.parent, where=where, **kw)
     except TrainsimError as exc:
-        raise with_line(exc, where, lines) from None
+        exc = with_line(exc, where, lines)
+        hint = _other_kind(doc, what)
+        if hint:
+            exc.args = (f"{exc}{hint}",)
+        raise exc from None
