@@ -348,3 +348,17 @@ def test_a_spec_given_to_the_wrong_command_says_which_it_is(capsys, cmd, spec, k
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and not out and len(lines) == 1, err
     assert f"this is a {kind} spec" in lines[0] and command in lines[0] and "did you mean" not in lines[0]
+
+
+def test_size_keeps_looking_past_counts_where_nothing_fits(tmp_path, capsys):
+    """Llama 3.1 405B (405B parameters x 16+ bytes of states = 6.5 TB) fits on no 8 or 16 H100; `size` stopped
+    galloping there (no plan at 8 and none at 16 read as 'more units make it slower') and answered 'nothing fits
+    in memory' for every count up to 10^6 chips. With 30 days it must find a count, and with 1 day it must say
+    the fastest count it found, not that nothing fits."""
+    spec = _write(tmp_path, "r.yaml", "model: llama-3.1-405b\nsystem: dgx-h100\nchips: 8\n"
+                  "training: {tokens: 15T, seq_len: 8192, global_batch_tokens: 16M}\n")
+    code, out, err = _main(capsys, "size", spec, "--days", "30", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["feasible"] and d["effective_days"] <= 30 and d["chips"] > 16
+    code, out, err = _main(capsys, "size", spec, "--days", "1")
+    assert code == 1 and "nothing fits in memory" not in out and "fastest:" in out and "in 1 day;" in out

@@ -163,7 +163,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
         if ok(nxt):
             hi = nxt
             break
-        if lo >= 0 and eff(nxt) >= eff(lo):
+        if lo >= 0 and math.isfinite(eff(lo)) and eff(nxt) >= eff(lo):   # no plan yet at lo: keep galloping
             a, b = max(0, index(counts[lo] // 2)), nxt     # the fastest count lies in [a, b]: ternary search
             for _ in range(3):          # a coarse look: the count only says how close the valley comes
                 if b - a <= 2:
@@ -207,7 +207,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi is None:
         finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
         fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None
-        msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} days"
+        msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} "
+               f"day{'s' if deadline_days != 1 else ''}"
                + (f"; fastest: {fastest['effective_days']:.1f} days on {fastest['units']:,} ({fastest['chips']:,} "
                   f"chips, goodput {fastest['goodput']:.0%})" if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
