@@ -163,7 +163,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
         if ok(nxt):
             hi = nxt
             break
-        if lo >= 0 and math.isfinite(eff(lo)) and eff(nxt) >= eff(lo):   # no plan yet at lo: keep galloping
+        if lo >= 0 and eff(nxt) >= eff(lo):
             a, b = max(0, index(counts[lo] // 2)), nxt     # the fastest count lies in [a, b]: ternary search
             for _ in range(3):          # a coarse look: the count only says how close the valley comes
                 if b - a <= 2:
@@ -177,7 +177,10 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
             if ok(m):
                 hi = m
                 lo = max([i for i in range(m) if counts[i] in probe.seen and not ok(i)], default=-1)
-            break
+                break
+            if math.isfinite(eff(m)):   # a valley that misses the deadline
+                break
+            # no count up to here has a plan (too few chips for the memory): not a valley, gallop on
         lo = nxt
     if hi is not None:
         while lo == -1 and hi > 0:      # make sure a failing lower bound is known
