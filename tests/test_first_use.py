@@ -362,3 +362,42 @@ def test_size_keeps_looking_past_counts_where_nothing_fits(tmp_path, capsys):
     assert code == 0 and d["feasible"] and d["effective_days"] <= 30 and d["chips"] > 16
     code, out, err = _main(capsys, "size", spec, "--days", "1")
     assert code == 1 and "nothing fits in memory" not in out and "fastest:" in out and "in 1 day;" in out
+
+
+# ---------------------------------------------------------------- serving and --emit as a new user types them
+
+SERVE = """model: {model}
+system: {system}
+{chips}serving: {{input_len: 2048, output_len: 512}}
+latency: {{tpot_ms: {tpot}}}
+"""
+
+
+def test_serving_bound_no_plan_meets_is_no_answer(tmp_path, capsys):
+    """A TPOT bound no plan meets (0.001 ms: below one HBM read of the weights) exited 2, as if the input were
+    bad; it is a valid question without an answer, exit 1 as the README's exit codes say."""
+    spec = _write(tmp_path, "s.yaml", SERVE.format(model="llama-3.1-8b", system="hgx-h800", chips="", tpot=0.001))
+    code, out, err = _main(capsys, "infer", spec)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and not out and len(lines) == 1 and "no decode plan meets the latency bound" in lines[0]
+
+
+def test_serving_chips_in_pods(tmp_path, capsys):
+    """chips (per serving instance) as a pod: one CloudMatrix 384 pod = 384 NPUs (was 'Input should be a valid
+    integer')."""
+    spec = _write(tmp_path, "s.yaml", SERVE.format(model="deepseek-v3", system="cloudmatrix-384",
+                                                  chips='chips: "1 pod"\n', tpot=100))
+    code, out, err = _main(capsys, "infer", spec, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["decode"]["plan"]["chips"] == 384
+
+
+def test_emit_names_the_stack_whose_flags_refuse_the_plan(capsys):
+    """`plan examples/pretrain-deepseek-v3-h800.yaml --emit megatron` said 'megatron-bridge-2026 offers schedule
+    1f1b, interleaved, not dualpipe' for a run that names deepseek-hai-llm: the line now says that --emit megatron
+    writes megatron-bridge-2026's flags."""
+    code, out, err = _main(capsys, "plan", ROOT / "examples/pretrain-deepseek-v3-h800.yaml", "--emit", "megatron")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "not dualpipe" in lines[0]
+    assert "--emit megatron writes the flags of megatron-bridge-2026" in lines[0] and "deepseek-hai-llm" in lines[0]

@@ -164,7 +164,12 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     if framework:
         fixed = restrict_plan(fixed, framework)
     elif emit:
-        fixed = restrict_plan(fixed, default_for_emit(emit))
+        fw = default_for_emit(emit)
+        try:
+            fixed = restrict_plan(fixed, fw)
+        except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
+            raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
+                                f"{r.framework or 'no framework'})", field=None) from None
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
