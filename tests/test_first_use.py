@@ -401,3 +401,17 @@ def test_emit_names_the_stack_whose_flags_refuse_the_plan(capsys):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "not dualpipe" in lines[0]
     assert "--emit megatron writes the flags of megatron-bridge-2026" in lines[0] and "deepseek-hai-llm" in lines[0]
+
+
+def test_posttrain_cluster_in_pods(tmp_path, capsys):
+    """A post-training cluster of '1 pod' (384 CloudMatrix NPUs) was refused; it now resolves to 384 chips, and an
+    unknown unit names the cluster's field."""
+    text = ("name: x\nkind: rl\nclusters:\n  main: {{system: cloudmatrix-384, chips: \"{chips}\"}}\n"
+            "student: {{model: qwen3-30b-a3b, cluster: main}}\n"
+            "step: {{prompts: 256, samples_per_prompt: 8, prompt_len: 512, rollout_len: 4096, steps: 10}}\n")
+    code, out, err = _main(capsys, "check", _write(tmp_path, "p.yaml", text.format(chips="1 pod")), "--json")
+    assert code == 0, err
+    from trainsim.posttrain.spec import load_posttrain
+    assert load_posttrain(tmp_path / "p.yaml").clusters["main"].chips == 384
+    code, out, err = _main(capsys, "posttrain", _write(tmp_path, "q.yaml", text.format(chips="1 node")))
+    assert code == 2 and "clusters.main.chips: " in err and "'1 node'" in err and "(line 4)" in err

@@ -307,7 +307,7 @@ def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
 _DOMAINS_RE = re.compile(r"^\s*([0-9][0-9,_]*)\s*(pods?|superpods?|systems?|domains?)\s*$", re.IGNORECASE)
 
 
-def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str) -> Any:
+def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str, field: str = "chips") -> Any:
     """A spec's ``chips`` as people state a cluster: an integer; a count ("1,000", "25K", the grammar of
     :func:`trainsim.units.parse_count`); or whole scale-up domains of the run's system ("65 pods" of
     ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "15 superpods", "2 systems" of ``dgx-b200`` = 16), the unit
@@ -334,7 +334,7 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
     except TrainsimError:
         per = ""
     raise TrainsimError(f"expected a number of chips (64, '1,000', '25K') or whole scale-up domains of the system "
-                        f"('65 pods', '2 systems'{per}), got {value[:80]!r}", field="chips", where=where)
+                        f"('65 pods', '2 systems'{per}), got {value[:80]!r}", field=field, where=where)
 
 
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
