@@ -415,3 +415,22 @@ def test_posttrain_cluster_in_pods(tmp_path, capsys):
     assert load_posttrain(tmp_path / "p.yaml").clusters["main"].chips == 384
     code, out, err = _main(capsys, "posttrain", _write(tmp_path, "q.yaml", text.format(chips="1 node")))
     assert code == 2 and "clusters.main.chips: " in err and "'1 node'" in err and "(line 4)" in err
+
+
+# ---------------------------------------------------------------- capacity with no answer
+
+
+@pytest.mark.parametrize("days", ["1", "0.001"])
+def test_capacity_without_an_answer_says_so_and_exits_1(capsys, days):
+    """One 8-GPU H100 server for a day (or 86 s) trains no model of the DeepSeek-V3 family to its token budget.
+    `capacity` exited 0 and, for a day, said 'no plan fits in memory' (the message of the last size probed, a
+    34B model, while the 0.4B models probed fit and reach 32%); for 0.001 days it said 'reaches only 0%'. It now
+    names the size that came closest, with its fraction to two digits, and exits 1."""
+    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--days", days, "--json")
+    assert code == 1, err
+    d = json.loads(out)
+    assert d["tokens"] is None and "no model of the family reaches its token budget" in d["message"]
+    best = max(it["ratio_f"] for it in d["iterations"])
+    assert 0 < best < 1
+    pct = float(re.search(r"trains only ([0-9.e+-]+)% of", d["message"]).group(1))
+    assert pct == pytest.approx(100 * best, rel=0.05)

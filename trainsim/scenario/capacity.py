@@ -334,10 +334,12 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         probe(nxt)
         n_eval += 1
     lo = seen[lo_i] if lo_i is not None else None
-    if lo is None:
-        last = seen[hi_i]
+    if lo is None:   # no size reaches its budget: report the one that came closest (the smallest, as a rule)
+        last = max(seen.values(), key=lambda p: p["f"]) if any(p["f"] > 0 for p in seen.values()) else seen[hi_i]
         msg = (last["res"].no_plan_message() if last["res"].best is None else
-               f"even a {last['active'] / 1e9:.0f}B-active model reaches only {last['f']:.0%} of its token budget")
+               f"no model of the family reaches its token budget: even a {last['active'] / 1e9:.3g}B-active model "
+               f"trains only {100 * last['f']:.2g}% of its {last['active'] * ratio:.3g} tokens in {days:g} "
+               f"day{'s' if days != 1 else ''}")
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
                               None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
                               if last["gp"] is not None else [], iters, msg)
