@@ -434,3 +434,16 @@ def test_capacity_without_an_answer_says_so_and_exits_1(capsys, days):
     assert 0 < best < 1
     pct = float(re.search(r"trains only ([0-9.e+-]+)% of", d["message"]).group(1))
     assert pct == pytest.approx(100 * best, rel=0.05)
+
+
+def test_moe_shape_never_grows_when_asked_for_less():
+    """capacity's DeepSeek-V3-like shape rule scanned widths from max(1,024, 0.6 h0) to 1.5 h0; below ~50M active
+    that range was empty and the width stayed DeepSeek-V3's 7,168, so asking for a 1M-active model gave a
+    5.6B-active one (capacity then probed it as the 'smallest' size). Active parameters must not fall as the
+    requested count rises, and the tiniest request gets the narrowest width."""
+    from trainsim.scenario.capacity import _counts, moe_shape
+
+    asked = [1e6, 1e7, 5e7, 1e8, 4e8, 1e9, 8e9, 37e9]
+    active = [_counts(moe_shape(n, 18.1))[1] for n in asked]
+    assert all(b >= a for a, b in zip(active, active[1:])), active
+    assert moe_shape(1e6, 18.1)["hidden"] == 1024

@@ -104,7 +104,8 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
     # active grows with width; scan widths in steps of 512 around the DeepSeek-V3 aspect
     best_h, best_err = DSV3["hidden"], math.inf
     h0 = DSV3["hidden"] * math.sqrt(active / DSV3["active"] * 61 / L)
-    for h in range(max(1024, _round(h0 * 0.6, 512)), _round(h0 * 1.5, 512) + 1, 512):
+    lo_h = max(1024, _round(h0 * 0.6, 512))   # 1,024 wide at least; below that the scan is that one width (an
+    for h in range(lo_h, max(lo_h, _round(h0 * 1.5, 512)) + 1, 512):   # empty scan kept DeepSeek-V3's 7,168)
         _, act = _counts(_moe_doc(h, L, 64, name))
         err = abs(act - active)
         if err < best_err:
