@@ -447,3 +447,16 @@ def test_moe_shape_never_grows_when_asked_for_less():
     active = [_counts(moe_shape(n, 18.1))[1] for n in asked]
     assert all(b >= a for a, b in zip(active, active[1:])), active
     assert moe_shape(1e6, 18.1)["hidden"] == 1024
+
+
+def test_partial_chip_on_a_base_system_says_how_to_vary_one_value(tmp_path, capsys):
+    """'What does capping HBM bandwidth change?' written as {base: dgx-h100, chip: {hbm_bandwidth: 2 TB/s}} got
+    'system.chip: missing required key name'; the line now says an inline chip is whole and names the commands
+    that vary one catalog value."""
+    spec = _write(tmp_path, "cap.yaml", "model: llama-3.1-70b\n"
+                  "system: {base: dgx-h100, chip: {hbm_bandwidth: \"2 TB/s\"}}\nchips: 64\n"
+                  "training: {tokens: 1T, global_batch_tokens: 4M}\n")
+    code, out, err = _main(capsys, "estimate", spec)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "system.chip: " in lines[0] and "(line 2)" in lines[0]
+    assert "sensitivity --vary hbm_bandwidth" in lines[0] and "system.chip.hbm_bw" in lines[0]
