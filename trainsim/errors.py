@@ -48,12 +48,26 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
 
 
 def from_validation(exc, where: str | None = None) -> TrainsimError:
-    """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value."""
-    err = exc.errors()[0]
-    field = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))) or None
+    """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value.
+    A misspelt key is reported as itself, not as the required key it leaves missing (``chip:`` for ``chips:``:
+    'chip: unknown key (typo? did you mean chips?)'); the union branch pydantic tried (``literal[...]``,
+    ``list[...]``) is not part of the field path."""
+    errs = exc.errors()
+
+    def path(e) -> str | None:
+        return ".".join(str(x) for x in e["loc"]
+                        if not (isinstance(x, str) and (x.startswith("function-") or "[" in x))) or None
+
+    extra = [e for e in errs if e["type"] == "extra_forbidden"]
+    err = extra[0] if extra else errs[0]
+    field = path(err)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
+        parent = err["loc"][:-1]
+        missing = [str(e["loc"][-1]) for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent]
+        # a near spelling only ('chip' for 'chips': 0.89), never another key ('serving' for 'training': 0.57)
+        near = difflib.get_close_matches(str(err["loc"][-1]), missing, n=1, cutoff=0.8)
+        msg = f"unknown key (typo? did you mean {near[0]}?)" if near else "unknown key (typo?)"
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got
         msg = f"{msg}; got {short(err['input'])}"

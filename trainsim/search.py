@@ -162,12 +162,12 @@ class SearchResult:
         if self.plans_evaluated == 0:
             tr = self.run.training
             top = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])
-            msg = (f"no valid plan for {self.run.chips} chips and a batch of {tr.batch_seqs:,} sequences "
+            msg = (f"no valid plan for {self.run.chips:,} chips and a batch of {tr.batch_seqs:,} sequences "
                    f"(batch_tolerance {tr.batch_tol:.0%}{', all chips used' if self.use_all else ''}) ({top})")
             return msg + self._alternatives_text()
         gib = (self.smallest_memory_bytes or 0) / 2**30
         hbm = self.run.system.chip.hbm_bytes / 2**30
-        return (f"no plan fits in memory: the smallest of {self.plans_evaluated} plans needs {gib:.1f} GiB per chip "
+        return (f"no plan fits in memory: the smallest of {self.plans_evaluated:,} plans needs {gib:,.1f} GiB per chip "
                 f"vs {hbm:.1f} GiB HBM" + self._alternatives_text())
 
     def _alternatives_text(self) -> str:

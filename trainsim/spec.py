@@ -6,6 +6,7 @@ one-line :class:`~trainsim.errors.TrainsimError` naming the file, the field, the
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -301,22 +302,64 @@ class Run:
     use_all: bool = False          # plans must use every chip (no idle scale-up domains)
 
 
+def _in_spec(exc: TrainsimError, where: str) -> TrainsimError:
+    """A resolver's error ``exc`` naming the spec file ``where`` (unless it names a file already)."""
+    if exc.where is None:
+        err = TrainsimError(str(exc), where=where)
+        err.field = exc.field          # kept for the line number (trainsim.io.specfile.with_line)
+        return err
+    return exc
+
+
 def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
     """Resolve a spec's ``model`` and ``system`` values; errors name the spec file."""
     try:
         return resolve_model(model, base_dir), resolve_system(system, base_dir)
     except TrainsimError as exc:
-        if exc.where is None:
-            err = TrainsimError(str(exc), where=where)
-            err.field = exc.field          # kept for the line number (trainsim.io.specfile.with_line)
-            raise err from None
-        raise
+        raise _in_spec(exc, where) from None
+
+
+#: ``chips: "65 pods"``: whole scale-up domains of the run's system (pods, SuperPoDs, systems, domains)
+_DOMAINS_RE = re.compile(r"^\s*([0-9][0-9,_]*)\s*(pods?|superpods?|systems?|domains?)\s*$", re.IGNORECASE)
+
+
+def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str, field: str = "chips") -> Any:
+    """A spec's ``chips`` as people state a cluster: an integer; a count ("1,000", "25K", the grammar of
+    :func:`trainsim.units.parse_count`); or whole scale-up domains of the run's system ("65 pods" of
+    ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "15 superpods", "2 systems" of ``dgx-b200`` = 16), the unit
+    of ``trainsim size --unit system`` and the explorer's pods. Any other string is one error line that says
+    what a domain of this system holds; non-strings are left to the type check."""
+    if not isinstance(value, str):
+        return value
+    m = _DOMAINS_RE.match(value)
+    if m is None:
+        try:
+            x = parse_count(value, "chips")
+        except TrainsimError:
+            x = None
+        if x is not None and float(x).is_integer():
+            return int(x)
+    if m is not None:              # an unknown system is reported as such (field system)
+        try:
+            domain = resolve_system(system_value, base_dir).scale_up_size
+        except TrainsimError as exc:
+            raise _in_spec(exc, where) from None
+        return int(m.group(1).replace(",", "").replace("_", "")) * domain
+    try:
+        per = f"; one domain of this system = {resolve_system(system_value, base_dir).scale_up_size:,} chips"
+    except TrainsimError:
+        per = ""
+    raise TrainsimError(f"expected a number of chips (64, '1,000', '25K') or whole scale-up domains of the system "
+                        f"('65 pods', '2 systems'{per}), got {value[:80]!r}", field=field, where=where)
 
 
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
-    """Validate a run-spec mapping and resolve its model and system."""
+    """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
+    (:func:`chips_as_stated`)."""
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of run-spec keys", where=where)
+    if isinstance(doc.get("chips"), str):
+        doc = {**doc, "chips": chips_as_stated(doc["chips"], doc.get("system"), base_dir, where)}
     try:
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:

@@ -83,7 +83,10 @@ def search(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, **kw:
 def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> PlanSpec:
     """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan);
     errors name ``field`` (``--fix``, or ``--against`` for a reference plan)."""
+    from pydantic import ValidationError
+
     data = base.model_dump(exclude_none=True) if base is not None else {}
+    given: set[str] = set()
     for part in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in part:
             raise TrainsimError(f"expected key=value, got {part!r}", field=field)
@@ -92,12 +95,15 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
             k = "micro_batch"
         if k not in PlanSpec.model_fields:
             raise unknown("plan field", k, PlanSpec.model_fields, field=field)
+        if k in given:
+            raise TrainsimError(f"{k} given twice in {text!r}; list allowed values as {k}=8|4", field=field)
+        given.add(k)
         vals = [int(x) if x.isdigit() else x for x in v.split("|")]
         data[k] = vals[0] if len(vals) == 1 else vals
     try:
         return PlanSpec.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError
-        raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
+    except ValidationError as exc:       # the field, what it expected and the value: "tp: ...; got 'eight'"
+        raise TrainsimError(str(from_validation(exc)), field=field) from None
 
 
 # ---------------------------------------------------------------- the explorer's doors (plan, size, capacity,
@@ -158,7 +164,12 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     if framework:
         fixed = restrict_plan(fixed, framework)
     elif emit:
-        fixed = restrict_plan(fixed, default_for_emit(emit))
+        fw = default_for_emit(emit)
+        try:
+            fixed = restrict_plan(fixed, fw)
+        except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
+            raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
+                                f"{r.framework or 'no framework'})", field=None) from None
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
@@ -234,7 +245,7 @@ class CompareResult:
         ds = [e.to_dict() for e in self.estimates]
         rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
                 ("chips", "chips", [d["chips"] for d in ds]),
-                ([plan_text(d["plan"], empty="") for d in ds]),
+                ("plan", "plan", [plan_text(d["plan"], empty="") for d in ds]),
                 ("step time (s)", "step_time_s", [d["step_time_s"] for d in ds])]
         causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))
         rows += [(f"  {c} (s)", f"breakdown.{c}", [d["breakdown"].get(c, 0.0) for d in ds]) for c in causes]

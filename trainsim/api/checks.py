@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
 from ..errors import TrainsimError
 from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
-from ..io import load_spec_file
+from ..io import load_spec_file, spec_kind
 from ..estimate import PLAN_FIELDS
 from ..model.counts import count
 from ..numfmt import count as fmt_count
@@ -15,19 +14,6 @@ from ..scenario.registry import handler
 from .posttraining import _posttrain_spec
 from .serving import _serving
 from . import CheckResult
-
-
-def spec_kind(doc: Mapping) -> str:
-    """run | serving | posttrain | sweep | scenario, from the keys a spec has."""
-    if "axes" in doc:
-        return "sweep"
-    if "clusters" in doc:
-        return "posttrain"
-    if "serving" in doc:
-        return "serving"
-    if "kind" in doc:
-        return "scenario"
-    return "run"
 
 
 def check(path) -> CheckResult:

@@ -198,6 +198,12 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
                 raise TrainsimError(f"missing required key '{key}' (or give 'base: SYSTEM_ID')",
                                     field=field, where=where)
     new_chip = d.get("chip") is not None
+    if new_chip and base is not None and isinstance(d["chip"], Mapping) and d["chip"].get("name") is None:
+        # {base: dgx-h100, chip: {hbm_bandwidth: ...}}: an inline chip is a whole chip, never a patch of the base's
+        raise TrainsimError(f"an inline chip is a whole chip (name, bf16_tflops, hbm, hbm_bandwidth), not a change "
+                            f"to {base.chip.id}'s; to vary one of its values use `trainsim sensitivity --vary "
+                            f"hbm_bandwidth` or a sweep axis such as system.chip.hbm_bw", field=f"{field}.chip",
+                            where=where)
     chip = resolve_chip(d["chip"], field=f"{field}.chip", where=where) if new_chip else base.chip
     if check:
         load.require_usable(chip, field=f"{field}.chip", where=where)

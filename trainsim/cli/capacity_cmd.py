@@ -31,12 +31,13 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_ or csv_)):
         res = scenarios.capacity(system, chips, days, units=units, family=family, precision=precision, sparsity=sparsity,
                            failures=failures, names=api.CLI_NAMES)
+    no_answer = res.tokens is None     # no model size reaches its token budget: exit 1 (README, exit codes)
     if csv_:
         print_rows(res.to_dict())
-        return
+        raise typer.Exit(1 if no_answer else 0)
     if json_:
         print_json(res.to_dict())
-        return
+        raise typer.Exit(1 if no_answer else 0)
     from rich.table import Table
 
 
@@ -59,3 +60,5 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
         it.add_row(fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
                    fmt(i["mfu"]))
     c.print(it)
+    if no_answer:
+        raise typer.Exit(1)

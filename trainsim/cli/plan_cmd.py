@@ -17,7 +17,9 @@ from ..report.tabular import print_csv
 
 @app.command("plan")
 def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
-             top: int = typer.Option(5, "--top", help="how many plans to list"),
+             top: int = typer.Option(5, "--top", min=1, max=1000,
+                                     help="how many plans to list, 1-1000 (every feasible plan: "
+                                          "trainsim.search(...).to_frame(all=True))"),
              fix: str = typer.Option("", "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
              emit: str = typer.Option("", "--emit", help="print the best plan as megatron or mindspeed arguments (bash), or a torchtitan TOML section"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),

@@ -20,7 +20,7 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
                output: Path = typer.Option(None, "--output", "-o", help="HTML file to write (default: FILE's "
                                                                          "name with .html, in this folder)"),
                png: Path = typer.Option(None, "--png", help="also write the charts as PNG files into DIR"),
-               top: int = typer.Option(5, "--top", help="how many best plans to show"),
+               top: int = typer.Option(5, "--top", min=1, max=1000, help="how many best plans to show"),
                sweeps: bool = typer.Option(True, "--sweeps/--no-sweeps",
                                            help="scaling and sensitivity sweeps (each point is a plan search)"),
                force: bool = typer.Option(False, "--force", help="replace an existing output file"),

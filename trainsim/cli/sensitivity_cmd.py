@@ -25,6 +25,10 @@ def _percent(text: str) -> float:
         raise TrainsimError(f"expected a percentage such as 10%, got {text!r}", field="--threshold") from None
     if v <= 0:
         raise TrainsimError(f"expected a positive slowdown, got {text!r}", field="--threshold")
+    if not t.endswith("%") and v >= 1:   # a bare 10 is 10x (1000%), never what "--threshold 10" means
+        raise TrainsimError(f"expected a percentage such as 10% or a fraction such as 0.1, got {text!r} (a bare "
+                            f"number is a fraction: {v:g} would be {v:.0%}; write it with % if meant)",
+                            field="--threshold")
     return v
 
 

@@ -58,7 +58,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     for col in ("units", "chips", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:
-        t.add_row(fmt(p["units"]), fmt(p["chips"]), fmt(p["days"]), fmt(p["effective_days"]), fmt(p["goodput"]))
+        days_cells = (fmt(p["days"]), fmt(p["effective_days"])) if p["fits"] else ("no plan", "no plan")
+        t.add_row(fmt(p["units"]), fmt(p["chips"]), *days_cells, fmt(p["goodput"]))
     c.print(t)
     if not res.feasible:
         raise typer.Exit(1)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog.types import System
-from ..errors import TrainsimError
+from ..errors import NoPlanError, TrainsimError
 from ..model.arch import Arch
 from .calib import InferCalib, constant_sources, default_calib
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
@@ -61,7 +61,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
         return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / 2**30:.1f} GiB "
                 f"per chip); use more chips per instance or 8-bit weights")
     return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
-           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.1f} ms)"
+           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.3f} ms)"
 
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
@@ -137,7 +137,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         ev = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
                           tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
         if ev.best is None:
-            raise TrainsimError(_no_plan("prefill", ev, ttft), field="serving")
+            raise NoPlanError(_no_plan("prefill", ev, ttft), field="serving")
         d = _row(ev, ev.best, "prefill", per_token_bytes=per_tok)
         d["prompt_tokens_per_chip"] = d["prompts_per_instance"] * sp.input_len / d["plan"]["chips"]
         d["ttft_bound_s"] = ttft
@@ -151,7 +151,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
                          batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch,
                          memory_context=sp.kv_reserved_context, prefill_s_per_seq_chip=inter)
         if ev.best is None:
-            raise TrainsimError(_no_plan("decode", ev, tpot), field="serving")
+            raise NoPlanError(_no_plan("decode", ev, tpot), field="serving")
         d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
         d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
         d["tpot_bound_s"] = tpot

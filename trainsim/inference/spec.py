@@ -66,7 +66,7 @@ from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
 from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
-from ..spec import resolve_model_and_system
+from ..spec import chips_as_stated, resolve_model_and_system
 from ..io import load_spec_file
 
 
@@ -225,6 +225,8 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     """Validate a serving-spec mapping and resolve its model and system."""
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of serving-spec keys", where=where)
+    if isinstance(doc.get("chips"), str):      # "1 pod", "2 systems": whole scale-up domains per instance
+        doc = {**doc, "chips": chips_as_stated(doc["chips"], doc.get("system"), base_dir, where)}
     try:
         spec = ServingFile.model_validate(doc)
     except ValidationError as exc:

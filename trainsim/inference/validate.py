@@ -109,8 +109,8 @@ def latency_bound_table(folder=None, calib=None) -> list[dict]:
             d = infer(sv, calib)["decode"]
         except TrainsimError as exc:   # the model cannot meet the bound at all: a row saying so, not a crash
             rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
-                         "predicted": 0.0, "predicted_batch_per_chip": 0.0, "predicted_tpot_ms": None,
-                         "error": -1.0, "why": str(exc)})
+                         "predicted": None, "predicted_batch_per_chip": None, "predicted_tpot_ms": None,
+                         "error": None, "why": str(exc)})
             continue
         rows.append({"tpot_bound_ms": slo_ms, "reported": rep, "reported_batch_per_chip": pub_batch,
                      "predicted": d["tokens_per_s_per_chip"], "predicted_batch_per_chip": d["batch_per_chip"],

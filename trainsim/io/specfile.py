@@ -38,9 +38,13 @@ def line_of(field: str | None, lines: dict[str, int]) -> int | None:
 
 def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:
     """``exc`` with `` (line N)`` appended when it names a field of the file ``path`` (a sweep's inline base
-    run spec reports its fields as ``PATH: base``; they are found under ``base.``). Returns ``exc`` itself."""
-    if exc.field is None or exc.where is None:
+    run spec reports its fields as ``PATH: base``; they are found under ``base.``), and ``path`` in front when
+    it names a field but no file. Returns ``exc`` itself."""
+    if exc.field is None:
         return exc
+    if exc.where is None:   # a field parser that does not know the file (units.parse_count): it is this file's
+        exc.where = path
+        exc.args = (f"{path}: {exc}",)
     if exc.where == path:
         field = exc.field
     elif exc.where == f"{path}: base":
@@ -52,6 +56,38 @@ def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimE
     if n is not None and not text.endswith(f"(line {n})"):
         exc.args = (f"{text} (line {n})",)
     return exc
+
+
+def spec_kind(doc: Any) -> str:
+    """run | serving | posttrain | sweep | scenario, from the keys a spec has (run: the rest)."""
+    if "axes" in doc:
+        return "sweep"
+    if "clusters" in doc:
+        return "posttrain"
+    if "serving" in doc:
+        return "serving"
+    if "kind" in doc:
+        return "scenario"
+    return "run"
+
+
+#: the kind each reader expects (``what``) and the command that reads each kind
+_KIND_OF_WHAT = {"run spec": "run", "serving spec": "serving", "post-training spec": "posttrain",
+                 "sweep spec": "sweep"}
+_COMMAND_OF = {"run": "trainsim estimate / plan / size", "serving": "trainsim infer",
+               "posttrain": "trainsim posttrain", "sweep": "trainsim sweep", "scenario": "trainsim scenario"}
+
+
+def _other_kind(doc: Any, what: str) -> str:
+    """' -- this is a serving spec (trainsim infer)' when ``doc`` has the marker key of another spec kind than
+    the reader's (a serving spec given to ``estimate``); else ''."""
+    want = _KIND_OF_WHAT.get(what)
+    if want is None or not isinstance(doc, dict):
+        return ""
+    got = spec_kind(doc)
+    if got == want or (got == "run" and "training" not in doc):   # "run" is the fallback: only with training
+        return ""
+    return f" -- this is a {got} spec ({_COMMAND_OF[got]})"
 
 
 def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec", text: str | None = None,
@@ -87,4 +123,8 @@ def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec"
         parse: Callable[..., Any] = model
         return parse(doc, base_dir=path.parent, where=where, **kw)
     except TrainsimError as exc:
-        raise with_line(exc, where, lines) from None
+        exc = with_line(exc, where, lines)
+        hint = _other_kind(doc, what)
+        if hint:
+            exc.args = (f"{exc}{hint}",)
+        raise exc from None

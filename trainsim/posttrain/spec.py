@@ -71,7 +71,7 @@ from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file
-from ..spec import PlanSpec
+from ..spec import PlanSpec, chips_as_stated
 
 
 class ClusterPart(BaseModel):
@@ -353,6 +353,11 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     """Validate a post-training mapping and resolve its models and systems."""
     if not isinstance(doc, dict):
         raise TrainsimError("expected a mapping of post-training keys", where=where)
+    if isinstance(doc.get("clusters"), dict):   # a cluster's chips as "1 pod", "2 systems" (spec.chips_as_stated)
+        doc = {**doc, "clusters": {n: ({**c, "chips": chips_as_stated(c["chips"], c.get("system"), base_dir, where,
+                                                                       f"clusters.{n}.chips")}
+                                       if isinstance(c, dict) and isinstance(c.get("chips"), str) else c)
+                                   for n, c in doc["clusters"].items()}}
     try:
         spec = PostTrainFile.model_validate(doc)
     except ValidationError as exc:

@@ -68,6 +68,11 @@ def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None 
         for col in ("TPOT bound", "reported", "published batch/chip", "predicted", "searched batch/chip", "error"):
             t.add_column(col, justify="right")
         for r in latency_rows:
+            met = r["predicted"] is not None      # None: no batch meets the bound in the model (r["why"] says why)
             t.add_row(f"{r['tpot_bound_ms']:g} ms", f"{r['reported']:,.0f}", f"{r['reported_batch_per_chip'] or 0:g}",
-                      f"{r['predicted']:,.0f}", f"{r['predicted_batch_per_chip']:g}", f"{r['error']:+.1%}")
+                      f"{r['predicted']:,.0f}" if met else "none meets it",
+                      f"{r['predicted_batch_per_chip']:g}" if met else "-", f"{r['error']:+.1%}" if met else "-")
         c.print(t)
+        for r in latency_rows:
+            if r["predicted"] is None:
+                c.print(f"{r['tpot_bound_ms']:g} ms: {r['why']}")

@@ -89,8 +89,8 @@ def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
             ("chip-hours", count(cost["chip_hours"], "chip-hours")),
             ("energy", "-" if cost["energy_mwh"] is None else
              f"{count(cost['energy_mwh'])} MWh (PUE {inp['pue']['value']:g})"),
-            ("cost, rental", "-" if cost["cost_rental_usd"] is None else
-             f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
+            ("cost, rental", "no rental price in the catalog (give --price-per-chip-hour)"
+             if cost["cost_rental_usd"] is None else f"{money(cost['cost_rental_usd'])} at {money(rate)}/chip-hour"),
             ("cost, capex", "no system price in the catalog" if cost["cost_capex_usd"] is None else
              f"{money(cost['cost_capex_usd'])} ({money(cost['capex_amortised_usd'])} amortised over "
              f"{inp['life_years']['value']:g} years + {money(cost['electricity_usd'])} electricity at "
@@ -121,12 +121,13 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak)",
                   f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
-    t.add_row("memory per chip", f"{d['memory_per_chip_bytes'] / GIB:.1f} GiB of {d['hbm_bytes'] / GIB:.1f} GiB ({fits})")
+    t.add_row("memory per chip",
+              f"{d['memory_per_chip_bytes'] / GIB:,.1f} GiB of {d['hbm_bytes'] / GIB:,.1f} GiB ({fits})")
     dnf = d.get("does_not_fit")
     if dnf:
-        t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:.1f} GiB ({dnf['over_by_fraction']:.1%})")
+        t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:,.1f} GiB ({dnf['over_by_fraction']:,.0%})")
         for fx in dnf.get("fixes", []):
-            t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:.1f} GiB, "
+            t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:,.1f} GiB, "
                                    f"step {fx['step_time_s']:.3f} s")
         if not dnf.get("fixes"):
             t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
@@ -188,8 +189,12 @@ def render_search(res, c: Console | None = None) -> None:
         for r in res.pareto[:10]:
             pt.add_row(plan_text(r["plan"]), f"{r['step_time_s']:.3f}", f"{r['memory_per_chip_bytes'] / GIB:.1f}")
         c.print(pt)
-    rj = table(title=f"{res.plans_evaluated:,} plans evaluated, {res.plans_feasible:,} fit, "
-                     f"in {res.search_seconds:.3f} s; rejected by reason")
+    counts = (f"{res.plans_evaluated:,} plan{'s' if res.plans_evaluated != 1 else ''} evaluated, "
+              f"{res.plans_feasible:,} fit, in {res.search_seconds:.3f} s")
+    if not res.rejected:           # every plan fits (a plan fixed in full): a line, not an empty table
+        c.print(f"{counts}; none rejected")
+        return
+    rj = table(title=f"{counts}; rejected by reason")
     rj.add_column("reason")
     rj.add_column("plans", justify="right")
     for k, v in sorted(res.rejected.items(), key=lambda kv: -kv[1]):

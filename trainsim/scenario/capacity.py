@@ -104,7 +104,8 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
     # active grows with width; scan widths in steps of 512 around the DeepSeek-V3 aspect
     best_h, best_err = DSV3["hidden"], math.inf
     h0 = DSV3["hidden"] * math.sqrt(active / DSV3["active"] * 61 / L)
-    for h in range(max(1024, _round(h0 * 0.6, 512)), _round(h0 * 1.5, 512) + 1, 512):
+    lo_h = max(1024, _round(h0 * 0.6, 512))   # 1,024 wide at least; below that the scan is that one width (an
+    for h in range(lo_h, max(lo_h, _round(h0 * 1.5, 512)) + 1, 512):   # empty scan kept DeepSeek-V3's 7,168)
         _, act = _counts(_moe_doc(h, L, 64, name))
         err = abs(act - active)
         if err < best_err:
@@ -334,10 +335,12 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         probe(nxt)
         n_eval += 1
     lo = seen[lo_i] if lo_i is not None else None
-    if lo is None:
-        last = seen[hi_i]
+    if lo is None:   # no size reaches its budget: report the one that came closest (the smallest, as a rule)
+        last = max(seen.values(), key=lambda p: p["f"]) if any(p["f"] > 0 for p in seen.values()) else seen[hi_i]
         msg = (last["res"].no_plan_message() if last["res"].best is None else
-               f"even a {last['active'] / 1e9:.0f}B-active model reaches only {last['f']:.0%} of its token budget")
+               f"no model of the family reaches its token budget: even a {last['active'] / 1e9:.3g}B-active model "
+               f"trains only {100 * last['f']:.2g}% of its {last['active'] * ratio:.3g} tokens in {days:g} "
+               f"day{'s' if days != 1 else ''}")
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
                               None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
                               if last["gp"] is not None else [], iters, msg)

@@ -67,7 +67,12 @@ def unit_size(run: Run, unit: str) -> int:
 
 def run_at(run: Run, chips: int) -> Run:
     """``run`` on ``chips`` chips, its global batch moved (< 8%) to a size those chips split with short pipelines,
-    as a job owner would (:func:`trainsim.scenario.common.fitted_batch` with at most 3 left to pp)."""
+    as a job owner would (:func:`trainsim.scenario.common.fitted_batch` with at most 3 left to pp). A run whose
+    batch has a tolerance (stated in tokens, or ``batch_tolerance`` > 0) keeps its batch and tolerance: the plan
+    search already picks the batch within it that each plan splits (:mod:`trainsim.parallel.batch`), and moving
+    it first would drop the tolerance (a batch in sequences is exact)."""
+    if run.training.batch_tol > 0:
+        return at_chips(run, chips)
     b = fitted_batch(run.training.batch_seqs, chips, max_pp=min(128, run.arch.n_layers), max_pp_odd=3)
     return with_batch(at_chips(run, chips), b)
 
@@ -83,10 +88,10 @@ class _Prober:
         chips = units * self.unit_chips
         res = best(run_at(self.run, chips))
         days = days_of(res)
-        gp = 1.0
+        gp = 1.0 if math.isfinite(days) else None      # None: no plan at this count, so no goodput either
         if self.a is not None and math.isfinite(days):
             gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
-        eff = days / gp if gp > 0 else math.inf
+        eff = days / gp if gp else math.inf
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,
                "fits": res.best is not None, "batch_seqs": res.run.training.batch_seqs, "estimate": res.best}
         self.seen[units] = out
@@ -172,7 +177,10 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
             if ok(m):
                 hi = m
                 lo = max([i for i in range(m) if counts[i] in probe.seen and not ok(i)], default=-1)
-            break
+                break
+            if math.isfinite(eff(m)):   # a valley that misses the deadline
+                break
+            # no count up to here has a plan (too few chips for the memory): not a valley, gallop on
         lo = nxt
     if hi is not None:
         while lo == -1 and hi > 0:      # make sure a failing lower bound is known
@@ -202,18 +210,21 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi is None:
         finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
         fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None
-        msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} days"
+        msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} "
+               f"day{'s' if deadline_days != 1 else ''}"
                + (f"; fastest: {fastest['effective_days']:.1f} days on {fastest['units']:,} ({fastest['chips']:,} "
                   f"chips, goodput {fastest['goodput']:.0%})" if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
     u = counts[hi]
     p = probe(u)
-    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish in {p['effective_days']:.1f} days "
+    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish{'es' if u == 1 else ''} in "
+           f"{p['effective_days']:.1f} days "
            f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
     if hi > 0:
         prev = counts[hi - 1]
-        msg += f"{prev:,} take {probe(prev)['effective_days']:.1f}"
+        prev_days = probe(prev)["effective_days"]
+        msg += f"{prev:,} take {prev_days:.1f}" if math.isfinite(prev_days) else f"{prev:,} have no plan"
         if prev != u - 1:
             msg += f" (counts searched: m x 2^k with odd m <= {MAX_ODD})"
     else:
