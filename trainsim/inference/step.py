@@ -284,7 +284,7 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
             lt, _ = layer_time(lk, s, p, seqs_g, seqs_g, ctx, phase)
             mtp = mtp + lt * lk.n_layers
         mtp = s.mtp_draft * (mtp + _head(s, p, seqs_g, False)) / p.pp
-    ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * 2.0, p.stage_chips.astype(np.int64), s.system,
+    ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * 2.0, p.pp, p.stage_chips.astype(np.int64), s.system,
                                       s.calib.coll_eff), 0.0)
     stage = stage + head + mtp + ppc
     parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})

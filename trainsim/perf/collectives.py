@@ -99,13 +99,16 @@ def level_bytes_time(bytes_per_level: list[Num], system: System, eff: tuple[floa
     return t
 
 
-def p2p_time(size_bytes: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
-    """Send ``size_bytes`` to the neighbour ``stride`` ranks away (pipeline stages)."""
-    lvl = np.zeros(np.shape(np.asarray(stride)), dtype=np.int64)
-    for i, level in enumerate(system.levels):
-        if level.size is not None:
-            lvl = np.where(np.asarray(stride) >= level.size, i + 1, lvl)
-    lvl = np.minimum(lvl, len(system.levels) - 1)
+def p2p_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
+    """Send ``size_bytes`` to the next of ``n`` pipeline stages, ``stride`` ranks apart, at the slowest level a hop
+    crosses.
+
+    The stages form a chain: in steady state every stage sends to the next at once, and the chain moves at its
+    slowest hop. With stride s below a domain's size, the hops inside a domain stay on its links but the ones across
+    a domain boundary do not, so the chain crosses the outermost level the whole group of n members spans
+    (:func:`trainsim.parallel.placement.outermost_level`, the level the placement table shows for pp): e.g. tp 1,
+    cp 2, dp 2 (stride 4) with 16 stages on 8-GPU servers crosses InfiniBand at every second hop."""
+    lvl = np.minimum(outermost_level(n, stride, system), len(system.levels) - 1)
     bw = np.array([b / neighbour_factor(lv.topology) for b, lv in zip(_bw(system, eff), system.levels)])[lvl]
     lat = np.array([lv.latency_s for lv in system.levels])[lvl]
     return np.asarray(size_bytes, dtype=np.float64) / bw + lat

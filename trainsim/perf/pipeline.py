@@ -7,7 +7,7 @@ per schedule); this module re-exports them for the perf package.
 from __future__ import annotations
 
 from ..parallel.schedules import (bubble_time, dp_sync_window, microbatches_in_flight, mirrored_stages,
-                                  overlaps_ep_comm, param_copies, pipeline_calls)
+                                  overlaps_ep_comm, param_copies, pipeline_calls, virtual_stages)
 
 __all__ = ["bubble_time", "dp_sync_window", "microbatches_in_flight", "mirrored_stages", "overlaps_ep_comm",
-           "param_copies", "pipeline_calls"]
+           "param_copies", "pipeline_calls", "virtual_stages"]

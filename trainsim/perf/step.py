@@ -40,7 +40,7 @@ from .collectives import exposed, p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
-from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm, pipeline_calls
+from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 
@@ -260,9 +260,12 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
     p2p_bytes = tokens / p.tp * a.hidden * 2.0
     sends = 2.0 * np.maximum(p.vpp, 1)
-    p2p = sends * p2p_time(p2p_bytes, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
-    # the transfer overlaps in part; each send's launch and synchronisation does not
-    p2p = np.where(p.pp > 1, p2p * (1.0 - c.pp_overlap) + sends * c.comm_launch_s, 0.0)
+    p2p = sends * p2p_time(p2p_bytes, p.pp, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
+    # the transfers overlap the micro-batch's compute (interleaved: Megatron's overlap_p2p_comm posts the next
+    # chunk's receive before this chunk's compute, pp_overlap_interleaved; otherwise in part, pp_overlap); each
+    # send's launch and synchronisation does not
+    p2p_ov = np.where(virtual_stages(p.schedule) & (p.vpp > 1), c.pp_overlap_interleaved, c.pp_overlap)
+    p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
     # DualPipe runs two micro-batches' chunks on separate streams: one's host stall waits under the other's compute,
     # hidden as its all-to-all is (the same overlap rule and fraction as ep_exp_f above)
     host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
