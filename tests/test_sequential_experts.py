@@ -87,12 +87,13 @@ def test_step_charges_it_per_layer_and_micro_batch():
     assert seq.step_time_s > grouped.step_time_s + hand        # the bubble grows with the stage time too
 
 
-def test_moe_grouped_gemm_bad_value_is_one_line():
+@pytest.mark.parametrize("field, bad", [("moe_grouped_gemm", "sometimes"), ("moe_dispatcher", "all_gather")])
+def test_bad_expert_setting_is_one_line(field, bad):
     spec = yaml.safe_load(open(MIXTRAL).read())
-    spec["training"]["moe_grouped_gemm"] = "sometimes"
+    spec["training"][field] = bad
     with pytest.raises(TrainsimError) as e:
         parse_run(spec)
-    assert "moe_grouped_gemm" in str(e.value) and "\n" not in str(e.value)
+    assert field in str(e.value) and "\n" not in str(e.value)
 
 
 def test_allgather_dispatcher_gathers_each_token_once():
@@ -114,13 +115,6 @@ def test_allgather_dispatcher_gathers_each_token_once():
     a2a = etp_comm_fwd(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0]
     assert a2a == pytest.approx(2 * (7 / 8 * 2 * S / (196e9 * 0.80) + 7 * 2e-6), rel=1e-9)
 
-
-def test_allgather_dispatcher_bad_value_is_one_line():
-    spec = yaml.safe_load(open(MIXTRAL).read())
-    spec["training"]["moe_dispatcher"] = "all_gather"
-    with pytest.raises(TrainsimError) as e:
-        parse_run(spec)
-    assert "moe_dispatcher" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_allgather_dispatcher_permutes_the_gathered_tokens():
