@@ -52,7 +52,7 @@ class Calib:
     ep_overlap_dualpipe: float = 0.9
     ep_overlap_a2a: float = 0.8           # with Megatron-Core's EP all-to-all overlap (constants.yaml)
     cp_overlap: float = 0.9
-    pp_overlap: float = 0.5
+    pp_overlap: float = 0.0
     pp_overlap_interleaved: float = 1.0
     # MoE routing: max expert load / mean expert load
     expert_imbalance: float = 1.0

@@ -261,9 +261,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     p2p_bytes = tokens / p.tp * a.hidden * 2.0
     sends = 2.0 * np.maximum(p.vpp, 1)
     p2p = sends * p2p_time(p2p_bytes, p.pp, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
-    # the transfers overlap the micro-batch's compute (interleaved: Megatron's overlap_p2p_comm posts the next
-    # chunk's receive before this chunk's compute, pp_overlap_interleaved; otherwise in part, pp_overlap); each
-    # send's launch and synchronisation does not
+    # interleaved: Megatron's overlap_p2p_comm posts the next chunk's receive before this chunk's compute, so the
+    # transfers hide behind the micro-batch's compute (pp_overlap_interleaved); 1F1B waits for each transfer between
+    # compute steps (pp_overlap); each send's launch and synchronisation is never hidden
     p2p_ov = np.where(virtual_stages(p.schedule) & (p.vpp > 1), c.pp_overlap_interleaved, c.pp_overlap)
     p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
     # DualPipe runs two micro-batches' chunks on separate streams: one's host stall waits under the other's compute,
