@@ -227,3 +227,18 @@ def test_scenario_without_run_or_ranges_still_has_a_chart():
     assert [(x["label"], x["value"]) for x in rows] == [("1 Gb/s", 24.2), ("10 Gb/s", 19.8)]
     # nothing comparable: no chart (one number, or text only)
     assert fallback_chart_rows({"numbers": {"a_h": 1.0, "note": "x"}}) == ([], "", "")
+
+
+def test_report_json_without_output_writes_no_file(run_a100, tmp_path, monkeypatch):
+    # --json / --csv print the numbers; the HTML page is written only where -o names it (found by a first-use pass:
+    # `report RUN --json` left RUN.html in the working folder)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for flag in ("--json", "--csv"):
+        res = invoke("report", run_a100, "--no-sweeps", flag)
+        assert res.exit_code == 0, res.output
+    assert list(work.iterdir()) == []
+    res = invoke("report", run_a100, "--no-sweeps", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in work.iterdir()] == ["a100.html"]

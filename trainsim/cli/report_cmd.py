@@ -18,7 +18,8 @@ from .csvopt import print_rows
 @app.command("report")
 def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario YAML (a file with kind:)"),
                output: Path = typer.Option(None, "--output", "-o", help="HTML file to write (default: FILE's "
-                                                                         "name with .html, in this folder)"),
+                                                                         "name with .html, in this folder; with "
+                                                                         "--json / --csv only when given)"),
                png: Path = typer.Option(None, "--png", help="also write the charts as PNG files into DIR"),
                top: int = typer.Option(5, "--top", min=1, max=1000, help="how many best plans to show"),
                sweeps: bool = typer.Option(True, "--sweeps/--no-sweeps",
@@ -29,12 +30,16 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
                csv_: bool = typer.Option(False, "--csv", help="print the report's headline numbers as one CSV row"),
                price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Write a self-contained HTML report of a run or a scenario."""
-    out = api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
+    # --json / --csv print the numbers; they write the page only when -o names it (no file appears unasked)
+    write_html = output is not None or not (json_ or csv_)
+    out = (api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
+           if write_html else None)
     inputs = cost_inputs(price, pue, electricity)
     with progress_bar(f"report {file.name}", enabled=not (quiet or json_ or csv_)) as tick:
         rep = reports.report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
                          cost_inputs=inputs)
-    rep.write(out, force=force)
+    if out is not None:
+        rep.write(out, force=force)
     pngs = rep.write_pngs(png) if png is not None else []
     if csv_:
         print_rows(report_row(rep.data))
