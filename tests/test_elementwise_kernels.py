@@ -68,3 +68,26 @@ def test_unknown_kernel_mode_is_a_usage_error():
 def test_sweeps_can_vary_the_kernel_mode():
     from trainsim.sweep.targets import canonical
     assert canonical("training.elementwise_kernels", "sweep.yaml") == "training.elementwise_kernels"
+
+
+def test_recomputed_norms_and_swiglu_pay_the_stacks_kernels(gpt3, a100_system):
+    """Selective recompute re-runs the norms with the kernels the forward used (compute.norm_rope_bytes): eager
+    RMSNorm 36 bytes per element, fused 4. Hand: 2 norms x h = 12,288 x 2,048 tokens / tp 8 over the HBM rate
+    (2.039 TB/s x mem_eff); before, the recompute charged the fused 4 bytes under eager kernels too."""
+    from dataclasses import replace
+
+    import numpy as np
+    from conftest import ctx_for
+    from trainsim.parallel.plan import Plans
+    from trainsim.perf.recompute import selective_recompute_fwd
+
+    ctx = ctx_for(gpt3, a100_system)
+    p = Plans.from_columns(tp=8, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=1, mb=1, schedule=0,
+                           node_limit=0)
+    tok = np.array([2048.0])
+    lk = gpt3.layers[0]
+    rate = a100_system.chip.hbm_bw * ctx.calib.mem_eff
+    fused = float(selective_recompute_fwd(lk, ctx, p, tok, ("layernorm",))[0])
+    eager = float(selective_recompute_fwd(lk, replace(ctx, elementwise_kernels="eager"), p, tok, ("layernorm",))[0])
+    assert fused == pytest.approx(2 * 4 * 12288 * 2048 / 8 / rate, rel=1e-12)
+    assert eager == pytest.approx(2 * 36 * 12288 * 2048 / 8 / rate, rel=1e-12)

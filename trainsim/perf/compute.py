@@ -169,11 +169,9 @@ def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
 def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     """(forward, backward) time of the loss over one micro-batch's logits on one chip (vocab split over tp):
     tokens x vocab / tp x :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
-    a, c = ctx.arch, ctx.calib
     f_b, b_b = cross_entropy_bytes_per_logit(ctx.cross_entropy_fusion)
-    logits = tokens * a.vocab / p.tp
-    bw = ctx.chip.hbm_bw * c.mem_eff
-    return logits * f_b / bw, logits * b_b / bw
+    logits = tokens * ctx.arch.vocab / p.tp
+    return hbm_time(logits * f_b, ctx), hbm_time(logits * b_b, ctx)
 
 
 #: HBM bytes per head, query and key of the unfused attention core's score tensors, (forward, backward); derivations
@@ -208,8 +206,7 @@ def _unfused_attention(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, b
     fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
     full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0) * (2.0 if backward else 1.0)
     by = unfused_score_bytes_per_token(lk, ctx.seq_len, backward) * tokens / p.tp
-    return (full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff)
-            + by / (ctx.chip.hbm_bw * ctx.calib.mem_eff))
+    return full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff) + hbm_time(by, ctx)
 
 
 def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -269,14 +266,25 @@ def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) 
 
 
 NORM_BYTES_PER_H = 4.0   # one norm reads and writes h BF16 values
+ROPE_BYTES = 4.0         # fused rotary: read + write one BF16 q / k element
 EAGER_NORM_BYTES_PER_H = 36.0   # PyTorch-op RMSNorm with an fp32 upcast (elementwise_bytes_per_token)
 EAGER_ROPE_BYTES = 20.0         # PyTorch-op complex rotary with an fp32 upcast, per q / k element
 
 
-def act_fn_bytes_per_f(act: str) -> float:
-    """HBM bytes per intermediate element of an activation function: SwiGLU reads 2f and writes f (6 per f),
-    GELU / ReLU^2 read and write f (4 per f)."""
-    return 6.0 if act == "swiglu" else 4.0
+def norm_rope_bytes(eager: bool) -> tuple[float, float]:
+    """(bytes per hidden element of one norm, bytes per rotated q / k element) of fused kernels or of eager
+    PyTorch ops (derivations in :func:`elementwise_bytes_per_token`); the forward and its recomputation
+    (perf/recompute.py) read them here."""
+    return (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, ROPE_BYTES)
+
+
+def act_fn_bytes_per_f(act: str, eager: bool = False) -> float:
+    """HBM bytes per intermediate element of an activation function: SwiGLU reads 2f and writes f (6 per f; eager
+    ``F.silu(w1 x) * w3 x``, two kernels: 10 per f, :func:`elementwise_bytes_per_token`), GELU / ReLU^2 read and
+    write f (4 per f, one kernel either way)."""
+    if act == "swiglu":
+        return 10.0 if eager else 6.0
+    return 4.0
 
 
 def residual_bytes_per_token(streams: int, hidden: int) -> float:
@@ -299,7 +307,7 @@ def residual_bytes_per_token(streams: int, hidden: int) -> float:
     return (12.0 * streams + 8.0) * hidden
 
 
-def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = 4.0) -> float:
+def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:
     """HBM bytes one token moves through a layer's rotary embeddings in the forward pass: ``bytes_per_elem``
     (fused kernel: read + write BF16, 4; eager PyTorch: :data:`EAGER_ROPE_BYTES`) x the q and k elements each
     attention core rotates (:attr:`AttentionCore.rotated_qk_elems_per_token`), plus the bytes the rotary kernel
@@ -333,14 +341,14 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     4 (heads + kv heads) head_dim; SwiGLU ``F.silu(w1 x) * w3 x``: silu 2 + 2 and the product 4 + 2 = 10 per f,
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
-    norm_bytes, rope_bytes = (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, 4.0)
+    norm_bytes, rope_bytes = norm_rope_bytes(eager)
     b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     b += rope_bytes_per_token(lk, rope_bytes)
     for core in lk.attention:
         if eager and core.kv_heads < core.heads:
             b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
     act_per_f = act_fn_bytes_per_f(lk.ffn_act)
-    b += (10.0 if eager and lk.ffn_act == "swiglu" else act_per_f) * lk.ffn_dim
+    b += act_fn_bytes_per_f(lk.ffn_act, eager) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
@@ -349,9 +357,16 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     return b
 
 
+def hbm_time(bytes_: Num, ctx: StepContext) -> Num:
+    """Seconds to move ``bytes_`` through HBM on one chip: bytes / (HBM bandwidth x ``mem_eff``), the one rate of
+    every memory-bound kernel (element-wise ops, the loss, unfused attention scores, expert copies, the optimizer
+    step)."""
+    return bytes_ / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+
+
 def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
     """Memory-bound time of ``bytes_`` per token-of-the-tp-group (sequence parallel splits them over tp)."""
-    return bytes_ / p.tp / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+    return hbm_time(bytes_ / p.tp, ctx)
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -360,7 +375,7 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0,
                                      eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
     by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
-    return by / (ctx.chip.hbm_bw * ctx.calib.mem_eff)
+    return hbm_time(by, ctx)
 
 
 def allgather_permute_extra_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -419,8 +434,7 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
         fwd, bwd = 3.0 * b, (6.0 * e_local + 4.0) * b
     else:
         fwd, bwd = 2.0 * b, 2.0 * b
-    bw = ctx.chip.hbm_bw * ctx.calib.mem_eff
-    return fwd / bw, bwd / bw
+    return hbm_time(fwd, ctx), hbm_time(bwd, ctx)
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

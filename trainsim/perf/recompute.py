@@ -27,8 +27,8 @@ import numpy as np
 from ..model.arch import LayerKind
 from .activations import down_k
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
-from .compute import (NORM_BYTES_PER_H, act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd,
-                      layer_gemm_fwd, rope_bytes_per_token)
+from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, layer_gemm_fwd,
+                      norm_rope_bytes, rope_bytes_per_token)
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -48,16 +48,18 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
     t: np.ndarray | float = 0.0
     mods = set(modules)
     h = ctx.arch.hidden
+    eager = ctx.elementwise_kernels == "eager"
+    norm_b, rope_b = norm_rope_bytes(eager)
     if "op_sac" in mods:
         return 0.5 * layer_gemm_fwd(lk, ctx, p, tokens) + elementwise_fwd(lk, ctx, p, tokens)
     if "core_attn" in mods:
         t = t + attention_fwd(lk, ctx, p, tokens)
     if "layernorm" in mods:
-        t = t + bytes_time(2.0 * NORM_BYTES_PER_H * h * tokens, ctx, p)
+        t = t + bytes_time(2.0 * norm_b * h * tokens, ctx, p)
     if "mla_up_proj" in mods and any(m.name == "kv_b" for m in lk.matrices):
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in ("q_b", "kv_b"))
-        t = t + bytes_time(rope_bytes_per_token(lk) * tokens, ctx, p)
-    act = act_fn_bytes_per_f(lk.ffn_act)
+        t = t + bytes_time(rope_bytes_per_token(lk, rope_b) * tokens, ctx, p)
+    act = act_fn_bytes_per_f(lk.ffn_act, eager)
     if "mlp" in mods:
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
         t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)

@@ -34,8 +34,8 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
-from .compute import (attention_bwd, attention_fwd, elementwise_fwd, head_gemm_fwd, layer_gemm_fwd, loss_time,
-                      sequential_experts_fwd_bwd)
+from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
+                      loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -367,7 +367,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
-    optimizer = opt_params * c.optimizer_step_bytes / (ctx.chip.hbm_bw * c.mem_eff)
+    optimizer = hbm_time(opt_params * c.optimizer_step_bytes, ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
