@@ -103,6 +103,23 @@ def test_catalog_glob_and_bad_targets(tmp_path):
         parse_sweep({"base": BASE, "axes": {"chips": [8], "z": {"zip": {"chips": [8]}}}}, base_dir=tmp_path)
 
 
+def test_chips_in_pods_are_read_with_each_points_system(tmp_path):
+    """People state clusters in pods: "2 pods" is 2 x 8 = 16 chips of a DGX H100 (8 GPUs per NVLink domain,
+    NVIDIA's DGX H100 datasheet) and 2 x 72 = 144 of a GB200 NVL72; the stated value keeps its own column."""
+    doc = {"base": BASE, "axes": {"system": ["dgx-h100", "gb200-nvl72"], "chips": ["2 pods", 32]},
+           "record": ["inputs"]}
+    spec = parse_sweep(doc, base_dir=tmp_path)
+    run_sweep(spec, tmp_path / "p.parquet", quiet=True)
+    rows = _table(tmp_path / "p.parquet").to_pylist()
+    assert [(r["system"], r["axis.chips"], r["chips"]) for r in rows] == [
+        ("dgx-h100", "2 pods", 16), ("dgx-h100", "32", 32), ("gb200-nvl72", "2 pods", 144),
+        ("gb200-nvl72", "32", 32)]
+    with pytest.raises(TrainsimError, match=r"axes.chips\[0\]: .*whole scale-up domains.*'3 bananas'"):
+        parse_sweep({"base": BASE, "axes": {"chips": ["3 bananas"]}}, base_dir=tmp_path)
+    with pytest.raises(TrainsimError, match=r"axes.chips\[0\]: .*'1.5 pods'"):
+        parse_sweep({"base": BASE, "axes": {"chips": ["1.5 pods"]}}, base_dir=tmp_path)
+
+
 # ---------------------------------------------------------------- execution
 
 

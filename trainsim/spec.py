@@ -323,6 +323,12 @@ def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
 _DOMAINS_RE = re.compile(r"^\s*([0-9][0-9,_]*)\s*(pods?|superpods?|systems?|domains?)\s*$", re.IGNORECASE)
 
 
+def is_domain_count(value: Any) -> bool:
+    """Whether ``value`` states chips as whole scale-up domains ("65 pods", "2 systems"): its chip count depends
+    on the system it is read with (:func:`chips_as_stated`)."""
+    return isinstance(value, str) and _DOMAINS_RE.match(value) is not None
+
+
 def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str, field: str = "chips") -> Any:
     """A spec's ``chips`` as people state a cluster: an integer; a count ("1,000", "25K", the grammar of
     :func:`trainsim.units.parse_count`); or whole scale-up domains of the run's system ("65 pods" of

@@ -142,7 +142,9 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
 
     recorded = {c for c, _ in rec}
     for k, a in enumerate(axes):   # an axis column that a recorded column would shadow is renamed axis.TARGET
-        names = tuple(f"axis.{c}" if c in recorded and c != "chips" else c for c in a.default_columns)
+        # chips: a numeric axis column is the recorded one; "4 pods" keeps its own column beside the count
+        names = tuple(f"axis.{c}" if c in recorded and (c != "chips" or any(isinstance(r[j], str) for r in a.rows))
+                      else c for j, c in enumerate(a.default_columns))
         if names != a.default_columns:
             axes[k] = replace(a, names=names)
     cols: list[tuple[str, str]] = list(HEAD)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
-from ..spec import PlanSpec
+from ..spec import PlanSpec, is_domain_count
 from ..model.inline import InlineModel
 from ..assumptions import defaults
 
@@ -111,6 +111,15 @@ def parse_number(target: str, value, field: str, where: str):
         if not math.isfinite(x) or x < 0 or (x == 0 and f.dim not in ("seconds", "usd")):
             raise TrainsimError(f"expected a positive value, got {value!r}", field=field, where=where)
         return _int(x, value, field, where) if f.integer else x
+    if target == "chips" and is_domain_count(value):   # "4 pods": resolved per point, with the point's system
+        return " ".join(value.split())
+    if target == "chips" and isinstance(value, str):
+        try:
+            return _int(parse_count(value, field, where=where), value, field, where)
+        except TrainsimError:
+            raise TrainsimError(f"expected a number of chips (64, '1,000', '25K') or whole scale-up domains of the "
+                                f"point's system ('4 pods', '2 systems'), got {value[:80]!r}",
+                                field=field, where=where) from None
     if target == "chips" or target in {f"training.{k}" for k in TRAINING_INT}:
         return _int(parse_count(value, field, where=where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_COUNT}:
