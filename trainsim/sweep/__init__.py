@@ -17,7 +17,8 @@ run spec that :func:`trainsim.search` (the vectorised plan search) answers. Resu
 **Axis targets** (what an axis varies; the key of an ``axes:`` entry):
 
 * ``chips`` (counts, or whole scale-up domains of each point's system: ``["16 pods", "32 pods"]``, read after a
-  ``system`` / ``system.chip`` axis; the stated value is the ``axis.chips`` column, the count the ``chips`` one); ``system`` (catalog system id, system YAML path or inline mapping); ``system.chip`` (catalog chip
+  ``system`` / ``system.chip`` axis; the stated value is the ``axis.chips`` column, the count the ``chips`` one);
+  ``system`` (catalog system id, system YAML path or inline mapping); ``system.chip`` (catalog chip
   id or inline chip: the base system with that chip; bandwidths the system does not override become the chip's);
   ``model`` (catalog id, path or inline mapping);
 * numeric system fields, set after the run is resolved (``dataclasses.replace``, chip field and network level
