@@ -281,7 +281,7 @@ def test_large_counts_have_thousands_separators(tmp_path, capsys):
                   "plan: {tp: 1, pp: 1, vpp: 1, cp: 1, ep: 1, etp: 1, dp: 1000, schedule: 1f1b, zero: 0, "
                   "recompute: none, micro_batch: 1}\n")
     code, out, err = _main(capsys, "estimate", spec)
-    assert code == 0, err
+    assert code == 1, err          # a stated plan that does not fit is no answer; the estimate is still printed
     row = next(line for line in out.splitlines() if "memory per chip" in line)
     assert re.search(r"\d{1,3}(,\d{3})+\.\d GiB of 80\.0 GiB", row), row
     spec2 = _write(tmp_path, "nvl72.yaml", "model: deepseek-v3\nsystem: gb200-nvl72\nchips: 72\n"

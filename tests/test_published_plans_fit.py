@@ -106,3 +106,34 @@ def test_report_draws_memory_when_nothing_fits():
     rep = build_run_report(run, with_scaling=False, with_sensitivity=False, with_ranges=False)
     assert "memory" in rep.charts
     assert "No plan fits: the plan needing the least memory" in rep.html and "over HBM by" in rep.html
+
+
+def test_fit_advice_names_only_modules_the_model_has_and_the_cli_says_no_answer(tmp_path):
+    """Llama 3.1 405B (dense, GQA: no routed or shared experts, no MLA; Meta's model card) with Meta's 8,192-GPU
+    plan stated in full but micro-batches of 2 sequences: twice the ~70 GiB of activations Meta's one-sequence
+    micro-batches already hold cannot fit in 80 GB. No advice may name a module the model lacks, every selective
+    set must free memory beyond the one before it, and a stated plan that does not fit is no answer (exit 1)."""
+    import subprocess
+    import sys
+
+    import yaml
+    doc = yaml.safe_load(next(p for p in RUNS if p.stem == "llama3-paper-405b-h100-8192-8k").read_text())
+    doc["plan"].update({"micro_batch": 2, "ep": 1})
+    run = parse_run(doc)
+    est = estimate(run)
+    hbm = run.system.chip.hbm_bytes
+    assert not est.fits
+    fixes = est.extra["does_not_fit"]["fixes"]
+    assert fixes
+    for f in fixes:
+        assert not any(m in f["change"] for m in ("moe_act", "mla_up_proj", "shared_experts", "moe")), f["change"]
+        assert f["memory_per_chip_bytes"] <= hbm
+    sel = [f for f in fixes if f["change"].startswith("selective")]
+    assert [len(f["change"].split(",")) for f in sel] == sorted(len(f["change"].split(",")) for f in sel)
+    mems = [f["memory_per_chip_bytes"] for f in sorted(sel, key=lambda f: len(f["change"]))]
+    assert all(b < a for a, b in zip(mems, mems[1:]))
+    p = tmp_path / "l405.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    out = subprocess.run([sys.executable, "-m", "trainsim", "estimate", str(p)], capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
+    assert "DOES NOT FIT" in out.stdout and "fits with" in out.stdout

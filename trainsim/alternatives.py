@@ -1,7 +1,10 @@
 """No dead ends: when a plan search finds nothing, the nearest changes to the run that do have a plan.
 
-Three kinds of change are tried, each with a full plan search of the changed run, and each reported with what
-its best plan gives (step time, MFU, days, memory), so every alternative is valid when tried:
+When plans exist but none fits in memory, the smallest changes first: the single changes to the plan that needs
+the least memory that make it fit (:func:`trainsim.fit_advice.fit_advice`: more recomputed modules, a higher ZeRO
+stage, offloaded optimizer states, a smaller micro-batch, more pipeline stages), costed by the same engine. Then
+three kinds of change, each with a full plan search of the changed run, and each reported with what its best plan
+gives (step time, MFU, days, memory), so every alternative is valid when tried:
 
 * a fixed plan field freed (``plan.tp: 8`` -> the value the search picks), one field at a time;
 * the batch: the nearest batch some plan can split (searched with a wider tolerance, then stated exactly);
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .fit_advice import fit_advice
+from .numfmt import plan as plan_text
 from .spec import PlanSpec, Run
 from .search import search
 
@@ -44,10 +49,20 @@ def nearby_chip_counts(chips: int, domain: int) -> list[int]:
     return sorted(cands, key=lambda c: (abs(c - chips), c))
 
 
-def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None) -> list[dict]:
-    """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits."""
+def memory_fixes(run: Run, least) -> list[dict]:
+    """The single changes that make ``least`` (the estimate of the plan needing the least memory) fit, as
+    alternatives, fastest first (:func:`trainsim.fit_advice.fit_advice`)."""
+    where = plan_text(least.plan)
+    return [{"change": "plan (least memory)", "from": where, "to": f["change"],
+             "text": f"{f['change']} ({f['memory_per_chip_bytes'] / 2**30:.1f} GiB)",
+             **{k: v for k, v in f.items() if k != "change"}} for f in fit_advice(run, least.plan)]
+
+
+def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=None) -> list[dict]:
+    """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits; with
+    ``least`` (the search's least-memory plan when none fits), the changes that make that plan fit come first."""
     fixed = fixed if fixed is not None else run.plan
-    out: list[dict] = []
+    out: list[dict] = memory_fixes(run, least) if least is not None else []
 
     def attempt(r: Run, f: PlanSpec):
         return search(r, f, calib=calib, top=1, with_pareto=False)

@@ -10,7 +10,8 @@ Each candidate changes one thing a framework offers (Megatron-Core names) and is
 * a smaller micro-batch;
 * twice the pipeline stages (when the chips and layers allow it).
 
-Candidates that fit are listed fastest first, each with its memory, step time and what it changed.
+Candidates that fit are listed fastest first, each with its memory, step time and what it changed; a selective
+module that frees no memory (one the model does not have, e.g. ``moe_act`` in a dense model) is left out.
 """
 from __future__ import annotations
 
@@ -24,19 +25,13 @@ from .spec import OptimizerSpec, PlanSpec, Run
 MODULE_ORDER = ("layernorm", "moe_act", "mla_up_proj", "core_attn", "shared_experts", "mlp", "moe")
 
 
+FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule", "node_limit")
+
+
 def _candidates(run: Run, plan: dict) -> list[tuple[str, Run, dict]]:
+    """The changes other than more selective modules (those: :func:`fit_advice`)."""
     out: list[tuple[str, Run, dict]] = []
-    rc = plan["recompute"]
-    mods = list(run.plan.recompute_modules or [])
-    if rc != "full":
-        have = set(mods) if rc == "selective" else set()
-        acc: list[str] = sorted(have)
-        for m in MODULE_ORDER:
-            if m in have:
-                continue
-            acc = acc + [m]
-            r = replace(run, plan=run.plan.model_copy(update={"recompute_modules": list(acc)}))
-            out.append((f"selective recompute of {', '.join(acc)}", r, {**plan, "recompute": "selective"}))
+    if plan["recompute"] != "full":
         out.append(("full recompute (uniform, 1 layer)", run, {**plan, "recompute": "full"}))
     if plan["zero"] < 2:
         out.append((f"ZeRO stage {plan['zero'] + 1}", run, {**plan, "zero": plan["zero"] + 1}))
@@ -51,21 +46,47 @@ def _candidates(run: Run, plan: dict) -> list[tuple[str, Run, dict]]:
     return out
 
 
+def _estimate(run: Run, plan: dict):
+    spec = PlanSpec(**{k: plan[k] for k in FIELDS}, **{k: getattr(run.plan, k) for k in (
+        "recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers", "last_stage_layers")})
+    try:
+        return estimate_complete(replace(run, plan=spec), spec)
+    except TrainsimError:   # a change the plan rules or the stack refuse (e.g. pp beyond the layers) is no advice
+        return None
+
+
+def _row(what: str, e) -> dict:
+    return {"change": what, "memory_per_chip_bytes": e.memory_per_chip_bytes, "step_time_s": e.step_time_s,
+            "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu, "chips_used": e.used,
+            "global_batch_seqs": e.run.training.batch_seqs,
+            "plan": {k: v for k, v in e.plan.items() if k != "placement"},
+            **({"days": e.days} if e.days is not None else {})}
+
+
 def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
-    """Single changes to ``plan`` (a plan row as ``Estimate.plan``) that fit, fastest first."""
-    fields = ("tp", "pp", "vpp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule", "node_limit")
-    found = []
+    """Single changes to ``plan`` (a plan row as ``Estimate.plan``) that fit, fastest first. Selective modules
+    are added one at a time in :data:`MODULE_ORDER`; a module that frees no memory (one the model does not have)
+    is left out of the list and of every later set."""
+    found: list[dict] = []
+    if plan["recompute"] != "full":
+        have = set(run.plan.recompute_modules or []) if plan["recompute"] == "selective" else set()
+        acc: list[str] = sorted(have)
+        base = _estimate(run, plan)
+        prev = base.memory_per_chip_bytes if base is not None else float("inf")
+        for m in MODULE_ORDER:
+            if m in have:
+                continue
+            r = replace(run, plan=run.plan.model_copy(update={"recompute_modules": acc + [m]}))
+            e = _estimate(r, {**plan, "recompute": "selective"})
+            if e is None or e.memory_per_chip_bytes >= prev:
+                continue
+            acc, prev = acc + [m], e.memory_per_chip_bytes
+            if e.fits:
+                found.append(_row(f"selective recompute of {', '.join(acc)}", e))
     for what, r, p in _candidates(run, plan):
-        spec = PlanSpec(**{k: p[k] for k in fields}, **{k: getattr(r.plan, k) for k in (
-            "recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers",
-            "last_stage_layers")})
-        try:
-            e = estimate_complete(replace(r, plan=spec), spec)
-        except TrainsimError:   # a change the plan rules or the stack refuse (e.g. pp beyond the layers) is no advice
-            continue
-        if e.fits:
-            found.append({"change": what, "memory_per_chip_bytes": e.memory_per_chip_bytes,
-                          "step_time_s": e.step_time_s, "tokens_per_s_per_chip": e.tokens_per_s_per_chip})
+        e = _estimate(r, p)
+        if e is not None and e.fits:
+            found.append(_row(what, e))
     found.sort(key=lambda d: d["step_time_s"])
     return found[:limit]
 

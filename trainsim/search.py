@@ -26,6 +26,7 @@ from .perf.calibration import Calib
 from .perf.bound import layer_table, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
+from .numfmt import plan as plan_text
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 from .errors import TrainsimError
@@ -167,8 +168,9 @@ class SearchResult:
             return msg + self._alternatives_text()
         gib = (self.smallest_memory_bytes or 0) / 2**30
         hbm = self.run.system.chip.hbm_bytes / 2**30
-        return (f"no plan fits in memory: the smallest of {self.plans_evaluated:,} plans needs {gib:,.1f} GiB per chip "
-                f"vs {hbm:.1f} GiB HBM" + self._alternatives_text())
+        least = f" ({plan_text(self.least_memory.plan)})" if self.least_memory is not None else ""
+        return (f"no plan fits in memory: the smallest of {self.plans_evaluated:,} plans{least} needs {gib:,.1f} GiB "
+                f"per chip vs {hbm:.1f} GiB HBM" + self._alternatives_text())
 
     def _alternatives_text(self) -> str:
         if not self.alternatives:

@@ -146,7 +146,7 @@ def estimate_run(run: Run | str | Path | Mapping, *, cost: dict | None = None) -
     try:
         est = _estimate(r)
     except NoPlanError as exc:
-        exc.result.alternatives = alternatives(r, r.plan)
+        exc.result.alternatives = alternatives(r, r.plan, least=exc.result.least_memory)
         raise
     est.cost_inputs = dict(cost or {})
     return est
@@ -175,7 +175,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
         e.cost_inputs = dict(cost or {})
     if res.best is None:      # no answer: the nearest changes that have one
 
-        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed)
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed, least=res.least_memory)
     return res
 
 

@@ -36,3 +36,5 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         print_json(est.to_dict())
     else:
         render_estimate(est)
+    if not est.fits:      # a stated plan that does not fit is no answer: printed with its fixes, exit 1
+        raise typer.Exit(1)

@@ -2,7 +2,7 @@
 
 ========  ==========================================================================================
 exit 0    an answer
-exit 1    no answer (no plan fits, a claim not met): the command prints the nearest alternatives
+exit 1    no answer (no plan fits, a stated plan does not fit, a claim not met): the nearest alternatives printed
 exit 2    bad input (:class:`~trainsim.errors.TrainsimError`) or a usage mistake (unknown command or
           option, missing argument, a value of the wrong type): one line, with the command's usage
 exit 3    a bug: an invariant of the engine violated (:class:`~trainsim.sanity.InvariantViolation`) or
