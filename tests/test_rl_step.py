@@ -31,9 +31,11 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.1-2.2x the predi
          "model already: the MLA latent KV cache replicated on every tensor-parallel rank (inference/kv.py), the "
          "inter-node all-reduces of TP32 on H100 (2 per layer, ~60 us each), the 0.6 memory share (KV pool not "
          "binding at 32-64 sequences per server), CUDA graphs on (enforce_eager False); now modelled: no dispatch "
-         "for tensor-parallel experts, no communication overlap in rollouts. Not modelled, no figure found: the Ray "
-         "executor NeMo RL uses for TP > 1 turns off vLLM's async scheduling (vllm/config/vllm.py), so per-step host "
-         "time is not hidden")
+         "for tensor-parallel experts, no communication overlap in rollouts; CUDA graphs cover the 32-128 sequences "
+         "per server (captured up to min(2 x max_num_seqs, 512) = 256). Not modelled: the Ray executor NeMo RL uses "
+         "for TP > 1 turns off vLLM's async scheduling (vllm/config/vllm.py), so per-step host time is not hidden; "
+         "no V1 figure, and neither V0's 0.1 ms per sequence nor a fixed 10-30 ms per step on every Ray-executed "
+         "server fits (Qwen3 on H100 goes +12% to +151%; README 'Whole RL steps')")
 _Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 283 s vs 231 s "
                "published (+22%) while the same model's on-policy H100 points are within 10% (-9%, -6%): the "
                "predicted one-step-off generation alone (278 s, 16 servers x 32 sequences, no length-cap tail) "
