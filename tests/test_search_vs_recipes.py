@@ -35,6 +35,7 @@ KNOWN_GAPS = {
         "behind instead of half of it (exposed 0.12 s against 0.28 s of a 1.15 s step in the model); no host "
         "synchronisation is involved (token drop with padding)",
     "megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1": _MB,
+    "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": _MB,   # micro-batch 1 as the shipped recipe (v0.2.0)
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-260401-dsv3-b200-256-mxfp8": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
