@@ -63,6 +63,11 @@ class AttentionCore:
     core without rotary (NoPE layers, learned or ALiBi positions, linear attention, a core sharing another's
     rotated query). See :attr:`rotated_qk_elems_per_token`. ``rope_copy_bytes`` are BF16 bytes per token the
     rotary kernel moves besides the rotation (MLA's KV split, see :func:`~trainsim.model.blocks.mla_attention`).
+    ``q_norm_elems``: query elements one token normalises with a weightless per-head RMSNorm after the
+    up-projection (DeepSeek-V4's ``_q_rms_norm`` over all H x d query elements); ``out_copy_bytes``: BF16 bytes
+    per token copied from the core's output on its way to the output projection (DeepSeek-V4's out-of-place
+    inverse RoPE clones the whole H x d_v output). Both are priced in
+    :func:`trainsim.perf.compute.elementwise_bytes_per_token`.
     """
 
     heads: int
@@ -76,6 +81,8 @@ class AttentionCore:
     rope_q_elems: float | None = None
     rope_k_elems: float | None = None
     rope_copy_bytes: float = 0.0
+    q_norm_elems: float = 0.0
+    out_copy_bytes: float = 0.0
 
     @property
     def rotated_qk_elems_per_token(self) -> float:

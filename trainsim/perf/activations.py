@@ -57,6 +57,19 @@ class ActTensor:
     dropped_by: tuple[str, ...] = ()
 
 
+#: weight matrices Megatron-Core's ``mla_up_proj`` checkpoint reruns in backward: MLA's q_b and kv_b
+#: (multi_latent_attention.py ``qkv_up_proj_and_rope_apply``) and DeepSeek-V4's q_b and its single KV projection kv
+#: (Megatron-LM 43e45e1307 experimental_attention_variant/deepseek_v4_hybrid_attention.py lines 691-721, wrapped in
+#: ``CheckpointWithoutOutput`` at lines 866-868 when 'mla_up_proj' is in recompute_modules)
+UP_PROJ_MATRICES = ("q_b", "kv_b", "kv")
+
+
+def has_up_proj_checkpoint(lk: LayerKind) -> bool:
+    """True when ``mla_up_proj`` acts on the layer: its attention is MLA (a ``kv_b`` up-projection) or DeepSeek-V4's
+    hybrid attention (a single ``kv`` projection); other attention ignores the module."""
+    return any(m.name in ("kv_b", "kv") for m in lk.matrices)
+
+
 def gated(lk: LayerKind, prefix: str) -> bool:
     """True when the ``prefix`` MLP (mlp, shared, expert) of a layer has a gate (SwiGLU/GeGLU)."""
     return any(m.name == f"{prefix}.gate" for m in lk.matrices)
@@ -81,7 +94,7 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
     if latent:
         out.append(ActTensor("attention latents", latent * g))
-    mla = any(m.name == "kv_b" for m in lk.matrices)
+    mla = has_up_proj_checkpoint(lk)
     qkv = sum(c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
               for c in lk.attention if c.kind != "linear")
     if qkv:

@@ -327,10 +327,12 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
     residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary
-    (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; activation function
-    (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router
-    scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every
-    GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; a weightless per-head query norm (read +
+    write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy of the core's output
+    (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
+    activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts';
+    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8:
+    casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -344,6 +346,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
     b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     b += rope_bytes_per_token(lk, rope_bytes)
+    b += sum(norm_bytes * core.q_norm_elems + core.out_copy_bytes for core in lk.attention)
     for core in lk.attention:
         if eager and core.kv_heads < core.heads:
             b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim

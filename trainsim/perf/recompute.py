@@ -6,7 +6,10 @@ the named sub-modules and runs their forward again before their backward:
 * ``core_attn``: the attention core (:func:`trainsim.perf.compute.attention_fwd`; for unfused attention the
   s^2 score traffic too: Korthikanti et al. 2022 sec. 5);
 * ``layernorm``: the two pre-norms (read + write h each);
-* ``mla_up_proj``: MLA's up-projection GEMMs (q_b, kv_b) and rotary embedding;
+* ``mla_up_proj``: the attention up-projection GEMMs (:data:`~trainsim.perf.activations.UP_PROJ_MATRICES`: MLA's
+  q_b, kv_b; DeepSeek-V4's q_b, kv), the rotary embedding of the layer's main core and its per-head query norm
+  (DeepSeek-V4; ``AttentionCore.q_norm_elems``). DeepSeek-V4's main core also rotates its output back after the
+  core (outside the checkpoint): 4 H rd bytes per token recomputed too many, under 1% of the module's bytes;
 * ``mlp``: the dense MLP (its GEMMs and activation function);
 * ``moe_act``: the routed experts' activation function;
 * ``shared_experts``: the shared experts' GEMMs and activation function;
@@ -25,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..model.arch import LayerKind
-from .activations import down_k
+from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, layer_gemm_fwd,
                       norm_rope_bytes, rope_bytes_per_token)
@@ -56,9 +59,11 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + attention_fwd(lk, ctx, p, tokens)
     if "layernorm" in mods:
         t = t + bytes_time(2.0 * norm_b * h * tokens, ctx, p)
-    if "mla_up_proj" in mods and any(m.name == "kv_b" for m in lk.matrices):
-        t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in ("q_b", "kv_b"))
-        t = t + bytes_time(rope_bytes_per_token(lk, rope_b) * tokens, ctx, p)
+    if "mla_up_proj" in mods and has_up_proj_checkpoint(lk):
+        main = replace(lk, attention=lk.attention[:1])
+        t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in UP_PROJ_MATRICES)
+        t = t + bytes_time((rope_bytes_per_token(main, rope_b) + norm_b * main.attention[0].q_norm_elems) * tokens,
+                           ctx, p)
     act = act_fn_bytes_per_f(lk.ffn_act, eager)
     if "mlp" in mods:
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")

@@ -57,9 +57,17 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     # qk_pos_emb_head_dim of each head"), the one shared KV head (rd); each compressed entry (one per `ratio`
     # tokens: rd / ratio per token); the indexer's query (H_I rd). Cores reading the shared query rotate no q.
     rd = c.int("qk_rope_head_dim")
+    # Memory-bound kernels around the core as Megatron-Core runs them (Megatron-LM 43e45e1307, the dev pin of
+    # Megatron-Bridge v0.6.0, experimental_attention_variant/deepseek_v4_hybrid_attention.py): the query's
+    # weightless per-head RMSNorm ``_q_rms_norm`` over all H d elements (torch.compile, lines 39-42, called at
+    # line 711); the inverse RoPE of the output through ``fused_mla_rope_out_of_place`` (line 405), which
+    # clones the whole H d output before rotating (fusions/fused_mla_yarn_rope_apply.py line 484, ``t.clone()``:
+    # "Fused DSA backward retains the raw attention output O", so it needs private storage): read + write,
+    # 4 H d bytes.
     cores = [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sliding",
                            window=c.int("sliding_window"), kv_elems_per_token=d,
-                           rope_q_elems=2 * heads * rd, rope_k_elems=rd)]
+                           rope_q_elems=2 * heads * rd, rope_k_elems=rd, q_norm_elems=heads * d,
+                           out_copy_bytes=4.0 * heads * d)]
     if ratio == CSA:
         ih, idim = c.int("index_n_heads"), c.int("index_head_dim")
         mats += [Matrix("csa.kv", h, 2 * d, "other", "none"), Matrix("csa.gate", h, 2 * d, "other", "none"),
