@@ -59,10 +59,11 @@ def test_llama_layer_activations_are_korthikanti_per_tensor(llama405, a100_syste
 
 
 @pytest.mark.parametrize("m,chunks", [
-    # PyTorch ScheduleFlexibleInterleaved1F1B (torch/distributed/pipelining/schedules.py, Meta's flexible-N
-    # interleaved schedule of Llama 3 sec. 3.3.2 / Figure 6): rounds = max(1, M // p), N = M / rounds contiguous
-    # micro-batches per chunk; rank r runs (v - 1) N + 2 (p - 1 - r) warm-up forwards (at most M v), then each 1F1B
-    # step runs one forward before its backward. p = 16, v = 8, rank 1:
+    # PyTorch ScheduleFlexibleInterleaved1F1B (torch/distributed/pipelining/schedules.py, 2024), an interleaved
+    # schedule with N = M / rounds contiguous micro-batches per chunk that drops the M % p == 0 rule, as Llama 3
+    # sec. 3.3.2 / Figure 6 describes its tunable N (Meta's own code is not public): rounds = max(1, M // p); rank r
+    # runs (v - 1) N + 2 (p - 1 - r) warm-up forwards (at most M v), then each 1F1B step runs one forward before its
+    # backward. Any N >= p (no extra bubble) holds at least as many. p = 16, v = 8, rank 1:
     (32, 7 * 16 + 2 * 14 + 1),   # 8,192 GPUs, 32 sequences per DP rank: N = 16, 140 warm-up + 1 = 141 chunk-forwards
     (16, 16 * 8),                # 16,384 GPUs, 16 per DP rank: 140 > M v = 128, every forward before a backward
 ])
