@@ -29,7 +29,10 @@ KNOWN_GAPS = {
         "with N = p; Meta's tunable N lies between depth-first N = p and breadth-first N = M, sec. 3.3.2, so never "
         "fewer) x 31.75 h/tp bytes per token (Korthikanti's count for SwiGLU/GQA, no dropout) = 70 GiB; dropping "
         "every stage input ('proactive deallocation', sec. 3.3.2) still leaves 81.5 GiB; 78.1 GiB before the 8% "
-        "allocator margin and 1.9 GiB of buffers: it fits only with no allocator slack"),
+        "allocator margin and 1.9 GiB of buffers: it fits only with no allocator slack. Both factors are re-derived by "
+        "hand in test_llama3_405b_memory.py (TE's saved set, each autograd-shared tensor once: 31.75 h; PyTorch's "
+        "ScheduleFlexibleInterleaved1F1B, N = M / max(1, M // p) = 16: 141 chunk-forwards); a norm saving its output "
+        "instead of its input (27.75 h) would give 76.7 GiB, but Meta does not state one"),
 }
 
 

@@ -195,3 +195,41 @@ def test_fsdp2_sharded_master_and_freed_gradients_hand_derived(gpt3, a100_system
     w, g, o = _state_bytes(mc, p, np.array([8e9]), np.array([0.0]))
     assert (w[0], g[0], o[0]) == pytest.approx((2e9, 4e9, 12e9))
     assert _gradients_at_peak(mc, p, g, np.array([10e9]))[0] == pytest.approx(4e9)
+
+
+def test_dtensor_tp_keeps_gathered_norm_outputs_and_repeated_kv_hand_derived():
+    # Llama 3.1 70B layer (h 8,192, 64 heads of 128, 8 KV heads, SwiGLU 28,672), BF16, tp 8, no recompute, bytes per
+    # token on one tp rank. Megatron-Core / TE (each tensor split over tp by TP + SP): norm inputs 4h, the two ln_out
+    # 2 x 2h, Q 2h, K/V 2 x 2 x 8 x 128, flash output 2h, SwiGLU input 4f and down input 2f, all / 8.
+    # torchtitan (pytorch/torchtitan parallelize_llama.py apply_tp at 9dec370): the ln_out tensors are all-gathered
+    # to the full sequence (PrepareModuleInput ... desired_input_layouts=Replicate()) and saved whole by wq/wk/wv
+    # and w1/w3: 2 x 2h per token on every rank, not / 8; models/llama/model.py repeat_kv copies K/V to the 64 query
+    # heads before SDPA, which saves them: 2 x 2 x 64 x 128 / 8.
+    from dataclasses import replace
+    from trainsim.model.inline import InlineModel, build_inline
+    from trainsim.perf.memory import layer_activation_bytes
+    from conftest import make_system
+    h, f, d = 8192, 28672, 128
+    arch = build_inline(InlineModel(name="l70", layers=80, hidden=h, heads=64, kv_heads=8, ffn=f, ffn_act="swiglu",
+                                    vocab=128256))
+    ctx = ctx_for(arch, make_system(), seq=8192)
+    p = Plans.from_columns(tp=8, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    tok = np.array([8192.0])
+    megatron = (4 * h + 2 * 2 * h + 2 * h + 2 * 2 * 8 * d + 2 * h + 4 * f + 2 * f) / 8
+    titan = (4 * h + 2 * h + 2 * 2 * 64 * d + 2 * h + 4 * f + 2 * f) / 8 + 2 * 2 * h
+    got_m, _ = layer_activation_bytes(arch.layers[0], ctx, p, tok)
+    tt = replace(ctx, tp_gathered_gemm_inputs=True, cp_kv_repeated=True)
+    got_t, full_t = layer_activation_bytes(arch.layers[0], tt, p, tok)
+    assert got_m[0] == pytest.approx(megatron * 8192)
+    assert got_t[0] == pytest.approx(titan * 8192) and full_t[0] == pytest.approx(got_t[0])
+    # the layernorm module of selective recompute drops the two gathered ln_out tensors whole
+    sel = replace(tt, recompute=replace(tt.recompute, modules=("layernorm",)))
+    got_s, _ = layer_activation_bytes(arch.layers[0], sel, Plans.from_columns(
+        tp=8, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=1, mb=1, schedule=0, node_limit=0), tok)
+    assert got_s[0] == pytest.approx((titan - 2 * 2 * h) * 8192)
+    # the stack's profile states both (framework_schedules.yaml, with their sources)
+    from trainsim.frameworks import stack_flags
+    flags = stack_flags("torchtitan-2024")
+    assert flags["tp_gathered_gemm_inputs"] and flags["cp_kv_repeated"]
+    assert not stack_flags("megatron-core-2024")["tp_gathered_gemm_inputs"]

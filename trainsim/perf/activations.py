@@ -27,6 +27,15 @@ routed experts       dispatched copies k h g, act-fn input            ``moe`` (`
 router               (E + zero experts) x 4 (fp32 probabilities)     ``moe``
 ===================  ==============================================  =========================================
 
+Stacks whose tensor parallelism is PyTorch DTensor's (torchtitan): the sequence-parallel norm output is
+all-gathered to the full sequence before the Q/K/V and gate/up GEMMs (``PrepareModuleInput(input_layouts=Shard(1),
+desired_input_layouts=Replicate())``, pytorch/torchtitan parallelize_llama.py ``apply_tp`` at 9dec370), and those
+GEMMs save the gathered tensor, so the two ln_out tensors are kept whole on every tp rank (``gathered_gemm_inputs``;
+Megatron-Core and Transformer Engine save the sequence shard and all-gather it again in the backward:
+megatron/core/tensor_parallel/layers.py ``LinearWithGradAccumulationAndAsyncCommunication``). A stack that repeats
+K/V to the query heads before SDPA (torchtitan's ``repeat_kv``) has SDPA save the repeated copies
+(``kv_repeated``: K and V at H heads, not G).
+
 g = bytes of a stored GEMM input (1 for FP8 casts, 2 for BF16), a = bytes of a stored activation-function input
 (1 when the run caches them in FP8, DeepSeek-V3 sec. 3.3.3; else 2); routed-expert terms are x ``expert_imbalance``
 (the busiest chip). Flash attention stores no s^2 tensor (Dao et al. 2022); no dropout (modern pre-training).
@@ -39,6 +48,7 @@ token) per group of ``num_layers`` layers and rebuilds one group at a time; ``bl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.arch import LayerKind
 
@@ -55,6 +65,7 @@ class ActTensor:
     name: str
     bytes_per_token: float
     dropped_by: tuple[str, ...] = ()
+    tp_split: bool = True     # split over the tp ranks (sequence or heads); False: kept whole on every tp rank
 
 
 #: weight matrices Megatron-Core's ``mla_up_proj`` checkpoint reruns in backward: MLA's q_b and kv_b
@@ -81,21 +92,23 @@ def down_k(lk: LayerKind, prefix: str) -> float:
 
 
 def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: float, act_fn_bytes: float,
-                       imbalance: float = 1.0, unfused: bool = False, parallel_block: bool = False
-                       ) -> list[ActTensor]:
-    """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers."""
+                       imbalance: float = 1.0, unfused: bool = False, parallel_block: bool = False,
+                       gathered_gemm_inputs: bool = False, kv_repeated: bool = False) -> list[ActTensor]:
+    """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
+    ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
+    K and V at the query heads (module docstring)."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
     out.append(ActTensor("norm inputs", norms * 2.0 * h))
     attn = [m for m in lk.matrices if m.group in ("attn", "other")]
     if any(m.k == hidden for m in attn):
-        out.append(ActTensor("attention ln_out", h * g, ("layernorm",)))
+        out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
     latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
     if latent:
         out.append(ActTensor("attention latents", latent * g))
     mla = has_up_proj_checkpoint(lk)
-    qkv = sum(c.heads * c.qk_head_dim + c.kv_heads * (c.qk_head_dim + c.v_head_dim)
+    qkv = sum(c.heads * c.qk_head_dim + (c.heads if kv_repeated else c.kv_heads) * (c.qk_head_dim + c.v_head_dim)
               for c in lk.attention if c.kind != "linear")
     if qkv:
         out.append(ActTensor("attention q/k/v", qkv * 2.0, ("mla_up_proj",) if mla else ()))
@@ -109,7 +122,7 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
                                                    if c.kind != "linear"), ("core_attn",)))
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
     if any(m.k == hidden for m in mlp_side) and not parallel_block:
-        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",)))
+        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
     f = down_k(lk, "mlp")
     if f:
         fn = (2.0 if gated(lk, "mlp") else 1.0) * f * a
@@ -130,9 +143,13 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     return out
 
 
-def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = ()) -> float:
-    """Bytes per token kept when the selective-recompute ``modules`` are recomputed (none: everything)."""
-    return float(sum(t.bytes_per_token for t in tensors if not set(t.dropped_by) & set(modules)))
+def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = (), tp: Any = 1.0) -> Any:
+    """Bytes per token one tp rank keeps when the selective-recompute ``modules`` are recomputed (none:
+    everything): each kept tensor / tp, or whole where it is not split (``ActTensor.tp_split``)."""
+    kept = [t for t in tensors if not set(t.dropped_by) & set(modules)]
+    split = float(sum(t.bytes_per_token for t in kept if t.tp_split))
+    whole = float(sum(t.bytes_per_token for t in kept if not t.tp_split))
+    return split / tp + whole
 
 
 def op_sac_bytes_per_token(lk: LayerKind, hidden: int) -> float:
