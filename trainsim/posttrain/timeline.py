@@ -119,7 +119,9 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     src_of_teacher: dict[str, str] = {}
     tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
                     st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
-                    st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens)
+                    st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens, pt.student.train_framework,
+                    pt.student.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True)
+                    if pt.student.train_optimizer else None, pt.student.train_options)
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
