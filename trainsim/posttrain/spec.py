@@ -166,7 +166,7 @@ class StudentPart(BaseModel):
     @classmethod
     def _framework(cls, v):
         if v is not None and v not in frameworks():
-            raise ValueError(f"unknown framework {v!r}; expected one of {', '.join(sorted(frameworks()))}")
+            raise ValueError(f"unknown framework profile; expected one of {', '.join(sorted(frameworks()))}")
         return v
 
     @field_validator("train_options")
