@@ -207,7 +207,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                                             "forward_s": tr.forward_s, "reference_swap_s": swap}))
     out.append(Phase(f"student update on {tc}", "train", tr.update_s, cluster=tc, chips=t_chips,
                      detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
-                             "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan}))
+                             "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan,
+                             "memory_per_chip_bytes": tr.memory_per_chip_bytes, "fits": tr.fits}))
     return out
 
 
