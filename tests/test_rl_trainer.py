@@ -105,3 +105,23 @@ def test_bad_trainer_keys_name_file_field_and_value(tmp_path, line, field, value
         load_posttrain(bad)
     msg = str(exc.value)
     assert "bad-rl.yaml" in msg and field in msg and value in msg
+
+
+def test_trainer_stack_reaches_the_engine():
+    """The spec's trainer keys are what the engine prices: FP32 gradients instead of the recipe's BF16 ones add
+    2 bytes per local parameter (more memory), and dropping the recipe's uneven stages (3 / 2 layers on the first /
+    last of 16 stages) puts 4 layers plus the embedding on the first stage (more memory there)."""
+    from dataclasses import replace
+
+    from trainsim.posttrain.phases import clear_cache
+    from trainsim.posttrain.timeline import trainer_time
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-256-sync.yaml")
+    clear_cache()
+    base = trainer_time(pt)
+    fp32 = replace(pt, student=pt.student.model_copy(
+        update={"train_optimizer": pt.student.train_optimizer.model_copy(update={"grads": "fp32"})}))
+    even_plan = {k: v for k, v in pt.student.train_plan.items() if k not in ("first_stage_layers", "last_stage_layers")}
+    even = replace(pt, student=pt.student.model_copy(update={"train_plan": even_plan}))
+    assert trainer_time(fp32).memory_per_chip_bytes > base.memory_per_chip_bytes
+    assert trainer_time(even).memory_per_chip_bytes > base.memory_per_chip_bytes
