@@ -15,12 +15,13 @@ from trainsim.posttrain.phases import generation_s
 REPO = Path(__file__).resolve().parents[1]
 RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
 
-_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.1-2.2x the predicted step (48-61 s: generation "
-         "33-40 s, colocated refit 5-10 s (full-weight export on every trainer chip), log-probs and training 4-12 s, "
-         "host offload 1-2 s). Located from the published pairs (same layouts, twice the GPUs): the step falls by "
-         "23 s on H100 (256 -> 512) and 9 s on GB200 (128 -> 256) where the predicted training side falls by 3.0 s "
-         "and 2.6 s, so the training side is ~3-5x short (an engine matter: 4% MFU predicted at micro-batch 1, "
-         "PP16 x EP16); the remainder is ~2.5x the predicted generation on both H100 (TP32 over InfiniBand) and "
+_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.1-2.4x the predicted step (47-57 s: generation "
+         "33-40 s, colocated refit 5-10 s (full-weight export on every trainer chip), log-probs and training 3-8 s "
+         "with the recipes' trainer (ZeRO-1, uneven first/last stages, BF16 gradients), host offload 0.5-1.6 s). "
+         "Located from the published pairs (same layouts, twice the GPUs): the step falls by "
+         "23 s on H100 (256 -> 512) and 9 s on GB200 (128 -> 256) where the predicted training side (log-probs, "
+         "training, host offload) falls by 2.6 s and 1.9 s, so the training side is ~4-9x short (an engine matter: "
+         "5-12% MFU predicted at micro-batch 1, PP16 x EP16 / PP8 x EP16); the remainder is ~2.5x the predicted generation on both H100 (TP32 over InfiniBand) and "
          "GB200 (TP32 inside NVLink), so it does not follow the hardware. One-step-off steps (59-64 s) are "
          "generation-bound: the rollout chips' busy time is generation 17-22 s + refit 6-15 s (the refit model "
          "gives 14.8 s where NeMo RL measured 14.2 s for this trainer layout, docs/guides/checkpoint-engine-refit.md "

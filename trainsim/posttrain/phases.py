@@ -12,7 +12,8 @@
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
 * Student update: the training engine for a step of ``prompts x samples`` sequences of ``prompt_len + rollout_len``
-  tokens (a :class:`trainsim.spec.Run` on the training chips, :func:`trainsim.estimate`, which searches the plan),
+  tokens (:func:`trainer_run`: a :class:`trainsim.spec.Run` on the training chips with the trainer's stated plan,
+  software stack, optimizer precisions and runtime settings; :func:`trainsim.estimate` fills what they leave out),
   plus ``extra_forward_passes`` forward-only passes (old-policy and reference log-probabilities) over all the
   step's sequences packed into micro-batches of the log-prob token budget, each timed by :func:`forward_only_s`.
 * Weight synchronisation: the student's weights (at the rollout precision) to the rollout workers; on chips the
@@ -36,7 +37,7 @@ from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time, ring_step_time
 from .. import estimate
 from ..estimate import PLAN_FIELDS, context
-from ..spec import PlanSpec, Run, TrainingSpec
+from ..spec import OptimizerSpec, PlanSpec, Run, TrainingSpec
 
 _CACHE: dict[tuple, object] = {}
 
@@ -262,6 +263,9 @@ class TrainTime:
     #: seconds for every trainer chip to materialise the full weights in Hugging Face layout (colocated refit:
     #: :func:`megatron_export_s`)
     export_s: float = 0.0
+    #: the training engine's memory per chip of the update's plan (bytes) and whether it fits in the chip's HBM
+    memory_per_chip_bytes: float = 0.0
+    fits: bool = True
 
 
 def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_multiple: int = 1) -> tuple[int, int]:
@@ -308,12 +312,34 @@ def pipeline_packed_len(mb_len: int, longest_len: int, pad_multiple: int = 1) ->
     return max(int(mb_len), -(-int(longest_len) // pad) * pad)
 
 
+def trainer_run(arch: Arch, system: System, chips: int, seq_len: int, micro_batches: int, precision: str,
+                plan: dict | None = None, framework: str | None = None, optimizer: dict | None = None,
+                options: dict | None = None, name: str = "update") -> Run:
+    """The training engine's run for one step of a post-training trainer: ``micro_batches`` packed sequences of
+    ``seq_len`` tokens on ``chips`` chips of ``system``, with what the trainer's recipe states as a run spec would
+    state it: ``plan`` (run-spec ``plan:`` keys), ``framework`` (profile id; None: the default profile),
+    ``optimizer`` (run-spec ``optimizer:`` keys) and ``options`` (run-spec ``training:`` runtime keys). The one
+    place the post-training model builds a training run, so the update and the log-prob passes are priced with the
+    same stack: what the recipe leaves out takes that stack's defaults (:func:`trainsim.frameworks.with_defaults`,
+    :func:`~trainsim.frameworks.runtime_settings`, :func:`~trainsim.frameworks.optimizer_precisions`), as for a
+    run spec. Example: NeMo RL's DeepSeek-V3 recipe -> ``plan {pp: 16, ep: 16, zero: 1, first_stage_layers: 3,
+    last_stage_layers: 2, ...}``, ``optimizer {grads: bf16}`` (``grad_reduce_in_fp32: false``)."""
+    return Run(name=f"{arch.name}-{name}", arch=arch, system=system, chips=chips,
+               training=TrainingSpec(**(options or {}), seq_len=seq_len, global_batch_seqs=micro_batches,
+                                     precision=precision),
+               plan=PlanSpec(**(plan or {})), reported=None,
+               optimizer=OptimizerSpec(**(optimizer or {})), framework=framework)
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
                extra_forward_passes: float = 1.0, plan: dict | None = None,
                pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
-               optimizer_steps: int = 1, logprob_pack_tokens: int | None = None) -> TrainTime:
+               optimizer_steps: int = 1, logprob_pack_tokens: int | None = None, framework: str | None = None,
+               optimizer: dict | None = None, options: dict | None = None) -> TrainTime:
     """``optimizer_steps`` optimizer steps on ``sequences`` x ``seq_len`` tokens in all (training engine) + extra
     forward passes. ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched);
+    ``framework``, ``optimizer``, ``options``: the trainer's software stack, optimizer precisions and runtime
+    settings (:func:`trainer_run`);
     ``pack_tokens``: sequence packing's micro-batch token budget (:func:`packed_sequences`, each sequence padded to
     ``pad_multiple``); ``longest_len``: the longest sample, to which a pipeline-parallel trainer pads every packed
     micro-batch (:func:`pipeline_packed_len`); ``optimizer_steps``: the step's sequences split evenly into that
@@ -332,9 +358,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         mb_len, n_mb = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
 
         def run_of(length, plan_keys):
-            return Run(name=f"{arch.name}-update", arch=arch, system=system, chips=chips,
-                       training=TrainingSpec(seq_len=length, global_batch_seqs=n_mb, precision=precision),
-                       plan=PlanSpec(**plan_keys), reported=None)
+            return trainer_run(arch, system, chips, length, n_mb, precision, plan_keys, framework, optimizer,
+                               options)
 
         run = run_of(mb_len, plan or {})
         est = estimate(run)
@@ -351,28 +376,27 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         lp_len, lp_mbs = logprob_microbatches(sequences, dp, seq_len, lp_tokens, pad_multiple)
         # the trainer's plan as the engine completed it, evaluated as given: a forward-only pass keeps no
         # activations for a backward, so the training memory check does not apply to it
-        lp_plan = {k: est.plan[k] for k in PLAN_FIELDS if est.plan.get(k) is not None}
+        lp_plan = {**(plan or {}), **{k: est.plan[k] for k in PLAN_FIELDS if est.plan.get(k) is not None}}
         if lp_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             lp_len = pipeline_packed_len(lp_len, longest_len, pad_multiple)
         if (lp_len, lp_mbs) == (run.training.seq_len, run.training.global_batch_seqs):
             est_lp, ctx_lp = est, ctx
         else:
-            run_lp = Run(name=f"{arch.name}-logprobs", arch=arch, system=system, chips=chips,
-                         training=TrainingSpec(seq_len=lp_len, global_batch_seqs=lp_mbs,
-                                               precision=precision),
-                         plan=PlanSpec(**lp_plan), reported=None)
+            run_lp = trainer_run(arch, system, chips, lp_len, lp_mbs, precision, lp_plan, framework, optimizer,
+                                 options, name="logprobs")
             est_lp, ctx_lp = estimate(run_lp), context(run_lp)
         fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
                               ctx_lp.calib.attn_bwd_ratio)
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1)
+                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits))
 
-    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1 = _cached(
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1, mem_b, fits = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
-             pack_tokens, pad_multiple, longest_len, optimizer_steps, logprob_pack_tokens),
+             pack_tokens, pad_multiple, longest_len, optimizer_steps, logprob_pack_tokens, framework,
+             repr(sorted((optimizer or {}).items())), repr(sorted((options or {}).items()))),
         compute)
     fwd = extra_forward_passes * fwd1
-    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s)
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s, mem_b, fits)
 
 
 #: per part of the training engine's step breakdown (:data:`trainsim.perf.step.BREAKDOWN_KEYS`), how many times

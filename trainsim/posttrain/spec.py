@@ -26,7 +26,15 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_max_seqs: null           # sequences a rollout server runs at once (vLLM max_num_seqs); absent -> KV cap
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
-                                       #   `plan:` keys); absent -> searched
+                                       #   `plan:` keys: zero, recompute, first/last_stage_layers, ...); absent ->
+                                       #   the train_framework's defaults, then searched
+      train_framework: megatron-bridge-2026  # the trainer's software-stack profile (run-spec `framework`); absent ->
+                                       #   the default profile
+      train_framework_version: "..."   # free text, as the source states it (run-spec `framework_version`)
+      train_optimizer: {grads: bf16}   # the trainer's optimizer-state precisions (run-spec `optimizer:` keys);
+                                       #   unstated ones take the train_framework's
+      train_options: {tp_comm_overlap: false}   # the trainer's runtime settings (run-spec `training:` keys other
+                                       #   than the batch, lengths and precision, which the step sets)
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
       - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5, precision: bf16}
       - {name: code, model: qwen3-30b-a3b, cluster: main, share: 0.5}
@@ -71,7 +79,13 @@ from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file
-from ..spec import PlanSpec, chips_as_stated
+from ..frameworks import frameworks
+from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, chips_as_stated
+
+#: run-spec ``training:`` keys a post-training step sets itself (from its step and the student's precision), so
+#: ``student.train_options`` may not
+STEP_TRAINING_KEYS = ("tokens", "seq_len", "global_batch_tokens", "global_batch_seqs", "local_batch_seqs",
+                      "batch_tolerance", "precision")
 
 
 class ClusterPart(BaseModel):
@@ -125,6 +139,15 @@ class StudentPart(BaseModel):
     #: :func:`.phases.rollout_time`
     rollout_max_seqs: int | None = Field(None, gt=0)
     train_plan: dict[str, Any] | None = None
+    #: the trainer's software stack, as a run spec's ``framework`` / ``framework_version``: which profile
+    #: (trainsim/catalog/data/framework_schedules.yaml) fills the plan fields, runtime settings and optimizer
+    #: precisions its recipe leaves out. :func:`.phases.trainer_run`
+    train_framework: str | None = None
+    train_framework_version: str | None = Field(None, max_length=200)
+    #: the trainer's optimizer-state precisions and offload (a run spec's ``optimizer:``)
+    train_optimizer: OptimizerSpec | None = None
+    #: the trainer's runtime settings (a run spec's ``training:`` keys but :data:`STEP_TRAINING_KEYS`)
+    train_options: dict[str, Any] | None = None
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
     host_offload: bool = True
@@ -137,6 +160,23 @@ class StudentPart(BaseModel):
     def _plan(cls, v):
         if v is not None:
             PlanSpec.model_validate(v)
+        return v
+
+    @field_validator("train_framework")
+    @classmethod
+    def _framework(cls, v):
+        if v is not None and v not in frameworks():
+            raise ValueError(f"unknown framework profile; expected one of {', '.join(sorted(frameworks()))}")
+        return v
+
+    @field_validator("train_options")
+    @classmethod
+    def _options(cls, v):
+        if v is not None:
+            step_set = sorted(set(v) & set(STEP_TRAINING_KEYS))
+            if step_set:
+                raise ValueError(f"{', '.join(step_set)} set by the post-training step, not by train_options")
+            TrainingSpec.model_validate({**v, "seq_len": 1, "global_batch_seqs": 1})
         return v
 
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..perf.calibration import calib_for
-from .phases import (colocated_refit_s, host_offload_s, noncolocated_refit_s, reference_swap_s, rollout_time,
-                     scoring_time, train_time, weight_bytes)
+from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, reference_swap_s,
+                     rollout_time, scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
 STAGES = ("weights", "offload", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
@@ -107,6 +107,18 @@ def _rollout_jobs(pt: PostTrain) -> list[tuple[str, int, float, str | None]]:
     return [(rc, pt.student.rollout_chips or pt.clusters[rc].chips, 1.0, None)]
 
 
+def trainer_time(pt: PostTrain) -> TrainTime:
+    """The student's training side of one step (:func:`.phases.train_time`) on its training chips, with the
+    trainer as the spec states it: ``student.train_plan``, ``train_framework``, ``train_optimizer`` and
+    ``train_options`` (:func:`.phases.trainer_run`)."""
+    st, s = pt.step, pt.student
+    opt = s.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True) if s.train_optimizer else None
+    return train_time(pt.student_arch, pt.clusters[s.cluster].system, _train_chips(pt), st.sequences, st.seq_len,
+                      s.precision, st.extra_forward_passes, s.train_plan, st.pack_tokens, st.pad_multiple,
+                      st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens, s.train_framework, opt,
+                      s.train_options)
+
+
 def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     """Every phase of one step (``tail``: sync steps wait for the longest rollout)."""
     st = pt.step
@@ -117,9 +129,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     wbytes = weight_bytes(a, pt.student.rollout_precision) / st.weight_sync_every
     tail_f = st.tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
-    tr = train_time(a, pt.clusters[tc].system, t_chips, st.sequences, st.seq_len, pt.student.precision,
-                    st.extra_forward_passes, pt.student.train_plan, st.pack_tokens, st.pad_multiple,
-                    st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens)
+    tr = trainer_time(pt)
     for cl, chips, share, tname in _rollout_jobs(pt):
         r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
                          st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
@@ -197,7 +207,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                                             "forward_s": tr.forward_s, "reference_swap_s": swap}))
     out.append(Phase(f"student update on {tc}", "train", tr.update_s, cluster=tc, chips=t_chips,
                      detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
-                             "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan}))
+                             "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan,
+                             "memory_per_chip_bytes": tr.memory_per_chip_bytes, "fits": tr.fits}))
     return out
 
 
