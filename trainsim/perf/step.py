@@ -117,8 +117,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
-                                    "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g", "mtp_a", "mtp_a_b", "mtp_e",
-                                    "mtp_comm")}
+                                    "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
+                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
