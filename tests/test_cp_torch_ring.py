@@ -15,7 +15,7 @@ import pytest
 from trainsim.frameworks import stack_flags
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.plan import Plans
-from trainsim.perf.comm_cp import cp_block_bytes, torch_ring_exposed
+from trainsim.perf.comm_cp import cp_block_bytes, torch_ring_exposed, torch_ring_merge_bytes, torch_ring_merge_time
 from trainsim.perf.memory import cp_backward_working_bytes, memory_breakdown
 from trainsim.perf.step import _stage, shared_costs
 
@@ -90,7 +90,10 @@ def test_stage_uses_the_torch_ring_only_for_that_stack(llama405_shape):
     assert float(cp_f[0]) == pytest.approx(4 * 7 * block_step_s, rel=1e-9)
     assert float(dkv[0]) == pytest.approx(4 * (2 * 268_435_456 / 42.5e9 + 5e-6), rel=1e-9)
     # forward: only attention / cp hides the all-gather (the ring hides it behind all of the attention)
-    assert tor["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0] / 8) + sync[0])
+    # + the eager fp32 merges between the sub-SDPAs (test_torch_ring_merge_by_hand), which the Megatron ring has not
+    assert tor["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0] / 8) + sync[0]
+                                               + lc_t["cp_merge_f"][0])
+    assert float(lc_r["cp_merge_f"][0]) == 0.0 and float(lc_r["cp_merge_b"][0]) == 0.0
     assert ring["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0]) + sync[0])
     assert tor["t_mb"][0] > ring["t_mb"][0]
 
@@ -109,3 +112,28 @@ def test_backward_working_set_of_the_torch_ring(llama405_shape):
     with_ring = memory_breakdown(ctx, p8, 32768.0, np.array([8.0]))["activations"]
     without = memory_breakdown(replace(ctx, cp_torch_ring=False), p8, 32768.0, np.array([8.0]))["activations"]
     assert float(with_ring[0] - without[0]) == pytest.approx(3 * 2**30)
+
+
+def test_torch_ring_merge_by_hand(llama405_shape):
+    # Table 6 row CP 8 at 256K, tp 8, K/V repeated to 16 heads per rank, rank 7 (every later step uses the full query):
+    # q = o = 32768 x 16 x 128 x 2 B = 134,217,728 B; kv = K + V = 2 q.
+    # forward: K/V contiguous() copies 2 kv = 4 q; K/V torch.cat before the 7 sends 7 x 2 kv = 28 q; fp32 cast of
+    #   step 0's output 3 q; 7 merges of (cast 3 + out - block_out 6 + sigmoid x diff 4 + out - prod 6) = 7 x 19 =
+    #   133 q; cast back 3 q: 171 q.
+    # backward: zeros 2 q + 2 kv; contiguous() 2 kv; K/V cats 7 x 2 kv; step 0 += 5 kv; 7 partial updates 7 x 6.5 kv;
+    #   8 dK/dV cats 8 x 4 kv; 8 dQ += 8 x 5 q; casts 3 q + 3 kv: 45 q + (2 + 2 + 14 + 5 + 45.5 + 32 + 3) kv
+    #   = 45 q + 103.5 kv = 252 q.
+    q = 32768 * 16 * 128 * 2
+    f, b = torch_ring_merge_bytes(np.array([8, 1]), q, q, 2 * q)
+    assert f[0] == 171 * q and b[0] == 252 * q
+    assert f[1] == 0.0 and b[1] == 0.0                       # cp 1: no ring, no merges
+    # one layer at the HBM rate: 2.039e12 B/s (the fixture's chip) x mem_eff 0.8 = 1.6312e12 B/s
+    ctx = _ctx(llama405_shape, cp_torch_ring=True, cp_kv_repeated=True)
+    tf, tb = torch_ring_merge_time(llama405_shape.layers[0], ctx, plan(tp=8, pp=8, cp=8), 262144 / 8)
+    rate = 2.039e12 * 0.8
+    assert ctx.chip.hbm_bw * ctx.calib.mem_eff == pytest.approx(rate)
+    assert float(tf[0]) == pytest.approx(171 * q / rate, rel=1e-9)
+    assert float(tb[0]) == pytest.approx(252 * q / rate, rel=1e-9)
+    # without repeat_kv (NeMo AutoModel: enable_gqa) the K/V block is 1 head of 16: kv = q / 16
+    f2, b2 = torch_ring_merge_bytes(8, q, q, q / 16)
+    assert float(f2) == pytest.approx(16 * q / 16 + 139 * q) and float(b2) == pytest.approx(45 * q + 103.5 * q / 16)

@@ -8,7 +8,8 @@ synchronisation (``comm_launch_s`` per step) cannot overlap: :func:`cp_ring_sync
 
 PyTorch's experimental CP (``torch.distributed.tensor.experimental._attention``; the stack's ``cp_torch_ring``
 profile flag) exchanges the same blocks differently: :func:`torch_ring_exposed` (time) and
-:func:`torch_ring_backward_bytes` (memory).
+:func:`torch_ring_backward_bytes` (memory), and merges the partial results in eager fp32 PyTorch ops between the
+sub-SDPAs: :func:`torch_ring_merge_bytes`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..model.arch import AttentionCore, LayerKind
 from .collectives import exposed, ring_step_time
+from .compute import hbm_time
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -93,3 +95,50 @@ def torch_ring_backward_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens:
     with the fp32 copy ``torch.cat`` makes of them for each send (2 blocks' bytes, live while the permute is in
     flight): (cp + 4) blocks (:func:`cp_block_bytes`). Source: as :func:`torch_ring_exposed`."""
     return np.where(p.cp > 1, (p.cp + 4.0) * cp_block_bytes(lk, ctx, p, tokens), 0.0)
+
+
+def torch_ring_merge_bytes(cp: Num, q_bytes: Num, o_bytes: Num, kv_bytes: Num) -> tuple[Num, Num]:
+    """(forward, backward) HBM bytes of the eager PyTorch ops PyTorch's experimental CP runs between its sub-SDPAs,
+    per layer and micro-batch on one rank (0 when cp = 1). ``q_bytes`` / ``o_bytes``: the rank's BF16 query /
+    attention output; ``kv_bytes``: its BF16 K and V block (:func:`cp_block_bytes`). Reads + writes, counted op by
+    op from pytorch/pytorch torch/distributed/tensor/experimental/_attention.py (late 2024; torch 1963fc8 of the
+    torchtitan benchmark), with ``_cp_options.convert_to_f32`` True (fp32 = 2 x the BF16 bytes) and the
+    load-balanced (round-robin) ring, for the rank whose later steps all use the full query (rank cp - 1: steps
+    ``i <= rank``), the one with the most work; per-query-row terms (the logsumexp) are left out:
+
+    * forward, ``_templated_ring_attention``: ``key.contiguous()`` / ``value.contiguous()`` copy the K/V, which
+      reach SDPA as transposed (batch, heads, seq, dim) views (2 kv); ``torch.cat([key.flatten(),
+      value.flatten()])`` before every send, also under the all-gather rotater, which uses only the first
+      (steps 0 .. cp - 2: 2 kv each);
+      ``_SDPAMerger.step`` casts each sub-SDPA output to fp32 (o + 2o = 3o); each later step's ``_merge_one``
+      runs ``out - block_out`` (2o + 2o read, 2o written), ``sigmoid(...) * (...)`` (2o + 2o) and
+      ``out - ...`` (4o + 2o): 3o + 6o + 4o + 6o = 19o; ``results()`` casts back to BF16 (2o + o = 3o):
+      ``2 cp kv + (6 + 19 (cp - 1)) o``;
+    * backward, ``_templated_ring_attention_backward``: fp32 ``zeros_like`` accumulators (2q + 2kv written) and
+      the same K/V ``contiguous()`` copies (2 kv);
+      the K/V ``torch.cat`` before sends (2 (cp - 1) kv); step 0 ``grad_key += grad_key_`` and the value
+      likewise (2 + 1 read, 2 written per BF16 byte: 5 kv); each later step ``_partial_update`` of the first
+      key/value chunk (the chunk's += on half the bytes, 2.5 kv, and ``torch.cat`` of the whole fp32 tensors,
+      4 kv: 6.5 kv); ``torch.cat([grad_key.flatten(), grad_value.flatten()])`` for the dK/dV send at every step
+      (4 kv each); ``grad_query += grad_query_`` at every step (5 q each); the final casts of dQ and the received
+      dK/dV to BF16 (3q + 3kv): ``(5 + 5 cp) q + (12 + 8.5 (cp - 1) + 4 cp) kv``.
+
+    The collectives' own reads and writes (all-gather, dK/dV permute) run on the communication stream and are not
+    counted. Example (test_cp_torch_ring_merge): Llama 3.1 405B, tp 8, cp 8, 262,144 tokens, K/V repeated to 16
+    heads per rank: q = o = 32,768 x 16 x 128 x 2 = 134.2 MB, kv = 2q; forward 171 q = 23.0 GB, backward 252 q =
+    33.8 GB."""
+    cpf = np.maximum(np.asarray(cp, dtype=np.float64), 1.0)
+    fwd = 2.0 * cpf * kv_bytes + (6.0 + 19.0 * (cpf - 1.0)) * o_bytes
+    bwd = (5.0 + 5.0 * cpf) * q_bytes + (12.0 + 8.5 * (cpf - 1.0) + 4.0 * cpf) * kv_bytes
+    return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)
+
+
+def torch_ring_merge_time(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """(forward, backward) time of :func:`torch_ring_merge_bytes` for one layer and micro-batch at the HBM rate
+    (:func:`trainsim.perf.compute.hbm_time`); ``tokens`` are per cp rank. These ops run on the compute stream
+    between the sub-SDPAs, so nothing hides them."""
+    cores = [c for c in lk.attention if c.kind != "linear"]
+    q = sum(c.heads * c.qk_head_dim for c in cores) * tokens / p.tp * 2.0
+    o = sum(c.heads * c.v_head_dim for c in cores) * tokens / p.tp * 2.0
+    f, b = torch_ring_merge_bytes(p.cp, q, o, cp_block_bytes(lk, ctx, p, tokens))
+    return hbm_time(f, ctx), hbm_time(b, ctx)

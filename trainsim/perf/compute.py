@@ -235,8 +235,9 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
 
 def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Attention-core backward of one layer. flash: ``attn_bwd_ratio`` x :func:`attention_fwd` (FlashAttention-2,
-    Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the forward's 2). unfused:
-    the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
+    Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the forward's 2, at a lower
+    rate than the forward: FlashAttention-3 paper Fig. 5 / Fig. 6, 2.5 x 1.15 = 2.88; perf/data/constants.yaml).
+    unfused: the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
     (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`)."""
     if ctx.attention_kernel == "unfused":
         return _unfused_attention(lk, ctx, p, tokens, backward=True)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
-from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed
+from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
@@ -117,8 +117,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
-                                    "cp", "cp_dkv", "cp_sync", "rec_sel", "mtp_g", "mtp_a", "mtp_a_b", "mtp_e",
-                                    "mtp_comm")}
+                                    "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
+                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -137,6 +137,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
         if ctx.cp_torch_ring:
             out["cp_dkv"] += lk.n_layers * cp_dkv_step(lk, ctx, p, tokens)
+            merge_f, merge_b = torch_ring_merge_time(lk, ctx, p, tokens)
+            out["cp_merge_f"] += lk.n_layers * merge_f
+            out["cp_merge_b"] += lk.n_layers * merge_b
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
     head = head_gemm_fwd(ctx, p, tokens)
@@ -240,7 +243,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     if ctx.cp_torch_ring:   # PyTorch's experimental CP: only the first sub-SDPA hides the K/V all-gather
         cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, attn_b, p.cp,
                                                 cp_ov)
-        cp_exp_f, cp_exp_b = cp_exp_f + cp_sync, cp_exp_b + 2.0 * cp_sync
+        # + its eager fp32 merges between the sub-SDPAs (compute stream, never hidden)
+        cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
+        cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
