@@ -2,8 +2,9 @@
 
 Fitted parameters (everything else keeps its documented default in :class:`~trainsim.perf.calibration.Calib`):
 
-* per chip family and GEMM precision with at least MIN_RUNS runs: ``gemm_eff`` (BF16 runs) or ``gemm_eff_fp8``
-  (FP8 runs), the fraction of the dense peak of that precision a large GEMM reaches; the ``default`` entry holds
+* per chip family and GEMM precision with at least MIN_RUNS runs: ``gemm_eff`` (BF16 runs), ``gemm_eff_fp8``
+  (per-tensor FP8 runs: delayed or current scaling) or ``gemm_eff_fp8_block`` (block-scaled FP8 runs: MXFP8 or
+  blockwise recipes, whose kernels reach a different share of the peak), the fraction of the dense peak of that precision a large GEMM reaches; the ``default`` entry holds
   one value per precision pooled over all runs of that precision, which smaller groups use (a constant is never
   fitted to one or two runs). Within a family, a chip model (SKU) with MIN_RUNS runs of its own gets its own value:
   SKUs of one architecture share a datasheet peak but not their power limit and clocks (GB200 1,200 W, GB300
@@ -33,11 +34,12 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 from ..estimate import context
-from ..frameworks import default_stages, even_vpp, framework_of
+from ..frameworks import default_stages, even_vpp, framework_of, runtime_settings
+from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
 
 MIN_RUNS = 3
-PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
+PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8", "fp8_block": "gemm_eff_fp8_block"}
 EFF_BOUNDS = (0.35, 0.98)
 
 
@@ -53,9 +55,13 @@ class CalRun:
 
     @property
     def precision(self) -> str:
-        """The precision the run is fitted under: fp8 when it trains in FP8 on a chip with FP8 peak, else bf16."""
+        """The GEMM kind the run is fitted under: fp8 when it trains in FP8 on a chip with FP8 peak, fp8_block
+        when that FP8 is block-scaled (its recipe, stated or its stack's, is mxfp8 or blockwise), else bf16."""
         fp8 = self.run.training.precision == "fp8" and self.run.system.chip.peak_flops.get("fp8")
-        return "fp8" if fp8 else "bf16"
+        if not fp8:
+            return "bf16"
+        recipe = runtime_settings(self.run.training, self.framework)["fp8_recipe"]
+        return "fp8_block" if recipe in BLOCK_SCALED_RECIPES else "fp8"
 
     @property
     def chip(self) -> str:
@@ -371,7 +377,8 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     default.update(fitted_on=len(runs),
                    source=f"fitted by scripts/calibrate.py on validation/runs ({n_dense} dense and "
                           f"{len(runs) - n_dense} MoE runs): gemm_eff pooled over the BF16 runs, gemm_eff_fp8 "
-                          f"over the FP8 runs, moe_layer_host_s over the MoE runs",
+                          f"over the per-tensor FP8 runs, gemm_eff_fp8_block over the block-scaled (MXFP8, "
+                          f"blockwise) FP8 runs, moe_layer_host_s over the MoE runs",
                    note="chip families and software stacks with fewer than 3 runs of a kind use these; other "
                         "constants: perf/data/constants.yaml, each with its source")
     families: dict = {}
