@@ -131,18 +131,17 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
-    ``moe_token_drop``,
-    ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel), ``elementwise_kernels`` and
-    ``moe_fake_balanced_gate``, ``moe_grouped_gemm`` and ``fp8_recipe`` of a run: as its spec states them, else its
-    stack's default (the profile's ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none,
-    dropless, off, unfused, Transformer Engine's fused attention: the chip's native flash kernel; fused norm /
-    activation / rotary kernels; a learned router; FP8 delayed scaling: TransformerConfig.fp8_recipe = 'delayed',
-    megatron/core/transformer/transformer_config.py at d98e8a6). Two exceptions: the gradient sync overlaps the backward, the engine's standing
-    assumption (bucketed DDP, as torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes
-    set); ``moe_grouped_gemm`` falls back to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is
-    off by default, because the MoE recipes of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE
-    recipes ``moe_grouped_gemm=True``); a stack whose runs leave it off says so in its profile's ``defaults``
-    (mindspeed-2024)."""
+    ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
+    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm`` and ``fp8_recipe`` of a run: as its
+    spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's argument default
+    (off, off, all-to-all, none, dropless, off, unfused, Transformer Engine's fused attention: the chip's native
+    flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
+    TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6). Two
+    exceptions: the gradient sync overlaps the backward, the engine's standing assumption (bucketed DDP, as torch
+    DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes set); ``moe_grouped_gemm`` falls back
+    to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes
+    of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack
+    whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024)."""
     return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
 
 

@@ -174,7 +174,7 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
     """Memory-bound kernels (bytes over HBM) plus the fixed launch cost of every non-GEMM kernel."""
     # serving casts activations once, rowwise only, with a per-tensor scale (no columnwise copy for a backward)
     cast = fp8_cast_bytes_per_elem("delayed", columnwise_copy=False) if s.act_bytes == 1.0 else 0.0
-    by = elementwise_bytes_per_token(lk, s.arch.hidden, cast) * t / p.tp
+    by = elementwise_bytes_per_token(lk, s.arch.hidden, cast, backward_casts=False) * t / p.tp
     return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
 
 

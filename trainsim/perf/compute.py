@@ -361,6 +361,31 @@ def fp8_cast_bytes_per_elem(recipe: str, columnwise_copy: bool) -> float:
     return 2.0 + amax_pass + copies * (1.0 + FP8_SCALE_BYTES_PER_ELEM[recipe])
 
 
+def fp8_cast_elems_per_token(lk: LayerKind) -> tuple[float, float]:
+    """(forward, backward) elements one token's FP8 casts quantise in a layer: the distinct GEMM inputs
+    (sum of K) and the GEMM output gradients (sum of N), each x ``active`` (routed experts), the router excluded
+    (it stays in BF16).
+
+    A Linear's forward casts its input, its backward the incoming output gradient dY once for both of its GEMMs
+    (dgrad reads dY rowwise, wgrad columnwise; the input was saved cast for wgrad): Transformer Engine docs,
+    features/low_precision_training/performance_considerations, Table 2 (TransformerEngine d0067d0d). Matrices
+    that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: ``k`` and ``v``
+    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), ``<name>.up`` the input of
+    ``<name>.gate`` (one ``linear_fc1`` of width 2 x ffn with a gated linear unit; the grouped experts' fc1
+    likewise); their output gradients form one tensor, whose width is the sum of their N."""
+    names = {m.name for m in lk.matrices}
+    fwd = bwd = 0.0
+    for m in lk.matrices:
+        if m.group == "router":
+            continue
+        bwd += m.n * m.active
+        shared = (m.name in ("k", "v") and "q" in names) or \
+            (m.name.endswith(".up") and m.name[:-3] + ".gate" in names)
+        if not shared:
+            fwd += m.k * m.active
+    return fwd, bwd
+
+
 def training_fp8_cast_bytes(ctx: StepContext) -> float:
     """Bytes per GEMM-input element a training step's FP8 casts move (:func:`fp8_cast_bytes_per_elem` with the
     run's recipe; a columnwise copy of per-tensor FP8 tensors on Hopper, ``StepContext.fp8_transposed_copy``);
@@ -370,17 +395,20 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
     return fp8_cast_bytes_per_elem(ctx.fp8_recipe, ctx.fp8_transposed_copy)
 
 
-def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False) -> float:
+def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
+                                backward_casts: bool = True) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
     residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary
     (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; activation function
     (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts'; MoE: router
-    scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8: casting every
-    GEMM input, ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the sum
-    of GEMM input dimensions. The backward's casts (output gradients) are in the engine's backward = 2 x forward
-    of these kernels (perf/step.py).
+    scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8 casts:
+    ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
+    :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
+    backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
+    forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
+    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -403,7 +431,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
     if fp8_cast_bytes:
-        b += fp8_cast_bytes * sum(m.k * m.active for m in lk.matrices if m.group != "router")
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
+        b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
     return b
 
 

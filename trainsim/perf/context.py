@@ -129,16 +129,18 @@ class StepContext:
 
     @property
     def gemm_eff(self) -> float:
-        """The GEMM efficiency that applies: with FP8 on a chip with an FP8 rate, the block-scaled one
-        (``gemm_eff_fp8_block``) under an MXFP8 or blockwise recipe, else the per-tensor FP8 one; otherwise the
+        """The GEMM efficiency that applies: with FP8 on a chip with an FP8 rate, the per-tensor FP8 one
+        (``gemm_eff_fp8``), times ``gemm_eff_fp8_block_ratio`` under an MXFP8 or blockwise recipe; otherwise the
         BF16 one. Block-scaled GEMMs load and apply a scale per 32 (MXFP8) or 128 (blockwise) elements of K:
         Transformer Engine's GEMM profiling on B300 (docs/examples/gemm_profiling/gemm_profiling.rst at
         TransformerEngine 1609c890, pre-quantized kernels, hidden 4096, intermediate 16384, 15,872 tokens)
         measures 7.161 ms per layer for MXFP8 against 6.812 ms for per-tensor current scaling (0.951 of its
-        rate); so each has its own fitted share of the FP8 peak (scripts/calibrate.py)."""
+        rate). The ratio is one pooled constant fitted by scripts/calibrate.py; the chip's own share of the FP8
+        peak stays ``gemm_eff_fp8``."""
         if not self.fp8_gemm:
             return self.calib.gemm_eff
-        return self.calib.gemm_eff_fp8_block if self.fp8_block_scaled else self.calib.gemm_eff_fp8
+        ratio = self.calib.gemm_eff_fp8_block_ratio if self.fp8_block_scaled else 1.0
+        return self.calib.gemm_eff_fp8 * ratio
 
     @property
     def fp8_block_scaled(self) -> bool:
