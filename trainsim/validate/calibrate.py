@@ -249,7 +249,10 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     per chip family, chip model and stack, like gemm_eff_fp8): the chip groups split in two, the GB300 per-tensor
     runs fell back to the Blackwell family value (-15% to -20% held out) and the leave-one-out median rose from
     5.9% to 6.3% (50 -> 45 runs within 5%). One pooled ratio keeps each chip's share of the FP8 peak fitted on
-    all its FP8 runs.
+    all its FP8 runs. With the pooled ratio, the FP8 casts counted as before (every matrix's K, three passes:
+    1.68x the casts Transformer Engine makes for Llama 3 8B) gave a lower median (5.6%, 53 within 5%, L1 loss
+    8.63) than the per-Linear count of perf/compute.py fp8_cast_elems_per_token (5.8%, 54 within 5%, 8.96);
+    the count follows the source, not the fit.
 
     Tried and not kept (Nov 2026): a second level fitting a grouped-expert-GEMM fraction on the MoE runs alone left
     the MoE leave-one-out median at 36% (35.6% without it) and drove the Hopper FP8 value to 0.24, near its bound:
