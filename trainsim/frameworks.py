@@ -67,7 +67,7 @@ def stack_flags(fw: str) -> dict[str, bool]:
 
 def framework_of(run) -> str:
     """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
-    return run.framework or _doc()["default_framework"]
+    return getattr(run, "framework", None) or _doc()["default_framework"]
 
 
 def default_for_emit(emit: str) -> str:
@@ -151,7 +151,7 @@ def _stated_or_default(stated, bases: dict, defaults: dict) -> dict:
     :func:`optimizer_precisions` ("unstated is not optimal": a field a source leaves out takes its stack's)."""
     out = {}
     for k, base in bases.items():
-        v = getattr(stated, k)
+        v = getattr(stated, k, None)
         out[k] = defaults.get(k, base) if v is None else v
     return out
 
