@@ -23,7 +23,8 @@ def main() -> None:
     for lvl in (full.dense,):
         print(f"{len(runs)} runs; pooled {lvl.pooled}; groups " +
               ", ".join(f"{k} {v:.3f}" for k, v in {**lvl.eff, **lvl.fw_eff}.items()))
-    print(f"moe_layer_host_s {full.host_s * 1e3:.3f} ms; L1 log loss {full.loss:.3f}")
+    print(f"moe_layer_host_s {full.host_s * 1e3:.3f} ms; gemm_eff_fp8_block_ratio {full.block_ratio:.3f}; "
+          f"L1 log loss {full.loss:.3f}")
     loo = leave_one_out(runs, full=full)
     for r in sorted(loo.rows, key=lambda r: abs(r.error)):
         print(f"  {r.name:58s} {r.reported:10.1f} {r.predicted:10.1f} {r.error:+7.1%} {r.note}")

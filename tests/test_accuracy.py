@@ -76,8 +76,17 @@ def test_committed_calibration_is_the_fit_of_the_current_runs(full):
         key = full.dense.params[pr]
         assert table["default"][key] == pytest.approx(v, abs=2e-4), key
     assert table["default"]["moe_layer_host_s"] == pytest.approx(full.host_s, abs=2e-5)
+    assert table["default"]["gemm_eff_fp8_block_ratio"] == pytest.approx(full.block_ratio, abs=2e-4)
     for (g, pr), v in full.dense.eff.items():
         entry = table["chips"].get(g) or table["families"][g]
         assert entry[full.dense.params[pr]] == pytest.approx(v, abs=2e-4), (g, pr)
     for (g, pr, fw), v in full.dense.fw_eff.items():
         assert table["frameworks"][fw][g][full.dense.params[pr]] == pytest.approx(v, abs=2e-4), (fw, g, pr)
+
+
+def test_block_scaled_ratio_is_physical(full):
+    """Block-scaled FP8 GEMMs (MXFP8, blockwise) fitted below per-tensor FP8 ones, not driven to a bound:
+    Transformer Engine measures MXFP8 kernels at 0.951 of per-tensor current scaling on B300
+    (docs/examples/gemm_profiling/gemm_profiling.rst, pre-quantized: 6.812 / 7.161 ms per layer)."""
+    from trainsim.validate.calibrate import RATIO_BOUNDS
+    assert RATIO_BOUNDS[0] + 0.02 < full.block_ratio < 1.0

@@ -30,8 +30,8 @@ def _layer():
 
 def test_fused_and_eager_bytes_per_token_by_hand():
     arch, lk = _layer()
-    assert elementwise_bytes_per_token(lk, arch.hidden, fp8=False) == 188_416
-    assert elementwise_bytes_per_token(lk, arch.hidden, fp8=False, eager=True) == 610_304
+    assert elementwise_bytes_per_token(lk, arch.hidden, fp8_cast_bytes=0.0) == 188_416
+    assert elementwise_bytes_per_token(lk, arch.hidden, fp8_cast_bytes=0.0, eager=True) == 610_304
 
 
 def test_unstated_kernels_are_the_stacks():

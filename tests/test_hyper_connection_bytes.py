@@ -33,6 +33,6 @@ def test_mhc_adds_its_traffic_to_the_layer_bytes():
     arch = resolve_model("deepseek-v4-flash")
     lk = arch.layers[0]
     single = replace(lk, residual_streams=1)
-    extra = elementwise_bytes_per_token(lk, arch.hidden, fp8=True) - elementwise_bytes_per_token(
-        single, arch.hidden, fp8=True)
+    extra = elementwise_bytes_per_token(lk, arch.hidden, fp8_cast_bytes=3.0) - elementwise_bytes_per_token(
+        single, arch.hidden, fp8_cast_bytes=3.0)
     assert extra == 229_376 - 49_152

@@ -40,7 +40,7 @@ def test_mla_rotates_rope_dims_of_each_query_head_and_one_shared_key():
     lk = a.layers[0]
     old = replace(lk, attention=tuple(replace(c, rope_q_elems=None, rope_k_elems=None, rope_copy_bytes=0.0)
                                       for c in lk.attention))
-    diff = elementwise_bytes_per_token(old, a.hidden, False) - elementwise_bytes_per_token(lk, a.hidden, False)
+    diff = elementwise_bytes_per_token(old, a.hidden, 0.0) - elementwise_bytes_per_token(lk, a.hidden, 0.0)
     assert diff == pytest.approx(4.0 * 49152 - 180352)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from .errors import TrainsimError
+from .frameworks import framework_of, runtime_settings
 from .parallel.schedules import REGISTRY, get as get_schedule
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
@@ -61,6 +62,10 @@ def _split(est) -> tuple[int | None, int | None]:
         return first, last
     s = stage_split(est.run.arch.n_layers, p["pp"], p.get("vpp") or 1)
     return (None, None) if s is None else (s[0], s[2])
+
+
+#: run-spec fp8_recipe -> Megatron-Core --fp8-recipe (megatron/core/transformer/transformer_config.py at d98e8a6)
+MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8", "blockwise": "blockwise"}
 
 
 def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str]]:
@@ -127,7 +132,10 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         notes.append(sched.emit_note)
     if run.training.precision == "fp8":
         if framework == "megatron":
-            args += ["--fp8-format hybrid", "--fp8-recipe delayed"]
+            # the run's recipe (stated, else its stack's), in Megatron-Core's spelling (TransformerConfig.fp8_recipe:
+            # 'tensorwise' is per-tensor current scaling)
+            recipe = runtime_settings(run.training, framework_of(run))["fp8_recipe"]
+            args += ["--fp8-format hybrid", f"--fp8-recipe {MEGATRON_FP8_RECIPE[recipe]}"]
         else:
             notes.append("FP8: check that your MindSpeed release supports this chip's 8-bit format")
     if framework == "mindspeed":

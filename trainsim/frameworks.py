@@ -67,7 +67,7 @@ def stack_flags(fw: str) -> dict[str, bool]:
 
 def framework_of(run) -> str:
     """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
-    return run.framework or _doc()["default_framework"]
+    return getattr(run, "framework", None) or _doc()["default_framework"]
 
 
 def default_for_emit(emit: str) -> str:
@@ -126,22 +126,22 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
-                    "moe_fake_balanced_gate": False, "moe_grouped_gemm": True}
+                    "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed"}
 
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
-    ``moe_token_drop``,
-    ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel), ``elementwise_kernels`` and
-    ``moe_fake_balanced_gate`` and ``moe_grouped_gemm`` of a run: as its spec states them, else its stack's default
-    (the profile's ``defaults``), else Megatron-Core's argument default (off, off, all-to-all, none, dropless, off,
-    unfused, Transformer Engine's fused attention: the chip's native flash kernel; fused norm / activation / rotary
-    kernels; a learned router). Two exceptions: the gradient sync overlaps the backward, the engine's standing
-    assumption (bucketed DDP, as torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes
-    set); ``moe_grouped_gemm`` falls back to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is
-    off by default, because the MoE recipes of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE
-    recipes ``moe_grouped_gemm=True``); a stack whose runs leave it off says so in its profile's ``defaults``
-    (mindspeed-2024)."""
+    ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
+    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm`` and ``fp8_recipe`` of a run: as its
+    spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's argument default
+    (off, off, all-to-all, none, dropless, off, unfused, Transformer Engine's fused attention: the chip's native
+    flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
+    TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6). Two
+    exceptions: the gradient sync overlaps the backward, the engine's standing assumption (bucketed DDP, as torch
+    DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes set); ``moe_grouped_gemm`` falls back
+    to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes
+    of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack
+    whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024)."""
     return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
 
 
@@ -151,7 +151,7 @@ def _stated_or_default(stated, bases: dict, defaults: dict) -> dict:
     :func:`optimizer_precisions` ("unstated is not optimal": a field a source leaves out takes its stack's)."""
     out = {}
     for k, base in bases.items():
-        v = getattr(stated, k)
+        v = getattr(stated, k, None)
         out[k] = defaults.get(k, base) if v is None else v
     return out
 

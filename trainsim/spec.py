@@ -84,6 +84,12 @@ class TrainingSpec(BaseModel):
     # FP8 weights (Megatron-Core --fp8-param-gather, Transformer Engine fp8_model_init): the model's weights held and
     # all-gathered in FP8, the master copy in the optimizer. Only with fp8. Unset: the stack's default.
     fp8_param_gather: bool | None = None
+    # FP8 scaling recipe (Megatron-Core --fp8-recipe; Megatron-Bridge --compute_dtype fp8_cs / fp8_mx / fp8_sc):
+    # 'delayed' (per-tensor, scale from an amax history: TE DelayedScaling), 'current' (per-tensor, scale from this
+    # tensor's amax: TE Float8CurrentScaling, Megatron-Core 'tensorwise'), 'mxfp8' (1 x 32 blocks, E8M0 scales:
+    # TE MXFP8BlockScaling; Blackwell), 'blockwise' (DeepSeek-V3 1 x 128 activations / 128 x 128 weights: TE
+    # Float8BlockScaling). Only with fp8. Unset: the stack's default (frameworks.runtime_settings).
+    fp8_recipe: Literal["delayed", "current", "mxfp8", "blockwise"] | None = None
     # loss kernel: 'te' (Transformer Engine's parallel cross entropy, the gradient written in place into the BF16
     # logits), 'native' (Megatron-Core's fused vocab-parallel kernel), 'none' (unfused) or 'fp32_upcast' (PyTorch's
     # cross entropy on logits upcast to fp32, torchtitan's loss). Unset: the stack's default.
@@ -127,6 +133,12 @@ class TrainingSpec(BaseModel):
         if self.moe_token_drop and self.moe_dispatcher == "deepep":
             raise ValueError("moe_token_drop (padding to capacity) is not supported with moe_dispatcher deepep "
                              "(Megatron-Core); use alltoall or hybridep")
+        return self
+
+    @model_validator(mode="after")
+    def _fp8_recipe_needs_fp8(self):
+        if self.fp8_recipe is not None and self.precision != "fp8":
+            raise ValueError(f"fp8_recipe {self.fp8_recipe} applies only to precision fp8, not {self.precision}")
         return self
 
     @model_validator(mode="after")
@@ -359,6 +371,12 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
                         f"('65 pods', '2 systems'{per}), got {value[:80]!r}", field=field, where=where)
 
 
+#: chip families without MXFP8 (block-scaled) tensor cores: Megatron-Core TransformerConfig.fp8_recipe "'mxfp8' for
+#: Blackwell architecture only" (megatron/core/transformer/transformer_config.py at d98e8a6); Transformer Engine
+#: docs/examples/gemm_profiling: "MXFP8 and NVFP4 require Blackwell (SM100+/SM120+)"
+NO_MXFP8_FAMILIES = ("nvidia-ampere", "nvidia-hopper")
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -374,6 +392,10 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
+    if spec.training.fp8_recipe == "mxfp8" and system.chip.family in NO_MXFP8_FAMILIES:
+        raise TrainsimError(f"fp8_recipe mxfp8 needs block-scaled FP8 tensor cores (NVIDIA Blackwell or later); "
+                            f"{system.chip.id} is {system.chip.family}: use delayed, current or blockwise",
+                            field="training.fp8_recipe", where=where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)

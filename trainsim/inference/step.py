@@ -50,7 +50,7 @@ from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
-from ..perf.compute import elementwise_bytes_per_token, gemm_time
+from ..perf.compute import elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
 from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
 from .setup import ServeSetup
@@ -172,7 +172,9 @@ def non_gemm_kernels(lk: LayerKind) -> int:
 
 def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
     """Memory-bound kernels (bytes over HBM) plus the fixed launch cost of every non-GEMM kernel."""
-    by = elementwise_bytes_per_token(lk, s.arch.hidden, s.act_bytes == 1.0) * t / p.tp
+    # serving casts activations once, rowwise only, with a per-tensor scale (no columnwise copy for a backward)
+    cast = fp8_cast_bytes_per_elem("delayed", columnwise_copy=False) if s.act_bytes == 1.0 else 0.0
+    by = elementwise_bytes_per_token(lk, s.arch.hidden, cast, backward_casts=False) * t / p.tp
     return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
 
 

@@ -21,7 +21,8 @@ class Calib:
 
     # compute
     gemm_eff: float = 0.75          # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
-    gemm_eff_fp8: float = 0.65      # the same for FP8 GEMMs, as a fraction of the FP8 peak
+    gemm_eff_fp8: float = 0.65      # the same for per-tensor scaled FP8 GEMMs, as a fraction of the FP8 peak
+    gemm_eff_fp8_block_ratio: float = 1.0  # block-scaled FP8 GEMMs (MXFP8, blockwise) / per-tensor FP8 GEMMs
     attn_eff: float = 0.55          # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
     attn_eff_flash2: float = 0.35   # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
     attn_eff_flash2_families: tuple[str, ...] = ("nvidia-hopper", "nvidia-blackwell")

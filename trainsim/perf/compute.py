@@ -22,7 +22,7 @@ from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
-from .context import StepContext
+from .context import BLOCK_SCALED_RECIPES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
@@ -323,7 +323,81 @@ def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> f
     return sum(bytes_per_elem * core.rotated_qk_elems_per_token + core.rope_copy_bytes for core in lk.attention)
 
 
-def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bool = False) -> float:
+#: bytes of scale per quantised element of one usage (rowwise or columnwise): MXFP8 one E8M0 byte per 1 x 32
+#: block (OCP Microscaling Formats (MX) v1.0 sec. 5; TE transformer_engine/pytorch/csrc/quantizer.cpp
+#: MXFP8Quantizer::get_scale_shape, MXFP8_BLOCK_SIZE 32); blockwise one fp32 per 1 x 128 block (DeepSeek-V3,
+#: arXiv 2412.19437 sec. 3.3.2; TE Float8BlockQuantizer); per-tensor recipes one scale per tensor (0 per element)
+FP8_SCALE_BYTES_PER_ELEM = {"delayed": 0.0, "current": 0.0, "mxfp8": 1.0 / 32.0, "blockwise": 4.0 / 128.0}
+
+
+def fp8_cast_bytes_per_elem(recipe: str, columnwise_copy: bool) -> float:
+    """HBM bytes that quantising one BF16 GEMM-input element to FP8 moves, by scaling recipe.
+
+    Every recipe reads the element (2 bytes) and writes its FP8 rowwise copy (1 byte) plus the scales
+    (:data:`FP8_SCALE_BYTES_PER_ELEM`). ``columnwise_copy``: the backward's GEMMs also need the tensor in a second
+    layout, written by the same kernel (1 byte and its scales again). Transformer Engine docs,
+    features/low_precision_training/performance_considerations ('Handling transposes'; TransformerEngine
+    d0067d0d): on Hopper an FP8 tensor's columnwise usage is a physical transpose, on Blackwell a per-tensor FP8
+    tensor serves both usages, and a block-scaled tensor (MXFP8, blockwise) always needs separate rowwise and
+    columnwise data because its scales run along one direction (docs/features/low_precision_training/mxfp8).
+
+    * ``delayed``: the scale comes from the amax history and the cast kernel records the amax as it goes (TE
+      transformer_engine/pytorch/csrc/quantizer.cpp ``Float8Quantizer::quantize``: one ``nvte_quantize_v2``):
+      2 + 1 = 3 bytes, 4 with a columnwise copy.
+    * ``current``: the scale comes from this tensor's amax, so the input is read once more before the cast
+      (``Float8CurrentScalingQuantizer::quantize_impl``: ``nvte_compute_amax_with_config``, then
+      ``nvte_compute_scale_from_amax``, then ``nvte_quantize_v2``): 2 + 2 + 1 = 5 bytes, 6 with a columnwise copy.
+    * ``mxfp8``: one pass writes both usages with their E8M0 scales (``MXFP8Quantizer::quantize``, one
+      ``nvte_quantize_v2``; transformer_engine/common/cast/mxfp8/quantize_mxfp8.cuh): 2 + 2 x (1 + 1/32) = 4.0625.
+    * ``blockwise``: 1 x 128 blocks along each direction with fp32 scales (``Float8BlockQuantizer::quantize``):
+      2 + 2 x (1 + 4/128) = 4.0625.
+
+    A producer kernel that writes FP8 itself (TE's fused norm / activation for delayed and MXFP8 scaling,
+    extensions/normalization.cpp Impl::FULLY_FUSED) would save part of this; the engine charges every GEMM
+    input the stand-alone cast (:func:`elementwise_bytes_per_token`)."""
+    if recipe not in FP8_SCALE_BYTES_PER_ELEM:
+        raise ValueError(f"expected an FP8 recipe ({', '.join(FP8_SCALE_BYTES_PER_ELEM)}), got {recipe!r}")
+    copies = 2.0 if (columnwise_copy or recipe in BLOCK_SCALED_RECIPES) else 1.0
+    amax_pass = 2.0 if recipe == "current" else 0.0
+    return 2.0 + amax_pass + copies * (1.0 + FP8_SCALE_BYTES_PER_ELEM[recipe])
+
+
+def fp8_cast_elems_per_token(lk: LayerKind) -> tuple[float, float]:
+    """(forward, backward) elements one token's FP8 casts quantise in a layer: the distinct GEMM inputs
+    (sum of K) and the GEMM output gradients (sum of N), each x ``active`` (routed experts), the router excluded
+    (it stays in BF16).
+
+    A Linear's forward casts its input, its backward the incoming output gradient dY once for both of its GEMMs
+    (dgrad reads dY rowwise, wgrad columnwise; the input was saved cast for wgrad): Transformer Engine docs,
+    features/low_precision_training/performance_considerations, Table 2 (TransformerEngine d0067d0d). Matrices
+    that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: ``k`` and ``v``
+    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), ``<name>.up`` the input of
+    ``<name>.gate`` (one ``linear_fc1`` of width 2 x ffn with a gated linear unit; the grouped experts' fc1
+    likewise); their output gradients form one tensor, whose width is the sum of their N."""
+    names = {m.name for m in lk.matrices}
+    fwd = bwd = 0.0
+    for m in lk.matrices:
+        if m.group == "router":
+            continue
+        bwd += m.n * m.active
+        shared = (m.name in ("k", "v") and "q" in names) or \
+            (m.name.endswith(".up") and m.name[:-3] + ".gate" in names)
+        if not shared:
+            fwd += m.k * m.active
+    return fwd, bwd
+
+
+def training_fp8_cast_bytes(ctx: StepContext) -> float:
+    """Bytes per GEMM-input element a training step's FP8 casts move (:func:`fp8_cast_bytes_per_elem` with the
+    run's recipe; a columnwise copy of per-tensor FP8 tensors on Hopper, ``StepContext.fp8_transposed_copy``);
+    0 without FP8 GEMMs."""
+    if not ctx.fp8_gemm:
+        return 0.0
+    return fp8_cast_bytes_per_elem(ctx.fp8_recipe, ctx.fp8_transposed_copy)
+
+
+def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
+                                backward_casts: bool = True) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -332,8 +406,12 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy of the core's output
     (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
     activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts';
-    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8:
-    casting every GEMM input (read 2 bytes, write 1) = 3 bytes x sum of GEMM input dimensions.
+    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8 casts:
+    ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
+    :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
+    backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
+    forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
+    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts.
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
@@ -356,8 +434,9 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8: bool, eager: bo
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
-    if fp8:
-        b += 3.0 * sum(m.k * m.active for m in lk.matrices if m.group != "router")
+    if fp8_cast_bytes:
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
+        b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
     return b
 
 
@@ -376,7 +455,7 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
     dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
-    by = elementwise_bytes_per_token(lk, ctx.arch.hidden, ctx.act_bytes == 1.0,
+    by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
     by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)

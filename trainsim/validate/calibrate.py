@@ -9,6 +9,8 @@ Fitted parameters (everything else keeps its documented default in :class:`~trai
   SKUs of one architecture share a datasheet peak but not their power limit and clocks (GB200 1,200 W, GB300
   1,400 W, both 5 PFLOP/s dense FP8), so the share of the peak they sustain differs. GEMM shape effects are not
   fitted: tile, wave and K-loop quantisation use hardware facts (perf/data/constants.yaml).
+* ``gemm_eff_fp8_block_ratio``, one pooled value: the share of the FP8 peak block-scaled GEMMs (fp8_recipe mxfp8
+  or blockwise) reach over what the chip's per-tensor FP8 GEMMs reach (:func:`_fit_block_ratio`).
 
 Loss: the sum over runs of |log(predicted / reported)| tokens/s per chip (L1 on log errors: a median fit, so a
 run the physics cannot explain does not drag the constants; it stays in the table with its error). Each run's
@@ -33,12 +35,14 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 from ..estimate import context
-from ..frameworks import default_stages, even_vpp, framework_of
+from ..frameworks import default_stages, even_vpp, framework_of, runtime_settings
+from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
 
 MIN_RUNS = 3
 PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
 EFF_BOUNDS = (0.35, 0.98)
+RATIO_BOUNDS = (0.6, 1.2)   # gemm_eff_fp8_block_ratio: above 1 would say block scaling makes GEMMs faster
 
 
 @dataclass
@@ -56,6 +60,12 @@ class CalRun:
         """The precision the run is fitted under: fp8 when it trains in FP8 on a chip with FP8 peak, else bf16."""
         fp8 = self.run.training.precision == "fp8" and self.run.system.chip.peak_flops.get("fp8")
         return "fp8" if fp8 else "bf16"
+
+    @property
+    def block_scaled(self) -> bool:
+        """An FP8 run whose recipe (stated, else its stack's) is block-scaled: mxfp8 or blockwise."""
+        return self.precision == "fp8" and \
+            runtime_settings(self.run.training, self.framework)["fp8_recipe"] in BLOCK_SCALED_RECIPES
 
     @property
     def chip(self) -> str:
@@ -175,16 +185,18 @@ class Level:
 
 @dataclass
 class Fit:
-    """The fitted GEMM efficiencies (one :class:`Level`) and the MoE layer's host synchronisation time."""
+    """The fitted GEMM efficiencies (one :class:`Level`), the MoE layer's host synchronisation time and the
+    block-scaled FP8 GEMM ratio."""
 
     dense: Level
     host_s: float = 0.0
     loss: float = 0.0
+    block_ratio: float = 1.0
 
     def calib(self, chain: tuple[str, ...], base: Calib | None = None, framework: str | None = None) -> Calib:
-        """The calibration of a chip (model, family) and framework: the fitted efficiencies and MoE host time on
-        ``base``."""
-        base = (base or Calib()).with_(moe_layer_host_s=self.host_s)
+        """The calibration of a chip (model, family) and framework: the fitted efficiencies, MoE host time and
+        block-scaled ratio on ``base``."""
+        base = (base or Calib()).with_(moe_layer_host_s=self.host_s, gemm_eff_fp8_block_ratio=self.block_ratio)
         return self.dense.apply(base, chain, framework)
 
 
@@ -229,8 +241,18 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     (perf/data/constants.yaml) stay as they are.
 
     Then ``moe_layer_host_s`` (perf/step.py :func:`~trainsim.perf.step.moe_host_sync_time`), one pooled value over
-    the MoE runs with the efficiencies fixed, and the efficiencies once more with it fixed (one round of coordinate
+    the MoE runs with the efficiencies fixed, then ``gemm_eff_fp8_block_ratio`` (:func:`_fit_block_ratio`, a
+    profile fit over the FP8 runs), and the efficiencies once more with both fixed (one round of coordinate
     descent; a second round moves the loss by under 0.1%).
+
+    Tried and not kept (Dec 2026, fp8r): block-scaled FP8 runs as a precision of their own (gemm_eff_fp8_block
+    per chip family, chip model and stack, like gemm_eff_fp8): the chip groups split in two, the GB300 per-tensor
+    runs fell back to the Blackwell family value (-15% to -20% held out) and the leave-one-out median rose from
+    5.9% to 6.3% (50 -> 45 runs within 5%). One pooled ratio keeps each chip's share of the FP8 peak fitted on
+    all its FP8 runs. With the pooled ratio, the FP8 casts counted as before (every matrix's K, three passes:
+    1.68x the casts Transformer Engine makes for Llama 3 8B) gave a lower median (5.6%, 53 within 5%, L1 loss
+    8.63) than the per-Linear count of perf/compute.py fp8_cast_elems_per_token (5.8%, 54 within 5%, 8.96);
+    the count follows the source, not the fit.
 
     Tried and not kept (Nov 2026): a second level fitting a grouped-expert-GEMM fraction on the MoE runs alone left
     the MoE leave-one-out median at 36% (35.6% without it) and drove the Hopper FP8 value to 0.24, near its bound:
@@ -267,7 +289,8 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
-    f = Fit(_fit_level(runs, PARAM, EFF_BOUNDS, _with_host(h)), h)
+    ratio = _fit_block_ratio(runs, h)
+    f = Fit(_fit_level(runs, PARAM, EFF_BOUNDS, _with_host(h, ratio)), h, block_ratio=ratio)
     f.loss = sum(abs(math.log(r.predict(f.calib(r.chain, _base(r), r.framework)) / r.reported)) for r in runs)
     return f
 
@@ -275,16 +298,45 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
 HOST_BOUNDS = (0.0, 0.02)
 
 
-def _with_host(h: float):
+def _with_host(h: float, ratio: float = 1.0):
     def base_of(r: CalRun) -> Calib:
-        return _base(r).with_(moe_layer_host_s=h)
+        return _base(r).with_(moe_layer_host_s=h, gemm_eff_fp8_block_ratio=ratio)
     return base_of
 
 
-def _fit_host(moe_runs: list[CalRun], dense: Level) -> float:
-    """The pooled MoE host time per layer and micro-batch, the efficiencies of ``dense`` fixed."""
+def _fit_block_ratio(runs: list[CalRun], h: float) -> float:
+    """``gemm_eff_fp8_block_ratio``: block-scaled over per-tensor FP8 GEMM efficiency, one pooled value, the
+    golden-section minimum of the FP8 runs' L1 log loss with every FP8 efficiency refitted at each trial ratio
+    (a profile fit). Refitting matters: in a group of block-scaled runs alone the group's ``gemm_eff_fp8``
+    absorbs any ratio, so the ratio is set by the groups that hold both kinds (Megatron-Bridge publishes the same
+    configurations under current scaling and MXFP8). 1 (no difference) with fewer than MIN_RUNS block-scaled
+    runs."""
+    fp8 = [r for r in runs if r.precision == "fp8"]
+    if sum(r.block_scaled for r in fp8) < MIN_RUNS:
+        return 1.0
+
+    def loss(x):
+        lvl = _fit_level(fp8, PARAM, EFF_BOUNDS, _with_host(h, x))
+        return sum(abs(math.log(r.predict(lvl.apply(_with_host(h, x)(r), r.chain, r.framework)) / r.reported))
+                   for r in fp8)
+    return _golden(loss, *RATIO_BOUNDS, tol=0.01)
+
+
+def _held_out_ratio(held: CalRun, runs: list[CalRun], full: "Fit") -> float:
+    """The block ratio without ``held`` (a block-scaled run), the full fit's efficiencies and host time fixed
+    (as the held-out MoE host time is refitted): golden section over the other block-scaled runs."""
+    rest = [r for r in runs if r.block_scaled and r is not held]
+    if len(rest) < MIN_RUNS:
+        return 1.0
+    return _fit_params(rest, "gemm_eff_fp8_block_ratio", RATIO_BOUNDS,
+                       lambda r: full.dense.apply(_with_host(full.host_s)(r), r.chain, r.framework))
+
+
+def _fit_host(moe_runs: list[CalRun], dense: Level, ratio: float = 1.0) -> float:
+    """The pooled MoE host time per layer and micro-batch, the efficiencies of ``dense`` (and the block-scaled
+    ratio) fixed."""
     return _fit_params(moe_runs, "moe_layer_host_s", HOST_BOUNDS,
-                       lambda r: dense.apply(_base(r), r.chain, r.framework))
+                       lambda r: dense.apply(_base(r).with_(gemm_eff_fp8_block_ratio=ratio), r.chain, r.framework))
 
 
 @dataclass
@@ -352,9 +404,10 @@ def leave_one_out(runs: list[CalRun], base: Calib | None = None, full: Fit | Non
     out = LooResult()
     for held in runs:
         rest = [r for r in runs if r is not held]
-        h = _fit_host([r for r in moe if r is not held], full.dense) if held.moe else full.host_s
-        x, note = _held_out_value(held, rest, PARAM[held.precision], EFF_BOUNDS, _with_host(h))
-        cal = _with_host(h)(held).with_(**{PARAM[held.precision]: x})
+        h = _fit_host([r for r in moe if r is not held], full.dense, full.block_ratio) if held.moe else full.host_s
+        ratio = _held_out_ratio(held, runs, full) if held.block_scaled else full.block_ratio
+        x, note = _held_out_value(held, rest, PARAM[held.precision], EFF_BOUNDS, _with_host(h, ratio))
+        cal = _with_host(h, ratio)(held).with_(**{PARAM[held.precision]: x})
         out.rows.append(LooRow(held.name, held.family, held.reported, held.predict(cal), note,
                                held.framework, held.moe))
     return out
@@ -368,10 +421,12 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     n_dense = sum(1 for r in runs if not r.moe)
     default = {full.dense.params[pr]: round(v, 4) for pr, v in full.dense.pooled.items()}
     default["moe_layer_host_s"] = round(full.host_s, 5)
+    default["gemm_eff_fp8_block_ratio"] = round(full.block_ratio, 4)
     default.update(fitted_on=len(runs),
                    source=f"fitted by scripts/calibrate.py on validation/runs ({n_dense} dense and "
                           f"{len(runs) - n_dense} MoE runs): gemm_eff pooled over the BF16 runs, gemm_eff_fp8 "
-                          f"over the FP8 runs, moe_layer_host_s over the MoE runs",
+                          f"over the FP8 runs, gemm_eff_fp8_block_ratio over the FP8 runs (profile fit), "
+                          f"moe_layer_host_s over the MoE runs",
                    note="chip families and software stacks with fewer than 3 runs of a kind use these; other "
                         "constants: perf/data/constants.yaml, each with its source")
     families: dict = {}
@@ -452,7 +507,9 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
         parts += [f"{fw} on {fam} {lvl.params[pr]} = {v:.3f}" for (fam, pr, fw), v in sorted(lvl.fw_eff.items())]
         return ", ".join(parts)
     lines += ["", "Fitted constants: " + consts(full.dense) + f"; moe_layer_host_s = {full.host_s * 1e3:.2f} ms per "
-              "MoE layer and micro-batch outside whole-iteration CUDA graphs (pooled over the MoE runs)."]
+              "MoE layer and micro-batch outside whole-iteration CUDA graphs (pooled over the MoE runs); "
+              f"gemm_eff_fp8_block_ratio = {full.block_ratio:.3f} (block-scaled FP8 GEMMs, MXFP8 / blockwise, over "
+              "per-tensor FP8 GEMMs on the same chip; pooled over the FP8 runs)."]
     return "\n".join(lines)
 
 
