@@ -38,8 +38,8 @@ def _plain(lk):
 def test_query_norm_and_output_clone_bytes_by_hand():
     arch = resolve_model("deepseek-v4-flash")
     for lk in arch.layers + arch.mtp:
-        extra = (elementwise_bytes_per_token(lk, arch.hidden, fp8=True)
-                 - elementwise_bytes_per_token(_plain(lk), arch.hidden, fp8=True))
+        extra = (elementwise_bytes_per_token(lk, arch.hidden, fp8_cast_bytes=3.0)
+                 - elementwise_bytes_per_token(_plain(lk), arch.hidden, fp8_cast_bytes=3.0))
         assert extra == 262_144
 
 
