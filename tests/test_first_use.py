@@ -82,7 +82,7 @@ def test_size_probe_without_plan_says_so():
     fixes pp=16, ep=64 and an exact batch in sequences, so some probed counts have no plan). Such a probe now
     reads 'no plan', with no days and no goodput (None in --json)."""
     spec = str(ROOT / "examples/pretrain-deepseek-v3-h800.yaml")
-    r = CliRunner().invoke(app, ["size", spec, "--days", "60", "--json"])
+    r = CliRunner().invoke(app, ["size", spec, "--days", "30", "--json"])
     assert r.exit_code == 0, r.output
     probes = json.loads(r.output)["probes"]
     dead = [p for p in probes if p["days"] is None]
@@ -92,7 +92,7 @@ def test_size_probe_without_plan_says_so():
     for p in probes:
         if p["fits"]:
             assert 0 < p["goodput"] <= 1 and p["effective_days"] >= p["days"] > 0
-    table = CliRunner().invoke(app, ["size", spec, "--days", "60"])
+    table = CliRunner().invoke(app, ["size", spec, "--days", "30"])
     assert table.exit_code == 0 and "unbounded" not in table.output and "no plan" in table.output
 
 
