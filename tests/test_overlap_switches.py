@@ -87,6 +87,32 @@ def test_moe_host_sync_per_layer_and_microbatch_unless_full_cuda_graphs():
     assert none.step_time_s - full.step_time_s == pytest.approx(48 * h, rel=1e-6)
 
 
+def test_recompute_of_a_moe_layer_repeats_its_host_sync():
+    # full recompute reruns the layer forward in the backward (Megatron-Core CheckpointFunction.backward calls
+    # run_function again), so the dispatcher's device-to-host sync recurs: the forward's half of the 48 layers x 1
+    # micro-batch x h per step once more, in the recompute column; with whole-iteration CUDA graphs there is no
+    # sync to repeat. Selective recompute of the default modules (core_attn) does not rerun the MoE layer: nothing;
+    # of the 'moe' module (moe_layer.py checkpoints router, dispatch, experts and combine) the same half again.
+    from trainsim.perf.calibration import calib_for
+
+    h = calib_for("nvidia-hopper", framework="megatron-bridge-2026").moe_layer_host_s
+
+    def run(recompute, graphs="none", modules=None):
+        spec = MOE.format(d="alltoall").replace("moe_dispatcher: alltoall",
+                                                f"moe_dispatcher: alltoall, cuda_graphs: {graphs}")
+        spec = spec.replace("recompute: none", f"recompute: {recompute}" + (
+            f", recompute_modules: [{modules}]" if modules else ""))
+        return estimate(parse_run(yaml.safe_load(spec)))
+
+    full, full_g = run("full"), run("full", graphs="full")
+    assert full.breakdown["moe_host_sync"] == pytest.approx(48 * h, rel=1e-9)
+    assert full.breakdown["recompute"] - full_g.breakdown["recompute"] == pytest.approx(0.5 * 48 * h, rel=1e-6)
+    sel, sel_g = run("selective"), run("selective", graphs="full")
+    assert sel.breakdown["recompute"] == pytest.approx(sel_g.breakdown["recompute"], rel=1e-12)
+    moe, moe_g = run("selective", modules="moe"), run("selective", graphs="full", modules="moe")
+    assert moe.breakdown["recompute"] - moe_g.breakdown["recompute"] == pytest.approx(0.5 * 48 * h, rel=1e-6)
+
+
 def test_token_drop_with_padding_has_no_moe_host_sync():
     # Megatron-Core's alltoall dispatcher under drop-and-pad (moe_pad_expert_input_to_capacity) knows every split
     # on the host (each expert gets its capacity) and never synchronises: the 48 layers x 1 micro-batch x h of the

@@ -201,6 +201,24 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     return moe_layers * ctx.calib.moe_layer_host_s
 
 
+def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) -> Num:
+    """Host time a recompute adds per micro-batch by running MoE layers' forward again: ``host_f`` (the forward's
+    share of :func:`moe_host_sync_time`, exposed) once more for the share ``frac`` of layers recomputed.
+
+    Full recompute reruns the whole layer forward in the backward (Megatron-Core transformer_block.py
+    ``_checkpointed_forward`` wraps the layers in ``tensor_parallel.checkpoint``, whose ``CheckpointFunction.backward``
+    calls ``run_function`` again; PyTorch's ``checkpoint`` likewise), and so does selective recompute of the
+    ``moe`` module (transformer/moe/moe_layer.py: ``moe_layer_recompute`` checkpoints the router, dispatch, experts
+    and combine, Megatron-LM d98e8a6). The rerun routes the tokens again and its dispatcher makes the same
+    device-to-host token-count synchronisation as the first forward (token_dispatcher.py ``preprocess`` /
+    ``_maybe_dtoh_and_synchronize``; DeepEP's dispatch waits on the host for the received counts), so the forward's
+    host stall recurs: plan recompute 2 (full) ``frac`` x ``host_f``; selective with ``moe`` in the modules
+    ``host_f``; otherwise 0. Where :func:`moe_host_sync_time` is 0 (whole-iteration CUDA graphs, drop and pad) this
+    is 0 too."""
+    sel_moe = 1.0 if "moe" in ctx.recompute.modules else 0.0
+    return np.where(p.recompute == 2, frac * host_f, np.where(p.recompute == 1, sel_moe * host_f, 0.0))
+
+
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
@@ -260,8 +278,6 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         frac = np.minimum(float(ctx.recompute.num_layers), chunk) / chunk
     else:
         frac = 1.0
-    rec = np.where(p.recompute == 1, rec_sel, 0.0)
-    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
     # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
     p2p_bytes = tokens / p.tp * a.hidden * 2.0
     sends = 2.0 * np.maximum(p.vpp, 1)
@@ -275,6 +291,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # hidden as its all-to-all is (the same overlap rule and fraction as ep_exp_f above)
     host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
     host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
+    rec = np.where(p.recompute == 1, rec_sel, 0.0)
+    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
+    rec = rec + moe_host_recompute_time(ctx, p, frac, 0.5 * host)
     t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
