@@ -130,8 +130,12 @@ def _inference_headline(inf: dict) -> str:
     cost_x = half["usd_per_million_tokens"]["nominal"] / nom["usd_per_million_tokens"]["nominal"] \
         if half["usd_per_million_tokens"]["nominal"] and nom["usd_per_million_tokens"]["nominal"] else None
     thr = inf.get("threshold_tb_s")
+    tpot = inf.get("tpot_bound_ms")
+    bound = (f" (the batch that still meets the {tpot:g} ms per-token bound shrinks from {nom['batch_per_chip']:g} to "
+             f"{half['batch_per_chip']:g} per chip)") if tpot and "batch_per_chip" in half else ""
     return (f"For inference the premise holds: at half the HBM bandwidth decode tokens/s per chip fall "
-            f"{-half['change_pct']:.0f}%" + (f" and the cost per million tokens rises {cost_x:.1f}x" if cost_x else "")
+            f"{-half['change_pct']:.0f}%{bound}"
+            + (f" and the cost per million tokens rises {cost_x:.1f}x" if cost_x else "")
             + (f" (a 10% loss already below {thr:.2f} TB/s)" if thr else "") + ".")
 
 
@@ -175,8 +179,10 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
         ih = _inference_headline(inf)
         head += (" " + ih) if ih else ""
         half = next((r for r in inf["rows"] if r["factor"] == 0.5), None)
-        deciding += "inference: decode throughput" + (f" {half['change_pct']:+.0f}% at half the bandwidth"
-                                                      if half else " scales with HBM bandwidth")
+        tpot = inf.get("tpot_bound_ms")
+        deciding += "inference: decode throughput" + (
+            f" {half['change_pct']:+.0f}% at half the bandwidth" + (f" under a {tpot:g} ms TPOT bound" if tpot else "")
+            if half else " scales with HBM bandwidth")
     res.facts["deciding"] = deciding
     return cls, head, text
 
