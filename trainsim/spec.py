@@ -377,6 +377,15 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
 NO_MXFP8_FAMILIES = ("nvidia-ampere", "nvidia-hopper")
 
 
+def check_fp8_recipe(recipe: str | None, system, field: str, where: str) -> None:
+    """Refuse an FP8 recipe the system's chip cannot run: ``mxfp8`` on a family in :data:`NO_MXFP8_FAMILIES`.
+    The one place this rule lives (run specs and the post-training trainer's ``train_options``)."""
+    if recipe == "mxfp8" and system.chip.family in NO_MXFP8_FAMILIES:
+        raise TrainsimError(f"fp8_recipe mxfp8 needs block-scaled FP8 tensor cores (NVIDIA Blackwell or later); "
+                            f"{system.chip.id} is {system.chip.family}: use delayed, current or blockwise",
+                            field=field, where=where)
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -392,10 +401,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
-    if spec.training.fp8_recipe == "mxfp8" and system.chip.family in NO_MXFP8_FAMILIES:
-        raise TrainsimError(f"fp8_recipe mxfp8 needs block-scaled FP8 tensor cores (NVIDIA Blackwell or later); "
-                            f"{system.chip.id} is {system.chip.family}: use delayed, current or blockwise",
-                            field="training.fp8_recipe", where=where)
+    check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)
