@@ -56,3 +56,42 @@ def test_rl_trainer_mxfp8_on_hopper_exits_2(tmp_path, capsys):
     assert len(lines) == 1
     assert "rl.yaml" in lines[0] and "student.train_options.fp8_recipe" in lines[0] and "mxfp8" in lines[0]
     assert "nvidia-hopper" in lines[0]
+
+
+SWEEP_BASE = """model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1e11, seq_len: 4096, global_batch_seqs: 256, precision: bf16}
+"""
+
+
+@pytest.mark.parametrize("value, shown", [("0 pods", "'0 pods'"), (-8, "-8"), (0, "0"), ("0", "'0'")])
+def test_sweep_non_positive_chips_refused_with_the_spec(tmp_path, capsys, value, shown):
+    """A chips axis of '0 pods' or -8 passed `trainsim check` as a valid sweep and the sweep exited 0 with every
+    point an error; every other numeric axis refuses a non-positive value when the spec is read. Fix:
+    sweep/targets.py refuses it there (0 domains or chips have no plan on any system)."""
+    (tmp_path / "run.yaml").write_text(SWEEP_BASE)
+    p = tmp_path / "sweep.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "base": "run.yaml", "axes": {"chips": ["2 pods", value]}}))
+    for cmd in (("check", p), ("sweep", p, "-o", tmp_path / "o.parquet")):
+        code, out, err = _main(capsys, *cmd)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err
+        assert "sweep.yaml" in lines[0] and "axes.chips[1]" in lines[0] and shown in lines[0]
+        assert "positive" in lines[0]
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_sweep_chips_in_pods_still_resolved_per_system(tmp_path, capsys):
+    """The fix above keeps '2 pods' read with each point's system: 2 x 8 (dgx-h100) and 2 x 72 (gb200-nvl72)."""
+    pd = pytest.importorskip("pandas")
+    (tmp_path / "run.yaml").write_text(SWEEP_BASE)
+    p = tmp_path / "sweep.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "base": "run.yaml",
+                                 "axes": {"system": ["dgx-h100", "gb200-nvl72"], "chips": ["2 pods"]},
+                                 "record": ["inputs", "time"]}))
+    code, _, err = _main(capsys, "sweep", p, "-o", tmp_path / "o.parquet")
+    assert code == 0, err
+    d = pd.read_parquet(tmp_path / "o.parquet").set_index("system")
+    assert d.loc["dgx-h100", "chips"] == 2 * 8 and d.loc["gb200-nvl72", "chips"] == 2 * 72
+    assert list(d["axis.chips"]) == ["2 pods", "2 pods"]
