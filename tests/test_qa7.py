@@ -95,3 +95,50 @@ def test_sweep_chips_in_pods_still_resolved_per_system(tmp_path, capsys):
     d = pd.read_parquet(tmp_path / "o.parquet").set_index("system")
     assert d.loc["dgx-h100", "chips"] == 2 * 8 and d.loc["gb200-nvl72", "chips"] == 2 * 72
     assert list(d["axis.chips"]) == ["2 pods", "2 pods"]
+
+
+# 8B on one 8-GPU H100 server, every plan field stated and far from fitting: ZeRO 0 keeps 18 B/parameter of
+# weights, FP32 grads and Adam states (8.03e9 x 18 B = 135 GiB) before activations, so no single stated field
+# freed (nor the batch, nor a chip count with dp 8 and tp x pp = 1 held) has a plan; tp 2 with ZeRO 1 does.
+STATED_NO_FIT = """model: llama-3.1-8b
+system: dgx-h100
+chips: 8
+training: {tokens: 1e10, seq_len: 8192, global_batch_seqs: 64, precision: bf16}
+plan: {tp: 1, pp: 1, dp: 8, zero: 0, micro_batch: 4, recompute: none}
+"""
+H100_HBM_BYTES = 80 * 2**30   # catalog nvidia-h100-sxm5: 80 GiB
+
+
+@pytest.mark.parametrize("cmd", ["estimate", "plan"])
+def test_stated_plan_several_changes_from_fitting_still_gets_an_alternative(tmp_path, capsys, cmd):
+    """A stated plan no single change makes fit exited 1 with no alternative at all ('no answer' with nothing to
+    try). Fix: alternatives.py then offers the whole plan searched."""
+    import json
+    p = tmp_path / "run.yaml"
+    p.write_text(STATED_NO_FIT)
+    code, out, err = _main(capsys, cmd, p, "--json")
+    assert code == 1
+    alts = json.loads(out)["alternatives"]
+    assert alts, "no alternative offered"
+    for a in alts:
+        assert 0 < a["memory_per_chip_bytes"] <= H100_HBM_BYTES
+        assert a["chips_used"] <= 8 and 0 < a["mfu"] < 1 and a["step_time_s"] > 0
+
+
+def test_plan_csv_with_no_plan_prints_the_alternatives(tmp_path, capsys):
+    """`trainsim plan --csv` with no plan printed one empty line and exit 1: no message, no alternatives (--json
+    lists them). Fix: the alternatives as CSV rows and the one error line on stderr, as estimate --csv."""
+    import csv
+    import io
+    import json
+    p = tmp_path / "run.yaml"
+    p.write_text(STATED_NO_FIT)
+    code, out, err = _main(capsys, "plan", p, "--json")
+    texts = [a["text"] for a in json.loads(out)["alternatives"]]
+    for cmd in ("plan", "estimate"):
+        code, out, err = _main(capsys, cmd, p, "--csv")
+        assert code == 1
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert [r["text"] for r in rows] == texts
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "run.yaml" in lines[0] and "no plan fits" in lines[0]
