@@ -142,3 +142,16 @@ def test_plan_csv_with_no_plan_prints_the_alternatives(tmp_path, capsys):
         assert [r["text"] for r in rows] == texts
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "run.yaml" in lines[0] and "no plan fits" in lines[0]
+
+
+def test_report_of_a_run_no_plan_fits_exits_1(tmp_path, capsys):
+    """`trainsim report` of a run no plan fits wrote its page and exited 0, where estimate and plan exit 1 (the
+    README's exit codes: 1 no answer, no plan fits). Fix: the page is still written (it says why and what would
+    fit), then one error line naming the file and exit 1."""
+    p = tmp_path / "run.yaml"
+    p.write_text(STATED_NO_FIT)
+    out_html = tmp_path / "r.html"
+    code, out, err = _main(capsys, "report", p, "-o", out_html, "--no-sweeps")
+    assert code == 1 and out_html.exists() and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "run.yaml" in lines[0] and "no plan fits" in lines[0]
