@@ -155,3 +155,23 @@ def test_report_of_a_run_no_plan_fits_exits_1(tmp_path, capsys):
     assert code == 1 and out_html.exists() and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "run.yaml" in lines[0] and "no plan fits" in lines[0]
+
+
+def test_plan_field_the_stack_lacks_is_refused_with_the_spec(tmp_path, capsys):
+    """A stated plan field the run's framework does not offer (ZeRO 3 on megatron-core-2024, whose profile offers
+    0 and 1: catalog/data/framework_schedules.yaml) passed `trainsim check` as valid, and estimate / plan refused
+    it without the file name ('error: plan.zero: ...'). Fix: parse_run applies the stack's plan limits, so every
+    command gives the one line with file, field, value and what the stack offers."""
+    p = tmp_path / "run.yaml"
+    p.write_text("""model: llama-3.1-70b
+system: dgx-h100
+chips: 64
+framework: megatron-core-2024
+training: {tokens: 1e11, seq_len: 8192, global_batch_seqs: 64, precision: bf16}
+plan: {tp: 8, pp: 1, zero: 3, micro_batch: 1, recompute: full}
+""")
+    for cmd in ("check", "estimate", "plan"):
+        code, out, err = _main(capsys, cmd, p)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (cmd, err)
+        assert "run.yaml" in lines[0] and "plan.zero" in lines[0] and "3" in lines[0] and "0, 1" in lines[0]

@@ -22,7 +22,7 @@ from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqL
 from .units import parse_count
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import frameworks
+from .frameworks import framework_of, frameworks, restrict_plan
 from .errors import unknown
 from .io import load_spec_file
 
@@ -402,6 +402,11 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
+    if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
+        try:
+            restrict_plan(spec.plan, framework_of(spec))
+        except TrainsimError as exc:
+            raise _in_spec(exc, where) from None
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)
