@@ -175,3 +175,27 @@ plan: {tp: 8, pp: 1, zero: 3, micro_batch: 1, recompute: full}
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, (cmd, err)
         assert "run.yaml" in lines[0] and "plan.zero" in lines[0] and "3" in lines[0] and "0, 1" in lines[0]
+
+
+def test_check_knows_every_seed_scenario_kind_in_a_fresh_process():
+    """`trainsim check scenarios/S7.yaml` (the README: check validates any spec, scenarios too) exited 2 with
+    'unknown scenario kind posttrain_multicluster' and no file name: check imported the kinds of
+    trainsim.scenario.kinds but not trainsim.posttrain.scenario, which registers S7's. A fresh process, since an
+    earlier test in this one may have registered it. Fix: check imports scenario.run (every KIND_MODULES)."""
+    import subprocess
+    import sys
+    for f in sorted((ROOT / "scenarios").glob("S*.yaml")):
+        r = subprocess.run([sys.executable, "-m", "trainsim", "check", str(f)], capture_output=True, text=True,
+                           cwd=ROOT)
+        assert r.returncode == 0 and "valid scenario spec" in r.stdout, (f.name, r.stderr)
+
+
+def test_check_unknown_scenario_kind_names_the_file(tmp_path, capsys):
+    text = (ROOT / "scenarios/S7.yaml").read_text().replace("kind: posttrain_multicluster", "kind: posttrain_multi")
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    code, out, err = _main(capsys, "check", p)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "s.yaml" in lines[0] and "kind" in lines[0] and "'posttrain_multi'" in lines[0]
+    assert "posttrain_multicluster" in lines[0]
