@@ -199,3 +199,14 @@ def test_check_unknown_scenario_kind_names_the_file(tmp_path, capsys):
     assert code == 2 and len(lines) == 1
     assert "s.yaml" in lines[0] and "kind" in lines[0] and "'posttrain_multi'" in lines[0]
     assert "posttrain_multicluster" in lines[0]
+
+
+def test_posttrain_validate_piped_shows_whole_run_names(capsys):
+    """`trainsim posttrain --validate | less` cut every run name to 'nemo…' (an 80-column console when piped), so
+    the 17 rows could not be told apart. Fix: the wide console (160 columns when piped). Each name is the file's."""
+    code, out, err = _main(capsys, "posttrain", "--validate")
+    assert code == 0, err
+    files = sorted((ROOT / "validation/rl").glob("*.yaml"))
+    names = [yaml.safe_load(f.read_text()).get("name") or f.stem for f in files]
+    assert names and all(n in out for n in names)
+    assert "…" not in out

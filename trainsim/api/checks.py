@@ -11,7 +11,7 @@ from ..model.counts import count
 from ..numfmt import count as fmt_count
 from ..scenario.kinds import load_doc
 from ..scenario.registry import handler
-from ..scenario import run as _scenario_run  # noqa: F401 - imports registry.KIND_MODULES: every scenario kind registered
+from ..scenario import run as _scenario_run  # noqa: F401 - imports registry.KIND_MODULES: every kind registered
 from .posttraining import _posttrain_spec
 from .serving import _serving
 from . import CheckResult
