@@ -210,3 +210,14 @@ def test_posttrain_validate_piped_shows_whole_run_names(capsys):
     names = [yaml.safe_load(f.read_text()).get("name") or f.stem for f in files]
     assert names and all(n in out for n in names)
     assert "…" not in out
+
+
+def test_fp8_recipe_with_bf16_names_the_field(tmp_path, capsys):
+    """'training: fp8_recipe delayed applies only to precision fp8, not bf16' named the section, not the field
+    (a model-level check). Fix: a field check on fp8_recipe, so the line names training.fp8_recipe and its line."""
+    p = tmp_path / "run.yaml"
+    p.write_text(SWEEP_BASE.replace("precision: bf16}", "precision: bf16, fp8_recipe: delayed}"))
+    code, out, err = _main(capsys, "estimate", p)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "run.yaml: training.fp8_recipe:" in lines[0] and "delayed" in lines[0] and "bf16" in lines[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
@@ -135,11 +135,13 @@ class TrainingSpec(BaseModel):
                              "(Megatron-Core); use alltoall or hybridep")
         return self
 
-    @model_validator(mode="after")
-    def _fp8_recipe_needs_fp8(self):
-        if self.fp8_recipe is not None and self.precision != "fp8":
-            raise ValueError(f"fp8_recipe {self.fp8_recipe} applies only to precision fp8, not {self.precision}")
-        return self
+    @field_validator("fp8_recipe")
+    @classmethod
+    def _fp8_recipe_needs_fp8(cls, v, info: ValidationInfo):   # a field check, so the error names fp8_recipe
+        precision = info.data.get("precision", "fp8")           # absent: precision itself failed, reported there
+        if v is not None and precision != "fp8":
+            raise ValueError(f"fp8_recipe {v} applies only to precision fp8, not {precision}")
+        return v
 
     @model_validator(mode="after")
     def _batch(self):
