@@ -9,7 +9,10 @@ gives (step time, MFU, days, memory), so every alternative is valid when tried:
 * a fixed plan field freed (``plan.tp: 8`` -> the value the search picks), one field at a time;
 * the batch: the nearest batch some plan can split (searched with a wider tolerance, then stated exactly);
 * the chip count: the nearest counts of whole scale-up domains below and above (multiples of domain x 2^j and
-  powers of two), nearest first, until one below and one above have a plan.
+  powers of two), nearest first, until one below and one above have a plan;
+* when none of these has a plan and the run states plan fields: the whole plan searched (at the run's chips, else
+  with the batch and chip changes above), so a stated plan that is several changes from fitting still gets an
+  answer.
 """
 from __future__ import annotations
 
@@ -107,4 +110,14 @@ def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=N
         if below is not None and above is not None:
             break
     out += [a for a in (below, above) if a is not None]
+    # 4. nothing one change away from a stated plan: the whole plan searched (then the batch and chips with it)
+    stated = fixed.model_dump(exclude_none=True)
+    if not out and stated:
+        free = PlanSpec()
+        res = attempt(run, free)
+        if res.best is not None:
+            out.append({"change": "plan", "from": stated, "to": None,
+                        "text": f"plan searched ({', '.join(stated)} not fixed)", **_summary(res)})
+        else:
+            out += [{**a, "text": f"{a['text']}, plan searched"} for a in alternatives(run, free, calib=calib)]
     return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
@@ -22,7 +22,7 @@ from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqL
 from .units import parse_count
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import frameworks
+from .frameworks import framework_of, frameworks, restrict_plan
 from .errors import unknown
 from .io import load_spec_file
 
@@ -135,11 +135,13 @@ class TrainingSpec(BaseModel):
                              "(Megatron-Core); use alltoall or hybridep")
         return self
 
-    @model_validator(mode="after")
-    def _fp8_recipe_needs_fp8(self):
-        if self.fp8_recipe is not None and self.precision != "fp8":
-            raise ValueError(f"fp8_recipe {self.fp8_recipe} applies only to precision fp8, not {self.precision}")
-        return self
+    @field_validator("fp8_recipe")
+    @classmethod
+    def _fp8_recipe_needs_fp8(cls, v, info: ValidationInfo):   # a field check, so the error names fp8_recipe
+        precision = info.data.get("precision", "fp8")           # absent: precision itself failed, reported there
+        if v is not None and precision != "fp8":
+            raise ValueError(f"fp8_recipe {v} applies only to precision fp8, not {precision}")
+        return v
 
     @model_validator(mode="after")
     def _batch(self):
@@ -377,6 +379,15 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
 NO_MXFP8_FAMILIES = ("nvidia-ampere", "nvidia-hopper")
 
 
+def check_fp8_recipe(recipe: str | None, system, field: str, where: str) -> None:
+    """Refuse an FP8 recipe the system's chip cannot run: ``mxfp8`` on a family in :data:`NO_MXFP8_FAMILIES`.
+    The one place this rule lives (run specs and the post-training trainer's ``train_options``)."""
+    if recipe == "mxfp8" and system.chip.family in NO_MXFP8_FAMILIES:
+        raise TrainsimError(f"fp8_recipe mxfp8 needs block-scaled FP8 tensor cores (NVIDIA Blackwell or later); "
+                            f"{system.chip.id} is {system.chip.family}: use delayed, current or blockwise",
+                            field=field, where=where)
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -392,10 +403,12 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
-    if spec.training.fp8_recipe == "mxfp8" and system.chip.family in NO_MXFP8_FAMILIES:
-        raise TrainsimError(f"fp8_recipe mxfp8 needs block-scaled FP8 tensor cores (NVIDIA Blackwell or later); "
-                            f"{system.chip.id} is {system.chip.family}: use delayed, current or blockwise",
-                            field="training.fp8_recipe", where=where)
+    check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
+    if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
+        try:
+            restrict_plan(spec.plan, framework_of(spec))
+        except TrainsimError as exc:
+            raise _in_spec(exc, where) from None
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from ..errors import TrainsimError
-from ..spec import load_run
+from ..spec import _in_spec, load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, spec_kind
 from ..estimate import PLAN_FIELDS
@@ -11,6 +11,7 @@ from ..model.counts import count
 from ..numfmt import count as fmt_count
 from ..scenario.kinds import load_doc
 from ..scenario.registry import handler
+from ..scenario import run as _scenario_run  # noqa: F401 - imports registry.KIND_MODULES: every kind registered
 from .posttraining import _posttrain_spec
 from .serving import _serving
 from . import CheckResult
@@ -55,6 +56,9 @@ def check(path) -> CheckResult:
         lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {getattr(sw, 'n_points', '?')} points"))
     else:
         d = load_doc(path)
-        handler(d["kind"])
+        try:
+            handler(d["kind"])
+        except TrainsimError as exc:   # an unknown kind names the file
+            raise _in_spec(exc, str(path)) from None
         lines.append(("scenario", f"{d.get('id', path.stem)}: kind {d['kind']}"))
     return CheckResult({"file": str(path), "kind": kind, "ok": True, "resolved": dict(lines)})

@@ -28,6 +28,8 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         if json_:
             print_json(res.to_dict())
         else:
+            if csv_:   # the nearest alternatives as rows, as --json lists them
+                print_csv(res.alternatives)
             print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
         raise typer.Exit(1) from None
     if csv_:

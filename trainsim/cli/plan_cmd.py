@@ -42,8 +42,8 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
         print(api.emit_flags(res.best, emit))
-    elif csv_:
-        print_csv([e.to_dict() for e in ([res.best] + res.runners_up if res.best else [])])
+    elif csv_:   # no plan: the nearest alternatives as rows, as --json lists them
+        print_csv([e.to_dict() for e in [res.best] + res.runners_up] if res.best else res.alternatives)
     elif json_:
         print_json({**res.to_dict(), "against": diff.to_dict() if diff is not None else None})
     else:
@@ -51,6 +51,6 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         if diff is not None:
             render_plan_diff(diff)
     if res.best is None:
-        if emit:
-            print(f"error: plan: {res.no_plan_message()}", file=sys.stderr)
+        if emit or csv_:
+            print(f"error: {r.path}: plan: {res.no_plan_message()}", file=sys.stderr)
         raise typer.Exit(1)

@@ -3,6 +3,7 @@ in one sentence, step-time breakdown, memory against HBM, best plans, scaling, s
 error, every input with its source); ``--png DIR`` also writes the charts as PNG files."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -47,6 +48,9 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
         print(rep.to_json())
     elif not quiet:
         print(f"wrote {out}" + (f" and {len(pngs)} charts in {png}" if png is not None else ""))
+    if rep.data.get("kind") == "run" and rep.data.get("estimate") is None:   # no answer: the page says why, exit 1
+        print(f"error: {file}: {rep.data.get('message', 'no plan')}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def report_row(data: dict) -> dict:

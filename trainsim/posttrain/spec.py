@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
@@ -80,7 +80,7 @@ from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file
 from ..frameworks import frameworks
-from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, chips_as_stated
+from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, check_fp8_recipe, chips_as_stated
 
 #: run-spec ``training:`` keys a post-training step sets itself (from its step and the student's precision), so
 #: ``student.train_options`` may not
@@ -171,12 +171,14 @@ class StudentPart(BaseModel):
 
     @field_validator("train_options")
     @classmethod
-    def _options(cls, v):
+    def _options(cls, v, info: ValidationInfo):
         if v is not None:
             step_set = sorted(set(v) & set(STEP_TRAINING_KEYS))
             if step_set:
                 raise ValueError(f"{', '.join(step_set)} set by the post-training step, not by train_options")
-            TrainingSpec.model_validate({**v, "seq_len": 1, "global_batch_seqs": 1})
+            # checked at the student's precision, which the step gives the trainer (phases.trainer_run)
+            TrainingSpec.model_validate({**v, "seq_len": 1, "global_batch_seqs": 1,
+                                         "precision": info.data.get("precision", "bf16")})
         return v
 
 
@@ -404,6 +406,9 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
         raise from_validation(exc, where) from None
     clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips)
                 for n, c in spec.clusters.items()}
+    if spec.student.train_options:   # the trainer runs on the student's cluster (checked to exist above)
+        check_fp8_recipe(spec.student.train_options.get("fp8_recipe"), clusters[spec.student.cluster].system,
+                         "student.train_options.fp8_recipe", where)
     links = {}
     for ln in spec.links:
         a, b = ln.between

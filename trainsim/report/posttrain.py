@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from .terminal import console, table
+from .terminal import console, table, wide_console
 
 
 def _bytes(b: float) -> str:
@@ -39,7 +39,7 @@ def render_posttrain(res: dict) -> None:
 
 def render_rl_errors(rows: list[dict], summ: dict) -> None:
     """The whole-step check: published vs predicted RL step time, with the predicted timeline per stage."""
-    c = console()
+    c = wide_console(160)   # piped: 160 columns, so the run names are not cut to 'nemo…'
     t = table(title="post-training model vs published RL step times (seconds per step)")
     for col in ("run", "mode", "reported", "predicted", "error", "refit", "offload", "generation", "log-probs",
                 "training"):

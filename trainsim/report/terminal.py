@@ -43,12 +43,12 @@ def panel(*args: Any, **kw: Any) -> Panel:
     return Panel(*args, **kw)
 
 
-def wide_console() -> Console:
-    """A console 120 columns wide when the output is not a terminal (pipes, files), else the terminal's width
-    (the scenario, sizing, capacity, sensitivity and compare tables)."""
+def wide_console(width: int = 120) -> Console:
+    """A console ``width`` columns wide when the output is not a terminal (pipes, files), else the terminal's width
+    (the scenario, sizing, capacity, sensitivity and compare tables; 160 for the RL step check's run names)."""
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else width)
 
 
 def print_json(obj) -> None:

@@ -112,19 +112,30 @@ def parse_number(target: str, value, field: str, where: str):
             raise TrainsimError(f"expected a positive value, got {value!r}", field=field, where=where)
         return _int(x, value, field, where) if f.integer else x
     if target == "chips" and is_domain_count(value):   # "4 pods": resolved per point, with the point's system
+        _positive_chips(parse_count(value.split()[0], field, where=where), value, field, where)
         return " ".join(value.split())
     if target == "chips" and isinstance(value, str):
         try:
-            return _int(parse_count(value, field, where=where), value, field, where)
+            n = _int(parse_count(value, field, where=where), value, field, where)
         except TrainsimError:
             raise TrainsimError(f"expected a number of chips (64, '1,000', '25K') or whole scale-up domains of the "
                                 f"point's system ('4 pods', '2 systems'), got {value[:80]!r}",
                                 field=field, where=where) from None
-    if target == "chips" or target in {f"training.{k}" for k in TRAINING_INT}:
+        return _positive_chips(n, value, field, where)
+    if target == "chips":   # 0 or -3 chips has no plan on any system: refused with the spec, not per point
+        return _positive_chips(_int(parse_count(value, field, where=where), value, field, where), value, field, where)
+    if target in {f"training.{k}" for k in TRAINING_INT}:
         return _int(parse_count(value, field, where=where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_COUNT}:
         return parse_count(value, field, where=where)
     return value
+
+
+def _positive_chips(n, value, field: str, where: str):
+    if n <= 0:
+        raise TrainsimError(f"expected a positive number of chips or scale-up domains, got {value!r}", field=field,
+                            where=where)
+    return n
 
 
 def _int(x: float, value, field: str, where: str) -> int:
