@@ -221,3 +221,15 @@ def test_fp8_recipe_with_bf16_names_the_field(tmp_path, capsys):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert "run.yaml: training.fp8_recipe:" in lines[0] and "delayed" in lines[0] and "bf16" in lines[0]
+
+
+def test_posttrain_says_one_step_not_one_steps():
+    """A spec of one RL step printed '1 steps'; the count agrees with its noun (and takes separators)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    spec = Path(__file__).resolve().parent.parent / "validation" / "rl" / "nemo-rl-h100-q30-32-sync.yaml"
+    out = subprocess.run([sys.executable, "-m", "trainsim", "posttrain", str(spec)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())          # the console may wrap the line
+    assert "1 step ->" in text and "1 steps" not in text

@@ -30,7 +30,7 @@ def render_posttrain(res: dict) -> None:
              "train": "training"}
     c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
-            f"{res['steps']} steps -> {res['wall_time_h']:.2f} h")
+            f"{res['steps']:,} step{'' if res['steps'] == 1 else 's'} -> {res['wall_time_h']:.2f} h")
     c.print("utilisation: " + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
     if res["wan_bytes_per_step"]:
         c.print("WAN per step: " + ", ".join(f"{k} {_bytes(v)}" for k, v in res["wan_bytes_per_step"].items())
