@@ -233,3 +233,22 @@ def test_posttrain_says_one_step_not_one_steps():
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())          # the console may wrap the line
     assert "1 step ->" in text and "1 steps" not in text
+
+
+def test_torchtitan_emit_of_an_fp8_run_turns_float8_on():
+    """qa7 noticed `plan --emit torchtitan` of an FP8 run wrote no float8 setting, so the emitted config trained in
+    BF16 while the estimate assumed FP8 GEMMs. torchtitan's TOML of 2025 turns them on with
+    [model] converters = ["float8"] (docs/float8.md at 57387af0e); a BF16 run gets no such section."""
+    import tomllib
+    from pathlib import Path
+
+    from trainsim.emit import emit_args
+    from trainsim.estimate import estimate
+    from trainsim.spec import load_run
+    runs = Path(__file__).resolve().parent.parent / "validation" / "runs"
+    fp8 = tomllib.loads(emit_args(estimate(load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-fp8-compile.yaml")),
+                                  "torchtitan"))
+    assert fp8["model"]["converters"] == ["float8"]
+    bf16 = tomllib.loads(emit_args(estimate(load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")),
+                                   "torchtitan"))
+    assert "model" not in bf16

@@ -189,6 +189,15 @@ def torchtitan_toml(est) -> str:
     lines += ["", "[training]", f"seq_len = {run.training.seq_len}",
               f"local_batch_size = {max(run.training.batch_seqs // dp, 1)}",
               f"global_batch_size = {run.training.batch_seqs}"]
+    if run.training.precision == "fp8":
+        # the estimate assumes FP8 GEMMs: without this section the emitted config trains in BF16
+        recipe = runtime_settings(run.training, framework_of(run))["fp8_recipe"]
+        lines += ["", "# FP8 GEMMs: torchao Float8Linear, tensor-wise dynamic scaling "
+                  "(pytorch/torchtitan docs/float8.md, 57387af0e, 2025-02-15: --model.converters=\"float8\")"]
+        if recipe != "current":
+            lines.append(f"# note: the run states fp8_recipe {recipe}; torchtitan's float8 converter scales each "
+                         "tensor by its own amax (current scaling)")
+        lines += ["[model]", 'converters = ["float8"]']
     return "\n".join(lines)
 
 
