@@ -18,7 +18,7 @@ def fp8_ctx(small_moe):
 
 
 def test_dispatch_bytes_bf16_unless_the_stack_quantises(fp8_ctx):
-    # Megatron-Core sends BF16 hidden states (fused_a2a.py: "we do not support fp8 dispatch"); DeepSeek-V3's stack
+    # Megatron-Core sends BF16 hidden states (fused_a2a.py FusedDispatch / HybridEPDispatch); DeepSeek-V3's stack
     # quantises to FP8 before the dispatch (report sec. 3.3.2); a BF16 run never dispatches FP8
     assert fp8_ctx.act_bytes == 1.0
     assert fp8_ctx.dispatch_bytes == 2.0

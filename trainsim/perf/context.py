@@ -177,10 +177,11 @@ class StepContext:
         the activation before MoE up-projections into FP8 and then apply dispatch components"), else 2: Megatron-Core
         sends the BF16 hidden states and Transformer Engine quantises them inside the expert GEMM. Its alltoall
         dispatcher all-to-alls the permuted BF16 tokens (token_dispatcher.py ``token_dispatch``, core_v0.14.0);
-        the DeepEP flex path passes the BF16 ``hidden_states`` to ``buffer.dispatch`` (fused_a2a.py
-        ``FusedDispatch.forward``, core_v0.14.0) and at Megatron-LM d98e8a64 sets ``fp8_dispatch = False  #
-        Currently, we do not support fp8 dispatch`` (fused_a2a.py line 402); HybridEP asserts "HybridEP dispatcher
-        does not support fp8 dispatch now" (line 327). An FP8 (MXFP8) wire format exists only for the 'ncclep'
+        the DeepEP flex path passes the BF16 ``hidden_states`` tensor (not an (FP8, scales) pair) to DeepEP's
+        ``buffer.dispatch`` (fused_a2a.py ``FusedDispatch.forward``, core_v0.14.0 and Megatron-LM d98e8a64); the
+        HybridEP path sets ``fp8_dispatch = False  # Currently, we do not support fp8 dispatch`` before building its
+        buffer (d98e8a64 fused_a2a.py ``HybridEPDispatch.forward``, line 402) and ``init_hybrid_ep_buffer`` asserts
+        "HybridEP dispatcher does not support fp8 dispatch now" (line 327). An FP8 (MXFP8) wire format exists only for the 'ncclep'
         flex backend (``moe_dispatch_fwd_dtype``, default 'bf16', added 2026-08-20, Megatron-LM 7afe0319)."""
         return self.act_bytes if self.moe_fp8_dispatch else 2.0
 
