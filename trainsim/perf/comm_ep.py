@@ -3,7 +3,8 @@
 Per MoE layer and micro-batch each chip sends its ``tokens / tp`` sequence-sharded tokens to the experts they
 are routed to: ``top_k`` copies of ``hidden`` elements (dispatch at
 :attr:`~trainsim.perf.context.StepContext.dispatch_bytes` per element: FP8 only where the stack quantises before
-the dispatch, as DeepSeek-V3's does, sec. 3.3.2, BF16 in Megatron-Core; BF16 combine). Forward: dispatch + combine; backward: the same two in reverse.
+the dispatch, as DeepSeek-V3's does, sec. 3.3.2, BF16 in Megatron-Core; BF16 combine). Forward: dispatch +
+combine; backward: the same two in reverse.
 The copies spread evenly over the ep group, so the share crossing each network level follows the group's
 placement (:func:`trainsim.perf.collectives.all_to_all_time`).
 
