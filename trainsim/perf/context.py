@@ -182,7 +182,8 @@ class StepContext:
         HybridEP path sets ``fp8_dispatch = False  # Currently, we do not support fp8 dispatch`` before building its
         buffer (d98e8a64 fused_a2a.py ``HybridEPDispatch.forward``, line 402) and ``init_hybrid_ep_buffer`` asserts
         "HybridEP dispatcher does not support fp8 dispatch now" (line 327). An FP8 (MXFP8) wire format exists only
-        for the 'ncclep' flex backend (``moe_dispatch_fwd_dtype``, default 'bf16', added 2026-08-20, Megatron-LM 7afe0319)."""
+        for the 'ncclep' flex backend (``moe_dispatch_fwd_dtype``, default 'bf16', added 2026-08-20, Megatron-LM
+        7afe0319)."""
         return self.act_bytes if self.moe_fp8_dispatch else 2.0
 
     def pp_defers_sync(self, p: Plans) -> np.ndarray:
