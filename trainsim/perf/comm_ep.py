@@ -1,8 +1,10 @@
 """Expert-parallel all-to-all: token dispatch and combine around every MoE layer.
 
 Per MoE layer and micro-batch each chip sends its ``tokens / tp`` sequence-sharded tokens to the experts they
-are routed to: ``top_k`` copies of ``hidden`` elements (FP8 dispatch when training in FP8, BF16 combine;
-DeepSeek-V3 report sec. 3.3.2). Forward: dispatch + combine; backward: the same two in reverse.
+are routed to: ``top_k`` copies of ``hidden`` elements (dispatch at
+:attr:`~trainsim.perf.context.StepContext.dispatch_bytes` per element: FP8 only where the stack quantises before
+the dispatch, as DeepSeek-V3's does, sec. 3.3.2, BF16 in Megatron-Core; BF16 combine). Forward: dispatch +
+combine; backward: the same two in reverse.
 The copies spread evenly over the ep group, so the share crossing each network level follows the group's
 placement (:func:`trainsim.perf.collectives.all_to_all_time`).
 
@@ -34,7 +36,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.placement import members_within
-from .collectives import all_to_all_time, level_bytes_time, reduce_scatter_time
+from .collectives import all_to_all_time, exposed, level_bytes_time, reduce_scatter_time
 from .context import StepContext
 from .routing import expected_distinct, fake_balanced_blocks
 from .topology import a2a_factor
@@ -60,7 +62,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     h = ctx.arch.hidden
     k = float(lk.moe.active_experts)
     tok = tokens / p.tp
-    disp_b = ctx.act_bytes
+    disp_b = ctx.dispatch_bytes
     per_copy = tok * h
     c = ctx.calib
     generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
@@ -96,6 +98,29 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
     nl = nl + 2.0 * (c.comm_launch_s + c.a2a_peer_s * (p.ep - 1.0))
     return np.where(p.ep > 1, np.where(dedup, nl, generic), 0.0)
+
+
+#: SMs the dispatch / combine kernels of each dispatcher occupy while they run: DeepEP's normal kernels
+#: ``moe_deepep_num_sms = 20`` (Megatron-Core core_v0.14.0 transformer_config.py line 193, passed to DeepEP's
+#: ``Buffer.set_num_sms``, fused_a2a.py ``set_deepep_num_sms``; DeepSeek-V3 report sec. 3.2.2: "only 20 SMs are
+#: sufficient to fully utilize the bandwidths of IB and NVLink"), HybridEP ``moe_hybridep_num_sms = 16``
+#: (Megatron-LM cba6b0ed transformer_config.py line 231). NCCL's all-to-all and all-gather also run on SMs, but no
+#: source states how many for these messages, so they are not charged.
+DISPATCHER_SMS = {"deepep": 20.0, "hybridep": 16.0}
+
+
+def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext) -> Num:
+    """Time the EP dispatch / combine adds to a micro-batch when a fraction ``f`` of it overlaps ``work_s`` of
+    compute: the exposed part (:func:`trainsim.perf.collectives.exposed`) plus, for the part hidden, the compute
+    the dispatcher's SMs take away: hidden x sms / SMs, with ``sms`` the SMs its kernels occupy
+    (:data:`DISPATCHER_SMS`) and SMs the chip's (``compute_units``). While the kernels run beside the GEMMs those
+    have SMs - sms of the SMs, so the compute that would have filled the hidden time finishes hidden x sms / SMs
+    later (DeepSeek-V3 report sec. 3.2.2: the 20 communication SMs are taken from the computation, "to reduce the
+    SMs dedicated to communication"; DeepEP README: the normal kernels' "#SMs" column, and its V2 release "saving
+    up to 4x SM count"). Not overlapped (f = 0), the kernels run alone and take nothing from the compute."""
+    out = exposed(ep_s, work_s, f)
+    sms = DISPATCHER_SMS.get(ctx.moe_dispatcher, 0.0)
+    return out + (ep_s - out) * sms / ctx.calib.compute_units
 
 
 def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -118,6 +118,7 @@ class StepContext:
                                             # SDPA then keeps the repeated K/V: perf/activations.py)
     tp_gathered_gemm_inputs: bool = False   # DTensor TP: GEMMs keep the all-gathered ln_out whole (perf/activations.py)
     mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
+    moe_fp8_dispatch: bool = False          # the stack quantises MoE dispatch to FP8 (dispatch_bytes; perf/comm_ep.py)
 
     @property
     def chip(self) -> Chip:
@@ -166,6 +167,24 @@ class StepContext:
     def act_bytes(self) -> float:
         """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
         return 1.0 if self.fp8_gemm else 2.0
+
+    @property
+    def dispatch_bytes(self) -> float:
+        """Bytes per element of the MoE dispatch payload (the tokens sent to the experts; the combine is BF16).
+
+        1 where the stack quantises the activations to FP8 before the dispatch and the GEMMs run in FP8 (the
+        stack's ``moe_fp8_dispatch`` profile flag; DeepSeek-V3 report, arXiv 2412.19437, sec. 3.3.2: "we quantize
+        the activation before MoE up-projections into FP8 and then apply dispatch components"), else 2: Megatron-Core
+        sends the BF16 hidden states and Transformer Engine quantises them inside the expert GEMM. Its alltoall
+        dispatcher all-to-alls the permuted BF16 tokens (token_dispatcher.py ``token_dispatch``, core_v0.14.0);
+        the DeepEP flex path passes the BF16 ``hidden_states`` tensor (not an (FP8, scales) pair) to DeepEP's
+        ``buffer.dispatch`` (fused_a2a.py ``FusedDispatch.forward``, core_v0.14.0 and Megatron-LM d98e8a64); the
+        HybridEP path sets ``fp8_dispatch = False  # Currently, we do not support fp8 dispatch`` before building its
+        buffer (d98e8a64 fused_a2a.py ``HybridEPDispatch.forward``, line 402) and ``init_hybrid_ep_buffer`` asserts
+        "HybridEP dispatcher does not support fp8 dispatch now" (line 327). An FP8 (MXFP8) wire format exists only
+        for the 'ncclep' flex backend (``moe_dispatch_fwd_dtype``, default 'bf16', added 2026-08-20, Megatron-LM
+        7afe0319)."""
+        return self.act_bytes if self.moe_fp8_dispatch else 2.0
 
     def pp_defers_sync(self, p: Plans) -> np.ndarray:
         """Plans whose FSDP (ZeRO >= 2) under pipeline parallelism keeps the stage's weights gathered and its

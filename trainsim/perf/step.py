@@ -32,7 +32,7 @@ import numpy as np
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
-from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
+from .comm_ep import ep_alltoall_fwd, ep_overlapped_exposed, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
@@ -253,7 +253,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
-    ep_exp_f = exposed(ep_f, comp_f, ep_ov)
+    ep_exp_f = ep_overlapped_exposed(ep_f, comp_f, ep_ov, ctx)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not;
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]

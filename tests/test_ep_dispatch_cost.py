@@ -1,0 +1,72 @@
+"""MoE dispatch wire format (StepContext.dispatch_bytes) and the SMs an overlapped dispatcher takes from the
+compute (perf/comm_ep.py ep_overlapped_exposed), checked against hand derivations."""
+from __future__ import annotations
+
+from dataclasses import replace as dreplace
+
+import numpy as np
+import pytest
+
+from conftest import ctx_for, make_system
+from trainsim.frameworks import stack_flags
+from trainsim.perf.comm_ep import ep_overlapped_exposed
+
+
+@pytest.fixture()
+def fp8_ctx(small_moe):
+    return ctx_for(small_moe, make_system(fp8=624e12), precision="fp8")
+
+
+def test_dispatch_bytes_bf16_unless_the_stack_quantises(fp8_ctx):
+    # Megatron-Core sends BF16 hidden states (fused_a2a.py FusedDispatch / HybridEPDispatch); DeepSeek-V3's stack
+    # quantises to FP8 before the dispatch (report sec. 3.3.2); a BF16 run never dispatches FP8
+    assert fp8_ctx.act_bytes == 1.0
+    assert fp8_ctx.dispatch_bytes == 2.0
+    assert dreplace(fp8_ctx, moe_fp8_dispatch=True).dispatch_bytes == 1.0
+    assert dreplace(fp8_ctx, precision="bf16", moe_fp8_dispatch=True).dispatch_bytes == 2.0
+
+
+def test_stack_flag_only_for_deepseek():
+    assert stack_flags("deepseek-hai-llm")["moe_fp8_dispatch"] is True
+    for fw in ("megatron-bridge-2025", "megatron-bridge-2026", "torchtitan-2024", "other-nemo-automodel"):
+        assert stack_flags(fw)["moe_fp8_dispatch"] is False
+
+
+@pytest.mark.parametrize("dispatcher,sms", [("deepep", 20.0), ("hybridep", 16.0), ("alltoall", 0.0)])
+def test_overlapped_dispatch_takes_sms(fp8_ctx, dispatcher, sms):
+    ctx = dreplace(fp8_ctx, moe_dispatcher=dispatcher)
+    assert ctx.calib.compute_units == 132.0   # H100 SXM5's SMs
+    # 10 ms of dispatch + combine, 20 ms of compute, 80% overlappable: 2 ms exposed, 8 ms hidden beside the GEMMs,
+    # which run on 132 - sms SMs meanwhile: + 8 ms x sms / 132
+    got = ep_overlapped_exposed(np.array([10e-3]), np.array([20e-3]), 0.8, ctx)[0]
+    assert got == pytest.approx(2e-3 + 8e-3 * sms / 132.0)
+    # only 5 ms of compute to hide under: 10 - 0.8 x 5 = 6 ms exposed, 4 ms hidden
+    got = ep_overlapped_exposed(np.array([10e-3]), np.array([5e-3]), 0.8, ctx)[0]
+    assert got == pytest.approx(6e-3 + 4e-3 * sms / 132.0)
+    # no overlap: the kernels run alone, nothing taken from the compute
+    assert ep_overlapped_exposed(np.array([10e-3]), np.array([20e-3]), 0.0, ctx)[0] == pytest.approx(10e-3)
+
+
+def test_bf16_dispatch_scales_the_scale_out_time_by_4_3():
+    # DeepSeek-V3 on 1024 H100, EP 64 over 8 nodes with DeepEP: the scale-out link bounds both the dispatch and the
+    # combine (3.5 remote node copies at 42.5 GB/s vs 6.6 NVLink copies at 360 GB/s per token), so the bandwidth
+    # part of forward dispatch + combine is (d + 2) x X with d the dispatch bytes: BF16 (d = 2) / FP8 (d = 1) = 4/3
+    # once the fixed part, 2 x (level latencies) + 2 x (launch + peer x (ep - 1)), is taken off
+    from trainsim.perf.comm_ep import ep_alltoall_fwd
+    from trainsim.plan_estimate import context, plans_from_spec
+    from trainsim.spec import load_run
+    run = load_run("validation/runs/megatron-bridge-perf-dsv3-h100-1024.yaml")
+    ctx = context(run)
+    assert ctx.moe_dispatcher == "deepep" and not ctx.moe_fp8_dispatch and ctx.act_bytes == 1.0
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    lk = next(lk for lk in run.arch.layers if lk.moe is not None)
+    tok = np.array([4096.0])
+    c = ctx.calib
+    fixed = 2.0 * sum(lv.latency_s for lv in ctx.system.levels[:2]) + 2.0 * (c.comm_launch_s + c.a2a_peer_s * 63.0)
+    bf16 = ep_alltoall_fwd(lk, ctx, p, tok)[0] - fixed
+    fp8 = ep_alltoall_fwd(lk, dreplace(ctx, moe_fp8_dispatch=True), p, tok)[0] - fixed
+    assert bf16 / fp8 == pytest.approx(4.0 / 3.0)
+    # and X itself: 2048 tokens per rank (tp 2) x 7168 x 3.5 remote nodes (4 of 8 nodes under group-limited
+    # routing, 7/8 of them remote) per byte of element, at 400 Gb/s x 0.85
+    x = 2048 * 7168 * 3.5 / (50e9 * c.coll_eff[1])
+    assert fp8 == pytest.approx(3.0 * x, rel=1e-6)
