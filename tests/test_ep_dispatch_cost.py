@@ -35,7 +35,7 @@ def test_stack_flag_only_for_deepseek():
 @pytest.mark.parametrize("dispatcher,sms", [("deepep", 20.0), ("hybridep", 16.0), ("alltoall", 0.0)])
 def test_overlapped_dispatch_takes_sms(fp8_ctx, dispatcher, sms):
     ctx = dreplace(fp8_ctx, moe_dispatcher=dispatcher)
-    assert ctx.calib.compute_units == 132.0   # H100 SXM5's SMs
+    assert ctx.calib.sm_count == 132.0   # H100 SXM5's SMs
     # 10 ms of dispatch + combine, 20 ms of compute, 80% overlappable: 2 ms exposed, 8 ms hidden beside the GEMMs,
     # which run on 132 - sms SMs meanwhile: + 8 ms x sms / 132
     got = ep_overlapped_exposed(np.array([10e-3]), np.array([20e-3]), 0.8, ctx)[0]
@@ -70,3 +70,11 @@ def test_bf16_dispatch_scales_the_scale_out_time_by_4_3():
     # routing, 7/8 of them remote) per byte of element, at 400 Gb/s x 0.85
     x = 2048 * 7168 * 3.5 / (50e9 * c.coll_eff[1])
     assert fp8 == pytest.approx(3.0 * x, rel=1e-6)
+
+
+def test_blackwell_dispatch_share_is_of_its_148_sms_not_its_74_gemm_units():
+    """B200 has 148 SMs (NVIDIA Blackwell technical brief); its GEMMs run on 74 two-SM pairs (compute_units), but
+    DeepEP's 20 SMs are 20 of the 148: 8 ms hidden costs 8 x 20 / 148 ms, not 8 x 20 / 74."""
+    from trainsim.perf.calibration import calib_for
+    cal = calib_for("nvidia-blackwell")
+    assert (cal.sm_count, cal.compute_units) == (148.0, 74.0)

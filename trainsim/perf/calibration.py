@@ -33,6 +33,7 @@ class Calib:
     gemm_tile_n: float = 128.0      # output tile of GEMM kernels, columns, elements
     gemm_k0: float = 64.0           # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
     compute_units: float = 132.0    # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
+    sm_count: float = 132.0         # SMs a kernel pinning some of them shares (perf/comm_ep.py ep_overlapped_exposed)
     gemm_out_bytes: float = 2.0     # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
     gemm_epilogue_overlap: float = 1.0  # 0 where the epilogue follows the K loop on the same SM (serial, Ampere/Hopper)
     # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
