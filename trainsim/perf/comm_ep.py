@@ -113,7 +113,8 @@ def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext) -> N
     """Time the EP dispatch / combine adds to a micro-batch when a fraction ``f`` of it overlaps ``work_s`` of
     compute: the exposed part (:func:`trainsim.perf.collectives.exposed`) plus, for the part hidden, the compute
     the dispatcher's SMs take away: hidden x sms / SMs, with ``sms`` the SMs its kernels occupy
-    (:data:`DISPATCHER_SMS`) and SMs the chip's (``sm_count``: 132 on H100, 148 on B200; not the GEMM tile units). While the kernels run beside the GEMMs those
+    (:data:`DISPATCHER_SMS`) and SMs the chip's (``sm_count``: 132 on H100, 148 on B200; not the GEMM tile
+    units). While the kernels run beside the GEMMs those
     have SMs - sms of the SMs, so the compute that would have filled the hidden time finishes hidden x sms / SMs
     later (DeepSeek-V3 report sec. 3.2.2: the 20 communication SMs are taken from the computation, "to reduce the
     SMs dedicated to communication"; DeepEP README: the normal kernels' "#SMs" column, and its V2 release "saving
