@@ -252,3 +252,16 @@ def test_torchtitan_emit_of_an_fp8_run_turns_float8_on():
     bf16 = tomllib.loads(emit_args(estimate(load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")),
                                    "torchtitan"))
     assert "model" not in bf16
+
+
+def test_estimate_says_which_fp8_recipe_it_priced():
+    """qa7 noticed the resolved FP8 recipe was invisible. A NeMo 25.02 FP8 run that names none takes NeMo 2024's
+    delayed scaling (its launcher configs: amax history 1024); a BF16 run has no recipe."""
+    from pathlib import Path
+
+    from trainsim.estimate import estimate
+    from trainsim.spec import load_run
+    runs = Path(__file__).resolve().parent.parent / "validation" / "runs"
+    d = estimate(load_run(runs / "nemo-2502-llama3-8b-b200-8-fp8.yaml")).to_dict()
+    assert d["precision"] == "fp8" and d["fp8_recipe"] == "delayed"
+    assert "fp8_recipe" not in estimate(load_run(runs / "torchtitan-llama31-h100-8b-8gpu-fsdp-bf16-compile.yaml")).to_dict()

@@ -185,6 +185,8 @@ class Estimate:
             "breakdown": self.breakdown,
             "microbatches_per_step": self.microbatches,
         }
+        if self.run.training.precision == "fp8":   # the recipe stated, else the stack's (frameworks.runtime_settings)
+            out["fp8_recipe"] = runtime_settings(self.run.training, framework_of(self.run))["fp8_recipe"]
         if self.run.training.tokens is not None:
             out["days"] = self.days
             out["chip_hours"] = self.chip_hours

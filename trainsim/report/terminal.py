@@ -118,7 +118,8 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     t.add_row("tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.1f}")
     t.add_row("MFU / HFU (vs BF16 peak)", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
     if d.get("precision", "bf16") != "bf16":
-        t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak)",
+        recipe = f"; {d['fp8_recipe']} scaling" if d.get("fp8_recipe") else ""
+        t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak{recipe})",
                   f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
     t.add_row("memory per chip",
