@@ -72,9 +72,12 @@ def test_bf16_dispatch_scales_the_scale_out_time_by_4_3():
     assert fp8 == pytest.approx(3.0 * x, rel=1e-6)
 
 
-def test_blackwell_dispatch_share_is_of_its_148_sms_not_its_74_gemm_units():
+def test_blackwell_dispatch_share_is_of_its_148_sms_not_its_74_gemm_units(fp8_ctx):
     """B200 has 148 SMs (NVIDIA Blackwell technical brief); its GEMMs run on 74 two-SM pairs (compute_units), but
     DeepEP's 20 SMs are 20 of the 148: 8 ms hidden costs 8 x 20 / 148 ms, not 8 x 20 / 74."""
     from trainsim.perf.calibration import calib_for
     cal = calib_for("nvidia-blackwell")
     assert (cal.sm_count, cal.compute_units) == (148.0, 74.0)
+    ctx = dreplace(fp8_ctx, moe_dispatcher="deepep", calib=cal)
+    got = ep_overlapped_exposed(np.array([10e-3]), np.array([20e-3]), 0.8, ctx)[0]
+    assert got == pytest.approx(2e-3 + 8e-3 * 20.0 / 148.0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .errors import TrainsimError
-from .frameworks import framework_of, runtime_settings
+from .frameworks import fp8_recipe_of
 from .parallel.schedules import REGISTRY, get as get_schedule
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
@@ -134,7 +134,7 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         if framework == "megatron":
             # the run's recipe (stated, else its stack's), in Megatron-Core's spelling (TransformerConfig.fp8_recipe:
             # 'tensorwise' is per-tensor current scaling)
-            recipe = runtime_settings(run.training, framework_of(run))["fp8_recipe"]
+            recipe = fp8_recipe_of(run)
             args += ["--fp8-format hybrid", f"--fp8-recipe {MEGATRON_FP8_RECIPE[recipe]}"]
         else:
             notes.append("FP8: check that your MindSpeed release supports this chip's 8-bit format")
@@ -191,7 +191,7 @@ def torchtitan_toml(est) -> str:
               f"global_batch_size = {run.training.batch_seqs}"]
     if run.training.precision == "fp8":
         # the estimate assumes FP8 GEMMs: without this section the emitted config trains in BF16
-        recipe = runtime_settings(run.training, framework_of(run))["fp8_recipe"]
+        recipe = fp8_recipe_of(run)
         lines += ["", "# FP8 GEMMs: torchao Float8Linear, tensor-wise dynamic scaling "
                   "(pytorch/torchtitan docs/float8.md, 57387af0e, 2025-02-15: --model.converters=\"float8\")"]
         if recipe != "current":

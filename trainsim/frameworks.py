@@ -145,6 +145,12 @@ def runtime_settings(training, fw: str) -> dict:
     return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
 
 
+
+def fp8_recipe_of(run) -> str:
+    """The FP8 scaling recipe a run's GEMMs use: the one it states, else its software stack's default
+    (:func:`runtime_settings`); what estimate reports and the emitters write."""
+    return runtime_settings(run.training, framework_of(run))["fp8_recipe"]
+
 def _stated_or_default(stated, bases: dict, defaults: dict) -> dict:
     """Each key of ``bases``: the value ``stated`` has (an attribute, None when unstated), else the stack's
     ``defaults`` entry, else the base value. The one rule behind :func:`runtime_settings` and

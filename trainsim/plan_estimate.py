@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import even_vpp, framework_of, optimizer_precisions, restrict_plan, runtime_settings, stack_flags
+from .frameworks import (even_vpp, fp8_recipe_of, framework_of, optimizer_precisions, restrict_plan,
+                         runtime_settings, stack_flags)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -185,8 +186,8 @@ class Estimate:
             "breakdown": self.breakdown,
             "microbatches_per_step": self.microbatches,
         }
-        if self.run.training.precision == "fp8":   # the recipe stated, else the stack's (frameworks.runtime_settings)
-            out["fp8_recipe"] = runtime_settings(self.run.training, framework_of(self.run))["fp8_recipe"]
+        if self.run.training.precision == "fp8":   # the recipe stated, else the stack's
+            out["fp8_recipe"] = fp8_recipe_of(self.run)
         if self.run.training.tokens is not None:
             out["days"] = self.days
             out["chip_hours"] = self.chip_hours
