@@ -245,3 +245,28 @@ def test_command_line_runs_resumes_and_summarises(sweep_file, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "trainsim", "sweep", "--summary", str(sweep_file)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
+
+
+def test_fp8_recipe_and_fp8_activations_are_axis_targets(tmp_path):
+    # Per-tensor current scaling casts with an amax pass and a cast (5 bytes moved per element against delayed
+    # scaling's 3; Transformer Engine Float8CurrentScalingQuantizer vs Float8Quantizer): same FLOPs, never faster.
+    # MXFP8 needs Blackwell tensor cores, so on H100 that point is an input error, as is a recipe with bf16.
+    doc = {"base": {**BASE, "training": {**BASE["training"], "precision": "fp8"}},
+           "axes": {"prec": {"zip": {"training.precision": ["fp8", "fp8", "fp8", "bf16"],
+                                     "training.fp8_recipe": ["delayed", "current", "mxfp8", "delayed"]}},
+                    "training.fp8_activations": ["gemm_inputs", "none"]}}
+    spec = parse_sweep(doc, base_dir=tmp_path)
+    res = run_sweep(spec, tmp_path / "f.parquet", quiet=True)
+    rows = {(r["training.precision"], r["training.fp8_recipe"], r["training.fp8_activations"]): r
+            for r in _table(tmp_path / "f.parquet").to_pylist()}
+    assert res.complete and len(rows) == 8
+    for act in ("gemm_inputs", "none"):
+        delayed, current = rows[("fp8", "delayed", act)], rows[("fp8", "current", act)]
+        assert delayed["error_kind"] is None and current["error_kind"] is None
+        assert current["tokens_per_s_per_chip"] <= delayed["tokens_per_s_per_chip"]
+        assert rows[("fp8", "mxfp8", act)]["error_kind"] == "input"
+        assert "Blackwell" in rows[("fp8", "mxfp8", act)]["error"]
+        assert rows[("bf16", "delayed", act)]["error_kind"] == "input"
+        assert "applies only to precision fp8" in rows[("bf16", "delayed", act)]["error"]
+    with pytest.raises(TrainsimError, match="fp8_recipee"):
+        parse_sweep({"base": BASE, "axes": {"training.fp8_recipee": ["delayed"]}}, base_dir=tmp_path)

@@ -31,8 +31,9 @@ run spec that :func:`trainsim.search` (the vectorised plan search) answers. Resu
 * run-spec keys written into a copy of the base mapping before :func:`trainsim.parse_run`: ``model.KEY[.SUB]``
   (inline model keys, e.g. ``model.layers``, ``model.moe.experts``; the base model must be inline),
   ``training.KEY`` (``tokens``, ``seq_len``, ``global_batch_seqs``, ``global_batch_tokens``, ``precision``,
-  ``attention``; setting one batch key removes the other), ``plan.KEY`` (a fixed plan field or a list of allowed
-  values);
+  ``attention``, ``elementwise_kernels``, ``fp8_recipe``, ``fp8_activations``; setting one batch key removes the
+  other; an ``fp8_recipe`` with a precision other than fp8 is that point's input error), ``plan.KEY`` (a fixed
+  plan field or a list of allowed values);
 * ``assumptions.KEY``: a cost assumption (``trainsim/scenario/data/assumptions.yaml``) per point.
 
 **Axis values** (the value of an ``axes:`` entry):

@@ -54,7 +54,7 @@ ALIASES = {
 
 SIMPLE = ("chips", "system", "system.chip", "model")
 TRAINING_KEYS = ("tokens", "seq_len", "global_batch_seqs", "global_batch_tokens", "precision", "attention",
-                 "elementwise_kernels")
+                 "elementwise_kernels", "fp8_recipe", "fp8_activations")
 TRAINING_INT = ("seq_len", "global_batch_seqs")
 TRAINING_COUNT = ("tokens", "global_batch_tokens")
 
