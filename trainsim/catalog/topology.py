@@ -8,6 +8,9 @@ Accepted texts (one per level; absent = ``switch``):
   their uplinks (Meta's Llama 3 RoCE cluster: 1:7 above 3,072-GPU pods, Llama 3 paper sec. 3.3.1).
 * ``torus AxBxC`` (any number of dimensions): a torus with wrap-around links, the chip's bandwidth split over its
   2 x D links (Google TPU pods).
+* ``fullmesh N``: ``N`` chips wired pairwise, each chip's bandwidth split evenly over its N - 1 direct links, with
+  no switch between them: one peer gets 1 / (N - 1) of it (Huawei Atlas 800T A2 / Atlas 900 A2 servers: 8 Ascend
+  910B in an HCCS full mesh, 7 links of 28 GB/s per direction; hardware.yaml atlas-900-a2-pod).
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ from dataclasses import dataclass
 
 from ..errors import TrainsimError
 
-KINDS = ("switch", "clos", "torus")
+KINDS = ("switch", "clos", "torus", "fullmesh")
 
 
 @dataclass(frozen=True)
 class Topology:
     """The wiring of one network level: ``switch`` (non-blocking), ``clos`` (``oversubscription``:1 above
-    blocks of ``block_chips``) or ``torus`` (``dims``: chips per dimension, wrap-around links)."""
+    blocks of ``block_chips``), ``torus`` (``dims``: chips per dimension, wrap-around links) or ``fullmesh``
+    (``dims``: the one mesh of ``dims[0]`` chips, each linked to every other)."""
 
     kind: str = "switch"
     oversubscription: float = 1.0     # clos: uplink oversubscription R of R:1
@@ -32,8 +36,9 @@ class Topology:
     def resized(self, chips: int) -> "Topology":
         """The same wiring for a level cut to ``chips`` (a smaller configuration of the same pod): a grid keeps
         its leading dimensions whole while they divide what is left (16x20x28 at 1,280 chips -> 16x20x4); a grid
-        that cannot be cut that way falls back to a switch; a Clos keeps its blocks."""
-        if not self.dims:
+        that cannot be cut that way falls back to a switch; a Clos keeps its blocks; a full mesh keeps its N (each chip
+        still has its N - 1 links, however few of its peers a configuration uses)."""
+        if not self.dims or self.kind == "fullmesh":
             return self
         out, rem = [], chips
         for d in self.dims:
@@ -48,7 +53,7 @@ class Topology:
         return Topology(self.kind, 1.0, 0, tuple(out)) if rem == 1 and out else SWITCH
 
     def text(self) -> str:
-        """A short label, e.g. ``clos 2:1 above 1024``, ``torus 16x20x28`` or ``switch``."""
+        """A short label, e.g. ``clos 2:1 above 1024``, ``torus 16x20x28``, ``fullmesh 8`` or ``switch``."""
         if self.kind == "clos":
             return f"clos {self.oversubscription:g}:1 above {self.block_chips}"
         if self.dims:
@@ -59,12 +64,13 @@ class Topology:
 SWITCH = Topology()
 _CLOS = re.compile(r"^clos\s+([0-9.]+)\s*:\s*1\s+above\s+([0-9_,]+)$")
 _GRID = re.compile(r"^(torus)\s+([0-9]+(?:\s*x\s*[0-9]+)*)$")
+_MESH = re.compile(r"^fullmesh\s+([0-9]+)$")
 
 
 def parse_topology(text, field: str, where: str | None = None, size: int | None = None) -> Topology:
     """``text`` (see the module docstring) as a :class:`Topology`; a grid's product must equal the level's
     ``size`` where one is given. A malformed text is a one-line input error."""
-    expected = "'switch', 'clos R:1 above N' or 'torus AxBxC'"
+    expected = "'switch', 'clos R:1 above N', 'torus AxBxC' or 'fullmesh N'"
     if text is None:
         return SWITCH
     s = str(text).strip().lower()
@@ -77,6 +83,13 @@ def parse_topology(text, field: str, where: str | None = None, size: int | None 
             raise TrainsimError(f"expected an oversubscription >= 1 and a block of >= 1 chips, got {text!r}",
                                 field=field, where=where)
         return Topology("clos", r, n)
+    m = _MESH.match(s)
+    if m:
+        n = int(m.group(1))
+        if n < 2 or (size is not None and n != size):
+            raise TrainsimError(f"expected a full mesh of the level's {size if size is not None else '>= 2'} "
+                                f"chips, got {text!r}", field=field, where=where)
+        return Topology("fullmesh", 1.0, 0, (n,))
     m = _GRID.match(s)
     if m:
         dims = tuple(int(x) for x in re.split(r"\s*x\s*", m.group(2)))

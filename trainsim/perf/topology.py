@@ -19,6 +19,16 @@ level is the chip's whole injection bandwidth (all its links, one direction).
   reduce-scatter / all-gather runs as one ring per active dimension at once (the multi-dimensional ring of TPU
   all-reduces; Jouppi et al., "TPU v4", ISCA 2023, sec. 3): D / D_active. A ring step or a pipeline send goes to
   one neighbour along one axis over 2 of the 2 D links: D.
+* ``fullmesh N``: each chip's bandwidth ``B`` is split over N - 1 direct links, one per peer. A group of ``m``
+  members inside the mesh (m = members within one domain, at most N) reaches only its m - 1 peers' links. An
+  all-to-all sends S / m to each peer over its own link at B / (N - 1): S (N - 1) / (m B), against the switch's
+  S (m - 1) / (m B): (N - 1) / (m - 1). A reduce-scatter / all-gather runs the same way (HCCL's in-server mesh
+  algorithm: every member exchanges its 1 / m share directly with every other, all links at once), so
+  (N - 1) / (m - 1) as well; a ring over the mesh would use one link per step and get slower as m grows, which the
+  910B measurements rule out: limulidae (gameofdimension/limulidae README, CANN 8.0.0.beta1) measured all-gather
+  algorithm bandwidths of 38, 64 and 149 GB/s on 2, 4 and 8 NPUs, rising with m as m x 28 GB/s x 0.57-0.68 does
+  (56, 112, 224 GB/s at line rate), where a switch gives m / (m - 1) x 196 GB/s (392, 261, 224) and a ring 56, 37,
+  32 (tests/test_fullmesh.py). A ring step or a pipeline send goes to one peer over one link: N - 1.
 """
 from __future__ import annotations
 
@@ -56,7 +66,16 @@ def a2a_factor(topo: Topology, members: Num, stride: Num) -> Num:
         box = _box(m, stride, topo.dims)
         hops = sum(np.where(a >= d, a / 4.0, (a * a - 1.0) / (3.0 * a)) for a, d in zip(box, topo.dims))
         return np.maximum(1.0, hops * len(topo.dims) / _active(box))
+    if topo.kind == "fullmesh":
+        return _mesh_factor(topo, m)
     return np.ones_like(m)
+
+
+def _mesh_factor(topo: Topology, members: np.ndarray) -> np.ndarray:
+    """(N - 1) / (m - 1) for a group of m <= N members of an N-chip full mesh (module docstring); 1 for m <= 1."""
+    n = float(topo.dims[0])
+    m = np.minimum(members, n)
+    return np.where(m > 1.0, (n - 1.0) / np.maximum(m - 1.0, 1.0), 1.0)
 
 
 def ring_factor(topo: Topology, members: Num, stride: Num) -> Num:
@@ -64,9 +83,13 @@ def ring_factor(topo: Topology, members: Num, stride: Num) -> Num:
     m = np.asarray(members, dtype=np.float64)
     if topo.kind == "torus":
         return len(topo.dims) / _active(_box(m, stride, topo.dims))
+    if topo.kind == "fullmesh":
+        return _mesh_factor(topo, m)
     return np.ones_like(m)
 
 
 def neighbour_factor(topo: Topology) -> float:
     """Multiplier on one send to a neighbour (a ring step, a pipeline send) at one level (module docstring)."""
+    if topo.kind == "fullmesh":
+        return float(topo.dims[0] - 1)
     return float(len(topo.dims)) if topo.kind == "torus" else 1.0

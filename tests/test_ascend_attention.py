@@ -1,0 +1,61 @@
+"""Flash-attention rate of the Ascend 910 family (issue 14 item 4: the MindSpeed rows with long sequences).
+
+Hand derivation from the measurement constants.yaml cites (cann/pto-isa README, 'Ascend 910B2 (A2/A3) multi-core
+comparison, using torch_npu as the baseline'): torch_npu's fused attention, BF16, head dim 128, one head, forward,
+S0 = S1 = 32,768 takes 3,646.173 us. Its FLOPs, non-causal (the README's TFLOPS column: 4 x S0 x S1 x d):
+4 x 32,768^2 x 128 = 549,755,813,888; / 3,646.173e-6 s = 150.78 TFLOP/s, i.e. 150.78 / 376 = 0.401 of the
+910B2's BF16 peak (hardware.yaml ascend-910b2: 376 TFLOPS).
+
+The engine prices a full causal core at attn_eff x peak x L / (L + L0), L = seq_len / cp, L0 = 384: at L = 32,768
+the factor is 32,768 / 33,152 = 0.98842, so with attn_eff = 0.40 the rate is 0.40 x 0.98842 x 376e12 =
+148.66 TFLOP/s, 1.4% under the measurement. NVIDIA families keep 0.55 (FlashAttention-2/3 papers).
+"""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.catalog.load import chips
+from trainsim.model.arch import AttentionCore, LayerKind
+from trainsim.model.counts import attention_fwd_flops_per_token
+from trainsim.parallel.plan import Plans
+from trainsim.perf.calibration import load_calibration
+from trainsim.perf.compute import attention_fwd
+
+from conftest import ctx_for, make_system
+
+MEASURED_TFLOPS = 4.0 * 32768 ** 2 * 128 / 3646.173e-6 / 1e12   # 150.78
+
+
+def test_measured_rate_is_what_the_readme_prints():
+    assert MEASURED_TFLOPS == pytest.approx(150.78, abs=0.01)
+
+
+def test_ascend_family_attention_rate_matches_the_torch_npu_measurement():
+    calib = load_calibration()
+    peak = 376e12
+    assert chips()["ascend-910b2"].flops("bf16") == pytest.approx(peak)
+    for key in ("ascend-910", "ascend-910b2", "ascend-910@mindspeed-2024"):
+        c = calib[key]
+        rate = c.attn_eff * peak * 32768 / (32768 + c.attn_block_l0)
+        assert rate / 1e12 == pytest.approx(148.66, rel=1e-3)
+        assert rate / 1e12 == pytest.approx(MEASURED_TFLOPS, rel=0.02)
+    assert calib["nvidia-hopper"].attn_eff == pytest.approx(0.55)
+    assert calib["default"].attn_eff == pytest.approx(0.55)
+
+
+def test_engine_attention_time_on_the_910b2_at_32k():
+    """One causal full core (32 heads of 128, 8 KV heads) over 32,768 tokens on a 376-TFLOPS chip with the Ascend
+    calibration: forward causal FLOPs / (0.40 x 376e12 x 0.98842)."""
+    c = load_calibration()["ascend-910"]
+    ctx = ctx_for(None, make_system(bf16=376e12), seq=32768, calib=c)
+    core = AttentionCore(heads=32, qk_head_dim=128, v_head_dim=128, kv_heads=8, kind="full")
+    layer = LayerKind(name="x", n_layers=1, matrices=(), attention=(core,))
+    plan = Plans.from_columns(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0,
+                              node_limit=0)
+    t = float(attention_fwd(layer, ctx, plan, 32768.0)[0])
+    flops = attention_fwd_flops_per_token(core, 32768) * 32768
+    assert t == pytest.approx(flops / (0.40 * 376e12 * 32768 / 33152), rel=1e-9)
+    # against the default (NVIDIA) calibration the same core takes 0.55 / 0.40 = 1.375 times as long here
+    t_nv = float(attention_fwd(layer, ctx_for(None, make_system(bf16=376e12), seq=32768, calib=load_calibration()[
+        "default"]), plan, 32768.0)[0])
+    assert t / t_nv == pytest.approx(0.55 / 0.40, rel=1e-9)

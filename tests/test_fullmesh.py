@@ -1,0 +1,98 @@
+"""Full-mesh scale-up (issue 14 item 4, the Ascend 910B's HCCS): an 8-NPU server whose NPUs are wired pairwise by
+7 links of 28 GB/s per direction (196 GB/s summed), no switch.
+
+Hand derivation (perf/topology.py). A group of m members uses only its m - 1 peers' links, each B / 7:
+all-gather of S bytes (mesh: S / m to each peer at once) takes (S / m) / (B / 7), against the switch's
+(m - 1) / m x S / B, so the full mesh is 7 / (m - 1) times the switch: 7 at m = 2, 7/3 at m = 4, 1 at m = 8. Its
+algorithm bandwidth S / t is m x 28 GB/s: 56, 112, 224 GB/s at line rate.
+
+Measurement (gameofdimension/limulidae README, torch_npu 2.4.0.post2, CANN 8.0.0.beta1, bench_collective.py
+prints the full-buffer volume / time): Ascend 910B all_gather 38, 64, 149 GB/s on 2, 4, 8 NPUs. Against the mesh
+model: 38 / 56 = 0.68, 64 / 112 = 0.57, 149 / 224 = 0.67, one efficiency within 1.2x. Against a switch at the same
+196 GB/s (m / (m - 1) x 196: 392, 261.3, 224 GB/s): 0.097, 0.245, 0.665, a factor 6.9 apart, which no constant
+efficiency gives.
+"""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.catalog.load import systems
+from trainsim.catalog.resolve import resolve_system
+from trainsim.catalog.topology import SWITCH, parse_topology
+from trainsim.catalog.types import Chip, NetLevel, System
+from trainsim.errors import TrainsimError
+from trainsim.perf.collectives import all_gather_time, all_to_all_time, p2p_time
+from trainsim.perf.topology import a2a_factor, neighbour_factor, ring_factor
+
+MESH = parse_topology("fullmesh 8", "t", size=8)
+B = 196e9
+MEASURED_ALLGATHER_GBPS = {2: 38.0, 4: 64.0, 8: 149.0}   # limulidae README, Ascend 910B
+
+
+def _system(topo) -> System:
+    chip = Chip("npu", "NPU", "test", "test", {"bf16": 376e12}, 64e9, 1.6e12, B, 25e9)
+    return System("s", "S", chip, (NetLevel("scale-up", 8, B, 0.0, topo), NetLevel("scale-out", None, 25e9, 0.0)))
+
+
+def test_parse_and_label():
+    assert MESH.kind == "fullmesh" and MESH.dims == (8,) and MESH.text() == "fullmesh 8"
+    assert parse_topology("FullMesh 8", "t") == MESH
+    # a smaller configuration of the server keeps each NPU's 7 links
+    assert MESH.resized(4) == MESH
+    with pytest.raises(TrainsimError, match="full mesh"):
+        parse_topology("fullmesh 4", "t", size=8)
+    with pytest.raises(TrainsimError, match="full mesh"):
+        parse_topology("fullmesh 1", "t")
+
+
+def test_factors_by_group_size():
+    for m, f in ((2, 7.0), (4, 7.0 / 3.0), (8, 1.0)):
+        assert float(a2a_factor(MESH, m, 1)) == pytest.approx(f)
+        assert float(ring_factor(MESH, m, 1)) == pytest.approx(f)
+    # one member: no traffic, no factor; more members than the mesh: capped at the mesh
+    assert float(ring_factor(MESH, 1, 1)) == 1.0
+    assert float(a2a_factor(MESH, 16, 1)) == 1.0
+    # one peer, one link
+    assert neighbour_factor(MESH) == 7.0
+
+
+def test_all_gather_bandwidth_follows_the_910b_measurements():
+    mesh, switch = _system(MESH), _system(SWITCH)
+    s = 1e9
+    ratio_mesh, ratio_switch = {}, {}
+    for m, hand in ((2, 56.0), (4, 112.0), (8, 224.0)):
+        algbw_mesh = s / float(all_gather_time(s, m, 1, mesh, (1.0,))) / 1e9
+        algbw_switch = s / float(all_gather_time(s, m, 1, switch, (1.0,))) / 1e9
+        assert algbw_mesh == pytest.approx(hand)
+        assert algbw_switch == pytest.approx(m / (m - 1) * 196.0)
+        ratio_mesh[m] = MEASURED_ALLGATHER_GBPS[m] / algbw_mesh
+        ratio_switch[m] = MEASURED_ALLGATHER_GBPS[m] / algbw_switch
+    assert ratio_mesh[2] == pytest.approx(0.679, abs=1e-3) and ratio_mesh[4] == pytest.approx(0.571, abs=1e-3)
+    assert max(ratio_mesh.values()) / min(ratio_mesh.values()) < 1.2
+    assert max(ratio_switch.values()) / min(ratio_switch.values()) > 6.0
+
+
+def test_all_to_all_and_pipeline_send_in_the_mesh():
+    mesh, switch = _system(MESH), _system(SWITCH)
+    s = 8e8
+    # EP 4 inside the server: 3 of 7 links -> 7/3 of the switch's time
+    assert float(all_to_all_time(s, 4, 1, mesh, (1.0,))) == pytest.approx(
+        7.0 / 3.0 * float(all_to_all_time(s, 4, 1, switch, (1.0,))))
+    # 4 x 200 MB over 3 links of 28 GB/s: 200 MB / 28 GB/s each
+    assert float(all_to_all_time(s, 4, 1, mesh, (1.0,))) == pytest.approx(2e8 / 28e9)
+    # a pipeline send to a peer in the server: one 28 GB/s link
+    assert float(p2p_time(s, 2, 4, mesh, (1.0,))) == pytest.approx(s / 28e9)
+
+
+def test_catalog_atlas_server_is_a_full_mesh():
+    up = systems()["atlas-900-a2-pod"].levels[0]
+    assert up.topology == MESH and up.size == 8 and up.bw == pytest.approx(B)
+    # a run spec can state it on an inline system; a wrong size is an input error
+    sysm = resolve_system({"chip": "ascend-910b2", "scale_up": {"size": 8, "bandwidth": "196 GB/s",
+                                                                "topology": "fullmesh 8"},
+                           "scale_out": {"bandwidth": "200 Gb/s"}})
+    assert sysm.levels[0].topology == MESH
+    with pytest.raises(TrainsimError):
+        resolve_system({"chip": "ascend-910b2", "scale_up": {"size": 8, "bandwidth": "196 GB/s",
+                                                             "topology": "fullmesh 16"},
+                        "scale_out": {"bandwidth": "200 Gb/s"}})
