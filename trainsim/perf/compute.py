@@ -119,10 +119,18 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
 
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Output head (logits) GEMM forward, vocab split over tp (its BF16 output written by the GEMM's roofline).
-    The loss over the logits is :func:`loss_time`."""
+    The loss over the logits is :func:`loss_time`.
+
+    The head runs in BF16 also in an FP8 run: at the chip's BF16 peak and ``gemm_eff``, BF16 operands. FP8 reaches
+    only the Transformer Engine modules of the decoder layers; Megatron-Core builds the output layer as its own
+    ``tensor_parallel.ColumnParallelLinear`` (megatron/core/models/gpt/gpt_model.py at core_r0.8.0, still at
+    d98e8a6), whose forward is a plain ``torch.matmul`` of the BF16 activations and weight
+    (megatron/core/tensor_parallel/layers.py ``linear_with_grad_accumulation_and_async_allreduce``), and so are its
+    two backward GEMMs. (Megatron-Core added an opt-in MXFP8 head, ``fp8_output_proj``, on 2026-05-31, commit
+    3f6a2ed8; not modelled: off by default.)"""
     a, c = ctx.arch, ctx.calib
-    return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff,
-                     ctx.act_bytes, c.gemm_latency_s, gemm_shape(c))
+    return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
+                     c.mem_eff, 2.0, c.gemm_latency_s, gemm_shape(c))
 
 
 #: (forward, backward) HBM bytes per logit of each loss kernel (``cross_entropy_fusion``); derivations in

@@ -40,7 +40,7 @@ from .collectives import exposed, p2p_time
 from .context import StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
-from .pipeline import bubble_time, dp_sync_window, overlaps_ep_comm, pipeline_calls, virtual_stages
+from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
 
@@ -333,6 +333,27 @@ def shared_costs(ctx: StepContext, p: Plans, layer_table: Any = None) -> SharedC
     return SharedCosts(lc, inv, (d_u, e_u, g_u, a_u, r_u), inv2)
 
 
+def _edge_rank_stage(ctx: StepContext, p: Plans, lc: dict[str, Any], first_layers: Num, last_layers: Num,
+                     tokens: Num, keys: tuple[str, ...] | None) -> dict[str, Any]:
+    """Per-micro-batch times of the rank holding the last stage (its layers, the output head and MTP modules).
+
+    Under a mirrored schedule (DualPipe) rank 0 holds stage 0 of one direction and stage pp - 1 of the other:
+    "we deploy the shallowest layers (including the embedding layer) and deepest layers (including the output
+    head) of the model on the same PP rank" (DeepSeek-V3 technical report, arXiv 2412.19437, sec. 3.2.3), and
+    each direction carries half the micro-batches (sec. 3.2.1, Fig. 5). Per micro-batch that rank therefore
+    spends the mean of the first stage's and the last stage's time:
+        t_edge = (t(first layers) + t(last layers + head + MTP)) / 2
+    (its middle ranks hold stages i and pp - 1 - i, middle-sized both). Other schedules: the last stage's time."""
+    L = float(ctx.arch.n_layers)
+    st_last = _stage(ctx, p, lc, last_layers / L, True, tokens)
+    dual = mirrored_stages(p.schedule)
+    if not np.any(dual):
+        return st_last
+    st_first = _stage(ctx, p, lc, first_layers / L, False, tokens)
+    return {k: np.where(dual, 0.5 * (st_first[k] + st_last[k]), st_last[k])
+            for k in (st_last if keys is None else keys)}
+
+
 def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCosts | None = None,
              rows: Any = slice(None), rate: bool = True) -> StepResult:
     """Vectorised step time, MFU/HFU, memory and breakdown for every plan in ``p``.
@@ -351,8 +372,10 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
                                                       shared_costs(ctx, p).rows())
     # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
-    st_last = _stage(ctx, p, lc, l_l / L, True, tokens)
-    st_other = _stage(ctx, p, lc, np.maximum(f_l, m_l) / L, False, tokens)
+    keys = None if detail else ("t_f", "t_b", "t_mb")
+    st_last = _edge_rank_stage(ctx, p, lc, f_l, l_l, tokens, keys)
+    st_other = _stage(ctx, p, lc, np.where(mirrored_stages(p.schedule), m_l, np.maximum(f_l, m_l)) / L, False,
+                      tokens)
     slow_last = st_last["t_mb"] >= st_other["t_mb"]
     st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if detail else ("t_f", "t_b", "t_mb"))}
     # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
