@@ -15,28 +15,23 @@ from trainsim.posttrain.phases import generation_s
 REPO = Path(__file__).resolve().parents[1]
 RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
 
-_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps (98.7-134 s) are 2.1-2.4x the predicted step (47-57 s: generation "
-         "33-40 s, colocated refit 5-10 s (full-weight export on every trainer chip), log-probs and training 3-8 s "
-         "with the recipes' trainer (ZeRO-1, uneven first/last stages, BF16 gradients), host offload 0.5-1.6 s). "
-         "Located from the published pairs (same layouts, twice the GPUs): the step falls by "
-         "23 s on H100 (256 -> 512) and 9 s on GB200 (128 -> 256) where the predicted training side (log-probs, "
-         "training, host offload) falls by 2.6 s and 1.9 s, so the training side is ~4-9x short (an engine matter: "
-         "5-12% MFU predicted at micro-batch 1, PP16 x EP16 / PP8 x EP16); the remainder is ~2.5x the predicted generation on both H100 (TP32 over InfiniBand) and "
-         "GB200 (TP32 inside NVLink), so it does not follow the hardware. One-step-off steps (59-64 s) are "
-         "generation-bound: the rollout chips' busy time is generation 17-22 s + refit 6-15 s (the refit model "
-         "gives 14.8 s where NeMo RL measured 14.2 s for this trainer layout, docs/guides/checkpoint-engine-refit.md "
-         "NCCL row), so generation would have to take ~45-50 s: again ~2-2.5x the predicted. Checked, not the cause: "
-         "step 10's checkpoint and validation (NeMo RL's step-time checks average steps 5-9, tests/check_metrics.py "
-         "mean(-6, -1)). Unexplained: published Tokens/sec/GPU is 1.15x the step-implied rate on all 7 DeepSeek-V3 "
-         "runs (1.02-1.05x on 9 of 10 Qwen3 runs). Checked against vLLM v0.17.1 (NeMo RL v0.6.0's pin) and in the "
-         "model already: the MLA latent KV cache replicated on every tensor-parallel rank (inference/kv.py), the "
-         "inter-node all-reduces of TP32 on H100 (2 per layer, ~60 us each), the 0.6 memory share (KV pool not "
-         "binding at 32-64 sequences per server), CUDA graphs on (enforce_eager False); now modelled: no dispatch "
-         "for tensor-parallel experts, no communication overlap in rollouts; CUDA graphs cover the 32-128 sequences "
-         "per server (captured up to min(2 x max_num_seqs, 512) = 256). Not modelled: the Ray executor NeMo RL uses "
-         "for TP > 1 turns off vLLM's async scheduling (vllm/config/vllm.py), so per-step host time is not hidden; "
-         "no V1 figure, and neither V0's 0.1 ms per sequence nor a fixed 10-30 ms per step on every Ray-executed "
-         "server fits (Qwen3 on H100 goes +12% to +151%; README 'Whole RL steps')")
+_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 97.5 / 73.4 s (-27% / -34%) now that "
+         "the colocated optimizer round trip runs at the measured per-tensor pageable rate (1.8 GB/s each way, "
+         "NVIDIA-NeMo/RL issue 3976: 36.9 / 18.6 s for 32.9 / 16.5 GB of state per chip); the published H100 pair "
+         "(256 -> 512 GPUs, same layouts) falls by 23 s and the prediction by 24 s, so what is left (~37 s on both) "
+         "does not scale with the trainer's chips. GB200 sync (108 / 98.7 s) predicted 56 / 53 s: on Grace "
+         "(NVLink-C2C) the pageable rate is unmeasured and the link's DMA rate is kept; the published GB200 pair "
+         "falls by 9.3 s where the prediction falls by 3.3 s, which would put that path near 10 GB/s (not "
+         "applied: one pair, no source). One-step-off runs (59-64 s, no optimizer move in v0.6.0's "
+         "non-colocated refit) are generation-bound at 34-39 s predicted (generation 19-24 s + refit 15 s, the "
+         "refit checked against NeMo RL's 14.2 s, docs/guides/checkpoint-engine-refit.md), 25 s short on H100 and "
+         "35 s on GB200. Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
+         "average steps 5-9, tests/check_metrics.py mean(-6, -1)); the MLA latent KV cache replicated on every "
+         "tensor-parallel rank (inference/kv.py), the inter-node all-reduces of TP32 on H100, the 0.6 memory share, "
+         "CUDA graphs (captured up to min(2 x max_num_seqs, 512)), the reference swap and parameter offload "
+         "(pinned: Megatron-Core _ParamAndGradBuffer.offload_to_cpu, NeMo RL setup_reference_model_state). Not "
+         "modelled: the Ray executor NeMo RL uses for TP > 1 turns off vLLM's async scheduling; no V1 figure, and "
+         "a fixed per-step cost that would close DeepSeek-V3 breaks Qwen3 (README 'Whole RL steps')")
 _Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 305 s vs 231 s "
                "published (+32%) while the same model's on-policy H100 points are within 10% (+0%, +5%): the "
                "predicted one-step-off generation alone (300 s, 16 servers x 32 sequences, no length-cap tail) "
@@ -206,7 +201,8 @@ def test_posttrain_validate_cli_prints_the_rl_table():
 def test_colocated_step_moves_trainer_state_to_host_and_back_by_hand():
     # NeMo RL colocated (Megatron): the optimizer state and the parameters go to host memory for generation and
     # come back for log-probs and training; gradients are freed, not copied. GB200 reaches Grace over NVLink-C2C,
-    # 225 GB/s each way per GPU (hardware.yaml), at the engine's 80% DMA share: 2 x (w + o) / 180e9 s per step.
+    # 225 GB/s each way per GPU (hardware.yaml), at the engine's 80% DMA share: 2 x (w + o) / 180e9 s per step
+    # (the pageable optimizer copies' PCIe rate is not carried over to Grace: phases.optimizer_copy_bw).
     from trainsim.posttrain.spec import load_posttrain
     from trainsim.posttrain.timeline import phases
 
@@ -223,6 +219,46 @@ def test_colocated_step_moves_trainer_state_to_host_and_back_by_hand():
     assert not [p for p in phases(pt_off) if p.stage == "offload"]
     pt_async = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-gb200-dsv3-256-async.yaml")
     assert not [p for p in phases(pt_async, tail=False) if p.stage == "offload"]
+
+
+def test_host_offload_by_hand():
+    # PCIe host: 7.4 GB of weights per chip at the 50 GB/s DMA rate, 32.9 GB of optimizer state at the 1.8 GB/s of
+    # NeMo RL's per-tensor pageable copies (NVIDIA-NeMo/RL issue 3976), out and back:
+    # 2 x 7.4 / 50 + 2 x 32.9 / 1.8 = 0.296 + 36.556 = 36.852 s
+    from trainsim.posttrain.phases import host_offload_s
+
+    assert host_offload_s(7.4e9, 32.9e9, 50e9, 1.8e9) == pytest.approx(0.296 + 65.8 / 1.8, rel=1e-12)
+    # no pageable rate given (or one above the link's): everything at the link's rate, 2 x 40.3 / 50 = 1.612 s
+    assert host_offload_s(7.4e9, 32.9e9, 50e9) == pytest.approx(1.612, rel=1e-12)
+    assert host_offload_s(7.4e9, 32.9e9, 50e9, 100e9) == pytest.approx(1.612, rel=1e-12)
+    assert host_offload_s(7.4e9, 32.9e9, 0.0, 1.8e9) == 0.0
+
+
+def test_optimizer_copies_are_pageable_on_pcie_hosts_only():
+    # H100 (no host link of its own in the catalog: PCIe) takes the measured pageable rate; GB200 (NVLink-C2C to
+    # Grace, 225 GB/s stated) keeps its link's DMA rate: the PCIe measurement is not carried over
+    from trainsim.catalog.load import get_system
+    from trainsim.posttrain.phases import PAGEABLE_OPTIMIZER_COPY_BW, optimizer_copy_bw
+
+    assert PAGEABLE_OPTIMIZER_COPY_BW == 1.8e9
+    assert optimizer_copy_bw(get_system("dgx-h100")) == 1.8e9
+    assert optimizer_copy_bw(get_system("gb200-nvl72")) is None
+
+
+def test_colocated_h100_step_moves_optimizer_state_at_pageable_rate():
+    # DeepSeek-V3 on 256 H100, colocated: weights at the 50 GB/s PCIe DMA rate, optimizer state at 1.8 GB/s each way
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-256-sync.yaml")
+    (off,) = [p for p in phases(pt) if p.stage == "offload"]
+    w, o = off.detail["weights_bytes_per_chip"], off.detail["optimizer_bytes_per_chip"]
+    assert off.detail["host_link_bytes_per_s"] == pytest.approx(50e9, rel=1e-12)
+    assert off.detail["optimizer_copy_bytes_per_s"] == pytest.approx(1.8e9, rel=1e-12)
+    assert off.seconds == pytest.approx(2.0 * w / 50e9 + 2.0 * o / 1.8e9, rel=1e-9)
+    # ~671e9 params x 12 B of FP32 master weights and Adam moments over 256 chips = 31.5 GB; out and back at
+    # 1.8 GB/s is ~35 s, against the 1.6 s the DMA rate gave
+    assert 30e9 < o < 36e9 and 33.0 < off.seconds < 41.0
 
 
 def test_kv_batch_cap_by_hand():

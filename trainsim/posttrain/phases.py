@@ -509,7 +509,32 @@ def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: 
     return {"export_s": export_s, "ipc_s": ipc, "vllm_wake_s": wake}
 
 
-def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float) -> float:
+#: Bytes/s per chip at which NeMo RL v0.6.0 moves the Megatron optimizer state between HBM and a PCIe-attached
+#: host, each way. ``MegatronPolicyWorker.move_optimizer`` (``nemo_rl/models/policy/workers/megatron_policy_worker.py``
+#: tag v0.6.0) walks the optimizer state tensor by tensor with ``state[k] = v.to("cpu")`` / ``v.to("cuda")``: a
+#: fresh pageable host allocation and a synchronous copy per tensor, every step (nothing is pinned or cached, unlike
+#: the parameter buffers: Megatron-Core ``_ParamAndGradBuffer.offload_to_cpu`` copies into a cached
+#: ``pin_memory()`` buffer, d30c3ae). Measured: NVIDIA-NeMo/RL issue 3976 (Nsight Systems on one H100, colocated
+#: GRPO, Megatron distributed optimizer): ``offload_before_refit`` made 510 device-to-pageable copies of 4.94 GB in
+#: 2.75 s of copy time, "~1.8 GB/s effective D2H throughput", where the same host reached ~16.1 GB/s pageable and
+#: ~55 GB/s pinned on a plain 1 GiB copy; NVIDIA-NeMo/RL pull request 2248 names the cause ("per-tensor pageable
+#: allocations ... synchronous memcpy on every step"). Cross-check, both directions at this rate: NVIDIA-NeMo/RL pull
+#: request 1404 removed the same round trip from ``logprob_inference_prep`` + ``training_prep`` and measured
+#: 13 s -> ~1 s for Qwen3-30B-A3B (32 H100, ~11.4 GB of state per chip: 2 x 11.4 / 1.8 = 12.7 s).
+PAGEABLE_OPTIMIZER_COPY_BW = 1.8e9
+
+
+def optimizer_copy_bw(system: System) -> float | None:
+    """Bytes/s per chip of the trainer's per-tensor pageable optimizer-state copies on ``system``:
+    :data:`PAGEABLE_OPTIMIZER_COPY_BW` where the chip reaches its host over PCIe (the catalog states no host link of
+    its own, so the engine takes the PCIe figure, :attr:`trainsim.perf.context.StepContext.host_link_bw`); None
+    (the host link's DMA rate) for a superchip whose GPU reaches its Grace CPU over NVLink-C2C (GB200, GB300), where
+    no measurement of this path exists and the measured PCIe rate is not carried over."""
+    return None if system.chip.host_link_bw else PAGEABLE_OPTIMIZER_COPY_BW
+
+
+def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float,
+                   optimizer_bw: float | None = None) -> float:
     """Seconds per step a colocated trainer spends moving its state to host memory and back.
 
     NeMo RL (Megatron backend, ``nemo_rl/models/policy/workers/megatron_policy_worker.py``), every step with
@@ -518,12 +543,16 @@ def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: f
     optimizer state to the host (``move_optimizer("cpu")``, on by default: ``offload_optimizer_for_refit``);
     ``offload_after_refit`` copies the parameter buffers to pinned host memory; ``prepare_for_lp_inference`` and
     ``prepare_for_training`` bring the parameters and the optimizer state back. Each chip moves its own shard over
-    its own host link, so a step costs ``2 x (weights + optimizer state) / host-link bandwidth`` per chip
-    (``host_link_bw``: the training engine's, :attr:`trainsim.perf.context.StepContext.host_link_bw`).
+    its own host link: ``2 x weights / host_link_bw + 2 x optimizer / min(host_link_bw, optimizer_bw)`` per chip
+    (``host_link_bw``: the training engine's DMA rate, :attr:`trainsim.perf.context.StepContext.host_link_bw`;
+    ``optimizer_bw``: the per-tensor pageable copies of the optimizer state, :func:`optimizer_copy_bw`; None: the
+    link's rate). Example: 7.4 GB of weights and 32.9 GB of optimizer state per chip (DeepSeek-V3 on 256 H100),
+    50 GB/s link, 1.8 GB/s pageable: 2 x 7.4 / 50 + 2 x 32.9 / 1.8 = 0.30 + 36.56 = 36.86 s.
     """
     if host_link_bw <= 0:
         return 0.0
-    return 2.0 * (weights_bytes + optimizer_bytes) / host_link_bw
+    opt_bw = min(host_link_bw, optimizer_bw) if optimizer_bw else host_link_bw
+    return 2.0 * weights_bytes / host_link_bw + 2.0 * optimizer_bytes / opt_bw
 
 
 def reference_swap_s(weights_bytes: float, host_link_bw: float) -> float:

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..perf.calibration import calib_for
-from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, reference_swap_s,
-                     rollout_time, scoring_time, train_time, weight_bytes)
+from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
+                     reference_swap_s, rollout_time, scoring_time, train_time, weight_bytes)
 from .spec import PostTrain
 
 STAGES = ("weights", "offload", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
@@ -194,12 +194,14 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         if ph:
             out.append(ph)
     if pt.student.host_offload and _colocated(pt):
-        off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw)
+        opt_bw = optimizer_copy_bw(pt.clusters[tc].system)
+        off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw, opt_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
                          chips=t_chips, bytes=2.0 * (tr.weights_bytes_per_chip + tr.optimizer_bytes_per_chip),
                          detail={"weights_bytes_per_chip": tr.weights_bytes_per_chip,
                                  "optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
-                                 "host_link_bytes_per_s": tr.host_link_bw}))
+                                 "host_link_bytes_per_s": tr.host_link_bw,
+                                 "optimizer_copy_bytes_per_s": opt_bw or tr.host_link_bw}))
     swap = reference_swap_s(tr.weights_bytes_per_chip, tr.host_link_bw) if pt.student.reference_swap else 0.0
     if tr.forward_s > 0 or swap > 0:
         out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s + swap,
