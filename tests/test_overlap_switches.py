@@ -91,8 +91,8 @@ def test_recompute_of_a_moe_layer_repeats_its_host_sync():
     # full recompute reruns the layer forward in the backward (Megatron-Core CheckpointFunction.backward calls
     # run_function again), so the dispatcher's device-to-host sync recurs: the forward's share of the 48 layers x 1
     # micro-batch x h per step once more, in the recompute column. The share is all of it: the dispatcher syncs
-    # only in forward methods (token_dispatcher.py _maybe_dtoh_and_synchronize, Megatron-LM 0d8e0714), so 48 h; with whole-iteration CUDA graphs there is no
-    # sync to repeat. Selective recompute of the default modules (core_attn) does not rerun the MoE layer: nothing;
+    # only in forward methods (token_dispatcher.py _maybe_dtoh_and_synchronize, Megatron-LM 0d8e0714), so 48 h;
+    # with whole-iteration CUDA graphs there is no sync to repeat. Selective recompute of the default modules (core_attn) does not rerun the MoE layer: nothing;
     # of the 'moe' module (moe_layer.py checkpoints router, dispatch, experts and combine) the same 48 h again.
     from trainsim.perf.calibration import calib_for
 
