@@ -89,10 +89,11 @@ def test_moe_host_sync_per_layer_and_microbatch_unless_full_cuda_graphs():
 
 def test_recompute_of_a_moe_layer_repeats_its_host_sync():
     # full recompute reruns the layer forward in the backward (Megatron-Core CheckpointFunction.backward calls
-    # run_function again), so the dispatcher's device-to-host sync recurs: the forward's half of the 48 layers x 1
-    # micro-batch x h per step once more, in the recompute column; with whole-iteration CUDA graphs there is no
-    # sync to repeat. Selective recompute of the default modules (core_attn) does not rerun the MoE layer: nothing;
-    # of the 'moe' module (moe_layer.py checkpoints router, dispatch, experts and combine) the same half again.
+    # run_function again), so the dispatcher's device-to-host sync recurs: the forward's share of the 48 layers x 1
+    # micro-batch x h per step once more, in the recompute column. The share is all of it: the dispatcher syncs
+    # only in forward methods (token_dispatcher.py _maybe_dtoh_and_synchronize, Megatron-LM 0d8e0714), so 48 h;
+    # with whole-iteration CUDA graphs there is no sync to repeat. Selective recompute of the default modules (core_attn) does not rerun the MoE layer: nothing;
+    # of the 'moe' module (moe_layer.py checkpoints router, dispatch, experts and combine) the same 48 h again.
     from trainsim.perf.calibration import calib_for
 
     h = calib_for("nvidia-hopper", framework="megatron-bridge-2026").moe_layer_host_s
@@ -106,11 +107,11 @@ def test_recompute_of_a_moe_layer_repeats_its_host_sync():
 
     full, full_g = run("full"), run("full", graphs="full")
     assert full.breakdown["moe_host_sync"] == pytest.approx(48 * h, rel=1e-9)
-    assert full.breakdown["recompute"] - full_g.breakdown["recompute"] == pytest.approx(0.5 * 48 * h, rel=1e-6)
+    assert full.breakdown["recompute"] - full_g.breakdown["recompute"] == pytest.approx(48 * h, rel=1e-6)
     sel, sel_g = run("selective"), run("selective", graphs="full")
     assert sel.breakdown["recompute"] == pytest.approx(sel_g.breakdown["recompute"], rel=1e-12)
     moe, moe_g = run("selective", modules="moe"), run("selective", graphs="full", modules="moe")
-    assert moe.breakdown["recompute"] - moe_g.breakdown["recompute"] == pytest.approx(0.5 * 48 * h, rel=1e-6)
+    assert moe.breakdown["recompute"] - moe_g.breakdown["recompute"] == pytest.approx(48 * h, rel=1e-6)
 
 
 def test_token_drop_with_padding_has_no_moe_host_sync():

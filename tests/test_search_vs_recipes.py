@@ -21,20 +21,21 @@ LIMIT = 1.15
 
 _MB = ("the search raises the micro-batch (8-16, with full recompute and ZeRO-3 to fit) to spread the per-MoE-layer "
        "host synchronisation (moe_layer_host_s, fitted 3.3 ms per layer and micro-batch outside whole-iteration "
-       "CUDA graphs, 10.0 of the recipe plan's 29.1 s step on 16 H100, 0.6 s at micro-batch 16) and keeps the "
-       "experts inside NVLink (EP 2 against EP 16 over InfiniBand: 3.9 -> 0.4 s); full recompute costs it 4.6 s, "
-       "its rerun of the dispatcher's sync included (perf/step.py moe_host_recompute_time). A real gain, measured "
-       "on the same 8-GPU H100 nodes by another stack: NeMo AutoModel's Qwen3-30B-A3B (micro-batch 4, full "
+       "CUDA graphs, 10.0 of the recipe plan's 30.0 s step on 16 H100, 0.6 s at micro-batch 16) and keeps the "
+       "experts inside NVLink (EP 2 against EP 16 over InfiniBand: 5.1 -> 0.6 s); full recompute costs it 5.1 s, "
+       "its rerun of the dispatcher's sync included (all of it, the sync being in the forward: perf/step.py "
+       "MOE_HOST_SYNC_FORWARD_SHARE, moe_host_recompute_time). A real gain, measured on the same 8-GPU H100 "
+       "nodes by another stack: NeMo AutoModel's Qwen3-30B-A3B (micro-batch 4, full "
        "recompute, FSDP2, DeepEP; automodel-qwen3-30b-a3b-h100-8-bf16) ran 12,040 tokens/s per GPU in BF16 "
        "against these recipes' 8,826-9,058 in FP8; no Megatron-Bridge H100 recipe raised the micro-batch (c)")
 
 _DSV3_B200 = ("EP 4 inside NVLink with micro-batch 16, full recompute and ZeRO-3 against the recipe's EP 32 over "
-              "InfiniBand at micro-batch 1 (exposed all-to-all 4.3 -> 0.1 s, host synchronisation 3.2 -> 0.2 s, "
-              "recompute +3.3 s, ZeRO-3 gathers +1.7 s of a 21.4 s step). Unconfirmed: the one measured move "
+              "InfiniBand at micro-batch 1 (exposed all-to-all 8.7 -> 0.3 s, host synchronisation 3.2 -> 0.2 s, "
+              "recompute +3.7 s, ZeRO-3 gathers +1.7 s of a 18.9 s step). Unconfirmed: the one measured move "
               "that way, NVIDIA's 26.04 EP 8 recipe on the same 256 B200 (pp 16, micro-batch 1: "
               "megatron-bridge-2604-dsv3-b200-256-mxfp8-pp16), ran 2,815 tokens/s per GPU against this recipe's "
-              "3,328, and the model predicts it 17% fast, so part of the gap may be a cost the model leaves free "
-              "for EP inside NVLink on DeepSeek-V3 (not found: (b) open)")
+              "3,328, and the model predicts it 10% fast held out, so part of the gap may be a cost the model leaves "
+              "free for EP inside NVLink on DeepSeek-V3 (not found: (b) open)")
 
 KNOWN_GAPS = {
     "megatron-bridge-perf-dsv3-h100-1024": "1.16x: the search's EP 16 inside two nodes with ZeRO-3, full recompute "

@@ -174,6 +174,18 @@ def cp_overlap_for(ctx: StepContext) -> float:
     return 0.0 if ctx.cp_allgather else ctx.calib.cp_overlap
 
 
+#: Share of :func:`moe_host_sync_time` that falls in the forward pass: all of it. The dropless dispatcher's only
+#: device-to-host synchronisation is in its forward: Megatron-Core ``MoEAlltoAllTokenDispatcher`` calls
+#: ``_maybe_dtoh_and_synchronize`` (the D2H copy of the token counts and splits, and the ``d2h_event.synchronize()``
+#: at ``cuda_sync_point``) from ``dispatch_preprocess``, ``token_dispatch``, ``dispatch_postprocess`` and
+#: ``combine_preprocess`` only, all forward methods (megatron/core/transformer/moe/token_dispatcher.py at Megatron-LM
+#: 0d8e0714, the Megatron-Core of Megatron-Bridge v0.2.0); the backward's all-to-all and grouped GEMM reuse the
+#: split sizes the forward left on the host, so the backward launches behind a full queue. The one constant the
+#: training step (forward / backward split and the recompute rerun, :func:`_stage`) and the post-training
+#: forward-only pass (:func:`trainsim.posttrain.phases.forward_only_s`) read.
+MOE_HOST_SYNC_FORWARD_SHARE = 1.0
+
+
 def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     """Host time exposed per micro-batch (forward + backward) by ``moe_layers`` MoE layers outside CUDA graphs.
 
@@ -203,7 +215,8 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
 
 def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) -> Num:
     """Host time a recompute adds per micro-batch by running MoE layers' forward again: ``host_f`` (the forward's
-    share of :func:`moe_host_sync_time`, exposed) once more for the share ``frac`` of layers recomputed.
+    share of :func:`moe_host_sync_time`, exposed: :data:`MOE_HOST_SYNC_FORWARD_SHARE` of it) once more for the share
+    ``frac`` of layers recomputed.
 
     Full recompute reruns the whole layer forward in the backward (Megatron-Core transformer_block.py
     ``_checkpointed_forward`` wraps the layers in ``tensor_parallel.checkpoint``, whose ``CheckpointFunction.backward``
@@ -293,9 +306,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
     rec = np.where(p.recompute == 1, rec_sel, 0.0)
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
-    rec = rec + moe_host_recompute_time(ctx, p, frac, 0.5 * host)
-    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + 0.5 * host
-    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + 0.5 * host
+    host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
+    rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
+    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + host_f
+    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + (host - host_f)
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,

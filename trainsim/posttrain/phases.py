@@ -35,6 +35,7 @@ from ..model.counts import count
 from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time, ring_step_time
+from ..perf.step import MOE_HOST_SYNC_FORWARD_SHARE
 from .. import estimate
 from ..estimate import PLAN_FIELDS, context
 from ..spec import OptimizerSpec, PlanSpec, Run, TrainingSpec
@@ -403,10 +404,12 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
 #: its forward share the part is: GEMMs (with the loss) and memory-bound kernels 3 (``step.py``: ``3 x`` the
 #: forward), tensor-, expert- and context-parallel communication and pipeline sends 2 (the backward mirrors the
 #: forward's collectives: the all-to-all / all-reduce of the activations' gradients, the pipeline's gradient
-#: sends); attention ``1 + attn_bwd_ratio`` is taken from the calibration; the MoE host synchronisation 1 (all of
-#: it is in the forward pass, see :func:`forward_only_s`); None: absent from a forward-only pass
+#: sends); attention ``1 + attn_bwd_ratio`` is taken from the calibration; the MoE host synchronisation
+#: ``1 / MOE_HOST_SYNC_FORWARD_SHARE`` (:data:`trainsim.perf.step.MOE_HOST_SYNC_FORWARD_SHARE`: all of it is in the
+#: forward pass); None: absent from a forward-only pass
 _FWD_FACTOR = {"compute_gemm": 3.0, "memory_bound": 3.0, "tp_comm": 2.0, "ep_alltoall": 2.0, "cp_comm": 2.0,
-               "pp_p2p": 2.0, "moe_host_sync": 1.0, "recompute": None, "dp_comm": None, "optimizer": None}
+               "pp_p2p": 2.0, "moe_host_sync": 1.0 / MOE_HOST_SYNC_FORWARD_SHARE, "recompute": None,
+               "dp_comm": None, "optimizer": None}
 
 
 def forward_only_s(breakdown: dict[str, float], attn_bwd_ratio: float) -> float:
