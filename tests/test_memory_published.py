@@ -100,8 +100,11 @@ def test_torchtitan_loss_logits_hand_derived():
 # ratio, so nothing more is modelled for the caching allocator (torchtitan's run_llama_train.sh at 9dec370 sets
 # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True; reserved_bytes counts neither the CUDA context nor NCCL's own
 # buffers). The pipelined rows (Tables 5 and 6) include torch.distributed.pipelining's per-micro-batch receive
-# buffers and cached stage outputs (perf/memory.py pipeline_stage_buffers). torch.compile and Float8 are not
-# run-spec inputs: the three rows of Table 1 (and of Table 3) share one prediction.
+# buffers and cached stage outputs (perf/memory.py pipeline_stage_buffers). The 405B rows keep the engine's even
+# split (16 layers a rank); torchtitan 9dec370 pipelining_utils.py generate_split_points gives the first and last
+# stage one layer fewer (15, 6 x 16, 15), which would put 405B 1F1B at -14.7% and CP 8 at -13.3% (not yet a stack
+# default here). torch.compile and Float8 are not run-spec inputs: the three rows of Table 1 (and of Table 3) share
+# one prediction.
 _FSDP_SAC = dict(tp=1, pp=1, cp=1, zero=3, recompute="selective", recompute_modules=["op_sac"], micro_batch=2,
                  schedule="1f1b")
 TORCHTITAN_MEMORY = [
