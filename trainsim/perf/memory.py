@@ -9,6 +9,8 @@
   microbatches_in_flight`); the first, a middle and the last rank are all costed and the largest is reported
   (under Megatron-Core's balanced split with interleaving, the light first / last model chunk holds its own
   number of micro-batches: :func:`activation_layers`).
+* A stack that pipelines with ``torch.distributed.pipelining`` adds its per-micro-batch receive buffers and cached
+  stage outputs (:func:`pipeline_stage_buffers`).
 * The last rank adds the logits at the loss's peak (:func:`logit_peak_bytes` per token x vocab / tp entry: 6 for
   BF16 logits + fp32 loss terms, 2 with TE's in-place cross entropy, 12-18 for an fp32-upcast PyTorch loss) and
   the MTP modules.
@@ -338,12 +340,56 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
         if kind != "mid":
             layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
-        a = acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work + cp_work
+        a = (acts * microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) + work + cp_work
+             + pipeline_stage_buffers(ctx, p, tokens, m, kind))
         on_last = {"first": (p.pp == 1) | dual, "mid": False, "last": True}[kind]
         a = a + np.where(on_last, extra_last, 0.0)
         g = _gradients_at_peak(ctx, p, g, a)
         out.append((w, g, o, a))
     return out
+
+
+def pipeline_stage_buffers(ctx: StepContext, p: Plans, tokens: Num, m: Array, kind: str) -> Num:
+    """Bytes the stack's pipeline runtime holds on the first, a middle or the last rank (``kind``) beyond the
+    tensors the layers save, when the stack pipelines with ``torch.distributed.pipelining`` (``ctx.pp_torch_stage``;
+    0 otherwise, and where pp = 1).
+
+    pytorch/pytorch torch/distributed/pipelining/stage.py (read at 0138610; torchtitan 9dec370 builds its stages as
+    ``PipelineStage``): ``_prepare_forward_infra`` allocates one activation receive buffer per micro-batch for every
+    non-first stage and ``_prepare_backward_infra`` one gradient receive buffer per micro-batch for every non-last
+    stage, all kept for the run; ``forward_one_chunk`` keeps each micro-batch's stage output in ``fwd_cache`` until
+    ``backward_one_chunk`` pops it (Megatron-Core frees the output's data once sent, ``deallocate_output_tensor``;
+    Llama 3 sec. 3.3.2 says Meta's stack deallocates "the input and output tensors of each pipeline stage"). Each is
+    one stage-boundary tensor B = 2 h bytes per token / tp (BF16, sequence-parallel: torchtitan's blocks end in
+    ``RowwiseParallel(output_layouts=Shard(1))``), i.e. :func:`layer_input_bytes_per_token` x tokens / tp.
+
+    With M micro-batches per step, v stages per rank (vpp under a virtual-stage schedule, else 1) and W =
+    v x :func:`microbatches_in_flight` chunk-forwards in flight, a rank holding stages that are all non-first and
+    non-last keeps v M activation and v M gradient buffers, its in-flight activation buffers being the first layers'
+    saved inputs (already counted): 2 v M B. Rank 0 has no activation buffers for stage 0 (its input is the token
+    ids), so (v - 1) M - (W - n0) + v M + W = (2 v - 1) M + n0 with n0 the chunk-forwards of stage 0 in flight; the
+    last rank has no gradient buffers for the last stage and that stage's output is the logits (counted by
+    :func:`logit_peak_bytes`): v M - W + (v - 1) M + (W - nL) = (2 v - 1) M - nL, nL those of the last stage
+    (n0 = nL = W when v = 1; :func:`interleaved_chunk_in_flight` otherwise). pp = 2 has no middle rank: the larger
+    of the two ends."""
+    if not ctx.pp_torch_stage:
+        return 0.0
+    v = np.where(virtual_stages(p.schedule) & (p.vpp > 1), np.maximum(p.vpp, 1), 1).astype(np.float64)
+    pp = p.pp.astype(np.float64)
+    M = np.asarray(m, dtype=np.float64)
+
+    def in_flight(rank: Num) -> Num:
+        return microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) * v
+
+    w0 = in_flight(np.zeros_like(pp))
+    wl = in_flight(pp - 1.0)
+    n0 = np.where(v > 1, interleaved_chunk_in_flight(w0, pp, v, 0.0), w0)
+    nl = np.where(v > 1, interleaved_chunk_in_flight(wl, pp, v, v - 1.0), wl)
+    first = (2.0 * v - 1.0) * M + n0
+    last = (2.0 * v - 1.0) * M - nl
+    count = {"first": first, "mid": np.where(pp > 2, 2.0 * v * M, np.maximum(first, last)), "last": last}[kind]
+    boundary = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    return np.where(p.pp > 1, count * boundary, 0.0)
 
 
 def cp_backward_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
