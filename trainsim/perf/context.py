@@ -119,7 +119,7 @@ class StepContext:
     tp_gathered_gemm_inputs: bool = False   # DTensor TP: GEMMs keep the all-gathered ln_out whole (perf/activations.py)
     mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
     moe_fp8_dispatch: bool = False          # the stack quantises MoE dispatch to FP8 (dispatch_bytes; perf/comm_ep.py)
-    relu2_unfused: bool = False             # the stack's squared ReLU is two eager ops (perf/compute.py act_fn_bytes_per_f)
+    relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
 
     @property
     def chip(self) -> Chip:
