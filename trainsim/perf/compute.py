@@ -287,12 +287,22 @@ def norm_rope_bytes(eager: bool) -> tuple[float, float]:
     return (EAGER_NORM_BYTES_PER_H, EAGER_ROPE_BYTES) if eager else (NORM_BYTES_PER_H, ROPE_BYTES)
 
 
-def act_fn_bytes_per_f(act: str, eager: bool = False) -> float:
-    """HBM bytes per intermediate element of an activation function: SwiGLU reads 2f and writes f (6 per f; eager
-    ``F.silu(w1 x) * w3 x``, two kernels: 10 per f, :func:`elementwise_bytes_per_token`), GELU / ReLU^2 read and
-    write f (4 per f, one kernel either way)."""
+def act_fn_bytes_per_f(act: str, eager: bool = False, relu2_unfused: bool = False) -> float:
+    """HBM bytes per intermediate element of an activation function in the forward pass: SwiGLU reads 2f and
+    writes f (6 per f; eager ``F.silu(w1 x) * w3 x``, two kernels: 10 per f, :func:`elementwise_bytes_per_token`),
+    GELU reads and writes f (4 per f, one kernel either way); squared ReLU fused (Megatron-LM's ``@jit_fuser``
+    ``squared_relu``, megatron/training/activations.py at core_r0.8.0 and megatron/core/activations.py at d98e8a6)
+    reads and writes f, 4 per f, but as the two PyTorch ops ``torch.pow(F.relu(x), 2)`` without a fuser (``eager``,
+    or a stack whose ``relu2_unfused`` profile flag says it calls it so: NeMo's nemo/collections/llm/fn/activation.py
+    at v2.2.0 / v2.3.0, '# @torch.jit.script # remove until we have serialization'; NeMo 1.x
+    nemo/collections/nlp/modules/common/megatron/utils.py at r2.0.0rc1; Megatron-Bridge v0.2.0 / v0.3.0
+    nemotron_provider.py) relu reads and writes f and pow reads and writes f again: 8 per f. Backward by op count
+    (relu's threshold_backward 6, pow's ``grad * (2 * x.pow(1))`` 14: 20 per f) is charged, like every
+    memory-bound kernel, as twice the forward (perf/step.py), 16."""
     if act == "swiglu":
         return 10.0 if eager else 6.0
+    if act == "relu2" and (eager or relu2_unfused):
+        return 8.0
     return 4.0
 
 
@@ -405,7 +415,7 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
-                                backward_casts: bool = True) -> float:
+                                backward_casts: bool = True, relu2_unfused: bool = False) -> float:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -413,7 +423,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; a weightless per-head query norm (read +
     write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy of the core's output
     (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
-    activation function (:func:`act_fn_bytes_per_f`) over the dense / shared intermediate and the active experts';
+    activation function (:func:`act_fn_bytes_per_f`; ``relu2_unfused``: the stack's squared ReLU as two ops) over
+    the dense / shared intermediate and the active experts';
     MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
     :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
@@ -437,8 +448,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     for core in lk.attention:
         if eager and core.kv_heads < core.heads:
             b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
-    act_per_f = act_fn_bytes_per_f(lk.ffn_act)
-    b += act_fn_bytes_per_f(lk.ffn_act, eager) * lk.ffn_dim
+    act_per_f = act_fn_bytes_per_f(lk.ffn_act, relu2_unfused=relu2_unfused)
+    b += act_fn_bytes_per_f(lk.ffn_act, eager, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
@@ -464,7 +475,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
     dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
-                                     eager=ctx.elementwise_kernels == "eager") * tokens / p.tp
+                                     eager=ctx.elementwise_kernels == "eager",
+                                     relu2_unfused=ctx.relu2_unfused) * tokens / p.tp
     by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
 

@@ -121,6 +121,7 @@ class StepContext:
     moe_fp8_dispatch: bool = False          # the stack quantises MoE dispatch to FP8 (dispatch_bytes; perf/comm_ep.py)
     pp_torch_stage: bool = False            # PP by torch.distributed.pipelining: per-micro-batch receive buffers and
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
+    relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
 
     @property
     def chip(self) -> Chip:

@@ -64,7 +64,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in UP_PROJ_MATRICES)
         t = t + bytes_time((rope_bytes_per_token(main, rope_b) + norm_b * main.attention[0].q_norm_elems) * tokens,
                            ctx, p)
-    act = act_fn_bytes_per_f(lk.ffn_act, eager)
+    act = act_fn_bytes_per_f(lk.ffn_act, eager, ctx.relu2_unfused)
     if "mlp" in mods:
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
         t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)
