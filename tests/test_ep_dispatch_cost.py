@@ -81,3 +81,37 @@ def test_blackwell_dispatch_share_is_of_its_148_sms_not_its_74_gemm_units(fp8_ct
     ctx = dreplace(fp8_ctx, moe_dispatcher="deepep", calib=cal)
     got = ep_overlapped_exposed(np.array([10e-3]), np.array([20e-3]), 0.8, ctx)[0]
     assert got == pytest.approx(2e-3 + 8e-3 * 20.0 / 148.0)
+
+
+def test_paired_overlap_window_is_half_the_pair_compute():
+    # Megatron-Core's 1F1B A2A overlap (model_chunk_schedule_plan.py TransformerLayerSchedulePlan.run) runs a
+    # forward and another micro-batch's backward together: forward 4 ms + backward 8 ms of compute per layer pair
+    # give each direction's dispatch + combine (4 + 8) / 2 = 6 ms to hide under
+    from trainsim.perf.comm_ep import ep_overlap_window
+    assert ep_overlap_window(np.array([4e-3]), np.array([8e-3]))[0] == pytest.approx(6e-3)
+
+
+def test_a2a_overlap_hides_each_direction_under_half_the_pair_compute(small_moe):
+    """An EP all-to-all longer than one forward's compute (EP 16 over two 8-chip nodes on a 1 GB/s scale-out
+    link): with moe_a2a_overlap the step's exposed EP time is, per micro-batch and direction,
+    ep - 0.8 min(ep, (comp_f + comp_b) / 2) (forward and backward paired on two streams), not
+    ep - 0.8 min(ep, comp_f); the plain all-to-all dispatcher takes no SMs."""
+    from trainsim.parallel.plan import Plans
+    from trainsim.perf.step import evaluate, layer_costs
+    sys_ = make_system(out=1e9)
+    ctx = dreplace(ctx_for(small_moe, sys_, chips=16, gbs=16), moe_a2a_overlap=True, moe_dispatcher="alltoall")
+    p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=16, etp=1, cp=1, dp=16, zero=1, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    lc = layer_costs(ctx, p)
+    ep = lc["ep"][0]
+    cf = lc["gemm"][0] + lc["attn"][0] + lc["elem"][0] + lc["seq_f"][0]
+    cb = 2.0 * lc["gemm"][0] + lc["attn_b"][0] + 2.0 * lc["elem"][0] + lc["seq_b"][0]
+    assert cf < ep   # the forward alone cannot hide it: the window matters
+    m = 16 / (16 * 1)   # micro-batches per step
+    want = m * 2.0 * (ep - 0.8 * min(ep, (cf + cb) / 2.0))
+    got = evaluate(ctx, p).breakdown["ep_alltoall"][0]
+    assert got == pytest.approx(want, rel=1e-9)
+    assert got < m * 2.0 * (ep - 0.8 * min(ep, cf))   # less than behind one forward alone
+    # without the overlap nothing hides
+    off = evaluate(dreplace(ctx, moe_a2a_overlap=False), p).breakdown["ep_alltoall"][0]
+    assert off == pytest.approx(m * 2.0 * ep, rel=1e-9)

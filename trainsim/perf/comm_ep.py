@@ -109,6 +109,25 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
 DISPATCHER_SMS = {"deepep": 20.0, "hybridep": 16.0}
 
 
+def ep_overlap_window(comp_f_s: Num, comp_b_s: Num) -> Num:
+    """Compute one direction's EP dispatch + combine can hide behind when the stack pairs one micro-batch's
+    forward with another's backward: half the pair's compute, (comp_f + comp_b) / 2.
+
+    Megatron-Core's EP all-to-all overlap (``overlap_moe_expert_parallel_comm``, Megatron-Bridge ``moe_a2a_overlap``)
+    runs a layer's forward for micro-batch i+1 and its backward for micro-batch i as one unit on two streams
+    (Megatron-LM 2edffadb, the Megatron-Core of Megatron-Bridge v0.4.2 / NeMo 26.04,
+    megatron/core/models/common/model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``, lines 196-198):
+    ``comm_stream: combine_bwd | dispatch_fwd->dispatch_bwd | combine_fwd``,
+    ``comp_stream: attn_fwd | mlp_bwd->mlp_bwd_dw->mlp_fwd | attn_bwd``: the forward's all-to-alls run under the
+    other micro-batch's backward compute and the backward's under the forward's, so the pair's 2 x (dispatch +
+    combine) hides behind the pair's comp_f + comp_b, not each direction behind its own micro-batch's forward.
+    DualPipe pairs chunks the same way (DeepSeek-V3 report sec. 3.2.1, Figure 4: "overlap the computation and
+    communication within a pair of individual forward and backward chunks"). With the one overlap rule
+    (:func:`trainsim.perf.collectives.exposed`) per direction: exposed = ep - f min(ep, (comp_f + comp_b) / 2),
+    which sums over both directions to 2 ep - f min(2 ep, comp_f + comp_b)."""
+    return 0.5 * (comp_f_s + comp_b_s)
+
+
 def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext) -> Num:
     """Time the EP dispatch / combine adds to a micro-batch when a fraction ``f`` of it overlaps ``work_s`` of
     compute: the exposed part (:func:`trainsim.perf.collectives.exposed`) plus, for the part hidden, the compute

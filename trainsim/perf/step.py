@@ -32,7 +32,7 @@ import numpy as np
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
-from .comm_ep import ep_alltoall_fwd, ep_overlapped_exposed, etp_comm_fwd
+from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
 from .comm_tp import tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
@@ -263,10 +263,12 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
     mtp_a_b = w * lc["mtp_a_b"]
     comp_f = gemm + attn + elem + seq_f
+    comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
-    ep_exp_f = ep_overlapped_exposed(ep_f, comp_f, ep_ov, ctx)
+    # the overlapping schedules pair a forward with another micro-batch's backward (comm_ep.ep_overlap_window)
+    ep_exp_f = ep_overlapped_exposed(ep_f, ep_overlap_window(comp_f, comp_b), ep_ov, ctx)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not;
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
@@ -281,7 +283,6 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
-    comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
     last_b = 2.0 * gemm_last + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
