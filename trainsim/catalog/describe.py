@@ -152,6 +152,8 @@ def describe_system(system_id: str) -> dict[str, Any]:
             values[f"{key}_size"] = lvl.size
         values[f"{key}_bw"] = lvl.bw
         values[f"{key}_latency"] = lvl.latency_s
+        if f"{key}_topology" in src or lvl.topology.kind != "switch":
+            values[f"{key}_topology"] = lvl.topology.text()      # how the level is wired (catalog/topology.py)
     values["power_per_chip_w"] = s.power_per_chip_w
     values["price_per_chip_usd"] = s.price_per_chip_usd
     fields = [_field(k, v, src) for k, v in values.items()]
@@ -168,7 +170,8 @@ def describe_system(system_id: str) -> dict[str, Any]:
     return {"kind": "system", "id": s.id, "name": s.name, "chip": s.chip.id, "chip_name": s.chip.name,
             "note": load.system_entry(system_id).note, "hardware_ref": hw.id if hw else None,
             "status": hw.status if hw else None,
-            "levels": [{"name": lvl.name, "size": lvl.size, "bw": lvl.bw, "latency_s": lvl.latency_s}
+            "levels": [{"name": lvl.name, "size": lvl.size, "bw": lvl.bw, "latency_s": lvl.latency_s,
+                        "topology": lvl.topology.text()}
                        for lvl in s.levels],
             "fields": fields, "research": research, "ranges": ranges,
             "sources": _source_texts(fields, research, ranges)}
