@@ -33,3 +33,41 @@ def test_catalog_show_system_names_its_scale_up_topology(capsys, system, text):
     assert fields["scale_up_topology"]["source"]           # the systems.yaml entry names its sources
     code, out, _ = _main(capsys, "catalog", "show", system)
     assert code == 0 and text in out
+
+
+def test_sweep_scale_up_size_cuts_the_pod_as_a_run_spec_does():
+    """A sweep's `system.scale_up.size` axis kept the pod's whole wiring (tpu-v4-pod at 256 chips stayed a
+    16x16x16 torus), while the same system written as a run spec, `{base: tpu-v4-pod, scale_up: {size: 256}}`,
+    is cut to the configuration of that size (catalog/resolve.py: Topology.resized): llama-3.1-8b tp 8 on 256
+    chips took 1.763 s in the sweep against 1.700 s from `estimate`. Fix: the sweep (and a scenario's range of
+    scale_up_size) cut the topology the same way. 256 chips of a 16x16x16 torus: two whole dimensions, 16x16."""
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.sweep.targets import apply_system
+
+    pod = resolve_system("tpu-v4-pod")
+    swept = apply_system(pod, "system.scale_up.size", 256, scale=False)
+    spec = resolve_system({"base": "tpu-v4-pod", "scale_up": {"size": 256}})
+    assert swept.levels[0].topology.text() == "torus 16x16"
+    assert swept.levels[0].topology == spec.levels[0].topology
+
+
+def test_scenario_range_of_scale_up_size_cuts_the_pod():
+    """The same rule for a scenario range of scale_up_size (scenario/ranges.py)."""
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.scenario.ranges import apply
+
+    pod = resolve_system("tpu-v4-pod")
+    assert apply(pod, "system", "scale_up_size", 256.0).levels[0].topology.text() == "torus 16x16"
+
+
+@pytest.mark.parametrize("size, text", [(4, "fullmesh 8"), (8, "fullmesh 8"), (16, "switch")])
+def test_full_mesh_grown_past_its_chips_is_not_a_mesh_of_8(size, text):
+    """`{base: atlas-900-a2-pod, scale_up: {size: 16}}` kept 'fullmesh 8' on a 16-chip domain, a wiring the
+    parser refuses when stated ('expected a full mesh of the level's 16 chips'); perf/topology.py then capped the
+    group at 8 and priced a 16-member collective at the switch rate. Fix: like a torus that cannot be cut, a full
+    mesh grown past its N chips has no known wiring and falls back to a switch (the default of an unstated
+    topology); cut to fewer chips it keeps its N links per chip (4 NPUs of an 8-NPU server)."""
+    from trainsim.catalog.resolve import resolve_system
+
+    s = resolve_system({"base": "atlas-900-a2-pod", "scale_up": {"size": size}})
+    assert s.levels[0].topology.text() == text
