@@ -140,9 +140,10 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
     a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption)."""
-    if (units > 0) == (chips > 0):
-        raise TrainsimError(f"give exactly one of {_name(names, 'units')} or {_name(names, 'chips')}",
-                            field=_name(names, "units"))
+    if (units > 0) == (chips > 0) or min(units, chips) < 0:
+        u, c = _name(names, "units"), _name(names, "chips")
+        raise TrainsimError(f"expected exactly one positive count, {u} or {c}; got {u} {units}, {c} {chips}",
+                            field=c if chips < 0 <= units else u)
     _check_days(days, names)
     if family not in ("dense", "deepseek-v3"):
         raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field=_name(names, "family"))
