@@ -84,3 +84,19 @@ def test_capacity_non_positive_count_names_the_value(capsys, args, field, shown)
     code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--days", "30", *args)
     assert code == 2 and out == ""
     assert err.strip() == f"error: {field}: expected exactly one positive count, --units or --chips; {shown}"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["plan", "RUN", "--fix", "foo=3"], "error: --fix: unknown plan field 'foo'; expected one of tp, pp, vpp,"),
+    (["sensitivity", "RUN", "--vary", "foo"], "error: --vary: unknown sensitivity parameter 'foo'; expected one of "
+                                             "hbm_bandwidth, hbm_capacity, scale_up_bandwidth, scale_out_bandwidth, "
+                                             "peak_flops")])
+def test_unknown_name_without_a_close_match_says_what_was_expected(tmp_path, capsys, args, expected):
+    """`plan --fix foo=3` answered "unknown plan field 'foo'" and stopped: no close match, and nothing said what a
+    plan field could be. Fix: with no close match and a short list of choices, the line lists them."""
+    run = tmp_path / "run.yaml"
+    run.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                   "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
+    code, out, err = _main(capsys, *[run if a == "RUN" else a for a in args])
+    assert code == 2 and out == ""
+    assert err.startswith(expected) and len(err.strip().splitlines()) == 1

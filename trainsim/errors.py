@@ -39,11 +39,19 @@ def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     return hits[:n]
 
 
+#: an unknown name with no close match lists the choices when there are at most this many
+LISTED_CHOICES = 30
+
+
 def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None = None,
             where: str | None = None) -> TrainsimError:
-    """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``."""
+    """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``; with no close
+    match, what was expected where the choices are few (at most :data:`LISTED_CHOICES`):
+    ``unknown plan field 'foo'; expected one of tp, pp, ...``."""
+    options = list(options)
     hits = close_matches(name, options)
-    hint = f"; did you mean {', '.join(hits)}?" if hits else ""
+    hint = (f"; did you mean {', '.join(hits)}?" if hits
+            else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES else "")
     return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
 
 
