@@ -100,3 +100,19 @@ def test_unknown_name_without_a_close_match_says_what_was_expected(tmp_path, cap
     code, out, err = _main(capsys, *[run if a == "RUN" else a for a in args])
     assert code == 2 and out == ""
     assert err.startswith(expected) and len(err.strip().splitlines()) == 1
+
+
+def test_no_valid_plan_message_counts_the_rejections_in_words(tmp_path, capsys):
+    """`plan --fix tp=3` on 64 chips ended its reason '(chips: chips must be a multiple of ... never more chips than
+    there are: 9720)': a bare number after a colon, read as part of the sentence. 64 chips is not a multiple of 3,
+    so every candidate is rejected for its chips. Fix: 'N plans rejected by REASON'."""
+    run = tmp_path / "run.yaml"
+    run.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                   "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
+    code, out, _ = _main(capsys, "plan", run, "--fix", "tp=3", "--json")
+    d = json.loads(out)
+    assert code == 1 and d["best"] is None and d["plans_evaluated"] == 0
+    (reason, n), = d["rejected"].items()
+    assert reason.startswith("chips: chips must be a multiple of tp x pp x cp")
+    assert f"({n:,} plans rejected by {reason})" in d["message"]
+    assert f": {n})" not in d["message"]
