@@ -116,3 +116,27 @@ def test_no_valid_plan_message_counts_the_rejections_in_words(tmp_path, capsys):
     assert reason.startswith("chips: chips must be a multiple of tp x pp x cp")
     assert f"({n:,} plans rejected by {reason})" in d["message"]
     assert f": {n})" not in d["message"]
+
+
+def test_plan_against_csv_carries_the_reference_plan(tmp_path, capsys):
+    """`plan --against tp=8 --csv` printed the same rows as without --against: the reference plan the table and
+    --json show was dropped from the CSV. Fix: a `role` column (best, runner_up, reference) and the reference
+    plan's estimate as the last row, priced with the same cost inputs; its numbers are --json's `against`."""
+    import csv
+    import io
+
+    run = tmp_path / "run.yaml"
+    run.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                   "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
+    code, out, _ = _main(capsys, "plan", run, "--against", "tp=8", "--json", "--top", "2",
+                         "--price-per-chip-hour", "3")
+    assert code == 0
+    against = json.loads(out)["against"]
+    code, out, _ = _main(capsys, "plan", run, "--against", "tp=8", "--csv", "--top", "2", "--price-per-chip-hour", "3")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["role"] for r in rows] == ["best", "runner_up", "reference"]
+    ref = rows[-1]
+    assert int(ref["plan.tp"]) == 8 == against["reference_plan"]["tp"]
+    assert float(ref["tokens_per_s_per_chip"]) == pytest.approx(against["reference_tokens_per_s_per_chip"])
+    # rental cost at the stated $3/chip-hour: chip-hours x 3
+    assert float(ref["cost.cost_rental_usd"]) == pytest.approx(3.0 * float(ref["cost.chip_hours"]))

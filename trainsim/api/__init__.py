@@ -391,6 +391,8 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
     (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    return plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    diff = plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
+    return diff
 
 
