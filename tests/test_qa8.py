@@ -140,3 +140,17 @@ def test_plan_against_csv_carries_the_reference_plan(tmp_path, capsys):
     assert float(ref["tokens_per_s_per_chip"]) == pytest.approx(against["reference_tokens_per_s_per_chip"])
     # rental cost at the stated $3/chip-hour: chip-hours x 3
     assert float(ref["cost.cost_rental_usd"]) == pytest.approx(3.0 * float(ref["cost.chip_hours"]))
+
+
+def test_infer_decode_memory_row_names_every_part(capsys):
+    """`infer` printed 'decode memory per chip 25.6 GB (weights 2.3, KV 19.3)': the parts summed to 21.6 GB, the
+    4 GB of buffers in --json's memory_per_chip_bytes left out. Fix: every part --json lists is named."""
+    spec = ROOT / "examples/serving-llama-3.1-8b-h800.yaml"
+    code, out, _ = _main(capsys, "infer", spec, "--json")
+    mem = json.loads(out)["decode"]["memory_per_chip_bytes"]
+    assert code == 0 and mem["buffers"] > 0
+    assert mem["total"] == pytest.approx(sum(v for k, v in mem.items() if k != "total"))
+    code, out, _ = _main(capsys, "infer", spec)
+    row = " ".join(" ".join(line.strip("│ ") for line in out.splitlines()
+                            if "decode memory" in line or "buffers" in line).split())
+    assert f"buffers {mem['buffers'] / 1e9:.1f}" in row and f"KV {mem['kv_cache'] / 1e9:.1f}" in row
