@@ -154,3 +154,21 @@ def test_infer_decode_memory_row_names_every_part(capsys):
     row = " ".join(" ".join(line.strip("│ ") for line in out.splitlines()
                             if "decode memory" in line or "buffers" in line).split())
     assert f"buffers {mem['buffers'] / 1e9:.1f}" in row and f"KV {mem['kv_cache'] / 1e9:.1f}" in row
+
+
+def test_one_sweep_point_is_one_point_not_one_points(tmp_path, capsys):
+    """A one-point sweep printed '1 points' in `check`, `sweep` and `sweep --summary` (qa7 fixed '1 steps' in
+    posttrain only). Fix: numfmt.counted, one place for a count and its noun."""
+    from trainsim.numfmt import counted
+
+    assert (counted(1, "point"), counted(0, "point"), counted(1024, "point")) == ("1 point", "0 points",
+                                                                                  "1,024 points")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training: {tokens: 1B, seq_len: 4096,"
+                     " global_batch_seqs: 64, precision: bf16}}\naxes:\n  system.chip.hbm_bw: {scale: [1.0]}\n")
+    code, out, _ = _main(capsys, "check", sweep)
+    assert code == 0 and "1 point" in out and "1 points" not in out
+    code, _, err = _main(capsys, "sweep", sweep, "-o", tmp_path / "r.parquet")
+    assert code == 0 and "1 point evaluated" in err
+    code, out, _ = _main(capsys, "sweep", "--summary", tmp_path / "r.parquet")
+    assert code == 0 and "1 point:" in out and "1 points" not in out

@@ -13,7 +13,7 @@ from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
 from ..api import sweeps
 from ..api import TrainsimError
-from ..report.fmt import sweep_value as format_value
+from ..report.fmt import counted, sweep_value as format_value
 from .csvopt import print_rows
 from ..report.terminal import print_json
 from ..report.sweep import render_summary
@@ -60,7 +60,7 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
 
 
         c = Console(highlight=False)
-        c.print(f"[bold]{spec.name}[/bold]: {spec.n_points:,} points")
+        c.print(f"[bold]{spec.name}[/bold]: {counted(spec.n_points, 'point')}")
         for a in spec.axes:
             vals = ", ".join(" / ".join(format_value(col, v) for col, v in zip(a.columns, r)) for r in a.rows[:8])
             vals += " ..." if len(a) > 8 else ""
@@ -89,9 +89,9 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         import sys
 
         if res.evaluated == 0 and res.complete:
-            print(f"{out}: already complete ({res.points:,} points)", file=sys.stderr)
+            print(f"{out}: already complete ({counted(res.points, 'point')})", file=sys.stderr)
         else:
-            print(f"{out}: {res.evaluated:,} points evaluated ({res.errors:,} with an error"
+            print(f"{out}: {counted(res.evaluated, 'point')} evaluated ({res.errors:,} with an error"
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if deadline_days is not None or plots is not None or json_ or csv_:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
+from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
 from ..catalog.describe import fmt as _fmt
 
