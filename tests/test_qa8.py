@@ -172,3 +172,13 @@ def test_one_sweep_point_is_one_point_not_one_points(tmp_path, capsys):
     assert code == 0 and "1 point evaluated" in err
     code, out, _ = _main(capsys, "sweep", "--summary", tmp_path / "r.parquet")
     assert code == 0 and "1 point:" in out and "1 points" not in out
+
+
+def test_sensitivity_shows_hbm_capacity_in_gib(tmp_path, capsys):
+    """`sensitivity --vary hbm_capacity` on an H100 said 'nominal 85.9 GB' while every memory table says
+    '80.0 GiB' (the catalog reads the vendor's '80 GB' as GiB): the same HBM in two units. Fix: GiB here too."""
+    run = tmp_path / "run.yaml"
+    run.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                   "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
+    code, out, _ = _main(capsys, "sensitivity", run, "--vary", "hbm_capacity")
+    assert code == 0 and "80.0 GiB" in out and "85.9 GB" not in out
