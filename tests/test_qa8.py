@@ -182,3 +182,18 @@ def test_sensitivity_shows_hbm_capacity_in_gib(tmp_path, capsys):
                    "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
     code, out, _ = _main(capsys, "sensitivity", run, "--vary", "hbm_capacity")
     assert code == 0 and "80.0 GiB" in out and "85.9 GB" not in out
+
+
+def test_capacity_best_plan_batch_is_the_batch_its_plan_uses():
+    """`capacity --system atlas-900-a2-pod --units 64 --days 30` printed 'dp=512 ... micro_batch=4, batch 1984
+    seqs' and 'dp x micro-batch = 2,048 of 1,984 sequences': 1,984 is not a multiple of 512 x 4. The plan ran on
+    2,048 (its tokens/s were 2,048 x 4,096 / (step x 512)), but a cached search re-expressed for the probe's token
+    count (scenario/common._retokened) gave every estimate the search's run, with the stated batch. Fix: each
+    estimate keeps its own run. Checked by definition: batch = micro-batches x dp x micro_batch, and tokens/s per
+    chip = batch x seq_len / (step time x chips used)."""
+    from trainsim.api import scenarios
+
+    e = scenarios.capacity("atlas-900-a2-pod", units=64, days=30).estimate
+    batch = e.run.training.batch_seqs
+    assert batch == round(e.microbatches * e.plan["dp"] * e.plan["micro_batch"])
+    assert e.tokens_per_s_per_chip == pytest.approx(batch * e.run.training.seq_len / (e.step_time_s * e.used))
