@@ -40,7 +40,7 @@ def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
 
 
 #: an unknown name with no close match lists the choices when there are at most this many
-LISTED_CHOICES = 30
+LISTED_CHOICES = 20
 
 
 def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None = None,
