@@ -197,3 +197,56 @@ def test_capacity_best_plan_batch_is_the_batch_its_plan_uses():
     batch = e.run.training.batch_seqs
     assert batch == round(e.microbatches * e.plan["dp"] * e.plan["micro_batch"])
     assert e.tokens_per_s_per_chip == pytest.approx(batch * e.run.training.seq_len / (e.step_time_s * e.used))
+
+
+def _spec_with(tmp_path, src: Path, old: str, new: str) -> Path:
+    text = src.read_text()
+    assert old in text
+    p = tmp_path / src.name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_rollout_tp_that_does_not_divide_the_heads_is_refused(tmp_path, capsys):
+    """`posttrain` with `rollout_tp: 3` for Qwen3-30B-A3B (32 attention heads) priced 3-chip vLLM servers; vLLM
+    refuses to start them ('Total number of attention heads (32) must be divisible by tensor parallel size (3)',
+    ModelConfig.verify_with_parallel_config). Fix: one-line input error naming the file and field."""
+    spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "rollout_tp: 2", "rollout_tp: 3")
+    code, out, err = _main(capsys, "posttrain", spec)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"error: {spec}: student.rollout_tp: expected a tensor-parallel size that divides the "
+                           "model's 32 attention heads (vLLM refuses others), got 3")
+
+
+def test_serving_plan_tp_that_does_not_divide_the_heads_is_refused(tmp_path, capsys):
+    """`infer` with `plan: {tp: 3}` for Llama 3.1 8B (32 heads) answered with a 3-chip instance. Same rule."""
+    spec = tmp_path / "serve.yaml"
+    spec.write_text("model: llama-3.1-8b\nsystem: hgx-h800\nchips: 3\nplan: {tp: 3}\n"
+                    "serving: {input_len: 2048, output_len: 512, precision: fp8}\nlatency: {tpot_ms: 30}\n")
+    code, out, err = _main(capsys, "infer", spec)
+    assert code == 2 and out == ""
+    assert err.strip().startswith(f"error: {spec}: plan.tp: expected a tensor-parallel size that divides the "
+                                  "model's 32 attention heads")
+
+
+def test_searched_serving_tp_divides_the_heads():
+    """The serving search offered every power of two inside the scale-up domain: a 40-head model got tp 16 on a
+    GB200 NVL72, which vLLM refuses. 40 = 2^3 x 5, so tp 1, 2, 4, 8 remain."""
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.inference.search import plan_grid
+    from trainsim.inference.serve import setup_for
+    from trainsim.model.inline import InlineModel, build_inline
+
+    arch = build_inline(InlineModel(name="h40", layers=4, hidden=5120, heads=40, ffn=13824, vocab=32000,
+                                    ffn_act="swiglu"))
+    s = setup_for(arch, resolve_system("gb200-nvl72"), "bf16", "bf16")
+    tps = sorted({int(t) for t in plan_grid(s, [16, 32, 64]).tp})
+    assert tps == [1, 2, 4, 8]
+
+
+def test_engine_error_on_a_stated_posttrain_plan_names_the_file(tmp_path, capsys):
+    """A trainer plan that does not divide the cluster (31 chips, ep 8) said 'error: plan.ep: ...' with no file.
+    Fix: the post-training and serving doors add the spec file to an engine error that names none."""
+    spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "chips: 32", "chips: 31")
+    code, out, err = _main(capsys, "posttrain", spec)
+    assert code == 2 and out == "" and err.startswith(f"error: {spec}: plan.ep: ")
