@@ -250,3 +250,19 @@ def test_engine_error_on_a_stated_posttrain_plan_names_the_file(tmp_path, capsys
     spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "chips: 32", "chips: 31")
     code, out, err = _main(capsys, "posttrain", spec)
     assert code == 2 and out == "" and err.startswith(f"error: {spec}: plan.ep: ")
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_sweep_deadline_days_must_be_positive(tmp_path, capsys, value):
+    """`sweep --summary R --deadline-days -1` printed '0 points finish within -1 days' and exit 0; with a spec it
+    ran every point before the summary. Fix: the same check as `size --days`, before any point runs."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training: {tokens: 1B, seq_len: 4096,"
+                     " global_batch_seqs: 64, precision: bf16}}\naxes:\n  system.chip.hbm_bw: {scale: [1.0]}\n")
+    out_file = tmp_path / "r.parquet"
+    code, out, err = _main(capsys, "sweep", sweep, "-o", out_file, "--deadline-days", value)
+    assert code == 2 and out == "" and not out_file.exists()
+    assert err.strip() == f"error: --deadline-days: expected a positive number of days below 10^6, got {value}"
+    assert _main(capsys, "sweep", sweep, "-o", out_file)[0] == 0
+    code, out, err = _main(capsys, "sweep", "--summary", out_file, "--deadline-days", value)
+    assert code == 2 and out == "" and "--deadline-days: expected a positive number of days" in err

@@ -22,7 +22,7 @@ from ..scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as
 from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
 from dataclasses import dataclass as _dataclass, field as _field
-from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _name, as_run
+from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _check_days, _name, as_run
 
 
 @_dataclass
@@ -105,11 +105,6 @@ def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top:
 
 def _where(run: Run) -> str | None:
     return str(run.path) if run.path is not None else None
-
-
-def _check_days(days: float, names: Mapping[str, str] | None) -> None:
-    if not (0 < days < 1e6):  # also refuses nan and inf
-        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field=_name(names, "days"))
 
 
 def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", failures: bool = True,

@@ -48,12 +48,14 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         if given:
             raise TrainsimError("cost options apply when a sweep runs (the results file keeps the costs it was "
                                 "written with), not with --summary", field=given[0])
-        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots,
+                                 names=api.CLI_NAMES).to_dict()
         _print_summary(s, json_, csv_)
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
     sweeps.check_workers(workers, names=api.CLI_NAMES)
+    sweeps.check_deadline(deadline_days, names=api.CLI_NAMES)
     spec = sweeps.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
     if dry_run:
         from rich.console import Console
@@ -95,7 +97,8 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if deadline_days is not None or plots is not None or json_ or csv_:
-        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots,
+                                 names=api.CLI_NAMES).to_dict()
         _print_summary(s, json_, csv_)
 
 
