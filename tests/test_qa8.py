@@ -266,3 +266,15 @@ def test_sweep_deadline_days_must_be_positive(tmp_path, capsys, value):
     assert _main(capsys, "sweep", sweep, "-o", out_file)[0] == 0
     code, out, err = _main(capsys, "sweep", "--summary", out_file, "--deadline-days", value)
     assert code == 2 and out == "" and "--deadline-days: expected a positive number of days" in err
+
+
+@pytest.mark.parametrize("spec, kind, command", [
+    ("examples/posttrain-opd-two-clusters.yaml", "post-training", "trainsim posttrain"),
+    ("examples/serving-llama-3.1-8b-h800.yaml", "serving", "trainsim infer")])
+def test_report_of_another_spec_kind_names_it(tmp_path, capsys, spec, kind, command):
+    """`report examples/posttrain-opd-two-clusters.yaml` said "kind: unknown scenario kind 'opd'": a post-training
+    spec has a `kind` key too and was read as a scenario. Fix: report names the spec's kind and its command."""
+    code, out, err = _main(capsys, "report", ROOT / spec, "-o", tmp_path / "r.html")
+    assert code == 2 and out == "" and not (tmp_path / "r.html").exists()
+    assert err.strip() == (f"error: {ROOT / spec}: expected a run spec or a scenario; this is a {kind} spec "
+                           f"({command})")
