@@ -294,3 +294,13 @@ def test_fp8_activations_stated_for_a_bf16_run_is_refused(tmp_path, capsys):
                           "fp8, not bf16")
     run.write_text(base % "none")
     assert _main(capsys, "check", run)[0] == 0
+
+
+def test_catalog_hbm_capacity_in_gib(capsys):
+    """`catalog show nvidia-b200-hgx` said 'hbm_bytes 193.3 GB' beside its own note 'read as GiB' and the memory
+    tables' '180.0 GiB'; `catalog chips` said '85.9 GB' for an H100. Fix: HBM capacity in GiB (180 GiB, 80 GiB)."""
+    code, out, _ = _main(capsys, "catalog", "show", "nvidia-b200-hgx")
+    assert code == 0 and "180 GiB" in out and "193.3 GB" not in out
+    code, out, _ = _main(capsys, "catalog", "chips")
+    row = next(line for line in out.splitlines() if "nvidia-h100-sxm5" in line)
+    assert "80 GiB" in row and "85.9 GB" not in row

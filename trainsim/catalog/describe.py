@@ -18,8 +18,10 @@ from .types import Chip, Sourced, System
 
 # ---------------------------------------------------------------- formatting
 
+#: display scale and unit per dimension; bytes (HBM capacity) in GiB, as the catalog reads vendors' "80 GB" and as
+#: every memory table shows it
 _UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (1e9, "GB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "flops": (1e12, "TFLOP/s"), "bytes": (2**30, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
     "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
 }
 #: field -> display dimension
@@ -33,7 +35,7 @@ FIELD_DIMS = {
 
 
 def fmt(value: float | None, dim: str) -> str:
-    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GB, 3350 GB/s, 400 Gb/s, 2 us."""
+    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us."""
     if value is None:
         return "-"
     scale, unit = _UNITS[dim]

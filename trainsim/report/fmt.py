@@ -167,7 +167,7 @@ def label(key: str) -> str:
 
 
 def catalog_value(x: float | None, dim: str) -> str:
-    """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
+    """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GiB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
     return _fmt(x, dim)
 
 
