@@ -198,6 +198,21 @@ def test_rl_host_cost_checks(i):
     assert_in_readme(rl_host_cost_fragments()[i])
 
 
+def test_rl_qualitative_claims_hold():
+    """The RL prose's claims about the model's own outputs: DeepSeek-V3's one-step-off runs are bound by their
+    rollout chips; Qwen3-30B one-step-off on H100 has a predicted generation longer than its published step; the
+    on-policy Qwen3-30B points land within 20%."""
+    rows = rl_rows()
+    assert_in_readme("The one-step-off runs are bound by their rollout chips")
+    assert all("rollout" in r["bound_by"] for f, r in rows.items() if "-dsv3-" in f and "-async" in f)
+    assert_in_readme("the predicted generation alone exceeds the published step")
+    q = rows["nemo-rl-h100-q30-32-async.yaml"]
+    assert q["stages_s"]["rollout"] > q["reported"]
+    assert_in_readme("the on-policy Qwen3-30B points land within 20%")
+    on_policy = [r for f, r in rows.items() if "-q30-" in f and f.endswith("-sync.yaml")]
+    assert len(on_policy) == 2 and all(abs(r["error"]) <= 0.20 for r in on_policy)
+
+
 # --- counts of runs and points quoted in prose --------------------------------------------------------------------
 
 def count_fragments() -> list[str]:
@@ -241,6 +256,40 @@ def test_ascend_peak_shares_quoted():
     assert_in_readme(ascend_fragment())
 
 
+# --- serving data sets: the length statistics the prose quotes (scripts/dataset_lengths.py's arithmetic) ----------
+
+def dataset_fragments() -> list[str]:
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("dataset_lengths", ROOT / "scripts" / "dataset_lengths.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r1 = mod.stats(mod.DATA / "mlperf-deepseek-r1.csv")
+    oo = mod.stats(mod.DATA / "mlperf-llama2-70b-openorca.csv")
+    import csv
+    with (mod.DATA / "mlperf-deepseek-r1.csv").open() as f:
+        out = np.array([float(r["output_length"]) for r in csv.DictReader(f)])
+    return [f"DeepSeek-R1's outputs have a CV of {r1['output_cv']:.2f} (median {np.median(out):,.0f}, mean "
+            f"{r1['mean_output']:,.0f}, max {out.max():,.0f} reference tokens); OpenOrca's mean input is "
+            f"{oo['mean_input']:.0f} tokens"]
+
+
+def test_dataset_lengths_quoted():
+    assert_in_readme(dataset_fragments()[0])
+
+
+# --- the sweep benchmark's speed-up quoted under its table ----------------------------------------------------------
+
+def test_sweep_speedup_matches_its_table():
+    """'Two workers ran N x faster on the MoE example': the in-process over the 2-worker points/s of the table
+    above it (both rows of the same benchmark run), so the sentence moves with the table."""
+    text = (ROOT / "README.md").read_text()
+    moe = {m.group(1): float(m.group(2)) for m in
+           re.finditer(r"^\| 1\.6T MoE on CloudMatrix \(example\) \| \d+ \| (in-process|2 Dask workers) \| "
+                        r"([\d.]+) \|", text, re.M)}
+    assert set(moe) == {"in-process", "2 Dask workers"}
+    assert_in_readme(f"Two workers ran {moe['2 Dask workers'] / moe['in-process']:.2f}× faster on the MoE example")
+
+
 def test_fragment_check_fails_on_a_stale_figure():
     """The check itself: a figure the README does not carry is reported as stale."""
     with pytest.raises(AssertionError, match="README prose is stale"):
@@ -249,5 +298,5 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + count_fragments()
-                 + [ascend_fragment()]):
+                 + [ascend_fragment()] + dataset_fragments()):
         print(frag)
