@@ -5,6 +5,7 @@ The CLI turns every :class:`TrainsimError` into that one line on stderr and exit
 from __future__ import annotations
 
 import difflib
+from pathlib import PurePath
 from typing import Iterable
 
 
@@ -20,6 +21,15 @@ class TrainsimError(Exception):
         if field:
             prefix += f"{field}: "
         super().__init__(prefix + message)
+
+
+def located(exc: TrainsimError, where) -> TrainsimError:
+    """``exc`` naming the spec file ``where`` when it names none (an error raised below the spec parser, e.g. by
+    the engine on a stated plan); a path-like ``where`` only, never a mapping."""
+    if exc.where is None and isinstance(where, (str, PurePath)):
+        exc.where = str(where)
+        exc.args = (f"{where}: {exc.args[0]}",) + exc.args[1:]
+    return exc
 
 
 def short(value, n: int = 80) -> str:
@@ -39,11 +49,19 @@ def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     return hits[:n]
 
 
+#: an unknown name with no close match lists the choices when there are at most this many
+LISTED_CHOICES = 20
+
+
 def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None = None,
             where: str | None = None) -> TrainsimError:
-    """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``."""
+    """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``; with no close
+    match, what was expected where the choices are few (at most :data:`LISTED_CHOICES`):
+    ``unknown plan field 'foo'; expected one of tp, pp, ...``."""
+    options = list(options)
     hits = close_matches(name, options)
-    hint = f"; did you mean {', '.join(hits)}?" if hits else ""
+    hint = (f"; did you mean {', '.join(hits)}?" if hits
+            else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES else "")
     return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
 
 

@@ -23,6 +23,11 @@ def sig(x: float, digits: int = 3) -> str:
     return s
 
 
+def counted(n: int, noun: str) -> str:
+    """An exact count with its noun, singular for one: ``1 point``, ``1,024 points``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:
     """A count with a magnitude suffix: ``2.92M``; ``unit`` is appended after a space (``2.92M GPU-hours``)."""
     if x is None:

@@ -162,7 +162,8 @@ class SearchResult:
         memory (the smallest need vs HBM), with the alternatives."""
         if self.plans_evaluated == 0:
             tr = self.run.training
-            top = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])
+            top = "; ".join(f"{v:,} plans rejected by {k}"
+                            for k, v in sorted(self.rejected.items(), key=lambda kv: -kv[1])[:3])
             msg = (f"no valid plan for {self.run.chips:,} chips and a batch of {tr.batch_seqs:,} sequences "
                    f"(batch_tolerance {tr.batch_tol:.0%}{', all chips used' if self.use_all else ''}) ({top})")
             return msg + self._alternatives_text()

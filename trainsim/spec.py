@@ -135,6 +135,15 @@ class TrainingSpec(BaseModel):
                              "(Megatron-Core); use alltoall or hybridep")
         return self
 
+    @field_validator("fp8_activations")
+    @classmethod
+    def _fp8_activations_need_fp8(cls, v, info: ValidationInfo):   # runs only when stated (the default is not)
+        precision = info.data.get("precision", "fp8")
+        if v != "none" and precision != "fp8":
+            raise ValueError(f"fp8_activations {v} applies only to precision fp8, not {precision} (a {precision} run "
+                             f"caches no FP8 activations: leave it out or say none)")
+        return v
+
     @field_validator("fp8_recipe")
     @classmethod
     def _fp8_recipe_needs_fp8(cls, v, info: ValidationInfo):   # a field check, so the error names fp8_recipe

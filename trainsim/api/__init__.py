@@ -51,11 +51,17 @@ __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "es
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
-             "pue": "--pue", "electricity": "--electricity", "fix": "--fix"}
+             "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
     return (names or {}).get(key, key)
+
+
+def _check_days(days: float, names: Mapping[str, str] | None, key: str = "days") -> None:
+    """A deadline in days: positive and below 10^6 (also refuses nan and inf), else a one-line input error."""
+    if not (0 < days < 1e6):
+        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field=_name(names, key))
 
 
 def as_run(spec: Run | str | Path | Mapping, *, base_dir: Path | None = None) -> Run:
@@ -391,6 +397,8 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
     (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    return plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    diff = plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
+    return diff
 
 

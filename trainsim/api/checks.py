@@ -8,7 +8,7 @@ from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, spec_kind
 from ..estimate import PLAN_FIELDS
 from ..model.counts import count
-from ..numfmt import count as fmt_count
+from ..numfmt import count as fmt_count, counted
 from ..scenario.kinds import load_doc
 from ..scenario.registry import handler
 from ..scenario import run as _scenario_run  # noqa: F401 - imports registry.KIND_MODULES: every kind registered
@@ -53,7 +53,7 @@ def check(path) -> CheckResult:
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
     elif kind == "sweep":
         sw = _load_sweep(path)
-        lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {getattr(sw, 'n_points', '?')} points"))
+        lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {counted(sw.n_points, 'point')}"))
     else:
         d = load_doc(path)
         try:

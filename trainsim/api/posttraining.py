@@ -5,6 +5,7 @@ from typing import Mapping
 from ..posttrain.spec import PostTrain, load_posttrain, parse_posttrain
 from ..posttrain.timeline import evaluate as posttrain_step
 from ..posttrain.validate import error_table as posttrain_error_table, summary as posttrain_summary
+from ..errors import TrainsimError, located
 from . import Answer, ErrorTable
 
 
@@ -21,7 +22,11 @@ class PostTrainResult(Answer):
 def posttrain(spec) -> PostTrainResult:
     """``trainsim posttrain``: a post-training spec (PostTrain, path or mapping) ->
     :func:`trainsim.posttrain.timeline.evaluate`."""
-    return PostTrainResult(posttrain_step(_posttrain_spec(spec)))
+    pt = _posttrain_spec(spec)
+    try:
+        return PostTrainResult(posttrain_step(pt))
+    except TrainsimError as exc:   # raised by the engine on a stated field: name the spec file too
+        raise located(exc, spec) from None
 
 
 def posttrain_validate(paths=None) -> ErrorTable:

@@ -22,7 +22,7 @@ from ..scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as
 from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
 from dataclasses import dataclass as _dataclass, field as _field
-from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _name, as_run
+from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _check_days, _name, as_run
 
 
 @_dataclass
@@ -107,11 +107,6 @@ def _where(run: Run) -> str | None:
     return str(run.path) if run.path is not None else None
 
 
-def _check_days(days: float, names: Mapping[str, str] | None) -> None:
-    if not (0 < days < 1e6):  # also refuses nan and inf
-        raise TrainsimError(f"expected a positive number of days below 10^6, got {days:g}", field=_name(names, "days"))
-
-
 def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", failures: bool = True,
          assumptions=None, cost: dict | None = None, max_chips: int | None = MAX_CHIPS,
          names: Mapping[str, str] | None = None):
@@ -140,9 +135,10 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
     a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption)."""
-    if (units > 0) == (chips > 0):
-        raise TrainsimError(f"give exactly one of {_name(names, 'units')} or {_name(names, 'chips')}",
-                            field=_name(names, "units"))
+    if (units > 0) == (chips > 0) or min(units, chips) < 0:
+        u, c = _name(names, "units"), _name(names, "chips")
+        raise TrainsimError(f"expected exactly one positive count, {u} or {c}; got {u} {units}, {c} {chips}",
+                            field=c if chips < 0 <= units else u)
     _check_days(days, names)
     if family not in ("dense", "deepseek-v3"):
         raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field=_name(names, "family"))

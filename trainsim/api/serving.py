@@ -5,6 +5,7 @@ from typing import Mapping
 from ..inference.spec import Serving, load_serving, parse_serving
 from ..inference.serve import infer as _infer
 from ..inference.validate import error_table as serving_error_table, latency_bound_table, summary as serving_summary
+from ..errors import TrainsimError, located
 from . import Answer, ErrorTable
 
 
@@ -20,7 +21,11 @@ class InferResult(Answer):
 
 def infer(spec) -> InferResult:
     """``trainsim infer``: a serving spec (Serving, path or mapping) -> :func:`trainsim.inference.serve.infer`."""
-    return InferResult(_infer(_serving(spec)))
+    sv = _serving(spec)
+    try:
+        return InferResult(_infer(sv))
+    except TrainsimError as exc:   # raised by the engine on a stated field: name the spec file too
+        raise located(exc, spec) from None
 
 
 def infer_validate(paths=None) -> ErrorTable:

@@ -10,7 +10,7 @@ from ..sweep.runner import run_sweep
 from ..sweep.writer import parts_dir
 from ..sweep.summary import summarize
 from ..report.progress import sweep_bar
-from . import Answer, _name
+from . import Answer, _check_days, _name
 
 
 def load_sweep(path, *, cost: dict | None = None):
@@ -40,7 +40,15 @@ def sweep_parts_dir(output) -> Path:
     return parts_dir(output)
 
 
-def sweep_summary(path, *, deadline_days: float | None = None, metric: str = "days", plots=None) -> Answer:
+def check_deadline(deadline_days: float | None, names: Mapping[str, str] | None = None) -> None:
+    """``--deadline-days``, when given: a positive number of days (checked before a sweep runs, not after)."""
+    if deadline_days is not None:
+        _check_days(deadline_days, names, "deadline_days")
+
+
+def sweep_summary(path, *, deadline_days: float | None = None, metric: str = "days", plots=None,
+                  names: Mapping[str, str] | None = None) -> Answer:
     """``trainsim sweep --summary``: frontier, Pareto front and per-axis bests of a results file
     (:func:`trainsim.sweep.summary.summarize`); ``plots``: a folder for PNG plots."""
+    check_deadline(deadline_days, names)
     return Answer(summarize(path, deadline_days=deadline_days, metric=metric, plots_dir=plots))

@@ -18,8 +18,10 @@ from .types import Chip, Sourced, System
 
 # ---------------------------------------------------------------- formatting
 
+#: display scale and unit per dimension; bytes (HBM capacity) in GiB, as the catalog reads vendors' "80 GB" and as
+#: every memory table shows it
 _UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (1e9, "GB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "flops": (1e12, "TFLOP/s"), "bytes": (2**30, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
     "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
 }
 #: field -> display dimension
@@ -33,7 +35,7 @@ FIELD_DIMS = {
 
 
 def fmt(value: float | None, dim: str) -> str:
-    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GB, 3350 GB/s, 400 Gb/s, 2 us."""
+    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us."""
     if value is None:
         return "-"
     scale, unit = _UNITS[dim]
@@ -152,6 +154,8 @@ def describe_system(system_id: str) -> dict[str, Any]:
             values[f"{key}_size"] = lvl.size
         values[f"{key}_bw"] = lvl.bw
         values[f"{key}_latency"] = lvl.latency_s
+        if f"{key}_topology" in src or lvl.topology.kind != "switch":
+            values[f"{key}_topology"] = lvl.topology.text()      # how the level is wired (catalog/topology.py)
     values["power_per_chip_w"] = s.power_per_chip_w
     values["price_per_chip_usd"] = s.price_per_chip_usd
     fields = [_field(k, v, src) for k, v in values.items()]
@@ -168,7 +172,8 @@ def describe_system(system_id: str) -> dict[str, Any]:
     return {"kind": "system", "id": s.id, "name": s.name, "chip": s.chip.id, "chip_name": s.chip.name,
             "note": load.system_entry(system_id).note, "hardware_ref": hw.id if hw else None,
             "status": hw.status if hw else None,
-            "levels": [{"name": lvl.name, "size": lvl.size, "bw": lvl.bw, "latency_s": lvl.latency_s}
+            "levels": [{"name": lvl.name, "size": lvl.size, "bw": lvl.bw, "latency_s": lvl.latency_s,
+                        "topology": lvl.topology.text()}
                        for lvl in s.levels],
             "fields": fields, "research": research, "ranges": ranges,
             "sources": _source_texts(fields, research, ranges)}

@@ -36,9 +36,12 @@ class Topology:
     def resized(self, chips: int) -> "Topology":
         """The same wiring for a level cut to ``chips`` (a smaller configuration of the same pod): a grid keeps
         its leading dimensions whole while they divide what is left (16x20x28 at 1,280 chips -> 16x20x4); a grid
-        that cannot be cut that way falls back to a switch; a Clos keeps its blocks; a full mesh keeps its N (each chip
-        still has its N - 1 links, however few of its peers a configuration uses)."""
-        if not self.dims or self.kind == "fullmesh":
+        that cannot be cut that way falls back to a switch; a Clos keeps its blocks; a full mesh cut to at most its N
+        chips keeps its N (each chip still has its N - 1 links, however few of its peers a configuration uses), and
+        grown past N has no known wiring, so it falls back to a switch as a grid does."""
+        if self.kind == "fullmesh":
+            return self if chips <= self.dims[0] else SWITCH
+        if not self.dims:
             return self
         out, rem = [], chips
         for d in self.dims:

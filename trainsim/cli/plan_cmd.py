@@ -42,6 +42,9 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
         print(api.emit_flags(res.best, emit))
+    elif csv_ and diff is not None:   # --against: each row says which it is, the reference plan last
+        print_csv([{"role": role, **e.to_dict()} for role, e in
+                   [("best", res.best), *[("runner_up", e) for e in res.runners_up], ("reference", diff.reference)]])
     elif csv_:   # no plan: the nearest alternatives as rows, as --json lists them
         print_csv([e.to_dict() for e in [res.best] + res.runners_up] if res.best else res.alternatives)
     elif json_:

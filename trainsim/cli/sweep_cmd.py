@@ -13,7 +13,7 @@ from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
 from ..api import sweeps
 from ..api import TrainsimError
-from ..report.fmt import sweep_value as format_value
+from ..report.fmt import counted, sweep_value as format_value
 from .csvopt import print_rows
 from ..report.terminal import print_json
 from ..report.sweep import render_summary
@@ -48,19 +48,21 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         if given:
             raise TrainsimError("cost options apply when a sweep runs (the results file keeps the costs it was "
                                 "written with), not with --summary", field=given[0])
-        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(summary, deadline_days=deadline_days, metric=metric, plots=plots,
+                                 names=api.CLI_NAMES).to_dict()
         _print_summary(s, json_, csv_)
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
     sweeps.check_workers(workers, names=api.CLI_NAMES)
+    sweeps.check_deadline(deadline_days, names=api.CLI_NAMES)
     spec = sweeps.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
     if dry_run:
         from rich.console import Console
 
 
         c = Console(highlight=False)
-        c.print(f"[bold]{spec.name}[/bold]: {spec.n_points:,} points")
+        c.print(f"[bold]{spec.name}[/bold]: {counted(spec.n_points, 'point')}")
         for a in spec.axes:
             vals = ", ".join(" / ".join(format_value(col, v) for col, v in zip(a.columns, r)) for r in a.rows[:8])
             vals += " ..." if len(a) > 8 else ""
@@ -89,13 +91,14 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         import sys
 
         if res.evaluated == 0 and res.complete:
-            print(f"{out}: already complete ({res.points:,} points)", file=sys.stderr)
+            print(f"{out}: already complete ({counted(res.points, 'point')})", file=sys.stderr)
         else:
-            print(f"{out}: {res.evaluated:,} points evaluated ({res.errors:,} with an error"
+            print(f"{out}: {counted(res.evaluated, 'point')} evaluated ({res.errors:,} with an error"
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if deadline_days is not None or plots is not None or json_ or csv_:
-        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots).to_dict()
+        s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots,
+                                 names=api.CLI_NAMES).to_dict()
         _print_summary(s, json_, csv_)
 
 

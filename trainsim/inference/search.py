@@ -1,7 +1,7 @@
 """Best serving plan: every candidate (instance size, tp, pp, ep, batch) evaluated at once with numpy.
 
 Candidates: chips per instance (given, or powers of two and multiples of the scale-up domain up to the cluster),
-tp a power of two inside one scale-up domain, pp a power of two (at most 16, never more than the layers), ep a
+tp a power of two inside one scale-up domain that divides the attention heads (:func:`tp_divides_heads`), pp a power of two (at most 16, never more than the layers), ep a
 divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip, fractions for wide
 tensor-parallel instances that hold fewer sequences than chips; prefill: prompt tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
 and it meets the latency bound (decode: time per output token; prefill: time to first token). The best is the one
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TrainsimError
 from .setup import ServeSetup
 from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step_time, weight_bytes_per_chip)
 
@@ -27,6 +28,21 @@ def _pow2_upto(n: int) -> list[int]:
         out.append(x)
         x *= 2
     return out
+
+
+def tp_divides_heads(arch, tp: int) -> bool:
+    """Whether a serving engine can shard ``arch``'s attention over ``tp`` chips: the attention heads split evenly.
+    vLLM refuses any other tp at start-up (``ModelConfig.verify_with_parallel_config``: "Total number of attention
+    heads (32) must be divisible by tensor parallel size (3)"); fewer KV heads than tp are replicated
+    (``ModelConfig.get_num_kv_heads``: max(1, kv_heads // tp)), so only the attention heads constrain tp."""
+    return tp >= 1 and arch.n_heads % tp == 0
+
+
+def check_tp(arch, tp: int | None, field: str) -> None:
+    """A stated serving tp the engine would refuse (:func:`tp_divides_heads`) as a one-line input error."""
+    if tp is not None and not tp_divides_heads(arch, int(tp)):
+        raise TrainsimError(f"expected a tensor-parallel size that divides the model's {arch.n_heads} attention "
+                            f"heads (vLLM refuses others), got {tp}", field=field)
 
 
 def instance_sizes(max_chips: int, scale_up: int) -> list[int]:
@@ -46,7 +62,8 @@ def plan_grid(s: ServeSetup, chips_options, fixed: dict | None = None) -> ServeP
     n_layers = s.arch.n_layers
     rows = []
     for n in chips_options:
-        tps = [fixed["tp"]] if "tp" in fixed else [t for t in _pow2_upto(min(su, n)) if n % t == 0]
+        tps = [fixed["tp"]] if "tp" in fixed else [t for t in _pow2_upto(min(su, n))
+                                                   if n % t == 0 and tp_divides_heads(s.arch, t)]
         pps = [fixed["pp"]] if "pp" in fixed else [q for q in _pow2_upto(min(16, n, n_layers)) if n % q == 0]
         for tp in tps:
             for pp in pps:

@@ -14,7 +14,7 @@ from ..errors import NoPlanError, TrainsimError
 from ..model.arch import Arch
 from .calib import InferCalib, constant_sources, default_calib
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
-from .search import Evaluated, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
+from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
 from .setup import ServeSetup
 from .spec import Serving
 from ..catalog.load import require_usable
@@ -120,6 +120,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
     per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)
     ctx = sp.decode_context
     fixed = _fixed(sv.plan, sv.chips)
+    check_tp(sv.arch, fixed["tp"], "plan.tp" if sv.plan.tp is not None else "plan.dp")
     max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
     out: dict[str, Any] = {
         "name": sv.name, "model": sv.arch.name, "system": sv.system.id, "chip": sv.system.chip.id,

@@ -76,6 +76,10 @@ _KIND_OF_WHAT = {"run spec": "run", "serving spec": "serving", "post-training sp
                  "sweep spec": "sweep"}
 _COMMAND_OF = {"run": "trainsim estimate / plan / size", "serving": "trainsim infer",
                "posttrain": "trainsim posttrain", "sweep": "trainsim sweep", "scenario": "trainsim scenario"}
+SPEC_COMMAND = _COMMAND_OF
+#: each kind as a sentence names it
+SPEC_LABEL = {"run": "run", "serving": "serving", "posttrain": "post-training", "sweep": "sweep",
+              "scenario": "scenario"}
 
 
 def _other_kind(doc: Any, what: str) -> str:

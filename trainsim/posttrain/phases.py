@@ -30,6 +30,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError
 from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
+from ..inference.search import check_tp
 from ..model.arch import Arch
 from ..model.counts import count
 from ..parallel.sharding import layer_params
@@ -115,6 +116,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
         kw = {}
         if instance_chips:
+            check_tp(arch, instance_chips, "student.rollout_tp")
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import TrainsimError
 from .page import Report
-from ..io import load_spec_file
+from ..io import load_spec_file, spec_kind
+from ..io.specfile import SPEC_COMMAND, SPEC_LABEL
 from .progress import as_tick
 from ..spec import load_run
 from .run_report import build_run_report
@@ -25,6 +26,10 @@ def is_scenario(path: str | Path) -> bool:
         if "expected a mapping" not in str(exc):
             raise
         return False             # not a mapping: not a scenario (the run-spec loader says what is wrong)
+    kind = spec_kind(doc)        # a post-training spec has a ``kind`` too (rl, opd): name it, not a scenario kind
+    if kind in ("posttrain", "serving", "sweep"):
+        raise TrainsimError(f"expected a run spec or a scenario; this is a {SPEC_LABEL[kind]} spec "
+                            f"({SPEC_COMMAND[kind]})", where=str(path))
     return "kind" in doc
 
 

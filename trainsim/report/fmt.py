@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
+from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
 from ..catalog.describe import fmt as _fmt
 
@@ -166,7 +167,7 @@ def label(key: str) -> str:
 
 
 def catalog_value(x: float | None, dim: str) -> str:
-    """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
+    """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GiB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
     return _fmt(x, dim)
 
 

@@ -6,7 +6,8 @@ from .terminal import console, table
 from .fmt import plan
 
 GB = 1e9
-
+#: memory parts as the decode row names them (the --json keys otherwise)
+_PART = {"kv_cache": "KV"}
 
 def _plan(p: dict, moe: bool = True) -> str:
     keys = ("chips", "tp", "pp", "dp", "ep", "etp") if moe else ("chips", "tp", "pp", "dp")
@@ -33,8 +34,8 @@ def render_infer(res: dict) -> None:
         t.add_row("decode tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.0f}")
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user)")
         m = d["memory_per_chip_bytes"]
-        t.add_row("decode memory per chip", f"{m['total'] / GB:.1f} GB (weights {m['weights'] / GB:.1f}, "
-                                            f"KV {m['kv_cache'] / GB:.1f})")
+        parts = ", ".join(f"{_PART.get(k, k)} {v / GB:.1f}" for k, v in m.items() if k != "total")
+        t.add_row("decode memory per chip", f"{m['total'] / GB:.1f} GB ({parts})")
     if "prefill" in res:
         p = res["prefill"]
         t.add_row("prefill plan", _plan(p["plan"], res.get("moe", True)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .fmt import label, money, plan_columns, quantity
+from .fmt import counted, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
 
 
@@ -41,11 +41,11 @@ def render_summary(s: dict) -> None:
     c = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     err = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
     c.print(f"[bold]{s['name']}[/bold]  {s['file']}  (trainsim {s['trainsim_version']})")
-    c.print(f"{s['points']:,} points: {s['ok']:,} with a plan; errors: {err}")
+    c.print(f"{counted(s['points'], 'point')}: {s['ok']:,} with a plan; errors: {err}")
     for k, msg in s["error_examples"].items():
         c.print(f"  e.g. {k}: {msg[:160]}")
     if s["deadline_days"] is not None:
-        c.print(f"{s['meeting_deadline']:,} points finish within {s['deadline_days']:g} days")
+        c.print(f"{counted(s['meeting_deadline'], 'point')} finish{'es' if s['meeting_deadline'] == 1 else ''} within {s['deadline_days']:g} days")
     cols = s["axis_columns"]
     labels = {"fastest": "fastest", "cheapest_rental": "cheapest", "cheapest_capex": "cheapest capex",
               "fewest_chips": "fewest chips", "best_mfu": "best MFU (vs BF16 peak)"}

@@ -73,11 +73,16 @@ def cache_key(run: Run, fixed: PlanSpec | None = None, *extra) -> tuple:
 
 
 def _retokened(res: SearchResult, tokens) -> SearchResult:
-    """A cached search result re-expressed for a run with a different ``training.tokens``."""
+    """A cached search result re-expressed for a run with a different ``training.tokens``; each estimate keeps its
+    own run (the batch its plan uses, which may differ from the stated one within ``batch_tolerance``)."""
     if res.run.training.tokens == tokens:
         return res
-    run = replace(res.run, training=res.run.training.model_copy(update={"tokens": tokens}))
-    swap = lambda e: None if e is None else replace(e, run=run)  # noqa: E731
+
+    def retoken(r: Run) -> Run:
+        return replace(r, training=r.training.model_copy(update={"tokens": tokens}))
+
+    run = retoken(res.run)
+    swap = lambda e: None if e is None else replace(e, run=retoken(e.run))  # noqa: E731
     return replace(res, run=run, best=swap(res.best), runners_up=[swap(e) for e in res.runners_up])
 
 

@@ -21,7 +21,9 @@ ALIASES = {"hbm_bw": "hbm_bandwidth", "hbm": "hbm_capacity", "hbm_bytes": "hbm_c
            "scale_up_bw": "scale_up_bandwidth", "scale_up": "scale_up_bandwidth",
            "scale_out_bw": "scale_out_bandwidth", "scale_out": "scale_out_bandwidth", "flops": "peak_flops",
            "peak": "peak_flops"}
-UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": ("GB", 1e9), "scale_up_bandwidth": ("GB/s", 1e9),
+#: display unit and scale per parameter; HBM capacity in GiB, as every memory table shows it (an "80 GB" H100 is
+#: 80 GiB, not the 85.9 GB its SI value reads as)
+UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": ("GiB", 2**30), "scale_up_bandwidth": ("GB/s", 1e9),
          "scale_out_bandwidth": ("GB/s", 1e9), "peak_flops": ("TFLOP/s BF16", 1e12)}
 FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
 

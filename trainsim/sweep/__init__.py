@@ -32,8 +32,8 @@ run spec that :func:`trainsim.search` (the vectorised plan search) answers. Resu
   (inline model keys, e.g. ``model.layers``, ``model.moe.experts``; the base model must be inline),
   ``training.KEY`` (``tokens``, ``seq_len``, ``global_batch_seqs``, ``global_batch_tokens``, ``precision``,
   ``attention``, ``elementwise_kernels``, ``fp8_recipe``, ``fp8_activations``; setting one batch key removes the
-  other; an ``fp8_recipe`` with a precision other than fp8 is that point's input error), ``plan.KEY`` (a fixed
-  plan field or a list of allowed values);
+  other; an ``fp8_recipe``, or an ``fp8_activations`` other than none, with a precision other than fp8 is that
+  point's input error), ``plan.KEY`` (a fixed plan field or a list of allowed values);
 * ``assumptions.KEY``: a cost assumption (``trainsim/scenario/data/assumptions.yaml``) per point.
 
 **Axis values** (the value of an ``axes:`` entry):

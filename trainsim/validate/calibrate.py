@@ -54,6 +54,9 @@ class CalRun:
     family: str
     reported: float
     plans: object
+    #: an FP8 run's BF16 GEMM efficiency (its output head runs in BF16: perf/compute.py head_gemm_fwd), set by
+    #: :func:`_fit_level` from the BF16 runs fitted first, so that a fit never reads the stored calibration's value
+    bf16_eff: float | None = None
 
     @property
     def precision(self) -> str:
@@ -211,7 +214,8 @@ def _fit_params(runs: list[CalRun], param: str, bounds: tuple[float, float], bas
 
 
 def _base(r: CalRun) -> Calib:
-    return calib_for(r.family)
+    c = calib_for(r.family)
+    return c if r.bf16_eff is None else c.with_(gemm_eff=r.bf16_eff)
 
 
 def _fit_level(runs: list[CalRun], params: dict[str, str], bounds, base_of) -> Level:
@@ -222,7 +226,12 @@ def _fit_level(runs: list[CalRun], params: dict[str, str], bounds, base_of) -> L
         for g in r.chain:
             groups.setdefault((r.precision, g, None), []).append(r)
             groups.setdefault((r.precision, g, r.framework), []).append(r)
-    for (pr, fam, fw), grp in groups.items():
+    # BF16 groups first: an FP8 run's output head takes the BF16 efficiency just fitted (CalRun.bf16_eff)
+    order = sorted(groups, key=lambda k: k[0] != "bf16")
+    for i, (pr, fam, fw) in enumerate(order):
+        if pr != "bf16" and (i == 0 or order[i - 1][0] == "bf16"):
+            _set_bf16_eff(runs, lvl)
+        grp = groups[(pr, fam, fw)]
         if fam == "*":
             lvl.pooled[pr] = _fit_params(grp, params[pr], bounds, base_of)
         elif len(grp) >= MIN_RUNS:
@@ -232,6 +241,16 @@ def _fit_level(runs: list[CalRun], params: dict[str, str], bounds, base_of) -> L
             else:
                 lvl.fw_eff[(fam, pr, fw)] = x
     return lvl
+
+
+def _set_bf16_eff(runs: list[CalRun], lvl: Level) -> None:
+    """Give each FP8 run of ``runs`` the BF16 efficiency ``lvl`` holds for its chip and stack (its output head
+    runs in BF16); a level without BF16 values (an FP8-only refit) leaves the runs' values as they are."""
+    if "bf16" not in lvl.pooled:
+        return
+    for r in runs:
+        if r.precision == "fp8":
+            r.bf16_eff = lvl.value(r.chain, "bf16", r.framework, lvl.pooled["bf16"])
 
 
 def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
