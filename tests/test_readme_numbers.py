@@ -1,0 +1,302 @@
+"""Every number a reader sees is generated: the README *prose* that quotes a trainsim output (a prediction, an error,
+a count of runs) outside the generated blocks is recomputed here, so a model change that moves one fails this file
+until the README is updated (the generated blocks themselves: tests/test_readme_generated.py, test_accuracy.py,
+test_scenarios.py, test_inference.py, test_rl_step.py). Each test rebuilds the figure the way the prose describes it
+and looks for the exact wording (whitespace folded, since the prose is wrapped). `python tests/test_readme_numbers.py`
+prints every fragment as the model gives it now, to paste into the README after a model change.
+
+Source facts stay out of this file: a paper's or a table's published figure (NeMo RL's step times, torchtitan's
+published peaks, the 1.8 GB/s pageable copy rate of NeMo RL issue 3976) is quoted, not computed."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import statistics
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RL = ROOT / "validation" / "rl"
+
+
+@lru_cache(maxsize=1)
+def readme() -> str:
+    """README.md with every run of whitespace folded to one space (prose is wrapped at any word)."""
+    return " ".join((ROOT / "README.md").read_text().split())
+
+
+def section(tag: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    for a, b in ((f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"), (f"<!-- {tag}:start -->", f"<!-- {tag}:end -->")):
+        if a in text:
+            return text.split(a, 1)[1].split(b, 1)[0]
+    raise AssertionError(f"README has no {tag} block")
+
+
+def assert_in_readme(fragment: str) -> None:
+    assert fragment in readme(), (f"README prose is stale: expected the fragment {fragment!r} (the model's figure "
+                                  f"now); update the README, see `python tests/test_readme_numbers.py`")
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:+.0f}%"
+
+
+def span(values) -> str:
+    """A range of errors as the README writes it: the two extremes, the smaller magnitude first."""
+    a, b = sorted((min(values), max(values)), key=abs)
+    return f"{pct(a)} to {pct(b)}"
+
+
+# --- torchtitan peak memory: the two named gaps (README "Memory" bullet) ------------------------------------------
+
+def _memory_module():
+    spec = importlib.util.spec_from_file_location("_tt_memory", ROOT / "tests" / "test_memory_published.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def torchtitan_gap_fragment() -> str:
+    """'405B 1F1B -x%, CP 8 -y%': predicted / published - 1 of the two torchtitan rows outside 10%, each row's
+    inputs and published peak as tests/test_memory_published.py states them (torchtitan Dec-2024 Tables 5, 6)."""
+    from trainsim.estimate import estimate
+    from trainsim.spec import parse_run
+    mod = _memory_module()
+    rows = {r[0]: r for r in mod.TORCHTITAN_MEMORY}
+    err = {}
+    for label in ("T5 405B 1F1B", "T6 405B FSDP1 CP8 256K"):
+        _, model, chips, seq, gbs, precision, plan, published_gib = rows[label]
+        est = estimate(parse_run(mod._tt_spec(model, chips, seq, gbs, precision, plan)), advise=False)
+        err[label] = est.memory_per_chip_bytes / 2**30 / published_gib - 1.0
+    assert set(mod.TORCHTITAN_MEMORY_GAPS) == set(err), "the named gaps changed: the README sentence lists them"
+    return (f"rows outside 10% (405B 1F1B {err['T5 405B 1F1B'] * 100:.1f}%, "
+            f"CP 8 {err['T6 405B FSDP1 CP8 256K'] * 100:.1f}%)")
+
+
+def test_torchtitan_memory_gaps_quoted_as_predicted():
+    assert_in_readme(torchtitan_gap_fragment())
+
+
+# --- whole RL steps (README "Whole RL steps" section) ------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def rl_rows() -> dict:
+    from trainsim.posttrain.phases import clear_cache
+    from trainsim.posttrain.validate import error_table
+    clear_cache()
+    return {r["file"]: r for r in error_table()}
+
+
+def _trainer(name: str):
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import trainer_time
+    return trainer_time(load_posttrain(RL / f"{name}.yaml"))
+
+
+def rl_fragments() -> list[str]:
+    """The DeepSeek-V3 pairs, the trainer memory and the Qwen3-30B offload the RL prose quotes."""
+    from trainsim.posttrain.phases import PAGEABLE_OPTIMIZER_COPY_BW
+    rows = rl_rows()
+    out = []
+    dsv3 = [r for f, r in rows.items() if "-dsv3-" in f]
+    assert len(dsv3) == 7 and all(r["error"] < 0 for r in dsv3), "the README says every DeepSeek-V3 run is short"
+    out.append(f"DeepSeek-V3 (all {len(dsv3)} runs predicted short)")
+    # H100 sync pair 256 -> 512 GPUs: optimizer state per chip (GB, 1e9 B), host offload, fall and shortfall
+    a, b = rows["nemo-rl-h100-dsv3-256-sync.yaml"], rows["nemo-rl-h100-dsv3-512-sync.yaml"]
+    oa, ob = (_trainer(n).optimizer_bytes_per_chip / 1e9 for n in ("nemo-rl-h100-dsv3-256-sync",
+                                                                   "nemo-rl-h100-dsv3-512-sync"))
+    out.append(f"({oa:.1f} and {ob:.1f} GB per chip: {a['stages_s']['offload']:.1f} and "
+               f"{b['stages_s']['offload']:.1f} s of host offload) the prediction falls by "
+               f"{a['predicted'] - b['predicted']:.0f} s, and both points are left "
+               f"~{((a['reported'] - a['predicted']) + (b['reported'] - b['predicted'])) / 2:.0f} s short")
+    # GB200 sync pair 128 -> 256 GPUs, and the copy rate on Grace that would explain the rest of the published fall
+    c, d = rows["nemo-rl-gb200-dsv3-128-sync.yaml"], rows["nemo-rl-gb200-dsv3-256-sync.yaml"]
+    pub_fall, pred_fall = c["reported"] - d["reported"], c["predicted"] - d["predicted"]
+    fewer = (_trainer("nemo-rl-gb200-dsv3-128-sync").optimizer_bytes_per_chip
+             - _trainer("nemo-rl-gb200-dsv3-256-sync").optimizer_bytes_per_chip)
+    out.append(f"falls by {pub_fall:.1f} s where the prediction falls by {pred_fall:.1f} s: read as the same pageable "
+               f"copies ({fewer / 1e9:.1f} GB per chip fewer each way), that is "
+               f"~{2 * fewer / (pub_fall - pred_fall) / 1e9:.0f} GB/s on Grace")
+    # the trainer of DeepSeek-V3 on 256 H100 with its recipe's plan
+    out.append(f"it is now {_trainer('nemo-rl-h100-dsv3-256-sync').memory_per_chip_bytes / 2**30:.1f} GiB at ZeRO-1")
+    # Qwen3-30B-A3B's optimizer state per chip (the H100 layout) round trip at the pageable rate
+    q = _trainer("nemo-rl-h100-q30-32-sync").optimizer_bytes_per_chip
+    out.append(f"Qwen3-30B-A3B's ~{q / 1e9:.1f} GB per chip agrees ({2 * q / PAGEABLE_OPTIMIZER_COPY_BW:.1f} s at "
+               f"{PAGEABLE_OPTIMIZER_COPY_BW / 1e9:.1f} GB/s)")
+    # Qwen3-235B on H100 with TP16 rollout servers
+    from trainsim.posttrain.spec import load_posttrain
+    tp16 = [r for f, r in rows.items() if "-q235-" in f and "h100" in f
+            and load_posttrain(RL / f).student.rollout_tp == 16]
+    assert tp16 and all(abs(r["error"]) <= 0.10 for r in tp16), "the README says Qwen3-235B at TP16 is within 10%"
+    out.append("Qwen3-235B at TP16 also spans two H100 nodes under the same executor and lands within 10%")
+    return out
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_rl_prose_figures(i):
+    assert_in_readme(rl_fragments()[i])
+
+
+def _rl_errors_with_host_cost(seq_s: float = 0.0, step_s: float = 0.0) -> dict:
+    """The whole-step errors with a host cost added on every rollout server of more than one chip (the servers NeMo
+    RL runs on vLLM's Ray executor, whose async scheduling is off): ``seq_s`` per running sequence per step
+    (``seq_overhead_s``) and ``step_s`` per step (``step_overhead_s``), the README's check (a) under "DeepSeek-V3"."""
+    from trainsim.posttrain import phases as ph
+    from trainsim.posttrain import timeline as tl
+    from trainsim.posttrain.validate import error_table
+    orig_rt, orig_setup = ph.rollout_time, ph.rollout_setup
+
+    def setup_host(arch, system, precision):
+        s = orig_setup(arch, system, precision)
+        return replace(s, calib=s.calib.with_(seq_overhead_s=seq_s, step_overhead_s=s.calib.step_overhead_s + step_s))
+
+    def rollout_time(*args, **kw):
+        tp = inspect.signature(orig_rt).bind(*args, **kw).arguments.get("instance_chips")
+        if not (tp and tp > 1):
+            return orig_rt(*args, **kw)
+        ph.rollout_setup = setup_host
+        try:
+            return orig_rt(*args, **kw)
+        finally:
+            ph.rollout_setup = orig_setup
+
+    ph.clear_cache()
+    tl.rollout_time = rollout_time
+    try:
+        rows = error_table()
+    finally:
+        tl.rollout_time = orig_rt
+        ph.clear_cache()
+    return {r["file"]: r["error"] for r in rows}
+
+
+def rl_host_cost_fragments() -> list[str]:
+    from trainsim.inference.calib import default_calib
+    base = {f: r["error"] for f, r in rl_rows().items()}
+    seq = _rl_errors_with_host_cost(seq_s=default_calib().sync_host_s_per_seq)
+    ten, thirty = _rl_errors_with_host_cost(step_s=0.010), _rl_errors_with_host_cost(step_s=0.030)
+    dsv3 = [f for f in base if "-dsv3-" in f]
+    moved = [abs(seq[f] - base[f]) * 100 for f in dsv3]
+    q30 = "nemo-rl-h100-q30-32-async.yaml"
+    med = (statistics.median(abs(v) for v in base.values()), statistics.median(abs(v) for v in seq.values()))
+    q235_h100 = [f for f in base if "-h100-q235-" in f]
+    qwen_h100 = [f for f in base if "-h100-q" in f]
+    return [f"moves DeepSeek-V3 by {min(moved):.0f}-{max(moved):.0f} points and Qwen3-30B one-step-off from "
+            f"{pct(base[q30])} to {pct(seq[q30])} (median {med[0] * 100:.1f}% -> {med[1] * 100:.1f}%)",
+            f"10 ms leaves DeepSeek-V3 at {span([ten[f] for f in dsv3])} and puts Qwen3-235B on H100 at "
+            f"{span([ten[f] for f in q235_h100])}; 30 ms brings DeepSeek-V3 to {span([thirty[f] for f in dsv3])} "
+            f"and Qwen3 on H100 to {span([thirty[f] for f in qwen_h100])}"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_rl_host_cost_checks(i):
+    assert_in_readme(rl_host_cost_fragments()[i])
+
+
+def test_rl_qualitative_claims_hold():
+    """The RL prose's claims about the model's own outputs: DeepSeek-V3's one-step-off runs are bound by their
+    rollout chips; Qwen3-30B one-step-off on H100 has a predicted generation longer than its published step; the
+    on-policy Qwen3-30B points land within 20%."""
+    rows = rl_rows()
+    assert_in_readme("The one-step-off runs are bound by their rollout chips")
+    assert all("rollout" in r["bound_by"] for f, r in rows.items() if "-dsv3-" in f and "-async" in f)
+    assert_in_readme("the predicted generation alone exceeds the published step")
+    q = rows["nemo-rl-h100-q30-32-async.yaml"]
+    assert q["stages_s"]["rollout"] > q["reported"]
+    assert_in_readme("the on-policy Qwen3-30B points land within 20%")
+    on_policy = [r for f, r in rows.items() if "-q30-" in f and f.endswith("-sync.yaml")]
+    assert len(on_policy) == 2 and all(abs(r["error"]) <= 0.20 for r in on_policy)
+
+
+# --- counts of runs and points quoted in prose --------------------------------------------------------------------
+
+def count_fragments() -> list[str]:
+    """Training: the files in validation/runs, those with a throughput (the rows of the generated accuracy table's
+    per-kind summary) and the plan-exact ones (validation/runs/README.md's plan-exact table); serving: the points of
+    the generated inference table, counted and not."""
+    files = sorted((ROOT / "validation" / "runs").glob("*.yaml"))
+    kinds = re.findall(r"^\| (?:dense|MoE) \| (\d+) \|", section("accuracy"), re.M)
+    steady = sum(int(k) for k in kinds)
+    vr = (ROOT / "validation" / "runs" / "README.md").read_text()
+    exact_part = vr.split("## Plan-exact runs", 1)[1].split("\n## ", 1)[0]
+    exact = len(re.findall(r"^\| `[^`]+` \|", exact_part, re.M))
+    m = re.search(r"^(\d+) points, leave-one-out.*?(\d+) production averages listed", section("inference-table"),
+                  re.M)
+    assert m, "the inference table's summary line changed"
+    counted, listed = int(m.group(1)), int(m.group(2))
+    return [f"({len(files)} files: {steady} with a steady-state throughput;",
+            f"{exact} of them plan-exact:",
+            f"The serving set has {counted + listed} points, {counted} of them counted"]
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_counts_quoted_in_prose(i):
+    assert_in_readme(count_fragments()[i])
+
+
+# --- Ascend: published throughput as a share of peak by trainsim's FLOP count -------------------------------------
+
+def ascend_fragment() -> str:
+    """The reported tokens/s per chip times trainsim's model FLOPs per token over the BF16 peak, for the two
+    MindSpeed runs the README contrasts (the predicted MFU scaled by reported / predicted throughput)."""
+    from trainsim.validate.runner import validate
+    runs = ROOT / "validation" / "runs"
+    res = validate([runs / "mindspeed-ascend-llama3-8b-8.yaml", runs / "mindspeed-ascend-llama2-13b-8.yaml"])
+    share = {r.run: r.predicted_mfu * r.reported / r.predicted for r in res.rows}
+    return (f"LLaMA3-8B at 8K (TP 8) reaches {share['mindspeed-ascend-llama3-8b-8'] * 100:.0f}% of peak by trainsim's "
+            f"FLOP count where LLaMA2-13B at 4K reaches {share['mindspeed-ascend-llama2-13b-8'] * 100:.0f}%")
+
+
+def test_ascend_peak_shares_quoted():
+    assert_in_readme(ascend_fragment())
+
+
+# --- serving data sets: the length statistics the prose quotes (scripts/dataset_lengths.py's arithmetic) ----------
+
+def dataset_fragments() -> list[str]:
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("dataset_lengths", ROOT / "scripts" / "dataset_lengths.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r1 = mod.stats(mod.DATA / "mlperf-deepseek-r1.csv")
+    oo = mod.stats(mod.DATA / "mlperf-llama2-70b-openorca.csv")
+    import csv
+    with (mod.DATA / "mlperf-deepseek-r1.csv").open() as f:
+        out = np.array([float(r["output_length"]) for r in csv.DictReader(f)])
+    return [f"DeepSeek-R1's outputs have a CV of {r1['output_cv']:.2f} (median {np.median(out):,.0f}, mean "
+            f"{r1['mean_output']:,.0f}, max {out.max():,.0f} reference tokens); OpenOrca's mean input is "
+            f"{oo['mean_input']:.0f} tokens"]
+
+
+def test_dataset_lengths_quoted():
+    assert_in_readme(dataset_fragments()[0])
+
+
+# --- the sweep benchmark's speed-up quoted under its table ----------------------------------------------------------
+
+def test_sweep_speedup_matches_its_table():
+    """'Two workers ran N x faster on the MoE example': the in-process over the 2-worker points/s of the table
+    above it (both rows of the same benchmark run), so the sentence moves with the table."""
+    text = (ROOT / "README.md").read_text()
+    moe = {m.group(1): float(m.group(2)) for m in
+           re.finditer(r"^\| 1\.6T MoE on CloudMatrix \(example\) \| \d+ \| (in-process|2 Dask workers) \| "
+                        r"([\d.]+) \|", text, re.M)}
+    assert set(moe) == {"in-process", "2 Dask workers"}
+    assert_in_readme(f"Two workers ran {moe['2 Dask workers'] / moe['in-process']:.2f}× faster on the MoE example")
+
+
+def test_fragment_check_fails_on_a_stale_figure():
+    """The check itself: a figure the README does not carry is reported as stale."""
+    with pytest.raises(AssertionError, match="README prose is stale"):
+        assert_in_readme("rows outside 10% (405B 1F1B -99.9%")
+
+
+if __name__ == "__main__":
+    for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + count_fragments()
+                 + [ascend_fragment()] + dataset_fragments()):
+        print(frag)
