@@ -34,6 +34,9 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     """Find the fastest plan that fits in memory."""
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
+    note = api.emit_stack_note(r, emit, framework)
+    if note:   # the emitted plan's stack is not the run's: say so, once, before the search
+        print(note, file=sys.stderr)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
         res = api.search_plans(r, fix=fix, framework=framework, emit=emit, top=top, use_all=use_all, cost=inputs,
                                progress=tick)   # no plan: res.alternatives, and exit code 1 below

@@ -88,6 +88,31 @@ def canonical(target: str, where: str) -> str:
     raise unknown("axis target", t, options, field="axes", where=where)
 
 
+def choices(target: str) -> tuple | None:
+    """The values a ``training.*`` / ``plan.*`` target can ever take when its run-spec field is a ``Literal``
+    (``training.fp8_recipe``: delayed, current, mxfp8, blockwise; a plan field's list form takes the same), else
+    None. Read from the field's annotation in :mod:`trainsim.spec`, the one place the choices live."""
+    from typing import Literal, get_args, get_origin
+
+    from ..spec import TrainingSpec
+
+    head, _, rest = target.partition(".")
+    model = {"training": TrainingSpec, "plan": PlanSpec}.get(head)
+    if model is None or rest not in model.model_fields:
+        return None
+    out: list = []
+
+    def walk(tp) -> None:
+        if get_origin(tp) is Literal:
+            out.extend(get_args(tp))
+        else:
+            for a in get_args(tp):
+                walk(a)
+
+    walk(model.model_fields[rest].annotation)
+    return tuple(dict.fromkeys(out)) or None
+
+
 def is_system_field(target: str) -> bool:
     """Whether ``target`` is a system or chip field."""
     return target in SYSTEM_FIELDS
