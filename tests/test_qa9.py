@@ -93,6 +93,17 @@ def test_plan_framework_without_fp8_refuses_an_fp8_run(capsys, tmp_path):
     assert code == 2 and "--framework" in err and "not fp8" in err
 
 
+def test_posttrain_trainer_fp8_on_a_pre_fp8_stack_is_an_input_error(capsys, tmp_path):
+    """The post-training trainer (`student.train_framework`, `student.precision`) follows the same rule."""
+    src = (ROOT / "validation/rl/nemo-rl-h100-dsv3-256-sync.yaml").read_text()
+    assert "train_framework: megatron-bridge-2026" in src and "\n  precision: bf16" in src
+    bad = tmp_path / "rl.yaml"
+    bad.write_text(src.replace("train_framework: megatron-bridge-2026", "train_framework: megatron-lm-2022")
+                   .replace("\n  precision: bf16", "\n  precision: fp8"))
+    code, _, err = _main(capsys, "check", bad)
+    assert code == 2 and "student.precision" in err and "megatron-lm-2022 offers precision bf16, not fp8" in err
+
+
 # ---------------------------------------------------------------- 2. impossible sweep values refused up front
 
 def test_sweep_value_outside_a_literal_field_is_refused_by_check(capsys, tmp_path):
