@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
+from typing import Literal, get_args, get_origin
 
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
-from ..spec import PlanSpec, is_domain_count
+from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
 from ..assumptions import defaults
 
@@ -92,10 +93,6 @@ def choices(target: str) -> tuple | None:
     """The values a ``training.*`` / ``plan.*`` target can ever take when its run-spec field is a ``Literal``
     (``training.fp8_recipe``: delayed, current, mxfp8, blockwise; a plan field's list form takes the same), else
     None. Read from the field's annotation in :mod:`trainsim.spec`, the one place the choices live."""
-    from typing import Literal, get_args, get_origin
-
-    from ..spec import TrainingSpec
-
     head, _, rest = target.partition(".")
     model = {"training": TrainingSpec, "plan": PlanSpec}.get(head)
     if model is None or rest not in model.model_fields:
