@@ -40,8 +40,8 @@ def frameworks_table() -> str:
     from trainsim.frameworks import _doc, frameworks
 
     default = _doc()["default_framework"]
-    lines = ["| profile | schedules | ZeRO | recompute | EP | CP | defaults for unstated fields | source |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| profile | schedules | ZeRO | recompute | EP | CP | precisions | defaults for unstated fields | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for fw, p in frameworks().items():
         name = f"**{fw}** (default)" if fw == default else fw
         d = p.get("defaults") or {}
@@ -49,7 +49,7 @@ def frameworks_table() -> str:
                  if d else "none stated: searched")
         lines.append(f"| {name} | {', '.join(p['schedules'])} | {', '.join(map(str, p['zero']))} | "
                      f"{', '.join(p['recompute'])} | {'yes' if p['expert_parallel'] else 'no'} | "
-                     f"{'yes' if p['context_parallel'] else 'no'} | {dtext} | {p['source'].replace('|', '/')} |")
+                     f"{'yes' if p['context_parallel'] else 'no'} | {', '.join(p['precisions'])} | {dtext} | {p['source'].replace('|', '/')} |")
     return "\n".join(lines)
 
 

@@ -24,7 +24,31 @@ def _doc() -> dict:
                 raise TrainsimError(f"expected a schedule of trainsim.parallel.schedules ({', '.join(SCHEDULES)}), "
                                     f"got {s!r}", field=f"frameworks.{fw}.schedules",
                                     where="trainsim/catalog/data/framework_schedules.yaml")
+        for pr in prof["precisions"]:
+            if pr not in PRECISIONS:
+                raise TrainsimError(f"expected a training precision ({', '.join(PRECISIONS)}), got {pr!r}",
+                                    field=f"frameworks.{fw}.precisions",
+                                    where="trainsim/catalog/data/framework_schedules.yaml")
     return doc
+
+
+#: the training precisions a run spec may state (``training.precision``; :class:`trainsim.spec.TrainingSpec`)
+PRECISIONS = ("bf16", "fp8")
+
+
+def offering_precision(precision: str) -> list[str]:
+    """The framework profiles that offer training precision ``precision`` (their ``precisions`` list)."""
+    return [fw for fw, prof in frameworks().items() if precision in prof["precisions"]]
+
+
+def check_precision(precision: str, fw: str, field: str = "training.precision", where: str | None = None) -> None:
+    """Refuse a training precision stack ``fw`` did not offer (FP8 before the stack had FP8 training: each
+    profile's ``precisions``, with its ``precisions_source``), naming the profiles that offer it. The one place
+    this rule lives (run specs, ``plan --framework`` / ``--emit``)."""
+    allowed = profile(fw)["precisions"]
+    if precision not in allowed:
+        raise TrainsimError(f"{fw} offers precision {', '.join(allowed)}, not {precision} (offered by "
+                            f"{', '.join(offering_precision(precision))})", field=field, where=where)
 
 
 def offering(schedule: str) -> list[str]:

@@ -218,7 +218,7 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
                                                                     "global_batch_tokens": None}))
     est = Estimate(
         chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
-        run=run, plan=plans.row(i), placement=describe(plans, i, run.system),
+        run=run, plan=plans.row(i), placement=describe(plans, i, run.system, moe=run.arch.is_moe),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
         mfu=float(res.mfu[i]), hfu=float(res.hfu[i]), memory=mem,
         fits=bool(mem["total"] <= run.system.chip.hbm_bytes),

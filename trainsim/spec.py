@@ -22,7 +22,7 @@ from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqL
 from .units import parse_count
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import framework_of, frameworks, restrict_plan
+from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
 from .errors import unknown
 from .io import load_spec_file
 
@@ -47,7 +47,7 @@ class TrainingSpec(BaseModel):
     # the groups once per step (perf/comm_dp.py replica_sync_time). Unset: the whole dp x cp group.
     zero_shard_group: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
-    precision: Literal["bf16", "fp8"] = "bf16"
+    precision: Literal[PRECISIONS] = "bf16"   # the stacks' offer: frameworks.PRECISIONS
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
     # on Hopper and newer, FlashAttention-2 on Ampere, FlashAttentionScore on Ascend), 'flash2' (FlashAttention-2, e.g.
     # PyTorch SDPA's flash backend, also on Hopper and newer), 'unfused' (scores in HBM). Unset: the stack's default.
@@ -413,6 +413,8 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
+    # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
+    check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))

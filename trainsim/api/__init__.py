@@ -30,7 +30,7 @@ from ..search import search as _search
 from ..spec import PlanSpec, Run, load_run, parse_run
 from ..errors import unknown
 from ..emit import emit_args
-from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit
+from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..alternatives import alternatives
 from ..catalog.load import get_system, systems as _systems
@@ -169,10 +169,12 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     fixed = parse_fix(fix, r.plan)
     if framework:
         fixed = restrict_plan(fixed, framework)
+        check_precision(r.training.precision, framework, field="--framework")
     elif emit:
         fw = default_for_emit(emit)
         try:
             fixed = restrict_plan(fixed, fw)
+            check_precision(r.training.precision, fw, field="--emit")
         except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
             raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
                                 f"{r.framework or 'no framework'})", field=None) from None
@@ -185,6 +187,19 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     return res
 
 
+def emit_stack_note(run: Run, emit: str, framework: str = "") -> str | None:
+    """``plan --emit EMIT`` without ``--framework`` on a run of another stack: one line saying which stack the
+    emitted plan was searched under (the emitter's default stack, :func:`search_plans`), else None."""
+    if not emit or framework:
+        return None
+    fw, own = default_for_emit(emit), _framework_of(run)
+    if fw == own:
+        return None
+    named = f"the run's {own}" if run.framework else f"{own}, the default of a run that names no framework"
+    return (f"note: --emit {emit}: the plan was searched under {fw} (the stack whose flags it writes), "
+            f"within what {named} offers")
+
+
 def emit_flags(est: Estimate, emitter: str) -> str:
     """The plan of ``est`` as ``emitter`` arguments: megatron / mindspeed (a bash array) or torchtitan (TOML)
     (:func:`trainsim.emit.emit_args`)."""
@@ -192,7 +207,8 @@ def emit_flags(est: Estimate, emitter: str) -> str:
 
 
 __all__ += ["MAX_CHIPS",
-            "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags"]
+            "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
+            "emit_stack_note"]
 
 
 # ---------------------------------------------------------------- the other commands' doors: serving, post-training,

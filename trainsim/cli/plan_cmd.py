@@ -42,6 +42,9 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
         print(api.emit_flags(res.best, emit))
+        note = api.emit_stack_note(r, emit, framework)
+        if note:   # the emitted plan's stack is not the run's: one line (an input error already says so itself)
+            print(note, file=sys.stderr)
     elif csv_ and diff is not None:   # --against: each row says which it is, the reference plan last
         print_csv([{"role": role, **e.to_dict()} for role, e in
                    [("best", res.best), *[("runner_up", e) for e in res.runners_up], ("reference", diff.reference)]])

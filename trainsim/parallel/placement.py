@@ -68,10 +68,18 @@ def group_strides(p: Plans) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def describe(p: Plans, i: int, system: System) -> dict[str, dict[str, Any]]:
-    """Readable placement of plan ``i``: for each group, its size, stride and the levels it spans."""
+#: the groups that exist only in layers with routed experts (Megatron-Core builds expert-model-parallel and
+#: expert-data-parallel groups for MoE layers; a dense model has none)
+EXPERT_GROUPS = ("ep", "etp", "edp")
+
+
+def describe(p: Plans, i: int, system: System, moe: bool = True) -> dict[str, dict[str, Any]]:
+    """Readable placement of plan ``i``: for each group, its size, stride and the levels it spans; the expert
+    groups (:data:`EXPERT_GROUPS`) only for a model with routed experts (``moe``)."""
     out = {}
     for name, (n, s) in group_strides(p).items():
+        if not moe and name in EXPERT_GROUPS:
+            continue
         n_i, s_i = int(n[i]), int(s[i])
         within = [int(w[0]) for w in members_within(np.array([n_i]), np.array([s_i]), system)]
         spans = [lvl.name for lvl, w, prev in zip(system.levels, within, [1] + within[:-1]) if w > prev]

@@ -79,7 +79,7 @@ from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file
-from ..frameworks import frameworks
+from ..frameworks import PRECISIONS, check_precision, frameworks
 from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, check_fp8_recipe, chips_as_stated
 
 #: run-spec ``training:`` keys a post-training step sets itself (from its step and the student's precision), so
@@ -131,7 +131,7 @@ class StudentPart(BaseModel):
     rollout_cluster: str | None = None
     rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
-    precision: Literal["bf16", "fp8"] = "bf16"
+    precision: Literal[PRECISIONS] = "bf16"   # the trainer's: frameworks.PRECISIONS
     rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
@@ -409,6 +409,8 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     if spec.student.train_options:   # the trainer runs on the student's cluster (checked to exist above)
         check_fp8_recipe(spec.student.train_options.get("fp8_recipe"), clusters[spec.student.cluster].system,
                          "student.train_options.fp8_recipe", where)
+    if spec.student.train_framework is not None:   # FP8 training on a stack from before its FP8 (as run specs)
+        check_precision(spec.student.precision, spec.student.train_framework, "student.precision", where)
     links = {}
     for ln in spec.links:
         a, b = ln.between

@@ -55,13 +55,17 @@ class Phase:
     chips: int = 0
     link: tuple[str, str] | None = None   # transfer phase: (from, to)
     bytes: float = 0.0
+    bytes_per_chip: float = 0.0      # compute phase that moves data on each chip (host offload): bytes per chip
     detail: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The phase as a JSON-able dict (cluster and chips, or link and bytes, only where they apply)."""
+        """The phase as a JSON-able dict (cluster and chips, with bytes_per_chip where the phase moves data on
+        each chip, or link and bytes, only where they apply)."""
         d = {"name": self.name, "stage": self.stage, "seconds": self.seconds}
         if self.cluster is not None:
             d.update(cluster=self.cluster, chips=self.chips)
+            if self.bytes_per_chip:
+                d["bytes_per_chip"] = self.bytes_per_chip
         if self.link is not None:
             d.update(link=f"{self.link[0]}->{self.link[1]}", bytes=self.bytes)
         if self.detail:
@@ -197,7 +201,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         opt_bw = optimizer_copy_bw(pt.clusters[tc].system)
         off = host_offload_s(tr.weights_bytes_per_chip, tr.optimizer_bytes_per_chip, tr.host_link_bw, opt_bw)
         out.append(Phase(f"host offload and reload of the trainer's state on {tc}", "offload", off, cluster=tc,
-                         chips=t_chips, bytes=2.0 * (tr.weights_bytes_per_chip + tr.optimizer_bytes_per_chip),
+                         chips=t_chips, bytes_per_chip=2.0 * (tr.weights_bytes_per_chip + tr.optimizer_bytes_per_chip),
                          detail={"weights_bytes_per_chip": tr.weights_bytes_per_chip,
                                  "optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
                                  "host_link_bytes_per_s": tr.host_link_bw,

@@ -20,7 +20,9 @@ def render_posttrain(res: dict) -> None:
         t.add_column(col, justify="right" if col in ("seconds", "bytes") else "left")
     for p in res["phases"]:
         where = p.get("cluster") or p.get("link", "")
-        t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", _bytes(p["bytes"]) if p.get("bytes") else "")
+        moved = (_bytes(p["bytes"]) if p.get("bytes") else
+                 f"{_bytes(p['bytes_per_chip'])} per chip" if p.get("bytes_per_chip") else "")
+        t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", moved)
     c.print(t)
     stages: dict[str, float] = {}
     for p in res["phases"]:

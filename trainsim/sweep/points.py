@@ -138,6 +138,19 @@ def _check_ids(target: str, vals: list, field: str, where: str) -> None:
             raise unknown("system" if target == "system" else "chip", v, table, field=field, where=where)
 
 
+def _check_choices(target: str, vals: list, field: str, where: str) -> None:
+    """A value outside a ``Literal`` field's choices (``training.fp8_recipe: [foo]``) can never be valid: refused
+    with the spec, not as an input error at every point. ``null`` (the stack's default) passes where the field
+    allows it; a plan field's list value is checked item by item."""
+    allowed = T.choices(target)
+    if allowed is None:
+        return
+    for i, v in enumerate(vals):
+        for x in (v if isinstance(v, list) else [v]):
+            if x is not None and x not in allowed:
+                raise unknown(target.partition(".")[2], str(x), allowed, field=f"{field}[{i}]", where=where)
+
+
 def values(target: str, spec, field: str, where: str) -> tuple[list, bool]:
     """The values of one target from an axis value form; returns (values, values_are_factors)."""
     scale = False
@@ -188,6 +201,7 @@ def values(target: str, spec, field: str, where: str) -> tuple[list, bool]:
         return out, True
     out = [_clean(T.parse_number(target, v, f"{field}[{i}]", where)) for i, v in enumerate(raw)]
     _check_ids(target, out, field, where)
+    _check_choices(target, out, field, where)
     return out, False
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
+from typing import Literal, get_args, get_origin
 
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
-from ..spec import PlanSpec, is_domain_count
+from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
 from ..assumptions import defaults
 
@@ -86,6 +87,27 @@ def canonical(target: str, where: str) -> str:
     options = list(SIMPLE) + list(SYSTEM_FIELDS) + [f"training.{k}" for k in TRAINING_KEYS] + \
         [f"plan.{k}" for k in plan_keys()] + ["model.KEY", "assumptions.KEY"]
     raise unknown("axis target", t, options, field="axes", where=where)
+
+
+def choices(target: str) -> tuple | None:
+    """The values a ``training.*`` / ``plan.*`` target can ever take when its run-spec field is a ``Literal``
+    (``training.fp8_recipe``: delayed, current, mxfp8, blockwise; a plan field's list form takes the same), else
+    None. Read from the field's annotation in :mod:`trainsim.spec`, the one place the choices live."""
+    head, _, rest = target.partition(".")
+    model = {"training": TrainingSpec, "plan": PlanSpec}.get(head)
+    if model is None or rest not in model.model_fields:
+        return None
+    out: list = []
+
+    def walk(tp) -> None:
+        if get_origin(tp) is Literal:
+            out.extend(get_args(tp))
+        else:
+            for a in get_args(tp):
+                walk(a)
+
+    walk(model.model_fields[rest].annotation)
+    return tuple(dict.fromkeys(out)) or None
 
 
 def is_system_field(target: str) -> bool:
