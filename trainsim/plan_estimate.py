@@ -138,6 +138,12 @@ class Estimate:
         return self.mfu / peak_ratio(self.run.system.chip, self.run.training.precision)
 
     @property
+    def precision_native(self) -> bool:
+        """Whether the chip has a dense peak of its own for the run's precision (an FP8 run on a chip without FP8
+        tensor cores is priced at the BF16 rate: catalog ``Chip.flops``)."""
+        return bool(self.run.system.chip.peak_flops.get(self.run.training.precision))
+
+    @property
     def hfu_at_precision(self) -> float:
         """HFU against the dense peak of the precision the run uses."""
         return self.hfu / peak_ratio(self.run.system.chip, self.run.training.precision)
@@ -177,7 +183,11 @@ class Estimate:
             "precision": self.run.training.precision,
             "mfu_at_precision": self.mfu_at_precision,
             "hfu_at_precision": self.hfu_at_precision,
-            "mfu_at_precision_definition": f"the same model FLOPs / {self.run.training.precision.upper()} dense peak",
+            "mfu_at_precision_definition": (
+                f"the same model FLOPs / {self.run.training.precision.upper()} dense peak" if self.precision_native
+                else f"the chip has no {self.run.training.precision.upper()} dense peak: the run is priced at its "
+                     "BF16 rate, so this is the BF16 MFU"),
+            "precision_native": self.precision_native,
             "memory_per_chip_bytes": self.memory["total"],
             "memory_breakdown_bytes": self.memory,
             "hbm_bytes": self.run.system.chip.hbm_bytes,

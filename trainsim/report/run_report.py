@@ -53,6 +53,8 @@ def _at_precision_rows(est: dict) -> list[tuple]:
     if est.get("mfu_at_precision") is None or prec == "bf16":
         return []
     label = prec.upper()
+    if est.get("precision_native") is False:
+        label = f"{label} peak: none on this chip, priced at the BF16"
     return [(f"MFU (vs {label} peak)", fmt.pct(est["mfu_at_precision"]), "mfu_at_precision"),
             (f"HFU (vs {label} peak)", fmt.pct(est["hfu_at_precision"]), "hfu_at_precision")]
 

@@ -119,6 +119,8 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     t.add_row("MFU / HFU (vs BF16 peak)", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
     if d.get("precision", "bf16") != "bf16":
         recipe = f"; {d['fp8_recipe']} scaling" if d.get("fp8_recipe") else ""
+        if d.get("precision_native") is False:   # priced at the BF16 rate: say so rather than a second BF16 MFU
+            recipe = f"; the chip has no {d['precision'].upper()} tensor cores: priced at its BF16 rate"
         t.add_row(f"MFU / HFU (vs {d['precision'].upper()} peak{recipe})",
                   f"{d['mfu_at_precision']:.1%} / {d['hfu_at_precision']:.1%}")
     fits = "fits" if d["fits"] else "[red]DOES NOT FIT[/red]"
