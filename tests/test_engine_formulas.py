@@ -274,6 +274,26 @@ def test_fsdp_under_pp_syncs_per_schedule_call(gpt3, a100_system):
     assert d4 == pytest.approx(4 * d1)
 
 
+def test_fsdp_under_pp_reduce_scatter_not_hidden(gpt3, a100_system):
+    # torch.distributed.pipelining's stage runs FSDP's post_backward (the reduce-scatters) only after the stage's
+    # whole last backward, and finalize_backward makes the compute stream wait on them: the gradient reduce-scatter
+    # is exposed in full. The parameter gather still prefetches behind the first forward (vpp 1: window t_f, here
+    # longer than the gather), hidden up to the overlap f: exposed (1 - f) x gather. So dp_comm = grad + (1 - f) ag.
+    from dataclasses import replace as dreplace
+    from trainsim.perf.comm_dp import ddp_overlap
+    ctx = dreplace(ctx_for(gpt3, a100_system, chips=64, gbs=128), fsdp_pp_unsharded=True)
+    p = Plans.from_columns(tp=1, pp=4, vpp=1, ep=1, etp=1, cp=1, dp=16, zero=2, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    r = evaluate(ctx, p)
+    dense, expert = model_state_params(ctx, p)
+    g, ag = dp_sync_times(ctx, p, dense, expert)
+    f = ddp_overlap(ctx, p, dense + expert)[0]
+    # one micro-batch forward of a 24-layer GPT-3 stage (2048 tokens) is far longer than the gather
+    t_f = r.breakdown["compute_gemm"][0] / 3.0 / (128 / 16)
+    assert 0 < ag[0] < t_f and 0 < f < 1
+    assert r.breakdown["dp_comm"][0] == pytest.approx(g[0] + (1.0 - f) * ag[0], rel=1e-9)
+
+
 def test_local_batch_seqs_must_be_positive():
     from pydantic import ValidationError
 

@@ -438,9 +438,16 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # after the whole forward-backward (Megatron-LM's 'local' DDP, ctx.grad_sync_overlap False) hides none of them
     b_ov = ddp_overlap(ctx, p, dense + expert)
     g_ov = b_ov if ctx.grad_sync_overlap else 0.0
+    # FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
+    # runs the last micro-batch's backward with gradient sync off like the others and only then, in
+    # run_post_backward, calls post_backward on every FSDP parameter group of the stage (each issuing its
+    # reduce-scatter) and _root_post_backward_final_callback, whose finalize_backward makes the compute stream wait on
+    # the reduce-scatters' event (pytorch/pytorch torch/distributed/pipelining/stage.py; torch/distributed/fsdp/
+    # _fully_shard/_fsdp_state.py, _fsdp_param_group.py); under the interleaved schedule each model chunk waits on
+    # its own share, which add up to grad_t
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
-                       syncs * exposed(grad_t, win * t_b, g_ov))
+                       syncs * np.where(once, grad_t, exposed(grad_t, win * t_b, g_ov)))
               + syncs * exposed(gather_t, win * t_f, b_ov))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
