@@ -185,11 +185,11 @@ def dp_syncs_per_step(p: Plans, calls: Num) -> Num:
     ``PipelineStage.backward_maybe_with_nosync`` runs FSDP's post-backward for the stage with
     ``set_requires_gradient_sync(True)`` and ``set_reshard_after_backward(True)`` (the gradient reduce-scatter, the
     parameters freed), and a DDP stage its all-reduce (pytorch/pytorch torch/distributed/pipelining/schedules.py and
-    stage.py as of v2.10, the version MindSpeed's copy of stage.py names). NeMo AutoModel calls ``schedule.step`` once per local batch
-    (nemo_automodel/recipes/llm/benchmark.py ``for ga_step_idx in range(ga_steps)`` -> train_ft.py
-    ``_forward_backward_step``, Automodel 89e3a9fdd .. 809f1993, which do not patch the stage's backward at those
-    commits' benchmark configs), so each call reduce-scatters the gradients and the next call gathers the
-    parameters again. Without pipeline parallelism AutoModel's loop sets ``set_requires_gradient_sync(idx ==
+    stage.py as of v2.10, the version MindSpeed's copy of stage.py names). NeMo AutoModel calls ``schedule.step``
+    once per local batch (nemo_automodel/recipes/llm/benchmark.py ``for ga_step_idx in range(ga_steps)`` ->
+    train_ft.py ``_forward_backward_step``, Automodel 89e3a9fdd .. 809f1993; 89e3a9fdd does not patch the stage's
+    backward, 809f1993 only under the opt-in ``patch_stage_backward_maybe_with_nosync``), so each call
+    reduce-scatters the gradients and the next call gathers the parameters again. Without pipeline parallelism AutoModel's loop sets ``set_requires_gradient_sync(idx ==
     num_batches - 1)`` (components/distributed/utils.py ``get_sync_ctx``): one sync per step."""
     return np.where(p.pp > 1, calls, 1.0)
 
