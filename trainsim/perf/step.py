@@ -189,8 +189,8 @@ def dp_syncs_per_step(p: Plans, calls: Num) -> Num:
     once per local batch (nemo_automodel/recipes/llm/benchmark.py ``for ga_step_idx in range(ga_steps)`` ->
     train_ft.py ``_forward_backward_step``, Automodel 89e3a9fdd .. 809f1993; 89e3a9fdd does not patch the stage's
     backward, 809f1993 only under the opt-in ``patch_stage_backward_maybe_with_nosync``), so each call
-    reduce-scatters the gradients and the next call gathers the parameters again. Without pipeline parallelism AutoModel's loop sets ``set_requires_gradient_sync(idx ==
-    num_batches - 1)`` (components/distributed/utils.py ``get_sync_ctx``): one sync per step."""
+    reduce-scatters the gradients and the next call gathers the parameters again. Where pp = 1 there is no
+    schedule to call: 1 (the per-micro-batch syncs of ZeRO 2 / 3 are counted where they are charged)."""
     return np.where(p.pp > 1, calls, 1.0)
 
 
