@@ -254,8 +254,7 @@ def test_bubble_recurs_per_schedule_call(gpt3, a100_system):
 @pytest.mark.parametrize("pp,calls,hand", [(4, 4.0, 4.0), (1, 4.0, 1.0), (8, 1.0, 1.0), (2, 2.0, 2.0)])
 def test_dp_syncs_per_step(pp, calls, hand):
     # torch.distributed.pipelining decides "last backward" per schedule.step call (a fresh backward_counter per
-    # _step_microbatches): one gradient sync per call where pp > 1. Without pipelining AutoModel's loop defers the
-    # sync to the step's last micro-batch: 1.
+    # _step_microbatches): one gradient sync per call where pp > 1; without pipelining there is no schedule: 1.
     from trainsim.perf.step import dp_syncs_per_step
     assert dp_syncs_per_step(plan(pp=pp), np.array([calls]))[0] == hand
 
