@@ -236,15 +236,61 @@ def test_pipeline_calls(gbs, dp, local, calls):
 def test_bubble_recurs_per_schedule_call(gpt3, a100_system):
     from dataclasses import replace as dreplace
     # 64 chips, pp 4 x dp 16, gbs 128: 8 micro-batches per dp rank; a local batch of 2 -> 128 / (16 x 2) = 4 calls,
-    # so the step gains 3 extra fills and drains: 3 x (p - 1) t_mb = 3 x the one-call bubble, all else unchanged
+    # so the step gains 3 extra fills and drains: 3 x (p - 1) t_mb = 3 x the one-call bubble; and (ZeRO 1, DDP
+    # under torch.distributed.pipelining) the gradient sync runs at the last backward of every call: 3 more syncs
+    # (vpp 1: the same window each time). All else unchanged.
     base = dict(tp=1, pp=4, vpp=1, ep=1, etp=1, cp=1, dp=16, zero=1, recompute=0, mb=1, schedule=0, node_limit=0)
     ctx = ctx_for(gpt3, a100_system, chips=64, gbs=128)
     one = evaluate(ctx, Plans.from_columns(**base))
     four = evaluate(dreplace(ctx, local_batch_seqs=2), Plans.from_columns(**base))
     b1 = one.breakdown["pipeline_bubble"][0]
-    assert b1 > 0
+    d1 = one.breakdown["dp_comm"][0]
+    assert b1 > 0 and d1 > 0
     assert four.breakdown["pipeline_bubble"][0] == pytest.approx(4 * b1)
-    assert four.step_time_s[0] - one.step_time_s[0] == pytest.approx(3 * b1)
+    assert four.breakdown["dp_comm"][0] == pytest.approx(4 * d1)
+    assert four.step_time_s[0] - one.step_time_s[0] == pytest.approx(3 * b1 + 3 * d1)
+
+
+@pytest.mark.parametrize("pp,calls,hand", [(4, 4.0, 4.0), (1, 4.0, 1.0), (8, 1.0, 1.0), (2, 2.0, 2.0)])
+def test_dp_syncs_per_step(pp, calls, hand):
+    # torch.distributed.pipelining decides "last backward" per schedule.step call (a fresh backward_counter per
+    # _step_microbatches): one gradient sync per call where pp > 1; without pipelining there is no schedule: 1.
+    from trainsim.perf.step import dp_syncs_per_step
+    assert dp_syncs_per_step(plan(pp=pp), np.array([calls]))[0] == hand
+
+
+def test_fsdp_under_pp_syncs_per_schedule_call(gpt3, a100_system):
+    # FSDP (ZeRO 2) kept gathered under PP (the stack's fsdp_pp_unsharded flag, torchtitan / AutoModel): one
+    # reduce-scatter and one re-gather per schedule call, so 4 calls (gbs 128 / (dp 16 x local batch 2)) expose 4x
+    # the one-call DP sync (vpp 1: the same exposure window each call).
+    from dataclasses import replace as dreplace
+    ctx = dreplace(ctx_for(gpt3, a100_system, chips=64, gbs=128), fsdp_pp_unsharded=True)
+    pp4 = Plans.from_columns(tp=1, pp=4, vpp=1, ep=1, etp=1, cp=1, dp=16, zero=2, recompute=0, mb=1, schedule=0,
+                             node_limit=0)
+    d1 = evaluate(ctx, pp4).breakdown["dp_comm"][0]
+    d4 = evaluate(dreplace(ctx, local_batch_seqs=2), pp4).breakdown["dp_comm"][0]
+    assert d1 > 0
+    assert d4 == pytest.approx(4 * d1)
+
+
+def test_fsdp_under_pp_reduce_scatter_not_hidden(gpt3, a100_system):
+    # torch.distributed.pipelining's stage runs FSDP's post_backward (the reduce-scatters) only after the stage's
+    # whole last backward, and finalize_backward makes the compute stream wait on them: the gradient reduce-scatter
+    # is exposed in full. The parameter gather still prefetches behind the first forward (vpp 1: window t_f, here
+    # longer than the gather), hidden up to the overlap f: exposed (1 - f) x gather. So dp_comm = grad + (1 - f) ag.
+    from dataclasses import replace as dreplace
+    from trainsim.perf.comm_dp import ddp_overlap
+    ctx = dreplace(ctx_for(gpt3, a100_system, chips=64, gbs=128), fsdp_pp_unsharded=True)
+    p = Plans.from_columns(tp=1, pp=4, vpp=1, ep=1, etp=1, cp=1, dp=16, zero=2, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    r = evaluate(ctx, p)
+    dense, expert = model_state_params(ctx, p)
+    g, ag = dp_sync_times(ctx, p, dense, expert)
+    f = ddp_overlap(ctx, p, dense + expert)[0]
+    # one micro-batch forward of a 24-layer GPT-3 stage (2048 tokens) is far longer than the gather
+    t_f = r.breakdown["compute_gemm"][0] / 3.0 / (128 / 16)
+    assert 0 < ag[0] < t_f and 0 < f < 1
+    assert r.breakdown["dp_comm"][0] == pytest.approx(g[0] + (1.0 - f) * ag[0], rel=1e-9)
 
 
 def test_local_batch_seqs_must_be_positive():

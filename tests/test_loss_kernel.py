@@ -52,3 +52,35 @@ def test_unfused_loss_step_cost_by_hand():
     expect_s = (52.0 - 10.0) * logits / (3.35e12 * 0.8)
     assert expect_s == pytest.approx(0.03365, rel=1e-3)
     assert _step_s("none") - _step_s("te") == pytest.approx(expect_s, rel=1e-6)
+
+
+def test_torch_bf16_loss_by_hand():
+    # NeMo AutoModel MaskedCrossEntropy(fp32_upcast=False): F.cross_entropy on the BF16 logits. Forward log_softmax
+    # (vocab wider than shared memory): max pass 2, sum-of-exp pass 2, output 2 + 2; backward: nll_loss_backward's
+    # zero gradient 2, _log_softmax_backward_data's sum pass 2, then grad 2 + output 2 read, 2 written.
+    assert cross_entropy_bytes_per_logit("torch_bf16") == (2 + 2 + 2 + 2, 2 + 2 + 2 + 2 + 2)
+    # the GPT 1.7B step above: (52 - 18) bytes per logit less than Megatron-Core's unfused loss
+    logits = 4 * 4096 * 131072
+    expect_s = (52.0 - 18.0) * logits / (3.35e12 * 0.8)
+    assert expect_s == pytest.approx(0.02724, rel=1e-3)
+    assert _step_s("none") - _step_s("torch_bf16") == pytest.approx(expect_s, rel=1e-6)
+
+
+def test_torch_bf16_logit_peak_bytes():
+    # at the loss backward: the saved BF16 log-softmax output, nll_loss_backward's BF16 gradient and the BF16
+    # gradient _log_softmax_backward_data returns: 3 x 2 = 6 bytes per logit; under pipelining + the BF16 stage
+    # output the schedule's fwd_cache keeps (2): 8. Half the fp32-upcast counts (12, 14).
+    import numpy as np
+    from dataclasses import replace as dreplace
+    from trainsim.parallel.plan import Plans
+    from trainsim.perf.memory import logit_peak_bytes
+    from trainsim.plan_estimate import context
+    doc = {"model": {"name": "gpt-1.7b", "layers": 24, "hidden": 2048, "heads": 16, "ffn": 8192, "ffn_act": "gelu",
+                     "vocab": 131072, "tied_embeddings": False},
+           "system": "dgx-h100", "chips": 48, "framework": "megatron-core-2024",
+           "training": {"seq_len": 4096, "global_batch_seqs": 192, "precision": "bf16"}}
+    ctx = context(parse_run(doc))
+    p = Plans.from_columns(tp=np.array([1, 1]), pp=np.array([1, 4]), vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0,
+                           recompute=0, mb=1, schedule=0, node_limit=0)
+    assert list(logit_peak_bytes(dreplace(ctx, cross_entropy_fusion="torch_bf16"), p)) == [6.0, 8.0]
+    assert list(logit_peak_bytes(dreplace(ctx, cross_entropy_fusion="fp32_upcast"), p)) == [12.0, 14.0]

@@ -91,9 +91,10 @@ class TrainingSpec(BaseModel):
     # Float8BlockScaling). Only with fp8. Unset: the stack's default (frameworks.runtime_settings).
     fp8_recipe: Literal["delayed", "current", "mxfp8", "blockwise"] | None = None
     # loss kernel: 'te' (Transformer Engine's parallel cross entropy, the gradient written in place into the BF16
-    # logits), 'native' (Megatron-Core's fused vocab-parallel kernel), 'none' (unfused) or 'fp32_upcast' (PyTorch's
-    # cross entropy on logits upcast to fp32, torchtitan's loss). Unset: the stack's default.
-    cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast"] | None = None
+    # logits), 'native' (Megatron-Core's fused vocab-parallel kernel), 'none' (unfused), 'fp32_upcast' (PyTorch's
+    # cross entropy on logits upcast to fp32, torchtitan's loss) or 'torch_bf16' (PyTorch's cross entropy on the BF16
+    # logits: NeMo AutoModel's MaskedCrossEntropy with fp32_upcast: false). Unset: the stack's default.
+    cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast", "torch_bf16"] | None = None
     # memory-bound kernels (norms, rotary, activation): 'fused' (Transformer Engine / Apex fused kernels, or
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.

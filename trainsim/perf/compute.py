@@ -136,7 +136,7 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
 #: (forward, backward) HBM bytes per logit of each loss kernel (``cross_entropy_fusion``); derivations in
 #: :func:`cross_entropy_bytes_per_logit`
 CROSS_ENTROPY_BYTES_PER_LOGIT = {"none": (38.0, 14.0), "native": (22.0, 10.0), "te": (6.0, 4.0),
-                                 "fp32_upcast": (22.0, 26.0)}
+                                 "fp32_upcast": (22.0, 26.0), "torch_bf16": (8.0, 10.0)}
 
 
 def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
@@ -166,6 +166,12 @@ def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
       4 + 4) = 22; backward ``nll_loss_backward`` writes a zero fp32 gradient 4, ``_log_softmax_backward_data``
       sums it 4 and writes ``grad - exp(out) x sum`` 4 + 4 + 4, the cast back to BF16 4 + 2 = 26 (counted
       without tensor parallelism; torchtitan's loss parallel shards the vocab over tp).
+    * ``torch_bf16``: the same PyTorch kernels on the BF16 logits, no upcast (NeMo AutoModel
+      nemo_automodel/components/loss/masked_ce.py ``MaskedCrossEntropy`` with ``fp32_upcast: false``, the loss of its
+      MoE benchmark configs, 89e3a9fdd .. 809f1993: ``F.cross_entropy(logits, labels, reduction="sum")`` on the
+      lm_head's BF16 output; the fp32 accumulation stays in registers): ``log_softmax`` max pass 2, sum-of-exp pass
+      2, the output 2 + 2 = 8; backward ``nll_loss_backward``'s zero gradient 2, ``_log_softmax_backward_data``'s
+      sum pass 2 and ``grad - exp(out) x sum`` 2 + 2 + 2 = 10 (no cast back).
     """
     try:
         return CROSS_ENTROPY_BYTES_PER_LOGIT[impl]

@@ -104,7 +104,7 @@ class StepContext:
     moe_token_drop: bool = False            # MoE drop-and-pad to capacity: no host sync (moe_host_sync_time)
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     fp8_recipe: str = "delayed"             # 'delayed' | 'current' | 'mxfp8' | 'blockwise' (FP8 scaling recipe)
-    cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' (loss kernel; logits memory)
+    cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' | 'torch_bf16' (loss kernel)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
@@ -195,7 +195,8 @@ class StepContext:
         ``torch.distributed.pipelining`` with FSDP2: ``PipelineStage.backward_maybe_with_nosync`` sets
         ``set_reshard_after_backward(False)`` and ``set_requires_gradient_sync(False)`` for every micro-batch but
         the last; torchtitan and NeMo AutoModel also build the stage with ``reshard_after_forward=False``).
-        Such a plan holds the stage's weights and gradients whole and gathers / reduce-scatters once per step."""
+        Such a plan holds the stage's weights and gradients whole and gathers / reduce-scatters once per call of the
+        pipeline schedule (perf/step.py ``dp_syncs_per_step``)."""
         if not self.fsdp_pp_unsharded:
             return np.zeros(np.shape(p.pp), dtype=bool)
         return (p.pp > 1) & (p.zero >= 2)

@@ -271,7 +271,13 @@ def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
       once, 4 fp32 tensors: 16 B (its forward ``_log_softmax``: BF16 pred 2 + fp32 x, shifted, exp(shifted) = 14).
     * pp > 1 adds the BF16 stage output (2 B): torch.distributed.pipelining keeps each stage's output in its
       ``fwd_cache`` until that micro-batch's backward, where the non-pipelined loop deletes ``pred`` before
-      ``loss.backward()``."""
+      ``loss.backward()``.
+
+    The same kernels on the BF16 logits (``cross_entropy_fusion: torch_bf16``, NeMo AutoModel's
+    ``MaskedCrossEntropy(fp32_upcast=False)``) hold the same three tensors in BF16 at the backward: 6 B, + 2 under
+    pipelining (counted at tp = 1, the only tp AutoModel's MoE models run)."""
+    if ctx.cross_entropy_fusion == "torch_bf16":
+        return np.where(p.pp > 1, 8.0, 6.0) + 0.0 * p.tp
     if ctx.cross_entropy_fusion != "fp32_upcast":
         return np.full(np.shape(p.tp), ctx.logit_bytes)
     return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)

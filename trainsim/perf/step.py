@@ -174,6 +174,26 @@ def cp_overlap_for(ctx: StepContext) -> float:
     return 0.0 if ctx.cp_allgather else ctx.calib.cp_overlap
 
 
+def dp_syncs_per_step(p: Plans, calls: Num) -> Num:
+    """Data-parallel synchronisations per step of a plan whose gradients sync once behind the last backward (ZeRO
+    0-1, and FSDP kept gathered under pipeline parallelism, ``ctx.pp_defers_sync``): ``calls``, the pipeline
+    schedule's calls per step (parallel/schedules.py ``pipeline_calls``), where pp > 1; else 1.
+
+    torch.distributed.pipelining decides "last backward" per call of ``schedule.step``: ``_step_microbatches``
+    starts a fresh ``backward_counter`` on every call and passes ``last_backward = backward_counter[stage_idx] ==
+    self._n_microbatches`` (the micro-batches of that call) to ``backward_one_chunk``; on it
+    ``PipelineStage.backward_maybe_with_nosync`` runs FSDP's post-backward for the stage with
+    ``set_requires_gradient_sync(True)`` and ``set_reshard_after_backward(True)`` (the gradient reduce-scatter, the
+    parameters freed), and a DDP stage its all-reduce (pytorch/pytorch torch/distributed/pipelining/schedules.py and
+    stage.py as of v2.10, the version MindSpeed's copy of stage.py names). NeMo AutoModel calls ``schedule.step``
+    once per local batch (nemo_automodel/recipes/llm/benchmark.py ``for ga_step_idx in range(ga_steps)`` ->
+    train_ft.py ``_forward_backward_step``, Automodel 89e3a9fdd .. 809f1993; 89e3a9fdd does not patch the stage's
+    backward, 809f1993 only under the opt-in ``patch_stage_backward_maybe_with_nosync``), so each call
+    reduce-scatters the gradients and the next call gathers the parameters again. Where pp = 1 there is no
+    schedule to call: 1 (the per-micro-batch syncs of ZeRO 2 / 3 are counted where they are charged)."""
+    return np.where(p.pp > 1, calls, 1.0)
+
+
 #: Share of :func:`moe_host_sync_time` that falls in the forward pass: all of it. The dropless dispatcher's only
 #: device-to-host synchronisation is in its forward: Megatron-Core ``MoEAlltoAllTokenDispatcher`` calls
 #: ``_maybe_dtoh_and_synchronize`` (the D2H copy of the token counts and splits, and the ``d2h_event.synchronize()``
@@ -399,8 +419,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass)
-    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * pipeline_calls(ctx.global_batch_seqs, p.dp,
-                                                                          ctx.local_batch_seqs)
+    calls = pipeline_calls(ctx.global_batch_seqs, p.dp, ctx.local_batch_seqs)
+    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * calls
 
     # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
@@ -408,18 +428,27 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # zero 2 (DeepSpeed stage 2, FSDP SHARD_GRAD_OP) keeps only its gradient shard, so it reduce-scatters after
     # every micro-batch's backward: on its own stream, behind the next micro-batch's forward and backward, the last
     # one's behind its own backward only
-    # (FSDP under pipeline parallelism that keeps the stage gathered, ctx.pp_defers_sync: once per step)
+    # (FSDP under pipeline parallelism that keeps the stage gathered, ctx.pp_defers_sync: once per schedule call)
     once = ctx.pp_defers_sync(p)
+    # a pipelined step syncs once per call of the schedule (dp_syncs_per_step)
+    syncs = dp_syncs_per_step(p, calls)
     # under the interleaved schedule each model chunk syncs as soon as its last backward (first forward) is done
-    win = dp_sync_window(p.schedule, p.pp, p.vpp, m)
+    win = dp_sync_window(p.schedule, p.pp, p.vpp, m / syncs)
     # zero 0-1: the DDP's buckets hide all but the last (comm_dp.ddp_overlap); a stack that reduces the gradients only
     # after the whole forward-backward (Megatron-LM's 'local' DDP, ctx.grad_sync_overlap False) hides none of them
     b_ov = ddp_overlap(ctx, p, dense + expert)
     g_ov = b_ov if ctx.grad_sync_overlap else 0.0
+    # FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
+    # runs the last micro-batch's backward with gradient sync off like the others and only then, in
+    # run_post_backward, calls post_backward on every FSDP parameter group of the stage (each issuing its
+    # reduce-scatter) and _root_post_backward_final_callback, whose finalize_backward makes the compute stream wait on
+    # the reduce-scatters' event (pytorch/pytorch torch/distributed/pipelining/stage.py; torch/distributed/fsdp/
+    # _fully_shard/_fsdp_state.py, _fsdp_param_group.py); under the interleaved schedule each model chunk waits on
+    # its own share, which add up to grad_t
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
-                       exposed(grad_t, win * t_b, g_ov))
-              + exposed(gather_t, win * t_f, b_ov))
+                       syncs * np.where(once, grad_t, exposed(grad_t, win * t_b, g_ov)))
+              + syncs * exposed(gather_t, win * t_f, b_ov))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
