@@ -23,11 +23,15 @@ def _estimate(tmp_path, system: str, *extra: str):
                           text=True, timeout=300)
 
 
-def test_fp8_on_a100_says_it_is_priced_at_the_bf16_rate(tmp_path):
-    r = _estimate(tmp_path, "dgx-a100", "--json")
+def _json(tmp_path, system: str) -> dict:
+    r = _estimate(tmp_path, system, "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    d = d[0] if isinstance(d, list) else d
+    return d[0] if isinstance(d, list) else d
+
+
+def test_fp8_on_a100_says_it_is_priced_at_the_bf16_rate(tmp_path):
+    d = _json(tmp_path, "dgx-a100")
     assert d["precision_native"] is False
     assert d["mfu_at_precision"] == pytest.approx(d["mfu"])
     assert "no FP8 dense peak" in d["mfu_at_precision_definition"]
@@ -36,10 +40,7 @@ def test_fp8_on_a100_says_it_is_priced_at_the_bf16_rate(tmp_path):
 
 
 def test_fp8_on_h100_keeps_its_fp8_peak_row(tmp_path):
-    r = _estimate(tmp_path, "dgx-h100", "--json")
-    assert r.returncode == 0, r.stderr
-    d = json.loads(r.stdout)
-    d = d[0] if isinstance(d, list) else d
+    d = _json(tmp_path, "dgx-h100")
     assert d["precision_native"] is True
     assert d["mfu_at_precision"] == pytest.approx(d["mfu"] * 989.0 / 1979.0, rel=0.01)
     assert "no FP8 tensor cores" not in _estimate(tmp_path, "dgx-h100").stdout
