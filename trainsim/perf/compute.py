@@ -22,7 +22,7 @@ from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
-from .context import BLOCK_SCALED_RECIPES, StepContext
+from .context import BF16_BYTES, BLOCK_SCALED_RECIPES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
@@ -130,7 +130,7 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     3f6a2ed8; not modelled: off by default.)"""
     a, c = ctx.arch, ctx.calib
     return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
-                     c.mem_eff, 2.0, c.gemm_latency_s, gemm_shape(c))
+                     c.mem_eff, BF16_BYTES, c.gemm_latency_s, gemm_shape(c))
 
 
 #: (forward, backward) HBM bytes per logit of each loss kernel (``cross_entropy_fusion``); derivations in

@@ -15,6 +15,10 @@ from .calibration import Calib
 # without modules (megatron/core/transformer/transformer_config.py: "If not set, ... ['core_attn']").
 DEFAULT_SELECTIVE_MODULES: tuple[str, ...] = ("core_attn",)
 
+#: Bytes per BF16 element (2 bytes = 16 bits): the operand and payload size wherever a tensor stays in BF16 (GEMM
+#: inputs without FP8, the MoE dispatch of stacks that do not quantise it, the output head of an FP8 run).
+BF16_BYTES = 2.0
+
 
 @dataclass(frozen=True)
 class Recompute:
@@ -168,8 +172,8 @@ class StepContext:
 
     @property
     def act_bytes(self) -> float:
-        """Bytes per GEMM input element: 1 with FP8 inputs, else 2 (BF16)."""
-        return 1.0 if self.fp8_gemm else 2.0
+        """Bytes per GEMM input element: 1 with FP8 inputs, else :data:`BF16_BYTES`."""
+        return 1.0 if self.fp8_gemm else BF16_BYTES
 
     @property
     def dispatch_bytes(self) -> float:
@@ -187,7 +191,7 @@ class StepContext:
         "HybridEP dispatcher does not support fp8 dispatch now" (line 327). An FP8 (MXFP8) wire format exists only
         for the 'ncclep' flex backend (``moe_dispatch_fwd_dtype``, default 'bf16', added 2026-08-20, Megatron-LM
         7afe0319)."""
-        return self.act_bytes if self.moe_fp8_dispatch else 2.0
+        return self.act_bytes if self.moe_fp8_dispatch else BF16_BYTES
 
     def pp_defers_sync(self, p: Plans) -> np.ndarray:
         """Plans whose FSDP (ZeRO >= 2) under pipeline parallelism keeps the stage's weights gathered and its

@@ -412,7 +412,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     st_other = _stage(ctx, p, lc, np.where(mirrored_stages(p.schedule), m_l, np.maximum(f_l, m_l)) / L, False,
                       tokens)
     slow_last = st_last["t_mb"] >= st_other["t_mb"]
-    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if detail else ("t_f", "t_b", "t_mb"))}
+    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if keys is None else keys)}
     # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
     off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
     if np.any(off):
