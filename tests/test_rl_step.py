@@ -442,6 +442,43 @@ def test_logprob_budget_changes_only_the_logprob_passes():
         StepPart(prompts=2, prompt_len=10, rollout_len=10, logprob_pack_tokens=0)
 
 
+#: Per point, what its recipe states (NVIDIA-NeMo/RL tag v0.6.0, examples/configs/recipes/llm/performance/, the
+#: file the performance summary links, with its ``defaults:`` chain down to examples/configs/grpo_math_1B.yaml):
+#: (policy.max_total_sequence_length, train_micro_batch_size, logprob_batch_size). Sequence packing's budgets are
+#: train_mb_tokens = L x train_micro_batch_size and logprob_mb_tokens = L x logprob_batch_size (grpo_math_1B.yaml).
+#: DeepSeek-V3: grpo-deepseek-v3-32n8g.yaml sets L 1536 and both batch sizes 1; grpo-deepseek-v3-64n8g-async-1off.yaml
+#: sets logprob_batch_size 2 (inherited by 64n4g-async-1off and 64n8g-fp8-async-1off). Qwen3-235B: L 8192, 1, 1.
+#: Qwen3-30B-A3B: L 4096, train 1; logprob_batch_size 4 in the 4n8g recipes (H100), 2 in the 4n4g ones (GB200).
+RECIPE_BATCH = {
+    "nemo-rl-gb200-dsv3-128-sync.yaml": (1536, 1, 1),
+    "nemo-rl-gb200-dsv3-256-async.yaml": (1536, 1, 2),
+    "nemo-rl-gb200-dsv3-256-sync.yaml": (1536, 1, 1),
+    "nemo-rl-gb200-q235-128-async.yaml": (8192, 1, 1),
+    "nemo-rl-gb200-q235-128-sync.yaml": (8192, 1, 1),
+    "nemo-rl-gb200-q235-64-sync.yaml": (8192, 1, 1),
+    "nemo-rl-gb200-q30-16-async.yaml": (4096, 1, 2),
+    "nemo-rl-gb200-q30-16-sync.yaml": (4096, 1, 2),
+    "nemo-rl-h100-dsv3-256-sync.yaml": (1536, 1, 1),
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": (1536, 1, 2),
+    "nemo-rl-h100-dsv3-512-async.yaml": (1536, 1, 2),
+    "nemo-rl-h100-dsv3-512-sync.yaml": (1536, 1, 1),
+    "nemo-rl-h100-q235-128-sync.yaml": (8192, 1, 1),
+    "nemo-rl-h100-q235-256-async.yaml": (8192, 1, 1),
+    "nemo-rl-h100-q235-256-sync.yaml": (8192, 1, 1),
+    "nemo-rl-h100-q30-32-async.yaml": (4096, 1, 4),
+    "nemo-rl-h100-q30-32-sync.yaml": (4096, 1, 4),
+}
+
+
+def test_packing_budgets_are_the_recipes():
+    from trainsim.posttrain.spec import load_posttrain
+
+    assert sorted(RECIPE_BATCH) == sorted(p.name for p in RL)
+    for name, (max_len, train_mbs, lp_bs) in RECIPE_BATCH.items():
+        st = load_posttrain(REPO / "validation" / "rl" / name).step
+        assert (st.pack_tokens, st.logprob_pack_tokens) == (max_len * train_mbs, max_len * lp_bs), name
+
+
 def test_server_batch_by_hand():
     # a rollout server runs what it is given, at most what its KV pool holds and at most max_num_seqs
     from trainsim.posttrain.phases import server_batch
