@@ -68,6 +68,11 @@ class AttentionCore:
     per token copied from the core's output on its way to the output projection (DeepSeek-V4's out-of-place
     inverse RoPE clones the whole H x d_v output). Both are priced in
     :func:`trainsim.perf.compute.elementwise_bytes_per_token`.
+    ``dsa_keys`` / ``dsa_keys_per_token``: a core the framework runs inside one sparse-attention (DSA) kernel call
+    together with the layer's other cores that set them, whose per-query index list holds ``dsa_keys +
+    dsa_keys_per_token x seq_len`` KV entries (DeepSeek-V4: the sliding window plus the indexer's top-k, or plus
+    every compressed entry); 0 for flash / unfused attention. Its backward is priced at the measured DSA
+    backward rate for that list length (:func:`trainsim.perf.compute.dsa_bwd_rate`).
     """
 
     heads: int
@@ -83,6 +88,8 @@ class AttentionCore:
     rope_copy_bytes: float = 0.0
     q_norm_elems: float = 0.0
     out_copy_bytes: float = 0.0
+    dsa_keys: float = 0.0
+    dsa_keys_per_token: float = 0.0
 
     @property
     def rotated_qk_elems_per_token(self) -> float:

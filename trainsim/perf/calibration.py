@@ -27,6 +27,8 @@ class Calib:
     attn_eff_flash2: float = 0.35   # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
     attn_eff_flash2_families: tuple[str, ...] = ("nvidia-hopper", "nvidia-blackwell")
     attn_bwd_ratio: float = 2.88    # flash backward / forward time (5 vs 2 matmuls, slower rate; constants.yaml)
+    dsa_bwd_eff: float = 0.306      # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
+    dsa_bwd_k0: float = 170.0       # DSA backward: index-list length at half that rate (measured; constants.yaml)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
     gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
     gemm_tile_m: float = 128.0      # output tile of GEMM kernels, rows (tile quantisation), elements

@@ -6,7 +6,8 @@
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
   ``attn_eff`` of the BF16 peak; backward (:func:`attention_bwd`) takes ``attn_bwd_ratio`` times the forward
-  (flash), or twice the score GEMMs and the score tensors' backward bytes (unfused).
+  (flash), the measured sparse-attention kernel's rate for the cores it runs (:func:`dsa_bwd_rate`), or twice
+  the score GEMMs and the score tensors' backward bytes (unfused).
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
   FP8 casts) by bytes moved over HBM bandwidth: :func:`elementwise_bytes_per_token`.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.arch import LayerKind
+from ..model.arch import AttentionCore, LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
@@ -235,27 +236,71 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     """
     if ctx.attention_kernel == "unfused":
         return _unfused_attention(lk, ctx, p, tokens, backward=False)
-    block = ctx.seq_len / p.cp
-    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
     t: Num = 0.0
     for core in lk.attention:
-        fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
-        keys = block
-        if core.kind in ("sliding", "sparse"):
-            keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
-        t = t + fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
+        t = t + _core_fwd(core, ctx, p, tokens)
     return t
+
+
+def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Flash forward time of one attention core (:func:`attention_fwd`, its short-block factor)."""
+    block = ctx.seq_len / p.cp
+    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
+    fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+    keys = block
+    if core.kind in ("sliding", "sparse"):
+        keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
+    return fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
+
+
+#: backward / forward FLOPs of an attention core with d_qk = d_v: 5 matmuls (recomputed Q K^T, dV = P^T dO,
+#: dP = dO V^T, dQ = dS K, dK = dS^T Q) against the forward's 2 (FlashAttention-2, Dao 2023, sec. 3.1.2); cuDNN
+#: Frontend's DSA benchmark counts 2 s H K (3 d_qk + 2 d_v) against 2 s H K (d_qk + d_v): 2.5
+DSA_BWD_FLOPS_RATIO = 2.5
+
+
+def dsa_bwd_rate(ctx: StepContext, keys: float) -> float:
+    """FLOP/s of the sparse-attention (DSA) backward kernel over per-query index lists of ``keys`` KV entries:
+
+        peak_bf16 x dsa_bwd_eff x keys / (keys + dsa_bwd_k0)
+
+    counting the kernel's 5 matmuls (recomputed scores, dV, dP, dQ, dK) as 2 x heads x keys x (3 d_qk + 2 d_v)
+    per query, :data:`DSA_BWD_FLOPS_RATIO` x the forward's 2 x heads x keys x (d_qk + d_v) at d_qk = d_v. Both
+    constants are NVIDIA's measurements of cuDNN Frontend's DSA backward, the kernel Megatron-Core's DeepSeek-V4
+    attention calls
+    (perf/data/constants.yaml): 0.306 of the GB200's peak at DeepSeek-V4-Flash's K = 640, half rate at K = 170
+    (B200 sweep, K 128-2048). Example: GB200 (2,500 TFLOP/s), K = 640: 2500 x 0.306 x 640 / 810 = 604 TFLOP/s,
+    the measured 603.6; K = 128: 329 TFLOP/s."""
+    c = ctx.calib
+    return ctx.chip.flops("bf16") * c.dsa_bwd_eff * keys / (keys + c.dsa_bwd_k0)
+
+
+def dsa_call_keys(core: AttentionCore, seq_len: int) -> float:
+    """KV entries per query in the index list of the DSA call a core belongs to (``AttentionCore.dsa_keys``):
+    ``dsa_keys + dsa_keys_per_token x seq_len`` (DeepSeek-V4-Flash at 4,096 tokens: CSA 128 + 512 = 640, HCA
+    128 + 4096 / 128 = 160, sliding 128)."""
+    return core.dsa_keys + core.dsa_keys_per_token * seq_len
 
 
 def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Attention-core backward of one layer. flash: ``attn_bwd_ratio`` x :func:`attention_fwd` (FlashAttention-2,
     Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the forward's 2, at a lower
     rate than the forward: FlashAttention-3 paper Fig. 5 / Fig. 6, 2.5 x 1.15 = 2.88; perf/data/constants.yaml).
+    A core run by a sparse-attention (DSA) kernel (``AttentionCore.dsa_keys`` > 0: DeepSeek-V4's window and
+    compressed cores): :data:`DSA_BWD_FLOPS_RATIO` x its forward FLOPs at :func:`dsa_bwd_rate` of its
+    call's index-list length (:func:`dsa_call_keys`), one rate for all the cores of the call.
     unfused: the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
     (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`)."""
     if ctx.attention_kernel == "unfused":
         return _unfused_attention(lk, ctx, p, tokens, backward=True)
-    return ctx.calib.attn_bwd_ratio * attention_fwd(lk, ctx, p, tokens)
+    t: Num = 0.0
+    for core in lk.attention:
+        if core.dsa_keys > 0:
+            fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+            t = t + DSA_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
+        else:
+            t = t + ctx.calib.attn_bwd_ratio * _core_fwd(core, ctx, p, tokens)
+    return t
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:

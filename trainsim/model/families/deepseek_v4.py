@@ -64,10 +64,19 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     # clones the whole H d output before rotating (fusions/fused_mla_yarn_rope_apply.py line 484, ``t.clone()``:
     # "Fused DSA backward retains the raw attention output O", so it needs private storage): read + write,
     # 4 H d bytes.
+    #
+    # One sparse-attention kernel call per layer covers the sliding window and the compressed entries (Megatron-LM
+    # 43e45e1307 experimental_attention_variant/csa.py ``CompressedSparseAttention.forward``: the window indices
+    # and the compressed ones are concatenated into one flat index list per query, ``build_flat_topk_idxs``, for
+    # one ``fused_csa_indexer_sparse_attn`` (CSA) or ``csa_sparse_attn`` (HCA, window-only) call): its list holds
+    # the window plus the indexer's top-k (CSA), plus all s / 128 compressed entries (HCA,
+    # ``get_compress_topk_idxs``), or the window alone; the window and compressed cores carry that length.
+    win = c.int("sliding_window")
+    dsa = {0: (win, 0.0), CSA: (win + c.int("index_topk"), 0.0), HCA: (win, 1.0 / HCA)}.get(ratio, (win, 0.0))
     cores = [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sliding",
-                           window=c.int("sliding_window"), kv_elems_per_token=d,
+                           window=win, kv_elems_per_token=d,
                            rope_q_elems=2 * heads * rd, rope_k_elems=rd, q_norm_elems=heads * d,
-                           out_copy_bytes=4.0 * heads * d)]
+                           out_copy_bytes=4.0 * heads * d, dsa_keys=dsa[0], dsa_keys_per_token=dsa[1])]
     if ratio == CSA:
         ih, idim = c.int("index_n_heads"), c.int("index_head_dim")
         mats += [Matrix("csa.kv", h, 2 * d, "other", "none"), Matrix("csa.gate", h, 2 * d, "other", "none"),
@@ -78,7 +87,7 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
         vec += CSA * 2 * d + d + CSA * 2 * idim + idim
         cores += [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sparse",
                                 window=c.int("index_topk"), kv_elems_per_token=d // CSA,
-                                rope_q_elems=0, rope_k_elems=rd / CSA),
+                                rope_q_elems=0, rope_k_elems=rd / CSA, dsa_keys=dsa[0]),
                   AttentionCore(heads=ih, qk_head_dim=idim // CSA, v_head_dim=0, kv_heads=1, kind="full",
                                 kv_elems_per_token=idim // CSA, rope_q_elems=ih * rd, rope_k_elems=rd / CSA)]
     elif ratio == HCA:
@@ -86,7 +95,7 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
         vec += HCA * d + d
         cores.append(AttentionCore(heads=heads, qk_head_dim=d // HCA, v_head_dim=d // HCA, kv_heads=1,
                                    kind="full", kv_elems_per_token=d // HCA, rope_q_elems=0,
-                                   rope_k_elems=rd / HCA))
+                                   rope_k_elems=rd / HCA, dsa_keys=dsa[0], dsa_keys_per_token=dsa[1]))
     elif ratio != 0:
         raise c.error(f"compress_ratios entry {ratio} is not 0, {CSA} or {HCA}", "compress_ratios")
     experts, eff = c.int("n_routed_experts"), c.int("moe_intermediate_size")
