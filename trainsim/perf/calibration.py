@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import TrainsimError
 from ..yamlload import load_data, safe_load, sourced_values
 
 
-class CollEff(tuple):
+class CollEff(tuple[float, ...]):
     """The achievable fraction of line rate per network level (scale-up, scale-out, inter-site), as a tuple, plus
     ``fullmesh``: the fraction a level wired as a full mesh reaches instead (``None``: the level's own), because
     the one measurement of a full mesh (HCCL on the Ascend 910B's HCCS, constants.yaml ``coll_eff_fullmesh``)
@@ -22,12 +22,12 @@ class CollEff(tuple):
 
     fullmesh: float | None
 
-    def __new__(cls, values, fullmesh: float | None = None) -> "CollEff":
+    def __new__(cls, values: Iterable[float], fullmesh: float | None = None) -> "CollEff":
         out = super().__new__(cls, (float(v) for v in values))
         out.fullmesh = fullmesh
         return out
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type["CollEff"], tuple[tuple[float, ...], float | None]]:
         return (CollEff, (tuple(self), self.fullmesh))
 
 
