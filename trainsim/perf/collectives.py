@@ -39,7 +39,12 @@ def exposed(comm: Num, work: Num, f: Num) -> Num:
 
 
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
-    return [lvl.bw * eff[min(i, len(eff) - 1)] for i, lvl in enumerate(system.levels)]
+    """Each level's achievable bandwidth: line rate x its ``eff``; a level wired as a full mesh takes the
+    full-mesh fraction where ``eff`` carries one (perf/calibration.py ``CollEff``: HCCL on the 910B's HCCS mesh
+    reaches 0.64-0.67 of its links at 8 NPUs, constants.yaml ``coll_eff_fullmesh``)."""
+    mesh = getattr(eff, "fullmesh", None)
+    return [lvl.bw * (mesh if mesh and lvl.topology.kind == "fullmesh" else eff[min(i, len(eff) - 1)])
+            for i, lvl in enumerate(system.levels)]
 
 
 def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
