@@ -2,6 +2,7 @@
 sensitivity and the seed scenarios (``trainsim plan``'s search is :func:`trainsim.api.search_plans`)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping
 from ..errors import TrainsimError
@@ -149,6 +150,12 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
     _check_chips(n, _name(names, "chips"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
+        if not (math.isfinite(sparsity) and sparsity >= 1.0):
+            raise TrainsimError(f"expected a MoE total/active parameter ratio >= 1 (0: the assumption's), got "
+                                f"{sparsity:g}", field=_name(names, "sparsity"))
+        if family != "deepseek-v3":
+            raise TrainsimError(f"a MoE total/active ratio applies to the deepseek-v3 family only, not to "
+                                f"{family!r}, got {sparsity:g}", field=_name(names, "sparsity"))
         a = a.with_overrides({"moe_sparsity": sparsity}, source=_name(names, "sparsity"))
     return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
 

@@ -21,7 +21,9 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  days: float = typer.Option(90.0, "--days", help="wall-clock days"),
                  family: str = typer.Option("deepseek-v3", "--family", help="dense (Chinchilla) or deepseek-v3"),
                  precision: str = typer.Option("bf16", "--precision", help="bf16 or fp8"),
-                 sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active (default 18.1)"),
+                 sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active parameters, >= 1, deepseek-v3 family only (0: "
+                                               "the sourced assumption, 18.1; the shape rounds the routed experts to a "
+                                               "multiple of 64)"),
                  failures: bool = typer.Option(True, "--failures/--no-failures", help="include goodput"),
                  json_: bool = typer.Option(False, "--json", help="print one JSON object"),
                  csv_: bool = CSV,

@@ -1,0 +1,107 @@
+"""qa10: a first-use QA pass's defects (capacity --sparsity silently ignored, validate's MFU above 1 without its
+at-precision twin, size's unitless runner-up, sweep --metric without the choices, ...). Each test failed before
+the fix it names; expected values come from the inputs, the catalog or hand derivations, never from the engine."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from trainsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = """
+name: small
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+"""
+
+
+def _main(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def _spec(tmp_path, text=SMALL, name="run.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ---------------------------------------------------------------- 1. capacity --sparsity
+
+@pytest.mark.parametrize("value", ["0.5", "-3", "nan"])
+def test_capacity_sparsity_below_one_is_refused(capsys, value):
+    """`capacity --sparsity 0.5` (total below active: no such model) ran and answered with the same 4.4x model
+    as --sparsity 2 (the shape rule's smallest, 64 routed experts). Fix: a ratio below 1 is an input error."""
+    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", value)
+    assert code == 2 and out == ""
+    assert err.startswith("error: --sparsity: expected a MoE total/active parameter ratio >= 1") and value in err
+
+
+def test_capacity_sparsity_with_the_dense_family_is_refused(capsys):
+    """`capacity --family dense --sparsity 8` ignored --sparsity (a dense model has no experts). Fix: an error."""
+    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--family", "dense",
+                           "--sparsity", "8")
+    assert code == 2 and out == "" and err.startswith("error: --sparsity: ") and "dense" in err
+
+
+def test_capacity_sparsity_help_does_not_contradict_its_default(capsys):
+    """The help said '(default 18.1)' beside '[default: 0.0]'. Fix: it says what 0 means."""
+    code, out, _ = _main(capsys, "capacity", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "(default 18.1)" not in text and "0: the sourced assumption, 18.1" in text.replace("│ ", "")
+
+
+# ---------------------------------------------------------------- 2. validate: MFU at the run's precision
+
+def test_validate_rows_carry_mfu_at_precision():
+    """validate --json gave predicted_mfu 1.03 for the Llama 3.1 405B GB300 FP8 row (BF16-peak MFU, which FP8
+    runs may exceed; README: 'every output also gives mfu_at_precision') and no at-precision value. Fix: each row
+    carries predicted_mfu_at_precision = predicted_mfu x BF16 peak / FP8 peak, in (0, 1]."""
+    from trainsim.catalog.load import get_chip
+    from trainsim.validate.runner import validate
+
+    path = ROOT / "validation/runs/megatron-bridge-2606-llama31-405b-gb300-256-fp8.yaml"
+    row = validate([path]).steady[0]
+    chip = get_chip("nvidia-gb300")
+    # catalog datasheet peaks (dense): GB300 BF16 2.5 PFLOP/s, FP8 5 PFLOP/s -> a factor of 2
+    assert chip.flops("fp8") / chip.flops("bf16") == pytest.approx(2.0)
+    assert row.predicted_mfu_at_precision == pytest.approx(row.predicted_mfu / 2.0)
+    assert 0.0 < row.predicted_mfu_at_precision <= 1.0
+    assert row.to_dict()["predicted_mfu_at_precision"] == row.predicted_mfu_at_precision
+
+
+# ---------------------------------------------------------------- 3. size: the runner-up's days
+
+def test_size_message_gives_the_runner_up_in_days(tmp_path, capsys):
+    """`size RUN --days D` ended '...; 1 take 109.9' (109.9 what; and '1 take'). Fix: '1 takes 109.9 days'."""
+    code, out, _ = _main(capsys, "size", _spec(tmp_path), "--days", "20", "--json")
+    msg = json.loads(out)["message"]
+    assert code == 0
+    m = re.search(r"; ([\d,]+) (takes?) ([\d.]+) days", msg)
+    assert m, msg
+    assert m.group(2) == ("takes" if m.group(1) == "1" else "take")
+
+
+# ---------------------------------------------------------------- 4. sweep --summary --metric
+
+def test_sweep_summary_unknown_metric_names_the_choices(tmp_path, capsys):
+    """`sweep --summary R --metric cost` said only "the file has no column 'cost'". Fix: it lists result columns
+    the file has (cost_rental_usd, cost_capex_usd, days, ...)."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training: {tokens: 1B, seq_len: 4096,"
+                     " global_batch_seqs: 64, precision: bf16}}\naxes:\n  system.chip.hbm_bw: {scale: [1.0]}\n")
+    res = tmp_path / "r.parquet"
+    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    code, out, err = _main(capsys, "sweep", "--summary", res, "--metric", "cost")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "no column 'cost'" in err and "cost_rental_usd" in err and "days" in err
+    assert _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")[0] == 0
