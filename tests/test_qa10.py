@@ -105,3 +105,33 @@ def test_sweep_summary_unknown_metric_names_the_choices(tmp_path, capsys):
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "no column 'cost'" in err and "cost_rental_usd" in err and "days" in err
     assert _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")[0] == 0
+
+
+# ---------------------------------------------------------------- 5. infer: what the KV cache per sequence is
+
+def test_infer_kv_per_sequence_says_it_is_the_mean_decode_context(capsys, monkeypatch):
+    """`infer examples/serving-llama-3.1-8b-h800.yaml` printed 'KV cache per sequence (2,304 tokens)' for a
+    2,048-token prompt and 512 output tokens: a reader takes 2,304 for the sequence length (2,560). It is the mean
+    context of a decode step, 2,048 + 512 / 2 (fixed lengths). Fix: the label says so."""
+    monkeypatch.setenv("COLUMNS", "200")   # one table row per line
+    code, out, _ = _main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
+    mean_ctx = 2048 + 512 // 2
+    assert code == 0
+    assert f"KV cache per sequence (mean decode context, {mean_ctx:,} tokens)" in out
+
+
+# ---------------------------------------------------------------- 6. check: the values the units became
+
+@pytest.mark.parametrize("written, shown", [("400 Gbps", "scale-out 400 Gb/s"), ("0.4 Tb/s", "scale-out 400 Gb/s"),
+                                            ("50 GB/s", "scale-out 400 Gb/s"), ("100 Gb/s", "scale-out 100 Gb/s")])
+def test_check_shows_the_bandwidths_a_system_override_resolved_to(tmp_path, capsys, written, shown):
+    """`check` on a spec with `scale_out: {bandwidth: "400 Gbps"}` printed only 'dgx-h100+overrides': nobody could
+    see whether the string was read as bits or bytes. Fix: the system line gives the values the engine uses
+    (50 GB/s = 400 Gb/s by 8 bits a byte)."""
+    spec = _spec(tmp_path, SMALL.replace("system: dgx-h100",
+                                         f'system: {{base: dgx-h100, scale_out: {{bandwidth: "{written}"}}}}'))
+    code, out, _ = _main(capsys, "check", spec, "--json")
+    line = json.loads(out)["resolved"]["system"]
+    assert code == 0 and shown in line
+    # dgx-h100's catalog values: H100 SXM5 989 TFLOP/s BF16 dense, 80 GB HBM3 (read as GiB), 3.35 TB/s, NVLink 450 GB/s
+    assert "BF16 989 TFLOP/s, HBM 80 GiB at 3350 GB/s, scale-up 450 GB/s" in line
