@@ -135,3 +135,33 @@ def test_check_shows_the_bandwidths_a_system_override_resolved_to(tmp_path, caps
     assert code == 0 and shown in line
     # dgx-h100's catalog values: H100 SXM5 989 TFLOP/s BF16 dense, 80 GB HBM3 (read as GiB), 3.35 TB/s, NVLink 450 GB/s
     assert "BF16 989 TFLOP/s, HBM 80 GiB at 3350 GB/s, scale-up 450 GB/s" in line
+
+
+# ---------------------------------------------------------------- 7. capacity: the probes table
+
+def _probe_rows(out: str) -> list[list[str]]:
+    body = out.split("model sizes probed", 1)[1]
+    return [[c.strip() for c in line.strip("│ ").split("│")] for line in body.splitlines()
+            if line.startswith("│")]
+
+
+def test_capacity_probes_show_mfu_as_a_percentage_smallest_first_once_each(capsys, monkeypatch):
+    """`capacity --system dgx-h100 --units 8 --sparsity 1` listed the probed sizes in search order, the same
+    4.82B / 20.9B shape twice (two grid points the shape rule rounds to one model), and MFU as '0.258' beside the
+    headline's 'MFU 25.4%'. Fix: smallest model first, each shape once, MFU in percent as everywhere else."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", "1")
+    rows = _probe_rows(out)
+    assert code == 0 and len(rows) >= 2
+    assert all(re.fullmatch(r"\d+\.\d%", r[4]) for r in rows), rows
+    actives = [float(r[0].rstrip("B")) for r in rows]
+    assert actives == sorted(actives)
+    assert len({tuple(r) for r in rows}) == len(rows)
+    assert re.search(r"MFU \d+\.\d% \(vs BF16 peak\)", " ".join(out.split()))
+
+
+def test_capacity_without_failures_says_goodput_is_not_counted(capsys, monkeypatch):
+    """`capacity ... --no-failures` printed 'goodput -'. Fix: 'goodput not counted (--no-failures)'."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--no-failures")
+    assert code == 0 and "goodput not counted (--no-failures)" in out and "goodput -" not in out

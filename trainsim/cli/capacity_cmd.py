@@ -8,7 +8,7 @@ from .application import app
 from .csvopt import CSV
 from .. import api
 from ..api import scenarios
-from ..report.fmt import plan as plan_text, value as fmt
+from ..report.fmt import pct, plan as plan_text, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
@@ -47,8 +47,9 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
-                f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput {fmt(res.goodput)}")
+        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs:,} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
+                f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput "
+                f"{pct(res.goodput) if res.goodput is not None else 'not counted (--no-failures)'}")
     t = Table(title="limits")
     for col in ("limit", "binding", "detail"):
         t.add_column(col, overflow="fold")
@@ -58,9 +59,13 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     it = Table(title="model sizes probed")
     for col in ("active", "total", "rule tokens", "tokens in days", "MFU (BF16 peak)"):
         it.add_column(col, justify="right")
-    for i in res.iterations:
-        it.add_row(fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
-                   fmt(i["mfu"]))
+    shown = set()
+    for i in sorted(res.iterations, key=lambda i: i["active_params"]):   # smallest model first, each shape once
+        row = (fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
+               pct(i["mfu"]) if i["mfu"] is not None else "no plan")
+        if row not in shown:
+            shown.add(row)
+            it.add_row(*row)
     c.print(it)
     if no_answer:
         raise typer.Exit(1)
