@@ -165,3 +165,36 @@ def test_capacity_without_failures_says_goodput_is_not_counted(capsys, monkeypat
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--no-failures")
     assert code == 0 and "goodput not counted (--no-failures)" in out and "goodput -" not in out
+
+
+# ---------------------------------------------------------------- 8. plan --against a reference that fits nowhere
+
+MIXTRAL = """
+name: mixtral on 64 H100
+model: mixtral-8x7b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M, precision: bf16}
+"""
+
+
+def test_against_a_partial_reference_that_fits_nowhere_is_compared_not_refused(tmp_path, capsys):
+    """`plan RUN --against tp=1,pp=1,ep=1,zero=0,recompute=none` (Mixtral 8x7B on 64 H100: 46.7B parameters with
+    unsharded Adam states cannot fit in 80 GiB) was exit 2, 'the reference plan has no valid completion: plan: no
+    plan fits in memory ...', while the same reference written out whole was compared and flagged 'does not fit'
+    (exit 0). Fix: the completion needing the least memory is the reference, flagged as not fitting."""
+    spec = _spec(tmp_path, MIXTRAL)
+    code, out, err = _main(capsys, "plan", spec, "--json", "--against", "tp=1,pp=1,ep=1,zero=0,recompute=none")
+    assert code == 0, err
+    a = json.loads(out)["against"]
+    ref = a["reference_plan"]
+    assert (ref["tp"], ref["pp"], ref["ep"], ref["zero"], ref["recompute"]) == (1, 1, 1, 0, "none")
+    assert a["reference_fits"] is False and a["reference_memory_per_chip_bytes"] > 80 * 2**30
+
+
+def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tmp_path, capsys):
+    """tp=3 divides neither 64 chips nor Mixtral's 32 heads: no plan at all, exit 2 with one line, and the line no
+    longer nests the engine's field name ('--against: ... completion: plan: no valid plan')."""
+    code, out, err = _main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --against: the reference plan has no valid completion: no valid plan for 64 chips")

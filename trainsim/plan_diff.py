@@ -2,7 +2,7 @@
 
 A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference
 plan exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields
-fixed) and lists, per cause of the step time (:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the
+fixed; when no completion fits, by the one that needs the least memory, flagged as not fitting) and lists, per cause of the step time (:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the
 memory, the seconds and bytes that differ. Both plans are compared per token: step seconds are divided by the
 tokens each step trains, because the two plans may use different batches (batch tolerance) or chip counts
 (idle chips); the table shows seconds per step of the reference's batch.
@@ -87,7 +87,13 @@ def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
     try:
         ref = estimate(run, reference_plan, advise=False)
     except NoPlanError as exc:
-        raise TrainsimError(f"the reference plan has no valid completion: {exc}", field="--against") from None
+        res = exc.result
+        if res is None or res.least_memory is None:   # no valid plan at all: the reference is not a plan here
+            why = res.no_plan_message() if res is not None else str(exc)
+            raise TrainsimError(f"the reference plan has no valid completion: {why}", field="--against") from None
+        # valid completions exist but none fits: compare with the one that needs the least memory, as a whole
+        # reference plan that does not fit is compared (the comparison says it does not fit)
+        ref = res.least_memory
     scale = (_tokens_per_step(ref) / _tokens_per_step(best)) * (best.used / ref.used)
     causes = [(k, best.breakdown.get(k, 0.0) * scale, ref.breakdown.get(k, 0.0))
               for k in dict.fromkeys([*best.breakdown, *ref.breakdown])
