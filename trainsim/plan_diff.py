@@ -1,11 +1,12 @@
 """``plan --against``: the search's best plan beside a named reference plan (an expert's recipe), cause by cause.
 
-A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference
-plan exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields
-fixed; when no completion fits, by the one that needs the least memory, flagged as not fitting) and lists,
-per cause of the step time (:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the memory, the seconds and bytes that differ. Both plans are compared per token: step seconds are divided by the
-tokens each step trains, because the two plans may use different batches (batch tolerance) or chip counts
-(idle chips); the table shows seconds per step of the reference's batch.
+A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference plan
+exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields fixed; when no
+completion fits, by the one that needs the least memory, flagged as not fitting) and lists, per cause of the step time
+(:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the memory, the seconds and bytes that differ. Both plans
+are compared per token: step seconds are divided by the tokens each step trains, because the two plans may use
+different batches (batch tolerance) or chip counts (idle chips); the table shows seconds per step of the reference's
+batch.
 """
 from __future__ import annotations
 
