@@ -198,3 +198,19 @@ def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tm
     code, out, err = _main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("error: --against: the reference plan has no valid completion: no valid plan for 64 chips")
+
+
+# ---------------------------------------------------------------- 9. compare: tokens/s per chip to one precision
+
+def test_compare_prints_tokens_per_s_to_the_same_precision_for_every_run(tmp_path, capsys, monkeypatch):
+    """`compare` of Mixtral on 64 H100 and on 64 B200 printed tokens/s per chip as '4,794' and '10k' (three
+    significant digits above 10^4): the faster run lost its digits. Fix: every run as estimate prints it."""
+    a = _spec(tmp_path, MIXTRAL, "h100.yaml")
+    b = _spec(tmp_path, MIXTRAL.replace("dgx-h100", "dgx-b200"), "b200.yaml")
+    code, out, _ = _main(capsys, "compare", a, b, "--json")
+    raw = [r["tokens_per_s_per_chip"] for r in json.loads(out)["runs"]]
+    assert code == 0 and max(raw) >= 1e4          # the B200 run is above 10,000 tokens/s per chip
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _main(capsys, "compare", a, b)
+    row = next(line for line in out.splitlines() if "tokens/s per chip" in line)
+    assert code == 0 and all(f"{x:,.1f}" in row for x in raw), row
