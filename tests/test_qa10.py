@@ -214,3 +214,49 @@ def test_compare_prints_tokens_per_s_to_the_same_precision_for_every_run(tmp_pat
     code, out, _ = _main(capsys, "compare", a, b)
     row = next(line for line in out.splitlines() if "tokens/s per chip" in line)
     assert code == 0 and all(f"{x:,.1f}" in row for x in raw), row
+
+
+# ---------------------------------------------------------------- 10. report: units in the ranges and sensitivity
+
+ATLAS = """
+name: kimi-k2 on 2 Atlas 950 SuperPoDs
+model: kimi-k2
+system: atlas-950-superpod
+chips: "2 superpods"
+training: {tokens: 30T, seq_len: 8192, global_batch_tokens: 64M, precision: bf16}
+"""
+
+
+def _cells(html: str, heading: str) -> list[str]:
+    part = html.split(heading, 1)[1].split("<h2", 1)[0]
+    return re.findall(r"<td[^>]*>(.*?)</td>", part, flags=re.S)
+
+
+def test_report_ranges_and_sensitivity_print_catalog_units(tmp_path):
+    """`report` of a run on the Atlas 950 SuperPoD printed the ranges table's inputs as raw SI numbers with no
+    unit ('4.25e+14 5.47e+14 5.47e+14' for the BF16 peak, '1.031e+11' for 96 GiB of HBM) and the sensitivity's
+    nominal scale-up bandwidth as '1.01e+03 GB/s'. Fix: the catalog's units (whitepaper: 425 / 547 TFLOP/s BF16,
+    96 / 144 GB HBM read as GiB, 1,008 GB/s UB per chip)."""
+    from trainsim.report.build import build_report
+
+    html = build_report(_spec(tmp_path, ATLAS), with_scaling=False).html
+    ranges = " ".join(_cells(html, "<h2>Ranges"))
+    assert "425 TFLOP/s" in ranges and "547 TFLOP/s" in ranges and "96 GiB" in ranges and "144 GiB" in ranges
+    assert not re.search(r"\de\+\d", ranges), ranges[:500]
+    sens = _cells(html, "<h2>Sensitivity")
+    assert "1,008 GB/s" in sens and not any("e+" in c for c in sens)
+
+
+def test_report_says_why_the_sweeps_nominal_differs_from_the_answer(tmp_path):
+    """`report` of Mixtral 8x7B on 64 H100 answered 37.7 days (estimate: unstated fields take the stack's defaults,
+    1F1B) while its sensitivity and ranges said 'Nominal: 36.6 days' (the best searched plan, interleaved) with no
+    word on the difference. Fix: a note gives both and why."""
+    from trainsim.report.build import build_report
+
+    rep = build_report(_spec(tmp_path, MIXTRAL), with_scaling=False)
+    est_days, nominal = rep.data["estimate"]["days"], rep.data["sensitivity"]["nominal_days"]
+    assert abs(est_days / nominal - 1.0) > 0.005        # the two differ for this run
+    from trainsim.report import fmt
+    note = (f"The nominal is the best plan of the search ({fmt.days(nominal)}); the answer above is the estimate, "
+            f"whose unstated plan fields take the software stack's defaults ({fmt.days(est_days)}).")
+    assert note in rep.html
