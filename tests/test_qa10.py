@@ -260,3 +260,18 @@ def test_report_says_why_the_sweeps_nominal_differs_from_the_answer(tmp_path):
     note = (f"The nominal is the best plan of the search ({fmt.days(nominal)}); the answer above is the estimate, "
             f"whose unstated plan fields take the software stack's defaults ({fmt.days(est_days)}).")
     assert note in rep.html
+
+
+# ---------------------------------------------------------------- 11. close matches: the id that contains the name
+
+@pytest.mark.parametrize("name, meant", [("h100", ["nvidia-h100-sxm5", "dgx-h100"]),
+                                         ("h800", ["nvidia-h800-sxm5", "hgx-h800"]),
+                                         ("b200", ["nvidia-b200-hgx", "dgx-b200"])])
+def test_catalog_show_suggests_the_ids_that_contain_the_name(capsys, name, meant):
+    """`catalog show h100` suggested 'dgx-h100, hgx-h800, hgx-h200': three look-alikes by edit distance, and not
+    the H100 chip itself (nvidia-h100-sxm5), which errors.close_matches' own docstring promises. Fix: ids that
+    contain the name come first."""
+    code, out, err = _main(capsys, "catalog", "show", name)
+    assert code == 2 and out == ""
+    hint = err.split("did you mean", 1)[1]
+    assert all(m in hint for m in meant), err
