@@ -275,3 +275,20 @@ def test_catalog_show_suggests_the_ids_that_contain_the_name(capsys, name, meant
     assert code == 2 and out == ""
     hint = err.split("did you mean", 1)[1]
     assert all(m in hint for m in meant), err
+
+
+# ---------------------------------------------------------------- 12. fp8_param_gather on a BF16 run
+
+def test_fp8_param_gather_on_a_bf16_run_is_refused(tmp_path, capsys):
+    """`training: {precision: bf16, fp8_param_gather: true}` was accepted and had no effect (a BF16 run holds no FP8
+    weights), while fp8_recipe and fp8_activations on a BF16 run are refused. Fix: the same one-line error; false
+    (what a BF16 run does) stays accepted."""
+    spec = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: bf16, fp8_param_gather: true}"))
+    code, out, err = _main(capsys, "estimate", spec)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {spec}: training.fp8_param_gather: fp8_param_gather true applies only to "
+                          "precision fp8, not bf16")
+    ok = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: bf16, fp8_param_gather: false}"), "ok.yaml")
+    assert _main(capsys, "check", ok)[0] == 0
+    fp8 = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: fp8, fp8_param_gather: true}"), "f.yaml")
+    assert _main(capsys, "check", fp8)[0] == 0

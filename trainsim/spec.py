@@ -145,6 +145,15 @@ class TrainingSpec(BaseModel):
                              f"caches no FP8 activations: leave it out or say none)")
         return v
 
+    @field_validator("fp8_param_gather")
+    @classmethod
+    def _fp8_param_gather_needs_fp8(cls, v, info: ValidationInfo):   # true only: false is what a BF16 run does
+        precision = info.data.get("precision", "fp8")
+        if v and precision != "fp8":
+            raise ValueError(f"fp8_param_gather true applies only to precision fp8, not {precision} (a {precision} "
+                             f"run holds no FP8 weights: leave it out or say false)")
+        return v
+
     @field_validator("fp8_recipe")
     @classmethod
     def _fp8_recipe_needs_fp8(cls, v, info: ValidationInfo):   # a field check, so the error names fp8_recipe
