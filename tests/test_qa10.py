@@ -292,3 +292,29 @@ def test_fp8_param_gather_on_a_bf16_run_is_refused(tmp_path, capsys):
     assert _main(capsys, "check", ok)[0] == 0
     fp8 = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: fp8, fp8_param_gather: true}"), "f.yaml")
     assert _main(capsys, "check", fp8)[0] == 0
+
+
+# ---------------------------------------------------------------- 13. expert-parallel fields on a dense model
+
+@pytest.mark.parametrize("plan, field, value, only", [("{ep: 8}", "ep", 8, 1), ("{ep: [1, 8]}", "ep", 8, 1),
+                                                      ("{etp: 4}", "etp", 4, 1), ("{node_limit: 4}", "node_limit", 4, 0)])
+def test_expert_fields_on_a_dense_model_are_refused(tmp_path, capsys, plan, field, value, only):
+    """`plan: {ep: 8}` on Llama 3.1 8B (dense: no experts) was accepted and estimated with ep=1, the stated field
+    dropped without a word (likewise etp and node_limit). Fix: one-line input error naming the field."""
+    spec = _spec(tmp_path, SMALL + f"plan: {plan}\n")
+    code, out, err = _main(capsys, "estimate", spec)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {spec}: plan.{field}: {field} {value} applies only to a MoE model; "
+                          f"llama-3.1-8b is dense (leave {field} out or say {only})")
+
+
+@pytest.mark.parametrize("option", ["--fix", "--against"])
+def test_expert_fields_on_a_dense_model_are_refused_on_the_command_line(tmp_path, capsys, option):
+    """`plan RUN --fix ep=8` (and `--against ep=8`) on a dense model searched with ep=1. Fix: the same error."""
+    code, out, err = _main(capsys, "plan", _spec(tmp_path), option, "ep=8")
+    assert code == 2 and out == "" and err.startswith(f"error: {option}: ep 8 applies only to a MoE model")
+
+
+def test_expert_fields_stay_allowed_on_a_moe_model_and_as_one_on_a_dense_one(tmp_path, capsys):
+    assert _main(capsys, "check", _spec(tmp_path, SMALL + "plan: {ep: 1, etp: 1, node_limit: 0}\n"))[0] == 0
+    assert _main(capsys, "check", _spec(tmp_path, MIXTRAL + "plan: {ep: 8}\n", "moe.yaml"))[0] == 0

@@ -407,6 +407,26 @@ def check_fp8_recipe(recipe: str | None, system, field: str, where: str) -> None
                             field=field, where=where)
 
 
+#: expert-parallel plan fields and the one value a dense model has for each (the search gives a dense model
+#: ep = etp = 1 and no node-limited routing: parallel/enumerate.py)
+EXPERT_FIELDS = {"ep": 1, "etp": 1, "node_limit": 0}
+
+
+def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | None = None) -> None:
+    """Refuse expert-parallel plan fields (``ep``, ``etp``, ``node_limit``) other than a dense model's one value
+    on a dense model: the search would drop them without a word. ``field``: the prefix of the error's field
+    (``plan.`` in a run spec) or the option (``--fix``, ``--against``)."""
+    if arch.is_moe:
+        return
+    for name, only in EXPERT_FIELDS.items():
+        vals = plan.values(name)
+        bad = [v for v in vals or [] if v != only]
+        if bad:
+            raise TrainsimError(f"{name} {bad[0]} applies only to a MoE model; {arch.name} is dense (leave {name} "
+                                f"out or say {only})", field=f"plan.{name}" if field == "plan." else field,
+                                where=where)
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -425,6 +445,8 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
+    if spec.plan is not None:
+        check_expert_fields(spec.plan, arch, "plan.", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))

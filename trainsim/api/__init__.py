@@ -27,7 +27,7 @@ from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
-from ..spec import PlanSpec, Run, load_run, parse_run
+from ..spec import PlanSpec, Run, check_expert_fields, load_run, parse_run
 from ..errors import unknown
 from ..emit import emit_args
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -167,6 +167,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
+    check_expert_fields(fixed, r.arch, "--fix")
     if framework:
         fixed = restrict_plan(fixed, framework)
         check_precision(r.training.precision, framework, field="--framework")
@@ -413,7 +414,9 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
     (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    diff = plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    ref = parse_fix(reference, best.run.plan, field="--against")
+    check_expert_fields(ref, best.run.arch, "--against")
+    diff = plan_diff(best, ref)
     diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
     return diff
 
