@@ -318,3 +318,71 @@ def test_expert_fields_on_a_dense_model_are_refused_on_the_command_line(tmp_path
 def test_expert_fields_stay_allowed_on_a_moe_model_and_as_one_on_a_dense_one(tmp_path, capsys):
     assert _main(capsys, "check", _spec(tmp_path, SMALL + "plan: {ep: 1, etp: 1, node_limit: 0}\n"))[0] == 0
     assert _main(capsys, "check", _spec(tmp_path, MIXTRAL + "plan: {ep: 8}\n", "moe.yaml"))[0] == 0
+
+
+# ---------------------------------------------------------------- 14. plan options: stated, fixed, emitted
+
+@pytest.mark.parametrize("plan, field", [
+    ("{recompute: none, recompute_modules: [mlp]}", "recompute_modules"),
+    ("{recompute: selective, recompute_method: block}", "recompute_method"),
+    ("{recompute: [none, selective], recompute_num_layers: 2}", "recompute_num_layers"),
+    ("{pp: 1, first_stage_layers: 3}", "first_stage_layers")])
+def test_a_plan_option_the_plan_leaves_without_effect_is_refused(tmp_path, capsys, plan, field):
+    """`plan: {recompute: none, recompute_modules: [mlp]}` (and the full-recompute options beside selective, uneven
+    stage sizes beside pp 1) was accepted and ignored: Megatron-Core reads recompute_modules only with the
+    selective granularity and recompute_method / recompute_num_layers only with full. Fix: one-line input error."""
+    spec = _spec(tmp_path, SMALL + f"plan: {plan}\n")
+    code, out, err = _main(capsys, "check", spec)
+    assert code == 2 and out == "" and err.startswith(f"error: {spec}: plan.{field}: {field} ")
+
+
+def test_fix_sets_the_options_the_search_does_not_enumerate(tmp_path, capsys):
+    """`plan RUN --fix recompute=selective,recompute_modules=mlp` said 'recompute_modules: Input should be a valid
+    list'; and options fixed on the command line never reached the engine, which reads them from the run's plan.
+    Fix: a list field takes its items from the value, and the run carries the merged plan: --fix gives the same
+    answer as writing the same plan in the spec."""
+    code, out, err = _main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective,recompute_modules=mlp")
+    assert code == 0, err
+    by_fix = json.loads(out)["best"]
+    stated = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp]}\n", "stated.yaml")
+    code, out, _ = _main(capsys, "plan", stated, "--json")
+    by_spec = json.loads(out)["best"]
+    code, out, _ = _main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective")
+    default_modules = json.loads(out)["best"]          # core_attn only: Megatron-Core's default module list
+    assert by_fix["step_time_s"] == by_spec["step_time_s"] != default_modules["step_time_s"]
+    assert by_fix["memory_per_chip_bytes"] == by_spec["memory_per_chip_bytes"]
+
+
+def test_against_estimates_the_reference_with_its_own_options(tmp_path, capsys):
+    """`--against recompute=selective,recompute_modules=mlp,tp=1,pp=1` compared against a reference estimated with
+    the default modules. Fix: the reference is the estimate of the same plan written in a spec."""
+    ref = "recompute=selective,recompute_modules=mlp,tp=1,pp=1,cp=1,micro_batch=1,zero=1,schedule=1f1b,vpp=1"
+    code, out, err = _main(capsys, "plan", _spec(tmp_path), "--json", "--against", ref)
+    assert code == 0, err
+    a = json.loads(out)["against"]
+    stated = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp], tp: 1, pp: 1, cp: 1, "
+                                     "micro_batch: 1, zero: 1, schedule: 1f1b, vpp: 1}\n", "ref.yaml")
+    code, out, _ = _main(capsys, "estimate", stated, "--json")
+    e = json.loads(out)
+    step = next(c for c in a["step_time_by_cause_s"] if c["cause"] == "step")
+    assert step["reference"] == pytest.approx(e["step_time_s"])
+    assert a["reference_memory_per_chip_bytes"] == pytest.approx(e["memory_per_chip_bytes"])
+
+
+def test_emit_writes_the_recompute_and_stage_options_the_spec_states(tmp_path, capsys):
+    """`plan RUN --emit megatron` on a spec with recompute full, method block, 4 layers and 6 + 6 layers on the
+    first and last of 4 stages wrote '--recompute-method uniform --recompute-num-layers 1' (Megatron's defaults)
+    and no stage sizes; with selective recompute of [mlp] it wrote no --recompute-modules. The estimate was made
+    with the stated options; the flags now say the same."""
+    full = _spec(tmp_path, SMALL + "plan: {recompute: full, recompute_method: block, recompute_num_layers: 4, pp: 4, "
+                                   "first_stage_layers: 6, last_stage_layers: 6}\n")
+    code, out, _ = _main(capsys, "plan", full, "--emit", "megatron")
+    assert code == 0
+    for flag in ("--recompute-granularity full", "--recompute-method block", "--recompute-num-layers 4",
+                 "--decoder-first-pipeline-num-layers 6", "--decoder-last-pipeline-num-layers 6"):
+        assert f"  {flag}\n" in out, flag
+    code, out, _ = _main(capsys, "plan", full, "--emit", "mindspeed")
+    assert "  --num-layer-list 6,10,10,6\n" in out             # 32 layers: 6 + 2 x 10 + 6
+    sel = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp]}\n", "sel.yaml")
+    code, out, _ = _main(capsys, "plan", sel, "--emit", "megatron")
+    assert "  --recompute-granularity selective\n  --recompute-modules mlp\n" in out

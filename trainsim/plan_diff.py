@@ -10,7 +10,7 @@ batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import NoPlanError, TrainsimError
 from .estimate import Estimate, estimate
@@ -86,7 +86,9 @@ def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
     on the same work per chip."""
     run = best.run
     try:
-        ref = estimate(run, reference_plan, advise=False)
+        # the reference's own options (recompute_modules, stage sizes, ...): the engine reads them from the run's
+        # plan (plan_estimate.context); reference_plan is the run's plan with the reference's fields over it
+        ref = estimate(replace(run, plan=reference_plan), reference_plan, advise=False)
     except NoPlanError as exc:
         res = exc.result
         if res is None or res.least_memory is None:   # no valid plan at all: the reference is not a plan here

@@ -427,6 +427,31 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+#: plan options and the recompute mode they belong to (Megatron-Core TransformerConfig: recompute_modules is read
+#: only with recompute_granularity 'selective', recompute_method and recompute_num_layers only with 'full')
+RECOMPUTE_OPTIONS = {"recompute_modules": "selective", "recompute_method": "full", "recompute_num_layers": "full"}
+
+
+def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = None) -> None:
+    """Refuse a stated plan option that the stated plan leaves without effect: a recompute option beside a
+    ``recompute`` that excludes its mode (``recompute: none`` with ``recompute_modules``), uneven stage sizes
+    (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``. ``field`` as in :func:`check_expert_fields`."""
+    def name(f: str) -> str:
+        return f"plan.{f}" if field == "plan." else (field or f)
+
+    modes = plan.values("recompute")
+    for opt, mode in RECOMPUTE_OPTIONS.items():
+        if getattr(plan, opt) is not None and modes is not None and mode not in modes:
+            raise TrainsimError(f"{opt} applies only to recompute {mode}, and the plan says recompute "
+                                f"{'|'.join(modes)} (state recompute: {mode}, or leave {opt} out)",
+                                field=name(opt), where=where)
+    pps = plan.values("pp")
+    for opt in ("first_stage_layers", "last_stage_layers"):
+        if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
+            raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
+                                f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -447,6 +472,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
+        check_plan_options(spec.plan, "plan.", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))
