@@ -386,3 +386,25 @@ def test_emit_writes_the_recompute_and_stage_options_the_spec_states(tmp_path, c
     sel = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp]}\n", "sel.yaml")
     code, out, _ = _main(capsys, "plan", sel, "--emit", "megatron")
     assert "  --recompute-granularity selective\n  --recompute-modules mlp\n" in out
+
+
+# ---------------------------------------------------------------- 15. post-training: errors name the field
+
+OPD = ROOT / "examples/posttrain-opd-two-clusters.yaml"
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('bandwidth: "10 Gb/s"', 'bandwidth: "10 GB"', "links.0.bandwidth: expected a bandwidth such as"),
+    ('latency: "30 ms"', 'latency: "30 parsecs"', "links.0.latency: expected a time such as"),
+    ("share: 0.5}\n  - {name: general", "share: 0.7}\n  - {name: general",
+     "teachers.*.share: the teachers' shares must sum to 1, got 0.7 + 0.5 = 1.2")])
+def test_posttrain_errors_name_the_field(tmp_path, capsys, old, new, expected):
+    """A link bandwidth of '10 GB' (a size, not a rate) in the OPD example said 'bandwidth: expected ...' with no
+    path or line (the unit parser's error escaped pydantic); shares 0.7 + 0.5 said 'teacher shares must sum to 1,
+    got 1.2' without naming the field. Fix: 'links.0.bandwidth: ... (line 9)', 'teachers.*.share: ...'."""
+    text = OPD.read_text()
+    assert old in text
+    spec = _spec(tmp_path, text.replace(old, new, 1), "pt.yaml")
+    code, out, err = _main(capsys, "posttrain", spec)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {spec}: {expected}"), err
