@@ -408,3 +408,16 @@ def test_posttrain_errors_name_the_field(tmp_path, capsys, old, new, expected):
     code, out, err = _main(capsys, "posttrain", spec)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {spec}: {expected}"), err
+
+
+# ---------------------------------------------------------------- 16. validate with nothing to compare
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--csv"]])
+def test_validate_with_nothing_to_compare_is_no_answer(tmp_path, capsys, fmt):
+    """`validate RUN.yaml` on a spec without `reported:` printed 'overall: 0 runs ...; 1 error rows' and exit 0, so
+    a script could not tell it compared nothing. Fix: exit 1 (README: 1 = no answer) when no row compares; a
+    published run still exits 0."""
+    code, out, _ = _main(capsys, "validate", _spec(tmp_path), *fmt)
+    assert code == 1 and out
+    code, _, _ = _main(capsys, "validate", ROOT / "validation/runs/megatron-sc21-a100-1p7b.yaml", *fmt)
+    assert code == 0
