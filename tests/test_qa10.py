@@ -421,3 +421,36 @@ def test_validate_with_nothing_to_compare_is_no_answer(tmp_path, capsys, fmt):
     assert code == 1 and out
     code, _, _ = _main(capsys, "validate", ROOT / "validation/runs/megatron-sc21-a100-1p7b.yaml", *fmt)
     assert code == 0
+
+
+# ---------------------------------------------------------------- 17. sweep axes: units as the run spec reads them
+
+SWEEP_BASE = ("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training: {tokens: 1B, seq_len: 4096, "
+              "global_batch_seqs: 64, precision: bf16}}\n")
+
+
+def test_sweep_hbm_axis_reads_vendor_gb_as_gib_like_a_run_spec(tmp_path, capsys):
+    """A sweep axis `system.chip.hbm: ["96 GB"]` ran the point with 96e9 bytes (89.4 GiB), while the same '96 GB'
+    in a run spec's inline chip is 96 GiB (vendors quote binary HBM: docs/run-spec.md). Fix: one reader for both."""
+    sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  system.chip.hbm: ["96 GB", "141 GB"]\n', "s.yaml")
+    res = tmp_path / "r.parquet"
+    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    import pyarrow.parquet as pq
+    assert pq.read_table(res).column("hbm_bytes").to_pylist() == [96 * 2**30, 141 * 2**30]
+    code, out, _ = _main(capsys, "sweep", sweep, "--dry-run")
+    assert "96 GiB, 141 GiB" in " ".join(out.split())
+
+
+def test_sweep_axis_values_print_tokens_and_network_bandwidth_as_written(tmp_path, capsys):
+    """`sweep --dry-run` printed a `training.global_batch_tokens: ["2M", "8M"]` axis as '0.002B, 0.008B', and the
+    summary a `system.scale_out.bandwidth: ["100 Gb/s", ...]` axis as '12.5 GB/s'. Fix: '2M, 8M'; scale-out in
+    Gb/s as the catalog states it (100 Gb/s = 12.5 GB/s)."""
+    sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  training.global_batch_tokens: ["2M", "8M"]\n'
+                            '  system.scale_out.bandwidth: ["100 Gb/s", "400 Gb/s"]\n', "s.yaml")
+    code, out, _ = _main(capsys, "sweep", sweep, "--dry-run")
+    text = " ".join(out.split())
+    assert code == 0 and "= 2M, 8M" in text and "0.002B" not in text
+    res = tmp_path / "r.parquet"
+    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    code, out, _ = _main(capsys, "sweep", "--summary", res)
+    assert code == 0 and "100 Gb/s" in out and "400 Gb/s" in out and "12.5 GB/s" not in out
