@@ -454,3 +454,20 @@ def test_sweep_axis_values_print_tokens_and_network_bandwidth_as_written(tmp_pat
     assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
     code, out, _ = _main(capsys, "sweep", "--summary", res)
     assert code == 0 and "100 Gb/s" in out and "400 Gb/s" in out and "12.5 GB/s" not in out
+
+
+def test_sweep_summary_per_axis_mfu_and_cost_print_as_everywhere_else(tmp_path, capsys, monkeypatch):
+    """`sweep --summary R --metric mfu` printed 'best mfu 0.683' under a frontier whose MFU column says '68.3%';
+    --metric cost_rental_usd printed '8.2e+04'-style numbers. Fix: percent and dollars."""
+    sweep = _spec(tmp_path, SWEEP_BASE + "axes:\n  system.chip.hbm_bw: {scale: [0.5, 1.0]}\n", "s.yaml")
+    res = tmp_path / "r.parquet"
+    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "mfu", "--json")
+    best = [r["best"] for r in json.loads(out)["per_axis"]["system.chip.hbm_bw_scale"]]
+    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "mfu")
+    table = out.split("best mfu by", 1)[1]
+    assert code == 0 and all(f"{100 * b:.1f}%" in table for b in best), table
+    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")
+    table = out.split("best cost_rental_usd by", 1)[1]
+    assert code == 0 and "$" in table
