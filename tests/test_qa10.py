@@ -471,3 +471,36 @@ def test_sweep_summary_per_axis_mfu_and_cost_print_as_everywhere_else(tmp_path, 
     code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")
     table = out.split("best cost_rental_usd by", 1)[1]
     assert code == 0 and "$" in table
+
+
+# ---------------------------------------------------------------- 18. scenario: other spec kinds, --jobs
+
+@pytest.mark.parametrize("spec, label, command", [
+    ("RUN", "run", "trainsim estimate / plan / size"),
+    ("examples/serving-llama-3.1-8b-h800.yaml", "serving", "trainsim infer"),
+    ("examples/sweep-hbm-bandwidth.yaml", "sweep", "trainsim sweep")])
+def test_scenario_of_another_spec_kind_names_the_command(tmp_path, capsys, spec, label, command):
+    """`scenario RUN.yaml` said only 'kind: missing key' (report and validate already name the command that reads
+    another spec kind). Fix: '... this is a run spec: trainsim estimate / plan / size'."""
+    path = _spec(tmp_path) if spec == "RUN" else ROOT / spec
+    code, out, err = _main(capsys, "scenario", path)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.strip() == (f"error: {path}: kind: missing key (expected a scenario with a kind:; this is a {label} "
+                           f"spec: {command})")
+
+
+def test_scenario_of_a_posttrain_spec_says_it_is_one(capsys):
+    """`scenario examples/posttrain-opd-two-clusters.yaml` said "unknown scenario kind 'opd'; expected one of ..."
+    (its kind: opd is a post-training job). Fix: it names the spec kind and `trainsim posttrain`."""
+    path = ROOT / "examples/posttrain-opd-two-clusters.yaml"
+    code, out, err = _main(capsys, "scenario", path)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"error: {path}: kind: 'opd' is a post-training job, not a scenario kind (this is a "
+                           "post-training spec: trainsim posttrain)")
+
+
+def test_scenario_jobs_must_not_be_negative(capsys):
+    """`scenario --all --jobs -1` ran (help: 'processes for --all (0: one per CPU)'). Fix: exit 2, one line."""
+    code, out, err = _main(capsys, "scenario", "--all", "--jobs", "-1")
+    assert code == 2 and out == "" and err.strip() == ("error: --jobs: expected a number of processes >= 0 (0: one "
+                                                       "per CPU), got -1")

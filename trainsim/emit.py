@@ -64,7 +64,8 @@ def _plan_of(est) -> dict:
     """``est.plan`` with the run's stated plan options (:data:`OPTION_FIELDS`), which the estimate was computed
     with (plan_estimate.context) but its plan row does not carry: without them the flags fell back to Megatron's
     defaults (--recompute-method uniform --recompute-num-layers 1, no --recompute-modules, even stages)."""
-    opts = {k: getattr(est.run.plan, k, None) for k in OPTION_FIELDS}
+    stated = getattr(est.run, "plan", None)   # an estimate-like object without a run plan states no options
+    opts = {k: getattr(stated, k, None) for k in OPTION_FIELDS}
     return {**{k: v for k, v in opts.items() if v is not None}, **est.plan}
 
 

@@ -232,6 +232,8 @@ def scenario(file=None, *, all_: bool = False, jobs: int | None = None) -> Scena
     None: one per CPU), through the scenario package's public entry (:mod:`trainsim.scenario.run`)."""
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+    if jobs is not None and jobs < 0:
+        raise TrainsimError(f"expected a number of processes >= 0 (0: one per CPU), got {jobs}", field="--jobs")
     return ScenarioResults(run_all(scenarios_dir(), jobs=jobs or None) if all_ else [run_file(file)])
 
 
