@@ -504,3 +504,29 @@ def test_scenario_jobs_must_not_be_negative(capsys):
     code, out, err = _main(capsys, "scenario", "--all", "--jobs", "-1")
     assert code == 2 and out == "" and err.strip() == ("error: --jobs: expected a number of processes >= 0 (0: one "
                                                        "per CPU), got -1")
+
+
+# ---------------------------------------------------------------- 19. scenario tables: catalog units, MFU in percent
+
+def test_scenario_range_inputs_and_best_plan_print_units_and_percent(capsys, monkeypatch):
+    """`scenario scenarios/S2.yaml` printed its range inputs as '708T 800T' (the 910C's BF16 peak, no unit) and
+    '1.2e-06 1.9e-06' (the CloudMatrix UB latency in seconds), and its best plan as 'MFU 0.235' where every other
+    table says '23.5%'. Fix: catalog units (708 / 800 TFLOP/s, 1.2 / 1.9 us: ranges.yaml) and a percentage."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _main(capsys, "scenario", ROOT / "scenarios/S2.yaml")
+    assert code == 0
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("│ ").split("│")]
+                              for line in out.split("range_inputs", 1)[1].split("best plan", 1)[0].splitlines()
+                              if line.startswith("│"))}
+    assert rows["ascend-910c.bf16_flops"][1:3] == ["708 TFLOP/s", "800 TFLOP/s"]
+    assert rows["cloudmatrix-384.scale_up_latency"][1:3] == ["1.2 us", "1.9 us"]
+    assert re.search(r"best plan: .* MFU \d+\.\d% \(vs BF16 peak\)", " ".join(out.split()))
+
+
+def test_catalog_input_formats_only_catalog_fields():
+    from trainsim.report.fmt import catalog_input
+
+    assert catalog_input({"input": "nvidia-h100-sxm5.hbm_bytes", "low": 64 * 2**30}, "low") == "64 GiB"
+    assert catalog_input({"name": "scale_out_bw", "high": 50e9}, "high") == "400 Gb/s"     # 50 GB/s x 8 bits
+    assert catalog_input({"input": "x.fp8_gemm_efficiency", "low": 0.42}, "low") is None
+    assert catalog_input({"name": "hbm_bw", "result_at_low": 3.0}, "result_at_low") is None

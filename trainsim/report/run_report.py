@@ -10,7 +10,6 @@ from . import fmt
 from .page import Report, esc, image, kv_table, page, section, table
 from .terminal import cost_rows
 from .collect import run_data
-from ..catalog.describe import FIELD_DIMS
 
 SECTIONS = (("answer", "Answer"), ("breakdown", "Step time by cause"), ("memory", "Memory per chip"),
             ("plans", "Best plans"), ("scaling", "Scaling"), ("sensitivity", "Sensitivity"),
@@ -180,8 +179,7 @@ def _sensitivity(data: dict, png: bytes | None) -> str:
 def _input_value(r: dict, key: str) -> str:
     """A catalog input of the ranges table in the unit the catalog prints (547 TFLOP/s, 144 GiB, 4000 GB/s,
     800 Gb/s), not raw SI; inputs without a unit (an efficiency, an oversubscription ratio) as numbers."""
-    dim = FIELD_DIMS.get(r.get("name") or "")
-    return fmt.catalog_value(r[key], dim) if dim else f"{r[key]:.4g}"
+    return fmt.catalog_input(r, key) or f"{r[key]:.4g}"
 
 
 def _nominal_note(data: dict, nominal_days: float | None) -> str:
