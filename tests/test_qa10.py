@@ -530,3 +530,15 @@ def test_catalog_input_formats_only_catalog_fields():
     assert catalog_input({"name": "scale_out_bw", "high": 50e9}, "high") == "400 Gb/s"     # 50 GB/s x 8 bits
     assert catalog_input({"input": "x.fp8_gemm_efficiency", "low": 0.42}, "low") is None
     assert catalog_input({"name": "hbm_bw", "result_at_low": 3.0}, "result_at_low") is None
+
+
+def test_capacity_says_why_chips_sit_idle(capsys):
+    """`capacity --system dgx-h100 --chips 100` said '(using 96: fewer chips fail less often)' although the job
+    was put on all 100 chips: 100 is 12.5 DGX nodes and a plan uses whole 8-GPU domains, so 96 (12 nodes) work.
+    Fix: the reason given is the plan's, unless the fleet walk-down really put the job on fewer chips."""
+    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--chips", "100", "--days", "30", "--json")
+    d = json.loads(out)
+    chosen = next(i for i in d["iterations"] if i["active_params"] == d["active_params"])
+    assert code == 0 and chosen["chips_used"] == 100
+    assert "(using 96: the best plan leaves the rest idle)" in d["message"]
+    assert "fewer chips fail" not in d["message"]
