@@ -542,3 +542,20 @@ def test_capacity_says_why_chips_sit_idle(capsys):
     assert code == 0 and chosen["chips_used"] == 100
     assert "(using 96: the best plan leaves the rest idle)" in d["message"]
     assert "fewer chips fail" not in d["message"]
+
+
+@pytest.mark.parametrize("switch", ["moe_dispatcher: deepep", "moe_token_drop: true", "moe_grouped_gemm: false",
+                                    "moe_a2a_overlap: true", "moe_fake_balanced_gate: true"])
+def test_moe_training_switches_on_a_dense_model_are_refused(tmp_path, capsys, switch):
+    """`training: {moe_dispatcher: deepep}` on Llama 3.1 8B was accepted and changed nothing (no experts to
+    dispatch). Fix: an input error; the no-op values a copied recipe carries (alltoall, false, grouped true) pass."""
+    spec = _spec(tmp_path, SMALL.replace("precision: bf16}", f"precision: bf16, {switch}}}"))
+    code, out, err = _main(capsys, "check", spec)
+    name, value = (x.strip() for x in switch.split(":"))
+    assert code == 2 and out == "" and err.startswith(
+        f"error: {spec}: training.{name}: {name} {value} applies only to a MoE model; llama-3.1-8b is dense")
+    for neutral in ("moe_dispatcher: alltoall", "moe_token_drop: false", "moe_grouped_gemm: true"):
+        ok = _spec(tmp_path, SMALL.replace("precision: bf16}", f"precision: bf16, {neutral}}}"), "ok.yaml")
+        assert _main(capsys, "check", ok)[0] == 0
+    moe = _spec(tmp_path, MIXTRAL.replace("precision: bf16}", f"precision: bf16, {switch}}}"), "moe.yaml")
+    assert _main(capsys, "check", moe)[0] == 0

@@ -427,6 +427,23 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+#: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
+MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
+                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False}
+
+
+def check_moe_training(training: "TrainingSpec", arch, where: str | None = None) -> None:
+    """Refuse a MoE training switch (:data:`MOE_TRAINING`) set to anything but its no-op value on a dense model:
+    it would be accepted and change nothing (moe_dispatcher deepep on Llama 3.1 8B)."""
+    if arch.is_moe:
+        return
+    for name, neutral in MOE_TRAINING.items():
+        v = getattr(training, name)
+        if v is not None and v != neutral:
+            raise TrainsimError(f"{name} {str(v).lower()} applies only to a MoE model; {arch.name} is dense "
+                                f"(leave {name} out)", field=f"training.{name}", where=where)
+
+
 #: plan options and the recompute mode they belong to (Megatron-Core TransformerConfig: recompute_modules is read
 #: only with recompute_granularity 'selective', recompute_method and recompute_num_layers only with 'full')
 RECOMPUTE_OPTIONS = {"recompute_modules": "selective", "recompute_method": "full", "recompute_num_layers": "full"}
@@ -468,6 +485,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
+    check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     if spec.plan is not None:
