@@ -559,3 +559,13 @@ def test_moe_training_switches_on_a_dense_model_are_refused(tmp_path, capsys, sw
         assert _main(capsys, "check", ok)[0] == 0
     moe = _spec(tmp_path, MIXTRAL.replace("precision: bf16}", f"precision: bf16, {switch}}}"), "moe.yaml")
     assert _main(capsys, "check", moe)[0] == 0
+
+
+def test_sweep_batch_must_not_be_negative(tmp_path, capsys):
+    """`sweep S -o R --batch -3` ran every point (help: 'points per task (default: auto)'). Fix: exit 2 before
+    any point runs; the help says what 0 means."""
+    sweep = _spec(tmp_path, SWEEP_BASE + "axes:\n  system.chip.hbm_bw: {scale: [1.0]}\n", "s.yaml")
+    res = tmp_path / "r.parquet"
+    code, out, err = _main(capsys, "sweep", sweep, "-o", res, "--batch", "-3")
+    assert code == 2 and not res.exists()
+    assert err.strip() == "error: --batch: expected a number of points per task >= 0 (0: automatic), got -3"

@@ -52,7 +52,8 @@ __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "es
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
-             "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days"}
+             "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
+             "batch": "--batch"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
