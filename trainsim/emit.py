@@ -54,9 +54,24 @@ def _plan_value(p: dict, name: str):
     return v if v not in (None, 0, "") else None
 
 
+#: plan options the search does not enumerate: an estimate's ``plan`` row has none of them, the run's plan (the
+#: spec's, with --fix over it) has them as stated
+OPTION_FIELDS = ("recompute_modules", "recompute_method", "recompute_num_layers", "first_stage_layers",
+                 "last_stage_layers", "offload_activation_layers")
+
+
+def _plan_of(est) -> dict:
+    """``est.plan`` with the run's stated plan options (:data:`OPTION_FIELDS`), which the estimate was computed
+    with (plan_estimate.context) but its plan row does not carry: without them the flags fell back to Megatron's
+    defaults (--recompute-method uniform --recompute-num-layers 1, no --recompute-modules, even stages)."""
+    stated = getattr(est.run, "plan", None)   # an estimate-like object without a run plan states no options
+    opts = {k: getattr(stated, k, None) for k in OPTION_FIELDS}
+    return {**{k: v for k, v in opts.items() if v is not None}, **est.plan}
+
+
 def _split(est) -> tuple[int | None, int | None]:
     """(first, last) stage layer counts: the plan's own (lead's plan fields, when present), else stage_split."""
-    p = est.plan
+    p = _plan_of(est)
     first, last = _plan_value(p, "first_stage_layers"), _plan_value(p, "last_stage_layers")
     if first is not None or last is not None:
         return first, last
@@ -70,7 +85,7 @@ MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "
 
 def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str]]:
     """(arguments, comments) for Megatron-LM (``framework='megatron'``) or MindSpeed-LLM."""
-    p, run = est.plan, est.run
+    p, run = _plan_of(est), est.run
     L = run.arch.n_layers
     notes: list[str] = []
     args = [f"--num-layers {L}",
@@ -155,7 +170,7 @@ def _bash(name: str, args: list[str], notes: list[str], header: str, launcher: s
 def torchtitan_toml(est) -> str:
     """torchtitan's ``[parallelism]`` and ``[activation_checkpoint]`` sections (keys of
     ``torchtitan/config/parallelism.py``; schedule names of ``torch.distributed.pipelining``)."""
-    p, run = est.plan, est.run
+    p, run = _plan_of(est), est.run
     if p["schedule"] not in TORCHTITAN_SCHEDULES:
         raise TrainsimError(f"{p['schedule']} is not a torchtitan schedule (offers {', '.join(TORCHTITAN_SCHEDULES)})",
                             field="plan.schedule")

@@ -41,12 +41,13 @@ def short(value, n: int = 80) -> str:
 def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for an unknown name: difflib ratio, then substring hits (``h100`` -> ``nvidia-h100-sxm5``)."""
     options = list(options)
-    hits = difflib.get_close_matches(name, options, n=n, cutoff=0.5)
+    close = difflib.get_close_matches(name, options, n=n, cutoff=0.5)
     low = name.lower()
-    for opt in options:
-        if low and low in opt.lower() and opt not in hits:
-            hits.append(opt)
-    return hits[:n]
+    contain = [opt for opt in options if low and low in opt.lower()]
+    # a name the option contains (h100 in nvidia-h100-sxm5) first: difflib alone fills the list with look-alikes
+    # (hgx-h800, hgx-h200 for h100) and drops the chip that was meant; very short names contain too much to lead
+    hits = (contain + close) if len(low) >= 3 else (close + contain)
+    return list(dict.fromkeys(hits))[:n]
 
 
 #: an unknown name with no close match lists the choices when there are at most this many

@@ -122,16 +122,18 @@ def axis_value(col: str, x) -> str:
         return axis_label(x)
     if col.endswith("_scale"):
         return f"x{x:g}"
+    if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw_bytes_per_s")):
+        return f"{x * 8 / 1e9:,.4g} Gb/s"        # network links in bits, as the catalog states them (400 Gb/s)
     if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
         return f"{x / 1e9:,.4g} GB/s"
     if col.endswith("hbm_bytes"):
-        return f"{x / 1e9:,.4g} GB"
+        return f"{x / 2**30:,.4g} GiB"           # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
     if col.endswith("latency"):
         return f"{x * 1e6:.3g} us"
     if col.endswith("peak_flops"):
         return f"{x / 1e12:,.4g} TFLOP/s"
     if col.endswith("tokens"):
-        return f"{x / 1e12:.3g}T" if x >= 1e11 else f"{x / 1e9:.3g}B"
+        return count(x)                          # 2M, 14.8T: never 0.002B for a 2M-token batch
     return axis_label(x)
 
 

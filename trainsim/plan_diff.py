@@ -1,15 +1,16 @@
 """``plan --against``: the search's best plan beside a named reference plan (an expert's recipe), cause by cause.
 
-A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference
-plan exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields
-fixed) and lists, per cause of the step time (:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the
-memory, the seconds and bytes that differ. Both plans are compared per token: step seconds are divided by the
-tokens each step trains, because the two plans may use different batches (batch tolerance) or chip counts
-(idle chips); the table shows seconds per step of the reference's batch.
+A search that beats a tuned recipe needs a named reason (project brief). This module estimates the reference plan
+exactly as ``trainsim estimate`` would (a partial reference is completed by the search with its fields fixed; when no
+completion fits, by the one that needs the least memory, flagged as not fitting) and lists, per cause of the step time
+(:data:`trainsim.perf.step.BREAKDOWN_KEYS`) and per part of the memory, the seconds and bytes that differ. Both plans
+are compared per token: step seconds are divided by the tokens each step trains, because the two plans may use
+different batches (batch tolerance) or chip counts (idle chips); the table shows seconds per step of the reference's
+batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import NoPlanError, TrainsimError
 from .estimate import Estimate, estimate
@@ -85,9 +86,17 @@ def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
     on the same work per chip."""
     run = best.run
     try:
-        ref = estimate(run, reference_plan, advise=False)
+        # the reference's own options (recompute_modules, stage sizes, ...): the engine reads them from the run's
+        # plan (plan_estimate.context); reference_plan is the run's plan with the reference's fields over it
+        ref = estimate(replace(run, plan=reference_plan), reference_plan, advise=False)
     except NoPlanError as exc:
-        raise TrainsimError(f"the reference plan has no valid completion: {exc}", field="--against") from None
+        res = exc.result
+        if res is None or res.least_memory is None:   # no valid plan at all: the reference is not a plan here
+            why = res.no_plan_message() if res is not None else str(exc)
+            raise TrainsimError(f"the reference plan has no valid completion: {why}", field="--against") from None
+        # valid completions exist but none fits: compare with the one that needs the least memory, as a whole
+        # reference plan that does not fit is compared (the comparison says it does not fit)
+        ref = res.least_memory
     scale = (_tokens_per_step(ref) / _tokens_per_step(best)) * (best.used / ref.used)
     causes = [(k, best.breakdown.get(k, 0.0) * scale, ref.breakdown.get(k, 0.0))
               for k in dict.fromkeys([*best.breakdown, *ref.breakdown])

@@ -145,6 +145,15 @@ class TrainingSpec(BaseModel):
                              f"caches no FP8 activations: leave it out or say none)")
         return v
 
+    @field_validator("fp8_param_gather")
+    @classmethod
+    def _fp8_param_gather_needs_fp8(cls, v, info: ValidationInfo):   # true only: false is what a BF16 run does
+        precision = info.data.get("precision", "fp8")
+        if v and precision != "fp8":
+            raise ValueError(f"fp8_param_gather true applies only to precision fp8, not {precision} (a {precision} "
+                             f"run holds no FP8 weights: leave it out or say false)")
+        return v
+
     @field_validator("fp8_recipe")
     @classmethod
     def _fp8_recipe_needs_fp8(cls, v, info: ValidationInfo):   # a field check, so the error names fp8_recipe
@@ -398,6 +407,68 @@ def check_fp8_recipe(recipe: str | None, system, field: str, where: str) -> None
                             field=field, where=where)
 
 
+#: expert-parallel plan fields and the one value a dense model has for each (the search gives a dense model
+#: ep = etp = 1 and no node-limited routing: parallel/enumerate.py)
+EXPERT_FIELDS = {"ep": 1, "etp": 1, "node_limit": 0}
+
+
+def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | None = None) -> None:
+    """Refuse expert-parallel plan fields (``ep``, ``etp``, ``node_limit``) other than a dense model's one value
+    on a dense model: the search would drop them without a word. ``field``: the prefix of the error's field
+    (``plan.`` in a run spec) or the option (``--fix``, ``--against``)."""
+    if arch.is_moe:
+        return
+    for name, only in EXPERT_FIELDS.items():
+        vals = plan.values(name)
+        bad = [v for v in vals or [] if v != only]
+        if bad:
+            raise TrainsimError(f"{name} {bad[0]} applies only to a MoE model; {arch.name} is dense (leave {name} "
+                                f"out or say {only})", field=f"plan.{name}" if field == "plan." else field,
+                                where=where)
+
+
+#: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
+MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
+                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False}
+
+
+def check_moe_training(training: "TrainingSpec", arch, where: str | None = None) -> None:
+    """Refuse a MoE training switch (:data:`MOE_TRAINING`) set to anything but its no-op value on a dense model:
+    it would be accepted and change nothing (moe_dispatcher deepep on Llama 3.1 8B)."""
+    if arch.is_moe:
+        return
+    for name, neutral in MOE_TRAINING.items():
+        v = getattr(training, name)
+        if v is not None and v != neutral:
+            raise TrainsimError(f"{name} {str(v).lower()} applies only to a MoE model; {arch.name} is dense "
+                                f"(leave {name} out)", field=f"training.{name}", where=where)
+
+
+#: plan options and the recompute mode they belong to (Megatron-Core TransformerConfig: recompute_modules is read
+#: only with recompute_granularity 'selective', recompute_method and recompute_num_layers only with 'full')
+RECOMPUTE_OPTIONS = {"recompute_modules": "selective", "recompute_method": "full", "recompute_num_layers": "full"}
+
+
+def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = None) -> None:
+    """Refuse a stated plan option that the stated plan leaves without effect: a recompute option beside a
+    ``recompute`` that excludes its mode (``recompute: none`` with ``recompute_modules``), uneven stage sizes
+    (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``. ``field`` as in :func:`check_expert_fields`."""
+    def name(f: str) -> str:
+        return f"plan.{f}" if field == "plan." else (field or f)
+
+    modes = plan.values("recompute")
+    for opt, mode in RECOMPUTE_OPTIONS.items():
+        if getattr(plan, opt) is not None and modes is not None and mode not in modes:
+            raise TrainsimError(f"{opt} applies only to recompute {mode}, and the plan says recompute "
+                                f"{'|'.join(modes)} (state recompute: {mode}, or leave {opt} out)",
+                                field=name(opt), where=where)
+    pps = plan.values("pp")
+    for opt in ("first_stage_layers", "last_stage_layers"):
+        if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
+            raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
+                                f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+
+
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
@@ -414,8 +485,12 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
+    check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
+    if spec.plan is not None:
+        check_expert_fields(spec.plan, arch, "plan.", where)
+        check_plan_options(spec.plan, "plan.", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))

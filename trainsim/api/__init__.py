@@ -18,6 +18,7 @@ scenarios), :mod:`.serving` (infer), :mod:`.posttraining` (posttrain), :mod:`.va
 """
 from __future__ import annotations
 
+import typing as _typing
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,7 +28,7 @@ from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
-from ..spec import PlanSpec, Run, load_run, parse_run
+from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, load_run, parse_run
 from ..errors import unknown
 from ..emit import emit_args
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -51,7 +52,8 @@ __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "es
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
-             "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days"}
+             "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
+             "batch": "--batch"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -86,9 +88,16 @@ def search(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, **kw:
     return _search(as_run(run), fixed, **kw)
 
 
+#: plan fields whose value is itself a list (recompute_modules): on the command line ``recompute_modules=mlp`` is
+#: the list [mlp] and ``a|b`` its items, where for the other fields ``a|b`` lists allowed values
+_LIST_FIELDS = frozenset(n for n, f in PlanSpec.model_fields.items()
+                         if {_typing.get_origin(a) for a in _typing.get_args(f.annotation)} <= {list, None})
+
+
 def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> PlanSpec:
     """``"tp=8,pp=16,schedule=1f1b|interleaved"`` -> a PlanSpec merged over ``base`` (the run's own plan);
-    errors name ``field`` (``--fix``, or ``--against`` for a reference plan)."""
+    errors name ``field`` (``--fix``, or ``--against`` for a reference plan). A list-valued field
+    (``recompute_modules=mla_up_proj|mlp``) takes its items from the ``|``-separated values."""
     from pydantic import ValidationError
 
     data = base.model_dump(exclude_none=True) if base is not None else {}
@@ -105,7 +114,7 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
             raise TrainsimError(f"{k} given twice in {text!r}; list allowed values as {k}=8|4", field=field)
         given.add(k)
         vals = [int(x) if x.isdigit() else x for x in v.split("|")]
-        data[k] = vals[0] if len(vals) == 1 else vals
+        data[k] = vals if k in _LIST_FIELDS or len(vals) > 1 else vals[0]
     try:
         return PlanSpec.model_validate(data)
     except ValidationError as exc:       # the field, what it expected and the value: "tp: ...; got 'eight'"
@@ -167,6 +176,8 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
+    check_expert_fields(fixed, r.arch, "--fix")
+    check_plan_options(fixed, "--fix")
     if framework:
         fixed = restrict_plan(fixed, framework)
         check_precision(r.training.precision, framework, field="--framework")
@@ -178,6 +189,9 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
         except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
             raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
                                 f"{r.framework or 'no framework'})", field=None) from None
+    # the run carries the merged plan: the engine reads the options that are not searched (recompute_modules,
+    # recompute_method, stage sizes, offload) from the run's plan (plan_estimate.context), so --fix sets them too
+    r = replace(r, plan=fixed)
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
@@ -413,7 +427,10 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
     (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    diff = plan_diff(best, parse_fix(reference, best.run.plan, field="--against"))
+    ref = parse_fix(reference, best.run.plan, field="--against")
+    check_expert_fields(ref, best.run.arch, "--against")
+    check_plan_options(ref, "--against")
+    diff = plan_diff(best, ref)
     diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
     return diff
 

@@ -8,6 +8,7 @@ from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, spec_kind
 from ..estimate import PLAN_FIELDS
 from ..model.counts import count
+from ..catalog.describe import fmt
 from ..numfmt import count as fmt_count, counted
 from ..scenario.kinds import load_doc
 from ..scenario.registry import handler
@@ -32,8 +33,16 @@ def check(path) -> CheckResult:
                           f"{arch.n_layers} layers{', MoE' if arch.is_moe else ''}")]
 
     def system_lines(system, chips: int | None = None) -> list[tuple[str, str]]:
-        return [("system", f"{system.id}: {system.chip.id}, scale-up domain {system.scale_up_size}"
-                           + (f", {chips:,} chips" if chips else ""))]
+        c, lv = system.chip, system.levels
+        # the values the engine reads, in the catalog's units, so that a unit string can be checked
+        # ("400 Gbps" is 400 Gb/s = 50 GB/s; "80 GB" of HBM is read as 80 GiB)
+        hw = (f"; BF16 {fmt(c.flops('bf16'), 'flops')}, HBM {fmt(c.hbm_bytes, 'bytes')} at "
+              f"{fmt(c.hbm_bw, 'bytes_per_s')}, scale-up {fmt(lv[0].bw, 'bytes_per_s')}"
+              + (f", scale-out {fmt(lv[1].bw, 'bits_per_s')}" if len(lv) > 1 else "")
+              + (f", inter-site {fmt(lv[2].bw, 'bits_per_s')}" if len(lv) > 2 else "") + " per chip"
+              + (f" (sites of {lv[1].size:,} chips)" if len(lv) > 2 and lv[1].size else ""))
+        return [("system", f"{system.id}: {c.id}, scale-up domain {system.scale_up_size}"
+                           + (f", {chips:,} chips" if chips else "") + hw)]
 
     lines: list[tuple[str, str]] = [("kind", kind)]
     if kind == "run":

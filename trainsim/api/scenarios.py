@@ -2,6 +2,7 @@
 sensitivity and the seed scenarios (``trainsim plan``'s search is :func:`trainsim.api.search_plans`)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping
 from ..errors import TrainsimError
@@ -149,6 +150,12 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
     _check_chips(n, _name(names, "chips"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
+        if not (math.isfinite(sparsity) and sparsity >= 1.0):
+            raise TrainsimError(f"expected a MoE total/active parameter ratio >= 1 (0: the assumption's), got "
+                                f"{sparsity:g}", field=_name(names, "sparsity"))
+        if family != "deepseek-v3":
+            raise TrainsimError(f"a MoE total/active ratio applies to the deepseek-v3 family only, not to "
+                                f"{family!r}, got {sparsity:g}", field=_name(names, "sparsity"))
         a = a.with_overrides({"moe_sparsity": sparsity}, source=_name(names, "sparsity"))
     return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
 
@@ -225,6 +232,8 @@ def scenario(file=None, *, all_: bool = False, jobs: int | None = None) -> Scena
     None: one per CPU), through the scenario package's public entry (:mod:`trainsim.scenario.run`)."""
     if all_ == (file is not None):
         raise TrainsimError("give a scenario FILE or --all (not both)", field="scenario")
+    if jobs is not None and jobs < 0:
+        raise TrainsimError(f"expected a number of processes >= 0 (0: one per CPU), got {jobs}", field="--jobs")
     return ScenarioResults(run_all(scenarios_dir(), jobs=jobs or None) if all_ else [run_file(file)])
 
 

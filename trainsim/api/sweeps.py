@@ -18,11 +18,15 @@ def load_sweep(path, *, cost: dict | None = None):
     return _load_sweep(path).with_cost_overrides(dict(cost or {}))
 
 
-def check_workers(workers: int, names: Mapping[str, str] | None = None) -> None:
-    """A local Dask cluster has 0 (in-process) to :data:`trainsim.sweep.executors.MAX_LOCAL_WORKERS` workers."""
+def check_workers(workers: int, names: Mapping[str, str] | None = None, batch: int = 0) -> None:
+    """A local Dask cluster has 0 (in-process) to :data:`trainsim.sweep.executors.MAX_LOCAL_WORKERS` workers;
+    ``batch``, the points per task, is 0 (automatic) or more."""
     if not 0 <= workers <= MAX_LOCAL_WORKERS:
         raise TrainsimError(f"expected 0 to {MAX_LOCAL_WORKERS} local worker processes, got {workers}",
                             field=_name(names, "workers"))
+    if batch < 0:
+        raise TrainsimError(f"expected a number of points per task >= 0 (0: automatic), got {batch}",
+                            field=_name(names, "batch"))
 
 
 def sweep(spec, output, **kw):

@@ -77,9 +77,9 @@ def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allo
 _VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
 
 
-def _hbm_capacity(value, field: str, where: str | None) -> float:
+def hbm_capacity(value, field: str, where: str | None) -> float:
     """HBM capacity: "80 GB" as vendors write it means 80 GiB (:func:`load.hbm_capacity_bytes`); other units as
-    written."""
+    written. The one reader of a stated HBM capacity (inline chips, sweep axes)."""
     m = _VENDOR_GB.match(value) if isinstance(value, str) else None
     if m:
         return _positive(load.hbm_capacity_bytes(float(m.group(1))), value, field, where,
@@ -141,7 +141,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     given = {runtime_name[k]: _INLINE for k in runtime_name if d.get(k) is not None}
     return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
                 peak_flops=peak,
-                hbm_bytes=_hbm_capacity(d["hbm"], f("hbm"), where),
+                hbm_bytes=hbm_capacity(d["hbm"], f("hbm"), where),
                 hbm_bw=_quantity(d["hbm_bandwidth"], "bytes_per_s", f("hbm_bandwidth"), where,
                                  "a positive bandwidth such as '3.35 TB/s'"),
                 scale_up_bw=bw("scale_up_bandwidth"), scale_out_bw=bw("scale_out_bandwidth"),

@@ -8,7 +8,7 @@ from .application import app
 from .csvopt import CSV
 from .. import api
 from ..api import scenarios
-from ..report.fmt import plan as plan_text, value as fmt
+from ..report.fmt import pct, plan as plan_text, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
@@ -16,12 +16,14 @@ from .csvopt import print_rows
 
 @app.command("capacity")
 def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog system id (cloudmatrix-384)"),
-                 units: int = typer.Option(0, "--units", help="scale-up domains (pods, SuperPoDs, servers)"),
+                 units: int = typer.Option(0, "--units", help="scale-up domains (pods, SuperPoDs, servers); give this or --chips"),
                  chips: int = typer.Option(0, "--chips", help="chips (instead of --units)"),
                  days: float = typer.Option(90.0, "--days", help="wall-clock days"),
                  family: str = typer.Option("deepseek-v3", "--family", help="dense (Chinchilla) or deepseek-v3"),
                  precision: str = typer.Option("bf16", "--precision", help="bf16 or fp8"),
-                 sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active (default 18.1)"),
+                 sparsity: float = typer.Option(0.0, "--sparsity", help="MoE total/active parameters, >= 1, deepseek-v3 family only (0: "
+                                               "the sourced assumption, 18.1; the shape rounds the routed experts to a "
+                                               "multiple of 64)"),
                  failures: bool = typer.Option(True, "--failures/--no-failures", help="include goodput"),
                  json_: bool = typer.Option(False, "--json", help="print one JSON object"),
                  csv_: bool = CSV,
@@ -45,8 +47,9 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
-                f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput {fmt(res.goodput)}")
+        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs:,} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
+                f"memory {e.memory_per_chip_bytes / 2**30:.1f} GiB; goodput "
+                f"{pct(res.goodput) if res.goodput is not None else 'not counted (--no-failures)'}")
     t = Table(title="limits")
     for col in ("limit", "binding", "detail"):
         t.add_column(col, overflow="fold")
@@ -56,9 +59,13 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     it = Table(title="model sizes probed")
     for col in ("active", "total", "rule tokens", "tokens in days", "MFU (BF16 peak)"):
         it.add_column(col, justify="right")
-    for i in res.iterations:
-        it.add_row(fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
-                   fmt(i["mfu"]))
+    shown = set()
+    for i in sorted(res.iterations, key=lambda i: i["active_params"]):   # smallest model first, each shape once
+        row = (fmt(i["active_params"]), fmt(i["total_params"]), fmt(i["tokens_rule"]), fmt(i["tokens_in_days"]),
+               pct(i["mfu"]) if i["mfu"] is not None else "no plan")
+        if row not in shown:
+            shown.add(row)
+            it.add_row(*row)
     c.print(it)
     if no_answer:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
-from ..report.fmt import money, quantity as count
+from ..report.fmt import money, quantity as count, tokens_per_s
 from .. import api
 from ..report.terminal import wide_console as console, print_json
 from ..report.tabular import print_csv
@@ -24,6 +24,8 @@ def _cell(key: str, v) -> str:
         return v
     if key == "mfu":
         return f"{v:.1%}"
+    if key == "tokens_per_s_per_chip":   # as estimate prints it: every run to the same precision (not 4,794 vs 10k)
+        return tokens_per_s(v)
     if "usd" in key:
         return money(v)
     if key.startswith("breakdown") or key == "step_time_s":

@@ -23,12 +23,12 @@ from ..report.sweep import render_summary
 def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML (format: trainsim.sweep docs)"),
               output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                     help="results Parquet file (default: SWEEP.parquet)"),
-              workers: int = typer.Option(0, "--workers", help="start a local Dask cluster of N worker processes"),
+              workers: int = typer.Option(0, "--workers", help="start a local Dask cluster of N worker processes (0: in-process)"),
               scheduler: str = typer.Option("", "--scheduler", help="run on an existing Dask cluster, "
                                                                     "e.g. tcp://host:8786"),
               resume: bool = typer.Option(False, "--resume", help="continue an interrupted sweep"),
               overwrite: bool = typer.Option(False, "--overwrite", help="discard the parts of an unfinished run"),
-              batch: int = typer.Option(0, "--batch", help="points per task (default: auto)"),
+              batch: int = typer.Option(0, "--batch", help="points per task (0: automatic)"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
               dry_run: bool = typer.Option(False, "--dry-run", help="show the axes and point count, evaluate nothing"),
               summary: Optional[Path] = typer.Option(None, "--summary", help="summarise a results file"),
@@ -54,7 +54,7 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         return
     if sweep is None:
         raise TrainsimError("give a sweep-spec YAML (or --summary RESULTS.parquet)")
-    sweeps.check_workers(workers, names=api.CLI_NAMES)
+    sweeps.check_workers(workers, names=api.CLI_NAMES, batch=batch)
     sweeps.check_deadline(deadline_days, names=api.CLI_NAMES)
     spec = sweeps.load_sweep(sweep, cost=cost_inputs(price, pue, electricity))
     if dry_run:

@@ -32,3 +32,5 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
         print(res.to_markdown(), end="")
     else:
         render_validation(res)
+    if not any(r.ok for r in res.rows):   # nothing compared (every row an error row): no answer, exit 1 (README)
+        raise typer.Exit(1)

@@ -88,6 +88,15 @@ STEP_TRAINING_KEYS = ("tokens", "seq_len", "global_batch_tokens", "global_batch_
                       "batch_tolerance", "precision")
 
 
+def _quantity(value, dim: str) -> float:
+    """:func:`trainsim.units.parse_quantity` inside a field validator: its error as a ValueError, so that the
+    one-line error gives the field's whole path and line (``links.0.bandwidth``), not the bare key."""
+    try:
+        return parse_quantity(value, dim, "")
+    except TrainsimError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class ClusterPart(BaseModel):
     """A named cluster of a post-training file: its system (catalog id or inline) and chips."""
 
@@ -107,7 +116,7 @@ class LinkPart(BaseModel):
     @field_validator("bandwidth")
     @classmethod
     def _bw(cls, v):
-        x = parse_quantity(v, "bytes_per_s", "bandwidth")
+        x = _quantity(v, "bytes_per_s")
         if x <= 0:
             raise ValueError(f"bandwidth must be > 0, got {v!r}")
         return x
@@ -115,7 +124,7 @@ class LinkPart(BaseModel):
     @field_validator("latency")
     @classmethod
     def _lat(cls, v):
-        x = parse_quantity(v, "seconds", "latency")
+        x = _quantity(v, "seconds")
         if x < 0:
             raise ValueError(f"latency must be >= 0, got {v!r}")
         return x
@@ -306,7 +315,9 @@ class PostTrainFile(BaseModel):
         if self.kind == "rl" and self.teachers:
             raise ValueError("kind rl takes no teachers (use kind opd)")
         if self.teachers and abs(sum(t.share for t in self.teachers) - 1.0) > 1e-6:
-            raise ValueError(f"teacher shares must sum to 1, got {sum(t.share for t in self.teachers):g}")
+            raise ValueError(f"teachers.*.share: the teachers' shares must sum to 1, got "
+                             f"{' + '.join(f'{t.share:g}' for t in self.teachers)} = "
+                             f"{sum(t.share for t in self.teachers):g}")
         rc = self.student.rollout_cluster or self.student.cluster
         if self.student.rollout_chips and self.student.rollout_chips > self.clusters[rc].chips:
             raise ValueError(f"student.rollout_chips {self.student.rollout_chips} exceeds cluster '{rc}' chips "

@@ -155,7 +155,7 @@ def ranges(run: Run, plan: PlanSpec | None = None, validation: dict | None = Non
         if math.isfinite(nom):
             scale = 1.0 if has_tokens else 1.0 / nom
             out.update(low=p["low"] * scale, nominal=nom * scale, high=p["high"] * scale)
-            out["inputs"] = [{"input": r["input"], "low": r["low"], "nominal": r["nominal"], "high": r["high"],
+            out["inputs"] = [{"input": r["input"], "name": r.get("name"), "low": r["low"], "nominal": r["nominal"], "high": r["high"],
                               "reason": r.get("reason", ""), "result_at_low": r["result_at_low"] * scale,
                               "result_at_high": r["result_at_high"] * scale} for r in p["by_input"]]
     if validation and validation.get("median_abs_error") is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
-from ..catalog.describe import fmt as _fmt
+from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
 GIB = 2**30
 
@@ -169,6 +169,18 @@ def label(key: str) -> str:
 def catalog_value(x: float | None, dim: str) -> str:
     """A catalog value (SI) in the unit people read: 989 TFLOP/s, 80 GiB, 400 Gb/s (:func:`trainsim.catalog.describe.fmt`)."""
     return _fmt(x, dim)
+
+
+def catalog_input(item: dict, key: str) -> str | None:
+    """The ``low`` / ``nominal`` / ``high`` of a catalog input in a ranges row (one naming its field, ``name:
+    bf16_flops``, or ``input: ascend-910c.bf16_flops``) in the unit the catalog prints (708 TFLOP/s, 96 GiB,
+    1.9 us), never raw SI (7.08e+14, 708T, 1.9e-06); None for any other cell or a field without a unit."""
+    field = item.get("name") or str(item.get("input") or "").rsplit(".", 1)[-1]
+    dim = FIELD_DIMS.get(str(field))
+    x = item.get(key)
+    if key not in ("low", "nominal", "high") or dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
+        return None
+    return _fmt(float(x), dim)
 
 
 def sweep_value(col: str, x: Any) -> str:

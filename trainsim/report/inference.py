@@ -25,7 +25,7 @@ def render_infer(res: dict) -> None:
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 1e3:,.1f} kB ({res['kv_precision']})")
-    t.add_row(f"KV cache per sequence ({res['decode_context_len']:,} tokens)",
+    t.add_row(f"KV cache per sequence (mean decode context, {res['decode_context_len']:,} tokens)",
               f"{res['kv_cache_bytes_per_sequence'] / 1e6:,.1f} MB")
     if "decode" in res:
         d = res["decode"]

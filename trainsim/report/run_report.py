@@ -162,17 +162,35 @@ def _sensitivity(data: dict, png: bytes | None) -> str:
     fs = sens["factors"]
     rows = []
     for r in sens["rows"]:
-        cells = [r["param"], f"{r['nominal']:.3g} {r['unit']}"]
+        cells = [r["param"], f"{fmt.value(float(r['nominal']))} {r['unit']}"]
         for p in r["points"]:
             d = "" if p["days"] is None or not math.isfinite(p["days"]) else f"{p['days']:.1f} d, "
             cells.append(d + fmt.signed_pct(p["change_pct"]))
         rows.append(cells)
     body += table(["parameter", "nominal"] + [f"x{f:g}" for f in fs], rows, set(range(1, 2 + len(fs))))
     if sens.get("nominal_days") is not None:
-        body += f'<p class="note">Nominal: {fmt.days(sens["nominal_days"])}. {esc(sens.get("method", ""))}.</p>'
+        body += (f'<p class="note">Nominal: {fmt.days(sens["nominal_days"])}. {esc(sens.get("method", ""))}.'
+                 f'{_nominal_note(data, sens["nominal_days"])}</p>')
     else:
         body += f'<p class="note">The run has no token count: changes are in time per token. {esc(sens.get("method", ""))}.</p>'
     return body
+
+
+def _input_value(r: dict, key: str) -> str:
+    """A catalog input of the ranges table in the unit the catalog prints (547 TFLOP/s, 144 GiB, 4000 GB/s,
+    800 Gb/s), not raw SI; inputs without a unit (an efficiency, an oversubscription ratio) as numbers."""
+    return fmt.catalog_input(r, key) or f"{r[key]:.4g}"
+
+
+def _nominal_note(data: dict, nominal_days: float | None) -> str:
+    """Why a sweep's nominal days may differ from the answer's: the sweeps re-search the plan (the best plan),
+    while the answer is the estimate, which gives unstated plan fields the software stack's defaults."""
+    est = data.get("estimate") or {}
+    days = est.get("days")
+    if nominal_days is None or days is None or abs(days / nominal_days - 1.0) < 0.005:
+        return ""
+    return (f" The nominal is the best plan of the search ({fmt.days(nominal_days)}); the answer above is the "
+            f"estimate, whose unstated plan fields take the software stack's defaults ({fmt.days(days)}).")
 
 
 def _ranges(data: dict, png: bytes | None) -> str:
@@ -188,9 +206,11 @@ def _ranges(data: dict, png: bytes | None) -> str:
                           ("high", n(rng["high"]), "range_high"),
                           ("input that drives the spread", rng.get("driver") or "-", None)])
         body += table(["input", "low", "nominal", "high", "result at low", "result at high", "why uncertain"],
-                      [[r["input"], f"{r['low']:.4g}", f"{r['nominal']:.4g}", f"{r['high']:.4g}",
+                      [[r["input"], _input_value(r, "low"), _input_value(r, "nominal"), _input_value(r, "high"),
                         n(r["result_at_low"]), n(r["result_at_high"]), r["reason"]] for r in rng["inputs"]],
                       {1, 2, 3, 4, 5})
+        note = _nominal_note(data, rng["nominal"]) if unit == "days" else ""
+        body += f'<p class="note">{note.strip()}</p>' if note else ""
     else:
         body += ("<p>No input of this chip or system carries a range in the catalog (catalog/data/ranges.yaml): "
                  "the sources agree, so the spread below comes from the model's validation error only.</p>")

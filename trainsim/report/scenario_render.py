@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .terminal import panel, table, wide_console
-from .fmt import value, value_of_key, plan as _plan
+from .fmt import catalog_input, pct, value, value_of_key, plan as _plan
 from ..numfmt import label, is_money_key
 
 if TYPE_CHECKING:
@@ -95,8 +95,9 @@ def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
     for c in cols:
         t.add_column(key_label(c), overflow="fold")
     for it in items:
-        t.add_row(*[_compact(it.get(c), c) for c in cols])
+        t.add_row(*[catalog_input(it, c) or _compact(it.get(c), c) for c in cols])
     return t
+
 
 
 def _plans_of(items: list[dict]) -> list[str]:
@@ -137,8 +138,9 @@ def render_result(r: dict, c: Console | None = None, *, verbose: bool = False) -
     bp = r.get("best_plan")
     if bp and bp.get("system"):
         c.print(f"[bold]best plan[/bold]: {bp.get('chips', 0):,} chips of {bp.get('system')} ({bp.get('precision')}), "
-                f"{plan_text(bp.get('plan'))}, batch {bp.get('global_batch_seqs')} seqs, step "
-                f"{fmt(bp.get('step_time_s'))} s, MFU {fmt(bp.get('mfu'))}, memory "
+                f"{plan_text(bp.get('plan'))}, batch {fmt(bp.get('global_batch_seqs'))} seqs, step "
+                f"{fmt(bp.get('step_time_s'))} s, MFU {pct(bp['mfu']) if bp.get('mfu') is not None else '-'}"
+                f" (vs BF16 peak), memory "
                 f"{fmt(bp.get('memory_per_chip_gib'))} of {fmt(bp.get('hbm_gib'))} GiB")
     at = table(title=f"{r.get('id')}: assumptions")
     for col in ("key", "value", "source", "confidence"):

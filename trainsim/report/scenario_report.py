@@ -54,7 +54,8 @@ def _list_table(items: list[dict], max_cols: int = 10) -> str:
     cols = list(dict.fromkeys(k for it in items for k, v in it.items() if not k.startswith("_") and scalar(v)))
     cols = cols[:max_cols]
 
-    return table([key_label(c) for c in cols], [[value_text(it.get(c), c) for c in cols] for it in items])
+    return table([key_label(c) for c in cols],
+                 [[fmt.catalog_input(it, c) or value_text(it.get(c), c) for c in cols] for it in items])
 
 
 def _doc(result: dict, doc: dict | None) -> tuple[dict, Path]:

@@ -7,6 +7,13 @@ from .fmt import counted, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
 
 
+def _metric_kind(metric: str) -> str:
+    """How a ``--metric`` column prints: utilisations in percent (as the frontier's MFU column), money in dollars."""
+    if metric in ("mfu", "hfu", "mfu_at_precision", "hfu_at_precision", "binding_share"):
+        return "pct"
+    return "usd" if metric.startswith("cost") else ""
+
+
 def _fmt(x, kind: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
@@ -87,7 +94,8 @@ def render_summary(s: dict) -> None:
         for h in (_short(col), f"best {s['metric']}", "point", "with a plan"):
             t.add_column(h, justify="right")
         for r in rows:
-            t.add_row(_fmt_col(col, r["value"]), _fmt(r["best"]), "-" if r["point"] is None else str(r["point"]),
+            t.add_row(_fmt_col(col, r["value"]), _fmt(r["best"], _metric_kind(s["metric"])),
+                      "-" if r["point"] is None else str(r["point"]),
                       f"{r['ok']}/{r['of']}")
         c.print(t)
     for p in s.get("plots", []):

@@ -351,7 +351,10 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     lim = limits(fres, days, a, gp, plan_counts) if gp is not None else []
     fl = 6.0 * active * tokens
     used = (fres.best or res.best).used
-    idle = f" (using {used:,}: fewer chips fail less often)" if used < chips else ""
+    # why chips sit idle: the job was put on fewer chips (fewer fail), or its plan leaves part of a domain or whole
+    # domains idle (a plan uses whole scale-up domains and a batch its dp divides: parallel/batch.py)
+    why = "fewer chips fail less often" if lo["chips"] < chips else "the best plan leaves the rest idle"
+    idle = f" (using {used:,}: {why})" if used < chips else ""
     msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {total / 1e9:,.0f}B-total / {active / 1e9:,.1f}B-active "
            f"{family} model on {tokens / 1e12:.1f}T tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
     return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,

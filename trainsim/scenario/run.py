@@ -10,7 +10,8 @@ from ..search import set_threads
 from ..posttrain import scenario as _posttrain_kinds  # noqa: F401 - registers the RL / distillation kinds
 from .registry import handler
 from .kinds import load_doc   # the package registers the other kinds
-from ..io import read_yaml
+from ..io import read_yaml, spec_kind
+from ..io.specfile import SPEC_COMMAND, SPEC_LABEL
 
 REQUIRED = ("id", "claim", "verdict", "numbers", "assumptions")
 
@@ -41,7 +42,13 @@ def run_file(path: str | Path) -> dict:
     doc = load_doc(path)
     kind = doc.get("kind")
     if not kind:
-        raise TrainsimError("missing key", field="kind", where=str(path))
+        other = spec_kind(doc)   # a run / serving / sweep spec given to `scenario`: say which command reads it
+        hint = (f" (expected a scenario with a kind:; this is a {SPEC_LABEL[other]} spec: {SPEC_COMMAND[other]})"
+                if other != "scenario" and (other != "run" or "training" in doc) else "")
+        raise TrainsimError("missing key" + hint, field="kind", where=str(path))
+    if spec_kind(doc) == "posttrain":   # kind: opd / rl is a post-training spec, not a scenario kind
+        raise TrainsimError(f"{kind!r} is a post-training job, not a scenario kind (this is a post-training spec: "
+                            f"{SPEC_COMMAND['posttrain']})", field="kind", where=str(path))
     t0 = time.perf_counter()
     try:
         out = handler(kind)(doc, path.parent)

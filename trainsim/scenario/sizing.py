@@ -224,7 +224,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi > 0:
         prev = counts[hi - 1]
         prev_days = probe(prev)["effective_days"]
-        msg += f"{prev:,} take {prev_days:.1f}" if math.isfinite(prev_days) else f"{prev:,} have no plan"
+        msg += (f"{prev:,} take{'s' if prev == 1 else ''} {prev_days:.1f} days" if math.isfinite(prev_days)
+                else f"{prev:,} {'has' if prev == 1 else 'have'} no plan")
         if prev != u - 1:
             msg += f" (counts searched: m x 2^k with odd m <= {MAX_ODD})"
     else:

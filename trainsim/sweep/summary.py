@@ -91,12 +91,19 @@ def per_axis(rows: list[dict], ok: list[dict], axes: list[dict], metric: str) ->
     return out
 
 
+#: the result columns a ``--metric`` usually names (listed when it names none of the file's columns)
+RESULT_METRICS = ("days", "step_time_s", "tokens_per_s_per_chip", "mfu", "mfu_at_precision", "chip_hours",
+                  "cost_rental_usd", "cost_capex_usd", "energy_mwh", "memory_per_chip_bytes")
+
+
 def summarize(path: str | Path, *, deadline_days: float | None = None, metric: str = "days",
               plots_dir: str | Path | None = None) -> dict:
     """The frontier of a sweep result file (see the module docstring); writes plots when ``plots_dir``."""
     rows, meta, axes = load_results(path)
     if rows and metric not in rows[0]:
-        raise TrainsimError(f"the file has no column {metric!r}", field="--metric")
+        have = [k for k in RESULT_METRICS if k in rows[0]]
+        raise TrainsimError(f"the file has no column {metric!r}; expected a result column such as "
+                            f"{', '.join(have)}", field="--metric")
     ok = [r for r in rows if not r.get("error_kind")]
     errors: dict[str, int] = {}
     examples: dict[str, str] = {}

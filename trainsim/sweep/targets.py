@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal, get_args, get_origin
 
+from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..units import parse_count, parse_quantity
@@ -128,6 +129,8 @@ def parse_number(target: str, value, field: str, where: str):
         f = SYSTEM_FIELDS[target]
         if f.dim in ("count", "usd"):
             x = parse_count(value, field, where=where)
+        elif target == "system.chip.hbm_bytes" and isinstance(value, str):   # "96 GB" is 96 GiB, as in a run spec
+            x = hbm_capacity(value, field, where)
         else:
             x = parse_quantity(value, f.dim, field, where=where)
         if not math.isfinite(x) or x < 0 or (x == 0 and f.dim not in ("seconds", "usd")):

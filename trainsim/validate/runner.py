@@ -89,7 +89,8 @@ class Row:
     error: float | None = None
     reported_mfu: float | None = None
     mfu_convention: str | None = None
-    predicted_mfu: float | None = None       # trainsim convention
+    predicted_mfu: float | None = None       # trainsim convention (BF16 dense peak: above 1 is possible in FP8)
+    predicted_mfu_at_precision: float | None = None  # over the dense peak of the run's precision, in (0, 1]
     predicted_mfu_source_convention: float | None = None  # the prediction restated in the source's convention
     plan: dict | None = None
     fits: bool | None = None
@@ -336,6 +337,7 @@ def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> 
     if est is not None:
         predicted = float(est.tokens_per_s_per_chip)
         row.predicted, row.predicted_mfu, row.fits = predicted, float(est.mfu), bool(est.fits)
+        row.predicted_mfu_at_precision = float(est.mfu_at_precision)
         row.plan = {k: v for k, v in est.plan.items() if k in PLAN_KEYS or k == "node_limit"}
         if not est.fits and not relaxed:
             notes.append("the predicted plan does not fit in memory")
@@ -360,6 +362,7 @@ def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> 
         w = Row(run=row.run, name=row.name, path=row.path, kind="whole-run", chip=row.chip, family=row.family,
                 chips=row.chips, reported=whole, how="from chip-hours (whole-run average)", predicted=predicted,
                 plan=row.plan, fits=row.fits, predicted_mfu=row.predicted_mfu,
+                predicted_mfu_at_precision=row.predicted_mfu_at_precision,
                 note=WHOLE_RUN_NOTE + f"; {run.training.tokens:.4g} tokens / {run.reported.chip_hours:.4g} "
                                       "chip-hours")
         if predicted is not None:
