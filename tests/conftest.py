@@ -37,3 +37,12 @@ def small_moe():
 
 def ctx_for(arch, system, chips=64, seq=2048, gbs=64, precision="bf16", calib=None):
     return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib())
+
+
+def run_main(capsys, *args):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    from trainsim.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err

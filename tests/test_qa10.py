@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 
-from trainsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +23,7 @@ training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
 
 
 def _main(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+    return run_main(capsys, *args)
 
 
 def _spec(tmp_path, text=SMALL, name="run.yaml"):

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 
-from trainsim.cli import main
 from trainsim.errors import TrainsimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +25,7 @@ training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 256, precision: PREC}
 
 
 def _main(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+    return run_main(capsys, *args)
 
 
 def _dense(tmp_path, fw="megatron-bridge-2026", prec="bf16"):
