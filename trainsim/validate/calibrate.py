@@ -315,9 +315,12 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     1.09; B300 / B200 1.09-1.13 (DeepSeek-V3 26.04, GPT-OSS 120B BF16, Nemotron 3 Nano, Qwen3-30B-A3B 26.04.01)
     and GB300 / GB200 1.05-1.24 at equal stated peaks; GB300 / B300 1.03-1.06 (1.11 predicted). Not the
     Blackwell Ultra's doubled softmax exponential rate (SFU EX2 10.7 against 5 TeraExponentials/s; NVIDIA
-    "Making Softmax More Efficient with NVIDIA Blackwell Ultra"): Nemotron 3 Nano (few attention layers) and
-    GPT-OSS 120B (sliding window) gain as much, and with attention twice as fast on Ultra the Llama 3 70B / 405B
-    GB300 / GB200 excess stays 1.16-1.19. Partly software per chip: the same Llama 3 70B FP8-CS FSDP recipe
+    "Making Softmax More Efficient with NVIDIA Blackwell Ultra"): it bounds only the attention forward (the
+    backward is shared-memory bound; FlashAttention-4, Zadouri et al. 2026, and its 71% of the B200 BF16 peak
+    with the exponentials unbound against cuDNN 9.13's ~55% bound a forward gain at 1.3x), about 1.5% of a
+    Llama 3 8B step; Nemotron 3 Nano (few attention layers) and GPT-OSS 120B (sliding window) gain as much as
+    Llama, and even with the whole attention core twice as fast on Ultra the Llama 3 70B / 405B GB300 / GB200
+    excess stays 1.16-1.19. Partly software per chip: the same Llama 3 70B FP8-CS FSDP recipe
     measured GB300 / GB200 1.048 in NeMo 25.11 (4,520 / 4,312) and 1.242 in 26.04.01 (5,248 / 4,224). No source
     gives sustained clocks under GEMM load per SKU, so nothing is added to the catalog or the engine. Dropping
     the chip-model level for Blackwell (one family value, 0.467; 0.457 / 0.516 by stack) costs leave-one-out
