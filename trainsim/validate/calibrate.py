@@ -304,7 +304,27 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     1.46 ms, MoE leave-one-out median 8.7% -> 10.9%, max 114% -> 129%. The only dropless all-to-all runs without
     whole-iteration graphs are the three NeMo 25.11 Megatron-Bridge rows and MindSpeed's Mixtral, so a separate
     alltoall host constant would be fitted on the rows it is meant to explain, from one container; scaling the
-    alltoall host time by 1.5 / 2 (not fitted, a sensitivity only) gives MoE median 7.7% / 8.7%, max 98%."""
+    alltoall host time by 1.5 / 2 (not fitted, a sensitivity only) gives MoE median 7.7% / 8.7%, max 98%.
+
+    Measured, no mechanism found (Dec 2026, bwclk): the spread of the fitted Blackwell ``gemm_eff_fp8`` (GB300
+    0.66, B300 0.53, GB200 0.47, B200 0.46 at equal catalog FP8 peaks per form factor) against the same recipe on
+    sibling chips (trainsim/validate/siblings.py, scripts/sibling_ratios.py; Megatron-Bridge
+    docs/performance-summary-archive.md at 067f987d). The GEMM share of a step (59% for Llama 3 8B, 75-83% for
+    70B / 405B) turns a 1.2x step ratio into a 1.4x efficiency ratio. Published, one recipe: GB200 / B200 0.96-1.03
+    (Llama 3 8B 25.11; Qwen3-30B-A3B, Nemotron 3 Nano 26.04.01) where NVIDIA's peaks (5.0 / 4.5 PF) predict
+    1.09; B300 / B200 1.09-1.13 (DeepSeek-V3 26.04, GPT-OSS 120B BF16, Nemotron 3 Nano, Qwen3-30B-A3B 26.04.01)
+    and GB300 / GB200 1.05-1.24 at equal stated peaks; GB300 / B300 1.03-1.06 (1.11 predicted). Not the
+    Blackwell Ultra's doubled softmax exponential rate (SFU EX2 10.7 against 5 TeraExponentials/s; NVIDIA
+    "Making Softmax More Efficient with NVIDIA Blackwell Ultra"): it bounds only the attention forward (the
+    backward is shared-memory bound; FlashAttention-4, Zadouri et al. 2026, and its 71% of the B200 BF16 peak
+    with the exponentials unbound against cuDNN 9.13's ~55% bound a forward gain at 1.3x), about 1.5% of a
+    Llama 3 8B step; Nemotron 3 Nano (few attention layers) and GPT-OSS 120B (sliding window) gain as much as
+    Llama, and even with the whole attention core twice as fast on Ultra the Llama 3 70B / 405B GB300 / GB200
+    excess stays 1.16-1.19. Partly software per chip: the same Llama 3 70B FP8-CS FSDP recipe
+    measured GB300 / GB200 1.048 in NeMo 25.11 (4,520 / 4,312) and 1.242 in 26.04.01 (5,248 / 4,224). No source
+    gives sustained clocks under GEMM load per SKU, so nothing is added to the catalog or the engine. Dropping
+    the chip-model level for Blackwell (one family value, 0.467; 0.457 / 0.516 by stack) costs leave-one-out
+    median 4.84% -> 5.66% (62 -> 57 runs within 5%), Blackwell 5.32% -> 6.83%, GB300 rows -15% to -20%."""
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
