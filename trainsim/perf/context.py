@@ -69,8 +69,9 @@ class OptimizerStates:
         PyTorch FSDP2 casts each gradient to ``MixedPrecisionPolicy.reduce_dtype`` before the reduce-scatter and
         the reduced shard back to the parameter's dtype after it (pytorch/pytorch
         torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py ``foreach_reduce``: the reduce-scatter input is
-        allocated in ``reduce_dtype``, the output goes through ``_to_dtype_if_needed(reduce_output, orig_dtype)``), so BF16 weights with ``reduce_dtype=float32``
-        hold BF16 gradients (``grad_bytes`` 2) but move 4 bytes per gradient. NeMo AutoModel's MoE parallelizer
+        allocated in ``reduce_dtype``, the output goes through ``_to_dtype_if_needed(reduce_output, orig_dtype)``),
+        so BF16 weights with ``reduce_dtype=float32`` hold BF16 gradients (``grad_bytes`` 2) but move 4 bytes per
+        gradient. NeMo AutoModel's MoE parallelizer
         wraps every transformer block so when its config names no policy (Automodel 89e3a9fdd and 8d9bfb90e
         nemo_automodel/components/moe/parallelizer.py ``apply_fsdp``: ``MixedPrecisionPolicy(param_dtype=bfloat16,
         reduce_dtype=float32, output_dtype=bfloat16)``) while its expert modules' own ``fully_shard`` takes no
