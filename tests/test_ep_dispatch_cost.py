@@ -153,3 +153,7 @@ def test_deepep_permute_reads_the_delivered_rows_once():
     p32 = Plans.from_columns(tp=1, pp=1, vpp=1, ep=32, etp=1, cp=1, dp=32, zero=3, recompute=0, mb=1, schedule=0,
                              node_limit=0)
     assert float(dispatched_rows_per_token(lk2, dreplace(fake, arch=kimi), p32)[0]) == pytest.approx(4 / 3)
+    # a dense layer has no dispatch
+    dense = next(lk for lk in kimi.layers if lk.moe is None)
+    with pytest.raises(ValueError, match="no experts"):
+        dispatched_rows_per_token(dense, fake, p)

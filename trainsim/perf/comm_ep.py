@@ -59,12 +59,15 @@ def dispatched_rows_per_token(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     all-to-all (one copy per routed expert); one per destination rank with DeepEP / HybridEP, E[distinct ranks] =
     ep (1 - (1 - 1/ep)^k), or under NeMo AutoModel's FakeBalancedGate the blocks of E / ep consecutive experts its
     k consecutive experts touch (:func:`trainsim.perf.routing.fake_balanced_blocks`)."""
-    k = float(lk.moe.active_experts)
+    moe = lk.moe
+    if moe is None:
+        raise ValueError(f"dispatched_rows_per_token: layer kind {lk.name!r} has no experts")
+    k = float(moe.active_experts)
     ep = np.asarray(p.ep, dtype=np.float64)
     if ctx.moe_dispatcher == "alltoall":
         return k + 0.0 * ep
     if ctx.moe_fake_balanced_gate:
-        return fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, lk.moe.experts / ep)
+        return fake_balanced_blocks(moe.top_k, moe.experts, moe.experts / ep)
     return expected_distinct(k, 1.0, ep)
 
 

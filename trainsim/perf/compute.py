@@ -460,7 +460,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
-    b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
+    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     b += rope_bytes_per_token(lk, rope_bytes)
     b += sum(norm_bytes * core.q_norm_elems + core.out_copy_bytes for core in lk.attention)
     for core in lk.attention:
