@@ -334,3 +334,41 @@ def test_fake_balanced_gate_cuts_deepep_traffic():
     fake = ep_alltoall_fwd(lk, ctx, p, tok)[0]
     learned = ep_alltoall_fwd(lk, dreplace(ctx, moe_fake_balanced_gate=False), p, tok)[0]
     assert learned / 4.0 < fake < learned
+
+
+def test_fsdp_fp32_reduce_of_bf16_dense_gradients():
+    # PyTorch FSDP2 with MixedPrecisionPolicy(reduce_dtype=float32) over BF16 weights (NeMo AutoModel's MoE
+    # parallelizer, late 2025): the gradients stay BF16 (2 bytes stored) but cross the reduce-scatter at 4 bytes.
+    # Dense model, zero 3, dp 8 in one 300 GB/s domain, collective efficiency 1: a single-level ring
+    # reduce-scatter of S bytes takes 7/8 S / 300e9 + 7 x 2 us, so FP32 instead of BF16 adds 7/8 x 2 D / 300e9
+    # for D dense parameters, and changes nothing else (the parameter gather, the stored-gradient bytes).
+    from dataclasses import replace as dreplace
+
+    from trainsim.perf.calibration import Calib
+    from trainsim.perf.context import OptimizerStates
+    arch = build_inline(InlineModel(name="d", layers=4, hidden=2048, heads=16, ffn=8192, vocab=32000,
+                                    ffn_act="gelu"))
+    sysm = make_system(up=300e9, size=8)
+    calib = dreplace(Calib(), coll_eff=(1.0, 1.0, 1.0))
+    bf16 = OptimizerStates.from_precisions({"moments": "bf16", "master_weights": "bf16", "grads": "bf16"})
+    fp32r = OptimizerStates.from_precisions({"moments": "bf16", "master_weights": "bf16", "grads": "bf16"},
+                                            dense_grad_reduce="fp32")
+    assert (bf16.grad_bytes, bf16.dense_reduce_bytes) == (2.0, 2.0)
+    assert (fp32r.grad_bytes, fp32r.dense_reduce_bytes) == (2.0, 4.0)
+    p = plan(dp=8, zero=3)
+    c16 = dreplace(ctx_for(arch, sysm, chips=8, calib=calib), optimizer=bf16)
+    c32 = dreplace(c16, optimizer=fp32r)
+    dense, expert = model_state_params(c16, p)
+    assert expert[0] == 0
+    g16, a16 = dp_sync_times(c16, p, dense, expert)
+    g32, a32 = dp_sync_times(c32, p, dense, expert)
+    # (+ 7 x 2 us more: the expert reduce-scatter, 0 bytes here, is still charged its ring steps)
+    assert g16[0] == pytest.approx(7 / 8 * 2 * dense[0] / 300e9 + 2 * 7 * 2e-6)
+    assert g32[0] == pytest.approx(7 / 8 * 4 * dense[0] / 300e9 + 2 * 7 * 2e-6)
+    assert a32[0] == a16[0]
+    # the run spec's optimizer.dense_grad_reduce reaches the engine; unset it follows the gradients
+    from trainsim.spec import OptimizerSpec
+    assert OptimizerSpec(dense_grad_reduce="fp32").dense_grad_reduce == "fp32"
+    assert OptimizerSpec().dense_grad_reduce is None
+    with pytest.raises(ValueError):
+        OptimizerSpec(dense_grad_reduce="fp16")

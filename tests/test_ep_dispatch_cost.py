@@ -115,3 +115,45 @@ def test_a2a_overlap_hides_each_direction_under_half_the_pair_compute(small_moe)
     # without the overlap nothing hides
     off = evaluate(dreplace(ctx, moe_a2a_overlap=False), p).breakdown["ep_alltoall"][0]
     assert off == pytest.approx(m * 2.0 * ep, rel=1e-9)
+
+
+def test_deepep_permute_reads_the_delivered_rows_once():
+    # Transformer Engine's fused permute (mask map) loads each input row once and stores it to each routed expert's
+    # slot; the unpermute loads a token's k slots and stores one row: 2 bytes x 2 x (r + k) h per token, r the rows
+    # permuted per token. After a DeepEP dispatch r is the rows delivered, one per destination rank; the generic
+    # count keeps r = k (8 k h).
+    from trainsim.model.load import resolve_model
+    from trainsim.parallel.plan import Plans
+    from trainsim.perf.comm_ep import dispatched_rows_per_token
+    from trainsim.perf.compute import elementwise_bytes_per_token, elementwise_fwd, hbm_time
+    arch = resolve_model("qwen3-30b-a3b")          # hidden 2048, 128 experts, top-8
+    lk = next(lk for lk in arch.layers if lk.moe is not None)
+    assert (arch.hidden, lk.moe.experts, lk.moe.top_k) == (2048, 128, 8)
+    generic = elementwise_bytes_per_token(lk, 2048, 0.0)
+    one_row = elementwise_bytes_per_token(lk, 2048, 0.0, permute_rows_in=1.0)
+    assert generic - one_row == pytest.approx(4 * (8 - 1) * 2048)      # 57,344 bytes per token
+    p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=8, etp=1, cp=1, dp=8, zero=3, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    base = ctx_for(arch, make_system(), chips=8)
+    # FakeBalancedGate: token t takes experts 8t .. 8t+7 (mod 128), always inside one rank's 16: 1 row
+    fake = dreplace(base, moe_dispatcher="deepep", moe_fake_balanced_gate=True)
+    assert float(dispatched_rows_per_token(lk, fake, p)[0]) == pytest.approx(1.0)
+    # a learned router: E[distinct ranks] = 8 (1 - (7/8)^8) = 5.2508
+    learned = dreplace(base, moe_dispatcher="deepep")
+    assert float(dispatched_rows_per_token(lk, learned, p)[0]) == pytest.approx(8 * (1 - (7 / 8) ** 8))
+    # Megatron's all-to-all keeps the generic count
+    assert float(dispatched_rows_per_token(lk, base, p)[0]) == 8.0
+    tokens = np.array([4096.0])
+    saved = elementwise_fwd(lk, base, p, tokens) - elementwise_fwd(lk, fake, p, tokens)
+    assert float(saved[0]) == pytest.approx(float(hbm_time(4 * 7 * 2048 * 4096.0, base)))
+    # Kimi K2's 384 experts on ep 32 (12 per rank): windows of 8 from multiples of 8 cross a rank boundary in one
+    # start of three (8 .. 15 spans 0 .. 11 and 12 .. 23): 4 / 3 rows
+    kimi = resolve_model("kimi-k2")
+    lk2 = next(lk for lk in kimi.layers if lk.moe is not None)
+    p32 = Plans.from_columns(tp=1, pp=1, vpp=1, ep=32, etp=1, cp=1, dp=32, zero=3, recompute=0, mb=1, schedule=0,
+                             node_limit=0)
+    assert float(dispatched_rows_per_token(lk2, dreplace(fake, arch=kimi), p32)[0]) == pytest.approx(4 / 3)
+    # a dense layer has no dispatch
+    dense = next(lk for lk in kimi.layers if lk.moe is None)
+    with pytest.raises(ValueError, match="no experts"):
+        dispatched_rows_per_token(dense, fake, p)

@@ -37,7 +37,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
     prec = optimizer_precisions(o, framework_of(run))
-    st = OptimizerStates.from_precisions(prec, o.offload)
+    st = OptimizerStates.from_precisions(prec, o.offload, o.dense_grad_reduce)
     return StepContext(arch=run.arch, system=run.system, chips=run.chips, seq_len=run.training.seq_len,
                        global_batch_seqs=run.training.batch_seqs, precision=run.training.precision,
                        calib=calib or calib_for(run.system.chip.family, framework=framework_of(run),

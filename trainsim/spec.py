@@ -279,6 +279,10 @@ class OptimizerSpec(BaseModel):
     moments: Literal["fp32", "bf16"] | None = None
     master_weights: Literal["fp32", "fp32_remainder", "bf16"] | None = None
     grads: Literal["fp32", "bf16"] | None = None
+    # the dtype the dense (non-expert) gradients are reduce-scattered / all-reduced in over the data-parallel group
+    # where it differs from the stored gradients: PyTorch FSDP2 MixedPrecisionPolicy.reduce_dtype (perf/context.py
+    # OptimizerStates.dense_reduce_bytes). Unset: as ``grads``.
+    dense_grad_reduce: Literal["fp32", "bf16"] | None = None
     offload: list[Literal["ema", "optimizer"]] = Field(default_factory=list)
 
 

@@ -5,7 +5,8 @@ Per step: zero 0 all-reduces the gradients; zero 1 and 2 reduce-scatter them and
 parameters; zero 3 (FSDP) all-gathers the parameters before the forward and the backward of every micro-batch
 and reduce-scatters the gradients after each backward. Dense parameters sync over the dp x cp group (stride tp),
 expert parameters over the expert-data-parallel group (stride etp x ep). Gradients travel at ``grad_bytes``
-per parameter, parameters at ``ctx.param_gather_bytes`` (2; 1 with FP8 weights).
+per parameter (dense ones at ``dense_reduce_bytes``: FSDP2's reduce dtype, perf/context.py OptimizerStates),
+parameters at ``ctx.param_gather_bytes`` (2; 1 with FP8 weights).
 
 Sharding groups smaller than dp x cp (MiCS, Zhang et al., arXiv 2205.00119 sec. 3-4; ``ctx.zero_shard_group``):
 the dense states shard over ``ctx.shard_ranks`` consecutive dp ranks, so the reduce-scatters and all-gathers above
@@ -58,8 +59,8 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
     # ZeRO >= 1 shards (and so reduce-scatters / gathers) inside the sharding group; zero 0 all-reduces over all
     sgroup = np.where(p.zero >= 1, ctx.shard_ranks(p), dgroup)
     estride = p.etp * p.ep
-    gb = ctx.optimizer.grad_bytes
-    g_dense, g_exp = dense_params * gb, expert_params * gb
+    g_dense = dense_params * ctx.optimizer.dense_reduce_bytes
+    g_exp = expert_params * ctx.optimizer.grad_bytes
     rs = (reduce_scatter_time(g_dense, sgroup, dstride, sysm, c.coll_eff)
           + reduce_scatter_time(g_exp, edp, estride, sysm, c.coll_eff))
     ar = (all_reduce_time(g_dense, dgroup, dstride, sysm, c.coll_eff)

@@ -54,6 +54,23 @@ def group_domain_limit(lk: LayerKind, ep: Num, w: Num) -> Num:
     return moe.top_groups * span
 
 
+def dispatched_rows_per_token(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
+    """Rows one token becomes on the ranks the dispatcher delivers it to (module docstring): k with Megatron's
+    all-to-all (one copy per routed expert); one per destination rank with DeepEP / HybridEP, E[distinct ranks] =
+    ep (1 - (1 - 1/ep)^k), or under NeMo AutoModel's FakeBalancedGate the blocks of E / ep consecutive experts its
+    k consecutive experts touch (:func:`trainsim.perf.routing.fake_balanced_blocks`)."""
+    moe = lk.moe
+    if moe is None:
+        raise ValueError(f"dispatched_rows_per_token: layer kind {lk.name!r} has no experts")
+    k = float(moe.active_experts)
+    ep = np.asarray(p.ep, dtype=np.float64)
+    if ctx.moe_dispatcher == "alltoall":
+        return k + 0.0 * ep
+    if ctx.moe_fake_balanced_gate:
+        return fake_balanced_blocks(moe.top_k, moe.experts, moe.experts / ep)
+    return expected_distinct(k, 1.0, ep)
+
+
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward dispatch + combine time of one MoE layer per micro-batch (0 for dense layers or ep = 1; 0 for the
     all-gather dispatcher, whose collectives :func:`etp_comm_fwd` costs)."""
@@ -75,14 +92,11 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
     g = np.maximum(p.ep / w, 1.0)
     distinct = expected_distinct(k, 1.0, g)
-    per_rank = ctx.moe_dispatcher != "alltoall"
-    copies = expected_distinct(k, 1.0, p.ep.astype(np.float64)) if per_rank else k
+    copies = dispatched_rows_per_token(lk, ctx, p)
     if ctx.moe_fake_balanced_gate:
-        # k consecutive experts per token (perf/routing.py fake_balanced_blocks): E / ep experts per rank,
-        # E w / ep per scale-up domain
+        # k consecutive experts per token (perf/routing.py fake_balanced_blocks): E w / ep per scale-up domain
         e_rank = lk.moe.experts / p.ep.astype(np.float64)
         distinct = np.where(g > 1.0, fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank * w), 1.0)
-        copies = fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank) if per_rank else k
     distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
     distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
     remote = distinct * (g - 1.0) / g

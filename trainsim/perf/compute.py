@@ -23,6 +23,7 @@ from ..model.arch import AttentionCore, LayerKind
 from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
+from .comm_ep import dispatched_rows_per_token
 from .context import BF16_BYTES, BLOCK_SCALED_RECIPES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -466,7 +467,8 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
-                                backward_casts: bool = True, relu2_unfused: bool = False) -> float:
+                                backward_casts: bool = True, relu2_unfused: bool = False,
+                                permute_rows_in: Num | None = None) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -476,7 +478,17 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
     activation function (:func:`act_fn_bytes_per_f`; ``relu2_unfused``: the stack's squared ReLU as two ops) over
     the dense / shared intermediate and the active experts';
-    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute of top-k copies (8 x active x h); FP8 casts:
+    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute, 4 (r + k) h for k = active experts: Transformer
+    Engine's fused kernels with a mask map (NVIDIA/TransformerEngine transformer_engine/pytorch/triton/permutation.py
+    at 20deb83e: ``_permute_kernel`` loads each input row once and stores it to every routed expert's slot,
+    ``_unpermute_kernel`` loads a token's k slots and stores one sum), BF16, so the permute moves 2 (r + k) h and
+    the unpermute as much, where r (``permute_rows_in``) is the rows per token it permutes: k by default (8 k h,
+    the generic count, which also stands for the all-to-all dispatcher's extra sort of the received chunks); after
+    a DeepEP dispatch the rows that dispatch delivered, one per destination rank (Megatron-Core's flex dispatcher,
+    which NeMo AutoModel copies: ``_DeepepManager.get_permuted_hidden_states_by_experts`` permutes the dispatched
+    tokens with ``permute(..., fused=moe_permute_fusion)``, nemo_automodel/components/moe/megatron/token_dispatcher.py
+    at 89e3a9fdd, moe_permute_fusion=True in layers.py ``init_token_dispatcher``;
+    :func:`trainsim.perf.comm_ep.dispatched_rows_per_token`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
     :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
@@ -493,7 +505,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
-    b = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
+    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
     b += rope_bytes_per_token(lk, rope_bytes)
     b += sum(norm_bytes * core.q_norm_elems + core.out_copy_bytes for core in lk.attention)
     for core in lk.attention:
@@ -503,7 +515,9 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     b += act_fn_bytes_per_f(lk.ffn_act, eager, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
-        b += 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 8.0 * lk.moe.active_experts * hidden
+        k = float(lk.moe.active_experts)
+        r = k if permute_rows_in is None else permute_rows_in
+        b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 4.0 * (r + k) * hidden
     if fp8_cast_bytes:
         fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
@@ -525,9 +539,11 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
     dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
+    rows_in = (dispatched_rows_per_token(lk, ctx, p) if lk.moe is not None and ctx.moe_dispatcher == "deepep"
+               else None)
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
-                                     relu2_unfused=ctx.relu2_unfused) * tokens / p.tp
+                                     relu2_unfused=ctx.relu2_unfused, permute_rows_in=rows_in) * tokens / p.tp
     by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
 

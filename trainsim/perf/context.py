@@ -59,6 +59,24 @@ class OptimizerStates:
     grad_bytes: float = 4.0           # main-gradient accumulation buffer: fp32 (Megatron default) or bf16
     offload_optimizer: bool = False   # master weights and moments in host memory (Megatron --optimizer-cpu-offload)
     offload_ema: bool = False         # an EMA of the weights kept in host memory (DeepSeek-V3 sec. 3.3.1)
+    dense_reduce: float | None = None  # bytes per dense gradient in the data-parallel reduction (None: grad_bytes)
+
+    @property
+    def dense_reduce_bytes(self) -> float:
+        """Bytes per dense (non-expert) parameter that the data-parallel gradient reduction (reduce-scatter, or
+        all-reduce at zero 0) moves: ``grad_bytes`` unless the run reduces in another dtype than it stores.
+
+        PyTorch FSDP2 casts each gradient to ``MixedPrecisionPolicy.reduce_dtype`` before the reduce-scatter and
+        the reduced shard back to the parameter's dtype after it (pytorch/pytorch
+        torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py ``foreach_reduce``: the reduce-scatter input is
+        allocated in ``reduce_dtype``, the output goes through ``_to_dtype_if_needed(reduce_output, orig_dtype)``),
+        so BF16 weights with ``reduce_dtype=float32`` hold BF16 gradients (``grad_bytes`` 2) but move 4 bytes per
+        gradient. NeMo AutoModel's MoE parallelizer
+        wraps every transformer block so when its config names no policy (Automodel 89e3a9fdd and 8d9bfb90e
+        nemo_automodel/components/moe/parallelizer.py ``apply_fsdp``: ``MixedPrecisionPolicy(param_dtype=bfloat16,
+        reduce_dtype=float32, output_dtype=bfloat16)``) while its expert modules' own ``fully_shard`` takes no
+        policy (reduce in the parameters' BF16): hence dense only (run spec ``optimizer.dense_grad_reduce``)."""
+        return self.grad_bytes if self.dense_reduce is None else self.dense_reduce
 
     @property
     def optimizer_bytes(self) -> float:
@@ -66,16 +84,19 @@ class OptimizerStates:
         return self.master_bytes + self.moments_bytes
 
     @classmethod
-    def from_precisions(cls, prec: dict[str, str], offload: tuple[str, ...] | list[str] = ()) -> "OptimizerStates":
+    def from_precisions(cls, prec: dict[str, str], offload: tuple[str, ...] | list[str] = (),
+                        dense_grad_reduce: str | None = None) -> "OptimizerStates":
         """The states of a run from its ``moments``, ``master_weights`` and ``grads`` precisions
         (:func:`trainsim.frameworks.optimizer_precisions`) and its ``offload`` list: Adam's two moments at
         :data:`STATE_DTYPE_BYTES` each, the master at :data:`MASTER_WEIGHT_BYTES`, the gradient buffer at
         :data:`STATE_DTYPE_BYTES` (Megatron-Core ``--main-grads-dtype``; Apex DistributedFusedAdam's contiguous
-        ``grad_sync_dtype`` buffer, which defaults to the optimizer dtype)."""
+        ``grad_sync_dtype`` buffer, which defaults to the optimizer dtype); ``dense_grad_reduce`` (None: as the
+        gradients) the dtype of the dense gradients' reduction (:attr:`dense_reduce_bytes`)."""
         return cls(moments_bytes=2.0 * STATE_DTYPE_BYTES[prec["moments"]],
                    master_bytes=MASTER_WEIGHT_BYTES[prec["master_weights"]],
                    grad_bytes=STATE_DTYPE_BYTES[prec["grads"]],
-                   offload_optimizer="optimizer" in offload, offload_ema="ema" in offload)
+                   offload_optimizer="optimizer" in offload, offload_ema="ema" in offload,
+                   dense_reduce=None if dense_grad_reduce is None else STATE_DTYPE_BYTES[dense_grad_reduce])
 
 
 @dataclass(frozen=True)
