@@ -7,7 +7,7 @@ Prints the full fit, then the leave-one-out table, and rewrites the README's acc
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dry-run", action="store_true", help="print the fit and leave-one-out table, write nothing")
+    args = ap.parse_args()
     t0 = time.perf_counter()
     runs = prepare([ROOT / "validation" / "runs"])
     full = fit(runs)
@@ -35,7 +38,7 @@ def main() -> None:
         print(f"  {fw}: {loo.summary(framework=fw)}")
     print(f"  dense: {loo.summary(moe=False)}\n  MoE: {loo.summary(moe=True)}")
     text = calibration_yaml(full, loo, runs)
-    if "--dry-run" not in sys.argv:
+    if not args.dry_run:
         (ROOT / "trainsim" / "perf" / "data" / "calibration.yaml").write_text(text)
         print("wrote trainsim/perf/data/calibration.yaml")
         readme = ROOT / "README.md"
