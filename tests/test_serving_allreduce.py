@@ -2,7 +2,6 @@
 csrc/custom_all_reduce.cuh), not NCCL's ring. Expected times are derived by hand below."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from trainsim.catalog.types import Chip, NetLevel, System
