@@ -32,14 +32,19 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 97.
          "(pinned: Megatron-Core _ParamAndGradBuffer.offload_to_cpu, NeMo RL setup_reference_model_state). Not "
          "modelled: the Ray executor NeMo RL uses for TP > 1 turns off vLLM's async scheduling; no V1 figure, and "
          "a fixed per-step cost that would close DeepSeek-V3 breaks Qwen3 (README 'Whole RL steps')")
-_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 305 s vs 231 s "
-               "published (+32%) while the same model's on-policy H100 points are within 10% (+0%, +5%): the "
-               "predicted one-step-off generation alone (300 s, 16 servers x 32 sequences, no length-cap tail) "
+_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 280 s vs 231 s "
+               "published (+21%) while the same model's on-policy H100 points are within 10% (+7%, +9%): the "
+               "predicted one-step-off generation alone (275 s, 16 servers x 32 sequences, no length-cap tail) "
                "exceeds the published step. It was +17% while the serving model hid half of each tensor-parallel "
-               "all-reduce behind compute, which vLLM does not do for MoE models (phases.ROLLOUT_COMM_OVERLAP)")
+               "all-reduce behind compute, which vLLM does not do for MoE models (phases.ROLLOUT_COMM_OVERLAP); "
+               "+32% with TP8's all-reduces as NCCL rings, +21% with vLLM's one-shot / two-shot custom kernel "
+               "(inference/step.py custom_all_reduce_time)")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
-              "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio)")
+              "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio). Qwen3-235B "
+              "on-policy on GB200: 64 GPUs publish 286 s and 128 GPUs 345 s (slower with twice the chips); the "
+              "128-GPU point was -19% with TP all-reduces as NCCL rings and is -29% with vLLM's custom one-shot "
+              "kernel (inference/step.py custom_all_reduce_time), while the 64-GPU point went from +18% to +6%")
 _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, vLLM TP2): the rollout servers run "
                    "at most 128 sequences (NeMo RL's async_engine builds AsyncLLM, whose ENGINE_CONTEXT default "
                    "max_num_seqs is 128), so each of the 8 servers takes its 256 samples in two batches and the "
@@ -57,6 +62,7 @@ KNOWN_GAPS = {
     "nemo-rl-h100-dsv3-512-async.yaml": _DSV3,
     "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
     "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,

@@ -17,7 +17,8 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   causal flash attention (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) at ``attn_eff``.
 * Memory-bound kernels: :func:`trainsim.perf.compute.elementwise_bytes_per_token`, plus a fixed launch cost
   (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`).
-* Communication: tp all-reduce x 2 per layer (:func:`trainsim.perf.collectives.all_reduce_time`); MoE dispatch
+* Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
+  peer-to-peer kernel inside a node, else a ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
   (DeepEP low-latency kernels: every copy over the network), prefill deduplicates per scale-up domain (DeepEP
   normal kernels: one copy per remote domain, fanned out inside); pipeline sends between stages.
@@ -51,6 +52,7 @@ from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
 from ..perf.compute import elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
+from .calib import vendor_key
 from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
 from .setup import ServeSetup
@@ -178,9 +180,55 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
     return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
 
 
+#: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
+#: custom peer-to-peer kernel inside one node (:func:`tp_all_reduce_time`); other stacks (MindIE / HCCL) use a ring.
+CUSTOM_AR_VENDORS = ("nvidia", "amd")
+CUSTOM_AR_MAX_RANKS = 8
+
+
+def custom_all_reduce_time(size_bytes, n, system, eff):
+    """All-reduce of ``size_bytes`` over ``n`` <= 8 chips of one scale-up domain by the serving stacks' custom
+    peer-to-peer kernel (not NCCL's ring).
+
+    vLLM ``csrc/custom_all_reduce.cuh`` (commit 036bb685581dbedcd6cf7fc845fe87268c7d1191), ``CustomAllreduce::
+    allreduce``: ``n = 2``, or ``n <= 4`` and under 512 KiB, or ``n <= 8`` and under 256 KiB, runs
+    ``cross_device_reduce_1stage`` (*one-shot*): every rank reads the whole buffer from each of its ``n - 1`` peers
+    and sums locally, i.e. receives ``(n - 1) S`` -- an all-to-all of ``n S`` bytes per chip
+    (:func:`trainsim.perf.collectives.all_to_all_time`, one alpha) -- plus the end barrier (one more alpha:
+    ``start_sync`` and ``end_sync`` are each "Latency = 1 p2p write"). Larger buffers run
+    ``cross_device_reduce_2stage`` (*two-shot*): a reduce-scatter (each rank reads its ``1/n`` slice from every
+    peer: an all-to-all of ``S``) and an all-gather (the same), with one barrier each: ``2 (n - 1)/n S / B`` like
+    a ring, but 2 alphas instead of the ring's ``2 (n - 1)``. The same kernels serve SGLang (``sgl_kernel``
+    ports them) and ROCm (ROCm/vllm PR #27 "Enable custom AR on ROCm", merged 2024-05-30, for GPUs on 1-hop
+    xGMI); TensorRT-LLM's ``customAllReduceKernels.cu`` has the same one-shot / two-shot pair.
+    """
+    s = np.asarray(size_bytes, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    ni = np.maximum(nn, 1.0).astype(np.int64)
+    one = np.ones_like(ni)
+    alpha = system.levels[0].latency_s
+    one_shot = all_to_all_time(s * nn, ni, one, system, eff) + alpha
+    two_shot = 2.0 * all_to_all_time(s, ni, one, system, eff)
+    small = (nn <= 2) | ((nn <= 4) & (s < 512 * 1024)) | (s < 256 * 1024)
+    return np.where(small, one_shot, two_shot)
+
+
+def tp_all_reduce_time(s: ServeSetup, size_bytes, n):
+    """One tensor-parallel all-reduce of ``size_bytes`` over ``n`` chips in serving: the custom kernel
+    (:func:`custom_all_reduce_time`) where the stack has one (NVIDIA and AMD chips, ``n <= 8`` inside one scale-up
+    domain), else the ring (:func:`trainsim.perf.collectives.all_reduce_time`)."""
+    n = np.asarray(n, dtype=np.float64)
+    ni = n.astype(np.int64)
+    ring = all_reduce_time(size_bytes, ni, np.ones_like(ni), s.system, s.calib.coll_eff)
+    if vendor_key(s.chip) not in CUSTOM_AR_VENDORS:
+        return ring
+    inside = (n <= CUSTOM_AR_MAX_RANKS) & (n <= s.system.scale_up_size)
+    return np.where(inside, custom_all_reduce_time(size_bytes, n, s.system, s.calib.coll_eff), ring)
+
+
 def _tp_comm(s: ServeSetup, p: ServePlans, t):
-    one = all_reduce_time(t * s.arch.hidden * 2.0, p.tp.astype(np.int64), np.ones_like(p.tp, dtype=np.int64),
-                          s.system, s.calib.coll_eff)
+    """Two tensor-parallel all-reduces of the layer's ``t x hidden`` BF16 activations (after attention, after MLP)."""
+    one = tp_all_reduce_time(s, t * s.arch.hidden * 2.0, p.tp)
     return np.where(p.tp > 1, 2.0 * one, 0.0)
 
 
