@@ -1,0 +1,102 @@
+"""qa11: a first-use QA pass's defects (a batch of "1K" sequences refused, sensitivity refusing a run without
+tokens, mixed number styles in a scenario cell, ...). Each test failed before the fix it names; expected values
+come from the inputs, the catalog or hand derivations, never from the engine."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_main
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = """
+name: small
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+"""
+
+
+def _spec(tmp_path, text=SMALL, name="run.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ---------------------------------------------------------------- 1. global_batch_seqs with a suffix
+
+@pytest.mark.parametrize("stated, seqs", [('"1K"', 1000), ('"2k"', 2000), ('"1,024"', 1024), ('"1.5K"', 1500),
+                                          ("1024", 1024)])
+def test_global_batch_seqs_takes_the_count_suffixes(tmp_path, capsys, stated, seqs):
+    """`global_batch_seqs: "1K"` was refused ('Input should be a valid integer') while chips and tokens take the
+    same suffixes. Fix: units.parse_int_count, the one integer-count parser (K = 10^3 as for chips and tokens)."""
+    from trainsim.spec import load_run
+    p = _spec(tmp_path, SMALL.replace("global_batch_seqs: 512", f"global_batch_seqs: {stated}"))
+    assert load_run(p).training.global_batch_seqs == seqs
+    code, out, err = run_main(capsys, "check", p)
+    assert code == 0, err
+    assert f"batch {seqs:,} sequences" in out
+
+
+@pytest.mark.parametrize("stated", ['"0.3"', '"1.0005K"'])
+def test_global_batch_seqs_not_a_whole_number_is_one_error_line(tmp_path, capsys, stated):
+    """A fractional count is not a batch of sequences: one line naming the field, exit 2."""
+    p = _spec(tmp_path, SMALL.replace("global_batch_seqs: 512", f"global_batch_seqs: {stated}"))
+    code, out, err = run_main(capsys, "check", p)
+    assert code == 2
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "training.global_batch_seqs" in lines[0] and "whole number" in lines[0]
+
+
+def test_chips_and_batch_share_one_integer_parser():
+    """chips ('25K', '1,000') and global_batch_seqs go through the same parser: same value for the same text."""
+    from trainsim.errors import TrainsimError
+    from trainsim.spec import chips_as_stated
+    from trainsim.units import parse_int_count
+    assert parse_int_count("25K", "x") == 25_000 == chips_as_stated("25K", "dgx-h100", None, "w")
+    assert parse_int_count("1,024", "x") == 1024 == chips_as_stated("1,024", "dgx-h100", None, "w")
+    with pytest.raises(TrainsimError, match="whole number"):
+        parse_int_count("0.3", "x")
+
+
+# ---------------------------------------------------------------- 2. sensitivity without training.tokens
+
+NO_TOKENS = SMALL.replace("tokens: 1T, ", "")
+
+
+def test_sensitivity_without_tokens_reports_per_token_figures(tmp_path, capsys):
+    """`trainsim sensitivity` refused a run without training.tokens ('the run needs training.tokens') although
+    the question (how much a parameter moves the run) is per token. Fix: tokens/s per chip, step time and MFU,
+    the change being that of time per token; with tokens the change is that of days, the same ratio
+    (days = tokens / (tokens/s per chip x chips) / 86400)."""
+    args = ("--vary", "peak_flops", "--factors", "0.5,2", "--json")
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path, NO_TOKENS), *args)
+    assert code == 0, err
+    per_tok = json.loads(out)
+    assert per_tok["nominal_days"] is None
+    tps = per_tok["nominal_tokens_per_s_per_chip"]
+    assert tps > 0 and per_tok["nominal_step_time_s"] > 0 and 0 < per_tok["nominal_mfu"] < 1
+    # step time x tokens/s per chip x chips = tokens per step = 512 sequences x 4096 (every chip used: 64 = 8 x 8)
+    assert per_tok["nominal_step_time_s"] * tps * 64 == pytest.approx(512 * 4096, rel=1e-6)
+    rows = per_tok["params"]["peak_flops"]["rows"]
+    for row in rows:   # change of time per token = tokens/s ratio inverted
+        assert row["days"] is None
+        assert row["change_pct"] == pytest.approx((tps / row["tokens_per_s_per_chip"] - 1) * 100, rel=1e-9)
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path, SMALL, "tok.yaml"), *args)
+    assert code == 0, err
+    with_tok = json.loads(out)
+    assert with_tok["nominal_days"] == pytest.approx(1e12 / (tps * 64) / 86400, rel=1e-9)
+    for a, b in zip(rows, with_tok["params"]["peak_flops"]["rows"]):
+        assert a["change_pct"] == pytest.approx(b["change_pct"], rel=1e-9)
+    assert per_tok["elasticity"]["peak_flops"] == pytest.approx(with_tok["elasticity"]["peak_flops"], rel=1e-9)
+
+
+def test_sensitivity_without_tokens_table_says_per_token(tmp_path, capsys):
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path, NO_TOKENS), "--vary", "hbm_bw",
+                              "--factors", "0.5", "-q", "--threshold", "10%")
+    assert code == 0, err
+    assert "tokens/s per chip" in out and "days" not in out.split("\n")[0]
