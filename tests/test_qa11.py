@@ -100,3 +100,38 @@ def test_sensitivity_without_tokens_table_says_per_token(tmp_path, capsys):
                               "--factors", "0.5", "-q", "--threshold", "10%")
     assert code == 0, err
     assert "tokens/s per chip" in out and "days" not in out.split("\n")[0]
+
+
+# ---------------------------------------------------------------- 3. one formatter for catalog quantities
+
+def test_a_catalog_quantity_range_is_one_style_in_its_unit():
+    """S5's 'effective fp8 peak' cell read 'low=845T, high=1.41e+15' (two number styles, no unit). Fix: the
+    scenario names the catalog field of the range (fp8_flops) and fmt.value_of_key prints it with the catalog's
+    formatter: 845e12 FLOP/s = 845 TFLOP/s, 1.41e15 FLOP/s = 1410 TFLOP/s."""
+    from trainsim.report.fmt import value_of_key
+    cell = value_of_key("a.fp8_efficiency_range.effective_fp8_peak",
+                        {"name": "fp8_flops", "low": 845e12, "high": 1.41e15})
+    assert cell == "845-1410 TFLOP/s"
+    assert value_of_key("x", {"name": "fp8_flops", "nominal": 989e12, "low": 845e12, "high": 1.41e15}) \
+        == "989 TFLOP/s (845-1410 TFLOP/s)"
+    # a mapping naming no catalog field is left to the general formatter
+    assert value_of_key("x", {"name": "not_a_field", "low": 1.0, "high": 2.0}) != ""
+
+
+def test_s5_effective_fp8_peak_cell_is_in_tflops(capsys):
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S5.yaml")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "effective fp8 peak" in x)
+    assert "TFLOP/s" in line and "e+" not in line and "low=" not in line
+
+
+# ---------------------------------------------------------------- 4. catalog show's title
+
+def test_catalog_show_title_names_display_units(capsys):
+    """`catalog show` titled its table 'catalog values (SI, as the engine uses them)' above '989 TFLOP/s' and
+    '80 GiB' (display units; the SI value of 989 TFLOP/s is 9.89e14). Fix: the title says display units."""
+    code, out, err = run_main(capsys, "catalog", "show", "nvidia-h100-sxm5")
+    assert code == 0, err
+    title = next(x for x in out.splitlines() if "catalog values" in x)
+    assert "(SI," not in title and "display units" in title
+    assert "989 TFLOP/s" in out
