@@ -135,3 +135,32 @@ def test_catalog_show_title_names_display_units(capsys):
     title = next(x for x in out.splitlines() if "catalog values" in x)
     assert "(SI," not in title and "display units" in title
     assert "989 TFLOP/s" in out
+
+
+# ---------------------------------------------------------------- 5. infer --json of a dense model
+
+def test_infer_json_has_no_expert_fields_for_a_dense_model(capsys):
+    """`infer --json` of Llama 3.1 8B (dense: no routed experts) showed plans with ep and a derived etp (etp = stage
+    chips / ep, so 'etp': 4 beside 'tp': 4 and 'etp': 8 in a tp=4 runner-up). Fix: a dense model's plans carry
+    no ep / etp and the answer no expert_precision, as the terminal table already omitted them."""
+    code, out, err = run_main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["moe"] is False and "expert_precision" not in res
+    plans = [res[k]["plan"] for k in ("prefill", "decode") if k in res] + res["decode"]["runners_up"]
+    assert plans
+    for p in plans:
+        assert not {"ep", "etp"} & set(p)
+        assert p["chips"] == p["tp"] * p["pp"] * p["dp"]
+
+
+def test_infer_json_keeps_expert_fields_for_a_moe_model(capsys, tmp_path):
+    spec = tmp_path / "moe.yaml"
+    spec.write_text("name: m\nmodel: mixtral-8x7b\nsystem: dgx-h100\nchips: 8\n"
+                    "serving: {input_len: 1024, output_len: 256, precision: bf16}\n")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["moe"] is True and "expert_precision" in res
+    p = res["decode"]["plan"]
+    assert {"ep", "etp"} <= set(p) and p["ep"] * p["etp"] == p["chips"] // p["pp"]
