@@ -164,3 +164,87 @@ def test_infer_json_keeps_expert_fields_for_a_moe_model(capsys, tmp_path):
     assert res["moe"] is True and "expert_precision" in res
     p = res["decode"]["plan"]
     assert {"ep", "etp"} <= set(p) and p["ep"] * p["etp"] == p["chips"] // p["pp"]
+
+
+# ---------------------------------------------------------------- 6. --emit torchtitan with stated stage sizes
+
+def _titan_layers_per_rank(n_layers, pp, vpp, layers_per_stage, input_weight, output_weight):
+    """torchtitan's split transcribed from pytorch/torchtitan torchtitan/distributed/pipeline_parallel.py
+    (b5bcd76c6): _get_pipeline_metadata's stage count and _generate_llm_fqn_per_model_part's module lists, then
+    stage s on rank s % pp (looped layout); counts 'layers.i' per rank."""
+    import math
+    num_stages = math.ceil((n_layers + input_weight + output_weight) / layers_per_stage)
+    assert num_stages % pp == 0 and num_stages == pp * vpp
+    eff_total = n_layers + input_weight + output_weight
+    per, extra = eff_total // num_stages, eff_total % num_stages
+    assert per > 0 and input_weight <= per and output_weight <= per
+    parts, cur = [], 0
+    for i in range(num_stages):
+        eff = per + (1 if i < extra else 0)
+        take = eff - input_weight if i == 0 else eff - output_weight if i == num_stages - 1 else eff
+        names = []
+        for _ in range(take):
+            if cur < n_layers:
+                names.append(f"layers.{cur}")
+                cur += 1
+        parts.append(names)
+    assert cur == n_layers
+    return [sum(len(parts[s]) for s in range(r, num_stages, pp)) for r in range(pp)]
+
+
+def _est(n_layers, pp, vpp, first, last, schedule="1f1b"):
+    from types import SimpleNamespace
+    plan = {"tp": 1, "pp": pp, "vpp": vpp, "dp": 2, "ep": 1, "etp": 1, "cp": 1, "zero": 0, "recompute": "none",
+            "micro_batch": 1, "schedule": schedule, "node_limit": 0}
+    run = SimpleNamespace(arch=SimpleNamespace(n_layers=n_layers, is_moe=False, name="m"),
+                          training=SimpleNamespace(batch_seqs=64, seq_len=4096, precision="bf16"), chips=2 * pp,
+                          plan=SimpleNamespace(first_stage_layers=first, last_stage_layers=last))
+    return SimpleNamespace(plan=plan, run=run, step_time_s=1.0)
+
+
+@pytest.mark.parametrize("n_layers, pp, vpp, first, last, want", [
+    # Llama 3 405B (sec. 3.3.2): one layer off the first and the last stage, 126 = 7 + 14 x 8 + 7
+    (126, 16, 1, 7, 7, [7] + [8] * 14 + [7]),
+    # 32 layers, first 6 and last 8: the middle ranks take (32 - 14) / 2 = 9 each
+    (32, 4, 1, 6, 8, [6, 9, 9, 8]),
+    # only the first stated: 32 - 5 = 27 over the three others, 9 each
+    (32, 4, 1, 5, None, [5, 9, 9, 9]),
+])
+def test_torchtitan_emit_reproduces_a_stated_stage_split(n_layers, pp, vpp, first, last, want):
+    """`--emit torchtitan` ignored first/last_stage_layers: it always wrote ceil(L / S) layers per stage with the
+    spare layers off the ends (32 layers, pp 4, stated 6 / 8 ran 8,8,8,8; Llama 3's 7 / 7 over 126 matched only
+    because it is also that default). Fix: the
+    *_stage_less_layers weights (and layers_per_stage) that make torchtitan's own split the stated one."""
+    import tomllib
+    from trainsim.emit import emit_args, emit_notes
+    est = _est(n_layers, pp, vpp, first, last)
+    p = tomllib.loads(emit_args(est, "torchtitan"))["parallelism"]
+    got = _titan_layers_per_rank(n_layers, pp, vpp, p["pipeline_parallel_layers_per_stage"],
+                                 p["pipeline_parallel_first_stage_less_layers"],
+                                 p["pipeline_parallel_last_stage_less_layers"])
+    assert got == want
+    assert emit_notes(est, "torchtitan") == []
+
+
+def test_torchtitan_emit_says_when_a_stated_split_cannot_be_expressed(tmp_path, capsys):
+    """A first/last stage heavier than the others (32 layers, pp 4, last 9 > middle 8) needs a negative weight,
+    which torchtitan's 'layers to reduce' cannot be: one stderr line saying so and what runs instead (the even
+    split 8,8,8,8), the TOML still emitted; exit 0."""
+    spec = _spec(tmp_path, """
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+framework: torchtitan-2024
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}
+plan: {tp: 2, pp: 4, zero: 0, schedule: 1f1b, first_stage_layers: 7, last_stage_layers: 9}
+""")
+    code, out, err = run_main(capsys, "plan", spec, "--emit", "torchtitan")
+    assert code == 0, err
+    lines = [x for x in err.splitlines() if "cannot express" in x]
+    assert len(lines) == 1 and "first stage 7" in lines[0] and "last stage 9" in lines[0]
+    assert "8,8,8,8" in lines[0]
+    import tomllib
+    p = tomllib.loads(out)["parallelism"]
+    assert _titan_layers_per_rank(32, 4, 1, p["pipeline_parallel_layers_per_stage"],
+                                  p["pipeline_parallel_first_stage_less_layers"],
+                                  p["pipeline_parallel_last_stage_less_layers"]) == [8, 8, 8, 8]
