@@ -248,3 +248,36 @@ plan: {tp: 2, pp: 4, zero: 0, schedule: 1f1b, first_stage_layers: 7, last_stage_
     assert _titan_layers_per_rank(32, 4, 1, p["pipeline_parallel_layers_per_stage"],
                                   p["pipeline_parallel_first_stage_less_layers"],
                                   p["pipeline_parallel_last_stage_less_layers"]) == [8, 8, 8, 8]
+
+
+# ---------------------------------------------------------------- 7. scripts parse their arguments
+
+SCRIPTS = ("readme_scenarios", "search_vs_recipes", "sibling_ratios", "megatron_arg_names", "explorer_screenshots")
+
+
+def _snapshot():
+    import hashlib
+    files = [ROOT / "README.md", *sorted((ROOT / "docs" / "figures").glob("*"))]
+    return {str(f): (hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None) for f in files}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_help_and_a_mistyped_flag_do_no_work(script):
+    """scripts read sys.argv by hand: `readme_scenarios.py --help` rewrote the README (and ran every scenario),
+    `search_vs_recipes.py --jsn` ran every search and printed text, `sibling_ratios.py --help` predicted every
+    run, `megatron_arg_names.py --help` asked git for a repository named '--help', `explorer_screenshots.py
+    --help` started the explorer to write PNGs into a folder named '--help'. Fix: argparse, as
+    scripts/calibrate.py: --help prints usage (exit 0), an unknown flag is one usage error (exit 2), nothing
+    written either way."""
+    import subprocess
+    import sys
+    before = _snapshot()
+    ok = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "usage:" in ok.stdout, ok.stderr
+    extra = ["x.git"] if script == "megatron_arg_names" else []   # its one required argument, given
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), *extra, "--no-such-flag"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stderr, bad.stderr
+    assert _snapshot() == before
+    assert not (ROOT / "--help").exists()
