@@ -236,10 +236,7 @@ def torchtitan_toml(est) -> str:
              f"expert_parallel_degree = {p['ep'] if run.arch.is_moe else 1}"]
     if p["zero"] == 2:
         lines.append('fsdp_reshard_after_forward = "never"')
-    vpp = p.get("vpp") or 1
-    stages = p["pp"] * vpp
     if p["pp"] > 1:
-        L = run.arch.n_layers
         per, first_less, last_less = torchtitan_split(est)
         lines.append(f"pipeline_parallel_layers_per_stage = {per}")
         lines.append(f"num_pp_microbatches = {max(run.training.batch_seqs // (dp * p['micro_batch']), 1)}")

@@ -117,7 +117,8 @@ def elasticity(sens: dict, param: str) -> float:
         return math.nan
     lo, hi = min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])
     # without training.tokens (days None): time per token relative to nominal, 1 + change_pct / 100 (same ratio)
-    t = (lambda r: r["days"] if r["days"] is not None else 1.0 + r["change_pct"] / 100.0)
+    def t(r):
+        return r["days"] if r["days"] is not None else 1.0 + r["change_pct"] / 100.0
     return math.log(t(hi) / t(lo)) / math.log(hi["factor"] / lo["factor"])
 
 
@@ -126,7 +127,8 @@ def threshold(run: Run, param: str, slowdown: float = 0.10, lo: float = 1.0 / 64
     nominal value. Bisection on log(factor) in [lo, 1], assuming days fall as the parameter grows."""
     p = canonical(param)
     unit, scale = UNITS[p]
-    days = (lambda d: d) if run.training.tokens is not None else (lambda d: None)   # days_at: s/token without
+    def days(d):   # days_at gives seconds per token without training.tokens: no days then
+        return d if run.training.tokens is not None else None
     base, _ = days_at(run, p, 1.0)
     limit = base * (1.0 + slowdown)
     nominal = value(run.system, p)
