@@ -5,8 +5,8 @@ through the plan, size / capacity and what-if views of the page's default run (t
 CloudMatrix 384 pods), and writes explorer-plan.png, explorer-size.png and explorer-whatif.png."""
 from __future__ import annotations
 
+import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -55,5 +55,13 @@ def main(out: Path) -> None:
     print(f"wrote explorer-plan.png, explorer-size.png, explorer-whatif.png in {out}")
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """The command line: [OUT] (``--help`` and a mistyped flag exit here, before the explorer starts)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", type=Path, default=Path("docs/figures"),
+                    help="folder for the PNG files (default docs/figures)")
+    main(ap.parse_args(argv).out)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/figures"))
+    cli()

@@ -10,9 +10,9 @@ Names come from two places in ``megatron/training/arguments.py``: literal ``add_
 """
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
-import sys
 
 FACTORY_CLASSES = {  # dataclass -> file (at the pinned commit)
     "ModelParallelConfig": "megatron/core/model_parallel_config.py",
@@ -68,5 +68,14 @@ def main(git_dir: str, rev: str = "HEAD") -> None:
         print(f"{name}\t{names[name]}")
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """The command line: GIT_DIR [REV] (``--help`` and a mistyped flag exit here, before git is read)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("git_dir", help="a git directory (or checkout) of NVIDIA/Megatron-LM")
+    ap.add_argument("rev", nargs="?", default="HEAD", help="the revision to read (default HEAD)")
+    args = ap.parse_args(argv)
+    main(args.git_dir, args.rev)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    cli()

@@ -9,6 +9,7 @@ Usage: python scripts/readme_scenarios.py [SCENARIOS.json]   (without a file, ru
 """
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -101,16 +102,27 @@ def plans_fit() -> str:
     return "; ".join(parts) + "."
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--help`` and a mistyped flag exit here, before any README is written)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="?", type=Path, help="`trainsim scenario --all --json` output (default: run "
+                                                          "the scenarios)")
+    ap.add_argument("--frameworks-only", action="store_true", help="regenerate only the framework profile, "
+                                                                   "DeepSeek-V3 and plans-fit sections")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     readme = ROOT / "README.md"
     readme.write_text(replace_section(readme.read_text(), frameworks_table(), tag="frameworks"))
     readme.write_text(replace_section(readme.read_text(), deepseek_check(), tag="dsv3"))
     readme.write_text(replace_section(readme.read_text(), plans_fit(), tag="plans-fit"))
     print("README: framework profile table regenerated")
-    if "--frameworks-only" in sys.argv:
+    if args.frameworks_only:
         return
-    if len(sys.argv) > 1:
-        results = json.loads(Path(sys.argv[1]).read_text())
+    if args.results is not None:
+        results = json.loads(args.results.read_text())
     else:
         out = subprocess.run([sys.executable, "-m", "trainsim", "scenario", "--all", "--json"], cwd=ROOT,
                              capture_output=True, text=True, check=True)

@@ -8,8 +8,8 @@ median and max ratio. Usage: python scripts/search_vs_recipes.py [--json]
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from trainsim.validate.recipes import check_recipe, tuned_recipe_files
@@ -28,9 +28,12 @@ def rows():
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args(argv)   # --help and a mistyped flag exit here, before any search
     rs = rows()
-    if "--json" in sys.argv:
+    if args.json:
         print(json.dumps(rs, indent=1, default=str))
         return
     for r in sorted(rs, key=lambda r: r["ratio"]):

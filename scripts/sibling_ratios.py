@@ -9,8 +9,8 @@ over all its runs under the shared calibration. Usage: python scripts/sibling_ra
 """
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 from pathlib import Path
 
 from trainsim.perf.calibration import calib_for
@@ -20,8 +20,10 @@ from trainsim.validate.siblings import compare, sibling_pairs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    family = sys.argv[sys.argv.index("--family") + 1] if "--family" in sys.argv else "nvidia-blackwell"
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", default="nvidia-blackwell", help="chip family (default nvidia-blackwell)")
+    family = ap.parse_args(argv).family   # --help and a mistyped flag exit here, before any run is predicted
     runs = [r for r in prepare([ROOT / "validation" / "runs"]) if r.family == family]
     pairs = sibling_pairs(runs)
     shared = compare(pairs, lambda r: calib_for(r.family, framework=r.framework))

@@ -167,6 +167,52 @@ def _bash(name: str, args: list[str], notes: list[str], header: str, launcher: s
     return "\n".join(lines)
 
 
+def torchtitan_rank_layers(n_layers: int, pp: int, vpp: int, first_less: int, last_less: int) -> list[int] | None:
+    """Decoder layers per pipeline rank of torchtitan's automatic split, or None where torchtitan refuses it.
+
+    pytorch/torchtitan torchtitan/distributed/pipeline_parallel.py (b5bcd76c6; the same since 3c84ce095, Jul 2025,
+    which added the keys): ``_get_pipeline_metadata`` takes ``pipeline_parallel_first_stage_less_layers`` and
+    ``..._last_stage_less_layers`` as weights a, b of the embedding and the output head, and
+    ``_generate_llm_fqn_per_model_part`` splits E = L + a + b effective layers over the S = pp x vpp stages:
+    base = E // S each, the first E % S stages one more, then the first stage gives up a layers and the last b
+    (refused when a or b exceeds base, or base is 0). Stage s runs on rank s mod pp (the looped layout of
+    torch.distributed.pipelining's 1F1B, Interleaved1F1B and InterleavedZeroBubble)."""
+    stages = pp * max(vpp, 1)
+    base, extra = divmod(n_layers + first_less + last_less, stages)
+    if base == 0 or first_less > base or last_less > base or min(first_less, last_less) < 0:
+        return None
+    eff = [base + (1 if i < extra else 0) for i in range(stages)]
+    eff[0] -= first_less
+    eff[-1] -= last_less
+    return [sum(eff[r::pp]) for r in range(pp)]
+
+
+def torchtitan_stage_weights(n_layers: int, pp: int, vpp: int, first: int | None,
+                             last: int | None) -> tuple[int, int, int] | None:
+    """(layers_per_stage, first_less, last_less) whose torchtitan split (:func:`torchtitan_rank_layers`) puts
+    ``first`` layers on the first rank and ``last`` on the last (None: that end unstated) and splits the rest over
+    the other ranks within one layer of each other; the smallest weights first. None when no weights do: the
+    weights only take layers off the first and last stages, so a stated end heavier than the others (or, with
+    vpp > 1, a split the looped layout cannot give) is not expressible. layers_per_stage = ceil(E / S) gives
+    torchtitan's stage count ceil(E / layers_per_stage) = S when any value does."""
+    stages = pp * max(vpp, 1)
+    for total in range(0, 2 * n_layers + 1):
+        for a in range(0, total + 1):
+            b = total - a
+            ranks = torchtitan_rank_layers(n_layers, pp, vpp, a, b)
+            if ranks is None:
+                continue
+            ends_ok = (first is None or ranks[0] == first) and (last is None or ranks[-1] == last)
+            others = ranks[1 if first is not None else 0:len(ranks) - (1 if last is not None else 0)]
+            if not ends_ok or (others and max(others) - min(others) > 1):
+                continue
+            e = n_layers + a + b
+            lps = math.ceil(e / stages)
+            if math.ceil(e / lps) == stages:
+                return lps, a, b
+    return None
+
+
 def torchtitan_toml(est) -> str:
     """torchtitan's ``[parallelism]`` and ``[activation_checkpoint]`` sections (keys of
     ``torchtitan/config/parallelism.py``; schedule names of ``torch.distributed.pipelining``)."""
@@ -190,16 +236,15 @@ def torchtitan_toml(est) -> str:
              f"expert_parallel_degree = {p['ep'] if run.arch.is_moe else 1}"]
     if p["zero"] == 2:
         lines.append('fsdp_reshard_after_forward = "never"')
-    vpp = p.get("vpp") or 1
-    stages = p["pp"] * vpp
     if p["pp"] > 1:
-        L = run.arch.n_layers
-        per = math.ceil(L / stages)
-        spare = per * stages - L
+        per, first_less, last_less = torchtitan_split(est)
         lines.append(f"pipeline_parallel_layers_per_stage = {per}")
         lines.append(f"num_pp_microbatches = {max(run.training.batch_seqs // (dp * p['micro_batch']), 1)}")
-        lines += [f"pipeline_parallel_first_stage_less_layers = {spare - spare // 2}",
-                  f"pipeline_parallel_last_stage_less_layers = {spare // 2}"]
+        lines += [f"pipeline_parallel_first_stage_less_layers = {first_less}",
+                  f"pipeline_parallel_last_stage_less_layers = {last_less}"]
+        note = torchtitan_split_note(est)
+        if note:
+            lines.insert(1, f"# note: {note}")
     lines += ["", "[activation_checkpoint]", f"mode = \"{p['recompute']}\""]
     lines += ["", "[training]", f"seq_len = {run.training.seq_len}",
               f"local_batch_size = {max(run.training.batch_seqs // dp, 1)}",
@@ -214,6 +259,56 @@ def torchtitan_toml(est) -> str:
                          "tensor by its own amax (current scaling)")
         lines += ["[model]", 'converters = ["float8"]']
     return "\n".join(lines)
+
+
+def _stated_ends(est) -> tuple[int | None, int | None]:
+    p = _plan_of(est)
+    return p.get("first_stage_layers"), p.get("last_stage_layers")
+
+
+def torchtitan_split(est) -> tuple[int, int, int]:
+    """(pipeline_parallel_layers_per_stage, first_stage_less_layers, last_stage_less_layers) for a pp > 1 plan:
+    those reproducing the run's stated first / last stage sizes (:func:`torchtitan_stage_weights`) when
+    expressible, else ceil(L / S) layers per stage with the S x ceil(L / S) - L spare layers taken off the first
+    and last stages (the first one more)."""
+    p, L = _plan_of(est), est.run.arch.n_layers
+    vpp = p.get("vpp") or 1
+    first, last = _stated_ends(est)
+    if first is not None or last is not None:
+        got = torchtitan_stage_weights(L, p["pp"], vpp, first, last)
+        if got is not None:
+            return got
+    stages = p["pp"] * vpp
+    per = math.ceil(L / stages)
+    spare = per * stages - L
+    return per, spare - spare // 2, spare // 2
+
+
+def torchtitan_split_note(est) -> str | None:
+    """One line when the run states first / last stage sizes torchtitan's weights cannot express: what was
+    asked and the layers per rank the emitted config runs instead; None otherwise."""
+    p = _plan_of(est)
+    first, last = _stated_ends(est)
+    if p["pp"] < 2 or (first is None and last is None):
+        return None
+    L, vpp = est.run.arch.n_layers, p.get("vpp") or 1
+    if torchtitan_stage_weights(L, p["pp"], vpp, first, last) is not None:
+        return None
+    _, a, b = torchtitan_split(est)
+    ranks = torchtitan_rank_layers(L, p["pp"], vpp, a, b)
+    asked = ", ".join(f"{k} {v} layers" for k, v in (("first stage", first), ("last stage", last)) if v is not None)
+    return (f"torchtitan cannot express the stated split ({asked} of {L}, pp {p['pp']}, vpp {vpp}): its "
+            f"pipeline_parallel_first/last_stage_less_layers only take layers off the first and last stages; the "
+            f"config runs {','.join(map(str, ranks))} layers per rank instead")
+
+
+def emit_notes(est, framework: str) -> list[str]:
+    """Lines for stderr that the emitted flags do not carry out the plan as stated (torchtitan: a stage split it
+    cannot express)."""
+    if framework == "torchtitan":
+        note = torchtitan_split_note(est)
+        return [f"note: --emit torchtitan: {note}"] if note else []
+    return []
 
 
 def emit_args(est, framework: str) -> str:

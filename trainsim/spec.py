@@ -19,7 +19,7 @@ from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
 from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
-from .units import parse_count
+from .units import parse_count, parse_int_count
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
@@ -113,6 +113,13 @@ class TrainingSpec(BaseModel):
     def _count(cls, v, info):
         return None if v is None else positive_count(parse_count(v, f"training.{info.field_name}"),
                                                      info.field_name, upper=MAX_TOKENS)
+
+    @field_validator("global_batch_seqs", mode="before")
+    @classmethod
+    def _seqs(cls, v, info):
+        """A batch in sequences as people state it ("1K", "2k", "1,024"): :func:`trainsim.units.parse_int_count`,
+        the grammar of ``chips`` and ``tokens``; non-strings are left to the integer type check."""
+        return parse_int_count(v, f"training.{info.field_name}") if isinstance(v, str) else v
 
     @field_validator("batch_tolerance", mode="before")
     @classmethod
@@ -368,7 +375,7 @@ def is_domain_count(value: Any) -> bool:
 
 def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str, field: str = "chips") -> Any:
     """A spec's ``chips`` as people state a cluster: an integer; a count ("1,000", "25K", the grammar of
-    :func:`trainsim.units.parse_count`); or whole scale-up domains of the run's system ("65 pods" of
+    :func:`trainsim.units.parse_int_count`); or whole scale-up domains of the run's system ("65 pods" of
     ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "15 superpods", "2 systems" of ``dgx-b200`` = 16), the unit
     of ``trainsim size --unit system`` and the explorer's pods. Any other string is one error line that says
     what a domain of this system holds; non-strings are left to the type check."""
@@ -377,11 +384,9 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
     m = _DOMAINS_RE.match(value)
     if m is None:
         try:
-            x = parse_count(value, "chips")
+            return parse_int_count(value, "chips")
         except TrainsimError:
-            x = None
-        if x is not None and float(x).is_integer():
-            return int(x)
+            pass
     if m is not None:              # an unknown system is reported as such (field system)
         try:
             domain = resolve_system(system_value, base_dir).scale_up_size

@@ -30,7 +30,7 @@ from ..search import SearchResult
 from ..search import search as _search
 from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, load_run, parse_run
 from ..errors import unknown
-from ..emit import emit_args
+from ..emit import emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..alternatives import alternatives
@@ -220,9 +220,15 @@ def emit_flags(est: Estimate, emitter: str) -> str:
     return emit_args(est, emitter)
 
 
+def emit_warnings(est: Estimate, emitter: str) -> list[str]:
+    """Lines saying where the flags of ``emitter`` cannot carry out the plan as stated
+    (:func:`trainsim.emit.emit_notes`: torchtitan and a stage split it cannot express)."""
+    return emit_notes(est, emitter)
+
+
 __all__ += ["MAX_CHIPS",
             "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
-            "emit_stack_note"]
+            "emit_stack_note", "emit_warnings"]
 
 
 # ---------------------------------------------------------------- the other commands' doors: serving, post-training,

@@ -162,8 +162,9 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
 
 @_dataclass
 class SensitivityResult:
-    """Days of the best plan as each parameter moves (``trainsim sensitivity --json``): ``nominal_days``,
-    ``params`` (rows per factor), ``elasticity`` and, with a threshold, ``thresholds``."""
+    """Days of the best plan as each parameter moves (``trainsim sensitivity --json``): ``nominal_days`` (None
+    without ``training.tokens``), the nominal tokens/s per chip, step time and MFU, ``params`` (rows per factor),
+    ``elasticity`` and, with a threshold, ``thresholds``."""
 
     data: dict
 
@@ -182,8 +183,6 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     the numbers are the same)."""
     r = as_run(run)
     _check_chips(r.chips)
-    if r.training.tokens is None:
-        raise TrainsimError("the run needs training.tokens", field="training.tokens", where=_where(r))
     ps = [canonical(p) for p in (params or PARAMS)]
     fs = tuple(float(f) for f in factors)
     if max_points is not None and len(ps) * len(fs) > max_points:

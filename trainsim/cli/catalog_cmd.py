@@ -125,7 +125,8 @@ def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, sys
     console.print(head)
     if info.get("status"):
         console.print(f"status: {info['status']}")
-    _render_fields(console, "catalog values (SI, as the engine uses them)", info["fields"])
+    _render_fields(console, "catalog values (display units; --json and --csv give the SI values the engine uses)",
+                   info["fields"])
     _render_fields(console, "research file (hardware.yaml)", info["research"])
     if info["ranges"]:
         console.print(_table("ranges (low / nominal / high)", ["field", "range", "source", "conf.", "reason"],

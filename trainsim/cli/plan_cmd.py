@@ -42,6 +42,8 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         diff = api.plan_against(res.best, against)
     if emit and res.best is not None:
         print(api.emit_flags(res.best, emit))
+        for line in api.emit_warnings(res.best, emit):   # flags that cannot carry out the stated plan
+            print(line, file=sys.stderr)
         note = api.emit_stack_note(r, emit, framework)
         if note:   # the emitted plan's stack is not the run's: one line (an input error already says so itself)
             print(note, file=sys.stderr)

@@ -33,7 +33,7 @@ def _percent(text: str) -> float:
 
 
 @app.command("sensitivity")
-def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.tokens"),
+def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without training.tokens: per-token figures instead of days)"),
                     vary: str = typer.Option("hbm_bandwidth,hbm_capacity,scale_up_bandwidth,scale_out_bandwidth,"
                                              "peak_flops", "--vary", help="comma-separated parameters"),
                     factors: str = typer.Option("0.25,0.5,1.5,2", "--factors", help="multipliers of the nominal value"),
@@ -67,16 +67,23 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML with tra
 
 
     c = console()
-    c.print(f"nominal: {out['nominal_days']:.1f} days")
-    t = Table(title="days of the best plan (change vs nominal)")
+    per_token = out["nominal_days"] is None    # no training.tokens: tokens/s per chip instead of days
+    if per_token:
+        c.print(f"nominal: {fmt(out['nominal_tokens_per_s_per_chip'])} tokens/s per chip, step "
+                f"{fmt(out['nominal_step_time_s'])} s, MFU {out['nominal_mfu']:.1%} (no training.tokens: per token)")
+    else:
+        c.print(f"nominal: {out['nominal_days']:.1f} days")
+    t = Table(title="tokens/s per chip of the best plan (change of time per token vs nominal)" if per_token
+              else "days of the best plan (change vs nominal)")
     t.add_column("parameter")
     t.add_column("nominal", justify="right")
     for f in fs:
         t.add_column(f"x{f:g}", justify="right")
     t.add_column("elasticity", justify="right")
     for p, v in out["params"].items():
-        cells = [f"{row['days']:.1f} ({row['change_pct']:+.0f}%)" if row["days"] != float("inf") else "no fit"
-                 for row in v["rows"]]
+        cells = ["no fit" if row["change_pct"] == float("inf") else
+                 f"{fmt(row['tokens_per_s_per_chip'])} ({row['change_pct']:+.0f}%)" if per_token else
+                 f"{row['days']:.1f} ({row['change_pct']:+.0f}%)" for row in v["rows"]]
         t.add_row(p, f"{fmt(v['nominal'])} {v['unit']}", *cells, fmt(out["elasticity"][p]))
     c.print(t)
     for p, th in (out.get("thresholds") or {}).items():

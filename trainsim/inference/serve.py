@@ -182,4 +182,22 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         out["error"] = err
     out["constants"] = {k: v for k, v in s.calib.__dict__.items()}
     out["constant_sources"] = constant_sources()
+    if not sv.arch.is_moe:
+        _drop_expert_fields(out)
     return out
+
+
+#: the plan fields that only mean something with routed experts (ep; etp = chips of a stage / ep, ServePlans.etp)
+EXPERT_PLAN_KEYS = ("ep", "etp")
+
+
+def _drop_expert_fields(out: dict[str, Any]) -> None:
+    """A dense model's answer without expert fields: the plans' ep / etp (etp = stage chips / ep is derived, so a
+    dense tp=1 plan on 2 chips read 'etp 2') and ``expert_precision``; the terminal table omits them alike
+    (report/inference.py)."""
+    out.pop("expert_precision", None)
+    plans = [out[k]["plan"] for k in ("prefill", "decode") if k in out]
+    plans += out.get("decode", {}).get("runners_up", [])
+    for p in plans:
+        for k in EXPERT_PLAN_KEYS:
+            p.pop(k, None)

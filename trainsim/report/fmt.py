@@ -137,8 +137,11 @@ def value(x: Any) -> str:
 
 def value_of_key(key: str, x: Any) -> str:
     """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
-    :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`)."""
+    :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`); a catalog
+    quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`)."""
     last = str(key).split(".")[-1].split("[")[0]
+    if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
+        return catalog_range(x)
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)
     if isinstance(x, (int, float)):
@@ -181,6 +184,21 @@ def catalog_input(item: dict, key: str) -> str | None:
     if key not in ("low", "nominal", "high") or dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
         return None
     return _fmt(float(x), dim)
+
+
+def catalog_range(item: dict) -> str | None:
+    """A catalog quantity's ``{name, low, nominal, high}`` (``name`` a catalog field, as :func:`catalog_input`
+    reads it) as one cell in the catalog's unit: ``836-1410 TFLOP/s`` or ``989 TFLOP/s (836-1410 TFLOP/s)``, never
+    a mix of styles (836T next to 1.41e+15); None when ``item`` names no catalog field."""
+    cells = {k: catalog_input(item, k) for k in ("low", "nominal", "high")}
+    if not any(cells.values()):
+        return None
+    lo, nom, hi = cells["low"], cells["nominal"], cells["high"]
+    if lo and hi and lo != hi:
+        unit = lo.split(" ", 1)[1] if " " in lo else ""
+        span = f"{lo.split(' ', 1)[0]}-{hi}" if unit and hi.endswith(" " + unit) else f"{lo} - {hi}"
+        return f"{nom} ({span})" if nom else span
+    return nom or lo or hi
 
 
 def sweep_value(col: str, x: Any) -> str:

@@ -68,24 +68,40 @@ def scaled(system: System, param: str, factor: float) -> System:
 
 
 def days_at(run: Run, param: str, factor: float) -> tuple[float, object]:
-    """Days of the best plan of ``run`` with ``param`` scaled by ``factor``, and that plan."""
+    """Days of the best plan of ``run`` with ``param`` scaled by ``factor``, and that plan. A run without
+    ``training.tokens`` has no days: its quantity is the whole job's seconds per training token, 1 / (tokens/s),
+    which days are a constant multiple of (days = tokens x s/token / 86400), so every ratio built on it (change vs
+    nominal, elasticity, threshold) is the same. ``inf`` when nothing fits."""
     r = replace(run, system=scaled(run.system, param, factor)) if factor != 1.0 else run
     res = best(r)
+    if run.training.tokens is None:
+        return (math.inf if res.best is None else 1.0 / res.best.tokens_per_s), res.best
     return days_of(res), res.best
 
 
+def _per_token(est) -> dict:
+    """The per-token quantities of a best plan (None when nothing fits): tokens/s per chip, step time, MFU."""
+    return {"tokens_per_s_per_chip": None if est is None else est.tokens_per_s_per_chip,
+            "step_time_s": None if est is None else est.step_time_s, "mfu": None if est is None else est.mfu}
+
+
 def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
-    """For each parameter and factor: the best plan's days and the change vs nominal (in %)."""
+    """For each parameter and factor: the best plan's days (None when the run states no ``training.tokens``), its
+    tokens/s per chip, step time and MFU, and the change of the run's time vs nominal (in %; per token without
+    tokens, :func:`days_at`)."""
+    has_tokens = run.training.tokens is not None
     base_days, base_est = days_at(run, "peak_flops", 1.0)
     if not math.isfinite(base_days):
         raise TrainsimError("the nominal run has no plan that fits; nothing to vary", field="run")
-    out = {"nominal_days": base_days, "nominal_plan": base_est.plan, "params": {}}
+    out = {"nominal_days": base_days if has_tokens else None, "nominal_plan": base_est.plan,
+           **{f"nominal_{k}": v for k, v in _per_token(base_est).items()}, "params": {}}
     for p in map(canonical, params):
         unit, scale = UNITS[p]
         rows = []
         for f in factors:
             d, est = days_at(run, p, f)
-            rows.append({"factor": f, "value": value(run.system, p) * f / scale, "unit": unit, "days": d,
+            rows.append({"factor": f, "value": value(run.system, p) * f / scale, "unit": unit,
+                         "days": d if has_tokens else None, **_per_token(est),
                          "change_pct": (d / base_days - 1.0) * 100.0 if math.isfinite(d) else math.inf,
                          "plan_changed": est is not None and est.plan != base_est.plan,
                          "plan": None if est is None else est.plan})
@@ -96,11 +112,14 @@ def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
 def elasticity(sens: dict, param: str) -> float:
     """d ln(days) / d ln(param) between x0.5 and x2 (or the widest factors present): -1 = time inversely
     proportional to the parameter, 0 = insensitive."""
-    rows = [r for r in sens["params"][canonical(param)]["rows"] if math.isfinite(r["days"])]
+    rows = [r for r in sens["params"][canonical(param)]["rows"] if math.isfinite(r["change_pct"])]
     if len(rows) < 2:
         return math.nan
     lo, hi = min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])
-    return math.log(hi["days"] / lo["days"]) / math.log(hi["factor"] / lo["factor"])
+    # without training.tokens (days None): time per token relative to nominal, 1 + change_pct / 100 (same ratio)
+    def t(r):
+        return r["days"] if r["days"] is not None else 1.0 + r["change_pct"] / 100.0
+    return math.log(t(hi) / t(lo)) / math.log(hi["factor"] / lo["factor"])
 
 
 def threshold(run: Run, param: str, slowdown: float = 0.10, lo: float = 1.0 / 64, iters: int = 7) -> dict:
@@ -108,13 +127,15 @@ def threshold(run: Run, param: str, slowdown: float = 0.10, lo: float = 1.0 / 64
     nominal value. Bisection on log(factor) in [lo, 1], assuming days fall as the parameter grows."""
     p = canonical(param)
     unit, scale = UNITS[p]
+    def days(d):   # days_at gives seconds per token without training.tokens: no days then
+        return d if run.training.tokens is not None else None
     base, _ = days_at(run, p, 1.0)
     limit = base * (1.0 + slowdown)
     nominal = value(run.system, p)
     d_lo, _ = days_at(run, p, lo)
     if d_lo <= limit:
         return {"param": p, "slowdown": slowdown, "nominal": nominal / scale, "unit": unit, "factor": None,
-                "value": None, "below": lo * nominal / scale, "nominal_days": base,
+                "value": None, "below": lo * nominal / scale, "nominal_days": days(base),
                 "message": f"even at x{lo:g} ({lo * nominal / scale:.3g} {unit}) the run slows by only "
                            f"{(d_lo / base - 1) * 100:.1f}%"}
     a, b = math.log(lo), 0.0             # days(e^a) > limit, days(e^b) <= limit
@@ -128,6 +149,6 @@ def threshold(run: Run, param: str, slowdown: float = 0.10, lo: float = 1.0 / 64
     f = math.exp(b)
     d_f, _ = days_at(run, p, f)
     return {"param": p, "slowdown": slowdown, "nominal": nominal / scale, "unit": unit, "factor": f,
-            "value": f * nominal / scale, "nominal_days": base, "days_at_threshold": d_f,
+            "value": f * nominal / scale, "nominal_days": days(base), "days_at_threshold": days(d_f),
             "message": f"below ~{f * nominal / scale:.3g} {unit} (x{f:.2f} of {nominal / scale:.3g}) the run slows "
                        f"by more than {slowdown:.0%}"}

@@ -82,7 +82,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         u = fp8_in[0]
         numbers["a"]["fp8_efficiency_range"] = {"days_at_low_efficiency": u["result_at_low"],
                                                 "days_at_high_efficiency": u["result_at_high"],
-                                                "effective_fp8_peak": {"low": u["low"], "high": u["high"]}}
+                                                "effective_fp8_peak": {"name": "fp8_flops", "low": u["low"],
+                                                                       "high": u["high"]}}
     # FP4 on a chip with an FP4 peak and no FP4 training runs: the sourced range of scenario/data/fp4_training.yaml
     # applied to side a's FP8 run (plan re-optimised at each end), days without failures
     fp4 = fp4_efficiency_input(ba["_run"].system) if ba["precision"] == "fp8" else None
