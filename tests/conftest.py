@@ -46,3 +46,13 @@ def run_main(capsys, *args):
         main([str(a) for a in args])
     out = capsys.readouterr()
     return exc.value.code, out.out, out.err
+
+
+# A small dense run spec the CLI tests share (Llama 3.1 8B on 64 H100).
+SMALL_RUN = """
+name: small
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+"""

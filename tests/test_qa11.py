@@ -7,18 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_RUN as SMALL
 from conftest import run_main
 
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SMALL = """
-name: small
-model: llama-3.1-8b
-system: dgx-h100
-chips: 64
-training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
-"""
 
 
 def _spec(tmp_path, text=SMALL, name="run.yaml"):
