@@ -71,10 +71,21 @@ def test_torch_ring_exposure_by_hand():
     assert f[1] == 0.0 and b[1] == 0.0   # cp = 1: no exchange
 
 
+def test_torch_ring_traced_by_compile_hides_nothing():
+    # Same numbers, the ring traced by torch.compile: functional collectives get wait_tensor right after the
+    # collective (torch/distributed/_functional_collectives.py _maybe_wrap_tensor while tracing), so nothing hides:
+    # forward the whole all-gather, 10 ms; backward the all-gather again, 10, and every one of the cp = 4 dK/dV
+    # sends, 4 x 4 = 16: 26 ms. cp = 1: nothing.
+    f, b = torch_ring_exposed(np.array([10.0, 10.0]), np.array([4.0, 4.0]), 24.0, 60.0, np.array([4, 1]), 0.9,
+                              traced=True)
+    assert f[0] == pytest.approx(10.0) and b[0] == pytest.approx(26.0)
+    assert f[1] == 0.0 and b[1] == 0.0
+
+
 def test_stage_uses_the_torch_ring_only_for_that_stack(llama405_shape):
     p = plan(tp=8, pp=8, cp=8, mb=1)
     tokens = 262144 / 8
-    ring_ctx = _ctx(llama405_shape, cp_kv_repeated=True)
+    ring_ctx = _ctx(llama405_shape, cp_kv_repeated=True, elementwise_kernels="eager")
     torch_ctx = replace(ring_ctx, cp_torch_ring=True)
     lc_r = shared_costs(ring_ctx, p).rows()[0]
     lc_t = shared_costs(torch_ctx, p).rows()[0]
@@ -96,6 +107,14 @@ def test_stage_uses_the_torch_ring_only_for_that_stack(llama405_shape):
     assert float(lc_r["cp_merge_f"][0]) == 0.0 and float(lc_r["cp_merge_b"][0]) == 0.0
     assert ring["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0]) + sync[0])
     assert tor["t_mb"][0] > ring["t_mb"][0]
+    # compiled (torchtitan's per-block torch.compile, fused elementwise kernels): the all-gather waited at once,
+    # nothing of it hidden
+    comp_ctx = replace(torch_ctx, elementwise_kernels="fused")
+    lc_c = shared_costs(comp_ctx, p).rows()[0]
+    comp = _stage(comp_ctx, p, lc_c, 1.0, False, tokens)
+    assert comp["cp_exp_f"][0] == pytest.approx(lc_c["cp"][0] + lc_c["cp_sync"][0] + lc_c["cp_merge_f"][0])
+    assert comp["cp_exp_b"][0] == pytest.approx(lc_c["cp"][0] + 8 * lc_c["cp_dkv"][0] + 2 * lc_c["cp_sync"][0]
+                                                + lc_c["cp_merge_b"][0])
 
 
 def test_backward_working_set_of_the_torch_ring(llama405_shape):

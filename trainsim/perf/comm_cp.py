@@ -63,7 +63,8 @@ def cp_ring_sync(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     return np.where(p.cp > 1, (p.cp - 1) * ctx.calib.comm_launch_s, 0.0)
 
 
-def torch_ring_exposed(kv: Num, dkv: Num, attn_f: Num, attn_b: Num, cp: Num, f: float) -> tuple[Num, Num]:
+def torch_ring_exposed(kv: Num, dkv: Num, attn_f: Num, attn_b: Num, cp: Num, f: float,
+                       traced: bool = False) -> tuple[Num, Num]:
     """(forward, backward) K/V exchange time left on the critical path under PyTorch's experimental CP.
 
     ``kv``: the K/V exchange of a forward, (cp - 1) block steps (:func:`cp_ring_fwd`); ``dkv``: one fp32 dK/dV
@@ -81,8 +82,21 @@ def torch_ring_exposed(kv: Num, dkv: Num, attn_f: Num, attn_b: Num, cp: Num, f: 
     * the backward all-gathers K/V again the same way, ``exposed(kv, attn_b / cp)``, and sends the fp32 dK/dV at
       every step: the send of step i is awaited after step i + 1's sub-SDPA backward (hidden by attn_b / cp),
       and the last send (step cp - 1) is awaited after the loop, fully exposed:
-      ``(cp - 1) exposed(dkv, attn_b / cp) + dkv``."""
+      ``(cp - 1) exposed(dkv, attn_b / cp) + dkv``.
+
+    That overlap holds only in eager mode, where ``ft_c.all_gather_tensor`` / ``ft_c.permute_tensor`` return an
+    ``AsyncCollectiveTensor`` waited at its first use (``next_buffer``'s ``_maybe_wait``). ``traced``: the ring
+    runs inside a torch.compile graph (torchtitan's per-TransformerBlock ``torch.compile(..., fullgraph=True)``,
+    parallelize_llama.py apply_compile at 9dec370, traces the DTensor SDPA dispatch and with it the ring). While
+    tracing, ``_maybe_wrap_tensor`` returns ``wait_tensor(...)`` right after the collective ("wait_tensor() op is
+    immediately called", pytorch/pytorch torch/distributed/_functional_collectives.py ``_are_we_tracing`` /
+    ``_maybe_wrap_tensor``, 2024-2026), and Inductor leaves the wait there unless
+    ``torch._inductor.config.reorder_for_compute_comm_overlap`` is set (default False; torchtitan 9dec370 sets
+    only ``_micro_pipeline_tp``, which matches all-gather + matmul, not the CP all-gather): every all-gather and
+    dK/dV send sits whole on the critical path, ``f`` = 0 for all of them: forward ``kv``, backward
+    ``kv + cp dkv``."""
     cpf = np.maximum(np.asarray(cp, dtype=np.float64), 1.0)
+    f = 0.0 if traced else f
     fwd = exposed(kv, attn_f / cpf, f)
     bwd = exposed(kv, attn_b / cpf, f) + (cpf - 1.0) * exposed(dkv, attn_b / cpf, f) + dkv
     return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)

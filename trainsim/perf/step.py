@@ -170,8 +170,8 @@ def cp_overlap_for(ctx: StepContext) -> float:
     all-gather the key (K) and value (V) tensors, and then compute attention output for the local query (Q) tensor
     chunk ... the all-gather communication latency is exposed in the critical path". The bytes are the same as
     the ring's ((cp - 1) K/V blocks received per rank, perf/comm_cp.py). PyTorch's experimental CP (the stack's
-    ``cp_torch_ring`` flag) keeps ``cp_overlap`` but hides its all-gather behind the first sub-SDPA only
-    (:func:`trainsim.perf.comm_cp.torch_ring_exposed`)."""
+    ``cp_torch_ring`` flag) keeps ``cp_overlap`` but hides its all-gather behind the first sub-SDPA only, and
+    nothing when torch.compile traces the ring (:func:`trainsim.perf.comm_cp.torch_ring_exposed`)."""
     return 0.0 if ctx.cp_allgather else ctx.calib.cp_overlap
 
 
@@ -294,9 +294,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
     cp_ov = cp_overlap_for(ctx)
-    if ctx.cp_torch_ring:   # PyTorch's experimental CP: only the first sub-SDPA hides the K/V all-gather
+    if ctx.cp_torch_ring:   # PyTorch's experimental CP: the first sub-SDPA at most hides the K/V all-gather
+        # traced by torch.compile (the PyTorch stacks' fused elementwise kernels): no overlap (comm_cp.py)
         cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, attn_b, p.cp,
-                                                cp_ov)
+                                                cp_ov, traced=ctx.elementwise_kernels == "fused")
         # + its eager fp32 merges between the sub-SDPAs (compute stream, never hidden)
         cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
         cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
