@@ -152,7 +152,6 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
 
 
-
 def parse_int_count(value, field: str, *, where: str | None = None) -> int:
     """A whole-number count (chips, sequences per batch) in the grammar of :func:`parse_count`: ``64``, ``"1,024"``,
     ``"2k"`` = 2,000, ``"1.5K"`` = 1,500; a value that is not a whole number (``"0.3"``) is one error line. The one
@@ -162,6 +161,7 @@ def parse_int_count(value, field: str, *, where: str | None = None) -> int:
         raise TrainsimError(f"expected a whole number such as 1024, '1,024' or '1K', got {_short(value)}",
                             field=field, where=where)
     return int(x)
+
 
 # unit conversions used at the catalog edge (the catalog research file stores numbers in these units)
 TERA = 1e12

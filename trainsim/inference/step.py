@@ -52,6 +52,7 @@ from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
 from ..perf.compute import elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
+from ..perf.context import BF16_BYTES
 from .calib import vendor_key
 from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
@@ -228,7 +229,7 @@ def tp_all_reduce_time(s: ServeSetup, size_bytes, n):
 
 def _tp_comm(s: ServeSetup, p: ServePlans, t):
     """Two tensor-parallel all-reduces of the layer's ``t x hidden`` BF16 activations (after attention, after MLP)."""
-    one = tp_all_reduce_time(s, t * s.arch.hidden * 2.0, p.tp)
+    one = tp_all_reduce_time(s, t * s.arch.hidden * BF16_BYTES, p.tp)
     return np.where(p.tp > 1, 2.0 * one, 0.0)
 
 

@@ -517,7 +517,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         k = float(lk.moe.active_experts)
         r = k if permute_rows_in is None else permute_rows_in
-        b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 4.0 * (r + k) * hidden
+        b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 2.0 * BF16_BYTES * (r + k) * hidden
     if fp8_cast_bytes:
         fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
