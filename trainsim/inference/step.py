@@ -58,8 +58,8 @@ from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
 from .setup import ServeSetup
 
-HEAD_BYTES = 2.0     # output head and router weights stay BF16 in FP8/INT8 deployments (DeepSeek-V3 sec. 3.3)
-COMBINE_BYTES = 2.0  # MoE combine in BF16
+HEAD_BYTES = BF16_BYTES     # output head and router weights stay BF16 in FP8/INT8 deployments (DeepSeek-V3 sec. 3.3)
+COMBINE_BYTES = BF16_BYTES  # MoE combine in BF16
 
 
 @dataclass
@@ -335,7 +335,7 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
             lt, _ = layer_time(lk, s, p, seqs_g, seqs_g, ctx, phase)
             mtp = mtp + lt * lk.n_layers
         mtp = s.mtp_draft * (mtp + _head(s, p, seqs_g, False)) / p.pp
-    ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * 2.0, p.pp, p.stage_chips.astype(np.int64), s.system,
+    ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * BF16_BYTES, p.pp, p.stage_chips.astype(np.int64), s.system,
                                       s.calib.coll_eff), 0.0)
     stage = stage + head + mtp + ppc
     parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})
@@ -361,7 +361,7 @@ def weight_bytes_per_chip(s: ServeSetup, p: ServePlans, *, include_mtp: bool = F
     emb = (a.embedding_params + a.extra_embedding_params) / p.tp * HEAD_BYTES
     head = (a.head_params if not a.tied_embeddings else 0) / p.tp * HEAD_BYTES
     ends = np.where(p.pp > 1, np.maximum(emb, head), emb + head)
-    return per_layer_total / p.pp + ends + a.final_params * 2.0
+    return per_layer_total / p.pp + ends + a.final_params * BF16_BYTES
 
 
 def _layer_weight_bytes(lk: LayerKind, s: ServeSetup, p: ServePlans, expert_share):
@@ -369,7 +369,7 @@ def _layer_weight_bytes(lk: LayerKind, s: ServeSetup, p: ServePlans, expert_shar
     counted (held or read), placement by :func:`trainsim.parallel.sharding.layer_params`."""
     lp = layer_params(lk)
     return (lp.tp_split / p.tp * s.w_bytes + lp.replicated * s.w_bytes + lp.router * HEAD_BYTES
-            + lp.expert * expert_share / p.etp * s.expert_w_bytes + lp.vector * 2.0)
+            + lp.expert * expert_share / p.etp * s.expert_w_bytes + lp.vector * BF16_BYTES)
 
 
 def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
@@ -385,7 +385,7 @@ def weights_read_per_step(s: ServeSetup, p: ServePlans, batch):
             share = e_loc / E * hit_probability(T / copies, lk.moe.active_experts, E)
         # vector params (norms) are not re-read as weights here: streamed bytes are the matrices only
         lp = layer_params(lk)
-        tot = tot + (_layer_weight_bytes(lk, s, p, share) - lp.vector * 2.0) * lk.n_layers / p.pp
+        tot = tot + (_layer_weight_bytes(lk, s, p, share) - lp.vector * BF16_BYTES) * lk.n_layers / p.pp
     head = a.vocab * a.hidden / p.tp * HEAD_BYTES
     return p.pp * (tot + head / p.pp)
 
@@ -405,4 +405,4 @@ def prefill_activation_bytes(s: ServeSetup, p: ServePlans, batch, input_len):
     """Peak activations of one prefill micro-batch on a chip: ~ tokens x (hidden x 8 + widest layer output)."""
     t = np.asarray(batch, dtype=np.float64) / p.pp / p.dp * input_len
     widest = max(max(m.n for m in lk.matrices) for lk in s.arch.layers)
-    return t * (8.0 * s.arch.hidden + 2.0 * widest / p.tp) * 2.0
+    return t * (8.0 * s.arch.hidden + 2.0 * widest / p.tp) * BF16_BYTES

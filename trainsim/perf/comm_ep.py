@@ -37,7 +37,7 @@ import numpy as np
 from ..model.arch import LayerKind
 from ..parallel.placement import members_within
 from .collectives import all_to_all_time, exposed, level_bytes_time, reduce_scatter_time
-from .context import StepContext
+from .context import BF16_BYTES, StepContext
 from .routing import expected_distinct, fake_balanced_blocks
 from .topology import a2a_factor
 from .arrays import Num
@@ -83,7 +83,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     per_copy = tok * h
     c = ctx.calib
     generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
-               + all_to_all_time(per_copy * k * 2.0, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
+               + all_to_all_time(per_copy * k * BF16_BYTES, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
                + 2.0 * c.comm_launch_s)
     dedup = (p.node_limit > 0) | (ctx.moe_dispatcher != "alltoall")
     if not np.any(dedup):
@@ -106,7 +106,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     f_in = a2a_factor(levels[0].topology, w, p.etp)
     f_out = a2a_factor(levels[1].topology, p.ep, p.etp) if len(levels) > 1 else 1.0
     nl: Num = 0.0
-    for b in (disp_b, 2.0):
+    for b in (disp_b, BF16_BYTES):   # dispatch, then the BF16 combine
         lv = [per_copy * inner * b * f_in, per_copy * remote * b * f_out] + [0.0] * (len(levels) - 2)
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
@@ -176,10 +176,10 @@ def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
         return np.zeros_like(tokens)
     if ctx.moe_dispatcher == "allgather":
         n = p.ep * p.etp
-        gathered = n * tokens / p.tp * ctx.arch.hidden * 2.0
+        gathered = n * tokens / p.tp * ctx.arch.hidden * BF16_BYTES
         one = reduce_scatter_time(gathered, n, np.ones_like(n), ctx.system, ctx.calib.coll_eff)
         return np.where(n > 1, 2.0 * one, 0.0)
     k = float(lk.moe.active_experts)
-    gathered = p.etp * tokens / p.tp * k * ctx.arch.hidden * 2.0
+    gathered = p.etp * tokens / p.tp * k * ctx.arch.hidden * BF16_BYTES
     one = reduce_scatter_time(gathered, p.etp, np.ones_like(p.etp), ctx.system, ctx.calib.coll_eff)
     return np.where(p.etp > 1, 2.0 * one, 0.0)

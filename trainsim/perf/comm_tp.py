@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from .collectives import reduce_scatter_time
-from .context import StepContext
+from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
@@ -30,6 +30,6 @@ def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> f
 
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
-    size = tokens * ctx.arch.hidden * 2.0
+    size = tokens * ctx.arch.hidden * BF16_BYTES   # the BF16 hidden states (also under FP8 GEMMs)
     one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
     return one * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)

@@ -109,8 +109,8 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
             local = e / p.ep
             t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0)) * c.expert_imbalance \
                 + c.gemm_latency_s
-        elif mat.group == "router":
-            t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, 2.0, c.gemm_latency_s, d0)
+        elif mat.group == "router":   # the router GEMM stays in BF16 under FP8 (DeepSeek-V3 sec. 3.3.1)
+            t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, BF16_BYTES, c.gemm_latency_s, d0)
         elif mat.group == "other" or mat.split == "none":
             t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
         else:
@@ -599,7 +599,7 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
         return zero, zero
     e_local = lk.moe.experts / p.ep
     rows = tokens * lk.moe.active_experts * p.etp / p.tp
-    b = rows * ctx.arch.hidden * 2.0
+    b = rows * ctx.arch.hidden * BF16_BYTES
     if ctx.sequential_mlp_slices:
         fwd, bwd = 3.0 * b, (6.0 * e_local + 4.0) * b
     else:

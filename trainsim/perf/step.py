@@ -38,7 +38,7 @@ from .comm_tp import tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
-from .context import StepContext
+from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
@@ -263,9 +263,9 @@ def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, comp
     o, bw = ctx.optimizer, ctx.host_link_bw
     t = np.zeros_like(np.asarray(opt_params, dtype=np.float64))
     if o.offload_optimizer:
-        t = t + opt_params * (o.grad_bytes + 2.0) / bw
+        t = t + opt_params * (o.grad_bytes + BF16_BYTES) / bw
     if o.offload_ema:
-        t = t + np.maximum(0.0, local_params * 2.0 / bw - compute_s)
+        t = t + np.maximum(0.0, local_params * BF16_BYTES / bw - compute_s)
     return t
 
 
@@ -314,8 +314,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         frac = np.minimum(float(ctx.recompute.num_layers), chunk) / chunk
     else:
         frac = 1.0
-    # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary
-    p2p_bytes = tokens / p.tp * a.hidden * 2.0
+    # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary, in BF16
+    # also under FP8 (Megatron-Core sends in config.pipeline_dtype, the params dtype; FP8 is GEMM inputs only)
+    p2p_bytes = tokens / p.tp * a.hidden * BF16_BYTES
     sends = 2.0 * np.maximum(p.vpp, 1)
     p2p = sends * p2p_time(p2p_bytes, p.pp, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
     # interleaved: Megatron's overlap_p2p_comm posts the next chunk's receive before this chunk's compute, so the
