@@ -43,7 +43,7 @@ class Calib:
     attn_eff: float = 0.55          # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
     attn_eff_flash2: float = 0.35   # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
     attn_eff_flash2_families: tuple[str, ...] = ("nvidia-hopper", "nvidia-blackwell")
-    attn_bwd_ratio: float = 2.88    # flash backward / forward time (5 vs 2 matmuls, slower rate; constants.yaml)
+    attn_bwd_rate_ratio: float = 1.152  # flash forward / backward FLOP rate (perf/compute.py attn_bwd_ratio)
     dsa_bwd_eff: float = 0.306      # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
     dsa_bwd_k0: float = 170.0       # DSA backward: index-list length at half that rate (measured; constants.yaml)
     mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach

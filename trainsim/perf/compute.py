@@ -5,7 +5,7 @@
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
-  ``attn_eff`` of the BF16 peak; backward (:func:`attention_bwd`) takes ``attn_bwd_ratio`` times the forward
+  ``attn_eff`` of the BF16 peak; backward (:func:`attention_bwd`) takes :func:`attn_bwd_ratio` times the forward
   (flash), the measured sparse-attention kernel's rate for the cores it runs (:func:`dsa_bwd_rate`), or twice
   the score GEMMs and the score tensors' backward bytes (unfused).
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
@@ -256,8 +256,21 @@ def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> N
 
 #: backward / forward FLOPs of an attention core with d_qk = d_v: 5 matmuls (recomputed Q K^T, dV = P^T dO,
 #: dP = dO V^T, dQ = dS K, dK = dS^T Q) against the forward's 2 (FlashAttention-2, Dao 2023, sec. 3.1.2); cuDNN
-#: Frontend's DSA benchmark counts 2 s H K (3 d_qk + 2 d_v) against 2 s H K (d_qk + d_v): 2.5
-DSA_BWD_FLOPS_RATIO = 2.5
+#: Frontend's DSA benchmark counts 2 s H K (3 d_qk + 2 d_v) against 2 s H K (d_qk + d_v): 2.5. The one statement
+#: of the ratio: the flash backward (:func:`attn_bwd_ratio`) and the DSA backward (:func:`attention_bwd`) use it
+ATTN_BWD_FLOPS_RATIO = 2.5
+
+
+def attn_bwd_ratio(c: Calib) -> float:
+    """Flash-attention backward time / forward time at long blocks:
+
+        ATTN_BWD_FLOPS_RATIO x attn_bwd_rate_ratio = 2.5 x 1.152 = 2.88
+
+    the backward's 5 matmuls against the forward's 2 (:data:`ATTN_BWD_FLOPS_RATIO`), each run at the backward's
+    lower rate: forward / backward TFLOP/s ``attn_bwd_rate_ratio`` (FlashAttention-3 paper, Shah et al. 2024,
+    Fig. 5 / Fig. 6, H100 SXM5, head dim 128, 16K tokens: FlashAttention-2 370 / 322, cuDNN 595 / 516,
+    FlashAttention-3 648 / 561; perf/data/constants.yaml)."""
+    return ATTN_BWD_FLOPS_RATIO * c.attn_bwd_rate_ratio
 
 
 def dsa_bwd_rate(ctx: StepContext, keys: float) -> float:
@@ -266,7 +279,7 @@ def dsa_bwd_rate(ctx: StepContext, keys: float) -> float:
         peak_bf16 x dsa_bwd_eff x keys / (keys + dsa_bwd_k0)
 
     counting the kernel's 5 matmuls (recomputed scores, dV, dP, dQ, dK) as 2 x heads x keys x (3 d_qk + 2 d_v)
-    per query, :data:`DSA_BWD_FLOPS_RATIO` x the forward's 2 x heads x keys x (d_qk + d_v) at d_qk = d_v. Both
+    per query, :data:`ATTN_BWD_FLOPS_RATIO` x the forward's 2 x heads x keys x (d_qk + d_v) at d_qk = d_v. Both
     constants are NVIDIA's measurements of cuDNN Frontend's DSA backward, the kernel Megatron-Core's DeepSeek-V4
     attention calls
     (perf/data/constants.yaml): 0.306 of the GB200's peak at DeepSeek-V4-Flash's K = 640, half rate at K = 170
@@ -284,11 +297,11 @@ def dsa_call_keys(core: AttentionCore, seq_len: int) -> float:
 
 
 def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Attention-core backward of one layer. flash: ``attn_bwd_ratio`` x :func:`attention_fwd` (FlashAttention-2,
-    Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the forward's 2, at a lower
-    rate than the forward: FlashAttention-3 paper Fig. 5 / Fig. 6, 2.5 x 1.15 = 2.88; perf/data/constants.yaml).
+    """Attention-core backward of one layer. flash: :func:`attn_bwd_ratio` x :func:`attention_fwd`
+    (FlashAttention-2, Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the
+    forward's 2, at a lower rate than the forward: 2.5 x 1.152 = 2.88).
     A core run by a sparse-attention (DSA) kernel (``AttentionCore.dsa_keys`` > 0: DeepSeek-V4's window and
-    compressed cores): :data:`DSA_BWD_FLOPS_RATIO` x its forward FLOPs at :func:`dsa_bwd_rate` of its
+    compressed cores): :data:`ATTN_BWD_FLOPS_RATIO` x its forward FLOPs at :func:`dsa_bwd_rate` of its
     call's index-list length (:func:`dsa_call_keys`), one rate for all the cores of the call.
     unfused: the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
     (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`)."""
@@ -298,9 +311,9 @@ def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     for core in lk.attention:
         if core.dsa_keys > 0:
             fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
-            t = t + DSA_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
+            t = t + ATTN_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
         else:
-            t = t + ctx.calib.attn_bwd_ratio * _core_fwd(core, ctx, p, tokens)
+            t = t + attn_bwd_ratio(ctx.calib) * _core_fwd(core, ctx, p, tokens)
     return t
 
 

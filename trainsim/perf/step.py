@@ -10,8 +10,8 @@ each including the communication the schedule cannot hide):
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
 
 Backward = 2 x forward for GEMMs (input and weight gradients), the attention core's own backward
-(:func:`trainsim.perf.compute.attention_bwd`: ``attn_bwd_ratio`` x for flash attention, the measured sparse-
-attention backward rate for DeepSeek-V4's DSA cores), 2 x for
+(:func:`trainsim.perf.compute.attention_bwd`: :func:`~trainsim.perf.compute.attn_bwd_ratio` x for flash
+attention, the measured sparse-attention backward rate for DeepSeek-V4's DSA cores), 2 x for
 memory-bound kernels (experts run one after another cost their own forward and backward copies:
 :func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the
 backward (selective: attention core and activation functions; full: the whole layer forward, tp collectives

@@ -36,6 +36,7 @@ from ..model.counts import count
 from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time, ring_step_time
+from ..perf.compute import attn_bwd_ratio
 from ..perf.step import MOE_HOST_SYNC_FORWARD_SHARE
 from .. import estimate
 from ..estimate import PLAN_FIELDS, context
@@ -389,7 +390,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                                  options, name="logprobs")
             est_lp, ctx_lp = estimate(run_lp), context(run_lp)
         fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
-                              ctx_lp.calib.attn_bwd_ratio)
+                              attn_bwd_ratio(ctx_lp.calib))
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
                 est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits))
 
@@ -406,7 +407,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
 #: its forward share the part is: GEMMs (with the loss) and memory-bound kernels 3 (``step.py``: ``3 x`` the
 #: forward), tensor-, expert- and context-parallel communication and pipeline sends 2 (the backward mirrors the
 #: forward's collectives: the all-to-all / all-reduce of the activations' gradients, the pipeline's gradient
-#: sends); attention ``1 + attn_bwd_ratio`` is taken from the calibration; the MoE host synchronisation
+#: sends); attention ``1 + attn_bwd_ratio`` (:func:`trainsim.perf.compute.attn_bwd_ratio`); the MoE host synchronisation
 #: ``1 / MOE_HOST_SYNC_FORWARD_SHARE`` (:data:`trainsim.perf.step.MOE_HOST_SYNC_FORWARD_SHARE`: all of it is in the
 #: forward pass); None: absent from a forward-only pass
 _FWD_FACTOR = {"compute_gemm": 3.0, "memory_bound": 3.0, "tp_comm": 2.0, "ep_alltoall": 2.0, "cp_comm": 2.0,
