@@ -101,8 +101,8 @@ def test_allgather_dispatcher_gathers_each_token_once():
     # 16384 / 8 = 2048 sequence-parallel tokens are all-gathered over the tp x ep = 8 ranks of one HCCS domain
     # (a 8 x 2048 x 4096 x 2 = 134,217,728 B buffer) and the combined outputs reduce-scattered back, one copy per
     # token: ring time (n - 1) / n x S / (196 GB/s x 0.65) + (n - 1) x 2 us, twice per forward (0.65: HCCL on the
-    # HCCS full mesh, limulidae's 8-NPU all-gather 149 / 224 GB/s and all-reduce 72 / 112 GB/s, constants.yaml
-    # ascend-910 coll_eff_fullmesh)
+    # HCCS full mesh, limulidae's 8-NPU all-gather 149 / 224 GB/s and all-reduce 72 / 112 GB/s, carried by the
+    # mesh level: catalog/data/topologies.yaml)
     from trainsim.perf.comm_ep import ep_alltoall_fwd, etp_comm_fwd
 
     _, ctx, p, lk = _mixtral()

@@ -76,7 +76,8 @@ class NetLevel:
     inter-site: None). ``bw``: bytes/s per chip per direction at this level; ``latency_s``: per message hop;
     ``topology``: how the level's chips are wired (:mod:`trainsim.catalog.topology`; a non-blocking switch unless
     the catalog or the run spec says otherwise), which sets the all-to-all and ring bandwidth at scale
-    (:mod:`trainsim.perf.topology`).
+    (:mod:`trainsim.perf.topology`) and, where its kind has one measured, the fraction of line rate collectives
+    reach (:meth:`coll_eff`).
     """
 
     name: str
@@ -84,6 +85,13 @@ class NetLevel:
     bw: float
     latency_s: float
     topology: Topology = SWITCH
+
+    def coll_eff(self, calibrated: float) -> float:
+        """The achievable fraction of line rate on this level: its wiring's measured one
+        (:attr:`Topology.coll_eff`, HCCL on a full mesh 0.65), else ``calibrated`` (the calibration's
+        ``coll_eff`` for the level)."""
+        eff = self.topology.coll_eff
+        return calibrated if eff is None else eff
 
 
 @dataclass(frozen=True)

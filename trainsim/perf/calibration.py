@@ -8,27 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import TrainsimError
 from ..yamlload import load_data, safe_load, sourced_values
-
-
-class CollEff(tuple[float, ...]):
-    """The achievable fraction of line rate per network level (scale-up, scale-out, inter-site), as a tuple, plus
-    ``fullmesh``: the fraction a level wired as a full mesh reaches instead (``None``: the level's own), because
-    the one measurement of a full mesh (HCCL on the Ascend 910B's HCCS, constants.yaml ``coll_eff_fullmesh``)
-    is below the switched figures. :func:`trainsim.perf.collectives` applies it per level."""
-
-    fullmesh: float | None
-
-    def __new__(cls, values: Iterable[float], fullmesh: float | None = None) -> "CollEff":
-        out = super().__new__(cls, (float(v) for v in values))
-        out.fullmesh = fullmesh
-        return out
-
-    def __reduce__(self) -> tuple[type["CollEff"], tuple[tuple[float, ...], float | None]]:
-        return (CollEff, (tuple(self), self.fullmesh))
 
 
 @dataclass(frozen=True)
@@ -63,10 +46,9 @@ class Calib:
     # attention kernels on short blocks: half-saturation key-block length (FlashAttention-2 paper Fig. 4:
     # causal head-dim-128 forward at 512 tokens reaches ~0.6 of its 16K rate)
     attn_block_l0: float = 384.0
-    # network: achievable fraction of line rate per level (scale-up, scale-out, inter-site)
+    # network: achievable fraction of line rate per level (scale-up, scale-out, inter-site); a level whose wiring
+    # has its own measured fraction takes that instead (catalog NetLevel.coll_eff: HCCL on a full mesh)
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
-    # the same on a level wired as a full mesh (0: the level's coll_eff); constants.yaml has the measurement
-    coll_eff_fullmesh: float = 0.0
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)
     tp_overlap: float = 0.0
     tp_overlap_userbuffers: float = 0.75  # with --tp-comm-overlap (constants.yaml has the source)
@@ -88,10 +70,6 @@ class Calib:
     alloc_margin: float = 0.08      # allocator fragmentation as a fraction of the rest
     step_overhead_s: float = 0.0    # per-step fixed cost (data loader, logging)
     moe_layer_host_s: float = 0.0   # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
-
-    def __post_init__(self) -> None:
-        # coll_eff carries the full-mesh fraction with it, so every collective priced with it sees both
-        object.__setattr__(self, "coll_eff", CollEff(self.coll_eff, self.coll_eff_fullmesh or None))
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""

@@ -39,12 +39,11 @@ def exposed(comm: Num, work: Num, f: Num) -> Num:
 
 
 def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
-    """Each level's achievable bandwidth: line rate x its ``eff``; a level wired as a full mesh takes the
-    full-mesh fraction where ``eff`` carries one (perf/calibration.py ``CollEff``: HCCL on the 910B's HCCS mesh
-    reaches 0.64-0.67 of its links at 8 NPUs, constants.yaml ``coll_eff_fullmesh``)."""
-    mesh = getattr(eff, "fullmesh", None)
-    return [lvl.bw * (mesh if mesh and lvl.topology.kind == "fullmesh" else eff[min(i, len(eff) - 1)])
-            for i, lvl in enumerate(system.levels)]
+    """Each level's achievable bandwidth: line rate x its fraction of line rate, the level's own where its wiring
+    has one measured (:meth:`trainsim.catalog.types.NetLevel.coll_eff`: HCCL on the 910B's HCCS full mesh reaches
+    0.64-0.67 of its links at 8 NPUs, catalog/data/topologies.yaml), else ``eff`` for the level (the last entry
+    for any level beyond it)."""
+    return [lvl.bw * lvl.coll_eff(eff[min(i, len(eff) - 1)]) for i, lvl in enumerate(system.levels)]
 
 
 def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
