@@ -107,9 +107,12 @@ def test_stage_uses_the_torch_ring_only_for_that_stack(llama405_shape):
     assert float(lc_r["cp_merge_f"][0]) == 0.0 and float(lc_r["cp_merge_b"][0]) == 0.0
     assert ring["cp_exp_f"][0] == pytest.approx(cp_f[0] - 0.9 * min(cp_f[0], attn[0]) + sync[0])
     assert tor["t_mb"][0] > ring["t_mb"][0]
-    # compiled (torchtitan's per-block torch.compile, fused elementwise kernels): the all-gather waited at once,
-    # nothing of it hidden
-    comp_ctx = replace(torch_ctx, elementwise_kernels="fused")
+    # fused elementwise kernels alone do not trace the ring (the profile's compiled setting does)
+    fused_ctx = replace(torch_ctx, elementwise_kernels="fused")
+    fused = _stage(fused_ctx, p, shared_costs(fused_ctx, p).rows()[0], 1.0, False, tokens)
+    assert fused["cp_exp_f"][0] == pytest.approx(tor["cp_exp_f"][0])
+    # compiled (torchtitan's per-block torch.compile): the all-gather waited at once, nothing of it hidden
+    comp_ctx = replace(fused_ctx, compiled=True)
     lc_c = shared_costs(comp_ctx, p).rows()[0]
     comp = _stage(comp_ctx, p, lc_c, 1.0, False, tokens)
     assert comp["cp_exp_f"][0] == pytest.approx(lc_c["cp"][0] + lc_c["cp_sync"][0] + lc_c["cp_merge_f"][0])
@@ -156,3 +159,35 @@ def test_torch_ring_merge_by_hand(llama405_shape):
     # without repeat_kv (NeMo AutoModel: enable_gqa) the K/V block is 1 head of 16: kv = q / 16
     f2, b2 = torch_ring_merge_bytes(8, q, q, q / 16)
     assert float(f2) == pytest.approx(16 * q / 16 + 139 * q) and float(b2) == pytest.approx(45 * q + 103.5 * q / 16)
+
+
+def test_compiled_is_a_runtime_setting_of_the_stack():
+    """``compiled``: off in torchtitan (``--training.compile`` store_true, config_manager.py at 9dec370) and NeMo
+    AutoModel (``enable_compile: bool = False``, distributed/config.py at 809f1993) unless a run states it; stated
+    alone it brings Inductor's fused elementwise kernels, a stated elementwise_kernels wins."""
+    from trainsim.frameworks import runtime_settings
+    from trainsim.spec import TrainingSpec
+    for fw in ("torchtitan-2024", "other-nemo-automodel", "megatron-bridge-2026"):
+        assert runtime_settings(TrainingSpec(global_batch_seqs=8), fw)["compiled"] is False
+    tt = runtime_settings(TrainingSpec(global_batch_seqs=8), "torchtitan-2024")
+    assert tt["elementwise_kernels"] == "eager"
+    on = runtime_settings(TrainingSpec(global_batch_seqs=8, compiled=True), "torchtitan-2024")
+    assert on["compiled"] is True and on["elementwise_kernels"] == "fused"
+    both = runtime_settings(TrainingSpec(global_batch_seqs=8, compiled=True, elementwise_kernels="eager"),
+                            "torchtitan-2024")
+    assert both["elementwise_kernels"] == "eager"
+    with pytest.raises(Exception, match="compiled"):
+        TrainingSpec(global_batch_seqs=8, compiled="sometimes")
+
+
+def test_compiled_runs_state_it():
+    """The CP runs of the PyTorch stacks: torchtitan's 256K CP 8 row ran with torch.compile (its table header),
+    AutoModel's CP 2 benchmark config sets enable_compile: True; both take the traced ring."""
+    from pathlib import Path
+
+    from trainsim.plan_estimate import context
+    from trainsim.spec import load_run
+    runs = Path(__file__).resolve().parent.parent / "validation" / "runs"
+    for f in ("torchtitan-llama31-h100-405b-512gpu-4d-cp8-256k.yaml", "automodel-llama3-70b-h100-64-bf16-cp2.yaml"):
+        ctx = context(load_run(runs / f))
+        assert ctx.cp_torch_ring and ctx.compiled and ctx.elementwise_kernels == "fused", f

@@ -151,23 +151,32 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
-                    "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed"}
+                    "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
+                    "compiled": False}
 
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
-    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm`` and ``fp8_recipe`` of a run: as its
-    spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's argument default
-    (off, off, all-to-all, none, dropless, off, unfused, Transformer Engine's fused attention: the chip's native
-    flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
-    TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6). Two
-    exceptions: the gradient sync overlaps the backward, the engine's standing assumption (bucketed DDP, as torch
+    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe`` and ``compiled``
+    of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
+    argument default (off, off, all-to-all, none, dropless, off, unfused, Transformer Engine's fused attention: the
+    chip's native flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
+    TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
+    not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
+    Engine / Apex kernels). ``compiled`` (the stack traces its layers with torch.compile) is what decides whether
+    PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
+    ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
+    eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
+    ``elementwise_kernels``. Two exceptions: the gradient sync overlaps the backward, the engine's standing assumption (bucketed DDP, as torch
     DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes set); ``moe_grouped_gemm`` falls back
     to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes
     of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack
     whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024)."""
-    return _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
+    out = _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
+    if getattr(training, "compiled", None) and getattr(training, "elementwise_kernels", None) is None:
+        out["elementwise_kernels"] = "fused"
+    return out
 
 
 

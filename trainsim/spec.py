@@ -99,6 +99,11 @@ class TrainingSpec(BaseModel):
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.
     elementwise_kernels: Literal["fused", "eager"] | None = None
+    # the stack's layers run under torch.compile (torchtitan --training.compile, NeMo AutoModel
+    # distributed.enable_compile): PyTorch's experimental CP ring is then traced and its collectives waited at
+    # once (perf/comm_cp.py torch_ring_exposed); stated true, elementwise_kernels defaults to 'fused'. Unset: the
+    # stack's default (frameworks.runtime_settings; off in every profile).
+    compiled: bool | None = None
     # MoE router replaced by NeMo AutoModel's FakeBalancedGate (backend fake_balanced_gate: true, noise 0): token t
     # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
     # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).

@@ -295,9 +295,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     cp_sync = share * lc["cp_sync"]
     cp_ov = cp_overlap_for(ctx)
     if ctx.cp_torch_ring:   # PyTorch's experimental CP: the first sub-SDPA at most hides the K/V all-gather
-        # traced by torch.compile (the PyTorch stacks' fused elementwise kernels): no overlap (comm_cp.py)
+        # traced where the stack compiles its layers (runtime setting ``compiled``): no overlap (comm_cp.py)
         cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, attn_b, p.cp,
-                                                cp_ov, traced=ctx.elementwise_kernels == "fused")
+                                                cp_ov, traced=ctx.compiled)
         # + its eager fp32 merges between the sub-SDPAs (compute stream, never hidden)
         cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
         cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
