@@ -168,8 +168,9 @@ def runtime_settings(training, fw: str) -> dict:
     PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
-    ``elementwise_kernels``. Two exceptions: the gradient sync overlaps the backward, the engine's standing assumption (bucketed DDP, as torch
-    DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes set); ``moe_grouped_gemm`` falls back
+    ``elementwise_kernels``. Two exceptions: the gradient sync overlaps the backward, the engine's standing
+    assumption (bucketed DDP, as torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes
+    set); ``moe_grouped_gemm`` falls back
     to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes
     of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack
     whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024)."""

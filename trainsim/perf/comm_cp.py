@@ -86,8 +86,9 @@ def torch_ring_exposed(kv: Num, dkv: Num, attn_f: Num, attn_b: Num, cp: Num, f: 
 
     That overlap holds only in eager mode, where ``ft_c.all_gather_tensor`` / ``ft_c.permute_tensor`` return an
     ``AsyncCollectiveTensor`` waited at its first use (``next_buffer``'s ``_maybe_wait``). ``traced``: the ring
-    runs inside a torch.compile graph (the run's ``compiled`` setting, frameworks.runtime_settings) (torchtitan's per-TransformerBlock ``torch.compile(..., fullgraph=True)``,
-    parallelize_llama.py apply_compile at 9dec370, traces the DTensor SDPA dispatch and with it the ring). While
+    runs inside a torch.compile graph (the run's ``compiled`` setting, frameworks.runtime_settings; torchtitan's
+    per-TransformerBlock ``torch.compile(..., fullgraph=True)``, parallelize_llama.py apply_compile at 9dec370,
+    traces the DTensor SDPA dispatch and with it the ring). While
     tracing, ``_maybe_wrap_tensor`` returns ``wait_tensor(...)`` right after the collective ("wait_tensor() op is
     immediately called", pytorch/pytorch torch/distributed/_functional_collectives.py ``_are_we_tracing`` /
     ``_maybe_wrap_tensor``, 2024-2026), and Inductor leaves the wait there unless
