@@ -75,6 +75,12 @@ def simulate_one_step_off(servers: int, max_seqs: int, a_s: float, b_s: float, p
     def submit(t: float) -> None:
         if state["paused"]:
             return
+        idle = [s for s in range(servers) if not busy[s]]
+        _submit(t)
+        for s in idle:          # an idle server starts once every request of this instant has arrived
+            run_server(s, t)
+
+    def _submit(t: float) -> None:
         v = state["version"]
         for target in ([0, 1] if v == 0 else range(v + 2)):
             while submitted.get(target, 0) < prompts and state["inflight"] < prompts:
@@ -91,8 +97,6 @@ def simulate_one_step_off(servers: int, max_seqs: int, a_s: float, b_s: float, p
                     s = state["next_server"] % servers
                     state["next_server"] += 1
                     waiting[s].append((sid, max(int(lengths(rng, i)), 1)))
-                    if not busy[s]:
-                        run_server(s, t)
             if submitted.get(target, 0) < prompts:
                 return
 
