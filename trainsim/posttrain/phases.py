@@ -7,7 +7,9 @@
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
   starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
   runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`), and by the
-  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens); one-step-off, where each step's batch overlaps the next, :func:`overlapped_decode_steps`.
+  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step
+  cost x the longest sample + per-sequence cost x all tokens); one-step-off, where each step's batch overlaps the
+  next, the fixed cost is paid for :func:`overlapped_decode_steps`.
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
@@ -110,8 +112,9 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
     :func:`held_kv_len` per sequence instead of the final length, and one step's batch overlaps the next
-    (:func:`overlapped_decode_steps`); ``tail_factor`` 1 there: partial rollouts, no sample outlasts its step. ``max_seqs``: the server's limit on running
-    sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent: none besides the KV cache."""
+    (:func:`overlapped_decode_steps`); ``tail_factor`` 1 there: partial rollouts, no sample outlasts its step.
+    ``max_seqs``: the server's limit on running sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent:
+    none besides the KV cache."""
     def compute():
         s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
