@@ -22,33 +22,43 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 97.
          "does not scale with the trainer's chips. GB200 sync (108 / 98.7 s) predicted 56 / 53 s: on Grace "
          "(NVLink-C2C) the pageable rate is unmeasured and the link's DMA rate is kept; the published GB200 pair "
          "falls by 9.3 s where the prediction falls by 3.3 s, which would put that path near 10 GB/s (not "
-         "applied: one pair, no source). One-step-off runs (59-64 s, no optimizer move in v0.6.0's "
-         "non-colocated refit) are generation-bound at 34-39 s predicted (generation 19-24 s + refit 15 s, the "
-         "refit checked against NeMo RL's 14.2 s, docs/guides/checkpoint-engine-refit.md), 25 s short on H100 and "
-         "35 s on GB200. Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
+         "applied: one pair, no source). One-step-off: with each period holding the longest sample (NeMo RL "
+         "v0.6.0's collector, phases.overlapped_decode_steps) the H100 runs come within 20% (57.3 / 49.6 s vs "
+         "64.1 / 59.2 s; they were 38.7 / 33.7 s with the tail left out) and GB200 256 is 45.1 s vs 61.7 s "
+         "(-27%; refit 6.2 s + generation 38.8 s, the refit checked against NeMo RL's 14.2 s for the H100 "
+         "layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
          "average steps 5-9, tests/check_metrics.py mean(-6, -1)); the MLA latent KV cache replicated on every "
          "tensor-parallel rank (inference/kv.py), the inter-node all-reduces of TP32 on H100, the 0.6 memory share, "
          "CUDA graphs (captured up to min(2 x max_num_seqs, 512)), the reference swap and parameter offload "
          "(pinned: Megatron-Core _ParamAndGradBuffer.offload_to_cpu, NeMo RL setup_reference_model_state). Not "
          "modelled: the Ray executor NeMo RL uses for TP > 1 turns off vLLM's async scheduling; no V1 figure, and "
          "a fixed per-step cost that would close DeepSeek-V3 breaks Qwen3 (README 'Whole RL steps')")
-_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 280 s vs 231 s "
-               "published (+21%) while the same model's on-policy H100 points are within 10% (+7%, +9%): the "
-               "predicted one-step-off generation alone (275 s, 16 servers x 32 sequences, no length-cap tail) "
-               "exceeds the published step. It was +17% while the serving model hid half of each tensor-parallel "
-               "all-reduce behind compute, which vLLM does not do for MoE models (phases.ROLLOUT_COMM_OVERLAP); "
-               "+32% with TP8's all-reduces as NCCL rings, +21% with vLLM's one-shot / two-shot custom kernel "
-               "(inference/step.py custom_all_reduce_time)")
+_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 324 s vs 231 s "
+               "published (+40%) while the same model's on-policy H100 points are within 10% (+7%, +9%): the "
+               "predicted one-step-off generation alone (319 s: 16 servers x 32 sequences, all of a step's batch "
+               "at once, so each period holds the longest sample's 7,994 decode steps at a = 17.9 ms, 143 s, plus "
+               "b = 1.0 ms per running sequence over 32 x 5,521 tokens, 176 s; phases.overlapped_decode_steps, "
+               "checked against the collector's protocol, scripts/rl_async_protocol.py) exceeds the published "
+               "step; the serving model's per-sequence cost of Qwen3-235B's TP8 decode on H100 is the suspect. It "
+               "was +17% while the serving model hid half of each tensor-parallel all-reduce behind compute, which "
+               "vLLM does not do for MoE models (phases.ROLLOUT_COMM_OVERLAP); +32% with TP8's all-reduces as NCCL "
+               "rings, +21% with vLLM's one-shot / two-shot custom kernel (inference/step.py "
+               "custom_all_reduce_time), both with the length-cap tail left out of one-step-off generation")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio). Qwen3-235B "
               "on-policy on GB200: 64 GPUs publish 286 s and 128 GPUs 345 s (slower with twice the chips); the "
               "128-GPU point was -19% with TP all-reduces as NCCL rings and is -29% with vLLM's custom one-shot "
-              "kernel (inference/step.py custom_all_reduce_time), while the 64-GPU point went from +18% to +6%")
+              "kernel (inference/step.py custom_all_reduce_time), while the 64-GPU point went from +18% to +6%. "
+              "Qwen3-30B one-step-off on 16 GB200 (8 generating): 195 s vs 301 s (-35%), generation-bound with "
+              "each server's queue (6,000 decode steps) longer than its longest sample, where the on-policy run "
+              "on all 16 is 221 s: the published one-step-off step is slower than on-policy on the same GPUs")
 _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, vLLM TP2): the rollout servers run "
                    "at most 128 sequences (NeMo RL's async_engine builds AsyncLLM, whose ENGINE_CONTEXT default "
                    "max_num_seqs is 128), so each of the 8 servers takes its 256 samples in two batches and the "
-                   "predicted generation (224 s) alone exceeds the published step (152 s). The serving model's "
+                   "predicted generation (224 s: the queue's 6,000 decode steps exceed the longest sample's 3,896, "
+                   "so the tail adds nothing, phases.overlapped_decode_steps) alone exceeds the published step "
+                   "(152 s). The serving model's "
                    "Qwen3-30B decode at TP2 would have to be ~1.3x+ faster; the on-policy run hides the same excess "
                    "behind a training side that is short (the task brief cites NeMo RL pull request 3461: 69 s of "
                    "generation in a 182 s step; not re-checked here. The model gives 141 s of generation for the "
@@ -58,10 +68,7 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
     "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3,
     "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3,
-    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3,
-    "nemo-rl-h100-dsv3-512-async.yaml": _DSV3,
     "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
-    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
     "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,

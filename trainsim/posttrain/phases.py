@@ -7,7 +7,9 @@
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
   starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
   runs continuously (one-step-off), at the mean KV a running sequence holds (:func:`held_kv_len`), and by the
-  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step cost x the longest sample + per-sequence cost x all tokens).
+  server's ``max_num_seqs`` (:func:`server_batch`). The time of a wave is :func:`generation_s` (fixed per-step
+  cost x the longest sample + per-sequence cost x all tokens); one-step-off, where each step's batch overlaps the
+  next, the fixed cost is paid for :func:`overlapped_decode_steps`.
 * Teacher scoring (per teacher): one prefill over prompt + response of its share of the samples, computing the
   output head for every token to return the sampled token's log-probability (Thinking Machines' OPD; Qwen3
   strong-to-weak distillation) -- no teacher decoding.
@@ -84,7 +86,7 @@ def _cached(key, fn):
 @dataclass(frozen=True)
 class RolloutTime:
     """Rollout generation on one cluster: prefill and decode seconds, tokens/s per chip of each, the serving
-    plan, batch per chip and time per output token (s)."""
+    plan, batch per chip, time per output token (s) and a rollout server's decode-step cost ``a + b n`` (s)."""
 
     prefill_s: float
     decode_s: float
@@ -93,6 +95,8 @@ class RolloutTime:
     plan: dict
     batch_per_chip: float
     tpot_s: float
+    step_fixed_s: float = 0.0      # a of a decode step's a + b n (:func:`decode_step_cost`)
+    step_per_seq_s: float = 0.0    # b
 
     @property
     def total_s(self) -> float:
@@ -108,8 +112,10 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
     as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
-    :func:`held_kv_len` per sequence instead of the final length. ``max_seqs``: the server's limit on running
-    sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent: none besides the KV cache."""
+    :func:`held_kv_len` per sequence instead of the final length, and one step's batch overlaps the next
+    (:func:`overlapped_decode_steps`); ``tail_factor`` 1 there: partial rollouts, no sample outlasts its step.
+    ``max_seqs``: the server's limit on running sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent:
+    none besides the KV cache."""
     def compute():
         s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
@@ -163,9 +169,11 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
              hbm_fraction, continuous, max_seqs), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
-    decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor)
+    decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor,
+                            overlapped=continuous)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
-    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot)
+    a, b = decode_step_cost(batch, tpot, b0, tpot0)
+    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, a, b)
 
 
 def server_batch(want: float, kv_cap: float, max_seqs: int | None = None) -> float:
@@ -212,7 +220,7 @@ def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float,
     return max(usable_bytes - weights_bytes - buffer_bytes, 0.0) / kv_bytes_per_seq
 
 
-def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len) -> float:
+def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, overlapped: bool = False) -> float:
     """Seconds for one rollout server to generate ``sequences`` samples of mean length ``mean_len`` (longest
     ``max_len``) with continuous batching of up to ``batch`` sequences.
 
@@ -223,12 +231,49 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len) -
     tokens run almost alone (cost ``a`` each). With every sequence in one wave this is ``a max_len + b sequences
     mean_len``: the fixed cost paid for the longest sample, the per-sequence cost for the tokens actually generated
     (Orca, OSDI'22 iteration-level scheduling; vLLM continuous batching).
+
+    ``overlapped``: the time per step of NeMo RL's one-step-off generation, where each step's batch overlaps the
+    previous one's (:func:`overlapped_decode_steps`): the same per-sequence cost for every token, the fixed cost
+    for ``max(sequences x mean_len / batch, max_len)`` decode steps instead of the queue's steps plus the tail.
     """
     n = max(min(float(sequences), float(batch)), 1e-9)
+    a, b = decode_step_cost(batch, tpot_s, batch0, tpot0_s)
+    queue_steps = float(sequences) * mean_len / n
+    if overlapped:
+        steps = overlapped_decode_steps(queue_steps, max_len)
+    else:
+        steps = queue_steps + max(max_len - mean_len, 0.0)
+    return a * steps + b * float(sequences) * mean_len
+
+
+def decode_step_cost(batch, tpot_s, batch0, tpot0_s) -> tuple[float, float]:
+    """``(a, b)`` of a decode step costing ``a + b n`` seconds with ``n`` running sequences, through the server's
+    time per step at ``batch`` and at its smallest batch ``batch0``: ``b = (tpot(batch) - tpot(batch0)) / (batch -
+    batch0)``, ``a = tpot(batch) - b batch`` (:func:`generation_s`). Example: 26.4 ms at 64, 20.1 ms at 1: b = 0.1
+    ms, a = 20 ms."""
     b = (tpot_s - tpot0_s) / (batch - batch0) if batch > batch0 * (1 + 1e-9) else 0.0
-    a = max(tpot_s - b * batch, 0.0)
-    full = float(sequences) * mean_len / n * (a + b * n)
-    return full + a * max(max_len - mean_len, 0.0)
+    return max(tpot_s - b * batch, 0.0), b
+
+
+def overlapped_decode_steps(queue_steps: float, max_len: float) -> float:
+    """Decode steps a rollout server runs per RL step under NeMo RL v0.6.0's one-step-off collector (no partial
+    rollouts): ``max(queue_steps, max_len)``, where ``queue_steps = sequences x mean_len / batch`` are the steps its
+    share of the batch needs at its running limit and ``max_len`` the longest sample.
+
+    ``AsyncTrajectoryCollector`` (``nemo_rl/algorithms/async_utils.py``, tag v0.6.0, commit 5fb58893) keeps at most
+    ``num_prompts_per_step x max_trajectory_age_steps`` prompt groups in flight (``_inflight_sema``: one step's
+    batch at ``max_trajectory_age_steps`` 1), and from weight version v generates only for target v + 1
+    (``_calculate_target_weights``), so the groups of step j + 1 start one by one as those of step j finish, the
+    last of them when step j's last group is done -- which is when step j's training can start
+    (``ReplayBuffer.sample`` returns nothing until every group of its target is in; a group is pushed when all its
+    samples are done). Step j + 1 then waits for that last group, whose longest sample takes ``max_len`` decode
+    steps, so each period holds at least ``max_len`` steps; the server runs all the period's tokens, at most
+    ``batch`` at a time, so at least ``queue_steps``. The earlier groups of step j + 1 run beside step j's last
+    ones, so the tail of one step overlaps the next and only the larger of the two counts (the synchronous queue
+    adds them: :func:`generation_s`). Assumes the last-started groups reach the step's longest sample (the spec's
+    ``tail_factor``). Example: 256 samples of mean 1,000 tokens through a batch of 64, longest 1,500: 4,000 steps
+    (a queue and its tail: 4,500); 64 samples of mean 1,000, longest 3,000: 3,000 steps, as in one wave."""
+    return max(float(queue_steps), float(max_len))
 
 
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,

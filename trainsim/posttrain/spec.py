@@ -47,6 +47,9 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       steps: 150
       mode: async                      # sync (on-policy) | async (one-step off-policy: rollout of step i+1
                                        #   overlaps scoring and training of step i)
+      partial_rollouts: false          # async only: unfinished samples carry over to the next step (slime
+                                       #   --partial-rollout, Kimi k1.5), so no step waits for its longest sample;
+                                       #   false as NeMo RL v0.6.0 (its collector waits for whole prompt groups)
       logprobs: sampled                # what a teacher returns per generated token: sampled (one log-prob),
       topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
@@ -223,6 +226,12 @@ class StepPart(BaseModel):
     tail_factor: FiniteFloat = Field(1.0, ge=1.0, le=100.0)
     steps: PosInt = 1
     mode: Literal["sync", "async"] = "sync"
+    #: async only: samples unfinished when a step's batch is due carry over to the next step (slime's
+    #: ``--partial-rollout``, THUDM/slime ``slime/utils/arguments.py``: unfinished samples are recycled to the data
+    #: buffer; after Kimi k1.5's partial rollouts, arXiv 2501.12599), so the step does not wait for its longest
+    #: sample. False: NeMo RL v0.6.0, whose collector pushes a prompt group only when all its samples are done
+    #: (:func:`.phases.overlapped_decode_steps`).
+    partial_rollouts: bool = False
     logprobs: Literal["sampled", "topk", "full"] = "sampled"
     topk: PosInt = 20
     weight_sync_every: PosInt = 1
@@ -246,6 +255,9 @@ class StepPart(BaseModel):
 
     @model_validator(mode="after")
     def _sizes(self):
+        if self.partial_rollouts and self.mode != "async":
+            raise ValueError("partial_rollouts applies to mode async only (a synchronous step waits for every "
+                             "sample it trains on)")
         if self.prompts * self.samples_per_prompt > MAX_DIM:
             raise ValueError(f"prompts x samples_per_prompt = {self.prompts * self.samples_per_prompt:,} sequences "
                              f"per step; expected at most {MAX_DIM:,}")

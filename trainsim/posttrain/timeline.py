@@ -21,10 +21,13 @@ Composition:
 * ``sync`` (on-policy): the stages run one after another; inside a stage, phases on different clusters or links
   run in parallel and phases on the same cluster or link add up. The rollout stage waits for the longest sample
   (``tail_factor``).
-* ``async`` (one-step off-policy, as slime / AReaL / LongCat DORA): the rollout of step i+1 overlaps scoring and
-  training of step i, so the step time is the busiest resource -- per cluster the chip-seconds of every phase on it
-  divided by its chips, per link direction its transfer time, every single phase -- but at least half the
-  dependency chain (two steps in flight); partial rollouts remove the tail. The first step fills the pipeline.
+* ``async`` (one-step off-policy, as NeMo RL / slime / AReaL / LongCat DORA): the rollout of step i+1 overlaps
+  scoring and training of step i, so the step time is the busiest resource -- per cluster the chip-seconds of every
+  phase on it divided by its chips, per link direction its transfer time, every single phase -- but at least half
+  the dependency chain (two steps in flight). The rollout of each step still runs its longest sample: NeMo RL
+  v0.6.0's collector starts a step's last prompt group when the previous step's last one finishes and the trainer
+  waits for it (:func:`.phases.overlapped_decode_steps`); with partial rollouts (``step.partial_rollouts``) unfinished
+  samples carry over and the tail goes. The first step fills the pipeline.
 """
 from __future__ import annotations
 
@@ -124,7 +127,7 @@ def trainer_time(pt: PostTrain) -> TrainTime:
 
 
 def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
-    """Every phase of one step (``tail``: sync steps wait for the longest rollout)."""
+    """Every phase of one step (``tail``: the rollout waits for the longest sample, :func:`rollout_tail`)."""
     st = pt.step
     a = pt.student_arch
     tc = pt.student.cluster
@@ -172,7 +175,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                               "decode_tokens_per_s_per_chip": r.decode_tokens_per_s_per_chip,
                                               "prefill_tokens_per_s_per_chip": r.prefill_tokens_per_s_per_chip,
                                               "plan": r.plan, "batch_per_chip": r.batch_per_chip,
-                                              "tpot_s": r.tpot_s, "tail_factor": tail_f}))
+                                              "tpot_s": r.tpot_s, "tail_factor": tail_f,
+                                              "step_fixed_s": r.step_fixed_s, "step_per_seq_s": r.step_per_seq_s}))
         if tname is not None:
             src_of_teacher[tname] = cl
         if cl != tc:
@@ -265,13 +269,21 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
     return busy
 
 
+def rollout_tail(pt: PostTrain) -> bool:
+    """Whether a step's rollout runs until its longest sample (``step.tail_factor``): always in sync mode; in async
+    mode unless unfinished samples carry over to the next step (``step.partial_rollouts``). NeMo RL v0.6.0 has no
+    partial rollouts, so its one-step-off generation keeps the tail, overlapped with the next step's batch
+    (:func:`.phases.overlapped_decode_steps`)."""
+    return pt.step.mode == "sync" or not pt.step.partial_rollouts
+
+
 def step_time(pt: PostTrain) -> dict:
     """Step time and its parts for the spec's mode."""
     if pt.step.mode == "sync":
         phs = phases(pt, tail=True)
         t = sync_step(phs, pt)
         return {"step_s": t, "chain_s": t, "fill_s": 0.0, "phases": phs, "bound": "dependency chain (sync)"}
-    phs = phases(pt, tail=False)
+    phs = phases(pt, tail=rollout_tail(pt))
     chain = sync_step(phs, pt)
     busy = resource_busy(phs, pt)
     longest = max(phs, key=lambda p: p.seconds)

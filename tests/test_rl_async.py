@@ -1,0 +1,106 @@
+"""NeMo RL one-step-off generation: each period keeps the longest sample, overlapped with the next step's batch
+(phases.overlapped_decode_steps), checked by hand and against an event-by-event run of the collector's protocol
+(posttrain/protocol.py, NVIDIA-NeMo/RL tag v0.6.0 nemo_rl/algorithms/async_utils.py)."""
+from __future__ import annotations
+
+import pytest
+
+from trainsim.errors import TrainsimError
+from trainsim.posttrain.phases import decode_step_cost, generation_s, overlapped_decode_steps
+from trainsim.posttrain.protocol import simulate_one_step_off, steady_period_s
+from trainsim.posttrain.spec import parse_posttrain
+from trainsim.posttrain.timeline import evaluate, rollout_tail
+
+
+def test_decode_step_cost_by_hand():
+    # 26.4 ms per step at 64 sequences, 20.1 ms at 1: b = 6.3 ms / 63 = 0.1 ms, a = 26.4 - 6.4 = 20 ms
+    a, b = decode_step_cost(64, 0.0264, 1, 0.0201)
+    assert a == pytest.approx(0.020, rel=1e-12) and b == pytest.approx(0.0001, rel=1e-12)
+    assert decode_step_cost(1, 0.03, 1, 0.03) == (0.03, 0.0)      # one batch size only: all fixed cost
+
+
+def test_overlapped_decode_steps_by_hand():
+    # the queue's steps or the longest sample, whichever is larger
+    assert overlapped_decode_steps(4000.0, 1500.0) == 4000.0
+    assert overlapped_decode_steps(1000.0, 3000.0) == 3000.0
+
+
+def test_overlapped_generation_by_hand():
+    # a = 20 ms, b = 0.1 ms (tpot 26.4 ms at 64, 20.1 ms at 1)
+    args = (0.0264, 1, 0.0201)
+    # 256 samples of mean 1,000 through a batch of 64, longest 1,500: max(4,000, 1,500) steps x 20 ms + 0.1 ms x
+    # 256,000 tokens = 80 + 25.6 = 105.6 s; a synchronous queue runs 4,000 + 500 steps: 115.6 s
+    assert generation_s(256, 64, args[0], args[1], args[2], 1000, 1500, overlapped=True) == pytest.approx(105.6)
+    assert generation_s(256, 64, args[0], args[1], args[2], 1000, 1500) == pytest.approx(115.6)
+    # 128 samples, longest 3,000: max(2,000, 3,000) = 3,000 steps: 60 + 12.8 = 72.8 s (synchronous: 4,000 steps,
+    # 92.8 s)
+    assert generation_s(128, 64, args[0], args[1], args[2], 1000, 3000, overlapped=True) == pytest.approx(72.8)
+    assert generation_s(128, 64, args[0], args[1], args[2], 1000, 3000) == pytest.approx(92.8)
+    # 64 samples in one batch, longest 3,000: as one wave, 3,000 x 20 ms + 0.1 ms x 64,000 = 66.4 s either way
+    assert generation_s(64, 64, args[0], args[1], args[2], 1000, 3000, overlapped=True) == pytest.approx(66.4)
+    assert generation_s(64, 64, args[0], args[1], args[2], 1000, 3000) == pytest.approx(66.4)
+
+
+def test_protocol_by_hand():
+    # 1 server, 2 slots, 1 prompt of 2 samples (3 and 1 tokens), a = 1 s, b = 0.5 s: the semaphore holds one
+    # group, so each step's group runs alone: 2 s (2 running) + 2 x 1.5 s = 5 s = a x 3 + b x 4 tokens
+    starts = simulate_one_step_off(1, 2, 1.0, 0.5, 1, 2, lambda r, i: [3, 1][i], 0.0, 0.0, steps=6)
+    assert starts == pytest.approx([5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+
+
+LENGTHS = [300, 300, 100, 100]      # per group: two samples at the cap, two short; mean 200, longest 300
+
+
+@pytest.mark.parametrize("slots", [8, 7, 6, 4, 3, 2, 1])
+def test_protocol_matches_the_closed_form(slots):
+    # 2 servers, 4 prompts of 4 samples: 8 samples per server (round-robin per sample), a = 10 ms, b = 1 ms,
+    # training 1 s, refit 0.1 s (the servers stall through it). Generation-bound: each period is the refit plus
+    # a x max(8 x 200 / slots, 300) + b x 1,600 tokens, e.g. 8 slots 0.1 + 3 + 1.6 = 4.7 s (the tail-free busy
+    # time would be 0.1 + 2 + 1.6 = 3.7 s), 2 slots 0.1 + 8 + 1.6 = 9.7 s.
+    starts = simulate_one_step_off(2, slots, 0.010, 0.001, 4, 4, lambda r, i: LENGTHS[i], 1.0, 0.1, steps=12)
+    closed = 0.1 + generation_s(8, min(slots, 8), 0.010 + 0.001 * min(slots, 8), 1, 0.011, 200, 300,
+                                overlapped=True)
+    assert closed == pytest.approx(0.1 + 0.010 * max(1600 / slots, 300) + 1.6)
+    assert steady_period_s(starts) == pytest.approx(closed, rel=0.01)
+
+
+def test_protocol_trainer_bound():
+    # 10 s of training + 0.1 s refit against 4.7 s of generation: the trainer sets the period
+    starts = simulate_one_step_off(2, 8, 0.010, 0.001, 4, 4, lambda r, i: LENGTHS[i], 10.0, 0.1, steps=8)
+    assert steady_period_s(starts) == pytest.approx(10.1, rel=1e-9)
+
+
+def test_protocol_needs_enough_steps():
+    with pytest.raises(ValueError, match="step starts"):
+        steady_period_s([0.0, 1.0])
+
+
+SMALL = dict(name="small", layers=8, hidden=1024, heads=16, kv_heads=4, ffn=4096, ffn_act="swiglu", vocab=32000)
+
+
+def _doc(**step) -> dict:
+    return {"name": "rl", "kind": "rl", "clusters": {"main": {"system": "hgx-h800", "chips": 16}},
+            "student": {"model": SMALL, "cluster": "main", "rollout_chips": 8, "rollout_tp": 1},
+            "step": {"prompts": 16, "samples_per_prompt": 4, "prompt_len": 256, "rollout_len": 1024,
+                     "tail_factor": 2.0, "mode": "async", **step}}
+
+
+def test_async_rollout_keeps_the_tail_unless_partial_rollouts():
+    def rollout(res):
+        (r,) = [p for p in res["phases"] if p["stage"] == "rollout"]
+        return r
+
+    keep = evaluate(parse_posttrain(_doc()))
+    part = evaluate(parse_posttrain(_doc(partial_rollouts=True)))
+    rk, rp = rollout(keep), rollout(part)
+    assert rk["detail"]["tail_factor"] == 2.0 and rp["detail"]["tail_factor"] == 1.0
+    # 8 servers x 8 samples in one batch: with the tail, a x 2,048 steps; without, a x 1,024 (same b x tokens)
+    a = rk["detail"]["step_fixed_s"]
+    assert rk["detail"]["decode_s"] - rp["detail"]["decode_s"] == pytest.approx(a * 1024, rel=1e-9)
+    assert rollout_tail(parse_posttrain(_doc())) and not rollout_tail(parse_posttrain(_doc(partial_rollouts=True)))
+    assert rollout_tail(parse_posttrain(_doc(mode="sync")))
+
+
+def test_partial_rollouts_only_async():
+    with pytest.raises(TrainsimError, match="partial_rollouts applies to mode async only"):
+        parse_posttrain(_doc(mode="sync", partial_rollouts=True))
