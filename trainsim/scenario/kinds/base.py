@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ...errors import TrainsimError
 from ...model.counts import count
-from ...perf.calibration import validation_error
+from ...perf.calibration import _data_doc, validation_error
 from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
 from ..economics import economics
@@ -96,10 +96,41 @@ def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=No
     return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")))
 
 
+def _measured_families() -> dict[str, dict]:
+    """The chip families with their own leave-one-out figure in calibration.yaml (``accuracy.by_family``)."""
+    acc = _data_doc("calibration.yaml").get("accuracy") or {}
+    return dict(acc.get("by_family") or {})
+
+
+def unmeasured_error(family: str) -> dict | None:
+    """The validation figure a scenario shows for a chip family with no run in the validation set (an unshipped
+    chip such as the Ascend 950DT): not the all-runs median, which would lend it the accuracy of 123 runs on other
+    chips, but the least accurate of the measured families of the same vendor (the id's prefix, e.g. ``ascend``:
+    the same compiler stack and framework, CANN / MindSpeed), else the least accurate measured family, marked
+    ``runs: 0`` with its basis. The chip's own error is unmeasured and no smaller than that on a chip it
+    succeeds; the figure is a floor, not a bound."""
+    fams = _measured_families()
+    if not fams:
+        return None
+    vendor = family.split("-")[0]
+    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
+    near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
+    v = same[near]
+    return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
+            "bias": v.get("bias"),
+            "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
+                      f"the {v.get('runs')} {near} calibration runs ("
+                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
+                      + "), a floor rather than a bound")}
+
+
 def _validation(families) -> dict:
+    """The held-out error each chip family of a scenario answer carries: its own leave-one-out figure, or for a
+    family without runs :func:`unmeasured_error`."""
     out = {}
+    measured = _measured_families()
     for fam in dict.fromkeys(families):
-        v = validation_error(fam)
+        v = validation_error(fam) if fam in measured else unmeasured_error(fam)
         out[fam] = v if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
     return out
 

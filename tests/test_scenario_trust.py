@@ -1,0 +1,122 @@
+"""How far a seed scenario's answer can be trusted, read as a sceptical analyst would: the validation error it
+quotes is the one that applies to its chips (an unshipped chip does not borrow other chips' accuracy), S9
+compares the H800 with itself (only the link changed) on the plan DeepSeek published, and the scenario cache
+tells apart runs that differ only in their optimizer. Figures are from the sources named in each test."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainsim.catalog.resolve import resolve_system
+from trainsim.errors import TrainsimError
+from trainsim.scenario.common import make_run, run_key
+from trainsim.scenario.kinds.base import _validation
+from trainsim.scenario.run import run_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SCEN = ROOT / "scenarios"
+CALIBRATION = ROOT / "trainsim" / "perf" / "data" / "calibration.yaml"
+
+
+def _accuracy() -> dict:
+    return yaml.safe_load(CALIBRATION.read_text())["accuracy"]
+
+
+# ---------------------------------------------------------------- validation error of an unshipped chip
+
+
+def test_no_ascend_950_run_is_in_the_validation_set():
+    # the premise of the next test: the Ascend 950DT is announced for Q4 2026, no training run is published
+    texts = [p.read_text() for p in (ROOT / "validation" / "runs").glob("*.yaml")]
+    assert texts and not any("ascend-950" in t for t in texts)
+
+
+def test_unshipped_chip_does_not_borrow_the_all_runs_error():
+    """S5 and S6 run on the Ascend 950DT, which no validation run covers: the answer must not quote the median of
+    the 123 runs on other chips (5.0%), which is tighter than the measured error of the only Ascend family
+    (ascend-910, 7 runs)."""
+    acc = _accuracy()
+    v = _validation(["ascend-950"])["ascend-950"]
+    a910 = acc["by_family"]["ascend-910"]
+    assert v["runs"] == 0
+    assert "unmeasured" in v["basis"] and "ascend-910" in v["basis"]
+    assert v["median_abs_error"] >= a910["median_abs_error"]
+    assert v["max_abs_error"] >= a910["max_abs_error"]
+    # the all-runs figure is tighter than the Ascend family's: borrowing it would understate the error
+    assert acc["overall"]["median_abs_error"] < a910["median_abs_error"]
+
+
+def test_measured_family_keeps_its_own_error():
+    acc = _accuracy()
+    v = _validation(["nvidia-hopper"])["nvidia-hopper"]
+    assert v["runs"] == acc["by_family"]["nvidia-hopper"]["runs"]
+    assert v["median_abs_error"] == acc["by_family"]["nvidia-hopper"]["median_abs_error"]
+
+
+def test_family_of_an_unknown_vendor_takes_the_least_accurate_measured_family():
+    acc = _accuracy()["by_family"]
+    worst = max(acc.values(), key=lambda f: f["median_abs_error"])
+    v = _validation(["acme-1"])["acme-1"]
+    assert v["runs"] == 0 and v["median_abs_error"] == worst["median_abs_error"]
+
+
+# ---------------------------------------------------------------- S9: the cut alone, on a good plan
+
+
+def test_s9_reference_is_the_h800_with_full_nvlink():
+    """The H800 is an H100 with NVLink cut from 900 to 400 GB/s bidirectional (DeepSeek, arXiv 2505.09343; NVIDIA
+    H100 page: 900 GB/s). The reference must be the same chip with 450 GB/s per direction, so that S9 measures the
+    cut and not the H100's separately fitted GEMM efficiency."""
+    d = yaml.safe_load((SCEN / "S9.yaml").read_text())
+    slow, fast = resolve_system(d["restricted"], SCEN), resolve_system(d["reference"], SCEN)
+    assert fast.chip.id == slow.chip.id == "nvidia-h800-sxm5"
+    assert slow.levels[0].bw == pytest.approx(400e9 / 2)
+    assert fast.levels[0].bw == pytest.approx(900e9 / 2)
+    assert fast.levels[0].size == slow.levels[0].size == 8
+    assert fast.levels[1].bw == slow.levels[1].bw == pytest.approx(400e9 / 8)   # 400 Gb/s InfiniBand per GPU
+
+
+@pytest.fixture(scope="module")
+def s9():
+    return run_file(SCEN / "S9.yaml")
+
+
+def test_s9_h800_days_near_the_published_run(s9):
+    """DeepSeek-V3 (arXiv 2412.19437, Table 1): 2,664K H800 GPU-hours of pre-training on 2,048 GPUs, i.e.
+    2.664e6 / 2048 / 24 = 54.2 days (failures and the batch ramp included). S9's 'good plan' on the H800 must come
+    close to what DeepSeek achieved; the plan search alone gave 103.5 days (1.9x)."""
+    published_days = 2.664e6 / 2048 / 24
+    assert published_days == pytest.approx(54.2, abs=0.05)
+    moe = s9["numbers"]["runs"]["moe"]
+    assert moe["days_restricted"] == pytest.approx(published_days, rel=0.15)
+    assert moe["plan_origin"]["restricted"] in ("published", "searched")
+    # the published plan is in the answer's inputs with its source
+    keys = {a["key"]: a for a in s9["assumptions"]}
+    assert keys["published_plan"]["value"]["pp"] == 16 and keys["published_plan"]["value"]["ep"] == 64
+    assert "2412.19437" in keys["published_plan"]["source"]
+    assert keys["framework"]["value"] == "deepseek-hai-llm"
+
+
+def test_s9_chips_are_the_same_on_both_sides(s9):
+    assert s9["numbers"]["chip"] == {"restricted": "nvidia-h800-sxm5", "reference": "nvidia-h800-sxm5"}
+    assert s9["numbers"]["scale_up_gb_s"] == {"restricted": pytest.approx(200.0), "reference": pytest.approx(450.0)}
+
+
+def test_bad_published_plan_key_is_one_line_naming_the_field():
+    with pytest.raises(TrainsimError) as e:
+        make_run("deepseek-v3", "hgx-h800", 2048, {"tokens": 14.8e12, "seq_len": 4096, "global_batch_seqs": 15360,
+                                                    "precision": "fp8"}, plan={"pipline": 16})
+    assert "pipline" in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- the scenario cache and the optimizer
+
+
+def test_runs_differing_only_in_optimizer_have_different_cache_keys():
+    tr = {"tokens": 1e12, "seq_len": 4096, "global_batch_seqs": 1024, "precision": "bf16"}
+    a = make_run("llama-3.1-8b", "dgx-h100", 64, tr)
+    b = make_run("llama-3.1-8b", "dgx-h100", 64, tr, optimizer={"moments": "bf16"})
+    assert a.optimizer != b.optimizer
+    assert run_key(a, None) != run_key(b, None)
