@@ -184,3 +184,45 @@ def test_calibrate_inference_writes_the_accuracy_block_once(tmp_path, monkeypatc
     assert text.count("\naccuracy:") == 1 and text.count("\nvendor_eff:") == 1
     assert doc["vendor_eff"]["ascend"] == {"mem_eff": 0.4, "gemm_eff": 0.65}
     assert doc["constants"]    # the rest of the file survives
+
+
+# ---------------------------------------------------------------- economics: the rental markup is its derivation
+
+
+def test_rental_markup_is_its_stated_derivation():
+    """assumptions.yaml derives the markup as the H100's market rental over a DGX H100's hourly cost recovery:
+    $2.5/h / ($33,625 / (5 x 8,766 h) + 1.275 kW x 1.2 x $0.08/kWh) = 2.5 / 0.889 = 2.8 (hand derivation from the
+    sourced inputs: DGX H100 $269k / 8 and 10.2 kW / 8 in systems.yaml, the H100 rental, life, PUE and $/kWh in
+    assumptions.yaml). The value used must be that figure, not a rounder one below it."""
+    a = yaml.safe_load((ROOT / "trainsim" / "scenario" / "data" / "assumptions.yaml").read_text())["assumptions"]
+    price_per_gpu = 269_000 / 8
+    power_kw = 10.2 / 8
+    hourly = price_per_gpu / (a["life_years"]["value"] * 365.25 * 24) \
+        + power_kw * a["pue"]["value"] * a["electricity_usd_per_kwh"]["value"]
+    assert hourly == pytest.approx(0.889, abs=0.002)
+    derived = a["rental_usd_per_chip_hour"]["value"]["nvidia-h100-sxm5"] / hourly
+    assert a["rental_markup"]["value"] == pytest.approx(derived, abs=0.05)
+    assert a["rental_markup"]["low"] <= a["rental_markup"]["value"] <= a["rental_markup"]["high"]
+
+
+# ---------------------------------------------------------------- S3: the capex figures against the catalog
+
+
+def test_s3_checks_the_capex_figures_against_the_catalog():
+    """The catalog holds sourced Chinese capex figures (hardware.yaml production_and_fleet.chinese_ai_capex:
+    ByteDance's 2026 RMB 160B, Morgan Stanley's > $70B for 2025) and none for Meituan: S3 must say so rather than
+    'not checked (no source in the catalog)'. Its deciding assumption states the pod price's range from
+    ranges.yaml (CloudMatrix 384 price per chip $10,677-32,031 around $21,354: +-50%)."""
+    hw = yaml.safe_load((ROOT / "trainsim" / "catalog" / "data" / "hardware.yaml").read_text())
+    capex = hw["production_and_fleet"]["chinese_ai_capex"]
+    bytedance = next(c for c in capex if c["item"].startswith("ByteDance"))
+    assert "RMB 160B" in bytedance["value"] and bytedance["source"] == ["capex-2025"]
+    r = run_file(SCEN / "S3.yaml")
+    assert "no source in the catalog" not in r["details"]
+    assert "RMB 160B" in r["details"] and "> $70B" in r["details"]
+    assert "Meituan 2026 AI capex ~$2.2B: no source found" in r["details"]
+    rng = yaml.safe_load((ROOT / "trainsim" / "catalog" / "data" / "ranges.yaml").read_text())
+    p = rng["systems"]["cloudmatrix-384"]["price_per_chip_usd"]
+    assert p["high"] / p["nominal"] - 1 == pytest.approx(0.5, abs=1e-3)
+    assert r["deciding_assumption"] == "the pod price ($8.2M, +-50% over its catalog range)"
+    assert any(a["key"].startswith("capex_check.") and "capex-2025" in a["source"] for a in r["assumptions"])
