@@ -226,3 +226,30 @@ def test_s3_checks_the_capex_figures_against_the_catalog():
     assert p["high"] / p["nominal"] - 1 == pytest.approx(0.5, abs=1e-3)
     assert r["deciding_assumption"] == "the pod price ($8.2M, +-50% over its catalog range)"
     assert any(a["key"].startswith("capex_check.") and "capex-2025" in a["source"] for a in r["assumptions"])
+
+
+# ---------------------------------------------------------------- what the validation runs cover
+
+
+def test_scale_note_flags_chips_and_scales_outside_the_validation_set():
+    """The Ascend family's leave-one-out figure comes from MindSpeed runs on 8-64 Ascend 910B2 (Atlas 800T A2
+    servers; read here from the run files themselves), while S2 runs 24,960 Ascend 910C on 65 CloudMatrix 384
+    pods: the answer must say that its trust figure was measured on another chip at up to 64 chips, 390x smaller."""
+    from trainsim.catalog.load import get_system
+
+    ascend = [yaml.safe_load(p.read_text()) for p in (ROOT / "validation" / "runs").glob("*.yaml")
+              if "ascend" in p.read_text()]
+    max_chips = max(int(d["chips"]) for d in ascend)
+    assert max_chips == 64
+    v = _validation([(get_system("cloudmatrix-384"), 65 * 384)])["ascend-910"]
+    assert "ascend-910c not in the validation set" in v["extrapolation"]
+    assert f"{65 * 384 / max_chips:,.0f}x the largest validated run" in v["extrapolation"]   # 390x
+    assert "at up to 64 chips" in v["validated_on"]
+    # a scenario within the covered chips and scale has no extrapolation note
+    h = _validation([(get_system("hgx-h800"), 2048)])["nvidia-hopper"]
+    assert "extrapolation" not in h and "nvidia-h800-sxm5" in h["validated_on"]
+
+
+def test_s2_answer_carries_the_scale_note():
+    r = run_file(SCEN / "S2.yaml")
+    assert "390x the largest validated run" in r["validation_error"]["ascend-910"]["extrapolation"]

@@ -135,7 +135,7 @@ def _model_assumptions() -> list[dict]:
     return out
 
 
-def _inference_validation(chip_families=()) -> dict:
+def _inference_validation(chip_families=()) -> dict:   # family names or (system, chips) pairs
     """The held-out errors S7's answer rests on: the serving model's leave-one-out error (rollouts, teacher
     scoring), the whole RL step check against published step times (validation/rl/, nothing fitted to it) and the
     training model's error on the clusters' chip family (the student's and teachers' updates)."""
@@ -313,7 +313,7 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
             big = by_student[-1]
             head += (f" A {big['total_params'] / 1e12:.1f}T student is {big['multi_over_summed'] - 1:+.0%} and needs "
                      f"{big['wan_needed']}.")
-    ve = _inference_validation([case.system.chip.family])
+    ve = _inference_validation([(case.system, case.chips_per_cluster * case.domains)])
     rl = ve.get("rl_whole_step") or {}
     if rl.get("median_abs_error") is not None:   # how far the hours can be trusted
         inf_med = ve["inference_model"].get("median_abs_error")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -124,14 +125,70 @@ def unmeasured_error(family: str) -> dict | None:
                       + "), a floor rather than a bound")}
 
 
-def _validation(families) -> dict:
+@lru_cache(maxsize=1)
+def validation_coverage() -> dict[str, dict]:
+    """What the validation runs (validation/runs/*.yaml) cover per chip family: run count, the chip ids and the
+    largest chip count; empty where the folder is absent (an installed package)."""
+    from ...spec import load_run
+
+    folder = Path(__file__).resolve().parents[3] / "validation" / "runs"
+    out: dict[str, dict] = {}
+    for p in sorted(folder.glob("*.yaml")):
+        try:
+            r = load_run(p)
+        except TrainsimError:
+            continue
+        c = out.setdefault(r.system.chip.family, {"runs": 0, "chip_ids": set(), "max_chips": 0})
+        c["runs"] += 1
+        c["chip_ids"].add(r.system.chip.id)
+        c["max_chips"] = max(c["max_chips"], int(r.chips))
+    return out
+
+
+def _scale_note(fam: str, chip_ids: set, chips: int) -> dict:
+    """How far a scenario's runs of family ``fam`` (``chip_ids`` at up to ``chips``) lie from what the family's
+    validation runs cover: the trust figure says nothing about chips or scales it was never measured on."""
+    cov = validation_coverage().get(fam)
+    if not cov:
+        return {"scenario_runs": f"{', '.join(sorted(chip_ids))} at up to {chips:,} chips",
+                "extrapolation": "no validation run of this family"}
+    out = {"validated_on": f"{cov['runs']} run files of {', '.join(sorted(cov['chip_ids']))} at up to "
+                           f"{cov['max_chips']:,} chips",
+           "scenario_runs": f"{', '.join(sorted(chip_ids))} at up to {chips:,} chips"}
+    gaps = []
+    new_chips = sorted(chip_ids - cov["chip_ids"])
+    if new_chips:
+        gaps.append(f"{', '.join(new_chips)} not in the validation set")
+    if chips > cov["max_chips"]:
+        gaps.append(f"{chips / cov['max_chips']:,.0f}x the largest validated run")
+    if gaps:
+        out["extrapolation"] = "; ".join(gaps)
+    return out
+
+
+def _validation(items) -> dict:
     """The held-out error each chip family of a scenario answer carries: its own leave-one-out figure, or for a
-    family without runs :func:`unmeasured_error`."""
-    out = {}
+    family without runs :func:`unmeasured_error`. ``items`` are family names, or runs / (system, chips) pairs,
+    whose chips and scale are then set against what the family's validation runs cover (:func:`_scale_note`)."""
+    out: dict = {}
+    scale: dict[str, tuple[set, int]] = {}
+    for it in items:
+        if isinstance(it, str):
+            fam = it
+        else:
+            sys_, n = (it.system, it.chips) if hasattr(it, "system") else it
+            fam = sys_.chip.family
+            ids, mx = scale.setdefault(fam, (set(), 0))
+            ids.add(sys_.chip.id)
+            scale[fam] = (ids, max(mx, int(n)))
+        out.setdefault(fam, None)
     measured = _measured_families()
-    for fam in dict.fromkeys(families):
+    for fam in out:
         v = validation_error(fam) if fam in measured else unmeasured_error(fam)
-        out[fam] = v if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
+        v = dict(v) if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
+        if fam in scale:
+            v.update(_scale_note(fam, *scale[fam]))
+        out[fam] = v
     return out
 
 

@@ -62,7 +62,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                             "threshold_tb_s": th.get("value"), "chip_value_tb_s": th["nominal"],
                             "threshold_over_chip_value": th.get("factor"), "days_at_chip_value": th["nominal_days"],
                             "days_at_threshold": th.get("days_at_threshold"), "message": th["message"]}
-    ve = _validation([run.system.chip.family])
+    ve = _validation([run])
     if inp.inference:
         numbers["inference_decode"] = _decode_rows(job, run, inp, a, base_dir)
         # the decode rows rest on the serving model: its held-out error, not the training model's

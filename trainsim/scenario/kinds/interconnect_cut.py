@@ -96,7 +96,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                       + ([_input("framework", inp.framework, inp.framework_source)] if inp.framework else [])
                       + ([_input("published_plan", inp.published_plan, inp.published_plan_source)]
                          if inp.published_plan else []) + a.report(),
-                      validation_error=_validation([moe_run.system.chip.family]),
+                      validation_error=_validation([moe_run]),
                       facts={"total": float(c.total_params), "active": float(c.active_params)})
 
 

@@ -34,7 +34,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     row = _run_row(run, a, with_ranges=False)
     if not row.get("fits"):
         return KindResult(numbers={}, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation([run.system.chip.family]),
+                          validation_error=_validation([run]),
                           facts={"fail": f"the job does not fit: {row.get('message')}"})
     eco = row["_eco"]
     claimed = inp.claimed or {}
@@ -64,7 +64,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
                         precision=entry.get("precision"))
         crow = _run_row(crun, a, with_ranges=False)
-        families.append(crun.system.chip.family)
+        families.append(crun)
         if not crow.get("fits"):
             comp.append({"system": crow["system"], "fits": False, "message": crow.get("message")})
             continue
@@ -85,7 +85,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         + [_input(f"capex_check.{c.get('figure', i)}", c.get("finding", ""), c.get("source", "scenario file"))
            for i, c in enumerate(inp.capex_check)]
         + a.report(),
-        validation_error=_validation([run.system.chip.family] + families),
+        validation_error=_validation([run] + families),
         facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "capex_check": inp.capex_check,
                "price_source": src.note if src else "catalog",
                "deciding": f"the pod price (${pod_price / 1e6:.1f}M, "
