@@ -119,7 +119,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
                      f"{d['tokens'] / 1e12:.1f}T tokens): {d['slowdown_pct']:+.1f}%")
     pr, pf = mo["plan_restricted"], mo["plan_reference"]
     og = mo.get("plan_origin") or {}
-    tag = lambda k: " (the published plan)" if og.get(k) == "published" else ""  # noqa: E731
+    tag = lambda k: " as published" if og.get(k) == "published" else ""  # noqa: E731
     text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']}{tag('restricted')} "
              f"(tensor-parallel traffic {mo['tp_comm_share_restricted']:.0%} and expert all-to-all "
              f"{mo['ep_share_restricted']:.0%} of the step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']}"
