@@ -253,3 +253,16 @@ def test_scale_note_flags_chips_and_scales_outside_the_validation_set():
 def test_s2_answer_carries_the_scale_note():
     r = run_file(SCEN / "S2.yaml")
     assert "390x the largest validated run" in r["validation_error"]["ascend-910"]["extrapolation"]
+
+
+def test_scenario_report_page_shows_the_extrapolation():
+    from trainsim.report.scenario_report import build_scenario_report
+
+    r = {"id": "X", "kind": "pretrain-feasibility", "claim": "c", "verdict": "supported: yes",
+         "verdict_class": "supported", "numbers": {"days": 1.0}, "assumptions": [],
+         "validation_error": {"ascend-910": {"runs": 7, "median_abs_error": 0.09, "max_abs_error": 0.4, "bias": 0.05,
+                                            "basis": "b", "validated_on": "7 run files of ascend-910b2 at up to 64 chips",
+                                            "scenario_runs": "ascend-910c at up to 24,960 chips",
+                                            "extrapolation": "390x the largest validated run"}}}
+    html = build_scenario_report(r, doc={}).html
+    assert "extrapolation: 390x the largest validated run" in html and "at up to 64 chips" in html
