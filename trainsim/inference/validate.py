@@ -10,6 +10,7 @@ from pathlib import Path
 from statistics import median
 
 from ..errors import TrainsimError
+from .calib import held_out_accuracy
 from .serve import infer
 from .spec import load_serving
 
@@ -122,8 +123,6 @@ def held_out_summary() -> dict | None:
     """The serving model's held-out error as an answer quotes it: points, median and maximum absolute error and
     mean signed error, leave-one-out (each point predicted from constants fitted without it; inference.yaml
     ``accuracy``, written by scripts/calibrate_inference.py), with its basis; None where none is recorded."""
-    from .calib import held_out_accuracy
-
     acc = held_out_accuracy()
     if not acc or "loo_median_abs" not in acc:
         return None

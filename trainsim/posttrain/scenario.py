@@ -33,6 +33,8 @@ from .spec import StepPart
 from ..inference.calib import constant_sources
 from .timeline import LOGPROB_BYTES, ID_BYTES
 from ..inference.validate import held_out_summary
+from ..scenario.kinds.base import _validation
+from .validate import error_table as rl_errors, summary as rl_summary
 from .multicluster import _bisect
 
 _STEP_KEYS = set(StepPart.model_fields)
@@ -139,9 +141,6 @@ def _inference_validation(chip_families=()) -> dict:   # family names or (system
     """The held-out errors S7's answer rests on: the serving model's leave-one-out error (rollouts, teacher
     scoring), the whole RL step check against published step times (validation/rl/, nothing fitted to it) and the
     training model's error on the clusters' chip family (the student's and teachers' updates)."""
-    from ..scenario.kinds.base import _validation
-    from .validate import error_table as rl_errors, summary as rl_summary
-
     out: dict[str, Any] = {"inference_model": held_out_summary()
                            or {"note": "no leave-one-out figure in inference.yaml (run scripts/calibrate_inference.py)"}}
     try:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ...errors import TrainsimError
 from ...model.counts import count
+from ...spec import load_run
 from ...perf.calibration import _data_doc, validation_error
 from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
@@ -129,8 +130,6 @@ def unmeasured_error(family: str) -> dict | None:
 def validation_coverage() -> dict[str, dict]:
     """What the validation runs (validation/runs/*.yaml) cover per chip family: run count, the chip ids and the
     largest chip count; empty where the folder is absent (an installed package)."""
-    from ...spec import load_run
-
     folder = Path(__file__).resolve().parents[3] / "validation" / "runs"
     out: dict[str, dict] = {}
     for p in sorted(folder.glob("*.yaml")):
