@@ -266,3 +266,11 @@ def test_scenario_report_page_shows_the_extrapolation():
                                             "extrapolation": "390x the largest validated run"}}}
     html = build_scenario_report(r, doc={}).html
     assert "extrapolation: 390x the largest validated run" in html and "at up to 64 chips" in html
+
+
+def test_spread_of_a_range_around_its_nominal():
+    from trainsim.scenario.kinds.run_cost import _spread
+
+    assert _spread({"low": 266.5, "nominal": 533.0, "high": 799.5}) == "+-50%"     # the CM384 price's +-50%
+    assert _spread({"low": 60.0, "nominal": 100.0, "high": 160.0}) == "-40%/+60%"
+    assert _spread({"low": None, "nominal": 100.0, "high": 160.0}) == "no range"

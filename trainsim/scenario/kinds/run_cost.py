@@ -109,7 +109,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
     text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
             f"(claim ${res.facts['claimed_cluster_usd'] / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
-            f"{cluster['high'] / 1e6:.0f}M from the price's +-50%). The S2 job runs "
+            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job runs "
             f"{n['effective_days']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
             f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
             f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
