@@ -274,3 +274,13 @@ def test_spread_of_a_range_around_its_nominal():
     assert _spread({"low": 266.5, "nominal": 533.0, "high": 799.5}) == "+-50%"     # the CM384 price's +-50%
     assert _spread({"low": 60.0, "nominal": 100.0, "high": 160.0}) == "-40%/+60%"
     assert _spread({"low": None, "nominal": 100.0, "high": 160.0}) == "no range"
+
+
+def test_scale_note_is_silent_without_a_validation_folder(monkeypatch):
+    from trainsim.catalog.load import get_system
+    from trainsim.scenario.kinds import base
+
+    monkeypatch.setattr(base, "validation_coverage", lambda: {})
+    v = base._validation([(get_system("cloudmatrix-384"), 24960)])["ascend-910"]
+    assert "extrapolation" not in v and "validated_on" not in v
+    assert v["runs"] > 0 and "leave-one-out on ascend-910" in v["basis"]

@@ -147,7 +147,10 @@ def validation_coverage() -> dict[str, dict]:
 def _scale_note(fam: str, chip_ids: set, chips: int) -> dict:
     """How far a scenario's runs of family ``fam`` (``chip_ids`` at up to ``chips``) lie from what the family's
     validation runs cover: the trust figure says nothing about chips or scales it was never measured on."""
-    cov = validation_coverage().get(fam)
+    allcov = validation_coverage()
+    if not allcov:        # no validation/ folder (an installed package): nothing to set the answer against
+        return {}
+    cov = allcov.get(fam)
     if not cov:
         return {"scenario_runs": f"{', '.join(sorted(chip_ids))} at up to {chips:,} chips",
                 "extrapolation": "no validation run of this family"}
