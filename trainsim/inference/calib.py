@@ -87,6 +87,15 @@ def default_calib() -> InferCalib:
     return InferCalib(vendor_eff=ve).with_(**kw)
 
 
+def held_out_accuracy() -> dict | None:
+    """The serving model's leave-one-out error over the validation points, as scripts/calibrate_inference.py
+    writes it into inference.yaml's ``accuracy`` (points, loo_median_abs, loo_max_abs, loo_mean_signed, ...);
+    None where the file has none. What an answer quotes: the in-sample error of the fitted constants on the same
+    points (fit_median_abs) is smaller and says less."""
+    acc = _doc().get("accuracy")
+    return dict(acc) if acc else None
+
+
 def constant_sources() -> dict[str, str]:
     """Name -> value and source of every inference constant (for reports and scenario assumptions)."""
     out = {}

@@ -10,6 +10,7 @@ from pathlib import Path
 from statistics import median
 
 from ..errors import TrainsimError
+from .calib import held_out_accuracy
 from .serve import infer
 from .spec import load_serving
 
@@ -116,3 +117,17 @@ def latency_bound_table(folder=None, calib=None) -> list[dict]:
                      "predicted": d["tokens_per_s_per_chip"], "predicted_batch_per_chip": d["batch_per_chip"],
                      "predicted_tpot_ms": d["tpot_s"] * 1e3, "error": d["tokens_per_s_per_chip"] / rep - 1.0})
     return rows
+
+
+def held_out_summary() -> dict | None:
+    """The serving model's held-out error as an answer quotes it: points, median and maximum absolute error and
+    mean signed error, leave-one-out (each point predicted from constants fitted without it; inference.yaml
+    ``accuracy``, written by scripts/calibrate_inference.py), with its basis; None where none is recorded."""
+    acc = held_out_accuracy()
+    if not acc or "loo_median_abs" not in acc:
+        return None
+    return {"points": acc.get("points"), "median_abs_error": acc["loo_median_abs"],
+            "max_abs_error": acc.get("loo_max_abs"), "mean_signed_error": acc.get("loo_mean_signed"),
+            "basis": f"leave-one-out over {acc.get('points')} published serving points (scripts/calibrate_inference.py;"
+                     f" in-sample median {acc.get('fit_median_abs')})"}
+

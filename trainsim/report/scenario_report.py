@@ -290,6 +290,11 @@ def _validation(result: dict) -> str:
     for fam, v in ve.items():
         if isinstance(v, dict) and "median_abs_error" in v and "max_abs_error" in v and "runs" in v:
             parts.append(validation_text(v, fam))
+            cover = [(lab, v[k]) for k, lab in (("validated_on", "validated on"), ("scenario_runs", "this answer runs"),
+                                                ("extrapolation", "extrapolation")) if v.get(k)]
+            if cover:   # what the figure was measured on against what the answer runs
+                parts.append("<p class=\"note\">" + "; ".join(f"{esc(lab)}: {esc(str(x))}" for lab, x in cover)
+                             + ".</p>")
         elif isinstance(v, dict):
             parts.append(f"<h3>{esc(fam)}</h3>" + table(["quantity", "value"],
                                                        [[k, value_text(x)] for k, x in v.items()]))

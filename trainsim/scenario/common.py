@@ -34,7 +34,8 @@ def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
     tr = run.training.model_dump()
     tr.pop("tokens", None)
     return (hash(run.arch), run.arch.name, system_key(run.system), run.chips, run.use_all,
-            tuple(sorted(tr.items())), fixed.model_dump_json(), run.framework)   # the stack limits the search
+            tuple(sorted(tr.items())), fixed.model_dump_json(), run.framework,   # the stack limits the search
+            run.optimizer.model_dump_json())   # the optimizer's state precisions set memory, hence the plans
 
 
 # the engine's data files: a cached result is valid only for the catalog, calibration, constants and assumptions
@@ -170,13 +171,19 @@ def days_of(res: SearchResult) -> float:
 
 
 def make_run(model: Any, system: Any, chips: int, training: dict, base_dir: Path | None = None,
-             name: str = "scenario", plan: dict | None = None) -> Run:
-    """A resolved run; ``system`` may be a catalog id, an inline mapping or a :class:`System` object."""
+             name: str = "scenario", plan: dict | None = None, framework: str | None = None,
+             optimizer: dict | None = None) -> Run:
+    """A resolved run; ``system`` may be a catalog id, an inline mapping or a :class:`System` object;
+    ``framework`` and ``optimizer`` are the run spec's keys of the same names (the software stack)."""
     obj = system if isinstance(system, System) else None
     doc = {"name": name, "model": model, "system": "dgx-h100" if obj is not None else system, "chips": int(chips),
            "training": dict(training)}
     if plan:
         doc["plan"] = plan
+    if framework:
+        doc["framework"] = framework
+    if optimizer:
+        doc["optimizer"] = dict(optimizer)
     run = parse_run(doc, base_dir=base_dir, where=name)
     return replace(run, system=obj) if obj is not None else run
 

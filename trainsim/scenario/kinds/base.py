@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ...errors import TrainsimError
 from ...model.counts import count
-from ...perf.calibration import validation_error
+from ...spec import load_run
+from ...perf.calibration import _data_doc, validation_error
 from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
 from ..economics import economics
@@ -96,11 +98,99 @@ def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=No
     return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")))
 
 
-def _validation(families) -> dict:
-    out = {}
-    for fam in dict.fromkeys(families):
-        v = validation_error(fam)
-        out[fam] = v if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
+def _measured_families() -> dict[str, dict]:
+    """The chip families with their own leave-one-out figure in calibration.yaml (``accuracy.by_family``)."""
+    acc = _data_doc("calibration.yaml").get("accuracy") or {}
+    return dict(acc.get("by_family") or {})
+
+
+def unmeasured_error(family: str) -> dict | None:
+    """The validation figure a scenario shows for a chip family with no run in the validation set (an unshipped
+    chip such as the Ascend 950DT): not the all-runs median, which would lend it the accuracy of 123 runs on other
+    chips, but the least accurate of the measured families of the same vendor (the id's prefix, e.g. ``ascend``:
+    the same compiler stack and framework, CANN / MindSpeed), else the least accurate measured family, marked
+    ``runs: 0`` with its basis. The chip's own error is unmeasured and no smaller than that on a chip it
+    succeeds; the figure is a floor, not a bound."""
+    fams = _measured_families()
+    if not fams:
+        return None
+    vendor = family.split("-")[0]
+    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
+    near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
+    v = same[near]
+    return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
+            "bias": v.get("bias"),
+            "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
+                      f"the {v.get('runs')} {near} calibration runs ("
+                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
+                      + "), a floor rather than a bound")}
+
+
+@lru_cache(maxsize=1)
+def validation_coverage() -> dict[str, dict]:
+    """What the validation runs (validation/runs/*.yaml) cover per chip family: run count, the chip ids and the
+    largest chip count; empty where the folder is absent (an installed package)."""
+    folder = Path(__file__).resolve().parents[3] / "validation" / "runs"
+    out: dict[str, dict] = {}
+    for p in sorted(folder.glob("*.yaml")):
+        try:
+            r = load_run(p)
+        except TrainsimError:
+            continue
+        c = out.setdefault(r.system.chip.family, {"runs": 0, "chip_ids": set(), "max_chips": 0})
+        c["runs"] += 1
+        c["chip_ids"].add(r.system.chip.id)
+        c["max_chips"] = max(c["max_chips"], int(r.chips))
+    return out
+
+
+def _scale_note(fam: str, chip_ids: set, chips: int) -> dict:
+    """How far a scenario's runs of family ``fam`` (``chip_ids`` at up to ``chips``) lie from what the family's
+    validation runs cover: the trust figure says nothing about chips or scales it was never measured on."""
+    allcov = validation_coverage()
+    if not allcov:        # no validation/ folder (an installed package): nothing to set the answer against
+        return {}
+    cov = allcov.get(fam)
+    if not cov:
+        return {"scenario_runs": f"{', '.join(sorted(chip_ids))} at up to {chips:,} chips",
+                "extrapolation": "no validation run of this family"}
+    out = {"validated_on": f"{cov['runs']} run files of {', '.join(sorted(cov['chip_ids']))} at up to "
+                           f"{cov['max_chips']:,} chips",
+           "scenario_runs": f"{', '.join(sorted(chip_ids))} at up to {chips:,} chips"}
+    gaps = []
+    new_chips = sorted(chip_ids - cov["chip_ids"])
+    if new_chips:
+        gaps.append(f"{', '.join(new_chips)} not in the validation set")
+    if chips > cov["max_chips"]:
+        gaps.append(f"{chips / cov['max_chips']:,.0f}x the largest validated run")
+    if gaps:
+        out["extrapolation"] = "; ".join(gaps)
+    return out
+
+
+def _validation(items) -> dict:
+    """The held-out error each chip family of a scenario answer carries: its own leave-one-out figure, or for a
+    family without runs :func:`unmeasured_error`. ``items`` are family names, or runs / (system, chips) pairs,
+    whose chips and scale are then set against what the family's validation runs cover (:func:`_scale_note`)."""
+    out: dict = {}
+    scale: dict[str, tuple[set, int]] = {}
+    for it in items:
+        if isinstance(it, str):
+            fam = it
+        else:
+            sys_, n = (it.system, it.chips) if hasattr(it, "system") else it
+            fam = sys_.chip.family
+            ids, mx = scale.setdefault(fam, (set(), 0))
+            ids.add(sys_.chip.id)
+            scale[fam] = (ids, max(mx, int(n)))
+        out.setdefault(fam, None)
+    measured = _measured_families()
+    for fam in out:
+        v = validation_error(fam) if fam in measured else unmeasured_error(fam)
+        v = dict(v) if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
+        if fam in scale:
+            v.update(_scale_note(fam, *scale[fam]))
+        out[fam] = v
     return out
 
 

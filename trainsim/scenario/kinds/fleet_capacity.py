@@ -88,7 +88,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers[f"capacity_{f}"]["mfu"] = c.estimate.mfu if c.estimate else None
     if main.training_flops is None:
         return KindResult(numbers=numbers, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation([system.chip.family]), facts={"fail": main.message})
+                          validation_error=_validation([(system, chips)]), facts={"fail": main.message})
     # ranges: goodput ends and the uncertain catalog inputs (tokens scale with throughput)
     est = main.estimate
     run = est.run
@@ -162,7 +162,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         assumptions=[_input("fleet", f"{chips / system.scale_up_size:.0f} x {system.id}", inp.fleet_source,
                             inp.fleet_note)]
         + [_input(f"reference.{r['name']}", r["flops"], r["source"]) for r in refs] + a.report(),
-        validation_error=_validation([system.chip.family]), facts=facts)
+        validation_error=_validation([(system, chips)]), facts=facts)
 
 
 def _headline(f: dict, n: dict) -> tuple[str, str, str]:

@@ -140,7 +140,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
                       assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
                                           lm.get("note", ""))] + a.report(),
-                      validation_error=_validation([system.chip.family]), facts=facts)
+                      validation_error=_validation([(system, max([u * system.scale_up_size for u in claimed_units]
+                                                                  + ([sized.chips] if getattr(sized, "chips", None) else [])))]),
+                      facts=facts)
 
 
 def _precision_sizings(run, system, inp: Inputs, a, scan: int) -> list[dict]:

@@ -14,6 +14,7 @@ from .base import KindInputs, KindResult, _job_run, _model_inputs, _sibling, _va
 from ...errors import TrainsimError
 from ...inference.serve import infer
 from ...inference.spec import parse_serving
+from ...inference.validate import held_out_summary
 from ..economics import rental_rate
 from ..sensitivity import scaled
 
@@ -61,11 +62,14 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                             "threshold_tb_s": th.get("value"), "chip_value_tb_s": th["nominal"],
                             "threshold_over_chip_value": th.get("factor"), "days_at_chip_value": th["nominal_days"],
                             "days_at_threshold": th.get("days_at_threshold"), "message": th["message"]}
+    ve = _validation([run])
     if inp.inference:
         numbers["inference_decode"] = _decode_rows(job, run, inp, a, base_dir)
+        # the decode rows rest on the serving model: its held-out error, not the training model's
+        ve["inference_model"] = held_out_summary() or {"note": "no leave-one-out figure in inference.yaml"}
     return KindResult(numbers=numbers, best_plan=plan_summary(best(run).best),
                       assumptions=_model_inputs(job) + a.report(),
-                      validation_error=_validation([run.system.chip.family]),
+                      validation_error=ve,
                       facts={"chip": short_name(run.system.chip), "th": th})
 
 

@@ -25,7 +25,14 @@ class Inputs(KindInputs):
     restricted: Any = Field(description="the system with the cut link")
     history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "
                                                                   "{date, event, source}")
-    reference: Any = Field(description="the system with the full link")
+    reference: Any = Field(description="the system with the full link (the same chip, only the link restored, so "
+                                        "that the difference is the cut's alone)")
+    framework: str | None = Field(None, description="software-stack profile of every run (the source's stack)")
+    framework_source: str = Field("scenario file", description="source of the software stack")
+    optimizer: dict | None = Field(None, description="optimizer keys of a run spec (state precisions, offload)")
+    published_plan: dict | None = Field(None, description="the plan the MoE run's source states; each system's "
+                                                          "best plan is the faster of it and the searched one")
+    published_plan_source: str = Field("scenario file", description="source of the published plan")
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
@@ -35,7 +42,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     slow, fast = _need(doc, "restricted"), _need(doc, "reference")
     chips = inp.chips
     tr = dict(inp.training)
-    moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")))
+    stack = {"framework": inp.framework, "optimizer": inp.optimizer}
+    moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")), **stack)
     c = count(moe_run.arch)
     C = 6.0 * c.active_params * float(tr["tokens"])
     models = {"moe": (doc["model"], tr, inp.model_source)}
@@ -49,11 +57,15 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                                   "(N = sqrt(C / 120), D = 20 N; Hoffmann et al. 2022)")
     rows = {}
     for key, (m, t, note) in models.items():
-        r = {}
+        r, origin = {}, {}
         for label, sysv in (("restricted", slow), ("reference", fast)):
-            run = make_run(m, sysv, chips, t, base_dir, name=f"{doc.get('id')}-{key}")
-            res = best(run)
-            r[label] = res.best
+            run = make_run(m, sysv, chips, t, base_dir, name=f"{doc.get('id')}-{key}", **stack)
+            r[label], origin[label] = best(run).best, "searched"
+            if key == "moe" and inp.published_plan:     # the source's own plan, where the search misses it
+                pub = best(make_run(m, sysv, chips, t, base_dir, name=f"{doc.get('id')}-{key}-published",
+                                    plan=inp.published_plan, **stack)).best
+                if pub is not None and (r[label] is None or pub.days < r[label].days):
+                    r[label], origin[label] = pub, "published"
         cc = count(r["restricted"].run.arch) if r["restricted"] else None
         rows[key] = {
             "note": note, "total_params": float(cc.total_params) if cc else None,
@@ -65,6 +77,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
             if r["restricted"] and r["reference"] else None,
             "plan_restricted": r["restricted"].plan if r["restricted"] else None,
             "plan_reference": r["reference"].plan if r["reference"] else None,
+            "plan_origin": origin,
             "tp_comm_share_restricted": (r["restricted"].breakdown.get("tp_comm", 0.0) / r["restricted"].step_time_s)
             if r["restricted"] else None,
             "ep_share_restricted": (r["restricted"].breakdown.get("ep_alltoall", 0.0) / r["restricted"].step_time_s)
@@ -74,10 +87,16 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     numbers = {"chips": chips, "restricted": slow, "reference": fast, "history": inp.history,
                "scale_up_gb_s": {k: make_run(doc["model"], s, chips, tr, base_dir).system.levels[0].bw / 1e9
                                  for k, s in (("restricted", slow), ("reference", fast))},
+               "chip": {k: make_run(doc["model"], s, chips, tr, base_dir).system.chip.id
+                        for k, s in (("restricted", slow), ("reference", fast))},
+               "framework": inp.framework,
                "runs": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in rows.items()}}
     return KindResult(numbers=numbers, best_plan=plan_summary(rows["moe"]["_est"]),
-                      assumptions=_model_inputs(doc) + [_input("chips", chips, inp.chips_note)] + a.report(),
-                      validation_error=_validation([moe_run.system.chip.family]),
+                      assumptions=_model_inputs(doc) + [_input("chips", chips, inp.chips_note)]
+                      + ([_input("framework", inp.framework, inp.framework_source)] if inp.framework else [])
+                      + ([_input("published_plan", inp.published_plan, inp.published_plan_source)]
+                         if inp.published_plan else []) + a.report(),
+                      validation_error=_validation([moe_run]),
                       facts={"total": float(c.total_params), "active": float(c.active_params)})
 
 
@@ -99,18 +118,27 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
             text += (f"; {d['note'].split(',')[0]} ({d['total_params'] / 1e9:.0f}B, "
                      f"{d['tokens'] / 1e12:.1f}T tokens): {d['slowdown_pct']:+.1f}%")
     pr, pf = mo["plan_restricted"], mo["plan_reference"]
-    text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']} (tensor-parallel traffic "
-             f"{mo['tp_comm_share_restricted']:.0%} and expert all-to-all {mo['ep_share_restricted']:.0%} of the "
-             f"step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']} with full NVLink. History: "
+    og = mo.get("plan_origin") or {}
+    tag = lambda k: " as published" if og.get(k) == "published" else ""  # noqa: E731
+    text += (f". Best H800-side plan: tp={pr['tp']} ep={pr['ep']} pp={pr['pp']}{tag('restricted')} "
+             f"(tensor-parallel traffic {mo['tp_comm_share_restricted']:.0%} and expert all-to-all "
+             f"{mo['ep_share_restricted']:.0%} of the step), vs tp={pf['tp']} ep={pf['ep']} pp={pf['pp']}"
+             f"{tag('reference')} with full NVLink on the same chip"
+             + (f"; software stack {n['framework']}" if n.get("framework") else "") + ". History: "
              + "; ".join(f"{h['date']}: {h['event']}" for h in n.get("history") or [])
              + ". Only the interconnect was cut; FLOPs and HBM are the full chip's")
-    big = max(abs(r["slowdown_pct"] or 0.0) for r in rows.values())
-    loss = "little" if big < 10 else "a noticeable share of throughput"
-    text += f"; a plan chosen for the cut loses {loss}"
+    dense_max = max((abs(rows[k]["slowdown_pct"]) for k in ("dense_equal_active", "dense_chinchilla")
+                     if rows[k]["slowdown_pct"] is not None), default=None)
+    loss = lambda x: "little" if x < 10 else "a noticeable share of throughput"  # noqa: E731
+    text += f"; with plans chosen for the cut the MoE loses {loss(abs(mo['slowdown_pct']))}"
+    if dense_max is not None:
+        text += f", the dense models {loss(dense_max)} (up to {dense_max:.1f}%)"
     dense = rows.get("dense_chinchilla") or {}
     head = (f"The H800 was not the first: the A800 (an A100 with NVLink cut from 600 to 400 GB/s, Nov 2022) came "
             f"first, the H800 followed in 2023, and the Oct 2023 rule restricted both. The H800's cut costs a "
-            f"DeepSeek-V3-class run {mo['slowdown_pct']:+.1f}% with a plan chosen for it"
+            f"DeepSeek-V3-class run {mo['slowdown_pct']:+.1f}% "
+            + ("with the plan DeepSeek published for it" if og.get("restricted") == "published"
+               else "with a plan chosen for it")
             + (f" (a dense model of the same compute {dense['slowdown_pct']:+.1f}%)" if dense.get("slowdown_pct")
                is not None else "") + ".")
     res.facts["deciding"] = (f"history: the A800 came first (Nov 2022); the cut costs {mo['slowdown_pct']:+.1f}% "

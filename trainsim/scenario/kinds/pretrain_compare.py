@@ -77,7 +77,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(
         numbers=numbers, best_plan=plan_summary(best_row["_est"]) if best_row else None,
         assumptions=_model_inputs(doc) + [_input("chips", inp.chips, inp.chips_note)] + a.report(),
-        validation_error=_validation(r["_est"].run.system.chip.family for r in rows if r.get("_est")), facts=facts)
+        validation_error=_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:

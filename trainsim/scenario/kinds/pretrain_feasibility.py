@@ -64,7 +64,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(numbers=numbers, best_plan=plan_summary(row.get("_est")),
                       assumptions=_model_inputs(doc) + [_input("deadline_days", inp.deadline_days,
                                                                inp.deadline_note)] + a.report(),
-                      validation_error=_validation([run.system.chip.family]), facts=facts)
+                      validation_error=_validation([run]), facts=facts)
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:

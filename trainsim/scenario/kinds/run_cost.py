@@ -20,6 +20,9 @@ class Inputs(KindInputs):
                                                    "cluster_all_in_usd, meituan_ai_capex_2026_usd, ...")
     compare: list[dict] = Field(default_factory=list, description="entries {system, chips, precision, note}: the "
                                                                   "same job on these clusters")
+    capex_check: list[dict] = Field(default_factory=list, description="entries {figure, finding, source, "
+                                                                      "confidence}: the claim's capex figures "
+                                                                      "against what sources say")
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
@@ -31,7 +34,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     row = _run_row(run, a, with_ranges=False)
     if not row.get("fits"):
         return KindResult(numbers={}, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation([run.system.chip.family]),
+                          validation_error=_validation([run]),
                           facts={"fail": f"the job does not fit: {row.get('message')}"})
     eco = row["_eco"]
     claimed = inp.claimed or {}
@@ -61,7 +64,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
                         precision=entry.get("precision"))
         crow = _run_row(crun, a, with_ranges=False)
-        families.append(crun.system.chip.family)
+        families.append(crun)
         if not crow.get("fits"):
             comp.append({"system": crow["system"], "fits": False, "message": crow.get("message")})
             continue
@@ -79,9 +82,23 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers=numbers, best_plan=plan_summary(row["_est"]),
         assumptions=_model_inputs(job) + [_input("pod_price", pod_price, src.note if src else "catalog")]
         + [_input(f"compare.{c['system']}", c.get("note", ""), "scenario file") for c in comp if c.get("note")]
+        + [_input(f"capex_check.{c.get('figure', i)}", c.get("finding", ""), c.get("source", "scenario file"))
+           for i, c in enumerate(inp.capex_check)]
         + a.report(),
-        validation_error=_validation([run.system.chip.family] + families),
-        facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "deciding": "the pod price ($8.2M, +-50%)"})
+        validation_error=_validation([run] + families),
+        facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "capex_check": inp.capex_check,
+               "price_source": src.note if src else "catalog",
+               "deciding": f"the pod price (${pod_price / 1e6:.1f}M, "
+                           f"{_spread(cluster):s} over its catalog range)"})
+
+
+def _spread(r: dict) -> str:
+    """'+-50%' (or '-40%/+60%') of a low / nominal / high triple around its nominal."""
+    lo, nom, hi = r.get("low"), r.get("nominal"), r.get("high")
+    if not nom or lo is None or hi is None:
+        return "no range"
+    d_lo, d_hi = 1.0 - lo / nom, hi / nom - 1.0
+    return f"+-{d_hi:.0%}" if abs(d_lo - d_hi) < 0.005 else f"-{d_lo:.0%}/+{d_hi:.0%}"
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:
@@ -92,7 +109,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
     text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
             f"(claim ${res.facts['claimed_cluster_usd'] / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
-            f"{cluster['high'] / 1e6:.0f}M from the price's +-50%). The S2 job runs "
+            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job runs "
             f"{n['effective_days']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
             f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
             f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
@@ -104,9 +121,12 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
                      f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
                      + (f", capex ${capx / 1e6:.0f}M" if capx else ""))
     share = n.get("cluster_share_of_claimed_meituan_capex")
-    text += (". The pod price is one press figure ('up to $8.2M'); the $2.2B Meituan and $100B Chinese capex "
-             "figures are not checked (no source in the catalog)"
-             + (f" - if right, the cluster is {share:.0%} of Meituan's 2026 AI capex" if share else ""))
+    text += f". The pod price is one press figure ({res.facts.get('price_source', 'catalog')})"
+    checks = res.facts.get("capex_check") or []
+    text += ("; " + "; ".join(f"{c.get('figure')}: {c.get('finding')}" for c in checks) if checks
+             else "; the claim's capex figures are not checked (no capex_check in the scenario file)")
+    if share:
+        text += f"; if the Meituan figure is right, the cluster is {share:.0%} of its 2026 AI capex"
     head = (f"{n['pods']:.0f} pods at ${n['pod_price_usd'] / 1e6:.1f}M cost ${cluster['nominal'] / 1e6:.0f}M "
             f"(${cluster['low'] / 1e6:.0f}-{cluster['high'] / 1e6:.0f}M over the price's range), as claimed if the "
             f"pod price is right; the S2 job on them costs ${cap['nominal'] / 1e6:.0f}M amortised or "

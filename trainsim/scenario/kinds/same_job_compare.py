@@ -56,7 +56,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     fa, fb = fit(sides["a"]), fit(sides["b"])
     if not fa or not fb:
         return KindResult(numbers=numbers, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation(r["_est"].run.system.chip.family for s in sides.values()
+                          validation_error=_validation(r["_est"].run for s in sides.values()
                                                        for r in fit(s)),
                           facts={"fail": "the job does not fit on one of the two systems"})
     ba = min(fa, key=lambda r: r["effective_days"]["nominal"])
@@ -102,7 +102,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         assumptions=_model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
                                           for k, s in sides.items()]
         + [_input("tolerance", inp.tolerance, inp.tolerance_note)] + a.report(),
-        validation_error=_validation(r["_est"].run.system.chip.family for r in fa + fb),
+        validation_error=_validation(r["_est"].run for r in fa + fb),
         facts={"rows": [_public(r) for r in fa + fb], "ratio": (r_lo, ratio, r_hi), "driver": drv,
                "tolerance": inp.tolerance})
 
