@@ -284,3 +284,16 @@ def test_scale_note_is_silent_without_a_validation_folder(monkeypatch):
     v = base._validation([(get_system("cloudmatrix-384"), 24960)])["ascend-910"]
     assert "extrapolation" not in v and "validated_on" not in v
     assert v["runs"] > 0 and "leave-one-out on ascend-910" in v["basis"]
+
+
+def test_estimate_reports_give_an_unshipped_chip_the_same_floor_as_scenarios():
+    """The run report (`trainsim report RUN.yaml`, report/collect.py) and the scenarios read one rule
+    (perf/calibration.validation_error): an Ascend 950 run gets the ascend-910 floor, not the all-runs median."""
+    from trainsim.perf.calibration import validation_error
+
+    acc = _accuracy()
+    v = validation_error("ascend-950")
+    assert v["runs"] == 0 and v["median_abs_error"] == acc["by_family"]["ascend-910"]["median_abs_error"]
+    assert v["median_abs_error"] != acc["overall"]["median_abs_error"]
+    assert validation_error("ascend-950") == {k: x for k, x in _validation(["ascend-950"])["ascend-950"].items()
+                                              if k in v}

@@ -168,13 +168,28 @@ def fitted_values(name: str) -> dict[str, float]:
 
 def validation_error(family: str) -> dict[str, Any] | None:
     """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
-    calibration script into calibration.yaml's ``accuracy`` section; falls back to the overall figure.
+    calibration script into calibration.yaml's ``accuracy`` section.
+
+    For a family with no run in the validation set (an unshipped chip such as the Ascend 950DT) the all-runs
+    median would lend it the accuracy of runs on other chips; instead it gets the least accurate measured family
+    of the same vendor (the id's prefix, e.g. ``ascend``: the same compiler stack and framework, CANN / MindSpeed),
+    else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
+    and no smaller than that on a chip it succeeds, so the figure is a floor, not a bound.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     acc = _data_doc("calibration.yaml").get("accuracy") or {}
-    fam = (acc.get("by_family") or {}).get(family)
-    if fam:
-        return {**fam, "basis": f"leave-one-out on {family} calibration runs"}
-    overall = acc.get("overall")
-    if overall:
-        return {**overall, "basis": f"leave-one-out on all calibration runs (no {family} runs in the set)"}
-    return None
+    fams = dict(acc.get("by_family") or {})
+    if fams.get(family):
+        return {**fams[family], "basis": f"leave-one-out on {family} calibration runs"}
+    fams = {f: v for f, v in fams.items() if v}
+    if not fams:
+        return None
+    vendor = family.split("-")[0]
+    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
+    near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
+    v = same[near]
+    return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
+            "bias": v.get("bias"),
+            "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
+                      f"the {v.get('runs')} {near} calibration runs ("
+                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
+                      + "), a floor rather than a bound")}

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ...errors import TrainsimError
 from ...model.counts import count
 from ...spec import load_run
-from ...perf.calibration import _data_doc, validation_error
+from ...perf.calibration import validation_error
 from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
 from ..economics import economics
@@ -98,34 +98,6 @@ def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=No
     return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")))
 
 
-def _measured_families() -> dict[str, dict]:
-    """The chip families with their own leave-one-out figure in calibration.yaml (``accuracy.by_family``)."""
-    acc = _data_doc("calibration.yaml").get("accuracy") or {}
-    return dict(acc.get("by_family") or {})
-
-
-def unmeasured_error(family: str) -> dict | None:
-    """The validation figure a scenario shows for a chip family with no run in the validation set (an unshipped
-    chip such as the Ascend 950DT): not the all-runs median, which would lend it the accuracy of 123 runs on other
-    chips, but the least accurate of the measured families of the same vendor (the id's prefix, e.g. ``ascend``:
-    the same compiler stack and framework, CANN / MindSpeed), else the least accurate measured family, marked
-    ``runs: 0`` with its basis. The chip's own error is unmeasured and no smaller than that on a chip it
-    succeeds; the figure is a floor, not a bound."""
-    fams = _measured_families()
-    if not fams:
-        return None
-    vendor = family.split("-")[0]
-    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
-    near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
-    v = same[near]
-    return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
-            "bias": v.get("bias"),
-            "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
-                      f"the {v.get('runs')} {near} calibration runs ("
-                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
-                      + "), a floor rather than a bound")}
-
-
 @lru_cache(maxsize=1)
 def validation_coverage() -> dict[str, dict]:
     """What the validation runs (validation/runs/*.yaml) cover per chip family: run count, the chip ids and the
@@ -170,7 +142,7 @@ def _scale_note(fam: str, chip_ids: set, chips: int) -> dict:
 
 def _validation(items) -> dict:
     """The held-out error each chip family of a scenario answer carries: its own leave-one-out figure, or for a
-    family without runs :func:`unmeasured_error`. ``items`` are family names, or runs / (system, chips) pairs,
+    family without runs the same vendor's floor (:func:`trainsim.perf.calibration.validation_error`). ``items`` are family names, or runs / (system, chips) pairs,
     whose chips and scale are then set against what the family's validation runs cover (:func:`_scale_note`)."""
     out: dict = {}
     scale: dict[str, tuple[set, int]] = {}
@@ -184,9 +156,8 @@ def _validation(items) -> dict:
             ids.add(sys_.chip.id)
             scale[fam] = (ids, max(mx, int(n)))
         out.setdefault(fam, None)
-    measured = _measured_families()
     for fam in out:
-        v = validation_error(fam) if fam in measured else unmeasured_error(fam)
+        v = validation_error(fam)
         v = dict(v) if v is not None else {"note": "no held-out validation figure in calibration.yaml yet"}
         if fam in scale:
             v.update(_scale_note(fam, *scale[fam]))
