@@ -72,7 +72,8 @@ def span(nominal, low=None, high=None, fn=count) -> str:
 
 
 def label(key: str) -> str:
-    """A snake_case key as a human label: units in names become a parenthesised unit."""
+    """A snake_case key as a human label: units in names become a parenthesised unit (``*_peak_flops``, a rate,
+    ``(FLOP/s)``)."""
     units = {"usd": "USD", "mwh": "MWh", "s": "s", "bytes": "bytes", "gib": "GiB", "w": "W", "kwh": "kWh",
              "flops": "FLOP", "flop": "FLOP", "h": "h"}
     parts = key.split("_")
@@ -82,6 +83,8 @@ def label(key: str) -> str:
         i = low.index("usd")
         rate = "USD per " + " ".join(parts[i + 2:])
         return f"{label('_'.join(parts[:i]))} ({rate})" if i else rate
+    if len(parts) >= 2 and [x.lower() for x in parts[-2:]] == ["peak", "flops"]:   # a peak is a rate
+        return f"{label('_'.join(parts[:-1]))} (FLOP/s)"
     if len(parts) > 1 and parts[-1].lower() in units:
         unit = units[parts[-1].lower()]
         parts = parts[:-1]

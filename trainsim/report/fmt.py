@@ -176,12 +176,16 @@ def catalog_value(x: float | None, dim: str) -> str:
 
 def catalog_input(item: dict, key: str) -> str | None:
     """The ``low`` / ``nominal`` / ``high`` of a catalog input in a ranges row (one naming its field, ``name:
-    bf16_flops``, or ``input: ascend-910c.bf16_flops``) in the unit the catalog prints (708 TFLOP/s, 96 GiB,
-    1.9 us), never raw SI (7.08e+14, 708T, 1.9e-06); None for any other cell or a field without a unit."""
-    field = item.get("name") or str(item.get("input") or "").rsplit(".", 1)[-1]
-    dim = FIELD_DIMS.get(str(field))
+    bf16_flops``, or ``input: ascend-910c.bf16_flops``), or a column holding a chip's peak rate (``*_peak_flops``,
+    as :func:`trainsim.numfmt.axis_value` reads it: S6's ``effective_fp8_peak_flops``), in the unit the catalog
+    prints (708 TFLOP/s, 96 GiB, 1.9 us), never raw SI (7.08e+14, 708T, 1.41e+15); None for any other cell or a
+    field without a unit."""
     x = item.get(key)
-    if key not in ("low", "nominal", "high") or dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
+    if key in ("low", "nominal", "high"):
+        dim = FIELD_DIMS.get(str(item.get("name") or str(item.get("input") or "").rsplit(".", 1)[-1]))
+    else:
+        dim = "flops" if str(key).endswith("peak_flops") else None
+    if dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
         return None
     return _fmt(float(x), dim)
 
