@@ -52,3 +52,43 @@ def test_peak_flops_formatting_in_one_place():
     assert catalog_input({"training_flops": 2.1e26}, "training_flops") is None      # a FLOP count, not a rate
     assert label("effective_fp8_peak_flops") == "effective fp8 peak (FLOP/s)"
     assert label("training_flops") == "training (FLOP)"
+
+
+# ---------------------------------------------------------------- 2. infer: no expert entries for a dense model
+
+EXPERT_ENTRY = re.compile(r"(^|\.)(experts|ep_comm|expert_imbalance|a2a_eff|expert_precision|ep|etp)$")
+
+
+def _keys(d, prefix=""):
+    for k, v in d.items():
+        yield f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _keys(v, f"{prefix}{k}.")
+
+
+def test_infer_of_a_dense_model_lists_no_expert_entries(capsys):
+    """`infer --json` / `--csv` of Llama 3.1 8B (dense) listed breakdown_s.experts = 0 and ep_comm = 0 in prefill
+    and decode, and the expert-only constants (expert_imbalance, a2a_eff) with their sources. Fix:
+    inference.serve._drop_expert_fields drops them with the plans' ep / etp."""
+    code, out, err = run_main(capsys, "infer", SERVE_DENSE, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["moe"] is False
+    assert [k for k in _keys(res) if EXPERT_ENTRY.search(k)] == []
+    assert {"gemm", "attention", "tp_comm"} <= set(res["decode"]["breakdown_s"])
+    code, out, err = run_main(capsys, "infer", SERVE_DENSE, "--csv")
+    assert code == 0, err
+    header = out.splitlines()[0].split(",")
+    assert [k for k in header if EXPERT_ENTRY.search(k)] == []
+
+
+def test_infer_of_a_moe_model_keeps_its_expert_entries(capsys, tmp_path):
+    spec = _spec(tmp_path, "name: m\nmodel: mixtral-8x7b\nsystem: dgx-h100\nchips: 8\n"
+                           "serving: {input_len: 1024, output_len: 256, precision: bf16}\n", "moe.yaml")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    for phase in ("prefill", "decode"):
+        assert {"experts", "ep_comm"} <= set(res[phase]["breakdown_s"])
+        assert res[phase]["breakdown_s"]["experts"] > 0          # Mixtral's FFNs are all routed experts
+    assert {"expert_imbalance", "a2a_eff"} <= set(res["constants"])
