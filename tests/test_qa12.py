@@ -92,3 +92,44 @@ def test_infer_of_a_moe_model_keeps_its_expert_entries(capsys, tmp_path):
         assert {"experts", "ep_comm"} <= set(res[phase]["breakdown_s"])
         assert res[phase]["breakdown_s"]["experts"] > 0          # Mixtral's FFNs are all routed experts
     assert {"expert_imbalance", "a2a_eff"} <= set(res["constants"])
+
+
+# ---------------------------------------------------------------- 3. serving spec: expert inputs on a dense model
+
+@pytest.mark.parametrize("edit, field", [
+    (("latency:", "plan: {ep: 4}\nlatency:"), "plan.ep"),
+    (("kv_precision: bf16", "kv_precision: bf16\n  expert_precision: fp4"), "serving.expert_precision"),
+    (("kv_precision: bf16", "kv_precision: bf16\n  expert_imbalance: 1.18"), "serving.expert_imbalance"),
+    (("latency:", "uncertain: {expert_imbalance: [1.0, 1.2]}\nlatency:"), "uncertain.expert_imbalance"),
+])
+@pytest.mark.parametrize("command", ["infer", "check"])
+def test_expert_inputs_on_a_dense_serving_spec_are_refused(tmp_path, capsys, edit, field, command):
+    """A serving spec for Llama 3.1 8B (dense) with plan.ep 4, serving.expert_precision fp4 or
+    serving.expert_imbalance 1.18 was answered exactly as without them (exit 0: accepted and silently ignored).
+    Fix: inference.spec._check_dense refuses them with one line naming the field, exit 2, as the run spec does
+    for ep / etp (spec.check_expert_fields)."""
+    text = SERVE_DENSE.read_text()
+    assert edit[0] in text
+    code, out, err = run_main(capsys, command, _spec(tmp_path, text.replace(edit[0], edit[1], 1), "serve.yaml"))
+    assert code == 2
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and field in lines[0] and "dense" in lines[0] and "serve.yaml" in lines[0]
+
+
+@pytest.mark.parametrize("edit", [("latency:", "plan: {ep: 1}\nlatency:"),
+                                  ("kv_precision: bf16", "kv_precision: bf16\n  expert_precision: fp8"),
+                                  ("kv_precision: bf16", "kv_precision: bf16\n  expert_imbalance: 1.0")])
+def test_a_dense_serving_spec_may_state_the_neutral_expert_values(tmp_path, capsys, edit):
+    """ep 1, expert_precision equal to the weights' precision (fp8 in this spec) and imbalance 1 change nothing."""
+    text = SERVE_DENSE.read_text().replace(edit[0], edit[1], 1)
+    code, out, err = run_main(capsys, "infer", _spec(tmp_path, text, "serve.yaml"), "--json")
+    assert code == 0, err
+
+
+def test_moe_serving_spec_keeps_its_expert_inputs(tmp_path, capsys):
+    spec = _spec(tmp_path, "name: m\nmodel: mixtral-8x7b\nsystem: dgx-h100\nchips: 8\nplan: {ep: 8}\n"
+                           "serving: {input_len: 1024, output_len: 256, precision: bf16, expert_imbalance: 1.18}\n")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["decode"]["plan"]["ep"] == 8 and res["constants"]["expert_imbalance"] == 1.18
