@@ -133,3 +133,75 @@ def test_moe_serving_spec_keeps_its_expert_inputs(tmp_path, capsys):
     assert code == 0, err
     res = json.loads(out)
     assert res["decode"]["plan"]["ep"] == 8 and res["constants"]["expert_imbalance"] == 1.18
+
+
+# ---------------------------------------------------------------- 4. --emit torchtitan: keys of one torchtitan
+
+# Every field of the sections written, transcribed from pytorch/torchtitan torchtitan/config/job_config.py at
+# 24e91056a (26 Sep 2025), whose config/manager.py _dict_to_dataclass raises 'Invalid field names' for any other
+# key of a TOML section; the float8 converter is registered there as "float8" (components/quantization/float8.py).
+TT_FIELDS = {
+    "parallelism": {"data_parallel_replicate_degree", "enable_compiled_autograd", "data_parallel_shard_degree",
+                    "fsdp_reshard_after_forward", "tensor_parallel_degree", "disable_loss_parallel",
+                    "enable_async_tensor_parallel", "pipeline_parallel_degree", "pipeline_parallel_split_points",
+                    "module_fqns_per_model_part", "pipeline_parallel_first_stage_less_layers",
+                    "pipeline_parallel_last_stage_less_layers", "pipeline_parallel_layers_per_stage",
+                    "pipeline_parallel_schedule", "pipeline_parallel_schedule_csv",
+                    "pipeline_parallel_microbatch_size", "context_parallel_degree", "context_parallel_rotate_method",
+                    "expert_parallel_degree", "expert_tensor_parallel_degree"},
+    "training": {"dataset", "dataset_path", "local_batch_size", "global_batch_size", "seq_len", "max_norm", "steps",
+                 "enable_cpu_offload", "dtype", "mixed_precision_param", "mixed_precision_reduce", "gc_freq",
+                 "gc_debug", "seed", "deterministic"},
+    "activation_checkpoint": {"mode", "selective_ac_option", "per_op_sac_force_recompute_mm_shapes_by_fqns",
+                              "early_stop"},
+    "model": {"name", "flavor", "hf_assets_path", "tokenizer_path", "converters", "print_after_conversion"},
+}
+
+TT_RUN = """
+name: tt
+model: llama-3.1-70b
+system: dgx-h100
+chips: 256
+framework: torchtitan-2024
+training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 512, precision: PREC}
+plan: {tp: 8, pp: 4, cp: 1, zero: 3, micro_batch: 2, schedule: 1f1b, recompute: full}
+"""
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp8"])
+def test_emit_torchtitan_writes_only_keys_that_torchtitan_reads(tmp_path, capsys, precision):
+    """`plan --emit torchtitan` wrote `enable_sequence_parallel` and `num_pp_microbatches`, keys of the 2026
+    Python-config torchtitan (torchtitan/config/configs.py), beside `[training] local_batch_size` and
+    `[model] converters = ["float8"]` of the 2025 TOML one: no torchtitan reads that file (the TOML loader refuses
+    unknown fields; the later one reads no TOML). Fix: the keys of job_config.py at 24e91056a, the pipeline's
+    micro-batches as pipeline_parallel_microbatch_size (torchtitan: local_batch_size / microbatch size = the
+    plan's micro-batches), sequence parallelism implied by tp > 1 there."""
+    import tomllib
+    p = _spec(tmp_path, TT_RUN.replace("PREC", precision))
+    code, out, err = run_main(capsys, "plan", p, "--fix", "tp=8,pp=4,cp=1,zero=3,micro_batch=2,recompute=full",
+                              "--emit", "torchtitan")
+    assert code == 0, err
+    doc = tomllib.loads(out)
+    for section, keys in doc.items():
+        assert section in TT_FIELDS and set(keys) <= TT_FIELDS[section], (section, set(keys) - TT_FIELDS[section])
+    par, tr = doc["parallelism"], doc["training"]
+    assert par["tensor_parallel_degree"] == 8 and par["pipeline_parallel_degree"] == 4
+    assert par["pipeline_parallel_microbatch_size"] == 2
+    # 256 chips / (tp 8 x pp 4) = dp 8; 512 sequences / dp 8 = 64 per rank = 32 micro-batches of 2
+    assert tr["global_batch_size"] == 512 and tr["local_batch_size"] == 64
+    assert tr["local_batch_size"] // par["pipeline_parallel_microbatch_size"] == 32
+    assert ("model" in doc) == (precision == "fp8")
+    if precision == "fp8":
+        assert doc["model"]["converters"] == ["float8"]
+    assert "24e91056a" in out.splitlines()[0]
+
+
+def test_torchtitan_profile_names_the_commit_of_the_emitted_keys():
+    """The torchtitan-2024 profile cited 9dec370 (Dec 2024) and a config/parallelism.py for the keys; the pipeline
+    keys --emit torchtitan writes came later (layers_per_stage 8b737fe3c, Apr 2025; first/last_stage_less_layers
+    3c84ce095, Jul 2025). Fix: the source names the commit the keys are read at and the emitter uses that one."""
+    from trainsim.emit import TORCHTITAN_COMMIT
+    from trainsim.frameworks import frameworks
+    src = frameworks()["torchtitan-2024"]["source"]
+    assert TORCHTITAN_COMMIT == "24e91056a" and "job_config.py at 24e91056a" in src and "9dec370" in src
+    assert "config/parallelism.py" not in src
