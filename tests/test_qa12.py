@@ -205,3 +205,46 @@ def test_torchtitan_profile_names_the_commit_of_the_emitted_keys():
     src = frameworks()["torchtitan-2024"]["source"]
     assert TORCHTITAN_COMMIT == "24e91056a" and "job_config.py at 24e91056a" in src and "9dec370" in src
     assert "config/parallelism.py" not in src
+
+
+# ---------------------------------------------------------------- 5. scenario files: typos refused, the file named
+
+def _scenario(tmp_path, name, old, new):
+    text = (ROOT / "scenarios" / name).read_text()
+    assert old in text
+    p = tmp_path / f"edited-{name}"
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+@pytest.mark.parametrize("name, old, new, field, meant", [
+    ("S1.yaml", "size_for_days: 90", "size_for_day: 90", "size_for_day", "size_for_days"),
+    ("S6.yaml", "\ndays:", "\ndeadline_days:", "deadline_days", "days"),
+    ("S7.yaml", "  tolerance:", "  tolerence:", "inputs.tolerence", "tolerance"),
+])
+def test_a_misspelt_scenario_key_is_refused(tmp_path, capsys, name, old, new, field, meant):
+    """`scenario` with `size_for_day: 90` in S1 (for size_for_days) answered as if the key were absent, exit 0: a
+    kind kept every undeclared key (extra="allow"), and S7's inputs were read by name. Fix: errors.
+    refuse_unknown_keys over a kind's declared keys and those the shared helpers read (base.DOC_KEYS), notes and
+    sources free; S7's top-level and inputs keys alike."""
+    p = _scenario(tmp_path, name, old, new)
+    code, out, err = run_main(capsys, "scenario", p)
+    assert code == 2
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and str(p) in lines[0] and f"{field}: unknown key" in lines[0] and meant in lines[0]
+
+
+def test_scenario_notes_and_sources_stay_free(tmp_path, capsys):
+    p = _scenario(tmp_path, "S9.yaml", "\nchips:", "\nreviewer_note: checked twice\nchips_source: the seed\nchips:")
+    from trainsim.scenario.run import run_file
+    assert run_file(p)["id"] == "S9"
+
+
+def test_a_scenario_value_error_names_the_file_not_the_scenario_id(tmp_path, capsys):
+    """A bad value in a scenario's training block read 'error: S1: training.seq_len: ...' (the run's name), a bad
+    chips 'error: scenario S1: chips: ...': neither named the file. Fix: scenario.run.run_file names it."""
+    for old, new, field in (("seq_len: 4096", "seq_len: 4k", "training.seq_len"), ("chips: 9216", "chips: -3", "chips")):
+        p = _scenario(tmp_path, "S1.yaml", old, new)
+        code, out, err = run_main(capsys, "scenario", p)
+        assert code == 2
+        assert err.strip().startswith(f"error: {p}: {field}:"), err

@@ -53,8 +53,10 @@ def run_file(path: str | Path) -> dict:
     try:
         out = handler(kind)(doc, path.parent)
     except TrainsimError as exc:
-        if exc.where is None:
-            raise TrainsimError(str(exc), where=str(path)) from None
+        # name the file, as every spec error does (not 'scenario S1' or the run's name 'S1')
+        if exc.where is None or exc.where.startswith("scenario ") or exc.where == str(doc.get("id")):
+            msg = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
+            raise TrainsimError(msg, where=str(path)) from None
         raise
     for k in REQUIRED:
         out.setdefault(k, doc.get(k) if k in ("id", "claim") else None)

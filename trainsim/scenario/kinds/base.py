@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ...errors import TrainsimError
+from ...errors import TrainsimError, refuse_unknown_keys
 from ...model.counts import count
 from ...perf.calibration import validation_error
 from ...assumptions import Assumptions
@@ -221,7 +221,8 @@ def _count_check(arch, claimed: dict | None) -> dict:
 class KindInputs(BaseModel):
     """The keys every scenario file has; each kind's input model adds its own, each default stated with a
     description. Keys a kind does not declare are kept (``extra="allow"``) and reach ``compute`` through
-    :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged)."""
+    :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged) when they are
+    shared ones (:data:`DOC_KEYS`) or notes and sources; any other is refused (:func:`parse_inputs`)."""
 
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True, protected_namespaces=())
 
@@ -252,8 +253,21 @@ class KindResult:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+#: top-level keys a kind reads through :meth:`KindInputs.doc` rather than as declared fields (``_chips``,
+#: ``_job_run``, ``_sibling``, ``load_doc`` and the kinds' ``compute``)
+DOC_KEYS = frozenset({"id", "kind", "claim", "question", "model", "system", "chips", "pods", "units", "training",
+                      "plan", "name", "assumptions", "job", "reference", "restricted", "compare_to", "reference_runs",
+                      "param", "slowdown", "claimed", "frontier_model"})
+def _check_keys(model: type[KindInputs], doc: dict) -> None:
+    """Refuse a top-level key neither the kind nor the shared helpers (:data:`DOC_KEYS`) read."""
+    refuse_unknown_keys(doc, set(model.model_fields) | DOC_KEYS, reads=f"{doc.get('kind')} reads",
+                        where=f"scenario {doc.get('id', '?')}")
+
+
 def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
-    """``doc`` validated against a kind's input model; a bad value is one line naming the field."""
+    """``doc`` validated against a kind's input model (:func:`_check_keys` first); a bad value is one line naming
+    the field."""
+    _check_keys(model, doc)
     try:
         inp = model.model_validate(doc)
     except ValidationError as exc:
