@@ -235,7 +235,8 @@ def torchtitan_toml(est) -> str:
         raise TrainsimError("torchtitan has no ZeRO-1 (it shards with FSDP2): use zero 0, 2 or 3", field="plan.zero")
     dp = p.get("dp") or max(run.chips // (p["tp"] * p["pp"] * p["cp"]), 1)
     shard = 1 if p["zero"] == 0 else dp
-    lines = [f"# trainsim plan for torchtitan (pytorch/torchtitan {TORCHTITAN_COMMIT}, torchtitan/config/job_config.py)",
+    lines = [f"# trainsim plan for torchtitan (pytorch/torchtitan {TORCHTITAN_COMMIT}, "
+             "torchtitan/config/job_config.py)",
              "[parallelism]",
              f"data_parallel_replicate_degree = {dp if shard == 1 else 1}",
              f"data_parallel_shard_degree = {shard}",
