@@ -248,3 +248,20 @@ def test_a_scenario_value_error_names_the_file_not_the_scenario_id(tmp_path, cap
         code, out, err = run_main(capsys, "scenario", p)
         assert code == 2
         assert err.strip().startswith(f"error: {p}: {field}:"), err
+
+
+@pytest.mark.parametrize("name, old, new, field", [
+    ("S1.yaml", "size_for_days: 90", "size_for_days: -3", "size_for_days"),
+    ("S6.yaml", "\ndays: 90", "\ndays: 0", "days"),
+    ("S6.yaml", "\ndays: 90", "\ndays: .nan", "days"),
+])
+def test_scenario_days_must_be_positive_and_finite(tmp_path, capsys, name, old, new, field):
+    """S1 with `size_for_days: -3` answered (exit 0) 'no count up to 2,604 systems finishes in -3 days'; the
+    kinds' days, factors, ratios and chip counts took any number. Fix: PosFloat / PosInt / Chips
+    (types_checked) on them, and the kind's validation error through errors.from_validation (one line, no
+    pydantic union path)."""
+    p = _scenario(tmp_path, name, old, new)
+    code, out, err = run_main(capsys, "scenario", p)
+    assert code == 2
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {p}: {field}:") and "function-after" not in lines[0]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ...errors import TrainsimError, refuse_unknown_keys
+from ...errors import TrainsimError, from_validation, refuse_unknown_keys
 from ...model.counts import count
 from ...perf.calibration import validation_error
 from ...assumptions import Assumptions
@@ -270,11 +270,8 @@ def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
     _check_keys(model, doc)
     try:
         inp = model.model_validate(doc)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        field_ = ".".join(str(p) for p in e.get("loc", ()))
-        raise TrainsimError(f"{e.get('msg', 'invalid value')} (got {str(e.get('input'))[:80]!r})",
-                            field=field_, where=f"scenario {doc.get('id', '?')}") from None
+    except ValidationError as exc:   # one line, the union branch tried left out of the field path
+        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}") from None
     inp._doc = doc
     return inp
 
