@@ -265,3 +265,21 @@ def test_scenario_days_must_be_positive_and_finite(tmp_path, capsys, name, old, 
     assert code == 2
     lines = [x for x in err.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {p}: {field}:") and "function-after" not in lines[0]
+
+
+# ---------------------------------------------------------------- 6. sweep --summary: chip counts as everywhere
+
+def test_sweep_summary_prints_chip_counts_with_separators(tmp_path, capsys):
+    """`sweep --summary` printed the frontier's chips as '24960' (str of a numpy integer) beside '16.8M'
+    chip-hours, where every other table prints 24,960. Fix: report.sweep._fmt writes an integer with separators."""
+    base = _spec(tmp_path, SMALL.replace("global_batch_seqs: 512", "global_batch_seqs: 2048"), "base.yaml")
+    sweep = _spec(tmp_path, f"name: s\nbase: {base}\naxes:\n  chips: [1024, 2048]\nrecord: [inputs, time, plan]\n",
+                  "sweep.yaml")
+    out_file = tmp_path / "s.parquet"
+    code, out, err = run_main(capsys, "sweep", sweep, "-o", out_file, "--quiet")
+    assert code == 0, err
+    code, out, err = run_main(capsys, "sweep", "--summary", out_file)
+    assert code == 0, err
+    frontier = out.split("frontier", 1)[1].split("\n  point", 1)[0]
+    assert re.search(r"│\s+[01]\s+│\s+(1,024|2,048)\s+│", frontier), frontier
+    assert not re.search(r"│\s+(1024|2048)\s+│", frontier)
