@@ -283,3 +283,18 @@ def test_sweep_summary_prints_chip_counts_with_separators(tmp_path, capsys):
     frontier = out.split("frontier", 1)[1].split("\n  point", 1)[0]
     assert re.search(r"│\s+[01]\s+│\s+(1,024|2,048)\s+│", frontier), frontier
     assert not re.search(r"│\s+(1024|2048)\s+│", frontier)
+
+
+# ---------------------------------------------------------------- 7. size: HBM with its unit, goodput in percent
+
+def test_size_prints_hbm_with_its_unit_and_goodput_as_the_message_does(tmp_path, capsys):
+    """`size` printed 'memory 70.1 GiB of 80.0' (no unit on the HBM) and the probes' goodput as 0.999 under a
+    message saying 'goodput 99.9%'. Fix: report.fmt.gib and pct in cli/size_cmd.py. The H100's HBM is 80 GiB
+    (catalog: '80 GB' read as GiB)."""
+    code, out, err = run_main(capsys, "size", _spec(tmp_path), "--days", "5")
+    assert code == 0, err
+    assert re.search(r"memory \d+\.\d GiB of 80\.0 GiB", out.replace("\n", " ")), out
+    said = re.search(r"\((\d+) chips\) finish in .*?goodput (\d+\.\d)%\)", out.replace("\n", " "))
+    chips, goodput = said.group(1), said.group(2)
+    row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
+    assert row and row.group(1) == f"{goodput}%"
