@@ -298,3 +298,19 @@ def test_size_prints_hbm_with_its_unit_and_goodput_as_the_message_does(tmp_path,
     chips, goodput = said.group(1), said.group(2)
     row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
     assert row and row.group(1) == f"{goodput}%"
+
+
+# ---------------------------------------------------------------- 8. infer: decode memory in GiB against the HBM
+
+def test_infer_decode_memory_is_in_gib_against_the_hbm(capsys):
+    """`infer` printed 'decode memory per chip 25.6 GB' (decimal) where estimate, plan and the catalog print
+    memory and HBM in GiB (an H800's '80 GB' is 80 GiB), with no capacity to compare against. Fix: report/
+    inference.py prints GiB and the chip's HBM: 25,598,052,352 B / 2^30 = 23.8 GiB of 80.0 GiB."""
+    spec = ROOT / "examples/serving-llama-3.1-8b-h800.yaml"
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    total = res["decode"]["memory_per_chip_bytes"]["total"]
+    code, out, err = run_main(capsys, "infer", spec)
+    row = " ".join(" ".join(x.strip("│ ") for x in out.splitlines() if "decode memory" in x or "buffers" in x).split())
+    assert f"{total / 2**30:.1f} GiB of 80.0 GiB (" in row and " GB" not in row
