@@ -314,3 +314,18 @@ def test_infer_decode_memory_is_in_gib_against_the_hbm(capsys):
     code, out, err = run_main(capsys, "infer", spec)
     row = " ".join(" ".join(x.strip("│ ") for x in out.splitlines() if "decode memory" in x or "buffers" in x).split())
     assert f"{total / 2**30:.1f} GiB of 80.0 GiB (" in row and " GB" not in row
+
+
+# ---------------------------------------------------------------- 9. an empty spec file says so
+
+@pytest.mark.parametrize("command", ["check", "estimate", "infer", "posttrain", "scenario"])
+@pytest.mark.parametrize("text, shape", [("", "an empty file"), ("- a\n- b\n", "a list"), ("3\n", "a number")])
+def test_a_spec_that_is_not_a_mapping_says_what_it_holds(tmp_path, capsys, command, text, shape):
+    """`check` of an empty file said 'expected a mapping of spec keys, got NoneType' (a Python type name),
+    `scenario` of one 'kind: missing key', estimate / infer / posttrain only 'expected a mapping'. Fix:
+    io.specfile.yaml_shape, the one wording, in every spec parser."""
+    p = _spec(tmp_path, text, "spec.yaml")
+    code, out, err = run_main(capsys, command, p)
+    assert code == 2
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and str(p) in lines[0] and lines[0].endswith(f"keys, got {shape}"), lines

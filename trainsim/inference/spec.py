@@ -67,7 +67,7 @@ from ..spec import SpecHead
 from ..model.arch import Arch
 from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
 from ..spec import chips_as_stated, resolve_model_and_system
-from ..io import load_spec_file
+from ..io import load_spec_file, yaml_shape
 
 
 class MTPSpec(BaseModel):
@@ -224,7 +224,7 @@ class Serving:
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
     """Validate a serving-spec mapping and resolve its model and system."""
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping of serving-spec keys", where=where)
+        raise TrainsimError(f"expected a mapping of serving-spec keys, got {yaml_shape(doc)}", where=where)
     if isinstance(doc.get("chips"), str):      # "1 pod", "2 systems": whole scale-up domains per instance
         doc = {**doc, "chips": chips_as_stated(doc["chips"], doc.get("system"), base_dir, where)}
     try:

@@ -27,7 +27,7 @@ from ..goodput import goodput, goodput_range
 from ..ranges import propagate
 from ..registry import register
 from ...assumptions import _num
-from ...io import read_yaml
+from ...io import read_yaml, yaml_shape
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 
@@ -55,9 +55,9 @@ def load_doc(path: Path) -> dict:
     if not path.exists():
         raise TrainsimError(f"no such scenario file: {path}")
 
-    doc = read_yaml(path, what="scenario file") or {}
+    doc = read_yaml(path, what="scenario file")
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping", where=str(path))
+        raise TrainsimError(f"expected a mapping of scenario keys, got {yaml_shape(doc)}", where=str(path))
     for key in ("claimed", "frontier_model"):
         if isinstance(doc.get(key), dict):
             doc[key] = _num(doc[key])
