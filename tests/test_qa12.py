@@ -329,3 +329,16 @@ def test_a_spec_that_is_not_a_mapping_says_what_it_holds(tmp_path, capsys, comma
     assert code == 2
     lines = [x for x in err.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and str(p) in lines[0] and lines[0].endswith(f"keys, got {shape}"), lines
+
+
+# ---------------------------------------------------------------- 10. a zero price prints as $0
+
+def test_a_zero_price_prints_as_zero_dollars(tmp_path, capsys):
+    """`estimate --price-per-chip-hour 0` printed 'cost, rental $0.00e+00 at $0.00e+00/chip-hour' (the count
+    formatter sent 0 to e-notation, as for values below 1e-3). Fix: numfmt.count writes 0 as '0'."""
+    from trainsim.numfmt import count, money
+    assert (count(0), count(0.0), money(0.0), count(0.0, "chip-hours")) == ("0", "0", "$0", "0 chip-hours")
+    assert count(0.0004) == "4.00e-04"          # a small non-zero value keeps its digits
+    code, out, err = run_main(capsys, "estimate", _spec(tmp_path), "--price-per-chip-hour", "0", "--electricity", "0")
+    assert code == 0, err
+    assert "$0 at $0/chip-hour" in out and "e+00" not in out

@@ -37,7 +37,9 @@ def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf"
     a = abs(x)
-    if a >= 1e15:
+    if a == 0:                                   # $0 at a zero price, never 0.00e+00
+        s = "0"
+    elif a >= 1e15:
         s = f"{x:.{digits - 1}e}"
     elif a >= 1e4:
         i = next(j for j, (scale, _) in enumerate(_SUFFIXES) if a >= scale)
