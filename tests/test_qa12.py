@@ -342,3 +342,17 @@ def test_a_zero_price_prints_as_zero_dollars(tmp_path, capsys):
     code, out, err = run_main(capsys, "estimate", _spec(tmp_path), "--price-per-chip-hour", "0", "--electricity", "0")
     assert code == 0, err
     assert "$0 at $0/chip-hour" in out and "e+00" not in out
+
+
+# ---------------------------------------------------------------- 11. validate: the whole-run table's unit
+
+def test_validate_whole_run_table_names_its_unit(capsys):
+    """`validate`'s whole-run table was titled '(chip-hours; ...)' over columns 'whole-run' and 'predicted steady'
+    holding tokens/s per chip (243 for BloombergGPT): read as chip-hours. Fix: the columns say tokens/s/chip as
+    the --markdown table does. BloombergGPT: 569e9 tokens / (651,264 GPU-hours x 3600) = 242.7 -> 243."""
+    code, out, err = run_main(capsys, "validate", ROOT / "validation/runs/bloomberggpt-50b-512.yaml")
+    assert code == 0, err
+    part = out.split("whole-run averages", 1)[1]
+    assert "whole-run tokens/s/chip" in part and "predicted steady tokens/s/chip" in part
+    row = next(x for x in part.splitlines() if "bloomberggpt-50b-512" in x)
+    assert re.search(r"│\s+512\s+│\s+243\s+│", row), row

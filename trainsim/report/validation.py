@@ -38,8 +38,9 @@ def render_validation(res) -> None:
     if any(r.fits is False for r in res.steady):
         c.print(NOFIT_LEGEND)
     if res.whole_run:
-        w = Table(title="whole-run averages (chip-hours; not in the summary)")
-        for col in ("run", "chip", "chips", "whole-run", "predicted steady", "whole-run / predicted"):
+        w = Table(title="whole-run averages (tokens / reported chip-hours; not in the summary)")
+        for col in ("run", "chip", "chips", "whole-run tokens/s/chip", "predicted steady tokens/s/chip",
+                    "whole-run / predicted"):
             w.add_column(col, justify="left" if col in ("run", "chip") else "right")
         for r in res.whole_run:
             ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
