@@ -356,3 +356,10 @@ def test_validate_whole_run_table_names_its_unit(capsys):
     assert "whole-run tokens/s/chip" in part and "predicted steady tokens/s/chip" in part
     row = next(x for x in part.splitlines() if "bloomberggpt-50b-512" in x)
     assert re.search(r"│\s+512\s+│\s+243\s+│", row), row
+
+
+def test_validate_summary_says_one_run_not_one_runs(capsys):
+    """`validate` of one run printed 'nvidia-ampere: 1 runs, ...' and 'overall: 1 runs'. Fix: numfmt.counted."""
+    code, out, err = run_main(capsys, "validate", ROOT / "validation/runs/bloomberggpt-50b-512.yaml")
+    assert code == 0, err
+    assert "overall: 1 run, median" in out and "nvidia-ampere: 1 run, median" in out and "1 runs" not in out

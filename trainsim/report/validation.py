@@ -1,6 +1,7 @@
 """Terminal rendering of ``trainsim validate`` (numbers come from :mod:`trainsim.validate.runner`)."""
 from __future__ import annotations
 from ..validate.runner import NOFIT_LEGEND
+from .fmt import counted
 from .terminal import console
 
 
@@ -55,9 +56,9 @@ def render_validation(res) -> None:
             e.add_row(r.run, r.note)
         c.print(e)
     for fam, s in res.by_family.items():
-        c.print(f"{fam}: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+        c.print(f"{fam}: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
                 f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}")
     s = res.summary
-    c.print(f"overall: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+    c.print(f"overall: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
             f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}"
-            + (f"; {len(res.errors)} error rows" if res.errors else ""))
+            + (f"; {counted(len(res.errors), 'error row')}" if res.errors else ""))
