@@ -363,3 +363,19 @@ def test_validate_summary_says_one_run_not_one_runs(capsys):
     code, out, err = run_main(capsys, "validate", ROOT / "validation/runs/bloomberggpt-50b-512.yaml")
     assert code == 0, err
     assert "overall: 1 run, median" in out and "nvidia-ampere: 1 run, median" in out and "1 runs" not in out
+
+
+# ---------------------------------------------------------------- 12. --json with --csv
+
+@pytest.mark.parametrize("args", [["estimate", "RUN"], ["plan", "RUN"], ["model", "llama-3.1-8b"], ["check", "RUN"],
+                                  ["catalog", "chips"]])
+def test_json_and_csv_together_is_a_usage_error(tmp_path, capsys, args):
+    """`estimate RUN --json --csv` (and every command with both) printed CSV and dropped --json without a word.
+    Fix: cli.handler.format_conflict, before any work: exit 2, one line naming both and the command's help."""
+    args = [str(_spec(tmp_path)) if a == "RUN" else a for a in args]
+    code, out, err = run_main(capsys, *args, "--json", "--csv")
+    assert code == 2 and out == ""
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "--json and --csv" in lines[0] and f"trainsim {args[0]} --help" in lines[0]
+    code, out, err = run_main(capsys, *args, "--csv")
+    assert code == 0 and out.count("\n") >= 2, err
