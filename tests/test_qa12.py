@@ -379,3 +379,19 @@ def test_json_and_csv_together_is_a_usage_error(tmp_path, capsys, args):
     assert len(lines) == 1 and "--json and --csv" in lines[0] and f"trainsim {args[0]} --help" in lines[0]
     code, out, err = run_main(capsys, *args, "--csv")
     assert code == 0 and out.count("\n") >= 2, err
+
+
+@pytest.mark.parametrize("name, old, new, field", [
+    ("S1.yaml", "size_for_days: 90", "size_for_day: 90", "size_for_day: unknown key"),
+    ("S1.yaml", "size_for_days: 90", "size_for_days: -3", "size_for_days: Input should be greater than 0"),
+    ("S7.yaml", "  tolerance:", "  tolerence:", "inputs.tolerence: unknown key"),
+])
+def test_check_refuses_what_scenario_refuses(tmp_path, capsys, name, old, new, field):
+    """`check` said 'valid scenario spec' for S1 with size_for_day (a typo) or size_for_days -3, which
+    `scenario` refuses. Fix: api.checks runs the kind's input validation (the handler's ``validate``)."""
+    p = _scenario(tmp_path, name, old, new)
+    code, out, err = run_main(capsys, "check", p)
+    assert code == 2 and err.strip().startswith(f"error: {p}: {field}"), err
+    for seed in ("S1.yaml", "S7.yaml"):
+        code, out, err = run_main(capsys, "check", ROOT / "scenarios" / seed)
+        assert code == 0 and "valid scenario spec" in out, err

@@ -72,14 +72,20 @@ INPUT_KEYS = ("student", "teacher", "domains", "cluster", "wan", "wan_range", "t
               "precision", "rollout_precision", "tolerance", "student_sizes")
 
 
-def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
-    """The :class:`MultiClusterCase` a ``posttrain_multicluster`` scenario's ``inputs`` describe (paths
-    relative to ``base_dir``), with the assumption rows recording each input and its source; a key outside
-    :data:`TOP_KEYS` / :data:`INPUT_KEYS` is refused."""
+def check_keys(doc: dict) -> None:
+    """Refuse a key outside :data:`TOP_KEYS` and, under ``inputs``, :data:`INPUT_KEYS` (notes and sources free)."""
     refuse_unknown_keys(doc, TOP_KEYS, reads="posttrain_multicluster reads")
     inp = doc.get("inputs") or {}
     if isinstance(inp, dict):
         refuse_unknown_keys(inp, INPUT_KEYS, prefix="inputs.", reads="posttrain_multicluster reads")
+
+
+def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
+    """The :class:`MultiClusterCase` a ``posttrain_multicluster`` scenario's ``inputs`` describe (paths
+    relative to ``base_dir``), with the assumption rows recording each input and its source; a key outside
+    :data:`TOP_KEYS` / :data:`INPUT_KEYS` is refused."""
+    check_keys(doc)
+    inp = doc.get("inputs") or {}
     assumptions: list[dict] = []
 
     def note(key, value, source, note_=""):
@@ -329,3 +335,7 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
            "assumptions": inputs + _model_assumptions(),
            "validation_error": _inference_validation()}
     return out
+
+
+#: what `trainsim check` validates of such a scenario without running it
+posttrain_multicluster.validate = check_keys  # type: ignore[attr-defined]

@@ -297,6 +297,7 @@ def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, P
     handle.__name__ = kind.replace("-", "_")
     handle.__doc__ = f"Handler of scenario kind {kind!r}: {inputs.__name__} -> {compute.__module__}.compute."
     handle.inputs = inputs            # type: ignore[attr-defined]
+    handle.validate = lambda doc: parse_inputs(inputs, doc)   # type: ignore[attr-defined] - `trainsim check`
     handle.compute = compute          # type: ignore[attr-defined]
     handle.verdict = verdict          # type: ignore[attr-defined]
     return register(kind)(handle)
