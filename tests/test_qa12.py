@@ -395,3 +395,18 @@ def test_check_refuses_what_scenario_refuses(tmp_path, capsys, name, old, new, f
     for seed in ("S1.yaml", "S7.yaml"):
         code, out, err = run_main(capsys, "check", ROOT / "scenarios" / seed)
         assert code == 0 and "valid scenario spec" in out, err
+
+
+# ---------------------------------------------------------------- 13. compare of identical inputs
+
+def test_compare_of_identical_inputs_says_none_differ(tmp_path, capsys):
+    """`compare a.yaml a.yaml` printed an 'inputs that differ' table with a header and no rows. Fix: one line
+    saying none differ; a real difference (64 vs 128 chips) still gets its table."""
+    a = _spec(tmp_path)
+    code, out, err = run_main(capsys, "compare", a, a)
+    assert code == 0, err
+    assert "inputs that differ: none" in out and "┃ input" not in out
+    b = _spec(tmp_path, SMALL.replace("chips: 64", "chips: 128"), "b.yaml")
+    code, out, err = run_main(capsys, "compare", a, b)
+    assert code == 0, err
+    assert re.search(r"│ chips\s+│\s+64\s+│\s+128\s+│", out)
