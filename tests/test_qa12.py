@@ -410,3 +410,16 @@ def test_compare_of_identical_inputs_says_none_differ(tmp_path, capsys):
     code, out, err = run_main(capsys, "compare", a, b)
     assert code == 0, err
     assert re.search(r"│ chips\s+│\s+64\s+│\s+128\s+│", out)
+
+
+# ---------------------------------------------------------------- 14. no '-0%' for a change that rounds to zero
+
+def test_a_change_that_rounds_to_zero_is_not_negative(tmp_path, capsys):
+    """`sensitivity` printed '18.7 (-0%)' for scale-out x1.5 and the report's ranges chart 'low -0.0%' (a
+    -0.001% change rounded). Fix: report.fmt.signed_pct (digits, +0 for a zero) in the chart and the table."""
+    from trainsim.report.fmt import signed_pct
+    assert (signed_pct(-0.004), signed_pct(-0.3, 0), signed_pct(3.0), signed_pct(-0.06)) == (
+        "+0.0%", "+0%", "+3.0%", "-0.1%")
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path), "--vary", "scale_out", "--factors", "1.5,2")
+    assert code == 0, err
+    assert "(-0%)" not in out and re.search(r"\(\+\d+%\)", out)

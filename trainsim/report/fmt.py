@@ -30,9 +30,10 @@ def pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def signed_pct(x: float) -> str:
-    """A change already in percent, signed: ``+3.0%``; ``no fit`` for an infinite one."""
-    return "no fit" if not math.isfinite(x) else f"{x:+.1f}%"
+def signed_pct(x: float, digits: int = 1) -> str:
+    """A change already in percent, signed, to ``digits`` decimals: ``+3.0%``; ``no fit`` for an infinite one; a
+    change that rounds to zero is ``+0.0%`` (``+0%``), never ``-0.0%``."""
+    return "no fit" if not math.isfinite(x) else f"{round(x, digits) + 0.0:+.{digits}f}%"
 
 
 def gib(b: float) -> str:
