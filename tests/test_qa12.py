@@ -423,3 +423,21 @@ def test_a_change_that_rounds_to_zero_is_not_negative(tmp_path, capsys):
     code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path), "--vary", "scale_out", "--factors", "1.5,2")
     assert code == 0, err
     assert "(-0%)" not in out and re.search(r"\(\+\d+%\)", out)
+
+
+# ---------------------------------------------------------------- 15. infer / posttrain --validate of a spec without figures
+
+@pytest.mark.parametrize("command, spec", [("infer", "examples/serving-llama-3.1-8b-h800.yaml"),
+                                           ("posttrain", "examples/posttrain-opd-two-clusters.yaml")])
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_validate_of_a_spec_without_reported_figures_is_no_answer(capsys, command, spec, fmt):
+    """`infer SPEC --validate` (and posttrain) on a spec without `reported:` printed an empty error table, exit 0,
+    so a script could not tell it compared nothing. Fix: exit 1 with one stderr line, as `validate` (qa10)."""
+    code, out, err = run_main(capsys, command, ROOT / spec, "--validate", *fmt)
+    assert code == 1 and "nothing was compared" in err and "no reported: figures" in err
+
+
+def test_validate_of_a_published_serving_point_still_answers(capsys):
+    code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/cloudmatrix-decode-b112-2k256.yaml",
+                              "--validate", "--json")
+    assert code == 0 and len(json.loads(out)["rows"]) >= 1, err
