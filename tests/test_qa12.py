@@ -441,3 +441,19 @@ def test_validate_of_a_published_serving_point_still_answers(capsys):
     code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/cloudmatrix-decode-b112-2k256.yaml",
                               "--validate", "--json")
     assert code == 0 and len(json.loads(out)["rows"]) >= 1, err
+
+
+# ---------------------------------------------------------------- 16. plan --emit with --json / --csv / --against
+
+@pytest.mark.parametrize("extra, named", [(["--json"], "--json"), (["--csv"], "--csv"),
+                                          (["--against", "tp=2"], "--against")])
+def test_emit_with_another_output_is_a_usage_error(tmp_path, capsys, extra, named):
+    """`plan --emit megatron --json` (or --csv, or --against tp=2) printed the flags and dropped the other option
+    without a word (the --against comparison was even computed). Fix: cli/plan_cmd.py refuses the combination,
+    exit 2, one line naming both."""
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path), "--emit", "megatron", *extra)
+    assert code == 2 and out == ""
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --emit:") and named in lines[0]
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path), "--emit", "megatron")
+    assert code == 0 and "TRAINSIM_ARGS=(" in out, err
