@@ -457,3 +457,19 @@ def test_emit_with_another_output_is_a_usage_error(tmp_path, capsys, extra, name
     assert len(lines) == 1 and lines[0].startswith("error: --emit:") and named in lines[0]
     code, out, err = run_main(capsys, "plan", _spec(tmp_path), "--emit", "megatron")
     assert code == 0 and "TRAINSIM_ARGS=(" in out, err
+
+
+# ---------------------------------------------------------------- 17. labels of byte and FLOP-rate keys
+
+def test_scenario_labels_name_byte_and_rate_units(capsys):
+    """`scenario S5` labelled hbm_bandwidth_pb_s 'HBM bandwidth pb (s)' (seconds: the trailing _s read alone),
+    hbm_pb 'HBM pb' and peak_eflops 'peak eflops'. Fix: numfmt.label reads a byte unit (+ _s: per second) and a
+    FLOP unit after peak_ as the rates they are."""
+    from trainsim.numfmt import label
+    assert label("hbm_bandwidth_pb_s") == "HBM bandwidth (PB/s)" and label("hbm_tb_s") == "HBM (TB/s)"
+    assert label("hbm_pb") == "HBM (PB)" and label("peak_eflops") == "peak (EFLOP/s)"
+    assert label("step_time_s") == "step time (s)" and label("training_flops") == "training (FLOP)"
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S5.yaml")
+    assert code == 0, err
+    assert "HBM bandwidth (PB/s)" in out and "a / HBM (PB)" in out and "peak (EFLOP/s) / bf16" in out
+    assert "pb (s)" not in out
