@@ -473,3 +473,24 @@ def test_scenario_labels_name_byte_and_rate_units(capsys):
     assert code == 0, err
     assert "HBM bandwidth (PB/s)" in out and "a / HBM (PB)" in out and "peak (EFLOP/s) / bf16" in out
     assert "pb (s)" not in out
+
+
+# ---------------------------------------------------------------- 18. scenario tables: MFU and goodput in percent
+
+def test_scenario_tables_print_mfu_and_goodput_as_percentages(capsys):
+    """`scenario S5` printed the runs' MFU as 0.343 and goodput as '0.942 (0.771-0.981)' under a verdict saying
+    'MFU 34%', S3 'MFU 0.148' beside the best plan's 'MFU 23.7%'. Fix: report.fmt.value_of_key prints
+    FRACTION_KEYS as percentages (terminal and HTML share it). Each cell is the --json fraction x 100."""
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S5.yaml", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    res = res[0] if isinstance(res, list) else res
+    rows = res["numbers"]["a"]["runs"]
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S5.yaml")
+    assert code == 0, err
+    table = out.split("S5: a.runs", 1)[1].split("└", 1)[0]
+    for r in rows:
+        assert f"{r['mfu']:.1%}" in table
+        g = r["goodput"]
+        assert f"{g['nominal']:.1%}" in table and f"({g['low']:.1%}-" in table.replace("\n", " ").replace("│", "")
+    assert not re.search(r"│ 0\.\d{3}\s+│", table)
