@@ -153,10 +153,10 @@ def test_torchtitan_toml_keys_are_torchtitans():
     from trainsim.emit import emit_args
 
     doc = tomllib.loads(emit_args(_fake_est(schedule="interleaved", recompute="selective", zero=3), "torchtitan"))
-    # fields of ParallelismConfig, pytorch/torchtitan torchtitan/config/parallelism.py
+    # fields of class Parallelism, pytorch/torchtitan torchtitan/config/job_config.py at 24e91056a (26 Sep 2025)
     known = {"data_parallel_replicate_degree", "data_parallel_shard_degree", "fsdp_reshard_after_forward",
-             "tensor_parallel_degree", "enable_sequence_parallel", "pipeline_parallel_degree",
-             "pipeline_parallel_schedule", "pipeline_parallel_layers_per_stage", "num_pp_microbatches",
+             "tensor_parallel_degree", "pipeline_parallel_degree",
+             "pipeline_parallel_schedule", "pipeline_parallel_layers_per_stage", "pipeline_parallel_microbatch_size",
              "pipeline_parallel_first_stage_less_layers", "pipeline_parallel_last_stage_less_layers",
              "context_parallel_degree", "expert_parallel_degree"}
     assert set(doc["parallelism"]) <= known

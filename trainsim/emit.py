@@ -213,9 +213,20 @@ def torchtitan_stage_weights(n_layers: int, pp: int, vpp: int, first: int | None
     return None
 
 
+#: the torchtitan the TOML is written for: pytorch/torchtitan 24e91056a (26 Sep 2025), whose
+#: torchtitan/config/job_config.py holds every key written here (pipeline_parallel_first/last_stage_less_layers
+#: since 3c84ce095, Jul 2025) and whose config/manager.py ConfigManager._dict_to_dataclass refuses any other
+#: ('Invalid field names', since eadca4835, Aug 2025); the last commit whose float8 converter is named "float8"
+#: (5b5d46856 renamed it) and before 9810191bb (Feb 2026) replaced the TOML files with Python configs
+TORCHTITAN_COMMIT = "24e91056a"
+
+
 def torchtitan_toml(est) -> str:
-    """torchtitan's ``[parallelism]`` and ``[activation_checkpoint]`` sections (keys of
-    ``torchtitan/config/parallelism.py``; schedule names of ``torch.distributed.pipelining``)."""
+    """torchtitan's ``[parallelism]``, ``[activation_checkpoint]``, ``[training]`` (and, for FP8, ``[model]``)
+    sections: keys of ``torchtitan/config/job_config.py`` at :data:`TORCHTITAN_COMMIT`, schedule names of
+    ``torch.distributed.pipelining``. Sequence parallelism comes with tp > 1 there (models/llama3/infra/
+    parallelize.py apply_tp: the norms are SequenceParallel(); no key for it), and the pipeline's micro-batches
+    are ``local_batch_size / pipeline_parallel_microbatch_size``."""
     p, run = _plan_of(est), est.run
     if p["schedule"] not in TORCHTITAN_SCHEDULES:
         raise TrainsimError(f"{p['schedule']} is not a torchtitan schedule (offers {', '.join(TORCHTITAN_SCHEDULES)})",
@@ -224,12 +235,12 @@ def torchtitan_toml(est) -> str:
         raise TrainsimError("torchtitan has no ZeRO-1 (it shards with FSDP2): use zero 0, 2 or 3", field="plan.zero")
     dp = p.get("dp") or max(run.chips // (p["tp"] * p["pp"] * p["cp"]), 1)
     shard = 1 if p["zero"] == 0 else dp
-    lines = ["# trainsim plan for torchtitan (pytorch/torchtitan, torchtitan/config/parallelism.py)",
+    lines = [f"# trainsim plan for torchtitan (pytorch/torchtitan {TORCHTITAN_COMMIT}, "
+             "torchtitan/config/job_config.py)",
              "[parallelism]",
              f"data_parallel_replicate_degree = {dp if shard == 1 else 1}",
              f"data_parallel_shard_degree = {shard}",
              f"tensor_parallel_degree = {p['tp']}",
-             f"enable_sequence_parallel = {'true' if p['tp'] > 1 else 'false'}",
              f"pipeline_parallel_degree = {p['pp']}",
              f"pipeline_parallel_schedule = \"{TORCHTITAN_SCHEDULES[p['schedule']]}\"",
              f"context_parallel_degree = {p['cp']}",
@@ -239,7 +250,7 @@ def torchtitan_toml(est) -> str:
     if p["pp"] > 1:
         per, first_less, last_less = torchtitan_split(est)
         lines.append(f"pipeline_parallel_layers_per_stage = {per}")
-        lines.append(f"num_pp_microbatches = {max(run.training.batch_seqs // (dp * p['micro_batch']), 1)}")
+        lines.append(f"pipeline_parallel_microbatch_size = {p['micro_batch']}")
         lines += [f"pipeline_parallel_first_stage_less_layers = {first_less}",
                   f"pipeline_parallel_last_stage_less_layers = {last_less}"]
         note = torchtitan_split_note(est)

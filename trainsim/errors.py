@@ -66,6 +66,22 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
     return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
 
 
+#: endings of the keys that only document a spec (``model_source``, ``chips_note``, ``notes``, ``note``)
+NOTE_SUFFIXES = ("source", "note", "notes")
+
+
+def refuse_unknown_keys(doc: dict, known, *, prefix: str = "", reads: str = "", where: str | None = None) -> None:
+    """Refuse a key of ``doc`` outside ``known`` that is not a note or a source (:data:`NOTE_SUFFIXES`): a typo
+    such as ``size_for_day`` would otherwise be kept and change nothing. ``prefix``: the field path of ``doc``
+    (``inputs.``); ``reads``: who reads ``known``, named when no key is close."""
+    known = set(known)
+    for k in doc:
+        if k not in known and not str(k).endswith(NOTE_SUFFIXES):
+            near = close_matches(str(k), sorted(known))
+            hint = f"did you mean {', '.join(near)}?" if near else f"{reads or 'expected'} {', '.join(sorted(known))}"
+            raise TrainsimError(f"unknown key (typo? {hint})", field=f"{prefix}{k}", where=where)
+
+
 def from_validation(exc, where: str | None = None) -> TrainsimError:
     """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value.
     A misspelt key is reported as itself, not as the required key it leaves missing (``chip:`` for ``chips:``:

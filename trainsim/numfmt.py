@@ -37,7 +37,9 @@ def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf"
     a = abs(x)
-    if a >= 1e15:
+    if a == 0:                                   # $0 at a zero price, never 0.00e+00
+        s = "0"
+    elif a >= 1e15:
         s = f"{x:.{digits - 1}e}"
     elif a >= 1e4:
         i = next(j for j, (scale, _) in enumerate(_SUFFIXES) if a >= scale)
@@ -71,10 +73,18 @@ def span(nominal, low=None, high=None, fn=count) -> str:
     return s
 
 
+#: decimal byte units a key may end in (``hbm_pb``), and the same followed by ``_s`` for a rate (``hbm_bandwidth_pb_s``)
+BYTE_UNITS = {"kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB", "pb": "PB"}
+#: FLOP units after ``peak_``: a peak is a rate (``peak_eflops``: EFLOP/s)
+PEAK_UNITS = {"flops": "FLOP/s", "tflops": "TFLOP/s", "pflops": "PFLOP/s", "eflops": "EFLOP/s"}
+
+
 def label(key: str) -> str:
-    """A snake_case key as a human label: units in names become a parenthesised unit."""
+    """A snake_case key as a human label: units in names become a parenthesised unit (``*_peak_flops``, a rate,
+    ``(FLOP/s)``; ``peak_eflops`` ``(EFLOP/s)``; ``hbm_pb`` ``(PB)``; ``hbm_bandwidth_pb_s`` ``(PB/s)``, never the
+    seconds a bare trailing ``_s`` means)."""
     units = {"usd": "USD", "mwh": "MWh", "s": "s", "bytes": "bytes", "gib": "GiB", "w": "W", "kwh": "kWh",
-             "flops": "FLOP", "flop": "FLOP", "h": "h"}
+             "flops": "FLOP", "flop": "FLOP", "h": "h", **BYTE_UNITS}
     parts = key.split("_")
     unit = None
     low = [x.lower() for x in parts]
@@ -82,6 +92,10 @@ def label(key: str) -> str:
         i = low.index("usd")
         rate = "USD per " + " ".join(parts[i + 2:])
         return f"{label('_'.join(parts[:i]))} ({rate})" if i else rate
+    if len(parts) >= 2 and low[-2] == "peak" and low[-1] in PEAK_UNITS:   # a peak is a rate
+        return f"{label('_'.join(parts[:-1]))} ({PEAK_UNITS[low[-1]]})"
+    if len(parts) > 2 and low[-1] == "s" and low[-2] in BYTE_UNITS:         # bytes per second
+        return f"{label('_'.join(parts[:-2]))} ({BYTE_UNITS[low[-2]]}/s)"
     if len(parts) > 1 and parts[-1].lower() in units:
         unit = units[parts[-1].lower()]
         parts = parts[:-1]

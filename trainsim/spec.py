@@ -24,7 +24,7 @@ from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
 from .errors import unknown
-from .io import load_spec_file
+from .io import load_spec_file, yaml_shape
 
 
 class TrainingSpec(BaseModel):
@@ -487,7 +487,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     """Validate a run-spec mapping and resolve its model and system; ``chips`` may be stated in pods
     (:func:`chips_as_stated`)."""
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping of run-spec keys", where=where)
+        raise TrainsimError(f"expected a mapping of run-spec keys, got {yaml_shape(doc)}", where=where)
     if isinstance(doc.get("chips"), str):
         doc = {**doc, "chips": chips_as_stated(doc["chips"], doc.get("system"), base_dir, where)}
     try:

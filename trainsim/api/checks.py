@@ -66,8 +66,12 @@ def check(path) -> CheckResult:
     else:
         d = load_doc(path)
         try:
-            handler(d["kind"])
+            h = handler(d["kind"])
         except TrainsimError as exc:   # an unknown kind names the file
             raise _in_spec(exc, str(path)) from None
+        try:                           # the kind's keys and values, as `scenario` reads them
+            getattr(h, "validate", lambda doc: None)(d)
+        except TrainsimError as exc:
+            raise _scenario_run.in_file(exc, path, d) from None
         lines.append(("scenario", f"{d.get('id', path.stem)}: kind {d['kind']}"))
     return CheckResult({"file": str(path), "kind": kind, "ok": True, "resolved": dict(lines)})

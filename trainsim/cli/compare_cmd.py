@@ -61,6 +61,9 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="two or more run-spe
     for label, key, vals in res.rows():
         t.add_row(label, *[_cell(key, v) for v in vals])
     c.print(t)
+    if not diff:                 # an empty table with its header read as a rendering fault
+        c.print("inputs that differ: none (the specs resolve to the same inputs)")
+        return
     d = Table(title="inputs that differ")
     d.add_column("input")
     for p in runs:

@@ -63,9 +63,29 @@ def _usage_line(exc) -> str:
     return one_line(f"error: {msg}. {hint}see '{path} --help'")
 
 
+#: output options of which a command prints one: each is the whole answer (JSON, or CSV rows)
+OUTPUT_FORMATS = ("--json", "--csv")
+
+
+def format_conflict(args: list[str]) -> str | None:
+    """The usage error for ``--json`` and ``--csv`` given together (before any ``--``), or None: one of them
+    would be dropped without a word (every command printed the CSV)."""
+    toks = args[:args.index("--")] if "--" in args else args
+    given = [f for f in OUTPUT_FORMATS if f in toks]
+    if len(given) < 2:
+        return None
+    cmd = next((t for t in toks if not t.startswith("-")), "")
+    see = f"trainsim {cmd} --help" if cmd else "trainsim --help"
+    return f"error: {' and '.join(given)} both given; expected one of them (each prints the whole answer); see '{see}'"
+
+
 def run(app, argv: list[str] | None = None) -> int:
     """Run the typer ``app`` on ``argv`` and return the exit code (never raises, never prints a traceback
-    unless ``TRAINSIM_TRACEBACK`` is set)."""
+    unless ``TRAINSIM_TRACEBACK`` is set); a usage error :func:`format_conflict` finds exits 2 before any work."""
+    conflict = format_conflict([str(a) for a in (sys.argv[1:] if argv is None else argv)])
+    if conflict:
+        print(conflict, file=sys.stderr)
+        return 2
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="trainsim")
         return rc if isinstance(rc, int) else 0

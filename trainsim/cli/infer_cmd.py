@@ -7,6 +7,7 @@ judged by tokens/s per chip and latency (issue #16 item 3); ``mfu`` / ``mfu_at_p
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -32,16 +33,27 @@ def _emit(answer: dict, csv_: bool, json_: bool, render: Callable[[dict], None],
         render(answer)
 
 
+def _nothing_compared(table: dict, spec: Path | None) -> None:
+    """Exit 1 (README: no answer) when a ``--validate`` table has no row, as ``trainsim validate`` does: a spec
+    without ``reported:`` figures compares nothing, and an empty table with exit 0 reads as a pass."""
+    if not table["rows"]:
+        what = f"{spec}: no reported: figures" if spec else "no validation points"
+        print(f"no answer: {what}; nothing was compared", file=sys.stderr)
+        raise typer.Exit(1)
+
+
 @app.command("infer")
 def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV,
               validate: bool = typer.Option(False, "--validate",
-                                            help="error table vs validation/inference/*.yaml")) -> None:
+                                            help="error table vs validation/inference/*.yaml, or vs SPEC's "
+                                                 "reported: figures")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
     if validate:
         table = serving.infer_validate([spec] if spec else None).to_dict()
         _emit(table, csv_, json_, lambda t: render_errors(t["rows"], t["summary"], t["latency_bound"]), rows="rows")
+        _nothing_compared(table, spec)
         return
     if spec is None:
         raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
@@ -53,11 +65,13 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                   json_: bool = typer.Option(False, "--json", help="print one JSON object"),
                   csv_: bool = CSV,
                   validate: bool = typer.Option(False, "--validate",
-                                                help="step-time error table vs validation/rl/*.yaml")) -> None:
+                                                help="step-time error table vs validation/rl/*.yaml, or vs "
+                                                     "SPEC's reported: figures")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
     if validate:
         table = posttraining.posttrain_validate([spec] if spec else None).to_dict()
         _emit(table, csv_, json_, lambda t: render_rl_errors(t["rows"], t["summary"]), rows="rows")
+        _nothing_compared(table, spec)
         return
     if spec is None:
         raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")

@@ -32,6 +32,10 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                                                                "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
+    dropped = [o for o, on in (("--json", json_), ("--csv", csv_), ("--against", against)) if on]
+    if emit and dropped:   # --emit prints the flags alone: the others would be dropped without a word
+        raise api.TrainsimError(f"prints only the best plan's flags and does not combine with "
+                                f"{' or '.join(dropped)} (run them separately)", field="--emit")
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:

@@ -11,7 +11,7 @@ from .csvopt import CSV
 from ..api import TrainsimError
 from .. import api
 from ..api import scenarios
-from ..report.fmt import value as fmt
+from ..report.fmt import signed_pct, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
@@ -82,8 +82,8 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
     t.add_column("elasticity", justify="right")
     for p, v in out["params"].items():
         cells = ["no fit" if row["change_pct"] == float("inf") else
-                 f"{fmt(row['tokens_per_s_per_chip'])} ({row['change_pct']:+.0f}%)" if per_token else
-                 f"{row['days']:.1f} ({row['change_pct']:+.0f}%)" for row in v["rows"]]
+                 f"{fmt(row['tokens_per_s_per_chip'])} ({signed_pct(row['change_pct'], 0)})" if per_token else
+                 f"{row['days']:.1f} ({signed_pct(row['change_pct'], 0)})" for row in v["rows"]]
         t.add_row(p, f"{fmt(v['nominal'])} {v['unit']}", *cells, fmt(out["elasticity"][p]))
     c.print(t)
     for p, th in (out.get("thresholds") or {}).items():

@@ -10,7 +10,7 @@ from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
 from ..api import scenarios
-from ..report.fmt import plan as plan_text, value as fmt
+from ..report.fmt import gib, pct, plan as plan_text, value as fmt
 from ..report.terminal import print_json, wide_console as console, cost_rows
 from ..report.progress import progress_bar
 from ..report.tabular import print_csv
@@ -50,7 +50,7 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     if res.estimate is not None:
         e = res.estimate
         c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
-                f"{e.memory_per_chip_bytes / 2**30:.1f} GiB of {e.run.system.chip.hbm_bytes / 2**30:.1f}")
+                f"{gib(e.memory_per_chip_bytes)} of {gib(e.run.system.chip.hbm_bytes)}")
 
     for k, v in cost_rows(cost):
         c.print(f"{k}: {v}")
@@ -59,7 +59,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         t.add_column(col, justify="right")
     for p in res.probes:
         days_cells = (fmt(p["days"]), fmt(p["effective_days"])) if p["fits"] else ("no plan", "no plan")
-        t.add_row(fmt(p["units"]), fmt(p["chips"]), *days_cells, fmt(p["goodput"]))
+        t.add_row(fmt(p["units"]), fmt(p["chips"]), *days_cells,
+                  pct(p["goodput"]) if isinstance(p["goodput"], (int, float)) else fmt(p["goodput"]))
     c.print(t)
     if not res.feasible:
         raise typer.Exit(1)

@@ -189,15 +189,24 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
 
 #: the plan fields that only mean something with routed experts (ep; etp = chips of a stage / ep, ServePlans.etp)
 EXPERT_PLAN_KEYS = ("ep", "etp")
+#: the step-time causes (inference/step.py) and constants (inference/calib.py) that only routed experts have
+EXPERT_BREAKDOWN_KEYS = ("experts", "ep_comm")
+EXPERT_CONSTANTS = ("expert_imbalance", "a2a_eff")
 
 
 def _drop_expert_fields(out: dict[str, Any]) -> None:
     """A dense model's answer without expert fields: the plans' ep / etp (etp = stage chips / ep is derived, so a
-    dense tp=1 plan on 2 chips read 'etp 2') and ``expert_precision``; the terminal table omits them alike
-    (report/inference.py)."""
+    dense tp=1 plan on 2 chips read 'etp 2'), ``expert_precision``, the breakdown's always-zero ``experts`` and
+    ``ep_comm`` and the expert-only constants; the terminal table omits them alike (report/inference.py)."""
     out.pop("expert_precision", None)
-    plans = [out[k]["plan"] for k in ("prefill", "decode") if k in out]
-    plans += out.get("decode", {}).get("runners_up", [])
+    phases = [out[k] for k in ("prefill", "decode") if k in out]
+    plans = [d["plan"] for d in phases] + out.get("decode", {}).get("runners_up", [])
     for p in plans:
         for k in EXPERT_PLAN_KEYS:
             p.pop(k, None)
+    for d in phases:
+        for k in EXPERT_BREAKDOWN_KEYS:
+            d["breakdown_s"].pop(k, None)
+    for k in EXPERT_CONSTANTS:
+        out["constants"].pop(k, None)
+        out["constant_sources"].pop(k, None)

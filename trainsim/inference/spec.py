@@ -67,7 +67,7 @@ from ..spec import SpecHead
 from ..model.arch import Arch
 from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
 from ..spec import chips_as_stated, resolve_model_and_system
-from ..io import load_spec_file
+from ..io import load_spec_file, yaml_shape
 
 
 class MTPSpec(BaseModel):
@@ -224,7 +224,7 @@ class Serving:
 def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "serving spec") -> Serving:
     """Validate a serving-spec mapping and resolve its model and system."""
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping of serving-spec keys", where=where)
+        raise TrainsimError(f"expected a mapping of serving-spec keys, got {yaml_shape(doc)}", where=where)
     if isinstance(doc.get("chips"), str):      # "1 pod", "2 systems": whole scale-up domains per instance
         doc = {**doc, "chips": chips_as_stated(doc["chips"], doc.get("system"), base_dir, where)}
     try:
@@ -232,6 +232,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     except ValidationError as exc:
         raise from_validation(exc, where) from None
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
+    _check_dense(spec, arch, where)
     p = spec.plan
     if spec.chips is not None and p.dp is not None:
         tp, pp = p.tp or 1, p.pp or 1
@@ -246,6 +247,28 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
                                 where=where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
+
+
+def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:
+    """Refuse the routed-expert inputs (``plan.ep`` other than 1, ``serving.expert_precision`` other than the
+    weights' precision, ``serving.expert_imbalance`` other than 1, ``uncertain.expert_imbalance``) on a dense
+    model: the evaluation has no experts to apply them to and would drop them without a word (the run spec's
+    rule, :func:`trainsim.spec.check_expert_fields`)."""
+    if arch.is_moe:
+        return
+    sp = spec.serving
+    stated = [("plan.ep", spec.plan.ep, "say 1", spec.plan.ep not in (None, 1)),
+              ("serving.expert_precision", sp.expert_precision, f"say {sp.precision}",
+               sp.expert_precision not in (None, sp.precision)),
+              ("serving.expert_imbalance", sp.expert_imbalance, "say 1", sp.expert_imbalance not in (None, 1.0)),
+              ("uncertain.expert_imbalance", spec.uncertain.get("expert_imbalance"), "", "expert_imbalance"
+               in spec.uncertain)]
+    for field, v, neutral, bad in stated:
+        if bad:
+            name = field.split(".", 1)[1]
+            shown = list(v) if isinstance(v, tuple) else v
+            raise TrainsimError(f"{name} {shown} applies only to a MoE model; {arch.name} is dense (leave {name} "
+                                f"out{' or ' + neutral if neutral else ''})", field=field, where=where)
 
 
 def load_serving(path: str | Path) -> Serving:

@@ -6,7 +6,7 @@ file is written through :func:`write_atomic`.
 """
 from .files import read_text, write_atomic, check_output_path
 from .yamlsafe import load_yaml, load_yaml_lines, read_yaml, LIMITS
-from .specfile import load_spec_file, spec_kind
+from .specfile import load_spec_file, spec_kind, yaml_shape
 
 __all__ = ["read_text", "write_atomic", "check_output_path", "load_yaml", "load_yaml_lines", "read_yaml",
-           "load_spec_file", "spec_kind", "LIMITS"]
+           "load_spec_file", "spec_kind", "yaml_shape", "LIMITS"]

@@ -94,6 +94,20 @@ def _other_kind(doc: Any, what: str) -> str:
     return f" -- this is a {got} spec ({_COMMAND_OF[got]})"
 
 
+def yaml_shape(doc: Any) -> str:
+    """What a YAML document that is not a mapping holds, in a reader's words: ``an empty file`` (YAML reads
+    nothing as null), ``a list``, ``a string``, ``a number``; never a Python type name (NoneType)."""
+    if doc is None:
+        return "an empty file"
+    if isinstance(doc, list):
+        return "a list"
+    if isinstance(doc, str):
+        return "a string"
+    if isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        return "a number"
+    return f"a {type(doc).__name__}"
+
+
 def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec", text: str | None = None,
                    **kw: Any) -> Any:
     """Read the spec file ``path`` and validate it with ``model``.
@@ -115,11 +129,11 @@ def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec"
     try:
         if model is None:
             if not isinstance(doc, dict):
-                raise TrainsimError(f"expected a mapping of {what} keys, got {type(doc).__name__}", where=where)
+                raise TrainsimError(f"expected a mapping of {what} keys, got {yaml_shape(doc)}", where=where)
             return doc
         if isinstance(model, type) and issubclass(model, BaseModel):
             if not isinstance(doc, dict):
-                raise TrainsimError(f"expected a mapping of {what} keys, got {type(doc).__name__}", where=where)
+                raise TrainsimError(f"expected a mapping of {what} keys, got {yaml_shape(doc)}", where=where)
             try:
                 return model.model_validate(doc)
             except ValidationError as exc:

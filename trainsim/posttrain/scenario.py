@@ -23,7 +23,7 @@ from typing import Any
 
 from ..catalog.load import require_usable
 from ..catalog.resolve import resolve_system
-from ..errors import TrainsimError
+from ..errors import TrainsimError, refuse_unknown_keys
 from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
@@ -67,9 +67,26 @@ def _gbit(bw: float) -> float:
     return bw * 8.0 / 1e9
 
 
+#: the top-level keys and the ``inputs`` of a ``posttrain_multicluster`` scenario (what build_case,
+#: _student_table and posttrain_multicluster read)
+TOP_KEYS = ("id", "kind", "claim", "question", "inputs")
+INPUT_KEYS = ("student", "teacher", "domains", "cluster", "wan", "wan_range", "teacher_rl", "distillation",
+              "precision", "rollout_precision", "tolerance", "student_sizes")
+
+
+def check_keys(doc: dict) -> None:
+    """Refuse a key outside :data:`TOP_KEYS` and, under ``inputs``, :data:`INPUT_KEYS` (notes and sources free)."""
+    refuse_unknown_keys(doc, TOP_KEYS, reads="posttrain_multicluster reads")
+    inp = doc.get("inputs") or {}
+    if isinstance(inp, dict):
+        refuse_unknown_keys(inp, INPUT_KEYS, prefix="inputs.", reads="posttrain_multicluster reads")
+
+
 def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
     """The :class:`MultiClusterCase` a ``posttrain_multicluster`` scenario's ``inputs`` describe (paths
-    relative to ``base_dir``), with the assumption rows recording each input and its source."""
+    relative to ``base_dir``), with the assumption rows recording each input and its source; a key outside
+    :data:`TOP_KEYS` / :data:`INPUT_KEYS` is refused."""
+    check_keys(doc)
     inp = doc.get("inputs") or {}
     assumptions: list[dict] = []
 
@@ -337,3 +354,7 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
            "assumptions": inputs + _model_assumptions(),
            "validation_error": ve}
     return out
+
+
+#: what `trainsim check` validates of such a scenario without running it
+posttrain_multicluster.validate = check_keys  # type: ignore[attr-defined]

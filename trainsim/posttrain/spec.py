@@ -81,7 +81,7 @@ from ..units import parse_quantity
 from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
-from ..io import load_spec_file
+from ..io import load_spec_file, yaml_shape
 from ..frameworks import PRECISIONS, check_precision, frameworks
 from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, check_fp8_recipe, chips_as_stated
 
@@ -417,7 +417,7 @@ class PostTrain:
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
     """Validate a post-training mapping and resolve its models and systems."""
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping of post-training keys", where=where)
+        raise TrainsimError(f"expected a mapping of post-training keys, got {yaml_shape(doc)}", where=where)
     if isinstance(doc.get("clusters"), dict):   # a cluster's chips as "1 pod", "2 systems" (spec.chips_as_stated)
         doc = {**doc, "clusters": {n: ({**c, "chips": chips_as_stated(c["chips"], c.get("system"), base_dir, where,
                                                                        f"clusters.{n}.chips")}

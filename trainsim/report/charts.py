@@ -10,6 +10,8 @@ import io
 import math
 from typing import TYPE_CHECKING
 
+from .fmt import signed_pct
+
 if TYPE_CHECKING:   # matplotlib is imported when a chart is drawn (0.5 s), not when trainsim.report is
     from matplotlib.figure import Figure
 
@@ -152,7 +154,7 @@ def tornado_chart(rows: list[dict], title: str = "Sensitivity", xlabel: str = "c
             shown = v if math.isfinite(v) else cap
             ax.barh(y + dy, shown, height=0.38, color=colour, alpha=0.85 if math.isfinite(v) else 0.3,
                     hatch=None if math.isfinite(v) else "//")
-            txt = r.get(f"{end}_label", end) + (f" {v:+.1f}%" if math.isfinite(v) else " no plan fits")
+            txt = r.get(f"{end}_label", end) + (f" {signed_pct(v)}" if math.isfinite(v) else " no plan fits")
             ax.text(shown, y + dy, f" {txt} ", va="center", ha="left" if shown >= 0 else "right", fontsize=7)
     lo_lab = rows[0].get("low_label", "low") if rows else "low"
     hi_lab = rows[0].get("high_label", "high") if rows else "high"

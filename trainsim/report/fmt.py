@@ -30,9 +30,10 @@ def pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def signed_pct(x: float) -> str:
-    """A change already in percent, signed: ``+3.0%``; ``no fit`` for an infinite one."""
-    return "no fit" if not math.isfinite(x) else f"{x:+.1f}%"
+def signed_pct(x: float, digits: int = 1) -> str:
+    """A change already in percent, signed, to ``digits`` decimals: ``+3.0%``; ``no fit`` for an infinite one; a
+    change that rounds to zero is ``+0.0%`` (``+0%``), never ``-0.0%``."""
+    return "no fit" if not math.isfinite(x) else f"{round(x, digits) + 0.0:+.{digits}f}%"
 
 
 def gib(b: float) -> str:
@@ -135,13 +136,33 @@ def value(x: Any) -> str:
     return str(x)
 
 
+#: result keys holding a fraction that every output prints as a percentage (MFU, HFU, goodput)
+FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_precision"})
+
+
+def is_fraction_key(key: str) -> bool:
+    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS`."""
+    return str(key).split(".")[-1].split("[")[0] in FRACTION_KEYS
+
+
 def value_of_key(key: str, x: Any) -> str:
     """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
     :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`); a catalog
-    quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`)."""
+    quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`); a fraction
+    (:func:`is_fraction_key`: MFU, goodput) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's sentences
+    state it."""
     last = str(key).split(".")[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
+    if last in FRACTION_KEYS and not isinstance(x, bool):
+        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+        if num(x):
+            return pct(x)
+        if isinstance(x, dict) and num(x.get("nominal")):
+            s = pct(x["nominal"])
+            if num(x.get("low")) and num(x.get("high")) and x["low"] != x["high"]:
+                s += f" ({pct(x['low'])}-{pct(x['high'])})"
+            return s
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)
     if isinstance(x, (int, float)):
@@ -176,12 +197,16 @@ def catalog_value(x: float | None, dim: str) -> str:
 
 def catalog_input(item: dict, key: str) -> str | None:
     """The ``low`` / ``nominal`` / ``high`` of a catalog input in a ranges row (one naming its field, ``name:
-    bf16_flops``, or ``input: ascend-910c.bf16_flops``) in the unit the catalog prints (708 TFLOP/s, 96 GiB,
-    1.9 us), never raw SI (7.08e+14, 708T, 1.9e-06); None for any other cell or a field without a unit."""
-    field = item.get("name") or str(item.get("input") or "").rsplit(".", 1)[-1]
-    dim = FIELD_DIMS.get(str(field))
+    bf16_flops``, or ``input: ascend-910c.bf16_flops``), or a column holding a chip's peak rate (``*_peak_flops``,
+    as :func:`trainsim.numfmt.axis_value` reads it: S6's ``effective_fp8_peak_flops``), in the unit the catalog
+    prints (708 TFLOP/s, 96 GiB, 1.9 us), never raw SI (7.08e+14, 708T, 1.41e+15); None for any other cell or a
+    field without a unit."""
     x = item.get(key)
-    if key not in ("low", "nominal", "high") or dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
+    if key in ("low", "nominal", "high"):
+        dim = FIELD_DIMS.get(str(item.get("name") or str(item.get("input") or "").rsplit(".", 1)[-1]))
+    else:
+        dim = "flops" if str(key).endswith("peak_flops") else None
+    if dim is None or not isinstance(x, (int, float)) or isinstance(x, bool):
         return None
     return _fmt(float(x), dim)
 

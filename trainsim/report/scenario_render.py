@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .terminal import panel, table, wide_console
-from .fmt import catalog_input, pct, value, value_of_key, plan as _plan
+from .fmt import catalog_input, is_fraction_key, pct, value, value_of_key, plan as _plan
 from ..numfmt import label, is_money_key
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ PRIORITY = ("label", "name", "system", "chip", "chips", "units", "precision", "f
 
 
 def _compact(x: Any, key: str = "") -> str:
-    if key and is_money_key(key):
+    if key and (is_money_key(key) or is_fraction_key(key)):   # dollars and percentages as everywhere else
         return fmt_key(key, x)
     if isinstance(x, dict) and "nominal" in x:
         s = fmt(x.get("nominal"))

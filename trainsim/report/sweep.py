@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .fmt import counted, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
@@ -25,6 +26,8 @@ def _fmt(x, kind: str = "") -> str:
         return f"{100 * x:.1f}%"
     if kind == "gib":
         return f"{x / 2**30:.1f}"
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):   # a chip count: 24,960 as everywhere else
+        return f"{int(x):,}"
     if isinstance(x, float):
         if abs(x) >= 1e5 or (x and abs(x) < 1e-3):
             return f"{x:.3g}"

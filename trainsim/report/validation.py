@@ -1,6 +1,7 @@
 """Terminal rendering of ``trainsim validate`` (numbers come from :mod:`trainsim.validate.runner`)."""
 from __future__ import annotations
 from ..validate.runner import NOFIT_LEGEND
+from .fmt import counted
 from .terminal import console
 
 
@@ -38,8 +39,9 @@ def render_validation(res) -> None:
     if any(r.fits is False for r in res.steady):
         c.print(NOFIT_LEGEND)
     if res.whole_run:
-        w = Table(title="whole-run averages (chip-hours; not in the summary)")
-        for col in ("run", "chip", "chips", "whole-run", "predicted steady", "whole-run / predicted"):
+        w = Table(title="whole-run averages (tokens / reported chip-hours; not in the summary)")
+        for col in ("run", "chip", "chips", "whole-run tokens/s/chip", "predicted steady tokens/s/chip",
+                    "whole-run / predicted"):
             w.add_column(col, justify="left" if col in ("run", "chip") else "right")
         for r in res.whole_run:
             ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
@@ -54,9 +56,9 @@ def render_validation(res) -> None:
             e.add_row(r.run, r.note)
         c.print(e)
     for fam, s in res.by_family.items():
-        c.print(f"{fam}: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+        c.print(f"{fam}: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
                 f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}")
     s = res.summary
-    c.print(f"overall: {s['count']} runs, median |error| {_pct(s['median_abs_error'], False)}, "
+    c.print(f"overall: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
             f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}"
-            + (f"; {len(res.errors)} error rows" if res.errors else ""))
+            + (f"; {counted(len(res.errors), 'error row')}" if res.errors else ""))

@@ -36,6 +36,15 @@ def scenario_files(folder: Path | None = None) -> list[Path]:
     return sorted(folder.glob("*.yaml"), key=key)
 
 
+def in_file(exc: TrainsimError, path: Path, doc: dict) -> TrainsimError:
+    """``exc`` naming the scenario file ``path``, as every spec error does, where it named none, the scenario
+    (``scenario S1``) or the run built from it (``S1``); an error naming another file (a ``job:`` spec) as is."""
+    if exc.where is None or exc.where.startswith("scenario ") or exc.where == str(doc.get("id")):
+        msg = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
+        return TrainsimError(msg, where=str(path))
+    return exc
+
+
 def run_file(path: str | Path) -> dict:
     """Run one scenario file; the result has at least id, claim, verdict, numbers, assumptions."""
     path = Path(path)
@@ -53,9 +62,7 @@ def run_file(path: str | Path) -> dict:
     try:
         out = handler(kind)(doc, path.parent)
     except TrainsimError as exc:
-        if exc.where is None:
-            raise TrainsimError(str(exc), where=str(path)) from None
-        raise
+        raise in_file(exc, path, doc) from None
     for k in REQUIRED:
         out.setdefault(k, doc.get(k) if k in ("id", "claim") else None)
     out.setdefault("file", str(path))

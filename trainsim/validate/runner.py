@@ -223,8 +223,8 @@ class ValidationResult:
                    f"| {pct(s['bias'])} |")
         if self.whole_run:
             out.append("")
-            out.append("Whole-run averages (chip-hours; not in the summary: they include restarts, failures, "
-                       "evaluation and idle time, which a step model does not predict):")
+            out.append("Whole-run averages (tokens / reported chip-hours; not in the summary: they include restarts, "
+                       "failures, evaluation and idle time, which a step model does not predict):")
             out.append("")
             out.append("| run | chip | chips | whole-run tokens/s/chip | predicted steady tokens/s/chip | "
                        "whole-run / predicted |")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ...errors import TrainsimError
+from ...errors import TrainsimError, from_validation, refuse_unknown_keys
 from ...model.counts import count
 from ...spec import load_run
 from ...perf.calibration import validation_error
@@ -29,7 +29,7 @@ from ..goodput import goodput, goodput_range
 from ..ranges import propagate
 from ..registry import register
 from ...assumptions import _num
-from ...io import read_yaml
+from ...io import read_yaml, yaml_shape
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 
@@ -57,9 +57,9 @@ def load_doc(path: Path) -> dict:
     if not path.exists():
         raise TrainsimError(f"no such scenario file: {path}")
 
-    doc = read_yaml(path, what="scenario file") or {}
+    doc = read_yaml(path, what="scenario file")
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping", where=str(path))
+        raise TrainsimError(f"expected a mapping of scenario keys, got {yaml_shape(doc)}", where=str(path))
     for key in ("claimed", "frontier_model"):
         if isinstance(doc.get(key), dict):
             doc[key] = _num(doc[key])
@@ -282,7 +282,8 @@ def _count_check(arch, claimed: dict | None) -> dict:
 class KindInputs(BaseModel):
     """The keys every scenario file has; each kind's input model adds its own, each default stated with a
     description. Keys a kind does not declare are kept (``extra="allow"``) and reach ``compute`` through
-    :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged)."""
+    :meth:`doc` (the scenario file as read, for nested specs passed on to the engine unchanged) when they are
+    shared ones (:data:`DOC_KEYS`) or notes and sources; any other is refused (:func:`parse_inputs`)."""
 
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True, protected_namespaces=())
 
@@ -313,15 +314,25 @@ class KindResult:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+#: top-level keys a kind reads through :meth:`KindInputs.doc` rather than as declared fields (``_chips``,
+#: ``_job_run``, ``_sibling``, ``load_doc`` and the kinds' ``compute``)
+DOC_KEYS = frozenset({"id", "kind", "claim", "question", "model", "system", "chips", "pods", "units", "training",
+                      "plan", "name", "assumptions", "job", "reference", "restricted", "compare_to", "reference_runs",
+                      "param", "slowdown", "claimed", "frontier_model"})
+def _check_keys(model: type[KindInputs], doc: dict) -> None:
+    """Refuse a top-level key neither the kind nor the shared helpers (:data:`DOC_KEYS`) read."""
+    refuse_unknown_keys(doc, set(model.model_fields) | DOC_KEYS, reads=f"{doc.get('kind')} reads",
+                        where=f"scenario {doc.get('id', '?')}")
+
+
 def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
-    """``doc`` validated against a kind's input model; a bad value is one line naming the field."""
+    """``doc`` validated against a kind's input model (:func:`_check_keys` first); a bad value is one line naming
+    the field."""
+    _check_keys(model, doc)
     try:
         inp = model.model_validate(doc)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        field_ = ".".join(str(p) for p in e.get("loc", ()))
-        raise TrainsimError(f"{e.get('msg', 'invalid value')} (got {str(e.get('input'))[:80]!r})",
-                            field=field_, where=f"scenario {doc.get('id', '?')}") from None
+    except ValidationError as exc:   # one line, the union branch tried left out of the field path
+        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}") from None
     inp._doc = doc
     return inp
 
@@ -347,6 +358,7 @@ def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, P
     handle.__name__ = kind.replace("-", "_")
     handle.__doc__ = f"Handler of scenario kind {kind!r}: {inputs.__name__} -> {compute.__module__}.compute."
     handle.inputs = inputs            # type: ignore[attr-defined]
+    handle.validate = lambda doc: parse_inputs(inputs, doc)   # type: ignore[attr-defined] - `trainsim check`
     handle.compute = compute          # type: ignore[attr-defined]
     handle.verdict = verdict          # type: ignore[attr-defined]
     return register(kind)(handle)

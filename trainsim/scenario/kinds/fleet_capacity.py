@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import Chips, PosFloat
 
 from ..capacity import capacity, tokens_in_days
 from ..common import plan_summary
@@ -26,22 +27,22 @@ class Inputs(KindInputs):
     and the reference runs it is measured against."""
 
     system: Any = Field(description="catalog id or inline system of one unit")
-    days: float = Field(90.0, description="the window, in days (the seed's 'about 3 months')")
+    days: PosFloat = Field(90.0, description="the window, in days (the seed's 'about 3 months')")
     precision: str = Field("bf16", description="training precision")
     family: Any = Field("deepseek-v3", description="model family or list of families whose largest run is sought")
-    claimed_factor: float = Field(10.0, description="the claim's 'an order of magnitude larger' as a factor")
+    claimed_factor: PosFloat = Field(10.0, description="the claim's 'an order of magnitude larger' as a factor")
     compare_with: str | None = Field(None, description="name of the reference run the factor is measured against "
                                                        "(default: the first)")
     reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source} or "
                                                                          "{name, scenario}")
-    scale_out_factors: list[float] = Field([0.5, 2.0], description="scale-out bandwidth factors tried")
+    scale_out_factors: list[PosFloat] = Field([0.5, 2.0], description="scale-out bandwidth factors tried")
     headline_family: str = Field("deepseek-v3", description="the family the headline answers for: the seed means "
                                  "a bigger DeepSeek-V4/Kimi-K3-class MoE, i.e. capacity's DeepSeek-V3-like MoE shape "
                                  "at the assumed sparsity (an explicit assumption); other families are comparisons")
     failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares", "partial_restart"],
                                         description="failure-handling options compared (scenario/data/"
                                                     "failure_handling.yaml); the first is the nominal one")
-    fleet_chips: list[int] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "
+    fleet_chips: list[Chips] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "
                                                                      "seed's 750K-1M Ascend 910C)")
     fleet_chips_source: str = Field("", description="source of the fleet chip counts")
     fleet_source: str = Field("scenario file", description="source of the fleet size")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import PosFloat, PosInt
 
 from ...model.counts import count
 from ..capacity import capacity, moe_shape
@@ -26,12 +27,12 @@ class Inputs(KindInputs):
     (``total_params``, ``active_params``, ``tokens``; a DeepSeek-V3-like shape is sized to them)."""
 
     system: Any = Field(description="catalog id or inline system of one unit")
-    days: float = Field(90.0, description="the window, in days (the seed's 'about 3 months')")
+    days: PosFloat = Field(90.0, description="the window, in days (the seed's 'about 3 months')")
     precision: str = Field("fp8", description="training precision")
     claimed_units: Any = Field([10, 20], description="the unit counts the claim names (one or a list)")
     frontier_model: dict = Field(description="{name, total_params, active_params, tokens, seq_len, "
                                              "global_batch_seqs, source, note}")
-    capacity_evals: int = Field(5, description="model shapes tried per capacity answer")
+    capacity_evals: PosInt = Field(5, description="model shapes tried per capacity answer")
     failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares"],
                                         description="failure-handling options compared (scenario/data/"
                                                     "failure_handling.yaml); the first is the nominal one")

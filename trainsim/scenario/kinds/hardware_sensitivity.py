@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import PosFloat
 
 from ..common import best, plan_summary
 from ..sensitivity import elasticity, sensitivity, threshold
@@ -27,7 +28,7 @@ class Inputs(KindInputs):
 
     job: str | None = Field(None, description="the scenario file whose job is varied (default: this file's)")
     vary: list[str] = Field(DEFAULT_PARAMS, description="hardware inputs varied one at a time")
-    factors: list[float] = Field([0.25, 0.5, 1.5, 2.0], description="factors applied to each input")
+    factors: list[PosFloat] = Field([0.25, 0.5, 1.5, 2.0], description="factors applied to each input")
     threshold: dict = Field({"param": "hbm_bandwidth", "slowdown": 0.10},
                             description="{param, slowdown}: the value of param below which days grow by more than "
                                         "slowdown")
@@ -35,7 +36,7 @@ class Inputs(KindInputs):
     inference: dict | None = Field(None, description="decode of the job's model on the job's system, served by "
                                    "trainsim's inference engine: {input_len, output_len, precision, tpot_ms}; "
                                    "tokens/s per chip and cost per million tokens as HBM bandwidth varies")
-    inference_factors: list[float] = Field([0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+    inference_factors: list[PosFloat] = Field([0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
                                            description="HBM bandwidth factors for the inference rows")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import Chips
 
 from ...model.counts import count
 from ..capacity import dense_shape
@@ -20,7 +21,7 @@ class Inputs(KindInputs):
     model: Any = Field(description="catalog id, config path or inline model mapping (the MoE)")
     model_source: str = Field("catalog", description="source of the model")
     training: dict = Field(description="training keys of a run spec")
-    chips: int = Field(description="chips of both runs")
+    chips: Chips = Field(description="chips of both runs")
     chips_note: str = Field("scenario file", description="source of the chip count")
     restricted: Any = Field(description="the system with the cut link")
     history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import Chips, PosFloat, PosInt
 
 from ..common import make_run, plan_summary
 from ..economics import training_flops
@@ -28,9 +29,9 @@ class Inputs(KindInputs):
     model: Any = Field(description="catalog id, config path or inline model mapping")
     training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
     systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional)}")
-    chips: int | None = Field(None, description="chips of every entry without its own 'chips'")
+    chips: Chips | None = Field(None, description="chips of every entry without its own 'chips'")
     claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
-    size_for_days: int | float | None = Field(None, description="if given: the count of units that finishes the run in "
+    size_for_days: PosInt | PosFloat | None = Field(None, description="if given: the count of units that finishes the run in "
                                                           "this many days (with failures)")
     size_system: Any = Field(None, description="the system that sizing uses (default: the first entry's)")
     size_precision: str | None = Field(None, description="the precision that sizing uses (default: training's)")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import PosFloat
 
 from ..common import best, days_of, plan_summary
 from ..economics import training_flops
@@ -20,11 +21,11 @@ class Inputs(KindInputs):
     training: dict = Field(description="training keys of a run spec")
     system: Any = Field(description="catalog id or inline system")
     claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
-    deadline_days: float = Field(120.0, description="the pretraining window the claim implies, in days (default "
+    deadline_days: PosFloat = Field(120.0, description="the pretraining window the claim implies, in days (default "
                                                     "120: 'finished by late April 2026' read as about 4 months)")
     deadline_note: str = Field("", description="why this deadline")
     compare_to: str | None = Field(None, description="another scenario file whose job this one is compared to")
-    claimed_ratio: float = Field(1.5, description="the claimed size of this job relative to compare_to's (the "
+    claimed_ratio: PosFloat = Field(1.5, description="the claimed size of this job relative to compare_to's (the "
                                                   "seed's '1.5x larger'); it holds within 10%")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from ...types_checked import PosFloat
 
 from ..common import best, comm_fraction, days_of, plan_summary
 from ..ranges import apply, fp4_efficiency_input
@@ -21,7 +22,7 @@ class Inputs(KindInputs):
     job: str = Field(description="the scenario file whose job runs on both sides")
     a: dict = Field(description="side a: {system, chips or pods, precision (one or a list), label, note}")
     b: dict = Field(description="side b, as side a")
-    tolerance: float = Field(1.25, description="'about as capable' = a's days within this factor of b's")
+    tolerance: PosFloat = Field(1.25, description="'about as capable' = a's days within this factor of b's")
     tolerance_note: str = Field("assumption: 'about as capable' = within this factor of the other's wall-clock days",
                                 description="why this tolerance")
 
