@@ -167,18 +167,36 @@ def _attention_prefill(lk: LayerKind, s: ServeSetup, p: ServePlans, t, input_len
     return fl * t / p.tp / (s.attn_peak * c.attn_eff)
 
 
-def non_gemm_kernels(lk: LayerKind) -> int:
+def non_gemm_kernels(lk: LayerKind, dispatch_fused: bool = False) -> int:
     """Kernels per layer besides GEMMs: 2 norms, 2 residual adds, rotary, activation, one per attention core,
-    and for MoE the router top-k, permute and unpermute."""
-    return 6 + len(lk.attention) + (3 if lk.moe is not None else 0)
+    and for MoE the router top-k, permute and unpermute (``dispatch_fused``: the router top-k only; DeepEP's
+    low-latency dispatch and combine do the permutation, :func:`ll_dispatch`)."""
+    return 6 + len(lk.attention) + ((1 if dispatch_fused else 3) if lk.moe is not None else 0)
 
 
-def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
+def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
+    """Where a MoE layer's tokens go to their experts through DeepEP's low-latency kernels (bool per plan): decode
+    with an expert-parallel all-to-all (:func:`_ep_comm`'s direct path: not tensor-parallel experts, more than one
+    chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
+    reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
+    so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
+    ``dispatch_fused``). The serving stacks of the decode points run them: DeepSeek's own system (DeepEP is its
+    open-sourced EP library, open-infra-index day 2), SGLang (``--deepep-mode auto``: low-latency in decode)."""
+    if lk.moe is None or phase != "decode":
+        return np.zeros(np.shape(p.ep), dtype=bool)
+    return ~((p.ep == 1) & (p.etp == p.tp)) & (p.stage_chips > 1)
+
+
+def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "prefill"):
     """Memory-bound kernels (bytes over HBM) plus the fixed launch cost of every non-GEMM kernel."""
     # serving casts activations once, rowwise only, with a per-tensor scale (no columnwise copy for a backward)
     cast = fp8_cast_bytes_per_elem("delayed", columnwise_copy=False) if s.act_bytes == 1.0 else 0.0
-    by = elementwise_bytes_per_token(lk, s.arch.hidden, cast, backward_casts=False) * t / p.tp
-    return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
+    ll = ll_dispatch(lk, p, phase)
+    h = s.arch.hidden
+    by = np.where(ll, elementwise_bytes_per_token(lk, h, cast, backward_casts=False, dispatch_fused=True),
+                  elementwise_bytes_per_token(lk, h, cast, backward_casts=False)) * t / p.tp
+    kernels = np.where(ll, non_gemm_kernels(lk, True), non_gemm_kernels(lk))
+    return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernels * s.calib.gemm_latency_s
 
 
 #: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
@@ -233,6 +251,21 @@ def _tp_comm(s: ServeSetup, p: ServePlans, t):
     return np.where(p.tp > 1, 2.0 * one, 0.0)
 
 
+LL_MSG_HEADER_BYTES = 16.0    # DeepEP low-latency dispatch: one int4 (source token index + 3 reserved ints)
+LL_SCALE_CHANNELS = 128       # DeepEP low-latency FP8 dispatch: one FP32 scale per 128 channels
+
+
+def ll_dispatch_msg_bytes(hidden, act_bytes):
+    """Bytes of one routed copy of a token in DeepEP's low-latency dispatch: a 16-byte header, then the hidden state
+    (FP8: ``hidden`` bytes plus one 4-byte scale per 128 channels; BF16: ``2 hidden``). deepseek-ai/DeepEP
+    csrc/kernels/internode_ll.cu at fbcf430, ``dispatch``: ``num_bytes_per_msg = sizeof(int4) + (kUseFP8 ? (kHidden
+    + num_scales * sizeof(float)) : (kHidden * sizeof(nv_bfloat16)))`` with ``num_scales = kHidden / 128``
+    (7,408 bytes per copy for DeepSeek-V3's 7,168 hidden in FP8). Combine sends bare BF16 rows (``num_bytes_per_slot
+    = kHidden * sizeof(nv_bfloat16)``, same file)."""
+    scales = np.where(np.asarray(act_bytes) == 1.0, 4.0 * hidden / LL_SCALE_CHANNELS, 0.0)
+    return LL_MSG_HEADER_BYTES + hidden * act_bytes + scales
+
+
 def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     """Dispatch + combine of one MoE layer for the ``t / tp`` tokens each chip owns.
 
@@ -261,7 +294,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     one = np.ones_like(ni)
     eff = tuple(e * s.calib.a2a_eff for e in s.calib.coll_eff)
     if not dedup:
-        tt = (all_to_all_time(tok * k * h * s.act_bytes, ni, one, s.system, eff)
+        tt = (all_to_all_time(tok * k * ll_dispatch_msg_bytes(h, s.act_bytes), ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
         return np.where((n > 1) & ~tp_experts, tt, 0.0)
     w = members_within(ni, one, s.system)[0].astype(np.float64)
@@ -298,7 +331,7 @@ def layer_time(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context, ph
         att = _attention_decode(lk, s, p, t, seqs, context)
     else:
         att = _attention_prefill(lk, s, p, t, context)
-    elt = _elementwise(lk, s, p, t)
+    elt = _elementwise(lk, s, p, t, phase)
     comp = gem + exp + att + elt
     tpc = _tp_comm(s, p, t)
     epc = _ep_comm(lk, s, p, t, dedup=(phase != "decode"))
