@@ -16,11 +16,14 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   latent, ``2 x heads x 2 x kv_elems x context``); the time is the roofline max of the two. Prefill attention is
   causal flash attention (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) at ``attn_eff``.
 * Memory-bound kernels: :func:`trainsim.perf.compute.elementwise_bytes_per_token`, plus a fixed launch cost
-  (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`).
+  (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`); in decode over an
+  expert-parallel all-to-all the permute, unpermute and expert-input cast are inside DeepEP's low-latency dispatch /
+  combine (:func:`ll_dispatch`) and not charged again.
 * Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
   peer-to-peer kernel inside a node, else a ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
-  (DeepEP low-latency kernels: every copy over the network), prefill deduplicates per scale-up domain (DeepEP
+  (DeepEP low-latency kernels: every copy over the network, :func:`ll_dispatch_msg_bytes` per copy), prefill
+  deduplicates per scale-up domain (DeepEP
   normal kernels: one copy per remote domain, fanned out inside); pipeline sends between stages.
 * Overlap: two micro-batches hide ``comm_overlap x min(compute, communication)`` per layer.
 * Expert-parallel all-to-all runs at ``a2a_eff`` x the collective efficiency of each level: dispatch and combine
@@ -180,8 +183,12 @@ def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
     chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
     reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
     so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
-    ``dispatch_fused``). The serving stacks of the decode points run them: DeepSeek's own system (DeepEP is its
-    open-sourced EP library, open-infra-index day 2), SGLang (``--deepep-mode auto``: low-latency in decode)."""
+    ``dispatch_fused``). The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
+    its EP library, "low-latency kernels for inference decoding", deepseek-ai/open-infra-index README day 2; its
+    decode profile draws dispatch feeding the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
+    (decode: "Low-Latency Dispatch", GEMM on the "Masked Layout", lmsys.org/blog/2025-05-05-large-scale-ep).
+    CloudMatrix-Infer and TensorRT-LLM points take the same path (the model's decode all-to-all is DeepEP's), not
+    checked against their own kernels."""
     if lk.moe is None or phase != "decode":
         return np.zeros(np.shape(p.ep), dtype=bool)
     return ~((p.ep == 1) & (p.etp == p.tp)) & (p.stage_chips > 1)
