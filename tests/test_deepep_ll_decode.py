@@ -1,5 +1,5 @@
 """Serving decode over DeepEP's low-latency kernels: message bytes, the all-to-all time against DeepEP's published
-low-latency figures, and the permute / unpermute traffic the kernels make unnecessary.
+low-latency figures, and the kernels' own HBM copies that replace the permute / unpermute kernels.
 
 Published figures (deepseek-ai/DeepEP README.md at fbcf430, "Low-latency kernels with pure RDMA"): H800, one CX7
 400 Gb/s NIC per GPU (~50 GB/s), 128 tokens per batch, hidden 7,168, top-8, FP8 dispatch, BF16 combine:
@@ -18,7 +18,7 @@ from trainsim.catalog.load import get_system
 from trainsim.inference.calib import default_calib
 from trainsim.inference.serve import setup_for
 from trainsim.inference.step import (ServePlans, _elementwise, _ep_comm, ll_dispatch, ll_dispatch_msg_bytes,
-                                     non_gemm_kernels)
+                                     ll_kernel_bytes_per_token, non_gemm_kernels)
 from trainsim.model.load import resolve_model
 from trainsim.perf.compute import elementwise_bytes_per_token
 
@@ -86,6 +86,17 @@ def test_fused_dispatch_drops_permute_unpermute_and_expert_input_cast():
         elementwise_bytes_per_token(dense, H, 3.0, backward_casts=False)
 
 
+def test_ll_kernel_bytes_by_hand():
+    # DeepSeek-V3, FP8 dispatch (message m = 7,408 B), k = 8.
+    # All peers over RDMA: dispatch 2 h + m + 2 k m = 14,336 + 7,408 + 118,528 = 140,272; combine 2 k h x 2 (read
+    # the rows, copy them into the send buffer) + 2 k h (read at the receiver) + 2 h = 229,376 + 114,688 + 14,336
+    # = 358,400: 498,672 B per token, against 630,784 for permute + unpermute + per-copy cast.
+    assert float(ll_kernel_bytes_per_token(H, 8.0, 1.0, 1.0)) == pytest.approx(498_672, abs=1e-6)
+    # All peers over NVLink: dispatch adds the warp copy to each peer (k m = 59,264), combine drops the buffer copy
+    assert float(ll_kernel_bytes_per_token(H, 8.0, 1.0, 0.0)) == pytest.approx(
+        14_336 + 7_408 + 59_264 + 118_528 + 229_376 + 14_336, abs=1e-6)
+
+
 def test_ll_dispatch_only_on_decode_expert_all_to_all():
     arch = resolve_model("deepseek-v3")
     lk = _moe_layer(arch)
@@ -95,12 +106,15 @@ def test_ll_dispatch_only_on_decode_expert_all_to_all():
     assert ll_dispatch(lk, p, "decode").tolist() == [True, False, False]
     assert not ll_dispatch(lk, p, "prefill").any()
     assert not ll_dispatch(dense, p, "decode").any()
-    # and the decode step charges the fused bytes where it applies: EP144 decode < prefill-path bytes, same plan
+    # the decode step charges the kernels' own bytes instead of the permute where it applies: EP144 on 8-GPU H800
+    # nodes sends 136 of 144 copies over RDMA (f = 136/144):
+    # dispatch 14,336 + 7,408 + 8 x 7,408 x 8/144 + 118,528 = 143,564.4; combine 229,376 + 114,688 x 136/144 + 14,336
+    # = 352,028.4; together 495,592.9 B per token against 630,784
     s = setup_for(arch, get_system("hgx-h800"), "fp8", "bf16")
     t = 256.0
     dec = _elementwise(lk, s, p, t, "decode")
     pre = _elementwise(lk, s, p, t, "prefill")
     c = s.calib
-    saved = (458_752 + 8 * H * 3.0) * t / s.chip.hbm_bw / c.mem_eff + 2 * c.gemm_latency_s
-    assert float(pre[0] - dec[0]) == pytest.approx(saved, rel=1e-9)
+    saved = (630_784 - 495_592.889) * t / s.chip.hbm_bw / c.mem_eff + 2 * c.gemm_latency_s
+    assert float(pre[0] - dec[0]) == pytest.approx(saved, rel=1e-6)
     assert float(pre[1] - dec[1]) == 0.0

@@ -17,8 +17,9 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   causal flash attention (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) at ``attn_eff``.
 * Memory-bound kernels: :func:`trainsim.perf.compute.elementwise_bytes_per_token`, plus a fixed launch cost
   (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`); in decode over an
-  expert-parallel all-to-all the permute, unpermute and expert-input cast are inside DeepEP's low-latency dispatch /
-  combine (:func:`ll_dispatch`) and not charged again.
+  expert-parallel all-to-all no permute, unpermute or per-copy cast kernel runs: DeepEP's low-latency dispatch /
+  combine (:func:`ll_dispatch`) do that work, and their own HBM copies are charged instead
+  (:func:`ll_kernel_bytes_per_token`).
 * Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
   peer-to-peer kernel inside a node, else a ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
@@ -183,7 +184,7 @@ def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
     chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
     reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
     so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
-    ``dispatch_fused``). The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
+    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
     its EP library, "low-latency kernels for inference decoding", deepseek-ai/open-infra-index README day 2; its
     decode profile draws dispatch feeding the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
     (decode: "Low-Latency Dispatch", GEMM on the "Masked Layout", lmsys.org/blog/2025-05-05-large-scale-ep).
@@ -200,8 +201,13 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "p
     cast = fp8_cast_bytes_per_elem("delayed", columnwise_copy=False) if s.act_bytes == 1.0 else 0.0
     ll = ll_dispatch(lk, p, phase)
     h = s.arch.hidden
-    by = np.where(ll, elementwise_bytes_per_token(lk, h, cast, backward_casts=False, dispatch_fused=True),
-                  elementwise_bytes_per_token(lk, h, cast, backward_casts=False)) * t / p.tp
+    fused = 0.0
+    if np.any(ll):
+        ni = p.stage_chips.astype(np.int64)
+        f_rdma = 1.0 - members_within(ni, np.ones_like(ni), s.system)[0] / np.maximum(p.stage_chips, 1.0)
+        fused = (elementwise_bytes_per_token(lk, h, cast, backward_casts=False, dispatch_fused=True)
+                 + ll_kernel_bytes_per_token(h, float(lk.moe.active_experts) * p.etp, s.act_bytes, f_rdma))
+    by = np.where(ll, fused, elementwise_bytes_per_token(lk, h, cast, backward_casts=False)) * t / p.tp
     kernels = np.where(ll, non_gemm_kernels(lk, True), non_gemm_kernels(lk))
     return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernels * s.calib.gemm_latency_s
 
@@ -271,6 +277,29 @@ def ll_dispatch_msg_bytes(hidden, act_bytes):
     = kHidden * sizeof(nv_bfloat16)``, same file)."""
     scales = np.where(np.asarray(act_bytes) == 1.0, 4.0 * hidden / LL_SCALE_CHANNELS, 0.0)
     return LL_MSG_HEADER_BYTES + hidden * act_bytes + scales
+
+
+def ll_kernel_bytes_per_token(hidden, k, act_bytes, f_rdma):
+    """HBM bytes DeepEP's low-latency dispatch and combine kernels read and write themselves (not the network's
+    DMA) per token of a chip, for ``k`` routed copies per token, a fraction ``f_rdma`` of them to peers outside the
+    scale-up domain. deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430:
+
+    * ``dispatch`` send: read the BF16 token (``2 h``), write its message once (``m`` =
+      :func:`ll_dispatch_msg_bytes`, the FP8 cast with scales); to an NVLink peer a warp copies the message
+      (``UNROLLED_WARP_COPY``, read ``m`` per copy; an RDMA peer's copy is read by the NIC);
+      receive: every delivered row is copied from the receive buffer into ``packed_recv_x`` (read ``m``, write
+      ``m``): ``2 h + m + k m (1 - f_rdma) + 2 k m``;
+    * ``combine`` send: read each expert-output row (``2 h``) and, for an RDMA peer, write it into the send buffer
+      first (``not zero_copy``; SGLang and vLLM call it with the default ``zero_copy=False``); receive: read a
+      token's ``k`` rows and write their weighted sum: ``2 k h + 2 k h f_rdma + 2 k h + 2 h``.
+
+    These replace the permute, unpermute and per-copy FP8 cast of the training kernels
+    (:func:`trainsim.perf.compute.elementwise_bytes_per_token` with ``dispatch_fused``): for FP8 about
+    ``7 k h`` (NVLink) to ``8 k h`` (RDMA) against ``11 k h``."""
+    m = ll_dispatch_msg_bytes(hidden, act_bytes)
+    dispatch = 2.0 * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
+    combine = 2.0 * k * hidden * COMBINE_BYTES + k * hidden * COMBINE_BYTES * f_rdma + COMBINE_BYTES * hidden
+    return dispatch + combine
 
 
 def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):

@@ -503,7 +503,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     GEMM reads; ``combine`` reads a token's k expert outputs and writes their weighted sum. That HBM traffic is
     inside the dispatch / combine kernels, whose time is the all-to-all's (DeepEP's published low-latency rates
     time the whole kernel), so these bytes drop here: the permute + unpermute ``2 x 2 (r + k) h`` and the
-    ``fp8_cast_bytes x h x k`` cast of the routed copies' fc1 input.
+    ``fp8_cast_bytes x h x k`` cast of the routed copies' fc1 input; the serving model charges the kernels' own
+    copies instead (:func:`trainsim.inference.step.ll_kernel_bytes_per_token`).
 
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
