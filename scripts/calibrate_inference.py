@@ -5,9 +5,12 @@
 
 One data file (trainsim/inference/data/inference.yaml), one script (this one). Fitted constants, all physical:
 
-* ``mem_eff`` and ``gemm_eff`` per chip vendor (nvidia, ascend, amd: each has >= 7 points), in (0, 1];
-* ``a2a_eff`` (achieved fraction of collective line rate in expert-parallel dispatch/combine), in (0, 1], shared;
-* ``step_overhead_s`` (host time per forward step), >= 0, shared.
+* ``mem_eff`` and ``gemm_eff`` per chip vendor (nvidia, ascend, amd: each has >= 7 points), in (0, 1], grid
+  0.30-1.00 in steps of 0.05;
+* ``a2a_eff`` (achieved fraction of collective line rate in expert-parallel dispatch/combine), in (0, 1], shared,
+  grid 0.5-1.0 (0.05 steps above 0.7; DeepEP's published low-latency rates put it at 0.85-1.0,
+  tests/test_deepep_ll_decode.py);
+* ``step_overhead_s`` (host time per forward step), >= 0, shared, grid 0-16 ms (1 ms steps to 8 ms).
 
 Method: every point is evaluated once per grid combination of the four values (the error matrix); a fit is then
 the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
@@ -36,28 +39,39 @@ from trainsim.inference.spec import load_serving  # noqa: E402
 from trainsim.inference.validate import default_dir, error_table  # noqa: E402
 from trainsim.validate.calibrate import replace_section  # noqa: E402
 
-MEM = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-GEMM = (0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85)
-A2A = (0.25, 0.5, 0.75, 1.0)
-STEP = (0.0, 2e-3, 4e-3, 8e-3, 12e-3, 16e-3)
+#: the grid of every fitted constant: efficiencies in steps of 0.05 over (0, 1] where the points can tell them apart
+#: (a value at an end of its grid is reported as such: it means missing physics, not a better fit)
+MEM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))      # 0.30 .. 1.00
+GEMM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))     # 0.30 .. 1.00
+A2A = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+STEP = (0.0, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3, 10e-3, 12e-3, 16e-3)
 DATA = ROOT / "trainsim" / "inference" / "data" / "inference.yaml"
 README = ROOT / "README.md"
 
 
 def error_matrix(paths):
-    """E[a2a, step, mem, gemm, point] = log(predicted / reported), and the row metadata."""
+    """E[a2a, step, mem, gemm, point] = log(predicted / reported), and the row metadata.
+
+    Each spec is loaded once; ``a2a_eff`` only enters MoE layers' expert-parallel all-to-all, so dense models'
+    points are evaluated at the first ``a2a_eff`` and copied along that axis (exactly what evaluating them would
+    give)."""
     base = default_calib()
-    rows0 = None
-    E = np.zeros((len(A2A), len(STEP), len(MEM), len(GEMM), 0))
-    out = None
-    for ia, ist, im, ig in itertools.product(range(len(A2A)), range(len(STEP)), range(len(MEM)), range(len(GEMM))):
-        c = InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": A2A[ia], "step_overhead_s": STEP[ist],
-                          "mem_eff": MEM[im], "gemm_eff": GEMM[ig]})
-        rows = error_table(paths, calib=c)
-        if out is None:
-            rows0 = rows
-            out = np.zeros(E.shape[:4] + (len(rows),))
-        out[ia, ist, im, ig, :] = [math.log1p(r["error"]) for r in rows]
+    loaded = {p: load_serving(p) for p in paths}
+    moe_paths = [p for p in paths if loaded[p].arch.is_moe]
+
+    def calib(ia, ist, im, ig):
+        return InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": A2A[ia], "step_overhead_s": STEP[ist],
+                             "mem_eff": MEM[im], "gemm_eff": GEMM[ig]})
+
+    rows0 = error_table(paths, calib=calib(0, 0, 0, 0), loaded=loaded)
+    key = {(r["file"], r["phase"]): j for j, r in enumerate(rows0)}
+    out = np.zeros((len(A2A), len(STEP), len(MEM), len(GEMM), len(rows0)))
+    for ist, im, ig in itertools.product(range(len(STEP)), range(len(MEM)), range(len(GEMM))):
+        out[:, ist, im, ig, :] = [math.log1p(r["error"]) for r in error_table(paths, calib=calib(0, ist, im, ig),
+                                                                               loaded=loaded)]
+        for ia in range(1, len(A2A)):
+            for r in error_table(moe_paths, calib=calib(ia, ist, im, ig), loaded=loaded):
+                out[ia, ist, im, ig, key[(r["file"], r["phase"])]] = math.log1p(r["error"])
     return out, rows0
 
 

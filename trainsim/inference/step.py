@@ -16,11 +16,15 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   latent, ``2 x heads x 2 x kv_elems x context``); the time is the roofline max of the two. Prefill attention is
   causal flash attention (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) at ``attn_eff``.
 * Memory-bound kernels: :func:`trainsim.perf.compute.elementwise_bytes_per_token`, plus a fixed launch cost
-  (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`).
+  (``gemm_latency_s``) for each GEMM and each non-GEMM kernel (:func:`non_gemm_kernels`); in decode over an
+  expert-parallel all-to-all no permute, unpermute or per-copy cast kernel runs: DeepEP's low-latency dispatch /
+  combine (:func:`ll_dispatch`) do that work, and their own HBM copies are charged instead
+  (:func:`ll_kernel_bytes_per_token`).
 * Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
   peer-to-peer kernel inside a node, else a ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
-  (DeepEP low-latency kernels: every copy over the network), prefill deduplicates per scale-up domain (DeepEP
+  (DeepEP low-latency kernels: every copy over the network, :func:`ll_dispatch_msg_bytes` per copy), prefill
+  deduplicates per scale-up domain (DeepEP
   normal kernels: one copy per remote domain, fanned out inside); pipeline sends between stages.
 * Overlap: two micro-batches hide ``comm_overlap x min(compute, communication)`` per layer.
 * Expert-parallel all-to-all runs at ``a2a_eff`` x the collective efficiency of each level: dispatch and combine
@@ -167,18 +171,45 @@ def _attention_prefill(lk: LayerKind, s: ServeSetup, p: ServePlans, t, input_len
     return fl * t / p.tp / (s.attn_peak * c.attn_eff)
 
 
-def non_gemm_kernels(lk: LayerKind) -> int:
+def non_gemm_kernels(lk: LayerKind, dispatch_fused: bool = False) -> int:
     """Kernels per layer besides GEMMs: 2 norms, 2 residual adds, rotary, activation, one per attention core,
-    and for MoE the router top-k, permute and unpermute."""
-    return 6 + len(lk.attention) + (3 if lk.moe is not None else 0)
+    and for MoE the router top-k, permute and unpermute (``dispatch_fused``: the router top-k only; DeepEP's
+    low-latency dispatch and combine do the permutation, :func:`ll_dispatch`)."""
+    return 6 + len(lk.attention) + ((1 if dispatch_fused else 3) if lk.moe is not None else 0)
 
 
-def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
+def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
+    """Where a MoE layer's tokens go to their experts through DeepEP's low-latency kernels (bool per plan): decode
+    with an expert-parallel all-to-all (:func:`_ep_comm`'s direct path: not tensor-parallel experts, more than one
+    chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
+    reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
+    so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
+    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
+    its EP library, "low-latency kernels for inference decoding", deepseek-ai/open-infra-index README day 2; its
+    decode profile draws dispatch feeding the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
+    (decode: "Low-Latency Dispatch", GEMM on the "Masked Layout", lmsys.org/blog/2025-05-05-large-scale-ep).
+    CloudMatrix-Infer and TensorRT-LLM points take the same path (the model's decode all-to-all is DeepEP's), not
+    checked against their own kernels."""
+    if lk.moe is None or phase != "decode":
+        return np.zeros(np.shape(p.ep), dtype=bool)
+    return ~((p.ep == 1) & (p.etp == p.tp)) & (p.stage_chips > 1)
+
+
+def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "prefill"):
     """Memory-bound kernels (bytes over HBM) plus the fixed launch cost of every non-GEMM kernel."""
     # serving casts activations once, rowwise only, with a per-tensor scale (no columnwise copy for a backward)
     cast = fp8_cast_bytes_per_elem("delayed", columnwise_copy=False) if s.act_bytes == 1.0 else 0.0
-    by = elementwise_bytes_per_token(lk, s.arch.hidden, cast, backward_casts=False) * t / p.tp
-    return by / (s.chip.hbm_bw * s.calib.mem_eff) + non_gemm_kernels(lk) * s.calib.gemm_latency_s
+    ll = ll_dispatch(lk, p, phase)
+    h = s.arch.hidden
+    fused = 0.0
+    if np.any(ll):
+        ni = p.stage_chips.astype(np.int64)
+        f_rdma = 1.0 - members_within(ni, np.ones_like(ni), s.system)[0] / np.maximum(p.stage_chips, 1.0)
+        fused = (elementwise_bytes_per_token(lk, h, cast, backward_casts=False, dispatch_fused=True)
+                 + ll_kernel_bytes_per_token(h, float(lk.moe.active_experts) * p.etp, s.act_bytes, f_rdma))
+    by = np.where(ll, fused, elementwise_bytes_per_token(lk, h, cast, backward_casts=False)) * t / p.tp
+    kernels = np.where(ll, non_gemm_kernels(lk, True), non_gemm_kernels(lk))
+    return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernels * s.calib.gemm_latency_s
 
 
 #: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
@@ -233,6 +264,44 @@ def _tp_comm(s: ServeSetup, p: ServePlans, t):
     return np.where(p.tp > 1, 2.0 * one, 0.0)
 
 
+LL_MSG_HEADER_BYTES = 16.0    # DeepEP low-latency dispatch: one int4 (source token index + 3 reserved ints)
+LL_SCALE_CHANNELS = 128       # DeepEP low-latency FP8 dispatch: one FP32 scale per 128 channels
+
+
+def ll_dispatch_msg_bytes(hidden, act_bytes):
+    """Bytes of one routed copy of a token in DeepEP's low-latency dispatch: a 16-byte header, then the hidden state
+    (FP8: ``hidden`` bytes plus one 4-byte scale per 128 channels; BF16: ``2 hidden``). deepseek-ai/DeepEP
+    csrc/kernels/internode_ll.cu at fbcf430, ``dispatch``: ``num_bytes_per_msg = sizeof(int4) + (kUseFP8 ? (kHidden
+    + num_scales * sizeof(float)) : (kHidden * sizeof(nv_bfloat16)))`` with ``num_scales = kHidden / 128``
+    (7,408 bytes per copy for DeepSeek-V3's 7,168 hidden in FP8). Combine sends bare BF16 rows (``num_bytes_per_slot
+    = kHidden * sizeof(nv_bfloat16)``, same file)."""
+    scales = np.where(np.asarray(act_bytes) == 1.0, 4.0 * hidden / LL_SCALE_CHANNELS, 0.0)
+    return LL_MSG_HEADER_BYTES + hidden * act_bytes + scales
+
+
+def ll_kernel_bytes_per_token(hidden, k, act_bytes, f_rdma):
+    """HBM bytes DeepEP's low-latency dispatch and combine kernels read and write themselves (not the network's
+    DMA) per token of a chip, for ``k`` routed copies per token, a fraction ``f_rdma`` of them to peers outside the
+    scale-up domain. deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430:
+
+    * ``dispatch`` send: read the BF16 token (``2 h``), write its message once (``m`` =
+      :func:`ll_dispatch_msg_bytes`, the FP8 cast with scales); to an NVLink peer a warp copies the message
+      (``UNROLLED_WARP_COPY``, read ``m`` per copy; an RDMA peer's copy is read by the NIC);
+      receive: every delivered row is copied from the receive buffer into ``packed_recv_x`` (read ``m``, write
+      ``m``): ``2 h + m + k m (1 - f_rdma) + 2 k m``;
+    * ``combine`` send: read each expert-output row (``2 h``) and, for an RDMA peer, write it into the send buffer
+      first (``not zero_copy``; SGLang and vLLM call it with the default ``zero_copy=False``); receive: read a
+      token's ``k`` rows and write their weighted sum: ``2 k h + 2 k h f_rdma + 2 k h + 2 h``.
+
+    These replace the permute, unpermute and per-copy FP8 cast of the training kernels
+    (:func:`trainsim.perf.compute.elementwise_bytes_per_token` with ``dispatch_fused``): for FP8 about
+    ``7 k h`` (NVLink) to ``8 k h`` (RDMA) against ``11 k h``."""
+    m = ll_dispatch_msg_bytes(hidden, act_bytes)
+    dispatch = 2.0 * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
+    combine = 2.0 * k * hidden * COMBINE_BYTES + k * hidden * COMBINE_BYTES * f_rdma + COMBINE_BYTES * hidden
+    return dispatch + combine
+
+
 def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     """Dispatch + combine of one MoE layer for the ``t / tp`` tokens each chip owns.
 
@@ -261,7 +330,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     one = np.ones_like(ni)
     eff = tuple(e * s.calib.a2a_eff for e in s.calib.coll_eff)
     if not dedup:
-        tt = (all_to_all_time(tok * k * h * s.act_bytes, ni, one, s.system, eff)
+        tt = (all_to_all_time(tok * k * ll_dispatch_msg_bytes(h, s.act_bytes), ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
         return np.where((n > 1) & ~tp_experts, tt, 0.0)
     w = members_within(ni, one, s.system)[0].astype(np.float64)
@@ -298,7 +367,7 @@ def layer_time(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context, ph
         att = _attention_decode(lk, s, p, t, seqs, context)
     else:
         att = _attention_prefill(lk, s, p, t, context)
-    elt = _elementwise(lk, s, p, t)
+    elt = _elementwise(lk, s, p, t, phase)
     comp = gem + exp + att + elt
     tpc = _tp_comm(s, p, t)
     epc = _ep_comm(lk, s, p, t, dedup=(phase != "decode"))

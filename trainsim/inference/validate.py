@@ -46,14 +46,15 @@ def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float]
     return (min(vals), max(vals)) if vals else None
 
 
-def error_table(paths=None, calib=None, ranges: bool = False) -> list[dict]:
+def error_table(paths=None, calib=None, ranges: bool = False, loaded: dict | None = None) -> list[dict]:
     """One row per (spec, metric): name, phase, reported, predicted, error, source (``ranges``: also the
-    predicted range over the spec's ``uncertain`` inputs)."""
+    predicted range over the spec's ``uncertain`` inputs). ``loaded`` maps a path to its already loaded spec
+    (the calibration evaluates the same files thousands of times)."""
     if paths is None:
         paths = sorted(default_dir().glob("*.yaml"))
     rows = []
     for path in paths:
-        sv = load_serving(path)
+        sv = loaded[path] if loaded is not None and path in loaded else load_serving(path)
         if sv.reported is None:
             continue
         res = infer(sv, calib)

@@ -481,7 +481,7 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
-                                permute_rows_in: Num | None = None) -> Num:
+                                permute_rows_in: Num | None = None, dispatch_fused: bool = False) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -508,6 +508,17 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
     three passes sum to exactly; without it (serving, forward only) the forward inputs' casts.
 
+    ``dispatch_fused`` (serving decode over DeepEP's low-latency kernels): no permute, no unpermute and no cast of
+    the routed experts' first GEMM input run as kernels of their own. deepseek-ai/DeepEP
+    csrc/kernels/internode_ll.cu at fbcf430 (2025-06-23): ``dispatch`` reads each token once, casts it to FP8 in
+    the kernel (per-128-channel scales) and its receiving half copies every delivered row straight into
+    ``packed_recv_x``, laid out ``[local expert, rank x max tokens, hidden]``, the layout DeepGEMM's masked grouped
+    GEMM reads; ``combine`` reads a token's k expert outputs and writes their weighted sum. That HBM traffic is
+    inside the dispatch / combine kernels, whose time is the all-to-all's (DeepEP's published low-latency rates
+    time the whole kernel), so these bytes drop here: the permute + unpermute ``2 x 2 (r + k) h`` and the
+    ``fp8_cast_bytes x h x k`` cast of the routed copies' fc1 input; the serving model charges the kernels' own
+    copies instead (:func:`trainsim.inference.step.ll_kernel_bytes_per_token`).
+
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
     ``pow(2)`` 4 + 4, ``mean(-1)`` 4, ``x * rsqrt`` 4 + 4, ``type_as`` 4 + 2, ``* weight`` 2 + 2) 36 bytes, against
@@ -530,9 +541,13 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         k = float(lk.moe.active_experts)
         r = k if permute_rows_in is None else permute_rows_in
-        b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts) + 2.0 * BF16_BYTES * (r + k) * hidden
+        b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
+        if not dispatch_fused:
+            b = b + 2.0 * BF16_BYTES * (r + k) * hidden
     if fp8_cast_bytes:
         fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
+        if dispatch_fused and lk.moe is not None:
+            fwd_elems -= float(lk.moe.active_experts) * hidden
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
     return b
 
