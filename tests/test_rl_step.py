@@ -23,19 +23,20 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 97.
          "(NVLink-C2C) the pageable rate is unmeasured and the link's DMA rate is kept; the published GB200 pair "
          "falls by 9.3 s where the prediction falls by 3.3 s, which would put that path near 10 GB/s (not "
          "applied: one pair, no source). One-step-off: with each period holding the longest sample (NeMo RL "
-         "v0.6.0's collector, phases.overlapped_decode_steps) the H100 runs come within 20% (57.3 / 49.6 s vs "
-         "64.1 / 59.2 s; they were 38.7 / 33.7 s with the tail left out) and GB200 256 is 45.1 s vs 61.7 s "
-         "(-27%; refit 6.2 s + generation 38.8 s, the refit checked against NeMo RL's 14.2 s for the H100 "
-         "layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
+         "v0.6.0's collector, phases.overlapped_decode_steps) the H100 runs predict 53.3 / 45.5 s vs 64.1 / "
+         "59.2 s (-17% / -23%; 57.3 / 49.6 s before the serving refit on the finer grid, whose per-step "
+         "overhead fell from 8 to 5 ms, scripts/calibrate_inference.py; 38.7 / 33.7 s with the tail left out) "
+         "and GB200 256 is 41.1 s vs 61.7 s (-33%; refit 6.2 s + generation 34.8 s, the refit checked against "
+         "NeMo RL's 14.2 s for the H100 layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
          "average steps 5-9, tests/check_metrics.py mean(-6, -1)); the MLA latent KV cache replicated on every "
          "tensor-parallel rank (inference/kv.py), the inter-node all-reduces of TP32 on H100, the 0.6 memory share, "
          "CUDA graphs (captured up to min(2 x max_num_seqs, 512)), the reference swap and parameter offload "
          "(pinned: Megatron-Core _ParamAndGradBuffer.offload_to_cpu, NeMo RL setup_reference_model_state). Not "
          "modelled: the Ray executor NeMo RL uses for TP > 1 turns off vLLM's async scheduling; no V1 figure, and "
          "a fixed per-step cost that would close DeepSeek-V3 breaks Qwen3 (README 'Whole RL steps')")
-_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 324 s vs 231 s "
-               "published (+40%) while the same model's on-policy H100 points are within 10% (+7%, +9%): the "
-               "predicted one-step-off generation alone (319 s: 16 servers x 32 sequences, all of a step's batch "
+_Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM TP8): predicted 300 s vs 231 s "
+               "published (+30%; +40% before the serving refit on the finer grid) while the same model's on-policy H100 points are within 10% (+7%, +9%): the "
+               "predicted one-step-off generation alone (295 s; before the serving refit 319 s: 16 servers x 32 sequences, all of a step's batch "
                "at once, so each period holds the longest sample's 7,994 decode steps at a = 17.9 ms, 143 s, plus "
                "b = 1.0 ms per running sequence over 32 x 5,521 tokens, 176 s; phases.overlapped_decode_steps, "
                "checked against the collector's protocol, scripts/rl_async_protocol.py) exceeds the published "
@@ -52,11 +53,15 @@ _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recip
               "kernel (inference/step.py custom_all_reduce_time), while the 64-GPU point went from +18% to +6%. "
               "Qwen3-30B one-step-off on 16 GB200 (8 generating): 195 s vs 301 s (-35%), generation-bound with "
               "each server's queue (6,000 decode steps) longer than its longest sample, where the on-policy run "
-              "on all 16 is 221 s: the published one-step-off step is slower than on-policy on the same GPUs")
+              "on all 16 is 221 s: the published one-step-off step is slower than on-policy on the same GPUs. "
+              "With the serving constants refit on the finer grid (per-step overhead 8 -> 5 ms, NVIDIA GEMM "
+              "efficiency 0.85 -> 0.75; scripts/calibrate_inference.py) Qwen3-30B on-policy on 16 GB200 predicts "
+              "166 s vs 221 s (-25%, was -20%) and Qwen3-235B one-step-off on 128 GB200 200 s vs 278 s (-28%, was "
+              "-19%): the same GB200 generation gap")
 _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, vLLM TP2): the rollout servers run "
                    "at most 128 sequences (NeMo RL's async_engine builds AsyncLLM, whose ENGINE_CONTEXT default "
                    "max_num_seqs is 128), so each of the 8 servers takes its 256 samples in two batches and the "
-                   "predicted generation (224 s: the queue's 6,000 decode steps exceed the longest sample's 3,896, "
+                   "predicted generation (206 s after the serving refit, 224 s before: the queue's 6,000 decode steps exceed the longest sample's 3,896, "
                    "so the tail adds nothing, phases.overlapped_decode_steps) alone exceeds the published step "
                    "(152 s). The serving model's "
                    "Qwen3-30B decode at TP2 would have to be ~1.3x+ faster; the on-policy run hides the same excess "
@@ -71,6 +76,9 @@ KNOWN_GAPS = {
     "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
     "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
+    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,
 }
