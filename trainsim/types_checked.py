@@ -32,6 +32,22 @@ def _no_bool(v):
     return v
 
 
+def _length(v):
+    """A string length ("4K") in tokens by :func:`trainsim.units.parse_length` (binary K); other values unchanged."""
+    from .errors import TrainsimError
+    from .units import parse_length
+    try:
+        return parse_length(_no_bool(v), None)
+    except TrainsimError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def lower_case(v):
+    """A precision or other lower-case keyword as people write it ("BF16", "FP8"): a string folded to lower case
+    (with surrounding blanks removed) before the ``Literal`` check; other values unchanged."""
+    return v.strip().lower() if isinstance(v, str) else v
+
+
 def _finite(v: float) -> float:
     if not math.isfinite(v):
         raise ValueError(f"expected a finite number, got {v}")
@@ -62,8 +78,8 @@ def _chips(v: int) -> int:
 Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
 #: a layer count: 1 .. :data:`MAX_LAYERS`
 Layers = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_LAYERS)]
-#: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`
-SeqLen = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_SEQ_LEN)]
+#: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`; a string takes the binary suffixes ("4K" = 4,096)
+SeqLen = Annotated[int, BeforeValidator(_length), Field(gt=0, le=MAX_SEQ_LEN)]
 #: a finite float (booleans, inf and nan refused)
 FiniteFloat = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_finite)]
 #: a finite float > 0
