@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
@@ -47,7 +48,8 @@ class TrainingSpec(BaseModel):
     # the groups once per step (perf/comm_dp.py replica_sync_time). Unset: the whole dp x cp group.
     zero_shard_group: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
-    precision: Annotated[Literal[PRECISIONS], BeforeValidator(lower_case)] = "bf16"   # the stacks' offer: frameworks.PRECISIONS
+    # the stacks' offer: frameworks.PRECISIONS, in any case ("BF16")
+    precision: Annotated[Literal[PRECISIONS], BeforeValidator(lower_case)] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
     # on Hopper and newer, FlashAttention-2 on Ampere, FlashAttentionScore on Ascend), 'flash2' (FlashAttention-2, e.g.
     # PyTorch SDPA's flash backend, also on Hopper and newer), 'unfused' (scores in HBM). Unset: the stack's default.
