@@ -61,3 +61,31 @@ def test_serving_input_len_2k_and_upper_case_precision(tmp_path):
     spec = load_serving(_spec(tmp_path, text, "serve.yaml"))
     assert spec.serving.input_len == 2048
     assert spec.serving.precision == "fp8"
+
+
+# ---------------------------------------------------------------- 2. scenario chips: the run spec's parser
+
+def test_scenario_chips_in_pods_like_a_run_spec():
+    """A scenario's `chips: "24 pods"` was refused (int("24 pods")) while a run spec accepts it: both now go through
+    spec.chips_as_stated. 24 CloudMatrix 384 pods = 24 x 384 = 9,216 chips; "2 systems" of dgx-h100 = 2 x 8 = 16;
+    "25K" = 25,000."""
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.scenario.common import make_run
+    from trainsim.scenario.kinds.base import _chips
+    cm = resolve_system("cloudmatrix-384")
+    assert _chips({"id": "t", "chips": "24 pods"}, cm) == 9216
+    tr = {"tokens": 1e12, "seq_len": 4096, "global_batch_seqs": 512}
+    assert make_run("llama-3.1-8b", "dgx-h100", "2 systems", tr).chips == 16
+    assert make_run("llama-3.1-8b", resolve_system("dgx-h100"), "2 systems", tr).chips == 16
+    assert make_run("llama-3.1-8b", "dgx-h100", "25K", tr).chips == 25_000
+
+
+def test_scenario_inputs_take_chips_in_pods_and_refuse_nonsense():
+    from trainsim.errors import TrainsimError
+    from trainsim.scenario.kinds import pretrain_compare
+    from trainsim.scenario.kinds.base import _chips, parse_inputs
+    from trainsim.catalog.resolve import resolve_system
+    assert parse_inputs(pretrain_compare.Inputs, {"kind": "pretrain-compare", "model": "glm-5", "chips": "24 pods",
+                                                  "training": {"tokens": 1e12}, "systems": []}).chips == "24 pods"
+    with pytest.raises(TrainsimError, match="scale-up domains"):
+        _chips({"id": "t", "chips": "24 potatoes"}, resolve_system("cloudmatrix-384"))

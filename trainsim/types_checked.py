@@ -76,6 +76,9 @@ def _chips(v: int) -> int:
 
 #: a chip count: 1 .. :data:`MAX_CHIPS`
 Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
+#: a chip count as a scenario file states it: an integer (:data:`Chips`) or a string read against the run's system
+#: by :func:`trainsim.spec.chips_as_stated` ("25K", "24 pods"), the one parser of run specs' ``chips``
+StatedChips = Chips | Annotated[str, StringConstraints(max_length=100)]
 #: a layer count: 1 .. :data:`MAX_LAYERS`
 Layers = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_LAYERS)]
 #: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`; a string takes the binary suffixes ("4K" = 4,096)
