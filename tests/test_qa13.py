@@ -3,6 +3,8 @@ before the fix it names; expected values come from the inputs, the catalog or ha
 engine."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,25 @@ def test_scenario_inputs_take_chips_in_pods_and_refuse_nonsense():
                                                   "training": {"tokens": 1e12}, "systems": []}).chips == "24 pods"
     with pytest.raises(TrainsimError, match="scale-up domains"):
         _chips({"id": "t", "chips": "24 potatoes"}, resolve_system("cloudmatrix-384"))
+
+
+# ---------------------------------------------------------------- 3./4. sensitivity: units and the name 'hbm'
+
+def test_sensitivity_scale_out_in_gbit_like_the_catalog(tmp_path, capsys):
+    """`sensitivity` printed scale-out bandwidth in GB/s (50 GB/s for a DGX H100) while `catalog systems` prints
+    Gb/s (400 Gb/s: one ConnectX-7 400 Gb/s NIC per GPU). Now both say 400 Gb/s (50e9 B/s x 8 bit / 1e9)."""
+    code, out, err = run_main(capsys, "catalog", "systems")
+    assert code == 0 and re.search(r"dgx-h100 .*400 Gb/s", out)
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path), "--vary", "scale_out_bandwidth",
+                              "--factors", "2", "-q", "--json")
+    assert code == 0
+    p = json.loads(out)["params"]["scale_out_bandwidth"]
+    assert p["unit"] == "Gb/s" and p["nominal"] == pytest.approx(400.0)
+
+
+@pytest.mark.parametrize("name", ["hbm", " hbm"])
+def test_sensitivity_hbm_alone_is_refused(tmp_path, capsys, name):
+    """`--vary hbm` silently meant HBM capacity; it now names both parameters."""
+    code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path), "--vary", name)
+    assert code == 2 and "hbm_capacity" in err and "hbm_bandwidth" in err and "ambiguous" in err
+    assert len(err.strip().splitlines()) == 1
