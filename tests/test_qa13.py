@@ -113,3 +113,26 @@ def test_sensitivity_hbm_alone_is_refused(tmp_path, capsys, name):
     code, out, err = run_main(capsys, "sensitivity", _spec(tmp_path), "--vary", name)
     assert code == 2 and "hbm_capacity" in err and "hbm_bandwidth" in err and "ambiguous" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- 5. sweep axis values refused up front
+
+@pytest.mark.parametrize("axis,bad", [("training.seq_len", "0"), ("training.global_batch_seqs", "-4"),
+                                      ("training.tokens", "0")])
+def test_sweep_bad_training_axis_value_refused_up_front(tmp_path, capsys, axis, bad):
+    """`seq_len: 0` on a sweep axis was a per-point error with exit 0, while a bad `chips` is refused with the spec:
+    now exit 2, one line naming the file, the field and the value."""
+    base = _spec(tmp_path)
+    sweep = _spec(tmp_path, f"name: s\nbase: {base}\naxes:\n  {axis}: [2048, {bad}]\n", "sweep.yaml")
+    code, out, err = run_main(capsys, "sweep", sweep, "-o", tmp_path / "o.parquet")
+    assert code == 2
+    line = err.strip()
+    assert len(line.splitlines()) == 1
+    assert "sweep.yaml" in line and f"axes.{axis}[1]" in line and f"got {bad}" in line
+
+
+def test_sweep_seq_len_axis_takes_binary_k(tmp_path):
+    """A sweep's `training.seq_len: [2k, 8K]` is 2,048 and 8,192 tokens, as in a run spec (2 x 1,024, 8 x 1,024)."""
+    from trainsim.sweep.targets import parse_number
+    assert parse_number("training.seq_len", "2k", "axes.training.seq_len[0]", "s.yaml") == 2048
+    assert parse_number("training.seq_len", "8K", "axes.training.seq_len[1]", "s.yaml") == 8192
