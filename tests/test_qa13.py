@@ -136,3 +136,15 @@ def test_sweep_seq_len_axis_takes_binary_k(tmp_path):
     from trainsim.sweep.targets import parse_number
     assert parse_number("training.seq_len", "2k", "axes.training.seq_len[0]", "s.yaml") == 2048
     assert parse_number("training.seq_len", "8K", "axes.training.seq_len[1]", "s.yaml") == 8192
+
+
+# ---------------------------------------------------------------- 6. `model`: no zero rows for absent parts
+
+def test_model_without_mtp_has_no_mtp_row(capsys):
+    """`trainsim model llama-3.1-8b` showed 'MTP modules 0.000 B' and 'total parameters (MTP excluded)' for a model
+    without MTP (Llama 3.1 has none: its config.json has no num_nextn_predict_layers). DeepSeek-V3 has one MTP
+    module (arXiv 2412.19437 sec. 2.2), so its rows stay."""
+    code, out, err = run_main(capsys, "model", "llama-3.1-8b")
+    assert code == 0 and "MTP" not in out
+    code, out, err = run_main(capsys, "model", "deepseek-v3")
+    assert code == 0 and "MTP modules" in out and "(MTP excluded)" in out
