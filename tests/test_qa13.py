@@ -148,3 +148,14 @@ def test_model_without_mtp_has_no_mtp_row(capsys):
     assert code == 0 and "MTP" not in out
     code, out, err = run_main(capsys, "model", "deepseek-v3")
     assert code == 0 and "MTP modules" in out and "(MTP excluded)" in out
+
+
+# ---------------------------------------------------------------- 7. labels of per-unit keys
+
+@pytest.mark.parametrize("key,text", [("tokens_per_s", "tokens/s"), ("tokens_per_s_per_chip", "tokens/s per chip"),
+                                      ("decode_tokens_per_s_per_chip", "decode tokens/s per chip"),
+                                      ("samples_per_h", "samples/h"), ("step_time_s", "step time (s)")])
+def test_label_of_per_unit_keys(key, text):
+    """`numfmt.label("tokens_per_s")` gave 'tokens per (s)': a rate's "per s" now joins the word it divides."""
+    from trainsim.numfmt import label
+    assert label(key) == text
