@@ -159,3 +159,32 @@ def test_label_of_per_unit_keys(key, text):
     """`numfmt.label("tokens_per_s")` gave 'tokens per (s)': a rate's "per s" now joins the word it divides."""
     from trainsim.numfmt import label
     assert label(key) == text
+
+
+# ---------------------------------------------------------------- 8. "did you mean" for every misspelt key
+
+POSTTRAIN = ROOT / "examples/posttrain-opd-two-clusters.yaml"
+
+
+@pytest.mark.parametrize("command,src,old,new,field,near", [
+    ("estimate", None, "seq_len: 4096", "seq_lenn: 4096", "training.seq_lenn", "seq_len"),
+    ("posttrain", POSTTRAIN, "  mode: async", "  mod: async", "step.mod", "mode"),
+    ("posttrain", POSTTRAIN, "  logprobs: sampled", "  logprob: sampled", "step.logprob", "logprobs"),
+    ("posttrain", POSTTRAIN, "main: {system: cloudmatrix-384, chips: 384}",
+     "main: {system: cloudmatrix-384, chips: 384, systm: 8}", "clusters.main.systm", "system"),
+    ("infer", SERVE_DENSE, "kv_precision: bf16", "kv_precison: bf16", "serving.kv_precison", "kv_precision"),
+])
+def test_misspelt_optional_key_gets_did_you_mean(tmp_path, capsys, command, src, old, new, field, near):
+    """A misspelt key got 'did you mean' only when the key it misspells is required (`step.prompt_lenn` -> prompt_len)
+    and a bare 'unknown key (typo?)' when that key has a default (`training.seq_lenn`, `step.mod`). errors.
+    from_validation now also looks among every key the validated model takes at that place."""
+    text = SMALL if src is None else src.read_text()
+    assert old in text
+    code, out, err = run_main(capsys, command, _spec(tmp_path, text.replace(old, new)))
+    assert code == 2
+    assert f"{field}: unknown key (typo? did you mean {near}?)" in err
+
+
+def test_misspelt_key_with_no_near_key_stays_plain(tmp_path, capsys):
+    code, out, err = run_main(capsys, "estimate", _spec(tmp_path, SMALL.replace("seq_len: 4096", "zzz: 4096")))
+    assert code == 2 and "training.zzz: unknown key (typo?)" in err and "did you mean" not in err

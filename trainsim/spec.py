@@ -495,7 +495,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     try:
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, RunSpecFile) from None
     if spec.framework is not None:
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)

@@ -230,7 +230,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     try:
         spec = ServingFile.model_validate(doc)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, ServingFile) from None
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
     p = spec.plan

@@ -333,7 +333,7 @@ def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
     try:
         inp = model.model_validate(doc)
     except ValidationError as exc:   # one line, the union branch tried left out of the field path
-        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}") from None
+        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}", model=model) from None
     inp._doc = doc
     return inp
 
