@@ -188,3 +188,39 @@ def test_misspelt_optional_key_gets_did_you_mean(tmp_path, capsys, command, src,
 def test_misspelt_key_with_no_near_key_stays_plain(tmp_path, capsys):
     code, out, err = run_main(capsys, "estimate", _spec(tmp_path, SMALL.replace("seq_len: 4096", "zzz: 4096")))
     assert code == 2 and "training.zzz: unknown key (typo?)" in err and "did you mean" not in err
+
+
+# ---------------------------------------------------------------- 9. small formats
+
+def test_s3_pods_is_a_count(capsys):
+    """S3 printed 'pods 65.0': 24,960 chips / 384 per CloudMatrix 384 pod = 65 whole pods, a count."""
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S3.yaml", "--json")
+    assert code == 0
+    n = json.loads(out)[0]["numbers"]
+    assert n["pods"] == 65 and isinstance(n["pods"], int) and n["chips"] == 65 * 384
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S3.yaml")
+    assert re.search(r"│ pods +│ 65 +│", out)
+
+
+def test_percent_and_fraction_cells():
+    """S8 printed 'change pct 18.7' (no %) and 'slowdown 0.100' (a fraction): a *_pct value is a change already in
+    percent (+18.7%), a slowdown a fraction (0.1 = 10.0%)."""
+    from trainsim.report.fmt import value_of_key
+    assert value_of_key("change_pct", 18.7) == "+18.7%"
+    assert value_of_key("rows[0].change_pct", -1.92) == "-1.9%"
+    assert value_of_key("threshold.slowdown", 0.1) == "10.0%"
+
+
+def test_catalog_systems_headers_and_counts(capsys):
+    """`catalog systems` put '$/chip' over '33,625 USD' cells and printed the Atlas 950 SuperPoD's domain as 8192
+    (8,192 Ascend 950DT per SuperPoD, Huawei Connect 2025)."""
+    code, out, err = run_main(capsys, "catalog", "systems")
+    assert code == 0 and "$/chip" not in out and "price/chip" in out
+    assert re.search(r"atlas-950-superpod .*│ 8,192 +│", out)
+
+
+def test_emit_header_chip_count_with_separator(tmp_path, capsys):
+    """The `plan --emit` header read 'on 2048 x nvidia-h100-sxm5'."""
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path, SMALL.replace("chips: 64", "chips: 2048")),
+                              "--emit", "megatron")
+    assert code == 0 and "on 2,048 x nvidia-h100-sxm5" in out.splitlines()[0]
