@@ -13,6 +13,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
+from .errors import TrainsimError
+from .units import parse_length
+
 #: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
 #: are divisors of the chip count, found by factorisation); the largest announced clusters are ~10^6 chips
 MAX_CHIPS = 10_000_000
@@ -34,8 +37,6 @@ def _no_bool(v):
 
 def _length(v):
     """A string length ("4K") in tokens by :func:`trainsim.units.parse_length` (binary K); other values unchanged."""
-    from .errors import TrainsimError
-    from .units import parse_length
     try:
         return parse_length(_no_bool(v), None)
     except TrainsimError as exc:
