@@ -243,7 +243,7 @@ def test_scenario_notes_and_sources_stay_free(tmp_path, capsys):
 def test_a_scenario_value_error_names_the_file_not_the_scenario_id(tmp_path, capsys):
     """A bad value in a scenario's training block read 'error: S1: training.seq_len: ...' (the run's name), a bad
     chips 'error: scenario S1: chips: ...': neither named the file. Fix: scenario.run.run_file names it."""
-    for old, new, field in (("seq_len: 4096", "seq_len: 4k", "training.seq_len"), ("chips: 9216", "chips: -3", "chips")):
+    for old, new, field in (("seq_len: 4096", "seq_len: 4kb", "training.seq_len"), ("chips: 9216", "chips: -3", "chips")):
         p = _scenario(tmp_path, "S1.yaml", old, new)
         code, out, err = run_main(capsys, "scenario", p)
         assert code == 2

@@ -330,7 +330,7 @@ def emit_args(est, framework: str) -> str:
         return torchtitan_toml(est)
     args, notes = megatron_args(est, framework)
     who = "Megatron-LM" if framework == "megatron" else "MindSpeed-LLM"
-    header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips} x {est.run.system.chip.id}, "
+    header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips:,} x {est.run.system.chip.id}, "
               f"step {est.step_time_s:.3g} s predicted")
     script = "pretrain_gpt.py" if framework == "megatron" else "pretrain_gpt.py (MindSpeed-LLM)"
     return _bash("TRAINSIM_ARGS", args, notes, header, f"torchrun ... {script}")

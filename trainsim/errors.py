@@ -82,11 +82,38 @@ def refuse_unknown_keys(doc: dict, known, *, prefix: str = "", reads: str = "", 
             raise TrainsimError(f"unknown key (typo? {hint})", field=f"{prefix}{k}", where=where)
 
 
-def from_validation(exc, where: str | None = None) -> TrainsimError:
+def _model_in(annotation):
+    """The pydantic model an annotation holds (``M``, ``M | None``, ``list[M]``, ``dict[str, M]``), else None."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        m = _model_in(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def _keys_at(model, loc) -> list[str]:
+    """The keys the pydantic ``model`` takes at the mapping ``loc`` points to (list indices and mapping keys
+    that are not fields are stepped over); [] where the path leaves the models."""
+    cur = model
+    for x in loc:
+        if cur is None:
+            return []
+        if isinstance(x, str) and x in cur.model_fields:
+            cur = _model_in(cur.model_fields[x].annotation)
+    return [] if cur is None else list(cur.model_fields)
+
+
+def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
     """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value.
     A misspelt key is reported as itself, not as the required key it leaves missing (``chip:`` for ``chips:``:
-    'chip: unknown key (typo? did you mean chips?)'); the union branch pydantic tried (``literal[...]``,
-    ``list[...]``) is not part of the field path."""
+    'chip: unknown key (typo? did you mean chips?)'), and, given the validated ``model``, as the near spelling of
+    any key the model takes there (``seq_lenn``: 'did you mean seq_len?'); the union branch pydantic tried
+    (``literal[...]``, ``list[...]``) is not part of the field path."""
     errs = exc.errors()
 
     def path(e) -> str | None:
@@ -100,8 +127,10 @@ def from_validation(exc, where: str | None = None) -> TrainsimError:
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         missing = [str(e["loc"][-1]) for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent]
-        # a near spelling only ('chip' for 'chips': 0.89), never another key ('serving' for 'training': 0.57)
-        near = difflib.get_close_matches(str(err["loc"][-1]), missing, n=1, cutoff=0.8)
+        # a near spelling only ('chip' for 'chips': 0.89), never another key ('serving' for 'training': 0.57);
+        # a missing (required) key first, then any other key the model takes there
+        near = (difflib.get_close_matches(str(err["loc"][-1]), missing, n=1, cutoff=0.8)
+                or difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, parent), n=1, cutoff=0.8))
         msg = f"unknown key (typo? did you mean {near[0]}?)" if near else "unknown key (typo?)"
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got

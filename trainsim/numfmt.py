@@ -96,6 +96,14 @@ def label(key: str) -> str:
         return f"{label('_'.join(parts[:-1]))} ({PEAK_UNITS[low[-1]]})"
     if len(parts) > 2 and low[-1] == "s" and low[-2] in BYTE_UNITS:         # bytes per second
         return f"{label('_'.join(parts[:-2]))} ({BYTE_UNITS[low[-2]]}/s)"
+    # "per s" / "per h" is a rate of the word before it: tokens_per_s -> "tokens/s", tokens_per_s_per_chip ->
+    # "tokens/s per chip" (never "tokens per (s)", which reads as a unit of the whole label)
+    i = 1
+    while i + 1 < len(parts):
+        if parts[i].lower() == "per" and parts[i + 1].lower() in ("s", "h"):
+            parts = parts[:i - 1] + [f"{parts[i - 1]}/{parts[i + 1].lower()}"] + parts[i + 2:]
+        else:
+            i += 1
     if len(parts) > 1 and parts[-1].lower() in units:
         unit = units[parts[-1].lower()]
         parts = parts[:-1]

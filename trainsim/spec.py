@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
-from .types_checked import MAX_TOKENS, Chips, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
+from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count, parse_int_count
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
@@ -47,7 +48,8 @@ class TrainingSpec(BaseModel):
     # the groups once per step (perf/comm_dp.py replica_sync_time). Unset: the whole dp x cp group.
     zero_shard_group: PosInt | None = None
     batch_tolerance: float | None = None   # fraction (0.05 or "5%"); default 5% for a batch in tokens, else 0
-    precision: Literal[PRECISIONS] = "bf16"   # the stacks' offer: frameworks.PRECISIONS
+    # the stacks' offer: frameworks.PRECISIONS, in any case ("BF16")
+    precision: Annotated[Literal[PRECISIONS], BeforeValidator(lower_case)] = "bf16"
     # attention kernel: 'flash' (the chip generation's native fused kernel: FlashAttention-3 / cuDNN fused attention
     # on Hopper and newer, FlashAttention-2 on Ampere, FlashAttentionScore on Ascend), 'flash2' (FlashAttention-2, e.g.
     # PyTorch SDPA's flash backend, also on Hopper and newer), 'unfused' (scores in HBM). Unset: the stack's default.
@@ -493,7 +495,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     try:
         spec = RunSpecFile.model_validate(doc)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, RunSpecFile) from None
     if spec.framework is not None:
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)

@@ -13,6 +13,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
+from .errors import TrainsimError
+from .units import parse_length
+
 #: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
 #: are divisors of the chip count, found by factorisation); the largest announced clusters are ~10^6 chips
 MAX_CHIPS = 10_000_000
@@ -30,6 +33,20 @@ def _no_bool(v):
     if isinstance(v, bool):
         raise ValueError(f"expected a number, got a boolean ({str(v).lower()})")
     return v
+
+
+def _length(v):
+    """A string length ("4K") in tokens by :func:`trainsim.units.parse_length` (binary K); other values unchanged."""
+    try:
+        return parse_length(_no_bool(v), None)
+    except TrainsimError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def lower_case(v):
+    """A precision or other lower-case keyword as people write it ("BF16", "FP8"): a string folded to lower case
+    (with surrounding blanks removed) before the ``Literal`` check; other values unchanged."""
+    return v.strip().lower() if isinstance(v, str) else v
 
 
 def _finite(v: float) -> float:
@@ -60,10 +77,13 @@ def _chips(v: int) -> int:
 
 #: a chip count: 1 .. :data:`MAX_CHIPS`
 Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
+#: a chip count as a scenario file states it: an integer (:data:`Chips`) or a string read against the run's system
+#: by :func:`trainsim.spec.chips_as_stated` ("25K", "24 pods"), the one parser of run specs' ``chips``
+StatedChips = Chips | Annotated[str, StringConstraints(max_length=100)]
 #: a layer count: 1 .. :data:`MAX_LAYERS`
 Layers = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_LAYERS)]
-#: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`
-SeqLen = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_SEQ_LEN)]
+#: a sequence length in tokens: 1 .. :data:`MAX_SEQ_LEN`; a string takes the binary suffixes ("4K" = 4,096)
+SeqLen = Annotated[int, BeforeValidator(_length), Field(gt=0, le=MAX_SEQ_LEN)]
 #: a finite float (booleans, inf and nan refused)
 FiniteFloat = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_finite)]
 #: a finite float > 0

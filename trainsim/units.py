@@ -163,6 +163,29 @@ def parse_int_count(value, field: str, *, where: str | None = None) -> int:
     return int(x)
 
 
+#: binary suffixes for lengths in tokens: sequence lengths are powers of two in every source ("4K" context =
+#: 4,096 tokens, "128K" = 131,072), so a length's K is 1,024 and its M 1,048,576 (counts keep the decimal reading)
+_LENGTH_SUFFIX = {"": 1, "k": 1024, "K": 1024, "m": 1024**2, "M": 1024**2}
+_LENGTH_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$")
+
+
+def parse_length(value, field: str, *, where: str | None = None):
+    """A length in tokens (seq_len, input_len, output_len) as people state it: ``4096``, ``"4,096"``, ``"4k"`` or
+    ``"4K"`` = 4,096, ``"128K"`` = 131,072, ``"1M"`` = 1,048,576 -- the binary reading (K = 1,024), because
+    sequence lengths are powers of two in every source; the decimal ``parse_int_count`` would read "4k" as 4,000.
+    A value that is not a whole number of tokens is one error line; non-strings are returned unchanged (left to
+    the integer type check)."""
+    if not isinstance(value, str):
+        return value
+    m = _LENGTH_RE.match(value.replace(",", "").replace("_", "")) if len(value) <= MAX_QUANTITY_CHARS else None
+    if m is not None:
+        x = float(m.group(1)) * _LENGTH_SUFFIX[m.group(2)]
+        if x.is_integer():
+            return int(x)
+    raise TrainsimError(f"expected a length in tokens such as 4096, '4,096' or '4K' (K = 1,024), got {_short(value)}",
+                        field=field, where=where)
+
+
 # unit conversions used at the catalog edge (the catalog research file stores numbers in these units)
 TERA = 1e12
 GIGA = 1e9

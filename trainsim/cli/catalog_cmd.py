@@ -57,7 +57,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every chip: dense peaks, HBM, per-direction bandwidths, TDP, price (unusable = missing BF16/HBM data)."""
     rows = api.catalog("chips").to_dict()
-    cols = ["id", "family", "BF16", "FP8", "HBM", "HBM BW", "scale-up", "scale-out", "TDP", "price $", "usable"]
+    cols = ["id", "family", "BF16", "FP8", "HBM", "HBM BW", "scale-up", "scale-out", "TDP", "price", "usable"]
     body = [[r["id"], r["family"], fmt(r["bf16_flops"] or None, "flops"), fmt(r["fp8_flops"], "flops"),
              fmt(r["hbm_bytes"] or None, "bytes"), fmt(r["hbm_bw"] or None, "bytes_per_s"),
              fmt(r["scale_up_bw"] or None, "bytes_per_s"), fmt(r["scale_out_bw"] or None, "bits_per_s"),
@@ -70,8 +70,9 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
     rows = api.catalog("systems").to_dict()
-    cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "W/chip", "$/chip"]
-    body = [[r["id"], r["chip"], str(r["scale_up_size"]), fmt(r["scale_up_bw"], "bytes_per_s"),
+    # headers name the quantity, the cells carry the unit (1275 W, 33,625 USD); counts with separators (8,192)
+    cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "power/chip", "price/chip"]
+    body = [[r["id"], r["chip"], f"{r['scale_up_size']:,}", fmt(r["scale_up_bw"], "bytes_per_s"),
              fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),
              fmt(r["scale_out_latency"], "seconds"), fmt(r["power_per_chip_w"], "watts"),
              fmt(r["price_per_chip_usd"], "usd")] for r in rows]

@@ -38,7 +38,8 @@ def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
     t = Table(title=f"{d['name']} ({d['family']})", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
-    t.add_row("total parameters (MTP excluded)", _b(d["total_params"]))
+    # an absent part (no MTP) has no row: a row of zeros reads as a part that is there and empty
+    t.add_row("total parameters" + (" (MTP excluded)" if d["mtp_params"] else ""), _b(d["total_params"]))
     lo, hi = d["active_params_range"]
     rng = f"  (range {_b(lo)} - {_b(hi)})" if hi > lo else ""
     t.add_row("active per token (head, no embedding)", _b(d["active_params"]) + rng)
@@ -46,7 +47,8 @@ def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
     if d["extra_embedding_params"]:
         t.add_row("other looked-up tables", _b(d["extra_embedding_params"]))
     t.add_row("output head", _b(d["output_head_params"]) + ("  (tied)" if d["tied_embeddings"] else ""))
-    t.add_row("MTP modules", _b(d["mtp_params"]))
+    if d["mtp_params"]:
+        t.add_row("MTP modules", _b(d["mtp_params"]))
     f = d["flops_per_token"]
     t.add_row(f"FLOPs/token at seq {seq_len:,}", f"{f['total']:.4g}  (matmul {f['matmul']:.4g}, "
                                                    f"attention {f['attention']:.4g})")

@@ -35,7 +35,9 @@ def _percent(text: str) -> float:
 @app.command("sensitivity")
 def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without training.tokens: per-token figures instead of days)"),
                     vary: str = typer.Option("hbm_bandwidth,hbm_capacity,scale_up_bandwidth,scale_out_bandwidth,"
-                                             "peak_flops", "--vary", help="comma-separated parameters"),
+                                             "peak_flops", "--vary", help="comma-separated parameters: hbm_bandwidth, "
+                                             "hbm_capacity, scale_up_bandwidth, scale_out_bandwidth, peak_flops "
+                                             "('hbm' alone is refused: capacity or bandwidth)"),
                     factors: str = typer.Option("0.25,0.5,1.5,2", "--factors", help="multipliers of the nominal value"),
                     threshold: str = typer.Option("", "--threshold", help="e.g. 10%: the value below which the run "
                                                                           "slows by more than this, per parameter"),

@@ -9,7 +9,7 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
     chips: 160                         # chips per serving instance (one model replica); absent -> searched
     serving:
       phase: decode                    # prefill | decode | both (default both)
-      input_len: 4096                  # prompt tokens per request
+      input_len: 4096                  # prompt tokens per request ("4K" = 4,096: lengths take binary K, M)
       output_len: 1024                 # generated tokens per request
       context_len: 4096                # decode: KV length per sequence at the measured step
                                        #   (default input_len + output_len (1 + output_len_cv^2) / 2, the
@@ -18,7 +18,7 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
                                        #   every request generates output_len tokens)
       batch_per_chip: 96               # decode sequences per chip, or `batch:` per instance; absent -> searched
       prefill_tokens_per_chip: 16384   # prompt tokens per chip per prefill round; absent -> searched
-      precision: int8                  # bf16 | fp8 | int8 | fp4: weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
+      precision: int8                  # bf16 | fp8 | int8 | fp4 (any case): weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
       expert_precision: fp4            # optional: routed experts' numerics when they differ (NVFP4 MoE)
       kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
       mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
@@ -57,15 +57,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
-from ..types_checked import Chips, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
+from ..types_checked import Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
 from ..spec import chips_as_stated, resolve_model_and_system
 from ..io import load_spec_file, yaml_shape
 
@@ -91,9 +91,9 @@ class ServingPart(BaseModel):
     batch_per_chip: PosFloat | None = None
     batch: PosInt | None = None
     prefill_tokens_per_chip: PosFloat | None = None
-    precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
-    expert_precision: Literal["bf16", "fp8", "int8", "fp4"] | None = None
-    kv_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    precision: Annotated[Literal["bf16", "fp8", "int8", "fp4"], BeforeValidator(lower_case)] = "bf16"
+    expert_precision: Annotated[Literal["bf16", "fp8", "int8", "fp4"], BeforeValidator(lower_case)] | None = None
+    kv_precision: Annotated[Literal["bf16", "fp8", "int8", "fp4"], BeforeValidator(lower_case)] = "bf16"
     mtp: MTPSpec | None = None
     expert_imbalance: FiniteFloat | None = Field(None, ge=1.0)
     #: two-micro-batch overlap of communication with computation (DeepSeek's dual micro-batch, SGLang
@@ -230,7 +230,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     try:
         spec = ServingFile.model_validate(doc)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, ServingFile) from None
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
     p = spec.plan

@@ -137,7 +137,7 @@ def load_spec_file(path: str | Path, model: Any = None, /, *, what: str = "spec"
             try:
                 return model.model_validate(doc)
             except ValidationError as exc:
-                raise from_validation(exc, where) from None
+                raise from_validation(exc, where, model) from None
         parse: Callable[..., Any] = model
         return parse(doc, base_dir=path.parent, where=where, **kw)
     except TrainsimError as exc:

@@ -426,7 +426,7 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     try:
         spec = PostTrainFile.model_validate(doc)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, PostTrainFile) from None
     clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips)
                 for n, c in spec.clusters.items()}
     if spec.student.train_options:   # the trainer runs on the student's cluster (checked to exist above)

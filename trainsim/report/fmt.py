@@ -137,31 +137,34 @@ def value(x: Any) -> str:
 
 
 #: result keys holding a fraction that every output prints as a percentage (MFU, HFU, goodput)
-FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_precision"})
+FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_precision", "slowdown"})
 
 
 def is_fraction_key(key: str) -> bool:
-    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS`."""
-    return str(key).split(".")[-1].split("[")[0] in FRACTION_KEYS
+    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS` or a change already in
+    percent (``*_pct``: ``change_pct``, ``slowdown_pct``), both printed with a % sign."""
+    last = str(key).split(".")[-1].split("[")[0]
+    return last in FRACTION_KEYS or last.endswith("_pct")
 
 
 def value_of_key(key: str, x: Any) -> str:
     """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
     :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`); a catalog
     quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`); a fraction
-    (:func:`is_fraction_key`: MFU, goodput) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's sentences
-    state it."""
+    (:func:`is_fraction_key`: MFU, goodput, a slowdown) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's
+    sentences state it, and a change already in percent (``change_pct``) signed, ``+18.7%``."""
     last = str(key).split(".")[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
-    if last in FRACTION_KEYS and not isinstance(x, bool):
+    if is_fraction_key(last) and not isinstance(x, bool):
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+        as_pct = (lambda v: signed_pct(v, 1)) if last.endswith("_pct") else pct   # *_pct: a change in percent
         if num(x):
-            return pct(x)
+            return as_pct(x)
         if isinstance(x, dict) and num(x.get("nominal")):
-            s = pct(x["nominal"])
+            s = as_pct(x["nominal"])
             if num(x.get("low")) and num(x.get("high")) and x["low"] != x["high"]:
-                s += f" ({pct(x['low'])}-{pct(x['high'])})"
+                s += f" ({as_pct(x['low'])}-{as_pct(x['high'])})"
             return s
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)

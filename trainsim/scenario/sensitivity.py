@@ -17,14 +17,17 @@ from ..spec import Run
 from .common import best, days_of
 
 PARAMS = ("hbm_bandwidth", "hbm_capacity", "scale_up_bandwidth", "scale_out_bandwidth", "peak_flops")
-ALIASES = {"hbm_bw": "hbm_bandwidth", "hbm": "hbm_capacity", "hbm_bytes": "hbm_capacity",
+ALIASES = {"hbm_bw": "hbm_bandwidth", "hbm_bytes": "hbm_capacity",
            "scale_up_bw": "scale_up_bandwidth", "scale_up": "scale_up_bandwidth",
            "scale_out_bw": "scale_out_bandwidth", "scale_out": "scale_out_bandwidth", "flops": "peak_flops",
            "peak": "peak_flops"}
-#: display unit and scale per parameter; HBM capacity in GiB, as every memory table shows it (an "80 GB" H100 is
-#: 80 GiB, not the 85.9 GB its SI value reads as)
+#: names that could mean more than one parameter: refused with the choices (``hbm`` is capacity or bandwidth)
+AMBIGUOUS = {"hbm": ("hbm_capacity", "hbm_bandwidth")}
+#: display unit and scale per parameter, each as ``trainsim catalog`` prints the quantity: HBM capacity in GiB, as
+#: every memory table shows it (an "80 GB" H100 is 80 GiB, not the 85.9 GB its SI value reads as); scale-out
+#: bandwidth in Gb/s (1e9 bit/s = 1.25e8 B/s), as NICs are quoted and the catalog's scale-out column reads
 UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": ("GiB", 2**30), "scale_up_bandwidth": ("GB/s", 1e9),
-         "scale_out_bandwidth": ("GB/s", 1e9), "peak_flops": ("TFLOP/s BF16", 1e12)}
+         "scale_out_bandwidth": ("Gb/s", 1e9 / 8), "peak_flops": ("TFLOP/s BF16", 1e12)}
 FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
 
 
@@ -32,6 +35,8 @@ def canonical(param: str) -> str:
     """The canonical name of sensitivity parameter ``param`` (aliases resolved); unknown raises with the
     nearest names."""
     p = ALIASES.get(param.strip(), param.strip())
+    if p in AMBIGUOUS:
+        raise TrainsimError(f"{p!r} is ambiguous: name {' or '.join(AMBIGUOUS[p])}", field="--vary")
     if p not in PARAMS:
         raise unknown("sensitivity parameter", param, PARAMS, field="--vary")
     return p

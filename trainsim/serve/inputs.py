@@ -103,7 +103,7 @@ def validate(model: type[BaseModel], body: Any, where: str = "request") -> BaseM
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise from_validation(exc, where) from None
+        raise from_validation(exc, where, model) from None
 
 
 def _q(v: float, unit: str, scale: float) -> str:

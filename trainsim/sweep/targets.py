@@ -18,7 +18,7 @@ from typing import Literal, get_args, get_origin
 from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
-from ..units import parse_count, parse_quantity
+from ..units import parse_count, parse_length, parse_quantity
 from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
 from ..assumptions import defaults
@@ -149,11 +149,20 @@ def parse_number(target: str, value, field: str, where: str):
         return _positive_chips(n, value, field, where)
     if target == "chips":   # 0 or -3 chips has no plan on any system: refused with the spec, not per point
         return _positive_chips(_int(parse_count(value, field, where=where), value, field, where), value, field, where)
+    # 0 or -5 tokens per sequence, sequences or tokens has no plan at any point: refused with the spec, as chips are
+    if target == "training.seq_len" and isinstance(value, str):   # a length: "4K" = 4,096, as in a run spec
+        return _positive(parse_length(value, field, where=where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_INT}:
-        return _int(parse_count(value, field, where=where), value, field, where)
+        return _positive(_int(parse_count(value, field, where=where), value, field, where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_COUNT}:
-        return parse_count(value, field, where=where)
+        return _positive(parse_count(value, field, where=where), value, field, where)
     return value
+
+
+def _positive(x, value, field: str, where: str):
+    if not x > 0:
+        raise TrainsimError(f"expected a positive number, got {value!r}", field=field, where=where)
+    return x
 
 
 def _positive_chips(n, value, field: str, where: str):

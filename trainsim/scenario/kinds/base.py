@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ...errors import TrainsimError, from_validation, refuse_unknown_keys
 from ...model.counts import count
-from ...spec import load_run
+from ...spec import chips_as_stated, load_run
 from ...perf.calibration import validation_error
 from ...assumptions import Assumptions
 from ..common import best, make_run, where_time_goes
@@ -81,7 +81,8 @@ def _system_id(system) -> str:
 
 def _chips(doc: dict, system_obj) -> int:
     if "chips" in doc:
-        return int(doc["chips"])
+        c = doc["chips"]
+        return chips_as_stated(c, system_obj, None, f"scenario {doc.get('id', '?')}") if isinstance(c, str) else int(c)
     if "pods" in doc or "units" in doc:
         return int(doc.get("pods", doc.get("units"))) * system_obj.scale_up_size
     raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
@@ -332,7 +333,7 @@ def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
     try:
         inp = model.model_validate(doc)
     except ValidationError as exc:   # one line, the union branch tried left out of the field path
-        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}") from None
+        raise from_validation(exc, where=f"scenario {doc.get('id', '?')}", model=model) from None
     inp._doc = doc
     return inp
 

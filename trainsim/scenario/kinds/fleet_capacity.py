@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from ...types_checked import Chips, PosFloat
+from ...types_checked import PosFloat, StatedChips
+from ...spec import chips_as_stated
 
 from ..capacity import capacity, tokens_in_days
 from ..common import plan_summary
@@ -42,7 +43,7 @@ class Inputs(KindInputs):
     failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares", "partial_restart"],
                                         description="failure-handling options compared (scenario/data/"
                                                     "failure_handling.yaml); the first is the nominal one")
-    fleet_chips: list[Chips] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "
+    fleet_chips: list[StatedChips] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "
                                                                      "seed's 750K-1M Ascend 910C)")
     fleet_chips_source: str = Field("", description="source of the fleet chip counts")
     fleet_source: str = Field("scenario file", description="source of the fleet size")
@@ -142,6 +143,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                      ratio=(lo, nom, hi))
     fleet = {}
     for n_chips in inp.fleet_chips:
+        if isinstance(n_chips, str):      # "400 pods", "150K": the run spec's parser
+            n_chips = chips_as_stated(n_chips, system, base_dir, f"scenario {doc.get('id', '?')}", "fleet_chips")
         units = max(1, int(n_chips) // system.scale_up_size)
         for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
             cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,

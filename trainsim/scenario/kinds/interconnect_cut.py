@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from ...types_checked import Chips
+from ...types_checked import StatedChips
+from ...spec import chips_as_stated
 
 from ...model.counts import count
 from ..capacity import dense_shape
@@ -21,7 +22,7 @@ class Inputs(KindInputs):
     model: Any = Field(description="catalog id, config path or inline model mapping (the MoE)")
     model_source: str = Field("catalog", description="source of the model")
     training: dict = Field(description="training keys of a run spec")
-    chips: Chips = Field(description="chips of both runs")
+    chips: StatedChips = Field(description="chips of both runs")
     chips_note: str = Field("scenario file", description="source of the chip count")
     restricted: Any = Field(description="the system with the cut link")
     history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "
@@ -41,7 +42,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     doc = inp.doc()
     a = inp.assumption_set()
     slow, fast = _need(doc, "restricted"), _need(doc, "reference")
-    chips = inp.chips
+    chips = (chips_as_stated(inp.chips, slow, base_dir, f"scenario {doc.get('id', '?')}")
+             if isinstance(inp.chips, str) else inp.chips)     # "24 pods" of the restricted system
     tr = dict(inp.training)
     stack = {"framework": inp.framework, "optimizer": inp.optimizer}
     moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")), **stack)

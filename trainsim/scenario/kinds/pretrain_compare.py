@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from ...types_checked import Chips, PosFloat, PosInt
+from ...types_checked import PosFloat, PosInt, StatedChips
 
 from ..common import make_run, plan_summary
 from ..economics import training_flops
@@ -29,7 +29,8 @@ class Inputs(KindInputs):
     model: Any = Field(description="catalog id, config path or inline model mapping")
     training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
     systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional)}")
-    chips: Chips | None = Field(None, description="chips of every entry without its own 'chips'")
+    chips: StatedChips | None = Field(None, description="chips of every entry without its own 'chips' (a count, or "
+                                      "'24 pods': whole scale-up domains of each entry's own system, as in a run spec)")
     claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
     size_for_days: PosInt | PosFloat | None = Field(None, description="if given: the count of units that finishes the run in "
                                                           "this many days (with failures)")
@@ -48,7 +49,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     rows = []
     for entry in inp.systems:
         for prec in _listify(entry.get("precision", tr.get("precision", "bf16"))):
-            run = _job_run(doc, base_dir, system=entry["system"], chips=int(entry.get("chips", inp.chips)),
+            run = _job_run(doc, base_dir, system=entry["system"], chips=entry.get("chips", inp.chips),
                            precision=prec)
             rows.append(_run_row(run, a))
     fitted = [r for r in rows if r.get("_est")]
@@ -65,7 +66,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     sized, s_entry = None, None
     if inp.size_for_days:
         s_entry = inp.size_system if inp.size_system is not None else (rows[0]["system"] if rows else None)
-        srun = _job_run(doc, base_dir, system=s_entry, chips=int(inp.chips or 1), precision=inp.size_precision)
+        srun = _job_run(doc, base_dir, system=s_entry, chips=inp.chips or 1, precision=inp.size_precision)
         sized = size(srun, float(inp.size_for_days), unit="system", assumptions=a)
         numbers["sizing"] = {k: v for k, v in sized.to_dict().items() if k not in ("best_plan", "probes")}
     best_row = min((r for r in rows if r.get("fits")), key=lambda r: r["chip_days"], default=None)

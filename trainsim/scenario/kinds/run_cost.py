@@ -38,7 +38,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                           facts={"fail": f"the job does not fit: {row.get('message')}"})
     eco = row["_eco"]
     claimed = inp.claimed or {}
-    pods = run.chips / run.system.scale_up_size
+    # whole pods are a count (65, not 65.0); a run on part of a pod keeps the fraction
+    pods = (run.chips // run.system.scale_up_size if run.chips % run.system.scale_up_size == 0
+            else run.chips / run.system.scale_up_size)
     pod_price = (run.system.price_per_chip_usd or 0.0) * run.system.scale_up_size
     cluster = eco["cluster_capex_usd"]
     numbers: dict[str, Any] = {
