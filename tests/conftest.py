@@ -56,3 +56,10 @@ system: dgx-h100
 chips: 64
 training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
 """
+
+
+def write_spec(tmp_path, text=SMALL_RUN, name="run.yaml"):
+    """Write a spec file under ``tmp_path`` (default: the small run above) and return its path."""
+    p = tmp_path / name
+    p.write_text(text)
+    return p

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_RUN as SMALL
 from conftest import run_main
+from conftest import write_spec as _spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_DENSE = ROOT / "examples/serving-llama-3.1-8b-h800.yaml"
-
-
-def _spec(tmp_path, text=SMALL, name="run.yaml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 # ---------------------------------------------------------------- 1. S6: one unit in the effective-peak column
