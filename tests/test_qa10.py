@@ -10,20 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_RUN as SMALL
 from conftest import run_main
-
+from conftest import write_spec as _spec
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-
-def _main(capsys, *args):
-    return run_main(capsys, *args)
-
-
-def _spec(tmp_path, text=SMALL, name="run.yaml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 # ---------------------------------------------------------------- 1. capacity --sparsity
@@ -32,21 +21,21 @@ def _spec(tmp_path, text=SMALL, name="run.yaml"):
 def test_capacity_sparsity_below_one_is_refused(capsys, value):
     """`capacity --sparsity 0.5` (total below active: no such model) ran and answered with the same 4.4x model
     as --sparsity 2 (the shape rule's smallest, 64 routed experts). Fix: a ratio below 1 is an input error."""
-    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", value)
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", value)
     assert code == 2 and out == ""
     assert err.startswith("error: --sparsity: expected a MoE total/active parameter ratio >= 1") and value in err
 
 
 def test_capacity_sparsity_with_the_dense_family_is_refused(capsys):
     """`capacity --family dense --sparsity 8` ignored --sparsity (a dense model has no experts). Fix: an error."""
-    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--family", "dense",
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--family", "dense",
                            "--sparsity", "8")
     assert code == 2 and out == "" and err.startswith("error: --sparsity: ") and "dense" in err
 
 
 def test_capacity_sparsity_help_does_not_contradict_its_default(capsys):
     """The help said '(default 18.1)' beside '[default: 0.0]'. Fix: it says what 0 means."""
-    code, out, _ = _main(capsys, "capacity", "--help")
+    code, out, _ = run_main(capsys, "capacity", "--help")
     text = " ".join(out.split())
     assert code == 0 and "(default 18.1)" not in text and "0: the sourced assumption, 18.1" in text.replace("│ ", "")
 
@@ -74,7 +63,7 @@ def test_validate_rows_carry_mfu_at_precision():
 
 def test_size_message_gives_the_runner_up_in_days(tmp_path, capsys):
     """`size RUN --days D` ended '...; 1 take 109.9' (109.9 what; and '1 take'). Fix: '1 takes 109.9 days'."""
-    code, out, _ = _main(capsys, "size", _spec(tmp_path), "--days", "20", "--json")
+    code, out, _ = run_main(capsys, "size", _spec(tmp_path), "--days", "20", "--json")
     msg = json.loads(out)["message"]
     assert code == 0
     m = re.search(r"; ([\d,]+) (takes?) ([\d.]+) days", msg)
@@ -91,11 +80,11 @@ def test_sweep_summary_unknown_metric_names_the_choices(tmp_path, capsys):
     sweep.write_text("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training: {tokens: 1B, seq_len: 4096,"
                      " global_batch_seqs: 64, precision: bf16}}\naxes:\n  system.chip.hbm_bw: {scale: [1.0]}\n")
     res = tmp_path / "r.parquet"
-    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
-    code, out, err = _main(capsys, "sweep", "--summary", res, "--metric", "cost")
+    assert run_main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    code, out, err = run_main(capsys, "sweep", "--summary", res, "--metric", "cost")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "no column 'cost'" in err and "cost_rental_usd" in err and "days" in err
-    assert _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")[0] == 0
+    assert run_main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")[0] == 0
 
 
 # ---------------------------------------------------------------- 5. infer: what the KV cache per sequence is
@@ -105,7 +94,7 @@ def test_infer_kv_per_sequence_says_it_is_the_mean_decode_context(capsys, monkey
     2,048-token prompt and 512 output tokens: a reader takes 2,304 for the sequence length (2,560). It is the mean
     context of a decode step, 2,048 + 512 / 2 (fixed lengths). Fix: the label says so."""
     monkeypatch.setenv("COLUMNS", "200")   # one table row per line
-    code, out, _ = _main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
+    code, out, _ = run_main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
     mean_ctx = 2048 + 512 // 2
     assert code == 0
     assert f"KV cache per sequence (mean decode context, {mean_ctx:,} tokens)" in out
@@ -121,7 +110,7 @@ def test_check_shows_the_bandwidths_a_system_override_resolved_to(tmp_path, caps
     (50 GB/s = 400 Gb/s by 8 bits a byte)."""
     spec = _spec(tmp_path, SMALL.replace("system: dgx-h100",
                                          f'system: {{base: dgx-h100, scale_out: {{bandwidth: "{written}"}}}}'))
-    code, out, _ = _main(capsys, "check", spec, "--json")
+    code, out, _ = run_main(capsys, "check", spec, "--json")
     line = json.loads(out)["resolved"]["system"]
     assert code == 0 and shown in line
     # dgx-h100's catalog values: H100 SXM5 989 TFLOP/s BF16 dense, 80 GB HBM3 (read as GiB), 3.35 TB/s, NVLink 450 GB/s
@@ -141,7 +130,7 @@ def test_capacity_probes_show_mfu_as_a_percentage_smallest_first_once_each(capsy
     4.82B / 20.9B shape twice (two grid points the shape rule rounds to one model), and MFU as '0.258' beside the
     headline's 'MFU 25.4%'. Fix: smallest model first, each shape once, MFU in percent as everywhere else."""
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", "1")
+    code, out, _ = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--sparsity", "1")
     rows = _probe_rows(out)
     assert code == 0 and len(rows) >= 2
     assert all(re.fullmatch(r"\d+\.\d%", r[4]) for r in rows), rows
@@ -154,7 +143,7 @@ def test_capacity_probes_show_mfu_as_a_percentage_smallest_first_once_each(capsy
 def test_capacity_without_failures_says_goodput_is_not_counted(capsys, monkeypatch):
     """`capacity ... --no-failures` printed 'goodput -'. Fix: 'goodput not counted (--no-failures)'."""
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--no-failures")
+    code, out, _ = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--no-failures")
     assert code == 0 and "goodput not counted (--no-failures)" in out and "goodput -" not in out
 
 
@@ -175,7 +164,7 @@ def test_against_a_partial_reference_that_fits_nowhere_is_compared_not_refused(t
     plan fits in memory ...', while the same reference written out whole was compared and flagged 'does not fit'
     (exit 0). Fix: the completion needing the least memory is the reference, flagged as not fitting."""
     spec = _spec(tmp_path, MIXTRAL)
-    code, out, err = _main(capsys, "plan", spec, "--json", "--against", "tp=1,pp=1,ep=1,zero=0,recompute=none")
+    code, out, err = run_main(capsys, "plan", spec, "--json", "--against", "tp=1,pp=1,ep=1,zero=0,recompute=none")
     assert code == 0, err
     a = json.loads(out)["against"]
     ref = a["reference_plan"]
@@ -186,7 +175,7 @@ def test_against_a_partial_reference_that_fits_nowhere_is_compared_not_refused(t
 def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tmp_path, capsys):
     """tp=3 divides neither 64 chips nor Mixtral's 32 heads: no plan at all, exit 2 with one line, and the line no
     longer nests the engine's field name ('--against: ... completion: plan: no valid plan')."""
-    code, out, err = _main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("error: --against: the reference plan has no valid completion: no valid plan for 64 chips")
 
@@ -198,11 +187,11 @@ def test_compare_prints_tokens_per_s_to_the_same_precision_for_every_run(tmp_pat
     significant digits above 10^4): the faster run lost its digits. Fix: every run as estimate prints it."""
     a = _spec(tmp_path, MIXTRAL, "h100.yaml")
     b = _spec(tmp_path, MIXTRAL.replace("dgx-h100", "dgx-b200"), "b200.yaml")
-    code, out, _ = _main(capsys, "compare", a, b, "--json")
+    code, out, _ = run_main(capsys, "compare", a, b, "--json")
     raw = [r["tokens_per_s_per_chip"] for r in json.loads(out)["runs"]]
     assert code == 0 and max(raw) >= 1e4          # the B200 run is above 10,000 tokens/s per chip
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = _main(capsys, "compare", a, b)
+    code, out, _ = run_main(capsys, "compare", a, b)
     row = next(line for line in out.splitlines() if "tokens/s per chip" in line)
     assert code == 0 and all(f"{x:,.1f}" in row for x in raw), row
 
@@ -262,7 +251,7 @@ def test_catalog_show_suggests_the_ids_that_contain_the_name(capsys, name, meant
     """`catalog show h100` suggested 'dgx-h100, hgx-h800, hgx-h200': three look-alikes by edit distance, and not
     the H100 chip itself (nvidia-h100-sxm5), which errors.close_matches' own docstring promises. Fix: ids that
     contain the name come first."""
-    code, out, err = _main(capsys, "catalog", "show", name)
+    code, out, err = run_main(capsys, "catalog", "show", name)
     assert code == 2 and out == ""
     hint = err.split("did you mean", 1)[1]
     assert all(m in hint for m in meant), err
@@ -275,14 +264,14 @@ def test_fp8_param_gather_on_a_bf16_run_is_refused(tmp_path, capsys):
     weights), while fp8_recipe and fp8_activations on a BF16 run are refused. Fix: the same one-line error; false
     (what a BF16 run does) stays accepted."""
     spec = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: bf16, fp8_param_gather: true}"))
-    code, out, err = _main(capsys, "estimate", spec)
+    code, out, err = run_main(capsys, "estimate", spec)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {spec}: training.fp8_param_gather: fp8_param_gather true applies only to "
                           "precision fp8, not bf16")
     ok = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: bf16, fp8_param_gather: false}"), "ok.yaml")
-    assert _main(capsys, "check", ok)[0] == 0
+    assert run_main(capsys, "check", ok)[0] == 0
     fp8 = _spec(tmp_path, SMALL.replace("precision: bf16}", "precision: fp8, fp8_param_gather: true}"), "f.yaml")
-    assert _main(capsys, "check", fp8)[0] == 0
+    assert run_main(capsys, "check", fp8)[0] == 0
 
 
 # ---------------------------------------------------------------- 13. expert-parallel fields on a dense model
@@ -293,7 +282,7 @@ def test_expert_fields_on_a_dense_model_are_refused(tmp_path, capsys, plan, fiel
     """`plan: {ep: 8}` on Llama 3.1 8B (dense: no experts) was accepted and estimated with ep=1, the stated field
     dropped without a word (likewise etp and node_limit). Fix: one-line input error naming the field."""
     spec = _spec(tmp_path, SMALL + f"plan: {plan}\n")
-    code, out, err = _main(capsys, "estimate", spec)
+    code, out, err = run_main(capsys, "estimate", spec)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {spec}: plan.{field}: {field} {value} applies only to a MoE model; "
                           f"llama-3.1-8b is dense (leave {field} out or say {only})")
@@ -302,13 +291,13 @@ def test_expert_fields_on_a_dense_model_are_refused(tmp_path, capsys, plan, fiel
 @pytest.mark.parametrize("option", ["--fix", "--against"])
 def test_expert_fields_on_a_dense_model_are_refused_on_the_command_line(tmp_path, capsys, option):
     """`plan RUN --fix ep=8` (and `--against ep=8`) on a dense model searched with ep=1. Fix: the same error."""
-    code, out, err = _main(capsys, "plan", _spec(tmp_path), option, "ep=8")
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path), option, "ep=8")
     assert code == 2 and out == "" and err.startswith(f"error: {option}: ep 8 applies only to a MoE model")
 
 
 def test_expert_fields_stay_allowed_on_a_moe_model_and_as_one_on_a_dense_one(tmp_path, capsys):
-    assert _main(capsys, "check", _spec(tmp_path, SMALL + "plan: {ep: 1, etp: 1, node_limit: 0}\n"))[0] == 0
-    assert _main(capsys, "check", _spec(tmp_path, MIXTRAL + "plan: {ep: 8}\n", "moe.yaml"))[0] == 0
+    assert run_main(capsys, "check", _spec(tmp_path, SMALL + "plan: {ep: 1, etp: 1, node_limit: 0}\n"))[0] == 0
+    assert run_main(capsys, "check", _spec(tmp_path, MIXTRAL + "plan: {ep: 8}\n", "moe.yaml"))[0] == 0
 
 
 # ---------------------------------------------------------------- 14. plan options: stated, fixed, emitted
@@ -323,7 +312,7 @@ def test_a_plan_option_the_plan_leaves_without_effect_is_refused(tmp_path, capsy
     stage sizes beside pp 1) was accepted and ignored: Megatron-Core reads recompute_modules only with the
     selective granularity and recompute_method / recompute_num_layers only with full. Fix: one-line input error."""
     spec = _spec(tmp_path, SMALL + f"plan: {plan}\n")
-    code, out, err = _main(capsys, "check", spec)
+    code, out, err = run_main(capsys, "check", spec)
     assert code == 2 and out == "" and err.startswith(f"error: {spec}: plan.{field}: {field} ")
 
 
@@ -332,13 +321,13 @@ def test_fix_sets_the_options_the_search_does_not_enumerate(tmp_path, capsys):
     list'; and options fixed on the command line never reached the engine, which reads them from the run's plan.
     Fix: a list field takes its items from the value, and the run carries the merged plan: --fix gives the same
     answer as writing the same plan in the spec."""
-    code, out, err = _main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective,recompute_modules=mlp")
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective,recompute_modules=mlp")
     assert code == 0, err
     by_fix = json.loads(out)["best"]
     stated = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp]}\n", "stated.yaml")
-    code, out, _ = _main(capsys, "plan", stated, "--json")
+    code, out, _ = run_main(capsys, "plan", stated, "--json")
     by_spec = json.loads(out)["best"]
-    code, out, _ = _main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective")
+    code, out, _ = run_main(capsys, "plan", _spec(tmp_path), "--json", "--fix", "recompute=selective")
     default_modules = json.loads(out)["best"]          # core_attn only: Megatron-Core's default module list
     assert by_fix["step_time_s"] == by_spec["step_time_s"] != default_modules["step_time_s"]
     assert by_fix["memory_per_chip_bytes"] == by_spec["memory_per_chip_bytes"]
@@ -348,12 +337,12 @@ def test_against_estimates_the_reference_with_its_own_options(tmp_path, capsys):
     """`--against recompute=selective,recompute_modules=mlp,tp=1,pp=1` compared against a reference estimated with
     the default modules. Fix: the reference is the estimate of the same plan written in a spec."""
     ref = "recompute=selective,recompute_modules=mlp,tp=1,pp=1,cp=1,micro_batch=1,zero=1,schedule=1f1b,vpp=1"
-    code, out, err = _main(capsys, "plan", _spec(tmp_path), "--json", "--against", ref)
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path), "--json", "--against", ref)
     assert code == 0, err
     a = json.loads(out)["against"]
     stated = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp], tp: 1, pp: 1, cp: 1, "
                                      "micro_batch: 1, zero: 1, schedule: 1f1b, vpp: 1}\n", "ref.yaml")
-    code, out, _ = _main(capsys, "estimate", stated, "--json")
+    code, out, _ = run_main(capsys, "estimate", stated, "--json")
     e = json.loads(out)
     step = next(c for c in a["step_time_by_cause_s"] if c["cause"] == "step")
     assert step["reference"] == pytest.approx(e["step_time_s"])
@@ -367,15 +356,15 @@ def test_emit_writes_the_recompute_and_stage_options_the_spec_states(tmp_path, c
     with the stated options; the flags now say the same."""
     full = _spec(tmp_path, SMALL + "plan: {recompute: full, recompute_method: block, recompute_num_layers: 4, pp: 4, "
                                    "first_stage_layers: 6, last_stage_layers: 6}\n")
-    code, out, _ = _main(capsys, "plan", full, "--emit", "megatron")
+    code, out, _ = run_main(capsys, "plan", full, "--emit", "megatron")
     assert code == 0
     for flag in ("--recompute-granularity full", "--recompute-method block", "--recompute-num-layers 4",
                  "--decoder-first-pipeline-num-layers 6", "--decoder-last-pipeline-num-layers 6"):
         assert f"  {flag}\n" in out, flag
-    code, out, _ = _main(capsys, "plan", full, "--emit", "mindspeed")
+    code, out, _ = run_main(capsys, "plan", full, "--emit", "mindspeed")
     assert "  --num-layer-list 6,10,10,6\n" in out             # 32 layers: 6 + 2 x 10 + 6
     sel = _spec(tmp_path, SMALL + "plan: {recompute: selective, recompute_modules: [mlp]}\n", "sel.yaml")
-    code, out, _ = _main(capsys, "plan", sel, "--emit", "megatron")
+    code, out, _ = run_main(capsys, "plan", sel, "--emit", "megatron")
     assert "  --recompute-granularity selective\n  --recompute-modules mlp\n" in out
 
 
@@ -396,7 +385,7 @@ def test_posttrain_errors_name_the_field(tmp_path, capsys, old, new, expected):
     text = OPD.read_text()
     assert old in text
     spec = _spec(tmp_path, text.replace(old, new, 1), "pt.yaml")
-    code, out, err = _main(capsys, "posttrain", spec)
+    code, out, err = run_main(capsys, "posttrain", spec)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {spec}: {expected}"), err
 
@@ -408,9 +397,9 @@ def test_validate_with_nothing_to_compare_is_no_answer(tmp_path, capsys, fmt):
     """`validate RUN.yaml` on a spec without `reported:` printed 'overall: 0 runs ...; 1 error rows' and exit 0, so
     a script could not tell it compared nothing. Fix: exit 1 (README: 1 = no answer) when no row compares; a
     published run still exits 0."""
-    code, out, _ = _main(capsys, "validate", _spec(tmp_path), *fmt)
+    code, out, _ = run_main(capsys, "validate", _spec(tmp_path), *fmt)
     assert code == 1 and out
-    code, _, _ = _main(capsys, "validate", ROOT / "validation/runs/megatron-sc21-a100-1p7b.yaml", *fmt)
+    code, _, _ = run_main(capsys, "validate", ROOT / "validation/runs/megatron-sc21-a100-1p7b.yaml", *fmt)
     assert code == 0
 
 
@@ -425,10 +414,10 @@ def test_sweep_hbm_axis_reads_vendor_gb_as_gib_like_a_run_spec(tmp_path, capsys)
     in a run spec's inline chip is 96 GiB (vendors quote binary HBM: docs/run-spec.md). Fix: one reader for both."""
     sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  system.chip.hbm: ["96 GB", "141 GB"]\n', "s.yaml")
     res = tmp_path / "r.parquet"
-    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    assert run_main(capsys, "sweep", sweep, "-o", res)[0] == 0
     import pyarrow.parquet as pq
     assert pq.read_table(res).column("hbm_bytes").to_pylist() == [96 * 2**30, 141 * 2**30]
-    code, out, _ = _main(capsys, "sweep", sweep, "--dry-run")
+    code, out, _ = run_main(capsys, "sweep", sweep, "--dry-run")
     assert "96 GiB, 141 GiB" in " ".join(out.split())
 
 
@@ -438,12 +427,12 @@ def test_sweep_axis_values_print_tokens_and_network_bandwidth_as_written(tmp_pat
     Gb/s as the catalog states it (100 Gb/s = 12.5 GB/s)."""
     sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  training.global_batch_tokens: ["2M", "8M"]\n'
                             '  system.scale_out.bandwidth: ["100 Gb/s", "400 Gb/s"]\n', "s.yaml")
-    code, out, _ = _main(capsys, "sweep", sweep, "--dry-run")
+    code, out, _ = run_main(capsys, "sweep", sweep, "--dry-run")
     text = " ".join(out.split())
     assert code == 0 and "= 2M, 8M" in text and "0.002B" not in text
     res = tmp_path / "r.parquet"
-    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
-    code, out, _ = _main(capsys, "sweep", "--summary", res)
+    assert run_main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    code, out, _ = run_main(capsys, "sweep", "--summary", res)
     assert code == 0 and "100 Gb/s" in out and "400 Gb/s" in out and "12.5 GB/s" not in out
 
 
@@ -452,14 +441,14 @@ def test_sweep_summary_per_axis_mfu_and_cost_print_as_everywhere_else(tmp_path, 
     --metric cost_rental_usd printed '8.2e+04'-style numbers. Fix: percent and dollars."""
     sweep = _spec(tmp_path, SWEEP_BASE + "axes:\n  system.chip.hbm_bw: {scale: [0.5, 1.0]}\n", "s.yaml")
     res = tmp_path / "r.parquet"
-    assert _main(capsys, "sweep", sweep, "-o", res)[0] == 0
+    assert run_main(capsys, "sweep", sweep, "-o", res)[0] == 0
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "mfu", "--json")
+    code, out, _ = run_main(capsys, "sweep", "--summary", res, "--metric", "mfu", "--json")
     best = [r["best"] for r in json.loads(out)["per_axis"]["system.chip.hbm_bw_scale"]]
-    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "mfu")
+    code, out, _ = run_main(capsys, "sweep", "--summary", res, "--metric", "mfu")
     table = out.split("best mfu by", 1)[1]
     assert code == 0 and all(f"{100 * b:.1f}%" in table for b in best), table
-    code, out, _ = _main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")
+    code, out, _ = run_main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")
     table = out.split("best cost_rental_usd by", 1)[1]
     assert code == 0 and "$" in table
 
@@ -474,7 +463,7 @@ def test_scenario_of_another_spec_kind_names_the_command(tmp_path, capsys, spec,
     """`scenario RUN.yaml` said only 'kind: missing key' (report and validate already name the command that reads
     another spec kind). Fix: '... this is a run spec: trainsim estimate / plan / size'."""
     path = _spec(tmp_path) if spec == "RUN" else ROOT / spec
-    code, out, err = _main(capsys, "scenario", path)
+    code, out, err = run_main(capsys, "scenario", path)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.strip() == (f"error: {path}: kind: missing key (expected a scenario with a kind:; this is a {label} "
                            f"spec: {command})")
@@ -484,7 +473,7 @@ def test_scenario_of_a_posttrain_spec_says_it_is_one(capsys):
     """`scenario examples/posttrain-opd-two-clusters.yaml` said "unknown scenario kind 'opd'; expected one of ..."
     (its kind: opd is a post-training job). Fix: it names the spec kind and `trainsim posttrain`."""
     path = ROOT / "examples/posttrain-opd-two-clusters.yaml"
-    code, out, err = _main(capsys, "scenario", path)
+    code, out, err = run_main(capsys, "scenario", path)
     assert code == 2 and out == ""
     assert err.strip() == (f"error: {path}: kind: 'opd' is a post-training job, not a scenario kind (this is a "
                            "post-training spec: trainsim posttrain)")
@@ -492,7 +481,7 @@ def test_scenario_of_a_posttrain_spec_says_it_is_one(capsys):
 
 def test_scenario_jobs_must_not_be_negative(capsys):
     """`scenario --all --jobs -1` ran (help: 'processes for --all (0: one per CPU)'). Fix: exit 2, one line."""
-    code, out, err = _main(capsys, "scenario", "--all", "--jobs", "-1")
+    code, out, err = run_main(capsys, "scenario", "--all", "--jobs", "-1")
     assert code == 2 and out == "" and err.strip() == ("error: --jobs: expected a number of processes >= 0 (0: one "
                                                        "per CPU), got -1")
 
@@ -504,7 +493,7 @@ def test_scenario_range_inputs_and_best_plan_print_units_and_percent(capsys, mon
     '1.2e-06 1.9e-06' (the CloudMatrix UB latency in seconds), and its best plan as 'MFU 0.235' where every other
     table says '23.5%'. Fix: catalog units (708 / 800 TFLOP/s, 1.2 / 1.9 us: ranges.yaml) and a percentage."""
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = _main(capsys, "scenario", ROOT / "scenarios/S2.yaml")
+    code, out, _ = run_main(capsys, "scenario", ROOT / "scenarios/S2.yaml")
     assert code == 0
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("│ ").split("│")]
                               for line in out.split("range_inputs", 1)[1].split("best plan", 1)[0].splitlines()
@@ -527,7 +516,7 @@ def test_capacity_says_why_chips_sit_idle(capsys):
     """`capacity --system dgx-h100 --chips 100` said '(using 96: fewer chips fail less often)' although the job
     was put on all 100 chips: 100 is 12.5 DGX nodes and a plan uses whole 8-GPU domains, so 96 (12 nodes) work.
     Fix: the reason given is the plan's, unless the fleet walk-down really put the job on fewer chips."""
-    code, out, _ = _main(capsys, "capacity", "--system", "dgx-h100", "--chips", "100", "--days", "30", "--json")
+    code, out, _ = run_main(capsys, "capacity", "--system", "dgx-h100", "--chips", "100", "--days", "30", "--json")
     d = json.loads(out)
     chosen = next(i for i in d["iterations"] if i["active_params"] == d["active_params"])
     assert code == 0 and chosen["chips_used"] == 100
@@ -541,15 +530,15 @@ def test_moe_training_switches_on_a_dense_model_are_refused(tmp_path, capsys, sw
     """`training: {moe_dispatcher: deepep}` on Llama 3.1 8B was accepted and changed nothing (no experts to
     dispatch). Fix: an input error; the no-op values a copied recipe carries (alltoall, false, grouped true) pass."""
     spec = _spec(tmp_path, SMALL.replace("precision: bf16}", f"precision: bf16, {switch}}}"))
-    code, out, err = _main(capsys, "check", spec)
+    code, out, err = run_main(capsys, "check", spec)
     name, value = (x.strip() for x in switch.split(":"))
     assert code == 2 and out == "" and err.startswith(
         f"error: {spec}: training.{name}: {name} {value} applies only to a MoE model; llama-3.1-8b is dense")
     for neutral in ("moe_dispatcher: alltoall", "moe_token_drop: false", "moe_grouped_gemm: true"):
         ok = _spec(tmp_path, SMALL.replace("precision: bf16}", f"precision: bf16, {neutral}}}"), "ok.yaml")
-        assert _main(capsys, "check", ok)[0] == 0
+        assert run_main(capsys, "check", ok)[0] == 0
     moe = _spec(tmp_path, MIXTRAL.replace("precision: bf16}", f"precision: bf16, {switch}}}"), "moe.yaml")
-    assert _main(capsys, "check", moe)[0] == 0
+    assert run_main(capsys, "check", moe)[0] == 0
 
 
 def test_sweep_batch_must_not_be_negative(tmp_path, capsys):
@@ -557,6 +546,6 @@ def test_sweep_batch_must_not_be_negative(tmp_path, capsys):
     any point runs; the help says what 0 means."""
     sweep = _spec(tmp_path, SWEEP_BASE + "axes:\n  system.chip.hbm_bw: {scale: [1.0]}\n", "s.yaml")
     res = tmp_path / "r.parquet"
-    code, out, err = _main(capsys, "sweep", sweep, "-o", res, "--batch", "-3")
+    code, out, err = run_main(capsys, "sweep", sweep, "-o", res, "--batch", "-3")
     assert code == 2 and not res.exists()
     assert err.strip() == "error: --batch: expected a number of points per task >= 0 (0: automatic), got -3"

@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_RUN as SMALL
 from conftest import run_main
-
+from conftest import write_spec as _spec
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-
-def _spec(tmp_path, text=SMALL, name="run.yaml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 # ---------------------------------------------------------------- 1. global_batch_seqs with a suffix
