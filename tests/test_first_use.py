@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import run_main as _main
 from typer.testing import CliRunner
 
-from trainsim.cli import app, main
+from trainsim.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = """name: {name}
@@ -20,14 +21,6 @@ chips: {chips}
 training: {{tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}}
 plan: {{tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}}
 """
-
-
-def _main(capsys, *args):
-    """The console entry point as the shell runs it: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def _write(tmp_path, name, text):

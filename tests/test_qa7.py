@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_main as _main
 
-from trainsim.cli import main
 from trainsim.errors import TrainsimError
 from trainsim.posttrain.spec import parse_posttrain
 
 ROOT = Path(__file__).resolve().parents[1]
 FP8_RL = ROOT / "validation/rl/nemo-rl-h100-dsv3-512-async-fp8.yaml"   # student precision fp8, H100 cluster
-
-
-def _main(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def _fp8_rl(recipe: str) -> dict:

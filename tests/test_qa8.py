@@ -7,17 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from trainsim.cli import main
+from conftest import run_main as _main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _main(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize("system, text", [("atlas-900-a2-pod", "fullmesh 8"), ("tpu-v4-pod", "torus 16x16x16")])

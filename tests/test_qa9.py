@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_main
+from conftest import run_main as _main
 
 from trainsim.errors import TrainsimError
 
@@ -22,10 +22,6 @@ chips: 64
 framework: FW
 training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 256, precision: PREC}
 """
-
-
-def _main(capsys, *args):
-    return run_main(capsys, *args)
 
 
 def _dense(tmp_path, fw="megatron-bridge-2026", prec="bf16"):
