@@ -55,7 +55,7 @@ from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
-from ..perf.compute import elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
+from ..perf.compute import FP8_SCALE_BYTES_PER_ELEM, elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
 from ..perf.context import BF16_BYTES
 from .calib import vendor_key
 from .experts import hit_probability, local_experts
@@ -265,7 +265,6 @@ def _tp_comm(s: ServeSetup, p: ServePlans, t):
 
 
 LL_MSG_HEADER_BYTES = 16.0    # DeepEP low-latency dispatch: one int4 (source token index + 3 reserved ints)
-LL_SCALE_CHANNELS = 128       # DeepEP low-latency FP8 dispatch: one FP32 scale per 128 channels
 
 
 def ll_dispatch_msg_bytes(hidden, act_bytes):
@@ -274,8 +273,9 @@ def ll_dispatch_msg_bytes(hidden, act_bytes):
     csrc/kernels/internode_ll.cu at fbcf430, ``dispatch``: ``num_bytes_per_msg = sizeof(int4) + (kUseFP8 ? (kHidden
     + num_scales * sizeof(float)) : (kHidden * sizeof(nv_bfloat16)))`` with ``num_scales = kHidden / 128``
     (7,408 bytes per copy for DeepSeek-V3's 7,168 hidden in FP8). Combine sends bare BF16 rows (``num_bytes_per_slot
-    = kHidden * sizeof(nv_bfloat16)``, same file)."""
-    scales = np.where(np.asarray(act_bytes) == 1.0, 4.0 * hidden / LL_SCALE_CHANNELS, 0.0)
+    = kHidden * sizeof(nv_bfloat16)``, same file). The FP8 scales are the 1 x 128 fp32 blocks of the blockwise
+    recipe (:data:`trainsim.perf.compute.FP8_SCALE_BYTES_PER_ELEM`)."""
+    scales = np.where(np.asarray(act_bytes) == 1.0, FP8_SCALE_BYTES_PER_ELEM["blockwise"] * hidden, 0.0)
     return LL_MSG_HEADER_BYTES + hidden * act_bytes + scales
 
 
@@ -297,7 +297,7 @@ def ll_kernel_bytes_per_token(hidden, k, act_bytes, f_rdma):
     (:func:`trainsim.perf.compute.elementwise_bytes_per_token` with ``dispatch_fused``): for FP8 about
     ``7 k h`` (NVLink) to ``8 k h`` (RDMA) against ``11 k h``."""
     m = ll_dispatch_msg_bytes(hidden, act_bytes)
-    dispatch = 2.0 * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
+    dispatch = BF16_BYTES * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
     combine = 2.0 * k * hidden * COMBINE_BYTES + k * hidden * COMBINE_BYTES * f_rdma + COMBINE_BYTES * hidden
     return dispatch + combine
 
