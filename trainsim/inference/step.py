@@ -184,14 +184,23 @@ def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
     chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
     reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
     so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
-    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
-    its EP library, "low-latency kernels for inference decoding", deepseek-ai/open-infra-index README day 2; its
-    decode profile draws dispatch feeding the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
+    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the
+    expert-parallel decode points run them: DeepSeek's own system (DeepEP is its EP library, "low-latency kernels
+    for inference decoding", deepseek-ai/open-infra-index README day 2; its decode profile draws dispatch feeding
+    the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
     (decode: "Low-Latency Dispatch", GEMM on the "Masked Layout", lmsys.org/blog/2025-05-05-large-scale-ep).
     CloudMatrix-Infer and TensorRT-LLM points take the same path (the model's decode all-to-all is DeepEP's), not
     checked against their own kernels."""
     if lk.moe is None or phase != "decode":
         return np.zeros(np.shape(p.ep), dtype=bool)
+    return ep_all_to_all(p)
+
+
+def ep_all_to_all(p: ServePlans):
+    """Where a MoE layer's tokens cross chips to reach their experts (bool per plan): experts not split like the
+    dense layers' tensor parallelism (``ep`` 1 with ``etp`` = ``tp`` keeps every token's experts on its own tp
+    group) and more than one chip per stage. The one statement of the condition: :func:`_ep_comm` charges the
+    dispatch / combine there, :func:`ll_dispatch` their low-latency kernels in decode."""
     return ~((p.ep == 1) & (p.etp == p.tp)) & (p.stage_chips > 1)
 
 
@@ -319,8 +328,8 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     """
     if lk.moe is None:
         return 0.0
-    tp_experts = (p.ep == 1) & (p.etp == p.tp)
-    if np.all(tp_experts):
+    a2a = ep_all_to_all(p)
+    if not np.any(a2a):
         return 0.0
     h = s.arch.hidden
     k = float(lk.moe.active_experts) * p.etp
@@ -332,7 +341,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     if not dedup:
         tt = (all_to_all_time(tok * k * ll_dispatch_msg_bytes(h, s.act_bytes), ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
-        return np.where((n > 1) & ~tp_experts, tt, 0.0)
+        return np.where(a2a, tt, 0.0)
     w = members_within(ni, one, s.system)[0].astype(np.float64)
     g = np.maximum(n / w, 1.0)
     remote = g * (1.0 - (1.0 - 1.0 / g) ** k) * (g - 1.0) / g
@@ -344,7 +353,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
         tt = tt + level_bytes_time(lv[:n_lv], s.system, eff)
     lat = sum(lv.latency_s for lv in s.system.levels[:2])
     tt = tt + 2.0 * np.where(g > 1, lat, s.system.levels[0].latency_s)
-    return np.where((n > 1) & ~tp_experts, tt, 0.0)
+    return np.where(a2a, tt, 0.0)
 
 
 def _head(s: ServeSetup, p: ServePlans, m, all_logits: bool):
