@@ -108,7 +108,7 @@ MEASURED_ALLREDUCE_GBPS = {2: 18.0, 4: 30.0, 8: 72.0}   # limulidae README, Asce
 
 
 def test_hccl_mesh_efficiency_from_the_910b_measurements():
-    """constants.yaml ascend-910 coll_eff_fullmesh 0.65, by hand: at 8 NPUs the mesh gives an all-gather
+    """catalog/data/topologies.yaml kinds.fullmesh coll_eff 0.65, by hand: at 8 NPUs the mesh gives an all-gather
     algorithm bandwidth of 8 x 28 = 224 GB/s and an all-reduce (reduce-scatter + all-gather) of 112 GB/s at line
     rate; measured 149 and 72: 0.665 and 0.643, mean 0.654."""
     by_hand = (149.0 / 224.0 + 72.0 / 112.0) / 2.0

@@ -55,7 +55,7 @@ from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
-from ..perf.compute import elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
+from ..perf.compute import FP8_SCALE_BYTES_PER_ELEM, elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
 from ..perf.context import BF16_BYTES
 from .calib import vendor_key
 from .experts import hit_probability, local_experts
@@ -184,14 +184,23 @@ def ll_dispatch(lk: LayerKind, p: ServePlans, phase: str):
     chip per stage). Those kernels write the received tokens straight into the per-expert layout the grouped GEMM
     reads and reduce the top-k outputs in the combine (deepseek-ai/DeepEP csrc/kernels/internode_ll.cu at fbcf430),
     so no permute / unpermute kernels run (:func:`trainsim.perf.compute.elementwise_bytes_per_token`,
-    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the expert-parallel decode points run them: DeepSeek's own system (DeepEP is
-    its EP library, "low-latency kernels for inference decoding", deepseek-ai/open-infra-index README day 2; its
-    decode profile draws dispatch feeding the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
+    ``dispatch_fused``); the kernels' own copies are :func:`ll_kernel_bytes_per_token`. The stacks of the
+    expert-parallel decode points run them: DeepSeek's own system (DeepEP is its EP library, "low-latency kernels
+    for inference decoding", deepseek-ai/open-infra-index README day 2; its decode profile draws dispatch feeding
+    the MLP directly, deepseek-ai/profile-data assets/decode.jpg) and SGLang
     (decode: "Low-Latency Dispatch", GEMM on the "Masked Layout", lmsys.org/blog/2025-05-05-large-scale-ep).
     CloudMatrix-Infer and TensorRT-LLM points take the same path (the model's decode all-to-all is DeepEP's), not
     checked against their own kernels."""
     if lk.moe is None or phase != "decode":
         return np.zeros(np.shape(p.ep), dtype=bool)
+    return ep_all_to_all(p)
+
+
+def ep_all_to_all(p: ServePlans):
+    """Where a MoE layer's tokens cross chips to reach their experts (bool per plan): experts not split like the
+    dense layers' tensor parallelism (``ep`` 1 with ``etp`` = ``tp`` keeps every token's experts on its own tp
+    group) and more than one chip per stage. The one statement of the condition: :func:`_ep_comm` charges the
+    dispatch / combine there, :func:`ll_dispatch` their low-latency kernels in decode."""
     return ~((p.ep == 1) & (p.etp == p.tp)) & (p.stage_chips > 1)
 
 
@@ -265,7 +274,6 @@ def _tp_comm(s: ServeSetup, p: ServePlans, t):
 
 
 LL_MSG_HEADER_BYTES = 16.0    # DeepEP low-latency dispatch: one int4 (source token index + 3 reserved ints)
-LL_SCALE_CHANNELS = 128       # DeepEP low-latency FP8 dispatch: one FP32 scale per 128 channels
 
 
 def ll_dispatch_msg_bytes(hidden, act_bytes):
@@ -274,8 +282,9 @@ def ll_dispatch_msg_bytes(hidden, act_bytes):
     csrc/kernels/internode_ll.cu at fbcf430, ``dispatch``: ``num_bytes_per_msg = sizeof(int4) + (kUseFP8 ? (kHidden
     + num_scales * sizeof(float)) : (kHidden * sizeof(nv_bfloat16)))`` with ``num_scales = kHidden / 128``
     (7,408 bytes per copy for DeepSeek-V3's 7,168 hidden in FP8). Combine sends bare BF16 rows (``num_bytes_per_slot
-    = kHidden * sizeof(nv_bfloat16)``, same file)."""
-    scales = np.where(np.asarray(act_bytes) == 1.0, 4.0 * hidden / LL_SCALE_CHANNELS, 0.0)
+    = kHidden * sizeof(nv_bfloat16)``, same file). The FP8 scales are the 1 x 128 fp32 blocks of the blockwise
+    recipe (:data:`trainsim.perf.compute.FP8_SCALE_BYTES_PER_ELEM`)."""
+    scales = np.where(np.asarray(act_bytes) == 1.0, FP8_SCALE_BYTES_PER_ELEM["blockwise"] * hidden, 0.0)
     return LL_MSG_HEADER_BYTES + hidden * act_bytes + scales
 
 
@@ -297,7 +306,7 @@ def ll_kernel_bytes_per_token(hidden, k, act_bytes, f_rdma):
     (:func:`trainsim.perf.compute.elementwise_bytes_per_token` with ``dispatch_fused``): for FP8 about
     ``7 k h`` (NVLink) to ``8 k h`` (RDMA) against ``11 k h``."""
     m = ll_dispatch_msg_bytes(hidden, act_bytes)
-    dispatch = 2.0 * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
+    dispatch = BF16_BYTES * hidden + m + k * m * (1.0 - f_rdma) + 2.0 * k * m
     combine = 2.0 * k * hidden * COMBINE_BYTES + k * hidden * COMBINE_BYTES * f_rdma + COMBINE_BYTES * hidden
     return dispatch + combine
 
@@ -319,8 +328,8 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     """
     if lk.moe is None:
         return 0.0
-    tp_experts = (p.ep == 1) & (p.etp == p.tp)
-    if np.all(tp_experts):
+    a2a = ep_all_to_all(p)
+    if not np.any(a2a):
         return 0.0
     h = s.arch.hidden
     k = float(lk.moe.active_experts) * p.etp
@@ -332,7 +341,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
     if not dedup:
         tt = (all_to_all_time(tok * k * ll_dispatch_msg_bytes(h, s.act_bytes), ni, one, s.system, eff)
               + all_to_all_time(tok * k * h * COMBINE_BYTES, ni, one, s.system, eff))
-        return np.where((n > 1) & ~tp_experts, tt, 0.0)
+        return np.where(a2a, tt, 0.0)
     w = members_within(ni, one, s.system)[0].astype(np.float64)
     g = np.maximum(n / w, 1.0)
     remote = g * (1.0 - (1.0 - 1.0 / g) ** k) * (g - 1.0) / g
@@ -344,7 +353,7 @@ def _ep_comm(lk: LayerKind, s: ServeSetup, p: ServePlans, t, dedup: bool):
         tt = tt + level_bytes_time(lv[:n_lv], s.system, eff)
     lat = sum(lv.latency_s for lv in s.system.levels[:2])
     tt = tt + 2.0 * np.where(g > 1, lat, s.system.levels[0].latency_s)
-    return np.where((n > 1) & ~tp_experts, tt, 0.0)
+    return np.where(a2a, tt, 0.0)
 
 
 def _head(s: ServeSetup, p: ServePlans, m, all_logits: bool):

@@ -243,11 +243,18 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     return t
 
 
+def _core_fwd_flops(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Forward FLOPs of one attention core on one chip: its per-token FLOPs
+    (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) x the micro-batch's tokens / tp (heads split
+    over the tensor-parallel group)."""
+    return attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+
+
 def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Flash forward time of one attention core (:func:`attention_fwd`, its short-block factor)."""
     block = ctx.seq_len / p.cp
     rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
-    fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+    fl = _core_fwd_flops(core, ctx, p, tokens)
     keys = block
     if core.kind in ("sliding", "sparse"):
         keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
@@ -310,7 +317,7 @@ def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     t: Num = 0.0
     for core in lk.attention:
         if core.dsa_keys > 0:
-            fl = attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+            fl = _core_fwd_flops(core, ctx, p, tokens)
             t = t + ATTN_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
         else:
             t = t + attn_bwd_ratio(ctx.calib) * _core_fwd(core, ctx, p, tokens)
