@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from .units import bytes_per_s_to_gbit
+
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
 
@@ -145,7 +147,7 @@ def axis_value(col: str, x) -> str:
     if col.endswith("_scale"):
         return f"x{x:g}"
     if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw_bytes_per_s")):
-        return f"{x * 8 / 1e9:,.4g} Gb/s"        # network links in bits, as the catalog states them (400 Gb/s)
+        return f"{bytes_per_s_to_gbit(x):,.4g} Gb/s"        # network links in bits, as the catalog states them (400 Gb/s)
     if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
         return f"{x / 1e9:,.4g} GB/s"
     if col.endswith("hbm_bytes"):
