@@ -147,7 +147,7 @@ def axis_value(col: str, x) -> str:
     if col.endswith("_scale"):
         return f"x{x:g}"
     if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw_bytes_per_s")):
-        return f"{bytes_per_s_to_gbit(x):,.4g} Gb/s"        # network links in bits, as the catalog states them (400 Gb/s)
+        return f"{bytes_per_s_to_gbit(x):,.4g} Gb/s"   # network links in bits, as the catalog states them (400 Gb/s)
     if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
         return f"{x / 1e9:,.4g} GB/s"
     if col.endswith("hbm_bytes"):
