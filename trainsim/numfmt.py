@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .units import bytes_per_s_to_gbit
+from .units import GIB, bytes_per_s_to_gbit
 
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
@@ -151,7 +151,7 @@ def axis_value(col: str, x) -> str:
     if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
         return f"{x / 1e9:,.4g} GB/s"
     if col.endswith("hbm_bytes"):
-        return f"{x / 2**30:,.4g} GiB"           # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
+        return f"{x / GIB:,.4g} GiB"              # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
     if col.endswith("latency"):
         return f"{x * 1e6:.3g} us"
     if col.endswith("peak_flops"):
