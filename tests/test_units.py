@@ -86,3 +86,11 @@ def test_yaml_data_cache_round_trip_and_invalidation(tmp_path, monkeypatch):
     assert len(list((tmp_path / "c").glob("*.json"))) == 2
     monkeypatch.setenv("TRAINSIM_CACHE", "/proc/no-such-dir")         # unwritable: still loads
     assert load_data(text)["a"] == 1
+
+
+def test_bytes_per_s_to_gbit_is_the_inverse_of_gbit_to_bytes_per_s():
+    """A 400 Gb/s NIC (ConnectX-7) moves 400e9 / 8 = 50e9 bytes per second; 8 bits to the byte both ways."""
+    from trainsim.units import bytes_per_s_to_gbit, gbit_to_bytes_per_s
+    assert bytes_per_s_to_gbit(50e9) == pytest.approx(400.0)
+    assert gbit_to_bytes_per_s(400.0) == pytest.approx(50e9)
+    assert bytes_per_s_to_gbit(gbit_to_bytes_per_s(25.0)) == pytest.approx(25.0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from .units import GIB, bytes_per_s_to_gbit
+
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
 
@@ -145,11 +147,11 @@ def axis_value(col: str, x) -> str:
     if col.endswith("_scale"):
         return f"x{x:g}"
     if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw_bytes_per_s")):
-        return f"{x * 8 / 1e9:,.4g} Gb/s"        # network links in bits, as the catalog states them (400 Gb/s)
+        return f"{bytes_per_s_to_gbit(x):,.4g} Gb/s"   # network links in bits, as the catalog states them (400 Gb/s)
     if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
         return f"{x / 1e9:,.4g} GB/s"
     if col.endswith("hbm_bytes"):
-        return f"{x / 2**30:,.4g} GiB"           # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
+        return f"{x / GIB:,.4g} GiB"              # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
     if col.endswith("latency"):
         return f"{x * 1e6:.3g} us"
     if col.endswith("peak_flops"):

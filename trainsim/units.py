@@ -196,3 +196,9 @@ GIB = 2**30
 def gbit_to_bytes_per_s(gbps: float) -> float:
     """Gb/s (1e9 bit/s) -> byte/s: divide by 8 bits per byte."""
     return gbps * 1e9 / 8.0
+
+
+def bytes_per_s_to_gbit(bytes_per_s: float) -> float:
+    """byte/s -> Gb/s (1e9 bit/s), as network links are quoted (400 Gb/s): times 8 bits per byte; the inverse of
+    :func:`gbit_to_bytes_per_s`."""
+    return bytes_per_s * 8.0 / 1e9

@@ -34,6 +34,13 @@ FIELD_DIMS = {
 }
 
 
+def display_unit(dim: str) -> tuple[str, float]:
+    """``(unit, scale)`` in which :func:`fmt` prints a quantity of dimension ``dim`` (``bits_per_s``: ``("Gb/s",
+    1.25e8)``), for tables that print a catalog quantity as the catalog does."""
+    scale, unit = _UNITS[dim]
+    return unit, scale
+
+
 def fmt(value: float | None, dim: str) -> str:
     """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us."""
     if value is None:

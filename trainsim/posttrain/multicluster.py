@@ -31,6 +31,7 @@ from typing import Any
 from ..catalog.types import System
 from ..errors import TrainsimError
 from ..model.arch import Arch
+from ..units import bytes_per_s_to_gbit
 from .spec import Cluster, Link, PostTrain, StepPart, StudentPart, Teacher
 from .timeline import evaluate
 from .phases import weight_bytes
@@ -224,6 +225,6 @@ def compare(case: MultiClusterCase) -> dict[str, Any]:
     return {"multi_cluster": multi, "single_summed": summed, "single_alone": alone,
             "multi_over_summed": multi["wall_time_s"] / summed["wall_time_s"],
             "alone_over_multi": alone["wall_time_s"] / multi["wall_time_s"],
-            "break_even_bandwidth_bytes_per_s": be, "break_even_bandwidth_gbit_s": be * 8 / 1e9,
-            "near_single_bandwidth_bytes_per_s": near, "near_single_bandwidth_gbit_s": near * 8 / 1e9,
+            "break_even_bandwidth_bytes_per_s": be, "break_even_bandwidth_gbit_s": bytes_per_s_to_gbit(be),
+            "near_single_bandwidth_bytes_per_s": near, "near_single_bandwidth_gbit_s": bytes_per_s_to_gbit(near),
             "tolerance": case.tolerance}

@@ -27,7 +27,7 @@ from ..errors import TrainsimError, refuse_unknown_keys
 from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
-from ..units import parse_quantity
+from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
 from .spec import StepPart
 from ..inference.calib import constant_sources
@@ -61,10 +61,6 @@ def _step(d: dict, field: str) -> StepPart:
         return StepPart.model_validate(d)
     except Exception as exc:  # pydantic ValidationError
         raise TrainsimError(str(exc).splitlines()[-1].strip(), field=field) from None
-
-
-def _gbit(bw: float) -> float:
-    return bw * 8.0 / 1e9
 
 
 #: the top-level keys and the ``inputs`` of a ``posttrain_multicluster`` scenario (what build_case,
@@ -262,7 +258,7 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
                 f"alone ({alone['wall_time_h']:.1f} h); break-even needs {gbs(be)}." + caveat)
     ranges = {}
     wr, _ = _entry(doc.get("inputs") or {}, "wan_range", ["1 Gb/s", "100 Gb/s"], required=False)
-    for v in [wr[0], bw_g * 1e9 / 8.0, wr[-1]]:
+    for v in [wr[0], gbit_to_bytes_per_s(bw_g), wr[-1]]:
         b = parse_quantity(v, "bytes_per_s", "inputs.wan_range") if isinstance(v, str) else float(v)
         m = multi_cluster(case, b)
         ranges[f"{_gbit(b):g} Gb/s"] = {"multi_cluster_h": m["wall_time_h"],

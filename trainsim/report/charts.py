@@ -15,7 +15,7 @@ from .fmt import signed_pct
 if TYPE_CHECKING:   # matplotlib is imported when a chart is drawn (0.5 s), not when trainsim.report is
     from matplotlib.figure import Figure
 
-GIB = 2**30
+from ..units import GIB as GIB  # bytes per GiB: the one definition
 
 # one colour per cause, in the engine's breakdown order (compute warm, communication cool, waits grey)
 CAUSE_COLOURS = {

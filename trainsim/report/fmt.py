@@ -12,7 +12,7 @@ from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
-GIB = 2**30
+from ..units import GIB as GIB  # bytes per GiB: the one definition
 
 
 def step_time(s: float) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .terminal import console, table
 from .fmt import plan
+# HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
+from ..units import GIB
 
-#: HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
-GIB = 2**30
 #: memory parts as the decode row names them (the --json keys otherwise)
 _PART = {"kv_cache": "KV"}
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.panel import Panel
     from rich.table import Table
 
-GIB = 2**30
+from ..units import GIB as GIB  # bytes per GiB: the one definition
 
 
 def console() -> Console:

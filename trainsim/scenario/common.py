@@ -176,8 +176,7 @@ def make_run(model: Any, system: Any, chips: int, training: dict, base_dir: Path
     """A resolved run; ``system`` may be a catalog id, an inline mapping or a :class:`System` object;
     ``framework`` and ``optimizer`` are the run spec's keys of the same names (the software stack)."""
     obj = system if isinstance(system, System) else None
-    if isinstance(chips, str):      # "24 pods" of this system, "25K": the run spec's parser
-        chips = chips_as_stated(chips, system, base_dir, name)
+    chips = chips_as_stated(chips, system, base_dir, name)   # "24 pods" of this system, "25K": the run spec's parser
     doc = {"name": name, "model": model, "system": "dgx-h100" if obj is not None else system, "chips": int(chips),
            "training": dict(training)}
     if plan:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..catalog.describe import display_unit
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
 from ..spec import Run
@@ -26,8 +27,9 @@ AMBIGUOUS = {"hbm": ("hbm_capacity", "hbm_bandwidth")}
 #: display unit and scale per parameter, each as ``trainsim catalog`` prints the quantity: HBM capacity in GiB, as
 #: every memory table shows it (an "80 GB" H100 is 80 GiB, not the 85.9 GB its SI value reads as); scale-out
 #: bandwidth in Gb/s (1e9 bit/s = 1.25e8 B/s), as NICs are quoted and the catalog's scale-out column reads
-UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": ("GiB", 2**30), "scale_up_bandwidth": ("GB/s", 1e9),
-         "scale_out_bandwidth": ("Gb/s", 1e9 / 8), "peak_flops": ("TFLOP/s BF16", 1e12)}
+UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": display_unit("bytes"),
+         "scale_up_bandwidth": display_unit("bytes_per_s"), "scale_out_bandwidth": display_unit("bits_per_s"),
+         "peak_flops": ("TFLOP/s BF16", 1e12)}
 FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
 
 

@@ -18,7 +18,7 @@ from typing import Literal, get_args, get_origin
 from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
 from ..errors import TrainsimError, unknown
-from ..units import parse_count, parse_length, parse_quantity
+from ..units import parse_count, parse_int_count, parse_length, parse_quantity
 from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
 from ..assumptions import defaults
@@ -141,19 +141,19 @@ def parse_number(target: str, value, field: str, where: str):
         return " ".join(value.split())
     if target == "chips" and isinstance(value, str):
         try:
-            n = _int(parse_count(value, field, where=where), value, field, where)
+            n = parse_int_count(value, field, where=where)
         except TrainsimError:
             raise TrainsimError(f"expected a number of chips (64, '1,000', '25K') or whole scale-up domains of the "
                                 f"point's system ('4 pods', '2 systems'), got {value[:80]!r}",
                                 field=field, where=where) from None
         return _positive_chips(n, value, field, where)
     if target == "chips":   # 0 or -3 chips has no plan on any system: refused with the spec, not per point
-        return _positive_chips(_int(parse_count(value, field, where=where), value, field, where), value, field, where)
+        return _positive_chips(parse_int_count(value, field, where=where), value, field, where)
     # 0 or -5 tokens per sequence, sequences or tokens has no plan at any point: refused with the spec, as chips are
     if target == "training.seq_len" and isinstance(value, str):   # a length: "4K" = 4,096, as in a run spec
         return _positive(parse_length(value, field, where=where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_INT}:
-        return _positive(_int(parse_count(value, field, where=where), value, field, where), value, field, where)
+        return _positive(parse_int_count(value, field, where=where), value, field, where)
     if target in {f"training.{k}" for k in TRAINING_COUNT}:
         return _positive(parse_count(value, field, where=where), value, field, where)
     return value

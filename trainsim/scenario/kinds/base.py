@@ -81,8 +81,7 @@ def _system_id(system) -> str:
 
 def _chips(doc: dict, system_obj) -> int:
     if "chips" in doc:
-        c = doc["chips"]
-        return chips_as_stated(c, system_obj, None, f"scenario {doc.get('id', '?')}") if isinstance(c, str) else int(c)
+        return int(chips_as_stated(doc["chips"], system_obj, None, f"scenario {doc.get('id', '?')}"))
     if "pods" in doc or "units" in doc:
         return int(doc.get("pods", doc.get("units"))) * system_obj.scale_up_size
     raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")

@@ -143,8 +143,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                      ratio=(lo, nom, hi))
     fleet = {}
     for n_chips in inp.fleet_chips:
-        if isinstance(n_chips, str):      # "400 pods", "150K": the run spec's parser
-            n_chips = chips_as_stated(n_chips, system, base_dir, f"scenario {doc.get('id', '?')}", "fleet_chips")
+        # "400 pods", "150K": the run spec's parser (an integer passes through)
+        n_chips = chips_as_stated(n_chips, system, base_dir, f"scenario {doc.get('id', '?')}", "fleet_chips")
         units = max(1, int(n_chips) // system.scale_up_size)
         for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
             cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,

@@ -42,8 +42,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     doc = inp.doc()
     a = inp.assumption_set()
     slow, fast = _need(doc, "restricted"), _need(doc, "reference")
-    chips = (chips_as_stated(inp.chips, slow, base_dir, f"scenario {doc.get('id', '?')}")
-             if isinstance(inp.chips, str) else inp.chips)     # "24 pods" of the restricted system
+    # "24 pods" of the restricted system, or an integer as it is
+    chips = chips_as_stated(inp.chips, slow, base_dir, f"scenario {doc.get('id', '?')}")
     tr = dict(inp.training)
     stack = {"framework": inp.framework, "optimizer": inp.optimizer}
     moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")), **stack)
