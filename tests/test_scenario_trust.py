@@ -12,7 +12,7 @@ import yaml
 from trainsim.catalog.resolve import resolve_system
 from trainsim.errors import TrainsimError
 from trainsim.scenario.common import make_run, run_key
-from trainsim.scenario.kinds.base import _validation
+from trainsim.scenario.kinds.base import family_validation
 from trainsim.scenario.run import run_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_unshipped_chip_does_not_borrow_the_all_runs_error():
     the 123 runs on other chips (5.0%), which is tighter than the measured error of the only Ascend family
     (ascend-910, 7 runs)."""
     acc = _accuracy()
-    v = _validation(["ascend-950"])["ascend-950"]
+    v = family_validation(["ascend-950"])["ascend-950"]
     a910 = acc["by_family"]["ascend-910"]
     assert v["runs"] == 0
     assert "unmeasured" in v["basis"] and "ascend-910" in v["basis"]
@@ -50,7 +50,7 @@ def test_unshipped_chip_does_not_borrow_the_all_runs_error():
 
 def test_measured_family_keeps_its_own_error():
     acc = _accuracy()
-    v = _validation(["nvidia-hopper"])["nvidia-hopper"]
+    v = family_validation(["nvidia-hopper"])["nvidia-hopper"]
     assert v["runs"] == acc["by_family"]["nvidia-hopper"]["runs"]
     assert v["median_abs_error"] == acc["by_family"]["nvidia-hopper"]["median_abs_error"]
 
@@ -58,7 +58,7 @@ def test_measured_family_keeps_its_own_error():
 def test_family_of_an_unknown_vendor_takes_the_least_accurate_measured_family():
     acc = _accuracy()["by_family"]
     worst = max(acc.values(), key=lambda f: f["median_abs_error"])
-    v = _validation(["acme-1"])["acme-1"]
+    v = family_validation(["acme-1"])["acme-1"]
     assert v["runs"] == 0 and v["median_abs_error"] == worst["median_abs_error"]
 
 
@@ -241,12 +241,12 @@ def test_scale_note_flags_chips_and_scales_outside_the_validation_set():
               if "ascend" in p.read_text()]
     max_chips = max(int(d["chips"]) for d in ascend)
     assert max_chips == 64
-    v = _validation([(get_system("cloudmatrix-384"), 65 * 384)])["ascend-910"]
+    v = family_validation([(get_system("cloudmatrix-384"), 65 * 384)])["ascend-910"]
     assert "ascend-910c not in the validation set" in v["extrapolation"]
     assert f"{65 * 384 / max_chips:,.0f}x the largest validated run" in v["extrapolation"]   # 390x
     assert "at up to 64 chips" in v["validated_on"]
     # a scenario within the covered chips and scale has no extrapolation note
-    h = _validation([(get_system("hgx-h800"), 2048)])["nvidia-hopper"]
+    h = family_validation([(get_system("hgx-h800"), 2048)])["nvidia-hopper"]
     assert "extrapolation" not in h and "nvidia-h800-sxm5" in h["validated_on"]
 
 
@@ -281,7 +281,7 @@ def test_scale_note_is_silent_without_a_validation_folder(monkeypatch):
     from trainsim.scenario.kinds import base
 
     monkeypatch.setattr(base, "validation_coverage", lambda: {})
-    v = base._validation([(get_system("cloudmatrix-384"), 24960)])["ascend-910"]
+    v = base.family_validation([(get_system("cloudmatrix-384"), 24960)])["ascend-910"]
     assert "extrapolation" not in v and "validated_on" not in v
     assert v["runs"] > 0 and "leave-one-out on ascend-910" in v["basis"]
 
@@ -295,5 +295,5 @@ def test_estimate_reports_give_an_unshipped_chip_the_same_floor_as_scenarios():
     v = validation_error("ascend-950")
     assert v["runs"] == 0 and v["median_abs_error"] == acc["by_family"]["ascend-910"]["median_abs_error"]
     assert v["median_abs_error"] != acc["overall"]["median_abs_error"]
-    assert validation_error("ascend-950") == {k: x for k, x in _validation(["ascend-950"])["ascend-950"].items()
+    assert validation_error("ascend-950") == {k: x for k, x in family_validation(["ascend-950"])["ascend-950"].items()
                                               if k in v}

@@ -33,7 +33,7 @@ from .spec import StepPart
 from ..inference.calib import constant_sources
 from .timeline import LOGPROB_BYTES, ID_BYTES
 from ..inference.validate import held_out_summary
-from ..scenario.kinds.base import _validation
+from ..scenario.kinds.base import family_validation
 from .validate import error_table as rl_errors, summary as rl_summary
 from .multicluster import _bisect
 
@@ -162,7 +162,7 @@ def _inference_validation(chip_families=()) -> dict:   # family names or (system
                                                f"(validation/rl/; nothing fitted to them)"}
     except Exception as exc:  # noqa: BLE001 - the validation folder may be absent in an installed package
         out["rl_whole_step"] = {"note": f"not available: {exc}"}
-    out.update({f"training_model ({fam})": v for fam, v in _validation(chip_families).items()})
+    out.update({f"training_model ({fam})": v for fam, v in family_validation(chip_families).items()})
     return out
 
 

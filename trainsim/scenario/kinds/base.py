@@ -140,7 +140,7 @@ def _scale_note(fam: str, chip_ids: set, chips: int) -> dict:
     return out
 
 
-def _validation(items) -> dict:
+def family_validation(items) -> dict:
     """The held-out error each chip family of a scenario answer carries: its own leave-one-out figure, or for a
     family without runs the same vendor's floor (:func:`trainsim.perf.calibration.validation_error`). ``items`` are family names, or runs / (system, chips) pairs,
     whose chips and scale are then set against what the family's validation runs cover (:func:`_scale_note`)."""

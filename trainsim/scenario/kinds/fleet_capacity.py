@@ -18,7 +18,7 @@ from ..failure_modes import options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sensitivity import scaled
-from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _triple, _validation,
+from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _triple, family_validation,
                    load_doc, register_kind, short_name)
 from ...catalog.resolve import resolve_system
 
@@ -90,7 +90,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers[f"capacity_{f}"]["mfu"] = c.estimate.mfu if c.estimate else None
     if main.training_flops is None:
         return KindResult(numbers=numbers, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation([(system, chips)]), facts={"fail": main.message})
+                          validation_error=family_validation([(system, chips)]), facts={"fail": main.message})
     # ranges: goodput ends and the uncertain catalog inputs (tokens scale with throughput)
     est = main.estimate
     run = est.run
@@ -166,7 +166,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         assumptions=[_input("fleet", f"{chips / system.scale_up_size:.0f} x {system.id}", inp.fleet_source,
                             inp.fleet_note)]
         + [_input(f"reference.{r['name']}", r["flops"], r["source"]) for r in refs] + a.report(),
-        validation_error=_validation([(system, chips)]), facts=facts)
+        validation_error=family_validation([(system, chips)]), facts=facts)
 
 
 def _headline(f: dict, n: dict) -> tuple[str, str, str]:

@@ -18,7 +18,7 @@ from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..economics import economics
 from ..ranges import apply, fp4_efficiency_input, fp8_efficiency_input, propagate
 from ..sizing import run_at, size
-from .base import KindInputs, KindResult, _input, _listify, _need, _triple, _validation, register_kind, short_name
+from .base import KindInputs, KindResult, _input, _listify, _need, _triple, family_validation, register_kind, short_name
 from ...catalog.resolve import resolve_system
 
 
@@ -141,7 +141,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
                       assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
                                           lm.get("note", ""))] + a.report(),
-                      validation_error=_validation([(system, max([u * system.scale_up_size for u in claimed_units]
+                      validation_error=family_validation([(system, max([u * system.scale_up_size for u in claimed_units]
                                                                   + ([sized.chips] if getattr(sized, "chips", None) else [])))]),
                       facts=facts)
 

@@ -11,7 +11,7 @@ from ...types_checked import PosFloat
 
 from ..common import best, plan_summary
 from ..sensitivity import elasticity, sensitivity, threshold
-from .base import KindInputs, KindResult, _job_run, _model_inputs, _sibling, _validation, register_kind, short_name
+from .base import KindInputs, KindResult, _job_run, _model_inputs, _sibling, family_validation, register_kind, short_name
 from ...errors import TrainsimError
 from ...inference.serve import infer
 from ...inference.spec import parse_serving
@@ -63,7 +63,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                             "threshold_tb_s": th.get("value"), "chip_value_tb_s": th["nominal"],
                             "threshold_over_chip_value": th.get("factor"), "days_at_chip_value": th["nominal_days"],
                             "days_at_threshold": th.get("days_at_threshold"), "message": th["message"]}
-    ve = _validation([run])
+    ve = family_validation([run])
     if inp.inference:
         numbers["inference_decode"] = _decode_rows(job, run, inp, a, base_dir)
         # the decode rows rest on the serving model: its held-out error, not the training model's

@@ -13,7 +13,7 @@ from ...spec import chips_as_stated
 from ...model.counts import count
 from ..capacity import dense_shape
 from ..common import best, make_run, plan_summary
-from .base import KindInputs, KindResult, _input, _model_inputs, _need, _validation, register_kind
+from .base import KindInputs, KindResult, _input, _model_inputs, _need, family_validation, register_kind
 
 
 class Inputs(KindInputs):
@@ -99,7 +99,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                       + ([_input("framework", inp.framework, inp.framework_source)] if inp.framework else [])
                       + ([_input("published_plan", inp.published_plan, inp.published_plan_source)]
                          if inp.published_plan else []) + a.report(),
-                      validation_error=_validation([moe_run]),
+                      validation_error=family_validation([moe_run]),
                       facts={"total": float(c.total_params), "active": float(c.active_params)})
 
 

@@ -12,7 +12,7 @@ from ..common import make_run, plan_summary
 from ..economics import training_flops
 from ..sizing import size
 from .base import (KindInputs, KindResult, _count_check, _flops_claimed, _input, _job_run, _listify, _model_inputs,
-                   _public, _run_row, _system_id, _validation, chip_name, register_kind, short_name)
+                   _public, _run_row, _system_id, family_validation, chip_name, register_kind, short_name)
 from ...catalog.load import get_system
 
 
@@ -79,7 +79,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(
         numbers=numbers, best_plan=plan_summary(best_row["_est"]) if best_row else None,
         assumptions=_model_inputs(doc) + [_input("chips", inp.chips, inp.chips_note)] + a.report(),
-        validation_error=_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
+        validation_error=family_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:

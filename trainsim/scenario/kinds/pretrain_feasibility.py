@@ -11,7 +11,7 @@ from ...types_checked import PosFloat
 from ..common import best, days_of, plan_summary
 from ..economics import training_flops
 from .base import (KindInputs, KindResult, _count_check, _dominant, _flops_claimed, _input, _job_run,
-                   _model_inputs, _public, _run_row, _sibling, _validation, register_kind, short_name)
+                   _model_inputs, _public, _run_row, _sibling, family_validation, register_kind, short_name)
 
 
 class Inputs(KindInputs):
@@ -65,7 +65,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(numbers=numbers, best_plan=plan_summary(row.get("_est")),
                       assumptions=_model_inputs(doc) + [_input("deadline_days", inp.deadline_days,
                                                                inp.deadline_note)] + a.report(),
-                      validation_error=_validation([run]), facts=facts)
+                      validation_error=family_validation([run]), facts=facts)
 
 
 def verdict(res: KindResult) -> tuple[str, str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from ..common import plan_summary
-from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, _validation,
+from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, family_validation,
                    chip_name, register_kind)
 
 
@@ -34,7 +34,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     row = _run_row(run, a, with_ranges=False)
     if not row.get("fits"):
         return KindResult(numbers={}, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation([run]),
+                          validation_error=family_validation([run]),
                           facts={"fail": f"the job does not fit: {row.get('message')}"})
     eco = row["_eco"]
     claimed = inp.claimed or {}
@@ -87,7 +87,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         + [_input(f"capex_check.{c.get('figure', i)}", c.get("finding", ""), c.get("source", "scenario file"))
            for i, c in enumerate(inp.capex_check)]
         + a.report(),
-        validation_error=_validation([run] + families),
+        validation_error=family_validation([run] + families),
         facts={"claimed_cluster_usd": claimed.get("cluster_usd", 0), "capex_check": inp.capex_check,
                "price_source": src.note if src else "catalog",
                "deciding": f"the pod price (${pod_price / 1e6:.1f}M, "

@@ -12,7 +12,7 @@ from ...types_checked import PosFloat
 from ..common import best, comm_fraction, days_of, plan_summary
 from ..ranges import apply, fp4_efficiency_input
 from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
-                   _run_row, _sibling, _triple, _validation, chip_name, register_kind)
+                   _run_row, _sibling, _triple, family_validation, chip_name, register_kind)
 from ...catalog.resolve import resolve_system
 
 
@@ -57,7 +57,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     fa, fb = fit(sides["a"]), fit(sides["b"])
     if not fa or not fb:
         return KindResult(numbers=numbers, best_plan=None, assumptions=a.report(),
-                          validation_error=_validation(r["_est"].run for s in sides.values()
+                          validation_error=family_validation(r["_est"].run for s in sides.values()
                                                        for r in fit(s)),
                           facts={"fail": "the job does not fit on one of the two systems"})
     ba = min(fa, key=lambda r: r["effective_days"]["nominal"])
@@ -103,7 +103,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         assumptions=_model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
                                           for k, s in sides.items()]
         + [_input("tolerance", inp.tolerance, inp.tolerance_note)] + a.report(),
-        validation_error=_validation(r["_est"].run for r in fa + fb),
+        validation_error=family_validation(r["_est"].run for r in fa + fb),
         facts={"rows": [_public(r) for r in fa + fb], "ratio": (r_lo, ratio, r_hi), "driver": drv,
                "tolerance": inp.tolerance})
 
