@@ -44,7 +44,15 @@ _Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM T
                "was +17% while the serving model hid half of each tensor-parallel all-reduce behind compute, which "
                "vLLM does not do for MoE models (phases.ROLLOUT_COMM_OVERLAP); +32% with TP8's all-reduces as NCCL "
                "rings, +21% with vLLM's one-shot / two-shot custom kernel (inference/step.py "
-               "custom_all_reduce_time), both with the length-cap tail left out of one-step-off generation")
+               "custom_all_reduce_time), both with the length-cap tail left out of one-step-off generation. "
+               "Checked against vLLM (rlq3): Qwen3's 4 KV heads are replicated at TP8 and TP16, one per rank "
+               "(vLLM qwen3_moe.py num_kv_heads = max(1, 4 // tp); QKVParallelLinear num_kv_head_replicas), as "
+               "inference/kv.py has it: attention 2.7 ms per step at 32 x 2,960 tokens on both; at batch 32 the "
+               "TP8 step is 46.8 ms (experts 31.1: 1/8 of 87% of the experts' 454 GB per step) against TP16's "
+               "37.9 ms (experts 16.3, inter-node all-reduces 7.5). NVIDIA-NeMo/RL pull request 3278 (a later "
+               "stack) measured this recipe KV-starved at gpu_memory_utilization 0.80 (exposed generation 174 -> "
+               "137 s at 0.88) at ~222 s per step, where the model finds room for 41 sequences per server (32 run): "
+               "the measured generation beats the model's even while short of KV cache")
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio). Qwen3-235B "
@@ -57,7 +65,15 @@ _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recip
               "With the serving constants refit on the finer grid (per-step overhead 8 -> 5 ms, NVIDIA GEMM "
               "efficiency 0.85 -> 0.75; scripts/calibrate_inference.py) Qwen3-30B on-policy on 16 GB200 predicts "
               "166 s vs 221 s (-25%, was -20%) and Qwen3-235B one-step-off on 128 GB200 200 s vs 278 s (-28%, was "
-              "-19%): the same GB200 generation gap")
+              "-19%): the same GB200 generation gap. Checked (rlq3): every recipe key that differs within the "
+              "GB200 pairs is in the specs (Qwen3-235B 16n4g vs 32n4g: cluster.num_nodes and "
+              "gpu_memory_utilization 0.4 / 0.6 only; both scripts export NCCL_NVLS_ENABLE=0 and run 10 steps, "
+              "tests/test_suites/llm/performance/*.sh at v0.6.0). The 64-GPU on-policy and 128-GPU one-step-off "
+              "Qwen3-235B runs share their generation layout (8 vLLM TP8 servers x 64 samples, ~8,000 decode "
+              "steps per step): the 64-GPU step (286 s) less the model's 74 s outside generation leaves ~212 s of "
+              "generation, and 278 s one-step-off is generation and training back to back (model chain 273 s), "
+              "not the overlap the collector allows; likewise Qwen3-30B one-step-off (chain 313 s vs 301 s). "
+              "Nothing in NeMo RL v0.6.0's async_utils.py serialises them with in_flight_weight_updates true")
 _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, vLLM TP2): the rollout servers run "
                    "at most 128 sequences (NeMo RL's async_engine builds AsyncLLM, whose ENGINE_CONTEXT default "
                    "max_num_seqs is 128), so each of the 8 servers takes its 256 samples in two batches and the "
@@ -67,7 +83,14 @@ _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, v
                    "Qwen3-30B decode at TP2 would have to be ~1.3x+ faster; the on-policy run hides the same excess "
                    "behind a training side that is short (the task brief cites NeMo RL pull request 3461: 69 s of "
                    "generation in a 182 s step; not re-checked here. The model gives 141 s of generation for the "
-                   "on-policy H100 point)")
+                   "on-policy H100 point). Checked against the recipe (rlq3): 8 TP2 servers on 16 GPUs, 2,048 "
+                   "samples in flight (_inflight_sema = 64 groups), AsyncLLM's 128-sequence limit (vLLM "
+                   "arg_utils falls back to SchedulerConfig.DEFAULT_MAX_NUM_SEQS for ENGINE_CONTEXT), KV for 409 "
+                   "sequences per server at 0.8 (not binding), in-flight weight updates, a 0.6 s NCCL broadcast "
+                   "refit. With any decode cost a + b n the one-step-off period needs 1.35x to 2x the on-policy "
+                   "wave's generation (6,002 vs 4,452 decode steps, twice the tokens per server), so the published "
+                   "pair (152 / 192 s) puts at least ~80 s of the on-policy step outside generation against the model's "
+                   "65 s: the on-policy point matches by compensating errors, not a right decode cost")
 KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
     "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
