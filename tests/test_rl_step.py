@@ -15,19 +15,23 @@ from trainsim.posttrain.phases import generation_s
 REPO = Path(__file__).resolve().parents[1]
 RL = sorted((REPO / "validation" / "rl").glob("*.yaml"))
 
-_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 97.5 / 73.4 s (-27% / -34%) now that "
-         "the colocated optimizer round trip runs at the measured per-tensor pageable rate (1.8 GB/s each way, "
-         "NVIDIA-NeMo/RL issue 3976: 36.9 / 18.6 s for 32.9 / 16.5 GB of state per chip); the published H100 pair "
-         "(256 -> 512 GPUs, same layouts) falls by 23 s and the prediction by 24 s, so what is left (~37 s on both) "
-         "does not scale with the trainer's chips. GB200 sync (108 / 98.7 s) predicted 56 / 53 s: on Grace "
-         "(NVLink-C2C) the pageable rate is unmeasured and the link's DMA rate is kept; the published GB200 pair "
-         "falls by 9.3 s where the prediction falls by 3.3 s, which would put that path near 10 GB/s (not "
-         "applied: one pair, no source). One-step-off: with each period holding the longest sample (NeMo RL "
-         "v0.6.0's collector, phases.overlapped_decode_steps) the H100 runs predict 53.3 / 45.5 s vs 64.1 / "
-         "59.2 s (-17% / -23%; 57.3 / 49.6 s before the serving refit on the finer grid, whose per-step "
-         "overhead fell from 8 to 5 ms, scripts/calibrate_inference.py; 38.7 / 33.7 s with the tail left out) "
-         "and GB200 256 is 41.1 s vs 61.7 s (-33%; refit 6.2 s + generation 34.8 s, the refit checked against "
-         "NeMo RL's 14.2 s for the H100 layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
+_DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 104.6 / 76.7 s (-22% / -31%) with the "
+         "table's G-Average Seq len read as the mean response and a 108-token prompt (tests/test_rl_lengths.py), the "
+         "colocated optimizer round trip at the measured per-tensor pageable rate (1.8 GB/s each way, NVIDIA-NeMo/RL "
+         "issue 3976: 36.9 / 18.6 s for 32.9 / 16.5 GB of state per chip); the published H100 pair (256 -> 512 GPUs, "
+         "same layouts) falls by 23 s and the prediction by 28 s, and what is left (29 / 34 s) does not scale with the "
+         "trainer's chips. GB200 sync (108 / 98.7 s) predicted 60.8 / 55.2 s: on Grace (NVLink-C2C) the pageable "
+         "rate is unmeasured and the link's DMA rate is kept; the published GB200 pair falls by 9.3 s where the "
+         "prediction falls by 5.6 s, which would put that path near 18 GB/s (not applied: one pair, no source). "
+         "Traced in NeMo RL v0.6.0 and priced from the code, each matching the model (rlcoloc): the optimizer's "
+         "move_optimizer round trip, the parameter buffers' cached pinned offload, vLLM's level-1 sleep / wake of "
+         "its weights (CuMemAllocator backs them up in pinned host memory, PyTorch's caching host allocator reuses "
+         "it), the CUDA-IPC refit (one full export per trainer rank into its own vLLM worker), the reference swap "
+         "(pinned both ways); not priced, no figure: the per-bucket ZMQ handshakes and synchronisations of the refit "
+         "(buffer 0.3 x free memory, NRL_REFIT_BUFFER_MEMORY_RATIO: hundreds of buckets of the 1.34 TB on H100), "
+         "the nine gc.collect / empty_cache calls of a step. "
+         "One-step-off: GB200 256 is 46.5 s vs 61.7 s (-25%; refit 6.2 s + generation 40.3 s, the refit checked "
+         "against NeMo RL's 14.2 s for the H100 layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
          "average steps 5-9, tests/check_metrics.py mean(-6, -1)); the MLA latent KV cache replicated on every "
          "tensor-parallel rank (inference/kv.py), the inter-node all-reduces of TP32 on H100, the 0.6 memory share, "
          "CUDA graphs (captured up to min(2 x max_num_seqs, 512)), the reference swap and parameter offload "
@@ -101,7 +105,6 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
     "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
     "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
-    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,
 }

@@ -1,0 +1,100 @@
+"""Prompt and response lengths of the RL points (validation/rl) from NeMo RL's v0.6 performance table itself.
+
+The table's "G-Average Seq len" is a generation column (the page's nomenclature: "G-: Generation related"; NeMo RL
+v0.6.0 logs ``mean_gen_tokens_per_sample`` as "Mean Generation Length", nemo_rl/experience/rollouts.py), so it is
+the mean *response*. Its "Tokens / sec / GPU" is ``total_num_tokens / total_step_time / GPUs``
+(nemo_rl/algorithms/utils.py, tag v0.6.0), where ``total_num_tokens`` sums the samples' prompt + response lengths
+(``input_lengths``, nemo_rl/algorithms/grpo.py), so ``Tokens/sec/GPU x step time x GPUs / samples - G-Average Seq
+len`` is the mean prompt. The published figures are written out below (docs/about/performance-summary.md at
+7ea279ab, the v0.6 tables), not read from the specs.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from statistics import mean
+
+import pytest
+
+from trainsim.posttrain.spec import load_posttrain
+
+RL = Path(__file__).resolve().parents[1] / "validation" / "rl"
+
+#: file: (#GPUs, G-GBS, G-Average Seq len, Tokens / sec / GPU, Total Step time (s), on policy, T-Max Sequence Length)
+PUBLISHED = {
+    "nemo-rl-h100-dsv3-256-sync.yaml": (256, 512, 701, 12.1, 134, True, 1536),
+    "nemo-rl-h100-dsv3-512-sync.yaml": (512, 512, 697, 7.24, 111, True, 1536),
+    "nemo-rl-h100-dsv3-512-async.yaml": (512, 512, 710, 12.8, 64.1, False, 1536),
+    "nemo-rl-h100-q235-128-sync.yaml": (128, 512, 5698, 58.9, 395, True, 8192),
+    "nemo-rl-h100-q235-256-sync.yaml": (256, 512, 5713, 37.4, 312, True, 8192),
+    "nemo-rl-h100-q235-256-async.yaml": (256, 512, 5721, 58.7, 231, False, 8192),
+    "nemo-rl-h100-q30-32-sync.yaml": (32, 2048, 3203, 1102, 192, True, 4096),
+    "nemo-rl-h100-q30-32-async.yaml": (32, 2048, 3201, 1414, 152, False, 4096),
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": (512, 512, 721, 14.1, 59.2, False, 1536),
+    "nemo-rl-gb200-dsv3-128-sync.yaml": (128, 512, 711, 30.2, 108, True, 1536),
+    "nemo-rl-gb200-dsv3-256-sync.yaml": (256, 512, 700, 16.4, 98.7, True, 1536),
+    "nemo-rl-gb200-dsv3-256-async.yaml": (256, 512, 708, 26.7, 61.7, False, 1536),
+    "nemo-rl-gb200-q235-64-sync.yaml": (64, 512, 5709, 163, 286, True, 8192),
+    "nemo-rl-gb200-q235-128-sync.yaml": (128, 512, 5693, 67.4, 345, True, 8192),
+    "nemo-rl-gb200-q235-128-async.yaml": (128, 512, 5705, 85.5, 278, False, 8192),
+    "nemo-rl-gb200-q30-16-sync.yaml": (16, 2048, 3199, 1910, 221, True, 4096),
+    "nemo-rl-gb200-q30-16-async.yaml": (16, 2048, 3197, 1406, 301, False, 4096),
+}
+
+
+def family(name: str) -> str:
+    """The tokenizer and prompt template a point's prompts go through: DeepSeek-V3's, or Qwen3's (Qwen3-235B and
+    Qwen3-30B share tokenizer, chat template and data set)."""
+    return "dsv3" if "-dsv3-" in name else "qwen3"
+
+
+def extra_tokens(name: str) -> float:
+    """Tokens per sample the throughput column counts beyond G-Average Seq len."""
+    gpus, samples, g_avg, tps, step_s, _, _ = PUBLISHED[name]
+    return tps * step_s * gpus / samples - g_avg
+
+
+def prompt_len(fam: str) -> int:
+    """A family's prompt: the mean of its on-policy rows' extra tokens (one-step-off rows average per-step rates
+    over steps whose lengths differ more, so they are not used), rounded."""
+    return round(mean(extra_tokens(n) for n, row in PUBLISHED.items() if row[5] and family(n) == fam))
+
+
+def test_every_point_is_in_the_table():
+    assert {p.name for p in RL.glob("*.yaml")} == set(PUBLISHED)
+
+
+def test_hand_derivation_h100_dsv3_256():
+    # 12.1 tokens/s/GPU x 134 s x 256 GPUs = 415,078 tokens in a step of 512 samples: 810.7 per sample, 109.7 more
+    # than the 701 of G-Average Seq len
+    assert extra_tokens("nemo-rl-h100-dsv3-256-sync.yaml") == pytest.approx(12.1 * 134 * 256 / 512 - 701)
+    assert extra_tokens("nemo-rl-h100-dsv3-256-sync.yaml") == pytest.approx(109.7, abs=0.05)
+    # DeepSeek-V3 on-policy: 109.7, 106.6, 104.4, 109.3 -> 107.5 -> 108; Qwen3: 118.4, 121.4, 103.0, 118.2, 120.3,
+    # 98.7 -> 113.3 -> 113
+    assert prompt_len("dsv3") == 108 and prompt_len("qwen3") == 113
+
+
+def test_the_extra_tokens_are_a_prompt_not_a_factor():
+    # an averaging artefact (mean of per-step rates against the mean step) would scale with the sequence: the ratio
+    # spreads from 1.02 (Qwen3-235B, 5,700 tokens) to 1.16 (DeepSeek-V3, 700), while the extra tokens stay within
+    # 23 of each other over a 8x range of lengths
+    on = [n for n, row in PUBLISHED.items() if row[5]]
+    ratios = [1 + extra_tokens(n) / PUBLISHED[n][2] for n in on]
+    extras = [extra_tokens(n) for n in on]
+    assert max(ratios) - min(ratios) > 0.1
+    assert max(extras) - min(extras) < 25
+    # and the spec's former 200-token prompt is not what the table counts
+    assert all(abs(e - 200) > 75 for e in extras)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_spec_lengths_follow_the_table(name):
+    pt = load_posttrain(RL / name)
+    st = pt.step
+    _, samples, g_avg, _, _, _, cap = PUBLISHED[name]
+    assert st.sequences == samples
+    assert st.rollout_len == g_avg
+    assert st.prompt_len == prompt_len(family(name))
+    # the longest sample reaches the recipe's max_total_sequence_length (prompt + response, vLLM max_model_len)
+    assert st.longest_seq_len == cap
+    assert st.prompt_len + math.ceil(st.rollout_len * st.tail_factor) == cap
