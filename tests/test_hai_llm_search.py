@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from trainsim.errors import NoPlanError
 from trainsim.estimate import estimate
@@ -121,7 +122,7 @@ def test_default_modules_change_nothing_a_dense_model_lacks():
 
 
 def test_a_stated_plan_with_unknown_split_is_refused(run):
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         PlanSpec.model_validate({**PUBLISHED, "pipeline_split": "uneven"})
     with pytest.raises(NoPlanError):
         # the published sizes with nothing recomputed: no plan with them fits
