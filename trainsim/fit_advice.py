@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .errors import TrainsimError
+from .frameworks import framework_of, plan_options
 from .parallel.plan import RECOMPUTE
 from .plan_estimate import estimate_complete
 from .spec import OptimizerSpec, PlanSpec, Run
@@ -69,7 +70,8 @@ def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
     is left out of the list and of every later set."""
     found: list[dict] = []
     if plan["recompute"] != "full":
-        have = set(run.plan.recompute_modules or []) if plan["recompute"] == "selective" else set()
+        stated = plan_options(run.plan, framework_of(run))["recompute_modules"]
+        have = set(stated or []) if plan["recompute"] == "selective" else set()
         acc: list[str] = sorted(have)
         base = _estimate(run, plan)
         prev = base.memory_per_chip_bytes if base is not None else float("inf")

@@ -74,7 +74,7 @@ def profile(fw: str, field: str = "--framework") -> dict:
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated",
                "sequential_mlp_slices", "mcore_ddp_buckets", "tp_gathered_gemm_inputs", "moe_fp8_dispatch",
-               "pp_torch_stage", "relu2_unfused")
+               "pp_torch_stage", "relu2_unfused", "moe_node_limited_routing")
 
 
 def even_vpp(fw: str) -> bool:
@@ -198,6 +198,23 @@ def _stated_or_default(stated, bases: dict, defaults: dict) -> dict:
 
 
 OPTIMIZER_DEFAULTS = {"moments": "fp32", "master_weights": "fp32", "grads": "fp32"}
+
+
+#: plan options the search does not search, with Megatron-Core's behaviour where neither the plan nor the stack
+#: states them: selective recompute of the core attention (TransformerConfig.recompute_modules default
+#: ['core_attn'], perf/context.py DEFAULT_SELECTIVE_MODULES) and decoder layers split evenly over the stages
+#: (no --account-for-embedding/loss-in-pipeline-split)
+PLAN_OPTION_DEFAULTS = {"recompute_modules": None, "pipeline_split": "even"}
+
+
+def plan_options(plan, fw: str) -> dict:
+    """``recompute_modules`` and ``pipeline_split`` of a plan: as it states them, else its stack's default (the
+    profile's ``defaults``, e.g. HAI-LLM's recompute of RMSNorm and MLA up-projections and its balanced DualPipe
+    stages, DeepSeek-V3 report sec. 3.2.3), else Megatron-Core's (:data:`PLAN_OPTION_DEFAULTS`; None: the engine's
+    default selective modules). The plan search does not search these options, so what a stack does with them
+    decides which plans it can reach: the one rule :func:`trainsim.plan_estimate.context` reads for estimate and
+    search alike."""
+    return _stated_or_default(plan, PLAN_OPTION_DEFAULTS, profile(fw).get("defaults") or {})
 
 
 def optimizer_precisions(optimizer, fw: str) -> dict:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (even_vpp, fp8_recipe_of, framework_of, optimizer_precisions, restrict_plan,
-                         runtime_settings, stack_flags)
+from .frameworks import (even_vpp, fp8_recipe_of, framework_of, optimizer_precisions, plan_options,
+                         restrict_plan, runtime_settings, stack_flags)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -34,7 +34,8 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
     require_usable(run.system.chip)
     runtime = runtime_settings(run.training, framework_of(run))
     pl, o = run.plan, run.optimizer
-    rc = Recompute(modules=tuple(pl.recompute_modules) if pl.recompute_modules else DEFAULT_SELECTIVE_MODULES,
+    opts = plan_options(pl, framework_of(run))
+    rc = Recompute(modules=tuple(opts["recompute_modules"]) if opts["recompute_modules"] else DEFAULT_SELECTIVE_MODULES,
                    method=pl.recompute_method or "uniform", num_layers=pl.recompute_num_layers or 1)
     prec = optimizer_precisions(o, framework_of(run))
     st = OptimizerStates.from_precisions(prec, o.offload, o.dense_grad_reduce)
@@ -44,7 +45,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                                                 chip=run.system.chip.id),
                        attention_kernel=runtime.pop("attention"), recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
-                       pipeline_split=pl.pipeline_split or "even",
+                       pipeline_split=opts["pipeline_split"],
                        local_batch_seqs=run.training.local_batch_seqs,
                        zero_shard_group=run.training.zero_shard_group or 0,
                        offload_activation_layers=pl.offload_activation_layers or 0,

@@ -12,7 +12,8 @@ Deduplicated dispatch: node-limited routing (DeepSeek-V3 sec. 2.1.2: each token 
 per node over the scale-out network and fanned out inside the node) and the node-aware dispatchers that do the same
 without a routing limit (DeepEP's internode kernels, NVIDIA HybridEP; Megatron-Core's flex dispatcher,
 ``training.moe_dispatcher: deepep | hybridep``): with G = ep groups of w ranks in a scale-up domain, a token
-reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M; the scale-out bytes are one
+reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M (the plan's node_limit, or
+the router's topk_group under a stack that routes node-limited, :func:`node_cap`); the scale-out bytes are one
 copy per remote domain hit, the scale-up bytes the copies delivered inside domains: k with Megatron's all-to-all
 permutation (one copy per routed expert), but one per destination rank with DeepEP / HybridEP, whose dispatch
 layout sends a token once to each rank holding any of its experts and whose combine returns one weighted sum per
@@ -54,6 +55,20 @@ def group_domain_limit(lk: LayerKind, ep: Num, w: Num) -> Num:
     return moe.top_groups * span
 
 
+def node_cap(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
+    """Most scale-up domains (nodes) a token of this MoE layer is sent to, 0 for no limit: the plan's
+    ``node_limit`` where it states one; else, under a stack with node-limited routing
+    (:attr:`~trainsim.perf.context.StepContext.moe_node_limited_routing`: DeepSeek's HAI-LLM, DeepSeek-V3 sec.
+    2.1.2, "each token will be sent to at most M nodes", M = 4 = the router's topk_group, sec. 4.2), the router's
+    topk_group where it has groups; else 0. A limit also means the deduplicated dispatch of the module docstring
+    (one scale-out copy per node reached, sec. 3.2.2)."""
+    nl = np.asarray(p.node_limit, dtype=np.float64)
+    moe = lk.moe
+    if not ctx.moe_node_limited_routing or moe is None or moe.groups <= 1:
+        return nl
+    return np.where(nl > 0, nl, float(moe.top_groups))
+
+
 def dispatched_rows_per_token(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     """Rows one token becomes on the ranks the dispatcher delivers it to (module docstring): k with Megatron's
     all-to-all (one copy per routed expert); one per destination rank with DeepEP / HybridEP, E[distinct ranks] =
@@ -85,7 +100,8 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     generic = (all_to_all_time(per_copy * k * disp_b, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
                + all_to_all_time(per_copy * k * BF16_BYTES, p.ep, p.etp, ctx.system, c.coll_eff, c.a2a_peer_s)
                + 2.0 * c.comm_launch_s)
-    dedup = (p.node_limit > 0) | (ctx.moe_dispatcher != "alltoall")
+    cap = node_cap(lk, ctx, p)
+    dedup = (cap > 0) | (ctx.moe_dispatcher != "alltoall")
     if not np.any(dedup):
         return np.where(p.ep > 1, generic, 0.0)
     # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
@@ -97,7 +113,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
         # k consecutive experts per token (perf/routing.py fake_balanced_blocks): E w / ep per scale-up domain
         e_rank = lk.moe.experts / p.ep.astype(np.float64)
         distinct = np.where(g > 1.0, fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank * w), 1.0)
-    distinct = np.where(p.node_limit > 0, np.minimum(distinct, p.node_limit), distinct)
+    distinct = np.where(cap > 0, np.minimum(distinct, cap), distinct)
     distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
     remote = distinct * (g - 1.0) / g
     inner = copies * (w - 1.0) / w

@@ -145,6 +145,8 @@ class StepContext:
     tp_gathered_gemm_inputs: bool = False   # DTensor TP: GEMMs keep the all-gathered ln_out whole (perf/activations.py)
     mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
     moe_fp8_dispatch: bool = False          # the stack quantises MoE dispatch to FP8 (dispatch_bytes; perf/comm_ep.py)
+    moe_node_limited_routing: bool = False  # the stack routes each token to at most topk_group nodes, sent once per
+                                            # node (DeepSeek-V3 sec. 2.1.2 / 3.2.2; perf/comm_ep.py node_cap)
     pp_torch_stage: bool = False            # PP by torch.distributed.pipelining: per-micro-batch receive buffers and
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)

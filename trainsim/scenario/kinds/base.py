@@ -87,9 +87,10 @@ def _chips(doc: dict, system_obj) -> int:
     raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
 
 
-def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
-    """The run of a scenario document (model, system, chips/pods, training) with optional changes."""
-    training = dict(_need(doc, "training"))
+def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None, training=None):
+    """The run of a scenario document (model, system, chips/pods, training) with optional changes (``training``:
+    keys that replace the document's training keys for this run, e.g. one system's dispatcher)."""
+    training = {**dict(_need(doc, "training")), **dict(training or {})}
     if precision:
         training["precision"] = precision
     sysv = system if system is not None else _need(doc, "system")

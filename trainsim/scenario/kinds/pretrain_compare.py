@@ -28,7 +28,9 @@ class Inputs(KindInputs):
 
     model: Any = Field(description="catalog id, config path or inline model mapping")
     training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
-    systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional)}")
+    systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional), "
+                                            "training (optional: training keys for this system only, with "
+                                            "training_source)}")
     chips: StatedChips | None = Field(None, description="chips of every entry without its own 'chips' (a count, or "
                                       "'24 pods': whole scale-up domains of each entry's own system, as in a run spec)")
     claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
@@ -50,8 +52,11 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     for entry in inp.systems:
         for prec in _listify(entry.get("precision", tr.get("precision", "bf16"))):
             run = _job_run(doc, base_dir, system=entry["system"], chips=entry.get("chips", inp.chips),
-                           precision=prec)
+                           precision=prec, training=entry.get("training"))
             rows.append(_run_row(run, a))
+    per_system = [_input(f"training on {_system_name(e['system'])}", e["training"],
+                         e.get("training_source", "scenario file"))
+                  for e in inp.systems if e.get("training")]
     fitted = [r for r in rows if r.get("_est")]
     arch = fitted[0]["_est"].run.arch if fitted else make_run(inp.model, inp.fallback_system, 8, tr, base_dir).arch
     fl = training_flops(arch, float(tr["tokens"]), int(tr.get("seq_len", 4096)))
@@ -78,7 +83,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                                                   "chips": sized.chips, "message": sized.message}}
     return KindResult(
         numbers=numbers, best_plan=plan_summary(best_row["_est"]) if best_row else None,
-        assumptions=_model_inputs(doc) + [_input("chips", inp.chips, inp.chips_note)] + a.report(),
+        assumptions=_model_inputs(doc) + [_input("chips", inp.chips, inp.chips_note)] + per_system + a.report(),
         validation_error=family_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
 
 
