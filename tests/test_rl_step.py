@@ -95,16 +95,35 @@ _Q30_H100_ASYNC = ("Qwen3-30B-A3B one-step-off on 32 H100 (16 generation GPUs, v
                    "wave's generation (6,002 vs 4,452 decode steps, twice the tokens per server), so the published "
                    "pair (152 / 192 s) puts at least ~80 s of the on-policy step outside generation against the model's "
                    "65 s: the on-policy point matches by compensating errors, not a right decode cost")
+#: Checked (vllmmoe), no prediction moved: vLLM's BF16 MoE on CUDA is the Triton fused_moe unless
+#: VLLM_USE_FLASHINFER_MOE_FP16 is set (oracle/unquantized.py select_unquantized_moe_backend, vLLM main 2cdf922 of
+#: 2026-03-12; NeMo RL v0.6.0 sets neither it nor moe_backend nor vLLM expert parallelism), and it reads a tuned
+#: config per file E=..,N=<moe_intermediate / TP>,device_name=.. (fused_moe.py get_config_file_name; exact device
+#: match). vLLM's configs/ holds none for this table's rollout shapes on GB200 (E=128 N=768 / 192, E=256 N=64 / 128:
+#: NVIDIA_B200 has N=768, NVIDIA_GB200 only FP8 files) nor on H100 for N=384 (added 2026-03-27, vLLM #31201), N=96,
+#: E=256 N=64; H100 has E=128 N=192 (#17328) and E=256 N=128 FP8 block. Same set on the v0.16.0 branch (2026-02-12)
+#: and main of 2026-04-21. Untuned runs use get_default_config as rewritten by vLLM #34846 (merged 2026-02-23);
+#: default-vs-tuned kernel times published against that default are 1.00-1.05x at decode batches 16-128 for most
+#: shapes (H200 E=128 N=704 #44818; A100 E=64 N=1408 #40542; A100 E=256 N=512 #55511; GB10 #52192; H100 gpt-oss
+#: #39904 1.035x geomean), 1.2-1.26x for some (A100 E=16 N=3072 #37814 at 32; H100 FP8 E=512 N=128 #44830; H200
+#: E=128 N=96 #35457, 20-24% faster at 16-64, opened 2026-02-27, its default's version unstated), none measured on
+#: B200 / GB200 (#31448's B200 E=128 N=768 figures are against the older default). Applied to the expert GEMMs
+#: of the 15 untuned points (median 24.6%, max 45.4% before): x1.05 leaves the table as it is (median 23.4%, max
+#: 49.2%); x1.25 gives median 18.8%, max 64.6% (H100 Qwen3-30B one-step-off +45 -> +65%); GB200 Qwen3-235B
+#: 128-GPU sync goes -35 -> -29% while the 64-GPU sync point, the same shape on the same device, goes -1 -> +8%.
+#: Tuned vs untuned does not separate the gaps.
+_VLLM_MOE_CONFIGS = (" Checked, not the cause: vLLM 0.17.1's Triton fused-MoE runs these shapes without a tuned "
+                     "config; see the note above KNOWN_GAPS.")
 KNOWN_GAPS = {
-    "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3,
-    "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3,
-    "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3,
-    "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3,
-    "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3,
-    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN,
-    "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN,
-    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN,
-    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN,
+    "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
+    "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
+    "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
+    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,
 }
