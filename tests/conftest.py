@@ -36,7 +36,7 @@ def small_moe():
 
 
 def ctx_for(arch, system, chips=64, seq=2048, gbs=64, precision="bf16", calib=None):
-    return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib())
+    return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib.defaults())
 
 
 def run_main(capsys, *args):
