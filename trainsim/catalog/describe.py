@@ -15,13 +15,14 @@ from ..errors import unknown
 from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
+from ..units import GIB
 
 # ---------------------------------------------------------------- formatting
 
 #: display scale and unit per dimension; bytes (HBM capacity) in GiB, as the catalog reads vendors' "80 GB" and as
 #: every memory table shows it
 _UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (2**30, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "flops": (1e12, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
     "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
 }
 #: field -> display dimension

@@ -6,6 +6,7 @@ import numbers
 
 from .fmt import counted, is_fraction_key, is_money_key, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
+from ..units import GIB
 
 
 def _metric_kind(metric: str) -> str:
@@ -26,7 +27,7 @@ def _fmt(x, kind: str = "") -> str:
     if kind == "pct":
         return f"{100 * x:.1f}%"
     if kind == "gib":
-        return f"{x / 2**30:.1f}"
+        return f"{x / GIB:.1f}"
     if isinstance(x, numbers.Integral) and not isinstance(x, bool):   # a chip count: 24,960 as everywhere else
         return f"{int(x):,}"
     if isinstance(x, float):
