@@ -12,7 +12,7 @@ from ..report.fmt import pct, plan as plan_text, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
-from ..units import GIB
+from ..report.fmt import GIB
 
 
 @app.command("capacity")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import api
 from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
 from ..api import scenarios
-from ..units import GIB
+from ..report.fmt import GIB
 
 #: editable system fields: key -> (label, display unit, SI per display unit)
 EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
