@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from trainsim.catalog.types import Chip, NetLevel, System
+from trainsim.inference.calib import InferCalib
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.perf.calibration import Calib
 from trainsim.perf.context import StepContext
@@ -35,8 +36,24 @@ def small_moe():
                                                           dense_layers=1)))
 
 
+#: a small dense model for the serving tests (test_inference.py, test_inference_fidelity.py): 4 layers, hidden 512,
+#: 8 heads of 64 (MHA), SwiGLU 2048, vocab 1000, untied head
+TINY = dict(name="tiny", layers=4, hidden=512, heads=8, head_dim=64, ffn=2048, ffn_act="swiglu", vocab=1000)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return build_inline(InlineModel(**TINY))
+
+
+def ideal_infer_calib(**kw) -> InferCalib:
+    """Serving constants of the pure roofline: efficiency 1, no launch latency, no overlap, no buffers."""
+    return InferCalib(mem_eff=1.0, gemm_eff=1.0, attn_eff=1.0, gemm_latency_s=0.0, comm_overlap=0.0,
+                      expert_imbalance=1.0, buffer_bytes=0.0).with_(**kw)
+
+
 def ctx_for(arch, system, chips=64, seq=2048, gbs=64, precision="bf16", calib=None):
-    return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib())
+    return StepContext(arch, system, chips, seq, gbs, precision, calib or Calib.defaults())
 
 
 def run_main(capsys, *args):

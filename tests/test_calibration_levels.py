@@ -57,3 +57,31 @@ def test_fitted_level_walks_the_chain():
     assert lvl.value(("nvidia-gb200", "nvidia-blackwell"), "fp8", "fw", 0.0) == 0.51
     assert lvl.value(("nvidia-gb200", "nvidia-blackwell"), "fp8", None, 0.0) == 0.46
     assert lvl.value(("amd-mi300x", "amd-cdna3"), "fp8", None, 0.0) == 0.5
+
+
+def test_defaults_are_the_constants_file(monkeypatch):
+    """Calib has no default values of its own: Calib.defaults() is constants.yaml's default entry (values read
+    here from the YAML text, not through the loader), and a field missing there is refused, not filled in."""
+    from importlib import resources
+
+    import yaml
+
+    from trainsim.errors import TrainsimError
+    from trainsim.perf import calibration as cal
+
+    doc = yaml.safe_load(resources.files("trainsim.perf").joinpath("data/constants.yaml").read_text())
+    d = cal.Calib.defaults()
+    assert d.gemm_tile_m == doc["default"]["gemm_tile_m"]["value"] == 128.0
+    assert d.coll_eff == tuple(doc["default"]["coll_eff"]["value"])
+    assert d.host_link_bw == float(doc["default"]["host_link_bw"]["value"]) == 50e9
+    with pytest.raises(TypeError):
+        cal.Calib()   # no value lives in the dataclass
+    const, fams = cal._constants()
+    monkeypatch.setattr(cal, "_constants", lambda: ({k: v for k, v in const.items() if k != "mem_eff"}, fams))
+    cal._default_calib.cache_clear()
+    try:
+        with pytest.raises(TrainsimError, match="mem_eff"):
+            cal._default_calib()
+    finally:
+        monkeypatch.undo()
+        cal._default_calib.cache_clear()

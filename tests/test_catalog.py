@@ -306,3 +306,34 @@ def test_cli_unknown_id_exits_2_with_one_line():
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown" in lines[0] and "h100" in lines[0]
+
+
+def test_catalog_numbers_one_format():
+    """The catalog's one number format (catalog/describe.fmt): chip counts grouped by thousands like every count
+    (15,488 chips, not '1.549e+04'), a fractional count left alone, quantities to 4 significant digits below
+    10,000 (3350 GB/s, 812.5 W) and grouped whole numbers above (14.4 TB/s = 14,400 GB/s, 10 PFLOP/s =
+    10,000 TFLOP/s), dollars grouped."""
+    from trainsim.catalog.describe import fmt
+    assert fmt(15488, "count") == "15,488" and fmt(8192.0, "count") == "8,192" and fmt(8, "count") == "8"
+    assert fmt(1.5, "count") == "1.5"
+    assert fmt(3.35e12, "bytes_per_s") == "3350 GB/s" and fmt(812.5, "watts") == "812.5 W"
+    assert fmt(14.4e12, "bytes_per_s") == "14,400 GB/s" and fmt(1e16, "flops") == "10,000 TFLOP/s"
+    assert fmt(33625.0, "usd") == "33,625 USD" and fmt(None, "count") == "-"
+
+
+def test_catalog_show_pod_sizes_grouped():
+    """`catalog show` printed the Atlas 960 SuperPoD's 15,488-chip domain as '1.549e+04' and the Atlas 950's 8,192
+    as '8192' (scale_up_size, its range and the research file's chips_per_scaleup_domain): all grouped now."""
+    from trainsim.cli import app
+
+    def cells(out: str, field: str) -> list[list[str]]:
+        return [[c.strip() for c in ln.split("│")[1:-1]] for ln in out.splitlines()
+                if ln.startswith("│") and ln.split("│")[1].strip() == field]
+
+    out = CliRunner().invoke(app, ["catalog", "show", "atlas-960-superpod"]).output
+    assert cells(out, "scale_up_size")[0][1] == "15,488" and cells(out, "chips_per_scaleup_domain")[0][1] == "15,488"
+    out = CliRunner().invoke(app, ["catalog", "show", "atlas-950-superpod"]).output
+    assert [r[1] for r in cells(out, "scale_up_size")] == ["8,192", "1,024 / 8,192 / 8,192"]
+    assert cells(out, "chips_per_scaleup_domain")[0][1] == "8,192"
+    out = CliRunner().invoke(app, ["catalog", "systems"]).output
+    assert cells(out, "atlas-960-superpod")[0][2] == "15,488" and cells(out, "tpu-v4-pod")[0][2] == "4,096"

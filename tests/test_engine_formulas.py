@@ -349,7 +349,7 @@ def test_fsdp_fp32_reduce_of_bf16_dense_gradients():
     arch = build_inline(InlineModel(name="d", layers=4, hidden=2048, heads=16, ffn=8192, vocab=32000,
                                     ffn_act="gelu"))
     sysm = make_system(up=300e9, size=8)
-    calib = dreplace(Calib(), coll_eff=(1.0, 1.0, 1.0))
+    calib = dreplace(Calib.defaults(), coll_eff=(1.0, 1.0, 1.0))
     bf16 = OptimizerStates.from_precisions({"moments": "bf16", "master_weights": "bf16", "grads": "bf16"})
     fp32r = OptimizerStates.from_precisions({"moments": "bf16", "master_weights": "bf16", "grads": "bf16"},
                                             dense_grad_reduce="fp32")

@@ -32,7 +32,7 @@ TOL = 0.15   # per shape: the table's own run-to-run change between the two vers
 
 
 def _model_ratios(table):
-    c = Calib()
+    c = Calib.defaults()
     eff = table[REF] * 1e12 / PEAK_FP8
     k_epi = gemm_epilogue_k(PEAK_FP8, eff, HBM_BW, c.mem_eff, c.gemm_out_bytes)
     q = {s: float(gemm_shape_eff(*s, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS, k_epi)) for s in table}
@@ -51,7 +51,7 @@ def test_short_k_is_slowed_by_the_epilogue():
     """K = 512 against K = 16384 at M = 4096: 590 / 1358 = 0.43 and 751 / 1426 = 0.53 measured. Without the
     epilogue the K loop alone (K / (K + 64)) and the tile / wave terms put it at 0.89 / 0.97 x ... >= 0.8: the
     epilogue term is what brings it down."""
-    c = Calib()
+    c = Calib.defaults()
     small, big = (4096, 32768, 512), REF
     no_epi = float(gemm_shape_eff(*small, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS) / gemm_shape_eff(*big, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, SMS))
     assert no_epi > 0.75   # what the model gave before the epilogue term: off by > 40% from both tables

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from trainsim.errors import TrainsimError
-from trainsim.inference.calib import InferCalib, default_calib
+from trainsim.inference.calib import default_calib
 from trainsim.inference.experts import expected_distinct_experts
 from trainsim.inference.kv import kv_bytes_per_sequence, kv_bytes_per_token
 from trainsim.inference.search import evaluate_decode, plan_grid
@@ -16,27 +16,16 @@ from trainsim.inference.serve import infer
 from trainsim.inference.setup import ServeSetup
 from trainsim.inference.spec import parse_serving
 from trainsim.inference.step import ServePlans, step_time, weights_read_per_step
-from trainsim.model.inline import InlineModel, build_inline
 from trainsim.model.load import resolve_model
 
-from conftest import make_system
+from conftest import TINY, ideal_infer_calib as ideal_calib, make_system
 
 REPO = Path(__file__).resolve().parents[1]
 
-# a small dense model: 4 layers, hidden 512, 8 heads of 64 (MHA), SwiGLU 2048, vocab 1000, untied head
+# the small dense model (conftest.TINY, fixture tiny): 4 layers, hidden 512, 8 heads of 64 (MHA), SwiGLU 2048,
+# vocab 1000, untied head
 L, H, FFN, V = 4, 512, 2048, 1000
-TINY = dict(name="tiny", layers=L, hidden=H, heads=8, head_dim=64, ffn=FFN, ffn_act="swiglu", vocab=V)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_inline(InlineModel(**TINY))
-
-
-def ideal_calib(**kw) -> InferCalib:
-    """Efficiency 1, no launch latency, no overlap: the pure roofline."""
-    return InferCalib(mem_eff=1.0, gemm_eff=1.0, attn_eff=1.0, gemm_latency_s=0.0, comm_overlap=0.0,
-                      expert_imbalance=1.0, buffer_bytes=0.0).with_(**kw)
+assert (TINY["layers"], TINY["hidden"], TINY["ffn"], TINY["vocab"]) == (L, H, FFN, V)
 
 
 def test_decode_batch1_is_weight_bytes_over_hbm_bandwidth(tiny):

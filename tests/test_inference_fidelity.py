@@ -13,16 +13,12 @@ from trainsim.inference.search import evaluate_decode, plan_grid
 from trainsim.inference.serve import aggregate_output_rate
 from trainsim.inference.setup import BYTES, ServeSetup
 from trainsim.inference.step import ServePlans, step_time, weights_read_per_step
-from trainsim.model.inline import InlineModel, build_inline
+
+from conftest import TINY, ideal_infer_calib
 
 REPO = Path(__file__).resolve().parents[1]
-L, H, FFN, V = 4, 512, 2048, 1000
-TINY = dict(name="tiny", layers=L, hidden=H, heads=8, head_dim=64, ffn=FFN, ffn_act="swiglu", vocab=V)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_inline(InlineModel(**TINY))
+L, H, FFN, V = 4, 512, 2048, 1000         # the small dense model conftest.TINY (fixture tiny)
+assert (TINY["layers"], TINY["hidden"], TINY["ffn"], TINY["vocab"]) == (L, H, FFN, V)
 
 
 def chip_system(peaks, hbm=80e9, hbm_bw=1e12, cid="nvidia-test"):
@@ -31,9 +27,7 @@ def chip_system(peaks, hbm=80e9, hbm_bw=1e12, cid="nvidia-test"):
                                                 NetLevel("scale-out", None, 25e9, 5e-6)))
 
 
-def ideal(**kw) -> InferCalib:
-    return InferCalib(mem_eff=1.0, gemm_eff=1.0, attn_eff=1.0, gemm_latency_s=0.0, comm_overlap=0.0,
-                      expert_imbalance=1.0, buffer_bytes=0.0).with_(**kw)
+ideal = ideal_infer_calib
 
 
 def test_fp4_bytes_are_nvfp4_values_plus_block_scales(tiny):

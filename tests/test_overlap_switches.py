@@ -28,7 +28,7 @@ def test_tp_overlap_hides_three_quarters_when_the_gemms_are_longer():
     on = _est("megatron-core-2024", ", tp_comm_overlap: true")
     # exposed = comm - f x min(comm, gemm); at tp 8 on NVLink the TP traffic of a 70B layer is shorter than its
     # GEMMs, so exposed = (1 - f) comm with f = tp_overlap_userbuffers = 0.75 (0 when off)
-    f = Calib().tp_overlap_userbuffers
+    f = Calib.defaults().tp_overlap_userbuffers
     assert f == 0.75
     assert on.breakdown["tp_comm"] == pytest.approx((1.0 - f) * off.breakdown["tp_comm"], rel=1e-9)
     assert on.step_time_s < off.step_time_s

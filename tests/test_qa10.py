@@ -410,15 +410,25 @@ SWEEP_BASE = ("base: {model: llama-3.1-8b, system: dgx-h100, chips: 8, training:
 
 
 def test_sweep_hbm_axis_reads_vendor_gb_as_gib_like_a_run_spec(tmp_path, capsys):
-    """A sweep axis `system.chip.hbm: ["96 GB"]` ran the point with 96e9 bytes (89.4 GiB), while the same '96 GB'
+    """A sweep axis `system.chip.hbm: ["96 GB"]` (now spelt hbm_capacity: bare `hbm` is refused as ambiguous) ran the point with 96e9 bytes (89.4 GiB), while the same '96 GB'
     in a run spec's inline chip is 96 GiB (vendors quote binary HBM: docs/run-spec.md). Fix: one reader for both."""
-    sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  system.chip.hbm: ["96 GB", "141 GB"]\n', "s.yaml")
+    sweep = _spec(tmp_path, SWEEP_BASE + 'axes:\n  system.chip.hbm_capacity: ["96 GB", "141 GB"]\n', "s.yaml")
     res = tmp_path / "r.parquet"
     assert run_main(capsys, "sweep", sweep, "-o", res)[0] == 0
     import pyarrow.parquet as pq
     assert pq.read_table(res).column("hbm_bytes").to_pylist() == [96 * 2**30, 141 * 2**30]
     code, out, _ = run_main(capsys, "sweep", sweep, "--dry-run")
     assert "96 GiB, 141 GiB" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("axis", ["system.chip.hbm", " system.chip.hbm"])
+def test_sweep_hbm_alone_is_refused_as_sensitivity_vary_is(tmp_path, capsys, axis):
+    """The sweep target `system.chip.hbm` silently meant HBM capacity while `sensitivity --vary hbm` refuses the
+    same word as ambiguous; both now refuse it naming the two fields, in one line with exit code 2."""
+    sweep = _spec(tmp_path, SWEEP_BASE + f'axes:\n  "{axis}": ["96 GB", "141 GB"]\n', "s.yaml")
+    code, out, err = run_main(capsys, "sweep", sweep, "--dry-run")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "ambiguous" in err and "system.chip.hbm_capacity" in err and "system.chip.hbm_bandwidth" in err
 
 
 def test_sweep_axis_values_print_tokens_and_network_bandwidth_as_written(tmp_path, capsys):
@@ -451,6 +461,18 @@ def test_sweep_summary_per_axis_mfu_and_cost_print_as_everywhere_else(tmp_path, 
     code, out, _ = run_main(capsys, "sweep", "--summary", res, "--metric", "cost_rental_usd")
     table = out.split("best cost_rental_usd by", 1)[1]
     assert code == 0 and "$" in table
+
+
+@pytest.mark.parametrize("metric, kind", [("mfu", "pct"), ("hfu_at_precision", "pct"), ("binding_share", "pct"),
+                                          ("cost_capex_usd", "usd"), ("days", ""), ("memory_per_chip_bytes", "")])
+def test_sweep_metric_kind_is_the_shared_fraction_and_money_keys(metric, kind):
+    """sweep --summary's --metric column kept its own list of percent keys; it now asks report.fmt's
+    is_fraction_key / numfmt.is_money_key, the lists every other output prints by."""
+    from trainsim.report.fmt import is_fraction_key
+    from trainsim.numfmt import is_money_key
+    from trainsim.report.sweep import _metric_kind
+    assert _metric_kind(metric) == kind
+    assert is_fraction_key(metric) == (kind == "pct") and is_money_key(metric) == (kind == "usd")
 
 
 # ---------------------------------------------------------------- 18. scenario: other spec kinds, --jobs

@@ -35,6 +35,18 @@ def test_length_refused(text):
         parse_length(text, "seq_len")
 
 
+def test_as_field_error_is_the_one_validator_wrapper():
+    """The helper both field validators (types_checked SeqLen, posttrain links' bandwidth / latency) go through: a
+    parsed value passes, a TrainsimError becomes the ValueError pydantic puts the field path on, same text."""
+    from trainsim.types_checked import as_field_error
+    from trainsim.units import parse_length, parse_quantity
+    assert as_field_error(parse_length, "4K", None) == 4096
+    assert as_field_error(parse_quantity, "30 ms", "seconds", "") == pytest.approx(0.030)
+    with pytest.raises(ValueError, match="length in tokens") as e:
+        as_field_error(parse_length, "4kb", None)
+    assert e.value.__cause__ is None and type(e.value) is ValueError
+
+
 def test_run_spec_seq_len_4k_and_upper_case_precision(tmp_path):
     """`seq_len: 4k` and `precision: BF16` were refused by strict parsing; both now read as 4096 and bf16."""
     from trainsim.spec import load_run

@@ -64,11 +64,11 @@ def test_no_faster_plan_outside_the_search():
     sysm = make_system(hbm=40e9)
     chips, seq, gbs = 16, 2048, 32
     run = run_of(MID, sysm, chips, seq=seq, gbs=gbs)
-    res = search(run, calib=Calib())
+    res = search(run, calib=Calib.defaults())
     # the run's context: its software stack's runtime switches (tp_comm_overlap for the default Megatron-Bridge
     # profile) apply to every plan, brute-forced or searched
     from trainsim.plan_estimate import context
-    ctx = context(run, Calib())
+    ctx = context(run, Calib.defaults())
     # the search offers what the default software stack has (frameworks profile): brute-force the same choices
     from trainsim.frameworks import framework_of, profile
     from trainsim.parallel.plan import SCHEDULES

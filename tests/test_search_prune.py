@@ -44,7 +44,7 @@ CASES = {
 def _all_plans(run):
     """Every valid plan of ``run`` (what its software stack offers, as the search) with its step time and memory,
     evaluated by the engine in one pass."""
-    ctx = context(run, Calib())
+    ctx = context(run, Calib.defaults())
     tr = run.training
     fixed = restrict_plan(run.plan, framework_of(run))
     space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
@@ -109,8 +109,8 @@ def _same(a, b):
 @pytest.mark.parametrize("top,pareto", [(1, False), (5, True)])
 def test_pruned_search_equals_exhaustive(name, top, pareto):
     run = CASES[name]
-    exhaustive = search(run, top=top, with_pareto=pareto, prune=False, calib=Calib())
-    pruned = search(run, top=top, with_pareto=pareto, calib=Calib())
+    exhaustive = search(run, top=top, with_pareto=pareto, prune=False, calib=Calib.defaults())
+    pruned = search(run, top=top, with_pareto=pareto, calib=Calib.defaults())
     # counted lazily when a plan was found, unless the Pareto front was asked for (its memory pass counts them)
     assert pruned.fit_counts is None or pruned.best is None or pareto
     _same(pruned, exhaustive)

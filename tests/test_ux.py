@@ -234,6 +234,34 @@ def test_one_number_format():
     assert label("pod_price_usd") == "pod price (USD)"
 
 
+# every sweep system target (sweep/targets.SYSTEM_FIELDS) with an SI value and its display, each derived by hand:
+# 3.35e12 B/s / 1e9 = 3,350 GB/s; 80 x 2^30 B = 80 GiB; 989e12 FLOP/s / 1e12 = 989 TFLOP/s; 50e9 B/s x 8 = 400 Gb/s;
+# 2e-6 s = 2 us; 1275 W; $33,625 = $33.6k (3 significant digits, numfmt.money); 14.4e12 B/s = 14,400 GB/s
+AXIS_DISPLAY = {
+    "system.chip.hbm_bw": (3.35e12, "3,350 GB/s"), "system.chip.hbm_bytes": (80 * 2**30, "80 GiB"),
+    "system.chip.peak_flops": (989e12, "989 TFLOP/s"), "system.scale_up.size": (8192, "8,192"),
+    "system.scale_up.bandwidth": (900e9, "900 GB/s"), "system.scale_up.latency": (2e-6, "2 us"),
+    "system.scale_out.bandwidth": (50e9, "400 Gb/s"), "system.scale_out.latency": (5e-6, "5 us"),
+    "system.power_per_chip_w": (1275.0, "1,275 W"), "system.price_per_chip_usd": (33625.0, "$33.6k"),
+}
+
+
+def test_axis_value_unit_shown_and_scaled_once():
+    """numfmt.axis_value prints every sweep system target in its unit, scaled once: power and price axes printed
+    '1.28e+03' and '3.36e+04' with no unit, a 8,192-chip domain '8192', and 14.4 TB/s '1.44e+04 GB/s'."""
+    from trainsim.numfmt import axis_value
+    from trainsim.sweep.targets import SYSTEM_FIELDS
+
+    assert set(AXIS_DISPLAY) == set(SYSTEM_FIELDS)
+    for col, (x, text) in AXIS_DISPLAY.items():
+        assert axis_value(col, x) == text, col
+    assert axis_value("system.chip.hbm_bw", 14.4e12) == "14,400 GB/s"
+    assert axis_value("system.chip.peak_flops", 2.5e16) == "25,000 TFLOP/s"
+    assert axis_value("system.chip.hbm_bw_scale", 0.5) == "x0.5" and axis_value("chips", 24960) == "24,960"
+    assert axis_value("assumptions.checkpoint_write_bw", 2e12) == "2,000 GB/s"
+    assert axis_value("assumptions.restart_s", 600.0) == "600 s" and axis_value("plan.pp", True) == "True"
+
+
 # ---------------------------------------------------------------- compare, check, version, completion
 
 

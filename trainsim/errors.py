@@ -66,6 +66,13 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
     return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
 
 
+def ambiguous(name: str, meanings: Iterable[str], *, field: str | None = None,
+              where: str | None = None) -> TrainsimError:
+    """The error for a name that could mean more than one thing, refused rather than read as one of them:
+    ``'hbm' is ambiguous: name hbm_capacity or hbm_bandwidth`` (``sensitivity --vary``, sweep axes)."""
+    return TrainsimError(f"{name!r} is ambiguous: name {' or '.join(meanings)}", field=field, where=where)
+
+
 #: endings of the keys that only document a spec (``model_source``, ``chips_note``, ``notes``, ``note``)
 NOTE_SUFFIXES = ("source", "note", "notes")
 

@@ -126,9 +126,12 @@ def is_money_key(key: str) -> bool:
 
 
 def axis_label(v) -> str:
-    """A sweep axis value as a short label (3 significant digits; ``-`` for None)."""
+    """A sweep axis value as a short label (3 significant digits; a whole count grouped, ``24,960``; ``-`` for
+    None)."""
     if isinstance(v, float):
         return f"{v:.3g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return "-" if v is None else str(v)
 
 
@@ -140,22 +143,37 @@ def axis_name(col: str) -> str:
     return col
 
 
+def _in_unit(x: float, unit: str) -> str:
+    """A quantity already in its display unit: 4 significant digits, grouped (``3,350 GB/s``), from 10,000 up a
+    grouped whole number (``14,400 GB/s``), never an exponent."""
+    return f"{x:,.0f} {unit}" if abs(x) >= 1e4 else f"{x:,.4g} {unit}"
+
+
 def axis_value(col: str, x) -> str:
-    """An axis value in the unit a person reads (the file holds SI numbers)."""
+    """An axis value in the unit a person reads (the file holds SI numbers), each scaled once here: network links
+    in Gb/s, other bandwidths in GB/s, HBM capacity in GiB, latencies in us, other times in s (us below 1 ms),
+    peaks in TFLOP/s, power in W, money in dollars (:func:`money`), token counts with a suffix (:func:`count`), a
+    factor as ``x0.5``."""
     if not isinstance(x, (int, float)) or isinstance(x, bool):
         return axis_label(x)
     if col.endswith("_scale"):
         return f"x{x:g}"
-    if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw_bytes_per_s")):
-        return f"{bytes_per_s_to_gbit(x):,.4g} Gb/s"   # network links in bits, as the catalog states them (400 Gb/s)
-    if col.endswith("bandwidth") or col.endswith("hbm_bw") or col.endswith("_bytes_per_s"):
-        return f"{x / 1e9:,.4g} GB/s"
+    if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw", "scale_out_bw_bytes_per_s")):
+        return _in_unit(bytes_per_s_to_gbit(x), "Gb/s")   # network links in bits, as the catalog states them
+    if col.endswith(("bandwidth", "_bw", "_bytes_per_s")):   # hbm_bw, assumptions.checkpoint_write_bw
+        return _in_unit(x / 1e9, "GB/s")
     if col.endswith("hbm_bytes"):
-        return f"{x / GIB:,.4g} GiB"              # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
+        return _in_unit(x / GIB, "GiB")          # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
     if col.endswith("latency"):
         return f"{x * 1e6:.3g} us"
+    if col.endswith("_s"):
+        return f"{x * 1e6:.3g} us" if abs(x) < 1e-3 else f"{x:.3g} s"   # assumptions.restart_s, min_layer_latency_s
     if col.endswith("peak_flops"):
-        return f"{x / 1e12:,.4g} TFLOP/s"
+        return _in_unit(x / 1e12, "TFLOP/s")
+    if col.endswith("_w"):
+        return _in_unit(x, "W")                  # system.power_per_chip_w
+    if is_money_key(col.rsplit(".", 1)[-1]):
+        return money(x)                          # system.price_per_chip_usd, assumptions.*_usd / *price
     if col.endswith("tokens"):
         return count(x)                          # 2M, 14.8T: never 0.002B for a 2M-token batch
     return axis_label(x)

@@ -30,6 +30,7 @@ from .numfmt import plan as plan_text
 from .plan_estimate import Estimate, context, result_row
 from .spec import PlanSpec, Run
 from .errors import TrainsimError
+from .units import GIB
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
 #: plans per chunk of the memory-only pass (:class:`MemoryPass`): its temporaries (8 bytes a plan) then stay within
@@ -152,7 +153,7 @@ class SearchResult:
         cols["global_batch_seqs"] = batch
         cols["chips_used"] = a["used"]
         cols["step_time_s"] = a["per_seq"] * batch
-        cols["memory_gib"] = a["mem"] / 2**30
+        cols["memory_gib"] = a["mem"] / GIB
         # tokens per step / (step time x chips), as perf.step.evaluate defines it
         cols["tokens_per_s_per_chip"] = batch * self.run.training.seq_len / (cols["step_time_s"] * a["used"])
         return cols
@@ -167,8 +168,8 @@ class SearchResult:
             msg = (f"no valid plan for {self.run.chips:,} chips and a batch of {tr.batch_seqs:,} sequences "
                    f"(batch_tolerance {tr.batch_tol:.0%}{', all chips used' if self.use_all else ''}) ({top})")
             return msg + self._alternatives_text()
-        gib = (self.smallest_memory_bytes or 0) / 2**30
-        hbm = self.run.system.chip.hbm_bytes / 2**30
+        gib = (self.smallest_memory_bytes or 0) / GIB
+        hbm = self.run.system.chip.hbm_bytes / GIB
         least = f" ({plan_text(self.least_memory.plan)})" if self.least_memory is not None else ""
         return (f"no plan fits in memory: the smallest of {self.plans_evaluated:,} plans{least} needs {gib:,.1f} GiB "
                 f"per chip vs {hbm:.1f} GiB HBM" + self._alternatives_text())
@@ -214,7 +215,7 @@ class SearchResult:
         rows = [self.best] + self.runners_up if self.best else []
         return pd.DataFrame([{**r.plan, "step_time_s": r.step_time_s, "mfu": r.mfu,
                               "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
-                              "memory_gib": r.memory_per_chip_bytes / 2**30} for r in rows])
+                              "memory_gib": r.memory_per_chip_bytes / GIB} for r in rows])
 
 
 def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:

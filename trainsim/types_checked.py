@@ -35,12 +35,19 @@ def _no_bool(v):
     return v
 
 
-def _length(v):
-    """A string length ("4K") in tokens by :func:`trainsim.units.parse_length` (binary K); other values unchanged."""
+def as_field_error(parse, *args):
+    """``parse(*args)`` inside a pydantic validator: a :class:`TrainsimError` it raises becomes a ``ValueError``, so
+    that the one-line error (:func:`trainsim.errors.from_validation`) gives the field's whole path
+    (``links.0.bandwidth``, ``training.seq_len``), not the bare key."""
     try:
-        return parse_length(_no_bool(v), None)
+        return parse(*args)
     except TrainsimError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _length(v):
+    """A string length ("4K") in tokens by :func:`trainsim.units.parse_length` (binary K); other values unchanged."""
+    return as_field_error(parse_length, _no_bool(v), None)
 
 
 def lower_case(v):

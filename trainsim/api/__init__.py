@@ -44,6 +44,7 @@ from ..catalog import describe as catalog_describe
 from .._version import __version__
 from ..plan_diff import plan_diff
 from ..report.fmt import plan as plan_text
+from ..units import GIB
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
            "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
@@ -293,7 +294,7 @@ class CompareResult:
         rows += [(f"  {c} (s)", f"breakdown.{c}", [d["breakdown"].get(c, 0.0) for d in ds]) for c in causes]
         rows += [("tokens/s per chip", "tokens_per_s_per_chip", [d["tokens_per_s_per_chip"] for d in ds]),
                  ("MFU (vs BF16 peak)", "mfu", [d["mfu"] for d in ds]),
-                 ("memory per chip (GiB)", "memory_per_chip_bytes", [d["memory_per_chip_bytes"] / 2**30 for d in ds]),
+                 ("memory per chip (GiB)", "memory_per_chip_bytes", [d["memory_per_chip_bytes"] / GIB for d in ds]),
                  ("fits", "fits", [d["fits"] for d in ds]),
                  ("days", "days", [d.get("days") for d in ds])]
         cs = [d.get("cost") or {} for d in ds]

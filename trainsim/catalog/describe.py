@@ -15,13 +15,14 @@ from ..errors import unknown
 from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
+from ..units import GIB
 
 # ---------------------------------------------------------------- formatting
 
 #: display scale and unit per dimension; bytes (HBM capacity) in GiB, as the catalog reads vendors' "80 GB" and as
 #: every memory table shows it
 _UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (2**30, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "flops": (1e12, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
     "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
 }
 #: field -> display dimension
@@ -42,12 +43,16 @@ def display_unit(dim: str) -> tuple[str, float]:
 
 
 def fmt(value: float | None, dim: str) -> str:
-    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us."""
+    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us; the one
+    number format of the catalog's tables. Whole counts (chips per system, pod sizes: 8,192) and dollars are
+    grouped by thousands like every count trainsim prints; a quantity keeps 4 significant digits (812.5 W) and
+    from 10,000 up is a grouped whole number (14,400 GB/s), never an exponent ('1.44e+04')."""
     if value is None:
         return "-"
     scale, unit = _UNITS[dim]
     x = value / scale
-    text = f"{x:,.0f}" if dim == "usd" else f"{x:.4g}"
+    whole = dim == "usd" or abs(x) >= 1e4 or (dim == "count" and float(x).is_integer())
+    text = f"{x:,.0f}" if whole else f"{x:.4g}"
     return f"{text} {unit}".strip()
 
 
@@ -170,7 +175,7 @@ def describe_system(system_id: str) -> dict[str, Any]:
     research = []
     if hw is not None:
         research.append({"field": "chips_per_scaleup_domain", "value": hw.chips_per_scaleup_domain.value,
-                         "display": _plain(hw.chips_per_scaleup_domain.value), **_prov(load.to_sourced(
+                         "display": fmt(hw.chips_per_scaleup_domain.value, "count"), **_prov(load.to_sourced(
                              hw.chips_per_scaleup_domain))})
         for name, sv in hw.extra.items():
             research.append({"field": name, "value": sv.value, "display": _plain(sv.value),

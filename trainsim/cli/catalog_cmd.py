@@ -72,7 +72,7 @@ def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     rows = api.catalog("systems").to_dict()
     # headers name the quantity, the cells carry the unit (1275 W, 33,625 USD); counts with separators (8,192)
     cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "power/chip", "price/chip"]
-    body = [[r["id"], r["chip"], f"{r['scale_up_size']:,}", fmt(r["scale_up_bw"], "bytes_per_s"),
+    body = [[r["id"], r["chip"], fmt(r["scale_up_size"], "count"), fmt(r["scale_up_bw"], "bytes_per_s"),
              fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),
              fmt(r["scale_out_latency"], "seconds"), fmt(r["power_per_chip_w"], "watts"),
              fmt(r["price_per_chip_usd"], "usd")] for r in rows]

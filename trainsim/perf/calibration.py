@@ -17,63 +17,71 @@ from ..yamlload import load_data, safe_load, sourced_values
 @dataclass(frozen=True)
 class Calib:
     """The training model's calibration constants (kernel efficiencies, latencies, tile sizes, collective
-    costs, overlaps, memory terms), each explained in the comment beside it."""
+    costs, overlaps, memory terms), each explained in the comment beside it.
+
+    The fields have no defaults here: every value, with its source, lives in ``perf/data/constants.yaml``
+    (``default``, then per chip family) and, for the fitted ones, ``calibration.yaml``. :meth:`defaults` is the
+    ``constants.yaml`` default entry; :func:`load_calibration` layers the family and fitted values on it."""
 
     # compute
-    gemm_eff: float = 0.75          # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
-    gemm_eff_fp8: float = 0.65      # the same for per-tensor scaled FP8 GEMMs, as a fraction of the FP8 peak
-    gemm_eff_fp8_block_ratio: float = 1.0  # block-scaled FP8 GEMMs (MXFP8, blockwise) / per-tensor FP8 GEMMs
-    attn_eff: float = 0.55          # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
-    attn_eff_flash2: float = 0.35   # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
-    attn_eff_flash2_families: tuple[str, ...] = ("nvidia-hopper", "nvidia-blackwell")
-    attn_bwd_rate_ratio: float = 1.152  # flash forward / backward FLOP rate (perf/compute.py attn_bwd_ratio)
-    dsa_bwd_eff: float = 0.306      # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
-    dsa_bwd_k0: float = 170.0       # DSA backward: index-list length at half that rate (measured; constants.yaml)
-    mem_eff: float = 0.80           # fraction of HBM bandwidth memory-bound kernels reach
-    gemm_latency_s: float = 4e-6    # fixed cost per GEMM launch (kernel launch + tail)
-    gemm_tile_m: float = 128.0      # output tile of GEMM kernels, rows (tile quantisation), elements
-    gemm_tile_n: float = 128.0      # output tile of GEMM kernels, columns, elements
-    gemm_k0: float = 64.0           # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
-    compute_units: float = 132.0    # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
-    sm_count: float = 132.0         # SMs a kernel pinning some of them shares (perf/comm_ep.py ep_overlapped_exposed)
-    gemm_out_bytes: float = 2.0     # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
-    gemm_epilogue_overlap: float = 1.0  # 0 where the epilogue follows the K loop on the same SM (serial, Ampere/Hopper)
+    gemm_eff: float  # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
+    gemm_eff_fp8: float  # the same for per-tensor scaled FP8 GEMMs, as a fraction of the FP8 peak
+    gemm_eff_fp8_block_ratio: float  # block-scaled FP8 GEMMs (MXFP8, blockwise) / per-tensor FP8 GEMMs
+    attn_eff: float  # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
+    attn_eff_flash2: float  # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
+    attn_eff_flash2_families: tuple[str, ...]  # chip families whose attention kernel is FlashAttention-2's
+    attn_bwd_rate_ratio: float  # flash forward / backward FLOP rate (perf/compute.py attn_bwd_ratio)
+    dsa_bwd_eff: float  # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
+    dsa_bwd_k0: float  # DSA backward: index-list length at half that rate (measured; constants.yaml)
+    mem_eff: float  # fraction of HBM bandwidth memory-bound kernels reach
+    gemm_latency_s: float  # fixed cost per GEMM launch (kernel launch + tail)
+    gemm_tile_m: float  # output tile of GEMM kernels, rows (tile quantisation), elements
+    gemm_tile_n: float  # output tile of GEMM kernels, columns, elements
+    gemm_k0: float  # K-loop prologue/epilogue, elements of K (efficiency K / (K + k0))
+    compute_units: float  # SMs / AI cores a GEMM's tiles are spread over (wave quantisation)
+    sm_count: float  # SMs a kernel pinning some of them shares (perf/comm_ep.py ep_overlapped_exposed)
+    gemm_out_bytes: float  # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
+    gemm_epilogue_overlap: float  # 0 where the epilogue follows the K loop on the same SM (serial, Ampere/Hopper)
     # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
     # latency on one 8-GPU NVLink node is ~10 us in nccl-tests; we take the launch/sync part)
-    comm_launch_s: float = 5e-6
+    comm_launch_s: float
     # per peer of an all-to-all: one message posted per peer (NCCL grouped send/recv, DeepEP, HCCL)
-    a2a_peer_s: float = 0.5e-6
+    a2a_peer_s: float
     # attention kernels on short blocks: half-saturation key-block length (FlashAttention-2 paper Fig. 4:
     # causal head-dim-128 forward at 512 tokens reaches ~0.6 of its 16K rate)
-    attn_block_l0: float = 384.0
+    attn_block_l0: float
     # network: achievable fraction of line rate per level (scale-up, scale-out, inter-site); a level whose wiring
     # has its own measured fraction takes that instead (catalog NetLevel.coll_eff: HCCL on a full mesh)
-    coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
+    coll_eff: tuple[float, ...]
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)
-    tp_overlap: float = 0.0
-    tp_overlap_userbuffers: float = 0.75  # with --tp-comm-overlap (constants.yaml has the source)
-    dp_overlap: float = 0.8
-    ep_overlap: float = 0.0
-    ep_overlap_dualpipe: float = 0.9
-    ep_overlap_a2a: float = 0.8           # with Megatron-Core's EP all-to-all overlap (constants.yaml)
-    cp_overlap: float = 0.9
-    pp_overlap: float = 0.0
-    pp_overlap_interleaved: float = 1.0
+    tp_overlap: float
+    tp_overlap_userbuffers: float  # with --tp-comm-overlap (constants.yaml has the source)
+    dp_overlap: float
+    ep_overlap: float
+    ep_overlap_dualpipe: float
+    ep_overlap_a2a: float  # with Megatron-Core's EP all-to-all overlap (constants.yaml)
+    cp_overlap: float
+    pp_overlap: float
+    pp_overlap_interleaved: float
     # MoE routing: max expert load / mean expert load
-    expert_imbalance: float = 1.0
+    expert_imbalance: float
     # memory
-    optimizer_step_bytes: float = 32.0  # HBM traffic of one Adam update per parameter (read 16 B, write 14 B, + norm)
-    host_link_eff: float = 0.8     # share of a chip's stated host-link line rate that DMA copies reach
-    host_link_bw: float = 50e9     # host link per chip, bytes/s one direction: PCIe Gen5 x16 (64 GB/s line rate,
-                                    # PCI-SIG spec) at the ~80% that DMA copies reach
-    buffer_bytes: float = 2.0e9     # communication buffers, workspace, CUDA/CANN context
-    alloc_margin: float = 0.08      # allocator fragmentation as a fraction of the rest
-    step_overhead_s: float = 0.0    # per-step fixed cost (data loader, logging)
-    moe_layer_host_s: float = 0.0   # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
+    optimizer_step_bytes: float  # HBM traffic of one Adam update per parameter (read 16 B, write 14 B, + norm)
+    host_link_eff: float  # share of a chip's stated host-link line rate that DMA copies reach
+    host_link_bw: float  # host link per chip, bytes/s one direction (DMA copies, not line rate)
+    buffer_bytes: float  # communication buffers, workspace, CUDA/CANN context
+    alloc_margin: float  # allocator fragmentation as a fraction of the rest
+    step_overhead_s: float  # per-step fixed cost (data loader, logging)
+    moe_layer_host_s: float  # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""
         return replace(self, **kw)
+
+    @classmethod
+    def defaults(cls) -> "Calib":
+        """The ``default`` entry of ``perf/data/constants.yaml`` (no family, nothing fitted)."""
+        return _default_calib()
 
 
 _FIELDS = {f.name for f in fields(Calib)}
@@ -107,6 +115,17 @@ def _constants() -> tuple[dict[str, Any], dict[str, Any]]:
     return vals(doc.get("default", {}), "constants.yaml: default"), fams
 
 
+@lru_cache(maxsize=1)
+def _default_calib() -> Calib:
+    """Calib of the ``default`` entry of ``perf/data/constants.yaml``, which must name every field."""
+    const = _constants()[0]
+    missing = sorted(_FIELDS - set(const))
+    if missing:
+        raise TrainsimError(f"constants without a default value: {', '.join(missing)}",
+                            where="perf/data/constants.yaml: default")
+    return Calib(**const)
+
+
 def constant_sources() -> dict[str, str]:
     """Every engine constant's source (default entries), for reports."""
     doc = _data_doc("constants.yaml")
@@ -122,9 +141,9 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     else:
         with open(path) as fh:
             doc = safe_load(fh.read()) or {}
-    const, const_fam = _constants()
+    const_fam = _constants()[1]
     fitted = _parse(doc.get("default", {}), "calibration.yaml: default")
-    base = Calib().with_(**{**const, **fitted})
+    base = Calib.defaults().with_(**fitted)
     out = {"default": base}
     fitted_fam = {fam: _parse(e, f"calibration.yaml: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
     for fam in set(const_fam) | set(fitted_fam):

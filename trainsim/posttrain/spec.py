@@ -78,7 +78,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
-from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
+from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, as_field_error
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file, yaml_shape
@@ -89,15 +89,6 @@ from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, check_fp8_recipe, chip
 #: ``student.train_options`` may not
 STEP_TRAINING_KEYS = ("tokens", "seq_len", "global_batch_tokens", "global_batch_seqs", "local_batch_seqs",
                       "batch_tolerance", "precision")
-
-
-def _quantity(value, dim: str) -> float:
-    """:func:`trainsim.units.parse_quantity` inside a field validator: its error as a ValueError, so that the
-    one-line error gives the field's whole path and line (``links.0.bandwidth``), not the bare key."""
-    try:
-        return parse_quantity(value, dim, "")
-    except TrainsimError as exc:
-        raise ValueError(str(exc)) from None
 
 
 class ClusterPart(BaseModel):
@@ -119,7 +110,7 @@ class LinkPart(BaseModel):
     @field_validator("bandwidth")
     @classmethod
     def _bw(cls, v):
-        x = _quantity(v, "bytes_per_s")
+        x = as_field_error(parse_quantity, v, "bytes_per_s", "")
         if x <= 0:
             raise ValueError(f"bandwidth must be > 0, got {v!r}")
         return x
@@ -127,7 +118,7 @@ class LinkPart(BaseModel):
     @field_validator("latency")
     @classmethod
     def _lat(cls, v):
-        x = _quantity(v, "seconds")
+        x = as_field_error(parse_quantity, v, "seconds", "")
         if x < 0:
             raise ValueError(f"latency must be >= 0, got {v!r}")
         return x

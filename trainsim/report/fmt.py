@@ -136,8 +136,10 @@ def value(x: Any) -> str:
     return str(x)
 
 
-#: result keys holding a fraction that every output prints as a percentage (MFU, HFU, goodput)
-FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_precision", "slowdown"})
+#: result keys holding a fraction that every output prints as a percentage (MFU, HFU, goodput, a sweep point's
+#: binding cause's share of the step)
+FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_precision", "slowdown",
+                           "binding_share"})
 
 
 def is_fraction_key(key: str) -> bool:

@@ -10,6 +10,7 @@ from . import fmt
 from .page import Report, esc, image, kv_table, page, section, table
 from .terminal import cost_rows
 from .collect import run_data
+from ..units import GIB
 
 SECTIONS = (("answer", "Answer"), ("breakdown", "Step time by cause"), ("memory", "Memory per chip"),
             ("plans", "Best plans"), ("scaling", "Scaling"), ("sensitivity", "Sensitivity"),
@@ -44,7 +45,7 @@ def make_charts(data: dict) -> dict[str, bytes]:
 
 
 def _gib(b) -> str:
-    return "-" if b is None else f"{b / 2**30:.1f}"
+    return "-" if b is None else f"{b / GIB:.1f}"
 
 
 def _at_precision_rows(est: dict) -> list[tuple]:
@@ -100,7 +101,7 @@ def _memory(data: dict, png: bytes | None) -> str:
     est = data.get("estimate")
     body = image(png, "stacked bar of memory per chip against HBM capacity", "memory") if png else ""
     if est:
-        rows = [[k, f"{v / 2**30:.2f}"] for k, v in est["memory_breakdown_bytes"].items()]
+        rows = [[k, f"{v / GIB:.2f}"] for k, v in est["memory_breakdown_bytes"].items()]
         body += ("<h3>The estimated plan</h3>" + table(["part", "GiB"], rows, {1})
                  + f'<p class="note">HBM capacity {fmt.gib(est["hbm_bytes"])} per chip; '
                  f'{"fits" if est["fits"] else "does not fit"}.</p>')
@@ -110,7 +111,7 @@ def _memory(data: dict, png: bytes | None) -> str:
                  f'over HBM by {fmt.gib(dnf["over_by_bytes"])} ({dnf["over_by_fraction"]:.0%}).</p>')
         if dnf.get("fixes"):
             body += table(["single change that fits", "GiB per chip", "step time"],
-                          [[f["change"], f"{f['memory_per_chip_bytes'] / 2**30:.1f}", fmt.step_time(f["step_time_s"])]
+                          [[f["change"], f"{f['memory_per_chip_bytes'] / GIB:.1f}", fmt.step_time(f["step_time_s"])]
                            for f in dnf["fixes"]], {1, 2})
     return body
 

@@ -157,14 +157,14 @@ def system_inputs(system) -> list[dict]:
 def calibration_inputs(family: str, chip: str | None = None, framework: str | None = None) -> list[dict]:
     """The fitted constants the estimate uses for this chip (its model and family) on this software stack
     (perf/data/calibration.yaml)."""
-    c, default = calib_for(family, framework=framework, chip=chip), Calib()
+    c, default = calib_for(family, framework=framework, chip=chip), Calib.defaults()
     out = []
     for f in fields(Calib):
         v = getattr(c, f.name)
         fitted = v != getattr(default, f.name)
         out.append({"group": "calibration", "input": f.name, "value": str(v),
                     "source": "perf/data/calibration.yaml (fitted by scripts/calibrate.py)" if fitted
-                    else "Calib default (perf/calibration.py, documented there)",
+                    else "constants default (perf/data/constants.yaml, each with its source)",
                     "citation": "", "confidence": "fitted" if fitted else "default", "note": ""})
     return out
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 import math
 import numbers
 
-from .fmt import counted, label, money, plan_columns, quantity
+from .fmt import counted, is_fraction_key, is_money_key, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
+from ..units import GIB
 
 
 def _metric_kind(metric: str) -> str:
-    """How a ``--metric`` column prints: utilisations in percent (as the frontier's MFU column), money in dollars."""
-    if metric in ("mfu", "hfu", "mfu_at_precision", "hfu_at_precision", "binding_share"):
+    """How a ``--metric`` column prints: fractions in percent (:func:`.fmt.is_fraction_key`, as the frontier's MFU
+    column), money in dollars (:func:`trainsim.numfmt.is_money_key`), as every other output prints those keys."""
+    if is_fraction_key(metric):
         return "pct"
-    return "usd" if metric.startswith("cost") else ""
+    return "usd" if is_money_key(metric) else ""
 
 
 def _fmt(x, kind: str = "") -> str:
@@ -25,7 +27,7 @@ def _fmt(x, kind: str = "") -> str:
     if kind == "pct":
         return f"{100 * x:.1f}%"
     if kind == "gib":
-        return f"{x / 2**30:.1f}"
+        return f"{x / GIB:.1f}"
     if isinstance(x, numbers.Integral) and not isinstance(x, bool):   # a chip count: 24,960 as everywhere else
         return f"{int(x):,}"
     if isinstance(x, float):
@@ -90,7 +92,7 @@ def render_summary(s: dict) -> None:
             t.add_column(h, justify="left" if h == "setting" else "right")
         for r in p["rows"]:
             t.add_row(str(r["point"]), _setting(r, cols), _fmt(r.get("days")),
-                      _fmt(r.get(p["y"]), "usd" if p["y"].startswith("cost") else ""), _fmt(r.get("mfu"), "pct"))
+                      _fmt(r.get(p["y"]), _metric_kind(p["y"])), _fmt(r.get("mfu"), "pct"))
         c.print(t)
     for col, rows in s["per_axis"].items():
         t = Table(title=f"best {s['metric']} by {_short(col)} (over the other axes)")

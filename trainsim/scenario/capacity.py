@@ -40,6 +40,7 @@ from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
 from ..errors import TrainsimError
 from ..catalog.resolve import resolve_system
+from ..units import GIB
 
 SEC_PER_DAY = 86400.0
 
@@ -152,7 +153,7 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
     run = res.run
     if est is None:
         out.append({"limit": "memory", "binding": True,
-                    "value": (res.smallest_memory_bytes or 0) / 2**30, "bound": run.system.chip.hbm_bytes / 2**30,
+                    "value": (res.smallest_memory_bytes or 0) / GIB, "bound": run.system.chip.hbm_bytes / GIB,
                     "detail": res.no_plan_message()})
         return out
     arch = run.arch
@@ -161,8 +162,8 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
     flops = 6.0 * c.active_params * tokens
     mem = est.memory_per_chip_bytes / run.system.chip.hbm_bytes
     out.append({"limit": "memory", "binding": mem > 0.95, "value": mem, "bound": 1.0,
-                "detail": f"best plan uses {mem:.0%} of HBM ({est.memory_per_chip_bytes / 2**30:.0f} of "
-                          f"{run.system.chip.hbm_bytes / 2**30:.0f} GiB)"
+                "detail": f"best plan uses {mem:.0%} of HBM ({est.memory_per_chip_bytes / GIB:.0f} of "
+                          f"{run.system.chip.hbm_bytes / GIB:.0f} GiB)"
                           + (f"; {res.plans_feasible:,} of {res.plans_evaluated:,} plans fit" if plan_counts else "")})
     cf = comm_fraction(est)
     crossed = {g: v["levels"] for g, v in est.placement.items() if v.get("size", 1) > 1}

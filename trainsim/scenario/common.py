@@ -16,6 +16,7 @@ from typing import Any
 from ..catalog.types import System
 from ..search import SearchResult, search
 from ..spec import PlanSpec, Run, chips_as_stated, parse_run
+from ..units import GIB
 
 _CACHE: dict[tuple, SearchResult] = {}
 STATS = {"searches": 0, "hits": 0}
@@ -207,8 +208,8 @@ def plan_summary(est) -> dict | None:
         "step_time_s": est.step_time_s,
         "tokens_per_s_per_chip": est.tokens_per_s_per_chip,
         "mfu": est.mfu,
-        "memory_per_chip_gib": est.memory_per_chip_bytes / 2**30,
-        "hbm_gib": est.run.system.chip.hbm_bytes / 2**30,
+        "memory_per_chip_gib": est.memory_per_chip_bytes / GIB,
+        "hbm_gib": est.run.system.chip.hbm_bytes / GIB,
         "fits": est.fits,
         "breakdown_s": est.breakdown,
     }

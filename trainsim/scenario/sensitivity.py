@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from ..catalog.describe import display_unit
 from ..catalog.types import System
-from ..errors import TrainsimError, unknown
+from ..errors import TrainsimError, ambiguous, unknown
 from ..spec import Run
 from .common import best, days_of
 
@@ -38,7 +38,7 @@ def canonical(param: str) -> str:
     nearest names."""
     p = ALIASES.get(param.strip(), param.strip())
     if p in AMBIGUOUS:
-        raise TrainsimError(f"{p!r} is ambiguous: name {' or '.join(AMBIGUOUS[p])}", field="--vary")
+        raise ambiguous(p, AMBIGUOUS[p], field="--vary")
     if p not in PARAMS:
         raise unknown("sensitivity parameter", param, PARAMS, field="--vary")
     return p

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import api
 from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
 from ..api import scenarios
+from ..report.fmt import GIB
 
 #: editable system fields: key -> (label, display unit, SI per display unit)
 EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
     "scale_up_size": ("chips per scale-up domain", "chips", 1.0),
     "scale_up_bw": ("scale-up bandwidth per chip, one direction", "GB/s", 1e9),
     "scale_out_bw": ("scale-out bandwidth per chip, one direction", "GB/s", 1e9),
-    "hbm_bytes": ("HBM capacity", "GiB", 2**30),
+    "hbm_bytes": ("HBM capacity", "GiB", GIB),
     "hbm_bw": ("HBM bandwidth", "TB/s", 1e12),
     "bf16_flops": ("peak dense BF16", "TFLOP/s", 1e12),
     "fp8_flops": ("peak dense FP8", "TFLOP/s", 1e12),
@@ -126,7 +127,7 @@ def system_doc(system_id: str, edits: Edits | None = None) -> str | dict:
         chip: dict[str, Any] = {
             "name": c.id, "vendor": c.vendor, "family": c.family,
             "bf16_tflops": float(f"{e.get('bf16_flops', c.flops('bf16')) / 1e12:.10g}"),
-            "hbm": _q(e.get("hbm_bytes", c.hbm_bytes), "GiB", 2**30),   # HBM capacity is binary
+            "hbm": _q(e.get("hbm_bytes", c.hbm_bytes), "GiB", GIB),   # HBM capacity is binary
             "hbm_bandwidth": _q(e.get("hbm_bw", c.hbm_bw), "TB/s", 1e12)}
         if fp8:
             chip["fp8_tflops"] = float(f"{fp8 / 1e12:.10g}")

@@ -17,7 +17,7 @@ from typing import Literal, get_args, get_origin
 
 from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
-from ..errors import TrainsimError, unknown
+from ..errors import TrainsimError, ambiguous, unknown
 from ..units import parse_count, parse_int_count, parse_length, parse_quantity
 from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
@@ -47,12 +47,15 @@ SYSTEM_FIELDS: dict[str, SystemField] = {
 }
 
 ALIASES = {
-    "system.chip.hbm_bandwidth": "system.chip.hbm_bw", "system.chip.hbm": "system.chip.hbm_bytes",
+    "system.chip.hbm_bandwidth": "system.chip.hbm_bw",
     "system.chip.hbm_capacity": "system.chip.hbm_bytes", "system.chip.bf16_flops": "system.chip.peak_flops",
     "system.scale_up.bw": "system.scale_up.bandwidth", "system.scale_out.bw": "system.scale_out.bandwidth",
     "system.scale_up_size": "system.scale_up.size", "system.chips_per_domain": "system.scale_up.size",
     "training.batch": "training.global_batch_seqs", "plan.mb": "plan.micro_batch",
 }
+#: targets that could mean more than one field: refused with the choices, as ``sensitivity --vary hbm`` is
+#: (``system.chip.hbm`` is HBM capacity or bandwidth; it used to mean capacity without a word)
+AMBIGUOUS = {"system.chip.hbm": ("system.chip.hbm_capacity", "system.chip.hbm_bandwidth")}
 
 SIMPLE = ("chips", "system", "system.chip", "model")
 TRAINING_KEYS = ("tokens", "seq_len", "global_batch_seqs", "global_batch_tokens", "precision", "attention",
@@ -69,6 +72,8 @@ def plan_keys() -> tuple[str, ...]:
 def canonical(target: str, where: str) -> str:
     """The canonical name of a target; unknown ones raise with close matches."""
     t = ALIASES.get(str(target).strip(), str(target).strip())
+    if t in AMBIGUOUS:
+        raise ambiguous(t, AMBIGUOUS[t], field=f"axes.{t}", where=where)
     if t in SIMPLE or t in SYSTEM_FIELDS:
         return t
     head, _, rest = t.partition(".")

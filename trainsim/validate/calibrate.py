@@ -199,7 +199,7 @@ class Fit:
     def calib(self, chain: tuple[str, ...], base: Calib | None = None, framework: str | None = None) -> Calib:
         """The calibration of a chip (model, family) and framework: the fitted efficiencies, MoE host time and
         block-scaled ratio on ``base``."""
-        base = (base or Calib()).with_(moe_layer_host_s=self.host_s, gemm_eff_fp8_block_ratio=self.block_ratio)
+        base = (base or Calib.defaults()).with_(moe_layer_host_s=self.host_s, gemm_eff_fp8_block_ratio=self.block_ratio)
         return self.dense.apply(base, chain, framework)
 
 

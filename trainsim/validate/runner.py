@@ -22,6 +22,7 @@ from ..numfmt import plan as _plan
 from ..estimate import estimate, is_complete
 from ..search import search
 from ..spec import load_run
+from ..units import GIB
 
 NOFIT_LEGEND = ("\u2020 no plan fits the catalog chip's HBM in trainsim's memory model (the run did fit on its "
                 "hardware); predicted with the most memory-frugal plan.")
@@ -290,8 +291,8 @@ def _estimate(run, calib: Calib | None):
     est = estimate(roomy, calib=calib)
     est.fits = False
     est.run = run
-    return est, (f"no plan fits the {chip.hbm_bytes / 2**30:.1f} GiB HBM of {chip.id} (least memory needed "
-                 f"{need / 2**30:.1f} GiB); predicted with the most memory-frugal plan")
+    return est, (f"no plan fits the {chip.hbm_bytes / GIB:.1f} GiB HBM of {chip.id} (least memory needed "
+                 f"{need / GIB:.1f} GiB); predicted with the most memory-frugal plan")
 
 
 def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> list[Row]:

@@ -32,6 +32,7 @@ from ...assumptions import _num
 from ...io import read_yaml, yaml_shape
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
+from ...units import GIB
 
 # ---------------------------------------------------------------- helpers
 
@@ -215,7 +216,7 @@ def _run_row(run, a: Assumptions, *, with_ranges: bool = True) -> dict:
         fits=est.fits, days=None, effective_days=None, goodput=None,
         chip_days=est.days * run.chips, effective_chip_days=est.days / g.fraction * run.chips,
         mfu=est.mfu, tokens_per_s_per_chip=est.tokens_per_s_per_chip,
-        memory_per_chip_gib=est.memory_per_chip_bytes / 2**30, hbm_gib=run.system.chip.hbm_bytes / 2**30,
+        memory_per_chip_gib=est.memory_per_chip_bytes / GIB, hbm_gib=run.system.chip.hbm_bytes / GIB,
         plan=est.plan, range_driver=None, range_inputs=[],
         energy_mwh=eco["energy_mwh"], cost_capex_usd=eco["cost_capex_usd"], cost_rental_usd=eco["cost_rental_usd"],
         where_time_goes=where_time_goes(est), mtbf_hours=g.mtbf_hours,
