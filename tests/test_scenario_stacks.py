@@ -102,3 +102,13 @@ def test_s1_answer_says_which_stack_each_system_ran():
                                         "sized": None})
     _, _, text = s1_verdict(res)
     assert "bf16, mindspeed-2025" in text and "bf16, megatron-bridge-2026" in text
+
+
+def test_runtime_defaults_doc_says_megatron_core_defaults_to_allgather():
+    """Megatron-LM d98e8a6 transformer_config.py: moe_token_dispatcher_type = "allgather". The docstring once listed
+    all-to-all among Megatron-Core's argument defaults; the engine's all-to-all fallback is the stacks' choice."""
+    from trainsim.frameworks import RUNTIME_DEFAULTS, runtime_settings
+    doc = " ".join(runtime_settings.__doc__.split())
+    assert RUNTIME_DEFAULTS["moe_dispatcher"] == "alltoall"
+    assert "argument default (off, off, all-to-all" not in doc
+    assert 'moe_token_dispatcher_type = "allgather"' in doc and "deepseek_v3_bridge.py" in doc
