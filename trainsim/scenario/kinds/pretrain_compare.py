@@ -92,6 +92,11 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         validation_error=family_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
 
 
+def _stack(r: dict) -> str:
+    """', <stack>' of a row that names the software stack it ran (every computed row does)."""
+    return f", {r['framework']}" if r.get("framework") else ""
+
+
 def verdict(res: KindResult) -> tuple[str, str, str]:
     """Scenario kind S1 ``pretrain-compare``'s (verdict class, headline, details) from its computed result."""
     f = res.facts
@@ -100,11 +105,11 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     parts = []
     for r in rows:
         if r.get("fits"):
-            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}, {r['framework']}): "
+            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}{_stack(r)}): "
                          f"{r['days']['nominal']:.0f} days "
                          f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}")
         else:
-            parts.append(f"{chip_name(r['chip'])} ({r['precision']}, {r['framework']}): does not fit "
+            parts.append(f"{chip_name(r['chip'])} ({r['precision']}{_stack(r)}): does not fit "
                          f"({r.get('message', '')})")
     text = (f"the run is {f['flops_6na']:.2e} FLOP (6 x {f['active_params'] / 1e9:.1f}B active x "
             f"{f['tokens'] / 1e12:.0f}T tokens); " + "; ".join(parts))

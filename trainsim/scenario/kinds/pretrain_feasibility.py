@@ -86,7 +86,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
         t = f"no plan of the model fits on {f['chips']:,} {f['chip']}"
         return "not supported", t + ".", f"{t}: {f['message']}"
     eff = n["effective_days"]
-    base_t = (f"{f['chips']:,} {f['chip']} ({n['framework']}) train it in {n['days']['nominal']:.0f} days at MFU "
+    stack = f" ({n['framework']})" if n.get("framework") else ""
+    base_t = (f"{f['chips']:,} {f['chip']}{stack} train it in {n['days']['nominal']:.0f} days at MFU "
               f"{n['mfu']:.0%} ({eff['nominal']:.0f} days with failures, range {eff['low']:.0f}-"
               f"{eff['high']:.0f}); {n['memory_per_chip_gib']:.0f} of {n['hbm_gib']:.0f} GiB per chip")
     head = (f"{f['chips']:,} {f['chip']} train it in {eff['nominal']:.0f} days with failures ({eff['low']:.0f}-"

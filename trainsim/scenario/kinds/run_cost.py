@@ -118,7 +118,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
     text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
             f"(claim ${res.facts['claimed_cluster_usd'] / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
-            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job ({n['framework']}) runs "
+            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job{' (' + n['framework'] + ')' if n.get('framework') else ''} runs "
             f"{n['effective_days']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
             f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
             f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
@@ -126,7 +126,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     for c in n["same_job_on"]:
         if c.get("fits", True) and c.get("cost_rental_usd"):
             capx = c["cost_capex_amortised_usd"]["nominal"]
-            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}, {c['framework']}) "
+            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}{', ' + c['framework'] if c.get('framework') else ''}) "
                      f"{c['effective_days']:.0f} days, rental "
                      f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
                      + (f", capex ${capx / 1e6:.0f}M" if capx else ""))

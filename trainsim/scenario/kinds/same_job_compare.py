@@ -121,7 +121,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
 
     def desc(r):
         top = ", ".join(f"{k} {v:.0%}" for k, v in r["where_time_goes"][:3])
-        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']} ({r['framework']}): "
+        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']}{' (' + r['framework'] + ')' if r.get('framework') else ''}: "
                 f"{r['days']['nominal']:.0f} days "
                 f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}, step: {top}")
 
