@@ -24,7 +24,8 @@ def test_every_plan_renderer_is_the_one_formatter():
     from trainsim.validate.runner import plan_text as validation
 
     assert terminal(PLAN) == validation(PLAN) == fmt.plan(PLAN)
-    assert scenario(PLAN) == fmt.plan(PLAN, node_limit=False)
+    # scenario tables print the node limit too (the effective one the engine used: tests/test_effective_node_limit.py)
+    assert scenario(PLAN) == fmt.plan(PLAN) == "tp=8 pp=16 dp=4 ep=64 zero=1 micro_batch=1 schedule=dualpipe node_limit=4"
     assert terminal({}) == validation(None) == "" and scenario(None) == "-"
 
 

@@ -62,6 +62,27 @@ def memory_fixes(run: Run, least) -> list[dict]:
              **{k: v for k, v in f.items() if k != "change"}} for f in fit_advice(run, least.plan)]
 
 
+def _same_answer(a: dict) -> tuple:
+    """What an alternative leads to: its plan, batch, chips, step time and memory (a memory fix and a freed plan
+    field that reach the same plan on the same run give the same numbers)."""
+    return (tuple(sorted((a.get("plan") or {}).items())), a.get("global_batch_seqs"), a.get("chips_used"),
+            round(float(a.get("step_time_s") or 0.0), 9), round(float(a.get("memory_per_chip_bytes") or 0.0)))
+
+
+def dedupe(alts: list[dict]) -> list[dict]:
+    """``alts`` with every alternative that leads to the same answer as an earlier one left out (the earlier, a
+    smaller change, is kept): e.g. the least-memory plan's "full recompute" fix and "plan.recompute: full instead
+    of selective" when the search picks that same plan."""
+    seen: set = set()
+    out = []
+    for a in alts:
+        k = _same_answer(a)
+        if k not in seen:
+            seen.add(k)
+            out.append(a)
+    return out
+
+
 def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=None) -> list[dict]:
     """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits; with
     ``least`` (the search's least-memory plan when none fits), the changes that make that plan fit come first."""
@@ -121,4 +142,4 @@ def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=N
                         "text": f"plan searched ({', '.join(stated)} not fixed)", **_summary(res)})
         else:
             out += [{**a, "text": f"{a['text']}, plan searched"} for a in alternatives(run, free, calib=calib)]
-    return out
+    return dedupe(out)

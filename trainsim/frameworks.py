@@ -147,6 +147,8 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
+#: the engine's fallback of each runtime setting (Megatron-Core's argument defaults, with the three exceptions
+#: :func:`runtime_settings` names and sources: grad_sync_overlap, moe_dispatcher, moe_grouped_gemm)
 RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sync_overlap": True,
                     "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
@@ -160,7 +162,7 @@ def runtime_settings(training, fw: str) -> dict:
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe`` and ``compiled``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
-    argument default (off, off, all-to-all, none, dropless, off, unfused, Transformer Engine's fused attention: the
+    argument default (off, off, none, dropless, off, unfused, Transformer Engine's fused attention: the
     chip's native flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
     TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
     not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
@@ -168,12 +170,23 @@ def runtime_settings(training, fw: str) -> dict:
     PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
-    ``elementwise_kernels``. Two exceptions: the gradient sync overlaps the backward, the engine's standing
+    ``elementwise_kernels``. Three exceptions: the gradient sync overlaps the backward, the engine's standing
     assumption (bucketed DDP, as torch DDP and Megatron-Core's --overlap-grad-reduce do, and the stacks' recipes
     set); ``moe_grouped_gemm`` falls back
     to the grouped GEMM although Megatron-Core's ``--moe-grouped-gemm`` is off by default, because the MoE recipes
     of the stacks trainsim models set it (Megatron-Bridge / NeMo MoE recipes ``moe_grouped_gemm=True``); a stack
-    whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024)."""
+    whose runs leave it off says so in its profile's ``defaults`` (mindspeed-2024); and ``moe_dispatcher`` falls
+    back to the all-to-all dispatcher although Megatron-Core's own default is the all-gather one
+    (TransformerConfig.moe_token_dispatcher_type = "allgather", megatron/core/transformer/transformer_config.py at
+    Megatron-LM d98e8a6, which --moe-token-dispatcher-type inherits), because the MoE models of the stacks trainsim
+    models are built with "alltoall": Megatron-Bridge's model bridges set it (provider_bridge in
+    src/megatron/bridge/models/deepseek/deepseek_v3_bridge.py and qwen/qwen3_moe_bridge.py:
+    ``provider.moe_token_dispatcher_type = "alltoall"``, Megatron-Bridge 067f987df) and its MoE recipes do
+    (``cfg.model.moe_token_dispatcher_type = "alltoall"`` in recipes/qwen/h100/qwen3_moe.py, deepseek/h100/
+    deepseek_v3.py, gpt_oss/h100/gpt_oss.py and others, where no flex / DeepEP / HybridEP backend is chosen),
+    as do MindSpeed-LLM's MoE scripts (--moe-token-dispatcher-type alltoall, e.g.
+    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh); a stack whose runs kept the all-gather default says so
+    in its profile's ``defaults`` (mindspeed-2024, whose scripts left the flag unset)."""
     out = _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
     if getattr(training, "compiled", None) and getattr(training, "elementwise_kernels", None) is None:
         out["elementwise_kernels"] = "fused"

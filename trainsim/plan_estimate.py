@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 
 from .catalog.load import require_usable
 from .cost import run_cost
@@ -21,6 +22,7 @@ from .parallel.schedules import code as schedule_code, default_name
 from .parallel.validity import check, reason
 from .perf.calibration import Calib, calib_for
 from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
+from .perf.comm_ep import stack_node_limit
 from .perf.step import BREAKDOWN_KEYS, evaluate
 from .sanity import check_estimate, peak_ratio
 from .spec import PlanSpec, Run
@@ -216,6 +218,21 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
     return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 
 
+def effective_node_limit(run: Run, node_limit, ep):
+    """The node limit the engine applies to plans of ``run`` with ``node_limit`` and ``ep`` (scalars or arrays):
+    the plan's own where it states one, else its stack's (HAI-LLM routes each token to at most topk_group nodes:
+    :func:`trainsim.perf.comm_ep.stack_node_limit`, the rule the engine reads), the largest over the model's MoE
+    layer kinds; the plan's (0, none) without expert parallelism, where no token leaves its rank's experts. What
+    every printed plan shows (summary, runners-up, Pareto front, ``to_frame``, --json, scenario tables) instead of
+    the search's unstated 0."""
+    nl = np.asarray(node_limit, dtype=np.int64)
+    flag = stack_flags(framework_of(run))["moe_node_limited_routing"]
+    caps = [stack_node_limit(lk, flag, nl) for lk in run.arch.layers if lk.moe is not None]
+    if not caps:
+        return nl
+    return np.where(np.asarray(ep) > 1, np.max(np.stack(caps), axis=0), nl).astype(np.int64)
+
+
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses. The one boundary
     where a result leaves the engine, so the sanity invariants (:func:`trainsim.sanity.check_estimate`) are
@@ -227,9 +244,11 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     if batch != asked:
         run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
                                                                     "global_batch_tokens": None}))
+    plan = plans.row(i)
+    plan["node_limit"] = int(effective_node_limit(run, plan["node_limit"], plan["ep"]))
     est = Estimate(
         chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
-        run=run, plan=plans.row(i), placement=describe(plans, i, run.system, moe=run.arch.is_moe),
+        run=run, plan=plan, placement=describe(plans, i, run.system, moe=run.arch.is_moe),
         step_time_s=float(res.step_time_s[i]), tokens_per_s_per_chip=float(res.tokens_per_s_per_chip[i]),
         mfu=float(res.mfu[i]), hfu=float(res.hfu[i]), memory=mem,
         fits=bool(mem["total"] <= run.system.chip.hbm_bytes),

@@ -48,7 +48,7 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     c.print(f"[bold]{res.message}[/bold]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, batch {e.run.training.batch_seqs:,} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
+        c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs:,} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
                 f"memory {e.memory_per_chip_bytes / GIB:.1f} GiB; goodput "
                 f"{pct(res.goodput) if res.goodput is not None else 'not counted (--no-failures)'}")
     t = Table(title="limits")

@@ -49,7 +49,7 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     c.print(f"[{colour}]{res.message}[/{colour}]")
     if res.estimate is not None:
         e = res.estimate
-        c.print(f"best plan: {plan_text(e.plan, node_limit=False)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
+        c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
                 f"{gib(e.memory_per_chip_bytes)} of {gib(e.run.system.chip.hbm_bytes)}")
 
     for k, v in cost_rows(cost):

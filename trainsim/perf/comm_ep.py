@@ -62,9 +62,17 @@ def node_cap(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     2.1.2, "each token will be sent to at most M nodes", M = 4 = the router's topk_group, sec. 4.2), the router's
     topk_group where it has groups; else 0. A limit also means the deduplicated dispatch of the module docstring
     (one scale-out copy per node reached, sec. 3.2.2)."""
-    nl = np.asarray(p.node_limit, dtype=np.float64)
+    return stack_node_limit(lk, ctx.moe_node_limited_routing, p.node_limit)
+
+
+def stack_node_limit(lk: LayerKind, limited_routing: bool, node_limit: Num) -> Num:
+    """The rule of :func:`node_cap` for a plan's ``node_limit`` under a stack that does (``limited_routing``) or
+    does not route node-limited: the stated limit where > 0, else the router's topk_group where the stack limits
+    and the layer's router has groups, else 0 (no limit). Also what a plan prints as its node_limit
+    (:func:`trainsim.plan_estimate.result_row`), so that a plan shows the limit the engine used."""
+    nl = np.asarray(node_limit, dtype=np.float64)
     moe = lk.moe
-    if not ctx.moe_node_limited_routing or moe is None or moe.groups <= 1:
+    if not limited_routing or moe is None or moe.groups <= 1:
         return nl
     return np.where(nl > 0, nl, float(moe.top_groups))
 

@@ -46,8 +46,9 @@ def key_label(key: str) -> str:
 
 
 def plan_text(plan: dict | None) -> str:
-    """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`, without the node limit)."""
-    return _plan(plan, node_limit=False)
+    """A plan as ``tp=8 pp=16 ...`` (:func:`trainsim.report.fmt.plan`, with the node limit the engine applied where
+    there is one: the plan's, or its stack's, :func:`trainsim.plan_estimate.effective_node_limit`)."""
+    return _plan(plan)
 
 
 def _flatten(d: dict, prefix: str = "", depth: int = 0, tables: list | None = None) -> list[tuple[str, Any]]:

@@ -232,15 +232,16 @@ class CapacityResult:
 
 
 def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assumptions, seq_len: int,
-             precision: str, batch_seqs: int | None = None):
+             precision: str, batch_seqs: int | None = None, framework: str | None = None):
     """The run of a capacity probe: the batch is the critical batch (a token count, so a target met within the
-    plan search's default tolerance for a batch in tokens), or ``batch_seqs`` as a plan already used it."""
+    plan search's default tolerance for a batch in tokens), or ``batch_seqs`` as a plan already used it;
+    ``framework`` the software stack (None: the default profile)."""
     if batch_seqs is None:
         b = critical_batch_tokens(flops, a) / seq_len
         batch_seqs = max(64, _round(b, 64))
     return make_run(doc, system, chips, {"tokens": tokens, "seq_len": seq_len, "global_batch_seqs": batch_seqs,
                                          "batch_tolerance": DEFAULT_TOKENS_TOLERANCE, "precision": precision},
-                    name=doc["name"])
+                    name=doc["name"], framework=framework)
 
 
 GRID_STEPS = 8        # model sizes probed on a fixed grid: 2^(i/8) active parameters (9% apart)
@@ -258,7 +259,8 @@ def fleet_counts(chips: int, domain: int) -> list[int]:
 
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
              precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.08,
-             max_evals: int = 7, use_goodput: bool = True, plan_counts: bool = True) -> CapacityResult:
+             max_evals: int = 7, use_goodput: bool = True, plan_counts: bool = True,
+             framework: str | None = None) -> CapacityResult:
     """Largest model of ``family`` (by its shape rule) whose rule token budget (tokens = ratio x active params)
     ``chips`` chips of ``system`` train within ``days`` of wall-clock time.
 
@@ -268,7 +270,8 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     For each N the fleet may run the job on fewer chips (:func:`fleet_counts`, walked down while that trains more
     tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
     chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``.
-    ``plan_counts``: as :func:`limits` (False for callers that do not print the memory limit's detail)."""
+    ``plan_counts``: as :func:`limits` (False for callers that do not print the memory limit's detail);
+    ``framework``: the software stack every probe runs (None: the default profile)."""
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)
     peak = sys_obj.chip.flops("bf16")
@@ -278,7 +281,8 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     seen: dict[int, dict] = {}
 
     def on(doc: dict, n_chips: int, want: float, active: float) -> dict:
-        run = _run_for(doc, sys_obj, n_chips, want, 6.0 * active * want, a, seq_len, precision)
+        run = _run_for(doc, sys_obj, n_chips, want, 6.0 * active * want, a, seq_len, precision,
+                       framework=framework)
         res = best(run)
         out = {"res": res, "tokens": None, "gp": None, "chips": n_chips}
         if res.best is not None:
@@ -347,7 +351,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
                               if last["gp"] is not None else [], iters, msg)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
     final = _run_for(doc, sys_obj, lo["chips"], tokens, 6.0 * active * tokens, a, seq_len, precision,
-                     batch_seqs=res.run.training.batch_seqs)
+                     batch_seqs=res.run.training.batch_seqs, framework=framework)
     fres = best(final)
     lim = limits(fres, days, a, gp, plan_counts) if gp is not None else []
     fl = 6.0 * active * tokens

@@ -33,6 +33,7 @@ from ...io import read_yaml, yaml_shape
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 from ...units import GIB
+from ...frameworks import default_framework, framework_of
 
 # ---------------------------------------------------------------- helpers
 
@@ -88,16 +89,30 @@ def _chips(doc: dict, system_obj) -> int:
     raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
 
 
-def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None, training=None):
-    """The run of a scenario document (model, system, chips/pods, training) with optional changes (``training``:
-    keys that replace the document's training keys for this run, e.g. one system's dispatcher)."""
+def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None, training=None,
+             framework=None):
+    """The run of a scenario document (model, system, chips/pods, training, framework) with optional changes
+    (``training``: keys that replace the document's training keys for this run, e.g. one system's dispatcher;
+    ``framework``: the software stack of this run, else the document's ``framework:``, else the default profile)."""
     training = {**dict(_need(doc, "training")), **dict(training or {})}
     if precision:
         training["precision"] = precision
     sysv = system if system is not None else _need(doc, "system")
     sys_obj = resolve_system(sysv, base_dir)
     n = chips if chips is not None else _chips(doc, sys_obj)
-    return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")))
+    return make_run(_need(doc, "model"), sysv, n, training, base_dir, name=name or str(doc.get("id", "scenario")),
+                    framework=framework or doc.get("framework"))
+
+
+def _stack_input(label: str, entry: dict, doc: dict | None = None) -> dict | None:
+    """The assumption line naming the software stack an entry (a system of a comparison, or a whole document) runs:
+    its ``framework`` with its ``framework_source``, else the document's, else the default profile (today's
+    Megatron-Core), so that every answer says which stack each system ran."""
+    for d in (entry, doc or {}):
+        if d.get("framework"):
+            return _input(label, d["framework"], d.get("framework_source", "scenario file"))
+    return _input(label, default_framework(), "no framework stated: the default profile "
+                  "(catalog/data/framework_schedules.yaml default_framework)")
 
 
 @lru_cache(maxsize=1)
@@ -206,7 +221,7 @@ def _run_row(run, a: Assumptions, *, with_ranges: bool = True) -> dict:
     res = best(run)
     est = res.best
     row = {"system": run.system.id, "chip": run.system.chip.id, "chips": run.chips,
-           "precision": run.training.precision}
+           "precision": run.training.precision, "framework": framework_of(run)}
     if est is None:
         row.update(fits=False, message=res.no_plan_message())
         return row
@@ -320,7 +335,7 @@ class KindResult:
 #: ``_job_run``, ``_sibling``, ``load_doc`` and the kinds' ``compute``)
 DOC_KEYS = frozenset({"id", "kind", "claim", "question", "model", "system", "chips", "pods", "units", "training",
                       "plan", "name", "assumptions", "job", "reference", "restricted", "compare_to", "reference_runs",
-                      "param", "slowdown", "claimed", "frontier_model"})
+                      "param", "slowdown", "claimed", "frontier_model", "framework", "framework_source"})
 def _check_keys(model: type[KindInputs], doc: dict) -> None:
     """Refuse a top-level key neither the kind nor the shared helpers (:data:`DOC_KEYS`) read."""
     refuse_unknown_keys(doc, set(model.model_fields) | DOC_KEYS, reads=f"{doc.get('kind')} reads",

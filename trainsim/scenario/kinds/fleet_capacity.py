@@ -18,8 +18,8 @@ from ..failure_modes import options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sensitivity import scaled
-from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _triple, family_validation,
-                   load_doc, register_kind, short_name)
+from .base import (KindInputs, KindResult, _chips, _input, _job_run, _listify, _need, _stack_input, _triple,
+                   family_validation, load_doc, register_kind, short_name)
 from ...catalog.resolve import resolve_system
 
 
@@ -74,7 +74,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     fams = _listify(inp.family)
     numbers: dict[str, Any] = {"chips": chips, "units": chips / system.scale_up_size, "days": days,
                                "peak_bf16_eflops": chips * system.chip.flops("bf16") / 1e18}
-    caps = {f: capacity(system, chips, days, a, family=f, precision=inp.precision) for f in fams}
+    fw = doc.get("framework")     # the software stack of the fleet's chips (None: the default profile)
+    caps = {f: capacity(system, chips, days, a, family=f, precision=inp.precision, framework=fw) for f in fams}
     # the headline answers for the family the seed means (its MoE); the others are comparisons
     main_f = inp.headline_family if caps.get(inp.headline_family) is not None and \
         caps[inp.headline_family].training_flops else max(fams, key=lambda f: caps[f].training_flops or 0.0)
@@ -148,7 +149,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         units = max(1, int(n_chips) // system.scale_up_size)
         for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
             cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,
-                             precision=inp.precision, plan_counts=False)   # its limits are not printed
+                             precision=inp.precision, plan_counts=False,   # its limits are not printed
+                             framework=fw)
             used = cap_f.estimate.run.chips if cap_f.estimate else None
             fleet[f"{int(n_chips):,} chips, {opt.replace('_', ' ')}"] = {
                 "chips": units * system.scale_up_size, "chips_used": used, "failure_handling": opt,
@@ -164,7 +166,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(
         numbers=numbers, best_plan=plan_summary(est),
         assumptions=[_input("fleet", f"{chips / system.scale_up_size:.0f} x {system.id}", inp.fleet_source,
-                            inp.fleet_note)]
+                            inp.fleet_note), _stack_input(f"software stack on {short_name(system)}", doc)]
         + [_input(f"reference.{r['name']}", r["flops"], r["source"]) for r in refs] + a.report(),
         validation_error=family_validation([(system, chips)]), facts=facts)
 

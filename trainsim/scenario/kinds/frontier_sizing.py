@@ -18,7 +18,8 @@ from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..economics import economics
 from ..ranges import apply, fp4_efficiency_input, fp8_efficiency_input, propagate
 from ..sizing import run_at, size
-from .base import KindInputs, KindResult, _input, _listify, _need, _triple, family_validation, register_kind, short_name
+from .base import (KindInputs, KindResult, _input, _listify, _need, _stack_input, _triple, family_validation,
+                   register_kind, short_name)
 from ...catalog.resolve import resolve_system
 
 
@@ -55,7 +56,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
           "global_batch_seqs": int(lm.get("global_batch_seqs", 16384)), "precision": inp.precision}
     claimed_units = [int(u) for u in _listify(inp.claimed_units)]
     start_chips = max(claimed_units) * system.scale_up_size
-    run = make_run(shape, doc["system"], start_chips, tr, base_dir, name=shape["name"])
+    run = make_run(shape, doc["system"], start_chips, tr, base_dir, name=shape["name"], framework=doc.get("framework"))
     c = count(run.arch)
     claimed_units = claimed_units or [10, 20]
     scan = max(claimed_units)           # every count up to the claim's is probed (days are not monotone in it)
@@ -90,7 +91,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     caps = {}
     for u in claimed_units:
         cap = capacity(system, u * system.scale_up_size, days, fam_a, family="deepseek-v3",
-                       precision=tr["precision"], max_evals=inp.capacity_evals, plan_counts=False)  # binding only
+                       precision=tr["precision"], max_evals=inp.capacity_evals, plan_counts=False,  # binding only
+                       framework=doc.get("framework"))
         caps[u] = cap
         d = cap.to_dict()
         numbers[f"capacity_{u}_units"] = {k: d[k] for k in ("total_params", "active_params", "tokens",
@@ -140,7 +142,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
              "cost": cost, "fh_nominal": inp.failure_handling[0] if inp.failure_handling else None, **flip}
     return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
                       assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
-                                          lm.get("note", ""))] + a.report(),
+                                          lm.get("note", "")),
+                                   _stack_input(f"software stack on {short_name(system)}", doc)] + a.report(),
                       validation_error=family_validation([(system, max([u * system.scale_up_size for u in claimed_units]
                                                                   + ([sized.chips] if getattr(sized, "chips", None) else [])))]),
                       facts=facts)

@@ -11,7 +11,8 @@ from ...types_checked import PosFloat
 
 from ..common import best, plan_summary
 from ..sensitivity import elasticity, sensitivity, threshold
-from .base import KindInputs, KindResult, _job_run, _model_inputs, _sibling, family_validation, register_kind, short_name
+from .base import (KindInputs, KindResult, _job_run, _model_inputs, _sibling, _stack_input, family_validation,
+                   register_kind, short_name)
 from ...errors import TrainsimError
 from ...inference.serve import infer
 from ...inference.spec import parse_serving
@@ -69,7 +70,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         # the decode rows rest on the serving model: its held-out error, not the training model's
         ve["inference_model"] = held_out_summary() or {"note": "no leave-one-out figure in inference.yaml"}
     return KindResult(numbers=numbers, best_plan=plan_summary(best(run).best),
-                      assumptions=_model_inputs(job) + a.report(),
+                      assumptions=_model_inputs(job) + [_stack_input(f"software stack on {short_name(run.system)}",
+                                                                     job)] + a.report(),
                       validation_error=ve,
                       facts={"chip": short_name(run.system.chip), "th": th})
 

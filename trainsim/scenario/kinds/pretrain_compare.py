@@ -12,7 +12,7 @@ from ..common import make_run, plan_summary
 from ..economics import training_flops
 from ..sizing import size
 from .base import (KindInputs, KindResult, _count_check, _flops_claimed, _input, _job_run, _listify, _model_inputs,
-                   _public, _run_row, _system_id, family_validation, chip_name, register_kind, short_name)
+                   _public, _run_row, _stack_input, _system_id, family_validation, chip_name, register_kind, short_name)
 from ...catalog.load import get_system
 
 
@@ -30,7 +30,9 @@ class Inputs(KindInputs):
     training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
     systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional), "
                                             "training (optional: training keys for this system only, with "
-                                            "training_source)}")
+                                            "training_source), framework (optional: the software stack this "
+                                            "system runs, with framework_source; else the file's framework, else "
+                                            "the default profile)}")
     chips: StatedChips | None = Field(None, description="chips of every entry without its own 'chips' (a count, or "
                                       "'24 pods': whole scale-up domains of each entry's own system, as in a run spec)")
     claimed: dict | None = Field(None, description="the claim's figures (total_params, active_params, tokens)")
@@ -52,11 +54,12 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     for entry in inp.systems:
         for prec in _listify(entry.get("precision", tr.get("precision", "bf16"))):
             run = _job_run(doc, base_dir, system=entry["system"], chips=entry.get("chips", inp.chips),
-                           precision=prec, training=entry.get("training"))
+                           precision=prec, training=entry.get("training"), framework=entry.get("framework"))
             rows.append(_run_row(run, a))
-    per_system = [_input(f"training on {_system_name(e['system'])}", e["training"],
-                         e.get("training_source", "scenario file"))
-                  for e in inp.systems if e.get("training")]
+    per_system = [x for e in inp.systems
+                  for x in ([_stack_input(f"software stack on {_system_name(e['system'])}", e, doc)]
+                            + ([_input(f"training on {_system_name(e['system'])}", e["training"],
+                                       e.get("training_source", "scenario file"))] if e.get("training") else []))]
     fitted = [r for r in rows if r.get("_est")]
     arch = fitted[0]["_est"].run.arch if fitted else make_run(inp.model, inp.fallback_system, 8, tr, base_dir).arch
     fl = training_flops(arch, float(tr["tokens"]), int(tr.get("seq_len", 4096)))
@@ -71,7 +74,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     sized, s_entry = None, None
     if inp.size_for_days:
         s_entry = inp.size_system if inp.size_system is not None else (rows[0]["system"] if rows else None)
-        srun = _job_run(doc, base_dir, system=s_entry, chips=inp.chips or 1, precision=inp.size_precision)
+        s_fw = next((e.get("framework") for e in inp.systems if _system_id(e["system"]) == _system_id(s_entry)), None)
+        srun = _job_run(doc, base_dir, system=s_entry, chips=inp.chips or 1, precision=inp.size_precision,
+                        framework=s_fw)
         sized = size(srun, float(inp.size_for_days), unit="system", assumptions=a)
         numbers["sizing"] = {k: v for k, v in sized.to_dict().items() if k not in ("best_plan", "probes")}
     best_row = min((r for r in rows if r.get("fits")), key=lambda r: r["chip_days"], default=None)
@@ -87,6 +92,11 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         validation_error=family_validation(r["_est"].run for r in rows if r.get("_est")), facts=facts)
 
 
+def _stack(r: dict) -> str:
+    """', <stack>' of a row that names the software stack it ran (every computed row does)."""
+    return f", {r['framework']}" if r.get("framework") else ""
+
+
 def verdict(res: KindResult) -> tuple[str, str, str]:
     """Scenario kind S1 ``pretrain-compare``'s (verdict class, headline, details) from its computed result."""
     f = res.facts
@@ -95,10 +105,12 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     parts = []
     for r in rows:
         if r.get("fits"):
-            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}): {r['days']['nominal']:.0f} days "
+            parts.append(f"{r['chips']:,} x {chip_name(r['chip'])} ({r['precision']}{_stack(r)}): "
+                         f"{r['days']['nominal']:.0f} days "
                          f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}")
         else:
-            parts.append(f"{chip_name(r['chip'])} ({r['precision']}): does not fit ({r.get('message', '')})")
+            parts.append(f"{chip_name(r['chip'])} ({r['precision']}{_stack(r)}): does not fit "
+                         f"({r.get('message', '')})")
     text = (f"the run is {f['flops_6na']:.2e} FLOP (6 x {f['active_params'] / 1e9:.1f}B active x "
             f"{f['tokens'] / 1e12:.0f}T tokens); " + "; ".join(parts))
     if sized is not None:

@@ -10,7 +10,7 @@ from ...types_checked import PosFloat
 
 from ..common import best, days_of, plan_summary
 from ..economics import training_flops
-from .base import (KindInputs, KindResult, _count_check, _dominant, _flops_claimed, _input, _job_run,
+from .base import (KindInputs, KindResult, _count_check, _dominant, _flops_claimed, _input, _job_run, _stack_input,
                    _model_inputs, _public, _run_row, _sibling, family_validation, register_kind, short_name)
 
 
@@ -48,7 +48,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                              "ratio": None}
     if inp.compare_to:
         other = _sibling(doc, "compare_to", base_dir)
-        orun = _job_run(other, base_dir, system=run.system.id, chips=run.chips)
+        orun = _job_run(other, base_dir, system=run.system.id, chips=run.chips, framework=run.framework)
         ofl = training_flops(orun.arch, float(other["training"]["tokens"]), orun.training.seq_len)
         ratio = fl["flops_6na"] / ofl["flops_6na"]
         c_ratio = None
@@ -63,7 +63,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         facts["ratio"] = {"other": other.get("id"), "ratio": ratio, "claimed": c_ratio, "days": t_ratio,
                           "want": inp.claimed_ratio}
     return KindResult(numbers=numbers, best_plan=plan_summary(row.get("_est")),
-                      assumptions=_model_inputs(doc) + [_input("deadline_days", inp.deadline_days,
+                      assumptions=_model_inputs(doc) + [_stack_input(f"software stack on {short_name(run.system)}",
+                                                                     doc)]
+                      + [_input("deadline_days", inp.deadline_days,
                                                                inp.deadline_note)] + a.report(),
                       validation_error=family_validation([run]), facts=facts)
 
@@ -84,7 +86,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
         t = f"no plan of the model fits on {f['chips']:,} {f['chip']}"
         return "not supported", t + ".", f"{t}: {f['message']}"
     eff = n["effective_days"]
-    base_t = (f"{f['chips']:,} {f['chip']} train it in {n['days']['nominal']:.0f} days at MFU "
+    stack = f" ({n['framework']})" if n.get("framework") else ""
+    base_t = (f"{f['chips']:,} {f['chip']}{stack} train it in {n['days']['nominal']:.0f} days at MFU "
               f"{n['mfu']:.0%} ({eff['nominal']:.0f} days with failures, range {eff['low']:.0f}-"
               f"{eff['high']:.0f}); {n['memory_per_chip_gib']:.0f} of {n['hbm_gib']:.0f} GiB per chip")
     head = (f"{f['chips']:,} {f['chip']} train it in {eff['nominal']:.0f} days with failures ({eff['low']:.0f}-"

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field
 
 from ..common import plan_summary
-from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, family_validation,
-                   chip_name, register_kind)
+from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, _stack_input,
+                   _system_id, family_validation, chip_name, register_kind, short_name)
 
 
 class Inputs(KindInputs):
@@ -18,8 +18,10 @@ class Inputs(KindInputs):
     job: str = Field(description="the scenario file whose job is costed")
     claimed: dict | None = Field(None, description="the claim's figures: pod_price_usd, cluster_usd, "
                                                    "cluster_all_in_usd, meituan_ai_capex_2026_usd, ...")
-    compare: list[dict] = Field(default_factory=list, description="entries {system, chips, precision, note}: the "
-                                                                  "same job on these clusters")
+    compare: list[dict] = Field(default_factory=list, description="entries {system, chips, precision, note, "
+                                                                  "framework, framework_source}: the same job on "
+                                                                  "these clusters (framework: the stack that "
+                                                                  "cluster runs, else the job's)")
     capex_check: list[dict] = Field(default_factory=list, description="entries {figure, finding, source, "
                                                                       "confidence}: the claim's capex figures "
                                                                       "against what sources say")
@@ -49,6 +51,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         "cluster_capex_claimed_usd": claimed.get("cluster_usd"),
         "other_expenses_factor_implied": (claimed["cluster_all_in_usd"] / cluster["nominal"])
         if claimed.get("cluster_all_in_usd") and cluster["nominal"] else None,
+        "framework": row["framework"],
         "days": row["days"]["nominal"], "effective_days": row["effective_days"]["nominal"],
         "chip_hours": eco["chip_hours"], "energy_mwh": eco["energy_mwh"],
         "cost_capex_amortised_usd": eco["cost_capex_usd"], "cost_rental_equivalent_usd": eco["cost_rental_usd"],
@@ -64,15 +67,17 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     families = []
     for entry in inp.compare:
         crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
-                        precision=entry.get("precision"))
+                        precision=entry.get("precision"), framework=entry.get("framework"))
         crow = _run_row(crun, a, with_ranges=False)
         families.append(crun)
         if not crow.get("fits"):
-            comp.append({"system": crow["system"], "fits": False, "message": crow.get("message")})
+            comp.append({"system": crow["system"], "framework": crow["framework"], "fits": False,
+                         "message": crow.get("message")})
             continue
         ce = crow["_eco"]
         comp.append({"system": crow["system"], "chip": crow["chip"], "chips": crun.chips,
-                     "precision": crun.training.precision, "note": entry.get("note", ""),
+                     "precision": crun.training.precision, "framework": crow["framework"],
+                     "note": entry.get("note", ""),
                      "days": crow["days"]["nominal"], "effective_days": crow["effective_days"]["nominal"],
                      "mfu": crow["mfu"], "cluster_capex_usd": ce["cluster_capex_usd"],
                      "cost_capex_amortised_usd": ce["cost_capex_usd"], "cost_rental_usd": ce["cost_rental_usd"],
@@ -82,7 +87,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     src = run.system.sources.get("price_per_chip_usd")
     return KindResult(
         numbers=numbers, best_plan=plan_summary(row["_est"]),
-        assumptions=_model_inputs(job) + [_input("pod_price", pod_price, src.note if src else "catalog")]
+        assumptions=_model_inputs(job) + [_stack_input(f"software stack on {short_name(run.system)}", job)]
+        + [_stack_input(f"software stack on compare.{_system_id(e['system'])}", e, job) for e in inp.compare]
+        + [_input("pod_price", pod_price, src.note if src else "catalog")]
         + [_input(f"compare.{c['system']}", c.get("note", ""), "scenario file") for c in comp if c.get("note")]
         + [_input(f"capex_check.{c.get('figure', i)}", c.get("finding", ""), c.get("source", "scenario file"))
            for i, c in enumerate(inp.capex_check)]
@@ -111,7 +118,7 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     cluster, cap, ren = n["cluster_capex_usd"], n["cost_capex_amortised_usd"], n["cost_rental_equivalent_usd"]
     text = (f"{n['pods']:.0f} pods x ${n['pod_price_usd'] / 1e6:.1f}M = ${cluster['nominal'] / 1e6:.0f}M "
             f"(claim ${res.facts['claimed_cluster_usd'] / 1e6:.0f}M; range ${cluster['low'] / 1e6:.0f}-"
-            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job runs "
+            f"{cluster['high'] / 1e6:.0f}M from the price's {_spread(cluster)}). The S2 job{' (' + n['framework'] + ')' if n.get('framework') else ''} runs "
             f"{n['effective_days']:.0f} days: amortised capex + power ${cap['nominal'] / 1e6:.0f}M (${cap['low'] / 1e6:.0f}-"
             f"{cap['high'] / 1e6:.0f}M), rental-equivalent ${ren['nominal'] / 1e6:.0f}M "
             f"(${ren['low'] / 1e6:.0f}-{ren['high'] / 1e6:.0f}M), "
@@ -119,7 +126,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
     for c in n["same_job_on"]:
         if c.get("fits", True) and c.get("cost_rental_usd"):
             capx = c["cost_capex_amortised_usd"]["nominal"]
-            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}) {c['effective_days']:.0f} days, rental "
+            text += (f"; on {c['chips']:,} {chip_name(c['chip'])} ({c['precision']}{', ' + c['framework'] if c.get('framework') else ''}) "
+                     f"{c['effective_days']:.0f} days, rental "
                      f"${c['cost_rental_usd']['nominal'] / 1e6:.0f}M"
                      + (f", capex ${capx / 1e6:.0f}M" if capx else ""))
     share = n.get("cluster_share_of_claimed_meituan_capex")

@@ -12,7 +12,7 @@ from ...types_checked import PosFloat
 from ..common import best, comm_fraction, days_of, plan_summary
 from ..ranges import apply, fp4_efficiency_input
 from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
-                   _run_row, _sibling, _triple, family_validation, chip_name, register_kind)
+                   _run_row, _stack_input, _sibling, _triple, family_validation, chip_name, register_kind)
 from ...catalog.resolve import resolve_system
 
 
@@ -39,7 +39,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         n = int(e["chips"]) if "chips" in e else int(e["pods"]) * s_obj.scale_up_size
         rows = []
         for prec in _listify(e.get("precision", "bf16")):
-            run = _job_run(job, base_dir, system=e["system"], chips=n, precision=prec)
+            run = _job_run(job, base_dir, system=e["system"], chips=n, precision=prec, framework=e.get("framework"))
             rows.append(_run_row(run, a, with_ranges=False))
         fitting = [r for r in rows if r.get("fits")]
         if fitting:     # catalog ranges (re-searched) only for this side's fastest row
@@ -102,6 +102,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers=numbers, best_plan=plan_summary(ba["_est"]),
         assumptions=_model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
                                           for k, s in sides.items()]
+        + [_stack_input(f"software stack on side.{k}", doc[k], job) for k in sides]
         + [_input("tolerance", inp.tolerance, inp.tolerance_note)] + a.report(),
         validation_error=family_validation(r["_est"].run for r in fa + fb),
         facts={"rows": [_public(r) for r in fa + fb], "ratio": (r_lo, ratio, r_hi), "driver": drv,
@@ -120,7 +121,8 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
 
     def desc(r):
         top = ", ".join(f"{k} {v:.0%}" for k, v in r["where_time_goes"][:3])
-        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']}: {r['days']['nominal']:.0f} days "
+        return (f"{r['chips']:,} {chip_name(r['chip'])} {r['precision']}{' (' + r['framework'] + ')' if r.get('framework') else ''}: "
+                f"{r['days']['nominal']:.0f} days "
                 f"({r['effective_days']['nominal']:.0f} with failures), MFU {r['mfu']:.0%}, step: {top}")
 
     text = (f"{la} has {pa['bf16']:.1f} EFLOPS BF16 ({pa['fp8']:.1f} FP8) vs {lb}'s {pb['bf16']:.1f} EFLOPS BF16"
