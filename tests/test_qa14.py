@@ -28,3 +28,38 @@ def test_report_scaling_batch_is_the_plans_batch():
         assert rows[n]["plan"]["dp"] * rows[n]["plan"]["micro_batch"] in (64, 96)
         assert rows[n]["global_batch_seqs"] == want
         assert rows[n]["batch_adjusted"] is True
+
+
+@pytest.mark.parametrize("factors, msg", [
+    ("1e300", "from 1e-06 to 1e+06"),     # 1e300 x 752 TFLOP/s overflowed to inf: exit 3 (a 'bug')
+    ("1e-300", "from 1e-06 to 1e+06"),    # 1e-300 x the peak: an astronomical step, MFU 0: exit 3
+    ("1e400", "from 1e-06 to 1e+06"),     # inf was accepted and printed as 'xinf'
+    (",,", "at least one factor"),        # no factor at all printed an empty table, exit 0
+])
+def test_sensitivity_factors_out_of_range_are_bad_input(tmp_path, capsys, factors, msg):
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "sensitivity", run, "--vary", "peak_flops", "--factors", factors)
+    assert code == 2, (out, err)
+    assert err.startswith("error: --factors:") and msg in err and len(err.strip().splitlines()) == 1
+    assert out == ""
+
+
+def test_sweep_scale_factor_out_of_range_is_bad_input(tmp_path, capsys):
+    """A sweep's scale axis took 1e-300 and recorded the point as an engine exception (InvariantViolation)."""
+    _write(tmp_path, SMALL_RUN, "base.yaml")
+    spec = _write(tmp_path, "name: s\nbase: base.yaml\naxes:\n  system.chip.hbm_bw: {scale: [0.5, 1.0e-300]}\n",
+                  "sweep.yaml")
+    code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet")
+    assert code == 2
+    assert "axes.system.chip.hbm_bw[1]" in err and "from 1e-06 to 1e+06" in err
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_sensitivity_factor_at_the_bound_still_answers(tmp_path, capsys):
+    """10^6 either way is accepted: peak x 1e-6 makes the GEMMs ~10^6 times slower, so days grow by orders."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "sensitivity", run, "--vary", "peak_flops", "--factors", "1e-6,1e6", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["params"]["peak_flops"]["rows"]
+    d = json.loads(out)["nominal_days"]
+    assert rows[0]["days"] > 1e4 * d and 0 < rows[1]["days"] < d

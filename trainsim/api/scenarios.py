@@ -11,6 +11,7 @@ from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
 from ..perf.calibration import validation_error
 from ..assumptions import Assumptions
+from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..scenario.common import best
 from ..scenario.economics import economics
 from ..scenario.goodput import goodput
@@ -185,11 +186,14 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     _check_chips(r.chips)
     ps = [canonical(p) for p in (params or PARAMS)]
     fs = tuple(float(f) for f in factors)
+    if not fs:
+        raise TrainsimError("expected at least one factor such as 0.5,2, got none", field=_name(names, "factors"))
     if max_points is not None and len(ps) * len(fs) > max_points:
         raise TrainsimError(f"expected at most {max_points} points, got {len(ps) * len(fs)} "
                             f"({len(ps)} parameters x {len(fs)} factors)", field=_name(names, "factors"))
-    if any(not f > 0 for f in fs):
-        raise TrainsimError(f"expected positive factors, got {list(fs)}", field=_name(names, "factors"))
+    if any(not check_scale_factor(f) for f in fs):
+        raise TrainsimError(f"expected positive factors from {1 / MAX_SCALE_FACTOR:g} to {MAX_SCALE_FACTOR:g}, got "
+                            f"{list(fs)}", field=_name(names, "factors"))
     if progress is None:
         out = _sens(r, ps, fs)
     else:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
+from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..units import parse_count
 from . import targets as T
 from ..catalog.load import chips, systems
@@ -195,8 +196,9 @@ def values(target: str, spec, field: str, where: str) -> tuple[list, bool]:
         out = []
         for i, f in enumerate(raw):
             x = parse_count(f, f"{field}[{i}]", where=where)
-            if not x > 0 or not math.isfinite(x):
-                raise TrainsimError(f"expected a positive factor, got {f!r}", field=f"{field}[{i}]", where=where)
+            if not check_scale_factor(x):
+                raise TrainsimError(f"expected a positive factor from {1 / MAX_SCALE_FACTOR:g} to "
+                                    f"{MAX_SCALE_FACTOR:g}, got {f!r}", field=f"{field}[{i}]", where=where)
             out.append(float(x))
         return out, True
     out = [_clean(T.parse_number(target, v, f"{field}[{i}]", where)) for i, v in enumerate(raw)]
