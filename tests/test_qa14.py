@@ -63,3 +63,39 @@ def test_sensitivity_factor_at_the_bound_still_answers(tmp_path, capsys):
     rows = json.loads(out)["params"]["peak_flops"]["rows"]
     d = json.loads(out)["nominal_days"]
     assert rows[0]["days"] > 1e4 * d and 0 < rows[1]["days"] < d
+
+
+_INLINE = """
+model: llama-3.1-8b
+system: {{base: dgx-h100, chip: {{name: x, hbm: "80 GB", bf16_tflops: {tf}, hbm_bandwidth: {bw},
+          scale_up_bandwidth: "450 GB/s", scale_out_bandwidth: "400 Gb/s"}}}}
+chips: 64
+training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}
+"""
+
+
+@pytest.mark.parametrize("tf, bw", [
+    ("989", "3e12"),          # PyYAML (YAML 1.1) reads 3e12 as the string '3e12': refused as 'expected a bandwidth'
+    ("9.89e2", "3.0e12"),     # ... and 9.89e2 / 3.0e12 too (YAML 1.1 floats need a signed exponent)
+    ("989.0", "3.0e+12"),     # the YAML 1.1 float spelling, as before
+])
+def test_inline_chip_plain_numbers_in_exponent_form(tmp_path, capsys, tf, bw):
+    """docs/run-spec.md: bandwidths 'in bytes/s or strings', peaks 'dense TFLOPS (a plain number)'. Every spelling
+    above is 989 TFLOPS and 3 TB/s, so all give the same estimate."""
+    run = _write(tmp_path, _INLINE.format(tf=tf, bw=bw))
+    code, out, err = run_main(capsys, "estimate", run, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    ref = _write(tmp_path, _INLINE.format(tf="989", bw='"3 TB/s"'), "ref.yaml")
+    code, out, err = run_main(capsys, "estimate", ref, "--json")
+    assert d["step_time_s"] == json.loads(out)["step_time_s"]
+
+
+@pytest.mark.parametrize("tf", [".inf", "1e308", "1.0e+400"])
+def test_inline_chip_peak_overflow_is_bad_input(tmp_path, capsys, tf):
+    """.inf (a YAML float) and 1e308 TFLOPS (inf in FLOP/s) went through to the search: 'bug: unexpected
+    ValueError' and exit 3."""
+    run = _write(tmp_path, _INLINE.format(tf=tf, bw='"3 TB/s"'))
+    code, out, err = run_main(capsys, "estimate", run)
+    assert code == 2, (out, err)
+    assert "system.chip.bf16_tflops" in err and "TFLOPS" in err and len(err.strip().splitlines()) == 1
