@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import run_main, SMALL_RUN
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write(tmp_path, text, name="run.yaml"):
@@ -99,3 +102,13 @@ def test_inline_chip_peak_overflow_is_bad_input(tmp_path, capsys, tf):
     code, out, err = run_main(capsys, "estimate", run)
     assert code == 2, (out, err)
     assert "system.chip.bf16_tflops" in err and "TFLOPS" in err and len(err.strip().splitlines()) == 1
+
+
+def test_infer_kv_cache_in_binary_units_like_the_memory_row(capsys):
+    """The KV rows were in decimal kB / MB beside the memory row's GiB. Llama 3.1 8B, BF16 KV: 32 layers x 8 KV
+    heads x 128 x (K, V) x 2 bytes = 131,072 B = 128.0 KiB per token; 2,048 + 512 / 2 = 2,304 tokens of mean decode
+    context -> 288.0 MiB per sequence."""
+    code, out, err = run_main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
+    assert code == 0, err
+    assert "128.0 KiB (bf16)" in out and "288.0 MiB" in out
+    assert " kB" not in out and " MB" not in out
