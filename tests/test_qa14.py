@@ -112,3 +112,38 @@ def test_infer_kv_cache_in_binary_units_like_the_memory_row(capsys):
     assert code == 0, err
     assert "128.0 KiB (bf16)" in out and "288.0 MiB" in out
     assert " kB" not in out and " MB" not in out
+
+
+_DSV3_PP2 = """
+name: small
+model: deepseek-v3
+system: dgx-h100
+chips: 256
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+plan: {pp: 2, ep: 8, PLAN}
+"""
+
+
+@pytest.mark.parametrize("plan, flags, missing, note, layer_list", [
+    # at pp=2 the note said '..., 0 on each middle rank': there is no middle rank
+    ("first_stage_layers: 31, last_stage_layers: 30",
+     ["--decoder-first-pipeline-num-layers 31", "--decoder-last-pipeline-num-layers 30"], [],
+     "31 layers on the first, 30 on the last pipeline rank\n", "31,30"),
+    # a first stage alone wrote '--decoder-last-pipeline-num-layers None' (and mindspeed exited 3): the last rank
+    # takes the rest, 61 - 31 = 30, as Megatron-Core's get_num_layers_to_build splits it
+    ("first_stage_layers: 31", ["--decoder-first-pipeline-num-layers 31"], ["--decoder-last-pipeline-num-layers"],
+     "31 layers on the first pipeline rank, 30 on each other rank", "31,30"),
+    # a last stage alone was dropped from the flags (no --decoder-last-pipeline-num-layers): 61 - 29 = 32 first
+    ("last_stage_layers: 29", ["--decoder-last-pipeline-num-layers 29"], ["--decoder-first-pipeline-num-layers"],
+     "29 layers on the last pipeline rank, 32 on each other rank", "32,29"),
+])
+def test_emit_stated_uneven_stages(tmp_path, capsys, plan, flags, missing, note, layer_list):
+    run = _write(tmp_path, _DSV3_PP2.replace("PLAN", plan))
+    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    assert code == 0, err
+    assert "None" not in out and "middle" not in out
+    assert all(f in out for f in flags) and not any(m in out for m in missing)
+    assert note in out
+    code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
+    assert code == 0, err
+    assert f"--num-layer-list {layer_list}\n" in out
