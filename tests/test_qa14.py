@@ -147,3 +147,19 @@ def test_emit_stated_uneven_stages(tmp_path, capsys, plan, flags, missing, note,
     code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
     assert code == 0, err
     assert f"--num-layer-list {layer_list}\n" in out
+
+
+def test_size_without_an_answer_costs_the_fastest_count_with_its_failures(tmp_path, capsys):
+    """'no count ... finishes; fastest: 0.5 days on 3,968 (goodput 90%)' was followed by 'cost basis: without
+    failures' and chip-hours of the ideal days. Chip-hours are chips x wall-clock days x 24 (the answered case's
+    rule): the fastest probe's effective days."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "size", run, "--days", "0.05", "--json")
+    assert code == 1, err
+    d = json.loads(out)
+    assert d["feasible"] is False
+    finite = [p for p in d["probes"] if p["goodput"]]
+    fastest = min(finite, key=lambda p: p["effective_days"])
+    assert d["cost"]["basis"].startswith("with failures")
+    assert d["cost"]["chip_hours"] == pytest.approx(fastest["chips"] * fastest["effective_days"] * 24, rel=1e-9)
+    assert 0 < fastest["goodput"] < 1

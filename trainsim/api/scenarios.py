@@ -127,7 +127,10 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     res = _size(r, days, unit=unit, assumptions=a, **kw)
     res.cost = None
     if res.estimate is not None:
-        res.cost = res.estimate.cost(**(cost or {}), **({"goodput": res.goodput} if failures and res.goodput else {}))
+        gp = res.goodput
+        if gp is None:      # no count meets the deadline: the estimate is the fastest probe's, costed at its goodput
+            gp = next((p["goodput"] for p in res.probes if p["chips"] == res.estimate.run.chips), None)
+        res.cost = res.estimate.cost(**(cost or {}), **({"goodput": gp} if failures and gp else {}))
     return res
 
 
