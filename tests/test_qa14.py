@@ -163,3 +163,14 @@ def test_size_without_an_answer_costs_the_fastest_count_with_its_failures(tmp_pa
     assert d["cost"]["basis"].startswith("with failures")
     assert d["cost"]["chip_hours"] == pytest.approx(fastest["chips"] * fastest["effective_days"] * 24, rel=1e-9)
     assert 0 < fastest["goodput"] < 1
+
+
+def test_capacity_too_many_units_names_units(capsys):
+    """--units 2000 of 8,192-chip Atlas 950 SuperPoDs (16,384,000 chips) was refused as '--chips: ...', an option
+    not given. 10,000,000 // 8,192 = 1,220 SuperPoDs at most."""
+    code, out, err = run_main(capsys, "capacity", "--system", "atlas-950-superpod", "--units", "2000", "--days", "90")
+    assert code == 2
+    assert err.startswith("error: --units:") and "1,220" in err and "16,384,000" in err
+    code, out, err = run_main(capsys, "capacity", "--system", "atlas-950-superpod", "--chips", "20000000",
+                              "--days", "90")
+    assert code == 2 and err.startswith("error: --chips:")

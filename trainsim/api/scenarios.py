@@ -151,7 +151,11 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
         raise TrainsimError(f"expected bf16 or fp8, got {precision!r}", field=_name(names, "precision"))
     s = get_system(system, field=_name(names, "system")) if isinstance(system, str) else resolve_system(system)
     n = chips or units * s.scale_up_size
-    _check_chips(n, _name(names, "chips"))
+    if chips:
+        _check_chips(n, _name(names, "chips"))
+    elif n > MAX_CHIPS:     # name the option given: --units 2000 of 8,192-chip SuperPoDs, not --chips
+        raise TrainsimError(f"expected at most {MAX_CHIPS // s.scale_up_size:,} units of {s.id} ({MAX_CHIPS:,} "
+                            f"chips), got {units:,} ({n:,} chips)", field=_name(names, "units"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
         if not (math.isfinite(sparsity) and sparsity >= 1.0):
