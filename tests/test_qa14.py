@@ -174,3 +174,19 @@ def test_capacity_too_many_units_names_units(capsys):
     code, out, err = run_main(capsys, "capacity", "--system", "atlas-950-superpod", "--chips", "20000000",
                               "--days", "90")
     assert code == 2 and err.startswith("error: --chips:")
+
+
+def test_model_seq_len_takes_a_run_specs_spelling(capsys):
+    """training.seq_len takes '4K' (K = 1,024); `model --seq-len 4k` was a usage error. Llama 3.1 8B's FLOPs per
+    token at 4K must equal those at 4096."""
+    code, out_k, err = run_main(capsys, "model", "llama-3.1-8b", "--seq-len", "4K", "--json")
+    assert code == 0, err
+    code, out_n, err = run_main(capsys, "model", "llama-3.1-8b", "--seq-len", "4096", "--json")
+    assert json.loads(out_k)["flops_per_token"] == json.loads(out_n)["flops_per_token"]
+    assert json.loads(out_k)["seq_len"] == 4096
+
+
+@pytest.mark.parametrize("bad", ["0", "abc", "200M", "4096.5"])
+def test_model_seq_len_bad_is_one_line(capsys, bad):
+    code, out, err = run_main(capsys, "model", "llama-3.1-8b", "--seq-len", bad)
+    assert code == 2 and err.startswith("error: --seq-len:") and len(err.strip().splitlines()) == 1

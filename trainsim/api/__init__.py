@@ -44,6 +44,8 @@ from ..catalog import describe as catalog_describe
 from .._version import __version__
 from ..plan_diff import plan_diff
 from ..report.fmt import plan as plan_text
+from ..types_checked import MAX_SEQ_LEN
+from ..units import parse_length
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
            "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
@@ -53,7 +55,7 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
-             "batch": "--batch"}
+             "batch": "--batch", "seq_len": "--seq-len"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -330,9 +332,17 @@ def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
     return CompareResult(list(paths), ests, differing_inputs(paths))
 
 
-def model(value: str, *, seq_len: int = 4096, base_dir: Path | None = None) -> ModelSummary:
+def model(value: str, *, seq_len: int | str = 4096, base_dir: Path | None = None,
+          names: Mapping[str, str] | None = None) -> ModelSummary:
     """``trainsim model``: a catalog id or a config.json / model YAML path -> exact parameter counts and FLOPs
-    per token at ``seq_len`` (with the official counts of a catalog model)."""
+    per token at ``seq_len`` (with the official counts of a catalog model). ``seq_len`` as a run spec's
+    ``training.seq_len`` takes it: 4096, ``"4,096"`` or ``"4K"`` (K = 1,024), 1 .. 10^8."""
+    field = _name(names, "seq_len")
+    n = parse_length(seq_len, field)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEQ_LEN:
+        raise TrainsimError(f"expected a length in tokens from 1 to {MAX_SEQ_LEN:,} such as 4096 or '4K', got "
+                            f"{seq_len!r}", field=field)
+    seq_len = n
     arch = resolve_model(value, base_dir or Path.cwd(), field="model")
     official = official_counts(value) if value in model_ids() else None
     return ModelSummary(model_summary(arch, seq_len, official))
