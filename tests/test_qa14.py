@@ -190,3 +190,20 @@ def test_model_seq_len_takes_a_run_specs_spelling(capsys):
 def test_model_seq_len_bad_is_one_line(capsys, bad):
     code, out, err = run_main(capsys, "model", "llama-3.1-8b", "--seq-len", bad)
     assert code == 2 and err.startswith("error: --seq-len:") and len(err.strip().splitlines()) == 1
+
+
+def test_posttrain_lengths_take_binary_k(tmp_path, capsys):
+    """training.seq_len and serving.input_len take '16K' (K = 1,024); step.rollout_len and prompt_len were plain
+    integers ('16K': 'Input should be a valid integer'). '16K' / '1,024' must give the example's own step."""
+    src = (ROOT / "examples/posttrain-opd-two-clusters.yaml").read_text(encoding="utf-8")
+    code, out, err = run_main(capsys, "posttrain", ROOT / "examples/posttrain-opd-two-clusters.yaml", "--json")
+    assert code == 0, err
+    want = json.loads(out)["step_time_s"]
+    spec = _write(tmp_path, src.replace("rollout_len: 16384", "rollout_len: 16K")
+                  .replace("prompt_len: 1024", 'prompt_len: "1,024"'), "pt.yaml")
+    code, out, err = run_main(capsys, "posttrain", spec, "--json")
+    assert code == 0, err
+    assert json.loads(out)["step_time_s"] == want
+    spec = _write(tmp_path, src.replace("rollout_len: 16384", "rollout_len: 16.5"), "bad.yaml")
+    code, out, err = run_main(capsys, "posttrain", spec)
+    assert code == 2 and "step.rollout_len" in err

@@ -78,7 +78,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
-from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt
+from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, SeqLen
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file, yaml_shape
@@ -221,8 +221,8 @@ class StepPart(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     prompts: PosInt
     samples_per_prompt: PosInt = 1
-    prompt_len: PosInt
-    rollout_len: PosInt
+    prompt_len: SeqLen          # lengths as training.seq_len and serving.input_len take them ("16K" = 16,384)
+    rollout_len: SeqLen
     tail_factor: FiniteFloat = Field(1.0, ge=1.0, le=100.0)
     steps: PosInt = 1
     mode: Literal["sync", "async"] = "sync"
