@@ -207,3 +207,23 @@ def test_posttrain_lengths_take_binary_k(tmp_path, capsys):
     spec = _write(tmp_path, src.replace("rollout_len: 16384", "rollout_len: 16.5"), "bad.yaml")
     code, out, err = run_main(capsys, "posttrain", spec)
     assert code == 2 and "step.rollout_len" in err
+
+
+def test_scenario_vs_claim_and_time_shares_are_percentages(capsys):
+    """S2's numbers table printed 'total vs claim 0.013' and 'where time goes compute_gemm 0.444, ...' beside
+    'goodput 87.0%'. S2.yaml's model_source states the model is +1.3% / -1.1% against the claim."""
+    code, out, err = run_main(capsys, "scenario", ROOT / "scenarios/S2.yaml")
+    assert code == 0, err
+    rows = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in out.splitlines() if ln.count("│") == 3}
+    assert rows["params / total vs claim"] == "+1.3%"
+    assert rows["params / active vs claim"] == "-1.1%"
+    shares = rows["where time goes"]
+    assert shares.startswith("compute_gemm ") and "%" in shares and " 0." not in shares
+
+
+def test_value_of_key_signed_fraction_and_shares():
+    from trainsim.report.fmt import value_of_key
+    assert value_of_key("params.total_vs_claim", 0.0134) == "+1.3%"
+    assert value_of_key("active_vs_claim", -0.011) == "-1.1%"
+    assert value_of_key("where_time_goes", [["compute_gemm", 0.444], ["attention", 0.0994]]) == \
+        "compute_gemm 44.4%, attention 9.9%"
