@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,16 @@ def test_value_of_key_signed_fraction_and_shares():
     assert value_of_key("active_vs_claim", -0.011) == "-1.1%"
     assert value_of_key("where_time_goes", [["compute_gemm", 0.444], ["attention", 0.0994]]) == \
         "compute_gemm 44.4%, attention 9.9%"
+
+
+def test_capacity_sentence_sizes_as_the_table_prints_them(capsys):
+    """The answer said '1,101B-total ... on 32.0T tokens' above a table saying '1.1T' (and '0.5T tokens' above
+    '519B'): the same numbers now print the same way (numfmt.count)."""
+    code, out, err = run_main(capsys, "capacity", "--system", "atlas-950-superpod", "--units", "1", "--days", "90",
+                              "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    from trainsim.numfmt import count
+    assert f"a {count(d['total_params'])}-total / {count(d['active_params'])}-active" in d["message"]
+    assert f"on {count(d['tokens'])} tokens" in d["message"]
+    assert not re.search(r"\d,\d{3}B-total", d["message"])
