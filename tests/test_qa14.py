@@ -241,3 +241,21 @@ def test_capacity_sentence_sizes_as_the_table_prints_them(capsys):
     assert f"a {count(d['total_params'])}-total / {count(d['active_params'])}-active" in d["message"]
     assert f"on {count(d['tokens'])} tokens" in d["message"]
     assert not re.search(r"\d,\d{3}B-total", d["message"])
+
+
+@pytest.mark.parametrize("framework, emit, note", [
+    # a torchtitan-2024 plan (its flash2 attention, eager kernels, FSDP) written as Megatron-LM flags, silently
+    ("torchtitan-2024", "megatron", "whose own flags --emit torchtitan writes"),
+    ("meta-llama3", "megatron", "a stack trainsim has no emitter for"),
+    ("megatron-core-2024", "megatron", None),       # Megatron-Core reads Megatron-LM's argument names: no note
+])
+def test_emit_under_another_framework_says_so(tmp_path, capsys, framework, emit, note):
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "plan", run, "--framework", framework, "--emit", emit)
+    assert code == 0, err
+    assert out.startswith("# trainsim plan for Megatron-LM")
+    if note is None:
+        assert "note:" not in err
+    else:
+        assert f"note: --emit {emit} writes Megatron-LM's flags for a plan searched under {framework}" in err
+        assert note in err

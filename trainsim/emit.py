@@ -20,6 +20,8 @@ from .frameworks import fp8_recipe_of
 from .parallel.schedules import REGISTRY, get as get_schedule
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
+#: the software each emitter writes flags for, as its header names it
+EMITTER_TARGETS = {"megatron": "Megatron-LM", "mindspeed": "MindSpeed-LLM", "torchtitan": "torchtitan"}
 #: schedule name -> torch.distributed.pipelining class name (from the schedule registry)
 TORCHTITAN_SCHEDULES = {s.name: s.torchtitan for s in REGISTRY if s.torchtitan is not None}
 
@@ -340,7 +342,7 @@ def emit_args(est, framework: str) -> str:
     if framework == "torchtitan":
         return torchtitan_toml(est)
     args, notes = megatron_args(est, framework)
-    who = "Megatron-LM" if framework == "megatron" else "MindSpeed-LLM"
+    who = EMITTER_TARGETS[framework]
     header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips:,} x {est.run.system.chip.id}, "
               f"step {est.step_time_s:.3g} s predicted")
     script = "pretrain_gpt.py" if framework == "megatron" else "pretrain_gpt.py (MindSpeed-LLM)"

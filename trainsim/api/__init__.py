@@ -30,7 +30,7 @@ from ..search import SearchResult
 from ..search import search as _search
 from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, load_run, parse_run
 from ..errors import unknown
-from ..emit import emit_args, emit_notes
+from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..alternatives import alternatives
@@ -205,9 +205,17 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
 def emit_stack_note(run: Run, emit: str, framework: str = "") -> str | None:
     """``plan --emit EMIT`` without ``--framework`` on a run of another stack: one line saying which stack the
-    emitted plan was searched under (the emitter's default stack, :func:`search_plans`), else None."""
-    if not emit or framework:
+    emitted plan was searched under (the emitter's default stack, :func:`search_plans`); with a ``--framework``
+    whose flags another emitter (or none) writes, one line saying the flags are not that stack's; else None."""
+    if not emit:
         return None
+    if framework:
+        own_emit = emitter_for(framework)
+        if own_emit == emit:
+            return None
+        whose = (f"whose own flags --emit {own_emit} writes" if own_emit else "a stack trainsim has no emitter for")
+        return (f"note: --emit {emit} writes {EMITTER_TARGETS[emit]}'s flags for a plan searched under {framework} "
+                f"(--framework), {whose}")
     fw, own = default_for_emit(emit), _framework_of(run)
     if fw == own:
         return None
