@@ -259,3 +259,24 @@ def test_emit_under_another_framework_says_so(tmp_path, capsys, framework, emit,
     else:
         assert f"note: --emit {emit} writes Megatron-LM's flags for a plan searched under {framework}" in err
         assert note in err
+
+
+def test_report_png_folder_that_is_a_file_is_refused_before_the_work(tmp_path, capsys):
+    """`report -o r.html --png FILE` wrote r.html, then failed with 'File exists; expected a readable file or a
+    writable path' (an OSError's text) and exit 2: half an answer written, the option not named."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "report", run, "-o", tmp_path / "r.html", "--png", run, "--no-sweeps")
+    assert code == 2
+    assert "--png" in err and "not a folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_sweep_plots_folder_that_is_a_file_is_refused(tmp_path, capsys):
+    res = tmp_path / "r.parquet"
+    _write(tmp_path, SMALL_RUN, "base.yaml")
+    spec = _write(tmp_path, "name: s\nbase: base.yaml\naxes:\n  chips: [64, 128]\n", "sweep.yaml")
+    code, out, err = run_main(capsys, "sweep", spec, "-o", res, "-q")
+    assert code == 0, err
+    code, out, err = run_main(capsys, "sweep", "--summary", res, "--plots", spec)
+    assert code == 2
+    assert err.startswith(f"error: {spec}: --plots:") and "not a folder" in err

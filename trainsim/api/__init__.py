@@ -36,7 +36,7 @@ from ..frameworks import default_framework, emitter_for, frameworks, resolve_cho
 from ..alternatives import alternatives
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
-from ..io import check_output_path as _check_output_path, load_spec_file
+from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path, load_spec_file
 from ..report.tabular import flatten
 from ..model.load import list_models, model_ids, official_counts, resolve_model
 from ..model.summary import model_summary
@@ -55,7 +55,8 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
-             "batch": "--batch", "seq_len": "--seq-len"}
+             "batch": "--batch", "seq_len": "--seq-len",
+             "plots": "--plots"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -279,6 +280,11 @@ def check_output_path(path, *, force: bool = False, what: str = "output") -> Pat
     return _check_output_path(path, force=force, what=what)
 
 
+def check_output_dir(path, *, field: str, what: str = "folder") -> Path:
+    """An output folder, refused before the work when it exists as a file (:func:`trainsim.io.check_output_dir`)."""
+    return _check_output_dir(path, field=field, what=what)
+
+
 @_dataclass
 class CompareResult:
     """``trainsim compare``: the runs' estimates side by side and the spec keys whose values differ."""
@@ -442,7 +448,8 @@ def stack_emitter(stack_id: str) -> str | None:
 
 
 __all__ += ["Answer", "ErrorTable", "CheckResult",
-            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "differing_inputs", "compare",
+            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir",
+            "differing_inputs", "compare",
             "model", "catalog", "describe", "serve_settings", "framework_of",
             "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",
             "default_stack", "stack_emitter", "from_validation"]

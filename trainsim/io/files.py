@@ -61,6 +61,18 @@ def check_output_path(path: str | Path, *, force: bool = False, what: str = "out
     return p
 
 
+def check_output_dir(path: str | Path, *, field: str, what: str = "folder") -> Path:
+    """Refuse, before any work, an output folder (``report --png``, ``sweep --plots``) that exists and is not a
+    folder, or whose parent is a file; a missing folder is created when written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise TrainsimError(f"{what} exists and is not a folder; expected a folder path", field=field, where=str(p))
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TrainsimError(f"{str(parent)!r} is not a folder", field=field, where=str(p))
+    return p
+
+
 def write_atomic(path: str | Path, data: bytes | str, *, force: bool = False, what: str = "output") -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
