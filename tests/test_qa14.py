@@ -280,3 +280,17 @@ def test_sweep_plots_folder_that_is_a_file_is_refused(tmp_path, capsys):
     code, out, err = run_main(capsys, "sweep", "--summary", res, "--plots", spec)
     assert code == 2
     assert err.startswith(f"error: {spec}: --plots:") and "not a folder" in err
+
+
+def test_serve_bad_host_or_busy_port_is_bad_input(capsys):
+    """uvicorn logs a bind failure and exits with its STARTUP_FAILURE code, 3: trainsim's code for a bug, after
+    printing the explorer's address as if it had started."""
+    import socket
+    code, out, err = run_main(capsys, "serve", "--host", "no such host", "-q")
+    assert code == 2 and err.startswith("error: --host:") and out == ""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = run_main(capsys, "serve", "--port", port, "-q")
+    assert code == 2 and err.startswith("error: --port:") and f"127.0.0.1:{port}" in err and out == ""

@@ -56,7 +56,7 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
              "batch": "--batch", "seq_len": "--seq-len",
-             "plots": "--plots"}
+             "plots": "--plots", "host": "--host"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -379,12 +379,35 @@ def describe(entry_id: str) -> CatalogAnswer:
 def serve_settings(*, host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bool = False,
                    names: Mapping[str, str] | None = None) -> dict:
     """``trainsim serve``'s checked settings (the explorer, :mod:`trainsim.serve`, is a front end beside the CLI
-    and calls this API; the CLI starts it with these): one-line errors for a bad port or worker count."""
+    and calls this API; the CLI starts it with these): one-line errors for a bad port or worker count, and for a
+    host that does not resolve or an address that cannot be bound (a port in use): uvicorn itself logs those and
+    exits with its STARTUP_FAILURE code 3, trainsim's code for a bug."""
     if not 0 < port < 65536:
         raise TrainsimError(f"expected a port between 1 and 65535, got {port}", field=_name(names, "port"))
     if workers < 1:
         raise TrainsimError(f"expected at least 1 worker, got {workers}", field=_name(names, "workers"))
+    _check_listen(host, port, names)
     return {"host": host, "port": port, "workers": workers, "quiet": quiet}
+
+
+def _check_listen(host: str, port: int, names: Mapping[str, str] | None) -> None:
+    """Bind (and release) ``host:port`` as uvicorn will (SO_REUSEADDR), so that a bad address is one line."""
+    import socket
+
+    try:
+        fam, typ, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TrainsimError(f"expected a host name or address of this machine, got {host!r} "
+                            f"({getattr(exc, 'strerror', None) or exc})", field=_name(names, "host")) from None
+    with socket.socket(fam, typ, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            import errno
+            key = "host" if exc.errno == errno.EADDRNOTAVAIL else "port"    # not this machine's address
+            raise TrainsimError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); expected a free port "
+                                f"on an address of this machine", field=_name(names, key)) from None
 
 
 def framework_of(run: Run) -> str:
