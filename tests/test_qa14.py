@@ -294,3 +294,11 @@ def test_serve_bad_host_or_busy_port_is_bad_input(capsys):
         port = busy.getsockname()[1]
         code, out, err = run_main(capsys, "serve", "--port", port, "-q")
     assert code == 2 and err.startswith("error: --port:") and f"127.0.0.1:{port}" in err and out == ""
+
+
+@pytest.mark.parametrize("option", ["--price-per-chip-hour", "--pue", "--electricity"])
+def test_cost_options_refuse_infinity(tmp_path, capsys, option):
+    """--price-per-chip-hour inf printed 'cost, rental: inf at inf/chip-hour'; --pue inf 'inf MWh'."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "estimate", run, option, "inf")
+    assert code == 2 and err.startswith(f"error: {option}: expected a finite number") and out == ""

@@ -142,10 +142,12 @@ def _check_chips(chips: int, field: str = "chips") -> None:
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
                 names: Mapping[str, str] | None = None) -> dict:
     """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (>= 1) and
-    electricity USD per kWh (>= 0); None keeps the sourced default."""
+    electricity USD per kWh (>= 0), each finite; None keeps the sourced default."""
     for key, v, lo in (("price", price, 0.0), ("pue", pue, 1.0), ("electricity", electricity, 0.0)):
         if v is not None and not v >= lo:
             raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
+        if v is not None and v == float("inf"):     # printed 'inf at inf/chip-hour'
+            raise TrainsimError(f"expected a finite number >= {lo:g}, got {v:g}", field=_name(names, key))
     out: dict[str, float] = {}
     if price is not None:
         out["price_per_chip_hour"] = price
