@@ -302,3 +302,11 @@ def test_cost_options_refuse_infinity(tmp_path, capsys, option):
     run = _write(tmp_path, SMALL_RUN)
     code, out, err = run_main(capsys, "estimate", run, option, "inf")
     assert code == 2 and err.startswith(f"error: {option}: expected a finite number") and out == ""
+
+
+@pytest.mark.parametrize("option", ["--against", "--fix", "--emit", "--framework"])
+def test_plan_empty_option_value_is_not_silently_ignored(tmp_path, capsys, option):
+    """`plan --against ""` (a shell variable left empty) printed the plain search as if the option were absent."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "plan", run, f"{option}=")
+    assert code == 2 and err.startswith(f"error: {option}: expected a value") and out == ""
