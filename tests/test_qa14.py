@@ -310,3 +310,19 @@ def test_plan_empty_option_value_is_not_silently_ignored(tmp_path, capsys, optio
     run = _write(tmp_path, SMALL_RUN)
     code, out, err = run_main(capsys, "plan", run, f"{option}=")
     assert code == 2 and err.startswith(f"error: {option}: expected a value") and out == ""
+
+
+@pytest.mark.parametrize("args, what", [
+    (["check", "{d}"], "spec"),
+    (["report", "{d}"], "run spec or scenario"),
+    (["sweep", "{d}", "-o", "{d}/r.parquet"], "sweep spec"),
+    (["sweep", "--summary", "{d}"], "Parquet sweep result"),
+])
+def test_a_folder_is_not_called_missing(tmp_path, capsys, args, what):
+    """`check DIR`, `report DIR`, `sweep DIR` and `sweep --summary DIR` said 'no such file: DIR' of a folder that
+    exists; `estimate DIR` already said 'expected a run spec, got a folder'."""
+    code, out, err = run_main(capsys, *[a.format(d=tmp_path) for a in args])
+    assert code == 2
+    assert err.strip() == f"error: {tmp_path}: expected a {what}, got a folder or special file"
+    code, out, err = run_main(capsys, *[a.format(d=tmp_path / "missing.yaml") for a in args])
+    assert code == 2 and "no such file" in err
