@@ -326,3 +326,21 @@ def test_a_folder_is_not_called_missing(tmp_path, capsys, args, what):
     assert err.strip() == f"error: {tmp_path}: expected a {what}, got a folder or special file"
     code, out, err = run_main(capsys, *[a.format(d=tmp_path / "missing.yaml") for a in args])
     assert code == 2 and "no such file" in err
+
+
+@pytest.mark.parametrize("pods, msg", [
+    ("abc", "pods: expected a number"),          # exit 3: 'bug: unexpected ValueError: invalid literal for int()'
+    ("[1]", "pods: expected a number"),          # exit 3: TypeError
+    ("true", "pods: expected a number"),         # read as 1 pod: '384 Ascend 910C train it in 1562 days'
+    ("65.5", "pods: expected a whole number"),   # read as 65 pods
+    ("0", "pods: expected a positive whole number"),
+])
+def test_scenario_pods_is_a_whole_count(tmp_path, capsys, pods, msg):
+    src = (ROOT / "scenarios/S2.yaml").read_text(encoding="utf-8")
+    assert "\npods: 65\n" in src
+    src = src.replace("\npods: 65\n", f"\npods: {pods}\n").replace("compare_to: S1.yaml",
+                                                                    f"compare_to: {ROOT / 'scenarios/S1.yaml'}")
+    spec = _write(tmp_path, src, "S2.yaml")
+    code, out, err = run_main(capsys, "scenario", spec)
+    assert code == 2, (out[-300:], err)
+    assert msg in err and len(err.strip().splitlines()) == 1

@@ -30,6 +30,7 @@ from ..ranges import propagate
 from ..registry import register
 from ...assumptions import _num
 from ...io import read_yaml, yaml_shape
+from ...units import parse_int_count
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 
@@ -79,12 +80,21 @@ def _system_id(system) -> str:
     return str(system.get("id") or system.get("base") or system.get("name") or "inline")
 
 
-def _chips(doc: dict, system_obj) -> int:
+def _chips(doc: dict, system_obj, field: str = "") -> int:
+    """The chips of a scenario document or one side of it (``field``: its key path): ``chips`` as a run spec
+    states them, or ``pods`` / ``units`` of the system's scale-up domain, a whole count (units.parse_int_count:
+    '65', 65, '1K'; 65.5, true or 'abc' are one error line, not 65 pods, 1 pod or exit 3)."""
+    where = f"scenario {doc.get('id', '?')}"
     if "chips" in doc:
-        return int(chips_as_stated(doc["chips"], system_obj, None, f"scenario {doc.get('id', '?')}"))
+        return int(chips_as_stated(doc["chips"], system_obj, None, where))
     if "pods" in doc or "units" in doc:
-        return int(doc.get("pods", doc.get("units"))) * system_obj.scale_up_size
-    raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
+        key = "pods" if "pods" in doc else "units"
+        n = parse_int_count(doc[key], f"{field}{key}", where=where)
+        if n < 1:
+            raise TrainsimError(f"expected a positive whole number of scale-up domains, got {doc[key]!r}",
+                                field=f"{field}{key}", where=where)
+        return n * system_obj.scale_up_size
+    raise TrainsimError("give chips or pods", where=where)
 
 
 def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None):
