@@ -344,3 +344,29 @@ def test_scenario_pods_is_a_whole_count(tmp_path, capsys, pods, msg):
     code, out, err = run_main(capsys, "scenario", spec)
     assert code == 2, (out[-300:], err)
     assert msg in err and len(err.strip().splitlines()) == 1
+
+
+def _scenario_numbers(tmp_path, capsys, name, edits):
+    src = (ROOT / f"scenarios/{name}.yaml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in src
+        src = src.replace(old, new)
+    src = src.replace("compare_to: S1.yaml", f"compare_to: {ROOT / 'scenarios/S1.yaml'}")
+    code, out, err = run_main(capsys, "scenario", _write(tmp_path, src, f"{name}.yaml"), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    return (d[0] if isinstance(d, list) else d)["numbers"]
+
+
+def test_scenario_counts_take_a_run_specs_spelling(tmp_path, capsys):
+    """A run spec takes tokens: "35T"; S2 with training.tokens "35T" exited 3 ('could not convert string to
+    float'), and so did claimed: {total_params: "1.6T", ...}. The same numbers as S2's 35e12 / 1.6e12 forms."""
+    want = _scenario_numbers(tmp_path, capsys, "S2", [])
+    got = _scenario_numbers(tmp_path, capsys, "S2", [
+        ("  tokens: 35e12", '  tokens: "35T"'),
+        ("claimed: {total_params: 1.6e12, active_params: 48e9, tokens: 35e12}",
+         'claimed: {total_params: "1.6T", active_params: "48B", tokens: "35,000,000,000,000"}')])
+    assert got == want
+    assert want["params"]["total_vs_claim"] == pytest.approx(0.013, abs=0.001)   # S2.yaml: '1,621B total (+1.3%)'
+    got = _scenario_numbers(tmp_path, capsys, "S1", [("  tokens: 28e12", '  tokens: "28T"')])
+    assert got["training_flops_6na"] == _scenario_numbers(tmp_path, capsys, "S1", [])["training_flops_6na"]

@@ -30,7 +30,7 @@ from ..ranges import propagate
 from ..registry import register
 from ...assumptions import _num
 from ...io import read_yaml, yaml_shape
-from ...units import parse_int_count
+from ...units import parse_count, parse_int_count
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 
@@ -270,7 +270,8 @@ def _public(row: dict) -> dict:
 def _flops_claimed(claimed: dict | None) -> float | None:
     if not claimed or "active_params" not in claimed or "tokens" not in claimed:
         return None
-    return 6.0 * float(claimed["active_params"]) * float(claimed["tokens"])
+    return 6.0 * parse_count(claimed["active_params"], "claimed.active_params") * parse_count(claimed["tokens"],
+                                                                                            "claimed.tokens")
 
 
 def _count_check(arch, claimed: dict | None) -> dict:
@@ -278,9 +279,10 @@ def _count_check(arch, claimed: dict | None) -> dict:
     out = {"total_params": float(c.total_params), "active_params": float(c.active_params)}
     if claimed:
         if "total_params" in claimed:
-            out["total_vs_claim"] = c.total_params / float(claimed["total_params"]) - 1.0
+            out["total_vs_claim"] = c.total_params / parse_count(claimed["total_params"], "claimed.total_params") - 1.0
         if "active_params" in claimed:
-            out["active_vs_claim"] = c.active_params / float(claimed["active_params"]) - 1.0
+            out["active_vs_claim"] = (c.active_params / parse_count(claimed["active_params"], "claimed.active_params")
+                                      - 1.0)
     return out
 
 

@@ -56,7 +56,7 @@ def _reference_runs(refs: list[dict], base_dir: Path) -> list[dict]:
         if "scenario" in r:
             other = load_doc(Path(base_dir) / r["scenario"])
             orun = _job_run(other, base_dir)
-            fl = training_flops(orun.arch, float(other["training"]["tokens"]))["flops_6na"]
+            fl = training_flops(orun.arch, orun.training.tokens)["flops_6na"]
             out.append({"name": r.get("name", other.get("id")), "flops": fl,
                         "source": f"scenario {other.get('id')} (6 x active x tokens)"})
         else:
