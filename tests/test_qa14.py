@@ -370,3 +370,19 @@ def test_scenario_counts_take_a_run_specs_spelling(tmp_path, capsys):
     assert want["params"]["total_vs_claim"] == pytest.approx(0.013, abs=0.001)   # S2.yaml: '1,621B total (+1.3%)'
     got = _scenario_numbers(tmp_path, capsys, "S1", [("  tokens: 28e12", '  tokens: "28T"')])
     assert got["training_flops_6na"] == _scenario_numbers(tmp_path, capsys, "S1", [])["training_flops_6na"]
+
+
+@pytest.mark.parametrize("serving", [
+    "{phase: decode, input_len: 2048, output_len: 512, batch: 4}",
+    "{phase: prefill, input_len: 2048, output_len: 512, prefill_tokens_per_chip: 0.001}",
+])
+def test_infer_batch_too_small_for_the_plan_is_no_answer(tmp_path, capsys, serving):
+    """8 H800 at tp=1 are 8 data-parallel replicas; a batch of 4 sequences per instance (or a thousandth of a
+    prompt token per chip) leaves some without work, so no plan runs it. With no latency bound stated this was
+    'bug: unexpected TypeError' (the message assumed a latency bound), exit 3."""
+    spec = _write(tmp_path, f"name: s\nmodel: llama-3.1-8b\nsystem: hgx-h800\nchips: 8\nplan: {{tp: 1, pp: 1}}\n"
+                            f"serving: {serving}\n", "serve.yaml")
+    code, out, err = run_main(capsys, "infer", spec)
+    assert code == 1, err
+    assert "has work for each data-parallel replica and pipeline stage" in err
+    assert len(err.strip().splitlines()) == 1
