@@ -386,3 +386,42 @@ def test_infer_batch_too_small_for_the_plan_is_no_answer(tmp_path, capsys, servi
     assert code == 1, err
     assert "has work for each data-parallel replica and pipeline stage" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _scenario_edit(tmp_path, capsys, name, path, value):
+    """Run scenario NAME with the value at ``path`` (keys / indices) replaced; (code, stderr)."""
+    import shutil
+    import yaml
+    for f in (ROOT / "scenarios").glob("S*.yaml"):   # the siblings a scenario names (job:, compare_to:)
+        shutil.copy(f, tmp_path / f.name)
+    doc = yaml.safe_load((ROOT / f"scenarios/{name}.yaml").read_text(encoding="utf-8"))
+    x = doc
+    for k in path[:-1]:
+        x = x[k]
+    x[path[-1]] = value
+    spec = tmp_path / f"edited_{name}.yaml"
+    spec.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, out, err = run_main(capsys, "scenario", spec)
+    return code, err
+
+
+@pytest.mark.parametrize("name, path, value, field", [
+    # each exited 3 ('bug: unexpected ValueError' from int() / float(), or -1 chips in the plan search)
+    ("S3", ("compare", 0, "chips"), "abc", "chips"),
+    ("S7", ("inputs", "domains", "value"), "abc", "inputs.domains.value"),
+    ("S7", ("inputs", "domains", "value"), 5.5, "inputs.domains.value"),
+    ("S7", ("inputs", "cluster", "chips"), -1, "inputs.cluster.chips"),
+    ("S7", ("inputs", "tolerance", "value"), "abc", "inputs.tolerance.value"),
+    ("S8", ("threshold", "slowdown"), "abc", "threshold.slowdown"),
+    ("S8", ("threshold", "slowdown"), 1.5, "threshold.slowdown"),     # (1 - 1.5) x nominal throughput
+])
+def test_scenario_numeric_inputs_are_checked(tmp_path, capsys, name, path, value, field):
+    code, err = _scenario_edit(tmp_path, capsys, name, path, value)
+    assert code == 2, err
+    assert f": {field}: expected" in err and len(err.strip().splitlines()) == 1
+
+
+def test_scenario_fraction_in_percent(tmp_path, capsys):
+    """threshold.slowdown '10%' is S8's own 0.10 (units.parse_fraction, as sensitivity --threshold reads it)."""
+    code, err = _scenario_edit(tmp_path, capsys, "S8", ("threshold", "slowdown"), "10%")
+    assert code == 0, err

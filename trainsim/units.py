@@ -165,6 +165,22 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
 
 
+def parse_fraction(value, field: str, *, where: str | None = None, below_one: bool = False) -> float:
+    """A positive fraction as people state it: ``0.1`` or ``"10%"`` (finite, > 0; with ``below_one`` also < 1), as
+    ``sensitivity --threshold`` takes it; anything else is one error line."""
+    human = "a fraction such as 0.1 or '10%'" + (" below 1" if below_one else "")
+    x = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        x = float(value)
+    elif isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
+        t = value.strip()
+        num = plain_number(t[:-1].strip() if t.endswith("%") else t)
+        x = None if num is None else (num / 100.0 if t.endswith("%") else num)
+    if x is None or not (math.isfinite(x) and x > 0) or (below_one and x >= 1):
+        raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
+    return x
+
+
 def parse_int_count(value, field: str, *, where: str | None = None) -> int:
     """A whole-number count (chips, sequences per batch) in the grammar of :func:`parse_count`: ``64``, ``"1,024"``,
     ``"2k"`` = 2,000, ``"1.5K"`` = 1,500; a value that is not a whole number (``"0.3"``) is one error line. The one

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import Field
 
 from ..common import plan_summary
-from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, family_validation,
+from ...catalog.resolve import resolve_system
+from .base import (KindInputs, KindResult, _chips, _input, _job_run, _model_inputs, _run_row, _sibling, family_validation,
                    chip_name, register_kind)
 
 
@@ -63,8 +64,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     comp = []
     families = []
     for entry in inp.compare:
-        crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
-                        precision=entry.get("precision"))
+        n = (_chips({"id": doc.get("id", "?"), **entry}, resolve_system(entry["system"], base_dir),
+                    f"compare[{len(families)}].") if "chips" in entry or "pods" in entry else run.chips)
+        crun = _job_run(job, base_dir, system=entry["system"], chips=n, precision=entry.get("precision"))
         crow = _run_row(crun, a, with_ranges=False)
         families.append(crun)
         if not crow.get("fits"):
