@@ -425,3 +425,10 @@ def test_scenario_fraction_in_percent(tmp_path, capsys):
     """threshold.slowdown '10%' is S8's own 0.10 (units.parse_fraction, as sensitivity --threshold reads it)."""
     code, err = _scenario_edit(tmp_path, capsys, "S8", ("threshold", "slowdown"), "10%")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("value", [-1, 0, "abc"])
+def test_s6_claimed_units_positive(tmp_path, capsys, value):
+    """S6 claimed_units [-1, 20] exited 3 ('math domain error'); 'abc' went through int()."""
+    code, err = _scenario_edit(tmp_path, capsys, "S6", ("claimed_units", 0), value)
+    assert code == 2 and ": claimed_units: expected" in err

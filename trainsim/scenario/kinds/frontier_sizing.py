@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 from ...types_checked import PosFloat, PosInt
 
+from ...errors import TrainsimError
 from ...model.counts import count
 from ...units import parse_count, parse_int_count
 from ..capacity import capacity, moe_shape
@@ -56,6 +57,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     tr = {"tokens": tokens, "seq_len": lm.get("seq_len", 4096),        # both read by the run spec ("4K", "16K")
           "global_batch_seqs": lm.get("global_batch_seqs", 16384), "precision": inp.precision}
     claimed_units = [parse_int_count(u, "claimed_units") for u in _listify(inp.claimed_units)]
+    if any(u < 1 for u in claimed_units):    # -1 units reached a logarithm (exit 3)
+        raise TrainsimError(f"expected positive unit counts, got {claimed_units}", field="claimed_units")
     start_chips = max(claimed_units) * system.scale_up_size
     run = make_run(shape, doc["system"], start_chips, tr, base_dir, name=shape["name"])
     c = count(run.arch)
