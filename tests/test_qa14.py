@@ -432,3 +432,13 @@ def test_s6_claimed_units_positive(tmp_path, capsys, value):
     """S6 claimed_units [-1, 20] exited 3 ('math domain error'); 'abc' went through int()."""
     code, err = _scenario_edit(tmp_path, capsys, "S6", ("claimed_units", 0), value)
     assert code == 2 and ": claimed_units: expected" in err
+
+
+def test_sweep_sampled_scale_factors_are_bounded_too(tmp_path, capsys):
+    """{samples: ... {scale: {low: 1e-300, high: 1e-299}}} drew factors the scale: axis refuses; each point became
+    an 'exception' row (InvariantViolation) with numpy overflow warnings."""
+    _write(tmp_path, SMALL_RUN, "base.yaml")
+    spec = _write(tmp_path, "name: s\nbase: base.yaml\naxes:\n  u: {samples: {n: 3, seed: 0, inputs: "
+                            "{system.chip.hbm_bw: {scale: {low: 1.0e-300, high: 1.0e-299}}}}}\n", "sweep.yaml")
+    code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet")
+    assert code == 2 and "hbm_bw.scale.low" in err and "from 1e-06 to 1e+06" in err

@@ -261,6 +261,10 @@ def _samples(name: str, spec, base_system: System, where: str) -> Axis:
             if not isinstance(s, dict) or not {"low", "high"} <= set(s) <= {"low", "high", "dist", "mode"}:
                 raise TrainsimError(f"expected {{low, high, dist?}}, got {s!r}", field=f"{f}.scale", where=where)
             lo, hi = (parse_count(s[k], f"{f}.scale.{k}", where=where) for k in ("low", "high"))
+            for k, x in (("low", lo), ("high", hi)):     # as a scale axis's factors: the draws lie between them
+                if not check_scale_factor(x):
+                    raise TrainsimError(f"expected a positive factor from {1 / MAX_SCALE_FACTOR:g} to "
+                                        f"{MAX_SCALE_FACTOR:g}, got {s[k]!r}", field=f"{f}.scale.{k}", where=where)
             mode = None if s.get("mode") is None else parse_count(s["mode"], f"{f}.scale.mode", where=where)
             draws = list(_draw(rng, s.get("dist", "uniform"), lo, hi, mode, n, f"{f}.scale", where))
             scale = True
