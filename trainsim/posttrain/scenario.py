@@ -31,7 +31,8 @@ from ..spec import chips_as_stated
 from ..types_checked import MAX_CHIPS
 from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count, parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
-from .spec import StepPart
+from .spec import ROLLOUT_PRECISIONS, StepPart
+from ..frameworks import PRECISIONS
 from ..inference.calib import constant_sources
 from .timeline import LOGPROB_BYTES, ID_BYTES
 from ..inference.validate import held_out_summary
@@ -124,8 +125,13 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
     od = _step(od_d, "inputs.distillation")
     note("multi-teacher on-policy distillation", od.model_dump(), src)
     prec, src = _entry(inp, "precision", "bf16", required=False)
+    if prec not in PRECISIONS:      # else a pydantic ValidationError deep in the case (exit 3)
+        raise TrainsimError(f"expected one of {', '.join(PRECISIONS)}, got {prec!r}", field="inputs.precision.value")
     note("training precision", prec, src)
     rprec, src = _entry(inp, "rollout_precision", "bf16", required=False)
+    if rprec not in ROLLOUT_PRECISIONS:
+        raise TrainsimError(f"expected one of {', '.join(ROLLOUT_PRECISIONS)}, got {rprec!r}",
+                            field="inputs.rollout_precision.value")
     note("rollout / scoring precision", rprec, src)
     tol, src = _entry(inp, "tolerance", 0.10, required=False)
     tol = parse_fraction(tol, "inputs.tolerance.value")

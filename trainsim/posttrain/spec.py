@@ -133,6 +133,10 @@ class LinkPart(BaseModel):
         return x
 
 
+#: the serving precisions a rollout engine runs (inference/spec.py's weights precisions)
+ROLLOUT_PRECISIONS = ("bf16", "fp8", "int8", "fp4")
+
+
 class StudentPart(BaseModel):
     """The student model: its training cluster, where and how its rollouts run (cluster, chips, precision,
     tp, memory share) and an optional fixed training plan."""
@@ -144,7 +148,7 @@ class StudentPart(BaseModel):
     rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
     precision: Literal[PRECISIONS] = "bf16"   # the trainer's: frameworks.PRECISIONS
-    rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    rollout_precision: Literal[ROLLOUT_PRECISIONS] = "bf16"
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
     #: sequences one rollout server runs at once (vLLM ``max_num_seqs``); absent: no limit besides the KV cache.
