@@ -460,3 +460,13 @@ def test_s3_claimed_money_as_written(tmp_path, capsys):
     """'$533M' is S3's own 533e6."""
     code, err = _scenario_edit(tmp_path, capsys, "S3", ("claimed", "cluster_usd"), "$533M")
     assert code == 0, err
+
+
+def test_compare_names_the_spec_without_an_answer(tmp_path, capsys):
+    """`compare ok.yaml tp3.yaml` said 'error: plan: no valid plan ...' without naming tp3.yaml (tp=3 does not
+    divide 64 chips)."""
+    ok = _write(tmp_path, SMALL_RUN, "ok.yaml")
+    bad = _write(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: 3}\n", "tp3.yaml")
+    code, out, err = run_main(capsys, "compare", ok, bad)
+    assert code == 1
+    assert err.startswith(f"error: {bad}: plan: no valid plan") and len(err.strip().splitlines()) == 1

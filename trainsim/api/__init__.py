@@ -22,7 +22,7 @@ import typing as _typing
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import NoPlanError, TrainsimError, from_validation
+from ..errors import NoPlanError, TrainsimError, from_validation, located
 from ..estimate import Estimate
 from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
@@ -342,7 +342,10 @@ def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
         raise TrainsimError(f"expected two or more run specs, got {len(paths)}", field="RUNS")
     ests = []
     for p in paths:
-        e = _estimate(load_run(p))
+        try:
+            e = _estimate(load_run(p))
+        except TrainsimError as exc:     # name the spec without an answer ('error: plan: ...' said not which)
+            raise located(exc, p) from None
         e.cost_inputs = dict(cost or {})
         ests.append(e)
     return CompareResult(list(paths), ests, differing_inputs(paths))
