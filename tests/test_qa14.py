@@ -470,3 +470,13 @@ def test_compare_names_the_spec_without_an_answer(tmp_path, capsys):
     code, out, err = run_main(capsys, "compare", ok, bad)
     assert code == 1
     assert err.startswith(f"error: {bad}: plan: no valid plan") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, path, value, field", [
+    ("S6", ("failure_handling", 0), "abc", "failure_handling[0]"),          # KeyError: exit 3
+    ("S6", ("reference_runs", 0, "flops"), "abc", "reference_runs[0].flops"),  # float('abc'): exit 3
+])
+def test_s4_s6_inputs_are_checked(tmp_path, capsys, name, path, value, field):
+    code, err = _scenario_edit(tmp_path, capsys, name, path, value)
+    assert code == 2, err
+    assert f"{field}: " in err and len(err.strip().splitlines()) == 1

@@ -64,9 +64,9 @@ def load_doc(path: Path) -> dict:
     for key in ("claimed", "frontier_model"):
         if isinstance(doc.get(key), dict):
             doc[key] = _num(doc[key])
-    for r in doc.get("reference_runs") or []:
-        if isinstance(r, dict) and "flops" in r:
-            r["flops"] = float(r["flops"])
+    for i, r in enumerate(doc.get("reference_runs") or []):
+        if isinstance(r, dict) and "flops" in r:     # '3.29e24' (a YAML 1.1 string) or '3.3e24'; 'abc' one line
+            r["flops"] = parse_count(r["flops"], f"reference_runs[{i}].flops", where=str(path))
     return doc
 
 

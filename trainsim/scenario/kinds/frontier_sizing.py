@@ -15,7 +15,7 @@ from ...model.counts import count
 from ...units import parse_count, parse_int_count
 from ..capacity import capacity, moe_shape
 from ..common import at_chips, best, days_of, make_run, plan_summary
-from ..failure_modes import options as fh_options, with_option
+from ..failure_modes import check_options, options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..economics import economics
 from ..ranges import apply, fp4_efficiency_input, fp8_efficiency_input, propagate
@@ -47,6 +47,7 @@ class Inputs(KindInputs):
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S6 ``frontier-sizing`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
+    check_options(inp.failure_handling)      # an unknown option was a KeyError deep in the sizing (exit 3)
     a = inp.assumption_set()
     system = resolve_system(_need(doc, "system"), base_dir)
     days = inp.days
