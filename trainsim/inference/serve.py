@@ -60,7 +60,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     if not np.any(ev.fits):
         return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / 2**30:.1f} GiB "
                 f"per chip); use more chips per instance or 8-bit weights")
-    if not np.any(ev.ok):   # each plan fits, but its batch leaves a data-parallel replica or a stage without work
+    if bound is None:   # no latency bound to miss: each plan that fits leaves a replica or a stage without work
         stated = (f"the stated batch (at most {float(np.max(ev.batch)):g} sequences per instance)" if kind == "decode"
                   else "the stated prompt tokens per chip")
         return (f"no {kind} plan that fits has work for each data-parallel replica and pipeline stage at {stated}; "
