@@ -480,3 +480,17 @@ def test_s4_s6_inputs_are_checked(tmp_path, capsys, name, path, value, field):
     code, err = _scenario_edit(tmp_path, capsys, name, path, value)
     assert code == 2, err
     assert f"{field}: " in err and len(err.strip().splitlines()) == 1
+
+
+def test_size_in_chips_does_not_repeat_the_count(tmp_path, capsys):
+    """`size --unit chip` said '124 chips (124 chips) finish ...' and 'fastest: 0.6 days on 77,824 (77,824 chips,
+    goodput 77%)'; a system count still gives its chips in parentheses."""
+    run = _write(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "size", run, "--days", "10", "--unit", "chip", "--json")
+    assert code == 0, err
+    msg = json.loads(out)["message"]
+    n = json.loads(out)["chips"]
+    assert msg.startswith(f"{n:,} chips finish") and msg.count("chips") == 1
+    code, out, err = run_main(capsys, "size", run, "--days", "10", "--json")
+    d = json.loads(out)
+    assert d["message"].startswith(f"{d['units']:,} systems ({d['chips']:,} chips) finish")
