@@ -20,6 +20,8 @@ from .frameworks import fp8_recipe_of
 from .parallel.schedules import REGISTRY, get as get_schedule
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
+#: the software each emitter writes flags for, as its header names it
+EMITTER_TARGETS = {"megatron": "Megatron-LM", "mindspeed": "MindSpeed-LLM", "torchtitan": "torchtitan"}
 #: schedule name -> torch.distributed.pipelining class name (from the schedule registry)
 TORCHTITAN_SCHEDULES = {s.name: s.torchtitan for s in REGISTRY if s.torchtitan is not None}
 
@@ -100,16 +102,27 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args.append("--sequence-parallel")
     vpp = p.get("vpp") or 1
     first, last = _split(est) if p["pp"] > 1 else (None, None)
-    if framework == "mindspeed" and first is not None:
-        mid = (L - first - last) // max(p["pp"] - 2, 1)
-        layers = [first] + [mid] * (p["pp"] - 2) + [last]
+    if first is not None or last is not None:
+        # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
+        # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written
+        stated = (first is not None) + (last is not None)
+        rest = L - (first or 0) - (last or 0)
+        others = rest // (p["pp"] - stated) if p["pp"] > stated else 0
+        if p["pp"] > stated and rest % (p["pp"] - stated):
+            notes.append(f"the {rest} layers left do not split evenly over the other {p['pp'] - stated} pipeline "
+                         f"ranks ({others} each); Megatron-LM asserts that they do")
+    if framework == "mindspeed" and (first is not None or last is not None):
+        layers = ([first if first is not None else others] + [others] * (p["pp"] - 2)
+                  + [last if last is not None else others])
         args.append(f"--num-layer-list {','.join(map(str, layers))}")
-    elif first is not None:
-        args += [f"--decoder-first-pipeline-num-layers {first}", f"--decoder-last-pipeline-num-layers {last}"]
+    elif first is not None or last is not None:
+        args += ([f"--decoder-first-pipeline-num-layers {first}"] if first is not None else []) + (
+            [f"--decoder-last-pipeline-num-layers {last}"] if last is not None else [])
         if vpp > 1:
             args.append(f"--num-virtual-stages-per-pipeline-rank {vpp}")
-        notes.append(f"uneven stages: {first} layers on the first, {last} on the last pipeline rank, "
-                     f"{(L - first - last) // max(p['pp'] - 2, 1)} on each middle rank")
+        where = [f"{n} on the {r}" for n, r in ((first, "first"), (last, "last")) if n is not None]
+        notes.append(f"uneven stages: {', '.join(where).replace(' on', ' layers on', 1)} pipeline rank"
+                     + (f", {others} on each {'middle' if stated == 2 else 'other'} rank" if p["pp"] > stated else ""))
     elif vpp > 1:
         args.append(f"--num-layers-per-virtual-pipeline-stage {L // (p['pp'] * vpp)}")
     if run.arch.is_moe:
@@ -329,7 +342,7 @@ def emit_args(est, framework: str) -> str:
     if framework == "torchtitan":
         return torchtitan_toml(est)
     args, notes = megatron_args(est, framework)
-    who = "Megatron-LM" if framework == "megatron" else "MindSpeed-LLM"
+    who = EMITTER_TARGETS[framework]
     header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips:,} x {est.run.system.chip.id}, "
               f"step {est.step_time_s:.3g} s predicted")
     script = "pretrain_gpt.py" if framework == "megatron" else "pretrain_gpt.py (MindSpeed-LLM)"

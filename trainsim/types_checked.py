@@ -27,6 +27,16 @@ MAX_LAYERS = 100_000
 MAX_SEQ_LEN = 100_000_000
 #: the largest token count accepted for a run (10^18 tokens: ~10^5 times the largest published runs)
 MAX_TOKENS = 1e18
+#: the widest multiplier of a hardware value accepted (`sensitivity --factors`, a sweep's `scale:` axis): 10^6 either
+#: way already spans HBM bandwidth from 3 MB/s to 3 EB/s; past it a peak overflows a float (1e300 x 752 TFLOP/s) or a
+#: step time does (1e-300 x 3.2 TB/s), and the engine's invariants, not the input check, would refuse the value
+MAX_SCALE_FACTOR = 1e6
+
+
+def check_scale_factor(f: float) -> bool:
+    """True when ``f`` is a usable multiplier of a hardware value: finite and within 1 / :data:`MAX_SCALE_FACTOR`
+    .. :data:`MAX_SCALE_FACTOR`."""
+    return math.isfinite(f) and 1.0 / MAX_SCALE_FACTOR <= f <= MAX_SCALE_FACTOR
 
 
 def _no_bool(v):

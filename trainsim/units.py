@@ -112,6 +112,9 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
         raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {_short(value)}",
                             field=field, where=where)
     text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    plain = plain_number(text)
+    if plain is not None:       # "3e12": a YAML 1.1 loader leaves an exponent without a dot and sign a string
+        return _finite(plain, value, field, where, human)
     fast = _tiny(text, dim)
     if fast is not None:
         return fast
@@ -124,6 +127,16 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     except Exception:
         raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where) from None
     return _finite(x, value, field, where, human)
+
+
+_PLAIN_RE = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+
+
+def plain_number(text: str) -> float | None:
+    """``text`` as a float when it is a plain number without a unit (``"3e12"``, ``"2.0e12"``, ``"1024"``), else
+    None. PyYAML reads YAML 1.1, whose floats need a dot and a signed exponent (``3.0e+12``), so ``3e12`` and
+    ``3.0e12`` in a spec arrive as strings; a field that takes a plain number takes them too."""
+    return float(text) if _PLAIN_RE.match(text) else None
 
 
 def _float(value, field: str, where: str | None) -> float:
@@ -150,6 +163,22 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
             else:
                 return _finite(x, value, field, where, human)
     raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
+
+
+def parse_fraction(value, field: str, *, where: str | None = None, below_one: bool = False) -> float:
+    """A positive fraction as people state it: ``0.1`` or ``"10%"`` (finite, > 0; with ``below_one`` also < 1), as
+    ``sensitivity --threshold`` takes it; anything else is one error line."""
+    human = "a fraction such as 0.1 or '10%'" + (" below 1" if below_one else "")
+    x = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        x = float(value)
+    elif isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
+        t = value.strip()
+        num = plain_number(t[:-1].strip() if t.endswith("%") else t)
+        x = None if num is None else (num / 100.0 if t.endswith("%") else num)
+    if x is None or not (math.isfinite(x) and x > 0) or (below_one and x >= 1):
+        raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
+    return x
 
 
 def parse_int_count(value, field: str, *, where: str | None = None) -> int:

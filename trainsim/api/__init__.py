@@ -22,7 +22,7 @@ import typing as _typing
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import NoPlanError, TrainsimError, from_validation
+from ..errors import NoPlanError, TrainsimError, from_validation, located
 from ..estimate import Estimate
 from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
@@ -30,13 +30,13 @@ from ..search import SearchResult
 from ..search import search as _search
 from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, load_run, parse_run
 from ..errors import unknown
-from ..emit import emit_args, emit_notes
+from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..alternatives import alternatives
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
-from ..io import check_output_path as _check_output_path, load_spec_file
+from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path, load_spec_file
 from ..report.tabular import flatten
 from ..model.load import list_models, model_ids, official_counts, resolve_model
 from ..model.summary import model_summary
@@ -44,7 +44,8 @@ from ..catalog import describe as catalog_describe
 from .._version import __version__
 from ..plan_diff import plan_diff
 from ..report.fmt import plan as plan_text
-from ..units import GIB
+from ..types_checked import MAX_SEQ_LEN
+from ..units import GIB, parse_length
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
            "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
@@ -54,7 +55,8 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
-             "batch": "--batch"}
+             "batch": "--batch", "seq_len": "--seq-len",
+             "plots": "--plots", "host": "--host"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -140,10 +142,12 @@ def _check_chips(chips: int, field: str = "chips") -> None:
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
                 names: Mapping[str, str] | None = None) -> dict:
     """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (>= 1) and
-    electricity USD per kWh (>= 0); None keeps the sourced default."""
+    electricity USD per kWh (>= 0), each finite; None keeps the sourced default."""
     for key, v, lo in (("price", price, 0.0), ("pue", pue, 1.0), ("electricity", electricity, 0.0)):
         if v is not None and not v >= lo:
             raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
+        if v is not None and v == float("inf"):     # printed 'inf at inf/chip-hour'
+            raise TrainsimError(f"expected a finite number >= {lo:g}, got {v:g}", field=_name(names, key))
     out: dict[str, float] = {}
     if price is not None:
         out["price_per_chip_hour"] = price
@@ -204,9 +208,17 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
 def emit_stack_note(run: Run, emit: str, framework: str = "") -> str | None:
     """``plan --emit EMIT`` without ``--framework`` on a run of another stack: one line saying which stack the
-    emitted plan was searched under (the emitter's default stack, :func:`search_plans`), else None."""
-    if not emit or framework:
+    emitted plan was searched under (the emitter's default stack, :func:`search_plans`); with a ``--framework``
+    whose flags another emitter (or none) writes, one line saying the flags are not that stack's; else None."""
+    if not emit:
         return None
+    if framework:
+        own_emit = emitter_for(framework)
+        if own_emit == emit:
+            return None
+        whose = (f"whose own flags --emit {own_emit} writes" if own_emit else "a stack trainsim has no emitter for")
+        return (f"note: --emit {emit} writes {EMITTER_TARGETS[emit]}'s flags for a plan searched under {framework} "
+                f"(--framework), {whose}")
     fw, own = default_for_emit(emit), _framework_of(run)
     if fw == own:
         return None
@@ -270,6 +282,11 @@ def check_output_path(path, *, force: bool = False, what: str = "output") -> Pat
     return _check_output_path(path, force=force, what=what)
 
 
+def check_output_dir(path, *, field: str, what: str = "folder") -> Path:
+    """An output folder, refused before the work when it exists as a file (:func:`trainsim.io.check_output_dir`)."""
+    return _check_output_dir(path, field=field, what=what)
+
+
 @_dataclass
 class CompareResult:
     """``trainsim compare``: the runs' estimates side by side and the spec keys whose values differ."""
@@ -325,15 +342,26 @@ def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
         raise TrainsimError(f"expected two or more run specs, got {len(paths)}", field="RUNS")
     ests = []
     for p in paths:
-        e = _estimate(load_run(p))
+        try:
+            e = _estimate(load_run(p))
+        except TrainsimError as exc:     # name the spec without an answer ('error: plan: ...' said not which)
+            raise located(exc, p) from None
         e.cost_inputs = dict(cost or {})
         ests.append(e)
     return CompareResult(list(paths), ests, differing_inputs(paths))
 
 
-def model(value: str, *, seq_len: int = 4096, base_dir: Path | None = None) -> ModelSummary:
+def model(value: str, *, seq_len: int | str = 4096, base_dir: Path | None = None,
+          names: Mapping[str, str] | None = None) -> ModelSummary:
     """``trainsim model``: a catalog id or a config.json / model YAML path -> exact parameter counts and FLOPs
-    per token at ``seq_len`` (with the official counts of a catalog model)."""
+    per token at ``seq_len`` (with the official counts of a catalog model). ``seq_len`` as a run spec's
+    ``training.seq_len`` takes it: 4096, ``"4,096"`` or ``"4K"`` (K = 1,024), 1 .. 10^8."""
+    field = _name(names, "seq_len")
+    n = parse_length(seq_len, field)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEQ_LEN:
+        raise TrainsimError(f"expected a length in tokens from 1 to {MAX_SEQ_LEN:,} such as 4096 or '4K', got "
+                            f"{seq_len!r}", field=field)
+    seq_len = n
     arch = resolve_model(value, base_dir or Path.cwd(), field="model")
     official = official_counts(value) if value in model_ids() else None
     return ModelSummary(model_summary(arch, seq_len, official))
@@ -356,12 +384,35 @@ def describe(entry_id: str) -> CatalogAnswer:
 def serve_settings(*, host: str = "127.0.0.1", port: int = 8765, workers: int = 2, quiet: bool = False,
                    names: Mapping[str, str] | None = None) -> dict:
     """``trainsim serve``'s checked settings (the explorer, :mod:`trainsim.serve`, is a front end beside the CLI
-    and calls this API; the CLI starts it with these): one-line errors for a bad port or worker count."""
+    and calls this API; the CLI starts it with these): one-line errors for a bad port or worker count, and for a
+    host that does not resolve or an address that cannot be bound (a port in use): uvicorn itself logs those and
+    exits with its STARTUP_FAILURE code 3, trainsim's code for a bug."""
     if not 0 < port < 65536:
         raise TrainsimError(f"expected a port between 1 and 65535, got {port}", field=_name(names, "port"))
     if workers < 1:
         raise TrainsimError(f"expected at least 1 worker, got {workers}", field=_name(names, "workers"))
+    _check_listen(host, port, names)
     return {"host": host, "port": port, "workers": workers, "quiet": quiet}
+
+
+def _check_listen(host: str, port: int, names: Mapping[str, str] | None) -> None:
+    """Bind (and release) ``host:port`` as uvicorn will (SO_REUSEADDR), so that a bad address is one line."""
+    import socket
+
+    try:
+        fam, typ, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TrainsimError(f"expected a host name or address of this machine, got {host!r} "
+                            f"({getattr(exc, 'strerror', None) or exc})", field=_name(names, "host")) from None
+    with socket.socket(fam, typ, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            import errno
+            key = "host" if exc.errno == errno.EADDRNOTAVAIL else "port"    # not this machine's address
+            raise TrainsimError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); expected a free port "
+                                f"on an address of this machine", field=_name(names, key)) from None
 
 
 def framework_of(run: Run) -> str:
@@ -425,7 +476,8 @@ def stack_emitter(stack_id: str) -> str | None:
 
 
 __all__ += ["Answer", "ErrorTable", "CheckResult",
-            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "differing_inputs", "compare",
+            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir",
+            "differing_inputs", "compare",
             "model", "catalog", "describe", "serve_settings", "framework_of",
             "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",
             "default_stack", "stack_emitter", "from_validation"]

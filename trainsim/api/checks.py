@@ -5,7 +5,7 @@ from pathlib import Path
 from ..errors import TrainsimError
 from ..spec import _in_spec, load_run
 from ..sweep import load_sweep as _load_sweep
-from ..io import load_spec_file, spec_kind
+from ..io import load_spec_file, require_file, spec_kind
 from ..estimate import PLAN_FIELDS
 from ..model.counts import count
 from ..catalog.describe import fmt
@@ -22,8 +22,7 @@ def check(path) -> CheckResult:
     """``trainsim check``: what a spec of any kind (run, serving, post-training, sweep, scenario) resolves to --
     model counts, system, plan fields fixed vs searched -- without running it (one-line error on a problem)."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainsimError(f"no such file: {path}")
+    require_file(path, what="spec")
     doc = load_spec_file(path, None, what="spec")
     kind = spec_kind(doc)
 

@@ -11,6 +11,7 @@ from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
 from ..perf.calibration import validation_error
 from ..assumptions import Assumptions
+from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..scenario.common import best
 from ..scenario.economics import economics
 from ..scenario.goodput import goodput
@@ -126,7 +127,10 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     res = _size(r, days, unit=unit, assumptions=a, **kw)
     res.cost = None
     if res.estimate is not None:
-        res.cost = res.estimate.cost(**(cost or {}), **({"goodput": res.goodput} if failures and res.goodput else {}))
+        gp = res.goodput
+        if gp is None:      # no count meets the deadline: the estimate is the fastest probe's, costed at its goodput
+            gp = next((p["goodput"] for p in res.probes if p["chips"] == res.estimate.run.chips), None)
+        res.cost = res.estimate.cost(**(cost or {}), **({"goodput": gp} if failures and gp else {}))
     return res
 
 
@@ -147,7 +151,11 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
         raise TrainsimError(f"expected bf16 or fp8, got {precision!r}", field=_name(names, "precision"))
     s = get_system(system, field=_name(names, "system")) if isinstance(system, str) else resolve_system(system)
     n = chips or units * s.scale_up_size
-    _check_chips(n, _name(names, "chips"))
+    if chips:
+        _check_chips(n, _name(names, "chips"))
+    elif n > MAX_CHIPS:     # name the option given: --units 2000 of 8,192-chip SuperPoDs, not --chips
+        raise TrainsimError(f"expected at most {MAX_CHIPS // s.scale_up_size:,} units of {s.id} ({MAX_CHIPS:,} "
+                            f"chips), got {units:,} ({n:,} chips)", field=_name(names, "units"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
         if not (math.isfinite(sparsity) and sparsity >= 1.0):
@@ -185,11 +193,14 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     _check_chips(r.chips)
     ps = [canonical(p) for p in (params or PARAMS)]
     fs = tuple(float(f) for f in factors)
+    if not fs:
+        raise TrainsimError("expected at least one factor such as 0.5,2, got none", field=_name(names, "factors"))
     if max_points is not None and len(ps) * len(fs) > max_points:
         raise TrainsimError(f"expected at most {max_points} points, got {len(ps) * len(fs)} "
                             f"({len(ps)} parameters x {len(fs)} factors)", field=_name(names, "factors"))
-    if any(not f > 0 for f in fs):
-        raise TrainsimError(f"expected positive factors, got {list(fs)}", field=_name(names, "factors"))
+    if any(not check_scale_factor(f) for f in fs):
+        raise TrainsimError(f"expected positive factors from {1 / MAX_SCALE_FACTOR:g} to {MAX_SCALE_FACTOR:g}, got "
+                            f"{list(fs)}", field=_name(names, "factors"))
     if progress is None:
         out = _sens(r, ps, fs)
     else:

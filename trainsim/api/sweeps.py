@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 from ..errors import TrainsimError
+from ..io import check_output_dir
 from ..sweep import load_sweep as _load_sweep
 from ..sweep.executors import MAX_LOCAL_WORKERS
 from ..sweep.runner import run_sweep
@@ -55,4 +56,6 @@ def sweep_summary(path, *, deadline_days: float | None = None, metric: str = "da
     """``trainsim sweep --summary``: frontier, Pareto front and per-axis bests of a results file
     (:func:`trainsim.sweep.summary.summarize`); ``plots``: a folder for PNG plots."""
     check_deadline(deadline_days, names)
+    if plots is not None:
+        check_output_dir(plots, field=_name(names, "plots"), what="plots folder")
     return Answer(summarize(path, deadline_days=deadline_days, metric=metric, plots_dir=plots))

@@ -21,6 +21,7 @@ one-line :class:`TrainsimError` naming the field, the value and what was expecte
 """
 from __future__ import annotations
 
+import math
 import re
 
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from pathlib import Path
 
 
 from ..errors import TrainsimError, unknown
-from ..units import TERA, parse_count, parse_quantity
+from ..units import TERA, parse_count, parse_quantity, plain_number
 from . import load
 from .topology import SWITCH, parse_topology
 from .types import Chip, NetLevel, Sourced, System
@@ -89,7 +90,12 @@ def hbm_capacity(value, field: str, where: str | None) -> float:
 
 def _tflops(value, field: str, where: str | None) -> float:
     """A peak in TFLOPS (a plain number) or a string with a unit ("989 TFLOP/s")."""
+    if isinstance(value, str) and plain_number(value.strip()) is not None:   # "9.89e2" as YAML 1.1 leaves it
+        value = plain_number(value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(float(value) * TERA):     # .inf or 1e308 TFLOPS overflowed the plan search (exit 3)
+            raise TrainsimError(f"expected a number of TFLOPS such as 989 (finite in FLOP/s), got {value!r}",
+                                field=field, where=where)
         return _positive(float(value) * TERA, value, field, where, "a positive number of TFLOPS such as 989")
     return _quantity(value, "flops", field, where, "a positive rate such as '989 TFLOP/s'")
 

@@ -20,11 +20,13 @@ def _b(x: float) -> str:
 @app.command("model")
 def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
                                           help="catalog id, or a config.json / model YAML path"),
-              seq_len: int = typer.Option(4096, "--seq-len", min=1, help="sequence length for attention FLOPs"),
+              seq_len: str = typer.Option("4096", "--seq-len", help="sequence length for attention FLOPs: 4096, "
+                                                                    "'4,096' or '4K' (K = 1,024), as in a run spec"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Parameters (total, active, per layer kind) and training FLOPs per token of a model."""
-    d = api.model(model, seq_len=seq_len, base_dir=Path.cwd()).to_dict()
+    d = api.model(model, seq_len=seq_len, base_dir=Path.cwd(), names=api.CLI_NAMES).to_dict()
+    seq_len = d["seq_len"]
     official = d.get("official")
     if csv_:
         print_rows(d)

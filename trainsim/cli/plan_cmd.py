@@ -20,18 +20,22 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              top: int = typer.Option(5, "--top", min=1, max=1000,
                                      help="how many plans to list, 1-1000 (every feasible plan: "
                                           "trainsim.search(...).to_frame(all=True))"),
-             fix: str = typer.Option("", "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
-             emit: str = typer.Option("", "--emit", help="print the best plan as megatron or mindspeed arguments (bash), or a torchtitan TOML section"),
+             fix: str = typer.Option(None, "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
+             emit: str = typer.Option(None, "--emit", help="print the best plan as megatron or mindspeed arguments (bash), or a torchtitan TOML section"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
              use_all: bool = typer.Option(False, "--use-all", help="plans must use every chip (no idle domains)"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
              csv_: bool = typer.Option(False, "--csv", help="print the listed plans as CSV rows"),
-             framework: str = typer.Option("", "--framework", help="offer only what this software stack has "
+             framework: str = typer.Option(None, "--framework", help="offer only what this software stack has "
                                                                    "(e.g. megatron-core-2024, torchtitan-2024)"),
-             against: str = typer.Option("", "--against", help="compare the best plan with this reference plan, "
+             against: str = typer.Option(None, "--against", help="compare the best plan with this reference plan, "
                                                                "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Find the fastest plan that fits in memory."""
+    for opt, v in (("--fix", fix), ("--emit", emit), ("--framework", framework), ("--against", against)):
+        if v is not None and not v.strip():     # `--against ""` was the option left out, without a word
+            raise api.TrainsimError("expected a value, got an empty one (leave the option out for none)", field=opt)
+    fix, emit, framework, against = fix or "", emit or "", framework or "", against or ""
     dropped = [o for o, on in (("--json", json_), ("--csv", csv_), ("--against", against)) if on]
     if emit and dropped:   # --emit prints the flags alone: the others would be dropped without a word
         raise api.TrainsimError(f"prints only the best plan's flags and does not combine with "

@@ -35,6 +35,8 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
     write_html = output is not None or not (json_ or csv_)
     out = (api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
            if write_html else None)
+    if png is not None:
+        api.check_output_dir(png, field="--png", what="PNG folder")    # before the work, not after the page
     inputs = cost_inputs(price, pue, electricity)
     with progress_bar(f"report {file.name}", enabled=not (quiet or json_ or csv_)) as tick:
         rep = reports.report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,

@@ -38,7 +38,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
                                              "peak_flops", "--vary", help="comma-separated parameters: hbm_bandwidth, "
                                              "hbm_capacity, scale_up_bandwidth, scale_out_bandwidth, peak_flops "
                                              "('hbm' alone is refused: capacity or bandwidth)"),
-                    factors: str = typer.Option("0.25,0.5,1.5,2", "--factors", help="multipliers of the nominal value"),
+                    factors: str = typer.Option("0.25,0.5,1.5,2", "--factors", help="multipliers of the nominal value, each 1e-6 .. 1e6"),
                     threshold: str = typer.Option("", "--threshold", help="e.g. 10%: the value below which the run "
                                                                           "slows by more than this, per parameter"),
                     json_: bool = typer.Option(False, "--json", help="print one JSON object"),

@@ -61,6 +61,11 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     if not np.any(ev.fits):
         return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / GIB:.1f} GiB "
                 f"per chip); use more chips per instance or 8-bit weights")
+    if bound is None:   # no latency bound to miss: each plan that fits leaves a replica or a stage without work
+        stated = (f"the stated batch (at most {float(np.max(ev.batch)):g} sequences per instance)" if kind == "decode"
+                  else "the stated prompt tokens per chip")
+        return (f"no {kind} plan that fits has work for each data-parallel replica and pipeline stage at {stated}; "
+                f"state a larger batch or fix dp x pp lower")
     return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
            f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.3f} ms)"
 

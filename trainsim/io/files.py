@@ -17,6 +17,17 @@ from ..errors import TrainsimError
 MAX_FILE_BYTES = 4 * 2**20
 
 
+def require_file(path: str | Path, *, what: str = "file") -> Path:
+    """``path`` when it is a file; else one line: 'no such file' or, for a folder, 'expected a WHAT, got a folder'
+    (the words :func:`read_text` uses), not 'no such file' for a folder that exists."""
+    p = Path(path)
+    if not p.exists():
+        raise TrainsimError(f"no such file ({what})", where=str(p))
+    if not p.is_file():
+        raise TrainsimError(f"expected a {what}, got a folder or special file", where=str(p))
+    return p
+
+
 def read_text(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE_BYTES) -> str:
     """The text of ``path`` decoded as UTF-8 (a UTF-8 BOM is dropped); any other encoding, a binary file,
     a folder or a file over ``max_bytes`` is a one-line :class:`TrainsimError` naming the file."""
@@ -58,6 +69,18 @@ def check_output_path(path: str | Path, *, force: bool = False, what: str = "out
         raise TrainsimError(f"{what} exists; pass --force to replace it", where=str(p))
     if p.parent.exists() and not p.parent.is_dir():
         raise TrainsimError(f"{str(p.parent)!r} is not a folder", where=str(p))
+    return p
+
+
+def check_output_dir(path: str | Path, *, field: str, what: str = "folder") -> Path:
+    """Refuse, before any work, an output folder (``report --png``, ``sweep --plots``) that exists and is not a
+    folder, or whose parent is a file; a missing folder is created when written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise TrainsimError(f"{what} exists and is not a folder; expected a folder path", field=field, where=str(p))
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TrainsimError(f"{str(parent)!r} is not a folder", field=field, where=str(p))
     return p
 
 

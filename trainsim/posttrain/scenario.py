@@ -27,9 +27,12 @@ from ..errors import TrainsimError, refuse_unknown_keys
 from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
-from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_quantity
+from ..spec import chips_as_stated
+from ..types_checked import MAX_CHIPS
+from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count, parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
-from .spec import StepPart
+from .spec import ROLLOUT_PRECISIONS, StepPart
+from ..frameworks import PRECISIONS
 from ..inference.calib import constant_sources
 from .timeline import LOGPROB_BYTES, ID_BYTES
 from ..inference.validate import held_out_summary
@@ -99,11 +102,17 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
     teacher = resolve_model(teacher_v, base_dir, field="inputs.teacher")
     note("teacher", teacher_v if isinstance(teacher_v, str) else teacher.name, src)
     k, src = _entry(inp, "domains")
-    note("domains (K teachers = K clusters)", int(k), src)
+    k = parse_int_count(k, "inputs.domains.value")     # 'abc' or '1.5K' exited 3 through int()
+    if k < 1:
+        raise TrainsimError(f"expected at least one domain, got {k}", field="inputs.domains.value")
+    note("domains (K teachers = K clusters)", k, src)
     cl, src = _entry(inp, "cluster")
     system = resolve_system(cl["system"], base_dir, field="inputs.cluster.system")
     require_usable(system.chip)
-    chips = int(cl["chips"])
+    chips = parse_int_count(chips_as_stated(cl.get("chips"), system, base_dir, None, "inputs.cluster.chips"),
+                            "inputs.cluster.chips")           # 384, '384', '1 pod
+    if not 1 <= chips <= MAX_CHIPS:      # -1 reached the plan search's factorisation (exit 3)
+        raise TrainsimError(f"expected 1 to {MAX_CHIPS:,} chips, got {chips:,}", field="inputs.cluster.chips")
     note("cluster (each domain)", {"system": system.id, "chips": chips}, src)
     wan, src = _entry(inp, "wan")
     bw = parse_quantity(wan["bandwidth"], "bytes_per_s", "inputs.wan.bandwidth")
@@ -116,11 +125,17 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
     od = _step(od_d, "inputs.distillation")
     note("multi-teacher on-policy distillation", od.model_dump(), src)
     prec, src = _entry(inp, "precision", "bf16", required=False)
+    if prec not in PRECISIONS:      # else a pydantic ValidationError deep in the case (exit 3)
+        raise TrainsimError(f"expected one of {', '.join(PRECISIONS)}, got {prec!r}", field="inputs.precision.value")
     note("training precision", prec, src)
     rprec, src = _entry(inp, "rollout_precision", "bf16", required=False)
+    if rprec not in ROLLOUT_PRECISIONS:
+        raise TrainsimError(f"expected one of {', '.join(ROLLOUT_PRECISIONS)}, got {rprec!r}",
+                            field="inputs.rollout_precision.value")
     note("rollout / scoring precision", rprec, src)
     tol, src = _entry(inp, "tolerance", 0.10, required=False)
-    note("'almost trivial' tolerance vs one summed-chip cluster", float(tol), src)
+    tol = parse_fraction(tol, "inputs.tolerance.value")
+    note("'almost trivial' tolerance vs one summed-chip cluster", tol, src)
     case = MultiClusterCase(student=student, teacher=teacher, domains=int(k), system=system, chips_per_cluster=chips,
                             wan_bandwidth=bw, wan_latency=lat, rl_step=rl, opd_step=od, precision=str(prec),
                             rollout_precision=str(rprec), tolerance=float(tol))

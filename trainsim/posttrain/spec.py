@@ -78,7 +78,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
-from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, as_field_error
+from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, SeqLen, as_field_error
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file, yaml_shape
@@ -124,6 +124,10 @@ class LinkPart(BaseModel):
         return x
 
 
+#: the serving precisions a rollout engine runs (inference/spec.py's weights precisions)
+ROLLOUT_PRECISIONS = ("bf16", "fp8", "int8", "fp4")
+
+
 class StudentPart(BaseModel):
     """The student model: its training cluster, where and how its rollouts run (cluster, chips, precision,
     tp, memory share) and an optional fixed training plan."""
@@ -135,7 +139,7 @@ class StudentPart(BaseModel):
     rollout_chips: Chips | None = None
     rollouts: Literal["student", "teacher_clusters"] = "student"
     precision: Literal[PRECISIONS] = "bf16"   # the trainer's: frameworks.PRECISIONS
-    rollout_precision: Literal["bf16", "fp8", "int8", "fp4"] = "bf16"
+    rollout_precision: Literal[ROLLOUT_PRECISIONS] = "bf16"
     rollout_tp: int | None = Field(None, gt=0)
     rollout_memory_fraction: float = Field(1.0, gt=0.0, le=1.0)
     #: sequences one rollout server runs at once (vLLM ``max_num_seqs``); absent: no limit besides the KV cache.
@@ -212,8 +216,8 @@ class StepPart(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     prompts: PosInt
     samples_per_prompt: PosInt = 1
-    prompt_len: PosInt
-    rollout_len: PosInt
+    prompt_len: SeqLen          # lengths as training.seq_len and serving.input_len take them ("16K" = 16,384)
+    rollout_len: SeqLen
     tail_factor: FiniteFloat = Field(1.0, ge=1.0, le=100.0)
     steps: PosInt = 1
     mode: Literal["sync", "async"] = "sync"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import TrainsimError
 from .page import Report
-from ..io import load_spec_file, spec_kind
+from ..io import load_spec_file, require_file, spec_kind
 from ..io.specfile import SPEC_COMMAND, SPEC_LABEL
 from .progress import as_tick
 from ..spec import load_run
@@ -18,8 +18,7 @@ from .scenario_report import build_scenario_report
 def is_scenario(path: str | Path) -> bool:
     """True for a scenario file (a mapping with ``kind``), False for a run spec."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainsimError(f"no such file: {path}")
+    require_file(path, what="run spec or scenario")
     try:
         doc = load_spec_file(path, None, what="run spec or scenario")
     except TrainsimError as exc:

@@ -89,9 +89,11 @@ def scaling(run: Run, plan: PlanSpec | None = None, counts: list[int] | None = N
         tick.advance(f"{n:,} chips", 0)
         res = best(at_chips(base, n))
         e = res.best
+        # the batch the best plan uses (within training.batch_tolerance of the stated one), as estimate prints it
+        used = (e.run if e is not None else res.run).training.batch_seqs
         row = {"chips": n, "days": None, "step_time_s": None, "mfu": None, "tokens_per_s_per_chip": None,
-               "plan": None, "memory_per_chip_bytes": None, "global_batch_seqs": res.run.training.batch_seqs,
-               "batch_adjusted": res.run.training.batch_seqs != run.training.batch_seqs}
+               "plan": None, "memory_per_chip_bytes": None, "global_batch_seqs": used,
+               "batch_adjusted": used != run.training.batch_seqs}
         if e is None:
             row["message"] = res.no_plan_message()
         else:

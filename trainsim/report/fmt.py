@@ -142,6 +142,13 @@ FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_
                            "binding_share"})
 
 
+#: the suffix of result keys holding a signed relative difference as a fraction (``total_vs_claim``: 0.013 is
+#: 1.3% more than claimed), printed as a signed percentage
+SIGNED_FRACTION_SUFFIX = "_vs_claim"
+#: result keys holding (cause, fraction of the step) pairs (:func:`trainsim.scenario.common.where_time_goes`)
+SHARE_KEYS = frozenset({"where_time_goes"})
+
+
 def is_fraction_key(key: str) -> bool:
     """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS` or a change already in
     percent (``*_pct``: ``change_pct``, ``slowdown_pct``), both printed with a % sign."""
@@ -158,6 +165,12 @@ def value_of_key(key: str, x: Any) -> str:
     last = str(key).split(".")[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
+    finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+    if last.endswith(SIGNED_FRACTION_SUFFIX) and finite(x):     # 0.013 -> +1.3%, not a bare 0.013
+        return signed_pct(100.0 * x, 1)
+    if last in SHARE_KEYS and isinstance(x, (list, tuple)) and all(
+            isinstance(v, (list, tuple)) and len(v) == 2 and finite(v[1]) for v in x):
+        return ", ".join(f"{k} {pct(v)}" for k, v in x)
     if is_fraction_key(last) and not isinstance(x, bool):
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
         as_pct = (lambda v: signed_pct(v, 1)) if last.endswith("_pct") else pct   # *_pct: a change in percent

@@ -25,9 +25,10 @@ def render_infer(res: dict) -> None:
               show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
-    t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 1e3:,.1f} kB ({res['kv_precision']})")
+    # binary units, like the GiB of the memory row below (a per-sequence MB beside a per-chip GiB did not add up)
+    t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 2**10:,.1f} KiB ({res['kv_precision']})")
     t.add_row(f"KV cache per sequence (mean decode context, {res['decode_context_len']:,} tokens)",
-              f"{res['kv_cache_bytes_per_sequence'] / 1e6:,.1f} MB")
+              f"{res['kv_cache_bytes_per_sequence'] / 2**20:,.1f} MiB")
     if "decode" in res:
         d = res["decode"]
         t.add_row("decode plan", _plan(d["plan"], res.get("moe", True)))

@@ -39,6 +39,7 @@ from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
 from ..errors import TrainsimError
+from ..numfmt import count as count_fmt
 from ..catalog.resolve import resolve_system
 from ..units import GIB
 
@@ -360,8 +361,9 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     # domains idle (a plan uses whole scale-up domains and a batch its dp divides: parallel/batch.py)
     why = "fewer chips fail less often" if lo["chips"] < chips else "the best plan leaves the rest idle"
     idle = f" (using {used:,}: {why})" if used < chips else ""
-    msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {total / 1e9:,.0f}B-total / {active / 1e9:,.1f}B-active "
-           f"{family} model on {tokens / 1e12:.1f}T tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
+    # sizes as the 'model sizes probed' table prints them (numfmt.count: 1.1T, 60.1B), not '1,101B'
+    msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {count_fmt(total)}-total / {count_fmt(active)}-active "
+           f"{family} model on {count_fmt(tokens)} tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
     return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,
                           gp.fraction if gp else None, fres.best or res.best, lim, iters, msg)
 

@@ -28,6 +28,14 @@ def default_option() -> str:
     return str(_doc().get("default", "whole_job_restart"))
 
 
+def check_options(ids, field: str = "failure_handling") -> None:
+    """Refuse, before any work, an option id that :func:`options` lacks (one line with close matches)."""
+    opts = options()
+    for i, option in enumerate(ids):
+        if option not in opts:
+            raise unknown("failure handling option", option, opts, field=f"{field}[{i}]")
+
+
 def with_option(a: Assumptions, option: str) -> Assumptions:
     """``a`` with the restart time and checkpoint bandwidth of one failure-handling option (sourced)."""
     opts = options()

@@ -210,15 +210,19 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi is None:
         finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
         fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None
-        msg = (f"no count up to {cap:,} {unit}s ({cap * uc:,} chips) finishes in {deadline_days:g} "
+        cap_chips = "" if uc == 1 else f" ({cap * uc:,} chips)"      # --unit chip: the count is the chips
+        on = (f"{fastest['units']:,} chips (" if uc == 1 else f"{fastest['units']:,} ({fastest['chips']:,} chips, "
+              ) if fastest else ""
+        msg = (f"no count up to {cap:,} {unit}s{cap_chips} finishes in {deadline_days:g} "
                f"day{'s' if deadline_days != 1 else ''}"
-               + (f"; fastest: {fastest['effective_days']:.1f} days on {fastest['units']:,} ({fastest['chips']:,} "
-                  f"chips, goodput {fastest['goodput']:.0%})" if fastest else "; nothing fits in memory"))
+               + (f"; fastest: {fastest['effective_days']:.1f} days on {on}goodput {fastest['goodput']:.0%})"
+                  if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
     u = counts[hi]
     p = probe(u)
-    msg = (f"{u:,} {unit}{'s' if u != 1 else ''} ({p['chips']:,} chips) finish{'es' if u == 1 else ''} in "
+    in_chips = "" if uc == 1 else f" ({p['chips']:,} chips)"     # --unit chip: not '124 chips (124 chips)'
+    msg = (f"{u:,} {unit}{'s' if u != 1 else ''}{in_chips} finish{'es' if u == 1 else ''} in "
            f"{p['effective_days']:.1f} days "
            f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
     if hi > 0:

@@ -42,7 +42,8 @@ run spec that :func:`trainsim.search` (the vectorised plan search) answers. Resu
 * ``{range: {start, stop, step}}``: start, start + step, ... up to and including ``stop`` when it lands on the grid;
 * ``{logspace: {start, stop, num}}``: ``num`` values spaced evenly in log between the two end VALUES (not
   exponents; ``{start: 1e12, stop: 1e14, num: 3}`` gives 1e12, 1e13, 1e14); integer targets round (duplicates dropped);
-* ``{scale: LIST | {range: ...} | {logspace: ...}}``: factors of the base value (numeric ``system.*`` targets);
+* ``{scale: LIST | {range: ...} | {logspace: ...}}``: factors of the base value (numeric ``system.*`` targets),
+  each 1e-6 .. 1e6;
 * ``{catalog: GLOB}`` for ``system`` / ``system.chip``: every catalog id matching the glob (``"nvidia-h*"``, ``"*"``);
 * a **joint axis** (values that move together), under any name that is not a target:
   ``NAME: {zip: {TARGET: [..], TARGET2: [..]}}`` (equal lengths), or

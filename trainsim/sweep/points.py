@@ -12,6 +12,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
+from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..units import parse_count
 from . import targets as T
 from ..catalog.load import chips, systems
@@ -195,8 +196,9 @@ def values(target: str, spec, field: str, where: str) -> tuple[list, bool]:
         out = []
         for i, f in enumerate(raw):
             x = parse_count(f, f"{field}[{i}]", where=where)
-            if not x > 0 or not math.isfinite(x):
-                raise TrainsimError(f"expected a positive factor, got {f!r}", field=f"{field}[{i}]", where=where)
+            if not check_scale_factor(x):
+                raise TrainsimError(f"expected a positive factor from {1 / MAX_SCALE_FACTOR:g} to "
+                                    f"{MAX_SCALE_FACTOR:g}, got {f!r}", field=f"{field}[{i}]", where=where)
             out.append(float(x))
         return out, True
     out = [_clean(T.parse_number(target, v, f"{field}[{i}]", where)) for i, v in enumerate(raw)]
@@ -259,6 +261,10 @@ def _samples(name: str, spec, base_system: System, where: str) -> Axis:
             if not isinstance(s, dict) or not {"low", "high"} <= set(s) <= {"low", "high", "dist", "mode"}:
                 raise TrainsimError(f"expected {{low, high, dist?}}, got {s!r}", field=f"{f}.scale", where=where)
             lo, hi = (parse_count(s[k], f"{f}.scale.{k}", where=where) for k in ("low", "high"))
+            for k, x in (("low", lo), ("high", hi)):     # as a scale axis's factors: the draws lie between them
+                if not check_scale_factor(x):
+                    raise TrainsimError(f"expected a positive factor from {1 / MAX_SCALE_FACTOR:g} to "
+                                        f"{MAX_SCALE_FACTOR:g}, got {s[k]!r}", field=f"{f}.scale.{k}", where=where)
             mode = None if s.get("mode") is None else parse_count(s["mode"], f"{f}.scale.mode", where=where)
             draws = list(_draw(rng, s.get("dist", "uniform"), lo, hi, mode, n, f"{f}.scale", where))
             scale = True

@@ -14,7 +14,7 @@ from ..errors import TrainsimError, unknown
 from .evaluate import GROUPS, HEAD, TAIL, record_columns
 from .points import Axis, Point, check_axes, expand_axis, n_points, point
 from .._version import __version__
-from ..io import load_spec_file, read_text
+from ..io import load_spec_file, read_text, require_file
 from ..spec import parse_run
 from ..assumptions import defaults
 from .evaluate import COLUMN_DEFINITIONS
@@ -173,8 +173,7 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
 def load_sweep(path: str | Path) -> SweepSpec:
     """Load a sweep-spec YAML file (safe loader only)."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainsimError(f"no such file: {path}")
+    require_file(path, what="sweep spec")
     text = read_text(path, what="sweep spec")
     return load_spec_file(path, functools.partial(parse_sweep, text=text, path=str(path)), what="sweep spec",
                           text=text)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..io import require_file
 
 
 def pa():
@@ -166,8 +167,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.is_file():
-        raise TrainsimError(f"no such file: {path}")
+    require_file(path, what="Parquet sweep result")
     try:
         meta = pq.read_schema(path).metadata or {}
     except Exception as exc:  # noqa: BLE001

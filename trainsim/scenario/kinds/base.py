@@ -30,6 +30,7 @@ from ..ranges import propagate
 from ..registry import register
 from ...assumptions import _num
 from ...io import read_yaml, yaml_shape
+from ...units import parse_count, parse_int_count
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 from ...units import GIB
@@ -65,9 +66,9 @@ def load_doc(path: Path) -> dict:
     for key in ("claimed", "frontier_model"):
         if isinstance(doc.get(key), dict):
             doc[key] = _num(doc[key])
-    for r in doc.get("reference_runs") or []:
-        if isinstance(r, dict) and "flops" in r:
-            r["flops"] = float(r["flops"])
+    for i, r in enumerate(doc.get("reference_runs") or []):
+        if isinstance(r, dict) and "flops" in r:     # '3.29e24' (a YAML 1.1 string) or '3.3e24'; 'abc' one line
+            r["flops"] = parse_count(r["flops"], f"reference_runs[{i}].flops", where=str(path))
     return doc
 
 
@@ -81,12 +82,21 @@ def _system_id(system) -> str:
     return str(system.get("id") or system.get("base") or system.get("name") or "inline")
 
 
-def _chips(doc: dict, system_obj) -> int:
+def _chips(doc: dict, system_obj, field: str = "") -> int:
+    """The chips of a scenario document or one side of it (``field``: its key path): ``chips`` as a run spec
+    states them, or ``pods`` / ``units`` of the system's scale-up domain, a whole count (units.parse_int_count:
+    '65', 65, '1K'; 65.5, true or 'abc' are one error line, not 65 pods, 1 pod or exit 3)."""
+    where = f"scenario {doc.get('id', '?')}"
     if "chips" in doc:
-        return int(chips_as_stated(doc["chips"], system_obj, None, f"scenario {doc.get('id', '?')}"))
+        return int(chips_as_stated(doc["chips"], system_obj, None, where))
     if "pods" in doc or "units" in doc:
-        return int(doc.get("pods", doc.get("units"))) * system_obj.scale_up_size
-    raise TrainsimError("give chips or pods", where=f"scenario {doc.get('id', '?')}")
+        key = "pods" if "pods" in doc else "units"
+        n = parse_int_count(doc[key], f"{field}{key}", where=where)
+        if n < 1:
+            raise TrainsimError(f"expected a positive whole number of scale-up domains, got {doc[key]!r}",
+                                field=f"{field}{key}", where=where)
+        return n * system_obj.scale_up_size
+    raise TrainsimError("give chips or pods", where=where)
 
 
 def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=None, name=None, training=None,
@@ -277,7 +287,8 @@ def _public(row: dict) -> dict:
 def _flops_claimed(claimed: dict | None) -> float | None:
     if not claimed or "active_params" not in claimed or "tokens" not in claimed:
         return None
-    return 6.0 * float(claimed["active_params"]) * float(claimed["tokens"])
+    return 6.0 * parse_count(claimed["active_params"], "claimed.active_params") * parse_count(claimed["tokens"],
+                                                                                            "claimed.tokens")
 
 
 def _count_check(arch, claimed: dict | None) -> dict:
@@ -285,9 +296,10 @@ def _count_check(arch, claimed: dict | None) -> dict:
     out = {"total_params": float(c.total_params), "active_params": float(c.active_params)}
     if claimed:
         if "total_params" in claimed:
-            out["total_vs_claim"] = c.total_params / float(claimed["total_params"]) - 1.0
+            out["total_vs_claim"] = c.total_params / parse_count(claimed["total_params"], "claimed.total_params") - 1.0
         if "active_params" in claimed:
-            out["active_vs_claim"] = c.active_params / float(claimed["active_params"]) - 1.0
+            out["active_vs_claim"] = (c.active_params / parse_count(claimed["active_params"], "claimed.active_params")
+                                      - 1.0)
     return out
 
 

@@ -14,7 +14,8 @@ from ...spec import chips_as_stated
 from ..capacity import capacity, tokens_in_days
 from ..common import plan_summary
 from ..economics import training_flops
-from ..failure_modes import options as fh_options, with_option
+from ..failure_modes import check_options, options as fh_options, with_option
+from ...units import parse_count
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..ranges import propagate
 from ..sensitivity import scaled
@@ -56,17 +57,19 @@ def _reference_runs(refs: list[dict], base_dir: Path) -> list[dict]:
         if "scenario" in r:
             other = load_doc(Path(base_dir) / r["scenario"])
             orun = _job_run(other, base_dir)
-            fl = training_flops(orun.arch, float(other["training"]["tokens"]))["flops_6na"]
+            fl = training_flops(orun.arch, orun.training.tokens)["flops_6na"]
             out.append({"name": r.get("name", other.get("id")), "flops": fl,
                         "source": f"scenario {other.get('id')} (6 x active x tokens)"})
         else:
-            out.append({"name": r["name"], "flops": float(r["flops"]), "source": r.get("source", "")})
+            out.append({"name": r["name"], "flops": parse_count(r["flops"], "reference_runs.flops"),
+                        "source": r.get("source", "")})
     return out
 
 
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S4 ``fleet-capacity`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
+    check_options(inp.failure_handling)      # an unknown option was a KeyError deep in the sizing (exit 3)
     a = inp.assumption_set()
     system = resolve_system(_need(doc, "system"), base_dir)
     chips = _chips(doc, system)

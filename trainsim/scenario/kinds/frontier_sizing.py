@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import Field
 from ...types_checked import PosFloat, PosInt
 
+from ...errors import TrainsimError
 from ...model.counts import count
+from ...units import parse_count, parse_int_count
 from ..capacity import capacity, moe_shape
 from ..common import at_chips, best, days_of, make_run, plan_summary
-from ..failure_modes import options as fh_options, with_option
+from ..failure_modes import check_options, options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
 from ..economics import economics
 from ..ranges import apply, fp4_efficiency_input, fp8_efficiency_input, propagate
@@ -46,15 +48,19 @@ class Inputs(KindInputs):
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S6 ``frontier-sizing`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
+    check_options(inp.failure_handling)      # an unknown option was a KeyError deep in the sizing (exit 3)
     a = inp.assumption_set()
     system = resolve_system(_need(doc, "system"), base_dir)
     days = inp.days
     lm = inp.frontier_model
-    total, active, tokens = float(lm["total_params"]), float(lm["active_params"]), float(lm["tokens"])
+    total, active, tokens = (parse_count(lm[k], f"frontier_model.{k}") for k in ("total_params", "active_params",
+                                                                                 "tokens"))
     shape = moe_shape(active, total / active, name=lm.get("name", "lean-mythos"))
-    tr = {"tokens": tokens, "seq_len": int(lm.get("seq_len", 4096)),
-          "global_batch_seqs": int(lm.get("global_batch_seqs", 16384)), "precision": inp.precision}
-    claimed_units = [int(u) for u in _listify(inp.claimed_units)]
+    tr = {"tokens": tokens, "seq_len": lm.get("seq_len", 4096),        # both read by the run spec ("4K", "16K")
+          "global_batch_seqs": lm.get("global_batch_seqs", 16384), "precision": inp.precision}
+    claimed_units = [parse_int_count(u, "claimed_units") for u in _listify(inp.claimed_units)]
+    if any(u < 1 for u in claimed_units):    # -1 units reached a logarithm (exit 3)
+        raise TrainsimError(f"expected positive unit counts, got {claimed_units}", field="claimed_units")
     start_chips = max(claimed_units) * system.scale_up_size
     run = make_run(shape, doc["system"], start_chips, tr, base_dir, name=shape["name"], framework=doc.get("framework"))
     c = count(run.arch)

@@ -19,6 +19,13 @@ from ...inference.spec import parse_serving
 from ...inference.validate import held_out_summary
 from ..economics import rental_rate
 from ..sensitivity import scaled
+from ...units import parse_fraction
+
+def _slowdown(inp) -> float:
+    """``threshold.slowdown``: 0.10 or '10%' (units.parse_fraction), below 1 (the inference side solves for
+    (1 - slowdown) x the nominal throughput); 0.10 when unstated."""
+    return parse_fraction((inp.threshold or {}).get("slowdown", 0.10), "threshold.slowdown", below_one=True)
+
 
 DEFAULT_PARAMS = ["hbm_bandwidth", "hbm_capacity", "scale_up_bandwidth", "scale_out_bandwidth", "peak_flops"]
 
@@ -51,7 +58,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     sens = sensitivity(run, params, tuple(inp.factors))
     el = {p: elasticity(sens, p) for p in sens["params"]}
     th_doc = inp.threshold or {"param": "hbm_bandwidth", "slowdown": 0.10}
-    th = threshold(run, th_doc.get("param", "hbm_bandwidth"), float(th_doc.get("slowdown", 0.10)))
+    th = threshold(run, th_doc.get("param", "hbm_bandwidth"), _slowdown(inp))
     numbers: dict[str, Any] = {"nominal_days": sens["nominal_days"], "chips": run.chips, "system": run.system.id,
                                "elasticity_dln_days_dln_param": el,
                                "days_by_param": {p: [{k: r[k] for k in ("factor", "value", "unit", "days",
@@ -109,7 +116,7 @@ def _decode_rows(job: dict, run, inp: Inputs, a, base_dir: Path) -> dict:
     nom = next((r for r in rows if r["factor"] == 1.0), None) or at(1.0)
     for r in rows:
         r["change_pct"] = (r["tokens_per_s_per_chip"] / nom["tokens_per_s_per_chip"] - 1.0) * 100.0
-    slow = float((inp.threshold or {}).get("slowdown", 0.10))
+    slow = _slowdown(inp)
     lo, hi = 0.05, 1.0          # bisection on the factor where throughput is (1 - slow) x nominal
     target = (1.0 - slow) * nom["tokens_per_s_per_chip"]
     if at(lo)["tokens_per_s_per_chip"] >= target:

@@ -61,8 +61,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                             + ([_input(f"training on {_system_name(e['system'])}", e["training"],
                                        e.get("training_source", "scenario file"))] if e.get("training") else []))]
     fitted = [r for r in rows if r.get("_est")]
-    arch = fitted[0]["_est"].run.arch if fitted else make_run(inp.model, inp.fallback_system, 8, tr, base_dir).arch
-    fl = training_flops(arch, float(tr["tokens"]), int(tr.get("seq_len", 4096)))
+    frun = fitted[0]["_est"].run if fitted else make_run(inp.model, inp.fallback_system, 8, tr, base_dir)
+    arch = frun.arch
+    fl = training_flops(arch, frun.training.tokens, frun.training.seq_len)   # as the run spec parsed them ("28T")
     claimed = inp.claimed or {}
     numbers: dict[str, Any] = {
         "training_flops_6na": fl["flops_6na"],
@@ -81,7 +82,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers["sizing"] = {k: v for k, v in sized.to_dict().items() if k not in ("best_plan", "probes")}
     best_row = min((r for r in rows if r.get("fits")), key=lambda r: r["chip_days"], default=None)
     facts = {"rows": [_public(r) for r in rows], "flops_6na": fl["flops_6na"], "active_params": fl["active_params"],
-             "tokens": float(tr["tokens"]), "size_for_days": inp.size_for_days,
+             "tokens": frun.training.tokens, "size_for_days": inp.size_for_days,
              "size_system": _system_id(s_entry) if s_entry is not None else None,
              "size_system_name": _system_name(s_entry),
              "sized": None if sized is None else {"feasible": sized.feasible, "units": sized.units,

@@ -35,7 +35,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     a = inp.assumption_set()
     run = _job_run(doc, base_dir)
     row = _run_row(run, a)
-    fl = training_flops(run.arch, float(inp.training["tokens"]), run.training.seq_len)
+    fl = training_flops(run.arch, run.training.tokens, run.training.seq_len)   # as the run spec parsed it ("35T")
     claimed = inp.claimed or {}
     numbers: dict[str, Any] = {
         "chips": run.chips, "system": run.system.id,
@@ -49,7 +49,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     if inp.compare_to:
         other = _sibling(doc, "compare_to", base_dir)
         orun = _job_run(other, base_dir, system=run.system.id, chips=run.chips, framework=run.framework)
-        ofl = training_flops(orun.arch, float(other["training"]["tokens"]), orun.training.seq_len)
+        ofl = training_flops(orun.arch, orun.training.tokens, orun.training.seq_len)
         ratio = fl["flops_6na"] / ofl["flops_6na"]
         c_ratio = None
         if _flops_claimed(claimed) and _flops_claimed(other.get("claimed")):

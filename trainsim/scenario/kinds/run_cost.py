@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import Field
 
 from ..common import plan_summary
-from .base import (KindInputs, KindResult, _input, _job_run, _model_inputs, _run_row, _sibling, _stack_input,
-                   _system_id, family_validation, chip_name, register_kind, short_name)
+from ...catalog.resolve import resolve_system
+from ...units import parse_count
+from .base import (KindInputs, KindResult, _chips, _input, _job_run, _model_inputs, _run_row, _sibling,
+                   _stack_input, _system_id, family_validation, chip_name, register_kind, short_name)
 
 
 class Inputs(KindInputs):
@@ -39,7 +41,9 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                           validation_error=family_validation([run]),
                           facts={"fail": f"the job does not fit: {row.get('message')}"})
     eco = row["_eco"]
-    claimed = inp.claimed or {}
+    # the claim's figures are numbers (8.2e6, '8.2M', '$533M'): one error line, not a TypeError in a ratio (exit 3)
+    claimed = {k: parse_count(v.strip().lstrip("$") if isinstance(v, str) else v, f"claimed.{k}")
+               for k, v in (inp.claimed or {}).items()}
     # whole pods are a count (65, not 65.0); a run on part of a pod keeps the fraction
     pods = (run.chips // run.system.scale_up_size if run.chips % run.system.scale_up_size == 0
             else run.chips / run.system.scale_up_size)
@@ -66,8 +70,10 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     comp = []
     families = []
     for entry in inp.compare:
-        crun = _job_run(job, base_dir, system=entry["system"], chips=int(entry.get("chips", run.chips)),
-                        precision=entry.get("precision"), framework=entry.get("framework"))
+        n = (_chips({"id": doc.get("id", "?"), **entry}, resolve_system(entry["system"], base_dir),
+                    f"compare[{len(families)}].") if "chips" in entry or "pods" in entry else run.chips)
+        crun = _job_run(job, base_dir, system=entry["system"], chips=n, precision=entry.get("precision"),
+                        framework=entry.get("framework"))
         crow = _run_row(crun, a, with_ranges=False)
         families.append(crun)
         if not crow.get("fits"):

@@ -11,8 +11,8 @@ from ...types_checked import PosFloat
 
 from ..common import best, comm_fraction, days_of, plan_summary
 from ..ranges import apply, fp4_efficiency_input
-from .base import (KindInputs, KindResult, _add_ranges, _input, _job_run, _listify, _model_inputs, _need, _public,
-                   _run_row, _stack_input, _sibling, _triple, family_validation, chip_name, register_kind)
+from .base import (KindInputs, KindResult, _add_ranges, _chips, _input, _job_run, _listify, _model_inputs, _need,
+                   _public, _run_row, _stack_input, _sibling, _triple, family_validation, chip_name, register_kind)
 from ...catalog.resolve import resolve_system
 
 
@@ -36,7 +36,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     for side in ("a", "b"):
         e = _need(doc, side)
         s_obj = resolve_system(e["system"], base_dir)
-        n = int(e["chips"]) if "chips" in e else int(e["pods"]) * s_obj.scale_up_size
+        n = _chips({"id": doc.get("id", "?"), **e}, s_obj, f"{side}.")
         rows = []
         for prec in _listify(e.get("precision", "bf16")):
             run = _job_run(job, base_dir, system=e["system"], chips=n, precision=prec, framework=e.get("framework"))
