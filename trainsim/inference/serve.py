@@ -18,7 +18,7 @@ from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, inst
 from .setup import ServeSetup
 from .spec import Serving
 from ..catalog.load import require_usable
-from ..units import GIB
+from ..numfmt import gib
 
 
 def _fixed(plan, chips: int | None) -> dict:
@@ -59,7 +59,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     if ev.batch.size == 0:
         return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
     if not np.any(ev.fits):
-        return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / GIB:.1f} GiB "
+        return (f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} "
                 f"per chip); use more chips per instance or 8-bit weights")
     return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
            f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.3f} ms)"
