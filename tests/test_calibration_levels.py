@@ -85,3 +85,26 @@ def test_defaults_are_the_constants_file(monkeypatch):
     finally:
         monkeypatch.undo()
         cal._default_calib.cache_clear()
+
+
+def test_calibration_inputs_name_each_constants_origin():
+    """The inputs table of a B200 estimate: Blackwell's GEMM tile (256 rows, the tcgen05 2-SM MMA), 74 SM pairs and
+    148 SMs are constants.yaml's family entries (read here from the YAML text), not fitted values; gemm_eff is
+    calibration.yaml's; a field neither sets is the default. Before, every value that differed from the default
+    entry was labelled 'fitted by scripts/calibrate.py'."""
+    from importlib import resources
+
+    import yaml
+
+    from trainsim.report.sources import calibration_inputs
+
+    text = lambda f: yaml.safe_load(resources.files("trainsim.perf").joinpath(f"data/{f}").read_text())  # noqa: E731
+    bw = text("constants.yaml")["families"]["nvidia-blackwell"]
+    rows = {r["input"]: r for r in calibration_inputs("nvidia-blackwell", chip="nvidia-b200")}
+    for name in ("gemm_tile_m", "compute_units", "sm_count"):
+        assert rows[name]["value"] == str(float(bw[name]["value"])), name
+        assert rows[name]["confidence"] == "constant" and "families.nvidia-blackwell" in rows[name]["source"], name
+    assert (rows["gemm_tile_m"]["value"], rows["compute_units"]["value"]) == ("256.0", "74.0")
+    assert rows["gemm_eff"]["confidence"] == "fitted" and "calibration.yaml" in rows["gemm_eff"]["source"]
+    assert rows["mem_eff"]["confidence"] == "default"
+    assert "gemm_eff" not in bw and "mem_eff" not in bw

@@ -60,6 +60,14 @@ def test_headline_formats():
     assert fmt.days(None) == "n/a" and fmt.days(54.32) == "54.3 days" and fmt.signed_pct(math.inf) == "no fit"
 
 
+def test_gib_is_one_formatter_for_every_layer():
+    """The core modules (search advice, validation, serving) print GiB through numfmt.gib, the one report.fmt
+    re-exports: 80 GiB = 80 x 2^30 bytes -> '80.0 GiB'; 73.8e9 bytes / 2^30 = 68.73 -> '68.7 GiB'."""
+    from trainsim import numfmt
+    assert fmt.gib is numfmt.gib
+    assert numfmt.gib(80 * 2**30) == "80.0 GiB" and numfmt.gib(73.8e9) == "68.7 GiB"
+
+
 def test_renderers_live_under_report():
     """The domain packages hold no terminal renderers (issue 12: they moved under trainsim/report/)."""
     from pathlib import Path

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .fit_advice import fit_advice
-from .numfmt import plan as plan_text
+from .numfmt import gib, plan as plan_text
 from .spec import PlanSpec, Run
 from .search import search
-from .units import GIB
 
 MAX_CHIP_PROBES = 8          # chip counts tried (each a plan search)
 WIDE_BATCH_TOLERANCE = 0.25  # how far the batch alternative may move the batch
@@ -58,7 +57,7 @@ def memory_fixes(run: Run, least) -> list[dict]:
     alternatives, fastest first (:func:`trainsim.fit_advice.fit_advice`)."""
     where = plan_text(least.plan)
     return [{"change": "plan (least memory)", "from": where, "to": f["change"],
-             "text": f"{f['change']} ({f['memory_per_chip_bytes'] / GIB:.1f} GiB)",
+             "text": f"{f['change']} ({gib(f['memory_per_chip_bytes'])})",
              **{k: v for k, v in f.items() if k != "change"}} for f in fit_advice(run, least.plan)]
 
 

@@ -67,6 +67,11 @@ def money(x: float | None, digits: int = 3) -> str:
     return f"{sign}${count(abs(float(x)), digits=digits)}"
 
 
+def gib(b: float) -> str:
+    """Bytes in GiB, one decimal: ``68.7 GiB`` (HBM capacity and memory per chip; :data:`trainsim.units.GIB`)."""
+    return f"{b / GIB:.1f} GiB"
+
+
 def span(nominal, low=None, high=None, fn=count) -> str:
     """A range: ``29.2M (7.1M-90M)``; just the nominal when low and high are missing or equal."""
     s = fn(nominal)

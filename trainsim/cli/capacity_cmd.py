@@ -8,11 +8,10 @@ from .application import app
 from .csvopt import CSV
 from .. import api
 from ..api import scenarios
-from ..report.fmt import pct, plan as plan_text, value as fmt
+from ..report.fmt import gib, pct, plan as plan_text, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
-from ..report.fmt import GIB
 
 
 @app.command("capacity")
@@ -49,7 +48,7 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
     if res.estimate is not None:
         e = res.estimate
         c.print(f"best plan: {plan_text(e.plan)}, batch {e.run.training.batch_seqs:,} seqs, MFU {e.mfu:.1%} (vs BF16 peak), "
-                f"memory {e.memory_per_chip_bytes / GIB:.1f} GiB; goodput "
+                f"memory {gib(e.memory_per_chip_bytes)}; goodput "
                 f"{pct(res.goodput) if res.goodput is not None else 'not counted (--no-failures)'}")
     t = Table(title="limits")
     for col in ("limit", "binding", "detail"):

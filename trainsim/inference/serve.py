@@ -18,7 +18,7 @@ from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, inst
 from .setup import ServeSetup
 from .spec import Serving
 from ..catalog.load import require_usable
-from ..units import GIB
+from ..numfmt import gib
 
 
 def _fixed(plan, chips: int | None) -> dict:
@@ -59,7 +59,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     if ev.batch.size == 0:
         return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
     if not np.any(ev.fits):
-        return (f"no {kind} plan fits in HBM (smallest need {float(np.min(ev.memory['total'])) / GIB:.1f} GiB "
+        return (f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} "
                 f"per chip); use more chips per instance or 8-bit weights")
     if bound is None:   # no latency bound to miss: each plan that fits leaves a replica or a stage without work
         stated = (f"the stated batch (at most {float(np.max(ev.batch)):g} sequences per instance)" if kind == "decode"

@@ -126,6 +126,12 @@ def _default_calib() -> Calib:
     return Calib(**const)
 
 
+def family_constants(family: str | None) -> Calib:
+    """The sourced constants of a chip family, nothing fitted: ``constants.yaml``'s default entry with the family's
+    own entry on it (Blackwell's 256-row GEMM tiles and 74 SM pairs, Ampere's host link, ...)."""
+    return Calib.defaults().with_(**_constants()[1].get(family or "", {}))
+
+
 def constant_sources() -> dict[str, str]:
     """Every engine constant's source (default entries), for reports."""
     doc = _data_doc("constants.yaml")

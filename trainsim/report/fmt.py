@@ -10,6 +10,7 @@ from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
+from ..numfmt import gib as gib  # "68.7 GiB"
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
 from ..units import GIB as GIB  # bytes per GiB: the one definition
@@ -34,11 +35,6 @@ def signed_pct(x: float, digits: int = 1) -> str:
     """A change already in percent, signed, to ``digits`` decimals: ``+3.0%``; ``no fit`` for an infinite one; a
     change that rounds to zero is ``+0.0%`` (``+0%``), never ``-0.0%``."""
     return "no fit" if not math.isfinite(x) else f"{round(x, digits) + 0.0:+.{digits}f}%"
-
-
-def gib(b: float) -> str:
-    """Bytes in GiB: ``68.7 GiB``."""
-    return f"{b / GIB:.1f} GiB"
 
 
 def days(d: float | None) -> str:

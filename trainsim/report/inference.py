@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from .terminal import console, table
-from .fmt import plan
+from .fmt import gib, plan
 # HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
 from ..units import GIB
 
@@ -37,7 +37,7 @@ def render_infer(res: dict) -> None:
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user)")
         m = d["memory_per_chip_bytes"]
         parts = ", ".join(f"{_PART.get(k, k)} {v / GIB:.1f}" for k, v in m.items() if k != "total")
-        t.add_row("decode memory per chip", f"{m['total'] / GIB:.1f} GiB of {res['hbm_bytes'] / GIB:.1f} GiB ({parts})")
+        t.add_row("decode memory per chip", f"{gib(m['total'])} of {gib(res['hbm_bytes'])} ({parts})")
     if "prefill" in res:
         p = res["prefill"]
         t.add_row("prefill plan", _plan(p["plan"], res.get("moe", True)))

@@ -13,7 +13,7 @@ from ..errors import TrainsimError
 from .page import rel_path
 from ..model.summary import model_summary
 from ..frameworks import framework_of
-from ..perf.calibration import Calib, calib_for
+from ..perf.calibration import Calib, calib_for, family_constants
 
 # chip sourced field -> (value getter, unit for display)
 _CHIP_FIELDS = {
@@ -155,17 +155,21 @@ def system_inputs(system) -> list[dict]:
 
 
 def calibration_inputs(family: str, chip: str | None = None, framework: str | None = None) -> list[dict]:
-    """The fitted constants the estimate uses for this chip (its model and family) on this software stack
-    (perf/data/calibration.yaml)."""
-    c, default = calib_for(family, framework=framework, chip=chip), Calib.defaults()
+    """The constants the estimate uses for this chip (its model and family) on this software stack, each with
+    where it comes from: fitted (perf/data/calibration.yaml), the family's sourced constant or the default one
+    (perf/data/constants.yaml)."""
+    c, default, fam = calib_for(family, framework=framework, chip=chip), Calib.defaults(), family_constants(family)
     out = []
     for f in fields(Calib):
         v = getattr(c, f.name)
-        fitted = v != getattr(default, f.name)
-        out.append({"group": "calibration", "input": f.name, "value": str(v),
-                    "source": "perf/data/calibration.yaml (fitted by scripts/calibrate.py)" if fitted
-                    else "constants default (perf/data/constants.yaml, each with its source)",
-                    "citation": "", "confidence": "fitted" if fitted else "default", "note": ""})
+        if v != getattr(fam, f.name):
+            src, conf = "perf/data/calibration.yaml (fitted by scripts/calibrate.py)", "fitted"
+        elif v != getattr(default, f.name):
+            src, conf = f"perf/data/constants.yaml families.{family} (with its source)", "constant"
+        else:
+            src, conf = "constants default (perf/data/constants.yaml, each with its source)", "default"
+        out.append({"group": "calibration", "input": f.name, "value": str(v), "source": src,
+                    "citation": "", "confidence": conf, "note": ""})
     return out
 
 

@@ -18,11 +18,10 @@ from ..errors import TrainsimError
 from ..perf.calibration import Calib, calib_for, load_calibration
 from .reference import (CONVENTIONS, WHOLE_RUN_NOTE, flops_per_token, peak_bf16, steady_reference,
                         tokens_from_mfu, whole_run_tokens_per_s_per_chip)
-from ..numfmt import plan as _plan
+from ..numfmt import gib, plan as _plan
 from ..estimate import estimate, is_complete
 from ..search import search
 from ..spec import load_run
-from ..units import GIB
 
 NOFIT_LEGEND = ("\u2020 no plan fits the catalog chip's HBM in trainsim's memory model (the run did fit on its "
                 "hardware); predicted with the most memory-frugal plan.")
@@ -291,8 +290,8 @@ def _estimate(run, calib: Calib | None):
     est = estimate(roomy, calib=calib)
     est.fits = False
     est.run = run
-    return est, (f"no plan fits the {chip.hbm_bytes / GIB:.1f} GiB HBM of {chip.id} (least memory needed "
-                 f"{need / GIB:.1f} GiB); predicted with the most memory-frugal plan")
+    return est, (f"no plan fits the {gib(chip.hbm_bytes)} HBM of {chip.id} (least memory needed "
+                 f"{gib(need)}); predicted with the most memory-frugal plan")
 
 
 def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> list[Row]:

@@ -37,6 +37,14 @@ class Inputs(KindInputs):
     published_plan_source: str = Field("scenario file", description="source of the published plan")
 
 
+def _slowdown_pct(restricted, reference) -> float | None:
+    """How much longer the run takes with the cut link, in percent: (days restricted / days reference - 1) x 100;
+    None when either side has no plan. The one formula of the searched and the published plans' slowdowns."""
+    if not restricted or not reference:
+        return None
+    return (restricted.days / reference.days - 1.0) * 100.0
+
+
 def compute(inp: Inputs, base_dir: Path) -> KindResult:
     """The numbers of scenario kind S9 ``interconnect-cut`` for ``inp`` (paths from ``base_dir``), no prose."""
     doc = inp.doc()
@@ -77,14 +85,12 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
             "training_flops_6na": 6.0 * cc.active_params * float(t["tokens"]) if cc else None,
             "days_restricted": r["restricted"].days if r["restricted"] else None,
             "days_reference": r["reference"].days if r["reference"] else None,
-            "slowdown_pct": ((r["restricted"].days / r["reference"].days - 1.0) * 100.0)
-            if r["restricted"] and r["reference"] else None,
+            "slowdown_pct": _slowdown_pct(r["restricted"], r["reference"]),
             "plan_restricted": r["restricted"].plan if r["restricted"] else None,
             "plan_reference": r["reference"].plan if r["reference"] else None,
             "plan_origin": origin,
             "published_days": {k: (v.days if v is not None else None) for k, v in pubs.items()} or None,
-            "published_slowdown_pct": ((pubs["restricted"].days / pubs["reference"].days - 1.0) * 100.0)
-            if pubs.get("restricted") and pubs.get("reference") else None,
+            "published_slowdown_pct": _slowdown_pct(pubs.get("restricted"), pubs.get("reference")),
             "tp_comm_share_restricted": (r["restricted"].breakdown.get("tp_comm", 0.0) / r["restricted"].step_time_s)
             if r["restricted"] else None,
             "ep_share_restricted": (r["restricted"].breakdown.get("ep_alltoall", 0.0) / r["restricted"].step_time_s)
