@@ -2,9 +2,10 @@
 script expands: ``torchrun ... pretrain_gpt.py "${TRAINSIM_ARGS[@]}"``), or torchtitan's TOML sections.
 
 Argument names are Megatron-LM's own (``tests/data/megatron_lm_arguments.txt`` lists each with the file that
-defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``; a ZeRO-3 plan for MindSpeed-LLM is
-its FSDP2 backend's arguments (``train_fsdp2.py --parallel.fsdp_size ...``, :func:`mindspeed_fsdp2_args`). Comments sit on their
-own lines (never inside a continuation), so the fragment passes ``bash -n`` and can be sourced.
+defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``; a ZeRO-3 plan for
+MindSpeed-LLM is its FSDP2 backend's arguments (``train_fsdp2.py --parallel.fsdp_size ...``,
+:func:`mindspeed_fsdp2_args`). Comments sit on their own lines (never inside a continuation), so the fragment
+passes ``bash -n`` and can be sourced.
 
 Uneven pipeline stages: when the layers do not split evenly over pp x vpp (virtual) stages, Megatron-LM takes
 ``--decoder-first-pipeline-num-layers`` / ``--decoder-last-pipeline-num-layers``; the remaining layers split evenly
