@@ -140,8 +140,8 @@ def test_emit_under_another_stack_says_which_on_stderr(capsys, tmp_path):
 
 
 def test_emit_under_the_runs_own_stack_says_nothing(capsys, tmp_path):
-    """mindspeed-2025 is --emit mindspeed's own stack: no note."""
-    code, _, err = _main(capsys, "plan", _dense(tmp_path, "mindspeed-2025"), "--emit", "mindspeed")
+    """mindspeed-2026 is --emit mindspeed's own stack: no note."""
+    code, _, err = _main(capsys, "plan", _dense(tmp_path, "mindspeed-2026"), "--emit", "mindspeed")
     assert code == 0 and "searched under" not in err
 
 

@@ -253,7 +253,7 @@ def test_framework_input_picks_the_flag_emitter(url):
     """An emitter name (links made before profiles) is that emitter's default stack; a stack with no emitter
     (DeepSeek's HAI-LLM) answers the plan with a note instead of flags."""
     a = json.loads(call(url, "/api/plan", {"spec": SPEC, "framework": "mindspeed"})[1])["answer"]
-    assert a["framework"] == "mindspeed-2025" and a["emitter"] == "mindspeed" and "TRAINSIM_ARGS=(" in a["flags"]
+    assert a["framework"] == "mindspeed-2026" and a["emitter"] == "mindspeed" and "TRAINSIM_ARGS=(" in a["flags"]
     b = json.loads(call(url, "/api/plan", {"spec": SPEC, "framework": "deepseek-hai-llm"})[1])["answer"]
     assert b["framework"] == "deepseek-hai-llm" and b["flags"] is None and "no flag emitter" in b["flags_note"]
     cat = json.loads(urllib.request.urlopen(f"{url}/api/catalog", timeout=60).read())

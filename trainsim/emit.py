@@ -2,8 +2,10 @@
 script expands: ``torchrun ... pretrain_gpt.py "${TRAINSIM_ARGS[@]}"``), or torchtitan's TOML sections.
 
 Argument names are Megatron-LM's own (``tests/data/megatron_lm_arguments.txt`` lists each with the file that
-defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``. Comments sit on their
-own lines (never inside a continuation), so the fragment passes ``bash -n`` and can be sourced.
+defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``; a ZeRO-3 plan for
+MindSpeed-LLM is its FSDP2 backend's arguments (``train_fsdp2.py --parallel.fsdp_size ...``,
+:func:`mindspeed_fsdp2_args`). Comments sit on their own lines (never inside a continuation), so the fragment
+passes ``bash -n`` and can be sourced.
 
 Uneven pipeline stages: when the layers do not split evenly over pp x vpp (virtual) stages, Megatron-LM takes
 ``--decoder-first-pipeline-num-layers`` / ``--decoder-last-pipeline-num-layers``; the remaining layers split evenly
@@ -168,6 +170,38 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
             notes.append("FP8: check that your MindSpeed release supports this chip's 8-bit format")
     if framework == "mindspeed":
         args += ["--use-fused-rmsnorm", "--use-flash-attn"]
+    return args, notes
+
+
+def mindspeed_fsdp2_args(est) -> tuple[list[str], list[str]]:
+    """(arguments, comments) of a ZeRO-3 plan for MindSpeed-LLM's FSDP2 backend (``train_fsdp2.py``, whose
+    command-line arguments override its YAML: examples/fsdp2/*/*.sh, Ascend/MindSpeed-LLM 4d7f33ab, Jul 2026).
+    Names: ParallelArguments tp_size, fsdp_size, ep_size, ep_fsdp_size, cp_size, recompute and TrainingArguments
+    per_device_train_batch_size, gradient_accumulation_steps (mindspeed_llm/fsdp2/utils/arguments.py at c77308a1).
+    Full sharding over every data-parallel rank: fsdp_size = dp, so the replicate size world / (tp fsdp cp) is 1
+    (mindspeed_llm/fsdp2/models/model_factory.py:129), and the experts shard over the ranks outside their EP group,
+    ep_fsdp_size = world / ep (expert data parallel world / (ep ep_fsdp) = 1, model_factory.py:192). The backend has
+    no pipeline parallelism (the stack's profile runs ZeRO-3 only at pp 1: parallel/validity.py zero3_fsdp2_ok)."""
+    p, run = _plan_of(est), est.run
+    if p["pp"] > 1 or p.get("etp", 1) > 1:
+        raise TrainsimError(f"MindSpeed-LLM's FSDP2 backend (ZeRO-3) has no pipeline or expert tensor parallelism, "
+                            f"got pp {p['pp']}, etp {p.get('etp', 1)}", field="plan.zero")
+    world = p["tp"] * p["cp"] * p["dp"]
+    args = [f"--parallel.tp_size {p['tp']}", f"--parallel.fsdp_size {p['dp']}", f"--parallel.cp_size {p['cp']}"]
+    if run.arch.is_moe:
+        args += [f"--parallel.ep_size {p['ep']}", f"--parallel.ep_fsdp_size {world // p['ep']}"]
+    notes = []
+    if p["recompute"] == "full":
+        args.append("--parallel.recompute True")
+    elif p["recompute"] == "selective":
+        notes.append("selective recompute: name the modules to recompute in parallel.recompute_modules "
+                     "(the backend recomputes whole modules)")
+    acc = max(run.training.batch_seqs // (p["dp"] * p["micro_batch"]), 1)
+    args += [f"--training.per_device_train_batch_size {p['micro_batch']}",
+             f"--training.gradient_accumulation_steps {acc}"]
+    if run.training.precision == "fp8":
+        notes.append("FP8: set the backend's quantization recipe (model.quant_recipe_name) for this chip's 8-bit "
+                     "format")
     return args, notes
 
 
@@ -341,6 +375,11 @@ def emit_args(est, framework: str) -> str:
         raise TrainsimError(f"expected one of {', '.join(EMITTERS)}, got {framework!r}", field="--emit")
     if framework == "torchtitan":
         return torchtitan_toml(est)
+    if framework == "mindspeed" and _plan_of(est)["zero"] >= 3:
+        args, notes = mindspeed_fsdp2_args(est)
+        header = (f"trainsim plan for MindSpeed-LLM's FSDP2 backend: {est.run.arch.name} on {est.run.chips:,} x "
+                  f"{est.run.system.chip.id}, step {est.step_time_s:.3g} s predicted")
+        return _bash("TRAINSIM_ARGS", args, notes, header, "torchrun ... train_fsdp2.py <your YAML>")
     args, notes = megatron_args(est, framework)
     who = EMITTER_TARGETS[framework]
     header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips:,} x {est.run.system.chip.id}, "

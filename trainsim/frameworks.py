@@ -6,10 +6,13 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
+
 from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
+from .parallel.validity import zero3_fsdp2_ok
 from .errors import unknown
 
 
@@ -74,7 +77,7 @@ def profile(fw: str, field: str = "--framework") -> dict:
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated",
                "sequential_mlp_slices", "mcore_ddp_buckets", "tp_gathered_gemm_inputs", "moe_fp8_dispatch",
-               "pp_torch_stage", "relu2_unfused", "moe_node_limited_routing")
+               "pp_torch_stage", "relu2_unfused", "moe_node_limited_routing", "zero3_fsdp2")
 
 
 def even_vpp(fw: str) -> bool:
@@ -105,8 +108,9 @@ def default_for_emit(emit: str) -> str:
 
 def restrict_plan(plan, fw: str):
     """``plan`` (a PlanSpec) with its schedule / zero / recompute limited to what ``fw`` offers, and ep = etp = 1
-    or cp = 1 where the framework has no expert or context parallelism. A field the plan fixes to a value the
-    framework lacks is an error naming both."""
+    or cp = 1 where the framework has no expert or context parallelism; where the stack runs ZeRO-3 only at pp 1
+    and etp 1 (``zero3_fsdp2``), zero 3 only where the plan's fixed pp and etp values allow it. A field the plan
+    fixes to a value the framework lacks is an error naming both."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -115,6 +119,13 @@ def restrict_plan(plan, fw: str):
         if not keep:
             raise TrainsimError(f"{fw} offers {field} {', '.join(map(str, allowed))}, not {', '.join(map(str, want))}",
                                 field=f"plan.{field}")
+        if field == "zero" and p.get("zero3_fsdp2"):
+            # ZeRO-3 only at pp 1, etp 1 (parallel/validity.py zero3_fsdp2_ok): a zero every fixed pp / etp refuses
+            pps, etps = (np.asarray(plan.values(f) or [1])[:, None] for f in ("pp", "etp"))
+            keep = [z for z in keep if bool(zero3_fsdp2_ok(z, pps, etps.T).any())]
+            if not keep:
+                raise TrainsimError(f"{fw} runs zero 3 only with pp 1 and etp 1 (its FSDP2 backends have neither), "
+                                    f"got pp {plan.values('pp')}, etp {plan.values('etp')}", field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:

@@ -265,7 +265,8 @@ def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> E
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
-                 even_vpp=even_vpp(framework_of(run)))
+                 even_vpp=even_vpp(framework_of(run)),
+                 zero3_fsdp2=stack_flags(framework_of(run))["zero3_fsdp2"])
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

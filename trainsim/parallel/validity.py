@@ -41,11 +41,14 @@ REASONS = {
     14: ("pp", f"pipeline schedules need pp > 1 for {' and '.join(names_where('needs_pp'))}"),
     15: ("vpp", "this software stack splits the layers evenly: pp must divide the layers and vpp the layers per "
                 "pipeline stage (Megatron's --num-layers-per-virtual-pipeline-stage)"),
+    16: ("zero", "this software stack shards weights (ZeRO-3) only in its FSDP2 backends, which have no pipeline "
+                 "or expert tensor parallelism: zero 3 needs pp 1 and etp 1"),
 }
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
-          use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False) -> np.ndarray:
+          use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
+          zero3_fsdp2: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -54,7 +57,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     values (ep = etp = vpp = micro_batch = 1, 1F1B), so the enumerator applies these rules stage by stage;
     ``only`` (a set of codes) checks just those rules, for rows known to pass the others. ``even_vpp``: the run's
     software stack builds interleaved stages only from an even split (the profile's ``vpp_divides_stage_layers``,
-    :func:`even_vpp_ok`)."""
+    :func:`even_vpp_ok`). ``zero3_fsdp2``: the stack runs ZeRO-3 only at pp 1 and etp 1 (the profile's flag
+    of that name, :func:`zero3_fsdp2_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -117,6 +121,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule((p.node_limit > 0) & (p.ep < 2), 12)
     if even_vpp and want(15):
         rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
+    if zero3_fsdp2 and want(16):
+        rule(~zero3_fsdp2_ok(p.zero, p.pp, p.etp), 16)
     return code
 
 
@@ -132,6 +138,23 @@ def even_vpp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
     v = np.maximum(np.asarray(vpp), 1)
     per_stage = layers // pp
     return (v <= 1) | (((layers % pp) == 0) & ((per_stage % v) == 0))
+
+
+def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndarray:
+    """Whether a plan passes the rule of stacks whose weight sharding (ZeRO-3) is an FSDP2 backend without pipeline
+    or expert tensor parallelism: zero < 3, or pp = 1 and etp = 1. MindSpeed-LLM has two FSDP2 paths. Its Megatron
+    path refuses ``--use-torch-fsdp2`` with ``--pipeline-model-parallel-size`` != 1 and with
+    ``--expert-model-parallel-size`` != 1 (Ascend/MindSpeed-LLM
+    mindspeed_llm/core/layerwise_disaggregated_training/initialize.py:583-586 at c77308a1; Megatron-LM's own pp
+    check, megatron/training/arguments.py:513-514 at core_v0.12.1, the Megatron MindSpeed-LLM pins). Its FSDP2
+    backend (train_fsdp2.py, mindspeed_llm/fsdp2) has no pipeline size and no expert tensor-parallel size:
+    ParallelArguments offers tp_size, fsdp_size, ep_size, ep_fsdp_size and cp_size
+    (mindspeed_llm/fsdp2/utils/arguments.py:371-384 at c77308a1); dp = world / (tp fsdp cp)
+    (mindspeed_llm/fsdp2/models/model_factory.py:129) and the experts' groups span every rank without TP,
+    world = ep x ep_fsdp x edp (model_factory.py:192). Zero is a grid axis of the search's spaces, not an expanded
+    field (:mod:`trainsim.parallel.enumerate`), so the search applies this rule through
+    :func:`trainsim.perf.memory.memory_total` (a refused plan fits nowhere)."""
+    return (np.asarray(zero) < 3) | ((np.asarray(pp) <= 1) & (np.asarray(etp) <= 1))
 
 
 def reason(code: int) -> str:

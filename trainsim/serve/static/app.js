@@ -337,7 +337,7 @@ async function init() {
   $("fw").innerHTML = CAT.frameworks.map(f => `<option value="${esc(f.id)}" title="${esc(f.source)}">${esc(f.id)} (${esc(f.schedules.join(", "))}; flags: ${esc(f.emitter || "none")})</option>`).join("");
   S.fw = CAT.default_framework;
   fromURL();
-  if (!CAT.frameworks.some(f => f.id === S.fw)) S.fw = ({megatron: "megatron-bridge-2026", mindspeed: "mindspeed-2025", torchtitan: "torchtitan-2024"})[S.fw] || CAT.default_framework;
+  if (!CAT.frameworks.some(f => f.id === S.fw)) S.fw = ({megatron: "megatron-bridge-2026", mindspeed: "mindspeed-2026", torchtitan: "torchtitan-2024"})[S.fw] || CAT.default_framework;
   writeForm();
   for (const id of ["model", "chips", "tokens", "seq", "batch", "prec", "fw", "fix", "size-days", "size-unit", "size-fail",
                     "cap-units", "cap-days", "cap-family", "cap-prec"]) $(id).addEventListener("change", changed);

@@ -1,0 +1,166 @@
+"""MindSpeed-LLM's FSDP2 (ZeRO-3) in the MindSpeed profiles (framework_schedules.yaml mindspeed-2025 / -2026).
+
+What the sources say, read by hand (Ascend/MindSpeed-LLM at c77308a1, Aug 2026; Ascend/MindSpeed at 028de58c):
+
+* The FSDP2 backend (train_fsdp2.py, mindspeed_llm/fsdp2) first came in 964563b9 (26 Nov 2025), wrapping Hugging
+  Face GPT-OSS alone through Megatron's --use-torch-fsdp2; TP (4dd04f37, 19 Jan 2026), CP (5b3bacab, 29 Jan 2026)
+  and EP training (98d7c039, 9 Feb 2026) came in 2026. So ZeRO-3 for a MoE plan is the 2026 profile's: mindspeed-2025
+  offers zero 0 / 1, mindspeed-2026 zero 0 / 1 / 3.
+* mindspeed_llm/fsdp2/utils/arguments.py:371-384 (ParallelArguments): tp_size, fsdp_size, ep_size, ep_fsdp_size,
+  cp_size; no pipeline size and no expert tensor-parallel size. The Megatron path refuses FSDP2 with pp != 1
+  (mindspeed_llm/core/layerwise_disaggregated_training/initialize.py:583-584; Megatron-LM
+  megatron/training/arguments.py:513-514 at core_v0.12.1). So ZeRO-3 needs pp = 1 and etp = 1.
+* The MoE path of the backend dispatches by all-to-all over the EP group (mindspeed/fsdp/distributed/
+  expert_parallel/dispatcher.py:87, :111), so the profile keeps expert_parallel; cp_size (ulysses / ring) keeps
+  context_parallel.
+* The backend's command line: ``--parallel.fsdp_size`` etc. override its YAML (examples/fsdp2/qwen3_moe/
+  pretrain_qwen3_235b_4k_fsdp2_A3.sh); dp = world / (tp fsdp cp) (model_factory.py:129) and the experts' groups
+  world = ep x ep_fsdp x edp (model_factory.py:192).
+"""
+from __future__ import annotations
+
+import subprocess
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import trainsim
+from trainsim.errors import TrainsimError
+from trainsim.frameworks import profile, resolve_choice, restrict_plan, stack_flags
+from trainsim.parallel.validity import check, reason, zero3_fsdp2_ok
+from trainsim.plan_estimate import plans_from_spec
+from trainsim.search import search
+from trainsim.spec import parse_run
+
+
+def test_profiles_offer_what_the_sources_say():
+    new, old = profile("mindspeed-2026"), profile("mindspeed-2025")
+    assert new["zero"] == [0, 1, 3] and old["zero"] == [0, 1]          # FSDP2 with TP / EP / CP: 2026
+    assert new["expert_parallel"] and new["context_parallel"]           # ep_size, cp_size (arguments.py:382, :384)
+    assert "dualpipe" in new["schedules"]                               # the Megatron path keeps DualPipeV
+    assert stack_flags("mindspeed-2026")["zero3_fsdp2"] and not stack_flags("mindspeed-2025")["zero3_fsdp2"]
+    assert resolve_choice("mindspeed") == "mindspeed-2026"             # the alias names the newest
+    assert "zero3_fsdp2_source" in new and "arguments.py:371-384" in new["zero3_fsdp2_source"]
+
+
+def test_rule_by_hand():
+    # zero, pp, etp: zero 3 only at pp 1 and etp 1; zero 0 / 1 anywhere
+    zero = np.array([3, 3, 3, 1, 0, 3])
+    pp = np.array([1, 8, 1, 8, 16, 2])
+    etp = np.array([1, 1, 2, 4, 1, 2])
+    assert zero3_fsdp2_ok(zero, pp, etp).tolist() == [True, False, False, True, True, False]
+
+
+def _run(fw, plan, layers=8, chips=64, moe=False):
+    model = {"name": "g", "layers": layers, "hidden": 2048, "heads": 16, "ffn": 8192, "ffn_act": "swiglu",
+             "vocab": 32000}
+    if moe:
+        model["moe"] = {"experts": 16, "top_k": 2, "expert_ffn": 1024}
+    return parse_run({"model": model, "system": "dgx-h100", "chips": chips, "framework": fw,
+                      "training": {"seq_len": 2048, "global_batch_seqs": 256, "precision": "bf16"}, "plan": plan})
+
+
+def test_check_refuses_zero3_with_pp_or_etp():
+    plan = {"tp": 1, "pp": 2, "cp": 1, "micro_batch": 1, "zero": 3, "recompute": "none", "schedule": "1f1b"}
+    run = _run("megatron-bridge-2026", plan)
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    tr = run.training
+    code = check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, zero3_fsdp2=True)
+    assert int(code[0]) == 16 and "zero 3 needs pp 1" in reason(code[0])
+    assert int(check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs)[0]) == 0    # a stack without the rule
+
+
+def test_restrict_plan_refuses_what_the_code_refuses():
+    with pytest.raises(TrainsimError, match="zero 3 only with pp 1"):
+        restrict_plan(trainsim.PlanSpec(pp=8, zero=3), "mindspeed-2026")
+    with pytest.raises(TrainsimError, match="zero"):
+        restrict_plan(trainsim.PlanSpec(zero=3), "mindspeed-2025")        # no ZeRO-3 in the 2025 stack
+    assert restrict_plan(trainsim.PlanSpec(pp=8), "mindspeed-2026").zero == [0, 1]
+    assert restrict_plan(trainsim.PlanSpec(pp=1), "mindspeed-2026").zero == [0, 1, 3]
+    assert restrict_plan(trainsim.PlanSpec(pp=8, zero=3), "megatron-bridge-2026").zero == 3
+
+
+def _fits(fw, moe=False):
+    run = _run(fw, {"micro_batch": 1}, moe=moe)
+    res = search(run, keep_all=True)
+    c = res.feasible_table()
+    return res, np.asarray(c["zero"]), np.asarray(c["pp"]), np.asarray(c["etp"])
+
+
+def test_search_never_picks_zero3_with_pp():
+    """The same model and cluster under a stack without the rule (Megatron-Bridge: Megatron-FSDP with pp) has
+    fitting zero-3 plans at pp > 1 (so the check below can fail); mindspeed-2026 keeps zero 3 at pp 1 only."""
+    _, z, pp, _ = _fits("megatron-bridge-2026")
+    assert np.any((z == 3) & (pp > 1))
+    res, z, pp, etp = _fits("mindspeed-2026", moe=True)
+    assert np.any(z == 3) and np.any(pp > 1)                       # both are searched ...
+    assert not np.any((z == 3) & ((pp > 1) | (etp > 1)))           # ... never together
+    b = res.best.plan
+    assert b["zero"] < 3 or (b["pp"] == 1 and b["etp"] == 1)
+
+
+def _est(zero=3, pp=1, moe=True, etp=1):
+    plan = {"tp": 4, "pp": pp, "vpp": 1, "dp": 512, "ep": 64, "etp": etp, "cp": 2, "zero": zero,
+            "recompute": "full", "micro_batch": 2, "schedule": "1f1b", "node_limit": 0}
+    arch = SimpleNamespace(n_layers=61, is_moe=moe, name="deepseek-v3")
+    training = SimpleNamespace(batch_seqs=8192, seq_len=4096, precision="bf16")
+    run = SimpleNamespace(arch=arch, training=training, chips=4096,
+                          system=SimpleNamespace(chip=SimpleNamespace(id="ascend-950dt")))
+    return SimpleNamespace(plan=plan, run=run, step_time_s=5.0)
+
+
+def _tokens(fragment, tmp_path):
+    f = tmp_path / "args.sh"
+    f.write_text(fragment + "\n")
+    subprocess.run(["bash", "-n", str(f)], check=True)
+    out = subprocess.run(["bash", "-c", f'source "{f}"; printf "%s\\n" "${{TRAINSIM_ARGS[@]}}"'], check=True,
+                         capture_output=True, text=True).stdout
+    return out.splitlines()
+
+
+def test_emit_mindspeed_zero3_is_the_fsdp2_backend(tmp_path):
+    from trainsim.emit import emit_args
+
+    text = emit_args(_est(), "mindspeed")
+    assert "train_fsdp2.py" in text
+    tokens = _tokens(text, tmp_path)
+    # ParallelArguments / TrainingArguments field names (mindspeed_llm/fsdp2/utils/arguments.py at c77308a1)
+    known = {"--parallel.tp_size", "--parallel.fsdp_size", "--parallel.cp_size", "--parallel.ep_size",
+             "--parallel.ep_fsdp_size", "--parallel.recompute", "--training.per_device_train_batch_size",
+             "--training.gradient_accumulation_steps"}
+    flags = [t for t in tokens if t.startswith("--")]
+    assert set(flags) <= known and "--use-megatron-fsdp" not in text
+    val = dict(zip(tokens, tokens[1:]))
+    # world = tp cp dp = 4 x 2 x 512 = 4096; full sharding: fsdp_size = dp = 512 (replicate 4096 / (4 x 512 x 2) = 1),
+    # experts over the rest of their EP group: ep_fsdp_size = 4096 / 64 = 64; accumulation 8192 / (512 x 2) = 8
+    assert val["--parallel.fsdp_size"] == "512" and val["--parallel.ep_fsdp_size"] == "64"
+    assert val["--parallel.tp_size"] == "4" and val["--parallel.cp_size"] == "2" and val["--parallel.ep_size"] == "64"
+    assert val["--training.gradient_accumulation_steps"] == "8" and val["--parallel.recompute"] == "True"
+    # a zero-1 plan stays on the Megatron path
+    assert "--use-distributed-optimizer" in emit_args(_est(zero=1, pp=4), "mindspeed")
+
+
+def test_emit_refuses_zero3_the_backend_cannot_run():
+    from trainsim.emit import emit_args
+
+    with pytest.raises(TrainsimError, match="no pipeline"):
+        emit_args(_est(pp=4), "mindspeed")
+    with pytest.raises(TrainsimError, match="expert tensor"):
+        emit_args(_est(etp=2), "mindspeed")
+
+
+def test_scenarios_run_the_stack_of_their_time():
+    """S6 (Atlas 950 SuperPoD, ships Q4 2026), S5's 950 side and the prospective S4 run the 2026 stack; S1 (GLM-5,
+    finished by Feb 2026) and S2 (finished by late April 2026, a ~4-month window) started before the FSDP2
+    backend's EP (98d7c039, 9 Feb 2026) and keep mindspeed-2025."""
+    from pathlib import Path
+
+    import yaml
+
+    scen = Path(__file__).resolve().parents[1] / "scenarios"
+    doc = {s: yaml.safe_load((scen / f"{s}.yaml").read_text()) for s in ("S1", "S2", "S4", "S5", "S6")}
+    assert doc["S6"]["framework"] == doc["S4"]["framework"] == doc["S5"]["a"]["framework"] == "mindspeed-2026"
+    assert "framework" not in doc["S5"]["b"]                       # the 910C side runs S2's own stack
+    assert doc["S2"]["framework"] == "mindspeed-2025"
+    assert {e["framework"] for e in doc["S1"]["systems"] if e["system"] == "cloudmatrix-384"} == {"mindspeed-2025"}
