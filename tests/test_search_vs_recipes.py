@@ -43,14 +43,6 @@ KNOWN_GAPS = {
         "with Megatron-Core's BF16 dispatch (fused_a2a.py FusedDispatch) EP 64 moves 4/3 the bytes of an FP8 dispatch over "
         "InfiniBand while the recipe's own plan is predicted +3% held out; no NVIDIA run at EP 16 / ZeRO-3 on this "
         "model measures the search's plan, and the large-micro-batch MoE gain is the one named for the Qwen3 rows",
-    "nemo-2502-mixtral-8x7b-b200-64-fp8": "micro-batch 4 (one micro-batch per step) against the recipe's 2 "
-        "(NeMo v2.2.0 model_configs_b200.csv; kept by v2.4.0): the expert gradients' reduce-scatter over 8 nodes "
-        "and InfiniBand (0.49 s per step in the model), which Megatron-Core's overlap_grad_reduce starts only in the "
-        "last micro-batch's backward (pipeline_parallel/schedules.py forward_backward_no_pipelining runs the first "
-        "num_microbatches - 1 under no_sync_func, Megatron-LM d98e8a6), gets the whole backward to hide behind "
-        "instead of half of it (exposed 0.20 s of a 1.09 s step -> 0.00 s); no host synchronisation is involved "
-        "(token drop with padding). The GB200 row of the same recipe (nemo-2504-mixtral-8x7b-gb200-64-fp8, the "
-        "reduce inside NVLink) shows no gap. Not measured at micro-batch 4: named, unconfirmed (c)",
     "megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1": "the search's best (27,244 tokens/s per GPU, "
         "micro-batch 8) is what NVIDIA's own 26.04.01 recipe measured on the same 8 B200 with micro-batch 4 and "
         "HybridEP (27,136: megatron-bridge-260401-qwen3-30b-a3b-b200-8-mxfp8, which the model predicts within 1%); "
@@ -62,8 +54,6 @@ KNOWN_GAPS = {
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
     "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
         "micro-batch effects in the model",
-    "nemo-2502-nemotron4-340b-b200-128-fp8": "tp 4 pp 16 cp 2 against the recipe's tp 8: the model predicts the "
-        "recipe's plan too slow (-11% held out; tensor-parallel cost at tp 8 on B200 overstated)",
 }
 
 
