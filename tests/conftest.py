@@ -80,3 +80,16 @@ def write_spec(tmp_path, text=SMALL_RUN, name="run.yaml"):
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def emitted_args(fragment: str, tmp_path) -> list[str]:
+    """The words a ``--emit`` shell fragment puts in ``TRAINSIM_ARGS``, as bash itself splits them (``bash -n`` first)."""
+    import subprocess
+
+    f = tmp_path / "args.sh"
+    f.write_text(fragment + "\n")
+    subprocess.run(["bash", "-n", str(f)], check=True)
+    out = subprocess.run(["bash", "-c", f'source "{f}"; printf "%s\\n" "${{TRAINSIM_ARGS[@]}}"'], check=True,
+                         capture_output=True, text=True).stdout
+    return out.splitlines()
+

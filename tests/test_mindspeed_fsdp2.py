@@ -19,13 +19,13 @@ What the sources say, read by hand (Ascend/MindSpeed-LLM at c77308a1, Aug 2026; 
 """
 from __future__ import annotations
 
-import subprocess
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import trainsim
+from conftest import emitted_args
 from trainsim.errors import TrainsimError
 from trainsim.frameworks import profile, resolve_choice, restrict_plan, stack_flags
 from trainsim.parallel.validity import check, reason, zero3_fsdp2_ok
@@ -110,21 +110,13 @@ def _est(zero=3, pp=1, moe=True, etp=1):
     return SimpleNamespace(plan=plan, run=run, step_time_s=5.0)
 
 
-def _tokens(fragment, tmp_path):
-    f = tmp_path / "args.sh"
-    f.write_text(fragment + "\n")
-    subprocess.run(["bash", "-n", str(f)], check=True)
-    out = subprocess.run(["bash", "-c", f'source "{f}"; printf "%s\\n" "${{TRAINSIM_ARGS[@]}}"'], check=True,
-                         capture_output=True, text=True).stdout
-    return out.splitlines()
-
 
 def test_emit_mindspeed_zero3_is_the_fsdp2_backend(tmp_path):
     from trainsim.emit import emit_args
 
     text = emit_args(_est(), "mindspeed")
     assert "train_fsdp2.py" in text
-    tokens = _tokens(text, tmp_path)
+    tokens = emitted_args(text, tmp_path)
     # ParallelArguments / TrainingArguments field names (mindspeed_llm/fsdp2/utils/arguments.py at c77308a1)
     known = {"--parallel.tp_size", "--parallel.fsdp_size", "--parallel.cp_size", "--parallel.ep_size",
              "--parallel.ep_fsdp_size", "--parallel.recompute", "--training.per_device_train_batch_size",

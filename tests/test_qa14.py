@@ -414,8 +414,12 @@ def _scenario_edit(tmp_path, capsys, name, path, value):
     ("S7", ("inputs", "tolerance", "value"), "abc", "inputs.tolerance.value"),
     ("S8", ("threshold", "slowdown"), "abc", "threshold.slowdown"),
     ("S8", ("threshold", "slowdown"), 1.5, "threshold.slowdown"),     # (1 - 1.5) x nominal throughput
+    ("S3", ("claimed", "cluster_usd"), "abc", "claimed.cluster_usd"),       # TypeError in a ratio: exit 3
+    ("S3", ("claimed", "meituan_ai_capex_2026_usd"), "", "claimed.meituan_ai_capex_2026_usd"),
+    ("S7", ("inputs", "precision", "value"), "abc", "inputs.precision.value"),   # a pydantic ValidationError
+    ("S7", ("inputs", "rollout_precision", "value"), "fp16", "inputs.rollout_precision.value"),
 ])
-def test_scenario_numeric_inputs_are_checked(tmp_path, capsys, name, path, value, field):
+def test_scenario_numeric_and_text_inputs_are_checked(tmp_path, capsys, name, path, value, field):
     code, err = _scenario_edit(tmp_path, capsys, name, path, value)
     assert code == 2, err
     assert f": {field}: expected" in err and len(err.strip().splitlines()) == 1
@@ -442,18 +446,6 @@ def test_sweep_sampled_scale_factors_are_bounded_too(tmp_path, capsys):
                             "{system.chip.hbm_bw: {scale: {low: 1.0e-300, high: 1.0e-299}}}}}\n", "sweep.yaml")
     code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet")
     assert code == 2 and "hbm_bw.scale.low" in err and "from 1e-06 to 1e+06" in err
-
-
-@pytest.mark.parametrize("name, path, value, field", [
-    ("S3", ("claimed", "cluster_usd"), "abc", "claimed.cluster_usd"),       # TypeError in a ratio: exit 3
-    ("S3", ("claimed", "meituan_ai_capex_2026_usd"), "", "claimed.meituan_ai_capex_2026_usd"),
-    ("S7", ("inputs", "precision", "value"), "abc", "inputs.precision.value"),   # a pydantic ValidationError
-    ("S7", ("inputs", "rollout_precision", "value"), "fp16", "inputs.rollout_precision.value"),
-])
-def test_scenario_text_inputs_are_checked(tmp_path, capsys, name, path, value, field):
-    code, err = _scenario_edit(tmp_path, capsys, name, path, value)
-    assert code == 2, err
-    assert f": {field}: expected" in err and len(err.strip().splitlines()) == 1
 
 
 def test_s3_claimed_money_as_written(tmp_path, capsys):

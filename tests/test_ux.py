@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import trainsim
+from conftest import emitted_args
 from trainsim.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,14 +106,6 @@ def _fake_est(n_layers=126, pp=16, vpp=2, precision="bf16", schedule="interleave
     return SimpleNamespace(plan=plan, run=run, step_time_s=10.0)
 
 
-def _args_of(fragment: str, tmp_path) -> list[str]:
-    f = tmp_path / "args.sh"
-    f.write_text(fragment + "\n")
-    subprocess.run(["bash", "-n", str(f)], check=True)
-    out = subprocess.run(["bash", "-c", f'source "{f}"; printf "%s\\n" "${{TRAINSIM_ARGS[@]}}"'], check=True,
-                         capture_output=True, text=True).stdout
-    return out.splitlines()
-
 
 def test_stage_split_llama405b_by_hand():
     from trainsim.emit import stage_split
@@ -126,7 +119,7 @@ def test_stage_split_llama405b_by_hand():
 def test_megatron_fragment_runs_through_bash_and_uses_real_names(tmp_path):
     from trainsim.emit import emit_args
 
-    tokens = _args_of(emit_args(_fake_est(precision="fp8"), "megatron"), tmp_path)
+    tokens = emitted_args(emit_args(_fake_est(precision="fp8"), "megatron"), tmp_path)
     flags = [t for t in tokens if t.startswith("--")]
     unknown = set(flags) - _megatron_names()
     assert not unknown, unknown
@@ -140,7 +133,7 @@ def test_megatron_fragment_runs_through_bash_and_uses_real_names(tmp_path):
 def test_mindspeed_fragment_and_dualpipe(tmp_path):
     from trainsim.emit import emit_args
 
-    tokens = _args_of(emit_args(_fake_est(schedule="dualpipe", vpp=1), "mindspeed"), tmp_path)
+    tokens = emitted_args(emit_args(_fake_est(schedule="dualpipe", vpp=1), "mindspeed"), tmp_path)
     val = dict(zip(tokens, tokens[1:]))
     assert val["--schedules-method"] == "dualpipev"
     layers = [int(x) for x in val["--num-layer-list"].split(",")]
