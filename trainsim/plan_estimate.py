@@ -266,7 +266,8 @@ def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> E
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
                  even_vpp=even_vpp(framework_of(run)),
-                 zero3_fsdp2=stack_flags(framework_of(run))["zero3_fsdp2"])
+                 zero3_fsdp2=stack_flags(framework_of(run))["zero3_fsdp2"],
+                 dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"])
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

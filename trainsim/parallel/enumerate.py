@@ -31,7 +31,7 @@ POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: the rules of :func:`trainsim.parallel.validity.check` that read each expanded field (micro-batch: the batch
 #: unit, interleaved and DualPipe micro-batch counts; schedule and vpp: layers per stage, vpp/schedule pairing,
 #: interleaved batch, pipeline schedules, DualPipe; experts: ep, ep x etp, etp, node_limit)
-RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15}, "ep_etp_nl": {4, 5, 6, 12}}
+RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15, 17}, "ep_etp_nl": {4, 5, 6, 12, 17}}
 
 
 def _divisors(n: int) -> list[int]:
@@ -115,7 +115,7 @@ def _neutral(cols: Cols) -> Plans:
 
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                     batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
-                    even_vpp: bool = False) -> tuple["Space", Counter[int]]:
+                    even_vpp: bool = False, dualpipev_fb_overlap: bool = False) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -125,7 +125,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
     :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
-                            use_all=use_all, even_vpp=even_vpp)
+                            use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -135,7 +135,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
 
 def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                       batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
-                      even_vpp: bool = False) -> "Parents":
+                      even_vpp: bool = False, dualpipev_fb_overlap: bool = False) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     counts = chip_counts(chips, domain, use_all)
@@ -152,7 +152,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
         return _drop(cols, code, mult, rejected)
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
-        return check(_neutral(cols), *args, only, even_vpp=even_vpp)
+        return check(_neutral(cols), *args, only, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
@@ -181,7 +181,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     later //= len(cand["ep_etp_nl"])
     return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
-                   rejected, later, args)
+                   rejected, later, args, dualpipev_fb_overlap)
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
@@ -204,6 +204,8 @@ class Parents:
     rejected: Counter[int]
     later: int
     args: tuple[Any, ...]
+    #: the stack's DualPipe needs etp 1 and cp 1 (parallel/validity.py dualpipev_fb_overlap_ok)
+    dualpipev_fb_overlap: bool = False
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -229,7 +231,8 @@ class Parents:
         cols = _expand_pairs(cols, ("ep", "etp", "node_limit"), self.experts)
         cols["_rank"] = cols["_rank"] * e + np.tile(np.arange(e, dtype=np.int64), len(parent))
         arch, chips, seq_len, batch_seqs, batch_tol, use_all = self.args
-        code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"])
+        code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"],
+                     dualpipev_fb_overlap=self.dualpipev_fb_overlap)
         cols = _drop(cols, code, self.later, rejected)
         n = len(cols["tp"])
         base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})

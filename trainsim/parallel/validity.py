@@ -12,7 +12,7 @@ import numpy as np
 from ..model.arch import Arch
 from .batch import batch_unit, fit_batch, within
 from .plan import Plans
-from .schedules import batch_multiple_of_pp, even_pp_min_m, names_where, needs_pp, virtual_stages
+from .schedules import batch_multiple_of_pp, even_pp_min_m, is_, names_where, needs_pp, virtual_stages
 
 
 
@@ -43,12 +43,14 @@ REASONS = {
                 "pipeline stage (Megatron's --num-layers-per-virtual-pipeline-stage)"),
     16: ("zero", "this software stack shards weights (ZeRO-3) only in its FSDP2 backends, which have no pipeline "
                  "or expert tensor parallelism: zero 3 needs pp 1 and etp 1"),
+    17: ("schedule", "this software stack's DualPipe is MindSpeed's dualpipev with --moe-fb-overlap, which refuses "
+                     "expert tensor parallelism and context parallelism: dualpipe needs etp 1 and cp 1"),
 }
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
           use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
-          zero3_fsdp2: bool = False) -> np.ndarray:
+          zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -58,7 +60,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     ``only`` (a set of codes) checks just those rules, for rows known to pass the others. ``even_vpp``: the run's
     software stack builds interleaved stages only from an even split (the profile's ``vpp_divides_stage_layers``,
     :func:`even_vpp_ok`). ``zero3_fsdp2``: the stack runs ZeRO-3 only at pp 1 and etp 1 (the profile's flag
-    of that name, :func:`zero3_fsdp2_ok`)."""
+    of that name, :func:`zero3_fsdp2_ok`). ``dualpipev_fb_overlap``: the stack's DualPipe is MindSpeed's dualpipev
+    with --moe-fb-overlap (the profile's flag of that name, :func:`dualpipev_fb_overlap_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -123,6 +126,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
     if zero3_fsdp2 and want(16):
         rule(~zero3_fsdp2_ok(p.zero, p.pp, p.etp), 16)
+    if dualpipev_fb_overlap and want(17):
+        rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
     return code
 
 
@@ -155,6 +160,25 @@ def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndar
     field (:mod:`trainsim.parallel.enumerate`), so the search applies this rule through
     :func:`trainsim.perf.memory.memory_total` (a refused plan fits nowhere)."""
     return (np.asarray(zero) < 3) | ((np.asarray(pp) <= 1) & (np.asarray(etp) <= 1))
+
+
+def dualpipev_fb_overlap_ok(schedule: np.ndarray, etp: np.ndarray, cp: np.ndarray) -> np.ndarray:
+    """Whether a plan passes the rule of stacks whose DualPipe is MindSpeed's ``--schedules-method dualpipev`` run
+    with ``--moe-fb-overlap`` (the forward-backward overlap that hides the expert all-to-all, which the engine's
+    DualPipe models: parallel/schedules.py ``overlaps_ep_comm``): not DualPipe, or etp = 1 and cp = 1.
+    fb-overlap needs ``--expert-tensor-parallel-size 1`` (Ascend/MindSpeed
+    mindspeed/features_manager/moe/fb_overlap.py:91-94 at 028de58c, 'fb overlap only support
+    expert-tensor-parallel-size=1'; in its first form, mindspeed/features_manager/pipeline_parallel/
+    fb_overlap_feature.py at 788a2150, 28 Mar 2025, tp > 1 needed --moe-tp-extend-ep, which folds the tensor-parallel
+    ranks into EP so the experts are not tensor-split either); dualpipev refuses ``--context-parallel-size`` > 1
+    (Ascend/MindSpeed mindspeed/features_manager/pipeline_parallel/dualpipev_feature.py:34-36 at 028de58c, since
+    7fbac648, 5 Jun 2025). MindSpeed-LLM required fb-overlap with dualpipev from ac5e0a66 (29 Mar 2025,
+    mindspeed_llm/training/arguments.py _validate_dualpipe_args: 'dualpipev currently can only be used with 1f1b
+    overlap') to 97328951 (4 Aug 2025); later its A3 MoE scripts still pair them
+    (examples/mcore/deepseek3/pretrain_deepseek3_671b_4k_A3_ptd.sh from 7dd81733, 30 Mar 2025, and
+    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh: --moe-fb-overlap, --expert-tensor-parallel-size 1, CP=1).
+    The same stacks' gradient sync under DualPipe: perf/step.py (no --overlap-grad-reduce)."""
+    return ~is_(schedule, "dualpipe") | ((np.asarray(etp) <= 1) & (np.asarray(cp) <= 1))
 
 
 def reason(code: int) -> str:

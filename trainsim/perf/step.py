@@ -44,6 +44,7 @@ from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
+from ..parallel.schedules import is_ as is_schedule
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
@@ -441,6 +442,17 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # after the whole forward-backward (Megatron-LM's 'local' DDP, ctx.grad_sync_overlap False) hides none of them
     b_ov = ddp_overlap(ctx, p, dense + expert)
     g_ov = b_ov if ctx.grad_sync_overlap else 0.0
+    # MindSpeed's dualpipev (and its --moe-fb-overlap) refuse --overlap-grad-reduce (Ascend/MindSpeed
+    # mindspeed/features_manager/pipeline_parallel/dualpipev_feature.py:25-27 and features_manager/moe/fb_overlap.py:77
+    # at 028de58c; fb_overlap_feature.py:20 at 788a2150, Mar 2025): the DDP keeps one bucket of infinite size
+    # (dualpipev/dualpipev_chunks.py:454-456) and finalize_model_grads reduces it after the schedule
+    # (dualpipev_schedules.py:1589), so a DualPipe plan of such a stack hides none of its gradient sync; nor of its
+    # parameter gather, since Megatron-LM refuses --overlap-param-gather without --overlap-grad-reduce
+    # (megatron/training/arguments.py:505-506 at core_v0.12.1)
+    p_ov = b_ov
+    if ctx.dualpipev_fb_overlap:
+        no_ov = is_schedule(p.schedule, "dualpipe")
+        g_ov, p_ov = np.where(no_ov, 0.0, g_ov), np.where(no_ov, 0.0, b_ov)
     # FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
     # runs the last micro-batch's backward with gradient sync off like the others and only then, in
     # run_post_backward, calls post_backward on every FSDP parameter group of the stage (each issuing its
@@ -451,7 +463,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     dp_exp = (np.where((p.zero == 2) & ~once,
                        (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
                        syncs * np.where(once, grad_t, exposed(grad_t, win * t_b, g_ov)))
-              + syncs * exposed(gather_t, win * t_f, b_ov))
+              + syncs * exposed(gather_t, win * t_f, p_ov))
     # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
     z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
     dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
