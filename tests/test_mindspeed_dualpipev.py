@@ -75,9 +75,9 @@ def test_check_refuses_dualpipe_with_etp_or_cp(field, value):
     p = plans_from_spec(run.plan, run.chips, run.arch)
     tr = run.training
     c = check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, dualpipev_fb_overlap=True)
-    assert int(c[0]) == 17 and "dualpipe needs etp 1 and cp 1" in reason(c[0])
+    assert int(c[0]) == 17 and "dualpipe as MindSpeed's dualpipev" in reason(c[0]) and "etp 1 and cp 1" in reason(c[0])
     assert int(check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs)[0]) == 0     # a stack without the rule
-    with pytest.raises(TrainsimError, match="dualpipe needs etp 1"):
+    with pytest.raises(TrainsimError, match="needs etp 1 and cp 1"):
         estimate_complete(run, run.plan)
 
 

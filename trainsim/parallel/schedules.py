@@ -90,7 +90,9 @@ class Schedule:
     step must be a multiple of pp. ``even_pp_min_m``: needs an even pp and at least pp micro-batches.
     ``param_copies``: copies of a stage's parameters per rank. ``mirrored_stages``: rank i holds stages i and
     p - 1 - i (so rank 0 holds the first and the last stage). ``overlaps_ep_comm``: the schedule overlaps the
-    expert all-to-all with computation (the calibration's ``ep_overlap_dualpipe``). ``megatron`` /
+    expert all-to-all with computation (the calibration's ``ep_overlap_dualpipe``). ``mindspeed_dualpipev``: MindSpeed
+    runs it as ``--schedules-method dualpipev`` with ``--moe-fb-overlap``, whose rules a stack with the profile flag
+    ``dualpipev_fb_overlap`` applies (parallel/validity.py dualpipev_fb_overlap_ok, perf/step.py). ``megatron`` /
     ``mindspeed`` / ``torchtitan``: the emitter's spelling (extra arguments or class name), None where that
     stack has no such schedule; ``emit_note``: a note the emitter adds."""
 
@@ -106,6 +108,7 @@ class Schedule:
     param_copies: float = 1.0
     mirrored_stages: bool = False
     overlaps_ep_comm: bool = False
+    mindspeed_dualpipev: bool = False
     megatron: tuple[str, ...] | None = ()
     mindspeed: tuple[str, ...] | None = ()
     torchtitan: str | None = None
@@ -124,7 +127,7 @@ REGISTRY: tuple[Schedule, ...] = (
     Schedule("dualpipe", "DualPipe", _bubble_dualpipe, _in_flight_dualpipe,
              "DeepSeek-V3 technical report (arXiv 2412.19437), sec. 3.2.1, Table 2",
              needs_pp=True, even_pp_min_m=True, param_copies=2.0, mirrored_stages=True, overlaps_ep_comm=True,
-             megatron=None, mindspeed=("--schedules-method dualpipev",),
+             mindspeed_dualpipev=True, megatron=None, mindspeed=("--schedules-method dualpipev",),
              emit_note="DualPipeV (one weight copy) stands in for DualPipe"),
 )
 
@@ -197,6 +200,11 @@ def even_pp_min_m(schedule: ArrayLike) -> Array:
 def mirrored_stages(schedule: ArrayLike) -> Array:
     """True where rank i holds stages i and p - 1 - i (DualPipe)."""
     return _mask("mirrored_stages", schedule)
+
+
+def mindspeed_dualpipev(schedule: ArrayLike) -> Array:
+    """True where MindSpeed runs the schedule as dualpipev with fb-overlap (DualPipe)."""
+    return _mask("mindspeed_dualpipev", schedule)
 
 
 def overlaps_ep_comm(schedule: ArrayLike) -> Array:

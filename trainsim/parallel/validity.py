@@ -12,7 +12,8 @@ import numpy as np
 from ..model.arch import Arch
 from .batch import batch_unit, fit_batch, within
 from .plan import Plans
-from .schedules import batch_multiple_of_pp, even_pp_min_m, is_, names_where, needs_pp, virtual_stages
+from .schedules import (batch_multiple_of_pp, even_pp_min_m, mindspeed_dualpipev, names_where, needs_pp,
+                        virtual_stages)
 
 
 
@@ -43,8 +44,9 @@ REASONS = {
                 "pipeline stage (Megatron's --num-layers-per-virtual-pipeline-stage)"),
     16: ("zero", "this software stack shards weights (ZeRO-3) only in its FSDP2 backends, which have no pipeline "
                  "or expert tensor parallelism: zero 3 needs pp 1 and etp 1"),
-    17: ("schedule", "this software stack's DualPipe is MindSpeed's dualpipev with --moe-fb-overlap, which refuses "
-                     "expert tensor parallelism and context parallelism: dualpipe needs etp 1 and cp 1"),
+    17: ("schedule", "this software stack runs {} as MindSpeed's dualpipev with --moe-fb-overlap, which refuse expert "
+                     "tensor parallelism and context parallelism: it needs etp 1 and cp 1"
+                     .format(_or(names_where("mindspeed_dualpipev")))),
 }
 
 
@@ -178,7 +180,7 @@ def dualpipev_fb_overlap_ok(schedule: np.ndarray, etp: np.ndarray, cp: np.ndarra
     (examples/mcore/deepseek3/pretrain_deepseek3_671b_4k_A3_ptd.sh from 7dd81733, 30 Mar 2025, and
     examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh: --moe-fb-overlap, --expert-tensor-parallel-size 1, CP=1).
     The same stacks' gradient sync under DualPipe: perf/step.py (no --overlap-grad-reduce)."""
-    return ~is_(schedule, "dualpipe") | ((np.asarray(etp) <= 1) & (np.asarray(cp) <= 1))
+    return ~mindspeed_dualpipev(schedule) | ((np.asarray(etp) <= 1) & (np.asarray(cp) <= 1))
 
 
 def reason(code: int) -> str:

@@ -44,7 +44,7 @@ from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
-from ..parallel.schedules import is_ as is_schedule
+from ..parallel.schedules import mindspeed_dualpipev
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
@@ -451,7 +451,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # (megatron/training/arguments.py:505-506 at core_v0.12.1)
     p_ov = b_ov
     if ctx.dualpipev_fb_overlap:
-        no_ov = is_schedule(p.schedule, "dualpipe")
+        no_ov = mindspeed_dualpipev(p.schedule)
         g_ov, p_ov = np.where(no_ov, 0.0, g_ov), np.where(no_ov, 0.0, b_ov)
     # FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
     # runs the last micro-batch's backward with gradient sync off like the others and only then, in
