@@ -108,3 +108,27 @@ def test_dualpipe_gradient_sync_is_exposed():
     assert _dp_comm("dualpipe") == pytest.approx(exposed)
     # ... while its 1F1B keeps Megatron-Core's overlapped buckets (less exposed than the stated-false run)
     assert _dp_comm("1f1b") < _dp_comm("1f1b", stated=False)
+
+
+def test_emit_mindspeed_dualpipe_moe_writes_fb_overlap(tmp_path):
+    """MindSpeed-LLM ac5e0a66 - 97328951 refused dualpipev without --moe-fb-overlap, and the A3 MoE scripts set it
+    next to --schedules-method dualpipev; a dense model has no expert all-to-all to overlap (fb-overlap needs
+    expert-model-parallel-size > 1, fb_overlap.py:91), so it gets dualpipev alone."""
+    from types import SimpleNamespace
+
+    from conftest import emitted_args
+    from trainsim.emit import emit_args
+
+    def est(moe):
+        plan = {"tp": 1, "pp": 4, "vpp": 1, "dp": 16, "ep": 8 if moe else 1, "etp": 1, "cp": 1, "zero": 1,
+                "recompute": "none", "micro_batch": 1, "schedule": "dualpipe", "node_limit": 0}
+        run = SimpleNamespace(arch=SimpleNamespace(n_layers=16, is_moe=moe, name="m"),
+                              training=SimpleNamespace(batch_seqs=256, seq_len=2048, precision="bf16"), chips=64,
+                              system=SimpleNamespace(chip=SimpleNamespace(id="ascend-910c")))
+        return SimpleNamespace(plan=plan, run=run, step_time_s=1.0)
+
+    moe = emitted_args(emit_args(est(True), "mindspeed"), tmp_path)
+    assert "--moe-fb-overlap" in moe and "--overlap-grad-reduce" not in moe
+    assert dict(zip(moe, moe[1:]))["--schedules-method"] == "dualpipev"
+    dense = emitted_args(emit_args(est(False), "mindspeed"), tmp_path)
+    assert "--moe-fb-overlap" not in dense and "dualpipev" in dense

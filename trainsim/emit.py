@@ -160,6 +160,13 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     args += spelled
     if spelled and sched.emit_note:
         notes.append(sched.emit_note)
+    if framework == "mindspeed" and sched.mindspeed_dualpipev and run.arch.is_moe:
+        # the expert all-to-all overlap the engine's DualPipe models is MindSpeed's --moe-fb-overlap, which
+        # MindSpeed-LLM required with dualpipev from ac5e0a66 to 97328951 (2025) and its A3 MoE scripts set
+        # (parallel/validity.py dualpipev_fb_overlap_ok, with its sources)
+        args.append("--moe-fb-overlap")
+        notes.append("--moe-fb-overlap needs --moe-grouped-gemm and the alltoall dispatcher, and refuses "
+                     "--overlap-grad-reduce (mindspeed/features_manager/moe/fb_overlap.py)")
     if run.training.precision == "fp8":
         if framework == "megatron":
             # the run's recipe (stated, else its stack's), in Megatron-Core's spelling (TransformerConfig.fp8_recipe:
