@@ -31,7 +31,7 @@ from trainsim.parallel.schedules import code
 from trainsim.parallel.validity import check, dualpipev_fb_overlap_ok, reason
 from trainsim.plan_estimate import estimate_complete, plans_from_spec
 from trainsim.search import search
-from trainsim.spec import PlanSpec, parse_run
+from trainsim.spec import parse_run
 
 
 def test_profiles_carry_the_rule_with_sources():
