@@ -453,3 +453,22 @@ def test_partial_chip_on_a_base_system_says_how_to_vary_one_value(tmp_path, caps
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "system.chip: " in lines[0] and "(line 2)" in lines[0]
     assert "sensitivity --vary hbm_bandwidth" in lines[0] and "system.chip.hbm_bw" in lines[0]
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "10 %%", "1_0%"])
+def test_sensitivity_threshold_not_a_share_is_refused(tmp_path, capsys, text):
+    """--threshold read through float(): 'nan' passed both range checks and answered every factor as 'within nan';
+    the share is read once (units.percent_value, as parse_fraction and training.batch_tolerance read it)."""
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "sensitivity", spec, "--threshold", text, "--vary", "hbm_bandwidth")
+    assert code == 2 and not out and "--threshold" in err
+
+
+def test_percent_value_by_hand():
+    from trainsim.units import percent_value
+
+    assert percent_value("10%") == pytest.approx(0.10)        # 10 / 100
+    assert percent_value(" 2.5 % ") == pytest.approx(0.025)   # spaces around and before the sign
+    assert percent_value("0.05") == pytest.approx(0.05)
+    assert percent_value("5e-2") == pytest.approx(0.05)
+    assert percent_value("nan") is None and percent_value("ten%") is None and percent_value("%") is None

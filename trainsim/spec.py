@@ -20,7 +20,7 @@ from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
-from .units import parse_count, parse_int_count
+from .units import parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
@@ -132,11 +132,10 @@ class TrainingSpec(BaseModel):
     @classmethod
     def _tolerance(cls, v):
         if isinstance(v, str):
-            t = v.strip()
-            try:
-                v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
-            except ValueError:
-                raise ValueError(f"expected a fraction such as 0.05 or '5%', got {v!r}") from None
+            x = percent_value(v)
+            if x is None:
+                raise ValueError(f"expected a fraction such as 0.05 or '5%', got {v!r}")
+            v = x
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0):
             raise ValueError(f"expected a fraction from 0 (exact, Megatron-style) to below 1, got {v!r}")
         return v

@@ -165,6 +165,16 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
 
 
+def percent_value(text: str) -> float | None:
+    """``text`` as a fraction when it is a plain number or a percentage (``"0.1"``, ``"10%"`` -> 0.1), else None:
+    the one reading of a stated share that :func:`parse_fraction`, ``sensitivity --threshold`` and
+    ``training.batch_tolerance`` each check against their own range."""
+    t = text.strip()
+    pct = t.endswith("%")
+    num = plain_number(t[:-1].strip() if pct else t)
+    return None if num is None else (num / 100.0 if pct else num)
+
+
 def parse_fraction(value, field: str, *, where: str | None = None, below_one: bool = False) -> float:
     """A positive fraction as people state it: ``0.1`` or ``"10%"`` (finite, > 0; with ``below_one`` also < 1), as
     ``sensitivity --threshold`` takes it; anything else is one error line."""
@@ -173,9 +183,7 @@ def parse_fraction(value, field: str, *, where: str | None = None, below_one: bo
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         x = float(value)
     elif isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        t = value.strip()
-        num = plain_number(t[:-1].strip() if t.endswith("%") else t)
-        x = None if num is None else (num / 100.0 if t.endswith("%") else num)
+        x = percent_value(value)
     if x is None or not (math.isfinite(x) and x > 0) or (below_one and x >= 1):
         raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
     return x

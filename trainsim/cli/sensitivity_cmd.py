@@ -11,7 +11,7 @@ from .csvopt import CSV
 from ..api import TrainsimError
 from .. import api
 from ..api import scenarios
-from ..report.fmt import signed_pct, value as fmt
+from ..report.fmt import percent_value, signed_pct, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
@@ -19,10 +19,9 @@ from .csvopt import print_rows
 
 def _percent(text: str) -> float:
     t = text.strip()
-    try:
-        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
-    except ValueError:
-        raise TrainsimError(f"expected a percentage such as 10%, got {text!r}", field="--threshold") from None
+    v = percent_value(t)
+    if v is None:
+        raise TrainsimError(f"expected a percentage such as 10%, got {text!r}", field="--threshold")
     if v <= 0:
         raise TrainsimError(f"expected a positive slowdown, got {text!r}", field="--threshold")
     if not t.endswith("%") and v >= 1:   # a bare 10 is 10x (1000%), never what "--threshold 10" means

@@ -14,6 +14,7 @@ from ..numfmt import gib as gib  # "68.7 GiB"
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
 from ..units import GIB as GIB  # bytes per GiB: the one definition
+from ..units import percent_value as percent_value  # "10%" / "0.1" -> 0.1: the CLI reads shares through here
 
 
 def step_time(s: float) -> str:
