@@ -27,7 +27,7 @@ import pytest
 import trainsim
 from conftest import emitted_args
 from trainsim.errors import TrainsimError
-from trainsim.frameworks import profile, resolve_choice, restrict_plan, stack_flags
+from trainsim.frameworks import plan_rules, profile, resolve_choice, restrict_plan
 from trainsim.parallel.validity import check, reason, zero3_fsdp2_ok
 from trainsim.plan_estimate import plans_from_spec
 from trainsim.search import search
@@ -39,7 +39,7 @@ def test_profiles_offer_what_the_sources_say():
     assert new["zero"] == [0, 1, 3] and old["zero"] == [0, 1]          # FSDP2 with TP / EP / CP: 2026
     assert new["expert_parallel"] and new["context_parallel"]           # ep_size, cp_size (arguments.py:382, :384)
     assert "dualpipe" in new["schedules"]                               # the Megatron path keeps DualPipeV
-    assert stack_flags("mindspeed-2026")["zero3_fsdp2"] and not stack_flags("mindspeed-2025")["zero3_fsdp2"]
+    assert plan_rules("mindspeed-2026")["zero3_fsdp2"] and not plan_rules("mindspeed-2025")["zero3_fsdp2"]
     assert resolve_choice("mindspeed") == "mindspeed-2026"             # the alias names the newest
     assert "zero3_fsdp2_source" in new and "arguments.py:371-384" in new["zero3_fsdp2_source"]
 
