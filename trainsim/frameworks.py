@@ -12,7 +12,7 @@ from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
-from .parallel.validity import zero3_fsdp2_ok
+from .parallel.validity import REASONS, zero3_fsdp2_ok
 from .errors import unknown
 
 
@@ -136,8 +136,9 @@ def restrict_plan(plan, fw: str):
             pps, etps = (np.asarray(plan.values(f) or [1])[:, None] for f in ("pp", "etp"))
             keep = [z for z in keep if bool(zero3_fsdp2_ok(z, pps, etps.T).any())]
             if not keep:
-                raise TrainsimError(f"{fw} runs zero 3 only with pp 1 and etp 1 (its FSDP2 backends have neither), "
-                                    f"got pp {plan.values('pp')}, etp {plan.values('etp')}", field="plan.zero")
+                # the reason line of check()'s rule 16, as estimate gives it for a plan that breaks it
+                raise TrainsimError(f"{REASONS[16][1]} ({fw}; got pp {plan.values('pp')}, etp {plan.values('etp')})",
+                                    field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:
