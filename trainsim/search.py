@@ -248,7 +248,6 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
     fixed = restrict_plan(fixed, framework_of(run))
     ctx = context(run, calib)
-    tr = run.training
     use_all = run.use_all if use_all is None else use_all
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)

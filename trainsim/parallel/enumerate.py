@@ -222,7 +222,7 @@ class Parents:
         """The parent rows as plans (ep = etp = 1, node_limit 0, zero and recompute 0)."""
         return _neutral(self.cols)
 
-    def zero_ok(self, zero: ArrayLike, pp: ArrayLike, etp: ArrayLike) -> np.ndarray | None:
+    def zero_ok(self, zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndarray | None:
         """Which cells of a grid of ``zero`` candidates x plans (``pp``, ``etp``; broadcast together) the stack's rule
         on zero allows (rule 16 of :func:`trainsim.parallel.validity.check`, :func:`~trainsim.parallel.validity.
         zero3_fsdp2_ok`); None when the stack has no such rule (every cell is a plan). The one place the search's
