@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -199,6 +200,18 @@ def test_refused_zero3_is_counted_by_its_rule_and_never_the_least_memory_plan():
     assert rej["memory: does not fit in HBM"] == res.plans_evaluated and res.plans_feasible == 0
     assert "zero=3" not in res.no_plan_message()
     _finite_json(res.to_dict())
+
+
+def test_zero3_asked_where_every_plan_pipelines_is_no_valid_plan():
+    """zero 3 stated with pp free, where tp 8, dp 4, cp 1 on 64 chips leave only pp 2: no plan of the stack, said
+    with the rule (it once read 'no plan fits in memory: the smallest of 87 plans needs inf GiB')."""
+    run = _no_fit("mindspeed-2026")
+    run = replace(run, plan=run.plan.model_copy(update={"zero": 3}))
+    for prune in (True, False):
+        res = search(run, prune=prune)
+        assert res.best is None and res.least_memory is None and res.plans_evaluated == 0
+        msg = res.no_plan_message()
+        assert msg.startswith("no valid plan") and REASONS[16][1] in msg and "inf" not in msg
 
 
 def test_memory_of_a_refused_plan_is_the_physics():
