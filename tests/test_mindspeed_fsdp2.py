@@ -19,6 +19,11 @@ What the sources say, read by hand (Ascend/MindSpeed-LLM at c77308a1, Aug 2026; 
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,8 +32,8 @@ import pytest
 import trainsim
 from conftest import emitted_args
 from trainsim.errors import TrainsimError
-from trainsim.frameworks import profile, resolve_choice, restrict_plan, stack_flags
-from trainsim.parallel.validity import check, reason, zero3_fsdp2_ok
+from trainsim.frameworks import plan_rules, profile, resolve_choice, restrict_plan
+from trainsim.parallel.validity import REASONS, check, reason, zero3_fsdp2_ok
 from trainsim.plan_estimate import plans_from_spec
 from trainsim.search import search
 from trainsim.spec import parse_run
@@ -39,7 +44,7 @@ def test_profiles_offer_what_the_sources_say():
     assert new["zero"] == [0, 1, 3] and old["zero"] == [0, 1]          # FSDP2 with TP / EP / CP: 2026
     assert new["expert_parallel"] and new["context_parallel"]           # ep_size, cp_size (arguments.py:382, :384)
     assert "dualpipe" in new["schedules"]                               # the Megatron path keeps DualPipeV
-    assert stack_flags("mindspeed-2026")["zero3_fsdp2"] and not stack_flags("mindspeed-2025")["zero3_fsdp2"]
+    assert plan_rules("mindspeed-2026")["zero3_fsdp2"] and not plan_rules("mindspeed-2025")["zero3_fsdp2"]
     assert resolve_choice("mindspeed") == "mindspeed-2026"             # the alias names the newest
     assert "zero3_fsdp2_source" in new and "arguments.py:371-384" in new["zero3_fsdp2_source"]
 
@@ -72,7 +77,7 @@ def test_check_refuses_zero3_with_pp_or_etp():
 
 
 def test_restrict_plan_refuses_what_the_code_refuses():
-    with pytest.raises(TrainsimError, match="zero 3 only with pp 1"):
+    with pytest.raises(TrainsimError, match="zero 3 needs pp 1 and etp 1"):
         restrict_plan(trainsim.PlanSpec(pp=8, zero=3), "mindspeed-2026")
     with pytest.raises(TrainsimError, match="zero"):
         restrict_plan(trainsim.PlanSpec(zero=3), "mindspeed-2025")        # no ZeRO-3 in the 2025 stack
@@ -156,3 +161,145 @@ def test_scenarios_run_the_stack_of_their_time():
     assert "framework" not in doc["S5"]["b"]                       # the 910C side runs S2's own stack
     assert doc["S2"]["framework"] == "mindspeed-2025"
     assert {e["framework"] for e in doc["S1"]["systems"] if e["system"] == "cloudmatrix-384"} == {"mindspeed-2025"}
+
+
+# --- the rule as a mask of the search's zero axis (issue 14 item 2): refused plans are never plans of the search, the
+# engine's memory stays the physics, and a stated refused plan gets the rule's reason line ---
+
+ZERO_RULE = f"{REASONS[16][0]}: {REASONS[16][1]}"       # the search's rejection key (search._rule_texts)
+
+
+def _no_fit(fw):
+    """A dense 64-layer model (hidden 16384, SwiGLU ffn 65536, ~276B parameters) on 64 H100 with tp 8, dp 4 and cp 1
+    fixed: every plan has pp = 64 / (8 x 4 x 1) = 2, and none fits in 80 GiB."""
+    model = {"name": "g", "layers": 64, "hidden": 16384, "heads": 64, "ffn": 65536, "ffn_act": "swiglu",
+             "vocab": 32000}
+    return parse_run({"model": model, "system": "dgx-h100", "chips": 64, "framework": fw,
+                      "training": {"seq_len": 2048, "global_batch_seqs": 64, "precision": "bf16"},
+                      "plan": {"tp": 8, "dp": 4, "cp": 1}})
+
+
+def _finite_json(obj) -> str:
+    """``obj`` as JSON; raises ValueError on an infinite or NaN number anywhere in it."""
+    return json.dumps(obj, allow_nan=False, default=str)
+
+
+def test_refused_zero3_is_counted_by_its_rule_and_never_the_least_memory_plan():
+    other = search(_no_fit("megatron-bridge-2026"))
+    # without the rule the least-memory plan is zero 3 at pp 2 (so the checks below can fail)
+    assert other.best is None and other.least_memory.plan["zero"] == 3 and other.least_memory.plan["pp"] == 2
+    res = search(_no_fit("mindspeed-2026"))
+    assert res.best is None
+    least = res.least_memory
+    assert least.plan["pp"] == 2 and least.plan["zero"] in (0, 1)
+    assert np.isfinite(least.memory_per_chip_bytes) and least.memory_per_chip_bytes > 80 * 2**30
+    # every base row has pp 2: of the stack's zero stages {0, 1, 3} one is refused and two are plans, for each
+    # recompute choice alike, so rule 16 rejects half as many candidates as there are plans; none of the plans fits
+    rej = res.rejected
+    assert rej[ZERO_RULE] * 2 == res.plans_evaluated > 0
+    assert rej["memory: does not fit in HBM"] == res.plans_evaluated and res.plans_feasible == 0
+    assert "zero=3" not in res.no_plan_message()
+    _finite_json(res.to_dict())
+
+
+def test_zero3_asked_where_every_plan_pipelines_is_no_valid_plan():
+    """zero 3 stated with pp free, where tp 8, dp 4, cp 1 on 64 chips leave only pp 2: no plan of the stack, said
+    with the rule (it once read 'no plan fits in memory: the smallest of 87 plans needs inf GiB')."""
+    run = _no_fit("mindspeed-2026")
+    run = replace(run, plan=run.plan.model_copy(update={"zero": 3}))
+    for prune in (True, False):
+        res = search(run, prune=prune)
+        assert res.best is None and res.least_memory is None and res.plans_evaluated == 0
+        msg = res.no_plan_message()
+        assert msg.startswith("no valid plan") and REASONS[16][1] in msg and "inf" not in msg
+
+
+def test_memory_of_a_refused_plan_is_the_physics():
+    """The engine costs a zero-3 plan at pp 2 under mindspeed-2026's context as any other (the rule is a plan rule,
+    :func:`check`'s 16, not a memory number): finite, and below the same plan at zero 1, since ZeRO-3 also shards
+    the weights and gradients over dp = 4."""
+    from trainsim.perf.step import evaluate
+    from trainsim.plan_estimate import context
+
+    run = _no_fit("mindspeed-2026")
+    mem = {}
+    for z in (1, 3):
+        spec = trainsim.PlanSpec(tp=8, pp=2, cp=1, micro_batch=1, zero=z, recompute="full", schedule="1f1b")
+        p = plans_from_spec(spec, run.chips, run.arch)
+        mem[z] = float(evaluate(context(run), p, detail=False).memory["total"][0])
+    assert np.isfinite(mem[3]) and 0 < mem[3] < mem[1]
+
+
+def test_enumeration_masks_exactly_what_check_refuses():
+    from trainsim.parallel.enumerate import enumerate_space
+
+    run = _run("mindspeed-2026", {"micro_batch": 1}, moe=True)
+    tr = run.training
+    args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs)
+    kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=False)
+    free, free_rej = enumerate_space(*args, **kw)
+    masked, rej = enumerate_space(*args, **kw, zero3_fsdp2=True)
+    fp = free.plans()
+    # by hand: zero 3 with pp > 1 or etp > 1
+    refused = (fp.zero == 3) & ((fp.pp > 1) | (fp.etp > 1))
+    assert 0 < refused.sum() < len(fp) and free_rej.get(16, 0) == 0
+    assert rej[16] == int(refused.sum()) and len(masked) == len(free) - int(refused.sum())
+    mp = masked.plans()
+    assert len(mp) == len(masked) and not np.any((mp.zero == 3) & ((mp.pp > 1) | (mp.etp > 1)))
+    assert np.any(mp.zero == 3)
+    assert not check(mp, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, only={16},
+                     zero3_fsdp2=True).any()
+
+
+@pytest.mark.parametrize("fw", ["mindspeed-2026", "mindspeed-2025"])
+def test_pruned_search_counts_the_space_it_searched(fw):
+    """A pruned search without the Pareto front counts the whole space afterwards; it counts the plans of the
+    stack's rules (zero 3, DualPipe, even vpp) as the exhaustive search does (it once recounted without them)."""
+    run = _run(fw, {"micro_batch": 1}, moe=True)
+    a, b = search(run, with_pareto=False), search(run, prune=False, with_pareto=False)
+    assert a.best.plan == b.best.plan
+    assert (a.plans_evaluated, a.plans_feasible, a.rejected) == (b.plans_evaluated, b.plans_feasible, b.rejected)
+
+
+REFUSED = """\
+model: {name: g, layers: 8, hidden: 2048, heads: 16, ffn: 8192, ffn_act: swiglu, vocab: 32000,
+        moe: {experts: 16, top_k: 2, expert_ffn: 1024}}
+system: dgx-h100
+chips: 64
+framework: mindspeed-2026
+training: {seq_len: 2048, global_batch_seqs: 256, precision: bf16}
+plan: {tp: 2, pp: PP, cp: 1, ep: 4, ETP micro_batch: 1, zero: 3, recompute: none, schedule: 1f1b}
+"""
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("pp,etp,commands", [
+    (2, "etp: 1,", ("estimate", "check", "plan")),     # pp stated: refused as the spec is read
+    (1, "", ("estimate",)),                             # etp unstated: Megatron's default etp = tp = 2 (check())
+])
+def test_stated_refused_plan_is_the_rule_reason_exit_2(tmp_path, pp, etp, commands):
+    f = tmp_path / "run.yaml"
+    f.write_text(REFUSED.replace("PP", str(pp)).replace("ETP ", etp + " " if etp else ""))
+    for cmd in commands:
+        r = _cli(cmd, str(f))
+        assert r.returncode == 2, (cmd, r.stdout, r.stderr)      # the CLI's input-error contract (test_cli.py)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert f"plan.zero: {REASONS[16][1]}" in r.stderr
+
+
+def test_plan_and_scenario_carry_no_infinite_memory(tmp_path):
+    f = tmp_path / "run.yaml"
+    f.write_text(REFUSED.replace("tp: 2, pp: PP, cp: 1, ep: 4, ETP micro_batch: 1, zero: 3, recompute: none, "
+                                 "schedule: 1f1b", "micro_batch: 1"))
+    r = _cli("plan", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in plan --json"))
+    assert d["rejected"][ZERO_RULE] > 0 and d["best"] is not None
+    assert all(not (p["plan"]["zero"] == 3 and (p["plan"]["pp"] > 1 or p["plan"]["etp"] > 1)) for p in d["pareto"])
+    # S6 runs mindspeed-2026
+    r = _cli("scenario", str(Path(__file__).resolve().parents[1] / "scenarios" / "S6.yaml"), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in scenario S6 --json"))

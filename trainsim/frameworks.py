@@ -12,7 +12,7 @@ from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
-from .parallel.validity import zero3_fsdp2_ok
+from .parallel.validity import REASONS, zero3_fsdp2_ok
 from .errors import unknown
 
 
@@ -77,14 +77,25 @@ def profile(fw: str, field: str = "--framework") -> dict:
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_kv_repeated",
                "sequential_mlp_slices", "mcore_ddp_buckets", "tp_gathered_gemm_inputs", "moe_fp8_dispatch",
-               "pp_torch_stage", "relu2_unfused", "moe_node_limited_routing", "zero3_fsdp2",
-               "dualpipev_fb_overlap")
+               "pp_torch_stage", "relu2_unfused", "moe_node_limited_routing", "dualpipev_fb_overlap")
 
 
 def even_vpp(fw: str) -> bool:
     """Whether stack ``fw`` builds interleaved pipeline stages only from an even split of the layers (its profile's
     ``vpp_divides_stage_layers``, with its source; :func:`trainsim.parallel.validity.even_vpp_ok`)."""
     return bool(profile(fw).get("vpp_divides_stage_layers", False))
+
+
+def plan_rules(fw: str) -> dict[str, bool]:
+    """The plan rules stack ``fw`` adds to :func:`trainsim.parallel.validity.check`, as its keyword arguments (one
+    place for every caller: the search's enumeration, ``estimate`` / ``check`` of a stated plan, calibration):
+    ``even_vpp`` (:func:`even_vpp`), ``zero3_fsdp2`` (ZeRO-3 only at pp 1 and etp 1: the profile's flag with its
+    ``zero3_fsdp2_source``; :func:`trainsim.parallel.validity.zero3_fsdp2_ok`) and ``dualpipev_fb_overlap``
+    (DualPipe only at etp 1 and cp 1, :func:`trainsim.parallel.validity.dualpipev_fb_overlap_ok`; the engine reads
+    that flag too, :data:`STACK_FLAGS`). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
+    prof = profile(fw)
+    return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(prof.get("zero3_fsdp2", False)),
+            "dualpipev_fb_overlap": bool(prof.get("dualpipev_fb_overlap", False))}
 
 
 def stack_flags(fw: str) -> dict[str, bool]:
@@ -125,8 +136,9 @@ def restrict_plan(plan, fw: str):
             pps, etps = (np.asarray(plan.values(f) or [1])[:, None] for f in ("pp", "etp"))
             keep = [z for z in keep if bool(zero3_fsdp2_ok(z, pps, etps.T).any())]
             if not keep:
-                raise TrainsimError(f"{fw} runs zero 3 only with pp 1 and etp 1 (its FSDP2 backends have neither), "
-                                    f"got pp {plan.values('pp')}, etp {plan.values('etp')}", field="plan.zero")
+                # the reason line of check()'s rule 16, as estimate gives it for a plan that breaks it
+                raise TrainsimError(f"{REASONS[16][1]} ({fw}; got pp {plan.values('pp')}, etp {plan.values('etp')})",
+                                    field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:

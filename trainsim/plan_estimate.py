@@ -13,7 +13,7 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (even_vpp, fp8_recipe_of, framework_of, optimizer_precisions, plan_options,
+from .frameworks import (fp8_recipe_of, framework_of, optimizer_precisions, plan_options, plan_rules,
                          restrict_plan, runtime_settings, stack_flags)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
@@ -265,9 +265,7 @@ def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> E
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
-                 even_vpp=even_vpp(framework_of(run)),
-                 zero3_fsdp2=stack_flags(framework_of(run))["zero3_fsdp2"],
-                 dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"])
+                 **plan_rules(framework_of(run)))
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import even_vpp, framework_of, restrict_plan, stack_flags
+from .frameworks import framework_of, plan_rules, restrict_plan
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -248,7 +248,6 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
     fixed = restrict_plan(fixed, framework_of(run))
     ctx = context(run, calib)
-    tr = run.training
     use_all = run.use_all if use_all is None else use_all
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
@@ -274,9 +273,11 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         per_seq = np.moveaxis(np.broadcast_to(res.step_time_s / sp.batch[None, None, sl], shape), 2, 0).reshape(-1)
         mem = np.moveaxis(np.broadcast_to(res.memory["total"], shape), 2, 0).reshape(-1)
         o = (off + s) * K     # chunk-local flat index + o = the search's plan index
-        fits = mem <= hbm
-        j = int(np.argmin(mem))
-        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": (float(mem[j]), j + o)}
+        ok = sp.ok(sl)        # the cells that are plans of the stack (None: all); the others are never read
+        fits = mem <= hbm if ok is None else (mem <= hbm) & ok
+        j = int(np.argmin(mem if ok is None else np.where(ok, mem, np.inf)))
+        least = (float(mem[j]), j + o) if ok is None or ok[j] else (np.inf, -1)
+        out = {"stop": sl.stop, "n_fit": int(np.count_nonzero(fits)), "least": least}
         if keep_all and out["n_fit"]:
             f_idx = np.nonzero(fits)[0]
             out["all"] = (f_idx + o, per_seq[f_idx], mem[f_idx], used[f_idx // K])
@@ -327,10 +328,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         rounds.append(sp)
         return sp, shared, off
 
-    enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
-    enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
-                   even_vpp=even_vpp(framework_of(run)),
-                   dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"])
+    enum_args, enum_kw = _enum_args(run, fixed, use_all)
     pruned = bool(prune and not keep_all)
     table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
@@ -395,7 +393,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             if len(keep) < len(lb):
                 exact = False
             keep = keep[np.argsort(lb[keep], kind="stable")]
-            sp = Space(sp.base.take(keep), sp.zero, sp.recompute, sp.batch[keep], sp.rank[keep])
+            sp = sp.take(keep)
             lb = lb[keep]
             view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table) if len(keep) else None)
             rows = max(1, CHUNK // max(sp.k, 1))
@@ -427,8 +425,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                                            table=table) / whole.batch[keep]
                 keep = keep[_front_rows(lb, row_mem[keep], fv_, fm_, span)]
                 if len(keep):
-                    sp = Space(whole.base.take(keep), whole.zero, whole.recompute, whole.batch[keep],
-                               whole.rank[keep])
+                    sp = whole.take(keep)
                     view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table))
                     rows = max(1, CHUNK // max(sp.k, 1))
                     for s in range(0, len(keep), rows):
@@ -438,9 +435,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             rounds.append(par.expand(np.zeros(0, np.int64))[0])
         if progress is not None:
             progress(n, n)
-    space = rounds[0] if len(rounds) == 1 else Space(
-        Plans.concat([r.base for r in rounds]), rounds[0].zero, rounds[0].recompute,
-        np.concatenate([r.batch for r in rounds]), np.concatenate([r.rank for r in rounds]))
+    space = rounds[0] if len(rounds) == 1 else Space.concat(rounds)
     K = space.k
     base = space.base
     used_b = base.tp * base.pp * base.cp * base.dp
@@ -557,7 +552,8 @@ class MemoryPass:
     The plans are costed on a grid (zero, recompute, expert choice, parent row) whose parent fields lie along one
     axis and the (ep, etp, node_limit) candidates of the last expansion along another, so each part of the memory
     is computed at the shape of the fields it reads (activations once per parent row, not once per expert
-    choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit) are masked out. Every valid
+    choice); the grid's cells that are not valid plans (rules on ep, etp, node_limit, and the stack's rule on zero,
+    :meth:`trainsim.parallel.enumerate.Parents.zero_ok`) are masked out. Every valid
     plan's number is the one the search's evaluation gives (the same elementwise arithmetic).
 
     Chunks are taken by whichever thread is free (numpy releases the GIL in its array loops): :meth:`start` puts
@@ -636,10 +632,14 @@ class MemoryPass:
         mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
         mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), sl.stop - s))
         ok = self.valid[sl].T
+        # the stack's rule on zero (None: none): which (zero, expert choice, parent) cells are plans
+        zok = par.zero_ok(par.zero[:, None, None, None], par.cols["pp"][None, None, None, sl],
+                          ex[:, 1][None, None, :, None])
         # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
-        least = np.where(ok, mem.min(axis=(0, 1)), np.inf)
+        least = np.where(ok, mem.min(axis=(0, 1)) if zok is None else
+                         mem.min(axis=(0, 1), where=zok, initial=np.inf), np.inf)
         self.row_mem[sl] = np.where(least <= self.hbm, least, np.inf).T
-        le = mem <= self.hbm
+        le = mem <= self.hbm if zok is None else (mem <= self.hbm) & zok
         n_fit = np.count_nonzero(le) - (np.count_nonzero(le[:, :, ~ok]) if not ok.all() else 0)
         return int(n_fit), float(least.min())
 
@@ -666,7 +666,8 @@ def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
     """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
     tr = run.training
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
-            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
+            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
+                 **plan_rules(framework_of(run))))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:

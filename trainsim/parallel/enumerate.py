@@ -3,7 +3,8 @@
 Expansion order: (tp, cp, pp) x the chip counts they divide (all chips, or whole domains with some idle) ->
 micro-batch -> (schedule, vpp) -> (ep, etp, node_limit) -> zero -> recompute. After each expansion the rows that
 break a rule of :mod:`trainsim.parallel.validity` are dropped (counted by reason), so the space never holds the
-full cartesian product. Fields fixed by a partial plan enter as single candidates.
+full cartesian product. Zero and recompute stay grid axes of every base row (:class:`Space`); a stack's rule on
+zero (``zero3_fsdp2``) is a mask of that grid. Fields fixed by a partial plan enter as single candidates.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..yamlload import safe_load, sourced_values
 from .batch import batch_unit, chip_counts, fit_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
-from .validity import check
+from .validity import check, zero3_fsdp2_ok
 from .divisors import divisors
 
 Cols = dict[str, np.ndarray]   # plan columns while the space is expanded
@@ -115,7 +116,8 @@ def _neutral(cols: Cols) -> Plans:
 
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                     batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
-                    even_vpp: bool = False, dualpipev_fb_overlap: bool = False) -> tuple["Space", Counter[int]]:
+                    even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
+                    zero3_fsdp2: bool = False) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -123,9 +125,12 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     :func:`trainsim.parallel.batch.chip_counts` (dp = count / (tp pp cp)). The rules of ``check`` run after each
     expansion on the fields known so far, so a row is dropped as soon as it can no longer become valid; a
     rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
-    :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only."""
+    :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only.
+    ``even_vpp``, ``dualpipev_fb_overlap``, ``zero3_fsdp2``: the stack's own rules (those of ``check``;
+    :func:`trainsim.frameworks.plan_rules` gives a stack's)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
-                            use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap)
+                            use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
+                            zero3_fsdp2=zero3_fsdp2)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -135,7 +140,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
 
 def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                       batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
-                      even_vpp: bool = False, dualpipev_fb_overlap: bool = False) -> "Parents":
+                      even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
+                      zero3_fsdp2: bool = False) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     counts = chip_counts(chips, domain, use_all)
@@ -181,7 +187,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     later //= len(cand["ep_etp_nl"])
     return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
-                   rejected, later, args, dualpipev_fb_overlap)
+                   rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2)
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
@@ -206,6 +212,8 @@ class Parents:
     args: tuple[Any, ...]
     #: the stack's DualPipe needs etp 1 and cp 1 (parallel/validity.py dualpipev_fb_overlap_ok)
     dualpipev_fb_overlap: bool = False
+    #: the stack runs ZeRO-3 only at pp 1 and etp 1 (parallel/validity.py zero3_fsdp2_ok): a mask of the zero axis
+    zero3_fsdp2: bool = False
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -213,6 +221,13 @@ class Parents:
     def plans(self) -> Plans:
         """The parent rows as plans (ep = etp = 1, node_limit 0, zero and recompute 0)."""
         return _neutral(self.cols)
+
+    def zero_ok(self, zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndarray | None:
+        """Which cells of a grid of ``zero`` candidates x plans (``pp``, ``etp``; broadcast together) the stack's rule
+        on zero allows (rule 16 of :func:`trainsim.parallel.validity.check`, :func:`~trainsim.parallel.validity.
+        zero3_fsdp2_ok`); None when the stack has no such rule (every cell is a plan). The one place the search's
+        passes (:class:`Space`, ``search.MemoryPass``) take the mask from."""
+        return zero3_fsdp2_ok(zero, pp, etp) if self.zero3_fsdp2 else None
 
     def batch(self) -> np.ndarray:
         """The global batch (sequences) each parent row's plans use (it does not depend on the experts)."""
@@ -237,14 +252,24 @@ class Parents:
         n = len(cols["tp"])
         base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
         batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule))
-        return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None), rejected
+        zok = self.zero_ok(self.zero[None, :], base.pp[:, None], base.etp[:, None])
+        if zok is not None:
+            # the last rule, on the zero axis: each refused (row, zero) cell stands for its recompute choices
+            refused = int(np.count_nonzero(~zok))
+            if refused:
+                rejected[16] += refused * len(self.recompute)
+        return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None,
+                     zok), rejected
 
 
 @dataclass
 class Space:
-    """The valid plans as base rows (every field but zero and recompute) x zero x recompute: plan i is base row
-    i // K with zero (i % K) // R and recompute i % R (K = Z R). ``batch``: the global batch (sequences) each
-    base row uses."""
+    """The valid plans as a grid of base rows (every field but zero and recompute) x zero x recompute: cell i is
+    base row i // K with zero (i % K) // R and recompute i % R (K = Z R). ``batch``: the global batch (sequences)
+    each base row uses. ``zero_ok`` (rows, Z): which zero candidates each base row's stack allows
+    (:meth:`Parents.zero_ok`); None: all, every cell is a valid plan. A refused cell is not a plan: it is not
+    counted (``len``), listed (:meth:`plans`) nor marked by :meth:`ok`, though the grid's costs are computed for
+    it (they broadcast over the zero axis) and then left unread."""
 
     base: Plans
     zero: np.ndarray
@@ -252,9 +277,42 @@ class Space:
     batch: np.ndarray
     #: each base row's position in the order of the whole space of the search (None: these rows are that space)
     rank: np.ndarray | None = None
+    zero_ok: np.ndarray | None = None
 
     def __len__(self) -> int:
+        """The valid plans (the grid's cells less those ``zero_ok`` refuses)."""
+        if self.zero_ok is None:
+            return self.cells
+        return int(np.count_nonzero(self.zero_ok)) * len(self.recompute)
+
+    @property
+    def cells(self) -> int:
+        """The grid's cells: base rows x K (the range of the flat plan index)."""
         return len(self.base) * self.k
+
+    def ok(self, sl: slice = slice(None)) -> np.ndarray | None:
+        """Which cells of base rows ``sl`` are valid plans, flat in the plan index's order (base row, zero,
+        recompute); None when all are."""
+        if self.zero_ok is None:
+            return None
+        z = self.zero_ok[sl]
+        return np.repeat(z, len(self.recompute), axis=1).reshape(-1)
+
+    def take(self, rows: ArrayLike) -> "Space":
+        """The space of base rows ``rows`` (in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Space(self.base.take(rows), self.zero, self.recompute, self.batch[rows],
+                     None if self.rank is None else self.rank[rows],
+                     None if self.zero_ok is None else self.zero_ok[rows])
+
+    @staticmethod
+    def concat(spaces: list["Space"]) -> "Space":
+        """The base rows of ``spaces`` (same zero and recompute candidates, each with ``rank``) one after another."""
+        s0 = spaces[0]
+        masks = [s.zero_ok if s.zero_ok is not None else np.ones((len(s.base), len(s.zero)), bool) for s in spaces]
+        return Space(Plans.concat([s.base for s in spaces]), s0.zero, s0.recompute,
+                     np.concatenate([s.batch for s in spaces]), np.concatenate([s.rank for s in spaces]),
+                     None if all(s.zero_ok is None for s in spaces) else np.concatenate(masks))
 
     @property
     def k(self) -> int:
@@ -277,8 +335,11 @@ class Space:
                             if f == "recompute" else getattr(b, f)[None, None, sl]) for f in INT_FIELDS})
 
     def plans(self, idx: ArrayLike | None = None) -> Plans:
-        """Plans ``idx`` (flat indices; all when None) as ordinary 1-D columns."""
-        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        """Plans ``idx`` (flat indices; every valid plan when None) as ordinary 1-D columns."""
+        if idx is None:
+            ok = self.ok()
+            idx = np.arange(self.cells) if ok is None else np.nonzero(ok)[0]
+        idx = np.asarray(idx, dtype=np.int64)
         r, j = idx // self.k, idx % self.k
         p = self.base.take(r)
         p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
@@ -290,7 +351,8 @@ class Space:
 
 
 def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int,
-                    fixed: Any = None, even_vpp: bool = False) -> tuple[Plans, Counter[int]]:
-    """All valid plans that use every chip and exactly the batch (Megatron's rules), with rejections by reason."""
-    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed, even_vpp=even_vpp)
+                    fixed: Any = None, **rules: bool) -> tuple[Plans, Counter[int]]:
+    """All valid plans that use every chip and exactly the batch (Megatron's rules and the stack's ``rules``, the
+    keywords of :func:`trainsim.frameworks.plan_rules`), with rejections by reason."""
+    space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed, **rules)
     return space.plans(), rejected

@@ -126,10 +126,11 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule((p.node_limit > 0) & (p.ep < 2), 12)
     if even_vpp and want(15):
         rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
-    if zero3_fsdp2 and want(16):
-        rule(~zero3_fsdp2_ok(p.zero, p.pp, p.etp), 16)
     if dualpipev_fb_overlap and want(17):
         rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
+    # last: zero is the search's last axis (parallel/enumerate.py), so a plan both rules refuse counts as 17 there too
+    if zero3_fsdp2 and want(16):
+        rule(~zero3_fsdp2_ok(p.zero, p.pp, p.etp), 16)
     return code
 
 
@@ -159,8 +160,8 @@ def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndar
     (mindspeed_llm/fsdp2/utils/arguments.py:371-384 at c77308a1); dp = world / (tp fsdp cp)
     (mindspeed_llm/fsdp2/models/model_factory.py:129) and the experts' groups span every rank without TP,
     world = ep x ep_fsdp x edp (model_factory.py:192). Zero is a grid axis of the search's spaces, not an expanded
-    field (:mod:`trainsim.parallel.enumerate`), so the search applies this rule through
-    :func:`trainsim.perf.memory.memory_total` (a refused plan fits nowhere)."""
+    field, so the search applies this rule as a mask of that grid (:meth:`trainsim.parallel.enumerate.Parents.
+    zero_ok`): a refused plan is neither counted, costed into an answer nor reported."""
     return (np.asarray(zero) < 3) | ((np.asarray(pp) <= 1) & (np.asarray(etp) <= 1))
 
 

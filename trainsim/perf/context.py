@@ -150,8 +150,6 @@ class StepContext:
     pp_torch_stage: bool = False            # PP by torch.distributed.pipelining: per-micro-batch receive buffers and
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
-    zero3_fsdp2: bool = False          # the stack runs ZeRO-3 only at pp 1 (parallel/validity.py zero3_fsdp2_ok;
-                                            # the search: perf/memory.py memory_total)
     dualpipev_fb_overlap: bool = False      # the stack's DualPipe is MindSpeed's dualpipev + --moe-fb-overlap: etp 1,
                                             # cp 1 (parallel/validity.py) and no overlapped gradient sync (perf/step.py)
 

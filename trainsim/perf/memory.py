@@ -29,7 +29,6 @@ from .pipeline import microbatches_in_flight, mirrored_stages
 from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
-from ..parallel.validity import zero3_fsdp2_ok
 from typing import Any
 
 
@@ -463,7 +462,7 @@ def memory_breakdown(ctx: StepContext, p: Plans, tokens: Num, m: Array, states: 
         grads = grads + buf[1]
         weights = weights + buf[0]
     subtotal = weights + grads + optim + acts
-    total = _refused_unbounded(ctx, p, subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes)
+    total = subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes
     return {"weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
             "buffers_and_margin": total - subtotal, "total": total}
 
@@ -486,16 +485,4 @@ def memory_total(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> Num:
             sub = np.where(pick, s, sub)
             best_t = np.where(pick, tot, best_t)
     assert best_t is not None   # three rank kinds were costed
-    return _refused_unbounded(ctx, p, sub * (1.0 + c.alloc_margin) + c.buffer_bytes)
-
-
-def _refused_unbounded(ctx: StepContext, p: Plans, total: Num) -> Num:
-    """``total`` with the plans the run's stack refuses at infinite bytes: ZeRO-3 with pp > 1 or etp > 1 where the
-    stack's weight sharding is an FSDP2 backend without them (``ctx.zero3_fsdp2``; the rule is
-    :func:`trainsim.parallel.validity.zero3_fsdp2_ok`, with its sources). Zero is a grid axis of the search's plan
-    spaces, which the validity check never expands (:mod:`trainsim.parallel.enumerate`); every pass of the search
-    compares this total with the chip's memory, so a refused plan fits nowhere and is never chosen, nor reported
-    as the plan needing least memory."""
-    if not ctx.zero3_fsdp2:
-        return total
-    return np.where(zero3_fsdp2_ok(p.zero, p.pp, p.etp), total, np.inf)
+    return sub * (1.0 + c.alloc_margin) + c.buffer_bytes
