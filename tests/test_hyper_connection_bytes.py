@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from trainsim.model.load import resolve_model
 from trainsim.perf.compute import elementwise_bytes_per_token, residual_bytes_per_token
 
@@ -44,6 +46,11 @@ def test_mhc_backward_bytes_small_config_by_hand():
     assert abs(residual_bytes_per_token(2, 10) - 1240.0 / 3.0) < 1e-9
     # forward once + the engine's twice-forward backward gives back forward + backward exactly
     assert abs(3.0 * residual_bytes_per_token(2, 10) - (320.0 + 920.0)) < 1e-9
+
+
+def test_residual_streams_below_one_is_an_error():
+    with pytest.raises(ValueError, match="residual streams"):
+        residual_bytes_per_token(0, 4096)
 
 
 def test_deepseek_v4_layers_carry_hc_mult_streams():

@@ -410,7 +410,9 @@ def residual_bytes_per_token(streams: int, hidden: int, training: bool = True) -
     backward sums to F + B exactly (as :func:`elementwise_bytes_per_token` does with the backward FP8 casts):
     (52n + 20) h / 3, 76h at n = 4, against the plain 12h.
     """
-    if streams <= 1:
+    if streams < 1:
+        raise ValueError(f"residual streams must be >= 1, got {streams}")
+    if streams == 1:
         return 12.0 * hidden
     fwd = (12.0 * streams + 8.0) * hidden
     if not training:
@@ -533,7 +535,9 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
-    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts.
+    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts. The hyper-connections'
+    bytes follow the same flag (:func:`residual_bytes_per_token`: a third of their forward and backward kernels'
+    bytes in training, the forward's in serving).
 
     ``dispatch_fused`` (serving decode over DeepEP's low-latency kernels): no permute, no unpermute and no cast of
     the routed experts' first GEMM input run as kernels of their own. deepseek-ai/DeepEP
