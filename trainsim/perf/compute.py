@@ -378,24 +378,46 @@ def act_fn_bytes_per_f(act: str, eager: bool = False, relu2_unfused: bool = Fals
     return 4.0
 
 
-def residual_bytes_per_token(streams: int, hidden: int) -> float:
-    """HBM bytes one token moves through one layer's residual connections in the forward pass (BF16).
+def residual_bytes_per_token(streams: int, hidden: int, training: bool = True) -> float:
+    """HBM bytes one token moves through one layer's residual connections, as the forward-pass figure the engine
+    charges once forward and twice backward (perf/step.py) (BF16, 2 bytes an element).
 
-    Plain residual (``streams`` 1): 2 adds (2 reads + 1 write of h): 12h.
+    Plain residual (``streams`` 1): 2 adds (2 reads + 1 write of h): 12h, training or not.
 
     Manifold-constrained hyper-connections (DeepSeek-V4 ``hc_mult`` = n streams, the residual is n x h wide), as
-    Megatron-Core runs them (Megatron-LM dev d48bd6be0a, megatron/core/transformer/hyper_connection.py
-    ``HyperConnectionModule._forward_normal`` and ``fused_h_res_h_post_bda``; fused kernels of
-    megatron/core/fusions/fused_mhc_kernels.py), per sublayer (attention, MoE): ``h_aggregate`` reads the n h
-    residual and writes the sublayer's h input; ``h_post_bda`` (H_res residual mix + H_post expansion +
-    bias-dropout-add) reads the n h residual and the sublayer's h output and writes n h: 2 bytes x (3n + 2) h.
-    The mapping projection's read of the n h residual (``proj_rms_compute_h``) is the roofline of the layer's
-    ``hc.*`` GEMMs (:func:`gemm_time`), not counted here. Two sublayers per layer: (12n + 8) h; n = 4: 56h
-    against the plain 12h.
+    Megatron-Core runs them with ``use_fused_mhc`` (Megatron-LM 43e45e1307, the dev pin of Megatron-Bridge v0.6.0,
+    whose DSv4 recipes set ``use_fused_mhc`` on Blackwell: megatron/core/transformer/hyper_connection.py
+    ``HyperConnectionModule._forward_normal`` and ``fused_h_res_h_post_bda``; kernels of
+    megatron/core/fusions/fused_mhc_kernels.py, Triton where it has one, else cuTile: cuda-tile 1.5.0 is in
+    Megatron-Bridge v0.6.0's uv.lock), per sublayer (attention, MoE), in elements of h:
+
+    * forward F: ``h_aggregate`` (Triton ``_triton_h_agg_fwd_kernel``) reads the n h residual and writes the
+      sublayer's h input, n + 1; ``h_post_bda`` (``_triton_hpb_fwd_kernel``: H_res residual mix + H_post expansion
+      + bias-dropout-add) reads the n h residual and the sublayer's h output and writes n h, 2n + 1: 3n + 2;
+    * backward B: ``h_post_bda``'s two Triton kernels, ``_triton_hpb_bwd_g_x_orig_kernel`` (reads the n h output
+      gradient, writes the residual's n h and the sublayer output's h gradients, 2n + 1) and
+      ``_triton_hpb_bwd_g_hp_hr_kernel`` (reads the output gradient, the residual and the sublayer output for the
+      H_post / H_res gradients, 2n + 1); ``h_aggregate``'s cuTile ``_ct_h_agg_bwd_kernel`` (reads the h input
+      gradient and the n h residual, writes the n h residual gradient, 2n + 1); ``BroadcastTensorFused.backward``
+      sums the residual's three n h gradients (mapping projection, aggregate, residual mix) with
+      ``native_fused_add_3`` (torch.compile ``a + b + c``, the one kernel the module always uses), 4n: 10n + 3.
+
+    The mapping projection's reads of the residual (``proj_rms_compute_h`` and its fused ``grad_x`` / ``grad_weight``
+    backward) are the roofline of the layer's ``hc.*`` GEMMs (:func:`gemm_time`), not counted here; the 4 x 4
+    Sinkhorn projection of H_res moves per token 16 elements, none of them h-wide. Two sublayers per layer:
+    F = 2 x 2 (3n + 2) h = (12n + 8) h, B = 2 x 2 (10n + 3) h = (40n + 12) h; n = 4: 56h forward, 172h backward.
+    Serving (``training`` False) takes F; training takes (F + B) / 3, which the engine's forward + twice-forward
+    backward sums to F + B exactly (as :func:`elementwise_bytes_per_token` does with the backward FP8 casts):
+    (52n + 20) h / 3, 76h at n = 4, against the plain 12h.
     """
-    if streams <= 1:
+    if streams < 1:
+        raise ValueError(f"residual streams must be >= 1, got {streams}")
+    if streams == 1:
         return 12.0 * hidden
-    return (12.0 * streams + 8.0) * hidden
+    fwd = (12.0 * streams + 8.0) * hidden
+    if not training:
+        return fwd
+    return (fwd + (40.0 * streams + 12.0) * hidden) / 3.0
 
 
 def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:
@@ -513,7 +535,9 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
-    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts.
+    three passes sum to exactly; without it (serving, forward only) the forward inputs' casts. The hyper-connections'
+    bytes follow the same flag (:func:`residual_bytes_per_token`: a third of their forward and backward kernels'
+    bytes in training, the forward's in serving).
 
     ``dispatch_fused`` (serving decode over DeepEP's low-latency kernels): no permute, no unpermute and no cast of
     the routed experts' first GEMM input run as kernels of their own. deepseek-ai/DeepEP
@@ -536,7 +560,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
-    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden)
+    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden, backward_casts)
     b += rope_bytes_per_token(lk, rope_bytes)
     b += sum(norm_bytes * core.q_norm_elems + core.out_copy_bytes for core in lk.attention)
     for core in lk.attention:
