@@ -114,7 +114,7 @@ def test_check_shows_the_bandwidths_a_system_override_resolved_to(tmp_path, caps
     line = json.loads(out)["resolved"]["system"]
     assert code == 0 and shown in line
     # dgx-h100's catalog values: H100 SXM5 989 TFLOP/s BF16 dense, 80 GB HBM3 (read as GiB), 3.35 TB/s, NVLink 450 GB/s
-    assert "BF16 989 TFLOP/s, HBM 80 GiB at 3350 GB/s, scale-up 450 GB/s" in line
+    assert "BF16 989 TFLOP/s, HBM 80 GiB at 3,350 GB/s, scale-up 450 GB/s" in line
 
 
 # ---------------------------------------------------------------- 7. capacity: the probes table

@@ -70,7 +70,7 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
     rows = api.catalog("systems").to_dict()
-    # headers name the quantity, the cells carry the unit (1275 W, 33,625 USD); counts with separators (8,192)
+    # headers name the quantity, the cells carry the unit (1,275 W, 33,625 USD); counts with separators (8,192)
     cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "power/chip", "price/chip"]
     body = [[r["id"], r["chip"], fmt(r["scale_up_size"], "count"), fmt(r["scale_up_bw"], "bytes_per_s"),
              fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),

@@ -228,7 +228,7 @@ def catalog_input(item: dict, key: str) -> str | None:
 
 def catalog_range(item: dict) -> str | None:
     """A catalog quantity's ``{name, low, nominal, high}`` (``name`` a catalog field, as :func:`catalog_input`
-    reads it) as one cell in the catalog's unit: ``836-1410 TFLOP/s`` or ``989 TFLOP/s (836-1410 TFLOP/s)``, never
+    reads it) as one cell in the catalog's unit: ``836-1,410 TFLOP/s`` or ``989 TFLOP/s (836-1,410 TFLOP/s)``, never
     a mix of styles (836T next to 1.41e+15); None when ``item`` names no catalog field."""
     cells = {k: catalog_input(item, k) for k in ("low", "nominal", "high")}
     if not any(cells.values()):
