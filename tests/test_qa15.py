@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import run_main, SMALL_RUN, write_spec  # noqa: F401
 
 
@@ -22,3 +24,39 @@ def test_catalog_show_quantities_in_numfmts_format(capsys):
     assert axis_value("system.chip.hbm_bw", 3.35e12) == in_unit(3.35e12, "bytes_per_s") == "3,350 GB/s"
     code, out, err = run_main(capsys, "catalog", "show", "dgx-h100")
     assert code == 0 and re.search(r"│ power_per_chip_w\s+│ 1,275 W\s+│", out)   # 10.2 kW / 8 GPUs
+
+
+# ---------------------------------------------------------------- 2. a bare number for an HBM capacity
+
+
+INLINE_CHIP_RUN = """
+name: inline
+model: llama-3.1-8b
+system: {chip: {name: x, bf16_tflops: 989, hbm: HBM, hbm_bandwidth: "3.35 TB/s"},
+         scale_up: {size: 8, bandwidth: "450 GB/s"}, scale_out: {bandwidth: "400 Gb/s"}}
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+"""
+
+
+@pytest.mark.parametrize("hbm", ["80", "'80'", "8.0e+1"])
+@pytest.mark.parametrize("cmd", ["check", "estimate"])
+def test_inline_hbm_bare_number_is_refused(tmp_path, capsys, cmd, hbm):
+    """`hbm: 80` beside `bf16_tflops: 989` (a number in TFLOPS) was read as 80 bytes: `check` passed it ('HBM
+    7.451e-08 GiB') and `estimate` answered 'needs 4.7 GiB per chip vs 0.0 GiB HBM'. A bare number is refused with
+    the one error line: file, field, value and the unit expected."""
+    spec = write_spec(tmp_path, INLINE_CHIP_RUN.replace("HBM", hbm))
+    code, out, err = run_main(capsys, cmd, spec)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "run.yaml: system.chip.hbm:" in lines[0] and "'80 GB'" in lines[0] and "bytes" in lines[0]
+    assert "(line 4)" in lines[0]   # the spec starts with a blank line
+
+
+def test_inline_hbm_with_unit_still_read():
+    """'80 GB' is 80 GiB (vendors' binary HBM, catalog.load.hbm_capacity_bytes): 80 x 2^30 = 85,899,345,920 B;
+    '80e9 B' is taken as written."""
+    from trainsim.catalog.resolve import hbm_capacity
+    assert hbm_capacity("80 GB", "hbm", None) == 85_899_345_920
+    assert hbm_capacity("80e9 B", "hbm", None) == 80e9
