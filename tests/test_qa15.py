@@ -60,3 +60,32 @@ def test_inline_hbm_with_unit_still_read():
     from trainsim.catalog.resolve import hbm_capacity
     assert hbm_capacity("80 GB", "hbm", None) == 85_899_345_920
     assert hbm_capacity("80e9 B", "hbm", None) == 80e9
+
+
+# ---------------------------------------------------------------- 3. a huge chip count, echoed readably
+
+
+@pytest.mark.parametrize("chips, shown", [
+    ("1e30", "got 1e+30"),                   # YAML 1.1 string -> int(1e30) was echoed as 1000000000000000019884624838656
+    ("1.0e+30", "got 1e+30"),                # a YAML float: pydantic's 'exceeded maximum size' instead of the bound
+    ("100000000000000000000000000000", "got 1e+29"),
+    ("2e7", "got 20,000,000"),               # grouped like every count
+])
+def test_huge_chip_count_one_readable_line(tmp_path, capsys, chips, shown):
+    spec = write_spec(tmp_path, SMALL_RUN.replace("chips: 64", f"chips: {chips}"))
+    code, out, err = run_main(capsys, "check", spec)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1
+    assert "chips: expected at most 10,000,000 chips" in lines[0] and shown in lines[0]
+    assert not re.search(r"[0-9]{16}", lines[0])
+
+
+def test_sweep_chips_axis_huge_count_is_bad_input(tmp_path, capsys):
+    """A sweep's `chips: [64, 1e30]` ran both points and crashed writing the Parquet file (OverflowError: Python
+    int too large to convert to C long, exit 3); refused with the spec now, nothing written."""
+    write_spec(tmp_path, SMALL_RUN, "base.yaml")
+    spec = write_spec(tmp_path, "name: s\nbase: base.yaml\naxes:\n  chips: [64, 1e30]\n", "sweep.yaml")
+    code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet")
+    assert code == 2, err
+    assert "axes.chips[1]" in err and "at most 10,000,000 chips" in err and "got 1e+30" in err
+    assert not (tmp_path / "r.parquet").exists() and not (tmp_path / "r.parquet.parts").exists()

@@ -44,7 +44,7 @@ from ..catalog import describe as catalog_describe
 from .._version import __version__
 from ..plan_diff import plan_diff
 from ..report.fmt import plan as plan_text
-from ..types_checked import MAX_SEQ_LEN
+from ..types_checked import MAX_CHIPS, MAX_SEQ_LEN, too_many_chips
 from ..units import GIB, parse_length
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
@@ -130,13 +130,13 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
 
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
-MAX_CHIPS = 10_000_000        # bounded work per request: no plan search over more chips than this
+# MAX_CHIPS (types_checked): bounded work per request, no plan search over more chips than this
 MAX_SWEEP_POINTS = 200        # and no sweep (sensitivity) over more points than this
 
 
 def _check_chips(chips: int, field: str = "chips") -> None:
     if chips > MAX_CHIPS:
-        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field=field)
+        raise TrainsimError(too_many_chips(chips), field=field)
 
 
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
@@ -239,7 +239,7 @@ def emit_warnings(est: Estimate, emitter: str) -> list[str]:
     return emit_notes(est, emitter)
 
 
-__all__ += ["MAX_CHIPS",
+__all__ += ["MAX_CHIPS", "too_many_chips",
             "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
             "emit_stack_note", "emit_warnings"]
 

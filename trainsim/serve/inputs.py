@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import api
-from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
+from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, too_many_chips, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
 from ..api import scenarios
 from ..report.fmt import GIB
 
@@ -179,7 +179,7 @@ def parse_request_run(req: RunRequest):
     doc = spec_doc(req)
     chips = doc.get("chips")
     if isinstance(chips, int) and chips > MAX_CHIPS:
-        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field="chips", where="request")
+        raise TrainsimError(too_many_chips(chips), field="chips", where="request")
     return parse_run(doc, where="request"), doc
 
 
