@@ -89,3 +89,30 @@ def test_sweep_chips_axis_huge_count_is_bad_input(tmp_path, capsys):
     assert code == 2, err
     assert "axes.chips[1]" in err and "at most 10,000,000 chips" in err and "got 1e+30" in err
     assert not (tmp_path / "r.parquet").exists() and not (tmp_path / "r.parquet.parts").exists()
+
+
+# ---------------------------------------------------------------- 4. plan --against an invalid reference plan
+
+
+def test_against_without_valid_completion_names_the_plan(tmp_path, capsys):
+    """`plan --against tp=3` on 64 chips exited 2 with 'the reference plan has no valid completion: ... 9,720
+    plans rejected by chips', never saying which plan: the line now quotes it. Hand: 64 = 2^6 has no factor 3, so
+    no tp=3 plan divides the chips."""
+    spec = write_spec(tmp_path)
+    code, out, err = run_main(capsys, "plan", spec, "--against", "tp=3")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: --against: the reference plan 'tp=3' has no valid completion")
+    assert "multiple of tp x pp x cp" in lines[0]
+
+
+@pytest.mark.parametrize("against, text", [("tp=abc", "tp:"), ("foo=2", "unknown plan field 'foo'"),
+                                           ("zero=5", "zero: must be 0, 1, 2 or 3, got 5")])
+def test_against_bad_field_is_bad_input_even_without_a_plan(tmp_path, capsys, against, text):
+    """With no plan for the run (Llama 3.1 70B on one 80 GB H100: 70.6B x 2 bytes of BF16 weights alone = 141 GB),
+    `plan --against tp=abc` exited 1 with the no-plan answer and never read the reference: now exit 2, one line."""
+    spec = write_spec(tmp_path, SMALL_RUN.replace("chips: 64", "chips: 1").replace("llama-3.1-8b", "llama-3.1-70b"))
+    code, out, err = run_main(capsys, "plan", spec, "--against", against)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1, (code, out, err)
+    assert lines[0].startswith("error: --against: ") and text in lines[0]

@@ -48,7 +48,7 @@ from ..types_checked import MAX_CHIPS, MAX_SEQ_LEN, too_many_chips
 from ..units import GIB, parse_length
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
-           "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
+           "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against", "parse_against"]
 
 #: the CLI's names for the fields the API checks (errors then name the option the user typed)
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
@@ -483,13 +483,20 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
             "default_stack", "stack_emitter", "from_validation"]
 
 
+def parse_against(run: Run, reference: str):
+    """``plan --against``'s reference plan (``"tp=8,pp=16,..."``) as a PlanSpec merged over ``run``'s own plan
+    fields, as ``--fix`` is; a bad field or value is the one error line, before any search (a run with no plan
+    left ``--against tp=abc`` unread, exit 1)."""
+    ref = parse_fix(reference, run.plan, field="--against")
+    check_expert_fields(ref, run.arch, "--against")
+    check_plan_options(ref, "--against")
+    return ref
+
+
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
-    (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    ref = parse_fix(reference, best.run.plan, field="--against")
-    check_expert_fields(ref, best.run.arch, "--against")
-    check_plan_options(ref, "--against")
-    diff = plan_diff(best, ref)
+    (:func:`parse_against`), cause by cause (:mod:`trainsim.plan_diff`)."""
+    diff = plan_diff(best, parse_against(best.run, reference), reference)
     diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
     return diff
 
