@@ -116,3 +116,28 @@ def test_against_bad_field_is_bad_input_even_without_a_plan(tmp_path, capsys, ag
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1, (code, out, err)
     assert lines[0].startswith("error: --against: ") and text in lines[0]
+
+
+# ---------------------------------------------------------------- 5. catalog show a framework profile
+
+
+def test_catalog_show_framework_profile(capsys):
+    """`catalog show megatron-core-2024` said 'unknown catalog id ...; did you mean megatron-1t?' (a model): the
+    framework profiles of framework_schedules.yaml are catalog entries too. The profile's statements, read from
+    the file here: Megatron-Core r0.9 offers 1F1B and interleaved, ZeRO 0 and 1 (distributed optimizer)."""
+    import json
+    code, out, err = run_main(capsys, "catalog", "show", "megatron-core-2024")
+    assert code == 0, err
+    assert out.startswith("megatron-core-2024 (framework profile)") and "--emit megatron" in out.splitlines()[0]
+    assert re.search(r"│ schedules\s+│ 1f1b, interleaved\s+│", out) and re.search(r"│ zero\s+│ 0, 1\s+│", out)
+    code, out, err = run_main(capsys, "catalog", "show", "torchtitan-2024", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["kind"] == "framework" and info["emitter"] == "torchtitan"
+    assert all(f["source"] for f in info["fields"])          # every statement carries a source
+
+
+def test_catalog_show_unknown_id_suggests_frameworks(capsys):
+    """`catalog show megatron-core` suggested only chips, systems and models."""
+    code, out, err = run_main(capsys, "catalog", "show", "megatron-core")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "did you mean megatron-core-2024" in lines[0]

@@ -89,6 +89,15 @@ def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     _list(rows, json_out, csv_out, "models (official parameter counts)", cols, body)
 
 
+def _profile_value(value) -> str:
+    """A framework profile's value as written in its file: ``1f1b, interleaved``, ``zero=0 recompute=none``."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_profile_value(v)}" for k, v in value.items())
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _render_fields(console: Console, title: str, items: list[dict]) -> None:
     if not items:
         return
@@ -98,9 +107,10 @@ def _render_fields(console: Console, title: str, items: list[dict]) -> None:
 
 
 @catalog_app.command("show")
-def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
+def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system, model or framework id."),
              json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
-    """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
+    """One chip, system, model or framework profile with every field, its sources (with citation text), confidence
+    and ranges."""
     info = api.describe(entry_id).to_dict()
     if csv_out:   # one row per field: value, source, confidence
         _print_csv([{"id": info["id"], "kind": info["kind"], **f} for f in info.get("fields", [])]
@@ -110,6 +120,16 @@ def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, sys
         _print_json(info)
         return
     console = _console()
+    if info["kind"] == "framework":
+        emitter = f"flags: --emit {info['emitter']}" if info["emitter"] else "no flag emitter"
+        console.print(f"[bold]{info['id']}[/bold] (framework profile){'  default stack' if info['default'] else ''}"
+                      f"  {emitter}")
+        console.print(f"source: {info['source']}")
+        console.print(_table("what the stack offers the plan search (framework_schedules.yaml)",
+                             ["field", "value", "source"],
+                             [[f["field"], _profile_value(f["value"]), f["source"] if f["source"] != info["source"]
+                               else "(the profile's)"] for f in info["fields"]]))
+        return
     if info["kind"] == "model":
         console.print(f"[bold]{info['id']}[/bold] (model): {info.get('name', '')}")
         for key, value in info.items():
