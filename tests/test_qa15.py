@@ -141,3 +141,26 @@ def test_catalog_show_unknown_id_suggests_frameworks(capsys):
     code, out, err = run_main(capsys, "catalog", "show", "megatron-core")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "did you mean megatron-core-2024" in lines[0]
+
+
+# ---------------------------------------------------------------- 6. the explorer's GiB is trainsim's
+
+
+def test_explorer_page_uses_the_served_gib():
+    """app.js divided by its own `2 ** 30` for every GiB it printed; it now divides by the catalog's
+    `units.gib_bytes`, which the server sends from trainsim.units.GIB. Hand: 1 GiB = 2^30 = 1,073,741,824 bytes."""
+    import json
+    import urllib.request
+    from importlib import resources
+
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    from trainsim.serve import app as serve_app
+
+    js = resources.files("trainsim.serve").joinpath("static/app.js").read_text()
+    assert "2 ** 30" not in js and "1073741824" not in js and "CAT.units.gib_bytes" in js
+    with serve_app.background() as url:
+        cat = json.loads(urllib.request.urlopen(f"{url}/api/catalog", timeout=120).read())
+    assert cat["units"]["gib_bytes"] == 1_073_741_824
+    h100 = next(s for s in cat["systems"] if s["id"] == "dgx-h100")
+    assert h100["values"]["hbm_bytes"] / cat["units"]["gib_bytes"] == 80   # the '80 GB' H100 is 80 GiB
