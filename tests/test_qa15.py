@@ -164,3 +164,27 @@ def test_explorer_page_uses_the_served_gib():
     assert cat["units"]["gib_bytes"] == 1_073_741_824
     h100 = next(s for s in cat["systems"] if s["id"] == "dgx-h100")
     assert h100["values"]["hbm_bytes"] / cat["units"]["gib_bytes"] == 80   # the '80 GB' H100 is 80 GiB
+
+
+# ---------------------------------------------------------------- README commands as a first-time user
+
+
+DSV3_H800 = """
+model: deepseek-v3
+system: hgx-h800
+chips: 2048
+training: {tokens: 14.8T, seq_len: 4096, global_batch_seqs: 15360, precision: fp8}
+"""
+
+
+def test_no_plan_alternatives_stay_within_the_framework(tmp_path, capsys):
+    """`plan --framework torchtitan-2024` for DeepSeek-V3 (torchtitan of Dec 2024 has no expert parallelism:
+    framework_schedules.yaml expert_parallel false) found no plan and offered 'plan.ep: 256 instead of 1' and
+    'plan.etp: 2 instead of 1': plans that stack cannot run. Fields the stack fixes are never freed."""
+    import json
+    spec = write_spec(tmp_path, DSV3_H800)
+    code, out, err = run_main(capsys, "plan", spec, "--framework", "torchtitan-2024", "--json")
+    d = json.loads(out)
+    assert code == 1 and d["best"] is None
+    assert all(a["change"] not in ("plan.ep", "plan.etp") for a in d["alternatives"]), d["alternatives"]
+    assert all((a.get("plan") or {}).get("ep", 1) == 1 for a in d["alternatives"])

@@ -184,6 +184,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     fixed = parse_fix(fix, r.plan)
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_options(fixed, "--fix")
+    stated = fixed
     if framework:
         fixed = restrict_plan(fixed, framework)
         check_precision(r.training.precision, framework, field="--framework")
@@ -201,9 +202,10 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
-    if res.best is None:      # no answer: the nearest changes that have one
-
-        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed, least=res.least_memory)
+    if res.best is None:      # no answer: the nearest changes that have one, none freeing what the stack fixes
+        imposed = frozenset(k for k in type(fixed).model_fields if getattr(fixed, k) != getattr(stated, k))
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed, least=res.least_memory,
+                                        keep=imposed)
     return res
 
 
