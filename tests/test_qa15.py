@@ -188,3 +188,23 @@ def test_no_plan_alternatives_stay_within_the_framework(tmp_path, capsys):
     assert code == 1 and d["best"] is None
     assert all(a["change"] not in ("plan.ep", "plan.etp") for a in d["alternatives"]), d["alternatives"]
     assert all((a.get("plan") or {}).get("ep", 1) == 1 for a in d["alternatives"])
+
+
+def test_size_says_when_the_batch_moved(tmp_path, capsys):
+    """`size` moves an exact batch (< 8%) to one the probed chips split (scenario/sizing.run_at) but printed the
+    answer as if the stated batch ran: DeepSeek-V3's 15,360 sequences on 448 HGX H800 ran 14,336 (dp 3,584 x
+    micro-batch 4), which is why 448 systems take 44 days where 432 take 62. The line and each probe's batch say so."""
+    import json
+    spec = write_spec(tmp_path, DSV3_H800)
+    code, out, err = run_main(capsys, "size", spec, "--days", "60", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["global_batch_requested_seqs"] == 15360
+    used = d["best_plan"]["global_batch_seqs"]
+    p = d["best_plan"]["plan"]
+    assert used % (p["dp"] * p["micro_batch"]) == 0 and abs(used / 15360 - 1) < 0.08
+    code, out, err = run_main(capsys, "size", spec, "--days", "60")
+    assert code == 0 and "batch (seqs)" in out
+    if used != 15360:
+        assert f"global batch: {used:,} sequences (stated 15,360, {used / 15360 - 1:+.1%}" in out
+    else:
+        assert "global batch:" not in out
