@@ -177,7 +177,7 @@ def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tm
     longer nests the engine's field name ('--against: ... completion: plan: no valid plan')."""
     code, out, err = run_main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith("error: --against: the reference plan has no valid completion: no valid plan for 64 chips")
+    assert err.startswith("error: --against: the reference plan 'tp=3' has no valid completion: no valid plan for 64 chips")
 
 
 # ---------------------------------------------------------------- 9. compare: tokens/s per chip to one precision

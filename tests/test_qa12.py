@@ -291,7 +291,7 @@ def test_size_prints_hbm_with_its_unit_and_goodput_as_the_message_does(tmp_path,
     assert re.search(r"memory \d+\.\d GiB of 80\.0 GiB", out.replace("\n", " ")), out
     said = re.search(r"\((\d+) chips\) finish in .*?goodput (\d+\.\d)%\)", out.replace("\n", " "))
     chips, goodput = said.group(1), said.group(2)
-    row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
+    row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
     assert row and row.group(1) == f"{goodput}%"
 
 
