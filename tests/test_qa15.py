@@ -208,3 +208,15 @@ def test_size_says_when_the_batch_moved(tmp_path, capsys):
         assert f"global batch: {used:,} sequences (stated 15,360, {used / 15360 - 1:+.1%}" in out
     else:
         assert "global batch:" not in out
+
+
+def test_sweep_summary_plans_in_the_one_plan_format():
+    """`sweep --summary` printed its frontier plans as 'tp1 pp1 ep1 cp1 dp128 z1 mb1 1f1b', a second plan format
+    beside every other command's 'tp=1 pp=1 ... schedule=1f1b' (numfmt.plan, 'the one plan formatter')."""
+    from trainsim.numfmt import plan
+    from trainsim.report.fmt import plan_columns
+    row = {"plan.tp": 1, "plan.pp": 1, "plan.vpp": 1, "plan.schedule": "1f1b", "plan.ep": 1, "plan.etp": 1,
+           "plan.cp": 1, "plan.dp": 128, "plan.zero": 1, "plan.recompute": "none", "plan.micro_batch": 1,
+           "plan.node_limit": 0}
+    assert plan_columns(row) == plan({k[5:]: v for k, v in row.items()}) == (
+        "tp=1 pp=1 vpp=1 dp=128 ep=1 etp=1 cp=1 zero=1 recompute=none micro_batch=1 schedule=1f1b")
