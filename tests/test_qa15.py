@@ -220,3 +220,14 @@ def test_sweep_summary_plans_in_the_one_plan_format():
            "plan.node_limit": 0}
     assert plan_columns(row) == plan({k[5:]: v for k, v in row.items()}) == (
         "tp=1 pp=1 vpp=1 dp=128 ep=1 etp=1 cp=1 zero=1 recompute=none micro_batch=1 schedule=1f1b")
+
+
+def test_check_serving_spec_shows_lengths_and_bounds(tmp_path, capsys):
+    """`check` on a serving spec printed only the model and system: 'input_len: 4K' could not be seen to be read
+    as 4,096 tokens (the binary K of a length, units.parse_length), nor the latency bound as 50 ms."""
+    spec = write_spec(tmp_path, "name: s\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\nserving: {input_len: 4K, "
+                                "output_len: 1K, precision: bf16}\nlatency: {tpot_ms: 50}\n", "serve.yaml")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0, err
+    assert "serving: prefill and decode: input 4,096 tokens, output 1,024 tokens, bf16 weights, bf16 KV cache" in out
+    assert "latency: TPOT <= 50 ms" in out and "8 chips" in out
