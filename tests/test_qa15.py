@@ -231,3 +231,17 @@ def test_check_serving_spec_shows_lengths_and_bounds(tmp_path, capsys):
     assert code == 0, err
     assert "serving: prefill and decode: input 4,096 tokens, output 1,024 tokens, bf16 weights, bf16 KV cache" in out
     assert "latency: TPOT <= 50 ms" in out and "8 chips" in out
+
+
+def test_catalog_frameworks_lists_the_profiles(capsys):
+    """A first-time user had no listing of the ids `--framework` takes (`catalog chips|systems|models` only). Read
+    here from the file: torchtitan-2024 has no expert parallelism and offers zero 0, 2, 3 (FSDP2, no ZeRO-1)."""
+    import json
+    from trainsim.frameworks import frameworks
+    code, out, err = run_main(capsys, "catalog", "frameworks", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == set(frameworks())
+    assert rows["torchtitan-2024"]["expert_parallel"] is False and rows["torchtitan-2024"]["zero"] == [0, 2, 3]
+    assert sum(r["default"] for r in rows.values()) == 1
+    code, out, err = run_main(capsys, "catalog", "frameworks")
+    assert code == 0 and re.search(r"│ torchtitan-2024\s+│ bf16, fp8\s+│ 1f1b, interleaved, zero-bubble\s+│ 0, 2, 3\s+│", out)

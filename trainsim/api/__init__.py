@@ -370,10 +370,19 @@ def model(value: str, *, seq_len: int | str = 4096, base_dir: Path | None = None
     return ModelSummary(model_summary(arch, seq_len, official))
 
 
+def _framework_rows() -> list[dict]:
+    """One row per software-stack profile (``framework_schedules.yaml``): what it offers the plan search."""
+    default = default_framework()
+    return [{"id": k, "default": k == default, "emitter": emitter_for(k), "precisions": v["precisions"],
+             "schedules": v["schedules"], "zero": v["zero"], "recompute": v["recompute"],
+             "expert_parallel": v["expert_parallel"], "context_parallel": v["context_parallel"]}
+            for k, v in frameworks().items()]
+
+
 def catalog(kind: str) -> CatalogAnswer:
-    """``trainsim catalog chips | systems | models``: one row per entry (raw SI numbers)."""
+    """``trainsim catalog chips | systems | models | frameworks``: one row per entry (raw SI numbers)."""
     rows = {"chips": catalog_describe.chip_rows, "systems": catalog_describe.system_rows,
-            "models": catalog_describe.model_rows}
+            "models": catalog_describe.model_rows, "frameworks": _framework_rows}
     if kind not in rows:
         raise unknown("catalog table", kind, rows, field="catalog")
     return CatalogAnswer(rows[kind]())

@@ -98,6 +98,18 @@ def _profile_value(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+@catalog_app.command("frameworks")
+def frameworks_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
+    """Every software-stack profile (--framework ID, a run spec's framework:): what it offers the plan search."""
+    rows = api.catalog("frameworks").to_dict()
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    cols = ["id", "precisions", "schedules", "zero", "recompute", "EP", "CP", "flags"]
+    body = [[r["id"] + (" (default)" if r["default"] else ""), _profile_value(r["precisions"]),
+             _profile_value(r["schedules"]), _profile_value(r["zero"]), _profile_value(r["recompute"]),
+             yes(r["expert_parallel"]), yes(r["context_parallel"]), r["emitter"] or "-"] for r in rows]
+    _list(rows, json_out, csv_out, "software stacks (catalog show ID: each statement with its source)", cols, body)
+
+
 def _render_fields(console: Console, title: str, items: list[dict]) -> None:
     if not items:
         return
