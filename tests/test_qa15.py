@@ -245,3 +245,16 @@ def test_catalog_frameworks_lists_the_profiles(capsys):
     assert sum(r["default"] for r in rows.values()) == 1
     code, out, err = run_main(capsys, "catalog", "frameworks")
     assert code == 0 and re.search(r"│ torchtitan-2024\s+│ bf16, fp8\s+│ 1f1b, interleaved, zero-bubble\s+│ 0, 2, 3\s+│", out)
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("global_batch_seqs", "1e30", "got 1e+30"),          # was 'got 1000000000000000019884624838656'
+    ("global_batch_seqs", "100000000000000000000", "got 1e+20"),
+])
+def test_huge_integer_field_echoed_readably(tmp_path, capsys, field, value, shown):
+    """Any integer field, not only chips: pydantic's bound error echoed int(1e30) digit by digit."""
+    spec = write_spec(tmp_path, SMALL_RUN.replace("global_batch_seqs: 512", f"{field}: {value}"))
+    code, out, err = run_main(capsys, "check", spec)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"training.{field}:" in lines[0] and shown in lines[0]
+    assert not re.search(r"[0-9]{16}", lines[0])

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-from .errors import TrainsimError
+from .errors import TrainsimError, readable_count
 from .units import parse_length
 
 #: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
@@ -83,18 +83,6 @@ Int = Annotated[int, BeforeValidator(_no_bool), Field(ge=-MAX_DIM, le=MAX_DIM)]
 PosInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)]
 #: a non-negative integer up to :data:`MAX_DIM`
 NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_DIM)]
-def readable_count(v) -> str:
-    """A count echoed in an error line as a person reads it: grouped when whole and below 10^15 (``20,000,000``),
-    else 3 significant digits (``1e+30``), never the 31 digits of ``int(1e30)``."""
-    try:
-        x = float(v)
-    except OverflowError:        # an int with hundreds of digits
-        return "more than 1e+308"
-    if math.isfinite(x) and abs(x) < 1e15 and x == int(x):
-        return f"{int(x):,}"
-    return f"{x:.3g}"
-
-
 def too_many_chips(v) -> str:
     """The one message for a chip count above :data:`MAX_CHIPS`, with the count as :func:`readable_count` prints it."""
     return (f"expected at most {MAX_CHIPS:,} chips (larger counts are refused: no plan search or sizing is offered "
