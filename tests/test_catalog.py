@@ -311,12 +311,12 @@ def test_cli_unknown_id_exits_2_with_one_line():
 def test_catalog_numbers_one_format():
     """The catalog's one number format (catalog/describe.fmt): chip counts grouped by thousands like every count
     (15,488 chips, not '1.549e+04'), a fractional count left alone, quantities to 4 significant digits below
-    10,000 (3350 GB/s, 812.5 W) and grouped whole numbers above (14.4 TB/s = 14,400 GB/s, 10 PFLOP/s =
+    10,000 (3,350 GB/s, 812.5 W; numfmt.in_unit) and grouped whole numbers above (14.4 TB/s = 14,400 GB/s, 10 PFLOP/s =
     10,000 TFLOP/s), dollars grouped."""
     from trainsim.catalog.describe import fmt
     assert fmt(15488, "count") == "15,488" and fmt(8192.0, "count") == "8,192" and fmt(8, "count") == "8"
     assert fmt(1.5, "count") == "1.5"
-    assert fmt(3.35e12, "bytes_per_s") == "3350 GB/s" and fmt(812.5, "watts") == "812.5 W"
+    assert fmt(3.35e12, "bytes_per_s") == "3,350 GB/s" and fmt(812.5, "watts") == "812.5 W"
     assert fmt(14.4e12, "bytes_per_s") == "14,400 GB/s" and fmt(1e16, "flops") == "10,000 TFLOP/s"
     assert fmt(33625.0, "usd") == "33,625 USD" and fmt(None, "count") == "-"
 

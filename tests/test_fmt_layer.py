@@ -32,8 +32,10 @@ def test_every_plan_renderer_is_the_one_formatter():
 def test_sweep_row_plan():
     row = {"plan.tp": 8, "plan.pp": 4, "plan.ep": 1, "plan.cp": 1, "plan.dp": 2, "plan.zero": 1,
            "plan.micro_batch": 1, "plan.schedule": "interleaved", "plan.vpp": 2, "plan.recompute": "full"}
-    assert fmt.plan_columns(row) == "tp8 pp4 ep1 cp1 dp2 z1 mb1 interleaved vpp2 rc:full"
-    assert fmt.plan_columns({**row, "plan.vpp": 1, "plan.recompute": "none"}) == "tp8 pp4 ep1 cp1 dp2 z1 mb1 interleaved"
+    # the one plan format (numfmt.plan), not a compact second one ('tp8 pp4 ... z1 mb1'): qa15
+    assert fmt.plan_columns(row) == ("tp=8 pp=4 vpp=2 dp=2 ep=1 cp=1 zero=1 recompute=full micro_batch=1 "
+                                     "schedule=interleaved")
+    assert fmt.plan_columns(row) == fmt.plan({k[5:]: v for k, v in row.items()})
     assert fmt.plan_columns({}) == "-"
 
 

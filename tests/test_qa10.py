@@ -114,7 +114,7 @@ def test_check_shows_the_bandwidths_a_system_override_resolved_to(tmp_path, caps
     line = json.loads(out)["resolved"]["system"]
     assert code == 0 and shown in line
     # dgx-h100's catalog values: H100 SXM5 989 TFLOP/s BF16 dense, 80 GB HBM3 (read as GiB), 3.35 TB/s, NVLink 450 GB/s
-    assert "BF16 989 TFLOP/s, HBM 80 GiB at 3350 GB/s, scale-up 450 GB/s" in line
+    assert "BF16 989 TFLOP/s, HBM 80 GiB at 3,350 GB/s, scale-up 450 GB/s" in line
 
 
 # ---------------------------------------------------------------- 7. capacity: the probes table
@@ -177,7 +177,7 @@ def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tm
     longer nests the engine's field name ('--against: ... completion: plan: no valid plan')."""
     code, out, err = run_main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "tp=3")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith("error: --against: the reference plan has no valid completion: no valid plan for 64 chips")
+    assert err.startswith("error: --against: the reference plan 'tp=3' has no valid completion: no valid plan for 64 chips")
 
 
 # ---------------------------------------------------------------- 9. compare: tokens/s per chip to one precision

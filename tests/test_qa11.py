@@ -94,13 +94,13 @@ def test_sensitivity_without_tokens_table_says_per_token(tmp_path, capsys):
 def test_a_catalog_quantity_range_is_one_style_in_its_unit():
     """S5's 'effective fp8 peak' cell read 'low=845T, high=1.41e+15' (two number styles, no unit). Fix: the
     scenario names the catalog field of the range (fp8_flops) and fmt.value_of_key prints it with the catalog's
-    formatter: 845e12 FLOP/s = 845 TFLOP/s, 1.41e15 FLOP/s = 1410 TFLOP/s."""
+    formatter: 845e12 FLOP/s = 845 TFLOP/s, 1.41e15 FLOP/s = 1,410 TFLOP/s."""
     from trainsim.report.fmt import value_of_key
     cell = value_of_key("a.fp8_efficiency_range.effective_fp8_peak",
                         {"name": "fp8_flops", "low": 845e12, "high": 1.41e15})
-    assert cell == "845-1410 TFLOP/s"
+    assert cell == "845-1,410 TFLOP/s"
     assert value_of_key("x", {"name": "fp8_flops", "nominal": 989e12, "low": 845e12, "high": 1.41e15}) \
-        == "989 TFLOP/s (845-1410 TFLOP/s)"
+        == "989 TFLOP/s (845-1,410 TFLOP/s)"
     # a mapping naming no catalog field is left to the general formatter
     assert value_of_key("x", {"name": "not_a_field", "low": 1.0, "high": 2.0}) != ""
 

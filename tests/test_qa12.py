@@ -37,13 +37,13 @@ def test_s6_effective_peak_column_is_one_style_in_tflops(capsys):
     for (name, end, cell), row in zip(cells, rows):
         assert (name, end) == (row["input"], row["end"])
         assert "e+" not in cell and cell.endswith(" TFLOP/s")
-        assert float(cell.split()[0]) == pytest.approx(row["effective_fp8_peak_flops"] / 1e12, rel=5e-4)
+        assert float(cell.split()[0].replace(",", "")) == pytest.approx(row["effective_fp8_peak_flops"] / 1e12, rel=5e-4)
 
 
 def test_peak_flops_formatting_in_one_place():
     from trainsim.numfmt import label
     from trainsim.report.fmt import catalog_input
-    assert catalog_input({"effective_fp8_peak_flops": 1.41e15}, "effective_fp8_peak_flops") == "1410 TFLOP/s"
+    assert catalog_input({"effective_fp8_peak_flops": 1.41e15}, "effective_fp8_peak_flops") == "1,410 TFLOP/s"
     assert catalog_input({"training_flops": 2.1e26}, "training_flops") is None      # a FLOP count, not a rate
     assert label("effective_fp8_peak_flops") == "effective fp8 peak (FLOP/s)"
     assert label("training_flops") == "training (FLOP)"
@@ -291,7 +291,7 @@ def test_size_prints_hbm_with_its_unit_and_goodput_as_the_message_does(tmp_path,
     assert re.search(r"memory \d+\.\d GiB of 80\.0 GiB", out.replace("\n", " ")), out
     said = re.search(r"\((\d+) chips\) finish in .*?goodput (\d+\.\d)%\)", out.replace("\n", " "))
     chips, goodput = said.group(1), said.group(2)
-    row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
+    row = re.search(rf"│\s+\d+\s+│\s+{chips}\s+│[^│]+│[^│]+│[^│]+│\s+([^│]+?)\s+│", out)
     assert row and row.group(1) == f"{goodput}%"
 
 

@@ -229,7 +229,7 @@ def test_one_number_format():
 
 # every sweep system target (sweep/targets.SYSTEM_FIELDS) with an SI value and its display, each derived by hand:
 # 3.35e12 B/s / 1e9 = 3,350 GB/s; 80 x 2^30 B = 80 GiB; 989e12 FLOP/s / 1e12 = 989 TFLOP/s; 50e9 B/s x 8 = 400 Gb/s;
-# 2e-6 s = 2 us; 1275 W; $33,625 = $33.6k (3 significant digits, numfmt.money); 14.4e12 B/s = 14,400 GB/s
+# 2e-6 s = 2 us; 1,275 W; $33,625 = $33.6k (3 significant digits, numfmt.money); 14.4e12 B/s = 14,400 GB/s
 AXIS_DISPLAY = {
     "system.chip.hbm_bw": (3.35e12, "3,350 GB/s"), "system.chip.hbm_bytes": (80 * 2**30, "80 GiB"),
     "system.chip.peak_flops": (989e12, "989 TFLOP/s"), "system.scale_up.size": (8192, "8,192"),

@@ -82,9 +82,12 @@ def dedupe(alts: list[dict]) -> list[dict]:
     return out
 
 
-def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=None) -> list[dict]:
+def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=None,
+                 keep: frozenset[str] = frozenset()) -> list[dict]:
     """Changes to ``run`` (and its fixed plan fields) under which the plan search finds a plan that fits; with
-    ``least`` (the search's least-memory plan when none fits), the changes that make that plan fit come first."""
+    ``least`` (the search's least-memory plan when none fits), the changes that make that plan fit come first.
+    ``keep``: plan fields a software stack fixes (``--framework``: :func:`trainsim.frameworks.restrict_plan`, e.g.
+    ep = 1 for a stack without expert parallelism), never freed: a plan that stack cannot run is no alternative."""
     fixed = fixed if fixed is not None else run.plan
     out: list[dict] = memory_fixes(run, least) if least is not None else []
 
@@ -93,6 +96,8 @@ def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=N
 
     # 1. a fixed field freed
     for name, val in fixed.model_dump(exclude_none=True).items():
+        if name in keep:
+            continue
         res = attempt(run, fixed.model_copy(update={name: None}))
         if res.best is not None:
             got = res.best.plan.get(name)
@@ -133,12 +138,14 @@ def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=N
     out += [a for a in (below, above) if a is not None]
     # 4. nothing one change away from a stated plan: the whole plan searched (then the batch and chips with it)
     stated = fixed.model_dump(exclude_none=True)
-    if not out and stated:
-        free = PlanSpec()
+    freed = [k for k in stated if k not in keep]
+    if not out and freed:
+        free = PlanSpec(**{k: v for k, v in stated.items() if k in keep})
         res = attempt(run, free)
         if res.best is not None:
             out.append({"change": "plan", "from": stated, "to": None,
-                        "text": f"plan searched ({', '.join(stated)} not fixed)", **_summary(res)})
+                        "text": f"plan searched ({', '.join(freed)} not fixed)", **_summary(res)})
         else:
-            out += [{**a, "text": f"{a['text']}, plan searched"} for a in alternatives(run, free, calib=calib)]
+            out += [{**a, "text": f"{a['text']}, plan searched"}
+                    for a in alternatives(run, free, calib=calib, keep=keep)]
     return dedupe(out)

@@ -5,6 +5,7 @@ The CLI turns every :class:`TrainsimError` into that one line on stderr and exit
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import PurePath
 from typing import Iterable
 
@@ -36,6 +37,18 @@ def short(value, n: int = 80) -> str:
     """``repr(value)`` cut to ``n`` characters (an error line quotes the offending value, never all of it)."""
     text = repr(value)
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def readable_count(v) -> str:
+    """A count echoed in an error line as a person reads it: grouped when whole and below 10^15 (``20,000,000``),
+    else 3 significant digits (``1e+30``), never the 31 digits of ``int(1e30)``."""
+    try:
+        x = float(v)
+    except OverflowError:        # an int with hundreds of digits
+        return "more than 1e+308"
+    if math.isfinite(x) and abs(x) < 1e15 and x == int(x):
+        return f"{int(x):,}"
+    return f"{x:.3g}"
 
 
 def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
@@ -141,7 +154,9 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         msg = f"unknown key (typo? did you mean {near[0]}?)" if near else "unknown key (typo?)"
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got
-        msg = f"{msg}; got {short(err['input'])}"
+        inp = err["input"]
+        huge = isinstance(inp, (int, float)) and not isinstance(inp, bool) and abs(inp) >= 1e15
+        msg = f"{msg}; got {readable_count(inp) if huge else short(inp)}"   # 1e+30, not int(1e30)'s 31 digits
     return TrainsimError(msg, field=field, where=where)
 
 

@@ -304,3 +304,15 @@ def resolve_choice(choice: str, field: str = "framework") -> str:
 def default_framework() -> str:
     """The framework profile a run that names none is estimated with."""
     return _doc()["default_framework"]
+
+
+def describe_framework(fw: str) -> dict:
+    """``trainsim catalog show ID`` for a framework profile: every statement of the profile with its source (a
+    key ``X`` and its ``X_source``, the profile's ``source`` for the rest), whether it is the default stack, and
+    its flag emitter (None for stacks trainsim has none for)."""
+    prof = profile(fw, field="catalog show")
+    fields = [{"field": key, "value": value,
+               "source": prof.get(f"{key}_source") or prof.get("source", "")}
+              for key, value in prof.items() if not key.endswith("_source") and key != "source"]
+    return {"kind": "framework", "id": fw, "default": fw == default_framework(), "emitter": emitter_for(fw),
+            "source": prof.get("source", ""), "fields": fields}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .units import GIB, bytes_per_s_to_gbit
+from .units import GIB
 
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
@@ -148,10 +148,34 @@ def axis_name(col: str) -> str:
     return col
 
 
+#: display scale and unit per dimension of a quantity: the one table of the units people read (HBM capacity in
+#: GiB, as the catalog reads vendors' "80 GB"; network links in bits, as vendors state them; peaks in TFLOP/s)
+DISPLAY_UNITS = {
+    "flops": (1e12, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
+}
+
+
 def _in_unit(x: float, unit: str) -> str:
     """A quantity already in its display unit: 4 significant digits, grouped (``3,350 GB/s``), from 10,000 up a
     grouped whole number (``14,400 GB/s``), never an exponent."""
     return f"{x:,.0f} {unit}" if abs(x) >= 1e4 else f"{x:,.4g} {unit}"
+
+
+def in_unit(value: float | None, dim: str) -> str:
+    """``value`` (SI) of dimension ``dim`` (a key of :data:`DISPLAY_UNITS`) in the unit people read: ``989
+    TFLOP/s``, ``80 GiB``, ``3,350 GB/s``, ``400 Gb/s``, ``2 us``, ``1,275 W``; the one quantity format of the
+    catalog's tables, ``check``'s resolved system and the sweep axes. 4 significant digits grouped by thousands
+    (``812.5 W``, ``3,350 GB/s``), from 10,000 up a grouped whole number (``14,400 GB/s``), never an exponent;
+    whole counts (chips per domain, ``8,192``) and dollars (``33,625 USD``, the catalog's sourced price) grouped
+    whole; ``-`` for None."""
+    if value is None:
+        return "-"
+    scale, unit = DISPLAY_UNITS[dim]
+    x = value / scale
+    if dim == "usd" or (dim == "count" and float(x).is_integer()):
+        return f"{x:,.0f} {unit}".strip()
+    return _in_unit(x, unit).strip()
 
 
 def axis_value(col: str, x) -> str:
@@ -164,19 +188,19 @@ def axis_value(col: str, x) -> str:
     if col.endswith("_scale"):
         return f"x{x:g}"
     if col.endswith(("scale_out.bandwidth", "inter_site.bandwidth", "scale_out_bw", "scale_out_bw_bytes_per_s")):
-        return _in_unit(bytes_per_s_to_gbit(x), "Gb/s")   # network links in bits, as the catalog states them
+        return in_unit(x, "bits_per_s")   # network links in bits, as the catalog states them
     if col.endswith(("bandwidth", "_bw", "_bytes_per_s")):   # hbm_bw, assumptions.checkpoint_write_bw
-        return _in_unit(x / 1e9, "GB/s")
+        return in_unit(x, "bytes_per_s")
     if col.endswith("hbm_bytes"):
-        return _in_unit(x / GIB, "GiB")          # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
+        return in_unit(x, "bytes")          # HBM capacity in GiB everywhere (the vendors' '80 GB' is 80 GiB)
     if col.endswith("latency"):
-        return f"{x * 1e6:.3g} us"
+        return in_unit(x, "seconds")
     if col.endswith("_s"):
         return f"{x * 1e6:.3g} us" if abs(x) < 1e-3 else f"{x:.3g} s"   # assumptions.restart_s, min_layer_latency_s
     if col.endswith("peak_flops"):
-        return _in_unit(x / 1e12, "TFLOP/s")
+        return in_unit(x, "flops")
     if col.endswith("_w"):
-        return _in_unit(x, "W")                  # system.power_per_chip_w
+        return in_unit(x, "watts")                  # system.power_per_chip_w
     if is_money_key(col.rsplit(".", 1)[-1]):
         return money(x)                          # system.price_per_chip_usd, assumptions.*_usd / *price
     if col.endswith("tokens"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .errors import NoPlanError, TrainsimError
+from .errors import NoPlanError, TrainsimError, short
 from .estimate import Estimate, estimate
 from .plan_estimate import PLAN_FIELDS as _SPEC_FIELDS
 
@@ -78,12 +78,13 @@ def _tokens_per_step(e: Estimate) -> float:
     return float(e.run.training.batch_seqs * e.run.training.seq_len)
 
 
-def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
+def plan_diff(best: Estimate, reference_plan, stated: str | None = None) -> PlanDiff:
     """Estimate ``reference_plan`` (a PlanSpec, partial or whole) on ``best``'s run and compare it with ``best``.
 
     Step-time causes are scaled to the reference's step: best seconds x (reference tokens per step / best tokens
     per step) x (best chips / reference chips), so that the two columns are the time each plan spends per cause
-    on the same work per chip."""
+    on the same work per chip. ``stated``: the reference as the person wrote it (``"tp=3"``), named in the error
+    when no completion of it is valid."""
     run = best.run
     try:
         # the reference's own options (recompute_modules, stage sizes, ...): the engine reads them from the run's
@@ -93,7 +94,9 @@ def plan_diff(best: Estimate, reference_plan) -> PlanDiff:
         res = exc.result
         if res is None or res.least_memory is None:   # no valid plan at all: the reference is not a plan here
             why = res.no_plan_message() if res is not None else str(exc)
-            raise TrainsimError(f"the reference plan has no valid completion: {why}", field="--against") from None
+            named = f" {short(stated)}" if stated else ""
+            raise TrainsimError(f"the reference plan{named} has no valid completion: {why}",
+                                field="--against") from None
         # valid completions exist but none fits: compare with the one that needs the least memory, as a whole
         # reference plan that does not fit is compared (the comparison says it does not fit)
         ref = res.least_memory

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-from .errors import TrainsimError
+from .errors import TrainsimError, readable_count
 from .units import parse_length
 
 #: the largest chip count any command accepts: a plan search over 10^7 chips takes seconds (all candidate values
@@ -83,17 +83,31 @@ Int = Annotated[int, BeforeValidator(_no_bool), Field(ge=-MAX_DIM, le=MAX_DIM)]
 PosInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)]
 #: a non-negative integer up to :data:`MAX_DIM`
 NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_DIM)]
+def too_many_chips(v) -> str:
+    """The one message for a chip count above :data:`MAX_CHIPS`, with the count as :func:`readable_count` prints it."""
+    return (f"expected at most {MAX_CHIPS:,} chips (larger counts are refused: no plan search or sizing is offered "
+            f"beyond that), got {readable_count(v)}")
+
+
+def _chip_count(v):
+    """Before the integer check: a float above :data:`MAX_CHIPS` (``chips: 1.0e+30``) is too many chips, not
+    pydantic's 'unable to parse input string as an integer, exceeded maximum size'."""
+    v = _no_bool(v)
+    if isinstance(v, float) and math.isfinite(v) and v > MAX_CHIPS:
+        raise ValueError(too_many_chips(v))
+    return v
+
+
 def _chips(v: int) -> int:
     if v < 1:
-        raise ValueError(f"expected a positive number of chips, got {v}")
+        raise ValueError(f"expected a positive number of chips, got {readable_count(v)}")
     if v > MAX_CHIPS:
-        raise ValueError(f"expected at most {MAX_CHIPS:,} chips (larger counts are refused: no plan search "
-                         f"or sizing is offered beyond that)")
+        raise ValueError(too_many_chips(v))
     return v
 
 
 #: a chip count: 1 .. :data:`MAX_CHIPS`
-Chips = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_chips)]
+Chips = Annotated[int, BeforeValidator(_chip_count), AfterValidator(_chips)]
 #: a chip count as a scenario file states it: an integer (:data:`Chips`) or a string read against the run's system
 #: by :func:`trainsim.spec.chips_as_stated` ("25K", "24 pods"), the one parser of run specs' ``chips``
 StatedChips = Chips | Annotated[str, StringConstraints(max_length=100)]

@@ -33,6 +33,7 @@ from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
+from ..frameworks import describe_framework as _describe_framework
 from ..alternatives import alternatives
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
@@ -44,11 +45,11 @@ from ..catalog import describe as catalog_describe
 from .._version import __version__
 from ..plan_diff import plan_diff
 from ..report.fmt import plan as plan_text
-from ..types_checked import MAX_SEQ_LEN
+from ..types_checked import MAX_CHIPS, MAX_SEQ_LEN, too_many_chips
 from ..units import GIB, parse_length
 
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
-           "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against"]
+           "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against", "parse_against"]
 
 #: the CLI's names for the fields the API checks (errors then name the option the user typed)
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
@@ -130,13 +131,13 @@ def parse_fix(text: str, base: PlanSpec | None = None, field: str = "--fix") -> 
 
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
-MAX_CHIPS = 10_000_000        # bounded work per request: no plan search over more chips than this
+# MAX_CHIPS (types_checked): bounded work per request, no plan search over more chips than this
 MAX_SWEEP_POINTS = 200        # and no sweep (sensitivity) over more points than this
 
 
 def _check_chips(chips: int, field: str = "chips") -> None:
     if chips > MAX_CHIPS:
-        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field=field)
+        raise TrainsimError(too_many_chips(chips), field=field)
 
 
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
@@ -183,6 +184,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     fixed = parse_fix(fix, r.plan)
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_options(fixed, "--fix")
+    stated = fixed
     if framework:
         fixed = restrict_plan(fixed, framework)
         check_precision(r.training.precision, framework, field="--framework")
@@ -200,9 +202,10 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     res = _search(r, fixed, top=top, progress=progress, use_all=use_all or None)
     for e in ([res.best] + res.runners_up if res.best else []):
         e.cost_inputs = dict(cost or {})
-    if res.best is None:      # no answer: the nearest changes that have one
-
-        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed, least=res.least_memory)
+    if res.best is None:      # no answer: the nearest changes that have one, none freeing what the stack fixes
+        imposed = frozenset(k for k in type(fixed).model_fields if getattr(fixed, k) != getattr(stated, k))
+        res.alternatives = alternatives(replace(r, use_all=use_all or r.use_all), fixed, least=res.least_memory,
+                                        keep=imposed)
     return res
 
 
@@ -239,7 +242,7 @@ def emit_warnings(est: Estimate, emitter: str) -> list[str]:
     return emit_notes(est, emitter)
 
 
-__all__ += ["MAX_CHIPS",
+__all__ += ["MAX_CHIPS", "too_many_chips",
             "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
             "emit_stack_note", "emit_warnings"]
 
@@ -367,17 +370,34 @@ def model(value: str, *, seq_len: int | str = 4096, base_dir: Path | None = None
     return ModelSummary(model_summary(arch, seq_len, official))
 
 
+def _framework_rows() -> list[dict]:
+    """One row per software-stack profile (``framework_schedules.yaml``): what it offers the plan search."""
+    default = default_framework()
+    return [{"id": k, "default": k == default, "emitter": emitter_for(k), "precisions": v["precisions"],
+             "schedules": v["schedules"], "zero": v["zero"], "recompute": v["recompute"],
+             "expert_parallel": v["expert_parallel"], "context_parallel": v["context_parallel"]}
+            for k, v in frameworks().items()]
+
+
 def catalog(kind: str) -> CatalogAnswer:
-    """``trainsim catalog chips | systems | models``: one row per entry (raw SI numbers)."""
+    """``trainsim catalog chips | systems | models | frameworks``: one row per entry (raw SI numbers)."""
     rows = {"chips": catalog_describe.chip_rows, "systems": catalog_describe.system_rows,
-            "models": catalog_describe.model_rows}
+            "models": catalog_describe.model_rows, "frameworks": _framework_rows}
     if kind not in rows:
         raise unknown("catalog table", kind, rows, field="catalog")
     return CatalogAnswer(rows[kind]())
 
 
 def describe(entry_id: str) -> CatalogAnswer:
-    """``trainsim catalog show ID``: one chip, system or model with every field, its sources and ranges."""
+    """``trainsim catalog show ID``: one chip, system or model with every field, its sources and ranges, or one
+    framework profile (``catalog/data/framework_schedules.yaml``) with each statement's source; an unknown id is
+    matched against all of them (``megatron-core`` suggests megatron-core-2024, not a system)."""
+    fws = frameworks()
+    if entry_id in fws:
+        return CatalogAnswer(_describe_framework(entry_id))
+    ids = catalog_describe.catalog_ids()
+    if not any(entry_id in group for group in ids.values()):
+        raise unknown("catalog id", entry_id, [*(i for group in ids.values() for i in group), *fws])
     return CatalogAnswer(catalog_describe.describe(entry_id))
 
 
@@ -483,13 +503,20 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
             "default_stack", "stack_emitter", "from_validation"]
 
 
+def parse_against(run: Run, reference: str):
+    """``plan --against``'s reference plan (``"tp=8,pp=16,..."``) as a PlanSpec merged over ``run``'s own plan
+    fields, as ``--fix`` is; a bad field or value is the one error line, before any search (a run with no plan
+    left ``--against tp=abc`` unread, exit 1)."""
+    ref = parse_fix(reference, run.plan, field="--against")
+    check_expert_fields(ref, run.arch, "--against")
+    check_plan_options(ref, "--against")
+    return ref
+
+
 def plan_against(best, reference: str):
     """``plan --against``: the best plan (an Estimate) beside a reference plan given as ``"tp=8,pp=16,..."``
-    (merged over the run's own plan fields, as ``--fix`` is), cause by cause (:mod:`trainsim.plan_diff`)."""
-    ref = parse_fix(reference, best.run.plan, field="--against")
-    check_expert_fields(ref, best.run.arch, "--against")
-    check_plan_options(ref, "--against")
-    diff = plan_diff(best, ref)
+    (:func:`parse_against`), cause by cause (:mod:`trainsim.plan_diff`)."""
+    diff = plan_diff(best, parse_against(best.run, reference), reference)
     diff.reference.cost_inputs = dict(getattr(best, "cost_inputs", None) or {})   # priced as the best plan is
     return diff
 

@@ -55,7 +55,15 @@ def check(path) -> CheckResult:
         lines.append(("plan searched", ", ".join(f for f in PLAN_FIELDS if f not in fixed) or "none"))
     elif kind == "serving":
         sv = _serving(path)
-        lines += model_lines(sv.arch) + system_lines(sv.system)
+        s, lat = sv.serving, sv.latency
+        lines += model_lines(sv.arch, s.input_len) + system_lines(sv.system, sv.chips)
+        # the lengths and bounds as read ("4K" is 4,096 tokens), so that a first run can be checked
+        phase = {"both": "prefill and decode", "prefill": "prefill only", "decode": "decode only"}[s.phase]
+        lines.append(("serving", f"{phase}: input {s.input_len:,} tokens, output {s.output_len:,} tokens, "
+                                 f"{s.precision} weights, {s.kv_precision} KV cache"
+                                 + ("" if sv.chips else ", chips per instance searched")))
+        bounds = [f"{k} <= {v:g} ms" for k, v in (("TPOT", lat.tpot_ms), ("TTFT", lat.ttft_ms)) if v is not None]
+        lines.append(("latency", ", ".join(bounds) or "no bound"))
     elif kind == "posttrain":
         pt = _posttrain_spec(path)
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))

@@ -25,6 +25,7 @@ from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
 from dataclasses import dataclass as _dataclass, field as _field
 from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _check_days, _name, as_run
+from ..types_checked import readable_count
 
 
 @_dataclass
@@ -155,7 +156,8 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
         _check_chips(n, _name(names, "chips"))
     elif n > MAX_CHIPS:     # name the option given: --units 2000 of 8,192-chip SuperPoDs, not --chips
         raise TrainsimError(f"expected at most {MAX_CHIPS // s.scale_up_size:,} units of {s.id} ({MAX_CHIPS:,} "
-                            f"chips), got {units:,} ({n:,} chips)", field=_name(names, "units"))
+                            f"chips), got {readable_count(units)} ({readable_count(n)} chips)",
+                            field=_name(names, "units"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
         if not (math.isfinite(sparsity) and sparsity >= 1.0):

@@ -15,16 +15,12 @@ from ..errors import unknown
 from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
-from ..units import GIB
+from ..numfmt import DISPLAY_UNITS, in_unit
 
 # ---------------------------------------------------------------- formatting
 
-#: display scale and unit per dimension; bytes (HBM capacity) in GiB, as the catalog reads vendors' "80 GB" and as
-#: every memory table shows it
-_UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
-    "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
-}
+#: display scale and unit per dimension: numfmt's one table
+_UNITS = DISPLAY_UNITS
 #: field -> display dimension
 FIELD_DIMS = {
     "bf16_flops": "flops", "fp8_flops": "flops", "fp4_flops": "flops", "hbm_bytes": "bytes", "hbm_bw": "bytes_per_s",
@@ -43,17 +39,9 @@ def display_unit(dim: str) -> tuple[str, float]:
 
 
 def fmt(value: float | None, dim: str) -> str:
-    """``value`` (SI) as text in the unit people read: 989 TFLOP/s, 80 GiB, 3350 GB/s, 400 Gb/s, 2 us; the one
-    number format of the catalog's tables. Whole counts (chips per system, pod sizes: 8,192) and dollars are
-    grouped by thousands like every count trainsim prints; a quantity keeps 4 significant digits (812.5 W) and
-    from 10,000 up is a grouped whole number (14,400 GB/s), never an exponent ('1.44e+04')."""
-    if value is None:
-        return "-"
-    scale, unit = _UNITS[dim]
-    x = value / scale
-    whole = dim == "usd" or abs(x) >= 1e4 or (dim == "count" and float(x).is_integer())
-    text = f"{x:,.0f}" if whole else f"{x:.4g}"
-    return f"{text} {unit}".strip()
+    """``value`` (SI) as text in the unit people read (989 TFLOP/s, 80 GiB, 3,350 GB/s, 400 Gb/s, 2 us): the
+    catalog's tables print through :func:`trainsim.numfmt.in_unit`, the one quantity format."""
+    return in_unit(value, dim)
 
 
 def _plain(value) -> str:

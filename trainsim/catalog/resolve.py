@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-from ..errors import TrainsimError, unknown
+from ..errors import TrainsimError, short, unknown
 from ..units import TERA, parse_count, parse_quantity, plain_number
 from . import load
 from .topology import SWITCH, parse_topology
@@ -80,7 +80,15 @@ _VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
 
 def hbm_capacity(value, field: str, where: str | None) -> float:
     """HBM capacity: "80 GB" as vendors write it means 80 GiB (:func:`load.hbm_capacity_bytes`); other units as
-    written. The one reader of a stated HBM capacity (inline chips, sweep axes)."""
+    written. The one reader of a stated HBM capacity (inline chips, sweep axes). A bare number is refused, not
+    read as bytes: beside ``bf16_tflops: 989`` (a number in TFLOPS) ``hbm: 80`` means 80 GB to a person and 80
+    bytes to the unit parser, so the unit must be written (``"80 GB"``, ``"85899345920 B"``); a sweep axis
+    ``system.chip.hbm_bytes`` names its unit and takes numbers in bytes without coming here."""
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            isinstance(value, str) and plain_number(value.strip()) is not None):
+        raise TrainsimError("expected a size with its unit such as '80 GB' (read as GiB, as vendors quote HBM) or "
+                            f"'96 GiB', not a bare number (it would be bytes), got {short(value)}",
+                            field=field, where=where)
     m = _VENDOR_GB.match(value) if isinstance(value, str) else None
     if m:
         return _positive(load.hbm_capacity_bytes(float(m.group(1))), value, field, where,

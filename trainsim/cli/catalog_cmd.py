@@ -70,7 +70,7 @@ def chips_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
 def systems_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     """Every system: chip, scale-up domain, per-chip bandwidths and latencies, power and price per chip."""
     rows = api.catalog("systems").to_dict()
-    # headers name the quantity, the cells carry the unit (1275 W, 33,625 USD); counts with separators (8,192)
+    # headers name the quantity, the cells carry the unit (1,275 W, 33,625 USD); counts with separators (8,192)
     cols = ["id", "chip", "domain", "scale-up", "lat", "scale-out", "lat", "power/chip", "price/chip"]
     body = [[r["id"], r["chip"], fmt(r["scale_up_size"], "count"), fmt(r["scale_up_bw"], "bytes_per_s"),
              fmt(r["scale_up_latency"], "seconds"), fmt(r["scale_out_bw"], "bits_per_s"),
@@ -89,6 +89,27 @@ def models_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     _list(rows, json_out, csv_out, "models (official parameter counts)", cols, body)
 
 
+def _profile_value(value) -> str:
+    """A framework profile's value as written in its file: ``1f1b, interleaved``, ``zero=0 recompute=none``."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_profile_value(v)}" for k, v in value.items())
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@catalog_app.command("frameworks")
+def frameworks_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
+    """Every software-stack profile (--framework ID, a run spec's framework:): what it offers the plan search."""
+    rows = api.catalog("frameworks").to_dict()
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    cols = ["id", "precisions", "schedules", "zero", "recompute", "EP", "CP", "flags"]
+    body = [[r["id"] + (" (default)" if r["default"] else ""), _profile_value(r["precisions"]),
+             _profile_value(r["schedules"]), _profile_value(r["zero"]), _profile_value(r["recompute"]),
+             yes(r["expert_parallel"]), yes(r["context_parallel"]), r["emitter"] or "-"] for r in rows]
+    _list(rows, json_out, csv_out, "software stacks (catalog show ID: each statement with its source)", cols, body)
+
+
 def _render_fields(console: Console, title: str, items: list[dict]) -> None:
     if not items:
         return
@@ -98,9 +119,10 @@ def _render_fields(console: Console, title: str, items: list[dict]) -> None:
 
 
 @catalog_app.command("show")
-def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system or model id."),
+def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, system, model or framework id."),
              json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
-    """One chip, system or model with every field, its sources (with citation text), confidence and ranges."""
+    """One chip, system, model or framework profile with every field, its sources (with citation text), confidence
+    and ranges."""
     info = api.describe(entry_id).to_dict()
     if csv_out:   # one row per field: value, source, confidence
         _print_csv([{"id": info["id"], "kind": info["kind"], **f} for f in info.get("fields", [])]
@@ -110,6 +132,16 @@ def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, sys
         _print_json(info)
         return
     console = _console()
+    if info["kind"] == "framework":
+        emitter = f"flags: --emit {info['emitter']}" if info["emitter"] else "no flag emitter"
+        console.print(f"[bold]{info['id']}[/bold] (framework profile){'  default stack' if info['default'] else ''}"
+                      f"  {emitter}")
+        console.print(f"source: {info['source']}")
+        console.print(_table("what the stack offers the plan search (framework_schedules.yaml)",
+                             ["field", "value", "source"],
+                             [[f["field"], _profile_value(f["value"]), f["source"] if f["source"] != info["source"]
+                               else "(the profile's)"] for f in info["fields"]]))
+        return
     if info["kind"] == "model":
         console.print(f"[bold]{info['id']}[/bold] (model): {info.get('name', '')}")
         for key, value in info.items():

@@ -51,15 +51,19 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
         e = res.estimate
         c.print(f"best plan: {plan_text(e.plan)}, MFU {e.mfu:.1%} (vs BF16 peak), memory "
                 f"{gib(e.memory_per_chip_bytes)} of {gib(e.run.system.chip.hbm_bytes)}")
+        used, stated = e.run.training.batch_seqs, res.batch_requested_seqs
+        if stated and used != stated:   # sizing.run_at moves an exact batch (< 8%) to one the chips split: say so
+            c.print(f"global batch: {used:,} sequences (stated {stated:,}, {used / stated - 1:+.1%}: the nearest "
+                    f"batch {e.run.chips:,} chips split with short pipelines)")
 
     for k, v in cost_rows(cost):
         c.print(f"{k}: {v}")
     t = Table(title=f"probes ({unit} = {res.unit_chips} chips)")
-    for col in ("units", "chips", "days", "effective days", "goodput"):
+    for col in ("units", "chips", "batch (seqs)", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:
         days_cells = (fmt(p["days"]), fmt(p["effective_days"])) if p["fits"] else ("no plan", "no plan")
-        t.add_row(fmt(p["units"]), fmt(p["chips"]), *days_cells,
+        t.add_row(fmt(p["units"]), fmt(p["chips"]), f"{p['batch_seqs']:,}", *days_cells,
                   pct(p["goodput"]) if isinstance(p["goodput"], (int, float)) else fmt(p["goodput"]))
     c.print(t)
     if not res.feasible:

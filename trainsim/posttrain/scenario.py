@@ -28,7 +28,7 @@ from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
 from ..spec import chips_as_stated
-from ..types_checked import MAX_CHIPS
+from ..types_checked import MAX_CHIPS, readable_count
 from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count, parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
 from .spec import ROLLOUT_PRECISIONS, StepPart
@@ -112,7 +112,8 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
     chips = parse_int_count(chips_as_stated(cl.get("chips"), system, base_dir, None, "inputs.cluster.chips"),
                             "inputs.cluster.chips")           # 384, '384', '1 pod
     if not 1 <= chips <= MAX_CHIPS:      # -1 reached the plan search's factorisation (exit 3)
-        raise TrainsimError(f"expected 1 to {MAX_CHIPS:,} chips, got {chips:,}", field="inputs.cluster.chips")
+        raise TrainsimError(f"expected 1 to {MAX_CHIPS:,} chips, got {readable_count(chips)}",
+                            field="inputs.cluster.chips")
     note("cluster (each domain)", {"system": system.id, "chips": chips}, src)
     wan, src = _entry(inp, "wan")
     bw = parse_quantity(wan["bandwidth"], "bytes_per_s", "inputs.wan.bandwidth")

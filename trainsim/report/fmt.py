@@ -77,17 +77,12 @@ def si(x: float | None, unit: str) -> str:
 
 #: the plan fields, in the order every plan is printed (terminal, HTML, validation table, explorer)
 def plan_columns(r: dict) -> str:
-    """A plan from a sweep row's flat ``plan.*`` columns, compact: ``tp8 pp4 ep1 cp1 dp2 z1 mb1 1f1b vpp2 rc:full``
-    (``-`` for a point without a plan)."""
+    """A plan from a sweep row's flat ``plan.*`` columns in the one plan format (:func:`plan`: ``tp=8 pp=4 vpp=2
+    ...``, as the terminal and ``plan`` print it; it was a second, compact ``tp8 pp4 ... z1 mb1``); ``-`` for a
+    point without a plan."""
     if r.get("plan.tp") is None:
         return "-"
-    s = (f"tp{r['plan.tp']} pp{r['plan.pp']} ep{r['plan.ep']} cp{r['plan.cp']} dp{r['plan.dp']} "
-         f"z{r['plan.zero']} mb{r['plan.micro_batch']} {r['plan.schedule']}")
-    if r.get("plan.vpp", 1) and r.get("plan.vpp", 1) > 1:
-        s += f" vpp{r['plan.vpp']}"
-    if r.get("plan.recompute") not in (None, "none"):
-        s += f" rc:{r['plan.recompute']}"
-    return s
+    return plan({k[len("plan."):]: v for k, v in r.items() if k.startswith("plan.") and v is not None})
 
 
 def value(x: Any) -> str:
@@ -228,7 +223,7 @@ def catalog_input(item: dict, key: str) -> str | None:
 
 def catalog_range(item: dict) -> str | None:
     """A catalog quantity's ``{name, low, nominal, high}`` (``name`` a catalog field, as :func:`catalog_input`
-    reads it) as one cell in the catalog's unit: ``836-1410 TFLOP/s`` or ``989 TFLOP/s (836-1410 TFLOP/s)``, never
+    reads it) as one cell in the catalog's unit: ``836-1,410 TFLOP/s`` or ``989 TFLOP/s (836-1,410 TFLOP/s)``, never
     a mix of styles (836T next to 1.41e+15); None when ``item`` names no catalog field."""
     cells = {k: catalog_input(item, k) for k in ("low", "nominal", "high")}
     if not any(cells.values()):

@@ -178,7 +178,7 @@ def _sensitivity(data: dict, png: bytes | None) -> str:
 
 
 def _input_value(r: dict, key: str) -> str:
-    """A catalog input of the ranges table in the unit the catalog prints (547 TFLOP/s, 144 GiB, 4000 GB/s,
+    """A catalog input of the ranges table in the unit the catalog prints (547 TFLOP/s, 144 GiB, 4,000 GB/s,
     800 Gb/s), not raw SI; inputs without a unit (an efficiency, an oversubscription ratio) as numbers."""
     return fmt.catalog_input(r, key) or f"{r[key]:.4g}"
 

@@ -40,6 +40,7 @@ class SizingResult:
     probes: list[dict] = field(default_factory=list)
     message: str = ""
     previous_units: int | None = None  # the next smaller count searched (it misses the deadline)
+    batch_requested_seqs: int | None = None   # the run's stated batch (each probe's own is its batch_seqs)
 
     def to_dict(self) -> dict:
         """The result as a JSON-able dict, with the best plan."""
@@ -47,7 +48,7 @@ class SizingResult:
             "deadline_days": self.deadline_days, "unit": self.unit, "unit_chips": self.unit_chips,
             "units": self.units, "chips": self.chips, "days": self.days, "effective_days": self.effective_days,
             "goodput": self.goodput, "feasible": self.feasible, "message": self.message,
-            "previous_units": self.previous_units,
+            "previous_units": self.previous_units, "global_batch_requested_seqs": self.batch_requested_seqs,
             "best_plan": plan_summary(self.estimate), "probes": self.probes,
         }
 
@@ -237,4 +238,5 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     res = SizingResult(deadline_days, unit, uc, u, p["chips"], p["days"], p["effective_days"], p["goodput"],
                        p["estimate"], True, probe.probes(), msg)
     res.previous_units = counts[hi - 1] if hi > 0 else None
+    res.batch_requested_seqs = run.training.batch_seqs
     return res

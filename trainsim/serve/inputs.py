@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import api
-from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
+from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, too_many_chips, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
 from ..api import scenarios
 from ..report.fmt import GIB
 
@@ -179,7 +179,7 @@ def parse_request_run(req: RunRequest):
     doc = spec_doc(req)
     chips = doc.get("chips")
     if isinstance(chips, int) and chips > MAX_CHIPS:
-        raise TrainsimError(f"expected at most {MAX_CHIPS:,} chips, got {chips:,}", field="chips", where="request")
+        raise TrainsimError(too_many_chips(chips), field="chips", where="request")
     return parse_run(doc, where="request"), doc
 
 
@@ -211,7 +211,8 @@ def model_value(name: str) -> Any:
 @lru_cache(maxsize=1)
 def catalog() -> dict:
     """What the page offers: models (catalog with a public config, and presets), systems with the editable
-    values and each value's source, the failure-rate assumption, and the request limits."""
+    values and each value's source, the failure-rate assumption, the request limits and the units the page
+    converts with (``units.gib_bytes``: :data:`trainsim.units.GIB`)."""
     models = [{"id": k, "name": k, "source": v["source"], "preset": True, "model": v["model"]}
               for k, v in presets()["models"].items()]
     models += [{"id": m["id"], "name": m["name"], "source": "catalog models.yaml", "preset": False}
@@ -240,4 +241,5 @@ def catalog() -> dict:
     return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": api.default_stack(),
             "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]} for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
-            "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS}}
+            "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS},
+            "units": {"gib_bytes": GIB}}   # the page divides by this (trainsim.units.GIB), never its own 2 ** 30

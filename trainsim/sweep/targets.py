@@ -18,6 +18,7 @@ from typing import Literal, get_args, get_origin
 from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
 from ..errors import TrainsimError, ambiguous, unknown
+from ..types_checked import MAX_CHIPS, too_many_chips
 from ..units import parse_count, parse_int_count, parse_length, parse_quantity
 from ..spec import PlanSpec, TrainingSpec, is_domain_count
 from ..model.inline import InlineModel
@@ -171,9 +172,14 @@ def _positive(x, value, field: str, where: str):
 
 
 def _positive_chips(n, value, field: str, where: str):
+    """A chips axis value: a positive count of chips (or of scale-up domains, each at least one chip) of at most
+    :data:`~trainsim.types_checked.MAX_CHIPS`, refused with the spec; 1e30 reached the Parquet writer as an int
+    too large for int64 (exit 3)."""
     if n <= 0:
         raise TrainsimError(f"expected a positive number of chips or scale-up domains, got {value!r}", field=field,
                             where=where)
+    if n > MAX_CHIPS:
+        raise TrainsimError(too_many_chips(n), field=field, where=where)
     return n
 
 

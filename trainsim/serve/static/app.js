@@ -21,7 +21,7 @@ const fmt = {
   num: (x, d = 1) => x == null || !isFinite(x) ? "n/a" : x.toLocaleString("en-US", {maximumFractionDigits: d, minimumFractionDigits: d}),
   days: d => d == null || !isFinite(d) ? "n/a" : d.toFixed(1) + " days",
   pct: x => x == null ? "n/a" : (100 * x).toFixed(1) + "%",
-  gib: b => (b / 2 ** 30).toFixed(1) + " GiB",
+  gib: b => (b / CAT.units.gib_bytes).toFixed(1) + " GiB",   // bytes per GiB as the server sends it (trainsim.units.GIB)
   s: x => x.toFixed(3) + " s",
   usd: x => x == null || !isFinite(x) ? "n/a" : Math.abs(x) >= 1e6 ? "$" + (x / 1e6).toLocaleString("en-US", {maximumFractionDigits: 1, minimumFractionDigits: 1}) + "M" : "$" + Math.round(x).toLocaleString("en-US"),
   count: n => { if (n == null) return "n/a"; for (const [d, s] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) if (Math.abs(n) >= d && Math.abs(n) < d * 1e3) return +(n / d).toPrecision(3) + s; return (+n.toPrecision(3)).toString(); },
@@ -186,7 +186,7 @@ async function doPlan() {
     .map(([k, v]) => ({label: CAUSES[k] || k, value: v, tip: `${CAUSES[k] || k}: ${v.toFixed(4)} s (${(100 * v / a.step_time_s).toFixed(1)}% of the step)`}));
   Charts.hbar($("chart-breakdown"), rows, {unit: "seconds per step", fmt: v => v.toFixed(3) + " s"});
   const mem = Object.entries(a.memory_breakdown_bytes).filter(([k, v]) => k !== "total" && v > 0).map(([k, v]) => ({label: k.replace(/_/g, " "), value: v}));
-  Charts.stack($("chart-memory"), mem, {unit: "GiB per chip", fmt: fmt.gib, tick: t => +(t / 2 ** 30).toPrecision(4), scale: 2 ** 30, limit: a.hbm_bytes, limitLabel: "HBM " + fmt.gib(a.hbm_bytes)});
+  Charts.stack($("chart-memory"), mem, {unit: "GiB per chip", fmt: fmt.gib, tick: t => +(t / CAT.units.gib_bytes).toPrecision(4), scale: CAT.units.gib_bytes, limit: a.hbm_bytes, limitLabel: "HBM " + fmt.gib(a.hbm_bytes)});
   // rows formatted by the server (trainsim.report.fmt, as the terminal prints them): the best plan, then runners-up
   $("plan-table").innerHTML = "<table><tr><th>#</th><th>plan</th><th>step time</th><th>MFU</th><th>tokens/s/chip</th><th>memory</th></tr>" +
     d.plans.map((p, i) => `<tr><td>${i + 1}</td><td style="text-align:left"><code>${esc(p.plan)}</code></td><td>${esc(p.step_time_s)}</td><td>${esc(p.mfu)}</td><td>${esc(p.tokens_per_s_per_chip)}</td><td>${esc(p.memory_per_chip_bytes)}</td></tr>`).join("") + "</table>";
