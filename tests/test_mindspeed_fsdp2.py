@@ -278,7 +278,7 @@ def _cli(*args):
 
 @pytest.mark.parametrize("pp,etp,commands", [
     (2, "etp: 1,", ("estimate", "check", "plan")),     # pp stated: refused as the spec is read
-    (1, "", ("estimate",)),                             # etp unstated: Megatron's default etp = tp = 2 (check())
+    (1, "etp: 2,", ("estimate", "check", "plan")),     # etp 2 stated at zero 3: the FSDP2 backend has no etp
 ])
 def test_stated_refused_plan_is_the_rule_reason_exit_2(tmp_path, pp, etp, commands):
     f = tmp_path / "run.yaml"
@@ -303,3 +303,48 @@ def test_plan_and_scenario_carry_no_infinite_memory(tmp_path):
     r = _cli("scenario", str(Path(__file__).resolve().parents[1] / "scenarios" / "S6.yaml"), "--json", "-q")
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in scenario S6 --json"))
+
+
+def test_zero3_default_etp_is_the_fsdp2_backends_with_its_source():
+    # By hand from the sources (Ascend/MindSpeed-LLM c77308a1, Ascend/MindSpeed 028de58c): the FSDP2 backend's
+    # ParallelArguments have tp_size but no expert tensor-parallel size (mindspeed_llm/fsdp2/utils/arguments.py
+    # :371-384), and the experts' device mesh is ('edp', 'efsdp', 'ep') with no tp dimension (mindspeed/fsdp/
+    # distributed/parallel_state.py:74-78). So at ZeRO-3 an unstated etp is 1.
+    from trainsim.frameworks import zero3_defaults
+    from trainsim.spec import PlanSpec
+    p = profile("mindspeed-2026")
+    assert p["zero3_defaults"] == {"etp": 1}
+    assert "parallel_state.py:74-78" in p["zero3_defaults_source"] and "arguments.py:371-384" in p["zero3_defaults_source"]
+    assert zero3_defaults(PlanSpec(tp=2, zero=3), "mindspeed-2026") == (PlanSpec(tp=2, zero=3, etp=1), {"etp": 1})
+    # a stated etp stays (restrict_plan refuses one other than 1 at zero 3); another ZeRO stage is the Megatron path
+    assert zero3_defaults(PlanSpec(tp=2, zero=3, etp=1), "mindspeed-2026")[1] == {}
+    assert zero3_defaults(PlanSpec(tp=2, zero=1), "mindspeed-2026") == (PlanSpec(tp=2, zero=1), {})
+    assert zero3_defaults(PlanSpec(tp=2, zero=[1, 3]), "mindspeed-2026")[1] == {}   # zero not fixed: searched
+    # stacks without the key (zero 3 is not another backend there) leave the plan alone
+    assert "zero3_defaults" not in profile("mindspeed-2025")
+    assert zero3_defaults(PlanSpec(tp=2, zero=3), "torchtitan-2024")[1] == {}
+
+
+@pytest.mark.parametrize("zero,etp", [
+    (3, 1),   # FSDP2 backend: experts not tensor-split (profile zero3_defaults)
+    (1, 2),   # Megatron path: --expert-tensor-parallel-size defaults to tp = 2 (expert_ffn 1024 % 2 == 0 and
+              # tp cp dp = 64 divisible by ep tp = 8, plan_estimate.plans_from_spec)
+])
+def test_check_and_estimate_read_an_unstated_etp_alike(tmp_path, zero, etp):
+    f = tmp_path / "run.yaml"
+    f.write_text(REFUSED.replace("PP", "1").replace("ETP ", "").replace("zero: 3", f"zero: {zero}"))
+    e = _cli("estimate", str(f), "--json")
+    c = _cli("check", str(f), "--json")
+    assert e.returncode == 0 and c.returncode == 0, (e.stderr, c.stderr)
+    assert json.loads(e.stdout)["plan"]["etp"] == etp
+    resolved = json.loads(c.stdout)["resolved"]
+    assert f"etp={etp}" in resolved["plan defaulted"] and resolved["plan searched"] == "none"
+    assert ("mindspeed-2026 at zero 3" in resolved["plan defaulted"]) == (zero == 3)
+
+
+def test_check_refuses_the_complete_plan_estimate_refuses(tmp_path):
+    # tp 3 does not divide the 16 heads (parallel/validity.py): estimate and check give the one same error line
+    f = tmp_path / "run.yaml"
+    f.write_text(REFUSED.replace("PP", "1").replace("ETP ", "").replace("tp: 2", "tp: 3"))
+    e, c = _cli("estimate", str(f)), _cli("check", str(f))
+    assert e.returncode == c.returncode == 2 and e.stderr == c.stderr and "plan.tp:" in c.stderr

@@ -171,6 +171,21 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     return (type(plan).model_validate(data) if filled else plan), filled
 
 
+def zero3_defaults(plan, fw: str):
+    """(plan, filled): ``plan`` (a PlanSpec) that fixes ZeRO-3 with the fields it leaves out set to what stack
+    ``fw`` does at ZeRO-3 (the profile's ``zero3_defaults``, with its ``zero3_defaults_source``), and the fields so
+    filled. A stack whose ZeRO-3 is another backend with its own arguments fixes them there: MindSpeed-LLM's FSDP2
+    backend has no expert tensor split, so an unstated etp is 1 there, not Megatron-Core's etp = tp
+    (:func:`trainsim.plan_estimate.plans_from_spec`). A plan at another (or no fixed) ZeRO stage, and stacks
+    without ``zero3_defaults``, are left as they are. Used by ``estimate`` of a complete plan and by ``check``
+    (:func:`trainsim.plan_estimate.complete_plans`), so both read an unstated field alike."""
+    d = profile(fw).get("zero3_defaults") or {}
+    if not d or plan.scalar("zero") != 3:
+        return plan, {}
+    filled = {f: v for f, v in d.items() if getattr(plan, f) is None}
+    return (type(plan).model_validate({**plan.model_dump(exclude_none=True), **filled}) if filled else plan), filled
+
+
 #: the engine's fallback of each runtime setting (Megatron-Core's argument defaults, with the three exceptions
 #: :func:`runtime_settings` names and sources: grad_sync_overlap, moe_dispatcher, moe_grouped_gemm)
 RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sync_overlap": True,

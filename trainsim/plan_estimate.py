@@ -14,7 +14,7 @@ from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (fp8_recipe_of, framework_of, optimizer_precisions, plan_options, plan_rules,
-                         restrict_plan, runtime_settings, stack_flags)
+                         restrict_plan, runtime_settings, stack_flags, zero3_defaults)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -233,6 +233,14 @@ def effective_node_limit(run: Run, node_limit, ep):
     return np.where(np.asarray(ep) > 1, np.max(np.stack(caps), axis=0), nl).astype(np.int64)
 
 
+def plan_row(run: Run, plans: Plans, i: int) -> dict:
+    """Plan ``i`` as every printed plan shows it: :meth:`Plans.row` with the node limit the engine applies
+    (:func:`effective_node_limit`)."""
+    plan = plans.row(i)
+    plan["node_limit"] = int(effective_node_limit(run, plan["node_limit"], plan["ep"]))
+    return plan
+
+
 def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     """Plan ``i`` of an evaluation as an Estimate; its ``run`` carries the batch the plan uses. The one boundary
     where a result leaves the engine, so the sanity invariants (:func:`trainsim.sanity.check_estimate`) are
@@ -244,8 +252,7 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     if batch != asked:
         run = replace(run, training=run.training.model_copy(update={"global_batch_seqs": batch,
                                                                     "global_batch_tokens": None}))
-    plan = plans.row(i)
-    plan["node_limit"] = int(effective_node_limit(run, plan["node_limit"], plan["ep"]))
+    plan = plan_row(run, plans, i)
     est = Estimate(
         chips_used=int(plans.tp[i] * plans.pp[i] * plans.cp[i] * dp), batch_requested_seqs=asked,
         run=run, plan=plan, placement=describe(plans, i, run.system, moe=run.arch.is_moe),
@@ -258,15 +265,28 @@ def result_row(run: Run, plans: Plans, res, i: int) -> Estimate:
     return est
 
 
-def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> Estimate:
-    """One complete plan (:func:`is_complete`) of ``run`` evaluated as given: a plan the run's software stack
-    cannot run, or one that breaks a plan rule, is an input error."""
-    restrict_plan(plan, framework_of(run))   # a plan the run's software stack cannot run is an input error
+def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
+    """(plans, filled): the one plan a complete plan spec (:func:`is_complete`) of ``run`` is, and the fields its
+    stack filled. The one reading of a complete plan, for ``estimate`` (:func:`estimate_complete`) and ``check``
+    alike: the fields it leaves out take what the run's stack does at the stated ZeRO stage
+    (:func:`trainsim.frameworks.zero3_defaults`: MindSpeed-LLM's FSDP2 backend has no expert tensor split), then
+    Megatron-Core's defaults (:func:`plans_from_spec`). A plan the run's software stack cannot run, or one that
+    breaks a plan rule, is an input error."""
+    fw = framework_of(run)
+    restrict_plan(plan, fw)   # a plan the run's software stack cannot run is an input error
+    plan, filled = zero3_defaults(plan, fw)
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
-                 **plan_rules(framework_of(run)))
+                 **plan_rules(fw))
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
+    return plans, filled
+
+
+def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> Estimate:
+    """One complete plan (:func:`is_complete`) of ``run`` evaluated as given (:func:`complete_plans`): a plan the
+    run's software stack cannot run, or one that breaks a plan rule, is an input error."""
+    plans, _ = complete_plans(run, plan)
     res = estimate_plans(run, plans, calib)
     return result_row(run, plans, res, 0)

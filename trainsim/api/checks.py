@@ -6,7 +6,9 @@ from ..errors import TrainsimError
 from ..spec import _in_spec, load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind
-from ..estimate import PLAN_FIELDS
+from ..estimate import PLAN_FIELDS, is_complete
+from ..frameworks import framework_of
+from ..plan_estimate import complete_plans, plan_row
 from ..model.counts import count
 from ..catalog.describe import fmt
 from ..numfmt import count as fmt_count, counted
@@ -52,7 +54,18 @@ def check(path) -> CheckResult:
                       + (f", {fmt_count(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
         fixed = {f: r.plan.values(f) for f in PLAN_FIELDS if r.plan.values(f) is not None}
         lines.append(("plan fixed", ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()) or "none"))
-        lines.append(("plan searched", ", ".join(f for f in PLAN_FIELDS if f not in fixed) or "none"))
+        if is_complete(r.plan):
+            # a complete plan is estimated as given: its unstated fields read as estimate reads them (its stack's
+            # default at the stated ZeRO stage, else Megatron-Core's), and a plan estimate refuses is refused here
+            plans, by_stack = complete_plans(r, r.plan)
+            row = plan_row(r, plans, 0)
+            fw = framework_of(r)
+            lines.append(("plan defaulted", ", ".join(
+                f"{f}={row[f]}" + (f" ({fw} at zero 3)" if f in by_stack else "")
+                for f in PLAN_FIELDS if f not in fixed) or "none"))
+            lines.append(("plan searched", "none"))
+        else:
+            lines.append(("plan searched", ", ".join(f for f in PLAN_FIELDS if f not in fixed) or "none"))
     elif kind == "serving":
         sv = _serving(path)
         s, lat = sv.serving, sv.latency
