@@ -125,3 +125,14 @@ def test_tp4_valid_for_dsa_but_heads_still_rule():
                     "training": {"seq_len": S, "global_batch_seqs": 16, "precision": "bf16"},
                     "plan": {"tp": 16, "pp": 1, "micro_batch": 1}})
     assert check(plans_from_spec(ll.plan, 16, ll.arch), ll.arch, 16, S, 16, only={2})[0] == 2
+
+
+def test_step_breakdown_still_sums_with_the_forward_only_gather():
+    """The indexer's input gather runs in the forward only (decoder layers and the MTP layer): it is part of the
+    step and of its ``tp_comm`` term, and the causes still add up to the step."""
+    from trainsim.perf.step import evaluate
+    r = _run(4)
+    assert r.arch.mtp and any(c.tp_replicated for lk in r.arch.mtp for c in lk.attention)
+    res = evaluate(context(r), plans_from_spec(r.plan, 64, r.arch))
+    assert sum(v[0] for v in res.breakdown.values()) == pytest.approx(res.step_time_s[0], rel=1e-12)
+    assert res.breakdown["tp_comm"][0] > 0.0

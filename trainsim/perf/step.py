@@ -118,9 +118,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "tp_g", "ep",
-                                    "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm")}
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
+                                    "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
+                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -158,6 +158,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
         out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
                                           + etp_comm_fwd(lk, ctx, p, tokens))
+        out["mtp_tp_g"] += lk.n_layers * replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
     return out
 
 
@@ -284,7 +285,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
-    mtp_a_b = w * lc["mtp_a_b"]
+    mtp_a_b, mtp_tp_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
@@ -307,7 +308,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
-    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g
     last_b = 2.0 * gemm_last + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
@@ -339,7 +340,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + (host - host_f)
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
-                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
+                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f,
+                cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
