@@ -165,8 +165,9 @@ def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *, norm_param
     the tp domain) and ``forward_before_topk`` first gathers ``x`` and ``qr`` from the sequence-parallel region;
     MindSpeed-LLM builds them as ``LinearNoTP`` (mindspeed_llm/tasks/models/transformer/dsa_indexer.py
     ``get_dsa_indexer_spec``, already at 83623285, 12 Feb 2026, and still at c77308a1; its GLM-5 744B A3 script
-    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh went from TP=1 to TP=2 in c41d0d46) and its MLA gathers ``hidden_states`` and ``q_compressed`` from the sequence-parallel
-    region before calling the indexer (multi_latent_attention.py). That forward all-gather of the ``hidden`` +
+    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh went from TP=1 to TP=2 in c41d0d46) and its MLA gathers
+    ``hidden_states`` and ``q_compressed`` from the sequence-parallel region before calling the indexer
+    (multi_latent_attention.py). That forward all-gather of the ``hidden`` +
     ``q_in`` input elements per token is ``tp_gather_elems``; both stacks detach the inputs (Megatron-LM dsa.py
     ``x = x.detach()``, MindSpeed ``dsa_hidden_states.detach()``), so no gradient flows back through it."""
     mats = [Matrix("indexer.wq", q_in, heads * head_dim, "other", "none"),
