@@ -73,6 +73,11 @@ class AttentionCore:
     dsa_keys_per_token x seq_len`` KV entries (DeepSeek-V4: the sliding window plus the indexer's top-k, or plus
     every compressed entry); 0 for flash / unfused attention. Its backward is priced at the measured DSA
     backward rate for that list length (:func:`trainsim.perf.compute.dsa_bwd_rate`).
+    ``tp_replicated``: every tensor-parallel rank runs the whole core on the whole sequence, its heads not split
+    (the DSA lightning indexer, :func:`trainsim.model.blocks.dsa_indexer`); its FLOPs, bytes and kept activations
+    are charged once per rank (:func:`trainsim.perf.compute.core_tp_ranks`) and its heads put no constraint on tp.
+    ``tp_gather_elems``: elements per token the tp group all-gathers in the forward so that such a core sees the
+    whole sequence under sequence parallelism (:func:`trainsim.perf.comm_tp.tp_comm_fwd`).
     """
 
     heads: int
@@ -90,6 +95,8 @@ class AttentionCore:
     out_copy_bytes: float = 0.0
     dsa_keys: float = 0.0
     dsa_keys_per_token: float = 0.0
+    tp_replicated: bool = False
+    tp_gather_elems: float = 0.0
 
     @property
     def rotated_qk_elems_per_token(self) -> float:

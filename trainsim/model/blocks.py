@@ -156,14 +156,28 @@ def dsa_indexer(hidden: int, q_in: int, heads: int, head_dim: int, *, norm_param
     RoPE on ``rope_dim`` (the model's qk_rope_head_dim; None: all d_I) of each query head and of the one key
     (Megatron-LM d48bd6be0a experimental_attention_variant/dsa.py ``_apply_rope``: split qk_pos_emb_head_dim, rotate
     it, then ``torch.cat([x_pe, x_nope])`` reads and writes the whole d_I of each of the H_I + 1 heads:
-    ``rope_copy_bytes`` 4 (H_I + 1) d_I)."""
+    ``rope_copy_bytes`` 4 (H_I + 1) d_I).
+
+    Under tensor parallelism the indexer is replicated, not split: every tp rank holds all its weights and scores
+    all H_I heads over the whole sequence (``tp_replicated``). Megatron-LM experimental_attention_variant/dsa.py
+    (added in 382eeea395 "DeepSeek V3.2 support", as at d98e8a64) ``DSAIndexer.__init__`` builds ``linear_wq_b``,
+    ``linear_wk`` and ``linear_weights_proj`` with ``parallel_mode="duplicated"`` (their gradients averaged across
+    the tp domain) and ``forward_before_topk`` first gathers ``x`` and ``qr`` from the sequence-parallel region;
+    MindSpeed-LLM builds them as ``LinearNoTP`` (mindspeed_llm/tasks/models/transformer/dsa_indexer.py
+    ``get_dsa_indexer_spec``, already at 83623285, 12 Feb 2026, and still at c77308a1; its GLM-5 744B A3 script
+    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh went from TP=1 to TP=2 in c41d0d46) and its MLA gathers
+    ``hidden_states`` and ``q_compressed`` from the sequence-parallel region before calling the indexer
+    (multi_latent_attention.py). That forward all-gather of the ``hidden`` +
+    ``q_in`` input elements per token is ``tp_gather_elems``; both stacks detach the inputs (Megatron-LM dsa.py
+    ``x = x.detach()``, MindSpeed ``dsa_hidden_states.detach()``), so no gradient flows back through it."""
     mats = [Matrix("indexer.wq", q_in, heads * head_dim, "other", "none"),
             Matrix("indexer.wk", hidden, head_dim, "other", "none"),
             Matrix("indexer.weights", hidden, heads, "other", "none")]
     rot = head_dim if rope_dim is None else rope_dim
     core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=0, kv_heads=1, kind="full",
                          kv_elems_per_token=head_dim, rope_q_elems=heads * rot, rope_k_elems=rot,
-                         rope_copy_bytes=4.0 * (heads + 1) * head_dim)
+                         rope_copy_bytes=4.0 * (heads + 1) * head_dim, tp_replicated=True,
+                         tp_gather_elems=float(hidden + q_in))
     return mats, core, (2 * head_dim if norm_params is None else norm_params)
 
 

@@ -74,8 +74,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         nonlocal code
         code = np.where((code == 0) & bad, c, code)
 
-    heads = [c.heads for lk in arch.layers for c in lk.attention] or [1]
-    kvh = [c.kv_heads for lk in arch.layers for c in lk.attention] or [1]
+    split = [c for lk in arch.layers for c in lk.attention if not c.tp_replicated]  # replicated cores: any tp
+    heads = [c.heads for c in split] or [1]
+    kvh = [c.kv_heads for c in split] or [1]
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
     if want(1):
         used = p.tp * p.pp * p.cp * p.dp

@@ -50,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model.arch import LayerKind
+from ..model.arch import AttentionCore, LayerKind
 
 MODULES = ("core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac")
 
@@ -108,10 +108,15 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     if latent:
         out.append(ActTensor("attention latents", latent * g))
     mla = has_up_proj_checkpoint(lk)
-    qkv = sum(c.heads * c.qk_head_dim + (c.heads if kv_repeated else c.kv_heads) * (c.qk_head_dim + c.v_head_dim)
-              for c in lk.attention if c.kind != "linear")
+    def qkv_elems(cores: list[AttentionCore]) -> float:
+        return sum(c.heads * c.qk_head_dim + (c.heads if kv_repeated else c.kv_heads) * (c.qk_head_dim + c.v_head_dim)
+                   for c in cores if c.kind != "linear")
+    qkv = qkv_elems([c for c in lk.attention if not c.tp_replicated])
     if qkv:
         out.append(ActTensor("attention q/k/v", qkv * 2.0, ("mla_up_proj",) if mla else ()))
+    rep_qk = qkv_elems([c for c in lk.attention if c.tp_replicated])
+    if rep_qk:  # the DSA indexer's q / k, whole on every tp rank (AttentionCore.tp_replicated)
+        out.append(ActTensor("replicated q/k (DSA indexer)", rep_qk * 2.0, tp_split=False))
     o_in = sum(m.k for m in attn if m.name == "o")
     if o_in:
         out.append(ActTensor("attention output", o_in * g))

@@ -33,3 +33,17 @@ def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     size = tokens * ctx.arch.hidden * BF16_BYTES   # the BF16 hidden states (also under FP8 GEMMs)
     one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
     return one * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+
+
+def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Forward-only all-gather over the tp group of the sequence-sharded inputs of the layer's tp-replicated cores
+    (``AttentionCore.tp_gather_elems`` BF16 elements per token; the DSA indexer's hidden states and q latent,
+    :func:`trainsim.model.blocks.dsa_indexer`): Megatron-LM dsa.py ``DSAIndexer.forward_before_topk``
+    (``gather_from_sequence_parallel_region(x)``, ``(qr)``), MindSpeed-LLM multi_latent_attention.py (the same two
+    gathers before ``self.dsa_indexer``). Both detach the inputs first, so the backward has no matching
+    reduce-scatter, unlike :func:`tp_comm_fwd`'s pairs; a plain ``torch.distributed`` call, outside Transformer
+    Engine's userbuffer GEMM overlap. 0 when tp = 1 or without such a core."""
+    elems = sum(c.tp_gather_elems for c in lk.attention if c.tp_replicated)
+    size = tokens * elems * BF16_BYTES
+    return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff) if elems \
+        else 0.0 * np.asarray(tokens, dtype=np.float64)

@@ -17,10 +17,12 @@ ones (MLA down-projections, router) run in full on every tensor-parallel rank.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..model.arch import AttentionCore, LayerKind
-from ..model.counts import attention_fwd_flops_per_token, layer_attention_fwd_flops_per_token, mean_context
+from ..model.counts import attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
 from .comm_ep import dispatched_rows_per_token
@@ -216,13 +218,23 @@ def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = 
 
 
 def _unfused_attention(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, backward: bool) -> Num:
-    """Unfused attention core of one layer (heads split over tp): the full s x s Q K^T and A V batched GEMMs (twice
-    the causal FLOPs; the backward runs two GEMMs per forward one, input and weight-like gradients: 2 x) at
-    ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM."""
-    fl = layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+    """Unfused attention core of one layer (heads split over tp, :func:`core_tp_ranks`): the full s x s Q K^T and
+    A V batched GEMMs (twice the causal FLOPs; the backward runs two GEMMs per forward one, input and weight-like
+    gradients: 2 x) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM."""
+    fl = sum(_core_fwd_flops(c, ctx, p, tokens) for c in lk.attention)
     full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0) * (2.0 if backward else 1.0)
-    by = unfused_score_bytes_per_token(lk, ctx.seq_len, backward) * tokens / p.tp
+    by = sum(unfused_score_bytes_per_token(replace(lk, attention=(c,)), ctx.seq_len, backward) * tokens
+             / core_tp_ranks(c, p) for c in lk.attention)
     return full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff) + hbm_time(by, ctx)
+
+
+def core_tp_ranks(core: AttentionCore, p: Plans) -> Num:
+    """Ranks one attention core's per-token work is split over: tp (heads split over the tensor-parallel group,
+    Megatron-LM ``attention.py``: ``num_attention_heads_per_partition``), or 1 for a core every tp rank runs whole
+    (``AttentionCore.tp_replicated``: the DSA lightning indexer, duplicated across tp ranks on the gathered
+    sequence, :func:`trainsim.model.blocks.dsa_indexer`). The one place a core's FLOPs, bytes and kept
+    activations learn their tp share."""
+    return 1.0 if core.tp_replicated else p.tp
 
 
 def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -245,9 +257,9 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
 
 def _core_fwd_flops(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward FLOPs of one attention core on one chip: its per-token FLOPs
-    (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) x the micro-batch's tokens / tp (heads split
-    over the tensor-parallel group)."""
-    return attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / p.tp
+    (:func:`trainsim.model.counts.attention_fwd_flops_per_token`) x the micro-batch's tokens / the ranks its heads
+    split over (:func:`core_tp_ranks`: tp, or 1 for a replicated core)."""
+    return attention_fwd_flops_per_token(core, ctx.seq_len) * tokens / core_tp_ranks(core, p)
 
 
 def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -340,10 +352,9 @@ def attention_kernel_eff(ctx: StepContext) -> float:
 
 
 def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Forward attention-core FLOPs per chip of ``tokens`` tokens of one layer: the layer's
-    per-token attention FLOPs at the step's sequence length (:func:`layer_attention_fwd_flops_per_token`) x tokens
-    / tp (heads split over tensor parallelism)."""
-    return layer_attention_fwd_flops_per_token(lk, ctx.seq_len) * tokens / p.tp
+    """Forward attention-core FLOPs per chip of ``tokens`` tokens of one layer: :func:`_core_fwd_flops` summed over
+    its cores (each core's heads split over :func:`core_tp_ranks`)."""
+    return sum(_core_fwd_flops(c, ctx, p, tokens) for c in lk.attention)
 
 
 NORM_BYTES_PER_H = 4.0   # one norm reads and writes h BF16 values
@@ -603,8 +614,19 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, permute_rows_in=rows_in) * tokens / p.tp
-    by = by + allgather_permute_extra_bytes(lk, ctx, p, tokens)
+    rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
+    by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
+
+
+def replicated_rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:
+    """The part of :func:`rope_bytes_per_token` that belongs to the layer's tp-replicated cores
+    (``AttentionCore.tp_replicated``: the DSA indexer rotates its H_I query heads and its key on every tp rank, over
+    the gathered sequence, :func:`trainsim.model.blocks.dsa_indexer`), which sequence parallelism does not split:
+    :func:`elementwise_fwd` charges it whole on each rank (``rep x tokens x (1 - 1 / tp)`` on top of the split
+    share). The indexer's only element-wise bytes of its own; 0 without such a core."""
+    rep = tuple(c for c in lk.attention if c.tp_replicated)
+    return rope_bytes_per_token(replace(lk, attention=rep), bytes_per_elem) if rep else 0.0
 
 
 def allgather_permute_extra_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -34,7 +34,7 @@ from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
-from .comm_tp import tp_comm_fwd
+from .comm_tp import replicated_gather_fwd, tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
@@ -119,8 +119,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
-                                    "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm")}
+                                    "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
+                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -134,6 +134,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["seq_f"] += lk.n_layers * seq_f
         out["seq_b"] += lk.n_layers * seq_b
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        out["tp_g"] += lk.n_layers * replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
@@ -157,6 +158,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
         out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
                                           + etp_comm_fwd(lk, ctx, p, tokens))
+        out["mtp_tp_g"] += lk.n_layers * replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
     return out
 
 
@@ -283,10 +285,11 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
-    mtp_a_b = w * lc["mtp_a_b"]
+    mtp_a_b, mtp_tp_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
+    tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
     # the overlapping schedules pair a forward with another micro-batch's backward (comm_ep.ep_overlap_window)
@@ -305,7 +308,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
-    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g
     last_b = 2.0 * gemm_last + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
@@ -330,14 +333,15 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
     host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
     rec = np.where(p.recompute == 1, rec_sel, 0.0)
-    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + ep_exp_f + cp_exp_f), rec)
+    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f), rec)
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
     rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
-    t_f = comp_f + tp_exp_f + ep_exp_f + cp_exp_f + last_f + host_f
+    t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + (host - host_f)
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
-                tp_exp_f=tp_exp_f, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f, cp_exp_b=cp_exp_b,
+                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f,
+                cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e, mtp_comm=mtp_comm)
 
 
@@ -494,7 +498,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
         "recompute": m * rec,
-        "tp_comm": m * 2.0 * tp_exp_f,
+        "tp_comm": m * (2.0 * tp_exp_f + st["tp_g_exp"]),
         "ep_alltoall": m * (2.0 * ep_exp_f + 3.0 * mtp_comm),
         "cp_comm": m * (cp_exp_f + cp_exp_b),
         "pp_p2p": m * p2p,
