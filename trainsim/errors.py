@@ -39,14 +39,19 @@ def short(value, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+#: from here up a count is echoed with 3 significant digits (:func:`readable_count`), not digit by digit
+READABLE_EXPONENT_FROM = 1e15
+
+
 def readable_count(v) -> str:
-    """A count echoed in an error line as a person reads it: grouped when whole and below 10^15 (``20,000,000``),
-    else 3 significant digits (``1e+30``), never the 31 digits of ``int(1e30)``."""
+    """A count echoed in an error line as a person reads it: grouped when whole and below
+    :data:`READABLE_EXPONENT_FROM`, 10^15 (``20,000,000``), else 3 significant digits (``1e+30``), never the 31
+    digits of ``int(1e30)``."""
     try:
         x = float(v)
     except OverflowError:        # an int with hundreds of digits
         return "more than 1e+308"
-    if math.isfinite(x) and abs(x) < 1e15 and x == int(x):
+    if math.isfinite(x) and abs(x) < READABLE_EXPONENT_FROM and x == int(x):
         return f"{int(x):,}"
     return f"{x:.3g}"
 
@@ -155,7 +160,7 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got
         inp = err["input"]
-        huge = isinstance(inp, (int, float)) and not isinstance(inp, bool) and abs(inp) >= 1e15
+        huge = isinstance(inp, (int, float)) and not isinstance(inp, bool) and abs(inp) >= READABLE_EXPONENT_FROM
         msg = f"{msg}; got {readable_count(inp) if huge else short(inp)}"   # 1e+30, not int(1e30)'s 31 digits
     return TrainsimError(msg, field=field, where=where)
 

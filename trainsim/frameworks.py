@@ -93,9 +93,8 @@ def plan_rules(fw: str) -> dict[str, bool]:
     ``zero3_fsdp2_source``; :func:`trainsim.parallel.validity.zero3_fsdp2_ok`) and ``dualpipev_fb_overlap``
     (DualPipe only at etp 1 and cp 1, :func:`trainsim.parallel.validity.dualpipev_fb_overlap_ok`; the engine reads
     that flag too, :data:`STACK_FLAGS`). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
-    prof = profile(fw)
-    return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(prof.get("zero3_fsdp2", False)),
-            "dualpipev_fb_overlap": bool(prof.get("dualpipev_fb_overlap", False))}
+    return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(profile(fw).get("zero3_fsdp2", False)),
+            "dualpipev_fb_overlap": stack_flags(fw)["dualpipev_fb_overlap"]}
 
 
 def stack_flags(fw: str) -> dict[str, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .units import GIB
+from .units import GIB, GIGA, TERA, gbit_to_bytes_per_s
 
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
@@ -150,8 +150,10 @@ def axis_name(col: str) -> str:
 
 #: display scale and unit per dimension of a quantity: the one table of the units people read (HBM capacity in
 #: GiB, as the catalog reads vendors' "80 GB"; network links in bits, as vendors state them; peaks in TFLOP/s)
+#: GiB's bytes, Gb/s's 1e9 / 8 byte/s and the decimal prefixes are units.py's (one conversion each)
 DISPLAY_UNITS = {
-    "flops": (1e12, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (1e9, "GB/s"), "bits_per_s": (1e9 / 8, "Gb/s"),
+    "flops": (TERA, "TFLOP/s"), "bytes": (GIB, "GiB"), "bytes_per_s": (GIGA, "GB/s"),
+    "bits_per_s": (gbit_to_bytes_per_s(1.0), "Gb/s"),
     "seconds": (1e-6, "us"), "watts": (1.0, "W"), "usd": (1.0, "USD"), "count": (1.0, ""),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Mapping
-from ..errors import TrainsimError
+from ..errors import TrainsimError, readable_count
 from ..search import SearchResult
 from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
@@ -25,7 +25,6 @@ from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
 from dataclasses import dataclass as _dataclass, field as _field
 from . import Answer, MAX_CHIPS, MAX_SWEEP_POINTS, _check_chips, _check_days, _name, as_run
-from ..types_checked import readable_count
 
 
 @_dataclass

@@ -23,12 +23,12 @@ from typing import Any
 
 from ..catalog.load import require_usable
 from ..catalog.resolve import resolve_system
-from ..errors import TrainsimError, refuse_unknown_keys
+from ..errors import TrainsimError, readable_count, refuse_unknown_keys
 from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
 from ..spec import chips_as_stated
-from ..types_checked import MAX_CHIPS, readable_count
+from ..types_checked import MAX_CHIPS
 from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count, parse_quantity
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
 from .spec import ROLLOUT_PRECISIONS, StepPart
