@@ -87,6 +87,15 @@ def even_vpp(fw: str) -> bool:
     return bool(profile(fw).get("vpp_divides_stage_layers", False))
 
 
+def microbatch_groups(fw: str) -> bool:
+    """Whether stack ``fw`` runs the interleaved schedule in micro-batch groups of N >= pp
+    (``--microbatch-group-size-per-virtual-pipeline-stage``, NVIDIA/Megatron-LM 4295be1a6c, first in core_v0.10.0),
+    so an interleaved plan needs m >= pp micro-batches rather than a multiple of pp: its profile's
+    ``vpp_microbatch_groups``, with its source (:func:`trainsim.parallel.schedules.microbatch_group`); False, the
+    multiple-of-pp rule, for a profile that does not state it."""
+    return bool(profile(fw).get("vpp_microbatch_groups", False))
+
+
 def stack_flags(fw: str) -> dict[str, bool]:
     """Each of :data:`STACK_FLAGS` for framework ``fw``: as its profile states it, else False (Megatron-Core's
     behaviour)."""

@@ -13,8 +13,8 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (even_vpp, fp8_recipe_of, framework_of, optimizer_precisions, plan_options,
-                         restrict_plan, runtime_settings, stack_flags)
+from .frameworks import (even_vpp, fp8_recipe_of, framework_of, microbatch_groups, optimizer_precisions,
+                         plan_options, restrict_plan, runtime_settings, stack_flags)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -213,7 +213,8 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
     """Evaluate plans (all assumed valid) and return the raw vectorised result, each plan on the batch it uses
     (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
     tr = run.training
-    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule))
+    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule,
+                                                microbatch_groups(framework_of(run))))
     used = plans.tp * plans.pp * plans.cp * plans.dp
     return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 
@@ -267,7 +268,8 @@ def estimate_complete(run: Run, plan: PlanSpec, calib: Calib | None = None) -> E
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
                  even_vpp=even_vpp(framework_of(run)),
                  zero3_fsdp2=stack_flags(framework_of(run))["zero3_fsdp2"],
-                 dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"])
+                 dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"],
+                 microbatch_groups=microbatch_groups(framework_of(run)))
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
     res = estimate_plans(run, plans, calib)

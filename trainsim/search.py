@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import even_vpp, framework_of, restrict_plan, stack_flags
+from .frameworks import even_vpp, framework_of, microbatch_groups, restrict_plan, stack_flags
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -330,7 +330,8 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
     enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                    even_vpp=even_vpp(framework_of(run)),
-                   dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"])
+                   dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"],
+                   microbatch_groups=microbatch_groups(framework_of(run)))
     pruned = bool(prune and not keep_all)
     table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated

@@ -35,7 +35,7 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 from ..estimate import context
-from ..frameworks import default_stages, even_vpp, framework_of, runtime_settings
+from ..frameworks import default_stages, even_vpp, framework_of, microbatch_groups, runtime_settings
 from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
 
@@ -132,12 +132,13 @@ def _plans(run: Run):
     tr = run.training
     stages = default_stages(run.plan, framework_of(run))
     ev = even_vpp(framework_of(run))
+    mg = microbatch_groups(framework_of(run))
     for p, _ in stages[:-1]:
-        plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, p, ev)
+        plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, p, ev, mg)
         if len(plans) and (evaluate(context(run), plans, detail=False).memory["total"]
                            <= run.system.chip.hbm_bytes).any():
             return plans
-    plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, stages[-1][0], ev)
+    plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, stages[-1][0], ev, mg)
     return plans
 
 
