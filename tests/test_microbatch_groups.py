@@ -174,3 +174,15 @@ def test_old_stack_refuses_what_today_accepts():
     short = _run("megatron-bridge-2026", 6)
     with pytest.raises(TrainsimError, match="at least pp"):
         estimate_complete(short, short.plan)
+
+
+def test_emitted_megatron_flags_state_the_group():
+    from trainsim.emit import megatron_args
+    # m = 9 on pp 4: Megatron's default N = pp would raise, so the flags must set N = 5
+    new = _run("megatron-bridge-2026", 18)
+    args, notes = megatron_args(estimate_complete(new, new.plan))
+    assert "--microbatch-group-size-per-virtual-pipeline-stage 5" in args
+    # m = 8: the default N = pp = 4 is Megatron's own; no flag
+    even = _run("megatron-bridge-2026", 16)
+    args, _ = megatron_args(estimate_complete(even, even.plan))
+    assert not any(a.startswith("--microbatch-group-size") for a in args)
