@@ -248,7 +248,6 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
     fixed = restrict_plan(fixed, framework_of(run))
     ctx = context(run, calib)
-    tr = run.training
     use_all = run.use_all if use_all is None else use_all
     hbm = run.system.chip.hbm_bytes
     want = max(top, 1)
@@ -327,11 +326,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         rounds.append(sp)
         return sp, shared, off
 
-    enum_args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed)
-    enum_kw = dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
-                   even_vpp=even_vpp(framework_of(run)),
-                   dualpipev_fb_overlap=stack_flags(framework_of(run))["dualpipev_fb_overlap"],
-                   microbatch_groups=microbatch_groups(framework_of(run)))
+    enum_args, enum_kw = _enum_args(run, fixed, use_all)
     pruned = bool(prune and not keep_all)
     table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
@@ -666,8 +661,10 @@ class MemoryPass:
 def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
     """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
     tr = run.training
+    fw = framework_of(run)
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
-            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all))
+            dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all, even_vpp=even_vpp(fw),
+                 dualpipev_fb_overlap=stack_flags(fw)["dualpipev_fb_overlap"], microbatch_groups=microbatch_groups(fw)))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:
