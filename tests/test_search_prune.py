@@ -16,7 +16,7 @@ from trainsim.perf.bound import LayerTable, step_time_lower_bound
 from trainsim.perf.calibration import Calib
 from trainsim.perf.step import evaluate, layer_costs
 from trainsim.plan_estimate import context
-from trainsim.search import _front_rows, search
+from trainsim.search import _enum_args, _front_rows, search
 from trainsim.spec import PlanSpec, Run, TrainingSpec
 
 from conftest import make_system
@@ -45,10 +45,10 @@ def _all_plans(run):
     """Every valid plan of ``run`` (what its software stack offers, as the search) with its step time and memory,
     evaluated by the engine in one pass."""
     ctx = context(run, Calib.defaults())
-    tr = run.training
     fixed = restrict_plan(run.plan, framework_of(run))
-    space, _ = enumerate_space(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
-                               domain=run.system.scale_up_size, use_all=run.use_all)
+    # the space the search enumerates for the run's stack (its profile's rules, e.g. micro-batch groups)
+    args, kw = _enum_args(run, fixed, run.use_all)
+    space, _ = enumerate_space(*args, **kw)
     p = space.plans()
     b = space.batch_of(np.arange(len(space)))
     res = evaluate(replace(ctx, global_batch_seqs=b, chips=p.tp * p.pp * p.cp * p.dp), p)
@@ -66,9 +66,8 @@ def test_bound_never_exceeds_the_step_time(name):
     lb = step_time_lower_bound(ctx_b, b)
     assert np.all(np.repeat(lb, space.k) <= res.step_time_s)
     assert np.all(lb > 0)
-    tr = run.training
-    par = enumerate_parents(run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed, batch_tol=tr.batch_tol,
-                            domain=run.system.scale_up_size, use_all=run.use_all)
+    args, kw = _enum_args(run, fixed, run.use_all)
+    par = enumerate_parents(*args, **kw)
     pp = par.plans()
     lbp = step_time_lower_bound(replace(ctx, global_batch_seqs=par.batch(), chips=pp.tp * pp.pp * pp.cp * pp.dp),
                                 pp, par.experts)

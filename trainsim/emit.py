@@ -19,7 +19,7 @@ import math
 
 from .errors import TrainsimError
 from .frameworks import fp8_recipe_of
-from .parallel.schedules import REGISTRY, get as get_schedule
+from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
 #: the software each emitter writes flags for, as its header names it
@@ -127,6 +127,15 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
                      + (f", {others} on each {'middle' if stated == 2 else 'other'} rank" if p["pp"] > stated else ""))
     elif vpp > 1:
         args.append(f"--num-layers-per-virtual-pipeline-stage {L // (p['pp'] * vpp)}")
+    m = getattr(est, "microbatches", None)
+    if vpp > 1 and p["pp"] > 1 and m is not None:
+        # the engine costs the smallest micro-batch group Megatron-Core accepts; its default (pp) only where pp
+        # divides the micro-batches (parallel/schedules.py microbatch_group)
+        group = int(microbatch_group(p["pp"], float(m)))
+        if group != p["pp"]:
+            args.append(f"--microbatch-group-size-per-virtual-pipeline-stage {group}")
+            notes.append(f"{int(round(float(m)))} micro-batches per step are not a multiple of pp {p['pp']}: the "
+                         f"interleaved schedule runs them in groups of {group} (Megatron-Core 0.10 on)")
     if run.arch.is_moe:
         args += [f"--expert-model-parallel-size {p['ep']}", f"--expert-tensor-parallel-size {p['etp']}"]
         if p.get("node_limit"):

@@ -86,15 +86,26 @@ def even_vpp(fw: str) -> bool:
     return bool(profile(fw).get("vpp_divides_stage_layers", False))
 
 
+def microbatch_groups(fw: str) -> bool:
+    """Whether stack ``fw`` runs the interleaved schedule in micro-batch groups of N >= pp
+    (``--microbatch-group-size-per-virtual-pipeline-stage``, NVIDIA/Megatron-LM 4295be1a6c, first in core_v0.10.0),
+    so an interleaved plan needs m >= pp micro-batches rather than a multiple of pp: its profile's
+    ``vpp_microbatch_groups``, with its source (:func:`trainsim.parallel.schedules.microbatch_group`); False, the
+    multiple-of-pp rule, for a profile that does not state it."""
+    return bool(profile(fw).get("vpp_microbatch_groups", False))
+
+
 def plan_rules(fw: str) -> dict[str, bool]:
     """The plan rules stack ``fw`` adds to :func:`trainsim.parallel.validity.check`, as its keyword arguments (one
     place for every caller: the search's enumeration, ``estimate`` / ``check`` of a stated plan, calibration):
     ``even_vpp`` (:func:`even_vpp`), ``zero3_fsdp2`` (ZeRO-3 only at pp 1 and etp 1: the profile's flag with its
     ``zero3_fsdp2_source``; :func:`trainsim.parallel.validity.zero3_fsdp2_ok`) and ``dualpipev_fb_overlap``
     (DualPipe only at etp 1 and cp 1, :func:`trainsim.parallel.validity.dualpipev_fb_overlap_ok`; the engine reads
-    that flag too, :data:`STACK_FLAGS`). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
+    that flag too, :data:`STACK_FLAGS`), ``microbatch_groups`` (interleaved micro-batch groups,
+    :func:`microbatch_groups`). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
     return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(profile(fw).get("zero3_fsdp2", False)),
-            "dualpipev_fb_overlap": stack_flags(fw)["dualpipev_fb_overlap"]}
+            "dualpipev_fb_overlap": stack_flags(fw)["dualpipev_fb_overlap"],
+            "microbatch_groups": microbatch_groups(fw)}
 
 
 def stack_flags(fw: str) -> dict[str, bool]:

@@ -2,9 +2,12 @@
 that may be left idle.
 
 Batch. Megatron-LM needs the global batch B (sequences) to be a multiple of dp x micro_batch, and, for the
-interleaved schedule, the number of micro-batches m = B / (dp x mb) to be a multiple of pp
-(megatron/core/num_microbatches_calculator.py; megatron/core/pipeline_parallel/schedules.py). A stated batch is
-a target: each plan uses the nearest batch its unit u = dp x mb (x pp when interleaved) divides,
+interleaved schedule, the number of micro-batches m = B / (dp x mb) to be a multiple of pp on a stack before
+Megatron-Core 0.10 (megatron/core/num_microbatches_calculator.py; megatron/core/pipeline_parallel/schedules.py
+before NVIDIA/Megatron-LM 4295be1a6c); a stack with micro-batch groups (the profile's ``vpp_microbatch_groups``,
+:func:`trainsim.parallel.schedules.microbatch_group`) needs only m >= pp, checked by the validity rules. A stated
+batch is a target: each plan uses the nearest batch its unit u = dp x mb (x pp when interleaved without micro-batch
+groups) divides,
 
     B_used = u x max(1, round(B / u)),   valid when |B_used - B| <= tol x B,
 
@@ -36,10 +39,14 @@ def fit_batch(target_seqs: ArrayLike, unit: ArrayLike) -> np.ndarray:
     return k * unit
 
 
-def batch_unit(dp: ArrayLike, mb: ArrayLike, pp: ArrayLike, schedule: ArrayLike) -> np.ndarray:
+def batch_unit(dp: ArrayLike, mb: ArrayLike, pp: ArrayLike, schedule: ArrayLike,
+               microbatch_groups: bool = False) -> np.ndarray:
     """Sequences a plan's global batch must be a multiple of: dp x mb, times pp for a schedule that needs the
-    micro-batches to be a multiple of pp (interleaved; :mod:`trainsim.parallel.schedules`)."""
+    micro-batches to be a multiple of pp (interleaved; :mod:`trainsim.parallel.schedules`) on a stack without
+    micro-batch groups (``microbatch_groups`` False: the profile's ``vpp_microbatch_groups``)."""
     u = np.asarray(dp, dtype=np.int64) * np.asarray(mb, dtype=np.int64)
+    if microbatch_groups:
+        return u
     return np.where(batch_multiple_of_pp(schedule), u * np.asarray(pp, dtype=np.int64), u)
 
 

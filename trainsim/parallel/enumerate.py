@@ -117,7 +117,7 @@ def _neutral(cols: Cols) -> Plans:
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                     batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                     even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
-                    zero3_fsdp2: bool = False) -> tuple["Space", Counter[int]]:
+                    zero3_fsdp2: bool = False, microbatch_groups: bool = False) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -130,7 +130,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     :func:`trainsim.frameworks.plan_rules` gives a stack's)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
-                            zero3_fsdp2=zero3_fsdp2)
+                            zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -141,7 +141,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
 def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                       batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                       even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
-                      zero3_fsdp2: bool = False) -> "Parents":
+                      zero3_fsdp2: bool = False, microbatch_groups: bool = False) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     counts = chip_counts(chips, domain, use_all)
@@ -158,7 +158,8 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
         return _drop(cols, code, mult, rejected)
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
-        return check(_neutral(cols), *args, only, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap)
+        return check(_neutral(cols), *args, only, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
+                     microbatch_groups=microbatch_groups)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])
@@ -187,7 +188,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     later //= len(cand["ep_etp_nl"])
     return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
-                   rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2)
+                   rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups)
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
@@ -214,6 +215,8 @@ class Parents:
     dualpipev_fb_overlap: bool = False
     #: the stack runs ZeRO-3 only at pp 1 and etp 1 (parallel/validity.py zero3_fsdp2_ok): a mask of the zero axis
     zero3_fsdp2: bool = False
+    #: the stack runs the interleaved schedule in micro-batch groups (parallel/schedules.py microbatch_group)
+    microbatch_groups: bool = False
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -232,7 +235,7 @@ class Parents:
     def batch(self) -> np.ndarray:
         """The global batch (sequences) each parent row's plans use (it does not depend on the experts)."""
         c = self.cols
-        return fit_batch(self.args[3], batch_unit(c["dp"], c["mb"], c["pp"], c["schedule"]))
+        return fit_batch(self.args[3], batch_unit(c["dp"], c["mb"], c["pp"], c["schedule"], self.microbatch_groups))
 
     def expand(self, idx: ArrayLike | None = None) -> tuple["Space", Counter[int]]:
         """The valid plans of the parent rows ``idx`` (all when None, in order) x ``experts`` as a :class:`Space`
@@ -247,11 +250,11 @@ class Parents:
         cols["_rank"] = cols["_rank"] * e + np.tile(np.arange(e, dtype=np.int64), len(parent))
         arch, chips, seq_len, batch_seqs, batch_tol, use_all = self.args
         code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"],
-                     dualpipev_fb_overlap=self.dualpipev_fb_overlap)
+                     dualpipev_fb_overlap=self.dualpipev_fb_overlap, microbatch_groups=self.microbatch_groups)
         cols = _drop(cols, code, self.later, rejected)
         n = len(cols["tp"])
         base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
-        batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule))
+        batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups))
         zok = self.zero_ok(self.zero[None, :], base.pp[:, None], base.etp[:, None])
         if zok is not None:
             # the last rule, on the zero axis: each refused (row, zero) cell stands for its recompute choices

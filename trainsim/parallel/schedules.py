@@ -16,7 +16,8 @@ micro-batch on the slowest stage:
   first stage holds p micro-batches of activations.
 * Interleaved 1F1B with v virtual stages (same paper, sec. 2.2.2): bubble (p - 1) t / v, fraction
   (p - 1) / (v m + p - 1); activations of rank 0 x (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, sec. 4.2.3).
-  Megatron-LM needs the micro-batches to be a multiple of p.
+  Megatron-LM before Megatron-Core 0.10 needs the micro-batches to be a multiple of p; since then the forwards run
+  in groups of N micro-batches per model chunk (:func:`microbatch_group`), which needs only p <= N <= m.
 * Zero-bubble ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", sec. 3): splitting backward into input
   and weight gradients (F = B = W) leaves (p - 1)(F + B - 2W) = (p - 1) t / 3; memory as 1F1B.
 * DualPipe (DeepSeek-V3 technical report, sec. 3.2.1, Table 2): bubble (p/2 - 1)(F&B + B - 3W). Table 2 uses
@@ -66,10 +67,15 @@ def _in_flight_1f1b(p: Array, v: Array, m: Array, r: Array) -> Array:
 
 
 def _in_flight_interleaved(p: Array, v: Array, m: Array, r: Array) -> Array:
-    """min(m v, 2 (p - r - 1) + (v - 1) p + 1) / v: the interleaved schedule's warm-up chunks, each 1/v of the
-    rank's layers (Megatron-Core ``schedules.py``, with_interleaving; rank 0 and m >= p: p + (p - 1) / v,
-    Korthikanti et al. 2022 sec. 4.2.3)."""
-    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * p + 1.0) / v
+    """min(m v, 2 (p - r - 1) + (v - 1) N + 1) / v, N = :func:`microbatch_group`: rank r's warm-up forwards plus
+    the one the steady state runs before each backward, each a chunk of 1/v of the rank's layers (Megatron-Core
+    ``pipeline_parallel/schedules.py`` get_pp_rank_microbatches: ``num_warmup_microbatches = (pipeline_parallel_size
+    - pipeline_parallel_rank - 1) * 2 + (num_model_chunks - 1) * microbatch_group_size_per_vp_stage``, capped at
+    the m v chunk-forwards of the step; NVIDIA/Megatron-LM 4295be1a6c, 1 Nov 2024, and unchanged at d98e8a6). With
+    N = p (the default, and the only group before 4295be1a6c), rank 0: p + (p - 1) / v (Korthikanti et al. 2022
+    sec. 4.2.3)."""
+    n = microbatch_group(p, m)
+    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * n + 1.0) / v
 
 
 def _in_flight_dualpipe(p: Array, v: Array, m: Array, r: Array) -> Array:
@@ -237,6 +243,46 @@ def pipeline_calls(global_batch_seqs: float, dp: Array, local_batch_seqs: int | 
     return np.maximum(global_batch_seqs / (dp_f * float(local_batch_seqs)), 1.0)
 
 
+def microbatch_group(pp: ArrayLike, m: ArrayLike) -> Array:
+    """N, the micro-batches the interleaved schedule runs per model chunk before moving to the next chunk
+    (``--microbatch-group-size-per-virtual-pipeline-stage``), for p = ``pp`` stages and m = ``m`` micro-batches per
+    step: the smallest N that Megatron-Core accepts,
+
+        p <= N <= m  and  (m mod N = 0  or  m mod N >= p),
+
+    NVIDIA/Megatron-LM megatron/core/pipeline_parallel/schedules.py, forward_backward_pipelining_with_interleaving
+    (4295be1a6c 'tunable schedule with overlapping', 1 Nov 2024; first released in core_v0.10.0; unchanged at
+    d98e8a6): ``microbatch_group_size_per_vp_stage > num_microbatches or ... < pipeline_parallel_size`` raises
+    ValueError, and a last group ``num_microbatches % microbatch_group_size_per_vp_stage`` of 1 .. p - 1
+    micro-batches raises RuntimeError ('dependency bubbles'); get_schedule_table runs the micro-batches in groups
+    of N, the last group holding the rest. The default N is p (model_parallel_config.py __post_init__), which is
+    valid exactly when p divides m, so a plan whose m is a multiple of p keeps N = p; otherwise the run must have
+    set N, and the smallest valid N holds the fewest chunk-forwards in flight (:func:`_in_flight_interleaved`) at
+    the same bubble (p - 1) t / v (no dependency stall once every group has at least p micro-batches: each
+    chunk-forward of rank 0 waits for the previous chunk of the same micro-batch, which left rank 0 N >= p
+    chunk-forwards earlier). The Llama 3 report (arXiv 2407.21783 sec. 3.3.2, Figure 6) describes the same
+    flexible N. m < p has no valid N: p is returned (the in-flight counts cap at m v). Vectorised over the
+    distinct (p, m) pairs whose m p does not divide; the loop runs over candidate N, not over plans."""
+    p = np.asarray(pp, dtype=np.float64)
+    mm = np.rint(np.asarray(m, dtype=np.float64))
+    p, mm = np.broadcast_arrays(p, mm)
+    n = p.copy()
+    odd = (mm > p) & (np.mod(mm, np.maximum(p, 1.0)) != 0)
+    if np.any(odd):
+        key = np.stack([p[odd], mm[odd]])
+        pairs, inv = np.unique(key, axis=1, return_inverse=True)
+        P, M = pairs
+        N = P.copy()
+        todo = np.ones(P.shape, dtype=bool)
+        while np.any(todo):
+            r = np.mod(M, N)
+            todo &= ~((r == 0) | (r >= P))
+            N = np.where(todo, N + 1.0, N)
+        n = n.copy()
+        n[odd] = N[np.asarray(inv).reshape(-1)]
+    return n
+
+
 def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, rank: Array | float = 0) -> Array:
     """Micro-batches of activations pipeline rank ``rank`` holds at its peak, in units of that rank's layers:
     each schedule's ``in_flight`` rule (module docstring), 1 where pp = 1."""
@@ -259,28 +305,30 @@ def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
     that chunk's first forward (megatron/core/pipeline_parallel/schedules.py,
     forward_backward_pipelining_with_interleaving: ``grad_sync_func[chunk]`` after
     ``is_last_microbatch_for_model_chunk``, ``param_sync_func[chunk]`` at ``is_first_microbatch_for_model_chunk``).
-    The cool-down runs the chunks' backwards in groups of min(pp, m) micro-batches, so consecutive chunks finish
-    min(pp, m) chunk-backwards apart, each 1/v of the stage's: the first chunk's sync can start
-    (v - 1) min(pp, m) chunk-backwards before the end, span (1 + (v - 1) min(pp, m)) / v (the same by symmetry for
-    the warm-up's forwards), never more than the m micro-batches of the step. 1 where pp = 1."""
+    The cool-down runs the chunks' backwards in groups of min(N, m) micro-batches (N = :func:`microbatch_group`,
+    p by default), so consecutive chunks finish min(N, m) chunk-backwards apart, each 1/v of the stage's: the first
+    chunk's sync can start (v - 1) min(N, m) chunk-backwards before the end, span (1 + (v - 1) min(N, m)) / v (the
+    same by symmetry for the warm-up's forwards), never more than the m micro-batches of the step. 1 where
+    pp = 1."""
     p = pp.astype(np.float64)
     v = np.maximum(vpp, 1).astype(np.float64)
     mm = np.asarray(m, dtype=np.float64)
-    span = np.minimum((1.0 + (v - 1.0) * np.minimum(p, mm)) / v, np.maximum(mm, 1.0))
+    span = np.minimum((1.0 + (v - 1.0) * np.minimum(microbatch_group(p, mm), mm)) / v, np.maximum(mm, 1.0))
     return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), span, 1.0)
 
 
-def interleaved_chunk_in_flight(W: ArrayLike, pp: ArrayLike, v: ArrayLike, chunk: ArrayLike) -> Array:
+def interleaved_chunk_in_flight(W: ArrayLike, pp: ArrayLike, v: ArrayLike, chunk: ArrayLike, m: ArrayLike) -> Array:
     """Micro-batches of model chunk ``chunk`` (0 .. v - 1) a rank holds when it holds ``W`` chunk-forwards under the
-    interleaved schedule. Megatron-Core runs the forwards in groups of N micro-batches per chunk (chunk 0 of group
-    0, chunk 1 of group 0, ..., then chunk 0 of group 1; ``get_schedule_table``), N =
-    ``microbatch_group_size_per_vp_stage`` = p by default and at least p (Megatron-Core's schedules.py raises
-    below), so chunk k
-    holds clip(W - k p, 0, p) of the first group and chunk 0 also clip(W - v p, 0, p) of the second; the counts sum
-    to W (W <= (v + 1) p - 1). The same grouping sets :func:`dp_sync_window`."""
+    interleaved schedule with ``m`` micro-batches per step. Megatron-Core runs the forwards in groups of N
+    micro-batches per chunk (chunk 0 of group 0, chunk 1 of group 0, ..., then chunk 0 of group 1;
+    ``get_schedule_table``), N = :func:`microbatch_group` (p by default, at least p), so chunk k holds
+    clip(W - k N, 0, N) of the first group and chunk 0 also clip(W - v N, 0, N) of the second (which holds at
+    least p micro-batches); the counts sum to W (W <= 2 p - 1 + (v - 1) N <= (v + 1) N - 1). The same grouping
+    sets :func:`dp_sync_window`."""
     w, p, vv, k = (np.asarray(x, dtype=np.float64) for x in (W, pp, v, chunk))
-    first = np.clip(w - k * p, 0.0, p)
-    return first + np.where(k == 0, np.clip(w - vv * p, 0.0, p), 0.0)
+    n = microbatch_group(p, m)
+    first = np.clip(w - k * n, 0.0, n)
+    return first + np.where(k == 0, np.clip(w - vv * n, 0.0, n), 0.0)
 
 
 def param_copies(schedule: ArrayLike) -> Array:

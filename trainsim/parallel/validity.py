@@ -35,7 +35,8 @@ REASONS = {
     9: ("vpp", f"vpp > 1 needs the {_or(names_where('virtual_stages'))} schedule and pp > 1; "
                f"{_or(names_where('virtual_stages'))} needs vpp > 1"),
     10: ("schedule", f"{_or(names_where('batch_multiple_of_pp'))} needs the number of micro-batches to be a multiple "
-                     "of pp (within batch_tolerance)"),
+                     "of pp (within batch_tolerance); a stack with Megatron-Core's micro-batch groups "
+                     "(--microbatch-group-size-per-virtual-pipeline-stage, core 0.10 on) needs at least pp"),
     11: ("schedule", f"{_or(names_where('even_pp_min_m'))} needs an even pp and at least pp micro-batches"),
     12: ("node_limit", "node_limit needs ep > 1"),
     13: ("tp", "tp must divide the vocabulary size and the hidden size"),
@@ -52,7 +53,8 @@ REASONS = {
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
           use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
-          zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False) -> np.ndarray:
+          zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
+          microbatch_groups: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -63,7 +65,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     software stack builds interleaved stages only from an even split (the profile's ``vpp_divides_stage_layers``,
     :func:`even_vpp_ok`). ``zero3_fsdp2``: the stack runs ZeRO-3 only at pp 1 and etp 1 (the profile's flag
     of that name, :func:`zero3_fsdp2_ok`). ``dualpipev_fb_overlap``: the stack's DualPipe is MindSpeed's dualpipev
-    with --moe-fb-overlap (the profile's flag of that name, :func:`dualpipev_fb_overlap_ok`)."""
+    with --moe-fb-overlap (the profile's flag of that name, :func:`dualpipev_fb_overlap_ok`). ``microbatch_groups``:
+    the stack runs the interleaved schedule in micro-batch groups (the profile's ``vpp_microbatch_groups``), so
+    rule 10 asks m >= pp instead of pp dividing m (:func:`trainsim.parallel.schedules.microbatch_group`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -115,9 +119,10 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if want(9):
         rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
     if want(10) or want(11):
-        used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule))
+        used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule, microbatch_groups))
     if want(10):
-        rule(batch_multiple_of_pp(p.schedule) & ~within(used_batch, batch_seqs, batch_tol), 10)
+        short = (used_batch // np.maximum(p.dp * p.mb, 1) < p.pp) if microbatch_groups else False
+        rule(batch_multiple_of_pp(p.schedule) & (~within(used_batch, batch_seqs, batch_tol) | short), 10)
     if want(14):
         rule(needs_pp(p.schedule) & (p.pp < 2), 14)
     if want(11):

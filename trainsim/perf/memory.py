@@ -322,7 +322,7 @@ def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Nu
     W = microbatches_in_flight(p.schedule, p.pp, p.vpp, m, rank) * v
     c = mid / v
     deficit = np.minimum(np.maximum(mid - layers, 0.0), c)
-    n_light = interleaved_chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0)
+    n_light = interleaved_chunk_in_flight(W, pp, v, v - 1.0 if last else 0.0, m)
     eff = (c * W - deficit * n_light) / np.maximum(W / v, 1e-30)
     return np.where(use, eff, layers)
 
@@ -389,8 +389,8 @@ def pipeline_stage_buffers(ctx: StepContext, p: Plans, tokens: Num, m: Array, ki
 
     w0 = in_flight(np.zeros_like(pp))
     wl = in_flight(pp - 1.0)
-    n0 = np.where(v > 1, interleaved_chunk_in_flight(w0, pp, v, 0.0), w0)
-    nl = np.where(v > 1, interleaved_chunk_in_flight(wl, pp, v, v - 1.0), wl)
+    n0 = np.where(v > 1, interleaved_chunk_in_flight(w0, pp, v, 0.0, M), w0)
+    nl = np.where(v > 1, interleaved_chunk_in_flight(wl, pp, v, v - 1.0, M), wl)
     first = (2.0 * v - 1.0) * M + n0
     last = (2.0 * v - 1.0) * M - nl
     count = {"first": first, "mid": np.where(pp > 2, 2.0 * v * M, np.maximum(first, last)), "last": last}[kind]
