@@ -269,9 +269,11 @@ def microbatch_group(pp: ArrayLike, m: ArrayLike) -> Array:
     n = p.copy()
     odd = (mm > p) & (np.mod(mm, np.maximum(p, 1.0)) != 0)
     if np.any(odd):
-        key = np.stack([p[odd], mm[odd]])
-        pairs, inv = np.unique(key, axis=1, return_inverse=True)
-        P, M = pairs
+        # one scalar key per (p, m) pair (exact in float64: p <= 2^11, m < 2^40), unique in 1-D (np.unique with
+        # axis=1 sorts structured rows, ~5x slower on the search's chunks)
+        keys, inv = np.unique(p[odd] * 2.0 ** 40 + mm[odd], return_inverse=True)
+        P = np.floor(keys / 2.0 ** 40)
+        M = keys - P * 2.0 ** 40
         N = P.copy()
         todo = np.ones(P.shape, dtype=bool)
         while np.any(todo):
