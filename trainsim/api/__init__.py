@@ -33,6 +33,7 @@ from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
+from ..frameworks import describe_framework as _describe_framework
 from ..alternatives import alternatives
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
@@ -390,7 +391,13 @@ def catalog(kind: str) -> CatalogAnswer:
 def describe(entry_id: str) -> CatalogAnswer:
     """``trainsim catalog show ID``: one chip, system or model with every field, its sources and ranges, or one
     framework profile (``catalog/data/framework_schedules.yaml``) with each statement's source; an unknown id is
-    matched against all of them (:func:`trainsim.catalog.describe.describe`)."""
+    matched against all of them (``megatron-core`` suggests megatron-core-2024, not a system)."""
+    fws = frameworks()
+    if entry_id in fws:
+        return CatalogAnswer(_describe_framework(entry_id))
+    ids = catalog_describe.catalog_ids()
+    if not any(entry_id in group for group in ids.values()):
+        raise unknown("catalog id", entry_id, [*(i for group in ids.values() for i in group), *fws])
     return CatalogAnswer(catalog_describe.describe(entry_id))
 
 

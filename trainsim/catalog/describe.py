@@ -12,7 +12,6 @@ from typing import Any
 
 
 from ..errors import unknown
-from ..frameworks import describe_framework, frameworks
 from ..yamlload import load_data
 from . import load
 from .types import Chip, Sourced, System
@@ -212,16 +211,13 @@ def describe_model(model_id: str) -> dict[str, Any]:
 
 
 def catalog_ids() -> dict[str, list[str]]:
-    """The catalog's ids by kind: ``chip``, ``system``, ``model`` and ``framework`` (the software-stack profiles
-    of ``catalog/data/framework_schedules.yaml``)."""
+    """The catalog's ids by kind: ``chip``, ``system`` and ``model``."""
     return {"chip": list(load.chips()), "system": list(load.systems()),
-            "model": [m["id"] for m in _model_entries()], "framework": list(frameworks())}
+            "model": [m["id"] for m in _model_entries()]}
 
 
 def describe(entry_id: str) -> dict[str, Any]:
-    """A chip, system, model or framework profile by id (looked up in that order; a profile with each statement's
-    source, :func:`trainsim.frameworks.describe_framework`); an unknown id raises with close matches among all of
-    them (``megatron-core`` suggests megatron-core-2024, not a system)."""
+    """A chip, system or model by id (looked up in that order); unknown ids raise with close matches."""
     ids = catalog_ids()
     if entry_id in ids["chip"]:
         return describe_chip(entry_id)
@@ -229,6 +225,4 @@ def describe(entry_id: str) -> dict[str, Any]:
         return describe_system(entry_id)
     if entry_id in ids["model"]:
         return describe_model(entry_id)
-    if entry_id in ids["framework"]:
-        return describe_framework(entry_id)
     raise unknown("catalog id", entry_id, [i for group in ids.values() for i in group])
