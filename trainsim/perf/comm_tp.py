@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from .collectives import reduce_scatter_time
+from .collectives import all_reduce_time, reduce_scatter_time
+from .compute import dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -47,3 +48,19 @@ def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
     size = tokens * elems * BF16_BYTES
     return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff) if elems \
         else 0.0 * np.asarray(tokens, dtype=np.float64)
+
+
+def dsa_loss_allreduce_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Forward-only all-reduce over the tp group of a layer's DSA indexer-loss target, per micro-batch: each tp
+    rank sums the main attention's probabilities over its own heads, and the ranks add their sums before the row
+    normalisation. Megatron-LM d98e8a64 dsa_cudnn_kernels.py ``_compute_sparse_indexer_loss_and_grads``
+    (``_all_reduce_tp_target``, a plain ``torch.distributed.all_reduce`` of the [b, sq, topk] FP32 target; every
+    tp rank holds every query row): ``tokens`` x min(top-k, s) x 4 bytes, for the ``sparse`` path only (the
+    ``dense`` MindSpeed-LLM path's ``get_attn_scores`` skips it with its default ``allgather_q=True``;
+    :func:`trainsim.perf.compute.dsa_indexer_loss_fwd`). 0 when tp = 1, the stack runs no loss or the layer has no
+    indexer. Example (test): 128 tokens, top-k 16: 128 x 16 x 4 = 8,192 bytes."""
+    core = dsa_loss_teacher(lk)
+    if ctx.dsa_indexer_loss != "sparse" or core is None:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    size = tokens * min(core.window or ctx.seq_len, ctx.seq_len) * 4.0   # FP32 target
+    return all_reduce_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
