@@ -9,15 +9,17 @@ Sources (independent of this engine):
   recomputed over the top-k keys (forward only), a [b, sq, topk] FP32 target all-reduced over the tp group.
   Megatron-Bridge training/utils/flop_utils.py ``indexer_teacher_term``: 2 x context x heads x absorbed_qk_dim
   (kv_lora_rank + rope dim) FLOPs per token and layer.
-* MindSpeed-LLM c77308a1 dsa_indexer.py ``get_attn_scores`` (the GLM-5 A3 script's path: --indexer-loss-coeff 1.0,
-  no fused indexer loss): ``baddbmm`` over every key, FP32 softmax, head sum, no all-reduce (allgather_q=True).
+* MindSpeed-LLM dsa_indexer.py ``get_attn_scores`` (the GLM-5 A3 script's path from 8aaf6085, 14 Feb 2026:
+  --indexer-loss-coeff 1.0, fused indexer loss flags removed): ``baddbmm`` over every key, FP32 softmax, head sum;
+  at 8aaf6085 the [b, sq, sk] FP32 sum is all-reduced over tp, at c77308a1 not (allgather_q=True default).
 
 Hand derivations (a small layer: 8 heads, absorbed key width 96, top-16 of s = 64, tp 2, 128 tokens per micro-batch):
 
 * mean keys per query of the top-16 core: 16 - 16 x 15 / (2 x 64) = 14.125 (queries 1..16 see fewer keys);
 * sparse FLOPs on one chip: 2 x (8 / 2) x 14.125 x 96 x 128 = 1,388,544;
   bytes: 64 x 16 x 128 = 131,072 (16 FP32 passes over [b, s, topk]); all-reduce payload 128 x 16 x 4 = 8,192 bytes;
-* dense FLOPs: 2 x 4 x 64 x 96 x 128 = 6,291,456; bytes 16 x 4 x 64 x 128 = 524,288;
+* dense FLOPs: 2 x 4 x 64 x 96 x 128 = 6,291,456; bytes 16 x 4 x 64 x 128 = 524,288; all-reduce payload
+  (``dense`` only) 128 x 64 x 4 = 32,768 bytes;
 * GLM-5 dense working memory (tp 2, s 4,096, one sequence): (6 x 32 + 4) x 4096 x 4096 = 3,288,334,336 bytes.
 """
 from __future__ import annotations
@@ -72,11 +74,19 @@ def test_sparse_work_hand_derived():
     assert float(np.ravel(by)[0]) == pytest.approx(131_072)
 
 
-def test_dense_work_hand_derived():
-    ctx, p = _small("dense")
+@pytest.mark.parametrize("mode", ["dense", "dense_local"])
+def test_dense_work_hand_derived(mode):
+    ctx, p = _small(mode)
     fl, by = dsa_indexer_loss_work(LayerKind("x", 1, (), (MAIN, INDEXER)), ctx, p, TOKENS)
     assert float(np.ravel(fl)[0]) == pytest.approx(6_291_456)
     assert float(np.ravel(by)[0]) == pytest.approx(524_288)
+
+
+def test_dense_allreduce_bytes_over_tp():
+    ctx, p = _small("dense")
+    t = dsa_loss_allreduce_fwd(LayerKind("x", 1, (), (MAIN, INDEXER)), ctx, p, TOKENS)
+    want = all_reduce_time(32_768.0, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
+    assert np.allclose(t, want) and float(np.ravel(t)[0]) > 0
 
 
 def test_sparse_allreduce_bytes_over_tp():
@@ -86,7 +96,7 @@ def test_sparse_allreduce_bytes_over_tp():
     assert np.allclose(t, want) and float(np.ravel(t)[0]) > 0
 
 
-@pytest.mark.parametrize("mode", ["none", "sparse", "dense"])
+@pytest.mark.parametrize("mode", ["none", "sparse", "dense", "dense_local"])
 def test_zero_without_indexer_or_when_off(mode):
     ctx, p = _small(mode)
     no_indexer = LayerKind("x", 1, (), (MAIN,))   # a GLM-5.2 'shared' layer: reuses the top-k, no loss
@@ -95,7 +105,7 @@ def test_zero_without_indexer_or_when_off(mode):
     lk = LayerKind("x", 1, (), (MAIN, INDEXER))
     on = float(np.ravel(dsa_indexer_loss_fwd(lk, ctx, p, TOKENS))[0])
     assert (on > 0) == (mode != "none")
-    if mode != "sparse":   # only Megatron-Core's sparse path all-reduces the target
+    if mode in ("none", "dense_local"):   # MindSpeed-LLM c77308a1 sums its local heads only
         assert float(np.ravel(dsa_loss_allreduce_fwd(lk, ctx, p, TOKENS))[0]) == 0.0
 
 
@@ -110,6 +120,7 @@ def test_profiles_turn_the_loss_on_by_model():
     assert frameworks.dsa_indexer_loss("megatron-bridge-2026", "glm_moe_dsa") == "sparse"
     assert frameworks.dsa_indexer_loss("megatron-bridge-2026", "deepseek_v32") == "none"   # no coefficient set
     assert frameworks.dsa_indexer_loss("mindspeed-2025", "glm_moe_dsa") == "dense"
+    assert frameworks.dsa_indexer_loss("mindspeed-2026", "glm_moe_dsa") == "dense_local"
     assert frameworks.dsa_indexer_loss("torchtitan-2024", "glm_moe_dsa") == "none"        # profile says nothing
 
 

@@ -375,9 +375,10 @@ def dsa_indexer_loss_work(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
       the forward's log-sum-exp: 2 x (H / tp) x mean_context(top-k) x d FLOPs per token (Megatron-Bridge
       067f987d training/utils/flop_utils.py ``indexer_teacher_term``), :data:`DSA_SPARSE_LOSS_BYTES` x top-k
       bytes per token.
-    * ``dense`` (MindSpeed-LLM c77308a1 ``get_attn_scores``, unfused): ``baddbmm`` over every key of the
-      sequence (the causal mask applied after): 2 x (H / tp) x s x d FLOPs, :data:`DSA_DENSE_LOSS_BYTES` x
-      (H / tp) x s bytes per token.
+    * ``dense`` / ``dense_local`` (MindSpeed-LLM 8aaf6085 / c77308a1 ``get_attn_scores``, unfused; they differ
+      only in the tp all-reduce, :func:`trainsim.perf.comm_tp.dsa_loss_allreduce_fwd`): ``baddbmm`` over every
+      key of the sequence (the causal mask applied after): 2 x (H / tp) x s x d FLOPs,
+      :data:`DSA_DENSE_LOSS_BYTES` x (H / tp) x s bytes per token.
 
     Example (test): H 8, d 96, top-k 16, s 64, tp 2, 128 tokens, sparse: mean context 16 - 16 x 15 / 128 =
     14.125, FLOPs 2 x 4 x 14.125 x 96 x 128 = 1,388,544, bytes 64 x 16 x 128 = 131,072."""
@@ -397,7 +398,7 @@ def dsa_indexer_loss_work(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
 def dsa_indexer_loss_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward time of one layer's DSA indexer loss per micro-batch (:func:`dsa_indexer_loss_work`): ``sparse``
     runs its FLOPs at the flash forward rate of the main sparse core (:func:`_core_fwd`: a sparse-attention
-    forward kernel over the same selected keys, without the value product), ``dense`` at ``gemm_eff`` (a
+    forward kernel over the same selected keys, without the value product), ``dense(_local)`` at ``gemm_eff`` (a
     ``baddbmm``, as :func:`_unfused_attention`); plus the bytes over HBM (:func:`hbm_time`)."""
     fl, by = dsa_indexer_loss_work(lk, ctx, p, tokens)
     core = dsa_loss_teacher(lk)

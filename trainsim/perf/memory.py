@@ -405,7 +405,7 @@ def dsa_loss_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
 
     * ``sparse`` (Megatron-LM d98e8a64 ``_compute_sparse_indexer_loss_and_grads``): the FP32 [b, sq, topk]
       target, log-probabilities and probabilities live together at the KL: 12 x min(top-k, s) bytes per token;
-    * ``dense`` (MindSpeed-LLM c77308a1 ``get_attn_scores``): the BF16 [b x H/tp, sq, sk] score buffer (2) and
+    * ``dense`` / ``dense_local`` (MindSpeed-LLM ``get_attn_scores``): the BF16 [b x H/tp, sq, sk] score buffer (2) and
       its FP32 softmax (4) live together, then the FP32 [b, sq, sk] head sum: (6 H / tp + 4) x s bytes per token.
 
     0 for ``none`` or a model without an indexer. Example (GLM-5, dense, tp 2, s 4,096, 4,096 tokens):
