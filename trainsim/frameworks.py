@@ -115,6 +115,25 @@ def stack_flags(fw: str) -> dict[str, bool]:
     return {f: bool(prof.get(f, False)) for f in STACK_FLAGS}
 
 
+#: the DSA indexer-loss paths an engine prices (:func:`trainsim.perf.compute.dsa_indexer_loss_fwd`)
+DSA_INDEXER_LOSS = ("none", "sparse", "dense", "dense_local")
+
+
+def dsa_indexer_loss(fw: str, family: str) -> str:
+    """How stack ``fw`` trains the DSA indexer of a model of Hugging Face family ``family``: its profile's
+    ``dsa_indexer_loss`` mapping (family -> ``sparse``: Megatron-Core's KL loss against the main attention
+    recomputed over the top-k keys, cuDNN path; ``dense``: MindSpeed-LLM's unfused recompute over every key, its
+    head sum all-reduced over tp; ``dense_local``: the same without the all-reduce), with
+    its ``dsa_indexer_loss_source``; ``none`` for a family or profile that does not state it (Megatron-Core's
+    ``dsa_indexer_loss_coeff`` defaults to None: no loss). An unknown path is an error naming the profile."""
+    mode = str((profile(fw).get("dsa_indexer_loss") or {}).get(family, "none"))
+    if mode not in DSA_INDEXER_LOSS:
+        raise TrainsimError(f"expected one of {', '.join(DSA_INDEXER_LOSS)}, got {mode!r}",
+                            field=f"frameworks.{fw}.dsa_indexer_loss",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    return mode
+
+
 def framework_of(run) -> str:
     """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
     return getattr(run, "framework", None) or _doc()["default_framework"]

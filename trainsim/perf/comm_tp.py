@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from .collectives import reduce_scatter_time
+from .collectives import all_reduce_time, reduce_scatter_time
+from .compute import dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -47,3 +48,24 @@ def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
     size = tokens * elems * BF16_BYTES
     return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff) if elems \
         else 0.0 * np.asarray(tokens, dtype=np.float64)
+
+
+def dsa_loss_allreduce_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Forward-only all-reduce over the tp group of a layer's DSA indexer-loss target, per micro-batch: each tp
+    rank sums the main attention's probabilities over its own heads (every tp rank holds every query row), and
+    the ranks add their sums before the row normalisation; a plain ``torch.distributed.all_reduce`` of FP32:
+
+    * ``sparse``: Megatron-LM d98e8a64 dsa_cudnn_kernels.py ``_compute_sparse_indexer_loss_and_grads``
+      (``_all_reduce_tp_target``, the [b, sq, topk] target): ``tokens`` x min(top-k, s) x 4 bytes;
+    * ``dense``: MindSpeed-LLM 8aaf6085 dsa_indexer.py ``get_attn_scores`` (the [b, sq, sk] head sum):
+      ``tokens`` x s x 4 bytes;
+    * ``dense_local``: none (MindSpeed-LLM c77308a1 ``get_attn_scores`` with its default ``allgather_q=True``).
+
+    (:func:`trainsim.perf.compute.dsa_indexer_loss_work`). 0 when tp = 1, the stack runs no loss or the layer has
+    no indexer. Example (test): 128 tokens, top-k 16: 128 x 16 x 4 = 8,192 bytes."""
+    core = dsa_loss_teacher(lk)
+    if ctx.dsa_indexer_loss not in ("sparse", "dense") or core is None:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    keys = min(core.window or ctx.seq_len, ctx.seq_len) if ctx.dsa_indexer_loss == "sparse" else ctx.seq_len
+    size = tokens * keys * 4.0   # FP32
+    return all_reduce_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)

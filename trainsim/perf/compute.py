@@ -245,11 +245,14 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     blocks partly idle), per attention core: a full core sees L = seq_len / cp; a sliding-window or top-k
     (``sparse``) core, whose queries each attend ``mean_context`` keys (:func:`trainsim.model.counts.mean_context`),
     sees what a causal block of twice that many keys sees (a causal query attends half its block on average):
-    L = min(2 x mean context, seq_len / cp). unfused: :func:`_unfused_attention`.
+    L = min(2 x mean context, seq_len / cp). unfused: :func:`_unfused_attention`. Plus the DSA indexer's training
+    loss where the stack runs it (:func:`dsa_indexer_loss_fwd`; forward only: its gradients are computed in the
+    forward or flow only into the detached indexer).
     """
+    loss = dsa_indexer_loss_fwd(lk, ctx, p, tokens)
     if ctx.attention_kernel == "unfused":
-        return _unfused_attention(lk, ctx, p, tokens, backward=False)
-    t: Num = 0.0
+        return _unfused_attention(lk, ctx, p, tokens, backward=False) + loss
+    t: Num = loss
     for core in lk.attention:
         t = t + _core_fwd(core, ctx, p, tokens)
     return t
@@ -334,6 +337,77 @@ def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
         else:
             t = t + attn_bwd_ratio(ctx.calib) * _core_fwd(core, ctx, p, tokens)
     return t
+
+
+#: FP32 bytes per (query, selected key) of the element-wise passes of Megatron-LM's sparse indexer loss over its
+#: [b, sq, topk] tensors (d98e8a64 dsa_cudnn_kernels.py ``_compute_sparse_indexer_loss_and_grads``): masked
+#: log-softmax of the indexer scores (read, write: 8), ``.exp()`` and ``masked_fill`` (2 x read + write: 16), the
+#: target written by the recompute kernel (4), ``target.masked_fill_`` (8), ``normalize_indexer_target`` (row sum
+#: read, divide read + write: 12), the second ``masked_fill_`` (8), the KL reading target and log-probabilities (8)
+DSA_SPARSE_LOSS_BYTES = 64.0
+#: bytes per (head, query, key) of MindSpeed-LLM's unfused target (c77308a1 dsa_indexer.py ``get_attn_scores``):
+#: ``baddbmm`` writes the BF16 scores (2), ``masked_fill_`` reads and writes them (4), the FP32 softmax reads BF16
+#: and writes FP32 (6), ``sum(dim=1)`` over heads reads the FP32 probabilities (4)
+DSA_DENSE_LOSS_BYTES = 16.0
+
+
+def dsa_loss_teacher(lk: LayerKind) -> AttentionCore | None:
+    """The main attention core whose scores a layer's DSA indexer loss recomputes: the layer's ``sparse`` core
+    when the layer also runs an indexer (a ``tp_replicated`` core: a layer that computes its own top-k; a GLM-5.2
+    'shared' layer reuses another's and has no loss, Megatron-LM dsa.py ``use_indexer_loss ... and
+    computes_topk``), else None."""
+    if not any(c.tp_replicated for c in lk.attention):
+        return None
+    return next((c for c in lk.attention if c.kind == "sparse" and not c.tp_replicated), None)
+
+
+def dsa_indexer_loss_work(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """FLOPs and HBM bytes on one chip of one layer's DSA indexer training loss per micro-batch (DeepSeek-V3.2-Exp
+    report sec. 2.1: KL between the indexer's distribution and the head-summed main attention distribution), by
+    the stack's path (``StepContext.dsa_indexer_loss``, the profile's ``dsa_indexer_loss``; 0 for ``none`` or a
+    layer without an indexer, :func:`dsa_loss_teacher`). The main attention's heads are split over tp
+    (:func:`core_tp_ranks`), the query rows are every token of the micro-batch on every tp rank; the key width d
+    is the absorbed MLA key ``kv_elems_per_token`` (latent + rope key, Megatron-Bridge flop_utils.py
+    ``absorbed_qk_dim``).
+
+    * ``sparse`` (Megatron-LM d98e8a64 ``_compute_sparse_indexer_loss_and_grads``, the cuDNN path GLM-5's
+      Megatron-Bridge recipes select): the scores recomputed over the selected keys only, forward only, reusing
+      the forward's log-sum-exp: 2 x (H / tp) x mean_context(top-k) x d FLOPs per token (Megatron-Bridge
+      067f987d training/utils/flop_utils.py ``indexer_teacher_term``), :data:`DSA_SPARSE_LOSS_BYTES` x top-k
+      bytes per token.
+    * ``dense`` / ``dense_local`` (MindSpeed-LLM 8aaf6085 / c77308a1 ``get_attn_scores``, unfused; they differ
+      only in the tp all-reduce, :func:`trainsim.perf.comm_tp.dsa_loss_allreduce_fwd`): ``baddbmm`` over every
+      key of the sequence (the causal mask applied after): 2 x (H / tp) x s x d FLOPs,
+      :data:`DSA_DENSE_LOSS_BYTES` x (H / tp) x s bytes per token.
+
+    Example (test): H 8, d 96, top-k 16, s 64, tp 2, 128 tokens, sparse: mean context 16 - 16 x 15 / 128 =
+    14.125, FLOPs 2 x 4 x 14.125 x 96 x 128 = 1,388,544, bytes 64 x 16 x 128 = 131,072."""
+    z = 0.0 * np.asarray(tokens, dtype=np.float64)
+    core = dsa_loss_teacher(lk)
+    if ctx.dsa_indexer_loss == "none" or core is None:
+        return z, z
+    d = float(core.kv_elems_per_token)
+    heads = core.heads / core_tp_ranks(core, p)
+    if ctx.dsa_indexer_loss == "sparse":
+        return (2.0 * heads * mean_context(core, ctx.seq_len) * d * tokens + z,
+                DSA_SPARSE_LOSS_BYTES * min(core.window or ctx.seq_len, ctx.seq_len) * tokens + z)
+    keys = float(ctx.seq_len)
+    return 2.0 * heads * keys * d * tokens + z, DSA_DENSE_LOSS_BYTES * heads * keys * tokens + z
+
+
+def dsa_indexer_loss_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Forward time of one layer's DSA indexer loss per micro-batch (:func:`dsa_indexer_loss_work`): ``sparse``
+    runs its FLOPs at the flash forward rate of the main sparse core (:func:`_core_fwd`: a sparse-attention
+    forward kernel over the same selected keys, without the value product), ``dense(_local)`` at ``gemm_eff`` (a
+    ``baddbmm``, as :func:`_unfused_attention`); plus the bytes over HBM (:func:`hbm_time`)."""
+    fl, by = dsa_indexer_loss_work(lk, ctx, p, tokens)
+    core = dsa_loss_teacher(lk)
+    if ctx.dsa_indexer_loss == "none" or core is None:
+        return fl
+    if ctx.dsa_indexer_loss == "sparse":
+        s_per_flop = _core_fwd(core, ctx, p, tokens) / _core_fwd_flops(core, ctx, p, tokens)
+        return fl * s_per_flop + hbm_time(by, ctx)
+    return fl / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff) + hbm_time(by, ctx)
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:

@@ -24,6 +24,7 @@ from ..parallel.sharding import layer_params
 from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
 from .comm_cp import torch_ring_backward_bytes
+from .compute import dsa_loss_teacher
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
 from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
@@ -337,7 +338,7 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     dual = mirrored_stages(p.schedule)
     extra_last = _last_stage_extra_bytes(ctx, p, tokens)
     mean = _mean_layer_activations(ctx, p, tokens)
-    cp_work = cp_backward_working_bytes(ctx, p, tokens)
+    cp_work = cp_backward_working_bytes(ctx, p, tokens) + dsa_loss_working_bytes(ctx, p, tokens)
     zero = np.zeros_like(p.pp, dtype=np.float64)
     out: list[tuple[Num, Num, Num, Num]] = []
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
@@ -396,6 +397,33 @@ def pipeline_stage_buffers(ctx: StepContext, p: Plans, tokens: Num, m: Array, ki
     count = {"first": first, "mid": np.where(pp > 2, 2.0 * v * M, np.maximum(first, last)), "last": last}[kind]
     boundary = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     return np.where(p.pp > 1, count * boundary, 0.0)
+
+
+def dsa_loss_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Bytes the DSA indexer loss (:func:`trainsim.perf.compute.dsa_indexer_loss_work`) holds while it runs, for
+    the widest layer kind (one layer's loss at a time), per chip:
+
+    * ``sparse`` (Megatron-LM d98e8a64 ``_compute_sparse_indexer_loss_and_grads``): the FP32 [b, sq, topk]
+      target, log-probabilities and probabilities live together at the KL: 12 x min(top-k, s) bytes per token;
+    * ``dense`` / ``dense_local`` (MindSpeed-LLM ``get_attn_scores``): the BF16 [b x H/tp, sq, sk] score buffer (2) and
+      its FP32 softmax (4) live together, then the FP32 [b, sq, sk] head sum: (6 H / tp + 4) x s bytes per token.
+
+    0 for ``none`` or a model without an indexer. Example (GLM-5, dense, tp 2, s 4,096, 4,096 tokens):
+    (6 x 32 + 4) x 4096 x 4096 = 3.29 GB."""
+    out: Num = 0.0
+    if ctx.dsa_indexer_loss == "none":
+        return out
+    for lk in ctx.arch.layers:
+        core = dsa_loss_teacher(lk)
+        if core is None:
+            continue
+        s = float(ctx.seq_len)
+        if ctx.dsa_indexer_loss == "sparse":
+            per = 12.0 * min(core.window or s, s) + 0.0 * p.tp
+        else:
+            per = (6.0 * core.heads / p.tp + 4.0) * s
+        out = np.maximum(out, per * tokens)
+    return out
 
 
 def cp_backward_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:

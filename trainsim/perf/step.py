@@ -34,7 +34,7 @@ from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
-from .comm_tp import replicated_gather_fwd, tp_comm_fwd
+from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
@@ -134,7 +134,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["seq_f"] += lk.n_layers * seq_f
         out["seq_b"] += lk.n_layers * seq_b
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
-        out["tp_g"] += lk.n_layers * replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
+        out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
+                                      + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
@@ -158,7 +159,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
         out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
                                           + etp_comm_fwd(lk, ctx, p, tokens))
-        out["mtp_tp_g"] += lk.n_layers * replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
+        out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
+                                          + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
     return out
 
 
