@@ -13,8 +13,8 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, microbatch_groups, optimizer_precisions,
-                         plan_options, plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
+from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, plan_options,
+                         plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -215,7 +215,7 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
     (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
     tr = run.training
     batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule,
-                                                microbatch_groups(framework_of(run))))
+                                                plan_rules(framework_of(run))["microbatch_groups"]))
     used = plans.tp * plans.pp * plans.cp * plans.dp
     return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 

@@ -120,13 +120,13 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
     if want(10) or want(11):
         used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule, microbatch_groups))
+        m = used_batch // np.maximum(p.dp * p.mb, 1)     # micro-batches per step, for rules 10 and 11
     if want(10):
-        short = (used_batch // np.maximum(p.dp * p.mb, 1) < p.pp) if microbatch_groups else False
+        short = (m < p.pp) if microbatch_groups else False
         rule(batch_multiple_of_pp(p.schedule) & (~within(used_batch, batch_seqs, batch_tol) | short), 10)
     if want(14):
         rule(needs_pp(p.schedule) & (p.pp < 2), 14)
     if want(11):
-        m = used_batch // np.maximum(p.dp * p.mb, 1)
         rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
     if want(12):
         rule((p.node_limit > 0) & (p.ep < 2), 12)

@@ -232,8 +232,10 @@ def core_tp_ranks(core: AttentionCore, p: Plans) -> Num:
     """Ranks one attention core's per-token work is split over: tp (heads split over the tensor-parallel group,
     Megatron-LM ``attention.py``: ``num_attention_heads_per_partition``), or 1 for a core every tp rank runs whole
     (``AttentionCore.tp_replicated``: the DSA lightning indexer, duplicated across tp ranks on the gathered
-    sequence, :func:`trainsim.model.blocks.dsa_indexer`). The one place a core's FLOPs, bytes and kept
-    activations learn their tp share."""
+    sequence, :func:`trainsim.model.blocks.dsa_indexer`). The attention-core FLOPs (:func:`_core_fwd_flops`) and
+    the unfused score bytes take their tp share here; a replicated core's kept q / k are an unsplit
+    ``ActTensor`` (:func:`trainsim.perf.activations.activation_tensors`) and its RoPE bytes
+    :func:`replicated_rope_bytes_per_token`."""
     return 1.0 if core.tp_replicated else p.tp
 
 

@@ -311,8 +311,9 @@ def activation_layers(ctx: StepContext, p: Plans, m: Array, layers: Num, mid: Nu
     them in the light chunk (:func:`interleaved_chunk_in_flight`, in the schedule registry), the rank keeps
     c W - (mid - layers) n layer-micro-batches, returned as the layer count that gives the same at W / v
     micro-batches. Rank 0's light chunk 0 holds the most
-    micro-batches (2p - 1 of W = (v + 1) p - 1 with m >= 2p), so its layers weigh less than 1/v; the last rank's
-    holds one, so its layers weigh more."""
+    micro-batches (2p - 1 of W = (v + 1) p - 1 with m >= 2p and groups of N = p; N + max(2p - 1 - N, 0) of
+    W = 2p - 1 + (v - 1) N with micro-batch groups of N > p, :func:`trainsim.parallel.schedules.microbatch_group`),
+    so its layers weigh less than 1/v; the last rank's holds one, so its layers weigh more."""
     if ctx.pipeline_split != "balanced" or ctx.first_stage_layers is not None or ctx.last_stage_layers is not None:
         return layers
     use = virtual_stages(p.schedule) & (p.vpp > 1) & (p.pp > 2)

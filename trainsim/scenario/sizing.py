@@ -121,16 +121,23 @@ def plan_friendly_counts(cap: int, max_odd: int = MAX_ODD) -> list[int]:
 MAX_NEGATIVE_SCAN = 48
 
 
+def _fastest(probe) -> dict | None:
+    """The probed count with the fewest effective days (the first probed of equals), None when no probed count
+    has a plan."""
+    finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
+    return min(finite, key=lambda p: p["effective_days"]) if finite else None
+
+
 def _scan_skipped(counts: list[int], probe, ok) -> int | None:
     """Index of the smallest count that meets the deadline among the counts the galloping search stepped over,
     or None. Before :func:`size` answers that no count finishes, it probes the unsearched plan-friendly counts
     from half the fastest searched count up to the cap (at most :data:`MAX_NEGATIVE_SCAN`, nearest the fastest
     first), because days are not monotone in the count: a 9.9T MoE on Atlas 950 SuperPoDs takes 119.5 days on 20,
     74.3 on 30 and 90.1 on 40, so a gallop 20 -> 40 that misses 30 would wrongly say none up to 40 finishes."""
-    finite = [u for u, p in probe.seen.items() if math.isfinite(p["effective_days"])]
-    if not finite:
+    best_probe = _fastest(probe)
+    if best_probe is None:
         return None
-    fastest = min(finite, key=lambda u: probe(u)["effective_days"])
+    fastest = best_probe["units"]
     skipped = [i for i, u in enumerate(counts) if u >= fastest // 2 and u not in probe.seen]
     skipped.sort(key=lambda i: abs(counts[i] - fastest))
     passing = [i for i in skipped[:MAX_NEGATIVE_SCAN] if ok(i)]
@@ -230,8 +237,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi is None:                      # "none finishes" is a claim about every count: check the skipped ones
         hi = _scan_skipped(counts, probe, ok)
     if hi is None:
-        finite = [p for p in probe.seen.values() if math.isfinite(p["effective_days"])]
-        fastest = min(finite, key=lambda p: p["effective_days"]) if finite else None
+        fastest = _fastest(probe)
         cap_chips = "" if uc == 1 else f" ({cap * uc:,} chips)"      # --unit chip: the count is the chips
         on = (f"{fastest['units']:,} chips (" if uc == 1 else f"{fastest['units']:,} ({fastest['chips']:,} chips, "
               ) if fastest else ""
