@@ -34,7 +34,7 @@ from trainsim.errors import TrainsimError
 from trainsim.model.arch import AttentionCore, LayerKind
 from trainsim.perf.collectives import all_reduce_time
 from trainsim.perf.comm_tp import dsa_loss_allreduce_fwd
-from trainsim.perf.compute import attention_fwd, dsa_indexer_loss_fwd, dsa_indexer_loss_work
+from trainsim.perf.compute import attention_fwd, dsa_indexer_loss_fwd, dsa_indexer_loss_work, dsa_indexer_score_grad
 from trainsim.perf.memory import dsa_loss_working_bytes
 from trainsim.plan_estimate import context, plans_from_spec
 from trainsim.spec import parse_run
@@ -139,7 +139,9 @@ def test_context_reads_the_profile_and_the_loss_adds_to_the_attention_forward():
     tokens = np.full(len(p), 4096.0)
     off = attention_fwd(lk, replace(ctx, dsa_indexer_loss="none"), p, tokens)
     loss = dsa_indexer_loss_fwd(lk, ctx, p, tokens)
-    assert np.allclose(attention_fwd(lk, ctx, p, tokens), off + loss) and np.all(loss > 0)
+    # the fused cuDNN path also computes the indexer's score gradient in the forward (test_dsa_indexer_backward.py)
+    grad = dsa_indexer_score_grad(lk, ctx, p, tokens)[0]
+    assert np.allclose(attention_fwd(lk, ctx, p, tokens), off + loss + grad) and np.all(loss > 0) and np.all(grad > 0)
 
 
 def test_glm5_dense_working_memory():

@@ -248,10 +248,10 @@ def attention_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     (``sparse``) core, whose queries each attend ``mean_context`` keys (:func:`trainsim.model.counts.mean_context`),
     sees what a causal block of twice that many keys sees (a causal query attends half its block on average):
     L = min(2 x mean context, seq_len / cp). unfused: :func:`_unfused_attention`. Plus the DSA indexer's training
-    loss where the stack runs it (:func:`dsa_indexer_loss_fwd`; forward only: its gradients are computed in the
-    forward or flow only into the detached indexer).
+    loss where the stack runs it (:func:`dsa_indexer_loss_fwd`; forward only: its target is detached) and the
+    part of the indexer's score gradient a fused kernel computes in the forward (:func:`dsa_indexer_score_grad`).
     """
-    loss = dsa_indexer_loss_fwd(lk, ctx, p, tokens)
+    loss = dsa_indexer_loss_fwd(lk, ctx, p, tokens) + dsa_indexer_score_grad(lk, ctx, p, tokens)[0]
     if ctx.attention_kernel == "unfused":
         return _unfused_attention(lk, ctx, p, tokens, backward=False) + loss
     t: Num = loss
@@ -328,11 +328,18 @@ def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
     compressed cores): :data:`ATTN_BWD_FLOPS_RATIO` x its forward FLOPs at :func:`dsa_bwd_rate` of its
     call's index-list length (:func:`dsa_call_keys`), one rate for all the cores of the call.
     unfused: the stored probabilities are not recomputed: twice the score GEMMs and the backward score bytes
-    (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`)."""
+    (:func:`_unfused_attention`, :func:`unfused_score_bytes_per_token`).
+    The DSA lightning indexer (a ``tp_replicated`` core) has no backward of its own: its inputs are detached and
+    its top-k is not differentiable, so only the indexer loss's score gradient reaches it, priced by
+    :func:`dsa_indexer_score_grad` (its backward part here)."""
+    grad = dsa_indexer_score_grad(lk, ctx, p, tokens)[1]
     if ctx.attention_kernel == "unfused":
-        return _unfused_attention(lk, ctx, p, tokens, backward=True)
-    t: Num = 0.0
+        rest = tuple(c for c in lk.attention if not c.tp_replicated)
+        return _unfused_attention(replace(lk, attention=rest), ctx, p, tokens, backward=True) + grad
+    t: Num = grad
     for core in lk.attention:
+        if core.tp_replicated:
+            continue
         if core.dsa_keys > 0:
             fl = _core_fwd_flops(core, ctx, p, tokens)
             t = t + ATTN_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
@@ -410,6 +417,70 @@ def dsa_indexer_loss_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num)
         s_per_flop = _core_fwd(core, ctx, p, tokens) / _core_fwd_flops(core, ctx, p, tokens)
         return fl * s_per_flop + hbm_time(by, ctx)
     return fl / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff) + hbm_time(by, ctx)
+
+
+def dsa_indexer_core(lk: LayerKind) -> AttentionCore | None:
+    """The layer's DSA lightning-indexer score core (the ``tp_replicated`` core
+    :func:`trainsim.model.blocks.dsa_indexer` builds), or None for a layer without an indexer of its own."""
+    return next((c for c in lk.attention if c.tp_replicated), None)
+
+
+def dsa_indexer_score_grad(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """(forward, backward) time per micro-batch of the gradient of one layer's DSA indexer scores, the indexer's
+    only backward besides its projections' weight gradients (:func:`layer_gemm_bwd`). Both stacks detach the
+    indexer's inputs (Megatron-LM d98e8a64 experimental_attention_variant/dsa.py ``x = x.detach()``,
+    ``qr = qr.detach()``; MindSpeed-LLM c77308a1 multi_latent_attention.py ``dsa_hidden_states.detach()``,
+    ``dsa_q_compressed.detach()``) and the top-k selection passes no gradient, so the gradient reaching the scores
+    is the indexer loss's alone (DeepSeek-V3.2-Exp report sec. 2.1). It is dQ_I = dS K_I and dK_I = dS^T Q_I: two
+    matmuls of the forward's shape over the score entries the loss touches, 2 x the indexer's forward score FLOPs
+    over those entries (Megatron-Bridge 067f987d training/utils/flop_utils.py: ``index_score_term`` adds
+    ``4 x score_grad_context x H_I (d_I + 1)`` to the forward's ``2 x dense_causal_context x H_I (d_I + 1)``).
+    By the stack's path (``StepContext.dsa_indexer_loss``):
+
+    * ``none``: 0 (Megatron-LM dsa.py runs the indexer under ``torch.no_grad()`` without the loss).
+    * ``sparse`` (Megatron-LM's cuDNN path, the one GLM-5's Megatron-Bridge recipes select): over the selected
+      top-k pairs only (flop_utils.py ``score_grad_context = sparse_causal_context``): 2 x the flash forward time
+      of the indexer core at the main attention's top-k (:func:`_core_fwd` of it as a ``sparse`` core). A fused
+      kernel computes it in the forward with the loss (dsa_cudnn_kernels.py ``FusedQKTopKWithSparseLossFunc`` and
+      ``FusedIndexerSparseAttnFunc``: the backward only scales ``precomputed_grad_q_indexer`` /
+      ``_k_indexer`` / ``_weights``); on the ``unfused`` attention backend Megatron-LM takes the reference path
+      (dsa.py ``FusedDSAIndexerLoss``, whose backward recomputes them): the backward.
+    * ``dense`` / ``dense_local`` (MindSpeed-LLM, unfused): autograd through ``bf16_index``'s
+      ``torch.matmul(query, key)`` over every key (dsa_indexer.py at c77308a1): the loss reads only the top-k
+      scores (``compute_dsa_indexer_loss(main_attn_dist, topk_score, ...)``), but the matmul's backward GEMMs run
+      over the whole [s, s] score gradient: 2 x the indexer core's forward time, in the backward.
+
+    Example (test): indexer H_I 4 x d_I 32, top-k 16, s 64, 128 tokens: forward score FLOPs per token
+    2 x 4 x 32 x 32.5 = 8,320 (dense), 2 x 4 x 32 x 14.125 = 3,616 (top-k); gradient FLOPs 2 x 128 x those."""
+    z = 0.0 * np.asarray(tokens, dtype=np.float64)
+    idx, teacher = dsa_indexer_core(lk), dsa_loss_teacher(lk)
+    if ctx.dsa_indexer_loss == "none" or idx is None or teacher is None:
+        return z, z
+    if ctx.dsa_indexer_loss == "sparse":
+        t = 2.0 * _core_fwd(replace(idx, kind="sparse", window=teacher.window), ctx, p, tokens) + z
+        return (z, t) if ctx.attention_kernel == "unfused" else (t, z)
+    return z, 2.0 * _core_fwd(idx, ctx, p, tokens) + z
+
+
+#: backward / forward time of the DSA indexer's projections (``indexer.*`` GEMMs) by indexer-loss path. The inputs
+#: are detached (:func:`dsa_indexer_score_grad`), so there is never an input gradient; with a loss each projection
+#: runs its weight gradient, one GEMM per forward one (Megatron-Bridge 067f987d training/utils/flop_utils.py:
+#: ``indexer_projection_multiplier = 4 if trains_indexer else 2``, "each projection therefore executes
+#: forward+wgrad (2x forward), not forward+dgrad+wgrad (3x). Without the loss, top-k is computed under no_grad")
+DSA_INDEXER_PROJ_BWD = {"none": 0.0, "sparse": 1.0, "dense": 1.0, "dense_local": 1.0}
+
+
+def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Backward GEMM time of one layer per micro-batch per chip: the input- and weight-gradient GEMMs, 2 x
+    :func:`layer_gemm_fwd`, except the DSA indexer's projections (the ``indexer.*`` matrices of a layer with an
+    indexer core, :func:`dsa_indexer_core`), which take :data:`DSA_INDEXER_PROJ_BWD` x their forward:
+    2 x fwd - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd."""
+    t = 2.0 * layer_gemm_fwd(lk, ctx, p, tokens)
+    if dsa_indexer_core(lk) is None:
+        return t
+    sub = [m for m in lk.matrices if m.name.startswith("indexer.")]
+    return t - (2.0 - DSA_INDEXER_PROJ_BWD[ctx.dsa_indexer_loss]) * layer_gemm_fwd(replace(lk, matrices=sub), ctx,
+                                                                                 p, tokens)
 
 
 def attention_kernel_eff(ctx: StepContext) -> float:

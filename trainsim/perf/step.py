@@ -9,7 +9,8 @@ each including the communication the schedule cannot hide):
 (calls: the pipeline schedule's calls per step, each with its own fill and drain; parallel/schedules.py
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
 
-Backward = 2 x forward for GEMMs (input and weight gradients), the attention core's own backward
+Backward = 2 x forward for GEMMs (input and weight gradients; the DSA indexer's detached projections: weight
+gradients only, with the loss, :func:`trainsim.perf.compute.layer_gemm_bwd`), the attention core's own backward
 (:func:`trainsim.perf.compute.attention_bwd`: :func:`~trainsim.perf.compute.attn_bwd_ratio` x for flash
 attention, the measured sparse-attention backward rate for DeepSeek-V4's DSA cores), 2 x for
 memory-bound kernels (experts run one after another cost their own forward and backward copies:
@@ -35,7 +36,8 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed,
 from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
-from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_fwd,
+from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_bwd,
+                      layer_gemm_fwd,
                       loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import BF16_BYTES, StepContext
@@ -118,14 +120,16 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     a = ctx.arch
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
-    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "attn", "attn_b", "elem", "seq_f", "seq_b", "tp", "ep",
+    out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
+                                    "tp", "ep",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
         el = elementwise_fwd(lk, ctx, p, tokens)
         out["gemm"] += lk.n_layers * g
+        out["gemm_b"] += lk.n_layers * layer_gemm_bwd(lk, ctx, p, tokens)
         out["attn"] += lk.n_layers * at
         out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["elem"] += lk.n_layers * el
@@ -154,6 +158,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     out["loss_f"], out["loss_b"] = depth * loss_f, depth * loss_b
     for lk in a.mtp:
         out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
+        out["mtp_g_b"] += lk.n_layers * (layer_gemm_bwd(lk, ctx, p, tokens) + 2.0 * head)
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
         out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
@@ -280,16 +285,18 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide."""
     a, c = ctx.arch, ctx.calib
     gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
+    gemm_b = share * lc["gemm_b"]
     seq_f, seq_b = share * lc["seq_f"], share * lc["seq_b"]
     attn_b = share * lc["attn_b"]
     tp_f, ep_f, cp_f, rec_sel = share * lc["tp"], share * lc["ep"], share * lc["cp"], share * lc["rec_sel"]
     w = 1.0 if with_last else 0.0
     gemm_last = w * (lc["head"] + lc["mtp_g"])
+    gemm_last_b = w * (2.0 * lc["head"] + lc["mtp_g_b"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
     mtp_a_b, mtp_tp_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"]
     comp_f = gemm + attn + elem + seq_f
-    comp_b = 2.0 * gemm + attn_b + 2.0 * elem + seq_b
+    comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
@@ -311,7 +318,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g
-    last_b = 2.0 * gemm_last + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
+    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -340,11 +347,13 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
     t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + (host - host_f)
-    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm, attn=attn + attn_b, elem=elem, seq=seq_f + seq_b,
+    return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
+                seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
-                gemm_last=gemm_last, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e, mtp_comm=mtp_comm)
+                gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
+                mtp_comm=mtp_comm)
 
 
 @dataclass
@@ -496,7 +505,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     # breakdown: every part of `step`, in seconds
     bd = {
-        "compute_gemm": m * (3.0 * gemm + 3.0 * gemm_last + st["loss"]),   # the loss with its head GEMM
+        "compute_gemm": m * (gemm + gemm_last + st["loss"]),   # forward + backward; the loss with its head GEMM
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
         "recompute": m * rec,
