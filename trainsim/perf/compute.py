@@ -478,7 +478,7 @@ def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
     t = 2.0 * layer_gemm_fwd(lk, ctx, p, tokens)
     if dsa_indexer_core(lk) is None:
         return t
-    sub = [m for m in lk.matrices if m.name.startswith("indexer.")]
+    sub = tuple(m for m in lk.matrices if m.name.startswith("indexer."))
     return t - (2.0 - DSA_INDEXER_PROJ_BWD[ctx.dsa_indexer_loss]) * layer_gemm_fwd(replace(lk, matrices=sub), ctx,
                                                                                  p, tokens)
 
