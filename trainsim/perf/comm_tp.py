@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from .collectives import all_reduce_time, reduce_scatter_time
-from .compute import dsa_loss_teacher
+from .compute import dsa_loss_keys, dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -66,6 +66,5 @@ def dsa_loss_allreduce_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
     core = dsa_loss_teacher(lk)
     if ctx.dsa_indexer_loss not in ("sparse", "dense") or core is None:
         return 0.0 * np.asarray(tokens, dtype=np.float64)
-    keys = min(core.window or ctx.seq_len, ctx.seq_len) if ctx.dsa_indexer_loss == "sparse" else ctx.seq_len
-    size = tokens * keys * 4.0   # FP32
+    size = tokens * dsa_loss_keys(core, ctx) * 4.0   # FP32
     return all_reduce_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)

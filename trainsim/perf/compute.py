@@ -370,6 +370,17 @@ def dsa_loss_teacher(lk: LayerKind) -> AttentionCore | None:
     return next((c for c in lk.attention if c.kind == "sparse" and not c.tp_replicated), None)
 
 
+def dsa_loss_keys(core: AttentionCore, ctx: StepContext) -> float:
+    """Keys per query row the DSA indexer loss covers (the last axis of its target): the main attention's top-k,
+    min(top-k, s), on the ``sparse`` path (Megatron-LM d98e8a64 ``_compute_sparse_indexer_loss_and_grads``, the
+    [b, sq, topk] target), every key s on MindSpeed-LLM's ``dense`` / ``dense_local`` paths (``get_attn_scores``,
+    [b, sq, sk]). The one reading of that width for the loss's FLOP/byte count (:func:`dsa_indexer_loss_work`),
+    its tp all-reduce (:func:`trainsim.perf.comm_tp.dsa_loss_allreduce_fwd`) and its working memory
+    (:func:`trainsim.perf.memory.dsa_loss_working_bytes`)."""
+    s = float(ctx.seq_len)
+    return float(min(core.window or s, s)) if ctx.dsa_indexer_loss == "sparse" else s
+
+
 def dsa_indexer_loss_work(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     """FLOPs and HBM bytes on one chip of one layer's DSA indexer training loss per micro-batch (DeepSeek-V3.2-Exp
     report sec. 2.1: KL between the indexer's distribution and the head-summed main attention distribution), by
@@ -399,8 +410,8 @@ def dsa_indexer_loss_work(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
     heads = core.heads / core_tp_ranks(core, p)
     if ctx.dsa_indexer_loss == "sparse":
         return (2.0 * heads * mean_context(core, ctx.seq_len) * d * tokens + z,
-                DSA_SPARSE_LOSS_BYTES * min(core.window or ctx.seq_len, ctx.seq_len) * tokens + z)
-    keys = float(ctx.seq_len)
+                DSA_SPARSE_LOSS_BYTES * dsa_loss_keys(core, ctx) * tokens + z)
+    keys = dsa_loss_keys(core, ctx)
     return 2.0 * heads * keys * d * tokens + z, DSA_DENSE_LOSS_BYTES * heads * keys * tokens + z
 
 

@@ -24,7 +24,7 @@ from ..parallel.sharding import layer_params
 from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
 from .comm_cp import torch_ring_backward_bytes
-from .compute import dsa_loss_teacher
+from .compute import dsa_loss_keys, dsa_loss_teacher
 from .context import StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
 from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
@@ -418,11 +418,11 @@ def dsa_loss_working_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
         core = dsa_loss_teacher(lk)
         if core is None:
             continue
-        s = float(ctx.seq_len)
+        keys = dsa_loss_keys(core, ctx)
         if ctx.dsa_indexer_loss == "sparse":
-            per = 12.0 * min(core.window or s, s) + 0.0 * p.tp
+            per = 12.0 * keys + 0.0 * p.tp
         else:
-            per = (6.0 * core.heads / p.tp + 4.0) * s
+            per = (6.0 * core.heads / p.tp + 4.0) * keys
         out = np.maximum(out, per * tokens)
     return out
 
