@@ -122,12 +122,13 @@ def test_indexer_projection_backward(mode, proj_bwd):
     rest = replace(LAYER, matrices=MATS[:2])
     idx = replace(LAYER, matrices=MATS[2:])
     want = 2.0 * _f(layer_gemm_fwd(rest, ctx, p, TOKENS)) + proj_bwd * _f(layer_gemm_fwd(idx, ctx, p, TOKENS))
-    assert _f(layer_gemm_bwd(LAYER, ctx, p, TOKENS)) == pytest.approx(want)
+    assert _f(layer_gemm_bwd(LAYER, ctx, p, TOKENS, layer_gemm_fwd(LAYER, ctx, p, TOKENS))) == pytest.approx(want)
 
 
 def test_projection_backward_untouched_without_indexer_core():
     # ``indexer.*`` matrices of a layer with no replicated indexer core (DeepSeek-V4's, not this mechanism): 2 x
     ctx, p = _small("none")
     lk = replace(LAYER, attention=(MAIN,))
-    assert _f(layer_gemm_bwd(lk, ctx, p, TOKENS)) == pytest.approx(2.0 * _f(layer_gemm_fwd(lk, ctx, p, TOKENS)))
+    fwd = layer_gemm_fwd(lk, ctx, p, TOKENS)
+    assert _f(layer_gemm_bwd(lk, ctx, p, TOKENS, fwd)) == pytest.approx(2.0 * _f(fwd))
 

@@ -481,12 +481,12 @@ def dsa_indexer_score_grad(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
 DSA_INDEXER_PROJ_BWD = {"none": 0.0, "sparse": 1.0, "dense": 1.0, "dense_local": 1.0}
 
 
-def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Backward GEMM time of one layer per micro-batch per chip: the input- and weight-gradient GEMMs, 2 x
-    :func:`layer_gemm_fwd`, except the DSA indexer's projections (the ``indexer.*`` matrices of a layer with an
-    indexer core, :func:`dsa_indexer_core`), which take :data:`DSA_INDEXER_PROJ_BWD` x their forward:
-    2 x fwd - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd."""
-    t = 2.0 * layer_gemm_fwd(lk, ctx, p, tokens)
+def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, fwd: Num) -> Num:
+    """Backward GEMM time of one layer per micro-batch per chip, given its forward ``fwd`` (:func:`layer_gemm_fwd`,
+    already priced by the caller): the input- and weight-gradient GEMMs, 2 x ``fwd``, except the DSA indexer's
+    projections (the ``indexer.*`` matrices of a layer with an indexer core, :func:`dsa_indexer_core`), which take
+    :data:`DSA_INDEXER_PROJ_BWD` x their forward: 2 x fwd - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd."""
+    t = 2.0 * fwd
     if dsa_indexer_core(lk) is None:
         return t
     sub = tuple(m for m in lk.matrices if m.name.startswith("indexer."))

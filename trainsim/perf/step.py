@@ -37,8 +37,7 @@ from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_bwd,
-                      layer_gemm_fwd,
-                      loss_time, sequential_experts_fwd_bwd)
+                      layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -129,7 +128,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         at = attention_fwd(lk, ctx, p, tokens)
         el = elementwise_fwd(lk, ctx, p, tokens)
         out["gemm"] += lk.n_layers * g
-        out["gemm_b"] += lk.n_layers * layer_gemm_bwd(lk, ctx, p, tokens)
+        out["gemm_b"] += lk.n_layers * layer_gemm_bwd(lk, ctx, p, tokens, g)
         out["attn"] += lk.n_layers * at
         out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["elem"] += lk.n_layers * el
@@ -157,8 +156,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     depth = 1.0 + sum(lk.n_layers for lk in a.mtp)
     out["loss_f"], out["loss_b"] = depth * loss_f, depth * loss_b
     for lk in a.mtp:
-        out["mtp_g"] += lk.n_layers * (layer_gemm_fwd(lk, ctx, p, tokens) + head)
-        out["mtp_g_b"] += lk.n_layers * (layer_gemm_bwd(lk, ctx, p, tokens) + 2.0 * head)
+        g_mtp = layer_gemm_fwd(lk, ctx, p, tokens)
+        out["mtp_g"] += lk.n_layers * (g_mtp + head)
+        out["mtp_g_b"] += lk.n_layers * (layer_gemm_bwd(lk, ctx, p, tokens, g_mtp) + 2.0 * head)
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
         out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
