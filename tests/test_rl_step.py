@@ -21,9 +21,11 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 104
          "colocated optimizer round trip at the measured per-tensor pageable rate (1.8 GB/s each way, NVIDIA-NeMo/RL "
          "issue 3976: 36.9 / 18.6 s for 32.9 / 16.5 GB of state per chip); the published H100 pair (256 -> 512 GPUs, "
          "same layouts) falls by 23 s and the prediction by 28 s, and what is left (29 / 34 s) does not scale with the "
-         "trainer's chips. GB200 sync (108 / 98.7 s) predicted 60.8 / 55.2 s (-44% / -44%): on Grace (NVLink-C2C) the pageable "
-         "rate is unmeasured and the link's DMA rate is kept; the published GB200 pair falls by 9.3 s where the "
-         "prediction falls by 5.6 s, which would put that path near 18 GB/s (not applied: one pair, no source). "
+         "trainer's chips. GB200 sync (108 / 98.7 s) predicted 74.8 / 65.7 s (-31% / -33%) with the jobs' groups priced "
+         "across NVL72 racks (NeMo RL v0.6.0 orders hosts by random Ray node id, posttrain/placement.py; -44% / -44% "
+         "in the aligned layout, where the pair fell by 5.6 s and read as a pageable ~18 GB/s on Grace): the "
+         "published GB200 pair falls by 9.3 s and the prediction by 9.1 s, and both stay ~33 s short; on Grace "
+         "(NVLink-C2C) the pageable rate is unmeasured and the link's DMA rate is kept. "
          "Traced in NeMo RL v0.6.0 and priced from the code, each matching the model (rlcoloc): the optimizer's "
          "move_optimizer round trip, the parameter buffers' cached pinned offload, vLLM's level-1 sleep / wake of "
          "its weights (CuMemAllocator backs them up in pinned host memory, PyTorch's caching host allocator reuses "
@@ -46,8 +48,8 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 104
          "which that pull request adds) and generation 12.3 s over the model's 45.1 s; it credits topology-aware "
          "placement (pull request 2612: tensor- and expert-parallel groups inside one NVL72 domain) and NUMA "
          "binding (2613) with ~1.35x on GB200 against the v0.6.0 recipe, which has neither. "
-         "One-step-off: GB200 256 is 46.5 s vs 61.7 s (-25%; refit 6.2 s + generation 40.3 s, the refit checked "
-         "against NeMo RL's 14.2 s for the H100 layout, docs/guides/checkpoint-engine-refit.md). Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
+         "One-step-off on 256 GB200 is within 20% with the placement (59.0 s vs 61.7 s, -4%; 46.5 s, -25%, aligned). "
+         "Checked, not the cause: step 10's checkpoint and validation (NeMo RL's step-time checks "
          "average steps 5-9, tests/check_metrics.py mean(-6, -1)); the MLA latent KV cache replicated on every "
          "tensor-parallel rank (inference/kv.py), the inter-node all-reduces of TP32 on H100, the 0.6 memory share, "
          "CUDA graphs (captured up to min(2 x max_num_seqs, 512)), the reference swap and parameter offload "
@@ -77,23 +79,24 @@ _Q235_ASYNC = ("Qwen3-235B one-step-off on 256 H100 (128 generation GPUs, vLLM T
 _GB200_GEN = ("Qwen3 generation on GB200 (vLLM, Triton MoE backend per the recipes): published steps are as slow "
               "as or slower than on H100 with the same per-server batch; the serving model, calibrated on "
               "SGLang/TensorRT-LLM Blackwell kernels, predicts 2.4x the H100 decode rate (HBM ratio). Qwen3-235B "
-              "on-policy on GB200: 64 GPUs publish 286 s and 128 GPUs 345 s (slower with twice the chips); the "
-              "128-GPU point was -19% with TP all-reduces as NCCL rings and -29% with vLLM's custom one-shot "
-              "kernel (inference/step.py custom_all_reduce_time), while the 64-GPU point went from +18% to +6%; "
-              "since, with the later changes and the RL lengths corrected (tests/test_rl_lengths.py), the 128-GPU point is 224 s (-35%) and the 64-GPU point 284 s (-1%). "
+              "on-policy on GB200: 64 GPUs publish 286 s and 128 GPUs 345 s (slower with twice the chips); the 128-GPU "
+              "jobs span two NVL72 racks and NeMo RL v0.6.0's random host order sends their TP8 servers and trainer "
+              "groups across them (posttrain/placement.py): 290 s (-16%) on-policy and 240 s (-14%) one-step-off, "
+              "both within 20% (224 s, -35%, and 205 s, -26%, in the aligned layout), while the 64-GPU point, a "
+              "rack's worth of chips whose allocation is unstated, stays 284 s (-1%). "
               "Qwen3-30B one-step-off on 16 GB200 (8 generating): 189 s vs 301 s (-37%; -41% before the length correction), generation-bound with "
               "each server's queue (6,394 decode steps, 256 x 3,197 / 128) longer than its longest sample, where the on-policy run "
               "on all 16 is 221 s: the published one-step-off step is slower than on-policy on the same GPUs. "
               "With the serving constants refit on the finer grid (per-step overhead 8 -> 5 ms, NVIDIA GEMM "
               "efficiency 0.85 -> 0.75; scripts/calibrate_inference.py) Qwen3-30B on-policy on 16 GB200 predicts "
-              "171 s vs 221 s (-22% with the lengths corrected; -25% before, -20% before the refit) and Qwen3-235B one-step-off on 128 GB200 "
-              "205 s vs 278 s (-26%; -28% before, -19% before the refit): the same GB200 generation gap. Checked (rlq3): every recipe key that differs within the "
+              "171 s vs 221 s (-22% with the lengths corrected; -25% before, -20% before the refit): the GB200 generation "
+              "gap (the 16-GPU jobs fit one rack, so the placement leaves them as they were). Checked (rlq3): every recipe key that differs within the "
               "GB200 pairs is in the specs (Qwen3-235B 16n4g vs 32n4g: cluster.num_nodes and "
               "gpu_memory_utilization 0.4 / 0.6 only; both scripts export NCCL_NVLS_ENABLE=0 and run 10 steps, "
               "tests/test_suites/llm/performance/*.sh at v0.6.0). The 64-GPU on-policy and 128-GPU one-step-off "
               "Qwen3-235B runs share their generation layout (8 vLLM TP8 servers x 64 samples, ~8,000 decode "
               "steps per step): the 64-GPU step (286 s) less the model's 74 s outside generation leaves ~212 s of "
-              "generation, and 278 s one-step-off is generation and training back to back (model chain 273 s), "
+              "generation, and 278 s one-step-off is generation and training back to back (model chain 273 s in the aligned layout), "
               "not the overlap the collector allows; likewise Qwen3-30B one-step-off (chain 313 s vs 301 s). "
               "Nothing in NeMo RL v0.6.0's async_utils.py serialises them with in_flight_weight_updates true")
 _Q30_H100_ASYNC = ("Predicted 221 s vs 152 s (+45%; +36% before the RL lengths were corrected, tests/test_rl_lengths.py). "
@@ -136,14 +139,11 @@ _VLLM_MOE_CONFIGS = (" Checked, not the cause: vLLM 0.17.1's Triton fused-MoE ru
                      "config; see the note above KNOWN_GAPS.")
 KNOWN_GAPS = {
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
-    "nemo-rl-gb200-dsv3-256-async.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
     "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
     "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
     "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS,
-    "nemo-rl-gb200-q235-128-sync.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
     "nemo-rl-gb200-q30-16-async.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
     "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
-    "nemo-rl-gb200-q235-128-async.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,
 }
@@ -152,13 +152,10 @@ KNOWN_GAPS = {
 #: asserts the model still gives it within GAP_BAND, so a gap that closes or widens fails there and its text (and
 #: this figure) is brought up to date, rather than the text going stale behind a strict xfail
 GAP_ERRORS = {
-    "nemo-rl-gb200-dsv3-128-sync.yaml": -0.44,     # _DSV3: GB200 sync 60.8 s vs 108 s
-    "nemo-rl-gb200-dsv3-256-sync.yaml": -0.44,     # _DSV3: 55.2 s vs 98.7 s
-    "nemo-rl-gb200-dsv3-256-async.yaml": -0.25,    # _DSV3: GB200 256 one-step-off 46.5 s vs 61.7 s
+    "nemo-rl-gb200-dsv3-128-sync.yaml": -0.31,     # _DSV3: GB200 sync 74.8 s vs 108 s
+    "nemo-rl-gb200-dsv3-256-sync.yaml": -0.33,     # _DSV3: 65.7 s vs 98.7 s
     "nemo-rl-h100-dsv3-256-sync.yaml": -0.22,      # _DSV3: 104.6 s vs 134 s
     "nemo-rl-h100-dsv3-512-sync.yaml": -0.31,      # _DSV3: 76.7 s vs 111 s
-    "nemo-rl-gb200-q235-128-sync.yaml": -0.35,     # _GB200_GEN: 224 s vs 345 s
-    "nemo-rl-gb200-q235-128-async.yaml": -0.26,    # _GB200_GEN: 205 s vs 278 s
     "nemo-rl-gb200-q30-16-sync.yaml": -0.22,       # _GB200_GEN: 171 s vs 221 s
     "nemo-rl-gb200-q30-16-async.yaml": -0.37,      # _GB200_GEN: 189 s vs 301 s
     "nemo-rl-h100-q235-256-async.yaml": +0.33,     # _Q235_ASYNC: 308 s vs 231 s

@@ -6,7 +6,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
     kind: opd                          # rl: the student learns from a verifier reward (no teachers)
                                        # opd: from teachers' log-probabilities of its own samples
     clusters:                          # name -> a system (catalog id or inline mapping) and its chips
-      main: {system: cloudmatrix-384, chips: 384}
+      main: {system: cloudmatrix-384, chips: 384}   # gpus_per_node: 4 -> NeMo RL v0.6.0's rank order (placement.py)
       math: {system: cloudmatrix-384, chips: 384}
     links:                             # between two clusters; each direction runs at `bandwidth`
       - {between: [main, math], bandwidth: "10 Gb/s", latency: "30 ms"}
@@ -72,7 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
@@ -97,6 +98,10 @@ class ClusterPart(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     system: str | dict[str, Any]
     chips: Chips
+    #: GPUs per host as the recipe states it (NeMo RL ``cluster.gpus_per_node``); given, the job's ranks are
+    #: placed as NeMo RL v0.6.0 places them (hosts in random Ray node-id order, :mod:`.placement`); absent: the
+    #: engine's aligned layout
+    gpus_per_node: PositiveInt | None = None
 
 
 class LinkPart(BaseModel):
@@ -342,6 +347,7 @@ class Cluster:
     name: str
     system: System
     chips: int
+    gpus_per_node: int | None = None
 
 
 @dataclass(frozen=True)
@@ -422,7 +428,8 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
         spec = PostTrainFile.model_validate(doc)
     except ValidationError as exc:
         raise from_validation(exc, where, PostTrainFile) from None
-    clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips)
+    clusters = {n: Cluster(n, resolve_system(c.system, base_dir, field=f"clusters.{n}.system", where=where), c.chips,
+                           c.gpus_per_node)
                 for n, c in spec.clusters.items()}
     if spec.student.train_options:   # the trainer runs on the student's cluster (checked to exist above)
         check_fp8_recipe(spec.student.train_options.get("fp8_recipe"), clusters[spec.student.cluster].system,

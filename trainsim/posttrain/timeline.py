@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from ..perf.calibration import calib_for
 from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
                      reference_swap_s, rollout_time, scoring_time, train_time, weight_bytes)
+from .placement import slower_on_placed
 from .spec import PostTrain
 
 STAGES = ("weights", "offload", "rollout", "to_teachers", "scoring", "to_trainer", "logprobs", "train")
@@ -120,10 +121,18 @@ def trainer_time(pt: PostTrain) -> TrainTime:
     ``train_options`` (:func:`.phases.trainer_run`)."""
     st, s = pt.step, pt.student
     opt = s.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True) if s.train_optimizer else None
-    return train_time(pt.student_arch, pt.clusters[s.cluster].system, _train_chips(pt), st.sequences, st.seq_len,
-                      s.precision, st.extra_forward_passes, s.train_plan, st.pack_tokens, st.pad_multiple,
-                      st.longest_seq_len, st.optimizer_steps, st.logprob_pack_tokens, s.train_framework, opt,
-                      s.train_options)
+    return _on_job_network(pt, s.cluster, lambda system: train_time(
+        pt.student_arch, system, _train_chips(pt), st.sequences, st.seq_len, s.precision, st.extra_forward_passes,
+        s.train_plan, st.pack_tokens, st.pad_multiple, st.longest_seq_len, st.optimizer_steps,
+        st.logprob_pack_tokens, s.train_framework, opt, s.train_options),
+        key=lambda t: t.step_s + t.forward_s + t.export_s)
+
+
+def _on_job_network(pt: PostTrain, cl: str, fn, key):
+    """``fn(system)`` on the network cluster ``cl``'s job sees with the stack's rank order
+    (:func:`.placement.slower_on_placed`: NeMo RL v0.6.0's where the spec gives the cluster's ``gpus_per_node``)."""
+    c = pt.clusters[cl]
+    return slower_on_placed(fn, c.system, c.chips, c.gpus_per_node, key)
 
 
 def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
@@ -138,10 +147,10 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     src_of_teacher: dict[str, str] = {}
     tr = trainer_time(pt)
     for cl, chips, share, tname in _rollout_jobs(pt):
-        r = rollout_time(a, pt.clusters[cl].system, chips, st.sequences * share, st.prompts * share, st.prompt_len,
-                         st.rollout_len, pt.student.rollout_precision, tail_f, pt.student.rollout_tp,
-                         pt.student.rollout_memory_fraction, continuous=st.mode == "async",
-                         max_seqs=pt.student.rollout_max_seqs)
+        r = _on_job_network(pt, cl, lambda system, chips=chips, share=share: rollout_time(
+            a, system, chips, st.sequences * share, st.prompts * share, st.prompt_len, st.rollout_len,
+            pt.student.rollout_precision, tail_f, pt.student.rollout_tp, pt.student.rollout_memory_fraction,
+            continuous=st.mode == "async", max_seqs=pt.student.rollout_max_seqs), key=lambda r: r.total_s)
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
@@ -159,10 +168,10 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 # quantises on load when it generates in FP8 (NeMo RL docs/fp8.md: "on-the-fly quantization of
                 # model weights from higher-precision formats to FP8")
                 sysc = pt.clusters[cl].system
-                w_detail = noncolocated_refit_s(tr.export_s / st.weight_sync_every,
-                                                weight_bytes(a, "bf16") / st.weight_sync_every, sysc,
-                                                t_chips + chips,
-                                                calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff)
+                coll_eff = calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff
+                w_detail = _on_job_network(pt, cl, lambda system, chips=chips: noncolocated_refit_s(
+                    tr.export_s / st.weight_sync_every, weight_bytes(a, "bf16") / st.weight_sync_every, system,
+                    t_chips + chips, coll_eff), key=lambda d: sum(d.values()))
                 w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))

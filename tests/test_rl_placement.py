@@ -1,0 +1,136 @@
+"""NeMo RL v0.6.0's rank placement (trainsim/posttrain/placement.py): hosts in random Ray node-id order, so a job wider
+than one NVLink domain has groups across domains and is priced with every hop between hosts at the scale-out level."""
+from __future__ import annotations
+
+from dataclasses import replace
+from math import prod
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RL = REPO / "validation" / "rl"
+
+
+def _gb200():
+    from trainsim.catalog.load import get_system
+
+    g = get_system("gb200-nvl72")
+    # the catalog's GB200 NVL72 as the hand derivations below take it (systems.yaml): 72 GPUs of NVLink5 at 900 GB/s
+    # one way and 2 us a hop, then 400 Gb/s (50 GB/s) scale-out at 5 us
+    assert (g.levels[0].size, g.levels[0].bw, g.levels[0].latency_s) == (72, 900e9, 2e-6)
+    assert (g.levels[1].bw, g.levels[1].latency_s) == (50e9, 5e-6)
+    return g
+
+
+def test_job_wider_than_a_domain_sees_hosts_as_its_scale_up_domains():
+    from trainsim.parallel.placement import members_within
+    from trainsim.posttrain.placement import placed_system
+
+    g = _gb200()
+    p = placed_system(g, 128, 4)          # 128 GB200 = 32 trays of 4 > 18 trays of one NVL72
+    assert p is not None and p.levels[0].size == 4
+    assert (p.levels[0].bw, p.levels[0].latency_s, p.levels[1:]) == (g.levels[0].bw, g.levels[0].latency_s,
+                                                                        g.levels[1:])
+    # a vLLM TP8 server: 8 consecutive ranks = 2 hosts; aligned, both inside one domain; placed, 4 per domain
+    assert [int(x) for x in members_within(8, 1, g)] == [8, 8]
+    assert [int(x) for x in members_within(8, 1, p)] == [4, 8]
+    assert placed_system(g, 73, 4) is not None
+
+
+@pytest.mark.parametrize("chips, per_node, system", [(64, 4, "gb200-nvl72"), (72, 4, "gb200-nvl72"),
+                                                     (16, 4, "gb200-nvl72"), (128, None, "gb200-nvl72"),
+                                                     (256, 8, "dgx-h100"), (512, 8, "dgx-h100")])
+def test_aligned_layout_stands(chips, per_node, system):
+    # a job within one domain's chips (its allocation is not stated), no hosts given, or a host as large as the
+    # domain (DGX H100: 8 GPUs per NVLink domain and per host) keeps the engine's layout
+    from trainsim.catalog.load import get_system
+    from trainsim.posttrain.placement import placed_system
+
+    assert placed_system(get_system(system), chips, per_node) is None
+
+
+def test_rank_order_crosses_racks_with_near_certainty():
+    # the docstring's figures: 32 trays split 16 / 16 over two racks, 16 two-host groups drawn as a random perfect
+    # matching (consecutive ranks of a random host order): one group stays inside a rack with (16 - 1) / (32 - 1);
+    # all 16 do with (15!!)^2 / 31!!. A seeded simulation of the host order agrees.
+    dfact = lambda n: prod(range(n, 0, -2))  # noqa: E731
+    assert 15 / 31 == pytest.approx(0.4839, abs=1e-4)
+    p_all = dfact(15) ** 2 / dfact(31)
+    assert p_all == pytest.approx(2.14e-5, rel=1e-2)
+    rng = np.random.default_rng(0)
+    order = rng.permuted(np.tile(np.arange(32), (200_000, 1)), axis=1)
+    rack = order < 16
+    inside = (rack[:, 0::2] == rack[:, 1::2])
+    assert inside[:, 0].mean() == pytest.approx(15 / 31, abs=0.005)
+    assert inside.all(axis=1).mean() < 2e-4
+
+
+def test_slower_of_aligned_and_placed_by_hand():
+    # all-reduce = 2 x hierarchical ring reduce-scatter (perf/collectives.py), collective efficiency 1 on both levels
+    from trainsim.perf.collectives import all_reduce_time
+    from trainsim.posttrain.placement import slower_on_placed
+
+    g = _gb200()
+    key = float
+
+    def ar(n, size):
+        return lambda system: float(np.ravel(all_reduce_time(size, np.array([n]), np.array([1]), system,
+                                                              (1.0, 1.0)))[0])
+    # TP8, 256 MiB (bandwidth-bound). Aligned: 2 (7/8 S / 900e9 + 7 x 2 us); placed: 2 (3/4 S / 900e9 + 3 x 2 us
+    # + 1/2 (S / 4) / 50e9 + 5 us): the bytes between hosts go at 50 GB/s, so the placed one is the slower
+    s = 256 * 2**20
+    aligned = 2 * (7 / 8 * s / 900e9 + 7 * 2e-6)
+    placed = 2 * (3 / 4 * s / 900e9 + 3 * 2e-6 + 1 / 2 * (s / 4) / 50e9 + 5e-6)
+    assert ar(8, s)(g) == pytest.approx(aligned, rel=1e-12)
+    assert slower_on_placed(ar(8, s), g, 128, 4, key) == pytest.approx(placed, rel=1e-12)
+    assert placed > 3 * aligned
+    # TP32, 64 KiB (latency-bound). Aligned: a flat ring inside NVLink, 2 (31/32 S / 900e9 + 31 x 2 us) = 124 us;
+    # placed: 2 (3/4 S / 900e9 + 3 x 2 us + 7/8 (S / 4) / 50e9 + 7 x 5 us) = 83 us, fewer latency steps; crossing
+    # racks cannot make the group faster, so the aligned time stands
+    s = 64 * 2**10
+    aligned = 2 * (31 / 32 * s / 900e9 + 31 * 2e-6)
+    placed = 2 * (3 / 4 * s / 900e9 + 3 * 2e-6 + 7 / 8 * (s / 4) / 50e9 + 7 * 5e-6)
+    assert placed < aligned
+    assert slower_on_placed(ar(32, s), g, 128, 4, key) == pytest.approx(aligned, rel=1e-12)
+    # a job within one domain: the aligned time, whatever the group
+    assert slower_on_placed(ar(8, 256 * 2**20), g, 64, 4, key) == pytest.approx(
+        2 * (7 / 8 * 256 * 2**20 / 900e9 + 7 * 2e-6), rel=1e-12)
+
+
+def _step(pt):
+    from trainsim.posttrain.timeline import evaluate
+
+    return evaluate(pt)["step_time_s"]
+
+
+@pytest.mark.parametrize("name", ["nemo-rl-gb200-q235-128-sync", "nemo-rl-gb200-dsv3-256-async",
+                                  "nemo-rl-gb200-q235-64-sync"])
+def test_placed_step_never_below_aligned(name):
+    # the GB200 specs state the recipes' gpus_per_node 4; without it the same spec is priced in the aligned layout.
+    # A job wider than one NVL72 is slower placed (its trainer's expert-parallel all-to-alls and its refit cross
+    # hosts over the scale-out network); one within 72 chips is unchanged
+    from trainsim.posttrain.spec import load_posttrain
+
+    pt = load_posttrain(RL / f"{name}.yaml")
+    assert pt.clusters["main"].gpus_per_node == 4
+    aligned = replace(pt, clusters={"main": replace(pt.clusters["main"], gpus_per_node=None)})
+    placed_s, aligned_s = _step(pt), _step(aligned)
+    if pt.clusters["main"].chips > 72:
+        assert placed_s > aligned_s * 1.05
+    else:
+        assert placed_s == pytest.approx(aligned_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -4, "four"])
+def test_gpus_per_node_must_be_a_positive_count(tmp_path, bad):
+    from trainsim.errors import TrainsimError
+    from trainsim.posttrain.spec import load_posttrain
+
+    text = (RL / "nemo-rl-gb200-q235-64-sync.yaml").read_text()
+    assert "    gpus_per_node: 4" in text
+    f = tmp_path / "bad.yaml"
+    f.write_text(text.replace("    gpus_per_node: 4", f"    gpus_per_node: {bad}", 1))
+    with pytest.raises(TrainsimError, match="gpus_per_node"):
+        load_posttrain(f)
