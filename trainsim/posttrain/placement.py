@@ -12,6 +12,9 @@ NeMo RL v0.6.0 does not: it numbers the ranks of a Ray placement group host by h
   ``tp x pp`` (nemo_rl/models/generation/vllm/vllm_generation.py, same tag).
 * A Ray node id is random: ``ray.NodeID.from_random().hex()`` when the node starts (Ray python/ray/_private/node.py,
   ``Node.__init__``).
+* A worker group without a unified placement group (the trainer of a one-step-off run, whose ``RayVirtualCluster``
+  of its own nodes builds one ``PACK`` group per logical node, ``_create_placement_groups_internal``) takes ranks
+  node group by node group, on whatever hosts Ray's scheduler gives each: as blind to NVLink domains.
 
 So a host's GPUs stay consecutive, but the hosts come in a random order that knows nothing of NVLink domains: a
 group that spans ``k`` hosts takes ``k`` hosts drawn at random from the job's. NVIDIA-NeMo/RL pull request 2612
