@@ -169,7 +169,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 # model weights from higher-precision formats to FP8")
                 sysc = pt.clusters[cl].system
                 coll_eff = calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff
-                w_detail = _on_job_network(pt, cl, lambda system, chips=chips: noncolocated_refit_s(
+                w_detail = _on_job_network(pt, cl, lambda system, chips=chips, coll_eff=coll_eff: noncolocated_refit_s(
                     tr.export_s / st.weight_sync_every, weight_bytes(a, "bf16") / st.weight_sync_every, system,
                     t_chips + chips, coll_eff), key=lambda d: sum(d.values()))
                 w_s = sum(w_detail.values())
