@@ -97,3 +97,70 @@ def test_megatron_lm_2023_defaults_for_unstated_fields():
                                "training": {"seq_len": 4096, "global_batch_seqs": 256, "precision": "bf16",
                                             "attention": "flash", "grad_sync_overlap": True}}))
     assert fast.plan == est.plan and fast.step_time_s < est.step_time_s
+
+
+# ---------------------------------------------------------------- nanotron-2025 (huggingface/nanotron 7bc99232)
+
+
+def test_afab_schedule_holds_every_microbatch_with_1f1b_bubble():
+    # GPipe's order (Huang et al. 2019 sec. 2.3), nanotron's AllForwardAllBackwardPipelineEngine: all m forwards,
+    # then all m backwards, so every rank holds m micro-batches (pp 1 included: the trainer always steps through
+    # the engine); the idle time is 1F1B's (p - 1) t
+    from trainsim.parallel.schedules import bubble_time, code, microbatches_in_flight
+    afab, f1b = code("afab"), code("1f1b")
+    pp, vpp, m = np.array([4, 4, 1]), np.array([1, 1, 1]), np.array([32, 32, 4])
+    for rank in (0, 3):
+        got = microbatches_in_flight(np.full(3, afab), pp, vpp, m, rank)
+        assert got.tolist() == [32, 32, 4]
+    # 1F1B rank 0 holds min(m, p) = 4, rank 3 (the last) 1; without a pipeline 1
+    assert microbatches_in_flight(np.full(3, f1b), pp, vpp, m, 0).tolist() == [4, 4, 1]
+    assert microbatches_in_flight(np.full(3, f1b), pp, vpp, m, 3).tolist() == [1, 1, 1]
+    t = np.array([0.5, 0.5, 0.5])
+    assert bubble_time(np.full(3, afab), pp, vpp, t).tolist() == [1.5, 1.5, 0.0]    # (4 - 1) x 0.5; none at pp 1
+    assert bubble_time(np.full(3, afab), pp, vpp, t).tolist() == bubble_time(np.full(3, f1b), pp, vpp, t).tolist()
+
+
+def test_nanotron_search_offers_only_what_7bc99232_has():
+    # engine.py: afab and 1f1b only (no interleaved, zero-bubble or DualPipe); helpers.py: zero_stage > 0 is
+    # ZeroDistributedOptimizer, ZeRO-1; recompute_layer (whole layers) or nothing; no all-to-all in nn/moe.py: no EP
+    c = _feasible("nanotron-2025")
+    assert set(c["schedule"]) == {"afab", "1f1b"}
+    assert set(c["zero"].tolist()) == {0, 1}
+    assert set(c["recompute"]) <= {"none", "full"}
+    assert set(c["ep"].tolist()) == {1} and set(c["vpp"].tolist()) == {1}
+    assert len(set(c["cp"].tolist())) > 1          # context parallelism (Qwen2's llama3_ring_attention)
+    assert stack_flags("nanotron-2025")["cp_allgather"] is True
+
+
+@pytest.mark.parametrize("fix, text", [("schedule=interleaved", "not interleaved"), ("zero=3", "not 3"),
+                                       ("recompute=selective", "not selective"), ("zero=2", "not 2")])
+def test_nanotron_refuses_what_it_lacks(fix, text):
+    with pytest.raises(TrainsimError, match=text):
+        search_plans(_run("nanotron-2025"), framework="nanotron-2025", fix=fix)
+
+
+def test_nanotron_has_no_fp8_and_no_expert_parallelism():
+    with pytest.raises(TrainsimError, match="not fp8"):
+        search_plans(_run("nanotron-2025", "fp8"), framework="nanotron-2025")
+    moe = {**yaml.safe_load(DENSE.format(fw="nanotron-2025", prec="bf16", plan="{ep: 8}")),
+           "model": "qwen3-30b-a3b"}
+    with pytest.raises(TrainsimError, match="no expert parallel"):
+        search_plans(parse_run(moe), framework="nanotron-2025")
+
+
+def test_nanotron_defaults_for_unstated_fields():
+    # ParallelismArgs.__post_init__: pp_engine AllForwardAllBackwardPipelineEngine when unset; recompute_layer
+    # False; _attn_implementation 'flash_attention_2'. zero_stage and micro_batch_size are required fields (searched)
+    plan, filled = with_defaults(PlanSpec(tp=2, pp=4), "nanotron-2025")
+    assert filled == {"recompute": "none", "schedule": "afab"}
+    assert (plan.vpp, plan.zero, plan.micro_batch) == (1, None, None)
+    run = _run("nanotron-2025", plan="{tp: 2, pp: 4, zero: 1, micro_batch: 1}")
+    assert runtime_settings(run.training, "nanotron-2025")["attention"] == "flash2"
+    est = estimate(run)
+    assert (est.plan["schedule"], est.plan["recompute"]) == ("afab", "none")
+    # AFAB holds all 256 / (8 x 1) = 32 micro-batches on every rank where 1F1B's first rank holds pp = 4: the
+    # activations (the same per micro-batch under both) are about 8x; the step time is the same (same bubble)
+    f1b = estimate(_run("nanotron-2025", plan="{tp: 2, pp: 4, zero: 1, micro_batch: 1, schedule: 1f1b}"))
+    assert est.step_time_s == pytest.approx(f1b.step_time_s, rel=1e-12)
+    ratio = est.memory["activations"] / f1b.memory["activations"]
+    assert 7.5 < ratio < 8.5
