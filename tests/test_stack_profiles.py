@@ -52,8 +52,23 @@ def test_megatron_lm_2023_search_offers_only_what_23_08_has():
     assert np.all(32 % pp == 0) and np.all((32 // pp) % vpp == 0)
     m = c["global_batch_seqs"][il] // (dp * mb)
     assert np.all(m % pp == 0)
+    # and only with pp > 2 (megatron/arguments.py:142-144 at 23.08: 'pipeline-model-parallel size should be greater
+    # than 2 with interleaved schedule')
+    assert pp.min() >= 3
     assert plan_rules("megatron-lm-2023") == {"even_vpp": True, "zero3_fsdp2": False, "dualpipev_fb_overlap": False,
-                                              "microbatch_groups": False}
+                                              "microbatch_groups": False, "vpp_min_pp3": True}
+    # Megatron-Core after 3ee489d9ea (May 2024) interleaves at pp 2: the 2026 profile's search offers it
+    c26 = _feasible("megatron-bridge-2026")
+    assert (c26["pp"][c26["schedule"] == "interleaved"] == 2).any()
+
+
+def test_megatron_lm_2023_refuses_interleaved_at_pp_2():
+    run = _run("megatron-lm-2023", plan="{tp: 2, pp: 2, vpp: 2, schedule: interleaved, zero: 1, micro_batch: 1}")
+    with pytest.raises(TrainsimError, match="only with pp > 2"):
+        estimate(run)
+    ok = estimate(_run("megatron-lm-2023", plan="{tp: 2, pp: 4, vpp: 2, schedule: interleaved, zero: 1, "
+                                                "micro_batch: 1}"))
+    assert ok.plan["schedule"] == "interleaved" and ok.plan["pp"] == 4
 
 
 @pytest.mark.parametrize("fix, text", [("cp=2", "no context parallel"), ("zero=3", "offers zero 0, 1, not 3"),
