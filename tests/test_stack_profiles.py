@@ -62,6 +62,15 @@ def test_megatron_lm_2023_search_offers_only_what_23_08_has():
     assert (c26["pp"][c26["schedule"] == "interleaved"] == 2).any()
 
 
+def test_megatron_lm_before_may_2024_interleaves_only_above_pp_2():
+    # the same assert in v2.5 (megatron/arguments.py:119-120) and d63c254 / v3.0 (:147-148): 2021 and 2022 profiles
+    for fw in ("megatron-lm-2021", "megatron-lm-2022", "megatron-lm-2023"):
+        assert plan_rules(fw)["vpp_min_pp3"] is True, fw
+    # removed by 3ee489d9ea (31 May 2024), first released in core_v0.8.0: the profiles read at core_r0.9 and later
+    for fw in ("megatron-core-2024", "megatron-bridge-2025", "megatron-bridge-2026"):
+        assert plan_rules(fw)["vpp_min_pp3"] is False, fw
+
+
 def test_megatron_lm_2023_refuses_interleaved_at_pp_2():
     run = _run("megatron-lm-2023", plan="{tp: 2, pp: 2, vpp: 2, schedule: interleaved, zero: 1, micro_batch: 1}")
     with pytest.raises(TrainsimError, match="only with pp > 2"):
