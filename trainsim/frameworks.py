@@ -102,10 +102,11 @@ def plan_rules(fw: str) -> dict[str, bool]:
     ``zero3_fsdp2_source``; :func:`trainsim.parallel.validity.zero3_fsdp2_ok`) and ``dualpipev_fb_overlap``
     (DualPipe only at etp 1 and cp 1, :func:`trainsim.parallel.validity.dualpipev_fb_overlap_ok`; the engine reads
     that flag too, :data:`STACK_FLAGS`), ``microbatch_groups`` (interleaved micro-batch groups,
-    :func:`microbatch_groups`). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
+    :func:`microbatch_groups`), ``vpp_min_pp3`` (interleaved only at pp > 2: the profile's flag with its
+    ``vpp_min_pp3_source``). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
     return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(profile(fw).get("zero3_fsdp2", False)),
             "dualpipev_fb_overlap": stack_flags(fw)["dualpipev_fb_overlap"],
-            "microbatch_groups": microbatch_groups(fw)}
+            "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False))}
 
 
 def stack_flags(fw: str) -> dict[str, bool]:

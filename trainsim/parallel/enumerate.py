@@ -32,7 +32,7 @@ POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: the rules of :func:`trainsim.parallel.validity.check` that read each expanded field (micro-batch: the batch
 #: unit, interleaved and DualPipe micro-batch counts; schedule and vpp: layers per stage, vpp/schedule pairing,
 #: interleaved batch, pipeline schedules, DualPipe; experts: ep, ep x etp, etp, node_limit)
-RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15, 17}, "ep_etp_nl": {4, 5, 6, 12, 17}}
+RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15, 17, 18}, "ep_etp_nl": {4, 5, 6, 12, 17}}
 
 
 def _divisors(n: int) -> list[int]:
@@ -117,7 +117,8 @@ def _neutral(cols: Cols) -> Plans:
 def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                     batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                     even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
-                    zero3_fsdp2: bool = False, microbatch_groups: bool = False) -> tuple["Space", Counter[int]]:
+                    zero3_fsdp2: bool = False, microbatch_groups: bool = False,
+                    vpp_min_pp3: bool = False) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -126,11 +127,11 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     expansion on the fields known so far, so a row is dropped as soon as it can no longer become valid; a
     rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
     :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only.
-    ``even_vpp``, ``dualpipev_fb_overlap``, ``zero3_fsdp2``: the stack's own rules (those of ``check``;
+    ``even_vpp``, ``dualpipev_fb_overlap``, ``zero3_fsdp2``, ``vpp_min_pp3``: the stack's own rules (those of ``check``;
     :func:`trainsim.frameworks.plan_rules` gives a stack's)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
-                            zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups)
+                            zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -141,7 +142,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
 def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *,
                       batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                       even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
-                      zero3_fsdp2: bool = False, microbatch_groups: bool = False) -> "Parents":
+                      zero3_fsdp2: bool = False, microbatch_groups: bool = False,
+                      vpp_min_pp3: bool = False) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     counts = chip_counts(chips, domain, use_all)
@@ -159,7 +161,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
         return check(_neutral(cols), *args, only, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
-                     microbatch_groups=microbatch_groups)
+                     microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])

@@ -26,6 +26,12 @@ micro-batch on the slowest stage:
   the same reading gives ZB-H1's (p - 1)(F + B - 2W) = (p - 1) t/3 above. Rank i holds stages i and p - 1 - i
   (two copies of the parameters), p + 1 micro-batches of activations; it needs an even p and at least p
   micro-batches, and it overlaps the expert all-to-all of one chunk with the computation of the other.
+* All-forward-all-backward (AFAB; GPipe's schedule, Huang et al. 2019, "GPipe", arXiv 1811.06965, sec. 2.3): every
+  micro-batch's forward, then every backward; the same bubble as 1F1B, (p - 1) t, but each rank holds the
+  activations of all m micro-batches of the step, with or without a pipeline (huggingface/nanotron
+  src/nanotron/parallel/pipeline_parallel/engine.py AllForwardAllBackwardPipelineEngine.train_batch_iter at
+  7bc99232, Jun 2025: the "All forward" loop over the step's micro-batches, then the "All backward" loop; the
+  trainer runs every step through the pipeline engine, pp 1 included, trainer.py training_step).
 """
 from __future__ import annotations
 
@@ -78,6 +84,12 @@ def _in_flight_interleaved(p: Array, v: Array, m: Array, r: Array) -> Array:
     return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * n + 1.0) / v
 
 
+def _in_flight_afab(p: Array, v: Array, m: Array, r: Array) -> Array:
+    """m: every forward of the step runs before the first backward, on every rank (nanotron engine.py
+    AllForwardAllBackwardPipelineEngine at 7bc99232)."""
+    return np.broadcast_to(np.asarray(m, dtype=np.float64), np.broadcast(p, v, m, r).shape).copy()
+
+
 def _in_flight_dualpipe(p: Array, v: Array, m: Array, r: Array) -> Array:
     """p + 1 micro-batches on every rank (DeepSeek-V3 report, Table 2), scaled down when m < p."""
     return np.minimum(m, p) * (p + 1.0) / p
@@ -92,7 +104,9 @@ class Schedule:
     """One pipeline schedule and every rule trainsim applies to it.
 
     ``virtual_stages``: needs vpp > 1 (and pp > 1); every other schedule needs vpp = 1. ``needs_pp``: needs
-    pp > 1 (1F1B and interleaved with pp = 1 mean no pipeline). ``batch_multiple_of_pp``: the micro-batches per
+    pp > 1 (1F1B and interleaved with pp = 1 mean no pipeline). ``holds_all_microbatches``: every forward of the
+    step runs before the first backward, so a rank holds all m micro-batches even without a pipeline (AFAB).
+    ``batch_multiple_of_pp``: the micro-batches per
     step must be a multiple of pp. ``even_pp_min_m``: needs an even pp and at least pp micro-batches.
     ``param_copies``: copies of a stage's parameters per rank. ``mirrored_stages``: rank i holds stages i and
     p - 1 - i (so rank 0 holds the first and the last stage). ``overlaps_ep_comm``: the schedule overlaps the
@@ -109,6 +123,7 @@ class Schedule:
     source: str
     virtual_stages: bool = False
     needs_pp: bool = False
+    holds_all_microbatches: bool = False
     batch_multiple_of_pp: bool = False
     even_pp_min_m: bool = False
     param_copies: float = 1.0
@@ -135,6 +150,10 @@ REGISTRY: tuple[Schedule, ...] = (
              needs_pp=True, even_pp_min_m=True, param_copies=2.0, mirrored_stages=True, overlaps_ep_comm=True,
              mindspeed_dualpipev=True, megatron=None, mindspeed=("--schedules-method dualpipev",),
              emit_note="DualPipeV (one weight copy) stands in for DualPipe"),
+    Schedule("afab", "all-forward-all-backward (GPipe)", _bubble_1f1b, _in_flight_afab,
+             "Huang et al. 2019, 'GPipe' (arXiv 1811.06965), sec. 2.3; huggingface/nanotron "
+             "src/nanotron/parallel/pipeline_parallel/engine.py AllForwardAllBackwardPipelineEngine (7bc99232)",
+             holds_all_microbatches=True, megatron=None, mindspeed=None),
 )
 
 #: schedule names in code order: ``SCHEDULES[code]`` is the name of the schedule with that code
@@ -287,14 +306,15 @@ def microbatch_group(pp: ArrayLike, m: ArrayLike) -> Array:
 
 def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, rank: Array | float = 0) -> Array:
     """Micro-batches of activations pipeline rank ``rank`` holds at its peak, in units of that rank's layers:
-    each schedule's ``in_flight`` rule (module docstring), 1 where pp = 1."""
+    each schedule's ``in_flight`` rule (module docstring), 1 where pp = 1 except for a schedule that holds all
+    the step's micro-batches without a pipeline too (``holds_all_microbatches``, AFAB: m)."""
     p = pp.astype(np.float64)
     v = np.maximum(vpp, 1).astype(np.float64)
     r = np.asarray(rank, dtype=np.float64)
     f = np.zeros(np.broadcast(schedule, p, v, m, r).shape)
     for c, s in enumerate(REGISTRY):
         f = np.where(schedule == c, s.in_flight(p, v, m, r), f)
-    return np.where(pp > 1, f, 1.0)
+    return np.where((pp > 1) | _mask("holds_all_microbatches", schedule), f, 1.0)
 
 
 def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:

@@ -48,13 +48,15 @@ REASONS = {
     17: ("schedule", "this software stack runs {} as MindSpeed's dualpipev with --moe-fb-overlap, which refuse expert "
                      "tensor parallelism and context parallelism: it needs etp 1 and cp 1"
                      .format(_or(names_where("mindspeed_dualpipev")))),
+    18: ("pp", f"this software stack runs {_or(names_where('virtual_stages'))} only with pp > 2 (Megatron-LM's "
+               "'pipeline-model-parallel size should be greater than 2 with interleaved schedule', 2021 to May 2024)"),
 }
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
           use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
-          microbatch_groups: bool = False) -> np.ndarray:
+          microbatch_groups: bool = False, vpp_min_pp3: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -67,7 +69,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     of that name, :func:`zero3_fsdp2_ok`). ``dualpipev_fb_overlap``: the stack's DualPipe is MindSpeed's dualpipev
     with --moe-fb-overlap (the profile's flag of that name, :func:`dualpipev_fb_overlap_ok`). ``microbatch_groups``:
     the stack runs the interleaved schedule in micro-batch groups (the profile's ``vpp_microbatch_groups``), so
-    rule 10 asks m >= pp instead of pp dividing m (:func:`trainsim.parallel.schedules.microbatch_group`)."""
+    rule 10 asks m >= pp instead of pp dividing m (:func:`trainsim.parallel.schedules.microbatch_group`).
+    ``vpp_min_pp3``: the stack runs the interleaved schedule only with pp > 2 (the profile's flag of that name:
+    Megatron-LM megatron/arguments.py asserted it from 182841f7df, 20 Mar 2021, until 3ee489d9ea, 31 May 2024)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -132,6 +136,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule((p.node_limit > 0) & (p.ep < 2), 12)
     if even_vpp and want(15):
         rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
+    if vpp_min_pp3 and want(18):
+        rule(virt & (p.pp < 3), 18)
     if dualpipev_fb_overlap and want(17):
         rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
     # last: zero is the search's last axis (parallel/enumerate.py), so a plan both rules refuse counts as 17 there too
