@@ -2,6 +2,7 @@
 compute (perf/comm_ep.py ep_overlapped_exposed), checked against hand derivations."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace as dreplace
 
 import numpy as np
@@ -138,9 +139,11 @@ def test_deepep_permute_reads_the_delivered_rows_once():
     # FakeBalancedGate: token t takes experts 8t .. 8t+7 (mod 128), always inside one rank's 16: 1 row
     fake = dreplace(base, moe_dispatcher="deepep", moe_fake_balanced_gate=True)
     assert float(dispatched_rows_per_token(lk, fake, p)[0]) == pytest.approx(1.0)
-    # a learned router: E[distinct ranks] = 8 (1 - (7/8)^8) = 5.2508
+    # a learned router's 8 distinct experts of 128, 16 per rank: E[distinct ranks] = 8 (1 - C(112, 8) / C(128, 8))
+    # = 5.339 (8 independent draws would give 8 (1 - (7/8)^8) = 5.251)
     learned = dreplace(base, moe_dispatcher="deepep")
-    assert float(dispatched_rows_per_token(lk, learned, p)[0]) == pytest.approx(8 * (1 - (7 / 8) ** 8))
+    assert float(dispatched_rows_per_token(lk, learned, p)[0]) == pytest.approx(
+        8 * (1 - math.comb(112, 8) / math.comb(128, 8)))
     # Megatron's all-to-all keeps the generic count
     assert float(dispatched_rows_per_token(lk, base, p)[0]) == 8.0
     tokens = np.array([4096.0])

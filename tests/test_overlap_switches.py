@@ -2,6 +2,8 @@
 their stack defaults (issue 14: overlap as fractions that depend on the framework and schedule)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
@@ -163,12 +165,12 @@ def test_node_aware_dispatch_pays_an_oversubscribed_scale_out():
 def test_node_aware_dispatcher_sends_a_token_once_per_rank_inside_a_node():
     # EP 8 inside one 8-GPU node, top-8 routing over 128 experts (16 per rank). Megatron's permutation sends one
     # copy per routed expert (8; node-limited routing to 1 node keeps it on the same two-level path); DeepEP's
-    # dispatch layout sends a token once to each rank holding any of its experts: 8 (1 - (7/8)^8) = 5.251 ranks,
-    # and its combine returns one sum per rank. NVLink bytes, hence time (microsecond latency terms aside), fall
-    # to 5.251 / 8 = 0.656.
+    # dispatch layout sends a token once to each rank holding any of its 8 distinct experts:
+    # 8 (1 - C(112, 8) / C(128, 8)) = 5.339 ranks, and its combine returns one sum per rank. NVLink bytes, hence
+    # time (microsecond latency terms aside), fall to 5.339 / 8 = 0.667.
     spec = MOE.replace("chips: 16", "chips: 8").replace("ep: 16", "ep: 8")
     per_expert = estimate(parse_run(yaml.safe_load(spec.format(d="alltoall").replace(
         "schedule: 1f1b}", "schedule: 1f1b, node_limit: 1}"))))
     per_rank = estimate(parse_run(yaml.safe_load(spec.format(d="deepep"))))
     ratio = per_rank.breakdown["ep_alltoall"] / per_expert.breakdown["ep_alltoall"]
-    assert ratio == pytest.approx(8 * (1 - (7 / 8) ** 8) / 8, abs=0.01)
+    assert ratio == pytest.approx((1 - math.comb(112, 8) / math.comb(128, 8)), abs=0.01)

@@ -12,13 +12,15 @@ Deduplicated dispatch: node-limited routing (DeepSeek-V3 sec. 2.1.2: each token 
 per node over the scale-out network and fanned out inside the node) and the node-aware dispatchers that do the same
 without a routing limit (DeepEP's internode kernels, NVIDIA HybridEP; Megatron-Core's flex dispatcher,
 ``training.moe_dispatcher: deepep | hybridep``): with G = ep groups of w ranks in a scale-up domain, a token
-reaches E[distinct domains] = G (1 - (1 - 1/G)^k) domains (balls in bins), at most M (the plan's node_limit, or
+reaches E[distinct domains] = G (1 - C(E - E/G, k) / C(E, k)) domains (k distinct experts of E, G blocks of
+E / G: :func:`trainsim.perf.routing.expected_distinct_blocks`), at most M (the plan's node_limit, or
 the router's topk_group under a stack that routes node-limited, :func:`node_cap`); the scale-out bytes are one
 copy per remote domain hit, the scale-up bytes the copies delivered inside domains: k with Megatron's all-to-all
 permutation (one copy per routed expert), but one per destination rank with DeepEP / HybridEP, whose dispatch
 layout sends a token once to each rank holding any of its experts and whose combine returns one weighted sum per
 rank (deepseek-ai/DeepEP ``get_dispatch_layout``: ``num_tokens_per_rank``, ``is_token_in_rank``): E[distinct ranks]
-= ep (1 - (1 - 1/ep)^k) copies.
+= ep (1 - C(E - E/ep, k) / C(E, k)) copies. HybridEP sends each copy with the token's routing-probability row
+over the domain's experts (:func:`dispatch_prob_bytes`).
 
 Group-limited routing (DeepSeek-V2 sec. 2.1.2, DeepSeek-V3 sec. 2.1.2; the model's ``n_group`` / ``topk_group``):
 the experts form n_group groups of consecutive experts, each token is routed inside its topk_group best groups.
@@ -28,8 +30,8 @@ max(1, ceil(ep / (n_group w))) domains, so a token reaches at most topk_group x 
 
 NeMo AutoModel's benchmark router (``training.moe_fake_balanced_gate``): each token takes k consecutive experts, so
 the domains and ranks it reaches are :func:`trainsim.perf.routing.fake_balanced_blocks` of the experts per domain
-and per rank instead of the balls-in-bins expectations (DeepSeek-V3 at ep 64 on 8-GPU nodes: 1 node and 2 ranks
-per token instead of min(5.25, 4) nodes and 7.57 ranks).
+and per rank instead of the uniform top-k expectations (DeepSeek-V3 at ep 64 on 8-GPU nodes: 1 node and 2 ranks
+per token instead of min(5.29, 4) nodes and 7.68 ranks).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from ..model.arch import LayerKind
 from ..parallel.placement import members_within
 from .collectives import all_to_all_time, exposed, level_bytes_time, reduce_scatter_time
 from .context import BF16_BYTES, StepContext
-from .routing import expected_distinct, fake_balanced_blocks
+from .routing import expected_distinct_blocks, fake_balanced_blocks
 from .topology import a2a_factor
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -79,9 +81,10 @@ def stack_node_limit(lk: LayerKind, limited_routing: bool, node_limit: Num) -> N
 
 def dispatched_rows_per_token(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
     """Rows one token becomes on the ranks the dispatcher delivers it to (module docstring): k with Megatron's
-    all-to-all (one copy per routed expert); one per destination rank with DeepEP / HybridEP, E[distinct ranks] =
-    ep (1 - (1 - 1/ep)^k), or under NeMo AutoModel's FakeBalancedGate the blocks of E / ep consecutive experts its
-    k consecutive experts touch (:func:`trainsim.perf.routing.fake_balanced_blocks`)."""
+    all-to-all (one copy per routed expert); one per destination rank with DeepEP / HybridEP, E[distinct ranks]
+    of k distinct experts over ep ranks of E / ep experts each (:func:`trainsim.perf.routing.
+    expected_distinct_blocks`), or under NeMo AutoModel's FakeBalancedGate the blocks of E / ep consecutive
+    experts its k consecutive experts touch (:func:`trainsim.perf.routing.fake_balanced_blocks`)."""
     moe = lk.moe
     if moe is None:
         raise ValueError(f"dispatched_rows_per_token: layer kind {lk.name!r} has no experts")
@@ -91,7 +94,29 @@ def dispatched_rows_per_token(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
         return k + 0.0 * ep
     if ctx.moe_fake_balanced_gate:
         return fake_balanced_blocks(moe.top_k, moe.experts, moe.experts / ep)
-    return expected_distinct(k, 1.0, ep)
+    return expected_distinct_blocks(k, moe.experts, ep)
+
+
+def dispatch_prob_bytes(lk: LayerKind, ctx: StepContext, p: Plans, w: Num) -> Num:
+    """Bytes of routing metadata that travel with each dispatched token copy: under HybridEP, the token's FP32
+    routing-probability row over every expert of the receiving scale-up domain, 4 x (E / ep) x w bytes for w ep
+    ranks per domain; 0 for the other dispatchers.
+
+    HybridEP's forward dispatch kernel writes, beside each token it sends to a rank (and to each remote domain
+    over RDMA), ``NUM_OF_EXPERTS_PER_RANK * NUM_OF_RANKS_PER_NODE`` floats of probabilities, its "node" being the
+    NVLink domain (deepseek-ai/DeepEP branch hybrid-ep 94a9f8f, csrc/hybrid_ep/backend/hybrid_ep_backend.cuh,
+    ``S2G_warp_group_device_function`` ``if constexpr(FORWARD_DISPATCH)``: ``remote_expert_output_prob``, and the
+    RDMA path's prob WQE); its combine reads the same row back where it carries the probabilities' gradient
+    (``BACKWARD_COMBINE``: ``remote_expert_input_prob``). Megatron-Core dispatches with the probabilities and
+    combines their gradient in the backward (Megatron-LM d98e8a64 fused_a2a.py ``HybridEPDispatch.forward``
+    ``dispatch_with_permute(..., probs=probs)``, ``backward`` ``combine_with_unpermute(..., probs=grad_probs)``)
+    and combines / re-dispatches the hidden states without them (``HybridEPCombine``), so one of each direction's
+    two transfers carries the row: the forward's dispatch here, the backward's combine in its mirror. DeepSeek-V4-
+    Flash at ep 64 in one NVL72 domain: 256 x 4 = 1,024 bytes beside each 8,192-byte BF16 token (+12.5%).
+    DeepEP's dispatch sends only the k top-k weights and indices (12 bytes each), not counted."""
+    if ctx.moe_dispatcher != "hybridep" or lk.moe is None:
+        return np.zeros(np.shape(w))
+    return 4.0 * lk.moe.experts / np.asarray(p.ep, dtype=np.float64) * np.asarray(w, dtype=np.float64)
 
 
 def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -115,7 +140,7 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     # node-limited, deduplicated routing on a two-level view: scale-up domain, then everything outside it
     w = members_within(p.ep, p.etp, ctx.system)[0].astype(np.float64)
     g = np.maximum(p.ep / w, 1.0)
-    distinct = expected_distinct(k, 1.0, g)
+    distinct = expected_distinct_blocks(k, lk.moe.experts, g)
     copies = dispatched_rows_per_token(lk, ctx, p)
     if ctx.moe_fake_balanced_gate:
         # k consecutive experts per token (perf/routing.py fake_balanced_blocks): E w / ep per scale-up domain
@@ -130,8 +155,9 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     f_in = a2a_factor(levels[0].topology, w, p.etp)
     f_out = a2a_factor(levels[1].topology, p.ep, p.etp) if len(levels) > 1 else 1.0
     nl: Num = 0.0
-    for b in (disp_b, BF16_BYTES):   # dispatch, then the BF16 combine
-        lv = [per_copy * inner * b * f_in, per_copy * remote * b * f_out] + [0.0] * (len(levels) - 2)
+    # bytes per token copy: the dispatch (with HybridEP's probability row), then the BF16 combine
+    for row_b in (h * disp_b + dispatch_prob_bytes(lk, ctx, p, w), h * BF16_BYTES):
+        lv = [tok * inner * row_b * f_in, tok * remote * row_b * f_out] + [0.0] * (len(levels) - 2)
         nl = nl + level_bytes_time(lv, ctx.system, ctx.calib.coll_eff)
     nl = nl + 2.0 * sum(lv_.latency_s for lv_ in ctx.system.levels[:2])
     nl = nl + 2.0 * (c.comm_launch_s + c.a2a_peer_s * (p.ep - 1.0))
