@@ -28,3 +28,40 @@ def test_report_inputs_print_catalog_values_in_the_catalogs_units():
     sysv = {r["input"].split(".", 1)[1]: r["value"] for r in system_inputs(system)}
     assert sysv["scale_out_bw"] == "400 Gb/s" and sysv["scale_up_bw"] == "450 GB/s"
     assert sysv["scale_up_size"] == "8" and sysv["power_per_chip_w"] == "1,275 W"   # 10.2 kW / 8 GPUs
+
+
+# ---------------------------------------------------------------- 2. a stated plan value the model's shape refuses
+
+
+def test_stated_tp_that_divides_no_head_count_is_an_input_error(tmp_path, capsys):
+    """`plan: {tp: 3}` for Llama 3.1 8B (32 attention heads, 8 key/value heads: config.json) on 24 chips: `check`
+    said 'valid run spec' and `estimate` exited 1 ('no valid plan ...; nearest alternatives: plan.tp: 1 instead of
+    3'), as if the cluster were too small; a complete plan with the same tp (and a serving spec's plan.tp) is
+    already refused as bad input. No chip count or batch makes 3 divide 32: one line naming plan.tp, exit 2."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 24\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 48}\nplan: {tp: 3}\n")
+    for cmd in ("check", "estimate", "plan"):
+        code, out, err = run_main(capsys, cmd, spec)
+        assert code == 2 and out == "", (cmd, code, out)
+        assert err.startswith(f"error: {spec}: plan.tp: ") and len(err.strip().splitlines()) == 1, err
+        assert "32 attention heads" in err and "8 key/value heads" in err and "got 3" in err
+
+
+def test_stated_ep_and_cp_the_shape_refuses_are_input_errors(tmp_path, capsys):
+    """Mixtral 8x7B has 8 routed experts (config.json num_local_experts): ep 3 divides none of them; cp 3 cannot
+    cut a 4,096-token sequence into 2 x 3 equal load-balanced chunks (4,096 / 6 is not whole)."""
+    for field, value, words in (("ep", 3, "8 routed experts"), ("cp", 3, "seq_len 4,096")):
+        spec = write_spec(tmp_path, "model: mixtral-8x7b\nsystem: dgx-h100\nchips: 48\n"
+                                    "training: {seq_len: 4096, global_batch_seqs: 48}\n"
+                                    f"plan: {{{field}: {value}}}\n")
+        code, out, err = run_main(capsys, "check", spec)
+        assert code == 2 and err.startswith(f"error: {spec}: plan.{field}: "), err
+        assert words in err and f"got {value}" in err
+
+
+def test_a_list_with_one_value_the_shape_allows_is_still_searched(tmp_path, capsys):
+    """`tp: [3, 4]`: the search drops 3 and tries 4 (32 / 4 = 8 heads per rank); only a field none of whose
+    values can ever be valid is refused."""
+    spec = write_spec(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: [3, 4]}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0, err

@@ -442,6 +442,17 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = None) -> None:
+    """Refuse a plan field whose stated values the model's shape rules out for every chip count and batch
+    (:func:`trainsim.parallel.validity.shape_refusal`: tp 3 on 32 attention heads): the search would reject every
+    plan and answer 'no valid plan' as if the cluster or batch were at fault."""
+    from .parallel.validity import SHAPE_RULES, shape_refusal
+    for name in SHAPE_RULES:
+        why = shape_refusal(name, plan.values(name) or [], arch, seq_len)
+        if why:
+            raise TrainsimError(why, field=f"plan.{name}", where=where)
+
+
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
                 "moe_grouped_gemm": True, "moe_fake_balanced_gate": False}
@@ -505,6 +516,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
+        check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
         check_plan_options(spec.plan, "plan.", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
