@@ -65,3 +65,35 @@ def test_a_list_with_one_value_the_shape_allows_is_still_searched(tmp_path, caps
     spec = write_spec(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: [3, 4]}\n")
     code, out, err = run_main(capsys, "check", spec)
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 3. the Pareto front's rows can be checked
+
+
+MIXTRAL_8X22B = """
+name: mixtral-8x22b-256-h100
+model: {name: mixtral-8x22b, layers: 56, hidden: 6144, heads: 48, kv_heads: 8, ffn_act: swiglu, vocab: 32768,
+        moe: {experts: 8, top_k: 2, expert_ffn: 16384}}
+system: dgx-h100
+chips: 256
+training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M, precision: bf16}
+"""
+
+
+def test_pareto_front_table_shows_the_batch_its_step_times_are_for(tmp_path, capsys):
+    """Mixtral 8x22B (config.json shapes) on 256 H100 with a 4M-token batch (5% tolerance: plans use 976, 992 or
+    1,024 sequences). `plan` printed a 'Pareto front: step time vs memory' whose second row (11.177 s, 70.7 GiB)
+    looked beaten by the third (11.134 s, 60.7 GiB): the front is built on step time per sequence, and the rows
+    ran different batches the table did not show. Fix: a batch column, and the title names the axis. Check by
+    hand from the printed cells: no row is beaten by another on both step time / batch and memory."""
+    spec = write_spec(tmp_path, MIXTRAL_8X22B)
+    code, out, err = run_main(capsys, "plan", spec)
+    assert code == 0, err
+    front = out.split("Pareto front")[1].split("rejected by reason")[0]
+    assert "per sequence" in front.splitlines()[0]
+    rows = [tuple(float(x.replace(",", "")) for x in m) for m in
+            re.findall(r"│ (\d+\.\d{3}) │\s+([\d,]+) │\s+([\d.]+)\s+│", front)]
+    assert len(rows) >= 3
+    per_seq = [(s / b, m) for s, b, m in rows]
+    for i, (t, m) in enumerate(per_seq):
+        assert not any(t2 < t and m2 < m for j, (t2, m2) in enumerate(per_seq) if j != i), rows
