@@ -97,3 +97,29 @@ def test_pareto_front_table_shows_the_batch_its_step_times_are_for(tmp_path, cap
     per_seq = [(s / b, m) for s, b, m in rows]
     for i, (t, m) in enumerate(per_seq):
         assert not any(t2 < t and m2 < m for j, (t2, m2) in enumerate(per_seq) if j != i), rows
+
+
+# ---------------------------------------------------------------- 4. an HBM capacity in bits
+
+
+@pytest.mark.parametrize("hbm", ["80 Gb", "80Gb", "640 Gbit", "0.08 Tb"])
+def test_inline_hbm_in_bits_is_refused(tmp_path, capsys, hbm):
+    """`hbm: "80 Gb"` (a lower-case b: gigabits) was read as 80e9 / 8 bytes and `check` printed 'HBM 9.313 GiB':
+    the run then failed to fit for a typo. Vendors quote a chip's HBM capacity in bytes (H100: 80 GB, MI300X:
+    192 GB); bits are a DRAM die's unit (a 24 Gb die), never a chip's memory. Fix: one line naming the field."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: {chip: {name: x, bf16_tflops: 989, "
+                                f"hbm: '{hbm}', hbm_bandwidth: '3.35 TB/s'}}, scale_up: {{size: 8, bandwidth: "
+                                "'450 GB/s'}, scale_out: {bandwidth: '400 Gb/s'}}\nchips: 8\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 64}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and out == "", out
+    assert err.startswith(f"error: {spec}: system.chip.hbm: ") and "bits" in err and f"'{hbm}'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_inline_hbm_in_bytes_still_read():
+    """'80 GB' is 80 GiB (vendors' binary HBM); '96 GiB' and '1 TB' (10^12 bytes, a unit taken as written) too."""
+    from trainsim.catalog.resolve import hbm_capacity
+    assert hbm_capacity("80 GB", "hbm", None) == 80 * 2**30
+    assert hbm_capacity("96 GiB", "hbm", None) == 96 * 2**30
+    assert hbm_capacity("1 TB", "hbm", None) == 1e12

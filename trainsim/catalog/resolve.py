@@ -76,6 +76,8 @@ def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allo
 
 
 _VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
+#: a size in bits (units.py reads a lower-case b as a bit): '80 Gb', '640 Gbit'
+_BITS = re.compile(r"^\s*[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?\s*(?:Ki|Mi|Gi|Ti|Pi|[kKMGTP])?(?:b|bits?)\s*$")
 
 
 def hbm_capacity(value, field: str, where: str | None) -> float:
@@ -89,6 +91,11 @@ def hbm_capacity(value, field: str, where: str | None) -> float:
         raise TrainsimError("expected a size with its unit such as '80 GB' (read as GiB, as vendors quote HBM) or "
                             f"'96 GiB', not a bare number (it would be bytes), got {short(value)}",
                             field=field, where=where)
+    if isinstance(value, str) and _BITS.match(value):
+        # vendors quote a chip's HBM in bytes (80 GB, 192 GB); bits are a DRAM die's unit (a 24 Gb die): '80 Gb'
+        # is a typo for 80 GB, not 10 GB
+        raise TrainsimError(f"expected a size in bytes such as '80 GB' (read as GiB) or '96 GiB'; a chip's HBM is "
+                            f"never quoted in bits, got {short(value)}", field=field, where=where)
     m = _VENDOR_GB.match(value) if isinstance(value, str) else None
     if m:
         return _positive(load.hbm_capacity_bytes(float(m.group(1))), value, field, where,
