@@ -123,3 +123,25 @@ def test_inline_hbm_in_bytes_still_read():
     assert hbm_capacity("80 GB", "hbm", None) == 80 * 2**30
     assert hbm_capacity("96 GiB", "hbm", None) == 96 * 2**30
     assert hbm_capacity("1 TB", "hbm", None) == 1e12
+
+
+# ---------------------------------------------------------------- 5. a chip id where a system goes
+
+
+def test_a_chip_id_as_the_system_says_how_to_write_a_system_of_it(tmp_path, capsys):
+    """`system: amd-mi300x` (Llama 3 8B on MI300X: the catalog has the chip, no MI300X system) said 'unknown system
+    'amd-mi300x'; expected one of dgx-a100, ...': a first-time user could not tell that the id is right but of the
+    wrong kind. Fix: the line says it is a chip and gives the inline system that uses it."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: amd-mi300x\nchips: 64\n"
+                                "training: {seq_len: 8192, global_batch_tokens: 1M}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {spec}: system: 'amd-mi300x' is a chip, not a system") and len(err.splitlines()) == 1
+    assert "{chip: amd-mi300x, scale_up: {size:" in err
+
+
+def test_a_chip_id_with_catalog_systems_names_them(tmp_path, capsys):
+    """nvidia-h100-sxm5 is the chip of dgx-h100 (systems.yaml): the line names that system."""
+    spec = write_spec(tmp_path, SMALL_RUN.replace("system: dgx-h100", "system: nvidia-h100-sxm5"))
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and "'nvidia-h100-sxm5' is a chip, not a system" in err and "dgx-h100" in err

@@ -195,7 +195,7 @@ def resolve_system(value, base_dir=None, *, field: str = "system", where: str | 
         if value.endswith((".yaml", ".yml")):
             data, where = _load_file(value, base_dir, field)
             return resolve_system(data, base_dir, field=field, where=where, check=check)
-        raise unknown("system", value, table, field=field, where=where)
+        raise load.unknown_system(value, table, field=field, where=where)
     d = _mapping(value, field, where, "{chip: nvidia-h800-sxm5, scale_up: {size: 8, bandwidth: '200 GB/s'}} "
                                       "or a catalog system id")
     return _inline_system(d, field, where, check)
