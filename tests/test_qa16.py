@@ -145,3 +145,34 @@ def test_a_chip_id_with_catalog_systems_names_them(tmp_path, capsys):
     spec = write_spec(tmp_path, SMALL_RUN.replace("system: dgx-h100", "system: nvidia-h100-sxm5"))
     code, out, err = run_main(capsys, "check", spec)
     assert code == 2 and "'nvidia-h100-sxm5' is a chip, not a system" in err and "dgx-h100" in err
+
+
+# ---------------------------------------------------------------- 6. `trainsim model` of a run spec
+
+
+def test_model_of_a_run_spec_counts_its_model(tmp_path, capsys):
+    """`trainsim model run.yaml` (the README: ID_OR_PATH) on the Mixtral 8x22B run spec said 'model.layers: Field
+    required': it read the whole run spec as a model file. Fix: a run or serving spec's path counts its `model:`.
+    Hand (config.json shapes): per layer, attention 6,144 x (6,144 + 2 x 1,024) + 6,144 x 6,144 = 88.08M, router
+    6,144 x 8, 8 experts x 3 x 6,144 x 16,384 = 2,415.9M, two RMSNorms 2 x 6,144; 56 layers + embedding and head
+    2 x 32,768 x 6,144 + final norm = 140.63B total (Mistral's 141B)."""
+    spec = write_spec(tmp_path, MIXTRAL_8X22B)
+    code, out, err = run_main(capsys, "model", spec, "--json")
+    assert code == 0, err
+    import json
+    d = json.loads(out)
+    per_layer = 6144 * (6144 + 2 * 1024) + 6144 * 6144 + 6144 * 8 + 8 * 3 * 6144 * 16384 + 2 * 6144
+    total = 56 * per_layer + 2 * 32768 * 6144 + 6144
+    assert d["total_params"] == total
+    # the same counts as the inline mapping given by itself
+    code2, out2, _ = run_main(capsys, "model", write_spec(tmp_path, "model:" + MIXTRAL_8X22B.split("model:")[1]
+                                                           .split("system:")[0], "m.yaml"), "--json")
+    assert code2 == 0 and json.loads(out2)["total_params"] == total
+
+
+def test_model_of_a_run_spec_whose_model_is_another_spec_is_refused(tmp_path, capsys):
+    """One level only: a spec whose model: names a spec file is one line, not a recursion."""
+    a = write_spec(tmp_path, SMALL_RUN.replace("model: llama-3.1-8b", "model: b.yaml"), "a.yaml")
+    write_spec(tmp_path, SMALL_RUN.replace("model: llama-3.1-8b", "model: a.yaml"), "b.yaml")
+    code, out, err = run_main(capsys, "model", a)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "run spec" in err
