@@ -176,3 +176,31 @@ def test_model_of_a_run_spec_whose_model_is_another_spec_is_refused(tmp_path, ca
     write_spec(tmp_path, SMALL_RUN.replace("model: llama-3.1-8b", "model: a.yaml"), "b.yaml")
     code, out, err = run_main(capsys, "model", a)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "run spec" in err
+
+
+# ---------------------------------------------------------------- 7. one plan is one plan
+
+
+LLAMA70_STATED = """
+name: llama70b-stated
+model: llama-3.1-70b
+system: dgx-h100
+chips: 64
+training: {tokens: 2T, seq_len: 8192, global_batch_tokens: 4M}
+plan: {tp: 2, pp: 1, cp: 1, zero: 1, recompute: none, micro_batch: 1}
+"""
+
+
+def test_a_stated_plan_that_does_not_fit_is_one_plan(tmp_path, capsys):
+    """Llama 3.1 70B with tp 2, pp 1, ZeRO-1, no recompute on 64 H100 (70.6B x 2 bytes / 2 = 70.6 GB of BF16
+    weights alone per chip, plus fp32 gradients: far over 80 GiB). `estimate` said 'no plan fits in memory: the
+    smallest of 1 plans (...)' and the report '1 plans evaluated'. Fix: 'the one plan evaluated', '1 plan'."""
+    spec = write_spec(tmp_path, LLAMA70_STATED)
+    code, out, err = run_main(capsys, "estimate", spec)
+    assert code == 1
+    assert "1 plans" not in err and "no plan fits in memory: the one plan evaluated (tp=2 pp=1" in err
+    html = tmp_path / "r.html"
+    code, out, err = run_main(capsys, "report", spec, "-o", html)
+    assert code == 1 and html.exists()
+    text = html.read_text()
+    assert "1 plans" not in text and "1 plan evaluated, 0 fit in memory" in text
