@@ -204,3 +204,18 @@ def test_a_stated_plan_that_does_not_fit_is_one_plan(tmp_path, capsys):
     assert code == 1 and html.exists()
     text = html.read_text()
     assert "1 plans" not in text and "1 plan evaluated, 0 fit in memory" in text
+
+
+# ---------------------------------------------------------------- 8. check's counts with separators
+
+
+def test_check_prints_the_domain_and_length_with_separators(tmp_path, capsys):
+    """`check` of DeepSeek-V3 on '2 SuperPoDs' of the Atlas 950 (8,192 NPUs per supernode, Huawei Connect 2025)
+    printed 'scale-up domain 8192, 16,384 chips' and 'seq_len 4096' on lines where every other count has
+    separators (the serving lines print 'input 4,096 tokens')."""
+    spec = write_spec(tmp_path, "model: deepseek-v3\nsystem: atlas-950-superpod\nchips: 2 SuperPoDs\n"
+                                "training: {seq_len: 4K, global_batch_tokens: 64M, tokens: 15T}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0, err
+    assert "scale-up domain 8,192, 16,384 chips" in out and "seq_len 4,096 tokens" in out
+    assert "8192" not in out and "4096" not in out
