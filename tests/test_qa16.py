@@ -219,3 +219,27 @@ def test_check_prints_the_domain_and_length_with_separators(tmp_path, capsys):
     assert code == 0, err
     assert "scale-up domain 8,192, 16,384 chips" in out and "seq_len 4,096 tokens" in out
     assert "8192" not in out and "4096" not in out
+
+
+# ---------------------------------------------------------------- 9. a key written in the wrong section
+
+
+def test_a_key_of_another_section_says_where_it_goes(tmp_path, capsys):
+    """A serving spec with `tpot_ms: 50` under `serving:` said 'serving.tpot_ms: unknown key (typo?)': the key is
+    right, its place is not (docs: `latency: {tpot_ms, ttft_ms}`). Likewise `chips` inside `training:` of a run
+    spec. Fix: the line names the section that takes the key."""
+    spec = write_spec(tmp_path, "model: mixtral-8x7b\nsystem: dgx-h100\nchips: 8\n"
+                                "serving: {precision: fp8, input_len: 2K, output_len: 512, tpot_ms: 50}\n", "s.yaml")
+    code, out, err = run_main(capsys, "infer", spec)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {spec}: serving.tpot_ms: unknown key") and "latency.tpot_ms" in err
+    run = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\n"
+                               "training: {chips: 8, seq_len: 4096, global_batch_seqs: 64}\n")
+    code, out, err = run_main(capsys, "check", run)
+    assert code == 2 and err.startswith(f"error: {run}: training.chips: unknown key") and "top level" in err
+
+
+def test_a_plain_typo_keeps_its_did_you_mean(tmp_path, capsys):
+    run = write_spec(tmp_path, SMALL_RUN.replace("seq_len", "seq_lenn"))
+    code, out, err = run_main(capsys, "check", run)
+    assert code == 2 and "did you mean seq_len?" in err
