@@ -134,15 +134,15 @@ def _keys_at(model, loc) -> list[str]:
 
 
 def _places_of(model, key: str, skip) -> list[str]:
-    """Where else the pydantic ``model`` takes ``key``: 'the top level' and the sections (``latency``) one level
-    down whose model has that field, except the mapping ``skip`` (where it was written)."""
+    """Where else the pydantic ``model`` takes ``key``: 'at the top level' and 'under SECTION' for the sections
+    (``latency``) one level down whose model has that field, except the mapping ``skip`` (where it was written)."""
     if model is None:
         return []
-    out = ["the top level"] if key in model.model_fields and tuple(skip) != () else []
+    out = ["at the top level"] if key in model.model_fields and tuple(skip) != () else []
     for name, f in model.model_fields.items():
         sub = _model_in(f.annotation)
         if sub is not None and key in sub.model_fields and tuple(skip) != (name,):
-            out.append(f"{name}.{key}")
+            out.append(f"under {name} ({name}.{key})")
     return out
 
 
@@ -172,7 +172,7 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         key = str(err["loc"][-1])
         places = [] if near else _places_of(model, key, parent)
         msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
-               else f"unknown key here ({key} is a key of {' and '.join(places)})" if places
+               else f"unknown key here; {key} belongs {' or '.join(places)}" if places
                else "unknown key (typo?)")
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got
