@@ -243,3 +243,27 @@ def test_a_plain_typo_keeps_its_did_you_mean(tmp_path, capsys):
     run = write_spec(tmp_path, SMALL_RUN.replace("seq_len", "seq_lenn"))
     code, out, err = run_main(capsys, "check", run)
     assert code == 2 and "did you mean seq_len?" in err
+
+
+# ---------------------------------------------------------------- 10. size's probe days as every days figure
+
+
+def test_size_probe_days_have_one_decimal_like_the_answer(tmp_path, capsys):
+    """`size RUN --days 10` (Mixtral 8x22B on H100 servers) answered '112 systems (896 chips) finish in 8.6 days
+    (ideal 8.5 ...)' above a probes table of '8.51 | 8.56' and '8.04 | 8.1' (three significant digits: two
+    decimals in one row, one in the next). Every other days figure (estimate, plan, report, the answer) has one
+    decimal. Fix: the probes' days too, and they agree with --json rounded to one decimal."""
+    import json
+    spec = write_spec(tmp_path, SMALL_RUN)
+    code, out, err = run_main(capsys, "size", spec, "--days", "5")
+    assert code == 0, err
+    table = out.split("probes")[1]
+    rows = re.findall(r"│\s+([\d,]+) │\s+([\d,]+) │\s+([\d,]+) │\s+([\d,.]+) │\s+([\d,.]+) │", table)
+    assert len(rows) >= 2
+    code, js, _ = run_main(capsys, "size", spec, "--days", "5", "--json")
+    probes = {p["units"]: p for p in json.loads(js)["probes"] if p["fits"]}
+    for units, _chips, _b, d, eff in rows:
+        p = probes[int(units.replace(",", ""))]
+        assert re.fullmatch(r"[\d,]+\.\d", d) and re.fullmatch(r"[\d,]+\.\d", eff), (d, eff)
+        assert float(d.replace(",", "")) == round(p["days"], 1)
+        assert float(eff.replace(",", "")) == round(p["effective_days"], 1)
