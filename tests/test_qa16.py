@@ -267,3 +267,26 @@ def test_size_probe_days_have_one_decimal_like_the_answer(tmp_path, capsys):
         assert re.fullmatch(r"[\d,]+\.\d", d) and re.fullmatch(r"[\d,]+\.\d", eff), (d, eff)
         assert float(d.replace(",", "")) == round(p["days"], 1)
         assert float(eff.replace(",", "")) == round(p["effective_days"], 1)
+
+
+# ---------------------------------------------------------------- 11. compare's differing inputs as resolved
+
+
+def test_compare_does_not_list_inputs_that_resolve_the_same(tmp_path, capsys):
+    """`compare a.yaml b.yaml` where b writes `seq_len: 4K` (4 x 1,024 = 4,096, docs/run-spec.md), `chips: "8
+    systems"` (8 DGX H100 x 8 GPUs = 64) and leaves `precision` out (default bf16) listed all three under 'inputs
+    that differ' ('4096 | 4K', '64 | 8 systems', 'bf16 | -') beside identical estimates. Fix: a key differs when
+    the values the run reads differ; the table still shows them as written."""
+    import json
+    a = write_spec(tmp_path, SMALL_RUN, "a.yaml")
+    b = write_spec(tmp_path, SMALL_RUN.replace("chips: 64", 'chips: "8 systems"')
+                   .replace("seq_len: 4096", "seq_len: 4K").replace(", precision: bf16", ""), "b.yaml")
+    code, out, err = run_main(capsys, "compare", a, b, "--json")
+    assert code == 0, err
+    assert json.loads(out)["differing_inputs"] == {}
+    code, out, err = run_main(capsys, "compare", a, b)
+    assert code == 0 and "inputs that differ: none" in out
+    # a real difference is still listed, as written
+    c = write_spec(tmp_path, SMALL_RUN.replace("seq_len: 4096", "seq_len: 8K"), "c.yaml")
+    code, out, err = run_main(capsys, "compare", b, c, "--json")
+    assert json.loads(out)["differing_inputs"] == {"training.seq_len": ["4K", "8K"]}
