@@ -290,3 +290,18 @@ def test_compare_does_not_list_inputs_that_resolve_the_same(tmp_path, capsys):
     c = write_spec(tmp_path, SMALL_RUN.replace("seq_len: 4096", "seq_len: 8K"), "c.yaml")
     code, out, err = run_main(capsys, "compare", b, c, "--json")
     assert json.loads(out)["differing_inputs"] == {"training.seq_len": ["4K", "8K"]}
+
+
+# ---------------------------------------------------------------- 12. bytes are not billions
+
+
+def test_posttrain_wan_bytes_per_token_names_bytes(capsys):
+    """`posttrain examples/posttrain-opd-two-clusters.yaml` printed '4.1 B per generated token' where every count
+    trainsim prints reads B as billions ('8.03B parameters', '14.8T tokens'). The quantity is bytes (token ids
+    and log-probs of 4 bytes each: posttrain/timeline.py). Fix: 'bytes per generated token'."""
+    from pathlib import Path
+    ex = Path(__file__).resolve().parents[1] / "examples" / "posttrain-opd-two-clusters.yaml"
+    code, out, err = run_main(capsys, "posttrain", ex)
+    assert code == 0, err
+    flat = " ".join(out.split())          # the line wraps at the terminal width
+    assert re.search(r"\d bytes per generated token", flat) and not re.search(r"\d B per generated token", flat)
