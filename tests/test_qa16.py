@@ -305,3 +305,25 @@ def test_posttrain_wan_bytes_per_token_names_bytes(capsys):
     assert code == 0, err
     flat = " ".join(out.split())          # the line wraps at the terminal width
     assert re.search(r"\d bytes per generated token", flat) and not re.search(r"\d B per generated token", flat)
+
+
+# ---------------------------------------------------------------- 13. the explorer's errors name its own fields
+
+
+def test_sensitivity_parameter_error_names_the_callers_field(tmp_path, capsys):
+    """POST /api/sensitivity with params ['hbm'] answered "--vary: 'hbm' is ambiguous ...": a command-line option
+    the page does not have (its request field is `params`; the API's other errors say `factors`, `days`). Fix: the
+    API says params, the CLI (api.CLI_NAMES) still --vary."""
+    from trainsim.api import scenarios
+    from trainsim.errors import TrainsimError
+    from trainsim.serve.app import do_sensitivity
+    spec = {"model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
+            "training": {"seq_len": 4096, "global_batch_seqs": 64}}
+    with pytest.raises(TrainsimError) as e:
+        do_sensitivity({"spec": spec, "params": ["hbm"], "factors": [0.5]})
+    assert str(e.value).startswith("params: 'hbm' is ambiguous")
+    with pytest.raises(TrainsimError) as e:
+        scenarios.sensitivity(spec, ["hbm_bandwith"], [0.5])
+    assert str(e.value).startswith("params: unknown sensitivity parameter 'hbm_bandwith'; did you mean hbm_bandwidth")
+    code, out, err = run_main(capsys, "sensitivity", write_spec(tmp_path), "--vary", "hbm")
+    assert code == 2 and err.startswith("error: --vary: 'hbm' is ambiguous")

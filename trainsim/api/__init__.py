@@ -57,7 +57,7 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
              "batch": "--batch", "seq_len": "--seq-len",
-             "plots": "--plots", "host": "--host"}
+             "plots": "--plots", "host": "--host", "params": "--vary"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
