@@ -327,3 +327,28 @@ def test_sensitivity_parameter_error_names_the_callers_field(tmp_path, capsys):
     assert str(e.value).startswith("params: unknown sensitivity parameter 'hbm_bandwith'; did you mean hbm_bandwidth")
     code, out, err = run_main(capsys, "sensitivity", write_spec(tmp_path), "--vary", "hbm")
     assert code == 2 and err.startswith("error: --vary: 'hbm' is ambiguous")
+
+
+# ---------------------------------------------------------------- 14. inline model errors as the spec's
+
+
+INLINE = ("model: {name: x, layers: 32, hidden: 4096, heads: 32, KV, ffn: 11008, vocab: 32000}\n"
+          "system: dgx-h100\nchips: 8\ntraining: {seq_len: 4096, global_batch_seqs: 64}\n")
+
+
+def test_inline_model_misspelt_key_gets_did_you_mean(tmp_path, capsys):
+    """`model: {..., kv_head: 8}` said 'model.kv_head: unknown key (typo?)' while a misspelt spec key gets 'did you
+    mean ...?' (qa13): the inline model had its own copy of the pydantic error conversion. Fix: the one converter
+    (errors.from_validation) with the inline model's keys."""
+    spec = write_spec(tmp_path, INLINE.replace("KV", "kv_head: 8"))
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and err.startswith(f"error: {spec}: model.kv_head: unknown key (typo? did you mean kv_heads?)")
+
+
+def test_inline_model_shape_error_does_not_echo_the_whole_mapping(tmp_path, capsys):
+    """kv_heads 5 does not divide 32 heads: the line ended '; got {'name': 'x', 'layers': 32, ... 'vocab': 32000}'
+    (103 characters of Python dict, the README's cap on an echoed value being 80). The rule names the two values."""
+    spec = write_spec(tmp_path, INLINE.replace("KV", "kv_heads: 5"))
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and "heads (32) must be a multiple of kv_heads (5)" in err
+    assert "{'name'" not in err and len(err.strip().splitlines()) == 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import TrainsimError, unknown
+from ..errors import TrainsimError, from_validation, unknown
 from ..yamlload import load_data
 from .arch import Arch
 from .hf import import_hf_config
@@ -90,12 +90,11 @@ def _from_mapping(doc: dict[str, Any], *, name: str | None, source: str, field: 
     try:
         m = InlineModel.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key (typo?)" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
-            msg += f"; got {err['input']!r}"
-        raise TrainsimError(msg, field=f"{field}.{loc}" if loc else field, where=where) from None
+        # the one pydantic-error converter (near spellings of the inline model's keys, values cut to 80
+        # characters, never the whole mapping), its field under the spec's model key
+        e = from_validation(exc, None, InlineModel)
+        msg = str(e)[len(f"{e.field}: "):] if e.field else str(e)
+        raise TrainsimError(msg, field=f"{field}.{e.field}" if e.field else field, where=where) from None
     arch = build_inline(m)
     return replace(arch, source=source) if source else arch
 
