@@ -352,3 +352,35 @@ def test_inline_model_shape_error_does_not_echo_the_whole_mapping(tmp_path, caps
     code, out, err = run_main(capsys, "check", spec)
     assert code == 2 and "heads (32) must be a multiple of kv_heads (5)" in err
     assert "{'name'" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- 15. bare link numbers far outside any link
+
+
+@pytest.mark.parametrize("level, value, words", [
+    ("scale_out: {bandwidth: 400}", "400", "bytes per second"),        # 400 B/s: meant 400 Gb/s
+    ("scale_up: {bandwidth: 450}", "450", "bytes per second"),
+    ("scale_out: {latency: 5}", "5", "seconds"),                      # 5 s per hop: meant 5 us
+])
+def test_a_bare_link_number_far_outside_any_link_is_refused(tmp_path, capsys, level, value, words):
+    """`system: {base: dgx-h100, scale_out: {bandwidth: 400}}` was read as 400 bytes/s and `check` printed
+    'scale-out 3.2e-06 Gb/s per chip' as valid; `latency: 5` was 5 seconds per message (the catalog's RoCE
+    assumption is 5 us) and `check` did not even show it. docs/run-spec.md: bandwidths in bytes/s, latencies in
+    seconds, so a bare number is read in those units; a value a million times off any link (the slowest level
+    in the catalog is TPU v4's 25 Gb/s DCN, 3.1e9 B/s; the slowest hop 10 us) is refused, naming the unit it was
+    read in."""
+    spec = write_spec(tmp_path, f"model: llama-3.1-8b\nsystem: {{base: dgx-h100, {level}}}\nchips: 16\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 64}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and out == "", out
+    assert err.startswith(f"error: {spec}: system.{level.split(':')[0]}.") and words in err and f"got {value}" in err
+
+
+@pytest.mark.parametrize("level", ["scale_out: {bandwidth: 5e10}", "scale_out: {bandwidth: '400 Gb/s'}",
+                                   "scale_out: {latency: '5 us'}", "scale_out: {latency: 5e-6}",
+                                   "inter_site: {size: 8, bandwidth: '100 Gb/s', latency: '30 ms'}"])
+def test_link_values_in_range_still_read(tmp_path, capsys, level):
+    spec = write_spec(tmp_path, f"model: llama-3.1-8b\nsystem: {{base: dgx-h100, {level}}}\nchips: 16\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 64}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0, err
