@@ -384,3 +384,26 @@ def test_link_values_in_range_still_read(tmp_path, capsys, level):
                                 "training: {seq_len: 4096, global_batch_seqs: 64}\n")
     code, out, err = run_main(capsys, "check", spec)
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 16. fewer tokens than one step
+
+
+def test_tokens_below_one_global_batch_is_refused(tmp_path, capsys):
+    """`tokens: 100` (meant 100B) with a batch of 64 x 4,096 = 262,144 tokens answered 'whole run 0.0 days' and
+    '2.95e-06 chip-hours': a run that ends before its first step. Fix: one line naming training.tokens, the
+    batch's tokens and the 'B' it probably missed; a batch of exactly the run's tokens (one step) still answers.
+    The seq_len in the batch-below-one-sequence line gets its separator too."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 64, tokens: 100}\n")
+    code, out, err = run_main(capsys, "estimate", spec)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {spec}: training.tokens: ") and "262,144" in err and "got 100" in err
+    one = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                               "training: {seq_len: 4096, global_batch_seqs: 64, tokens: 262144}\n", "one.yaml")
+    code, out, err = run_main(capsys, "estimate", one)
+    assert code == 0, err
+    short = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                                 "training: {seq_len: 4096, global_batch_tokens: 1000}\n", "short.yaml")
+    code, out, err = run_main(capsys, "check", short)
+    assert code == 2 and "one 4,096-token sequence" in err

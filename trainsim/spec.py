@@ -181,8 +181,9 @@ class TrainingSpec(BaseModel):
             raise ValueError("give exactly one of global_batch_tokens or global_batch_seqs")
         if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
             raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is less than one "
-                             f"{self.seq_len}-token sequence")
+                             f"{self.seq_len:,}-token sequence")
         return self
+
 
     @property
     def batch_seqs(self) -> int:
@@ -442,6 +443,16 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+def check_tokens_cover_one_step(training: "TrainingSpec", where: str | None = None) -> None:
+    """Refuse a run of fewer tokens than one global batch: it ends before its first step ('tokens: 100' meant as
+    100B answered 'whole run 0.0 days')."""
+    per_step = training.global_batch_tokens or training.batch_seqs * training.seq_len
+    if training.tokens is not None and training.tokens < per_step:
+        raise TrainsimError(f"expected at least one global batch of tokens ({per_step:,.0f}; a run ends after whole "
+                            f"steps: '100B', not 100), got {training.tokens:g}", field="training.tokens",
+                            where=where)
+
+
 def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = None) -> None:
     """Refuse a plan field whose stated values the model's shape rules out for every chip count and batch
     (:func:`trainsim.parallel.validity.shape_refusal`: tp 3 on 32 attention heads): the search would reject every
@@ -514,6 +525,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
+    check_tokens_cover_one_step(spec.training, where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
