@@ -19,6 +19,7 @@ from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
+from .parallel.validity import SHAPE_RULES, shape_refusal
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
@@ -457,7 +458,6 @@ def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = N
     """Refuse a plan field whose stated values the model's shape rules out for every chip count and batch
     (:func:`trainsim.parallel.validity.shape_refusal`: tp 3 on 32 attention heads): the search would reject every
     plan and answer 'no valid plan' as if the cluster or batch were at fault."""
-    from .parallel.validity import SHAPE_RULES, shape_refusal
     for name in SHAPE_RULES:
         why = shape_refusal(name, plan.values(name) or [], arch, seq_len)
         if why:

@@ -5,7 +5,7 @@ which rule. The search counts rejections by reason; ``estimate`` turns the first
 """
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import numpy as np
 
@@ -205,7 +205,10 @@ def _shape_facts(field: str, arch: Arch, seq_len: int) -> str:
     """The model facts rule :data:`SHAPE_RULES` of ``field`` reads, in words (for the one-line error)."""
     split = [c for lk in arch.layers for c in lk.attention if not c.tp_replicated]
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
-    nums = lambda xs: "/".join(f"{x:,}" for x in sorted(set(xs)))  # noqa: E731
+
+    def nums(xs: Iterable[int]) -> str:
+        return "/".join(f"{x:,}" for x in sorted(set(xs)))
+
     if field == "tp":
         return (f"{nums(c.heads for c in split) or 1} attention heads, {nums(c.kv_heads for c in split) or 1} "
                 f"key/value heads, hidden {arch.hidden:,}")
@@ -226,8 +229,8 @@ def shape_refusal(field: str, values: list[int], arch: Arch, seq_len: int) -> st
     codes = SHAPE_RULES.get(field)
     if not codes or not values:
         return None
-    cols = {k: 1 for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
-    cols.update(zero=0, recompute=0, schedule=0, node_limit=0, **{field: values})
+    cols: dict[str, int | list[int]] = {k: 1 for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
+    cols.update({"zero": 0, "recompute": 0, "schedule": 0, "node_limit": 0, field: list(values)})
     code = check(Plans.from_columns(**cols), arch, chips=1, seq_len=seq_len, batch_seqs=1, only=set(codes))
     if not np.all(code):
         return None
