@@ -407,3 +407,17 @@ def test_tokens_below_one_global_batch_is_refused(tmp_path, capsys):
                                  "training: {seq_len: 4096, global_batch_tokens: 1000}\n", "short.yaml")
     code, out, err = run_main(capsys, "check", short)
     assert code == 2 and "one 4,096-token sequence" in err
+
+
+# ---------------------------------------------------------------- 17. a fractional count names its value
+
+
+def test_a_fractional_count_echoes_the_value(tmp_path, capsys):
+    """`chips: 8.5` said 'chips: Input should be a valid integer, got a number with a fractional part': the one
+    line names the field but not the value (README: file, field, value, what was expected)."""
+    spec = write_spec(tmp_path, SMALL_RUN.replace("chips: 64", "chips: 8.5"))
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and err.startswith(f"error: {spec}: chips: ") and "8.5" in err
+    spec = write_spec(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: 2.5}\n", "p.yaml")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 2 and "plan.tp" in err and "2.5" in err
