@@ -21,6 +21,8 @@ Hand derivations at s = 4096, one sequence per micro-batch (4096 tokens per tp g
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,8 @@ from trainsim.perf.activations import activation_tensors, kept_bytes_per_token
 from trainsim.perf.collectives import reduce_scatter_time
 from trainsim.perf.comm_tp import replicated_gather_fwd
 from trainsim.perf.compute import attention_fwd_flops, core_tp_ranks
-from trainsim.parallel.validity import check
+from trainsim.errors import TrainsimError
+from trainsim.parallel.validity import REASONS, check
 from trainsim.plan_estimate import context, plans_from_spec
 from trainsim.spec import parse_run
 
@@ -115,16 +118,18 @@ def test_indexer_input_gather_only_under_tp():
 def test_tp4_valid_for_dsa_but_heads_still_rule():
     r = _run(4)
     assert check(plans_from_spec(r.plan, 64, r.arch), r.arch, 64, S, 64, only={2, 13})[0] == 0
-    # tp must still divide the 64 main attention heads: tp 128 does not (code 2: tp / heads)
-    big = parse_run({"model": "glm-5", "system": "hgx-h800", "chips": 128,
-                     "training": {"seq_len": S, "global_batch_seqs": 64, "precision": "bf16"},
-                     "plan": {"tp": 128, "pp": 1, "ep": 1, "micro_batch": 1}})
-    assert check(plans_from_spec(big.plan, 128, big.arch), big.arch, 128, S, 64, only={2})[0] == 2
+    # tp must still divide the 64 main attention heads: tp 128 does not (code 2: tp / heads); since qa16 a
+    # stated tp the shape rules out is refused when the spec is read, with rule 2's text (validity.shape_refusal)
+    rule2 = re.escape(f"plan.tp: {REASONS[2][1]}")
+    with pytest.raises(TrainsimError, match=rule2):
+        parse_run({"model": "glm-5", "system": "hgx-h800", "chips": 128,
+                   "training": {"seq_len": S, "global_batch_seqs": 64, "precision": "bf16"},
+                   "plan": {"tp": 128, "pp": 1, "ep": 1, "micro_batch": 1}})
     # a model without a replicated core keeps the kv-heads rule: Llama-3.1-8B has 8 KV heads, tp 16 fails
-    ll = parse_run({"model": "llama-3.1-8b", "system": "hgx-h800", "chips": 16,
-                    "training": {"seq_len": S, "global_batch_seqs": 16, "precision": "bf16"},
-                    "plan": {"tp": 16, "pp": 1, "micro_batch": 1}})
-    assert check(plans_from_spec(ll.plan, 16, ll.arch), ll.arch, 16, S, 16, only={2})[0] == 2
+    with pytest.raises(TrainsimError, match=rule2):
+        parse_run({"model": "llama-3.1-8b", "system": "hgx-h800", "chips": 16,
+                   "training": {"seq_len": S, "global_batch_seqs": 16, "precision": "bf16"},
+                   "plan": {"tp": 16, "pp": 1, "micro_batch": 1}})
 
 
 def test_step_breakdown_still_sums_with_the_forward_only_gather():

@@ -177,7 +177,8 @@ def test_plan_json_one_schema_and_exit_codes(tmp_path):
                   "training: {tokens: 1e11, seq_len: 4096, global_batch_seqs: 256}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n"
-                   "training: {tokens: 1e11, seq_len: 4096, global_batch_seqs: 256}\nplan: {tp: 16}\n")
+                   "training: {tokens: 1e11, seq_len: 4096, global_batch_seqs: 256}\nplan: {tp: 8, pp: 4}\n")
+    # tp 8 x pp 4 = 32 chips of 16: no plan (tp 16 of 8 key/value heads is bad input since qa16, exit 2)
     r1, r2 = _cli("plan", str(ok), "--json"), _cli("plan", str(bad), "--json")
     assert r1.returncode == 0 and r2.returncode == 1          # no answer: 1 (bad input stays 2)
     d1, d2 = json.loads(r1.stdout), json.loads(r2.stdout)

@@ -456,9 +456,10 @@ def test_s3_claimed_money_as_written(tmp_path, capsys):
 
 def test_compare_names_the_spec_without_an_answer(tmp_path, capsys):
     """`compare ok.yaml tp3.yaml` said 'error: plan: no valid plan ...' without naming tp3.yaml (tp=3 does not
-    divide 64 chips)."""
+    divide 64 chips). Since qa16 tp 3 of Llama 3.1 8B's 32 heads is bad input (exit 2); the spec without an answer
+    is now tp 8 x pp 16 = 128 chips of 64."""
     ok = _write(tmp_path, SMALL_RUN, "ok.yaml")
-    bad = _write(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: 3}\n", "tp3.yaml")
+    bad = _write(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: 8, pp: 16}\n", "tp3.yaml")
     code, out, err = run_main(capsys, "compare", ok, bad)
     assert code == 1
     assert err.startswith(f"error: {bad}: plan: no valid plan") and len(err.strip().splitlines()) == 1

@@ -133,6 +133,19 @@ def _keys_at(model, loc) -> list[str]:
     return [] if cur is None else list(cur.model_fields)
 
 
+def _places_of(model, key: str, skip) -> list[str]:
+    """Where else the pydantic ``model`` takes ``key``: 'at the top level' and 'under SECTION' for the sections
+    (``latency``) one level down whose model has that field, except the mapping ``skip`` (where it was written)."""
+    if model is None:
+        return []
+    out = ["at the top level"] if key in model.model_fields and tuple(skip) != () else []
+    for name, f in model.model_fields.items():
+        sub = _model_in(f.annotation)
+        if sub is not None and key in sub.model_fields and tuple(skip) != (name,):
+            out.append(f"under {name} ({name}.{key})")
+    return out
+
+
 def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
     """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value.
     A misspelt key is reported as itself, not as the required key it leaves missing (``chip:`` for ``chips:``:
@@ -156,7 +169,13 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         # a missing (required) key first, then any other key the model takes there
         near = (difflib.get_close_matches(str(err["loc"][-1]), missing, n=1, cutoff=0.8)
                 or difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, parent), n=1, cutoff=0.8))
-        msg = f"unknown key (typo? did you mean {near[0]}?)" if near else "unknown key (typo?)"
+        key = str(err["loc"][-1])
+        places = [] if near else _places_of(model, key, parent)
+        msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
+               else f"unknown key here; {key} belongs {' or '.join(places)}" if places
+               else "unknown key (typo?)")
+    elif err["type"] == "int_from_float" and "input" in err:   # pydantic says 'got a number with a fractional
+        msg = f"{msg} ({short(err['input'])})"                     # part' without the number: add it
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
           and "got " not in msg):        # checked types already name the value they got
         inp = err["input"]

@@ -171,7 +171,9 @@ class SearchResult:
         gib = (self.smallest_memory_bytes or 0) / GIB
         hbm = self.run.system.chip.hbm_bytes / GIB
         least = f" ({plan_text(self.least_memory.plan)})" if self.least_memory is not None else ""
-        return (f"no plan fits in memory: the smallest of {self.plans_evaluated:,} plans{least} needs {gib:,.1f} GiB "
+        which = ("the one plan evaluated" if self.plans_evaluated == 1
+                 else f"the smallest of {self.plans_evaluated:,} plans")
+        return (f"no plan fits in memory: {which}{least} needs {gib:,.1f} GiB "
                 f"per chip vs {hbm:.1f} GiB HBM" + self._alternatives_text())
 
     def _alternatives_text(self) -> str:

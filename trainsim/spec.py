@@ -19,6 +19,7 @@ from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
+from .parallel.validity import SHAPE_RULES, shape_refusal
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
@@ -181,8 +182,9 @@ class TrainingSpec(BaseModel):
             raise ValueError("give exactly one of global_batch_tokens or global_batch_seqs")
         if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
             raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is less than one "
-                             f"{self.seq_len}-token sequence")
+                             f"{self.seq_len:,}-token sequence")
         return self
+
 
     @property
     def batch_seqs(self) -> int:
@@ -442,6 +444,26 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+def check_tokens_cover_one_step(training: "TrainingSpec", where: str | None = None) -> None:
+    """Refuse a run of fewer tokens than one global batch: it ends before its first step ('tokens: 100' meant as
+    100B answered 'whole run 0.0 days')."""
+    per_step = training.global_batch_tokens or training.batch_seqs * training.seq_len
+    if training.tokens is not None and training.tokens < per_step:
+        raise TrainsimError(f"expected at least one global batch of tokens ({per_step:,.0f}; a run ends after whole "
+                            f"steps: '100B', not 100), got {training.tokens:g}", field="training.tokens",
+                            where=where)
+
+
+def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = None) -> None:
+    """Refuse a plan field whose stated values the model's shape rules out for every chip count and batch
+    (:func:`trainsim.parallel.validity.shape_refusal`: tp 3 on 32 attention heads): the search would reject every
+    plan and answer 'no valid plan' as if the cluster or batch were at fault."""
+    for name in SHAPE_RULES:
+        why = shape_refusal(name, plan.values(name) or [], arch, seq_len)
+        if why:
+            raise TrainsimError(why, field=f"plan.{name}", where=where)
+
+
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
                 "moe_grouped_gemm": True, "moe_fake_balanced_gate": False}
@@ -503,8 +525,10 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
+    check_tokens_cover_one_step(spec.training, where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
+        check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
         check_plan_options(spec.plan, "plan.", where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:

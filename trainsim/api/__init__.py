@@ -57,7 +57,7 @@ CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "-
              "framework": "--framework", "workers": "--workers", "port": "--port", "price": "--price-per-chip-hour",
              "pue": "--pue", "electricity": "--electricity", "fix": "--fix", "deadline_days": "--deadline-days",
              "batch": "--batch", "seq_len": "--seq-len",
-             "plots": "--plots", "host": "--host"}
+             "plots": "--plots", "host": "--host", "params": "--vary"}
 
 
 def _name(names: Mapping[str, str] | None, key: str) -> str:
@@ -326,16 +326,34 @@ class CompareResult:
 
 
 def differing_inputs(paths: list) -> dict[str, list]:
-    """Spec keys (dotted) whose values differ between the run-spec files, each with the value in every file."""
-    docs = []
+    """Spec keys (dotted) whose values differ between the run-spec files, each with the value in every file as
+    written. ``chips`` and the ``training`` and ``plan`` fields differ when the values the run reads differ
+    (``seq_len: 4K`` is 4096, ``chips: "8 systems"`` of DGX H100 is 64, an unstated ``precision`` is bf16), not
+    when only their spelling does."""
+    docs, runs = [], []
     for p in paths:
         try:
             doc = load_spec_file(p, None, what="run spec")
         except TrainsimError:
             doc = {}
         docs.append(flatten(doc))
+        try:
+            runs.append(load_run(p))
+        except TrainsimError:
+            runs.append(None)
+
+    def read(i: int, k: str):
+        r = runs[i]
+        head, _, f = k.partition(".")
+        if r is not None and k == "chips":
+            return r.chips
+        if r is not None and head in ("training", "plan") and f in type(getattr(r, head)).model_fields:
+            return getattr(getattr(r, head), f)
+        return docs[i].get(k)
+
     keys = list(dict.fromkeys(k for d in docs for k in d))
-    return {k: [d.get(k) for d in docs] for k in keys if k != "name" and len({repr(d.get(k)) for d in docs}) > 1}
+    return {k: [d.get(k) for d in docs] for k in keys
+            if k != "name" and len({repr(read(i, k)) for i in range(len(docs))}) > 1}
 
 
 def compare(paths: list, *, cost: dict | None = None) -> CompareResult:

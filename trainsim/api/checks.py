@@ -42,7 +42,7 @@ def check(path) -> CheckResult:
               + (f", scale-out {fmt(lv[1].bw, 'bits_per_s')}" if len(lv) > 1 else "")
               + (f", inter-site {fmt(lv[2].bw, 'bits_per_s')}" if len(lv) > 2 else "") + " per chip"
               + (f" (sites of {lv[1].size:,} chips)" if len(lv) > 2 and lv[1].size else ""))
-        return [("system", f"{system.id}: {c.id}, scale-up domain {system.scale_up_size}"
+        return [("system", f"{system.id}: {c.id}, scale-up domain {system.scale_up_size:,}"
                            + (f", {chips:,} chips" if chips else "") + hw)]
 
     lines: list[tuple[str, str]] = [("kind", kind)]
@@ -50,7 +50,7 @@ def check(path) -> CheckResult:
         r = load_run(path)
         lines += model_lines(r.arch, r.training.seq_len) + system_lines(r.system, r.chips)
         t = r.training
-        lines.append(("training", f"seq_len {t.seq_len}, batch {t.batch_seqs:,} sequences, {t.precision}"
+        lines.append(("training", f"seq_len {t.seq_len:,} tokens, batch {t.batch_seqs:,} sequences, {t.precision}"
                       + (f", {fmt_count(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
         fixed = {f: r.plan.values(f) for f in PLAN_FIELDS if r.plan.values(f) is not None}
         lines.append(("plan fixed", ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()) or "none"))

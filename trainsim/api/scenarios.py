@@ -192,7 +192,7 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     the numbers are the same)."""
     r = as_run(run)
     _check_chips(r.chips)
-    ps = [canonical(p) for p in (params or PARAMS)]
+    ps = [canonical(p, _name(names, "params")) for p in (params or PARAMS)]
     fs = tuple(float(f) for f in factors)
     if not fs:
         raise TrainsimError("expected at least one factor such as 0.5,2, got none", field=_name(names, "factors"))

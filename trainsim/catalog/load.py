@@ -419,11 +419,24 @@ def systems() -> dict[str, System]:
     return dict(_systems())
 
 
+def unknown_system(system_id: str, table, *, field: str | None = None, where: str | None = None) -> TrainsimError:
+    """The error for a system id the catalog lacks: close matches, or, for a catalog chip id (``amd-mi300x``: a
+    chip without a catalog system), that it is a chip, the catalog systems built of it and the inline system
+    that uses it (``{chip: ID, scale_up: {size: N}}``, docs/run-spec.md)."""
+    if system_id in chips():
+        of = [s.id for s in table.values() if s.chip.id == system_id] if isinstance(table, dict) else []
+        return TrainsimError(
+            f"'{system_id}' is a chip, not a system" + (f" (catalog systems of it: {', '.join(of)})" if of else "")
+            + f"; write a system of it as {{chip: {system_id}, scale_up: {{size: N}}}} (N chips per scale-up domain; "
+            "bandwidths default to the chip's)", field=field, where=where)
+    return unknown("system", system_id, table, field=field, where=where)
+
+
 def get_system(system_id: str, *, field: str | None = None, where: str | None = None) -> System:
-    """One catalog system; an unknown id raises with close matches."""
+    """One catalog system; an unknown id raises with close matches (:func:`unknown_system`)."""
     table = _systems()
     if system_id not in table:
-        raise unknown("system", system_id, table, field=field, where=where)
+        raise unknown_system(system_id, table, field=field, where=where)
     return table[system_id]
 
 

@@ -75,7 +75,37 @@ def _quantity(value, dim: str, field: str, where: str | None, what: str, *, allo
                      allow_zero=allow_zero)
 
 
+#: the physical range of a stated link or HBM bandwidth and of a link's latency per hop. A bare number is read
+#: in the base unit (bytes/s, seconds: docs/run-spec.md), so ``bandwidth: 400`` meant as 400 Gb/s is 400 B/s and
+#: ``latency: 5`` meant as 5 us is 5 s; both are refused. The bounds sit far outside every catalog level: the
+#: slowest bandwidth is TPU v4's 25 Gb/s DCN (3.1e9 B/s, a thousand times the floor), the slowest hop 10 us and
+#: the inter-site default 1 ms (a thousand times below the ceiling; a hop across the globe is ~0.1 s).
+MIN_BANDWIDTH_BYTES_PER_S = 1e6
+MAX_LATENCY_S = 1.0
+
+
+def _bandwidth(value, field: str, where: str | None, what: str) -> float:
+    """A bandwidth (bytes/s, or a string with its unit) of at least :data:`MIN_BANDWIDTH_BYTES_PER_S`."""
+    x = _quantity(value, "bytes_per_s", field, where, what)
+    if x < MIN_BANDWIDTH_BYTES_PER_S:
+        raise TrainsimError(f"expected {what.replace('a positive ', 'a ')} (a bare number is bytes per second; "
+                            f"at least {MIN_BANDWIDTH_BYTES_PER_S / 1e6:g} MB/s), got {short(value)}", field=field,
+                            where=where)
+    return x
+
+
+def _latency(value, field: str, where: str | None) -> float:
+    """A latency per message hop (seconds, or a string with its unit), 0 to :data:`MAX_LATENCY_S`."""
+    x = _quantity(value, "seconds", field, where, "a latency such as '2 us'", allow_zero=True)
+    if x > MAX_LATENCY_S:
+        raise TrainsimError(f"expected a latency per hop such as '2 us' or '1 ms' (a bare number is seconds; at "
+                            f"most {MAX_LATENCY_S:g} s), got {short(value)}", field=field, where=where)
+    return x
+
+
 _VENDOR_GB = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*GB\s*$")
+#: a size in bits (units.py reads a lower-case b as a bit): '80 Gb', '640 Gbit'
+_BITS = re.compile(r"^\s*[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?\s*(?:Ki|Mi|Gi|Ti|Pi|[kKMGTP])?(?:b|bits?)\s*$")
 
 
 def hbm_capacity(value, field: str, where: str | None) -> float:
@@ -89,6 +119,11 @@ def hbm_capacity(value, field: str, where: str | None) -> float:
         raise TrainsimError("expected a size with its unit such as '80 GB' (read as GiB, as vendors quote HBM) or "
                             f"'96 GiB', not a bare number (it would be bytes), got {short(value)}",
                             field=field, where=where)
+    if isinstance(value, str) and _BITS.match(value):
+        # vendors quote a chip's HBM in bytes (80 GB, 192 GB); bits are a DRAM die's unit (a 24 Gb die): '80 Gb'
+        # is a typo for 80 GB, not 10 GB
+        raise TrainsimError(f"expected a size in bytes such as '80 GB' (read as GiB) or '96 GiB'; a chip's HBM is "
+                            f"never quoted in bits, got {short(value)}", field=field, where=where)
     m = _VENDOR_GB.match(value) if isinstance(value, str) else None
     if m:
         return _positive(load.hbm_capacity_bytes(float(m.group(1))), value, field, where,
@@ -140,7 +175,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
             if not peak[below] <= peak[prec] <= 4.0 * peak[below]:  # catalog: FP8 1-2x BF16, FP4 1-3.3x FP8
                 raise TrainsimError(f"expected 1 to 4 times the {below} peak ({peak[below] / TERA:g} TFLOPS), "
                                     f"got {d[f'{prec}_tflops']!r}", field=f(f"{prec}_tflops"), where=where)
-    bw = lambda k: (_quantity(d[k], "bytes_per_s", f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
+    bw = lambda k: (_bandwidth(d[k], f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
                     if d.get(k) is not None else 0.0)
     tdp = (_quantity(d["tdp_w"], "watts", f("tdp_w"), where, "a positive power such as 700 or '700 W'")
            if d.get("tdp_w") is not None else None)
@@ -156,8 +191,8 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
                 peak_flops=peak,
                 hbm_bytes=hbm_capacity(d["hbm"], f("hbm"), where),
-                hbm_bw=_quantity(d["hbm_bandwidth"], "bytes_per_s", f("hbm_bandwidth"), where,
-                                 "a positive bandwidth such as '3.35 TB/s'"),
+                hbm_bw=_bandwidth(d["hbm_bandwidth"], f("hbm_bandwidth"), where,
+                                  "a positive bandwidth such as '3.35 TB/s'"),
                 scale_up_bw=bw("scale_up_bandwidth"), scale_out_bw=bw("scale_out_bandwidth"),
                 tdp_w=tdp, price_usd=price, sources=given)
 
@@ -188,7 +223,7 @@ def resolve_system(value, base_dir=None, *, field: str = "system", where: str | 
         if value.endswith((".yaml", ".yml")):
             data, where = _load_file(value, base_dir, field)
             return resolve_system(data, base_dir, field=field, where=where, check=check)
-        raise unknown("system", value, table, field=field, where=where)
+        raise load.unknown_system(value, table, field=field, where=where)
     d = _mapping(value, field, where, "{chip: nvidia-h800-sxm5, scale_up: {size: 8, bandwidth: '200 GB/s'}} "
                                       "or a catalog system id")
     return _inline_system(d, field, where, check)
@@ -259,8 +294,8 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
                 raise TrainsimError("missing required key 'size'", field=lf, where=where)
         # bandwidth
         if sub.get("bandwidth") is not None:
-            bw = _quantity(sub["bandwidth"], "bytes_per_s", f"{lf}.bandwidth", where,
-                           "a positive bandwidth such as '200 GB/s' or '400 Gb/s'")
+            bw = _bandwidth(sub["bandwidth"], f"{lf}.bandwidth", where,
+                            "a positive bandwidth such as '200 GB/s' or '400 Gb/s'")
             src[f"{key}_bw"] = _INLINE
         elif b is not None and not (new_chip and key != "inter_site"):
             bw = b.bw
@@ -278,8 +313,7 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
                                        f"chip {chip.id} value" + (f"; {csrc.note}" if csrc and csrc.note else ""))
         # latency
         if sub.get("latency") is not None:
-            lat = _quantity(sub["latency"], "seconds", f"{lf}.latency", where, "a latency such as '2 us'",
-                            allow_zero=True)
+            lat = _latency(sub["latency"], f"{lf}.latency", where)
             src[f"{key}_latency"] = _INLINE
         elif b is not None:
             lat = b.latency_s

@@ -62,7 +62,9 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     for col in ("units", "chips", "batch (seqs)", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:
-        days_cells = (fmt(p["days"]), fmt(p["effective_days"])) if p["fits"] else ("no plan", "no plan")
+        # one decimal, as every days figure (the answer above, estimate, report: report.fmt.days)
+        days_cells = ((f"{p['days']:,.1f}", f"{p['effective_days']:,.1f}") if p["fits"]
+                      else ("no plan", "no plan"))
         t.add_row(fmt(p["units"]), fmt(p["chips"]), f"{p['batch_seqs']:,}", *days_cells,
                   pct(p["goodput"]) if isinstance(p["goodput"], (int, float)) else fmt(p["goodput"]))
     c.print(t)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import TrainsimError, unknown
+from ..errors import TrainsimError, from_validation, unknown
 from ..yamlload import load_data
 from .arch import Arch
 from .hf import import_hf_config
@@ -90,17 +90,21 @@ def _from_mapping(doc: dict[str, Any], *, name: str | None, source: str, field: 
     try:
         m = InlineModel.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key (typo?)" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
-            msg += f"; got {err['input']!r}"
-        raise TrainsimError(msg, field=f"{field}.{loc}" if loc else field, where=where) from None
+        # the one pydantic-error converter (near spellings of the inline model's keys, values cut to 80
+        # characters, never the whole mapping), its field under the spec's model key
+        e = from_validation(exc, None, InlineModel)
+        msg = str(e)[len(f"{e.field}: "):] if e.field else str(e)
+        raise TrainsimError(msg, field=f"{field}.{e.field}" if e.field else field, where=where) from None
     arch = build_inline(m)
     return replace(arch, source=source) if source else arch
 
 
-def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = None) -> Arch:
+#: top-level keys that make a YAML file a run or serving spec rather than a model file
+SPEC_KEYS = frozenset({"system", "chips", "training", "serving"})
+
+
+def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = None, *,
+               spec_ok: bool = True) -> Arch:
     if path.is_dir():   # a model folder: its config.json
         if not (path / "config.json").is_file():
             raise TrainsimError(f"folder '{path}' has no config.json", field=field, where=where)
@@ -112,6 +116,20 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
     doc = (load_json if path.suffix == ".json" else load_yaml)(text, where=str(path))
     if isinstance(doc, dict) and set(doc) == {"model"} and isinstance(doc["model"], dict):
         doc = doc["model"]  # a YAML file holding `model: {...}`
+    elif isinstance(doc, dict) and "model" in doc and SPEC_KEYS & set(doc):
+        # a run or serving spec (`trainsim model run.yaml`): its model, read as the spec reads it (relative to the
+        # spec's folder); one level only, so specs naming each other are an error, not a recursion
+        if not spec_ok:
+            raise TrainsimError(f"'{path}' is a run spec, not a model (a spec's model: names a catalog id, a "
+                                "config.json, a model YAML or an inline mapping)", field=field, where=where)
+        m = doc["model"]
+        if isinstance(m, dict) or (isinstance(m, str) and m in _catalog()):
+            return resolve_model(m, path.parent, field="model", where=str(path))
+        if isinstance(m, str) and m:
+            p = Path(m) if Path(m).is_absolute() else path.parent / m
+            if p.suffix in _FILE_SUFFIXES or p.exists():
+                return _from_file(p, "model", str(path), spec_ok=False)
+        return resolve_model(m, path.parent, field="model", where=str(path))
     if not isinstance(doc, dict):
         raise TrainsimError(f"'{path}' does not hold a mapping of model keys", field=field, where=where)
 

@@ -5,7 +5,7 @@ which rule. The search counts rejections by reason; ``estimate`` turns the first
 """
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import numpy as np
 
@@ -200,3 +200,45 @@ def reason(code: int) -> str:
     """The one-line text of rejection code ``code``: the plan field it concerns and why."""
     field, text = REASONS[int(code)]
     return f"{field if field == 'chips' else 'plan.' + field}: {text}"
+
+
+#: the rules of :func:`check` that read one plan field and the model's shape (or the sequence length) alone: no
+#: chip count, batch or other field makes a value they refuse valid
+SHAPE_RULES = {"tp": (2, 13), "pp": (3,), "ep": (4,), "etp": (6,), "cp": (7,)}
+
+
+def _shape_facts(field: str, arch: Arch, seq_len: int) -> str:
+    """The model facts rule :data:`SHAPE_RULES` of ``field`` reads, in words (for the one-line error)."""
+    split = [c for lk in arch.layers for c in lk.attention if not c.tp_replicated]
+    moe = [lk.moe for lk in arch.layers if lk.moe is not None]
+
+    def nums(xs: Iterable[int]) -> str:
+        return "/".join(f"{x:,}" for x in sorted(set(xs)))
+
+    if field == "tp":
+        return (f"{nums(c.heads for c in split) or 1} attention heads, {nums(c.kv_heads for c in split) or 1} "
+                f"key/value heads, hidden {arch.hidden:,}")
+    if field == "pp":
+        return f"{arch.n_layers:,} layers"
+    if field == "ep":
+        return f"{nums(m.experts for m in moe)} routed experts"
+    if field == "etp":
+        return f"expert intermediate size {nums(m.expert_ffn for m in moe)}"
+    return f"seq_len {seq_len:,}"
+
+
+def shape_refusal(field: str, values: list[int], arch: Arch, seq_len: int) -> str | None:
+    """Why every stated value of plan ``field`` breaks a rule of :data:`SHAPE_RULES` (the rule's text and the
+    model's facts), or None when some value may be valid. A value those rules refuse is refused by the search for
+    every chip count and batch, so a plan spec stating only such values is bad input, not a run without a plan.
+    The rules are :func:`check`'s, applied to one-field plans (every other field 1)."""
+    codes = SHAPE_RULES.get(field)
+    if not codes or not values:
+        return None
+    cols: dict[str, int | list[int]] = {k: 1 for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
+    cols.update({"zero": 0, "recompute": 0, "schedule": 0, "node_limit": 0, field: list(values)})
+    code = check(Plans.from_columns(**cols), arch, chips=1, seq_len=seq_len, batch_seqs=1, only=set(codes))
+    if not np.all(code):
+        return None
+    return (f"{REASONS[int(code[0])][1]}; {arch.name} has {_shape_facts(field, arch, seq_len)}, "
+            f"got {'|'.join(str(v) for v in values)}")

@@ -36,7 +36,7 @@ def render_posttrain(res: dict) -> None:
     c.print("utilisation: " + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
     if res["wan_bytes_per_step"]:
         c.print("WAN per step: " + ", ".join(f"{k} {_bytes(v)}" for k, v in res["wan_bytes_per_step"].items())
-                + f"; {res['wan_bytes_per_generated_token']:.1f} B per generated token; total {_bytes(res['wan_bytes_total'])}")
+                + f"; {res['wan_bytes_per_generated_token']:.1f} bytes per generated token; total {_bytes(res['wan_bytes_total'])}")
 
 
 def render_rl_errors(rows: list[dict], summ: dict) -> None:

@@ -123,7 +123,7 @@ def _plans(data: dict) -> str:
     s = data.get("search") or {}
     fixed = ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()) or "none (every field searched)"
     body = table(["#", "plan", "step s", "tokens/s/chip", "MFU (BF16 peak)", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
-    body += (f'<p class="note">{s.get("plans_evaluated", 0):,} plans evaluated, {s.get("plans_feasible", 0):,} fit '
+    body += (f'<p class="note">{fmt.counted(s.get("plans_evaluated", 0), "plan")} evaluated, {s.get("plans_feasible", 0):,} fit '
              f'in memory, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
     if s.get("message"):
         body += f"<p>{esc(s['message'])}</p>"

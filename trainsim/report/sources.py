@@ -9,6 +9,7 @@ from dataclasses import fields
 from ..catalog.types import Sourced
 from . import fmt
 from ..catalog.load import source_text, chip_entry
+from ..catalog.describe import FIELD_DIMS
 from ..errors import TrainsimError
 from .page import rel_path
 from ..model.summary import model_summary
@@ -53,6 +54,15 @@ def _value(v, unit: str) -> str:
     if unit == "":
         return f"{v:,}" if isinstance(v, int) else str(v)
     return fmt.si(v, unit)
+
+
+def _shown(key: str, v, unit: str) -> str:
+    """A chip or system input as the catalog prints it (``catalog show``: 80 GiB, 1,979 TFLOP/s, 400 Gb/s,
+    :func:`fmt.catalog_value` with the field's dimension, ``catalog.describe.FIELD_DIMS``); a field the catalog has
+    no dimension for as :func:`_value`."""
+    if v is None or key not in FIELD_DIMS:
+        return _value(v, unit)
+    return fmt.catalog_value(v, FIELD_DIMS[key])
 
 
 def _extra_chip_value(chip_id: str, key: str):
@@ -113,19 +123,20 @@ def chip_inputs(chip) -> list[dict]:
             continue
         if key in _CHIP_FIELDS:
             get, unit = _CHIP_FIELDS[key]
-            val = _value(get(chip), unit)
+            val = _shown(key, get(chip), unit)
         else:
             v = _extra_chip_value(chip.id, key)
             val = "-" if v is None else str(v)
         rng = chip.ranges.get(key)
         if rng is not None and rng.low != rng.high:
             unit = _CHIP_FIELDS.get(key, (None, ""))[1]
-            val += f" (range {_value(rng.low, unit)} - {_value(rng.high, unit)})"
+            val += f" (range {_shown(key, rng.low, unit)} - {_shown(key, rng.high, unit)})"
         out.append(_row("chip", f"{chip.id}.{key}", val, src))
     if not chip.sources:
         for key, (get, unit) in _CHIP_FIELDS.items():
             if get(chip) is not None:
-                out.append(_row("chip", f"{chip.id}.{key}", _value(get(chip), unit), None, "inline in the run spec"))
+                out.append(_row("chip", f"{chip.id}.{key}", _shown(key, get(chip), unit), None,
+                                "inline in the run spec"))
     return out
 
 
@@ -144,10 +155,10 @@ def system_inputs(system) -> list[dict]:
     keys = list(dict.fromkeys([k for k in system.sources if not k.endswith(".range")] + list(vals)))
     for key in keys:
         v, unit = vals.get(key, (None, ""))
-        val = _value(v, unit)
+        val = _shown(key, v, unit)
         rng = system.ranges.get(key)
         if rng is not None and rng.low != rng.high:
-            val += f" (range {_value(rng.low, unit)} - {_value(rng.high, unit)})"
+            val += f" (range {_shown(key, rng.low, unit)} - {_shown(key, rng.high, unit)})"
         src = system.sources.get(key)
         out.append(_row("system", f"{system.id}.{key}", val, src,
                         "" if src else "catalog systems.yaml" if system.sources else "inline in the run spec"))

@@ -33,14 +33,14 @@ UNITS = {"hbm_bandwidth": ("TB/s", 1e12), "hbm_capacity": display_unit("bytes"),
 FACTORS = (0.25, 0.5, 0.75, 1.5, 2.0)
 
 
-def canonical(param: str) -> str:
+def canonical(param: str, field: str = "--vary") -> str:
     """The canonical name of sensitivity parameter ``param`` (aliases resolved); unknown raises with the
-    nearest names."""
+    nearest names, the error naming ``field`` (the CLI's --vary, the API's params)."""
     p = ALIASES.get(param.strip(), param.strip())
     if p in AMBIGUOUS:
-        raise ambiguous(p, AMBIGUOUS[p], field="--vary")
+        raise ambiguous(p, AMBIGUOUS[p], field=field)
     if p not in PARAMS:
-        raise unknown("sensitivity parameter", param, PARAMS, field="--vary")
+        raise unknown("sensitivity parameter", param, PARAMS, field=field)
     return p
 
 
