@@ -84,3 +84,37 @@ def replica_sync_time(ctx: StepContext, p: Plans, dense_params: Num) -> Num:
     shard = dense_params * ctx.optimizer.grad_bytes / group
     t = all_reduce_time(shard, r, p.tp * group, ctx.system, c.coll_eff)
     return np.where((p.zero >= 1) & (r > 1), t, 0.0)
+
+
+def grad_buffer_pass_bytes(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> Num:
+    """HBM bytes per step of the element-wise passes a Megatron-Core DDP makes over the whole local gradient buffer
+    of a rank holding ``dense_params`` + ``expert_params`` parameters (unsharded: the distributed optimizer shards
+    the optimizer states, not this buffer), at the buffer's ``grad_bytes`` per parameter (fp32 with Megatron-LM's
+    --accumulate-allreduce-grads-in-fp32, which bf16 forces: megatron/training/arguments.py at core_r0.6.0 and
+    core_r0.8.0; bf16 where a recipe sets grad_reduce_in_fp32 False):
+
+        bytes = grad_bytes x (zeroed + nan_check + 2 x prescaled) x params
+
+    * ``grad_buffer_zeroed`` (write once): megatron/training/training.py train_step calls
+      model_chunk.zero_grad_buffer() before every step, ParamAndGradBuffer.reset -> self.grad_data.zero_()
+      (megatron/core/distributed/param_and_grad_buffer.py at core_r0.6.0 and core_r0.8.0);
+    * ``grad_nan_check`` (read once): Bucket.start_grad_sync with ddp_config.check_for_nan_in_grad computes
+      self.grad_data.norm(p=2) of every bucket before its collective (Megatron-LM passes
+      --check-for-nan-in-loss-and-grad, on unless --no-check-for-nan-in-loss-and-grad);
+    * ``grad_prescaled`` (read + write): without average_in_collective the same start_grad_sync scales the bucket
+      in place, self.grad_data *= gradient_scaling_factor (1 / data-parallel size) before a SUM reduce; core_r0.8.0
+      skips it when the factor is 1.0 (dp 1), core_r0.6.0 runs it unconditionally (``grad_prescaled_dp1``). Expert
+      buckets scale by their expert-data-parallel size (edp).
+
+    The passes run on the compute stream inside the backward (start_grad_sync from the gradient hooks) or before the
+    step, so none hides behind compute. ZeRO-3 (Megatron FSDP) keeps no such whole buffer: 0."""
+    g = ctx.optimizer.grad_bytes
+    once = float(ctx.grad_buffer_zeroed) + float(ctx.grad_nan_check)
+    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+
+    def passes(group: Num) -> Num:
+        scaled = ctx.grad_prescaled & ((np.asarray(group) > 1) | ctx.grad_prescaled_dp1)
+        return once + 2.0 * np.where(scaled, 1.0, 0.0)
+
+    b = g * (passes(p.dp) * dense_params + passes(edp) * expert_params)
+    return np.where(p.zero >= 3, 0.0, b)

@@ -153,6 +153,10 @@ class StepContext:
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
     dualpipev_fb_overlap: bool = False      # the stack's DualPipe is MindSpeed's dualpipev + --moe-fb-overlap: etp 1,
                                             # cp 1 (parallel/validity.py) and no overlapped gradient sync (perf/step.py)
+    grad_buffer_zeroed: bool = False        # the stack's DDP zeroes its whole local gradient buffer every step
+    grad_nan_check: bool = False            # ... and takes its norm before the DP collective (NaN check)
+    grad_prescaled: bool = False            # ... and multiplies it by 1/dp in place before a SUM collective (dp > 1)
+    grad_prescaled_dp1: bool = False        # ... also at dp 1 (scale by 1.0; comm_dp.grad_buffer_pass_bytes)
 
     @property
     def chip(self) -> Chip:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
-from .comm_dp import ddp_overlap, dp_sync_times, replica_sync_time
+from .comm_dp import ddp_overlap, dp_sync_times, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_bwd,
@@ -489,6 +489,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = hbm_time(opt_params * c.optimizer_step_bytes, ctx)
+    # the DDP's per-step passes over the whole local gradient buffer (zero, NaN check, 1/dp scaling; comm_dp)
+    optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
     step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
