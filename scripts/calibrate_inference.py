@@ -97,8 +97,13 @@ def fit(E, vendors, mask):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--rl-table", action="store_true",
+                    help="only rewrite the README's RL whole-step table from the current constants (no serving fit)")
     ap.add_argument("--matrix", help="save the error matrix to (or, if it exists, load it from) this .pkl file")
     args = ap.parse_args(argv)
+    if args.rl_table:   # the whole-step check only: nothing is fitted to it, so no serving fit is needed
+        write_readme(rl_table(), "rl-table")
+        return
     paths = sorted(default_dir().glob("*.yaml"))
     if args.matrix and Path(args.matrix).exists():
         import pickle

@@ -31,3 +31,14 @@ def test_readme_block_is_generated(script, tag, maker):
     want = getattr(script, maker)()
     assert section(tag) == want, f"README {tag} block is stale: run python scripts/readme_scenarios.py"
 
+
+
+def test_readme_rl_table_is_generated():
+    """The RL whole-step table (validation/rl/ against the post-training model) is what scripts/calibrate_inference.py
+    writes now (`--rl-table` rewrites just it): a training-calibration change moves these steps too."""
+    spec = importlib.util.spec_from_file_location("calibrate_inference", ROOT / "scripts" / "calibrate_inference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- rl-table:start -->\n", 1)[1].split("\n<!-- rl-table:end -->", 1)[0]
+    assert block == mod.rl_table(), "README RL table is stale: run python scripts/calibrate_inference.py --rl-table"

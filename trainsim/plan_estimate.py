@@ -20,7 +20,7 @@ from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import code as schedule_code, default_name
 from .parallel.validity import check, reason
-from .perf.calibration import Calib, calib_for
+from .perf.calibration import Calib, calib_for, validation_error_that_applies
 from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
 from .perf.comm_ep import stack_node_limit
 from .perf.step import BREAKDOWN_KEYS, evaluate
@@ -198,6 +198,7 @@ class Estimate:
             "fits": self.fits,
             "plan": {**self.plan, "placement": self.placement},
             "breakdown": self.breakdown,
+            "validation_error": validation_error_that_applies(self.run.system.chip.family, self.run.arch.is_moe),
             "microbatches_per_step": self.microbatches,
         }
         if self.run.training.precision == "fp8":   # the recipe stated, else the stack's

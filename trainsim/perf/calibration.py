@@ -191,6 +191,19 @@ def fitted_values(name: str) -> dict[str, float]:
     return out
 
 
+def validation_error_that_applies(family: str, moe: bool) -> dict[str, Any]:
+    """What a prediction for a run on chip ``family`` with a dense (``moe`` False) or MoE model can be trusted to:
+    ``{"chip_family": validation_error(family), "model_kind": <the leave-one-out summary of the dense or MoE
+    runs>}``, both read from calibration.yaml's ``accuracy`` section (scripts/calibrate.py writes it from the
+    leave-one-out over validation/runs). Each part is None when the calibration has no such figure. Every estimate
+    carries it (brief: "every prediction says how far it can be trusted")."""
+    acc = _data_doc("calibration.yaml").get("accuracy") or {}
+    kind = dict(acc.get("moe" if moe else "dense") or {}) or None
+    if kind is not None:
+        kind["kind"] = "MoE" if moe else "dense"
+    return {"chip_family": validation_error(family), "model_kind": kind}
+
+
 def validation_error(family: str) -> dict[str, Any] | None:
     """The held-out (leave-one-out) validation error that applies to a chip family, as written by the
     calibration script into calibration.yaml's ``accuracy`` section.
@@ -213,7 +226,7 @@ def validation_error(family: str) -> dict[str, Any] | None:
     near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
     v = same[near]
     return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
-            "bias": v.get("bias"),
+            "bias": v.get("bias"), "shown_family": near,
             "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
                       f"the {v.get('runs')} {near} calibration runs ("
                       + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")

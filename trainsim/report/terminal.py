@@ -98,6 +98,30 @@ def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+def trust_rows(ve: dict | None) -> list[tuple[str, str]]:
+    """(label, text) rows saying how far an estimate can be trusted: the leave-one-out error of predicted tokens/s
+    per chip on its chip family (or, for a family without validation runs, that it is unmeasured and the floor
+    shown) and on its model kind (dense / MoE), from the estimate's ``validation_error``
+    (:func:`trainsim.perf.calibration.validation_error_that_applies`)."""
+    if not ve:
+        return []
+    rows = []
+    fam = ve.get("chip_family")
+    if fam:
+        if fam.get("runs"):
+            rows.append(("held-out error, chip family", f"median {fam['median_abs_error']:.1%}, max "
+                         f"{fam['max_abs_error']:.1%} over {fam['runs']:,} validation runs"))
+        else:
+            rows.append(("held-out error, chip family", "unmeasured (no validation run on this chip family); "
+                         f"no smaller than {fam.get('shown_family', 'another family')}'s median "
+                         f"{fam['median_abs_error']:.1%}"))
+    kind = ve.get("model_kind")
+    if kind and kind.get("runs"):
+        rows.append((f"held-out error, {kind['kind']} models", f"median {kind['median_abs_error']:.1%}, max "
+                     f"{kind['max_abs_error']:.1%} over {kind['runs']:,} validation runs"))
+    return rows
+
+
 def render_estimate(est, title: str | None = None, c: Console | None = None) -> None:
     """One estimate as terminal tables: the plan, step time by cause, memory against HBM, days and cost."""
     c = c or console()
@@ -134,6 +158,8 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
                                    f"step {fx['step_time_s']:.3f} s")
         if not dnf.get("fixes"):
             t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
+    for label, text in trust_rows(d.get("validation_error")):
+        t.add_row(label, text)
     if "days" in d:
         t.add_row("whole run (without failures)", f"{d['days']:.1f} days")
         for k, v in cost_rows(d.get("cost")):
