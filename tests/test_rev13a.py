@@ -1,0 +1,47 @@
+"""Review of the stacks / rlgb200 merges (rev13a): what each mend fixes, asserted from the schedule registry's
+sources and hand derivations, not from trainsim's output."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from trainsim.api import estimate, parse_run
+from trainsim.emit import emit_args
+from trainsim.errors import TrainsimError
+
+NANO = """
+name: nano
+framework: nanotron-2025
+model: {name: t7b, layers: 32, hidden: 4096, heads: 32, ffn: 11008, ffn_act: swiglu, vocab: 32000}
+system: dgx-h100
+chips: 64
+training: {seq_len: 4096, global_batch_seqs: 256, precision: bf16}
+plan: {tp: 2, pp: 4, zero: 1, micro_batch: 1, schedule: afab}
+"""
+
+
+@pytest.fixture(scope="module")
+def afab_estimate():
+    return estimate(parse_run(yaml.safe_load(NANO)))
+
+
+@pytest.mark.parametrize("emitter", ["megatron", "mindspeed"])
+def test_afab_refused_by_the_megatron_emitters_without_pointing_at_torchtitan(afab_estimate, emitter):
+    # nanotron's AllForwardAllBackwardPipelineEngine has no Megatron-LM / MindSpeed-LLM spelling (their schedules
+    # are 1F1B, interleaved and MindSpeed's dualpipev), and torchtitan's emitter writes only 1F1B, Interleaved1F1B
+    # and InterleavedZeroBubble: the refusal must not send the user to --emit torchtitan, which refuses it too
+    with pytest.raises(TrainsimError, match="afab is not a " + emitter + " schedule; no emitter of trainsim") as exc:
+        emit_args(afab_estimate, emitter)
+    assert "torchtitan" not in str(exc.value)
+    with pytest.raises(TrainsimError, match="afab is not a torchtitan schedule"):
+        emit_args(afab_estimate, "torchtitan")
+
+
+def test_zero_bubble_refused_by_mindspeed_points_at_torchtitan():
+    # ZB-H1 is torchtitan's InterleavedZeroBubble (torch.distributed.pipelining) and neither Megatron-LM's nor
+    # MindSpeed-LLM's: the refusal names the one emitter that writes it
+    doc = yaml.safe_load(NANO.replace("nanotron-2025", "torchtitan-2024").replace("zero: 1", "zero: 0")
+                         .replace("schedule: afab", "schedule: zero-bubble"))
+    est = estimate(parse_run(doc))
+    with pytest.raises(TrainsimError, match="zero-bubble is not a mindspeed schedule; use --emit torchtitan or another"):
+        emit_args(est, "mindspeed")
