@@ -45,3 +45,26 @@ def test_zero_bubble_refused_by_mindspeed_points_at_torchtitan():
     est = estimate(parse_run(doc))
     with pytest.raises(TrainsimError, match="zero-bubble is not a mindspeed schedule; use --emit torchtitan or another"):
         emit_args(est, "mindspeed")
+
+
+def test_placed_system_cuts_the_scale_up_wiring_with_its_size():
+    # placement.placed_system cuts the scale-up level to one host as a run spec's scale_up.size cuts a base system
+    # (catalog/resolve.py): the topology is cut too. A 4x4x4 torus of 64 chips on hosts of 16 chips keeps its
+    # leading dimensions while they divide 16: 4x4 (catalog/topology.py Topology.resized); left whole, a group of
+    # 16 would be priced on a 64-chip torus it does not span
+    from dataclasses import replace
+
+    from trainsim.catalog.load import get_system
+    from trainsim.catalog.topology import Topology
+    from trainsim.posttrain.placement import placed_system
+
+    g = get_system("gb200-nvl72")
+    torus = replace(g, levels=(replace(g.levels[0], size=64, topology=Topology("torus", 1.0, 0, (4, 4, 4))),
+                               *g.levels[1:]))
+    p = placed_system(torus, 128, 16)
+    assert p is not None and p.levels[0].size == 16
+    assert p.levels[0].topology == Topology("torus", 1.0, 0, (4, 4))
+    assert p.levels[1:] == g.levels[1:] and p.levels[0].bw == g.levels[0].bw
+    # the sweep's and the scenario ranges' scale-up size go through the same cut
+    from trainsim.scenario.ranges import apply
+    assert apply(torus, "system", "scale_up_size", 16).levels[0] == p.levels[0]
