@@ -68,3 +68,25 @@ def test_placed_system_cuts_the_scale_up_wiring_with_its_size():
     # the sweep's and the scenario ranges' scale-up size go through the same cut
     from trainsim.scenario.ranges import apply
     assert apply(torus, "system", "scale_up_size", 16).levels[0] == p.levels[0]
+
+
+@pytest.mark.parametrize("name", ["automodel-qwen3-30b-a3b-h100-8-bf16", "gpt-neox-20b-96"])
+def test_calibration_plans_only_what_the_stack_offers(name):
+    # the calibration's plan set is the estimate's (validate/calibrate.py _plans): the search limits an unstated
+    # schedule to the run's stack (search.py restrict_plan), so must the calibration. Before, these runs' plan sets
+    # held afab (NeMo AutoModel builds torch.distributed.pipelining schedules, no nanotron engine) and interleaved
+    # plans (GPT-NeoX's profile runs 1F1B only), which the estimate never considers
+    from pathlib import Path
+
+    from trainsim.frameworks import framework_of, profile
+    from trainsim.parallel.schedules import SCHEDULES
+    from trainsim.spec import load_run
+    from trainsim.validate.calibrate import _plans
+
+    run = load_run(Path(__file__).resolve().parents[1] / "validation" / "runs" / f"{name}.yaml")
+    offered = profile(framework_of(run))["schedules"]
+    assert "afab" not in offered
+    plans = _plans(run)
+    assert len(plans) > 0
+    assert {SCHEDULES[int(c)] for c in plans.schedule} <= set(offered)
+
