@@ -90,3 +90,15 @@ def test_calibration_plans_only_what_the_stack_offers(name):
     assert len(plans) > 0
     assert {SCHEDULES[int(c)] for c in plans.schedule} <= set(offered)
 
+
+def test_run_spec_doc_lists_every_framework_profile():
+    # docs/run-spec.md names the profile ids a run spec's `framework:` takes; megatron-lm-2023 and nanotron-2025
+    # were added to the catalog without it. The list must be the catalog's, no more, no less
+    import re
+    from pathlib import Path
+
+    from trainsim.frameworks import frameworks
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "run-spec.md").read_text(encoding="utf-8")
+    para = text.split("Framework profile ids (in the catalog today):", 1)[1].split("An unknown id", 1)[0]
+    assert set(re.findall(r"`([a-z0-9-]+)`", para)) == set(frameworks())
