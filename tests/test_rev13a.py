@@ -102,3 +102,24 @@ def test_run_spec_doc_lists_every_framework_profile():
     text = (Path(__file__).resolve().parents[1] / "docs" / "run-spec.md").read_text(encoding="utf-8")
     para = text.split("Framework profile ids (in the catalog today):", 1)[1].split("An unknown id", 1)[0]
     assert set(re.findall(r"`([a-z0-9-]+)`", para)) == set(frameworks())
+
+
+@pytest.mark.parametrize("per_node, ok", [(5, False), (3, False), (96, False), (4, True), (8, True), (128, True)])
+def test_gpus_per_node_divides_the_cluster_chips(tmp_path, per_node, ok):
+    # NeMo RL v0.6.0 builds the job from num_nodes hosts of gpus_per_node GPUs (grpo.py RayVirtualCluster with
+    # bundle_ct_per_node_list = [gpus_per_node] * nodes): 128 chips are 32 hosts of 4, 16 of 8 or 1 of 128, never
+    # hosts of 3, 5 or 96 (128 / 5 = 25.6, 128 / 96 = 1.33)
+    from pathlib import Path
+
+    from trainsim.posttrain.spec import load_posttrain
+
+    src = Path(__file__).resolve().parents[1] / "validation" / "rl" / "nemo-rl-gb200-q235-128-sync.yaml"
+    text = src.read_text(encoding="utf-8")
+    assert "    chips: 128" in text and "    gpus_per_node: 4" in text
+    f = tmp_path / "spec.yaml"
+    f.write_text(text.replace("    gpus_per_node: 4", f"    gpus_per_node: {per_node}", 1), encoding="utf-8")
+    if ok:
+        assert load_posttrain(f).clusters["main"].gpus_per_node == per_node
+    else:
+        with pytest.raises(TrainsimError, match=f"chips 128 is not a whole number of hosts of gpus_per_node {per_node}"):
+            load_posttrain(f)
