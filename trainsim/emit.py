@@ -164,8 +164,11 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
             raise TrainsimError(f"{sched.name} is not a Megatron-LM schedule; use --emit mindspeed, or search only "
                                 "Megatron-LM's schedules with --framework megatron-bridge-2026",
                                 field="plan.schedule")
-        raise TrainsimError(f"{sched.name} is not a {framework} schedule; use --emit torchtitan or another plan",
-                            field="plan.schedule")
+        # the emitters that do spell it, from the registry (the Schedule fields are named as EMITTERS)
+        others = [e for e in EMITTERS if e != framework and getattr(sched, e) is not None]
+        hint = (f"use --emit {' or --emit '.join(others)} or another plan" if others else
+                "no emitter of trainsim writes it: use another plan (e.g. --fix schedule=1f1b)")
+        raise TrainsimError(f"{sched.name} is not a {framework} schedule; {hint}", field="plan.schedule")
     args += spelled
     if spelled and sched.emit_note:
         notes.append(sched.emit_note)

@@ -93,6 +93,13 @@ class NetLevel:
         eff = self.topology.coll_eff
         return calibrated if eff is None else eff
 
+    def resized(self, size: int) -> "NetLevel":
+        """This level cut (or grown) to ``size`` chips per domain, its wiring cut with it
+        (:meth:`Topology.resized`), as a run spec's ``scale_up.size`` cuts its base system's
+        (:mod:`trainsim.catalog.resolve`): the one place a level changes size (sweep and scenario ranges of the
+        scale-up size, a job's hosts as NeMo RL places them in :mod:`trainsim.posttrain.placement`)."""
+        return replace(self, size=int(size), topology=self.topology.resized(int(size)))
+
 
 @dataclass(frozen=True)
 class System:

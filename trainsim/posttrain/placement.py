@@ -33,7 +33,6 @@ been allocated inside one domain (the sources do not say); it keeps the engine's
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, TypeVar
 
 from ..catalog.types import System
@@ -43,14 +42,14 @@ T = TypeVar("T")
 
 def placed_system(system: System, job_chips: int, gpus_per_node: int | None) -> System | None:
     """The network NeMo RL v0.6.0's rank order leaves a job of ``job_chips`` chips on hosts of ``gpus_per_node``:
-    ``system`` with its scale-up level cut to one host (so a group across hosts is priced at the scale-out level),
-    when the job spans more than one scale-up domain (``job_chips > scale_up_size``) and a host is smaller than
-    the domain; else None (the engine's aligned layout stands). See the module docstring for the derivation."""
+    ``system`` with its scale-up level cut to one host, its wiring cut with it (:meth:`~trainsim.catalog.types.
+    NetLevel.resized`, as a run spec's ``scale_up.size`` cuts it), so a group across hosts is priced at the
+    scale-out level, when the job spans more than one scale-up domain (``job_chips > scale_up_size``) and a host
+    is smaller than the domain; else None (the engine's aligned layout stands). See the module docstring for the
+    derivation."""
     if not gpus_per_node or gpus_per_node >= system.scale_up_size or job_chips <= system.scale_up_size:
         return None
-    levels = list(system.levels)
-    levels[0] = dataclasses.replace(levels[0], size=int(gpus_per_node))
-    return dataclasses.replace(system, levels=tuple(levels))
+    return system.with_(levels=(system.levels[0].resized(gpus_per_node), *system.levels[1:]))
 
 
 def slower_on_placed(fn: Callable[[System], T], system: System, job_chips: int, gpus_per_node: int | None,

@@ -103,6 +103,16 @@ class ClusterPart(BaseModel):
     #: engine's aligned layout
     gpus_per_node: PositiveInt | None = None
 
+    @model_validator(mode="after")
+    def _whole_hosts(self):
+        # NeMo RL v0.6.0 builds a job's cluster as num_nodes hosts of gpus_per_node GPUs each
+        # (nemo_rl/algorithms/grpo.py RayVirtualCluster(bundle_ct_per_node_list=[gpus_per_node] * nodes),
+        # world size the sum, nemo_rl/distributed/virtual_cluster.py): its chips are whole hosts
+        if self.gpus_per_node is not None and self.chips % self.gpus_per_node:
+            raise ValueError(f"chips {self.chips} is not a whole number of hosts of gpus_per_node "
+                             f"{self.gpus_per_node} (NeMo RL runs num_nodes x gpus_per_node GPUs)")
+        return self
+
 
 class LinkPart(BaseModel):
     """A link between two clusters: bandwidth (bytes/s each direction) and latency (s), with units accepted."""

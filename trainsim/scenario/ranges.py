@@ -47,7 +47,7 @@ def apply(system: System, scope: str, name: str, v: float) -> System:
                 levels[1] = replace(levels[1], bw=v)
         return system.with_(chip=c, levels=tuple(levels))
     if name == "scale_up_size":
-        levels[0] = replace(levels[0], size=int(v), topology=levels[0].topology.resized(int(v)))
+        levels[0] = levels[0].resized(int(v))
     elif name == "scale_up_bw":
         levels[0] = replace(levels[0], bw=v)
         c = c.with_(scale_up_bw=v)

@@ -284,7 +284,7 @@ def apply_system(system: System, target: str, value: float, scale: bool) -> Syst
         if size < 1:
             raise TrainsimError(f"expected a scale-up size >= 1, got {value!r}", field=target)
         # the wiring cut to the new size as a run spec's scale_up.size cuts it (catalog/resolve.py)
-        levels[0] = replace(levels[0], size=size, topology=levels[0].topology.resized(size))
+        levels[0] = levels[0].resized(size)
     elif target == "system.scale_up.bandwidth":
         levels[0] = replace(levels[0], bw=float(value))
         c = c.with_(scale_up_bw=float(value))

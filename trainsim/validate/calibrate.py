@@ -35,7 +35,7 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 from ..estimate import context
-from ..frameworks import default_stages, framework_of, plan_rules, runtime_settings
+from ..frameworks import default_stages, framework_of, plan_rules, restrict_plan, runtime_settings
 from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
 
@@ -130,14 +130,17 @@ def _plans(run: Run):
     its software stack has defaults for take them (:func:`trainsim.frameworks.with_defaults`), unless no plan then
     fits, when they are searched in the order of :func:`trainsim.frameworks.default_stages`."""
     tr = run.training
-    stages = default_stages(run.plan, framework_of(run))
-    rules = plan_rules(framework_of(run))
-    for p, _ in stages[:-1]:
+    fw = framework_of(run)
+    # each stage limited to what the stack offers, as the search limits it (trainsim/search.py restrict_plan):
+    # else an unstated schedule enumerates every schedule of the registry (afab, zero-bubble, DualPipe) for any stack
+    stages = [restrict_plan(p, fw) for p, _ in default_stages(run.plan, fw)]
+    rules = plan_rules(fw)
+    for p in stages[:-1]:
         plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, p, **rules)
         if len(plans) and (evaluate(context(run), plans, detail=False).memory["total"]
                            <= run.system.chip.hbm_bytes).any():
             return plans
-    plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, stages[-1][0], **rules)
+    plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, stages[-1], **rules)
     return plans
 
 
