@@ -94,7 +94,9 @@ def test_recompute_gathers_again(hep, monkeypatch):
     ep_g = layer_costs(no_ov, _plans(16))["ep_g"][0]
     assert ep_g > 0.0
     with_g = [evaluate(c, p).breakdown for c, p in cases]
-    zero = lambda lk, ctx, p, tokens: np.zeros_like(np.asarray(tokens, dtype=np.float64) * p.ep)
+    def zero(lk, ctx, p, tokens):
+        return np.zeros_like(np.asarray(tokens, dtype=np.float64) * p.ep)
+
     monkeypatch.setattr(step_mod, "routing_map_allgather_fwd", zero)
     monkeypatch.setattr(rec_mod, "routing_map_allgather_fwd", zero)
     without = [evaluate(c, p).breakdown for c, p in cases]

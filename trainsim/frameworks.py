@@ -237,8 +237,8 @@ def runtime_settings(training, fw: str) -> dict:
     TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
     not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
     Engine / Apex kernels; 16 HybridEP SMs: TransformerConfig.moe_hybridep_num_sms = 16 at Megatron-LM cba6b0ed,
-    transformer_config.py line 231). ``compiled`` (the stack traces its layers with torch.compile) is what decides whether
-    PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
+    transformer_config.py line 231). ``compiled`` (the stack traces its layers with torch.compile) is what decides
+    whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
     ``elementwise_kernels``. Three exceptions: the gradient sync overlaps the backward, the engine's standing
