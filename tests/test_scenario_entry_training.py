@@ -23,7 +23,9 @@ def test_s1_nvidia_entries_state_hybridep_and_the_910c_does_not():
     doc = _doc()
     by_sys = {e["system"]: e for e in doc["systems"]}
     for s in ("hgx-h800", "dgx-h100", "hgx-h200"):
-        assert by_sys[s]["training"] == {"moe_dispatcher": "hybridep"}
+        # the provider also sets moe_flex_dispatcher_num_sms = 16 (glm5_bridge.py line 98 at 65563ad2), stated
+        # because the megatron-bridge-2026 profile's default is the performance scripts' 32
+        assert by_sys[s]["training"] == {"moe_dispatcher": "hybridep", "moe_hybridep_num_sms": 16}
         assert "glm5_bridge.py" in by_sys[s]["training_source"]
     assert "training" not in by_sys["cloudmatrix-384"]
 

@@ -224,20 +224,22 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
-                    "compiled": False}
+                    "compiled": False, "moe_hybridep_num_sms": 16}
 
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
-    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe`` and ``compiled``
+    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled`` and
+    ``moe_hybridep_num_sms``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
     argument default (off, off, none, dropless, off, unfused, Transformer Engine's fused attention: the
     chip's native flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:
     TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
     not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
-    Engine / Apex kernels). ``compiled`` (the stack traces its layers with torch.compile) is what decides whether
-    PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
+    Engine / Apex kernels; 16 HybridEP SMs: TransformerConfig.moe_hybridep_num_sms = 16 at Megatron-LM cba6b0ed,
+    transformer_config.py line 231). ``compiled`` (the stack traces its layers with torch.compile) is what decides
+    whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
     ``elementwise_kernels``. Three exceptions: the gradient sync overlaps the backward, the engine's standing

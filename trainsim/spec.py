@@ -75,6 +75,10 @@ class TrainingSpec(BaseModel):
     # all-gathered once, the expert outputs reduce-scattered back; perf/comm_ep.py etp_comm_fwd).
     # Unset: the software stack's default.
     moe_dispatcher: Literal["alltoall", "deepep", "hybridep", "allgather"] | None = None
+    # SMs HybridEP's dispatch and combine kernels occupy (Megatron-Core moe_hybridep_num_sms, since 2026 routed to
+    # moe_flex_dispatcher_num_sms): the compute they take from the GEMMs they overlap (perf/comm_ep.py
+    # dispatcher_sms). Only with moe_dispatcher hybridep. Unset: the software stack's default.
+    moe_hybridep_num_sms: Int | None = Field(None, ge=1)
     # CUDA graphs: 'full' (the whole iteration captured, sync-free MoE: Megatron-Core cuda_graph_impl=full_iteration),
     # 'partial' (some scopes: attention, router, preprocessing), 'none'. Unset: the stack's default.
     cuda_graphs: Literal["none", "partial", "full"] | None = None
@@ -148,6 +152,9 @@ class TrainingSpec(BaseModel):
         if self.moe_token_drop and self.moe_dispatcher == "deepep":
             raise ValueError("moe_token_drop (padding to capacity) is not supported with moe_dispatcher deepep "
                              "(Megatron-Core); use alltoall or hybridep")
+        if self.moe_hybridep_num_sms is not None and self.moe_dispatcher not in (None, "hybridep"):
+            raise ValueError(f"moe_hybridep_num_sms applies only to moe_dispatcher hybridep, not "
+                             f"{self.moe_dispatcher} (leave it out)")
         return self
 
     @field_validator("fp8_activations")

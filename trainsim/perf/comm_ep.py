@@ -39,7 +39,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from ..parallel.placement import members_within
-from .collectives import all_to_all_time, exposed, level_bytes_time, reduce_scatter_time
+from .collectives import all_gather_time, all_to_all_time, exposed, level_bytes_time, reduce_scatter_time
 from .context import BF16_BYTES, StepContext
 from .routing import expected_distinct_blocks, fake_balanced_blocks
 from .topology import a2a_factor
@@ -167,10 +167,48 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
 #: SMs the dispatch / combine kernels of each dispatcher occupy while they run: DeepEP's normal kernels
 #: ``moe_deepep_num_sms = 20`` (Megatron-Core core_v0.14.0 transformer_config.py line 193, passed to DeepEP's
 #: ``Buffer.set_num_sms``, fused_a2a.py ``set_deepep_num_sms``; DeepSeek-V3 report sec. 3.2.2: "only 20 SMs are
-#: sufficient to fully utilize the bandwidths of IB and NVLink"), HybridEP ``moe_hybridep_num_sms = 16``
-#: (Megatron-LM cba6b0ed transformer_config.py line 231). NCCL's all-to-all and all-gather also run on SMs, but no
+#: sufficient to fully utilize the bandwidths of IB and NVLink"). HybridEP's is a runtime setting of the run
+#: (``training.moe_hybridep_num_sms``, :attr:`~trainsim.perf.context.StepContext.moe_hybridep_num_sms`: 16,
+#: Megatron-Core's ``moe_hybridep_num_sms`` default at Megatron-LM cba6b0ed transformer_config.py line 231, or the
+#: stack's: 32 in Megatron-Bridge's performance scripts). NCCL's all-to-all and all-gather also run on SMs, but no
 #: source states how many for these messages, so they are not charged.
-DISPATCHER_SMS = {"deepep": 20.0, "hybridep": 16.0}
+DISPATCHER_SMS = {"deepep": 20.0}
+
+
+def dispatcher_sms(ctx: StepContext) -> float:
+    """SMs the run's dispatch / combine kernels occupy (:data:`DISPATCHER_SMS`; HybridEP: the run's
+    ``moe_hybridep_num_sms``); 0 for NCCL's all-to-all / all-gather dispatchers."""
+    if ctx.moe_dispatcher == "hybridep":
+        return float(ctx.moe_hybridep_num_sms)
+    return DISPATCHER_SMS.get(ctx.moe_dispatcher, 0.0)
+
+
+def routing_map_allgather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """HybridEP's routing-map all-gather, once per MoE layer and forward dispatch: every rank of the ETP x EP group
+    (ep x etp ranks, consecutive in Megatron-Core's expert rank order) all-gathers the bool routing map of its
+    ``tokens / tp`` tokens over all E experts, 1 byte per entry, so the gathered buffer is
+    ep x etp x (tokens / tp) x E bytes, at :func:`trainsim.perf.collectives.all_gather_time`; 0 for the other
+    dispatchers, dense layers and a group of one.
+
+    Megatron-Core's forward dispatch passes the routing map and no handle (Megatron-LM d98e8a64
+    megatron/core/transformer/moe/fused_a2a.py ``HybridEPDispatch.forward`` ->
+    ``HybridEPBuffer.dispatch_with_permute(routing_map=..., probs=...)``; token_dispatcher.py ``_HybridEPManager``:
+    the group is "the ETPxEP group"), so HybridEP runs its metadata preprocessing, which first gathers the global
+    routing map (deepseek-ai/DeepEP branch hybrid-ep 94a9f8f, deep_ep/hybrid_ep_buffer.py ``if handle is None:``
+    ``self.runtime.metadata_preprocessing``; csrc/hybrid_ep/hybrid_ep.cu ``metadata_preprocessing`` ->
+    csrc/hybrid_ep/executor/executor.cu ``Executor::allgather_routing_map``: ``torch.distributed.
+    all_gather_into_tensor`` of a [tokens_per_rank x group_size, num_of_expert] bool tensor, NCCL across NVLink
+    domains and, since 94a9f8f "Disable custom allgather by default", inside one too). The backward passes reuse
+    the forward's handle (``HybridEPDispatch.backward`` ``combine_with_unpermute(handle=...)``,
+    ``HybridEPCombine.backward`` ``dispatch_with_permute(handle=...)``): no gather. A recompute that reruns the MoE
+    forward (full recompute, selective ``moe``) calls ``HybridEPDispatch.forward`` again and gathers again.
+    DeepSeek-V4-Flash at ep 64, 4,096 tokens, E = 256: 64 x 4,096 x 256 = 67 MB gathered per layer."""
+    if lk.moe is None or ctx.moe_dispatcher != "hybridep":
+        return np.zeros_like(np.asarray(tokens, dtype=np.float64) * p.ep)
+    n = (p.ep * p.etp).astype(np.float64)
+    gathered = n * tokens / p.tp * float(lk.moe.experts)
+    t = all_gather_time(gathered, n, np.ones_like(n), ctx.system, ctx.calib.coll_eff) + ctx.calib.comm_launch_s
+    return np.where(n > 1, t, 0.0)
 
 
 def ep_overlap_window(comp_f_s: Num, comp_b_s: Num) -> Num:
@@ -192,19 +230,23 @@ def ep_overlap_window(comp_f_s: Num, comp_b_s: Num) -> Num:
     return 0.5 * (comp_f_s + comp_b_s)
 
 
-def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext) -> Num:
+def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext, nccl_s: Num = 0.0) -> Num:
     """Time the EP dispatch / combine adds to a micro-batch when a fraction ``f`` of it overlaps ``work_s`` of
     compute: the exposed part (:func:`trainsim.perf.collectives.exposed`) plus, for the part hidden, the compute
     the dispatcher's SMs take away: hidden x sms / SMs, with ``sms`` the SMs its kernels occupy
-    (:data:`DISPATCHER_SMS`) and SMs the chip's (``sm_count``: 132 on H100, 148 on B200; not the GEMM tile
+    (:func:`dispatcher_sms`) and SMs the chip's (``sm_count``: 132 on H100, 148 on B200; not the GEMM tile
     units). While the kernels run beside the GEMMs those
     have SMs - sms of the SMs, so the compute that would have filled the hidden time finishes hidden x sms / SMs
     later (DeepSeek-V3 report sec. 3.2.2: the 20 communication SMs are taken from the computation, "to reduce the
     SMs dedicated to communication"; DeepEP README: the normal kernels' "#SMs" column, and its V2 release "saving
-    up to 4x SM count"). Not overlapped (f = 0), the kernels run alone and take nothing from the compute."""
-    out = exposed(ep_s, work_s, f)
-    sms = DISPATCHER_SMS.get(ctx.moe_dispatcher, 0.0)
-    return out + (ep_s - out) * sms / ctx.calib.sm_count
+    up to 4x SM count"). Not overlapped (f = 0), the kernels run alone and take nothing from the compute.
+    ``nccl_s``: NCCL collectives of the same dispatch (HybridEP's routing-map all-gather,
+    :func:`routing_map_allgather_fwd`), on the same stream and overlapped alike, but charged no dispatcher SMs:
+    the hidden time's share ep_s / (ep_s + nccl_s) is."""
+    total = ep_s + nccl_s
+    out = exposed(total, work_s, f)
+    share = np.divide(ep_s, total, out=np.zeros(np.broadcast(ep_s, total).shape), where=total > 0)
+    return out + (total - out) * share * dispatcher_sms(ctx) / ctx.calib.sm_count
 
 
 def etp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
-from .comm_ep import ep_alltoall_fwd, etp_comm_fwd
+from .comm_ep import ep_alltoall_fwd, etp_comm_fwd, routing_map_allgather_fwd
 from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, layer_gemm_fwd,
                       norm_rope_bytes, rope_bytes_per_token)
 from .context import StepContext
@@ -75,6 +75,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         if "moe" in mods:
             t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group in ("expert", "router")) + expert_act + shared
             t = t + ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens)
+            t = t + routing_map_allgather_fwd(lk, ctx, p, tokens)   # the rerun dispatch gathers again
         else:
             if "moe_act" in mods:
                 t = t + expert_act

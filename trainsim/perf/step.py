@@ -34,7 +34,8 @@ import numpy as np
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
 from .comm_dp import ddp_overlap, dp_sync_times, grad_buffer_pass_bytes, replica_sync_time
-from .comm_ep import ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd
+from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
+                      routing_map_allgather_fwd)
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_bwd,
                       layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
@@ -120,9 +121,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
-                                    "tp", "ep",
+                                    "tp", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g", "mtp_ep_g")}
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -140,6 +141,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                       + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
+        out["ep_g"] += lk.n_layers * routing_map_allgather_fwd(lk, ctx, p, tokens)   # forward dispatch only
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
         if ctx.cp_torch_ring:
@@ -166,6 +168,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
                                           + etp_comm_fwd(lk, ctx, p, tokens))
         out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                           + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
+        out["mtp_ep_g"] += lk.n_layers * routing_map_allgather_fwd(lk, ctx, p, tokens)   # forward only, exposed
     return out
 
 
@@ -294,15 +297,18 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     gemm_last_b = w * (2.0 * lc["head"] + lc["mtp_g_b"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
-    mtp_a_b, mtp_tp_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"]
+    mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
     tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
-    # the overlapping schedules pair a forward with another micro-batch's backward (comm_ep.ep_overlap_window)
-    ep_exp_f = ep_overlapped_exposed(ep_f, ep_overlap_window(comp_f, comp_b), ep_ov, ctx)
+    # the overlapping schedules pair a forward with another micro-batch's backward (comm_ep.ep_overlap_window);
+    # the forward's dispatch also gathers HybridEP's routing map (comm_ep.routing_map_allgather_fwd), the backward not
+    ep_win = ep_overlap_window(comp_f, comp_b)
+    ep_exp_f = ep_overlapped_exposed(ep_f, ep_win, ep_ov, ctx, share * lc["ep_g"])
+    ep_exp_b = ep_overlapped_exposed(ep_f, ep_win, ep_ov, ctx)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not;
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
@@ -317,7 +323,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
-    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g + mtp_ep_g
     last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
@@ -346,11 +352,12 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
     rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
-    t_b = comp_b + tp_exp_f + ep_exp_f + cp_exp_b + last_b + rec + (host - host_f)
+    t_b = comp_b + tp_exp_f + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
                 seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
-                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f, cp_exp_f=cp_exp_f,
+                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f,
+                ep_exp=ep_exp_f + ep_exp_b + mtp_ep_g, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
                 mtp_comm=mtp_comm)
@@ -503,7 +510,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
 
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
     host = st["host"] * np.ones_like(t_mb)
-    tp_exp_f, ep_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["ep_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
+    tp_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
     gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
     # breakdown: every part of `step`, in seconds
     bd = {
@@ -512,7 +519,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
         "recompute": m * rec,
         "tp_comm": m * (2.0 * tp_exp_f + st["tp_g_exp"]),
-        "ep_alltoall": m * (2.0 * ep_exp_f + 3.0 * mtp_comm),
+        "ep_alltoall": m * (st["ep_exp"] + 3.0 * mtp_comm),   # both directions, with the routing-map gathers
         "cp_comm": m * (cp_exp_f + cp_exp_b),
         "pp_p2p": m * p2p,
         "pipeline_bubble": bubble,
