@@ -56,7 +56,7 @@ def outermost_level(n: ArrayLike, stride: ArrayLike, system: System) -> np.ndarr
 
 def group_strides(p: Plans) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Size and stride of each parallel group of plans ``p`` (Megatron default order)."""
-    edp = (p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1)
+    edp = p.expert_dp
     return {
         "tp": (p.tp, np.ones_like(p.tp)),
         "cp": (p.cp, p.tp),

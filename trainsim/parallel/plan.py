@@ -47,6 +47,13 @@ class Plans:
         n = max(np.size(v) for v in cols.values())
         return cls(**{k: np.broadcast_to(np.asarray(cols[k], dtype=np.int64), (n,)).copy() for k in INT_FIELDS})
 
+    @property
+    def expert_dp(self) -> np.ndarray:
+        """Expert-data-parallel size of each plan: the tp x cp x dp ranks of a pipeline stage re-sliced into ep x etp
+        expert groups, (tp x cp x dp) / (ep x etp), at least 1 (Megatron-Core parallel_state
+        ``expert_data_parallel_size``: the expert layers' gradient-sync and optimizer-sharding group)."""
+        return np.maximum((self.tp * self.cp * self.dp) // np.maximum(self.ep * self.etp, 1), 1)
+
     def take(self, idx: Any) -> "Plans":
         """The plans at ``idx`` (an index array, mask or slice)."""
         return Plans(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})

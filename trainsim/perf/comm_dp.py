@@ -52,7 +52,7 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
 def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> tuple[Num, Num]:
     """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
     c, sysm = ctx.calib, ctx.system
-    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    edp = p.expert_dp
     # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
     # cp ranks hold the same weights and see different tokens (parallel_state "data_parallel_group_with_cp")
     dgroup, dstride = p.dp * p.cp, p.tp
@@ -110,7 +110,7 @@ def grad_buffer_pass_bytes(ctx: StepContext, p: Plans, dense_params: Num, expert
     step, so none hides behind compute. ZeRO-3 (Megatron FSDP) keeps no such whole buffer: 0."""
     g = ctx.optimizer.grad_bytes
     once = float(ctx.grad_buffer_zeroed) + float(ctx.grad_nan_check)
-    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    edp = p.expert_dp
 
     def passes(group: Num) -> Num:
         scaled = ctx.grad_prescaled & ((np.asarray(group) > 1) | ctx.grad_prescaled_dp1)

@@ -179,7 +179,7 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
     o = ctx.optimizer
-    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    edp = p.expert_dp
     dpc = ctx.shard_ranks(p)   # dp x cp (Megatron-Core's distributed optimizer), or a MiCS sharding group
     d_sh, e_sh = dense / dpc, expert / edp
 

@@ -356,7 +356,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
                 seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
-                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g, ep_exp_f=ep_exp_f,
+                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g,
                 ep_exp=ep_exp_f + ep_exp_b + mtp_ep_g, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
@@ -492,7 +492,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # sharding groups smaller than dp x cp (MiCS): the gradient shards all-reduced across the replicas once per
     # step, behind the last micro-batch's backward as a zero 0-1 gradient sync is
     dp_exp = dp_exp + exposed(repl_t, win * t_b, c.dp_overlap)
-    edp = np.maximum((p.tp * p.cp * p.dp) // np.maximum(p.ep * p.etp, 1), 1)
+    edp = p.expert_dp
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = hbm_time(opt_params * c.optimizer_step_bytes, ctx)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fmt import plan as _plan
+from .fmt import pct, plan as _plan
 from ..numfmt import count, money
 
 if TYPE_CHECKING:
@@ -109,16 +109,16 @@ def trust_rows(ve: dict | None) -> list[tuple[str, str]]:
     fam = ve.get("chip_family")
     if fam:
         if fam.get("runs"):
-            rows.append(("held-out error, chip family", f"median {fam['median_abs_error']:.1%}, max "
-                         f"{fam['max_abs_error']:.1%} over {fam['runs']:,} validation runs"))
+            rows.append(("held-out error, chip family", f"median {pct(fam['median_abs_error'])}, max "
+                         f"{pct(fam['max_abs_error'])} over {fam['runs']:,} validation runs"))
         else:
             rows.append(("held-out error, chip family", "unmeasured (no validation run on this chip family); "
                          f"no smaller than {fam.get('shown_family', 'another family')}'s median "
-                         f"{fam['median_abs_error']:.1%}"))
+                         f"{pct(fam['median_abs_error'])}"))
     kind = ve.get("model_kind")
     if kind and kind.get("runs"):
-        rows.append((f"held-out error, {kind['kind']} models", f"median {kind['median_abs_error']:.1%}, max "
-                     f"{kind['max_abs_error']:.1%} over {kind['runs']:,} validation runs"))
+        rows.append((f"held-out error, {kind['kind']} models", f"median {pct(kind['median_abs_error'])}, max "
+                     f"{pct(kind['max_abs_error'])} over {kind['runs']:,} validation runs"))
     return rows
 
 
