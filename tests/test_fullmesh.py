@@ -163,3 +163,28 @@ def test_topology_efficiency_data_errors():
     for bad in (0.0, 1.2):
         with pytest.raises(TrainsimError, match="fraction of line rate"):
             parse_kind_coll_eff({"kinds": {"fullmesh": {"coll_eff": {"value": bad, "source": "s"}}}})
+
+
+def test_inline_system_takes_the_chips_own_mesh():
+    # qa16 leftover: {chip: amd-mi300x, scale_up: {size: 8}} with no base and no topology was read as a non-blocking
+    # switch, though AMD's UBB has no switch (hardware.yaml amd-mi300x scale_up_topology, AMD: point-to-point
+    # Infinity Fabric, 7 links in use, one per peer). A TP 2 all-gather there uses one of the 7 links: by the
+    # module docstring's derivation 7 / (m - 1) = 7 times the switch's time at the same summed bandwidth.
+    out = {"bandwidth": "400 Gb/s"}
+    mesh = resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 8}, "scale_out": out})
+    assert mesh.levels[0].topology == parse_topology("fullmesh 8", "t", size=8)
+    assert "amd-mi300x" in mesh.sources["scale_up_topology"].note
+    stated = resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 8, "topology": "switch"}, "scale_out": out})
+    assert stated.levels[0].topology == SWITCH          # a stated wiring wins
+    assert resolve_system({"chip": "amd-mi355x", "scale_up": {"size": 4}, "scale_out": out}).levels[0].topology.dims == (8,)
+    # 16 GPUs in one domain is not the 8-GPU board: no known wiring, a switch (Topology.resized)
+    assert resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 16}, "scale_out": out}).levels[0].topology == SWITCH
+    # chips on switched fabrics keep the switch
+    assert resolve_system({"chip": "nvidia-h100-sxm5", "scale_up": {"size": 8}, "scale_out": out}).levels[0].topology == SWITCH
+    sw = resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 8, "topology": "switch"}, "scale_out": out})
+    eff = (0.80,)
+    # the bytes term only (the same one latency step on both cancels in the difference of two sizes)
+    t_mesh = float(all_gather_time(2e9, 2, 1, mesh, eff) - all_gather_time(1e9, 2, 1, mesh, eff))
+    t_sw = float(all_gather_time(2e9, 2, 1, sw, eff) - all_gather_time(1e9, 2, 1, sw, eff))
+    # 7x the wiring factor, at the mesh's own measured fraction (0.65) against the switch's 0.80
+    assert t_mesh / t_sw == pytest.approx(7 * 0.80 / MESH_EFF, rel=1e-9)

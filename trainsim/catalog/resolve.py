@@ -321,7 +321,9 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
         else:
             lat = DEFAULT_LATENCY_S[key]
             src[f"{key}_latency"] = Sourced(("assumption",), "low", f"trainsim default {LEVEL_NAMES[key]} latency")
-        # topology: stated, else the base level's where its size is kept, else a non-blocking switch
+        # topology: stated, else the base level's where its size is kept, else the chip's own scale-up wiring
+        # (a board with no switch: MI300X / MI350 / 910B, hardware.yaml scale_up_topology) cut to the size, else a
+        # non-blocking switch
         if sub.get("topology") is not None:
             topo = parse_topology(sub["topology"], f"{lf}.topology", where,
                                   size=size if key != "scale_out" else None)
@@ -331,6 +333,11 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
             inherit(f"{key}_topology")
         elif b is not None and key == "scale_up":
             topo = b.topology.resized(size)
+        elif key == "scale_up" and chip.scale_up_topology is not None:
+            topo = chip.scale_up_topology.resized(size)
+            csrc = chip.sources.get("scale_up_topology")
+            src[f"{key}_topology"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
+                                             f"chip {chip.id} wiring" + (f"; {csrc.note}" if csrc and csrc.note else ""))
         else:
             topo = SWITCH
         levels[key] = (size, bw, lat, topo)

@@ -47,6 +47,9 @@ class Chip:
     sources: dict[str, Sourced] = field(default_factory=dict)
     ranges: dict[str, Range] = field(default_factory=dict)
     host_link_bw: float | None = None  # bytes/s per chip, one direction, to host memory, where the chip states it
+    #: how the chip's scale-up links are wired where the chip fixes it (``fullmesh 8``: the MI300X / MI350 / 910B
+    #: boards have no switch, one link per peer); an inline system without a base takes it (catalog/resolve.py)
+    scale_up_topology: Topology | None = None
 
     def flops(self, precision: str) -> float:
         """Dense peak for matmul inputs of ``precision``; a chip without FP8 runs FP8 recipes at its BF16 rate."""
