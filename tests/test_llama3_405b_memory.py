@@ -3,19 +3,25 @@ layer written tensor by tensor, and the micro-batches the flexible interleaved s
 from their sources (independent of trainsim's own output)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from trainsim.estimate import estimate
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.plan import Plans
-from trainsim.parallel.schedules import code
+from trainsim.parallel.schedules import code, microbatch_group
 from trainsim.perf.activations import activation_tensors
 from trainsim.perf.memory import layer_activation_bytes
 from trainsim.perf.pipeline import microbatches_in_flight
+from trainsim.spec import parse_run
 
 from conftest import ctx_for
 
 H, HEADS, KV, D, F = 16384, 128, 8, 128, 53248
+RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +77,58 @@ def test_llama3_flexible_interleaved_in_flight_rank1(m, chunks):
     # in units of the rank's 8 one-layer chunks
     got = microbatches_in_flight(np.array([code("interleaved")]), np.array([16]), np.array([8]), float(m), 1)
     assert got[0] * 8 == pytest.approx(chunks)
+
+
+def test_meta_flexible_schedule_warmup_from_its_public_port():
+    # pytorch/pytorch PR #129597 ('Implemented flexible PP schedule', 26 Jun 2024, moved over from pytorch/PiPPy
+    # #1129): the flexible-N interleaved schedule of Llama 3 sec. 3.3.2 / Figure 6, printed (ALL_RANK_ACTIONS) for
+    # Figure 6's own example: pp 4, 8 stages (v 2), M 10, N = M / max(1, M // p) = 5. Read off that table, the
+    # forwards each rank runs before its first backward (Fj_sk: micro-batch j of stage k; rank r runs stages r, r + 4):
+    #   rank 0: F0..F4 s0, F0..F4 s4, F5 s0, F6 s0, then B0 s4 at step 15 -> 12
+    #   rank 1: F0..F4 s1, F0..F4 s5, then B0 s5 at step 13               -> 10
+    #   rank 2: F0..F4 s2, F0..F2 s6, then B0 s6 at step 11               -> 8
+    #   rank 3: F0..F4 s3, F0 s7, then B0 s7 at step 9                    -> 6
+    # after which every forward is followed by a backward, so these are the peaks: (v - 1) N + 2 (p - 1 - r) + 1,
+    # two chunk-forwards per hop as in Megatron-Core's get_pp_rank_microbatches, not one per hop (9, 8, 7, 6)
+    assert float(microbatch_group(4, 10)) == 5.0
+    got = microbatches_in_flight(np.array([code("interleaved")] * 4), np.array([4] * 4), np.array([2] * 4), 10.0,
+                                 np.arange(4))
+    assert (got * 2).tolist() == pytest.approx([12.0, 10.0, 8.0, 6.0])
+
+
+def test_llama3_8192_gpus_memory_by_hand():
+    """Meta's 8,192-GPU plan (Table 4: tp 8, pp 16, dp 64, 32 sequences of 8,192 per dp rank; no activation
+    checkpointing; sec. 3.3.2: one layer fewer on the first and last stage, so 8 one-layer chunks per rank) on
+    pipeline rank 1 (8 layers, the most activations; rank 0 holds 7 layers and an embedding-only chunk), written out
+    from the model card and the plan, against the engine's breakdown, and where it stands against 80 GiB."""
+    doc = yaml.safe_load((RUNS / "llama3-paper-405b-h100-8192-8k.yaml").read_text())
+    assert (doc["plan"]["tp"], doc["plan"]["pp"], doc["plan"]["vpp"], doc["plan"]["dp"]) == (8, 16, 8, 64)
+    doc["plan"].update({"micro_batch": 1, "ep": 1, "etp": 1})
+    est = estimate(parse_run(doc), advise=False)
+    t, dp, layers, s, m = 8, 64, 8, 8192, 32
+    # one layer's parameters on one GPU: Q and O h x h, K and V h x 8 x 128 (GQA), gate/up/down 3 h x ffn, all split
+    # over tp; two RMSNorm weights h, replicated
+    split = 2 * H * H + 2 * H * KV * D + 3 * H * F
+    per_gpu = split // t + 2 * H
+    assert per_gpu == 398_491_648
+    weights = layers * per_gpu * 2                   # BF16, whole under ZeRO-2 ('keeps model weights', sec. 3.3.2)
+    # FP32 gradients sharded over dp, plus one unit's FP32 gradients being reduce-scattered (the largest unit: a
+    # layer, 398.5M > the embedding's 128,256 x 16,384 / 8 = 262.7M)
+    grads = 4 * layers * per_gpu / dp + 4 * per_gpu
+    optim = 12 * layers * per_gpu / dp               # FP32 master + two FP32 Adam moments, sharded over dp
+    # (v - 1) N + 2 (p - 1 - r) + 1 = 7 x 16 + 2 x 14 + 1 = 141 one-layer chunk-forwards (N = 16: m = 32 = 2 p),
+    # each 31.75 h bytes per token (test_llama_layer_activations_are_korthikanti_per_tensor) over s / t tokens
+    acts = 141 * 31.75 * H * s / t
+    mem = est.memory
+    assert mem["weights"] == pytest.approx(weights)
+    assert mem["gradients"] == pytest.approx(grads)
+    assert mem["optimizer"] == pytest.approx(optim)
+    assert mem["activations"] == pytest.approx(acts)
+    gib = 2.0 ** 30
+    allocated = weights + grads + optim + acts
+    assert allocated / gib == pytest.approx(78.11, abs=0.01)
+    # perf/data/constants.yaml: 2e9 bytes of buffers (CUDA context, NCCL, workspace) and an 8% allocator margin
+    assert (allocated + 2e9) / gib == pytest.approx(79.98, abs=0.01)        # under 80 GiB by 0.02 GiB ...
+    assert mem["total"] == pytest.approx(allocated * 1.08 + 2e9)            # ... over it by 6.2 with the margin
+    assert mem["total"] / gib == pytest.approx(86.23, abs=0.01) and not est.fits
+    assert m * 8 > 141                                                      # the warm-up cap m v does not bind

@@ -42,10 +42,10 @@ ORDER = {
 }
 
 
-def _makespan(order: dict, p: int, v: int, f: float = 1.0, b: float = 2.0) -> float:
+def _makespan(order: dict, p: int, v: int, f: float = 1.0, b: float = 2.0, hop: float = 0.0) -> float:
     """Each rank runs its list in order; a forward of (mb, chunk k) on rank r waits for rank r - 1's (rank 0: rank
     p - 1's chunk k - 1), a backward for rank r + 1's (the last rank: rank 0's chunk k + 1, or its own forward of
-    the last chunk)."""
+    the last chunk), plus ``hop`` time units when that op ran on another rank (the point-to-point transfer)."""
     done: dict = {}
     ptr = {r: 0 for r in order}
     clock = {r: 0.0 for r in order}
@@ -61,7 +61,8 @@ def _makespan(order: dict, p: int, v: int, f: float = 1.0, b: float = 2.0) -> fl
                     dep = (B, r + 1, mb, k) if r < p - 1 else ((B, 0, mb, k + 1) if k < v - 1 else (F, r, mb, k))
                 if dep is not None and dep not in done:
                     break
-                clock[r] = max(clock[r], done[dep] if dep else 0.0) + (f if op == F else b)
+                ready = done[dep] + (hop if dep[1] != r else 0.0) if dep else 0.0
+                clock[r] = max(clock[r], ready) + (f if op == F else b)
                 done[(op, r, mb, k)] = clock[r]
                 ptr[r] += 1
                 moved = True
@@ -186,3 +187,68 @@ def test_emitted_megatron_flags_state_the_group():
     even = _run("megatron-bridge-2026", 16)
     args, _ = megatron_args(estimate_complete(even, even.plan))
     assert not any(a.startswith("--microbatch-group-size") for a in args)
+
+
+def _orders(p: int, v: int, m: int, n: int, per_hop: int = 2) -> dict:
+    """Every rank's list under Megatron-Core's interleaved schedule with micro-batch groups of n (get_schedule_table:
+    groups of n micro-batches, each run through chunks 0 .. v - 1, the last group holding the rest; the j-th backward
+    is the j-th entry with its chunk reversed) and per_hop x (p - 1 - r) + (v - 1) n warm-up forwards (Megatron: 2 per
+    hop, get_pp_rank_microbatches), capped at m v; then one forward and one backward alternate."""
+    table = []
+    for lo in range(0, m, n):
+        hi = m if lo + n >= m else lo + n
+        table += [(mb, k) for k in range(v) for mb in range(lo, hi)]
+    out = {}
+    for r in range(p):
+        w = min(per_hop * (p - 1 - r) + (v - 1) * n, m * v)
+        fw = [(F, mb, k) for mb, k in table]
+        bw = [(B, mb, v - 1 - k) for mb, k in table]
+        ops = fw[:w]
+        for i in range(m * v - w):
+            ops += [fw[w + i], bw[i]]
+        out[r] = ops + bw[m * v - w:]
+    return out
+
+
+def _peaks(order: dict) -> list:
+    """Chunk-forwards each rank holds at its peak (a forward adds one, its backward frees it)."""
+    out = []
+    for r in sorted(order):
+        held = peak = 0
+        for op, _, _ in order[r]:
+            held += 1 if op == F else -1
+            peak = max(peak, held)
+        out.append(peak)
+    return out
+
+
+def test_group_smaller_than_pp_stalls_and_megatrons_warmup_sets_the_memory():
+    """Why N >= p (Megatron-Core raises ValueError below it; Llama 3 sec. 3.3.2 sets N between depth-first N = p and
+    breadth-first N = M, below p only when M < p) and what the warm-up's 2 per hop costs in memory."""
+    one = np.array([S.code("interleaved")])
+    # pp 16, vpp 8, m 32 (Llama 3 405B on 8,192 GPUs): N = p = 16, Megatron's order
+    mega = _orders(16, 8, 32, 16)
+    base = _makespan(mega, 16, 8)
+    work = 32 * 8 * 3.0
+    bubble = S.bubble_time(one, np.array([16]), np.array([8]), np.array([8 * 3.0]))[0]
+    assert base - work == pytest.approx(bubble) == pytest.approx(45.0)     # (p - 1) t / v
+    peaks = _peaks(mega)
+    assert peaks[:2] == [143, 141] and peaks[-1] == 113                    # 2 (p - 1 - r) + 7 x 16 + 1
+    got = S.microbatches_in_flight(np.array([S.code("interleaved")] * 16), np.array([16] * 16), np.array([8] * 16),
+                                   32.0, np.arange(16)) * 8
+    assert got.tolist() == pytest.approx(peaks)
+    # N = 8 < p: Megatron's own order deadlocks (a rank's next backward waits on a forward queued behind it) ...
+    with pytest.raises(AssertionError, match="deadlock"):
+        _makespan(_orders(16, 8, 32, 8), 16, 8)
+    # ... and with one warm-up forward per hop it runs, but each chunk switch waits for the micro-batch to come round
+    # the 16 ranks: 41% longer than N = p (the paper's 8,192-GPU run reached 43% MFU, above the 16,384's 41%)
+    short = _makespan(_orders(16, 8, 32, 8, per_hop=1), 16, 8)
+    assert short / base == pytest.approx(1.413, abs=0.002)
+    # one forward per hop with N = p: the same bubble without transfer time, 14 fewer chunk-forwards on rank 1
+    # (127), but each hop's transfer is exposed: with a hop of 0.07 chunk-forwards (33.5 MB at 50 GB/s against a
+    # ~10 ms one-layer forward) the step is 2.3% longer, where Megatron's 2 per hop hides most of it
+    lean = _orders(16, 8, 32, 16, per_hop=1)
+    assert _makespan(lean, 16, 8) == pytest.approx(base)
+    assert _peaks(lean)[1] == 127
+    slow = _makespan(lean, 16, 8, hop=0.07) / _makespan(mega, 16, 8, hop=0.07)
+    assert slow == pytest.approx(1.023, abs=0.002)

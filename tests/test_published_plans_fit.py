@@ -25,14 +25,19 @@ RUNS = sorted((Path(__file__).resolve().parent.parent / "validation" / "runs").g
 KNOWN_GAPS = {
     "llama3-paper-405b-h100-8192-8k": (
         "86.2 GiB vs 80 at the paper's layout (pp 16 x 8 one-layer chunks, first chunk embedding only, last chunk "
-        "loss only): rank 1 binds, 8 layers x 17.6 micro-batches in flight (Megatron's warm-up 2(p-r-1) + (v-1)N + 1 "
-        "with N = p; Meta's tunable N lies between depth-first N = p and breadth-first N = M, sec. 3.3.2, so never "
-        "fewer) x 31.75 h/tp bytes per token (Korthikanti's count for SwiGLU/GQA, no dropout) = 70 GiB; dropping "
-        "every stage input ('proactive deallocation', sec. 3.3.2) still leaves 81.5 GiB; 78.1 GiB before the 8% "
-        "allocator margin and 1.9 GiB of buffers: it fits only with no allocator slack. Both factors are re-derived by "
-        "hand in test_llama3_405b_memory.py (TE's saved set, each autograd-shared tensor once: 31.75 h; PyTorch's "
-        "ScheduleFlexibleInterleaved1F1B, N = M / max(1, M // p) = 16: 141 chunk-forwards); a norm saving its output "
-        "instead of its input (27.75 h) would give 76.7 GiB, but Meta does not state one"),
+        "loss only; 32 micro-batches per dp rank): rank 1 binds with 141 one-layer chunk-forwards in flight, "
+        "(v - 1) N + 2 (p - 1 - r) + 1 with N = 16 (Megatron-Core get_pp_rank_microbatches, and the 2 per hop of "
+        "PyTorch's flexible-N interleaved schedule, pytorch PR #129597, whose printed table for Figure 6's own pp 4 / "
+        "M 10 / N 5 holds 12, 10, 8, 6), x 31.75 h s / t bytes (Korthikanti's count for SwiGLU/GQA) = 69.9 GiB, + "
+        "8.2 GiB of BF16 weights, FP32 gradient shards and reduce-scatter buffer and optimizer shards = 78.1 GiB "
+        "allocated, + 1.9 GiB buffers = 79.98 GiB: it fits only with no allocator slack (the 8% margin adds 6.2 "
+        "GiB). Nothing the paper states closes it: its N lies between depth-first N = p and breadth-first N = M "
+        "(sec. 3.3.2) and N = p already holds the least; N < p deadlocks Megatron's order and, with one warm-up "
+        "forward per hop, runs 41% longer (simulated), against the 43% MFU published; the stage input is the "
+        "first RMSNorm's saved input and the stage output is not counted. It fits only on an assumption the paper "
+        "does not state: one warm-up forward per hop instead of two (127 at rank 1 -> 78.7 GiB; the same bubble "
+        "without transfer time, each hop's transfer exposed: +2.3% step simulated), or under 0.03% allocator "
+        "slack. Re-derived in test_llama3_405b_memory.py and test_microbatch_groups.py"),
 }
 
 
