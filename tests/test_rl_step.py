@@ -612,6 +612,7 @@ RECIPE_BATCH = {
     "nemo-rl-h100-q235-128-sync.yaml": (8192, 1, 1),
     "nemo-rl-h100-q235-256-async.yaml": (8192, 1, 1),
     "nemo-rl-h100-q235-256-sync.yaml": (8192, 1, 1),
+    "nemo-rl-h100-q30-192-async8.yaml": (4096, 1, 4),
     "nemo-rl-h100-q30-32-async.yaml": (4096, 1, 4),
     "nemo-rl-h100-q30-32-sync.yaml": (4096, 1, 4),
 }
