@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         pt = load_posttrain(path)
         if pt.step.mode != "async":
             continue
+        if pt.step.max_trajectory_age_steps > 1:   # the protocol runner follows one-step-off only
+            print(f"{pt.name}: {pt.step.max_trajectory_age_steps} steps ahead, not simulated "
+                  "(trainsim/posttrain/protocol.py runs max_trajectory_age_steps 1)")
+            continue
         res = evaluate(pt)
         by_stage: dict[str, float] = {}
         roll = None

@@ -104,3 +104,45 @@ def test_async_rollout_keeps_the_tail_unless_partial_rollouts():
 def test_partial_rollouts_only_async():
     with pytest.raises(TrainsimError, match="partial_rollouts applies to mode async only"):
         parse_posttrain(_doc(mode="sync", partial_rollouts=True))
+
+
+def test_overlapped_decode_steps_with_generation_ahead_by_hand():
+    # max_trajectory_age_steps k: k x prompts groups in flight, each held ~max_len steps (Little's law), so a
+    # period needs max_len / k steps: 8 steps ahead, longest 3,000: 375; the queue's 1,000 decides
+    assert overlapped_decode_steps(1000.0, 3000.0, 8) == 1000.0
+    assert overlapped_decode_steps(100.0, 3000.0, 8) == 375.0
+    assert overlapped_decode_steps(100.0, 3000.0, 1) == 3000.0
+
+
+def test_generation_ahead_by_hand():
+    # a = 10 ms, b = 0.1 ms (tpot 22.8 ms at 128, 10.1 ms at 1); 64 samples per server per step, mean 3,000,
+    # longest 4,000, running limit 128.
+    # one step ahead: 64 run, max(64 x 3,000 / 64, 4,000) = 4,000 steps: 40 s + 0.1 ms x 192,000 = 59.2 s
+    # eight steps ahead: 512 in flight, 128 run, max(1,500, 500) = 1,500 steps: 15 s + 19.2 s = 34.2 s
+    tpot128, tpot1 = 0.010 + 0.0001 * 128, 0.010 + 0.0001
+    assert generation_s(64, 128, tpot128, 1, tpot1, 3000, 4000, overlapped=True) == pytest.approx(59.2)
+    assert generation_s(64, 128, tpot128, 1, tpot1, 3000, 4000, overlapped=True, age=8) == pytest.approx(34.2)
+    # synchronous generation ignores age: one wave of 64, 4,000 steps
+    assert generation_s(64, 128, tpot128, 1, tpot1, 3000, 4000, age=8) == pytest.approx(59.2)
+
+
+def test_generation_ahead_fills_the_servers():
+    one = evaluate(parse_posttrain(_doc()))
+    eight = evaluate(parse_posttrain(_doc(max_trajectory_age_steps=8)))
+    (r1,) = [p for p in one["phases"] if p["stage"] == "rollout"]
+    (r8,) = [p for p in eight["phases"] if p["stage"] == "rollout"]
+    # 16 prompts x 4 samples over 8 TP1 servers: 8 per server and step; one step ahead 8 run, eight ahead up to 64
+    assert r1["detail"]["batch_per_chip"] == pytest.approx(8.0, rel=1e-9)
+    n8 = r8["detail"]["batch_per_chip"]
+    assert 8.0 < n8 <= 64.0
+    # the period by hand from the server's a + b n: max(8 x 1,024 / n, 2,048 / 8) steps x a + b x 8 x 1,024 tokens
+    a, b = r8["detail"]["step_fixed_s"], r8["detail"]["step_per_seq_s"]
+    assert r8["detail"]["decode_s"] == pytest.approx(a * max(8 * 1024 / n8, 2048 / 8) + b * 8 * 1024, rel=1e-9)
+    assert r8["detail"]["decode_s"] < r1["detail"]["decode_s"]
+
+
+def test_generation_ahead_only_async():
+    with pytest.raises(TrainsimError, match="max_trajectory_age_steps 8 applies to mode async only"):
+        parse_posttrain(_doc(mode="sync", max_trajectory_age_steps=8))
+    with pytest.raises(TrainsimError, match="max_trajectory_age_steps"):
+        parse_posttrain(_doc(max_trajectory_age_steps=0))

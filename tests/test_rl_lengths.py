@@ -30,6 +30,7 @@ PUBLISHED = {
     "nemo-rl-h100-q235-256-async.yaml": (256, 512, 5721, 58.7, 231, False, 8192),
     "nemo-rl-h100-q30-32-sync.yaml": (32, 2048, 3203, 1102, 192, True, 4096),
     "nemo-rl-h100-q30-32-async.yaml": (32, 2048, 3201, 1414, 152, False, 4096),
+    "nemo-rl-h100-q30-192-async8.yaml": (192, 2048, 3206, 1025, 34.5, False, 4096),
     "nemo-rl-h100-dsv3-512-async-fp8.yaml": (512, 512, 721, 14.1, 59.2, False, 1536),
     "nemo-rl-gb200-dsv3-128-sync.yaml": (128, 512, 711, 30.2, 108, True, 1536),
     "nemo-rl-gb200-dsv3-256-sync.yaml": (256, 512, 700, 16.4, 98.7, True, 1536),

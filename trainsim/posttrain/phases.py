@@ -106,7 +106,8 @@ class RolloutTime:
 
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
-                 hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None) -> RolloutTime:
+                 hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None,
+                 age: int = 1) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
@@ -115,7 +116,12 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     :func:`held_kv_len` per sequence instead of the final length, and one step's batch overlaps the next
     (:func:`overlapped_decode_steps`); ``tail_factor`` 1 there: partial rollouts, no sample outlasts its step.
     ``max_seqs``: the server's limit on running sequences (vLLM ``max_num_seqs``, :func:`server_batch`); absent:
-    none besides the KV cache."""
+    none besides the KV cache. ``age``: with ``continuous``, the steps of samples in flight (NeMo RL
+    ``max_trajectory_age_steps``): a server holds up to ``age x`` its share of one step's samples, runs as many of
+    them as its limits allow, and each step's period keeps ``max_len / age`` decode steps of the longest sample
+    (:func:`overlapped_decode_steps`)."""
+    age = max(int(age), 1) if continuous else 1
+
     def compute():
         s = rollout_setup(arch, system, precision)
         max_inst = min(chips, 512)
@@ -127,7 +133,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}
-        ev = best_decode(s, ctx, max_batch_per_chip=max(sequences / chips, 1e-9),
+        ev = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
                          max_batch_per_instance=float(max_seqs) if max_seqs else None,
                          memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
@@ -139,7 +145,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         batch = float(ev.batch[i])
         # the serving search times batches on a grid (..., 2, 3, 4, 6 per chip); a rollout server admits
         # sequences until its KV blocks run out, so take the largest batch that fits, not the grid point below it
-        want = sequences / chips * plan["chips"]
+        want = age * sequences / chips * plan["chips"]
         kv_seq = float(ev.memory["kv_cache"][i]) / batch
         cap = kv_batch_cap(system.chip.hbm_bytes * hbm_fraction, float(ev.memory["weights"][i]),
                            float(ev.memory["buffers"][i]), kv_seq)
@@ -166,11 +172,11 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction, continuous, max_seqs), compute)
+             hbm_fraction, continuous, max_seqs, age), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor,
-                            overlapped=continuous)
+                            overlapped=continuous, age=age)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     a, b = decode_step_cost(batch, tpot, b0, tpot0)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, a, b)
@@ -220,7 +226,8 @@ def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float,
     return max(usable_bytes - weights_bytes - buffer_bytes, 0.0) / kv_bytes_per_seq
 
 
-def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, overlapped: bool = False) -> float:
+def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, overlapped: bool = False,
+                 age: int = 1) -> float:
     """Seconds for one rollout server to generate ``sequences`` samples of mean length ``mean_len`` (longest
     ``max_len``) with continuous batching of up to ``batch`` sequences.
 
@@ -234,13 +241,19 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
 
     ``overlapped``: the time per step of NeMo RL's one-step-off generation, where each step's batch overlaps the
     previous one's (:func:`overlapped_decode_steps`): the same per-sequence cost for every token, the fixed cost
-    for ``max(sequences x mean_len / batch, max_len)`` decode steps instead of the queue's steps plus the tail.
+    for ``max(sequences x mean_len / batch, max_len / age)`` decode steps instead of the queue's steps plus the
+    tail, with up to ``age x sequences`` samples in flight (``age``: steps generation may run ahead,
+    NeMo RL ``max_trajectory_age_steps``), so ``min(age x sequences, batch)`` running.
+    Example (hand): 64 samples of mean 3,000, longest 4,000, batch 128, a = 10 ms, b = 0.1 ms: one-step-off,
+    64 run, max(3,000, 4,000) = 4,000 steps: 40 s + 0.1 ms x 192,000 = 59.2 s; eight steps ahead, 128 run,
+    max(1,500, 500) = 1,500 steps: 15 s + 19.2 s = 34.2 s.
     """
-    n = max(min(float(sequences), float(batch)), 1e-9)
+    age = max(int(age), 1) if overlapped else 1
+    n = max(min(age * float(sequences), float(batch)), 1e-9)
     a, b = decode_step_cost(batch, tpot_s, batch0, tpot0_s)
     queue_steps = float(sequences) * mean_len / n
     if overlapped:
-        steps = overlapped_decode_steps(queue_steps, max_len)
+        steps = overlapped_decode_steps(queue_steps, max_len, age)
     else:
         steps = queue_steps + max(max_len - mean_len, 0.0)
     return a * steps + b * float(sequences) * mean_len
@@ -255,7 +268,7 @@ def decode_step_cost(batch, tpot_s, batch0, tpot0_s) -> tuple[float, float]:
     return max(tpot_s - b * batch, 0.0), b
 
 
-def overlapped_decode_steps(queue_steps: float, max_len: float) -> float:
+def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) -> float:
     """Decode steps a rollout server runs per RL step under NeMo RL v0.6.0's one-step-off collector (no partial
     rollouts): ``max(queue_steps, max_len)``, where ``queue_steps = sequences x mean_len / batch`` are the steps its
     share of the batch needs at its running limit and ``max_len`` the longest sample.
@@ -272,8 +285,16 @@ def overlapped_decode_steps(queue_steps: float, max_len: float) -> float:
     ones, so the tail of one step overlaps the next and only the larger of the two counts (the synchronous queue
     adds them: :func:`generation_s`). Assumes the last-started groups reach the step's longest sample (the spec's
     ``tail_factor``). Example: 256 samples of mean 1,000 tokens through a batch of 64, longest 1,500: 4,000 steps
-    (a queue and its tail: 4,500); 64 samples of mean 1,000, longest 3,000: 3,000 steps, as in one wave."""
-    return max(float(queue_steps), float(max_len))
+    (a queue and its tail: 4,500); 64 samples of mean 1,000, longest 3,000: 3,000 steps, as in one wave.
+
+    ``age`` > 1 (``max_trajectory_age_steps``): the semaphore admits ``age x num_prompts_per_step`` groups and from
+    weight version v the collector generates for targets v + 1 ... v + age, so the groups of up to ``age`` steps
+    overlap. A group holds its slot until its longest sample is done (~``max_len`` steps for the step's last
+    groups, as above); by Little's law, ``age x prompts`` slots held ``max_len`` steps each let ``prompts`` groups
+    finish per period only if the period holds at least ``max_len / age`` steps: ``max(queue_steps, max_len /
+    age)``. Example: the same 64 samples of mean 1,000, longest 3,000, eight steps ahead: max(1,000, 375) =
+    1,000 steps: the tail is hidden and the queue decides."""
+    return max(float(queue_steps), float(max_len) / max(int(age), 1))
 
 
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,

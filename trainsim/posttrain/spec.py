@@ -50,6 +50,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       partial_rollouts: false          # async only: unfinished samples carry over to the next step (slime
                                        #   --partial-rollout, Kimi k1.5), so no step waits for its longest sample;
                                        #   false as NeMo RL v0.6.0 (its collector waits for whole prompt groups)
+      max_trajectory_age_steps: 1      # async only: steps of prompt groups in flight (NeMo RL grpo.async_grpo.
+                                       #   max_trajectory_age_steps: 1 one-step-off, 8 eight-step-off)
       logprobs: sampled                # what a teacher returns per generated token: sampled (one log-prob),
       topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
@@ -242,6 +244,12 @@ class StepPart(BaseModel):
     #: sample. False: NeMo RL v0.6.0, whose collector pushes a prompt group only when all its samples are done
     #: (:func:`.phases.overlapped_decode_steps`).
     partial_rollouts: bool = False
+    #: async only: how many steps ahead of the trainer generation may run (NeMo RL
+    #: ``grpo.async_grpo.max_trajectory_age_steps``; the collector keeps ``num_prompts_per_step x
+    #: max_trajectory_age_steps`` prompt groups in flight and generates from weight version v for targets v + 1 ...
+    #: v + age, ``AsyncTrajectoryCollector._inflight_sema`` / ``_calculate_target_weights``,
+    #: ``nemo_rl/algorithms/async_utils.py`` tag v0.6.0). 1: one-step off-policy. :func:`.phases.overlapped_decode_steps`
+    max_trajectory_age_steps: PosInt = 1
     logprobs: Literal["sampled", "topk", "full"] = "sampled"
     topk: PosInt = 20
     weight_sync_every: PosInt = 1
@@ -268,6 +276,9 @@ class StepPart(BaseModel):
         if self.partial_rollouts and self.mode != "async":
             raise ValueError("partial_rollouts applies to mode async only (a synchronous step waits for every "
                              "sample it trains on)")
+        if self.max_trajectory_age_steps > 1 and self.mode != "async":
+            raise ValueError(f"max_trajectory_age_steps {self.max_trajectory_age_steps} applies to mode async only "
+                             "(a synchronous step generates with the weights it trains); expected 1 or mode async")
         if self.prompts * self.samples_per_prompt > MAX_DIM:
             raise ValueError(f"prompts x samples_per_prompt = {self.prompts * self.samples_per_prompt:,} sequences "
                              f"per step; expected at most {MAX_DIM:,}")

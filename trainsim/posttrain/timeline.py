@@ -23,8 +23,9 @@ Composition:
   (``tail_factor``).
 * ``async`` (one-step off-policy, as NeMo RL / slime / AReaL / LongCat DORA): the rollout of step i+1 overlaps
   scoring and training of step i, so the step time is the busiest resource -- per cluster the chip-seconds of every
-  phase on it divided by its chips, per link direction its transfer time, every single phase -- but at least half
-  the dependency chain (two steps in flight). The rollout of each step still runs its longest sample: NeMo RL
+  phase on it divided by its chips, per link direction its transfer time, every single phase -- but at least
+  ``1 / (1 + age)`` of the dependency chain (``age + 1`` steps in flight; ``step.max_trajectory_age_steps``, 1 for
+  one-step-off). The rollout of each step still runs its longest sample: NeMo RL
   v0.6.0's collector starts a step's last prompt group when the previous step's last one finishes and the trainer
   waits for it (:func:`.phases.overlapped_decode_steps`); with partial rollouts (``step.partial_rollouts``) unfinished
   samples carry over and the tail goes. The first step fills the pipeline.
@@ -44,7 +45,6 @@ ID_BYTES = 4.0
 LOGPROB_BYTES = 4.0
 TOPK_ENTRY_BYTES = 6.0     # 4 B token id + 2 B (BF16) value
 FULL_ENTRY_BYTES = 2.0     # BF16 probability per vocabulary entry
-STALENESS = 1              # async: one-step off-policy
 
 
 @dataclass
@@ -150,7 +150,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         r = _on_job_network(pt, cl, lambda system, chips=chips, share=share: rollout_time(
             a, system, chips, st.sequences * share, st.prompts * share, st.prompt_len, st.rollout_len,
             pt.student.rollout_precision, tail_f, pt.student.rollout_tp, pt.student.rollout_memory_fraction,
-            continuous=st.mode == "async", max_seqs=pt.student.rollout_max_seqs), key=lambda r: r.total_s)
+            continuous=st.mode == "async", max_seqs=pt.student.rollout_max_seqs, age=st.max_trajectory_age_steps),
+            key=lambda r: r.total_s)
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
             colocated = not (pt.student.rollout_chips and pt.student.rollouts == "student")
@@ -296,7 +297,8 @@ def step_time(pt: PostTrain) -> dict:
     chain = sync_step(phs, pt)
     busy = resource_busy(phs, pt)
     longest = max(phs, key=lambda p: p.seconds)
-    cands = {**busy, f"phase {longest.name}": longest.seconds, "chain / 2": chain / (1 + STALENESS)}
+    k = pt.step.max_trajectory_age_steps
+    cands = {**busy, f"phase {longest.name}": longest.seconds, f"chain / {1 + k}": chain / (1 + k)}
     bound = max(cands, key=cands.get)
     t = cands[bound]
     return {"step_s": t, "chain_s": chain, "fill_s": max(chain - t, 0.0), "phases": phs, "bound": bound}
