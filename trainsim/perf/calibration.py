@@ -55,7 +55,7 @@ class Calib:
     coll_eff: tuple[float, ...]
     # overlap of communication with compute (0: fully exposed, 1: hidden up to the available compute)
     tp_overlap: float
-    tp_overlap_userbuffers: float  # with --tp-comm-overlap (constants.yaml has the source)
+    tp_overlap_userbuffers: float  # with --tp-comm-overlap (TE userbuffers; MC2 on Ascend): constants.yaml sources
     dp_overlap: float
     ep_overlap: float
     ep_overlap_dualpipe: float
