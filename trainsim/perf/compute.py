@@ -694,8 +694,10 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     at 20deb83e: ``_permute_kernel`` loads each input row once and stores it to every routed expert's slot,
     ``_unpermute_kernel`` loads a token's k slots and stores one sum), BF16, so the permute moves 2 (r + k) h and
     the unpermute as much, where r (``permute_rows_in``) is the rows per token it permutes: k by default (8 k h,
-    the generic count, which also stands for the all-to-all dispatcher's extra sort of the received chunks); after
-    a DeepEP dispatch the rows that dispatch delivered, one per destination rank (Megatron-Core's flex dispatcher,
+    the generic count, kept for serving and for stacks whose dispatcher is not sourced); in training the
+    dispatcher's rows (:func:`permute_rows_in`): 1 under Megatron-Core's all-to-all dispatcher (whose sort of the
+    received chunks by local expert is :func:`alltoall_sort_fwd_bwd`); after a DeepEP or HybridEP dispatch the
+    rows that dispatch delivered, one per destination rank (Megatron-Core's flex dispatcher,
     which NeMo AutoModel copies: ``_DeepepManager.get_permuted_hidden_states_by_experts`` permutes the dispatched
     tokens with ``permute(..., fused=moe_permute_fusion)``, nemo_automodel/components/moe/megatron/token_dispatcher.py
     at 89e3a9fdd, moe_permute_fusion=True in layers.py ``init_token_dispatcher``;
@@ -764,11 +766,69 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
     return hbm_time(bytes_ / p.tp, ctx)
 
 
+def permute_rows_in(lk: LayerKind, ctx: StepContext, p: Plans) -> Num | None:
+    """Rows per token the MoE permute of a training step reads (``permute_rows_in`` of
+    :func:`elementwise_bytes_per_token`), by dispatcher; None (the generic k) for a dense layer and where the
+    dispatcher's permutation is not sourced.
+
+    * ``alltoall``, Megatron-Core ``MoEAlltoAllTokenDispatcher``: ``dispatch_preprocess`` permutes the layer's own
+      tokens before the all-to-all (``permute(hidden_states, routing_map, ...)``; Transformer Engine's fused
+      permute loads each input row once and stores it to every routed expert's slot) and ``combine_postprocess``
+      unpermutes after it (k slots in, one row out): 1 row (megatron/core/transformer/moe/token_dispatcher.py at
+      Megatron-LM 0d8e0714, the Megatron-Core of Megatron-Bridge v0.2.0). Its second pair of copies, the sort of
+      the received chunks by local expert, is :func:`alltoall_sort_fwd_bwd`. Not under a stack that routes
+      node-limited (DeepSeek's HAI-LLM, whose dispatcher is not published): the generic k.
+    * ``deepep``: the rows the dispatch delivered, one per destination rank
+      (:func:`trainsim.perf.comm_ep.dispatched_rows_per_token`), permuted by Transformer Engine's kernel.
+    * ``hybridep``: likewise; HybridEP's ``dispatch_with_permute`` writes one row per (token, destination rank)
+      into the rank's receive buffer and then runs its own permute kernel over those rows, each read once and
+      stored to every local expert it is routed to (deepseek-ai/DeepEP branch hybrid-ep,
+      csrc/hybrid_ep/executor/executor.cu ``Executor::dispatch_postprocess`` with ``enable_permute``, and
+      csrc/hybrid_ep/extension/permute.cu ``permute_kernel`` at 13d83799: a loop over ``num_dispatched_tokens``
+      rows and their local experts); ``combine_with_unpermute`` reverses it (Megatron-LM 0d8e0714
+      megatron/core/transformer/moe/fused_a2a.py ``HybridEPDispatch`` / ``HybridEPCombine``).
+    * ``allgather``: the generic k (its extra copies: :func:`allgather_permute_extra_bytes`)."""
+    if lk.moe is None:
+        return None
+    if ctx.moe_dispatcher in ("deepep", "hybridep"):
+        return dispatched_rows_per_token(lk, ctx, p)
+    if ctx.moe_dispatcher == "alltoall" and not ctx.moe_node_limited_routing:
+        return 1.0
+    return None
+
+
+def alltoall_sort_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of the all-to-all dispatcher's sort of the received
+    token chunks by local expert and its inverse; 0 for a dense layer, one local expert, another dispatcher or a
+    stack that routes node-limited (:func:`permute_rows_in`).
+
+    Megatron-Core ``MoEAlltoAllTokenDispatcher`` receives its tokens grouped by source rank and, where a rank holds
+    more than one expert (``num_local_experts > 1``), reorders them by local expert before the grouped GEMM
+    (``dispatch_postprocess``: "Permutation 2: Sort tokens by local expert", ``sort_chunks_by_idxs``) and back
+    before the combine all-to-all (``combine_preprocess``: "Unpermutation 2"), both through Transformer Engine's
+    fused ``moe_sort_chunks_by_index`` under ``moe_permute_fusion`` (megatron/core/transformer/moe/token_dispatcher.py
+    and moe_utils.py at Megatron-LM 0d8e0714); the dispatchers that permute once after their own transfer
+    (DeepEP, HybridEP) have no such pass. Each pass reads and writes every received row: B = rows x hidden x 2
+    bytes (BF16), rows = tokens x k x etp / tp routed copies per chip (as :func:`sequential_experts_fwd_bwd`), so
+
+        forward 4 B (sort + unsort),   backward 4 B (the gradients unsorted and sorted back: the autograd
+        functions of the two passes are each other's inverse, moving the same rows).
+
+    Each time is bytes / (HBM bandwidth x ``mem_eff``), as every memory-bound kernel of :func:`elementwise_fwd`."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
+    if (lk.moe is None or ctx.moe_dispatcher != "alltoall" or ctx.moe_node_limited_routing):
+        return zero, zero
+    e_local = lk.moe.experts / np.asarray(p.ep, dtype=np.float64)
+    rows = tokens * lk.moe.active_experts * p.etp / p.tp
+    b = np.where(e_local > 1.0, 4.0 * rows * ctx.arch.hidden * BF16_BYTES, 0.0)
+    return hbm_time(b, ctx), hbm_time(b, ctx)
+
+
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. Under the all-gather MoE
-    dispatcher the permutation runs on gathered tokens (:func:`allgather_permute_extra_bytes`)."""
-    rows_in = (dispatched_rows_per_token(lk, ctx, p) if lk.moe is not None and ctx.moe_dispatcher == "deepep"
-               else None)
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute reads the
+    dispatcher's rows (:func:`permute_rows_in`); under the all-gather MoE dispatcher the permutation runs on
+    gathered tokens (:func:`allgather_permute_extra_bytes`)."""
+    rows_in = permute_rows_in(lk, ctx, p)
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, permute_rows_in=rows_in) * tokens / p.tp

@@ -37,8 +37,8 @@ from .comm_dp import ddp_overlap, dp_sync_times, grad_buffer_pass_bytes, replica
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
-from .compute import (attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd, layer_gemm_bwd,
-                      layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
+from .compute import (alltoall_sort_fwd_bwd, attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd,
+                      layer_gemm_bwd, layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
 from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -133,10 +133,12 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["attn"] += lk.n_layers * at
         out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["elem"] += lk.n_layers * el
-        # experts one after another (SequentialMLP): whole-buffer copies, most of them in the backward
+        # expert-buffer copies with their own forward / backward counts: experts one after another (SequentialMLP,
+        # whole-buffer copies, most of them in the backward) and the all-to-all dispatcher's sort by local expert
         seq_f, seq_b = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
-        out["seq_f"] += lk.n_layers * seq_f
-        out["seq_b"] += lk.n_layers * seq_b
+        srt_f, srt_b = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
+        out["seq_f"] += lk.n_layers * (seq_f + srt_f)
+        out["seq_b"] += lk.n_layers * (seq_b + srt_b)
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                       + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
