@@ -68,7 +68,8 @@ def test_rank_order_crosses_racks_with_near_certainty():
 
 
 def test_slower_of_aligned_and_placed_by_hand():
-    # all-reduce = the faster of NCCL's ring (2 x reduce-scatter: bytes sum_l (f_l - 1)/f_l S_l / B_l, latency one
+    # all-reduce = the faster of NCCL's ring (2 x reduce-scatter: bytes (n-1)/n S at the slowest link, a host's
+    # egress shared by its members' NICs, latency one
     # NVLink or network hop per ring step) and double binary tree (bytes n / (0.92 (n - 1)) x the ring's; latency
     # 2 [(w_0 - 1) a_0 + ceil(log2 f_1) a_1]) (perf/collectives.py), collective efficiency 1 on both levels
     from trainsim.perf.collectives import all_reduce_time
@@ -81,11 +82,11 @@ def test_slower_of_aligned_and_placed_by_hand():
         return lambda system: float(np.ravel(all_reduce_time(size, np.array([n]), np.array([1]), system,
                                                               (1.0, 1.0)))[0])
     # TP8, 256 MiB (bandwidth-bound, the ring wins on both layouts). Aligned: 2 (7/8 S / 900e9 + 7 x 2 us);
-    # placed on hosts of 4: 2 (3/4 S / 900e9 + 1/2 (S / 4) / 50e9 + 6 x 2 us + 1 x 5 us): 8 ring hops less one,
-    # 1 between the 2 hosts; the bytes between hosts go at 50 GB/s, so the placed one is the slower
+    # placed on hosts of 4: 2 (7/8 S / (4 x 50e9) + 6 x 2 us + 1 x 5 us): 8 ring hops less one, 1 between the 2
+    # hosts; a host's egress goes at 4 x 50 GB/s, so the placed one is the slower
     s = 256 * 2**20
     aligned = 2 * (7 / 8 * s / 900e9 + 7 * 2e-6)
-    ring_bytes = 3 / 4 * s / 900e9 + 1 / 2 * (s / 4) / 50e9
+    ring_bytes = 7 / 8 * s / (4 * 50e9)
     placed = 2 * (ring_bytes + 6 * 2e-6 + 5e-6)
     assert placed < 2 * ring_bytes * 8 / (0.92 * 7) + 2 * (3 * 2e-6 + 5e-6)      # the tree loses
     assert ar(8, s)(g) == pytest.approx(aligned, rel=1e-12)
@@ -98,7 +99,7 @@ def test_slower_of_aligned_and_placed_by_hand():
     # stands (the guard of posttrain/placement.py)
     s = 64 * 2**10
     aligned = 2 * (31 / 32 * s / 900e9 + 31 * 2e-6)
-    ring_bytes = 3 / 4 * s / 900e9 + 7 / 8 * (s / 4) / 50e9
+    ring_bytes = 31 / 32 * s / (4 * 50e9)
     placed_tree = 2 * ring_bytes * 32 / (0.92 * 31) + 2 * (3 * 2e-6 + 3 * 5e-6)
     assert ar(32, s)(g) == pytest.approx(aligned, rel=1e-12)
     assert ar(32, s)(_placed(g)) == pytest.approx(placed_tree, rel=1e-12)

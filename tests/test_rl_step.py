@@ -253,14 +253,15 @@ def test_searched_batch_points_carry_the_unpublished_batch_cap(name):
 def test_noncolocated_refit_by_hand():
     # NeMo RL's default non-colocated refit: one NCCL group of every training and generation rank; a pipelined
     # broadcast gives each member the whole buffer once. 512 chips on a two-level system (8 per 300 GB/s domain,
-    # 25 GB/s scale-out, efficiencies 0.8 / 0.85): the data enters each domain once over its 8 links and is
-    # forwarded inside: 1e12 x 512/511 x 7/8 / 240e9 + 1e12 x 512/511 / 8 x 63/64 / 21.25e9, plus the latency of
-    # NCCL's flat ring of 512 in rank order: 511 hops, 64 - 1 = 63 between domains (5 us), 448 inside (2 us)
+    # 25 GB/s scale-out, efficiencies 0.8 / 0.85): NCCL's pipelined ring (perf/collectives.py all_gather_time of
+    # 1e12 x 512/511) moves 511/512 of it over every hop at once, so the slowest link bounds it: 240 GB/s inside a
+    # domain, 8 x 21.25 GB/s out of it (its 8 members' NICs); plus the latency of the flat ring of 512 in rank
+    # order: 511 hops, 64 - 1 = 63 between domains (5 us), 448 inside (2 us)
     from trainsim.posttrain.phases import noncolocated_refit_s
 
     s = _two_level_system()
     size = 1.0e12 * 512 / 511
-    t = 7 / 8 * size / 240e9 + 448 * 2e-6 + 63 / 64 * (size / 8) / 21.25e9 + 63 * 5e-6
+    t = 511 / 512 * size / min(240e9, 8 * 21.25e9) + 448 * 2e-6 + 63 * 5e-6
     parts = noncolocated_refit_s(3.0, 1.0e12, s, 512, (0.8, 0.85))
     assert parts["broadcast_s"] == pytest.approx(t, rel=1e-9)
     assert parts["export_s"] == 3.0
@@ -667,9 +668,10 @@ def test_megatron_export_by_hand():
     plan = {"tp": 1, "cp": 1, "ep": 16, "etp": 1, "pp": 16, "dp": 32}
     # pipeline broadcast: stride tp x cp x dp = 32 leaves the 8-chip domain -> 25 GB/s x 0.85, 5 us
     t_pp = 15 / 16 * (w_d + w_e / 16) / (25e9 * 0.85) + 5e-6
-    # EP all-gather of W_e: 7/8 over 300 GB/s x 0.8, then 1/2 of W_e / 8 over 25 GB/s x 0.85; a flat ring of 16
-    # takes 15 hops, 1 between the 2 domains (5 us) and 14 inside (2 us)
-    t_ep = 7 / 8 * w_e / (300e9 * 0.8) + 14 * 2e-6 + 1 / 2 * (w_e / 8) / (25e9 * 0.85) + 5e-6
+    # EP all-gather of W_e: NCCL's flat ring of 16, 15/16 of W_e over every hop at once, bounded by the slowest:
+    # 300 GB/s x 0.8 inside a domain, 8 x 25 GB/s x 0.85 out of one; 15 hops, 1 between the 2 domains (5 us) and
+    # 14 inside (2 us)
+    t_ep = 15 / 16 * w_e / min(300e9 * 0.8, 8 * 25e9 * 0.85) + 14 * 2e-6 + 5e-6
     assert megatron_export_s(a, s, plan, eff) == pytest.approx(t_pp + t_ep, rel=1e-9)
     # one stage, no expert or tensor parallelism: every chip already holds everything
     assert megatron_export_s(a, s, {"tp": 1, "ep": 1, "pp": 1, "dp": 512}, eff) == 0.0

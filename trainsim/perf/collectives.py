@@ -4,12 +4,17 @@ Each level l has a per-chip, per-direction bandwidth B_l (line rate x an achieva
 calibration file) and a per-step latency alpha_l. A group of ``n`` members at rank ``stride`` spans f_l domains
 of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement`).
 
-* Reduce-scatter / all-gather of ``S`` bytes (the full, unsharded buffer): NCCL's ring. Bytes: each level moves
-  only the share the levels inside it have not reduced (inner level first, so the slow level moves 1/f_0 of the
-  data; Thakur, Rabenseifner & Gropp 2005, sec. 4): sum_l (f_l - 1)/f_l x S_l / B_l,  S_0 = S,
-  S_l = S_{l-1} / f_{l-1}; with one level the ring bound (n-1)/n x S / B. On rail-optimised nodes this is what
-  NCCL's flat ring moves too: its channels leave a node on every NIC at once, so each chip's NIC carries 1/f_0 of
-  the inter-node traffic (busbw = min(NVLink, f_0 x NIC) on 8-rail H100 nodes). Latency
+* Reduce-scatter / all-gather of ``S`` bytes (the full, unsharded buffer): NCCL's flat ring over the members in
+  rank order, pipelined in chunks, so every link of the ring carries its bytes at once and the slowest bounds the
+  pass (Patarasuk & Yuan 2009; NCCL has no hierarchical ring). Bytes: each ring channel carries (n-1)/n x S / nCh
+  over every hop; a domain of level l-1 is entered and left once per channel, so its egress (n-1)/n x S leaves
+  through the links of its w_{l-1} members (NCCL spreads its channels over every NIC of a node): each chip's
+  level-l link carries (n-1)/n x S / w_{l-1}, and T_bytes = (n-1)/n x S x max_l [f_l > 1] 1 / (w_{l-1} B_l)
+  (w_{-1} = 1): with one level the ring bound (n-1)/n x S / B; on 8-rail H100 nodes busbw = min(NVLink,
+  8 x NIC). GB200 NVL partitions joined by InfiniBand measure it (NVIDIA/nccl issue 1801, NCCL 2.27.3, 16 GiB
+  ring all-reduce): 3 x NVL8 busbw 393.7 GB/s = 0.98 x 8 x 50 GB/s, 3 x NVL4 196.7 = 0.98 x 4 x 50
+  (tests/test_nccl_tests.py), where a sum of per-level phases (hierarchical reduce-scatter) would give 0.8x and
+  0.9x of that. Latency
   (:func:`ring_latency_s`): a ring of n members takes n - 1 steps, each one hop; in rank order (the domains hold
   consecutive ranks) the hop of a step crosses level l's boundary n / w_{l-1} - n / w_l times (w_l members
   inside one level-l domain, w_{-1} = 1, w_top = n): NCCL's ring latency model, ``nInterSteps = nNodes - 1``
@@ -68,17 +73,20 @@ TREE_BUSBW_SHARE = 0.92
 
 def _ring_bytes_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> np.ndarray:
     """The bytes term of a ring reduce-scatter (or all-gather) of ``size_bytes`` over ``n`` members (module
-    docstring): sum_l (f_l - 1)/f_l x S_l / B_l x the level's ring wiring factor."""
+    docstring): (n-1)/n x S x max over the levels the group spans of (the level's ring wiring factor) /
+    (w_{l-1} B_l)."""
     f = level_factors(n, stride, system)
     within = members_within(n, stride, system)
     bw = _bw(system, eff)
     s = np.asarray(size_bytes, dtype=np.float64)
-    t = np.zeros(np.broadcast(s, np.asarray(n)).shape)
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    worst = np.zeros(np.broadcast(s, nn).shape)          # seconds per byte of the slowest link the ring uses
+    below = np.ones_like(nn)                             # w_{l-1}: members sharing one level-l domain's egress
     for fl, w, b, lvl in zip(f, within, bw, system.levels):
-        fl = fl.astype(np.float64)
-        t = t + (fl - 1.0) / fl * s / b * ring_factor(lvl.topology, w, stride)
-        s = s / fl
-    return t
+        per_byte = ring_factor(lvl.topology, w, stride) / (below * b)
+        worst = np.maximum(worst, np.where(fl > 1, per_byte, 0.0))
+        below = w.astype(np.float64)
+    return (nn - 1.0) / nn * s * worst
 
 
 def ring_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
