@@ -32,13 +32,13 @@ def hep(small_moe):
 def test_routing_map_gather_is_a_two_level_ring_of_the_bool_map(hep):
     # small_moe: 16 experts; 2048 tokens per micro-batch, tp 1, ep 16 over two 8-chip domains.
     # Each rank's map: 2048 tokens x 16 experts x 1 byte = 32,768 B; gathered over 16 ranks: S = 524,288 B.
-    # Hierarchical ring (inner first): NVLink 7/8 x S / (300e9 e0) + 7 x 2 us, then scale-out
-    # 1/2 x (S / 8) / (25e9 e1) + 1 x 5 us; plus one launch.
+    # NCCL's flat ring, pipelined: 15/16 x S at its slowest link, NVLink 300e9 e0 per chip or a domain's egress over
+    # its 8 members' NICs, 8 x 25e9 e1; 15 hops, 1 between the domains (5 us), 14 inside (2 us); plus one launch.
     lk = next(lk for lk in hep.arch.layers if lk.moe is not None)
     c = hep.calib
     s = 16 * 2048 * 16.0
     e0, e1 = c.coll_eff[0], c.coll_eff[min(1, len(c.coll_eff) - 1)]
-    want = (7 / 8 * s / (300e9 * e0) + 7 * 2e-6 + 1 / 2 * (s / 8) / (25e9 * e1) + 5e-6 + c.comm_launch_s)
+    want = 15 / 16 * s / min(300e9 * e0, 8 * 25e9 * e1) + 14 * 2e-6 + 5e-6 + c.comm_launch_s
     got = routing_map_allgather_fwd(lk, hep, _plans(16), np.array([2048.0]))[0]
     assert got == pytest.approx(want, rel=1e-12)
     # inside one domain (ep 8): 7/8 x (8 x 32,768) / (300e9 e0) + 7 x 2 us + launch

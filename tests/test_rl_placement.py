@@ -68,7 +68,10 @@ def test_rank_order_crosses_racks_with_near_certainty():
 
 
 def test_slower_of_aligned_and_placed_by_hand():
-    # all-reduce = 2 x hierarchical ring reduce-scatter (perf/collectives.py), collective efficiency 1 on both levels
+    # all-reduce = the faster of NCCL's ring (2 x reduce-scatter: bytes (n-1)/n S at the slowest link, a host's
+    # egress shared by its members' NICs, latency one
+    # NVLink or network hop per ring step) and double binary tree (bytes n / (0.92 (n - 1)) x the ring's; latency
+    # 2 [(w_0 - 1) a_0 + ceil(log2 f_1) a_1]) (perf/collectives.py), collective efficiency 1 on both levels
     from trainsim.perf.collectives import all_reduce_time
     from trainsim.posttrain.placement import slower_on_placed
 
@@ -78,25 +81,41 @@ def test_slower_of_aligned_and_placed_by_hand():
     def ar(n, size):
         return lambda system: float(np.ravel(all_reduce_time(size, np.array([n]), np.array([1]), system,
                                                               (1.0, 1.0)))[0])
-    # TP8, 256 MiB (bandwidth-bound). Aligned: 2 (7/8 S / 900e9 + 7 x 2 us); placed: 2 (3/4 S / 900e9 + 3 x 2 us
-    # + 1/2 (S / 4) / 50e9 + 5 us): the bytes between hosts go at 50 GB/s, so the placed one is the slower
+    # TP8, 256 MiB (bandwidth-bound, the ring wins on both layouts). Aligned: 2 (7/8 S / 900e9 + 7 x 2 us);
+    # placed on hosts of 4: 2 (7/8 S / (4 x 50e9) + 6 x 2 us + 1 x 5 us): 8 ring hops less one, 1 between the 2
+    # hosts; a host's egress goes at 4 x 50 GB/s, so the placed one is the slower
     s = 256 * 2**20
     aligned = 2 * (7 / 8 * s / 900e9 + 7 * 2e-6)
-    placed = 2 * (3 / 4 * s / 900e9 + 3 * 2e-6 + 1 / 2 * (s / 4) / 50e9 + 5e-6)
+    ring_bytes = 7 / 8 * s / (4 * 50e9)
+    placed = 2 * (ring_bytes + 6 * 2e-6 + 5e-6)
+    assert placed < 2 * ring_bytes * 8 / (0.92 * 7) + 2 * (3 * 2e-6 + 5e-6)      # the tree loses
     assert ar(8, s)(g) == pytest.approx(aligned, rel=1e-12)
     assert slower_on_placed(ar(8, s), g, 128, 4, key) == pytest.approx(placed, rel=1e-12)
     assert placed > 3 * aligned
-    # TP32, 64 KiB (latency-bound). Aligned: a flat ring inside NVLink, 2 (31/32 S / 900e9 + 31 x 2 us) = 124 us;
-    # placed: 2 (3/4 S / 900e9 + 3 x 2 us + 7/8 (S / 4) / 50e9 + 7 x 5 us) = 83 us, fewer latency steps; crossing
-    # racks cannot make the group faster, so the aligned time stands
+    # TP32, 64 KiB (latency-bound). Aligned, inside one NVLink domain, ring and tree both pay 2 x 31 NVLink hops
+    # (NCCL's tree is a chain inside a node): the ring, 2 (31/32 S / 900e9 + 31 x 2 us) = 124 us. Placed over 8
+    # hosts of 4 the tree is a chain of 4 and a binary tree of depth 3 over the hosts: 2 (3 x 2 + 3 x 5) us + its
+    # bytes = 43 us, faster than the aligned ring; crossing racks cannot make the group faster, so the aligned time
+    # stands (the guard of posttrain/placement.py)
     s = 64 * 2**10
     aligned = 2 * (31 / 32 * s / 900e9 + 31 * 2e-6)
-    placed = 2 * (3 / 4 * s / 900e9 + 3 * 2e-6 + 7 / 8 * (s / 4) / 50e9 + 7 * 5e-6)
-    assert placed < aligned
+    ring_bytes = 31 / 32 * s / (4 * 50e9)
+    placed_tree = 2 * ring_bytes * 32 / (0.92 * 31) + 2 * (3 * 2e-6 + 3 * 5e-6)
+    assert ar(32, s)(g) == pytest.approx(aligned, rel=1e-12)
+    assert ar(32, s)(_placed(g)) == pytest.approx(placed_tree, rel=1e-12)
+    assert placed_tree < aligned
     assert slower_on_placed(ar(32, s), g, 128, 4, key) == pytest.approx(aligned, rel=1e-12)
     # a job within one domain: the aligned time, whatever the group
     assert slower_on_placed(ar(8, 256 * 2**20), g, 64, 4, key) == pytest.approx(
         2 * (7 / 8 * 256 * 2**20 / 900e9 + 7 * 2e-6), rel=1e-12)
+
+
+def _placed(g):
+    from trainsim.posttrain.placement import placed_system
+
+    p = placed_system(g, 128, 4)
+    assert p is not None
+    return p
 
 
 def _step(pt):

@@ -4,11 +4,31 @@ Each level l has a per-chip, per-direction bandwidth B_l (line rate x an achieva
 calibration file) and a per-step latency alpha_l. A group of ``n`` members at rank ``stride`` spans f_l domains
 of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement`).
 
-* Reduce-scatter / all-gather of ``S`` bytes (the full, unsharded buffer), hierarchical ring (inner level first,
-  so the slow level moves only 1/f_0 of the data; Thakur, Rabenseifner & Gropp 2005, sec. 4; NCCL hierarchical
-  algorithms): T = sum_l [ (f_l - 1)/f_l x S_l / B_l + (f_l - 1) alpha_l ],  S_0 = S,  S_l = S_{l-1} / f_{l-1}.
-  With one level this is the ring bound (n-1)/n x S / B.
-* All-reduce = reduce-scatter + all-gather: 2 (n-1)/n x S / B on one level (Patarasuk & Yuan 2009).
+* Reduce-scatter / all-gather of ``S`` bytes (the full, unsharded buffer): NCCL's flat ring over the members in
+  rank order, pipelined in chunks, so every link of the ring carries its bytes at once and the slowest bounds the
+  pass (Patarasuk & Yuan 2009; NCCL has no hierarchical ring). Bytes: each ring channel carries (n-1)/n x S / nCh
+  over every hop; a domain of level l-1 is entered and left once per channel, so its egress (n-1)/n x S leaves
+  through the links of its w_{l-1} members (NCCL spreads its channels over every NIC of a node): each chip's
+  level-l link carries (n-1)/n x S / w_{l-1}, and T_bytes = (n-1)/n x S x max_l [f_l > 1] 1 / (w_{l-1} B_l)
+  (w_{-1} = 1): with one level the ring bound (n-1)/n x S / B; on 8-rail H100 nodes busbw = min(NVLink,
+  8 x NIC). GB200 NVL partitions joined by InfiniBand measure it (NVIDIA/nccl issue 1801, NCCL 2.27.3, 16 GiB
+  ring all-reduce): 3 x NVL8 busbw 393.7 GB/s = 0.98 x 8 x 50 GB/s, 3 x NVL4 196.7 = 0.98 x 4 x 50
+  (tests/test_nccl_tests.py), where a sum of per-level phases (hierarchical reduce-scatter) would give 0.8x and
+  0.9x of that. Latency
+  (:func:`ring_latency_s`): a ring of n members takes n - 1 steps, each one hop; in rank order (the domains hold
+  consecutive ranks) the hop of a step crosses level l's boundary n / w_{l-1} - n / w_l times (w_l members
+  inside one level-l domain, w_{-1} = 1, w_top = n): NCCL's ring latency model, ``nInterSteps = nNodes - 1``
+  hops at the network latency and the other ``nRanks - nNodes`` at the NVLink one (NVIDIA/nccl
+  src/graph/tuning.cc ``ncclTopoTuneModel`` at 5067397c). A flat ring of 72 inside one NVLink domain pays 71
+  NVLink hops; split over 18 hosts of 4 it pays 54 NVLink and 17 network hops, never fewer.
+* All-reduce (:func:`all_reduce_time`): the faster of NCCL's two all-reduce algorithms, as its tuner picks per
+  call (``ncclTopoGetAlgoTime``: time = latency + bytes / bandwidth for each, the least wins):
+  ring = reduce-scatter + all-gather, 2 (n-1)/n x S / B on one level (Patarasuk & Yuan 2009), 2 x the ring
+  latency; double binary tree (Sanders, Speck & Traeff 2009; NCCL 2.4): a chain inside the innermost domain and
+  a binary tree over the domains of each level above, latency 2 [(w_0 - 1) alpha_0 + sum_{l>=1} ceil(log2 f_l)
+  alpha_l] (tuning.cc: ``2 * ((nRanks/nNodes - 1) * intraLat + log2i(nNodes) * interLat)``); bandwidth: NCCL
+  rates the tree at 0.92 of the ring's bus bandwidth and its algorithm bandwidth at half of that (tuning.cc
+  ``busBw * .92`` and ``ratio *= .5``), so its bytes take n / (0.92 (n - 1)) x the ring's.
 * All-to-all of ``S`` bytes per chip spread evenly over the n members (1/n stays local): the bytes bound for
   level l are S (w_l - w_{l-1}) / n, with w_l the members inside one level-l domain; levels are separate
   links and run concurrently: T = max_l bytes_l / B_l + sum_l alpha_l [f_l > 1].
@@ -46,26 +66,71 @@ def _bw(system: System, eff: tuple[float, ...]) -> list[float]:
     return [lvl.bw * lvl.coll_eff(eff[min(i, len(eff) - 1)]) for i, lvl in enumerate(system.levels)]
 
 
-def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
-    """Hierarchical ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members."""
+#: NCCL's tree all-reduce bus bandwidth as a share of the ring's (NVIDIA/nccl src/graph/tuning.cc at 5067397c,
+#: ``ncclTopoTuneModel``: ``if (a == NCCL_ALGO_TREE && coll == ncclFuncAllReduce) busBw = min(busBw * .92, ...)``)
+TREE_BUSBW_SHARE = 0.92
+
+
+def _ring_bytes_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> np.ndarray:
+    """The bytes term of a ring reduce-scatter (or all-gather) of ``size_bytes`` over ``n`` members (module
+    docstring): (n-1)/n x S x max over the levels the group spans of (the level's ring wiring factor) /
+    (w_{l-1} B_l)."""
     f = level_factors(n, stride, system)
     within = members_within(n, stride, system)
     bw = _bw(system, eff)
     s = np.asarray(size_bytes, dtype=np.float64)
-    t = np.zeros(np.broadcast(s, np.asarray(n)).shape)
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    worst = np.zeros(np.broadcast(s, nn).shape)          # seconds per byte of the slowest link the ring uses
+    below = np.ones_like(nn)                             # w_{l-1}: members sharing one level-l domain's egress
     for fl, w, b, lvl in zip(f, within, bw, system.levels):
-        fl = fl.astype(np.float64)
-        t = t + (fl - 1.0) / fl * s / b * ring_factor(lvl.topology, w, stride) + (fl - 1.0) * lvl.latency_s
-        s = s / fl
-    return t
+        per_byte = ring_factor(lvl.topology, w, stride) / (below * b)
+        worst = np.maximum(worst, np.where(fl > 1, per_byte, 0.0))
+        below = w.astype(np.float64)
+    return (nn - 1.0) / nn * s * worst
+
+
+def ring_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
+    """Latency of one ring pass (n - 1 steps) over ``n`` members at ``stride``: sum_l (n / w_{l-1} - n / w_l)
+    alpha_l, the hops that cross level l's boundary at its latency (module docstring; NCCL tuning.cc's
+    ``nInterSteps``)."""
+    within = members_within(n, stride, system)
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    lat = np.zeros(nn.shape)
+    prev = nn                                  # domains of "level -1": every member its own
+    for w, lvl in zip(within, system.levels):
+        here = nn / np.maximum(w.astype(np.float64), 1.0)   # level-l domains the group spans
+        lat = lat + (prev - here) * lvl.latency_s
+        prev = here
+    return lat
+
+
+def tree_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
+    """Latency of NCCL's double-binary-tree all-reduce (reduce up, broadcast down) over ``n`` members at ``stride``:
+    2 [(w_0 - 1) alpha_0 + sum_{l>=1} ceil(log2 f_l) alpha_l] (module docstring; tuning.cc)."""
+    f = level_factors(n, stride, system)
+    lat = (f[0].astype(np.float64) - 1.0) * system.levels[0].latency_s
+    for fl, lvl in zip(f[1:], system.levels[1:]):
+        lat = lat + np.ceil(np.log2(np.maximum(fl.astype(np.float64), 1.0))) * lvl.latency_s
+    return 2.0 * lat
+
+
+def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
+    """Ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members: its bytes term plus
+    one ring pass of latency (module docstring)."""
+    return _ring_bytes_time(size_bytes, n, stride, system, eff) + ring_latency_s(n, stride, system)
 
 
 all_gather_time = reduce_scatter_time
 
 
 def all_reduce_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
-    """All-reduce = reduce-scatter + all-gather."""
-    return 2.0 * reduce_scatter_time(size_bytes, n, stride, system, eff)
+    """All-reduce: the faster of NCCL's ring (reduce-scatter + all-gather) and double binary tree (module
+    docstring)."""
+    bytes_rs = _ring_bytes_time(size_bytes, n, stride, system, eff)
+    ring = 2.0 * (bytes_rs + ring_latency_s(n, stride, system))
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 2.0)
+    tree = 2.0 * bytes_rs * nn / (TREE_BUSBW_SHARE * (nn - 1.0)) + tree_latency_s(n, stride, system)
+    return np.minimum(ring, tree)
 
 
 def ring_step_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:

@@ -663,13 +663,17 @@ def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, gro
     ring broadcast moves per link what a ring all-gather of ``size x n / (n - 1)`` moves (NCCL tests PERFORMANCE.md:
     broadcast bus bandwidth = algorithm bandwidth, all-gather bus bandwidth = algorithm bandwidth x (n - 1) / n), so
     it takes :func:`trainsim.perf.collectives.all_gather_time` of that size over the group: the data enters each
-    scale-up domain once, spread over its members' scale-out links, and is forwarded inside it. The export's
+    scale-up domain once, spread over its members' scale-out links, and is forwarded inside it, the pipelined ring
+    moving at its slowest link. The export's
     collectives and the broadcast use the same links of the training chips, so overlapping them (two packing
     buffers on their own streams, NVIDIA-NeMo/RL pull request 1379) hides the host-side iteration but not the
     link time: the two add. Example: DeepSeek-V3 BF16 (1.34 TB), PP16 x EP16 on 256 H100 + 256 rollout H100:
-    broadcast 1.34 TB at 360 GB/s + 1.34 TB / 8 at 42.5 GB/s = 7.7 s, export 7.7 s: 15.4 s (NeMo RL measured 14.2 s
-    for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot 7ea279ab, and
-    34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 4.9 s here)."""
+    broadcast 1.34 TB at min(360 GB/s NVLink, 8 x 42.5 GB/s out of a node) = 3.9 s, export 6.2 s: 10.1 s (NeMo RL
+    measured 14.2 s for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot
+    7ea279ab, and 34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 3.3 s here). The shortfall
+    is not the collectives' bandwidth (nccl-tests reach the pipelined ring's, tests/test_nccl_tests.py): the refit
+    broadcasts tensor by tensor, and what each call adds (its launch, the fill of a 512-rank pipelined chain) is not
+    priced here."""
     n = max(int(group_chips), 1)
     bcast = 0.0
     if n > 1:

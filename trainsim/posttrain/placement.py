@@ -56,10 +56,12 @@ def slower_on_placed(fn: Callable[[System], T], system: System, job_chips: int, 
                      key: Callable[[T], float]) -> T:
     """``fn`` on the job's network: on :func:`placed_system` where the rank order sends groups across domains,
     never below ``fn`` on the aligned ``system`` (``key``: the seconds compared). Moving a group's hops from
-    scale-up links to slower scale-out links cannot speed it up; the engine's hierarchical ring
-    (:mod:`trainsim.perf.collectives`) charges one latency per domain crossed and so fewer than its flat ring
-    inside one domain (a 32-rank ring: 31 steps inside NVLink, 3 + 7 over hosts of 4), which would otherwise
-    make a wide tensor-parallel group faster for crossing racks."""
+    scale-up links to slower scale-out links cannot speed it up. NCCL's ring (:mod:`trainsim.perf.collectives`)
+    is monotone in this (a hop moved to the network only gets slower), but its double binary tree is a chain
+    inside one node and a binary tree across nodes: a 32-rank all-reduce pays 2 x 31 NVLink hops as a chain inside
+    one NVL72 and 2 (3 NVLink + 3 network) hops over 8 hosts of 4, which would make a wide latency-bound group
+    faster for crossing racks. Inside an NVL72 NCCL would run NVLink SHARP for it (25 us in NCCL's tuning model),
+    which the engine does not model; until it does, the aligned time bounds the placed one."""
     aligned = fn(system)
     placed = placed_system(system, job_chips, gpus_per_node)
     if placed is None:
