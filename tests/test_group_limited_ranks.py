@@ -48,3 +48,9 @@ def test_no_groups_is_the_uniform_count():
     assert lk.moe.groups == 1
     got = group_limited_ranks(lk, 6.0, np.array([8.0]))
     assert float(got[0]) == pytest.approx(8 * (1 - comb(56, 6) / comb(64, 6)), rel=1e-9)
+
+
+def test_a_dense_layer_is_refused():
+    dense = next(lk for lk in resolve_model("deepseek-v2").layers if lk.moe is None)
+    with pytest.raises(ValueError, match="no experts"):
+        group_limited_ranks(dense, 6.0, np.array([8.0]))

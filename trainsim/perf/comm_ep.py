@@ -117,6 +117,8 @@ def group_limited_ranks(lk: LayerKind, k: float, ep: Num) -> Num:
     against 4.43 without the limit. Where several groups share a rank (ep < n_group) or do not tile the ranks, the
     unlimited count stands (an upper bound)."""
     moe = lk.moe
+    if moe is None:
+        raise ValueError(f"group_limited_ranks: layer kind {lk.name!r} has no experts")
     ep = np.asarray(ep, dtype=np.float64)
     free = expected_distinct_blocks(k, moe.experts, ep)
     if moe.groups <= 1:
