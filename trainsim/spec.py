@@ -68,6 +68,11 @@ class TrainingSpec(BaseModel):
     # --overlap-grad-reduce); false where the gradients are reduced after the whole forward-backward (Megatron-LM's
     # 'local' DDP, 2019-2022: megatron/training.py train_step). Unset: the software stack's default.
     grad_sync_overlap: bool | None = None
+    # weight-gradient GEMMs accumulate straight into the fp32 main-grad buffer (Megatron-LM
+    # --gradient-accumulation-fusion, on unless --no-gradient-accumulation-fusion); false: each micro-batch's BF16
+    # weight gradient is added to it by a separate kernel (perf/comm_dp.py grad_accumulation_bytes). Unset: the
+    # software stack's default.
+    grad_accumulation_fusion: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
     # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time
-from .context import StepContext
+from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
@@ -117,4 +117,25 @@ def grad_buffer_pass_bytes(ctx: StepContext, p: Plans, dense_params: Num, expert
         return once + 2.0 * np.where(scaled, 1.0, 0.0)
 
     b = g * (passes(p.dp) * dense_params + passes(edp) * expert_params)
+    return np.where(p.zero >= 3, 0.0, b)
+
+
+def grad_accumulation_bytes(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> Num:
+    """HBM bytes per micro-batch that adding the weight gradients into the main-grad buffer moves on a rank holding
+    ``dense_params`` + ``expert_params`` parameters, where the weight-gradient GEMMs do not accumulate into it
+    themselves (``ctx.grad_accumulation_fusion`` False: Megatron-LM ``--no-gradient-accumulation-fusion``):
+
+        bytes = (2 + 2 x grad_bytes) x params      (10 B per parameter with the fp32 buffer)
+
+    Without the fusion Megatron-Core's linear layers return each micro-batch's weight gradient as a BF16 ``.grad``
+    (megatron/core/tensor_parallel/layers.py ``LinearWithGradAccumulationAndAsyncCommunication.backward``:
+    ``grad_weight = grad_output.t().matmul(total_input)``, the GEMM's own output write), and the DDP's backward hook
+    adds it to the buffer in a separate kernel, ``param.main_grad.add_(param.grad.data)`` (megatron/core/distributed/
+    distributed_data_parallel.py line 461 at Megatron-LM 847781764f): read the BF16 gradient (2), read and write the
+    buffer (``grad_bytes`` each). With the fusion the GEMM accumulates into the buffer in its epilogue
+    (``fused_weight_gradient_mlp_cuda.wgrad_gemm_accum_fp32``): 0 here. Every micro-batch's backward runs it once
+    for every local parameter, on the compute stream. ZeRO-3 keeps no whole local buffer: 0."""
+    if ctx.grad_accumulation_fusion:
+        return 0.0 * np.asarray(dense_params, dtype=np.float64)
+    b = (BF16_BYTES + 2.0 * ctx.optimizer.grad_bytes) * (dense_params + expert_params)
     return np.where(p.zero >= 3, 0.0, b)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
-from .comm_dp import ddp_overlap, dp_sync_times, grad_buffer_pass_bytes, replica_sync_time
+from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
 from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
@@ -446,6 +446,10 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     if np.any(off):
         st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
+    # each micro-batch's backward adds its weight gradients to the main-grad buffer in a kernel of its own where the
+    # GEMMs do not accumulate into it (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion)
+    acc = hbm_time(grad_accumulation_bytes(ctx, p, dense, expert), ctx)
+    t_b, t_mb = t_b + acc, t_mb + acc
     # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass)
     calls = pipeline_calls(ctx.global_batch_seqs, p.dp, ctx.local_batch_seqs)
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * calls
@@ -518,7 +522,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     bd = {
         "compute_gemm": m * (gemm + gemm_last + st["loss"]),   # forward + backward; the loss with its head GEMM
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
-        "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"]),
+        "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"] + acc),
         "recompute": m * rec,
         "tp_comm": m * (2.0 * tp_exp_f + st["tp_g_exp"]),
         "ep_alltoall": m * (st["ep_exp"] + 3.0 * mtp_comm),   # both directions, with the routing-map gathers
