@@ -336,8 +336,9 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
         elif key == "scale_up" and chip.scale_up_topology is not None:
             topo = chip.scale_up_topology.resized(size)
             csrc = chip.sources.get("scale_up_topology")
-            src[f"{key}_topology"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
-                                             f"chip {chip.id} wiring" + (f"; {csrc.note}" if csrc and csrc.note else ""))
+            note = f"chip {chip.id} wiring" + (f"; {csrc.note}" if csrc and csrc.note else "")
+            src[f"{key}_topology"] = Sourced(csrc.source if csrc else ("inline",),
+                                             csrc.confidence if csrc else "user", note)
         else:
             topo = SWITCH
         levels[key] = (size, bw, lat, topo)

@@ -51,30 +51,37 @@ def _dec_ranges(d: dict) -> dict[str, Range]:
     return {k: Range(*v) for k, v in d.items()}
 
 
+def _enc_topo(t: Topology | None) -> list | None:
+    return None if t is None else [t.kind, t.oversubscription, t.block_chips, list(t.dims)]
+
+
+def _dec_topo(t: list | None) -> Topology | None:
+    return None if t is None else Topology(t[0], t[1], t[2], tuple(t[3]))
+
+
 def _enc_chip(c: Chip) -> dict:
     return {"id": c.id, "name": c.name, "vendor": c.vendor, "family": c.family, "peak_flops": c.peak_flops,
             "hbm_bytes": c.hbm_bytes, "hbm_bw": c.hbm_bw, "scale_up_bw": c.scale_up_bw,
             "scale_out_bw": c.scale_out_bw, "tdp_w": c.tdp_w, "price_usd": c.price_usd, "host_link_bw": c.host_link_bw,
+            "scale_up_topology": _enc_topo(c.scale_up_topology),
             "sources": {k: _enc_sourced(v) for k, v in c.sources.items()}, "ranges": _enc_ranges(c.ranges)}
 
 
 def _dec_chip(d: dict) -> Chip:
-    return Chip(**{**d, "sources": {k: _sourced(v) for k, v in d["sources"].items()},
+    return Chip(**{**d, "scale_up_topology": _dec_topo(d.get("scale_up_topology")),
+                   "sources": {k: _sourced(v) for k, v in d["sources"].items()},
                    "ranges": _dec_ranges(d["ranges"])})
 
 
 def _enc_system(s: System) -> dict:
     return {"id": s.id, "name": s.name, "chip": s.chip.id,
-            "levels": [[lv.name, lv.size, lv.bw, lv.latency_s,
-                        [lv.topology.kind, lv.topology.oversubscription, lv.topology.block_chips,
-                         list(lv.topology.dims)]] for lv in s.levels],
+            "levels": [[lv.name, lv.size, lv.bw, lv.latency_s, _enc_topo(lv.topology)] for lv in s.levels],
             "power_per_chip_w": s.power_per_chip_w, "price_per_chip_usd": s.price_per_chip_usd,
             "sources": {k: _enc_sourced(v) for k, v in s.sources.items()}, "ranges": _enc_ranges(s.ranges)}
 
 
 def _dec_system(d: dict, chips: dict[str, Chip]) -> System:
-    levels = tuple(NetLevel(*lv[:4], Topology(lv[4][0], lv[4][1], lv[4][2], tuple(lv[4][3])))
-                   for lv in d["levels"])
+    levels = tuple(NetLevel(*lv[:4], _dec_topo(lv[4])) for lv in d["levels"])
     return System(**{**d, "chip": chips[d["chip"]], "levels": levels,
                      "sources": {k: _sourced(v) for k, v in d["sources"].items()},
                      "ranges": _dec_ranges(d["ranges"])})
