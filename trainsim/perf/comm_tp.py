@@ -1,7 +1,8 @@
 """Tensor-parallel communication per layer, with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2).
 
 Each tensor-parallel block (attention, dense MLP) does one all-gather of the sequence-sharded input and one
-reduce-scatter of its output in the forward pass, and the same pair in the backward pass; each moves the full
+reduce-scatter of its output in the forward pass, and in the backward pass the mirrored pair plus, in Megatron-style
+stacks, a re-gather of the saved input shard for the weight gradient (:func:`tp_bwd_fwd_ratio`); each moves the full
 activation ``tokens x hidden x 2 bytes`` over the tp group (ring: (tp-1)/tp of it per chip). A MoE block with
 keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared experts,
 which are tensor-parallel like a dense MLP (expert tensor parallelism has its own collectives over the etp group:
@@ -20,13 +21,48 @@ from ..parallel.plan import Plans
 
 
 def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> float:
-    """Number of (all-gather or reduce-scatter) operations per layer per pass (forward or backward)."""
+    """Number of (all-gather or reduce-scatter) operations per layer in the forward pass (the backward's:
+    x :func:`tp_bwd_fwd_ratio`)."""
     attn = 2.0
     if lk.moe is None:
         mlp = 0.0 if parallel_block else 2.0
     else:
         mlp = 2.0 if lk.moe.shared_experts > 0 else 0.0
     return attn + mlp
+
+
+def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
+    """Backward tensor-parallel bytes over the forward's, per tensor-parallel block: 3 / 2 where the column-parallel
+    linear saves only its sequence shard of the input and gathers it again in the backward for its weight gradient,
+    1 where the stack keeps the gathered input whole (``tp_gathered_gemm_inputs``: DTensor TP, torchtitan).
+
+    Forward per block: all-gather of the input (column-parallel), reduce-scatter of the output (row-parallel).
+    Backward: all-gather of the output gradient (row-parallel), the re-gather of the saved input shard and the
+    reduce-scatter of the input gradient (column-parallel): three transfers of the same ``tokens x hidden`` buffer.
+
+    * Megatron-LM d98e8a64 megatron/core/tensor_parallel/layers.py
+      ``LinearWithGradAccumulationAndAsyncCommunication``: ``forward`` saves ``input`` (the shard) and gathers into
+      a global buffer; ``backward`` ``dist_all_gather_func(all_gather_buffer, input, ..., async_op=True)`` beside
+      the dgrad GEMM, then ``dist_reduce_scatter_func(sub_grad_input, grad_input, ..., async_op=True)`` beside the
+      wgrad GEMM;
+    * Transformer Engine d0067d0d transformer_engine/pytorch/module/layernorm_linear.py (``ln_out_to_save = ln_out``,
+      ``ctx.ln_out_needs_gather`` = column-parallel and sequence-parallel; the backward's
+      ``gather_along_first_dim(ln_out, ..., async_op=True)``, or the userbuffers bulk all-gather under
+      ``ub_bulk_dgrad``), and alike module/linear.py (``backward_input_needs_gather``) and module/layernorm_mlp.py;
+    * MindSpeed MC2 (mindspeed/core/tensor_parallel/ascend_turbo/mc2_linears_seq_parallel.py at e6ea2117,
+      ``all_gather_recomputation`` True): the same re-gather (constants.yaml, the ascend-910 MC2 source).
+
+    Without sequence parallelism (plain all-reduce TP; not a mode of this engine) there is no re-gather: one
+    all-reduce each way. Full recompute reruns the forward with its own gather and reduce-scatter
+    (:mod:`trainsim.perf.step`) and the backward still re-gathers (the recomputed forward saves the shard again).
+    Expert tensor parallelism (:func:`trainsim.perf.comm_ep.etp_comm_fwd`) is outside this: Megatron's token
+    dispatcher gathers the tokens itself (``gather_from_sequence_parallel_region`` over the etp group, whose backward
+    is one reduce-scatter) and the grouped expert GEMMs keep the gathered tokens (``explicit_expert_comm``), so its
+    backward moves what its forward does.
+
+    Example (test): hidden 8,192, 4,096 tokens, BF16: 64 MiB per transfer; a dense block moves 2 x 64 MiB forward
+    and 3 x 64 MiB backward, per layer (attention + MLP) 256 MiB forward and 384 MiB backward."""
+    return 1.0 if ctx.tp_gathered_gemm_inputs else 1.5
 
 
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
