@@ -24,12 +24,12 @@ model: {{name: t70b, layers: 80, hidden: 8192, heads: 64, kv_heads: 8, ffn: 2867
 system: dgx-h100
 chips: 64
 training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16}}
-plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: 1, recompute: none, micro_batch: 1, schedule: 1f1b}}
+plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: {zero}, recompute: none, micro_batch: 1, schedule: 1f1b}}
 """
 
 
-def _run(fw: str):
-    run = parse_run(yaml.safe_load(SPEC.format(fw=fw)))
+def _run(fw: str, zero: int = 1):
+    run = parse_run(yaml.safe_load(SPEC.format(fw=fw, zero=zero)))
     return run, context(run), plans_from_spec(run.plan, run.chips, run.arch)
 
 
@@ -74,9 +74,31 @@ def test_userbuffers_hide_the_same_fraction_of_the_backward():
 
 def test_no_tp_no_traffic():
     run, ctx, p = _run("megatron-core-2024")
-    spec = yaml.safe_load(SPEC.format(fw="megatron-core-2024"))
+    spec = yaml.safe_load(SPEC.format(fw="megatron-core-2024", zero=1))
     spec["plan"]["tp"] = 1
     spec["plan"]["pp"] = 8
     spec["chips"] = 64
     run1 = parse_run(spec)
     assert evaluate(context(run1), plans_from_spec(run1.plan, run1.chips, run1.arch)).breakdown["tp_comm"][0] == 0.0
+
+
+def test_megatron_2021_all_reduce_tp_has_no_regather():
+    # Megatron-LM v2.5 (no sequence parallelism): one all-reduce forward (row-parallel output), one backward
+    # (column-parallel input gradient), each the bytes of an all-gather + a reduce-scatter: 4 transfers each way
+    run, ctx, p = _run("megatron-lm-2021", zero=0)
+    assert ctx.tp_allreduce is True
+    assert tp_bwd_fwd_ratio(ctx) == 1.0
+    one = reduce_scatter_time(float(4096 * 8192 * 2), p.tp, 1, ctx.system, ctx.calib.coll_eff)[0]
+    assert evaluate(ctx, p).breakdown["tp_comm"][0] == pytest.approx(32 * 20 * (4 + 4) * one, rel=1e-9)
+
+
+def test_stack_flag_is_a_boolean_with_a_source():
+    from trainsim.frameworks import frameworks
+
+    stating = {fw: prof for fw, prof in frameworks().items() if "tp_allreduce" in prof}
+    assert "megatron-lm-2021" in stating and "e269e200" in stating["megatron-lm-2021"]["tp_allreduce_source"]
+    for fw, prof in stating.items():
+        assert isinstance(prof["tp_allreduce"], bool)
+        assert prof["tp_allreduce_source"].strip()
+    # Megatron-Core and later keep sequence parallelism: the re-gather
+    assert not frameworks()["megatron-bridge-2026"].get("tp_allreduce", False)

@@ -34,7 +34,8 @@ def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> f
 def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
     """Backward tensor-parallel bytes over the forward's, per tensor-parallel block: 3 / 2 where the column-parallel
     linear saves only its sequence shard of the input and gathers it again in the backward for its weight gradient,
-    1 where the stack keeps the gathered input whole (``tp_gathered_gemm_inputs``: DTensor TP, torchtitan).
+    1 where the stack keeps the gathered input whole (``tp_gathered_gemm_inputs``: DTensor TP, torchtitan) or runs
+    no sequence parallelism (``tp_allreduce``).
 
     Forward per block: all-gather of the input (column-parallel), reduce-scatter of the output (row-parallel).
     Backward: all-gather of the output gradient (row-parallel), the re-gather of the saved input shard and the
@@ -52,8 +53,9 @@ def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
     * MindSpeed MC2 (mindspeed/core/tensor_parallel/ascend_turbo/mc2_linears_seq_parallel.py at e6ea2117,
       ``all_gather_recomputation`` True): the same re-gather (constants.yaml, the ascend-910 MC2 source).
 
-    Without sequence parallelism (plain all-reduce TP; not a mode of this engine) there is no re-gather: one
-    all-reduce each way. Full recompute reruns the forward with its own gather and reduce-scatter
+    Without sequence parallelism (the stack flag ``tp_allreduce``: Megatron-LM v2.5 e269e200 megatron/mpu/layers.py,
+    ``copy_to_tensor_model_parallel_region`` / ``reduce_from_tensor_model_parallel_region``) the input is whole and
+    there is no re-gather: one all-reduce each way (the bytes of an all-gather plus a reduce-scatter), 1. Full recompute reruns the forward with its own gather and reduce-scatter
     (:mod:`trainsim.perf.step`) and the backward still re-gathers (the recomputed forward saves the shard again).
     Expert tensor parallelism (:func:`trainsim.perf.comm_ep.etp_comm_fwd`) is outside this: Megatron's token
     dispatcher gathers the tokens itself (``gather_from_sequence_parallel_region`` over the etp group, whose backward
@@ -62,7 +64,7 @@ def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
 
     Example (test): hidden 8,192, 4,096 tokens, BF16: 64 MiB per transfer; a dense block moves 2 x 64 MiB forward
     and 3 x 64 MiB backward, per layer (attention + MLP) 256 MiB forward and 384 MiB backward."""
-    return 1.0 if ctx.tp_gathered_gemm_inputs else 1.5
+    return 1.0 if ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce else 1.5
 
 
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
