@@ -97,7 +97,7 @@ def test_stack_flag_is_a_boolean_with_a_source():
 
     stating = {fw: prof for fw, prof in frameworks().items() if "tp_allreduce" in prof}
     assert "megatron-lm-2021" in stating and "e269e200" in stating["megatron-lm-2021"]["tp_allreduce_source"]
-    for fw, prof in stating.items():
+    for prof in stating.values():
         assert isinstance(prof["tp_allreduce"], bool)
         assert prof["tp_allreduce_source"].strip()
     # Megatron-Core and later keep sequence parallelism: the re-gather

@@ -55,8 +55,9 @@ def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
 
     Without sequence parallelism (the stack flag ``tp_allreduce``: Megatron-LM v2.5 e269e200 megatron/mpu/layers.py,
     ``copy_to_tensor_model_parallel_region`` / ``reduce_from_tensor_model_parallel_region``) the input is whole and
-    there is no re-gather: one all-reduce each way (the bytes of an all-gather plus a reduce-scatter), 1. Full recompute reruns the forward with its own gather and reduce-scatter
-    (:mod:`trainsim.perf.step`) and the backward still re-gathers (the recomputed forward saves the shard again).
+    there is no re-gather: one all-reduce each way (the bytes of an all-gather plus a reduce-scatter), 1. Full
+    recompute reruns the forward with its own gather and reduce-scatter (:mod:`trainsim.perf.step`) and the
+    backward still re-gathers (the recomputed forward saves the shard again).
     Expert tensor parallelism (:func:`trainsim.perf.comm_ep.etp_comm_fwd`) is outside this: Megatron's token
     dispatcher gathers the tokens itself (``gather_from_sequence_parallel_region`` over the etp group, whose backward
     is one reduce-scatter) and the grouped expert GEMMs keep the gathered tokens (``explicit_expert_comm``), so its
