@@ -102,3 +102,22 @@ def test_stack_flag_is_a_boolean_with_a_source():
         assert prof["tp_allreduce_source"].strip()
     # Megatron-Core and later keep sequence parallelism: the re-gather
     assert not frameworks()["megatron-bridge-2026"].get("tp_allreduce", False)
+
+
+def test_recomputed_mlp_gathers_and_reduce_scatters_again():
+    # Megatron-LM d98e8a64 transformer_layer.py: recompute module 'mlp' checkpoints the whole dense MLP module, so
+    # its rerun forward gathers its input and reduce-scatters its output again: 2 transfers per layer. With
+    # --tp-comm-overlap 0.75 of them hide behind the recomputed MLP GEMMs (longer at 70B, tp 8), without none:
+    # (off - on) = 0.75 x 2 x one transfer; the attention core (no tp collective) recomputes the same either way
+    from trainsim.perf.recompute import selective_recompute_fwd
+
+    run, ctx, p = _run("megatron-core-2024")
+    lk = run.arch.layers[0]
+    tok = 4096.0 + 0.0 * p.tp
+    one = reduce_scatter_time(float(4096 * 8192 * 2), p.tp, 1, ctx.system, ctx.calib.coll_eff)[0]
+    on = dreplace(ctx, tp_comm_overlap=True)
+    off_mlp = selective_recompute_fwd(lk, ctx, p, tok, ("mlp",))[0]
+    on_mlp = selective_recompute_fwd(lk, on, p, tok, ("mlp",))[0]
+    assert off_mlp - on_mlp == pytest.approx(0.75 * 2 * one, rel=1e-9)
+    core = selective_recompute_fwd(lk, ctx, p, tok, ("core_attn",))
+    assert core[0] == pytest.approx(selective_recompute_fwd(lk, on, p, tok, ("core_attn",))[0], rel=1e-12)

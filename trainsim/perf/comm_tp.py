@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from .collectives import all_reduce_time, reduce_scatter_time
+from .collectives import all_reduce_time, exposed, reduce_scatter_time
 from .compute import dsa_loss_keys, dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
@@ -68,11 +68,32 @@ def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
     return 1.0 if ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce else 1.5
 
 
+def tp_transfer_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """One sequence-parallel all-gather or reduce-scatter of the hidden states over the tp group, per micro-batch:
+    ``tokens x hidden x 2 bytes`` (BF16, also under FP8 GEMMs), ring (tp - 1) / tp of it per chip; 0 when tp = 1."""
+    size = tokens * ctx.arch.hidden * BF16_BYTES
+    return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
+
+
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
-    size = tokens * ctx.arch.hidden * BF16_BYTES   # the BF16 hidden states (also under FP8 GEMMs)
-    one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
-    return one * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+    return tp_transfer_time(ctx, p, tokens) * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+
+
+def tp_mlp_recompute_exposed(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, gemm_s: Num) -> Num:
+    """The tensor-parallel pair (all-gather of the input, reduce-scatter of the output) a selectively recomputed
+    MLP block runs again, exposed behind its recomputed GEMMs ``gemm_s`` at the stack's tp overlap fraction:
+    Megatron-LM d98e8a64 megatron/core/transformer/transformer_layer.py ``_forward_mlp`` wraps the whole MLP module
+    (``recompute_mlp``, recompute module ``mlp``) in ``tensor_parallel.checkpoint`` / ``te_checkpoint``, and
+    moe/moe_layer.py the shared experts (``shared_experts_recompute``), whose column- and row-parallel linears
+    gather and reduce-scatter again when rerun. 0 for a layer without a tensor-parallel MLP block (a MoE layer
+    without shared experts, a parallel block's fused one) or at tp = 1."""
+    has_block = (lk.moe is None and not ctx.arch.parallel_block) or (lk.moe is not None
+                                                                     and lk.moe.shared_experts > 0)
+    if not has_block:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    f = ctx.calib.tp_overlap_userbuffers if ctx.tp_comm_overlap else ctx.calib.tp_overlap
+    return exposed(2.0 * tp_transfer_time(ctx, p, tokens), gemm_s, f)
 
 
 def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
