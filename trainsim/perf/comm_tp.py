@@ -1,7 +1,8 @@
 """Tensor-parallel communication per layer, with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2).
 
 Each tensor-parallel block (attention, dense MLP) does one all-gather of the sequence-sharded input and one
-reduce-scatter of its output in the forward pass, and the same pair in the backward pass; each moves the full
+reduce-scatter of its output in the forward pass, and in the backward pass the mirrored pair plus, in Megatron-style
+stacks, a re-gather of the saved input shard for the weight gradient (:func:`tp_bwd_fwd_ratio`); each moves the full
 activation ``tokens x hidden x 2 bytes`` over the tp group (ring: (tp-1)/tp of it per chip). A MoE block with
 keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared experts,
 which are tensor-parallel like a dense MLP (expert tensor parallelism has its own collectives over the etp group:
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.arch import LayerKind
-from .collectives import all_reduce_time, reduce_scatter_time
+from .collectives import all_reduce_time, exposed, reduce_scatter_time
 from .compute import dsa_loss_keys, dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
@@ -20,7 +21,8 @@ from ..parallel.plan import Plans
 
 
 def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> float:
-    """Number of (all-gather or reduce-scatter) operations per layer per pass (forward or backward)."""
+    """Number of (all-gather or reduce-scatter) operations per layer in the forward pass (the backward's:
+    x :func:`tp_bwd_fwd_ratio`)."""
     attn = 2.0
     if lk.moe is None:
         mlp = 0.0 if parallel_block else 2.0
@@ -29,11 +31,69 @@ def tp_collectives_per_layer(lk: LayerKind, parallel_block: bool, etp: Num) -> f
     return attn + mlp
 
 
+def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
+    """Backward tensor-parallel bytes over the forward's, per tensor-parallel block: 3 / 2 where the column-parallel
+    linear saves only its sequence shard of the input and gathers it again in the backward for its weight gradient,
+    1 where the stack keeps the gathered input whole (``tp_gathered_gemm_inputs``: DTensor TP, torchtitan) or runs
+    no sequence parallelism (``tp_allreduce``).
+
+    Forward per block: all-gather of the input (column-parallel), reduce-scatter of the output (row-parallel).
+    Backward: all-gather of the output gradient (row-parallel), the re-gather of the saved input shard and the
+    reduce-scatter of the input gradient (column-parallel): three transfers of the same ``tokens x hidden`` buffer.
+
+    * Megatron-LM d98e8a64 megatron/core/tensor_parallel/layers.py
+      ``LinearWithGradAccumulationAndAsyncCommunication``: ``forward`` saves ``input`` (the shard) and gathers into
+      a global buffer; ``backward`` ``dist_all_gather_func(all_gather_buffer, input, ..., async_op=True)`` beside
+      the dgrad GEMM, then ``dist_reduce_scatter_func(sub_grad_input, grad_input, ..., async_op=True)`` beside the
+      wgrad GEMM;
+    * Transformer Engine d0067d0d transformer_engine/pytorch/module/layernorm_linear.py (``ln_out_to_save = ln_out``,
+      ``ctx.ln_out_needs_gather`` = column-parallel and sequence-parallel; the backward's
+      ``gather_along_first_dim(ln_out, ..., async_op=True)``, or the userbuffers bulk all-gather under
+      ``ub_bulk_dgrad``), and alike module/linear.py (``backward_input_needs_gather``) and module/layernorm_mlp.py;
+    * MindSpeed MC2 (mindspeed/core/tensor_parallel/ascend_turbo/mc2_linears_seq_parallel.py at e6ea2117,
+      ``all_gather_recomputation`` True): the same re-gather (constants.yaml, the ascend-910 MC2 source).
+
+    Without sequence parallelism (the stack flag ``tp_allreduce``: Megatron-LM v2.5 e269e200 megatron/mpu/layers.py,
+    ``copy_to_tensor_model_parallel_region`` / ``reduce_from_tensor_model_parallel_region``) the input is whole and
+    there is no re-gather: one all-reduce each way (the bytes of an all-gather plus a reduce-scatter), 1. Full
+    recompute reruns the forward with its own gather and reduce-scatter (:mod:`trainsim.perf.step`) and the
+    backward still re-gathers (the recomputed forward saves the shard again).
+    Expert tensor parallelism (:func:`trainsim.perf.comm_ep.etp_comm_fwd`) is outside this: Megatron's token
+    dispatcher gathers the tokens itself (``gather_from_sequence_parallel_region`` over the etp group, whose backward
+    is one reduce-scatter) and the grouped expert GEMMs keep the gathered tokens (``explicit_expert_comm``), so its
+    backward moves what its forward does.
+
+    Example (test): hidden 8,192, 4,096 tokens, BF16: 64 MiB per transfer; a dense block moves 2 x 64 MiB forward
+    and 3 x 64 MiB backward, per layer (attention + MLP) 256 MiB forward and 384 MiB backward."""
+    return 1.0 if ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce else 1.5
+
+
+def tp_transfer_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """One sequence-parallel all-gather or reduce-scatter of the hidden states over the tp group, per micro-batch:
+    ``tokens x hidden x 2 bytes`` (BF16, also under FP8 GEMMs), ring (tp - 1) / tp of it per chip; 0 when tp = 1."""
+    size = tokens * ctx.arch.hidden * BF16_BYTES
+    return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
+
+
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
-    size = tokens * ctx.arch.hidden * BF16_BYTES   # the BF16 hidden states (also under FP8 GEMMs)
-    one = reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
-    return one * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+    return tp_transfer_time(ctx, p, tokens) * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+
+
+def tp_mlp_recompute_exposed(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, gemm_s: Num) -> Num:
+    """The tensor-parallel pair (all-gather of the input, reduce-scatter of the output) a selectively recomputed
+    MLP block runs again, exposed behind its recomputed GEMMs ``gemm_s`` at the stack's tp overlap fraction:
+    Megatron-LM d98e8a64 megatron/core/transformer/transformer_layer.py ``_forward_mlp`` wraps the whole MLP module
+    (``recompute_mlp``, recompute module ``mlp``) in ``tensor_parallel.checkpoint`` / ``te_checkpoint``, and
+    moe/moe_layer.py the shared experts (``shared_experts_recompute``), whose column- and row-parallel linears
+    gather and reduce-scatter again when rerun. 0 for a layer without a tensor-parallel MLP block (a MoE layer
+    without shared experts, a parallel block's fused one) or at tp = 1."""
+    has_block = (lk.moe is None and not ctx.arch.parallel_block) or (lk.moe is not None
+                                                                     and lk.moe.shared_experts > 0)
+    if not has_block:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    f = ctx.calib.tp_overlap_userbuffers if ctx.tp_comm_overlap else ctx.calib.tp_overlap
+    return exposed(2.0 * tp_transfer_time(ctx, p, tokens), gemm_s, f)
 
 
 def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

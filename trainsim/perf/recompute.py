@@ -30,6 +30,7 @@ import numpy as np
 from ..model.arch import LayerKind
 from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd, routing_map_allgather_fwd
+from .comm_tp import tp_mlp_recompute_exposed
 from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, layer_gemm_fwd,
                       norm_rope_bytes, rope_bytes_per_token)
 from .context import StepContext
@@ -65,12 +66,14 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + bytes_time((rope_bytes_per_token(main, rope_b) + norm_b * main.attention[0].q_norm_elems) * tokens,
                            ctx, p)
     act = act_fn_bytes_per_f(lk.ffn_act, eager, ctx.relu2_unfused)
-    if "mlp" in mods:
-        t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
+    if "mlp" in mods and lk.moe is None:
+        g = _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
+        t = t + g + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g)   # its tp gather / reduce-scatter again
         t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)
     if lk.moe is not None:
         expert_act = bytes_time(act * lk.moe.expert_ffn * lk.moe.active_experts * tokens, ctx, p)
-        shared = (_gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
+        g_sh = _gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
+        shared = (g_sh + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g_sh)
                   + bytes_time(act * down_k(lk, "shared") * tokens, ctx, p))
         if "moe" in mods:
             t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group in ("expert", "router")) + expert_act + shared

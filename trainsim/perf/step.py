@@ -36,7 +36,7 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed,
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
-from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_fwd
+from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_bwd_fwd_ratio, tp_comm_fwd
 from .compute import (alltoall_sort_fwd_bwd, attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd,
                       layer_gemm_bwd, layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
@@ -302,7 +302,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
-    tp_exp_f = exposed(tp_f, gemm, c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap)
+    tp_ov = c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap
+    tp_exp_f = exposed(tp_f, gemm, tp_ov)
+    # the backward's three transfers per block (comm_tp.tp_bwd_fwd_ratio) beside its dgrad / wgrad GEMMs
+    tp_exp_b = exposed(tp_bwd_fwd_ratio(ctx) * tp_f, gemm_b, tp_ov)
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
@@ -354,11 +357,11 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
     rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
-    t_b = comp_b + tp_exp_f + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
+    t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
                 seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
-                tp_exp_f=tp_exp_f, tp_g_exp=tp_g_exp + mtp_tp_g,
+                tp_exp_f=tp_exp_f, tp_exp_b=tp_exp_b, tp_g_exp=tp_g_exp + mtp_tp_g,
                 ep_exp=ep_exp_f + ep_exp_b + mtp_ep_g, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
@@ -524,7 +527,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"] + acc),
         "recompute": m * rec,
-        "tp_comm": m * (2.0 * tp_exp_f + st["tp_g_exp"]),
+        "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"]),
         "ep_alltoall": m * (st["ep_exp"] + 3.0 * mtp_comm),   # both directions, with the routing-map gathers
         "cp_comm": m * (cp_exp_f + cp_exp_b),
         "pp_p2p": m * p2p,
