@@ -160,7 +160,7 @@ _DSV3_REFIT = ("Predicted 45.6 s vs 59.2 s (-23%; -15% before the collectives' p
                "DeepSeek-V3 FP8 one-step-off on 256 + 256 H100: the refit went 14.8 -> 10.1 s when the ring's bytes "
                "moved at its slowest link (nccl-tests busbw = min(NVLink, 8 x NIC), tests/test_nccl_tests.py) instead "
                "of a sum of an NVLink and a network phase; NeMo RL measured 14.2 s for this refit "
-               "(test_noncolocated_refit_near_nemo_rl_measurement): the tensor-by-tensor broadcast's per-call costs "
+               "(test_noncolocated_refit_near_nemo_rl_measurement): the packed broadcasts' per-call costs "
                "are not priced")
 #: Checked (vllmmoe), no prediction moved: vLLM's BF16 MoE on CUDA is the Triton fused_moe unless
 #: VLLM_USE_FLASHINFER_MOE_FP16 is set (oracle/unquantized.py select_unquantized_moe_backend, vLLM main 2cdf922 of
@@ -322,8 +322,8 @@ def test_noncolocated_refit_by_hand():
 
 @pytest.mark.xfail(strict=True, reason="the pipelined ring prices the refit's bytes at the slowest link (perf/"
                    "collectives.py, nccl-tests busbw = min(NVLink, 8 x NIC), tests/test_nccl_tests.py): export 6.2 s "
-                   "+ broadcast 3.9 s = 10.1 s against NeMo RL's measured 14.2 s (-29%); the tensor-by-tensor "
-                   "broadcast's per-call costs (launch, pipeline fill over 512 ranks) are not priced")
+                   "+ broadcast 3.9 s = 10.1 s against NeMo RL's measured 14.2 s (-29%); the packed "
+                   "broadcasts' per-call costs (launch, pipeline fill over 512 ranks) are not priced")
 def test_noncolocated_refit_near_nemo_rl_measurement():
     # NeMo RL measured 14.2 s for DeepSeek-V3 with this trainer layout over NCCL (checkpoint-engine-refit.md)
     from trainsim.posttrain.spec import load_posttrain

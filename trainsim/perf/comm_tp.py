@@ -68,6 +68,13 @@ def tp_bwd_fwd_ratio(ctx: StepContext) -> float:
     return 1.0 if ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce else 1.5
 
 
+def tp_overlap_fraction(ctx: StepContext) -> float:
+    """Fraction of a sequence-parallel TP transfer that hides behind its block's GEMMs: the stack's
+    ``tp_overlap_userbuffers`` with ``--tp-comm-overlap`` (Transformer Engine userbuffers; MC2 on Ascend), else
+    ``tp_overlap`` (constants.yaml, calibration.yaml: each with its source)."""
+    return ctx.calib.tp_overlap_userbuffers if ctx.tp_comm_overlap else ctx.calib.tp_overlap
+
+
 def tp_transfer_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """One sequence-parallel all-gather or reduce-scatter of the hidden states over the tp group, per micro-batch:
     ``tokens x hidden x 2 bytes`` (BF16, also under FP8 GEMMs), ring (tp - 1) / tp of it per chip; 0 when tp = 1."""
@@ -92,8 +99,7 @@ def tp_mlp_recompute_exposed(lk: LayerKind, ctx: StepContext, p: Plans, tokens: 
                                                                      and lk.moe.shared_experts > 0)
     if not has_block:
         return 0.0 * np.asarray(tokens, dtype=np.float64)
-    f = ctx.calib.tp_overlap_userbuffers if ctx.tp_comm_overlap else ctx.calib.tp_overlap
-    return exposed(2.0 * tp_transfer_time(ctx, p, tokens), gemm_s, f)
+    return exposed(2.0 * tp_transfer_time(ctx, p, tokens), gemm_s, tp_overlap_fraction(ctx))
 
 
 def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -766,6 +766,16 @@ def bytes_time(bytes_: Num, ctx: StepContext, p: Plans) -> Num:
     return hbm_time(bytes_ / p.tp, ctx)
 
 
+def expert_rows_per_chip(lk: LayerKind, p: Plans, tokens: Num) -> np.ndarray:
+    """Routed token copies the local experts of one chip receive per micro-batch: tokens x k x etp / tp (the
+    ``m_e`` of :func:`layer_gemm_fwd` summed over its E / ep local experts: each of the tokens / tp tokens of a tp
+    rank's shard goes to k experts, and expert tensor parallelism gathers etp shards). Read by the expert-buffer
+    copies (:func:`sequential_experts_fwd_bwd`, :func:`alltoall_sort_fwd_bwd`)."""
+    if lk.moe is None:
+        raise ValueError(f"expert_rows_per_chip: layer kind {lk.name!r} has no experts")
+    return np.asarray(tokens * lk.moe.active_experts * p.etp / p.tp, dtype=np.float64)
+
+
 def permute_rows_in(lk: LayerKind, ctx: StepContext, p: Plans) -> Num | None:
     """Rows per token the MoE permute of a training step reads (``permute_rows_in`` of
     :func:`elementwise_bytes_per_token`), by dispatcher; None (the generic k) for a dense layer and where the
@@ -819,7 +829,7 @@ def alltoall_sort_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
     if (lk.moe is None or ctx.moe_dispatcher != "alltoall" or ctx.moe_node_limited_routing):
         return zero, zero
     e_local = lk.moe.experts / np.asarray(p.ep, dtype=np.float64)
-    rows = tokens * lk.moe.active_experts * p.etp / p.tp
+    rows = expert_rows_per_chip(lk, p, tokens)
     b = np.where(e_local > 1.0, 4.0 * rows * ctx.arch.hidden * BF16_BYTES, 0.0)
     return hbm_time(b, ctx), hbm_time(b, ctx)
 
@@ -897,7 +907,7 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
     if lk.moe is None or ctx.moe_grouped_gemm:
         return zero, zero
     e_local = lk.moe.experts / p.ep
-    rows = tokens * lk.moe.active_experts * p.etp / p.tp
+    rows = expert_rows_per_chip(lk, p, tokens)
     b = rows * ctx.arch.hidden * BF16_BYTES
     if ctx.sequential_mlp_slices:
         fwd, bwd = 3.0 * b, (6.0 * e_local + 4.0) * b

@@ -36,7 +36,8 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed,
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
-from .comm_tp import dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_bwd_fwd_ratio, tp_comm_fwd
+from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_bwd_fwd_ratio, tp_comm_fwd,
+                      tp_overlap_fraction)
 from .compute import (alltoall_sort_fwd_bwd, attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd,
                       layer_gemm_bwd, layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
 from .collectives import exposed, p2p_time
@@ -302,7 +303,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
-    tp_ov = c.tp_overlap_userbuffers if ctx.tp_comm_overlap else c.tp_overlap
+    tp_ov = tp_overlap_fraction(ctx)
     tp_exp_f = exposed(tp_f, gemm, tp_ov)
     # the backward's three transfers per block (comm_tp.tp_bwd_fwd_ratio) beside its dgrad / wgrad GEMMs
     tp_exp_b = exposed(tp_bwd_fwd_ratio(ctx) * tp_f, gemm_b, tp_ov)

@@ -672,8 +672,8 @@ def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, gro
     measured 14.2 s for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot
     7ea279ab, and 34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 3.3 s here). The shortfall
     is not the collectives' bandwidth (nccl-tests reach the pipelined ring's, tests/test_nccl_tests.py): the refit
-    broadcasts tensor by tensor, and what each call adds (its launch, the fill of a 512-rank pipelined chain) is not
-    priced here."""
+    broadcasts in packed buffers (``packed_broadcast_producer``), and what each call adds (its launch, the fill of a
+    512-rank pipelined chain) is not priced here."""
     n = max(int(group_chips), 1)
     bcast = 0.0
     if n > 1:
