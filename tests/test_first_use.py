@@ -171,6 +171,11 @@ def test_bad_input_names_file_field_and_line(tmp_path, capsys, old, new, field, 
     ("tp=eight", "tp: Input should be a valid integer"),      # was pydantic's 'For further information visit ...'
     ("schedule=1F1B", "schedule: Input should be '1f1b'"),
     ("tp=8,tp=4", "tp given twice"),                          # was silently tp=4
+    # Llama 3.1 8B has 32 attention heads and 8 key/value heads: tp 3 (or 3|6) divides neither, so no chip count
+    # or batch can run it; this was exit 1 'no valid plan ... chips must be a multiple of tp x pp x cp', while the
+    # same tp in the spec's plan is exit 2 (spec.check_plan_shape)
+    ("tp=3", "tp: tp must divide the attention heads and the key/value heads"),
+    ("tp=3|6", "32 attention heads, 8 key/value heads"),
 ])
 def test_plan_fix_errors_name_the_field(tmp_path, capsys, fix, needle):
     spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
@@ -178,6 +183,23 @@ def test_plan_fix_errors_name_the_field(tmp_path, capsys, fix, needle):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and not out and len(lines) == 1, err
     assert lines[0].startswith("error: --fix: ") and needle in lines[0] and "pydantic" not in lines[0], lines[0]
+
+
+def test_plan_fix_keeps_a_shape_value_list_with_one_valid_value(tmp_path, capsys):
+    """tp 3|4 on 32 heads: 4 divides 32 and 8, so the search runs (only values the shape rules out everywhere
+    are bad input) and its best plan has tp 4."""
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "plan", spec, "--fix", "tp=3|4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["best"]["plan"]["tp"] == 4
+
+
+def test_plan_against_refuses_a_shape_the_model_rules_out(tmp_path, capsys):
+    spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
+    code, out, err = _main(capsys, "plan", spec, "--against", "tp=3")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and not out and len(lines) == 1, err
+    assert lines[0].startswith("error: --against: tp: tp must divide the attention heads"), lines[0]
 
 
 @pytest.mark.parametrize("top", ["0", "-1", "1000000000"])

@@ -466,14 +466,17 @@ def check_tokens_cover_one_step(training: "TrainingSpec", where: str | None = No
                             where=where)
 
 
-def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = None) -> None:
+def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = None,
+                     field: str | None = "plan.") -> None:
     """Refuse a plan field whose stated values the model's shape rules out for every chip count and batch
     (:func:`trainsim.parallel.validity.shape_refusal`: tp 3 on 32 attention heads): the search would reject every
-    plan and answer 'no valid plan' as if the cluster or batch were at fault."""
+    plan and answer 'no valid plan' as if the cluster or batch were at fault. ``field`` as in
+    :func:`check_expert_fields` (``plan.`` in a run spec; ``--fix`` / ``--against`` name the option)."""
     for name in SHAPE_RULES:
         why = shape_refusal(name, plan.values(name) or [], arch, seq_len)
         if why:
-            raise TrainsimError(why, field=f"plan.{name}", where=where)
+            raise TrainsimError(why if field == "plan." else f"{name}: {why}",
+                                field=f"plan.{name}" if field == "plan." else field, where=where)
 
 
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)

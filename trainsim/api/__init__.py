@@ -28,7 +28,7 @@ from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
-from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, load_run, parse_run
+from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, check_plan_shape, load_run, parse_run
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -183,6 +183,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
     check_expert_fields(fixed, r.arch, "--fix")
+    check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
     check_plan_options(fixed, "--fix")
     stated = fixed
     if framework:
@@ -527,6 +528,7 @@ def parse_against(run: Run, reference: str):
     left ``--against tp=abc`` unread, exit 1)."""
     ref = parse_fix(reference, run.plan, field="--against")
     check_expert_fields(ref, run.arch, "--against")
+    check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
     check_plan_options(ref, "--against")
     return ref
 
