@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from trainsim.errors import NoPlanError
 from trainsim.inference.calib import InferCalib, default_calib, vendor_key
@@ -103,3 +104,20 @@ def test_pick_rows_ties_and_empty_rows():
     assert _pick(tps[3], lat[3], ok[3]) == (None, None)
     assert pick_rows(np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0), bool)).tolist() == [-1, -1]
 
+
+def test_readme_inference_table_and_data_are_the_refit(script):
+    """Every number a reader sees is generated: the README's serving table and inference.yaml's fitted constants and
+    accuracy block are what scripts/calibrate_inference.py computes now (a change that moves a serving prediction
+    without rerunning it fails here)."""
+    r = script.refit()
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- inference-table:start -->\n", 1)[1].split("\n<!-- inference-table:end -->", 1)[0]
+    assert block == r["table"], "README inference table is stale: run python scripts/calibrate_inference.py"
+    doc = yaml.safe_load((ROOT / "trainsim" / "inference" / "data" / "inference.yaml").read_text())
+    assert doc["constants"]["a2a_eff"]["value"] == r["a2a_eff"]
+    assert doc["constants"]["step_overhead_s"]["value"] == r["step_overhead_s"]
+    assert {v: (e["mem_eff"], e["gemm_eff"]) for v, e in doc["vendor_eff"].items()} == r["vendor_eff"]
+    for k in ("points", "loo_within_20pct"):
+        assert doc["accuracy"][k] == r["summary"][k]
+    for k in ("loo_median_abs", "loo_max_abs", "loo_mean_signed", "fit_median_abs"):
+        assert doc["accuracy"][k] == pytest.approx(r["summary"][k], rel=1e-3)   # written to 4 significant digits
