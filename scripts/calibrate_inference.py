@@ -12,7 +12,10 @@ One data file (trainsim/inference/data/inference.yaml), one script (this one). F
   tests/test_deepep_ll_decode.py);
 * ``step_overhead_s`` (host time per forward step), >= 0, shared, grid 0-16 ms (1 ms steps to 8 ms).
 
-Method: every point is evaluated once per grid combination of the four values (the error matrix); a fit is then
+Method: every point is predicted at every grid combination of the four values (the error matrix; the constants go
+through the serving model as arrays over the grid, one evaluation per point and ``a2a_eff`` value, each
+combination's plan and batch searched as for one combination: ~15 s on two cores where one model call per
+combination took ~12 min, tests/test_calibrate_inference_grid.py); a fit is then
 the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
 reported)| (L1 on log errors: a point the physics cannot explain stays in the table instead of skewing the fit).
 Leave-one-out: each point's error comes from a fit without it. No constant is fitted to a single point.
