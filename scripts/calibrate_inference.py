@@ -12,7 +12,10 @@ One data file (trainsim/inference/data/inference.yaml), one script (this one). F
   tests/test_deepep_ll_decode.py);
 * ``step_overhead_s`` (host time per forward step), >= 0, shared, grid 0-16 ms (1 ms steps to 8 ms).
 
-Method: every point is evaluated once per grid combination of the four values (the error matrix); a fit is then
+Method: every point is predicted at every grid combination of the four values (the error matrix; the constants go
+through the serving model as arrays over the grid, one evaluation per point and ``a2a_eff`` value, each
+combination's plan and batch searched as for one combination: ~15 s on two cores where one model call per
+combination took ~12 min, tests/test_calibrate_inference_grid.py); a fit is then
 the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
 reported)| (L1 on log errors: a point the physics cannot explain stays in the table instead of skewing the fit).
 Leave-one-out: each point's error comes from a fit without it. No constant is fitted to a single point.
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trainsim.inference.calib import InferCalib, default_calib, vendor_key  # noqa: E402
+from trainsim.inference.serve import predicted_grid  # noqa: E402
 from trainsim.inference.spec import load_serving  # noqa: E402
 from trainsim.inference.validate import default_dir, error_table  # noqa: E402
 from trainsim.validate.calibrate import replace_section  # noqa: E402
@@ -49,29 +53,35 @@ DATA = ROOT / "trainsim" / "inference" / "data" / "inference.yaml"
 README = ROOT / "README.md"
 
 
-def error_matrix(paths):
-    """E[a2a, step, mem, gemm, point] = log(predicted / reported), and the row metadata.
+def error_matrix(paths, a2a=A2A, step=STEP, mem=MEM, gemm=GEMM):
+    """E[a2a, step, mem, gemm, point] = log(predicted / reported) over the grid of the four constants, and the row
+    metadata (:func:`trainsim.inference.validate.error_table`'s rows, in its order).
 
-    Each spec is loaded once; ``a2a_eff`` only enters MoE layers' expert-parallel all-to-all, so dense models'
-    points are evaluated at the first ``a2a_eff`` and copied along that axis (exactly what evaluating them would
-    give)."""
+    Each spec is loaded once and evaluated once per ``a2a_eff`` value with the other three constants as arrays
+    over their grid (:func:`trainsim.inference.serve.predicted_grid`: the plan and batch each point searches are
+    searched per grid point, as one :func:`~trainsim.inference.serve.infer` call per combination would; equal to it
+    to rounding, tests/test_calibrate_inference_grid.py). ``a2a_eff`` only enters MoE layers' expert-parallel
+    all-to-all, so dense models' points are evaluated at the first ``a2a_eff`` and copied along that axis (exactly
+    what evaluating them would give)."""
     base = default_calib()
     loaded = {p: load_serving(p) for p in paths}
-    moe_paths = [p for p in paths if loaded[p].arch.is_moe]
-
-    def calib(ia, ist, im, ig):
-        return InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": A2A[ia], "step_overhead_s": STEP[ist],
-                             "mem_eff": MEM[im], "gemm_eff": GEMM[ig]})
-
-    rows0 = error_table(paths, calib=calib(0, 0, 0, 0), loaded=loaded)
-    key = {(r["file"], r["phase"]): j for j, r in enumerate(rows0)}
-    out = np.zeros((len(A2A), len(STEP), len(MEM), len(GEMM), len(rows0)))
-    for ist, im, ig in itertools.product(range(len(STEP)), range(len(MEM)), range(len(GEMM))):
-        out[:, ist, im, ig, :] = [math.log1p(r["error"]) for r in error_table(paths, calib=calib(0, ist, im, ig),
-                                                                               loaded=loaded)]
-        for ia in range(1, len(A2A)):
-            for r in error_table(moe_paths, calib=calib(ia, ist, im, ig), loaded=loaded):
-                out[ia, ist, im, ig, key[(r["file"], r["phase"])]] = math.log1p(r["error"])
+    rows0 = error_table(paths, calib=InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": a2a[0],
+                                                   "step_overhead_s": step[0], "mem_eff": mem[0],
+                                                   "gemm_eff": gemm[0]}), loaded=loaded)
+    col = {name: g.reshape(-1, 1) for name, g in zip(("step_overhead_s", "mem_eff", "gemm_eff"),
+                                                       np.meshgrid(step, mem, gemm, indexing="ij"))}
+    shape = (len(step), len(mem), len(gemm))
+    out = np.zeros((len(a2a), *shape, len(rows0)))
+    by_file: dict[str, list[tuple[int, dict]]] = {}
+    for j, r in enumerate(rows0):
+        by_file.setdefault(r["file"], []).append((j, r))
+    for path in paths:
+        sv, mine = loaded[path], by_file.get(Path(path).name, [])
+        for ia in (range(len(a2a)) if sv.arch.is_moe else range(1 if mine else 0)):
+            pred = predicted_grid(sv, InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": a2a[ia], **col}))
+            for j, r in mine:   # a dense point fills every a2a_eff slab with its one evaluation
+                out[ia if sv.arch.is_moe else slice(None), ..., j] = np.log1p(
+                    pred[r["phase"]] / r["reported"] - 1.0).reshape(shape)
     return out, rows0
 
 
@@ -104,17 +114,36 @@ def main(argv=None):
     if args.rl_table:   # the whole-step check only: nothing is fitted to it, so no serving fit is needed
         write_readme(rl_table(), "rl-table")
         return
+    r = refit(args.matrix)
+    print(f"a2a_eff {r['a2a_eff']}, step_overhead_s {r['step_overhead_s']}; per vendor (mem_eff, gemm_eff): "
+          + ", ".join(f"{v} ({m}, {g})" for v, (m, g) in r["vendor_eff"].items()))
+    print(r["summary"])
+    print(r["table"])
+    if args.dry_run:
+        return
+    write_data(r["a2a_eff"], r["step_overhead_s"], r["vendor_eff"], r["summary"])
+    write_readme(r["table"], "inference-table")
+    rl = rl_table()
+    print(rl)
+    write_readme(rl, "rl-table")
+
+
+def refit(matrix: str | None = None) -> dict:
+    """The full fit on every point of validation/inference/ and each point's leave-one-out error: the fitted
+    ``a2a_eff``, ``step_overhead_s`` and per-vendor (``mem_eff``, ``gemm_eff``), the summary written to
+    inference.yaml's ``accuracy`` and the README table (``matrix``: a .pkl to save the error matrix to, or load it
+    from where it exists)."""
     paths = sorted(default_dir().glob("*.yaml"))
-    if args.matrix and Path(args.matrix).exists():
+    if matrix and Path(matrix).exists():
         import pickle
 
-        E, rows = pickle.loads(Path(args.matrix).read_bytes())
+        E, rows = pickle.loads(Path(matrix).read_bytes())
     else:
         E, rows = error_matrix(paths)
-        if args.matrix:
+        if matrix:
             import pickle
 
-            Path(args.matrix).write_bytes(pickle.dumps((E, rows)))
+            Path(matrix).write_bytes(pickle.dumps((E, rows)))
     vendors = np.array([vendor_key(load_serving(ROOT / "validation" / "inference" / r["file"]).system.chip)
                         for r in rows])
     n = len(rows)
@@ -140,18 +169,9 @@ def main(argv=None):
                "loo_mean_signed": float(np.mean(loo_c)),
                "loo_within_20pct": int(np.sum(abs_loo <= 0.20)),
                "fit_median_abs": float(np.median(np.abs(np.array(insample)[counted])))}
-    print(f"a2a_eff {A2A[ia]}, step_overhead_s {STEP[ist]}; per vendor (mem_eff, gemm_eff): "
-          + ", ".join(f"{v} ({MEM[im]}, {GEMM[ig]})" for v, (im, ig) in per.items()))
-    print(summary)
-    table = render(rows, loo, insample, summary, A2A[ia], STEP[ist], {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()})
-    print(table)
-    if args.dry_run:
-        return
-    write_data(A2A[ia], STEP[ist], {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()}, summary)
-    write_readme(table, "inference-table")
-    rl = rl_table()
-    print(rl)
-    write_readme(rl, "rl-table")
+    vendor_eff = {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()}
+    return {"a2a_eff": A2A[ia], "step_overhead_s": STEP[ist], "vendor_eff": vendor_eff, "summary": summary,
+            "table": render(rows, loo, insample, summary, A2A[ia], STEP[ist], vendor_eff)}
 
 
 def rl_table() -> str:

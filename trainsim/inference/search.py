@@ -89,7 +89,12 @@ def plan_grid(s: ServeSetup, chips_options, fixed: dict | None = None) -> ServeP
 
 @dataclass
 class Evaluated:
-    """Every candidate with its numbers (flattened plan x batch), and the index of the best one (or None)."""
+    """Every candidate with its numbers (flattened plan x batch), and the index of the best one (or None).
+
+    Constants given as arrays over a grid (an :class:`~trainsim.inference.calib.InferCalib` whose fitted fields are
+    ``(G, 1)`` columns, as ``scripts/calibrate_inference.py`` evaluates them) make the timed quantities ``(G, N)``
+    arrays, one row per grid point: ``best`` is then None and ``best_rows`` holds each row's best candidate (-1
+    where none is feasible)."""
 
     plans: ServePlans
     batch: np.ndarray            # sequences per instance
@@ -101,12 +106,24 @@ class Evaluated:
     fits: np.ndarray
     ok: np.ndarray
     best: int | None
+    best_rows: np.ndarray | None = None
 
     def runners_up(self, n: int = 5) -> list[int]:
         """Indices of up to ``n`` feasible plans, highest tokens/s per chip first (ties keep plan order)."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
         return [int(i) for i in order[:n]]
+
+    def at_best(self, a):
+        """``a`` (a per-candidate array, or anything that broadcasts to the candidates) at the best candidate: a
+        float, or over a grid of constants an array with one value per grid row (NaN where a row has none)."""
+        if self.best_rows is None:
+            if self.best is None:
+                raise TrainsimError("no feasible candidate to read a value at")
+            return float(np.broadcast_to(a, self.batch.shape)[self.best])
+        rows = self.best_rows
+        full = np.broadcast_to(a, (rows.size, self.batch.size))
+        return np.where(rows >= 0, full[np.arange(rows.size), np.maximum(rows, 0)], np.nan)
 
 
 def _expand(plans: ServePlans, per_chip):
@@ -119,13 +136,30 @@ def _expand(plans: ServePlans, per_chip):
     return p, b
 
 
-def _pick(tps, lat, ok) -> int | None:
-    if not np.any(ok):
-        return None
+def pick_rows(tps, lat, ok) -> np.ndarray:
+    """Index of the best candidate in each row of ``(G, N)`` arrays (-1 where a row has no feasible one): the most
+    tokens/s per chip among the feasible (``ok``) candidates, those within a relative 1e-9 of it counted as tied,
+    and among the tied the lowest latency (the first one where latencies tie too)."""
+    tps, lat, ok = np.broadcast_arrays(np.atleast_2d(tps), np.atleast_2d(lat), np.atleast_2d(ok))
+    if tps.shape[-1] == 0:                         # no candidate at all
+        return np.full(tps.shape[:-1], -1)
     score = np.where(ok, tps, -np.inf)
-    top = np.max(score)
+    top = np.max(score, axis=-1, keepdims=True)
     near = ok & (score >= top * (1.0 - 1e-9))
-    return int(np.flatnonzero(near)[np.argmin(lat[near])])
+    idx = np.argmin(np.where(near, lat, np.inf), axis=-1)
+    first = np.argmax(near, axis=-1)               # a tied set whose latencies are all infinite keeps its first
+    rows = np.arange(idx.size)
+    idx = np.where(near[rows, idx], idx, first)
+    return np.where(np.any(ok, axis=-1), idx, -1)
+
+
+def _pick(tps, lat, ok) -> tuple[int | None, np.ndarray | None]:
+    """(best, best_rows) of :class:`Evaluated`: one candidate index (None: no feasible one) for 1-D numbers, or
+    one per grid row (:func:`pick_rows`) when the constants came as arrays over a grid."""
+    rows = pick_rows(tps, lat, ok)
+    if np.ndim(tps) <= 1 and np.ndim(lat) <= 1:
+        return (None if rows[0] < 0 else int(rows[0])), None
+    return None, rows
 
 
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
@@ -158,16 +192,16 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     tpot = rnd / s.tokens_per_step
     tps = b / tpot / p.chips
     if prefill_s_per_seq_chip is not None:
-        tpot = tpot + b * float(prefill_s_per_seq_chip) / p.chips
+        tpot = tpot + b * np.asarray(prefill_s_per_seq_chip, dtype=np.float64) / p.chips
     w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes * hbm_fraction
     ok = fits & (b >= p.pp * p.dp - 1e-9)
     if tpot_bound_s is not None:
-        ok &= tpot <= tpot_bound_s * (1 + 1e-9)
+        ok = ok & (tpot <= tpot_bound_s * (1 + 1e-9))
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, _pick(tps, tpot, ok))
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok))
 
 
 def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens_per_chip=None,
@@ -185,7 +219,7 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     fits = tot <= s.chip.hbm_bytes
     ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
     if ttft_bound_s is not None:
-        ok &= rnd <= ttft_bound_s * (1 + 1e-9)
+        ok = ok & (rnd <= ttft_bound_s * (1 + 1e-9))
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, rnd, tps, rnd, br, mem, fits, ok, _pick(tps, rnd, ok))
+    return Evaluated(p, b, rnd, tps, rnd, br, mem, fits, ok, *_pick(tps, rnd, ok))

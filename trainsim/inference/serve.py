@@ -111,8 +111,10 @@ def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, f
                             all_logits=all_logits)
 
 
-def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
-    """Everything ``trainsim infer`` reports for one serving spec."""
+def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
+    """The constants one spec is evaluated with: ``calib`` (default: the shipped ones) with the deployment's own
+    expert imbalance, no communication overlap without two-batch overlap, and the synchronous engine loop's
+    per-sequence host time where the stack does not overlap its host work."""
     sp = sv.serving
     if sp.expert_imbalance is not None:
         calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
@@ -121,13 +123,80 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
     if not sp.host_overlap:        # synchronous engine loop: the GPU waits for per-sequence host work every step
         calib = calib or default_calib()
         calib = calib.with_(seq_overhead_s=calib.sync_host_s_per_seq)
-    s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, calib, sp.expert_precision)
+    return calib or default_calib()
+
+
+def _phases(sv: Serving, calib: InferCalib | None) -> tuple[ServeSetup, Evaluated | None, Evaluated | None]:
+    """The setup and the evaluated prefill and decode candidates of one spec (None for a phase it does not run;
+    :class:`NoPlanError` where a phase has no feasible candidate). With constants given as ``(G, 1)`` arrays over a grid
+    (:func:`predicted_grid`) every number is per grid row and so is the best candidate of each phase."""
+    sp = sv.serving
+    s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, _serving_calib(sv, calib),
+                  sp.expert_precision)
     require_usable(sv.system.chip)
-    per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)
-    ctx = sp.decode_context
     fixed = _fixed(sv.plan, sv.chips)
     check_tp(sv.arch, fixed["tp"], "plan.tp" if sv.plan.tp is not None else "plan.dp")
     max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
+    pre = dec = None
+    if sp.phase in ("prefill", "both"):
+        ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
+        pre = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
+                           tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
+        _require_plan("prefill", pre, ttft)
+    if sp.phase in ("decode", "both"):
+        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        inter = None
+        if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
+            assert pre is not None
+            pre_tps = pre.at_best(pre.tokens_per_s_per_chip)
+            inter = sp.input_len / (sp.output_len * (pre_tps if pre.best_rows is None else pre_tps[:, None]))
+        dec = best_decode(s, sp.decode_context, chips=sv.chips, max_chips=max_chips, fixed=fixed,
+                          batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
+                          max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
+                          prefill_s_per_seq_chip=inter)
+        _require_plan("decode", dec, tpot)
+    return s, pre, dec
+
+
+def _require_plan(kind: str, ev: Evaluated, bound) -> None:
+    """:class:`NoPlanError` (with :func:`_no_plan`'s reason) where no candidate is feasible, over a grid of
+    constants where any grid row has none."""
+    if ev.best_rows is None:
+        if ev.best is None:
+            raise NoPlanError(_no_plan(kind, ev, bound), field="serving")
+        return
+    bad = np.flatnonzero(ev.best_rows < 0)
+    if bad.size:
+        g = int(bad[0])
+        row = Evaluated(ev.plans, ev.batch, np.broadcast_to(ev.latency_s, ev.ok.shape)[g], ev.tokens_per_s_per_chip,
+                        ev.round_s, ev.breakdown, ev.memory, np.broadcast_to(ev.fits, ev.ok.shape)[g], ev.ok[g], None)
+        raise NoPlanError(f"at grid row {g} of the constants: " + _no_plan(kind, row, bound), field="serving")
+
+
+def predicted_grid(sv: Serving, calib: InferCalib) -> dict[str, np.ndarray]:
+    """Per phase the metric a serving point reports (prefill / decode tokens/s per chip, aggregated output
+    tokens/s per chip), predicted at every point of a grid of constants: ``calib``'s fields as ``(G, 1)`` arrays
+    (any may stay scalars), the best plan and batch searched per grid row exactly as :func:`infer` searches them
+    for one set of constants. What ``scripts/calibrate_inference.py`` fits on: one evaluation per spec instead of
+    one per grid point (tests/test_calibrate_inference_grid.py checks it against :func:`infer` point by point)."""
+    sp = sv.serving
+    _, pre, dec = _phases(sv, calib)
+    out: dict[str, np.ndarray] = {}
+    if pre is not None:
+        out["prefill"] = np.atleast_1d(pre.at_best(pre.tokens_per_s_per_chip))
+    if dec is not None:
+        out["decode"] = np.atleast_1d(dec.at_best(dec.tokens_per_s_per_chip))
+    if pre is not None and dec is not None:
+        out["aggregate"] = aggregate_output_rate(sp.input_len, sp.output_len, out["prefill"], out["decode"])
+    return out
+
+
+def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
+    """Everything ``trainsim infer`` reports for one serving spec."""
+    sp = sv.serving
+    s, pre, dec = _phases(sv, calib)
+    per_tok = kv_bytes_per_token(sv.arch, s.kv_bytes)
+    ctx = sp.decode_context
     out: dict[str, Any] = {
         "name": sv.name, "model": sv.arch.name, "system": sv.system.id, "chip": sv.system.chip.id,
         "chips_per_instance": sv.chips, "moe": sv.arch.is_moe, "precision": sp.precision, "kv_precision": sp.kv_precision,
@@ -139,29 +208,18 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         "input_len": sp.input_len, "output_len": sp.output_len, "decode_context_len": ctx,
         "mtp": sp.mtp.model_dump() if sp.mtp else None,
     }
-    if sp.phase in ("prefill", "both"):
-        ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
-        ev = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
-                          tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
-        if ev.best is None:
-            raise NoPlanError(_no_plan("prefill", ev, ttft), field="serving")
-        d = _row(ev, ev.best, "prefill", per_token_bytes=per_tok)
+    if pre is not None:
+        assert pre.best is not None
+        d = _row(pre, pre.best, "prefill", per_token_bytes=per_tok)
         d["prompt_tokens_per_chip"] = d["prompts_per_instance"] * sp.input_len / d["plan"]["chips"]
-        d["ttft_bound_s"] = ttft
+        d["ttft_bound_s"] = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
         out["prefill"] = d
-    if sp.phase in ("decode", "both"):
-        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
-        inter = None
-        if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
-            inter = sp.input_len / (sp.output_len * out["prefill"]["tokens_per_s_per_chip"])
-        ev = best_decode(s, ctx, chips=sv.chips, max_chips=max_chips, fixed=fixed, batch_per_chip=sp.batch_per_chip,
-                         batch_per_instance=sp.batch, tpot_bound_s=tpot, max_batch_per_instance=sp.max_batch,
-                         memory_context=sp.kv_reserved_context, prefill_s_per_seq_chip=inter)
-        if ev.best is None:
-            raise NoPlanError(_no_plan("decode", ev, tpot), field="serving")
+    if dec is not None:
+        ev = dec
+        assert ev.best is not None
         d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
         d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
-        d["tpot_bound_s"] = tpot
+        d["tpot_bound_s"] = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
         d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
                             "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
