@@ -70,3 +70,44 @@ def test_bytes_follow_the_gradient_dtype_and_vanish_under_zero3():
 def test_bad_value_is_an_input_error():
     with pytest.raises(TrainsimError, match="grad_accumulation_fusion"):
         _run(grad_accumulation_fusion="sometimes")
+
+
+# --- the MindSpeed (Ascend) rows -------------------------------------------------------------------------------
+MINDSPEED_ROWS = ("llama2-7b-8", "llama2-13b-8", "llama2-70b-32", "llama3-8b-8", "qwen2-7b-8", "qwen2-72b-32",
+                  "mixtral-8x7b-64")
+
+
+def test_mindspeed_rows_run_without_the_fusion():
+    """The six dense scripts (Ascend/MindSpeed-LLM examples/mcore/*/pretrain_*.sh at c25982e4) pass
+    --no-gradient-accumulation-fusion; the Mixtral script does not, but its row (first in 9252dc91, 2024-07-29) ran
+    on Ascend/MindSpeed 2b0edd2, whose mindspeed/arguments.py re-registers that flag with default False ('# gradient_
+    accumulation_fusion保持常闭'), until npu_matmul_add replaced it in 9064d343 (2024-09-04)."""
+    from trainsim.spec import load_run
+
+    for row in MINDSPEED_ROWS:
+        run = load_run(f"validation/runs/mindspeed-ascend-{row}.yaml")
+        assert runtime_settings(run.training, "mindspeed-2024")["grad_accumulation_fusion"] is False, row
+
+
+def test_mindspeed_llama2_7b_pays_one_pass_per_micro_batch_on_its_last_stage():
+    """Hand count on validation/runs/mindspeed-ascend-llama2-7b-8.yaml (TP 1, PP 2, DP 4, micro-batch 1, global
+    batch 256). A Llama 2 7B layer holds 4 h^2 + 3 h f + 2 h = 202,383,360 parameters (h 4096, f 11008, no biases),
+    and 32 of them + the untied embedding and head (2 x 32000 x 4096) + the final norm give 6,738,415,616, the
+    official count (meta-llama/Llama-2-7b-hf safetensors index). The last of the two stages holds 16 layers + the
+    head + the final norm = 3,369,209,856; 10 B each at the 910B2's 1.6 TB/s (hardware.yaml) x 0.80 (mem_eff) is
+    26.32 ms per micro-batch. 256 / (4 x 1) = 64 micro-batches, and the 1F1B bubble, (pp - 1) micro-batch slots,
+    stretches by one more: 65 x 26.32 ms = 1.711 s a step."""
+    from trainsim.io import load_spec_file
+
+    layer = 4 * 4096 ** 2 + 3 * 4096 * 11008 + 2 * 4096
+    assert 32 * layer + 2 * 32000 * 4096 + 4096 == 6_738_415_616
+    last_stage = 16 * layer + 32000 * 4096 + 4096
+    per_mb_s = 10.0 * last_stage / (1.6e12 * 0.80)
+    assert per_mb_s == pytest.approx(0.02632, rel=1e-3)
+    steps = {}
+    for fused in (True, False):
+        spec = load_spec_file("validation/runs/mindspeed-ascend-llama2-7b-8.yaml")
+        spec["training"] = {**spec["training"], "grad_accumulation_fusion": fused}
+        run = parse_run(spec)
+        steps[fused] = estimate_complete(run, run.plan).step_time_s
+    assert steps[False] - steps[True] == pytest.approx(65 * per_mb_s, rel=1e-6)
