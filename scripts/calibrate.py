@@ -26,7 +26,8 @@ def main() -> None:
     for lvl in (full.dense,):
         print(f"{len(runs)} runs; pooled {lvl.pooled}; groups " +
               ", ".join(f"{k} {v:.3f}" for k, v in {**lvl.eff, **lvl.fw_eff}.items()))
-    print(f"moe_layer_host_s {full.host_s * 1e3:.3f} ms; gemm_eff_fp8_block_ratio {full.block_ratio:.3f}; "
+    print(f"moe_layer_host_s {full.host_s * 1e3:.3f} ms; moe_expert_call_host_s {full.call_s * 1e6:.1f} us; "
+          f"gemm_eff_fp8_block_ratio {full.block_ratio:.3f}; "
           f"L1 log loss {full.loss:.3f}")
     loo = leave_one_out(runs, full=full)
     for r in sorted(loo.rows, key=lambda r: abs(r.error)):

@@ -73,6 +73,7 @@ class Calib:
     alloc_margin: float  # allocator fragmentation as a fraction of the rest
     step_overhead_s: float  # per-step fixed cost (data loader, logging)
     moe_layer_host_s: float  # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
+    moe_expert_call_host_s: float  # host time per per-expert grouped-GEMM call outside CUDA graphs (fitted)
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""

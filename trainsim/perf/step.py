@@ -124,7 +124,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
                                     "tp", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g", "mtp_ep_g")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g", "mtp_ep_g",
+                                    "moe_calls_f", "moe_calls_b")}
+    calls_f, calls_b = expert_host_calls(ctx)
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
         at = attention_fwd(lk, ctx, p, tokens)
@@ -154,6 +156,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
             out["cp_merge_b"] += lk.n_layers * merge_b
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
+        if lk.moe is not None:   # per-expert host calls of the grouped GEMM (moe_launch_floor)
+            local_experts = lk.moe.experts / p.ep
+            out["moe_calls_f"] += lk.n_layers * local_experts * calls_f
+            out["moe_calls_b"] += lk.n_layers * local_experts * calls_b
     head = head_gemm_fwd(ctx, p, tokens)
     out["head"] = head
     # the loss over the logits of the output head and of every MTP module
@@ -269,6 +275,60 @@ def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) 
     return np.where(p.recompute == 2, frac * host_f, np.where(p.recompute == 1, sel_moe * host_f, 0.0))
 
 
+#: Launches Transformer Engine makes per expert to quantise one grouped-GEMM operand (an expert's slice of the
+#: input or of the output gradient), by FP8 recipe (TE v2.9, the TE of NeMo 25.11: pytorch/csrc/extensions/cast.cpp
+#: ``split_quantize`` -> ``multi_tensor_quantize_impl``): per-tensor current scaling quantises each slice on its
+#: own, ``Float8CurrentScalingQuantizer::quantize_impl`` (pytorch/csrc/quantizer.cpp) = ``nvte_compute_amax`` +
+#: ``nvte_compute_scale_from_amax`` + ``nvte_quantize_v2``: 3; MXFP8 and blockwise one ``quantize`` each: 1;
+#: delayed scaling casts all slices in one fused ``nvte_multi_cast_transpose`` ("Currently only have fused kernel
+#: for FP8 delayed scaling"): 0 per expert; BF16 splits the input with views: 0.
+EXPERT_QUANT_LAUNCHES = {"current": 3.0, "mxfp8": 1.0, "blockwise": 1.0, "delayed": 0.0}
+
+
+def expert_host_calls(ctx: StepContext) -> tuple[float, float]:
+    """(forward, backward) host calls per local expert per MoE layer and micro-batch: the experts' GEMMs and the
+    quantisation of their operands, each issued per expert.
+
+    Transformer Engine's grouped linear (``GroupedLinear``, Megatron-Core ``TEGroupedMLP`` for
+    ``moe_grouped_gemm``) runs one cuBLAS GEMM per expert (``general_grouped_gemm`` ->
+    ``nvte_multi_stream_cublas_gemm``; 105 ``nvte_cublas_gemm`` calls per layer and micro-batch for Qwen3-30B-A3B
+    at 16 local experts in the nsys profile of yanring/Megatron-MoE-ModelZoo issue #7: 6 per expert + the
+    attention's) and quantises each expert's
+    slice of its FP8 operands (:data:`EXPERT_QUANT_LAUNCHES`, q per slice; TE v2.9
+    pytorch/module/grouped_linear.py: ``tex.split_quantize`` of the input in the forward, of the output gradient
+    in the backward). fc1 and fc2: forward 2 GEMMs (fprop) + 2 q, backward 4 GEMMs (dgrad, wgrad) + 2 q. The
+    weights are quantised on the first micro-batch only (``get_weight_workspace`` caches them,
+    ``is_first_microbatch``), so not counted. Megatron-Core's SequentialMLP issues the same calls expert by
+    expert."""
+    q = EXPERT_QUANT_LAUNCHES.get(ctx.fp8_recipe, 0.0) if ctx.fp8_gemm else 0.0
+    return 2.0 + 2.0 * q, 4.0 + 2.0 * q
+
+
+def moe_launch_floor(ctx: StepContext, moe_layers: Num, calls_f: Num, calls_b: Num, rerun: Num) -> tuple[Num, Num]:
+    """(forward, backward) host time per micro-batch of ``moe_layers`` MoE layers issuing ``calls_f`` /
+    ``calls_b`` per-expert calls (:func:`expert_host_calls` x local experts x layers), ``rerun`` the share of
+    the forward a recompute repeats in the backward: the time under which the host cannot issue a micro-batch.
+
+    Outside CUDA graphs every kernel is launched from Python on the host, which runs ahead of the GPU while it is
+    faster; a layer whose launch work is longer than its device work is host-bound and takes the launch work
+    ("CPU Overhead Bottleneck ... gaps between GPU kernels where CPU cannot launch kernels fast enough",
+    Megatron-Core MoE README at Megatron-LM b0cc2706; "FP8 shifts bottleneck from memory/compute to CPU
+    overhead", Megatron-Bridge skills/nemo-mbridge-perf-moe-optimization-workflow/card.yaml at 067f987d). Per MoE
+    layer and micro-batch that work is the layer's own (routing, permutation, dispatch set-up:
+    ``moe_layer_host_s``, the part a token-count synchronisation exposes) plus ``moe_expert_call_host_s`` per
+    per-expert call; the latter is fitted by scripts/calibrate.py, as each call carries PyTorch work beyond its
+    launch (per-expert ``torch.split`` views and ``torch.empty`` outputs, "the CPU overheads of PyTorch ops",
+    TransformerEngine issue #1499, a maintainer's answer; 20.3 us is the mean of the cuBLAS call alone, issue #7
+    above). The step takes max(device, this) per micro-batch (:func:`_stage`). Whole-iteration CUDA graphs
+    replay without launches: 0."""
+    if ctx.cuda_graphs == "full":
+        z = 0.0 * (moe_layers + calls_f)
+        return z, z
+    c = ctx.calib
+    h_f = moe_layers * c.moe_layer_host_s + calls_f * c.moe_expert_call_host_s
+    return h_f, calls_b * c.moe_expert_call_host_s + rerun * h_f
+
+
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
@@ -359,6 +419,16 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
     t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
+    # host-bound layers: the micro-batch takes at least the host's launch work (moe_launch_floor), the excess
+    # over the device path charged as host time, split as the launch work is between forward and backward
+    sel_moe = 1.0 if "moe" in ctx.recompute.modules else 0.0
+    rerun = np.where(p.recompute == 2, frac, np.where(p.recompute == 1, sel_moe, 0.0))
+    fl_f, fl_b = moe_launch_floor(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None),
+                                  share * lc["moe_calls_f"], share * lc["moe_calls_b"], rerun)
+    floor = fl_f + fl_b
+    extra = np.maximum(0.0, floor - (t_f + t_b))
+    extra_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
+    t_f, t_b, host = t_f + extra_f, t_b + (extra - extra_f), host + extra
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
                 seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,

@@ -198,22 +198,24 @@ class Fit:
     host_s: float = 0.0
     loss: float = 0.0
     block_ratio: float = 1.0
+    call_s: float = 0.0
 
     def calib(self, chain: tuple[str, ...], base: Calib | None = None, framework: str | None = None) -> Calib:
-        """The calibration of a chip (model, family) and framework: the fitted efficiencies, MoE host time and
+        """The calibration of a chip (model, family) and framework: the fitted efficiencies, MoE host times and
         block-scaled ratio on ``base``."""
-        base = (base or Calib.defaults()).with_(moe_layer_host_s=self.host_s, gemm_eff_fp8_block_ratio=self.block_ratio)
+        base = (base or Calib.defaults()).with_(moe_layer_host_s=self.host_s, gemm_eff_fp8_block_ratio=self.block_ratio,
+                                                moe_expert_call_host_s=self.call_s)
         return self.dense.apply(base, chain, framework)
 
 
-def _fit_params(runs: list[CalRun], param: str, bounds: tuple[float, float], base_of) -> float:
+def _fit_params(runs: list[CalRun], param: str, bounds: tuple[float, float], base_of, tol: float = 0.004) -> float:
     """Golden-section minimum of the L1 log loss over ``runs`` of one constant; ``base_of(run)`` is the run's
     constants before this one is set."""
     bases = [base_of(r) for r in runs]
 
     def loss(x):
         return sum(abs(math.log(r.predict(b.with_(**{param: x})) / r.reported)) for r, b in zip(runs, bases))
-    return _golden(loss, *bounds)
+    return _golden(loss, *bounds, tol=tol)
 
 
 def _base(r: CalRun) -> Calib:
@@ -263,8 +265,10 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     (perf/data/constants.yaml) stay as they are.
 
     Then ``moe_layer_host_s`` (perf/step.py :func:`~trainsim.perf.step.moe_host_sync_time`), one pooled value over
-    the MoE runs with the efficiencies fixed, then ``gemm_eff_fp8_block_ratio`` (:func:`_fit_block_ratio`, a
-    profile fit over the FP8 runs), and the efficiencies once more with both fixed (one round of coordinate
+    the MoE runs with the efficiencies fixed, then ``moe_expert_call_host_s`` (perf/step.py
+    :func:`~trainsim.perf.step.moe_launch_floor`, the host floor of an eager MoE layer; pooled over the MoE runs,
+    only host-bound runs depend on it), then ``gemm_eff_fp8_block_ratio`` (:func:`_fit_block_ratio`, a
+    profile fit over the FP8 runs), and the efficiencies once more with all three fixed (one round of coordinate
     descent; a second round moves the loss by under 0.1%).
 
     Tried and not kept (Dec 2026, fp8r): block-scaled FP8 runs as a precision of their own (gemm_eff_fp8_block
@@ -331,8 +335,9 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     moe = [r for r in runs if r.moe]
     dense = _fit_level(runs, PARAM, EFF_BOUNDS, _with_host(0.0))
     h = _fit_host(moe, dense) if moe else 0.0
-    ratio = _fit_block_ratio(runs, h)
-    f = Fit(_fit_level(runs, PARAM, EFF_BOUNDS, _with_host(h, ratio)), h, block_ratio=ratio)
+    call = _fit_call(moe, dense, h) if moe else 0.0
+    ratio = _fit_block_ratio(runs, h, call)
+    f = Fit(_fit_level(runs, PARAM, EFF_BOUNDS, _with_host(h, ratio, call)), h, block_ratio=ratio, call_s=call)
     f.loss = sum(abs(math.log(r.predict(f.calib(r.chain, _base(r), r.framework)) / r.reported)) for r in runs)
     return f
 
@@ -340,13 +345,13 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
 HOST_BOUNDS = (0.0, 0.02)
 
 
-def _with_host(h: float, ratio: float = 1.0):
+def _with_host(h: float, ratio: float = 1.0, call: float = 0.0):
     def base_of(r: CalRun) -> Calib:
-        return _base(r).with_(moe_layer_host_s=h, gemm_eff_fp8_block_ratio=ratio)
+        return _base(r).with_(moe_layer_host_s=h, gemm_eff_fp8_block_ratio=ratio, moe_expert_call_host_s=call)
     return base_of
 
 
-def _fit_block_ratio(runs: list[CalRun], h: float) -> float:
+def _fit_block_ratio(runs: list[CalRun], h: float, call: float = 0.0) -> float:
     """``gemm_eff_fp8_block_ratio``: block-scaled over per-tensor FP8 GEMM efficiency, one pooled value, the
     golden-section minimum of the FP8 runs' L1 log loss with every FP8 efficiency refitted at each trial ratio
     (a profile fit). Refitting matters: in a group of block-scaled runs alone the group's ``gemm_eff_fp8``
@@ -358,8 +363,8 @@ def _fit_block_ratio(runs: list[CalRun], h: float) -> float:
         return 1.0
 
     def loss(x):
-        lvl = _fit_level(fp8, PARAM, EFF_BOUNDS, _with_host(h, x))
-        return sum(abs(math.log(r.predict(lvl.apply(_with_host(h, x)(r), r.chain, r.framework)) / r.reported))
+        lvl = _fit_level(fp8, PARAM, EFF_BOUNDS, _with_host(h, x, call))
+        return sum(abs(math.log(r.predict(lvl.apply(_with_host(h, x, call)(r), r.chain, r.framework)) / r.reported))
                    for r in fp8)
     return _golden(loss, *RATIO_BOUNDS, tol=0.01)
 
@@ -371,14 +376,35 @@ def _held_out_ratio(held: CalRun, runs: list[CalRun], full: "Fit") -> float:
     if len(rest) < MIN_RUNS:
         return 1.0
     return _fit_params(rest, "gemm_eff_fp8_block_ratio", RATIO_BOUNDS,
-                       lambda r: full.dense.apply(_with_host(full.host_s)(r), r.chain, r.framework))
+                       lambda r: full.dense.apply(_with_host(full.host_s, call=full.call_s)(r), r.chain, r.framework))
 
 
-def _fit_host(moe_runs: list[CalRun], dense: Level, ratio: float = 1.0) -> float:
+def _fit_host(moe_runs: list[CalRun], dense: Level, ratio: float = 1.0, call: float = 0.0) -> float:
     """The pooled MoE host time per layer and micro-batch, the efficiencies of ``dense`` (and the block-scaled
-    ratio) fixed."""
+    ratio and the per-expert call time) fixed."""
     return _fit_params(moe_runs, "moe_layer_host_s", HOST_BOUNDS,
-                       lambda r: dense.apply(_base(r).with_(gemm_eff_fp8_block_ratio=ratio), r.chain, r.framework))
+                       lambda r: dense.apply(_base(r).with_(gemm_eff_fp8_block_ratio=ratio,
+                                                            moe_expert_call_host_s=call), r.chain, r.framework))
+
+
+#: bounds (s) and resolution of ``moe_expert_call_host_s``: 0 to 200 us, to 0.5 us
+CALL_BOUNDS = (0.0, 2.0e-4)
+CALL_TOL = 5.0e-7
+
+
+def _fit_call(moe_runs: list[CalRun], dense: Level, h: float, ratio: float = 1.0) -> float:
+    """The pooled host time per per-expert call of the experts' grouped GEMM (perf/step.py
+    :func:`~trainsim.perf.step.moe_launch_floor`), the efficiencies of ``dense``, the MoE layer host time ``h``
+    and the block-scaled ratio fixed. Only runs whose layers become host-bound somewhere within the bounds depend
+    on it; the others add a constant to the loss and are left out of the search (the same minimum, fewer
+    evaluations)."""
+    def base_of(r: CalRun) -> Calib:
+        return dense.apply(_base(r).with_(gemm_eff_fp8_block_ratio=ratio, moe_layer_host_s=h), r.chain, r.framework)
+    dep = [r for r in moe_runs if r.predict(base_of(r).with_(moe_expert_call_host_s=CALL_BOUNDS[0]))
+           != r.predict(base_of(r).with_(moe_expert_call_host_s=CALL_BOUNDS[1]))]
+    if not dep:
+        return CALL_BOUNDS[0]
+    return _fit_params(dep, "moe_expert_call_host_s", CALL_BOUNDS, base_of, tol=CALL_TOL)
 
 
 @dataclass
@@ -446,10 +472,12 @@ def leave_one_out(runs: list[CalRun], base: Calib | None = None, full: Fit | Non
     out = LooResult()
     for held in runs:
         rest = [r for r in runs if r is not held]
-        h = _fit_host([r for r in moe if r is not held], full.dense, full.block_ratio) if held.moe else full.host_s
+        others = [r for r in moe if r is not held]
+        h = _fit_host(others, full.dense, full.block_ratio, full.call_s) if held.moe else full.host_s
+        call = _fit_call(others, full.dense, h, full.block_ratio) if held.moe else full.call_s
         ratio = _held_out_ratio(held, runs, full) if held.block_scaled else full.block_ratio
-        x, note = _held_out_value(held, rest, PARAM[held.precision], EFF_BOUNDS, _with_host(h, ratio))
-        cal = _with_host(h, ratio)(held).with_(**{PARAM[held.precision]: x})
+        x, note = _held_out_value(held, rest, PARAM[held.precision], EFF_BOUNDS, _with_host(h, ratio, call))
+        cal = _with_host(h, ratio, call)(held).with_(**{PARAM[held.precision]: x})
         out.rows.append(LooRow(held.name, held.family, held.reported, held.predict(cal), note,
                                held.framework, held.moe))
     return out
@@ -463,12 +491,13 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     n_dense = sum(1 for r in runs if not r.moe)
     default = {full.dense.params[pr]: round(v, 4) for pr, v in full.dense.pooled.items()}
     default["moe_layer_host_s"] = round(full.host_s, 5)
+    default["moe_expert_call_host_s"] = round(full.call_s, 8)
     default["gemm_eff_fp8_block_ratio"] = round(full.block_ratio, 4)
     default.update(fitted_on=len(runs),
                    source=f"fitted by scripts/calibrate.py on validation/runs ({n_dense} dense and "
                           f"{len(runs) - n_dense} MoE runs): gemm_eff pooled over the BF16 runs, gemm_eff_fp8 "
                           f"over the FP8 runs, gemm_eff_fp8_block_ratio over the FP8 runs (profile fit), "
-                          f"moe_layer_host_s over the MoE runs",
+                          f"moe_layer_host_s and moe_expert_call_host_s over the MoE runs",
                    note="chip families and software stacks with fewer than 3 runs of a kind use these; other "
                         "constants: perf/data/constants.yaml, each with its source")
     families: dict = {}
@@ -550,6 +579,8 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
         return ", ".join(parts)
     lines += ["", "Fitted constants: " + consts(full.dense) + f"; moe_layer_host_s = {full.host_s * 1e3:.2f} ms per "
               "MoE layer and micro-batch outside whole-iteration CUDA graphs (pooled over the MoE runs); "
+              f"moe_expert_call_host_s = {full.call_s * 1e6:.1f} us per per-expert call of the experts' grouped GEMM "
+              "(the host floor of an eager MoE layer, pooled over the MoE runs); "
               f"gemm_eff_fp8_block_ratio = {full.block_ratio:.3f} (block-scaled FP8 GEMMs, MXFP8 / blockwise, over "
               "per-tensor FP8 GEMMs on the same chip; pooled over the FP8 runs)."]
     return "\n".join(lines)
