@@ -6,6 +6,7 @@ from dataclasses import replace as dreplace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trainsim.estimate import context
 from trainsim.parallel.plan import Plans
@@ -13,6 +14,7 @@ from trainsim.perf.calibration import calib_for
 from trainsim.perf.comm_ep import dispatched_rows_per_token
 from trainsim.perf.compute import gemm_shape_eff
 from trainsim.spec import load_run
+from trainsim.validate.calibrate import _base, prepare
 
 RUNS = Path(__file__).resolve().parents[1] / "validation" / "runs"
 PRIMUS = sorted(RUNS.glob("primus-2512-dsv2-*.yaml"))
@@ -62,3 +64,45 @@ def test_deepep_rows_per_token_under_the_forced_router(stem, rows):
     assert float(dispatched_rows_per_token(lk, ctx, p)[0]) == pytest.approx(rows)
     learned = float(dispatched_rows_per_token(lk, dreplace(ctx, moe_fake_balanced_gate=False), p)[0])
     assert learned > rows
+
+
+# Figure 5 of the Primus MoE blog (ROCm/rocm-blogs blogs/software-tools-optimization/primus-moe-package, the same text
+# AMD-AGI/Primus b3699abf examples/moe_package/README.md; image DeepSeekV2Lite_mbs_scaling_mi355.png): the baseline
+# recipe of primus-2512-dsv2-lite-mi355x-8-bf16-baseline at micro-batch 1, 2, 4, 8, 12, tokens/s per GPU. Per
+# micro-batch that is mbs x 4,096 / rate: 0.3816, 0.3896, 0.5838, 1.0793, 1.6145 s. MBS 1 and MBS 2 take the same
+# time: the host's launch work (~0.385 s per micro-batch, 14 ms per layer) sets the pace there, not the device.
+FIG5 = {1: 10734.6, 2: 21028.2, 4: 28063.1, 8: 30359.5, 12: 30444.3}
+
+
+def _lite_rates(mbs_list, tmp: Path):
+    """Predicted tokens/s per GPU of the baseline recipe at each micro-batch size, with the stored calibration."""
+    src = RUNS / "primus-2512-dsv2-lite-mi355x-8-bf16-baseline.yaml"
+    paths = []
+    for mbs in mbs_list:
+        d = yaml.safe_load(src.read_text())
+        # the blog states no GBS per bar: 8 micro-batches per step at every MBS, as the MBS 12 recipe (768 / 12 / 8)
+        d["plan"]["micro_batch"], d["training"]["global_batch_seqs"] = mbs, 64 * mbs
+        p = tmp / f"mbs{mbs}.yaml"
+        p.write_text(yaml.safe_dump(d))
+        paths.append(p)
+    runs = {r.name: r for r in prepare(paths)}
+    return {m: runs[f"mbs{m}"].predict(_base(runs[f"mbs{m}"])) for m in mbs_list}
+
+
+def test_fig5_device_bound_bars_scale_with_the_micro_batch(tmp_path):
+    """Relative to the MBS 12 bar (a validation run), the device-bound bars MBS 2, 4, 8 are predicted within 10%:
+    published rate(MBS) / rate(12) = 0.691, 0.922, 0.997."""
+    pred = _lite_rates([2, 4, 8, 12], tmp_path)
+    for m in (2, 4, 8):
+        assert pred[m] / pred[12] == pytest.approx(FIG5[m] / FIG5[12], rel=0.10)
+
+
+@pytest.mark.xfail(strict=True, reason="host launch floor not modelled: Figure 5's MBS 1 bar takes 0.3816 s per "
+                   "micro-batch, as long as MBS 2 (0.3896 s), so the host's launch work (~14 ms per DeepSeek-V2-Lite "
+                   "layer, eager PyTorch on ROCm, unfused router and permutation) paces it; the engine's device time "
+                   "is ~0.25 s, i.e. rate(1) / rate(12) ~0.52 predicted against 0.353 published. No validation run "
+                   "is host-bound by this floor (DeepSeek-V2 at micro-batch 1 has 15 layers per stage, ~0.21-0.24 s "
+                   "of such launch work against ~0.38 s of device time per micro-batch)")
+def test_fig5_mbs1_bar_is_host_bound(tmp_path):
+    pred = _lite_rates([1, 12], tmp_path)
+    assert pred[1] / pred[12] == pytest.approx(FIG5[1] / FIG5[12], rel=0.10)
