@@ -118,7 +118,9 @@ class TrainingSpec(BaseModel):
     compiled: bool | None = None
     # MoE router replaced by NeMo AutoModel's FakeBalancedGate (backend fake_balanced_gate: true, noise 0): token t
     # takes the k consecutive experts from (t k) mod E, so it reaches few EP ranks and nodes (perf/routing.py
-    # fake_balanced_blocks); every expert gets the same load. Unset: the stack's default (a learned router).
+    # fake_balanced_blocks); every expert gets the same load. Primus's moe_router_force_load_balancing does the same
+    # (PrimusTopKRouter.routing at AMD-AGI/Primus b3699abf: experts (t k + j) mod E). Unset: the stack's default
+    # (a learned router).
     moe_fake_balanced_gate: bool | None = None
     # MoE experts as one grouped GEMM (Megatron-Core --moe-grouped-gemm: GroupedMLP / TEGroupedMLP) or, false, one
     # expert after another (SequentialMLP: per-expert slices of the permuted tokens, whose autograd moves whole

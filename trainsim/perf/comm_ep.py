@@ -30,7 +30,8 @@ max(1, ceil(ep / (n_group w))) domains, so a token reaches at most topk_group x 
 The same limit caps the ranks a deduplicating dispatcher delivers a token to (:func:`group_limited_ranks`:
 DeepSeek-V2 at ep 8, one group per rank, 2.77 ranks instead of 4.46).
 
-NeMo AutoModel's benchmark router (``training.moe_fake_balanced_gate``): each token takes k consecutive experts, so
+NeMo AutoModel's benchmark router (``training.moe_fake_balanced_gate``; Primus's ``moe_router_force_load_balancing``
+routes the same way): each token takes k consecutive experts, so
 the domains and ranks it reaches are :func:`trainsim.perf.routing.fake_balanced_blocks` of the experts per domain
 and per rank instead of the uniform top-k expectations (DeepSeek-V3 at ep 64 on 8-GPU nodes: 1 node and 2 ranks
 per token instead of min(5.29, 4) nodes and 7.68 ranks).

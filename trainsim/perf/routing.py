@@ -50,7 +50,10 @@ def fake_balanced_blocks(top_k: int, experts: int, block: Num) -> Num:
     """Mean number of distinct blocks of ``block`` consecutive experts (one EP rank's experts, or one scale-up
     domain's) that one token reaches under NeMo AutoModel's ``FakeBalancedGate`` with noise 0
     (NVIDIA-NeMo/Automodel 809f1993, nemo_automodel/components/moe/layers.py ``FakeBalancedGate.forward``: token t
-    takes experts ``(t k + j) mod E``, j = 0 .. k-1, i.e. k consecutive experts from a start s = t k mod E). The
+    takes experts ``(t k + j) mod E``, j = 0 .. k-1, i.e. k consecutive experts from a start s = t k mod E; Primus's
+    ``moe_router_force_load_balancing`` routes the same way, AMD-AGI/Primus b3699abf
+    primus/backends/megatron/core/transformer/moe/router.py ``PrimusTopKRouter.routing`` and the ``token_indices`` of
+    primus_turbo.py ``PrimusTurboDeepEPTokenDispatcher.dispatch_preprocess``). The
     starts are the multiples of g = gcd(k, E) below E, equally often; the window [s, s + k - 1] (mod E) covers
     floor((s + k - 1) / B) - floor(s / B) + 1 blocks of size B when it does not wrap, the blocks of both pieces when
     it does, at most E / B. Vectorised over ``block``."""

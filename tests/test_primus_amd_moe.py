@@ -1,0 +1,108 @@
+"""The AMD Primus DeepSeek-V2 runs (validation/runs/primus-2512-*): the CDNA 4 compute units their GEMMs are
+quantised over and the routing their moe_router_force_load_balancing imposes, each against a hand count."""
+from __future__ import annotations
+
+from dataclasses import replace as dreplace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainsim.estimate import context
+from trainsim.parallel.plan import Plans
+from trainsim.perf.calibration import calib_for
+from trainsim.perf.comm_ep import dispatched_rows_per_token
+from trainsim.perf.compute import gemm_shape_eff
+from trainsim.spec import load_run
+from trainsim.validate.calibrate import _base, prepare
+
+RUNS = Path(__file__).resolve().parents[1] / "validation" / "runs"
+PRIMUS = sorted(RUNS.glob("primus-2512-dsv2-*.yaml"))
+
+
+def test_cdna4_has_256_compute_units():
+    """AMD Instinct MI350X datasheet (LE-92701-00 C 9/25): 256 GPU compute units, eight XCDs of 32; the MI355X is the
+    same die. Both chips resolve to it (MI300X keeps its 304)."""
+    for chip in ("amd-mi350x", "amd-mi355x"):
+        c = calib_for("amd-cdna4", chip=chip)
+        assert (c.compute_units, c.sm_count) == (256.0, 256.0)
+    assert calib_for("amd-cdna3").compute_units == 304.0
+
+
+def test_dsv2_expert_gemm_at_micro_batch_1_fills_under_half_the_cus():
+    """DeepSeek-V2 at EP 8, micro-batch 1 x 4,096 tokens: 4,096 x 6 routed copies over 160 experts, 8 ranks' tokens
+    per local expert = 4,096 x 6 x 8 / 160 = 1,228.8 rows; fc1 (one of gate / up) N = 1,536, K = 5,120. 128 x 128 tiles:
+    ceil(1228.8 / 128) = 10 x 12 = 120 tiles, one wave of 256 CUs: 120 / 256 (it was 120 / 132 on the H100 default);
+    tile term 1228.8 / 1280; K term 5120 / (5120 + 64)."""
+    c = calib_for("amd-cdna4", chip="amd-mi355x")
+    rows = 4096 * 6 * 8 / 160
+    eff = float(gemm_shape_eff(rows, 1536, 5120, c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units))
+    assert eff == pytest.approx((1228.8 / 1280) * (120 / 256) * (5120 / 5184), rel=1e-9)
+
+
+@pytest.mark.parametrize("path", PRIMUS, ids=lambda p: p.stem)
+def test_primus_runs_state_the_forced_balanced_router(path):
+    """moe_router_force_load_balancing true in the recipe config: Primus's PrimusTopKRouter.routing (AMD-AGI/Primus
+    b3699abf) replaces the routing map by experts (t k + j) mod E, NeMo AutoModel's FakeBalancedGate pattern."""
+    run = load_run(path)
+    assert run.training.moe_fake_balanced_gate is True
+
+
+@pytest.mark.parametrize("stem,rows", [("primus-2512-dsv2-mi355x-32-bf16", 1.2),
+                                       ("primus-2512-dsv2-lite-mi355x-8-bf16", 1.5)])
+def test_deepep_rows_per_token_under_the_forced_router(stem, rows):
+    """Token t takes the 6 consecutive experts from s = 6 t mod E. DeepSeek-V2: E = 160, 20 experts per EP rank;
+    gcd(6, 160) = 2, so s mod 20 runs over 0, 2, .., 18 equally often and the window [s, s + 5] crosses into a second
+    rank for s mod 20 in {16, 18}: 1 + 2 / 10 = 1.2 ranks. DeepSeek-V2-Lite: E = 64, 8 per rank; s mod 8 in {0, 2, 4,
+    6}, crossing for {4, 6}: 1 + 2 / 4 = 1.5. A learned router under DeepSeek-V2's group limit reaches 2.77."""
+    run = load_run(RUNS / f"{stem}.yaml")
+    ctx = context(run)
+    lk = next(lk for lk in run.arch.layers if lk.moe is not None)
+    p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=8, etp=1, cp=1, dp=8, zero=1, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    assert ctx.moe_dispatcher == "deepep"
+    assert float(dispatched_rows_per_token(lk, ctx, p)[0]) == pytest.approx(rows)
+    learned = float(dispatched_rows_per_token(lk, dreplace(ctx, moe_fake_balanced_gate=False), p)[0])
+    assert learned > rows
+
+
+# Figure 5 of the Primus MoE blog (ROCm/rocm-blogs blogs/software-tools-optimization/primus-moe-package, the same text
+# AMD-AGI/Primus b3699abf examples/moe_package/README.md; image DeepSeekV2Lite_mbs_scaling_mi355.png): the baseline
+# recipe of primus-2512-dsv2-lite-mi355x-8-bf16-baseline at micro-batch 1, 2, 4, 8, 12, tokens/s per GPU. Per
+# micro-batch that is mbs x 4,096 / rate: 0.3816, 0.3896, 0.5838, 1.0793, 1.6145 s. MBS 1 and MBS 2 take the same
+# time: the host's launch work (~0.385 s per micro-batch, 14 ms per layer) sets the pace there, not the device.
+FIG5 = {1: 10734.6, 2: 21028.2, 4: 28063.1, 8: 30359.5, 12: 30444.3}
+
+
+def _lite_rates(mbs_list, tmp: Path):
+    """Predicted tokens/s per GPU of the baseline recipe at each micro-batch size, with the stored calibration."""
+    src = RUNS / "primus-2512-dsv2-lite-mi355x-8-bf16-baseline.yaml"
+    paths = []
+    for mbs in mbs_list:
+        d = yaml.safe_load(src.read_text())
+        # the blog states no GBS per bar: 8 micro-batches per step at every MBS, as the MBS 12 recipe (768 / 12 / 8)
+        d["plan"]["micro_batch"], d["training"]["global_batch_seqs"] = mbs, 64 * mbs
+        p = tmp / f"mbs{mbs}.yaml"
+        p.write_text(yaml.safe_dump(d))
+        paths.append(p)
+    runs = {r.name: r for r in prepare(paths)}
+    return {m: runs[f"mbs{m}"].predict(_base(runs[f"mbs{m}"])) for m in mbs_list}
+
+
+def test_fig5_device_bound_bars_scale_with_the_micro_batch(tmp_path):
+    """Relative to the MBS 12 bar (a validation run), the device-bound bars MBS 2, 4, 8 are predicted within 10%:
+    published rate(MBS) / rate(12) = 0.691, 0.922, 0.997."""
+    pred = _lite_rates([2, 4, 8, 12], tmp_path)
+    for m in (2, 4, 8):
+        assert pred[m] / pred[12] == pytest.approx(FIG5[m] / FIG5[12], rel=0.10)
+
+
+@pytest.mark.xfail(strict=True, reason="host launch floor not modelled: Figure 5's MBS 1 bar takes 0.3816 s per "
+                   "micro-batch, as long as MBS 2 (0.3896 s), so the host's launch work (~14 ms per DeepSeek-V2-Lite "
+                   "layer, eager PyTorch on ROCm, unfused router and permutation) paces it; the engine's device time "
+                   "is ~0.25 s, i.e. rate(1) / rate(12) ~0.52 predicted against 0.353 published. No validation run "
+                   "is host-bound by this floor (DeepSeek-V2 at micro-batch 1 has 15 layers per stage, ~0.21-0.24 s "
+                   "of such launch work against ~0.38 s of device time per micro-batch)")
+def test_fig5_mbs1_bar_is_host_bound(tmp_path):
+    pred = _lite_rates([1, 12], tmp_path)
+    assert pred[1] / pred[12] == pytest.approx(FIG5[1] / FIG5[12], rel=0.10)
