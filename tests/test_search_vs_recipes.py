@@ -29,14 +29,6 @@ _MB = ("the search raises the micro-batch (8-16, with full recompute and ZeRO-3 
        "recompute, FSDP2, DeepEP; automodel-qwen3-30b-a3b-h100-8-bf16) ran 12,040 tokens/s per GPU in BF16 "
        "against these recipes' 8,826-9,058 in FP8; no Megatron-Bridge H100 recipe raised the micro-batch (c)")
 
-_DSV3_B200 = ("EP 4 inside NVLink with micro-batch 16, full recompute and ZeRO-3 against the recipe's EP 32 over "
-              "InfiniBand at micro-batch 1 (exposed all-to-all 8.7 -> 0.3 s, host synchronisation 3.2 -> 0.2 s, "
-              "recompute +3.7 s, ZeRO-3 gathers +1.7 s of a 18.9 s step). Unconfirmed: the one measured move "
-              "that way, NVIDIA's 26.04 EP 8 recipe on the same 256 B200 (pp 16, micro-batch 1: "
-              "megatron-bridge-2604-dsv3-b200-256-mxfp8-pp16), ran 2,815 tokens/s per GPU against this recipe's "
-              "3,328, and the model predicts it 10% fast held out, so part of the gap may be a cost the model leaves "
-              "free for EP inside NVLink on DeepSeek-V3 (not found: (b) open)")
-
 KNOWN_GAPS = {
     "megatron-bridge-perf-dsv3-h100-1024": "1.16x: the search's EP 16 inside two nodes with ZeRO-3, full recompute "
         "and micro-batch 8 against the recipe's pp 8 x vp 4, EP 64 over eight nodes (run_script.py v0.1.0rc4 layout); "
@@ -50,7 +42,6 @@ KNOWN_GAPS = {
         "predicting that recipe's own plan 49% too fast (25.11 alltoall host time, validate/calibrate.py)",
     "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": _MB,   # micro-batch 1 as the shipped recipe (v0.2.0)
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
-    "megatron-bridge-260401-dsv3-b200-256-mxfp8": _DSV3_B200,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
     "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
         "micro-batch effects in the model",

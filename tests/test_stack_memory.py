@@ -233,3 +233,47 @@ def test_dtensor_tp_keeps_gathered_norm_outputs_and_repeated_kv_hand_derived():
     flags = stack_flags("torchtitan-2024")
     assert flags["tp_gathered_gemm_inputs"] and flags["cp_kv_repeated"]
     assert not stack_flags("megatron-core-2024")["tp_gathered_gemm_inputs"]
+
+
+def test_group_limited_routing_expected_domains_by_hand():
+    """DeepSeek-V3 (256 experts, n_group 8, topk_group 4): with g domains of 8 / g whole groups each, a token's 4
+    groups are a random 4 of 8 and it misses a domain with probability C(8 - 8/g, 4) / C(8, 4), C(8, 4) = 70:
+    g = 1: 1; g = 2: 2 (1 - C(4,4)/70) = 2 x 69/70; g = 4: 4 (1 - C(6,4)/70) = 4 x 55/70; g = 8: 8 (1 - C(7,4)/70)
+    = 8 x 35/70 = 4. At g = 16 a domain holds half a group: no bound from this rule (group_domain_limit's cap
+    applies). A router without groups (Qwen3): none."""
+    import numpy as np
+
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.comm_ep import group_limited_domains
+    dsv3 = next(lk for lk in resolve_model("deepseek-v3").layers if lk.moe is not None)
+    got = group_limited_domains(dsv3, np.array([1.0, 2.0, 4.0, 8.0, 16.0]))
+    want = [1.0, 2.0 * 69.0 / 70.0, 4.0 * 55.0 / 70.0, 4.0, np.inf]
+    assert np.allclose(got[:4], want[:4], rtol=1e-12) and np.isinf(got[4])
+    qwen = next(lk for lk in resolve_model("qwen3-30b-a3b").layers if lk.moe is not None)
+    assert np.isinf(group_limited_domains(qwen, np.array([4.0]))).all()
+
+
+def test_group_limited_domains_match_a_monte_carlo_of_the_router():
+    """An independent simulation of Megatron-Core's group_limited_topk under force-balanced routing (i.i.d. normal
+    logits, sigmoid scores, groups ranked by the sum of their top top_k / topk_group = 2 scores, then the top 8
+    experts inside the 4 chosen groups; moe_utils.py at Megatron-LM 2edffadb): the mean number of distinct nodes
+    of 64 / 32 consecutive experts (ep 32 / ep 64 on 8-GPU nodes) agrees with the closed form within 2%, and is
+    well below the group-blind balls-in-bins count 4 (1 - (3/4)^8) = 3.60 at 4 nodes."""
+    import numpy as np
+
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.comm_ep import group_limited_domains
+    rng = np.random.default_rng(7)
+    n, E, ng, tg, k = 4000, 256, 8, 4, 8
+    s = 1.0 / (1.0 + np.exp(-rng.standard_normal((n, E))))
+    gs = np.sort(s.reshape(n, ng, -1), axis=-1)[:, :, -(k // tg):].sum(-1)
+    chosen = np.argsort(-gs, axis=1)[:, :tg]
+    mask = np.zeros((n, ng), bool)
+    np.put_along_axis(mask, chosen, True, 1)
+    top = np.argsort(-np.where(np.repeat(mask, E // ng, axis=1), s, -1.0), axis=1)[:, :k]
+    dsv3 = next(lk for lk in resolve_model("deepseek-v3").layers if lk.moe is not None)
+    for g in (4, 8):
+        dom = top // (E // g)
+        mc = np.mean([len(set(r)) for r in dom])
+        assert abs(float(group_limited_domains(dsv3, np.array([float(g)]))[0]) / mc - 1.0) < 0.02
+    assert float(group_limited_domains(dsv3, np.array([4.0]))[0]) < 0.9 * 4.0 * (1.0 - 0.75 ** 8)

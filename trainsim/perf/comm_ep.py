@@ -28,7 +28,9 @@ With experts laid out consecutively over the ep ranks a group spans ep / n_group
 max(1, ceil(ep / (n_group w))) domains, so a token reaches at most topk_group x that many domains
 (:func:`group_domain_limit`); DeepSeek-V3 at ep 64 on 8-GPU nodes: 8 groups of one node each, at most 4 nodes.
 The same limit caps the ranks a deduplicating dispatcher delivers a token to (:func:`group_limited_ranks`:
-DeepSeek-V2 at ep 8, one group per rank, 2.77 ranks instead of 4.46).
+DeepSeek-V2 at ep 8, one group per rank, 2.77 ranks instead of 4.46). Where each domain holds whole groups the
+expected count of domains is below the balls-in-bins one (:func:`group_limited_domains`): DeepSeek-V3 at ep 32 on
+4 nodes of 2 groups each reaches 3.14 nodes, not 3.60.
 
 NeMo AutoModel's benchmark router (``training.moe_fake_balanced_gate``; Primus's ``moe_router_force_load_balancing``
 routes the same way): each token takes k consecutive experts, so
@@ -58,6 +60,36 @@ def group_domain_limit(lk: LayerKind, ep: Num, w: Num) -> Num:
         return np.full(np.shape(ep), np.inf)
     span = np.maximum(np.ceil(ep / (moe.groups * np.maximum(w, 1.0))), 1.0)
     return moe.top_groups * span
+
+
+def group_limited_domains(lk: LayerKind, g: Num) -> Num:
+    """Expected scale-up domains one token reaches under the layer's group-limited routing where each of the ``g``
+    domains of the ep group holds whole expert groups (n_group a multiple of g): the token's topk_group groups
+    are a random subset of the n_group groups, and it reaches a domain when one of the domain's n_group / g groups
+    is among them:
+
+        E[domains] = g (1 - C(n_group - n_group / g, topk_group) / C(n_group, topk_group))
+
+    Megatron-Core ``group_limited_topk`` (megatron/core/transformer/moe/moe_utils.py at Megatron-LM 2edffadb, the
+    Megatron-Core of Megatron-Bridge v0.4.2 / NeMo 26.04.01) picks the topk_group groups with the highest sum of
+    their top (top_k / topk_group) expert scores and then the top_k experts inside them; under the benchmarks'
+    ``moe_router_force_load_balancing`` the logits are i.i.d. normal (router.py ``apply_random_logits``), so every
+    subset of groups is equally likely (DeepSeek-V3 report sec. 2.1.2: the node-limited routing this
+    generalises). It assumes each chosen group receives one of the top_k experts (a group is chosen for its best
+    experts): a Monte Carlo of that router for DeepSeek-V3 (256 experts, n_group 8, topk_group 4, top_k 8) gives
+    1.968 / 3.122 / 3.965 domains for g = 2 / 4 / 8 against 1.971 / 3.143 / 4.0 here, and the balls-in-bins
+    g (1 - (1 - 1/g)^k) that ignores the groups 1.992 / 3.600 / 5.251. inf (no bound from this rule) for a
+    router without groups, and where a domain holds a fraction of a group (:func:`group_domain_limit` bounds
+    that case)."""
+    moe = lk.moe
+    g = np.asarray(g, dtype=np.float64)
+    if moe is None or moe.groups <= 1:
+        return np.full(np.shape(g), np.inf)
+    n = float(moe.groups)
+    per = n / g
+    nested = (per >= 1.0) & (np.abs(per - np.round(per)) < 1e-9)
+    # the hypergeometric count of perf/routing.py, with groups for experts and domains for blocks
+    return np.where(nested, expected_distinct_blocks(float(moe.top_groups), n, g), np.inf)
 
 
 def node_cap(lk: LayerKind, ctx: StepContext, p: Plans) -> Num:
@@ -181,6 +213,8 @@ def ep_alltoall_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
         distinct = np.where(g > 1.0, fake_balanced_blocks(lk.moe.top_k, lk.moe.experts, e_rank * w), 1.0)
     distinct = np.where(cap > 0, np.minimum(distinct, cap), distinct)
     distinct = np.minimum(distinct, group_domain_limit(lk, p.ep.astype(np.float64), w))
+    if not ctx.moe_fake_balanced_gate:   # AutoModel's benchmark gate ignores the groups
+        distinct = np.minimum(distinct, group_limited_domains(lk, g))
     remote = distinct * (g - 1.0) / g
     inner = copies * (w - 1.0) / w
     # the wiring of each level slows this traffic as it slows a plain all-to-all (perf/topology.py)

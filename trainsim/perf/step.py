@@ -124,8 +124,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
                                     "tp", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_comm", "mtp_tp_g", "mtp_ep_g",
-                                    "moe_calls_f", "moe_calls_b")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_tp", "mtp_ep", "mtp_tp_g",
+                                    "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
     calls_f, calls_b = expert_host_calls(ctx)
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
@@ -173,8 +173,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
         out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
-        out["mtp_comm"] += lk.n_layers * (tp_comm_fwd(lk, ctx, p, tokens) + ep_alltoall_fwd(lk, ctx, p, tokens)
-                                          + etp_comm_fwd(lk, ctx, p, tokens))
+        out["mtp_tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        out["mtp_ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                           + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
         out["mtp_ep_g"] += lk.n_layers * routing_map_allgather_fwd(lk, ctx, p, tokens)   # forward only, exposed
@@ -249,11 +249,33 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     copy them back): 0. DeepEP's dispatch always waits on the host for the received counts (fused_a2a.py: "the
     CPU will wait for GPU's signal to arrive") and Megatron-Core rejects padding to capacity with it
     (transformer_config.py), as the run spec does. Under
-    DualPipe the caller hides it as it hides the all-to-all (another micro-batch's compute runs meanwhile,
-    DeepSeek-V3 sec. 3.2.1)."""
+    DualPipe and Megatron-Core's EP all-to-all overlap the caller hides it as it hides the all-to-all (another
+    micro-batch's compute is queued meanwhile: :func:`moe_host_sync_exposed`)."""
     if ctx.cuda_graphs == "full" or ctx.moe_token_drop:
         return 0.0 * moe_layers
     return moe_layers * ctx.calib.moe_layer_host_s
+
+
+def moe_host_sync_exposed(host_s: Num, window_s: Num, ep_ov: Num) -> Num:
+    """Host stall of :func:`moe_host_sync_time` left on the critical path per micro-batch: all of it under a
+    schedule that runs one micro-batch at a time; under one that pairs a micro-batch's forward with another's
+    backward, the part the pair's compute does not cover, by the one overlap rule
+    (:func:`trainsim.perf.collectives.exposed`) with the window and fraction that hide the pair's all-to-all
+    (:func:`trainsim.perf.comm_ep.ep_overlap_window`; ``ep_ov``: ``ep_overlap_dualpipe`` under DualPipe,
+    ``ep_overlap_a2a`` under Megatron-Core's EP all-to-all overlap, ``ep_overlap`` = 0 otherwise).
+
+    The stall is the host waiting on the device for the token counts; it idles the GPU only if nothing is queued
+    behind it. Megatron-Core's merged forward-backward layer (``overlap_moe_expert_parallel_comm``, Megatron-LM
+    2edffadb megatron/core/models/common/model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``) issues
+    the other micro-batch's ``combine.backward``, this micro-batch's ``attn.forward`` and the other's
+    ``mlp.backward`` (the expert dgrad GEMMs) before ``moe_dispatch.forward``, whose dispatcher makes the wait, so
+    the GPU works through them while the host waits. Measured (Megatron-Bridge PR #5094, skills/
+    nemo-mbridge-perf-moe-comm-overlap/SKILL.md at 067f987d; Qwen3-30B-A3B on 16 H100, HybridEP, only the overlap
+    switched): the GPU-active interval union is 22.821 s of the 24.714 s step without the overlap (1.89 s idle)
+    and 21.221 s of the 20.992 s step with it (none idle), and the HybridEP metadata-preprocess range (its host
+    sync) falls from 3.109 s to 0.670 s. DualPipe likewise hides one chunk's stall under the other's compute
+    (DeepSeek-V3 report sec. 3.2.1)."""
+    return exposed(host_s, window_s, ep_ov)
 
 
 def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) -> Num:
@@ -359,7 +381,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     gemm_last = w * (lc["head"] + lc["mtp_g"])
     gemm_last_b = w * (2.0 * lc["head"] + lc["mtp_g_b"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
-    mtp_a, mtp_e, mtp_comm = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_comm"]
+    mtp_a, mtp_e, mtp_tp, mtp_ep = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_tp"], w * lc["mtp_ep"]
     mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
@@ -389,8 +411,16 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     else:
         cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
         cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
-    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_comm + mtp_tp_g + mtp_ep_g
-    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_comm
+    # an MTP module's transformer layer is scheduled as the decoder's are (Megatron-Core builds a
+    # TransformerLayerSchedulePlan for it, model_chunk_schedule_plan.py ``is_mtp``): its dispatch + combine hide
+    # under the window of its own layer and head (and its forward gathers HybridEP's routing map) by the rule of the
+    # decoder layers above; its backward runs the same two transfers once, as theirs do (comm_ep module docstring)
+    mtp_win = ep_overlap_window(w * (lc["mtp_g"] + lc["mtp_a"] + lc["mtp_e"]),
+                                w * (lc["mtp_g_b"] + lc["mtp_a_b"] + 2.0 * lc["mtp_e"]))
+    mtp_ep_f = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx, mtp_ep_g)
+    mtp_ep_b = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx)
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_tp + mtp_tp_g + mtp_ep_f
+    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_tp + mtp_ep_b
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -409,10 +439,11 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # compute steps (pp_overlap); each send's launch and synchronisation is never hidden
     p2p_ov = np.where(virtual_stages(p.schedule) & (p.vpp > 1), c.pp_overlap_interleaved, c.pp_overlap)
     p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
-    # DualPipe runs two micro-batches' chunks on separate streams: one's host stall waits under the other's compute,
-    # hidden as its all-to-all is (the same overlap rule and fraction as ep_exp_f above)
+    # the schedules that pair one micro-batch's forward with another's backward (DualPipe, Megatron-Core's EP
+    # all-to-all overlap) hide the forward's host stall under the other micro-batch's queued compute, as they hide
+    # the all-to-all: the same window and fraction as ep_exp_f above (moe_host_sync_exposed)
     host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
-    host = exposed(host_raw, comp_f, np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe, 0.0))
+    host = moe_host_sync_exposed(host_raw, ep_win, ep_ov)
     rec = np.where(p.recompute == 1, rec_sel, 0.0)
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f), rec)
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
@@ -433,10 +464,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
                 seq=seq_f + seq_b,
                 rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, tp_exp_b=tp_exp_b, tp_g_exp=tp_g_exp + mtp_tp_g,
-                ep_exp=ep_exp_f + ep_exp_b + mtp_ep_g, cp_exp_f=cp_exp_f,
+                ep_exp=ep_exp_f + ep_exp_b + mtp_ep_f + mtp_ep_b, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
-                mtp_comm=mtp_comm)
+                mtp_tp=mtp_tp)
 
 
 @dataclass
@@ -591,15 +622,15 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     gemm, attn, elem, rec, p2p = st["gemm"], st["attn"], st["elem"], st["rec"], st["p2p"]
     host = st["host"] * np.ones_like(t_mb)
     tp_exp_f, cp_exp_f, cp_exp_b = st["tp_exp_f"], st["cp_exp_f"], st["cp_exp_b"]
-    gemm_last, mtp_a, mtp_e, mtp_comm = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_comm"]
+    gemm_last, mtp_a, mtp_e, mtp_tp = st["gemm_last"], st["mtp_a"], st["mtp_e"], st["mtp_tp"]
     # breakdown: every part of `step`, in seconds
     bd = {
         "compute_gemm": m * (gemm + gemm_last + st["loss"]),   # forward + backward; the loss with its head GEMM
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"] + acc),
         "recompute": m * rec,
-        "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"]),
-        "ep_alltoall": m * (st["ep_exp"] + 3.0 * mtp_comm),   # both directions, with the routing-map gathers
+        "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"] + 3.0 * mtp_tp),   # with the MTP layers' (exposed)
+        "ep_alltoall": m * st["ep_exp"],   # both directions, with the routing-map gathers and the MTP layers
         "cp_comm": m * (cp_exp_f + cp_exp_b),
         "pp_p2p": m * p2p,
         "pipeline_bubble": bubble,
