@@ -679,7 +679,7 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
-                                permute_rows_in: Num | None = None, dispatch_fused: bool = False) -> Num:
+                                moe_permute: bool = True, dispatch_fused: bool = False) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -689,19 +689,10 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
     activation function (:func:`act_fn_bytes_per_f`; ``relu2_unfused``: the stack's squared ReLU as two ops) over
     the dense / shared intermediate and the active experts';
-    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute, 4 (r + k) h for k = active experts: Transformer
-    Engine's fused kernels with a mask map (NVIDIA/TransformerEngine transformer_engine/pytorch/triton/permutation.py
-    at 20deb83e: ``_permute_kernel`` loads each input row once and stores it to every routed expert's slot,
-    ``_unpermute_kernel`` loads a token's k slots and stores one sum), BF16, so the permute moves 2 (r + k) h and
-    the unpermute as much, where r (``permute_rows_in``) is the rows per token it permutes: k by default (8 k h,
-    the generic count, kept for serving and for stacks whose dispatcher is not sourced); in training the
-    dispatcher's rows (:func:`permute_rows_in`): 1 under Megatron-Core's all-to-all dispatcher (whose sort of the
-    received chunks by local expert is :func:`alltoall_sort_fwd_bwd`); after a DeepEP or HybridEP dispatch the
-    rows that dispatch delivered, one per destination rank (Megatron-Core's flex dispatcher,
-    which NeMo AutoModel copies: ``_DeepepManager.get_permuted_hidden_states_by_experts`` permutes the dispatched
-    tokens with ``permute(..., fused=moe_permute_fusion)``, nemo_automodel/components/moe/megatron/token_dispatcher.py
-    at 89e3a9fdd, moe_permute_fusion=True in layers.py ``init_token_dispatcher``;
-    :func:`trainsim.perf.comm_ep.dispatched_rows_per_token`); FP8 casts:
+    MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
+    k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
+    permutation is not sourced); a training step whose permutation is Transformer Engine's fused kernels charges
+    it with its own backward instead (``moe_permute`` False; :func:`moe_permute_fwd_bwd`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
     :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
@@ -741,11 +732,9 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     b += act_fn_bytes_per_f(lk.ffn_act, eager, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
-        k = float(lk.moe.active_experts)
-        r = k if permute_rows_in is None else permute_rows_in
         b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
-        if not dispatch_fused:
-            b = b + 2.0 * BF16_BYTES * (r + k) * hidden
+        if moe_permute and not dispatch_fused:
+            b = b + moe_permute_bytes_per_token(lk, hidden)
     if fp8_cast_bytes:
         fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
         if dispatch_fused and lk.moe is not None:
@@ -776,10 +765,70 @@ def expert_rows_per_chip(lk: LayerKind, p: Plans, tokens: Num) -> np.ndarray:
     return np.asarray(tokens * lk.moe.active_experts * p.etp / p.tp, dtype=np.float64)
 
 
+def moe_permute_bytes_per_token(lk: LayerKind, hidden: int, rows_in: Num | None = None) -> Num:
+    """HBM bytes one token's MoE permute + unpermute move in the forward (0 for a dense layer):
+
+        4 (r + k) h = 2 x [BF16 (r + k) h]
+
+    Transformer Engine's fused kernels with a mask map (NVIDIA/TransformerEngine
+    transformer_engine/pytorch/triton/permutation.py at 20deb83e: ``_permute_kernel`` loads each input row once and
+    stores it to every routed expert's slot, ``_unpermute_kernel`` loads a token's k slots and stores one sum),
+    BF16, so the permute reads r rows and writes k, 2 (r + k) h bytes, and the unpermute as much, for k = active
+    experts and r = ``rows_in`` the rows per token it permutes: k when None (the generic count: 8 k h), in
+    training the dispatcher's (:func:`permute_rows_in`)."""
+    if lk.moe is None:
+        return 0.0
+    k = float(lk.moe.active_experts)
+    r = k if rows_in is None else rows_in
+    return 2.0 * BF16_BYTES * (r + k) * hidden
+
+
+def moe_permute_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of one MoE layer's permute + unpermute where the
+    stack runs them as fused kernels whose backward is the inverse kernel (the dispatchers of
+    :func:`permute_rows_in`, which sequence parallelism splits over tp):
+
+        forward B,   backward B,   B = :func:`moe_permute_bytes_per_token` (rows r of :func:`permute_rows_in`)
+                                       x tokens / tp
+
+    not the "backward = 2 x forward" of the other memory-bound kernels (perf/step.py), because a permutation's
+    gradient is the reverse permutation of the same rows. Transformer Engine d0067d0d
+    transformer_engine/pytorch/permutation.py: ``_moe_permute_mask_map.backward`` runs
+    ``moe_permute_mask_map_backward``, i.e. ``triton_permutation.unpermute_with_mask_map`` over the k permuted
+    gradient rows into r rows (the forward unpermute's bytes), and ``_moe_unpermute_mask_map.backward`` without
+    merging probs runs ``moe_unpermute_mask_map_backward_no_probs``, i.e. ``permute_with_mask_map`` of the r
+    gradient rows into k slots (the forward permute's bytes); the same in ``moe_sort_chunks_by_index``
+    (:func:`alltoall_sort_fwd_bwd`). Megatron-Core passes no merging probs to the unpermute from core_r0.12.0 on:
+    the probs travel with the permuted tokens (``permute(..., probs=probs)``) and the experts apply them
+    (megatron/core/transformer/moe/token_dispatcher.py at core_r0.12.0 and 0d8e0714: ``combine_postprocess``
+    calls ``unpermute(hidden_states, ..., routing_map=...)``; core_r0.11.0 passed ``probs=self.probs``, whose
+    backward also reads the k forward rows, 2 k h more, a stack no validation run uses). HybridEP's
+    ``dispatch_with_permute`` / ``combine_with_unpermute`` are likewise each other's backward (Megatron-LM 0d8e0714
+    megatron/core/transformer/moe/fused_a2a.py ``HybridEPDispatch.backward`` calls ``combine_with_unpermute``,
+    ``HybridEPCombine.backward`` ``dispatch_with_permute``). Megatron-Bridge turns the fusion on for its MoE models
+    (src/megatron/bridge/models/deepseek/deepseek_v3_bridge.py ``provider.moe_permute_fusion = True`` at 067f987d,
+    and the other MoE bridges); NeMo AutoModel's copy of the flex dispatcher sets it (:func:`permute_rows_in`).
+
+    Full recompute reruns the forward B (it is in the forward compute, perf/step.py); selective ``moe`` recompute
+    too (perf/recompute.py). 0 for a dense layer and where :func:`permute_rows_in` gives the generic count (the
+    all-gather dispatcher's unfused index ops, an unpublished dispatcher): those stay in
+    :func:`elementwise_fwd` under the generic backward rule.
+
+    Example (test): Qwen3-30B-A3B (hidden 2048, top-8) under the all-to-all dispatcher, 4,096 tokens, tp 1:
+    B = 4 x (1 + 8) x 2048 x 4096 = 301,989,888 bytes forward and as many backward (the generic rule charged
+    B + 2 B)."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
+    rows_in = permute_rows_in(lk, ctx, p)
+    if rows_in is None:
+        return zero, zero
+    b = hbm_time(moe_permute_bytes_per_token(lk, ctx.arch.hidden, rows_in) * tokens / p.tp, ctx) + zero
+    return b, b
+
+
 def permute_rows_in(lk: LayerKind, ctx: StepContext, p: Plans) -> Num | None:
-    """Rows per token the MoE permute of a training step reads (``permute_rows_in`` of
-    :func:`elementwise_bytes_per_token`), by dispatcher; None (the generic k) for a dense layer and where the
-    dispatcher's permutation is not sourced.
+    """Rows per token the MoE permute of a training step reads (``rows_in`` of
+    :func:`moe_permute_bytes_per_token`, priced by :func:`moe_permute_fwd_bwd`), by dispatcher; None (the generic
+    k, priced in :func:`elementwise_fwd`) for a dense layer and where the dispatcher's permutation is not sourced.
 
     * ``alltoall``, Megatron-Core ``MoEAlltoAllTokenDispatcher``: ``dispatch_preprocess`` permutes the layer's own
       tokens before the all-to-all (``permute(hidden_states, routing_map, ...)``; Transformer Engine's fused
@@ -835,13 +884,14 @@ def alltoall_sort_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute reads the
-    dispatcher's rows (:func:`permute_rows_in`); under the all-gather MoE dispatcher the permutation runs on
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute is here only
+    where its dispatcher's permutation is not sourced (the generic k rows, :func:`permute_rows_in` None); the
+    fused one is :func:`moe_permute_fwd_bwd`. Under the all-gather MoE dispatcher the permutation runs on
     gathered tokens (:func:`allgather_permute_extra_bytes`)."""
-    rows_in = permute_rows_in(lk, ctx, p)
+    generic = permute_rows_in(lk, ctx, p) is None
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
-                                     relu2_unfused=ctx.relu2_unfused, permute_rows_in=rows_in) * tokens / p.tp
+                                     relu2_unfused=ctx.relu2_unfused, moe_permute=generic) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
@@ -914,6 +964,19 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
     else:
         fwd, bwd = 2.0 * b, 2.0 * b
     return hbm_time(fwd, ctx), hbm_time(bwd, ctx)
+
+
+def expert_copies_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of one MoE layer's token copies that carry their own
+    backward count rather than the "backward = 2 x forward" of :func:`elementwise_fwd`: the fused permute +
+    unpermute (:func:`moe_permute_fwd_bwd`), the all-to-all dispatcher's sort by local expert
+    (:func:`alltoall_sort_fwd_bwd`) and the experts run one after another (:func:`sequential_experts_fwd_bwd`).
+    The one sum the step (decoder and MTP layers, perf/step.py) and selective ``moe`` recompute
+    (perf/recompute.py, the forward part) read; 0 for a dense layer."""
+    f1, b1 = moe_permute_fwd_bwd(lk, ctx, p, tokens)
+    f2, b2 = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
+    f3, b3 = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
+    return f1 + f2 + f3, b1 + b2 + b3
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
