@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..model.arch import AttentionCore, LayerKind
+from ..model.arch import AttentionCore, LayerKind, Matrix
 from ..model.counts import attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
@@ -96,13 +96,56 @@ def gemm_shape(c: Calib) -> tuple[float, ...]:
     return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap)
 
 
+#: matrix groups a gated FFN's gate and up projections can belong to (:func:`gemm_matrices`; a stack profile's
+#: ``gated_ffn_separate`` names those of them whose gate and up run as two GEMMs)
+GATED_FFN_GROUPS = ("mlp", "shared_expert", "expert")
+
+
+def gemm_matrices(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[Matrix, ...]:
+    """The GEMMs a training stack runs for a layer's weight matrices: each gated FFN's ``<name>.gate`` and
+    ``<name>.up`` (k x ffn each) as one fc1 GEMM ``<name>.fc1`` of k x 2 ffn, in its place and with its group,
+    split and counts, except in the matrix groups listed in ``separate`` (the stack profile's
+    ``gated_ffn_separate``, :data:`GATED_FFN_GROUPS`), which run them as two GEMMs over the same input.
+
+    One fc1: Megatron-Core builds ``linear_fc1`` with output width ``ffn_hidden_size * 2`` when
+    ``gated_linear_unit`` is set (megatron/core/transformer/mlp.py ``MLP.__init__`` at core_r0.8.0 and d98e8a64;
+    a Transformer Engine LayerNormLinear, layernorm_mlp.py's fused module likewise), and its grouped experts one
+    fc1 weight of ``2 x moe_ffn_hidden_size`` per expert (moe/experts.py ``TEGroupedMLP``); Megatron-LM 23.x
+    ``ParallelMLP`` (``dense_h_to_4h`` doubled under ``--swiglu``), and the stacks built on them (NeMo,
+    Megatron-Bridge, MindSpeed, Primus), the same. NeMo AutoModel's grouped experts also hold one
+    ``gate_and_up_projs`` (nemo_automodel/components/moe/layers.py ``GroupedExperts`` / ``GroupedExpertsDeepEP`` at
+    89e3a9fdd), but its dense ``MLP`` (dense layers, shared experts) has ``gate_proj`` and ``up_proj``. Two GEMMs:
+    torchtitan ``FeedForward`` ``w2(silu(w1(x)) * w3(x))`` (torchtitan/models/llama/model.py at 9dec370; its MoE
+    experts run ``_grouped_mm`` for w1 and w3 apart, torchtitan/models/common/moe.py at b5bcd76c6), Meta's Llama 3
+    reference (meta-llama/llama3 llama/model.py ``FeedForward`` at 0a3d7172: w1, w3 two ColumnParallelLinear).
+
+    The FLOPs are the same either way; the GEMM shape (:func:`gemm_shape_eff`: N = 2 ffn / tp fills tiles and
+    waves the two N = ffn / tp GEMMs fill twice), its memory side (the input read once) and its launches are not.
+    Example (test): Llama 3.1 8B (hidden 4,096, ffn 14,336) at tp 2: one 4,096 x 14,336 fc1 GEMM per chip, or
+    two of 4,096 x 7,168."""
+    sep = set(separate)
+    names = {m.name for m in lk.matrices}
+    out: list[Matrix] = []
+    for m in lk.matrices:
+        if m.name.endswith(".gate") and m.name[:-5] + ".up" in names and m.group not in sep:
+            up = next(u for u in lk.matrices if u.name == m.name[:-5] + ".up")
+            out.append(replace(m, name=m.name[:-5] + ".fc1", n=m.n + up.n))
+        elif m.name.endswith(".up") and m.name[:-3] + ".gate" in names and m.group not in sep:
+            continue
+        else:
+            out.append(m)
+    return tuple(out)
+
+
 def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
+    """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds. The GEMMs
+    are the stack's (:func:`gemm_matrices`: a gated FFN's gate and up as one fc1 unless the stack runs them
+    apart)."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
     d0 = gemm_shape(c)
     t = np.zeros_like(tokens)
-    for mat in lk.matrices:
+    for mat in gemm_matrices(lk, ctx.gated_ffn_separate):
         if mat.group == "expert":
             e = lk.moe.experts if lk.moe else mat.count
             # tokens per local expert: dp x tokens x active / (E x edp) = tokens x active x ep x etp / (E x tp x cp)
@@ -643,27 +686,27 @@ def fp8_cast_bytes_per_elem(recipe: str, columnwise_copy: bool) -> float:
     return 2.0 + amax_pass + copies * (1.0 + FP8_SCALE_BYTES_PER_ELEM[recipe])
 
 
-def fp8_cast_elems_per_token(lk: LayerKind) -> tuple[float, float]:
+def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[float, float]:
     """(forward, backward) elements one token's FP8 casts quantise in a layer: the distinct GEMM inputs
     (sum of K) and the GEMM output gradients (sum of N), each x ``active`` (routed experts), the router excluded
-    (it stays in BF16).
+    (it stays in BF16), over the stack's GEMMs (:func:`gemm_matrices` with ``separate``).
 
     A Linear's forward casts its input, its backward the incoming output gradient dY once for both of its GEMMs
     (dgrad reads dY rowwise, wgrad columnwise; the input was saved cast for wgrad): Transformer Engine docs,
     features/low_precision_training/performance_considerations, Table 2 (TransformerEngine d0067d0d). Matrices
     that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: ``k`` and ``v``
-    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), ``<name>.up`` the input of
-    ``<name>.gate`` (one ``linear_fc1`` of width 2 x ffn with a gated linear unit; the grouped experts' fc1
-    likewise); their output gradients form one tensor, whose width is the sum of their N."""
-    names = {m.name for m in lk.matrices}
+    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), a gated FFN's up the input of its gate
+    (one fc1 of width 2 x ffn, :func:`gemm_matrices`; the grouped experts' fc1 likewise); their output gradients
+    form one tensor, whose width is the sum of their N. A stack that runs gate and up as two Linears casts the
+    input of each."""
+    mats = gemm_matrices(lk, separate)
+    names = {m.name for m in mats}
     fwd = bwd = 0.0
-    for m in lk.matrices:
+    for m in mats:
         if m.group == "router":
             continue
         bwd += m.n * m.active
-        shared = (m.name in ("k", "v") and "q" in names) or \
-            (m.name.endswith(".up") and m.name[:-3] + ".gate" in names)
-        if not shared:
+        if not (m.name in ("k", "v") and "q" in names):
             fwd += m.k * m.active
     return fwd, bwd
 
@@ -679,7 +722,8 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
-                                moe_permute: bool = True, dispatch_fused: bool = False) -> Num:
+                                moe_permute: bool = True, dispatch_fused: bool = False,
+                                gated_separate: tuple[str, ...] = ()) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -691,10 +735,11 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     the dense / shared intermediate and the active experts';
     MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
     k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
-    permutation is not sourced); a training step whose permutation is Transformer Engine's fused kernels charges
-    it with its own backward instead (``moe_permute`` False; :func:`moe_permute_fwd_bwd`); FP8 casts:
+    permutation is not sourced); a training step whose permutation runs as a fused kernel pair (Transformer
+    Engine's, HybridEP's) charges it with its own backward instead (``moe_permute`` False; :func:`moe_permute_fwd_bwd`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
-    :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
+    :func:`fp8_cast_elems_per_token` (over the stack's GEMMs: ``gated_separate``, :func:`gemm_matrices`). The
+    engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
     three passes sum to exactly; without it (serving, forward only) the forward inputs' casts. The hyper-connections'
@@ -736,7 +781,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         if moe_permute and not dispatch_fused:
             b = b + moe_permute_bytes_per_token(lk, hidden)
     if fp8_cast_bytes:
-        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, gated_separate)
         if dispatch_fused and lk.moe is not None:
             fwd_elems -= float(lk.moe.active_experts) * hidden
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
@@ -891,7 +936,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     generic = permute_rows_in(lk, ctx, p) is None
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
-                                     relu2_unfused=ctx.relu2_unfused, moe_permute=generic) * tokens / p.tp
+                                     relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
+                                     gated_separate=ctx.gated_ffn_separate) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
