@@ -37,7 +37,7 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed,
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
-from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_bwd_fwd_ratio, tp_comm_fwd,
+from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_bwd, tp_comm_fwd,
                       tp_overlap_fraction)
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, expert_copies_fwd_bwd, hbm_time, head_gemm_fwd,
                       layer_gemm_bwd, layer_gemm_fwd, loss_time)
@@ -123,7 +123,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
-                                    "tp", "ep", "ep_g",
+                                    "tp", "tp_b", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
                                     "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_s", "mtp_s_b", "mtp_comm", "mtp_tp_g",
                                     "mtp_ep_g")}
@@ -142,6 +142,7 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["seq_f"] += lk.n_layers * seq_f
         out["seq_b"] += lk.n_layers * seq_b
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        out["tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
         out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                       + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
@@ -310,8 +311,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
     tp_ov = tp_overlap_fraction(ctx)
     tp_exp_f = exposed(tp_f, gemm, tp_ov)
-    # the backward's three transfers per block (comm_tp.tp_bwd_fwd_ratio) beside its dgrad / wgrad GEMMs
-    tp_exp_b = exposed(tp_bwd_fwd_ratio(ctx) * tp_f, gemm_b, tp_ov)
+    # the backward's three transfers per block (comm_tp.tp_comm_bwd) beside its dgrad / wgrad GEMMs
+    tp_exp_b = exposed(share * lc["tp_b"], gemm_b, tp_ov)
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
