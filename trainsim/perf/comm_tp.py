@@ -78,8 +78,9 @@ def tp_overlap_fraction(ctx: StepContext) -> float:
 
 def tp_gather_bytes_per_elem(ctx: StepContext) -> float:
     """Bytes per hidden-state element of a sequence-parallel tensor-parallel all-gather: under FP8 GEMMs the stack
-    casts before it gathers, so 1 byte plus the recipe's scale bytes (:data:`trainsim.perf.compute.FP8_SCALE_BYTES_PER_ELEM`:
-    MXFP8 1/32, blockwise 4/128, per-tensor 0); otherwise BF16, 2. The reduce-scatters (row-parallel outputs,
+    casts before it gathers, so 1 byte plus the recipe's scale bytes
+    (:data:`trainsim.perf.compute.FP8_SCALE_BYTES_PER_ELEM`: MXFP8 1/32, blockwise 4/128, per-tensor 0); otherwise
+    BF16, 2. The reduce-scatters (row-parallel outputs,
     column-parallel input gradients) and the all-reduces of TP without sequence parallelism (``tp_allreduce``)
     stay BF16: they carry GEMM outputs.
 

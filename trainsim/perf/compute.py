@@ -736,7 +736,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
     k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
     permutation is not sourced); a training step whose permutation runs as a fused kernel pair (Transformer
-    Engine's, HybridEP's) charges it with its own backward instead (``moe_permute`` False; :func:`moe_permute_fwd_bwd`); FP8 casts:
+    Engine's, HybridEP's) charges it with its own backward instead (``moe_permute`` False,
+    :func:`moe_permute_fwd_bwd`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
     :func:`fp8_cast_elems_per_token` (over the stack's GEMMs: ``gated_separate``, :func:`gemm_matrices`). The
     engine charges these kernels once in the forward and twice in the
