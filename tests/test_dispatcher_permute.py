@@ -14,7 +14,7 @@ from trainsim.api import estimate
 from trainsim.model.load import resolve_model
 from trainsim.parallel.plan import Plans
 from trainsim.perf.compute import (alltoall_sort_fwd_bwd, elementwise_bytes_per_token, elementwise_fwd, hbm_time,
-                                   permute_rows_in)
+                                   moe_permute_fwd_bwd, permute_rows_in)
 from trainsim.perf.step import layer_costs
 
 
@@ -46,16 +46,23 @@ def test_alltoall_permutes_each_token_once_and_sorts_the_received_rows(qwen):
     fwd, bwd = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
     assert float(fwd[0]) == pytest.approx(float(hbm_time(536_870_912.0, ctx)))
     assert float(bwd[0]) == pytest.approx(float(fwd[0]))
-    # the permute + unpermute now count 4 (1 + 8) h = 73,728 bytes per token, not the generic 4 (8 + 8) h = 131,072
+    # the permute + unpermute count 4 (1 + 8) h = 73,728 bytes per token, not the generic 4 (8 + 8) h = 131,072:
+    # 73,728 x 4,096 = 301,989,888 bytes forward, and as many backward (TE's permute and unpermute are each
+    # other's autograd backward), out of the element-wise kernels' "backward = 2 x forward"
     generic = elementwise_bytes_per_token(lk, 2048, 0.0)
     got = float(elementwise_fwd(lk, ctx, p, tokens)[0])
-    assert got == pytest.approx(float(hbm_time((generic - 4 * 7 * 2048) * 4096.0, ctx)))
+    assert got == pytest.approx(float(hbm_time((generic - 4 * 16 * 2048) * 4096.0, ctx)))
+    pf, pb = moe_permute_fwd_bwd(lk, ctx, p, tokens)
+    assert float(pf[0]) == pytest.approx(float(hbm_time(301_989_888.0, ctx)))
+    assert float(pb[0]) == pytest.approx(float(pf[0]))
     # one local expert per rank (ep 128): no sort
     f1, b1 = alltoall_sort_fwd_bwd(lk, ctx, _plan(128, 128), tokens)
     assert float(f1[0]) == 0.0 and float(b1[0]) == 0.0
-    # the step charges the sort once forward, once backward (layer_costs' seq_f / seq_b), 48 MoE layers
+    # the step charges the sort and the permute once forward, once backward (layer_costs' seq_f / seq_b), 48 MoE
+    # layers
     lc = layer_costs(ctx, p)
-    assert float(lc["seq_f"][0]) == pytest.approx(48 * float(hbm_time(536_870_912.0, ctx)) * ctx.seq_len / 4096.0)
+    per_layer = float(hbm_time(536_870_912.0 + 301_989_888.0, ctx))
+    assert float(lc["seq_f"][0]) == pytest.approx(48 * per_layer * ctx.seq_len / 4096.0)
     assert float(lc["seq_b"][0]) == pytest.approx(float(lc["seq_f"][0]))
 
 
@@ -88,6 +95,40 @@ def test_generic_count_where_the_dispatcher_is_not_sourced(qwen):
     assert permute_rows_in(dense, ctx, p) is None
     f0, b0 = alltoall_sort_fwd_bwd(dense, ctx, p, np.array([4096.0]))
     assert float(f0[0]) == 0.0 and float(b0[0]) == 0.0
+    # where the permutation is not sourced it stays among the element-wise kernels at the generic k rows
+    # (4 (8 + 8) x 2,048 = 131,072 bytes per token), under their backward rule, and has no fused price of its own
+    tok = np.array([4096.0])
+    for c in (hai, dreplace(ctx, moe_dispatcher="allgather")):
+        hf, hb = moe_permute_fwd_bwd(lk, c, p, tok)
+        assert float(hf[0]) == 0.0 and float(hb[0]) == 0.0
+    fused = float(elementwise_fwd(lk, ctx, p, tok)[0])
+    assert float(elementwise_fwd(lk, hai, p, tok)[0]) - fused == pytest.approx(
+        float(hbm_time(131_072 * 4096.0, ctx)))
+    df, db = moe_permute_fwd_bwd(dense, ctx, p, tok)
+    assert float(df[0]) == 0.0 and float(db[0]) == 0.0
+
+
+def test_permute_forward_and_backward_in_mtp_and_moe_recompute(monkeypatch):
+    # DeepSeek-V3 (hidden 7,168, top-8, 256 experts) under DeepEP at ep 64 (4 local experts, no sort): the permute
+    # of the MTP module's MoE layer is priced like a decoder layer's: forward B, backward B (layer_costs mtp_s / mtp_s_b), and
+    # selective ``moe`` recompute reruns it (Megatron-Core moe_layer.py checkpoints the whole MoE forward,
+    # dispatch included). B = 4 (r + 8) 7,168 x tokens, r the delivered rows of permute_rows_in.
+    arch = resolve_model("deepseek-v3")
+    ctx = dreplace(ctx_for(arch, make_system(), chips=64), moe_dispatcher="deepep")
+    p = _plan(64, 64)
+    lk = arch.mtp[0]
+    assert lk.moe is not None and arch.hidden == 7168 and lk.moe.top_k == 8
+    tok = float(ctx.seq_len)
+    r = float(np.asarray(permute_rows_in(lk, ctx, p))[0])
+    b = float(hbm_time(4.0 * (r + 8.0) * 7168.0 * tok, ctx))
+    lc = layer_costs(ctx, p)
+    assert float(lc["mtp_s"][0]) == pytest.approx(b)
+    assert float(lc["mtp_s_b"][0]) == pytest.approx(b)
+    import trainsim.perf.recompute as rc
+    moe = float(np.asarray(rc.selective_recompute_fwd(lk, ctx, p, np.array([tok]), ("moe",)))[0])
+    monkeypatch.setattr(rc, "expert_copies_fwd_bwd", lambda *a: (0.0, 0.0))
+    without = float(np.asarray(rc.selective_recompute_fwd(lk, ctx, p, np.array([tok]), ("moe",)))[0])
+    assert moe - without == pytest.approx(b)
 
 
 # Megatron-LM tests/functional_tests/test_cases/common/moe_perf (commit cf39a4ddcf, 2025-12-17, "Add moe layer perf

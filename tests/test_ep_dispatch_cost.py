@@ -126,12 +126,13 @@ def test_deepep_permute_reads_the_delivered_rows_once():
     from trainsim.model.load import resolve_model
     from trainsim.parallel.plan import Plans
     from trainsim.perf.comm_ep import dispatched_rows_per_token
-    from trainsim.perf.compute import elementwise_bytes_per_token, elementwise_fwd, hbm_time
+    from trainsim.perf.compute import hbm_time, moe_permute_bytes_per_token, moe_permute_fwd_bwd
     arch = resolve_model("qwen3-30b-a3b")          # hidden 2048, 128 experts, top-8
     lk = next(lk for lk in arch.layers if lk.moe is not None)
     assert (arch.hidden, lk.moe.experts, lk.moe.top_k) == (2048, 128, 8)
-    generic = elementwise_bytes_per_token(lk, 2048, 0.0)
-    one_row = elementwise_bytes_per_token(lk, 2048, 0.0, permute_rows_in=1.0)
+    generic = moe_permute_bytes_per_token(lk, 2048)
+    one_row = moe_permute_bytes_per_token(lk, 2048, 1.0)
+    assert generic == 4 * (8 + 8) * 2048
     assert generic - one_row == pytest.approx(4 * (8 - 1) * 2048)      # 57,344 bytes per token
     p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=8, etp=1, cp=1, dp=8, zero=3, recompute=0, mb=1, schedule=0,
                            node_limit=0)
@@ -149,7 +150,7 @@ def test_deepep_permute_reads_the_delivered_rows_once():
     assert float(dispatched_rows_per_token(lk, base, p)[0]) == 8.0
     tokens = np.array([4096.0])
     r = 8 * (1 - math.comb(112, 8) / math.comb(128, 8))
-    saved = elementwise_fwd(lk, learned, p, tokens) - elementwise_fwd(lk, fake, p, tokens)
+    saved = moe_permute_fwd_bwd(lk, learned, p, tokens)[0] - moe_permute_fwd_bwd(lk, fake, p, tokens)[0]
     assert float(saved[0]) == pytest.approx(float(hbm_time(4 * (r - 1) * 2048 * 4096.0, base)))
     # Kimi K2's 384 experts on ep 32 (12 per rank): windows of 8 from multiples of 8 cross a rank boundary in one
     # start of three (8 .. 15 spans 0 .. 11 and 12 .. 23): 4 / 3 rows

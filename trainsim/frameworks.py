@@ -14,6 +14,7 @@ from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
 from .parallel.validity import REASONS, zero3_fsdp2_ok
 from .errors import unknown
+from .perf.compute import GATED_FFN_GROUPS
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +116,20 @@ def stack_flags(fw: str) -> dict[str, bool]:
     behaviour)."""
     prof = profile(fw)
     return {f: bool(prof.get(f, False)) for f in STACK_FLAGS}
+
+
+def gated_ffn_separate(fw: str) -> tuple[str, ...]:
+    """The matrix groups (of :data:`GATED_FFN_GROUPS`) in which stack ``fw`` runs a gated FFN's gate and up
+    projections as two GEMMs: its profile's ``gated_ffn_separate`` list, with its ``gated_ffn_separate_source``;
+    empty where the profile leaves it out (Megatron-Core's one fc1 of width 2 x ffn,
+    :func:`trainsim.perf.compute.gemm_matrices`). An unknown group is an error naming the profile."""
+    groups = tuple(str(g) for g in (profile(fw).get("gated_ffn_separate") or ()))
+    for g in groups:
+        if g not in GATED_FFN_GROUPS:
+            raise TrainsimError(f"expected a matrix group of {', '.join(GATED_FFN_GROUPS)}, got {g!r}",
+                                field=f"frameworks.{fw}.gated_ffn_separate",
+                                where="trainsim/catalog/data/framework_schedules.yaml")
+    return groups
 
 
 #: the DSA indexer-loss paths an engine prices (:func:`trainsim.perf.compute.dsa_indexer_loss_fwd`)

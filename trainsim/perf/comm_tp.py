@@ -3,7 +3,8 @@
 Each tensor-parallel block (attention, dense MLP) does one all-gather of the sequence-sharded input and one
 reduce-scatter of its output in the forward pass, and in the backward pass the mirrored pair plus, in Megatron-style
 stacks, a re-gather of the saved input shard for the weight gradient (:func:`tp_bwd_fwd_ratio`); each moves the full
-activation ``tokens x hidden x 2 bytes`` over the tp group (ring: (tp-1)/tp of it per chip). A MoE block with
+activation ``tokens x hidden`` over the tp group (ring: (tp-1)/tp of it per chip), 2 bytes an element, except the
+all-gathers under FP8 GEMMs, which move the FP8 cast (:func:`tp_gather_bytes_per_elem`). A MoE block with
 keeps tokens sequence-sharded into the all-to-all and needs no tp collective, except for its shared experts,
 which are tensor-parallel like a dense MLP (expert tensor parallelism has its own collectives over the etp group:
 :func:`trainsim.perf.comm_ep.etp_comm_fwd`). A parallel block (PaLM) fuses attention and MLP: one pair.
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..model.arch import LayerKind
 from .collectives import all_reduce_time, exposed, reduce_scatter_time
-from .compute import dsa_loss_keys, dsa_loss_teacher
+from .compute import FP8_SCALE_BYTES_PER_ELEM, dsa_loss_keys, dsa_loss_teacher
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -75,16 +76,68 @@ def tp_overlap_fraction(ctx: StepContext) -> float:
     return ctx.calib.tp_overlap_userbuffers if ctx.tp_comm_overlap else ctx.calib.tp_overlap
 
 
-def tp_transfer_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+def tp_gather_bytes_per_elem(ctx: StepContext) -> float:
+    """Bytes per hidden-state element of a sequence-parallel tensor-parallel all-gather: under FP8 GEMMs the stack
+    casts before it gathers, so 1 byte plus the recipe's scale bytes
+    (:data:`trainsim.perf.compute.FP8_SCALE_BYTES_PER_ELEM`: MXFP8 1/32, blockwise 4/128, per-tensor 0); otherwise
+    BF16, 2. The reduce-scatters (row-parallel outputs,
+    column-parallel input gradients) and the all-reduces of TP without sequence parallelism (``tp_allreduce``)
+    stay BF16: they carry GEMM outputs.
+
+    * Transformer Engine, forward: ``_LayerNormLinear.forward`` with ``parallel_mode == 'column'`` and
+      ``sequence_parallel`` quantises the norm output (the quantized-norm kernel, or ``quantizer(ln_out)``) and
+      gathers it with ``gather_along_first_dim(ln_out, tp_group, quantizer=quantizer)``, or fills the userbuffers
+      all-gather with the quantized tensor (TransformerEngine d0067d0d transformer_engine/pytorch/module/
+      layernorm_linear.py; distributed.py ``gather_along_first_dim``: ``_all_gather_fp8`` for delayed and current
+      scaling, ``_all_gather_mxfp8`` with its scales, ``_start_all_gather_fp8_blockwise`` FP8 when the shape
+      divides by 128); the same since v1.0 (layernorm_linear.py: ``ln_out_dtype = torch.uint8`` under FP8, then
+      ``gather_along_first_dim(ln_out, tp_group)``).
+    * Backward: the re-gather of the saved input shard (``ctx.ln_out_needs_gather``) gathers the saved FP8 tensor,
+      and the row-parallel linear's output-gradient all-gather casts dY first (module/base.py
+      ``grad_output_preprocess``: 'FP8 with all-gather: unfused bgrad, fused cast + transpose', then
+      ``gather_along_first_dim(grad_output, ..., quantizer=quantizer)``; v1.12: ``cast_to_fp8`` into a uint8
+      buffer, then the gather); userbuffers keep FP8 buffers for these all-gathers.
+    * torchao Float8 TP (torchtitan's ``enable_float8_linear`` with TP): ``PrepareFloat8ModuleInput`` casts the
+      module input with ``hp_tensor_to_float8_dynamic`` before ``redistribute`` to ``Replicate`` (an FP8
+      all-gather), and ``Float8RowwiseParallel``'s output passes through ``NoopFwToFloat8E5M2BwDynamic`` after its
+      reduce-scatter, so the backward gathers an FP8 dY (pytorch/ao v0.7.0 torchao/float8/float8_tensor_parallel.py).
+
+    Example (test): hidden 8,192, 4,096 tokens: a BF16 transfer 64 MiB, an FP8 (current scaling) all-gather
+    32 MiB, an MXFP8 one 33 MiB (32 MiB + 1 MiB of E8M0 scales)."""
+    if not ctx.fp8_gemm or ctx.tp_allreduce:
+        return BF16_BYTES
+    return 1.0 + FP8_SCALE_BYTES_PER_ELEM[ctx.fp8_recipe]
+
+
+def tp_transfer_time(ctx: StepContext, p: Plans, tokens: Num, bytes_per_elem: float = BF16_BYTES) -> Num:
     """One sequence-parallel all-gather or reduce-scatter of the hidden states over the tp group, per micro-batch:
-    ``tokens x hidden x 2 bytes`` (BF16, also under FP8 GEMMs), ring (tp - 1) / tp of it per chip; 0 when tp = 1."""
-    size = tokens * ctx.arch.hidden * BF16_BYTES
+    ``tokens x hidden x bytes_per_elem`` (BF16 unless given: :func:`tp_gather_bytes_per_elem` for the
+    all-gathers), ring (tp - 1) / tp of it per chip; 0 when tp = 1."""
+    size = tokens * ctx.arch.hidden * bytes_per_elem
     return reduce_scatter_time(size, p.tp, np.ones_like(p.tp), ctx.system, ctx.calib.coll_eff)
 
 
+def tp_block_pair_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """One tensor-parallel block's forward pair per micro-batch: the all-gather of its input at
+    :func:`tp_gather_bytes_per_elem` plus the reduce-scatter of its output in BF16 (the pair a recomputed block
+    reruns too, :func:`tp_mlp_recompute_exposed`)."""
+    return tp_transfer_time(ctx, p, tokens, tp_gather_bytes_per_elem(ctx)) + tp_transfer_time(ctx, p, tokens)
+
+
 def tp_comm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1)."""
-    return tp_transfer_time(ctx, p, tokens) * tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp)
+    """Forward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1): one all-gather
+    and one reduce-scatter per block (:func:`tp_collectives_per_layer` / 2 blocks, :func:`tp_block_pair_time`)."""
+    return tp_block_pair_time(ctx, p, tokens) * (tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp) / 2.0)
+
+
+def tp_comm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Backward tensor-parallel communication time of one layer per micro-batch (0 when tp = 1): per block the
+    reduce-scatter of the input gradient (BF16) and 2 x :func:`tp_bwd_fwd_ratio` - 1 all-gathers at
+    :func:`tp_gather_bytes_per_elem` (the output gradient's and, where the stack saved only the input shard, the
+    input's again): in BF16 exactly :func:`tp_bwd_fwd_ratio` x :func:`tp_comm_fwd`."""
+    gathers = 2.0 * tp_bwd_fwd_ratio(ctx) - 1.0
+    one = gathers * tp_transfer_time(ctx, p, tokens, tp_gather_bytes_per_elem(ctx)) + tp_transfer_time(ctx, p, tokens)
+    return one * (tp_collectives_per_layer(lk, ctx.arch.parallel_block, p.etp) / 2.0)
 
 
 def tp_mlp_recompute_exposed(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, gemm_s: Num) -> Num:
@@ -99,7 +152,7 @@ def tp_mlp_recompute_exposed(lk: LayerKind, ctx: StepContext, p: Plans, tokens: 
                                                                      and lk.moe.shared_experts > 0)
     if not has_block:
         return 0.0 * np.asarray(tokens, dtype=np.float64)
-    return exposed(2.0 * tp_transfer_time(ctx, p, tokens), gemm_s, tp_overlap_fraction(ctx))
+    return exposed(tp_block_pair_time(ctx, p, tokens), gemm_s, tp_overlap_fraction(ctx))
 
 
 def replicated_gather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

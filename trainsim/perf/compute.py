@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..model.arch import AttentionCore, LayerKind
+from ..model.arch import AttentionCore, LayerKind, Matrix
 from ..model.counts import attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
@@ -96,13 +96,56 @@ def gemm_shape(c: Calib) -> tuple[float, ...]:
     return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap)
 
 
+#: matrix groups a gated FFN's gate and up projections can belong to (:func:`gemm_matrices`; a stack profile's
+#: ``gated_ffn_separate`` names those of them whose gate and up run as two GEMMs)
+GATED_FFN_GROUPS = ("mlp", "shared_expert", "expert")
+
+
+def gemm_matrices(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[Matrix, ...]:
+    """The GEMMs a training stack runs for a layer's weight matrices: each gated FFN's ``<name>.gate`` and
+    ``<name>.up`` (k x ffn each) as one fc1 GEMM ``<name>.fc1`` of k x 2 ffn, in its place and with its group,
+    split and counts, except in the matrix groups listed in ``separate`` (the stack profile's
+    ``gated_ffn_separate``, :data:`GATED_FFN_GROUPS`), which run them as two GEMMs over the same input.
+
+    One fc1: Megatron-Core builds ``linear_fc1`` with output width ``ffn_hidden_size * 2`` when
+    ``gated_linear_unit`` is set (megatron/core/transformer/mlp.py ``MLP.__init__`` at core_r0.8.0 and d98e8a64;
+    a Transformer Engine LayerNormLinear, layernorm_mlp.py's fused module likewise), and its grouped experts one
+    fc1 weight of ``2 x moe_ffn_hidden_size`` per expert (moe/experts.py ``TEGroupedMLP``); Megatron-LM 23.x
+    ``ParallelMLP`` (``dense_h_to_4h`` doubled under ``--swiglu``), and the stacks built on them (NeMo,
+    Megatron-Bridge, MindSpeed, Primus), the same. NeMo AutoModel's grouped experts also hold one
+    ``gate_and_up_projs`` (nemo_automodel/components/moe/layers.py ``GroupedExperts`` / ``GroupedExpertsDeepEP`` at
+    89e3a9fdd), but its dense ``MLP`` (dense layers, shared experts) has ``gate_proj`` and ``up_proj``. Two GEMMs:
+    torchtitan ``FeedForward`` ``w2(silu(w1(x)) * w3(x))`` (torchtitan/models/llama/model.py at 9dec370; its MoE
+    experts run ``_grouped_mm`` for w1 and w3 apart, torchtitan/models/common/moe.py at b5bcd76c6), Meta's Llama 3
+    reference (meta-llama/llama3 llama/model.py ``FeedForward`` at 0a3d7172: w1, w3 two ColumnParallelLinear).
+
+    The FLOPs are the same either way; the GEMM shape (:func:`gemm_shape_eff`: N = 2 ffn / tp fills tiles and
+    waves the two N = ffn / tp GEMMs fill twice), its memory side (the input read once) and its launches are not.
+    Example (test): Llama 3.1 8B (hidden 4,096, ffn 14,336) at tp 2: one 4,096 x 14,336 fc1 GEMM per chip, or
+    two of 4,096 x 7,168."""
+    sep = set(separate)
+    names = {m.name for m in lk.matrices}
+    out: list[Matrix] = []
+    for m in lk.matrices:
+        if m.name.endswith(".gate") and m.name[:-5] + ".up" in names and m.group not in sep:
+            up = next(u for u in lk.matrices if u.name == m.name[:-5] + ".up")
+            out.append(replace(m, name=m.name[:-5] + ".fc1", n=m.n + up.n))
+        elif m.name.endswith(".up") and m.name[:-3] + ".gate" in names and m.group not in sep:
+            continue
+        else:
+            out.append(m)
+    return tuple(out)
+
+
 def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds."""
+    """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds. The GEMMs
+    are the stack's (:func:`gemm_matrices`: a gated FFN's gate and up as one fc1 unless the stack runs them
+    apart)."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
     d0 = gemm_shape(c)
     t = np.zeros_like(tokens)
-    for mat in lk.matrices:
+    for mat in gemm_matrices(lk, ctx.gated_ffn_separate):
         if mat.group == "expert":
             e = lk.moe.experts if lk.moe else mat.count
             # tokens per local expert: dp x tokens x active / (E x edp) = tokens x active x ep x etp / (E x tp x cp)
@@ -643,27 +686,27 @@ def fp8_cast_bytes_per_elem(recipe: str, columnwise_copy: bool) -> float:
     return 2.0 + amax_pass + copies * (1.0 + FP8_SCALE_BYTES_PER_ELEM[recipe])
 
 
-def fp8_cast_elems_per_token(lk: LayerKind) -> tuple[float, float]:
+def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[float, float]:
     """(forward, backward) elements one token's FP8 casts quantise in a layer: the distinct GEMM inputs
     (sum of K) and the GEMM output gradients (sum of N), each x ``active`` (routed experts), the router excluded
-    (it stays in BF16).
+    (it stays in BF16), over the stack's GEMMs (:func:`gemm_matrices` with ``separate``).
 
     A Linear's forward casts its input, its backward the incoming output gradient dY once for both of its GEMMs
     (dgrad reads dY rowwise, wgrad columnwise; the input was saved cast for wgrad): Transformer Engine docs,
     features/low_precision_training/performance_considerations, Table 2 (TransformerEngine d0067d0d). Matrices
     that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: ``k`` and ``v``
-    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), ``<name>.up`` the input of
-    ``<name>.gate`` (one ``linear_fc1`` of width 2 x ffn with a gated linear unit; the grouped experts' fc1
-    likewise); their output gradients form one tensor, whose width is the sum of their N."""
-    names = {m.name for m in lk.matrices}
+    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), a gated FFN's up the input of its gate
+    (one fc1 of width 2 x ffn, :func:`gemm_matrices`; the grouped experts' fc1 likewise); their output gradients
+    form one tensor, whose width is the sum of their N. A stack that runs gate and up as two Linears casts the
+    input of each."""
+    mats = gemm_matrices(lk, separate)
+    names = {m.name for m in mats}
     fwd = bwd = 0.0
-    for m in lk.matrices:
+    for m in mats:
         if m.group == "router":
             continue
         bwd += m.n * m.active
-        shared = (m.name in ("k", "v") and "q" in names) or \
-            (m.name.endswith(".up") and m.name[:-3] + ".gate" in names)
-        if not shared:
+        if not (m.name in ("k", "v") and "q" in names):
             fwd += m.k * m.active
     return fwd, bwd
 
@@ -679,7 +722,8 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
-                                permute_rows_in: Num | None = None, dispatch_fused: bool = False) -> Num:
+                                moe_permute: bool = True, dispatch_fused: bool = False,
+                                gated_separate: tuple[str, ...] = ()) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -689,21 +733,14 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
     activation function (:func:`act_fn_bytes_per_f`; ``relu2_unfused``: the stack's squared ReLU as two ops) over
     the dense / shared intermediate and the active experts';
-    MoE: router scores (3 x 4 bytes x experts) and permute + unpermute, 4 (r + k) h for k = active experts: Transformer
-    Engine's fused kernels with a mask map (NVIDIA/TransformerEngine transformer_engine/pytorch/triton/permutation.py
-    at 20deb83e: ``_permute_kernel`` loads each input row once and stores it to every routed expert's slot,
-    ``_unpermute_kernel`` loads a token's k slots and stores one sum), BF16, so the permute moves 2 (r + k) h and
-    the unpermute as much, where r (``permute_rows_in``) is the rows per token it permutes: k by default (8 k h,
-    the generic count, kept for serving and for stacks whose dispatcher is not sourced); in training the
-    dispatcher's rows (:func:`permute_rows_in`): 1 under Megatron-Core's all-to-all dispatcher (whose sort of the
-    received chunks by local expert is :func:`alltoall_sort_fwd_bwd`); after a DeepEP or HybridEP dispatch the
-    rows that dispatch delivered, one per destination rank (Megatron-Core's flex dispatcher,
-    which NeMo AutoModel copies: ``_DeepepManager.get_permuted_hidden_states_by_experts`` permutes the dispatched
-    tokens with ``permute(..., fused=moe_permute_fusion)``, nemo_automodel/components/moe/megatron/token_dispatcher.py
-    at 89e3a9fdd, moe_permute_fusion=True in layers.py ``init_token_dispatcher``;
-    :func:`trainsim.perf.comm_ep.dispatched_rows_per_token`); FP8 casts:
+    MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
+    k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
+    permutation is not sourced); a training step whose permutation runs as a fused kernel pair (Transformer
+    Engine's, HybridEP's) charges it with its own backward instead (``moe_permute`` False,
+    :func:`moe_permute_fwd_bwd`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
-    :func:`fp8_cast_elems_per_token`. The engine charges these kernels once in the forward and twice in the
+    :func:`fp8_cast_elems_per_token` (over the stack's GEMMs: ``gated_separate``, :func:`gemm_matrices`). The
+    engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
     three passes sum to exactly; without it (serving, forward only) the forward inputs' casts. The hyper-connections'
@@ -741,13 +778,11 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     b += act_fn_bytes_per_f(lk.ffn_act, eager, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
-        k = float(lk.moe.active_experts)
-        r = k if permute_rows_in is None else permute_rows_in
         b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
-        if not dispatch_fused:
-            b = b + 2.0 * BF16_BYTES * (r + k) * hidden
+        if moe_permute and not dispatch_fused:
+            b = b + moe_permute_bytes_per_token(lk, hidden)
     if fp8_cast_bytes:
-        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk)
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, gated_separate)
         if dispatch_fused and lk.moe is not None:
             fwd_elems -= float(lk.moe.active_experts) * hidden
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
@@ -776,10 +811,70 @@ def expert_rows_per_chip(lk: LayerKind, p: Plans, tokens: Num) -> np.ndarray:
     return np.asarray(tokens * lk.moe.active_experts * p.etp / p.tp, dtype=np.float64)
 
 
+def moe_permute_bytes_per_token(lk: LayerKind, hidden: int, rows_in: Num | None = None) -> Num:
+    """HBM bytes one token's MoE permute + unpermute move in the forward (0 for a dense layer):
+
+        4 (r + k) h = 2 x [BF16 (r + k) h]
+
+    Transformer Engine's fused kernels with a mask map (NVIDIA/TransformerEngine
+    transformer_engine/pytorch/triton/permutation.py at 20deb83e: ``_permute_kernel`` loads each input row once and
+    stores it to every routed expert's slot, ``_unpermute_kernel`` loads a token's k slots and stores one sum),
+    BF16, so the permute reads r rows and writes k, 2 (r + k) h bytes, and the unpermute as much, for k = active
+    experts and r = ``rows_in`` the rows per token it permutes: k when None (the generic count: 8 k h), in
+    training the dispatcher's (:func:`permute_rows_in`)."""
+    if lk.moe is None:
+        return 0.0
+    k = float(lk.moe.active_experts)
+    r = k if rows_in is None else rows_in
+    return 2.0 * BF16_BYTES * (r + k) * hidden
+
+
+def moe_permute_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of one MoE layer's permute + unpermute where the
+    stack runs them as fused kernels whose backward is the inverse kernel (the dispatchers of
+    :func:`permute_rows_in`, which sequence parallelism splits over tp):
+
+        forward B,   backward B,   B = :func:`moe_permute_bytes_per_token` (rows r of :func:`permute_rows_in`)
+                                       x tokens / tp
+
+    not the "backward = 2 x forward" of the other memory-bound kernels (perf/step.py), because a permutation's
+    gradient is the reverse permutation of the same rows. Transformer Engine d0067d0d
+    transformer_engine/pytorch/permutation.py: ``_moe_permute_mask_map.backward`` runs
+    ``moe_permute_mask_map_backward``, i.e. ``triton_permutation.unpermute_with_mask_map`` over the k permuted
+    gradient rows into r rows (the forward unpermute's bytes), and ``_moe_unpermute_mask_map.backward`` without
+    merging probs runs ``moe_unpermute_mask_map_backward_no_probs``, i.e. ``permute_with_mask_map`` of the r
+    gradient rows into k slots (the forward permute's bytes); the same in ``moe_sort_chunks_by_index``
+    (:func:`alltoall_sort_fwd_bwd`). Megatron-Core passes no merging probs to the unpermute from core_r0.12.0 on:
+    the probs travel with the permuted tokens (``permute(..., probs=probs)``) and the experts apply them
+    (megatron/core/transformer/moe/token_dispatcher.py at core_r0.12.0 and 0d8e0714: ``combine_postprocess``
+    calls ``unpermute(hidden_states, ..., routing_map=...)``; core_r0.11.0 passed ``probs=self.probs``, whose
+    backward also reads the k forward rows, 2 k h more, a stack no validation run uses). HybridEP's
+    ``dispatch_with_permute`` / ``combine_with_unpermute`` are likewise each other's backward (Megatron-LM 0d8e0714
+    megatron/core/transformer/moe/fused_a2a.py ``HybridEPDispatch.backward`` calls ``combine_with_unpermute``,
+    ``HybridEPCombine.backward`` ``dispatch_with_permute``). Megatron-Bridge turns the fusion on for its MoE models
+    (src/megatron/bridge/models/deepseek/deepseek_v3_bridge.py ``provider.moe_permute_fusion = True`` at 067f987d,
+    and the other MoE bridges); NeMo AutoModel's copy of the flex dispatcher sets it (:func:`permute_rows_in`).
+
+    Full recompute reruns the forward B (it is in the forward compute, perf/step.py); selective ``moe`` recompute
+    too (perf/recompute.py). 0 for a dense layer and where :func:`permute_rows_in` gives the generic count (the
+    all-gather dispatcher's unfused index ops, an unpublished dispatcher): those stay in
+    :func:`elementwise_fwd` under the generic backward rule.
+
+    Example (test): Qwen3-30B-A3B (hidden 2048, top-8) under the all-to-all dispatcher, 4,096 tokens, tp 1:
+    B = 4 x (1 + 8) x 2048 x 4096 = 301,989,888 bytes forward and as many backward (the generic rule charged
+    B + 2 B)."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
+    rows_in = permute_rows_in(lk, ctx, p)
+    if rows_in is None:
+        return zero, zero
+    b = hbm_time(moe_permute_bytes_per_token(lk, ctx.arch.hidden, rows_in) * tokens / p.tp, ctx) + zero
+    return b, b
+
+
 def permute_rows_in(lk: LayerKind, ctx: StepContext, p: Plans) -> Num | None:
-    """Rows per token the MoE permute of a training step reads (``permute_rows_in`` of
-    :func:`elementwise_bytes_per_token`), by dispatcher; None (the generic k) for a dense layer and where the
-    dispatcher's permutation is not sourced.
+    """Rows per token the MoE permute of a training step reads (``rows_in`` of
+    :func:`moe_permute_bytes_per_token`, priced by :func:`moe_permute_fwd_bwd`), by dispatcher; None (the generic
+    k, priced in :func:`elementwise_fwd`) for a dense layer and where the dispatcher's permutation is not sourced.
 
     * ``alltoall``, Megatron-Core ``MoEAlltoAllTokenDispatcher``: ``dispatch_preprocess`` permutes the layer's own
       tokens before the all-to-all (``permute(hidden_states, routing_map, ...)``; Transformer Engine's fused
@@ -835,13 +930,15 @@ def alltoall_sort_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
 
 
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute reads the
-    dispatcher's rows (:func:`permute_rows_in`); under the all-gather MoE dispatcher the permutation runs on
+    """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute is here only
+    where its dispatcher's permutation is not sourced (the generic k rows, :func:`permute_rows_in` None); the
+    fused one is :func:`moe_permute_fwd_bwd`. Under the all-gather MoE dispatcher the permutation runs on
     gathered tokens (:func:`allgather_permute_extra_bytes`)."""
-    rows_in = permute_rows_in(lk, ctx, p)
+    generic = permute_rows_in(lk, ctx, p) is None
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
-                                     relu2_unfused=ctx.relu2_unfused, permute_rows_in=rows_in) * tokens / p.tp
+                                     relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
+                                     gated_separate=ctx.gated_ffn_separate) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)
@@ -914,6 +1011,19 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
     else:
         fwd, bwd = 2.0 * b, 2.0 * b
     return hbm_time(fwd, ctx), hbm_time(bwd, ctx)
+
+
+def expert_copies_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of one MoE layer's token copies that carry their own
+    backward count rather than the "backward = 2 x forward" of :func:`elementwise_fwd`: the fused permute +
+    unpermute (:func:`moe_permute_fwd_bwd`), the all-to-all dispatcher's sort by local expert
+    (:func:`alltoall_sort_fwd_bwd`) and the experts run one after another (:func:`sequential_experts_fwd_bwd`).
+    The one sum the step (decoder and MTP layers, perf/step.py) and selective ``moe`` recompute
+    (perf/recompute.py, the forward part) read; 0 for a dense layer."""
+    f1, b1 = moe_permute_fwd_bwd(lk, ctx, p, tokens)
+    f2, b2 = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
+    f3, b3 = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
+    return f1 + f2 + f3, b1 + b2 + b3
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -13,7 +13,9 @@ the named sub-modules and runs their forward again before their backward:
 * ``mlp``: the dense MLP (its GEMMs and activation function);
 * ``moe_act``: the routed experts' activation function;
 * ``shared_experts``: the shared experts' GEMMs and activation function;
-* ``moe``: the whole MoE layer (router, dispatch and combine all-to-all, experts, shared experts);
+* ``moe``: the whole MoE layer (router, dispatch and combine all-to-all, the token copies of
+  :func:`trainsim.perf.compute.expert_copies_fwd_bwd`: permute / unpermute, sort, sequential experts' buffers;
+  experts, shared experts);
 * ``op_sac`` (torchtitan's op-level selective checkpointing): every other matmul and every memory-bound kernel.
 
 What each module frees is in :mod:`trainsim.perf.activations`; full recompute reruns the whole layer forward
@@ -31,8 +33,8 @@ from ..model.arch import LayerKind
 from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd, routing_map_allgather_fwd
 from .comm_tp import tp_mlp_recompute_exposed
-from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, layer_gemm_fwd,
-                      norm_rope_bytes, rope_bytes_per_token)
+from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, expert_copies_fwd_bwd,
+                      layer_gemm_fwd, norm_rope_bytes, rope_bytes_per_token)
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -79,6 +81,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
             t = t + _gemms(lk, ctx, p, tokens, lambda m: m.group in ("expert", "router")) + expert_act + shared
             t = t + ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens)
             t = t + routing_map_allgather_fwd(lk, ctx, p, tokens)   # the rerun dispatch gathers again
+            t = t + expert_copies_fwd_bwd(lk, ctx, p, tokens)[0]     # and permutes / sorts again
         else:
             if "moe_act" in mods:
                 t = t + expert_act

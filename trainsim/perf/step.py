@@ -13,8 +13,9 @@ Backward = 2 x forward for GEMMs (input and weight gradients; the DSA indexer's 
 gradients only, with the loss, :func:`trainsim.perf.compute.layer_gemm_bwd`), the attention core's own backward
 (:func:`trainsim.perf.compute.attention_bwd`: :func:`~trainsim.perf.compute.attn_bwd_ratio` x for flash
 attention, the measured sparse-attention backward rate for DeepSeek-V4's DSA cores), 2 x for
-memory-bound kernels (experts run one after another cost their own forward and backward copies:
-:func:`trainsim.perf.compute.sequential_experts_fwd_bwd`); recomputation adds the recomputed forward parts to the
+memory-bound kernels, except the MoE token copies whose backward is the inverse copy (fused permute / unpermute,
+the all-to-all dispatcher's sort, experts run one after another: their own forward and backward,
+:func:`trainsim.perf.compute.expert_copies_fwd_bwd`); recomputation adds the recomputed forward parts to the
 backward (selective: attention core and activation functions; full: the whole layer forward, tp collectives
 included). Overlap of a
 communication C with compute W uses one rule everywhere: exposed = C - f min(C, W), f from the calibration.
@@ -36,10 +37,10 @@ from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed,
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
-from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_bwd_fwd_ratio, tp_comm_fwd,
+from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_bwd, tp_comm_fwd,
                       tp_overlap_fraction)
-from .compute import (alltoall_sort_fwd_bwd, attention_bwd, attention_fwd, elementwise_fwd, hbm_time, head_gemm_fwd,
-                      layer_gemm_bwd, layer_gemm_fwd, loss_time, sequential_experts_fwd_bwd)
+from .compute import (attention_bwd, attention_fwd, elementwise_fwd, expert_copies_fwd_bwd, hbm_time, head_gemm_fwd,
+                      layer_gemm_bwd, layer_gemm_fwd, loss_time)
 from .collectives import exposed, p2p_time
 from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
@@ -122,10 +123,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     n = len(p)
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
-                                    "tp", "ep", "ep_g",
+                                    "tp", "tp_b", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_tp", "mtp_ep", "mtp_tp_g",
-                                    "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_s", "mtp_s_b", "mtp_tp", "mtp_ep",
+                                    "mtp_tp_g", "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
     calls_f, calls_b = expert_host_calls(ctx)
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
@@ -136,13 +137,13 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["attn"] += lk.n_layers * at
         out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["elem"] += lk.n_layers * el
-        # expert-buffer copies with their own forward / backward counts: experts one after another (SequentialMLP,
-        # whole-buffer copies, most of them in the backward) and the all-to-all dispatcher's sort by local expert
-        seq_f, seq_b = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
-        srt_f, srt_b = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
-        out["seq_f"] += lk.n_layers * (seq_f + srt_f)
-        out["seq_b"] += lk.n_layers * (seq_b + srt_b)
+        # expert-buffer copies with their own forward / backward counts: the fused permute / unpermute, the
+        # all-to-all dispatcher's sort by local expert, experts one after another (SequentialMLP)
+        seq_f, seq_b = expert_copies_fwd_bwd(lk, ctx, p, tokens)
+        out["seq_f"] += lk.n_layers * seq_f
+        out["seq_b"] += lk.n_layers * seq_b
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        out["tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
         out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                       + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
         out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
@@ -173,6 +174,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
         out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
+        mtp_sf, mtp_sb = expert_copies_fwd_bwd(lk, ctx, p, tokens)
+        out["mtp_s"] += lk.n_layers * mtp_sf
+        out["mtp_s_b"] += lk.n_layers * mtp_sb
         out["mtp_tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["mtp_ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
@@ -383,12 +387,13 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_tp, mtp_ep = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_tp"], w * lc["mtp_ep"]
     mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
+    mtp_s, mtp_s_b = w * lc["mtp_s"], w * lc["mtp_s_b"]
     comp_f = gemm + attn + elem + seq_f
     comp_b = gemm_b + attn_b + 2.0 * elem + seq_b
     tp_ov = tp_overlap_fraction(ctx)
     tp_exp_f = exposed(tp_f, gemm, tp_ov)
-    # the backward's three transfers per block (comm_tp.tp_bwd_fwd_ratio) beside its dgrad / wgrad GEMMs
-    tp_exp_b = exposed(tp_bwd_fwd_ratio(ctx) * tp_f, gemm_b, tp_ov)
+    # the backward's three transfers per block (comm_tp.tp_comm_bwd) beside its dgrad / wgrad GEMMs
+    tp_exp_b = exposed(share * lc["tp_b"], gemm_b, tp_ov)
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
@@ -419,8 +424,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
                                 w * (lc["mtp_g_b"] + lc["mtp_a_b"] + 2.0 * lc["mtp_e"]))
     mtp_ep_f = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx, mtp_ep_g)
     mtp_ep_b = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx)
-    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_tp + mtp_tp_g + mtp_ep_f
-    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + 2.0 * mtp_tp + mtp_ep_b
+    last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_s + mtp_tp + mtp_tp_g + mtp_ep_f
+    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + mtp_s_b + 2.0 * mtp_tp + mtp_ep_b
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -461,7 +466,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     extra_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
     t_f, t_b, host = t_f + extra_f, t_b + (extra - extra_f), host + extra
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
-                seq=seq_f + seq_b,
+                seq=seq_f + seq_b + mtp_s + mtp_s_b,
                 rec=rec, p2p=p2p, host=host,
                 tp_exp_f=tp_exp_f, tp_exp_b=tp_exp_b, tp_g_exp=tp_g_exp + mtp_tp_g,
                 ep_exp=ep_exp_f + ep_exp_b + mtp_ep_f + mtp_ep_b, cp_exp_f=cp_exp_f,
