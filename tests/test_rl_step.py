@@ -131,7 +131,13 @@ _Q30_H100_ASYNC = ("Predicted 221 s vs 152 s (+45%; +36% before the RL lengths w
                    "refit. With any decode cost a + b n the one-step-off period needs 1.35x to 2x the on-policy "
                    "wave's generation (6,002 vs 4,452 decode steps, twice the tokens per server), so the published "
                    "pair (152 / 192 s) puts at least ~80 s of the on-policy step outside generation against the model's "
-                   "65 s: the on-policy point matches by compensating errors, not a right decode cost")
+                   "65 s: the on-policy point matches by compensating errors, not a right decode cost. "
+                   "What-if (rlasync2), not applied: the serving constants' NVIDIA mem_eff 0.8 and 3 ms per step "
+                   "in the rollouts only put the six H100 Qwen3 rows within 20% (one-step-off Qwen3-30B 147 s, "
+                   "-3%; eight-step-off 37.0 s, +7%; Qwen3-235B 215 s, -7%; the three on-policy -15 to -17%) while "
+                   "every DeepSeek-V3 and GB200 row falls 5-17 points further below (GB200 Qwen3-30B one-step-off "
+                   "-37 -> -54%, DeepSeek-V3 512 H100 one-step-off -17 -> -33%): one NVIDIA decode efficiency "
+                   "does not fit vLLM's BF16 Qwen3 rollouts on Hopper and the Blackwell / MLA rows at once")
 _Q30_H100_AHEAD = ("Qwen3-30B-A3B eight-step-off on 192 H100 (64 generation GPUs: 32 vLLM TP2 servers; 128 training): "
                    "predicted 55.7 s vs 34.5 s published (+61%). Eight steps ahead (max_trajectory_age_steps 8: "
                    "8 x 64 prompt groups in flight, targets v + 1 ... v + 8, nemo_rl/algorithms/async_utils.py tag "
