@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""NeMo RL one-step-off steps: the timeline's closed form against a discrete-event run of the collector protocol.
+"""NeMo RL asynchronous steps: the timeline's closed form against a discrete-event run of the collector protocol.
 
-For every one-step-off point in validation/rl/, runs trainsim/posttrain/protocol.py on the model's own per-step
+For every asynchronous point in validation/rl/ (one step off, or max_trajectory_age_steps ahead), runs trainsim/posttrain/protocol.py on the model's own per-step
 decode cost (a + b n per server), servers, running limit, log-prob + update time and refit, with sample lengths
 of the stated mean capped at the stated longest sample, drawn up to three ways (uniform up to the cap where that
 keeps the mean, exponential cut at the cap, gamma of shape 4 cut at the cap), and prints the steady period
@@ -56,14 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10, help="training steps to run (default 10; 3 fill the pipeline)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default=None, help="run only the points whose file name contains this")
     args = ap.parse_args(argv)
     for path in sorted((ROOT / "validation" / "rl").glob("*.yaml")):
+        if args.only and args.only not in path.name:
+            continue
         pt = load_posttrain(path)
         if pt.step.mode != "async":
-            continue
-        if pt.step.max_trajectory_age_steps > 1:   # the protocol runner follows one-step-off only
-            print(f"{pt.name}: {pt.step.max_trajectory_age_steps} steps ahead, not simulated "
-                  "(trainsim/posttrain/protocol.py runs max_trajectory_age_steps 1)")
             continue
         res = evaluate(pt)
         by_stage: dict[str, float] = {}
@@ -78,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         chips = roll["chips"]
         servers = max(int(chips // d["plan"]["chips"]), 1)
         per_server = pt.step.sequences / servers
-        running = max(int(round(min(d["batch_per_chip"] * d["plan"]["chips"], per_server))), 1)
+        age = pt.step.max_trajectory_age_steps
+        running = max(int(round(min(d["batch_per_chip"] * d["plan"]["chips"], age * per_server))), 1)
         st = pt.step
         cap = st.rollout_len * st.tail_factor
         train_s = by_stage.get("logprobs", 0.0) + by_stage.get("train", 0.0)
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         for law, f in length_draws(st.rollout_len, cap).items():
             starts = simulate_one_step_off(servers, running, d["step_fixed_s"], d["step_per_seq_s"], st.prompts,
                                            st.samples_per_prompt, f, train_s, refit_s, steps=args.steps,
-                                           seed=args.seed)
-            period = steady_period_s(starts)
+                                           seed=args.seed, age=age)
+            period = steady_period_s(starts, skip=max(3, age + 2))
             print(f"    {law:14s} protocol {period:7.1f} s ({period / res['step_time_s'] - 1:+.1%})")
 
 

@@ -1,6 +1,7 @@
-"""NeMo RL one-step-off generation: each period keeps the longest sample, overlapped with the next step's batch
-(phases.overlapped_decode_steps), checked by hand and against an event-by-event run of the collector's protocol
-(posttrain/protocol.py, NVIDIA-NeMo/RL tag v0.6.0 nemo_rl/algorithms/async_utils.py)."""
+"""NeMo RL asynchronous generation (one step off, or max_trajectory_age_steps ahead): each period keeps the longest
+sample, overlapped with the next steps' batches (phases.overlapped_decode_steps), checked by hand and against an
+event-by-event run of the collector's protocol (posttrain/protocol.py, NVIDIA-NeMo/RL tag v0.6.0
+nemo_rl/algorithms/async_utils.py)."""
 from __future__ import annotations
 
 import pytest
@@ -68,6 +69,33 @@ def test_protocol_trainer_bound():
     # 10 s of training + 0.1 s refit against 4.7 s of generation: the trainer sets the period
     starts = simulate_one_step_off(2, 8, 0.010, 0.001, 4, 4, lambda r, i: LENGTHS[i], 10.0, 0.1, steps=8)
     assert steady_period_s(starts) == pytest.approx(10.1, rel=1e-9)
+
+
+@pytest.mark.parametrize("age,slots,hand", [
+    # queue-bound: max(1,600 / n, 300 / age) = 1,600 / n steps, n = min(slots, 8 x age) running per server
+    (2, 4, 0.1 + 0.010 * 400 + 1.6),      # 5.7 s
+    (4, 16, 0.1 + 0.010 * 100 + 1.6),     # 2.7 s: 16 run of the 32 each server holds
+])
+def test_protocol_generation_ahead_queue_bound(age, slots, hand):
+    # max_trajectory_age_steps > 1 (NeMo RL v0.6.0 _calculate_target_weights: targets v + 1 ... v + age, the
+    # semaphore age x prompts groups): the same 2 servers x 8 samples per step as above, each server holding up
+    # to age x 8 samples; with the queue longer than max_len / age the period is the queue's steps, as the
+    # closed form has it (phases.overlapped_decode_steps)
+    starts = simulate_one_step_off(2, slots, 0.010, 0.001, 4, 4, lambda r, i: LENGTHS[i], 1.0, 0.1, steps=20,
+                                   age=age)
+    n = min(slots, 8 * age)
+    closed = 0.1 + generation_s(8, n, 0.010 + 0.001 * n, 1, 0.011, 200, 300, overlapped=True, age=age)
+    assert closed == pytest.approx(hand)
+    assert steady_period_s(starts, skip=age + 4) == pytest.approx(hand, rel=0.01)
+
+
+def test_protocol_generation_ahead_tail_bound_is_an_upper_bound():
+    # two steps ahead, 32 slots: 16 run per server, the queue 1,600 / 16 = 100 steps, the tail 300 / 2 = 150: the
+    # closed form charges 0.1 + 1.5 + 1.6 = 3.2 s (Little's law on slots held ~max_len steps); the collector's
+    # run comes out ~3.06 s: within 5% and not above
+    starts = simulate_one_step_off(2, 32, 0.010, 0.001, 4, 4, lambda r, i: LENGTHS[i], 1.0, 0.1, steps=20, age=2)
+    period = steady_period_s(starts, skip=6)
+    assert 3.2 * 0.95 < period <= 3.2
 
 
 def test_protocol_needs_enough_steps():

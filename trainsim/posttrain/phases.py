@@ -293,7 +293,11 @@ def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) ->
     groups, as above); by Little's law, ``age x prompts`` slots held ``max_len`` steps each let ``prompts`` groups
     finish per period only if the period holds at least ``max_len / age`` steps: ``max(queue_steps, max_len /
     age)``. Example: the same 64 samples of mean 1,000, longest 3,000, eight steps ahead: max(1,000, 375) =
-    1,000 steps: the tail is hidden and the queue decides."""
+    1,000 steps: the tail is hidden and the queue decides. Checked against an event-by-event run of the collector
+    with ``age`` > 1 (:func:`.protocol.simulate_one_step_off`, tests/test_rl_async.py): equal where the queue
+    decides; where ``max_len / age`` decides, an upper bound within 5% (3.2 s against the run's 3.06 s in the
+    test's case); on the eight-step-off Qwen3-30B point (queue-bound,
+    scripts/rl_async_protocol.py) the run's period is -1.4% to +2.2% of the closed form's."""
     return max(float(queue_steps), float(max_len) / max(int(age), 1))
 
 

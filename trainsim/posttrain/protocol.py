@@ -1,14 +1,15 @@
-"""A discrete-event run of NeMo RL v0.6.0's one-step-off GRPO protocol: a check of the closed form the timeline
+"""A discrete-event run of NeMo RL v0.6.0's asynchronous GRPO protocol: a check of the closed form the timeline
 uses for it (:func:`.phases.overlapped_decode_steps`), not part of the engine.
 
 What it follows, from ``nemo_rl/algorithms/async_utils.py`` and ``nemo_rl/algorithms/grpo.py``
-(``async_grpo_train``), NVIDIA-NeMo/RL tag v0.6.0 (commit 5fb58893), with ``max_trajectory_age_steps`` 1 and
-``in_flight_weight_updates`` true as the performance recipes set them:
+(``async_grpo_train``), NVIDIA-NeMo/RL tag v0.6.0 (commit 5fb58893), with ``max_trajectory_age_steps`` k (1 in
+the one-step-off recipes, 8 in ``grpo-qwen3-30ba3b-24n8g-async-8off.yaml``) and ``in_flight_weight_updates`` true
+as the performance recipes set them:
 
-* the collector keeps at most ``prompts`` prompt groups in flight (``_inflight_sema`` =
-  ``num_prompts_per_step x max_trajectory_age_steps``) and submits the groups of one target step in prompt order;
-  from weight version 0 it generates for targets 0 and 1, from version v > 0 for v + 1 only
-  (``_calculate_target_weights``), and it starts no new group during a refit (``prepare_for_refit``);
+* the collector keeps at most ``k x prompts`` prompt groups in flight (``_inflight_sema`` =
+  ``num_prompts_per_step x max_trajectory_age_steps``) and submits the groups of one target step in prompt order,
+  target after target; from weight version 0 it generates for targets 0 ... k, from version v > 0 for
+  v + 1 ... v + k (``_calculate_target_weights``), and it starts no new group during a refit (``prepare_for_refit``);
 * each sample of a group is sent to the next rollout server in turn (``VllmGeneration._async_generate_base``:
   round-robin over the data-parallel shards, one request per sample, ``run_async_multi_turn_rollout``); a server
   runs at most ``max_seqs`` sequences, first come first served (vLLM's scheduler), and a decode step with ``n``
@@ -31,8 +32,9 @@ from typing import Callable
 
 def simulate_one_step_off(servers: int, max_seqs: int, a_s: float, b_s: float, prompts: int, group: int,
                           lengths: Callable[[random.Random, int], int], train_s: float, refit_s: float,
-                          steps: int = 10, seed: int = 0) -> list[float]:
-    """Start times (s) of ``steps`` training steps under the protocol above.
+                          steps: int = 10, seed: int = 0, age: int = 1) -> list[float]:
+    """Start times (s) of ``steps`` training steps under the protocol above, ``age`` = ``max_trajectory_age_steps``
+    (1: one step off).
 
     ``lengths(rng, i)``: generated tokens of the ``i``-th sample of its group. Example: 1 server, 2 slots, 1 prompt
     of 2 samples, lengths 3 and 1, ``a_s`` 1, ``b_s`` 0, no training time: each step's group takes 3 decode steps,
@@ -80,10 +82,12 @@ def simulate_one_step_off(servers: int, max_seqs: int, a_s: float, b_s: float, p
         for s in idle:          # an idle server starts once every request of this instant has arrived
             run_server(s, t)
 
+    k = max(int(age), 1)
+
     def _submit(t: float) -> None:
         v = state["version"]
-        for target in ([0, 1] if v == 0 else range(v + 2)):
-            while submitted.get(target, 0) < prompts and state["inflight"] < prompts:
+        for target in range(v + 1 + k):      # version 0: targets 0 ... k; version v: up to v + k
+            while submitted.get(target, 0) < prompts and state["inflight"] < k * prompts:
                 submitted[target] = submitted.get(target, 0) + 1
                 state["inflight"] += 1
                 g = state["next_group"]
