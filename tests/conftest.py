@@ -1,6 +1,9 @@
 """Shared fixtures: small hand-built chips and systems, independent of the catalog files."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from trainsim.catalog.types import Chip, NetLevel, System
@@ -93,3 +96,12 @@ def emitted_args(fragment: str, tmp_path) -> list[str]:
                          capture_output=True, text=True).stdout
     return out.splitlines()
 
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (the scripts are not a package), loaded afresh."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

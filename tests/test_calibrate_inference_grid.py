@@ -5,7 +5,6 @@ computes (each point's plan and batch searched again at each combination), and w
 README and inference.yaml hold."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import load_script
 from trainsim.errors import NoPlanError
 from trainsim.inference.calib import InferCalib, default_calib, vendor_key
 from trainsim.inference.search import _pick, pick_rows
@@ -33,10 +33,7 @@ GEMM = (0.3, 0.75)
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("calibrate_inference", ROOT / "scripts" / "calibrate_inference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("calibrate_inference")
 
 
 def _calib(**kw) -> InferCalib:

@@ -4,20 +4,17 @@ must be what the script makes now; a change that moves them without regenerating
 scenario table: tests/test_scenarios.py; the accuracy table and calibration file: tests/test_accuracy.py.)"""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("readme_scenarios", ROOT / "scripts" / "readme_scenarios.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("readme_scenarios")
 
 
 def section(tag: str) -> str:
@@ -36,9 +33,7 @@ def test_readme_block_is_generated(script, tag, maker):
 def test_readme_rl_table_is_generated():
     """The RL whole-step table (validation/rl/ against the post-training model) is what scripts/calibrate_inference.py
     writes now (`--rl-table` rewrites just it): a training-calibration change moves these steps too."""
-    spec = importlib.util.spec_from_file_location("calibrate_inference", ROOT / "scripts" / "calibrate_inference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("calibrate_inference")
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- rl-table:start -->\n", 1)[1].split("\n<!-- rl-table:end -->", 1)[0]
     assert block == mod.rl_table(), "README RL table is stale: run python scripts/calibrate_inference.py --rl-table"
