@@ -14,7 +14,7 @@ from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
 from .parallel.validity import REASONS, zero3_fsdp2_ok
 from .errors import unknown
-from .perf.compute import GATED_FFN_GROUPS
+from .perf.compute import GATED_FFN_GROUPS, QKV_GROUP
 
 
 @lru_cache(maxsize=1)
@@ -130,6 +130,24 @@ def gated_ffn_separate(fw: str) -> tuple[str, ...]:
                                 field=f"frameworks.{fw}.gated_ffn_separate",
                                 where="trainsim/catalog/data/framework_schedules.yaml")
     return groups
+
+
+def qkv_separate(fw: str) -> bool:
+    """Whether stack ``fw`` runs an attention block's q, k and v projections as three GEMMs (wq, wk, wv apart):
+    its profile's ``qkv_separate`` with its ``qkv_separate_source``; False where the profile leaves it out
+    (Megatron-Core's one ``linear_qkv``, :func:`trainsim.perf.compute.fused_qkv`). A value other than true /
+    false is an error naming the profile."""
+    v = profile(fw).get("qkv_separate", False)
+    if not isinstance(v, bool):
+        raise TrainsimError(f"expected true or false, got {v!r}", field=f"frameworks.{fw}.qkv_separate",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    return v
+
+
+def separate_gemms(fw: str) -> tuple[str, ...]:
+    """The ``separate`` groups :func:`trainsim.perf.compute.gemm_matrices` takes for stack ``fw``: its
+    :func:`gated_ffn_separate` groups, and :data:`trainsim.perf.compute.QKV_GROUP` where :func:`qkv_separate`."""
+    return gated_ffn_separate(fw) + ((QKV_GROUP,) if qkv_separate(fw) else ())
 
 
 #: the DSA indexer-loss paths an engine prices (:func:`trainsim.perf.compute.dsa_indexer_loss_fwd`)

@@ -13,7 +13,7 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, gated_ffn_separate, optimizer_precisions,
+from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
                          plan_options, plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
 from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
@@ -53,7 +53,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations,
                        dsa_indexer_loss=dsa_indexer_loss(framework_of(run), run.arch.family),
-                       gated_ffn_separate=gated_ffn_separate(framework_of(run)),
+                       gated_ffn_separate=separate_gemms(framework_of(run)),
                        **stack_flags(framework_of(run)), **runtime)
 
 

@@ -100,12 +100,49 @@ def gemm_shape(c: Calib) -> tuple[float, ...]:
 #: ``gated_ffn_separate`` names those of them whose gate and up run as two GEMMs)
 GATED_FFN_GROUPS = ("mlp", "shared_expert", "expert")
 
+#: the pseudo-group of ``separate`` (:func:`gemm_matrices`) under which an attention block's q, k and v run as
+#: three GEMMs (a stack profile's ``qkv_separate``, :func:`trainsim.frameworks.separate_gemms`)
+QKV_GROUP = "qkv"
+
+#: the column-parallel input projections of an attention block Megatron-Core runs as one GEMM: q, k, v
+#: (``linear_qkv``) and a Gated DeltaNet's output gate z and beta / decay inputs ba (its one ``in_proj``)
+QKV_FUSED_NAMES = ("q", "k", "v", "z", "ba")
+
+
+def fused_qkv(lk: LayerKind) -> Matrix | None:
+    """The one input-projection GEMM Megatron-Core runs for a layer's attention, ``qkv``, of width the sum of the
+    fused matrices' N (:data:`QKV_FUSED_NAMES`), or None where the layer has no separate q, k and v (a checkpoint
+    that stores them fused already, MLA, whose q and kv paths are apart).
+
+    Megatron-Core ``SelfAttention`` builds one ``linear_qkv`` (a ColumnParallelLinear, or Transformer Engine's
+    LayerNormColumnParallelLinear) of output width ``query_projection_size + 2 * kv_projection_size``, i.e.
+    (n_q + 2 n_kv) x head_dim, and splits its output after the GEMM (NVIDIA/Megatron-LM
+    megatron/core/transformer/attention.py ``SelfAttention.__init__`` ``linear_qkv_out_dim`` at d98e8a64; the
+    same ``linear_qkv`` since core_r0.5); Megatron-LM's legacy ``ParallelAttention`` one ``query_key_value`` of
+    3 x projection size (megatron/model/transformer.py), and metaseq's ``ModelParallelMultiheadAttention``
+    ``qkv_proj`` of 3 x embed_dim (``combine_qkv_proj = True``, facebookresearch/metaseq
+    metaseq/model_parallel/modules/multihead_attention.py at 02dd7a85). Its Gated DeltaNet projects q, k, v, z
+    and b, a with one ``in_proj`` of width ``2 qk_dim + 2 v_dim + in_proj_extra_dim``
+    (megatron/core/ssm/gated_delta_net/common.py at d98e8a64). MLA's down-projections ``linear_q_down_proj`` and
+    ``linear_kv_down_proj`` stay two GEMMs: their fused ``linear_qkv_down_proj`` (``FusedMLASelfAttention``,
+    Megatron-LM 8fd390d1, 2026-03-11) is opt-in (``mla_down_proj_fusion``, default False, set by no
+    Megatron-Bridge recipe at the mirrored head), so they are left as they are."""
+    by = {m.name: m for m in lk.matrices if m.group == "attn" and m.split == "col"}
+    if not all(n in by for n in ("q", "k", "v")):
+        return None
+    parts = [by[n] for n in QKV_FUSED_NAMES if n in by]
+    if len({m.k for m in parts}) != 1:
+        return None
+    return replace(parts[0], name="qkv", n=sum(m.n for m in parts))
+
 
 def gemm_matrices(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[Matrix, ...]:
     """The GEMMs a training stack runs for a layer's weight matrices: each gated FFN's ``<name>.gate`` and
     ``<name>.up`` (k x ffn each) as one fc1 GEMM ``<name>.fc1`` of k x 2 ffn, in its place and with its group,
     split and counts, except in the matrix groups listed in ``separate`` (the stack profile's
-    ``gated_ffn_separate``, :data:`GATED_FFN_GROUPS`), which run them as two GEMMs over the same input.
+    ``gated_ffn_separate``, :data:`GATED_FFN_GROUPS`), which run them as two GEMMs over the same input; and the
+    attention's q, k and v (with a Gated DeltaNet's z and ba) as one ``qkv`` GEMM in q's place
+    (:func:`fused_qkv`) unless ``separate`` holds :data:`QKV_GROUP` (the profile's ``qkv_separate``).
 
     One fc1: Megatron-Core builds ``linear_fc1`` with output width ``ffn_hidden_size * 2`` when
     ``gated_linear_unit`` is set (megatron/core/transformer/mlp.py ``MLP.__init__`` at core_r0.8.0 and d98e8a64;
@@ -118,16 +155,23 @@ def gemm_matrices(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[Matrix
     torchtitan ``FeedForward`` ``w2(silu(w1(x)) * w3(x))`` (torchtitan/models/llama/model.py at 9dec370; its MoE
     experts run ``_grouped_mm`` for w1 and w3 apart, torchtitan/models/common/moe.py at b5bcd76c6), Meta's Llama 3
     reference (meta-llama/llama3 llama/model.py ``FeedForward`` at 0a3d7172: w1, w3 two ColumnParallelLinear).
+    Three q / k / v GEMMs: the stacks whose attention holds wq, wk, wv (q_proj, k_proj, v_proj) as separate
+    linears (their profiles' ``qkv_separate_source``).
 
     The FLOPs are the same either way; the GEMM shape (:func:`gemm_shape_eff`: N = 2 ffn / tp fills tiles and
     waves the two N = ffn / tp GEMMs fill twice), its memory side (the input read once) and its launches are not.
     Example (test): Llama 3.1 8B (hidden 4,096, ffn 14,336) at tp 2: one 4,096 x 14,336 fc1 GEMM per chip, or
-    two of 4,096 x 7,168."""
+    two of 4,096 x 7,168; its attention one 4,096 x 6,144 qkv GEMM ((32 + 2 x 8) x 128), or 4,096 x 4,096 and
+    two of 4,096 x 1,024."""
     sep = set(separate)
     names = {m.name for m in lk.matrices}
+    qkv = None if QKV_GROUP in sep else fused_qkv(lk)
     out: list[Matrix] = []
     for m in lk.matrices:
-        if m.name.endswith(".gate") and m.name[:-5] + ".up" in names and m.group not in sep:
+        if qkv is not None and m.group == "attn" and m.split == "col" and m.name in QKV_FUSED_NAMES:
+            if m.name == "q":
+                out.append(qkv)
+        elif m.name.endswith(".gate") and m.name[:-5] + ".up" in names and m.group not in sep:
             up = next(u for u in lk.matrices if u.name == m.name[:-5] + ".up")
             out.append(replace(m, name=m.name[:-5] + ".fc1", n=m.n + up.n))
         elif m.name.endswith(".up") and m.name[:-3] + ".gate" in names and m.group not in sep:
@@ -694,20 +738,17 @@ def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> t
     A Linear's forward casts its input, its backward the incoming output gradient dY once for both of its GEMMs
     (dgrad reads dY rowwise, wgrad columnwise; the input was saved cast for wgrad): Transformer Engine docs,
     features/low_precision_training/performance_considerations, Table 2 (TransformerEngine d0067d0d). Matrices
-    that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: ``k`` and ``v``
-    read the input of ``q`` (one ``linear_qkv``, a TE LayerNormLinear), a gated FFN's up the input of its gate
-    (one fc1 of width 2 x ffn, :func:`gemm_matrices`; the grouped experts' fc1 likewise); their output gradients
-    form one tensor, whose width is the sum of their N. A stack that runs gate and up as two Linears casts the
-    input of each."""
-    mats = gemm_matrices(lk, separate)
-    names = {m.name for m in mats}
+    that share their input are one GEMM in Megatron-Core with Transformer Engine and cast it once: q, k and v
+    (one ``linear_qkv``, a TE LayerNormLinear, :func:`fused_qkv`), a gated FFN's gate and up (one fc1 of width
+    2 x ffn, :func:`gemm_matrices`; the grouped experts' fc1 likewise); their output gradients form one tensor,
+    whose width is the sum of their N. A stack that runs them as separate Linears (``separate``) casts the input
+    of each X."""
     fwd = bwd = 0.0
-    for m in mats:
+    for m in gemm_matrices(lk, separate):
         if m.group == "router":
             continue
         bwd += m.n * m.active
-        if not (m.name in ("k", "v") and "q" in names):
-            fwd += m.k * m.active
+        fwd += m.k * m.active
     return fwd, bwd
 
 

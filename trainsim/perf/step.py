@@ -125,8 +125,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
                                     "tp", "tp_b", "ep", "ep_g",
                                     "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
-                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_s", "mtp_s_b", "mtp_tp", "mtp_ep",
-                                    "mtp_tp_g", "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
+                                    "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_s", "mtp_s_b", "mtp_tp", "mtp_tp_b",
+                                    "mtp_ep", "mtp_tp_g", "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
     calls_f, calls_b = expert_host_calls(ctx)
     for lk in a.layers:
         g = layer_gemm_fwd(lk, ctx, p, tokens)
@@ -178,6 +178,11 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_s"] += lk.n_layers * mtp_sf
         out["mtp_s_b"] += lk.n_layers * mtp_sb
         out["mtp_tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
+        # its backward's transfers by the decoder layers' rule (comm_tp.tp_comm_bwd: the re-gather of the saved
+        # input shard, FP8 gathers at 1 byte + scales): an MTP module's transformer layer is built and scheduled
+        # as theirs are (Megatron-LM d98e8a64 megatron/core/transformer/multi_token_prediction.py
+        # MultiTokenPredictionLayer.mtp_model_layer: a TransformerLayer built from the transformer block spec)
+        out["mtp_tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
         out["mtp_ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
         out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
                                           + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
@@ -386,6 +391,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     gemm_last_b = w * (2.0 * lc["head"] + lc["mtp_g_b"])
     loss_f, loss_b = w * lc["loss_f"], w * lc["loss_b"]
     mtp_a, mtp_e, mtp_tp, mtp_ep = w * lc["mtp_a"], w * lc["mtp_e"], w * lc["mtp_tp"], w * lc["mtp_ep"]
+    mtp_tp_b = w * lc["mtp_tp_b"]
     mtp_a_b, mtp_tp_g, mtp_ep_g = w * lc["mtp_a_b"], w * lc["mtp_tp_g"], w * lc["mtp_ep_g"]
     mtp_s, mtp_s_b = w * lc["mtp_s"], w * lc["mtp_s_b"]
     comp_f = gemm + attn + elem + seq_f
@@ -425,7 +431,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     mtp_ep_f = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx, mtp_ep_g)
     mtp_ep_b = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx)
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_s + mtp_tp + mtp_tp_g + mtp_ep_f
-    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + mtp_s_b + 2.0 * mtp_tp + mtp_ep_b
+    last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + mtp_s_b + mtp_tp_b + mtp_ep_b
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
     layers = share * a.n_layers
     v = np.maximum(p.vpp, 1).astype(np.float64)
@@ -472,7 +478,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
                 ep_exp=ep_exp_f + ep_exp_b + mtp_ep_f + mtp_ep_b, cp_exp_f=cp_exp_f,
                 cp_exp_b=cp_exp_b,
                 gemm_last=gemm_last + gemm_last_b, loss=loss_f + loss_b, mtp_a=mtp_a + mtp_a_b, mtp_e=mtp_e,
-                mtp_tp=mtp_tp)
+                mtp_tp=mtp_tp + mtp_tp_b)
 
 
 @dataclass
@@ -634,7 +640,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "attention": m * (attn + mtp_a),   # forward + backward of the attention cores
         "memory_bound": m * (3.0 * (elem + mtp_e) + st["seq"] + acc),
         "recompute": m * rec,
-        "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"] + 3.0 * mtp_tp),   # with the MTP layers' (exposed)
+        "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"] + mtp_tp),   # with the MTP layers' (exposed)
         "ep_alltoall": m * st["ep_exp"],   # both directions, with the routing-map gathers and the MTP layers
         "cp_comm": m * (cp_exp_f + cp_exp_b),
         "pp_p2p": m * p2p,
