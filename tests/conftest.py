@@ -105,3 +105,16 @@ def load_script(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+#: A Llama-3-70B-shaped dense run on 64 H100 at tp 8, pp 4 (the TP-collective tests' shared shape); format with
+#: ``fw`` (the stack), ``zero``, ``recompute`` and ``extra`` (more ``training`` keys, ", key: value" or "").
+T70B_TP8_SPEC = """
+name: t70b-tp8
+framework: {fw}
+model: {{name: t70b, layers: 80, hidden: 8192, heads: 64, kv_heads: 8, ffn: 28672, ffn_act: swiglu, vocab: 128256}}
+system: dgx-h100
+chips: 64
+training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16{extra}}}
+plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: {zero}, recompute: {recompute}, micro_batch: 1, schedule: 1f1b}}
+"""

@@ -55,7 +55,7 @@ def test_fc1_shape_fills_the_last_wave():
     tok = np.array([4096.0])
     lat = ctx.calib.gemm_latency_s
     t_fused = float(layer_gemm_fwd(up_gate, ctx, _plan(1), tok)[0]) - lat
-    t_split = float(layer_gemm_fwd(up_gate, dreplace(ctx, gated_ffn_separate=("mlp",)), _plan(1), tok)[0]) - 2 * lat
+    t_split = float(layer_gemm_fwd(up_gate, dreplace(ctx, separate_gemms=("mlp",)), _plan(1), tok)[0]) - 2 * lat
     assert t_split / t_fused == pytest.approx((7168 / 7260) / (3584 / 3696), rel=1e-9)
     assert (7168 / 7260) / (3584 / 3696) == pytest.approx(1.01818, abs=1e-5)
 

@@ -7,18 +7,11 @@ import math
 import pytest
 import yaml
 
+from conftest import T70B_TP8_SPEC
 from trainsim.api import estimate, parse_run
 from trainsim.perf.calibration import Calib
 
-SPEC = """
-name: overlap
-framework: {fw}
-model: {{name: t70b, layers: 80, hidden: 8192, heads: 64, kv_heads: 8, ffn: 28672, ffn_act: swiglu, vocab: 128256}}
-system: dgx-h100
-chips: 64
-training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16{extra}}}
-plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: 1, recompute: full, micro_batch: 1, schedule: 1f1b}}
-"""
+SPEC = T70B_TP8_SPEC.replace("{zero}", "1").replace("{recompute}", "full")
 
 
 def _est(fw: str, extra: str = ""):

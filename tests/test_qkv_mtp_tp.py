@@ -82,7 +82,7 @@ def test_qkv_shape_fills_the_last_wave():
     tok = np.array([12800.0])
     lat = ctx.calib.gemm_latency_s
     t_fused = float(layer_gemm_fwd(attn, ctx, _plan(1), tok)[0]) - lat
-    t_split = float(layer_gemm_fwd(attn, dreplace(ctx, gated_ffn_separate=(QKV_GROUP,)), _plan(1), tok)[0]) - 3 * lat
+    t_split = float(layer_gemm_fwd(attn, dreplace(ctx, separate_gemms=(QKV_GROUP,)), _plan(1), tok)[0]) - 3 * lat
     hand = (4096 * 3300 / 3200 + 2 * 1024 * 924 / 800) / (6144 * 4884 / 4800)
     assert hand == pytest.approx(1.05405, abs=1e-5)
     assert t_split / t_fused == pytest.approx(hand, rel=1e-9)

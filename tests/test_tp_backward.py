@@ -11,21 +11,14 @@ from dataclasses import replace as dreplace
 import pytest
 import yaml
 
+from conftest import T70B_TP8_SPEC
 from trainsim.perf.collectives import reduce_scatter_time
 from trainsim.perf.comm_tp import tp_bwd_fwd_ratio
 from trainsim.perf.step import evaluate
 from trainsim.plan_estimate import context, plans_from_spec
 from trainsim.spec import parse_run
 
-SPEC = """
-name: tpbwd
-framework: {fw}
-model: {{name: t70b, layers: 80, hidden: 8192, heads: 64, kv_heads: 8, ffn: 28672, ffn_act: swiglu, vocab: 128256}}
-system: dgx-h100
-chips: 64
-training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16}}
-plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: {zero}, recompute: none, micro_batch: 1, schedule: 1f1b}}
-"""
+SPEC = T70B_TP8_SPEC.replace("{extra}", "").replace("{recompute}", "none")
 
 
 def _run(fw: str, zero: int = 1):

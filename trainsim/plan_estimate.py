@@ -53,7 +53,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        offload_activation_layers=pl.offload_activation_layers or 0,
                        fp8_activations=run.training.fp8_activations,
                        dsa_indexer_loss=dsa_indexer_loss(framework_of(run), run.arch.family),
-                       gated_ffn_separate=separate_gemms(framework_of(run)),
+                       separate_gemms=separate_gemms(framework_of(run)),
                        **stack_flags(framework_of(run)), **runtime)
 
 

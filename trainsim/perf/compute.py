@@ -189,7 +189,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
     d0 = gemm_shape(c)
     t = np.zeros_like(tokens)
-    for mat in gemm_matrices(lk, ctx.gated_ffn_separate):
+    for mat in gemm_matrices(lk, ctx.separate_gemms):
         if mat.group == "expert":
             e = lk.moe.experts if lk.moe else mat.count
             # tokens per local expert: dp x tokens x active / (E x edp) = tokens x active x ep x etp / (E x tp x cp)
@@ -764,7 +764,7 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
                                 moe_permute: bool = True, dispatch_fused: bool = False,
-                                gated_separate: tuple[str, ...] = ()) -> Num:
+                                separate_gemms: tuple[str, ...] = ()) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -780,7 +780,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     Engine's, HybridEP's) charges it with its own backward instead (``moe_permute`` False,
     :func:`moe_permute_fwd_bwd`); FP8 casts:
     ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`, by recipe; 0 without FP8 GEMMs) x the elements of
-    :func:`fp8_cast_elems_per_token` (over the stack's GEMMs: ``gated_separate``, :func:`gemm_matrices`). The
+    :func:`fp8_cast_elems_per_token` (over the stack's GEMMs: ``separate_gemms``, :func:`gemm_matrices`). The
     engine charges these kernels once in the forward and twice in the
     backward (perf/step.py: backward memory-bound time = 2 x forward), so with ``backward_casts`` (training) the
     forward figure holds a third of the layer's forward-input and backward-gradient casts together, which the
@@ -823,7 +823,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         if moe_permute and not dispatch_fused:
             b = b + moe_permute_bytes_per_token(lk, hidden)
     if fp8_cast_bytes:
-        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, gated_separate)
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, separate_gemms)
         if dispatch_fused and lk.moe is not None:
             fwd_elems -= float(lk.moe.active_experts) * hidden
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
@@ -979,7 +979,7 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
-                                     gated_separate=ctx.gated_ffn_separate) * tokens / p.tp
+                                     separate_gemms=ctx.separate_gemms) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)

@@ -154,9 +154,10 @@ class StepContext:
     pp_torch_stage: bool = False            # PP by torch.distributed.pipelining: per-micro-batch receive buffers and
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
-    gated_ffn_separate: tuple[str, ...] = ()  # matrix groups whose gated FFN runs gate and up as two GEMMs
-                                            # (the profile's gated_ffn_separate; compute.gemm_matrices), and
-                                            # "qkv" where q, k, v run as three (frameworks.separate_gemms)
+    separate_gemms: tuple[str, ...] = ()    # GEMMs the stack runs apart that Megatron-Core fuses
+                                            # (frameworks.separate_gemms; compute.gemm_matrices): matrix groups
+                                            # whose gated FFN runs gate and up as two (the profile's
+                                            # gated_ffn_separate), and "qkv" where q, k, v run as three
     dualpipev_fb_overlap: bool = False      # the stack's DualPipe is MindSpeed's dualpipev + --moe-fb-overlap: etp 1,
                                             # cp 1 (parallel/validity.py) and no overlapped gradient sync (perf/step.py)
     grad_buffer_zeroed: bool = False        # the stack's DDP zeroes its whole local gradient buffer every step

@@ -302,8 +302,16 @@ def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) 
     host stall recurs: plan recompute 2 (full) ``frac`` x ``host_f``; selective with ``moe`` in the modules
     ``host_f``; otherwise 0. Where :func:`moe_host_sync_time` is 0 (whole-iteration CUDA graphs, drop and pad) this
     is 0 too."""
+    return moe_rerun_share(ctx, p, frac) * host_f
+
+
+def moe_rerun_share(ctx: StepContext, p: Plans, frac: Num) -> Num:
+    """Share of the MoE layers' forward a recompute runs again in the backward: ``frac`` (the recomputed share of
+    layers) under full recompute (plan recompute 2), 1 under selective recompute with ``moe`` among its modules,
+    else 0 (the reasons: :func:`moe_host_recompute_time`). Read by the host stall's rerun and by the launch floor's
+    (:func:`moe_launch_floor`)."""
     sel_moe = 1.0 if "moe" in ctx.recompute.modules else 0.0
-    return np.where(p.recompute == 2, frac * host_f, np.where(p.recompute == 1, sel_moe * host_f, 0.0))
+    return np.where(p.recompute == 2, frac, np.where(p.recompute == 1, sel_moe, 0.0))
 
 
 #: Launches Transformer Engine makes per expert to quantise one grouped-GEMM operand (an expert's slice of the
@@ -453,7 +461,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # the schedules that pair one micro-batch's forward with another's backward (DualPipe, Megatron-Core's EP
     # all-to-all overlap) hide the forward's host stall under the other micro-batch's queued compute, as they hide
     # the all-to-all: the same window and fraction as ep_exp_f above (moe_host_sync_exposed)
-    host_raw = moe_host_sync_time(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None))
+    moe_layers = share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)   # this stage's MoE layers
+    host_raw = moe_host_sync_time(ctx, moe_layers)
     host = moe_host_sync_exposed(host_raw, ep_win, ep_ov)
     rec = np.where(p.recompute == 1, rec_sel, 0.0)
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f), rec)
@@ -463,10 +472,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
     # host-bound layers: the micro-batch takes at least the host's launch work (moe_launch_floor), the excess
     # over the device path charged as host time, split as the launch work is between forward and backward
-    sel_moe = 1.0 if "moe" in ctx.recompute.modules else 0.0
-    rerun = np.where(p.recompute == 2, frac, np.where(p.recompute == 1, sel_moe, 0.0))
-    fl_f, fl_b = moe_launch_floor(ctx, share * sum(lk.n_layers for lk in a.layers if lk.moe is not None),
-                                  share * lc["moe_calls_f"], share * lc["moe_calls_b"], rerun)
+    fl_f, fl_b = moe_launch_floor(ctx, moe_layers, share * lc["moe_calls_f"], share * lc["moe_calls_b"],
+                                  moe_rerun_share(ctx, p, frac))
     floor = fl_f + fl_b
     extra = np.maximum(0.0, floor - (t_f + t_b))
     extra_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
