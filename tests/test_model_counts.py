@@ -65,6 +65,8 @@ OFFICIAL: dict[str, Official] = {
                               "dynamic, ~27B average)", active_min=18.6, active_max=31.3),
     "qwen3-235b-a22b": Official(235, 22, "emb+head", "huggingface.co/Qwen/Qwen3-235B-A22B model card"),
     "qwen3-30b-a3b": Official(30.5, 3.3, "emb+head", "huggingface.co/Qwen/Qwen3-30B-A3B model card", exact="total"),
+    "qwen3-32b": Official(32.8, 32.8, "emb+head", "huggingface.co/Qwen/Qwen3-32B model card ('Number of Parameters: "
+                          "32.8B')", exact="both"),
     "qwen3.5-397b-a17b": Official(397, 17, "emb+head", "huggingface.co/Qwen/Qwen3.5-397B-A17B model card "
                                   "(total includes a ~0.4B vision tower, within 1%)"),
     "minimax-m2": Official(230, 10, "neither", "huggingface.co/MiniMaxAI/MiniMax-M2 model card"),
@@ -159,11 +161,17 @@ def test_zero_expert_active_range(mid, counts):
 
 
 def test_precise_sub_counts():
-    """Published sub-totals: Qwen3-30B-A3B 29.9B non-embedding (card); Ling-mini-2.0 789M non-embedding
+    """Published sub-totals: Qwen3-30B-A3B 29.9B non-embedding (card); Qwen3-32B 31.2B non-embedding (card); Ling-mini-2.0 789M non-embedding
     activated (Ling-V2 README); Nemotron-4 340B 9.4B embedding + 331.6B non-embedding (arXiv 2406.11704 sec. 2);
     DeepSeek-V3 36.6B activated incl. head (README_WEIGHTS, Hugging Face copy)."""
     q = count(resolve_model("qwen3-30b-a3b"))
     assert _close(q.non_embedding_params / B, 29.9, 0, True)
+    # Qwen3-32B card: 31.2B non-embedding; by hand 64 x (5120 x (8192 + 2 x 1024) + 8192 x 5120 + 3 x 5120 x 25600
+    # + 2 x 5120 + 2 x 128) + 5120 = 31.206B (the untied 151,936 x 5120 embedding and head, 0.778B each, apart)
+    q32 = count(resolve_model("qwen3-32b"))
+    assert _close(q32.non_embedding_params / B, 31.2, 0, True)
+    assert q32.non_embedding_params == 64 * (5120 * (8192 + 2 * 1024) + 8192 * 5120 + 3 * 5120 * 25600
+                                             + 2 * 5120 + 2 * 128) + 5120
     ling = count(resolve_model("ling-mini-2.0"))
     assert _close(active_under(ling, "neither") / B, 0.789, 0, True)
     nem = count(resolve_model("nemotron-4-340b"))

@@ -359,6 +359,34 @@ def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_
     return padded * k, max(-(-int(sequences) // k), 1)
 
 
+def bins_for_shards(bins: int, shards: int) -> int:
+    """Packed micro-batches of one global batch once NeMo RL spreads them over ``shards`` data-parallel ranks: the
+    packer's bin count rounded up to a multiple of the ranks, ``ceil(bins / shards) x shards``.
+
+    ``BatchedDataDict.shard_by_batch_size(dp, batch_size=gbs, sequence_packing_args=...)`` builds its packer with
+    ``min_bin_count=shards, bin_count_multiple=shards`` (``nemo_rl/distributed/batched_data_dict.py`` lines 433-434 at
+    NVIDIA-NeMo/RL tag v0.5.0, the same at v0.6.0), and the packer raises its target bin count to the next multiple
+    (``SequencePacker`` ``bin_count_multiple``, ``nemo_rl/data/packing/algorithms.py``), so every rank runs the same
+    number of micro-batches (``Policy.train``, ``nemo_rl/models/policy/lm_policy.py``). Example: 512 samples of
+    1,147 tokens, 3 to a 4,096-token bin -> 171 bins; over 8 ranks 176 (22 each)."""
+    shards = max(int(shards), 1)
+    return -(-max(int(bins), 1) // shards) * shards
+
+
+def stated_dp(plan: dict | None, chips: int) -> int | None:
+    """The data-parallel size a stated trainer plan fixes: ``plan['dp']``, else ``chips / (tp x cp x pp)`` when
+    the plan states all three as single values (expert parallelism splits the experts inside that group and does
+    not change it); None when the plan leaves any of them to the search."""
+    plan = plan or {}
+    if isinstance(plan.get("dp"), int):
+        return int(plan["dp"])
+    dims = [plan.get(k, 1 if k == "cp" else None) for k in ("tp", "cp", "pp")]
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims):
+        return None
+    group = dims[0] * dims[1] * dims[2]
+    return chips // group if chips % group == 0 and chips >= group else None
+
+
 def logprob_microbatches(sequences: int, dp: int, seq_len: int, pack_tokens: int | None,
                          pad_multiple: int = 1) -> tuple[int, int]:
     """(micro-batch length, micro-batches over all data-parallel ranks) of a log-prob pass over ``sequences``.
@@ -430,6 +458,9 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)
         mb_len, n_mb = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
+        dp_stated = stated_dp(plan, chips)
+        if pack_tokens and dp_stated:
+            n_mb = bins_for_shards(n_mb, dp_stated)
 
         def run_of(length, plan_keys):
             return trainer_run(arch, system, chips, length, n_mb, precision, plan_keys, framework, optimizer,
