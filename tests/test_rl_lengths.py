@@ -1,4 +1,4 @@
-"""Prompt and response lengths of the RL points (validation/rl) from NeMo RL's v0.6 performance table itself.
+"""Prompt and response lengths of the RL points (validation/rl) from NeMo RL's v0.6 and v0.5 performance tables themselves.
 
 The table's "G-Average Seq len" is a generation column (the page's nomenclature: "G-: Generation related"; NeMo RL
 v0.6.0 logs ``mean_gen_tokens_per_sample`` as "Mean Generation Length", nemo_rl/experience/rollouts.py), so it is
@@ -43,6 +43,65 @@ PUBLISHED = {
 }
 
 
+#: NeMo RL's v0.5 tables (docs/about/performance-summary.md at tag v0.5.0, commit 6c708930: 'Nemo RL v0.5', H100 BF16,
+#: H100 FP8 and GB200 BF16), every GRPO row (the DAPO row runs another data set): label -> (#GPUs, G-GBS, G-Average
+#: Seq len, Tokens / sec / GPU, Total Step time (s), on policy, T-Max Sequence Length). A separate measurement on an
+#: older stack (Megatron-Bridge 1e9a459b, vLLM 0.11.2), so its prompts are read from its own rows.
+V05_TABLE = {
+    "h100-llama8b-on": (16, 2048, 1019, 1581, 92.8, True, 4096),
+    "h100-llama8b-off": (16, 2048, 1123, 2478, 64.8, False, 4096),
+    "h100-dsv3-on": (256, 512, 744, 12.7, 134, True, 1536),
+    "h100-dsv3-off": (512, 512, 738, 13.1, 64.9, False, 1536),
+    "h100-q235-on": (128, 512, 5700, 54.1, 431, True, 8192),
+    "h100-q235-off": (256, 512, 5707, 58.7, 203, False, 8192),
+    "h100-q30-on": (32, 2048, 3196, 1066, 198, True, 4096),
+    "h100-q30-off": (32, 2048, 3201, 1391, 154, False, 4096),
+    "h100-q32b-on": (32, 2048, 3251, 571, 376, True, 4096),
+    "h100-q32b-off": (64, 2048, 3252, 538, 200, False, 4096),
+    "h100-fp8-llama8b-off": (16, 2048, 1128, 3052, 53.0, False, 4096),
+    "h100-fp8-dsv3-off": (512, 512, 761, 14.1, 67.6, False, 1536),
+    "gb200-llama8b-on": (8, 2048, 1066, 3359, 91.0, True, 4096),
+    "gb200-llama8b-off": (8, 2048, 1107, 4463, 71.1, False, 4096),
+    "gb200-dsv3-on": (128, 512, 996, 34.3, 128, True, 1536),
+    "gb200-dsv3-off": (256, 512, 994, 31.7, 64.5, False, 1536),
+    "gb200-q235-on": (64, 512, 5711, 140, 332, True, 8192),
+    "gb200-q235-off": (128, 512, 5711, 87.9, 268, False, 8192),
+    "gb200-q30-on": (16, 2048, 3198, 1822, 232, True, 4096),
+    "gb200-q30-off": (32, 2048, 3204, 1558, 136, False, 4096),
+    "gb200-q32b-on": (16, 2048, 3253, 1127, 381, True, 4096),
+    "gb200-q32b-off": (32, 2048, 3258, 1025, 210, False, 4096),
+}
+#: the v0.5 rows written as specs: file -> V05_TABLE label
+V05_FILES = {
+    "nemo-rl-v05-h100-llama8b-16-sync.yaml": "h100-llama8b-on",
+    "nemo-rl-v05-h100-llama8b-16-async.yaml": "h100-llama8b-off",
+    "nemo-rl-v05-h100-llama8b-16-async-fp8.yaml": "h100-fp8-llama8b-off",
+    "nemo-rl-v05-gb200-llama8b-8-sync.yaml": "gb200-llama8b-on",
+    "nemo-rl-v05-gb200-llama8b-8-async.yaml": "gb200-llama8b-off",
+    "nemo-rl-v05-h100-q32b-32-sync.yaml": "h100-q32b-on",
+    "nemo-rl-v05-h100-q32b-64-async.yaml": "h100-q32b-off",
+    "nemo-rl-v05-gb200-q32b-16-sync.yaml": "gb200-q32b-on",
+    "nemo-rl-v05-gb200-q32b-32-async.yaml": "gb200-q32b-off",
+}
+
+
+def v05_family(label: str) -> str:
+    """Tokenizer and prompt template of a v0.5 row: Llama 3.1's, DeepSeek-V3's or Qwen3's (Qwen3-235B, -30B-A3B and
+    -32B share one)."""
+    return "llama" if "llama" in label else "dsv3" if "dsv3" in label else "qwen3"
+
+
+def v05_extra_tokens(label: str) -> float:
+    """Tokens per sample a v0.5 row's throughput column counts beyond G-Average Seq len."""
+    gpus, samples, g_avg, tps, step_s, _, _ = V05_TABLE[label]
+    return tps * step_s * gpus / samples - g_avg
+
+
+def v05_prompt_len(fam: str) -> int:
+    """A family's prompt in the v0.5 tables: the mean over that table's on-policy rows of the family, rounded."""
+    return round(mean(v05_extra_tokens(k) for k, row in V05_TABLE.items() if row[5] and v05_family(k) == fam))
+
+
 def family(name: str) -> str:
     """The tokenizer and prompt template a point's prompts go through: DeepSeek-V3's, or Qwen3's (Qwen3-235B and
     Qwen3-30B share tokenizer, chat template and data set)."""
@@ -62,7 +121,34 @@ def prompt_len(fam: str) -> int:
 
 
 def test_every_point_is_in_the_table():
-    assert {p.name for p in RL.glob("*.yaml")} == set(PUBLISHED)
+    assert {p.name for p in RL.glob("*.yaml")} == set(PUBLISHED) | set(V05_FILES)
+    assert set(V05_FILES.values()) <= set(V05_TABLE)
+
+
+def test_v05_prompts_by_hand():
+    # Llama 3.1 8B on-policy: 1,581 x 92.8 x 16 / 2,048 = 1,146.2 tokens per sample, 127.2 over 1,019; GB200 3,359 x
+    # 91.0 x 8 / 2,048 = 1,194.0, 128.0 over 1,066 -> 127.6 -> 128. Qwen3 on-policy (235B, 30B-A3B, 32B on H100 and
+    # GB200): 129.3, 101.9, 103.6, 99.0, 104.4, 101.6 -> 106.6 -> 107
+    assert v05_extra_tokens("h100-llama8b-on") == pytest.approx(1581 * 92.8 * 16 / 2048 - 1019)
+    assert v05_extra_tokens("h100-llama8b-on") == pytest.approx(127.2, abs=0.05)
+    assert v05_extra_tokens("gb200-llama8b-on") == pytest.approx(128.0, abs=0.05)
+    assert v05_prompt_len("llama") == 128 and v05_prompt_len("qwen3") == 107
+
+
+@pytest.mark.parametrize("name", sorted(V05_FILES))
+def test_v05_spec_lengths_follow_the_table(name):
+    pt = load_posttrain(RL / name)
+    st = pt.step
+    label = V05_FILES[name]
+    gpus, samples, g_avg, _, step_s, on_policy, cap = V05_TABLE[label]
+    assert pt.clusters[pt.student.cluster].chips == gpus
+    assert pt.reported.step_time_s == step_s
+    assert (st.mode == "sync") == on_policy
+    assert st.sequences == samples
+    assert st.rollout_len == g_avg
+    assert st.prompt_len == v05_prompt_len(v05_family(label))
+    assert st.longest_seq_len == cap
+    assert st.prompt_len + math.ceil(st.rollout_len * st.tail_factor) == cap
 
 
 def test_hand_derivation_h100_dsv3_256():

@@ -690,6 +690,18 @@ RECIPE_BATCH = {
     "nemo-rl-h100-q30-192-async8.yaml": (4096, 1, 4),
     "nemo-rl-h100-q30-32-async.yaml": (4096, 1, 4),
     "nemo-rl-h100-q30-32-sync.yaml": (4096, 1, 4),
+    # NeMo RL v0.5.0 (tag v0.5.0): Llama 3.1 8B grpo-llama3.1-8b-instruct-2n8g.yaml / -2n4g.yaml L 4096, train 1,
+    # logprob_batch_size 2 (the async-1off and fp8 children inherit them); Qwen3-32B grpo-qwen3-32b-4n8g.yaml /
+    # -4n4g.yaml L 4096, train 1, logprob_batch_size unset -> grpo_math_1B.yaml's 4
+    "nemo-rl-v05-gb200-llama8b-8-async.yaml": (4096, 1, 2),
+    "nemo-rl-v05-gb200-llama8b-8-sync.yaml": (4096, 1, 2),
+    "nemo-rl-v05-h100-llama8b-16-async-fp8.yaml": (4096, 1, 2),
+    "nemo-rl-v05-h100-llama8b-16-async.yaml": (4096, 1, 2),
+    "nemo-rl-v05-h100-llama8b-16-sync.yaml": (4096, 1, 2),
+    "nemo-rl-v05-gb200-q32b-16-sync.yaml": (4096, 1, 4),
+    "nemo-rl-v05-gb200-q32b-32-async.yaml": (4096, 1, 4),
+    "nemo-rl-v05-h100-q32b-32-sync.yaml": (4096, 1, 4),
+    "nemo-rl-v05-h100-q32b-64-async.yaml": (4096, 1, 4),
 }
 
 
@@ -852,3 +864,24 @@ def test_rollout_steps_hide_no_communication():
     t_serve, sparts = step_time(setup_for(arch, system, "bf16", "bf16"), p, 64, 3000, "decode")
     assert float(sparts["overlap_hidden"]) < 0.0
     assert float(t_roll) == pytest.approx(float(t_serve) - float(sparts["overlap_hidden"]), rel=1e-12)
+
+
+def test_packed_bins_round_up_to_the_data_parallel_ranks_by_hand():
+    # NeMo RL's packer keeps the bin count a multiple of the dp shards (shard_by_batch_size: min_bin_count =
+    # bin_count_multiple = dp). Llama 3.1 8B on 16 H100 at PP2 (dp 8): 512 samples of 128 + 1,019 = 1,147 tokens per
+    # optimizer step, floor(4,096 / 1,147) = 3 to a bin -> ceil(512 / 3) = 171 bins -> 176 = 8 x 22
+    from trainsim.posttrain.phases import bins_for_shards, packed_sequences, stated_dp
+
+    length, bins = packed_sequences(512, 1147, 4096)
+    assert (length, bins) == (3 * 1147, 171)
+    assert bins_for_shards(bins, 8) == 176
+    assert bins_for_shards(512, 8) == 512 and bins_for_shards(5, 8) == 8 and bins_for_shards(171, 1) == 171
+    assert stated_dp({"tp": 1, "cp": 1, "pp": 2}, 16) == 8
+    assert stated_dp({"tp": 4, "pp": 4}, 64) == 4          # cp unstated: Megatron's default 1
+    assert stated_dp({"dp": 3, "tp": 1}, 16) == 3
+    # a plan that leaves tp, pp or cp to the search, or lists choices, fixes no dp; nor one that does not divide
+    assert stated_dp({"tp": 1, "cp": 1}, 16) is None
+    assert stated_dp({"tp": [1, 2], "cp": 1, "pp": 1}, 16) is None
+    assert stated_dp({"tp": 3, "cp": 1, "pp": 1}, 16) is None
+    assert stated_dp(None, 16) is None
+
