@@ -82,6 +82,19 @@ V05_FILES = {
     "nemo-rl-v05-h100-q32b-64-async.yaml": "h100-q32b-off",
     "nemo-rl-v05-gb200-q32b-16-sync.yaml": "gb200-q32b-on",
     "nemo-rl-v05-gb200-q32b-32-async.yaml": "gb200-q32b-off",
+    "nemo-rl-v05-h100-dsv3-256-sync.yaml": "h100-dsv3-on",
+    "nemo-rl-v05-h100-dsv3-512-async.yaml": "h100-dsv3-off",
+    "nemo-rl-v05-h100-dsv3-512-async-fp8.yaml": "h100-fp8-dsv3-off",
+    "nemo-rl-v05-h100-q235-128-sync.yaml": "h100-q235-on",
+    "nemo-rl-v05-h100-q235-256-async.yaml": "h100-q235-off",
+    "nemo-rl-v05-h100-q30-32-sync.yaml": "h100-q30-on",
+    "nemo-rl-v05-h100-q30-32-async.yaml": "h100-q30-off",
+    "nemo-rl-v05-gb200-dsv3-128-sync.yaml": "gb200-dsv3-on",
+    "nemo-rl-v05-gb200-dsv3-256-async.yaml": "gb200-dsv3-off",
+    "nemo-rl-v05-gb200-q235-64-sync.yaml": "gb200-q235-on",
+    "nemo-rl-v05-gb200-q235-128-async.yaml": "gb200-q235-off",
+    "nemo-rl-v05-gb200-q30-16-sync.yaml": "gb200-q30-on",
+    "nemo-rl-v05-gb200-q30-32-async.yaml": "gb200-q30-off",
 }
 
 
@@ -133,6 +146,9 @@ def test_v05_prompts_by_hand():
     assert v05_extra_tokens("h100-llama8b-on") == pytest.approx(127.2, abs=0.05)
     assert v05_extra_tokens("gb200-llama8b-on") == pytest.approx(128.0, abs=0.05)
     assert v05_prompt_len("llama") == 128 and v05_prompt_len("qwen3") == 107
+    # DeepSeek-V3 on-policy: 12.7 x 134 x 256 / 512 - 744 = 106.9; 34.3 x 128 x 128 / 512 - 996 = 101.6 -> 104
+    assert v05_extra_tokens("h100-dsv3-on") == pytest.approx(106.9, abs=0.05)
+    assert v05_prompt_len("dsv3") == 104
 
 
 @pytest.mark.parametrize("name", sorted(V05_FILES))
