@@ -259,7 +259,12 @@ _V05_DSV3_COLOC = ("NeMo RL v0.5 DeepSeek-V3 on-policy (DeepSeek-V3-0324 BF16 on
                    "128 H100 99 s and Qwen3-30B-A3B on 32 H100 40 s, while the dense rows of the same table and stack "
                    "leave -0.2 s (Llama 3.1 8B, 16 H100) and +6.9 s (Qwen3-32B, 32 H100) with the same refit, "
                    "optimizer round trip, vLLM wake and log-prob passes priced: the missing time is MoE-specific, "
-                   "not a cost every colocated step pays")
+                   "not a cost every colocated step pays. It may not be colocation: the H100 one-step-off MoE rows "
+                   "leave 43.3 s (DeepSeek-V3, 512 GPUs: 64.9 s published, trainer side 21.6 s) and 38.7 s "
+                   "(Qwen3-30B-A3B: 154 s, 115.3 s) of room on their trainer side, the size of the on-policy "
+                   "residuals, where the dense one-step-off trainer sides already exceed their published steps "
+                   "(Llama 3.1 8B -4.5 s, Qwen3-32B -24 s): a per-step MoE trainer cost of ~40 s, not per token "
+                   "(x1.8 on Qwen3-30B's trainer would exceed its one-step-off step), fits the four; unsourced")
 _V05_DSV3_FP8 = ("NeMo RL v0.5 DeepSeek-V3 FP8 one-step-off on 512 H100 (vLLM TP16 FP8, 32 sequences per server): "
                  "predicted 46.4 s vs 67.6 s (-31%); the v0.6 FP8 row's gap (_DSV3_REFIT: the NCCL refit priced "
                  "10.1 s against NeMo RL's measured 14.2 s, and the DeepSeek-V3 decode) on the v0.5.0 stack, whose "
