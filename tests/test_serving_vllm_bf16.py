@@ -26,6 +26,15 @@ sample), so the serving set cannot pin it; it takes this point only from -53% to
 overhead and ~3.5 ms of per-kernel costs remain. A Hopper / Blackwell split of the NVIDIA fit puts Hopper mem_eff
 at the grid's end (1.0) with 0 ms of step overhead and leaves this point at -57%: not the mechanism either.
 
+What holds the NVIDIA mem_eff at 0.5 (moedecode, the fit's error matrix over the 25 NVIDIA points, a2a_eff 0.95,
+1 ms per step, gemm_eff best per mem_eff): the NVIDIA L1 is flat in the step overhead (2.27-2.43 from 0 to 10 ms),
+not in mem_eff: 2.38 at 0.40, 3.81 at 0.80. At mem_eff 0.9 (gemm_eff 0.5) every Hopper point -- MLPerf v4.1 Llama 2
+70B H100 / H200, SGLang H100 and DeepSeek H800 decode and prefill -- and the Blackwell Llama 2 70B offline / server
+points stay within 18%, and this point goes -54% -> -14%; what moves out is Blackwell decode only: MLPerf v5.1
+Llama 2 70B interactive B200 / GB200 +50 / +60%, MLPerf v5.1 DeepSeek-R1 offline +37 / +48%, SGLang GB200 DeepSeek
+decode +44 / +17 / +57%. The low NVIDIA efficiency is those points' missing physics (the interactive p99 TPOT bound
+applied to the mean step; absorbed MLA decode compute-bound at attn_eff 0.65 on Blackwell), not Hopper streaming.
+
 Where the two groups part (servstack, a coarse grid over the NVIDIA points only, in-sample, a2a_eff 0.95 kept):
 at NVIDIA mem_eff 0.8, gemm_eff 0.6, 3 ms per step (inside the component references: FlashMLA ~90% and
 CloudMatrix MLA 84% of HBM bandwidth, DeepGEMM FP8 68-78% of peak) every Hopper point -- MLPerf v4.1 Llama 2 70B
