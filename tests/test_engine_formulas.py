@@ -213,13 +213,18 @@ def test_allgather_cp_exposes_the_kv_traffic(gpt3, a100_system):
     tokens = 32768 / 8
     ring = _stage(ctx, p, lc, 1.0, False, tokens)
     ag_ctx = dreplace(ctx, cp_allgather=True)
-    ag = _stage(ag_ctx, p, lc, 1.0, False, tokens)
+    lc_ag = shared_costs(ag_ctx, p).rows()[0]
+    ag = _stage(ag_ctx, p, lc_ag, 1.0, False, tokens)
     assert cp_overlap_for(ctx) == ctx.calib.cp_overlap == 0.9
     assert cp_overlap_for(ag_ctx) == 0.0
     cp_f, sync, attn = lc["cp"], lc["cp_sync"], lc["attn"]
     assert float(cp_f[0]) > 0.0
     f = 0.9
-    assert ring["cp_exp_f"] == pytest.approx(cp_f - f * np.minimum(cp_f, attn) + sync, rel=1e-12)
+    # + the ring's merges between its attention calls (Transformer Engine's P2P ring, comm_cp.te_ring_merge_bytes);
+    # an all-gather CP runs one attention call over the gathered K/V and merges nothing
+    assert float(lc["cp_merge_f"][0]) > 0.0 and float(lc_ag["cp_merge_f"][0]) == 0.0
+    assert ring["cp_exp_f"] == pytest.approx(cp_f - f * np.minimum(cp_f, attn) + sync + lc["cp_merge_f"], rel=1e-12)
+    assert lc_ag["cp"] == pytest.approx(cp_f, rel=1e-12)
     assert ag["cp_exp_f"] == pytest.approx(cp_f + sync, rel=1e-12)
     assert ag["cp_exp_b"] == pytest.approx(2.0 * cp_f + 2.0 * sync, rel=1e-12)
     assert ag["t_mb"][0] > ring["t_mb"][0]

@@ -9,7 +9,9 @@ synchronisation (``comm_launch_s`` per step) cannot overlap: :func:`cp_ring_sync
 PyTorch's experimental CP (``torch.distributed.tensor.experimental._attention``; the stack's ``cp_torch_ring``
 profile flag) exchanges the same blocks differently: :func:`torch_ring_exposed` (time) and
 :func:`torch_ring_backward_bytes` (memory), and merges the partial results in eager fp32 PyTorch ops between the
-sub-SDPAs: :func:`torch_ring_merge_bytes`.
+sub-SDPAs: :func:`torch_ring_merge_bytes`. Every ring merges its per-step partial results between the attention
+calls on the compute stream: :func:`ring_merge_time` (Transformer Engine's fused corrections
+:func:`te_ring_merge_bytes`, MindSpeed's eager ones :func:`mindspeed_ring_merge_bytes`).
 """
 from __future__ import annotations
 
@@ -148,12 +150,88 @@ def torch_ring_merge_bytes(cp: Num, q_bytes: Num, o_bytes: Num, kv_bytes: Num) -
     return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)
 
 
-def torch_ring_merge_time(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
-    """(forward, backward) time of :func:`torch_ring_merge_bytes` for one layer and micro-batch at the HBM rate
-    (:func:`trainsim.perf.compute.hbm_time`); ``tokens`` are per cp rank. These ops run on the compute stream
-    between the sub-SDPAs, so nothing hides them."""
+def te_ring_merge_bytes(cp: Num, q_bytes: Num, o_bytes: Num, kv_bytes: Num) -> tuple[Num, Num]:
+    """(forward, backward) HBM bytes of the kernels Transformer Engine's P2P ring runs beside its attention calls, per
+    layer and micro-batch on one rank (0 when cp = 1): Megatron-Core's default CP (``cp_comm_type`` None -> "p2p",
+    Megatron-LM megatron/core/extensions/transformer_engine.py TEDotProductAttention, d98e8a64), counted op by op
+    from NVIDIA/TransformerEngine v2.9 transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py
+    ``AttnFuncWithCPAndKVP2P`` (BF16 attention, sbhd / bshd, causal; the same at v2.12) for the rank whose every
+    later step uses its whole query (rank cp - 1), ``q_bytes`` / ``o_bytes`` the rank's BF16 query / attention
+    output, ``kv_bytes`` its K and V block (:func:`cp_block_bytes`); per-query-row terms (the softmax LSE
+    corrections, fp32 [b, h, s]) are left out:
+
+    * forward: ``torch.cat((k.view(-1), v.view(-1)))`` into the first send buffer (2 kv);
+      ``flash_attn_fwd_out_correction_init`` scales step 0's output into ``out`` (read o, write o: 2 o) and each later
+      step's ``flash_attn_fwd_out_correction`` adds its rescaled output into ``out`` in place (read out, read the
+      step's output, write out: 3 o); both are ``jit_fuser`` functions (torch.compile, transformer_engine/pytorch/
+      jit.py ``lazy_compile``), one kernel each; ``out.to(fwd_nominal_dtype)`` is a no-op in BF16:
+      ``2 kv + (2 + 3 (cp - 1)) o``;
+    * backward: ``p2p_comm_buffers[0][0].copy_(kv)`` (2 kv); the step results land in ``dq_buffer`` and the
+      travelling dK/dV buffer by ``copy_`` at the first step (2 q, 2 kv) and ``add_`` at every later one (3 q,
+      3 kv; some of them on one half of the tensor, so this is the upper bound):
+      ``2 kv + (2 + 3 (cp - 1)) (q + kv)``.
+
+    Example (test_te_ring_merge_by_hand): Llama 3.1 405B, tp 8, cp 2, 8,192 tokens: q = o = 4,096 x 16 x 128 x 2 =
+    16.8 MB, kv = 2.1 MB; forward 88.1 MB, backward 98.6 MB a layer, 70 us at 0.8 of an H100's 3.35 TB/s."""
+    cpf = np.maximum(np.asarray(cp, dtype=np.float64), 1.0)
+    steps = 2.0 + 3.0 * (cpf - 1.0)
+    fwd = 2.0 * kv_bytes + steps * o_bytes
+    bwd = 2.0 * kv_bytes + steps * (q_bytes + kv_bytes)
+    return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)
+
+
+#: bytes per query row and head of MindSpeed's ring softmax statistics: ``softmax_max`` / ``softmax_sum`` of
+#: ``torch_npu.npu_fusion_attention`` are fp32 [b, n, s, 8] (8 copies of each row's value)
+MINDSPEED_ROW_STAT_BYTES = 8 * 4
+
+
+def mindspeed_ring_merge_bytes(cp: Num, q_bytes: Num, o_bytes: Num, kv_bytes: Num,
+                               row_bytes: Num) -> tuple[Num, Num]:
+    """(forward, backward) HBM bytes of the eager PyTorch ops MindSpeed's ring attention (``--context-parallel-algo
+    megatron_cp_algo``) runs between its ``npu_fusion_attention`` calls, per layer and micro-batch on one rank (0
+    when cp = 1); ``q_bytes`` / ``o_bytes`` / ``kv_bytes`` as in :func:`te_ring_merge_bytes`, ``row_bytes`` one
+    softmax statistic tensor (:data:`MINDSPEED_ROW_STAT_BYTES` per query row and head). Counted op by op from
+    Ascend/MindSpeed mindspeed/core/context_parallel/ring_context_parallel.py at 2b0edd2 (the MindSpeed that
+    MindSpeed-LLM 1.0 pinned; ``forward_update_without_fused`` in mindspeed/core/context_parallel/utils.py at
+    028de58c, 2026, is the same ops, used unless ``--use-fused-ring-attention-update``), causal, for rank cp - 1:
+
+    * forward: ``torch.cat((k.unsqueeze(0), v.unsqueeze(0)))`` (2 kv); each later step's ``forward_update``:
+      ten element-wise ops on the statistics (maximum, 2 subtractions, 2 exp, 3 products, a sum, 2 divisions:
+      28 row), each output scale ``[..., 0].unsqueeze(3).repeat(1, 1, 1, d)`` to an fp32 tensor of the output's
+      shape (2 o) and ``rearrange(...).contiguous()`` (4 o): 12 o for the two; ``prev_attn_out * prev_out_scale``
+      and the current one (BF16 x fp32 -> fp32: 5 o each), their sum (6 o) and ``.to(origin_dtype)`` (3 o): 19 o;
+      ``2 kv + (cp - 1) (31 o + 28 row)``;
+    * backward: the K/V ``torch.cat`` (2 kv), ``torch.zeros_like`` of dq, dk, dv (q + kv), the received K/V copied
+      into the K/V + dK/dV send buffer (2 kv), step 0's half-size ``dk[0].copy_`` / ``dv[0].copy_`` (kv); at every
+      later step ``torch.cat`` of dK and dV (2 kv) copied into the send buffer (2 kv) and ``add_`` of the step's
+      dQ, dK, dV (3 q + 3 kv): ``q + 6 kv + (cp - 1) (3 q + 7 kv)``.
+
+    Example (test_mindspeed_ring_merge_by_hand): Mixtral 8x7B, tp 8, cp 2, 32,768 tokens: o = q = 16,384 x 4 x 128
+    x 2 = 16.8 MB, kv = 8.4 MB, row = 2.1 MB: forward 596 MB, backward 176 MB a layer."""
+    cpf = np.maximum(np.asarray(cp, dtype=np.float64), 1.0)
+    fwd = 2.0 * kv_bytes + (cpf - 1.0) * (31.0 * o_bytes + 28.0 * row_bytes)
+    bwd = q_bytes + 6.0 * kv_bytes + (cpf - 1.0) * (3.0 * q_bytes + 7.0 * kv_bytes)
+    return np.where(cpf > 1, fwd, 0.0), np.where(cpf > 1, bwd, 0.0)
+
+
+def ring_merge_time(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """(forward, backward) time of the ops a CP ring runs between its attention calls, for one layer and micro-batch
+    at the HBM rate (:func:`trainsim.perf.compute.hbm_time`); ``tokens`` are per cp rank. By the stack's CP: PyTorch's
+    experimental CP (``cp_torch_ring``) :func:`torch_ring_merge_bytes`; MindSpeed's eager ring (``cp_eager_merge``)
+    :func:`mindspeed_ring_merge_bytes`; an all-gather CP (``cp_allgather``) none (one attention call over the gathered
+    K/V); else Megatron-Core's Transformer Engine ring, :func:`te_ring_merge_bytes`. These ops run on the compute
+    stream between the attention calls, so nothing hides them."""
     cores = [c for c in lk.attention if c.kind != "linear"]
+    if ctx.cp_allgather or not cores:
+        return 0.0, 0.0
     q = sum(c.heads * c.qk_head_dim for c in cores) * tokens / p.tp * 2.0
     o = sum(c.heads * c.v_head_dim for c in cores) * tokens / p.tp * 2.0
-    f, b = torch_ring_merge_bytes(p.cp, q, o, cp_block_bytes(lk, ctx, p, tokens))
+    kv = cp_block_bytes(lk, ctx, p, tokens)
+    if ctx.cp_torch_ring:
+        f, b = torch_ring_merge_bytes(p.cp, q, o, kv)
+    elif ctx.cp_eager_merge:
+        row = sum(c.heads for c in cores) * tokens / p.tp * MINDSPEED_ROW_STAT_BYTES
+        f, b = mindspeed_ring_merge_bytes(p.cp, q, o, kv, row)
+    else:
+        f, b = te_ring_merge_bytes(p.cp, q, o, kv)
     return hbm_time(f, ctx), hbm_time(b, ctx)

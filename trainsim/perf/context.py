@@ -142,6 +142,7 @@ class StepContext:
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
     cp_torch_ring: bool = False             # PyTorch experimental CP (perf/comm_cp.py torch_ring_exposed)
+    cp_eager_merge: bool = False            # MindSpeed's ring merges in eager ops (comm_cp.mindspeed_ring_merge_bytes)
     dsa_indexer_loss: str = "none"          # 'none' | 'sparse' | 'dense' (perf/compute.py dsa_indexer_loss_fwd)
     cp_kv_repeated: bool = False            # the stack repeats K/V to the query heads before SDPA (comm_cp.ring_heads;
                                             # SDPA then keeps the repeated K/V: perf/activations.py)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..model.counts import count, layer_attention_fwd_flops_per_token
-from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, torch_ring_exposed, torch_ring_merge_time
+from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, ring_merge_time, torch_ring_exposed
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
 from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
                       routing_map_allgather_fwd)
@@ -152,9 +152,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
         if ctx.cp_torch_ring:
             out["cp_dkv"] += lk.n_layers * cp_dkv_step(lk, ctx, p, tokens)
-            merge_f, merge_b = torch_ring_merge_time(lk, ctx, p, tokens)
-            out["cp_merge_f"] += lk.n_layers * merge_f
-            out["cp_merge_b"] += lk.n_layers * merge_b
+        # the ring's merges of its per-step partial results, on the compute stream (comm_cp.ring_merge_time)
+        merge_f, merge_b = ring_merge_time(lk, ctx, p, tokens)
+        out["cp_merge_f"] += lk.n_layers * merge_f
+        out["cp_merge_b"] += lk.n_layers * merge_b
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
         if lk.moe is not None:   # per-expert host calls of the grouped GEMM (moe_launch_floor)
@@ -427,9 +428,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         # + its eager fp32 merges between the sub-SDPAs (compute stream, never hidden)
         cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
         cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
-    else:
-        cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync
-        cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync
+    else:   # + the ring's merges between its attention calls (compute stream, never hidden; comm_cp.py)
+        cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync + share * lc["cp_merge_f"]
+        cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync + share * lc["cp_merge_b"]
     # an MTP module's transformer layer is scheduled as the decoder's are (Megatron-Core builds a
     # TransformerLayerSchedulePlan for it, model_chunk_schedule_plan.py ``is_mtp``): its dispatch + combine hide
     # under the window of its own layer and head (and its forward gathers HybridEP's routing map) by the rule of the
