@@ -80,8 +80,13 @@ def _in_flight_interleaved(p: Array, v: Array, m: Array, r: Array) -> Array:
     the m v chunk-forwards of the step; NVIDIA/Megatron-LM 4295be1a6c, 1 Nov 2024, and unchanged at d98e8a6). With
     N = p (the default, and the only group before 4295be1a6c), rank 0: p + (p - 1) / v (Korthikanti et al. 2022
     sec. 4.2.3)."""
-    n = microbatch_group(p, m)
-    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * n + 1.0) / v
+    return np.minimum(m * v, interleaved_warmup(p, v, m, r) + 1.0) / v
+
+
+def interleaved_warmup(p: Array, v: Array, m: Array, r: Array | float = 0.0) -> Array:
+    """Rank r's warm-up chunk-forwards under the interleaved schedule, min(m v, 2 (p - r - 1) + (v - 1) N),
+    N = :func:`microbatch_group` (Megatron-Core ``num_warmup_microbatches``, see :func:`_in_flight_interleaved`)."""
+    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * microbatch_group(p, m))
 
 
 def _in_flight_afab(p: Array, v: Array, m: Array, r: Array) -> Array:
@@ -341,8 +346,8 @@ def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
 
 def fill_drain_transfers(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
     """Stage-boundary transfers per schedule call that Megatron-Core's interleaved schedule waits for, one after
-    another, on its first pipeline rank: 2 W, W = min(m v, 2 (p - 1) + (v - 1) N) (N = :func:`microbatch_group`),
-    0 for the other schedules and where pp = 1 or vpp = 1.
+    another, on its first pipeline rank: 2 W, W = :func:`interleaved_warmup` of rank 0, min(m v, 2 (p - 1) +
+    (v - 1) N) (N = :func:`microbatch_group`); 0 for the other schedules and where pp = 1 or vpp = 1.
 
     W is rank 0's warm-up chunk-forwards (``num_warmup_microbatches``, :func:`_in_flight_interleaved`); its cool-down
     runs as many chunk-backwards. Neither phase overlaps its transfers: NVIDIA/Megatron-LM d98e8a6
@@ -358,8 +363,7 @@ def fill_drain_transfers(schedule: Array, pp: Array, vpp: Array, m: Array) -> Ar
     transfer already waits (``pp_overlap``), inside the per-micro-batch time the bubble formula multiplies."""
     p = pp.astype(np.float64)
     v = np.maximum(vpp, 1).astype(np.float64)
-    mm = np.asarray(m, dtype=np.float64)
-    w = np.minimum(mm * v, 2.0 * (p - 1.0) + (v - 1.0) * microbatch_group(p, mm))
+    w = interleaved_warmup(p, v, np.asarray(m, dtype=np.float64))
     return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), 2.0 * w, 0.0)
 
 
