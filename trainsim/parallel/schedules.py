@@ -80,8 +80,13 @@ def _in_flight_interleaved(p: Array, v: Array, m: Array, r: Array) -> Array:
     the m v chunk-forwards of the step; NVIDIA/Megatron-LM 4295be1a6c, 1 Nov 2024, and unchanged at d98e8a6). With
     N = p (the default, and the only group before 4295be1a6c), rank 0: p + (p - 1) / v (Korthikanti et al. 2022
     sec. 4.2.3)."""
-    n = microbatch_group(p, m)
-    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * n + 1.0) / v
+    return np.minimum(m * v, interleaved_warmup(p, v, m, r) + 1.0) / v
+
+
+def interleaved_warmup(p: Array, v: Array, m: Array, r: Array | float = 0.0) -> Array:
+    """Rank r's warm-up chunk-forwards under the interleaved schedule, min(m v, 2 (p - r - 1) + (v - 1) N),
+    N = :func:`microbatch_group` (Megatron-Core ``num_warmup_microbatches``, see :func:`_in_flight_interleaved`)."""
+    return np.minimum(m * v, 2.0 * np.maximum(p - r - 1.0, 0.0) + (v - 1.0) * microbatch_group(p, m))
 
 
 def _in_flight_afab(p: Array, v: Array, m: Array, r: Array) -> Array:
@@ -337,6 +342,29 @@ def dp_sync_window(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
     mm = np.asarray(m, dtype=np.float64)
     span = np.minimum((1.0 + (v - 1.0) * np.minimum(microbatch_group(p, mm), mm)) / v, np.maximum(mm, 1.0))
     return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), span, 1.0)
+
+
+def fill_drain_transfers(schedule: Array, pp: Array, vpp: Array, m: Array) -> Array:
+    """Stage-boundary transfers per schedule call that Megatron-Core's interleaved schedule waits for, one after
+    another, on its first pipeline rank: 2 W, W = :func:`interleaved_warmup` of rank 0, min(m v, 2 (p - 1) +
+    (v - 1) N) (N = :func:`microbatch_group`); 0 for the other schedules and where pp = 1 or vpp = 1.
+
+    W is rank 0's warm-up chunk-forwards (``num_warmup_microbatches``, :func:`_in_flight_interleaved`); its cool-down
+    runs as many chunk-backwards. Neither phase overlaps its transfers: NVIDIA/Megatron-LM d98e8a6
+    megatron/core/pipeline_parallel/schedules.py forward_backward_pipelining_with_interleaving calls
+    ``send_forward_recv_forward(output_tensor, recv_prev=...)`` after each warm-up forward and
+    ``send_backward_recv_backward(input_tensor_grad, recv_next=...)`` after each cool-down backward without
+    ``overlap_p2p_comm=True``, so each waits for its send and for the receive of the next chunk's input before the
+    next chunk starts, unless ``--overlap-p2p-communication-warmup-flush`` (model_parallel_config.py
+    ``overlap_p2p_comm_warmup_flush``, default False; added in 4295be1a6c, 1 Nov 2024). Before that commit
+    (core_r0.8.0) the warm-up posted the same transfers with ``overlap_p2p_comm=True`` and waited on them at the top of
+    the next iteration, before its forward, with nothing in between. Only the 1F1B steady state between them
+    overlaps its transfers with compute (``pp_overlap_interleaved``, perf/step.py). Without virtual stages every
+    transfer already waits (``pp_overlap``), inside the per-micro-batch time the bubble formula multiplies."""
+    p = pp.astype(np.float64)
+    v = np.maximum(vpp, 1).astype(np.float64)
+    w = interleaved_warmup(p, v, np.asarray(m, dtype=np.float64))
+    return np.where(virtual_stages(schedule) & (pp > 1) & (vpp > 1), 2.0 * w, 0.0)
 
 
 def interleaved_chunk_in_flight(W: ArrayLike, pp: ArrayLike, v: ArrayLike, chunk: ArrayLike, m: ArrayLike) -> Array:

@@ -154,6 +154,8 @@ class StepContext:
                                             # node (DeepSeek-V3 sec. 2.1.2 / 3.2.2; perf/comm_ep.py node_cap)
     pp_torch_stage: bool = False            # PP by torch.distributed.pipelining: per-micro-batch receive buffers and
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
+    pp_own_schedule: bool = False           # the stack's pipeline schedules are not Megatron-Core's: no fill / drain
+                                            # transfer waits (parallel/schedules.py fill_drain_transfers)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
     separate_gemms: tuple[str, ...] = ()    # GEMMs the stack runs apart that Megatron-Core fuses
                                             # (frameworks.separate_gemms; compute.gemm_matrices): matrix groups

@@ -48,7 +48,7 @@ from .recompute import selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
-from ..parallel.schedules import mindspeed_dualpipev
+from ..parallel.schedules import fill_drain_transfers, mindspeed_dualpipev
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
                   "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
@@ -385,6 +385,15 @@ def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, comp
     return t
 
 
+def p2p_hop_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Time of one pipeline transfer across a stage boundary: the activation (or its gradient) of the ``tokens`` a
+    tp group holds, split over tp (sequence parallelism), in BF16 also under FP8 (Megatron-Core sends in
+    config.pipeline_dtype, the params dtype; FP8 is GEMM inputs only), over the level the pipeline chain crosses
+    (collectives.p2p_time)."""
+    return p2p_time(tokens / p.tp * ctx.arch.hidden * BF16_BYTES, p.pp, p.tp * p.cp * p.dp, ctx.system,
+                    ctx.calib.coll_eff)
+
+
 def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last: bool,
            tokens: Num) -> dict[str, Any]:
     """Forward / backward time of one micro-batch on a pipeline rank holding ``share`` of the layers (and, when
@@ -451,9 +460,8 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         frac = 1.0
     # pipeline p2p per micro-batch: activation forward, gradient backward, per virtual-stage boundary, in BF16
     # also under FP8 (Megatron-Core sends in config.pipeline_dtype, the params dtype; FP8 is GEMM inputs only)
-    p2p_bytes = tokens / p.tp * a.hidden * BF16_BYTES
     sends = 2.0 * np.maximum(p.vpp, 1)
-    p2p = sends * p2p_time(p2p_bytes, p.pp, p.tp * p.cp * p.dp, ctx.system, c.coll_eff)
+    p2p = sends * p2p_hop_time(ctx, p, tokens)
     # interleaved: Megatron's overlap_p2p_comm posts the next chunk's receive before this chunk's compute, so the
     # transfers hide behind the micro-batch's compute (pp_overlap_interleaved); 1F1B waits for each transfer between
     # compute steps (pp_overlap); each send's launch and synchronisation is never hidden
@@ -577,6 +585,10 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass)
     calls = pipeline_calls(ctx.global_batch_seqs, p.dp, ctx.local_batch_seqs)
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * calls
+    # Megatron-Core's interleaved warm-up and cool-down wait for each of their transfers in turn (the steady state
+    # hides them, _stage): 2 W per call, each a transfer plus its launch (parallel/schedules.py fill_drain_transfers)
+    fill = 0.0 if ctx.pp_own_schedule else (fill_drain_transfers(p.schedule, p.pp, p.vpp, m) * calls
+                                            * (p2p_hop_time(ctx, p, tokens) + c.comm_launch_s))
 
     # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
@@ -630,7 +642,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
 
-    step = m * t_mb + bubble + dp_exp + optimizer + c.step_overhead_s
+    step = m * t_mb + bubble + fill + dp_exp + optimizer + c.step_overhead_s
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
     if not detail:
         rate_s = tokens_step / (step * ctx.chips) if rate else None
@@ -651,7 +663,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "tp_comm": m * (tp_exp_f + st["tp_exp_b"] + st["tp_g_exp"] + mtp_tp),   # with the MTP layers' (exposed)
         "ep_alltoall": m * st["ep_exp"],   # both directions, with the routing-map gathers and the MTP layers
         "cp_comm": m * (cp_exp_f + cp_exp_b),
-        "pp_p2p": m * p2p,
+        "pp_p2p": m * p2p + fill,   # with the interleaved fill and drain's waits
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,

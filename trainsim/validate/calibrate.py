@@ -96,15 +96,19 @@ class CalRun:
         return any(lk.moe is not None for lk in self.run.arch.layers)
 
     def predict(self, calib: Calib) -> float:
-        """Predicted tokens/s per chip under ``calib``: the fastest plan that fits in HBM (none fitting: the
-        fastest of those needing the least memory)."""
+        """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks."""
         res = evaluate(context(self.run, calib), self.plans, detail=False)
+        return float(res.tokens_per_s_per_chip[self.chosen(res)])
+
+    def chosen(self, res) -> int:
+        """Index into ``self.plans`` of the plan a prediction takes from their evaluation ``res`` (a
+        :class:`~trainsim.perf.step.StepResult`): the fastest that fits in HBM (none fitting: the fastest of those
+        needing the least memory, the rule of runner._estimate)."""
         mem = res.memory["total"]
         fits = mem <= self.run.system.chip.hbm_bytes
         if not fits.any():
-            # the rule of runner._estimate: the fastest plan among those needing the least memory
             fits = mem <= mem.min() * (1.0 + 1e-9)
-        return float(res.tokens_per_s_per_chip[fits].max())
+        return int(np.argmax(np.where(fits, res.tokens_per_s_per_chip, -np.inf)))
 
 
 def prepare(paths=None) -> list[CalRun]:
