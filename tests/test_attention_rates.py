@@ -82,19 +82,24 @@ def test_hopper_native_kernel_reproduces_the_h200_cudnn_sweep():
 def test_blackwell_native_kernel_reproduces_the_gb200_cudnn_sweep():
     for seq, (fwd, bwd) in GB200_CUDNN_917.items():
         f, b = _rates("gb200-nvl72", 128, seq)
-        assert f == pytest.approx(fwd, rel=0.08), seq
-        # the backward is within 7% from 4K up; at 2K cuDNN's backward falls off faster (+14.7%)
-        assert b == pytest.approx(bwd, rel=0.07 if seq >= 4096 else 0.15), seq
+        if seq >= 4096:   # the fitted range: within 2.6%
+            assert f == pytest.approx(fwd, rel=0.03), seq
+            assert b == pytest.approx(bwd, rel=0.03), seq
+        else:   # at 2K cuDNN 9.17's backward falls off (forward / backward 1.63): +5% forward, +33% backward
+            assert f / fwd == pytest.approx(1.05, abs=0.01)
+            assert b / bwd == pytest.approx(1.33, abs=0.01)
 
 
 @pytest.mark.parametrize("family,peak,points", [("nvidia-hopper", 989.0, H200_CUDNN_919),
                                                 ("nvidia-blackwell", 2500.0, GB200_CUDNN_917)])
 def test_native_constants_are_the_least_squares_fit(family, peak, points):
-    """attn_eff, attn_block_l0 and attn_bwd_rate_ratio minimise the squared log error over the 10 published points:
-    moving any one of them by 2% either way makes the fit worse."""
+    """attn_eff, attn_block_l0 and attn_bwd_rate_ratio minimise the squared log error over the published points
+    (Hopper 2K-32K; Blackwell 4K-32K, the Blackwell runs' lengths but two): moving any one of them by 2% either way
+    makes the fit worse."""
     c = load_calibration()[family]
-    seqs = np.array(list(points), dtype=float)
-    meas = np.log(np.array(list(points.values()), dtype=float))
+    pts = {k: v for k, v in points.items() if family == "nvidia-hopper" or k >= 4096}
+    seqs = np.array(list(pts), dtype=float)
+    meas = np.log(np.array(list(pts.values()), dtype=float))
 
     def sse(eff: float, l0: float, ratio: float) -> float:
         fwd = peak * eff * seqs / (seqs + l0)

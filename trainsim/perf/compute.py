@@ -382,7 +382,7 @@ def attn_bwd_ratio(ctx: StepContext) -> float:
     the backward's 5 matmuls against the forward's 2 (:data:`ATTN_BWD_FLOPS_RATIO`), each run at the backward's
     lower rate. The rate ratio is the chip family's native kernel's ``attn_bwd_rate_ratio`` (default 1.152: the
     FlashAttention-3 paper's FlashAttention-2 / cuDNN / FlashAttention-3 on H100 at 16K, 2.5 x 1.152 = 2.88;
-    Hopper 1.218 and Blackwell 1.350 from NVIDIA's cuDNN SDPA sweeps, perf/data/constants.yaml), or
+    Hopper 1.218 and Blackwell 1.288 from NVIDIA's cuDNN SDPA sweeps, perf/data/constants.yaml), or
     ``attn_bwd_rate_ratio_flash2`` (370 / 322 = 1.149) where the step runs FlashAttention-2 on a chip it was not
     written for (:func:`runs_flash2_kernel`)."""
     c = ctx.calib
@@ -613,7 +613,7 @@ def attention_kernel_eff(ctx: StepContext) -> float:
 def attention_block_l0(ctx: StepContext) -> float:
     """Half-saturation key-block length L0 of the step's flash-attention kernel, in the short-block factor
     L / (L + L0) (:func:`attention_fwd`): the family's native kernel's ``attn_block_l0`` (default 384 from
-    FlashAttention-2 Fig. 4; Hopper 1,135 and Blackwell 1,815 fitted with ``attn_eff`` to NVIDIA's cuDNN SDPA
+    FlashAttention-2 Fig. 4; Hopper 1,135 and Blackwell 1,215 fitted with ``attn_eff`` to NVIDIA's cuDNN SDPA
     sweeps, perf/data/constants.yaml), or ``attn_block_l0_flash2`` where the step runs FlashAttention-2 on a family
     it was not written for (:func:`runs_flash2_kernel`)."""
     c = ctx.calib
