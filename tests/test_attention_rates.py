@@ -149,3 +149,25 @@ def test_kernel_choice_by_family():
     # the families without a measurement keep the default (FlashAttention-2 / -3 papers, A100 / H100)
     assert table["nvidia-ampere"].attn_eff == table["default"].attn_eff == 0.55
     assert table["nvidia-ampere"].attn_block_l0 == table["default"].attn_block_l0 == 384.0
+
+
+#: HipKittens' AITER baseline on an MI350X (2,309.6 TFLOP/s BF16), B 16, 64 / 8 heads, d 128, causal, forward:
+#: HazyResearch/HipKittens analysis/attn/fwd/plot.py at 7bd6c82b (mi350x_gqa_baselines_causal['aiter'])
+MI350X_AITER_FWD = {1024: 818.35, 2048: 967.91, 4096: 968.28, 8192: 983.25, 16384: 1009.18}
+
+
+def test_cdna4_native_kernel_reproduces_the_aiter_forward_sweep():
+    """AITER's v3 kernels (Transformer Engine for ROCm's default) on an MI350X: the engine's forward within 5%;
+    no AMD backward sweep is published, so the backward keeps the default rate ratio."""
+    system = get_system("dgx-h100")
+    mi350x = replace(system, chip=replace(system.chip, id="amd-mi350x", family="amd-cdna4",
+                                          peak_flops={**system.chip.peak_flops, "bf16": 2309.6e12}))
+    c = load_calibration()["amd-cdna4"]
+    core = AttentionCore(heads=64, qk_head_dim=128, v_head_dim=128, kv_heads=8, kind="full")
+    layer = LayerKind(name="x", n_layers=1, matrices=(), attention=(core,))
+    for seq, fwd in MI350X_AITER_FWD.items():
+        ctx = ctx_for(None, mi350x, seq=seq, calib=c)
+        flops = attention_fwd_flops_per_token(core, seq) * seq
+        f = flops / float(attention_fwd(layer, ctx, PLAN, float(seq))[0]) / 1e12
+        assert f == pytest.approx(fwd, rel=0.05), seq
+    assert c.attn_bwd_rate_ratio == load_calibration()["default"].attn_bwd_rate_ratio
