@@ -27,10 +27,12 @@ class Calib:
     gemm_eff: float  # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
     gemm_eff_fp8: float  # the same for per-tensor scaled FP8 GEMMs, as a fraction of the FP8 peak
     gemm_eff_fp8_block_ratio: float  # block-scaled FP8 GEMMs (MXFP8, blockwise) / per-tensor FP8 GEMMs
-    attn_eff: float  # flash-attention forward, fraction of BF16 peak (FlashAttention-2/3 papers)
+    attn_eff: float  # flash-attention forward, fraction of BF16 peak (per family: cuDNN sweeps, FlashAttention papers)
     attn_eff_flash2: float  # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
     attn_eff_flash2_families: tuple[str, ...]  # chip families whose attention kernel is FlashAttention-2's
     attn_bwd_rate_ratio: float  # flash forward / backward FLOP rate (perf/compute.py attn_bwd_ratio)
+    attn_bwd_rate_ratio_flash2: float  # the same for FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper)
+    attn_block_l0_flash2: float  # short-block L0 of FlashAttention-2 on Hopper / Blackwell (perf/compute.py)
     dsa_bwd_eff: float  # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
     dsa_bwd_k0: float  # DSA backward: index-list length at half that rate (measured; constants.yaml)
     mem_eff: float  # fraction of HBM bandwidth memory-bound kernels reach

@@ -5,7 +5,8 @@
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
-  ``attn_eff`` of the BF16 peak; backward (:func:`attention_bwd`) takes :func:`attn_bwd_ratio` times the forward
+  the kernel's ``attn_eff`` of the BF16 peak (:func:`attention_kernel_eff`, per chip family and kernel); backward
+  (:func:`attention_bwd`) takes :func:`attn_bwd_ratio` times the forward
   (flash), the measured sparse-attention kernel's rate for the cores it runs (:func:`dsa_bwd_rate`), or twice
   the score GEMMs and the score tensors' backward bytes (unfused).
 * Memory-bound operations (norms, residual adds, rotary, activation functions, MoE permutation, router,
@@ -355,14 +356,15 @@ def _core_fwd_flops(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num
 
 
 def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Flash forward time of one attention core (:func:`attention_fwd`, its short-block factor)."""
+    """Flash forward time of one attention core (:func:`attention_fwd`, its short-block factor L / (L + L0) with
+    the kernel's L0, :func:`attention_block_l0`)."""
     block = ctx.seq_len / p.cp
     rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
     fl = _core_fwd_flops(core, ctx, p, tokens)
     keys = block
     if core.kind in ("sliding", "sparse"):
         keys = np.minimum(2.0 * mean_context(core, ctx.seq_len), block)
-    return fl / (rate * keys / (keys + ctx.calib.attn_block_l0))
+    return fl / (rate * keys / (keys + attention_block_l0(ctx)))
 
 
 #: backward / forward FLOPs of an attention core with d_qk = d_v: 5 matmuls (recomputed Q K^T, dV = P^T dO,
@@ -372,16 +374,19 @@ def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> N
 ATTN_BWD_FLOPS_RATIO = 2.5
 
 
-def attn_bwd_ratio(c: Calib) -> float:
+def attn_bwd_ratio(ctx: StepContext) -> float:
     """Flash-attention backward time / forward time at long blocks:
 
-        ATTN_BWD_FLOPS_RATIO x attn_bwd_rate_ratio = 2.5 x 1.152 = 2.88
+        ATTN_BWD_FLOPS_RATIO x forward / backward TFLOP/s of the step's kernel
 
     the backward's 5 matmuls against the forward's 2 (:data:`ATTN_BWD_FLOPS_RATIO`), each run at the backward's
-    lower rate: forward / backward TFLOP/s ``attn_bwd_rate_ratio`` (FlashAttention-3 paper, Shah et al. 2024,
-    Fig. 5 / Fig. 6, H100 SXM5, head dim 128, 16K tokens: FlashAttention-2 370 / 322, cuDNN 595 / 516,
-    FlashAttention-3 648 / 561; perf/data/constants.yaml)."""
-    return ATTN_BWD_FLOPS_RATIO * c.attn_bwd_rate_ratio
+    lower rate. The rate ratio is the chip family's native kernel's ``attn_bwd_rate_ratio`` (default 1.152: the
+    FlashAttention-3 paper's FlashAttention-2 / cuDNN / FlashAttention-3 on H100 at 16K, 2.5 x 1.152 = 2.88;
+    Hopper 1.218 and Blackwell 1.288 from NVIDIA's cuDNN SDPA sweeps, perf/data/constants.yaml), or
+    ``attn_bwd_rate_ratio_flash2`` (370 / 322 = 1.149) where the step runs FlashAttention-2 on a chip it was not
+    written for (:func:`runs_flash2_kernel`)."""
+    c = ctx.calib
+    return ATTN_BWD_FLOPS_RATIO * (c.attn_bwd_rate_ratio_flash2 if runs_flash2_kernel(ctx) else c.attn_bwd_rate_ratio)
 
 
 def dsa_bwd_rate(ctx: StepContext, keys: float) -> float:
@@ -410,7 +415,7 @@ def dsa_call_keys(core: AttentionCore, seq_len: int) -> float:
 def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Attention-core backward of one layer. flash: :func:`attn_bwd_ratio` x :func:`attention_fwd`
     (FlashAttention-2, Dao 2023, sec. 3.1.2: the backward recomputes the scores and runs 5 matmuls against the
-    forward's 2, at a lower rate than the forward: 2.5 x 1.152 = 2.88).
+    forward's 2, at the kernel's lower backward rate: 2.5 x 1.152 = 2.88 by default).
     A core run by a sparse-attention (DSA) kernel (``AttentionCore.dsa_keys`` > 0: DeepSeek-V4's window and
     compressed cores): :data:`ATTN_BWD_FLOPS_RATIO` x its forward FLOPs at :func:`dsa_bwd_rate` of its
     call's index-list length (:func:`dsa_call_keys`), one rate for all the cores of the call.
@@ -431,7 +436,7 @@ def attention_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num
             fl = _core_fwd_flops(core, ctx, p, tokens)
             t = t + ATTN_BWD_FLOPS_RATIO * fl / dsa_bwd_rate(ctx, dsa_call_keys(core, ctx.seq_len))
         else:
-            t = t + attn_bwd_ratio(ctx.calib) * _core_fwd(core, ctx, p, tokens)
+            t = t + attn_bwd_ratio(ctx) * _core_fwd(core, ctx, p, tokens)
     return t
 
 
@@ -581,19 +586,38 @@ def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, fwd: 
                                                                                  p, tokens)
 
 
+def runs_flash2_kernel(ctx: StepContext) -> bool:
+    """Whether the step's attention kernel is FlashAttention-2 on a chip family it was not written for: 'flash2'
+    on a family of ``attn_eff_flash2_families`` (Hopper, Blackwell: FlashAttention-2 uses Ampere's mma.sync, not
+    warp-group / tcgen05 MMA and TMA; FlashAttention-3 paper, Shah et al. 2024, sec. 1). Elsewhere 'flash2' is the
+    family's native kernel."""
+    return ctx.attention_kernel == "flash2" and ctx.chip.family in ctx.calib.attn_eff_flash2_families
+
+
 def attention_kernel_eff(ctx: StepContext) -> float:
     """Fraction of the dense BF16 peak the step's flash-attention kernel reaches on long blocks.
 
-    'flash' (the chip generation's native kernel) runs at ``attn_eff``. 'flash2' is FlashAttention-2, written for
-    Ampere's mma.sync instructions: on the chip families that need warp-group MMA and TMA to reach their peak
-    (``attn_eff_flash2_families``: Hopper, Blackwell) it reaches ``attn_eff_flash2`` (FlashAttention-3, Shah et al.
-    2024, abstract: "FlashAttention-2 achieving only 35% utilization on the H100 GPU", against up to 75% for
-    FlashAttention-3); on the others it is the native kernel. Constants: perf/data/constants.yaml.
+    'flash' (the chip generation's native kernel) runs at ``attn_eff``, a per-family catalog value measured on the
+    kernel the family's stacks run (perf/data/constants.yaml: Hopper and Blackwell from NVIDIA's cuDNN SDPA sweeps,
+    the kernel Transformer Engine selects there; Ascend from torch_npu's fused attention; the default from the
+    FlashAttention-2 / -3 papers). FlashAttention-2 on a family it was not written for (:func:`runs_flash2_kernel`)
+    reaches ``attn_eff_flash2`` (Hopper 0.35: FlashAttention-3 paper, abstract; Blackwell 0.177: cuDNN Frontend's
+    GB200 sweep of PyTorch's FlashAttention-2 backend), never more than the native kernel.
     """
     c = ctx.calib
-    if ctx.attention_kernel == "flash2" and ctx.chip.family in c.attn_eff_flash2_families:
+    if runs_flash2_kernel(ctx):
         return min(c.attn_eff, c.attn_eff_flash2)
     return c.attn_eff
+
+
+def attention_block_l0(ctx: StepContext) -> float:
+    """Half-saturation key-block length L0 of the step's flash-attention kernel, in the short-block factor
+    L / (L + L0) (:func:`attention_fwd`): the family's native kernel's ``attn_block_l0`` (default 384 from
+    FlashAttention-2 Fig. 4; Hopper 1,135 and Blackwell 1,215 fitted with ``attn_eff`` to NVIDIA's cuDNN SDPA
+    sweeps, perf/data/constants.yaml), or ``attn_block_l0_flash2`` where the step runs FlashAttention-2 on a family
+    it was not written for (:func:`runs_flash2_kernel`)."""
+    c = ctx.calib
+    return c.attn_block_l0_flash2 if runs_flash2_kernel(ctx) else c.attn_block_l0
 
 
 def attention_fwd_flops(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

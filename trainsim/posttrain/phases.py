@@ -491,7 +491,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                                  options, name="logprobs")
             est_lp, ctx_lp = estimate(run_lp), context(run_lp)
         fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
-                              attn_bwd_ratio(ctx_lp.calib))
+                              attn_bwd_ratio(ctx_lp))
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
                 est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits))
 
