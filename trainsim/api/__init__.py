@@ -184,7 +184,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     fixed = parse_fix(fix, r.plan)
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
-    check_plan_options(fixed, "--fix")
+    check_plan_options(fixed, "--fix", arch=r.arch)
     stated = fixed
     if framework:
         fixed = restrict_plan(fixed, framework)
@@ -529,7 +529,7 @@ def parse_against(run: Run, reference: str):
     ref = parse_fix(reference, run.plan, field="--against")
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
-    check_plan_options(ref, "--against")
+    check_plan_options(ref, "--against", arch=run.arch)
     return ref
 
 
