@@ -294,16 +294,13 @@ def _estimate(run, calib: Calib | None):
                  f"{gib(need)}); predicted with the most memory-frugal plan")
 
 
-def validate_run(path: Path, calib: Calib | dict | str | Path | None = None, *, strict: bool = False) -> list[Row]:
+def validate_run(path: Path, calib: Calib | dict | str | Path | None = None) -> list[Row]:
     """Rows for one run file: a steady-state row (or an error row), plus a whole-run row when chip-hours and
-    training tokens are both reported. ``strict`` (a file the user named, not one found in a folder): a file that
-    is not a valid run spec is bad input (:class:`TrainsimError`, exit 2), not an error row."""
+    training tokens are both reported."""
     row = Row(run=path.stem, name=path.stem, path=str(path))
     try:
         run = load_run(path)
     except TrainsimError as exc:
-        if strict:
-            raise
         row.kind, row.note = "error", f"load: {exc}"
         return [row]
     except Exception as exc:  # noqa: BLE001 - a bug elsewhere must not stop the whole validation
@@ -379,16 +376,12 @@ def validate(paths: list[Path] | None = None, calib: Calib | dict | str | Path |
     ``validation/runs``). ``calib``: a :class:`Calib` for every run, a family table, a calibration YAML path,
     or None for the packaged calibration."""
     files = expand_paths(paths)
-    # a file named on the command line that is not a run spec is bad input (one line, exit 2: empty, not YAML, an
-    # unknown model...), as for every other command; the files of a folder each get an error row instead, so that
-    # one broken file does not hide the table of the others
-    named = {Path(p) for p in (paths or []) if Path(p).is_file()}
     if isinstance(calib, (str, Path)):
         if not Path(calib).is_file():
             raise TrainsimError(f"no such calibration file: {calib}", field="--calibration")
         calib = load_calibration(str(calib))
     result = ValidationResult()
     for f in files:
-        result.rows.extend(validate_run(f, calib, strict=f in named))
+        result.rows.extend(validate_run(f, calib))
     return result
 
