@@ -174,6 +174,10 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
                else f"unknown key here; {key} belongs {' or '.join(places)}" if places
                else "unknown key (typo?)")
+    elif err["type"] == "missing":   # pydantic's 'Field required' said neither what is missing nor where it goes
+        parent = [str(x) for x in err["loc"][:-1] if isinstance(x, str)]
+        msg = (f"missing key; expected {err['loc'][-1]}: "
+               f"{'under ' + '.'.join(parent) if parent else 'at the top level'} (required)")
     elif err["type"] == "int_from_float" and "input" in err:   # pydantic says 'got a number with a fractional
         msg = f"{msg} ({short(err['input'])})"                     # part' without the number: add it
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
