@@ -118,3 +118,18 @@ def test_nothing_fits_is_exit_1_with_the_nearest_alternatives(tmp_path, command)
         out = ""
     line = _one_line(rc, out, err, want_rc=1)
     assert line.startswith(f"error: {f}: plan: no plan fits in memory") and "; nearest alternatives: chips:" in line
+
+
+def test_posttrain_trainer_without_a_plan_is_exit_1_with_alternatives(tmp_path):
+    """An on-policy distillation whose student (Llama 3.1 405B) cannot train on its 8 H800: exit 1 naming the
+    student's trainer and its nearest alternatives (before: 'plan: no plan fits ...' and no alternative)."""
+    f = tmp_path / "pt.yaml"
+    f.write_text("name: p\nkind: opd\nclusters:\n  main: {system: hgx-h800, chips: 8}\n"
+                 "  b: {system: dgx-h100, chips: 64}\n"
+                 "links: [{between: [main, b], bandwidth: 10 Gb/s, latency: 30 ms}]\n"
+                 "student: {model: llama-3.1-405b, cluster: main, precision: bf16}\n"
+                 "teachers: [{name: t, model: llama-3.1-8b, cluster: b, share: 1.0}]\n"
+                 "step: {prompts: 64, samples_per_prompt: 4, prompt_len: 512, rollout_len: 1024, steps: 10}\n")
+    line = _one_line(*_run(tmp_path, "posttrain", f), want_rc=1)
+    assert line.startswith(f"error: {f}: student.train_plan: no plan fits in memory"), line
+    assert "; nearest alternatives: chips:" in line, line

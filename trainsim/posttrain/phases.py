@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog.types import System
-from ..errors import TrainsimError
+from ..alternatives import no_plan
+from ..errors import NoPlanError, TrainsimError
 from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..inference.search import check_tp
@@ -436,7 +437,12 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                                options)
 
         run = run_of(mb_len, plan or {})
-        est = estimate(run)
+        try:
+            est = estimate(run)
+        except NoPlanError as exc:   # no answer (exit 1) with the trainer's nearest alternatives
+            if exc.result is None:
+                raise
+            raise no_plan(exc.result, run, field="student.train_plan") from None
         if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
             if padded > mb_len:
