@@ -133,3 +133,23 @@ def test_posttrain_trainer_without_a_plan_is_exit_1_with_alternatives(tmp_path):
     line = _one_line(*_run(tmp_path, "posttrain", f), want_rc=1)
     assert line.startswith(f"error: {f}: student.train_plan: no plan fits in memory"), line
     assert "; nearest alternatives: chips:" in line, line
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("42\n", "expected a mapping of calibration sections"),
+    ("families: 5\n", "families: expected a mapping, got a number"),
+    ("families: {nvidia-ampere: 3}\n", "families.nvidia-ampere: expected a mapping of calibration constants"),
+    ("default: {gemm_eff: abc}\n", "gemm_eff: expected a number"),
+    ("default: {bogus: 1}\n", "unknown calibration constant 'bogus'"),
+    ("default: {gemm_eff: 0.6}\ndefault: {gemm_eff: 0.7}\n", "duplicate key 'default'"),
+])
+def test_validate_with_a_bad_calibration_file(tmp_path, text, needle):
+    """Defect: `validate --calibration FILE` with a run spec (or any YAML that is not a calibration table) given as
+    the calibration crashed ('int' object has no attribute 'items', exit 3); the file was read with a bare open()
+    and safe_load, without the spec files' limits (duplicate keys passed). Now one line naming the file, exit 2."""
+    cal = tmp_path / "cal.yaml"
+    cal.write_text(text)
+    run = tmp_path / "run.yaml"
+    run.write_text(OK)
+    line = _one_line(*run_in_process(["validate", str(run), "--calibration", str(cal)]))
+    assert str(cal) in line and needle in line, line
