@@ -153,3 +153,18 @@ def test_validate_with_a_bad_calibration_file(tmp_path, text, needle):
     run.write_text(OK)
     line = _one_line(*run_in_process(["validate", str(run), "--calibration", str(cal)]))
     assert str(cal) in line and needle in line, line
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("id: S9\nkind: 7\n", "kind: unknown scenario kind 7; expected one of"),
+    ("id: S9\nkind: run-cost\nreference_runs: 7\n", "reference_runs: expected a list of published runs, got a number"),
+])
+@pytest.mark.parametrize("command", ["check", "scenario"])
+def test_scenario_with_a_value_of_the_wrong_type(tmp_path, command, text, needle):
+    """Defects: a scenario whose kind is a number sent it to difflib's close matches ('int' object is not iterable,
+    exit 3; errors.unknown now quotes a non-string name and matches nothing); reference_runs: 7 was iterated (exit 3).
+    Both are one line naming the file and the key."""
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    line = _one_line(*run_in_process([command, str(f)]))
+    assert line.startswith(f"error: {f}: ") and needle in line, line

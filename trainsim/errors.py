@@ -78,10 +78,13 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
     match, what was expected where the choices are few (at most :data:`LISTED_CHOICES`):
     ``unknown plan field 'foo'; expected one of tp, pp, ...``."""
     options = list(options)
-    hits = close_matches(name, options)
+    # a name of another type (YAML 'kind: 7') is quoted as its value and matched against nothing (difflib takes
+    # strings: 'int' object is not iterable, exit 3)
+    hits = close_matches(name, options) if isinstance(name, str) else []
     hint = (f"; did you mean {', '.join(hits)}?" if hits
             else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES else "")
-    return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
+    shown = f"'{name}'" if isinstance(name, str) else short(name)
+    return TrainsimError(f"unknown {kind} {shown}{hint}", field=field, where=where)
 
 
 def ambiguous(name: str, meanings: Iterable[str], *, field: str | None = None,
