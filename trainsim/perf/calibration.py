@@ -11,6 +11,8 @@ from importlib import resources
 from typing import Any
 
 from ..errors import TrainsimError
+from ..io.specfile import yaml_shape
+from ..io.yamlsafe import read_yaml
 from ..yamlload import load_data, sourced_values
 
 
@@ -154,9 +156,6 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     if path is None:
         doc, name = _data_doc("calibration.yaml"), "calibration.yaml"
     else:   # user input: read with the spec files' limits, shapes checked (was a bare open and safe_load)
-        from ..io.yamlsafe import read_yaml
-        from ..io.specfile import yaml_shape
-
         doc, name = read_yaml(path, what="calibration file") or {}, str(path)
         if not isinstance(doc, dict):
             raise TrainsimError(f"expected a mapping of calibration sections (default, families, chips, frameworks), "
