@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .errors import NoPlanError
 from .fit_advice import fit_advice
 from .numfmt import gib, plan as plan_text
 from .spec import PlanSpec, Run
@@ -80,6 +81,16 @@ def dedupe(alts: list[dict]) -> list[dict]:
             seen.add(k)
             out.append(a)
     return out
+
+
+def no_plan(res, run: Run, fixed: PlanSpec | None = None, field: str = "plan") -> NoPlanError:
+    """The "no answer" (exit 1) of a search ``res`` of ``run`` that found no plan: its nearest alternatives
+    (:func:`alternatives`, from its least-memory plan) put in ``res.alternatives`` and in the one-line message, as
+    ``trainsim estimate`` and ``plan`` print them; for every command that reaches a run without a plan (compare,
+    report, sensitivity, a post-training job's trainer), which said only 'no plan fits' (or, sensitivity, exit 2
+    'nothing to vary'). ``field``: what the message names (a post-training spec's ``student.train_plan``)."""
+    res.alternatives = alternatives(run, fixed if fixed is not None else run.plan, least=res.least_memory)
+    return NoPlanError(res.no_plan_message(), res, field=field)
 
 
 def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=None,

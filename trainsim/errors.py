@@ -78,10 +78,13 @@ def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None =
     match, what was expected where the choices are few (at most :data:`LISTED_CHOICES`):
     ``unknown plan field 'foo'; expected one of tp, pp, ...``."""
     options = list(options)
-    hits = close_matches(name, options)
+    # a name of another type (YAML 'kind: 7') is quoted as its value and matched against nothing (difflib takes
+    # strings: 'int' object is not iterable, exit 3)
+    hits = close_matches(name, options) if isinstance(name, str) else []
     hint = (f"; did you mean {', '.join(hits)}?" if hits
             else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES else "")
-    return TrainsimError(f"unknown {kind} '{name}'{hint}", field=field, where=where)
+    shown = f"'{name}'" if isinstance(name, str) else short(name)
+    return TrainsimError(f"unknown {kind} {shown}{hint}", field=field, where=where)
 
 
 def ambiguous(name: str, meanings: Iterable[str], *, field: str | None = None,
@@ -174,6 +177,10 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
                else f"unknown key here; {key} belongs {' or '.join(places)}" if places
                else "unknown key (typo?)")
+    elif err["type"] == "missing":   # pydantic's 'Field required' said neither what is missing nor where it goes
+        parent = [str(x) for x in err["loc"][:-1] if isinstance(x, str)]
+        msg = (f"missing key; expected {err['loc'][-1]}: "
+               f"{'under ' + '.'.join(parent) if parent else 'at the top level'} (required)")
     elif err["type"] == "int_from_float" and "input" in err:   # pydantic says 'got a number with a fractional
         msg = f"{msg} ({short(err['input'])})"                     # part' without the number: add it
     elif ("input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)

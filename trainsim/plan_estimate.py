@@ -282,6 +282,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
+                 first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  **plan_rules(fw))
     if code[0]:
         raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")

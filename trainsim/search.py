@@ -667,8 +667,10 @@ class MemoryPass:
 def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
     """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
     tr = run.training
+    # the uneven stages the engine sizes the ranks with (plan_estimate.context reads the run's plan)
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
+                 first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  **plan_rules(framework_of(run))))
 
 

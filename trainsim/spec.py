@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
@@ -19,7 +20,7 @@ from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
-from .parallel.validity import SHAPE_RULES, shape_refusal
+from .parallel.validity import SHAPE_RULES, shape_refusal, stage_layers_ok
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
@@ -503,10 +504,12 @@ def check_moe_training(training: "TrainingSpec", arch, where: str | None = None)
 RECOMPUTE_OPTIONS = {"recompute_modules": "selective", "recompute_method": "full", "recompute_num_layers": "full"}
 
 
-def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = None) -> None:
+def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = None, arch: Any = None) -> None:
     """Refuse a stated plan option that the stated plan leaves without effect: a recompute option beside a
     ``recompute`` that excludes its mode (``recompute: none`` with ``recompute_modules``), uneven stage sizes
-    (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``. ``field`` as in :func:`check_expert_fields`."""
+    (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``, or (given the model's ``arch``) stage sizes
+    that no stated pp can hold (:func:`trainsim.parallel.validity.stage_layers_ok`: 1 + 1 layers of a 32-layer
+    model at pp 2). ``field`` as in :func:`check_expert_fields`."""
     def name(f: str) -> str:
         return f"plan.{f}" if field == "plan." else (field or f)
 
@@ -521,6 +524,18 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
         if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
             raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
                                 f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+    first, last = plan.first_stage_layers, plan.last_stage_layers
+    if arch is not None and pps is not None and (first is not None or last is not None):
+        if not stage_layers_ok(arch.n_layers, np.asarray(pps), first, last).any():
+            opt = "first_stage_layers" if first is not None else "last_stage_layers"
+            stated = " + ".join(f"{k} {v}" for k, v in (("first_stage_layers", first), ("last_stage_layers", last))
+                                if v is not None)
+            raise TrainsimError(f"{stated} leave {arch.n_layers - (first or 0) - (last or 0)} of the "
+                                f"{arch.n_layers} layers of {arch.name} to the other "
+                                f"{'|'.join(str(max(p - (first is not None) - (last is not None), 0)) for p in pps)}"
+                                f" pipeline ranks of pp {'|'.join(map(str, pps))}; expected layers left over exactly "
+                                f"when there are other ranks, and no more than the model has",
+                                field=name(opt), where=where)
 
 
 def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec") -> Run:
@@ -546,7 +561,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
-        check_plan_options(spec.plan, "plan.", where)
+        check_plan_options(spec.plan, "plan.", where, arch)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))

@@ -67,10 +67,13 @@ KEYS = ["tp", "pp", "ep", "etp", "cp", "dp", "zero", "vpp", "schedule", "recompu
 
 COMMANDS = {
     "run": [["estimate", "{f}", "--json"], ["estimate", "{f}"], ["plan", "{f}", "--json", "--top", "2"],
-            ["size", "{f}", "--days", "30", "--json"], ["model", "{m}", "--json"]],
-    "serving": [["infer", "{f}", "--json"]],
-    "posttrain": [["posttrain", "{f}", "--json"]],
-    "sweep": [["sweep", "{f}", "-o", "{o}", "--quiet"]],
+            ["size", "{f}", "--days", "30", "--json"], ["model", "{m}", "--json"],
+            # the other commands that read a run spec: beside a valid run, checked, reported, validated
+            ["compare", "{f}", "{g}", "--json"], ["check", "{f}", "--json"], ["report", "{f}", "--json"],
+            ["validate", "{f}", "--json"]],
+    "serving": [["infer", "{f}", "--json"], ["check", "{f}", "--json"]],
+    "posttrain": [["posttrain", "{f}", "--json"], ["check", "{f}", "--json"]],
+    "sweep": [["sweep", "{f}", "-o", "{o}", "--quiet"], ["check", "{f}", "--json"]],
 }
 
 
@@ -196,7 +199,7 @@ def write_case(tmp, case) -> list[str]:
     tmp = Path(tmp)
     spec = tmp / f"{kind}.yaml"
     spec.write_bytes(encode(text, encoding))
-    if kind == "sweep":  # the base run of the sweep seed
+    if kind == "sweep" or "{g}" in command:  # the base run of the sweep seed; the valid run compared beside it
         (tmp / "run.yaml").write_text(_dump(SEEDS[0][1]))
     model = "llama-3.1-8b"
     if kind == "run":
@@ -210,7 +213,7 @@ def write_case(tmp, case) -> list[str]:
                 model = m
         except Exception:  # noqa: BLE001 - the run command reports it
             pass
-    return [a.format(f=str(spec), o=str(tmp / "out.parquet"), m=model) for a in command]
+    return [a.format(f=str(spec), o=str(tmp / "out.parquet"), m=model, g=str(tmp / "run.yaml")) for a in command]
 
 
 def classify(rc, out: str, err: str) -> tuple[str, str]:

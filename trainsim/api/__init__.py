@@ -34,7 +34,7 @@ from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
 from ..frameworks import describe_framework as _describe_framework
-from ..alternatives import alternatives
+from ..alternatives import alternatives, no_plan
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
 from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path, load_spec_file
@@ -184,7 +184,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     fixed = parse_fix(fix, r.plan)
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
-    check_plan_options(fixed, "--fix")
+    check_plan_options(fixed, "--fix", arch=r.arch)
     stated = fixed
     if framework:
         fixed = restrict_plan(fixed, framework)
@@ -364,8 +364,11 @@ def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
         raise TrainsimError(f"expected two or more run specs, got {len(paths)}", field="RUNS")
     ests = []
     for p in paths:
+        r = load_run(p)
         try:
-            e = _estimate(load_run(p))
+            e = _estimate(r)
+        except NoPlanError as exc:       # no answer: with the nearest alternatives, as `trainsim estimate` gives
+            raise located(no_plan(exc.result, r) if exc.result is not None else exc, p) from None
         except TrainsimError as exc:     # name the spec without an answer ('error: plan: ...' said not which)
             raise located(exc, p) from None
         e.cost_inputs = dict(cost or {})
@@ -529,7 +532,7 @@ def parse_against(run: Run, reference: str):
     ref = parse_fix(reference, run.plan, field="--against")
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
-    check_plan_options(ref, "--against")
+    check_plan_options(ref, "--against", arch=run.arch)
     return ref
 
 

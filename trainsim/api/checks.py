@@ -82,7 +82,9 @@ def check(path) -> CheckResult:
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
     elif kind == "sweep":
         sw = _load_sweep(path)
-        lines.append(("sweep", f"axes: {', '.join(doc['axes'])}; {counted(sw.n_points, 'point')}"))
+        # the axes as the sweep read them (an empty or null axes: is the base run alone, one point)
+        lines.append(("sweep", f"axes: {', '.join(a.name for a in sw.axes) or 'none'}; "
+                               f"{counted(sw.n_points, 'point')}"))
     else:
         d = load_doc(path)
         try:

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .application import app
-from ..api import validation
+from ..api import TrainsimError, validation
 from ..report.terminal import print_json
 from ..report.validation import render_validation
 from .csvopt import print_rows
@@ -24,6 +24,11 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
                  ) -> None:
     """Predict every published run and compare with its reported tokens/s per chip."""
     res = validation.validate(paths, calibration=calibration)
+    compared = any(r.ok for r in res.rows)
+    bad = next((r for r in res.rows if not compared and r.kind == "error" and (r.note or "").startswith("load: ")),
+               None)
+    if bad is not None:   # nothing compared and a file is not a run spec: bad input (one line, exit 2), not a table
+        raise TrainsimError(bad.note.removeprefix("load: "))
     if csv_:
         print_rows(res.to_dict(), "runs")
     elif json_:
@@ -32,5 +37,5 @@ def validate_cmd(paths: Optional[list[Path]] = typer.Argument(
         print(res.to_markdown(), end="")
     else:
         render_validation(res)
-    if not any(r.ok for r in res.rows):   # nothing compared (every row an error row): no answer, exit 1 (README)
+    if not compared:   # nothing compared (every row an error row): no answer, exit 1 (README)
         raise typer.Exit(1)

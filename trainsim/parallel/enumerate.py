@@ -118,7 +118,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                     batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                     even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
                     zero3_fsdp2: bool = False, microbatch_groups: bool = False,
-                    vpp_min_pp3: bool = False) -> tuple["Space", Counter[int]]:
+                    vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
+                    last_stage_layers: int | None = None) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -128,10 +129,13 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     rejected row counts once per plan it would have expanded into. The last expansion, (ep, etp, node_limit), is
     :meth:`Parents.expand` of :func:`enumerate_parents`, which the plan search may apply to some parents only.
     ``even_vpp``, ``dualpipev_fb_overlap``, ``zero3_fsdp2``, ``vpp_min_pp3``: the stack's own rules (those of ``check``;
-    :func:`trainsim.frameworks.plan_rules` gives a stack's)."""
+    :func:`trainsim.frameworks.plan_rules` gives a stack's). ``first_stage_layers`` / ``last_stage_layers``: the
+    run's uneven pipeline stages, the plan options the engine sizes its ranks with (``StepContext``), which rule
+    out the pp values that cannot hold them (``check`` rule 19)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
-                            zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3)
+                            zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3,
+                            first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -143,7 +147,8 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       batch_tol: float = 0.0, domain: int = 1, use_all: bool = True,
                       even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
                       zero3_fsdp2: bool = False, microbatch_groups: bool = False,
-                      vpp_min_pp3: bool = False) -> "Parents":
+                      vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
+                      last_stage_layers: int | None = None) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
     counts = chip_counts(chips, domain, use_all)
@@ -161,7 +166,9 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
 
     def rules(cols: Cols, only: Collection[int] | None = None) -> np.ndarray:
         return check(_neutral(cols), *args, only, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
-                     microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3)
+                     microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3,
+                     # the run's uneven stages (plan options, not searched) rule out the pp that cannot hold them
+                     first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])

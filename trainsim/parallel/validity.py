@@ -50,13 +50,18 @@ REASONS = {
                      .format(_or(names_where("mindspeed_dualpipev")))),
     18: ("pp", f"this software stack runs {_or(names_where('virtual_stages'))} only with pp > 2 (Megatron-LM's "
                "'pipeline-model-parallel size should be greater than 2 with interleaved schedule', 2021 to May 2024)"),
+    19: ("pp", "the stated first_stage_layers / last_stage_layers must leave the other pipeline ranks some layers "
+               "when there are other ranks and none when there are not: pp > 1, at most the model's layers on the "
+               "stated ranks, and layers left over exactly when pp exceeds the stated ranks (Megatron-Core's "
+               "'Mismatch: N middle layers remaining but M middle PP stages available')"),
 }
 
 
 def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, batch_tol: float = 0.0,
           use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
-          microbatch_groups: bool = False, vpp_min_pp3: bool = False) -> np.ndarray:
+          microbatch_groups: bool = False, vpp_min_pp3: bool = False,
+          first_stage_layers: int | None = None, last_stage_layers: int | None = None) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -71,7 +76,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     the stack runs the interleaved schedule in micro-batch groups (the profile's ``vpp_microbatch_groups``), so
     rule 10 asks m >= pp instead of pp dividing m (:func:`trainsim.parallel.schedules.microbatch_group`).
     ``vpp_min_pp3``: the stack runs the interleaved schedule only with pp > 2 (the profile's flag of that name:
-    Megatron-LM megatron/arguments.py asserted it from 182841f7df, 20 Mar 2021, until 3ee489d9ea, 31 May 2024)."""
+    Megatron-LM megatron/arguments.py asserted it from 182841f7df, 20 Mar 2021, until 3ee489d9ea, 31 May 2024).
+    ``first_stage_layers`` / ``last_stage_layers``: the run's uneven pipeline stages (plan options), which every
+    plan's pp must hold (rule 19, :func:`stage_layers_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -138,6 +145,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(~even_vpp_ok(arch.n_layers, p.pp, p.vpp), 15)
     if vpp_min_pp3 and want(18):
         rule(virt & (p.pp < 3), 18)
+    if (first_stage_layers is not None or last_stage_layers is not None) and want(19):
+        rule(~stage_layers_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 19)
     if dualpipev_fb_overlap and want(17):
         rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
     # last: zero is the search's last axis (parallel/enumerate.py), so a plan both rules refuse counts as 17 there too
@@ -158,6 +167,26 @@ def even_vpp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
     v = np.maximum(np.asarray(vpp), 1)
     per_stage = layers // pp
     return (v <= 1) | (((layers % pp) == 0) & ((per_stage % v) == 0))
+
+
+def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | None) -> np.ndarray:
+    """Whether a pipeline of ``pp`` ranks can hold ``layers`` decoder layers with ``first`` on its first rank and
+    ``last`` on its last (either None: that rank takes an even share of the rest, as the middle ranks do): pp > 1,
+    the stated ranks hold at most ``layers``, and layers are left for the other ranks exactly when there are other
+    ranks. Megatron-Core's TransformerConfig refuses the rest ('Mismatch: {num_layers} middle layers remaining but
+    {pipeline_parallel_size} middle PP stages available', megatron/core/transformer/transformer_config.py
+    ``__post_init__``, "Uneven PP", NVIDIA/Megatron-LM at d98e8a64); a pp-1 run has no first or last stage to size
+    (spec.check_plan_options). Without the rule the engine's stage sizes (perf/memory.py ``rank_layers``) dropped
+    or invented layers: first 1 and last 1 of a 32-layer model at pp 2 put 2 layers on the pipeline and predicted
+    an MFU of 4.6. Even division of the rest is not required here: rank_layers rounds the middle ranks up, and the
+    Megatron emitter notes an uneven rest (trainsim/emit.py)."""
+    pp = np.asarray(pp)
+    if first is None and last is None:
+        return np.ones(np.shape(pp), dtype=bool)
+    stated = (first is not None) + (last is not None)
+    rest = layers - (first or 0) - (last or 0)
+    others = pp - stated
+    return (pp > 1) & (rest >= 0) & ((rest > 0) == (others > 0))
 
 
 def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndarray:

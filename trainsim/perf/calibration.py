@@ -11,7 +11,9 @@ from importlib import resources
 from typing import Any
 
 from ..errors import TrainsimError
-from ..yamlload import load_data, safe_load, sourced_values
+from ..io.specfile import yaml_shape
+from ..io.yamlsafe import read_yaml
+from ..yamlload import load_data, sourced_values
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,20 @@ _FIELDS = {f.name for f in fields(Calib)}
 
 
 def _parse(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """One calibration entry's constants (numbers, or lists such as the families a constant holds for), its notes
+    left out; anything else is a one-line input error naming ``where`` (a --calibration file is user input)."""
+    if entry is not None and not isinstance(entry, dict):
+        raise TrainsimError(f"expected a mapping of calibration constants, got {type(entry).__name__} {entry!r:.80}",
+                            where=where)
     out = {}
     for k, v in (entry or {}).items():
-        if k in ("source", "note", "notes", "fitted_on", "loo", "family") or k.startswith("fitted_on_"):
+        if k in ("source", "note", "notes", "fitted_on", "loo", "family") or str(k).startswith("fitted_on_"):
             continue
         if k not in _FIELDS:
             raise TrainsimError(f"unknown calibration constant '{k}'", where=where)
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not (number or isinstance(v, list) and all(isinstance(x, (int, float, str)) for x in v)):
+            raise TrainsimError(f"expected a number (or a list), got {v!r:.80}", field=str(k), where=where)
         out[k] = tuple(v) if isinstance(v, list) else float(v)
     return out
 
@@ -146,24 +156,34 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     """Family -> Calib: sourced constants (constants.yaml, default then family), then the fitted values of
     calibration.yaml (default then family)."""
     if path is None:
-        doc = _data_doc("calibration.yaml")
-    else:
-        with open(path) as fh:
-            doc = safe_load(fh.read()) or {}
+        doc, name = _data_doc("calibration.yaml"), "calibration.yaml"
+    else:   # user input: read with the spec files' limits, shapes checked (was a bare open and safe_load)
+        doc, name = read_yaml(path, what="calibration file") or {}, str(path)
+        if not isinstance(doc, dict):
+            raise TrainsimError(f"expected a mapping of calibration sections (default, families, chips, frameworks), "
+                                f"got {yaml_shape(doc)}", where=name)
+        for sec in ("families", "chips", "frameworks"):
+            if doc.get(sec) is not None and not isinstance(doc[sec], dict):
+                raise TrainsimError(f"expected a mapping, got {yaml_shape(doc[sec])}", field=sec, where=name)
+        for fw, fams in (doc.get("frameworks") or {}).items():
+            if fams is not None and not isinstance(fams, dict):
+                raise TrainsimError(f"expected a mapping of chip families, got {yaml_shape(fams)}",
+                                    field=f"frameworks.{fw}", where=name)
     const_fam = _constants()[1]
-    fitted = _parse(doc.get("default", {}), "calibration.yaml: default")
+    fitted = _parse(doc.get("default", {}), f"{name}: default")
     base = Calib.defaults().with_(**fitted)
     out = {"default": base}
-    fitted_fam = {fam: _parse(e, f"calibration.yaml: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
+    fitted_fam = {fam: _parse(e, f"{name}: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
     for fam in set(const_fam) | set(fitted_fam):
         out[fam] = base.with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
     # per chip model (SKU) within its family: its own fitted share of the peak
     for chip, e in (doc.get("chips") or {}).items():
-        out[chip] = out.get(str((e or {}).get("family")), base).with_(**_parse(e, f"calibration.yaml: chips.{chip}"))
+        fitted_chip = _parse(e, f"{name}: chips.{chip}")
+        out[chip] = out.get(str((e or {}).get("family")), base).with_(**fitted_chip)
     # per software stack (framework profile) and chip family: fitted kernel efficiencies over the family's
     for fw, fams in (doc.get("frameworks") or {}).items():
         for fam, e in (fams or {}).items():
-            out[f"{fam}@{fw}"] = out.get(fam, base).with_(**_parse(e, f"calibration.yaml: frameworks.{fw}.{fam}"))
+            out[f"{fam}@{fw}"] = out.get(fam, base).with_(**_parse(e, f"{name}: frameworks.{fw}.{fam}"))
     return out
 
 

@@ -51,7 +51,8 @@ from ..parallel.plan import Plans
 from ..parallel.schedules import fill_drain_transfers, mindspeed_dualpipev
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
-                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync", "other")
+                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync",
+                  "activation_offload", "other")
 
 
 @dataclass
@@ -575,8 +576,10 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if keys is None else keys)}
     # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
     off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
+    off_exp = 0.0 * st["t_mb"]     # per micro-batch; the breakdown's activation_offload
     if np.any(off):
-        st["t_mb"] = st["t_mb"] + np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
+        off_exp = np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
+        st["t_mb"] = st["t_mb"] + off_exp
     t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
     # each micro-batch's backward adds its weight gradients to the main-grad buffer in a kernel of its own where the
     # GEMMs do not accumulate into it (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion)
@@ -668,6 +671,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "dp_comm": dp_exp,
         "optimizer": optimizer,
         "moe_host_sync": m * host,
+        "activation_offload": m * off_exp,   # the host-link copies of offloaded activations the compute leaves exposed
         "other": np.full(np.shape(step), c.step_overhead_s),
     }
     counts = count(a, ctx.seq_len)

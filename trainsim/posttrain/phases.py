@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog.types import System
-from ..errors import TrainsimError
+from ..alternatives import no_plan
+from ..errors import NoPlanError, TrainsimError
 from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..inference.search import check_tp
@@ -467,7 +468,12 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                                options)
 
         run = run_of(mb_len, plan or {})
-        est = estimate(run)
+        try:
+            est = estimate(run)
+        except NoPlanError as exc:   # no answer (exit 1) with the trainer's nearest alternatives
+            if exc.result is None:
+                raise
+            raise no_plan(exc.result, run, field="student.train_plan") from None
         if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
             if padded > mb_len:
@@ -510,10 +516,11 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
 #: forward's collectives: the all-to-all / all-reduce of the activations' gradients, the pipeline's gradient
 #: sends); attention ``1 + attn_bwd_ratio`` (:func:`trainsim.perf.compute.attn_bwd_ratio`); the MoE host synchronisation
 #: ``1 / MOE_HOST_SYNC_FORWARD_SHARE`` (:data:`trainsim.perf.step.MOE_HOST_SYNC_FORWARD_SHARE`: all of it is in the
-#: forward pass); None: absent from a forward-only pass
+#: forward pass); None: absent from a forward-only pass (with the activation offload: a pass without a backward
+#: keeps no activations to offload)
 _FWD_FACTOR = {"compute_gemm": 3.0, "memory_bound": 3.0, "tp_comm": 2.0, "ep_alltoall": 2.0, "cp_comm": 2.0,
                "pp_p2p": 2.0, "moe_host_sync": 1.0 / MOE_HOST_SYNC_FORWARD_SHARE, "recompute": None,
-               "dp_comm": None, "optimizer": None}
+               "dp_comm": None, "optimizer": None, "activation_offload": None}
 
 
 def forward_only_s(breakdown: dict[str, float], attn_bwd_ratio: float) -> float:

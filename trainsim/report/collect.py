@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ..errors import TrainsimError
+from ..alternatives import no_plan
+from ..errors import NoPlanError, TrainsimError
 from ..spec import PlanSpec, Run
 from . import fmt
 from .progress import as_tick
@@ -187,6 +188,8 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
                   "inputs": all_inputs(run, spec_source)}
     try:
         est = estimate(run)
+    except NoPlanError as exc:   # no answer: the message carries the nearest alternatives (trainsim estimate's)
+        est, data["message"] = None, str(no_plan(exc.result, run) if exc.result is not None else exc)
     except TrainsimError as exc:
         est, data["message"] = None, str(exc)
     if est is not None and cost_inputs:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..alternatives import no_plan
 from ..catalog.describe import display_unit
 from ..catalog.types import System
-from ..errors import TrainsimError, ambiguous, unknown
+from ..errors import TrainsimError, ambiguous, located, unknown
 from ..spec import Run
 from .common import best, days_of
 
@@ -98,8 +99,8 @@ def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
     tokens, :func:`days_at`)."""
     has_tokens = run.training.tokens is not None
     base_days, base_est = days_at(run, "peak_flops", 1.0)
-    if not math.isfinite(base_days):
-        raise TrainsimError("the nominal run has no plan that fits; nothing to vary", field="run")
+    if not math.isfinite(base_days):   # no answer (exit 1), with the nearest alternatives: not bad input
+        raise located(no_plan(best(run), run), run.path)
     out = {"nominal_days": base_days if has_tokens else None, "nominal_plan": base_est.plan,
            **{f"nominal_{k}": v for k, v in _per_token(base_est).items()}, "params": {}}
     for p in map(canonical, params):

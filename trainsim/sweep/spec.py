@@ -14,7 +14,7 @@ from ..errors import TrainsimError, unknown
 from .evaluate import GROUPS, HEAD, TAIL, record_columns
 from .points import Axis, Point, check_axes, expand_axis, n_points, point
 from .._version import __version__
-from ..io import load_spec_file, read_text, require_file
+from ..io import load_spec_file, read_text, require_file, yaml_shape
 from ..spec import parse_run
 from ..assumptions import defaults
 from .evaluate import COLUMN_DEFINITIONS
@@ -113,7 +113,7 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
     """Validate a sweep-spec mapping, resolve the base run once (errors surface before any point runs) and
     expand the axes."""
     if not isinstance(doc, dict):
-        raise TrainsimError("expected a mapping with base: and axes:", where=where)
+        raise TrainsimError(f"expected a mapping with base: and axes:, got {yaml_shape(doc)}", where=where)
     for k in doc:
         if k not in KEYS:
             raise unknown("key", str(k), KEYS, where=where)

@@ -138,7 +138,9 @@ def _plans(run: Run):
     # each stage limited to what the stack offers, as the search limits it (trainsim/search.py restrict_plan):
     # else an unstated schedule enumerates every schedule of the registry (afab, zero-bubble, DualPipe) for any stack
     stages = [restrict_plan(p, fw) for p, _ in default_stages(run.plan, fw)]
-    rules = plan_rules(fw)
+    # and the uneven stages the engine sizes the ranks with, as the search reads them (search._enum_args)
+    rules = dict(plan_rules(fw), first_stage_layers=run.plan.first_stage_layers,
+                 last_stage_layers=run.plan.last_stage_layers)
     for p in stages[:-1]:
         plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, p, **rules)
         if len(plans) and (evaluate(context(run), plans, detail=False).memory["total"]

@@ -66,7 +66,11 @@ def load_doc(path: Path) -> dict:
     for key in ("claimed", "frontier_model"):
         if isinstance(doc.get(key), dict):
             doc[key] = _num(doc[key])
-    for i, r in enumerate(doc.get("reference_runs") or []):
+    refs = doc.get("reference_runs")
+    if refs is not None and not isinstance(refs, list):   # 'reference_runs: 7' iterated an int (exit 3)
+        raise TrainsimError(f"expected a list of published runs, got {yaml_shape(refs)}", field="reference_runs",
+                            where=str(path))
+    for i, r in enumerate(refs or []):
         if isinstance(r, dict) and "flops" in r:     # '3.29e24' (a YAML 1.1 string) or '3.3e24'; 'abc' one line
             r["flops"] = parse_count(r["flops"], f"reference_runs[{i}].flops", where=str(path))
     return doc
