@@ -593,8 +593,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # hides them, _stage): 2 W per call, each a transfer plus its launch (parallel/schedules.py fill_drain_transfers).
     # None where the steady state already waits for every transfer (ctx.pp_p2p_blocking): then, as in 1F1B, each
     # micro-batch's t_mb holds all 2 v of its chunks' transfers, the warm-up and cool-down ones among them
-    fill = 0.0 if (ctx.pp_own_schedule or ctx.pp_p2p_blocking) else (fill_drain_transfers(p.schedule, p.pp, p.vpp, m) * calls
-                                            * (p2p_hop_time(ctx, p, tokens) + c.comm_launch_s))
+    fill = 0.0 if (ctx.pp_own_schedule or ctx.pp_p2p_blocking) else (
+        fill_drain_transfers(p.schedule, p.pp, p.vpp, m) * calls * (p2p_hop_time(ctx, p, tokens) + c.comm_launch_s))
 
     # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
