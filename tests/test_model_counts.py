@@ -426,6 +426,30 @@ def test_inline_yaml_model_file(tmp_path):
         resolve_model("typo.yaml", tmp_path)
 
 
+def test_inline_learned_positions_count_their_table():
+    """The tiny inline model above (226,944 parameters) with a learned position table of 128 rows x h 64 = 8,192
+    more (Megatron-core LanguageModelEmbedding: nn.Embedding(max_sequence_length, hidden)): 235,136. NeMo GPT-3 20B
+    (44 layers, h 6,144, V 50,257 tied, biases, LayerNorm; NeMo GPTConfig20B seq_length 2,048): 12 l h^2 + V h +
+    l (9 h + 4 h) + 2 h + 2,048 h = 19,931,332,608 + 308,779,008 + 3,514,368 + 12,288 + 12,582,912."""
+    tiny = {"layers": 2, "hidden": 64, "heads": 4, "ffn": 256, "ffn_act": "gelu", "vocab": 1000}
+    assert count(resolve_model({**tiny, "position_embeddings": "learned", "max_positions": 128})).total_params \
+        == 235_136
+    g20 = resolve_model(Path(__file__).parents[1] / "validation/runs/nemo-2407-gpt3-20b-h100-64-fp8.yaml")
+    assert count(g20).total_params == 20_256_221_184
+    assert g20.extra_embedding_params == 2048 * 6144
+
+
+def test_inline_learned_positions_need_their_size():
+    """A learned table's size is part of the model: learned without max_positions is a spec error (no silent zero
+    table), and max_positions without a learned table is one too."""
+    tiny = {"layers": 2, "hidden": 64, "heads": 4, "ffn": 256, "ffn_act": "gelu", "vocab": 1000}
+    with pytest.raises(TrainsimError, match="learned needs max_positions") as e:
+        resolve_model({**tiny, "position_embeddings": "learned"})
+    assert str(e.value).startswith("model")
+    with pytest.raises(TrainsimError, match="max_positions .128. is only for position_embeddings: learned"):
+        resolve_model({**tiny, "max_positions": 128})
+
+
 def test_hf_config_json_file_and_mapping(tmp_path):
     cfg = catalog_config("llama-3.1-8b")
     (tmp_path / "config.json").write_text(json.dumps(cfg))

@@ -71,3 +71,33 @@ def test_no_fill_waits_without_virtual_stages_or_on_an_own_schedule():
     on, _ = _step("torchtitan-2024", "interleaved", 2, zero=0)
     off, _ = _step("torchtitan-2024", "interleaved", 2, own=False, zero=0)
     assert off > on   # the same plan priced as Megatron-Core's schedule would wait
+
+
+def _step_blocking(blocking: bool):
+    spec = T70B_TP8_SPEC.replace("{extra}", "").replace("{recompute}", "none").format(fw="megatron-core-2024", zero=1)
+    spec = spec.replace("vpp: 1", "vpp: 2").replace("schedule: 1f1b", "schedule: interleaved")
+    run = parse_run(yaml.safe_load(spec))
+    ctx = dataclasses.replace(context(run), pp_p2p_blocking=blocking)
+    res = evaluate(ctx, plans_from_spec(run.plan, run.chips, run.arch))
+    return float(res.step_time_s[0]), float(res.breakdown["pp_p2p"][0])
+
+
+def test_interleaved_p2p_blocking_waits_for_every_transfer():
+    """Megatron-LM v2.5 / v3.0 / 23.x: the interleaved steady state calls send_forward_backward_recv_forward_backward
+    between the chunks' compute, and _communicate waits on the batch_isend_irecv requests and synchronises the device
+    (megatron/p2p_communication.py at e269e200 lines 126-130, d63c254 lines 132-136): nothing hidden. Same run as
+    above (tp 8, pp 4, vpp 2, 32 micro-batches): each micro-batch sends 2 v = 4 transfers of 8,388,608 B over
+    42.5 GB/s + 5 us latency = 202.4 us (the 5 us launches are counted either way). Blocking: all 32 x 4 transfers
+    exposed in the steady state, and the bubble (p - 1) / v = 1.5 micro-batch times carries 1.5 x 4 of them; no
+    separate fill / drain waits (the 20 x 207.4 us of Megatron-Core's overlapped schedule, which hides the steady
+    state's): step difference (32 + 1.5) x 4 x 202.4 us - 20 x 207.4 us = 22.97 ms."""
+    hop = 4096 / 8 * 8192 * 2 / (400e9 / 8 * 0.85) + 5e-6
+    launch = 5e-6
+    on, p2p_on = _step_blocking(True)
+    off, p2p_off = _step_blocking(False)
+    assert on - off == pytest.approx((32 + 1.5) * 4 * hop - 20 * (hop + launch), rel=1e-9)
+    assert p2p_on - p2p_off == pytest.approx(32 * 4 * hop - 20 * (hop + launch), rel=1e-9)
+    assert all(stack_flags(fw)["pp_p2p_blocking"] for fw in ("megatron-lm-2021", "megatron-lm-2022",
+                                                              "megatron-lm-2023"))
+    assert not any(stack_flags(fw)["pp_p2p_blocking"] for fw in ("megatron-core-2024", "nemo-2024",
+                                                                  "megatron-bridge-2026"))

@@ -96,8 +96,8 @@ def test_features_of_one_run(gpt20b):
     """NeMo 24.07 GPT-3 20B on 64 H100 (its spec): global batch 256 x 2,048 tokens over 64 chips = 8,192 tokens per
     chip per step; tp 2, dp 32, micro-batch 2: 256 / (2 x 32) = 4 micro-batches of 2 x 2,048 tokens; tp x cp = 2
     inside the 8-GPU NVLink domain; FP8, dense. Parameters 12 l h^2 + V h (tied) + 9 h biases and 2 layernorms
-    (4 h) per layer + the final layernorm (2 h) = 19,931,332,608 + 308,779,008 + 3,514,368 + 12,288 =
-    20,243,638,272 (the spec's learned positions state no table size, so none is counted). The shares of the step sum to 1 (the breakdown is every part of it)."""
+    (4 h) per layer + the final layernorm (2 h) + the learned position table (2,048 x h) = 19,931,332,608 +
+    308,779,008 + 3,514,368 + 12,288 + 12,582,912 = 20,256,221,184. The shares of the step sum to 1 (the breakdown is every part of it)."""
     f = run_features(gpt20b)
     assert f["log2_tokens_chip_step"] == pytest.approx(13.0)
     assert f["log2_microbatches"] == pytest.approx(2.0)
@@ -105,7 +105,8 @@ def test_features_of_one_run(gpt20b):
     assert (f["log2_tp"], f["log2_dp"], f["log2_pp"], f["log2_cp"]) == (1.0, 5.0, 0.0, 0.0)
     assert (f["tp_cp_cross"], f["fp8"], f["moe"]) == (0.0, 1.0, 0.0)
     h, l_, v = 6144, 44, 50257
-    params = 12 * l_ * h * h + v * h + l_ * (9 * h + 4 * h) + 2 * h
+    params = 12 * l_ * h * h + v * h + l_ * (9 * h + 4 * h) + 2 * h + 2048 * h
+    assert params == 20_256_221_184
     assert 2 ** f["log2_params"] == pytest.approx(params, rel=1e-9)
     shares = [x for k, x in f.items() if k.startswith("share_")]
     assert sum(shares) == pytest.approx(1.0, abs=1e-9)

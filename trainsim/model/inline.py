@@ -82,6 +82,15 @@ class InlineModel(BaseModel):
             raise ValueError("ffn must be given for a dense model")
         if self.moe is not None and self.moe.dense_layers > 0 and self.ffn <= 0:
             raise ValueError("ffn must be given when moe.dense_layers > 0")
+        if self.position_embeddings == "learned" and self.max_positions <= 0:
+            # a learned table is max_positions x hidden parameters (Megatron-core LanguageModelEmbedding:
+            # torch.nn.Embedding(max_sequence_length, hidden_size)); its size is a property of the model, not of
+            # one run's seq_len, so there is no default to take (NeMo and Megatron set it from their own
+            # --max-position-embeddings / seq_length, which the spec must state)
+            raise ValueError("position_embeddings: learned needs max_positions (rows of the learned position "
+                             "table, e.g. Megatron's --max-position-embeddings)")
+        if self.position_embeddings != "learned" and self.max_positions:
+            raise ValueError(f"max_positions ({self.max_positions}) is only for position_embeddings: learned")
         return self
 
 

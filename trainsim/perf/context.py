@@ -156,6 +156,8 @@ class StepContext:
                                             # cached stage outputs (perf/memory.py pipeline_stage_buffers)
     pp_own_schedule: bool = False           # the stack's pipeline schedules are not Megatron-Core's: no fill / drain
                                             # transfer waits (parallel/schedules.py fill_drain_transfers)
+    pp_p2p_blocking: bool = False           # the interleaved schedule waits for each p2p transfer between compute
+                                            # steps (Megatron-LM before --overlap-p2p-communication; perf/step.py)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
     separate_gemms: tuple[str, ...] = ()    # GEMMs the stack runs apart that Megatron-Core fuses
                                             # (frameworks.separate_gemms; compute.gemm_matrices): matrix groups

@@ -465,8 +465,12 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     p2p = sends * p2p_hop_time(ctx, p, tokens)
     # interleaved: Megatron's overlap_p2p_comm posts the next chunk's receive before this chunk's compute, so the
     # transfers hide behind the micro-batch's compute (pp_overlap_interleaved); 1F1B waits for each transfer between
-    # compute steps (pp_overlap); each send's launch and synchronisation is never hidden
-    p2p_ov = np.where(virtual_stages(p.schedule) & (p.vpp > 1), c.pp_overlap_interleaved, c.pp_overlap)
+    # compute steps (pp_overlap), and so does the interleaved schedule of a stack without that overlap
+    # (ctx.pp_p2p_blocking: Megatron-LM v2.5 / v3.0 / 23.x megatron/p2p_communication.py _communicate, a
+    # batch_isend_irecv whose requests it waits on, then torch.cuda.synchronize(), called between the chunks'
+    # forward and backward steps); each send's launch and synchronisation is never hidden
+    overlapped = virtual_stages(p.schedule) & (p.vpp > 1) & (not ctx.pp_p2p_blocking)
+    p2p_ov = np.where(overlapped, c.pp_overlap_interleaved, c.pp_overlap)
     p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
     # the schedules that pair one micro-batch's forward with another's backward (DualPipe, Megatron-Core's EP
     # all-to-all overlap) hide the forward's host stall under the other micro-batch's queued compute, as they hide
@@ -589,9 +593,11 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     calls = pipeline_calls(ctx.global_batch_seqs, p.dp, ctx.local_batch_seqs)
     bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * calls
     # Megatron-Core's interleaved warm-up and cool-down wait for each of their transfers in turn (the steady state
-    # hides them, _stage): 2 W per call, each a transfer plus its launch (parallel/schedules.py fill_drain_transfers)
-    fill = 0.0 if ctx.pp_own_schedule else (fill_drain_transfers(p.schedule, p.pp, p.vpp, m) * calls
-                                            * (p2p_hop_time(ctx, p, tokens) + c.comm_launch_s))
+    # hides them, _stage): 2 W per call, each a transfer plus its launch (parallel/schedules.py fill_drain_transfers).
+    # None where the steady state already waits for every transfer (ctx.pp_p2p_blocking): then, as in 1F1B, each
+    # micro-batch's t_mb holds all 2 v of its chunks' transfers, the warm-up and cool-down ones among them
+    fill = 0.0 if (ctx.pp_own_schedule or ctx.pp_p2p_blocking) else (
+        fill_drain_transfers(p.schedule, p.pp, p.vpp, m) * calls * (p2p_hop_time(ctx, p, tokens) + c.comm_launch_s))
 
     # data-parallel synchronisation and optimizer
     z3 = p.zero >= 3
