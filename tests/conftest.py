@@ -118,3 +118,13 @@ chips: 64
 training: {{seq_len: 4096, global_batch_seqs: 64, precision: bf16{extra}}}
 plan: {{tp: 8, pp: 4, vpp: 1, cp: 1, ep: 1, zero: {zero}, recompute: {recompute}, micro_batch: 1, schedule: 1f1b}}
 """
+
+
+def one_plan(**kw):
+    """One plan (a Plans of length 1): every parallel degree 1, no ZeRO, no recompute, micro-batch 1, 1F1B, unless
+    ``kw`` says otherwise."""
+    from trainsim.parallel.plan import Plans
+
+    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
+    base.update(kw)
+    return Plans.from_columns(**base)

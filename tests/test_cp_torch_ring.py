@@ -14,18 +14,14 @@ import pytest
 
 from trainsim.frameworks import stack_flags
 from trainsim.model.inline import InlineModel, build_inline
-from trainsim.parallel.plan import Plans
 from trainsim.perf.comm_cp import cp_block_bytes, ring_merge_time, torch_ring_exposed, torch_ring_merge_bytes
 from trainsim.perf.memory import cp_backward_working_bytes, memory_breakdown
 from trainsim.perf.step import _stage, shared_costs
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for, make_system, one_plan
 
 
-def plan(**kw):
-    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
-    base.update(kw)
-    return Plans.from_columns(**base)
+plan = one_plan
 
 
 @pytest.fixture(scope="module")

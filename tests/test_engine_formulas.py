@@ -13,13 +13,10 @@ from trainsim.perf.memory import layer_activation_bytes, memory_breakdown, model
 from trainsim.perf.pipeline import bubble_time, pipeline_calls
 from trainsim.perf.step import evaluate
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for, make_system, one_plan
 
 
-def plan(**kw):
-    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
-    base.update(kw)
-    return Plans.from_columns(**base)
+plan = one_plan
 
 
 def test_gpt3_step_flops(gpt3):
