@@ -394,20 +394,19 @@ def _slower_with(spec: dict, plan: dict, what: str, factor: float) -> float:
 
 @pytest.mark.xfail(strict=True, reason=(
     "the DP gradient sync hides behind the backward of the pipeline rank with the longest micro-batch "
-    "(perf/step.py evaluate: win x t_b of the stage slow_last picks), not each rank's behind its own: 30% more HBM "
-    "bandwidth shortens the device backward while the rank stays bound by the MoE host floor (moe_launch_floor: "
-    "moe_host_sync 0.99 -> 1.22 s), so the window the sync hides behind shrinks, dp_comm grows by 0.032 s and the "
-    "step by 1.2% (2.302 -> 2.330 s; at 1% more bandwidth before the fill / drain transfers and attention rates "
-    "of this session the slowest rank flipped and the step grew 1.3%); a rank's own step (its micro-batches + its own exposed sync) "
+    "(perf/step.py evaluate: win x t_b of the stage slow_last picks), not each rank's behind its own: 20-30% more HBM "
+    "bandwidth shortens the device backward while the rank stays bound by the MoE host floor (moe_launch_floor), "
+    "so the window the sync hides behind shrinks and dp_comm grows: the step grows 1.2% at one of the factors "
+    "tried (which one moves with the calibration: 1.01 at 92cbc60, 1.3 before this session's refit, 1.2 after); a rank's own step (its micro-batches + its own exposed sync) "
     "maxed over ranks would not. Left: changes the MoE validation rows (physics, not this audit)"))
 def test_more_hbm_bandwidth_never_slows_a_plan_moe_host_floor():
-    """A chip with 30% more HBM bandwidth, everything else equal, runs the same plan no slower (every kernel and
+    """A chip with 1-50% more HBM bandwidth, everything else equal, runs the same plan no slower (every kernel and
     transfer takes at most as long): DeepSeek-V3 on 1,024 H200, tp 16 pp 8 vpp 8 ep 8."""
     spec = {"name": "m", "model": "deepseek-v3", "system": "hgx-h200", "chips": 1024,
             "training": {"tokens": "1T", "seq_len": 8192, "global_batch_seqs": 64, "precision": "fp8"}}
     plan = dict(tp=16, pp=8, vpp=8, ep=8, etp=1, cp=1, dp=8, zero=1, recompute="selective",
                 schedule="interleaved", node_limit=0, mb=1)
-    assert _slower_with(spec, plan, "hbm_bw", 1.3) <= 1 + 1e-12
+    assert max(_slower_with(spec, plan, "hbm_bw", f) for f in (1.01, 1.05, 1.1, 1.2, 1.3, 1.5)) <= 1 + 1e-12
 
 
 @pytest.mark.xfail(strict=True, reason=(
