@@ -45,6 +45,9 @@ class InferCalib:
     sync_host_s_per_seq: float = 0.0
     #: per chip vendor (``vendor_key``): (vendor, mem_eff, gemm_eff) overriding the two efficiencies
     vendor_eff: tuple = ()
+    #: measured weight-streaming rates of the routed-expert kernels, (chip family, expert precision, fraction of HBM
+    #: peak) rows (inference.yaml ``expert_stream_eff``); a family / precision without a row streams at ``mem_eff``
+    expert_stream_eff: tuple = ()
 
     def for_chip(self, chip: Chip) -> "InferCalib":
         """These constants with the chip vendor's own efficiencies where the calibration fitted them."""
@@ -53,6 +56,15 @@ class InferCalib:
             if v == key:
                 return replace(self, mem_eff=mem, gemm_eff=gemm, vendor_eff=())
         return self
+
+    def expert_mem_eff(self, chip: Chip, precision: str):
+        """Fraction of HBM bandwidth at which the routed-expert GEMMs stream their weights on ``chip`` at the expert
+        ``precision``: the measured kernel rate of that chip family and precision (``expert_stream_eff``) where
+        there is one, else the fitted ``mem_eff`` every other memory-bound kernel gets."""
+        for fam, prec, eff in self.expert_stream_eff:
+            if fam == chip.family and prec == precision:
+                return eff
+        return self.mem_eff
 
     def with_(self, **kw) -> "InferCalib":
         """A copy with the constants in ``kw`` replaced; an unknown name raises :class:`TrainsimError`
@@ -77,14 +89,17 @@ def vendor_key(chip: Chip) -> str:
 
 @lru_cache(maxsize=1)
 def default_calib() -> InferCalib:
-    """The constants of the shipped inference calibration file (its ``constants`` and ``vendor_eff``),
+    """The constants of the shipped inference calibration file (its ``constants``, ``vendor_eff`` and
+    ``expert_stream_eff``),
     over the dataclass defaults; read once."""
     kw = {}
     for name, entry in (_doc().get("constants") or {}).items():
         v = entry["value"]
         kw[name] = tuple(float(x) for x in v) if isinstance(v, list) else float(v)
     ve = tuple((k, float(e["mem_eff"]), float(e["gemm_eff"])) for k, e in (_doc().get("vendor_eff") or {}).items())
-    return InferCalib(vendor_eff=ve).with_(**kw)
+    xs = tuple((fam, prec, float(e["value"])) for fam, by_prec in (_doc().get("expert_stream_eff") or {}).items()
+               for prec, e in by_prec.items())
+    return InferCalib(vendor_eff=ve, expert_stream_eff=xs).with_(**kw)
 
 
 def held_out_accuracy() -> dict | None:

@@ -245,6 +245,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         out["reported"] = rep
         out["error"] = err
     out["constants"] = {k: v for k, v in s.calib.__dict__.items()}
+    out["constants"]["expert_mem_eff"] = s.expert_mem_eff   # the rate this deployment's routed experts stream at
     out["constant_sources"] = constant_sources()
     if not sv.arch.is_moe:
         _drop_expert_fields(out)
@@ -255,7 +256,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
 EXPERT_PLAN_KEYS = ("ep", "etp")
 #: the step-time causes (inference/step.py) and constants (inference/calib.py) that only routed experts have
 EXPERT_BREAKDOWN_KEYS = ("experts", "ep_comm")
-EXPERT_CONSTANTS = ("expert_imbalance", "a2a_eff")
+EXPERT_CONSTANTS = ("expert_imbalance", "a2a_eff", "expert_stream_eff", "expert_mem_eff")
 
 
 def _drop_expert_fields(out: dict[str, Any]) -> None:

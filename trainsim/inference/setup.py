@@ -70,6 +70,12 @@ class ServeSetup:
         return BYTES[self.expert_prec]
 
     @property
+    def expert_mem_eff(self):
+        """Fraction of HBM bandwidth the routed-expert GEMMs stream their weights at (the chip family's measured
+        kernel rate at the expert precision, else ``mem_eff``: :meth:`InferCalib.expert_mem_eff`)."""
+        return self.calib.expert_mem_eff(self.chip, self.expert_prec)
+
+    @property
     def expert_gemm_peak(self) -> float:
         """The chip's dense peak (FLOP/s) for expert GEMMs at the expert precision."""
         return _peak(self.chip, self.expert_prec)

@@ -138,7 +138,7 @@ def _expert_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, T):
             continue
         kk, nn = sharded_shape(mat, p.etp)
         per_expert = per_expert + gemm_time(m_hit, nn, kk, s.expert_gemm_peak, c.gemm_eff, s.chip.hbm_bw,
-                                            c.mem_eff, s.expert_w_bytes, 0.0)
+                                            s.expert_mem_eff, s.expert_w_bytes, 0.0)
     n_mats = sum(1 for m in lk.matrices if m.group == "expert")
     return (e_loc * p_hit * per_expert * c.expert_imbalance + n_mats * c.gemm_latency_s)
 
