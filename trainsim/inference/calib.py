@@ -6,7 +6,9 @@ errors, leave-one-out table): ``mem_eff`` (fraction of HBM bandwidth reached by 
 line rate that expert-parallel dispatch/combine reaches: small messages, many peers) and ``step_overhead_s`` (host
 time per forward step: scheduling, sampling, launch gaps between CUDA graphs). The rest describe components
 (attention kernel efficiency, collective efficiency, launch latency, two-micro-batch overlap, expert load
-imbalance, buffer memory) and come from component measurements, each with its source.
+imbalance, buffer memory) and come from component measurements, each with its source. ``expert_stream_eff`` holds
+the routed-expert kernels' measured weight-streaming rates per chip family and expert precision (kernel benchmarks,
+not fitted); a family / precision without one streams its experts at ``mem_eff``.
 """
 from __future__ import annotations
 

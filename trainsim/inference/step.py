@@ -10,7 +10,9 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   weights sharded by ``Matrix.split`` over tp; W8A8 numerics use 1 byte per weight and GEMM input.
 * Routed experts: a chip holds ``E / ep`` experts (split ``etp`` ways); of those, the fraction hit by the ``T``
   tokens is ``1 - (1 - k/E)^T`` (:mod:`.experts`), so decode reads only the hit experts' weights, each with
-  ``T k / (E p_hit)`` tokens. Shared experts are tensor-parallel like a dense MLP (every chip runs its own tokens).
+  ``T k / (E p_hit)`` tokens, streamed at the expert kernels' measured rate for the chip family and expert precision
+  where one is stated (:attr:`.setup.ServeSetup.expert_mem_eff`: vLLM's Triton fused MoE, BF16 on Hopper and Ampere),
+  else at ``mem_eff``. Shared experts are tensor-parallel like a dense MLP (every chip runs its own tokens).
 * Attention core: decode reads the KV cache of its sequences (``context x kv_elems x bytes``, :mod:`.kv`) and
   does ``2 x heads x (d_qk + d_v) x context`` FLOPs per query (MLA, weights absorbed: scores and values over the
   latent, ``2 x heads x 2 x kv_elems x context``); the time is the roofline max of the two. Prefill attention is
