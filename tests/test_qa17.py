@@ -75,3 +75,103 @@ def test_idle_rollout_chips_hand_values():
     assert idle_rollout_chips(64, 8, 4, 1) == 32
     assert idle_rollout_chips(8, 1, 2048, 256) == 0
     assert idle_rollout_chips(12, 8, 100, 50) == 0
+
+
+# ---------------------------------------------------------------- 2. a stated plan that does not fit: exit 1 everywhere
+
+# Llama 3.1 8B (8.03B parameters, Meta's model card) with no ZeRO on 8 H100: BF16 weights (2 B), FP32 gradients
+# (4 B), FP32 master weights and Adam moments (12 B) are 18 B x 8.03e9 = 134.6 GiB per chip before any
+# activation, against 80 GiB of HBM: the stated plan cannot fit whatever the activations.
+NOFIT = """
+name: nofit
+model: llama-3.1-8b
+system: dgx-h100
+chips: 8
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 64, precision: bf16}
+plan: {tp: 1, pp: 1, cp: 1, ep: 1, micro_batch: 1, zero: 0, recompute: none}
+"""
+
+
+def _one_error_line(err: str, spec) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: {spec}: plan: the stated plan (tp=1 pp=1"), err
+    assert "does not fit" in lines[0] and "of 80.0 GiB HBM per chip; nearest alternatives: " in lines[0], err
+    return lines[0]
+
+
+def test_estimate_of_a_stated_plan_that_does_not_fit_says_so_on_stderr(tmp_path, capsys):
+    """`estimate --json` of a plan that does not fit exited 1 with nothing on stderr (the fixes only inside the
+    JSON); now the same one line `compare` and `report` give, naming the nearest alternatives."""
+    spec = write_spec(tmp_path, NOFIT)
+    code, out, err = run_main(capsys, "estimate", spec, "--json")
+    assert code == 1 and json.loads(out)["fits"] is False
+    _one_error_line(err, spec)
+
+
+def test_compare_of_a_stated_plan_that_does_not_fit_exits_1(tmp_path, capsys):
+    """`compare` printed the side-by-side table with 'fits: no' and exited 0 while `estimate` of the same spec
+    exits 1 (README: 'a stated plan does not fit' is no answer). Now: the table (or --json / --csv) as before,
+    one stderr line per run that does not fit, exit 1; two runs that fit still exit 0."""
+    bad = write_spec(tmp_path, NOFIT, "bad.yaml")
+    good = write_spec(tmp_path, NOFIT.replace("zero: 0, recompute: none", "zero: 1, recompute: full"), "good.yaml")
+    for fmt in ((), ("--json",), ("--csv",)):
+        code, out, err = run_main(capsys, "compare", good, bad, *fmt)
+        assert code == 1, (fmt, err)
+        assert out.strip()                      # the comparison is still printed
+        _one_error_line(err, bad)
+    code, out, err = run_main(capsys, "compare", good, good)
+    assert code == 0 and err == "", err
+
+
+def test_report_of_a_stated_plan_that_does_not_fit_writes_the_page_and_exits_1(tmp_path, capsys):
+    """`report` wrote its page and exited 0 for a plan that does not fit. Now the page is still written with its
+    memory chart (issue 13: the chart is drawn even when nothing fits), stderr says the plan does not fit, exit 1
+    (with --json too)."""
+    spec = write_spec(tmp_path, NOFIT)
+    html = tmp_path / "r.html"
+    code, out, err = run_main(capsys, "report", spec, "-o", html, "--no-sweeps", "--quiet")
+    assert code == 1
+    _one_error_line(err, spec)
+    text = html.read_text()
+    assert "stacked bar of memory per chip against HBM capacity" in text and "does not fit" in text
+    code, out, err = run_main(capsys, "report", spec, "--json", "--no-sweeps")
+    assert code == 1 and json.loads(out)["estimate"]["fits"] is False
+    _one_error_line(err, spec)
+
+
+# ---------------------------------------------------------------- 3. sensitivity rows with no plan say why
+
+# Llama 3.1 70B (70.6B parameters, Meta's model card) on 32 H100: at x0.25 HBM (80 -> 20 GiB) even ZeRO-3 over all
+# 32 chips leaves 16 B x 70.6e9 / 32 = 32.9 GiB of weights, gradients and Adam states per chip: nothing fits.
+SENS = """
+name: sens
+model: llama-3.1-70b
+system: dgx-h100
+chips: 32
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 64, precision: bf16}
+"""
+
+
+def test_sensitivity_rows_without_a_plan_name_the_reason(tmp_path, capsys):
+    """`sensitivity --vary hbm_capacity` printed 'no fit' and gave rows of nulls in --json / --csv with nothing
+    saying why. Now each such row has a `note` (the search's reason: no plan fits in memory, the smallest need vs
+    the scaled 20 GiB), printed under the table too; rows with a plan have none."""
+    spec = write_spec(tmp_path, SENS)
+    args = ("sensitivity", spec, "--vary", "hbm_capacity", "--factors", "0.25,2", "-q")
+    code, out, err = run_main(capsys, *args, "--json")
+    assert code == 0, err
+    rows = json.loads(out)["params"]["hbm_capacity"]["rows"]
+    lo, hi = rows
+    assert lo["factor"] == 0.25 and lo["days"] is None and lo["plan"] is None
+    assert lo["note"].startswith("no plan fits in memory") and "vs 20.0 GiB HBM" in lo["note"]
+    assert hi["days"] is not None and hi["note"] is None
+    code, out, err = run_main(capsys, *args, "--csv")
+    assert code == 0
+    import csv
+    import io
+    csv_rows = list(csv.DictReader(io.StringIO(out)))
+    assert csv_rows[0]["note"] == lo["note"] and csv_rows[1]["note"] == ""
+    code, out, err = run_main(capsys, *args)
+    assert code == 0 and "no fit" in out
+    assert "hbm_capacity x0.25: no plan fits in memory" in " ".join(out.split())
