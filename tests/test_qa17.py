@@ -190,6 +190,9 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
      "inputs.student: unknown model 'qwen3-30b-a3x'"),
     ("S2.yaml", "\nframework: mindspeed-2025", "\nframework: nonsense", "framework: unknown framework 'nonsense'"),
     ("S2.yaml", "  precision: bf16", "  precision: fp3", "training.precision: "),
+    # the scenario key is family:, not the capacity command's --family option (it said '--family: expected ...')
+    ("S4.yaml", "\nfamily: [deepseek-v3, dense]", "\nfamily: [deepseek-v9, dense]",
+     "family: expected dense or deepseek-v3, got 'deepseek-v9'"),
 ])
 def test_check_of_a_scenario_refuses_what_scenario_refuses(tmp_path, capsys, seed, old, new, needle):
     """`check` validated a scenario's keys against its kind's input model only, so an unknown system, model or
@@ -206,7 +209,7 @@ def test_check_of_a_scenario_refuses_what_scenario_refuses(tmp_path, capsys, see
         assert code == 2 and len(lines) == 1, (cmd, code, err)
         got[cmd] = lines[0]
     assert got["check"] == got["scenario"]
-    assert got["check"].startswith(f"error: {p}: ") and needle in got["check"], got
+    assert got["check"].startswith(f"error: {p}: {needle}"), got
 
 
 # ---------------------------------------------------------------- 5. property audit of the s16 engine code
