@@ -430,3 +430,37 @@ def test_flash2_never_faster_than_the_native_kernel_at_any_block():
     native, fa2 = _attention_ctx("dgx-h100", "flash"), _attention_ctx("dgx-h100", "flash2")
     rate = lambda c: attention_kernel_eff(c) * L / (L + attention_block_l0(c))  # noqa: E731
     assert np.all(rate(fa2) <= rate(native))
+
+
+@settings(max_examples=15, **FAST)
+@given(st.integers(1, 200), st.sampled_from([8, 64, 256]))
+def test_decode_with_few_sequences_vectorised_equals_scalar(sequences, chips):
+    """evaluate_decode over every serving candidate with a job of ``sequences`` on ``chips`` (the RL rollout's
+    call) equals each candidate evaluated alone; the timed batch is max(even share, min(pp x dp, sequences))
+    (idle_share_batch), never more than the job's sequences once the share is below the replicas; tokens/s per
+    chip is the even share's tokens over every chip of the instance (idle ones included): finite and >= 0."""
+    from trainsim.catalog.load import get_system
+    from trainsim.inference.search import evaluate_decode, instance_sizes, plan_grid
+    from trainsim.inference.serve import setup_for
+    from trainsim.inference.step import ServePlans
+    from trainsim.model.load import resolve_model
+    s = setup_for(resolve_model("llama-3.1-8b"), get_system("hgx-h800"))
+    plans = plan_grid(s, instance_sizes(min(chips, 64), 8))
+    kw = dict(max_batch_per_chip=sequences / chips, sequences=sequences)
+    ev = evaluate_decode(s, plans, 640.0, **kw)
+    n_b = ev.batch.size // plans.chips.size
+    for j in range(0, ev.batch.size, max(ev.batch.size // 40, 1)):
+        i = j // n_b
+        one = ServePlans(plans.chips[i:i + 1], plans.tp[i:i + 1], plans.pp[i:i + 1], plans.ep[i:i + 1])
+        e1 = evaluate_decode(s, one, 640.0, **kw)
+        k = j % n_b
+        assert e1.batch[k] == ev.batch[j] and e1.latency_s[k] == ev.latency_s[j]
+        assert e1.tokens_per_s_per_chip[k] == ev.tokens_per_s_per_chip[j] and e1.ok[k] == ev.ok[j]
+        share = min(sequences / chips * plans.chips[i], 1024.0 * plans.chips[i])
+        grid_b = ev.batch[j]
+        replicas = plans.pp[i] * plans.chips[i] / (plans.tp[i] * plans.pp[i])
+        if grid_b > share * (1 + 1e-12):              # raised above the share: to the replicas, at most the job
+            assert grid_b == min(replicas, sequences)
+        assert np.isfinite(ev.tokens_per_s_per_chip[j]) and ev.tokens_per_s_per_chip[j] >= 0
+        assert ev.tokens_per_s_per_chip[j] <= grid_b / ev.latency_s[j] / plans.chips[i] * (1 + 1e-12)
+    assert ev.best is not None                          # one 1-chip server for one sequence always fits an 8B model
