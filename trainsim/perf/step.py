@@ -1,10 +1,12 @@
 """One training step: compose compute, communication, pipeline and optimizer into a time and its breakdown.
 
-For m = global batch / (dp x micro-batch) micro-batches, with t_f and t_b the forward and backward time of one
-micro-batch on the slowest pipeline stage (its layers, plus the output head and MTP modules on the last stage;
-each including the communication the schedule cannot hide):
+For m = global batch / (dp x micro-batch) micro-batches, with t_f(r) and t_b(r) the forward and backward time of
+one micro-batch on pipeline rank r (its layers, plus the output head and MTP modules on the last rank; each including
+the communication the schedule cannot hide) and DP(r) the data-parallel sync that rank leaves exposed behind its own
+backward:
 
-    step = m (t_f + t_b) + calls x bubble(schedule, p, v, t_f + t_b) + exposed DP sync + optimizer + overhead
+    step = max_r [m (t_f(r) + t_b(r)) + DP(r)] + calls x bubble(schedule, p, v, max_r (t_f(r) + t_b(r)))
+           + optimizer + overhead
 
 (calls: the pipeline schedule's calls per step, each with its own fill and drain; parallel/schedules.py
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
