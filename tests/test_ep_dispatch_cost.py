@@ -84,12 +84,42 @@ def test_blackwell_dispatch_share_is_of_its_148_sms_not_its_74_gemm_units(fp8_ct
     assert got == pytest.approx(2e-3 + 8e-3 * 20.0 / 148.0)
 
 
-def test_paired_overlap_window_is_half_the_pair_compute():
-    # Megatron-Core's 1F1B A2A overlap (model_chunk_schedule_plan.py TransformerLayerSchedulePlan.run) runs a
-    # forward and another micro-batch's backward together: forward 4 ms + backward 8 ms of compute per layer pair
-    # give each direction's dispatch + combine (4 + 8) / 2 = 6 ms to hide under
-    from trainsim.perf.comm_ep import ep_overlap_window
-    assert ep_overlap_window(np.array([4e-3]), np.array([8e-3]))[0] == pytest.approx(6e-3)
+def test_paired_overlap_shares_one_window_when_the_costs_exceed_it(fp8_ctx):
+    """One forward + backward pair (Megatron-Core model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``;
+    DualPipe, DeepSeek-V3 Fig. 4) with 4 ms of forward and 8 ms of backward compute: window W = 12 ms, W / 2 = 6 ms.
+    Costs: the forward's dispatch + combine 4 ms plus a 1 ms NCCL routing-map gather (5 ms), the backward's 4 ms,
+    the host stall 7 ms; f = 0.9.
+    Alone each would hide 0.9 min(x, 6): 4.5 + 3.6 + 5.4 = 13.5 ms, more than the pair's 12 ms of compute.
+    Shared: h = 5 + 4 + 6 = 15 ms > W, each scaled by 12 / 15 = 0.8, hidden 3.6 + 2.88 + 4.32 = 10.8 ms = 0.9 W;
+    exposed 5 - 3.6 = 1.4 ms, 4 - 2.88 = 1.12 ms, 7 - 4.32 = 2.68 ms (NCCL all-to-all: no dispatcher SMs)."""
+    from trainsim.perf.comm_ep import paired_overlap_exposed
+    ctx = dreplace(fp8_ctx, moe_dispatcher="alltoall")
+    (a2a_f, a2a_b), (host,) = paired_overlap_exposed([(np.array([4e-3]), np.array([1e-3])),
+                                                      (np.array([4e-3]), np.array([0.0]))],
+                                                     [np.array([7e-3])], np.array([12e-3]), 0.9, ctx)
+    assert (a2a_f[0], a2a_b[0], host[0]) == pytest.approx((1.4e-3, 1.12e-3, 2.68e-3), rel=1e-12)
+    # DeepEP's 20 of 132 SMs: the hidden 3.6 ms of the forward's is 4/5 dispatch kernels, 1/5 the NCCL gather
+    (a2a_f, _), _ = paired_overlap_exposed([(np.array([4e-3]), np.array([1e-3])), (np.array([4e-3]), np.array([0.0]))],
+                                           [np.array([7e-3])], np.array([12e-3]), 0.9,
+                                           dreplace(fp8_ctx, moe_dispatcher="deepep"))
+    assert a2a_f[0] == pytest.approx(1.4e-3 + 3.6e-3 * 0.8 * 20.0 / 132.0, rel=1e-12)
+
+
+def test_paired_overlap_within_the_window_hides_each_alone(fp8_ctx):
+    """Costs that fit the window: forward 2 ms, backward 2 ms, host stall 1 ms behind W = 12 ms (each under
+    W / 2 = 6 ms, 5 ms in all): each hides 0.9 of itself, 0.2 / 0.2 / 0.1 ms exposed; a cost longer than W / 2 hides
+    0.9 x 6 ms at most (10 ms alone: 4.6 ms exposed); with f = 0 (no paired schedule) all of it is exposed."""
+    from trainsim.perf.comm_ep import paired_overlap_exposed
+    ctx = dreplace(fp8_ctx, moe_dispatcher="alltoall")
+    z = np.array([0.0])
+    (f_, b_), (h_,) = paired_overlap_exposed([(np.array([2e-3]), z), (np.array([2e-3]), z)], [np.array([1e-3])],
+                                             np.array([12e-3]), 0.9, ctx)
+    assert (f_[0], b_[0], h_[0]) == pytest.approx((0.2e-3, 0.2e-3, 0.1e-3), rel=1e-12)
+    (f_,), (h_,) = paired_overlap_exposed([(np.array([10e-3]), z)], [np.array([0.0])], np.array([12e-3]), 0.9, ctx)
+    assert (f_[0], h_[0]) == pytest.approx((4.6e-3, 0.0), abs=1e-15)
+    (f_, b_), (h_,) = paired_overlap_exposed([(np.array([2e-3]), z), (np.array([2e-3]), z)], [np.array([1e-3])],
+                                             np.array([12e-3]), 0.0, ctx)
+    assert (f_[0], b_[0], h_[0]) == pytest.approx((2e-3, 2e-3, 1e-3), rel=1e-12)
 
 
 def test_a2a_overlap_hides_each_direction_under_half_the_pair_compute(small_moe):
@@ -116,6 +146,33 @@ def test_a2a_overlap_hides_each_direction_under_half_the_pair_compute(small_moe)
     # without the overlap nothing hides
     off = evaluate(dreplace(ctx, moe_a2a_overlap=False), p).breakdown["ep_alltoall"][0]
     assert off == pytest.approx(m * 2.0 * ep, rel=1e-9)
+
+
+def test_a2a_overlap_and_host_stall_share_the_pair_window(small_moe):
+    """The engine end to end (perf/step.py ``_stage``): the same EP 16 plan on a 1 GB/s scale-out link, where each
+    direction's dispatch + combine alone outlasts half the pair's compute, so the two directions already fill the
+    window W = comp_f + comp_b and the dispatcher's host stall (7 MoE layers x moe_layer_host_s, hand count: 8
+    layers, the first dense) finds none of it left: per micro-batch the exposed all-to-all + stall is
+    2 ep + stall - 0.8 W, all of the stall beyond its 0.8 share of the budget exposed. (Before the shared window
+    the stall hid another 0.8 min(stall, W / 2) behind the same compute.)"""
+    from trainsim.parallel.plan import Plans
+    from trainsim.perf.step import evaluate, layer_costs
+    ctx = dreplace(ctx_for(small_moe, make_system(out=1e9), chips=16, gbs=16), moe_a2a_overlap=True,
+                   moe_dispatcher="alltoall")
+    ctx = dreplace(ctx, calib=dreplace(ctx.calib, moe_layer_host_s=1e-3), cuda_graphs="none")
+    p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=16, etp=1, cp=1, dp=16, zero=1, recompute=0, mb=1, schedule=0,
+                           node_limit=0)
+    lc = layer_costs(ctx, p)
+    ep = lc["ep"][0]
+    w = (lc["gemm"][0] + lc["attn"][0] + lc["elem"][0] + lc["seq_f"][0]
+         + lc["gemm_b"][0] + lc["attn_b"][0] + 2.0 * lc["elem"][0] + lc["seq_b"][0])
+    stall = 7 * 1e-3
+    assert stall > 0.0 and ep > w / 2.0   # each direction alone fills its half: the budget binds
+    bd = evaluate(ctx, p).breakdown
+    assert bd["ep_alltoall"][0] + bd["moe_host_sync"][0] == pytest.approx(2.0 * ep + stall - 0.8 * w, rel=1e-9)
+    # the budget is shared in proportion to what each would hide alone: ep, ep and the stall (if under W / 2)
+    h = 2.0 * min(ep, w / 2.0) + min(stall, w / 2.0)
+    assert bd["moe_host_sync"][0] == pytest.approx(stall - 0.8 * min(stall, w / 2.0) * w / h, rel=1e-9)
 
 
 def test_deepep_permute_reads_the_delivered_rows_once():

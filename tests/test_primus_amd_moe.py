@@ -106,3 +106,53 @@ def test_fig5_device_bound_bars_scale_with_the_micro_batch(tmp_path):
 def test_fig5_mbs1_bar_is_host_bound(tmp_path):
     pred = _lite_rates([1, 12], tmp_path)
     assert pred[1] / pred[12] == pytest.approx(FIG5[1] / FIG5[12], rel=0.10)
+
+
+# Figure 7 of the same blog (image DeepSeekV2_tks_speedup_mi355.png, AMD-AGI/Primus b3699abf): DeepSeek-V2 on 32
+# MI355X, tokens/s per GPU as each feature is added to the baseline recipe of primus-2512-dsv2-mi355x-32-bf16-baseline
+# (1F1B, PP 4, EP 8, MBS 1): Base-1F1B 1,987.6, +LossFusion 1,989.6, +DeepEP 2,202.9, +LaunchOpt 2,298.6 (NUMA binding
+# and a 12 MB HIP kernel-argument pool: host only), +VPP3 2,308.0, +SyncFree1 2,485.4, +VPP5 2,547.5 (the validation
+# run primus-2512-dsv2-mi355x-32-bf16). Each bar changes one thing, so a ratio of neighbouring bars isolates one cost.
+FIG7 = {"base": 1987.6, "loss": 1989.6, "deepep": 2202.9, "launch": 2298.6, "vpp3": 2308.0, "sync1": 2485.4,
+        "vpp5": 2547.5}
+_FIG7_KEYS = {  # run-spec changes of each bar the engine can represent (LaunchOpt and SyncFree1 change host work only)
+    "loss": {"training": {"cross_entropy_fusion": "te"}},
+    "deepep": {"training": {"cross_entropy_fusion": "te", "moe_dispatcher": "deepep"}},
+    "vpp3": {"training": {"cross_entropy_fusion": "te", "moe_dispatcher": "deepep"},
+             "plan": {"vpp": 3, "schedule": "interleaved"}},
+}
+
+
+def _dsv2_rates(bars, tmp: Path):
+    """Predicted tokens/s per GPU of Figure 7's bars (the baseline run spec with each bar's changes), with the stored
+    calibration."""
+    src = RUNS / "primus-2512-dsv2-mi355x-32-bf16-baseline.yaml"
+    paths = []
+    for bar in bars:
+        d = yaml.safe_load(src.read_text())
+        for sec, kv in _FIG7_KEYS.get(bar, {}).items():
+            d[sec].update(kv)
+        p = tmp / f"{bar}.yaml"
+        p.write_text(yaml.safe_dump(d))
+        paths.append(p)
+    runs = {r.name: r for r in prepare(paths)}
+    return {b: runs[b].predict(_base(runs[b])) for b in bars}
+
+
+def test_fig7_loss_fusion_and_deepep_bars(tmp_path):
+    """The two device-side changes of Figure 7's 1F1B bars: loss fusion 1,989.6 / 1,987.6 = 1.001 and the Turbo
+    DeepEP dispatcher over Megatron's all-to-all 2,202.9 / 1,989.6 = 1.107, each predicted within 3%."""
+    pred = _dsv2_rates(["base", "loss", "deepep"], tmp_path)
+    assert pred["loss"] / pred["base"] == pytest.approx(FIG7["loss"] / FIG7["base"], rel=0.03)
+    assert pred["deepep"] / pred["loss"] == pytest.approx(FIG7["deepep"] / FIG7["loss"], rel=0.03)
+
+
+@pytest.mark.xfail(strict=True, reason="interleaving gains less than its bubble: 3 virtual stages per rank take "
+                   "1F1B's fill and drain from 3 of 35 micro-batch slots to 1 of 33 (about +6%, what the engine "
+                   "predicts: 1.064), but Figure 7's +VPP3 bar gains 2,308.0 / 2,298.6 = 1.004 over +LaunchOpt (a "
+                   "host-only change, so its ratio to the 1F1B DeepEP bar is the engine's VPP3 / DeepEP). Something "
+                   "that grows with the virtual stages (their 2 x 3 inter-node transfers per micro-batch, host work "
+                   "per chunk) takes the gain back; it is not modelled")
+def test_fig7_vpp3_bar(tmp_path):
+    pred = _dsv2_rates(["deepep", "vpp3"], tmp_path)
+    assert pred["vpp3"] / pred["deepep"] == pytest.approx(FIG7["vpp3"] / FIG7["launch"], rel=0.03)

@@ -392,13 +392,6 @@ def _slower_with(spec: dict, plan: dict, what: str, factor: float) -> float:
     return float(estimate_plans(faster, p).step_time_s[0] / estimate_plans(run, p).step_time_s[0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the DP gradient sync hides behind the backward of the pipeline rank with the longest micro-batch "
-    "(perf/step.py evaluate: win x t_b of the stage slow_last picks), not each rank's behind its own: 20-30% more HBM "
-    "bandwidth shortens the device backward while the rank stays bound by the MoE host floor (moe_launch_floor), "
-    "so the window the sync hides behind shrinks and dp_comm grows: the step grows 1.2% at one of the factors "
-    "tried (which one moves with the calibration: 1.01 at 92cbc60, 1.3 before this session's refit, 1.2 after); a rank's own step (its micro-batches + its own exposed sync) "
-    "maxed over ranks would not. Left: changes the MoE validation rows (physics, not this audit)"))
 def test_more_hbm_bandwidth_never_slows_a_plan_moe_host_floor():
     """A chip with 1-50% more HBM bandwidth, everything else equal, runs the same plan no slower (every kernel and
     transfer takes at most as long): DeepSeek-V3 on 1,024 H200, tp 16 pp 8 vpp 8 ep 8."""
@@ -409,15 +402,6 @@ def test_more_hbm_bandwidth_never_slows_a_plan_moe_host_floor():
     assert max(_slower_with(spec, plan, "hbm_bw", f) for f in (1.01, 1.05, 1.1, 1.2, 1.3, 1.5)) <= 1 + 1e-12
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "one overlap window booked three times: under DualPipe (and Megatron's EP all-to-all overlap) the forward's "
-    "all-to-all, the backward's and the MoE host stall each hide up to ep_overlap_dualpipe (0.9) of the same "
-    "window, half the paired forward + backward compute (comm_ep.ep_overlap_window; perf/step.py _stage "
-    "ep_exp_f, ep_exp_b, moe_host_sync_exposed), so up to 1.35x the pair's compute is hidden behind it; when "
-    "faster HBM shrinks the memory-bound kernels by d, the exposed communication and stall grow by up to "
-    "2.7 x 1.5 d against 3 d saved (4 d with the recompute, which repeats the forward's exposure): 1.5x HBM "
-    "bandwidth, 1.6% slower with full recompute, 0.7% without. Left: hiding them under one shared window moves "
-    "the DualPipe / EP-overlap validation rows (a refit), beyond this audit"))
 def test_more_hbm_bandwidth_never_slows_a_plan_dualpipe_full_recompute():
     """The same property for Qwen3-235B-A22B on 256 H200 under HAI-LLM's DualPipe with full recompute (selective
     recompute or none: 0.5-0.7% slower too)."""

@@ -217,6 +217,41 @@ def test_rl_qualitative_claims_hold():
     assert abs(rows["nemo-rl-h100-q30-32-sync.yaml"]["error"]) <= 0.20
 
 
+def _rl_phases_module():
+    spec = importlib.util.spec_from_file_location("_rl_phases", ROOT / "tests" / "test_rl_phases.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def rl_phase_fragments() -> list[str]:
+    """The per-phase bullet: the model's training / log-prob phases of NeMo RL's v0.3 dense runs against the
+    published timers, the dense runs' largest miss outside generation, and the Qwen3-30B-A3B run's generation,
+    trainer phases and shortfall outside generation (published figures: tests/test_rl_phases.py PUBLISHED)."""
+    import math
+    mod = _rl_phases_module()
+    pub, m = mod.PUBLISHED, {n: mod._phases(n) for n in mod.PUBLISHED}
+    label = {"nemo-rl-v03-h100-llama8b-8-sync.yaml": "Llama 3.1 8B", "nemo-rl-v03-h100-llama70b-64-sync.yaml":
+             "Llama 70B", "nemo-rl-v03-h100-q32b-64-sync.yaml": "Qwen3-32B"}
+    assert set(label) == set(mod.DENSE)
+    dense = "; ".join(f"{label[n]} {m[n]['train']:.1f} / {m[n]['logprobs']:.1f} s vs {pub[n]['train']} / "
+                      f"{pub[n]['logprobs']}" for n in mod.DENSE)
+
+    def outside(n):
+        return (pub[n]["total"] - pub[n]["generation"]) - (m[n]["total"] - m[n]["generation"])
+    q = mod.MOE
+    return [f"({dense})",
+            f"their time outside generation within {math.ceil(max(abs(outside(n)) for n in mod.DENSE))} s",
+            f"has its generation met ({m[q]['generation']:.1f} vs {pub[q]['generation']} s)",
+            f"policy training {m[q]['train']:.1f} vs {pub[q]['train']} s, log-probs {m[q]['logprobs']:.1f} vs "
+            f"{pub[q]['logprobs']} s, {outside(q):.0f} s short outside generation"]
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_rl_phase_figures(i):
+    assert_in_readme(rl_phase_fragments()[i])
+
+
 # --- counts of runs and points quoted in prose --------------------------------------------------------------------
 
 def count_fragments() -> list[str]:
@@ -301,6 +336,6 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 
 if __name__ == "__main__":
-    for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + count_fragments()
+    for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments() + count_fragments()
                  + [ascend_fragment()] + dataset_fragments()):
         print(frag)

@@ -74,6 +74,10 @@ class TrainingSpec(BaseModel):
     # weight gradient is added to it by a separate kernel (perf/comm_dp.py grad_accumulation_bytes). Unset: the
     # software stack's default.
     grad_accumulation_fusion: bool | None = None
+    # rotary embeddings as fused kernels (Megatron-LM's default; --no-rope-fusion, Primus apply_rope_fusion: false
+    # turn it off); false: Megatron-Core's unfused PyTorch ops (perf/compute.py unfused_rope_extra_bytes_per_token).
+    # Unset: the software stack's default.
+    rope_fusion: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
     # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or

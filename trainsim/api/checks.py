@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from ..errors import TrainsimError
-from ..spec import _in_spec, load_run
+from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind
 from ..estimate import PLAN_FIELDS, is_complete
@@ -12,9 +11,7 @@ from ..plan_estimate import complete_plans, plan_row
 from ..model.counts import count
 from ..catalog.describe import fmt
 from ..numfmt import count as fmt_count, counted
-from ..scenario.kinds import load_doc
-from ..scenario.registry import handler
-from ..scenario import run as _scenario_run  # noqa: F401 - imports registry.KIND_MODULES: every kind registered
+from ..scenario import run as _scenario_run  # run_file; importing it registers every kind (KIND_MODULES)
 from .posttraining import _posttrain_spec
 from .serving import _serving
 from . import CheckResult
@@ -86,14 +83,10 @@ def check(path) -> CheckResult:
         lines.append(("sweep", f"axes: {', '.join(a.name for a in sw.axes) or 'none'}; "
                                f"{counted(sw.n_points, 'point')}"))
     else:
-        d = load_doc(path)
-        try:
-            h = handler(d["kind"])
-        except TrainsimError as exc:   # an unknown kind names the file
-            raise _in_spec(exc, str(path)) from None
-        try:                           # the kind's keys and values, as `scenario` reads them
-            getattr(h, "validate", lambda doc: None)(d)
-        except TrainsimError as exc:
-            raise _scenario_run.in_file(exc, path, d) from None
-        lines.append(("scenario", f"{d.get('id', path.stem)}: kind {d['kind']}"))
+        # the one code path `trainsim scenario` reads a scenario through (scenario.run.run_file): a kind reads its
+        # systems, chips, training, framework and sibling files as it answers, so check answers it (seconds: the
+        # plan searches are memoised) and refuses exactly what `scenario` refuses, with the same line
+        res = _scenario_run.run_file(path)
+        lines.append(("scenario", f"{res.get('id') or path.stem}: kind {doc['kind']}, answered "
+                                  f"({res.get('verdict_class') or 'no verdict'})"))
     return CheckResult({"file": str(path), "kind": kind, "ok": True, "resolved": dict(lines)})

@@ -3,13 +3,14 @@ and which inputs differ. Each run is estimated exactly as ``trainsim estimate`` 
 plan search where it is partial)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
-from ..report.fmt import money, quantity as count, tokens_per_s
+from ..report.fmt import does_not_fit, money, quantity as count, tokens_per_s
 from .. import api
 from ..report.terminal import wide_console as console, print_json
 from ..report.tabular import print_csv
@@ -43,13 +44,22 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="two or more run-spe
     """Runs side by side: plan, step time by cause, memory, days, cost, and what differs."""
     inputs = cost_inputs(price, pue, electricity)
     res = api.compare(runs, cost=inputs)        # two or more runs: api.compare checks
-    diff = res.differing_inputs
     if csv_:
         print_csv(res.to_dict()["runs"])
-        return
-    if json_:
+    elif json_:
         print_json(res.to_dict())
-        return
+    else:
+        _render(runs, res)
+    unfit = [(p, d) for p, d in zip(runs, (e.to_dict() for e in res.estimates)) if not d["fits"]]
+    for p, d in unfit:            # a stated plan that does not fit is no answer (as `estimate`): its fixes, exit 1
+        print(f"error: {p}: plan: {does_not_fit(d)}", file=sys.stderr)
+    if unfit:
+        raise typer.Exit(1)
+
+
+def _render(runs: list[Path], res) -> None:
+    """The side-by-side table and the inputs that differ."""
+    diff = res.differing_inputs
     from rich.table import Table
 
 

@@ -9,6 +9,7 @@ import typer
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
+from ..report.fmt import does_not_fit
 from ..report.terminal import print_json, render_estimate
 from ..report.tabular import print_csv
 
@@ -39,4 +40,5 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     else:
         render_estimate(est)
     if not est.fits:      # a stated plan that does not fit is no answer: printed with its fixes, exit 1
+        print(f"error: {r.path}: plan: {does_not_fit(est.to_dict())}", file=sys.stderr)
         raise typer.Exit(1)

@@ -13,6 +13,7 @@ from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
 from ..api import reports
 from ..report.progress import progress_bar
+from ..report.fmt import does_not_fit
 from .csvopt import print_rows
 
 
@@ -52,6 +53,10 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
         print(f"wrote {out}" + (f" and {len(pngs)} charts in {png}" if png is not None else ""))
     if rep.data.get("kind") == "run" and rep.data.get("estimate") is None:   # no answer: the page says why, exit 1
         print(f"error: {file}: {rep.data.get('message', 'no plan')}", file=sys.stderr)
+        raise typer.Exit(1)
+    est = rep.data.get("estimate") if rep.data.get("kind") == "run" else None
+    if est is not None and not est["fits"]:   # a stated plan that does not fit: the page (memory chart drawn), exit 1
+        print(f"error: {file}: plan: {does_not_fit(est)}", file=sys.stderr)
         raise typer.Exit(1)
 
 

@@ -87,5 +87,9 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
                  f"{row['days']:.1f} ({signed_pct(row['change_pct'], 0)})" for row in v["rows"]]
         t.add_row(p, f"{fmt(v['nominal'])} {v['unit']}", *cells, fmt(out["elasticity"][p]))
     c.print(t)
+    for p, v in out["params"].items():     # a "no fit" cell says why
+        for row in v["rows"]:
+            if row.get("note"):
+                c.print(f"{p} x{row['factor']:g}: {row['note']}")
     for p, th in (out.get("thresholds") or {}).items():
         c.print(f"{p}: {th['message']}")

@@ -164,11 +164,16 @@ def _pick(tps, lat, ok) -> tuple[int | None, np.ndarray | None]:
 
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                    memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
+                    memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
+                    sequences=None) -> Evaluated:
     """Decode candidates: plans x batch grid (or the given batch).
 
     ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
     longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
+    ``sequences``: with ``max_batch_per_chip``, the sequences the whole cluster has (a fixed job, e.g. one RL
+    step's samples): where the even share ``max_batch_per_chip x chips`` of an instance is below the ``pp x dp``
+    sequences its replicas need, the job runs on fewer instances (:func:`idle_share_batch`), so the instance is
+    timed at ``min(pp x dp, sequences)`` and its tokens/s per chip counts the idle chips.
     ``hbm_fraction``: share of HBM the server may use (vLLM ``gpu_memory_utilization``; colocated RL leaves the
     rest to the trainer), so the KV cache -- and the batch -- is capped by what is left after the weights.
     ``prefill_s_per_seq_chip``: aggregated serving (prefill and decode on the same chips, chunked prefill):
@@ -188,9 +193,12 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
         b = np.minimum(b, float(max_batch_per_instance))
     if max_batch_per_chip is not None:
         b = np.minimum(b, float(max_batch_per_chip) * p.chips)
+    b_share = b                                    # sequences per instance averaged over the cluster
+    if max_batch_per_chip is not None and sequences is not None:
+        b = idle_share_batch(b, p.pp * p.dp, sequences)
     rnd, br = step_time(s, p, b, context, "decode")
     tpot = rnd / s.tokens_per_step
-    tps = b / tpot / p.chips
+    tps = b_share / tpot / p.chips
     if prefill_s_per_seq_chip is not None:
         tpot = tpot + b * np.asarray(prefill_s_per_seq_chip, dtype=np.float64) / p.chips
     w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
@@ -202,6 +210,18 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
         ok = ok & (tpot <= tpot_bound_s * (1 + 1e-9))
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
     return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok))
+
+
+def idle_share_batch(share, replicas, sequences):
+    """Sequences one serving instance runs when a fixed job of ``sequences`` spreads over the cluster's instances
+    with ``share`` each on average, and each instance needs ``replicas`` (its ``pp x dp`` micro-batches) to keep
+    every replica busy: ``max(share, min(replicas, sequences))``. A share below ``replicas`` means fewer
+    sequences than replicas: the job fills ``sequences / replicas`` instances and the rest sit idle (a vLLM
+    server with no request waits), instead of the job being refused; a job with fewer sequences than one
+    instance's replicas leaves replicas idle inside it (``ok`` refuses that plan, a smaller one fits).
+    Example: 4 samples on 64 chips, one chip per instance (pp = dp = 1): share 1/16 -> 1 sequence each on 4
+    instances, 60 chips idle."""
+    return np.maximum(share, np.minimum(replicas, float(sequences)))
 
 
 def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens_per_chip=None,

@@ -91,14 +91,17 @@ def aggregate_output_rate(input_len: float, output_len: float, prefill_tps: floa
 
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
                 batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
-                memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None) -> Evaluated:
-    """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``)."""
+                memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
+                sequences=None) -> Evaluated:
+    """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``); ``sequences``:
+    the whole job's (:func:`~trainsim.inference.search.evaluate_decode`)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
     plans = plan_grid(s, sizes, fixed)
     return evaluate_decode(s, plans, context, batch_per_chip=batch_per_chip, batch_per_instance=batch_per_instance,
                            tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
                            max_batch_per_chip=max_batch_per_chip, memory_context=memory_context,
-                           hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip)
+                           hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip,
+                           sequences=sequences)
 
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,

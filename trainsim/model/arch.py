@@ -62,7 +62,9 @@ class AttentionCore:
     (a config that says nothing) is full rotation, ``heads x qk_head_dim`` / ``kv_heads x qk_head_dim``; 0 for a
     core without rotary (NoPE layers, learned or ALiBi positions, linear attention, a core sharing another's
     rotated query). See :attr:`rotated_qk_elems_per_token`. ``rope_copy_bytes`` are BF16 bytes per token the
-    rotary kernel moves besides the rotation (MLA's KV split, see :func:`~trainsim.model.blocks.mla_attention`).
+    rotary kernel moves besides the rotation (MLA's KV split, see :func:`~trainsim.model.blocks.mla_attention`);
+    ``unfused_rope_copy_bytes`` those Megatron-Core's unfused rotary path (``apply_rope_fusion`` false) copies on
+    top of them (MLA's query concatenation; :func:`trainsim.perf.compute.unfused_rope_extra_bytes_per_token`).
     ``q_norm_elems``: query elements one token normalises with a weightless per-head RMSNorm after the
     up-projection (DeepSeek-V4's ``_q_rms_norm`` over all H x d query elements); ``out_copy_bytes``: BF16 bytes
     per token copied from the core's output on its way to the output projection (DeepSeek-V4's out-of-place
@@ -91,6 +93,7 @@ class AttentionCore:
     rope_q_elems: float | None = None
     rope_k_elems: float | None = None
     rope_copy_bytes: float = 0.0
+    unfused_rope_copy_bytes: float = 0.0
     q_norm_elems: float = 0.0
     out_copy_bytes: float = 0.0
     dsa_keys: float = 0.0

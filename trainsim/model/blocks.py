@@ -53,6 +53,11 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
     ``.contiguous()`` move the same tensors): besides the rotation (read + write d_rope), it copies H (d_nope +
     d_v) elements (read + write) and writes the rotated key to the H - 1 other heads: ``rope_copy_bytes`` =
     2 x (2 H (d_nope + d_v) + (H - 1) d_rope).
+    Megatron-Core's unfused path (``apply_rope_fusion`` false, Megatron-LM 847781764f
+    multi_latent_attention.py ``qkv_up_proj_and_rope_apply``) also builds the query anew, ``torch.cat([q_no_pe,
+    q_pos_emb])`` (read + write H (d_nope + d_rope)), and its MLA rotary first de-interleaves each rotated q / k
+    vector, ``torch.cat((x1, x2))`` (read + write, rope_utils.py ``_apply_rotary_pos_emb_bshd`` with
+    ``multi_latent_attention``): ``unfused_rope_copy_bytes`` = 2 x 2 (H (d_nope + d_rope) + (H + 1) d_rope).
     """
     qk = qk_nope_head_dim + qk_rope_head_dim
     mats: list[Matrix] = []
@@ -70,7 +75,8 @@ def mla_attention(hidden: int, heads: int, q_lora_rank: int | None, kv_lora_rank
                          window=window, kv_elems_per_token=kv_lora_rank + qk_rope_head_dim,
                          rope_q_elems=heads * qk_rope_head_dim, rope_k_elems=qk_rope_head_dim,
                          rope_copy_bytes=2.0 * (2 * heads * (qk_nope_head_dim + v_head_dim)
-                                                + (heads - 1) * qk_rope_head_dim))
+                                                + (heads - 1) * qk_rope_head_dim),
+                         unfused_rope_copy_bytes=4.0 * (heads * qk + (heads + 1) * qk_rope_head_dim))
     return mats, core, norms
 
 

@@ -40,6 +40,8 @@ per token instead of min(5.29, 4) nodes and 7.68 ranks).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..model.arch import LayerKind
@@ -278,23 +280,52 @@ def routing_map_allgather_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens:
     return np.where(n > 1, t, 0.0)
 
 
-def ep_overlap_window(comp_f_s: Num, comp_b_s: Num) -> Num:
-    """Compute one direction's EP dispatch + combine can hide behind when the stack pairs one micro-batch's
-    forward with another's backward: half the pair's compute, (comp_f + comp_b) / 2.
+def paired_overlap_exposed(a2a_s: Sequence[tuple[Num, Num]], host_s: Sequence[Num], window_s: Num, f: Num,
+                           ctx: StepContext) -> tuple[list[Num], list[Num]]:
+    """Exposed parts of the expert-parallel transfers ``a2a_s`` (each (dispatch + combine, NCCL collectives of
+    the same dispatch), :func:`ep_overlapped_exposed`) and host stalls ``host_s`` of one micro-batch when the
+    schedule pairs its forward with another micro-batch's backward and hides them under one window ``window_s``,
+    the pair's compute W = comp_f + comp_b (+ the compute a recompute reruns in the backward).
 
-    Megatron-Core's EP all-to-all overlap (``overlap_moe_expert_parallel_comm``, Megatron-Bridge ``moe_a2a_overlap``)
-    runs a layer's forward for micro-batch i+1 and its backward for micro-batch i as one unit on two streams
-    (Megatron-LM 2edffadb, the Megatron-Core of Megatron-Bridge v0.4.2 / NeMo 26.04,
-    megatron/core/models/common/model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``, lines 196-198):
-    ``comm_stream: combine_bwd | dispatch_fwd->dispatch_bwd | combine_fwd``,
-    ``comp_stream: attn_fwd | mlp_bwd->mlp_bwd_dw->mlp_fwd | attn_bwd``: the forward's all-to-alls run under the
-    other micro-batch's backward compute and the backward's under the forward's, so the pair's 2 x (dispatch +
-    combine) hides behind the pair's comp_f + comp_b, not each direction behind its own micro-batch's forward.
-    DualPipe pairs chunks the same way (DeepSeek-V3 report sec. 3.2.1, Figure 4: "overlap the computation and
-    communication within a pair of individual forward and backward chunks"). With the one overlap rule
-    (:func:`trainsim.perf.collectives.exposed`) per direction: exposed = ep - f min(ep, (comp_f + comp_b) / 2),
-    which sums over both directions to 2 ep - f min(2 ep, comp_f + comp_b)."""
-    return 0.5 * (comp_f_s + comp_b_s)
+    Each cost x alone would hide f min(x, W / 2) (the one overlap rule, :func:`trainsim.perf.collectives.exposed`,
+    behind half the pair: a forward transfer behind the other micro-batch's backward compute, a backward transfer
+    behind the forward's, the host stall behind the compute queued before it); together they hide at most f W,
+    the fraction ``f`` of the one window they share: where the costs' hidden parts alone, H = sum f min(x, W / 2),
+    exceed f W, each is scaled by f W / H, so cost x is exposed x - f min(x, W / 2) min(1, f W / H) and the pair
+    hides f min(H / f, W) <= f min(T, W) in all (T the sum of the costs). The hidden transfers take their
+    dispatcher's SMs from the compute (:func:`ep_overlapped_exposed`); a host stall takes none. Where ``f`` = 0
+    (no paired schedule) every cost is exposed in full.
+
+    Why one window. Megatron-Core's merged forward-backward layer (``overlap_moe_expert_parallel_comm``,
+    Megatron-Bridge ``moe_a2a_overlap``; NVIDIA/Megatron-LM d98e8a64
+    megatron/core/models/common/model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``) runs
+    ``comm_stream: combine_bwd | dispatch_fwd->dispatch_bwd | combine_fwd`` against
+    ``comp_stream: pre_dispatch_fwd | mlp_bwd->mlp_bwd_dw->mlp_fwd | pre_dispatch_bwd``: the pair's four transfers
+    (the forward's dispatch + combine, the backward's) run one after another on one stream beside the pair's
+    compute, so together they hide behind comp_f + comp_b, not each behind a window of its own. The host stall
+    sits in the same chain: the host issues ``b_layer.moe_combine.backward``,
+    ``f_layer.pre_dispatch_computation.forward`` and ``b_layer.mlp.backward``, then ``f_layer.moe_dispatch.forward``,
+    whose dispatcher waits on the device for the token counts (token_dispatcher.py ``_maybe_dtoh_and_synchronize``
+    at ``cuda_sync_point``), and only after it launches the forward dispatch, ``mlp.backward_dw`` and
+    ``moe_dispatch.backward``. A CPU-side stall blocks the launches, so it can hide only behind GPU work already
+    queued (the other micro-batch's ``mlp.backward``, part of its backward: within the W / 2 each cost is given),
+    and the forward dispatch cannot start before it ends: stall and transfers are in series against one stretch
+    of compute and share its budget. DualPipe pairs chunks the same way (DeepSeek-V3 report, arXiv 2412.19437,
+    sec. 3.2.1 and Figure 4: a forward chunk's dispatch and combine overlapped with a backward chunk's attention and
+    MLP and vice versa, "overlap the computation and communication within a pair of individual forward and
+    backward chunks"). A recompute's rerun forward runs inside the backward chunk (its compute joins the window,
+    its transfers and stall the costs). Before this rule each direction and the stall hid up to f W / 2 apiece,
+    up to 1.5 f W in all (1.35 W at f = 0.9)."""
+    half = 0.5 * window_s
+    costs = [ep + g for ep, g in a2a_s] + list(host_s)
+    alone = [np.minimum(x, half) for x in costs]   # what each would hide alone, over f
+    h = sum(alone, 0.0 * window_s)
+    # the shared budget: all together hide at most f W (alone they hide f h)
+    scale = np.divide(window_s, h, out=np.ones(np.broadcast(window_s, h).shape), where=h > window_s)
+    work = [w * scale for w in alone]
+    n = len(a2a_s)
+    return ([ep_overlapped_exposed(ep, work[i], f, ctx, g) for i, (ep, g) in enumerate(a2a_s)],
+            [exposed(x, work[n + j], f) for j, x in enumerate(host_s)])
 
 
 def ep_overlapped_exposed(ep_s: Num, work_s: Num, f: Num, ctx: StepContext, nccl_s: Num = 0.0) -> Num:

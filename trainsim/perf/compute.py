@@ -715,6 +715,29 @@ def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> f
     return sum(bytes_per_elem * core.rotated_qk_elems_per_token + core.rope_copy_bytes for core in lk.attention)
 
 
+#: HBM bytes per rotated q / k element of Megatron-Core's unfused rotary embedding (``apply_rope_fusion`` false:
+#: megatron/core/models/common/embeddings/rope_utils.py ``_apply_rotary_pos_emb_bshd`` and ``_rotate_half`` at
+#: Megatron-LM 847781764f), one BF16 kernel per op: ``t * cos_`` (read + write, 4), ``_rotate_half`` = negation of
+#: one half (2) and ``torch.cat((-x2, x1))`` (4), ``* sin_`` (4), the sum (read 2, write 1: 6) and
+#: ``torch.cat((t, t_pass))`` (4): 24, against the fused kernel's 4 (:data:`ROPE_BYTES`).
+UNFUSED_ROPE_BYTES = 24.0
+
+
+def unfused_rope_extra_bytes_per_token(lk: LayerKind) -> float:
+    """HBM bytes one token moves in a layer's forward through Megatron-Core's unfused rotary path beyond the fused
+    kernels :func:`rope_bytes_per_token` prices:
+
+        sum over cores of (UNFUSED_ROPE_BYTES - ROPE_BYTES) x rotated q / k elements + unfused_rope_copy_bytes
+
+    (:data:`UNFUSED_ROPE_BYTES`; ``AttentionCore.unfused_rope_copy_bytes``: MLA's query concatenation and
+    de-interleave, :func:`trainsim.model.blocks.mla_attention`). DeepSeek-V2 (128 heads, d_nope 128, d_rope 64):
+    20 x (128 x 64 + 64) + 4 x (128 x 192 + 129 x 64) = 165,120 + 131,328 = 296,448 bytes. Charged where a run
+    states ``rope_fusion: false`` (Primus's deepseek_v2_base.yaml sets ``apply_rope_fusion: false``); the backward
+    by the engine's rule for memory-bound kernels (twice the forward, perf/step.py)."""
+    return sum((UNFUSED_ROPE_BYTES - ROPE_BYTES) * core.rotated_qk_elems_per_token + core.unfused_rope_copy_bytes
+               for core in lk.attention)
+
+
 #: bytes of scale per quantised element of one usage (rowwise or columnwise): MXFP8 one E8M0 byte per 1 x 32
 #: block (OCP Microscaling Formats (MX) v1.0 sec. 5; TE transformer_engine/pytorch/csrc/quantizer.cpp
 #: MXFP8Quantizer::get_scale_shape, MXFP8_BLOCK_SIZE 32); blockwise one fp32 per 1 x 128 block (DeepSeek-V3,
@@ -788,16 +811,18 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
                                 moe_permute: bool = True, dispatch_fused: bool = False,
-                                separate_gemms: tuple[str, ...] = ()) -> Num:
+                                separate_gemms: tuple[str, ...] = (), rope_unfused: bool = False) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
     residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary
-    (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element; a weightless per-head query norm (read +
-    write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy of the core's output
-    (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's (:mod:`trainsim.model.families.deepseek_v4`);
-    activation function (:func:`act_fn_bytes_per_f`; ``relu2_unfused``: the stack's squared ReLU as two ops) over
-    the dense / shared intermediate and the active experts';
+    (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element (``rope_unfused``: plus
+    :func:`unfused_rope_extra_bytes_per_token`, Megatron-Core's ``apply_rope_fusion`` false); a weightless
+    per-head query norm (read + write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy
+    of the core's output (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's
+    (:mod:`trainsim.model.families.deepseek_v4`); activation function (:func:`act_fn_bytes_per_f`;
+    ``relu2_unfused``: the stack's squared ReLU as two ops) over the dense / shared intermediate and the active
+    experts';
     MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
     k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
     permutation is not sourced); a training step whose permutation runs as a fused kernel pair (Transformer
@@ -835,6 +860,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
     b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden, backward_casts)
     b += rope_bytes_per_token(lk, rope_bytes)
+    if rope_unfused and not eager:
+        b += unfused_rope_extra_bytes_per_token(lk)
     b += sum(norm_bytes * core.q_norm_elems + core.out_copy_bytes for core in lk.attention)
     for core in lk.attention:
         if eager and core.kv_heads < core.heads:
@@ -1003,7 +1030,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
-                                     separate_gemms=ctx.separate_gemms) * tokens / p.tp
+                                     separate_gemms=ctx.separate_gemms,
+                                     rope_unfused=not ctx.rope_fusion) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)

@@ -34,7 +34,7 @@ from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd, routing_map_allgather_fwd
 from .comm_tp import tp_mlp_recompute_exposed
 from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, expert_copies_fwd_bwd,
-                      layer_gemm_fwd, norm_rope_bytes, rope_bytes_per_token)
+                      layer_gemm_fwd, norm_rope_bytes, rope_bytes_per_token, unfused_rope_extra_bytes_per_token)
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -65,8 +65,9 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
     if "mla_up_proj" in mods and has_up_proj_checkpoint(lk):
         main = replace(lk, attention=lk.attention[:1])
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in UP_PROJ_MATRICES)
-        t = t + bytes_time((rope_bytes_per_token(main, rope_b) + norm_b * main.attention[0].q_norm_elems) * tokens,
-                           ctx, p)
+        unfused = unfused_rope_extra_bytes_per_token(main) if not (ctx.rope_fusion or eager) else 0.0
+        t = t + bytes_time((rope_bytes_per_token(main, rope_b) + unfused + norm_b * main.attention[0].q_norm_elems)
+                           * tokens, ctx, p)
     act = act_fn_bytes_per_f(lk.ffn_act, eager, ctx.relu2_unfused)
     if "mlp" in mods and lk.moe is None:
         g = _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")

@@ -1,10 +1,12 @@
 """One training step: compose compute, communication, pipeline and optimizer into a time and its breakdown.
 
-For m = global batch / (dp x micro-batch) micro-batches, with t_f and t_b the forward and backward time of one
-micro-batch on the slowest pipeline stage (its layers, plus the output head and MTP modules on the last stage;
-each including the communication the schedule cannot hide):
+For m = global batch / (dp x micro-batch) micro-batches, with t_f(r) and t_b(r) the forward and backward time of
+one micro-batch on pipeline rank r (its layers, plus the output head and MTP modules on the last rank; each including
+the communication the schedule cannot hide) and DP(r) the data-parallel sync that rank leaves exposed behind its own
+backward:
 
-    step = m (t_f + t_b) + calls x bubble(schedule, p, v, t_f + t_b) + exposed DP sync + optimizer + overhead
+    step = max_r [m (t_f(r) + t_b(r)) + DP(r)] + calls x bubble(schedule, p, v, max_r (t_f(r) + t_b(r)))
+           + optimizer + overhead
 
 (calls: the pipeline schedule's calls per step, each with its own fill and drain; parallel/schedules.py
 ``pipeline_calls``, 1 unless the run states ``training.local_batch_seqs``)
@@ -35,7 +37,7 @@ import numpy as np
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, ring_merge_time, torch_ring_exposed
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
-from .comm_ep import (ep_alltoall_fwd, ep_overlap_window, ep_overlapped_exposed, etp_comm_fwd,
+from .comm_ep import (ep_alltoall_fwd, etp_comm_fwd, paired_overlap_exposed,
                       routing_map_allgather_fwd)
 from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_bwd, tp_comm_fwd,
                       tp_overlap_fraction)
@@ -260,33 +262,16 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     copy them back): 0. DeepEP's dispatch always waits on the host for the received counts (fused_a2a.py: "the
     CPU will wait for GPU's signal to arrive") and Megatron-Core rejects padding to capacity with it
     (transformer_config.py), as the run spec does. Under
-    DualPipe and Megatron-Core's EP all-to-all overlap the caller hides it as it hides the all-to-all (another
-    micro-batch's compute is queued meanwhile: :func:`moe_host_sync_exposed`)."""
+    DualPipe and Megatron-Core's EP all-to-all overlap the caller hides it under the window that hides the pair's
+    all-to-alls, sharing that window with them (the other micro-batch's compute is queued meanwhile:
+    :func:`trainsim.perf.comm_ep.paired_overlap_exposed`). Measured (Megatron-Bridge PR #5094,
+    skills/nemo-mbridge-perf-moe-comm-overlap/SKILL.md at 067f987d; Qwen3-30B-A3B on 16 H100, HybridEP, only the
+    overlap switched): the GPU-active interval union is 22.821 s of the 24.714 s step without the overlap (1.89 s
+    idle) and 21.221 s of the 20.992 s step with it (none idle), and the HybridEP metadata-preprocess range (its
+    host sync) falls from 3.109 s to 0.670 s."""
     if ctx.cuda_graphs == "full" or ctx.moe_token_drop:
         return 0.0 * moe_layers
     return moe_layers * ctx.calib.moe_layer_host_s
-
-
-def moe_host_sync_exposed(host_s: Num, window_s: Num, ep_ov: Num) -> Num:
-    """Host stall of :func:`moe_host_sync_time` left on the critical path per micro-batch: all of it under a
-    schedule that runs one micro-batch at a time; under one that pairs a micro-batch's forward with another's
-    backward, the part the pair's compute does not cover, by the one overlap rule
-    (:func:`trainsim.perf.collectives.exposed`) with the window and fraction that hide the pair's all-to-all
-    (:func:`trainsim.perf.comm_ep.ep_overlap_window`; ``ep_ov``: ``ep_overlap_dualpipe`` under DualPipe,
-    ``ep_overlap_a2a`` under Megatron-Core's EP all-to-all overlap, ``ep_overlap`` = 0 otherwise).
-
-    The stall is the host waiting on the device for the token counts; it idles the GPU only if nothing is queued
-    behind it. Megatron-Core's merged forward-backward layer (``overlap_moe_expert_parallel_comm``, Megatron-LM
-    2edffadb megatron/core/models/common/model_chunk_schedule_plan.py ``TransformerLayerSchedulePlan.run``) issues
-    the other micro-batch's ``combine.backward``, this micro-batch's ``attn.forward`` and the other's
-    ``mlp.backward`` (the expert dgrad GEMMs) before ``moe_dispatch.forward``, whose dispatcher makes the wait, so
-    the GPU works through them while the host waits. Measured (Megatron-Bridge PR #5094, skills/
-    nemo-mbridge-perf-moe-comm-overlap/SKILL.md at 067f987d; Qwen3-30B-A3B on 16 H100, HybridEP, only the overlap
-    switched): the GPU-active interval union is 22.821 s of the 24.714 s step without the overlap (1.89 s idle)
-    and 21.221 s of the 20.992 s step with it (none idle), and the HybridEP metadata-preprocess range (its host
-    sync) falls from 3.109 s to 0.670 s. DualPipe likewise hides one chunk's stall under the other's compute
-    (DeepSeek-V3 report sec. 3.2.1)."""
-    return exposed(host_s, window_s, ep_ov)
 
 
 def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) -> Num:
@@ -422,11 +407,6 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     tp_g_exp = exposed(share * lc["tp_g"], gemm, c.tp_overlap)   # forward-only gathers (comm_tp, no userbuffers)
     ep_ov = np.where(overlaps_ep_comm(p.schedule), c.ep_overlap_dualpipe,
                      c.ep_overlap_a2a if ctx.moe_a2a_overlap else c.ep_overlap)
-    # the overlapping schedules pair a forward with another micro-batch's backward (comm_ep.ep_overlap_window);
-    # the forward's dispatch also gathers HybridEP's routing map (comm_ep.routing_map_allgather_fwd), the backward not
-    ep_win = ep_overlap_window(comp_f, comp_b)
-    ep_exp_f = ep_overlapped_exposed(ep_f, ep_win, ep_ov, ctx, share * lc["ep_g"])
-    ep_exp_b = ep_overlapped_exposed(ep_f, ep_win, ep_ov, ctx)
     # ring steps: bandwidth overlaps the attention of the previous block, the per-step launch/sync does not;
     # an all-gather CP (cp_overlap_for) has it all on the critical path
     cp_sync = share * lc["cp_sync"]
@@ -445,10 +425,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # TransformerLayerSchedulePlan for it, model_chunk_schedule_plan.py ``is_mtp``): its dispatch + combine hide
     # under the window of its own layer and head (and its forward gathers HybridEP's routing map) by the rule of the
     # decoder layers above; its backward runs the same two transfers once, as theirs do (comm_ep module docstring)
-    mtp_win = ep_overlap_window(w * (lc["mtp_g"] + lc["mtp_a"] + lc["mtp_e"]),
-                                w * (lc["mtp_g_b"] + lc["mtp_a_b"] + 2.0 * lc["mtp_e"]))
-    mtp_ep_f = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx, mtp_ep_g)
-    mtp_ep_b = ep_overlapped_exposed(mtp_ep, mtp_win, ep_ov, ctx)
+    (mtp_ep_f, mtp_ep_b), _ = paired_overlap_exposed(
+        [(mtp_ep, mtp_ep_g), (mtp_ep, 0.0)], [],
+        w * (lc["mtp_g"] + lc["mtp_a"] + lc["mtp_e"] + lc["mtp_g_b"] + lc["mtp_a_b"] + 2.0 * lc["mtp_e"]), ep_ov, ctx)
     last_f = gemm_last + loss_f + mtp_a + mtp_e + mtp_s + mtp_tp + mtp_tp_g + mtp_ep_f
     last_b = gemm_last_b + loss_b + mtp_a_b + 2.0 * mtp_e + mtp_s_b + mtp_tp_b + mtp_ep_b
     # recompute: selective modules, or full (uniform: every layer; block: num_layers of each virtual stage)
@@ -472,16 +451,23 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     overlapped = virtual_stages(p.schedule) & (p.vpp > 1) & (not ctx.pp_p2p_blocking)
     p2p_ov = np.where(overlapped, c.pp_overlap_interleaved, c.pp_overlap)
     p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
-    # the schedules that pair one micro-batch's forward with another's backward (DualPipe, Megatron-Core's EP
-    # all-to-all overlap) hide the forward's host stall under the other micro-batch's queued compute, as they hide
-    # the all-to-all: the same window and fraction as ep_exp_f above (moe_host_sync_exposed)
+    # recompute: the rerun's compute, and the share of the forward's dispatch + combine it repeats (full recompute)
+    rec_comp = np.where(p.recompute == 2, frac * comp_f, np.where(p.recompute == 1, rec_sel, 0.0))
+    ep_rerun = np.where(p.recompute == 2, frac, 0.0)
+    # the overlapping schedules pair a forward with another micro-batch's backward and hide both directions'
+    # dispatch + combine, the dispatcher's host stall and a recompute's rerun of them under one window, the pair's
+    # compute with the rerun's (comm_ep.paired_overlap_exposed); elsewhere ep_ov = 0 and all of them are exposed.
+    # The forward's dispatch also gathers HybridEP's routing map (comm_ep.routing_map_allgather_fwd), the backward
+    # not; the host stall is the forward's (MOE_HOST_SYNC_FORWARD_SHARE), rerun as moe_host_recompute_time says
     moe_layers = share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)   # this stage's MoE layers
     host_raw = moe_host_sync_time(ctx, moe_layers)
-    host = moe_host_sync_exposed(host_raw, ep_win, ep_ov)
-    rec = np.where(p.recompute == 1, rec_sel, 0.0)
-    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f), rec)
+    ep_g = share * lc["ep_g"]
+    (ep_exp_f, ep_exp_b, ep_exp_r), (host, host_r) = paired_overlap_exposed(
+        [(ep_f, ep_g), (ep_f, 0.0 * ep_f), (ep_rerun * ep_f, ep_rerun * ep_g)],
+        [host_raw, moe_host_recompute_time(ctx, p, frac, MOE_HOST_SYNC_FORWARD_SHARE * host_raw)],
+        comp_f + comp_b + rec_comp, ep_ov, ctx)
+    rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + cp_exp_f), rec_comp) + ep_exp_r + host_r
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
-    rec = rec + moe_host_recompute_time(ctx, p, frac, host_f)
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
     t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
     # host-bound layers: the micro-batch takes at least the host's launch work (moe_launch_floor), the excess
@@ -570,28 +556,29 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # combination (shared_costs)
     lc, (dense, expert, grad_t, gather_t, repl_t) = (shared.rows(rows) if shared is not None else
                                                       shared_costs(ctx, p).rows())
-    # the slowest pipeline rank: the last (its layers + output head + MTP) or the fuller of the first and a middle
+    # the pipeline ranks that can be the slowest: the last (its layers + output head + MTP) or the fuller of the
+    # first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
     keys = None if detail else ("t_f", "t_b", "t_mb")
     st_last = _edge_rank_stage(ctx, p, lc, f_l, l_l, tokens, keys)
     st_other = _stage(ctx, p, lc, np.where(mirrored_stages(p.schedule), m_l, np.maximum(f_l, m_l)) / L, False,
                       tokens)
-    slow_last = st_last["t_mb"] >= st_other["t_mb"]
-    st = {k: np.where(slow_last, st_last[k], st_other[k]) for k in (st_last if keys is None else keys)}
-    # activation offload to host memory: the copies overlap the compute; what exceeds it is exposed
+    # per pipeline rank (the edge rank ``st_last``, the other ``st_other``): the activation offload to host memory
+    # (the copies overlap the compute; what exceeds it is exposed, the breakdown's activation_offload) and the
+    # main-grad accumulation each micro-batch's backward adds where the GEMMs do not accumulate into the buffer
+    # (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion)
     off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
-    off_exp = 0.0 * st["t_mb"]     # per micro-batch; the breakdown's activation_offload
-    if np.any(off):
-        off_exp = np.maximum(0.0, 2.0 * off / ctx.host_link_bw - st["t_f"] - st["t_b"])
-        st["t_mb"] = st["t_mb"] + off_exp
-    t_f, t_b, t_mb = st["t_f"], st["t_b"], st["t_mb"]
-    # each micro-batch's backward adds its weight gradients to the main-grad buffer in a kernel of its own where the
-    # GEMMs do not accumulate into it (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion)
     acc = hbm_time(grad_accumulation_bytes(ctx, p, dense, expert), ctx)
-    t_b, t_mb = t_b + acc, t_mb + acc
-    # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass)
+    for r in (st_last, st_other):
+        r["off_exp"] = 0.0 * r["t_mb"]   # per micro-batch
+        if np.any(off):
+            r["off_exp"] = np.maximum(0.0, 2.0 * off / ctx.host_link_bw - r["t_f"] - r["t_b"])
+        r["t_b"], r["t_mb"] = r["t_b"] + acc, r["t_mb"] + r["off_exp"] + acc
+    # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass),
+    # paced by the slowest rank's micro-batch
+    t_mb_slow = np.where(p.pp == 1, st_last["t_mb"], np.maximum(st_last["t_mb"], st_other["t_mb"]))
     calls = pipeline_calls(ctx.global_batch_seqs, p.dp, ctx.local_batch_seqs)
-    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb) * calls
+    bubble = bubble_time(p.schedule, p.pp, p.vpp, t_mb_slow) * calls
     # Megatron-Core's interleaved warm-up and cool-down wait for each of their transfers in turn (the steady state
     # hides them, _stage): 2 W per call, each a transfer plus its launch (parallel/schedules.py fill_drain_transfers).
     # None where the steady state already waits for every transfer (ctx.pp_p2p_blocking): then, as in 1F1B, each
@@ -626,30 +613,43 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     if ctx.dualpipev_fb_overlap:
         no_ov = mindspeed_dualpipev(p.schedule)
         g_ov, p_ov = np.where(no_ov, 0.0, g_ov), np.where(no_ov, 0.0, b_ov)
-    # FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
-    # runs the last micro-batch's backward with gradient sync off like the others and only then, in
-    # run_post_backward, calls post_backward on every FSDP parameter group of the stage (each issuing its
-    # reduce-scatter) and _root_post_backward_final_callback, whose finalize_backward makes the compute stream wait on
-    # the reduce-scatters' event (pytorch/pytorch torch/distributed/pipelining/stage.py; torch/distributed/fsdp/
-    # _fully_shard/_fsdp_state.py, _fsdp_param_group.py); under the interleaved schedule each model chunk waits on
-    # its own share, which add up to grad_t
-    dp_exp = (np.where((p.zero == 2) & ~once,
-                       (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
-                       syncs * np.where(once, grad_t, exposed(grad_t, win * t_b, g_ov)))
-              + syncs * exposed(gather_t, win * t_f, p_ov))
-    # zero 3: per micro-batch 2 gathers + 1 reduce-scatter, prefetched behind that micro-batch's compute
-    z3_per_mb = exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap)
-    dp_exp = np.where(z3 & ~once, m * z3_per_mb, dp_exp)
-    # sharding groups smaller than dp x cp (MiCS): the gradient shards all-reduced across the replicas once per
-    # step, behind the last micro-batch's backward as a zero 0-1 gradient sync is
-    dp_exp = dp_exp + exposed(repl_t, win * t_b, c.dp_overlap)
+
+    def dp_exposed(t_f: Num, t_b: Num) -> Num:
+        """Exposed data-parallel sync per step of a rank whose micro-batch takes ``t_f`` forward, ``t_b`` backward.
+
+        FSDP kept gathered under PP (once) hides none of its reduce-scatter: PipelineStage.backward_maybe_with_nosync
+        runs the last micro-batch's backward with gradient sync off like the others and only then, in
+        run_post_backward, calls post_backward on every FSDP parameter group of the stage (each issuing its
+        reduce-scatter) and _root_post_backward_final_callback, whose finalize_backward makes the compute stream
+        wait on the reduce-scatters' event (pytorch/pytorch torch/distributed/pipelining/stage.py; torch/distributed/
+        fsdp/_fully_shard/_fsdp_state.py, _fsdp_param_group.py); under the interleaved schedule each model chunk
+        waits on its own share, which add up to grad_t. Zero 3: per micro-batch 2 gathers + 1 reduce-scatter,
+        prefetched behind that micro-batch's compute. Sharding groups smaller than dp x cp (MiCS): the gradient
+        shards all-reduced across the replicas once per step, behind the last micro-batch's backward as a zero 0-1
+        gradient sync is."""
+        e = (np.where((p.zero == 2) & ~once,
+                      (m - 1.0) * exposed(grad_t, t_f + t_b, c.dp_overlap) + exposed(grad_t, t_b, c.dp_overlap),
+                      syncs * np.where(once, grad_t, exposed(grad_t, win * t_b, g_ov)))
+             + syncs * exposed(gather_t, win * t_f, p_ov))
+        e = np.where(z3 & ~once, m * exposed(2.0 * gather_t + grad_t, t_f + t_b, c.dp_overlap), e)
+        return e + exposed(repl_t, win * t_b, c.dp_overlap)
+
+    # each rank syncs its gradients behind its own backward (its buckets are ready when its own last backward is),
+    # so the step ends when the rank whose micro-batches plus its own exposed sync take longest is done (the
+    # bubble above is paced by the slowest micro-batch, the same on every rank); with pp = 1 the one rank is the
+    # edge rank (st_other is then its layers without the head, no rank of its own)
+    for r in (st_last, st_other):
+        r["dp_exp"] = dp_exposed(r["t_f"], r["t_b"])
+    sel_last = (p.pp == 1) | (m * st_last["t_mb"] + st_last["dp_exp"] >= m * st_other["t_mb"] + st_other["dp_exp"])
+    st = {k: np.where(sel_last, st_last[k], st_other[k]) for k in st_last}
+    t_mb, off_exp, dp_exp = st["t_mb"], st["off_exp"], st["dp_exp"]
     edp = p.expert_dp
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
     optimizer = hbm_time(opt_params * c.optimizer_step_bytes, ctx)
     # the DDP's per-step passes over the whole local gradient buffer (zero, NaN check, 1/dp scaling; comm_dp)
     optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
-    optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb)
+    optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb_slow)
 
     step = m * t_mb + bubble + fill + dp_exp + optimizer + c.step_overhead_s
     tokens_step = ctx.global_batch_seqs * ctx.seq_len

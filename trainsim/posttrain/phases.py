@@ -24,6 +24,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,7 @@ class RolloutTime:
     tpot_s: float
     step_fixed_s: float = 0.0      # a of a decode step's a + b n (:func:`decode_step_cost`)
     step_per_seq_s: float = 0.0    # b
+    idle_chips: int = 0            # chips without a sequence (:func:`idle_rollout_chips`)
 
     @property
     def total_s(self) -> float:
@@ -134,7 +136,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}
-        ev = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
+        ev = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9), sequences=age * sequences,
                          max_batch_per_instance=float(max_seqs) if max_seqs else None,
                          memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
         if ev.best is None:
@@ -180,7 +182,19 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
                             overlapped=continuous, age=age)
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     a, b = decode_step_cost(batch, tpot, b0, tpot0)
-    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, a, b)
+    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, a, b,
+                       idle_rollout_chips(chips, plan["chips"], age * sequences, batch))
+
+
+def idle_rollout_chips(chips: int, instance_chips: int, sequences: float, batch: float) -> int:
+    """Chips with no sequence to generate: ``chips - instance_chips x min(chips / instance_chips,
+    ceil(sequences / batch))`` rollout servers of ``instance_chips`` at ``batch`` sequences each. Fewer samples
+    than servers leave servers idle (:func:`~trainsim.inference.search.idle_share_batch`); a cluster whose chips
+    do not divide into servers is timed as fractional servers, so its remainder is not counted idle. Example: 4
+    samples, 64 chips, 1-chip servers at batch 1: 4 busy, 60 idle; 2,048 samples over 8 servers at 256: 0."""
+    servers = chips / max(instance_chips, 1)
+    busy = min(servers, math.ceil(sequences / max(batch, 1e-9) - 1e-9))
+    return max(int(round(chips - busy * instance_chips)), 0)
 
 
 def server_batch(want: float, kv_cap: float, max_seqs: int | None = None) -> float:

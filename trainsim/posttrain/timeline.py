@@ -186,7 +186,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                               "prefill_tokens_per_s_per_chip": r.prefill_tokens_per_s_per_chip,
                                               "plan": r.plan, "batch_per_chip": r.batch_per_chip,
                                               "tpot_s": r.tpot_s, "tail_factor": tail_f,
-                                              "step_fixed_s": r.step_fixed_s, "step_per_seq_s": r.step_per_seq_s}))
+                                              "step_fixed_s": r.step_fixed_s, "step_per_seq_s": r.step_per_seq_s,
+                                              "idle_chips": r.idle_chips}))
         if tname is not None:
             src_of_teacher[tname] = cl
         if cl != tc:

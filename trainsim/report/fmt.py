@@ -22,6 +22,23 @@ def step_time(s: float) -> str:
     return f"{s:.3f} s"
 
 
+#: what a plan that does not fit says when none of :mod:`trainsim.fit_advice`'s single changes makes it fit
+NO_SINGLE_FIX = "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)"
+
+
+def does_not_fit(d: dict) -> str:
+    """The one line a stated plan that does not fit in HBM gets on stderr (``estimate``, ``compare``, ``report``
+    exit 1 with it): the plan, its memory per chip against HBM and the nearest alternatives -- the single changes
+    that make it fit (:mod:`trainsim.fit_advice`, fastest first) -- from an estimate's ``to_dict()``. Example:
+    'the stated plan (tp=1 ...) does not fit: 302.6 GiB of 80.0 GiB HBM per chip; nearest alternatives: full
+    recompute (uniform, 1 layer): 70.1 GiB, step 4.000 s'."""
+    fixes = (d.get("does_not_fit") or {}).get("fixes") or []
+    near = "; ".join(f"{f['change']}: {gib(f['memory_per_chip_bytes'])}, step {step_time(f['step_time_s'])}"
+                     for f in fixes) or NO_SINGLE_FIX
+    return (f"the stated plan ({plan(d.get('plan'))}) does not fit: {gib(d['memory_per_chip_bytes'])} of "
+            f"{gib(d['hbm_bytes'])} HBM per chip; nearest alternatives: {near}")
+
+
 def tokens_per_s(x: float) -> str:
     """Tokens per second: ``3,960.2``."""
     return f"{x:,.1f}"

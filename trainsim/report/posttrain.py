@@ -24,6 +24,10 @@ def render_posttrain(res: dict) -> None:
                  f"{_bytes(p['bytes_per_chip'])} per chip" if p.get("bytes_per_chip") else "")
         t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", moved)
     c.print(t)
+    for p in res["phases"]:
+        idle = (p.get("detail") or {}).get("idle_chips") or 0
+        if idle:
+            c.print(f"{p['name']}: {idle:,} of {p['chips']:,} chips idle (fewer samples than rollout servers)")
     stages: dict[str, float] = {}
     for p in res["phases"]:
         key = "WAN" if p.get("link") else p["stage"]

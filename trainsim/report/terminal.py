@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fmt import pct, plan as _plan
+from .fmt import NO_SINGLE_FIX, pct, plan as _plan
 from ..numfmt import count, money
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
             t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:,.1f} GiB, "
                                    f"step {fx['step_time_s']:.3f} s")
         if not dnf.get("fixes"):
-            t.add_row("fits with", "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)")
+            t.add_row("fits with", NO_SINGLE_FIX)
     for label, text in trust_rows(d.get("validation_error")):
         t.add_row(label, text)
     if "days" in d:

@@ -128,7 +128,7 @@ def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | 
     if family in ("deepseek-v3", "moe"):
         return moe_shape(params_or_active, float(a["moe_sparsity"]), name)
 
-    raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="--family")
+    raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field="family")
 
 
 def tokens_ratio(family: str, a: Assumptions) -> float:

@@ -80,11 +80,21 @@ def days_at(run: Run, param: str, factor: float) -> tuple[float, object]:
     ``training.tokens`` has no days: its quantity is the whole job's seconds per training token, 1 / (tokens/s),
     which days are a constant multiple of (days = tokens x s/token / 86400), so every ratio built on it (change vs
     nominal, elasticity, threshold) is the same. ``inf`` when nothing fits."""
-    r = replace(run, system=scaled(run.system, param, factor)) if factor != 1.0 else run
-    res = best(r)
+    res = best(_scaled_run(run, param, factor))
     if run.training.tokens is None:
         return (math.inf if res.best is None else 1.0 / res.best.tokens_per_s), res.best
     return days_of(res), res.best
+
+
+def _scaled_run(run: Run, param: str, factor: float) -> Run:
+    return replace(run, system=scaled(run.system, param, factor)) if factor != 1.0 else run
+
+
+def no_fit_note(run: Run, param: str, factor: float) -> str:
+    """Why the plan search of ``run`` with ``param`` scaled by ``factor`` has no answer (the row's ``note``
+    where its numbers are null): the search's own reason -- no valid plan for the chips and batch, or none fits
+    in memory with the smallest need against the scaled HBM (the same memoised search as :func:`days_at`)."""
+    return best(_scaled_run(run, param, factor)).no_plan_message()
 
 
 def _per_token(est) -> dict:
@@ -96,7 +106,8 @@ def _per_token(est) -> dict:
 def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
     """For each parameter and factor: the best plan's days (None when the run states no ``training.tokens``), its
     tokens/s per chip, step time and MFU, and the change of the run's time vs nominal (in %; per token without
-    tokens, :func:`days_at`)."""
+    tokens, :func:`days_at`); where no plan fits these are null (change ``inf``) and ``note`` says why
+    (:func:`no_fit_note`; None elsewhere)."""
     has_tokens = run.training.tokens is not None
     base_days, base_est = days_at(run, "peak_flops", 1.0)
     if not math.isfinite(base_days):   # no answer (exit 1), with the nearest alternatives: not bad input
@@ -112,7 +123,8 @@ def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
                          "days": d if has_tokens else None, **_per_token(est),
                          "change_pct": (d / base_days - 1.0) * 100.0 if math.isfinite(d) else math.inf,
                          "plan_changed": est is not None and est.plan != base_est.plan,
-                         "plan": None if est is None else est.plan})
+                         "plan": None if est is None else est.plan,
+                         "note": None if est is not None else no_fit_note(run, p, f)})
         out["params"][p] = {"nominal": value(run.system, p) / scale, "unit": unit, "rows": rows}
     return out
 

@@ -1,0 +1,159 @@
+"""The RL step's phases one by one against NeMo RL's published per-phase timings (issue 18).
+
+The RL table (validation/rl, tests/test_rl_step.py) compares whole steps, which cannot tell generation from the
+rest. NeMo RL's v0.3 announcement publishes one GRPO step split by its own timers, for four colocated Megatron
+runs on H100 (NVIDIA-NeMo blog 'NeMo-RL V0.3: Scalable and Performant Post-training with Nemo-RL via
+Megatron-Core', 2025-07-21, nvidia-nemo.github.io/blog/2025/07/21/nemo-rl-v0.3, NVIDIA-NeMo/RL discussion 1161;
+averages over steps 22-29; max sequence length 4,096, 2,048 rollouts per step, global batch 512, sequence
+packing). Each run is a spec in tests/data/rl_phases/, built from its recipe at NVIDIA-NeMo/RL tag v0.3.0 (each
+field cited in the spec's notes). The timers (nemo_rl/algorithms/grpo.py at v0.3.0) map to the timeline's stages:
+
+* 'Policy training' = ``policy_training`` (``policy.train`` only) -> the ``train`` stage;
+* 'Get logprobs' = ``policy_and_reference_logprobs`` (old-policy and reference forward passes, with the
+  reference weight swap) -> the ``logprobs`` stage;
+* 'Refit' = ``prepare_for_generation``: ``offload_before_refit`` (optimizer state to host), vLLM's wake, the
+  weight transfer, ``offload_after_refit`` (parameters to host) -> the ``weights`` stage plus the host-to-device
+  half of the ``offload`` stage (the reloads run in ``training_prep`` / ``logprob_inference_prep``, timers the
+  table leaves out);
+* 'Generation' = ``generation`` -> the ``rollout`` stage (the serving model's; compared in the known-gap text only,
+  it is not this file's subject).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainsim.posttrain.spec import load_posttrain
+from trainsim.posttrain.timeline import evaluate
+from trainsim.posttrain.validate import stage_seconds
+
+DATA = Path(__file__).resolve().parent / "data" / "rl_phases"
+
+#: the blog's table, seconds per step: total step, policy training, refit, generation, get logprobs
+PUBLISHED = {
+    "nemo-rl-v03-h100-llama8b-8-sync.yaml": {"total": 112, "train": 28, "refit": 5, "generation": 58,
+                                             "logprobs": 18},
+    "nemo-rl-v03-h100-llama70b-64-sync.yaml": {"total": 147, "train": 28, "refit": 14, "generation": 84,
+                                               "logprobs": 18},
+    "nemo-rl-v03-h100-q32b-64-sync.yaml": {"total": 213, "train": 68, "refit": 7, "generation": 96,
+                                           "logprobs": 40},
+    "nemo-rl-v03-h100-q30-64-sync.yaml": {"total": 167, "train": 50, "refit": 12, "generation": 78,
+                                          "logprobs": 23},
+}
+DENSE = ("nemo-rl-v03-h100-llama8b-8-sync.yaml", "nemo-rl-v03-h100-llama70b-64-sync.yaml",
+         "nemo-rl-v03-h100-q32b-64-sync.yaml")
+MOE = "nemo-rl-v03-h100-q30-64-sync.yaml"
+
+_MOE_TRAINER = (
+    "Qwen3-30B-A3B (64 H100, trainer TP2 x EP8, dropless all-to-all; vLLM TP4): the blog's policy training 50 s and "
+    "log-probs 23 s against the model's 23.3 s (-53%) and 13.5 s (-41%), while its generation (78 s) is met (78.8 s, "
+    "+1%) and the three dense runs' training and log-prob phases are within 20% (-17% to +9%). So the MoE step's "
+    "~36 s shortfall lies in the Megatron trainer's own passes (forward-backward and forward-only), not in "
+    "generation, refit, host offload or vLLM's sleep / wake: the per-step MoE trainer cost the RL table's colocated "
+    "MoE rows leave unexplained (README 'Whole RL steps': ~40 s outside generation on the v0.5 Qwen3-30B-A3B and "
+    "DeepSeek-V3 H100 rows). Read per micro-batch (training: 64 packed bins per data-parallel rank of one "
+    "~3,358-token sample each, forward and backward; log-probs: 2 x 16 bins of four samples, forward only) the "
+    "missing time is ~0.42 s per training micro-batch and ~0.30 s per log-prob micro-batch, nearly independent of the micro-batch's tokens "
+    "(x4 between the two): a per-micro-batch, per-MoE-layer cost (~6 ms per layer and forward over 48 layers) "
+    "beyond the engine's dispatcher synchronisation (moe_layer_host_s 3.26 ms, 0.19 s per training micro-batch here). "
+    "Candidates on the v0.3 stack, none with a published figure: moe_router_dtype fp64 with the router frozen, "
+    "empty_unused_memory_level 1 with expandable_segments off (the caching allocator under the dropless dispatcher's "
+    "varying per-expert shapes), the THD packed-sequence path through the MoE layer. Not priced.")
+_REFIT = (
+    "'Refit' (prepare_for_generation) against the colocated refit plus the host-offload's device-to-host half: "
+    "Llama 8B 7.7 s vs 5 s (+53%; the optimizer's 12 GB per chip at the 1.8 GB/s per-tensor pageable rate of "
+    "NVIDIA-NeMo/RL issue 3976 alone is 6.7 s, so this v0.3 host moved it at >= 2.4 GB/s), Llama 70B 10.2 vs 14 s "
+    "(-27%), Qwen3-32B 4.3 vs 7 s (-39%), Qwen3-30B-A3B 4.2 vs 12 s (-65%): no one copy rate fits, and v0.3's "
+    "refit had per-bucket CUDA-IPC handle costs its later versions removed (NeMo RL blog 'Journey of Optimizing "
+    "Weight Transfer in Large MoE Models by 10x', 2025-08-12: DeepSeek-V3 EP64 PP8 -> TP64 refit 47.2 s, of which "
+    "33.5 s IPC handle transfer at v0.3); not modelled for a stack the RL table does not hold")
+
+
+def _phases(name: str) -> dict[str, float]:
+    """Model seconds per published column: train, logprobs, refit (weights + D2H half of offload), generation."""
+    res = evaluate(load_posttrain(DATA / name))
+    st = stage_seconds(res)
+    return {"train": st.get("train", 0.0), "logprobs": st.get("logprobs", 0.0),
+            "refit": st.get("weights", 0.0) + 0.5 * st.get("offload", 0.0),
+            "generation": st.get("rollout", 0.0), "total": res["step_time_s"]}
+
+
+def _err(name: str, column: str) -> float:
+    return _phases(name)[column] / PUBLISHED[name][column] - 1.0
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_columns_add_up(name):
+    """The four published phases fill the step but for the small timers the table leaves out (data processing,
+    rewards, training_prep, logprob_inference_prep): 109 of 112 s, 144 of 147, 211 of 213, 163 of 167."""
+    p = PUBLISHED[name]
+    parts = p["train"] + p["refit"] + p["generation"] + p["logprobs"]
+    assert 0 <= p["total"] - parts <= 5
+
+
+@pytest.mark.parametrize("column", ["train", "logprobs"])
+@pytest.mark.parametrize("name", DENSE)
+def test_dense_trainer_phases_within_20_percent(name, column):
+    """Dense Megatron trainers: the training and log-prob phases each within 20% of the published timer
+    (model: Llama 8B 25.0 / 19.6 s vs 28 / 18; Llama 70B 23.2 / 15.8 vs 28 / 18; Qwen3-32B 66.0 / 40.8 vs 68 / 40)."""
+    e = _err(name, column)
+    assert abs(e) <= 0.20, f"{name} {column}: {_phases(name)[column]:.1f} s vs {PUBLISHED[name][column]} s ({e:+.0%})"
+
+
+@pytest.mark.xfail(strict=True, reason=_MOE_TRAINER)
+@pytest.mark.parametrize("column", ["train", "logprobs"])
+def test_moe_trainer_phases_within_20_percent(column):
+    assert abs(_err(MOE, column)) <= 0.20
+
+
+#: the MoE trainer gap as _MOE_TRAINER states it (model / published - 1), held within GAP_BAND so the text is
+#: brought up to date when the gap moves
+MOE_GAP = {"train": -0.53, "logprobs": -0.41}
+GAP_BAND = 0.05
+
+
+@pytest.mark.parametrize("column", sorted(MOE_GAP))
+def test_moe_trainer_gap_is_as_stated(column):
+    stated = MOE_GAP[column]
+    assert f"({100 * stated:+.0f}%)" in _MOE_TRAINER
+    e = _err(MOE, column)
+    assert abs(e - stated) <= GAP_BAND, f"{column}: now {e:+.1%}, stated {stated:+.0%}: update _MOE_TRAINER"
+
+
+def test_moe_gap_is_outside_generation():
+    """The MoE run's published non-generation time exceeds the model's by over 25 s while the dense runs' is
+    met within 15 s each way (published - model: MoE +44.7 s; Llama 8B -5.3, Llama 70B +6.1, Qwen3-32B
+    +2.3 s): the shortfall is the trainer's, whatever the rollout rate (generation is left out
+    on both sides: published total - generation against the model's step - rollout stage)."""
+    def outside(name):
+        m = _phases(name)
+        return (PUBLISHED[name]["total"] - PUBLISHED[name]["generation"]) - (m["total"] - m["generation"])
+    assert outside(MOE) > 25.0
+    for name in DENSE:
+        assert abs(outside(name)) < 15.0, f"{name}: {outside(name):+.1f} s outside generation"
+
+
+@pytest.mark.xfail(strict=True, reason=_REFIT)
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_refit_column_within_20_percent(name):
+    assert abs(_err(name, "refit")) <= 0.20
+
+
+def test_dsv3_export_between_published_speed_of_light_and_measured_gather():
+    """NeMo RL's refit blog ('NeMo-RL: Journey of Optimizing Weight Transfer in Large MoE Models by 10x',
+    NVIDIA-NeMo blog 2025-08-12, Table 1) times step 1 of a colocated DeepSeek-V3 refit, every policy rank gathering
+    the full weights (training EP64 x PP8 on H100, generation TP64): 12.2 s measured on NeMo RL v0.3 against a
+    speed of light of 3.3 s 'based on full utilization of GPU network and HBM bandwidth, and zero cpu runtime
+    overhead'. The model's export (:func:`trainsim.posttrain.phases.megatron_export_s`: the pipeline broadcast and
+    the expert all-gather, priced with the engine's collectives) must lie between the two: no faster than the
+    links allow, no slower than the unoptimised v0.3 gather (its per-tensor host costs since removed: Megatron-Bridge
+    caches each tensor's spec). Model: 4.9 s on 512 H100 (dp 64)."""
+    from trainsim.perf.calibration import calib_for
+    from trainsim.posttrain.phases import megatron_export_s
+
+    pt = load_posttrain(Path(__file__).resolve().parents[1] / "validation" / "rl" / "nemo-rl-h100-dsv3-256-sync.yaml")
+    system = pt.clusters[pt.student.cluster].system
+    coll_eff = calib_for(system.chip.family, chip=system.chip.id).coll_eff
+    t = megatron_export_s(pt.student_arch, system, {"tp": 1, "etp": 1, "ep": 64, "pp": 8, "dp": 64}, coll_eff)
+    assert 3.3 <= t <= 12.2, t
