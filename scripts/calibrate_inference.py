@@ -6,11 +6,16 @@
 One data file (trainsim/inference/data/inference.yaml), one script (this one). Fitted constants, all physical:
 
 * ``mem_eff`` and ``gemm_eff`` per chip vendor (nvidia, ascend, amd: each has >= 7 points), in (0, 1], grid
-  0.30-1.00 in steps of 0.05;
+  0.30-1.00 in steps of 0.05; ``gemm_eff`` no higher than the vendor's best measured GEMM (:data:`GEMM_MAX`);
 * ``a2a_eff`` (achieved fraction of collective line rate in expert-parallel dispatch/combine), in (0, 1], shared,
   grid 0.5-1.0 (0.05 steps above 0.7; DeepEP's published low-latency rates put it at 0.85-1.0,
   tests/test_deepep_ll_decode.py);
-* ``step_overhead_s`` (host time per forward step), >= 0, shared, grid 0-16 ms (1 ms steps to 8 ms).
+* ``step_overhead_s`` (host time per forward step), shared, grid 0.15-16 ms (1 ms steps to 8 ms), no lower than the
+  measured gap between overlapped CUDA-graph decode steps (:data:`STEP_MIN`).
+
+A fitted value at one of these measured limits, or at an end of its grid, is printed and written to the README
+line as such: the points ask for more than the component measurements allow (missing physics), so it is not a
+better constant. ``--unbounded`` fits without the limits, to show where the points pull.
 
 Method: every point is predicted at every grid combination of the four values (the error matrix; the constants go
 through the serving model as arrays over the grid, one evaluation per point and ``a2a_eff`` value, each
@@ -43,12 +48,31 @@ from trainsim.inference.spec import load_serving  # noqa: E402
 from trainsim.inference.validate import default_dir, error_table  # noqa: E402
 from trainsim.validate.calibrate import replace_section  # noqa: E402
 
-#: the grid of every fitted constant: efficiencies in steps of 0.05 over (0, 1] where the points can tell them apart
-#: (a value at an end of its grid is reported as such: it means missing physics, not a better fit)
+#: Measured limits the fit may not cross (a fitted value AT one of them, or at an end of its grid, is reported as
+#: such: it means missing physics, not a better fit). Each is a component measurement, not a tuned number.
+#: ``gemm_eff`` is a GEMM's share of the chip's dense peak at the serving precision, so no vendor's value may exceed
+#: the best measured GEMM of that vendor's chips at that precision; ``step_overhead_s`` is the host time between
+#: two decode steps, so it may not go below the gap measured between CUDA-graph decode steps in an engine that
+#: overlaps scheduling with the GPU.
+GEMM_MAX: dict[str, tuple[float, str]] = {
+    "nvidia": (round(1550 / 1979, 3), "DeepGEMM FP8 GEMM 'up to 1550 TFLOPS' on H800 (deepseek-ai/DeepGEMM README, "
+               "news 2025-04-18) of the 1,979 TFLOPS dense FP8 peak: 0.783, the highest of the NVIDIA serving-GEMM "
+               "references (DeepGEMM dense table 55ab91f: 1,009-1,426 TFLOPS at M = 4,096, 0.51-0.72, "
+               "tests/test_gemm_shape.py; Blackwell NVFP4 CUTLASS on B200 at M = 16,384: 3,039 / 3,904 TFLOPS with / "
+               "without activation quantisation, 0.34 / 0.43 of 9 PFLOPS, vllm-project/vllm pull request 20646)"),
+    "ascend": (0.827, "CloudMatrix384 serving paper (arXiv 2506.12708 v3) Table 10: INT8 GEMM 77.4-82.7% of one "
+               "Ascend 910C die's peak at the serving shapes of DeepSeek-R1"),
+    # amd: no MI300X GEMM rate at serving shapes found; the fit sits at the grid's floor (0.30), far below any ceiling
+}
+STEP_MIN = (1.5e-4, "vLLM pull request 11133 (V1 asynchronous scheduling, 2024-12-12): with scheduling overlapped "
+            "and CUDA graphs on, the gap between two decode steps (Llama 2 7B, batch 256) is 150-170 us, down from "
+            "5-6 ms (issue 10634); the lowest published per-step host gap of an overlapped CUDA-graph decode loop")
+#: the grid of every fitted constant: efficiencies in steps of 0.05 over (0, 1] where the points can tell them apart,
+#: plus the measured limits above as grid points so the fit can reach them
 MEM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))      # 0.30 .. 1.00
-GEMM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))     # 0.30 .. 1.00
+GEMM = tuple(sorted({round(0.30 + 0.05 * i, 2) for i in range(15)} | {b for b, _ in GEMM_MAX.values()}))
 A2A = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
-STEP = (0.0, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3, 10e-3, 12e-3, 16e-3)
+STEP = (0.0, STEP_MIN[0], 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3, 10e-3, 12e-3, 16e-3)
 DATA = ROOT / "trainsim" / "inference" / "data" / "inference.yaml"
 README = ROOT / "README.md"
 
@@ -85,23 +109,67 @@ def error_matrix(paths, a2a=A2A, step=STEP, mem=MEM, gemm=GEMM):
     return out, rows0
 
 
-def fit(E, vendors, mask):
-    """Best (a2a, step) shared and (mem, gemm) per vendor over the points in ``mask``: indices and loss."""
+def limits_ok(vendors: np.ndarray, step: tuple[float, ...] = STEP, gemm: tuple[float, ...] = GEMM,
+              bounded: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Which grid values the fit may use: ``step_overhead_s`` >= :data:`STEP_MIN` and, per vendor, ``gemm_eff`` <=
+    its :data:`GEMM_MAX` (a vendor without a measured ceiling keeps its whole grid); everything with
+    ``bounded=False`` (the unconstrained fit, for comparison)."""
+    step_ok = np.array(step) >= (STEP_MIN[0] if bounded else -np.inf) - 1e-12
+    gemm_ok = {v: np.array(gemm) <= (GEMM_MAX[v][0] if bounded and v in GEMM_MAX else np.inf) + 1e-12
+               for v in sorted(set(vendors))}
+    return step_ok, gemm_ok
+
+
+def fit(E: np.ndarray, vendors: np.ndarray, mask: np.ndarray,
+        ok: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> tuple[float, int, int, dict[str, tuple[int, int]]]:
+    """Best (a2a, step) shared and (mem, gemm) per vendor over the points in ``mask`` and the grid values ``ok``
+    allows (:func:`limits_ok`; default: the measured limits on the module's grid): indices and loss."""
+    step_ok, gemm_ok = ok if ok is not None else limits_ok(vendors)
     best = None
     groups = sorted(set(vendors))
     for ia, ist in itertools.product(range(E.shape[0]), range(E.shape[1])):
+        if not step_ok[ist]:
+            continue
         loss, per = 0.0, {}
         for v in groups:
             sel = mask & (vendors == v)
             if not sel.any():
                 continue
             l = np.abs(E[ia, ist][:, :, sel]).sum(axis=-1)   # (mem, gemm)
+            l[:, ~gemm_ok[v]] = np.inf
             im, ig = np.unravel_index(np.argmin(l), l.shape)
             loss += float(l[im, ig])
             per[v] = (int(im), int(ig))
         if best is None or loss < best[0]:
             best = (loss, ia, ist, per)
+    assert best is not None, "no grid value within the measured limits"
     return best
+
+
+def at_limits(a2a: float, step: float, per: dict[str, tuple[float, float]], bounded: bool = True) -> list[str]:
+    """The fitted values that sit at a measured limit or at an end of their grid: each is missing physics (what the
+    points ask for lies beyond what the component measurements allow), named with the limit it sits at."""
+    out = []
+    if bounded and step <= STEP_MIN[0] + 1e-12:
+        out.append(f"step_overhead_s {step * 1e3:g} ms at its measured floor")
+    elif step < STEP_MIN[0] - 1e-12:
+        out.append(f"step_overhead_s {step * 1e3:g} ms below its measured floor {STEP_MIN[0] * 1e3:g} ms")
+    elif step <= STEP[0]:
+        out.append(f"step_overhead_s {step * 1e3:g} ms at the grid's floor")
+    elif step >= STEP[-1]:
+        out.append(f"step_overhead_s {step * 1e3:g} ms at the grid's top")
+    if a2a in (A2A[0], A2A[-1]):
+        out.append(f"a2a_eff {a2a:g} at the grid's {'floor' if a2a == A2A[0] else 'top'}")
+    for v, (m, g) in sorted(per.items()):
+        if m in (MEM[0], MEM[-1]):
+            out.append(f"{v} mem_eff {m:g} at the grid's {'floor' if m == MEM[0] else 'top'}")
+        if bounded and v in GEMM_MAX and abs(g - GEMM_MAX[v][0]) < 1e-9:
+            out.append(f"{v} gemm_eff {g:g} at its measured ceiling")
+        elif v in GEMM_MAX and g > GEMM_MAX[v][0] + 1e-9:
+            out.append(f"{v} gemm_eff {g:g} above its measured ceiling {GEMM_MAX[v][0]:g}")
+        elif g in (GEMM[0], GEMM[-1]):
+            out.append(f"{v} gemm_eff {g:g} at the grid's {'floor' if g == GEMM[0] else 'top'}")
+    return out
 
 
 def main(argv=None):
@@ -110,16 +178,20 @@ def main(argv=None):
     ap.add_argument("--rl-table", action="store_true",
                     help="only rewrite the README's RL whole-step table from the current constants (no serving fit)")
     ap.add_argument("--matrix", help="save the error matrix to (or, if it exists, load it from) this .pkl file")
+    ap.add_argument("--unbounded", action="store_true",
+                    help="fit without the measured limits (GEMM_MAX, STEP_MIN), to see where the points pull; "
+                         "implies --dry-run")
     args = ap.parse_args(argv)
     if args.rl_table:   # the whole-step check only: nothing is fitted to it, so no serving fit is needed
         write_readme(rl_table(), "rl-table")
         return
-    r = refit(args.matrix)
+    r = refit(args.matrix, bounded=not args.unbounded)
     print(f"a2a_eff {r['a2a_eff']}, step_overhead_s {r['step_overhead_s']}; per vendor (mem_eff, gemm_eff): "
           + ", ".join(f"{v} ({m}, {g})" for v, (m, g) in r["vendor_eff"].items()))
+    print("at a limit (missing physics): " + ("; ".join(r["at_limits"]) or "none"))
     print(r["summary"])
     print(r["table"])
-    if args.dry_run:
+    if args.dry_run or args.unbounded:
         return
     write_data(r["a2a_eff"], r["step_overhead_s"], r["vendor_eff"], r["summary"])
     write_readme(r["table"], "inference-table")
@@ -128,11 +200,11 @@ def main(argv=None):
     write_readme(rl, "rl-table")
 
 
-def refit(matrix: str | None = None) -> dict:
+def refit(matrix: str | None = None, bounded: bool = True) -> dict:
     """The full fit on every point of validation/inference/ and each point's leave-one-out error: the fitted
     ``a2a_eff``, ``step_overhead_s`` and per-vendor (``mem_eff``, ``gemm_eff``), the summary written to
     inference.yaml's ``accuracy`` and the README table (``matrix``: a .pkl to save the error matrix to, or load it
-    from where it exists)."""
+    from where it exists; ``bounded``: within the measured limits :data:`GEMM_MAX` and :data:`STEP_MIN`)."""
     paths = sorted(default_dir().glob("*.yaml"))
     if matrix and Path(matrix).exists():
         import pickle
@@ -149,7 +221,8 @@ def refit(matrix: str | None = None) -> dict:
     n = len(rows)
     # production averages (a fleet's time average under varying load) are listed, not fitted or counted
     counted = np.array([r.get("counted", True) for r in rows])
-    full = fit(E, vendors, counted)
+    ok = limits_ok(vendors, bounded=bounded)
+    full = fit(E, vendors, counted, ok)
     _, ia, ist, per = full
     loo = []
     for i in range(n):
@@ -158,7 +231,7 @@ def refit(matrix: str | None = None) -> dict:
             continue
         m = counted.copy()
         m[i] = False
-        _, a, st, pv = fit(E, vendors, m)
+        _, a, st, pv = fit(E, vendors, m, ok)
         im, ig = pv.get(vendors[i], per[vendors[i]])
         loo.append(math.expm1(E[a, st, im, ig, i]))
     insample = [math.expm1(E[ia, ist, per[vendors[i]][0], per[vendors[i]][1], i]) for i in range(n)]
@@ -170,8 +243,10 @@ def refit(matrix: str | None = None) -> dict:
                "loo_within_20pct": int(np.sum(abs_loo <= 0.20)),
                "fit_median_abs": float(np.median(np.abs(np.array(insample)[counted])))}
     vendor_eff = {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()}
+    limits = at_limits(A2A[ia], STEP[ist], vendor_eff, bounded)
     return {"a2a_eff": A2A[ia], "step_overhead_s": STEP[ist], "vendor_eff": vendor_eff, "summary": summary,
-            "table": render(rows, loo, insample, summary, A2A[ia], STEP[ist], vendor_eff)}
+            "at_limits": limits,
+            "table": render(rows, loo, insample, summary, A2A[ia], STEP[ist], vendor_eff, limits)}
 
 
 def rl_table() -> str:
@@ -204,7 +279,7 @@ def rl_table() -> str:
     return "\n".join(lines)
 
 
-def render(rows, loo, insample, summary, a2a, step, per) -> str:
+def render(rows, loo, insample, summary, a2a, step, per, limits=()) -> str:
     lines = ["| deployment | stack | phase | published tok/s/chip | predicted (LOO) | LOO error |",
              "|---|---|---|---:|---:|---:|"]
     for r, e in sorted(zip(rows, loo), key=lambda x: x[0]["file"]):
@@ -218,7 +293,9 @@ def render(rows, loo, insample, summary, a2a, step, per) -> str:
                  f"(in-sample median {summary['fit_median_abs'] * 100:.1f}%; {summary['not_counted']} production "
                  f"averages listed, not counted or fitted). Fitted: a2a_eff {a2a}, "
                  f"step_overhead_s {step * 1e3:g} ms; mem_eff / gemm_eff "
-                 + ", ".join(f"{v} {m} / {g}" for v, (m, g) in sorted(per.items())) + ".")
+                 + ", ".join(f"{v} {m} / {g}" for v, (m, g) in sorted(per.items())) + "."
+                 + (" At a measured limit or a grid end (missing physics): " + "; ".join(limits) + "."
+                    if limits else ""))
     return "\n".join(lines)
 
 
