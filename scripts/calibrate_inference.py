@@ -64,9 +64,10 @@ GEMM_MAX: dict[str, tuple[float, str]] = {
                "Ascend 910C die's peak at the serving shapes of DeepSeek-R1"),
     # amd: no MI300X GEMM rate at serving shapes found; the fit sits at the grid's floor (0.30), far below any ceiling
 }
-STEP_MIN = (1.5e-4, "vLLM pull request 11133 (V1 asynchronous scheduling, 2024-12-12): with scheduling overlapped "
-            "and CUDA graphs on, the gap between two decode steps (Llama 2 7B, batch 256) is 150-170 us, down from "
-            "5-6 ms (issue 10634); the lowest published per-step host gap of an overlapped CUDA-graph decode loop")
+STEP_MIN = (1.5e-4, "vllm-project/vllm pull request 11133 (V1 asynchronous scheduling prototype, 2024-12-12, "
+            "closed; merged later as pull request 19970): with scheduling overlapped and CUDA graphs on, the gap "
+            "between two decode steps at batch 256 is 150-170 us, down from the 5-6 ms issue 10634 measured on "
+            "Llama 2 7B; the smallest published per-step host gap of an overlapped CUDA-graph decode loop")
 #: the grid of every fitted constant: efficiencies in steps of 0.05 over (0, 1] where the points can tell them apart,
 #: plus the measured limits above as grid points so the fit can reach them
 MEM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))      # 0.30 .. 1.00
