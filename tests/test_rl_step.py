@@ -314,7 +314,7 @@ _V05_GB200_LLAMA = ("NeMo RL v0.5 Llama 3.1 8B on-policy on 8 GB200 (one vLLM TP
 #: * sampler / log-probs: logprobs_mode processed_logprobs over 151,936 logits x 128 sequences x 4 B = 78 MB a step
 #:   (~10 us at 8 TB/s), the same code on H100.
 #: * KV capacity at gpu_memory_utilization 0.8: holding every sequence's full 3,365 tokens instead of the continuous
-#:   mean caps Qwen3-32B TP1 at ~88 running, and its one-step-off row moves -29 -> -28% (the tail's fixed cost rules).
+#:   mean caps Qwen3-32B TP1 at ~90 running, and its one-step-off row moves -29 -> -28% (the tail's fixed cost rules).
 #: * Grace host time: PyTorch's per-op host time on GB200 is 2.75x an H100 DGX's (Linear forward 37.08 vs 13.48 us,
 #:   NVIDIA/TransformerEngine issue 2053), and vLLM 0.11.x leaves async scheduling off unless asked
 #:   (vllm-project/recipes pull request 131 still tells users to pass --async-scheduling; NeMo RL v0.5.0 passes no
