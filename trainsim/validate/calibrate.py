@@ -328,8 +328,8 @@ def fit(runs: list[CalRun], base: Calib | None = None) -> Fit:
     and the backward alone is held against its floor (rather than forward + backward against the sum). Refit:
     moe_expert_call_host_s 44.4 -> 33.2 us, megatron-bridge-2026 B200 FP8 0.360 -> 0.427, H100 0.560 -> 0.659;
     full-fit L1 6.961 (6.729 at main's refit, 11828cc); leave-one-out median 4.60% -> 4.60%, 70 -> 71 runs
-    within 5%, 8 -> 9 over 20%, L1 8.99 -> 9.05. Right way: NeMo 25.11 DeepSeek-V3 256 B200 +31.4 -> +22.9%, the 26.04 PP 16 B200 / B300 rows
-    +9.4 / +9.9 -> -0.2 / -2.1%, Qwen3-30B-A3B 8 B200 mbs 1 -11.5 -> -0.5%, and Megatron-Bridge PR #1869's
+    within 5%, 8 -> 9 over 20%, L1 8.99 -> 9.05. Right way: NeMo 25.11 DeepSeek-V3 256 B200 +31.4 -> +22.9%,
+    the 26.04 PP 16 B200 / B300 rows +9.4 / +9.9 -> -0.2 / -2.1%, Qwen3-30B-A3B 8 B200 mbs 1 -11.5 -> -0.5%, and Megatron-Bridge PR #1869's
     same-recipe pairs (tests/test_dsv3_b200_ab.py, at the refit's constants): MXFP8 / BF16 1.125 -> 1.052
     (measured 1.047), EP 16 DeepEP / EP 8 0.90 -> 0.97 (measured 1.14). Wrong way: Qwen3-30B-A3B 16 H100
     HybridEP EP 16 (26.02 -2.5 -> -13.2%, 26.06 +1.3 -> -11.0%), 8 B200 mbs 4 (26.04.01) -5.6 -> -11.2%, and
