@@ -54,10 +54,11 @@ def test_hybridep_gain_issue1731():
                    "1fd34b18c: expert_model_parallel_size 8 -> 16 and moe_flex_dispatcher_backend='deepep' in "
                    "DEEPSEEK_V3_PRETRAIN_CONFIG_B200): '25.11 tracker has 532 and 557 TFLOPs for BF16 and MXFP8 "
                    "respectively. The updated config has 575 and 635 TFLOPs', MXFP8 step 557 / 635 = 0.877 of the "
-                   "old one. The model predicts the EP 16 DeepEP plan 12% slower (12.10 -> 13.55 s): its InfiniBand "
-                   "dispatch / combine across the two nodes adds 1.59 s per step (EP all-to-all 1.13 -> 2.72 s, "
-                   "not overlapped: moe_a2a_overlap off) while halving the local experts (32 -> 16, per-expert "
-                   "GEMMs of 2,048 instead of 1,024 rows) saves 0.14 s of GEMM and nothing on the host. Not "
+                   "old one. The model predicts the EP 16 DeepEP plan 11% slower (11.66 -> 12.90 s at 11828cc's "
+                   "calibration; 12.10 -> 13.55 s at the dsv3b pass): its InfiniBand dispatch / combine across the "
+                   "two nodes adds 1.56 s per step (EP all-to-all 1.13 -> 2.69 s, not overlapped: moe_a2a_overlap "
+                   "off) while halving the local experts (32 -> 16, per-expert GEMMs of 2,048 instead of 1,024 rows) "
+                   "saves 0.13 s of GEMM and nothing on the host. Not "
                    "resolved by a source: a host cost per expert launch (moe8) and a split of the host time by "
                    "dispatcher (moe7) were tried and not kept")
 def test_ep16_deepep_gain_pr1869():
