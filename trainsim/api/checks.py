@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from ..errors import TrainsimError, located
 from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind
@@ -54,7 +55,10 @@ def check(path) -> CheckResult:
         if is_complete(r.plan):
             # a complete plan is estimated as given: its unstated fields read as estimate reads them (its stack's
             # default at the stated ZeRO stage, else Megatron-Core's), and a plan estimate refuses is refused here
-            plans, by_stack = complete_plans(r, r.plan)
+            try:
+                plans, by_stack = complete_plans(r, r.plan)
+            except TrainsimError as exc:   # a plan rule the stated plan breaks: name the spec, as estimate does
+                raise located(exc, path) from None
             row = plan_row(r, plans, 0)
             fw = framework_of(r)
             lines.append(("plan defaulted", ", ".join(
