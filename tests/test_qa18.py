@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fuzz.specs import run_in_process
 
@@ -90,3 +92,56 @@ def test_twice_the_flops_never_slows_a_cp_ep_overlap_plan():
     plan = dict(tp=1, pp=1, vpp=1, ep=8, etp=2, cp=16, dp=1, zero=0, recompute="full", schedule="1f1b",
                 node_limit=0, mb=8)
     assert _step_ratio(spec, plan, "flops", 2.0) <= 1 + 1e-12
+
+
+# ---------------------------------------------------------------- 3. the shared EP / host-stall window (s17)
+
+def _ctx(dispatcher: str = "alltoall", sms: float = 0.0):
+    """The two fields of a StepContext that comm_ep.paired_overlap_exposed reads (dispatcher SMs, chip SMs)."""
+    from types import SimpleNamespace
+    return SimpleNamespace(moe_dispatcher=dispatcher, moe_hybridep_num_sms=sms, calib=SimpleNamespace(sm_count=132.0))
+
+
+_costs = st.lists(st.floats(0.0, 10.0), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, **FAST)
+@given(_costs, st.lists(st.floats(0.0, 10.0), max_size=2), st.floats(0.0, 20.0), st.floats(0.0, 1.0),
+       st.floats(1.0, 3.0), st.integers(0, 5))
+def test_paired_window_hides_at_most_its_share_and_is_monotone(eps, hosts, window, f, grow, which):
+    """comm_ep.paired_overlap_exposed with NCCL's dispatcher (no SMs taken): each cost's exposed part lies in
+    [x - f min(x, W/2), x] (alone it would hide f min(x, W/2), sharing it hides no more); all together hide at most
+    f W and at most f x their sum; a longer window never exposes more in all, a larger cost never exposes less in
+    all (the step time is monotone in compute and in transfer time, issue 14's one window)."""
+    from trainsim.perf.comm_ep import paired_overlap_exposed
+
+    def total(e, h, w):
+        a, b = paired_overlap_exposed([(x, 0.0) for x in e], h, w, f, _ctx())
+        return a + b
+
+    parts = total(eps, hosts, window)
+    costs = eps + hosts
+    for x, e in zip(costs, parts):
+        assert x - f * min(x, window / 2) - 1e-9 <= e <= x + 1e-12
+    hidden = sum(costs) - sum(parts)
+    assert hidden <= f * window + 1e-9 and hidden <= f * sum(costs) + 1e-9
+    assert sum(total(eps, hosts, window * grow)) <= sum(parts) + 1e-9
+    bigger = list(costs)
+    bigger[which % len(bigger)] *= grow
+    more = total(bigger[:len(eps)], bigger[len(eps):], window)
+    assert sum(more) >= sum(parts) - 1e-9
+
+
+def test_paired_window_vectorised_equals_one_by_one():
+    """The engine evaluates arrays of plans: the shared window over arrays equals it plan by plan (HybridEP with
+    its SMs taken from the compute, a routing-map all-gather on the forward's dispatch)."""
+    from trainsim.perf.comm_ep import paired_overlap_exposed
+
+    rng = np.random.default_rng(0)
+    ep, g, host, win = (rng.uniform(0, 4, 50) for _ in range(4))
+    f = rng.uniform(0, 1, 50)
+    ctx = _ctx("hybridep", 16.0)
+    (a, b), (h,) = paired_overlap_exposed([(ep, g), (ep, 0.0 * ep)], [host], win, f, ctx)
+    for i in range(50):
+        (a1, b1), (h1,) = paired_overlap_exposed([(ep[i], g[i]), (ep[i], 0.0)], [host[i]], win[i], f[i], ctx)
+        assert np.allclose([a[i], b[i], h[i]], [a1, b1, h1], rtol=1e-12, atol=0)
