@@ -199,3 +199,56 @@ def test_twice_the_flops_never_slows_a_host_bound_moe_plan():
     plan = dict(tp=2, pp=1, vpp=1, ep=2, etp=1, cp=2, dp=4, zero=0, recompute="selective", schedule="1f1b",
                 node_limit=0, mb=8)
     assert _step_ratio(spec, plan, "flops", 2.0) <= 1 + 1e-12
+
+
+# ---------------------------------------------------------------- 5. hardware monotonicity, catalog-wide
+
+#: MoE and dense catalog models on catalog systems, with the stacks that pair micro-batches (DualPipe under
+#: HAI-LLM, Megatron-Core's a2a overlap) where the overlap windows interact
+_MONO_CASES = [("qwen3-30b-a3b", "dgx-h100", 16, None, {"moe_a2a_overlap": True, "moe_dispatcher": "hybridep"}),
+               ("qwen3-30b-a3b", "dgx-h100", 64, None, {"moe_a2a_overlap": True, "moe_dispatcher": "alltoall"}),
+               ("mixtral-8x7b", "dgx-h100", 64, None, {"moe_a2a_overlap": True}),
+               ("deepseek-v3", "hgx-h800", 256, "deepseek-hai-llm", {}),
+               ("deepseek-v3", "dgx-b200", 256, None, {"moe_a2a_overlap": True, "moe_dispatcher": "deepep"}),
+               ("llama-3.1-70b", "dgx-h100", 64, None, {})]
+
+
+@settings(max_examples=10, **FAST)
+@given(st.sampled_from(_MONO_CASES), st.sampled_from(["flops", "hbm_bw", "scale_up", "scale_out"]),
+       st.sampled_from([1.1, 2.0]), st.randoms(use_true_random=False))
+def test_faster_hardware_never_slows_an_enumerated_plan(case, what, factor, rnd):
+    """Over 48 plans of the engine's own enumeration, a chip with more peak FLOP/s or HBM bandwidth, or a faster
+    scale-up / scale-out link, everything else equal, runs each plan no slower (every kernel and transfer takes at
+    most as long, and no overlap window may expose more than it saves). CUDA graphs over the whole iteration, so
+    no host launch floor (the floor's forward / backward split is the strict xfail above)."""
+    from dataclasses import replace
+
+    from trainsim.api import as_run
+    from trainsim.frameworks import framework_of, restrict_plan
+    from trainsim.parallel.enumerate import enumerate_space
+    from trainsim.plan_estimate import estimate_plans
+    from trainsim.search import _enum_args
+
+    model, system, chips, fw, extra = case
+    spec = {"name": "m", "model": model, "system": system, "chips": chips,
+            "training": {"tokens": "1T", "seq_len": 4096, "global_batch_seqs": 512, "precision": "bf16",
+                         "cuda_graphs": "full", **extra}}
+    if fw:
+        spec["framework"] = fw
+    run = as_run(spec)
+    args, kw = _enum_args(run, restrict_plan(run.plan, framework_of(run)), run.use_all)
+    space, _ = enumerate_space(*args, **kw)
+    ok = space.ok()
+    cells = np.arange(space.cells) if ok is None else np.nonzero(ok)[0]
+    plans = space.plans(np.array(sorted(rnd.sample(list(cells), min(48, len(cells))))))
+    c, sysm = run.system.chip, run.system
+    if what == "flops":
+        sysm = sysm.with_(chip=c.with_(peak_flops={k: v * factor for k, v in c.peak_flops.items()}))
+    elif what == "hbm_bw":
+        sysm = sysm.with_(chip=c.with_(hbm_bw=c.hbm_bw * factor))
+    else:
+        i = 0 if what == "scale_up" else 1
+        sysm = sysm.with_(levels=tuple(replace(lv, bw=lv.bw * factor) if j == i else lv
+                                       for j, lv in enumerate(sysm.levels)))
+    ratio = estimate_plans(replace(run, system=sysm), plans).step_time_s / estimate_plans(run, plans).step_time_s
+    assert np.all(ratio <= 1 + 1e-9), (case, what, factor, float(ratio.max()), plans.row(int(np.argmax(ratio))))
