@@ -252,3 +252,52 @@ def test_faster_hardware_never_slows_an_enumerated_plan(case, what, factor, rnd)
                                        for j, lv in enumerate(sysm.levels)))
     ratio = estimate_plans(replace(run, system=sysm), plans).step_time_s / estimate_plans(run, plans).step_time_s
     assert np.all(ratio <= 1 + 1e-9), (case, what, factor, float(ratio.max()), plans.row(int(np.argmax(ratio))))
+
+
+# ---------------------------------------------------------------- 6. scenario files with empty or partial lists
+
+#: (scenario, key, value, field the line names, what it says). Before: exit 3 (KeyError / IndexError escaped as a
+#: 'trainsim bug') for the partial entries and S4's empty failure handling; exit 0 with a vacuous verdict for S1
+#: without systems ('supported: ... fits on every chip compared'), S6 without failure handling ('not supported:
+#: more units than claimed with every failure-handling option') and S8 without factors (its verdict flipped from
+#: 'not supported' to 'depends on the workload'); S8's unknown parameter named the sensitivity command's --vary
+SCENARIO_EDITS = [
+    ("S1", "systems", [], "systems", "at least 1 item"),
+    ("S1", "systems", [{"precision": "bf16"}], "systems[0]", "missing key 'system'"),
+    ("S3", "compare", [{}], "compare[0]", "missing key 'system'"),
+    ("S4", "failure_handling", [], "failure_handling", "at least 1 item"),
+    ("S4", "reference_runs", [{"flops": 1e24}], "reference_runs[0]", "missing key 'name'"),
+    ("S6", "failure_handling", [], "failure_handling", "at least 1 item"),
+    ("S6", "reference_runs", [{}], "reference_runs[0]", "missing key 'name'"),
+    ("S8", "factors", [], "factors", "at least 1 item"),
+    ("S8", "vary", [], "vary", "at least 1 item"),
+    ("S8", "vary", ["hbm_bandwidth", "bogus"], "vary[1]", "unknown sensitivity parameter 'bogus'"),
+    ("S8", "threshold", {"param": "bogus", "slowdown": 0.1}, "threshold.param", "unknown sensitivity parameter"),
+    ("S9", "history", [{"event": "x"}], "history[0]", "missing key 'date'"),
+]
+
+
+@pytest.mark.parametrize("sid, key, value, field, needle", SCENARIO_EDITS,
+                         ids=[f"{e[0]}-{e[1]}-{len(e[2])}" for e in SCENARIO_EDITS])
+def test_scenario_with_an_empty_or_partial_list_is_one_line_exit_2(tmp_path, sid, key, value, field, needle):
+    """A scenario list a kind reads (systems compared, failure-handling options, factors, dated events, reference
+    runs) that is empty or has an entry without the key the kind reads is bad input for `scenario` and `check`
+    alike: exit 2, one line naming the file, the field (with the entry's index) and what is expected. The edited
+    copy's sibling paths (job:, compare_to:, reference_runs' scenario:) are made absolute so that they resolve."""
+    import yaml
+
+    seeds = ROOT / "scenarios"
+    doc = yaml.safe_load((seeds / f"{sid}.yaml").read_text())
+    for k in ("job", "compare_to"):
+        if isinstance(doc.get(k), str):
+            doc[k] = str(seeds / doc[k])
+    for r in doc.get("reference_runs") or []:
+        if "scenario" in r:
+            r["scenario"] = str(seeds / r["scenario"])
+    doc[key] = value
+    f = tmp_path / f"{sid}.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    for argv in (["scenario", str(f), "-q"], ["check", str(f)]):
+        rc, out, err = run_in_process(argv)
+        line = _one_line(rc, out, err, 2)
+        assert line.startswith(f"error: {f}: {field}: ") and needle in line, (argv[0], line)
