@@ -301,3 +301,71 @@ def test_scenario_with_an_empty_or_partial_list_is_one_line_exit_2(tmp_path, sid
         rc, out, err = run_in_process(argv)
         line = _one_line(rc, out, err, 2)
         assert line.startswith(f"error: {f}: {field}: ") and needle in line, (argv[0], line)
+
+
+# ---------------------------------------------------------------- 7. post-training specs: check, names, no fit
+
+def _pt(tmp_path, **edits) -> Path:
+    """The fuzz seed's on-policy distillation (Llama 3.1 8B student on 64 H800, teacher on 64 H100) with
+    ``edits`` (dotted keys as a__b) applied, written to a file."""
+    import copy
+
+    import yaml
+    from fuzz.specs import SEEDS
+
+    doc = copy.deepcopy(next(d for k, d in SEEDS if k == "posttrain"))
+    for k, v in edits.items():
+        *head, last = k.split("__")
+        d = doc
+        for h in head:
+            d = d[h]
+        d[last] = v
+    f = tmp_path / "pt.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    return f
+
+
+@pytest.mark.parametrize("edits, field, needle", [
+    ({"links": []}, "links", "no link between clusters 'main' and 'b'"),
+    ({"student__rollout_tp": 3}, "student.rollout_tp", "divides the model's 32 attention heads"),
+])
+def test_check_of_a_posttrain_spec_refuses_what_posttrain_refuses(tmp_path, edits, field, needle):
+    """`check` of a post-training spec goes through the step's own code path, as `check` of a scenario does (s17):
+    a job whose clusters have no link, or whose rollout servers split Llama 3.1 8B's 32 heads 3 ways, is the same
+    one line, exit 2, in `posttrain` and `check`. Before: `check` said exit 0 'post-training ... job'."""
+    f = _pt(tmp_path, **edits)
+    lines = []
+    for argv in (["posttrain", str(f)], ["check", str(f)]):
+        rc, out, err = run_in_process(argv)
+        lines.append(_one_line(rc, out, err, 2))
+        assert lines[-1].startswith(f"error: {f}: {field}: ") and needle in lines[-1], (argv[0], lines[-1])
+    assert lines[0] == lines[1]
+
+
+def test_two_teachers_of_one_name_are_bad_input(tmp_path):
+    """Each teacher's phases and traffic are labelled by its name: two teachers named 't' printed two
+    indistinguishable sets of '(t)' rows, exit 0. Now exit 2 naming the second."""
+    f = _pt(tmp_path, teachers=[{"name": "t", "model": "llama-3.1-8b", "cluster": "b", "share": 0.5},
+                                {"name": "t", "model": "llama-3.1-70b", "cluster": "b", "share": 0.5}])
+    line = _one_line(*run_in_process(["posttrain", str(f)]), 2)
+    assert line.startswith(f"error: {f}: teachers.1.name: ") and "'t'" in line, line
+
+
+def test_rollout_server_too_small_is_no_answer_with_the_server_that_fits(tmp_path):
+    """Llama 3.1 70B (70.6B parameters x 2 bytes = 141 GB of BF16 weights) cannot be served by one 80 GiB H800
+    (student.rollout_tp 1): nothing fits, so no answer, exit 1, naming a server size that does. Before: exit 2, as
+    if the input were malformed, and no alternative."""
+    f = _pt(tmp_path, student__model="llama-3.1-70b", student__rollout_tp=1)
+    line = _one_line(*run_in_process(["posttrain", str(f)]), 1)
+    assert line.startswith(f"error: {f}: student: ") and "a server of 1 chips" in line, line
+    assert "nearest alternatives: student.rollout_tp: " in line, line
+
+
+def test_teacher_too_large_for_its_cluster_is_no_answer_with_a_cluster_size(tmp_path):
+    """Llama 3.1 405B (405B x 2 bytes = 810 GB of BF16 weights) cannot prefill on 8 H100 (8 x 80 GiB = 687 GB) but
+    can on 16 (1,374 GB): exit 1 naming 16 chips. Before: exit 2 'no plan fits', no alternative."""
+    f = _pt(tmp_path, clusters__b__chips=8,
+            teachers=[{"name": "t", "model": "llama-3.1-405b", "cluster": "b", "share": 1.0}])
+    line = _one_line(*run_in_process(["posttrain", str(f)]), 1)
+    assert line.startswith(f"error: {f}: teachers: ") and "no plan fits in 8 chips" in line, line
+    assert "nearest alternatives: the teacher's cluster with 16 chips" in line, line

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from ..errors import TrainsimError, located
+from ..errors import NoPlanError, TrainsimError, located
 from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind
@@ -13,7 +13,7 @@ from ..model.counts import count
 from ..catalog.describe import fmt
 from ..numfmt import count as fmt_count, counted
 from ..scenario import run as _scenario_run  # run_file; importing it registers every kind (KIND_MODULES)
-from .posttraining import _posttrain_spec
+from .posttraining import _posttrain_spec, posttrain as _posttrain
 from .serving import _serving
 from . import CheckResult
 
@@ -80,6 +80,15 @@ def check(path) -> CheckResult:
         lines.append(("latency", ", ".join(bounds) or "no bound"))
     elif kind == "posttrain":
         pt = _posttrain_spec(path)
+        # the one code path `trainsim posttrain` answers through: links, rollout servers and plans are read as the
+        # step is timed (seconds), so check refuses what posttrain refuses with the same line; a valid job that
+        # nothing fits (posttrain's exit 1) is still a valid spec
+        try:
+            _posttrain(pt)
+        except NoPlanError:
+            pass
+        except TrainsimError as exc:
+            raise located(exc, path) from None
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
     elif kind == "sweep":
         sw = _load_sweep(path)

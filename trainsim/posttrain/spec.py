@@ -351,6 +351,13 @@ class PostTrainFile(BaseModel):
             raise ValueError(f"teachers.*.share: the teachers' shares must sum to 1, got "
                              f"{' + '.join(f'{t.share:g}' for t in self.teachers)} = "
                              f"{sum(t.share for t in self.teachers):g}")
+        seen: dict[str, int] = {}   # a teacher's phases and traffic are labelled by its name (teacher{i} unnamed)
+        for j, t in enumerate(self.teachers):
+            n = t.name or f"teacher{j}"
+            if n in seen:
+                raise ValueError(f"teachers.{j}.name: {n!r} is also teachers.{seen[n]}'s name; give each teacher "
+                                 "its own name")
+            seen[n] = j
         rc = self.student.rollout_cluster or self.student.cluster
         if self.student.rollout_chips and self.student.rollout_chips > self.clusters[rc].chips:
             raise ValueError(f"student.rollout_chips {self.student.rollout_chips} exceeds cluster '{rc}' chips "
