@@ -369,3 +369,12 @@ def test_teacher_too_large_for_its_cluster_is_no_answer_with_a_cluster_size(tmp_
     line = _one_line(*run_in_process(["posttrain", str(f)]), 1)
     assert line.startswith(f"error: {f}: teachers: ") and "no plan fits in 8 chips" in line, line
     assert "nearest alternatives: the teacher's cluster with 16 chips" in line, line
+
+
+def test_a_trainer_plan_the_model_shape_rules_out_is_bad_input(tmp_path):
+    """student.train_plan tp 3 on Llama 3.1 8B (32 attention heads, 8 key/value heads: 3 divides neither) is refused
+    for any cluster, as `plan: {tp: 3}` is in a run spec: exit 2 naming student.train_plan.tp. Before: exit 1 'no
+    valid plan for 64 chips ... rejected by chips', as if the cluster were at fault."""
+    f = _pt(tmp_path, student__train_plan={"tp": 3})
+    line = _one_line(*run_in_process(["posttrain", str(f)]), 2)
+    assert line.startswith(f"error: {f}: student.train_plan.tp: tp must divide the attention heads"), line
