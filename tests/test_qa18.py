@@ -378,3 +378,19 @@ def test_a_trainer_plan_the_model_shape_rules_out_is_bad_input(tmp_path):
     f = _pt(tmp_path, student__train_plan={"tp": 3})
     line = _one_line(*run_in_process(["posttrain", str(f)]), 2)
     assert line.startswith(f"error: {f}: student.train_plan.tp: tp must divide the attention heads"), line
+
+
+def test_generation_never_shorter_than_its_longest_sample_alone():
+    """posttrain.phases.generation_s with a fractional share of samples per server (7 samples over four servers:
+    1.75 each), mean 1,000 tokens, longest 2,000, tpot 21.5 ms at 1.75 and 20 ms at one sequence: b = 1.5 ms / 0.75
+    = 2 ms, a = 21.5 - 1.75 x 2 = 18 ms, 2,000 steps. The longest sample alone runs 2,000 steps of at least one
+    sequence, a + b = 20 ms each: 40 s, what one sample per server takes. Before: 18 ms x 2,000 + 2 ms x 1.75 x
+    1,000 = 39.5 s, so 7 samples finished sooner than 4 (Qwen3-30B-A3B on 32 H100: 18.65 vs 18.72 s)."""
+    from trainsim.posttrain.phases import generation_s
+
+    one = generation_s(1.0, 1.0, 0.020, 1, 0.020, 1000, 2000)
+    assert one == pytest.approx(0.020 * 2000, rel=1e-12)
+    assert generation_s(1.75, 1.75, 0.0215, 1, 0.020, 1000, 2000) == pytest.approx(40.0, rel=1e-12)
+    for seqs in (1.25, 1.5, 1.75, 2.0, 3.0):
+        tpot = 0.020 + 0.002 * (seqs - 1.0)
+        assert generation_s(seqs, seqs, tpot, 1, 0.020, 1000, 2000) >= one * (1 - 1e-12)
