@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fuzz.specs import run_in_process
@@ -394,3 +394,29 @@ def test_generation_never_shorter_than_its_longest_sample_alone():
     for seqs in (1.25, 1.5, 1.75, 2.0, 3.0):
         tpot = 0.020 + 0.002 * (seqs - 1.0)
         assert generation_s(seqs, seqs, tpot, 1, 0.020, 1000, 2000) >= one * (1 - 1e-12)
+
+
+@settings(max_examples=8, **FAST)
+@given(st.sampled_from([("llama-3.1-8b", "hgx-h800", 64, 1), ("qwen3-30b-a3b", "dgx-h100", 32, None),
+                        ("llama-3.1-8b", "gb200-nvl72", 8, None)]),
+       st.integers(1, 200), st.integers(1, 64), st.sampled_from([1.0, 2.0, 3.72]))
+@example(("qwen3-30b-a3b", "dgx-h100", 32, None), 4, 3, 2.0)      # 18.72 -> 18.65 s before the fix
+@example(("llama-3.1-8b", "hgx-h800", 64, 1), 64, 36, 2.0)        # 32.41 -> 32.38 s before the fix
+def test_more_rollout_samples_never_finish_sooner(case, seqs, more, tail):
+    """RL generation (posttrain.phases.rollout_time) of ``seqs + more`` samples takes no less time than of ``seqs``
+    on the same cluster (the same servers generate a superset of the samples; the fewer-servers path of s17 counts
+    the rest idle), and its tokens/s per chip (idle chips counted) is finite and positive."""
+    import math
+
+    from trainsim.catalog.load import get_system
+    from trainsim.model.load import resolve_model
+    from trainsim.posttrain.phases import rollout_time
+
+    model, system, chips, tp = case
+    arch, sysm = resolve_model(model), get_system(system)
+    a = rollout_time(arch, sysm, chips, seqs, 1, 256, 1024, tail_factor=tail, instance_chips=tp)
+    b = rollout_time(arch, sysm, chips, seqs + more, 1, 256, 1024, tail_factor=tail, instance_chips=tp)
+    assert b.decode_s >= a.decode_s * (1 - 1e-9), (case, seqs, more, tail, a.decode_s, b.decode_s)
+    for r in (a, b):
+        assert math.isfinite(r.decode_tokens_per_s_per_chip) and r.decode_tokens_per_s_per_chip > 0
+        assert 0 <= r.idle_chips < chips
