@@ -420,3 +420,24 @@ def test_more_rollout_samples_never_finish_sooner(case, seqs, more, tail):
     for r in (a, b):
         assert math.isfinite(r.decode_tokens_per_s_per_chip) and r.decode_tokens_per_s_per_chip > 0
         assert 0 <= r.idle_chips < chips
+
+
+# ---------------------------------------------------------------- 8. a sweep without any answer
+
+def test_a_sweep_whose_every_point_fails_is_no_answer(tmp_path):
+    """A sweep whose every point is an error (plan.tp 3 and 5 on Llama 3.1 8B: 32 attention heads, 8 key/value
+    heads) writes its file, each row with its error, and exits 1 with one line; before: exit 0 and, with -q, not a
+    word. A sweep with one good point still exits 0."""
+    base = tmp_path / "base.yaml"
+    base.write_text("name: b\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n"
+                    "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 256, precision: bf16}\n")
+    sw = tmp_path / "sw.yaml"
+    out = tmp_path / "o.parquet"
+    sw.write_text("name: sw\nbase: base.yaml\naxes: {plan.tp: [3, 5]}\nrecord: [inputs, time]\n")
+    rc, stdout, err = run_in_process(["sweep", str(sw), "-o", str(out), "-q"])
+    line = _one_line(rc, stdout, err, 1)
+    assert line.startswith(f"error: {sw}: no point of the sweep has an answer (2 of 2 with an error"), line
+    assert out.exists()
+    sw.write_text("name: sw\nbase: base.yaml\naxes: {plan.tp: [3, 2]}\nrecord: [inputs, time]\n")
+    rc, stdout, err = run_in_process(["sweep", str(sw), "-o", str(out), "-q", "--overwrite"])
+    assert rc == 0 and err == "", err
