@@ -31,19 +31,20 @@ BATCH_RULE = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n"
               "plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: none, micro_batch: 1}\n")
 
 
-@pytest.mark.parametrize("command", ["estimate", "check", "report", "compare"])
+@pytest.mark.parametrize("command", ["estimate", "check", "report", "compare", "sensitivity"])
 def test_a_stated_plan_breaking_the_batch_rule_is_one_line_naming_the_file(tmp_path, command):
     """A complete plan that breaks a plan rule the spec's shape alone cannot tell (here the batch: 1 sequence over
     dp 16) is bad input: exit 2, one line naming the file, the field and the batch it read. Before: `estimate` and
     `check` printed 'error: plan.micro_batch: ...' naming no file and not the batch; `report` wrote a page and
-    exited 1 (no answer) for what `estimate` and `compare` refuse as input (exit 2)."""
+    exited 1 (no answer) for what `estimate` and `compare` refuse as input (exit 2), and `sensitivity` said exit 1
+    'no valid plan for 16 chips and a batch of 1 sequences'."""
     f = tmp_path / "run.yaml"
     f.write_text(BATCH_RULE)
     ok = tmp_path / "ok.yaml"
     ok.write_text(BATCH_RULE.replace("global_batch_seqs: 1,", "global_batch_seqs: 64,"))
     argv = {"estimate": ["estimate", str(f)], "check": ["check", str(f)],
             "report": ["report", str(f), "-o", str(tmp_path / "r.html"), "--no-sweeps", "--quiet"],
-            "compare": ["compare", str(ok), str(f)]}[command]
+            "compare": ["compare", str(ok), str(f)], "sensitivity": ["sensitivity", str(f), "-q"]}[command]
     rc, out, err = run_in_process(argv)
     line = _one_line(rc, "", err, 2)
     assert line.startswith(f"error: {f}: plan.micro_batch: "), line
