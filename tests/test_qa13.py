@@ -95,7 +95,8 @@ def test_scenario_inputs_take_chips_in_pods_and_refuse_nonsense():
     from trainsim.scenario.kinds.base import _chips, parse_inputs
     from trainsim.catalog.resolve import resolve_system
     assert parse_inputs(pretrain_compare.Inputs, {"kind": "pretrain-compare", "model": "glm-5", "chips": "24 pods",
-                                                  "training": {"tokens": 1e12}, "systems": []}).chips == "24 pods"
+                                                  "training": {"tokens": 1e12},
+                                                  "systems": [{"system": "cloudmatrix-384"}]}).chips == "24 pods"
     with pytest.raises(TrainsimError, match="scale-up domains"):
         _chips({"id": "t", "chips": "24 potatoes"}, resolve_system("cloudmatrix-384"))
 

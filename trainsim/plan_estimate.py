@@ -285,7 +285,8 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  **plan_rules(fw))
     if code[0]:
-        raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, plan {plans.row(0)})")
+        raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, global batch {tr.batch_seqs:g} sequences, "
+                                              f"plan {plans.row(0)})")
     return plans, filled
 
 

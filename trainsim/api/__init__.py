@@ -169,6 +169,8 @@ def estimate_run(run: Run | str | Path | Mapping, *, cost: dict | None = None) -
     except NoPlanError as exc:
         exc.result.alternatives = alternatives(r, r.plan, least=exc.result.least_memory)
         raise
+    except TrainsimError as exc:   # a stated plan that breaks a plan rule: name the spec ('error: plan.x: ...')
+        raise located(exc, r.path) from None
     est.cost_inputs = dict(cost or {})
     return est
 

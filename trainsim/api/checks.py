@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from ..errors import NoPlanError, TrainsimError, located
 from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind
@@ -12,7 +13,7 @@ from ..model.counts import count
 from ..catalog.describe import fmt
 from ..numfmt import count as fmt_count, counted
 from ..scenario import run as _scenario_run  # run_file; importing it registers every kind (KIND_MODULES)
-from .posttraining import _posttrain_spec
+from .posttraining import _posttrain_spec, posttrain as _posttrain
 from .serving import _serving
 from . import CheckResult
 
@@ -54,7 +55,10 @@ def check(path) -> CheckResult:
         if is_complete(r.plan):
             # a complete plan is estimated as given: its unstated fields read as estimate reads them (its stack's
             # default at the stated ZeRO stage, else Megatron-Core's), and a plan estimate refuses is refused here
-            plans, by_stack = complete_plans(r, r.plan)
+            try:
+                plans, by_stack = complete_plans(r, r.plan)
+            except TrainsimError as exc:   # a plan rule the stated plan breaks: name the spec, as estimate does
+                raise located(exc, path) from None
             row = plan_row(r, plans, 0)
             fw = framework_of(r)
             lines.append(("plan defaulted", ", ".join(
@@ -76,6 +80,15 @@ def check(path) -> CheckResult:
         lines.append(("latency", ", ".join(bounds) or "no bound"))
     elif kind == "posttrain":
         pt = _posttrain_spec(path)
+        # the one code path `trainsim posttrain` answers through: links, rollout servers and plans are read as the
+        # step is timed (seconds), so check refuses what posttrain refuses with the same line; a valid job that
+        # nothing fits (posttrain's exit 1) is still a valid spec
+        try:
+            _posttrain(pt)
+        except NoPlanError:
+            pass
+        except TrainsimError as exc:
+            raise located(exc, path) from None
         lines.append(("post-training", f"{getattr(pt, 'kind', '')} job, clusters: {', '.join(doc['clusters'])}"))
     elif kind == "sweep":
         sw = _load_sweep(path)

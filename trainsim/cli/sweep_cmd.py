@@ -96,6 +96,12 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
             print(f"{out}: {counted(res.evaluated, 'point')} evaluated ({res.errors:,} with an error"
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
+    if res.complete and res.evaluated and not res.resumed and res.errors == res.evaluated:
+        import sys   # no point has an answer: the file (with each point's error) is written, but no answer (exit 1)
+
+        print(f"error: {sweep}: no point of the sweep has an answer ({res.errors:,} of {res.evaluated:,} with an "
+              f"error; its error column in {out} says why)", file=sys.stderr)
+        raise typer.Exit(1)
     if deadline_days is not None or plots is not None or json_ or csv_:
         s = sweeps.sweep_summary(out, deadline_days=deadline_days, metric=metric, plots=plots,
                                  names=api.CLI_NAMES).to_dict()

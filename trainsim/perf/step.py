@@ -415,12 +415,15 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
         # traced where the stack compiles its layers (runtime setting ``compiled``): no overlap (comm_cp.py)
         cp_exp_f, cp_exp_b = torch_ring_exposed(cp_f, share * lc["cp_dkv"], attn, attn_b, p.cp,
                                                 cp_ov, traced=ctx.compiled)
+        cp_hid_f, cp_hid_b = cp_f - cp_exp_f, cp_f + p.cp * share * lc["cp_dkv"] - cp_exp_b
         # + its eager fp32 merges between the sub-SDPAs (compute stream, never hidden)
         cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
         cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
     else:   # + the ring's merges between its attention calls (compute stream, never hidden; comm_cp.py)
-        cp_exp_f = exposed(cp_f, attn, cp_ov) + cp_sync + share * lc["cp_merge_f"]
-        cp_exp_b = exposed(2.0 * cp_f, attn_b, cp_ov) + 2.0 * cp_sync + share * lc["cp_merge_b"]
+        cp_exp_f, cp_exp_b = exposed(cp_f, attn, cp_ov), exposed(2.0 * cp_f, attn_b, cp_ov)
+        cp_hid_f, cp_hid_b = cp_f - cp_exp_f, 2.0 * cp_f - cp_exp_b
+        cp_exp_f = cp_exp_f + cp_sync + share * lc["cp_merge_f"]
+        cp_exp_b = cp_exp_b + 2.0 * cp_sync + share * lc["cp_merge_b"]
     # an MTP module's transformer layer is scheduled as the decoder's are (Megatron-Core builds a
     # TransformerLayerSchedulePlan for it, model_chunk_schedule_plan.py ``is_mtp``): its dispatch + combine hide
     # under the window of its own layer and head (and its forward gathers HybridEP's routing map) by the rule of the
@@ -457,6 +460,15 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # the overlapping schedules pair a forward with another micro-batch's backward and hide both directions'
     # dispatch + combine, the dispatcher's host stall and a recompute's rerun of them under one window, the pair's
     # compute with the rerun's (comm_ep.paired_overlap_exposed); elsewhere ep_ov = 0 and all of them are exposed.
+    # A second of compute is booked once: the window is the compute the layers' own TP and CP transfers have not
+    # already hidden behind (forward, backward and a full recompute's rerun of the forward's), else each rule
+    # would hide up to its f per second of compute and a faster chip could expose more than it saves (qa18:
+    # Qwen3-30B-A3B cp 16 ep 8 on 16 H100, 2x FLOP/s was 3.5% slower with f_cp + f_ep = 0.9 + 0.8 > 1)
+    tp_cp_hid = ((tp_f - tp_exp_f) + (share * lc["tp_b"] - tp_exp_b) + (share * lc["tp_g"] - tp_g_exp)
+                 + cp_hid_f + cp_hid_b
+                 + np.where(p.recompute == 2, frac * ((tp_f - tp_exp_f) + (share * lc["tp_g"] - tp_g_exp)
+                                                      + cp_hid_f), 0.0))
+    ep_window = np.maximum(comp_f + comp_b + rec_comp - tp_cp_hid, 0.0)
     # The forward's dispatch also gathers HybridEP's routing map (comm_ep.routing_map_allgather_fwd), the backward
     # not; the host stall is the forward's (MOE_HOST_SYNC_FORWARD_SHARE), rerun as moe_host_recompute_time says
     moe_layers = share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)   # this stage's MoE layers
@@ -465,7 +477,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     (ep_exp_f, ep_exp_b, ep_exp_r), (host, host_r) = paired_overlap_exposed(
         [(ep_f, ep_g), (ep_f, 0.0 * ep_f), (ep_rerun * ep_f, ep_rerun * ep_g)],
         [host_raw, moe_host_recompute_time(ctx, p, frac, MOE_HOST_SYNC_FORWARD_SHARE * host_raw)],
-        comp_f + comp_b + rec_comp, ep_ov, ctx)
+        ep_window, ep_ov, ctx)
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + cp_exp_f), rec_comp) + ep_exp_r + host_r
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f

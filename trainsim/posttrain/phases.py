@@ -31,7 +31,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..alternatives import no_plan
-from ..errors import NoPlanError, TrainsimError
+from ..errors import NoPlanError
 from ..inference.calib import default_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..inference.search import check_tp
@@ -139,9 +139,24 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         ev = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9), sequences=age * sequences,
                          max_batch_per_instance=float(max_seqs) if max_seqs else None,
                          memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
-        if ev.best is None:
-            raise TrainsimError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in "
-                                f"{max_inst} chips", field="student")
+        if ev.best is None:   # nothing fits: no answer (exit 1), with the server size that would where one does
+            where = f"a server of {instance_chips} chips (student.rollout_tp)" if instance_chips else f"{max_inst} chips"
+            hint = ""
+            if instance_chips:
+                alt = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
+                                  sequences=age * sequences, memory_context=mem_ctx, hbm_fraction=hbm_fraction,
+                                  max_batch_per_instance=float(max_seqs) if max_seqs else None, max_chips=max_inst)
+                if alt.best is not None:
+                    hint = (f"; nearest alternatives: student.rollout_tp: {alt.plans.row(alt.best)['chips']} (the "
+                            "fastest server that fits; leave rollout_tp out to search it)")
+            if not hint and hbm_fraction < 1:
+                alt = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
+                                  sequences=age * sequences, memory_context=mem_ctx, **kw)
+                if alt.best is not None:
+                    hint = "; nearest alternatives: student.rollout_memory_fraction: 1 (the whole HBM)"
+            raise NoPlanError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in {where}"
+                              + (f" at rollout_memory_fraction {hbm_fraction:g}" if hbm_fraction < 1 else "")
+                              + hint, field="student")
         i = ev.best
         dec_tps = float(ev.tokens_per_s_per_chip[i])
         plan = ev.plans.row(i)
@@ -252,7 +267,9 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
     ``batch / tpot(batch)`` tokens/s; the step then waits for the longest sample, whose last ``max_len - mean_len``
     tokens run almost alone (cost ``a`` each). With every sequence in one wave this is ``a max_len + b sequences
     mean_len``: the fixed cost paid for the longest sample, the per-sequence cost for the tokens actually generated
-    (Orca, OSDI'22 iteration-level scheduling; vLLM continuous batching).
+    (Orca, OSDI'22 iteration-level scheduling; vLLM continuous batching), at least the longest sample's own
+    ``max_len`` (a server's share of fewer than ``max_len / mean_len`` samples still runs one whole longest sample,
+    ``(a + b) max_len`` = ``tpot(batch0) max_len`` at ``batch0`` = 1).
 
     ``overlapped``: the time per step of NeMo RL's one-step-off generation, where each step's batch overlaps the
     previous one's (:func:`overlapped_decode_steps`): the same per-sequence cost for every token, the fixed cost
@@ -271,7 +288,10 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
         steps = overlapped_decode_steps(queue_steps, max_len, age)
     else:
         steps = queue_steps + max(max_len - mean_len, 0.0)
-    return a * steps + b * float(sequences) * mean_len
+    # the tokens a server generates, at least the longest sample's own: a server's share of fewer than
+    # max_len / mean_len samples (few samples spread over many servers, timed as fractional ones) still runs one
+    # whole longest sample, at a + b per step (qa18: 7 samples on four 8-chip servers took 0.4% less than 4)
+    return a * steps + b * max(float(sequences) * mean_len, float(max_len))
 
 
 def decode_step_cost(batch, tpot_s, batch0, tpot0_s) -> tuple[float, float]:
@@ -325,8 +345,12 @@ def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_l
     def compute():
         s = setup_for(arch, system, precision, "bf16")
         ev = best_prefill(s, seq_len, max_chips=min(chips, 512), all_logits=True)
-        if ev.best is None:
-            raise TrainsimError(f"teacher {arch.name} cannot prefill on {system.id}: no plan fits", field="teachers")
+        if ev.best is None:   # nothing fits: no answer (exit 1), with the teacher cluster size that would
+            more = next((n for n in (2 * chips, 4 * chips, 8 * chips, 16 * chips) if n <= 512
+                         and best_prefill(s, seq_len, max_chips=n, all_logits=True).best is not None), None)
+            raise NoPlanError(f"teacher {arch.name} cannot prefill on {system.id}: no plan fits in "
+                              f"{min(chips, 512)} chips" + (f"; nearest alternatives: the teacher's cluster with "
+                                                            f"{more} chips" if more else ""), field="teachers")
         return float(ev.tokens_per_s_per_chip[ev.best]), ev.plans.row(ev.best)
 
     tps, plan = _cached(_key("score", arch, system, chips, seq_len, precision), compute)

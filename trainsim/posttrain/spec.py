@@ -86,6 +86,7 @@ from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
 from ..io import load_spec_file, yaml_shape
 from ..frameworks import PRECISIONS, check_precision, frameworks
+from ..parallel.validity import shape_refusal
 from ..spec import OptimizerSpec, PlanSpec, TrainingSpec, check_fp8_recipe, chips_as_stated
 
 #: run-spec ``training:`` keys a post-training step sets itself (from its step and the student's precision), so
@@ -351,6 +352,13 @@ class PostTrainFile(BaseModel):
             raise ValueError(f"teachers.*.share: the teachers' shares must sum to 1, got "
                              f"{' + '.join(f'{t.share:g}' for t in self.teachers)} = "
                              f"{sum(t.share for t in self.teachers):g}")
+        seen: dict[str, int] = {}   # a teacher's phases and traffic are labelled by its name (teacher{i} unnamed)
+        for j, t in enumerate(self.teachers):
+            n = t.name or f"teacher{j}"
+            if n in seen:
+                raise ValueError(f"teachers.{j}.name: {n!r} is also teachers.{seen[n]}'s name; give each teacher "
+                                 "its own name")
+            seen[n] = j
         rc = self.student.rollout_cluster or self.student.cluster
         if self.student.rollout_chips and self.student.rollout_chips > self.clusters[rc].chips:
             raise ValueError(f"student.rollout_chips {self.student.rollout_chips} exceeds cluster '{rc}' chips "
@@ -472,6 +480,13 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
         return arch_cache[key]
 
     student = arch_of(spec.student.model, "student.model")
+    if spec.student.train_plan:   # a trainer plan the model's shape rules out for any cluster: bad input, as in a
+        # run spec (spec.check_plan_shape), not 'no valid plan' blaming the chips (cp: its length is the packed one)
+        tplan = PlanSpec.model_validate(spec.student.train_plan)
+        for name in ("tp", "pp", "ep", "etp"):
+            why = shape_refusal(name, tplan.values(name) or [], student, 1)
+            if why:
+                raise TrainsimError(why, field=f"student.train_plan.{name}", where=where)
     teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
                              t.precision) for i, t in enumerate(spec.teachers))
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,

@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 
 from ..alternatives import no_plan
-from ..errors import NoPlanError, TrainsimError
+from ..errors import NoPlanError, TrainsimError, located
 from ..spec import PlanSpec, Run
 from . import fmt
 from .progress import as_tick
@@ -190,8 +190,8 @@ def run_data(run: Run, *, top: int = 5, with_scaling: bool = True, with_sensitiv
         est = estimate(run)
     except NoPlanError as exc:   # no answer: the message carries the nearest alternatives (trainsim estimate's)
         est, data["message"] = None, str(no_plan(exc.result, run) if exc.result is not None else exc)
-    except TrainsimError as exc:
-        est, data["message"] = None, str(exc)
+    except TrainsimError as exc:   # a stated plan that breaks a plan rule is bad input, as in estimate / compare
+        raise located(exc, run.path) from None
     if est is not None and cost_inputs:
         from dataclasses import replace
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
+
+import numpy as np
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -33,8 +36,14 @@ def to_csv(rows: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in flat:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        w.writerow({k: ("" if v is None or _non_finite(v) else v) for k, v in r.items()})
     return buf.getvalue()
+
+
+def _non_finite(v) -> bool:
+    """A NaN or infinite number: written as an empty cell, as ``--json`` writes it null (report.terminal
+    print_json), never 'inf' / 'nan' (a sensitivity row where nothing fits, change_pct = inf)."""
+    return isinstance(v, (float, np.floating)) and not math.isfinite(float(v))
 
 
 def print_csv(rows: list[dict], file=None) -> None:

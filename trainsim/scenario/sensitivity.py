@@ -15,6 +15,8 @@ from ..alternatives import no_plan
 from ..catalog.describe import display_unit
 from ..catalog.types import System
 from ..errors import TrainsimError, ambiguous, located, unknown
+from ..estimate import is_complete
+from ..plan_estimate import complete_plans
 from ..spec import Run
 from .common import best, days_of
 
@@ -109,6 +111,11 @@ def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
     tokens, :func:`days_at`); where no plan fits these are null (change ``inf``) and ``note`` says why
     (:func:`no_fit_note`; None elsewhere)."""
     has_tokens = run.training.tokens is not None
+    if is_complete(run.plan):   # a stated plan that breaks a plan rule is bad input (exit 2), as estimate says
+        try:
+            complete_plans(run, run.plan)
+        except TrainsimError as exc:
+            raise located(exc, run.path) from None
     base_days, base_est = days_at(run, "peak_flops", 1.0)
     if not math.isfinite(base_days):   # no answer (exit 1), with the nearest alternatives: not bad input
         raise located(no_plan(best(run), run), run.path)

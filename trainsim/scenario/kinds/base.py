@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ...errors import TrainsimError, from_validation, refuse_unknown_keys
+from ...errors import TrainsimError, from_validation, refuse_unknown_keys, short
 from ...model.counts import count
 from ...spec import chips_as_stated, load_run
 from ...perf.calibration import validation_error
@@ -366,8 +366,24 @@ def parse_inputs(model: type[KindInputs], doc: dict) -> KindInputs:
         inp = model.model_validate(doc)
     except ValidationError as exc:   # one line, the union branch tried left out of the field path
         raise from_validation(exc, where=f"scenario {doc.get('id', '?')}", model=model) from None
+    _check_entry_keys(model, inp)
     inp._doc = doc
     return inp
+
+
+def _check_entry_keys(model: type[KindInputs], inp: KindInputs) -> None:
+    """Refuse an entry of a list-of-mappings field that lacks a key its kind reads (the model's ``ENTRY_KEYS``:
+    field -> the alternative key sets an entry may have, one of which it must hold in full): one line naming
+    ``field[i]`` and the key, not a KeyError deep in ``compute`` (qa18: ``systems: [{}]`` of S1, ``compare: [{}]``
+    of S3, ``history: [{}]`` of S9, ``reference_runs: [{}]`` of S4 / S6 exited 3)."""
+    for name, alternatives in getattr(model, "ENTRY_KEYS", {}).items():
+        for i, entry in enumerate(getattr(inp, name) or []):
+            if any(all(k in entry for k in keys) for keys in alternatives):
+                continue
+            want = " or ".join("{" + ", ".join(keys) + "}" for keys in alternatives)
+            missing = next(k for k in alternatives[0] if k not in entry)
+            raise TrainsimError(f"missing key {missing!r}; expected an entry {want}, got {short(entry)}",
+                                field=f"{name}[{i}]", where=f"scenario {inp.id or '?'}")
 
 
 def register_kind(kind: str, inputs: type[KindInputs], compute: Callable[[Any, Path], KindResult],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from ...types_checked import PosFloat, StatedChips
@@ -35,13 +35,15 @@ class Inputs(KindInputs):
     claimed_factor: PosFloat = Field(10.0, description="the claim's 'an order of magnitude larger' as a factor")
     compare_with: str | None = Field(None, description="name of the reference run the factor is measured against "
                                                        "(default: the first)")
+    #: keys an entry of a list field must hold (base.parse_inputs)
+    ENTRY_KEYS: ClassVar[dict] = {"reference_runs": (("name", "flops"), ("scenario",))}
     reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source} or "
                                                                          "{name, scenario}")
     scale_out_factors: list[PosFloat] = Field([0.5, 2.0], description="scale-out bandwidth factors tried")
     headline_family: str = Field("deepseek-v3", description="the family the headline answers for: the seed means "
                                  "a bigger DeepSeek-V4/Kimi-K3-class MoE, i.e. capacity's DeepSeek-V3-like MoE shape "
                                  "at the assumed sparsity (an explicit assumption); other families are comparisons")
-    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares", "partial_restart"],
+    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares", "partial_restart"], min_length=1,
                                         description="failure-handling options compared (scenario/data/"
                                                     "failure_handling.yaml); the first is the nominal one")
     fleet_chips: list[StatedChips] = Field(default_factory=list, description="whole-fleet chip counts also answered (the "

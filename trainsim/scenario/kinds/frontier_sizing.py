@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from ...types_checked import PosFloat, PosInt
@@ -36,9 +36,11 @@ class Inputs(KindInputs):
     frontier_model: dict = Field(description="{name, total_params, active_params, tokens, seq_len, "
                                              "global_batch_seqs, source, note}")
     capacity_evals: PosInt = Field(5, description="model shapes tried per capacity answer")
-    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares"],
+    failure_handling: list[str] = Field(["whole_job_restart", "in_memory_hot_spares"], min_length=1,
                                         description="failure-handling options compared (scenario/data/"
                                                     "failure_handling.yaml); the first is the nominal one")
+    #: keys an entry of a list field must hold (base.parse_inputs)
+    ENTRY_KEYS: ClassVar[dict] = {"reference_runs": (("name", "flops"),)}
     reference_runs: list[dict] = Field(default_factory=list, description="entries {name, flops, source}: runs the "
                                                                          "frontier model's FLOPs are placed beside")
     fp4_range: bool = Field(True, description="also size the run in FP4 where the chip has an FP4 peak: the sourced "

@@ -10,7 +10,7 @@ from pydantic import Field
 from ...types_checked import PosFloat
 
 from ..common import best, plan_summary
-from ..sensitivity import elasticity, sensitivity, threshold
+from ..sensitivity import canonical, elasticity, sensitivity, threshold
 from .base import (KindInputs, KindResult, _job_run, _model_inputs, _sibling, _stack_input, family_validation,
                    register_kind, short_name)
 from ...errors import TrainsimError
@@ -35,8 +35,8 @@ class Inputs(KindInputs):
     the factors and the threshold asked for."""
 
     job: str | None = Field(None, description="the scenario file whose job is varied (default: this file's)")
-    vary: list[str] = Field(DEFAULT_PARAMS, description="hardware inputs varied one at a time")
-    factors: list[PosFloat] = Field([0.25, 0.5, 1.5, 2.0], description="factors applied to each input")
+    vary: list[str] = Field(DEFAULT_PARAMS, min_length=1, description="hardware inputs varied one at a time")
+    factors: list[PosFloat] = Field([0.25, 0.5, 1.5, 2.0], min_length=1, description="factors applied to each input")
     threshold: dict = Field({"param": "hbm_bandwidth", "slowdown": 0.10},
                             description="{param, slowdown}: the value of param below which days grow by more than "
                                         "slowdown")
@@ -44,7 +44,7 @@ class Inputs(KindInputs):
     inference: dict | None = Field(None, description="decode of the job's model on the job's system, served by "
                                    "trainsim's inference engine: {input_len, output_len, precision, tpot_ms}; "
                                    "tokens/s per chip and cost per million tokens as HBM bandwidth varies")
-    inference_factors: list[PosFloat] = Field([0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+    inference_factors: list[PosFloat] = Field([0.25, 0.5, 0.75, 1.0, 1.5, 2.0], min_length=1,
                                            description="HBM bandwidth factors for the inference rows")
 
 
@@ -54,11 +54,12 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     a = inp.assumption_set()
     job = _sibling(doc, "job", base_dir) if inp.job else doc
     run = _job_run(job, base_dir)
-    params = inp.vary or DEFAULT_PARAMS
+    # an unknown parameter names this file's key, not the sensitivity command's --vary option
+    params = [canonical(p, field=f"vary[{i}]") for i, p in enumerate(inp.vary or DEFAULT_PARAMS)]
     sens = sensitivity(run, params, tuple(inp.factors))
     el = {p: elasticity(sens, p) for p in sens["params"]}
     th_doc = inp.threshold or {"param": "hbm_bandwidth", "slowdown": 0.10}
-    th = threshold(run, th_doc.get("param", "hbm_bandwidth"), _slowdown(inp))
+    th = threshold(run, canonical(th_doc.get("param", "hbm_bandwidth"), field="threshold.param"), _slowdown(inp))
     numbers: dict[str, Any] = {"nominal_days": sens["nominal_days"], "chips": run.chips, "system": run.system.id,
                                "elasticity_dln_days_dln_param": el,
                                "days_by_param": {p: [{k: r[k] for k in ("factor", "value", "unit", "days",

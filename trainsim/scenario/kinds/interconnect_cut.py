@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from ...types_checked import StatedChips
@@ -25,6 +25,8 @@ class Inputs(KindInputs):
     chips: StatedChips = Field(description="chips of both runs")
     chips_note: str = Field("scenario file", description="source of the chip count")
     restricted: Any = Field(description="the system with the cut link")
+    #: keys an entry of a list field must hold (base.parse_inputs)
+    ENTRY_KEYS: ClassVar[dict] = {"history": (("date", "event"),)}
     history: list[dict] = Field(default_factory=list, description="dated events of the restrictions, each "
                                                                   "{date, event, source}")
     reference: Any = Field(description="the system with the full link (the same chip, only the link restored, so "

@@ -3,7 +3,7 @@ MFU, memory fit and, optionally, the count of scale-up units that finishes it in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from ...types_checked import PosFloat, PosInt, StatedChips
@@ -28,7 +28,9 @@ class Inputs(KindInputs):
 
     model: Any = Field(description="catalog id, config path or inline model mapping")
     training: dict = Field(description="training keys of a run spec (tokens, seq_len, batch, precision)")
-    systems: list[dict] = Field(description="entries {system, precision (one or a list), chips (optional), "
+    #: keys an entry of a list field must hold (base.parse_inputs)
+    ENTRY_KEYS: ClassVar[dict] = {"systems": (("system",),)}
+    systems: list[dict] = Field(min_length=1, description="entries {system, precision (one or a list), chips (optional), "
                                             "training (optional: training keys for this system only, with "
                                             "training_source), framework (optional: the software stack this "
                                             "system runs, with framework_source; else the file's framework, else "

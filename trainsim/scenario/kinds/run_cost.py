@@ -3,7 +3,7 @@ cluster's price against the claim, and the same job on other clusters."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -20,6 +20,8 @@ class Inputs(KindInputs):
     job: str = Field(description="the scenario file whose job is costed")
     claimed: dict | None = Field(None, description="the claim's figures: pod_price_usd, cluster_usd, "
                                                    "cluster_all_in_usd, meituan_ai_capex_2026_usd, ...")
+    #: keys an entry of a list field must hold (base.parse_inputs)
+    ENTRY_KEYS: ClassVar[dict] = {"compare": (("system",),)}
     compare: list[dict] = Field(default_factory=list, description="entries {system, chips, precision, note, "
                                                                   "framework, framework_source}: the same job on "
                                                                   "these clusters (framework: the stack that "
