@@ -337,6 +337,8 @@ _V05_GB200_LLAMA = ("NeMo RL v0.5 Llama 3.1 8B on-policy on 8 GB200 (one vLLM TP
 #: host terms are met today (held-out throughput: Mixtral 8x7B on 64 GB200 +0.2%, partial CUDA graphs; Kimi-K2 on
 #: 256 GB300 -3.5%) and a Grace factor would move them; the other GB200 / GB300 MoE rows run full-iteration CUDA
 #: graphs (no host term), so the training fit barely constrains such a factor.
+#: The factor is now data (gracehost): perf/data/constants.yaml host_time_factor_grace, packaged at 1.0, applied by
+#: perf/step.py host_time to the chips with catalog host_cpu: grace; its source lists the measurements (1.06-2.75).
 _GB200_ROLLOUT_CHECKED = (" Checked (rlgb200), not the cause or not sourced: the Blackwell kernels vLLM runs are no "
                           "faster than the model times them (FlashInfer decode 124 / 100 us vs 135 us, vLLM pull "
                           "request 19825; default-config fused MoE 51.9 / 73.2 us vs 48.6 / 80.8 us, pull request "

@@ -218,11 +218,13 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
 
     host = e.extra.get("host_link_unidirectional_GBps")
     host_bw = float(host.value) * GB if host is not None and host.value is not None else None
+    cpu = e.extra.get("host_cpu")
+    host_cpu = str(cpu.value) if cpu is not None and cpu.value is not None else None
     wiring = e.extra.get("scale_up_topology")
     topo = parse_topology(wiring.value, f"chips.{e.id}.scale_up_topology", "hardware.yaml") if wiring else None
     return Chip(id=e.id, name=e.name, vendor=e.vendor, family=family_of(e.id), peak_flops=peak, hbm_bytes=hbm,
                 hbm_bw=hbm_bw, scale_up_bw=up, scale_out_bw=out, tdp_w=_num(e.tdp_w), price_usd=_num(e.price_usd),
-                sources=src, host_link_bw=host_bw, scale_up_topology=topo)
+                sources=src, host_link_bw=host_bw, scale_up_topology=topo, host_cpu=host_cpu)
 
 
 def _range_value(value, dim: str, field: str, where: str) -> float:

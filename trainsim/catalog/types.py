@@ -50,6 +50,9 @@ class Chip:
     #: how the chip's scale-up links are wired where the chip fixes it (``fullmesh 8``: the MI300X / MI350 / 910B
     #: boards have no switch, one link per peer); an inline system without a base takes it (catalog/resolve.py)
     scale_up_topology: Topology | None = None
+    #: the host CPU family where the chip fixes it: 'grace' for the Grace-Blackwell superchips (one Grace CPU per two
+    #: GPUs on the module); None where the board is paired with whatever host the system has (x86 in DGX / HGX)
+    host_cpu: str | None = None
 
     def flops(self, precision: str) -> float:
         """Dense peak for matmul inputs of ``precision``; a chip without FP8 runs FP8 recipes at its BF16 rate."""

@@ -36,7 +36,7 @@ from ..parallel.plan import Plans
 from ..parallel.schedules import bubble_time
 from .context import StepContext
 from .memory import stage_layers
-from .step import LAYER_KEY, _stage, _unique_rows, layer_costs
+from .step import LAYER_KEY, _stage, _unique_rows, host_time, layer_costs
 
 UNIT_KEY = LAYER_KEY + ("schedule",)   # the fields u depends on (the schedule: DualPipe's overlap of EP and host)
 ROUNDING_MARGIN = 1e-9
@@ -192,5 +192,5 @@ def step_time_lower_bound(ctx: StepContext, base: Plans, experts: np.ndarray | N
         unit = np.where(np.isnan(unit), 0.0, unit).reshape(-1, len(experts)).min(axis=1)
     t = stage_layers(ctx, p) / ctx.arch.n_layers * (unit * (1.0 - ROUNDING_MARGIN))[inv]
     m = ctx.global_batch_seqs / (p.dp * p.mb)
-    lb = m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + ctx.calib.step_overhead_s
+    lb = m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + host_time(ctx, ctx.calib.step_overhead_s)
     return np.where(np.isnan(lb), 0.0, lb)     # a cost the engine cannot state bounds nothing

@@ -78,6 +78,7 @@ class Calib:
     step_overhead_s: float  # per-step fixed cost (data loader, logging)
     moe_layer_host_s: float  # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
     moe_expert_call_host_s: float  # host time per per-expert grouped-GEMM call outside CUDA graphs (fitted)
+    host_time_factor_grace: float  # host (CPU) time on a Grace host / on the x86 hosts (constants.yaml; perf/step.py)
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog.types import Chip
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, ring_merge_time, torch_ring_exposed
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
@@ -44,6 +45,7 @@ from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_bwd
 from .compute import (attention_bwd, attention_fwd, elementwise_fwd, expert_copies_fwd_bwd, hbm_time, head_gemm_fwd,
                       layer_gemm_bwd, layer_gemm_fwd, loss_time)
 from .collectives import exposed, p2p_time
+from .calibration import Calib
 from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
 from .recompute import selective_recompute_fwd
@@ -242,6 +244,25 @@ def dp_syncs_per_step(p: Plans, calls: Num) -> Num:
 MOE_HOST_SYNC_FORWARD_SHARE = 1.0
 
 
+def host_time_factor(chip: Chip, calib: Calib) -> float:
+    """Host (CPU) time of launch work on ``chip``'s host / the same work on the x86 hosts the fitted host terms
+    stand for (``moe_layer_host_s``, ``moe_expert_call_host_s``: DGX / HGX hosts, Xeon or EPYC).
+
+    The host is the chip's where the chip fixes it (catalog ``host_cpu``: the Grace-Blackwell superchips carry a
+    Grace CPU, 72 Arm Neoverse V2 cores, per two GPUs): ``calib.host_time_factor_grace`` there, else 1. The
+    factor and its evidence: perf/data/constants.yaml ``host_time_factor_grace``. Exposed for the serving and
+    post-training engines' host terms (a serving step's ``step_overhead_s`` is host work of the same kind)."""
+    return calib.host_time_factor_grace if chip.host_cpu == "grace" else 1.0
+
+
+def host_time(ctx: StepContext, x86_s: Num) -> Num:
+    """Host time of launch work that takes ``x86_s`` on an x86 host, on the host of ``ctx``'s chip:
+    ``x86_s`` x :func:`host_time_factor`. The one place the training engine scales its host-bound terms
+    (:func:`moe_host_sync_time`, :func:`moe_launch_floor`, the per-step ``step_overhead_s`` here and in
+    perf/bound.py)."""
+    return x86_s * host_time_factor(ctx.system.chip, ctx.calib)
+
+
 def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     """Host time exposed per micro-batch (forward + backward) by ``moe_layers`` MoE layers outside CUDA graphs.
 
@@ -271,7 +292,7 @@ def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
     host sync) falls from 3.109 s to 0.670 s."""
     if ctx.cuda_graphs == "full" or ctx.moe_token_drop:
         return 0.0 * moe_layers
-    return moe_layers * ctx.calib.moe_layer_host_s
+    return host_time(ctx, moe_layers * ctx.calib.moe_layer_host_s)
 
 
 def moe_host_recompute_time(ctx: StepContext, p: Plans, frac: Num, host_f: Num) -> Num:
@@ -351,8 +372,8 @@ def moe_launch_floor(ctx: StepContext, moe_layers: Num, calls_f: Num, calls_b: N
         z = 0.0 * (moe_layers + calls_f)
         return z, z
     c = ctx.calib
-    h_f = moe_layers * c.moe_layer_host_s + calls_f * c.moe_expert_call_host_s
-    return h_f, calls_b * c.moe_expert_call_host_s + rerun * h_f
+    h_f = host_time(ctx, moe_layers * c.moe_layer_host_s + calls_f * c.moe_expert_call_host_s)
+    return h_f, host_time(ctx, calls_b * c.moe_expert_call_host_s) + rerun * h_f
 
 
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
@@ -663,7 +684,8 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb_slow)
 
-    step = m * t_mb + bubble + fill + dp_exp + optimizer + c.step_overhead_s
+    overhead = host_time(ctx, c.step_overhead_s)   # per-step host work (data loader, logging)
+    step = m * t_mb + bubble + fill + dp_exp + optimizer + overhead
     tokens_step = ctx.global_batch_seqs * ctx.seq_len
     if not detail:
         rate_s = tokens_step / (step * ctx.chips) if rate else None
@@ -690,7 +712,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "optimizer": optimizer,
         "moe_host_sync": m * host,
         "activation_offload": m * off_exp,   # the host-link copies of offloaded activations the compute leaves exposed
-        "other": np.full(np.shape(step), c.step_overhead_s),
+        "other": np.full(np.shape(step), overhead),
     }
     counts = count(a, ctx.seq_len)
     peak = ctx.chip.flops("bf16")
