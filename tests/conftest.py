@@ -128,3 +128,25 @@ def one_plan(**kw):
     base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
     base.update(kw)
     return Plans.from_columns(**base)
+
+
+def step_time_ratio_scaled(spec: dict, plan: dict, what: str, factor: float) -> float:
+    """Step time of ``plan`` on the spec's system with the chip's HBM bandwidth (``what`` = "hbm_bw") or peak FLOP/s
+    ("flops") scaled by ``factor``, over the step time on the chip as it is (the same plan, nothing else changed):
+    the hardware-monotonicity properties (a faster chip never makes a plan slower) of test_qa_properties / test_qa18."""
+    from dataclasses import replace
+
+    from trainsim.api import as_run
+    from trainsim.parallel.plan import RECOMPUTE, Plans
+    from trainsim.parallel.schedules import code
+    from trainsim.plan_estimate import estimate_plans
+
+    run = as_run(spec)
+    p = Plans.from_columns(**{k: plan[k] for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "mb",
+                                                   "node_limit")},
+                           recompute=RECOMPUTE.index(plan["recompute"]), schedule=code(plan["schedule"]))
+    c = run.system.chip
+    chip = c.with_(hbm_bw=c.hbm_bw * factor) if what == "hbm_bw" else \
+        c.with_(peak_flops={k: v * factor for k, v in c.peak_flops.items()})
+    faster = replace(run, system=run.system.with_(chip=chip))
+    return float(estimate_plans(faster, p).step_time_s[0] / estimate_plans(run, p).step_time_s[0])

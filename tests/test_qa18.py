@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fuzz.specs import run_in_process
+from conftest import step_time_ratio_scaled
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
@@ -54,25 +55,7 @@ def test_a_stated_plan_breaking_the_batch_rule_is_one_line_naming_the_file(tmp_p
 
 # ---------------------------------------------------------------- 2. hardware monotonicity of the overlap windows
 
-def _step_ratio(spec: dict, plan: dict, what: str, factor: float) -> float:
-    """Step time of ``plan`` with the chip's peak FLOP/s (``what`` = "flops") or HBM bandwidth ("hbm_bw") scaled by
-    ``factor``, over the step time on the chip as it is (the same plan, nothing else changed)."""
-    from dataclasses import replace
-
-    from trainsim.api import as_run
-    from trainsim.parallel.plan import RECOMPUTE, Plans
-    from trainsim.parallel.schedules import code
-    from trainsim.plan_estimate import estimate_plans
-
-    run = as_run(spec)
-    p = Plans.from_columns(**{k: plan[k] for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "mb",
-                                                   "node_limit")},
-                           recompute=RECOMPUTE.index(plan["recompute"]), schedule=code(plan["schedule"]))
-    c = run.system.chip
-    chip = c.with_(hbm_bw=c.hbm_bw * factor) if what == "hbm_bw" else \
-        c.with_(peak_flops={k: v * factor for k, v in c.peak_flops.items()})
-    faster = replace(run, system=run.system.with_(chip=chip))
-    return float(estimate_plans(faster, p).step_time_s[0] / estimate_plans(run, p).step_time_s[0])
+_step_ratio = step_time_ratio_scaled
 
 
 def test_twice_the_flops_never_slows_a_cp_ep_overlap_plan():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import step_time_ratio_scaled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -375,21 +376,7 @@ def test_examples_reached_the_engine():
 
 # ---------------------------------------------------------------- known violations of hardware monotonicity
 
-def _slower_with(spec: dict, plan: dict, what: str, factor: float) -> float:
-    """Step time of ``plan`` on the spec's system with ``what`` (hbm_bw or flops) scaled by ``factor``, over the
-    step time on the system as it is."""
-    from trainsim.parallel.plan import RECOMPUTE, Plans
-    from trainsim.parallel.schedules import code
-
-    run = as_run(spec)
-    p = Plans.from_columns(**{k: plan[k] for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "mb",
-                                                   "node_limit")},
-                           recompute=RECOMPUTE.index(plan["recompute"]), schedule=code(plan["schedule"]))
-    c = run.system.chip
-    chip = c.with_(hbm_bw=c.hbm_bw * factor) if what == "hbm_bw" else \
-        c.with_(peak_flops={k: v * factor for k, v in c.peak_flops.items()})
-    faster = replace(run, system=run.system.with_(chip=chip))
-    return float(estimate_plans(faster, p).step_time_s[0] / estimate_plans(run, p).step_time_s[0])
+_slower_with = step_time_ratio_scaled
 
 
 def test_more_hbm_bandwidth_never_slows_a_plan_moe_host_floor():
