@@ -3,6 +3,7 @@ every point of a design-space sweep, each a full plan search, streamed to Parque
 results.parquet [--deadline-days D] [--plots DIR]``: the frontier and plots. Spec format: :mod:`trainsim.sweep`."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -80,16 +81,12 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
         res = sweeps.sweep(spec, out, workers=workers, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                         batch=batch, quiet=quiet)
     except KeyboardInterrupt:
-        import sys
-
         print(f"interrupted: finished points are saved in {sweeps.sweep_parts_dir(out)}; rerun with --resume to continue",
               file=sys.stderr)
         sys.exit(130)   # not typer.Exit: under standalone_mode=False click returns its code instead of exiting
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet or not res.complete:
-        import sys
-
         if res.evaluated == 0 and res.complete:
             print(f"{out}: already complete ({counted(res.points, 'point')})", file=sys.stderr)
         else:
@@ -97,8 +94,7 @@ def sweep_cmd(sweep: Optional[Path] = typer.Argument(None, help="sweep-spec YAML
                   f"{f', {res.resumed:,} resumed' if res.resumed else ''}) in {res.seconds:.1f} s, "
                   f"{res.points_per_s:,.1f} points/s, {res.mode}, batch {res.batch}", file=sys.stderr)
     if res.complete and res.evaluated and not res.resumed and res.errors == res.evaluated:
-        import sys   # no point has an answer: the file (with each point's error) is written, but no answer (exit 1)
-
+        # no point has an answer: the file (with each point's error) is written, but no answer (exit 1)
         print(f"error: {sweep}: no point of the sweep has an answer ({res.errors:,} of {res.evaluated:,} with an "
               f"error; its error column in {out} says why)", file=sys.stderr)
         raise typer.Exit(1)

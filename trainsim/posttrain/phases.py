@@ -130,28 +130,25 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
         mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
-        kw = {}
         if instance_chips:
             check_tp(arch, instance_chips, "student.rollout_tp")
             kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
         else:
             kw = {"max_chips": max_inst}
-        ev = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9), sequences=age * sequences,
-                         max_batch_per_instance=float(max_seqs) if max_seqs else None,
-                         memory_context=mem_ctx, hbm_fraction=hbm_fraction, **kw)
+        # the server's sequences, their limit and context: the same for the search and for its alternatives below
+        load = {"max_batch_per_chip": max(age * sequences / chips, 1e-9), "sequences": age * sequences,
+                "max_batch_per_instance": float(max_seqs) if max_seqs else None, "memory_context": mem_ctx}
+        ev = best_decode(s, ctx, hbm_fraction=hbm_fraction, **load, **kw)
         if ev.best is None:   # nothing fits: no answer (exit 1), with the server size that would where one does
             where = f"a server of {instance_chips} chips (student.rollout_tp)" if instance_chips else f"{max_inst} chips"
             hint = ""
             if instance_chips:
-                alt = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
-                                  sequences=age * sequences, memory_context=mem_ctx, hbm_fraction=hbm_fraction,
-                                  max_batch_per_instance=float(max_seqs) if max_seqs else None, max_chips=max_inst)
+                alt = best_decode(s, ctx, hbm_fraction=hbm_fraction, max_chips=max_inst, **load)
                 if alt.best is not None:
                     hint = (f"; nearest alternatives: student.rollout_tp: {alt.plans.row(alt.best)['chips']} (the "
                             "fastest server that fits; leave rollout_tp out to search it)")
             if not hint and hbm_fraction < 1:
-                alt = best_decode(s, ctx, max_batch_per_chip=max(age * sequences / chips, 1e-9),
-                                  sequences=age * sequences, memory_context=mem_ctx, **kw)
+                alt = best_decode(s, ctx, **load, **kw)   # the whole HBM
                 if alt.best is not None:
                     hint = "; nearest alternatives: student.rollout_memory_fraction: 1 (the whole HBM)"
             raise NoPlanError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in {where}"
