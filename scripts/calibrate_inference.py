@@ -10,8 +10,9 @@ One data file (trainsim/inference/data/inference.yaml), one script (this one). F
 * ``a2a_eff`` (achieved fraction of collective line rate in expert-parallel dispatch/combine), in (0, 1], shared,
   grid 0.5-1.0 (0.05 steps above 0.7; DeepEP's published low-latency rates put it at 0.85-1.0,
   tests/test_deepep_ll_decode.py);
-* ``step_overhead_s`` (host time per forward step), shared, grid 0.15-16 ms (1 ms steps to 8 ms), no lower than the
-  measured gap between overlapped CUDA-graph decode steps (:data:`STEP_MIN`).
+* ``seq_overhead_s`` (host time per running sequence per forward step that an overlapping engine leaves exposed),
+  shared, grid 0-50 us; the fixed per-step part ``step_overhead_s`` is not fitted: it is the measured gap between
+  overlapped CUDA-graph decode steps (:data:`STEP_MIN`, inference.yaml).
 
 A fitted value at one of these measured limits, or at an end of its grid, is printed and written to the README
 line as such: the points ask for more than the component measurements allow (missing physics), so it is not a
@@ -21,7 +22,7 @@ Method: every point is predicted at every grid combination of the four values (t
 through the serving model as arrays over the grid, one evaluation per point and ``a2a_eff`` value, each
 combination's plan and batch searched as for one combination: ~15 s on two cores where one model call per
 combination took ~12 min, tests/test_calibrate_inference_grid.py); a fit is then
-the shared (a2a_eff, step_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
+the shared (a2a_eff, seq_overhead_s) and, per vendor, the (mem_eff, gemm_eff) minimising the summed |log(pred /
 reported)| (L1 on log errors: a point the physics cannot explain stays in the table instead of skewing the fit).
 Leave-one-out: each point's error comes from a fit without it. No constant is fitted to a single point.
 Points marked ``reported.measurement: production_average`` (a fleet's time average under varying load, not a
@@ -51,9 +52,9 @@ from trainsim.validate.calibrate import replace_section  # noqa: E402
 #: Measured limits the fit may not cross (a fitted value AT one of them, or at an end of its grid, is reported as
 #: such: it means missing physics, not a better fit). Each is a component measurement, not a tuned number.
 #: ``gemm_eff`` is a GEMM's share of the chip's dense peak at the serving precision, so no vendor's value may exceed
-#: the best measured GEMM of that vendor's chips at that precision; ``step_overhead_s`` is the host time between
-#: two decode steps, so it may not go below the gap measured between CUDA-graph decode steps in an engine that
-#: overlaps scheduling with the GPU.
+#: the best measured GEMM of that vendor's chips at that precision. ``STEP_MIN``, the gap measured between
+#: CUDA-graph decode steps in an engine that overlaps scheduling with the GPU, is the fixed host time per step
+#: (``step_overhead_s``, not fitted); what grows with the batch is the fitted ``seq_overhead_s``.
 GEMM_MAX: dict[str, tuple[float, str]] = {
     "nvidia": (round(1550 / 1979, 3), "DeepGEMM FP8 GEMM 'up to 1550 TFLOPS' on H800 (deepseek-ai/DeepGEMM README, "
                "news 2025-04-18) of the 1,979 TFLOPS dense FP8 peak: 0.783, the highest of the NVIDIA serving-GEMM "
@@ -73,13 +74,14 @@ STEP_MIN = (1.5e-4, "vllm-project/vllm pull request 11133 (V1 asynchronous sched
 MEM = tuple(round(0.30 + 0.05 * i, 2) for i in range(15))      # 0.30 .. 1.00
 GEMM = tuple(sorted({round(0.30 + 0.05 * i, 2) for i in range(15)} | {b for b, _ in GEMM_MAX.values()}))
 A2A = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
-STEP = (0.0, STEP_MIN[0], 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3, 10e-3, 12e-3, 16e-3)
+#: host seconds per running sequence per step (vLLM V1 without overlap: ~21 us, issue 10634; V0: 100 us, issue 6801)
+SEQ = (0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 8e-6, 10e-6, 15e-6, 20e-6, 30e-6, 50e-6)
 DATA = ROOT / "trainsim" / "inference" / "data" / "inference.yaml"
 README = ROOT / "README.md"
 
 
-def error_matrix(paths, a2a=A2A, step=STEP, mem=MEM, gemm=GEMM):
-    """E[a2a, step, mem, gemm, point] = log(predicted / reported) over the grid of the four constants, and the row
+def error_matrix(paths, a2a=A2A, seq=SEQ, mem=MEM, gemm=GEMM):
+    """E[a2a, seq, mem, gemm, point] = log(predicted / reported) over the grid of the four constants, and the row
     metadata (:func:`trainsim.inference.validate.error_table`'s rows, in its order).
 
     Each spec is loaded once and evaluated once per ``a2a_eff`` value with the other three constants as arrays
@@ -88,14 +90,14 @@ def error_matrix(paths, a2a=A2A, step=STEP, mem=MEM, gemm=GEMM):
     to rounding, tests/test_calibrate_inference_grid.py). ``a2a_eff`` only enters MoE layers' expert-parallel
     all-to-all, so dense models' points are evaluated at the first ``a2a_eff`` and copied along that axis (exactly
     what evaluating them would give)."""
-    base = default_calib()
+    base = default_calib().with_(step_overhead_s=STEP_MIN[0])
     loaded = {p: load_serving(p) for p in paths}
     rows0 = error_table(paths, calib=InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": a2a[0],
-                                                   "step_overhead_s": step[0], "mem_eff": mem[0],
+                                                   "seq_overhead_s": seq[0], "mem_eff": mem[0],
                                                    "gemm_eff": gemm[0]}), loaded=loaded)
-    col = {name: g.reshape(-1, 1) for name, g in zip(("step_overhead_s", "mem_eff", "gemm_eff"),
-                                                       np.meshgrid(step, mem, gemm, indexing="ij"))}
-    shape = (len(step), len(mem), len(gemm))
+    col = {name: g.reshape(-1, 1) for name, g in zip(("seq_overhead_s", "mem_eff", "gemm_eff"),
+                                                       np.meshgrid(seq, mem, gemm, indexing="ij"))}
+    shape = (len(seq), len(mem), len(gemm))
     out = np.zeros((len(a2a), *shape, len(rows0)))
     by_file: dict[str, list[tuple[int, dict]]] = {}
     for j, r in enumerate(rows0):
@@ -105,31 +107,36 @@ def error_matrix(paths, a2a=A2A, step=STEP, mem=MEM, gemm=GEMM):
         for ia in (range(len(a2a)) if sv.arch.is_moe else range(1 if mine else 0)):
             pred = predicted_grid(sv, InferCalib(**{**base.__dict__, "vendor_eff": (), "a2a_eff": a2a[ia], **col}))
             for j, r in mine:   # a dense point fills every a2a_eff slab with its one evaluation
-                out[ia if sv.arch.is_moe else slice(None), ..., j] = np.log1p(
-                    pred[r["phase"]] / r["reported"] - 1.0).reshape(shape)
+                # a grid row where the point has no feasible plan (NaN) is an infinite error: constants that cannot
+                # serve the published deployment within its bounds are never the fit
+                e = np.nan_to_num(np.log1p(pred[r["phase"]] / r["reported"] - 1.0), nan=np.inf)
+                # a synchronous engine (host_overlap: false) takes its own per-sequence host time, not the grid's:
+                # its numbers are the same along the seq_overhead_s axis
+                e = e.reshape(shape) if e.size == math.prod(shape) else np.broadcast_to(e.reshape(1, *shape[1:]), shape)
+                out[ia if sv.arch.is_moe else slice(None), ..., j] = e
     return out, rows0
 
 
-def limits_ok(vendors: np.ndarray, step: tuple[float, ...] = STEP, gemm: tuple[float, ...] = GEMM,
+def limits_ok(vendors: np.ndarray, seq: tuple[float, ...] = SEQ, gemm: tuple[float, ...] = GEMM,
               bounded: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Which grid values the fit may use: ``step_overhead_s`` >= :data:`STEP_MIN` and, per vendor, ``gemm_eff`` <=
-    its :data:`GEMM_MAX` (a vendor without a measured ceiling keeps its whole grid); everything with
+    """Which grid values the fit may use: every ``seq_overhead_s`` (no measured floor per sequence) and, per vendor,
+    ``gemm_eff`` <= its :data:`GEMM_MAX` (a vendor without a measured ceiling keeps its whole grid); everything with
     ``bounded=False`` (the unconstrained fit, for comparison)."""
-    step_ok = np.array(step) >= (STEP_MIN[0] if bounded else -np.inf) - 1e-12
+    seq_ok = np.ones(len(seq), dtype=bool)
     gemm_ok = {v: np.array(gemm) <= (GEMM_MAX[v][0] if bounded and v in GEMM_MAX else np.inf) + 1e-12
                for v in sorted(set(vendors))}
-    return step_ok, gemm_ok
+    return seq_ok, gemm_ok
 
 
 def fit(E: np.ndarray, vendors: np.ndarray, mask: np.ndarray,
         ok: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> tuple[float, int, int, dict[str, tuple[int, int]]]:
-    """Best (a2a, step) shared and (mem, gemm) per vendor over the points in ``mask`` and the grid values ``ok``
+    """Best (a2a, seq) shared and (mem, gemm) per vendor over the points in ``mask`` and the grid values ``ok``
     allows (:func:`limits_ok`; default: the measured limits on the module's grid): indices and loss."""
-    step_ok, gemm_ok = ok if ok is not None else limits_ok(vendors)
+    seq_ok, gemm_ok = ok if ok is not None else limits_ok(vendors)
     best = None
     groups = sorted(set(vendors))
     for ia, ist in itertools.product(range(E.shape[0]), range(E.shape[1])):
-        if not step_ok[ist]:
+        if not seq_ok[ist]:
             continue
         loss, per = 0.0, {}
         for v in groups:
@@ -147,18 +154,14 @@ def fit(E: np.ndarray, vendors: np.ndarray, mask: np.ndarray,
     return best
 
 
-def at_limits(a2a: float, step: float, per: dict[str, tuple[float, float]], bounded: bool = True) -> list[str]:
+def at_limits(a2a: float, seq: float, per: dict[str, tuple[float, float]], bounded: bool = True) -> list[str]:
     """The fitted values that sit at a measured limit or at an end of their grid: each is missing physics (what the
     points ask for lies beyond what the component measurements allow), named with the limit it sits at."""
     out = []
-    if bounded and step <= STEP_MIN[0] + 1e-12:
-        out.append(f"step_overhead_s {step * 1e3:g} ms at its measured floor")
-    elif step < STEP_MIN[0] - 1e-12:
-        out.append(f"step_overhead_s {step * 1e3:g} ms below its measured floor {STEP_MIN[0] * 1e3:g} ms")
-    elif step <= STEP[0]:
-        out.append(f"step_overhead_s {step * 1e3:g} ms at the grid's floor")
-    elif step >= STEP[-1]:
-        out.append(f"step_overhead_s {step * 1e3:g} ms at the grid's top")
+    if seq <= SEQ[0]:
+        out.append(f"seq_overhead_s {seq * 1e6:g} us at the grid's floor")
+    elif seq >= SEQ[-1]:
+        out.append(f"seq_overhead_s {seq * 1e6:g} us at the grid's top")
     if a2a in (A2A[0], A2A[-1]):
         out.append(f"a2a_eff {a2a:g} at the grid's {'floor' if a2a == A2A[0] else 'top'}")
     for v, (m, g) in sorted(per.items()):
@@ -180,21 +183,21 @@ def main(argv=None):
                     help="only rewrite the README's RL whole-step table from the current constants (no serving fit)")
     ap.add_argument("--matrix", help="save the error matrix to (or, if it exists, load it from) this .pkl file")
     ap.add_argument("--unbounded", action="store_true",
-                    help="fit without the measured limits (GEMM_MAX, STEP_MIN), to see where the points pull; "
+                    help="fit without the measured limits (GEMM_MAX), to see where the points pull; "
                          "implies --dry-run")
     args = ap.parse_args(argv)
     if args.rl_table:   # the whole-step check only: nothing is fitted to it, so no serving fit is needed
         write_readme(rl_table(), "rl-table")
         return
     r = refit(args.matrix, bounded=not args.unbounded)
-    print(f"a2a_eff {r['a2a_eff']}, step_overhead_s {r['step_overhead_s']}; per vendor (mem_eff, gemm_eff): "
+    print(f"a2a_eff {r['a2a_eff']}, seq_overhead_s {r['seq_overhead_s']}; per vendor (mem_eff, gemm_eff): "
           + ", ".join(f"{v} ({m}, {g})" for v, (m, g) in r["vendor_eff"].items()))
     print("at a limit (missing physics): " + ("; ".join(r["at_limits"]) or "none"))
     print(r["summary"])
     print(r["table"])
     if args.dry_run or args.unbounded:
         return
-    write_data(r["a2a_eff"], r["step_overhead_s"], r["vendor_eff"], r["summary"])
+    write_data(r["a2a_eff"], r["seq_overhead_s"], r["vendor_eff"], r["summary"])
     write_readme(r["table"], "inference-table")
     rl = rl_table()
     print(rl)
@@ -203,7 +206,7 @@ def main(argv=None):
 
 def refit(matrix: str | None = None, bounded: bool = True) -> dict:
     """The full fit on every point of validation/inference/ and each point's leave-one-out error: the fitted
-    ``a2a_eff``, ``step_overhead_s`` and per-vendor (``mem_eff``, ``gemm_eff``), the summary written to
+    ``a2a_eff``, ``seq_overhead_s`` and per-vendor (``mem_eff``, ``gemm_eff``), the summary written to
     inference.yaml's ``accuracy`` and the README table (``matrix``: a .pkl to save the error matrix to, or load it
     from where it exists; ``bounded``: within the measured limits :data:`GEMM_MAX` and :data:`STEP_MIN`)."""
     paths = sorted(default_dir().glob("*.yaml"))
@@ -244,10 +247,10 @@ def refit(matrix: str | None = None, bounded: bool = True) -> dict:
                "loo_within_20pct": int(np.sum(abs_loo <= 0.20)),
                "fit_median_abs": float(np.median(np.abs(np.array(insample)[counted])))}
     vendor_eff = {v: (MEM[a], GEMM[b]) for v, (a, b) in per.items()}
-    limits = at_limits(A2A[ia], STEP[ist], vendor_eff, bounded)
-    return {"a2a_eff": A2A[ia], "step_overhead_s": STEP[ist], "vendor_eff": vendor_eff, "summary": summary,
+    limits = at_limits(A2A[ia], SEQ[ist], vendor_eff, bounded)
+    return {"a2a_eff": A2A[ia], "seq_overhead_s": SEQ[ist], "vendor_eff": vendor_eff, "summary": summary,
             "at_limits": limits,
-            "table": render(rows, loo, insample, summary, A2A[ia], STEP[ist], vendor_eff, limits)}
+            "table": render(rows, loo, insample, summary, A2A[ia], SEQ[ist], vendor_eff, limits)}
 
 
 def rl_table() -> str:
@@ -280,7 +283,7 @@ def rl_table() -> str:
     return "\n".join(lines)
 
 
-def render(rows, loo, insample, summary, a2a, step, per, limits=()) -> str:
+def render(rows, loo, insample, summary, a2a, seq, per, limits=()) -> str:
     lines = ["| deployment | stack | phase | published tok/s/chip | predicted (LOO) | LOO error |",
              "|---|---|---|---:|---:|---:|"]
     for r, e in sorted(zip(rows, loo), key=lambda x: x[0]["file"]):
@@ -293,18 +296,19 @@ def render(rows, loo, insample, summary, a2a, step, per, limits=()) -> str:
                  f"{summary['loo_within_20pct']} within 20% "
                  f"(in-sample median {summary['fit_median_abs'] * 100:.1f}%; {summary['not_counted']} production "
                  f"averages listed, not counted or fitted). Fitted: a2a_eff {a2a}, "
-                 f"step_overhead_s {step * 1e3:g} ms; mem_eff / gemm_eff "
+                 f"seq_overhead_s {seq * 1e6:g} us per running sequence (step_overhead_s {STEP_MIN[0] * 1e3:g} ms, "
+                 f"measured); mem_eff / gemm_eff "
                  + ", ".join(f"{v} {m} / {g}" for v, (m, g) in sorted(per.items())) + "."
                  + (" At a measured limit or a grid end (missing physics): " + "; ".join(limits) + "."
                     if limits else ""))
     return "\n".join(lines)
 
 
-def write_data(a2a, step, per, summary):
+def write_data(a2a, seq, per, summary):
     text = DATA.read_text()
     doc = yaml.safe_load(text)
     nv = per.get("nvidia")
-    fitted = (("a2a_eff", a2a), ("step_overhead_s", step)) + ((("mem_eff", nv[0]), ("gemm_eff", nv[1])) if nv else ())
+    fitted = (("a2a_eff", a2a), ("seq_overhead_s", seq)) + ((("mem_eff", nv[0]), ("gemm_eff", nv[1])) if nv else ())
     for name, val in fitted:
         pat = re.compile(rf"(^  {name}:\n    value: )[^\n]*", re.M)
         pat1 = re.compile(rf"(^  {name}: {{value: )[^,]*", re.M)

@@ -3,8 +3,10 @@
 Four are fitted by ``scripts/calibrate_inference.py`` on the serving points of ``validation/inference/`` (L1 on log
 errors, leave-one-out table): ``mem_eff`` (fraction of HBM bandwidth reached by weight and KV-cache streaming),
 ``gemm_eff`` (fraction of the dense peak reached by compute-bound GEMMs), ``a2a_eff`` (fraction of the collective
-line rate that expert-parallel dispatch/combine reaches: small messages, many peers) and ``step_overhead_s`` (host
-time per forward step: scheduling, sampling, launch gaps between CUDA graphs). The rest describe components
+line rate that expert-parallel dispatch/combine reaches: small messages, many peers) and ``seq_overhead_s`` (host
+time per running sequence per forward step that an overlapping engine leaves exposed: scheduling, input
+preparation, sampling; the fixed per-step part, ``step_overhead_s``, is the measured gap between CUDA-graph decode
+steps). The rest describe components
 (attention kernel efficiency, collective efficiency, launch latency, two-micro-batch overlap, expert load
 imbalance, buffer memory) and come from component measurements, each with its source. ``expert_stream_eff`` holds
 the routed-expert kernels' measured weight-streaming rates per chip family and expert precision (kernel benchmarks,
@@ -39,8 +41,9 @@ class InferCalib:
     buffer_bytes: float = 4e9
     a2a_eff: float = 1.0
     step_overhead_s: float = 0.0
-    #: host seconds per running sequence per step that the GPU waits for (0: the stack overlaps its host work);
-    #: :func:`trainsim.inference.serve.infer` sets it to ``sync_host_s_per_seq`` for ``host_overlap: false``
+    #: host seconds per running sequence (of one scheduler) per step that the GPU waits for: fitted for engines that
+    #: overlap their host work; :func:`trainsim.inference.serve.infer` sets it to ``sync_host_s_per_seq`` for
+    #: ``host_overlap: false``
     seq_overhead_s: float = 0.0
     #: per-sequence host time of a synchronous engine loop (vLLM V0): scheduling, input preparation, sampling
     #: and output processing, measured ~20 ms per step at 200 running sequences (inference/data/inference.yaml)
@@ -129,3 +132,28 @@ def int8_peak(chip: Chip) -> tuple[float, str]:
     if chip.peak_flops.get("fp8"):
         return chip.peak_flops["fp8"], "chip FP8 dense rate (INT8 runs at the 8-bit tensor-core rate)"
     return chip.peak_flops["bf16"], "no 8-bit rate known: BF16 rate (8-bit weights still halve the bytes)"
+
+def tpot_p99_relation(chip: Chip) -> tuple[float, float, str]:
+    """For the serving stack of ``chip``'s vendor under continuous batching at saturating load: the requests' p99 /
+    mean TPOT, the p99 a deployment runs at over its p99 bound, and their source (inference.yaml ``tpot_p99``:
+    medians of the MLPerf Inference v5.1 llama2-70b Server / Interactive logs; its ``default`` row for a vendor
+    without one)."""
+    rows = _doc().get("tpot_p99") or {}
+    e = rows.get(vendor_key(chip)) or rows.get("default")
+    if not e:
+        return 1.0, 1.0, "no p99 TPOT relation in inference.yaml: the bound taken as a bound on the mean"
+    return float(e["p99_over_mean"]), float(e["p99_over_bound"]), " ".join(str(e["source"]).split())
+
+
+def mean_tpot_bound_s(tpot_ms: float | None, stat: str, chip: Chip) -> float | None:
+    """The bound (s) on the mean TPOT -- what the model's decode step is -- that a stated TPOT bound ``tpot_ms`` on the
+    requests' ``stat`` sets: ``mean``: itself; ``p99``: ``tpot_ms x (p99 / bound) / (p99 / mean)``
+    (:func:`tpot_p99_relation`). MLPerf's Interactive llama2-70b bound, p99 <= 40 ms, is a mean of 40 x 0.944 / 1.078
+    = 35.0 ms on NVIDIA GPUs (NVIDIA's B200 x8 submission ran at a mean of 34.2 ms, p99 38.1 ms). None where no
+    bound is stated."""
+    if not tpot_ms:
+        return None
+    if stat != "p99":
+        return tpot_ms / 1e3
+    p99_over_mean, p99_over_bound, _ = tpot_p99_relation(chip)
+    return tpot_ms / 1e3 * p99_over_bound / p99_over_mean

@@ -12,7 +12,7 @@ import numpy as np
 from ..catalog.types import System
 from ..errors import NoPlanError, TrainsimError
 from ..model.arch import Arch
-from .calib import InferCalib, constant_sources, default_calib
+from .calib import InferCalib, constant_sources, default_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
 from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
 from .setup import ServeSetup
@@ -129,10 +129,12 @@ def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
     return calib or default_calib()
 
 
-def _phases(sv: Serving, calib: InferCalib | None) -> tuple[ServeSetup, Evaluated | None, Evaluated | None]:
+def _phases(sv: Serving, calib: InferCalib | None,
+            partial_ok: bool = False) -> tuple[ServeSetup, Evaluated | None, Evaluated | None]:
     """The setup and the evaluated prefill and decode candidates of one spec (None for a phase it does not run;
     :class:`NoPlanError` where a phase has no feasible candidate). With constants given as ``(G, 1)`` arrays over a grid
-    (:func:`predicted_grid`) every number is per grid row and so is the best candidate of each phase."""
+    (:func:`predicted_grid`) every number is per grid row and so is the best candidate of each phase; any grid row
+    without a feasible candidate raises too, unless ``partial_ok`` (then only a grid where no row has one does)."""
     sp = sv.serving
     s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, _serving_calib(sv, calib),
                   sp.expert_precision)
@@ -145,9 +147,9 @@ def _phases(sv: Serving, calib: InferCalib | None) -> tuple[ServeSetup, Evaluate
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
         pre = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
                            tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
-        _require_plan("prefill", pre, ttft)
+        _require_plan("prefill", pre, ttft, partial_ok)
     if sp.phase in ("decode", "both"):
-        tpot = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        tpot = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
         inter = None
         if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
             assert pre is not None
@@ -157,19 +159,19 @@ def _phases(sv: Serving, calib: InferCalib | None) -> tuple[ServeSetup, Evaluate
                           batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
                           max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
                           prefill_s_per_seq_chip=inter)
-        _require_plan("decode", dec, tpot)
+        _require_plan("decode", dec, tpot, partial_ok)
     return s, pre, dec
 
 
-def _require_plan(kind: str, ev: Evaluated, bound) -> None:
+def _require_plan(kind: str, ev: Evaluated, bound, partial_ok: bool = False) -> None:
     """:class:`NoPlanError` (with :func:`_no_plan`'s reason) where no candidate is feasible, over a grid of
-    constants where any grid row has none."""
+    constants where any grid row has none (``partial_ok``: where every grid row has none)."""
     if ev.best_rows is None:
         if ev.best is None:
             raise NoPlanError(_no_plan(kind, ev, bound), field="serving")
         return
     bad = np.flatnonzero(ev.best_rows < 0)
-    if bad.size:
+    if bad.size and (not partial_ok or bad.size == ev.best_rows.size):
         g = int(bad[0])
         row = Evaluated(ev.plans, ev.batch, np.broadcast_to(ev.latency_s, ev.ok.shape)[g], ev.tokens_per_s_per_chip,
                         ev.round_s, ev.breakdown, ev.memory, np.broadcast_to(ev.fits, ev.ok.shape)[g], ev.ok[g], None)
@@ -181,9 +183,12 @@ def predicted_grid(sv: Serving, calib: InferCalib) -> dict[str, np.ndarray]:
     tokens/s per chip), predicted at every point of a grid of constants: ``calib``'s fields as ``(G, 1)`` arrays
     (any may stay scalars), the best plan and batch searched per grid row exactly as :func:`infer` searches them
     for one set of constants. What ``scripts/calibrate_inference.py`` fits on: one evaluation per spec instead of
-    one per grid point (tests/test_calibrate_inference_grid.py checks it against :func:`infer` point by point)."""
+    one per grid point (tests/test_calibrate_inference_grid.py checks it against :func:`infer` point by point).
+    A grid row at which no candidate meets the spec's bounds (where :func:`infer` raises :class:`NoPlanError`)
+    gets NaN: those constants cannot reproduce the published deployment at all; a grid without any feasible row
+    raises."""
     sp = sv.serving
-    _, pre, dec = _phases(sv, calib)
+    _, pre, dec = _phases(sv, calib, partial_ok=True)
     out: dict[str, np.ndarray] = {}
     if pre is not None:
         out["prefill"] = np.atleast_1d(pre.at_best(pre.tokens_per_s_per_chip))
@@ -223,6 +228,8 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         d = _row(ev, ev.best, "decode", per_token_bytes=per_tok)
         d["kv_cache_bytes_per_chip"] = d["memory_per_chip_bytes"]["kv_cache"]
         d["tpot_bound_s"] = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
+        d["tpot_bound_stat"] = sv.latency.tpot_stat
+        d["mean_tpot_bound_s"] = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
         d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
                             "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]

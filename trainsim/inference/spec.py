@@ -36,6 +36,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
                                        #   is paged at the mean context (vLLM, SGLang)
     latency:                           # optional bounds the searched plan must meet
       tpot_ms: 50                      # time per output token
+      tpot_stat: p99                   # which per-request TPOT statistic tpot_ms bounds: mean (default) | p99
+                                       #   (MLPerf Server / Interactive)
       ttft_ms: 2000                    # time to first token (one prefill round)
     plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
     uncertain: {input_len: [200, 400]} # optional: inputs the source leaves open, as [low, high]; the validation
@@ -150,11 +152,18 @@ class ServingPart(BaseModel):
 
 
 class LatencyPart(BaseModel):
-    """Latency bounds: time per output token and time to first token, in ms."""
+    """Latency bounds: time per output token and time to first token, in ms, and which statistic of the
+    requests' TPOT the bound constrains."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     tpot_ms: PosFloat | None = None
     ttft_ms: PosFloat | None = None
+    #: the statistic of the per-request TPOT (each request's (latency - TTFT) / (output tokens - 1)) that
+    #: ``tpot_ms`` bounds: ``mean`` (default; the model's step time is the mean) or ``p99`` (MLPerf Inference's
+    #: Server and Interactive scenarios: "99th percentile" TPOT, mlcommons/inference_policies
+    #: inference_rules.adoc, LLM latency constraints), which the model converts to a bound on the mean with the
+    #: stacks' logged p99 / mean ratio (:func:`trainsim.inference.calib.tpot_p99_over_mean`)
+    tpot_stat: Literal["mean", "p99"] = "mean"
 
 
 class ServePlanPart(BaseModel):

@@ -32,14 +32,17 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
 * Expert-parallel all-to-all runs at ``a2a_eff`` x the collective efficiency of each level: dispatch and combine
   move many small messages to many peers and reach a fraction of line rate (CloudMatrix384 measures 54-131 GB/s
   per rank on UB, arXiv 2506.12708 sec. 4; DeepEP low-latency kernels report 46-77 GB/s on 50 GB/s RDMA).
-* Per-step host overhead: every forward round pays ``step_overhead_s`` (scheduler, sampling, launch gaps; vLLM and
-  SGLang run decode as CUDA graphs to keep it small: vLLM docs "CUDA Graphs", SGLang "--cuda-graph-max-bs").
-  A stack whose engine loop runs its host work synchronously with the GPU (vLLM V0: schedule, prepare inputs,
-  launch, wait, sample, process outputs, one step at a time) also leaves the GPU idle for work that grows with the
-  running sequences: ``seq_overhead_s`` per sequence of each scheduler (one per data-parallel replica). vLLM's
-  performance roadmap measured "sampling time, prepare input time, process_model_output time, and scheduler time.
-  When BS is 200, all this together can be 20ms" (vllm-project/vllm issue #6801, 2024-08-08) and the multi-step RFC
-  "5-13ms of GPU bubble" per decode step (issue #6854); SGLang's overlap scheduler and vLLM V1 hide it (0).
+* Host overhead: every forward round pays ``step_overhead_s`` (the fixed part: launching the step's CUDA graph and
+  the gap between two graphs; vLLM and SGLang run decode as CUDA graphs to keep it small: vLLM docs "CUDA Graphs",
+  SGLang "--cuda-graph-max-bs") plus ``seq_overhead_s`` per running sequence of each scheduler (one per
+  data-parallel replica): the per-request host work -- scheduling, input preparation, sampling, output processing
+  -- grows with the batch. vLLM's performance roadmap measured "sampling time, prepare input time,
+  process_model_output time, and scheduler time. When BS is 200, all this together can be 20ms" (vllm-project/vllm
+  issue #6801, 2024-08-08: V0's synchronous loop) and the multi-step RFC "5-13ms of GPU bubble" per decode step
+  (issue #6854); vLLM V1 without overlap 5-6 ms at 256 running (issue #10634), 150-170 us with scheduling
+  overlapped (pull request 11133). An engine that overlaps its host work (SGLang's overlap scheduler, vLLM V1,
+  TensorRT-LLM) leaves a fitted ``seq_overhead_s`` exposed; a synchronous loop (``host_overlap: false``, vLLM V0)
+  waits ``sync_host_s_per_seq`` per sequence.
 
 A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
 ``TPOT = (pp x stage_time + step_overhead_s + seq_overhead_s x batch / dp) / (1 + draft x acceptance)`` and decode tokens/s/chip =
