@@ -48,6 +48,11 @@ class InferCalib:
     #: per-sequence host time of a synchronous engine loop (vLLM V0): scheduling, input preparation, sampling
     #: and output processing, measured ~20 ms per step at 200 running sequences (inference/data/inference.yaml)
     sync_host_s_per_seq: float = 0.0
+    #: per-sequence host time per step of vLLM V1's engine loop without async scheduling (inference.yaml)
+    v1_sync_host_s_per_seq: float = 0.0
+    #: host time of the same Python / launch work on a Grace host whose processes are not NUMA-bound, over an x86
+    #: host (inference.yaml)
+    unbound_grace_host_factor: float = 1.0
     #: per chip vendor (``vendor_key``): (vendor, mem_eff, gemm_eff) overriding the two efficiencies
     vendor_eff: tuple = ()
     #: measured weight-streaming rates of the routed-expert kernels, (chip family, expert precision, fraction of HBM
@@ -79,6 +84,26 @@ class InferCalib:
             raise TrainsimError(f"unknown inference constant(s) {sorted(bad)}; expected one of "
                                 f"{[f.name for f in fields(self)]}")
         return replace(self, **kw)
+
+
+def engine_host_calib(calib: InferCalib, chip: Chip, *, host_overlap: bool = True,
+                      numa_bound: bool = True) -> InferCalib:
+    """``calib`` with the host terms of a decode step as the serving engine's host loop pays them.
+
+    A step costs ``f x (step_overhead_s + seq_overhead_s x n)`` of host time the GPU waits for (``n`` running
+    sequences of one scheduler; :mod:`.step`). ``host_overlap`` false (vLLM V1 without async scheduling: the engine
+    core schedules, prepares inputs and applies the sampled tokens between two GPU steps, vllm/v1/engine/core.py
+    ``EngineCore.step``): ``seq_overhead_s = v1_sync_host_s_per_seq`` (vLLM issue #10634: a 5-6 ms gap between two
+    decode steps at 256 running, V1 without overlap). ``f = unbound_grace_host_factor`` on a Grace host
+    (catalog ``host_cpu: grace``) whose processes are not NUMA-bound (``numa_bound`` false), else 1.
+    Example (hand): 128 running, no overlap, x86: 0.15 ms + 128 x 21.5 us = 2.90 ms per step; on an unbound
+    Grace host x 2.75 = 7.98 ms."""
+    if not host_overlap:
+        calib = calib.with_(seq_overhead_s=calib.v1_sync_host_s_per_seq)
+    if not numa_bound and chip.host_cpu == "grace":
+        f = calib.unbound_grace_host_factor
+        calib = calib.with_(seq_overhead_s=calib.seq_overhead_s * f, step_overhead_s=calib.step_overhead_s * f)
+    return calib
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ import numpy as np
 from ..catalog.types import System
 from ..alternatives import no_plan
 from ..errors import NoPlanError
-from ..inference.calib import default_calib
+from ..inference.calib import default_calib, engine_host_calib
 from ..inference.serve import best_decode, best_prefill, setup_for
 from ..inference.search import check_tp
 from ..model.arch import Arch
@@ -60,10 +60,14 @@ _CACHE: dict[tuple, object] = {}
 ROLLOUT_COMM_OVERLAP = 0.0
 
 
-def rollout_setup(arch: Arch, system: System, precision: str):
+def rollout_setup(arch: Arch, system: System, precision: str, host_overlap: bool = True, numa_bound: bool = True):
     """The serving setup of a NeMo RL rollout server: the inference calibration with no communication overlap
-    (:data:`ROLLOUT_COMM_OVERLAP`), BF16 KV cache (vLLM ``kv_cache_dtype: auto`` in grpo_math_1B.yaml)."""
-    return setup_for(arch, system, precision, "bf16", calib=default_calib().with_(comm_overlap=ROLLOUT_COMM_OVERLAP))
+    (:data:`ROLLOUT_COMM_OVERLAP`), BF16 KV cache (vLLM ``kv_cache_dtype: auto`` in grpo_math_1B.yaml) and the
+    engine's host terms per step as its host loop pays them (``student.rollout_host_overlap`` /
+    ``rollout_numa_bound``: :func:`trainsim.inference.calib.engine_host_calib`)."""
+    calib = engine_host_calib(default_calib().with_(comm_overlap=ROLLOUT_COMM_OVERLAP), system.chip,
+                              host_overlap=host_overlap, numa_bound=numa_bound)
+    return setup_for(arch, system, precision, "bf16", calib=calib)
 
 
 def _key(*parts) -> tuple:
@@ -110,7 +114,7 @@ class RolloutTime:
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
                  hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None,
-                 age: int = 1) -> RolloutTime:
+                 age: int = 1, host_overlap: bool = True, numa_bound: bool = True) -> RolloutTime:
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
@@ -122,11 +126,12 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     none besides the KV cache. ``age``: with ``continuous``, the steps of samples in flight (NeMo RL
     ``max_trajectory_age_steps``): a server holds up to ``age x`` its share of one step's samples, runs as many of
     them as its limits allow, and each step's period keeps ``max_len / age`` decode steps of the longest sample
-    (:func:`overlapped_decode_steps`)."""
+    (:func:`overlapped_decode_steps`). ``host_overlap`` / ``numa_bound``: the rollout engine's host loop
+    (:func:`rollout_setup`)."""
     age = max(int(age), 1) if continuous else 1
 
     def compute():
-        s = rollout_setup(arch, system, precision)
+        s = rollout_setup(arch, system, precision, host_overlap, numa_bound)
         max_inst = min(chips, 512)
         ctx = prompt_len + rollout_len / 2.0
         mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
@@ -187,7 +192,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
         _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction, continuous, max_seqs, age), compute)
+             hbm_fraction, continuous, max_seqs, age, host_overlap, numa_bound), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
     decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor,

@@ -24,6 +24,9 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       rollout_tp: null                 # chips per rollout instance (vLLM tensor parallel); absent -> searched
       rollout_memory_fraction: 1.0     # HBM share the rollout server may use (vLLM gpu_memory_utilization)
       rollout_max_seqs: null           # sequences a rollout server runs at once (vLLM max_num_seqs); absent -> KV cap
+      rollout_host_overlap: true       # the rollout engine overlaps its host work with the GPU step (false: vLLM V1
+                                       #   without async scheduling, e.g. NeMo RL v0.5.0 / v0.6.0)
+      rollout_numa_bound: true         # rollout processes bound to their GPU's NUMA node (false: NeMo RL < v0.7.0)
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys: zero, recompute, first/last_stage_layers, ...); absent ->
@@ -163,6 +166,13 @@ class StudentPart(BaseModel):
     #: sequences one rollout server runs at once (vLLM ``max_num_seqs``); absent: no limit besides the KV cache.
     #: :func:`.phases.rollout_time`
     rollout_max_seqs: int | None = Field(None, gt=0)
+    #: whether the rollout engine overlaps its per-step host work with the GPU step (vLLM V1 async scheduling,
+    #: SGLang's overlap scheduler); false: the GPU waits for it every decode step.
+    #: :func:`trainsim.inference.calib.engine_host_calib`
+    rollout_host_overlap: bool = True
+    #: whether the rollout processes are bound to their GPU's NUMA node (matters on a Grace host only).
+    #: :func:`trainsim.inference.calib.engine_host_calib`
+    rollout_numa_bound: bool = True
     train_plan: dict[str, Any] | None = None
     #: the trainer's software stack, as a run spec's ``framework`` / ``framework_version``: which profile
     #: (trainsim/catalog/data/framework_schedules.yaml) fills the plan fields, runtime settings and optimizer

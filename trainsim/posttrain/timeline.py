@@ -150,7 +150,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         r = _on_job_network(pt, cl, lambda system, chips=chips, share=share: rollout_time(
             a, system, chips, st.sequences * share, st.prompts * share, st.prompt_len, st.rollout_len,
             pt.student.rollout_precision, tail_f, pt.student.rollout_tp, pt.student.rollout_memory_fraction,
-            continuous=st.mode == "async", max_seqs=pt.student.rollout_max_seqs, age=st.max_trajectory_age_steps),
+            continuous=st.mode == "async", max_seqs=pt.student.rollout_max_seqs, age=st.max_trajectory_age_steps,
+            host_overlap=pt.student.rollout_host_overlap, numa_bound=pt.student.rollout_numa_bound),
             key=lambda r: r.total_s)
         # weights to the rollout workers (every rollout server needs a full copy)
         if cl == tc:
