@@ -156,8 +156,8 @@ def _rl_errors_with_host_cost(seq_s: float = 0.0, step_s: float = 0.0) -> dict:
     from trainsim.posttrain.validate import error_table
     orig_rt, orig_setup = ph.rollout_time, ph.rollout_setup
 
-    def setup_host(arch, system, precision):
-        s = orig_setup(arch, system, precision)
+    def setup_host(arch, system, precision, *host_loop):
+        s = orig_setup(arch, system, precision, *host_loop)
         return replace(s, calib=s.calib.with_(seq_overhead_s=seq_s, step_overhead_s=s.calib.step_overhead_s + step_s))
 
     def rollout_time(*args, **kw):
