@@ -10,10 +10,8 @@ published peaks, the 1.8 GB/s pageable copy rate of NeMo RL issue 3976) is quote
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import re
 import statistics
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
