@@ -958,8 +958,24 @@ def test_colocated_refit_parts_by_hand():
     assert parts["export_s"] == 7.7
     assert parts["ipc_s"] == pytest.approx(2 * 1.342e12 / 3.35e12)          # 0.80 s
     assert parts["vllm_wake_s"] == pytest.approx(2 * 1.342e12 / 32 / 50e9)   # 1.68 s
+    assert parts["bucket_s"] == 0.0                                           # no bucket count given
     # no host link stated: nothing moved that way is timed
     assert colocated_refit_s(0.0, 1e9, 1e8, 1e12, 0.0)["vllm_wake_s"] == 0.0
+    # 245 ping-pong buckets: the receiver's 12 ms rebuild + unpack (NeMo RL refit blog, 2025-08-12, Figure 5) and
+    # its shard's copy, 2 x 41.94 GB / 245 / 3.35 TB/s = 0.102 ms, per bucket: 245 x 12.102 ms = 2.96 s hides
+    # behind the sender's 7.7 + 0.80 s, and only the last bucket's receive is left
+    r = 0.012 + 2 * 1.342e12 / 32 / 245 / 3.35e12
+    parts = colocated_refit_s(7.7, 1.342e12, 1.342e12 / 32, 3.35e12, 50e9, 245)
+    assert parts["bucket_s"] == pytest.approx(r, rel=1e-12)
+    # 16 GB in 20 buckets behind a 0.1 s export: the sender takes 0.1 + 2 x 16e9 / 3.35e12 = 0.1096 s, the receiver
+    # 20 x (12 ms + 2 x 16e9 / 20 / 3.35e12 = 12.48 ms) = 0.2496 s: 0.140 s of it is exposed, + the last bucket's
+    r20 = 0.012 + 2 * 16e9 / 20 / 3.35e12
+    exposed = 20 * r20 - (0.1 + 2 * 16e9 / 3.35e12) + r20
+    assert colocated_refit_s(0.1, 16e9, 16e9, 3.35e12, 0.0, 20)["bucket_s"] == pytest.approx(exposed, rel=1e-12)
+    # one refit every two steps: the refit's parts halve, vLLM's wake (every step) does not
+    half = colocated_refit_s(7.7, 1.342e12, 1.342e12 / 32, 3.35e12, 50e9, 245, 0.5)
+    assert half["export_s"] == pytest.approx(3.85) and half["bucket_s"] == pytest.approx(r / 2, rel=1e-12)
+    assert half["vllm_wake_s"] == pytest.approx(2 * 1.342e12 / 32 / 50e9)
 
 
 def test_colocated_weight_sync_phase_is_the_refit_parts():
@@ -968,7 +984,7 @@ def test_colocated_weight_sync_phase_is_the_refit_parts():
 
     pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-512-sync.yaml")
     (w,) = [p for p in phases(pt) if p.stage == "weights"]
-    assert set(w.detail) == {"export_s", "ipc_s", "vllm_wake_s"}
+    assert set(w.detail) == {"export_s", "ipc_s", "bucket_s", "vllm_wake_s"}
     assert w.seconds == pytest.approx(sum(w.detail.values()), rel=1e-12)
     assert w.detail["export_s"] > 0
 
