@@ -93,7 +93,10 @@ def test_blog_layout_receiver_hides_behind_the_export():
     "hides behind the export in the ping-pong pipeline at the blog's 12 ms per bucket; the ~28 s left needs a "
     "cost per byte or per bucket that no source measures (candidates: the receiver re-opening each bucket's IPC "
     "mapping after dropping its view, the two processes' CUDA contexts time-slicing one GPU while the export's "
-    "NCCL collectives run), or a timer that also holds the optimizer's host offload"))
+    "NCCL collectives run), or a timer that also holds the optimizer's host offload (NVIDIA-NeMo/RL pull request 638, "
+    "July 2025, DeepSeek-V3 at vLLM TP64 on the older Ray path: '~20s overhead is due to offload' of a 55 s refit; "
+    "the model's offload_before_refit + offload_after_refit for this layout, 18.8 GB of optimizer state at 1.8 GB/s "
+    "+ 9.6 GB of parameters at 50 GB/s = 10.6 s, would make that timer 17.2 s)"))
 def test_colocated_refit_near_pull_request_1267():
     parts = _blog_layout_refit()
     assert abs(sum(parts.values()) / 35.0 - 1.0) <= 0.20
