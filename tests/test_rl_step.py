@@ -30,9 +30,10 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 94.
          "move_optimizer round trip, the parameter buffers' cached pinned offload, vLLM's level-1 sleep / wake of "
          "its weights (CuMemAllocator backs them up in pinned host memory, PyTorch's caching host allocator reuses "
          "it), the CUDA-IPC refit (one full export per trainer rank into its own vLLM worker), the reference swap "
-         "(pinned both ways); not priced, no figure: the per-bucket ZMQ handshakes and synchronisations of the refit "
-         "(buffer 0.3 x free memory, NRL_REFIT_BUFFER_MEMORY_RATIO: hundreds of buckets of the 1.34 TB on H100), "
-         "the nine gc.collect / empty_cache calls of a step. "
+         "(pinned both ways), the refit's ping-pong buckets (buffer 0.3 x free memory, NRL_REFIT_BUFFER_MEMORY_RATIO: "
+         "244 on 256 H100, ~63 on GB200; vLLM's 12 ms per bucket to rebuild and unpack, NeMo RL's refit blog, hides "
+         "behind the export but for the last bucket, tests/test_rl_refit.py); not priced, no figure: a per-bucket "
+         "cost beyond that, the nine gc.collect / empty_cache calls of a step. "
          "Bounded, not applied (rlrefit): the colocated refit does the per-tensor work of the non-colocated NCCL "
          "refit (NeMo RL v0.6.0: the same _iter_params_with_optional_kv_scales export on every trainer rank, the "
          "same vLLM load_weights over all 45,395 full tensors on every rollout rank, vllm_backend.py "
@@ -974,8 +975,24 @@ def test_colocated_refit_parts_by_hand():
     assert parts["export_s"] == 7.7
     assert parts["ipc_s"] == pytest.approx(2 * 1.342e12 / 3.35e12)          # 0.80 s
     assert parts["vllm_wake_s"] == pytest.approx(2 * 1.342e12 / 32 / 50e9)   # 1.68 s
+    assert parts["bucket_s"] == 0.0                                           # no bucket count given
     # no host link stated: nothing moved that way is timed
     assert colocated_refit_s(0.0, 1e9, 1e8, 1e12, 0.0)["vllm_wake_s"] == 0.0
+    # 245 ping-pong buckets: the receiver's 12 ms rebuild + unpack (NeMo RL refit blog, 2025-08-12, Figure 5) and
+    # its shard's copy, 2 x 41.94 GB / 245 / 3.35 TB/s = 0.102 ms, per bucket: 245 x 12.102 ms = 2.96 s hides
+    # behind the sender's 7.7 + 0.80 s, and only the last bucket's receive is left
+    r = 0.012 + 2 * 1.342e12 / 32 / 245 / 3.35e12
+    parts = colocated_refit_s(7.7, 1.342e12, 1.342e12 / 32, 3.35e12, 50e9, 245)
+    assert parts["bucket_s"] == pytest.approx(r, rel=1e-12)
+    # 16 GB in 20 buckets behind a 0.1 s export: the sender takes 0.1 + 2 x 16e9 / 3.35e12 = 0.1096 s, the receiver
+    # 20 x (12 ms + 2 x 16e9 / 20 / 3.35e12 = 12.48 ms) = 0.2496 s: 0.140 s of it is exposed, + the last bucket's
+    r20 = 0.012 + 2 * 16e9 / 20 / 3.35e12
+    exposed = 20 * r20 - (0.1 + 2 * 16e9 / 3.35e12) + r20
+    assert colocated_refit_s(0.1, 16e9, 16e9, 3.35e12, 0.0, 20)["bucket_s"] == pytest.approx(exposed, rel=1e-12)
+    # one refit every two steps: the refit's parts halve, vLLM's wake (every step) does not
+    half = colocated_refit_s(7.7, 1.342e12, 1.342e12 / 32, 3.35e12, 50e9, 245, 0.5)
+    assert half["export_s"] == pytest.approx(3.85) and half["bucket_s"] == pytest.approx(r / 2, rel=1e-12)
+    assert half["vllm_wake_s"] == pytest.approx(2 * 1.342e12 / 32 / 50e9)
 
 
 def test_colocated_weight_sync_phase_is_the_refit_parts():
@@ -984,7 +1001,7 @@ def test_colocated_weight_sync_phase_is_the_refit_parts():
 
     pt = load_posttrain(REPO / "validation" / "rl" / "nemo-rl-h100-dsv3-512-sync.yaml")
     (w,) = [p for p in phases(pt) if p.stage == "weights"]
-    assert set(w.detail) == {"export_s", "ipc_s", "vllm_wake_s"}
+    assert set(w.detail) == {"export_s", "ipc_s", "bucket_s", "vllm_wake_s"}
     assert w.seconds == pytest.approx(sum(w.detail.values()), rel=1e-12)
     assert w.detail["export_s"] > 0
 

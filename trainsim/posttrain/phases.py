@@ -641,26 +641,73 @@ def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[fl
     return t
 
 
+#: Share of a trainer chip's free memory NeMo RL v0.6.0 gives the colocated refit's two CUDA-IPC buffers:
+#: ``refit_policy_generation`` sizes the buffer at ``policy.get_free_memory_bytes() x NRL_REFIT_BUFFER_MEMORY_RATIO``
+#: (default "0.3": "The remaining 70% is a necessary buffer reserved for the parameter all-gathering across the
+#: expert-parallelism dimension"), the least free memory over the trainer ranks, read from NVML after
+#: ``offload_before_refit`` and vLLM's ``wake_up(tags=["weights"])`` (``nemo_rl/algorithms/grpo.py``,
+#: ``nemo_rl/utils/nvml.py``, tag v0.6.0); ``stream_weights_via_ipc_zmq_impl`` (``nemo_rl/models/policy/utils.py``)
+#: halves it into ping-pong buffers.
+REFIT_BUFFER_MEMORY_RATIO = 0.3
+
+#: Seconds the vLLM receiver spends per packed CUDA-IPC bucket rebuilding the buffer from its handle
+#: (``rebuild_cuda_tensor``) and unpacking the bucket's tensors as views. Measured: NeMo RL blog 'NeMo-RL: Journey
+#: of Optimizing Weight Transfer in Large MoE Models by 10x' (NVIDIA-NeMo blog, 2025-08-12, Part 1, Figure 5):
+#: packing "reduces the time required to recover a tensor from IPC handles from 120ms to 12ms" per bucket
+#: (NVIDIA-NeMo/RL pull request 589). v0.6.0's receiver does the same per bucket and then drops its view before
+#: the ACK (``update_weights_via_ipc_zmq``, ``nemo_rl/models/generation/vllm/vllm_backend.py``), so every bucket
+#: opens its handle anew.
+IPC_BUCKET_REBUILD_S = 0.012
+
+
+def refit_buckets(model_bytes: float, hbm_bytes: float, rollout_shard_bytes: float, trainer_weights_bytes: float,
+                  ratio: float = REFIT_BUFFER_MEMORY_RATIO) -> int:
+    """Packed CUDA-IPC buckets of one colocated NeMo RL refit: ``ceil(model bytes / (ratio x free / 2))``, free
+    = HBM - the woken vLLM shard - the trainer's resident weights (the optimizer state is on the host and the
+    gradient buffers freed by then: :func:`host_offload_s`); 0 when nothing is free (no bucket term is priced).
+
+    NeMo RL v0.6.0 (:data:`REFIT_BUFFER_MEMORY_RATIO`): the buffer is ``ratio x free`` split into two ping-pong
+    halves, and a bucket is sent when the next tensor would overflow the half. Example: DeepSeek-V3 BF16
+    (1.342 TB) on an 80 GiB (85.9 GB) H100 with a 41.9 GB vLLM TP32 shard and 7.4 GB of trainer weights: free
+    36.6 GB, halves of 5.5 GB, 245 buckets."""
+    half = ratio * (hbm_bytes - rollout_shard_bytes - trainer_weights_bytes) / 2.0
+    if half <= 0 or model_bytes <= 0:
+        return 0
+    return int(math.ceil(model_bytes / half))
+
+
 def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: float, hbm_bw: float,
-                      host_link_bw: float) -> dict[str, float]:
-    """Seconds of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
+                      host_link_bw: float, buckets: int = 0, refits_per_step: float = 1.0) -> dict[str, float]:
+    """Seconds per step of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
 
     * ``export_s``: :func:`megatron_export_s`;
     * ``ipc_s``: each full tensor is copied into the CUDA-IPC buffer the colocated vLLM worker reads
       (``stream_weights_via_ipc_zmq_impl``, ``nemo_rl/models/policy/utils.py`` tag v0.6.0): ``2 x model bytes /
-      HBM bandwidth`` (a read and a write of every byte); its ping-pong buffers overlap vLLM's loading of one
-      buffer with the packing of the next, so the load adds nothing;
+      HBM bandwidth`` (a read and a write of every byte);
+    * ``bucket_s``: the receiver's share the ping-pong buffers do not hide. The sender packs bucket k + 1 while
+      vLLM loads bucket k and waits for bucket k's ACK before sending k + 1 (``send_buffer_group_overlap``), so
+      with ``n`` buckets, a sender time S = export + copy and a receiver time r per bucket
+      (:data:`IPC_BUCKET_REBUILD_S` + the shard's share of vLLM's load, ``2 x shard / n / HBM bandwidth``) the
+      refit takes ``sum_k max(S / n, r) + r = max(S, n r) + r``: ``bucket_s = max(0, n r - S) + r``;
     * ``vllm_wake_s``: vLLM sleeps at level 1 after generation (``VllmGenerationWorker.sleep`` ->
       ``llm.sleep(level=1)``, ``nemo_rl/models/generation/vllm/vllm_worker.py`` tag v0.6.0), which offloads its
       weights to host memory, and ``wake_up(tags=["weights"])`` copies them back before the refit: ``2 x rollout
-      shard / host-link bandwidth`` per chip (vLLM ``LLM.sleep``, vllm/entrypoints/llm.py: level 1 offloads the
-      model weights, backed up in CPU memory, and discards the KV cache; the async engine's ``sleep_async`` uses
-      level 1 too, ``vllm_worker_async.py``).
-    Example: DeepSeek-V3 BF16 (1.34 TB) on H100 at TP32: 2 x 1.34e12 / 3.35e12 = 0.8 s of copies, and a
-    42 GB shard over a 50 GB/s host link twice: 1.7 s."""
+      shard / host-link bandwidth`` per chip, every step (vLLM ``LLM.sleep``, vllm/entrypoints/llm.py: level 1
+      offloads the model weights, backed up in CPU memory, and discards the KV cache; the async engine's
+      ``sleep_async`` uses level 1 too, ``vllm_worker_async.py``).
+    ``export_s``, ``model_bytes`` and ``buckets`` are one refit's; the first three parts are scaled by
+    ``refits_per_step`` (1 / ``weight_sync_every``). Example: DeepSeek-V3 BF16 (1.342 TB) on H100 at TP32, export
+    6.2 s: copies 2 x 1.342e12 / 3.35e12 = 0.80 s; 245 buckets of r = 12 ms + 2 x 41.9 GB / 245 / 3.35 TB/s =
+    12.1 ms, 3.0 s of receiving hidden behind the sender's 7.0 s, 0.012 s exposed; a 41.9 GB shard over a 50 GB/s
+    host link twice: 1.7 s."""
     ipc = 2.0 * model_bytes / hbm_bw if hbm_bw > 0 else 0.0
     wake = 2.0 * rollout_shard_bytes / host_link_bw if host_link_bw > 0 else 0.0
-    return {"export_s": export_s, "ipc_s": ipc, "vllm_wake_s": wake}
+    bucket = 0.0
+    if buckets > 0:
+        r = IPC_BUCKET_REBUILD_S + (2.0 * rollout_shard_bytes / buckets / hbm_bw if hbm_bw > 0 else 0.0)
+        bucket = max(0.0, buckets * r - (export_s + ipc)) + r
+    f = float(refits_per_step)
+    return {"export_s": export_s * f, "ipc_s": ipc * f, "bucket_s": bucket * f, "vllm_wake_s": wake}
 
 
 #: Bytes/s per chip at which NeMo RL v0.6.0 moves the Megatron optimizer state between HBM and a PCIe-attached

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from ..perf.calibration import calib_for
 from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
-                     reference_swap_s, rollout_time, scoring_time, train_time, weight_bytes)
+                     refit_buckets, reference_swap_s, rollout_time, scoring_time, train_time, weight_bytes)
 from .placement import slower_on_placed
 from .spec import PostTrain
 
@@ -161,9 +161,11 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 # every trainer chip exports the full weights and hands them to its own vLLM worker
                 sysc = pt.clusters[cl].system
                 shard = weight_bytes(a, pt.student.rollout_precision) / max(int(r.plan.get("chips") or 1), 1)
-                w_detail = colocated_refit_s(tr.export_s / st.weight_sync_every,
-                                             weight_bytes(a, "bf16") / st.weight_sync_every, shard,
-                                             sysc.chip.hbm_bw, tr.host_link_bw)
+                full = weight_bytes(a, "bf16")
+                w_detail = colocated_refit_s(tr.export_s, full, shard, sysc.chip.hbm_bw, tr.host_link_bw,
+                                             refit_buckets(full, sysc.chip.hbm_bytes, shard,
+                                                           tr.weights_bytes_per_chip),
+                                             1.0 / st.weight_sync_every)
                 w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
