@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time
+from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time, ring_latency_s
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -49,8 +49,34 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     return 1.0 - np.minimum(1.0, bucket / np.maximum(np.asarray(params, dtype=np.float64), 1.0))
 
 
+def zero3_units(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
+    """(dense, expert) ZeRO-3 communication units a pipeline rank holds: each is all-gathered (forward and
+    backward) and reduce-scattered as its own NCCL collective, so each pays its own ring latency.
+
+        dense = (L + L_mtp) / pp + 1        expert = (MoE layers + MoE MTP layers) / pp
+
+    Megatron-FSDP (ZeRO-3, ``data_parallel_sharding_strategy`` "optim_grads_params") makes every
+    ``TransformerLayer`` an FSDP unit (megatron/core/distributed/fsdp/mcore_fsdp_adapter.py lines 91-97 at
+    Megatron-LM core_r0.14.0) and groups its buckets by (FSDP unit, expert or not): "buckets pertaining to the same
+    FSDP unit module and are either expert or non-expert parameters should end up in the same bucket group for
+    NCCL" (megatron_fsdp/param_and_grad_buffer.py lines 1440-1466, same tag); the expert group syncs over the
+    expert-data-parallel group. The parameters outside any unit (embedding, output head, final norm) form one more
+    dense group (the + 1). FSDP2 likewise shards each transformer block with its own ``fully_shard`` (one
+    all-gather per block). Per rank the layers of its pipeline stage (the mean, L / pp)."""
+    a = ctx.arch
+    layers = float(a.n_layers + sum(lk.n_layers for lk in a.mtp))
+    moe = float(sum(lk.n_layers for lk in a.layers + a.mtp if lk.moe is not None))
+    pp = p.pp.astype(np.float64)
+    return layers / pp + 1.0, moe / pp
+
+
 def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> tuple[Num, Num]:
-    """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
+    """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3.
+
+    Zero 3 runs one collective per communication unit (:func:`zero3_units`), the bytes of all of them adding up
+    to the whole-model figure, each with its own ring latency (NCCL's ring model: n - 1 hops,
+    collectives.ring_latency_s): units x latency in all (the whole-model collective below carries one of
+    them). Zero 0-2 sync bucketed buffers whose latency the whole-model figure keeps."""
     c, sysm = ctx.calib, ctx.system
     edp = p.expert_dp
     # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
@@ -68,8 +94,13 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
     wb = ctx.param_gather_bytes
     ag = (all_gather_time(dense_params * wb, sgroup, dstride, sysm, c.coll_eff)
           + all_gather_time(expert_params * wb, edp, estride, sysm, c.coll_eff))
-    grad = np.where(p.zero == 0, ar, rs)
-    gather = np.where(p.zero == 0, 0.0, ag)
+    # zero 3: the other units' ring latencies, dense over the sharding group, expert over edp
+    u_d, u_e = zero3_units(ctx, p)
+    lat = (np.maximum(u_d - 1.0, 0.0) * ring_latency_s(sgroup, dstride, sysm)
+           + np.maximum(u_e - 1.0, 0.0) * ring_latency_s(edp, estride, sysm))
+    z3 = np.where(p.zero >= 3, lat, 0.0)
+    grad = np.where(p.zero == 0, ar, rs + z3)
+    gather = np.where(p.zero == 0, 0.0, ag + z3)
     return grad, gather
 
 
