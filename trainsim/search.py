@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import framework_of, plan_rules, restrict_plan
+from .frameworks import framework_of, plan_rules, restrict_plan, shard_group_search
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -624,7 +624,8 @@ class MemoryPass:
         sl = slice(s, min(len(par), s + self.rows))
         # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
         # inner loops run
-        p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
+        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None]}
+        p = Plans(**{f: (z[f] if f in z else
                          par.recompute[None, :, None, None] if f == "recompute" else
                          expert_col[f][None, None, :, None] if f in expert_col else
                          par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
@@ -671,7 +672,7 @@ def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
-                 **plan_rules(framework_of(run))))
+                 **plan_rules(framework_of(run)), **shard_group_search(run)))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:
