@@ -27,7 +27,7 @@ from .perf.bound import layer_table, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .numfmt import plan as plan_text
-from .plan_estimate import Estimate, context, effective_node_limit, result_row
+from .plan_estimate import Estimate, context, effective_node_limit, plan_row, result_row
 from .spec import PlanSpec, Run
 from .errors import TrainsimError
 from .units import GIB
@@ -463,8 +463,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             keep = _pareto(fv, fm)
             keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
             pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
-            pf_nl = effective_node_limit(run, pf_plans.node_limit, pf_plans.ep)
-            pareto = [{"plan": {**pf_plans.row(j), "node_limit": int(pf_nl[j])},
+            pareto = [{"plan": plan_row(run, pf_plans, j),
                        "step_time_s": float(fv[i] * pf_batch[j]),
                        "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[fi[i] // K]),
                        "memory_per_chip_bytes": float(fm[i])} for j, i in enumerate(keep)]
