@@ -89,3 +89,18 @@ def test_searched_group_is_the_dp_ranks_of_one_domain():
     assert int(ctx.shard_ranks(p)[0]) == 32
     p.zgroup = np.array([1])
     assert int(ctx.shard_ranks(p)[0]) == 4
+
+
+def test_a_searched_group_round_trips_into_a_run_spec():
+    # a scenario re-estimates its best plan from the printed plan: the searched group becomes the run spec's
+    # training.zero_shard_group (a training key, not a plan field)
+    from trainsim.scenario.common import make_run
+    model = {"name": "g", "layers": 16, "hidden": 4096, "heads": 32, "ffn": 16384, "ffn_act": "swiglu",
+             "vocab": 32000}
+    plan = {"tp": 2, "pp": 1, "cp": 1, "dp": 32, "zero": 3, "micro_batch": 1, "recompute": "full",
+            "zero_shard_group": 4}
+    run = make_run(model, "dgx-h100", 64, {"seq_len": 4096, "global_batch_seqs": 256, "precision": "bf16"},
+                   plan=plan, framework="mindspeed-2026")
+    assert run.training.zero_shard_group == 4 and run.plan.zero == 3
+    ctx = context(run)
+    assert int(ctx.shard_ranks(plans_from_spec(run.plan, run.chips, run.arch))[0]) == 4
