@@ -74,14 +74,19 @@ def test_no_faster_plan_outside_the_search():
     from trainsim.parallel.plan import SCHEDULES
     prof = profile(framework_of(run))
     scheds = tuple(SCHEDULES.index(x) for x in prof["schedules"])
+    # (zero, sharding group): the whole dp x cp group, and for the stages the profile shards in groups
+    # (zero_shard_groups) one group per network level below the outermost (Plans.zgroup l: a level-(l-1) domain)
+    zero_groups = [(z, 0) for z in prof["zero"]] + [(z, lv) for z in prof["zero"]
+                                                    if z in prof.get("zero_shard_groups", ())
+                                                    for lv in range(1, len(sysm.levels))]
     grid = itertools.product((1, 2, 4, 8, 16), (1, 2, 4, 8, 16), (1, 2, 3, 4, 6, 8), scheds, (1,), (1,),
-                             (1, 2, 4, 8, 16), tuple(prof["zero"]), (0, 1, 2), (1, 2, 4, 8, 16))
+                             (1, 2, 4, 8, 16), zero_groups, (0, 1, 2), (1, 2, 4, 8, 16))
     rows = []
-    for tp, pp, vpp, sched, ep, etp, cp, zero, rec, mb in grid:
+    for tp, pp, vpp, sched, ep, etp, cp, (zero, zg), rec, mb in grid:
         if chips % (tp * pp * cp):
             continue
         rows.append(dict(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=chips // (tp * pp * cp), zero=zero,
-                         recompute=rec, mb=mb, schedule=sched, node_limit=0))
+                         recompute=rec, mb=mb, schedule=sched, node_limit=0, zgroup=zg))
     cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     plans = Plans.from_columns(**cols)
     ok = check(plans, MID, chips, seq, gbs) == 0

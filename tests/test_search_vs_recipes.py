@@ -39,14 +39,15 @@ KNOWN_GAPS = {
     "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": _MB,   # micro-batch 1 as the shipped recipe (v0.2.0)
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
-    "megatron-bridge-perf-dsv3-h100-1024": "the search's best (1,768 tokens/s per GPU: tp 1 pp 1 ep 16, ZeRO-3 over "
-        "all 1,024 H100 with full recompute at micro-batch 8) is 1.154x the recipe's plan as predicted (1,532, itself "
-        "+18% over the published 1,297): a ZeRO-3 plan no DeepSeek-V3 recipe runs, whose per-micro-batch parameter "
-        "gathers over InfiniBand the model hides behind compute. It had left the list at 1.147x (s15); this "
-        "session's attention rates and pipeline fill / drain waits (charged to the recipe's interleaved plan, not "
-        "to the pipeline-free one) moved it",
-    "nemo-2407-nemotron-22b-h100-64-fp8": "micro-batch 4 and tp 4 against the recipe's plan (model +15% on it): "
-        "micro-batch effects in the model",
+    "nemo-2407-nemotron-22b-h100-64-fp8": "the search's best (5,528 tokens/s per GPU: tp 4 pp 1 dp 16, "
+        "micro-batch 4) is 1.36x the recipe's plan as predicted (4,062; published 4,312): the recipe splits the 40 "
+        "layers evenly over pp 4 (a smaller last stage, last_pipeline_num_layers, came with Megatron-Core 0.10: "
+        "transformer_config.py at core_r0.10.0, not at core_r0.8.0, NeMo 24.07's), so its last rank also runs the 256,000-entry output head, in BF16 (perf/compute.py head_gemm_fwd): forward + backward 6.0 decoder "
+        "layers' GEMM time, 1.45x the mean rank's GEMM work (compute_gemm 3.21 s against 2.24 s pipeline-free). A "
+        "real gain, measured by the same stack on the same 64 H100: NeMo 24.07's GPT3-20B, whose layers are "
+        "Nemotron-22B's (hidden 6144, 48 heads, ffn 24576; nemo-2407-gpt3-20b-h100-64-fp8), ran pipeline-free "
+        "(tp 2, micro-batch 2) at 750 model TFLOP/s per GPU against Nemotron-22B's 562 at pp 4 in the same table; "
+        "the search's best is 720 in NVIDIA's count (test_nemotron_22b_gain_is_measured)",
 }
 
 
@@ -73,6 +74,18 @@ def test_qwen3_b200_gain_is_measured(checks):
     # table) and not above it by more than 5% (the 25.11 stack's alltoall has no reason to beat HybridEP)
     c = checks["megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1"]
     assert 0.85 <= c.search_best / 27136.0 <= 1.05
+
+
+def test_nemotron_22b_gain_is_measured(checks):
+    # the Nemotron-22B gap is named a real gain because NVIDIA measured a pipeline-free plan of the same layers:
+    # NeMo 24.07's performance table (NVIDIA/NeMo docs/source/performance/performance_summary.md at 8e3d65dc, FP8,
+    # 64 DGX-H100) gives GPT3-20B (hidden 6144, 48 heads, ffn 24576 as Nemotron-22B; tp 2 pp 1) 750 model TFLOP/s
+    # per GPU and Nemotron-22B (tp 2 pp 4 vp 10) 562 at 4,312 tokens/s. The search's best for Nemotron-22B, in
+    # NVIDIA's FLOP count (562e12 / 4,312 FLOPs per token), within issue 14's 15% of the 750 and not above it by
+    # more than 5% (its 256,000-entry BF16 head costs more per FLOP than GPT3-20B's 50,257)
+    c = checks["nemo-2407-nemotron-22b-h100-64-fp8"]
+    tflops = c.search_best * 562.0 / 4312.0
+    assert 0.85 <= tflops / 750.0 <= 1.05
 
 
 def test_search_median_within_15_percent_of_published(checks):

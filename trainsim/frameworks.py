@@ -113,6 +113,25 @@ def plan_rules(fw: str) -> dict[str, bool]:
             "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False))}
 
 
+def shard_group_zero(fw: str) -> tuple[int, ...]:
+    """The ZeRO stages at which stack ``fw`` can shard over a group smaller than the whole dp x cp group, states
+    replicated across groups (HSDP, MiCS; PyTorch FSDP's HYBRID_SHARD, MindSpeed-LLM's FSDP2 ``fsdp_size``): its
+    profile's ``zero_shard_groups`` list, with its ``zero_shard_groups_source``; empty where the profile leaves it
+    out (Megatron-Core's distributed optimizer shards over the whole dp x cp group)."""
+    return tuple(int(z) for z in profile(fw).get("zero_shard_groups", ()))
+
+
+def shard_group_search(run) -> dict:
+    """The keywords of :func:`trainsim.parallel.enumerate.enumerate_parents` that search the ZeRO sharding group of
+    ``run`` (``shard_zero``: :func:`shard_group_zero`; ``shard_levels``: the network levels below the outermost, a
+    group per level-(l-1) domain, Plans.zgroup). None where the run states its group
+    (``training.zero_shard_group``: then that group, not a searched one)."""
+    if run.training.zero_shard_group:
+        return {}
+    zs = shard_group_zero(framework_of(run))
+    return {"shard_zero": zs, "shard_levels": len(run.system.levels) - 1} if zs else {}
+
+
 def stack_flags(fw: str) -> dict[str, bool]:
     """Each of :data:`STACK_FLAGS` for framework ``fw``: as its profile states it, else False (Megatron-Core's
     behaviour)."""

@@ -210,7 +210,8 @@ def axis_value(col: str, x) -> str:
     return axis_label(x)
 
 
-PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule")
+PLAN_KEYS = ("tp", "pp", "vpp", "dp", "ep", "etp", "cp", "zero", "zero_shard_group", "recompute", "micro_batch",
+             "schedule")
 
 
 def plan(p: dict | None, *, empty: str = "-", keys: tuple[str, ...] = PLAN_KEYS, node_limit: bool = True) -> str:

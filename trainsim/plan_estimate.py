@@ -21,7 +21,7 @@ from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import code as schedule_code, default_name
 from .parallel.validity import check, reason
 from .perf.calibration import Calib, calib_for, validation_error_that_applies
-from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext
+from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext, shard_group_ranks
 from .perf.comm_ep import stack_node_limit
 from .perf.step import BREAKDOWN_KEYS, evaluate
 from .sanity import check_estimate, peak_ratio
@@ -242,6 +242,9 @@ def plan_row(run: Run, plans: Plans, i: int) -> dict:
     (:func:`effective_node_limit`)."""
     plan = plans.row(i)
     plan["node_limit"] = int(effective_node_limit(run, plan["node_limit"], plan["ep"]))
+    if plan.pop("zgroup", 0):
+        # a searched ZeRO sharding group, as the run spec states one (training.zero_shard_group)
+        plan["zero_shard_group"] = int(shard_group_ranks(plans.take([i]), run.system)[0])
     return plan
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import framework_of, plan_rules, restrict_plan
+from .frameworks import framework_of, plan_rules, restrict_plan, shard_group_search
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -27,7 +27,7 @@ from .perf.bound import layer_table, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
 from .numfmt import plan as plan_text
-from .plan_estimate import Estimate, context, effective_node_limit, result_row
+from .plan_estimate import Estimate, context, effective_node_limit, plan_row, result_row
 from .spec import PlanSpec, Run
 from .errors import TrainsimError
 from .units import GIB
@@ -463,8 +463,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             keep = _pareto(fv, fm)
             keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
             pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
-            pf_nl = effective_node_limit(run, pf_plans.node_limit, pf_plans.ep)
-            pareto = [{"plan": {**pf_plans.row(j), "node_limit": int(pf_nl[j])},
+            pareto = [{"plan": plan_row(run, pf_plans, j),
                        "step_time_s": float(fv[i] * pf_batch[j]),
                        "global_batch_seqs": int(pf_batch[j]), "chips_used": int(used_b[fi[i] // K]),
                        "memory_per_chip_bytes": float(fm[i])} for j, i in enumerate(keep)]
@@ -624,7 +623,8 @@ class MemoryPass:
         sl = slice(s, min(len(par), s + self.rows))
         # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
         # inner loops run
-        p = Plans(**{f: (par.zero[:, None, None, None] if f == "zero" else
+        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None]}
+        p = Plans(**{f: (z[f] if f in z else
                          par.recompute[None, :, None, None] if f == "recompute" else
                          expert_col[f][None, None, :, None] if f in expert_col else
                          par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
@@ -671,7 +671,7 @@ def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
-                 **plan_rules(framework_of(run))))
+                 **plan_rules(framework_of(run)), **shard_group_search(run)))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:

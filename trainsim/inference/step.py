@@ -227,7 +227,8 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "p
 
 
 #: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
-#: custom peer-to-peer kernel inside one node (:func:`tp_all_reduce_time`); other stacks (MindIE / HCCL) use a ring.
+#: custom peer-to-peer kernel inside one node (:func:`tp_all_reduce_time`); other stacks use their library's
+#: all-reduce (MindIE: HCCL's, perf/collectives.py all_reduce_time).
 CUSTOM_AR_VENDORS = ("nvidia", "amd")
 CUSTOM_AR_MAX_RANKS = 8
 
@@ -262,7 +263,7 @@ def custom_all_reduce_time(size_bytes, n, system, eff):
 def tp_all_reduce_time(s: ServeSetup, size_bytes, n):
     """One tensor-parallel all-reduce of ``size_bytes`` over ``n`` chips in serving: the custom kernel
     (:func:`custom_all_reduce_time`) where the stack has one (NVIDIA and AMD chips, ``n <= 8`` inside one scale-up
-    domain), else the ring (:func:`trainsim.perf.collectives.all_reduce_time`)."""
+    domain), else the library's all-reduce (:func:`trainsim.perf.collectives.all_reduce_time`)."""
     n = np.asarray(n, dtype=np.float64)
     ni = n.astype(np.int64)
     ring = all_reduce_time(size_bytes, ni, np.ones_like(ni), s.system, s.calib.coll_eff)

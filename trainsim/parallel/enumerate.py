@@ -110,7 +110,7 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
 def _neutral(cols: Cols) -> Plans:
     """Partial rows as plans: fields not expanded yet take their most permissive values (see ``check``)."""
     n = len(next(iter(cols.values())))
-    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0)
+    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0, zgroup=0)
     return Plans(**{k: cols[k] if k in cols else np.full(n, base[k], dtype=np.int64) for k in INT_FIELDS})
 
 
@@ -119,7 +119,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                     even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
                     zero3_fsdp2: bool = False, microbatch_groups: bool = False,
                     vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
-                    last_stage_layers: int | None = None) -> tuple["Space", Counter[int]]:
+                    last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
+                    shard_levels: int = 0) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -131,11 +132,13 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     ``even_vpp``, ``dualpipev_fb_overlap``, ``zero3_fsdp2``, ``vpp_min_pp3``: the stack's own rules (those of ``check``;
     :func:`trainsim.frameworks.plan_rules` gives a stack's). ``first_stage_layers`` / ``last_stage_layers``: the
     run's uneven pipeline stages, the plan options the engine sizes its ranks with (``StepContext``), which rule
-    out the pp values that cannot hold them (``check`` rule 19)."""
+    out the pp values that cannot hold them (``check`` rule 19). ``shard_zero``, ``shard_levels``: the searched
+    ZeRO sharding groups (:func:`enumerate_parents`)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
                             zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3,
-                            first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers)
+                            first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
+                            shard_zero=shard_zero, shard_levels=shard_levels)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -148,14 +151,24 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       even_vpp: bool = False, dualpipev_fb_overlap: bool = False,
                       zero3_fsdp2: bool = False, microbatch_groups: bool = False,
                       vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
-                      last_stage_layers: int | None = None) -> "Parents":
+                      last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
+                      shard_levels: int = 0) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
-    candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step."""
+    candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step.
+
+    ``shard_zero``, ``shard_levels``: the ZeRO stages for which the stack offers a sharding group smaller than
+    dp x cp (HSDP / MiCS: the profile's ``zero_shard_groups``) and the network levels below the outermost: each
+    such zero candidate comes once more per level l = 1 .. shard_levels with ``zgroup`` l, the states sharded
+    inside one level-(l-1) domain (Plans, perf/context.py ``shard_ranks``), the zero axis carrying (zero, zgroup)
+    pairs. A partial plan that fixes the zero stage keeps its groups searched."""
     counts = chip_counts(chips, domain, use_all)
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
     cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps)
+    zeros = list(cand["zero"])
+    zgroups = [0] * len(zeros) + [lv for z in zeros if z in shard_zero for lv in range(1, shard_levels + 1)]
+    cand["zero"] = zeros + [z for z in zeros if z in shard_zero for _ in range(shard_levels)]
     rejected: Counter[int] = Counter()
     later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
         len(cand["recompute"])
@@ -197,7 +210,8 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     later //= len(cand["ep_etp_nl"])
     return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
-                   rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups)
+                   rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups,
+                   np.asarray(zgroups, dtype=np.int64))
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
@@ -226,6 +240,12 @@ class Parents:
     zero3_fsdp2: bool = False
     #: the stack runs the interleaved schedule in micro-batch groups (parallel/schedules.py microbatch_group)
     microbatch_groups: bool = False
+    #: the sharding group of each zero candidate (Plans.zgroup; left out: 0 for all, __post_init__)
+    zgroup: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.zgroup is None:
+            self.zgroup = np.zeros_like(self.zero)
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -271,7 +291,7 @@ class Parents:
             if refused:
                 rejected[16] += refused * len(self.recompute)
         return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None,
-                     zok), rejected
+                     zok, self.zgroup), rejected
 
 
 @dataclass
@@ -290,6 +310,12 @@ class Space:
     #: each base row's position in the order of the whole space of the search (None: these rows are that space)
     rank: np.ndarray | None = None
     zero_ok: np.ndarray | None = None
+    #: the sharding group of each zero candidate (Plans.zgroup, along the zero axis; left out: 0 for all)
+    zgroup: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.zgroup is None:
+            self.zgroup = np.zeros_like(self.zero)
 
     def __len__(self) -> int:
         """The valid plans (the grid's cells less those ``zero_ok`` refuses)."""
@@ -315,7 +341,7 @@ class Space:
         rows = np.asarray(rows, dtype=np.int64)
         return Space(self.base.take(rows), self.zero, self.recompute, self.batch[rows],
                      None if self.rank is None else self.rank[rows],
-                     None if self.zero_ok is None else self.zero_ok[rows])
+                     None if self.zero_ok is None else self.zero_ok[rows], self.zgroup)
 
     @staticmethod
     def concat(spaces: list["Space"]) -> "Space":
@@ -324,7 +350,7 @@ class Space:
         masks = [s.zero_ok if s.zero_ok is not None else np.ones((len(s.base), len(s.zero)), bool) for s in spaces]
         return Space(Plans.concat([s.base for s in spaces]), s0.zero, s0.recompute,
                      np.concatenate([s.batch for s in spaces]), np.concatenate([s.rank for s in spaces]),
-                     None if all(s.zero_ok is None for s in spaces) else np.concatenate(masks))
+                     None if all(s.zero_ok is None for s in spaces) else np.concatenate(masks), s0.zgroup)
 
     @property
     def k(self) -> int:
@@ -335,7 +361,8 @@ class Space:
         """Base rows ``sl`` as (rows, 1, 1), zero as (1, Z, 1), recompute as (1, 1, R): costs broadcast, so a
         cost that does not depend on zero or recompute is computed once per base row."""
         b = self.base
-        return Plans(**{f: (self.zero[None, :, None] if f == "zero" else self.recompute[None, None, :]
+        z = {"zero": self.zero[None, :, None], "zgroup": self.zgroup[None, :, None]}
+        return Plans(**{f: (z[f] if f in z else self.recompute[None, None, :]
                             if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
 
     def grid_last(self, sl: slice) -> Plans:
@@ -343,7 +370,8 @@ class Space:
         The same values; numpy's loops then run along the long axis of base rows, not the short recompute axis
         (``np.moveaxis(x, 2, 0)`` gives the (rows, Z, R) order of the flat plan index)."""
         b = self.base
-        return Plans(**{f: (self.zero[:, None, None] if f == "zero" else self.recompute[None, :, None]
+        z = {"zero": self.zero[:, None, None], "zgroup": self.zgroup[:, None, None]}
+        return Plans(**{f: (z[f] if f in z else self.recompute[None, :, None]
                             if f == "recompute" else getattr(b, f)[None, None, sl]) for f in INT_FIELDS})
 
     def plans(self, idx: ArrayLike | None = None) -> Plans:
@@ -355,6 +383,7 @@ class Space:
         r, j = idx // self.k, idx % self.k
         p = self.base.take(r)
         p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
+        p.zgroup = self.zgroup[j // len(self.recompute)]
         return p
 
     def batch_of(self, idx: ArrayLike) -> np.ndarray:
@@ -363,7 +392,7 @@ class Space:
 
 
 def enumerate_plans(arch: Arch, chips: int, seq_len: int, batch_seqs: int,
-                    fixed: Any = None, **rules: bool) -> tuple[Plans, Counter[int]]:
+                    fixed: Any = None, **rules: Any) -> tuple[Plans, Counter[int]]:
     """All valid plans that use every chip and exactly the batch (Megatron's rules and the stack's ``rules``, the
     keywords of :func:`trainsim.frameworks.plan_rules`), with rejections by reason."""
     space, rejected = enumerate_space(arch, chips, seq_len, batch_seqs, fixed, **rules)

@@ -4,7 +4,9 @@ Fields (Megatron-LM names): tp, pp, vpp (virtual stages per pipeline rank), ep, 
 an expert), cp (context parallel), dp (derived: chips / (tp pp cp)), zero (0-3), recompute (0 none,
 1 selective, 2 full), mb (micro-batch, sequences), schedule (the code of :mod:`trainsim.parallel.schedules`),
 node_limit (0: none; else the maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited
-routing).
+routing), zgroup (the ZeRO sharding group the search chose, ZeRO >= 1: 0 the whole dp x cp group, or the run's
+``training.zero_shard_group``; l >= 1 the dp x cp ranks inside one level-(l-1) network domain, HSDP / MiCS:
+perf/context.py ``StepContext.shard_ranks``).
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from .schedules import SCHEDULES
 __all__ = ["INT_FIELDS", "RECOMPUTE", "SCHEDULES", "Plans"]
 
 RECOMPUTE = ("none", "selective", "full")
-INT_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "recompute", "mb", "schedule", "node_limit")
+INT_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "recompute", "mb", "schedule", "node_limit",
+              "zgroup")
+#: fields a caller may leave out (0)
+OPTIONAL_FIELDS = ("zgroup",)
 
 
 @dataclass
@@ -37,14 +42,20 @@ class Plans:
     mb: np.ndarray
     schedule: np.ndarray
     node_limit: np.ndarray
+    zgroup: np.ndarray = None  # type: ignore[assignment]  # left out: 0 (__post_init__)
+
+    def __post_init__(self) -> None:
+        if self.zgroup is None:
+            self.zgroup = np.zeros_like(np.asarray(self.tp), dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
     @classmethod
     def from_columns(cls, **cols: Any) -> "Plans":
-        """Plans from integer columns, scalars broadcast to the longest column."""
+        """Plans from integer columns, scalars broadcast to the longest column (``OPTIONAL_FIELDS`` left out: 0)."""
         n = max(np.size(v) for v in cols.values())
+        cols = {k: 0 for k in OPTIONAL_FIELDS} | dict(cols)
         return cls(**{k: np.broadcast_to(np.asarray(cols[k], dtype=np.int64), (n,)).copy() for k in INT_FIELDS})
 
     @property

@@ -114,10 +114,65 @@ def tree_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
     return 2.0 * lat
 
 
+#: NCCL's PAT all-gather / reduce-scatter (NCCL 2.23.4, NVIDIA/nccl 68b54236; src/graph/tuning.cc at 5067397c):
+#: ``busBw *= .75`` against the ring's, and a latency of ``log2i(nNodes) * (interLat / 3.5) + nRanks * 2.8`` us,
+#: enabled only with one GPU per node (``ncclPatEnable``: ``if (comm->nNodes != comm->nRanks) return 0``)
+PAT_BUSBW_SHARE = 0.75
+PAT_LOG_LATENCY_SHARE = 1.0 / 3.5
+PAT_RANK_LATENCY_S = 2.8e-6
+
+
+def collective_library(system: System) -> str:
+    """The collective library the system's stack runs: 'hccl' on Ascend NPUs (Huawei's HCCL), 'nccl' on NVIDIA and
+    AMD GPUs (NCCL and its fork RCCL, which keeps NCCL's ring / tree / PAT algorithms), else 'ring' (the ring model
+    of the module docstring, no library-specific algorithm)."""
+    if system.chip.family.startswith("ascend"):
+        return "hccl"
+    return "nccl" if system.chip.vendor in ("NVIDIA", "AMD") else "ring"
+
+
+def log_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
+    """Latency of a logarithmic all-gather (or reduce-scatter) over ``n`` members at ``stride``, run level by
+    level: sum_l ceil(log2 f_l) alpha_l (f_l: the level-(l-1) domains the group spans inside one level-l domain).
+    HCCL's NB (Nonuniform Bruck) and NHR (Nonuniform Hierarchical Ring) take ceil(log2 N) steps for any N without
+    extra bytes (Huawei CANN HCCL user guide, 'NB' hcclug_000122 and the HCCL_ALGO environment variable,
+    envref_07_0079: ring 'linear complexity', NHR / NB 'logarithmic complexity ... suited to communicators with
+    many servers'), and HCCL runs its algorithm per level (intra-server, inter-server, inter-SuperPoD:
+    HCCL_ALGO 'level0 / level1 / level2')."""
+    f = level_factors(n, stride, system)
+    lat = np.zeros(np.shape(np.asarray(n)))
+    for fl, lvl in zip(f, system.levels):
+        lat = lat + np.ceil(np.log2(np.maximum(fl.astype(np.float64), 1.0))) * lvl.latency_s
+    return lat
+
+
+def pat_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
+    """Latency of NCCL's PAT all-gather / reduce-scatter over ``n`` members, each on its own node:
+    floor(log2 n) alpha_net / 3.5 + 2.8 us x n (``PAT_*``; alpha_net: the outermost level the group crosses)."""
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    alpha = np.array([lv.latency_s for lv in system.levels])[outermost_level(n, stride, system)]
+    return np.floor(np.log2(nn)) * alpha * PAT_LOG_LATENCY_SHARE + PAT_RANK_LATENCY_S * nn
+
+
 def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
-    """Ring reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members: its bytes term plus
-    one ring pass of latency (module docstring)."""
-    return _ring_bytes_time(size_bytes, n, stride, system, eff) + ring_latency_s(n, stride, system)
+    """Reduce-scatter (or all-gather) of a buffer of ``size_bytes`` over ``n`` members by the algorithm the
+    collective library picks for that size and group (:func:`collective_library`), the one place this choice is
+    made:
+
+    * NCCL: the ring (its bytes term plus one ring pass of latency, module docstring), or PAT where every member
+      sits on its own node (w_0 = 1, ``ncclPatEnable``) and PAT is faster: ring bytes / 0.75 + :func:`pat_latency_s`
+      (NCCL's tuner takes the least of latency + bytes / bandwidth, ``ncclTopoGetAlgoTime``);
+    * HCCL: the ring's bytes term (NB / NHR move the same (n-1)/n S) plus :func:`log_latency_s`: HCCL adapts its
+      algorithm to the data size and server count, and a logarithmic one with the ring's bytes is never slower."""
+    b = _ring_bytes_time(size_bytes, n, stride, system, eff)
+    if collective_library(system) == "hccl":
+        return b + log_latency_s(n, stride, system)
+    ring = b + ring_latency_s(n, stride, system)
+    if collective_library(system) != "nccl":
+        return ring
+    one_per_node = (members_within(n, stride, system)[0] <= 1) & (np.asarray(n) > 1)
+    pat = b / PAT_BUSBW_SHARE + pat_latency_s(n, stride, system)
+    return np.where(one_per_node, np.minimum(ring, pat), ring)
 
 
 all_gather_time = reduce_scatter_time
@@ -125,8 +180,11 @@ all_gather_time = reduce_scatter_time
 
 def all_reduce_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: tuple[float, ...]) -> Num:
     """All-reduce: the faster of NCCL's ring (reduce-scatter + all-gather) and double binary tree (module
-    docstring)."""
+    docstring); on HCCL a logarithmic reduce-scatter + all-gather (:func:`reduce_scatter_time`)."""
     bytes_rs = _ring_bytes_time(size_bytes, n, stride, system, eff)
+    if collective_library(system) == "hccl":
+        # HCCL's NB / NHR all-reduce is a reduce-scatter and an all-gather (hcclug_000122, 'AllReduce')
+        return 2.0 * (bytes_rs + log_latency_s(n, stride, system))
     ring = 2.0 * (bytes_rs + ring_latency_s(n, stride, system))
     nn = np.maximum(np.asarray(n, dtype=np.float64), 2.0)
     tree = 2.0 * bytes_rs * nn / (TREE_BUSBW_SHARE * (nn - 1.0)) + tree_latency_s(n, stride, system)

@@ -18,6 +18,8 @@ to the ReduceScatter operation performed within the sharding group'): :func:`rep
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time
@@ -49,8 +51,34 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     return 1.0 - np.minimum(1.0, bucket / np.maximum(np.asarray(params, dtype=np.float64), 1.0))
 
 
+def zero3_units(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
+    """(dense, expert) ZeRO-3 communication units a pipeline rank holds: each is all-gathered (forward and
+    backward) and reduce-scattered as its own collective, so each pays its own latency (:func:`dp_sync_times`).
+
+        dense = (L + L_mtp) / pp + 1        expert = (MoE layers + MoE MTP layers) / pp
+
+    Megatron-FSDP (ZeRO-3, ``data_parallel_sharding_strategy`` "optim_grads_params") makes every
+    ``TransformerLayer`` an FSDP unit (megatron/core/distributed/fsdp/mcore_fsdp_adapter.py lines 91-97 at
+    Megatron-LM core_r0.14.0) and groups its buckets by (FSDP unit, expert or not): "buckets pertaining to the same
+    FSDP unit module and are either expert or non-expert parameters should end up in the same bucket group for
+    NCCL" (megatron_fsdp/param_and_grad_buffer.py lines 1440-1466, same tag); the expert group syncs over the
+    expert-data-parallel group. The parameters outside any unit (embedding, output head, final norm) form one more
+    dense group (the + 1). FSDP2 likewise shards each transformer block with its own ``fully_shard`` (one
+    all-gather per block). Per rank the layers of its pipeline stage (the mean, L / pp)."""
+    a = ctx.arch
+    layers = float(a.n_layers + sum(lk.n_layers for lk in a.mtp))
+    moe = float(sum(lk.n_layers for lk in a.layers + a.mtp if lk.moe is not None))
+    pp = p.pp.astype(np.float64)
+    return layers / pp + 1.0, moe / pp
+
+
 def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: Num) -> tuple[Num, Num]:
-    """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3."""
+    """(gradient sync time, parameter gather time) per step, zero 0-2; per micro-batch for zero 3.
+
+    Zero 3 runs one collective per communication unit (:func:`zero3_units`), each of 1 / units of the whole-model
+    bytes, at the algorithm the library picks for that size and group (collectives.reduce_scatter_time: NCCL's
+    ring, n - 1 hops, or PAT; HCCL's logarithmic NB / NHR): units x that collective's time. Zero 0-2 sync
+    bucketed buffers whose latency the whole-model figure keeps."""
     c, sysm = ctx.calib, ctx.system
     edp = p.expert_dp
     # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
@@ -59,15 +87,22 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
     # ZeRO >= 1 shards (and so reduce-scatters / gathers) inside the sharding group; zero 0 all-reduces over all
     sgroup = np.where(p.zero >= 1, ctx.shard_ranks(p), dgroup)
     estride = p.etp * p.ep
+    # zero 3: one collective per unit, dense over the sharding group, expert over edp; zero 0-2: one
+    u_d, u_e = zero3_units(ctx, p)
+    k_d = np.where(p.zero >= 3, u_d, 1.0)
+    k_e = np.where(p.zero >= 3, np.maximum(u_e, 1.0), 1.0)
+
+    def units(fn: Callable[..., Num], size_d: Num, size_e: Num) -> Num:
+        return (k_d * fn(size_d / k_d, sgroup, dstride, sysm, c.coll_eff)
+                + k_e * fn(size_e / k_e, edp, estride, sysm, c.coll_eff))
+
     g_dense = dense_params * ctx.optimizer.dense_reduce_bytes
     g_exp = expert_params * ctx.optimizer.grad_bytes
-    rs = (reduce_scatter_time(g_dense, sgroup, dstride, sysm, c.coll_eff)
-          + reduce_scatter_time(g_exp, edp, estride, sysm, c.coll_eff))
+    rs = units(reduce_scatter_time, g_dense, g_exp)
     ar = (all_reduce_time(g_dense, dgroup, dstride, sysm, c.coll_eff)
           + all_reduce_time(g_exp, edp, estride, sysm, c.coll_eff))
     wb = ctx.param_gather_bytes
-    ag = (all_gather_time(dense_params * wb, sgroup, dstride, sysm, c.coll_eff)
-          + all_gather_time(expert_params * wb, edp, estride, sysm, c.coll_eff))
+    ag = units(all_gather_time, dense_params * wb, expert_params * wb)
     grad = np.where(p.zero == 0, ar, rs)
     gather = np.where(p.zero == 0, 0.0, ag)
     return grad, gather

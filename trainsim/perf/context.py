@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..catalog.types import Chip, System
+from ..parallel.placement import members_within
 from ..parallel.plan import Plans
 from ..model.arch import Arch
 from .calibration import Calib
@@ -97,6 +98,20 @@ class OptimizerStates:
                    grad_bytes=STATE_DTYPE_BYTES[prec["grads"]],
                    offload_optimizer="optimizer" in offload, offload_ema="ema" in offload,
                    dense_reduce=None if dense_grad_reduce is None else STATE_DTYPE_BYTES[dense_grad_reduce])
+
+
+def shard_group_ranks(p: Plans, system: System, stated: int = 0) -> np.ndarray:
+    """The ranks plans ``p`` shard their dense ZeRO states over (:meth:`StepContext.shard_ranks`): with ``zgroup``
+    0 the dp x cp group, or gcd(dp x cp, ``stated``) for a stated group; with ``zgroup`` l >= 1 gcd(dp x cp, the
+    dp x cp ranks, stride tp, inside one level-(l-1) domain of ``system``)."""
+    dpc = p.dp * p.cp
+    base = dpc if not stated else np.gcd(dpc, stated)
+    lvl = np.asarray(p.zgroup)
+    if not lvl.any():
+        return base
+    within = members_within(dpc, p.tp, system)
+    dom = np.select([lvl == i + 1 for i in range(len(within))], within, dpc)
+    return np.where(lvl > 0, np.gcd(dpc, dom), base)
 
 
 @dataclass(frozen=True)
@@ -253,11 +268,10 @@ class StepContext:
         """Ranks the dense parameters' ZeRO states are sharded over: the dp x cp group (Megatron-Core's distributed
         optimizer), or a smaller sharding group with the states replicated across the groups (``zero_shard_group``:
         MiCS partition groups, arXiv 2205.00119 sec. 3; the SageMaker model parallelism library's
-        sharded_data_parallel_degree), gcd(dp x cp, group) when the group does not divide dp x cp."""
-        dpc = p.dp * p.cp
-        if not self.zero_shard_group:
-            return dpc
-        return np.gcd(dpc, self.zero_shard_group)
+        sharded_data_parallel_degree), gcd(dp x cp, group) when the group does not divide dp x cp. A plan the search
+        gave a group (``p.zgroup`` l >= 1: HSDP / MiCS, where the stack's profile offers it, ``zero_shard_groups``)
+        shards over the dp x cp ranks inside one level-(l-1) network domain, gcd(dp x cp, those ranks)."""
+        return shard_group_ranks(p, self.system, self.zero_shard_group)
 
     @property
     def host_link_bw(self) -> float:

@@ -81,7 +81,7 @@ class StepResult:
 LAYER_KEY = ("tp", "cp", "mb", "ep", "etp", "node_limit")
 
 
-STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero")
+STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero", "zgroup")
 
 
 def _unique_rows(p: Plans, fields: tuple[str, ...] = LAYER_KEY) -> tuple[Plans, Array]:

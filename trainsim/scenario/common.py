@@ -181,6 +181,10 @@ def make_run(model: Any, system: Any, chips: int, training: dict, base_dir: Path
     doc = {"name": name, "model": model, "system": "dgx-h100" if obj is not None else system, "chips": int(chips),
            "training": dict(training)}
     if plan:
+        plan = dict(plan)
+        if plan.get("zero_shard_group"):      # a searched sharding group (plan_estimate.plan_row): a training key
+            doc["training"]["zero_shard_group"] = int(plan.pop("zero_shard_group"))
+        plan.pop("zero_shard_group", None)
         doc["plan"] = plan
     if framework:
         doc["framework"] = framework
