@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import TrainsimError, short, unknown
 from ..units import TERA, parse_count, parse_quantity, plain_number
 from . import load
-from .topology import SWITCH, parse_topology
+from .topology import SWITCH, check_fabric, parse_topology
 from .types import Chip, NetLevel, Sourced, System
 from ..io import read_yaml
 
@@ -44,9 +44,9 @@ CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_band
 CHIP_REQUIRED = ("name", "bf16_tflops", "hbm", "hbm_bandwidth")
 SYSTEM_KEYS = ("base", "id", "name", "chip", "scale_up", "scale_out", "inter_site", "power_per_chip_w",
                "price_per_chip_usd")
-LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency", "topology"),
-              "scale_out": ("bandwidth", "latency", "topology"),
-              "inter_site": ("size", "bandwidth", "latency", "topology")}
+LEVEL_KEYS = {"scale_up": ("size", "bandwidth", "latency", "topology", "fabric"),
+              "scale_out": ("bandwidth", "latency", "topology", "fabric"),
+              "inter_site": ("size", "bandwidth", "latency", "topology", "fabric")}
 LEVEL_NAMES = {"scale_up": "scale-up", "scale_out": "scale-out", "inter_site": "inter-site"}
 
 _INLINE = Sourced(("inline",), "user", "given in the run spec")
@@ -341,17 +341,26 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
                                              csrc.confidence if csrc else "user", note)
         else:
             topo = SWITCH
-        levels[key] = (size, bw, lat, topo)
+        # fabric (catalog/topology.py fabric_coll_eff): stated, else the base level's, else none
+        if sub.get("fabric") is not None:
+            fabric = check_fabric(sub["fabric"], f"{lf}.fabric", where)
+            src[f"{key}_fabric"] = _INLINE
+        elif b is not None:
+            fabric = b.fabric
+            inherit(f"{key}_fabric")
+        else:
+            fabric = ""
+        levels[key] = (size, bw, lat, topo, fabric)
 
     up_size = levels["scale_up"][0]
     net = [NetLevel("scale-up", up_size, *levels["scale_up"][1:])]
     if "inter_site" in levels:
-        site, bw, lat, topo = levels["inter_site"]
+        site, bw, lat, topo, fabric = levels["inter_site"]
         if site < up_size or site % up_size:
             raise TrainsimError(f"expected chips per site as a multiple of the scale-up size {up_size}, got {site}",
                                 field=f"{field}.inter_site.size", where=where)
         net.append(NetLevel("scale-out", site, *levels["scale_out"][1:]))
-        net.append(NetLevel("inter-site", None, bw, lat, topo))
+        net.append(NetLevel("inter-site", None, bw, lat, topo, fabric))
     else:
         net.append(NetLevel("scale-out", None, *levels["scale_out"][1:]))
 

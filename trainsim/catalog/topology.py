@@ -14,7 +14,9 @@ Accepted texts (one per level; absent = ``switch``):
 
 A kind may also have a measured collective efficiency of its own (``data/topologies.yaml``, :func:`kind_coll_eff`):
 the fraction of line rate collectives reach on a level so wired, in place of the calibration's per-level
-``coll_eff`` (HCCL on the 910B's full mesh: 0.65).
+``coll_eff`` (HCCL on the 910B's full mesh: 0.65). A level may also name its ``fabric`` where the fabric's
+collectives are measured below line rate whatever the wiring (:func:`fabric_coll_eff`: AWS's first-generation EFA,
+0.6).
 """
 from __future__ import annotations
 
@@ -103,6 +105,34 @@ def parse_kind_coll_eff(doc: dict) -> dict[str, float]:
             raise TrainsimError(f"expected a fraction of line rate in (0, 1], got coll_eff {eff}", where=where)
         out[kind] = eff
     return out
+@lru_cache(maxsize=1)
+def fabric_coll_eff() -> dict[str, float]:
+    """Fabric name -> the measured fraction of line rate collectives reach on a network level built of that fabric
+    (``data/topologies.yaml`` ``fabrics``, each with its source), which a level names with ``fabric``
+    (:class:`trainsim.catalog.types.NetLevel`): ``{'efa-v1': 0.6}`` (AWS's first Elastic Fabric Adapter, p3dn /
+    p4d, nccl-tests ring busbw 0.59-0.64 of line rate at 3-4 p4d nodes, NVIDIA/nccl issue #527). A fabric not
+    listed is a one-line input error where a level names it (:func:`check_fabric`)."""
+    doc = load_data(resources.files("trainsim.catalog").joinpath("data", "topologies.yaml").read_text()) or {}
+    out = {}
+    for name, entry in (doc.get("fabrics") or {}).items():
+        where = f"topologies.yaml: fabrics.{name}"
+        eff = float(sourced_values(entry, "fabric constant", where)["coll_eff"])
+        if not 0.0 < eff <= 1.0:
+            raise TrainsimError(f"expected a fraction of line rate in (0, 1], got coll_eff {eff}", where=where)
+        out[str(name)] = eff
+    return out
+
+
+def check_fabric(name, field: str, where: str | None = None) -> str:
+    """``name`` as a known fabric of :func:`fabric_coll_eff` (lower case), else a one-line input error."""
+    s = str(name).strip().lower()
+    known = fabric_coll_eff()
+    if s not in known:
+        raise TrainsimError(f"expected a fabric of {', '.join(sorted(known))}, got {name!r}", field=field,
+                            where=where)
+    return s
+
+
 _CLOS = re.compile(r"^clos\s+([0-9.]+)\s*:\s*1\s+above\s+([0-9_,]+)$")
 _GRID = re.compile(r"^(torus)\s+([0-9]+(?:\s*x\s*[0-9]+)*)$")
 _MESH = re.compile(r"^fullmesh\s+([0-9]+)$")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .topology import SWITCH, Topology
+from .topology import SWITCH, Topology, fabric_coll_eff
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class NetLevel:
     ``topology``: how the level's chips are wired (:mod:`trainsim.catalog.topology`; a non-blocking switch unless
     the catalog or the run spec says otherwise), which sets the all-to-all and ring bandwidth at scale
     (:mod:`trainsim.perf.topology`) and, where its kind has one measured, the fraction of line rate collectives
-    reach (:meth:`coll_eff`).
+    reach (:meth:`coll_eff`); ``fabric``: the network technology where its collectives are measured below line
+    rate whatever the wiring (``efa-v1``: AWS's first-generation EFA; :func:`trainsim.catalog.topology.
+    fabric_coll_eff`), "" for none.
     """
 
     name: str
@@ -91,11 +93,15 @@ class NetLevel:
     bw: float
     latency_s: float
     topology: Topology = SWITCH
+    fabric: str = ""
 
     def coll_eff(self, calibrated: float) -> float:
-        """The achievable fraction of line rate on this level: its wiring's measured one
+        """The achievable fraction of line rate on this level: its fabric's measured one
+        (:func:`~trainsim.catalog.topology.fabric_coll_eff`, first-generation EFA 0.6), else its wiring's
         (:attr:`Topology.coll_eff`, HCCL on a full mesh 0.65), else ``calibrated`` (the calibration's
         ``coll_eff`` for the level)."""
+        if self.fabric:
+            return fabric_coll_eff()[self.fabric]
         eff = self.topology.coll_eff
         return calibrated if eff is None else eff
 
