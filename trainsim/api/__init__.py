@@ -282,10 +282,10 @@ class CatalogAnswer(Answer):
     """``trainsim catalog``: rows of chips, systems or models, or one entry with every field and source."""
 
 
-def check_output_path(path, *, force: bool = False, what: str = "output") -> Path:
-    """Refuse an output path that exists (unless ``force``) or is a folder, before any work is done
-    (:func:`trainsim.io.check_output_path`)."""
-    return _check_output_path(path, force=force, what=what)
+def check_output_path(path, *, force: bool = False, what: str = "output", suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse an output path that exists (unless ``force``), is a folder or, given ``suffixes``, names another
+    format, before any work is done (:func:`trainsim.io.check_output_path`)."""
+    return _check_output_path(path, force=force, what=what, suffixes=suffixes)
 
 
 def check_output_dir(path, *, field: str, what: str = "folder") -> Path:
