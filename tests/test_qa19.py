@@ -83,6 +83,30 @@ def test_report_output_named_as_another_format_is_bad_input(tmp_path):
     assert not out.exists()
 
 
+# ---------------------------------------------------------------- 1b. serving: nothing fits names what would
+
+DSV3_8 = ("name: t\nmodel: deepseek-v3\nsystem: dgx-h100\nchips: 8\n"
+          "serving: {{input_len: 2048, output_len: 512, phase: decode, precision: {prec}}}\n")
+
+
+def test_serving_that_fits_nowhere_names_alternatives_that_fit(tmp_path):
+    """DeepSeek-V3 FP8 decode on one 8-H100 instance: 671e9 weights x 1 B / 8 = 83.9 GB = 78.1 GiB per chip,
+    plus the 4 GB (3.7 GiB) reserved buffer, is over the 80 GiB HBM before any KV cache, so nothing fits (exit 1).
+    The line said "use more chips per instance or 8-bit weights" -- weights that were already 8-bit. Now it names
+    the alternatives found by evaluating them: 16 chips (half the weights per chip, 39 GiB) and FP4 weights
+    (0.5625 B: 44 GiB) -- and each one named, stated in the spec, is an answer (exit 0)."""
+    assert 671e9 / 8 / 2**30 + 4e9 / 2**30 > 80
+    spec = tmp_path / "s.yaml"
+    spec.write_text(DSV3_8.format(prec="fp8"))
+    line = _one_line(*run_in_process(["infer", str(spec)]), 1)
+    assert "8-bit weights" not in line and "nearest alternatives: chips: 16 -> " in line, line
+    assert "serving.precision: fp4 -> " in line, line
+    spec.write_text(DSV3_8.format(prec="fp4"))
+    assert run_in_process(["infer", str(spec)])[0] == 0
+    spec.write_text(DSV3_8.format(prec="fp8").replace("chips: 8", "chips: 16"))
+    assert run_in_process(["infer", str(spec)])[0] == 0
+
+
 # ---------------------------------------------------------------- 2. serving: faster hardware never slows a step
 
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v3", "mixtral-8x7b")
@@ -206,17 +230,25 @@ def test_faster_chip_never_lengthens_a_rollout(case, seqs, rollout_len, tail, co
     assert r[1].prefill_s + r[1].decode_s <= (r[0].prefill_s + r[0].decode_s) * (1 + 1e-6), r
 
 
+@pytest.mark.parametrize("model, chips, what, seqs, frac", [
+    ("qwen3-30b-a3b", 64, "scale_out", 2048, 1.0),   # 8-chip server (tp 4, ep 8) -> 64 (tp 4, ep 64): 779.3 -> 786.6 s
+    ("llama-3.1-70b", 64, "hbm_bytes", 2048, 0.6),   # 64-chip server (tp 8, pp 8) -> 16 (tp 8, pp 2): 2,992 -> 3,005 s
+])
 @pytest.mark.xfail(strict=True, reason=(
     "the rollout server is the plan with the most decode tokens/s per chip at full batch, not the one that "
     "finishes the step's samples first: with a tail (longest sample 3x the mean) the last steps run nearly alone "
-    "at the per-step fixed cost, which a larger expert-parallel server pays more of. Qwen3-30B-A3B, 64 H100, "
-    "2,048 samples of 16,384 tokens: scale-out x1.25 moves the server from 8 chips (tp 4, ep 8) to 64 (tp 4, "
-    "ep 64) and the rollout from 779.3 s to 786.6 s (+0.9%). Fix: choose the server by generation_s "
-    "(posttrain/phases.py rollout_time), the RL phases' owner"))
-def test_more_scale_out_bandwidth_never_lengthens_a_tailed_moe_rollout():
+    "at the per-step fixed cost, which the server with the better full-batch rate may pay more of. On 64 H100, "
+    "2,048 samples of 16,384 tokens, tail 3: Qwen3-30B-A3B with scale-out x1.25 moves the server from 8 chips "
+    "(tp 4, ep 8) to 64 (tp 4, ep 64) and the rollout from 779.3 s to 786.6 s (+0.9%); Llama 3.1 70B at "
+    "rollout_memory_fraction 0.6 with HBM x1.25 from 64 chips (tp 8, pp 8) to 16 (tp 8, pp 2), 2,992 -> 3,005 s "
+    "(+0.4%). Fix: choose the server by generation_s (posttrain/phases.py rollout_time), the RL phases' owner"))
+def test_better_hardware_never_lengthens_a_tailed_rollout(model, chips, what, seqs, frac):
     from trainsim.posttrain.phases import rollout_time
 
-    arch = _arch("qwen3-30b-a3b")
-    r = [rollout_time(arch, sysm, 64, 2048, 256, 512, 16384, "bf16", 3.0)
-         for sysm in (get_system("dgx-h100"), scaled_system("dgx-h100", "scale_out", 1.25))]
+    arch = _arch(model)
+    base = get_system("dgx-h100")
+    better = base.with_(chip=base.chip.with_(hbm_bytes=base.chip.hbm_bytes * 1.25)) if what == "hbm_bytes" else \
+        scaled_system("dgx-h100", what, 1.25)
+    r = [rollout_time(arch, sysm, chips, seqs, seqs // 8, 512, 16384, "bf16", 3.0, hbm_fraction=frac)
+         for sysm in (base, better)]
     assert r[1].prefill_s + r[1].decode_s <= (r[0].prefill_s + r[0].decode_s) * (1 + 1e-6), r
