@@ -107,6 +107,44 @@ def test_serving_that_fits_nowhere_names_alternatives_that_fit(tmp_path):
     assert run_in_process(["infer", str(spec)])[0] == 0
 
 
+# ---------------------------------------------------------------- 1c. serving inputs out of physical range
+
+QWEN_SERVE = "name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nserving: {{input_len: 2048, output_len: 512, {extra}}}\n"
+
+
+@pytest.mark.parametrize("extra, field, needle", [
+    # cv^2 overflowed a Python float: 'bug: unexpected OverflowError', exit 3
+    ("output_len_cv: 1e200", "serving.output_len_cv", "= inf tokens; expected at most 100,000,000"),
+    # 2,048 + 512 x (1 + 1e10) / 2 = 2.56e12 tokens of mean context: exit 1 'needs 7,324,222.8 GiB per chip'
+    ("output_len_cv: 1e5", "serving.output_len_cv", "= 2.56e+12 tokens"),
+    # busiest / mean expert load above E / k = 128 / 8 = 16 (Qwen3-30B-A3B): was 0 tokens/s per chip, exit 0
+    ("expert_imbalance: 1e300", "serving.expert_imbalance", "at most experts / top-k = 16"),
+    ("expert_imbalance: 16.5", "serving.expert_imbalance", "at most experts / top-k = 16"),
+])
+def test_serving_input_out_of_physical_range_is_bad_input(tmp_path, extra, field, needle):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(QWEN_SERVE.format(extra=extra))
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert f"{field}:" in line and needle in line, line
+
+
+@pytest.mark.parametrize("extra", ["output_len_cv: 1.25", "expert_imbalance: 16"])
+def test_serving_input_at_its_physical_limit_is_answered(tmp_path, extra):
+    """The edge of each range is an answer: cv 1.25 (a measured spread, spec docs) and imbalance exactly E / k
+    (every token sends one copy to the busiest expert)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(QWEN_SERVE.format(extra=extra))
+    assert run_in_process(["infer", str(spec)])[0] == 0
+
+
+def test_a_huge_memory_need_prints_three_digits_not_three_hundred():
+    """numfmt.gib of 1e300 bytes printed all 291 digits of the GiB figure (prefill_tokens_per_chip: 1e300)."""
+    from trainsim.numfmt import gib
+
+    assert gib(1e300) == f"{1e300 / 2**30:.3g} GiB" and len(gib(1e300)) < 20
+    assert gib(80 * 2**30) == "80.0 GiB"
+
+
 # ---------------------------------------------------------------- 2. serving: faster hardware never slows a step
 
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v3", "mixtral-8x7b")

@@ -59,13 +59,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
-from ..types_checked import Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
+from ..types_checked import (MAX_SEQ_LEN, Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt,
+                             SeqLen)
 from ..spec import chips_as_stated, resolve_model_and_system
 from ..io import load_spec_file, yaml_shape
 
@@ -108,6 +110,20 @@ class ServingPart(BaseModel):
     host_overlap: StrictBool = True
     max_batch: PosInt | None = None
     max_output_len: SeqLen | None = None
+
+    @field_validator("output_len_cv")
+    @classmethod
+    def _cv_context(cls, v: float, info: ValidationInfo) -> float:
+        """The mean decode context ``input_len + output_len (1 + cv^2) / 2`` (:attr:`decode_context`) must be a
+        length like any other (at most MAX_SEQ_LEN tokens): ``output_len_cv: 1e200`` overflowed it (a traceback);
+        ``cv x cv``, not ``cv ** 2``, so a huge value is inf, refused here, not an OverflowError."""
+        d = info.data
+        if "input_len" in d and "output_len" in d:
+            ctx = d["input_len"] + d["output_len"] * (1.0 + v * v) / 2.0
+            if not ctx <= MAX_SEQ_LEN:
+                raise ValueError(f"output_len_cv {v:g} makes the mean decode context input_len + output_len x "
+                                 f"(1 + cv^2) / 2 = {ctx:.3g} tokens; expected at most {MAX_SEQ_LEN:,}")
+        return v
 
     @model_validator(mode="after")
     def _one_batch(self):
@@ -245,6 +261,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         if not 0 < lo <= hi:
             raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
                                 where=where)
+    _check_imbalance(spec, arch, where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
@@ -269,6 +286,27 @@ def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:
             shown = list(v) if isinstance(v, tuple) else v
             raise TrainsimError(f"{name} {shown} applies only to a MoE model; {arch.name} is dense (leave {name} "
                                 f"out{' or ' + neutral if neutral else ''})", field=field, where=where)
+
+
+def max_expert_imbalance(arch: Arch) -> float:
+    """The largest busiest / mean expert load a MoE model's routing allows: ``E / k`` (``k`` real experts per
+    token, :attr:`~trainsim.model.arch.MoEInfo.active_experts`). Each token sends at most one copy to an expert,
+    so of ``T`` tokens the busiest expert gets at most ``T``, while the mean over ``E`` experts is ``T k / E``.
+    DeepSeek-V3 (256 experts, top-8): 32; Mixtral 8x7B (8, top-2): 4. The smallest over the model's MoE layers;
+    inf for a dense model."""
+    return min((lk.moe.experts / float(lk.moe.active_experts) for lk in arch.layers if lk.moe is not None),
+               default=float("inf"))
+
+
+def _check_imbalance(spec: ServingFile, arch: Arch, where: str) -> None:
+    """Refuse an ``expert_imbalance`` (stated, or the high end of ``uncertain``) above :func:`max_expert_imbalance`:
+    no routing loads an expert more (1e300 gave 0 tokens/s per chip)."""
+    top = max_expert_imbalance(arch)
+    for field, v in (("serving.expert_imbalance", spec.serving.expert_imbalance),
+                     ("uncertain.expert_imbalance", (spec.uncertain.get("expert_imbalance") or (None, None))[1])):
+        if v is not None and v > top * (1 + 1e-12):
+            raise TrainsimError(f"expert_imbalance {v:g} is more than {arch.name}'s routing allows: at most experts / "
+                                f"top-k = {top:g} (the busiest expert gets every token)", field=field, where=where)
 
 
 def load_serving(path: str | Path) -> Serving:
