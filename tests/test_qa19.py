@@ -145,6 +145,41 @@ def test_a_huge_memory_need_prints_three_digits_not_three_hundred():
     assert gib(80 * 2**30) == "80.0 GiB"
 
 
+# ---------------------------------------------------------------- 1d. serving: uncertain ranges
+
+UNC = ("name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\n"
+       "serving: {{input_len: 2048, output_len: 512, phase: decode}}\n"
+       "reported: {{decode_tokens_per_s_per_chip: 1000}}\nuncertain: {{{unc}}}\n")
+
+
+@pytest.mark.parametrize("unc, needle", [
+    # max_batch 0.5 rounds to 0 running sequences: was evaluated (a 28 tok/s/chip 'range') through model_copy
+    ("max_batch: [0.5, 2]", "low end 0.5 is not a valid serving.max_batch"),
+    # 1e12 tokens is over MAX_SEQ_LEN (1e8), which the stated input_len may not exceed
+    ("input_len: [1000, 1e12]", "high end 1e+12 is not a valid serving.input_len"),
+    # a range that leaves out the stated output_len (512) is no range around it
+    ("output_len: [600, 900]", "leaves out the stated serving.output_len 512"),
+])
+def test_an_uncertain_end_the_spec_could_not_state_is_bad_input(tmp_path, unc, needle):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(UNC.format(unc=unc))
+    line = _one_line(*run_in_process(["infer", str(spec), "--validate"]), 2)
+    assert "uncertain." in line and needle in line, line
+
+
+def test_the_predicted_range_holds_the_nominal_prediction(tmp_path):
+    """An end with no plan is skipped: the output_len end of 1e8 tokens (a 5e7-token mean context) fits nowhere,
+    so the range was the other end's prediction alone (5,744-5,744 beside a nominal 5,288 for 1 .. 1e300
+    before ends were checked). The range now always holds the nominal prediction."""
+    from trainsim.inference.validate import error_table
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(UNC.format(unc="output_len: [256, 100000000]"))
+    row = error_table([spec], ranges=True)[0]
+    lo, hi = row["predicted_range"]
+    assert lo <= row["predicted"] <= hi and hi > lo, row
+
+
 # ---------------------------------------------------------------- 2. serving: faster hardware never slows a step
 
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v3", "mixtral-8x7b")

@@ -204,6 +204,21 @@ class ServeReported(BaseModel):
 
 
 UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance", "max_batch")
+#: the uncertain inputs that are whole numbers (tokens, sequences): an end is rounded to one
+UNCERTAIN_INTS = ("input_len", "output_len", "context_len", "max_batch")
+
+
+def uncertain_serving(part: ServingPart, field: str, value: float) -> ServingPart:
+    """The workload with the uncertain input ``field`` at one end of its range, ``value`` (whole numbers rounded;
+    a batch per chip replaces a batch per instance), validated by the same rules as the stated input -- so an
+    end the spec could not state (``max_batch`` 0.5 -> 0, an ``input_len`` of 1e12 tokens) is refused at load,
+    not evaluated (:func:`trainsim.inference.validate.predicted_range` used ``model_copy``, which checks
+    nothing)."""
+    v = int(round(value)) if field in UNCERTAIN_INTS else float(value)
+    doc = {**part.model_dump(exclude_none=True), field: v}
+    if field == "batch_per_chip":
+        doc.pop("batch", None)
+    return ServingPart.model_validate(doc)
 
 
 class ServingFile(SpecHead):
@@ -261,6 +276,17 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         if not 0 < lo <= hi:
             raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
                                 where=where)
+        stated = getattr(spec.serving, k)
+        if stated is not None and not lo <= stated <= hi:
+            raise TrainsimError(f"the range [{lo:g}, {hi:g}] leaves out the stated serving.{k} {stated:g}; expected "
+                                "a range around it", field=f"uncertain.{k}", where=where)
+        for end, v in (("low", lo), ("high", hi)):
+            try:
+                uncertain_serving(spec.serving, k, v)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                raise TrainsimError(f"the {end} end {v:g} is not a valid serving.{k}: {e['msg']}",
+                                    field=f"uncertain.{k}", where=where) from None
     _check_imbalance(spec, arch, where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
