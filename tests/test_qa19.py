@@ -180,6 +180,31 @@ def test_the_predicted_range_holds_the_nominal_prediction(tmp_path):
     assert lo <= row["predicted"] <= hi and hi > lo, row
 
 
+# ---------------------------------------------------------------- 1e. trainsim serve: bodies too deep or too large
+
+@pytest.mark.parametrize("raw, status, needle", [
+    # json.loads raised RecursionError (not a ValueError): HTTP 500 'Internal Server Error', a traceback logged
+    (b"[" * 100_000 + b"]" * 100_000, 400, "request: expected a JSON object"),
+    # a 5 MB body was read whole, parsed and echoed; a spec file may hold at most 1,000,000 characters
+    (b'{"spec": "' + b"a" * 5_000_000 + b'"}', 413, "request: larger than 1,000,000 bytes"),
+])
+def test_explorer_refuses_a_body_too_deep_or_too_large_in_one_line(raw, status, needle):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import json
+    import urllib.error
+    import urllib.request
+
+    from trainsim.serve import app as serve_app
+
+    with serve_app.background() as url:
+        req = urllib.request.Request(url + "/api/plan", data=raw, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=60)
+        assert exc.value.code == status
+        assert json.loads(exc.value.read())["error"].startswith(needle)
+
+
 # ---------------------------------------------------------------- 2. serving: faster hardware never slows a step
 
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v3", "mixtral-8x7b")
