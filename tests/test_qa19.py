@@ -145,6 +145,18 @@ def test_a_huge_memory_need_prints_three_digits_not_three_hundred():
     assert gib(80 * 2**30) == "80.0 GiB"
 
 
+def test_speculative_decoding_yielding_more_than_the_output_is_bad_input(tmp_path):
+    """1 + 100,000 x 1 accepted drafts per step on requests of 100 output tokens was timed as a 47.7 ms TPOT
+    (exit 0); a step cannot yield more tokens than the request generates. 1 + 3 x 0.7 = 3.1 <= 100 is answered."""
+    spec = tmp_path / "s.yaml"
+    base = "name: t\nmodel: llama-3.1-8b\nsystem: dgx-h100\nserving: {{input_len: 100, output_len: 100, mtp: {mtp}}}\n"
+    spec.write_text(base.format(mtp="{draft_tokens: 100000, acceptance: 1}"))
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert "= 100001 tokens per decode step, more than output_len 100" in line, line
+    spec.write_text(base.format(mtp="{draft_tokens: 3, acceptance: 0.7}"))
+    assert run_in_process(["infer", str(spec)])[0] == 0
+
+
 # ---------------------------------------------------------------- 1d. serving: uncertain ranges
 
 UNC = ("name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\n"

@@ -131,6 +131,19 @@ class ServingPart(BaseModel):
             raise ValueError("give at most one of batch (per instance) or batch_per_chip")
         return self
 
+    @model_validator(mode="after")
+    def _mtp_within_output(self):
+        """A decode step yields ``1 + draft_tokens x acceptance`` tokens per sequence (:class:`ServeSetup`
+        ``tokens_per_step``), which no step can exceed the request's ``output_len``: mtp ``{draft_tokens: 100000,
+        acceptance: 1}`` with ``output_len: 100`` was timed as 100,001 tokens per step (a 47.7 ms 'TPOT' for a
+        step of 2,450 s)."""
+        if self.mtp is not None and self.phase != "prefill":
+            per_step = 1.0 + self.mtp.draft_tokens * self.mtp.acceptance
+            if per_step > self.output_len:
+                raise ValueError(f"mtp yields 1 + draft_tokens x acceptance = {per_step:g} tokens per decode step, "
+                                 f"more than output_len {self.output_len:,} (the tokens a request generates)")
+        return self
+
     @property
     def decode_context(self) -> int:
         """Mean context (tokens) of a decode step: ``context_len`` if given, else
