@@ -157,6 +157,22 @@ def test_speculative_decoding_yielding_more_than_the_output_is_bad_input(tmp_pat
     assert run_in_process(["infer", str(spec)])[0] == 0
 
 
+@pytest.mark.parametrize("chips, plan, field, needle", [
+    # each was exit 1 'no prefill plan: no (tp, pp, ep) candidate divides the chips per instance'
+    ("16", "{ep: 3}", "plan.ep", "ep 3 does not divide the 16 chips of a pipeline stage"),
+    ("16", "{ep: 16, pp: 2}", "plan.ep", "ep 16 does not divide the 8 chips of a pipeline stage (chips 16 / pp 2)"),
+    ("16", "{tp: 8, pp: 4}", "plan.tp", "tp 8 x pp 4 does not divide chips 16"),
+    ("24", "{pp: 16}", "plan.pp", "pp 16 does not divide chips 24"),
+    ("64", "{pp: 64}", "plan.pp", "pp 64 is more than the model's 48 layers"),   # Qwen3-30B-A3B: 48 layers
+])
+def test_a_stated_serving_plan_field_no_plan_can_take_is_bad_input(tmp_path, chips, plan, field, needle):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: {chips}\n"
+                    f"serving: {{input_len: 2048, output_len: 512}}\nplan: {plan}\n")
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert f"{field}: {needle}" in line, line
+
+
 # ---------------------------------------------------------------- 1d. serving: uncertain ranges
 
 UNC = ("name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\n"

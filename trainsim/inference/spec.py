@@ -282,6 +282,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
             raise TrainsimError(f"dp {p.dp} x tp {tp} x pp {pp} != chips {spec.chips}", field="plan.dp", where=where)
+    _check_plan_divides(spec, arch, where)
     for k, (lo, hi) in spec.uncertain.items():
         if k not in UNCERTAIN_FIELDS:
             raise TrainsimError(f"uncertain: unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
@@ -325,6 +326,26 @@ def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:
             shown = list(v) if isinstance(v, tuple) else v
             raise TrainsimError(f"{name} {shown} applies only to a MoE model; {arch.name} is dense (leave {name} "
                                 f"out{' or ' + neutral if neutral else ''})", field=field, where=where)
+
+
+def _check_plan_divides(spec: ServingFile, arch: Arch, where: str) -> None:
+    """Refuse a stated plan field no serving plan can take (the search's rules, inference/search.py plan_grid): pp
+    more than the model's layers; with ``chips`` stated, pp not dividing the chips, tp x pp not dividing them, or
+    ep not dividing a pipeline stage's chips (chips / pp). Each was exit 1 'no (tp, pp, ep) candidate divides the
+    chips per instance', as if nothing fitted, instead of naming the field (Qwen3-30B-A3B, 16 chips, ep 3)."""
+    p, n = spec.plan, spec.chips
+    if p.pp is not None and p.pp > arch.n_layers:
+        raise TrainsimError(f"pp {p.pp} is more than the model's {arch.n_layers} layers", field="plan.pp", where=where)
+    if n is None:
+        return
+    pp = p.pp or 1
+    if n % pp:
+        raise TrainsimError(f"pp {pp} does not divide chips {n}", field="plan.pp", where=where)
+    if p.tp is not None and n % (p.tp * pp):
+        raise TrainsimError(f"tp {p.tp} x pp {pp} does not divide chips {n}", field="plan.tp", where=where)
+    if p.ep is not None and (n // pp) % p.ep:
+        raise TrainsimError(f"ep {p.ep} does not divide the {n // pp} chips of a pipeline stage (chips {n} / pp {pp})",
+                            field="plan.ep", where=where)
 
 
 def max_expert_imbalance(arch: Arch) -> float:
