@@ -37,7 +37,8 @@ from ..frameworks import describe_framework as _describe_framework
 from ..alternatives import alternatives, no_plan
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
-from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path, load_spec_file
+from ..io import LIMITS as INPUT_LIMITS, load_spec_file
+from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path
 from ..report.tabular import flatten
 from ..model.load import list_models, model_ids, official_counts, resolve_model
 from ..model.summary import model_summary
@@ -520,7 +521,7 @@ def stack_emitter(stack_id: str) -> str | None:
 
 
 __all__ += ["Answer", "ErrorTable", "CheckResult",
-            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir",
+            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir", "INPUT_LIMITS",
             "differing_inputs", "compare",
             "model", "catalog", "describe", "serve_settings", "framework_of",
             "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",

@@ -24,13 +24,12 @@ from starlette.staticfiles import StaticFiles
 from .. import api
 from ..api import TrainsimError, reports, scenarios
 from . import inputs as I
-from ..io import LIMITS
 from ..report import fmt
 
 CACHE_LIMIT = 4096     # memoised plan searches kept before the memo is cleared (bounded memory)
-#: largest request body read (bytes): a spec file's own limit (trainsim.io LIMITS file_chars); a request is a spec
-#: and a few edits, kilobytes, and was read whole before (a 50 MB body was parsed and echoed in the error)
-MAX_REQUEST_BYTES = LIMITS["file_chars"]
+#: largest request body read (bytes): a spec file's own limit (trainsim.io LIMITS file_chars, as api.INPUT_LIMITS);
+#: a request is a spec and a few edits, kilobytes, and was read whole before (a 50 MB body was parsed and echoed)
+MAX_REQUEST_BYTES = api.INPUT_LIMITS["file_chars"]
 
 
 def _clean(o):
