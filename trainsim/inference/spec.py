@@ -21,8 +21,10 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       precision: int8                  # bf16 | fp8 | int8 | fp4 (any case): weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
       expert_precision: fp4            # optional: routed experts' numerics when they differ (NVFP4 MoE)
       kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
-      mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
-      expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
+      mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding (a step
+                                       #   yields 1 + draft_tokens x acceptance tokens, at most output_len)
+      expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB;
+                                       #   at most experts / top-k, every token on the busiest expert)
       two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
                                        #   communication overlaps the other's compute; false where the source
                                        #   runs without it (SGLang on GB200 NVL72, part I)
@@ -39,7 +41,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       ttft_ms: 2000                    # time to first token (one prefill round)
     plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
     uncertain: {input_len: [200, 400]} # optional: inputs the source leaves open, as [low, high]; the validation
-                                       #   table reports the predicted range (one input at a time)
+                                       #   table reports the predicted range (one input at a time, with the
+                                       #   nominal); each end a valid value of its field, the stated one inside
     reported:                          # only for published deployments (validation)
       decode_tokens_per_s_per_chip: 1943
       prefill_tokens_per_s_per_chip: null
