@@ -173,6 +173,24 @@ def test_a_stated_serving_plan_field_no_plan_can_take_is_bad_input(tmp_path, chi
     assert f"{field}: {needle}" in line, line
 
 
+@pytest.mark.parametrize("system, needle", [
+    # H100 SXM: no FP4 tensor cores; dense FP8 1,979 TFLOP/s (NVIDIA H100 datasheet, SXM5)
+    ("dgx-h100", "1,979 TFLOP/s (chip has no FP4 rate: its FP8 rate"),
+    # A100: neither FP4 nor FP8; dense BF16 312 TFLOP/s (NVIDIA A100 datasheet)
+    ("dgx-a100", "312 TFLOP/s (chip has no FP4 rate: its BF16 rate"),
+])
+def test_infer_table_says_which_rate_fp4_runs_at_on_a_chip_without_fp4(tmp_path, system, needle):
+    """FP4 weights on a chip without FP4 tensor cores run at its FP8 (or BF16) rate; the terminal table said only
+    'fp4 weights' (the rate was in --json alone, as 'its FP8 (or BF16) rate'). Now a row names the rate used."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: t\nmodel: llama-3.1-8b\nsystem: {system}\nchips: 1\n"
+                    "serving: {input_len: 2048, output_len: 512, precision: fp4}\n")
+    rc, out, err = run_in_process(["infer", str(spec)])
+    assert rc == 0, err
+    flat = " ".join(ln.strip("│ ") for ln in out.splitlines())
+    assert needle in " ".join(flat.split()), out
+
+
 # ---------------------------------------------------------------- 1d. serving: uncertain ranges
 
 UNC = ("name: t\nmodel: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\n"
