@@ -68,8 +68,11 @@ def money(x: float | None, digits: int = 3) -> str:
 
 
 def gib(b: float) -> str:
-    """Bytes in GiB, one decimal: ``68.7 GiB`` (HBM capacity and memory per chip; :data:`trainsim.units.GIB`)."""
-    return f"{b / GIB:.1f} GiB"
+    """Bytes in GiB, one decimal: ``68.7 GiB`` (HBM capacity and memory per chip; :data:`trainsim.units.GIB`);
+    from a million GiB on, three significant digits (``1.37e+290 GiB``, not a 291-digit number: a serving spec's
+    ``prefill_tokens_per_chip: 1e300`` printed every digit of its need)."""
+    g = b / GIB
+    return f"{g:.3g} GiB" if abs(g) >= 1e6 else f"{g:.1f} GiB"
 
 
 def span(nominal, low=None, high=None, fn=count) -> str:

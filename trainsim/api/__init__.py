@@ -37,7 +37,8 @@ from ..frameworks import describe_framework as _describe_framework
 from ..alternatives import alternatives, no_plan
 from ..catalog.load import get_system, systems as _systems
 from ..catalog.resolve import resolve_system
-from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path, load_spec_file
+from ..io import LIMITS as INPUT_LIMITS, load_spec_file
+from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path
 from ..report.tabular import flatten
 from ..model.load import list_models, model_ids, official_counts, resolve_model
 from ..model.summary import model_summary
@@ -282,10 +283,10 @@ class CatalogAnswer(Answer):
     """``trainsim catalog``: rows of chips, systems or models, or one entry with every field and source."""
 
 
-def check_output_path(path, *, force: bool = False, what: str = "output") -> Path:
-    """Refuse an output path that exists (unless ``force``) or is a folder, before any work is done
-    (:func:`trainsim.io.check_output_path`)."""
-    return _check_output_path(path, force=force, what=what)
+def check_output_path(path, *, force: bool = False, what: str = "output", suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse an output path that exists (unless ``force``), is a folder or, given ``suffixes``, names another
+    format, before any work is done (:func:`trainsim.io.check_output_path`)."""
+    return _check_output_path(path, force=force, what=what, suffixes=suffixes)
 
 
 def check_output_dir(path, *, field: str, what: str = "folder") -> Path:
@@ -520,7 +521,7 @@ def stack_emitter(stack_id: str) -> str | None:
 
 
 __all__ += ["Answer", "ErrorTable", "CheckResult",
-            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir",
+            "ModelSummary", "CatalogAnswer", "CompareResult", "check_output_path", "check_output_dir", "INPUT_LIMITS",
             "differing_inputs", "compare",
             "model", "catalog", "describe", "serve_settings", "framework_of",
             "system", "version", "systems", "describe_system", "describe_chip", "models", "stacks", "stack",

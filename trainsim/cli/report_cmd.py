@@ -34,7 +34,8 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
     """Write a self-contained HTML report of a run or a scenario."""
     # --json / --csv print the numbers; they write the page only when -o names it (no file appears unasked)
     write_html = output is not None or not (json_ or csv_)
-    out = (api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report")  # before the work
+    out = (api.check_output_path(output or Path(file.stem + ".html"), force=force, what="report",
+                                 suffixes=(".html", ".htm"))  # before the work
            if write_html else None)
     if png is not None:
         api.check_output_dir(png, field="--png", what="PNG folder")    # before the work, not after the page

@@ -15,7 +15,7 @@ from ..model.arch import Arch
 from .calib import InferCalib, constant_sources, default_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
 from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
-from .setup import ServeSetup
+from .setup import BYTES, ServeSetup
 from .spec import Serving
 from ..catalog.load import require_usable
 from ..numfmt import gib
@@ -59,8 +59,7 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     if ev.batch.size == 0:
         return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
     if not np.any(ev.fits):
-        return (f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} "
-                f"per chip); use more chips per instance or 8-bit weights")
+        return f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} per chip)"
     if bound is None:   # no latency bound to miss: each plan that fits leaves a replica or a stage without work
         stated = (f"the stated batch (at most {float(np.max(ev.batch)):g} sequences per instance)" if kind == "decode"
                   else "the stated prompt tokens per chip")
@@ -129,6 +128,47 @@ def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
     return calib or default_calib()
 
 
+#: the next narrower numerics a spec that does not fit may take, for weights and for the KV cache
+NARROWER = {"bf16": "fp8", "fp8": "fp4", "int8": "fp4"}
+NARROWER_KV = {"bf16": "fp8"}
+
+
+def _fit_alternatives(sv: Serving, s: ServeSetup, run) -> str:
+    """The nearest changes under which a phase that fits no plan in HBM does fit, each evaluated the same way
+    (``run(setup, chips, max_chips)`` -> :class:`Evaluated`): the smallest instance that fits where the spec fixes
+    ``chips`` (the instance sizes the search offers up to 512 chips), the next narrower weights (bf16 -> fp8 ->
+    fp4; routed experts kept where already narrower) and an FP8 KV cache for a BF16 one. Each as ``field: value``
+    with the fastest fitting plan's tokens/s per chip; "" where none fits. Only changes the spec can state are
+    offered (a stated batch per chip fixes the KV per chip, so more chips alone cannot help: then none is named)."""
+    sp = sv.serving
+    out = []
+
+    def rate(ev: Evaluated) -> str:
+        return f"{float(ev.tokens_per_s_per_chip[ev.best]):,.0f} tok/s/chip" if ev.best is not None else \
+            "fits, but no plan meets the other bounds"
+
+    if sv.chips:
+        ev = run(s, None, max(512, sv.system.scale_up_size))
+        fit = np.flatnonzero(ev.fits & (ev.plans.chips * np.ones_like(ev.batch) > sv.chips))
+        if fit.size:
+            n = int(np.min((ev.plans.chips * np.ones_like(ev.batch))[fit]))
+            at = run(s, n, None)
+            out.append(f"chips: {n} -> {rate(at)}")
+    w = NARROWER.get(sp.precision)
+    if w is not None:
+        xp = sp.expert_precision if sp.expert_precision and BYTES[sp.expert_precision] <= BYTES[w] else None
+        ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp), sv.chips, None)
+        if np.any(ev.fits):
+            out.append(f"serving.precision: {w} -> {rate(ev)}")
+    k = NARROWER_KV.get(sp.kv_precision)
+    if k is not None:
+        ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision), sv.chips,
+                 None)
+        if np.any(ev.fits):
+            out.append(f"serving.kv_precision: {k} -> {rate(ev)}")
+    return "; ".join(out)
+
+
 def _phases(sv: Serving, calib: InferCalib | None,
             partial_ok: bool = False) -> tuple[ServeSetup, Evaluated | None, Evaluated | None]:
     """The setup and the evaluated prefill and decode candidates of one spec (None for a phase it does not run;
@@ -145,9 +185,12 @@ def _phases(sv: Serving, calib: InferCalib | None,
     pre = dec = None
     if sp.phase in ("prefill", "both"):
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
-        pre = best_prefill(s, sp.input_len, chips=sv.chips, max_chips=max_chips, fixed=fixed,
-                           tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
-        _require_plan("prefill", pre, ttft, partial_ok)
+
+        def run_prefill(setup: ServeSetup, chips, most) -> Evaluated:
+            return best_prefill(setup, sp.input_len, chips=chips, max_chips=most, fixed=fixed,
+                                tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
+        pre = run_prefill(s, sv.chips, max_chips)
+        _require_plan("prefill", pre, ttft, lambda: _fit_alternatives(sv, s, run_prefill), partial_ok)
     if sp.phase in ("decode", "both"):
         tpot = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
         inter = None
@@ -155,20 +198,29 @@ def _phases(sv: Serving, calib: InferCalib | None,
             assert pre is not None
             pre_tps = pre.at_best(pre.tokens_per_s_per_chip)
             inter = sp.input_len / (sp.output_len * (pre_tps if pre.best_rows is None else pre_tps[:, None]))
-        dec = best_decode(s, sp.decode_context, chips=sv.chips, max_chips=max_chips, fixed=fixed,
-                          batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
-                          max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
-                          prefill_s_per_seq_chip=inter)
-        _require_plan("decode", dec, tpot, partial_ok)
+
+        def run_decode(setup: ServeSetup, chips, most) -> Evaluated:
+            return best_decode(setup, sp.decode_context, chips=chips, max_chips=most, fixed=fixed,
+                               batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
+                               max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
+                               prefill_s_per_seq_chip=inter)
+        dec = run_decode(s, sv.chips, max_chips)
+        _require_plan("decode", dec, tpot, lambda: _fit_alternatives(sv, s, run_decode), partial_ok)
     return s, pre, dec
 
 
-def _require_plan(kind: str, ev: Evaluated, bound, partial_ok: bool = False) -> None:
+def _require_plan(kind: str, ev: Evaluated, bound, alternatives=None, partial_ok: bool = False) -> None:
     """:class:`NoPlanError` (with :func:`_no_plan`'s reason) where no candidate is feasible, over a grid of
-    constants where any grid row has none (``partial_ok``: where every grid row has none)."""
+    constants where any grid row has none (``partial_ok``: where every grid row has none); where nothing fits in
+    HBM, with ``alternatives()`` (:func:`_fit_alternatives`) when they are found, else the advice to state them."""
     if ev.best_rows is None:
         if ev.best is None:
-            raise NoPlanError(_no_plan(kind, ev, bound), field="serving")
+            msg = _no_plan(kind, ev, bound)
+            if ev.batch.size and not np.any(ev.fits):
+                alt = alternatives() if alternatives is not None else ""
+                msg += (f"; nearest alternatives: {alt}" if alt else
+                        "; more chips per instance, narrower weights or KV cache, or a smaller stated batch")
+            raise NoPlanError(msg, field="serving")
         return
     bad = np.flatnonzero(ev.best_rows < 0)
     if bad.size and (not partial_ok or bad.size == ev.best_rows.size):

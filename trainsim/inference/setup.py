@@ -108,7 +108,8 @@ class ServeSetup:
         if self.precision == "fp8" and not self.chip.peak_flops.get("fp8"):
             return "chip has no FP8 rate: BF16 rate (FP8 weights still halve the bytes)"
         if self.precision == "fp4" and not self.chip.peak_flops.get("fp4"):
-            return "chip has no FP4 rate: its FP8 (or BF16) rate (FP4 weights still cut the bytes)"
+            used = "FP8" if self.chip.peak_flops.get("fp8") else "BF16"
+            return f"chip has no FP4 rate: its {used} rate (FP4 weights still cut the bytes)"
         return f"chip {self.precision.upper()} dense rate"
 
 

@@ -21,8 +21,10 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       precision: int8                  # bf16 | fp8 | int8 | fp4 (any case): weights and GEMM inputs (W8A8; fp4 = NVFP4/MXFP4)
       expert_precision: fp4            # optional: routed experts' numerics when they differ (NVFP4 MoE)
       kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
-      mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding
-      expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB)
+      mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding (a step
+                                       #   yields 1 + draft_tokens x acceptance tokens, at most output_len)
+      expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB;
+                                       #   at most experts / top-k, every token on the busiest expert)
       two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
                                        #   communication overlaps the other's compute; false where the source
                                        #   runs without it (SGLang on GB200 NVL72, part I)
@@ -41,7 +43,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       ttft_ms: 2000                    # time to first token (one prefill round)
     plan: {tp: 1, pp: 1, ep: 160}      # optional, partial allowed; dp = chips / (tp pp), etp = chips / (pp ep)
     uncertain: {input_len: [200, 400]} # optional: inputs the source leaves open, as [low, high]; the validation
-                                       #   table reports the predicted range (one input at a time)
+                                       #   table reports the predicted range (one input at a time, with the
+                                       #   nominal); each end a valid value of its field, the stated one inside
     reported:                          # only for published deployments (validation)
       decode_tokens_per_s_per_chip: 1943
       prefill_tokens_per_s_per_chip: null
@@ -61,13 +64,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..spec import SpecHead
 from ..model.arch import Arch
-from ..types_checked import Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt, SeqLen
+from ..types_checked import (MAX_SEQ_LEN, Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt,
+                             SeqLen)
 from ..spec import chips_as_stated, resolve_model_and_system
 from ..io import load_spec_file, yaml_shape
 
@@ -111,10 +116,37 @@ class ServingPart(BaseModel):
     max_batch: PosInt | None = None
     max_output_len: SeqLen | None = None
 
+    @field_validator("output_len_cv")
+    @classmethod
+    def _cv_context(cls, v: float, info: ValidationInfo) -> float:
+        """The mean decode context ``input_len + output_len (1 + cv^2) / 2`` (:attr:`decode_context`) must be a
+        length like any other (at most MAX_SEQ_LEN tokens): ``output_len_cv: 1e200`` overflowed it (a traceback);
+        ``cv x cv``, not ``cv ** 2``, so a huge value is inf, refused here, not an OverflowError."""
+        d = info.data
+        if "input_len" in d and "output_len" in d:
+            ctx = d["input_len"] + d["output_len"] * (1.0 + v * v) / 2.0
+            if not ctx <= MAX_SEQ_LEN:
+                raise ValueError(f"output_len_cv {v:g} makes the mean decode context input_len + output_len x "
+                                 f"(1 + cv^2) / 2 = {ctx:.3g} tokens; expected at most {MAX_SEQ_LEN:,}")
+        return v
+
     @model_validator(mode="after")
     def _one_batch(self):
         if self.batch is not None and self.batch_per_chip is not None:
             raise ValueError("give at most one of batch (per instance) or batch_per_chip")
+        return self
+
+    @model_validator(mode="after")
+    def _mtp_within_output(self):
+        """A decode step yields ``1 + draft_tokens x acceptance`` tokens per sequence (:class:`ServeSetup`
+        ``tokens_per_step``), which no step can exceed the request's ``output_len``: mtp ``{draft_tokens: 100000,
+        acceptance: 1}`` with ``output_len: 100`` was timed as 100,001 tokens per step (a 47.7 ms 'TPOT' for a
+        step of 2,450 s)."""
+        if self.mtp is not None and self.phase != "prefill":
+            per_step = 1.0 + self.mtp.draft_tokens * self.mtp.acceptance
+            if per_step > self.output_len:
+                raise ValueError(f"mtp yields 1 + draft_tokens x acceptance = {per_step:g} tokens per decode step, "
+                                 f"more than output_len {self.output_len:,} (the tokens a request generates)")
         return self
 
     @property
@@ -197,6 +229,21 @@ class ServeReported(BaseModel):
 
 
 UNCERTAIN_FIELDS = ("input_len", "output_len", "context_len", "batch_per_chip", "expert_imbalance", "max_batch")
+#: the uncertain inputs that are whole numbers (tokens, sequences): an end is rounded to one
+UNCERTAIN_INTS = ("input_len", "output_len", "context_len", "max_batch")
+
+
+def uncertain_serving(part: ServingPart, field: str, value: float) -> ServingPart:
+    """The workload with the uncertain input ``field`` at one end of its range, ``value`` (whole numbers rounded;
+    a batch per chip replaces a batch per instance), validated by the same rules as the stated input -- so an
+    end the spec could not state (``max_batch`` 0.5 -> 0, an ``input_len`` of 1e12 tokens) is refused at load,
+    not evaluated (:func:`trainsim.inference.validate.predicted_range` used ``model_copy``, which checks
+    nothing)."""
+    v = int(round(value)) if field in UNCERTAIN_INTS else float(value)
+    doc = {**part.model_dump(exclude_none=True), field: v}
+    if field == "batch_per_chip":
+        doc.pop("batch", None)
+    return ServingPart.model_validate(doc)
 
 
 class ServingFile(SpecHead):
@@ -247,6 +294,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
             raise TrainsimError(f"dp {p.dp} x tp {tp} x pp {pp} != chips {spec.chips}", field="plan.dp", where=where)
+    _check_plan_divides(spec, arch, where)
     for k, (lo, hi) in spec.uncertain.items():
         if k not in UNCERTAIN_FIELDS:
             raise TrainsimError(f"uncertain: unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
@@ -254,6 +302,18 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         if not 0 < lo <= hi:
             raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
                                 where=where)
+        stated = getattr(spec.serving, k)
+        if stated is not None and not lo <= stated <= hi:
+            raise TrainsimError(f"the range [{lo:g}, {hi:g}] leaves out the stated serving.{k} {stated:g}; expected "
+                                "a range around it", field=f"uncertain.{k}", where=where)
+        for end, v in (("low", lo), ("high", hi)):
+            try:
+                uncertain_serving(spec.serving, k, v)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                raise TrainsimError(f"the {end} end {v:g} is not a valid serving.{k}: {e['msg']}",
+                                    field=f"uncertain.{k}", where=where) from None
+    _check_imbalance(spec, arch, where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
@@ -278,6 +338,47 @@ def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:
             shown = list(v) if isinstance(v, tuple) else v
             raise TrainsimError(f"{name} {shown} applies only to a MoE model; {arch.name} is dense (leave {name} "
                                 f"out{' or ' + neutral if neutral else ''})", field=field, where=where)
+
+
+def _check_plan_divides(spec: ServingFile, arch: Arch, where: str) -> None:
+    """Refuse a stated plan field no serving plan can take (the search's rules, inference/search.py plan_grid): pp
+    more than the model's layers; with ``chips`` stated, pp not dividing the chips, tp x pp not dividing them, or
+    ep not dividing a pipeline stage's chips (chips / pp). Each was exit 1 'no (tp, pp, ep) candidate divides the
+    chips per instance', as if nothing fitted, instead of naming the field (Qwen3-30B-A3B, 16 chips, ep 3)."""
+    p, n = spec.plan, spec.chips
+    if p.pp is not None and p.pp > arch.n_layers:
+        raise TrainsimError(f"pp {p.pp} is more than the model's {arch.n_layers} layers", field="plan.pp", where=where)
+    if n is None:
+        return
+    pp = p.pp or 1
+    if n % pp:
+        raise TrainsimError(f"pp {pp} does not divide chips {n}", field="plan.pp", where=where)
+    if p.tp is not None and n % (p.tp * pp):
+        raise TrainsimError(f"tp {p.tp} x pp {pp} does not divide chips {n}", field="plan.tp", where=where)
+    if p.ep is not None and (n // pp) % p.ep:
+        raise TrainsimError(f"ep {p.ep} does not divide the {n // pp} chips of a pipeline stage (chips {n} / pp {pp})",
+                            field="plan.ep", where=where)
+
+
+def max_expert_imbalance(arch: Arch) -> float:
+    """The largest busiest / mean expert load a MoE model's routing allows: ``E / k`` (``k`` real experts per
+    token, :attr:`~trainsim.model.arch.MoEInfo.active_experts`). Each token sends at most one copy to an expert,
+    so of ``T`` tokens the busiest expert gets at most ``T``, while the mean over ``E`` experts is ``T k / E``.
+    DeepSeek-V3 (256 experts, top-8): 32; Mixtral 8x7B (8, top-2): 4. The smallest over the model's MoE layers;
+    inf for a dense model."""
+    return min((lk.moe.experts / float(lk.moe.active_experts) for lk in arch.layers if lk.moe is not None),
+               default=float("inf"))
+
+
+def _check_imbalance(spec: ServingFile, arch: Arch, where: str) -> None:
+    """Refuse an ``expert_imbalance`` (stated, or the high end of ``uncertain``) above :func:`max_expert_imbalance`:
+    no routing loads an expert more (1e300 gave 0 tokens/s per chip)."""
+    top = max_expert_imbalance(arch)
+    for field, v in (("serving.expert_imbalance", spec.serving.expert_imbalance),
+                     ("uncertain.expert_imbalance", (spec.uncertain.get("expert_imbalance") or (None, None))[1])):
+        if v is not None and v > top * (1 + 1e-12):
+            raise TrainsimError(f"expert_imbalance {v:g} is more than {arch.name}'s routing allows: at most experts / "
+                                f"top-k = {top:g} (the busiest expert gets every token)", field=field, where=where)
 
 
 def load_serving(path: str | Path) -> Serving:

@@ -12,7 +12,7 @@ from statistics import median
 from ..errors import TrainsimError
 from .calib import held_out_accuracy
 from .serve import infer
-from .spec import load_serving
+from .spec import load_serving, uncertain_serving
 
 METRICS = (("decode", "decode_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
            ("prefill", "prefill_tokens_per_s_per_chip", "tokens_per_s_per_chip"),
@@ -24,8 +24,11 @@ def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "validation" / "inference"
 
 
-def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float] | None:
-    """Lowest and highest prediction of one metric as each ``uncertain`` input moves to its low and high end."""
+def predicted_range(sv, calib, pred_key: tuple[str, str], nominal: float | None = None) -> tuple[float, float] | None:
+    """Lowest and highest prediction of one metric as each ``uncertain`` input moves to its low and high end, and
+    the ``nominal`` prediction (the stated inputs, inside every range: spec.py refuses a range without its stated
+    value), so the range always holds the prediction shown beside it even where an end has no plan (an end
+    whose 1e300-token output fitted nowhere left a one-sided 5,744-5,744 beside a nominal 5,288)."""
     from dataclasses import replace
 
     if not sv.uncertain:
@@ -33,16 +36,15 @@ def predicted_range(sv, calib, pred_key: tuple[str, str]) -> tuple[float, float]
     vals = []
     for k, ends in sv.uncertain.items():
         for v in ends:
-            v = int(round(v)) if k in ("input_len", "output_len", "context_len", "max_batch") else float(v)
-            alt = replace(sv, serving=sv.serving.model_copy(update={k: v}))
-            if k == "batch_per_chip":
-                alt = replace(alt, serving=alt.serving.model_copy(update={"batch": None}))
+            alt = replace(sv, serving=uncertain_serving(sv.serving, k, v))
             try:
                 res = infer(alt, calib)
             except Exception:  # noqa: BLE001 - an end of the range with no plan just widens nothing
                 continue
             if pred_key[0] in res:
                 vals.append(res[pred_key[0]][pred_key[1]])
+    if vals and nominal is not None:
+        vals.append(nominal)
     return (min(vals), max(vals)) if vals else None
 
 
@@ -69,7 +71,8 @@ def error_table(paths=None, calib=None, ranges: bool = False, loaded: dict | Non
                              "stack": sv.reported.stack, "model": sv.arch.name, "chip": sv.system.chip.id,
                              "moe": sv.arch.is_moe, "counted": sv.reported.measurement == "saturated",
                              "measurement": sv.reported.measurement,
-                             "predicted_range": predicted_range(sv, calib, (phase, pred_key)) if ranges else None})
+                             "predicted_range": (predicted_range(sv, calib, (phase, pred_key), pred) if ranges
+                                                 else None)})
     return rows
 
 

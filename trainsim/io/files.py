@@ -60,9 +60,22 @@ def read_text(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE
     return text.removeprefix("\ufeff")
 
 
-def check_output_path(path: str | Path, *, force: bool = False, what: str = "output") -> Path:
-    """Refuse an output path that exists (unless ``force``) or is a folder; a missing folder is created later."""
+def check_suffix(path: str | Path, suffixes: tuple[str, ...], *, what: str = "output", field: str = "-o") -> Path:
+    """Refuse an output path whose extension names another format than the file written (``report -o r.pdf``
+    wrote HTML, ``sweep -o r.csv`` Parquet, each under a name that says otherwise): a path with an extension must
+    end in one of ``suffixes`` (any case); one without an extension is taken as given."""
     p = Path(path)
+    if suffixes and p.suffix and p.suffix.lower() not in suffixes:
+        raise TrainsimError(f"the {what} is written as {suffixes[0][1:].upper()}; expected a path ending in "
+                            f"{' or '.join(suffixes)}, got {p.suffix!r}", field=field, where=str(p))
+    return p
+
+
+def check_output_path(path: str | Path, *, force: bool = False, what: str = "output",
+                      suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse an output path that exists (unless ``force``), is a folder or, given ``suffixes``, names another
+    format (:func:`check_suffix`); a missing folder is created later."""
+    p = check_suffix(path, suffixes, what=what)
     if p.is_dir() and not p.is_symlink():
         raise TrainsimError(f"{what} is a folder; expected a file path", where=str(p))
     if (p.exists() or p.is_symlink()) and not force:

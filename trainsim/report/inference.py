@@ -25,6 +25,9 @@ def render_infer(res: dict) -> None:
               show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
+    # the GEMM rate the numerics run at, and why: FP4 on a chip without FP4 tensor cores runs at its FP8 (or BF16)
+    # rate (inference/setup.py peak_note), shown here as --json shows it (gemm_peak_basis), not only there
+    t.add_row("GEMM peak used", f"{res['gemm_peak_flops'] / 1e12:,.0f} TFLOP/s ({res['gemm_peak_basis']})")
     # binary units, like the GiB of the memory row below (a per-sequence MB beside a per-chip GiB did not add up)
     t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 2**10:,.1f} KiB ({res['kv_precision']})")
     t.add_row(f"KV cache per sequence (mean decode context, {res['decode_context_len']:,} tokens)",

@@ -27,6 +27,9 @@ from . import inputs as I
 from ..report import fmt
 
 CACHE_LIMIT = 4096     # memoised plan searches kept before the memo is cleared (bounded memory)
+#: largest request body read (bytes): a spec file's own limit (trainsim.io LIMITS file_chars, as api.INPUT_LIMITS);
+#: a request is a spec and a few edits, kilobytes, and was read whole before (a 50 MB body was parsed and echoed)
+MAX_REQUEST_BYTES = api.INPUT_LIMITS["file_chars"]
 
 
 def _clean(o):
@@ -211,9 +214,20 @@ def create_app(workers: int = 2, warm: bool = False) -> Starlette:
             return None, JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
     async def body_of(request: Request):
+        """The request's JSON body, or the one-line error response: a body over :data:`MAX_REQUEST_BYTES` (413; kept
+        no further than the limit), or one that is not JSON -- nested too deep for the parser included (a RecursionError,
+        which escaped as HTTP 500 and a server-log traceback for ``[`` x 100,000)."""
+        chunks, n = [], 0
+        async for chunk in request.stream():   # past the limit the rest is read and dropped (memory stays bounded;
+            n += len(chunk)                     # answering mid-upload would reset the client's connection)
+            if n <= MAX_REQUEST_BYTES:
+                chunks.append(chunk)
+        if n > MAX_REQUEST_BYTES:
+            return None, JSONResponse({"error": f"request: larger than {MAX_REQUEST_BYTES:,} bytes (a spec file's "
+                                                "limit)"}, status_code=413)
         try:
-            return await request.json(), None
-        except (ValueError, UnicodeDecodeError):
+            return json.loads(b"".join(chunks)), None
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None, JSONResponse({"error": "request: expected a JSON object"}, status_code=400)
 
     async def index(request: Request):

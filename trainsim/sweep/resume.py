@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TrainsimError
+from ..io import check_suffix
 from .writer import read_metadata, read_parts
 
 
@@ -31,8 +32,9 @@ def finished_points(spec, folder: Path) -> set[int]:
 def check_output(out: Path) -> None:
     """Refuse an output that a sweep must not replace: a symlink, a folder, or an existing file that is not a
     trainsim sweep result (Parquet with the ``trainsim.sweep.digest`` key); only the sweep's own kind of file is
-    ever overwritten."""
-    out = Path(out)
+    ever overwritten. A name with another format's extension (``-o results.csv``) is refused too
+    (:func:`trainsim.io.check_suffix`): the file is Parquet whatever it is called."""
+    out = check_suffix(out, (".parquet", ".pq"), what="sweep result")
     if out.is_symlink():
         raise TrainsimError("output is a symlink; give a plain file path (symlinks are never followed)",
                             where=str(out))
