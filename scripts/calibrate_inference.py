@@ -304,6 +304,14 @@ def render(rows, loo, insample, summary, a2a, seq, per, limits=()) -> str:
     return "\n".join(lines)
 
 
+def yaml_float(val: float) -> str:
+    """``val`` as YAML reads back a float: PyYAML's YAML 1.1 resolver takes ``4e-06`` for a string, so an
+    exponent gets a mantissa with a point (``4.0e-06``)."""
+    s = f"{val:g}"
+    mant, _, exp = s.partition("e")
+    return f"{mant}.0e{exp}" if exp and "." not in mant else s
+
+
 def write_data(a2a, seq, per, summary):
     text = DATA.read_text()
     doc = yaml.safe_load(text)
@@ -312,7 +320,7 @@ def write_data(a2a, seq, per, summary):
     for name, val in fitted:
         pat = re.compile(rf"(^  {name}:\n    value: )[^\n]*", re.M)
         pat1 = re.compile(rf"(^  {name}: {{value: )[^,]*", re.M)
-        written = f"{val:g}"
+        written = yaml_float(val)
         if pat.search(text):
             text = pat.sub(lambda m, w=written: m.group(1) + w, text)
         elif pat1.search(text):

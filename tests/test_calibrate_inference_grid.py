@@ -130,3 +130,12 @@ def test_readme_inference_table_and_data_are_the_refit(script):
         assert doc["accuracy"][k] == r["summary"][k]
     for k in ("loo_median_abs", "loo_max_abs", "loo_mean_signed", "fit_median_abs"):
         assert doc["accuracy"][k] == pytest.approx(r["summary"][k], rel=1e-3)   # written to 4 significant digits
+
+
+@pytest.mark.parametrize("val", [4e-6, 2.5e-7, 1e-5, 0.95, 0.0, 3.0])
+def test_written_constants_read_back_as_floats(script, val):
+    """PyYAML (YAML 1.1) reads ``4e-06`` as a string: the refit wrote the fitted 4 us per sequence so once and the
+    accuracy test compared '4e-06' with 4e-06; every value the script writes must read back as the same float."""
+    text = script.yaml_float(val)
+    assert yaml.safe_load(f"value: {text}")["value"] == val
+    assert isinstance(yaml.safe_load(text), float | int)
