@@ -334,9 +334,12 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
     ``max_len`` (a server's share of fewer than ``max_len / mean_len`` samples still runs one whole longest sample,
     ``(a + b) max_len`` = ``tpot(batch0) max_len`` at ``batch0`` = 1). No step costs less than one at the
     server's smallest batch ``batch0`` (``pp x dp``: one sequence per pipeline micro-batch and replica): with ``n <
-    batch0`` running, the busy replica's stages still take ``tpot(batch0)`` per token, so such a step is charged
-    ``a + b batch0`` -- the queue's steps where ``n`` is below it, and the synchronous tail's, where about one
-    sequence runs (``a + b`` extrapolated the line below ``batch0``: on 32 H100 a 2-stage server's tail at 4.13 ms
+    batch0`` running, the busy replica's stages still take ``tpot(batch0)`` per token (``b`` is the instance's
+    per-sequence cost, a replica's over ``dp``; and with experts across data-parallel ranks the idle ranks run
+    dummy forward passes in step with it: vLLM docs/serving/data_parallel_deployment.md, "expert layers across all
+    ranks are required to synchronize during every forward pass, even when there are fewer requests to be
+    processed than DP ranks"), so such a step is charged ``a + b batch0`` -- the queue's steps where ``n`` is
+    below it, and the synchronous tail's, where about one sequence runs (``a + b`` extrapolated the line below ``batch0``: on 32 H100 a 2-stage server's tail at 4.13 ms
     a step where its step is 4.23 ms, so 7 samples finished sooner than 4, qa18's property). Example (hand): one
     wave of 64 samples of mean 1,000, longest 3,000, a = 20 ms, b = 0.1 ms, batch0 = 2: 66.4 s + 0.1 ms x 2,000
     tail steps x 1 = 66.6 s.
