@@ -166,7 +166,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                     memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
                     sequences=None) -> Evaluated:
-    """Decode candidates: plans x batch grid (or the given batch).
+    """Decode candidates: plans x batch grid (or the given batch: ``batch_per_chip``, or ``batch_per_instance``,
+    one number or an array with one per plan).
 
     ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
     longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
@@ -182,9 +183,9 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     ``TPOT + B x input_len / (output_len x prefill rate x chips)`` (Sarathi-Serve, OSDI'24: prefill chunks
     stall decodes); the latency bound applies to that.
     """
-    if batch_per_instance is not None:
+    if batch_per_instance is not None:            # one number, or one per plan
         p, b = _expand(plans, [1.0])
-        b = np.full_like(b, float(batch_per_instance))
+        b = np.broadcast_to(np.asarray(batch_per_instance, dtype=np.float64), b.shape).copy()
     else:
         grid = [batch_per_chip] if batch_per_chip is not None else DECODE_BATCH_GRID
         p, bpc = _expand(plans, grid)

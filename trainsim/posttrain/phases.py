@@ -1,8 +1,9 @@
 """The phases of one RL / on-policy-distillation step, each on its own chips (seconds per step).
 
 * Rollout generation (student, inference model): the prompts are prefilled once each (samples share the prompt's
-  KV cache), then ``prompts x samples`` sequences decode ``rollout_len`` tokens on average. The serving plan and
-  batch come from :func:`trainsim.inference.serve.best_decode` on the rollout chips, timed at the mean KV length
+  KV cache), then ``prompts x samples`` sequences decode ``rollout_len`` tokens on average. The server's plan is
+  the stated one (``student.rollout_tp``), else of every serving plan on the rollout chips the one that finishes
+  the step's prefill + decode first (:func:`rollout_servers`); decode is timed at the mean KV length
   ``prompt_len + rollout_len / 2``, the batch capped by the sequences available and by the KV cache at the *mean*
   final length ``prompt_len + rollout_len`` (paged KV blocks are allocated as tokens are generated, so a wave that
   starts together peaks at ``N x mean length``: Kwon et al., SOSP'23, PagedAttention / vLLM), or, when generation
@@ -33,8 +34,11 @@ from ..catalog.types import System
 from ..alternatives import no_plan
 from ..errors import NoPlanError
 from ..inference.calib import default_calib, engine_host_calib
-from ..inference.serve import best_decode, best_prefill, setup_for
-from ..inference.search import check_tp
+from ..inference.serve import best_prefill, setup_for
+from ..inference.search import (check_tp, evaluate_decode, evaluate_prefill, idle_share_batch, instance_sizes,
+                                plan_grid)
+from ..inference.setup import ServeSetup
+from ..inference.step import ServePlans
 from ..model.arch import Arch
 from ..model.counts import count
 from ..parallel.sharding import layer_params
@@ -111,6 +115,88 @@ class RolloutTime:
         return self.prefill_s + self.decode_s
 
 
+@dataclass(frozen=True)
+class RolloutServers:
+    """Every candidate rollout server (one serving plan each) with what it takes to generate one RL step's samples
+    on the cluster's servers of that plan: numpy arrays, one value per plan (:func:`rollout_servers`)."""
+
+    plans: ServePlans
+    batch: np.ndarray              # sequences one server runs at once (:func:`server_batch`, idle replicas filled)
+    tpot_s: np.ndarray             # decode step at ``batch``
+    batch0: np.ndarray             # its smallest batch: one sequence per data-parallel micro-batch, pp x dp
+    tpot0_s: np.ndarray            # decode step at ``batch0``
+    decode_tokens_per_s_per_chip: np.ndarray    # the sequences it is given (idle replicas count) / step / chips
+    prefill_tokens_per_s_per_chip: np.ndarray   # NaN where no prefill point of the plan fits
+    decode_s: np.ndarray           # :func:`generation_s` of a server's share of the step's samples
+    prefill_s: np.ndarray          # the step's prompts at the plan's best prefill rate on every chip
+    ok: np.ndarray                 # the plan fits (weights + KV of ``batch``) and fills its replicas
+
+    @property
+    def total_s(self) -> np.ndarray:
+        """Prefill + decode seconds per plan."""
+        return self.prefill_s + self.decode_s
+
+    @property
+    def best(self) -> int | None:
+        """The server that finishes the step's generation first: the feasible plan of least prefill + decode
+        seconds (a plan with no feasible prefill point after any that has one; the first where they tie); None
+        where no plan fits."""
+        if not np.any(self.ok):
+            return None
+        t = np.where(self.ok, np.nan_to_num(self.total_s, nan=np.inf), np.inf)
+        if not np.any(np.isfinite(t)):
+            t = np.where(self.ok, self.decode_s, np.inf)
+        return int(np.argmin(t))
+
+
+def rollout_servers(s: ServeSetup, plans: ServePlans, chips: int, sequences: float, prompts: float, prompt_len: int,
+                    rollout_len: float, max_len: float, hbm_fraction: float = 1.0, continuous: bool = False,
+                    max_seqs: int | None = None, age: int = 1) -> RolloutServers:
+    """Every plan in ``plans`` as the rollout server of a step of ``sequences`` samples (mean ``rollout_len``
+    tokens, longest ``max_len``) from ``prompts`` prompts of ``prompt_len`` on ``chips``, timed the way the step
+    runs it (vectorised over the plans, no loop per plan):
+
+    * each server is given ``age x sequences / chips x`` its chips and runs :func:`server_batch` of them at once
+      (what its KV pool at :func:`held_kv_len` and ``max_seqs`` allow, :func:`kv_batch_cap`), at least its ``pp x
+      dp`` replicas' one each where the step has that many (:func:`~trainsim.inference.search.idle_share_batch`);
+      decode timed at the mean KV length ``prompt_len + rollout_len / 2``;
+    * its decode-step cost ``a + b n`` from the step at that batch and at ``pp x dp`` (:func:`decode_step_cost`),
+      and the seconds its share of the samples takes, :func:`generation_s` (the tail: ``max_len``);
+    * prefill: the step's prompts on every chip at the plan's best rate over the prefill grid (the same server
+      prefills and decodes).
+
+    :func:`rollout_time` takes :attr:`RolloutServers.best`, the plan of least prefill + decode seconds. The most
+    decode tokens/s per chip at full batch is not that plan where the samples have a tail: the last ``max_len -
+    rollout_len`` steps run almost alone at the fixed cost ``a``, which a server with the better full-batch rate
+    may pay more of. Example (qa19): Qwen3-30B-A3B, 2,048 samples of 16,384 tokens, tail 3, on 64 H100: the best
+    full-batch rate is an 8-chip server (tp 2, ep 8) at 603.5 s, and with 25% more scale-out bandwidth a 64-chip
+    one (tp 2, ep 64) at 605.8 s; the least time is an 8-chip tp 4, ep 8 server at 582.0 s on both."""
+    age = max(int(age), 1) if continuous else 1
+    ctx = prompt_len + rollout_len / 2.0
+    mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
+    want = age * float(sequences) / chips * plans.chips
+    one = evaluate_decode(s, plans, ctx, batch_per_instance=1.0, memory_context=mem_ctx, hbm_fraction=hbm_fraction)
+    cap = kv_batch_cap(s.chip.hbm_bytes * hbm_fraction, one.memory["weights"], one.memory["buffers"],
+                       one.memory["kv_cache"])
+    b_star = server_batch(want, cap, max_seqs)
+    b0 = plans.pp * plans.dp
+    batch = idle_share_batch(b_star, b0, age * float(sequences))
+    ev = evaluate_decode(s, plans, ctx, batch_per_instance=batch, memory_context=mem_ctx, hbm_fraction=hbm_fraction)
+    tpot0 = evaluate_decode(s, plans, ctx, batch_per_instance=b0).latency_s
+    tpot0 = np.where(batch > b0 * (1 + 1e-9), tpot0, ev.latency_s)
+    pre = evaluate_prefill(s, plans, prompt_len)
+    n_p = plans.chips.size
+    pre_tps = np.max(np.where(pre.ok, pre.tokens_per_s_per_chip, -np.inf).reshape(n_p, -1), axis=1)
+    pre_tps = np.where(np.isfinite(pre_tps), pre_tps, np.nan)
+    per_server = float(sequences) / np.maximum(chips / plans.chips, 1.0)
+    decode_s = generation_s(per_server, batch, ev.latency_s, b0, tpot0, rollout_len, max_len,
+                            overlapped=continuous, age=age)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prefill_s = prompts * prompt_len / (pre_tps * chips)
+    return RolloutServers(plans, batch, ev.latency_s, b0, tpot0, b_star / ev.latency_s / plans.chips, pre_tps,
+                          np.asarray(decode_s, dtype=np.float64), prefill_s, ev.ok)
+
+
 def rollout_time(arch: Arch, system: System, chips: int, sequences: float, prompts: float, prompt_len: int,
                  rollout_len: int, precision: str = "bf16", tail_factor: float = 1.0, instance_chips: int | None = None,
                  hbm_fraction: float = 1.0, continuous: bool = False, max_seqs: int | None = None,
@@ -118,7 +204,9 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     """Generation of ``sequences`` samples of ``rollout_len`` tokens (from ``prompts`` prompts) on ``chips``.
 
     ``instance_chips``: chips per rollout server (vLLM tensor parallel across them, experts sharded the same way,
-    as NeMo RL's generation ``[TP, PP]``); absent: searched. ``hbm_fraction``: HBM share the server may use.
+    as NeMo RL's generation ``[TP, PP]``): the server's layout as stated, nothing chosen; absent: every serving
+    plan up to 512 chips is a candidate and the one that finishes the step's generation first is taken
+    (:func:`rollout_servers`). ``hbm_fraction``: HBM share the server may use.
     ``continuous``: sequences enter as others finish (one-step-off generation), so the KV cache caps the batch at
     :func:`held_kv_len` per sequence instead of the final length, and one step's batch overlaps the next
     (:func:`overlapped_decode_steps`); ``tail_factor`` 1 there: partial rollouts, no sample outlasts its step.
@@ -129,77 +217,50 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     (:func:`overlapped_decode_steps`). ``host_overlap`` / ``numa_bound``: the rollout engine's host loop
     (:func:`rollout_setup`)."""
     age = max(int(age), 1) if continuous else 1
+    max_len = rollout_len * tail_factor
 
     def compute():
         s = rollout_setup(arch, system, precision, host_overlap, numa_bound)
         max_inst = min(chips, 512)
-        ctx = prompt_len + rollout_len / 2.0
-        mem_ctx = held_kv_len(prompt_len, rollout_len, continuous)
         if instance_chips:
             check_tp(arch, instance_chips, "student.rollout_tp")
-            kw = {"chips": instance_chips, "fixed": {"tp": instance_chips, "pp": 1, "ep": 1}}
+            sizes, fixed = [instance_chips], {"tp": instance_chips, "pp": 1, "ep": 1}
         else:
-            kw = {"max_chips": max_inst}
-        # the server's sequences, their limit and context: the same for the search and for its alternatives below
-        load = {"max_batch_per_chip": max(age * sequences / chips, 1e-9), "sequences": age * sequences,
-                "max_batch_per_instance": float(max_seqs) if max_seqs else None, "memory_context": mem_ctx}
-        ev = best_decode(s, ctx, hbm_fraction=hbm_fraction, **load, **kw)
-        if ev.best is None:   # nothing fits: no answer (exit 1), with the server size that would where one does
+            sizes, fixed = instance_sizes(max_inst, system.scale_up_size), None
+
+        def servers(sizes, fixed, frac):
+            return rollout_servers(s, plan_grid(s, sizes, fixed), chips, sequences, prompts, prompt_len,
+                                   rollout_len, max_len, frac, continuous, max_seqs, age)
+
+        sv = servers(sizes, fixed, hbm_fraction)
+        i = sv.best
+        if i is None:   # nothing fits: no answer (exit 1), with the server size that would where one does
             where = f"a server of {instance_chips} chips (student.rollout_tp)" if instance_chips else f"{max_inst} chips"
             hint = ""
             if instance_chips:
-                alt = best_decode(s, ctx, hbm_fraction=hbm_fraction, max_chips=max_inst, **load)
+                alt = servers(instance_sizes(max_inst, system.scale_up_size), None, hbm_fraction)
                 if alt.best is not None:
                     hint = (f"; nearest alternatives: student.rollout_tp: {alt.plans.row(alt.best)['chips']} (the "
                             "fastest server that fits; leave rollout_tp out to search it)")
-            if not hint and hbm_fraction < 1:
-                alt = best_decode(s, ctx, **load, **kw)   # the whole HBM
-                if alt.best is not None:
-                    hint = "; nearest alternatives: student.rollout_memory_fraction: 1 (the whole HBM)"
+            if not hint and hbm_fraction < 1 and servers(sizes, fixed, 1.0).best is not None:   # the whole HBM
+                hint = "; nearest alternatives: student.rollout_memory_fraction: 1 (the whole HBM)"
             raise NoPlanError(f"student {arch.name} cannot decode on {system.id}: no serving plan fits in {where}"
                               + (f" at rollout_memory_fraction {hbm_fraction:g}" if hbm_fraction < 1 else "")
                               + hint, field="student")
-        i = ev.best
-        dec_tps = float(ev.tokens_per_s_per_chip[i])
-        plan = ev.plans.row(i)
-        batch = float(ev.batch[i])
-        # the serving search times batches on a grid (..., 2, 3, 4, 6 per chip); a rollout server admits
-        # sequences until its KV blocks run out, so take the largest batch that fits, not the grid point below it
-        want = age * sequences / chips * plan["chips"]
-        kv_seq = float(ev.memory["kv_cache"][i]) / batch
-        cap = kv_batch_cap(system.chip.hbm_bytes * hbm_fraction, float(ev.memory["weights"][i]),
-                           float(ev.memory["buffers"][i]), kv_seq)
-        b_star = server_batch(want, cap, max_seqs)
-        if b_star > batch * (1 + 1e-6):
-            evb = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b_star,
-                              fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]},
-                              memory_context=mem_ctx, hbm_fraction=hbm_fraction)
-            if evb.best is not None:
-                i2 = evb.best
-                dec_tps, batch = float(evb.tokens_per_s_per_chip[i2]), float(evb.batch[i2])
-                ev, i = evb, i2
-        # the same plan at its smallest batch (one sequence per data-parallel micro-batch): per-step fixed cost
-        b0 = float(plan["pp"] * plan["dp"])
-        tpot0 = float(ev.latency_s[i])
-        if batch > b0 * (1 + 1e-9):
-            ev0 = best_decode(s, ctx, chips=plan["chips"], batch_per_instance=b0,
-                              fixed={"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"]})
-            if ev0.best is not None:
-                tpot0 = float(ev0.latency_s[ev0.best])
-        evp = best_prefill(s, prompt_len, **kw)
-        pre_tps = float(evp.tokens_per_s_per_chip[evp.best]) if evp.best is not None else float("nan")
-        return dec_tps, pre_tps, plan, batch, float(ev.latency_s[i]), b0, tpot0
+        return (float(sv.decode_tokens_per_s_per_chip[i]), float(sv.prefill_tokens_per_s_per_chip[i]),
+                sv.plans.row(i), float(sv.batch[i]), float(sv.tpot_s[i]), float(sv.batch0[i]), float(sv.tpot0_s[i]))
 
     dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
-        _key("rollout", arch, system, chips, sequences, prompt_len, rollout_len, precision, instance_chips,
-             hbm_fraction, continuous, max_seqs, age, host_overlap, numa_bound), compute)
+        _key("rollout", arch, system, chips, sequences, prompts, prompt_len, rollout_len, precision, tail_factor,
+             instance_chips, hbm_fraction, continuous, max_seqs, age, host_overlap, numa_bound), compute)
     bpc = batch / plan["chips"]
     per_instance = sequences / max(chips / plan["chips"], 1.0)
-    decode_s = generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, rollout_len * tail_factor,
-                            overlapped=continuous, age=age)
+    # the chosen server's times by the same formulas that chose it (rollout_servers)
+    decode_s = float(generation_s(per_instance, batch, tpot, b0, tpot0, rollout_len, max_len,
+                                  overlapped=continuous, age=age))
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     a, b = decode_step_cost(batch, tpot, b0, tpot0)
-    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, a, b,
+    return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, float(a), float(b),
                        idle_rollout_chips(chips, plan["chips"], age * sequences, batch))
 
 
@@ -229,8 +290,8 @@ def server_batch(want: float, kv_cap: float, max_seqs: int | None = None) -> flo
     ``async_engine: true`` workers with ``AsyncLLM.from_engine_args(AsyncEngineArgs(**llm_kwargs))`` and no
     usage context (``nemo_rl/models/generation/vllm/vllm_worker_async.py``), its synchronous ones with ``LLM``.
     Example: 256 samples per server, KV room for 300, AsyncLLM default -> 128."""
-    b = min(float(want), float(kv_cap))
-    return min(b, float(max_seqs)) if max_seqs else b
+    b = np.minimum(want, kv_cap)
+    return np.minimum(b, float(max_seqs)) if max_seqs else b
 
 
 def held_kv_len(prompt_len: float, rollout_len: float, continuous: bool) -> float:
@@ -253,9 +314,9 @@ def kv_batch_cap(usable_bytes: float, weights_bytes: float, buffer_bytes: float,
     kv_per_sequence`` (vLLM sizes its KV pool as ``gpu_memory_utilization x total - weights - peak activations``
     and admits requests while free blocks remain: Kwon et al., SOSP'23; vllm/worker/worker.py
     ``determine_num_available_blocks``). Continuous, not a point of the serving search's batch grid."""
-    if kv_bytes_per_seq <= 0:
-        return float("inf")
-    return max(usable_bytes - weights_bytes - buffer_bytes, 0.0) / kv_bytes_per_seq
+    free = np.maximum(usable_bytes - np.asarray(weights_bytes, dtype=np.float64) - buffer_bytes, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(kv_bytes_per_seq) > 0, free / kv_bytes_per_seq, np.inf)
 
 
 def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, overlapped: bool = False,
@@ -271,7 +332,17 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
     mean_len``: the fixed cost paid for the longest sample, the per-sequence cost for the tokens actually generated
     (Orca, OSDI'22 iteration-level scheduling; vLLM continuous batching), at least the longest sample's own
     ``max_len`` (a server's share of fewer than ``max_len / mean_len`` samples still runs one whole longest sample,
-    ``(a + b) max_len`` = ``tpot(batch0) max_len`` at ``batch0`` = 1).
+    ``(a + b) max_len`` = ``tpot(batch0) max_len`` at ``batch0`` = 1). No step costs less than one at the
+    server's smallest batch ``batch0`` (``pp x dp``: one sequence per pipeline micro-batch and replica): with ``n <
+    batch0`` running, the busy replica's stages still take ``tpot(batch0)`` per token (``b`` is the instance's
+    per-sequence cost, a replica's over ``dp``; and with experts across data-parallel ranks the idle ranks run
+    dummy forward passes in step with it: vLLM docs/serving/data_parallel_deployment.md, "expert layers across all
+    ranks are required to synchronize during every forward pass, even when there are fewer requests to be
+    processed than DP ranks"), so such a step is charged ``a + b batch0`` -- the queue's steps where ``n`` is
+    below it, and the synchronous tail's, where about one sequence runs (``a + b`` extrapolated the line below ``batch0``: on 32 H100 a 2-stage server's tail at 4.13 ms
+    a step where its step is 4.23 ms, so 7 samples finished sooner than 4, qa18's property). Example (hand): one
+    wave of 64 samples of mean 1,000, longest 3,000, a = 20 ms, b = 0.1 ms, batch0 = 2: 66.4 s + 0.1 ms x 2,000
+    tail steps x 1 = 66.6 s.
 
     ``overlapped``: the time per step of NeMo RL's one-step-off generation, where each step's batch overlaps the
     previous one's (:func:`overlapped_decode_steps`): the same per-sequence cost for every token, the fixed cost
@@ -283,17 +354,22 @@ def generation_s(sequences, batch, tpot_s, batch0, tpot0_s, mean_len, max_len, o
     max(1,500, 500) = 1,500 steps: 15 s + 19.2 s = 34.2 s.
     """
     age = max(int(age), 1) if overlapped else 1
-    n = max(min(age * float(sequences), float(batch)), 1e-9)
+    sequences = np.asarray(sequences, dtype=np.float64)
+    n = np.maximum(np.minimum(age * sequences, batch), 1e-9)
     a, b = decode_step_cost(batch, tpot_s, batch0, tpot0_s)
-    queue_steps = float(sequences) * mean_len / n
+    queue_steps = sequences * mean_len / n
     if overlapped:
         steps = overlapped_decode_steps(queue_steps, max_len, age)
+        below = np.maximum(batch0 - n, 0.0) * steps
     else:
-        steps = queue_steps + max(max_len - mean_len, 0.0)
+        tail_steps = np.maximum(max_len - mean_len, 0.0)
+        steps = queue_steps + tail_steps
+        below = np.maximum(batch0 - n, 0.0) * queue_steps + np.maximum(batch0 - 1.0, 0.0) * tail_steps
     # the tokens a server generates, at least the longest sample's own: a server's share of fewer than
     # max_len / mean_len samples (few samples spread over many servers, timed as fractional ones) still runs one
-    # whole longest sample, at a + b per step (qa18: 7 samples on four 8-chip servers took 0.4% less than 4)
-    return a * steps + b * max(float(sequences) * mean_len, float(max_len))
+    # whole longest sample, at a + b per step (qa18: 7 samples on four 8-chip servers took 0.4% less than 4);
+    # and a step below the smallest batch costs what one at it does (``below``: sequences short of ``batch0``)
+    return a * steps + b * (np.maximum(sequences * mean_len, max_len) + below)
 
 
 def decode_step_cost(batch, tpot_s, batch0, tpot0_s) -> tuple[float, float]:
@@ -301,8 +377,10 @@ def decode_step_cost(batch, tpot_s, batch0, tpot0_s) -> tuple[float, float]:
     time per step at ``batch`` and at its smallest batch ``batch0``: ``b = (tpot(batch) - tpot(batch0)) / (batch -
     batch0)``, ``a = tpot(batch) - b batch`` (:func:`generation_s`). Example: 26.4 ms at 64, 20.1 ms at 1: b = 0.1
     ms, a = 20 ms."""
-    b = (tpot_s - tpot0_s) / (batch - batch0) if batch > batch0 * (1 + 1e-9) else 0.0
-    return max(tpot_s - b * batch, 0.0), b
+    batch, batch0, tpot_s = (np.asarray(x, dtype=np.float64) for x in (batch, batch0, tpot_s))
+    more = batch > batch0 * (1 + 1e-9)
+    b = np.where(more, (tpot_s - tpot0_s) / np.where(more, batch - batch0, 1.0), 0.0)
+    return np.maximum(tpot_s - b * batch, 0.0), b
 
 
 def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) -> float:
@@ -335,7 +413,7 @@ def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) ->
     decides; where ``max_len / age`` decides, an upper bound within 5% (3.2 s against the run's 3.06 s in the
     test's case); on the eight-step-off Qwen3-30B point (queue-bound,
     scripts/rl_async_protocol.py) the run's period is -1.4% to +2.2% of the closed form's."""
-    return max(float(queue_steps), float(max_len) / max(int(age), 1))
+    return np.maximum(queue_steps, max_len / max(int(age), 1))
 
 
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
