@@ -238,6 +238,20 @@ def _level_override(d: Mapping, key: str, field: str, where: str | None) -> Mapp
     return sub
 
 
+def _stated_or_base(sub, b, key, name, parse, base_value, default, *, lf, where, src, inherit, default_src=None):
+    """A network level's field ``name``: stated in ``sub`` (``parse``d, sourced inline), else the base level
+    ``b``'s (``base_value(b)``, its source inherited), else ``default`` (sourced ``default_src`` when given)."""
+    if sub.get(name) is not None:
+        src[f"{key}_{name}"] = _INLINE
+        return parse(sub[name], f"{lf}.{name}", where)
+    if b is not None:
+        inherit(f"{key}_{name}")
+        return base_value(b)
+    if default_src is not None:
+        src[f"{key}_{name}"] = default_src
+    return default
+
+
 def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> System:
     _check_keys(d, SYSTEM_KEYS, field, where)
     base = load.get_system(d["base"], field=f"{field}.base", where=where) if d.get("base") is not None else None
@@ -311,16 +325,10 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
             csrc = chip.sources.get(f"{key}_bw")
             src[f"{key}_bw"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
                                        f"chip {chip.id} value" + (f"; {csrc.note}" if csrc and csrc.note else ""))
-        # latency
-        if sub.get("latency") is not None:
-            lat = _latency(sub["latency"], f"{lf}.latency", where)
-            src[f"{key}_latency"] = _INLINE
-        elif b is not None:
-            lat = b.latency_s
-            inherit(f"{key}_latency")
-        else:
-            lat = DEFAULT_LATENCY_S[key]
-            src[f"{key}_latency"] = Sourced(("assumption",), "low", f"trainsim default {LEVEL_NAMES[key]} latency")
+        lat = _stated_or_base(sub, b, key, "latency", _latency, lambda lv: lv.latency_s, DEFAULT_LATENCY_S[key],
+                              lf=lf, where=where, src=src, inherit=inherit,
+                              default_src=Sourced(("assumption",), "low",
+                                                  f"trainsim default {LEVEL_NAMES[key]} latency"))
         # topology: stated, else the base level's where its size is kept, else the chip's own scale-up wiring
         # (a board with no switch: MI300X / MI350 / 910B, hardware.yaml scale_up_topology) cut to the size, else a
         # non-blocking switch
@@ -342,14 +350,8 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
         else:
             topo = SWITCH
         # fabric (catalog/topology.py fabric_coll_eff): stated, else the base level's, else none
-        if sub.get("fabric") is not None:
-            fabric = check_fabric(sub["fabric"], f"{lf}.fabric", where)
-            src[f"{key}_fabric"] = _INLINE
-        elif b is not None:
-            fabric = b.fabric
-            inherit(f"{key}_fabric")
-        else:
-            fabric = ""
+        fabric = _stated_or_base(sub, b, key, "fabric", check_fabric, lambda lv: lv.fabric, "",
+                                 lf=lf, where=where, src=src, inherit=inherit)
         levels[key] = (size, bw, lat, topo, fabric)
 
     up_size = levels["scale_up"][0]
