@@ -486,11 +486,12 @@ def memory_breakdown(ctx: StepContext, p: Plans, tokens: Num, m: Array, states: 
                 best[k] = np.where(pick, val, best[k])
     assert best is not None   # three rank kinds were costed
     weights, grads, optim, acts = best["weights"], best["gradients"], best["optimizer"], best["activations"]
+    subtotal = best["_t"]
     buf = _zero_unit_buffers(ctx, p)
     if buf is not None:
         grads = grads + buf[1]
         weights = weights + buf[0]
-    subtotal = weights + grads + optim + acts
+        subtotal = subtotal + (buf[0] + buf[1])
     total = subtotal * (1.0 + c.alloc_margin) + c.buffer_bytes
     return {"weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
             "buffers_and_margin": total - subtotal, "total": total}
@@ -498,20 +499,15 @@ def memory_breakdown(ctx: StepContext, p: Plans, tokens: Num, m: Array, states: 
 
 def memory_total(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> Num:
     """``memory_breakdown(...)["total"]`` with the same arithmetic in the same order, for the plan search's bulk
-    pass: the rank kind is chosen on the same sums, but the parts are never selected one by one at the full shape
-    (plans x zero x recompute), only each kind's subtotal."""
+    pass: the largest of the rank kinds' sums (the rank :func:`memory_breakdown` picks) plus the ZeRO working
+    buffers (the same for every rank kind), the parts never selected one by one at the full shape (plans x zero x
+    recompute)."""
     c = ctx.calib
-    buf = _zero_unit_buffers(ctx, p)
     best_t: Num | None = None
-    sub: Num = 0.0
     for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
         tot = w + g + o + a
-        s = tot if buf is None else (w + buf[0]) + (g + buf[1]) + o + a
-        if best_t is None:
-            best_t, sub = tot, s
-        else:
-            pick = tot > best_t
-            sub = np.where(pick, s, sub)
-            best_t = np.where(pick, tot, best_t)
+        best_t = tot if best_t is None else np.maximum(best_t, tot)
     assert best_t is not None   # three rank kinds were costed
+    buf = _zero_unit_buffers(ctx, p)
+    sub = best_t if buf is None else best_t + (buf[0] + buf[1])
     return sub * (1.0 + c.alloc_margin) + c.buffer_bytes
