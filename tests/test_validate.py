@@ -156,16 +156,16 @@ def test_bad_file_is_an_error_row(tmp_path):
 def test_repository_runs_are_found():
     assert default_runs_dir() == RUNS
     files = expand_paths(None)
-    # 47 files from the research training-runs file + 83 plan-exact files of issue #13 (validation/runs/README.md;
+    # 47 files from the research training-runs file + 106 plan-exact files of issue #13 (validation/runs/README.md;
     # 6 of them AMD Instinct, issue 14 item 4)
-    assert len(files) == 47 + 83 and all(f.suffix == ".yaml" for f in files)
+    assert len(files) == 47 + 106 and all(f.suffix == ".yaml" for f in files)
     with pytest.raises(TrainsimError, match="no such file"):
         expand_paths([RUNS / "missing.yaml"])
 
 
 def test_every_repository_run_gives_a_row():
     res = validate()
-    assert len({r.run for r in res.rows}) == 47 + 83
+    assert len({r.run for r in res.rows}) == 47 + 106
     assert all(r.kind in ("steady", "whole-run", "error") for r in res.rows)
 
 
