@@ -41,6 +41,17 @@ def test_host_terms_by_hand():
     assert _host_s(g, 128) == pytest.approx(2.75 * (1.5e-4 + 128 * 21.5e-6), rel=1e-2)
 
 
+def test_serving_v0_loop_is_the_same_mechanism():
+    """Serving specs with host_overlap false (vLLM V0 points) take their per-sequence time from the same
+    engine_host_calib as rollout servers: V0's 20 ms at 200 running (vLLM issue #6801) = 100 us per sequence,
+    0.15 ms + 200 x 100 us = 20.15 ms per step (hand); an unknown loop is refused."""
+    base = default_calib()
+    v0 = engine_host_calib(base, get_chip("nvidia-h100-sxm5"), host_overlap=False, loop="vllm-v0")
+    assert _host_s(v0, 200) == pytest.approx(1.5e-4 + 200 * 20e-3 / 200, rel=1e-3)
+    with pytest.raises(ValueError, match="vllm-v0"):
+        engine_host_calib(base, get_chip("nvidia-h100-sxm5"), host_overlap=False, loop="vllm-v2")
+
+
 def test_rollout_pays_the_stated_host_loop():
     """The same NeMo RL v0.6.0 GB200 on-policy step with the rollout host loop stated overlapped and NUMA-bound vs
     neither: generation grows by about the exposed host time, steps x (host per step) -- the longest sample's

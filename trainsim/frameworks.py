@@ -117,7 +117,8 @@ def shard_group_zero(fw: str) -> tuple[int, ...]:
     """The ZeRO stages at which stack ``fw`` can shard over a group smaller than the whole dp x cp group, states
     replicated across groups (HSDP, MiCS; PyTorch FSDP's HYBRID_SHARD, MindSpeed-LLM's FSDP2 ``fsdp_size``): its
     profile's ``zero_shard_groups`` list, with its ``zero_shard_groups_source``; empty where the profile leaves it
-    out (Megatron-Core's distributed optimizer shards over the whole dp x cp group)."""
+    out: then every plan shards over the whole dp x cp group (the Megatron-Core profiles, although Megatron-Core has
+    ``--num-distributed-optimizer-instances``: left out of the search for its cost, framework_schedules.yaml)."""
     return tuple(int(z) for z in profile(fw).get("zero_shard_groups", ()))
 
 

@@ -42,7 +42,7 @@ class InferCalib:
     a2a_eff: float = 1.0
     step_overhead_s: float = 0.0
     #: host seconds per running sequence (of one scheduler) per step that the GPU waits for: fitted for engines that
-    #: overlap their host work; :func:`trainsim.inference.serve.infer` sets it to ``sync_host_s_per_seq`` for
+    #: overlap their host work; :func:`engine_host_calib` sets it to a synchronous loop's per-sequence time for
     #: ``host_overlap: false``
     seq_overhead_s: float = 0.0
     #: per-sequence host time of a synchronous engine loop (vLLM V0): scheduling, input preparation, sampling
@@ -86,20 +86,29 @@ class InferCalib:
         return replace(self, **kw)
 
 
-def engine_host_calib(calib: InferCalib, chip: Chip, *, host_overlap: bool = True,
-                      numa_bound: bool = True) -> InferCalib:
-    """``calib`` with the host terms of a decode step as the serving engine's host loop pays them.
+#: the per-sequence host time (an :class:`InferCalib` field) of each engine loop that does not overlap its host work
+SYNC_LOOP_PER_SEQ = {"vllm-v0": "sync_host_s_per_seq", "vllm-v1": "v1_sync_host_s_per_seq"}
+
+
+def engine_host_calib(calib: InferCalib, chip: Chip, *, host_overlap: bool = True, numa_bound: bool = True,
+                      loop: str = "vllm-v1") -> InferCalib:
+    """``calib`` with the host terms of a decode step as the serving engine's host loop pays them: the one place
+    serving specs (``host_overlap``) and RL rollout servers (``student.rollout_host_overlap`` /
+    ``rollout_numa_bound``) set them.
 
     A step costs ``f x (step_overhead_s + seq_overhead_s x n)`` of host time the GPU waits for (``n`` running
-    sequences of one scheduler; :mod:`.step`). ``host_overlap`` false (vLLM V1 without async scheduling: the engine
-    core schedules, prepares inputs and applies the sampled tokens between two GPU steps, vllm/v1/engine/core.py
-    ``EngineCore.step``): ``seq_overhead_s = v1_sync_host_s_per_seq`` (vLLM issue #10634: a 5-6 ms gap between two
-    decode steps at 256 running, V1 without overlap). ``f = unbound_grace_host_factor`` on a Grace host
-    (catalog ``host_cpu: grace``) whose processes are not NUMA-bound (``numa_bound`` false), else 1.
-    Example (hand): 128 running, no overlap, x86: 0.15 ms + 128 x 21.5 us = 2.90 ms per step; on an unbound
+    sequences of one scheduler; :mod:`.step`). ``host_overlap`` false: ``seq_overhead_s`` is the ``loop``'s
+    synchronous per-sequence time (:data:`SYNC_LOOP_PER_SEQ`): vLLM V1 without async scheduling (the engine core
+    schedules, prepares inputs and applies the sampled tokens between two GPU steps, vllm/v1/engine/core.py
+    ``EngineCore.step``; vLLM issue #10634: a 5-6 ms gap between two decode steps at 256 running) or vLLM V0's
+    synchronous loop (issue #6801: ~20 ms at 200). ``f = unbound_grace_host_factor`` on a Grace host (catalog
+    ``host_cpu: grace``) whose processes are not NUMA-bound (``numa_bound`` false), else 1.
+    Example (hand): 128 running, no overlap, V1, x86: 0.15 ms + 128 x 21.5 us = 2.90 ms per step; on an unbound
     Grace host x 2.75 = 7.98 ms."""
     if not host_overlap:
-        calib = calib.with_(seq_overhead_s=calib.v1_sync_host_s_per_seq)
+        if loop not in SYNC_LOOP_PER_SEQ:
+            raise ValueError(f"unknown engine loop {loop!r}: expected one of {sorted(SYNC_LOOP_PER_SEQ)}")
+        calib = calib.with_(seq_overhead_s=getattr(calib, SYNC_LOOP_PER_SEQ[loop]))
     if not numa_bound and chip.host_cpu == "grace":
         f = calib.unbound_grace_host_factor
         calib = calib.with_(seq_overhead_s=calib.seq_overhead_s * f, step_overhead_s=calib.step_overhead_s * f)

@@ -12,7 +12,7 @@ import numpy as np
 from ..catalog.types import System
 from ..errors import NoPlanError, TrainsimError
 from ..model.arch import Arch
-from .calib import InferCalib, constant_sources, default_calib, mean_tpot_bound_s
+from .calib import InferCalib, constant_sources, default_calib, engine_host_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
 from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
 from .setup import BYTES, ServeSetup
@@ -122,10 +122,9 @@ def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
         calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
     if not sp.two_batch_overlap:   # the deployment runs one batch per step: nothing hides its communication
         calib = (calib or default_calib()).with_(comm_overlap=0.0)
-    if not sp.host_overlap:        # synchronous engine loop: the GPU waits for per-sequence host work every step
-        calib = calib or default_calib()
-        calib = calib.with_(seq_overhead_s=calib.sync_host_s_per_seq)
-    return calib or default_calib()
+    # a synchronous engine loop (the serving points that state one run vLLM V0): the GPU waits for per-sequence
+    # host work every step
+    return engine_host_calib(calib or default_calib(), sv.system.chip, host_overlap=sp.host_overlap, loop="vllm-v0")
 
 
 #: the next narrower numerics a spec that does not fit may take, for weights and for the KV cache
