@@ -620,10 +620,10 @@ def attention_head_dim_factor(core: AttentionCore, ctx: StepContext) -> float:
     exp, row sum, cast: ``attn_vec_fixed_ratio`` of the matrix time at d_ref) does not, and its output rescale
     (``attn_vec_out_ratio``) grows with d; the two units run as a pipeline, so a tile takes the longer of the two
     and below the crossover the kernel is vector-bound: its FLOP rate falls in proportion to d. Ascend 910
-    (dav-c220: one cube and two vector cores per AI core): 0.606 and 0.203 at d_ref 128, the stage cycles of the
+    (dav-c220: one cube and two vector cores per AI core): 0.6063 and 0.2031 at d_ref 128, the stage cycles of the
     PTO flash-attention cost model (cann/pto-isa kernels/manual/common/flash_atten/scripts/fa_cost_model.py
     ``FitConstants``, perf/data/constants.yaml), so d = 128 is cube-bound (factor 1, the 0.40 measured there), the
-    crossover is d = 97 and d = 64 reaches 0.5 / (0.606 + 0.102) = 0.706 of the d = 128 rate. The backward (5 matmuls
+    crossover is d = 97 and d = 64 reaches 0.5 / (0.6063 + 0.1016) = 0.706 of the d = 128 rate. The backward (5 matmuls
     against the recomputed exp and dS = P (dP - D) on the vector units, FlashAttention-2 sec. 3.1.2) takes the same
     factor (assumption). Elsewhere both ratios are 0 (no head-dim term measured): factor 1. Linear-attention cores
     (no softmax) take 1."""
