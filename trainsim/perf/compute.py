@@ -5,7 +5,8 @@
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
-  the kernel's ``attn_eff`` of the BF16 peak (:func:`attention_kernel_eff`, per chip family and kernel); backward
+  the kernel's ``attn_eff`` of the BF16 peak (:func:`attention_kernel_eff`, per chip family and kernel; times
+  :func:`attention_head_dim_factor` where the family's softmax bounds small head dims); backward
   (:func:`attention_bwd`) takes :func:`attn_bwd_ratio` times the forward
   (flash), the measured sparse-attention kernel's rate for the cores it runs (:func:`dsa_bwd_rate`), or twice
   the score GEMMs and the score tensors' backward bytes (unfused).
