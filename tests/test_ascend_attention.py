@@ -103,6 +103,14 @@ def test_head_dim_64_runs_at_0706_of_head_dim_128_on_the_910():
     # crossover where cube and vector times meet: 4,104.731 d / 128 = 2,488.855 + 833.652 d / 128 -> d = 97.4
     assert attention_head_dim_factor(core(96), ctx) == pytest.approx(_tile_rate(96) / _tile_rate(128), rel=2e-3)
     assert attention_head_dim_factor(core(96), ctx) < 1.0
+    # only softmax flash cores: a score-only indexer (no values, replicated over tp), a DSA-kernel core, a linear
+    # core keep the kernel's rate
+    assert attention_head_dim_factor(AttentionCore(heads=32, qk_head_dim=128, v_head_dim=0, kv_heads=1,
+                                                   tp_replicated=True), ctx) == 1.0
+    assert attention_head_dim_factor(AttentionCore(heads=64, qk_head_dim=4, v_head_dim=4, kv_heads=1, dsa_keys=128),
+                                     ctx) == 1.0
+    assert attention_head_dim_factor(AttentionCore(heads=16, qk_head_dim=64, v_head_dim=64, kv_heads=16,
+                                                   kind="linear"), ctx) == 1.0
     # families without a measured head-dim term keep their rate at every head dim
     nv = ctx_for(None, make_system(bf16=376e12), seq=32768, calib=load_calibration()["nvidia-hopper"])
     assert attention_head_dim_factor(core(64), nv) == 1.0

@@ -626,11 +626,13 @@ def attention_head_dim_factor(core: AttentionCore, ctx: StepContext) -> float:
     ``FitConstants``, perf/data/constants.yaml), so d = 128 is cube-bound (factor 1, the 0.40 measured there), the
     crossover is d = 97 and d = 64 reaches 0.5 / (0.6063 + 0.1016) = 0.706 of the d = 128 rate. The backward (5 matmuls
     against the recomputed exp and dS = P (dP - D) on the vector units, FlashAttention-2 sec. 3.1.2) takes the same
-    factor (assumption). Elsewhere both ratios are 0 (no head-dim term measured): factor 1. Linear-attention cores
-    (no softmax) take 1."""
+    factor (assumption). Elsewhere both ratios are 0 (no head-dim term measured): factor 1. Only softmax flash
+    cores take it: a linear-attention core (no softmax), a score-only core without values (``v_head_dim`` 0: the DSA
+    lightning indexer, ReLU-weighted scores, no softmax or P V) and a core run by a sparse-attention (DSA) kernel
+    (``dsa_keys`` > 0, its own measured rates) take 1."""
     c = ctx.calib
     d = 0.5 * (core.qk_head_dim + core.v_head_dim)
-    if core.kind == "linear" or d <= 0:
+    if core.kind == "linear" or core.v_head_dim <= 0 or core.tp_replicated or core.dsa_keys > 0 or d <= 0:
         return 1.0
     return 1.0 / max(1.0, c.attn_vec_fixed_ratio * c.attn_vec_ref_head_dim / d + c.attn_vec_out_ratio)
 
