@@ -35,6 +35,11 @@ class Calib:
     attn_bwd_rate_ratio: float  # flash forward / backward FLOP rate (perf/compute.py attn_bwd_ratio)
     attn_bwd_rate_ratio_flash2: float  # the same for FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper)
     attn_block_l0_flash2: float  # short-block L0 of FlashAttention-2 on Hopper / Blackwell (perf/compute.py)
+    # head-dim term of attention kernels whose softmax runs on vector units (perf/compute.py attention_head_dim_factor):
+    # vector softmax / matrix time per score tile at the reference head dim, output rescale / matrix time, that dim
+    attn_vec_fixed_ratio: float
+    attn_vec_out_ratio: float
+    attn_vec_ref_head_dim: float
     dsa_bwd_eff: float  # sparse-attention (DSA) backward on long index lists, fraction of BF16 peak
     dsa_bwd_k0: float  # DSA backward: index-list length at half that rate (measured; constants.yaml)
     mem_eff: float  # fraction of HBM bandwidth memory-bound kernels reach

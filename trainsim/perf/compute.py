@@ -5,7 +5,8 @@
   decode) become bandwidth-bound by this max(); large ones run at the calibrated fraction of peak.
 * Attention core (:func:`attention_fwd`), flash-style causal kernel by default (Dao 2023): forward FLOPs
   2 x heads x (d_qk + d_v) x tokens x mean causal context (see :func:`trainsim.model.counts.mean_context`), at
-  the kernel's ``attn_eff`` of the BF16 peak (:func:`attention_kernel_eff`, per chip family and kernel); backward
+  the kernel's ``attn_eff`` of the BF16 peak (:func:`attention_kernel_eff`, per chip family and kernel; times
+  :func:`attention_head_dim_factor` where the family's softmax bounds small head dims); backward
   (:func:`attention_bwd`) takes :func:`attn_bwd_ratio` times the forward
   (flash), the measured sparse-attention kernel's rate for the cores it runs (:func:`dsa_bwd_rate`), or twice
   the score GEMMs and the score tensors' backward bytes (unfused).
@@ -357,9 +358,9 @@ def _core_fwd_flops(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num
 
 def _core_fwd(core: AttentionCore, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Flash forward time of one attention core (:func:`attention_fwd`, its short-block factor L / (L + L0) with
-    the kernel's L0, :func:`attention_block_l0`)."""
+    the kernel's L0, :func:`attention_block_l0`, and its head-dim factor, :func:`attention_head_dim_factor`)."""
     block = ctx.seq_len / p.cp
-    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx)
+    rate = ctx.chip.flops("bf16") * attention_kernel_eff(ctx) * attention_head_dim_factor(core, ctx)
     fl = _core_fwd_flops(core, ctx, p, tokens)
     keys = block
     if core.kind in ("sliding", "sparse"):
@@ -608,6 +609,32 @@ def attention_kernel_eff(ctx: StepContext) -> float:
     if runs_flash2_kernel(ctx):
         return min(c.attn_eff, c.attn_eff_flash2)
     return c.attn_eff
+
+
+def attention_head_dim_factor(core: AttentionCore, ctx: StepContext) -> float:
+    """Share of the kernel's head-dim-``attn_vec_ref_head_dim`` rate (``attn_eff``) a softmax attention core of
+    head dim d reaches where the kernel's softmax runs on vector units beside the matrix unit:
+
+        1 / max(1, attn_vec_fixed_ratio x d_ref / d + attn_vec_out_ratio),   d = (d_qk + d_v) / 2
+
+    Per tile of scores the matrix unit's work (Q K^T and P V) grows with d, the vector unit's softmax (row max,
+    exp, row sum, cast: ``attn_vec_fixed_ratio`` of the matrix time at d_ref) does not, and its output rescale
+    (``attn_vec_out_ratio``) grows with d; the two units run as a pipeline, so a tile takes the longer of the two
+    and below the crossover the kernel is vector-bound: its FLOP rate falls in proportion to d. Ascend 910
+    (dav-c220: one cube and two vector cores per AI core): 0.6063 and 0.2031 at d_ref 128, the stage cycles of the
+    PTO flash-attention cost model (cann/pto-isa kernels/manual/common/flash_atten/scripts/fa_cost_model.py
+    ``FitConstants``, perf/data/constants.yaml), so d = 128 is cube-bound (factor 1, the 0.40 measured there), the
+    crossover is d = 97 and d = 64 reaches 0.5 / (0.6063 + 0.1016) = 0.706 of the d = 128 rate. The backward (5 matmuls
+    against the recomputed exp and dS = P (dP - D) on the vector units, FlashAttention-2 sec. 3.1.2) takes the same
+    factor (assumption). Elsewhere both ratios are 0 (no head-dim term measured): factor 1. Only softmax flash
+    cores take it: a linear-attention core (no softmax), a score-only core without values (``v_head_dim`` 0: the DSA
+    lightning indexer, ReLU-weighted scores, no softmax or P V) and a core run by a sparse-attention (DSA) kernel
+    (``dsa_keys`` > 0, its own measured rates) take 1."""
+    c = ctx.calib
+    d = 0.5 * (core.qk_head_dim + core.v_head_dim)
+    if core.kind == "linear" or core.v_head_dim <= 0 or core.tp_replicated or core.dsa_keys > 0 or d <= 0:
+        return 1.0
+    return 1.0 / max(1.0, c.attn_vec_fixed_ratio * c.attn_vec_ref_head_dim / d + c.attn_vec_out_ratio)
 
 
 def attention_block_l0(ctx: StepContext) -> float:
