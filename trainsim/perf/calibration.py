@@ -84,6 +84,10 @@ class Calib:
     moe_layer_host_s: float  # host time exposed per MoE layer per micro-batch outside CUDA graphs (fitted)
     moe_expert_call_host_s: float  # host time per per-expert grouped-GEMM call outside CUDA graphs (fitted)
     host_time_factor_grace: float  # host (CPU) time on a Grace host / on the x86 hosts (constants.yaml; perf/step.py)
+    # a family's measured host-bound launch work per MoE layer and micro-batch, and the per-expert calls of the layer
+    # it was measured on (0: none measured; perf/step.py host_time_factor, constants.yaml families.amd-cdna4)
+    host_bound_layer_s: float
+    host_bound_layer_calls: float
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""

@@ -255,12 +255,38 @@ def host_time_factor(chip: Chip, calib: Calib) -> float:
     return calib.host_time_factor_grace if chip.host_cpu == "grace" else 1.0
 
 
-def host_time(ctx: StepContext, x86_s: Num) -> Num:
+def launch_work_factor(calib: Calib) -> float:
+    """A chip family's measured launch work of a host-bound MoE layer / what the fitted x86 terms give it:
+
+        factor = host_bound_layer_s / (moe_layer_host_s + host_bound_layer_calls x moe_expert_call_host_s)
+
+    where the family has a measurement (``calib.host_bound_layer_s`` > 0: a published micro-batch that takes as
+    long as one of twice the tokens, so that its time is the host's launch work), else 1. The denominator is
+    :func:`moe_launch_floor`'s work for one MoE layer and micro-batch. CDNA 4 (MI355X) under ROCm 7.1: 14.68 ms
+    per DeepSeek-V2-Lite layer at 48 per-expert calls (AMD's Primus MoE blog, Figure 5: micro-batch 1 and 2 take
+    0.382 and 0.390 s per micro-batch; perf/data/constants.yaml families.amd-cdna4) against 3.26 ms + 48 x
+    44.4 us = 5.39 ms at calibration.yaml's values: 2.72.
+
+    It scales the launch floor only (:func:`host_time` with ``launch``), not the host time a token-count
+    synchronisation exposes (:func:`moe_host_sync_time`), which the same figure bounds: its device-bound bars,
+    micro-batch 4, 8 and 12, take 0.584, 1.079 and 1.614 s, 0.13 s per sequence and about 0.05 s per micro-batch
+    besides (under 2 ms per layer), and with the exposed host time x 2.72 too the engine gives the micro-batch 2
+    and 4 bars 0.56 and 0.76 of the micro-batch 12 rate against the published 0.69 and 0.92
+    (tests/test_primus_amd_moe.py)."""
+    x86_s = calib.moe_layer_host_s + calib.host_bound_layer_calls * calib.moe_expert_call_host_s
+    if calib.host_bound_layer_s > 0.0 and x86_s > 0.0:
+        return calib.host_bound_layer_s / x86_s
+    return 1.0
+
+
+def host_time(ctx: StepContext, x86_s: Num, launch: bool = False) -> Num:
     """Host time of launch work that takes ``x86_s`` on an x86 host, on the host of ``ctx``'s chip:
-    ``x86_s`` x :func:`host_time_factor`. The one place the training engine scales its host-bound terms
+    ``x86_s`` x :func:`host_time_factor`, and x :func:`launch_work_factor` where ``launch`` (the launch floor,
+    :func:`moe_launch_floor`). The one place the training engine scales its host-bound terms
     (:func:`moe_host_sync_time`, :func:`moe_launch_floor`, the per-step ``step_overhead_s`` here and in
     perf/bound.py)."""
-    return x86_s * host_time_factor(ctx.system.chip, ctx.calib)
+    f = host_time_factor(ctx.system.chip, ctx.calib)
+    return x86_s * (f * launch_work_factor(ctx.calib) if launch else f)
 
 
 def moe_host_sync_time(ctx: StepContext, moe_layers: Num) -> Num:
@@ -366,14 +392,15 @@ def moe_launch_floor(ctx: StepContext, moe_layers: Num, calls_f: Num, calls_b: N
     per-expert call; the latter is fitted by scripts/calibrate.py, as each call carries PyTorch work beyond its
     launch (per-expert ``torch.split`` views and ``torch.empty`` outputs, "the CPU overheads of PyTorch ops",
     TransformerEngine issue #1499, a maintainer's answer; 20.3 us is the mean of the cuBLAS call alone, issue #7
-    above). The step takes max(device, this) per micro-batch (:func:`_stage`). Whole-iteration CUDA graphs
-    replay without launches: 0."""
+    above). On a family with a measured host-bound layer (ROCm on CDNA 4) the work is x
+    :func:`launch_work_factor`. The step takes max(device, this) per micro-batch (:func:`_stage`). Whole-iteration
+    CUDA graphs replay without launches: 0."""
     if ctx.cuda_graphs == "full":
         z = 0.0 * (moe_layers + calls_f)
         return z, z
     c = ctx.calib
-    h_f = host_time(ctx, moe_layers * c.moe_layer_host_s + calls_f * c.moe_expert_call_host_s)
-    return h_f, host_time(ctx, calls_b * c.moe_expert_call_host_s) + rerun * h_f
+    h_f = host_time(ctx, moe_layers * c.moe_layer_host_s + calls_f * c.moe_expert_call_host_s, launch=True)
+    return h_f, host_time(ctx, calls_b * c.moe_expert_call_host_s, launch=True) + rerun * h_f
 
 
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
