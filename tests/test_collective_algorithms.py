@@ -38,19 +38,24 @@ def test_hccl_all_gather_takes_log_steps_per_level():
 
 
 def test_nccl_pat_only_with_one_gpu_per_node_and_when_faster():
-    # DGX-H100 (NVLink 2 us, network 5 us). 64 ranks at stride 8 (tp 8): one per node, PAT enabled. A 1 KB gather:
-    # ring 63 network steps x 5 us = 315 us; PAT floor(log2 64) x 5 / 3.5 + 64 x 2.8 = 8.57 + 179.2 = 187.8 us
+    # DGX-H100 under NCCL's tuner (tuning.cc at 5067397c; perf/collectives.py NCCL_* tables). 64 ranks at stride 8
+    # (tp 8): one per node, PAT enabled. A 0-byte gather: the ring's best is LL, 6.6 us a call + 63 network steps at
+    # the tree's 5 us (one rank per node: "latencies are fully exposed") = 321.6 us; PAT 8.0 us a call +
+    # floor(log2 64) x 5 / 3.5 + 64 x 2.8 = 8 + 8.57 + 179.2 = 195.8 us
     sysm = systems()["dgx-h100"]
     n = np.array([64])
-    pat_lat = 6 * 5e-6 / 3.5 + 64 * 2.8e-6
+    pat_lat = 8e-6 + 6 * 5e-6 / 3.5 + 64 * 2.8e-6
     assert float(np.ravel(all_gather_time(0.0, n, np.array([8]), sysm, EFF))[0]) == pytest.approx(pat_lat, rel=1e-6)
-    # a large gather stays on the ring (PAT's bus bandwidth is 0.75 of the ring's): 8 GB over 50 GB/s NICs
+    # a large gather stays on the ring (PAT's bus bandwidth is 0.75 of the ring's), under Simple (full rate):
+    # 8 GB over 50 GB/s NICs, 8.4 us a call + 63 network steps x 14 us
     s = 8e9
-    ring = 63 / 64 * s / 50e9 + 63 * 5e-6
+    ring = 63 / 64 * s / 50e9 + 8.4e-6 + 63 * 14e-6
     assert ring < 63 / 64 * s / (0.75 * 50e9) + pat_lat
     assert float(np.ravel(all_gather_time(s, n, np.array([8]), sysm, EFF))[0]) == pytest.approx(ring, rel=1e-6)
-    # 64 ranks at stride 1 share nodes (8 a node): the ring, 56 NVLink + 7 network steps, however small
-    assert float(np.ravel(all_gather_time(0.0, n, np.array([1]), sysm, EFF))[0]) == pytest.approx(56 * 2e-6 + 7 * 5e-6)
+    # 64 ranks at stride 1 share nodes (8 a node): the ring, however small, under LL: 6.6 us + 56 NVLink steps at
+    # the proxy's 1 us floor (a ring across nodes, tuning.cc getNetOverhead) + 7 network steps x 2.7 us (ring LL)
+    assert float(np.ravel(all_gather_time(0.0, n, np.array([1]), sysm, EFF))[0]) == pytest.approx(
+        6.6e-6 + 56 * 1.0e-6 + 7 * 2.7e-6)
 
 
 def _dense(fw: str, system: str = "dgx-h100", chips: int = 64, plan: dict | None = None,

@@ -18,8 +18,8 @@ def _gb200():
 
     g = get_system("gb200-nvl72")
     # the catalog's GB200 NVL72 as the hand derivations below take it (systems.yaml): 72 GPUs of NVLink5 at 900 GB/s
-    # one way and 2 us a hop, then 400 Gb/s (50 GB/s) scale-out at 5 us
-    assert (g.levels[0].size, g.levels[0].bw, g.levels[0].latency_s) == (72, 900e9, 2e-6)
+    # one way and NCCL's LL step of 0.6 us, then 400 Gb/s (50 GB/s) scale-out at 5 us
+    assert (g.levels[0].size, g.levels[0].bw, g.levels[0].latency_s) == (72, 900e9, 0.6e-6)
     assert (g.levels[1].bw, g.levels[1].latency_s) == (50e9, 5e-6)
     return g
 
@@ -68,10 +68,12 @@ def test_rank_order_crosses_racks_with_near_certainty():
 
 
 def test_slower_of_aligned_and_placed_by_hand():
-    # all-reduce = the faster of NCCL's ring (2 x reduce-scatter: bytes (n-1)/n S at the slowest link, a host's
-    # egress shared by its members' NICs, latency one
-    # NVLink or network hop per ring step) and double binary tree (bytes n / (0.92 (n - 1)) x the ring's; latency
-    # 2 [(w_0 - 1) a_0 + ceil(log2 f_1) a_1]) (perf/collectives.py), collective efficiency 1 on both levels
+    # all-reduce = the least of NCCL's ring (2 x reduce-scatter: bytes (n-1)/n S at the slowest link, a host's
+    # egress shared by its members' NICs) and double binary tree (bytes n / (0.92 (n - 1)) x the ring's) under its
+    # protocols LL / LL128 / Simple (perf/collectives.py NCCL_* tables, tuning.cc at 5067397c: base 6.6 / 14 / 8.4
+    # us a call, NVLink steps 0.6 / 1.9 / 3.4 ring and 0.6 / 1.25 / 4.0 tree, network 2.7 / 4.0 / 14 ring and
+    # 5.0 / 8.5 / 14 tree; LL at half the rate or 1 / 3.8 of the tree's, no faster than its ceiling: 282 GB/s bus on
+    # one Blackwell node, 20.4 GB/s across more than 2), collective efficiency 1 on both levels
     from trainsim.perf.collectives import all_reduce_time
     from trainsim.posttrain.placement import slower_on_placed
 
@@ -81,33 +83,30 @@ def test_slower_of_aligned_and_placed_by_hand():
     def ar(n, size):
         return lambda system: float(np.ravel(all_reduce_time(size, np.array([n]), np.array([1]), system,
                                                               (1.0, 1.0)))[0])
-    # TP8, 256 MiB (bandwidth-bound, the ring wins on both layouts). Aligned: 2 (7/8 S / 900e9 + 7 x 2 us);
-    # placed on hosts of 4: 2 (7/8 S / (4 x 50e9) + 6 x 2 us + 1 x 5 us): 8 ring hops less one, 1 between the 2
-    # hosts; a host's egress goes at 4 x 50 GB/s, so the placed one is the slower
+    # TP8, 256 MiB (bandwidth-bound: the ring under Simple on both layouts). Aligned: 2 x 7/8 S / 900e9 + 8.4 us +
+    # 2 x 7 x 3.4 us; placed on hosts of 4: 2 x 7/8 S / (4 x 50e9) + 8.4 + 2 (6 x 3.4 + 1 x 14) us: 8 ring hops
+    # less one, 1 between the 2 hosts; a host's egress goes at 4 x 50 GB/s, so the placed one is the slower
     s = 256 * 2**20
-    aligned = 2 * (7 / 8 * s / 900e9 + 7 * 2e-6)
+    aligned = 2 * 7 / 8 * s / 900e9 + 8.4e-6 + 2 * 7 * 3.4e-6
     ring_bytes = 7 / 8 * s / (4 * 50e9)
-    placed = 2 * (ring_bytes + 6 * 2e-6 + 5e-6)
-    assert placed < 2 * ring_bytes * 8 / (0.92 * 7) + 2 * (3 * 2e-6 + 5e-6)      # the tree loses
+    placed = 2 * ring_bytes + 8.4e-6 + 2 * (6 * 3.4e-6 + 14e-6)
+    assert placed < 2 * ring_bytes * 8 / (0.92 * 7) + 8.4e-6 + 2 * (3 * 4e-6 + 14e-6)      # the tree loses
     assert ar(8, s)(g) == pytest.approx(aligned, rel=1e-12)
     assert slower_on_placed(ar(8, s), g, 128, 4, key) == pytest.approx(placed, rel=1e-12)
     assert placed > 3 * aligned
-    # TP32, 64 KiB (latency-bound). Aligned, inside one NVLink domain, ring and tree both pay 2 x 31 NVLink hops
-    # (NCCL's tree is a chain inside a node): the ring, 2 (31/32 S / 900e9 + 31 x 2 us) = 124 us. Placed over 8
-    # hosts of 4 the tree is a chain of 4 and a binary tree of depth 3 over the hosts: 2 (3 x 2 + 3 x 5) us + its
-    # bytes = 43 us, faster than the aligned ring; crossing racks cannot make the group faster, so the aligned time
-    # stands (the guard of posttrain/placement.py)
+    # TP32, 64 KiB (latency-bound, LL). Aligned, inside one NVLink domain: the ring, 6.6 us + 2 x 31 x 0.6 us + its
+    # bytes at LL's ceiling, 2 x 31/32 x S / 282e9 (half the link, 2 x 31/32 S / 450e9, would be faster) = 44.25 us.
+    # Placed over 8 hosts of 4, the tree (a chain of 4, then a binary tree of depth 3 over the hosts): 6.8 us +
+    # 2 (3 x 0.6 + 3 x 5) us + 2 S / 20.4e9 = 46.83 us, the slower: a group crossing racks is priced as placed
     s = 64 * 2**10
-    aligned = 2 * (31 / 32 * s / 900e9 + 31 * 2e-6)
-    ring_bytes = 31 / 32 * s / (4 * 50e9)
-    placed_tree = 2 * ring_bytes * 32 / (0.92 * 31) + 2 * (3 * 2e-6 + 3 * 5e-6)
+    aligned = 6.6e-6 + 62 * 0.6e-6 + 2 * 31 / 32 * s / 282e9
+    placed_tree = 6.8e-6 + 2 * (3 * 0.6e-6 + 3 * 5e-6) + 2 * s / 20.4e9
     assert ar(32, s)(g) == pytest.approx(aligned, rel=1e-12)
     assert ar(32, s)(_placed(g)) == pytest.approx(placed_tree, rel=1e-12)
-    assert placed_tree < aligned
-    assert slower_on_placed(ar(32, s), g, 128, 4, key) == pytest.approx(aligned, rel=1e-12)
+    assert slower_on_placed(ar(32, s), g, 128, 4, key) == pytest.approx(max(aligned, placed_tree), rel=1e-12)
     # a job within one domain: the aligned time, whatever the group
     assert slower_on_placed(ar(8, 256 * 2**20), g, 64, 4, key) == pytest.approx(
-        2 * (7 / 8 * 256 * 2**20 / 900e9 + 7 * 2e-6), rel=1e-12)
+        2 * 7 / 8 * 256 * 2**20 / 900e9 + 8.4e-6 + 2 * 7 * 3.4e-6, rel=1e-12)
 
 
 def _placed(g):

@@ -29,6 +29,14 @@ of level l-1 inside one domain of level l (see :mod:`trainsim.parallel.placement
   alpha_l] (tuning.cc: ``2 * ((nRanks/nNodes - 1) * intraLat + log2i(nNodes) * interLat)``); bandwidth: NCCL
   rates the tree at 0.92 of the ring's bus bandwidth and its algorithm bandwidth at half of that (tuning.cc
   ``busBw * .92`` and ``ratio *= .5``), so its bytes take n / (0.92 (n - 1)) x the ring's.
+* NCCL's protocols: NCCL runs each call under one of three protocols, LL (low latency, half the rate or less),
+  LL128 and Simple (full rate, slower steps), and its tuner takes the least of base + steps x step latency + bytes /
+  (bus bandwidth x share) over ring / tree x protocol (tuning.cc ``ncclTopoTuneModel``; ``NCCL_*`` tables below, the
+  one place they live): one base latency per call (6.6-14 us), per-step latencies per protocol whose LL row is the
+  catalog's per-level latency of an NVIDIA system (NVLink 0.6 us, network 5.0 us), and LL's bandwidth ceiling.
+  Measured nccl-tests all-reduces on 8-32 H100 at 16 B - 1 MiB: the engine at 0.77-1.15x of each
+  (validation/collectives/nccl_tests.yaml). HCCL and the plain ring keep one latency per step and no base: no
+  measurement of theirs was read.
 * All-to-all of ``S`` bytes per chip spread evenly over the n members (1/n stays local): the bytes bound for
   level l are S (w_l - w_{l-1}) / n, with w_l the members inside one level-l domain; levels are separate
   links and run concurrently: T = max_l bytes_l / B_l + sum_l alpha_l [f_l > 1].
@@ -104,6 +112,100 @@ def ring_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
     return lat
 
 
+def _ring_hops(n: Num, stride: Num, system: System) -> list[np.ndarray]:
+    """Hops of one ring pass at each level: n / w_{l-1} - n / w_l (:func:`ring_latency_s`)."""
+    within = members_within(n, stride, system)
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    out, prev = [], nn
+    for w in within:
+        here = nn / np.maximum(w.astype(np.float64), 1.0)
+        out.append(prev - here)
+        prev = here
+    return out
+
+
+def _tree_hops(n: Num, stride: Num, system: System) -> list[np.ndarray]:
+    """Steps of one tree pass (up or down) at each level: w_0 - 1 on the innermost, ceil(log2 f_l) above
+    (:func:`tree_latency_s`)."""
+    f = level_factors(n, stride, system)
+    return [f[0].astype(np.float64) - 1.0] + [np.ceil(np.log2(np.maximum(fl.astype(np.float64), 1.0))) for fl in f[1:]]
+
+
+def _nccl_step_s(lvl_latency_s: float, kind: int, algo: str, proto: int) -> float:
+    """NCCL's step latency of ``algo`` under protocol ``proto`` on a level of ``kind`` (0 NVLink, 1 network), scaled
+    by the level's latency over the LL step it states (``NCCL_STEP_US``, ``NCCL_LL_REF_US``)."""
+    return lvl_latency_s * NCCL_STEP_US[algo][kind][proto] / NCCL_LL_REF_US[kind]
+
+
+def _nccl_steps_s(hops: list[np.ndarray], nodes: np.ndarray, ppn1: np.ndarray, system: System, algo: str,
+                  proto: int) -> np.ndarray:
+    """Sum over levels of hops x NCCL's step latency of ``algo`` under protocol ``proto``. As tuning.cc charges
+    them: a ring that crosses nodes pays at least the proxy's ``NCCL_NET_OVERHEAD_S`` (x 3 under Simple) for every
+    step inside a node, and with one member per node (``ppn1``) its network steps at the tree's latency ("with
+    ppn=1 latencies are fully exposed")."""
+    lat = np.zeros(np.shape(hops[0]))
+    for i, (h, lvl) in enumerate(zip(hops, system.levels)):
+        kind = min(i, 1)
+        step: Num = _nccl_step_s(lvl.latency_s, kind, algo, proto)
+        if algo == "ring" and kind == 0:
+            floor = NCCL_NET_OVERHEAD_S * (3.0 if NCCL_PROTOCOLS[proto] == "Simple" else 1.0)
+            step = np.where(nodes > 1.0, max(float(step), floor), step)
+        elif algo == "ring":
+            step = np.where(ppn1, _nccl_step_s(lvl.latency_s, kind, "tree", proto), step)
+        lat = lat + h * step
+    return lat
+
+
+def _nccl_nodes(n: Num, stride: Num, system: System) -> np.ndarray:
+    """NCCL's nNodes: the scale-up domains the group spans."""
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    return nn / np.maximum(members_within(n, stride, system)[0].astype(np.float64), 1.0)
+
+
+def _nccl_ll_max_busbw(nodes: np.ndarray, system: System) -> np.ndarray:
+    """LL's bus-bandwidth ceiling for a group spanning ``nodes`` scale-up domains (``NCCL_LL_MAX_BUSBW_*``; an
+    unlisted family takes Hopper's)."""
+    one = NCCL_LL_MAX_BUSBW_ONE_NODE.get(system.chip.family, NCCL_LL_MAX_BUSBW_ONE_NODE["nvidia-hopper"])
+    return np.where(nodes <= 1.0, one, np.where(nodes <= 2.0, NCCL_LL_MAX_BUSBW_NODES[0], NCCL_LL_MAX_BUSBW_NODES[1]))
+
+
+def _nccl_ring_time(bytes_pass: np.ndarray, bus_bytes: np.ndarray, passes: float, n: Num, stride: Num,
+                    system: System) -> np.ndarray:
+    """NCCL's ring of ``passes`` passes (1: reduce-scatter or all-gather, 2: all-reduce) at the least of its three
+    protocols: base + passes x sum_l hops_l x step_l + passes x bytes of a pass / share, LL's bytes no faster than
+    ``bus_bytes`` / its ceiling (``NCCL_*`` tables above)."""
+    hops = _ring_hops(n, stride, system)
+    nodes = _nccl_nodes(n, stride, system)
+    ppn1 = members_within(n, stride, system)[0] <= 1
+    cap = _nccl_ll_max_busbw(nodes, system)
+    best = np.full(np.broadcast(bytes_pass, np.asarray(n)).shape, np.inf)
+    for p in range(len(NCCL_PROTOCOLS)):
+        byt = passes * bytes_pass / NCCL_RING_SHARE[p]
+        if p == 0:
+            byt = np.maximum(byt, bus_bytes / cap)
+        steps = _nccl_steps_s(hops, nodes, ppn1, system, "ring", p)
+        best = np.minimum(best, NCCL_BASE_S["ring"][p] + passes * steps + byt)
+    return best
+
+
+def _nccl_tree_time(size_bytes: np.ndarray, tree_bytes: np.ndarray, n: Num, stride: Num, system: System) -> np.ndarray:
+    """NCCL's double-binary-tree all-reduce at the least of its three protocols: base + 2 x sum_l steps_l x step_l +
+    the tree's Simple bytes time / share, LL's no faster than 2 S / its ceiling (the tree's algorithm bandwidth is
+    half its bus bandwidth, tuning.cc ``ratio *= .5``)."""
+    hops = _tree_hops(n, stride, system)
+    nodes = _nccl_nodes(n, stride, system)
+    cap = _nccl_ll_max_busbw(nodes, system)
+    best = np.full(np.broadcast(tree_bytes, np.asarray(n)).shape, np.inf)
+    for p in range(len(NCCL_PROTOCOLS)):
+        share = np.where(nodes <= 1.0, NCCL_TREE_SHARE_ONE_NODE[p], NCCL_TREE_SHARE_NODES[p])
+        byt = tree_bytes / share
+        if p == 0:
+            byt = np.maximum(byt, 2.0 * size_bytes / cap)
+        steps = _nccl_steps_s(hops, nodes, nodes < 0.0, system, "tree", p)
+        best = np.minimum(best, NCCL_BASE_S["tree"][p] + 2.0 * steps + byt)
+    return best
+
+
 def tree_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
     """Latency of NCCL's double-binary-tree all-reduce (reduce up, broadcast down) over ``n`` members at ``stride``:
     2 [(w_0 - 1) alpha_0 + sum_{l>=1} ceil(log2 f_l) alpha_l] (module docstring; tuning.cc)."""
@@ -112,6 +214,36 @@ def tree_latency_s(n: Num, stride: Num, system: System) -> np.ndarray:
     for fl, lvl in zip(f[1:], system.levels[1:]):
         lat = lat + np.ceil(np.log2(np.maximum(fl.astype(np.float64), 1.0))) * lvl.latency_s
     return 2.0 * lat
+
+
+#: NCCL's three protocols and what its tuner charges for each (NVIDIA/nccl src/graph/tuning.cc at 5067397c,
+#: ``ncclTunerConstantsDefaults`` and ``ncclTopoTuneModel``), the one place the engine holds them. NCCL prices every
+#: (algorithm, protocol) pair as base + steps x step latency + bytes / (bus bandwidth x share) and runs the least:
+#: LL (8-byte flag lines, low latency, low rate) for small messages, LL128 and Simple (full rate, slower steps)
+#: for larger ones.
+NCCL_PROTOCOLS = ("LL", "LL128", "Simple")
+#: per-call base latency (s), ``baseLatencies``: ring LL 6.6, LL128 14, Simple 8.4 us; tree 6.8, 14, 8.4 us
+NCCL_BASE_S = {"ring": (6.6e-6, 14.0e-6, 8.4e-6), "tree": (6.8e-6, 14.0e-6, 8.4e-6)}
+#: per-step latency (us), ``hwLatencies``, as (NVLink, network) x (LL, LL128, Simple): ring NVLink 0.6 / 1.9 / 3.4,
+#: network 2.7 / 4.0 / 14; tree NVLink 0.6 / 1.25 / 4.0, network 5.0 / 8.5 / 14. The catalog's per-level latency of
+#: an NVIDIA system is the tree LL step (NVLink 0.6, network 5.0 us, ``NCCL_LL_REF_US``); a level with another
+#: latency scales its row by the ratio.
+NCCL_STEP_US = {"ring": ((0.6, 1.9, 3.4), (2.7, 4.0, 14.0)), "tree": ((0.6, 1.25, 4.0), (5.0, 8.5, 14.0))}
+NCCL_LL_REF_US = (0.6, 5.0)
+#: share of the bus bandwidth each protocol reaches: ring LL 0.5, LL128 0.92 (``busBw * .5``, ``* 0.92``); tree
+#: (after the tree's own 0.92, ``TREE_BUSBW_SHARE``) LL 1 / 3.8, LL128 7 / 9 on one node and 120 / 128 across nodes
+NCCL_RING_SHARE = (0.5, 0.92, 1.0)
+NCCL_TREE_SHARE_ONE_NODE = (1.0 / 3.8, 7.0 / 9.0, 1.0)
+NCCL_TREE_SHARE_NODES = (1.0 / 3.8, 120.0 / 128.0, 1.0)
+#: LL's bus-bandwidth ceiling (bytes/s), ``llMaxBws``: on one node by GPU generation (Ampere 87.7, Hopper 141,
+#: Blackwell 282 GB/s); across 2 nodes 39.0, more 20.4 GB/s (the x86-Intel / Arm host row; AMD hosts 22.5 / 19.0)
+NCCL_LL_MAX_BUSBW_ONE_NODE = {"nvidia-ampere": 87.7e9, "nvidia-hopper": 141.0e9, "nvidia-blackwell": 282.0e9}
+NCCL_LL_MAX_BUSBW_NODES = (39.0e9, 20.4e9)
+#: the proxy's cost of a network step, a floor under every step of a ring that crosses nodes (``getNetOverhead``:
+#: 1 us on Intel and Arm hosts, 2 on AMD; tripled under Simple): ``intraLat = max(intraLat, netOverhead)``
+NCCL_NET_OVERHEAD_S = 1.0e-6
+#: PAT's base latency (``baseLatencies`` PAT, Simple only)
+NCCL_PAT_BASE_S = 8.0e-6
 
 
 #: NCCL's PAT all-gather / reduce-scatter (NCCL 2.23.4, NVIDIA/nccl 68b54236; src/graph/tuning.cc at 5067397c):
@@ -167,12 +299,15 @@ def reduce_scatter_time(size_bytes: Num, n: Num, stride: Num, system: System, ef
     b = _ring_bytes_time(size_bytes, n, stride, system, eff)
     if collective_library(system) == "hccl":
         return b + log_latency_s(n, stride, system)
-    ring = b + ring_latency_s(n, stride, system)
     if collective_library(system) != "nccl":
-        return ring
-    one_per_node = (members_within(n, stride, system)[0] <= 1) & (np.asarray(n) > 1)
-    pat = b / PAT_BUSBW_SHARE + pat_latency_s(n, stride, system)
-    return np.where(one_per_node, np.minimum(ring, pat), ring)
+        return b + ring_latency_s(n, stride, system)
+    many = np.asarray(n) > 1                   # a group of one makes no call
+    nn = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    bus = (nn - 1.0) / nn * np.asarray(size_bytes, dtype=np.float64)
+    ring = _nccl_ring_time(b, bus, 1.0, n, stride, system)
+    one_per_node = (members_within(n, stride, system)[0] <= 1) & many
+    pat = b / PAT_BUSBW_SHARE + pat_latency_s(n, stride, system) + NCCL_PAT_BASE_S
+    return np.where(many, np.where(one_per_node, np.minimum(ring, pat), ring), 0.0)
 
 
 all_gather_time = reduce_scatter_time
@@ -185,9 +320,16 @@ def all_reduce_time(size_bytes: Num, n: Num, stride: Num, system: System, eff: t
     if collective_library(system) == "hccl":
         # HCCL's NB / NHR all-reduce is a reduce-scatter and an all-gather (hcclug_000122, 'AllReduce')
         return 2.0 * (bytes_rs + log_latency_s(n, stride, system))
-    ring = 2.0 * (bytes_rs + ring_latency_s(n, stride, system))
     nn = np.maximum(np.asarray(n, dtype=np.float64), 2.0)
-    tree = 2.0 * bytes_rs * nn / (TREE_BUSBW_SHARE * (nn - 1.0)) + tree_latency_s(n, stride, system)
+    tree_bytes = 2.0 * bytes_rs * nn / (TREE_BUSBW_SHARE * (nn - 1.0))
+    if collective_library(system) == "nccl":
+        s = np.asarray(size_bytes, dtype=np.float64)
+        n1 = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+        ring = _nccl_ring_time(bytes_rs, 2.0 * (n1 - 1.0) / n1 * s, 2.0, n, stride, system)
+        tree = _nccl_tree_time(s, tree_bytes, n, stride, system)
+        return np.where(np.asarray(n) > 1, np.minimum(ring, tree), 0.0)   # a group of one makes no call
+    ring = 2.0 * (bytes_rs + ring_latency_s(n, stride, system))
+    tree = tree_bytes + tree_latency_s(n, stride, system)
     return np.minimum(ring, tree)
 
 
