@@ -62,3 +62,29 @@ def test_default_is_fused():
     run = load_run(RUNS / "primus-2512-dsv2-mi355x-32-bf16.yaml")
     d = run.training.model_copy(update={"rope_fusion": None})
     assert context(dreplace(run, training=d)).rope_fusion is True
+
+
+def test_mindspeed_llama31_8b_unfused_rope_bytes_by_hand():
+    """MindSpeed-LLM c25982e4 examples/mcore/llama31/pretrain_llama31_8b_8k_ptd.sh passes no
+    --use-fused-rotary-pos-emb (the Llama 3 8B script of the same table does), so apply_rotary_pos_emb_bshd
+    (modellink/core/models/common/embeddings/rotary_pos_embedding.py) runs (t * cos_) + (_rotate_half(t) * sin_) and
+    torch.cat((t, t_pass)): Megatron-Core's unfused ops, 24 bytes per rotated element against 4. LLaMA-3.1-8B rotates
+    32 query + 8 key heads of 128: 20 x 40 x 128 = 102,400 bytes per token and layer more in the forward; at tp 8
+    (sequence parallel) 12,800 per token a rank holds, over 1.6 TB/s x mem_eff 0.80 on the 910B2."""
+    run = load_run(RUNS / "mindspeed-ascend-llama31-8b-8.yaml")
+    ctx = context(run)
+    assert ctx.rope_fusion is False
+    lk, p = run.arch.layers[0], one_plan(tp=8)
+    extra_bytes = 20 * (32 + 8) * 128
+    assert extra_bytes == 102_400
+    unfused = float(elementwise_fwd(lk, ctx, p, 16384.0)[0])
+    fused = float(elementwise_fwd(lk, dreplace(ctx, rope_fusion=True), p, 16384.0)[0])
+    assert unfused - fused == pytest.approx(extra_bytes * 16384 / 8 / (1.6e12 * 0.80), rel=1e-9)
+
+
+def test_mindspeed_llama3_8b_keeps_fused_rope():
+    """The Llama 3 8B row of the same table passes --use-fused-rotary-pos-emb (torch_npu.npu_rotary_mul): its spec
+    leaves rope_fusion unset and the stack's default (fused) holds."""
+    run = load_run(RUNS / "mindspeed-ascend-llama3-8b-8.yaml")
+    assert run.training.rope_fusion is None
+    assert context(run).rope_fusion is True

@@ -275,7 +275,7 @@ def zero3_defaults(plan, fw: str):
 #: the engine's fallback of each runtime setting (Megatron-Core's argument defaults, with the three exceptions
 #: :func:`runtime_settings` names and sources: grad_sync_overlap, moe_dispatcher, moe_grouped_gemm)
 RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sync_overlap": True,
-                    "grad_accumulation_fusion": True, "rope_fusion": True,
+                    "grad_accumulation_fusion": True, "rope_fusion": True, "activation_fusion": True,
                     "moe_dispatcher": "alltoall",
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
@@ -285,13 +285,14 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``grad_accumulation_fusion``,
-    ``rope_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
+    ``rope_fusion``, ``activation_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled`` and
     ``moe_hybridep_num_sms``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
     a store_false flag, megatron/training/arguments.py at 847781764f; fused rotary: ``--no-rope-fusion`` likewise;
+    fused gated activation: ``--no-bias-swiglu-fusion`` / ``--no-bias-gelu-fusion`` likewise;
     none, dropless, off, unfused, Transformer
     Engine's fused attention: the
     chip's native flash kernel; fused norm / activation / rotary kernels; a learned router; FP8 delayed scaling:

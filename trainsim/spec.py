@@ -78,6 +78,10 @@ class TrainingSpec(BaseModel):
     # turn it off); false: Megatron-Core's unfused PyTorch ops (perf/compute.py unfused_rope_extra_bytes_per_token).
     # Unset: the software stack's default.
     rope_fusion: bool | None = None
+    # a gated FFN's activation (SwiGLU / GeGLU: act(x1) * x2) as one fused kernel (Megatron-Core's
+    # bias_activation_fusion; MindSpeed's npu_swiglu); false: the two PyTorch ops of Megatron-Core's MLP.forward glu
+    # (perf/compute.py act_fn_bytes_per_f: 10 bytes per intermediate element against 6). Unset: the stack's default.
+    activation_fusion: bool | None = None
     # MoE token dispatcher: 'alltoall' (one NCCL all-to-all, a copy per routed expert: Megatron-Core
     # moe_token_dispatcher_type=alltoall) or 'deepep' / 'hybridep' (Megatron-Core flex dispatcher: a token crosses
     # the scale-out network once per destination node and is fanned out over NVLink; DeepEP, NVIDIA HybridEP) or

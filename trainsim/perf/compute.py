@@ -668,7 +668,11 @@ def norm_rope_bytes(eager: bool) -> tuple[float, float]:
 
 def act_fn_bytes_per_f(act: str, eager: bool = False, relu2_unfused: bool = False) -> float:
     """HBM bytes per intermediate element of an activation function in the forward pass: SwiGLU reads 2f and
-    writes f (6 per f; eager ``F.silu(w1 x) * w3 x``, two kernels: 10 per f, :func:`elementwise_bytes_per_token`),
+    writes f (6 per f; eager ``F.silu(w1 x) * w3 x``, two kernels: 10 per f, :func:`elementwise_bytes_per_token`;
+    also a stack that runs Megatron-Core's MLP.forward ``glu`` unfused, run setting ``activation_fusion`` false:
+    ``activation_func(x[0]) * x[1]`` after ``torch.chunk``, the activation reading and writing f (4) and the product
+    reading 2f and writing f (6), megatron/core/transformer/mlp.py at core_r0.6.0; a GeGLU model is counted as
+    ``swiglu``, the same matrices and bytes),
     GELU reads and writes f (4 per f, one kernel either way); squared ReLU fused (Megatron-LM's ``@jit_fuser``
     ``squared_relu``, megatron/training/activations.py at core_r0.8.0 and megatron/core/activations.py at d98e8a6)
     reads and writes f, 4 per f, but as the two PyTorch ops ``torch.pow(F.relu(x), 2)`` without a fuser (``eager``,
@@ -838,7 +842,8 @@ def training_fp8_cast_bytes(ctx: StepContext) -> float:
 def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: float, eager: bool = False,
                                 backward_casts: bool = True, relu2_unfused: bool = False,
                                 moe_permute: bool = True, dispatch_fused: bool = False,
-                                separate_gemms: tuple[str, ...] = (), rope_unfused: bool = False) -> Num:
+                                separate_gemms: tuple[str, ...] = (), rope_unfused: bool = False,
+                                act_unfused: bool = False) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -848,8 +853,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     per-head query norm (read + write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy
     of the core's output (``AttentionCore.out_copy_bytes``), both DeepSeek-V4's
     (:mod:`trainsim.model.families.deepseek_v4`); activation function (:func:`act_fn_bytes_per_f`;
-    ``relu2_unfused``: the stack's squared ReLU as two ops) over the dense / shared intermediate and the active
-    experts';
+    ``relu2_unfused``: the stack's squared ReLU as two ops; ``act_unfused``: the gated activation as its two eager
+    ops, run setting ``activation_fusion`` false) over the dense / shared intermediate and the active experts';
     MoE: router scores (3 x 4 bytes x experts) and, with ``moe_permute``, the permute + unpermute at the generic
     k rows per token (:func:`moe_permute_bytes_per_token`, 8 k h: serving, and training stacks whose dispatcher's
     permutation is not sourced); a training step whose permutation runs as a fused kernel pair (Transformer
@@ -893,8 +898,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     for core in lk.attention:
         if eager and core.kv_heads < core.heads:
             b += 4.0 * (core.heads + core.kv_heads) * core.qk_head_dim
-    act_per_f = act_fn_bytes_per_f(lk.ffn_act, relu2_unfused=relu2_unfused)
-    b += act_fn_bytes_per_f(lk.ffn_act, eager, relu2_unfused) * lk.ffn_dim
+    act_per_f = act_fn_bytes_per_f(lk.ffn_act, act_unfused, relu2_unfused)
+    b += act_fn_bytes_per_f(lk.ffn_act, eager or act_unfused, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
         b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
@@ -1058,7 +1063,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
                                      separate_gemms=ctx.separate_gemms,
-                                     rope_unfused=not ctx.rope_fusion) * tokens / p.tp
+                                     rope_unfused=not ctx.rope_fusion,
+                                     act_unfused=not ctx.activation_fusion) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
     return hbm_time(by, ctx)

@@ -141,6 +141,7 @@ class StepContext:
     grad_sync_overlap: bool = True          # DP gradient sync overlaps the backward (False: after it, perf/step.py)
     grad_accumulation_fusion: bool = True   # wgrad GEMMs add into main_grad (False: comm_dp.grad_accumulation_bytes)
     rope_fusion: bool = True                # fused rotary kernels (False: compute.unfused_rope_extra_bytes_per_token)
+    activation_fusion: bool = True          # fused gated activation (False: two eager ops, compute.act_fn_bytes_per_f)
     moe_dispatcher: str = "alltoall"        # 'alltoall' | 'deepep' | 'hybridep' | 'allgather' (perf/comm_ep.py)
     moe_hybridep_num_sms: int = 16          # SMs of HybridEP's dispatch / combine kernels (comm_ep.dispatcher_sms)
     cuda_graphs: str = "none"               # 'none' | 'partial' | 'full' (perf/step.py moe_host_sync_time)

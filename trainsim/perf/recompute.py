@@ -68,7 +68,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         unfused = unfused_rope_extra_bytes_per_token(main) if not (ctx.rope_fusion or eager) else 0.0
         t = t + bytes_time((rope_bytes_per_token(main, rope_b) + unfused + norm_b * main.attention[0].q_norm_elems)
                            * tokens, ctx, p)
-    act = act_fn_bytes_per_f(lk.ffn_act, eager, ctx.relu2_unfused)
+    act = act_fn_bytes_per_f(lk.ffn_act, eager or not ctx.activation_fusion, ctx.relu2_unfused)
     if "mlp" in mods and lk.moe is None:
         g = _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
         t = t + g + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g)   # its tp gather / reduce-scatter again
