@@ -162,3 +162,15 @@ def test_layer_experts_spread_unless_the_gate_balances_them():
 
     assert t(fc1, ctx) / t(fc1, equal) == pytest.approx(2.49367 / 2.0, rel=1e-5)
     assert t(down, ctx) / t(down, equal) == pytest.approx(1.0, rel=1e-5)   # R = 7 (4 sigma below): < 1e-5
+
+
+def test_expected_waves_small_counts_stay_physical():
+    """An expert that receives no or a few rows: finite waves, and the tile x wave term never above 1 (the waves
+    are never fewer than M N / (tile_m tile_n units), here 1 x 4,096 / (256 x 128 x 74) = 0.0017: q = 1 there)."""
+    m = np.array([0.0, 0.0, 1.0, 3.0, 50.0])
+    var = np.array([0.0, 0.5, 1.0, 2.9, 48.0])
+    w = expected_waves(m, var, 4096.0, 256.0, 128.0, 74.0)
+    assert np.all(np.isfinite(w)) and np.all(w > 0.0)
+    q = gemm_shape_eff(np.maximum(m, 1.0), 4096.0, 7168.0, 256.0, 128.0, 0.0, 74.0, 0.0, 1.0, w)
+    assert np.all(q <= 1.0) and np.all(q > 0.0)
+    assert float(gemm_shape_eff(1.0, 4096.0, 7168.0, 256.0, 128.0, 0.0, 74.0, 0.0, 1.0, 1e-9)) == pytest.approx(1.0)

@@ -54,8 +54,9 @@ def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, un
     m = np.maximum(np.asarray(m, dtype=np.float64), 1.0)
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
     steps = k0 + np.maximum(k + (1.0 - epi_overlap) * k_epi, k_epi)
-    if waves is not None:
-        return m * n / (tile_m * tile_n * units * np.asarray(waves, dtype=np.float64)) * (k / steps)
+    if waves is not None:   # never fewer waves than the rows and columns fill: the tile x wave term stays <= 1
+        w = np.maximum(np.asarray(waves, dtype=np.float64), m * n / (tile_m * tile_n * units))
+        return m * n / (tile_m * tile_n * units * w) * (k / steps)
     tm, tn = np.ceil(m / tile_m), np.ceil(n / tile_n)
     tile_q = (m / (tm * tile_m)) * (n / (tn * tile_n))
     tiles = tm * tn
@@ -129,9 +130,9 @@ def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: 
     deepseek-ai/DeepGEMM README @ 38f8ef7). Not priced: the overlap of the 4 streams' GEMMs, which can fill one
     expert's last wave with the next expert's tiles (DeepGEMM's one persistent launch pools all groups' tiles:
     ``Scheduler`` @ a6d97a1)."""
-    mu = np.asarray(m, dtype=np.float64)
+    mu = np.maximum(np.asarray(m, dtype=np.float64), 1.0)     # as gemm_shape_eff: at least one row
     sd = np.sqrt(np.maximum(np.asarray(m_var, dtype=np.float64), 0.0))
-    tn = np.ceil(np.asarray(n, dtype=np.float64) / tile_n)
+    tn = np.ceil(np.maximum(np.asarray(n, dtype=np.float64), 1.0) / tile_n)
     mu, sd, tn, tm, u = np.broadcast_arrays(mu, sd, tn, np.asarray(tile_m, dtype=np.float64),
                                             np.asarray(units, dtype=np.float64))
     base = np.ceil(np.ceil(mu / tm) * tn / u)
