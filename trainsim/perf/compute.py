@@ -34,7 +34,7 @@ from ..parallel.plan import Plans
 
 
 def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, units: Num, k_epi: Num = 0.0,
-                   epi_overlap: Num = 0.0) -> Num:
+                   epi_overlap: Num = 0.0, waves: Num | None = None) -> Num:
     """Fraction of the large-GEMM rate a GEMM of this shape reaches: tile x wave x K-loop quantisation.
 
     A GEMM is cut into ``tile_m`` x ``tile_n`` output tiles (the last row and column of tiles partly empty: tile
@@ -47,14 +47,21 @@ def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, un
     Guide" (2023), sections on tile and wave quantisation; the epilogue as DeepGEMM's H800 FP8 table shows it
     (tests/test_gemm_shape.py). No fitted constant: tiles, k0, units and the overlap are hardware / kernel facts
     (perf/data/constants.yaml). Large GEMMs run at ``gemm_eff``.
+
+    Tile and wave terms together are M N / (tile_m tile_n units W), W = ceil(tiles / units) the waves (the tile
+    counts cancel): the GEMM takes W waves of one tile's K loop. ``waves`` replaces W by an expected wave count
+    where M is a random row count (a routed expert's tokens: :func:`expected_waves`).
     """
     m = np.maximum(np.asarray(m, dtype=np.float64), 1.0)
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    steps = k0 + np.maximum(k + (1.0 - epi_overlap) * k_epi, k_epi)
+    if waves is not None:   # never fewer waves than the rows and columns fill: the tile x wave term stays <= 1
+        w = np.maximum(np.asarray(waves, dtype=np.float64), m * n / (tile_m * tile_n * units))
+        return m * n / (tile_m * tile_n * units * w) * (k / steps)
     tm, tn = np.ceil(m / tile_m), np.ceil(n / tile_n)
     tile_q = (m / (tm * tile_m)) * (n / (tn * tile_n))
     tiles = tm * tn
     wave_q = tiles / (np.ceil(tiles / units) * units)
-    steps = k0 + np.maximum(k + (1.0 - epi_overlap) * k_epi, k_epi)
     return tile_q * wave_q * (k / steps)
 
 
@@ -73,24 +80,77 @@ def gemm_epilogue_k(peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, out_bytes: N
 
 
 def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, bytes_el: Num,
-              latency_s: Num, shape: tuple[float, ...] | None = None) -> Num:
+              latency_s: Num, shape: tuple[float, ...] | None = None, m_var: Num | None = None) -> Num:
     """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap):
     the tile, prologue, SM count and epilogue overlap of :func:`gemm_shape_eff` and the output bytes of its
     epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated).
 
     Memory side: the inputs at ``bytes_el`` each (1 for FP8 operands) and the output at ``out_bytes`` (BF16 behind
     FP8 inputs in Transformer Engine, ``linear.py`` ``out_dtype=activation_dtype``; ``bytes_el`` without a shape):
-    (M K + K N) bytes_el + M N out_bytes over the HBM rate."""
+    (M K + K N) bytes_el + M N out_bytes over the HBM rate. ``m_var``: the variance of M where M is the mean of a
+    random row count (a routed expert's tokens); the compute time is then the expected one, over
+    :func:`expected_waves`."""
     q: Num = 1.0
     out_b: Num = bytes_el
     if shape is not None:
         tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape
         out_b = out_bytes
         k_epi = gemm_epilogue_k(peak, eff, hbm_bw, mem_eff, out_bytes)
-        q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap)
+        waves = None if m_var is None else expected_waves(m, m_var, n, tile_m, tile_n, units)
+        q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap, waves)
     t_c = 2.0 * m * n * k / (peak * eff * q)
     t_m = ((m * k + k * n) * bytes_el + m * n * out_b) / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + latency_s
+
+
+def _normal_sf(z: np.ndarray) -> np.ndarray:
+    """P(Z > z) of a standard normal, from erfc by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)."""
+    x = np.abs(z) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    erfc = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) \
+        * np.exp(-x * x)
+    return np.where(z >= 0.0, 0.5 * erfc, 1.0 - 0.5 * erfc)
+
+
+def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: Num) -> Num:
+    """Expected waves E[W(R)] of a GEMM whose M is a random row count X of mean ``m`` and variance ``m_var`` (a
+    routed expert's tokens in a micro-batch): R = ceil(X / tile_m) rows of tiles, W(R) = ceil(R ceil(N / tile_n) /
+    units). X taken as normal, continuity-corrected (X is an integer): P(R > j) = P(X > j tile_m) =
+    Q((j tile_m + 1/2 - m) / sigma), P(R = j) = P(R > j - 1) - P(R > j). ``m_var`` 0 gives W(ceil(m / tile_m)).
+
+    A GEMM's compute time is W waves of one tile's K loop (:func:`gemm_shape_eff`), so the expected time of an
+    expert's GEMM is that of E[W] waves; the mean-field W(ceil(m / tile_m)) is exact only for equal groups
+    (DeepGEMM's benchmark tables). Routed counts spread around their mean: DeepSeek-V3 at EP 8 on B200 (m =
+    1,024, 256-row tiles, 32 columns of tiles over 74 SM pairs) has R = 4 (128 tiles, 2 waves) or R = 5 (160
+    tiles, 3 waves) about equally often: 2.49 waves, not 2 (tests/test_grouped_gemm.py). Each expert is its own
+    GEMM over its own rows, its last row of tiles partly empty: Transformer Engine's GroupedLinear (Megatron-Core
+    ``TEGroupedMLP``) launches one cuBLAS GEMM per expert (transformer_engine/common/gemm/cublaslt_gemm.cu
+    ``multi_stream_cublas_gemm`` @ d0067d0d, round-robin over 4 compute streams), Megatron-Core's legacy
+    GroupedMLP one hipBLAS / cuBLAS GEMM per expert (the Primus rows' notes); DeepGEMM's grouped kernel pads each
+    expert's segment to its M block ("each expert segment must be aligned to the GEMM M block size",
+    deepseek-ai/DeepGEMM README @ 38f8ef7). Not priced: the overlap of the 4 streams' GEMMs, which can fill one
+    expert's last wave with the next expert's tiles (DeepGEMM's one persistent launch pools all groups' tiles:
+    ``Scheduler`` @ a6d97a1)."""
+    mu = np.maximum(np.asarray(m, dtype=np.float64), 1.0)     # as gemm_shape_eff: at least one row
+    sd = np.sqrt(np.maximum(np.asarray(m_var, dtype=np.float64), 0.0))
+    tn = np.ceil(np.maximum(np.asarray(n, dtype=np.float64), 1.0) / tile_n)
+    mu, sd, tn, tm, u = np.broadcast_arrays(mu, sd, tn, np.asarray(tile_m, dtype=np.float64),
+                                            np.asarray(units, dtype=np.float64))
+    base = np.ceil(np.ceil(mu / tm) * tn / u)
+    if not np.any(sd > 0.0):
+        return base
+    w = int(np.ceil(8.0 * float(np.max(sd / tm)))) + 2
+    j0 = np.floor(mu / tm)
+    js = np.maximum(j0[..., None] + np.arange(-w, w + 2, dtype=np.float64), 0.0)
+    z = (js * tm[..., None] + 0.5 - mu[..., None]) / np.where(sd > 0.0, sd, 1.0)[..., None]
+    above = _normal_sf(z)                                        # P(R > j)
+    above_prev = np.concatenate([np.ones_like(above[..., :1]), above[..., :-1]], axis=-1)
+    p = np.where(js > 0.0, above_prev - above, 1.0 - above)      # P(R = j); R = 0 below the first row
+    p = np.where(np.concatenate([np.zeros_like(js[..., :1], dtype=bool), js[..., 1:] == js[..., :-1]], axis=-1),
+                 0.0, p)                                         # j clipped at 0 more than once: count it once
+    waves = np.ceil(js * tn[..., None] / u[..., None])
+    ew = (p * waves).sum(axis=-1) / p.sum(axis=-1)
+    return np.where(sd > 0.0, ew, base)
 
 
 def gemm_shape(c: Calib) -> tuple[float, ...]:
@@ -198,7 +258,10 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
             m_e = tokens * mat.active * p.ep * p.etp / (e * p.tp)
             k, n = sharded_shape(mat, p.etp)
             local = e / p.ep
-            t = t + local * (gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0)) * c.expert_imbalance \
+            # each local expert one GEMM over its own rows: routed counts spread (expected waves), except under
+            # a benchmark gate that hands every expert the same count (perf/routing.py fake_balanced_blocks)
+            var = 0.0 * m_e if ctx.moe_fake_balanced_gate else expert_rows_var(m_e, mat.active, e)
+            t = t + local * gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0, var) * c.expert_imbalance \
                 + c.gemm_latency_s
         elif mat.group == "router":   # the router GEMM stays in BF16 under FP8 (DeepSeek-V3 sec. 3.3.1)
             t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, BF16_BYTES, c.gemm_latency_s, d0)
@@ -208,6 +271,18 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
             k, n = sharded_shape(mat, p.tp)
             t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
     return t
+
+
+def expert_rows_var(m_e: Num, active: float, experts: float) -> Num:
+    """Variance of one expert's rows in a micro-batch, m_e x (1 - k / E): each of the m_e E / k tokens that could
+    reach it picks it with probability k / E (top-k of E), a binomial count. That is the spread of Megatron-Core's
+    ``moe_router_force_load_balancing`` (random router logits, ``apply_random_logits``,
+    megatron/core/transformer/moe/router.py @ d98e8a64; the benchmark setting of the Megatron-Bridge performance
+    tables, scripts/performance/utils/overrides.py @ 067f987d), the least a router gives: a learned router's
+    counts spread more. NeMo AutoModel's ``FakeBalancedGate`` and Primus's forced balance route round-robin, equal
+    counts (the run setting ``moe_fake_balanced_gate``: :func:`layer_gemm_fwd` takes 0). Read by
+    :func:`expected_waves`."""
+    return np.asarray(m_e, dtype=np.float64) * (1.0 - active / experts)
 
 
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
