@@ -40,3 +40,32 @@ def test_superpods_of_a_superpod_system_still_count_domains(tmp_path, capsys, sy
                                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
     code, out, err = run_main(capsys, "check", spec)
     assert code == 0 and f"{chips:,} chips" in out, (code, err)
+
+
+# ---------------------------------------------------------------- 2. "4M tokens" of 4,096-token sequences
+
+
+@pytest.mark.parametrize("stated, seq_len, seqs", [
+    ("4M", 4096, 1024),     # Llama 2 sec. 2.2 / Llama 3 sec. 3.4.1: 4M tokens of 4,096 = 1,024 x 4,096
+    ("16M", 8192, 2048),    # Llama 3 405B's final batch: 16M tokens of 8,192 = 2,048 sequences
+    ("2M", 2048, 1024),     # OPT-175B: metaseq int(2.0 * M), M = 1024 * 1024, of 2,048 = 1,024 sequences
+    ("1.5M", 2048, 768),    # 1.5 x 2^20 / 2,048
+    ("64M", 4096, 15625),   # a decimal reading that is whole sequences stays (issue 15: 64e6 / 4,096 = 15,625)
+])
+def test_a_batch_in_round_tokens_is_the_whole_sequences_its_source_means(tmp_path, capsys, stated, seq_len, seqs):
+    """`global_batch_tokens: 4M` with `seq_len: 4096` was read as 4,000,000 tokens = 976.6 -> 977 sequences, and
+    `estimate` on 64 chips ran a batch of 960 ('asked 977: -1.7%'), 6.25% below the 1,024 sequences every source
+    quoting '4M tokens' of 4,096 means."""
+    spec = write_spec(tmp_path, f"model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                f"training: {{tokens: 1T, seq_len: {seq_len}, global_batch_tokens: {stated}}}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0 and f"batch {seqs:,} sequences" in out, (code, out, err)
+
+
+def test_a_batch_of_4m_tokens_runs_1024_sequences_on_64_chips(tmp_path, capsys):
+    import json
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                "training: {tokens: 1T, seq_len: 4096, global_batch_tokens: 4M}\n")
+    code, out, err = run_main(capsys, "estimate", spec, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["global_batch_requested_seqs"] == 1024 and d["global_batch_seqs"] == 1024, err

@@ -22,7 +22,7 @@ from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import SHAPE_RULES, shape_refusal, stage_layers_ok
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
-from .units import parse_count, parse_int_count, percent_value
+from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
@@ -135,8 +135,13 @@ class TrainingSpec(BaseModel):
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
     def _count(cls, v, info):
-        return None if v is None else positive_count(parse_count(v, f"training.{info.field_name}"),
-                                                     info.field_name, upper=MAX_TOKENS)
+        if v is None:
+            return None
+        x = parse_count(v, f"training.{info.field_name}")
+        seq_len = info.data.get("seq_len")      # declared before global_batch_tokens; absent when it failed
+        if info.field_name == "global_batch_tokens" and isinstance(seq_len, int) and seq_len > 0:
+            x = batch_tokens_as_stated(v, x, seq_len)     # "4M" of 4,096-token sequences: 1,024 of them
+        return positive_count(x, info.field_name, upper=MAX_TOKENS)
 
     @field_validator("global_batch_seqs", mode="before")
     @classmethod
@@ -210,7 +215,8 @@ class TrainingSpec(BaseModel):
         """Global batch in sequences: ``global_batch_seqs``, else ``round(global_batch_tokens / seq_len)``."""
         if self.global_batch_seqs is not None:
             return int(self.global_batch_seqs)
-        # a batch quoted in tokens ("2M") is rounded to whole sequences (OPT: 2,000,000 / 2,048 -> 977)
+        # a batch quoted in tokens is rounded to whole sequences (3,200,000 / 2,048 -> 1,562); a suffixed one was
+        # read as its source means it first ("4M" of 4,096 -> 1,024 sequences: units.batch_tokens_as_stated)
         return int(round(self.global_batch_tokens / self.seq_len))
 
     @property
