@@ -69,3 +69,25 @@ def test_a_batch_of_4m_tokens_runs_1024_sequences_on_64_chips(tmp_path, capsys):
     code, out, err = run_main(capsys, "estimate", spec, "--json")
     d = json.loads(out)
     assert code == 0 and d["global_batch_requested_seqs"] == 1024 and d["global_batch_seqs"] == 1024, err
+
+
+# ---------------------------------------------------------------- 3. activation offload of more layers than exist
+
+
+@pytest.mark.parametrize("layers", [32, 100])
+def test_offloading_as_many_layers_as_the_model_has_is_bad_input(tmp_path, capsys, layers):
+    """`plan: {offload_activation_layers: 100}` on Llama 3.1 8B (32 layers, config.json num_hidden_layers) was
+    accepted and `estimate` answered a plan (the count silently clamped to each rank's layers - 1). Megatron-Core
+    refuses it: TransformerConfig 'CPU offloading can be done only for layers less than {num_layers}'
+    (cpu_offloading_num_layers >= num_layers; transformer_config.py at core_r0.8.0 and d98e8a64dd). Now one line
+    naming plan.offload_activation_layers, exit 2; 31 is still answered."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
+                                f"plan: {{offload_activation_layers: {layers}}}\n")
+    code, out, err = run_main(capsys, "estimate", spec)
+    line = _one_line(code, err, 2)
+    assert "plan.offload_activation_layers" in line and f"{layers}" in line and "32 layers" in line, line
+    ok = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                              "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
+                              "plan: {offload_activation_layers: 31}\n", name="ok.yaml")
+    assert run_main(capsys, "check", ok)[0] == 0

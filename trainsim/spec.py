@@ -529,7 +529,8 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
     ``recompute`` that excludes its mode (``recompute: none`` with ``recompute_modules``), uneven stage sizes
     (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``, or (given the model's ``arch``) stage sizes
     that no stated pp can hold (:func:`trainsim.parallel.validity.stage_layers_ok`: 1 + 1 layers of a 32-layer
-    model at pp 2). ``field`` as in :func:`check_expert_fields`."""
+    model at pp 2), or activation offload of as many layers as the model has or more (Megatron-Core's range).
+    ``field`` as in :func:`check_expert_fields`."""
     def name(f: str) -> str:
         return f"plan.{f}" if field == "plan." else (field or f)
 
@@ -544,6 +545,13 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
         if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
             raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
                                 f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+    # Megatron-Core TransformerConfig.__post_init__ (core_r0.8.0 and d98e8a64dd): 'CPU offloading can be done only
+    # for layers less than {num_layers}' (cpu_offloading_num_layers >= num_layers is a ValueError)
+    off = plan.offload_activation_layers
+    if arch is not None and off is not None and off >= arch.n_layers:
+        raise TrainsimError(f"offload_activation_layers {off} must be below the {arch.n_layers} layers of {arch.name} "
+                            f"(Megatron-Core: CPU offloading only for layers less than num_layers)",
+                            field=name("offload_activation_layers"), where=where)
     first, last = plan.first_stage_layers, plan.last_stage_layers
     if arch is not None and pps is not None and (first is not None or last is not None):
         if not stage_layers_ok(arch.n_layers, np.asarray(pps), first, last).any():
