@@ -91,3 +91,38 @@ def test_offloading_as_many_layers_as_the_model_has_is_bad_input(tmp_path, capsy
                               "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
                               "plan: {offload_activation_layers: 31}\n", name="ok.yaml")
     assert run_main(capsys, "check", ok)[0] == 0
+
+
+# ---------------------------------------------------------------- 4. --emit megatron runs the step it predicted
+
+
+def _emit(tmp_path, capsys, extra="", fix="tp=1", name="run.yaml"):
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n" + extra, name=name)
+    code, out, err = run_main(capsys, "plan", spec, "--emit", "megatron", "--fix", fix, "-q")
+    assert code == 0, err
+    return out.split()
+
+
+def test_emitted_megatron_flags_carry_the_overlaps_the_step_assumed(tmp_path, capsys):
+    """`plan --emit megatron` of Llama 3.1 8B on 64 H100 (dp 64, distributed optimizer) priced a step whose
+    gradient reduce-scatter and parameter all-gather hide behind the backward and forward (grad_sync_overlap, the
+    engine's and Megatron-Bridge's default), and wrote flags without --overlap-grad-reduce / --overlap-param-gather,
+    both store_true default False in Megatron-LM (megatron/training/arguments.py:3121 and :3148 at d98e8a64dd): the
+    job a user launches from them syncs after the backward. Likewise tp 2 under Megatron-Bridge (tp_comm_overlap
+    true in its profile) lacked --tp-comm-overlap (ModelParallelConfig.tp_comm_overlap, default False), and a stated
+    offload_activation_layers 4 lacked --cpu-offloading-num-layers 4."""
+    words = _emit(tmp_path, capsys, fix="tp=1,dp=64,zero=1")
+    assert "--overlap-grad-reduce" in words and "--overlap-param-gather" in words
+    words = _emit(tmp_path, capsys, fix="tp=2,zero=1")
+    assert "--tp-comm-overlap" in words and "--sequence-parallel" in words
+    words = _emit(tmp_path, capsys, "plan: {offload_activation_layers: 4}\n", fix="tp=1,pp=1", name="off.yaml")
+    i = words.index("--cpu-offloading-num-layers")
+    assert words[i + 1] == "4"
+
+
+def test_emitted_megatron_flags_leave_out_overlaps_the_stack_did_not_have(tmp_path, capsys):
+    """Megatron-LM 2022 ('local' DDP: grad_sync_overlap false in its profile) and tp 1: no overlap flags."""
+    words = _emit(tmp_path, capsys, "framework: megatron-lm-2022\n", fix="tp=1,zero=0")
+    assert "--overlap-grad-reduce" not in words and "--overlap-param-gather" not in words
+    assert "--tp-comm-overlap" not in words
