@@ -126,3 +126,25 @@ def test_emitted_megatron_flags_leave_out_overlaps_the_stack_did_not_have(tmp_pa
     words = _emit(tmp_path, capsys, "framework: megatron-lm-2022\n", fix="tp=1,zero=0")
     assert "--overlap-grad-reduce" not in words and "--overlap-param-gather" not in words
     assert "--tp-comm-overlap" not in words
+
+
+# ---------------------------------------------------------------- 5. a cost that overflows
+
+
+@pytest.mark.parametrize("option, field", [("--price-per-chip-hour", "rental cost"), ("--pue", "energy"),
+                                           ("--electricity", "electricity cost")])
+def test_a_cost_input_that_overflows_the_cost_is_bad_input(tmp_path, capsys, option, field):
+    """`estimate --price-per-chip-hour 1e308` (finite, >= 0: accepted) printed 'cost, rental: inf at
+    $1.00e+308/chip-hour' with exit 0 and wrote null in --json; --pue 1e308 printed 'inf MWh', --electricity 1e308
+    an 'inf' capex. 28k chip-hours x 1e308 overflows a double (max 1.8e308). Now one line naming the option."""
+    spec = write_spec(tmp_path)
+    code, out, err = run_main(capsys, "estimate", spec, option, "1e308")
+    line = _one_line(code, err, 2)
+    assert line.startswith(f"error: {option}:") and field in line and "inf" not in line, line
+
+
+def test_an_inline_power_that_overflows_the_energy_is_bad_input(tmp_path, capsys):
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: {base: dgx-h100, power_per_chip_w: 1e308}\nchips: 64\n"
+                                "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
+    line = _one_line(*run_main(capsys, "estimate", spec)[::2], 2)
+    assert "power_per_chip_w" in line and "energy" in line, line
