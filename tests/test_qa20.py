@@ -148,3 +148,33 @@ def test_an_inline_power_that_overflows_the_energy_is_bad_input(tmp_path, capsys
                                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
     line = _one_line(*run_main(capsys, "estimate", spec)[::2], 2)
     assert "power_per_chip_w" in line and "energy" in line, line
+
+
+# ---------------------------------------------------------------- 6. a stated vpp / schedule / pp no plan can have
+
+
+@pytest.mark.parametrize("plan, field", [
+    ("{vpp: 4, schedule: 1f1b}", "plan.vpp"),           # virtual stages exist only in the interleaved schedule
+    ("{pp: 1, vpp: 2}", "plan.vpp"),                    # ... and need a pipeline
+    ("{pp: 1, schedule: interleaved}", "plan.schedule"),
+    ("{vpp: 1, schedule: interleaved}", "plan.vpp"),    # interleaving needs two virtual stages per rank
+])
+def test_a_stated_vpp_no_schedule_can_run_is_bad_input(tmp_path, capsys, plan, field):
+    """`plan: {vpp: 4, schedule: 1f1b}` answered exit 1 'no valid plan for 64 chips and a batch of 512
+    sequences' with 'nearest alternatives', as if the cluster or batch were at fault; no chip count or batch makes
+    1F1B run virtual stages (Megatron-LM's --num-layers-per-virtual-pipeline-stage is the interleaved schedule's,
+    and needs a pipeline: 'When interleaved schedule is used, pipeline-model-parallel size should be greater than
+    1', megatron/training/arguments.py:1003 at d98e8a64dd). Like a tp the heads refuse (qa16): one line naming
+    the field, exit 2."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                f"training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}\nplan: {plan}\n")
+    line = _one_line(*run_main(capsys, "estimate", spec)[::2], 2)
+    assert f"{field}:" in line and "(line 5)" in line, line
+
+
+@pytest.mark.parametrize("plan", ["{vpp: 2}", "{schedule: interleaved}", "{vpp: [1, 2], schedule: 1f1b}",
+                                  "{pp: [1, 2], vpp: 2}"])
+def test_a_vpp_some_plan_can_have_is_still_searched(tmp_path, capsys, plan):
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                f"training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}\nplan: {plan}\n")
+    assert run_main(capsys, "check", spec)[0] == 0

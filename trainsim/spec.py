@@ -19,8 +19,8 @@ from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
-from .parallel.schedules import SCHEDULES
-from .parallel.validity import SHAPE_RULES, shape_refusal, stage_layers_ok
+from .parallel.schedules import REGISTRY as SCHEDULE_REGISTRY, SCHEDULES
+from .parallel.validity import REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, stage_layers_ok
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
@@ -545,6 +545,18 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
         if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
             raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
                                 f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+    vpps, scheds = plan.values("vpp"), plan.values("schedule")
+    if vpps is not None or scheds is not None:
+        # the vpp rule of parallel/validity.py (REASONS 9) over every stated combination, an unstated field taking
+        # any value (vpp 1 or more, pp 1 or more, any schedule): none valid is no plan for any chip count or batch
+        virt = {s.name: s.virtual_stages for s in SCHEDULE_REGISTRY}
+        ok = any((v > 1 and virt[sc] and pp > 1) or (v == 1 and not virt[sc])
+                 for v in vpps or [1, 2] for sc in scheds or list(virt) for pp in pps or [1, 2])
+        if not ok:
+            stated = ", ".join(f"{k} {'|'.join(map(str, vs))}" for k, vs in
+                               (("vpp", vpps), ("schedule", scheds), ("pp", pps)) if vs is not None)
+            raise TrainsimError(f"{stated}: {VALIDITY_REASONS[9][1]}",
+                                field=name("vpp" if vpps is not None else "schedule"), where=where)
     # Megatron-Core TransformerConfig.__post_init__ (core_r0.8.0 and d98e8a64dd): 'CPU offloading can be done only
     # for layers less than {num_layers}' (cpu_offloading_num_layers >= num_layers is a ValueError)
     off = plan.offload_activation_layers
