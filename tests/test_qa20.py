@@ -178,3 +178,71 @@ def test_a_vpp_some_plan_can_have_is_still_searched(tmp_path, capsys, plan):
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
                                 f"training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}\nplan: {plan}\n")
     assert run_main(capsys, "check", spec)[0] == 0
+
+
+# ---------------------------------------------------------------- properties (hypothesis, derandomized, few examples)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+
+
+@settings(max_examples=60, **FAST)
+@given(st.integers(0, 14), st.integers(1, 4096), st.sampled_from(["k", "K", "M"]))
+def test_a_suffixed_batch_is_always_whole_sequences_where_either_reading_is(log_seq, seqs, suffix):
+    """A batch of ``seqs`` sequences of 2^log_seq tokens, stated as its sources write it (the token count over the
+    suffix's binary multiple, where that is a round figure): read back as exactly ``seqs`` sequences whenever the
+    decimal reading is not whole sequences. Hand: "4M" of 4,096 = 4 x 2^20 / 2^12 = 1,024."""
+    from trainsim.spec import TrainingSpec
+    seq = 2 ** log_seq
+    mult = 2 ** 20 if suffix == "M" else 2 ** 10
+    stated = seqs * seq / mult
+    text = f"{stated:g}{suffix}"
+    if float(text[:-1]) != stated:   # not a short round figure: sources would not write it this way
+        return
+    t = TrainingSpec(seq_len=seq, global_batch_tokens=text)
+    decimal = stated * (1e6 if suffix == "M" else 1e3)
+    assert t.batch_seqs == (round(decimal / seq) if (decimal / seq).is_integer() else seqs)
+
+
+@settings(max_examples=25, **FAST)
+@given(st.floats(0.01, 100.0), st.floats(1.0, 3.0), st.floats(0.0, 1.0), st.floats(1.01, 8.0))
+def test_cost_scales_with_each_price_and_pue(price, pue, kwh, factor):
+    """Rental cost = rate x chip-hours, energy = power x chips x hours x PUE, electricity = energy x price per kWh
+    (trainsim/cost.py): each is linear in its input, so x ``factor`` on one input multiplies its figure by
+    ``factor`` and leaves chip-hours and days alone."""
+    from trainsim.api import as_run, estimate
+    from trainsim.cost import run_cost
+    est = _small_estimate(as_run, estimate)
+    a = run_cost(est, price_per_chip_hour=price, pue=pue, electricity_usd_per_kwh=kwh)
+    b = run_cost(est, price_per_chip_hour=price * factor, pue=pue, electricity_usd_per_kwh=kwh)
+    c = run_cost(est, price_per_chip_hour=price, pue=pue * factor, electricity_usd_per_kwh=kwh)
+    assert b["cost_rental_usd"] == pytest.approx(a["cost_rental_usd"] * factor, rel=1e-12)
+    assert c["energy_mwh"] == pytest.approx(a["energy_mwh"] * factor, rel=1e-12)
+    assert c["electricity_usd"] == pytest.approx(a["electricity_usd"] * factor, rel=1e-12)
+    assert b["chip_hours"] == a["chip_hours"] == c["chip_hours"] and a["days"] == b["days"] == c["days"]
+
+
+_EST: dict = {}
+
+
+def _small_estimate(as_run, estimate):
+    if "e" not in _EST:
+        _EST["e"] = estimate(as_run({"name": "s", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 64,
+                                     "training": {"tokens": "1T", "seq_len": 4096, "global_batch_seqs": 512}}))
+    return _EST["e"]
+
+
+@pytest.mark.parametrize("tokens, factor", [("1T", 2.0), ("1T", 3.5), ("250B", 4.0)])
+def test_days_and_chip_hours_scale_with_tokens(tokens, factor):
+    """The step does not depend on the tokens to train, so days = tokens / (tokens per step) x step time: twice the
+    tokens take twice the days and chip-hours, the same plan and step."""
+    from trainsim.api import as_run, estimate
+    base = {"name": "s", "model": "qwen3-30b-a3b", "system": "dgx-h100", "chips": 32,
+            "training": {"tokens": tokens, "seq_len": 4096, "global_batch_seqs": 512}}
+    a = estimate(as_run(base))
+    more = float(a.run.training.tokens) * factor
+    b = estimate(as_run({**base, "training": {**base["training"], "tokens": more}}))
+    assert b.plan == a.plan and b.step_time_s == a.step_time_s
+    assert b.days == pytest.approx(a.days * factor, rel=1e-12)
