@@ -180,6 +180,28 @@ def test_a_vpp_some_plan_can_have_is_still_searched(tmp_path, capsys, plan):
     assert run_main(capsys, "check", spec)[0] == 0
 
 
+
+# ---------------------------------------------------------------- 7. a sensitivity factor given twice
+
+
+def test_sensitivity_with_a_factor_given_twice_answers_once(tmp_path, capsys):
+    """`sensitivity --factors 2,2` exited 3 ('bug: unexpected ZeroDivisionError'): the elasticity divides by
+    ln(2 / 2) = 0. A repeated factor is one search and one column; with fewer than two distinct factors the
+    elasticity is n/a (no slope), and 0.5,2,2 gives the slope between x0.5 and x2."""
+    import json
+    spec = write_spec(tmp_path)
+    code, out, err = run_main(capsys, "sensitivity", spec, "--vary", "hbm_bandwidth", "--factors", "2,2", "-q")
+    assert code == 0 and out.count("x2 ") == 1 and "n/a" in out, (code, err[-300:])
+    code, out, err = run_main(capsys, "sensitivity", spec, "--vary", "hbm_bandwidth", "--factors", "0.5,2,2.0",
+                              "--json")
+    d = json.loads(out)
+    rows = d["params"]["hbm_bandwidth"]["rows"]
+    assert code == 0 and [r["factor"] for r in rows] == [0.5, 2.0]
+    import math
+    want = math.log(rows[1]["days"] / rows[0]["days"]) / math.log(4.0)
+    assert d["elasticity"]["hbm_bandwidth"] == pytest.approx(want, rel=1e-12)
+
+
 # ---------------------------------------------------------------- properties (hypothesis, derandomized, few examples)
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
