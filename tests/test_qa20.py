@@ -34,6 +34,7 @@ def test_superpods_of_a_system_that_is_not_one_are_bad_input(tmp_path, capsys, s
     ("atlas-950-superpod", "2 SuperPoDs", 2 * 8192),   # Huawei Connect 2025: 8,192 NPUs per Atlas 950 SuperPoD
     ("cloudmatrix-384", "3 superpods", 3 * 384),       # CloudMatrix384 is the Atlas 900 A3 SuperPoD: 384 NPUs
     ("dgx-h100", "4 systems", 4 * 8),                  # a DGX H100 system: 8 GPUs
+    ("{base: atlas-950-superpod, name: ours}", "2 superpods", 2 * 8192),   # renamed, still the SuperPoD's domain
 ])
 def test_superpods_of_a_superpod_system_still_count_domains(tmp_path, capsys, system, stated, chips):
     spec = write_spec(tmp_path, f"model: llama-3.1-8b\nsystem: {system}\nchips: {stated}\n"

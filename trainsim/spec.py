@@ -411,7 +411,7 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
     :func:`trainsim.units.parse_int_count`); or whole scale-up domains of the run's system ("65 pods" of
     ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "2 superpods" of ``atlas-950-superpod`` = 16,384; "2 systems"
     of ``dgx-b200`` = 16), the unit of ``trainsim size --unit system`` and the explorer's pods. "superpods" only
-    where the system's catalog name says SuperPoD (Huawei's, whose UB domain is the SuperPoD): an NVIDIA DGX
+    where the system's id or name says SuperPoD (Huawei's, whose UB domain is the SuperPoD): an NVIDIA DGX
     SuperPOD is 32 DGX H100 systems (or 8 GB200 NVL72 racks) per scalable unit (NVIDIA DGX SuperPOD reference
     architectures RA-11333-001 and GB200), not one 8-GPU NVLink domain, so "4 superpods" of ``dgx-h100`` is one
     error line instead of 32 chips. Any other string is one error line that says what a domain of this system
@@ -430,7 +430,7 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
         domain = system.scale_up_size
-        if m.group(2).lower().startswith("superpod") and "superpod" not in system.name.lower():
+        if m.group(2).lower().startswith("superpod") and "superpod" not in f"{system.id} {system.name}".lower():
             raise TrainsimError(
                 f"{value[:80]!r}: {system.id} is not a SuperPoD (an NVIDIA DGX SuperPOD is units of 32 DGX "
                 f"H100 or 8 NVL72 racks, not one domain); state chips or systems ('2 systems' = "
