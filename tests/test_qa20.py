@@ -129,6 +129,19 @@ def test_emitted_megatron_flags_leave_out_overlaps_the_stack_did_not_have(tmp_pa
     assert "--tp-comm-overlap" not in words
 
 
+
+@pytest.mark.parametrize("emitter", ["torchtitan", "mindspeed"])
+def test_an_emitter_without_activation_offload_says_it_dropped_it(tmp_path, capsys, emitter):
+    """`plan --emit torchtitan` of a plan stating offload_activation_layers 4 wrote a TOML without it and said
+    nothing, while the predicted step (and its memory) assumed 4 layers' activations in host memory. Now a note on
+    stderr names the dropped option (Megatron-LM's emitter writes --cpu-offloading-num-layers: test above)."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+                                "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
+                                "plan: {offload_activation_layers: 4, pp: 1}\n")
+    code, out, err = run_main(capsys, "plan", spec, "--emit", emitter, "-q")
+    assert code == 0 and "offload_activation_layers 4 is not written" in err, (code, err[-400:])
+
+
 # ---------------------------------------------------------------- 5. a cost that overflows
 
 

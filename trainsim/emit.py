@@ -407,11 +407,17 @@ def torchtitan_split_note(est) -> str | None:
 
 def emit_notes(est, framework: str) -> list[str]:
     """Lines for stderr that the emitted flags do not carry out the plan as stated (torchtitan: a stage split it
-    cannot express)."""
+    cannot express; any emitter but Megatron-LM's: a stated activation offload, which it does not write)."""
+    out = []
     if framework == "torchtitan":
         note = torchtitan_split_note(est)
-        return [f"note: --emit torchtitan: {note}"] if note else []
-    return []
+        out += [f"note: --emit torchtitan: {note}"] if note else []
+    off = _plan_value(_plan_of(est), "offload_activation_layers")
+    if off and framework != "megatron":   # megatron_runtime_flags writes --cpu-offloading-num-layers
+        out.append(f"note: --emit {framework}: the plan's offload_activation_layers {off} is not written (this "
+                   f"emitter has no activation-offload flag); the predicted step keeps {off} layers' activations "
+                   f"per rank in host memory")
+    return out
 
 
 def emit_args(est, framework: str) -> str:
