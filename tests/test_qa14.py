@@ -19,13 +19,14 @@ def _write(tmp_path, text, name="run.yaml"):
 
 
 def test_report_scaling_batch_is_the_plans_batch():
-    """The report's scaling table printed the stated batch (2M tokens / 4,096 = 488 sequences) beside a plan that
+    """The report's scaling table printed the stated batch (2,000,000 tokens / 4,096 = 488 sequences; a number, as
+    "2M" of 4,096 reads as 2^21 = 512 sequences since qa20) beside a plan that
     runs another one. Hand derivation: 64 H100 at dp=64, micro-batch 1, need a multiple of 64 within 5% of 488:
     448 is -8.2%, 512 is +4.9% -> 512; 96 chips at dp=96: 480 (-1.6%)."""
     from trainsim.api import as_run
     from trainsim.report.collect import scaling
     run = as_run({"name": "s", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 64,
-                  "training": {"tokens": "1T", "seq_len": 4096, "global_batch_tokens": "2M", "precision": "bf16"}})
+                  "training": {"tokens": "1T", "seq_len": 4096, "global_batch_tokens": 2_000_000, "precision": "bf16"}})
     assert run.training.batch_seqs == 488
     rows = {r["chips"]: r for r in scaling(run, counts=[64, 96])}
     for n, want in ((64, 512), (96, 480)):

@@ -20,7 +20,11 @@ Formulas (SI inside; money in USD):
 failures are counted ("without failures", or the goodput model by name).
 """
 from __future__ import annotations
+
+import math
+
 from .assumptions import Assumptions
+from .errors import TrainsimError
 
 HOURS_PER_YEAR = 8766.0   # 365.25 days
 WITHOUT_FAILURES = "without failures"
@@ -140,6 +144,16 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
                     else r["basis"])
     rental = None if rate is None else rate * ch
     capex = None if amort is None or elec is None else amort + elec
+    if math.isfinite(days):   # a finite run whose cost overflows: an input beyond any physical range (1e308 USD)
+        for what, v, given in (("energy", energy, "--pue" if pue is not None else "system.power_per_chip_w"),
+                               ("electricity cost", elec, "--electricity" if electricity_usd_per_kwh is not None
+                                else "system.power_per_chip_w"),
+                               ("amortised capex", amort, "system.price_per_chip_usd"),
+                               ("rental cost", rental, "--price-per-chip-hour")):
+            if v is not None and not math.isfinite(v):
+                raise TrainsimError(f"the run's {what} overflows ({ch:,.0f} chip-hours at PUE {pue_v:g}, "
+                                    f"{power or 0:g} W and ${price or 0:g} per chip, ${rate or 0:g}/chip-hour, "
+                                    f"${kwh_v:g}/kWh): expected a {given} within physical range", field=given)
     basis = (WITHOUT_FAILURES if goodput is None
              else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}")
     return {

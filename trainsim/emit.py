@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from .errors import TrainsimError
-from .frameworks import fp8_recipe_of
+from .frameworks import fp8_recipe_of, framework_of, runtime_settings
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
@@ -179,6 +179,8 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args.append("--moe-fb-overlap")
         notes.append("--moe-fb-overlap needs --moe-grouped-gemm and the alltoall dispatcher, and refuses "
                      "--overlap-grad-reduce (mindspeed/features_manager/moe/fb_overlap.py)")
+    if framework == "megatron":
+        args += megatron_runtime_flags(run, p)
     if run.training.precision == "fp8":
         if framework == "megatron":
             # the run's recipe (stated, else its stack's), in Megatron-Core's spelling (TransformerConfig.fp8_recipe:
@@ -190,6 +192,30 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     if framework == "mindspeed":
         args += ["--use-fused-rmsnorm", "--use-flash-attn"]
     return args, notes
+
+
+def megatron_runtime_flags(run, p: dict) -> list[str]:
+    """Megatron-LM flags for what the prediction of plan ``p`` assumed and Megatron-LM leaves off by default
+    (megatron/training/arguments.py and core/model_parallel_config.py at d98e8a64dd; tests/data/
+    megatron_lm_arguments.txt): the run's runtime settings (stated, else its stack's: frameworks.runtime_settings)
+    ``grad_sync_overlap`` -> ``--overlap-grad-reduce`` (store_true, default False) where a data-parallel group
+    syncs, with the distributed optimizer also ``--overlap-param-gather`` (the engine hides the parameter gather
+    behind the forward: perf/step.py ``p_ov``; Megatron-LM requires --overlap-grad-reduce for it);
+    ``tp_comm_overlap`` -> ``--tp-comm-overlap`` where tp > 1; the plan's ``offload_activation_layers`` N ->
+    ``--cpu-offloading-num-layers N`` (N > 0 sets cpu_offloading, arguments.py). Without them the emitted job runs
+    a different step from the one predicted."""
+    rt = runtime_settings(run.training, framework_of(run))
+    flags = []
+    if rt["grad_sync_overlap"] and p["dp"] * p["cp"] > 1:
+        flags.append("--overlap-grad-reduce")
+        if p["zero"] in (1, 2):
+            flags.append("--overlap-param-gather")
+    if rt["tp_comm_overlap"] and p["tp"] > 1:
+        flags.append("--tp-comm-overlap")
+    off = _plan_value(p, "offload_activation_layers")
+    if off:
+        flags.append(f"--cpu-offloading-num-layers {off}")
+    return flags
 
 
 def mindspeed_fsdp2_args(est) -> tuple[list[str], list[str]]:
@@ -381,11 +407,17 @@ def torchtitan_split_note(est) -> str | None:
 
 def emit_notes(est, framework: str) -> list[str]:
     """Lines for stderr that the emitted flags do not carry out the plan as stated (torchtitan: a stage split it
-    cannot express)."""
+    cannot express; any emitter but Megatron-LM's: a stated activation offload, which it does not write)."""
+    out = []
     if framework == "torchtitan":
         note = torchtitan_split_note(est)
-        return [f"note: --emit torchtitan: {note}"] if note else []
-    return []
+        out += [f"note: --emit torchtitan: {note}"] if note else []
+    off = _plan_value(_plan_of(est), "offload_activation_layers")
+    if off and framework != "megatron":   # megatron_runtime_flags writes --cpu-offloading-num-layers
+        out.append(f"note: --emit {framework}: the plan's offload_activation_layers {off} is not written (this "
+                   f"emitter has no activation-offload flag); the predicted step keeps {off} layers' activations "
+                   f"per rank in host memory")
+    return out
 
 
 def emit_args(est, framework: str) -> str:

@@ -19,10 +19,10 @@ from .catalog.types import System
 from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
-from .parallel.schedules import SCHEDULES
-from .parallel.validity import SHAPE_RULES, shape_refusal, stage_layers_ok
+from .parallel.schedules import REGISTRY as SCHEDULE_REGISTRY, SCHEDULES
+from .parallel.validity import REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, stage_layers_ok
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
-from .units import parse_count, parse_int_count, percent_value
+from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
@@ -139,8 +139,13 @@ class TrainingSpec(BaseModel):
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
     def _count(cls, v, info):
-        return None if v is None else positive_count(parse_count(v, f"training.{info.field_name}"),
-                                                     info.field_name, upper=MAX_TOKENS)
+        if v is None:
+            return None
+        x = parse_count(v, f"training.{info.field_name}")
+        seq_len = info.data.get("seq_len")      # declared before global_batch_tokens; absent when it failed
+        if info.field_name == "global_batch_tokens" and isinstance(seq_len, int) and seq_len > 0:
+            x = batch_tokens_as_stated(v, x, seq_len)     # "4M" of 4,096-token sequences: 1,024 of them
+        return positive_count(x, info.field_name, upper=MAX_TOKENS)
 
     @field_validator("global_batch_seqs", mode="before")
     @classmethod
@@ -214,7 +219,8 @@ class TrainingSpec(BaseModel):
         """Global batch in sequences: ``global_batch_seqs``, else ``round(global_batch_tokens / seq_len)``."""
         if self.global_batch_seqs is not None:
             return int(self.global_batch_seqs)
-        # a batch quoted in tokens ("2M") is rounded to whole sequences (OPT: 2,000,000 / 2,048 -> 977)
+        # a batch quoted in tokens is rounded to whole sequences (3,200,000 / 2,048 -> 1,562); a suffixed one was
+        # read as its source means it first ("4M" of 4,096 -> 1,024 sequences: units.batch_tokens_as_stated)
         return int(round(self.global_batch_tokens / self.seq_len))
 
     @property
@@ -407,9 +413,13 @@ def is_domain_count(value: Any) -> bool:
 def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where: str, field: str = "chips") -> Any:
     """A spec's ``chips`` as people state a cluster: an integer; a count ("1,000", "25K", the grammar of
     :func:`trainsim.units.parse_int_count`); or whole scale-up domains of the run's system ("65 pods" of
-    ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "15 superpods", "2 systems" of ``dgx-b200`` = 16), the unit
-    of ``trainsim size --unit system`` and the explorer's pods. Any other string is one error line that says
-    what a domain of this system holds; non-strings are left to the type check."""
+    ``cloudmatrix-384`` = 65 x 384 = 24,960 chips; "2 superpods" of ``atlas-950-superpod`` = 16,384; "2 systems"
+    of ``dgx-b200`` = 16), the unit of ``trainsim size --unit system`` and the explorer's pods. "superpods" only
+    where the system's id or name says SuperPoD (Huawei's, whose UB domain is the SuperPoD): an NVIDIA DGX
+    SuperPOD is 32 DGX H100 systems (or 8 GB200 NVL72 racks) per scalable unit (NVIDIA DGX SuperPOD reference
+    architectures RA-11333-001 and GB200), not one 8-GPU NVLink domain, so "4 superpods" of ``dgx-h100`` is one
+    error line instead of 32 chips. Any other string is one error line that says what a domain of this system
+    holds; non-strings are left to the type check."""
     if not isinstance(value, str):
         return value
     m = _DOMAINS_RE.match(value)
@@ -420,9 +430,15 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
             pass
     if m is not None:              # an unknown system is reported as such (field system)
         try:
-            domain = resolve_system(system_value, base_dir).scale_up_size
+            system = resolve_system(system_value, base_dir)
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
+        domain = system.scale_up_size
+        if m.group(2).lower().startswith("superpod") and "superpod" not in f"{system.id} {system.name}".lower():
+            raise TrainsimError(
+                f"{value[:80]!r}: {system.id} is not a SuperPoD (an NVIDIA DGX SuperPOD is units of 32 DGX "
+                f"H100 or 8 NVL72 racks, not one domain); state chips or systems ('2 systems' = "
+                f"{2 * domain:,} chips)", field=field, where=where)
         return int(m.group(1).replace(",", "").replace("_", "")) * domain
     try:
         per = f"; one domain of this system = {resolve_system(system_value, base_dir).scale_up_size:,} chips"
@@ -517,7 +533,8 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
     ``recompute`` that excludes its mode (``recompute: none`` with ``recompute_modules``), uneven stage sizes
     (``first_stage_layers``, ``last_stage_layers``) with ``pp: 1``, or (given the model's ``arch``) stage sizes
     that no stated pp can hold (:func:`trainsim.parallel.validity.stage_layers_ok`: 1 + 1 layers of a 32-layer
-    model at pp 2). ``field`` as in :func:`check_expert_fields`."""
+    model at pp 2), or activation offload of as many layers as the model has or more (Megatron-Core's range).
+    ``field`` as in :func:`check_expert_fields`."""
     def name(f: str) -> str:
         return f"plan.{f}" if field == "plan." else (field or f)
 
@@ -532,6 +549,25 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
         if getattr(plan, opt) is not None and pps is not None and max(pps) == 1:
             raise TrainsimError(f"{opt} sets the layers of an uneven pipeline stage, and the plan says pp 1 "
                                 f"(one stage: state pp > 1, or leave {opt} out)", field=name(opt), where=where)
+    vpps, scheds = plan.values("vpp"), plan.values("schedule")
+    if vpps is not None or scheds is not None:
+        # the vpp rule of parallel/validity.py (REASONS 9) over every stated combination, an unstated field taking
+        # any value (vpp 1 or more, pp 1 or more, any schedule): none valid is no plan for any chip count or batch
+        virt = {s.name: s.virtual_stages for s in SCHEDULE_REGISTRY}
+        ok = any((v > 1 and virt[sc] and pp > 1) or (v == 1 and not virt[sc])
+                 for v in vpps or [1, 2] for sc in scheds or list(virt) for pp in pps or [1, 2])
+        if not ok:
+            stated = ", ".join(f"{k} {'|'.join(map(str, vs))}" for k, vs in
+                               (("vpp", vpps), ("schedule", scheds), ("pp", pps)) if vs is not None)
+            raise TrainsimError(f"{stated}: {VALIDITY_REASONS[9][1]}",
+                                field=name("vpp" if vpps is not None else "schedule"), where=where)
+    # Megatron-Core TransformerConfig.__post_init__ (core_r0.8.0 and d98e8a64dd): 'CPU offloading can be done only
+    # for layers less than {num_layers}' (cpu_offloading_num_layers >= num_layers is a ValueError)
+    off = plan.offload_activation_layers
+    if arch is not None and off is not None and off >= arch.n_layers:
+        raise TrainsimError(f"offload_activation_layers {off} must be below the {arch.n_layers} layers of {arch.name} "
+                            f"(Megatron-Core: CPU offloading only for layers less than num_layers)",
+                            field=name("offload_activation_layers"), where=where)
     first, last = plan.first_stage_layers, plan.last_stage_layers
     if arch is not None and pps is not None and (first is not None or last is not None):
         if not stage_layers_ok(arch.n_layers, np.asarray(pps), first, last).any():

@@ -165,6 +165,30 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
 
 
+#: binary multiples of the count suffixes (k = 1,024, M = 2^20, G / B = 2^30), for :func:`batch_tokens_as_stated`
+_BINARY_SUFFIX = {"k": 2.0**10, "K": 2.0**10, "M": 2.0**20, "B": 2.0**30, "G": 2.0**30}
+
+
+def batch_tokens_as_stated(value: object, decimal: float, seq_len: int) -> float:
+    """A global batch stated in tokens with a suffix, as its source means it. Batches are whole sequences, and
+    sources that quote one in tokens use binary multiples: Llama 2 (arXiv 2307.09288 sec. 2.2) and Llama 3
+    (arXiv 2407.21783 sec. 3.4.1) train on "4M tokens" of 4,096-token sequences = 1,024 x 4,096 = 4,194,304
+    (4,000,000 / 4,096 = 976.6 is no batch); metaseq's OPT launcher writes 2M as ``int(2.0 * M)``, M = 1024 x 1024
+    (metaseq/launcher/opt_job_constants.py). So the decimal reading ``decimal`` (:func:`parse_count`) is kept when
+    it is a whole number of ``seq_len`` sequences ("64M" / 4,096 = 15,625), else the binary one when that is
+    ("4M" / 4,096 = 1,024), else the decimal one (rounded to whole sequences by the spec)."""
+    if not isinstance(value, str) or float(decimal / seq_len).is_integer():
+        return decimal
+    m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+    if m is None or m.group(2) not in _BINARY_SUFFIX:
+        return decimal
+    try:
+        binary = float(m.group(1)) * _BINARY_SUFFIX[m.group(2)]
+    except ValueError:
+        return decimal
+    return binary if float(binary / seq_len).is_integer() else decimal
+
+
 def percent_value(text: str) -> float | None:
     """``text`` as a fraction when it is a plain number or a percentage (``"0.1"``, ``"10%"`` -> 0.1), else None:
     the one reading of a stated share that :func:`parse_fraction`, ``sensitivity --threshold`` and

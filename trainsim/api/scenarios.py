@@ -193,7 +193,7 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     r = as_run(run)
     _check_chips(r.chips)
     ps = [canonical(p, _name(names, "params")) for p in (params or PARAMS)]
-    fs = tuple(float(f) for f in factors)
+    fs = tuple(dict.fromkeys(float(f) for f in factors))   # a factor given twice ("2,2") is one column
     if not fs:
         raise TrainsimError("expected at least one factor such as 0.5,2, got none", field=_name(names, "factors"))
     if max_points is not None and len(ps) * len(fs) > max_points:

@@ -78,8 +78,8 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
               else "days of the best plan (change vs nominal)")
     t.add_column("parameter")
     t.add_column("nominal", justify="right")
-    for f in fs:
-        t.add_column(f"x{f:g}", justify="right")
+    for f in next(iter(out["params"].values()))["rows"]:   # the factors as searched (a repeated one once)
+        t.add_column(f"x{f['factor']:g}", justify="right")
     t.add_column("elasticity", justify="right")
     for p, v in out["params"].items():
         cells = ["no fit" if row["change_pct"] == float("inf") else

@@ -140,9 +140,9 @@ def elasticity(sens: dict, param: str) -> float:
     """d ln(days) / d ln(param) between x0.5 and x2 (or the widest factors present): -1 = time inversely
     proportional to the parameter, 0 = insensitive."""
     rows = [r for r in sens["params"][canonical(param)]["rows"] if math.isfinite(r["change_pct"])]
-    if len(rows) < 2:
+    lo, hi = (min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])) if rows else (None, None)
+    if lo is None or hi is None or hi["factor"] == lo["factor"]:   # fewer than two distinct factors: no slope
         return math.nan
-    lo, hi = min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])
     # without training.tokens (days None): time per token relative to nominal, 1 + change_pct / 100 (same ratio)
     def t(r):
         return r["days"] if r["days"] is not None else 1.0 + r["change_pct"] / 100.0
