@@ -115,7 +115,7 @@ def main() -> None:
     gc.callbacks.remove(on_gc)
     layer_passes = args.passes * args.layers
     print(f"experts {args.experts}, layers {args.layers}, {args.mode}, {args.passes} passes ({seconds:.0f} s): "
-          f"gen-0 collections {state['gen0']} (one per {layer_passes / state['gen0'] if state['gen0'] else float('inf'):.0f} layer passes), "
+          f"gen-0 collections {state['gen0']} (one per {layer_passes / state['gen0'] if state['gen0'] else float('inf'):.1f} layer passes), "
           f"gen-1 {state['gen1']}, promoted {state['promoted']} "
           f"({state['promoted'] / layer_passes:.2f} a layer pass)")
 

@@ -92,7 +92,9 @@ _MOE_TRAINER = (
 #: the gen-0 counter, net of frees, crossing 700 only where objects stay alive: a no_grad forward (NeMo RL's log-probs
 #: run under torch.no_grad) collects gen-0 once per ~89 layer passes and promoted nothing in 800 (16 layers), while
 #: forward + backward keeps the autograd objects alive, so r grows with depth: 0.7 (4 layers), 24.3 (16), 71 (48 layers,
-#: gen-0 every 5 layer passes) a layer pass. At r = 71 and EP16, 16 x 4 x c x r = 1.5-4.6 ms per MoE layer and training
+#: gen-0 every 5 layer passes) a layer pass. It scales with the local experts SequentialMLP loops over (16 layers: 24.3
+#: with 8, 1,194 with 128; Qwen3-30B-A3B at EP16 has 8 a rank, at EP8 16; TE's grouped GEMM, which NeMo RL's recipes
+#: use, splits its input per expert too). At r = 71 and EP16, 16 x 4 x c x r = 1.5-4.6 ms per MoE layer and training
 #: micro-batch (c 0.33-1.02 us), part of the v0.3 blog's 8.7 ms; for log-probs the layer's code gives ~0, against 4.65 /
 #: 6.2 ms measured, so GC is at most part of the training shortfall and not the log-prob one (TE, DeepEP and NeMo RL's
 #: own loss and worker code are not in the probe). Per-step published figures, none with micro-batches per step:
