@@ -76,6 +76,41 @@ _MOE_TRAINER = (
     "v0.5.0 scripts/performance/perf_plugins.py enable_manual_gc True, interval 100; none in nemo_rl v0.3.0-v0.6.0; "
     "CPU / NUMA binding), real routing (the pretraining rows force-balance the router), the caching allocator with "
     "expandable_segments off under the dropless dispatcher's varying shapes. Not priced.")
+#: gcjitter (issue 18, criterion 4): the garbage-collection candidate above, looked up; still unpriced, for want of a
+#: rate. What is sourced: NeMo RL v0.3.0 (.python-version 3.12) and v0.6.0 (3.13.13) run CPython's generational
+#: collector at its default thresholds (700 / 10 / 10; no gc.disable / gc.freeze / set_threshold anywhere in nemo_rl up
+#: to 7ea279a), and a full collection starts only when the objects promoted into the oldest generation since the last
+#: one exceed a quarter of the long-lived total (CPython's collector: Modules/gcmodule.c to 3.12, Python/gc.c in 3.13;
+#: 3.14's incremental collector is not used there). A full collection walks the whole heap, so one rank's
+#: full-collection time per unit of work is 4 x c x r, c the seconds per tracked object, r the objects promoted per unit
+#: of work, whatever the heap's size; with expert parallelism each pause stalls every rank of the group at the next
+#: dispatch, so G ranks lose G x 4 x c x r. Published c: 1.02 us (ROCm/ATOM pull request 1991: 979 ms for 959,694
+#: objects), 0.33 us (268 ms for 819,923), 0.65 us (NVIDIA-NeMo/Automodel pull request 3896: 0.65 s for ~1 M). Pull
+#: request 3295's 4.65 ms per MoE layer and log-prob micro-batch at EP16 would need 0.29 ms per rank, r = 70-220 objects
+#: promoted per MoE layer pass. No source counts r; a CPU probe of Megatron-Core 0.16.1's own MoE layer code
+#: (scripts/gc_promotion_probe.py: local spec, SequentialMLP, alltoall dispatcher, top-8, world size 1, 8 experts) finds
+#: the gen-0 counter, net of frees, crossing 700 only where objects stay alive: a no_grad forward (NeMo RL's log-probs
+#: run under torch.no_grad) collects gen-0 once per ~89 layer passes and promoted nothing in 800 (16 layers), while
+#: forward + backward keeps the autograd objects alive, so r grows with depth: 0.7 (4 layers), 24.3 (16), 71 (48 layers,
+#: gen-0 every 5 layer passes) a layer pass. It scales with the local experts SequentialMLP loops over (16 layers: 24.3
+#: with 8, 1,194 with 128; Qwen3-30B-A3B at EP16 has 8 a rank, at EP8 16; TE's grouped GEMM, which NeMo RL's recipes
+#: use, splits its input per expert too). At r = 71 and EP16, 16 x 4 x c x r = 1.5-4.6 ms per MoE layer and training
+#: micro-batch (c 0.33-1.02 us), part of the v0.3 blog's 8.7 ms; for log-probs the layer's code gives ~0, against 4.65 /
+#: 6.2 ms measured, so GC is at most part of the training shortfall and not the log-prob one (TE, DeepEP and NeMo RL's
+#: own loss and worker code are not in the probe). Per-step published figures, none with micro-batches per step:
+#: deepspeedai/DeepSpeed pull request 8451 (Qwen3-30B-A3B EP16, 16 H100, 27 gen-2 collections of 234-327 ms in 20 steps,
+#: 7.60 s, all in the forward; its pull request 8423 traced the slow steps to one late rank at the DeepEP dispatch:
+#: medians 633 / 638 ms, means 755 / 747 ms, 16 of 40 steps over 800 ms): 7.60 s / (20 x 48 layers) = 7.9 ms per MoE
+#: layer and step, the NeMo RL range (4.6-8.7 ms) only if a step there is one micro-batch; Automodel pull request 3896
+#: (Kimi-K3, 256 GB200, EP32 PP8): manual GC every 10 steps 56.62 -> 52.24 s an iteration (-7.7%); marin-community/marin
+#: pull request 9224 (JAX MoE, EP64): 0.675 s of a 17.591 s update (3.8%) above quiet steps, put down to staggered GC;
+#: pytorch/torchtitan pull request 148 (dense FSDP, 512 GPUs): +1.5%. Against GC as the whole gap: AMD Primus benchmarks
+#: every MoE run with manual_gc at interval 1 (examples/moe_package/README.md, 'Manual GC Helper') and its DeepSeek-V2
+#: rows still miss ~5 ms per MoE layer and micro-batch (README, AMD Primus MoE); NeMo RL's dense trainers (same workers,
+#: same automatic GC) are within 20% above, so a dense layer promotes few objects or its pauses stall few ranks. Side
+#: finding: NeMo RL v0.5.0-v0.7.0 end each refit's weight streaming with an explicit full gc.collect()
+#: (nemo_rl/models/policy/utils.py, stream_weights_via_ipc_zmq_impl), removed at ec46ab3 (pull request 2983, 2026-07-20)
+#: as 'a multi-second rank straggler'; once a step, unquantified, not priced.
 _REFIT = (
     "'Refit' (prepare_for_generation) against the colocated refit plus the host-offload's device-to-host half: "
     "Llama 8B 7.7 s vs 5 s (+53%; the optimizer's 12 GB per chip at the 1.8 GB/s per-tensor pageable rate of "
