@@ -88,7 +88,7 @@ _MOE_TRAINER = (
 #: objects), 0.33 us (268 ms for 819,923), 0.65 us (NVIDIA-NeMo/Automodel pull request 3896: 0.65 s for ~1 M). Pull
 #: request 3295's 4.65 ms per MoE layer and log-prob micro-batch at EP16 would need 0.29 ms per rank, r = 70-220 objects
 #: promoted per MoE layer pass. No source counts r; a CPU probe of Megatron-Core 0.16.1's own MoE layer code
-#: (scripts/gc_promotion_probe.py: local spec, SequentialMLP, alltoall dispatcher, top-8, world size 1, 8 experts) finds
+#: (scripts/gc_promotion_probe.py on branch gcjitter, not landed: it needs torch and Megatron-Core, which trainsim does not depend on; local spec, SequentialMLP, alltoall dispatcher, top-8, world size 1, 8 experts) finds
 #: the gen-0 counter, net of frees, crossing 700 only where objects stay alive: a no_grad forward (NeMo RL's log-probs
 #: run under torch.no_grad) collects gen-0 once per ~89 layer passes and promoted nothing in 800 (16 layers), while
 #: forward + backward keeps the autograd objects alive, so r grows with depth: 0.7 (4 layers), 24.3 (16), 71 (48 layers,
