@@ -573,13 +573,68 @@ def dsa_indexer_score_grad(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
 DSA_INDEXER_PROJ_BWD = {"none": 0.0, "sparse": 1.0, "dense": 1.0, "dense_local": 1.0}
 
 
+#: matrix groups whose backward GEMMs the engine keeps at twice their forward (:func:`layer_gemm_bwd`): the routed
+#: experts' grouped GEMMs (their kernels' weight-gradient epilogue is not read here) and the BF16 router
+BWD_AS_FWD_GROUPS = ("expert", "router")
+
+
+def wgrad_out_bytes(ctx: StepContext) -> float:
+    """Bytes per element the weight-gradient GEMM's epilogue moves: with gradient-accumulation fusion (the stack's
+    ``grad_accumulation_fusion``) it adds into the main-grad buffer, reading and writing it, 2 x ``grad_bytes``
+    (Transformer Engine module/linear.py backward at v2.9: ``general_gemm(inputmat_total, grad_output, ...,
+    out=main_grad if ctx.fuse_wgrad_accumulation else None, accumulate=accumulate_wgrad_into_param_main_grad,
+    out_dtype=main_grad.dtype)``, a cuBLASLt GEMM with beta 1); without it the GEMM writes a fresh BF16 gradient
+    (the chip's ``gemm_out_bytes``) that comm_dp.grad_accumulation_bytes adds into the buffer."""
+    if ctx.grad_accumulation_fusion:
+        return 2.0 * ctx.optimizer.grad_bytes
+    return ctx.calib.gemm_out_bytes
+
+
+def matrix_bwd_gemms(mat: Matrix, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Input- and weight-gradient GEMM time of one weight matrix (K x N on a chip after its tp split,
+    :func:`trainsim.parallel.sharding.sharded_shape`) for one micro-batch of ``tokens`` rows, each at its own shape:
+
+        dgrad  dX = dY W^T : M = tokens, N = K, K-loop = N
+        wgrad  dW = X^T dY : M = K,      N = N, K-loop = tokens, epilogue :func:`wgrad_out_bytes` per element
+
+    each through :func:`gemm_time` with the chip's shape terms (:func:`gemm_shape_eff`). The two have the forward's
+    FLOPs but not its shape: the weight gradient's K loop is the micro-batch's tokens (halved by cp 2 on a Llama 3.1
+    405B plan, 4,096 against the 16,384-wide K of its forward qkv GEMM) and its epilogue reads and writes the
+    gradient buffer, so on a chip whose epilogue follows the K loop (Hopper, perf/data/constants.yaml
+    gemm_epilogue_overlap 0) it runs below its forward's rate. Layer forms: Megatron-Core / Transformer Engine
+    Linear backward (module/linear.py at TE v2.9: the dgrad GEMM ``general_gemm(weight, grad_output, layout='NN')``,
+    the wgrad GEMM ``general_gemm(inputmat_total, grad_output, layout='NT')``)."""
+    c = ctx.calib
+    peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
+    d0 = gemm_shape(c)
+    d_w = d0[:4] + (wgrad_out_bytes(ctx),) + d0[5:]
+    k, n = sharded_shape(mat, p.tp) if (mat.group != "other" and mat.split != "none") else (float(mat.k),
+                                                                                          float(mat.n))
+    dgrad = gemm_time(tokens, k, n, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
+    wgrad = gemm_time(k, n, tokens, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d_w)
+    return dgrad + wgrad
+
+
 def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, fwd: Num) -> Num:
     """Backward GEMM time of one layer per micro-batch per chip, given its forward ``fwd`` (:func:`layer_gemm_fwd`,
-    already priced by the caller): the input- and weight-gradient GEMMs, 2 x ``fwd``, except the DSA indexer's
-    projections (the ``indexer.*`` matrices of a layer with an indexer core, :func:`dsa_indexer_core`), which take
-    :data:`DSA_INDEXER_PROJ_BWD` x their forward: 2 x fwd - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd."""
+    already priced by the caller): the input- and weight-gradient GEMMs of each of the stack's GEMMs
+    (:func:`gemm_matrices`) at their own shapes (:func:`matrix_bwd_gemms`), except the groups of
+    :data:`BWD_AS_FWD_GROUPS` (2 x their forward) and the DSA indexer's projections (the ``indexer.*`` matrices of
+    a layer with an indexer core, :func:`dsa_indexer_core`), which take :data:`DSA_INDEXER_PROJ_BWD` x their
+    forward:
+
+        bwd = 2 x fwd - 2 x fwd(shaped) + sum over shaped GEMMs of (dgrad + wgrad)
+              - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd"""
+    has_indexer = dsa_indexer_core(lk) is not None
+    shaped = tuple(m for m in lk.matrices if m.group not in BWD_AS_FWD_GROUPS
+                   and not (has_indexer and m.name.startswith("indexer.")))
     t = 2.0 * fwd
-    if dsa_indexer_core(lk) is None:
+    if shaped:
+        sub_lk = replace(lk, matrices=shaped)
+        t = t - 2.0 * layer_gemm_fwd(sub_lk, ctx, p, tokens)
+        for mat in gemm_matrices(sub_lk, ctx.separate_gemms):
+            t = t + matrix_bwd_gemms(mat, ctx, p, tokens)
+    if not has_indexer:
         return t
     sub = tuple(m for m in lk.matrices if m.name.startswith("indexer."))
     return t - (2.0 - DSA_INDEXER_PROJ_BWD[ctx.dsa_indexer_loss]) * layer_gemm_fwd(replace(lk, matrices=sub), ctx,
@@ -797,6 +852,55 @@ def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> t
         bwd += m.n * m.active
         fwd += m.k * m.active
     return fwd, bwd
+
+
+def sp_gathered_fp8_elems_per_token(lk: LayerKind, hidden: int, separate: tuple[str, ...] = ()) -> float:
+    """Elements per token of a layer's FP8 GEMM operands that sequence parallelism all-gathers before a GEMM
+    whose backward needs them columnwise: each distinct input of a column-parallel GEMM that reads the hidden
+    state (K = hidden: the fused qkv, fc1) and the output gradient of each row-parallel GEMM that writes it
+    (N = hidden: the attention output projection, fc2), over the stack's GEMMs (:func:`gemm_matrices`), routed
+    experts and router excluded (the experts' tokens come through the MoE dispatcher, not a sequence-parallel
+    gather). Llama (one qkv, one fc1, o, down): 4 x hidden. :func:`sp_gathered_fp8_transpose_bytes` prices
+    their transposes."""
+    e = 0.0
+    for m in gemm_matrices(lk, separate):
+        if m.group in ("expert", "router"):
+            continue
+        if m.split == "col" and m.k == hidden:
+            e += m.k
+        elif m.split == "row" and m.n == hidden:
+            e += m.n
+    return e
+
+
+def sp_gathered_fp8_transpose_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """HBM bytes per layer and micro-batch on one chip (forward and backward together) that Transformer Engine's
+    per-tensor FP8 on Hopper moves beyond the sequence-split casts of :func:`elementwise_bytes_per_token`, for the
+    operands a sequence-parallel tp group all-gathers (:func:`sp_gathered_fp8_elems_per_token`, E per token):
+
+        bytes = tokens x E x (2 - 1 / tp)      (tp > 1; 0 otherwise, or without per-tensor FP8 on Hopper)
+
+    Per-tensor FP8 tensors all-gather their rowwise data only (Float8Quantizer / Float8CurrentScalingQuantizer
+    ``supports_only_rowwise_all_gather`` True, transformer_engine/pytorch/tensor/float8_tensor.py at TE v2.9), so
+    the local shard is cast without its transposed copy (module/linear.py forward at v2.9: ``input_quantizer.
+    set_usage(columnwise=False)`` under the all-gather; layernorm_linear.py likewise; base.py
+    ``grad_output_preprocess`` quantises a row-parallel layer's output gradient rowwise for the userbuffers
+    all-gather) and the weight-gradient GEMM then asks the gathered tensor for its columnwise usage
+    (``inputmat_total.update_usage(columnwise_usage=True)`` / ``ln_out_total.update_usage(...)`` /
+    ``grad_output.update_usage(columnwise_usage=True)``), which on Hopper, whose FP8 GEMMs take only the TN layout,
+    runs an FP8 transpose of the whole gathered tensor (storage/float8_tensor_storage.py ``update_usage`` ->
+    ``_create_transpose`` unless ``is_non_tn_fp8_gemm_supported``): read 1 + write 1 byte per element of the
+    tokens x E gathered on each rank, against the 1 byte per element of the tokens / tp shard the cast charge
+    counts for the transposed copy. Sequence parallelism splits every other memory-bound kernel over tp; this
+    transpose grows with tp instead (Llama 3.1 405B at tp 8, 4,096 tokens a rank: 4 x 16,384 x 4,096 x 1.875 =
+    503 MB a layer and micro-batch). Stacks that keep the gathered input whole (DTensor TP,
+    ``tp_gathered_gemm_inputs``) or run TP without sequence parallelism (``tp_allreduce``) are not on this path."""
+    if not (ctx.fp8_gemm and ctx.fp8_transposed_copy and ctx.fp8_recipe in ("delayed", "current")) \
+            or ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    tp = np.asarray(p.tp, dtype=np.float64)
+    e = sp_gathered_fp8_elems_per_token(lk, ctx.arch.hidden, ctx.separate_gemms)
+    return np.where(tp > 1, tokens * e * (2.0 - 1.0 / tp), 0.0)
 
 
 def training_fp8_cast_bytes(ctx: StepContext) -> float:
@@ -1025,7 +1129,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute is here only
     where its dispatcher's permutation is not sourced (the generic k rows, :func:`permute_rows_in` None); the
     fused one is :func:`moe_permute_fwd_bwd`. Under the all-gather MoE dispatcher the permutation runs on
-    gathered tokens (:func:`allgather_permute_extra_bytes`)."""
+    gathered tokens (:func:`allgather_permute_extra_bytes`); Hopper's per-tensor FP8 transposes the tensors
+    sequence parallelism gathers (:func:`sp_gathered_fp8_transpose_bytes`), which tp does not split."""
     generic = permute_rows_in(lk, ctx, p) is None
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
@@ -1034,6 +1139,9 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      rope_unfused=not ctx.rope_fusion) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
+    # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the
+    # engine charges these kernels forward + 2 x forward backward, as the casts)
+    by = by + sp_gathered_fp8_transpose_bytes(lk, ctx, p, tokens) / 3.0
     return hbm_time(by, ctx)
 
 
