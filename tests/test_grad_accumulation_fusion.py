@@ -47,14 +47,9 @@ def test_unfused_accumulation_costs_one_buffer_pass_per_micro_batch():
     a, b = estimate_complete(fused, fused.plan), estimate_complete(unfused, unfused.plan)
     per_mb_s = 10.0 * LLAMA31_8B_PARAMS / (H100_HBM_BPS * MEM_EFF)
     assert per_mb_s == pytest.approx(0.02996, rel=1e-3)
+    assert b.step_time_s - a.step_time_s == pytest.approx(4 * per_mb_s, rel=1e-6)
     assert b.breakdown["memory_bound"] - a.breakdown["memory_bound"] == pytest.approx(4 * per_mb_s, rel=1e-6)
-    # the fused weight-gradient GEMMs read and write the fp32 buffer in their epilogue (8 B an element,
-    # perf/compute.py wgrad_out_bytes) where the unfused ones write a BF16 gradient (2 B): their GEMMs are faster,
-    # by less than the separate pass costs
-    gemm_saved = a.breakdown["compute_gemm"] - b.breakdown["compute_gemm"]
-    assert 0.0 < gemm_saved < 4 * per_mb_s
-    assert b.step_time_s - a.step_time_s == pytest.approx(4 * per_mb_s - gemm_saved, rel=1e-6)
-    for cause in ("attention", "dp_comm", "optimizer"):
+    for cause in ("compute_gemm", "attention", "dp_comm", "optimizer"):
         assert b.breakdown[cause] == pytest.approx(a.breakdown[cause], rel=1e-12)
 
 

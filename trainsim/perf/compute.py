@@ -573,68 +573,13 @@ def dsa_indexer_score_grad(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
 DSA_INDEXER_PROJ_BWD = {"none": 0.0, "sparse": 1.0, "dense": 1.0, "dense_local": 1.0}
 
 
-#: matrix groups whose backward GEMMs the engine keeps at twice their forward (:func:`layer_gemm_bwd`): the routed
-#: experts' grouped GEMMs (their kernels' weight-gradient epilogue is not read here) and the BF16 router
-BWD_AS_FWD_GROUPS = ("expert", "router")
-
-
-def wgrad_out_bytes(ctx: StepContext) -> float:
-    """Bytes per element the weight-gradient GEMM's epilogue moves: with gradient-accumulation fusion (the stack's
-    ``grad_accumulation_fusion``) it adds into the main-grad buffer, reading and writing it, 2 x ``grad_bytes``
-    (Transformer Engine module/linear.py backward at v2.9: ``general_gemm(inputmat_total, grad_output, ...,
-    out=main_grad if ctx.fuse_wgrad_accumulation else None, accumulate=accumulate_wgrad_into_param_main_grad,
-    out_dtype=main_grad.dtype)``, a cuBLASLt GEMM with beta 1); without it the GEMM writes a fresh BF16 gradient
-    (the chip's ``gemm_out_bytes``) that comm_dp.grad_accumulation_bytes adds into the buffer."""
-    if ctx.grad_accumulation_fusion:
-        return 2.0 * ctx.optimizer.grad_bytes
-    return ctx.calib.gemm_out_bytes
-
-
-def matrix_bwd_gemms(mat: Matrix, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Input- and weight-gradient GEMM time of one weight matrix (K x N on a chip after its tp split,
-    :func:`trainsim.parallel.sharding.sharded_shape`) for one micro-batch of ``tokens`` rows, each at its own shape:
-
-        dgrad  dX = dY W^T : M = tokens, N = K, K-loop = N
-        wgrad  dW = X^T dY : M = K,      N = N, K-loop = tokens, epilogue :func:`wgrad_out_bytes` per element
-
-    each through :func:`gemm_time` with the chip's shape terms (:func:`gemm_shape_eff`). The two have the forward's
-    FLOPs but not its shape: the weight gradient's K loop is the micro-batch's tokens (halved by cp 2 on a Llama 3.1
-    405B plan, 4,096 against the 16,384-wide K of its forward qkv GEMM) and its epilogue reads and writes the
-    gradient buffer, so on a chip whose epilogue follows the K loop (Hopper, perf/data/constants.yaml
-    gemm_epilogue_overlap 0) it runs below its forward's rate. Layer forms: Megatron-Core / Transformer Engine
-    Linear backward (module/linear.py at TE v2.9: the dgrad GEMM ``general_gemm(weight, grad_output, layout='NN')``,
-    the wgrad GEMM ``general_gemm(inputmat_total, grad_output, layout='NT')``)."""
-    c = ctx.calib
-    peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
-    d0 = gemm_shape(c)
-    d_w = d0[:4] + (wgrad_out_bytes(ctx),) + d0[5:]
-    k, n = sharded_shape(mat, p.tp) if (mat.group != "other" and mat.split != "none") else (float(mat.k),
-                                                                                          float(mat.n))
-    dgrad = gemm_time(tokens, k, n, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
-    wgrad = gemm_time(k, n, tokens, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d_w)
-    return dgrad + wgrad
-
-
 def layer_gemm_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, fwd: Num) -> Num:
     """Backward GEMM time of one layer per micro-batch per chip, given its forward ``fwd`` (:func:`layer_gemm_fwd`,
-    already priced by the caller): the input- and weight-gradient GEMMs of each of the stack's GEMMs
-    (:func:`gemm_matrices`) at their own shapes (:func:`matrix_bwd_gemms`), except the groups of
-    :data:`BWD_AS_FWD_GROUPS` (2 x their forward) and the DSA indexer's projections (the ``indexer.*`` matrices of
-    a layer with an indexer core, :func:`dsa_indexer_core`), which take :data:`DSA_INDEXER_PROJ_BWD` x their
-    forward:
-
-        bwd = 2 x fwd - 2 x fwd(shaped) + sum over shaped GEMMs of (dgrad + wgrad)
-              - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd"""
-    has_indexer = dsa_indexer_core(lk) is not None
-    shaped = tuple(m for m in lk.matrices if m.group not in BWD_AS_FWD_GROUPS
-                   and not (has_indexer and m.name.startswith("indexer.")))
+    already priced by the caller): the input- and weight-gradient GEMMs, 2 x ``fwd``, except the DSA indexer's
+    projections (the ``indexer.*`` matrices of a layer with an indexer core, :func:`dsa_indexer_core`), which take
+    :data:`DSA_INDEXER_PROJ_BWD` x their forward: 2 x fwd - (2 - DSA_INDEXER_PROJ_BWD[path]) x indexer fwd."""
     t = 2.0 * fwd
-    if shaped:
-        sub_lk = replace(lk, matrices=shaped)
-        t = t - 2.0 * layer_gemm_fwd(sub_lk, ctx, p, tokens)
-        for mat in gemm_matrices(sub_lk, ctx.separate_gemms):
-            t = t + matrix_bwd_gemms(mat, ctx, p, tokens)
-    if not has_indexer:
+    if dsa_indexer_core(lk) is None:
         return t
     sub = tuple(m for m in lk.matrices if m.name.startswith("indexer."))
     return t - (2.0 - DSA_INDEXER_PROJ_BWD[ctx.dsa_indexer_loss]) * layer_gemm_fwd(replace(lk, matrices=sub), ctx,
