@@ -905,6 +905,55 @@ def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> t
     return fwd, bwd
 
 
+def sp_gathered_fp8_elems_per_token(lk: LayerKind, hidden: int, separate: tuple[str, ...] = ()) -> float:
+    """Elements per token of a layer's FP8 GEMM operands that sequence parallelism all-gathers before a GEMM
+    whose backward needs them columnwise: each distinct input of a column-parallel GEMM that reads the hidden
+    state (K = hidden: the fused qkv, fc1) and the output gradient of each row-parallel GEMM that writes it
+    (N = hidden: the attention output projection, fc2), over the stack's GEMMs (:func:`gemm_matrices`), routed
+    experts and router excluded (the experts' tokens come through the MoE dispatcher, not a sequence-parallel
+    gather). Llama (one qkv, one fc1, o, down): 4 x hidden. :func:`sp_gathered_fp8_transpose_bytes` prices
+    their transposes."""
+    e = 0.0
+    for m in gemm_matrices(lk, separate):
+        if m.group in ("expert", "router"):
+            continue
+        if m.split == "col" and m.k == hidden:
+            e += m.k
+        elif m.split == "row" and m.n == hidden:
+            e += m.n
+    return e
+
+
+def sp_gathered_fp8_transpose_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """HBM bytes per layer and micro-batch on one chip (forward and backward together) that Transformer Engine's
+    per-tensor FP8 on Hopper moves beyond the sequence-split casts of :func:`elementwise_bytes_per_token`, for the
+    operands a sequence-parallel tp group all-gathers (:func:`sp_gathered_fp8_elems_per_token`, E per token):
+
+        bytes = tokens x E x (2 - 1 / tp)      (tp > 1; 0 otherwise, or without per-tensor FP8 on Hopper)
+
+    Per-tensor FP8 tensors all-gather their rowwise data only (Float8Quantizer / Float8CurrentScalingQuantizer
+    ``supports_only_rowwise_all_gather`` True, transformer_engine/pytorch/tensor/float8_tensor.py at TE v2.9), so
+    the local shard is cast without its transposed copy (module/linear.py forward at v2.9: ``input_quantizer.
+    set_usage(columnwise=False)`` under the all-gather; layernorm_linear.py likewise; base.py
+    ``grad_output_preprocess`` quantises a row-parallel layer's output gradient rowwise for the userbuffers
+    all-gather) and the weight-gradient GEMM then asks the gathered tensor for its columnwise usage
+    (``inputmat_total.update_usage(columnwise_usage=True)`` / ``ln_out_total.update_usage(...)`` /
+    ``grad_output.update_usage(columnwise_usage=True)``), which on Hopper, whose FP8 GEMMs take only the TN layout,
+    runs an FP8 transpose of the whole gathered tensor (storage/float8_tensor_storage.py ``update_usage`` ->
+    ``_create_transpose`` unless ``is_non_tn_fp8_gemm_supported``): read 1 + write 1 byte per element of the
+    tokens x E gathered on each rank, against the 1 byte per element of the tokens / tp shard the cast charge
+    counts for the transposed copy. Sequence parallelism splits every other memory-bound kernel over tp; this
+    transpose grows with tp instead (Llama 3.1 405B at tp 8, 4,096 tokens a rank: 4 x 16,384 x 4,096 x 1.875 =
+    503 MB a layer and micro-batch). Stacks that keep the gathered input whole (DTensor TP,
+    ``tp_gathered_gemm_inputs``) or run TP without sequence parallelism (``tp_allreduce``) are not on this path."""
+    if not (ctx.fp8_gemm and ctx.fp8_transposed_copy and ctx.fp8_recipe in ("delayed", "current")) \
+            or ctx.tp_gathered_gemm_inputs or ctx.tp_allreduce:
+        return 0.0 * np.asarray(tokens, dtype=np.float64)
+    tp = np.asarray(p.tp, dtype=np.float64)
+    e = sp_gathered_fp8_elems_per_token(lk, ctx.arch.hidden, ctx.separate_gemms)
+    return np.where(tp > 1, tokens * e * (2.0 - 1.0 / tp), 0.0)
+
+
 def training_fp8_cast_bytes(ctx: StepContext) -> float:
     """Bytes per GEMM-input element a training step's FP8 casts move (:func:`fp8_cast_bytes_per_elem` with the
     run's recipe; a columnwise copy of per-tensor FP8 tensors on Hopper, ``StepContext.fp8_transposed_copy``);
@@ -1132,7 +1181,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute is here only
     where its dispatcher's permutation is not sourced (the generic k rows, :func:`permute_rows_in` None); the
     fused one is :func:`moe_permute_fwd_bwd`. Under the all-gather MoE dispatcher the permutation runs on
-    gathered tokens (:func:`allgather_permute_extra_bytes`)."""
+    gathered tokens (:func:`allgather_permute_extra_bytes`); Hopper's per-tensor FP8 transposes the tensors
+    sequence parallelism gathers (:func:`sp_gathered_fp8_transpose_bytes`), which tp does not split."""
     generic = permute_rows_in(lk, ctx, p) is None
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
@@ -1142,6 +1192,9 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      act_unfused=not ctx.activation_fusion) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
+    # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the
+    # engine charges these kernels forward + 2 x forward backward, as the casts)
+    by = by + sp_gathered_fp8_transpose_bytes(lk, ctx, p, tokens) / 3.0
     return hbm_time(by, ctx)
 
 
