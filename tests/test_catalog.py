@@ -202,8 +202,27 @@ def test_inline_system_bits_vs_bytes():
     assert s.levels[0].bw == 200e9
     assert s.levels[1].bw == 50e9
     assert s.levels[1].size is None
-    assert s.levels[0].latency_s == 2e-6 and s.levels[1].latency_s == 5e-6   # documented defaults
+    # an NVIDIA chip's levels take NCCL's tree LL step (NVIDIA/nccl src/graph/tuning.cc hwLatencies: NVLink 0.6 us,
+    # network 5.0 us), as the catalog's DGX / HGX systems do
+    assert s.levels[0].latency_s == 0.6e-6 and s.levels[1].latency_s == 5e-6
+    assert s.sources["scale_up_latency"].source == ("derived",)
     assert s.sources["scale_up_bw"].source == ("inline",)
+
+
+def test_inline_system_latency_defaults_by_library():
+    """A level stating no latency takes its vendor's collective library's step (resolve.py LIBRARY_LATENCY_S): RCCL's
+    tuning_model_5 tree LL on AMD (ROCm/rccl src/graph/tuning.cc: xGMI 0.9 us, network 10.5 us); a chip of another
+    vendor keeps the assumed 2 us / 5 us."""
+    amd = resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 8, "bandwidth": "448 GB/s"},
+                          "scale_out": {"bandwidth": "400 Gb/s"}})
+    assert amd.levels[0].latency_s == 0.9e-6 and amd.levels[1].latency_s == 10.5e-6
+    other = resolve_system({"chip": {"name": "x", "bf16_tflops": 500, "hbm": "64 GiB", "hbm_bandwidth": "2 TB/s",
+                                     "vendor": "Other", "scale_up_bandwidth": "100 GB/s",
+                                     "scale_out_bandwidth": "100 Gb/s"}, "scale_up": {"size": 8}})
+    assert other.levels[0].latency_s == 2e-6 and other.levels[1].latency_s == 5e-6
+    assert other.sources["scale_up_latency"].source == ("assumption",)
+    stated = resolve_system({"chip": "amd-mi300x", "scale_up": {"size": 8, "latency": "3 us"}})
+    assert stated.levels[0].latency_s == 3e-6
 
 
 def test_inline_chip_and_defaults_from_chip():

@@ -12,7 +12,9 @@ A system value is a catalog id (``hgx-h800``), a path to a YAML file holding the
 Bandwidths are per chip, one direction ("200 GB/s", "400 Gb/s" -- bits and bytes differ). Defaults:
 
 * scale-up / scale-out bandwidth: the chip's catalog value (for ``base:`` without a new chip: the base's value);
-* latency: scale-up 2 us, scale-out 5 us, inter-site 1 ms (assumptions; see :data:`DEFAULT_LATENCY_S`);
+* latency: the chip vendor's collective library's per-step latency (NVIDIA / NCCL: scale-up 0.6 us, scale-out
+  5 us; AMD / RCCL: 0.9 us, 10.5 us; :data:`LIBRARY_LATENCY_S`), else scale-up 2 us, scale-out 5 us; inter-site
+  1 ms (assumptions; see :data:`DEFAULT_LATENCY_S`);
 * power per chip: chip TDP x the systems.yaml overhead factor (1.4); price per chip: the chip price.
 
 ``inter_site.size`` is the number of chips per site: the scale-out level then spans one site
@@ -38,6 +40,19 @@ from ..io import read_yaml
 #: default latency per message hop when a level gives none (assumptions: NVLink/UB/ICI 1-3 us, CM384 paper
 #: 1.2-1.9 us, Atlas 950 2.1 us; InfiniBand/RoCE 5-10 us; inter-site ~100-200 km of fibre)
 DEFAULT_LATENCY_S = {"scale_up": 2e-6, "scale_out": 5e-6, "inter_site": 1e-3}
+#: the latency per step a level that states none takes on a chip whose vendor's collective library publishes one:
+#: that library's tuner's step latency for small messages (its tree LL step), as the NVIDIA catalog systems carry it
+#: (systems.yaml ``nccl-tuning``; perf/collectives.py scales the library's other protocols' steps from it).
+#: NVIDIA (NCCL, NVIDIA/nccl src/graph/tuning.cc at 5067397c, ``hwLatencies`` tree LL): NVLink 0.6 us, network
+#: 5.0 us. AMD (RCCL, ROCm/rccl src/graph/tuning.cc at 0cbce2a7, ``tuning_model_5``, the table of the 8-GPU
+#: xGMI full-mesh MI300X platforms, src/graph/rome_models.cc models 79 / 81 / 84 ``tuning=5``): xGMI 0.9 us
+#: (ring LL 0.8), network 10.5 us (ring LL 9.5). Measured (validation/collectives/nccl_tests.yaml): 8 x MI300X
+#: all-reduce of 16 B 16.3 us, 2 x 8 MI355X 40.1 us, which these steps and NCCL's per-call base price at 19.2 and
+#: 40.4 us (the assumed 2 us / 5 us gave 34.6 and 44.8)
+LIBRARY_LATENCY_S = {"NVIDIA": {"scale_up": 0.6e-6, "scale_out": 5.0e-6},
+                     "AMD": {"scale_up": 0.9e-6, "scale_out": 10.5e-6}}
+LIBRARY_LATENCY_SOURCE = {"NVIDIA": "NVIDIA/nccl src/graph/tuning.cc at 5067397c hwLatencies (tree LL step)",
+                          "AMD": "ROCm/rccl src/graph/tuning.cc at 0cbce2a7 tuning_model_5 hwLatencies (tree LL step)"}
 
 CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_bandwidth", "scale_up_bandwidth",
              "scale_out_bandwidth", "tdp_w", "price_usd", "vendor", "family")
@@ -325,10 +340,14 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
             csrc = chip.sources.get(f"{key}_bw")
             src[f"{key}_bw"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
                                        f"chip {chip.id} value" + (f"; {csrc.note}" if csrc and csrc.note else ""))
-        lat = _stated_or_base(sub, b, key, "latency", _latency, lambda lv: lv.latency_s, DEFAULT_LATENCY_S[key],
+        lib_lat = LIBRARY_LATENCY_S.get(chip.vendor, {}).get(key)
+        lat = _stated_or_base(sub, b, key, "latency", _latency, lambda lv: lv.latency_s,
+                              DEFAULT_LATENCY_S[key] if lib_lat is None else lib_lat,
                               lf=lf, where=where, src=src, inherit=inherit,
                               default_src=Sourced(("assumption",), "low",
-                                                  f"trainsim default {LEVEL_NAMES[key]} latency"))
+                                                  f"trainsim default {LEVEL_NAMES[key]} latency") if lib_lat is None
+                              else Sourced(("derived",), "medium", f"{chip.vendor} collective library's step latency: "
+                                           f"{LIBRARY_LATENCY_SOURCE[chip.vendor]}"))
         # topology: stated, else the base level's where its size is kept, else the chip's own scale-up wiring
         # (a board with no switch: MI300X / MI350 / 910B, hardware.yaml scale_up_topology) cut to the size, else a
         # non-blocking switch
