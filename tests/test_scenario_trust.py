@@ -140,7 +140,9 @@ def test_s7_quotes_the_serving_models_held_out_error(s7):
     v = s7["validation_error"]["inference_model"]
     assert v["median_abs_error"] == acc["loo_median_abs"] and v["max_abs_error"] == acc["loo_max_abs"]
     assert "leave-one-out" in v["basis"]
-    assert acc["loo_median_abs"] > acc["fit_median_abs"]     # held out is the larger, honest figure
+    # held out is the honest figure: never below the in-sample one (equal where the median point's refit leaves it,
+    # 8.76% both at this session's refit)
+    assert acc["loo_median_abs"] >= acc["fit_median_abs"]
 
 
 def test_s7_quotes_the_rl_whole_step_check(s7):

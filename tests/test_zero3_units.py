@@ -2,12 +2,15 @@
 zero3_units; Megatron-FSDP at Megatron-LM core_r0.14.0: one FSDP unit per TransformerLayer, its buckets grouped by
 (unit, expert or not) for NCCL).
 
-Hand derivation, a dense 4-layer model on 16 H100 (2 DGX-H100 nodes of 8; NVLink hop 2 us, network hop 5 us in
-catalog/data/systems.yaml), zero 3, dp 16 at stride 1: a ring pass over 16 ranks in 2 nodes takes 15 steps, NCCL's
-nInterSteps = nNodes - 1 = 1 of them across the network and the other 14 over NVLink (src/graph/tuning.cc), one
-ring latency 14 x 2 + 1 x 5 = 33 us. Units: 4
-layers + 1 (embedding, head, final norm) = 5, so the all-gather and the reduce-scatter each take 4 x 33 = 132 us
-more than one whole-model collective; zero 1 is unchanged.
+Hand derivation, a dense 4-layer model on 16 H100 (2 DGX-H100 nodes of 8), zero 3, dp 16 at stride 1, priced as
+NCCL's tuner prices a ring (perf/collectives.py NCCL_* tables, NVIDIA/nccl src/graph/tuning.cc at 5067397c): a ring
+pass over 16 ranks in 2 nodes takes 15 steps, nInterSteps = nNodes - 1 = 1 of them across the network and 14 over
+NVLink. Per call: Simple 8.4 us base + 14 x 3.4 + 1 x 14 = 70 us at the full bus rate; LL128 14 + 14 x 1.9 + 4.0 =
+44.6 us at 0.92 of it. The ring's bytes rate is 8 x 400 Gb/s NICs per node = 400 GB/s at coll_eff 0.85 = 340 GB/s,
+(15/16) S / 340 GB/s = B. Units: 4 layers + 1 (embedding, head, final norm) = 5. Zero 1 makes one call of the whole
+buffer (Simple: 70 us + B), zero 3 five calls of a fifth (LL128: 44.6 us + B / 5 / 0.92 each), so zero 3 pays
+5 x 44.6 - 70 us + B (1 / 0.92 - 1) more, on the all-gather (S = 1e8 parameters x 2 bytes) and the
+reduce-scatter (x 4 bytes, FP32 gradient reduction).
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ def test_zero3_pays_a_ring_latency_per_unit():
     _, _, g3, a3 = _times(3)
     _, _, g1, a1 = _times(1)
     # zero 1 and zero 3 move the same bytes in the same groups (reduce-scatter + all-gather): the difference is
-    # the 4 extra units' ring latency, 4 x (14 x 2 us + 1 x 5 us) = 132 us, on each
-    assert a3 - a1 == pytest.approx(132e-6, rel=1e-9)
-    assert g3 - g1 == pytest.approx(132e-6, rel=1e-9)
+    # four more calls' latency and the smaller calls' protocol (module docstring)
+    def extra(size_bytes):
+        b = 15 / 16 * size_bytes / 340e9
+        return 5 * 44.6e-6 - 70e-6 + b * (1 / 0.92 - 1)
+    assert a3 - a1 == pytest.approx(extra(1e8 * 2), rel=1e-6)
+    assert g3 - g1 == pytest.approx(extra(1e8 * 4), rel=1e-6)

@@ -139,17 +139,21 @@ def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: 
     base = np.ceil(np.ceil(mu / tm) * tn / u)
     if not np.any(sd > 0.0):
         return base
-    w = int(np.ceil(8.0 * float(np.max(sd / tm)))) + 2
+    # each row sums its own window, 8 standard deviations each side; the array is as wide as its widest row, the
+    # others' extra terms are exact zeros added in order (cumsum, no pairwise regrouping), so a row's value never
+    # depends on the other rows evaluated with it (the pruned search equals the exhaustive one)
+    wr = np.ceil(8.0 * sd / tm) + 2.0
+    w = int(np.max(wr))
     j0 = np.floor(mu / tm)
-    js = np.maximum(j0[..., None] + np.arange(-w, w + 2, dtype=np.float64), 0.0)
-    z = (js * tm[..., None] + 0.5 - mu[..., None]) / np.where(sd > 0.0, sd, 1.0)[..., None]
-    above = _normal_sf(z)                                        # P(R > j)
-    above_prev = np.concatenate([np.ones_like(above[..., :1]), above[..., :-1]], axis=-1)
-    p = np.where(js > 0.0, above_prev - above, 1.0 - above)      # P(R = j); R = 0 below the first row
-    p = np.where(np.concatenate([np.zeros_like(js[..., :1], dtype=bool), js[..., 1:] == js[..., :-1]], axis=-1),
-                 0.0, p)                                         # j clipped at 0 more than once: count it once
-    waves = np.ceil(js * tn[..., None] / u[..., None])
-    ew = (p * waves).sum(axis=-1) / p.sum(axis=-1)
+    off = np.arange(-w, w + 2, dtype=np.float64)
+    jr = j0[..., None] + off                                      # rows of tiles, R = j
+    sdn = np.where(sd > 0.0, sd, 1.0)[..., None]
+    above = _normal_sf((jr * tm[..., None] + 0.5 - mu[..., None]) / sdn)              # P(R > j)
+    above_prev = _normal_sf(((jr - 1.0) * tm[..., None] + 0.5 - mu[..., None]) / sdn)  # P(R > j - 1)
+    p = np.where(jr > 0.0, above_prev - above, np.where(jr == 0.0, 1.0 - above, 0.0))  # P(R = j); none below 0
+    p = np.where((off >= -wr[..., None]) & (off <= wr[..., None] + 1.0), p, 0.0)      # the row's own window
+    waves = np.ceil(np.maximum(jr, 0.0) * tn[..., None] / u[..., None])
+    ew = np.cumsum(p * waves, axis=-1)[..., -1] / np.cumsum(p, axis=-1)[..., -1]
     return np.where(sd > 0.0, ew, base)
 
 
