@@ -44,15 +44,22 @@ def test_ascend_family_attention_rate_matches_the_torch_npu_measurement():
     assert calib["default"].attn_eff == pytest.approx(0.55)
 
 
-def test_engine_attention_time_on_the_910b2_at_32k():
-    """One causal full core (32 heads of 128, 8 KV heads) over 32,768 tokens on a 376-TFLOPS chip with the Ascend
-    calibration: forward causal FLOPs / (0.40 x 376e12 x 0.98842)."""
+def _one_core_on_the_910b2(heads, head_dim, kv_heads):
+    """(calibration, context, core, layer, plan) of one causal full attention core over 32,768 tokens on a
+    376-TFLOPS chip with the Ascend calibration, one chip."""
     c = load_calibration()["ascend-910"]
     ctx = ctx_for(None, make_system(bf16=376e12), seq=32768, calib=c)
-    core = AttentionCore(heads=32, qk_head_dim=128, v_head_dim=128, kv_heads=8, kind="full")
+    core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=head_dim, kv_heads=kv_heads, kind="full")
     layer = LayerKind(name="x", n_layers=1, matrices=(), attention=(core,))
     plan = Plans.from_columns(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0,
                               node_limit=0)
+    return c, ctx, core, layer, plan
+
+
+def test_engine_attention_time_on_the_910b2_at_32k():
+    """One causal full core (32 heads of 128, 8 KV heads) over 32,768 tokens on a 376-TFLOPS chip with the Ascend
+    calibration: forward causal FLOPs / (0.40 x 376e12 x 0.98842)."""
+    c, ctx, core, layer, plan = _one_core_on_the_910b2(heads=32, head_dim=128, kv_heads=8)
     t = float(attention_fwd(layer, ctx, plan, 32768.0)[0])
     flops = attention_fwd_flops_per_token(core, 32768) * 32768
     assert t == pytest.approx(flops / (0.40 * 376e12 * 32768 / 33152), rel=1e-9)
@@ -120,12 +127,7 @@ def test_engine_attention_time_of_a_head_dim_64_core_on_the_910b2():
     """Qwen2-0.5B's core (14 heads of 64, 2 KV heads) over 32,768 tokens: forward causal FLOPs / (0.40 x 376e12 x
     32,768 / 33,152 x 0.706), and the backward keeps its ratio to the forward."""
     from trainsim.perf.compute import attention_bwd
-    c = load_calibration()["ascend-910"]
-    ctx = ctx_for(None, make_system(bf16=376e12), seq=32768, calib=c)
-    core = AttentionCore(heads=14, qk_head_dim=64, v_head_dim=64, kv_heads=2, kind="full")
-    layer = LayerKind(name="x", n_layers=1, matrices=(), attention=(core,))
-    plan = Plans.from_columns(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0,
-                              node_limit=0)
+    c, ctx, core, layer, plan = _one_core_on_the_910b2(heads=14, head_dim=64, kv_heads=2)
     flops = attention_fwd_flops_per_token(core, 32768) * 32768
     assert flops == pytest.approx(2 * 14 * 128 * 32768 * (32768 + 1) / 2, rel=1e-3)   # 2 h (d_qk + d_v) s x s / 2
     t = float(attention_fwd(layer, ctx, plan, 32768.0)[0])
