@@ -229,7 +229,7 @@ NCCL_BASE_S = {"ring": (6.6e-6, 14.0e-6, 8.4e-6), "tree": (6.8e-6, 14.0e-6, 8.4e
 #: an NVIDIA system is the tree LL step (NVLink 0.6, network 5.0 us, ``NCCL_LL_REF_US``); a level with another
 #: latency scales its row by the ratio.
 NCCL_STEP_US = {"ring": ((0.6, 1.9, 3.4), (2.7, 4.0, 14.0)), "tree": ((0.6, 1.25, 4.0), (5.0, 8.5, 14.0))}
-NCCL_LL_REF_US = (0.6, 5.0)
+NCCL_LL_REF_US = tuple(row[0] for row in NCCL_STEP_US["tree"])      # the tree LL steps, read from the table above
 #: share of the bus bandwidth each protocol reaches: ring LL 0.5, LL128 0.92 (``busBw * .5``, ``* 0.92``); tree
 #: (after the tree's own 0.92, ``TREE_BUSBW_SHARE``) LL 1 / 3.8, LL128 7 / 9 on one node and 120 / 128 across nodes
 NCCL_RING_SHARE = (0.5, 0.92, 1.0)
