@@ -43,7 +43,7 @@ from ..model.arch import Arch
 from ..model.counts import count
 from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
-from ..perf.collectives import all_gather_time, ring_step_time
+from ..perf.collectives import all_gather_time
 from ..perf.compute import attn_bwd_ratio
 from ..perf.step import MOE_HOST_SYNC_FORWARD_SHARE
 from .. import estimate
@@ -453,8 +453,8 @@ class TrainTime:
     optimizer_bytes_per_chip: float = 0.0
     #: bytes/s per chip, one direction, that host-memory copies reach (the engine's host link)
     host_link_bw: float = 0.0
-    #: seconds for every trainer chip to materialise the full weights in Hugging Face layout (colocated refit:
-    #: :func:`megatron_export_s`)
+    #: seconds for every trainer chip to materialise the full weights in Hugging Face layout (the refit's export,
+    #: colocated or not: :func:`megatron_export_s`)
     export_s: float = 0.0
     #: the training engine's memory per chip of the update's plan (bytes) and whether it fits in the chip's HBM
     memory_per_chip_bytes: float = 0.0
@@ -678,44 +678,138 @@ def expert_params(arch: Arch) -> float:
     return float(sum(lk.n_layers * layer_params(lk).expert for lk in arch.layers))
 
 
+@dataclass(frozen=True)
+class ExportCalls:
+    """What one Megatron-Bridge ``export_hf_weights`` pass iterates on every trainer rank (:func:`export_calls`).
+
+    ``dense_tasks``: the non-expert Megatron parameters of every pipeline stage (each rank walks them all);
+    ``split_tasks``: those of them split over tensor parallelism; ``expert_tasks``: the per-expert parameters of one
+    expert-parallel rank (every stage's); ``hf_tensors``: the Hugging Face tensors they become."""
+    dense_tasks: int
+    split_tasks: int
+    expert_tasks: int
+    hf_tensors: int
+
+
+def _megatron_params(matrices) -> list:
+    """The Megatron parameters a layer's matrices are stored as: column-split matrices of one group that read the
+    same input are one fused parameter (Megatron-Core ``linear_qkv`` for q / k / v, ``linear_fc1`` for gate / up;
+    Megatron-Bridge ``QKVMapping`` and ``GatedMLPMapping`` split them back into their Hugging Face tensors), every
+    other matrix its own. Returns one representative matrix per parameter."""
+    out, seen = [], set()
+    for m in matrices:
+        if m.split == "col":
+            key = (m.group, m.k)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(m)
+    return out
+
+
+def export_calls(arch: Arch, plan: dict) -> ExportCalls:
+    """Count the parameter tasks of one ``export_hf_weights`` pass under ``plan`` (Megatron-Bridge 95e5f38, the
+    commit NeMo RL v0.6.0 pins: ``model_bridge.py`` ``build_conversion_tasks`` /
+    ``stream_weights_megatron_to_hf``).
+
+    Every rank builds one task per name of ``_megatron_global_param_names_all_pp_ranks`` (the union of every
+    pipeline stage's parameter names, ``all_gather_object`` over the pipeline group) and runs each task's
+    ``megatron_to_hf`` in that order, the stages that do not own a parameter taking part in its broadcast. Expert
+    weights are per-expert parameters (TransformerEngine grouped GEMM ``linear_fc1.weight<i>``,
+    ``linear_fc2.weight<i>`` for each of the rank's ``experts / ep`` local experts), so an expert-parallel rank
+    walks ``MoE layers x experts / ep x 2`` of them, each all-gathered over the EP group into ``ep`` experts
+    (``gather_from_ep_ranks``). Dense tasks: one per Megatron parameter (:func:`_megatron_params`) of every layer,
+    plus the embedding and the output head (both vocabulary-parallel). Norm weights and biases are not counted
+    (the architecture records their parameters, not their tensors: DeepSeek-V3 has 303 of them).
+
+    Example: DeepSeek-V3 at EP16: dense tasks 3 x 7 (q_a, q_b, kv_a, kv_b, o, fc1, fc2) + 58 x 8 (the same
+    attention, shared fc1 / fc2, router) + 2 = 487, of which 3 x 5 + 58 x 5 + 2 = 307 split (q_a, kv_a and the
+    router are replicated); expert tasks 58 x 16 x 2 = 1,856; Hugging Face tensors 3 x 8 + 58 x (5 + 768 + 3 + 1)
+    + 2 = 45,092 (NeMo RL's checkpoint-engine guide counts 45,395 with the 303 norms and biases)."""
+    ep = max(int(plan.get("ep", 1) or 1), 1)
+    dense = split = expert = hf = 0
+    for lk in arch.layers:
+        mats = [m for m in lk.matrices if m.group != "expert"]
+        emats = [m for m in lk.matrices if m.group == "expert"]
+        params = _megatron_params(mats)
+        dense += lk.n_layers * len(params)
+        split += lk.n_layers * sum(1 for m in params if m.split in ("col", "row"))
+        if emats and lk.moe is not None:
+            expert += lk.n_layers * len(_megatron_params(emats)) * max(lk.moe.experts // ep, 1)
+        hf += lk.n_layers * sum(m.count for m in lk.matrices)
+    ends = int(arch.embedding_params > 0) + int(arch.head_params > 0)
+    return ExportCalls(dense + ends, split + ends, expert, hf + ends)
+
+
+def nccl_broadcast_s(size_bytes: float, n: int, stride: int, system: System, coll_eff: tuple[float, ...],
+                     calls: int = 1) -> float:
+    """Seconds of ``calls`` broadcasts, ``size_bytes`` in all split evenly between them, over ``n`` members
+    ``stride`` ranks apart.
+
+    NCCL broadcasts along its ring, pipelined: every member receives the buffer once and every hop carries it at
+    once, so a broadcast moves per link what a ring all-gather of ``size x n / (n - 1)`` moves (NCCL tests
+    PERFORMANCE.md: broadcast bus bandwidth = algorithm bandwidth, all-gather bus bandwidth = algorithm bandwidth
+    x (n - 1) / n) and pays one ring pass of latency (NCCL's tuner, tuning.cc: a broadcast's ``nRanks`` steps
+    against the all-gather's ``nRanks - 1``): :func:`trainsim.perf.collectives.all_gather_time` of that size, once
+    per call. Each call pays its own base and steps (:data:`trainsim.perf.collectives.NCCL_BASE_S`,
+    ``NCCL_STEP_US``), so ``calls`` of ``size / calls`` cost the bytes of one and ``calls`` latencies. Example
+    (plain-ring test system: 8 per 300 GB/s domain at 2 us, 25 GB/s out at 5 us, efficiencies 0.8 / 0.85): 1 TB
+    in 10 calls over 512 members: 1e12 / min(240, 8 x 21.25 GB/s) + 10 x (448 x 2 + 63 x 5 us) = 5.894 s."""
+    n, calls = int(n), int(calls)
+    if n <= 1 or calls <= 0 or size_bytes <= 0:
+        return 0.0
+    per = size_bytes / calls * n / (n - 1)
+    return calls * float(np.ravel(all_gather_time(per, np.array([n]), np.array([stride]), system, coll_eff))[0])
+
+
 def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[float, ...],
                       bytes_per_param: float = 2.0) -> float:
     """Seconds for every trainer chip to hold, tensor by tensor, the full weights in Hugging Face layout: the
-    export a colocated NeMo RL refit streams to its vLLM worker.
+    export a NeMo RL refit streams to its vLLM workers (colocated and not).
 
-    NeMo RL's colocated refit (``refit_policy_generation`` -> ``MegatronPolicyWorker.stream_weights_via_ipc_zmq``,
-    tag v0.6.0) iterates Megatron-Bridge's ``export_hf_weights`` on every training rank; per parameter
-    (``param_mapping.py`` at the pinned Megatron-Bridge 95e5f38): ``broadcast_from_pp_rank`` "broadcasts to
-    **all** PP ranks", ``gather_from_tp_ranks`` all-gathers the tensor-parallel shards and ``gather_from_ep_ranks``
-    all-gathers the experts over the expert-parallel group. So with W_d dense and W_e expert bytes each chip
-    receives, over its groups' links (:mod:`trainsim.perf.collectives`, Megatron rank order):
+    NeMo RL's refit (``refit_policy_generation`` -> ``MegatronPolicyWorker.stream_weights_via_ipc_zmq`` or
+    ``broadcast_weights_for_collective``, tag v0.6.0) iterates Megatron-Bridge's ``export_hf_weights`` on every
+    training rank; per parameter task (:func:`export_calls`; ``param_mapping.py`` at the pinned Megatron-Bridge
+    95e5f38): ``broadcast_from_pp_rank`` "broadcasts to **all** PP ranks" (``torch.distributed.broadcast`` over
+    the pipeline group; the tensor's spec is cached after the first refit), ``gather_from_tp_ranks`` all-gathers
+    the tensor-parallel shards of a split parameter and ``gather_from_ep_ranks`` all-gathers an expert parameter
+    over the expert-parallel group. One collective call per task and group, each at its own size, so with W_d
+    dense and W_e expert bytes, D dense tasks (S of them split) and E expert tasks:
 
-    * the pipeline broadcast of the other stages' shards: ``(pp - 1)/pp x (W_d/tp + W_e/(ep etp))`` bytes at the
-      pipeline group's outermost level (a pipelined broadcast chain: every member receives it once);
-    * the all-gathers ``all_gather(W_d, tp)``, ``all_gather(W_e / ep, etp)``, ``all_gather(W_e, ep)``.
+    * the pipeline broadcasts: :func:`nccl_broadcast_s` of ``W_d / tp`` in D calls and of ``W_e / (ep etp)`` in E
+      calls over the pipeline group (every shard of every stage passes every link of the chain);
+    * the all-gathers ``all_gather(W_d / S, tp)`` x S, ``all_gather(W_e / ep / E, etp)`` x E and
+      ``all_gather(W_e / E, ep)`` x E (:func:`trainsim.perf.collectives.all_gather_time`, its NCCL base and step
+      latencies paid per call).
 
-    They run one tensor after the other, so the times add. Example: DeepSeek-V3 (W_e 1.31 TB, W_d 34 GB), PP16 x
-    EP16 on DGX H100: 15/16 x (34 + 1308/16) GB = 108 GB at 42.5 GB/s = 2.5 s, and the EP all-gather 7/8 x 1.31 TB at
-    360 GB/s + 1/2 x 164 GB at 42.5 GB/s = 5.1 s: 7.7 s."""
+    The calls run one after the other, so the times add. Host-side work per task or tensor (name mapping, the
+    tensors' allocation, NeMo RL's packing) is not priced: no measurement of it on this path was found.
+    Example (plain-ring test system, tests/test_rl_step.py): DeepSeek-V3, PP16 x EP16, dp 32: 487 dense and
+    1,856 expert tasks; pipeline broadcast (W_d + W_e / 16) / 21.25 GB/s + 2,343 x 15 x 5 us, EP all-gather
+    15/16 x W_e / 170 GB/s + 1,856 x (14 x 2 + 5) us."""
     tp, cp, ep, pp = (int(plan.get(k, 1) or 1) for k in ("tp", "cp", "ep", "pp"))
     etp = int(plan.get("etp", 1) or 1)
     dp = int(plan.get("dp", 1) or 1)
     w_e = expert_params(arch) * bytes_per_param
     w_d = count(arch).total_params * bytes_per_param - w_e
+    calls = export_calls(arch, plan)
+    d_n, s_n, e_n = calls.dense_tasks, max(calls.split_tasks, 1), max(calls.expert_tasks, 1)
 
     def one(x):
         return float(np.ravel(x)[0])
 
     t = 0.0
     if pp > 1:
-        pp_bytes = (pp - 1) / pp * (w_d / tp + w_e / (ep * etp))
-        t += one(ring_step_time(pp_bytes, np.array([pp]), np.array([tp * cp * dp]), system, coll_eff))
+        stride = tp * cp * dp
+        t += nccl_broadcast_s(w_d / tp, pp, stride, system, coll_eff, d_n)
+        if w_e > 0:
+            t += nccl_broadcast_s(w_e / (ep * etp), pp, stride, system, coll_eff, e_n)
     if tp > 1:
-        t += one(all_gather_time(w_d, np.array([tp]), np.array([1]), system, coll_eff))
+        t += s_n * one(all_gather_time(w_d / s_n, np.array([tp]), np.array([1]), system, coll_eff))
     if w_e > 0 and etp > 1:
-        t += one(all_gather_time(w_e / ep, np.array([etp]), np.array([1]), system, coll_eff))
+        t += e_n * one(all_gather_time(w_e / ep / e_n, np.array([etp]), np.array([1]), system, coll_eff))
     if w_e > 0 and ep > 1:
-        t += one(all_gather_time(w_e, np.array([ep]), np.array([etp]), system, coll_eff))
+        t += e_n * one(all_gather_time(w_e / e_n, np.array([ep]), np.array([etp]), system, coll_eff))
     return t
 
 
@@ -854,10 +948,25 @@ def weight_bytes(arch: Arch, precision: str) -> float:
     return count(arch).total_params * BYTES[precision]
 
 
+#: Share of a GPU's total memory each packed buffer of NeMo RL v0.6.0's non-colocated refit holds, and the cap on
+#: it: ``get_target_packed_tensor_size`` (``nemo_rl/utils/packed_tensor.py``, tag v0.6.0) returns
+#: ``min(total_memory x NRL_REFIT_BUFFER_MEMORY_RATIO, 5 GiB)`` with the ratio's default "0.02"; the producer packs
+#: tensors until a buffer exceeds it and then broadcasts the buffer (``packed_broadcast_producer``).
+REFIT_PACK_MEMORY_RATIO = 0.02
+REFIT_PACK_MAX_BYTES = 5 * 2 ** 30
+
+
+def refit_pack_bytes(hbm_bytes: float) -> float:
+    """Bytes of one packed broadcast of NeMo RL's non-colocated refit on a chip of ``hbm_bytes``
+    (:data:`REFIT_PACK_MEMORY_RATIO`): 0.02 x 80 GiB = 1.72 GB on H100, 0.02 x 186 GB = 3.72 GB on GB200."""
+    return min(REFIT_PACK_MEMORY_RATIO * hbm_bytes, float(REFIT_PACK_MAX_BYTES))
+
+
 def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, group_chips: int,
-                         coll_eff: tuple[float, ...]) -> dict[str, float]:
-    """Seconds of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
-    transport, by part (the phase is their sum).
+                         coll_eff: tuple[float, ...], pack_bytes: float = 0.0,
+                         refits_per_step: float = 1.0) -> dict[str, float]:
+    """Seconds per step of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's
+    default transport, by part (the phase is their sum).
 
     Every full parameter tensor is broadcast from the trainer to every generation rank
     (``broadcast_weights_for_collective`` -> ``packed_broadcast_producer(..., src=0)``, NVIDIA-NeMo/RL tag
@@ -866,27 +975,27 @@ def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, gro
     and generation rank (``init_collective``: ``world_size = train_world_size + inference_world_size``,
     ``base_policy_worker.py``), fed tensor by tensor by the trainer's :func:`megatron_export_s`.
 
-    ``broadcast_s``: every one of the ``group_chips`` members receives the whole ``size_bytes`` once. A pipelined
-    ring broadcast moves per link what a ring all-gather of ``size x n / (n - 1)`` moves (NCCL tests PERFORMANCE.md:
-    broadcast bus bandwidth = algorithm bandwidth, all-gather bus bandwidth = algorithm bandwidth x (n - 1) / n), so
-    it takes :func:`trainsim.perf.collectives.all_gather_time` of that size over the group: the data enters each
-    scale-up domain once, spread over its members' scale-out links, and is forwarded inside it, the pipelined ring
-    moving at its slowest link. The export's
-    collectives and the broadcast use the same links of the training chips, so overlapping them (two packing
-    buffers on their own streams, NVIDIA-NeMo/RL pull request 1379) hides the host-side iteration but not the
-    link time: the two add. Example: DeepSeek-V3 BF16 (1.34 TB), PP16 x EP16 on 256 H100 + 256 rollout H100:
-    broadcast 1.34 TB at min(360 GB/s NVLink, 8 x 42.5 GB/s out of a node) = 3.9 s, export 6.2 s: 10.1 s (NeMo RL
-    measured 14.2 s for this trainer layout with the NCCL path, docs/guides/checkpoint-engine-refit.md at snapshot
-    7ea279ab, and 34 s -> 14 s before / after pull request 1379; Qwen3-235B 5.5 s there, 3.3 s here). The shortfall
-    is not the collectives' bandwidth (nccl-tests reach the pipelined ring's, tests/test_nccl_tests.py): the refit
-    broadcasts in packed buffers (``packed_broadcast_producer``), and what each call adds (its launch, the fill of a
-    512-rank pipelined chain) is not priced here."""
+    ``broadcast_s``: the ``size_bytes`` of one refit go out in packed buffers of ``pack_bytes``
+    (:func:`refit_pack_bytes`; 0: one call), ``ceil(size / pack)`` broadcasts over the ``group_chips`` members
+    (:func:`nccl_broadcast_s`: the bytes of one pipelined ring broadcast at its slowest link, the data entering each
+    scale-up domain once over its members' scale-out links, plus each call's latency: a ring pass over the whole
+    group, the fill of the pipelined chain). The export's collectives and the broadcast use the same links of the
+    training chips, so overlapping them (two packing buffers on their own streams, NVIDIA-NeMo/RL pull request
+    1379) hides the host-side iteration but not the link time: the two add. Both parts are scaled by
+    ``refits_per_step`` (1 / ``weight_sync_every``). Example: DeepSeek-V3 BF16 (1.342 TB), PP16 x EP16 on 256
+    H100 + 256 rollout H100: 782 packs of 1.72 GB; bytes 1.34 TB at min(360 GB/s NVLink, 8 x 42.5 GB/s out of a
+    node) = 3.95 s, and 782 ring passes of 512 members at NCCL's tuner prices (LL128 at these sizes: 14 us + 448
+    NVLink steps x 1.9 us + 63 network steps x 4.0 us, its bytes at 0.92 of the bus bandwidth) = 1.56 ms each,
+    1.2 s; export 6.98 s (:func:`megatron_export_s`, 0.64 s of it the 2,343 tasks' call latencies): 12.1 s against
+    NeMo RL's 14.21 s for this trainer layout on the NCCL path (docs/guides/checkpoint-engine-refit.md at snapshot
+    7ea279ab, the dedicated async refit timer; 9.25 s over NIXL, whose sender runs the same export) and 34 s ->
+    14 s before / after pull request 1379 (Qwen3-235B 5.5 s there, layout not stated; 4.0 s here for the 256 +
+    256 H100 row)."""
     n = max(int(group_chips), 1)
-    bcast = 0.0
-    if n > 1:
-        bcast = float(np.ravel(all_gather_time(size_bytes * n / (n - 1), np.array([n]), np.array([1]), system,
-                                               coll_eff))[0])
-    return {"export_s": export_s, "broadcast_s": bcast}
+    calls = max(int(math.ceil(size_bytes / pack_bytes)), 1) if pack_bytes > 0 else 1
+    bcast = nccl_broadcast_s(size_bytes, n, 1, system, coll_eff, calls)
+    f = float(refits_per_step)
+    return {"export_s": export_s * f, "broadcast_s": bcast * f}
 
 
 def clear_cache() -> None:
