@@ -39,7 +39,7 @@ from ..inference.search import (check_tp, evaluate_decode, evaluate_prefill, idl
                                 plan_grid)
 from ..inference.setup import ServeSetup
 from ..inference.step import ServePlans
-from ..model.arch import Arch
+from ..model.arch import Arch, Matrix
 from ..model.counts import count
 from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
@@ -691,7 +691,7 @@ class ExportCalls:
     hf_tensors: int
 
 
-def _megatron_params(matrices) -> list:
+def _megatron_params(matrices: list[Matrix]) -> list[Matrix]:
     """The Megatron parameters a layer's matrices are stored as: column-split matrices of one group that read the
     same input are one fused parameter (Megatron-Core ``linear_qkv`` for q / k / v, ``linear_fc1`` for gate / up;
     Megatron-Bridge ``QKVMapping`` and ``GatedMLPMapping`` split them back into their Hugging Face tensors), every
@@ -773,8 +773,8 @@ def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[fl
     95e5f38): ``broadcast_from_pp_rank`` "broadcasts to **all** PP ranks" (``torch.distributed.broadcast`` over
     the pipeline group; the tensor's spec is cached after the first refit), ``gather_from_tp_ranks`` all-gathers
     the tensor-parallel shards of a split parameter and ``gather_from_ep_ranks`` all-gathers an expert parameter
-    over the expert-parallel group. One collective call per task and group, each at its own size, so with W_d
-    dense and W_e expert bytes, D dense tasks (S of them split) and E expert tasks:
+    over the expert-parallel group. One collective call per task and group, each at the mean size of its kind,
+    so with W_d dense and W_e expert bytes, D dense tasks (S of them split) and E expert tasks:
 
     * the pipeline broadcasts: :func:`nccl_broadcast_s` of ``W_d / tp`` in D calls and of ``W_e / (ep etp)`` in E
       calls over the pipeline group (every shard of every stage passes every link of the chain);
@@ -783,7 +783,9 @@ def megatron_export_s(arch: Arch, system: System, plan: dict, coll_eff: tuple[fl
       latencies paid per call).
 
     The calls run one after the other, so the times add. Host-side work per task or tensor (name mapping, the
-    tensors' allocation, NeMo RL's packing) is not priced: no measurement of it on this path was found.
+    tensors' allocation, NeMo RL's packing) is not priced: no measurement of it on this path was found, and NeMo
+    RL's NIXL refit, whose sender runs this same export, bounds the whole export at 9.25 s for DeepSeek-V3 PP16 x
+    EP16 (tests/test_rl_refit.py; the model: 6.98 s).
     Example (plain-ring test system, tests/test_rl_step.py): DeepSeek-V3, PP16 x EP16, dp 32: 487 dense and
     1,856 expert tasks; pipeline broadcast (W_d + W_e / 16) / 21.25 GB/s + 2,343 x 15 x 5 us, EP all-gather
     15/16 x W_e / 170 GB/s + 1,856 x (14 x 2 + 5) us."""
