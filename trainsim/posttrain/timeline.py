@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 
 from ..perf.calibration import calib_for
 from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
-                     refit_buckets, reference_swap_s, rollout_time, scoring_time, train_time, weight_bytes)
+                     refit_buckets, reference_swap_s, rollout_time, scoring_time, train_time, vllm_load_scan_s,
+                     weight_bytes)
 from .placement import slower_on_placed
 from .spec import PostTrain
 
@@ -165,7 +166,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 w_detail = colocated_refit_s(tr.export_s, full, shard, sysc.chip.hbm_bw, tr.host_link_bw,
                                              refit_buckets(full, sysc.chip.hbm_bytes, shard,
                                                            tr.weights_bytes_per_chip),
-                                             1.0 / st.weight_sync_every)
+                                             1.0 / st.weight_sync_every, vllm_load_scan_s(a))
                 w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
@@ -175,7 +176,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 coll_eff = calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff
                 w_detail = _on_job_network(pt, cl, lambda system, chips=chips, coll_eff=coll_eff: noncolocated_refit_s(
                     tr.export_s / st.weight_sync_every, weight_bytes(a, "bf16") / st.weight_sync_every, system,
-                    t_chips + chips, coll_eff), key=lambda d: sum(d.values()))
+                    t_chips + chips, coll_eff, vllm_load_scan_s(a) / st.weight_sync_every),
+                    key=lambda d: sum(d.values()))
                 w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))
