@@ -747,7 +747,10 @@ IPC_BUCKET_REBUILD_S = 0.012
 #: ``self.model_runner.model.load_weights(weights=...)`` bucket by bucket), so every refit pays the scan.
 #: Measured: sgl-project/sglang pull request 19299 (2026-02-25), the same linear scan in SGLang's DeepSeek loader
 #: (771 entries, nvidia/DeepSeek-R1-NVFP4, 180,364 tensors): "Total matching time 6.67s", "String comparisons
-#: ~179M", "Per-tensor latency 36.9 us" -> 6.67 / 179e6 = 37 ns per entry tested.
+#: ~179M", "Per-tensor latency 36.9 us" -> 6.67 / 179e6 = 37 ns per entry tested. The same 6.67 s over the entries
+#: a first-match scan tests there (178,176 expert tensors x (768 + 1) / 2 + 2,188 others x 771 = 70.2M) would be
+#: 95 ns; the PR's own count is kept, since at 95 ns DeepSeek-V3's matching alone (1.67 s) would exceed the whole
+#: 1.5 s "parameter update" NeMo RL measured for it in vLLM (refit blog, NVIDIA-NeMo blog 2025-08-12, Table 1).
 EXPERT_MAPPING_SCAN_S = 6.67 / 179e6
 
 
