@@ -146,13 +146,13 @@ def test_receiver_matching_rides_in_the_buckets():
     from trainsim.posttrain.phases import colocated_refit_s, pipelined_receiver_s
 
     r = 0.012 + 2 * W / 32 / 245 / 3.35e12 + 0.654 / 245
-    parts = colocated_refit_s(7.7, W, W / 32, 3.35e12, 50e9, 245, 1.0, 0.654)
+    parts = colocated_refit_s(7.7, W, W / 32, 3.35e12, 50e9, 245, load_scan_s=0.654)
     assert parts["bucket_s"] == pytest.approx(r, rel=1e-12)
     # 16 GB in 20 buckets behind a 0.1 s export with 1 s of matching: receiver 20 x (12 ms + 0.478 ms + 50 ms) =
     # 1.2496 s against a sender of 0.1 + 2 x 16e9 / 3.35e12 = 0.1096 s: 1.14 s exposed + the last bucket's 62.5 ms
     r20 = 0.012 + 2 * 16e9 / 20 / 3.35e12 + 1.0 / 20
     exposed = 20 * r20 - (0.1 + 2 * 16e9 / 3.35e12) + r20
-    assert colocated_refit_s(0.1, 16e9, 16e9, 3.35e12, 0.0, 20, 1.0, 1.0)["bucket_s"] == pytest.approx(exposed)
+    assert colocated_refit_s(0.1, 16e9, 16e9, 3.35e12, 0.0, 20, load_scan_s=1.0)["bucket_s"] == pytest.approx(exposed)
     # the overlap by itself: S = 2, R = 3 in 10 buckets: 1 s past the sender + 0.3 s of the last bucket
     assert pipelined_receiver_s(2.0, 3.0, 10) == pytest.approx(1.3)
     assert pipelined_receiver_s(3.0, 2.0, 10) == pytest.approx(0.2)

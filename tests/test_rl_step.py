@@ -607,8 +607,9 @@ def test_noncolocated_refit_by_hand():
     assert noncolocated_refit_s(3.0, 1.0e12, s, 1, (0.8, 0.85))["broadcast_s"] == 0.0
     # the generation ranks' name matching (phases.vllm_load_scan_s) runs while the next broadcast is in flight:
     # 0.65 s behind 3 s + t shows nothing; 10 s shows what exceeds the export and the broadcast
-    assert noncolocated_refit_s(3.0, 1.0e12, s, 512, (0.8, 0.85), 0.65)["load_s"] == 0.0
-    assert noncolocated_refit_s(3.0, 1.0e12, s, 512, (0.8, 0.85), 10.0)["load_s"] == pytest.approx(10.0 - 3.0 - t)
+    assert noncolocated_refit_s(3.0, 1.0e12, s, 512, (0.8, 0.85), load_scan_s=0.65)["load_s"] == 0.0
+    late = noncolocated_refit_s(3.0, 1.0e12, s, 512, (0.8, 0.85), load_scan_s=10.0)
+    assert late["load_s"] == pytest.approx(10.0 - 3.0 - t)
     # the export's collectives and the broadcast share the trainer's links: the phase is their sum
     from trainsim.posttrain.spec import load_posttrain
     from trainsim.posttrain.timeline import phases

@@ -806,7 +806,7 @@ def refit_buckets(model_bytes: float, hbm_bytes: float, rollout_shard_bytes: flo
 
 
 def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: float, hbm_bw: float,
-                      host_link_bw: float, buckets: int = 0, refits_per_step: float = 1.0,
+                      host_link_bw: float, buckets: int = 0, refits_per_step: float = 1.0, *,
                       load_scan_s: float = 0.0) -> dict[str, float]:
     """Seconds per step of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
 
@@ -910,7 +910,7 @@ def weight_bytes(arch: Arch, precision: str) -> float:
 
 
 def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, group_chips: int,
-                         coll_eff: tuple[float, ...], load_scan_s: float = 0.0) -> dict[str, float]:
+                         coll_eff: tuple[float, ...], *, load_scan_s: float = 0.0) -> dict[str, float]:
     """Seconds of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's default
     transport, by part (the phase is their sum).
 

@@ -166,7 +166,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 w_detail = colocated_refit_s(tr.export_s, full, shard, sysc.chip.hbm_bw, tr.host_link_bw,
                                              refit_buckets(full, sysc.chip.hbm_bytes, shard,
                                                            tr.weights_bytes_per_chip),
-                                             1.0 / st.weight_sync_every, vllm_load_scan_s(a))
+                                             1.0 / st.weight_sync_every, load_scan_s=vllm_load_scan_s(a))
                 w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
@@ -176,7 +176,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 coll_eff = calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff
                 w_detail = _on_job_network(pt, cl, lambda system, chips=chips, coll_eff=coll_eff: noncolocated_refit_s(
                     tr.export_s / st.weight_sync_every, weight_bytes(a, "bf16") / st.weight_sync_every, system,
-                    t_chips + chips, coll_eff, vllm_load_scan_s(a) / st.weight_sync_every),
+                    t_chips + chips, coll_eff, load_scan_s=vllm_load_scan_s(a) / st.weight_sync_every),
                     key=lambda d: sum(d.values()))
                 w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
