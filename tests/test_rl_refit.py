@@ -133,3 +133,47 @@ def test_export_fits_inside_the_nixl_refit_measurement():
     nixl_bytes_s = 69.95 * GIB / 50e9
     assert nixl_bytes_s == pytest.approx(1.50, abs=0.01)
     assert t <= 9.25 - nixl_bytes_s, t
+
+
+def test_vllm_load_scan_by_hand():
+    # vLLM's MoE load_weights tests each tensor name against the expert mapping, 3 entries per expert, until one
+    # matches; 37 ns per entry (sgl-project/sglang pull request 19299: 6.67 s of matching for ~179M comparisons).
+    # DeepSeek-V3: M = 3 x 256 = 768; expert tensors 58 MoE layers x 256 x 3 = 44,544, each stopping at its own entry
+    # (mean (768 + 1) / 2 = 384.5 tests); the rest scan all 768: 3 dense layers x 8 (q_a, q_b, kv_a, kv_b, o, gate,
+    # up, down) + 58 x 9 (the five attention matrices, shared gate / up / down, router) + embedding + head = 548
+    from trainsim.posttrain.phases import vllm_load_scan_s
+
+    per = 6.67 / 179e6
+    dsv3 = (58 * 256 * 3 * 384.5 + (3 * 8 + 58 * 9 + 2) * 768) * per
+    assert vllm_load_scan_s(resolve_model("deepseek-v3")) == pytest.approx(dsv3, rel=1e-12)
+    assert dsv3 == pytest.approx(0.654, abs=1e-3)
+    # 44,544 + 548 = 45,092 matrices: NeMo RL's checkpoint-engine guide counts 45,395 tensors per vLLM rank, the
+    # rest the 303 norm weights and router biases (61 x 4 layer norms + 58 e_score_correction_bias + the final norm)
+    assert 58 * 256 * 3 + 548 + 61 * 4 + 58 + 1 == 45_395
+    # Qwen3-30B-A3B: M = 3 x 128 = 384; 48 x 384 = 18,432 expert tensors; 48 x 5 (q, k, v, o, router) + 2 others
+    q30 = (48 * 128 * 3 * 192.5 + (48 * 5 + 2) * 384) * per
+    assert vllm_load_scan_s(resolve_model("qwen3-30b-a3b")) == pytest.approx(q30, rel=1e-12)
+    # a dense model has no expert mapping to scan
+    assert vllm_load_scan_s(resolve_model("llama-3.1-8b")) == 0.0
+    # the whole receiver (matching + weight loaders + copies) measured 1.5 s for DeepSeek-V3 at vLLM TP64 (NeMo RL
+    # refit blog, 2025-08-12, Table 1 "parameter update"): the matching alone must fit inside it
+    assert dsv3 < 1.5
+
+
+def test_receiver_matching_rides_in_the_buckets():
+    # the name matching is part of each bucket's receive: 245 buckets of 12 ms + 2 x 41.94 GB / 245 / 3.35 TB/s +
+    # 0.654 s / 245 = 14.77 ms, 3.62 s in all, still behind the sender's 7.7 + 0.80 s: only the last bucket shows
+    from trainsim.posttrain.phases import colocated_refit_s, pipelined_receiver_s
+
+    r = 0.012 + 2 * W / 32 / 245 / 3.35e12 + 0.654 / 245
+    parts = colocated_refit_s(7.7, W, W / 32, 3.35e12, 50e9, 245, load_scan_s=0.654)
+    assert parts["bucket_s"] == pytest.approx(r, rel=1e-12)
+    # 16 GB in 20 buckets behind a 0.1 s export with 1 s of matching: receiver 20 x (12 ms + 0.478 ms + 50 ms) =
+    # 1.2496 s against a sender of 0.1 + 2 x 16e9 / 3.35e12 = 0.1096 s: 1.14 s exposed + the last bucket's 62.5 ms
+    r20 = 0.012 + 2 * 16e9 / 20 / 3.35e12 + 1.0 / 20
+    exposed = 20 * r20 - (0.1 + 2 * 16e9 / 3.35e12) + r20
+    assert colocated_refit_s(0.1, 16e9, 16e9, 3.35e12, 0.0, 20, load_scan_s=1.0)["bucket_s"] == pytest.approx(exposed)
+    # the overlap by itself: S = 2, R = 3 in 10 buckets: 1 s past the sender + 0.3 s of the last bucket
+    assert pipelined_receiver_s(2.0, 3.0, 10) == pytest.approx(1.3)
+    assert pipelined_receiver_s(3.0, 2.0, 10) == pytest.approx(0.2)
+    assert pipelined_receiver_s(3.0, 2.0, 0) == 0.0

@@ -833,6 +833,57 @@ REFIT_BUFFER_MEMORY_RATIO = 0.3
 #: opens its handle anew.
 IPC_BUCKET_REBUILD_S = 0.012
 
+#: Seconds per entry of the expert mapping a vLLM MoE ``load_weights`` walks for each tensor it is handed. vLLM's
+#: MoE models (``deepseek_v2.py``, ``qwen3_moe.py`` ``load_weights``) test every tensor name against the entries of
+#: ``fused_moe_make_expert_params_mapping`` (``vllm/model_executor/layers/fused_moe/layer.py``: one
+#: ``(param, "experts.{e}.{proj}.", e, shard)`` entry per expert and gate / down / up projection) one by one with a
+#: substring test, ``if weight_name not in name: continue``, until one matches (then the FusedMoE ``weight_loader``
+#: copies that expert's slice). A refit hands every vLLM rank the whole model by name (NeMo RL v0.6.0
+#: ``vllm_backend.py``: ``update_weights_via_ipc_zmq`` colocated and ``update_weights_from_collective`` not, both
+#: ``self.model_runner.model.load_weights(weights=...)`` bucket by bucket), so every refit pays the scan.
+#: Measured: sgl-project/sglang pull request 19299 (2026-02-25), the same linear scan in SGLang's DeepSeek loader
+#: (771 entries, nvidia/DeepSeek-R1-NVFP4, 180,364 tensors): "Total matching time 6.67s", "String comparisons
+#: ~179M", "Per-tensor latency 36.9 us" -> 6.67 / 179e6 = 37 ns per entry tested. The same 6.67 s over the entries
+#: a first-match scan tests there (178,176 expert tensors x (768 + 1) / 2 + 2,188 others x 771 = 70.2M) would be
+#: 95 ns; the PR's own count is kept, since at 95 ns DeepSeek-V3's matching alone (1.67 s) would exceed the whole
+#: 1.5 s "parameter update" NeMo RL measured for it in vLLM (refit blog, NVIDIA-NeMo blog 2025-08-12, Table 1).
+EXPERT_MAPPING_SCAN_S = 6.67 / 179e6
+
+
+def vllm_load_scan_s(arch: Arch) -> float:
+    """Seconds one vLLM rank spends matching names against the expert mapping while it loads one refit
+    (:data:`EXPERT_MAPPING_SCAN_S` per entry tested); 0 for a dense model (no mapping).
+
+    With ``M = 3 x experts`` entries, an expert tensor stops at its own entry, ``(M + 1) / 2`` tests on average
+    over a layer's ``M`` expert tensors (each entry matches exactly one of them); every other tensor tests all ``M``
+    (the upper bound: those the stacked-parameter mapping takes first, q/k/v and gate/up of dense and shared MLPs,
+    skip the scan). Tensors are the Hugging Face weight matrices of the architecture (norm weights are not
+    recorded: DeepSeek-V3's 303 would add 303 x 768 x 37 ns = 9 ms). The rollout runs without vLLM expert
+    parallelism (NeMo RL's default ``expert_parallel_size`` 1), so every expert tensor matches on every rank.
+    Not priced: the FusedMoE ``weight_loader`` call and its narrow / copy per matched tensor (no measurement).
+
+    Example: DeepSeek-V3, M = 768, 58 x 768 = 44,544 expert tensors and 548 others: (44,544 x 384.5 + 548 x 768)
+    x 37.26 ns = 0.654 s, inside the NeMo RL refit blog's measured 1.5 s "parameter update" for the whole model at
+    vLLM TP64 (NVIDIA-NeMo blog 2025-08-12, Table 1)."""
+    m = 3 * max([lk.moe.experts for lk in arch.layers if lk.moe is not None] or [0])
+    if m == 0:
+        return 0.0
+    expert = sum(lk.n_layers * sum(x.count for x in lk.matrices if x.group == "expert") for lk in arch.layers)
+    other = (sum(lk.n_layers * sum(x.count for x in lk.matrices if x.group != "expert") for lk in arch.layers)
+             + int(arch.embedding_params > 0) + int(arch.head_params > 0))
+    return (expert * (m + 1) / 2.0 + other * m) * EXPERT_MAPPING_SCAN_S
+
+
+def pipelined_receiver_s(sender_s: float, receiver_s: float, buckets: int) -> float:
+    """Seconds a receiver adds to a sender it works behind bucket by bucket: ``max(0, R - S) + R / n``.
+
+    The sender hands bucket k + 1 over while the receiver loads bucket k, so with a sender time S and a receiver
+    time R over n buckets the transfer takes ``sum_k max(S / n, R / n) + R / n = max(S, R) + R / n`` (the last
+    bucket's load follows the sender's end). ``buckets`` 0: the tail is not resolved (many small buckets) and only
+    ``max(0, R - S)`` is counted. Example: S = 7.0 s, R = 245 x 12.1 ms = 2.96 s, n = 245: 0.012 s."""
+    exposed = max(0.0, receiver_s - sender_s)
+    return exposed + (receiver_s / buckets if buckets > 0 else 0.0)
+
 
 def refit_buckets(model_bytes: float, hbm_bytes: float, rollout_shard_bytes: float, trainer_weights_bytes: float,
                   ratio: float = REFIT_BUFFER_MEMORY_RATIO) -> int:
@@ -851,7 +902,8 @@ def refit_buckets(model_bytes: float, hbm_bytes: float, rollout_shard_bytes: flo
 
 
 def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: float, hbm_bw: float,
-                      host_link_bw: float, buckets: int = 0, refits_per_step: float = 1.0) -> dict[str, float]:
+                      host_link_bw: float, buckets: int = 0, refits_per_step: float = 1.0, *,
+                      load_scan_s: float = 0.0) -> dict[str, float]:
     """Seconds per step of a colocated NeMo RL refit, by part (their sum is the weight-sync phase).
 
     * ``export_s``: :func:`megatron_export_s`;
@@ -861,8 +913,9 @@ def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: 
     * ``bucket_s``: the receiver's share the ping-pong buffers do not hide. The sender packs bucket k + 1 while
       vLLM loads bucket k and waits for bucket k's ACK before sending k + 1 (``send_buffer_group_overlap``), so
       with ``n`` buckets, a sender time S = export + copy and a receiver time r per bucket
-      (:data:`IPC_BUCKET_REBUILD_S` + the shard's share of vLLM's load, ``2 x shard / n / HBM bandwidth``) the
-      refit takes ``sum_k max(S / n, r) + r = max(S, n r) + r``: ``bucket_s = max(0, n r - S) + r``;
+      (:data:`IPC_BUCKET_REBUILD_S` + the shard's share of vLLM's load, ``2 x shard / n / HBM bandwidth``, + the
+      bucket's share of ``load_scan_s``, the receiver's name matching, :func:`vllm_load_scan_s`) the refit takes
+      ``max(S, n r) + r``: ``bucket_s = max(0, n r - S) + r`` (:func:`pipelined_receiver_s`);
     * ``vllm_wake_s``: vLLM sleeps at level 1 after generation (``VllmGenerationWorker.sleep`` ->
       ``llm.sleep(level=1)``, ``nemo_rl/models/generation/vllm/vllm_worker.py`` tag v0.6.0), which offloads its
       weights to host memory, and ``wake_up(tags=["weights"])`` copies them back before the refit: ``2 x rollout
@@ -872,14 +925,16 @@ def colocated_refit_s(export_s: float, model_bytes: float, rollout_shard_bytes: 
     ``export_s``, ``model_bytes`` and ``buckets`` are one refit's; the first three parts are scaled by
     ``refits_per_step`` (1 / ``weight_sync_every``). Example: DeepSeek-V3 BF16 (1.342 TB) on H100 at TP32, export
     6.2 s: copies 2 x 1.342e12 / 3.35e12 = 0.80 s; 245 buckets of r = 12 ms + 2 x 41.9 GB / 245 / 3.35 TB/s =
-    12.1 ms, 3.0 s of receiving hidden behind the sender's 7.0 s, 0.012 s exposed; a 41.9 GB shard over a 50 GB/s
-    host link twice: 1.7 s."""
+    12.1 ms, 3.0 s of receiving hidden behind the sender's 7.0 s, 0.012 s exposed (with the 0.654 s of name
+    matching, 14.8 ms per bucket, 3.6 s, still hidden: 0.015 s exposed); a 41.9 GB shard over a 50 GB/s host link
+    twice: 1.7 s."""
     ipc = 2.0 * model_bytes / hbm_bw if hbm_bw > 0 else 0.0
     wake = 2.0 * rollout_shard_bytes / host_link_bw if host_link_bw > 0 else 0.0
     bucket = 0.0
     if buckets > 0:
-        r = IPC_BUCKET_REBUILD_S + (2.0 * rollout_shard_bytes / buckets / hbm_bw if hbm_bw > 0 else 0.0)
-        bucket = max(0.0, buckets * r - (export_s + ipc)) + r
+        r = (IPC_BUCKET_REBUILD_S + (2.0 * rollout_shard_bytes / buckets / hbm_bw if hbm_bw > 0 else 0.0)
+             + load_scan_s / buckets)
+        bucket = pipelined_receiver_s(export_s + ipc, buckets * r, buckets)
     f = float(refits_per_step)
     return {"export_s": export_s * f, "ipc_s": ipc * f, "bucket_s": bucket * f, "vllm_wake_s": wake}
 
@@ -966,7 +1021,7 @@ def refit_pack_bytes(hbm_bytes: float) -> float:
 
 def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, group_chips: int,
                          coll_eff: tuple[float, ...], pack_bytes: float = 0.0,
-                         refits_per_step: float = 1.0) -> dict[str, float]:
+                         refits_per_step: float = 1.0, *, load_scan_s: float = 0.0) -> dict[str, float]:
     """Seconds per step of a refit to separate (non-colocated) rollout chips of the same cluster by NeMo RL's
     default transport, by part (the phase is their sum).
 
@@ -992,12 +1047,21 @@ def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, gro
     NeMo RL's 14.21 s for this trainer layout on the NCCL path (docs/guides/checkpoint-engine-refit.md at snapshot
     7ea279ab, the dedicated async refit timer; 9.25 s over NIXL, whose sender runs the same export) and 34 s ->
     14 s before / after pull request 1379 (Qwen3-235B 5.5 s there, layout not stated; 4.0 s here for the 256 +
-    256 H100 row)."""
+    256 H100 row).
+
+    ``load_s``: each generation rank loads bucket k (``packed_broadcast_consumer`` -> ``load_weights``, its name
+    matching ``load_scan_s``: :func:`vllm_load_scan_s`) while bucket k + 1's broadcast is in flight (the
+    broadcasts are enqueued on two CUDA streams, ``nemo_rl/utils/packed_tensor.py`` v0.6.0), so only what the
+    matching takes beyond the export and broadcast shows (:func:`pipelined_receiver_s` over the packed
+    broadcasts, the last one's share included). DeepSeek-V3: 0.65 s against 12.1 s: none. NeMo RL's measured 14.21 s for this layout includes
+    this receiver loading all 45,395 tensors, so a receiver hidden behind it takes at most 14.21 s / 45,395 =
+    0.31 ms per tensor."""
     n = max(int(group_chips), 1)
     calls = max(int(math.ceil(size_bytes / pack_bytes)), 1) if pack_bytes > 0 else 1
     bcast = nccl_broadcast_s(size_bytes, n, 1, system, coll_eff, calls)
     f = float(refits_per_step)
-    return {"export_s": export_s * f, "broadcast_s": bcast * f}
+    return {"export_s": export_s * f, "broadcast_s": bcast * f,
+            "load_s": pipelined_receiver_s((export_s + bcast) * f, load_scan_s * f, calls)}
 
 
 def clear_cache() -> None:

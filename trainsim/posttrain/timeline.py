@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from ..perf.calibration import calib_for
 from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
                      refit_buckets, refit_pack_bytes, reference_swap_s, rollout_time, scoring_time, train_time,
+                     vllm_load_scan_s,
                      weight_bytes)
 from .placement import slower_on_placed
 from .spec import PostTrain
@@ -166,7 +167,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 w_detail = colocated_refit_s(tr.export_s, full, shard, sysc.chip.hbm_bw, tr.host_link_bw,
                                              refit_buckets(full, sysc.chip.hbm_bytes, shard,
                                                            tr.weights_bytes_per_chip),
-                                             1.0 / st.weight_sync_every)
+                                             1.0 / st.weight_sync_every, load_scan_s=vllm_load_scan_s(a))
                 w_s = sum(w_detail.values())
             else:
                 # separate rollout chips: the trainer's BF16 export goes in full to every generation rank, which
@@ -176,7 +177,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                 coll_eff = calib_for(sysc.chip.family, chip=sysc.chip.id).coll_eff
                 w_detail = _on_job_network(pt, cl, lambda system, chips=chips, coll_eff=coll_eff: noncolocated_refit_s(
                     tr.export_s, weight_bytes(a, "bf16"), system, t_chips + chips, coll_eff,
-                    refit_pack_bytes(system.chip.hbm_bytes), 1.0 / st.weight_sync_every), key=lambda d: sum(d.values()))
+                    refit_pack_bytes(system.chip.hbm_bytes), 1.0 / st.weight_sync_every,
+                    load_scan_s=vllm_load_scan_s(a)), key=lambda d: sum(d.values()))
                 w_s = sum(w_detail.values())
             out.append(Phase(f"weight sync -> {cl}{' (colocated)' if colocated else ''}", "weights", w_s,
                              cluster=cl, chips=chips, bytes=wbytes, detail=w_detail))
