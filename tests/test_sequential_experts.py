@@ -121,13 +121,75 @@ def test_allgather_dispatcher_gathers_each_token_once():
 
 
 
+def _op_bytes(ops):
+    # each op: (bytes read, bytes written)
+    return sum(r + w for r, w in ops)
+
+
 def test_allgather_dispatcher_permutes_the_gathered_tokens():
-    # every chip sorts the top-2 copies of all 16384 gathered tokens for its expert shards: 32768 copies, not the
-    # 4096 of its 2048 sequence-parallel tokens; permute + unpermute 8 x 4096 bytes per copy: the extra is
-    # 8 x 4096 x 2 x (8 - 1) x 16384 / 8 = 939,524,096 B per layer forward; other dispatchers: none
-    from trainsim.perf.compute import allgather_permute_extra_bytes
+    # MindSpeed's allgather_token_permutation / _unpermutation (e6ea2117) on the Mixtral row: each chip gathers the
+    # 16384 tokens of its tp = 8 group (ep 1) and permutes all top-2 copies: R = 32768 rows of h = 4096, BF16 row
+    # block r = R h 2 = 268,435,456 B, FP32 r32 = 2 r; gathered block g = 16384 x 4096 x 2 = 134,217,728 B (FP32 2 g)
+    from trainsim.perf.compute import allgather_permute_fwd_bwd
+
+    _, ctx, p, lk = _mixtral()
+    assert ctx.moe_allgather_index_put is True
+    r, g = 32768 * 4096 * 2, 16384 * 4096 * 2
+    assert (r, g) == (268_435_456, 134_217_728)
+    fwd = [(r, r),              # global_hidden_states[global_local_map, :]
+           (r, r),              # local_hidden_states[indices, :]
+           (0, r),              # zeros_like
+           (r, r),              # index_put_ (no accumulate)
+           (r, r),              # x scores
+           (0, 2 * g),          # FP32 zeros of the gathered shape
+           (r, 2 * r),          # value_.float()
+           (2 * r + 2 * r, 2 * r),  # FP32 accumulating index_put_: source rows, target rows read and written
+           (2 * g, g)]          # .to(bf16)
+    bwd = [(g, 2 * g),          # the BF16 cast's gradient to FP32
+           (2 * r, 2 * r),      # NewIndePut.backward: index_select of FP32 rows
+           (2 * r, r),          # .float()'s gradient back to BF16
+           (r, r),              # grad x scores
+           (2 * r, r), (r, 0),  # the scores' gradient: grad x rows, summed over h
+           (r, r),              # index_put_ -> the indexed gradient
+           (0, r), (2 * r, r),  # index_backward of the sort: zeros + accumulating index_put_
+           (0, g), (2 * r, r)]  # index_backward of the selection from the gathered tokens
+    bw = 1.6e12 * 0.676
+    f, b = allgather_permute_fwd_bwd(lk, ctx, p, np.array([16384.0]))
+    assert f[0] == pytest.approx(_op_bytes(fwd) / bw)          # 5.50 GB: 5.09 ms
+    assert b[0] == pytest.approx(_op_bytes(bwd) / bw)          # 6.44 GB: 5.96 ms
+    assert _op_bytes(fwd) + _op_bytes(bwd) == pytest.approx(11.94e9, rel=1e-3)
+    # another dispatcher, a dense layer: none
+    assert allgather_permute_fwd_bwd(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, np.array([16384.0]))[0][0] == 0
+    assert allgather_permute_fwd_bwd(dreplace(lk, moe=None), ctx, p, np.array([16384.0]))[1][0] == 0
+
+
+def test_upstream_allgather_dispatcher_scatters_out_of_place():
+    # Megatron-LM core_r0.6.0 without MindSpeed's patch: torch.gather with expanded indices, out-of-place scatter
+    # and scatter_add (each clones its input first), BF16 throughout; r, g as above
+    from trainsim.perf.compute import allgather_permute_fwd_bwd
+
+    _, ctx, p, lk = _mixtral()
+    r, g = 32768 * 4096 * 2, 16384 * 4096 * 2
+    fwd = [(r, r), (r, r),                 # the two gathers
+           (0, r), (r, r), (r, r),         # zeros_like, scatter's clone, scatter
+           (r, r),                         # x scores
+           (0, g), (g, g), (r + r, r)]     # zeros, scatter_add's clone, scatter_add (source + target rows)
+    bwd = [(r, r),                         # scatter_add -> gather of the gradient rows
+           (r, r), (2 * r, r), (r, 0),     # the scale: scaled gradient; the scores' gradient
+           (r, r),                         # scatter -> gather
+           (0, r), (2 * r, r),             # gather (sort) -> zeros + scatter_add_
+           (0, g), (2 * r, r)]             # gather (selection) -> zeros + scatter_add_
+    bw = 1.6e12 * 0.676
+    f, b = allgather_permute_fwd_bwd(lk, dreplace(ctx, moe_allgather_index_put=False), p, np.array([16384.0]))
+    assert (f[0], b[0]) == (pytest.approx(_op_bytes(fwd) / bw), pytest.approx(_op_bytes(bwd) / bw))
+
+
+def test_allgather_permutation_is_not_also_charged_generically():
+    # the element-wise kernels of an all-gather layer carry no permute of their own: the same bytes as under a
+    # dispatcher whose permutation is priced apart (the fused all-to-all one)
+    from trainsim.perf.compute import elementwise_fwd
 
     _, ctx, p, lk = _mixtral()
     tok = np.array([16384.0])
-    assert allgather_permute_extra_bytes(lk, ctx, p, tok)[0] == pytest.approx(939_524_096)
-    assert allgather_permute_extra_bytes(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0] == 0.0
+    assert elementwise_fwd(lk, ctx, p, tok)[0] == pytest.approx(
+        elementwise_fwd(lk, dreplace(ctx, moe_dispatcher="alltoall"), p, tok)[0])

@@ -1108,9 +1108,9 @@ def moe_permute_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) 
     and the other MoE bridges); NeMo AutoModel's copy of the flex dispatcher sets it (:func:`permute_rows_in`).
 
     Full recompute reruns the forward B (it is in the forward compute, perf/step.py); selective ``moe`` recompute
-    too (perf/recompute.py). 0 for a dense layer and where :func:`permute_rows_in` gives the generic count (the
-    all-gather dispatcher's unfused index ops, an unpublished dispatcher): those stay in
-    :func:`elementwise_fwd` under the generic backward rule.
+    too (perf/recompute.py). 0 for a dense layer and where :func:`permute_rows_in` gives None: an unpublished
+    dispatcher's permutation stays in :func:`elementwise_fwd` under the generic backward rule, the all-gather
+    dispatcher's unfused index ops are :func:`allgather_permute_fwd_bwd`.
 
     Example (test): Qwen3-30B-A3B (hidden 2048, top-8) under the all-to-all dispatcher, 4,096 tokens, tp 1:
     B = 4 x (1 + 8) x 2048 x 4096 = 301,989,888 bytes forward and as many backward (the generic rule charged
@@ -1144,7 +1144,8 @@ def permute_rows_in(lk: LayerKind, ctx: StepContext, p: Plans) -> Num | None:
       csrc/hybrid_ep/extension/permute.cu ``permute_kernel`` at 13d83799: a loop over ``num_dispatched_tokens``
       rows and their local experts); ``combine_with_unpermute`` reverses it (Megatron-LM 0d8e0714
       megatron/core/transformer/moe/fused_a2a.py ``HybridEPDispatch`` / ``HybridEPCombine``).
-    * ``allgather``: the generic k (its extra copies: :func:`allgather_permute_extra_bytes`)."""
+    * ``allgather``: None; its chain of unfused index ops over the gathered tokens is
+      :func:`allgather_permute_fwd_bwd`, not the generic count."""
     if lk.moe is None:
         return None
     if ctx.moe_dispatcher in ("deepep", "hybridep"):
@@ -1184,10 +1185,10 @@ def alltoall_sort_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
 def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Memory-bound kernels of one layer; sequence parallelism splits them over tp. The MoE permute is here only
     where its dispatcher's permutation is not sourced (the generic k rows, :func:`permute_rows_in` None); the
-    fused one is :func:`moe_permute_fwd_bwd`. Under the all-gather MoE dispatcher the permutation runs on
-    gathered tokens (:func:`allgather_permute_extra_bytes`); Hopper's per-tensor FP8 transposes the tensors
+    fused one is :func:`moe_permute_fwd_bwd`, the all-gather dispatcher's chain of index ops
+    :func:`allgather_permute_fwd_bwd`; Hopper's per-tensor FP8 transposes the tensors
     sequence parallelism gathers (:func:`sp_gathered_fp8_transpose_bytes`), which tp does not split."""
-    generic = permute_rows_in(lk, ctx, p) is None
+    generic = permute_rows_in(lk, ctx, p) is None and ctx.moe_dispatcher != "allgather"
     by = elementwise_bytes_per_token(lk, ctx.arch.hidden, training_fp8_cast_bytes(ctx),
                                      eager=ctx.elementwise_kernels == "eager",
                                      relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
@@ -1195,7 +1196,7 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      rope_unfused=not ctx.rope_fusion,
                                      act_unfused=not ctx.activation_fusion) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
-    by = by + rep * tokens * (1.0 - 1.0 / p.tp) + allgather_permute_extra_bytes(lk, ctx, p, tokens)
+    by = by + rep * tokens * (1.0 - 1.0 / p.tp)
     # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the
     # engine charges these kernels forward + 2 x forward backward, as the casts)
     by = by + sp_gathered_fp8_transpose_bytes(lk, ctx, p, tokens) / 3.0
@@ -1212,20 +1213,69 @@ def replicated_rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_
     return rope_bytes_per_token(replace(lk, attention=rep), bytes_per_elem) if rep else 0.0
 
 
-def allgather_permute_extra_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """HBM bytes per chip the all-gather MoE dispatcher's permutation moves in one layer's forward beyond the
-    permute + unpermute of :func:`elementwise_bytes_per_token` (8 x hidden bytes per routed copy, counted there on
-    the chip's tokens / tp sequence-parallel tokens).
+#: HBM bytes the all-gather MoE dispatcher's permutation chain moves per chip in one layer and micro-batch, as
+#: coefficients of R h and T_g h (R routed rows the chip's local experts receive, :func:`expert_rows_per_chip`;
+#: T_g tokens the chip gathers; h hidden; BF16 activations): (forward R h, forward T_g h, backward R h, backward
+#: T_g h), keyed by the stack's ``moe_allgather_index_put`` flag. Every op reads and writes its whole operand
+#: (a zero fill writes it; an accumulating scatter reads the source rows and reads and writes the target rows it
+#: updates); the all-gather and the reduce-scatter are communication (perf/comm_ep.py), the experts'
+#: buffers :func:`sequential_experts_fwd_bwd`, the router's (T_g x k) indices and probabilities are ignored.
+#:
+#: * False, Megatron-LM core_r0.6.0 megatron/core/transformer/moe/token_dispatcher.py
+#:   ``MoEAllGatherTokenDispatcher``: forward ``torch.gather`` of the local rows from the gathered tokens (4 R h)
+#:   and again into expert order (4 R h); unpermute ``zeros_like`` (2 R h) + out-of-place ``scatter`` (clone 4 R h
+#:   + scatter 4 R h), the scale by the router probabilities (4 R h), ``torch.zeros`` of the gathered shape (2 T_g
+#:   h) + out-of-place ``scatter_add`` (clone 4 T_g h; source 2 R h + target rows 4 R h): 28 R h + 6 T_g h.
+#:   Backward (PyTorch autograd): ``scatter_add`` -> ``gather`` of the gradient rows (4 R h); the scale -> the
+#:   scaled gradient (4 R h) and the probabilities' gradient, a product summed over h (6 R h + 2 R h); ``scatter``
+#:   -> ``gather`` (4 R h); each ``gather`` -> ``zeros`` + ``scatter_add_`` (2 R h + 6 R h, and 2 T_g h + 6 R h for
+#:   the gathered one): 34 R h + 2 T_g h.
+#: * True, MindSpeed's patch (Ascend/MindSpeed mindspeed/core/transformer/moe/token_dispatcher.py
+#:   ``allgather_token_permutation`` / ``allgather_token_unpermutation`` at e6ea2117, the commit MindSpeed-LLM
+#:   c25982e4's examples/README.md pins; NewIndePut from d7bac29b, 2024-08-05): forward index
+#:   ``global_hidden_states[global_local_map, :]`` (4 R h) and ``local_hidden_states[indices, :]`` (4 R h);
+#:   unpermute ``zeros_like`` (2 R h) + in-place ``index_put_`` (4 R h), the scale (4 R h), an FP32
+#:   ``torch.zeros`` of the gathered shape (4 T_g h), ``NewIndePut``: the rows cast to FP32 (2 + 4 R h), an FP32
+#:   accumulating ``index_put_`` (source 4 R h + target rows 8 R h) and the cast of the result back to BF16 (4 + 2
+#:   T_g h): 36 R h + 10 T_g h. Backward: the cast -> BF16 to FP32 (6 T_g h); ``NewIndePut.backward`` ->
+#:   ``index_select`` of FP32 rows (8 R h) and their cast back to BF16 (6 R h); the scale (12 R h, as above);
+#:   ``index_put_`` -> the indexed gradient (4 R h); each index -> ``zeros`` + accumulating ``index_put_``
+#:   (``index_backward``: 2 R h + 6 R h, and 2 T_g h + 6 R h): 44 R h + 8 T_g h. (The full-range slices
+#:   ``hidden_states[:n, :]`` are the tensors themselves: PyTorch's indexing skips a slice over the whole dim.)
+ALLGATHER_PERMUTE_BYTES_PER_RH_TH: dict[bool, tuple[float, float, float, float]] = {
+    False: (28.0, 6.0, 34.0, 2.0),
+    True: (36.0, 10.0, 44.0, 8.0),
+}
 
-    Megatron-LM core_r0.6.0 MoEAllGatherTokenDispatcher (and MindSpeed's patch of it) gathers the tokens of the
-    ep x etp group first and then selects and sorts, on every chip, the copies routed to its local experts
-    (``global_hidden_states[global_local_map]``, ``local_hidden_states[indices]``; unpermute: ``index_put_`` into
-    zeros, scale, ``index_put_`` into the gathered shape): k x etp x tokens / tp copies per chip (the rows of
-    :func:`sequential_experts_fwd_bwd`), etp times the copies counted. Extra: 8 x hidden x k x (etp - 1) x
-    tokens / tp. 0 for other dispatchers and dense layers."""
+
+def allgather_permute_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of one MoE layer's permutation under the all-gather
+    dispatcher (``moe_dispatcher: allgather``); 0 for a dense layer and other dispatchers.
+
+    The dispatcher all-gathers the sequence-parallel tokens of the tensor x expert parallel group (the expert
+    tensor-parallel group here; Megatron-LM core_r0.6.0 ties it to tp), so every chip holds T_g = tokens x ep x
+    etp / tp tokens in full hidden width and selects, sorts, scales and scatters back the R = tokens x k x etp / tp
+    rows its local experts receive (:func:`expert_rows_per_chip`) with a chain of unfused index ops, each of them
+    a whole pass over its rows:
+
+        forward  (a R + b T_g) h bytes,   backward (c R + d T_g) h bytes,
+
+    (a, b, c, d) by stack (:data:`ALLGATHER_PERMUTE_BYTES_PER_RH_TH`, derivations there), each time bytes / (HBM
+    bandwidth x ``mem_eff``) as every memory-bound kernel of :func:`elementwise_fwd`, which does not charge this
+    layer the generic permute (the backward counts above replace its "backward = 2 x forward" rule).
+
+    Example (test): Mixtral 8x7B under MindSpeed-LLM 2024 at tp = etp = 8, ep 1, 16384 tokens: T_g = 16384,
+    R = 32768, h = 4096: forward (36 x 32768 + 10 x 16384) x 4096 = 5.50 GB, backward (44 x 32768 + 8 x 16384) x
+    4096 = 6.44 GB, 11.9 GB a layer and micro-batch against the 3.2 GB of the generic count (8 k h per gathered
+    token forward, twice that backward)."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
     if lk.moe is None or ctx.moe_dispatcher != "allgather":
-        return 0.0 * np.asarray(tokens, dtype=np.float64)
-    return 8.0 * ctx.arch.hidden * lk.moe.active_experts * (p.etp - 1.0) * tokens / p.tp
+        return zero, zero
+    a, b, c, d = ALLGATHER_PERMUTE_BYTES_PER_RH_TH[bool(ctx.moe_allgather_index_put)]
+    h = float(ctx.arch.hidden)
+    rows = expert_rows_per_chip(lk, p, tokens)
+    gathered = np.asarray(tokens * p.ep * p.etp / p.tp, dtype=np.float64)
+    return hbm_time((a * rows + b * gathered) * h, ctx) + zero, hbm_time((c * rows + d * gathered) * h, ctx) + zero
 
 
 def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
@@ -1275,13 +1325,15 @@ def expert_copies_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num
     """HBM time (forward, backward) per micro-batch per chip of one MoE layer's token copies that carry their own
     backward count rather than the "backward = 2 x forward" of :func:`elementwise_fwd`: the fused permute +
     unpermute (:func:`moe_permute_fwd_bwd`), the all-to-all dispatcher's sort by local expert
-    (:func:`alltoall_sort_fwd_bwd`) and the experts run one after another (:func:`sequential_experts_fwd_bwd`).
-    The one sum the step (decoder and MTP layers, perf/step.py) and selective ``moe`` recompute
-    (perf/recompute.py, the forward part) read; 0 for a dense layer."""
+    (:func:`alltoall_sort_fwd_bwd`), the experts run one after another (:func:`sequential_experts_fwd_bwd`) and
+    the all-gather dispatcher's index ops (:func:`allgather_permute_fwd_bwd`). The one sum the step (decoder and
+    MTP layers, perf/step.py) and selective ``moe`` recompute (perf/recompute.py, the forward part) read; 0 for a
+    dense layer."""
     f1, b1 = moe_permute_fwd_bwd(lk, ctx, p, tokens)
     f2, b2 = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
     f3, b3 = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
-    return f1 + f2 + f3, b1 + b2 + b3
+    f4, b4 = allgather_permute_fwd_bwd(lk, ctx, p, tokens)
+    return f1 + f2 + f3 + f4, b1 + b2 + b3 + b4
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:

@@ -155,6 +155,7 @@ class StepContext:
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
     moe_grouped_gemm: bool = True           # experts as one grouped GEMM; False: SequentialMLP (perf/compute.py)
     sequential_mlp_slices: bool = False     # the stack's SequentialMLP slices per expert (Megatron-Core <= 0.8)
+    moe_allgather_index_put: bool = False   # MindSpeed's all-gather dispatcher (compute.allgather_permute_fwd_bwd)
     fsdp_pp_unsharded: bool = False         # the stack's FSDP under pipeline parallelism keeps the stage unsharded
     fsdp_sharded_master: bool = False       # the stack's FSDP2 shards the fp32 master weights and frees grads per step
     cp_allgather: bool = False              # the stack's CP all-gathers K/V before attention (exposed; perf/step.py)
