@@ -88,6 +88,11 @@ class Calib:
     # it was measured on (0: none measured; perf/step.py host_time_factor, constants.yaml families.amd-cdna4)
     host_bound_layer_s: float
     host_bound_layer_calls: float
+    # eager (no graph) launch work of a transformer layer: host time to issue one operator, and the operators one
+    # layer issues per micro-batch forward / backward (perf/step.py layer_launch_floor; 0 s: not applied)
+    eager_op_host_s: float
+    eager_layer_ops_fwd: float
+    eager_layer_ops_bwd: float
 
     def with_(self, **kw: Any) -> "Calib":
         """A copy with the constants in ``kw`` replaced."""

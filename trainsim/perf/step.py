@@ -403,6 +403,27 @@ def moe_launch_floor(ctx: StepContext, moe_layers: Num, calls_f: Num, calls_b: N
     return h_f, host_time(ctx, calls_b * c.moe_expert_call_host_s, launch=True) + rerun * h_f
 
 
+def layer_launch_floor(ctx: StepContext, layers: Num, rerun: Num) -> tuple[Num, Num]:
+    """(forward, backward) host time per micro-batch of issuing ``layers`` transformer layers' operators one by one
+    from eager PyTorch, ``rerun`` the share of the forward a full recompute repeats in the backward:
+
+        h_f = layers x eager_layer_ops_fwd x eager_op_host_s,  h_b = layers x eager_layer_ops_bwd x eager_op_host_s
+              + rerun x h_f   (each x :func:`host_time_factor`)
+
+    The host issues ahead of the device and the device waits only where the host is slower (Ascend MindStudio
+    performance guide, 'Host Bound' classification, toolsample6_052: the device idles waiting for new tasks when the
+    host's issuing takes longer than the device's execution), so the micro-batch takes max(device, host)
+    (:func:`_stage`, the floor it shares with :func:`moe_launch_floor`), not their sum. ``eager_op_host_s`` is the
+    family's measured issue interval of one operator (constants.yaml: ascend-910 21.5 us, torch_npu at its default
+    task-queue level; 0 where none is measured, so no floor); the operator counts are those of a Megatron-Core
+    layer with fused norm / rotary / SwiGLU / flash attention (constants.yaml eager_layer_ops_fwd / _bwd, with the
+    count). Whole-iteration CUDA graphs replay without launches: 0."""
+    c = ctx.calib
+    per_op = 0.0 if ctx.cuda_graphs == "full" else c.eager_op_host_s
+    h_f = host_time(ctx, layers * c.eager_layer_ops_fwd * per_op)
+    return h_f, host_time(ctx, layers * c.eager_layer_ops_bwd * per_op) + rerun * h_f
+
+
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
@@ -534,6 +555,10 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # over the device path charged as host time, split as the launch work is between forward and backward
     fl_f, fl_b = moe_launch_floor(ctx, moe_layers, share * lc["moe_calls_f"], share * lc["moe_calls_b"],
                                   moe_rerun_share(ctx, p, frac))
+    # + every layer's own operators issued one by one (layer_launch_floor; 0 where the family has no measured
+    # per-operator host time)
+    dl_f, dl_b = layer_launch_floor(ctx, layers, np.where(p.recompute == 2, frac, 0.0))
+    fl_f, fl_b = fl_f + dl_f, fl_b + dl_b
     floor = fl_f + fl_b
     extra = np.maximum(0.0, floor - (t_f + t_b))
     extra_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
