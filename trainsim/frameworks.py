@@ -80,7 +80,8 @@ STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_t
                "cp_kv_repeated",
                "sequential_mlp_slices", "moe_allgather_index_put", "mcore_ddp_buckets", "tp_gathered_gemm_inputs",
                "moe_fp8_dispatch",
-               "pp_torch_stage", "pp_own_schedule", "pp_p2p_blocking", "relu2_unfused", "moe_node_limited_routing",
+               "pp_torch_stage", "pp_own_schedule", "pp_p2p_blocking", "pp_p2p_device_sync", "relu2_unfused",
+               "moe_node_limited_routing",
                "dualpipev_fb_overlap",
                "grad_buffer_zeroed", "grad_nan_check", "grad_prescaled", "grad_prescaled_dp1", "tp_allreduce")
 

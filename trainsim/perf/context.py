@@ -176,6 +176,9 @@ class StepContext:
                                             # transfer waits (parallel/schedules.py fill_drain_transfers)
     pp_p2p_blocking: bool = False           # the interleaved schedule waits for each p2p transfer between compute
                                             # steps (Megatron-LM before --overlap-p2p-communication; perf/step.py)
+    pp_p2p_device_sync: bool = False        # a batched (not overlapped) p2p exchange ends in torch.cuda.synchronize
+                                            # (Megatron-Core batch_p2p_sync): forward and backward steps do not
+                                            # share the host's launch work (perf/step.py launch_floor_extra)
     relu2_unfused: bool = False             # squared ReLU as two eager ops (compute.act_fn_bytes_per_f)
     separate_gemms: tuple[str, ...] = ()    # GEMMs the stack runs apart that Megatron-Core fuses
                                             # (frameworks.separate_gemms; compute.gemm_matrices): matrix groups

@@ -424,6 +424,32 @@ def layer_launch_floor(ctx: StepContext, layers: Num, rerun: Num) -> tuple[Num, 
     return h_f, host_time(ctx, layers * c.eager_layer_ops_bwd * per_op) + rerun * h_f
 
 
+def launch_floor_extra(t_f: Num, t_b: Num, fl_f: Num, fl_b: Num, synced: Any) -> tuple[Num, Num]:
+    """(forward, backward) host time a micro-batch adds to its device path ``t_f`` / ``t_b`` (s) where the host's
+    launch work ``fl_f`` / ``fl_b`` (:func:`moe_launch_floor`) is longer.
+
+    The host runs ahead of the device across the micro-batch, so its forward and backward share one floor:
+    extra = max(0, fl_f + fl_b - t_f - t_b), split between the passes as the launch work is. Where a device
+    synchronisation separates the forward step from the backward step (``synced``: Megatron-Core's 1F1B with batched
+    p2p and ``batch_p2p_sync``, torch.cuda.synchronize() after each exchange, megatron/core/pipeline_parallel/
+    p2p_communication.py _communicate at Megatron-LM 847781764f; the profile flag ``pp_p2p_device_sync``) the host
+    cannot launch the backward while the device still runs the forward, nor the device run the backward's kernels
+    before the host has launched them, so each pass takes its own maximum: extra_f = max(0, fl_f - t_f),
+    extra_b = max(0, fl_b - t_b), never less than the shared floor's.
+
+    The MoE forward's own token-count synchronisations (:func:`moe_host_sync_time`) are not read as such a
+    separation: AMD's Primus blog, Figure 5 (DeepSeek-V2-Lite, 8 MI355X, pp 1, the 1F1B baseline recipe with four
+    such syncs per layer forward) has micro-batch 2 take 0.3896 s, as long as micro-batch 1 (0.3816 s, the launch
+    work itself: constants.yaml host_bound_layer_s); per-pass floors at :func:`moe_launch_floor`'s forward /
+    backward split of that work give micro-batch 2 0.445 s (the forward launch-bound, the backward device-bound),
+    the shared floor 0.388 s (tests/test_primus_amd_moe.py)."""
+    floor = fl_f + fl_b
+    extra = np.maximum(0.0, floor - (t_f + t_b))
+    shared_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
+    sep_f, sep_b = np.maximum(0.0, fl_f - t_f), np.maximum(0.0, fl_b - t_b)
+    return np.where(synced, sep_f, shared_f), np.where(synced, sep_b, extra - shared_f)
+
+
 def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, compute_s: Num) -> Num:
     """Exposed host-link (PCIe) time per step of states kept in host memory.
 
@@ -559,10 +585,11 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     # per-operator host time)
     dl_f, dl_b = layer_launch_floor(ctx, layers, np.where(p.recompute == 2, frac, 0.0))
     fl_f, fl_b = fl_f + dl_f, fl_b + dl_b
-    floor = fl_f + fl_b
-    extra = np.maximum(0.0, floor - (t_f + t_b))
-    extra_f = extra * np.where(floor > 0.0, fl_f / np.where(floor > 0.0, floor, 1.0), 0.0)
-    t_f, t_b, host = t_f + extra_f, t_b + (extra - extra_f), host + extra
+    # forward and backward each take their own launch floor where 1F1B's synchronised p2p exchange separates them
+    # (launch_floor_extra)
+    synced = (p.pp > 1) & ~overlapped & ctx.pp_p2p_device_sync
+    extra_f, extra_b = launch_floor_extra(t_f, t_b, fl_f, fl_b, synced)
+    t_f, t_b, host = t_f + extra_f, t_b + extra_b, host + extra_f + extra_b
     return dict(t_f=t_f, t_b=t_b, t_mb=t_f + t_b + p2p, gemm=gemm + gemm_b, attn=attn + attn_b, elem=elem,
                 seq=seq_f + seq_b + mtp_s + mtp_s_b,
                 rec=rec, p2p=p2p, host=host,
