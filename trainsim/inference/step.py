@@ -60,7 +60,8 @@ from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
 from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
-from ..perf.compute import FP8_SCALE_BYTES_PER_ELEM, elementwise_bytes_per_token, fp8_cast_bytes_per_elem, gemm_time
+from ..perf.compute import (FP8_SCALE_BYTES_PER_ELEM, copies_gemm_time, elementwise_bytes_per_token,
+                             fp8_cast_bytes_per_elem, gemm_time)
 from ..perf.context import BF16_BYTES
 from .calib import vendor_key
 from .experts import hit_probability, local_experts
@@ -119,12 +120,10 @@ def _dense_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, t):
         if mat.group == "router":
             out = out + gemm_time(t / p.tp, mat.n, mat.k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, HEAD_BYTES,
                                   c.gemm_latency_s)
-        elif mat.group == "other" or mat.split == "none":
-            out = out + gemm_time(t, mat.n, mat.k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes,
-                                  c.gemm_latency_s)
-        else:
-            k, n = sharded_shape(mat, p.tp)
-            out = out + gemm_time(t, n, k, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes, c.gemm_latency_s)
+        else:   # every copy of a multi-copy matrix (DeepSeek-V4's o_a groups): compute.copies_gemm_time
+            k, n = ((mat.k, mat.n) if mat.group == "other" or mat.split == "none" else sharded_shape(mat, p.tp))
+            out = out + copies_gemm_time(mat, t, k, n, s.gemm_peak, c.gemm_eff, bw, c.mem_eff, s.w_bytes,
+                                         c.gemm_latency_s)
     return out
 
 

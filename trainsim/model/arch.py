@@ -28,7 +28,12 @@ FfnAct = Literal["gelu", "swiglu", "relu2", "none"]
 
 @dataclass(frozen=True)
 class Matrix:
-    """One weight matrix of a layer: ``count`` copies of a ``k x n`` matrix, ``active`` used per token."""
+    """One weight matrix of a layer: ``count`` copies of a ``k x n`` matrix, ``active`` used per token.
+
+    ``fp8`` False: the training stack runs this GEMM in BF16 even in an FP8 run (a weight outside Transformer
+    Engine's FP8 context, e.g. DeepSeek-V4's grouped output projection, compressors and mHC mappings in
+    Megatron-Core, :mod:`trainsim.model.families.deepseek_v4`): no FP8 cast, the BF16 rate
+    (:func:`trainsim.perf.compute.layer_gemm_fwd`)."""
 
     name: str
     k: int
@@ -38,6 +43,7 @@ class Matrix:
     count: int = 1
     active: float = 1.0
     bias: bool = False
+    fp8: bool = True
 
     @property
     def params(self) -> int:

@@ -250,7 +250,9 @@ def gemm_matrices(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[Matrix
 def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Forward GEMM time of one layer per micro-batch per chip. ``tokens`` = tokens a tp group holds. The GEMMs
     are the stack's (:func:`gemm_matrices`: a gated FFN's gate and up as one fc1 unless the stack runs them
-    apart)."""
+    apart); a matrix of several copies runs all of them (:func:`copies_gemm_time`); one the stack keeps in BF16
+    in an FP8 run (``Matrix.fp8`` False) runs at the BF16 peak and ``gemm_eff`` with BF16 operands, as the output
+    head does (:func:`head_gemm_fwd`)."""
     c = ctx.calib
     peak, eff, bw, mb = ctx.gemm_peak, ctx.gemm_eff, ctx.chip.hbm_bw, c.mem_eff
     d0 = gemm_shape(c)
@@ -269,12 +271,33 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
                 + c.gemm_latency_s
         elif mat.group == "router":   # the router GEMM stays in BF16 under FP8 (DeepSeek-V3 sec. 3.3.1)
             t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, BF16_BYTES, c.gemm_latency_s, d0)
-        elif mat.group == "other" or mat.split == "none":
-            t = t + gemm_time(tokens, mat.n, mat.k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
         else:
-            k, n = sharded_shape(mat, p.tp)
-            t = t + gemm_time(tokens, n, k, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
+            k, n = ((float(mat.k), float(mat.n)) if mat.group == "other" or mat.split == "none"
+                    else sharded_shape(mat, p.tp))
+            if ctx.fp8_gemm and not mat.fp8:   # kept in BF16 in an FP8 run: the BF16 rate and operands
+                t = t + copies_gemm_time(mat, tokens, k, n, ctx.chip.flops("bf16"), c.gemm_eff, bw, mb, BF16_BYTES,
+                                         c.gemm_latency_s, d0)
+            else:
+                t = t + copies_gemm_time(mat, tokens, k, n, peak, eff, bw, mb, ctx.act_bytes, c.gemm_latency_s, d0)
     return t
+
+
+def copies_gemm_time(mat: Matrix, tokens: Num, k: Num, n: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num,
+                     bytes_el: Num, latency_s: Num, shape: tuple[float, ...] | None = None) -> Num:
+    """Time of the GEMMs of a matrix that is not a routed expert, over ``tokens`` tokens: its ``count`` copies
+    (:class:`~trainsim.model.arch.Matrix`), each a (tokens x active / count) x ``k`` @ ``k`` x ``n`` GEMM, in one
+    launch:
+
+        count x gemm_time(tokens x active / count, n, k) + latency_s
+
+    (:func:`gemm_time` without its latency for each copy: the copies run as one batched kernel, as a routed
+    expert's grouped GEMM does in :func:`layer_gemm_fwd`). One copy used by every token (count = active = 1)
+    is :func:`gemm_time` itself. DeepSeek-V4's grouped output projection o_a: g = 8 copies of (H d / g) x
+    o_lora, each used by every token (active 8), which Megatron-Core runs as one ``torch.einsum`` over the g
+    groups (Megatron-LM 43e45e1307 experimental_attention_variant/deepseek_v4_hybrid_attention.py line 468): 8
+    GEMMs of 4,096 x 1,024 per token, 2 x 8 x 4,096 x 1,024 = 67.1 MFLOP forward, not the one GEMM's 8.4."""
+    rows = tokens * (mat.active / mat.count)
+    return mat.count * gemm_time(rows, n, k, peak, eff, hbm_bw, mem_eff, bytes_el, 0.0, shape) + latency_s
 
 
 def expert_rows_var(m_e: Num, active: float, experts: float) -> Num:
@@ -887,7 +910,8 @@ def fp8_cast_bytes_per_elem(recipe: str, columnwise_copy: bool) -> float:
     return 2.0 + amax_pass + copies * (1.0 + FP8_SCALE_BYTES_PER_ELEM[recipe])
 
 
-def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[float, float]:
+def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = (),
+                             training: bool = True) -> tuple[float, float]:
     """(forward, backward) elements one token's FP8 casts quantise in a layer: the distinct GEMM inputs
     (sum of K) and the GEMM output gradients (sum of N), each x ``active`` (routed experts), the router excluded
     (it stays in BF16), over the stack's GEMMs (:func:`gemm_matrices` with ``separate``).
@@ -899,10 +923,11 @@ def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> t
     (one ``linear_qkv``, a TE LayerNormLinear, :func:`fused_qkv`), a gated FFN's gate and up (one fc1 of width
     2 x ffn, :func:`gemm_matrices`; the grouped experts' fc1 likewise); their output gradients form one tensor,
     whose width is the sum of their N. A stack that runs them as separate Linears (``separate``) casts the input
-    of each X."""
+    of each X. In ``training``, matrices the training stack keeps in BF16 (``Matrix.fp8`` False) cast nothing;
+    serving stacks quantise their own way (vLLM runs DeepSeek-V4's o_a as an FP8 einsum), so they count all."""
     fwd = bwd = 0.0
     for m in gemm_matrices(lk, separate):
-        if m.group == "router":
+        if m.group == "router" or (training and not m.fp8):
             continue
         bwd += m.n * m.active
         fwd += m.k * m.active
@@ -919,7 +944,7 @@ def sp_gathered_fp8_elems_per_token(lk: LayerKind, hidden: int, separate: tuple[
     their transposes."""
     e = 0.0
     for m in gemm_matrices(lk, separate):
-        if m.group in ("expert", "router"):
+        if m.group in ("expert", "router") or not m.fp8:
             continue
         if m.split == "col" and m.k == hidden:
             e += m.k
@@ -1034,7 +1059,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         if moe_permute and not dispatch_fused:
             b = b + moe_permute_bytes_per_token(lk, hidden)
     if fp8_cast_bytes:
-        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, separate_gemms)
+        fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, separate_gemms, training=backward_casts)
         if dispatch_fused and lk.moe is not None:
             fwd_elems -= float(lk.moe.active_experts) * hidden
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)

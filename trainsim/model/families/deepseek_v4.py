@@ -46,9 +46,18 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     h, heads, d = c.int("hidden_size"), c.int("num_attention_heads"), c.int("head_dim")
     ql, ol, g = c.int("q_lora_rank"), c.int("o_lora_rank"), c.int("o_groups")
     m = c.int("hc_mult")
+    # GEMMs Megatron-Core keeps in BF16 in an FP8 run (``fp8=False``; Megatron-LM 43e45e1307, the dev pin of
+    # Megatron-Bridge v0.6.0): the grouped output projection o_a is ``torch.einsum("...gd,grd->...gr")`` on a plain
+    # ``nn.Parameter`` (experimental_attention_variant/deepseek_v4_hybrid_attention.py lines 179-186, 465-468), one
+    # batched GEMM over its g groups, not a Transformer Engine module; every compressor's ``linear_wkv`` /
+    # ``linear_wgate`` and the indexer's ``linear_weights_proj`` are built and run under
+    # ``get_fp8_disabled_context`` (csa.py lines 925, 1021, 1356, 1458: "Run the compressor GEMMs in high precision
+    # (BF16) even under FP8 training", PR #5308); the mHC mapping projection is an ``nn.Linear`` kept in FP32
+    # (hyper_connection.py ``mark_keep_in_fp32``) that the fused cuTile kernel reads in BF16 and multiplies in TF32
+    # (fusions/fused_mhc_kernels.py ``_ct_proj_rms_fwd_kernel``). The indexer's q_b (``linear_wq_b``) stays FP8.
     mats = [Matrix("q_a", h, ql, "attn", "none"), Matrix("q_b", ql, heads * d, "attn", "col"),
             Matrix("kv", h, d, "attn", "none"),
-            Matrix("o_a", heads * d // g, ol, "attn", "row", count=g, active=float(g)),
+            Matrix("o_a", heads * d // g, ol, "attn", "row", count=g, active=float(g), fp8=False),
             Matrix("o_b", g * ol, h, "attn", "none")]
     vec = ql + d + heads
     # RoPE on the last qk_rope_head_dim (rd) dims only (Megatron-LM d48bd6be0a, experimental_attention_variant/
@@ -79,11 +88,12 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
                            out_copy_bytes=4.0 * heads * d, dsa_keys=dsa[0], dsa_keys_per_token=dsa[1])]
     if ratio == CSA:
         ih, idim = c.int("index_n_heads"), c.int("index_head_dim")
-        mats += [Matrix("csa.kv", h, 2 * d, "other", "none"), Matrix("csa.gate", h, 2 * d, "other", "none"),
-                 Matrix("indexer.kv", h, 2 * idim, "other", "none"),
-                 Matrix("indexer.gate", h, 2 * idim, "other", "none"),
+        mats += [Matrix("csa.kv", h, 2 * d, "other", "none", fp8=False),
+                 Matrix("csa.gate", h, 2 * d, "other", "none", fp8=False),
+                 Matrix("indexer.kv", h, 2 * idim, "other", "none", fp8=False),
+                 Matrix("indexer.gate", h, 2 * idim, "other", "none", fp8=False),
                  Matrix("indexer.wq", ql, ih * idim, "other", "none"),
-                 Matrix("indexer.weights", h, ih, "other", "none")]
+                 Matrix("indexer.weights", h, ih, "other", "none", fp8=False)]
         vec += CSA * 2 * d + d + CSA * 2 * idim + idim
         cores += [AttentionCore(heads=heads, qk_head_dim=d, v_head_dim=d, kv_heads=1, kind="sparse",
                                 window=c.int("index_topk"), kv_elems_per_token=d // CSA,
@@ -91,7 +101,8 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
                   AttentionCore(heads=ih, qk_head_dim=idim // CSA, v_head_dim=0, kv_heads=1, kind="full",
                                 kv_elems_per_token=idim // CSA, rope_q_elems=ih * rd, rope_k_elems=rd / CSA)]
     elif ratio == HCA:
-        mats += [Matrix("hca.kv", h, d, "other", "none"), Matrix("hca.gate", h, d, "other", "none")]
+        mats += [Matrix("hca.kv", h, d, "other", "none", fp8=False),
+                 Matrix("hca.gate", h, d, "other", "none", fp8=False)]
         vec += HCA * d + d
         cores.append(AttentionCore(heads=heads, qk_head_dim=d // HCA, v_head_dim=d // HCA, kv_heads=1,
                                    kind="full", kv_elems_per_token=d // HCA, rope_q_elems=0,
@@ -103,7 +114,8 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     moe_mats, info, rvec = moe_block(h, experts, c.int("num_experts_per_tok"), eff, "swiglu",
                                      shared_experts=shared, shared_ffn=shared * eff, router_bias=not hashed)
     mix = (2 + m) * m
-    mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none"), Matrix("hc.ffn", m * h, mix, "other", "none")]
+    mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none", fp8=False),
+                        Matrix("hc.ffn", m * h, mix, "other", "none", fp8=False)]
     vec += rvec + 2 * h + 2 * (mix + 3)
     return LayerKind(name=name, n_layers=n, matrices=tuple(mats), attention=tuple(cores), vector_params=vec, moe=info,
                      ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m)
