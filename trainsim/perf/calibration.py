@@ -227,14 +227,23 @@ def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str
     chip model, its family with its software stack, its family, its family's vendor pool, the global pool
     (``default``)."""
     table = table or load_calibration()
+    return table[calib_key(family, table, framework, chip)]
+
+
+def calib_key(family: str, table: dict[str, Calib] | None = None, framework: str | None = None,
+              chip: str | None = None) -> str:
+    """The entry of :func:`load_calibration`'s table :func:`calib_for` takes (``nvidia-gb300@megatron-bridge-2026``,
+    ``nvidia-hopper``, ``vendor:nvidia``, ``default``, ...): where a chip's fitted constants come from."""
+    table = table or load_calibration()
     for g in (chip, family):
         if g is None:
             continue
         if framework is not None and f"{g}@{framework}" in table:
-            return table[f"{g}@{framework}"]
+            return f"{g}@{framework}"
         if g in table:
-            return table[g]
-    return _pool(table, family)
+            return g
+    key = VENDOR_KEY.format(vendor_key(family))
+    return key if key in table else "default"
 
 
 def fitted_values(name: str) -> dict[str, float]:
