@@ -277,8 +277,8 @@ def validation_error(family: str) -> dict[str, Any] | None:
 
     For a family with no run in the validation set (an unshipped chip such as the Ascend 950DT) the all-runs
     median would lend it the accuracy of runs on other chips; instead it gets the least accurate measured family
-    of the same vendor (the id's prefix, e.g. ``ascend``: the same compiler stack and framework, CANN / MindSpeed),
-    else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
+    of the same vendor (catalog/load.py vendor_key, e.g. ``ascend``: the same compiler stack and framework, CANN /
+    MindSpeed), else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
     and no smaller than that on a chip it succeeds, so the figure is a floor, not a bound.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     acc = _data_doc("calibration.yaml").get("accuracy") or {}
@@ -288,13 +288,14 @@ def validation_error(family: str) -> dict[str, Any] | None:
     fams = {f: v for f, v in fams.items() if v}
     if not fams:
         return None
-    vendor = family.split("-")[0]
-    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
+    vendor = vendor_key(family)
+    same = {f: v for f, v in fams.items() if vendor is not None and vendor_key(f) == vendor} or fams
     near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
     v = same[near]
     return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
             "bias": v.get("bias"), "shown_family": near,
             "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
                       f"the {v.get('runs')} {near} calibration runs ("
-                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
+                      + ("the same vendor" if vendor is not None and vendor_key(near) == vendor
+                         else "the least accurate family")
                       + "), a floor rather than a bound")}
