@@ -1,11 +1,12 @@
 """Which fitted constant a run gets: its chip model with its stack, its chip model, its family with its stack, its
-family, the pooled default (validate/calibrate.py; perf/calibration.py calib_for). Tables written here by hand."""
+family, its vendor's pool, the pooled default (validate/calibrate.py; perf/calibration.py calib_for). Tables
+written here by hand."""
 from __future__ import annotations
 
 import pytest
 
 from trainsim.perf.calibration import calib_for, load_calibration
-from trainsim.validate.calibrate import Level
+from trainsim.validate.calibrate import CalRun, Level
 
 TABLE = """
 default: {gemm_eff_fp8: 0.50}
@@ -108,3 +109,111 @@ def test_calibration_inputs_name_each_constants_origin():
     assert rows["gemm_eff"]["confidence"] == "fitted" and "calibration.yaml" in rows["gemm_eff"]["source"]
     assert rows["mem_eff"]["confidence"] == "default"
     assert "gemm_eff" not in bw and "mem_eff" not in bw
+
+
+# ---------------------------------------------------------------- the per-vendor pool
+
+VENDOR_TABLE = """
+default: {gemm_eff: 0.68, gemm_eff_fp8: 0.50}
+vendors:
+  nvidia: {gemm_eff: 0.60, fitted_on_gemm_eff: 47, source: hand-written}
+families:
+  nvidia-hopper: {gemm_eff: 0.58}
+chips:
+  nvidia-b200-hgx: {family: nvidia-blackwell, gemm_eff_fp8: 0.42}
+"""
+
+
+def test_unfitted_family_takes_its_vendors_pool_not_the_global_one(tmp_path):
+    """Blackwell BF16 has no fit of its own: it takes NVIDIA's pool (0.60), not the global one (0.68); Hopper keeps
+    its own (0.58); a B200 chip entry starts from that pool; AMD, Google and a family of no vendor have no pool and
+    take the global one. FP8, with no NVIDIA pool, is the global 0.50 for Blackwell."""
+    p = tmp_path / "c.yaml"
+    p.write_text(VENDOR_TABLE)
+    t = load_calibration(str(p))
+    assert calib_for("nvidia-blackwell", t).gemm_eff == 0.60
+    assert calib_for("nvidia-blackwell", t).gemm_eff_fp8 == 0.50
+    assert calib_for("nvidia-rubin", t).gemm_eff == 0.60          # a user's family of a catalog vendor
+    assert calib_for("nvidia-hopper", t).gemm_eff == 0.58
+    b200 = calib_for("nvidia-blackwell", t, chip="nvidia-b200-hgx")
+    assert (b200.gemm_eff, b200.gemm_eff_fp8) == (0.60, 0.42)
+    assert calib_for("nvidia-blackwell", t, framework="megatron-bridge-2026", chip="nvidia-gb200").gemm_eff == 0.60
+    for fam in ("amd-cdna3", "google-tpu", "ascend-950", "other"):
+        assert calib_for(fam, t).gemm_eff == 0.68, fam
+
+
+class _Stub:
+    """A calibration run whose prediction is reported x gemm_eff / its own best efficiency ``best``: its L1 log loss
+    |log(x / best)| is least at x = best, so a group's fit is the median of its runs' ``best`` (an odd count)."""
+
+    def __init__(self, name, family, best):
+        self.name, self.family, self.chip, self.best = name, family, name, best
+        self.precision, self.framework, self.reported, self.moe, self.bf16_eff = "bf16", "fw", 1000.0, False, None
+
+    vendor = CalRun.vendor
+    chain = CalRun.chain
+
+    def predict(self, calib):
+        return self.reported * calib.gemm_eff / self.best
+
+
+def _stub_runs():
+    """NVIDIA: 3 Hopper runs at 0.55, 2 Ampere at 0.65 (5 runs: a pool, median 0.55; Ampere has no fit of its own);
+    Ascend: 4 at 0.80; AMD: 2 at 0.40 (no pool). All 11: median 0.65. Each a chip model of its own."""
+    return ([_Stub(f"h{i}", "nvidia-hopper", 0.55) for i in range(3)]
+            + [_Stub(f"a{i}", "nvidia-ampere", 0.65) for i in range(2)]
+            + [_Stub(f"n{i}", "ascend-910", 0.80) for i in range(4)]
+            + [_Stub(f"m{i}", "amd-cdna4", 0.40) for i in range(2)])
+
+
+def test_fit_pools_per_vendor_on_three_runs_or_more():
+    from trainsim.perf.calibration import Calib
+    from trainsim.validate.calibrate import EFF_BOUNDS, _fit_level
+
+    runs = _stub_runs()
+    lvl = _fit_level(runs, {"bf16": "gemm_eff"}, EFF_BOUNDS, lambda r: Calib.defaults())
+    tol = 0.005   # golden-section tolerance (0.004)
+    assert lvl.pooled["bf16"] == pytest.approx(0.65, abs=tol)
+    assert lvl.eff[("nvidia", "bf16")] == pytest.approx(0.55, abs=tol)
+    assert lvl.eff[("ascend", "bf16")] == pytest.approx(0.80, abs=tol)
+    assert ("amd", "bf16") not in lvl.eff and ("nvidia-ampere", "bf16") not in lvl.eff
+    ampere, amd = runs[3], runs[9]
+    # Ampere (2 runs) takes NVIDIA's pool, not the global median; AMD (2 runs, no pool) the global one
+    assert lvl.value(ampere.chain, "bf16", "fw", 0.0) == lvl.eff[("nvidia", "bf16")]
+    assert lvl.value(amd.chain, "bf16", "fw", 0.0) == lvl.pooled["bf16"]
+
+
+def test_held_out_run_of_an_unfitted_family_takes_its_vendors_pool():
+    from trainsim.perf.calibration import Calib
+    from trainsim.validate.calibrate import EFF_BOUNDS, _held_out_value
+
+    runs = _stub_runs()
+    base = lambda r: Calib.defaults()  # noqa: E731
+    ampere, amd = runs[3], runs[9]
+    x, note = _held_out_value(ampere, [r for r in runs if r is not ampere], "gemm_eff", EFF_BOUNDS, base)
+    assert x == pytest.approx(0.55, abs=0.005) and "nvidia pool" in note     # 3 x 0.55 and 1 x 0.65
+    x, note = _held_out_value(amd, [r for r in runs if r is not amd], "gemm_eff", EFF_BOUNDS, base)
+    # the 10 others: 0.40, 3 x 0.55, 2 x 0.65, 4 x 0.80: any value in [0.55, 0.65] is an L1 minimum
+    assert 0.55 - 0.005 <= x <= 0.65 + 0.005 and "pooled" in note
+
+
+def test_calibration_file_keeps_the_vendor_pool_with_its_provenance(tmp_path):
+    """scripts/calibrate.py's writer puts the pool under ``vendors`` with its run count and source, and the loader
+    gives it to an unfitted NVIDIA family."""
+    import yaml
+
+    from trainsim.validate.calibrate import Fit, LooResult, calibration_yaml
+
+    lvl = Level({"bf16": "gemm_eff"}, pooled={"bf16": 0.65},
+                eff={("nvidia", "bf16"): 0.55, ("nvidia-hopper", "bf16"): 0.55, ("ascend", "bf16"): 0.8,
+                     ("ascend-910", "bf16"): 0.8})
+    text = calibration_yaml(Fit(lvl), LooResult(), _stub_runs())
+    doc = yaml.safe_load(text)
+    assert doc["vendors"]["nvidia"]["gemm_eff"] == 0.55 and doc["vendors"]["nvidia"]["fitted_on_gemm_eff"] == 5
+    assert "nvidia-* chip family" in doc["vendors"]["nvidia"]["source"]
+    assert set(doc["vendors"]) == {"nvidia", "ascend"} and "nvidia" not in doc["families"]
+    assert doc["families"]["nvidia-hopper"]["fitted_on_gemm_eff"] == 3
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    t = load_calibration(str(p))
+    assert calib_for("nvidia-blackwell", t).gemm_eff == 0.55 and calib_for("google-tpu", t).gemm_eff == 0.65

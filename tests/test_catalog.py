@@ -225,6 +225,41 @@ def test_inline_system_latency_defaults_by_library():
     assert stated.levels[0].latency_s == 3e-6
 
 
+def test_inline_chip_vendor_from_family():
+    """An inline chip stating a family but no vendor takes the family's vendor (resolve.py inline_vendor): a
+    ``nvidia-hopper`` chip is NVIDIA, so its levels take NCCL's tree LL step (NVIDIA/nccl src/graph/tuning.cc
+    hwLatencies: NVLink 0.6 us, network 5.0 us) and NCCL's algorithms, not the plain ring at the assumed 2 us; an
+    ``amd-*`` one RCCL's (0.9 / 10.5 us); no family, no vendor: the assumed 2 us / 5 us and the ring."""
+    from trainsim.perf.collectives import collective_library
+    chip = {"name": "x", "bf16_tflops": 989, "hbm": "80 GB", "hbm_bandwidth": "3.35 TB/s",
+            "scale_up_bandwidth": "450 GB/s", "scale_out_bandwidth": "400 Gb/s"}
+
+    def system(**kw):
+        return resolve_system({"chip": {**chip, **kw}, "scale_up": {"size": 8}})
+    hopper = system(family="nvidia-hopper")
+    assert hopper.chip.vendor == "NVIDIA" and collective_library(hopper) == "nccl"
+    assert (hopper.levels[0].latency_s, hopper.levels[1].latency_s) == (0.6e-6, 5.0e-6)
+    amd = system(family="amd-cdna3")
+    assert amd.chip.vendor == "AMD" and (amd.levels[0].latency_s, amd.levels[1].latency_s) == (0.9e-6, 10.5e-6)
+    assert system(family="ascend-910").chip.vendor == "Huawei (HiSilicon)"
+    bare = system()
+    assert bare.chip.vendor == "inline" and collective_library(bare) == "ring"
+    assert (bare.levels[0].latency_s, bare.levels[1].latency_s) == (2e-6, 5e-6)
+    # a catalog vendor in another case is spelt as the catalog spells it (the library tables key on it)
+    assert system(vendor="nvidia").chip.vendor == "NVIDIA" and system(vendor="nvidia").levels[0].latency_s == 0.6e-6
+    assert system(vendor="Huawei", family="ascend-910").chip.vendor == "Huawei (HiSilicon)"
+    # a vendor the catalog does not know is kept (the user's own chip borrowing a family's calibration)
+    assert system(vendor="Acme", family="nvidia-hopper").chip.vendor == "Acme"
+
+
+def test_inline_chip_vendor_contradicting_family_is_input_error():
+    with pytest.raises(TrainsimError, match="contradicts family 'nvidia-hopper'") as e:
+        resolve_system({"chip": {"name": "x", "bf16_tflops": 989, "hbm": "80 GB", "hbm_bandwidth": "3.35 TB/s",
+                                 "vendor": "AMD", "family": "nvidia-hopper", "scale_up_bandwidth": "450 GB/s",
+                                 "scale_out_bandwidth": "400 Gb/s"}, "scale_up": {"size": 8}})
+    assert "system.chip.vendor" in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
 def test_inline_chip_and_defaults_from_chip():
     s = resolve_system({"chip": {"name": "x", "bf16_tflops": 989, "fp8_tflops": 1979, "hbm": "80 GiB",
                                  "hbm_bandwidth": "3.35 TB/s", "scale_up_bandwidth": "450 GB/s",

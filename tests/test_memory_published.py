@@ -169,8 +169,9 @@ TORCHTITAN_MEMORY_GAPS = {
 
 def _tt_spec(model, chips, seq, gbs, precision, plan):
     return {"model": model, "chips": chips, "framework": "torchtitan-2024",
-            "system": {"chip": {"name": "h100-96gb-hbm2e-500w", "family": "nvidia-hopper", "bf16_tflops": 912,
-                                "fp8_tflops": 1824, "hbm": "96 GB", "hbm_bandwidth": "2.4 TB/s"},
+            # NVIDIA H100s running NCCL (the validation runs' chip: validation/runs/torchtitan-*.yaml)
+            "system": {"chip": {"name": "h100-96gb-hbm2e-500w", "vendor": "NVIDIA", "family": "nvidia-hopper",
+                                "bf16_tflops": 912, "fp8_tflops": 1824, "hbm": "96 GB", "hbm_bandwidth": "2.4 TB/s"},
                        "scale_up": {"size": 8, "bandwidth": "450 GB/s"}, "scale_out": {"bandwidth": "400 Gb/s"}},
             "training": {"seq_len": seq, "global_batch_seqs": gbs, "precision": precision}, "plan": dict(plan)}
 

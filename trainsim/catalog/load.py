@@ -150,6 +150,32 @@ def family_of(chip_id: str) -> str:
     return "other"
 
 
+def vendor_key(family: str | None) -> str | None:
+    """The vendor part of a calibration family: families are named vendor-generation (:data:`FAMILY_PREFIXES`:
+    ``nvidia``-hopper, ``amd``-cdna4, ``ascend``-910, ``google``-tpu), so the text before the first ``-`` when it
+    is that of a catalog family (a user's ``nvidia-rubin`` is ``nvidia``); None for ``other`` and anything else.
+    Calibration's per-vendor pool (perf/calibration.py) and an inline chip's implied vendor key on it."""
+    head = str(family or "").split("-")[0]
+    return head if head and any(f.split("-")[0] == head for _, f in FAMILY_PREFIXES) else None
+
+
+def family_vendor(family: str | None) -> str | None:
+    """The vendor (hardware.yaml ``vendor``, as the catalog writes it: ``NVIDIA``, ``AMD``, ``Google``, ``Huawei
+    (HiSilicon)``) of the catalog chips whose family has ``family``'s vendor key; None for a family of no catalog
+    vendor. An inline chip that states a family but no vendor takes this one (catalog/resolve.py), so that its
+    collectives are priced by its vendor's library (perf/collectives.py collective_library)."""
+    key = vendor_key(family)
+    if key is None:
+        return None
+    names = {c.vendor for c in _chips().values() if vendor_key(c.family) == key}
+    return names.pop() if len(names) == 1 else None
+
+
+def vendor_names() -> set[str]:
+    """Every chip vendor of the catalog, as hardware.yaml writes it."""
+    return {c.vendor for c in _chips().values()}
+
+
 _GIB_NOTE = re.compile(r"\bGiB\b")
 
 

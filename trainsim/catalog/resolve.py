@@ -14,7 +14,8 @@ Bandwidths are per chip, one direction ("200 GB/s", "400 Gb/s" -- bits and bytes
 * scale-up / scale-out bandwidth: the chip's catalog value (for ``base:`` without a new chip: the base's value);
 * latency: the chip vendor's collective library's per-step latency (NVIDIA / NCCL: scale-up 0.6 us, scale-out
   5 us; AMD / RCCL: 0.9 us, 10.5 us; :data:`LIBRARY_LATENCY_S`), else scale-up 2 us, scale-out 5 us; inter-site
-  1 ms (assumptions; see :data:`DEFAULT_LATENCY_S`);
+  1 ms (assumptions; see :data:`DEFAULT_LATENCY_S`); an inline chip's vendor is the one it states, else its
+  family's (:func:`inline_vendor`: ``family: nvidia-hopper`` is NVIDIA);
 * power per chip: chip TDP x the systems.yaml overhead factor (1.4); price per chip: the chip price.
 
 ``inter_site.size`` is the number of chips per site: the scale-out level then spans one site
@@ -165,6 +166,29 @@ def _size(value, field: str, where: str | None) -> int:
     return int(x)
 
 
+def inline_vendor(stated, family: str, field: str, where: str | None) -> str:
+    """An inline chip's vendor. Not stated: the vendor of its stated ``family`` (nvidia-* -> NVIDIA, amd-* -> AMD,
+    ascend-* -> Huawei (HiSilicon), google-* -> Google; :func:`trainsim.catalog.load.family_vendor`), else
+    ``inline``. A family names a vendor's generation (catalog/load.py FAMILY_PREFIXES), and the vendor picks the
+    collective library and its latencies (perf/collectives.py collective_library, :data:`LIBRARY_LATENCY_S`):
+    ``family: nvidia-hopper`` alone would otherwise price its collectives with the plain ring at the assumed 2 us
+    per step instead of NCCL's tuner. Stated: a catalog vendor in any case, or by its first word (``nvidia``,
+    ``Huawei``), is spelt as the catalog spells it (the library tables key on that spelling); one that contradicts
+    the family's vendor is an input error. A vendor the catalog does not know is kept as stated (the user's own
+    chip borrowing a family's calibration)."""
+    implied = load.family_vendor(family)
+    if stated is None:
+        return implied or "inline"
+    text = str(stated).strip()
+    known = sorted(load.vendor_names())
+    canon = next((v for v in known if v.lower() == text.lower()), None) or \
+        next((v for v in known if v.split()[0].lower() == text.lower()), None)
+    if canon is not None and implied is not None and canon != implied:
+        raise TrainsimError(f"vendor {text!r} contradicts family {family!r} ({implied}'s); state the chip's "
+                            f"own vendor and family", field=field, where=where)
+    return canon or text
+
+
 def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chip:
     """A catalog chip id, a :class:`Chip`, or an inline chip mapping -> :class:`Chip`.
 
@@ -203,7 +227,8 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
                     "hbm": "hbm_bytes", "hbm_bandwidth": "hbm_bw", "scale_up_bandwidth": "scale_up_bw",
                     "scale_out_bandwidth": "scale_out_bw", "tdp_w": "tdp_w", "price_usd": "price_usd"}
     given = {runtime_name[k]: _INLINE for k in runtime_name if d.get(k) is not None}
-    return Chip(id=name, name=name, vendor=str(d.get("vendor", "inline")), family=str(d.get("family", "other")),
+    family = str(d.get("family", "other"))
+    return Chip(id=name, name=name, vendor=inline_vendor(d.get("vendor"), family, f("vendor"), where), family=family,
                 peak_flops=peak,
                 hbm_bytes=hbm_capacity(d["hbm"], f("hbm"), where),
                 hbm_bw=_bandwidth(d["hbm_bandwidth"], f("hbm_bandwidth"), where,

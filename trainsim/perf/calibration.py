@@ -2,6 +2,12 @@
 
 That file is the only place fitted numbers live; ``scripts/calibrate.py`` writes it from the calibration runs
 (see ``trainsim validate``). Every constant is a physical fraction or time with a documented default.
+
+Levels, the most specific first (:func:`calib_for`): chip model with its software stack, chip model, family with
+its software stack, family, the family's vendor pool (``vendors:``, keyed by the family's vendor part,
+catalog/load.py vendor_key: ``nvidia``, ``amd``, ``ascend``, ``google``), the global pool (``default``). A chip
+family without its own fit takes its vendor's pool before the global one, so that, e.g., Blackwell BF16 is priced
+from NVIDIA's BF16 runs and an Ascend refit does not move it.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ..catalog.load import vendor_key
 from ..errors import TrainsimError
 from ..io.specfile import yaml_shape
 from ..io.yamlsafe import read_yaml
@@ -166,18 +173,31 @@ def constant_sources() -> dict[str, str]:
     return {k: v["source"] for k, v in (doc.get("default") or {}).items()}
 
 
+#: key of a vendor pool in :func:`load_calibration`'s table (apart from chip and family ids)
+VENDOR_KEY = "vendor:{}"
+
+
+def _pool(table: dict[str, Calib], group: str | None) -> Calib:
+    """The constants a group (a family or a chip id) without an entry of its own starts from: its vendor's pool
+    where calibration.yaml fits one, else the global pool (``default``)."""
+    return table.get(VENDOR_KEY.format(vendor_key(group)), table["default"])
+
+
 @lru_cache(maxsize=8)
 def load_calibration(path: str | None = None) -> dict[str, Calib]:
     """Family -> Calib: sourced constants (constants.yaml, default then family), then the fitted values of
-    calibration.yaml (default then family)."""
+    calibration.yaml, from the least specific: default (the global pool), the family's vendor pool
+    (``vendors``), the family's sourced constants, the family's fit; then chip models and software stacks on
+    their family's. Keys: family and chip ids, ``family@framework``, ``vendor:<key>`` and ``default``."""
     if path is None:
         doc, name = _data_doc("calibration.yaml"), "calibration.yaml"
     else:   # user input: read with the spec files' limits, shapes checked (was a bare open and safe_load)
         doc, name = read_yaml(path, what="calibration file") or {}, str(path)
         if not isinstance(doc, dict):
-            raise TrainsimError(f"expected a mapping of calibration sections (default, families, chips, frameworks), "
+            raise TrainsimError(f"expected a mapping of calibration sections (default, vendors, families, chips, "
+                                f"frameworks), "
                                 f"got {yaml_shape(doc)}", where=name)
-        for sec in ("families", "chips", "frameworks"):
+        for sec in ("vendors", "families", "chips", "frameworks"):
             if doc.get(sec) is not None and not isinstance(doc[sec], dict):
                 raise TrainsimError(f"expected a mapping, got {yaml_shape(doc[sec])}", field=sec, where=name)
         for fw, fams in (doc.get("frameworks") or {}).items():
@@ -188,33 +208,47 @@ def load_calibration(path: str | None = None) -> dict[str, Calib]:
     fitted = _parse(doc.get("default", {}), f"{name}: default")
     base = Calib.defaults().with_(**fitted)
     out = {"default": base}
+    # per vendor: the pool of the vendor's runs (scripts/calibrate.py fits one on MIN_RUNS runs of a kind)
+    for v, e in (doc.get("vendors") or {}).items():
+        out[VENDOR_KEY.format(v)] = base.with_(**_parse(e, f"{name}: vendors.{v}"))
     fitted_fam = {fam: _parse(e, f"{name}: families.{fam}") for fam, e in (doc.get("families") or {}).items()}
     for fam in set(const_fam) | set(fitted_fam):
-        out[fam] = base.with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
+        out[fam] = _pool(out, fam).with_(**{**const_fam.get(fam, {}), **fitted_fam.get(fam, {})})
     # per chip model (SKU) within its family: its own fitted share of the peak
     for chip, e in (doc.get("chips") or {}).items():
         fitted_chip = _parse(e, f"{name}: chips.{chip}")
-        out[chip] = out.get(str((e or {}).get("family")), base).with_(**fitted_chip)
+        fam = str((e or {}).get("family"))
+        out[chip] = out.get(fam, _pool(out, fam)).with_(**fitted_chip)
     # per software stack (framework profile) and chip family: fitted kernel efficiencies over the family's
     for fw, fams in (doc.get("frameworks") or {}).items():
         for fam, e in (fams or {}).items():
-            out[f"{fam}@{fw}"] = out.get(fam, base).with_(**_parse(e, f"{name}: frameworks.{fw}.{fam}"))
+            out[f"{fam}@{fw}"] = out.get(fam, _pool(out, fam)).with_(**_parse(e, f"{name}: frameworks.{fw}.{fam}"))
     return out
 
 
 def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str | None = None,
               chip: str | None = None) -> Calib:
     """The constants of a chip, the most specific fitted ones first: its chip model with its software stack, its
-    chip model, its family with its software stack, its family, the default."""
+    chip model, its family with its software stack, its family, its family's vendor pool, the global pool
+    (``default``)."""
+    table = table or load_calibration()
+    return table[calib_key(family, table, framework, chip)]
+
+
+def calib_key(family: str, table: dict[str, Calib] | None = None, framework: str | None = None,
+              chip: str | None = None) -> str:
+    """The entry of :func:`load_calibration`'s table :func:`calib_for` takes (``nvidia-gb300@megatron-bridge-2026``,
+    ``nvidia-hopper``, ``vendor:nvidia``, ``default``, ...): where a chip's fitted constants come from."""
     table = table or load_calibration()
     for g in (chip, family):
         if g is None:
             continue
         if framework is not None and f"{g}@{framework}" in table:
-            return table[f"{g}@{framework}"]
+            return f"{g}@{framework}"
         if g in table:
-            return table[g]
-    return table["default"]
+            return g
+    key = VENDOR_KEY.format(vendor_key(family))
+    return key if key in table else "default"
 
 
 def fitted_values(name: str) -> dict[str, float]:
@@ -248,8 +282,8 @@ def validation_error(family: str) -> dict[str, Any] | None:
 
     For a family with no run in the validation set (an unshipped chip such as the Ascend 950DT) the all-runs
     median would lend it the accuracy of runs on other chips; instead it gets the least accurate measured family
-    of the same vendor (the id's prefix, e.g. ``ascend``: the same compiler stack and framework, CANN / MindSpeed),
-    else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
+    of the same vendor (catalog/load.py vendor_key, e.g. ``ascend``: the same compiler stack and framework, CANN /
+    MindSpeed), else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
     and no smaller than that on a chip it succeeds, so the figure is a floor, not a bound.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     acc = _data_doc("calibration.yaml").get("accuracy") or {}
@@ -259,13 +293,14 @@ def validation_error(family: str) -> dict[str, Any] | None:
     fams = {f: v for f, v in fams.items() if v}
     if not fams:
         return None
-    vendor = family.split("-")[0]
-    same = {f: v for f, v in fams.items() if f.split("-")[0] == vendor} or fams
+    vendor = vendor_key(family)
+    same = {f: v for f, v in fams.items() if vendor is not None and vendor_key(f) == vendor} or fams
     near = max(same, key=lambda f: float(same[f].get("median_abs_error") or 0.0))
     v = same[near]
     return {"runs": 0, "median_abs_error": v.get("median_abs_error"), "max_abs_error": v.get("max_abs_error"),
             "bias": v.get("bias"), "shown_family": near,
             "basis": (f"no {family} run in the validation set, so its error is unmeasured; shown: leave-one-out on "
                       f"the {v.get('runs')} {near} calibration runs ("
-                      + ("the same vendor" if near.split("-")[0] == vendor else "the least accurate family")
+                      + ("the same vendor" if vendor is not None and vendor_key(near) == vendor
+                         else "the least accurate family")
                       + "), a floor rather than a bound")}

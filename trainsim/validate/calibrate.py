@@ -3,11 +3,16 @@
 Fitted parameters (everything else keeps its documented default in :class:`~trainsim.perf.calibration.Calib`):
 
 * per chip family and GEMM precision with at least MIN_RUNS runs: ``gemm_eff`` (BF16 runs) or ``gemm_eff_fp8``
-  (FP8 runs), the fraction of the dense peak of that precision a large GEMM reaches; the ``default`` entry holds
-  one value per precision pooled over all runs of that precision, which smaller groups use (a constant is never
-  fitted to one or two runs). Within a family, a chip model (SKU) with MIN_RUNS runs of its own gets its own value:
-  SKUs of one architecture share a datasheet peak but not their power limit and clocks (GB200 1,200 W, GB300
-  1,400 W, both 5 PFLOP/s dense FP8), so the share of the peak they sustain differs. GEMM shape effects are not
+  (FP8 runs), the fraction of the dense peak of that precision a large GEMM reaches; the ``vendors`` entries hold
+  one value per precision pooled over the runs of one vendor (the family's vendor part, catalog/load.py
+  vendor_key: every ``nvidia-*`` family's runs), fitted where the vendor has MIN_RUNS runs of that precision, and
+  the ``default`` entry one value per precision pooled over all runs of that precision; a family without its own
+  fit takes its vendor's pool, else the global one (a constant is never fitted to one or two runs). The vendor
+  level keeps one vendor's runs from setting another's rate: Blackwell BF16 (no BF16 runs) is priced from NVIDIA's
+  BF16 runs, not from a pool that holds the 30 Ascend runs. Within a family, a chip model (SKU) with MIN_RUNS
+  runs of its own gets its own value: SKUs of one architecture share a datasheet peak but not their power limit
+  and clocks (GB200 1,200 W, GB300 1,400 W, both 5 PFLOP/s dense FP8), so the share of the peak they sustain
+  differs. GEMM shape effects are not
   fitted: tile, wave and K-loop quantisation use hardware facts (perf/data/constants.yaml).
 * ``gemm_eff_fp8_block_ratio``, one pooled value: the share of the FP8 peak block-scaled GEMMs (fp8_recipe mxfp8
   or blockwise) reach over what the chip's per-tensor FP8 GEMMs reach (:func:`_fit_block_ratio`).
@@ -38,6 +43,7 @@ from ..estimate import context
 from ..frameworks import default_stages, framework_of, plan_rules, restrict_plan, runtime_settings
 from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
+from ..catalog.load import vendor_key
 
 MIN_RUNS = 3
 PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
@@ -76,9 +82,15 @@ class CalRun:
         return self.run.system.chip.id
 
     @property
-    def chain(self) -> tuple[str, str]:
-        """Calibration groups from the most specific: the chip model, then its architecture family."""
-        return (self.chip, self.family)
+    def vendor(self) -> str | None:
+        """The vendor pool the run belongs to: its family's vendor part (``nvidia`` of ``nvidia-hopper``), None for a
+        family of no catalog vendor (``other``)."""
+        return vendor_key(self.family)
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """Calibration groups from the most specific: the chip model, its architecture family, its vendor pool."""
+        return (self.chip, self.family) + ((self.vendor,) if self.vendor else ())
 
     @property
     def key(self) -> tuple[str, str]:
@@ -170,10 +182,11 @@ def _golden(fn, lo: float, hi: float, tol: float = 0.004) -> float:
 
 @dataclass
 class Level:
-    """One fitted constant per precision, at five levels of detail: pooled over every run of the precision, per
-    chip family, per chip family and software stack (framework profile), per chip model, per chip model and
-    software stack; a level is fitted only on MIN_RUNS runs or more. ``eff`` and ``fw_eff`` are keyed by a group:
-    a chip family or a chip model id."""
+    """One fitted constant per precision, at six levels of detail: pooled over every run of the precision, per
+    vendor, per chip family, per chip family and software stack (framework profile), per chip model, per chip
+    model and software stack; a level is fitted only on MIN_RUNS runs or more. ``eff`` is keyed by a group: a chip
+    model id, a chip family or a vendor key (``nvidia``); ``fw_eff`` by a chip model or family with the stack (a
+    vendor pool, like the global one, is not split by stack)."""
 
     params: dict[str, str]                                                  # precision -> Calib field
     pooled: dict[str, float] = field(default_factory=dict)                  # precision -> value
@@ -181,7 +194,7 @@ class Level:
     fw_eff: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (group, precision, framework)
 
     def value(self, chain: tuple[str, ...], precision: str, framework: str | None, default: float) -> float:
-        """The most specific fitted value along ``chain`` (chip model, then family): (group, precision,
+        """The most specific fitted value along ``chain`` (chip model, family, vendor): (group, precision,
         framework), then (group, precision), for each group in turn; else the pooled value."""
         for g in chain:
             if (g, precision, framework) in self.fw_eff:
@@ -236,21 +249,29 @@ def _fit_level(runs: list[CalRun], params: dict[str, str], bounds, base_of) -> L
         groups.setdefault((r.precision, "*", None), []).append(r)
         for g in r.chain:
             groups.setdefault((r.precision, g, None), []).append(r)
-            groups.setdefault((r.precision, g, r.framework), []).append(r)
+            if g != r.vendor:   # vendor pools are not split by software stack
+                groups.setdefault((r.precision, g, r.framework), []).append(r)
     # BF16 groups first: an FP8 run's output head takes the BF16 efficiency just fitted (CalRun.bf16_eff)
     order = sorted(groups, key=lambda k: k[0] != "bf16")
+    # a group holding the same runs as one already fitted (a vendor with one family, a family with one chip
+    # model) has the same minimum: fitted once
+    done: dict[tuple, float] = {}
     for i, (pr, fam, fw) in enumerate(order):
         if pr != "bf16" and (i == 0 or order[i - 1][0] == "bf16"):
             _set_bf16_eff(runs, lvl)
         grp = groups[(pr, fam, fw)]
+        same = (pr, tuple(sorted(id(r) for r in grp)))
+        if fam != "*" and len(grp) < MIN_RUNS:
+            continue
+        if same not in done:
+            done[same] = _fit_params(grp, params[pr], bounds, base_of)
+        x = done[same]
         if fam == "*":
-            lvl.pooled[pr] = _fit_params(grp, params[pr], bounds, base_of)
-        elif len(grp) >= MIN_RUNS:
-            x = _fit_params(grp, params[pr], bounds, base_of)
-            if fw is None:
-                lvl.eff[(fam, pr)] = x
-            else:
-                lvl.fw_eff[(fam, pr, fw)] = x
+            lvl.pooled[pr] = x
+        elif fw is None:
+            lvl.eff[(fam, pr)] = x
+        else:
+            lvl.fw_eff[(fam, pr, fw)] = x
     return lvl
 
 
@@ -468,7 +489,8 @@ class LooResult:
 
 
 def _held_out_value(held: CalRun, rest: list[CalRun], param: str, bounds, base_of) -> tuple[float, str]:
-    """Refit one constant without ``held`` from the most specific group that still has MIN_RUNS runs."""
+    """Refit one constant without ``held`` from the most specific group that still has MIN_RUNS runs: its chip
+    model, its family (each with its software stack first), its vendor pool, the global pool."""
     same_pr = [r for r in rest if r.precision == held.precision]
     for i, (g, what) in enumerate(((held.chip, "chip model"), (held.family, "family"))):
         grp = [r for r in same_pr if g in r.chain]
@@ -479,6 +501,10 @@ def _held_out_value(held: CalRun, rest: list[CalRun], param: str, bounds, base_o
         if len(grp) >= MIN_RUNS:
             return _fit_params(grp, param, bounds, base_of), \
                 f"{what} {param} (fewer than {MIN_RUNS} other {held.framework} runs)"
+    vend = [r for r in same_pr if held.vendor is not None and r.vendor == held.vendor]
+    if len(vend) >= MIN_RUNS:
+        return _fit_params(vend, param, bounds, base_of), \
+            f"fewer than {MIN_RUNS} such {held.precision} runs of its chip family: {held.vendor} pool {param}"
     if same_pr:
         return _fit_params(same_pr, param, bounds, base_of), \
             f"fewer than {MIN_RUNS} such {held.precision} runs of its chip family: pooled {param} of the others"
@@ -487,7 +513,8 @@ def _held_out_value(held: CalRun, rest: list[CalRun], param: str, bounds, base_o
 
 def leave_one_out(runs: list[CalRun], base: Calib | None = None, full: Fit | None = None) -> LooResult:
     """Refit without each run and predict it from the most specific group that still has MIN_RUNS runs:
-    (chip family, precision, framework), then (chip family, precision), then the pooled precision. Only that
+    (chip family, precision, framework), then (chip family, precision), then the vendor's pool of the precision,
+    then the pooled precision. Only that
     group depends on the held-out run, so only it is refitted; for a MoE run the pooled MoE host time is refitted
     without it first (on the full fit's efficiencies)."""
     full = full or fit(runs)
@@ -521,16 +548,19 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
                           f"{len(runs) - n_dense} MoE runs): gemm_eff pooled over the BF16 runs, gemm_eff_fp8 "
                           f"over the FP8 runs, gemm_eff_fp8_block_ratio over the FP8 runs (profile fit), "
                           f"moe_layer_host_s and moe_expert_call_host_s over the MoE runs",
-                   note="chip families and software stacks with fewer than 3 runs of a kind use these; other "
-                        "constants: perf/data/constants.yaml, each with its source")
+                   note="chip families and software stacks with fewer than 3 runs of a kind use their vendor's pool "
+                        "(vendors), or these where the vendor has fewer than 3 too; other constants: "
+                        "perf/data/constants.yaml, each with its source")
+    vendors: dict = {}
     families: dict = {}
     chips: dict = {}
     fws: dict = {}
     family_of = {r.chip: r.family for r in runs}
+    vendor_keys = {r.vendor for r in runs}
     for lvl in (full.dense,):
         for (g, pr), v in sorted(lvl.eff.items()):
             n = sum(1 for r in runs if g in r.chain and r.precision == pr)
-            e = (chips if g in family_of else families).setdefault(g, {})
+            e = (chips if g in family_of else vendors if g in vendor_keys else families).setdefault(g, {})
             e[lvl.params[pr]] = round(v, 4)
             e[f"fitted_on_{lvl.params[pr]}"] = n
         for (g, pr, fw), v in sorted(lvl.fw_eff.items()):
@@ -538,6 +568,9 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
             e = fws.setdefault(fw, {}).setdefault(g, {})
             e[lvl.params[pr]] = round(v, 4)
             e[f"fitted_on_{lvl.params[pr]}"] = n
+    for v, e in vendors.items():
+        e["source"] = (f"fitted by scripts/calibrate.py on the runs of every {v}-* chip family of validation/runs "
+                       f"(counts in fitted_on_*): the pool a {v} family without a fit of its own takes")
     for fam, e in families.items():
         e["source"] = f"fitted by scripts/calibrate.py on the {fam} runs of validation/runs (counts in fitted_on_*)"
     for chip, e in chips.items():
@@ -550,6 +583,7 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
     fwk = sorted({r.framework for r in runs})
     doc = {
         "default": default,
+        "vendors": vendors,
         "families": families,
         "chips": chips,
         "frameworks": fws,
@@ -597,7 +631,8 @@ def loo_markdown(loo: LooResult, full: Fit) -> str:
 
     def consts(lvl: Level) -> str:
         parts = [f"pooled {lvl.params[pr]} = {v:.3f}" for pr, v in lvl.pooled.items()]
-        parts += [f"{fam} {lvl.params[pr]} = {v:.3f}" for (fam, pr), v in sorted(lvl.eff.items())]
+        parts += [f"{g} {'pool ' if vendor_key(g) == g else ''}{lvl.params[pr]} = {v:.3f}"
+                  for (g, pr), v in sorted(lvl.eff.items())]
         parts += [f"{fw} on {fam} {lvl.params[pr]} = {v:.3f}" for (fam, pr, fw), v in sorted(lvl.fw_eff.items())]
         return ", ".join(parts)
     lines += ["", "Fitted constants: " + consts(full.dense) + f"; moe_layer_host_s = {full.host_s * 1e3:.2f} ms per "
