@@ -132,3 +132,165 @@ def test_a_wan_input_of_the_multicluster_scenario_is_checked_like_a_link(tmp_pat
     code, out, err = run_main(capsys, "scenario", _s7(tmp_path, mutate))
     line = _one_line(code, err, 2)
     assert f"{field}:" in line and needle in line, line
+
+
+# ---------------------------------------------------------------- 4. post-training step inputs that were dropped
+
+RL = """name: rl
+kind: rl
+clusters:
+  main: {system: dgx-h100, chips: 16}
+student: {model: llama-3.1-8b, cluster: main}
+step: {prompts: 64, samples_per_prompt: 32, prompt_len: 128, rollout_len: 1024, tail_factor: 2.0%s}
+"""
+
+
+@pytest.mark.parametrize("extra, field, needle", [
+    # the longest sample: 128 + ceil(1,024 x 2.0) = 2,176 tokens; NeMo RL's packer raises 'Sequence length L
+    # exceeds bin capacity C' (nemo_rl/data/packing/algorithms.py); a budget below it was one sample per micro-batch
+    (", pack_tokens: 2175", "step.pack_tokens", "2,176"),
+    (", pack_tokens: 4096, logprob_pack_tokens: 1024", "step.logprob_pack_tokens", "2,176"),
+    # 64 x 32 = 2,048 sequences; NeMo RL asserts 'Total batch size (N) is not a multiple of batch_size (gbs)'
+    # (BatchedDataDict.shard_by_batch_size, tag v0.6.0): 600 was 3 optimizer steps, 5,000 one, without a word
+    (", train_global_batch: 600", "step.train_global_batch", "2,048"),
+    (", train_global_batch: 5000", "step.train_global_batch", "2,048"),
+    # a top-k count with one sampled log-prob per token (or the full vocabulary) was dropped
+    (", topk: 50", "step.topk", "logprobs"),
+    (", logprobs: full, topk: 50", "step.topk", "logprobs"),
+    # a synchronous (on-policy) step generates with the weights it trains: a broadcast every 4th step was timed
+    # as a quarter of a refit per step
+    (", weight_sync_every: 4", "step", "async"),
+])
+def test_a_step_input_no_stack_could_run_is_bad_input(tmp_path, capsys, extra, field, needle):
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, RL % extra))
+    line = _one_line(code, err, 2)
+    assert f"{field}:" in line and needle in line and "(line 6)" in line, line
+
+
+@pytest.mark.parametrize("extra", [", pack_tokens: 2176, logprob_pack_tokens: 2176", ", train_global_batch: 512",
+                                   ", train_global_batch: 2048", ", logprobs: topk, topk: 50"])
+def test_a_step_input_at_its_limit_is_answered(tmp_path, capsys, extra):
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, RL % extra))
+    assert code == 0, err
+
+
+OPD = """name: opd
+kind: opd
+clusters:
+  main: {system: dgx-h100, chips: 16}
+  far: {system: dgx-h100, chips: 16}
+links:
+%s
+student: {model: llama-3.1-8b, cluster: main}
+teachers: [{name: t, model: llama-3.1-8b, cluster: far}]
+step: {prompts: 64, samples_per_prompt: 8, prompt_len: 128, rollout_len: 1024}
+"""
+
+
+@pytest.mark.parametrize("links, needle", [
+    # two links for one pair: the second was kept over the first without a word
+    ("  - {between: [main, far], bandwidth: '1 Gb/s'}\n  - {between: [far, main], bandwidth: '100 Gb/s'}", "links.0"),
+    # a link from a cluster to itself was never used (inside a cluster traffic runs on its own network)
+    ("  - {between: [main, far], bandwidth: '1 Gb/s'}\n  - {between: [main, main], bandwidth: '1 Gb/s'}", "itself"),
+])
+def test_a_link_stated_twice_or_to_its_own_cluster_is_bad_input(tmp_path, capsys, links, needle):
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, OPD % links))
+    line = _one_line(code, err, 2)
+    assert "links.1.between:" in line and needle in line, line
+
+
+def test_a_trainer_plan_its_share_of_the_cluster_cannot_take_names_the_spec_field(tmp_path, capsys):
+    """A disaggregated RL job (8 of 16 chips for rollouts, so the trainer has 16 - 8 = 8) with a stated trainer plan
+    of ep 16 (needs ep x etp = 16 to divide tp x cp x dp = 8): the error named `plan.ep`, a key no post-training spec
+    has, and not the trainer's 8 chips. Now it names `student.train_plan.ep` and the trainer's chips, exit 2."""
+    spec = write_spec(tmp_path, "name: rl\nkind: rl\nclusters:\n  main: {system: dgx-h100, chips: 16}\n"
+                                "student:\n  model: qwen3-30b-a3b\n  cluster: main\n  rollout_chips: 8\n"
+                                "  train_plan: {tp: 1, pp: 1, cp: 1, ep: 16, etp: 1, zero: 1, recompute: none, "
+                                "micro_batch: 1}\n"
+                                "step: {prompts: 64, samples_per_prompt: 8, prompt_len: 128, rollout_len: 1024}\n")
+    code, out, err = run_main(capsys, "posttrain", spec)
+    line = _one_line(code, err, 2)
+    assert "student.train_plan.ep:" in line and "8 chips" in line and " plan.ep:" not in line, line
+
+
+def test_rollouts_on_teacher_clusters_of_a_job_without_teachers_is_bad_input(tmp_path, capsys):
+    """`student.rollouts: teacher_clusters` with kind rl (no teachers) was ignored: every rollout ran on the
+    student's cluster, as if unstated."""
+    spec = write_spec(tmp_path, RL.replace("cluster: main}", "cluster: main, rollouts: teacher_clusters}") % "")
+    code, out, err = run_main(capsys, "check", spec)
+    line = _one_line(code, err, 2)
+    assert "student.rollouts" in line and "no teachers" in line, line
+
+
+# ---------------------------------------------------------------- 5. properties: a longer output never shortens a step
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+ROLLOUT_CASES = (("llama-3.1-8b", "dgx-h100", 16), ("qwen3-30b-a3b", "dgx-h100", 16),
+                 ("qwen3-30b-a3b", "gb200-nvl72", 32), ("llama-3.1-8b", "dgx-a100", 32))
+
+
+@settings(max_examples=20, **FAST)
+@given(case=st.sampled_from(ROLLOUT_CASES), seqs=st.sampled_from((8, 64, 512)),
+       rollout_len=st.sampled_from((512, 2000, 8192)), more=st.sampled_from((1.01, 1.5, 4.0)),
+       tail=st.sampled_from((1.0, 2.0)), continuous=st.booleans(), frac=st.sampled_from((0.6, 1.0)))
+def test_a_longer_rollout_never_takes_less_time(case, seqs, rollout_len, more, tail, continuous, frac):
+    """Every sample generating more tokens adds decode steps and KV cache and takes nothing away, so the step's
+    generation (prefill + decode on the best server for the step) never gets shorter."""
+    from trainsim.model.load import resolve_model
+    from trainsim.catalog import get_system
+    from trainsim.posttrain.phases import rollout_time
+
+    model, system, chips = case
+    arch, sysm = resolve_model(model), get_system(system)
+    r = [rollout_time(arch, sysm, chips, seqs, max(seqs // 8, 1), 512, n, "bf16", 1.0 if continuous else tail,
+                      continuous=continuous, hbm_fraction=frac)
+         for n in (rollout_len, int(rollout_len * more))]
+    assert r[1].prefill_s + r[1].decode_s >= (r[0].prefill_s + r[0].decode_s) * (1 - 1e-9), r
+
+
+@settings(max_examples=6, **FAST)
+@given(model=st.sampled_from(("llama-3.1-8b", "qwen3-30b-a3b")), mode=st.sampled_from(("sync", "async")),
+       rollout_len=st.sampled_from((1024, 4096)), more=st.sampled_from((1.25, 2.0)))
+def test_a_longer_output_never_shortens_an_rl_step(model, mode, rollout_len, more):
+    """The whole RL step (refit, generation, log-probs, training: `trainsim posttrain`) with every sample longer
+    never takes less time: generation, log-prob passes and training all grow with the tokens."""
+    from trainsim.api.posttraining import posttrain
+
+    def step_s(n: int) -> float:
+        spec = {"name": "p", "kind": "rl", "clusters": {"main": {"system": "dgx-h100", "chips": 16}},
+                "student": {"model": model, "cluster": "main"},
+                "step": {"prompts": 32, "samples_per_prompt": 8, "prompt_len": 256, "rollout_len": n, "mode": mode}}
+        return posttrain(spec).to_dict()["step_time_s"]
+
+    a, b = step_s(rollout_len), step_s(int(rollout_len * more))
+    assert b >= a * (1 - 1e-9), (a, b)
+
+
+# ---------------------------------------------------------------- 6. serving lengths a request cannot have
+
+
+@pytest.mark.parametrize("serving, field, needle", [
+    # a decode step's KV cache holds the whole prompt (vLLM's PagedAttention keeps every prompt token's K and V):
+    # context_len 10 with a 4,096-token prompt was timed against 10 tokens of KV
+    ("{phase: decode, input_len: 4K, output_len: 1K, context_len: 10}", "serving.context_len", "4,096"),
+    # the stack reserves KV for max_output_len per request: 10 with a mean output of 1,024 tokens was taken as given
+    ("{input_len: 4K, output_len: 1K, max_output_len: 10}", "serving.max_output_len", "1,024"),
+])
+def test_a_serving_length_shorter_than_the_request_is_bad_input(tmp_path, capsys, serving, field, needle):
+    spec = write_spec(tmp_path, f"model: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\nserving: {serving}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    line = _one_line(code, err, 2)
+    assert f"{field}:" in line and needle in line and "(line 4)" in line, line
+
+
+@pytest.mark.parametrize("serving", ["{phase: decode, input_len: 4K, output_len: 1K, context_len: 4K}",
+                                     "{input_len: 222, output_len: 291, max_output_len: 291}"])
+def test_a_serving_length_equal_to_the_request_is_answered(tmp_path, capsys, serving):
+    """The limits themselves: CloudMatrix's decode profile states KV 4,096 with a 4,096-token input
+    (validation/inference/cloudmatrix-decode-b96-kv4k.yaml); a maximum output equal to the mean (fixed lengths)."""
+    spec = write_spec(tmp_path, f"model: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\nserving: {serving}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    assert code == 0, err

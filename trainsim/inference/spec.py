@@ -130,6 +130,30 @@ class ServingPart(BaseModel):
                                  f"(1 + cv^2) / 2 = {ctx:.3g} tokens; expected at most {MAX_SEQ_LEN:,}")
         return v
 
+    @field_validator("context_len")
+    @classmethod
+    def _context_holds_the_prompt(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """A stated ``context_len`` (the KV length of a decode step) holds at least the prompt, ``input_len``: the
+        cache keeps every prompt token's K and V from the prefill on (Kwon et al., SOSP'23). ``context_len: 10``
+        with a 4,096-token prompt timed decode against 10 tokens of KV (qa21)."""
+        d = info.data
+        if v is not None and d.get("phase") != "prefill" and "input_len" in d and v < d["input_len"]:
+            raise ValueError(f"context_len {v:,} is less than input_len {d['input_len']:,}: a decode step's KV cache "
+                             "holds the whole prompt; expected at least input_len")
+        return v
+
+    @field_validator("max_output_len")
+    @classmethod
+    def _max_holds_the_mean(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """A stated ``max_output_len`` (the output the stack reserves KV for at admission) is at least the mean
+        ``output_len``: ``max_output_len: 10`` with ``output_len: 1024`` reserved KV for 10 of the 1,024 tokens a
+        request generates (qa21)."""
+        d = info.data
+        if v is not None and "output_len" in d and v < d["output_len"]:
+            raise ValueError(f"max_output_len {v:,} is less than output_len {d['output_len']:,} (the mean generated "
+                             "tokens); expected at least output_len")
+        return v
+
     @model_validator(mode="after")
     def _one_batch(self):
         if self.batch is not None and self.batch_per_chip is not None:
