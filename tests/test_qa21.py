@@ -294,3 +294,20 @@ def test_a_serving_length_equal_to_the_request_is_answered(tmp_path, capsys, ser
     spec = write_spec(tmp_path, f"model: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\nserving: {serving}\n")
     code, out, err = run_main(capsys, "check", spec)
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 7. a local Dask cluster without the sweep extra
+
+
+def test_sweep_workers_without_dask_says_which_extra_to_install(tmp_path, capsys, monkeypatch):
+    """`trainsim sweep S.yaml -o r.parquet --workers 2` on an install without the `sweep` extra (no dask at all)
+    imported dask before the check that names the extra: exit 3 'unexpected ModuleNotFoundError' (`--scheduler`
+    already said what to install). Now one line naming the extra, exit 2."""
+    import sys
+    base = write_spec(tmp_path, name="base.yaml")
+    spec = write_spec(tmp_path, f"base: {base}\naxes:\n  chips: [8, 16]\n", name="sweep.yaml")
+    for mod in ("dask", "distributed"):
+        monkeypatch.setitem(sys.modules, mod, None)      # `import dask` raises ModuleNotFoundError, as uninstalled
+    code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet", "--workers", "2")
+    line = _one_line(code, err, 2)
+    assert "pip install 'trainsim[sweep]'" in line, line
