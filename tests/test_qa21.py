@@ -311,3 +311,20 @@ def test_sweep_workers_without_dask_says_which_extra_to_install(tmp_path, capsys
     code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet", "--workers", "2")
     line = _one_line(code, err, 2)
     assert "pip install 'trainsim[sweep]'" in line, line
+
+
+# ---------------------------------------------------------------- 8. a serving dp without the chips it implies
+
+
+def test_a_serving_dp_without_chips_is_bad_input(tmp_path, capsys):
+    """`plan: {tp: 2, dp: 3}` with no `chips`: the serving search sizes instances by chips (powers of two and
+    scale-up multiples) and never read dp, so the answer was chips=2 tp=2 dp=1 -- the stated dp dropped without a
+    word. With `chips: 6` (= 3 x 2 x 1) the plan is honoured; without, one line, exit 2."""
+    body = "model: llama-3.1-8b\nsystem: dgx-h100\n{chips}plan: {{tp: 2, dp: 3}}\n" \
+           "serving: {{phase: decode, input_len: 4K, output_len: 1K}}\n"
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, body.format(chips="")))
+    line = _one_line(code, err, 2)
+    assert "plan.dp:" in line and "chips" in line, line
+    import json
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body.format(chips="chips: 6\n")), "--json")
+    assert code == 0 and json.loads(out)["decode"]["plan"]["dp"] == 3, err

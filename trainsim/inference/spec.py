@@ -314,6 +314,9 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
     p = spec.plan
+    if spec.chips is None and p.dp is not None:   # the search sizes instances by chips, never by dp: it was dropped
+        raise TrainsimError(f"dp {p.dp} needs chips: the instance is dp x tp x pp chips; state chips (per instance) "
+                            "with it, or leave dp out", field="plan.dp", where=where)
     if spec.chips is not None and p.dp is not None:
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
