@@ -328,3 +328,32 @@ def test_a_serving_dp_without_chips_is_bad_input(tmp_path, capsys):
     import json
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body.format(chips="chips: 6\n")), "--json")
     assert code == 0 and json.loads(out)["decode"]["plan"]["dp"] == 3, err
+
+
+# ---------------------------------------------------------------- 9. serving inputs the spec's phase never reads
+
+
+@pytest.mark.parametrize("phase, extra, field", [
+    ("decode", "latency: {ttft_ms: 100}", "latency.ttft_ms"),                  # was answered with no bound at all
+    ("decode", "serving_extra: {prefill_tokens_per_chip: 4096}", "serving.prefill_tokens_per_chip"),
+    ("prefill", "latency: {tpot_ms: 50}", "latency.tpot_ms"),
+    ("prefill", "serving_extra: {batch_per_chip: 8}", "serving.batch_per_chip"),
+    ("prefill", "serving_extra: {mtp: {draft_tokens: 1, acceptance: 0.7}}", "serving.mtp"),
+    ("prefill", "uncertain: {max_batch: [1, 8]}", "uncertain.max_batch"),
+    ("both", "latency: {tpot_stat: p99}", "latency.tpot_stat"),               # a statistic of no bound
+])
+def test_a_serving_input_the_phase_never_reads_is_bad_input(tmp_path, capsys, phase, extra, field):
+    """A prefill-only evaluation reads no decode batch, TPOT bound or MTP, a decode-only one no prefill round or TTFT
+    bound: each such input was dropped without a word (a decode deployment 'under a 100 ms TTFT' was answered as if
+    unbounded). Now one line naming the field, exit 2."""
+    serving = {"phase": phase, "input_len": 4096, "output_len": 1024}
+    if extra.startswith("serving_extra: "):
+        import yaml
+        serving.update(yaml.safe_load(extra.removeprefix("serving_extra: ")))
+        extra = ""
+    import json
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                                f"serving: {json.dumps(serving)}\n{extra}\n")
+    code, out, err = run_main(capsys, "check", spec)
+    line = _one_line(code, err, 2)
+    assert f"{field}:" in line, line
