@@ -357,3 +357,33 @@ def test_a_serving_input_the_phase_never_reads_is_bad_input(tmp_path, capsys, ph
     code, out, err = run_main(capsys, "check", spec)
     line = _one_line(code, err, 2)
     assert f"{field}:" in line, line
+
+
+# ---------------------------------------------------------------- 10. property: a slower chip never serves faster
+
+
+@settings(max_examples=20, **FAST)
+@given(model=st.sampled_from(("llama-3.1-8b", "qwen3-30b-a3b")), system=st.sampled_from(("dgx-h100", "gb200-nvl72")),
+       input_len=st.sampled_from((2048, 65536, 262144, 1048576)), tokens_per_chip=st.sampled_from((None, 4096)),
+       what=st.sampled_from(("hbm_bw", "flops", "scale_up")), factor=st.sampled_from((1.25, 4.0)))
+def test_a_slower_chip_never_serves_a_long_prompt_faster(model, system, input_len, tokens_per_chip, what, factor):
+    """The chip made slower (HBM bandwidth, FLOP/s or scale-up bandwidth divided by ``factor``) never raises the best
+    prefill rate, and at a fixed plan never shortens the time to first token -- also for prompts longer than a
+    prefill round (chunked: several rounds to the first token, section 2)."""
+    from trainsim.catalog import get_system
+    from trainsim.inference.serve import best_prefill, setup_for
+    from trainsim.model.load import resolve_model
+    from test_qa19 import scaled_system
+
+    arch = resolve_model(model)
+    evs = [best_prefill(setup_for(arch, sysm, "bf16"), input_len, max_chips=16, tokens_per_chip=tokens_per_chip)
+           for sysm in (get_system(system), scaled_system(system, what, 1.0 / factor))]
+    fast, slow = evs
+    if fast.best is None:
+        assert slow.best is None
+        return
+    rate = [float(ev.tokens_per_s_per_chip[ev.best]) if ev.best is not None else 0.0 for ev in evs]
+    assert rate[1] <= rate[0] * (1 + 1e-9), rate
+    # the same candidates in the same order on both systems: TTFT candidate by candidate
+    import numpy as np
+    assert np.all(slow.latency_s >= fast.latency_s * (1 - 1e-9))
