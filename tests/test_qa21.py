@@ -387,3 +387,19 @@ def test_a_slower_chip_never_serves_a_long_prompt_faster(model, system, input_le
     # the same candidates in the same order on both systems: TTFT candidate by candidate
     import numpy as np
     assert np.all(slow.latency_s >= fast.latency_s * (1 - 1e-9))
+
+
+# ---------------------------------------------------------------- 11. a sweep over a spec of another kind
+
+
+@pytest.mark.parametrize("base, kind", [("serving-llama-3.1-8b-h800.yaml", "serving"),
+                                        ("posttrain-opd-two-clusters.yaml", "post-training")])
+def test_a_sweep_whose_base_is_not_a_run_spec_says_what_it_is(tmp_path, capsys, base, kind):
+    """A sweep whose `base:` is the serving example was refused as 'base: serving: unknown key (typo?)' -- the run-spec
+    reader's view of a serving file, as if a key were misspelt. Now the line says which kind the base is."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / base
+    spec = write_spec(tmp_path, f"base: {path}\naxes:\n  chips: [8, 16]\n", name="sweep.yaml")
+    code, out, err = run_main(capsys, "check", spec)
+    line = _one_line(code, err, 2)
+    assert "base:" in line and f"is a {kind} spec" in line and "typo" not in line, line
