@@ -841,8 +841,11 @@ def test_optimizer_steps_and_longest_sample():
     # longest sample: 200 + ceil(2,999 x 1.299 = 3,895.701) = 4,096
     assert st.longest_seq_len == 4096
     assert StepPart(prompts=32, samples_per_prompt=16, prompt_len=200, rollout_len=497).optimizer_steps == 1
-    # fewer sequences than a global batch: still one step
-    assert StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=512).optimizer_steps == 1
+    # fewer sequences than a global batch, or a batch that does not divide them: refused, as NeMo RL asserts
+    # 'Total batch size (2) is not a multiple of batch_size (512)' (BatchedDataDict.shard_by_batch_size, tag v0.6.0;
+    # qa21: this was one optimizer step)
+    with pytest.raises(ValueError, match="does not divide the step's 2 sequences"):
+        StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=512)
     with pytest.raises(ValueError, match="train_global_batch"):
         StepPart(prompts=2, prompt_len=10, rollout_len=10, train_global_batch=0)
     with pytest.raises(ValueError, match="pad_multiple"):

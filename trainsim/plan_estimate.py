@@ -19,7 +19,7 @@ from .parallel.batch import batch_unit, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import code as schedule_code, default_name
-from .parallel.validity import check, reason
+from .parallel.validity import REASONS, check, reason_field
 from .perf.calibration import Calib, calib_for, validation_error_that_applies
 from .perf.context import DEFAULT_SELECTIVE_MODULES, OptimizerStates, Recompute, StepContext, shard_group_ranks
 from .perf.comm_ep import stack_node_limit
@@ -287,9 +287,9 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  **plan_rules(fw))
-    if code[0]:
-        raise TrainsimError(reason(code[0]) + f" (chips {run.chips}, global batch {tr.batch_seqs:g} sequences, "
-                                              f"plan {plans.row(0)})")
+    if code[0]:   # the field named as the error's field, so that a caller can say which of its inputs it was
+        raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips}, global batch {tr.batch_seqs:g} "
+                            f"sequences, plan {plans.row(0)})", field=reason_field(code[0]))
     return plans, filled
 
 

@@ -47,6 +47,7 @@ def _row(ev: Evaluated, i: int, kind: str, *, per_token_bytes: float) -> dict[st
     else:
         out.update({
             "prompts_per_instance": g(ev.batch), "ttft_s": g(ev.latency_s),
+            "rounds_to_first_token": g(ev.latency_s) / g(ev.round_s),
             "tokens_per_s_per_chip": g(ev.tokens_per_s_per_chip),
         })
     out["breakdown_s"] = {k: g(v) for k, v in ev.breakdown.items()}

@@ -130,6 +130,30 @@ class ServingPart(BaseModel):
                                  f"(1 + cv^2) / 2 = {ctx:.3g} tokens; expected at most {MAX_SEQ_LEN:,}")
         return v
 
+    @field_validator("context_len")
+    @classmethod
+    def _context_holds_the_prompt(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """A stated ``context_len`` (the KV length of a decode step) holds at least the prompt, ``input_len``: the
+        cache keeps every prompt token's K and V from the prefill on (Kwon et al., SOSP'23). ``context_len: 10``
+        with a 4,096-token prompt timed decode against 10 tokens of KV (qa21)."""
+        d = info.data
+        if v is not None and d.get("phase") != "prefill" and "input_len" in d and v < d["input_len"]:
+            raise ValueError(f"context_len {v:,} is less than input_len {d['input_len']:,}: a decode step's KV cache "
+                             "holds the whole prompt; expected at least input_len")
+        return v
+
+    @field_validator("max_output_len")
+    @classmethod
+    def _max_holds_the_mean(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """A stated ``max_output_len`` (the output the stack reserves KV for at admission) is at least the mean
+        ``output_len``: ``max_output_len: 10`` with ``output_len: 1024`` reserved KV for 10 of the 1,024 tokens a
+        request generates (qa21)."""
+        d = info.data
+        if v is not None and "output_len" in d and v < d["output_len"]:
+            raise ValueError(f"max_output_len {v:,} is less than output_len {d['output_len']:,} (the mean generated "
+                             "tokens); expected at least output_len")
+        return v
+
     @model_validator(mode="after")
     def _one_batch(self):
         if self.batch is not None and self.batch_per_chip is not None:
@@ -287,9 +311,13 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
         spec = ServingFile.model_validate(doc)
     except ValidationError as exc:
         raise from_validation(exc, where, ServingFile) from None
+    _check_phase_fields(spec, where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
     p = spec.plan
+    if spec.chips is None and p.dp is not None:   # the search sizes instances by chips, never by dp: it was dropped
+        raise TrainsimError(f"dp {p.dp} needs chips: the instance is dp x tp x pp chips; state chips (per instance) "
+                            "with it, or leave dp out", field="plan.dp", where=where)
     if spec.chips is not None and p.dp is not None:
         tp, pp = p.tp or 1, p.pp or 1
         if p.dp * tp * pp != spec.chips:
@@ -316,6 +344,34 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     _check_imbalance(spec, arch, where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
+
+
+#: the serving inputs only a decode evaluation reads (phase decode or both), and only a prefill one (prefill or both)
+DECODE_ONLY = ("serving.batch_per_chip", "serving.batch", "serving.max_batch", "serving.mtp", "serving.max_output_len",
+               "serving.context_len", "serving.output_len_cv", "latency.tpot_ms", "latency.tpot_stat")
+PREFILL_ONLY = ("serving.prefill_tokens_per_chip", "latency.ttft_ms")
+
+
+def _check_phase_fields(spec: ServingFile, where: str) -> None:
+    """Refuse a stated input the spec's phase never reads (:data:`DECODE_ONLY` with phase prefill,
+    :data:`PREFILL_ONLY` with phase decode, ``latency.tpot_stat`` without ``latency.tpot_ms``, an ``uncertain``
+    range of a decode-only input with phase prefill): each was dropped without a word (qa21: ``latency: {ttft_ms:
+    100}`` on a decode deployment was answered as if no bound had been given)."""
+    phase = spec.serving.phase
+    stated = ([(f"serving.{k}", f"serving.{k}") for k in spec.serving.model_fields_set]     # (input, where stated)
+              + [(f"latency.{k}", f"latency.{k}") for k in spec.latency.model_fields_set]
+              + [(f"serving.{k}", f"uncertain.{k}") for k in spec.uncertain])
+    unread = DECODE_ONLY if phase == "prefill" else PREFILL_ONLY if phase == "decode" else ()
+    for field, at in stated:
+        if field in unread:
+            name = field.split(".", 1)[1]
+            raise TrainsimError(f"{name} applies to phase {'decode' if phase == 'prefill' else 'prefill'} (or both); "
+                                f"this spec's phase is {phase}: leave {name} out or change the phase",
+                                field=at, where=where)
+    if "tpot_stat" in spec.latency.model_fields_set and spec.latency.tpot_ms is None:
+        raise TrainsimError(f"tpot_stat {spec.latency.tpot_stat} says which TPOT statistic tpot_ms bounds; no "
+                            "tpot_ms is given (state it, or leave tpot_stat out)", field="latency.tpot_stat",
+                            where=where)
 
 
 def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:

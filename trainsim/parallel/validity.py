@@ -225,10 +225,15 @@ def dualpipev_fb_overlap_ok(schedule: np.ndarray, etp: np.ndarray, cp: np.ndarra
     return ~mindspeed_dualpipev(schedule) | ((np.asarray(etp) <= 1) & (np.asarray(cp) <= 1))
 
 
+def reason_field(code: int) -> str:
+    """The run-spec field rejection code ``code`` concerns: ``chips`` or ``plan.<field>``."""
+    field = REASONS[int(code)][0]
+    return field if field == "chips" else "plan." + field
+
+
 def reason(code: int) -> str:
     """The one-line text of rejection code ``code``: the plan field it concerns and why."""
-    field, text = REASONS[int(code)]
-    return f"{field if field == 'chips' else 'plan.' + field}: {text}"
+    return f"{reason_field(code)}: {REASONS[int(code)][1]}"
 
 
 #: the rules of :func:`check` that read one plan field and the model's shape (or the sequence length) alone: no

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..alternatives import no_plan
-from ..errors import NoPlanError
+from ..errors import NoPlanError, TrainsimError
 from ..inference.calib import default_calib, engine_host_calib
 from ..inference.serve import best_prefill, setup_for
 from ..inference.search import (check_tp, evaluate_decode, evaluate_prefill, idle_share_batch, instance_sizes,
@@ -592,6 +592,13 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
             if exc.result is None:
                 raise
             raise no_plan(exc.result, run, field="student.train_plan") from None
+        except TrainsimError as exc:   # a stated trainer plan its chips cannot take: the spec's field, not the
+            # run spec's `plan.ep` the trainer's run was built with (qa21)
+            if not (exc.field or "").startswith("plan."):
+                raise
+            said = str(exc).removeprefix(f"{exc.where}: " if exc.where else "").removeprefix(f"{exc.field}: ")
+            raise TrainsimError(f"the trainer's plan on its {chips:,} chips: {said}",
+                                field="student.train_plan." + exc.field.removeprefix("plan.")) from None
         if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
             if padded > mb_len:

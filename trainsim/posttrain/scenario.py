@@ -21,17 +21,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..catalog.load import require_usable
 from ..catalog.resolve import resolve_system
-from ..errors import TrainsimError, readable_count, refuse_unknown_keys
+from ..errors import TrainsimError, readable_count, refuse_unknown_keys, short
 from ..model.counts import count
 from ..model.load import resolve_model
 from ..scenario.registry import register
 from ..spec import chips_as_stated
 from ..types_checked import MAX_CHIPS
-from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count, parse_quantity
+from ..units import bytes_per_s_to_gbit as _gbit, gbit_to_bytes_per_s, parse_fraction, parse_int_count
 from .multicluster import MultiClusterCase, compare, multi_cluster, single_summed
-from .spec import ROLLOUT_PRECISIONS, StepPart
+from .spec import ROLLOUT_PRECISIONS, LinkPart, StepPart
 from ..frameworks import PRECISIONS
 from ..inference.calib import constant_sources
 from .timeline import LOGPROB_BYTES, ID_BYTES
@@ -81,6 +83,50 @@ def check_keys(doc: dict) -> None:
         refuse_unknown_keys(inp, INPUT_KEYS, prefix="inputs.", reads="posttrain_multicluster reads")
 
 
+def _bandwidth(value, field: str) -> float:
+    """A WAN bandwidth as the post-training spec's links take it (:class:`.spec.LinkPart`: units parsed, finite,
+    > 0), in bytes/s."""
+    try:
+        return float(LinkPart.model_validate({"bandwidth": value}).bandwidth)
+    except ValidationError as exc:
+        raise TrainsimError(exc.errors()[0]["msg"].removeprefix("Value error, "), field=field) from None
+
+
+def _wan_link(wan) -> tuple[float, float]:
+    """(bandwidth bytes/s, latency s) of ``inputs.wan``, validated as a post-training spec's link
+    (:class:`.spec.LinkPart`: bandwidth > 0 and required, latency >= 0, units parsed; other keys refused). A
+    bandwidth of 0 exited 3 (ZeroDivisionError), a negative one or a negative latency was evaluated, a missing
+    bandwidth exited 3 (KeyError) and ``latncy:`` was ignored (qa21)."""
+    if not isinstance(wan, dict):
+        raise TrainsimError(f"expected a mapping {{bandwidth, latency, source}}, got {short(wan)}", field="inputs.wan")
+    refuse_unknown_keys(wan, ("bandwidth", "latency"), prefix="inputs.wan.")
+    if "bandwidth" not in wan:
+        raise TrainsimError("missing key; expected bandwidth: (each direction, e.g. '10 Gb/s')",
+                            field="inputs.wan.bandwidth")
+    try:
+        link = LinkPart.model_validate(wan)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise TrainsimError(e["msg"].removeprefix("Value error, "),
+                            field="inputs.wan." + ".".join(str(x) for x in e["loc"])) from None
+    return float(link.bandwidth), float(link.latency)
+
+
+def wan_range(doc: dict) -> tuple[float, float]:
+    """The ``inputs.wan_range`` ends (bytes/s; default 1 and 100 Gb/s): exactly two bandwidths, each as
+    :func:`_bandwidth` takes it, low <= high. A single string was indexed character by character ('10 Gb/s'[0]
+    = '1' byte/s), a 0 exited 3, a NaN was evaluated and a middle value was ignored (qa21)."""
+    wr, _ = _entry(doc.get("inputs") or {}, "wan_range", ["1 Gb/s", "100 Gb/s"], required=False)
+    field = "inputs.wan_range"
+    if not isinstance(wr, (list, tuple)) or len(wr) != 2:
+        raise TrainsimError(f"expected [low, high], two bandwidths such as ['1 Gb/s', '100 Gb/s'], got {short(wr)}",
+                            field=field)
+    lo, hi = (_bandwidth(v, f"{field}[{i}]") for i, v in enumerate(wr))
+    if lo > hi:
+        raise TrainsimError(f"expected [low, high] with low <= high, got {short(list(wr))}", field=field)
+    return lo, hi
+
+
 def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]:
     """The :class:`MultiClusterCase` a ``posttrain_multicluster`` scenario's ``inputs`` describe (paths
     relative to ``base_dir``), with the assumption rows recording each input and its source; a key outside
@@ -107,6 +153,12 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
         raise TrainsimError(f"expected at least one domain, got {k}", field="inputs.domains.value")
     note("domains (K teachers = K clusters)", k, src)
     cl, src = _entry(inp, "cluster")
+    if not isinstance(cl, dict):
+        raise TrainsimError(f"expected a mapping {{system, chips, source}}, got {short(cl)}", field="inputs.cluster")
+    refuse_unknown_keys(cl, ("system", "chips"), prefix="inputs.cluster.")
+    if "system" not in cl:
+        raise TrainsimError("missing key; expected system: (a catalog id or an inline mapping)",
+                            field="inputs.cluster.system")
     system = resolve_system(cl["system"], base_dir, field="inputs.cluster.system")
     require_usable(system.chip)
     chips = parse_int_count(chips_as_stated(cl.get("chips"), system, base_dir, None, "inputs.cluster.chips"),
@@ -116,8 +168,7 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
                             field="inputs.cluster.chips")
     note("cluster (each domain)", {"system": system.id, "chips": chips}, src)
     wan, src = _entry(inp, "wan")
-    bw = parse_quantity(wan["bandwidth"], "bytes_per_s", "inputs.wan.bandwidth")
-    lat = parse_quantity(wan.get("latency", 0.0), "seconds", "inputs.wan.latency")
+    bw, lat = _wan_link(wan)
     note("WAN link between clusters (each direction)", {"bandwidth_gbit_s": _gbit(bw), "latency_s": lat}, src)
     rl_d, src = _entry(inp, "teacher_rl")
     rl = _step(rl_d, "inputs.teacher_rl")
@@ -273,9 +324,8 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
         text = (f"at {bw_g:g} Gb/s the {k}-cluster plan ({multi['wall_time_h']:.1f} h) is slower than one cluster "
                 f"alone ({alone['wall_time_h']:.1f} h); break-even needs {gbs(be)}." + caveat)
     ranges = {}
-    wr, _ = _entry(doc.get("inputs") or {}, "wan_range", ["1 Gb/s", "100 Gb/s"], required=False)
-    for v in [wr[0], gbit_to_bytes_per_s(bw_g), wr[-1]]:
-        b = parse_quantity(v, "bytes_per_s", "inputs.wan_range") if isinstance(v, str) else float(v)
+    lo, hi = wan_range(doc)
+    for b in (lo, gbit_to_bytes_per_s(bw_g), hi):
         m = multi_cluster(case, b)
         ranges[f"{_gbit(b):g} Gb/s"] = {"multi_cluster_h": m["wall_time_h"],
                                         "multi_over_summed": m["wall_time_s"] / summed["wall_time_s"],

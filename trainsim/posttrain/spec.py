@@ -56,16 +56,18 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       max_trajectory_age_steps: 1      # async only: steps of prompt groups in flight (NeMo RL grpo.async_grpo.
                                        #   max_trajectory_age_steps: 1 one-step-off, 8 eight-step-off)
       logprobs: sampled                # what a teacher returns per generated token: sampled (one log-prob),
-      topk: 20                         #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
+                                       #   topk (k ids + values) or full (the whole vocabulary; rarely sensible)
+      # topk: 20                       # k of logprobs: topk (default 20); refused with any other logprobs
       weight_sync_every: 1             # steps between weight broadcasts to the rollout workers
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
-      pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens)
+      pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens);
+                                       #   at least the longest sample, prompt_len + ceil(rollout_len x tail_factor)
       logprob_pack_tokens: null        # tokens per log-prob micro-batch (NeMo RL logprob_mb_tokens); absent ->
                                        #   pack_tokens
       pad_multiple: 1                  # each packed sequence padded to a multiple of this (NeMo RL
                                        #   make_sequence_length_divisible_by)
-      train_global_batch: null         # sequences per optimizer step (NeMo RL train_global_batch_size); absent ->
-                                       #   one optimizer step on all the step's sequences
+      train_global_batch: null         # sequences per optimizer step (NeMo RL train_global_batch_size), a divisor
+                                       #   of prompts x samples_per_prompt; absent -> one optimizer step on all
       checkpoint_shipping: false       # ship the starting checkpoint to every remote cluster first
     reported:                          # only for published runs (validation/rl/): the measured step time
       step_time_s: 134
@@ -282,11 +284,62 @@ class StepPart(BaseModel):
     train_global_batch: PosInt | None = None
     checkpoint_shipping: bool = False
 
+    @field_validator("topk")
+    @classmethod
+    def _topk_only_with_topk(cls, v: int, info: ValidationInfo) -> int:
+        """A stated ``topk`` with ``logprobs`` other than ``topk`` was dropped without a word (a teacher returning one
+        sampled log-prob, or the whole vocabulary, sends no top-k)."""
+        lp = info.data.get("logprobs")
+        if lp is not None and lp != "topk":
+            raise ValueError(f"topk {v} applies to logprobs: topk only; logprobs is {lp} (leave topk out or say "
+                             "logprobs: topk)")
+        return v
+
+    @field_validator("pack_tokens", "logprob_pack_tokens")
+    @classmethod
+    def _budget_holds_the_longest(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """A packing budget (``pack_tokens``, ``logprob_pack_tokens``) must hold the step's longest sample,
+        ``prompt_len + ceil(rollout_len x tail_factor)`` (:attr:`longest_seq_len`): NeMo RL's packers raise
+        'Sequence length L exceeds bin capacity C' for any longer sequence (``FirstFitPacker._pack_implementation``,
+        ``nemo_rl/data/packing/algorithms.py``, NVIDIA-NeMo/RL 02508a40), and its recipes set the budget to
+        ``max_total_sequence_length x micro-batch``, never below a sample. A smaller budget was read as one sample
+        per micro-batch, as if the stack packed what it refuses."""
+        d = info.data
+        if v is None or not {"prompt_len", "rollout_len", "tail_factor"} <= set(d):
+            return v
+        longest = d["prompt_len"] + int(-(-d["rollout_len"] * d["tail_factor"] // 1))
+        if v < longest:
+            raise ValueError(f"{info.field_name} {v:,} tokens is less than the step's longest sample, prompt_len + "
+                             f"ceil(rollout_len x tail_factor) = {longest:,} tokens (NeMo RL's packer refuses a "
+                             "sequence longer than its budget); expected at least that")
+        return v
+
+    @field_validator("train_global_batch")
+    @classmethod
+    def _whole_global_batches(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """``train_global_batch`` must divide the step's sequences (prompts x samples_per_prompt): NeMo RL asserts
+        'Total batch size (N) is not a multiple of batch_size (gbs)' (``BatchedDataDict.shard_by_batch_size``,
+        ``nemo_rl/distributed/batched_data_dict.py``, tag v0.6.0 = 5fb58893). 2,048 sequences with 600 were 3
+        optimizer steps (248 sequences dropped) and with 5,000 one step, each without a word."""
+        d = info.data
+        if v is None or not {"prompts", "samples_per_prompt"} <= set(d):
+            return v
+        seqs = d["prompts"] * d["samples_per_prompt"]
+        if seqs % v:
+            raise ValueError(f"train_global_batch {v:,} does not divide the step's {seqs:,} sequences (prompts x "
+                             "samples_per_prompt; NeMo RL asserts the step is whole global batches); expected a "
+                             "divisor of it")
+        return v
+
     @model_validator(mode="after")
     def _sizes(self):
         if self.partial_rollouts and self.mode != "async":
             raise ValueError("partial_rollouts applies to mode async only (a synchronous step waits for every "
                              "sample it trains on)")
+        if self.weight_sync_every > 1 and self.mode != "async":   # was timed as a refit every n-th step (qa21)
+            raise ValueError(f"weight_sync_every {self.weight_sync_every} applies to mode async only (a synchronous, "
+                             "on-policy step generates with the weights it trains, so it syncs them every step); "
+                             "expected 1 or mode async")
         if self.max_trajectory_age_steps > 1 and self.mode != "async":
             raise ValueError(f"max_trajectory_age_steps {self.max_trajectory_age_steps} applies to mode async only "
                              "(a synchronous step generates with the weights it trains); expected 1 or mode async")
@@ -354,10 +407,23 @@ class PostTrainFile(BaseModel):
         for where, c in refs:
             if c not in names:
                 raise ValueError(f"{where}: unknown cluster '{c}'; clusters are {sorted(names)}")
+        pairs: dict[frozenset, int] = {}   # one link per pair: a second one was kept over the first without a word
+        for i, ln in enumerate(self.links):
+            a, b = ln.between or ("", "")
+            if a == b:
+                raise ValueError(f"links.{i}.between: a link from cluster '{a}' to itself; traffic inside a cluster "
+                                 "runs on its own network, expected two different clusters")
+            j = pairs.setdefault(frozenset((a, b)), i)
+            if j != i:
+                raise ValueError(f"links.{i}.between: clusters '{a}' and '{b}' already have links.{j}; give each "
+                                 "pair of clusters one link")
         if self.kind == "opd" and not self.teachers:
             raise ValueError("kind opd needs at least one teacher")
         if self.kind == "rl" and self.teachers:
             raise ValueError("kind rl takes no teachers (use kind opd)")
+        if self.kind == "rl" and self.student.rollouts == "teacher_clusters":   # was ignored (qa21)
+            raise ValueError("student.rollouts: teacher_clusters generates each domain's rollouts where its teacher "
+                             "lives; kind rl has no teachers (leave rollouts out, or say student)")
         if self.teachers and abs(sum(t.share for t in self.teachers) - 1.0) > 1e-6:
             raise ValueError(f"teachers.*.share: the teachers' shares must sum to 1, got "
                              f"{' + '.join(f'{t.share:g}' for t in self.teachers)} = "

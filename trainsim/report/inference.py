@@ -46,7 +46,9 @@ def render_infer(res: dict) -> None:
         t.add_row("prefill plan", _plan(p["plan"], res.get("moe", True)))
         t.add_row("prefill tokens per chip per round", f"{p['prompt_tokens_per_chip']:,.0f}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
-        t.add_row("time to first token (one round)", f"{p['ttft_s']:.2f} s")
+        rounds = p.get("rounds_to_first_token", 1.0)
+        t.add_row("time to first token", f"{p['ttft_s']:.2f} s ("
+                  + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"))
     for k, v in (res.get("error") or {}).items():
         t.add_row(f"error vs reported: {k}", f"{v:+.1%}")
     c.print(t)

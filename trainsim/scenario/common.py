@@ -26,11 +26,11 @@ def system_key(s: System) -> tuple:
     """A hashable key of everything of ``s`` a search's result depends on (chip rates and sizes, levels)."""
     c = s.chip
     return (c.id, c.family, tuple(sorted((k, float(v or 0.0)) for k, v in c.peak_flops.items())), c.hbm_bytes,
-            c.hbm_bw, c.scale_up_bw, c.scale_out_bw, s.levels)
+            c.hbm_bw, c.scale_up_bw, c.scale_out_bw, s.levels, c.host_link_bw, c.scale_up_topology, c.host_cpu)
 
 
 def run_key(run: Run, fixed: PlanSpec | None) -> tuple:
-    """What a plan search depends on: not ``training.tokens`` (only days do; see :func:`_retokened`)."""
+    """What a plan search depends on: not ``training.tokens`` (only days do; see :func:`_rebased`)."""
     fixed = fixed if fixed is not None else run.plan
     tr = run.training.model_dump()
     tr.pop("tokens", None)
@@ -74,18 +74,22 @@ def cache_key(run: Run, fixed: PlanSpec | None = None, *extra) -> tuple:
     return run_key(run, fixed) + (engine_data_key(),) + tuple(extra)
 
 
-def _retokened(res: SearchResult, tokens) -> SearchResult:
-    """A cached search result re-expressed for a run with a different ``training.tokens``; each estimate keeps its
-    own run (the batch its plan uses, which may differ from the stated one within ``batch_tolerance``)."""
-    if res.run.training.tokens == tokens:
-        return res
+def _rebased(res: SearchResult, run: Run) -> SearchResult:
+    """A cached search result re-expressed for the asking ``run``: its ``training.tokens`` (only days depend on
+    them) and what the search key leaves out because no plan depends on it -- the system's price, power, name and
+    sources, the run's name, path and reported figures -- are the asker's. Each estimate keeps its own batch (the
+    one its plan uses, which may differ from the stated one within ``batch_tolerance``). Handing back the cached
+    runs costed a question at the price of the one asked before it (qa21: the explorer answered a request with
+    the previous request's edited price)."""
+    tokens = run.training.tokens
 
-    def retoken(r: Run) -> Run:
-        return replace(r, training=r.training.model_copy(update={"tokens": tokens}))
+    def rebase(r: Run) -> Run:
+        return replace(r, name=run.name, system=run.system, path=run.path, reported=run.reported,
+                       training=r.training.model_copy(update={"tokens": tokens}))
 
-    run = retoken(res.run)
-    swap = lambda e: None if e is None else replace(e, run=retoken(e.run))  # noqa: E731
-    return replace(res, run=run, best=swap(res.best), runners_up=[swap(e) for e in res.runners_up])
+    swap = lambda e: None if e is None else replace(e, run=rebase(e.run))  # noqa: E731
+    return replace(res, run=rebase(res.run), best=swap(res.best), runners_up=[swap(e) for e in res.runners_up],
+                   least_memory=swap(res.least_memory))
 
 
 def clear_cache() -> None:
@@ -151,7 +155,7 @@ def best(run: Run, fixed: PlanSpec | None = None, *, top: int = 1, adjust_batch:
     key = cache_key(run, fixed, top)
     if key in _CACHE:
         STATS["hits"] += 1
-        return _retokened(_CACHE[key], run.training.tokens)
+        return _rebased(_CACHE[key], run)
     STATS["searches"] += 1
     res = search(run, fixed, top=top, with_pareto=False)
     if res.best is None and res.plans_evaluated == 0 and adjust_batch:   # (best first: counts are lazy)

@@ -64,9 +64,8 @@ class DaskExecutor:
         """An executor on a new local Dask cluster of ``n_workers`` single-threaded processes (loopback only)."""
         import logging
 
+        d = _distributed()   # first: without the sweep extra `import dask` below raised ModuleNotFoundError (exit 3)
         import dask
-
-        d = _distributed()
         # one malloc arena: the task thread then allocates from the main heap, which keeps freed memory between
         # tasks (see evaluate.tune_malloc); a thread arena's sub-heaps are unmapped whenever a search frees them
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}):

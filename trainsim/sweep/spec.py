@@ -14,7 +14,8 @@ from ..errors import TrainsimError, unknown
 from .evaluate import GROUPS, HEAD, TAIL, record_columns
 from .points import Axis, Point, check_axes, expand_axis, n_points, point
 from .._version import __version__
-from ..io import load_spec_file, read_text, require_file, yaml_shape
+from ..io import load_spec_file, read_text, require_file, spec_kind, yaml_shape
+from ..io.specfile import SPEC_COMMAND, SPEC_LABEL
 from ..spec import parse_run
 from ..assumptions import defaults
 from .evaluate import COLUMN_DEFINITIONS
@@ -121,6 +122,10 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
         raise TrainsimError("missing required key 'base' (a run-spec path or mapping)", where=where)
     base_dir = Path(base_dir).resolve() if base_dir is not None else None
     base_doc, run_dir = _load_base(doc["base"], base_dir, where)
+    kind = spec_kind(base_doc) if isinstance(base_doc, dict) else "run"
+    if kind != "run":   # was 'base: serving: unknown key (typo?)' -- the run-spec reader's view of another kind
+        raise TrainsimError(f"the base is a {SPEC_LABEL[kind]} spec ({SPEC_COMMAND[kind]}); a sweep varies a run "
+                            "spec", field="base", where=where)
     run_dir = run_dir.resolve() if run_dir is not None else None
     base_run = parse_run(base_doc, base_dir=run_dir, where=f"{where}: base")
     axes_doc = doc.get("axes") or {}
