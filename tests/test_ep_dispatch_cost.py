@@ -169,10 +169,10 @@ def test_a2a_overlap_and_host_stall_share_the_pair_window(small_moe):
     stall = 7 * 1e-3
     assert stall > 0.0 and ep > w / 2.0   # each direction alone fills its half: the budget binds
     bd = evaluate(ctx, p).breakdown
-    assert bd["ep_alltoall"][0] + bd["moe_host_sync"][0] == pytest.approx(2.0 * ep + stall - 0.8 * w, rel=1e-9)
+    assert bd["ep_alltoall"][0] + bd["host"][0] == pytest.approx(2.0 * ep + stall - 0.8 * w, rel=1e-9)
     # the budget is shared in proportion to what each would hide alone: ep, ep and the stall (if under W / 2)
     h = 2.0 * min(ep, w / 2.0) + min(stall, w / 2.0)
-    assert bd["moe_host_sync"][0] == pytest.approx(stall - 0.8 * min(stall, w / 2.0) * w / h, rel=1e-9)
+    assert bd["host"][0] == pytest.approx(stall - 0.8 * min(stall, w / 2.0) * w / h, rel=1e-9)
 
 
 def test_deepep_permute_reads_the_delivered_rows_once():

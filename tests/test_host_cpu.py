@@ -86,7 +86,7 @@ def test_estimate_charges_the_factor_once():
     base = stored.with_(moe_layer_host_s=3e-3, moe_expert_call_host_s=0.0, step_overhead_s=2.0)
     one = estimate(run, calib=base.with_(host_time_factor_grace=1.0)).breakdown
     te = estimate(run, calib=base.with_(host_time_factor_grace=TE_2053_RATIO)).breakdown
-    assert one["moe_host_sync"] == pytest.approx(16 * 48 * 3e-3)
-    assert te["moe_host_sync"] == pytest.approx(16 * 48 * 3e-3 * 37.08 / 13.48)
+    assert one["host"] == pytest.approx(16 * 48 * 3e-3)
+    assert te["host"] == pytest.approx(16 * 48 * 3e-3 * 37.08 / 13.48)
     assert one["other"] == pytest.approx(2.0)
     assert te["other"] == pytest.approx(5.5015, rel=1e-4)

@@ -883,14 +883,14 @@ def test_forward_only_by_hand():
 
     bd = {"compute_gemm": 3.0, "attention": 1.5, "memory_bound": 0.6, "recompute": 1.0, "tp_comm": 0.0,
           "ep_alltoall": 0.8, "cp_comm": 0.0, "pp_p2p": 0.0, "pipeline_bubble": 2.0, "dp_comm": 0.3,
-          "optimizer": 0.1, "moe_host_sync": 0.4, "other": 0.05}
+          "optimizer": 0.1, "host": 0.4, "other": 0.05}
     # forward work 3.0/3 + 1.5/3 + 0.6/3 + 0.8/2 + 0.4 = 2.5 of 3.0+1.5+0.6+1.0+0.8+0.4 = 7.3 s per-micro-batch work;
     # bubble 2.0 x 2.5 / 7.3; + 0.05
     assert forward_only_s(bd, 2.0) == pytest.approx(2.5 + 2.0 * 2.5 / 7.3 + 0.05, rel=1e-12)
     # a dense step of GEMMs and element-wise kernels only: the old rule, a third of the step
     assert forward_only_s({"compute_gemm": 6.0, "memory_bound": 3.0}, 2.5) == pytest.approx(3.0, rel=1e-12)
     # a step that is all host synchronisation: forward-only costs the same
-    assert forward_only_s({"moe_host_sync": 4.0}, 2.5) == pytest.approx(4.0, rel=1e-12)
+    assert forward_only_s({"host": 4.0}, 2.5) == pytest.approx(4.0, rel=1e-12)
     assert forward_only_s({}, 2.5) == 0.0
 
 

@@ -43,7 +43,7 @@ KNOWN_GAPS = {
         "ZeRO-3, full recompute, micro-batch 8) is 1.155x the recipe's plan as predicted (1,526; published 1,297), "
         "1.148x at d30e91b, moved over the limit by this session's physics together (expected waves of the routed "
         "experts' GEMMs at micro-batch 1, NCCL-tuner collective latencies, no single change alone): the same lever as "
-        "_MB, the per-MoE-layer host synchronisation spread over 8 sequences (plan --against: moe_host_sync 0.64 -> "
+        "_MB, the per-MoE-layer host synchronisation spread over 8 sequences (plan --against: host 0.64 -> "
         "0.04 s per reference step) and the experts kept inside two nodes (EP 16 against the recipe's EP 64 over "
         "InfiniBand: ep_alltoall 3.5 -> 0.8 s), paid for with full recompute (+3.6 s) and ZeRO-3 gathers (+0.9 s). "
         "No published DeepSeek-V3 run on H100 used this layout, so the gain is unmeasured; the recipe's own plan is "

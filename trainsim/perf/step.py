@@ -55,7 +55,7 @@ from ..parallel.plan import Plans
 from ..parallel.schedules import fill_drain_transfers, mindspeed_dualpipev
 
 BREAKDOWN_KEYS = ("compute_gemm", "attention", "memory_bound", "recompute", "tp_comm", "ep_alltoall",
-                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "moe_host_sync",
+                  "cp_comm", "pp_p2p", "pipeline_bubble", "dp_comm", "optimizer", "host",
                   "activation_offload", "other")
 
 
@@ -789,7 +789,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,
-        "moe_host_sync": m * host,
+        "host": m * host,   # host synchronisations (MoE token counts) and launch floors (MoE, eager layers) left exposed
         "activation_offload": m * off_exp,   # the host-link copies of offloaded activations the compute leaves exposed
         "other": np.full(np.shape(step), overhead),
     }

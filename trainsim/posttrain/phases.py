@@ -644,7 +644,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
 #: forward pass); None: absent from a forward-only pass (with the activation offload: a pass without a backward
 #: keeps no activations to offload)
 _FWD_FACTOR = {"compute_gemm": 3.0, "memory_bound": 3.0, "tp_comm": 2.0, "ep_alltoall": 2.0, "cp_comm": 2.0,
-               "pp_p2p": 2.0, "moe_host_sync": 1.0 / MOE_HOST_SYNC_FORWARD_SHARE, "recompute": None,
+               "pp_p2p": 2.0, "host": 1.0 / MOE_HOST_SYNC_FORWARD_SHARE, "recompute": None,
                "dp_comm": None, "optimizer": None, "activation_offload": None}
 
 

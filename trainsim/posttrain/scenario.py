@@ -92,17 +92,22 @@ def _bandwidth(value, field: str) -> float:
         raise TrainsimError(exc.errors()[0]["msg"].removeprefix("Value error, "), field=field) from None
 
 
+def _mapping(value, field: str, keys: tuple[str, ...], required: str, hint: str) -> None:
+    """Refuses a scenario input that is not a mapping of ``keys`` (+ ``source``) holding ``required``: one line
+    naming ``field`` (a typo such as ``latncy:`` is an unknown key, not ignored)."""
+    if not isinstance(value, dict):
+        raise TrainsimError(f"expected a mapping {{{', '.join(keys)}, source}}, got {short(value)}", field=field)
+    refuse_unknown_keys(value, keys, prefix=field + ".")
+    if required not in value:
+        raise TrainsimError(f"missing key; expected {required}: ({hint})", field=f"{field}.{required}")
+
+
 def _wan_link(wan) -> tuple[float, float]:
     """(bandwidth bytes/s, latency s) of ``inputs.wan``, validated as a post-training spec's link
     (:class:`.spec.LinkPart`: bandwidth > 0 and required, latency >= 0, units parsed; other keys refused). A
     bandwidth of 0 exited 3 (ZeroDivisionError), a negative one or a negative latency was evaluated, a missing
     bandwidth exited 3 (KeyError) and ``latncy:`` was ignored (qa21)."""
-    if not isinstance(wan, dict):
-        raise TrainsimError(f"expected a mapping {{bandwidth, latency, source}}, got {short(wan)}", field="inputs.wan")
-    refuse_unknown_keys(wan, ("bandwidth", "latency"), prefix="inputs.wan.")
-    if "bandwidth" not in wan:
-        raise TrainsimError("missing key; expected bandwidth: (each direction, e.g. '10 Gb/s')",
-                            field="inputs.wan.bandwidth")
+    _mapping(wan, "inputs.wan", ("bandwidth", "latency"), "bandwidth", "each direction, e.g. '10 Gb/s'")
     try:
         link = LinkPart.model_validate(wan)
     except ValidationError as exc:
@@ -153,12 +158,7 @@ def build_case(doc: dict, base_dir: Path) -> tuple[MultiClusterCase, list[dict]]
         raise TrainsimError(f"expected at least one domain, got {k}", field="inputs.domains.value")
     note("domains (K teachers = K clusters)", k, src)
     cl, src = _entry(inp, "cluster")
-    if not isinstance(cl, dict):
-        raise TrainsimError(f"expected a mapping {{system, chips, source}}, got {short(cl)}", field="inputs.cluster")
-    refuse_unknown_keys(cl, ("system", "chips"), prefix="inputs.cluster.")
-    if "system" not in cl:
-        raise TrainsimError("missing key; expected system: (a catalog id or an inline mapping)",
-                            field="inputs.cluster.system")
+    _mapping(cl, "inputs.cluster", ("system", "chips"), "system", "a catalog id or an inline mapping")
     system = resolve_system(cl["system"], base_dir, field="inputs.cluster.system")
     require_usable(system.chip)
     chips = parse_int_count(chips_as_stated(cl.get("chips"), system, base_dir, None, "inputs.cluster.chips"),

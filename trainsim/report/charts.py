@@ -21,7 +21,7 @@ from ..units import GIB as GIB  # bytes per GiB: the one definition
 CAUSE_COLOURS = {
     "compute_gemm": "#1f77b4", "attention": "#6baed6", "memory_bound": "#9ecae1", "recompute": "#c6dbef",
     "tp_comm": "#d62728", "ep_alltoall": "#ff7f0e", "cp_comm": "#e377c2", "pp_p2p": "#bcbd22",
-    "pipeline_bubble": "#7f7f7f", "dp_comm": "#2ca02c", "optimizer": "#8c564b", "moe_host_sync": "#dbdb8d",
+    "pipeline_bubble": "#7f7f7f", "dp_comm": "#2ca02c", "optimizer": "#8c564b", "host": "#dbdb8d",
     "activation_offload": "#9467bd", "other": "#c7c7c7",
 }
 MEMORY_COLOURS = {"weights": "#1f77b4", "gradients": "#ff7f0e", "optimizer": "#2ca02c", "activations": "#d62728",

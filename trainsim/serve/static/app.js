@@ -159,7 +159,7 @@ function mark(viewId) { const v = $(viewId); v.dataset.answered = (+(v.dataset.a
 // ------------------------------------------------------------------ plan
 const CAUSES = {compute_gemm: "GEMMs", attention: "attention", memory_bound: "memory-bound ops", recompute: "recompute",
   tp_comm: "TP comm", ep_alltoall: "EP all-to-all", cp_comm: "CP comm", pp_p2p: "PP p2p", pipeline_bubble: "pipeline bubble",
-  dp_comm: "DP comm (exposed)", optimizer: "optimizer", moe_host_sync: "MoE host sync",
+  dp_comm: "DP comm (exposed)", optimizer: "optimizer", host: "host syncs and launches",
   activation_offload: "activation offload (exposed)", other: "other"};
 async function doPlan() {
   const r = await post("/api/plan", runRequest());
