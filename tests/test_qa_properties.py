@@ -242,7 +242,7 @@ RL_SEEDS = sorted((ROOT / "validation" / "rl").glob("*.yaml"))
 def test_posttrain_step_is_finite_and_its_phases_non_negative(path, prompts, samples, rollout, mode):
     """A published NeMo RL step (validation/rl) with other prompts and samples (32 to 2,048 sequences, multiples of
     every trainer's dp), rollout lengths and modes: every number of the answer is finite and >= 0 (times, bytes,
-    tokens/s), the step time is > 0, and each cluster's utilisation (busy time over the step) is at most 1."""
+    tokens/s), the step time is > 0, and each cluster's utilisation (chip-time working over chips x step) is at most 1."""
     from trainsim.api import posttraining
 
     RAN.add("posttrain")

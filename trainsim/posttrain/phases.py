@@ -108,6 +108,11 @@ class RolloutTime:
     step_fixed_s: float = 0.0      # a of a decode step's a + b n (:func:`decode_step_cost`)
     step_per_seq_s: float = 0.0    # b
     idle_chips: int = 0            # chips without a sequence (:func:`idle_rollout_chips`)
+    #: the dense GEMM rate the rollout numerics run at and why (``ServeSetup.gemm_peak`` / ``peak_note``, the
+    #: ``gemm_peak_flops`` / ``gemm_peak_basis`` of ``trainsim infer``): FP4 on a chip without FP4 runs at its FP8
+    #: or BF16 rate
+    gemm_peak_flops: float = 0.0
+    gemm_peak_basis: str = ""
 
     @property
     def total_s(self) -> float:
@@ -248,9 +253,10 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
                               + (f" at rollout_memory_fraction {hbm_fraction:g}" if hbm_fraction < 1 else "")
                               + hint, field="student")
         return (float(sv.decode_tokens_per_s_per_chip[i]), float(sv.prefill_tokens_per_s_per_chip[i]),
-                sv.plans.row(i), float(sv.batch[i]), float(sv.tpot_s[i]), float(sv.batch0[i]), float(sv.tpot0_s[i]))
+                sv.plans.row(i), float(sv.batch[i]), float(sv.tpot_s[i]), float(sv.batch0[i]), float(sv.tpot0_s[i]),
+                float(s.gemm_peak), s.peak_note())
 
-    dec_tps, pre_tps, plan, batch, tpot, b0, tpot0 = _cached(
+    dec_tps, pre_tps, plan, batch, tpot, b0, tpot0, peak, basis = _cached(
         _key("rollout", arch, system, chips, sequences, prompts, prompt_len, rollout_len, precision, tail_factor,
              instance_chips, hbm_fraction, continuous, max_seqs, age, host_overlap, numa_bound), compute)
     bpc = batch / plan["chips"]
@@ -261,7 +267,7 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
     prefill_s = prompts * prompt_len / (pre_tps * chips)
     a, b = decode_step_cost(batch, tpot, b0, tpot0)
     return RolloutTime(prefill_s, decode_s, dec_tps, pre_tps, plan, bpc, tpot, float(a), float(b),
-                       idle_rollout_chips(chips, plan["chips"], age * sequences, batch))
+                       idle_rollout_chips(chips, plan["chips"], age * sequences, batch), peak, basis)
 
 
 def idle_rollout_chips(chips: int, instance_chips: int, sequences: float, batch: float) -> int:
@@ -417,10 +423,11 @@ def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) ->
 
 
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
-                 precision: str = "bf16") -> tuple[float, float, dict]:
-    """Teacher prefill over ``sequences`` x ``seq_len`` tokens with log-probs of every token: (s, tok/s/chip, plan)."""
+                 precision: str = "bf16") -> tuple[float, float, dict, dict]:
+    """Teacher prefill over ``sequences`` x ``seq_len`` tokens with log-probs of every token: (s, tok/s/chip, plan,
+    the GEMM rate it runs at: ``{gemm_peak_flops, gemm_peak_basis}`` as :class:`RolloutTime` states it)."""
     if sequences <= 0:
-        return 0.0, float("nan"), {}
+        return 0.0, float("nan"), {}, {}
 
     def compute():
         s = setup_for(arch, system, precision, "bf16")
@@ -431,10 +438,11 @@ def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_l
             raise NoPlanError(f"teacher {arch.name} cannot prefill on {system.id}: no plan fits in "
                               f"{min(chips, 512)} chips" + (f"; nearest alternatives: the teacher's cluster with "
                                                             f"{more} chips" if more else ""), field="teachers")
-        return float(ev.tokens_per_s_per_chip[ev.best]), ev.plans.row(ev.best)
+        return (float(ev.tokens_per_s_per_chip[ev.best]), ev.plans.row(ev.best),
+                {"gemm_peak_flops": float(s.gemm_peak), "gemm_peak_basis": s.peak_note()})
 
-    tps, plan = _cached(_key("score", arch, system, chips, seq_len, precision), compute)
-    return sequences * seq_len / (tps * chips), tps, plan
+    tps, plan, rate = _cached(_key("score", arch, system, chips, seq_len, precision), compute)
+    return sequences * seq_len / (tps * chips), tps, plan, rate
 
 
 @dataclass(frozen=True)

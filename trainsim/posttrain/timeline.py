@@ -47,6 +47,9 @@ ID_BYTES = 4.0
 LOGPROB_BYTES = 4.0
 TOPK_ENTRY_BYTES = 6.0     # 4 B token id + 2 B (BF16) value
 FULL_ENTRY_BYTES = 2.0     # BF16 probability per vocabulary entry
+#: what ``utilisation`` in a post-training result measures (:func:`chip_utilisation`), stated with the number
+UTILISATION_DEFINITION = ("chip-time working over chip-time available: chip-seconds of each cluster's phases "
+                          "(idle rollout servers excluded) / (cluster chips x step time)")
 
 
 @dataclass
@@ -193,7 +196,8 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                               "plan": r.plan, "batch_per_chip": r.batch_per_chip,
                                               "tpot_s": r.tpot_s, "tail_factor": tail_f,
                                               "step_fixed_s": r.step_fixed_s, "step_per_seq_s": r.step_per_seq_s,
-                                              "idle_chips": r.idle_chips}))
+                                              "idle_chips": r.idle_chips, "gemm_peak_flops": r.gemm_peak_flops,
+                                              "gemm_peak_basis": r.gemm_peak_basis}))
         if tname is not None:
             src_of_teacher[tname] = cl
         if cl != tc:
@@ -211,9 +215,10 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
         if ph:
             out.append(ph)
         chips = pt.clusters[t.cluster].chips
-        s, tps, plan = scoring_time(t.arch, pt.clusters[t.cluster].system, chips, n, st.seq_len, t.precision)
+        s, tps, plan, rate = scoring_time(t.arch, pt.clusters[t.cluster].system, chips, n, st.seq_len,
+                                          t.precision)
         out.append(Phase(f"scoring by {t.name} on {t.cluster}", "scoring", s, cluster=t.cluster, chips=chips,
-                         detail={"prefill_tokens_per_s_per_chip": tps, "plan": plan}))
+                         detail={"prefill_tokens_per_s_per_chip": tps, "plan": plan, **rate}))
         ph = _transfer(pt, f"log-probs {t.cluster} -> {tc} ({t.name})", "to_trainer", t.cluster, tc,
                        n * st.rollout_len * lp)
         if ph:
@@ -286,6 +291,22 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
     return busy
 
 
+def chip_utilisation(phs: list[Phase], pt: PostTrain, step_s: float) -> dict[str, float]:
+    """Per cluster, the share of its chip-time spent working: chip-seconds of its compute phases, less the
+    rollout servers left without a sample (``idle_chips``, :func:`.phases.idle_rollout_chips`), over
+    ``chips x step_s``: ``sum(seconds x (chips - idle_chips)) / (cluster chips x step_s)``, in [0, 1].
+
+    This is what a user reads as utilisation (qa21b: the busy time over the step, :func:`resource_busy`, showed
+    100% with 997,952 of 1,000,000 chips idle). A phase holds its chips for its whole duration, so
+    :func:`resource_busy` (the step's bound) counts idle servers as occupied; this counts them as idle."""
+    used: dict[str, float] = {c: 0.0 for c in pt.clusters}
+    for ph in phs:
+        if ph.link is None and ph.cluster is not None:
+            idle = int((ph.detail or {}).get("idle_chips") or 0)
+            used[ph.cluster] += ph.seconds * max(ph.chips - idle, 0)
+    return {c: used[c] / (pt.clusters[c].chips * step_s) if step_s > 0 else 0.0 for c in pt.clusters}
+
+
 def rollout_tail(pt: PostTrain) -> bool:
     """Whether a step's rollout runs until its longest sample (``step.tail_factor``): always in sync mode; in async
     mode unless unfinished samples carry over to the next step (``step.partial_rollouts``). NeMo RL v0.6.0 has no
@@ -339,7 +360,7 @@ def evaluate(pt: PostTrain) -> dict:
             k = f"{ph.link[0]}->{ph.link[1]}"
             traffic[k] = traffic.get(k, 0.0) + ph.bytes
     busy = resource_busy(phs, pt)
-    util = {c: busy.get(f"cluster {c}", 0.0) / T if T > 0 else 0.0 for c in pt.clusters}
+    util = chip_utilisation(phs, pt, T)
     wan_step = sum(traffic.values())
     seqs = pt.step.sequences
     gen_tokens = seqs * pt.step.rollout_len
@@ -352,7 +373,7 @@ def evaluate(pt: PostTrain) -> dict:
         "wan_bytes_per_step": traffic, "wan_bytes_per_step_total": wan_step,
         "wan_bytes_total": wan_step * pt.step.steps + ship_b,
         "wan_bytes_per_generated_token": wan_step / gen_tokens if gen_tokens else 0.0,
-        "busy_s_per_step": busy, "utilisation": util,
+        "busy_s_per_step": busy, "utilisation": util, "utilisation_definition": UTILISATION_DEFINITION,
         "chip_hours": {c: pt.clusters[c].chips * wall / 3600.0 for c in pt.clusters},
         "generated_tokens_per_step": gen_tokens,
         "logprob_bytes_per_token": logprob_bytes_per_token(pt, pt.student_arch.vocab),

@@ -25,7 +25,12 @@ def render_posttrain(res: dict) -> None:
         t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", moved)
     c.print(t)
     for p in res["phases"]:
-        idle = (p.get("detail") or {}).get("idle_chips") or 0
+        d = p.get("detail") or {}
+        # the GEMM rate generation / scoring ran at, and why, as `trainsim infer` shows it (gemm_peak_basis): FP4 on
+        # a chip without FP4 tensor cores runs at its FP8 (or BF16) rate
+        if d.get("gemm_peak_basis"):
+            c.print(f"{p['name']}: GEMM peak used {d['gemm_peak_flops'] / 1e12:,.0f} TFLOP/s ({d['gemm_peak_basis']})")
+        idle = d.get("idle_chips") or 0
         if idle:
             c.print(f"{p['name']}: {idle:,} of {p['chips']:,} chips idle (fewer samples than rollout servers)")
     stages: dict[str, float] = {}
@@ -37,7 +42,8 @@ def render_posttrain(res: dict) -> None:
     c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
             f"{res['steps']:,} step{'' if res['steps'] == 1 else 's'} -> {res['wall_time_h']:.2f} h")
-    c.print("utilisation: " + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
+    c.print("utilisation (chip-time working / chips x step): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
     if res["wan_bytes_per_step"]:
         c.print("WAN per step: " + ", ".join(f"{k} {_bytes(v)}" for k, v in res["wan_bytes_per_step"].items())
                 + f"; {res['wan_bytes_per_generated_token']:.1f} bytes per generated token; total {_bytes(res['wan_bytes_total'])}")

@@ -7,12 +7,13 @@ scale_out: {...}, price_per_chip_usd}`` (:func:`system_doc`), so the spec YAML t
 view with ``trainsim plan``."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .. import api
 from ..api import MAX_CHIPS, MAX_SWEEP_POINTS, too_many_chips, PlanSpec, TrainsimError, from_validation, parse_fix, parse_run
@@ -31,6 +32,25 @@ EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
     "price_per_chip_usd": ("system price per chip", "USD", 1.0),
 }
 CHIP_EDITS = ("hbm_bytes", "hbm_bw", "bf16_flops", "fp8_flops")
+#: an edited value may be at most this many times the largest value of its field in the catalog (:func:`edit_limits`)
+EDIT_MAX_CATALOG_FACTOR = 100.0
+
+
+@lru_cache(maxsize=1)
+def edit_limits() -> dict[str, float]:
+    """The largest value each numeric system edit accepts (SI): :data:`EDIT_MAX_CATALOG_FACTOR` x the largest
+    value of that field over the catalog's usable systems and their chips (the scale-up size: :data:`MAX_CHIPS`,
+    as everywhere). Wide enough for any what-if several generations ahead,
+    narrow enough that a finite but absurd edit (``hbm_bw`` 1e300 B/s) is refused with the field's name rather
+    than run into predictions no hardware can reach (qa21b)."""
+    ss = [s for s in api.systems().values() if s.chip.usable]
+    largest = {
+        "scale_up_bw": max(s.levels[0].bw for s in ss), "scale_out_bw": max(s.levels[1].bw for s in ss),
+        "hbm_bytes": max(s.chip.hbm_bytes for s in ss), "hbm_bw": max(s.chip.hbm_bw for s in ss),
+        "bf16_flops": max(s.chip.flops("bf16") for s in ss),
+        "fp8_flops": max(s.chip.peak_flops.get("fp8") or 0.0 for s in ss),
+        "price_per_chip_usd": max(s.price_per_chip_usd or 0.0 for s in ss)}
+    return {k: EDIT_MAX_CATALOG_FACTOR * v for k, v in largest.items()}
 
 
 class Edits(BaseModel):
@@ -45,6 +65,22 @@ class Edits(BaseModel):
     bf16_flops: float | None = Field(None, gt=0)
     fp8_flops: float | None = Field(None, gt=0)
     price_per_chip_usd: float | None = Field(None, ge=0)
+
+    @field_validator(*(k for k in EDIT_FIELDS if k != "scale_up_size"))
+    @classmethod
+    def _at_most_limit(cls, v: float | None, info: ValidationInfo) -> float | None:
+        """A finite value no larger than :func:`edit_limits` allows (the 400 answer names the field)."""
+        if v is None:
+            return v
+        if not math.isfinite(v):
+            raise ValueError(f"expected a finite number, got {v}")
+        name = str(info.field_name)
+        top = edit_limits()[name]
+        if v > top:
+            unit, scale = EDIT_FIELDS[name][1:]
+            raise ValueError(f"expected at most {top / scale:.4g} {unit} ({EDIT_MAX_CATALOG_FACTOR:g} x the "
+                             f"catalog's largest), got {v / scale:.4g} {unit}")
+        return v
 
 
 class RunRequest(BaseModel):
@@ -241,5 +277,6 @@ def catalog() -> dict:
     return {"models": models, "systems": out_sys, "frameworks": fws, "default_framework": api.default_stack(),
             "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]} for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
-            "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS},
+            "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS,
+                                                   "max_edits": edit_limits()},
             "units": {"gib_bytes": GIB}}   # the page divides by this (trainsim.units.GIB), never its own 2 ** 30
