@@ -250,6 +250,12 @@ def test_posttrain_step_is_finite_and_its_phases_non_negative(path, prompts, sam
     d.pop("reported", None)
     d["step"].update(prompts=prompts, samples_per_prompt=samples, rollout_len=rollout, mode=mode)
     d["step"].pop("max_trajectory_age_steps", None)
+    # the published batch and packing budgets belong to the published lengths: one optimizer step over the new
+    # batch (NeMo RL asserts the global batch divides it) and no packing budget below the new longest sample
+    if "train_global_batch" in d["step"]:
+        d["step"]["train_global_batch"] = prompts * samples
+    for key in ("pack_tokens", "logprob_pack_tokens"):
+        d["step"].pop(key, None)
     try:
         out = posttraining.posttrain(copy.deepcopy(d)).to_dict()
     except TrainsimError:

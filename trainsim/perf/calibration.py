@@ -283,8 +283,8 @@ def validation_error(family: str) -> dict[str, Any] | None:
     For a family with no run in the validation set (an unshipped chip such as the Ascend 950DT) the all-runs
     median would lend it the accuracy of runs on other chips; instead it gets the least accurate measured family
     of the same vendor (catalog/load.py vendor_key, e.g. ``ascend``: the same compiler stack and framework, CANN /
-    MindSpeed), else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is unmeasured
-    and no smaller than that on a chip it succeeds, so the figure is a floor, not a bound.
+    MindSpeed), else the least accurate measured family, marked ``runs: 0`` with its basis: the chip's own error is
+    unmeasured and no smaller than that on a chip it succeeds, so the figure is a floor, not a bound.
     Returns e.g. {"median_abs_error": 0.06, "max_abs_error": 0.2, "runs": 30, "basis": "..."} or None."""
     acc = _data_doc("calibration.yaml").get("accuracy") or {}
     fams = dict(acc.get("by_family") or {})

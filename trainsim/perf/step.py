@@ -789,7 +789,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
         "pipeline_bubble": bubble,
         "dp_comm": dp_exp,
         "optimizer": optimizer,
-        "host": m * host,   # host synchronisations (MoE token counts) and launch floors (MoE, eager layers) left exposed
+        "host": m * host,   # host syncs (MoE token counts) and launch floors (MoE, eager layers) left exposed
         "activation_offload": m * off_exp,   # the host-link copies of offloaded activations the compute leaves exposed
         "other": np.full(np.shape(step), overhead),
     }
