@@ -244,7 +244,7 @@ def test_engine_error_on_a_stated_posttrain_plan_names_the_file(tmp_path, capsys
     Fix: the post-training and serving doors add the spec file to an engine error that names none."""
     spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "chips: 32", "chips: 31")
     code, out, err = _main(capsys, "posttrain", spec)
-    assert code == 2 and out == "" and err.startswith(f"error: {spec}: plan.ep: ")
+    assert code == 2 and out == "" and err.startswith(f"error: {spec}: student.train_plan.ep: ")   # qa21: the field
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
