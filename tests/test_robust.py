@@ -298,3 +298,33 @@ def test_no_error_path_imports_click():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
         {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(m and m.split(".")[0] == "click" for m in imported)
+
+
+def test_write_atomic_failure_names_the_target_not_the_temporary(tmp_path, monkeypatch):
+    """An unwritable folder or a full disk said '.out.html.x1y2.tmp: Permission denied', a hidden file the user never
+    named (qa21): the error names the path asked for, and no temporary is left behind."""
+    import errno
+    import tempfile
+
+    from trainsim.errors import TrainsimError
+    from trainsim.io import write_atomic
+
+    target = tmp_path / "out.html"
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".out.html.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(TrainsimError) as err:
+        write_atomic(target, "x", what="report")
+    assert str(target) in str(err.value) and "Permission denied" in str(err.value) and ".tmp" not in str(err.value)
+    monkeypatch.undo()
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr("trainsim.io.files.os.replace", full)
+    with pytest.raises(TrainsimError) as err:
+        write_atomic(target, "x", what="report")
+    assert str(target) in str(err.value) and "No space left" in str(err.value) and ".tmp" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []                                   # the temporary removed

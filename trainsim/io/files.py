@@ -109,7 +109,10 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = False, wh
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrainsimError(f"cannot create the folder of the {what}: {exc.strerror or exc}", where=str(p)) from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    except OSError as exc:   # named the hidden temporary file ('.report.html.x1y2.tmp'), not the path asked for
+        raise TrainsimError(f"cannot write the {what}: {exc.strerror or exc}", where=str(p)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -117,11 +120,13 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = False, wh
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, p)  # replaces a symlink itself, never its target
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.strerror:   # a full disk or a vanished folder: the target, one line
+            raise TrainsimError(f"cannot write the {what}: {exc.strerror}", where=str(p)) from None
         raise
     return p
 
