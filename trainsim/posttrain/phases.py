@@ -699,11 +699,13 @@ class ExportCalls:
 
     ``dense_tasks``: the non-expert Megatron parameters of every pipeline stage (each rank walks them all);
     ``split_tasks``: those of them split over tensor parallelism; ``expert_tasks``: the per-expert parameters of one
-    expert-parallel rank (every stage's); ``hf_tensors``: the Hugging Face tensors they become."""
+    expert-parallel rank (every stage's); ``hf_tensors``: the Hugging Face tensors they become, ``hf_expert_tensors``
+    of them routed experts' (every expert's: what a vLLM rank loads, :func:`vllm_load_scan_s`)."""
     dense_tasks: int
     split_tasks: int
     expert_tasks: int
     hf_tensors: int
+    hf_expert_tensors: int = 0
 
 
 def _megatron_params(matrices: list[Matrix]) -> list[Matrix]:
@@ -742,7 +744,7 @@ def export_calls(arch: Arch, plan: dict) -> ExportCalls:
     router are replicated); expert tasks 58 x 16 x 2 = 1,856; Hugging Face tensors 3 x 8 + 58 x (5 + 768 + 3 + 1)
     + 2 = 45,092 (NeMo RL's checkpoint-engine guide counts 45,395 with the 303 norms and biases)."""
     ep = max(int(plan.get("ep", 1) or 1), 1)
-    dense = split = expert = hf = 0
+    dense = split = expert = hf = hf_expert = 0
     for lk in arch.layers:
         mats = [m for m in lk.matrices if m.group != "expert"]
         emats = [m for m in lk.matrices if m.group == "expert"]
@@ -752,8 +754,9 @@ def export_calls(arch: Arch, plan: dict) -> ExportCalls:
         if emats and lk.moe is not None:
             expert += lk.n_layers * len(_megatron_params(emats)) * max(lk.moe.experts // ep, 1)
         hf += lk.n_layers * sum(m.count for m in lk.matrices)
+        hf_expert += lk.n_layers * sum(m.count for m in emats)
     ends = int(arch.embedding_params > 0) + int(arch.head_params > 0)
-    return ExportCalls(dense + ends, split + ends, expert, hf + ends)
+    return ExportCalls(dense + ends, split + ends, expert, hf + ends, hf_expert)
 
 
 def nccl_broadcast_s(size_bytes: float, n: int, stride: int, system: System, coll_eff: tuple[float, ...],
@@ -883,9 +886,9 @@ def vllm_load_scan_s(arch: Arch) -> float:
     m = 3 * max([lk.moe.experts for lk in arch.layers if lk.moe is not None] or [0])
     if m == 0:
         return 0.0
-    expert = sum(lk.n_layers * sum(x.count for x in lk.matrices if x.group == "expert") for lk in arch.layers)
-    other = (sum(lk.n_layers * sum(x.count for x in lk.matrices if x.group != "expert") for lk in arch.layers)
-             + int(arch.embedding_params > 0) + int(arch.head_params > 0))
+    tensors = export_calls(arch, {})   # the Hugging Face tensors a refit hands over, as the export counts them
+    expert = tensors.hf_expert_tensors
+    other = tensors.hf_tensors - expert
     return (expert * (m + 1) / 2.0 + other * m) * EXPERT_MAPPING_SCAN_S
 
 
@@ -1068,9 +1071,9 @@ def noncolocated_refit_s(export_s: float, size_bytes: float, system: System, gro
     matching ``load_scan_s``: :func:`vllm_load_scan_s`) while bucket k + 1's broadcast is in flight (the
     broadcasts are enqueued on two CUDA streams, ``nemo_rl/utils/packed_tensor.py`` v0.6.0), so only what the
     matching takes beyond the export and broadcast shows (:func:`pipelined_receiver_s` over the packed
-    broadcasts, the last one's share included). DeepSeek-V3: 0.65 s against 12.1 s: none. NeMo RL's measured 14.21 s for this layout includes
-    this receiver loading all 45,395 tensors, so a receiver hidden behind it takes at most 14.21 s / 45,395 =
-    0.31 ms per tensor."""
+    broadcasts, the last one's share included). DeepSeek-V3: 0.65 s against 12.1 s: none. NeMo RL's measured
+    14.21 s for this layout includes this receiver loading all 45,395 tensors, so a receiver hidden behind it takes
+    at most 14.21 s / 45,395 = 0.31 ms per tensor."""
     n = max(int(group_chips), 1)
     calls = max(int(math.ceil(size_bytes / pack_bytes)), 1) if pack_bytes > 0 else 1
     bcast = nccl_broadcast_s(size_bytes, n, 1, system, coll_eff, calls)

@@ -239,6 +239,12 @@ class TeacherPart(BaseModel):
     precision: Literal["bf16", "fp8", "int8"] = "bf16"
 
 
+def longest_sample_len(prompt_len: int, rollout_len: int, tail_factor: float) -> int:
+    """Tokens of a step's longest sample: ``prompt_len + ceil(rollout_len x tail_factor)`` (the longest rollout is
+    ``tail_factor`` times the mean one). The one place the packing-budget check and the step read it."""
+    return int(prompt_len) + int(-(-rollout_len * tail_factor // 1))
+
+
 class StepPart(BaseModel):
     """One post-training step: prompts, samples per prompt, prompt and rollout lengths (tokens), tail factor,
     steps, sync or async mode, logprobs sent, weight-sync interval, extra forward passes, checkpoint shipping."""
@@ -307,7 +313,7 @@ class StepPart(BaseModel):
         d = info.data
         if v is None or not {"prompt_len", "rollout_len", "tail_factor"} <= set(d):
             return v
-        longest = d["prompt_len"] + int(-(-d["rollout_len"] * d["tail_factor"] // 1))
+        longest = longest_sample_len(d["prompt_len"], d["rollout_len"], d["tail_factor"])
         if v < longest:
             raise ValueError(f"{info.field_name} {v:,} tokens is less than the step's longest sample, prompt_len + "
                              f"ceil(rollout_len x tail_factor) = {longest:,} tokens (NeMo RL's packer refuses a "
@@ -368,8 +374,8 @@ class StepPart(BaseModel):
 
     @property
     def longest_seq_len(self) -> int:
-        """Tokens of the step's longest sample: ``prompt_len + ceil(rollout_len x tail_factor)``."""
-        return self.prompt_len + int(-(-self.rollout_len * self.tail_factor // 1))
+        """Tokens of the step's longest sample (:func:`longest_sample_len`)."""
+        return longest_sample_len(self.prompt_len, self.rollout_len, self.tail_factor)
 
     @property
     def seq_len(self) -> int:
