@@ -437,7 +437,8 @@ _GB200_ROLLOUT_CHECKED = (" Checked (rlgb200), not the cause or not sourced: the
 #:   moe_utils.py at d30c3ae): 2 x hidden x experts FLOPs per token and MoE layer forward, 3x that forward +
 #:   backward; Qwen3-30B-A3B 0.52 / 1.57 MFLOP. The v0.3 run's 13,432-token log-prob micro-batch: 7.0 GFLOP a layer,
 #:   0.10 ms at the H100's 67 TFLOP/s FP64 tensor peak, 0.21 ms at half of it, against the 6.2 ms a layer read there
-#:   (<= 3%). defer_fp32_logits false (the Qwen3-30B-A3B recipes): the head's FP32 cast, per token.
+#:   (1.7-3.4%; tests/test_rl_phases.py test_fp64_router_is_a_small_part_of_the_moe_shortfall). defer_fp32_logits
+#:   false (the Qwen3-30B-A3B recipes): the head's FP32 cast, per token.
 #: * Per layer, not it: moe_permute_fusion false (grpo_math_1B.yaml; kept by the Qwen3-30B-A3B recipes, set true by
 #:   the DeepSeek-V3 and Qwen3-235B ones). Megatron-Core's unfused sort_chunks_by_idxs splits the received tokens
 #:   into ep x local experts = 128 views and concatenates them, for the tokens, their probs and the combine (three
@@ -467,7 +468,7 @@ _TRAINER_MB = (" Checked (rlqwen): the per-micro-batch MoE trainer shortfall of 
                "keep Python's automatic garbage collection, whose single-rank pauses stall every expert-parallel "
                "rank (deepspeedai/DeepSpeed pull request 8451); see the note above _TRAINER_MB. Checked "
                "(rltrainer): no field of the Megatron configuration NeMo RL v0.5.0 / v0.6.0 passes (grouped GEMM, "
-               "all-to-all dispatcher, no training CUDA graphs, FP64 router <= 3% of it, unfused permutation also "
+               "all-to-all dispatcher, no training CUDA graphs, FP64 router under 4% of it, unfused permutation also "
                "absent from the v0.3 run that shows it, empty_cache per global batch) costs milliseconds per MoE "
                "layer and micro-batch, and the rows need the same cost on x86 and Grace hosts (not eager launch "
                "work, which Grace runs 2.75x slower); see the note above _TRAINER_MB.")
