@@ -452,8 +452,8 @@ _GB200_ROLLOUT_CHECKED = (" Checked (rlgb200), not the cause or not sourced: the
 #:   95e5f38) refilling after each empty_cache. Per micro-batch but dense as well (the dense trainers are within
 #:   20%): the packing's per-sample .item() (nemo_rl/models/megatron/data.py at v0.6.0), the loss function's
 #:   .item() metrics and its packed wrapper's per-sequence .item() (nemo_rl/algorithms/loss/loss_functions.py,
-#:   wrapper.py at v0.6.0): device-to-host syncs between a micro-batch's forward and backward, which cost no
-#:   more where the MoE layers already hold the host to the device.
+#:   wrapper.py at v0.6.0): device-to-host syncs between a micro-batch's forward and backward, which add nothing
+#:   where the MoE layers already keep the GPU waiting on the host.
 #: No field gives milliseconds per MoE layer and micro-batch. Where the rows put it (scripts/rl_moe_trainer_whatif.py
 #: --implied: the multiple of the v0.3 reading, 8.68 / 6.18 ms per MoE layer and training / log-prob micro-batch,
 #: at which each row's step is its published one): Qwen3-30B-A3B 0.81 / 0.99 on H100 (x86 hosts), 0.63 / 0.80
