@@ -17,7 +17,11 @@ validation/rl at its own micro-batches per rank (NeMo RL's packer, posttrain/pha
 The step is then re-evaluated by the timeline (posttrain/timeline.py), so a one-step-off step is bound by
 whichever chip group is busier. The readings are residuals of the model, not a mechanism: no source names the
 per-layer cost yet, so nothing here enters the model. Usage: python scripts/rl_moe_trainer_whatif.py
-[--logprob-source v03|pr3295]
+[--logprob-source v03|pr3295] [--implied]
+
+``--implied`` prints, for each MoE row whose step the trainer can set, the multiple of the reading (training and
+log-prob rates scaled together) that makes the row's step equal its published one, with the row's chip and host
+CPU: one chip-independent per-layer cost would give one multiple on x86 (H100) and Grace (GB200) hosts alike.
 """
 from __future__ import annotations
 
@@ -75,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--logprob-source", choices=("v03", "pr3295"), default="v03",
                     help="whose log-prob reading to apply (training is the v0.3 blog's either way)")
-    src = ap.parse_args(argv).logprob_source
+    ap.add_argument("--implied", action="store_true",
+                    help="print the multiple of the reading each trainer-bound MoE row needs to match its step")
+    args = ap.parse_args(argv)
+    src = args.logprob_source
     c_train, c_lp = per_layer_reading(*V03)
     if src == "pr3295":
         c_lp_b200 = per_layer_reading(*PR3295)[1]
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     base = {p: evaluate(load_posttrain(p)) for p in sorted((ROOT / "validation" / "rl").glob("*.yaml"))}
     counts = {p: per_rank_microbatches(load_posttrain(p)) for p in base}
     orig = phases.train_time
-    current: dict[str, tuple[float, float, int]] = {}
+    current: dict[str, Any] = {}
 
     def with_moe_cost(arch: Arch, *args: Any, **kwargs: Any) -> TrainTime:
         t = orig(arch, *args, **kwargs)
@@ -95,11 +102,18 @@ def main(argv: list[str] | None = None) -> None:
             return t
         tr_mb, lp_mb, pp = current["counts"]
         layers = math.ceil(moe_layers(arch) / pp)
-        add_u, add_f = c_train * tr_mb * layers, c_lp * lp_mb * layers
+        k = current.get("scale", 1.0)
+        add_u, add_f = k * c_train * tr_mb * layers, k * c_lp * lp_mb * layers
         return dataclasses.replace(t, step_s=t.step_s + add_u + add_f, update_s=t.update_s + add_u,
                                    forward_s=t.forward_s + add_f)
 
     timeline.train_time = with_moe_cost  # type: ignore[attr-defined]  # the timeline's one call into the trainer
+    if args.implied:
+        try:
+            implied(base, counts, current, (c_train, c_lp))
+        finally:
+            timeline.train_time = orig  # type: ignore[attr-defined]
+        return
     try:
         print(f"{'run':44s} {'published':>9s} {'model':>7s} {'err':>6s} {'what-if':>8s} {'err':>6s}  bound")
         before, after = [], []
@@ -119,6 +133,50 @@ def main(argv: list[str] | None = None) -> None:
     for label, errs in (("model", before), ("what-if", after)):
         print(f"{label:8s} median |error| {100 * statistics.median(errs):.1f}%, max {100 * max(errs):.1f}%, "
               f"{sum(e <= 0.20 for e in errs)} of {len(errs)} within 20%")
+
+
+def implied(base: dict[Path, Any], counts: dict[Path, tuple[float, float, int]],
+            current: dict[str, Any], rates: tuple[float, float], hi: float = 8.0) -> None:
+    """For each MoE row, the multiple k of ``rates`` (training, log-probs; s per MoE layer and micro-batch) at which
+    the re-evaluated step equals the published one (bisection on [0, ``hi``]; the step grows with k); rows whose
+    step stays below the published one at ``hi`` (their trainer does not set the step, or too little) and rows
+    already slower than published at k = 0 are reported as such, and the multiples are summarised by model, mode
+    and host CPU. A one-step-off row's multiple is the one at which its training chips, not its rollouts as
+    modelled, set the step. ``current`` is the what-if hook's state (the row's
+    micro-batch counts and the multiple in force)."""
+    print(f"{'run':44s} {'chip':14s} {'host':6s} {'err k=0':>8s} {'k':>6s} {'train ms':>9s} {'lp ms':>6s}")
+    ks: dict[str, list[float]] = {}
+    for p, r0 in base.items():
+        pt = load_posttrain(p)
+        if not pt.student_arch.is_moe:
+            continue
+        assert pt.reported is not None
+        pub = pt.reported.step_time_s
+        chip = pt.clusters[pt.student.cluster].system.chip
+        current["counts"] = counts[p]
+
+        def step_at(k: float, spec: PostTrain = pt) -> float:
+            current["scale"] = k
+            return float(evaluate(spec)["step_time_s"])
+
+        e0 = r0["step_time_s"] / pub - 1
+        label = f"{pt.name[:44]:44s} {chip.id[:14]:14s} {str(chip.host_cpu or 'x86')[:6]:6s} {100 * e0:+7.0f}%"
+        if e0 >= 0:
+            print(f"{label} {'-':>6s}  (slower than published without it)")
+            continue
+        if step_at(hi) < pub:
+            print(f"{label} {'>' + format(hi, 'g'):>6s}  (the trainer does not set the step)")
+            continue
+        lo, up = 0.0, hi
+        for _ in range(30):
+            mid = 0.5 * (lo + up)
+            lo, up = (mid, up) if step_at(mid) < pub else (lo, mid)
+        k = 0.5 * (lo + up)
+        ks.setdefault(f"{pt.student.model} {pt.step.mode} on {chip.host_cpu or 'x86'} hosts", []).append(k)
+        print(f"{label} {k:6.2f} {1e3 * k * rates[0]:9.2f} {1e3 * k * rates[1]:6.2f}")
+    current["scale"] = 1.0
+    for host, v in sorted(ks.items()):
+        print(f"{host}: {len(v)} rows, multiple median {statistics.median(v):.2f} (min {min(v):.2f}, max {max(v):.2f})")
 
 
 if __name__ == "__main__":

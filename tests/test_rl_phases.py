@@ -225,3 +225,31 @@ def test_dsv3_export_between_published_speed_of_light_and_measured_gather():
     coll_eff = calib_for(system.chip.family, chip=system.chip.id).coll_eff
     t = megatron_export_s(pt.student_arch, system, {"tp": 1, "etp": 1, "ep": 64, "pp": 8, "dp": 64}, coll_eff)
     assert 3.3 <= t <= 12.2, t
+
+
+#: H100 SXM FP64 Tensor Core peak, FLOP/s (NVIDIA H100 Tensor Core GPU datasheet: 67 teraFLOPS FP64 Tensor Core, SXM)
+H100_FP64_TENSOR_FLOPS = 67e12
+
+
+def test_fp64_router_is_a_small_part_of_the_moe_shortfall():
+    """NeMo RL runs the MoE router in FP64 (examples/configs/grpo_math_1B.yaml ``moe_router_dtype: fp64`` at v0.3.0 -
+    v0.6.0): Megatron-Core's RouterGatingLinearFunction skips Transformer Engine for FP64 and runs torch.mm, forward
+    2 x hidden x experts FLOPs per token and MoE layer (megatron/core/transformer/moe/moe_utils.py at d30c3ae), which
+    the engine does not price. By hand on the v0.3 run's log-prob micro-batch: floor(16,384 / 3,358) = 4 samples,
+    13,432 tokens; 2 x 13,432 x 2,048 x 128 = 7.04 GFLOP a MoE layer, 0.105 ms at the H100's 67 TFLOP/s FP64 tensor
+    peak, under 2% of the 6.25 ms a MoE layer the run misses per log-prob micro-batch (MOE_PER_MB: 0.30 s over its
+    48 MoE layers), and under 4% at half the peak: the FP64 router is not the per-layer shortfall (tests/
+    test_rl_step.py, note rltrainer)."""
+    from trainsim.posttrain.phases import logprob_microbatches
+
+    pt = load_posttrain(DATA / MOE)
+    st, arch = pt.step, pt.student_arch
+    moe = [lk for lk in arch.layers if lk.moe is not None]
+    assert (arch.hidden, moe[0].moe.experts, sum(lk.n_layers for lk in moe)) == (2048, 128, 48)
+    lp_len, _ = logprob_microbatches(st.sequences, 32, st.seq_len, st.logprob_pack_tokens, st.pad_multiple)
+    assert lp_len == 4 * 3358 == 13432
+    router_s = 2.0 * lp_len * arch.hidden * moe[0].moe.experts / H100_FP64_TENSOR_FLOPS
+    assert router_s == pytest.approx(0.105e-3, rel=0.01)
+    shortfall_per_layer_s = MOE_PER_MB["logprobs"][0] / 48
+    assert router_s / shortfall_per_layer_s < 0.02
+    assert 2.0 * router_s / shortfall_per_layer_s < 0.04

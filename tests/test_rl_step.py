@@ -420,11 +420,61 @@ _GB200_ROLLOUT_CHECKED = (" Checked (rlgb200), not the cause or not sourced: the
 #: pull request 3896, Kimi-K3 on 256 GB200, 0.65 s a collection, ~2 s of stall in 2 of 3 iterations, removed by
 #: manual GC. MoE-only (dense data-parallel ranks meet once a step), per micro-batch and layer rather than per token,
 #: on x86 and Grace hosts alike: the shape of the shortfall; its size per micro-batch needs a collection rate.
+#: rltrainer (issue 18, criterion 4): the Megatron configuration NeMo RL v0.5.0 / v0.6.0 builds its MoE trainer with,
+#: field by field against the engine's Megatron-Core MoE trainer (the fitted Megatron-Bridge pretraining stacks), for a
+#: per-MoE-layer, per-micro-batch cost. The model config is the Hugging Face bridge's provider (Megatron-Bridge
+#: 1e9a459b / 95e5f38: qwen3_moe_bridge.py, qwen_provider.py Qwen3MoEModelProvider, deepseek_v3_bridge.py) with
+#: NeMo RL's overrides (megatron_policy_worker.py at v0.5.0, nemo_rl/models/megatron/setup.py at v0.6.0) from
+#: examples/configs/grpo_math_1B.yaml policy.megatron_cfg and the performance recipes.
+#: * As the engine has it: moe_grouped_gemm true (TEGroupedMLP), the all-to-all dispatcher (moe_enable_deepep false,
+#:   moe_token_dispatcher_type alltoall), no CUDA graphs in training (cuda_graph_impl is set only for Megatron-Core
+#:   generation, megatron_policy_worker.py at v0.6.0), moe_router_fusion false (as Megatron-Bridge's own Qwen3 MoE
+#:   recipe, recipes/qwen/qwen3_moe.py at 95e5f38), bias_activation_fusion and apply_rope_fusion true (DeepSeek-V3:
+#:   rope fusion false), sequence packing in THD (padded to the longest sample only under PP > 1), recompute as each
+#:   spec states, NeMo RL's own FP32 log-probs (train_options cross_entropy_fusion none, priced).
+#: * Per token, small: moe_router_dtype fp64. RouterGatingLinearFunction skips TE for FP64 and runs torch.mm, and its
+#:   backward computes the weight gradient too though the router is frozen (megatron/core/transformer/moe/
+#:   moe_utils.py at d30c3ae): 2 x hidden x experts FLOPs per token and MoE layer forward, 3x that forward +
+#:   backward; Qwen3-30B-A3B 0.52 / 1.57 MFLOP. The v0.3 run's 13,432-token log-prob micro-batch: 7.0 GFLOP a layer,
+#:   0.10 ms at the H100's 67 TFLOP/s FP64 tensor peak, 0.21 ms at half of it, against the 6.2 ms a layer read there
+#:   (1.7-3.4%; tests/test_rl_phases.py test_fp64_router_is_a_small_part_of_the_moe_shortfall). defer_fp32_logits
+#:   false (the Qwen3-30B-A3B recipes): the head's FP32 cast, per token.
+#: * Per layer, not it: moe_permute_fusion false (grpo_math_1B.yaml; kept by the Qwen3-30B-A3B recipes, set true by
+#:   the DeepSeek-V3 and Qwen3-235B ones). Megatron-Core's unfused sort_chunks_by_idxs splits the received tokens
+#:   into ep x local experts = 128 views and concatenates them, for the tokens, their probs and the combine (three
+#:   per forward), with the argsort permute and the scatter-add unpermute (moe_utils.py at d30c3ae): ~400 views and
+#:   ~20 more operators a layer, host work after the dispatcher's sync, no published per-view time. But the v0.3
+#:   run (fused: NeMo's Qwen3MoEConfig) shows the same per-layer shortfall.
+#: * Per global batch or step, not per micro-batch: empty_unused_memory_level 1 (torch.cuda.empty_cache after each
+#:   global batch's forward_backward; gc.collect + empty_cache in use_reference_model), and the caching allocator
+#:   without expandable segments (the Qwen3-30B-A3B recipes set PYTORCH_CUDA_ALLOC_CONF expandable_segments:False,
+#:   PyTorch's default elsewhere; Megatron-Bridge's launcher sets True, scripts/performance/utils/executors.py at
+#:   95e5f38) refilling after each empty_cache. Per micro-batch but dense as well (the dense trainers are within
+#:   20%): the packing's per-sample .item() (nemo_rl/models/megatron/data.py at v0.6.0), the loss function's
+#:   .item() metrics and its packed wrapper's per-sequence .item() (nemo_rl/algorithms/loss/loss_functions.py,
+#:   wrapper.py at v0.6.0): device-to-host syncs between a micro-batch's forward and backward, which add nothing
+#:   where the MoE layers already keep the GPU waiting on the host.
+#: No field gives milliseconds per MoE layer and micro-batch. Where the rows put it (scripts/rl_moe_trainer_whatif.py
+#: --implied: the multiple of the v0.3 reading, 8.68 / 6.18 ms per MoE layer and training / log-prob micro-batch,
+#: at which each row's step is its published one): Qwen3-30B-A3B 0.81 / 0.99 on H100 (x86 hosts), 0.63 / 0.80
+#: on-policy and 0.80 / 1.09 one-step-off on GB200 (Grace hosts). One cost on both hosts, no larger on Grace, whose
+#: eager launch work runs 2.75x an x86 host's (TransformerEngine issue 2053): not launch work; pure-Python work
+#: (Python call overhead 1.06-1.09x on GB200, pytorch issue 187862), such as a garbage collection, is not ruled
+#: out. Applying that
+#: 2.75 (the rollouts' unbound_grace_host_factor, same unbound NeMo RL workers) to the GB200 trainers' host terms
+#: takes the on-policy pair within 20% (-26 -> +18%, -25 -> +7%) but the one-step-off row to +55% (-39%) and
+#: Qwen3-235B on 64 GB200 to +27% (-4%): RL median 18.0 -> 14.4%, max 46.6 -> 55.5%, 24 -> 25 within 20%.
+#: Qwen3-235B-A22B needs 1.7-4.0 (H100) and 0.2-1.9 (GB200), DeepSeek-V3 over 7 (its trainer does not set its step).
 _TRAINER_MB = (" Checked (rlqwen): the per-micro-batch MoE trainer shortfall of NeMo RL's published phase splits "
                "(v0.3 blog, pull request 3295) takes this row within 20% with the generation as modelled (what-if, "
                "not applied: scripts/rl_moe_trainer_whatif.py); candidate mechanism, unpriced: NeMo RL's workers "
                "keep Python's automatic garbage collection, whose single-rank pauses stall every expert-parallel "
-               "rank (deepspeedai/DeepSpeed pull request 8451); see the note above _TRAINER_MB.")
+               "rank (deepspeedai/DeepSpeed pull request 8451); see the note above _TRAINER_MB. Checked "
+               "(rltrainer): no field of the Megatron configuration NeMo RL v0.5.0 / v0.6.0 passes (grouped GEMM, "
+               "all-to-all dispatcher, no training CUDA graphs, FP64 router under 4% of it, unfused permutation also "
+               "absent from the v0.3 run that shows it, empty_cache per global batch) costs milliseconds per MoE "
+               "layer and micro-batch, and the rows need the same cost on x86 and Grace hosts (not eager launch "
+               "work, which Grace runs 2.75x slower); see the note above _TRAINER_MB.")
 _HOST_PER_SEQ = ("servemax (issue 18): the serving fit's host time per decode step is now the measured 0.15 ms gap "
                  "between CUDA-graph steps plus a fitted 4 us per running sequence (inference.yaml step_overhead_s, "
                  "seq_overhead_s; was a flat fitted 5 ms per step, which vLLM's own Qwen3-30B-A3B step at 10 running "
