@@ -43,7 +43,9 @@ def test_shard_ranks():
 
 
 def test_replica_all_reduce_by_hand():
-    # the fp32 gradient shard of one 128-GPU group, 4 x N / 128 bytes, all-reduced over the 4 copies, which sit on
+    # the BF16 gradient shard of one 128-GPU group, 2 x N / 128 bytes (DeepSpeed ZeRO-3 before 0.9.0 keeps its grad
+    # partitions in the parameters' dtype, stage3.py grad_partitions_flat_buffer, and MiCS all-reduces those:
+    # mics.py allreduce_mics_shard_grads), all-reduced over the 4 copies, which sit on
     # 4 different p4d nodes (stride 128): 2 (r - 1) / r x shard / (50 Gb/s x 0.6) + 2 (r - 1) x 14 us, 0.6 being the
     # spec's scale-out fabric efa-v1 (EFA's nccl-tests ring busbw 29.6-31.8 of 50 GB/s on 3-4 p4d, NVIDIA/nccl #527),
     # under NCCL's Simple protocol (the full rate): 8.4 us a call and 14 us a network step (tuning.cc at 5067397c)
@@ -51,10 +53,10 @@ def test_replica_all_reduce_by_hand():
     ctx = context(run)
     p = plans_from_spec(run.plan, run.chips, run.arch)
     dense = np.array([float(N_HAND)])
-    shard = 4.0 * N_HAND / 128
+    shard = 2.0 * N_HAND / 128
     hand = 2 * 3 / 4 * shard / (50e9 / 8 * 0.6) + 2 * 3 * 14e-6 + 8.4e-6
     assert replica_sync_time(ctx, p, dense)[0] == pytest.approx(hand, rel=1e-9)
-    assert hand == pytest.approx(0.632, abs=0.002)                                  # ~0.63 s once per step
+    assert hand == pytest.approx(0.316, abs=0.002)                                  # ~0.32 s once per step
     # one group over all 512: nothing to all-reduce
     ctx512 = context(parse_run(_fixed(_bb(None))))
     assert replica_sync_time(ctx512, p, dense)[0] == 0.0
@@ -73,3 +75,28 @@ def test_zero_shard_group_bad_value_is_one_line():
         with pytest.raises(TrainsimError) as e:
             parse_run(_bb(bad))
         assert "zero_shard_group" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_zero3_gradients_reduce_scatter_in_bf16():
+    # SMP's sharded data parallelism is DeepSpeed ZeRO-3 with reduce_scatter true and no communication_data_type
+    # (tkazusa/smdistributed_modelparallel b5e06a87 backend/ds_config_defaults.json); DeepSpeed before 0.9.0 then
+    # reduce-scatters the BF16 gradients as they are (engine.py communication_data_type -> float16 under ZeRO;
+    # stage3.py asserts float16 / bfloat16 and upcasts only for float32). So the reduce-scatter moves 2 bytes per
+    # parameter, as each all-gather of the BF16 parameters does: over the same 128-rank ring (each member sends and
+    # receives (n - 1) / n of the buffer either way) the two take the same time, where FP32 gradients took twice it
+    from trainsim.perf.comm_dp import dp_sync_times
+    run = parse_run(_fixed(_bb(128)))
+    ctx = context(run)
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    assert ctx.optimizer.dense_reduce_bytes == 2.0 and ctx.param_gather_bytes == 2.0
+    dense = np.array([float(N_HAND)])
+    grad, gather = dp_sync_times(ctx, p, dense, np.zeros(1))
+    assert grad[0] == pytest.approx(gather[0], rel=1e-12)
+    # a run that states FP32 gradients (optimizer.grads fp32) reduce-scatters twice the bytes: twice the time
+    # less the latency terms, which do not grow with the bytes
+    spec = _fixed(_bb(128))
+    spec.setdefault("optimizer", {})["grads"] = "fp32"
+    run32 = parse_run(spec)
+    ctx32 = context(run32)
+    grad32, _ = dp_sync_times(ctx32, p, dense, np.zeros(1))
+    assert 1.95 * grad[0] < grad32[0] < 2.0 * grad[0]

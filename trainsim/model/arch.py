@@ -86,6 +86,8 @@ class AttentionCore:
     are charged once per rank (:func:`trainsim.perf.compute.core_tp_ranks`) and its heads put no constraint on tp.
     ``tp_gather_elems``: elements per token the tp group all-gathers in the forward so that such a core sees the
     whole sequence under sequence parallelism (:func:`trainsim.perf.comm_tp.tp_comm_fwd`).
+    ``score_bias``: a position bias added to every score (ALiBi, Press et al. 2022), which an unfused core adds
+    through the score GEMM's C input (:func:`trainsim.perf.compute.unfused_score_bytes_per_token`).
     """
 
     heads: int
@@ -106,6 +108,7 @@ class AttentionCore:
     dsa_keys_per_token: float = 0.0
     tp_replicated: bool = False
     tp_gather_elems: float = 0.0
+    score_bias: bool = False
 
     @property
     def rotated_qk_elems_per_token(self) -> float:

@@ -14,11 +14,13 @@ from .arch import AttentionCore, AttnKind, Group, Matrix, MoEInfo
 def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = False,
                   out_bias: bool = False, v_head_dim: int | None = None, fused_qkv: bool = False,
                   kind: AttnKind = "full", window: int | None = None,
-                  rotary_dim: int | None = None) -> tuple[list[Matrix], AttentionCore]:
+                  rotary_dim: int | None = None, score_bias: bool = False) -> tuple[list[Matrix], AttentionCore]:
     """Multi-head / grouped-query attention: Q (h x H d), K and V (h x G d), O (H d_v x h).
 
     ``rotary_dim``: dims of each q / k head RoPE rotates (None: all ``head_dim``; partial rotary: HF
-    ``partial_rotary_factor`` x head_dim; 0: no rotary), so H x rotary_dim q and G x rotary_dim k elements."""
+    ``partial_rotary_factor`` x head_dim; 0: no rotary), so H x rotary_dim q and G x rotary_dim k elements.
+    ``score_bias``: ALiBi positions, a bias added to the scores (``AttentionCore.score_bias``; use with
+    ``rotary_dim`` 0)."""
     dv = head_dim if v_head_dim is None else v_head_dim
     mats: list[Matrix]
     if fused_qkv:
@@ -33,7 +35,7 @@ def gqa_attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_
     rot = head_dim if rotary_dim is None else rotary_dim
     core = AttentionCore(heads=heads, qk_head_dim=head_dim, v_head_dim=dv, kv_heads=kv_heads, kind=kind,
                          window=window, kv_elems_per_token=kv_heads * (head_dim + dv),
-                         rope_q_elems=heads * rot, rope_k_elems=kv_heads * rot)
+                         rope_q_elems=heads * rot, rope_k_elems=kv_heads * rot, score_bias=score_bias)
     return mats, core
 
 

@@ -62,7 +62,7 @@ class InlineModel(BaseModel):
     parallel_block: bool = False
     bias: bool = False
     norm: Literal["layernorm", "rmsnorm"] | None = None
-    position_embeddings: Literal["rope", "learned"] = "rope"
+    position_embeddings: Literal["rope", "learned", "alibi"] = "rope"
     max_positions: NonNegInt = 0
     moe: InlineMoE | None = None
     mla: InlineMLA | None = None
@@ -104,7 +104,8 @@ def _layer(m: InlineModel, is_moe: bool, name: str, n: int) -> LayerKind:
     else:
         hd = m.head_dim or m.hidden // m.heads
         mats, core = gqa_attention(m.hidden, m.heads, m.kv_heads or m.heads, hd, qkv_bias=m.bias, out_bias=m.bias,
-                                   rotary_dim=None if m.position_embeddings == "rope" else 0)
+                                   rotary_dim=None if m.position_embeddings == "rope" else 0,
+                                   score_bias=m.position_embeddings == "alibi")
     moe = None
     if is_moe:
         assert m.moe is not None

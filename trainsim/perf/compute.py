@@ -386,6 +386,10 @@ def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
 #: HBM bytes per head, query and key of the unfused attention core's score tensors, (forward, backward); derivations
 #: in :func:`unfused_score_bytes_per_token`
 UNFUSED_SCORE_BYTES = (13.0, 19.0)
+#: forward HBM bytes per head, query and key an unfused core with a score bias (ALiBi) adds: the bias written into
+#: the score GEMM's output as its C input (2) and read back by the GEMM (2); derivation in
+#: :func:`unfused_score_bytes_per_token`
+UNFUSED_SCORE_BIAS_BYTES = 4.0
 
 
 def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = False) -> float:
@@ -401,11 +405,20 @@ def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = 
       the fused softmax backward reads its output gradient and the saved softmax output and writes the score
       gradient (6); the Q K^T GEMM's two input gradients dQ = dS K, dK = dS^T Q each read dS (4) = 19.
 
+    A core with a score bias (``AttentionCore.score_bias``: ALiBi) adds it through the Q K^T GEMM's C input
+    (bigscience-workshop/Megatron-DeepSpeed megatron/model/transformer.py at 8387ae17, the BLOOM code: the
+    [b np, 1, s] BF16 ``alibi`` tensor is the ``input`` of ``torch.baddbmm(matmul_result, q, k^T, beta=1.0,
+    alpha=1 / norm_factor)`` instead of ``torch.empty`` with beta 0): cuBLAS's batched GEMM computes
+    C = alpha A B + beta C in place, so the broadcast bias is first written over the whole s x s output (2) and
+    the GEMM reads it back (2): :data:`UNFUSED_SCORE_BIAS_BYTES` more in the forward; the bias takes no gradient,
+    so the backward is unchanged.
+
     Both over the full s x s matrix (the causal mask is applied after computing every score). Returns
-    ``UNFUSED_SCORE_BYTES`` x heads x seq_len, summed over the layer's softmax attention cores.
+    ``UNFUSED_SCORE_BYTES`` (+ the bias bytes) x heads x seq_len, summed over the layer's softmax attention cores.
     """
     per = UNFUSED_SCORE_BYTES[1 if backward else 0]
-    return sum(per * c.heads * seq_len for c in lk.attention if c.kind != "linear")
+    return sum((per + (UNFUSED_SCORE_BIAS_BYTES if c.score_bias and not backward else 0.0)) * c.heads * seq_len
+               for c in lk.attention if c.kind != "linear")
 
 
 def _unfused_attention(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, backward: bool) -> Num:

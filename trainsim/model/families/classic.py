@@ -30,9 +30,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def _spec(c: Cfg, hidden: int, layers: int, heads: int, kv: int, ffn: int, *, bias: bool, parallel: bool,
-          norms: int, positions: int = 0, extra_final: int = 0, rotary: int | None = None) -> DecoderSpec:
+          norms: int, positions: int = 0, extra_final: int = 0, rotary: int | None = None,
+          alibi: bool = False) -> DecoderSpec:
     return DecoderSpec(name=display_name(c), family=c.family, hidden=hidden, vocab=c.int("vocab_size"),
-                       rotary_dim=rotary, layers=[LayerType()] * layers, heads=heads, kv_heads=kv,
+                       rotary_dim=rotary, alibi=alibi, layers=[LayerType()] * layers, heads=heads, kv_heads=kv,
                        head_dim=hidden // heads,
                        tied=c.bool("tie_word_embeddings", default=True), fused_qkv=True, qkv_bias=bias,
                        o_bias=bias, mlp_bias=bias, act="gelu", ffn=ffn, norm_width=2, norms_per_layer=norms,
@@ -62,7 +63,7 @@ def bloom(c: Cfg) -> DecoderSpec:
     h = c.int("hidden_size", "n_embed")
     heads = c.int("n_head", "num_attention_heads")
     return _spec(c, h, c.int("n_layer", "num_hidden_layers"), heads, heads, 4 * h, bias=True, parallel=False,
-                 norms=2, extra_final=2 * h, rotary=0)
+                 norms=2, extra_final=2 * h, rotary=0, alibi=True)
 
 
 def falcon(c: Cfg) -> DecoderSpec:
@@ -82,7 +83,7 @@ def falcon(c: Cfg) -> DecoderSpec:
         norms = 1 if parallel else 2
     s = _spec(c, h, c.int("num_hidden_layers", "n_layer"), heads, kv, c.opt_int("ffn_hidden_size") or 4 * h,
               bias=c.bool("bias"), parallel=parallel or new_arch, norms=norms,
-              rotary=0 if c.bool("alibi") else None)
+              rotary=0 if c.bool("alibi") else None, alibi=c.bool("alibi"))
     if c.bool("alibi"):
         s.notes.append("ALiBi position biases (no parameters)")
     return s

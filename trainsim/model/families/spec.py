@@ -97,6 +97,7 @@ class DecoderSpec:
     head_dim: int
     tied: bool = False
     rotary_dim: int | None = None    # dims of each q / k head RoPE rotates (None: all; 0: learned / ALiBi positions)
+    alibi: bool = False              # ALiBi position biases added to the scores (AttentionCore.score_bias)
     v_head_dim: int | None = None
     qkv_bias: bool = False
     o_bias: bool = False
@@ -164,7 +165,7 @@ def _softmax_attention(s: DecoderSpec, lt: LayerType) -> tuple[list[Matrix], lis
     else:
         mats, core = gqa_attention(s.hidden, s.heads, s.kv_heads, s.head_dim, qkv_bias=s.qkv_bias, out_bias=s.o_bias,
                                    v_head_dim=s.v_head_dim, fused_qkv=s.fused_qkv, kind=kind, window=window,
-                                   rotary_dim=s.rotary_dim if lt.rope else 0)
+                                   rotary_dim=s.rotary_dim if lt.rope else 0, score_bias=s.alibi)
         if s.q_gate:
             mats = [replace(x, n=2 * x.n) if x.name == "q" else x for x in mats]
     cores = [core]
