@@ -282,15 +282,15 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
-                    "compiled": False, "moe_hybridep_num_sms": 16}
+                    "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False}
 
 
 def runtime_settings(training, fw: str) -> dict:
     """``tp_comm_overlap``, ``moe_a2a_overlap``, ``grad_sync_overlap``, ``grad_accumulation_fusion``,
     ``rope_fusion``, ``activation_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
-    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled`` and
-    ``moe_hybridep_num_sms``
+    ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled``,
+    ``moe_hybridep_num_sms`` and ``moe_fused_grouped_mlp``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
     a store_false flag, megatron/training/arguments.py at 847781764f; fused rotary: ``--no-rope-fusion`` likewise;

@@ -135,6 +135,12 @@ class TrainingSpec(BaseModel):
     # expert after another (SequentialMLP: per-expert slices of the permuted tokens, whose autograd moves whole
     # buffers per expert; perf/compute.py sequential_experts_fwd_bwd). Unset: the software stack's default.
     moe_grouped_gemm: bool | None = None
+    # the routed experts as Transformer Engine's fused grouped MLP (NVTE_CUTEDSL_FUSED_GROUPED_MLP=1 with Megatron-Core
+    # use_transformer_engine_op_fuser; Megatron-Bridge cutedsl_fused_grouped_mlp): fc1's epilogue applies SwiGLU and
+    # writes fc2's input in MXFP8, fc2's dgrad epilogue applies the SwiGLU backward and writes fc1's output gradient
+    # in MXFP8, so neither the activation nor those two casts run as kernels of their own (perf/compute.py
+    # fused_grouped_mlp_cast_elems_per_token). Only with fp8_recipe mxfp8. Unset: the software stack's default (off).
+    moe_fused_grouped_mlp: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
@@ -203,6 +209,14 @@ class TrainingSpec(BaseModel):
         if v is not None and precision != "fp8":
             raise ValueError(f"fp8_recipe {v} applies only to precision fp8, not {precision}")
         return v
+
+    @model_validator(mode="after")
+    def _fused_grouped_mlp_needs_mxfp8(self):   # true only: false is what every other run does
+        if self.moe_fused_grouped_mlp and (self.precision != "fp8" or self.fp8_recipe != "mxfp8"):
+            stated = self.precision if self.precision != "fp8" else f"fp8 with fp8_recipe {self.fp8_recipe or 'unset'}"
+            raise ValueError(f"moe_fused_grouped_mlp true applies only to fp8_recipe mxfp8 (Transformer Engine's fused "
+                             f"grouped MLP writes MXFP8), not {stated}: state fp8_recipe mxfp8, or leave it out")
+        return self
 
     @model_validator(mode="after")
     def _batch(self):
@@ -508,7 +522,7 @@ def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = N
 
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
-                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False}
+                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False, "moe_fused_grouped_mlp": False}
 
 
 def check_moe_training(training: "TrainingSpec", arch, where: str | None = None) -> None:

@@ -947,6 +947,55 @@ def fp8_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = (),
     return fwd, bwd
 
 
+def fused_grouped_mlp_cast_elems_per_token(lk: LayerKind, separate: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(forward, backward) elements per token of the FP8 casts that Transformer Engine's fused grouped MLP runs
+    inside its GEMMs' epilogues instead of as kernels of their own (run setting ``moe_fused_grouped_mlp``): the
+    routed experts' fc2 input (sum of K of the down projections) forward and fc1's output gradient (sum of N of the
+    fc1 / gate and up GEMMs) backward, each x ``active``; 0 for a dense layer.
+
+    TransformerEngine d0067d0 pytorch/ops/fused/grouped_mlp.py (``NVTE_CUTEDSL_FUSED_GROUPED_MLP=1``, cuDNN
+    Frontend's CuTe DSL grouped GEMMs on sm100): the forward runs fc1 as ``grouped_gemm_glu_wrapper_sm100`` with
+    ``act_func`` swiglu, ``c_dtype`` bfloat16 (fc1's output, saved for the backward) and ``d_dtype``
+    float8_e4m3fn (``fc1_d_dtype``: the activated fc2 input, written quantised with its MXFP8 scales), and fc2
+    reads that ``d_tensor``; the backward runs fc2's dgrad as ``grouped_gemm_dglu_wrapper_sm100`` (``act_func``
+    dswiglu, ``d_dtype`` float8_e4m3fn: fc1's output gradient written quantised). fc1's input and fc2's output
+    gradient are still quantised by their own grouped kernels (``_group_quantize_for_grouped_mlp``,
+    ``tex.bgrad_group_quantize``), so they stay in :func:`fp8_cast_elems_per_token`'s count. DeepSeek-V4-Flash
+    (expert ffn 2,048, top-6, gated): forward 6 x 2,048 = 12,288, backward 6 x 4,096 = 24,576. What the epilogues
+    move instead: :func:`fused_grouped_mlp_epilogue_bytes_per_token`."""
+    fwd = bwd = 0.0
+    if lk.moe is None:
+        return fwd, bwd
+    for m in gemm_matrices(lk, separate):
+        if m.group != "expert":
+            continue
+        if m.name.endswith(".down"):
+            fwd += m.k * m.active
+        else:
+            bwd += m.n * m.active
+    return fwd, bwd
+
+
+def fused_grouped_mlp_epilogue_bytes_per_token(lk: LayerKind, fp8_cast_bytes: float,
+                                               separate: tuple[str, ...] = ()) -> float:
+    """HBM bytes per token (forward and backward together) that Transformer Engine's fused grouped MLP moves in its
+    GEMMs' epilogues beyond a plain GEMM's BF16 output, with F_f / F_b the elements of
+    :func:`fused_grouped_mlp_cast_elems_per_token` and c = ``fp8_cast_bytes`` (:func:`fp8_cast_bytes_per_elem`,
+    a stand-alone cast: read 2, write the quantised copies with their scales):
+
+        bytes = F_f (c - 2) + F_b (c - 2) + 2 F_b - 2 F_f = F_f (c - 4) + F_b c
+
+    fc1's epilogue writes fc2's input quantised (a cast's writes, c - 2 per element, beside the BF16 fc1 output
+    the GEMM writes anyway and the backward reads); fc2's dgrad epilogue reads that saved fc1 output (2 bytes per
+    fc1 output element) and writes fc1's output gradient quantised (c - 2 per element) instead of the BF16
+    gradient of fc2's input a plain dgrad writes (2 per fc2 input element). The epilogues sit in compute-bound
+    GEMMs, but their bytes are charged as memory-bound traffic all the same (nothing hides them there either).
+    MXFP8 (c = 4.0625), per routed copy and expert-ffn element f: 0.0625 + 2 x 4.0625 = 8.1875 bytes, against
+    the 30.19 the unfused kernels move (SwiGLU 6 forward and 12 backward, the casts 4.0625 + 2 x 4.0625)."""
+    f_f, f_b = fused_grouped_mlp_cast_elems_per_token(lk, separate)
+    return f_f * (fp8_cast_bytes - 4.0) + f_b * fp8_cast_bytes
+
+
 def sp_gathered_fp8_elems_per_token(lk: LayerKind, hidden: int, separate: tuple[str, ...] = ()) -> float:
     """Elements per token of a layer's FP8 GEMM operands that sequence parallelism all-gathers before a GEMM
     whose backward needs them columnwise: each distinct input of a column-parallel GEMM that reads the hidden
@@ -1009,7 +1058,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
                                 backward_casts: bool = True, relu2_unfused: bool = False,
                                 moe_permute: bool = True, dispatch_fused: bool = False,
                                 separate_gemms: tuple[str, ...] = (), rope_unfused: bool = False,
-                                act_unfused: bool = False) -> Num:
+                                act_unfused: bool = False, fused_grouped_mlp: bool = False) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
@@ -1046,6 +1095,12 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     ``fp8_cast_bytes x h x k`` cast of the routed copies' fc1 input; the serving model charges the kernels' own
     copies instead (:func:`trainsim.inference.step.ll_kernel_bytes_per_token`).
 
+    ``fused_grouped_mlp`` (training with Transformer Engine's fused grouped MLP, run setting
+    ``moe_fused_grouped_mlp``): the routed experts' activation and its backward run in the grouped GEMMs'
+    epilogues, and so do the casts of :func:`fused_grouped_mlp_cast_elems_per_token`: none of them here; the
+    epilogues' own traffic instead (:func:`fused_grouped_mlp_epilogue_bytes_per_token`, a third of it in this
+    forward figure, as the casts).
+
     Eager PyTorch (``eager`` True: one kernel per op, torchtitan without torch.compile), per element, as the ops
     run in pytorch/torchtitan at 9dec370 (Dec 2024): RMSNorm (models/norms.py ``RMSNorm``: ``x.float()`` 2 + 4,
     ``pow(2)`` 4 + 4, ``mean(-1)`` 4, ``x * rsqrt`` 4 + 4, ``type_as`` 4 + 2, ``* weight`` 2 + 2) 36 bytes, against
@@ -1067,7 +1122,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     act_per_f = act_fn_bytes_per_f(lk.ffn_act, act_unfused, relu2_unfused)
     b += act_fn_bytes_per_f(lk.ffn_act, eager or act_unfused, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
-        b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
+        if not fused_grouped_mlp:
+            b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
         b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
         if moe_permute and not dispatch_fused:
             b = b + moe_permute_bytes_per_token(lk, hidden)
@@ -1075,6 +1131,10 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
         fwd_elems, bwd_elems = fp8_cast_elems_per_token(lk, separate_gemms, training=backward_casts)
         if dispatch_fused and lk.moe is not None:
             fwd_elems -= float(lk.moe.active_experts) * hidden
+        if fused_grouped_mlp and backward_casts:
+            in_epilogue_f, in_epilogue_b = fused_grouped_mlp_cast_elems_per_token(lk, separate_gemms)
+            fwd_elems, bwd_elems = fwd_elems - in_epilogue_f, bwd_elems - in_epilogue_b
+            b += fused_grouped_mlp_epilogue_bytes_per_token(lk, fp8_cast_bytes, separate_gemms) / 3.0
         b += fp8_cast_bytes * ((fwd_elems + bwd_elems) / 3.0 if backward_casts else fwd_elems)
     return b
 
@@ -1232,7 +1292,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      relu2_unfused=ctx.relu2_unfused, moe_permute=generic,
                                      separate_gemms=ctx.separate_gemms,
                                      rope_unfused=not ctx.rope_fusion,
-                                     act_unfused=not ctx.activation_fusion) * tokens / p.tp
+                                     act_unfused=not ctx.activation_fusion,
+                                     fused_grouped_mlp=ctx.moe_fused_grouped_mlp) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp)
     # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the

@@ -151,6 +151,7 @@ class StepContext:
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' | 'torch_bf16' (loss kernel)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     compiled: bool = False                  # layers under torch.compile: a traced CP ring (perf/comm_cp.py)
+    moe_fused_grouped_mlp: bool = False     # TE fused grouped MLP (compute.fused_grouped_mlp_cast_elems_per_token)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
     moe_grouped_gemm: bool = True           # experts as one grouped GEMM; False: SequentialMLP (perf/compute.py)

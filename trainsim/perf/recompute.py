@@ -74,7 +74,9 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + g + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g)   # its tp gather / reduce-scatter again
         t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)
     if lk.moe is not None:
-        expert_act = bytes_time(act * lk.moe.expert_ffn * lk.moe.active_experts * tokens, ctx, p)
+        # no activation kernel of its own in TE's fused grouped MLP (compute.elementwise_bytes_per_token)
+        expert_act = bytes_time((0.0 if ctx.moe_fused_grouped_mlp else act) * lk.moe.expert_ffn
+                                * lk.moe.active_experts * tokens, ctx, p)
         g_sh = _gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
         shared = (g_sh + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g_sh)
                   + bytes_time(act * down_k(lk, "shared") * tokens, ctx, p))
