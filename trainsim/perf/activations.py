@@ -22,10 +22,27 @@ unfused scores       5 a s bytes (Korthikanti eq. 1: scores, softmax  ``core_att
 MLP ln_out           h x g (input of gate/up, router, dispatch)      ``layernorm``
 dense MLP            act-fn input (1 or 2) f x a, down input f x g   ``mlp``
 shared experts       act-fn input (1 or 2) f_s x a, down input f_s g ``shared_experts``, ``moe``
-routed experts       dispatched copies k h g, act-fn input            ``moe`` (``moe_act`` drops the down
-                     (1 or 2) k f_e a, down input k f_e g             input only)
+routed experts       dispatched copies k h g (x etp: see below),      ``moe`` (``moe_act`` drops the down
+                     act-fn input (1 or 2) k f_e a, down input k f_e  input only)
+                     g
 router               (E + zero experts) x 4 (fp32 probabilities)     ``moe``
+all-gather dispatch  k h 2 (x etp): the unpermuted expert outputs     ``moe``
+                     the probability scale keeps
 ===================  ==============================================  =========================================
+
+The dispatched copies are the experts' fc1 input in full hidden width, saved by the first expert GEMM (each
+expert's slice is a view of the permuted buffer, so the whole buffer stays: Megatron-Core core_r0.6.0
+megatron/core/transformer/moe/experts.py SequentialMLP.forward, ``LinearWithGradAccumulationAndAsyncCommunication``
+``ctx.save_for_backward(input, weight)``). A chip holds tokens x k x etp / tp of them, not tokens x k / tp: the
+expert tensor-parallel group gathers its members' tokens (``ActTensor.etp_gathered``). The activation-function and
+down-projection inputs are split over the expert FFN (f_e / etp per chip), so tokens x k x f_e / tp either way.
+The all-gather dispatcher (``moe_dispatcher: allgather``) scales the unpermuted expert outputs by the routing
+probabilities before the reduction, ``unpermuted_local_hidden * scores.view(-1, 1)`` on the [k tokens etp / tp, h]
+BF16 rows (Megatron-LM core_r0.6.0 token_dispatcher.py MoEAllGatherTokenDispatcher.token_unpermutation; the same
+line in Ascend/MindSpeed e6ea2117 mindspeed/core/transformer/moe/token_dispatcher.py
+allgather_token_unpermutation), and autograd's multiply keeps that input for the probabilities' gradient.
+Its other tensors are index vectors (a few bytes per row) or transients (MindSpeed's FP32 accumulate buffer is not
+saved: NewIndePut keeps only the index).
 
 Stacks whose tensor parallelism is PyTorch DTensor's (torchtitan): the sequence-parallel norm output is
 all-gathered to the full sequence before the Q/K/V and gate/up GEMMs (``PrepareModuleInput(input_layouts=Shard(1),
@@ -66,6 +83,7 @@ class ActTensor:
     bytes_per_token: float
     dropped_by: tuple[str, ...] = ()
     tp_split: bool = True     # split over the tp ranks (sequence or heads); False: kept whole on every tp rank
+    etp_gathered: bool = False  # routed rows in full width, gathered over the expert-tp group: x etp / tp
 
 
 #: weight matrices Megatron-Core's ``mla_up_proj`` checkpoint reruns in backward: MLA's q_b and kv_b
@@ -93,10 +111,12 @@ def down_k(lk: LayerKind, prefix: str) -> float:
 
 def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: float, act_fn_bytes: float,
                        imbalance: float = 1.0, unfused: bool = False, parallel_block: bool = False,
-                       gathered_gemm_inputs: bool = False, kv_repeated: bool = False) -> list[ActTensor]:
+                       gathered_gemm_inputs: bool = False, kv_repeated: bool = False,
+                       allgather_dispatch: bool = False) -> list[ActTensor]:
     """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
     ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
-    K and V at the query heads (module docstring)."""
+    K and V at the query heads (module docstring); ``allgather_dispatch``: the all-gather dispatcher's
+    probability scale keeps its input (module docstring)."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
@@ -141,20 +161,30 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     if lk.moe is not None:
         k = lk.moe.active_experts * imbalance
         fe = float(lk.moe.expert_ffn)
-        out.append(ActTensor("dispatched tokens", k * h * g, ("moe",)))
+        out.append(ActTensor("dispatched tokens", k * h * g, ("moe",), etp_gathered=True))
         out.append(ActTensor("expert act input", k * (2.0 if gated(lk, "expert") else 1.0) * fe * a, ("moe",)))
         out.append(ActTensor("expert down input", k * fe * g, ("moe_act", "moe")))
         out.append(ActTensor("router probabilities", 4.0 * (lk.moe.experts + lk.moe.zero_experts), ("moe",)))
+        if allgather_dispatch:
+            out.append(ActTensor("unpermuted expert outputs (probability scale input)", k * h * 2.0, ("moe",),
+                                 etp_gathered=True))
     return out
 
 
-def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = (), tp: Any = 1.0) -> Any:
+def kept_bytes_per_token(tensors: list[ActTensor], modules: tuple[str, ...] = (), tp: Any = 1.0,
+                         etp: Any = 1.0) -> Any:
     """Bytes per token one tp rank keeps when the selective-recompute ``modules`` are recomputed (none:
-    everything): each kept tensor / tp, or whole where it is not split (``ActTensor.tp_split``)."""
+    everything): each kept tensor / tp, or whole where it is not split (``ActTensor.tp_split``), and x etp / tp
+    where it holds routed rows in full hidden width (``ActTensor.etp_gathered``): a chip's local experts receive
+    tokens x k x etp / tp rows (perf/compute.py expert_rows_per_chip), since the expert tensor-parallel group
+    gathers its etp shards' tokens before the experts (Megatron-Core core_r0.6.0 MoEAllGatherTokenDispatcher over
+    the tensor (x expert) parallel group; the alltoall dispatcher's gather over the expert-tp group since
+    core_r0.10.0)."""
     kept = [t for t in tensors if not set(t.dropped_by) & set(modules)]
-    split = float(sum(t.bytes_per_token for t in kept if t.tp_split))
-    whole = float(sum(t.bytes_per_token for t in kept if not t.tp_split))
-    return split / tp + whole
+    split = float(sum(t.bytes_per_token for t in kept if t.tp_split and not t.etp_gathered))
+    gathered = float(sum(t.bytes_per_token for t in kept if t.etp_gathered))
+    whole = float(sum(t.bytes_per_token for t in kept if not t.tp_split and not t.etp_gathered))
+    return (split + gathered * etp) / tp + whole
 
 
 def op_sac_bytes_per_token(lk: LayerKind, hidden: int) -> float:

@@ -37,7 +37,8 @@ def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
     return activation_tensors(lk, ctx.arch.hidden, ctx.seq_len, gemm_bytes=ctx.stored_gemm_input_bytes,
                               act_fn_bytes=ctx.stored_act_fn_input_bytes, imbalance=ctx.calib.expert_imbalance,
                               unfused=ctx.attention_kernel == "unfused", parallel_block=ctx.arch.parallel_block,
-                              gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated)
+                              gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated,
+                              allgather_dispatch=ctx.moe_dispatcher == "allgather")
 
 
 def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
@@ -47,11 +48,11 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
     selective drops those of ``ctx.recompute.modules``, full keeps the layer input only (the group structure of
     full recompute is applied per stage by :func:`stage_activation_bytes`). ``full`` is the no-recompute size."""
     ts = _tensors(lk, ctx)
-    full = kept_bytes_per_token(ts, tp=p.tp) * tokens
+    full = kept_bytes_per_token(ts, tp=p.tp, etp=p.etp) * tokens
     if "op_sac" in ctx.recompute.modules:
         sel = op_sac_bytes_per_token(lk, ctx.arch.hidden) * tokens / p.tp
     else:
-        sel = kept_bytes_per_token(ts, ctx.recompute.modules, p.tp) * tokens
+        sel = kept_bytes_per_token(ts, ctx.recompute.modules, p.tp, p.etp) * tokens
     only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 

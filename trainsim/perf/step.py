@@ -476,9 +476,16 @@ def p2p_hop_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
 
 
 def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last: bool,
-           tokens: Num) -> dict[str, Any]:
+           tokens: Num, acc: Num = 0.0) -> dict[str, Any]:
     """Forward / backward time of one micro-batch on a pipeline rank holding ``share`` of the layers (and, when
-    ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide."""
+    ``with_last``, the output head and MTP modules), each with the communication the schedule cannot hide.
+
+    ``acc``: the device time of the backward's main-grad accumulation on this rank (``evaluate``: the HBM time of
+    comm_dp.grad_accumulation_bytes). It is device work like the rest of the backward: the DDP's backward hook
+    launches ``param.main_grad.add_(param.grad.data)`` from the host (Megatron-LM core_r0.6.0
+    megatron/core/distributed/distributed_data_parallel.py ``_make_param_hook``), one more kernel in the queue the
+    host fills ahead of the device, so it joins the device path before the launch floor's max:
+    t_b = max(launch floor, device + acc), not launch floor + acc (:func:`launch_floor_extra`)."""
     a, c = ctx.arch, ctx.calib
     gemm, attn, elem = share * lc["gemm"], share * lc["attn"], share * lc["elem"]
     gemm_b = share * lc["gemm_b"]
@@ -576,7 +583,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     rec = np.where(p.recompute == 2, frac * (comp_f + tp_exp_f + tp_g_exp + cp_exp_f), rec_comp) + ep_exp_r + host_r
     host_f = MOE_HOST_SYNC_FORWARD_SHARE * host
     t_f = comp_f + tp_exp_f + tp_g_exp + ep_exp_f + cp_exp_f + last_f + host_f
-    t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f)
+    t_b = comp_b + tp_exp_b + ep_exp_b + cp_exp_b + last_b + rec + (host - host_f) + acc
     # host-bound layers: the micro-batch takes at least the host's launch work (moe_launch_floor), the excess
     # over the device path charged as host time, split as the launch work is between forward and backward
     fl_f, fl_b = moe_launch_floor(ctx, moe_layers, share * lc["moe_calls_f"], share * lc["moe_calls_b"],
@@ -632,7 +639,7 @@ def shared_costs(ctx: StepContext, p: Plans, layer_table: Any = None) -> SharedC
 
 
 def _edge_rank_stage(ctx: StepContext, p: Plans, lc: dict[str, Any], first_layers: Num, last_layers: Num,
-                     tokens: Num, keys: tuple[str, ...] | None) -> dict[str, Any]:
+                     tokens: Num, keys: tuple[str, ...] | None, acc: Num = 0.0) -> dict[str, Any]:
     """Per-micro-batch times of the rank holding the last stage (its layers, the output head and MTP modules).
 
     Under a mirrored schedule (DualPipe) rank 0 holds stage 0 of one direction and stage pp - 1 of the other:
@@ -643,11 +650,11 @@ def _edge_rank_stage(ctx: StepContext, p: Plans, lc: dict[str, Any], first_layer
         t_edge = (t(first layers) + t(last layers + head + MTP)) / 2
     (its middle ranks hold stages i and pp - 1 - i, middle-sized both). Other schedules: the last stage's time."""
     L = float(ctx.arch.n_layers)
-    st_last = _stage(ctx, p, lc, last_layers / L, True, tokens)
+    st_last = _stage(ctx, p, lc, last_layers / L, True, tokens, acc)
     dual = mirrored_stages(p.schedule)
     if not np.any(dual):
         return st_last
-    st_first = _stage(ctx, p, lc, first_layers / L, False, tokens)
+    st_first = _stage(ctx, p, lc, first_layers / L, False, tokens, acc)
     return {k: np.where(dual, 0.5 * (st_first[k] + st_last[k]), st_last[k])
             for k in (st_last if keys is None else keys)}
 
@@ -672,20 +679,21 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     # first and a middle
     f_l, m_l, l_l = rank_layers(ctx, p)
     keys = None if detail else ("t_f", "t_b", "t_mb")
-    st_last = _edge_rank_stage(ctx, p, lc, f_l, l_l, tokens, keys)
-    st_other = _stage(ctx, p, lc, np.where(mirrored_stages(p.schedule), m_l, np.maximum(f_l, m_l)) / L, False,
-                      tokens)
-    # per pipeline rank (the edge rank ``st_last``, the other ``st_other``): the activation offload to host memory
-    # (the copies overlap the compute; what exceeds it is exposed, the breakdown's activation_offload) and the
-    # main-grad accumulation each micro-batch's backward adds where the GEMMs do not accumulate into the buffer
-    # (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion)
-    off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
+    # the main-grad accumulation each micro-batch's backward adds where the GEMMs do not accumulate into the buffer
+    # (comm_dp.grad_accumulation_bytes; 0 with gradient-accumulation fusion): device work of the backward, inside
+    # the launch floor's max (_stage)
     acc = hbm_time(grad_accumulation_bytes(ctx, p, dense, expert), ctx)
+    st_last = _edge_rank_stage(ctx, p, lc, f_l, l_l, tokens, keys, acc)
+    st_other = _stage(ctx, p, lc, np.where(mirrored_stages(p.schedule), m_l, np.maximum(f_l, m_l)) / L, False,
+                      tokens, acc)
+    # per pipeline rank (the edge rank ``st_last``, the other ``st_other``): the activation offload to host memory
+    # (the copies overlap the compute; what exceeds it is exposed, the breakdown's activation_offload)
+    off = offload_bytes_per_microbatch(ctx, p, tokens, np.maximum(f_l, m_l))
     for r in (st_last, st_other):
         r["off_exp"] = 0.0 * r["t_mb"]   # per micro-batch
         if np.any(off):
             r["off_exp"] = np.maximum(0.0, 2.0 * off / ctx.host_link_bw - r["t_f"] - r["t_b"])
-        r["t_b"], r["t_mb"] = r["t_b"] + acc, r["t_mb"] + r["off_exp"] + acc
+        r["t_mb"] = r["t_mb"] + r["off_exp"]
     # one fill and drain per call of the pipeline schedule (NeMo AutoModel: one per gradient-accumulation pass),
     # paced by the slowest rank's micro-batch
     t_mb_slow = np.where(p.pp == 1, st_last["t_mb"], np.maximum(st_last["t_mb"], st_other["t_mb"]))
