@@ -82,3 +82,14 @@ def test_hf_configs_with_alibi():
                   vocab_size=65024, multi_query=True, parallel_attn=True)
     assert not import_hf_config(falcon).layers[0].attention[0].score_bias
     assert import_hf_config({**falcon, "alibi": True}).layers[0].attention[0].score_bias
+
+
+def test_alibi_with_mla_is_one_line_input_error():
+    # MLA's decoupled RoPE rotates qk_rope_head_dim of every head (DeepSeek-V2 sec. 2.1.3): an inline MLA model with
+    # ALiBi positions would otherwise be priced as RoPE without a word
+    from trainsim.errors import TrainsimError
+    spec = yaml.safe_load(open(BB).read())
+    spec["model"]["mla"] = dict(kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
+    with pytest.raises(TrainsimError) as e:
+        parse_run(spec)
+    assert "position_embeddings" in str(e.value) and "mla" in str(e.value) and "\n" not in str(e.value)

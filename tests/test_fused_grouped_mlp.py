@@ -92,3 +92,16 @@ def test_dense_model_refuses_it():
     with pytest.raises(TrainsimError) as e:
         parse_run(spec)
     assert "moe_fused_grouped_mlp" in str(e.value) and "dense" in str(e.value)
+
+
+def test_gelu_experts_refuse_it():
+    # Transformer Engine d0067d0 ops/fused/grouped_mlp.py validate_grouped_mlp_dims: a GLU or ScaledSReLU (squared
+    # ReLU) activation, any other a TypeError; a GELU-expert model is an input error, squared ReLU is accepted
+    spec = _training()
+    spec["model"] = dict(name="moe-gelu", layers=8, hidden=2048, heads=16, ffn_act="gelu", vocab=32000,
+                         moe=dict(experts=64, top_k=2, expert_ffn=1024))
+    with pytest.raises(TrainsimError) as e:
+        parse_run(spec)
+    assert "moe_fused_grouped_mlp" in str(e.value) and "gelu" in str(e.value) and "\n" not in str(e.value)
+    spec["model"]["ffn_act"] = "relu2"
+    assert parse_run(spec).training.moe_fused_grouped_mlp is True

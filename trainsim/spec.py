@@ -527,8 +527,17 @@ MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_
 
 def check_moe_training(training: "TrainingSpec", arch, where: str | None = None) -> None:
     """Refuse a MoE training switch (:data:`MOE_TRAINING`) set to anything but its no-op value on a dense model:
-    it would be accepted and change nothing (moe_dispatcher deepep on Llama 3.1 8B)."""
+    it would be accepted and change nothing (moe_dispatcher deepep on Llama 3.1 8B). On a MoE model,
+    ``moe_fused_grouped_mlp`` true needs experts whose activation Transformer Engine's fused grouped MLP runs: a
+    GLU (SwiGLU) or squared ReLU (TransformerEngine d0067d0 pytorch/ops/fused/grouped_mlp.py
+    ``validate_grouped_mlp_dims``: any other activation is a TypeError there)."""
     if arch.is_moe:
+        acts = sorted({lk.ffn_act for lk in arch.layers if lk.moe is not None} - {"swiglu", "relu2"})
+        if training.moe_fused_grouped_mlp and acts:
+            raise TrainsimError(f"moe_fused_grouped_mlp true needs SwiGLU or squared-ReLU experts (Transformer "
+                                f"Engine's fused grouped MLP runs no other activation); {arch.name}'s experts use "
+                                f"{', '.join(acts)} (leave moe_fused_grouped_mlp out)",
+                                field="training.moe_fused_grouped_mlp", where=where)
         return
     for name, neutral in MOE_TRAINING.items():
         v = getattr(training, name)

@@ -91,6 +91,11 @@ class InlineModel(BaseModel):
                              "table, e.g. Megatron's --max-position-embeddings)")
         if self.position_embeddings != "learned" and self.max_positions:
             raise ValueError(f"max_positions ({self.max_positions}) is only for position_embeddings: learned")
+        if self.position_embeddings == "alibi" and self.mla is not None:
+            # MLA rotates its own qk_rope_head_dim dims (decoupled RoPE, DeepSeek-V2 sec. 2.1.3): an ALiBi bias would
+            # be ignored by the mla_attention core, so it is refused rather than priced as RoPE
+            raise ValueError("position_embeddings: alibi does not apply to mla (MLA rotates qk_rope_head_dim with "
+                             "RoPE): leave position_embeddings out")
         return self
 
 

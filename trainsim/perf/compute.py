@@ -996,6 +996,22 @@ def fused_grouped_mlp_epilogue_bytes_per_token(lk: LayerKind, fp8_cast_bytes: fl
     return f_f * (fp8_cast_bytes - 4.0) + f_b * fp8_cast_bytes
 
 
+def routed_act_bytes_per_token(lk: LayerKind, act_bytes_per_f: float, fused_grouped_mlp: bool = False) -> float:
+    """HBM bytes per token of the routed experts' activation kernel in the forward pass:
+
+        bytes = act_bytes_per_f x expert_ffn x active experts
+
+    (``act_bytes_per_f``: :func:`act_fn_bytes_per_f`, per element of each routed copy's fc2 input), 0 for a dense
+    layer, and 0 under Transformer Engine's fused grouped MLP (run setting ``moe_fused_grouped_mlp``), whose fc1
+    epilogue applies the activation (TransformerEngine d0067d0 pytorch/ops/fused/grouped_mlp.py; what the epilogues
+    move instead: :func:`fused_grouped_mlp_epilogue_bytes_per_token`). The element-wise forward
+    (:func:`elementwise_bytes_per_token`) and the ``moe_act`` / ``moe`` recompute (perf/recompute.py) both charge
+    it from here."""
+    if lk.moe is None or fused_grouped_mlp:
+        return 0.0
+    return act_bytes_per_f * lk.moe.expert_ffn * lk.moe.active_experts
+
+
 def sp_gathered_fp8_elems_per_token(lk: LayerKind, hidden: int, separate: tuple[str, ...] = ()) -> float:
     """Elements per token of a layer's FP8 GEMM operands that sequence parallelism all-gathers before a GEMM
     whose backward needs them columnwise: each distinct input of a column-parallel GEMM that reads the hidden
@@ -1122,8 +1138,7 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     act_per_f = act_fn_bytes_per_f(lk.ffn_act, act_unfused, relu2_unfused)
     b += act_fn_bytes_per_f(lk.ffn_act, eager or act_unfused, relu2_unfused) * lk.ffn_dim
     if lk.moe is not None:
-        if not fused_grouped_mlp:
-            b += act_per_f * lk.moe.expert_ffn * lk.moe.active_experts
+        b += routed_act_bytes_per_token(lk, act_per_f, fused_grouped_mlp)
         b = b + 12.0 * (lk.moe.experts + lk.moe.zero_experts)
         if moe_permute and not dispatch_fused:
             b = b + moe_permute_bytes_per_token(lk, hidden)

@@ -34,7 +34,8 @@ from .activations import UP_PROJ_MATRICES, down_k, has_up_proj_checkpoint
 from .comm_ep import ep_alltoall_fwd, etp_comm_fwd, routing_map_allgather_fwd
 from .comm_tp import tp_mlp_recompute_exposed
 from .compute import (act_fn_bytes_per_f, attention_fwd, bytes_time, elementwise_fwd, expert_copies_fwd_bwd,
-                      layer_gemm_fwd, norm_rope_bytes, rope_bytes_per_token, unfused_rope_extra_bytes_per_token)
+                      layer_gemm_fwd, norm_rope_bytes, rope_bytes_per_token, routed_act_bytes_per_token,
+                      unfused_rope_extra_bytes_per_token)
 from .context import StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -74,9 +75,7 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
         t = t + g + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g)   # its tp gather / reduce-scatter again
         t = t + bytes_time(act * down_k(lk, "mlp") * tokens, ctx, p)
     if lk.moe is not None:
-        # no activation kernel of its own in TE's fused grouped MLP (compute.elementwise_bytes_per_token)
-        expert_act = bytes_time((0.0 if ctx.moe_fused_grouped_mlp else act) * lk.moe.expert_ffn
-                                * lk.moe.active_experts * tokens, ctx, p)
+        expert_act = bytes_time(routed_act_bytes_per_token(lk, act, ctx.moe_fused_grouped_mlp) * tokens, ctx, p)
         g_sh = _gemms(lk, ctx, p, tokens, lambda m: m.group == "shared_expert")
         shared = (g_sh + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g_sh)
                   + bytes_time(act * down_k(lk, "shared") * tokens, ctx, p))
