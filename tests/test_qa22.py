@@ -2,12 +2,33 @@
 docstring); expected values are hand derivations or published figures written here, never the engine's own output."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import yaml
 
 from trainsim.inference.setup import ServeSetup
 from trainsim.inference.step import ServePlans, step_time, weight_bytes_per_chip, weights_read_per_step
 
-from conftest import ideal_infer_calib, make_system
+from conftest import ideal_infer_calib, make_system, run_main, write_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+Q30 = ROOT / "validation" / "rl" / "nemo-rl-gb200-q30-16-sync.yaml"   # 64 x 32 = 2,048 sequences, T-GBS 512
+
+
+def _one_line(code, err, want):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-400:])
+    return lines[0]
+
+
+def _q30(tmp_path, name: str, chips: int, **plan) -> Path:
+    doc = yaml.safe_load(Q30.read_text())
+    doc["clusters"]["main"]["chips"] = chips
+    if plan:
+        doc["student"]["train_plan"] = plan
+    return write_spec(tmp_path, yaml.safe_dump(doc, sort_keys=False), name)
 
 
 # ---------------------------------------------------------------- 1. serving EP not dividing the experts
@@ -39,3 +60,61 @@ def test_serving_ep_not_dividing_experts_prices_the_busiest_rank(small_moe):
     _, b6 = step_time(s, p6, 4096, 16, "decode")
     _, b8 = step_time(s, p8, 4096, 16, "decode")
     assert float(b6["experts"]) / float(b8["experts"]) == pytest.approx(3 / 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------- 2. a trainer dp the global batch cannot be sharded over
+
+
+@pytest.mark.parametrize("chips", [100_000, 48])
+def test_posttrain_refuses_a_stated_trainer_dp_that_does_not_divide_the_global_batch(tmp_path, capsys, chips):
+    """The NeMo RL Qwen3-30B-A3B recipe (T-GBS 512, trainer tp 1, cp 1, pp 1) on 100,000 chips was priced with a
+    data-parallel size of 100,000 over 512 sequences (the packed bins rounded up to one per rank; MFU 0.68%), and
+    on 48 chips with dp 48. NeMo RL refuses both: Policy.train shards each global batch over the dp ranks and
+    BatchedDataDict.shard_by_batch_size asserts batch_size % shards == 0 (512 % 100,000 = 512, 512 % 48 = 32).
+    Bad input: one line naming the field and both numbers, exit 2."""
+    spec = _q30(tmp_path, f"q30-{chips}.yaml", chips)
+    code, _, err = run_main(capsys, "posttrain", spec)
+    line = _one_line(code, err, 2)
+    assert "student.train_plan" in line and f"{chips:,}" in line and "512" in line
+
+
+def test_posttrain_keeps_a_stated_trainer_dp_that_divides_the_global_batch(tmp_path, capsys):
+    """64 chips with tp 1, cp 1, pp 1: dp 64 divides 512 (8 sequences a rank per optimizer step): answered."""
+    code, out, err = run_main(capsys, "posttrain", _q30(tmp_path, "q30-64.yaml", 64), "--json")
+    assert code == 0, err[-400:]
+    upd = [p for p in json.loads(out)["phases"] if p["stage"] == "train"][0]
+    assert upd["detail"]["plan"]["dp"] == 64
+
+
+def test_posttrain_searched_trainer_takes_a_dp_that_divides_the_global_batch(tmp_path, capsys):
+    """Trainer plan left to the search (only ep 16 stated) on 100,000 chips with sequence packing: it exited 2 with
+    'plan.ep: ep x etp must divide tp x cp x dp ... dp 277' -- the log-prob pass searched its own dp (277, one that
+    divides nothing) instead of running on the trainer's. Now the search takes only a dp NeMo RL can shard the
+    512-sequence global batch over (a divisor of 512, at most 512) and the log-probs run on the same ranks."""
+    code, out, err = run_main(capsys, "posttrain", _q30(tmp_path, "q30-search.yaml", 100_000, ep=16), "--json")
+    assert code == 0, err[-400:]
+    upd = [p for p in json.loads(out)["phases"] if p["stage"] == "train"][0]
+    dp = upd["detail"]["plan"]["dp"]
+    assert 512 % dp == 0
+
+
+# ---------------------------------------------------------------- 3. explorer edits without a lower bound
+
+
+def test_explorer_refuses_vanishing_system_edits():
+    """The explorer took a 1-byte HBM and 0.001 GB/s links (positive, so valid) and searched plans on them. Each
+    numeric edit now also has a floor, the mirror of qa21b's ceiling: the catalog's smallest value of the field over
+    100. The smallest HBM in the catalog is TPU v4's 32 GiB (Google Cloud TPU v4 docs) and the slowest per-chip link
+    its pod's data-centre network, 3.125 GB/s (25 Gb/s): 1 GiB and 1 GB/s what-ifs pass (10 GB/s for the scale-up
+    link, whose slowest in the catalog is 196 GB/s), 1 byte, 0.001 GB/s and a 1 GFLOP/s chip do not; a price of 0
+    (hardware already paid for) still passes."""
+    from trainsim.errors import TrainsimError
+    from trainsim.serve.inputs import Edits, RunRequest, validate
+    gib = 2.0 ** 30
+    ok = validate(Edits, {"hbm_bytes": 1 * gib, "scale_out_bw": 1e9, "scale_up_bw": 10e9, "price_per_chip_usd": 0.0})
+    assert (ok.hbm_bytes, ok.scale_out_bw, ok.price_per_chip_usd) == (gib, 1e9, 0.0)
+    for field, v in (("hbm_bytes", 1.0), ("hbm_bytes", 0.1 * gib), ("scale_out_bw", 1e6), ("scale_up_bw", 1e6),
+                     ("hbm_bw", 1e6), ("bf16_flops", 1e9), ("fp8_flops", 1e9)):
+        with pytest.raises(TrainsimError) as e:
+            validate(RunRequest, {"spec": {}, "edits": {field: v}})
+        assert f"edits.{field}" in str(e.value) and "at least" in str(e.value) and "\n" not in str(e.value)
