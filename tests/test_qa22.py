@@ -118,3 +118,105 @@ def test_explorer_refuses_vanishing_system_edits():
         with pytest.raises(TrainsimError) as e:
             validate(RunRequest, {"spec": {}, "edits": {field: v}})
         assert f"edits.{field}" in str(e.value) and "at least" in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- 4. errors raised after parsing name their line
+
+
+def _line_of(path: Path, key: str) -> int:
+    """1-based line of the first line of ``path`` that starts (after indentation) with ``key:``."""
+    return next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip().startswith(f"{key}:"))
+
+
+def test_error_raised_after_parsing_names_its_line(tmp_path, capsys):
+    """An error the spec parser cannot see (here the trainer's dp against its batch, known only once the chips
+    are read) named the file and the field but not the line, unlike every parse error ('(line 9)'). It now ends
+    with the line the field is written on: student.train_plan's, found here by reading the file as text."""
+    spec = _q30(tmp_path, "q30-48.yaml", 48)
+    code, _, err = run_main(capsys, "posttrain", spec)
+    line = _one_line(code, err, 2)
+    assert line.endswith(f"(line {_line_of(spec, 'train_plan')})"), line
+
+
+def test_a_cut_error_line_keeps_its_line_number(tmp_path, capsys):
+    """Error lines are cut at 400 characters, and the '(line N)' at their end went with the cut. A trainer with
+    dp 512 stated on 100,000 chips (512 chips busy, under the 75% a plan must use) has no plan: exit 1 with the
+    nearest alternatives, a line longer than 400 characters; it keeps its '(line N)'."""
+    spec = _q30(tmp_path, "q30-dp512.yaml", 100_000, tp=1, cp=1, pp=1, ep=16, etp=1, dp=512, micro_batch=1, zero=1)
+    code, _, err = run_main(capsys, "posttrain", spec)
+    line = _one_line(code, err, 1)
+    assert len(line) == 400 and "..." in line, line
+    assert line.endswith(f"(line {_line_of(spec, 'train_plan')})"), line
+
+
+# ---------------------------------------------------------------- 5. serving ties went to a float-noise winner
+
+
+def test_infer_dense_model_ties_go_to_the_smallest_instance(tmp_path, capsys):
+    """`trainsim infer` for Llama 3.1 70B (FP4 weights, H100, TPOT <= 50 ms, instance size searched) answered
+    'decode plan chips=440 tp=8 pp=1 dp=55': for a dense model an instance of 55 tp-8 replicas is 55 copies of the
+    8-chip one (same tokens/s per chip, same TPOT; its runners-up were 56, 80, 112 and 160 chips with identical
+    numbers), and 440 won on a TPOT 1e-17 s lower. Ties now go to the smallest instance: one tp group, dp 1."""
+    spec = write_spec(tmp_path, "name: s\nmodel: llama-3.1-70b\nsystem: dgx-h100\n"
+                                "serving: {input_len: 1024, output_len: 256, precision: fp4}\n"
+                                "latency: {tpot_ms: 50}\n", "serve.yaml")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err[-400:]
+    plan = json.loads(out)["decode"]["plan"]
+    assert plan["dp"] == 1 and plan["chips"] == plan["tp"] * plan["pp"], plan
+
+
+# ---------------------------------------------------------------- 6. `size` printed the count below the answer as meeting the deadline
+
+
+def test_size_says_the_count_below_misses_the_deadline(tmp_path, capsys):
+    """`trainsim size RUN --days 0.5` (Llama 3.1 8B, 1e11 tokens, DGX H100) answered '30 systems (240 chips) finish
+    in 0.5 days ...; 29 take 0.5 days': the one-decimal rounding made the count below the answer read as meeting
+    the deadline. The days of the count below are now printed with the decimals it takes to exceed the deadline."""
+    spec = write_spec(tmp_path, "name: s\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: 100\n"
+                                "training: {seq_len: 4096, global_batch_seqs: 1000, precision: bf16, tokens: 1e11}\n",
+                      "run.yaml")
+    code, out, err = run_main(capsys, "size", spec, "--days", "0.5", "--json")
+    assert code == 0, err[-400:]
+    msg = json.loads(out)["message"]
+    below = msg.split("; ")[1]                       # '29 take 0.504 days'
+    assert " take " in below and float(below.split(" take ")[1].split()[0]) > 0.5, msg
+
+
+# ---------------------------------------------------------------- 7. `sweep --summary` cut the example error mid-word
+
+
+def test_sweep_summary_prints_the_example_error_whole(tmp_path, capsys):
+    """`trainsim sweep --summary` printed each error kind's example cut at 160 characters, mid-word and without
+    '...': 'no plan fits in memory: the smallest of 9 plans (...) needs 150.0 GiB per chi', losing the figures a
+    reader needs. Llama 3.1 8B on one H100: BF16 weights, FP32 gradients and Adam (2 + 4 + 12 bytes x 8.0e9
+    parameters, ~134 GiB before activations) cannot fit 80 GiB, so the 1-chip points fail with no-fit; the
+    example now ends with the HBM it was measured against."""
+    write_spec(tmp_path, "name: b\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                         "training: {seq_len: 4096, global_batch_seqs: 64, precision: bf16, tokens: 1e10}\n", "b.yaml")
+    sw = write_spec(tmp_path, "name: sw\nbase: b.yaml\naxes:\n  chips: [1, 8]\n", "sw.yaml")
+    out_file = tmp_path / "sw.parquet"
+    code, _, err = run_main(capsys, "sweep", sw, "-o", out_file)
+    assert code == 0, err[-400:]
+    code, out, err = run_main(capsys, "sweep", "--summary", out_file)
+    assert code == 0, err[-400:]
+    text = " ".join(out.split())
+    assert "e.g. no-fit" in text and "vs 80.0 GiB HBM" in text, text[:600]
+
+
+# ---------------------------------------------------------------- 8. `capacity` without an answer blamed a flag not given
+
+
+def test_capacity_without_an_answer_states_the_goodput_it_counted(capsys):
+    """`trainsim capacity --system dgx-h100 --units 1 --days 1` (no model of the family reaches its token budget
+    on 8 chips in a day: exit 1) printed 'goodput not counted (--no-failures)' -- a flag nobody gave -- above a
+    limits table whose failures row counted it ('goodput 100.0%: job MTBF 6334.57 h on 8 chips'). The answer now
+    carries that goodput: a day-long job on 8 chips with a job MTBF of thousands of hours loses well under 1%."""
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--days", "1", "--json")
+    assert code == 1, err[-400:]
+    res = json.loads(out)
+    row = next(r for r in res["limits"] if r["limit"] == "failures")
+    assert res["goodput"] is not None and 0.99 < res["goodput"] <= 1.0
+    assert row["detail"].startswith(f"goodput {res['goodput']:.1%}")
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--days", "1")
+    assert code == 1 and "--no-failures" not in out

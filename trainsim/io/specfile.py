@@ -36,6 +36,16 @@ def line_of(field: str | None, lines: dict[str, int]) -> int | None:
     return None
 
 
+def field_lines(path: str | Path) -> dict[str, int]:
+    """The line of every key of the spec file ``path`` (:func:`~trainsim.io.yamlsafe.load_yaml_lines`), read
+    again for an error raised after the file was parsed (:func:`trainsim.errors.located`); empty when the file
+    cannot be read or parsed now."""
+    try:
+        return load_yaml_lines(read_text(path), where=str(path))[1]
+    except TrainsimError:
+        return {}
+
+
 def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:
     """``exc`` with `` (line N)`` appended when it names a field of the file ``path`` (a sweep's inline base
     run spec reports its fields as ``PATH: base``; they are found under ``base.``), and ``path`` in front when
