@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from pathlib import PurePath
 from typing import Iterable
 
 
@@ -22,24 +21,6 @@ class TrainsimError(Exception):
         if field:
             prefix += f"{field}: "
         super().__init__(prefix + message)
-
-
-def located(exc: TrainsimError, where) -> TrainsimError:
-    """``exc`` naming the spec file ``where`` when it names none (an error raised below the spec parser, e.g. by
-    the engine on a stated plan), and `` (line N)`` where it names a field written in that file, as the parser's
-    own errors do (:func:`trainsim.io.specfile.with_line`); a path-like ``where`` only, never a mapping."""
-    if not isinstance(where, (str, PurePath)):
-        return exc
-    if exc.where is None:
-        exc.where = str(where)
-        exc.args = (f"{where}: {exc.args[0]}",) + exc.args[1:]
-    if exc.field and exc.where == str(where):
-        from .io.specfile import field_lines   # the io layer reads files and imports this module
-        lines = field_lines(where)
-        if lines:
-            from .io.specfile import with_line
-            with_line(exc, str(where), lines)
-    return exc
 
 
 def short(value, n: int = 80) -> str:

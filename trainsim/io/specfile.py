@@ -14,7 +14,7 @@ drift apart again.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable
 
 from ..errors import TrainsimError, from_validation
@@ -44,6 +44,23 @@ def field_lines(path: str | Path) -> dict[str, int]:
         return load_yaml_lines(read_text(path), where=str(path))[1]
     except TrainsimError:
         return {}
+
+
+def located(exc: TrainsimError, where: Any) -> TrainsimError:
+    """``exc`` naming the spec file ``where`` when it names none (an error raised below the spec parser, e.g. by
+    the engine on a stated plan), and `` (line N)`` where it names a field written in that file, as the parser's
+    own errors do (:func:`with_line`, the file's lines read again by :func:`field_lines`); a path-like ``where``
+    only, never a mapping. Returns ``exc`` itself."""
+    if not isinstance(where, (str, PurePath)):
+        return exc
+    if exc.where is None:
+        exc.where = str(where)
+        exc.args = (f"{where}: {exc.args[0]}",) + exc.args[1:]
+    if exc.field and exc.where == str(where):
+        lines = field_lines(where)
+        if lines:
+            with_line(exc, str(where), lines)
+    return exc
 
 
 def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:
