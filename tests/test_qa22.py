@@ -220,3 +220,19 @@ def test_capacity_without_an_answer_states_the_goodput_it_counted(capsys):
     assert row["detail"].startswith(f"goodput {res['goodput']:.1%}")
     code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--days", "1")
     assert code == 1 and "--no-failures" not in out
+
+
+# ---------------------------------------------------------------- 9. the trainer's "no plan" read as the cluster's
+
+
+def test_posttrain_trainer_without_a_plan_names_its_own_chips(tmp_path, capsys):
+    """The two-cluster OPD example with 383 of main's 384 chips given to rollouts leaves the trainer one chip: exit 1
+    'student.train_plan: no plan fits in memory ... nearest alternatives: chips: 384 (1 x 384)' -- which read as if
+    the 384-chip cluster itself could not hold the plan. The line now starts with the trainer's own chip count,
+    384 - 383 = 1, so the alternative reads against it."""
+    doc = yaml.safe_load((ROOT / "examples" / "posttrain-opd-two-clusters.yaml").read_text())
+    doc["student"]["rollout_chips"] = 383
+    spec = write_spec(tmp_path, yaml.safe_dump(doc, sort_keys=False), "opd.yaml")
+    code, _, err = run_main(capsys, "posttrain", spec)
+    line = _one_line(code, err, 1)
+    assert "student.train_plan: the trainer on its 1 chip: no plan fits in memory" in line, line

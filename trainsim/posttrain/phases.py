@@ -645,7 +645,11 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         except NoPlanError as exc:   # no answer (exit 1) with the trainer's nearest alternatives
             if exc.result is None:
                 raise
-            raise no_plan(exc.result, run, field="student.train_plan") from None
+            # the trainer's chips said first: its alternatives ('chips: 384') are the trainer's, which a spec with
+            # dedicated rollout chips sets below its cluster's (384 chips, 383 for rollouts: a 1-chip trainer)
+            res = no_plan(exc.result, run, field="student.train_plan").result
+            raise NoPlanError(f"the trainer on its {chips:,} chip{'s' if chips != 1 else ''}: "
+                              f"{res.no_plan_message()}", res, field="student.train_plan") from None
         except TrainsimError as exc:   # a stated trainer plan its chips cannot take: the spec's field, not the
             # run spec's `plan.ep` the trainer's run was built with (qa21)
             if not (exc.field or "").startswith("plan."):
