@@ -39,14 +39,18 @@ def test_posttrain_utilisation_is_chip_time_working_over_chip_time(tmp_path, cap
     rollout on chips - idle, so utilisation = 1 - (rollout seconds / step) x (idle / chips); the rollout is about
     half the step here, so the cluster is about half used, not 100%."""
     doc = yaml.safe_load(Q30.read_text())
-    doc["clusters"]["main"]["chips"] = 1_000_000
+    doc["clusters"]["main"]["chips"] = 100_000
+    # qa22: 100,000 chips (not 1,000,000) and the trainer's tp / cp / pp left to the search: the recipe's tp 1, cp 1,
+    # pp 1 would be dp 1,000,000 over a 512-sequence global batch, which NeMo RL refuses, and no plan whose dp
+    # divides 512 keeps 75% of 1,000,000 chips busy
+    doc["student"]["train_plan"] = {"ep": 16}
     p = write_spec(tmp_path, yaml.safe_dump(doc, sort_keys=False), "rl.yaml")
     code, out, err = run_main(capsys, "posttrain", p, "--json")
     assert code == 0, err
     res = json.loads(out)
     ro = next(ph for ph in res["phases"] if ph["stage"] == "rollout")
     idle, chips = ro["detail"]["idle_chips"], ro["chips"]
-    assert chips == 1_000_000 and idle > 0.99 * chips
+    assert chips == 100_000 and idle > 0.97 * chips
     assert all(ph["chips"] == chips for ph in res["phases"] if ph.get("cluster"))   # colocated: one chip group
     assert res["step_time_s"] == pytest.approx(sum(ph["seconds"] for ph in res["phases"]), rel=1e-9)   # sync chain
     want = 1.0 - ro["seconds"] / res["step_time_s"] * idle / chips

@@ -209,8 +209,9 @@ def test_rollout_tp_that_does_not_divide_the_heads_is_refused(tmp_path, capsys):
     spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "rollout_tp: 2", "rollout_tp: 3")
     code, out, err = _main(capsys, "posttrain", spec)
     assert code == 2 and out == ""
+    line = next(i for i, ln in enumerate(spec.read_text().splitlines(), 1) if ln.strip().startswith("rollout_tp:"))
     assert err.strip() == (f"error: {spec}: student.rollout_tp: expected a tensor-parallel size that divides the "
-                           "model's 32 attention heads (vLLM refuses others), got 3")
+                           f"model's 32 attention heads (vLLM refuses others), got 3 (line {line})")   # qa22: the line
 
 
 def test_serving_plan_tp_that_does_not_divide_the_heads_is_refused(tmp_path, capsys):
@@ -241,8 +242,9 @@ def test_searched_serving_tp_divides_the_heads():
 
 def test_engine_error_on_a_stated_posttrain_plan_names_the_file(tmp_path, capsys):
     """A trainer plan that does not divide the cluster (31 chips, ep 8) said 'error: plan.ep: ...' with no file.
-    Fix: the post-training and serving doors add the spec file to an engine error that names none."""
-    spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "chips: 32", "chips: 31")
+    Fix: the post-training and serving doors add the spec file to an engine error that names none. (qa22: 4 chips,
+    ep 8, not 31: a dp of 31 is refused first, as not dividing the 512-sequence global batch.)"""
+    spec = _spec_with(tmp_path, ROOT / "validation/rl/nemo-rl-h100-q30-32-sync.yaml", "chips: 32", "chips: 4")
     code, out, err = _main(capsys, "posttrain", spec)
     assert code == 2 and out == "" and err.startswith(f"error: {spec}: student.train_plan.ep: ")   # qa21: the field
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from pathlib import PurePath
 from typing import Iterable
 
 
@@ -22,15 +21,6 @@ class TrainsimError(Exception):
         if field:
             prefix += f"{field}: "
         super().__init__(prefix + message)
-
-
-def located(exc: TrainsimError, where) -> TrainsimError:
-    """``exc`` naming the spec file ``where`` when it names none (an error raised below the spec parser, e.g. by
-    the engine on a stated plan); a path-like ``where`` only, never a mapping."""
-    if exc.where is None and isinstance(where, (str, PurePath)):
-        exc.where = str(where)
-        exc.args = (f"{where}: {exc.args[0]}",) + exc.args[1:]
-    return exc
 
 
 def short(value, n: int = 80) -> str:

@@ -22,7 +22,8 @@ import typing as _typing
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import NoPlanError, TrainsimError, from_validation, located
+from ..errors import NoPlanError, TrainsimError, from_validation
+from ..io.specfile import located
 from ..estimate import Estimate
 from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from ..errors import NoPlanError, TrainsimError, located
+from ..errors import NoPlanError, TrainsimError
+from ..io.specfile import located
 from ..spec import load_run
 from ..sweep import load_sweep as _load_sweep
 from ..io import load_spec_file, require_file, spec_kind

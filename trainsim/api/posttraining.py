@@ -5,7 +5,8 @@ from typing import Mapping
 from ..posttrain.spec import PostTrain, load_posttrain, parse_posttrain
 from ..posttrain.timeline import evaluate as posttrain_step
 from ..posttrain.validate import error_table as posttrain_error_table, summary as posttrain_summary
-from ..errors import TrainsimError, located
+from ..errors import TrainsimError
+from ..io.specfile import located
 from . import Answer, ErrorTable
 
 

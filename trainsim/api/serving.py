@@ -5,7 +5,8 @@ from typing import Mapping
 from ..inference.spec import Serving, load_serving, parse_serving
 from ..inference.serve import infer as _infer
 from ..inference.validate import error_table as serving_error_table, latency_bound_table, summary as serving_summary
-from ..errors import TrainsimError, located
+from ..errors import TrainsimError
+from ..io.specfile import located
 from . import Answer, ErrorTable
 
 

@@ -17,6 +17,7 @@ missing.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from ..api import NoPlanError, TrainsimError
@@ -26,10 +27,18 @@ from ..api import InvariantViolation
 MAX_LINE_CHARS = 400
 
 
+_LINE_SUFFIX = re.compile(r" \(line \d+\)$")
+
+
 def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
-    """Collapse whitespace and newlines into one line of at most ``limit`` characters."""
+    """Collapse whitespace and newlines into one line of at most ``limit`` characters; a cut line keeps the
+    `` (line N)`` its error ends with (:func:`trainsim.io.specfile.with_line`), the middle gives way."""
     line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    if len(line) <= limit:
+        return line
+    m = _LINE_SUFFIX.search(line)
+    tail = m.group(0) if m else ""
+    return line[: limit - 3 - len(tail)] + "..." + tail
 
 
 def _names(exc: BaseException) -> set[str]:

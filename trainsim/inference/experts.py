@@ -4,7 +4,8 @@ With ``T`` tokens each routed to ``k`` of ``E`` experts (uniformly, independentl
 token with probability ``p = 1 - (1 - k/E)^T``, so the expected number of distinct experts hit per layer is
 ``E (1 - (1 - k/E)^T)``. Decode reads only those experts' weights (batch 1: ``k``; large batch: all ``E``).
 An expert-parallel group of ``ep`` chips holds ``E / ep`` experts each (``ep > E``: ``ep / E`` copies of each expert,
-one per chip, each serving ``1 / copies`` of the tokens).
+one per chip, each serving ``1 / copies`` of the tokens). Where ``ep`` does not divide ``E`` the split is uneven and
+the busiest chip, the one every step waits for, holds ``ceil(E / ep)`` (:func:`local_experts`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,17 @@ def hit_probability(tokens, top_k: float, experts: int):
 
 
 def local_experts(ep, experts: int):
-    """Experts (or expert copies) held per chip and the number of copies of each expert."""
+    """Experts (or expert copies) held by the busiest chip of an expert-parallel group, and the number of copies
+    of each expert.
+
+    ``ep <= E``: vLLM places ``E // ep`` experts on every rank and one more on the first ``E % ep`` ranks, so the
+    busiest rank holds ``ceil(E / ep)`` (vllm-project/vllm ``vllm/model_executor/layers/fused_moe/layer.py``
+    ``determine_expert_map``: ``base_experts = global_num_experts // ep_size``, ``remainder = global_num_experts %
+    ep_size``, ``local_num_experts = base_experts + 1 if ep_rank < remainder else base_experts``, since PR #21497
+    "[MoE] More balanced expert sharding", merged 2025-07-24: 30 experts on 8 ranks as ``[4, 4, 4, 4, 4, 4, 3, 3]``;
+    before it the last rank took the remainder, ``[3, ..., 3, 9]``, at commit c439a13); its weights
+    are held and read, and its GEMMs run, on every decode step, so that rank prices the plan (``E / ep`` where
+    ``ep`` divides ``E``). ``ep > E``: one expert copy per chip, ``ep / E`` copies of each."""
     ep = np.asarray(ep, dtype=np.float64)
     copies = np.maximum(ep / experts, 1.0)
-    return experts * copies / ep, copies
+    return np.maximum(np.ceil(experts / ep), 1.0), copies

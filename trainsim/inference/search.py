@@ -5,7 +5,7 @@ tp a power of two inside one scale-up domain that divides the attention heads (:
 divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip, fractions for wide
 tensor-parallel instances that hold fewer sequences than chips; prefill: prompt tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
 and it meets the latency bound (decode: time per output token; prefill: time to first token). The best is the one
-with the most tokens/s per chip; ties go to the lower latency.
+with the most tokens/s per chip; ties go to the lower latency, then to the smaller instance.
 """
 from __future__ import annotations
 
@@ -139,17 +139,21 @@ def _expand(plans: ServePlans, per_chip):
 def pick_rows(tps, lat, ok) -> np.ndarray:
     """Index of the best candidate in each row of ``(G, N)`` arrays (-1 where a row has no feasible one): the most
     tokens/s per chip among the feasible (``ok``) candidates, those within a relative 1e-9 of it counted as tied,
-    and among the tied the lowest latency (the first one where latencies tie too)."""
+    among the tied the lowest latency (again within a relative 1e-9), and among those the first in candidate order
+    -- the smallest instance (:func:`plan_grid` walks the instance sizes upwards): a dense model's 440-chip instance
+    of 55 tp-8 replicas is 55 copies of the 8-chip one, the same numbers to the last bits, and was shown as the
+    plan when rounding made its latency 1e-17 s lower (qa22)."""
     tps, lat, ok = np.broadcast_arrays(np.atleast_2d(tps), np.atleast_2d(lat), np.atleast_2d(ok))
     if tps.shape[-1] == 0:                         # no candidate at all
         return np.full(tps.shape[:-1], -1)
     score = np.where(ok, tps, -np.inf)
     top = np.max(score, axis=-1, keepdims=True)
     near = ok & (score >= top * (1.0 - 1e-9))
-    idx = np.argmin(np.where(near, lat, np.inf), axis=-1)
-    first = np.argmax(near, axis=-1)               # a tied set whose latencies are all infinite keeps its first
-    rows = np.arange(idx.size)
-    idx = np.where(near[rows, idx], idx, first)
+    lat_near = np.where(near, lat, np.inf)
+    fastest = np.min(lat_near, axis=-1, keepdims=True)
+    # a tied set whose latencies are all infinite keeps its first (inf <= inf)
+    tied = near & (lat_near <= fastest * (1.0 + 1e-9))
+    idx = np.argmax(tied, axis=-1)
     return np.where(np.any(ok, axis=-1), idx, -1)
 
 

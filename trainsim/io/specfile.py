@@ -14,7 +14,7 @@ drift apart again.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable
 
 from ..errors import TrainsimError, from_validation
@@ -34,6 +34,33 @@ def line_of(field: str | None, lines: dict[str, int]) -> int | None:
             return n
         parts.pop()
     return None
+
+
+def field_lines(path: str | Path) -> dict[str, int]:
+    """The line of every key of the spec file ``path`` (:func:`~trainsim.io.yamlsafe.load_yaml_lines`), read
+    again for an error raised after the file was parsed (:func:`trainsim.errors.located`); empty when the file
+    cannot be read or parsed now."""
+    try:
+        return load_yaml_lines(read_text(path), where=str(path))[1]
+    except TrainsimError:
+        return {}
+
+
+def located(exc: TrainsimError, where: Any) -> TrainsimError:
+    """``exc`` naming the spec file ``where`` when it names none (an error raised below the spec parser, e.g. by
+    the engine on a stated plan), and `` (line N)`` where it names a field written in that file, as the parser's
+    own errors do (:func:`with_line`, the file's lines read again by :func:`field_lines`); a path-like ``where``
+    only, never a mapping. Returns ``exc`` itself."""
+    if not isinstance(where, (str, PurePath)):
+        return exc
+    if exc.where is None:
+        exc.where = str(where)
+        exc.args = (f"{where}: {exc.args[0]}",) + exc.args[1:]
+    if exc.field and exc.where == str(where):
+        lines = field_lines(where)
+        if lines:
+            with_line(exc, str(where), lines)
+    return exc
 
 
 def with_line(exc: TrainsimError, path: str, lines: dict[str, int]) -> TrainsimError:

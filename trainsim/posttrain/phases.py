@@ -41,6 +41,7 @@ from ..inference.setup import ServeSetup
 from ..inference.step import ServePlans
 from ..model.arch import Arch, Matrix
 from ..model.counts import count
+from ..parallel.divisors import divisors
 from ..parallel.sharding import layer_params
 from ..inference.setup import BYTES
 from ..perf.collectives import all_gather_time
@@ -514,6 +515,47 @@ def stated_dp(plan: dict | None, chips: int) -> int | None:
     return chips // group if chips % group == 0 and chips >= group else None
 
 
+def check_trainer_dp(dp: int | None, global_batch: int, plan: dict | None, chips: int) -> None:
+    """Refuse a stated trainer plan whose data-parallel size does not divide its global batch (sequences per
+    optimizer step): NeMo RL shards every global batch over the data-parallel ranks and asserts ``batch_size %
+    shards == 0``, 'Batch size (B) is not a multiple of shards (dp)' (``BatchedDataDict.shard_by_batch_size``,
+    ``nemo_rl/distributed/batched_data_dict.py``, called by ``Policy.train`` with ``batch_size=gbs``,
+    ``nemo_rl/models/policy/lm_policy.py``, NVIDIA-NeMo/RL tag v0.6.0 = 5fb58893); a dp above the batch is the
+    extreme case (most ranks would get no sequence). ``dp`` None (left to the search): nothing to refuse."""
+    if dp is None or global_batch % dp == 0:
+        return
+    how = (f"plan dp {dp:,}" if isinstance((plan or {}).get("dp"), int)
+           else f"data-parallel size {dp:,} = {chips:,} chips / (tp x cp x pp)")
+    raise TrainsimError(f"the trainer's {how} does not divide its global batch of {global_batch:,} sequences "
+                        f"(NeMo RL shards each global batch over the data-parallel ranks: 'Batch size "
+                        f"({global_batch}) is not a multiple of shards ({dp})'); state a plan whose dp divides it",
+                        field="student.train_plan")
+
+
+def _fastest_dp(run_of, mb_len: int, plan: dict, global_batch: int, chips: int):
+    """(run, estimate) of the fastest trainer plan among those whose data-parallel size divides the global batch
+    (:func:`check_trainer_dp`), each searched with its packed micro-batches spread over its ranks
+    (:func:`bins_for_shards`): with sequence packing the micro-batch count depends on dp, so each candidate dp is
+    one engine search (vectorised over the rest of the plan). The engine's own batch rule (dp x micro_batch
+    divides the micro-batches) would instead keep a dp dividing the packed bins, which NeMo RL refuses unless it
+    also divides the batch. No candidate fits: the NoPlanError of the largest."""
+    best = None
+    err: NoPlanError | None = None
+    for d in reversed([d for d in divisors(max(int(global_batch), 1)) if d <= chips]):
+        run = run_of(mb_len, {**plan, "dp": d})
+        try:
+            est = estimate(run)
+        except NoPlanError as exc:
+            err = err or exc
+            continue
+        if best is None or est.step_time_s < best[1].step_time_s:
+            best = (run, est)
+    if best is None:
+        assert err is not None
+        raise err
+    return best
+
+
 def logprob_microbatches(sequences: int, dp: int, seq_len: int, pack_tokens: int | None,
                          pad_multiple: int = 1) -> tuple[int, int]:
     """(micro-batch length, micro-batches over all data-parallel ranks) of a log-prob pass over ``sequences``.
@@ -584,22 +626,30 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
     def compute():
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)
-        mb_len, n_mb = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
+        mb_len, n_bins = packed_sequences(per_step, seq_len, pack_tokens, pad_multiple)
         dp_stated = stated_dp(plan, chips)
-        if pack_tokens and dp_stated:
-            n_mb = bins_for_shards(n_mb, dp_stated)
+        check_trainer_dp(dp_stated, per_step, plan, chips)
 
         def run_of(length, plan_keys):
+            d = stated_dp(plan_keys, chips)
+            n_mb = bins_for_shards(n_bins, d) if pack_tokens and d else n_bins
             return trainer_run(arch, system, chips, length, n_mb, precision, plan_keys, framework, optimizer,
                                options)
 
         run = run_of(mb_len, plan or {})
         try:
-            est = estimate(run)
+            if pack_tokens and dp_stated is None:   # the search takes only the dp NeMo RL can shard the batch over
+                run, est = _fastest_dp(run_of, mb_len, plan or {}, per_step, chips)
+            else:
+                est = estimate(run)
         except NoPlanError as exc:   # no answer (exit 1) with the trainer's nearest alternatives
             if exc.result is None:
                 raise
-            raise no_plan(exc.result, run, field="student.train_plan") from None
+            # the trainer's chips said first: its alternatives ('chips: 384') are the trainer's, which a spec with
+            # dedicated rollout chips sets below its cluster's (384 chips, 383 for rollouts: a 1-chip trainer)
+            res = no_plan(exc.result, run, field="student.train_plan").result
+            raise NoPlanError(f"the trainer on its {chips:,} chip{'s' if chips != 1 else ''}: "
+                              f"{res.no_plan_message()}", res, field="student.train_plan") from None
         except TrainsimError as exc:   # a stated trainer plan its chips cannot take: the spec's field, not the
             # run spec's `plan.ep` the trainer's run was built with (qa21)
             if not (exc.field or "").startswith("plan."):
@@ -610,7 +660,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         if pack_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             padded = pipeline_packed_len(mb_len, longest_len, pad_multiple)
             if padded > mb_len:
-                run = run_of(padded, {**(plan or {}), "pp": int(est.plan["pp"])})
+                run = run_of(padded, {**run.plan.model_dump(exclude_none=True), "pp": int(est.plan["pp"])})
                 est = estimate(run)
         ctx = context(run)
         exp_s = megatron_export_s(arch, system, est.plan, ctx.calib.coll_eff)
@@ -620,7 +670,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         lp_len, lp_mbs = logprob_microbatches(sequences, dp, seq_len, lp_tokens, pad_multiple)
         # the trainer's plan as the engine completed it, evaluated as given: a forward-only pass keeps no
         # activations for a backward, so the training memory check does not apply to it
-        lp_plan = {**(plan or {}), **{k: est.plan[k] for k in PLAN_FIELDS if est.plan.get(k) is not None}}
+        # (and its data-parallel size: the log-probs run on the trainer's own workers)
+        lp_plan = {**(plan or {}), **{k: est.plan[k] for k in (*PLAN_FIELDS, "dp") if est.plan.get(k) is not None}}
         if lp_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             lp_len = pipeline_packed_len(lp_len, longest_len, pad_multiple)
         if (lp_len, lp_mbs) == (run.training.seq_len, run.training.global_batch_seqs):

@@ -11,7 +11,8 @@ import math
 from dataclasses import replace
 
 from ..alternatives import no_plan
-from ..errors import NoPlanError, TrainsimError, located
+from ..errors import NoPlanError, TrainsimError
+from ..io.specfile import located
 from ..spec import PlanSpec, Run
 from . import fmt
 from .progress import as_tick

@@ -55,7 +55,9 @@ def render_summary(s: dict) -> None:
     c.print(f"[bold]{s['name']}[/bold]  {s['file']}  (trainsim {s['trainsim_version']})")
     c.print(f"{counted(s['points'], 'point')}: {s['ok']:,} with a plan; errors: {err}")
     for k, msg in s["error_examples"].items():
-        c.print(f"  e.g. {k}: {msg[:160]}")
+        # whole up to 400 characters (the error line's limit), then cut with '...': a cut at 160 dropped the
+        # figures a no-fit message ends with ('needs 150.0 GiB per chi')
+        c.print(f"  e.g. {k}: {msg if len(msg) <= 400 else msg[:397] + '...'}", markup=False)
     if s["deadline_days"] is not None:
         c.print(f"{counted(s['meeting_deadline'], 'point')} finish{'es' if s['meeting_deadline'] == 1 else ''} within {s['deadline_days']:g} days")
     cols = s["axis_columns"]

@@ -347,8 +347,9 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
                f"no model of the family reaches its token budget: even a {last['active'] / 1e9:.3g}B-active model "
                f"trains only {100 * last['f']:.2g}% of its {last['active'] * ratio:.3g} tokens in {days:g} "
                f"day{'s' if days != 1 else ''}")
+        # the goodput its best plan was counted with (the limits table states it; None only with --no-failures)
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
-                              None, None, None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
+                              None, None, last["gp"].fraction if last["gp"] else None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
                               if last["gp"] is not None else [], iters, msg)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
     final = _run_for(doc, sys_obj, lo["chips"], tokens, 6.0 * active * tokens, a, seq_len, precision,

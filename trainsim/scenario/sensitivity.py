@@ -14,7 +14,8 @@ from dataclasses import replace
 from ..alternatives import no_plan
 from ..catalog.describe import display_unit
 from ..catalog.types import System
-from ..errors import TrainsimError, ambiguous, located, unknown
+from ..errors import TrainsimError, ambiguous, unknown
+from ..io.specfile import located
 from ..estimate import is_complete
 from ..plan_estimate import complete_plans
 from ..spec import Run

@@ -53,6 +53,15 @@ class SizingResult:
         }
 
 
+def days_over(days: float, deadline_days: float) -> str:
+    """``days`` (more than ``deadline_days``) with one decimal, or more (up to 4) where one would print it at or
+    under the deadline: '29 take 0.5 days' beside a 0.5-day deadline read as meeting it (it took 0.504)."""
+    d = 1
+    while d < 4 and round(days, d) <= deadline_days:
+        d += 1
+    return f"{days:.{d}f}"
+
+
 def unit_size(run: Run, unit: str) -> int:
     """Chips per sizing unit: one scale-up domain for ``system`` (or pod, superpod, domain), 1 for ``chip``, or
     the number given."""
@@ -256,7 +265,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     if hi > 0:
         prev = counts[hi - 1]
         prev_days = probe(prev)["effective_days"]
-        msg += (f"{prev:,} take{'s' if prev == 1 else ''} {prev_days:.1f} days" if math.isfinite(prev_days)
+        msg += (f"{prev:,} take{'s' if prev == 1 else ''} {days_over(prev_days, deadline_days)} days"
+                if math.isfinite(prev_days)
                 else f"{prev:,} {'has' if prev == 1 else 'have'} no plan")
         if prev != u - 1:
             msg += f" (counts searched: m x 2^k with odd m <= {MAX_ODD})"

@@ -33,7 +33,25 @@ EDIT_FIELDS: dict[str, tuple[str, str, float]] = {
 }
 CHIP_EDITS = ("hbm_bytes", "hbm_bw", "bf16_flops", "fp8_flops")
 #: an edited value may be at most this many times the largest value of its field in the catalog (:func:`edit_limits`)
+#: and at least the smallest over this factor (:func:`edit_floors`)
 EDIT_MAX_CATALOG_FACTOR = 100.0
+#: the price may be 0 (hardware already paid for); every other edit has a floor
+FLOORLESS_EDITS = ("price_per_chip_usd",)
+
+
+@lru_cache(maxsize=1)
+def _catalog_extremes() -> tuple[dict[str, float], dict[str, float]]:
+    """(smallest, largest) value of each numeric system edit over the catalog's usable systems and their chips
+    (SI; each catalog value carries its source; FP8 and the price over the systems that state one)."""
+    ss = [s for s in api.systems().values() if s.chip.usable]
+    values = {
+        "scale_up_bw": [s.levels[0].bw for s in ss], "scale_out_bw": [s.levels[1].bw for s in ss],
+        "hbm_bytes": [s.chip.hbm_bytes for s in ss], "hbm_bw": [s.chip.hbm_bw for s in ss],
+        "bf16_flops": [s.chip.flops("bf16") for s in ss],
+        "fp8_flops": [s.chip.peak_flops.get("fp8") or 0.0 for s in ss],
+        "price_per_chip_usd": [s.price_per_chip_usd or 0.0 for s in ss]}
+    small = {k: min((x for x in v if x > 0), default=0.0) for k, v in values.items()}
+    return small, {k: max(v) for k, v in values.items()}
 
 
 @lru_cache(maxsize=1)
@@ -43,14 +61,18 @@ def edit_limits() -> dict[str, float]:
     as everywhere). Wide enough for any what-if several generations ahead,
     narrow enough that a finite but absurd edit (``hbm_bw`` 1e300 B/s) is refused with the field's name rather
     than run into predictions no hardware can reach (qa21b)."""
-    ss = [s for s in api.systems().values() if s.chip.usable]
-    largest = {
-        "scale_up_bw": max(s.levels[0].bw for s in ss), "scale_out_bw": max(s.levels[1].bw for s in ss),
-        "hbm_bytes": max(s.chip.hbm_bytes for s in ss), "hbm_bw": max(s.chip.hbm_bw for s in ss),
-        "bf16_flops": max(s.chip.flops("bf16") for s in ss),
-        "fp8_flops": max(s.chip.peak_flops.get("fp8") or 0.0 for s in ss),
-        "price_per_chip_usd": max(s.price_per_chip_usd or 0.0 for s in ss)}
-    return {k: EDIT_MAX_CATALOG_FACTOR * v for k, v in largest.items()}
+    return {k: EDIT_MAX_CATALOG_FACTOR * v for k, v in _catalog_extremes()[1].items()}
+
+
+@lru_cache(maxsize=1)
+def edit_floors() -> dict[str, float]:
+    """The smallest value each numeric system edit accepts (SI): the smallest value of that field over the
+    catalog's usable systems and their chips over :data:`EDIT_MAX_CATALOG_FACTOR` -- the mirror of
+    :func:`edit_limits` (32 GiB of HBM -> 0.32 GiB; the TPU v4 pod's 3.125 GB/s data-centre network per chip ->
+    31.25 MB/s), so a 1-byte HBM or a 0.001 GB/s link is refused with the field's name rather than priced (qa22).
+    The price (:data:`FLOORLESS_EDITS`) keeps 0 as its floor."""
+    return {k: (0.0 if k in FLOORLESS_EDITS else v / EDIT_MAX_CATALOG_FACTOR)
+            for k, v in _catalog_extremes()[0].items()}
 
 
 class Edits(BaseModel):
@@ -69,17 +91,20 @@ class Edits(BaseModel):
     @field_validator(*(k for k in EDIT_FIELDS if k != "scale_up_size"))
     @classmethod
     def _at_most_limit(cls, v: float | None, info: ValidationInfo) -> float | None:
-        """A finite value no larger than :func:`edit_limits` allows (the 400 answer names the field)."""
+        """A finite value between :func:`edit_floors` and :func:`edit_limits` (the 400 answer names the field)."""
         if v is None:
             return v
         if not math.isfinite(v):
             raise ValueError(f"expected a finite number, got {v}")
         name = str(info.field_name)
-        top = edit_limits()[name]
+        top, floor = edit_limits()[name], edit_floors()[name]
+        unit, scale = EDIT_FIELDS[name][1:]
         if v > top:
-            unit, scale = EDIT_FIELDS[name][1:]
             raise ValueError(f"expected at most {top / scale:.4g} {unit} ({EDIT_MAX_CATALOG_FACTOR:g} x the "
                              f"catalog's largest), got {v / scale:.4g} {unit}")
+        if v < floor:
+            raise ValueError(f"expected at least {floor / scale:.4g} {unit} (the catalog's smallest / "
+                             f"{EDIT_MAX_CATALOG_FACTOR:g}), got {v / scale:.4g} {unit}")
         return v
 
 
@@ -278,5 +303,6 @@ def catalog() -> dict:
             "fields": {k: {"label": v[0], "unit": v[1], "scale": v[2]} for k, v in EDIT_FIELDS.items()},
             "failure_rate": {"value": a.value, "low": a.low, "high": a.high, "source": a.source},
             "default": presets()["default"], "limits": {"max_chips": MAX_CHIPS, "max_sweep_points": MAX_SWEEP_POINTS,
-                                                   "max_edits": edit_limits()},
+                                                   "max_edits": edit_limits(),
+                                                   "min_edits": edit_floors()},
             "units": {"gib_bytes": GIB}}   # the page divides by this (trainsim.units.GIB), never its own 2 ** 30
