@@ -224,6 +224,138 @@ def test_rl_phase_figures(i):
     assert_in_readme(rl_phase_fragments()[i])
 
 
+
+@lru_cache(maxsize=1)
+def rl_all_rows() -> dict:
+    """Every RL row (the v0.6 table and the v0.5 rows, nemo-rl-v05-*), as the generated RL table gives them."""
+    from trainsim.posttrain.phases import clear_cache
+    from trainsim.posttrain.validate import error_table
+    clear_cache()
+    return {r["file"][:-len(".yaml")]: r for r in error_table(sorted(RL.glob("*.yaml")))}
+
+
+def _rl_error_aligned(name: str) -> float:
+    """A row's whole-step error with every parallel group in the aligned layout (posttrain/placement.py's
+    placed_system answering None: the engine's layout stands), the README's 'in the aligned layout' figure."""
+    from trainsim.posttrain import phases as ph
+    from trainsim.posttrain import placement
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import evaluate
+    orig = placement.placed_system
+    ph.clear_cache()
+    try:
+        placement.placed_system = lambda *a, **k: None
+        pt = load_posttrain(RL / f"{name}.yaml")
+        return evaluate(pt)["step_time_s"] / pt.reported.step_time_s - 1.0
+    finally:
+        placement.placed_system = orig
+        ph.clear_cache()
+
+
+def _pcts(*errors: float) -> str:
+    """'-31%', or '-31% / -36%' where the rows differ after rounding (the prose's 'a / b' pairs)."""
+    parts = list(dict.fromkeys(pct(e) for e in errors))
+    return " / ".join(parts)
+
+
+def rl_error_fragments() -> list[str]:
+    """Whole-step errors the RL prose quotes row by row (the rows of the generated RL table): DeepSeek-V3's
+    one-step-off rows (v0.6, then v0.5) and the GB200 one in the aligned layout; the GB200 DeepSeek-V3 sync pair's
+    mean shortfall; Qwen3-235B on 128 GB200; the dense v0.5 rows (Llama 3.1 8B / Qwen3-32B)."""
+    e = {n: r["error"] for n, r in rl_all_rows().items()}
+    r = rl_all_rows()
+    c, d = r["nemo-rl-gb200-dsv3-128-sync"], r["nemo-rl-gb200-dsv3-256-sync"]
+    short = ((c["reported"] - c["predicted"]) + (d["reported"] - d["predicted"])) / 2
+    v5 = "nemo-rl-v05-"
+    return [
+        f"the H100 ones come to {_pcts(e['nemo-rl-h100-dsv3-512-async'])} in BF16",
+        f"and {_pcts(e['nemo-rl-h100-dsv3-512-async-fp8'])} in FP8 (v0.5: "
+        f"{_pcts(e[v5 + 'h100-dsv3-512-async'])} and {_pcts(e[v5 + 'h100-dsv3-512-async-fp8'])}), and GB200 to "
+        f"{_pcts(e['nemo-rl-gb200-dsv3-256-async'])} (v0.5: {_pcts(e[v5 + 'gb200-dsv3-256-async'])}) with its groups "
+        f"across racks (rank placement above; {_pcts(_rl_error_aligned('nemo-rl-gb200-dsv3-256-async'))} in the "
+        f"aligned layout)",
+        f"and both points stay ~{short:.0f} s short",
+        f"Qwen3-235B on 128 GB200 comes to {pct(e['nemo-rl-gb200-q235-128-sync'])} on-policy and "
+        f"{pct(e['nemo-rl-gb200-q235-128-async'])} one-step-off",
+        f"(on-policy {pct(e[v5 + 'h100-llama8b-16-sync'])} / {pct(e[v5 + 'h100-q32b-32-sync'])}, one-step-off "
+        f"{pct(e[v5 + 'h100-llama8b-16-async'])} / {pct(e[v5 + 'h100-q32b-64-async'])}, FP8 "
+        f"{pct(e[v5 + 'h100-llama8b-16-async-fp8'])})",
+        f"(on-policy {pct(e[v5 + 'gb200-llama8b-8-sync'])} / {pct(e[v5 + 'gb200-q32b-16-sync'])}, one-step-off "
+        f"{pct(e[v5 + 'gb200-llama8b-8-async'])} / {pct(e[v5 + 'gb200-q32b-32-async'])})",
+    ]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_rl_error_figures(i):
+    assert_in_readme(rl_error_fragments()[i])
+
+
+def test_rl_dense_platform_split_holds():
+    """'H100 rows are predicted slow ... and GB200 ones lower': every dense v0.5 H100 row above its published step,
+    and each GB200 row below the H100 row of the same model and mode."""
+    e = {n: r["error"] for n, r in rl_all_rows().items()}
+    dense = {n: v for n, v in e.items() if n.startswith("nemo-rl-v05-") and ("-llama8b-" in n or "-q32b-" in n)}
+    assert len(dense) == 9
+    assert all(v > 0 for n, v in dense.items() if "-h100-" in n)
+    assert_in_readme("H100 rows are predicted slow")
+    for model in ("llama8b", "q32b"):
+        for mode in ("sync", "async"):
+            h = [v for n, v in dense.items() if f"-h100-{model}-" in n and n.endswith(f"-{mode}")]
+            g = [v for n, v in dense.items() if f"-gb200-{model}-" in n and n.endswith(f"-{mode}")]
+            assert len(h) == len(g) == 1 and g[0] < h[0], (model, mode)
+
+
+def _whatif_module():
+    spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
+                                                  "rl_moe_trainer_whatif.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _whatif_output(*argv: str) -> str:
+    """scripts/rl_moe_trainer_whatif.py's printed table, run in-process (what-if, not applied: the script restores
+    the timeline's trainer call when it returns)."""
+    import contextlib
+    import io
+    from trainsim.posttrain.phases import clear_cache
+    buf = io.StringIO()
+    clear_cache()
+    try:
+        with contextlib.redirect_stdout(buf):
+            _whatif_module().main(list(argv))
+    finally:
+        clear_cache()
+    return buf.getvalue()
+
+
+def rl_whatif_fragments() -> list[str]:
+    """The MoE-trainer what-if the RL prose quotes (`python scripts/rl_moe_trainer_whatif.py --logprob-source
+    pr3295`): the GB200 Qwen3-30B-A3B pair's what-if errors and the what-if summary over the 40 rows; and
+    (`--implied`) the multiples of the v0.3 reading the Qwen3-30B-A3B rows need on x86 and on Grace hosts."""
+    out = _whatif_output("--logprob-source", "pr3295")
+    row = {m.group(1): m.group(2) for m in re.finditer(r"^(\S+)\s+[\d.]+\s+[\d.]+\s+[+-]\d+%\s+[\d.]+\s+([+-]\d+%)",
+                                                       out, re.M)}
+    m = re.search(r"^what-if\s+median \|error\| ([\d.]+)%, max [\d.]+%, (\d+) of (\d+) within 20%", out, re.M)
+    assert m, "the what-if script's summary line changed"
+    frags = [f"pair to {row['nemo-rl-grpo-gb200-q30-16-async']} (one-step-off",
+             f"and {row['nemo-rl-grpo-gb200-q30-16-sync']} (on-policy) with the generation as modelled, and the RL "
+             f"median to {m.group(1)}% ({m.group(2)} of {m.group(3)} within 20%)"]
+    imp = _whatif_output("--implied")
+    rng: dict[str, list[float]] = {}
+    for m2 in re.finditer(r"^qwen3-30b-a3b \w+ on (\w+) hosts: \d+ rows, multiple median [\d.]+ \(min ([\d.]+), "
+                          r"max ([\d.]+)\)", imp, re.M):
+        rng.setdefault(m2.group(1), []).extend((float(m2.group(2)), float(m2.group(3))))
+    assert set(rng) == {"x86", "grace"}, "the --implied summary lines changed"
+    frags.append(f"(H100: {min(rng['x86']):.1f}-{max(rng['x86']):.1f}x the v0.3 reading) and Grace hosts (GB200: "
+                 f"{min(rng['grace']):.1f}-{max(rng['grace']):.1f}x;")
+    return frags
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_rl_whatif_figures(i):
+    assert_in_readme(rl_whatif_fragments()[i])
+
 # --- counts of runs and points quoted in prose --------------------------------------------------------------------
 
 def count_fragments() -> list[str]:
@@ -265,6 +397,62 @@ def ascend_fragment() -> str:
 
 def test_ascend_peak_shares_quoted():
     assert_in_readme(ascend_fragment())
+
+
+def ascend_small_rows_fragment() -> str:
+    """'the sub-5B rows' a to b': the held-out errors of the MindSpeed rows of models under 5B parameters (the size
+    in the run's name), read from the generated accuracy table (leave-one-out, so it moves with the refit)."""
+    errs = [float(m.group(2)) / 100 for m in
+            re.finditer(r"^\| mindspeed-ascend-[a-z0-9.]*?-(\d+(?:\.\d+)?)b(?:-[^ |]*)? \|[^\n]*? ([+-][\d.]+)% \|",
+                        section("accuracy"), re.M) if float(m.group(1)) < 5]
+    assert len(errs) >= 5, "the accuracy table's MindSpeed rows changed"
+    return f"host dispatch does not explain the sub-5B rows' {span(errs)}"
+
+
+def test_ascend_small_rows_quoted():
+    assert_in_readme(ascend_small_rows_fragment())
+
+
+# --- serving: the fitted constants and the table row the prose quotes (trainsim/inference/data/inference.yaml) ----
+
+def _inference_yaml() -> dict:
+    import yaml
+    return yaml.safe_load((ROOT / "trainsim" / "inference" / "data" / "inference.yaml").read_text())
+
+
+def inference_fragments() -> list[str]:
+    """The serving fit's constants as the prose names them (inference.yaml, which scripts/calibrate_inference.py
+    writes; the grid floor is the script's MEM grid), and the vLLM Qwen3-30B-A3B row of the generated serving table:
+    vLLM pull request 23151's published 13.18 ms per output token (a source fact) scaled by reported / predicted
+    tokens/s, the model's time per output token at the same 10 concurrent sequences."""
+    spec = importlib.util.spec_from_file_location("_calibrate_inference", ROOT / "scripts" /
+                                                  "calibrate_inference.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    y = _inference_yaml()
+    c, v = y["constants"], y["vendor_eff"]
+    asc, floor = v["ascend"]["mem_eff"], cal.MEM[0]
+    where = "at its grid's floor" if asc <= floor else f"above its grid's floor of {floor:g}"
+    a2a = c["a2a_eff"]["value"]
+    assert 0.90 <= a2a <= 0.97, "the README says the fitted a2a_eff sits inside DeepEP's implied 0.90-0.97"
+    m = re.search(r"^\| vllm-h100-qwen3-30b-a3b-bf16-c10 \|[^\n]*\| ([\d,]+) \| ([\d,]+) \| ([+-]\d+)% \|$",
+                  section("inference-table"), re.M)
+    assert m, "the serving table's vLLM Qwen3-30B-A3B row changed"
+    rep, pred = (float(m.group(i).replace(",", "")) for i in (1, 2))
+    return [f"with the fitted Ascend HBM efficiency low ({asc:g}, {where})",
+            f"and the AMD GEMM efficiency fits at {v['amd']['gemm_eff']:g}",
+            f"efficiency fits at {a2a:g}, inside the 0.90-0.97",
+            f"with it the AMD HBM efficiency fits at {v['amd']['mem_eff']:g}",
+            f"13.18 ms per output token against the model's {13.18 * rep / pred:.1f} ms (the serving table's "
+            f"{m.group(3)}% row)",
+            f"the serving fit's NVIDIA constants (mem_eff {v['nvidia']['mem_eff']:g}, "
+            f"{c['step_overhead_s']['value'] * 1e3:g} ms per step plus {c['seq_overhead_s']['value'] * 1e6:g} us per "
+            f"running sequence)"]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_inference_prose_figures(i):
+    assert_in_readme(inference_fragments()[i])
 
 
 # --- serving data sets: the length statistics the prose quotes (scripts/dataset_lengths.py's arithmetic) ----------
@@ -309,5 +497,6 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments() + count_fragments()
-                 + [ascend_fragment()] + dataset_fragments()):
+                 + [ascend_fragment()] + dataset_fragments() + rl_error_fragments() + rl_whatif_fragments()
+                 + [ascend_small_rows_fragment()] + inference_fragments()):
         print(frag)
