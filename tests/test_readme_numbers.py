@@ -455,6 +455,80 @@ def test_inference_prose_figures(i):
     assert_in_readme(inference_fragments()[i])
 
 
+# --- training prose under "Where the model is weak" -------------------------------------------------------------
+
+def _module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def amd_fragments() -> list[str]:
+    """AMD Primus MoE: the CDNA 4 launch-work factor (Figure 5's measured 14.7 ms per MoE layer over the fitted x86
+    host terms of the same layer, perf/step.py launch_work_factor), the launch-bound 1F1B DeepSeek-V2 forward as
+    tests/test_primus_amd_moe.py's xfail derives it by hand (14.75 MoE layers per stage x the factor x
+    (moe_layer_host_s + 40 forward per-expert calls x moe_expert_call_host_s)), and the engine's DeepEP and VPP3
+    gains of Figure 7's bars (that file's _dsv2_rates, the stored calibration)."""
+    import tempfile
+    from trainsim.perf.calibration import calib_for
+    from trainsim.perf.step import launch_work_factor
+    c = calib_for("amd-cdna4", chip="amd-mi355x")
+    k = launch_work_factor(c)
+    fwd = 14.75 * k * (c.moe_layer_host_s + 40 * c.moe_expert_call_host_s)
+    mod = _module("_tt_primus", ROOT / "tests" / "test_primus_amd_moe.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = mod._dsv2_rates(["loss", "deepep", "vpp3"], Path(tmp))
+    return [f"14.7 ms of launch work per MoE layer, {k:.2f}x what the fitted x86 host terms give",
+            f"the 1F1B DeepSeek-V2 forward (launch-bound, {fwd:.2f} s)",
+            f"(a strict xfail: the engine gives {r['deepep'] / r['loss']:.3f})",
+            f"where the engine gives {r['vpp3'] / r['deepep']:.3f}"]
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_amd_prose_figures(i):
+    assert_in_readme(amd_fragments()[i])
+
+
+def zero3_search_fragment() -> str:
+    """'The ZeRO-3 plan the search finds for DeepSeek-V3 on 1,024 H100 comes to Nx the recipe's plan': the search's
+    best over the recipe's own plan, both predicted (trainsim/validate/recipes.py check_recipe, the figure
+    tests/test_search_vs_recipes.py names)."""
+    from trainsim.validate.recipes import check_recipe
+    chk = check_recipe(ROOT / "validation" / "runs" / "megatron-bridge-perf-dsv3-h100-1024.yaml")
+    assert chk is not None and chk.best_plan["zero"] == 3, "the search's best is no longer a ZeRO-3 plan"
+    return f"1,024 H100 comes to {chk.over_recipe_plan:.3f}x the recipe's plan"
+
+
+def test_zero3_search_gain_quoted():
+    assert_in_readme(zero3_search_fragment())
+
+
+def bloomberggpt_fragment() -> str:
+    """BloombergGPT's step-time gap before the fabric (published step minus the step predicted for the same spec
+    without `fabric`, i.e. at the calibration's scale-out efficiency; in-sample with the stored calibration, the
+    validation runner's exact batch) and how much of it the efa-v1 fabric's collective rate adds to the prediction."""
+    import tempfile
+    import yaml
+    from trainsim.validate.runner import validate
+    src = ROOT / "validation" / "runs" / "bloomberggpt-50b-512.yaml"
+    d = yaml.safe_load(src.read_text())
+    t = d["training"]
+    tokens = float(t["global_batch_seqs"]) * float(t["seq_len"])
+    assert d["system"]["scale_out"].pop("fabric") == "efa-v1"
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / src.name
+        plain.write_text(yaml.safe_dump(d))
+        efa, line = (validate([p]).rows[0] for p in (src, plain))
+    step = {k: tokens / (r.predicted * r.chips) for k, r in (("efa", efa), ("line", line))}
+    published = tokens / (efa.reported * efa.chips)
+    return f"which adds {step['efa'] - step['line']:.1f} s of its {published - step['line']:.1f} s gap"
+
+
+def test_bloomberggpt_gap_quoted():
+    assert_in_readme(bloomberggpt_fragment())
+
+
 # --- serving data sets: the length statistics the prose quotes (scripts/dataset_lengths.py's arithmetic) ----------
 
 def dataset_fragments() -> list[str]:
@@ -498,5 +572,6 @@ def test_fragment_check_fails_on_a_stale_figure():
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments() + count_fragments()
                  + [ascend_fragment()] + dataset_fragments() + rl_error_fragments() + rl_whatif_fragments()
-                 + [ascend_small_rows_fragment()] + inference_fragments()):
+                 + [ascend_small_rows_fragment()] + inference_fragments() + amd_fragments()
+                 + [zero3_search_fragment(), bloomberggpt_fragment()]):
         print(frag)
