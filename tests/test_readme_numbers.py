@@ -354,6 +354,39 @@ def rl_trainer_side_fragments() -> list[str]:
 def test_rl_trainer_side_figures(i):
     assert_in_readme(rl_trainer_side_fragments()[i])
 
+
+#: the generation-bound one-step-off rows whose published / predicted step reads vLLM's decode step against the
+#: serving model's (tests/test_rl_step.py, note rlgb200): dense and small-MoE rows, rollout-bound in the model
+_DECODE_READING_ROWS = {"GB200": ("nemo-rl-v05-gb200-llama8b-8-async", "nemo-rl-v05-gb200-q30-32-async",
+                                  "nemo-rl-v05-gb200-q32b-32-async", "nemo-rl-gb200-q30-16-async"),
+                        "H100": ("nemo-rl-v05-h100-llama8b-16-async", "nemo-rl-v05-h100-q30-32-async",
+                                 "nemo-rl-h100-q30-32-async")}
+
+
+def rl_decode_reading_fragments() -> list[str]:
+    """'one-step-off rows imply vLLM decode steps a-bx the model's on GB200, c-dx on H100': published over predicted
+    step of each rollout-bound one-step-off row above (the step is its generation), per platform; the v0.6
+    Qwen3-30B-A3B GB200 row's reading, which the what-if paragraph names; and the claim that the one-step-off Hopper
+    Qwen3 rows are within 20%."""
+    r = rl_all_rows()
+    ratio = {}
+    for plat, names in _DECODE_READING_ROWS.items():
+        assert all("rollout" in r[n]["bound_by"] for n in names), "a decode-reading row is no longer rollout-bound"
+        ratio[plat] = [r[n]["reported"] / r[n]["predicted"] for n in names]
+    hopper_q3 = [n for n in r if "-h100-q" in n and n.endswith("-async")]
+    assert len(hopper_q3) >= 4 and all(abs(r[n]["error"]) <= 0.20 for n in hopper_q3)
+    assert_in_readme("the one-step-off Hopper Qwen3 rows come within 20%")
+    g, h = ratio["GB200"], ratio["H100"]
+    q = r["nemo-rl-gb200-q30-16-async"]
+    return [f"(one-step-off rows imply vLLM decode steps {min(g):.2f}-{max(g):.2f}x the model's on GB200, "
+            f"{min(h):.2f}-{max(h):.2f}x on H100)",
+            f"(the {q['reported'] / q['predicted']:.2f}x decode reading above assumes a generation-bound step)"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_rl_decode_readings(i):
+    assert_in_readme(rl_decode_reading_fragments()[i])
+
 def _whatif_module():
     spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
                                                   "rl_moe_trainer_whatif.py")
@@ -620,7 +653,8 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
-                 + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments() + count_fragments()
+                 + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
+                 + rl_decode_reading_fragments() + count_fragments()
                  + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
                  + [zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
         print(frag)
