@@ -387,6 +387,48 @@ def rl_decode_reading_fragments() -> list[str]:
 def test_rl_decode_readings(i):
     assert_in_readme(rl_decode_reading_fragments()[i])
 
+
+def rl_refit_fragments() -> list[str]:
+    """The refit bullet's model counts for DeepSeek-V3 (posttrain/phases.py, as the timeline calls them): the export's
+    parameter tasks at EP16 (export_calls: dense + expert tasks), the colocated CUDA-IPC buckets of the 256-H100 and
+    128-GB200 sync rows (refit_buckets with the row's vLLM shard and the trainer's resident weights), vLLM's expert-
+    name scan per refit (vllm_load_scan_s), the non-colocated packed broadcasts on H100 (refit_pack_bytes), the
+    512-H100 one-step-off row's refit (its weights stage), and the refit blog's EP64 x PP8 -> TP64 layout's buckets
+    and colocated refit (tests/test_rl_refit.py _blog_layout_refit)."""
+    import math
+    from trainsim.posttrain import phases as ph
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import trainer_time
+    a = load_posttrain(RL / "nemo-rl-h100-dsv3-256-sync.yaml").student_arch
+    calls = ph.export_calls(a, {"ep": 16, "pp": 16})
+    full = ph.weight_bytes(a, "bf16")
+
+    def buckets(name: str) -> int:
+        pt = load_posttrain(RL / f"{name}.yaml")
+        chip = pt.clusters[pt.student.cluster].system.chip
+        shard = ph.weight_bytes(a, pt.student.rollout_precision) / pt.student.rollout_tp
+        return ph.refit_buckets(full, chip.hbm_bytes, shard, trainer_time(pt).weights_bytes_per_chip)
+    h100 = load_posttrain(RL / "nemo-rl-h100-dsv3-256-sync.yaml").clusters["main"].system.chip
+    bcasts = math.ceil(full / ph.refit_pack_bytes(h100.hbm_bytes))
+    w512 = rl_all_rows()["nemo-rl-h100-dsv3-512-async"]["stages_s"]["weights"]
+    mod = _module("_tt_rl_refit", ROOT / "tests" / "test_rl_refit.py")
+    blog = mod._blog_layout_refit()
+    from trainsim.model.counts import count
+    w, w_e = count(a).total_params * 2.0, ph.expert_params(a) * 2.0     # as _blog_layout_refit counts them
+    n_blog = ph.refit_buckets(w, h100.hbm_bytes, w / 64, w_e / 512 + (w - w_e) / 8)
+    return [f"e.g. {calls.dense_tasks + calls.expert_tasks:,} for DeepSeek-V3 at PP16 x EP16",
+            f"~{buckets('nemo-rl-h100-dsv3-256-sync')} buckets on H100, ~{buckets('nemo-rl-gb200-dsv3-128-sync')} on "
+            f"GB200 for DeepSeek-V3",
+            f"{ph.vllm_load_scan_s(a):.2f} s a refit for DeepSeek-V3",
+            f"{bcasts} broadcasts of DeepSeek-V3 on H100",
+            f"14.2 s for DeepSeek-V3 PP16 x EP16, model {w512:.1f} s",
+            f"layout ({n_blog}), where the model prices {sum(blog.values()):.1f} s"]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_rl_refit_figures(i):
+    assert_in_readme(rl_refit_fragments()[i])
+
 def _whatif_module():
     spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
                                                   "rl_moe_trainer_whatif.py")
@@ -654,7 +696,7 @@ def test_fragment_check_fails_on_a_stale_figure():
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
-                 + rl_decode_reading_fragments() + count_fragments()
+                 + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
                  + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
                  + [zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
         print(frag)
