@@ -614,6 +614,29 @@ def test_amd_prose_figures(i):
     assert_in_readme(amd_fragments()[i])
 
 
+def sibling_fragment() -> str:
+    """'the same Megatron-Bridge recipe runs a-bx faster on GB300 than on GB200 and c-dx faster on B300 than on
+    B200': published tokens/s per chip of every sibling pair of Blackwell validation runs (trainsim/validate/
+    siblings.py sibling_pairs: one recipe, two chip models; what scripts/sibling_ratios.py prints as 'published')."""
+    from trainsim.validate.calibrate import prepare
+    from trainsim.validate.siblings import sibling_pairs
+    runs = [r for r in prepare([ROOT / "validation" / "runs"]) if r.family == "nvidia-blackwell"]
+    ratio: dict[tuple[str, str], list[float]] = {}
+    for a, b in sibling_pairs(runs):
+        ratio.setdefault((a.run.system.chip.id, b.run.system.chip.id), []).append(b.reported / a.reported)
+
+    def rng(base: str, other: str) -> str:
+        v = ratio[(base, other)]
+        lo, hi = f"{min(v):.2f}", f"{max(v):.2f}"
+        return lo if lo == hi else f"{lo}-{hi}"
+    return (f"recipe runs {rng('nvidia-gb200', 'nvidia-gb300')}x faster on GB300 than on GB200 and "
+            f"{rng('nvidia-b200-hgx', 'nvidia-b300-hgx')}x faster on B300 than on B200")
+
+
+def test_sibling_ratios_quoted():
+    assert_in_readme(sibling_fragment())
+
+
 def zero3_search_fragment() -> str:
     """'The ZeRO-3 plan the search finds for DeepSeek-V3 on 1,024 H100 comes to Nx the recipe's plan': the search's
     best over the recipe's own plan, both predicted (trainsim/validate/recipes.py check_recipe, the figure
@@ -698,5 +721,5 @@ if __name__ == "__main__":
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
                  + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
                  + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
-                 + [zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
+                 + [sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
         print(frag)
