@@ -637,6 +637,26 @@ def test_sibling_ratios_quoted():
     assert_in_readme(sibling_fragment())
 
 
+def moe_call_time_fragment() -> str:
+    """'the per-call time each row implies alone (a us, b us) predicts the other within c%': the two host-bound
+    NeMo 25.11 Qwen3-30B-A3B rows (H100 per-tensor FP8, B200 MXFP8), each fitted alone for moe_expert_call_host_s
+    and each predicted with the other's, as tests/test_moe_launch_floor.py's agreement test does."""
+    import math
+    mod = _module("_tt_moe_launch_floor", ROOT / "tests" / "test_moe_launch_floor.py")
+    runs = {r.name: r for r in mod.prepare([mod.H100_CS, mod.B200_MX])}
+    t = {n: mod._fit_params([r], "moe_expert_call_host_s", mod.CALL_BOUNDS, lambda rr: mod._calib(rr.run, 0.0),
+                            tol=mod.CALL_TOL) for n, r in runs.items()}
+    h, b = mod.H100_CS.stem, mod.B200_MX.stem
+    miss = max(abs(runs[x].predict(mod._calib(runs[x].run, t[y])) / runs[x].reported - 1.0)
+               for x, y in ((h, b), (b, h)))
+    return (f"the per-call time each row implies alone ({t[h] * 1e6:.0f} us, {t[b] * 1e6:.0f} us) predicts the "
+            f"other within {math.ceil(miss * 100)}%")
+
+
+def test_moe_call_time_quoted():
+    assert_in_readme(moe_call_time_fragment())
+
+
 def zero3_search_fragment() -> str:
     """'The ZeRO-3 plan the search finds for DeepSeek-V3 on 1,024 H100 comes to Nx the recipe's plan': the search's
     best over the recipe's own plan, both predicted (trainsim/validate/recipes.py check_recipe, the figure
@@ -721,5 +741,5 @@ if __name__ == "__main__":
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
                  + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
                  + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
-                 + [sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
+                 + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
         print(frag)
