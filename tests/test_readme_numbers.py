@@ -657,6 +657,25 @@ def test_moe_call_time_quoted():
     assert_in_readme(moe_call_time_fragment())
 
 
+def collectives_fragments() -> list[str]:
+    """The collectives row of the model table: engine over measured time of the nccl-tests all-reduces of 16 B,
+    64 KiB and 1 MiB on 8, 16 and 32 H100, and of the 16 B all-reduces on 8 MI300X and 2 x 8 MI355X
+    (validation/collectives/nccl_tests.yaml, priced as tests/test_nccl_tests.py prices them)."""
+    mod = _module("_tt_nccl_tests", ROOT / "tests" / "test_nccl_tests.py")
+    pts = {p["id"]: p for p in mod._doc()["points"]}
+    h100 = [f"h100x{n}-ar-{s}" for n in (8, 16, 32) for s in ("16b", "64k", "1m")]
+    r = {i: mod.engine_s(pts[i]) / mod.measured_s(pts[i]) for i in h100 + ["mi300x8-ar-16b", "mi355x16-ar-16b"]}
+    lo, hi = min(r[i] for i in h100), max(r[i] for i in h100)
+    return [f"measured 16 B - 1 MiB all-reduces on 8-32 H100 at {lo:.2f}-{hi:.2f}x",
+            f"8 x MI300X and 2 x 8 MI355X 16 B all-reduces at {r['mi300x8-ar-16b']:.2f}x and "
+            f"{r['mi355x16-ar-16b']:.2f}x"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_collectives_quoted(i):
+    assert_in_readme(collectives_fragments()[i])
+
+
 def zero3_search_fragment() -> str:
     """'The ZeRO-3 plan the search finds for DeepSeek-V3 on 1,024 H100 comes to Nx the recipe's plan': the search's
     best over the recipe's own plan, both predicted (trainsim/validate/recipes.py check_recipe, the figure
@@ -740,6 +759,6 @@ if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
                  + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
-                 + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
+                 + collectives_fragments() + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
                  + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
         print(frag)
