@@ -579,6 +579,42 @@ def test_inference_prose_figures(i):
     assert_in_readme(inference_fragments()[i])
 
 
+def serving_allreduce_fragments() -> list[str]:
+    """The tensor-parallel all-reduce bullet: OCI's batch-1 Llama 3.1 405B step on 8 MI300X, two all-reduces of the
+    layer's BF16 hidden state per layer (inference/step.py _tp_comm) by the custom kernel (custom_all_reduce_time)
+    and as a ring (perf/collectives.py all_reduce_time) on the spec's inline system, against the published step
+    (1 / (8 chips x the published tokens/s per chip), a source figure); and the MLPerf p99 TPOT bound turned into a
+    mean (inference/calib.py mean_tpot_bound_s, tpot_p99 in inference.yaml)."""
+    import numpy as np
+    import yaml
+    from trainsim.catalog.load import get_system
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.inference.calib import default_calib, mean_tpot_bound_s, tpot_p99_relation
+    from trainsim.inference.step import custom_all_reduce_time
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.collectives import all_reduce_time
+    d = yaml.safe_load((ROOT / "validation" / "inference" / "oci-mi300x-llama31-405b-batch1.yaml").read_text())
+    system, arch, eff = resolve_system(d["system"]), resolve_model(d["model"]), default_calib().coll_eff
+    n = np.array([int(d["plan"]["tp"])])
+    assert int(d["serving"]["batch"]) == 1 and int(n[0]) == int(d["chips"]) == 8
+    size = arch.hidden * 2.0
+    per_step = 2 * sum(lk.n_layers for lk in arch.layers)
+    custom = per_step * float(np.ravel(custom_all_reduce_time(size, n, system, eff))[0])
+    ring = per_step * float(np.ravel(all_reduce_time(size, n, np.array([1]), system, eff))[0])
+    step = 1.0 / (d["chips"] * d["reported"]["output_tokens_per_s_per_chip"])
+    chip = get_system("dgx-b200").chip
+    p99_over_mean, p99_over_bound, _ = tpot_p99_relation(chip)
+    return [f"At OCI's batch 1 on 8 MI300X this is {custom * 1e3:.1f} ms of a {step * 1e3:.0f} ms step against "
+            f"{ring * 1e3:.1f} ms as a ring",
+            f"TensorRT-LLM {p99_over_mean:.3f} and {p99_over_bound:.3f}, a p99 of 40 ms is a mean of "
+            f"{mean_tpot_bound_s(40, 'p99', chip) * 1e3:.1f} ms"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_serving_allreduce_quoted(i):
+    assert_in_readme(serving_allreduce_fragments()[i])
+
+
 # --- training prose under "Where the model is weak" -------------------------------------------------------------
 
 def _module(name: str, path: Path):
@@ -760,5 +796,6 @@ if __name__ == "__main__":
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
                  + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
                  + collectives_fragments() + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
-                 + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()):
+                 + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()
+                 + serving_allreduce_fragments()):
         print(frag)
