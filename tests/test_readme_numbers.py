@@ -429,6 +429,28 @@ def rl_refit_fragments() -> list[str]:
 def test_rl_refit_figures(i):
     assert_in_readme(rl_refit_fragments()[i])
 
+
+def rack_chance_fragment() -> str:
+    """'(all 16 TP8 servers of 128 GB200 inside a rack: p)': posttrain/placement.py's chance that all N/2 two-host
+    groups of a job over two domains of N/2 hosts stay inside one, ((N/2 - 1)!!)^2 / (N - 1)!!, with N the job's
+    hosts (the Qwen3-235B 128-GB200 recipe: 128 chips at its gpus_per_node, vLLM TP8 servers of two hosts each)."""
+    import math
+    import yaml
+    d = yaml.safe_load((RL / "nemo-rl-gb200-q235-128-sync.yaml").read_text())
+    (cl,) = d["clusters"].values()
+    hosts, tp = int(cl["chips"]) // int(cl["gpus_per_node"]), int(d["student"]["rollout_tp"])
+    assert tp == 2 * int(cl["gpus_per_node"]), "the formula is for a 2-host layout"
+
+    def dfact(n: int) -> int:
+        return math.prod(range(n, 0, -2))
+    p = dfact(hosts // 2 - 1) ** 2 / dfact(hosts - 1)
+    mant, exp = f"{p:.1e}".split("e")
+    return f"(all {int(cl['chips']) // tp} TP{tp} servers of {cl['chips']} GB200 inside a rack: {mant}e{int(exp)})"
+
+
+def test_rack_chance_quoted():
+    assert_in_readme(rack_chance_fragment())
+
 def _whatif_module():
     spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
                                                   "rl_moe_trainer_whatif.py")
@@ -794,7 +816,8 @@ def test_fragment_check_fails_on_a_stale_figure():
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
                  + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
-                 + rl_decode_reading_fragments() + rl_refit_fragments() + count_fragments()
+                 + rl_decode_reading_fragments() + rl_refit_fragments() + [rack_chance_fragment()]
+                 + count_fragments()
                  + collectives_fragments() + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
                  + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()
                  + serving_allreduce_fragments()):
