@@ -54,7 +54,7 @@ def length_draws(mean: float, cap: float) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=10, help="training steps to run (default 10; 3 fill the pipeline)")
+    ap.add_argument("--steps", type=int, default=10, help="training steps to run (default 10; 3 fill the pipeline, k + 2 when k steps ahead: at least k + 4 are run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run only the points whose file name contains this")
     args = ap.parse_args(argv)
@@ -86,11 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{pt.name}: timeline {res['step_time_s']:.1f} s ({res['bound_by']}); {servers} servers x "
               f"{per_server:.0f} samples, running limit {running}, a {d['step_fixed_s'] * 1e3:.1f} ms, "
               f"b {d['step_per_seq_s'] * 1e3:.3f} ms, train {train_s:.1f} s, refit {refit_s:.1f} s")
+        skip = max(3, age + 2)   # the fill: k steps ahead, the first k + 2 starts are not steady
         for law, f in length_draws(st.rollout_len, cap).items():
             starts = simulate_one_step_off(servers, running, d["step_fixed_s"], d["step_per_seq_s"], st.prompts,
-                                           st.samples_per_prompt, f, train_s, refit_s, steps=args.steps,
-                                           seed=args.seed, age=age)
-            period = steady_period_s(starts, skip=max(3, age + 2))
+                                           st.samples_per_prompt, f, train_s, refit_s,
+                                           steps=max(args.steps, skip + 2), seed=args.seed, age=age)
+            period = steady_period_s(starts, skip=skip)
             print(f"    {law:14s} protocol {period:7.1f} s ({period / res['step_time_s'] - 1:+.1%})")
 
 

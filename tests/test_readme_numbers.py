@@ -224,6 +224,284 @@ def test_rl_phase_figures(i):
     assert_in_readme(rl_phase_fragments()[i])
 
 
+
+@lru_cache(maxsize=1)
+def rl_all_rows() -> dict:
+    """Every RL row (the v0.6 table and the v0.5 rows, nemo-rl-v05-*), as the generated RL table gives them."""
+    from trainsim.posttrain.phases import clear_cache
+    from trainsim.posttrain.validate import error_table
+    clear_cache()
+    return {r["file"][:-len(".yaml")]: r for r in error_table(sorted(RL.glob("*.yaml")))}
+
+
+def _rl_error_aligned(name: str) -> float:
+    """A row's whole-step error with every parallel group in the aligned layout (posttrain/placement.py's
+    placed_system answering None: the engine's layout stands), the README's 'in the aligned layout' figure."""
+    from trainsim.posttrain import phases as ph
+    from trainsim.posttrain import placement
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import evaluate
+    orig = placement.placed_system
+    ph.clear_cache()
+    try:
+        placement.placed_system = lambda *a, **k: None
+        pt = load_posttrain(RL / f"{name}.yaml")
+        return evaluate(pt)["step_time_s"] / pt.reported.step_time_s - 1.0
+    finally:
+        placement.placed_system = orig
+        ph.clear_cache()
+
+
+def _pcts(*errors: float) -> str:
+    """'-31%', or '-31% / -36%' where the rows differ after rounding (the prose's 'a / b' pairs)."""
+    parts = list(dict.fromkeys(pct(e) for e in errors))
+    return " / ".join(parts)
+
+
+def rl_error_fragments() -> list[str]:
+    """Whole-step errors the RL prose quotes row by row (the rows of the generated RL table): DeepSeek-V3's
+    one-step-off rows (v0.6, then v0.5) and the GB200 one in the aligned layout; the GB200 DeepSeek-V3 sync pair's
+    mean shortfall; Qwen3-235B on 128 GB200; the dense v0.5 rows (Llama 3.1 8B / Qwen3-32B)."""
+    e = {n: r["error"] for n, r in rl_all_rows().items()}
+    r = rl_all_rows()
+    c, d = r["nemo-rl-gb200-dsv3-128-sync"], r["nemo-rl-gb200-dsv3-256-sync"]
+    short = ((c["reported"] - c["predicted"]) + (d["reported"] - d["predicted"])) / 2
+    v5 = "nemo-rl-v05-"
+    return [
+        f"the H100 ones come to {_pcts(e['nemo-rl-h100-dsv3-512-async'])} in BF16",
+        f"and {_pcts(e['nemo-rl-h100-dsv3-512-async-fp8'])} in FP8 (v0.5: "
+        f"{_pcts(e[v5 + 'h100-dsv3-512-async'])} and {_pcts(e[v5 + 'h100-dsv3-512-async-fp8'])}), and GB200 to "
+        f"{_pcts(e['nemo-rl-gb200-dsv3-256-async'])} (v0.5: {_pcts(e[v5 + 'gb200-dsv3-256-async'])}) with its groups "
+        f"across racks (rank placement above; {_pcts(_rl_error_aligned('nemo-rl-gb200-dsv3-256-async'))} in the "
+        f"aligned layout)",
+        f"and both points stay ~{short:.0f} s short",
+        f"Qwen3-235B on 128 GB200 comes to {pct(e['nemo-rl-gb200-q235-128-sync'])} on-policy and "
+        f"{pct(e['nemo-rl-gb200-q235-128-async'])} one-step-off",
+        f"(on-policy {pct(e[v5 + 'h100-llama8b-16-sync'])} / {pct(e[v5 + 'h100-q32b-32-sync'])}, one-step-off "
+        f"{pct(e[v5 + 'h100-llama8b-16-async'])} / {pct(e[v5 + 'h100-q32b-64-async'])}, FP8 "
+        f"{pct(e[v5 + 'h100-llama8b-16-async-fp8'])})",
+        f"(on-policy {pct(e[v5 + 'gb200-llama8b-8-sync'])} / {pct(e[v5 + 'gb200-q32b-16-sync'])}, one-step-off "
+        f"{pct(e[v5 + 'gb200-llama8b-8-async'])} / {pct(e[v5 + 'gb200-q32b-32-async'])})",
+    ]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_rl_error_figures(i):
+    assert_in_readme(rl_error_fragments()[i])
+
+
+def test_rl_dense_platform_split_holds():
+    """'H100 rows are predicted slow ... and GB200 ones lower': every dense v0.5 H100 row above its published step,
+    and each GB200 row below the H100 row of the same model and mode."""
+    e = {n: r["error"] for n, r in rl_all_rows().items()}
+    dense = {n: v for n, v in e.items() if n.startswith("nemo-rl-v05-") and ("-llama8b-" in n or "-q32b-" in n)}
+    assert len(dense) == 9
+    assert all(v > 0 for n, v in dense.items() if "-h100-" in n)
+    assert_in_readme("H100 rows are predicted slow")
+    for model in ("llama8b", "q32b"):
+        for mode in ("sync", "async"):
+            h = [v for n, v in dense.items() if f"-h100-{model}-" in n and n.endswith(f"-{mode}")]
+            g = [v for n, v in dense.items() if f"-gb200-{model}-" in n and n.endswith(f"-{mode}")]
+            assert len(h) == len(g) == 1 and g[0] < h[0], (model, mode)
+
+
+
+def rl_trainer_side_fragments() -> list[str]:
+    """The RL prose's argument for a per-step MoE trainer cost, from the model's own stages (no what-if): the time
+    the published step leaves outside the predicted one on every MoE colocated (on-policy) H100 row, whose routed
+    experts already stream at the measured kernel rate (v0.5 rows named, the v0.6 rows as a range); the room the
+    H100 one-step-off rows leave beside their trainer side (published step minus refit + log-probs + training) and
+    the dense one-step-off rows' trainer sides over their published steps; and the per-token alternative: the
+    Qwen3-30B-A3B on-policy residual spread over its trainer's log-prob and training time as one factor, applied to
+    the one-step-off row's trainer side. The eight-step-off Qwen3-30B row: its trainer side (log-probs + training),
+    the bound its published step puts on vLLM's decode step (published less the refit over the 1,603 decode steps
+    the prose derives) and its whole-step error."""
+    r = rl_all_rows()
+
+    def resid(n):
+        return r[n]["reported"] - r[n]["predicted"]
+
+    def trainer(n, refit=True):
+        st = r[n]["stages_s"]
+        return (st["weights"] if refit else 0.0) + st["logprobs"] + st["train"]
+
+    v5 = "nemo-rl-v05-h100-"
+    moe = {m: resid(v5 + m) for m in ("dsv3-256-sync", "q235-128-sync", "q30-32-sync")}
+    v6 = [resid(n) for n in r if n.startswith("nemo-rl-h100-") and n.endswith("-sync")
+          and any(k in n for k in ("-dsv3-", "-q235-", "-q30-"))]
+    assert len(v6) == 5 and min(v6) > 0, "every MoE colocated H100 row is predicted short"
+    room = {m: r[v5 + m]["reported"] - trainer(v5 + m) for m in ("dsv3-512-async", "q30-32-async",
+                                                                  "llama8b-16-async", "q32b-64-async")}
+    k = 1.0 + moe["q30-32-sync"] / trainer(v5 + "q30-32-sync", refit=False)
+    side = r[v5 + "q30-32-async"]["stages_s"]["weights"] + k * trainer(v5 + "q30-32-async", refit=False)
+    a8 = r["nemo-rl-h100-q30-192-async8"]
+    assert a8["error"] > 0, "the README says the serving model's step is longer than vLLM's there"
+    w8 = a8["stages_s"]["weights"]   # the refit; 1,603 decode steps: 64 samples x 3,206 tokens / 128 running
+    return [f"DeepSeek-V3 256 GPUs {moe['dsv3-256-sync']:.1f} s, Qwen3-235B 128 GPUs {moe['q235-128-sync']:.0f} s, "
+            f"Qwen3-30B-A3B 32 GPUs {moe['q30-32-sync']:.0f} s ({min(v6):.0f}-{max(v6):.0f} s for the v0.6 rows)",
+            f"of {room['dsv3-512-async']:.1f} s (DeepSeek-V3, 512 GPUs) and {room['q30-32-async']:.1f} s "
+            f"(Qwen3-30B-A3B, 32 GPUs), the size of the on-policy residuals ({moe['dsv3-256-sync']:.1f} / "
+            f"{moe['q30-32-sync']:.0f} s), where the dense one-step-off rows' trainer sides already exceed their "
+            f"published steps ({room['llama8b-16-async']:.1f} / {room['q32b-64-async']:.0f} s)",
+            f"closing Qwen3-30B's {moe['q30-32-sync']:.0f} s, x{k:.1f} on its trainer, would put its one-step-off "
+            f"trainer side at {side:.0f} s against {r[v5 + 'q30-32-async']['reported']:.0f} s)",
+            f"(trainer {trainer('nemo-rl-h100-q30-192-async8', refit=False):.0f} s)",
+            f"is <= {(a8['reported'] - w8) / 1603 * 1e3:.1f} ms (({a8['reported']:g} - {w8:.1f}) s / 1,603) where the "
+            f"serving model's step is longer (the RL table's {pct(a8['error'])} row)"]
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_rl_trainer_side_figures(i):
+    assert_in_readme(rl_trainer_side_fragments()[i])
+
+
+#: the generation-bound one-step-off rows whose published / predicted step reads vLLM's decode step against the
+#: serving model's (tests/test_rl_step.py, note rlgb200): dense and small-MoE rows, rollout-bound in the model
+_DECODE_READING_ROWS = {"GB200": ("nemo-rl-v05-gb200-llama8b-8-async", "nemo-rl-v05-gb200-q30-32-async",
+                                  "nemo-rl-v05-gb200-q32b-32-async", "nemo-rl-gb200-q30-16-async"),
+                        "H100": ("nemo-rl-v05-h100-llama8b-16-async", "nemo-rl-v05-h100-q30-32-async",
+                                 "nemo-rl-h100-q30-32-async")}
+
+
+def rl_decode_reading_fragments() -> list[str]:
+    """'one-step-off rows imply vLLM decode steps a-bx the model's on GB200, c-dx on H100': published over predicted
+    step of each rollout-bound one-step-off row above (the step is its generation), per platform; the v0.6
+    Qwen3-30B-A3B GB200 row's reading, which the what-if paragraph names; and the claim that the one-step-off Hopper
+    Qwen3 rows are within 20%."""
+    r = rl_all_rows()
+    ratio = {}
+    for plat, names in _DECODE_READING_ROWS.items():
+        assert all("rollout" in r[n]["bound_by"] for n in names), "a decode-reading row is no longer rollout-bound"
+        ratio[plat] = [r[n]["reported"] / r[n]["predicted"] for n in names]
+    hopper_q3 = [n for n in r if "-h100-q" in n and n.endswith("-async")]
+    assert len(hopper_q3) >= 4 and all(abs(r[n]["error"]) <= 0.20 for n in hopper_q3)
+    assert_in_readme("the one-step-off Hopper Qwen3 rows come within 20%")
+    g, h = ratio["GB200"], ratio["H100"]
+    q = r["nemo-rl-gb200-q30-16-async"]
+    return [f"(one-step-off rows imply vLLM decode steps {min(g):.2f}-{max(g):.2f}x the model's on GB200, "
+            f"{min(h):.2f}-{max(h):.2f}x on H100)",
+            f"(the {q['reported'] / q['predicted']:.2f}x decode reading above assumes a generation-bound step)"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_rl_decode_readings(i):
+    assert_in_readme(rl_decode_reading_fragments()[i])
+
+
+def rl_refit_fragments() -> list[str]:
+    """The refit bullet's model counts for DeepSeek-V3 (posttrain/phases.py, as the timeline calls them): the export's
+    parameter tasks at EP16 (export_calls: dense + expert tasks), the colocated CUDA-IPC buckets of the 256-H100 and
+    128-GB200 sync rows (refit_buckets with the row's vLLM shard and the trainer's resident weights), vLLM's expert-
+    name scan per refit (vllm_load_scan_s), the non-colocated packed broadcasts on H100 (refit_pack_bytes), the
+    512-H100 one-step-off row's refit (its weights stage), and the refit blog's EP64 x PP8 -> TP64 layout's buckets
+    and colocated refit (tests/test_rl_refit.py _blog_layout_refit)."""
+    import math
+    from trainsim.posttrain import phases as ph
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import trainer_time
+    a = load_posttrain(RL / "nemo-rl-h100-dsv3-256-sync.yaml").student_arch
+    calls = ph.export_calls(a, {"ep": 16, "pp": 16})
+    full = ph.weight_bytes(a, "bf16")
+
+    def buckets(name: str) -> int:
+        pt = load_posttrain(RL / f"{name}.yaml")
+        chip = pt.clusters[pt.student.cluster].system.chip
+        shard = ph.weight_bytes(a, pt.student.rollout_precision) / pt.student.rollout_tp
+        return ph.refit_buckets(full, chip.hbm_bytes, shard, trainer_time(pt).weights_bytes_per_chip)
+    h100 = load_posttrain(RL / "nemo-rl-h100-dsv3-256-sync.yaml").clusters["main"].system.chip
+    bcasts = math.ceil(full / ph.refit_pack_bytes(h100.hbm_bytes))
+    w512 = rl_all_rows()["nemo-rl-h100-dsv3-512-async"]["stages_s"]["weights"]
+    mod = _module("_tt_rl_refit", ROOT / "tests" / "test_rl_refit.py")
+    blog = mod._blog_layout_refit()
+    from trainsim.model.counts import count
+    w, w_e = count(a).total_params * 2.0, ph.expert_params(a) * 2.0     # as _blog_layout_refit counts them
+    n_blog = ph.refit_buckets(w, h100.hbm_bytes, w / 64, w_e / 512 + (w - w_e) / 8)
+    return [f"e.g. {calls.dense_tasks + calls.expert_tasks:,} for DeepSeek-V3 at PP16 x EP16",
+            f"~{buckets('nemo-rl-h100-dsv3-256-sync')} buckets on H100, ~{buckets('nemo-rl-gb200-dsv3-128-sync')} on "
+            f"GB200 for DeepSeek-V3",
+            f"{ph.vllm_load_scan_s(a):.2f} s a refit for DeepSeek-V3",
+            f"{bcasts} broadcasts of DeepSeek-V3 on H100",
+            f"14.2 s for DeepSeek-V3 PP16 x EP16, model {w512:.1f} s",
+            f"layout ({n_blog}), where the model prices {sum(blog.values()):.1f} s"]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_rl_refit_figures(i):
+    assert_in_readme(rl_refit_fragments()[i])
+
+
+def rack_chance_fragment() -> str:
+    """'(all 16 TP8 servers of 128 GB200 inside a rack: p)': posttrain/placement.py's chance that all N/2 two-host
+    groups of a job over two domains of N/2 hosts stay inside one, ((N/2 - 1)!!)^2 / (N - 1)!!, with N the job's
+    hosts (the Qwen3-235B 128-GB200 recipe: 128 chips at its gpus_per_node, vLLM TP8 servers of two hosts each)."""
+    import math
+    import yaml
+    d = yaml.safe_load((RL / "nemo-rl-gb200-q235-128-sync.yaml").read_text())
+    (cl,) = d["clusters"].values()
+    hosts, tp = int(cl["chips"]) // int(cl["gpus_per_node"]), int(d["student"]["rollout_tp"])
+    assert tp == 2 * int(cl["gpus_per_node"]), "the formula is for a 2-host layout"
+
+    def dfact(n: int) -> int:
+        return math.prod(range(n, 0, -2))
+    p = dfact(hosts // 2 - 1) ** 2 / dfact(hosts - 1)
+    mant, exp = f"{p:.1e}".split("e")
+    return f"(all {int(cl['chips']) // tp} TP{tp} servers of {cl['chips']} GB200 inside a rack: {mant}e{int(exp)})"
+
+
+def test_rack_chance_quoted():
+    assert_in_readme(rack_chance_fragment())
+
+def _whatif_module():
+    spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
+                                                  "rl_moe_trainer_whatif.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _whatif_output(*argv: str) -> str:
+    """scripts/rl_moe_trainer_whatif.py's printed table, run in-process (what-if, not applied: the script restores
+    the timeline's trainer call when it returns)."""
+    import contextlib
+    import io
+    from trainsim.posttrain.phases import clear_cache
+    buf = io.StringIO()
+    clear_cache()
+    try:
+        with contextlib.redirect_stdout(buf):
+            _whatif_module().main(list(argv))
+    finally:
+        clear_cache()
+    return buf.getvalue()
+
+
+def rl_whatif_fragments() -> list[str]:
+    """The MoE-trainer what-if the RL prose quotes (`python scripts/rl_moe_trainer_whatif.py --logprob-source
+    pr3295`): the GB200 Qwen3-30B-A3B pair's what-if errors and the what-if summary over the 40 rows; and
+    (`--implied`) the multiples of the v0.3 reading the Qwen3-30B-A3B rows need on x86 and on Grace hosts."""
+    out = _whatif_output("--logprob-source", "pr3295")
+    row = {m.group(1): m.group(2) for m in re.finditer(r"^(\S+)\s+[\d.]+\s+[\d.]+\s+[+-]\d+%\s+[\d.]+\s+([+-]\d+%)",
+                                                       out, re.M)}
+    m = re.search(r"^what-if\s+median \|error\| ([\d.]+)%, max [\d.]+%, (\d+) of (\d+) within 20%", out, re.M)
+    assert m, "the what-if script's summary line changed"
+    frags = [f"pair to {row['nemo-rl-grpo-gb200-q30-16-async']} (one-step-off",
+             f"and {row['nemo-rl-grpo-gb200-q30-16-sync']} (on-policy) with the generation as modelled, and the RL "
+             f"median to {m.group(1)}% ({m.group(2)} of {m.group(3)} within 20%)"]
+    imp = _whatif_output("--implied")
+    rng: dict[str, list[float]] = {}
+    for m2 in re.finditer(r"^qwen3-30b-a3b \w+ on (\w+) hosts: \d+ rows, multiple median [\d.]+ \(min ([\d.]+), "
+                          r"max ([\d.]+)\)", imp, re.M):
+        rng.setdefault(m2.group(1), []).extend((float(m2.group(2)), float(m2.group(3))))
+    assert set(rng) == {"x86", "grace"}, "the --implied summary lines changed"
+    frags.append(f"(H100: {min(rng['x86']):.1f}-{max(rng['x86']):.1f}x the v0.3 reading) and Grace hosts (GB200: "
+                 f"{min(rng['grace']):.1f}-{max(rng['grace']):.1f}x;")
+    return frags
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_rl_whatif_figures(i):
+    assert_in_readme(rl_whatif_fragments()[i])
+
 # --- counts of runs and points quoted in prose --------------------------------------------------------------------
 
 def count_fragments() -> list[str]:
@@ -267,6 +545,234 @@ def test_ascend_peak_shares_quoted():
     assert_in_readme(ascend_fragment())
 
 
+def ascend_small_rows_fragment() -> str:
+    """'the sub-5B rows' a to b': the held-out errors of the MindSpeed rows of models under 5B parameters (the size
+    in the run's name), read from the generated accuracy table (leave-one-out, so it moves with the refit)."""
+    errs = [float(m.group(2)) / 100 for m in
+            re.finditer(r"^\| mindspeed-ascend-[a-z0-9.]*?-(\d+(?:\.\d+)?)b(?:-[^ |]*)? \|[^\n]*? ([+-][\d.]+)% \|",
+                        section("accuracy"), re.M) if float(m.group(1)) < 5]
+    assert len(errs) >= 5, "the accuracy table's MindSpeed rows changed"
+    return f"host dispatch does not explain the sub-5B rows' {span(errs)}"
+
+
+def test_ascend_small_rows_quoted():
+    assert_in_readme(ascend_small_rows_fragment())
+
+
+# --- serving: the fitted constants and the table row the prose quotes (trainsim/inference/data/inference.yaml) ----
+
+def _inference_yaml() -> dict:
+    import yaml
+    return yaml.safe_load((ROOT / "trainsim" / "inference" / "data" / "inference.yaml").read_text())
+
+
+def inference_fragments() -> list[str]:
+    """The serving fit's constants as the prose names them (inference.yaml, which scripts/calibrate_inference.py
+    writes; the grid floor is the script's MEM grid), and the vLLM Qwen3-30B-A3B row of the generated serving table:
+    vLLM pull request 23151's published 13.18 ms per output token (a source fact) scaled by reported / predicted
+    tokens/s, the model's time per output token at the same 10 concurrent sequences."""
+    spec = importlib.util.spec_from_file_location("_calibrate_inference", ROOT / "scripts" /
+                                                  "calibrate_inference.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    y = _inference_yaml()
+    c, v = y["constants"], y["vendor_eff"]
+    asc, floor = v["ascend"]["mem_eff"], cal.MEM[0]
+    where = "at its grid's floor" if asc <= floor else f"above its grid's floor of {floor:g}"
+    a2a = c["a2a_eff"]["value"]
+    assert 0.90 <= a2a <= 0.97, "the README says the fitted a2a_eff sits inside DeepEP's implied 0.90-0.97"
+    m = re.search(r"^\| vllm-h100-qwen3-30b-a3b-bf16-c10 \|[^\n]*\| ([\d,]+) \| ([\d,]+) \| ([+-]\d+)% \|$",
+                  section("inference-table"), re.M)
+    assert m, "the serving table's vLLM Qwen3-30B-A3B row changed"
+    rep, pred = (float(m.group(i).replace(",", "")) for i in (1, 2))
+    return [f"with the fitted Ascend HBM efficiency low ({asc:g}, {where})",
+            f"and the AMD GEMM efficiency fits at {v['amd']['gemm_eff']:g}",
+            f"efficiency fits at {a2a:g}, inside the 0.90-0.97",
+            f"with it the AMD HBM efficiency fits at {v['amd']['mem_eff']:g}",
+            f"13.18 ms per output token against the model's {13.18 * rep / pred:.1f} ms (the serving table's "
+            f"{m.group(3)}% row)",
+            f"the serving fit's NVIDIA constants (mem_eff {v['nvidia']['mem_eff']:g}, "
+            f"{c['step_overhead_s']['value'] * 1e3:g} ms per step plus {c['seq_overhead_s']['value'] * 1e6:g} us per "
+            f"running sequence)"]
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_inference_prose_figures(i):
+    assert_in_readme(inference_fragments()[i])
+
+
+def serving_allreduce_fragments() -> list[str]:
+    """The tensor-parallel all-reduce bullet: OCI's batch-1 Llama 3.1 405B step on 8 MI300X, two all-reduces of the
+    layer's BF16 hidden state per layer (inference/step.py _tp_comm) by the custom kernel (custom_all_reduce_time)
+    and as a ring (perf/collectives.py all_reduce_time) on the spec's inline system, against the published step
+    (1 / (8 chips x the published tokens/s per chip), a source figure); and the MLPerf p99 TPOT bound turned into a
+    mean (inference/calib.py mean_tpot_bound_s, tpot_p99 in inference.yaml)."""
+    import numpy as np
+    import yaml
+    from trainsim.catalog.load import get_system
+    from trainsim.catalog.resolve import resolve_system
+    from trainsim.inference.calib import default_calib, mean_tpot_bound_s, tpot_p99_relation
+    from trainsim.inference.step import custom_all_reduce_time
+    from trainsim.model.load import resolve_model
+    from trainsim.perf.collectives import all_reduce_time
+    d = yaml.safe_load((ROOT / "validation" / "inference" / "oci-mi300x-llama31-405b-batch1.yaml").read_text())
+    system, arch, eff = resolve_system(d["system"]), resolve_model(d["model"]), default_calib().coll_eff
+    n = np.array([int(d["plan"]["tp"])])
+    assert int(d["serving"]["batch"]) == 1 and int(n[0]) == int(d["chips"]) == 8
+    size = arch.hidden * 2.0
+    per_step = 2 * sum(lk.n_layers for lk in arch.layers)
+    custom = per_step * float(np.ravel(custom_all_reduce_time(size, n, system, eff))[0])
+    ring = per_step * float(np.ravel(all_reduce_time(size, n, np.array([1]), system, eff))[0])
+    step = 1.0 / (d["chips"] * d["reported"]["output_tokens_per_s_per_chip"])
+    chip = get_system("dgx-b200").chip
+    p99_over_mean, p99_over_bound, _ = tpot_p99_relation(chip)
+    return [f"At OCI's batch 1 on 8 MI300X this is {custom * 1e3:.1f} ms of a {step * 1e3:.0f} ms step against "
+            f"{ring * 1e3:.1f} ms as a ring",
+            f"TensorRT-LLM {p99_over_mean:.3f} and {p99_over_bound:.3f}, a p99 of 40 ms is a mean of "
+            f"{mean_tpot_bound_s(40, 'p99', chip) * 1e3:.1f} ms"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_serving_allreduce_quoted(i):
+    assert_in_readme(serving_allreduce_fragments()[i])
+
+
+# --- training prose under "Where the model is weak" -------------------------------------------------------------
+
+def _module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def amd_fragments() -> list[str]:
+    """AMD Primus MoE: the CDNA 4 launch-work factor (Figure 5's measured 14.7 ms per MoE layer over the fitted x86
+    host terms of the same layer, perf/step.py launch_work_factor), the launch-bound 1F1B DeepSeek-V2 forward as
+    tests/test_primus_amd_moe.py's xfail derives it by hand (14.75 MoE layers per stage x the factor x
+    (moe_layer_host_s + 40 forward per-expert calls x moe_expert_call_host_s)), and the engine's DeepEP and VPP3
+    gains of Figure 7's bars (that file's _dsv2_rates, the stored calibration)."""
+    import tempfile
+    from trainsim.perf.calibration import calib_for
+    from trainsim.perf.step import launch_work_factor
+    c = calib_for("amd-cdna4", chip="amd-mi355x")
+    k = launch_work_factor(c)
+    fwd = 14.75 * k * (c.moe_layer_host_s + 40 * c.moe_expert_call_host_s)
+    mod = _module("_tt_primus", ROOT / "tests" / "test_primus_amd_moe.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = mod._dsv2_rates(["loss", "deepep", "vpp3"], Path(tmp))
+    return [f"14.7 ms of launch work per MoE layer, {k:.2f}x what the fitted x86 host terms give",
+            f"the 1F1B DeepSeek-V2 forward (launch-bound, {fwd:.2f} s)",
+            f"(a strict xfail: the engine gives {r['deepep'] / r['loss']:.3f})",
+            f"where the engine gives {r['vpp3'] / r['deepep']:.3f}"]
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_amd_prose_figures(i):
+    assert_in_readme(amd_fragments()[i])
+
+
+def sibling_fragment() -> str:
+    """'the same Megatron-Bridge recipe runs a-bx faster on GB300 than on GB200 and c-dx faster on B300 than on
+    B200': published tokens/s per chip of every sibling pair of Blackwell validation runs (trainsim/validate/
+    siblings.py sibling_pairs: one recipe, two chip models; what scripts/sibling_ratios.py prints as 'published')."""
+    from trainsim.validate.calibrate import prepare
+    from trainsim.validate.siblings import sibling_pairs
+    runs = [r for r in prepare([ROOT / "validation" / "runs"]) if r.family == "nvidia-blackwell"]
+    ratio: dict[tuple[str, str], list[float]] = {}
+    for a, b in sibling_pairs(runs):
+        ratio.setdefault((a.run.system.chip.id, b.run.system.chip.id), []).append(b.reported / a.reported)
+
+    def rng(base: str, other: str) -> str:
+        v = ratio[(base, other)]
+        lo, hi = f"{min(v):.2f}", f"{max(v):.2f}"
+        return lo if lo == hi else f"{lo}-{hi}"
+    return (f"recipe runs {rng('nvidia-gb200', 'nvidia-gb300')}x faster on GB300 than on GB200 and "
+            f"{rng('nvidia-b200-hgx', 'nvidia-b300-hgx')}x faster on B300 than on B200")
+
+
+def test_sibling_ratios_quoted():
+    assert_in_readme(sibling_fragment())
+
+
+def moe_call_time_fragment() -> str:
+    """'the per-call time each row implies alone (a us, b us) predicts the other within c%': the two host-bound
+    NeMo 25.11 Qwen3-30B-A3B rows (H100 per-tensor FP8, B200 MXFP8), each fitted alone for moe_expert_call_host_s
+    and each predicted with the other's, as tests/test_moe_launch_floor.py's agreement test does."""
+    import math
+    mod = _module("_tt_moe_launch_floor", ROOT / "tests" / "test_moe_launch_floor.py")
+    runs = {r.name: r for r in mod.prepare([mod.H100_CS, mod.B200_MX])}
+    t = {n: mod._fit_params([r], "moe_expert_call_host_s", mod.CALL_BOUNDS, lambda rr: mod._calib(rr.run, 0.0),
+                            tol=mod.CALL_TOL) for n, r in runs.items()}
+    h, b = mod.H100_CS.stem, mod.B200_MX.stem
+    miss = max(abs(runs[x].predict(mod._calib(runs[x].run, t[y])) / runs[x].reported - 1.0)
+               for x, y in ((h, b), (b, h)))
+    return (f"the per-call time each row implies alone ({t[h] * 1e6:.0f} us, {t[b] * 1e6:.0f} us) predicts the "
+            f"other within {math.ceil(miss * 100)}%")
+
+
+def test_moe_call_time_quoted():
+    assert_in_readme(moe_call_time_fragment())
+
+
+def collectives_fragments() -> list[str]:
+    """The collectives row of the model table: engine over measured time of the nccl-tests all-reduces of 16 B,
+    64 KiB and 1 MiB on 8, 16 and 32 H100, and of the 16 B all-reduces on 8 MI300X and 2 x 8 MI355X
+    (validation/collectives/nccl_tests.yaml, priced as tests/test_nccl_tests.py prices them)."""
+    mod = _module("_tt_nccl_tests", ROOT / "tests" / "test_nccl_tests.py")
+    pts = {p["id"]: p for p in mod._doc()["points"]}
+    h100 = [f"h100x{n}-ar-{s}" for n in (8, 16, 32) for s in ("16b", "64k", "1m")]
+    r = {i: mod.engine_s(pts[i]) / mod.measured_s(pts[i]) for i in h100 + ["mi300x8-ar-16b", "mi355x16-ar-16b"]}
+    lo, hi = min(r[i] for i in h100), max(r[i] for i in h100)
+    return [f"measured 16 B - 1 MiB all-reduces on 8-32 H100 at {lo:.2f}-{hi:.2f}x",
+            f"8 x MI300X and 2 x 8 MI355X 16 B all-reduces at {r['mi300x8-ar-16b']:.2f}x and "
+            f"{r['mi355x16-ar-16b']:.2f}x"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_collectives_quoted(i):
+    assert_in_readme(collectives_fragments()[i])
+
+
+def zero3_search_fragment() -> str:
+    """'The ZeRO-3 plan the search finds for DeepSeek-V3 on 1,024 H100 comes to Nx the recipe's plan': the search's
+    best over the recipe's own plan, both predicted (trainsim/validate/recipes.py check_recipe, the figure
+    tests/test_search_vs_recipes.py names)."""
+    from trainsim.validate.recipes import check_recipe
+    chk = check_recipe(ROOT / "validation" / "runs" / "megatron-bridge-perf-dsv3-h100-1024.yaml")
+    assert chk is not None and chk.best_plan["zero"] == 3, "the search's best is no longer a ZeRO-3 plan"
+    return f"1,024 H100 comes to {chk.over_recipe_plan:.3f}x the recipe's plan"
+
+
+def test_zero3_search_gain_quoted():
+    assert_in_readme(zero3_search_fragment())
+
+
+def bloomberggpt_fragment() -> str:
+    """BloombergGPT's step-time gap before the fabric (published step minus the step predicted for the same spec
+    without `fabric`, i.e. at the calibration's scale-out efficiency; in-sample with the stored calibration, the
+    validation runner's exact batch) and how much of it the efa-v1 fabric's collective rate adds to the prediction."""
+    import tempfile
+    import yaml
+    from trainsim.validate.runner import validate
+    src = ROOT / "validation" / "runs" / "bloomberggpt-50b-512.yaml"
+    d = yaml.safe_load(src.read_text())
+    t = d["training"]
+    tokens = float(t["global_batch_seqs"]) * float(t["seq_len"])
+    assert d["system"]["scale_out"].pop("fabric") == "efa-v1"
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / src.name
+        plain.write_text(yaml.safe_dump(d))
+        efa, line = (validate([p]).rows[0] for p in (src, plain))
+    step = {k: tokens / (r.predicted * r.chips) for k, r in (("efa", efa), ("line", line))}
+    published = tokens / (efa.reported * efa.chips)
+    return f"which adds {step['efa'] - step['line']:.1f} s of its {published - step['line']:.1f} s gap"
+
+
+def test_bloomberggpt_gap_quoted():
+    assert_in_readme(bloomberggpt_fragment())
+
+
 # --- serving data sets: the length statistics the prose quotes (scripts/dataset_lengths.py's arithmetic) ----------
 
 def dataset_fragments() -> list[str]:
@@ -308,6 +814,11 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 
 if __name__ == "__main__":
-    for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments() + count_fragments()
-                 + [ascend_fragment()] + dataset_fragments()):
+    for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
+                 + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
+                 + rl_decode_reading_fragments() + rl_refit_fragments() + [rack_chance_fragment()]
+                 + count_fragments()
+                 + collectives_fragments() + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
+                 + [moe_call_time_fragment(), sibling_fragment(), zero3_search_fragment(), bloomberggpt_fragment()] + dataset_fragments() + inference_fragments()
+                 + serving_allreduce_fragments()):
         print(frag)
