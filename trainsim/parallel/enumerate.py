@@ -161,7 +161,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     such zero candidate comes once more per level l = 1 .. shard_levels with ``zgroup`` l, the states sharded
     inside one level-(l-1) domain (Plans, perf/context.py ``shard_ranks``), the zero axis carrying (zero, zgroup)
     pairs. A partial plan that fixes the zero stage keeps its groups searched."""
-    counts = chip_counts(chips, domain, use_all)
+    counts = chip_counts(chips, domain, use_all, _stated_unit(fixed))
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
@@ -212,6 +212,17 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
                    rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups,
                    np.asarray(zgroups, dtype=np.int64))
+
+
+def _stated_unit(fixed: Any) -> int | None:
+    """The product of the degrees (tp, pp, cp, dp) that ``fixed`` pins to one value, None when it pins none: the
+    chips those degrees need a multiple of (:func:`trainsim.parallel.batch.chip_counts`)."""
+    if fixed is None:
+        return None
+    vals = [fixed.scalar(k) for k in ("tp", "pp", "cp", "dp")]
+    if all(v is None for v in vals):
+        return None
+    return int(np.prod([int(v) for v in vals if v is not None]))
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
