@@ -57,6 +57,17 @@ def test_plan_against_completes_a_reference_that_fits_fewer_chips(tmp_path, caps
     assert code == 0 and "20 idle" in " ".join(out.split())
 
 
+def test_a_whole_reference_plan_without_dp_takes_the_largest_count_that_splits_the_batch(tmp_path, capsys):
+    """The same reference with every field stated but dp: dp was chips // (tp pp cp) = 100 // 8 = 12, refused
+    (12 does not divide 1,000 sequences). dp 11 (88 chips) does not divide it either; dp 10 (80) does."""
+    spec = write_spec(tmp_path, RUN_100, "r100.yaml")
+    ref = "tp=8,pp=1,cp=1,ep=1,micro_batch=1,zero=1,recompute=none"
+    code, out, err = run_main(capsys, "plan", spec, "--against", ref, "--json", "--top", "1")
+    assert code == 0, err[-400:]
+    ag = json.loads(out)["against"]
+    assert ag["reference_plan"]["dp"] == 10 and ag["reference_idle_chips"] == 20
+
+
 # ---------------------------------------------------------------- 2. estimate names the fields the profile filled
 
 
