@@ -19,11 +19,12 @@ Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they a
 tried besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a
 multiple of 2^j (65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that
 use at least ``1 - MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so
-power-of-two tp, cp and dp find a count they factor. When the plan states its degrees (a fixed tp, pp, cp or dp:
-``plan --against tp=8,pp=1``, ``--fix``, a partial plan to ``estimate``), also the largest counts of whole domains
-that their product u divides, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of
-them): on 100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that
-dp 12 cannot split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
+power-of-two tp, cp and dp find a count they factor. When a plan that states its degrees (a fixed tp, pp, cp or
+dp: ``plan --against tp=8,pp=1``, ``--fix``, a partial plan to ``estimate``) has no valid completion on those
+counts, the search (:func:`trainsim.search.search`) tries again with the largest counts of whole domains that their
+product u divides too, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of them): on
+100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12
+cannot split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
 """
 from __future__ import annotations
 
