@@ -21,6 +21,20 @@ __all__ = ["PLAN_FIELDS", "Estimate", "context", "estimate", "estimate_complete"
            "plans_from_spec", "result_row"]
 
 
+def defaults_note(framework: str, kept: dict, searched: list[str]) -> str:
+    """One line naming the plan fields ``estimate`` took from the software stack's profile (``framework``, its
+    ``defaults`` in trainsim/catalog/data/framework_schedules.yaml) rather than searched, and those it searched
+    after no plan fit with their defaults: a partial plan's numbers are those of the stack as shipped, which
+    ``trainsim plan`` / ``size`` (every unstated field searched) may beat."""
+    parts = []
+    if kept:
+        fields = " ".join(f"{k}={v}" for k, v in kept.items())
+        parts.append(f"{fields} from the {framework} profile's defaults (not searched; trainsim plan searches them)")
+    if searched:
+        parts.append(f"{', '.join(searched)} searched (no plan fits with the {framework} default)")
+    return "; ".join(parts)
+
+
 def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = None, advise: bool = True) -> Estimate:
     """Predict one training step of ``run`` under ``plan`` (default: the run's own plan).
 
@@ -44,8 +58,10 @@ def estimate(run: Run, plan: PlanSpec | None = None, *, calib: Calib | None = No
         if res.best is None:
             raise NoPlanError(res.no_plan_message(), res, field="plan")
         if stages[0][1]:
+            searched = sorted(set(stages[0][1]) - set(filled))
             res.best.extra["profile_defaults"] = {"framework": fw, "defaults": stages[0][1], "kept": filled,
-                                                  "searched_instead": sorted(set(stages[0][1]) - set(filled))}
+                                                  "searched_instead": searched,
+                                                  "note": defaults_note(fw, filled, searched)}
         return res.best
 
     est = estimate_complete(run, plan, calib)

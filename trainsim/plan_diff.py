@@ -40,6 +40,15 @@ class PlanDiff:
         b, r = self.best.plan, self.reference.plan
         return {k: (b.get(k), r.get(k)) for k in PLAN_FIELDS if b.get(k) != r.get(k)}
 
+    def idle_note(self) -> str | None:
+        """One line when the reference plan leaves chips of the run idle (its degrees divide fewer chips than the
+        run has: :func:`trainsim.parallel.batch.chip_counts`), None when it uses them all."""
+        r = self.reference
+        if not r.idle_chips:
+            return None
+        return (f"the reference plan uses {r.used:,} of the run's {r.run.chips:,} chips "
+                f"({r.idle_chips:,} idle, paid for)")
+
     def largest(self, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` causes that differ most: (cause, best - reference seconds), largest magnitude first."""
         d = [(c, b - r) for c, b, r in self.causes if c != "step" and abs(b - r) > 0.0]
@@ -64,6 +73,9 @@ class PlanDiff:
             "reference_tokens_per_s_per_chip": self.reference.tokens_per_s_per_chip,
             "reference_fits": self.reference.fits,
             "reference_memory_per_chip_bytes": self.reference.memory_per_chip_bytes,
+            "reference_chips_used": self.reference.used,
+            "reference_idle_chips": self.reference.idle_chips,
+            "reference_idle_note": self.idle_note(),
             "best_over_reference": self.speedup,
             "plan_changes": {k: list(v) for k, v in self.plan_changes.items()},
             "step_time_by_cause_s": [{"cause": c, "best": b, "reference": r, "difference": b - r}

@@ -15,7 +15,7 @@ from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
                          plan_options, plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
-from .parallel.batch import batch_unit, fit_batch
+from .parallel.batch import batch_unit, chip_counts, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import code as schedule_code, default_name
@@ -282,11 +282,27 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     fw = framework_of(run)
     restrict_plan(plan, fw)   # a plan the run's software stack cannot run is an input error
     plan, filled = zero3_defaults(plan, fw)
-    plans = plans_from_spec(plan, run.chips, run.arch)
     tr = run.training
-    code = check(plans, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
-                 first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
-                 **plan_rules(fw))
+
+    def rules(p: Plans) -> np.ndarray:
+        return check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
+                     first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
+                     **plan_rules(fw))
+
+    plans = plans_from_spec(plan, run.chips, run.arch)
+    code = rules(plans)
+    if code[0] and plan.dp is None and not run.use_all:
+        # dp unstated and chips // (tp pp cp) breaks a rule (the batch: dp 12 on 100 chips for 1,000 sequences):
+        # the largest smaller count of whole domains the degrees divide that passes, as the search completes a
+        # partial plan (parallel/batch.chip_counts; tp 8 on 100 H100: dp 10 on 80 chips, 20 idle)
+        g = int(plans.tp[0] * plans.pp[0] * plans.cp[0])
+        for n in sorted(set(chip_counts(run.chips, run.system.scale_up_size, False, g)), reverse=True):
+            if n % g or n // g >= int(plans.dp[0]):
+                continue
+            alt = plans_from_spec(plan.model_copy(update={"dp": n // g}), run.chips, run.arch)
+            if not rules(alt)[0]:
+                plans, code = alt, rules(alt)
+                break
     if code[0]:   # the field named as the error's field, so that a caller can say which of its inputs it was
         raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips}, global batch {tr.batch_seqs:g} "
                             f"sequences, plan {plans.row(0)})", field=reason_field(code[0]))

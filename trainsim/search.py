@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .frameworks import framework_of, plan_rules, restrict_plan, shard_group_search
-from .parallel.enumerate import Space, enumerate_parents, enumerate_space
+from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
@@ -90,6 +90,8 @@ class SearchResult:
     feasible_columns: dict | None = field(default=None, repr=False)   # search(keep_all=True): every feasible plan
     fixed: PlanSpec | None = field(default=None, repr=False)
     calib: Calib | None = field(default=None, repr=False)
+    #: the chip counts included the stated degrees' whole-domain multiples (search's fallback, ``stated_counts``)
+    stated_counts: bool = False
 
     @property
     def plans_evaluated(self) -> int:
@@ -121,14 +123,15 @@ class SearchResult:
 
     def _space_counts(self) -> tuple:
         if self.space_counts is None:
-            par = _parents(*_enum_args(self.run, self.fixed, self.use_all))
+            par = _parents(*_enum_args(self.run, self.fixed, self.use_all, self.stated_counts))
             whole, rej = par.expand(np.arange(len(par)))
             self.space_counts = (len(whole), _rule_texts(_all_rejected(par, rej)))
         return self.space_counts
 
     def _fit_counts(self) -> tuple:
         if self.fit_counts is None:   # the pass also counts the whole space (plans, rejections)
-            self.fit_counts, space_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all)
+            self.fit_counts, space_counts = _count_fits(self.run, self.fixed, self.calib, self.use_all,
+                                                        self.stated_counts)
             if self.space_counts is None:
                 self.space_counts = space_counts
         return self.fit_counts
@@ -230,7 +233,7 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
            progress=None, use_all: bool | None = None, with_pareto: bool = True,
-           keep_all: bool = False, prune: bool = True) -> SearchResult:
+           keep_all: bool = False, prune: bool = True, stated_counts: bool = False) -> SearchResult:
     """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names.
 
     Fastest = most tokens per second for the whole job (plans may use different batches within the run's
@@ -244,7 +247,13 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     expanded into its (ep, etp, node_limit) choices when the bound of all of them is: it cannot be among the
     answers, so they are those of the exhaustive search. The whole space's counts (plans, rejections, plans that
     fit, least memory) are then counted when first asked for (:attr:`SearchResult.plans_evaluated`,
-    :attr:`SearchResult.plans_feasible`)."""
+    :attr:`SearchResult.plans_feasible`).
+
+    A plan that states its degrees (tp, pp, cp or dp) and has no valid completion on the usual chip counts
+    (:func:`trainsim.parallel.batch.chip_counts`: all chips, whole domains x 2^j) is searched again with
+    ``stated_counts``: also the whole-domain multiples of the stated degrees' product down to 75% of the chips
+    (``plan --against tp=8,pp=1`` on 100 H100 with 1,000 sequences: dp 10 on 80 chips, 20 idle), unless
+    ``use_all``."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
@@ -330,7 +339,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         rounds.append(sp)
         return sp, shared, off
 
-    enum_args, enum_kw = _enum_args(run, fixed, use_all)
+    enum_args, enum_kw = _enum_args(run, fixed, use_all, stated_counts)
     pruned = bool(prune and not keep_all)
     table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
@@ -475,10 +484,15 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         sub = space.plans(idx)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
         least = result_row(run, sub, res, 0)
+    if best is None and least is None and not stated_counts and not use_all and stated_unit(fixed) is not None:
+        # no valid plan at all on the usual counts: the counts the stated degrees divide (docstring)
+        return search(run, fixed, calib=calib, top=top, progress=progress, use_all=use_all,
+                      with_pareto=with_pareto, keep_all=keep_all, prune=prune, stated_counts=True)
     # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
     exact = exact or not n_fit
     return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
                         search_seconds=time.perf_counter() - t0, use_all=use_all, fixed=fixed, calib=calib,
+                        stated_counts=stated_counts,
                         space_counts=(n, _rule_texts(rejected)) if exact else None,
                         fit_counts=(n_fit, smallest if n else None) if exact else None,
                         feasible_columns=None if not keep_all else {
@@ -664,13 +678,16 @@ class MemoryPass:
                                       self.row_mem.reshape(-1)[whole.rank])
 
 
-def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool) -> tuple:
-    """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``."""
+def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: bool = False) -> tuple:
+    """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``;
+    ``stated_counts``: the chip counts also include the whole-domain multiples of the stated degrees' product
+    (:func:`trainsim.parallel.enumerate.stated_unit`)."""
     tr = run.training
     # the uneven stages the engine sizes the ranks with (plan_estimate.context reads the run's plan)
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
+                 unit=stated_unit(fixed) if stated_counts else None,
                  **plan_rules(framework_of(run)), **shard_group_search(run)))
 
 
@@ -683,12 +700,13 @@ def _all_rejected(par, rej: Counter) -> Counter:
     return rejected
 
 
-def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool) -> tuple:
+def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: bool,
+                stated_counts: bool = False) -> tuple:
     """((plans that fit in HBM, least memory per chip), (valid plans, rejections by rule)) over every valid plan of
     the search of ``run`` with the (already restricted) ``fixed`` fields: the space expanded again from its
     parents and the memory arithmetic of the search's bulk pass (:class:`MemoryPass`)."""
     ctx = context(run, calib)
-    par = _parents(*_enum_args(run, fixed, use_all))
+    par = _parents(*_enum_args(run, fixed, use_all, stated_counts))
     whole, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
         SEARCH_THREADS - 1).result()
     return (n_fit, least if n else None), (len(whole), _rule_texts(_all_rejected(par, rej)))

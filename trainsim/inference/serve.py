@@ -12,6 +12,7 @@ import numpy as np
 from ..catalog.types import System
 from ..errors import NoPlanError, TrainsimError
 from ..model.arch import Arch
+from .experts import idle_expert_ranks
 from .calib import InferCalib, constant_sources, default_calib, engine_host_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
 from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
@@ -79,14 +80,24 @@ def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision:
                       mtp.acceptance if mtp else 0.0, c, expert_precision)
 
 
-def aggregate_output_rate(input_len: float, output_len: float, prefill_tps: float, decode_tps: float) -> float:
+def aggregate_output_rate(input_len: float, output_len: float, prefill_tps, decode_tps=None):
     """Generated tokens/s per chip when prefill and decode share the chips (aggregated serving, MLPerf Offline).
 
     One request costs ``input_len / prefill_tps + output_len / decode_tps`` chip-seconds (prefill and decode
     interleave on the same chips: vLLM/SGLang continuous batching, chunked prefill), so the output rate per chip is
     ``output_len`` over that. Orca (OSDI'22) iteration-level scheduling; Sarathi-Serve (OSDI'24) chunked prefill.
+    ``decode_tps`` None: no decode step (:func:`has_decode`: one output token, which the prefill's last position
+    samples), so a request costs its prefill alone and the rate is ``prefill_tps / input_len``.
     """
-    return output_len / (input_len / prefill_tps + output_len / decode_tps)
+    decode_s = 0.0 if decode_tps is None else output_len / decode_tps
+    return output_len / (input_len / prefill_tps + decode_s)
+
+
+def has_decode(output_len: float) -> bool:
+    """Whether a request runs decode steps: the prefill's forward pass samples the first output token from the
+    last prompt position (vLLM, SGLang and TensorRT-LLM all return it with the prefill: that is the time to first
+    token), so a request of ``output_len`` 1 needs no decode step and has no time per output token."""
+    return output_len > 1
 
 
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
@@ -191,7 +202,8 @@ def _phases(sv: Serving, calib: InferCalib | None,
                                 tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
         pre = run_prefill(s, sv.chips, max_chips)
         _require_plan("prefill", pre, ttft, lambda: _fit_alternatives(sv, s, run_prefill), partial_ok)
-    if sp.phase in ("decode", "both"):
+    # aggregated serving of one-token outputs: every token comes from prefill (has_decode), no decode phase
+    if sp.phase == "decode" or (sp.phase == "both" and has_decode(sp.output_len)):
         tpot = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
         inter = None
         if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
@@ -246,8 +258,8 @@ def predicted_grid(sv: Serving, calib: InferCalib) -> dict[str, np.ndarray]:
         out["prefill"] = np.atleast_1d(pre.at_best(pre.tokens_per_s_per_chip))
     if dec is not None:
         out["decode"] = np.atleast_1d(dec.at_best(dec.tokens_per_s_per_chip))
-    if pre is not None and dec is not None:
-        out["aggregate"] = aggregate_output_rate(sp.input_len, sp.output_len, out["prefill"], out["decode"])
+    if sp.phase == "both":
+        out["aggregate"] = aggregate_output_rate(sp.input_len, sp.output_len, out["prefill"], out.get("decode"))
     return out
 
 
@@ -286,10 +298,22 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
                             "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
         out["decode"] = d
+    experts = max((lk.moe.experts for lk in sv.arch.layers if lk.moe is not None), default=0)
+    for d in (out[k] for k in ("prefill", "decode") if k in out):
+        idle = idle_expert_ranks(d["plan"].get("ep", 1), experts) if experts else 0
+        if idle:   # ep above the expert count: vLLM leaves ep - E ranks without an expert (inference/experts.py)
+            d["idle_expert_ranks"] = idle
+            d["expert_note"] = (f"ep {d['plan']['ep']} > {experts} routed experts: {idle} of the "
+                                f"{d['plan']['ep']} expert-parallel ranks hold no expert, the others one each "
+                                "(vLLM determine_expert_map without EPLB)")
     if sp.phase == "both":
         out["aggregate"] = {"output_tokens_per_s_per_chip": aggregate_output_rate(
             sp.input_len, sp.output_len, out["prefill"]["tokens_per_s_per_chip"],
-            out["decode"]["tokens_per_s_per_chip"])}
+            out["decode"]["tokens_per_s_per_chip"] if "decode" in out else None)}
+        if "decode" not in out:   # one output token: sampled by the prefill, no decode step (has_decode)
+            out["aggregate"]["tpot_s"] = None
+            out["aggregate"]["note"] = (f"output_len {sp.output_len}: the one output token comes from the prefill; "
+                                        "no decode step, so no decode batch and no time per output token")
     if sv.reported is not None:
         r = sv.reported
         rep = r.model_dump()

@@ -19,9 +19,16 @@ Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they a
 tried besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a
 multiple of 2^j (65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that
 use at least ``1 - MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so
-power-of-two tp, cp and dp find a count they factor.
+power-of-two tp, cp and dp find a count they factor. When a plan that states its degrees (a fixed tp, pp, cp or
+dp: ``plan --against tp=8,pp=1``, ``--fix``, a partial plan to ``estimate``) has no valid completion on those
+counts, the search (:func:`trainsim.search.search`) tries again with the largest counts of whole domains that their
+product u divides too, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of them): on
+100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12
+cannot split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,6 +37,7 @@ from .schedules import batch_multiple_of_pp
 
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
+MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
 
 
 def fit_batch(target_seqs: ArrayLike, unit: ArrayLike) -> np.ndarray:
@@ -55,9 +63,10 @@ def within(batch: ArrayLike, target_seqs: float, tol: float) -> np.ndarray:
     return np.abs(np.asarray(batch, dtype=np.float64) - target_seqs) <= tol * target_seqs + 1e-9
 
 
-def chip_counts(chips: int, domain: int, use_all: bool = False) -> list[int]:
+def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None) -> list[int]:
     """Chip counts a plan may use on ``chips`` chips with scale-up domains of ``domain`` chips, all chips first
-    (see the module docstring); ``use_all`` leaves only ``chips``."""
+    (see the module docstring); ``use_all`` leaves only ``chips``. ``unit``: the product of the degrees a plan
+    states (None: none stated), whose whole-domain multiples down to the floor are tried too, largest first."""
     out = [int(chips)]
     if use_all:
         return out
@@ -73,4 +82,12 @@ def chip_counts(chips: int, domain: int, use_all: bool = False) -> list[int]:
         if n not in out:
             out.append(int(n))
         j += 1
+    if unit is not None and unit >= 1:
+        step = domain * int(unit) // math.gcd(domain, int(unit))       # lcm(unit, domain)
+        n, extra = (chips // step) * step, 0
+        while n >= max(floor, 1) and extra < MAX_UNIT_COUNTS:
+            if n not in out:
+                out.append(int(n))
+                extra += 1
+            n -= step
     return out

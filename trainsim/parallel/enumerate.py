@@ -120,7 +120,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                     zero3_fsdp2: bool = False, microbatch_groups: bool = False,
                     vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
                     last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
-                    shard_levels: int = 0) -> tuple["Space", Counter[int]]:
+                    shard_levels: int = 0, unit: int | None = None) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -138,7 +138,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
                             zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3,
                             first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
-                            shard_zero=shard_zero, shard_levels=shard_levels)
+                            shard_zero=shard_zero, shard_levels=shard_levels, unit=unit)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -152,7 +152,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       zero3_fsdp2: bool = False, microbatch_groups: bool = False,
                       vpp_min_pp3: bool = False, first_stage_layers: int | None = None,
                       last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
-                      shard_levels: int = 0) -> "Parents":
+                      shard_levels: int = 0, unit: int | None = None) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step.
 
@@ -160,8 +160,11 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     dp x cp (HSDP / MiCS: the profile's ``zero_shard_groups``) and the network levels below the outermost: each
     such zero candidate comes once more per level l = 1 .. shard_levels with ``zgroup`` l, the states sharded
     inside one level-(l-1) domain (Plans, perf/context.py ``shard_ranks``), the zero axis carrying (zero, zgroup)
-    pairs. A partial plan that fixes the zero stage keeps its groups searched."""
-    counts = chip_counts(chips, domain, use_all)
+    pairs. A partial plan that fixes the zero stage keeps its groups searched. ``unit``: the product of the degrees
+    the plan states (:func:`stated_unit`), whose whole-domain multiples are tried as chip counts too
+    (:func:`trainsim.parallel.batch.chip_counts`; the search asks for them only when the usual counts leave the
+    stated plan no valid completion)."""
+    counts = chip_counts(chips, domain, use_all, unit)
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
@@ -212,6 +215,17 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
                    rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups,
                    np.asarray(zgroups, dtype=np.int64))
+
+
+def stated_unit(fixed: Any) -> int | None:
+    """The product of the degrees (tp, pp, cp, dp) that ``fixed`` pins to one value, None when it pins none: the
+    chips those degrees need a multiple of (:func:`trainsim.parallel.batch.chip_counts`)."""
+    if fixed is None:
+        return None
+    vals = [fixed.scalar(k) for k in ("tp", "pp", "cp", "dp")]
+    if all(v is None for v in vals):
+        return None
+    return int(np.prod([int(v) for v in vals if v is not None]))
 
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:

@@ -41,14 +41,24 @@ def render_infer(res: dict) -> None:
         m = d["memory_per_chip_bytes"]
         parts = ", ".join(f"{_PART.get(k, k)} {v / GIB:.1f}" for k, v in m.items() if k != "total")
         t.add_row("decode memory per chip", f"{gib(m['total'])} of {gib(res['hbm_bytes'])} ({parts})")
+        if d.get("expert_note"):
+            t.add_row("decode experts", d["expert_note"])
+    agg = res.get("aggregate") or {}
+    if "decode" not in res and "note" in agg:    # one output token: no decode step (inference.serve.has_decode)
+        t.add_row("time per output token", f"- ({agg['note']})")
     if "prefill" in res:
         p = res["prefill"]
         t.add_row("prefill plan", _plan(p["plan"], res.get("moe", True)))
+        if p.get("expert_note"):
+            t.add_row("prefill experts", p["expert_note"])
         t.add_row("prefill tokens per chip per round", f"{p['prompt_tokens_per_chip']:,.0f}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
         rounds = p.get("rounds_to_first_token", 1.0)
         t.add_row("time to first token", f"{p['ttft_s']:.2f} s ("
                   + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"))
+    if "output_tokens_per_s_per_chip" in agg:
+        t.add_row("output tokens/s per chip (prefill and decode on the same chips)",
+                  f"{agg['output_tokens_per_s_per_chip']:,.1f}")
     for k, v in (res.get("error") or {}).items():
         t.add_row(f"error vs reported: {k}", f"{v:+.1%}")
     c.print(t)

@@ -131,6 +131,8 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("plan", plan_text(d["plan"]))
+    if (d.get("profile_defaults") or {}).get("note"):
+        t.add_row("plan fields filled", d["profile_defaults"]["note"])
     if d.get("idle_chips"):
         t.add_row("chips used", f"{d['chips_used']:,} of {d['chips']:,} ({d['idle_chips']:,} idle, paid for)")
     if d.get("global_batch_seqs") is not None:
@@ -248,6 +250,8 @@ def render_plan_diff(diff, c: Console | None = None) -> None:
     """``plan --against``: the best plan beside the reference plan, cause by cause and part by part."""
     c = c or console()
     c.print(f"[bold]against {plan_text(diff.reference.plan)}[/bold]: {diff.headline()}")
+    if diff.idle_note():
+        c.print(diff.idle_note())
     c.print(_diff_table("step time by cause (seconds per reference step)", "cause", diff.causes, 1.0, 3))
     c.print(_diff_table("memory per chip (GiB)", "part", diff.memory, GIB, 1))
     if not diff.reference.fits:
