@@ -131,7 +131,8 @@ def test_posttrain_trainer_without_a_plan_is_exit_1_with_alternatives(tmp_path):
                  "teachers: [{name: t, model: llama-3.1-8b, cluster: b, share: 1.0}]\n"
                  "step: {prompts: 64, samples_per_prompt: 4, prompt_len: 512, rollout_len: 1024, steps: 10}\n")
     line = _one_line(*_run(tmp_path, "posttrain", f), want_rc=1)
-    assert line.startswith(f"error: {f}: student.train_plan: no plan fits in memory"), line
+    # the trainer's own chips are named (qa22: 'nearest alternatives: chips: ...' read as the cluster's)
+    assert line.startswith(f"error: {f}: student.train_plan: the trainer on its 8 chips: no plan fits in memory"), line
     assert "; nearest alternatives: chips:" in line, line
 
 
