@@ -7,23 +7,12 @@ from dataclasses import replace as dreplace
 
 import pytest
 
+from test_sequential_experts import _mixtral  # the MindSpeed Mixtral row's run, context, plan and MoE layer
 from trainsim.perf.memory import layer_activation_bytes
-from trainsim.plan_estimate import context, plans_from_spec
-from trainsim.spec import load_run
-
-MIXTRAL = "validation/runs/mindspeed-ascend-mixtral-8x7b-64.yaml"
 MIB = 2.0**20
 # seq 32768 / cp 2 = 16384 tokens per tp group and micro-batch; top-2; hidden 4096; BF16
 TOKENS, K, H, TP = 16384, 2, 4096, 8
 ROWS_BUFFER = TOKENS * K * H * 2          # 268,435,456 B = 256 MiB: all 32768 routed rows in full hidden width
-
-
-def _mixtral():
-    run = load_run(MIXTRAL)
-    ctx = context(run)
-    p = plans_from_spec(run.plan, run.chips, run.arch)
-    lk = next(lk for lk in run.arch.layers if lk.moe is not None)
-    return run, ctx, p, lk
 
 
 def _full(ctx, p, lk) -> float:
