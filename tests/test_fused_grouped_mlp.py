@@ -54,7 +54,8 @@ def test_layer_bytes_saved_by_hand():
     assert unfused - fused == pytest.approx(73_728 + 49_920 - 100_608 / 3)
     # per routed copy and ffn element, all three passes: 6 + 12 + 4.0625 x 3 - 8.1875 = 22 bytes
     assert 3 * (unfused - fused) == pytest.approx(22.0 * K * F)
-    # serving (forward only) has no such setting: the flag is read in training only
+    # forward-only bytes (backward_casts False; no code path sets the flag there, serving has no such setting):
+    # only the routed SwiGLU's forward, 6 B per routed copy and f element, leaves the count
     assert elementwise_bytes_per_token(lk, H, MXFP8, backward_casts=False, fused_grouped_mlp=True) == \
         pytest.approx(elementwise_bytes_per_token(lk, H, MXFP8, backward_casts=False) - 6 * K * F)
 
