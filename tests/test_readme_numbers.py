@@ -224,6 +224,27 @@ def test_rl_phase_figures(i):
     assert_in_readme(rl_phase_fragments()[i])
 
 
+def rl_dsv3_split_fragments() -> list[str]:
+    """The DeepSeek-V3 sentence after the per-step trainer-cost argument: the model's figures for NeMo RL pull
+    request 2779's colocated and one-step-off runs (tests/test_rl_dsv3_split.py model_figures; the published ones,
+    52.5 / 63.8 / 57.4 s and ~40 ms = 57.4 s / 1,428 decode steps, are quoted): the one-step-off training chips'
+    work, that work with 40 s more, the colocated time outside generation, its generation and the model's mean
+    decode step over the same 1,428 steps."""
+    spec = importlib.util.spec_from_file_location("_rl_dsv3_split", ROOT / "tests" / "test_rl_dsv3_split.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    f = mod.model_figures()
+    return [f"its trainer side is at most 52.5 s (the model's: {f['trainer']:.1f} s; with ~40 s more, "
+            f"{f['trainer'] + 40:.0f} s)",
+            f"the colocated run spends 63.8 s outside generation (model {f['outside']:.1f} s) and 57.4 s generating "
+            f"(model {f['generation']:.1f} s, ~40 ms against ~{f['generation'] / 1428 * 1e3:.0f} ms a TP32 decode step)"]
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_rl_dsv3_split_figures(i):
+    assert_in_readme(rl_dsv3_split_fragments()[i])
+
+
 
 @lru_cache(maxsize=1)
 def rl_all_rows() -> dict:
@@ -815,7 +836,7 @@ def test_fragment_check_fails_on_a_stale_figure():
 
 if __name__ == "__main__":
     for frag in ([torchtitan_gap_fragment()] + rl_fragments() + rl_host_cost_fragments() + rl_phase_fragments()
-                 + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
+                 + rl_dsv3_split_fragments() + rl_error_fragments() + rl_whatif_fragments() + rl_trainer_side_fragments()
                  + rl_decode_reading_fragments() + rl_refit_fragments() + [rack_chance_fragment()]
                  + count_fragments()
                  + collectives_fragments() + [ascend_fragment(), ascend_small_rows_fragment()] + amd_fragments()
