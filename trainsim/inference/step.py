@@ -58,7 +58,7 @@ import numpy as np
 from ..model.arch import LayerKind
 from ..model.counts import attention_fwd_flops_per_token
 from ..parallel.placement import members_within
-from ..perf.collectives import all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
+from ..perf.collectives import all_gather_time, all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
 from ..perf.compute import (FP8_SCALE_BYTES_PER_ELEM, copies_gemm_time, elementwise_bytes_per_token,
                              fp8_cast_bytes_per_elem, gemm_time)
@@ -372,6 +372,31 @@ def _head(s: ServeSetup, p: ServePlans, m, all_logits: bool):
     return t
 
 
+def vocab_comm_time(s: ServeSetup, p: ServePlans, t, m):
+    """Tensor-parallel collectives of the vocabulary-parallel embedding and output head in one forward pass of a tp
+    group: ``t`` tokens embedded, logits for ``m`` of them (0 where ``tp`` is 1).
+
+    * Embedding: every rank looks up only the tokens of its ``vocab / tp`` slice (zeros elsewhere), and one
+      all-reduce of ``t x hidden`` BF16 sums the slices (vLLM v0.17.1
+      ``vllm/model_executor/layers/vocab_parallel_embedding.py`` ``VocabParallelEmbedding.forward``:
+      ``output_parallel.masked_fill_(...)``, then ``tensor_model_parallel_all_reduce`` when ``tp_size > 1``; SGLang's
+      layer is the same port): :func:`tp_all_reduce_time`.
+    * Logits: each rank's head GEMM gives ``m x vocab / tp`` logits in the model dtype and one all-gather assembles the
+      ``m x vocab`` rows every rank samples from (vLLM ``vllm/model_executor/layers/logits_processor.py``
+      ``LogitsProcessor._gather_logits``: ``tensor_model_parallel_all_gather`` where ``current_platform.use_all_gather()``,
+      true for the V1 engine, ``vllm/platforms/interface.py``; vLLM's CUDA communicator has no custom all-gather, so
+      NCCL's): :func:`trainsim.perf.collectives.all_gather_time` of ``m x vocab x 2`` bytes over ``tp``.
+
+    Example (hand, DeepSeek-V3, hidden 7,168, vocab 129,280, 64 sequences on a TP32 server): an all-reduce of 64 x
+    7,168 x 2 = 917,504 B and an all-gather of 64 x 129,280 x 2 = 16,547,840 B over 32 ranks."""
+    a = s.arch
+    ni = np.asarray(p.tp, dtype=np.float64).astype(np.int64)
+    emb = tp_all_reduce_time(s, np.asarray(t, dtype=np.float64) * a.hidden * BF16_BYTES, p.tp)
+    logits = all_gather_time(np.asarray(m, dtype=np.float64) * a.vocab * BF16_BYTES, ni, np.ones_like(ni), s.system,
+                             s.calib.coll_eff)
+    return np.where(p.tp > 1, emb + logits, 0.0)
+
+
 def layer_time(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context, phase: str):
     """Seconds of one layer for one micro-batch on one chip, and its parts (arrays)."""
     T = t * p.dp
@@ -412,16 +437,19 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
             parts[k_] = parts.get(k_, 0.0) + v * lk.n_layers / p.pp
     head_tokens = t if (phase == "decode" or all_logits) else seqs_g
     head = _head(s, p, head_tokens, all_logits) / p.pp
+    vocab = vocab_comm_time(s, p, t, head_tokens)
     mtp = 0.0
     if phase == "decode" and s.mtp_draft and s.arch.mtp:
         for lk in s.arch.mtp:
             lt, _ = layer_time(lk, s, p, seqs_g, seqs_g, ctx, phase)
             mtp = mtp + lt * lk.n_layers
         mtp = s.mtp_draft * (mtp + _head(s, p, seqs_g, False)) / p.pp
+        vocab = vocab + s.mtp_draft * vocab_comm_time(s, p, seqs_g, seqs_g)  # the MTP module's own embedding / head
+    vocab = vocab / p.pp
     ppc = np.where(p.pp > 1, p2p_time(t * s.arch.hidden * BF16_BYTES, p.pp, p.stage_chips.astype(np.int64), s.system,
                                       s.calib.coll_eff), 0.0)
-    stage = stage + head + mtp + ppc
-    parts.update({"head": head, "mtp": mtp, "pp_comm": ppc})
+    stage = stage + head + vocab + mtp + ppc
+    parts.update({"head": head, "vocab_comm": vocab, "mtp": mtp, "pp_comm": ppc})
     host = s.calib.step_overhead_s + s.calib.seq_overhead_s * batch / p.dp   # one scheduler per dp replica
     rnd = p.pp * stage + host
     out = {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
