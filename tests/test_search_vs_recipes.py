@@ -39,15 +39,6 @@ KNOWN_GAPS = {
     "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2": _MB,   # micro-batch 1 as the shipped recipe (v0.2.0)
     "megatron-bridge-260201-qwen3-30b-a3b-h100-16-fp8-pp2": _MB,
     "megatron-bridge-2606-qwen3-30b-a3b-h100-16-fp8": _MB,
-    "megatron-bridge-perf-dsv3-h100-1024": "the search's best (1,759 tokens/s per GPU: tp 1 pp 1 ep 16 dp 1,024, "
-        "ZeRO-3, full recompute, micro-batch 8) is 1.155x the recipe's plan as predicted (1,526; published 1,297), "
-        "1.148x at d30e91b, moved over the limit by this session's physics together (expected waves of the routed "
-        "experts' GEMMs at micro-batch 1, NCCL-tuner collective latencies, no single change alone): the same lever as "
-        "_MB, the per-MoE-layer host synchronisation spread over 8 sequences (plan --against: host 0.64 -> "
-        "0.04 s per reference step) and the experts kept inside two nodes (EP 16 against the recipe's EP 64 over "
-        "InfiniBand: ep_alltoall 3.5 -> 0.8 s), paid for with full recompute (+3.6 s) and ZeRO-3 gathers (+0.9 s). "
-        "No published DeepSeek-V3 run on H100 used this layout, so the gain is unmeasured; the recipe's own plan is "
-        "itself predicted 18% above its published throughput (README accuracy table)",
     "nemo-2407-nemotron-22b-h100-64-fp8": "the search's best (5,528 tokens/s per GPU: tp 4 pp 1 dp 16, "
         "micro-batch 4) is 1.36x the recipe's plan as predicted (4,062; published 4,312): the recipe splits the 40 "
         "layers evenly over pp 4 (a smaller last stage, last_pipeline_num_layers, came with Megatron-Core 0.10: "

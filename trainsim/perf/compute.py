@@ -1435,19 +1435,63 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
     return hbm_time(fwd, ctx), hbm_time(bwd, ctx)
 
 
+def fp8_padding_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
+    """HBM time (forward, backward) per micro-batch per chip of Megatron-Core's FP8 padding of the grouped experts'
+    rows; 0 for a dense layer, a BF16 run, and where the rows arrive aligned or the experts are not grouped GEMMs.
+
+    Megatron-Core's ``TEGroupedMLP`` under FP8 pads every local expert's rows to Transformer Engine's FP8
+    alignment before the grouped GEMM (``quantization_padding``, TE ``Fp8Padding``: 32 rows for MXFP8, 16 for the
+    other recipes) and unpads the output after it (``quantization_unpadding``, ``Fp8Unpadding``)
+    (megatron/core/transformer/moe/experts.py at Megatron-LM 0d8e0714, the Megatron-Core of NeMo 25.11, and
+    unchanged at b0cc2706 and d7288711). TE v2.9 transformer_engine/pytorch/module/fp8_padding.py returns the input
+    untouched only when every count is already aligned (``if m_splits == padded_m_splits``); otherwise
+    ``tex.fused_multi_row_padding`` writes a new padded tensor, and its backward unpads the gradient
+    (``fused_multi_row_unpadding``); ``Fp8Unpadding`` is the mirror image (fp8_unpadding.py). Dropless routing
+    leaves counts that are not multiples of 16 / 32 (Megatron-Core ``expert_rows_var``: binomial), so the copies
+    run every layer, except where the dispatcher already pads each expert's rows: HybridEP under FP8
+    (``_HybridEPManager.dispatch`` passes ``pad_multiple = get_align_size_for_quantization``, token_dispatcher.py
+    at d7288711; ``get_fp8_align_size`` at 0d8e0714), drop-and-pad to capacity (run setting ``moe_token_drop``),
+    and the fused grouped MLP (``moe_fused_grouped_mlp``, its own kernels). The all-to-all and DeepEP dispatchers
+    pad only with ``moe_router_padding_for_quantization`` (``_DeepepManager.get_permuted_hidden_states_by_experts``,
+    ``MoEAlltoAllTokenDispatcher.dispatch_preprocess``; Megatron-Core's default False, transformer_config.py at
+    0d8e0714: padding the routing map "can remove the explicit padding in the GroupedMLP layer"), which the
+    Megatron-Bridge DeepSeek-V3 recipes leave off (not set at v0.1.0rc4 / v0.2.2; ``moe_router_padding_for_fp8 =
+    False`` in src/megatron/bridge/recipes/deepseek/deepseek_v3.py at v0.4.2). Megatron-Core 0.14 (NeMo 25.09)
+    has the same copies (``fp8_padding`` / ``fp8_unpadding``, experts.py at core_v0.14.0).
+
+    Each pass reads and writes every routed row, B = rows x hidden x 2 bytes (BF16; rows = tokens x k x etp / tp,
+    :func:`expert_rows_per_chip`; the at most align - 1 pad rows per expert and the per-row FP32 probability padded
+    alongside, 4 bytes against 2 x hidden, are left out):
+
+        forward 4 B (pad the input, unpad the output),   backward 4 B (the output gradient padded, the input
+        gradient unpadded).
+
+    Each time is bytes / (HBM bandwidth x ``mem_eff``), as every memory-bound kernel of :func:`elementwise_fwd`.
+    Not under a stack that routes node-limited (:func:`permute_rows_in`: its dispatcher is not published)."""
+    zero = 0.0 * np.asarray(tokens, dtype=np.float64)
+    if (lk.moe is None or not ctx.fp8_gemm or not ctx.moe_grouped_gemm or ctx.moe_fused_grouped_mlp
+            or ctx.moe_token_drop or ctx.moe_node_limited_routing
+            or ctx.moe_dispatcher not in ("alltoall", "deepep")):
+        return zero, zero
+    b = 4.0 * expert_rows_per_chip(lk, p, tokens) * ctx.arch.hidden * BF16_BYTES
+    return hbm_time(b, ctx), hbm_time(b, ctx)
+
+
 def expert_copies_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     """HBM time (forward, backward) per micro-batch per chip of one MoE layer's token copies that carry their own
     backward count rather than the "backward = 2 x forward" of :func:`elementwise_fwd`: the fused permute +
     unpermute (:func:`moe_permute_fwd_bwd`), the all-to-all dispatcher's sort by local expert
-    (:func:`alltoall_sort_fwd_bwd`), the experts run one after another (:func:`sequential_experts_fwd_bwd`) and
-    the all-gather dispatcher's index ops (:func:`allgather_permute_fwd_bwd`). The one sum the step (decoder and
+    (:func:`alltoall_sort_fwd_bwd`), the experts run one after another (:func:`sequential_experts_fwd_bwd`),
+    the all-gather dispatcher's index ops (:func:`allgather_permute_fwd_bwd`) and the FP8 padding of the experts'
+    rows (:func:`fp8_padding_fwd_bwd`). The one sum the step (decoder and
     MTP layers, perf/step.py) and selective ``moe`` recompute (perf/recompute.py, the forward part) read; 0 for a
     dense layer."""
     f1, b1 = moe_permute_fwd_bwd(lk, ctx, p, tokens)
     f2, b2 = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
     f3, b3 = sequential_experts_fwd_bwd(lk, ctx, p, tokens)
     f4, b4 = allgather_permute_fwd_bwd(lk, ctx, p, tokens)
-    return f1 + f2 + f3 + f4, b1 + b2 + b3 + b4
+    f5, b5 = fp8_padding_fwd_bwd(lk, ctx, p, tokens)
+    return f1 + f2 + f3 + f4 + f5, b1 + b2 + b3 + b4 + b5
 
 
 def layer_matmul_flops_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Num:
