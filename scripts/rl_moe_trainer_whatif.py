@@ -36,7 +36,7 @@ from typing import Iterator
 
 import trainsim.posttrain.phases as phases
 from trainsim.model.arch import Arch
-from trainsim.posttrain.phases import TrainLoopCost, train_loop_cost
+from trainsim.posttrain.loops import TrainLoopCost, train_loop_cost
 from trainsim.posttrain.spec import PostTrain, load_posttrain
 from trainsim.posttrain.timeline import evaluate, trainer_time
 from trainsim.posttrain.validate import stage_seconds

@@ -278,7 +278,7 @@ Q30_MOE_LAYERS = 48
 
 
 def _loop_cost():
-    from trainsim.posttrain.phases import train_loop_cost
+    from trainsim.posttrain.loops import train_loop_cost
     cost = train_loop_cost("nemo-rl-megatron")
     assert cost is not None
     return cost
@@ -339,7 +339,7 @@ def test_train_loop_s_pipeline_by_hand():
     (61 layers, the first 3 dense), ceil(58 / 16) = 4 a stage; 16 micro-batches a rank pay 4.63 ms x 4 x (16 + 15) =
     0.574 s; pp 1: 4.63 ms x 48 x 128 = 28.45 s."""
     from trainsim.model.load import resolve_model
-    from trainsim.posttrain.phases import moe_layers_per_stage, train_loop_s
+    from trainsim.posttrain.loops import moe_layers_per_stage, train_loop_s
 
     assert moe_layers_per_stage(resolve_model("deepseek-v3"), 16) == 4
     assert train_loop_s(4.63e-3, 4, 16, 16) == pytest.approx(4.63e-3 * 4 * 31, rel=1e-12)

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
@@ -52,67 +50,9 @@ from ..perf.step import MOE_HOST_SYNC_FORWARD_SHARE
 from .. import estimate
 from ..estimate import PLAN_FIELDS, context
 from ..spec import OptimizerSpec, PlanSpec, Run, TrainingSpec
-from ..yamlload import load_data, sourced_values
+from .loops import moe_layers_per_stage, train_loop_cost, train_loop_s
 
 _CACHE: dict[tuple, object] = {}
-
-
-@dataclass(frozen=True)
-class TrainLoopCost:
-    """An RL framework's training-loop cost beyond the Megatron-Core passes the engine times, seconds per MoE layer
-    of a pipeline stage and per micro-batch on a rank: training (forward + backward) and forward-only log-prob
-    micro-batches, each with the ``(low, high)`` spread of its sources (posttrain/data/train_loops.yaml)."""
-
-    moe_layer_train_s: float
-    moe_layer_logprob_s: float
-    train_range_s: tuple[float, float]
-    logprob_range_s: tuple[float, float]
-
-
-@lru_cache(maxsize=1)
-def _train_loops_doc() -> dict:
-    text = resources.files("trainsim.posttrain").joinpath("data", "train_loops.yaml").read_text(encoding="utf-8")
-    return load_data(text) or {}
-
-
-def train_loops() -> tuple[str, ...]:
-    """The training loops a post-training spec may name (``student.train_loop``)."""
-    return tuple(sorted(_train_loops_doc()))
-
-
-def train_loop_cost(loop: str | None) -> TrainLoopCost | None:
-    """The measured per-MoE-layer, per-micro-batch cost of training loop ``loop`` (None: the engine's own loop, no
-    cost). NeMo RL's Megatron trainer (``nemo-rl-megatron``): 6.50 ms a training and 4.63 ms a log-prob micro-batch
-    and MoE layer, measured from NVIDIA-NeMo/RL pull request 3295 and the NeMo RL v0.3 announcement, mechanism
-    unnamed (each value's source in posttrain/data/train_loops.yaml)."""
-    if loop is None:
-        return None
-    doc = _train_loops_doc()
-    if loop not in doc:
-        raise TrainsimError(f"unknown training loop '{loop}'; expected one of {', '.join(train_loops())}",
-                            field="student.train_loop")
-    vals = sourced_values(doc[loop], "training-loop cost", f"posttrain/data/train_loops.yaml {loop}")
-    tr, lp = doc[loop]["moe_layer_train_s"], doc[loop]["moe_layer_logprob_s"]
-    return TrainLoopCost(float(vals["moe_layer_train_s"]), float(vals["moe_layer_logprob_s"]),
-                         (float(tr["low"]), float(tr["high"])), (float(lp["low"]), float(lp["high"])))
-
-
-def moe_layers_per_stage(arch: Arch, pp: int) -> int:
-    """MoE layers one pipeline stage runs: ``ceil(MoE layers / pp)`` (the busiest stage of an even split; the
-    recipes' uneven first / last stages hold the dense or fewer layers, e.g. DeepSeek-V3 at PP16: 58 MoE layers,
-    4 a middle stage)."""
-    n = sum(lk.n_layers for lk in arch.layers if lk.moe is not None)
-    return -(-n // max(int(pp), 1))
-
-
-def train_loop_s(cost_s: float, moe_layers: int, microbatches_per_rank: float, pp: int = 1) -> float:
-    """Seconds a per-MoE-layer, per-micro-batch loop cost ``cost_s`` adds to one pass of a rank's
-    ``microbatches_per_rank`` micro-batches over a pipeline stage of ``moe_layers`` MoE layers:
-    ``cost_s x moe_layers x (m + pp - 1)``. Each micro-batch pays it on every stage it crosses, and a pipeline's
-    step is ``m + pp - 1`` stage slots (1F1B, Narayanan et al., SC'21 sec. 2.2: fill and drain ``pp - 1``; a
-    forward-only pass the same in forward slots), so the fill and drain pay it too. Example (hand): 4.63 ms, 48 MoE
-    layers, 128 micro-batches, pp 1: 4.63e-3 x 48 x 128 = 28.4 s; 4 layers, 16 micro-batches, pp 16: x 31 slots."""
-    return float(cost_s) * int(moe_layers) * (float(microbatches_per_rank) + max(int(pp), 1) - 1)
 
 #: Fraction of a rollout step's communication hidden behind compute: none. NeMo RL generates with vLLM, which runs
 #: each engine step as one batch; dual-batch overlap (two micro-batches, one communicating while the other computes)
@@ -529,8 +469,8 @@ class TrainTime:
     #: the training engine's memory per chip of the update's plan (bytes) and whether it fits in the chip's HBM
     memory_per_chip_bytes: float = 0.0
     fits: bool = True
-    #: seconds of ``update_s`` / ``forward_s`` that are the RL framework's training-loop cost (:func:`train_loop_s`,
-    #: ``train_loop`` of :func:`train_time`); 0 for the engine's own loop
+    #: seconds of ``update_s`` / ``forward_s`` that are the RL framework's training-loop cost
+    #: (:func:`.loops.train_loop_s`, ``train_loop`` of :func:`train_time`); 0 for the engine's own loop
     loop_update_s: float = 0.0
     loop_forward_s: float = 0.0
 
@@ -691,9 +631,9 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
     :func:`forward_only_s` on the engine's step for those micro-batches with the trainer's plan.
 
     ``train_loop``: the RL framework's training loop around those passes (``student.train_loop``,
-    :func:`train_loop_cost`); for a MoE student its measured per-MoE-layer, per-micro-batch cost is added to the
-    update (training micro-batches per rank, every optimizer step) and to each forward-only pass (log-prob
-    micro-batches per rank), :func:`train_loop_s` on the plan's pipeline stages."""
+    :func:`.loops.train_loop_cost`); for a MoE student its measured per-MoE-layer, per-micro-batch cost is added to
+    the update (training micro-batches per rank, every optimizer step) and to each forward-only pass (log-prob
+    micro-batches per rank), :func:`.loops.train_loop_s` on the plan's pipeline stages."""
     def compute():
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)

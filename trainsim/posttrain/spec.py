@@ -88,6 +88,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
+from .loops import train_loops
 from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, SeqLen, as_field_error
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
@@ -196,7 +197,7 @@ class StudentPart(BaseModel):
     #: the RL framework's training loop around the Megatron passes (posttrain/data/train_loops.yaml): its measured
     #: per-MoE-layer, per-micro-batch cost is added to a MoE student's update and log-prob passes
     #: (``nemo-rl-megatron``: NeMo RL's MegatronPolicyWorker); absent: the engine's own loop, no such cost.
-    #: :func:`.phases.train_loop_cost`
+    #: :func:`.loops.train_loop_cost`
     train_loop: str | None = None
 
     @field_validator("train_plan")
@@ -216,7 +217,6 @@ class StudentPart(BaseModel):
     @field_validator("train_loop")
     @classmethod
     def _loop(cls, v):
-        from .phases import train_loops
         if v is not None and v not in train_loops():
             raise ValueError(f"unknown training loop; expected one of {', '.join(train_loops())}")
         return v

@@ -124,7 +124,7 @@ def trainer_time(pt: PostTrain) -> TrainTime:
     """The student's training side of one step (:func:`.phases.train_time`) on its training chips, with the
     trainer as the spec states it: ``student.train_plan``, ``train_framework``, ``train_optimizer`` and
     ``train_options`` (:func:`.phases.trainer_run`), and the RL framework's ``train_loop``
-    (:func:`.phases.train_loop_cost`)."""
+    (:func:`.loops.train_loop_cost`)."""
     st, s = pt.step, pt.student
     opt = s.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True) if s.train_optimizer else None
     return _on_job_network(pt, s.cluster, lambda system: train_time(
