@@ -50,6 +50,7 @@ from ..perf.step import MOE_HOST_SYNC_FORWARD_SHARE
 from .. import estimate
 from ..estimate import PLAN_FIELDS, context
 from ..spec import OptimizerSpec, PlanSpec, Run, TrainingSpec
+from .loops import moe_layers_per_stage, train_loop_cost, train_loop_s
 
 _CACHE: dict[tuple, object] = {}
 
@@ -468,6 +469,10 @@ class TrainTime:
     #: the training engine's memory per chip of the update's plan (bytes) and whether it fits in the chip's HBM
     memory_per_chip_bytes: float = 0.0
     fits: bool = True
+    #: seconds of ``update_s`` / ``forward_s`` that are the RL framework's training-loop cost
+    #: (:func:`.loops.train_loop_s`, ``train_loop`` of :func:`train_time`); 0 for the engine's own loop
+    loop_update_s: float = 0.0
+    loop_forward_s: float = 0.0
 
 
 def packed_sequences(sequences: int, seq_len: int, pack_tokens: int | None, pad_multiple: int = 1) -> tuple[int, int]:
@@ -606,7 +611,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
                extra_forward_passes: float = 1.0, plan: dict | None = None,
                pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
                optimizer_steps: int = 1, logprob_pack_tokens: int | None = None, framework: str | None = None,
-               optimizer: dict | None = None, options: dict | None = None) -> TrainTime:
+               optimizer: dict | None = None, options: dict | None = None, train_loop: str | None = None
+               ) -> TrainTime:
     """``optimizer_steps`` optimizer steps on ``sequences`` x ``seq_len`` tokens in all (training engine) + extra
     forward passes. ``plan``: run-spec plan keys fixing the trainer's parallelism (the rest is searched);
     ``framework``, ``optimizer``, ``options``: the trainer's software stack, optimizer precisions and runtime
@@ -622,7 +628,12 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
     data-parallel ranks and packs each shard into micro-batches of ``logprob_mb_tokens``,
     ``nemo_rl/models/policy/lm_policy.py``; ``MegatronPolicyWorker.get_logprobs`` runs them through
     ``megatron_forward_backward(..., forward_only=True)``, ``megatron_policy_worker.py``, tag v0.6.0), timed by
-    :func:`forward_only_s` on the engine's step for those micro-batches with the trainer's plan."""
+    :func:`forward_only_s` on the engine's step for those micro-batches with the trainer's plan.
+
+    ``train_loop``: the RL framework's training loop around those passes (``student.train_loop``,
+    :func:`.loops.train_loop_cost`); for a MoE student its measured per-MoE-layer, per-micro-batch cost is added to
+    the update (training micro-batches per rank, every optimizer step) and to each forward-only pass (log-prob
+    micro-batches per rank), :func:`.loops.train_loop_s` on the plan's pipeline stages."""
     def compute():
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)
@@ -682,16 +693,28 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
             est_lp, ctx_lp = estimate(run_lp), context(run_lp)
         fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
                               attn_bwd_ratio(ctx_lp))
+        # micro-batches each data-parallel rank runs: one optimizer step's, and one log-prob pass's
+        per_rank = max(dp * max(int(est.plan.get("micro_batch", 1) or 1), 1), 1)
+        mbs = (-(-int(run.training.global_batch_seqs) // per_rank), -(-int(lp_mbs) // per_rank),
+               max(int(est.plan.get("pp", 1) or 1), 1))
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits))
+                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits), mbs)
 
-    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1, mem_b, fits = _cached(
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1, mem_b, fits, mbs = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
              pack_tokens, pad_multiple, longest_len, optimizer_steps, logprob_pack_tokens, framework,
              repr(sorted((optimizer or {}).items())), repr(sorted((options or {}).items()))),
         compute)
-    fwd = extra_forward_passes * fwd1
-    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s, mem_b, fits)
+    loop_u = loop_f = 0.0
+    cost = train_loop_cost(train_loop) if arch.is_moe else None
+    if cost is not None:
+        train_mb, lp_mb, pp = mbs
+        layers = moe_layers_per_stage(arch, pp)
+        loop_u = max(int(optimizer_steps), 1) * train_loop_s(cost.moe_layer_train_s, layers, train_mb, pp)
+        loop_f = extra_forward_passes * train_loop_s(cost.moe_layer_logprob_s, layers, lp_mb, pp)
+    step += loop_u
+    fwd = extra_forward_passes * fwd1 + loop_f
+    return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s, mem_b, fits, loop_u, loop_f)
 
 
 #: per part of the training engine's step breakdown (:data:`trainsim.perf.step.BREAKDOWN_KEYS`), how many times

@@ -38,6 +38,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
                                        #   unstated ones take the train_framework's
       train_options: {tp_comm_overlap: false}   # the trainer's runtime settings (run-spec `training:` keys other
                                        #   than the batch, lengths and precision, which the step sets)
+      train_loop: nemo-rl-megatron     # the RL framework's loop around the Megatron passes: its measured cost per
+                                       #   MoE layer and micro-batch (posttrain/data/train_loops.yaml); absent: none
     teachers:                          # opd only; `share` = fraction of prompts (domain) it scores
       - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5, precision: bf16}
       - {name: code, model: qwen3-30b-a3b, cluster: main, share: 0.5}
@@ -86,6 +88,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError, from_validation
 from ..model.arch import Arch
 from ..units import parse_quantity
+from .loops import train_loops
 from ..types_checked import MAX_DIM, MAX_SEQ_LEN, Chips, FiniteFloat, PosInt, SeqLen, as_field_error
 from ..catalog.resolve import resolve_system
 from ..model.load import resolve_model
@@ -191,6 +194,11 @@ class StudentPart(BaseModel):
     #: the reference policy's log-probs swap its weights in from host memory and the policy's out and back every
     #: step (NeMo RL Megatron backend, KL penalty on): :func:`.phases.reference_swap_s`
     reference_swap: bool = False
+    #: the RL framework's training loop around the Megatron passes (posttrain/data/train_loops.yaml): its measured
+    #: per-MoE-layer, per-micro-batch cost is added to a MoE student's update and log-prob passes
+    #: (``nemo-rl-megatron``: NeMo RL's MegatronPolicyWorker); absent: the engine's own loop, no such cost.
+    #: :func:`.loops.train_loop_cost`
+    train_loop: str | None = None
 
     @field_validator("train_plan")
     @classmethod
@@ -204,6 +212,13 @@ class StudentPart(BaseModel):
     def _framework(cls, v):
         if v is not None and v not in frameworks():
             raise ValueError(f"unknown framework profile; expected one of {', '.join(sorted(frameworks()))}")
+        return v
+
+    @field_validator("train_loop")
+    @classmethod
+    def _loop(cls, v):
+        if v is not None and v not in train_loops():
+            raise ValueError(f"unknown training loop; expected one of {', '.join(train_loops())}")
         return v
 
     @field_validator("train_options")

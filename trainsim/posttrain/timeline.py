@@ -123,13 +123,14 @@ def _rollout_jobs(pt: PostTrain) -> list[tuple[str, int, float, str | None]]:
 def trainer_time(pt: PostTrain) -> TrainTime:
     """The student's training side of one step (:func:`.phases.train_time`) on its training chips, with the
     trainer as the spec states it: ``student.train_plan``, ``train_framework``, ``train_optimizer`` and
-    ``train_options`` (:func:`.phases.trainer_run`)."""
+    ``train_options`` (:func:`.phases.trainer_run`), and the RL framework's ``train_loop``
+    (:func:`.loops.train_loop_cost`)."""
     st, s = pt.step, pt.student
     opt = s.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True) if s.train_optimizer else None
     return _on_job_network(pt, s.cluster, lambda system: train_time(
         pt.student_arch, system, _train_chips(pt), st.sequences, st.seq_len, s.precision, st.extra_forward_passes,
         s.train_plan, st.pack_tokens, st.pad_multiple, st.longest_seq_len, st.optimizer_steps,
-        st.logprob_pack_tokens, s.train_framework, opt, s.train_options),
+        st.logprob_pack_tokens, s.train_framework, opt, s.train_options, s.train_loop),
         key=lambda t: t.step_s + t.forward_s + t.export_s)
 
 
@@ -236,9 +237,11 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     if tr.forward_s > 0 or swap > 0:
         out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s + swap,
                          cluster=tc, chips=t_chips, detail={"forward_passes": st.extra_forward_passes,
-                                                            "forward_s": tr.forward_s, "reference_swap_s": swap}))
+                                                            "forward_s": tr.forward_s, "reference_swap_s": swap,
+                                                            "train_loop_s": tr.loop_forward_s}))
     out.append(Phase(f"student update on {tc}", "train", tr.update_s, cluster=tc, chips=t_chips,
                      detail={"update_s": tr.update_s, "extra_forward_s": tr.forward_s,
+                             "train_loop_s": tr.loop_update_s,
                              "tokens_per_s_per_chip": tr.tokens_per_s_per_chip, "mfu": tr.mfu, "plan": tr.plan,
                              "memory_per_chip_bytes": tr.memory_per_chip_bytes, "fits": tr.fits}))
     return out
