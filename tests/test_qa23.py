@@ -1,0 +1,102 @@
+"""qa23: defects a sceptical user hits. Each regression test failed before its fix (the defect named in its
+docstring); expected values are hand derivations written here, never the engine's own output."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import run_main, write_spec
+
+# ---------------------------------------------------------------- 1. one output token: no decode step to price
+
+SERVE_1 = """
+name: one-token
+model: llama-3.1-8b
+system: hgx-h800
+chips: 1
+serving:
+  input_len: 2048
+  output_len: 1
+  precision: fp8
+"""
+
+
+def _one_line(code: int, err: str, want: int) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == want and len(lines) == 1, (code, err[-600:])
+    return lines[0]
+
+
+@pytest.mark.parametrize("extra, field", [
+    ("latency: {tpot_ms: 50}\n", "latency.tpot_ms"),
+    ("latency: {tpot_ms: 50, tpot_stat: p99}\n", "latency.tpot_"),
+    ("", None),       # placeholder replaced below: a decode batch
+])
+def test_a_tpot_bound_on_one_token_outputs_is_refused(tmp_path, capsys, extra, field):
+    """phase both (the default) with output_len 1: the one output token is the prefill's (qa22b), so no decode step
+    runs and a stated TPOT bound bounds nothing; it was dropped without a word (exit 0, the same answer as without
+    it). Now one line naming the field, exit 2. Likewise a decode batch (serving.batch)."""
+    text = SERVE_1 + extra if field else SERVE_1.replace("  precision: fp8", "  precision: fp8\n  batch: 64")
+    field = field or "serving.batch"
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, text, "s.yaml"))
+    line = _one_line(code, err, 2)
+    assert f"{field}" in line and "output_len 1" in line and "prefill" in line, line
+
+
+def test_a_tpot_bound_with_an_output_range_past_one_token_is_kept(tmp_path, capsys):
+    """An uncertain output_len range [1, 4] around the stated 1: its upper end has three decode steps per request,
+    so the TPOT bound is read there and the spec is answered."""
+    text = SERVE_1 + "latency: {tpot_ms: 50}\nuncertain: {output_len: [1, 4]}\n"
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, text, "s.yaml"), "--json")
+    assert code == 0, err[-400:]
+    assert json.loads(out)["aggregate"]["tpot_s"] is None      # the stated point itself has no decode step
+
+
+@pytest.mark.parametrize("output", ["  output_len: 1\n", ""])
+def test_a_decode_deployment_of_one_token_outputs_is_refused(tmp_path, capsys, output):
+    """phase decode with output_len 1 (stated, or the default when left out) was priced as a decode step at
+    context input_len + 1/2 although a one-token request never reaches the decode servers. Now one line naming
+    serving.output_len, exit 2; output_len 2 (one decode step per request) is answered."""
+    body = ("name: d\nmodel: llama-3.1-8b\nsystem: hgx-h800\nchips: 1\n"
+            f"serving:\n  phase: decode\n  input_len: 2048\n{output}  precision: fp8\n")
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body, "d.yaml"))
+    line = _one_line(code, err, 2)
+    assert "serving.output_len:" in line and "no decode step" in line, line
+    assert ("(the default)" in line) == (output == ""), line
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body.replace("input_len: 2048\n",
+                                                                                 "input_len: 2048\n  output_len: 2\n")
+                                                          .replace("  output_len: 1\n", ""), "d2.yaml"), "--json")
+    assert code == 0 and json.loads(out)["decode"]["tpot_s"] > 0, err[-400:]
+
+
+def test_a_scenario_decode_row_of_one_token_outputs_is_refused(tmp_path, capsys):
+    """S8's inference rows force phase decode on {input_len, output_len, ...}: output_len 1 priced a decode step
+    no request takes. Now refused at the scenario's inference key, exit 2."""
+    from pathlib import Path
+    s8 = (Path(__file__).resolve().parents[1] / "scenarios" / "S8.yaml").read_text()
+    assert "output_len: 1024" in s8
+    p = tmp_path / "S8.yaml"
+    p.write_text(s8.replace("output_len: 1024", "output_len: 1"))
+    for sib in (Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"):
+        if sib.name != "S8.yaml":
+            (tmp_path / sib.name).write_text(sib.read_text())
+    code, out, err = run_main(capsys, "scenario", str(p))
+    line = _one_line(code, err, 2)
+    assert "output_len" in line and "no decode step" in line, line
+
+
+# ---------------------------------------------------------------- 2. one name, one bias
+
+
+def test_the_router_bias_and_the_alibi_bias_have_different_names():
+    """``score_bias`` named both the ALiBi bias added to attention scores (AttentionCore.score_bias) and the MoE
+    router's e_score_correction_bias (MoESpec.score_bias): a reader of one took it for the other. The router's is
+    now MoESpec.score_correction_bias (the name Hugging Face's DeepSeek-V3 code gives it: e_score_correction_bias)."""
+    from trainsim.model.arch import AttentionCore
+    from trainsim.model.families.spec import MoESpec
+
+    moe_fields = {f.name for f in dataclasses.fields(MoESpec)}
+    assert "score_bias" not in moe_fields and "score_correction_bias" in moe_fields
+    assert "score_bias" in {f.name for f in dataclasses.fields(AttentionCore)}
