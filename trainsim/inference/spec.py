@@ -10,7 +10,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
     serving:
       phase: decode                    # prefill | decode | both (default both)
       input_len: 4096                  # prompt tokens per request ("4K" = 4,096: lengths take binary K, M)
-      output_len: 1024                 # generated tokens per request
+      output_len: 1024                 # generated tokens per request (default 1: the one token comes from the
+                                       #   prefill, no decode step, so phase decode needs at least 2)
       context_len: 4096                # decode: KV length per sequence at the measured step
                                        #   (default input_len + output_len (1 + output_len_cv^2) / 2, the
                                        #   mean over decode steps)
