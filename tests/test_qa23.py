@@ -100,3 +100,74 @@ def test_the_router_bias_and_the_alibi_bias_have_different_names():
     moe_fields = {f.name for f in dataclasses.fields(MoESpec)}
     assert "score_bias" not in moe_fields and "score_correction_bias" in moe_fields
     assert "score_bias" in {f.name for f in dataclasses.fields(AttentionCore)}
+
+
+# ---------------------------------------------------------------- 3. context parallelism on the unfused core
+
+CP_RUN = """
+name: cpu
+model: {layers: 4, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000}
+system: dgx-h100
+chips: 16
+training: {tokens: 1B, seq_len: 32K, global_batch_seqs: 64, attention: unfused}
+"""
+
+
+def test_cp_on_unfused_attention_is_refused(tmp_path, capsys):
+    """No stack runs context parallelism on the unfused attention core: Megatron-Core's DotProductAttention asserts
+    'Context parallelism is only supported by TEDotProductAttention!' (megatron/core/transformer/
+    dot_product_attention.py), and ring attention merges partial softmax results, which only the online-softmax
+    (flash) kernels produce. `plan: {cp: 4}` with attention unfused was priced (a step at 9% MFU); now one line
+    naming plan.cp, exit 2; likewise --fix / --against cp=4."""
+    spec = write_spec(tmp_path, CP_RUN + "plan: {cp: 4}\n", "cp4.yaml")
+    code, out, err = run_main(capsys, "estimate", spec)
+    line = _one_line(code, err, 2)
+    assert "plan.cp:" in line and "unfused" in line and "TEDotProductAttention" in line, line
+    free = write_spec(tmp_path, CP_RUN, "free.yaml")
+    for opt in ("--fix", "--against"):
+        code, out, err = run_main(capsys, "plan", free, opt, "cp=4")
+        line = _one_line(code, err, 2)
+        assert f"{opt}: cp:" in line and "unfused" in line, line
+    # flash attention keeps cp 4
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, (CP_RUN + "plan: {cp: 4}\n").replace(
+        "attention: unfused", "attention: flash"), "cp4f.yaml"), "--json")
+    assert code == 0 and json.loads(out)["plan"]["cp"] == 4, err[-400:]
+
+
+def test_the_search_offers_no_cp_on_unfused_attention(tmp_path, capsys):
+    """The search on an unfused-attention run tried cp 2, 4, 8 and 16 (every divisor of 16 chips that 2 x cp divides
+    32,768 into); now only cp 1, with the refused plans counted under the cp rule."""
+    from trainsim.parallel.plan import Plans
+    from trainsim.parallel.validity import check
+    from trainsim.model.load import resolve_model
+
+    arch = resolve_model("llama-3.1-8b")
+    p = Plans.from_columns(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=[1, 2, 4], dp=[16, 8, 4], mb=1, zero=1, recompute=0,
+                           schedule=0, node_limit=0)
+    assert list(check(p, arch, 16, 32768, 64)) == [0, 0, 0]
+    codes = check(p, arch, 16, 32768, 64, unfused_attention=True)
+    assert codes[0] == 0 and codes[1] == codes[2] != 0
+    code, out, err = run_main(capsys, "plan", write_spec(tmp_path, CP_RUN, "free.yaml"), "--json", "--top", "3")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    assert d["best"]["plan"]["cp"] == 1 and all(r["plan"]["cp"] == 1 for r in d["runners_up"])
+    assert any(k.startswith("cp: context parallelism needs a fused attention kernel") for k in d["rejected"])
+
+
+# ---------------------------------------------------------------- 4. the tp rule says what it checks
+
+
+def test_the_tp_rule_names_what_it_checks(tmp_path, capsys):
+    """Rule 13 said 'tp must divide the vocabulary size and the hidden size' but checks the hidden size only (the
+    vocabulary need not divide: Megatron pads it to a multiple of make_vocab_size_divisible_by x tp,
+    megatron/training/tokenizer _vocab_size_with_padding), so tp 8 on a 4,100-wide model was refused naming the
+    vocabulary. GPT-2's 50,257-token vocabulary at tp 8 is accepted."""
+    body = ("name: h\nmodel: {layers: 8, hidden: HID, heads: 32, head_dim: 128, ffn: 16384, vocab: VOC}\n"
+            "system: dgx-h100\nchips: 8\ntraining: {tokens: 1B, seq_len: 2K, global_batch_seqs: 64}\nplan: {tp: 8}\n")
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("HID", "4100")
+                                                              .replace("VOC", "50304"), "h.yaml"))
+    line = _one_line(code, err, 2)
+    assert "plan.tp:" in line and "hidden" in line and "vocabulary" not in line, line
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("HID", "4096")
+                                                              .replace("VOC", "50257"), "v.yaml"), "--json")
+    assert code == 0 and json.loads(out)["plan"]["tp"] == 8, err[-400:]

@@ -14,7 +14,8 @@ from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
-                         plan_options, plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
+                         plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
+                         zero3_defaults)
 from .parallel.batch import batch_unit, chip_counts, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -287,7 +288,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     def rules(p: Plans) -> np.ndarray:
         return check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
                      first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
-                     **plan_rules(fw))
+                     **run_plan_rules(run, fw))
 
     plans = plans_from_spec(plan, run.chips, run.arch)
     code = rules(plans)

@@ -25,7 +25,7 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
+from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan, runtime_settings
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -520,6 +520,25 @@ def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = N
                                 field=f"plan.{name}" if field == "plan." else field, where=where)
 
 
+def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, where: str | None = None,
+                       field: str | None = "plan.") -> None:
+    """Refuse a stated cp whose every value is above 1 when the run's attention kernel is the unfused core
+    (``training.attention: unfused``, or the stack's default, :func:`trainsim.frameworks.runtime_settings`): no stack
+    runs context parallelism on it (rule 20 of :func:`trainsim.parallel.validity.check`), so the search would
+    answer 'no valid plan' as if the cluster were at fault (qa23: cp 4 with unfused attention was priced, 102 s per
+    step at MFU 9%). ``field`` as in :func:`check_plan_shape`."""
+    cps = plan.values("cp") or []
+    if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
+        return
+    how = ("training.attention unfused" if training.attention == "unfused"
+           else f"the {fw} stack's default attention, the unfused core,")
+    msg = (f"cp {'|'.join(str(v) for v in cps)} needs a fused attention kernel; {how} runs only at cp 1 "
+           "(Megatron-Core's DotProductAttention: 'Context parallelism is only supported by TEDotProductAttention!'): "
+           "say attention flash or flash2, or cp 1")
+    raise TrainsimError(msg if field == "plan." else f"cp: {msg}", field="plan.cp" if field == "plan." else field,
+                        where=where)
+
+
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
                 "moe_grouped_gemm": True, "moe_fake_balanced_gate": False, "moe_fused_grouped_mlp": False}
@@ -629,6 +648,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
         check_plan_options(spec.plan, "plan.", where, arch)
+        check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))

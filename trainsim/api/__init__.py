@@ -29,7 +29,8 @@ from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
-from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, check_plan_shape, load_run, parse_run
+from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, check_plan_options, check_plan_shape,
+                    load_run, parse_run)
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -189,6 +190,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
     check_plan_options(fixed, "--fix", arch=r.arch)
+    check_cp_attention(fixed, r.training, _framework_of(r), field="--fix")
     stated = fixed
     if framework:
         fixed = restrict_plan(fixed, framework)
@@ -537,6 +539,7 @@ def parse_against(run: Run, reference: str):
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
     check_plan_options(ref, "--against", arch=run.arch)
+    check_cp_attention(ref, run.training, _framework_of(run), field="--against")
     return ref
 
 
