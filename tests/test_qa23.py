@@ -171,3 +171,22 @@ def test_the_tp_rule_names_what_it_checks(tmp_path, capsys):
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("HID", "4096")
                                                               .replace("VOC", "50257"), "v.yaml"), "--json")
     assert code == 0 and json.loads(out)["plan"]["tp"] == 8, err[-400:]
+
+
+# ---------------------------------------------------------------- 5. capacity: a sub-second checkpoint printed as 0 s
+
+
+def test_capacity_prints_the_checkpoint_time_it_uses(capsys):
+    """`capacity --system dgx-h100 --units 8 --days 30` said 'checkpoint 0 s every 27.4 min': a checkpoint of
+    under half a second printed with no decimals, beside an interval that Young's rule tau = sqrt(2 C M) derives
+    from it. From the printed interval and MTBF, C = tau^2 / (2 M) = (27.4 x 60)^2 / (2 x 791.82 x 3,600) =
+    0.474 s; the line now states it to three figures."""
+    import re
+
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "8", "--days", "30", "--json")
+    assert code == 0, err[-400:]
+    (lim,) = [x for x in json.loads(out)["limits"] if x["limit"] == "failures"]
+    m = re.search(r"MTBF ([\d.]+) h .* checkpoint ([\d.e+-]+) s every ([\d.]+) min", lim["detail"])
+    assert m, lim["detail"]
+    mtbf_h, ckpt_s, tau_min = (float(g) for g in m.groups())
+    assert ckpt_s == pytest.approx((tau_min * 60) ** 2 / (2 * mtbf_h * 3600), rel=0.01), lim["detail"]
