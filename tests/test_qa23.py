@@ -190,3 +190,30 @@ def test_capacity_prints_the_checkpoint_time_it_uses(capsys):
     assert m, lim["detail"]
     mtbf_h, ckpt_s, tau_min = (float(g) for g in m.groups())
     assert ckpt_s == pytest.approx((tau_min * 60) ** 2 / (2 * mtbf_h * 3600), rel=0.01), lim["detail"]
+
+
+# ---------------------------------------------------------------- 6. infer: batch x tokens/s per user did not add up
+
+
+def test_infer_says_the_prefill_share_of_the_time_per_output_token(capsys):
+    """Aggregated serving (the example spec: Llama 3.1 8B, 2,048 in / 512 out on H800) printed 'decode batch per
+    chip 80', 'decode tokens/s per chip 3,609' and 'time per output token 27.2 ms (36.8 tok/s/user)': 80 x 36.8 =
+    2,946, not 3,609, with nothing to say why. The TPOT holds the prompts prefilled between decode steps
+    (Sarathi-Serve): B / output_len requests finish per step, as many prompts are prefilled, so per chip each step
+    carries batch x input_len / (output_len x prefill tokens/s per chip) seconds of prefill. The table now names
+    that part and calls the 3,609 the decode steps' own rate; --json gives it as decode.prefill_in_tpot_s."""
+    from pathlib import Path
+
+    spec = str(Path(__file__).resolve().parents[1] / "examples" / "serving-llama-3.1-8b-h800.yaml")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    dec, pre = d["decode"], d["prefill"]
+    inter = dec["batch_per_chip"] * 2048 / (512 * pre["tokens_per_s_per_chip"])
+    assert dec["prefill_in_tpot_s"] == pytest.approx(inter, rel=1e-9)
+    # the decode steps alone: batch per chip / (TPOT - prefill share) is the decode rate printed
+    assert dec["batch_per_chip"] / (dec["tpot_s"] - inter) == pytest.approx(dec["tokens_per_s_per_chip"], rel=1e-9)
+    code, out, err = run_main(capsys, "infer", spec)
+    flat = " ".join(out.replace("│", " ").split())
+    assert code == 0 and f"{inter * 1e3:.1f} ms of it prompts prefilled between decode steps" in flat, flat
+    assert "decode tokens/s per chip (decode" in flat and "steps alone)" in flat     # the label wraps
