@@ -25,7 +25,8 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan, runtime_settings
+from .frameworks import (PRECISIONS, check_precision, framework_of, frameworks, profile, restrict_plan,
+                         runtime_settings)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -530,6 +531,8 @@ def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, wher
     cps = plan.values("cp") or []
     if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
         return
+    if not profile(fw)["context_parallel"]:    # a stack with no context parallelism at all says that instead
+        return
     how = ("training.attention unfused" if training.attention == "unfused"
            else f"the {fw} stack's default attention, the unfused core,")
     msg = (f"cp {'|'.join(str(v) for v in cps)} needs a fused attention kernel; {how} runs only at cp 1 "
@@ -648,12 +651,12 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
         check_plan_options(spec.plan, "plan.", where, arch)
-        check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
+        check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)
