@@ -531,7 +531,7 @@ def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, wher
     cps = plan.values("cp") or []
     if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
         return
-    if not profile(fw)["context_parallel"]:    # a stack with no context parallelism at all says that instead
+    if not profile(fw).get("context_parallel", True):   # a stack with no context parallelism says that instead
         return
     how = ("training.attention unfused" if training.attention == "unfused"
            else f"the {fw} stack's default attention, the unfused core,")
