@@ -525,9 +525,9 @@ def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, wher
                        field: str | None = "plan.") -> None:
     """Refuse a stated cp whose every value is above 1 when the run's attention kernel is the unfused core
     (``training.attention: unfused``, or the stack's default, :func:`trainsim.frameworks.runtime_settings`): no stack
-    runs context parallelism on it (rule 20 of :func:`trainsim.parallel.validity.check`), so the search would
-    answer 'no valid plan' as if the cluster were at fault (qa23: cp 4 with unfused attention was priced, 102 s per
-    step at MFU 9%). ``field`` as in :func:`check_plan_shape`."""
+    runs context parallelism on it (rule 20 of :func:`trainsim.parallel.validity.check`), so without this the
+    search would answer 'no valid plan' as if the cluster were at fault; before rule 20 such a plan was priced
+    (qa23: Llama 3.1 8B at 32K, cp 4, 102 s per step at MFU 9%). ``field`` as in :func:`check_plan_shape`."""
     cps = plan.values("cp") or []
     if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
         return
