@@ -247,3 +247,21 @@ def _ok(res) -> str:
     code, out, err = res
     assert code == 0, err[-400:]
     return out
+
+
+# ---------------------------------------------------------------- 8. a broken stated plan printed as a Python dict
+
+
+def test_a_stated_plan_that_breaks_a_rule_is_printed_as_the_tables_print_it(tmp_path, capsys):
+    """ep 8 on a pipeline stage of 4 chips (8 chips / pp 2) breaks 'ep x etp must divide tp x cp x dp'; the line
+    ended '(chips 8, global batch 1000 sequences, plan {'tp': 1, 'pp': 2, ..., 'zgroup': 0, ...})': a Python dict
+    with the search's internal sharding-group column and an unseparated batch. Now 'plan tp=1 pp=2 ...' and
+    '1,000'."""
+    body = ("name: m\nmodel: {layers: 4, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000, "
+            "moe: {experts: 8, top_k: 2, expert_ffn: 1024}}\nsystem: dgx-h100\nchips: 8\n"
+            "training: {tokens: 1B, seq_len: 2K, global_batch_seqs: 1000}\n"
+            "plan: {tp: 1, pp: 2, ep: 8, cp: 1, zero: 1, recompute: none, micro_batch: 1}\n")
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "m.yaml"))
+    line = _one_line(code, err, 2)
+    assert "plan.ep:" in line and "plan tp=1 pp=2 " in line and "ep=8" in line and "1,000 sequences" in line, line
+    assert "{" not in line and "zgroup" not in line, line

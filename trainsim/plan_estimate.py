@@ -305,8 +305,10 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
                 plans, code = alt, rules(alt)
                 break
     if code[0]:   # the field named as the error's field, so that a caller can say which of its inputs it was
-        raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips}, global batch {tr.batch_seqs:g} "
-                            f"sequences, plan {plans.row(0)})", field=reason_field(code[0]))
+        # the plan as the tables print it (tp=1 pp=16 ...), not a Python dict; zgroup is the search's own column
+        row = " ".join(f"{k}={v}" for k, v in plans.row(0).items() if k != "zgroup")
+        raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips:,}, global batch {tr.batch_seqs:,.0f} "
+                            f"sequences, plan {row})", field=reason_field(code[0]))
     return plans, filled
 
 
