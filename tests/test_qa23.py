@@ -265,3 +265,25 @@ def test_a_stated_plan_that_breaks_a_rule_is_printed_as_the_tables_print_it(tmp_
     line = _one_line(code, err, 2)
     assert "plan.ep:" in line and "plan tp=1 pp=2 " in line and "ep=8" in line and "1,000 sequences" in line, line
     assert "{" not in line and "zgroup" not in line, line
+
+
+# ---------------------------------------------------------------- 9. a local batch under a stack that has none
+
+
+@pytest.mark.parametrize("framework, code", [("", 2), ("framework: megatron-bridge-2026\n", 2),
+                                             ("framework: other-nemo-automodel\n", 0)])
+def test_local_batch_only_under_a_stack_that_calls_its_schedule_per_local_batch(tmp_path, capsys, framework, code):
+    """training.local_batch_seqs is NeMo AutoModel's step_scheduler.local_batch_size: one pipeline-schedule call,
+    with its fill and drain, per local batch. Megatron-LM's train_step runs the whole step in one
+    forward_backward_func call, but a Megatron-Bridge run stating local_batch_seqs 8 was priced with 256 / (4 x 8) =
+    8 calls per step (global 256, dp 4): 8 bubbles. Now one line naming the field, exit 2, except under a stack
+    whose profile says it calls per local batch (local_batch_calls)."""
+    body = ("name: lb\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n" + framework
+            + "training: {tokens: 1B, seq_len: 4K, global_batch_seqs: 256, local_batch_seqs: 8}\n"
+            "plan: {tp: 1, pp: 4, cp: 1, zero: 2, recompute: full, micro_batch: 1}\n")
+    got, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "lb.yaml"))
+    if code:
+        line = _one_line(got, err, 2)
+        assert "training.local_batch_seqs:" in line and "other-nemo-automodel" in line, line
+    else:
+        assert got == 0, err[-400:]

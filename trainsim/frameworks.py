@@ -115,6 +115,14 @@ def plan_rules(fw: str) -> dict[str, bool]:
             "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False))}
 
 
+def local_batch_calls(fw: str) -> bool:
+    """Whether stack ``fw`` calls its pipeline schedule once per local batch of a step (NeMo AutoModel's
+    ``step_scheduler.local_batch_size``), so that a run's ``training.local_batch_seqs`` means something there: its
+    profile's ``local_batch_calls``, with its source; False (one schedule call per step, Megatron-LM's
+    ``train_step``) for a profile that does not state it."""
+    return bool(profile(fw).get("local_batch_calls", False))
+
+
 def run_plan_rules(run, fw: str | None = None) -> dict[str, bool]:
     """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
     run's own, :func:`framework_of`): the stack's (:func:`plan_rules`) and ``unfused_attention``, the run's attention

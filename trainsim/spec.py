@@ -25,8 +25,8 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import (PRECISIONS, check_precision, framework_of, frameworks, profile, restrict_plan,
-                         runtime_settings)
+from .frameworks import (PRECISIONS, check_precision, framework_of, frameworks, local_batch_calls, profile,
+                         restrict_plan, runtime_settings)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -521,6 +521,21 @@ def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = N
                                 field=f"plan.{name}" if field == "plan." else field, where=where)
 
 
+def check_local_batch(training: "TrainingSpec", fw: str, where: str | None = None) -> None:
+    """Refuse ``training.local_batch_seqs`` under a stack that runs the step's micro-batches in one pipeline
+    schedule call (no ``local_batch_calls`` in its profile, :func:`trainsim.frameworks.local_batch_calls`): the
+    engine took it as given and priced a fill and drain per local batch that stack never runs (qa23: DeepSeek-V3 on
+    512 H100 under megatron-bridge-2026 with local_batch_seqs 8, pp 16: 46% of the step pipeline bubble)."""
+    n = training.local_batch_seqs
+    if n is None or local_batch_calls(fw):
+        return
+    owners = ", ".join(f for f in frameworks() if local_batch_calls(f))
+    raise TrainsimError(f"local_batch_seqs {n} sets the sequences per call of the pipeline schedule, one call per "
+                        f"local batch ({owners}); {fw} runs the step's micro-batches in one call (as Megatron-LM's "
+                        f"train_step does): leave local_batch_seqs out, or say framework: {owners.split(', ')[0]}",
+                        field="training.local_batch_seqs", where=where)
+
+
 def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, where: str | None = None,
                        field: str | None = "plan.") -> None:
     """Refuse a stated cp whose every value is above 1 when the run's attention kernel is the unfused core
@@ -647,6 +662,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     check_tokens_cover_one_step(spec.training, where)
+    check_local_batch(spec.training, framework_of(spec), where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
