@@ -49,7 +49,7 @@ def test_a_stated_plan_breaking_the_batch_rule_is_one_line_naming_the_file(tmp_p
     rc, out, err = run_in_process(argv)
     line = _one_line(rc, "", err, 2)
     assert line.startswith(f"error: {f}: plan.micro_batch: "), line
-    assert "global batch 1 sequences" in line and "'dp': 16" in line, line
+    assert "global batch 1 sequences" in line and "dp=16" in line, line
     assert not (tmp_path / "r.html").exists()
 
 

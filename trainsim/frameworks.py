@@ -115,6 +115,23 @@ def plan_rules(fw: str) -> dict[str, bool]:
             "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False))}
 
 
+def local_batch_calls(fw: str) -> bool:
+    """Whether stack ``fw`` calls its pipeline schedule once per local batch of a step (NeMo AutoModel's
+    ``step_scheduler.local_batch_size``), so that a run's ``training.local_batch_seqs`` means something there: its
+    profile's ``local_batch_calls``, with its source; False (one schedule call per step, Megatron-LM's
+    ``train_step``) for a profile that does not state it."""
+    return bool(profile(fw).get("local_batch_calls", False))
+
+
+def run_plan_rules(run, fw: str | None = None) -> dict[str, bool]:
+    """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
+    run's own, :func:`framework_of`): the stack's (:func:`plan_rules`) and ``unfused_attention``, the run's attention
+    kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
+    runs only at cp 1 (rule 20). The one place the search, ``estimate`` of a stated plan and calibration take them."""
+    fw = fw or framework_of(run)
+    return {**plan_rules(fw), "unfused_attention": runtime_settings(run.training, fw)["attention"] == "unfused"}
+
+
 def shard_group_zero(fw: str) -> tuple[int, ...]:
     """The ZeRO stages at which stack ``fw`` can shard over a group smaller than the whole dp x cp group, states
     replicated across groups (HSDP, MiCS; PyTorch FSDP's HYBRID_SHARD, MindSpeed-LLM's FSDP2 ``fsdp_size``): its

@@ -14,7 +14,8 @@ from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
-                         plan_options, plan_rules, restrict_plan, runtime_settings, stack_flags, zero3_defaults)
+                         plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
+                         zero3_defaults)
 from .parallel.batch import batch_unit, chip_counts, fit_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
@@ -287,7 +288,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     def rules(p: Plans) -> np.ndarray:
         return check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, tr.batch_tol, run.use_all,
                      first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
-                     **plan_rules(fw))
+                     **run_plan_rules(run, fw))
 
     plans = plans_from_spec(plan, run.chips, run.arch)
     code = rules(plans)
@@ -304,8 +305,10 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
                 plans, code = alt, rules(alt)
                 break
     if code[0]:   # the field named as the error's field, so that a caller can say which of its inputs it was
-        raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips}, global batch {tr.batch_seqs:g} "
-                            f"sequences, plan {plans.row(0)})", field=reason_field(code[0]))
+        # the plan as the tables print it (tp=1 pp=16 ...), not a Python dict; zgroup is the search's own column
+        row = " ".join(f"{k}={v}" for k, v in plans.row(0).items() if k != "zgroup")
+        raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips:,}, global batch {tr.batch_seqs:,.0f} "
+                            f"sequences, plan {row})", field=reason_field(code[0]))
     return plans, filled
 
 

@@ -25,7 +25,8 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import PRECISIONS, check_precision, framework_of, frameworks, restrict_plan
+from .frameworks import (PRECISIONS, check_precision, framework_of, frameworks, local_batch_calls, profile,
+                         restrict_plan, runtime_settings)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -520,6 +521,42 @@ def check_plan_shape(plan: "PlanSpec", arch, seq_len: int, where: str | None = N
                                 field=f"plan.{name}" if field == "plan." else field, where=where)
 
 
+def check_local_batch(training: "TrainingSpec", fw: str, where: str | None = None) -> None:
+    """Refuse ``training.local_batch_seqs`` under a stack that runs the step's micro-batches in one pipeline
+    schedule call (no ``local_batch_calls`` in its profile, :func:`trainsim.frameworks.local_batch_calls`): the
+    engine took it as given and priced a fill and drain per local batch that stack never runs (qa23: DeepSeek-V3 on
+    512 H100 under megatron-bridge-2026 with local_batch_seqs 8, pp 16: 46% of the step pipeline bubble)."""
+    n = training.local_batch_seqs
+    if n is None or local_batch_calls(fw):
+        return
+    owners = ", ".join(f for f in frameworks() if local_batch_calls(f))
+    raise TrainsimError(f"local_batch_seqs {n} sets the sequences per call of the pipeline schedule, one call per "
+                        f"local batch ({owners}); {fw} runs the step's micro-batches in one call (as Megatron-LM's "
+                        f"train_step does): leave local_batch_seqs out, or say framework: {owners.split(', ')[0]}",
+                        field="training.local_batch_seqs", where=where)
+
+
+def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, where: str | None = None,
+                       field: str | None = "plan.") -> None:
+    """Refuse a stated cp whose every value is above 1 when the run's attention kernel is the unfused core
+    (``training.attention: unfused``, or the stack's default, :func:`trainsim.frameworks.runtime_settings`): no stack
+    runs context parallelism on it (rule 20 of :func:`trainsim.parallel.validity.check`), so without this the
+    search would answer 'no valid plan' as if the cluster were at fault; before rule 20 such a plan was priced
+    (qa23: Llama 3.1 8B at 32K, cp 4, 102 s per step at MFU 9%). ``field`` as in :func:`check_plan_shape`."""
+    cps = plan.values("cp") or []
+    if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
+        return
+    if not profile(fw).get("context_parallel", True):   # a stack with no context parallelism says that instead
+        return
+    how = ("training.attention unfused" if training.attention == "unfused"
+           else f"the {fw} stack's default attention, the unfused core,")
+    msg = (f"cp {'|'.join(str(v) for v in cps)} needs a fused attention kernel; {how} runs only at cp 1 "
+           "(Megatron-Core's DotProductAttention: 'Context parallelism is only supported by TEDotProductAttention!'): "
+           "say attention flash or flash2, or cp 1")
+    raise TrainsimError(msg if field == "plan." else f"cp: {msg}", field="plan.cp" if field == "plan." else field,
+                        where=where)
+
+
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
                 "moe_grouped_gemm": True, "moe_fake_balanced_gate": False, "moe_fused_grouped_mlp": False}
@@ -625,6 +662,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
     check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
     check_tokens_cover_one_step(spec.training, where)
+    check_local_batch(spec.training, framework_of(spec), where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
@@ -634,6 +672,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
             restrict_plan(spec.plan, framework_of(spec))
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
+        check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)

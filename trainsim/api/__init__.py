@@ -29,7 +29,8 @@ from ..estimate import estimate as _estimate
 from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
-from ..spec import PlanSpec, Run, check_expert_fields, check_plan_options, check_plan_shape, load_run, parse_run
+from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, check_plan_options, check_plan_shape,
+                    load_run, parse_run)
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -180,7 +181,8 @@ def estimate_run(run: Run | str | Path | Mapping, *, cost: dict | None = None) -
 def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: str = "", emit: str = "",
                  top: int = 5, use_all: bool = False, cost: dict | None = None, progress=None) -> SearchResult:
     """``trainsim plan``: every valid plan searched with the fields of ``fix`` (``"tp=8,pp=16"``) pinned and,
-    for ``framework`` (a profile id) or an ``emit`` target, only what that software stack has; the best plans
+    for ``framework`` (a profile id) or an ``emit`` target, only what that software stack has (``framework``: the
+    plans timed under that stack too, as a run spec naming it; ``emit``: under the run's own); the best plans
     carry ``cost``. With no plan, ``result.alternatives`` holds the nearest changes that have one."""
     from dataclasses import replace
 
@@ -193,6 +195,11 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     if framework:
         fixed = restrict_plan(fixed, framework)
         check_precision(r.training.precision, framework, field="--framework")
+        # the plans are timed under that stack too (its defaults, flags and calibration), as a run spec's
+        # `framework:` and the explorer's stack time them: restricting the offer alone timed torchtitan-2024's
+        # plans with Megatron-Core's kernels (Llama 3.1 8B on 64 H100: 7.24 s, where `framework: torchtitan-2024`
+        # in the spec gives 8.96 s; qa23)
+        r = replace(r, framework=framework)
     elif emit:
         fw = default_for_emit(emit)
         try:
@@ -201,6 +208,8 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
         except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
             raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
                                 f"{r.framework or 'no framework'})", field=None) from None
+    # after the stack's own refusals (a stack without context parallelism says so first)
+    check_cp_attention(fixed, r.training, _framework_of(r), field="--framework" if framework else "--fix")
     # the run carries the merged plan: the engine reads the options that are not searched (recompute_modules,
     # recompute_method, stage sizes, offload) from the run's plan (plan_estimate.context), so --fix sets them too
     r = replace(r, plan=fixed)
@@ -537,6 +546,7 @@ def parse_against(run: Run, reference: str):
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
     check_plan_options(ref, "--against", arch=run.arch)
+    check_cp_attention(ref, run.training, _framework_of(run), field="--against")
     return ref
 
 

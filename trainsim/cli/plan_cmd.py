@@ -26,8 +26,9 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              use_all: bool = typer.Option(False, "--use-all", help="plans must use every chip (no idle domains)"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
              csv_: bool = typer.Option(False, "--csv", help="print the listed plans as CSV rows"),
-             framework: str = typer.Option(None, "--framework", help="offer only what this software stack has "
-                                                                   "(e.g. megatron-core-2024, torchtitan-2024)"),
+             framework: str = typer.Option(None, "--framework", help="offer only what this software stack has and "
+                                                                   "time the plans under it (e.g. megatron-core-2024, "
+                                                                   "torchtitan-2024)"),
              against: str = typer.Option(None, "--against", help="compare the best plan with this reference plan, "
                                                                "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:

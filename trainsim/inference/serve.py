@@ -294,6 +294,11 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         d["tpot_bound_s"] = sv.latency.tpot_ms / 1e3 if sv.latency.tpot_ms else None
         d["tpot_bound_stat"] = sv.latency.tpot_stat
         d["mean_tpot_bound_s"] = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
+        # aggregated serving: the part of the time per output token that is prompts prefilled between decode steps
+        # (inference/search.py best_decode: TPOT = step / tokens per step + B x input_len / (output_len x prefill
+        # rate x chips)), so that batch / TPOT -- the output rate -- and the decode steps' own rate both add up
+        d["prefill_in_tpot_s"] = (max(d["tpot_s"] - d["step_time_s"] / s.tokens_per_step, 0.0)
+                                  if sp.phase == "both" else 0.0)
         d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
                             "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]

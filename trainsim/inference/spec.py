@@ -10,7 +10,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
     serving:
       phase: decode                    # prefill | decode | both (default both)
       input_len: 4096                  # prompt tokens per request ("4K" = 4,096: lengths take binary K, M)
-      output_len: 1024                 # generated tokens per request
+      output_len: 1024                 # generated tokens per request (default 1: the one token comes from the
+                                       #   prefill, no decode step, so phase decode needs at least 2)
       context_len: 4096                # decode: KV length per sequence at the measured step
                                        #   (default input_len + output_len (1 + output_len_cv^2) / 2, the
                                        #   mean over decode steps)
@@ -368,10 +369,37 @@ def _check_phase_fields(spec: ServingFile, where: str) -> None:
             raise TrainsimError(f"{name} applies to phase {'decode' if phase == 'prefill' else 'prefill'} (or both); "
                                 f"this spec's phase is {phase}: leave {name} out or change the phase",
                                 field=at, where=where)
+    _check_one_token_output(spec, stated, where)
     if "tpot_stat" in spec.latency.model_fields_set and spec.latency.tpot_ms is None:
         raise TrainsimError(f"tpot_stat {spec.latency.tpot_stat} says which TPOT statistic tpot_ms bounds; no "
                             "tpot_ms is given (state it, or leave tpot_stat out)", field="latency.tpot_stat",
                             where=where)
+
+
+def _check_one_token_output(spec: ServingFile, stated: list[tuple[str, str]], where: str) -> None:
+    """Refuse a decode evaluation of requests that have no decode step. A request of ``output_len`` 1 gets its one
+    token from the prefill's last position (vLLM and SGLang sample the first output token in the prefill forward;
+    :func:`trainsim.inference.serve.has_decode`): ``phase: decode`` with output_len 1 (also the default) was still
+    priced as a decode step, and ``phase: both`` with output_len 1 dropped a stated decode-only input
+    (:data:`DECODE_ONLY`: ``latency.tpot_ms`` was answered as if no bound had been given; qa23). An
+    ``uncertain.output_len`` range reaching past 1 keeps the decode inputs: its upper end has decode steps."""
+    sp = spec.serving
+    if sp.output_len > 1:
+        return
+    given = "output_len 1" if "output_len" in sp.model_fields_set else "output_len 1 (the default)"
+    if sp.phase == "decode":
+        raise TrainsimError(f"{given} has no decode step: the one output token comes from the prefill; a decode "
+                            "deployment needs output_len >= 2 (state the mean generated tokens, or say phase "
+                            "prefill)", field="serving.output_len", where=where)
+    hi = spec.uncertain.get("output_len", (1, 1))[1]
+    if sp.phase != "both" or hi > 1:
+        return
+    for field, at in stated:
+        if field in DECODE_ONLY:
+            name = field.split(".", 1)[1]
+            raise TrainsimError(f"{name} applies to decode steps; with {given} the one output token comes from "
+                                f"the prefill and no decode step runs: leave {name} out or state output_len >= 2",
+                                field=at, where=where)
 
 
 def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:

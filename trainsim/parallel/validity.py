@@ -39,7 +39,7 @@ REASONS = {
                      "(--microbatch-group-size-per-virtual-pipeline-stage, core 0.10 on) needs at least pp"),
     11: ("schedule", f"{_or(names_where('even_pp_min_m'))} needs an even pp and at least pp micro-batches"),
     12: ("node_limit", "node_limit needs ep > 1"),
-    13: ("tp", "tp must divide the vocabulary size and the hidden size"),
+    13: ("tp", "tp must divide the hidden size"),
     14: ("pp", f"pipeline schedules need pp > 1 for {' and '.join(names_where('needs_pp'))}"),
     15: ("vpp", "this software stack splits the layers evenly: pp must divide the layers and vpp the layers per "
                 "pipeline stage (Megatron's --num-layers-per-virtual-pipeline-stage)"),
@@ -54,6 +54,9 @@ REASONS = {
                "when there are other ranks and none when there are not: pp > 1, at most the model's layers on the "
                "stated ranks, and layers left over exactly when pp exceeds the stated ranks (Megatron-Core's "
                "'Mismatch: N middle layers remaining but M middle PP stages available')"),
+    20: ("cp", "context parallelism needs a fused attention kernel: the unfused core (training.attention unfused, "
+               "or the stack's default) runs only at cp 1 (Megatron-Core's DotProductAttention: 'Context "
+               "parallelism is only supported by TEDotProductAttention!')"),
 }
 
 
@@ -61,7 +64,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
           use_all: bool = False, only: Collection[int] | None = None, even_vpp: bool = False,
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
           microbatch_groups: bool = False, vpp_min_pp3: bool = False,
-          first_stage_layers: int | None = None, last_stage_layers: int | None = None) -> np.ndarray:
+          first_stage_layers: int | None = None, last_stage_layers: int | None = None,
+          unfused_attention: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -78,7 +82,13 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     ``vpp_min_pp3``: the stack runs the interleaved schedule only with pp > 2 (the profile's flag of that name:
     Megatron-LM megatron/arguments.py asserted it from 182841f7df, 20 Mar 2021, until 3ee489d9ea, 31 May 2024).
     ``first_stage_layers`` / ``last_stage_layers``: the run's uneven pipeline stages (plan options), which every
-    plan's pp must hold (rule 19, :func:`stage_layers_ok`)."""
+    plan's pp must hold (rule 19, :func:`stage_layers_ok`). ``unfused_attention``: the run's attention kernel is
+    the unfused core (scores materialised), which no stack runs under context parallelism (rule 20): Megatron-Core's
+    local DotProductAttention asserts cp 1 (megatron/core/transformer/dot_product_attention.py, 'Context parallelism
+    is only supported by TEDotProductAttention!', NVIDIA/Megatron-LM core_r0.6.0 to d98e8a6), Transformer Engine's
+    ring runs only its flash and fused backends, and PyTorch's experimental ring only the flash / efficient SDPA
+    kernels (torchtitan utils.get_train_context); ring attention merges partial softmax results, which needs the
+    online-softmax kernels."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -147,6 +157,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(virt & (p.pp < 3), 18)
     if (first_stage_layers is not None or last_stage_layers is not None) and want(19):
         rule(~stage_layers_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 19)
+    if unfused_attention and want(20):
+        rule(p.cp > 1, 20)
     if dualpipev_fb_overlap and want(17):
         rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
     # last: zero is the search's last axis (parallel/enumerate.py), so a plan both rules refuse counts as 17 there too

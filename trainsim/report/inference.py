@@ -36,8 +36,11 @@ def render_infer(res: dict) -> None:
         d = res["decode"]
         t.add_row("decode plan", _plan(d["plan"], res.get("moe", True)))
         t.add_row("decode batch per chip", f"{d['batch_per_chip']:,.1f}")
-        t.add_row("decode tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.0f}")
-        t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user)")
+        inter = d.get("prefill_in_tpot_s") or 0.0     # aggregated serving: prompts prefilled between decode steps
+        t.add_row("decode tokens/s per chip" + (" (decode steps alone)" if inter > 0 else ""),
+                  f"{d['tokens_per_s_per_chip']:,.0f}")
+        t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user"
+                  + (f"; {inter * 1e3:.1f} ms of it prompts prefilled between decode steps)" if inter > 0 else ")"))
         m = d["memory_per_chip_bytes"]
         parts = ", ".join(f"{_PART.get(k, k)} {v / GIB:.1f}" for k, v in m.items() if k != "total")
         t.add_row("decode memory per chip", f"{gib(m['total'])} of {gib(res['hbm_bytes'])} ({parts})")

@@ -179,8 +179,8 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
                           f"= {est.plan['dp'] * est.plan['micro_batch']:,} of {est.run.training.batch_seqs:,} sequences"})
     out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
                 "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
-                          f"checkpoint {gp.checkpoint_s:.0f} s every {gp.interval_s / 60:.1f} min, "
-                          f"restart {gp.restart_s / 60:.0f} min"})
+                          f"checkpoint {gp.checkpoint_s:.3g} s every {gp.interval_s / 60:.1f} min, "
+                          f"restart {gp.restart_s / 60:.3g} min"})
     t_layer = float(a["min_layer_latency_s"])
     t_min = 3.0 * arch.n_layers * t_layer
     steps_max = days * SEC_PER_DAY / t_min

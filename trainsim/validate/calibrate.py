@@ -40,7 +40,7 @@ from ..spec import Run, load_run
 from .reference import steady_reference
 from .runner import expand_paths
 from ..estimate import context
-from ..frameworks import default_stages, framework_of, plan_rules, restrict_plan, runtime_settings
+from ..frameworks import default_stages, framework_of, restrict_plan, run_plan_rules, runtime_settings
 from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
 from ..catalog.load import vendor_key
@@ -151,7 +151,7 @@ def _plans(run: Run):
     # else an unstated schedule enumerates every schedule of the registry (afab, zero-bubble, DualPipe) for any stack
     stages = [restrict_plan(p, fw) for p, _ in default_stages(run.plan, fw)]
     # and the uneven stages the engine sizes the ranks with, as the search reads them (search._enum_args)
-    rules = dict(plan_rules(fw), first_stage_layers=run.plan.first_stage_layers,
+    rules = dict(run_plan_rules(run, fw), first_stage_layers=run.plan.first_stage_layers,
                  last_stage_layers=run.plan.last_stage_layers)
     for p in stages[:-1]:
         plans, _ = enumerate_plans(run.arch, run.chips, tr.seq_len, tr.batch_seqs, p, **rules)

@@ -186,7 +186,7 @@ def minimax_m2(c: Cfg) -> DecoderSpec:
     shared = c.int("shared_intermediate_size", default=0)
     s.moe = MoESpec(experts=c.int("num_local_experts", "num_experts"), top_k=c.int("num_experts_per_tok"),
                     expert_ffn=c.int("intermediate_size"), shared_experts=1 if shared else 0, shared_ffn=shared,
-                    score_bias=c.bool("use_routing_bias", default=True))
+                    score_correction_bias=c.bool("use_routing_bias", default=True))
     if c.bool("use_mtp", default=False) and c.int("num_mtp_modules", default=0):
         s.notes.append(f"{c.int('num_mtp_modules')} MTP modules declared but their shape is not published; "
                        "not counted")
@@ -224,7 +224,7 @@ def bailing(c: Cfg) -> DecoderSpec:
     n_shared = c.int("num_shared_experts", default=0)
     s.moe = MoESpec(experts=c.int("num_experts"), top_k=c.int("num_experts_per_tok"), expert_ffn=eff,
                     shared_experts=n_shared, shared_ffn=n_shared * eff,
-                    score_bias=c.bool("moe_router_enable_expert_bias", default=True))
+                    score_correction_bias=c.bool("moe_router_enable_expert_bias", default=True))
     s.mtp_layers = mtp_count(c, "num_nextn_predict_layers")
     return s
 
@@ -242,7 +242,7 @@ def glm4_moe(c: Cfg) -> DecoderSpec:
     eff = c.int("moe_intermediate_size")
     n_shared = c.int("n_shared_experts", default=1)
     s.moe = MoESpec(experts=c.int("n_routed_experts", "num_experts"), top_k=c.int("num_experts_per_tok"),
-                    expert_ffn=eff, shared_experts=n_shared, shared_ffn=n_shared * eff, score_bias=True)
+                    expert_ffn=eff, shared_experts=n_shared, shared_ffn=n_shared * eff, score_correction_bias=True)
     s.mtp_layers = mtp_count(c, "num_nextn_predict_layers")
     return s
 

@@ -77,7 +77,7 @@ def deepseek(c: Cfg) -> DecoderSpec:
         n_shared = c.opt_int("n_shared_experts") or 0
         s.moe = MoESpec(experts=experts or 0, top_k=c.int("num_experts_per_tok"), expert_ffn=eff,
                         shared_experts=n_shared, shared_ffn=n_shared * eff,
-                        score_bias=c.family != "deepseek_v2" or c.get("topk_method") == "noaux_tc",
+                        score_correction_bias=c.family != "deepseek_v2" or c.get("topk_method") == "noaux_tc",
                         groups=c.opt_int("n_group") or 1, top_groups=c.opt_int("topk_group") or 1)
     if c.family in ("deepseek_v32", "glm_moe_dsa"):
         s.indexer = IndexerSpec(heads=c.int("index_n_heads"), head_dim=c.int("index_head_dim"),

@@ -41,7 +41,9 @@ class MoESpec:
     shared_experts: int = 0
     shared_ffn: int = 0              # total intermediate size of the shared expert(s)
     shared_gate: bool = False        # sigmoid gate on the shared expert, Linear(h, 1) (Qwen2-MoE, Qwen3-Next)
-    score_bias: bool = False         # e_score_correction_bias (aux-loss-free balancing, DeepSeek-V3 sec. 2.1.2)
+    #: the router's e_score_correction_bias, one per expert (aux-loss-free balancing, DeepSeek-V3 sec. 2.1.2); not
+    #: the attention-score bias of ALiBi (``AttentionCore.score_bias``, ``DecoderSpec.alibi``)
+    score_correction_bias: bool = False
     router_bias: bool = False        # a bias on the router Linear itself (gpt-oss)
     expert_bias: bool = False        # biases on the expert matrices (gpt-oss)
     zero_experts: int = 0
@@ -197,7 +199,7 @@ def _mlp(s: DecoderSpec, moe: bool) -> tuple[list[Matrix], Any, int, int]:
     if m is None:
         raise ValueError("a MoE layer needs DecoderSpec.moe")
     mats, info, vec = moe_block(s.hidden, m.experts, m.top_k, m.expert_ffn, s.act, shared_experts=m.shared_experts,
-                                shared_ffn=m.shared_ffn or None, router_bias=m.score_bias,
+                                shared_ffn=m.shared_ffn or None, router_bias=m.score_correction_bias,
                                 zero_experts=m.zero_experts, expected_active=m.expected_active,
                                 active_range=m.active_range, expert_bias=m.expert_bias, groups=m.groups,
                                 top_groups=m.top_groups)
