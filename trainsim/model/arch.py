@@ -152,6 +152,10 @@ class LayerKind:
     ffn_act: FfnAct = "swiglu"
     ffn_dim: int = 0                 # dense MLP (or shared expert total) intermediate size, for activation memory
     residual_streams: int = 1        # hyper-connection streams of the residual (DeepSeek-V4 mHC hc_mult); 1: plain
+    # small kernels the training stack's eager PyTorch regions issue per layer and micro-batch forward, besides
+    # the GEMM, attention and fused kernels the byte model prices (perf/compute.py eager_kernels_fwd_time);
+    # 0 where the builder has no such region counted from the framework's code
+    eager_kernels_fwd: int = 0
 
     @property
     def params(self) -> int:

@@ -1314,7 +1314,29 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the
     # engine charges these kernels forward + 2 x forward backward, as the casts)
     by = by + sp_gathered_fp8_transpose_bytes(lk, ctx, p, tokens) / 3.0
-    return hbm_time(by, ctx)
+    return hbm_time(by, ctx) + eager_kernels_fwd_time(lk, ctx)
+
+
+def eager_kernels_fwd_time(lk: LayerKind, ctx: StepContext) -> float:
+    """Fixed device time of the small kernels a layer's eager PyTorch regions issue in one forward pass
+    (``LayerKind.eager_kernels_fwd``, counted by the model builder from the framework's code: DeepSeek-V4's
+    compressors, :data:`trainsim.model.families.deepseek_v4.COMPRESSOR_KERNELS_FWD`), on top of their bytes:
+
+        t = eager_kernels_fwd x gemm_latency_s
+
+    A kernel takes a fixed time besides its traffic (launch ramp and tail), which a whole-iteration CUDA graph does
+    not remove: the graph drops the host's launches, not the device's per-kernel cost. ``gemm_latency_s`` (4 us)
+    is the one per-kernel constant, the serving engine's for its non-GEMM kernels too
+    (:func:`trainsim.inference.step.non_gemm_kernels`); NVIDIA's cuDNN RMSNorm forward sweep on a GB300 and a GB200
+    (NVIDIA/cudnn-frontend benchmark/norms/results/gb300/all_models_20260226_190305.csv and
+    gb200/all_models_20260226_180237.csv at 3929da2e: CUPTI kernel time, L2 flushed, 15 shapes of 4.2 to 268 MB)
+    fits time = 3.7 / 3.8 us + bytes / 6.8 TB/s (least squares), and Megatron-LM PR #5984 measured the eager
+    compressor region of the THD path in a CUDA graph on a B200 at 244.9 us for the ~90 kernels issue #5968
+    counts (2.7 us each, their bytes included). Per micro-batch the step charges the forward figure once forward
+    and twice backward (perf/step.py), as every memory-bound kernel here: a lower bound for the compressors, whose
+    autograd backward (the slice copies' ``CopySlices`` and slice backwards) issues more than twice their forward
+    kernels. Sequence and tensor parallelism do not split a kernel count (the compressors are ``duplicated``)."""
+    return lk.eager_kernels_fwd * ctx.calib.gemm_latency_s
 
 
 def replicated_rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:

@@ -40,6 +40,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                         num_nextn_predict_layers=0),
 }
 CSA, HCA = 4, 128  # DeepseekV4Config.compress_rates
+#: Small kernels one compressor call issues in the forward besides its two BF16 GEMMs, as Megatron-Core trains it
+#: (Megatron-LM 43e45e1307, the dev pin of Megatron-Bridge v0.6.0: experimental_attention_variant/csa.py
+#: ``Compressor._forward_sbhd``, eager PyTorch on the SBHD path the recipe runs; the fused compressor of PR #5984 /
+#: cudnn-frontend PR #427 serves the THD path only): ``score + ape`` 1, ``softmax(dtype=float32)`` 1, the cast
+#: back 1, ``kv * weights`` 1, ``sum(dim=1)`` 1, the RMSNorm 1, the fused in-place RoPE (``fused_mla_rope_inplace``)
+#: 1: 7 at ratio 128; with the overlapping windows (ratio 4, ``coff`` 2) two ``_overlap_transform`` calls, each a
+#: ``new_full`` and two slice copies, +6: 13. The indexer's compressor (``rotate=True``) adds the Hadamard rotation
+#: (``rotate_activation``, fast_hadamard_transform) +1: 14. Views and the no-op ``.to(x.dtype)`` launch nothing.
+COMPRESSOR_KERNELS_FWD = {CSA: 13, HCA: 7}
 
 
 def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
@@ -117,8 +126,10 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none", fp8=False),
                         Matrix("hc.ffn", m * h, mix, "other", "none", fp8=False)]
     vec += rvec + 2 * h + 2 * (mix + 3)
+    # the compressors' eager kernels: CSA's own and its indexer's (+1, the rotation), HCA's one, none window-only
+    eager = {CSA: 2 * COMPRESSOR_KERNELS_FWD[CSA] + 1, HCA: COMPRESSOR_KERNELS_FWD[HCA]}.get(ratio, 0)
     return LayerKind(name=name, n_layers=n, matrices=tuple(mats), attention=tuple(cores), vector_params=vec, moe=info,
-                     ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m)
+                     ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m, eager_kernels_fwd=eager)
 
 
 def deepseek_v4(c: Cfg) -> Arch:
@@ -144,7 +155,8 @@ def deepseek_v4(c: Cfg) -> Arch:
         extra = (Matrix("mtp.e_proj", h, h, "other", "none"), Matrix("mtp.h_proj", h, h, "other", "none"))
         mtp = (LayerKind(name="mtp", n_layers=n_mtp, matrices=base.matrices + extra, attention=base.attention,
                          vector_params=base.vector_params + 3 * h + m * m * h + m + 1, moe=base.moe,
-                         ffn_act="swiglu", ffn_dim=base.ffn_dim, residual_streams=m),)
+                         ffn_act="swiglu", ffn_dim=base.ffn_dim, residual_streams=m,
+                         eager_kernels_fwd=base.eager_kernels_fwd),)
     tied = c.bool("tie_word_embeddings", default=False)
     return Arch(name=display_name(c), family=c.family, hidden=h, vocab=vocab, layers=layers, tied_embeddings=tied,
                 embedding_params=vocab * h, head_params=0 if tied else vocab * h, final_params=h + m * m * h + m + 1,
