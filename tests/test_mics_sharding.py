@@ -3,6 +3,8 @@ parallelism library's sharded_data_parallel_degree; BloombergGPT: 'We shard a mo
 copies of the model'), against hand derivations written here (training.zero_shard_group)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -91,7 +93,16 @@ def test_zero3_gradients_reduce_scatter_in_bf16():
     assert ctx.optimizer.dense_reduce_bytes == 2.0 and ctx.param_gather_bytes == 2.0
     dense = np.array([float(N_HAND)])
     grad, gather = dp_sync_times(ctx, p, dense, np.zeros(1))
-    assert grad[0] == pytest.approx(gather[0], rel=1e-12)
+    # the reduce-scatter: NCCL's flat ring over the 128 ranks (16 p4d nodes), one call per unit (70 layers + the
+    # embedding and head: 71), 2 N bytes in all: each node's egress (n - 1) / n x S over its 8 GPUs' 50 Gb/s EFA
+    # share at 0.6 (fabric efa-v1), under Simple: 8.4 us a call, 15 network steps of 14 us and 112 NVLink steps of
+    # 3.4 us (above the proxy's 3 x 1 us floor) a call. The BF16 parameters' all-gather moves the same 2 N bytes
+    # (its own two-pass cost: test_mics_hierarchical_gather_by_hand)
+    s = 2.0 * N_HAND
+    hand = 127 / 128 * s / (8 * 50e9 / 8 * 0.6) + 71 * (8.4e-6 + 15 * 14e-6 + 112 * 3.4e-6)
+    # (abs 1 ms: dp_sync_times also charges this dense model one empty expert-group call, ~0.6 ms of latency)
+    assert grad[0] == pytest.approx(hand, abs=1e-3)
+    assert gather[0] > grad[0]
     # a run that states FP32 gradients (optimizer.grads fp32) reduce-scatters twice the bytes: twice the time
     # less the latency terms, which do not grow with the bytes
     spec = _fixed(_bb(128))
@@ -100,3 +111,41 @@ def test_zero3_gradients_reduce_scatter_in_bf16():
     ctx32 = context(run32)
     grad32, _ = dp_sync_times(ctx32, p, dense, np.zeros(1))
     assert 1.95 * grad[0] < grad32[0] < 2.0 * grad[0]
+
+
+def test_mics_hierarchical_gather_by_hand():
+    """SMP's sharded data parallelism gathers the parameters hierarchically on multi-node jobs (backend/config.yaml
+    sdp_hierarchical_allgather, tkazusa/smdistributed_modelparallel b5e06a87; the profile's
+    zero3_hierarchical_gather): MiCS's two passes (microsoft/DeepSpeed 2e99f6edf mics.py
+    _hierarchical_all_gather_params), first across the 16 nodes among the GPUs at the same local position (S / 8
+    bytes out each, on its own 50 Gb/s EFA share), then inside each node over NVSwitch (S out), one after the
+    other. Hand derivation for BloombergGPT's 128-GPU group, 2 N bytes in 71 calls (70 layers + the embedding and
+    head), under NCCL's Simple protocol: across the nodes 15 / 16 x S / 8 / (6.25 GB/s x 0.6, fabric efa-v1) and per
+    call 8.4 us + 15 network steps of 14 us (one GPU per node: the tree's step, fully exposed); inside the node
+    7 / 8 x S / (300 GB/s x 0.8) and per call 8.4 us + 7 NVLink steps of 3.4 us."""
+    from trainsim.perf.collectives import all_gather_time, hierarchical_all_gather_time
+    from trainsim.perf.comm_dp import dp_sync_times
+    run = parse_run(_fixed(_bb(128)))
+    ctx = context(run)
+    assert ctx.zero3_hierarchical_gather
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    s = 2.0 * N_HAND
+    across = 15 / 16 * s / 8 / (50e9 / 8 * 0.6) + 71 * (8.4e-6 + 15 * 14e-6)
+    inside = 7 / 8 * s / (300e9 * 0.8) + 71 * (8.4e-6 + 7 * 3.4e-6)
+    _, gather = dp_sync_times(ctx, p, np.array([float(N_HAND)]), np.zeros(1))
+    assert gather[0] == pytest.approx(across + inside, abs=1e-3)     # (the empty expert-group call, ~0.6 ms)
+    assert across + inside == pytest.approx(3.546, abs=0.001)       # per gather; 3.386 s as one flat ring
+    # the flat ring carries its NVLink and EFA bytes at once (the slowest bounds it): the two passes cost the
+    # intra-node pass more, less the flat ring's longer latency (127 steps a call against 15 + 7)
+    flat = 127 / 128 * s / (8 * 50e9 / 8 * 0.6) + 71 * (8.4e-6 + 15 * 14e-6 + 112 * 3.4e-6)
+    assert (across + inside) - flat == pytest.approx(0.16, abs=0.005)
+    # a group inside one node, or with one GPU per node, makes one call: the flat collective
+    sysm, eff = ctx.system, ctx.calib.coll_eff
+    for n, stride in ((8, 1), (16, 8)):
+        one = all_gather_time(1e9, np.array([n]), np.array([stride]), sysm, eff)
+        assert hierarchical_all_gather_time(1e9, np.array([n]), np.array([stride]), sysm, eff)[0] == \
+            pytest.approx(float(np.ravel(one)[0]), rel=1e-12)
+    # a stack without the flag (DeepSpeed's plain ZeRO-3, PyTorch FSDP: NCCL's flat ring) keeps the flat gather
+    plain = dataclasses.replace(ctx, zero3_hierarchical_gather=False)
+    _, gflat = dp_sync_times(plain, p, np.array([float(N_HAND)]), np.zeros(1))
+    assert gflat[0] == pytest.approx(flat, abs=1e-3)

@@ -83,7 +83,8 @@ STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_t
                "pp_torch_stage", "pp_own_schedule", "pp_p2p_blocking", "pp_p2p_device_sync", "relu2_unfused",
                "moe_node_limited_routing",
                "dualpipev_fb_overlap",
-               "grad_buffer_zeroed", "grad_nan_check", "grad_prescaled", "grad_prescaled_dp1", "tp_allreduce")
+               "grad_buffer_zeroed", "grad_nan_check", "grad_prescaled", "grad_prescaled_dp1", "tp_allreduce",
+               "zero3_hierarchical_gather")
 
 
 def even_vpp(fw: str) -> bool:

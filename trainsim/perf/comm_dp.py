@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .collectives import all_gather_time, all_reduce_time, reduce_scatter_time
+from .collectives import all_gather_time, all_reduce_time, hierarchical_all_gather_time, reduce_scatter_time
 from .context import BF16_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
@@ -77,8 +77,10 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
 
     Zero 3 runs one collective per communication unit (:func:`zero3_units`), each of 1 / units of the whole-model
     bytes, at the algorithm the library picks for that size and group (collectives.reduce_scatter_time: NCCL's
-    ring, n - 1 hops, or PAT; HCCL's logarithmic NB / NHR): units x that collective's time. Zero 0-2 sync
-    bucketed buffers whose latency the whole-model figure keeps."""
+    ring, n - 1 hops, or PAT; HCCL's logarithmic NB / NHR): units x that collective's time; a stack that gathers
+    its ZeRO-3 parameters hierarchically (``ctx.zero3_hierarchical_gather``, MiCS) pays its two passes
+    (collectives.hierarchical_all_gather_time). Zero 0-2 sync bucketed buffers whose latency the whole-model
+    figure keeps."""
     c, sysm = ctx.calib, ctx.system
     edp = p.expert_dp
     # Megatron-Core reduces dense gradients (and shards the distributed optimizer) over the dp x cp group:
@@ -103,6 +105,10 @@ def dp_sync_times(ctx: StepContext, p: Plans, dense_params: Num, expert_params: 
           + all_reduce_time(g_exp, edp, estride, sysm, c.coll_eff))
     wb = ctx.param_gather_bytes
     ag = units(all_gather_time, dense_params * wb, expert_params * wb)
+    if ctx.zero3_hierarchical_gather:
+        # MiCS: the ZeRO-3 parameter gathers in two passes, across the nodes then inside each
+        # (collectives.hierarchical_all_gather_time); its other collectives stay flat rings
+        ag = np.where(p.zero >= 3, units(hierarchical_all_gather_time, dense_params * wb, expert_params * wb), ag)
     grad = np.where(p.zero == 0, ar, rs)
     gather = np.where(p.zero == 0, 0.0, ag)
     return grad, gather

@@ -154,6 +154,8 @@ class StepContext:
     moe_fused_grouped_mlp: bool = False     # TE fused grouped MLP (compute.fused_grouped_mlp_cast_elems_per_token)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
+    zero3_hierarchical_gather: bool = False  # the stack's ZeRO-3 gathers run across nodes, then inside each node
+                                            # (MiCS; collectives.hierarchical_all_gather_time, comm_dp.dp_sync_times)
     moe_grouped_gemm: bool = True           # experts as one grouped GEMM; False: SequentialMLP (perf/compute.py)
     sequential_mlp_slices: bool = False     # the stack's SequentialMLP slices per expert (Megatron-Core <= 0.8)
     moe_allgather_index_put: bool = False   # MindSpeed's all-gather dispatcher (compute.allgather_permute_fwd_bwd)
