@@ -62,7 +62,9 @@ def test_two_passes_of_equal_cost_as_published():
 
 def test_logprob_phase_within_20_percent():
     """With NeMo RL's measured loop cost the phase is within 20% (was a strict xfail: 59.1 s against 87.5 s, -32%,
-    the ~0.22 s per 8,192-token log-prob micro-batch that is now the cost's value)."""
+    the ~0.22 s per 8,192-token log-prob micro-batch that is now the cost's value). A consistency check, not
+    validation: the cost's log-prob value is read from this very phase (posttrain/data/train_loops.yaml), so the
+    model meets it by construction; it fails only if the engine under the cost moves without the file being re-read."""
     assert abs(_model_logprob_s(loop=True) / PUBLISHED_LOGPROB_S - 1.0) <= 0.20
 
 
