@@ -29,14 +29,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import statistics
 from pathlib import Path
 from typing import Iterator
 
 import trainsim.posttrain.phases as phases
-from trainsim.model.arch import Arch
-from trainsim.posttrain.loops import TrainLoopCost, train_loop_cost
+from trainsim.posttrain.loops import TrainLoopCost, moe_layers_per_stage, train_loop_cost
 from trainsim.posttrain.spec import PostTrain, load_posttrain
 from trainsim.posttrain.timeline import evaluate, trainer_time
 from trainsim.posttrain.validate import stage_seconds
@@ -47,10 +45,6 @@ PHASES = ROOT / "tests" / "data" / "rl_phases"
 V03 = (PHASES / "nemo-rl-v03-h100-q30-64-sync.yaml", 50.0, 23.0)
 PR3295 = (PHASES / "nemo-rl-pr3295-b200-q30-16-sync.yaml", None, 87.5)
 LOOP = "nemo-rl-megatron"
-
-
-def moe_layers(arch: Arch) -> int:
-    return sum(lk.n_layers for lk in arch.layers if lk.moe is not None)
 
 
 @contextlib.contextmanager
@@ -91,7 +85,7 @@ def per_layer_reading(spec: Path, train_s: float | None, logprob_s: float) -> tu
     with loop_cost(0.0, 0.0):
         model = stage_seconds(evaluate(pt))
     tr_mb, lp_mb, pp = per_rank_microbatches(pt)
-    layers = math.ceil(moe_layers(pt.student_arch) / pp)
+    layers = moe_layers_per_stage(pt.student_arch, pp)
     tr = None if train_s is None else (train_s - model["train"]) / (tr_mb * layers)
     return tr, (logprob_s - model["logprobs"]) / (lp_mb * layers)
 

@@ -231,10 +231,7 @@ def rl_dsv3_split_fragments() -> list[str]:
     52.5 / 63.8 / 57.4 s and ~40 ms = 57.4 s / 1,428 decode steps, are quoted): the one-step-off training chips'
     work, that work with 40 s more, the colocated time outside generation, its generation and the model's mean
     decode step over the same 1,428 steps."""
-    spec = importlib.util.spec_from_file_location("_rl_dsv3_split", ROOT / "tests" / "test_rl_dsv3_split.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    f = mod.model_figures()
+    f = _module("_rl_dsv3_split", ROOT / "tests" / "test_rl_dsv3_split.py").model_figures()
     return [f"its trainer side is at most 52.5 s (the model's: {f['trainer']:.1f} s; with ~40 s more, "
             f"{f['trainer'] + 40:.0f} s)",
             f"the colocated run spends 63.8 s outside generation (model {f['outside']:.1f} s) and 57.4 s generating "
