@@ -3,7 +3,7 @@
 
 NVIDIA-NeMo/RL pull request 2779 (merged 2369c0aec, vLLM 0.20.0, Triton MoE) measured the colocated DeepSeek-V3
 GRPO step on 256 H100 at 121.2 s, generation 57.4 s: ~40 ms per decode step over ~1,428 steps on vLLM TP32 servers
-spanning 4 DGX H100, against the model's ~34 s (tests/test_rl_dsv3_split.py on the rlstep branch). This script
+spanning 4 DGX H100, against the model's ~34 s (tests/test_rl_dsv3_split.py). This script
 
 1. prints the model's decode step of that server (64 and 1 running sequences) part by part;
 2. re-evaluates the RL table (validation/rl) under two readings of the shortfall, neither sourced:

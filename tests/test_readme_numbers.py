@@ -484,8 +484,8 @@ def _whatif_module():
 
 
 def _whatif_output(*argv: str) -> str:
-    """scripts/rl_moe_trainer_whatif.py's printed table, run in-process (what-if, not applied: the script restores
-    the timeline's trainer call when it returns)."""
+    """scripts/rl_moe_trainer_whatif.py's printed table, run in-process (the script sets the loop cost it applies
+    through phases.train_loop_cost and restores it when it returns)."""
     import contextlib
     import io
     from trainsim.posttrain.phases import clear_cache

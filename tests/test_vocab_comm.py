@@ -21,7 +21,7 @@ sequences:
   us, tree Simple 126.3 us) -- the same call as each layer's two all-reduces.
 
 So 202.2 us per decode step at 64 running: 0.6% of the model's 32.9 ms step, ~0.2 s of a ~34 s rollout of pull
-request 2779's colocated run (tests/test_rl_dsv3_split.py on the rlstep branch).
+request 2779's colocated run (tests/test_rl_dsv3_split.py).
 """
 from __future__ import annotations
 
