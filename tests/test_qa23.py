@@ -8,19 +8,9 @@ import json
 import pytest
 
 from conftest import run_main, write_spec
+from test_qa22b import SERVE_1  # one-token serving spec (Llama 3.1 8B, 1 H800, 2,048 in, 1 out, FP8)
 
 # ---------------------------------------------------------------- 1. one output token: no decode step to price
-
-SERVE_1 = """
-name: one-token
-model: llama-3.1-8b
-system: hgx-h800
-chips: 1
-serving:
-  input_len: 2048
-  output_len: 1
-  precision: fp8
-"""
 
 
 def _one_line(code: int, err: str, want: int) -> str:

@@ -363,12 +363,12 @@ def _check_phase_fields(spec: ServingFile, where: str) -> None:
               + [(f"latency.{k}", f"latency.{k}") for k in spec.latency.model_fields_set]
               + [(f"serving.{k}", f"uncertain.{k}") for k in spec.uncertain])
     unread = DECODE_ONLY if phase == "prefill" else PREFILL_ONLY if phase == "decode" else ()
-    for field, at in stated:
-        if field in unread:
-            name = field.split(".", 1)[1]
-            raise TrainsimError(f"{name} applies to phase {'decode' if phase == 'prefill' else 'prefill'} (or both); "
-                                f"this spec's phase is {phase}: leave {name} out or change the phase",
-                                field=at, where=where)
+    hit = _first_stated(stated, unread)
+    if hit:
+        name, at = hit
+        raise TrainsimError(f"{name} applies to phase {'decode' if phase == 'prefill' else 'prefill'} (or both); "
+                            f"this spec's phase is {phase}: leave {name} out or change the phase",
+                            field=at, where=where)
     _check_one_token_output(spec, stated, where)
     if "tpot_stat" in spec.latency.model_fields_set and spec.latency.tpot_ms is None:
         raise TrainsimError(f"tpot_stat {spec.latency.tpot_stat} says which TPOT statistic tpot_ms bounds; no "
@@ -394,12 +394,21 @@ def _check_one_token_output(spec: ServingFile, stated: list[tuple[str, str]], wh
     hi = spec.uncertain.get("output_len", (1, 1))[1]
     if sp.phase != "both" or hi > 1:
         return
+    hit = _first_stated(stated, DECODE_ONLY)
+    if hit:
+        name, at = hit
+        raise TrainsimError(f"{name} applies to decode steps; with {given} the one output token comes from "
+                            f"the prefill and no decode step runs: leave {name} out or state output_len >= 2",
+                            field=at, where=where)
+
+
+def _first_stated(stated: list[tuple[str, str]], fields: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first stated input (``(input, where stated)`` pairs) among ``fields``: its name without the section
+    (``tpot_ms`` of ``latency.tpot_ms``) and where it was stated; None when none is."""
     for field, at in stated:
-        if field in DECODE_ONLY:
-            name = field.split(".", 1)[1]
-            raise TrainsimError(f"{name} applies to decode steps; with {given} the one output token comes from "
-                                f"the prefill and no decode step runs: leave {name} out or state output_len >= 2",
-                                field=at, where=where)
+        if field in fields:
+            return field.split(".", 1)[1], at
+    return None
 
 
 def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:
