@@ -45,8 +45,8 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 94.
          "model's 27.1 s of prepare_for_generation on 256 H100 (optimizer to host 18.3 + refit 8.6 + parameter "
          "offload 0.15 s) if it is that timer. NVIDIA-NeMo/RL pull request 2779 (a June-2026 stack, vLLM 0.20) "
          "measured the 256-H100 colocated recipe at 121.2 s with 57.4 s of generation: 63.8 s outside "
-         "generation against the model's 56.4 s (with one log-prob pass, the reference one: force_on_policy_ratio, "
-         "which that recipe sets) and generation 23.5 s over the model's 33.9 s (tests/test_rl_dsv3_split.py, at "
+         "generation against the model's 58.5 s (with one log-prob pass, the reference one: force_on_policy_ratio, "
+         "which that recipe sets) and generation 23.3 s over the model's 34.1 s (tests/test_rl_dsv3_split.py, at "
          "that run's 746-token mean response); it credits topology-aware "
          "placement (pull request 2612: tensor- and expert-parallel groups inside one NVL72 domain) and NUMA "
          "binding (2613) with ~1.35x on GB200 against the v0.6.0 recipe, which has neither. "
@@ -87,13 +87,13 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 94.
          "with ~250-300 buckets on H100 and ~70 on GB200; a cost per mapped byte (1.34 TB on both) would have "
          "the signature, but no measurement of such a rate exists, so nothing is priced. (5) Where the gap sits: "
          "pull request 2779's pair on the later stack (colocated 121.2 s with 57.4 s of generation; one-step-off "
-         "64n8g 70.2 s, the model 47.9 s, -32%, with the same 64-sample TP32 servers and 35.8 s of generation; "
+         "64n8g 70.2 s, the model 48.2 s, -31%, with the same 64-sample TP32 servers and 36.0 s of generation; "
          "69.5 s, -1%, with the measured 57.4 s; MTP speculative decoding cut that step by 17.7 s as it cut the "
-         "colocated generation by 17.3 s, so its trainer side is <= 52.5 s against the model's 22.0 s) puts that stack's shortfall mostly in the serving model's "
+         "colocated generation by 17.3 s, so its trainer side is <= 52.5 s against the model's 23.7 s) puts that stack's shortfall mostly in the serving model's "
          "DeepSeek-V3 TP32 decode, shared with the async rows, not in colocation; on v0.6.0 the one-step-off row "
          "(64.1 s less the 14.2 s measured NCCL refit) bounds that generation at ~50 s, which, if the on-policy "
-         "generation matches the one-step-off period as it does in pull request 2779's pair, leaves >= 25 / 25 s "
-         "outside generation unexplained on 256 / 512 H100 (134 - 50 - 58.7; 111 - 50 - 36.4), against 7.4 s on "
+         "generation matches the one-step-off period as it does in pull request 2779's pair, leaves >= 22 / 23 s "
+         "outside generation unexplained on 256 / 512 H100 (134 - 50 - 61.7; 111 - 50 - 38.3), against 5.3 s on "
          "the later stack; no published v0.6.0 phase timing (timing/train/*) was found to attribute it. "
          "Checked (rldsv3b): no per-phase split of a v0.5 / v0.6 DeepSeek-V3 row is published (performance-summary.md "
          "at tags v0.5.0 / v0.6.0 / v0.7.0 prints step time and tokens/s per GPU only; the performance test scripts "
@@ -107,7 +107,7 @@ _DSV3 = ("DeepSeek-V3 in NeMo RL: sync steps on H100 (134 / 111 s) predicted 94.
          "colocated refit at pull request 1267's ~35 s, G = 49.9 and T = 12.2 (the model's). Both readings (a "
          "trainer cost of ~43 s a step that does not scale with its data-parallel size; or refit ~35 s and TP32 "
          "generation at 1.59x) put all seven H100 rows within 10%, and the whole-step figures cannot tell them "
-         "apart; pull request 2779's split on the later stack (generation 1.70x the model, outside generation +7.4 "
+         "apart; pull request 2779's split on the later stack (generation 1.68x the model, outside generation +5.3 "
          "s) leans to the second. What-ifs, not applied (no source): the routed experts at TP32's 64-wide shards "
          "streaming at 0.41 / 0.30 of HBM instead of 0.82 take the 512-H100 one-step-off row to -20% / -9% and "
          "leave the 512-H100 sync row at -37% / -33%; a MoE trainer cost per pipeline slot (m + pp - 1) of 0.42 s "
@@ -509,33 +509,33 @@ _LOOP_CLOSED = (" rlmb: NeMo RL's Megatron MoE trainer now pays the per-MoE-laye
 KNOWN_GAPS = {
     "nemo-rl-v05-h100-dsv3-256-sync.yaml": _V05_DSV3_COLOC
         + " Was -32% (90.9 s vs 134 s; servemax2, _HOST_PER_SEQ)."
-        " Now -29% (95.4 s vs 134 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -29% (95.6 s vs 134 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-v05-gb200-dsv3-128-sync.yaml": _V05_DSV3_COLOC + _NETLAT
         + " Was -43% (73.0 s vs 128 s; servemax2, _HOST_PER_SEQ; generation 52.9 -> 44.7 s, _NETLAT)."
-        " Now -38% (78.9 s vs 128 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -38% (79.3 s vs 128 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-v05-h100-dsv3-512-async-fp8.yaml": _V05_DSV3_FP8
-        + " Now -38% (41.6 s vs 67.6 s; servemax2, _HOST_PER_SEQ).",
+        + " Now -36% (43.4 s vs 67.6 s; servemax2, _HOST_PER_SEQ; -38%, 41.6 s, at 63143ee).",
     "nemo-rl-gb200-dsv3-128-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS + _NETLAT
         + " Was -40% (64.8 s vs 108 s; servemax2, _HOST_PER_SEQ; generation 46.4 -> 36.5 s, _NETLAT)."
-        " Now -35% (70.7 s vs 108 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -34% (71.0 s vs 108 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-gb200-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS + _NETLAT
         + " Was -47% (51.8 s vs 98.7 s; servemax2, _HOST_PER_SEQ; generation 41.6 -> 30.7 s, _NETLAT)."
-        " Now -44% (55.6 s vs 98.7 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -43% (55.9 s vs 98.7 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-h100-dsv3-256-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS
         + " Was -33% (89.3 s vs 134 s; servemax2, _HOST_PER_SEQ)."
-        " Now -30% (93.5 s vs 134 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -30% (93.8 s vs 134 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-h100-dsv3-512-sync.yaml": _DSV3 + _VLLM_MOE_CONFIGS
         + " Was -43% (62.8 s vs 111 s; servemax2, _HOST_PER_SEQ)."
-        " Now -41% (65.9 s vs 111 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
+        " Now -40% (66.1 s vs 111 s) with the MoE trainer-loop cost (rlmb, _LOOP_CLOSED).",
     "nemo-rl-h100-dsv3-512-async-fp8.yaml": _DSV3_REFIT
-        + " Now -28% (42.4 s vs 59.2 s; servemax2, _HOST_PER_SEQ; refitcalls, refit 10.1 -> 12.1 s).",
+        + " Now -28% (42.5 s vs 59.2 s; servemax2, _HOST_PER_SEQ; refitcalls, refit 10.1 -> 12.1 s).",
     "nemo-rl-h100-dsv3-512-async.yaml": _DSV3_NARROW
-        + " Now -31% (44.0 s vs 64.1 s; servemax2, _HOST_PER_SEQ; refitcalls, the refit's per-call latencies: "
+        + " Now -31% (44.2 s vs 64.1 s; servemax2, _HOST_PER_SEQ; refitcalls, the refit's per-call latencies: "
           "refit 10.1 -> 12.1 s against NeMo RL's measured 14.2 s).",
     "nemo-rl-v05-h100-dsv3-512-async.yaml": _DSV3_NARROW
-        + " Now -31% (44.7 s vs 64.9 s; servemax2, _HOST_PER_SEQ; refitcalls, refit 10.1 -> 12.1 s).",
+        + " Now -31% (44.9 s vs 64.9 s; servemax2, _HOST_PER_SEQ; refitcalls, refit 10.1 -> 12.1 s).",
     "nemo-rl-h100-q30-192-async8.yaml": _HOST_PER_SEQ
-        + " Now +23% (42.4 s vs 34.5 s; servemax2, _HOST_PER_SEQ): 24 servers of 8 H100 (TP 2) generating eight steps ahead; on main (flat 5 ms per step) it was +29%.",
+        + " Now +22% (42.2 s vs 34.5 s; servemax2, _HOST_PER_SEQ): 24 servers of 8 H100 (TP 2) generating eight steps ahead; on main (flat 5 ms per step) it was +29%.",
 }
 
 #: gaps the RL table no longer has, with the text that named them and what closed each (the rows are now
@@ -553,27 +553,27 @@ CLOSED_GAPS = {
     "nemo-rl-h100-q235-256-sync.yaml": _HOST_PER_SEQ + _NETLAT
         + " Was -21% (245.4 s vs 312 s): -19% (252.1 s) before netlat, whose NCCL tuner prices take the rollout's "
           "generation 196.6 -> 189.8 s (_NETLAT)."
-        + _LOOP_CLOSED + " Now -17% (260.2 s).",
+        + _LOOP_CLOSED + " Now -16% (260.9 s).",
     "nemo-rl-v05-h100-q235-128-sync.yaml": _HOST_PER_SEQ
         + " Was -23% (332.9 s vs 431 s; servemax2, _HOST_PER_SEQ)." + _TRAINER_MB + _LOOP_CLOSED
-        + " Now -15% (366.5 s).",
+        + " Now -15% (367.5 s).",
 }
 
 #: each gap's present error (predicted / published - 1) as its text above states it; test_known_gap_is_as_stated
 #: asserts the model still gives it within GAP_BAND, so a gap that closes or widens fails there and its text (and
 #: this figure) is brought up to date, rather than the text going stale behind a strict xfail
 GAP_ERRORS = {
-    "nemo-rl-v05-h100-dsv3-256-sync.yaml": -0.29,  # 95.4 s vs 134 s
-    "nemo-rl-v05-gb200-dsv3-128-sync.yaml": -0.38,  # 78.9 s vs 128 s
-    "nemo-rl-v05-h100-dsv3-512-async-fp8.yaml": -0.38,  # 41.6 s vs 67.6 s
-    "nemo-rl-gb200-dsv3-128-sync.yaml": -0.35,  # 70.7 s vs 108 s
-    "nemo-rl-gb200-dsv3-256-sync.yaml": -0.44,  # 55.6 s vs 98.7 s
-    "nemo-rl-h100-dsv3-256-sync.yaml": -0.30,  # 93.5 s vs 134 s
-    "nemo-rl-h100-dsv3-512-sync.yaml": -0.41,  # 65.9 s vs 111 s
-    "nemo-rl-h100-dsv3-512-async-fp8.yaml": -0.28,  # 42.4 s vs 59.2 s
-    "nemo-rl-h100-dsv3-512-async.yaml": -0.31,  # 44.0 s vs 64.1 s
-    "nemo-rl-v05-h100-dsv3-512-async.yaml": -0.31,  # 44.7 s vs 64.9 s
-    "nemo-rl-h100-q30-192-async8.yaml": 0.23,  # 42.4 s vs 34.5 s
+    "nemo-rl-v05-h100-dsv3-256-sync.yaml": -0.29,  # 95.6 s vs 134 s
+    "nemo-rl-v05-gb200-dsv3-128-sync.yaml": -0.38,  # 79.3 s vs 128 s
+    "nemo-rl-v05-h100-dsv3-512-async-fp8.yaml": -0.36,  # 43.4 s vs 67.6 s
+    "nemo-rl-gb200-dsv3-128-sync.yaml": -0.34,  # 71.0 s vs 108 s
+    "nemo-rl-gb200-dsv3-256-sync.yaml": -0.43,  # 55.9 s vs 98.7 s
+    "nemo-rl-h100-dsv3-256-sync.yaml": -0.30,  # 93.8 s vs 134 s
+    "nemo-rl-h100-dsv3-512-sync.yaml": -0.40,  # 66.1 s vs 111 s
+    "nemo-rl-h100-dsv3-512-async-fp8.yaml": -0.28,  # 42.5 s vs 59.2 s
+    "nemo-rl-h100-dsv3-512-async.yaml": -0.31,  # 44.2 s vs 64.1 s
+    "nemo-rl-v05-h100-dsv3-512-async.yaml": -0.31,  # 44.9 s vs 64.9 s
+    "nemo-rl-h100-q30-192-async8.yaml": 0.22,  # 42.2 s vs 34.5 s
 }
 #: how far a gap may move before its text is stale: 3 points of error, wider than the stated figures' rounding
 #: (0.5 point) and than the few-second moves of these 40-350 s steps that leave the text's reading intact
