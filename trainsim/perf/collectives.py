@@ -330,9 +330,14 @@ def hierarchical_all_gather_time(size_bytes: Num, n: Num, stride: Num, system: S
     deepspeed/runtime/zero/mics.py ``_hierarchical_all_gather_params``: ``dist.all_gather_coalesced(...,
     group=inter_node_comm_group, async_op=False)`` ('sync enqueue'), then the intra-node ``all_gather_coalesced``
     into the same buffer; Zhang et al., arXiv 2205.00119 (MiCS) sec. 3.3. A group inside one domain (w_0 = n) or
-    with one member per domain (w_0 = 1) makes one call: :func:`all_gather_time` itself."""
+    with one member per domain (w_0 = 1) makes one call: :func:`all_gather_time` itself. So does a group that the
+    domains do not split evenly (n not a multiple of w_0, e.g. 12 GPUs as 8 + 4): MiCS builds its two groups only
+    for an even split (deepspeed/runtime/zero/mics_utils.py at 38327e07 ``assert len(ranks_of_shard_group[0]) %
+    n_span_nodes == 0``), and the two-pass sum would leave the members past the last full domain unpriced."""
     nn = np.maximum(np.asarray(n, dtype=np.int64), 1)
     w0 = np.minimum(members_within(nn, stride, system)[0], nn)
+    even = nn % np.maximum(w0, 1) == 0
+    w0 = np.where(even, w0, 1)                      # uneven: one flat call (the w_0 = 1 form below)
     outer = nn // np.maximum(w0, 1)
     s = np.asarray(size_bytes, dtype=np.float64)
     return (all_gather_time(s / w0, outer, np.asarray(stride) * w0, system, eff)
