@@ -30,6 +30,10 @@ def test_stage_layouts_of_profiles():
     assert stage_layout("megatron-core-2024") == "first_last" and not plan_rules("megatron-core-2024")["even_pp"]
     assert stage_layout("megatron-bridge-2025") == "any"
     assert stage_layout("mindspeed-2025") == "any"
+    # DeepSpeed's PipelineModule partitions any number of layers (partition_uniform spreads the residual one layer
+    # per stage): GLM-130B ran its 70 layers on pp 8 (validation/runs/glm-130b-768.yaml), which must stay valid
+    assert stage_layout("deepspeed-megatron") == "any" and stage_layout("gpt-neox") == "any"
+    assert 70 % 8 != 0 and not plan_rules("deepspeed-megatron")["even_pp"]
 
 
 def test_first_last_layers_hand():
