@@ -56,7 +56,10 @@ def test_megatron_lm_2023_search_offers_only_what_23_08_has():
     # than 2 with interleaved schedule')
     assert pp.min() >= 3
     assert plan_rules("megatron-lm-2023") == {"even_vpp": True, "zero3_fsdp2": False, "dualpipev_fb_overlap": False,
-                                              "microbatch_groups": False, "vpp_min_pp3": True}
+                                              "microbatch_groups": False, "vpp_min_pp3": True,
+                                              # megatron/model/transformer.py _get_num_layers at 23.08 asserts
+                                              # num_layers % pp == 0 for every plan, not only interleaved ones
+                                              "even_pp": True}
     # Megatron-Core after 3ee489d9ea (May 2024) interleaves at pp 2: the 2026 profile's search offers it
     c26 = _feasible("megatron-bridge-2026")
     assert (c26["pp"][c26["schedule"] == "interleaved"] == 2).any()

@@ -113,7 +113,28 @@ def plan_rules(fw: str) -> dict[str, bool]:
     ``vpp_min_pp3_source``). A flag the profile leaves out is False (Megatron-Core's behaviour)."""
     return {"even_vpp": even_vpp(fw), "zero3_fsdp2": bool(profile(fw).get("zero3_fsdp2", False)),
             "dualpipev_fb_overlap": stack_flags(fw)["dualpipev_fb_overlap"],
-            "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False))}
+            "microbatch_groups": microbatch_groups(fw), "vpp_min_pp3": bool(profile(fw).get("vpp_min_pp3", False)),
+            "even_pp": stage_layout(fw) == "even"}
+
+
+STAGE_LAYOUTS = {False: "even", "first_last": "first_last", True: "any"}
+
+
+def stage_layout(fw: str) -> str:
+    """How stack ``fw`` may spread the decoder layers over pipeline ranks when pp does not divide them, from its
+    profile's ``uneven_stages`` (with its ``uneven_stages_source``): ``false`` -> 'even' (pp must divide the layers,
+    :func:`trainsim.parallel.validity.even_pp_ok`, rule 21), ``first_last`` -> 'first_last' (only the first and last
+    stage may differ and the middle stages divide the rest: Megatron-Core's --decoder-first/last-pipeline-num-layers,
+    fa8bb5921b 'Uneven Pipeline Parallelism', 5 Sep 2024, in core_r0.9.0 on; priced by
+    :func:`trainsim.perf.memory.rank_layers`), ``true`` -> 'any' (any layout: Megatron-Core's
+    --pipeline-model-parallel-layout from 77732c3628, 13 Jun 2025, core_r0.13.0 on; MindSpeed's --num-layer-list;
+    the engine prices ceil(L / pp) layers per rank). A profile that leaves it out is 'any'; another value is an
+    error naming the profile."""
+    v = profile(fw).get("uneven_stages", True)
+    if v not in STAGE_LAYOUTS:
+        raise TrainsimError(f"expected true, false or first_last, got {v!r}", field=f"frameworks.{fw}.uneven_stages",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    return STAGE_LAYOUTS[v]
 
 
 def local_batch_calls(fw: str) -> bool:

@@ -15,6 +15,7 @@ from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
                          plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
+                         stage_layout,
                          zero3_defaults)
 from .parallel.batch import batch_unit, chip_counts, fit_batch
 from .parallel.placement import describe
@@ -49,6 +50,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        attention_kernel=runtime.pop("attention"), recompute=rc, optimizer=st,
                        first_stage_layers=pl.first_stage_layers, last_stage_layers=pl.last_stage_layers,
                        pipeline_split=opts["pipeline_split"],
+                       stage_layout=stage_layout(framework_of(run)),
                        local_batch_seqs=run.training.local_batch_seqs,
                        zero_shard_group=run.training.zero_shard_group or 0,
                        offload_activation_layers=pl.offload_activation_layers or 0,

@@ -57,6 +57,9 @@ REASONS = {
     20: ("cp", "context parallelism needs a fused attention kernel: the unfused core (training.attention unfused, "
                "or the stack's default) runs only at cp 1 (Megatron-Core's DotProductAttention: 'Context "
                "parallelism is only supported by TEDotProductAttention!')"),
+    21: ("pp", "this software stack splits the layers evenly over the pipeline stages: pp must divide the number of "
+               "layers (Megatron-LM's 'Number of layers should be divisible by the pipeline-model-parallel size'; "
+               "the profile's uneven_stages: false)"),
 }
 
 
@@ -65,7 +68,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
           microbatch_groups: bool = False, vpp_min_pp3: bool = False,
           first_stage_layers: int | None = None, last_stage_layers: int | None = None,
-          unfused_attention: bool = False) -> np.ndarray:
+          unfused_attention: bool = False, even_pp: bool = False) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -88,7 +91,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     is only supported by TEDotProductAttention!', NVIDIA/Megatron-LM core_r0.6.0 to d98e8a6), Transformer Engine's
     ring runs only its flash and fused backends, and PyTorch's experimental ring only the flash / efficient SDPA
     kernels (torchtitan utils.get_train_context); ring attention merges partial softmax results, which needs the
-    online-softmax kernels."""
+    online-softmax kernels. ``even_pp``: the stack has no uneven pipeline stages (the profile's ``uneven_stages:
+    false``), so pp must divide the layers (rule 21, :func:`even_pp_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -157,6 +161,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(virt & (p.pp < 3), 18)
     if (first_stage_layers is not None or last_stage_layers is not None) and want(19):
         rule(~stage_layers_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 19)
+    if even_pp and want(21) and first_stage_layers is None and last_stage_layers is None:
+        rule(~even_pp_ok(arch.n_layers, p.pp), 21)
     if unfused_attention and want(20):
         rule(p.cp > 1, 20)
     if dualpipev_fb_overlap and want(17):
@@ -179,6 +185,15 @@ def even_vpp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
     v = np.maximum(np.asarray(vpp), 1)
     per_stage = layers // pp
     return (v <= 1) | (((layers % pp) == 0) & ((per_stage % v) == 0))
+
+
+def even_pp_ok(layers: int, pp: np.ndarray) -> np.ndarray:
+    """Whether ``pp`` pipeline ranks split ``layers`` decoder layers evenly: layers mod pp = 0. Stacks without
+    uneven stages assert it: Megatron-LM v2.5 / v3.0 / 23.08 megatron/model/transformer.py ``_get_num_layers``
+    ('num_layers must be divisible by transformer_pipeline_model_parallel_size'), Megatron-Core
+    megatron/training/arguments.py ('Number of layers should be divisible by the pipeline-model-parallel size',
+    core_r0.10.0 line 333, d98e8a64 line 998: asserted unless --decoder-first/last-pipeline-num-layers are set)."""
+    return (np.asarray(layers) % np.maximum(np.asarray(pp), 1)) == 0
 
 
 def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | None) -> np.ndarray:

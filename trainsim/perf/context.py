@@ -133,6 +133,7 @@ class StepContext:
     first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage
     last_stage_layers: int | None = None
     pipeline_split: str = "even"            # 'even' | 'balanced' (embedding and loss/MTP count as layers)
+    stage_layout: str = "any"               # 'even' | 'first_last' | 'any' (memory.rank_layers)
     local_batch_seqs: int | None = None     # sequences per dp rank per pipeline-schedule call (None: one call)
     offload_activation_layers: int = 0      # layers per rank whose activations live in host memory
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)

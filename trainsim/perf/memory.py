@@ -66,7 +66,9 @@ def params_per_chip(lk: LayerKind, p: Plans) -> tuple[Num, Num]:
 def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     """Decoder layers held by the first, a middle and the last pipeline rank: (first, mid, last) arrays.
 
-    Even split: ceil(L / (pp vpp)) x vpp on every rank. Uneven (``first_stage_layers`` / ``last_stage_layers``,
+    Even split: ceil(L / (pp vpp)) x vpp on every rank, or for a stack whose only uneven stages are the first and
+    last (``ctx.stage_layout`` 'first_last') the slowest such layout (:func:`first_last_layers`). Uneven
+    (``first_stage_layers`` / ``last_stage_layers``,
     Megatron-Core --decoder-first/last-pipeline-num-layers; Llama 3 sec. 3.3.2 removes one layer from each): the
     stated ranks take their count, the others split the rest evenly (rounded up). Balanced (Megatron-Core
     --account-for-embedding/loss-in-pipeline-split): with U = L + 2 + MTP modules units and q = ceil(U / pp) per
@@ -88,6 +90,9 @@ def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
         return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
     if f_in is None and l_in is None:
         first = mid = last = even
+        if ctx.stage_layout == "first_last":
+            fl = first_last_layers(L, pp, v, even)
+            first, mid, last = np.asarray(fl[0]), np.asarray(fl[1]), np.asarray(fl[2])
     else:
         stated = (f_in is not None) + (l_in is not None)
         rest = L - (f_in or 0) - (l_in or 0)
@@ -97,6 +102,29 @@ def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
         mid = np.where(pp > 2, mid, np.where(pp == 2, np.maximum(first, last), mid))
     one = p.pp == 1
     return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
+
+
+def first_last_layers(L: float, pp: Num, v: Num, even: Num) -> tuple[Num, Num, Num]:
+    """(first, mid, last) decoder layers per rank of a stack whose only uneven stages are the first and last
+    (Megatron-Core's --decoder-first/last-pipeline-num-layers, the profile's ``uneven_stages: first_last``), for a
+    pp that does not divide the L layers: the pp - 2 middle ranks take k layers each, which must divide what the
+    first and last leave, and the first and last take the rest r = L - (pp - 2) k, each at least one
+    (megatron/core/transformer/transformer_config.py ``__post_init__`` at d98e8a64: 'num_layers_in_first_pipeline_stage
+    must be larger than 0', 'Mismatch: N middle layers remaining but M middle PP stages available'), split
+    ceil(r / 2) and floor(r / 2). The slowest rank is max(k, ceil(r / 2)), smallest at k = floor(L / pp) or
+    ceil(L / pp) (where k = r / 2, i.e. pp k = L; k at most floor((L - 2) / (pp - 2))): e.g. Llama 3 8B, 32 layers
+    at pp 25, k = 1, r = 9, a 5-layer first rank against ceil(32 / 25) = 2. Where pp divides L, pp < 3 or the plan
+    is interleaved (vpp > 1, whose uneven layout the even ``vpp_divides_stage_layers`` rule covers), ``even``."""
+    mid_n = np.maximum(pp - 2.0, 1.0)
+    k_max = np.maximum(np.floor((L - 2.0) / mid_n), 1.0)
+    ks = [np.clip(k, 1.0, k_max) for k in (np.floor(L / pp), np.ceil(L / pp))]   # the two candidates, arrays
+    slow = [np.maximum(k, np.ceil((L - mid_n * k) / 2.0)) for k in ks]
+    best_k = np.where(slow[1] < slow[0], ks[1], ks[0])
+    rest = L - mid_n * best_k
+    apply = (pp > 2) & (np.mod(L, np.maximum(pp, 1.0)) != 0) & (v <= 1)
+    first = np.where(apply, np.ceil(rest / 2.0), even)
+    last = np.where(apply, rest - np.ceil(rest / 2.0), even)
+    return first, np.where(apply, best_k, even), last
 
 
 def stage_layers(ctx: StepContext, p: Plans) -> Num:
