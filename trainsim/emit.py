@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .errors import TrainsimError
-from .frameworks import fp8_recipe_of, framework_of, runtime_settings
+from .frameworks import fp8_recipe_of, framework_of, runtime_settings, stage_layout
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
+from .perf.memory import first_last_layers
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
 #: the software each emitter writes flags for, as its header names it
@@ -29,18 +32,29 @@ TORCHTITAN_SCHEDULES = {s.name: s.torchtitan for s in REGISTRY if s.torchtitan i
 
 
 def stage_split(n_layers: int, pp: int, vpp: int = 1) -> tuple[int, int, int] | None:
-    """Layers on the (first, middle, last) pipeline ranks for an uneven split, or None when the layers split
-    evenly (n_layers divisible by pp x vpp).
+    """Layers on the (first, middle, last) pipeline ranks of the uneven layout the engine prices, as
+    Megatron-Core's --decoder-first/last-pipeline-num-layers express it, or None when the layers split evenly
+    (n_layers divisible by pp x vpp).
 
-    Middle ranks get m = ceil(n / pp) rounded up to a multiple of vpp; the first and last ranks share the rest
-    (the first gets at least as many as the last, which also holds the output head); all three are multiples of
-    vpp and first, last <= m. Smaller m are tried when that fails.
+    Not interleaved (vpp 1): the engine's own layout, :func:`trainsim.perf.memory.first_last_layers` (the middle
+    ranks take k = floor or ceil(L / pp) layers, the first and last share the rest, ceil and floor of half); pp 2:
+    ceil(L / 2) on the first rank, floor(L / 2) on the last. Interleaved (vpp > 1): the engine prices
+    m = ceil(L / (pp vpp)) vpp layers on every rank (memory.rank_layers); the middle ranks take m and the first and
+    last share the rest (the first at least as many as the last, which also holds the output head), all three
+    multiples of vpp and first, last <= m (transformer_config.py "Uneven PP" checks), smaller m tried when that
+    fails. A layout these flags cannot express is an error naming plan.vpp.
     """
     v = max(vpp, 1)
     if n_layers % (pp * v) == 0:
         return None
     if pp < 2:
         raise TrainsimError(f"{n_layers} layers do not split into {v} virtual stages", field="plan.vpp")
+    if v == 1:
+        if pp == 2:
+            return -(-n_layers // 2), -(-n_layers // 2), n_layers // 2
+        f, m1, l1 = first_last_layers(float(n_layers), np.array([float(pp)]), np.array([1.0]),
+                                      np.array([float(-(-n_layers // pp))]))
+        return int(f[0]), int(m1[0]), int(l1[0])
     m = math.ceil(math.ceil(n_layers / pp) / v) * v
     while m >= v:
         rest = n_layers - (pp - 2) * m
@@ -79,8 +93,17 @@ def _split(est) -> tuple[int | None, int | None]:
     first, last = _plan_value(p, "first_stage_layers"), _plan_value(p, "last_stage_layers")
     if first is not None or last is not None:
         return first, last
-    s = stage_split(est.run.arch.n_layers, p["pp"], p.get("vpp") or 1)
-    return (None, None) if s is None else (s[0], s[2])
+    L, pp, vpp = est.run.arch.n_layers, p["pp"], p.get("vpp") or 1
+    s = stage_split(L, pp, vpp)
+    if s is None:
+        return None, None
+    priced = math.ceil(L / (pp * vpp)) * vpp   # memory.rank_layers: a stack with any layout ('any')
+    if stage_layout(framework_of(est.run)) != "first_last" and max(s) > priced:
+        raise TrainsimError(f"{pp} pipeline ranks for {L} layers were priced at {priced} layers each (the stack "
+                            f"takes any layout); Megatron-LM's --decoder-first/last-pipeline-num-layers give at best "
+                            f"{s[0]} on the first rank, {s[1]} on each middle rank, {s[2]} on the last",
+                            field="plan.pp")
+    return s[0], s[2]
 
 
 #: run-spec fp8_recipe -> Megatron-Core --fp8-recipe (megatron/core/transformer/transformer_config.py at d98e8a6)

@@ -1,0 +1,62 @@
+"""The Megatron flags an uneven plan emits describe the layout the engine priced (perf/memory.first_last_layers,
+one formula for both), a stated layout is emitted as stated, and a layout the flags cannot express is one line
+naming the field (exit 2)."""
+from conftest import run_main
+
+_RUN = """
+name: layout
+model: MODEL
+system: dgx-h100
+chips: CHIPS
+framework: FW
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+plan: {tp: 1, pp: PP, micro_batch: 1, recompute: full PLAN}
+"""
+
+
+def _write(tmp_path, model, pp, chips, fw, plan=""):
+    p = tmp_path / "run.yaml"
+    p.write_text(_RUN.replace("MODEL", model).replace("CHIPS", str(chips)).replace("FW", fw)
+                 .replace("PP", str(pp)).replace("PLAN", plan))
+    return p
+
+
+def test_32_layers_on_pp_25_emit_the_first_last_layout():
+    """Llama 3 8B, 32 layers on pp 25 under a first/last stack: middle ranks k = floor(32 / 25) = 1 (23 of them),
+    the first and last share r = 32 - 23 = 9: 5 and 4 (slowest 5; k = 2 would leave 32 - 46 < 0). The emitter's
+    own split refused this plan with a plan.vpp error."""
+    from trainsim.emit import stage_split
+    assert stage_split(32, 25) == (5, 1, 4)
+
+
+def test_61_layers_on_pp_6_emit_the_engines_layout():
+    """61 layers on pp 6: k = 10 leaves 61 - 40 = 21 -> 11 / 10 (slowest 11); k = 11 leaves 17 -> 9 / 8 but
+    slowest 11 too; the engine keeps floor (the first with the smaller slowest, ties to floor): (11, 10, 10). The
+    emitter wrote (9, 11, 8) before."""
+    from trainsim.emit import stage_split
+    assert stage_split(61, 6) == (11, 10, 10)
+
+
+def test_emit_megatron_writes_the_priced_layout(tmp_path, capsys):
+    run = _write(tmp_path, "llama-3.1-8b", 25, 200, "megatron-core-2024")
+    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    assert code == 0, err
+    assert "--decoder-first-pipeline-num-layers 5\n" in out or "--decoder-first-pipeline-num-layers 5 " in out
+    assert "--decoder-last-pipeline-num-layers 4" in out
+
+
+def test_emit_megatron_writes_a_stated_layout(tmp_path, capsys):
+    run = _write(tmp_path, "llama-3.1-8b", 25, 200, "megatron-core-2024",
+                 ", first_stage_layers: 3, last_stage_layers: 6")
+    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    assert code == 0, err
+    assert "--decoder-first-pipeline-num-layers 3" in out and "--decoder-last-pipeline-num-layers 6" in out
+
+
+def test_emit_refuses_a_layout_the_flags_cannot_express(tmp_path, capsys):
+    """Under a stack taking any layout the engine priced ceil(32 / 25) = 2 layers per rank; the first/last flags
+    give at best 5 on the first rank: one line naming plan.pp, exit 2."""
+    run = _write(tmp_path, "llama-3.1-8b", 25, 200, "megatron-bridge-2026")
+    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    assert code == 2
+    assert "plan.pp" in err and len(err.strip().splitlines()) == 1
