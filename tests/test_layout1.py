@@ -60,3 +60,16 @@ def test_emit_refuses_a_layout_the_flags_cannot_express(tmp_path, capsys):
     code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
     assert code == 2
     assert "plan.pp" in err and len(err.strip().splitlines()) == 1
+
+
+def test_emit_61_layers_on_pp_6_write_the_engines_first_and_last(tmp_path, capsys):
+    """DeepSeek-V3 (61 layers) on pp 6 under the default stack: the engine prices ceil(61 / 6) = 11 layers on the
+    slowest rank and, by first_last_layers, 11 on the first, 10 on each of the 4 middle and 10 on the last
+    (11 + 40 + 10 = 61); MindSpeed's list is the same layout."""
+    run = _write(tmp_path, "deepseek-v3", "6, vpp: 1, ep: 64", 1536, "megatron-bridge-2026")
+    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    assert code == 0, err
+    assert "--decoder-first-pipeline-num-layers 11" in out and "--decoder-last-pipeline-num-layers 10" in out
+    code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
+    assert code == 0, err
+    assert "--num-layer-list 11,10,10,10,10,10\n" in out
