@@ -22,7 +22,7 @@ import numpy as np
 from .errors import TrainsimError
 from .frameworks import fp8_recipe_of, framework_of, runtime_settings, stage_layout
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
-from .perf.memory import first_last_layers
+from .perf.memory import even_rank_layers, first_last_layers
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan")
 #: the software each emitter writes flags for, as its header names it
@@ -97,7 +97,7 @@ def _split(est) -> tuple[int | None, int | None]:
     s = stage_split(L, pp, vpp)
     if s is None:
         return None, None
-    priced = math.ceil(L / (pp * vpp)) * vpp   # memory.rank_layers: a stack with any layout ('any')
+    priced = int(even_rank_layers(float(L), pp, vpp))   # what memory.rank_layers prices on an 'any' stack
     if stage_layout(framework_of(est.run)) != "first_last" and max(s) > priced:
         raise TrainsimError(f"{pp} pipeline ranks for {L} layers were priced at {priced} layers each (the stack "
                             f"takes any layout); Megatron-LM's --decoder-first/last-pipeline-num-layers give at best "

@@ -145,13 +145,21 @@ def local_batch_calls(fw: str) -> bool:
     return bool(profile(fw).get("local_batch_calls", False))
 
 
+def attention_unfused(training, fw: str) -> bool:
+    """Whether a run's attention kernel is the unfused core (scores materialised): ``training.attention`` if
+    stated, else stack ``fw``'s default (:func:`runtime_settings`). Such a kernel runs only at cp 1 (rule 20 of
+    :func:`trainsim.parallel.validity.check`); read by :func:`run_plan_rules` and the stated-plan check
+    (trainsim/spec.py ``check_cp_attention``)."""
+    return runtime_settings(training, fw)["attention"] == "unfused"
+
+
 def run_plan_rules(run, fw: str | None = None) -> dict[str, bool]:
     """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
     run's own, :func:`framework_of`): the stack's (:func:`plan_rules`) and ``unfused_attention``, the run's attention
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
     runs only at cp 1 (rule 20). The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
-    return {**plan_rules(fw), "unfused_attention": runtime_settings(run.training, fw)["attention"] == "unfused"}
+    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw)}
 
 
 def shard_group_zero(fw: str) -> tuple[int, ...]:

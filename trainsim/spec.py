@@ -25,8 +25,8 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import (PRECISIONS, check_precision, framework_of, frameworks, local_batch_calls, profile,
-                         restrict_plan, runtime_settings)
+from .frameworks import (PRECISIONS, attention_unfused, check_precision, framework_of, frameworks,
+                         local_batch_calls, profile, restrict_plan)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -544,7 +544,7 @@ def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, wher
     search would answer 'no valid plan' as if the cluster were at fault; before rule 20 such a plan was priced
     (qa23: Llama 3.1 8B at 32K, cp 4, 102 s per step at MFU 9%). ``field`` as in :func:`check_plan_shape`."""
     cps = plan.values("cp") or []
-    if not cps or min(cps) <= 1 or runtime_settings(training, fw)["attention"] != "unfused":
+    if not cps or min(cps) <= 1 or not attention_unfused(training, fw):
         return
     if not profile(fw).get("context_parallel", True):   # a stack with no context parallelism says that instead
         return

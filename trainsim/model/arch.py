@@ -205,6 +205,11 @@ class Arch:
         return max(a.heads for lk in self.layers for a in lk.attention) if self.layers else 0
 
     @property
+    def n_moe_layers(self) -> int:
+        """Decoder layers with routed experts (sum over the MoE layer kinds; MTP modules not counted)."""
+        return sum(lk.n_layers for lk in self.layers if lk.moe is not None)
+
+    @property
     def is_moe(self) -> bool:
         """Whether any layer kind has routed experts."""
         return any(lk.moe is not None for lk in self.layers)

@@ -76,7 +76,7 @@ def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     L = float(ctx.arch.n_layers)
     v = np.maximum(p.vpp, 1)
     pp = p.pp.astype(np.float64)
-    even = np.ceil(L / (pp * v)) * v
+    even = np.asarray(even_rank_layers(L, pp, v))
     f_in, l_in = ctx.first_stage_layers, ctx.last_stage_layers
     if ctx.pipeline_split == "balanced" and f_in is None and l_in is None:
         n_mtp = float(sum(lk.n_layers for lk in ctx.arch.mtp))
@@ -102,6 +102,14 @@ def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
         mid = np.where(pp > 2, mid, np.where(pp == 2, np.maximum(first, last), mid))
     one = p.pp == 1
     return (np.where(one, L, first), np.where(one, L, mid), np.where(one, L, last))
+
+
+def even_rank_layers(L: float, pp: Num, v: Num) -> Num:
+    """Decoder layers per pipeline rank of the even split the engine prices where the stack takes any layout:
+    ceil(L / (pp vpp)) x vpp (the busiest rank of ``pp`` ranks with ``v`` virtual stages each; Megatron-Core's
+    --pipeline-model-parallel-layout, core_r0.13.0 on, can place them so). Read by :func:`rank_layers` and by the
+    flag emitter (trainsim/emit.py), which must describe the layout priced here."""
+    return np.ceil(L / (np.asarray(pp, dtype=np.float64) * v)) * v
 
 
 def first_last_layers(L: float, pp: Num, v: Num, even: Num) -> tuple[Num, Num, Num]:

@@ -573,7 +573,7 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     ep_window = np.maximum(comp_f + comp_b + rec_comp - tp_cp_hid, 0.0)
     # The forward's dispatch also gathers HybridEP's routing map (comm_ep.routing_map_allgather_fwd), the backward
     # not; the host stall is the forward's (MOE_HOST_SYNC_FORWARD_SHARE), rerun as moe_host_recompute_time says
-    moe_layers = share * sum(lk.n_layers for lk in a.layers if lk.moe is not None)   # this stage's MoE layers
+    moe_layers = share * a.n_moe_layers   # this stage's MoE layers
     host_raw = moe_host_sync_time(ctx, moe_layers)
     ep_g = share * lc["ep_g"]
     (ep_exp_f, ep_exp_b, ep_exp_r), (host, host_r) = paired_overlap_exposed(

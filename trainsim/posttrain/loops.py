@@ -56,8 +56,7 @@ def moe_layers_per_stage(arch: Arch, pp: int) -> int:
     """MoE layers one pipeline stage runs: ``ceil(MoE layers / pp)`` (the busiest stage of an even split; the
     recipes' uneven first / last stages hold the dense or fewer layers, e.g. DeepSeek-V3 at PP16: 58 MoE layers,
     4 a middle stage)."""
-    n = sum(lk.n_layers for lk in arch.layers if lk.moe is not None)
-    return -(-n // max(int(pp), 1))
+    return -(-arch.n_moe_layers // max(int(pp), 1))
 
 
 def train_loop_s(cost_s: float, moe_layers: int, microbatches_per_rank: float, pp: int = 1) -> float:

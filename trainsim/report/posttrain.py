@@ -30,7 +30,7 @@ def render_posttrain(res: dict) -> None:
         # a chip without FP4 tensor cores runs at its FP8 (or BF16) rate
         if d.get("gemm_peak_basis"):
             c.print(f"{p['name']}: GEMM peak used {d['gemm_peak_flops'] / 1e12:,.0f} TFLOP/s ({d['gemm_peak_basis']})")
-        # the RL framework's measured training-loop cost inside the phase (posttrain/phases.py train_loop_cost)
+        # the RL framework's measured training-loop cost inside the phase (posttrain/loops.py train_loop_cost)
         if d.get("train_loop_s"):
             c.print(f"{p['name']}: {d['train_loop_s']:.1f} s of it the RL framework's MoE trainer-loop cost "
                     "(measured, mechanism unnamed: trainsim/posttrain/data/train_loops.yaml)")
