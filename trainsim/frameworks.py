@@ -153,13 +153,16 @@ def attention_unfused(training, fw: str) -> bool:
     return runtime_settings(training, fw)["attention"] == "unfused"
 
 
-def run_plan_rules(run, fw: str | None = None) -> dict[str, bool]:
+def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int]:
     """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
-    run's own, :func:`framework_of`): the stack's (:func:`plan_rules`) and ``unfused_attention``, the run's attention
+    run's own, :func:`framework_of`): the stack's (:func:`plan_rules`), ``unfused_attention``, the run's attention
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
-    runs only at cp 1 (rule 20). The one place the search, ``estimate`` of a stated plan and calibration take them."""
+    runs only at cp 1 (rule 20), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which
+    dp x cp must hold whole (rule 22). The one place the search, ``estimate`` of a stated plan and calibration take
+    them."""
     fw = fw or framework_of(run)
-    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw)}
+    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw),
+            "zero_shard_group": int(run.training.zero_shard_group or 0)}
 
 
 def shard_group_zero(fw: str) -> tuple[int, ...]:

@@ -60,6 +60,9 @@ REASONS = {
     21: ("pp", "this software stack splits the layers evenly over the pipeline stages: pp must divide the number of "
                "layers (Megatron-LM's 'Number of layers should be divisible by the pipeline-model-parallel size'; "
                "the profile's uneven_stages: false)"),
+    22: ("dp", "dp x cp must be a multiple of training.zero_shard_group: the ZeRO sharding groups split the "
+               "data-parallel ranks into whole groups (DeepSpeed's MiCS, deepspeed/runtime/zero/mics_utils.py "
+               "_generate_mics_config: 'dp group size is not dividable by dp_shard_size')"),
 }
 
 
@@ -68,7 +71,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
           microbatch_groups: bool = False, vpp_min_pp3: bool = False,
           first_stage_layers: int | None = None, last_stage_layers: int | None = None,
-          unfused_attention: bool = False, even_pp: bool = False) -> np.ndarray:
+          unfused_attention: bool = False, even_pp: bool = False, zero_shard_group: int = 0) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -92,7 +95,11 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     ring runs only its flash and fused backends, and PyTorch's experimental ring only the flash / efficient SDPA
     kernels (torchtitan utils.get_train_context); ring attention merges partial softmax results, which needs the
     online-softmax kernels. ``even_pp``: the stack has no uneven pipeline stages (the profile's ``uneven_stages:
-    false``), so pp must divide the layers (rule 21, :func:`even_pp_ok`)."""
+    false``), so pp must divide the layers (rule 21, :func:`even_pp_ok`). ``zero_shard_group``: the run's stated
+    ZeRO sharding group (``training.zero_shard_group``; 0: none), which must divide dp x cp (rule 22): MiCS
+    reshapes the data-parallel ranks into rows of the group's size and asserts that they divide evenly (microsoft/
+    DeepSpeed deepspeed/runtime/zero/mics_utils.py ``_generate_mics_config`` at 28aed966f7), so a group of 5 on
+    dp 32 is not a smaller group of gcd(32, 5) = 1 but a job that does not start."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -165,6 +172,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         rule(~even_pp_ok(arch.n_layers, p.pp), 21)
     if unfused_attention and want(20):
         rule(p.cp > 1, 20)
+    if zero_shard_group and want(22):
+        rule((p.dp * p.cp) % zero_shard_group != 0, 22)
     if dualpipev_fb_overlap and want(17):
         rule(~dualpipev_fb_overlap_ok(p.schedule, p.etp, p.cp), 17)
     # last: zero is the search's last axis (parallel/enumerate.py), so a plan both rules refuse counts as 17 there too
