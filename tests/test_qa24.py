@@ -57,3 +57,54 @@ def test_a_sharding_group_that_does_not_divide_dp_is_not_silently_shrunk(tmp_pat
     assert code == 0, err[-400:]
     opt_gib = json.loads(out)["memory_breakdown_bytes"]["optimizer"] / 2**30
     assert abs(opt_gib - 4.015e9 * 12 / 8 / 2**30) < 0.1, opt_gib
+
+
+# ---------------------------------------------------------------- 3. compare: inputs that differ, numbers formatted
+
+def test_compare_prints_differing_chip_counts_with_separators(tmp_path, capsys):
+    """The side-by-side table printed 1,024 chips and the 'inputs that differ' table below it 1024 (str() of the
+    value). Now the same number format in both."""
+    a = write_spec(tmp_path, LLAMA8_64, "a.yaml")
+    b = write_spec(tmp_path, LLAMA8_64.replace("chips: 64", "chips: 1024"), "b.yaml")
+    code, out, err = run_main(capsys, "compare", a, b)
+    assert code == 0, err[-400:]
+    diff = out.split("inputs that differ")[1]
+    row = next(ln for ln in diff.splitlines() if "chips" in ln)
+    assert "1,024" in row and "1024" not in row, row
+
+
+# ---------------------------------------------------------------- 4. sweep summary: days with one decimal
+
+def test_sweep_summary_prints_days_with_one_decimal_like_every_output(capsys):
+    """The frontier's days column and the per-axis 'best days' printed 3 significant digits: 22.0 days as '22'
+    beside '21.9', and 245.67 days as '246' where estimate says 245.7 days. Now one decimal, as fmt.days."""
+    from trainsim.report.sweep import render_summary
+
+    row = {"point": 3, "chips": 64, "days": 245.67, "chip_hours": 377_349.0, "energy_mwh": 577.0,
+           "cost_rental_usd": 9.4e5, "cost_capex_usd": 3.3e5, "mfu": 0.4, "memory_per_chip_bytes": 5e10}
+    s = {"name": "s", "file": "s.parquet", "trainsim_version": "0", "points": 2, "ok": 2, "errors": {},
+         "error_examples": {}, "deadline_days": None, "axis_columns": ["axis.chips"], "metric": "days",
+         "frontier": {"fastest": row}, "pareto": {"rows": [], "x": "days", "y": "cost_rental_usd"},
+         "per_axis": {"axis.chips": [{"value": 64, "best": 245.67, "point": 3, "ok": 1, "of": 1},
+                                     {"value": 128, "best": 22.0, "point": 4, "ok": 1, "of": 1}]}}
+    render_summary(s)
+    out = capsys.readouterr().out
+    assert "245.7" in out and "246" not in out, out
+    assert "22.0" in out, out
+
+
+# ---------------------------------------------------------------- 5. infer: a fractional decode batch per chip
+
+def test_infer_decode_batch_per_chip_below_one_is_not_rounded_away(tmp_path, capsys):
+    """batch 1 on a 4-chip tp-4 instance is 1 / 4 = 0.25 sequences per chip; the table printed '0.2' (and 1 / 32
+    as '0.0'). Now three significant digits: 0.250. A one-token context says '1 token', not '1 tokens'."""
+    body = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 4\nplan: {tp: 4, pp: 1, dp: 1}\n"
+            "serving: {phase: decode, input_len: 1, output_len: 2, batch: 1}\n")
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body, "i.yaml"))
+    assert code == 0, err[-400:]
+    row = next(ln for ln in out.splitlines() if "decode batch per chip" in ln)
+    assert "0.250" in row, row
+    one = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 1\nserving: {input_len: 1, output_len: 1}\n")
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, one, "i1.yaml"))
+    assert code == 0, err[-400:]
+    assert "context, 1 token)" in out and "1 tokens)" not in out, out

@@ -10,7 +10,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
-from ..report.fmt import does_not_fit, money, quantity as count, tokens_per_s
+from ..report.fmt import does_not_fit, money, quantity as count, tokens_per_s, value
 from .. import api
 from ..report.terminal import wide_console as console, print_json
 from ..report.tabular import print_csv
@@ -79,5 +79,7 @@ def _render(runs: list[Path], res) -> None:
     for p in runs:
         d.add_column(p.name, justify="right")
     for k, vals in diff.items():
-        d.add_row(k, *["-" if v is None else str(v) for v in vals])
+        # numbers as every table prints them (1,024 chips beside the side-by-side table's 1,024, not 1024; a
+        # float 14.8e12 as 14.8T, not 14800000000000.0), text as written
+        d.add_row(k, *[v if isinstance(v, str) else value(v) for v in vals])
     c.print(d)

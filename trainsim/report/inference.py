@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from .terminal import console, table
-from .fmt import gib, plan
+from .fmt import gib, plan, value
 # HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
 from ..units import GIB
 
@@ -30,12 +30,14 @@ def render_infer(res: dict) -> None:
     t.add_row("GEMM peak used", f"{res['gemm_peak_flops'] / 1e12:,.0f} TFLOP/s ({res['gemm_peak_basis']})")
     # binary units, like the GiB of the memory row below (a per-sequence MB beside a per-chip GiB did not add up)
     t.add_row("KV cache per token", f"{res['kv_cache_bytes_per_token'] / 2**10:,.1f} KiB ({res['kv_precision']})")
-    t.add_row(f"KV cache per sequence (mean decode context, {res['decode_context_len']:,} tokens)",
+    ctx = res["decode_context_len"]
+    t.add_row(f"KV cache per sequence (mean decode context, {ctx:,} token{'s' if ctx != 1 else ''})",
               f"{res['kv_cache_bytes_per_sequence'] / 2**20:,.1f} MiB")
     if "decode" in res:
         d = res["decode"]
         t.add_row("decode plan", _plan(d["plan"], res.get("moe", True)))
-        t.add_row("decode batch per chip", f"{d['batch_per_chip']:,.1f}")
+        # 3 significant digits (fmt.value): one sequence on 4 chips is 0.250, not 0.2; on 32 chips 0.031, not 0.0
+        t.add_row("decode batch per chip", value(float(d["batch_per_chip"])))
         inter = d.get("prefill_in_tpot_s") or 0.0     # aggregated serving: prompts prefilled between decode steps
         t.add_row("decode tokens/s per chip" + (" (decode steps alone)" if inter > 0 else ""),
                   f"{d['tokens_per_s_per_chip']:,.0f}")

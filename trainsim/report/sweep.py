@@ -9,11 +9,18 @@ from .fmt import sweep_column as _short, sweep_value as _fmt_col
 from ..units import GIB
 
 
+#: result columns holding days, printed with one decimal as every other output prints days (fmt.days: 21.9 beside
+#: 22.0, not 22; 245.7, not 246)
+DAY_KEYS = frozenset({"days", "effective_days", "ideal_days"})
+
+
 def _metric_kind(metric: str) -> str:
     """How a ``--metric`` column prints: fractions in percent (:func:`.fmt.is_fraction_key`, as the frontier's MFU
     column), money in dollars (:func:`trainsim.numfmt.is_money_key`), as every other output prints those keys."""
     if is_fraction_key(metric):
         return "pct"
+    if metric in DAY_KEYS:
+        return "days"
     return "usd" if is_money_key(metric) else ""
 
 
@@ -26,6 +33,8 @@ def _fmt(x, kind: str = "") -> str:
         return quantity(x)
     if kind == "pct":
         return f"{100 * x:.1f}%"
+    if kind == "days":
+        return f"{x:,.1f}"
     if kind == "gib":
         return f"{x / GIB:.1f}"
     if isinstance(x, numbers.Integral) and not isinstance(x, bool):   # a chip count: 24,960 as everywhere else
@@ -77,7 +86,7 @@ def render_summary(s: dict) -> None:
                   "GiB/chip"):
             t.add_column(h, justify="left" if h == "" else "right")
         for pt, (roles, r) in picked.items():
-            t.add_row(", ".join(roles), str(pt), _fmt(r.get("chips")), _fmt(r.get("days")),
+            t.add_row(", ".join(roles), str(pt), _fmt(r.get("chips")), _fmt(r.get("days"), "days"),
                       _fmt(r.get("chip_hours"), "count"), _fmt(r.get("energy_mwh"), "count"),
                       _fmt(r.get("cost_rental_usd"), "usd"), _fmt(r.get("cost_capex_usd"), "usd"),
                       _fmt(r.get("mfu"), "pct"), _fmt(r.get("memory_per_chip_bytes"), "gib"))
@@ -93,7 +102,7 @@ def render_summary(s: dict) -> None:
         for h in ("point", "setting", "days", label(p["y"]), "MFU (BF16 peak)"):
             t.add_column(h, justify="left" if h == "setting" else "right")
         for r in p["rows"]:
-            t.add_row(str(r["point"]), _setting(r, cols), _fmt(r.get("days")),
+            t.add_row(str(r["point"]), _setting(r, cols), _fmt(r.get("days"), "days"),
                       _fmt(r.get(p["y"]), _metric_kind(p["y"])), _fmt(r.get("mfu"), "pct"))
         c.print(t)
     for col, rows in s["per_axis"].items():
