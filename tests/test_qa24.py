@@ -108,3 +108,23 @@ def test_infer_decode_batch_per_chip_below_one_is_not_rounded_away(tmp_path, cap
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, one, "i1.yaml"))
     assert code == 0, err[-400:]
     assert "context, 1 token)" in out and "1 tokens)" not in out, out
+
+
+# ---------------------------------------------------------------- 6. posttrain: a short job's wall time
+
+def test_posttrain_wall_time_of_a_short_job_is_not_rounded_to_zero(tmp_path, capsys):
+    """One RL step of 2.6 s (one 1-token prompt on 64 H100, the trainer's host offload dominating) printed
+    '1 step -> 0.00 h'. Now in a unit that shows it: the wall time is steps x step time = 1 x step_time_s
+    seconds, printed in seconds under a minute."""
+    body = ("name: g\nkind: rl\nclusters:\n  main: {system: dgx-h100, chips: 64}\n"
+            "student: {model: llama-3.1-8b, cluster: main, precision: bf16}\n"
+            "step: {prompts: 1, samples_per_prompt: 1, prompt_len: 1, rollout_len: 1, steps: 1}\n")
+    p = write_spec(tmp_path, body, "g.yaml")
+    code, out, err = run_main(capsys, "posttrain", p, "--json")
+    assert code == 0, err[-400:]
+    step_s = json.loads(out)["step_time_s"]
+    assert step_s < 60.0                     # the case: a job shorter than a minute
+    code, out, err = run_main(capsys, "posttrain", p)
+    assert code == 0, err[-400:]
+    flat = " ".join(out.split())
+    assert "0.00 h" not in flat and f"1 step -> {step_s:.1f} s" in flat, flat[-300:]

@@ -12,6 +12,17 @@ def _bytes(b: float) -> str:
     return f"{b:.0f} B"
 
 
+def _wall(hours: float) -> str:
+    """The whole job's wall time in a unit that shows it: seconds under a minute, minutes under an hour, else hours
+    (one 2.6 s step printed as '0.00 h', a value rounded away)."""
+    sec = hours * 3600.0
+    if sec < 60.0:
+        return f"{sec:.1f} s"
+    if hours < 1.0:
+        return f"{sec / 60.0:.1f} min"
+    return f"{hours:,.2f} h"
+
+
 def render_posttrain(res: dict) -> None:
     """``trainsim posttrain`` as tables: the step's phases, traffic per link, timeline and totals."""
     c = console()
@@ -45,7 +56,7 @@ def render_posttrain(res: dict) -> None:
              "train": "training"}
     c.print("timeline: " + " | ".join(f"{names.get(k, k)} {v:.1f} s" for k, v in stages.items()))
     c.print(f"step {res['step_time_s']:.1f} s (bound by {res['bound_by']}; dependency chain {res['dependency_chain_s']:.1f} s), "
-            f"{res['steps']:,} step{'' if res['steps'] == 1 else 's'} -> {res['wall_time_h']:.2f} h")
+            f"{res['steps']:,} step{'' if res['steps'] == 1 else 's'} -> {_wall(res['wall_time_h'])}")
     c.print("utilisation (chip-time working / chips x step): "
             + ", ".join(f"{k} {v:.0%}" for k, v in res["utilisation"].items()))
     if res["wan_bytes_per_step"]:
