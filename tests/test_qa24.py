@@ -128,3 +128,22 @@ def test_posttrain_wall_time_of_a_short_job_is_not_rounded_to_zero(tmp_path, cap
     assert code == 0, err[-400:]
     flat = " ".join(out.split())
     assert "0.00 h" not in flat and f"1 step -> {step_s:.1f} s" in flat, flat[-300:]
+
+
+# ---------------------------------------------------------------- 7. --emit drops a stated ZeRO sharding group
+
+def test_emit_megatron_writes_the_sharding_group_the_step_was_priced_with(tmp_path, capsys):
+    """training.zero_shard_group 8 on dp 32 prices the optimizer sharded 8 ways (4 copies), but --emit megatron
+    wrote plain --use-distributed-optimizer: the emitted job shards over all 32 ranks, a different step. Megatron-LM
+    spells it --num-distributed-optimizer-instances N, N = dp x cp / group = 32 x 1 / 8 = 4 (in
+    tests/data/megatron_lm_arguments.txt); an emitter without the option says it is not written."""
+    body = LLAMA8_64.replace("global_batch_seqs: 512", "global_batch_seqs: 512, zero_shard_group: 8") + \
+        "framework: megatron-core-2024\nplan: {tp: 2, pp: 1, dp: 32, cp: 1, zero: 1, micro_batch: 1}\n"
+    spec = write_spec(tmp_path, body, "z8.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--emit", "megatron")
+    assert code == 0, err[-400:]
+    assert "--num-distributed-optimizer-instances 4\n" in out, out[-600:]
+    code, out, err = run_main(capsys, "plan", spec, "--emit", "mindspeed")
+    assert code == 0, err[-400:]
+    assert "--num-distributed-optimizer-instances" not in out
+    assert "zero_shard_group" in err and "not written" in err, err

@@ -238,7 +238,24 @@ def megatron_runtime_flags(run, p: dict) -> list[str]:
     off = _plan_value(p, "offload_activation_layers")
     if off:
         flags.append(f"--cpu-offloading-num-layers {off}")
+    inst = optimizer_instances(run, p)
+    if inst > 1:
+        flags.append(f"--num-distributed-optimizer-instances {inst}")
     return flags
+
+
+def optimizer_instances(run, p: dict) -> int:
+    """How many copies of the sharded training states plan ``p`` keeps across its dp x cp ranks: dp x cp / the ZeRO
+    sharding group (the run's ``training.zero_shard_group``, else the plan's searched one), 1 without a group or
+    at zero 0. Megatron-LM writes it as ``--num-distributed-optimizer-instances N`` (megatron/training/arguments.py,
+    core_r0.10.0 on: parallel_state cuts each dp x cp group into N consecutive groups that shard the optimizer and
+    reduce-scatter the gradients, all-reducing across the N; with Megatron-FSDP the same setting is HSDP); without
+    it the emitted job shards over the whole dp x cp group, not the group the step was priced with."""
+    group = run.training.zero_shard_group or _plan_value(p, "zero_shard_group")
+    dpc = int(p["dp"]) * int(p["cp"])
+    if not group or p["zero"] < 1 or dpc <= group or dpc % group:
+        return 1
+    return dpc // int(group)
 
 
 def mindspeed_fsdp2_args(est) -> tuple[list[str], list[str]]:
@@ -430,11 +447,17 @@ def torchtitan_split_note(est) -> str | None:
 
 def emit_notes(est, framework: str) -> list[str]:
     """Lines for stderr that the emitted flags do not carry out the plan as stated (torchtitan: a stage split it
-    cannot express; any emitter but Megatron-LM's: a stated activation offload, which it does not write)."""
+    cannot express; any emitter but Megatron-LM's: a stated activation offload or ZeRO sharding group, which it does
+    not write)."""
     out = []
     if framework == "torchtitan":
         note = torchtitan_split_note(est)
         out += [f"note: --emit torchtitan: {note}"] if note else []
+    inst = optimizer_instances(est.run, _plan_of(est))
+    if inst > 1 and framework != "megatron":   # megatron_runtime_flags writes --num-distributed-optimizer-instances
+        out.append(f"note: --emit {framework}: the plan's ZeRO sharding group (training.zero_shard_group, "
+                   f"{inst} copies of the sharded states across dp x cp) is not written; the emitted job shards "
+                   "over every data-parallel rank")
     off = _plan_value(_plan_of(est), "offload_activation_layers")
     if off and framework != "megatron":   # megatron_runtime_flags writes --cpu-offloading-num-layers
         out.append(f"note: --emit {framework}: the plan's offload_activation_layers {off} is not written (this "
