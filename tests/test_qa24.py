@@ -147,3 +147,15 @@ def test_emit_megatron_writes_the_sharding_group_the_step_was_priced_with(tmp_pa
     assert code == 0, err[-400:]
     assert "--num-distributed-optimizer-instances" not in out
     assert "zero_shard_group" in err and "not written" in err, err
+
+
+def test_a_sharding_group_beside_zero_0_is_refused(tmp_path, capsys):
+    """training.zero_shard_group 8 with plan zero 0 was accepted and changed nothing (zero 0 shards no state: the
+    group of shard_group_ranks sizes states that are not sharded). Now one line naming the field, exit 2; the same
+    group with zero 1 is answered."""
+    body = LLAMA8_64.replace("global_batch_seqs: 512", "global_batch_seqs: 512, zero_shard_group: 8")
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, body + "plan: {tp: 2, zero: 0}\n", "z0.yaml"))
+    line = _one_line(code, err, 2)
+    assert "training.zero_shard_group" in line and "zero 0" in line, line
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, body + "plan: {tp: 2, zero: 1}\n", "z1.yaml"))
+    assert code == 0, err[-400:]

@@ -583,6 +583,17 @@ def check_moe_training(training: "TrainingSpec", arch, where: str | None = None)
                                 f"(leave {name} out)", field=f"training.{name}", where=where)
 
 
+def check_shard_group(plan: "PlanSpec", training: "TrainingSpec", where: str | None = None) -> None:
+    """Refuse ``training.zero_shard_group`` beside a plan whose every stated zero stage is 0: the group shards the
+    ZeRO states (MiCS, Megatron-Core's --num-distributed-optimizer-instances), and zero 0 shards nothing, so the
+    group was accepted and changed nothing."""
+    zeros = plan.values("zero")
+    if training.zero_shard_group and zeros is not None and max(zeros) == 0:
+        raise TrainsimError(f"zero_shard_group {training.zero_shard_group} shards the ZeRO states over groups of "
+                            f"data-parallel ranks, and the plan says zero 0 (nothing sharded: state zero 1, 2 or 3, "
+                            f"or leave zero_shard_group out)", field="training.zero_shard_group", where=where)
+
+
 #: plan options and the recompute mode they belong to (Megatron-Core TransformerConfig: recompute_modules is read
 #: only with recompute_granularity 'selective', recompute_method and recompute_num_layers only with 'full')
 RECOMPUTE_OPTIONS = {"recompute_modules": "selective", "recompute_method": "full", "recompute_num_layers": "full"}
@@ -667,6 +678,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
         check_plan_options(spec.plan, "plan.", where, arch)
+        check_shard_group(spec.plan, spec.training, where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
             restrict_plan(spec.plan, framework_of(spec))
