@@ -159,3 +159,29 @@ def test_a_sharding_group_beside_zero_0_is_refused(tmp_path, capsys):
     assert "training.zero_shard_group" in line and "zero 0" in line, line
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, body + "plan: {tp: 2, zero: 1}\n", "z1.yaml"))
     assert code == 0, err[-400:]
+
+
+# ---------------------------------------------------------------- 8. sensitivity: a threshold located to 3%
+
+def test_sensitivity_threshold_is_located_finer_than_the_slowdown_asked(tmp_path, capsys):
+    """Seven fixed halvings of log(factor) on [1/64, 1] left a bracket of 64^(1/128) = 3.3%, as wide as the 5%
+    asked about: for Llama 3.1 8B on 64 H100 (a stated plan, so only the FLOP rate moves) the answer was 'below ~957
+    TFLOP/s (x0.97) the run slows by more than 5%'. Hand model: with a share g of the step scaling as 1 / FLOP/s,
+    t(x) = g / x + (1 - g); the x0.5 column gives t = 1.87, so g = 0.87 and t(x) = 1.05 at x = 0.87 / 0.92 = 0.946
+    (935 TFLOP/s). The factor answered must be within 1% of the hand figure, and the run at 1% below it slower
+    than the 5% limit."""
+    from trainsim.api import as_run
+    from trainsim.scenario.sensitivity import days_at, threshold
+
+    body = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\ntraining: {seq_len: 8192, global_batch_seqs: 512}\n"
+            "plan: {tp: 2, pp: 1, dp: 32, micro_batch: 1, zero: 1, recompute: none}\n")
+    run = as_run(write_spec(tmp_path, body, "t.yaml"))
+    base, _ = days_at(run, "peak_flops", 1.0)
+    half, _ = days_at(run, "peak_flops", 0.5)
+    g = half / base - 1.0                         # t(0.5) = 2 g + 1 - g = 1 + g
+    hand = g / (g + 0.05)
+    assert 0.80 < g < 0.95                       # the case: a compute-bound step
+    th = threshold(run, "peak_flops", 0.05)
+    assert abs(th["factor"] / hand - 1.0) < 0.01, (th["factor"], hand)
+    below, _ = days_at(run, "peak_flops", th["factor"] * 0.99)
+    assert below > base * 1.05, (below / base, th["factor"])
