@@ -185,3 +185,16 @@ def test_sensitivity_threshold_is_located_finer_than_the_slowdown_asked(tmp_path
     assert abs(th["factor"] / hand - 1.0) < 0.01, (th["factor"], hand)
     below, _ = days_at(run, "peak_flops", th["factor"] * 0.99)
     assert below > base * 1.05, (below / base, th["factor"])
+
+
+# ---------------------------------------------------------------- 9. size --csv without an answer
+
+def test_size_csv_without_an_answer_exits_1_and_says_why(tmp_path, capsys):
+    """`size --csv` printed the probes and exited 0 when no count meets the deadline, where --json and the table
+    exit 1 (README: 1 = no answer); the reason was printed nowhere. Now exit 1 with the message on stderr and only
+    CSV on stdout."""
+    spec = write_spec(tmp_path, LLAMA8_64, "a.yaml")
+    code, out, err = run_main(capsys, "size", spec, "--days", "1e-9", "--csv")
+    assert code == 1, (code, err[-300:])
+    assert out.splitlines()[0].startswith("units,chips,")
+    assert "no count up to" in err and "fastest:" in err, err

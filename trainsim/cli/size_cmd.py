@@ -2,6 +2,7 @@
 plan finishes the run in D days of wall-clock time (failures included unless --no-failures)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -35,6 +36,9 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     cost = res.cost
     if csv_:
         print_csv(res.probes)
+        if not res.feasible:   # no answer: exit 1 as --json and the table do, the reason on stderr (stdout is CSV)
+            print(f"{run}: {res.message}", file=sys.stderr)
+            raise typer.Exit(1)
         return
     if json_:
         print_json({**res.to_dict(), "cost": cost})
