@@ -467,7 +467,8 @@ def test_sweep_summary_per_axis_mfu_and_cost_print_as_everywhere_else(tmp_path, 
 
 
 @pytest.mark.parametrize("metric, kind", [("mfu", "pct"), ("hfu_at_precision", "pct"), ("binding_share", "pct"),
-                                          ("cost_capex_usd", "usd"), ("days", ""), ("memory_per_chip_bytes", "")])
+                                          ("cost_capex_usd", "usd"), ("days", "days"),    # qa24: one decimal
+                                          ("memory_per_chip_bytes", "")])
 def test_sweep_metric_kind_is_the_shared_fraction_and_money_keys(metric, kind):
     """sweep --summary's --metric column kept its own list of percent keys; it now asks report.fmt's
     is_fraction_key / numfmt.is_money_key, the lists every other output prints by."""
