@@ -33,10 +33,13 @@ B = 1e9
 
 
 def active_under(c: Counts, convention: str) -> float:
-    """Active parameters under a source's convention (trainsim's own ``active_params`` is ``head``)."""
+    """Active parameters under a source's convention (trainsim's own ``active_params`` is ``head``). A tied model
+    (``output_head_params`` 0) has its one vocab x hidden matrix in ``active_params`` as the head (qa24), so
+    'emb+head' adds nothing and 'neither' takes the embedding's size off."""
+    tied = c.output_head_params == 0
     return {"head": c.active_params,
-            "emb+head": c.active_params + c.embedding_params,
-            "neither": c.active_params - c.output_head_params}[convention]
+            "emb+head": c.active_params + (0 if tied else c.embedding_params),
+            "neither": c.active_params - (c.embedding_params if tied else c.output_head_params)}[convention]
 
 
 @dataclass(frozen=True)

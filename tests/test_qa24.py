@@ -198,3 +198,26 @@ def test_size_csv_without_an_answer_exits_1_and_says_why(tmp_path, capsys):
     assert code == 1, (code, err[-300:])
     assert out.splitlines()[0].startswith("units,chips,")
     assert "no count up to" in err and "fastest:" in err, err
+
+
+# ---------------------------------------------------------------- 10. active parameters of a tied model
+
+def test_a_tied_model_counts_its_head_as_active(tmp_path, capsys):
+    """'active per token (head, no embedding)' left the output head out when it shares the embedding: a 2-layer
+    1,024-wide model with a 50,000 vocabulary showed 0.025 B tied and 0.076 B untied, while both run the same
+    logits GEMM (FLOPs/token equal). Hand: per layer 4 x 1,024^2 (attention) + 2 x 1,024 x 4,096 (GELU MLP) =
+    12,582,912 matmul parameters; head 50,000 x 1,024 = 51,200,000. Active is the same tied or not, and 6 x the
+    matmul part of it is the matmul FLOPs per token (the 6 N_active D of capacity and the scenarios)."""
+    base = ("model: {layers: 2, hidden: 1024, heads: 8, vocab: 50000, ffn: 4096, tied_embeddings: %s}\n"
+            "system: dgx-h100\nchips: 8\ntraining: {tokens: 1B, seq_len: 1024, global_batch_seqs: 64}\n")
+    got = {}
+    for tied in ("true", "false"):
+        code, out, err = run_main(capsys, "model", write_spec(tmp_path, base % tied, f"m{tied}.yaml"), "--json")
+        assert code == 0, err[-300:]
+        got[tied] = json.loads(out)
+    matmul = 2 * (4 * 1024**2 + 2 * 1024 * 4096) + 50_000 * 1024
+    for d in got.values():
+        assert d["flops_per_token"]["matmul"] == 6 * matmul
+        assert matmul <= d["active_params"] < matmul + 20_000       # + norms and biases
+    assert got["true"]["active_params"] == got["false"]["active_params"]
+    assert got["false"]["total_params"] - got["true"]["total_params"] == 50_000 * 1024

@@ -98,9 +98,13 @@ def count(arch: Arch, seq_len: int = 4096) -> Counts:
 def _count(arch: Arch, seq_len: int) -> Counts:
     layer_params = sum(lk.params * lk.n_layers for lk in arch.layers)
     total = arch.embedding_params + arch.extra_embedding_params + arch.head_params + arch.final_params + layer_params
-    active = arch.head_params + arch.final_params + sum(lk.active_params * lk.n_layers for lk in arch.layers)
-    lo = arch.head_params + arch.final_params + sum(_layer_active_range(lk)[0] * lk.n_layers for lk in arch.layers)
-    hi = arch.head_params + arch.final_params + sum(_layer_active_range(lk)[1] * lk.n_layers for lk in arch.layers)
+    # the output head touches every token also when tied (the embedding matrix is multiplied there): counted once,
+    # as the logits GEMM is in the FLOPs below (a tied model's active count left it out: 6 N_active understated
+    # its matmul FLOPs by 6 x vocab x hidden)
+    head = arch.head_params or (head_matmul_params(arch) if arch.tied_embeddings else 0)
+    active = head + arch.final_params + sum(lk.active_params * lk.n_layers for lk in arch.layers)
+    lo = head + arch.final_params + sum(_layer_active_range(lk)[0] * lk.n_layers for lk in arch.layers)
+    hi = head + arch.final_params + sum(_layer_active_range(lk)[1] * lk.n_layers for lk in arch.layers)
     mtp_params = sum(lk.params * lk.n_layers for lk in arch.mtp) + arch.mtp_extra_params
     matmul = 6.0 * (sum(lk.active_matmul_params * lk.n_layers for lk in arch.layers) + head_matmul_params(arch))
     attn = 3.0 * sum(layer_attention_fwd_flops_per_token(lk, seq_len) * lk.n_layers for lk in arch.layers)
