@@ -329,7 +329,8 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
-                    "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False}
+                    "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False,
+                    "vocab_divisible_by": 128}
 
 
 def runtime_settings(training, fw: str) -> dict:
@@ -337,8 +338,9 @@ def runtime_settings(training, fw: str) -> dict:
     ``rope_fusion``, ``activation_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled``,
-    ``moe_hybridep_num_sms`` and ``moe_fused_grouped_mlp``
-    of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
+    ``moe_hybridep_num_sms``, ``moe_fused_grouped_mlp`` and ``vocab_divisible_by``
+    of a run: as its spec states them, else its stack's default (the profile's ``defaults``; for
+    ``vocab_divisible_by`` its own key, with its source), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
     a store_false flag, megatron/training/arguments.py at 847781764f; fused rotary: ``--no-rope-fusion`` likewise;
     fused gated activation: ``--no-bias-swiglu-fusion`` / ``--no-bias-gelu-fusion`` likewise;
@@ -348,7 +350,9 @@ def runtime_settings(training, fw: str) -> dict:
     TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
     not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
     Engine / Apex kernels; 16 HybridEP SMs: TransformerConfig.moe_hybridep_num_sms = 16 at Megatron-LM cba6b0ed,
-    transformer_config.py line 231). ``compiled`` (the stack traces its layers with torch.compile) is what decides
+    transformer_config.py line 231; the vocabulary padded to a multiple of 128 x tp: --make-vocab-size-divisible-by
+    default=128, megatron/training/arguments.py at d98e8a64dd, perf/context.py StepContext.vocab_per_tp).
+    ``compiled`` (the stack traces its layers with torch.compile) is what decides
     whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
@@ -369,7 +373,11 @@ def runtime_settings(training, fw: str) -> dict:
     as do MindSpeed-LLM's MoE scripts (--moe-token-dispatcher-type alltoall, e.g.
     examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh); a stack whose runs kept the all-gather default says so
     in its profile's ``defaults`` (mindspeed-2024, whose scripts left the flag unset)."""
-    out = _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
+    prof = profile(fw)
+    stack = dict(prof.get("defaults") or {})
+    if "vocab_divisible_by" in prof:
+        stack["vocab_divisible_by"] = int(prof["vocab_divisible_by"])
+    out = _stated_or_default(training, RUNTIME_DEFAULTS, stack)
     if getattr(training, "compiled", None) and getattr(training, "elementwise_kernels", None) is None:
         out["elementwise_kernels"] = "fused"
     return out

@@ -117,6 +117,10 @@ class TrainingSpec(BaseModel):
     # cross entropy on logits upcast to fp32, torchtitan's loss) or 'torch_bf16' (PyTorch's cross entropy on the BF16
     # logits: NeMo AutoModel's MaskedCrossEntropy with fp32_upcast: false). Unset: the stack's default.
     cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast", "torch_bf16"] | None = None
+    # vocabulary padding: the stack pads the vocabulary to a multiple of this x tp (Megatron-LM
+    # --make-vocab-size-divisible-by, Megatron-Bridge should_pad_vocab with make_vocab_size_divisible_by); 1 = no
+    # padding beyond the tp split. Unset: the stack's (the profile's vocab_divisible_by, with its source).
+    vocab_divisible_by: Int | None = Field(None, ge=1)
     # memory-bound kernels (norms, rotary, activation): 'fused' (Transformer Engine / Apex fused kernels, or
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.

@@ -313,7 +313,8 @@ def expert_rows_var(m_e: Num, active: float, experts: float) -> Num:
 
 
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Output head (logits) GEMM forward, vocab split over tp (its BF16 output written by the GEMM's roofline).
+    """Output head (logits) GEMM forward, the padded vocab split over tp
+    (:meth:`~trainsim.perf.context.StepContext.vocab_per_tp`; its BF16 output written by the GEMM's roofline).
     The loss over the logits is :func:`loss_time`.
 
     The head runs in BF16 also in an FP8 run: at the chip's BF16 peak and ``gemm_eff``, BF16 operands. FP8 reaches
@@ -324,7 +325,7 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     two backward GEMMs. (Megatron-Core added an opt-in MXFP8 head, ``fp8_output_proj``, on 2026-05-31, commit
     3f6a2ed8; not modelled: off by default.)"""
     a, c = ctx.arch, ctx.calib
-    return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
+    return gemm_time(tokens, ctx.vocab_per_tp(p), a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
                      c.mem_eff, BF16_BYTES, c.gemm_latency_s, gemm_shape(c))
 
 
@@ -376,10 +377,11 @@ def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
 
 
 def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
-    """(forward, backward) time of the loss over one micro-batch's logits on one chip (vocab split over tp):
-    tokens x vocab / tp x :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
+    """(forward, backward) time of the loss over one micro-batch's logits on one chip (the padded vocab split over
+    tp, :meth:`~trainsim.perf.context.StepContext.vocab_per_tp`): tokens x that x
+    :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
     f_b, b_b = cross_entropy_bytes_per_logit(ctx.cross_entropy_fusion)
-    logits = tokens * ctx.arch.vocab / p.tp
+    logits = tokens * ctx.vocab_per_tp(p)
     return hbm_time(logits * f_b, ctx), hbm_time(logits * b_b, ctx)
 
 
