@@ -153,6 +153,8 @@ class StepContext:
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     compiled: bool = False                  # layers under torch.compile: a traced CP ring (perf/comm_cp.py)
     moe_fused_grouped_mlp: bool = False     # TE fused grouped MLP (compute.fused_grouped_mlp_cast_elems_per_token)
+    moe_router_padding_for_quantization: bool = False  # routing map padded to the FP8 alignment: no TEGroupedMLP
+                                            # padding copies (compute.fp8_padding_fwd_bwd)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
     zero3_hierarchical_gather: bool = False  # the stack's ZeRO-3 gathers run across nodes, then inside each node
