@@ -153,13 +153,19 @@ def attention_unfused(training, fw: str) -> bool:
     return runtime_settings(training, fw)["attention"] == "unfused"
 
 
-def run_plan_rules(run, fw: str | None = None) -> dict[str, bool]:
+def run_plan_rules(run, fw: str | None = None) -> dict:
     """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
-    run's own, :func:`framework_of`): the stack's (:func:`plan_rules`) and ``unfused_attention``, the run's attention
+    run's own, :func:`framework_of`): the stack's (:func:`plan_rules`), ``unfused_attention``, the run's attention
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
-    runs only at cp 1 (rule 20). The one place the search, ``estimate`` of a stated plan and calibration take them."""
+    runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
+    rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
+    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rule 3).
+    The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
-    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw)}
+    balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
+    mtp = sum(lk.n_layers for lk in run.arch.mtp)
+    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw),
+            "split_units": (1, 1 + mtp) if balanced else (0, 0)}
 
 
 def shard_group_zero(fw: str) -> tuple[int, ...]:
