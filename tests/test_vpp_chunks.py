@@ -76,3 +76,20 @@ def test_even_stack_needs_pp_times_vpp_to_divide_layers():
     assert _check(arch, 4, 3, 32, even_pp=True) == 21
     assert _check(arch, 4, 3, 32) == 0
     assert "pp x vpp when interleaved" in REASONS[21][1]
+
+
+def test_even_stack_counts_embedding_and_loss_under_the_balanced_split():
+    """Megatron-Core get_num_layers_to_build at d98e8a64dd (lines 148-158): with --account-for-embedding- and
+    --account-for-loss-in-pipeline-split, num_layers = 32 + 1 + 1 = 34 must be divisible by pp: pp 2 and 17
+    pass, pp 4 (34 / 4) fails although 4 divides the 32 decoder layers; pp 16 fails too (34 / 16)."""
+    arch = resolve_model("llama-3.1-8b")
+
+    def code21(pp, units):
+        p = one_plan(pp=pp, dp=1)
+        return int(check(p, arch, pp, 8192, 64.0, even_pp=True, split_units=units)[0])
+    assert code21(4, (0, 0)) == 0
+    assert code21(4, (1, 1)) == 21
+    assert code21(2, (1, 1)) == 0
+    assert code21(17, (1, 1)) == 0
+    assert code21(17, (0, 0)) == 21
+    assert code21(16, (1, 1)) == 21

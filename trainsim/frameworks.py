@@ -159,7 +159,8 @@ def run_plan_rules(run, fw: str | None = None) -> dict:
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
     runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
     rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
-    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rule 3).
+    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
+    and 21).
     The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"

@@ -95,7 +95,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     ring runs only its flash and fused backends, and PyTorch's experimental ring only the flash / efficient SDPA
     kernels (torchtitan utils.get_train_context); ring attention merges partial softmax results, which needs the
     online-softmax kernels. ``even_pp``: the stack has no uneven pipeline stages (the profile's ``uneven_stages:
-    false``), so pp x vpp must divide the layers (rule 21, :func:`even_pp_ok`). ``split_units``: the units the
+    false``), so pp x vpp must divide the layers, + 1 for the embedding and + 1 for the loss under the balanced split
+    (rule 21, :func:`even_pp_ok`). ``split_units``: the units the
     first and the last rank hold besides decoder layers, (embedding, loss + MTP modules) under the balanced split
     (:func:`trainsim.frameworks.run_plan_rules`), (0, 0) otherwise: each model chunk holds at least one unit (rule
     3, :func:`chunks_filled_ok`)."""
@@ -168,7 +169,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if (first_stage_layers is not None or last_stage_layers is not None) and want(19):
         rule(~stage_layers_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 19)
     if even_pp and want(21) and first_stage_layers is None and last_stage_layers is None:
-        rule(~even_pp_ok(arch.n_layers, p.pp, p.vpp), 21)
+        # Megatron-Core's even split counts the embedding and the loss as one layer each under
+        # --account-for-embedding/loss-in-pipeline-split (get_num_layers_to_build: num_layers += 1 per option)
+        rule(~even_pp_ok(arch.n_layers + min(split_units[0], 1) + min(split_units[1], 1), p.pp, p.vpp), 21)
     if unfused_attention and want(20):
         rule(p.cp > 1, 20)
     if dualpipev_fb_overlap and want(17):
@@ -202,8 +205,11 @@ def even_pp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray | int = 1) -> np.nda
     should be divisible by the pipeline-model-parallel size', core_r0.10.0 line 333, d98e8a64 line 998: asserted
     unless --decoder-first/last-pipeline-num-layers are set) and megatron/core/transformer/transformer_block.py
     ``get_num_layers_to_build`` at d98e8a64dd (lines 156-178: num_layers % pp == 0, then 'num_layers_per_pipeline_rank
-    ... should be divisible by vp_size'). Example: Llama 3.1 8B's 32 layers at pp 4, vpp 2: 32 / 8 = 4 per chunk,
-    valid; pp 4, vpp 3: 32 / 12, refused."""
+    ... should be divisible by vp_size'). ``layers`` is what that function divides: the decoder layers, + 1 with
+    --account-for-embedding-in-pipeline-split and + 1 with --account-for-loss-in-pipeline-split (lines 148-154;
+    options since ef490839e8, Feb 2025, core_r0.11.0; the balanced split of a run, :func:`check` rule 21). Example:
+    Llama 3.1 8B's 32 layers at pp 4, vpp 2: 32 / 8 = 4 per chunk, valid; pp 4, vpp 3: 32 / 12, refused; balanced,
+    34 units: pp 2 and pp 17 divide them, pp 4 does not."""
     stages = np.maximum(np.asarray(pp), 1) * np.maximum(np.asarray(vpp), 1)
     return (np.asarray(layers) % stages) == 0
 
