@@ -66,3 +66,39 @@ def test_no_padding_copy_where_the_rows_arrive_aligned_or_in_bf16(dsv3):
     dense = next(lk for lk in arch.layers if lk.moe is None)
     f, b = fp8_padding_fwd_bwd(dense, ctx, p, tokens)
     assert float(f[0]) == 0.0 and float(b[0]) == 0.0
+
+
+def test_allgather_dispatcher_pads_too(dsv3):
+    # TEGroupedMLP.forward calls quantization_padding / quantization_unpadding under any FP8 config, whatever the
+    # dispatcher (experts.py lines 880-887, 978 at 0d8e0714): the all-gather dispatcher's permuted rows get the
+    # same 1,879,048,192 bytes per pass as the all-to-all's (32,768 rows x 7,168 x 2 B x 4).
+    arch, lk = dsv3
+    ctx = dreplace(ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8"), moe_dispatcher="allgather")
+    fwd, bwd = fp8_padding_fwd_bwd(lk, ctx, _plan(8, 8), np.array([4096.0]))
+    assert float(fwd[0]) == pytest.approx(float(hbm_time(1_879_048_192.0, ctx)))
+    assert float(bwd[0]) == pytest.approx(float(fwd[0]))
+
+
+@pytest.mark.parametrize("dispatcher", ["alltoall", "deepep"])
+def test_router_padding_removes_the_copies(dsv3, dispatcher):
+    # moe_router_padding_for_quantization pads the routing map in the dispatcher (token_dispatcher.py lines
+    # 625-630, 1306-1309 at 0d8e0714), so Fp8Padding finds every count aligned and returns its input (TE v2.9
+    # fp8_padding.py: 'if m_splits == padded_m_splits')
+    arch, lk = dsv3
+    ctx = dreplace(ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8"), moe_dispatcher=dispatcher,
+                   moe_router_padding_for_quantization=True)
+    f, b = fp8_padding_fwd_bwd(lk, ctx, _plan(8, 8), np.array([4096.0]))
+    assert float(f[0]) == 0.0 and float(b[0]) == 0.0
+
+
+def test_router_padding_is_refused_where_megatron_core_refuses_it():
+    # Megatron-Core transformer_config.py __post_init__ at 0d8e0714 (lines 1439-1449): needs fp8 / fp4, and the
+    # allgather dispatcher 'does not support moe_router_padding_for_quantization'
+    from pydantic import ValidationError
+    from trainsim.spec import TrainingSpec
+    base = dict(seq_len=4096, global_batch_seqs=1024)
+    assert TrainingSpec(**base, precision="fp8", moe_router_padding_for_quantization=True)
+    with pytest.raises(ValidationError, match="only to precision fp8"):
+        TrainingSpec(**base, precision="bf16", moe_router_padding_for_quantization=True)
+    with pytest.raises(ValidationError, match="allgather"):
+        TrainingSpec(**base, precision="fp8", moe_dispatcher="allgather", moe_router_padding_for_quantization=True)

@@ -153,15 +153,21 @@ def attention_unfused(training, fw: str) -> bool:
     return runtime_settings(training, fw)["attention"] == "unfused"
 
 
-def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int]:
+def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[int, int]]:
     """The plan rules of :func:`trainsim.parallel.validity.check` for ``run`` under stack ``fw`` (default: the
     run's own, :func:`framework_of`): the stack's (:func:`plan_rules`), ``unfused_attention``, the run's attention
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
-    runs only at cp 1 (rule 20), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which
-    dp x cp must hold whole (rule 22). The one place the search, ``estimate`` of a stated plan and calibration take
-    them."""
+    runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
+    rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
+    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
+    and 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must hold
+    whole (rule 22).
+    The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
+    balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
+    mtp = sum(lk.n_layers for lk in run.arch.mtp)
     return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw),
+            "split_units": (1, 1 + mtp) if balanced else (0, 0),
             "zero_shard_group": int(run.training.zero_shard_group or 0)}
 
 
@@ -332,7 +338,8 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "cuda_graphs": "none", "moe_token_drop": False, "fp8_param_gather": False,
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
-                    "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False}
+                    "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False,
+                    "vocab_divisible_by": 128, "moe_router_padding_for_quantization": False}
 
 
 def runtime_settings(training, fw: str) -> dict:
@@ -340,8 +347,10 @@ def runtime_settings(training, fw: str) -> dict:
     ``rope_fusion``, ``activation_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled``,
-    ``moe_hybridep_num_sms`` and ``moe_fused_grouped_mlp``
-    of a run: as its spec states them, else its stack's default (the profile's ``defaults``), else Megatron-Core's
+    ``moe_hybridep_num_sms``, ``moe_fused_grouped_mlp``, ``moe_router_padding_for_quantization`` and
+    ``vocab_divisible_by``
+    of a run: as its spec states them, else its stack's default (the profile's ``defaults``; for
+    ``vocab_divisible_by`` its own key, with its source), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
     a store_false flag, megatron/training/arguments.py at 847781764f; fused rotary: ``--no-rope-fusion`` likewise;
     fused gated activation: ``--no-bias-swiglu-fusion`` / ``--no-bias-gelu-fusion`` likewise;
@@ -351,7 +360,11 @@ def runtime_settings(training, fw: str) -> dict:
     TransformerConfig.fp8_recipe = 'delayed', megatron/core/transformer/transformer_config.py at d98e8a6; the model
     not under torch.compile: Megatron-LM's training loop calls the model eagerly, its fusions are Transformer
     Engine / Apex kernels; 16 HybridEP SMs: TransformerConfig.moe_hybridep_num_sms = 16 at Megatron-LM cba6b0ed,
-    transformer_config.py line 231). ``compiled`` (the stack traces its layers with torch.compile) is what decides
+    transformer_config.py line 231; no routing-map padding: TransformerConfig.moe_router_padding_for_quantization =
+    False, transformer_config.py line 510 at 0d8e0714cd; the vocabulary padded to a multiple of 128 x tp:
+    --make-vocab-size-divisible-by default=128, megatron/training/arguments.py at d98e8a64dd, perf/context.py
+    StepContext.vocab_per_tp).
+    ``compiled`` (the stack traces its layers with torch.compile) is what decides
     whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that
     eager mode runs one op at a time; torchtitan 9dec370 parallelize_llama.py apply_compile), unless it states
@@ -372,7 +385,11 @@ def runtime_settings(training, fw: str) -> dict:
     as do MindSpeed-LLM's MoE scripts (--moe-token-dispatcher-type alltoall, e.g.
     examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh); a stack whose runs kept the all-gather default says so
     in its profile's ``defaults`` (mindspeed-2024, whose scripts left the flag unset)."""
-    out = _stated_or_default(training, RUNTIME_DEFAULTS, profile(fw).get("defaults") or {})
+    prof = profile(fw)
+    stack = dict(prof.get("defaults") or {})
+    if "vocab_divisible_by" in prof:
+        stack["vocab_divisible_by"] = int(prof["vocab_divisible_by"])
+    out = _stated_or_default(training, RUNTIME_DEFAULTS, stack)
     if getattr(training, "compiled", None) and getattr(training, "elementwise_kernels", None) is None:
         out["elementwise_kernels"] = "fused"
     return out

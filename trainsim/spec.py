@@ -117,6 +117,10 @@ class TrainingSpec(BaseModel):
     # cross entropy on logits upcast to fp32, torchtitan's loss) or 'torch_bf16' (PyTorch's cross entropy on the BF16
     # logits: NeMo AutoModel's MaskedCrossEntropy with fp32_upcast: false). Unset: the stack's default.
     cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast", "torch_bf16"] | None = None
+    # vocabulary padding: the stack pads the vocabulary to a multiple of this x tp (Megatron-LM
+    # --make-vocab-size-divisible-by, Megatron-Bridge should_pad_vocab with make_vocab_size_divisible_by); 1 = no
+    # padding beyond the tp split. Unset: the stack's (the profile's vocab_divisible_by, with its source).
+    vocab_divisible_by: Int | None = Field(None, ge=1)
     # memory-bound kernels (norms, rotary, activation): 'fused' (Transformer Engine / Apex fused kernels, or
     # torch.compile) or 'eager' (one kernel per PyTorch op, each reading and writing HBM: torchtitan without
     # --training.compile). Unset: the stack's default.
@@ -142,6 +146,11 @@ class TrainingSpec(BaseModel):
     # in MXFP8, so neither the activation nor those two casts run as kernels of their own (perf/compute.py
     # fused_grouped_mlp_cast_elems_per_token). Only with fp8_recipe mxfp8. Unset: the software stack's default (off).
     moe_fused_grouped_mlp: bool | None = None
+    # MoE routing map padded so that every local expert's rows are a multiple of the FP8 alignment (Megatron-Core
+    # --moe-router-padding-for-quantization, alias --moe-router-padding-for-fp8): TEGroupedMLP's Fp8Padding then
+    # copies nothing (perf/compute.py fp8_padding_fwd_bwd). Only with fp8 and not with the all-gather dispatcher
+    # (Megatron-Core transformer_config.py at 0d8e0714cd refuses both). Unset: the stack's default (off).
+    moe_router_padding_for_quantization: bool | None = None
 
     @field_validator("tokens", "global_batch_tokens", mode="before")
     @classmethod
@@ -210,6 +219,17 @@ class TrainingSpec(BaseModel):
         if v is not None and precision != "fp8":
             raise ValueError(f"fp8_recipe {v} applies only to precision fp8, not {precision}")
         return v
+
+    @model_validator(mode="after")
+    def _router_padding_needs_fp8(self):   # Megatron-Core transformer_config.py __post_init__ at 0d8e0714cd
+        if self.moe_router_padding_for_quantization:
+            if self.precision != "fp8":
+                raise ValueError(f"moe_router_padding_for_quantization true applies only to precision fp8, not "
+                                 f"{self.precision} (Megatron-Core: 'fp8/fp4 must be specified'): leave it out")
+            if self.moe_dispatcher == "allgather":
+                raise ValueError("moe_router_padding_for_quantization true is not supported with moe_dispatcher "
+                                 "allgather (Megatron-Core); use alltoall or deepep, or leave it out")
+        return self
 
     @model_validator(mode="after")
     def _fused_grouped_mlp_needs_mxfp8(self):   # true only: false is what every other run does
@@ -559,7 +579,8 @@ def check_cp_attention(plan: "PlanSpec", training: "TrainingSpec", fw: str, wher
 
 #: MoE training switches and the value that is a no-op, which a dense model may state (a copied recipe's defaults)
 MOE_TRAINING = {"moe_dispatcher": "alltoall", "moe_token_drop": False, "moe_a2a_overlap": False,
-                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False, "moe_fused_grouped_mlp": False}
+                "moe_grouped_gemm": True, "moe_fake_balanced_gate": False, "moe_fused_grouped_mlp": False,
+                "moe_router_padding_for_quantization": False}
 
 
 def check_moe_training(training: "TrainingSpec", arch, where: str | None = None) -> None:

@@ -25,8 +25,10 @@ REASONS = {
     1: ("chips", "chips must be a multiple of tp x pp x cp (dp = chips / (tp pp cp)); a plan may leave whole "
                  "scale-up domains idle (parallel/batch.py), never more chips than there are"),
     2: ("tp", "tp must divide the attention heads and the key/value heads"),
-    3: ("pp", "pp x vpp must not exceed the number of layers (the first and last rank may leave one virtual "
-              "stage empty: pp x vpp <= layers + 2 (vpp - 1))"),
+    3: ("pp", "each of a rank's vpp model chunks must hold at least one layer: pp x vpp <= the layers, counting "
+              "the embedding and the loss (and MTP) as one each under the balanced split (Megatron-Core "
+              "--account-for-embedding/loss-in-pipeline-split: get_num_layers_to_build asserts 'Not enough layers "
+              "in the first virtual pipeline stage'), and each stated first / last stage at least vpp of them"),
     4: ("ep", "ep must divide the number of routed experts (and be 1 for a dense model)"),
     5: ("ep", "ep x etp must divide tp x cp x dp (the chips of one pipeline stage)"),
     6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
@@ -57,9 +59,9 @@ REASONS = {
     20: ("cp", "context parallelism needs a fused attention kernel: the unfused core (training.attention unfused, "
                "or the stack's default) runs only at cp 1 (Megatron-Core's DotProductAttention: 'Context "
                "parallelism is only supported by TEDotProductAttention!')"),
-    21: ("pp", "this software stack splits the layers evenly over the pipeline stages: pp must divide the number of "
-               "layers (Megatron-LM's 'Number of layers should be divisible by the pipeline-model-parallel size'; "
-               "the profile's uneven_stages: false)"),
+    21: ("pp", "this stack splits the layers evenly: pp must divide the number of layers, pp x vpp when "
+               "interleaved (Megatron-LM's 'Number of layers should be divisible by the pipeline-model-parallel "
+               "size'; the profile's uneven_stages: false)"),
     22: ("dp", "dp x cp must be a multiple of training.zero_shard_group: the ZeRO sharding groups split the "
                "data-parallel ranks into whole groups (DeepSpeed's MiCS, deepspeed/runtime/zero/mics_utils.py "
                "_generate_mics_config: 'dp group size is not dividable by dp_shard_size')"),
@@ -71,7 +73,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
           zero3_fsdp2: bool = False, dualpipev_fb_overlap: bool = False,
           microbatch_groups: bool = False, vpp_min_pp3: bool = False,
           first_stage_layers: int | None = None, last_stage_layers: int | None = None,
-          unfused_attention: bool = False, even_pp: bool = False, zero_shard_group: int = 0) -> np.ndarray:
+          unfused_attention: bool = False, even_pp: bool = False, zero_shard_group: int = 0,
+          split_units: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -95,11 +98,15 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     ring runs only its flash and fused backends, and PyTorch's experimental ring only the flash / efficient SDPA
     kernels (torchtitan utils.get_train_context); ring attention merges partial softmax results, which needs the
     online-softmax kernels. ``even_pp``: the stack has no uneven pipeline stages (the profile's ``uneven_stages:
-    false``), so pp must divide the layers (rule 21, :func:`even_pp_ok`). ``zero_shard_group``: the run's stated
+    false``), so pp x vpp must divide the layers, + 1 for the embedding and + 1 for the loss under the balanced split
+    (rule 21, :func:`even_pp_ok`). ``zero_shard_group``: the run's stated
     ZeRO sharding group (``training.zero_shard_group``; 0: none), which must divide dp x cp (rule 22): MiCS
     reshapes the data-parallel ranks into rows of the group's size and asserts that they divide evenly (microsoft/
     DeepSpeed deepspeed/runtime/zero/mics_utils.py ``_generate_mics_config`` at 28aed966f7), so a group of 5 on
-    dp 32 is not a smaller group of gcd(32, 5) = 1 but a job that does not start."""
+    dp 32 is not a smaller group of gcd(32, 5) = 1 but a job that does not start. ``split_units``: the units the
+    first and the last rank hold besides decoder layers, (embedding, loss + MTP modules) under the balanced split
+    (:func:`trainsim.frameworks.run_plan_rules`), (0, 0) otherwise: each model chunk holds at least one unit (rule
+    3, :func:`chunks_filled_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -125,7 +132,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if want(13):
         rule((arch.hidden % p.tp != 0), 13)
     if want(3):
-        rule(p.pp * np.maximum(p.vpp, 1) > arch.n_layers + 2 * (np.maximum(p.vpp, 1) - 1), 3)
+        rule(~chunks_filled_ok(arch.n_layers, p.pp, p.vpp, first_stage_layers, last_stage_layers, split_units), 3)
     if moe:
         bad_ep = np.zeros(n, dtype=bool)
         bad_etp = np.zeros(n, dtype=bool)
@@ -169,7 +176,9 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if (first_stage_layers is not None or last_stage_layers is not None) and want(19):
         rule(~stage_layers_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 19)
     if even_pp and want(21) and first_stage_layers is None and last_stage_layers is None:
-        rule(~even_pp_ok(arch.n_layers, p.pp), 21)
+        # Megatron-Core's even split counts the embedding and the loss as one layer each under
+        # --account-for-embedding/loss-in-pipeline-split (get_num_layers_to_build: num_layers += 1 per option)
+        rule(~even_pp_ok(arch.n_layers + min(split_units[0], 1) + min(split_units[1], 1), p.pp, p.vpp), 21)
     if unfused_attention and want(20):
         rule(p.cp > 1, 20)
     if zero_shard_group and want(22):
@@ -196,13 +205,57 @@ def even_vpp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
     return (v <= 1) | (((layers % pp) == 0) & ((per_stage % v) == 0))
 
 
-def even_pp_ok(layers: int, pp: np.ndarray) -> np.ndarray:
-    """Whether ``pp`` pipeline ranks split ``layers`` decoder layers evenly: layers mod pp = 0. Stacks without
-    uneven stages assert it: Megatron-LM v2.5 / v3.0 / 23.08 megatron/model/transformer.py ``_get_num_layers``
-    ('num_layers must be divisible by transformer_pipeline_model_parallel_size'), Megatron-Core
-    megatron/training/arguments.py ('Number of layers should be divisible by the pipeline-model-parallel size',
-    core_r0.10.0 line 333, d98e8a64 line 998: asserted unless --decoder-first/last-pipeline-num-layers are set)."""
-    return (np.asarray(layers) % np.maximum(np.asarray(pp), 1)) == 0
+def even_pp_ok(layers: int, pp: np.ndarray, vpp: np.ndarray | int = 1) -> np.ndarray:
+    """Whether ``pp`` pipeline ranks of ``vpp`` model chunks each split ``layers`` decoder layers evenly:
+    layers mod (pp x vpp) = 0. Stacks without uneven stages assert it: Megatron-LM v2.5 / v3.0 / 23.08
+    megatron/model/transformer.py ``_get_num_layers`` ('num_layers must be divisible by
+    transformer_pipeline_model_parallel_size'; interleaved, megatron/arguments.py sets vpp = (layers / pp) / N and
+    builds (layers / pp) / vpp layers per chunk), Megatron-Core megatron/training/arguments.py ('Number of layers
+    should be divisible by the pipeline-model-parallel size', core_r0.10.0 line 333, d98e8a64 line 998: asserted
+    unless --decoder-first/last-pipeline-num-layers are set) and megatron/core/transformer/transformer_block.py
+    ``get_num_layers_to_build`` at d98e8a64dd (lines 156-178: num_layers % pp == 0, then 'num_layers_per_pipeline_rank
+    ... should be divisible by vp_size'). ``layers`` is what that function divides: the decoder layers, + 1 with
+    --account-for-embedding-in-pipeline-split and + 1 with --account-for-loss-in-pipeline-split (lines 148-154;
+    options since ef490839e8, Feb 2025, core_r0.11.0; the balanced split of a run, :func:`check` rule 21). Example:
+    Llama 3.1 8B's 32 layers at pp 4, vpp 2: 32 / 8 = 4 per chunk, valid; pp 4, vpp 3: 32 / 12, refused; balanced,
+    34 units: pp 2 and pp 17 divide them, pp 4 does not."""
+    stages = np.maximum(np.asarray(pp), 1) * np.maximum(np.asarray(vpp), 1)
+    return (np.asarray(layers) % stages) == 0
+
+
+def chunks_filled_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | None = None,
+                     last: int | None = None, split_units: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Whether every one of the pp x vpp model chunks of an interleaved pipeline can hold at least one unit:
+    a decoder layer, or the embedding / the loss (and MTP modules) where the split counts them
+    (``split_units`` = (units the first rank holds besides layers, units the last rank does): (1, 1 + MTP) under
+    Megatron-Core's balanced split, --account-for-embedding/loss-in-pipeline-split, whose
+    ``get_num_layers_to_build`` at d98e8a64dd lets the first chunk be the embedding alone, asserting only
+    'num_layers_to_build >= 0', lines 189-200). Megatron-Core builds num_layers_per_pipeline_rank // vp_size layers
+    per chunk (transformer_block.py lines 175-179), so a chunk with none is a rank short of layers; the engine's
+    interleaved bubble (p - 1) / (v m + p - 1) and its per-rank layers ceil(L / (pp vpp)) x vpp
+    (memory.even_rank_layers) assume every chunk holds work, and the emitter's --decoder-first/last flags need each
+    count a multiple of vpp.
+
+    No stated stages: the U = layers + both units spread over the ranks leave the least-loaded one floor(U / pp)
+    units, so U >= pp x vpp. Stated ``first`` / ``last`` (rule 19 checks the rest): each of those ranks needs
+    its count plus its units >= vpp, and the other ranks share the remaining layers (with the units of an unstated
+    end): floor(rest / (pp - stated)) >= vpp. Example: Llama 3.1 8B, 32 layers, pp 6, vpp 6: 36 chunks for 32
+    layers, refused; Llama 3.1 405B, 126 layers, pp 16, vpp 8 under the balanced split: 126 + 2 = 128 units, one
+    per chunk, valid (the Llama 3 paper's plan)."""
+    pp = np.maximum(np.asarray(pp), 1)
+    v = np.maximum(np.asarray(vpp), 1)
+    e_units, l_units = split_units
+    if first is None and last is None:
+        return (layers + e_units + l_units) >= pp * v
+    n_stated = (first is not None) + (last is not None)
+    rest = layers - (first or 0) - (last or 0) + (e_units if first is None else 0) + (l_units if last is None else 0)
+    others = pp - n_stated
+    ok = (others < 1) | ((rest // np.maximum(others, 1)) >= v)
+    if first is not None:
+        ok &= (first + e_units) >= v
+    if last is not None:
+        ok &= (pp < 2) | ((last + l_units) >= v)
+    return ok
 
 
 def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | None) -> np.ndarray:

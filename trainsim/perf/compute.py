@@ -313,7 +313,8 @@ def expert_rows_var(m_e: Num, active: float, experts: float) -> Num:
 
 
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
-    """Output head (logits) GEMM forward, vocab split over tp (its BF16 output written by the GEMM's roofline).
+    """Output head (logits) GEMM forward, the padded vocab split over tp
+    (:meth:`~trainsim.perf.context.StepContext.vocab_per_tp`; its BF16 output written by the GEMM's roofline).
     The loss over the logits is :func:`loss_time`.
 
     The head runs in BF16 also in an FP8 run: at the chip's BF16 peak and ``gemm_eff``, BF16 operands. FP8 reaches
@@ -324,7 +325,7 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     two backward GEMMs. (Megatron-Core added an opt-in MXFP8 head, ``fp8_output_proj``, on 2026-05-31, commit
     3f6a2ed8; not modelled: off by default.)"""
     a, c = ctx.arch, ctx.calib
-    return gemm_time(tokens, a.vocab / p.tp, a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
+    return gemm_time(tokens, ctx.vocab_per_tp(p), a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
                      c.mem_eff, BF16_BYTES, c.gemm_latency_s, gemm_shape(c))
 
 
@@ -376,10 +377,11 @@ def cross_entropy_bytes_per_logit(impl: str) -> tuple[float, float]:
 
 
 def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
-    """(forward, backward) time of the loss over one micro-batch's logits on one chip (vocab split over tp):
-    tokens x vocab / tp x :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
+    """(forward, backward) time of the loss over one micro-batch's logits on one chip (the padded vocab split over
+    tp, :meth:`~trainsim.perf.context.StepContext.vocab_per_tp`): tokens x that x
+    :func:`cross_entropy_bytes_per_logit` over the HBM bandwidth, memory-bound."""
     f_b, b_b = cross_entropy_bytes_per_logit(ctx.cross_entropy_fusion)
-    logits = tokens * ctx.arch.vocab / p.tp
+    logits = tokens * ctx.vocab_per_tp(p)
     return hbm_time(logits * f_b, ctx), hbm_time(logits * b_b, ctx)
 
 
@@ -1457,6 +1459,12 @@ def sequential_experts_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens
     return hbm_time(fwd, ctx), hbm_time(bwd, ctx)
 
 
+#: MoE dispatchers that pad each local expert's rows to the FP8 alignment themselves, so that TEGroupedMLP's
+#: Fp8Padding finds them aligned and copies nothing: HybridEP (``_HybridEPManager.dispatch`` with ``pad_multiple``,
+#: megatron/core/transformer/moe/token_dispatcher.py at d7288711); :func:`fp8_padding_fwd_bwd`
+FP8_PADDING_DISPATCHERS = ("hybridep",)
+
+
 def fp8_padding_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     """HBM time (forward, backward) per micro-batch per chip of Megatron-Core's FP8 padding of the grouped experts'
     rows; 0 for a dense layer, a BF16 run, and where the rows arrive aligned or the experts are not grouped GEMMs.
@@ -1470,16 +1478,21 @@ def fp8_padding_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) 
     ``tex.fused_multi_row_padding`` writes a new padded tensor, and its backward unpads the gradient
     (``fused_multi_row_unpadding``); ``Fp8Unpadding`` is the mirror image (fp8_unpadding.py). Dropless routing
     leaves counts that are not multiples of 16 / 32 (Megatron-Core ``expert_rows_var``: binomial), so the copies
-    run every layer, except where the dispatcher already pads each expert's rows: HybridEP under FP8
-    (``_HybridEPManager.dispatch`` passes ``pad_multiple = get_align_size_for_quantization``, token_dispatcher.py
-    at d7288711; ``get_fp8_align_size`` at 0d8e0714), drop-and-pad to capacity (run setting ``moe_token_drop``),
-    and the fused grouped MLP (``moe_fused_grouped_mlp``, its own kernels). The all-to-all and DeepEP dispatchers
-    pad only with ``moe_router_padding_for_quantization`` (``_DeepepManager.get_permuted_hidden_states_by_experts``,
-    ``MoEAlltoAllTokenDispatcher.dispatch_preprocess``; Megatron-Core's default False, transformer_config.py at
-    0d8e0714: padding the routing map "can remove the explicit padding in the GroupedMLP layer"), which the
+    run every layer, whatever the dispatcher (TEGroupedMLP.__init__ builds them under any FP8 config and forward
+    calls them unconditionally, experts.py lines 837-840, 880-887 and 978 at 0d8e0714: the all-gather,
+    all-to-all and DeepEP dispatchers alike), except where the rows arrive aligned: the dispatcher pads each
+    expert's rows itself (:data:`FP8_PADDING_DISPATCHERS`: HybridEP under FP8, ``_HybridEPManager.dispatch``
+    passes ``pad_multiple = get_align_size_for_quantization``, token_dispatcher.py at d7288711;
+    ``get_fp8_align_size`` at 0d8e0714), the run pads the routing map (run setting
+    ``moe_router_padding_for_quantization``: ``MoEAlltoAllTokenDispatcher.dispatch_preprocess`` and
+    ``_DeepepManager`` pad it to the alignment, token_dispatcher.py lines 625-630 and 1306-1309 at 0d8e0714;
+    Megatron-Core's default False, transformer_config.py line 510: padding the routing map "can remove the
+    explicit padding in the GroupedMLP layer"; refused with the all-gather dispatcher, lines 1445-1449), which the
     Megatron-Bridge DeepSeek-V3 recipes leave off (not set at v0.1.0rc4 / v0.2.2; ``moe_router_padding_for_fp8 =
-    False`` in src/megatron/bridge/recipes/deepseek/deepseek_v3.py at v0.4.2). Megatron-Core 0.14 (NeMo 25.09)
-    has the same copies (``fp8_padding`` / ``fp8_unpadding``, experts.py at core_v0.14.0).
+    False`` in src/megatron/bridge/recipes/deepseek/deepseek_v3.py at v0.4.2), drop-and-pad to capacity (run
+    setting ``moe_token_drop``), and the fused grouped MLP (``moe_fused_grouped_mlp``, its own kernels).
+    Megatron-Core 0.14 (NeMo 25.09) has the same copies (``fp8_padding`` / ``fp8_unpadding``, experts.py at
+    core_v0.14.0).
 
     Each pass reads and writes every routed row, B = rows x hidden x 2 bytes (BF16; rows = tokens x k x etp / tp,
     :func:`expert_rows_per_chip`; the at most align - 1 pad rows per expert and the per-row FP32 probability padded
@@ -1492,8 +1505,8 @@ def fp8_padding_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) 
     Not under a stack that routes node-limited (:func:`permute_rows_in`: its dispatcher is not published)."""
     zero = 0.0 * np.asarray(tokens, dtype=np.float64)
     if (lk.moe is None or not ctx.fp8_gemm or not ctx.moe_grouped_gemm or ctx.moe_fused_grouped_mlp
-            or ctx.moe_token_drop or ctx.moe_node_limited_routing
-            or ctx.moe_dispatcher not in ("alltoall", "deepep")):
+            or ctx.moe_token_drop or ctx.moe_node_limited_routing or ctx.moe_router_padding_for_quantization
+            or ctx.moe_dispatcher in FP8_PADDING_DISPATCHERS):
         return zero, zero
     b = 4.0 * expert_rows_per_chip(lk, p, tokens) * ctx.arch.hidden * BF16_BYTES
     return hbm_time(b, ctx), hbm_time(b, ctx)

@@ -153,6 +153,8 @@ class StepContext:
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     compiled: bool = False                  # layers under torch.compile: a traced CP ring (perf/comm_cp.py)
     moe_fused_grouped_mlp: bool = False     # TE fused grouped MLP (compute.fused_grouped_mlp_cast_elems_per_token)
+    moe_router_padding_for_quantization: bool = False  # routing map padded to the FP8 alignment: no TEGroupedMLP
+                                            # padding copies (compute.fp8_padding_fwd_bwd)
     moe_fake_balanced_gate: bool = False    # AutoModel FakeBalancedGate routing (perf/routing.py fake_balanced_blocks)
     zero_shard_group: int = 0               # ZeRO sharding group (MiCS); 0: the whole dp x cp group (shard_ranks)
     zero3_hierarchical_gather: bool = False  # the stack's ZeRO-3 gathers run across nodes, then inside each node
@@ -194,6 +196,7 @@ class StepContext:
     grad_nan_check: bool = False            # ... and takes its norm before the DP collective (NaN check)
     grad_prescaled: bool = False            # ... and multiplies it by 1/dp in place before a SUM collective (dp > 1)
     grad_prescaled_dp1: bool = False        # ... also at dp 1 (scale by 1.0; comm_dp.grad_buffer_pass_bytes)
+    vocab_divisible_by: int = 128           # the stack pads the vocabulary to a multiple of this x tp (vocab_per_tp)
 
     @property
     def chip(self) -> Chip:
@@ -305,6 +308,26 @@ class StepContext:
         if self.param_gather_bytes == 1.0:
             return 2.0 if self.fp8_transposed_copy else 1.0
         return 2.0
+
+    def vocab_per_tp(self, p: Plans) -> np.ndarray:
+        """Rows of the embedding and output-layer matrices on one chip of a tp group: the vocabulary padded to a
+        multiple of d x tp, split over tp, d = ``vocab_divisible_by``:
+
+            V_rank = ceil(V / (d tp)) x d
+
+        Megatron-LM pads the vocabulary with dummy tokens to a multiple of ``--make-vocab-size-divisible-by``
+        (default 128) x tp (NVIDIA/Megatron-LM megatron/tokenizer/tokenizer.py ``_vocab_size_with_padding`` at v2.5
+        e269e20064 and 23.08 375395c187; megatron/training/tokenizer/tokenizer.py at core_r0.6.0 cac60ce4c8;
+        megatron/core/tokenizers/utils/build_tokenizer.py ``vocab_size_with_padding`` at d98e8a64dd), NeMo 2 does
+        the same (nemo/lightning/base.py ``get_vocab_size`` at v2.3.0), Megatron-Bridge only where the recipe sets
+        ``should_pad_vocab`` (src/megatron/bridge/models/gpt_provider.py at 067f987d). d = 1 is no padding beyond
+        what the split needs: ceil(V / tp) rows, the largest shard of an uneven split (PyTorch DTensor Shard(0)), V / tp
+        where tp divides V. Example: Llama 3's 128,256 at d 128, tp 8: ceil(128,256 / 1,024) x 128 = 16,128 rows
+        per chip (129,024 in all, +0.6%); at tp 1: 128,256. Every per-chip cost of the embedding and the output
+        layer (head GEMM, loss, logits, parameters) reads it; model FLOPs (MFU) count the real vocabulary
+        (:mod:`trainsim.model.counts`)."""
+        d = float(self.vocab_divisible_by)
+        return np.ceil(self.arch.vocab / (d * np.asarray(p.tp, dtype=np.float64))) * d
 
     @property
     def logit_bytes(self) -> float:

@@ -162,8 +162,9 @@ def _extras(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     stage's (Megatron-Core ``LanguageModule.setup_embeddings_and_output_layer`` / ``shared_embedding_or_output_weight``,
     megatron/core/models/common/language_module/language_module.py), so the head counts there."""
     a = ctx.arch
-    emb = a.vocab * a.hidden / p.tp + a.extra_embedding_params
-    head = a.vocab * a.hidden / p.tp
+    rows = ctx.vocab_per_tp(p)   # the padded vocabulary's rows on one chip
+    emb = rows * a.hidden + a.extra_embedding_params
+    head = rows * a.hidden
     if a.tied_embeddings:
         head = np.where(p.pp == 1, 0.0, head)
     mtp_d: Num = 0.0
@@ -326,7 +327,7 @@ def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     every MTP module, plus the MTP layers' activations, for one micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
-    logits = tokens * a.vocab / p.tp * logit_peak_bytes(ctx, p) * (1.0 + depth)
+    logits = tokens * ctx.vocab_per_tp(p) * logit_peak_bytes(ctx, p) * (1.0 + depth)
     mtp: Num = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
@@ -497,7 +498,7 @@ def _zero_unit_buffers(ctx: StepContext, p: Plans) -> tuple[Num, Num] | None:
     layer, the embedding or the head) at a time, plus the prefetched next (PyTorch FSDP, DeepSpeed stage 3)."""
     if p.zero.max(initial=0) < 2:
         return None
-    unit = ctx.arch.vocab * ctx.arch.hidden / p.tp
+    unit = ctx.vocab_per_tp(p) * ctx.arch.hidden
     for lk in ctx.arch.layers:
         d, e = params_per_chip(lk, p)
         unit = np.maximum(unit, d + e)

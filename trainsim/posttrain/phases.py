@@ -537,14 +537,36 @@ def check_trainer_dp(dp: int | None, global_batch: int, plan: dict | None, chips
                         field="student.train_plan")
 
 
-def _fastest_dp(run_of, mb_len: int, plan: dict, global_batch: int, chips: int):
+def microbatches_per_rank(run: Run, est) -> int:
+    """Micro-batches one data-parallel rank runs in the engine step of ``run`` under the plan ``est`` chose:
+    ``ceil(micro-batches / (dp x micro_batch))``, what :func:`.loops.train_loop_s` charges the training loop per."""
+    per_rank = max(int(est.plan.get("dp", 1) or 1) * max(int(est.plan.get("micro_batch", 1) or 1), 1), 1)
+    return -(-int(run.training.global_batch_seqs) // per_rank)
+
+
+def update_loop_s(cost, arch: Arch, run: Run, est) -> float:
+    """Seconds the RL framework's training loop (``cost``, :func:`.loops.train_loop_cost`; None: none) adds to one
+    optimizer step of ``run`` under the plan ``est`` chose: :func:`.loops.train_loop_s` of its per-MoE-layer
+    training cost over the busiest stage's MoE layers (:func:`.loops.moe_layers_per_stage`) and the rank's
+    micro-batches (:func:`microbatches_per_rank`), with the plan's pp. Read by :func:`_fastest_dp` (the dp choice)
+    and :func:`train_time` (the update's time)."""
+    if cost is None:
+        return 0.0
+    pp = max(int(est.plan.get("pp", 1) or 1), 1)
+    return train_loop_s(cost.moe_layer_train_s, moe_layers_per_stage(arch, pp), microbatches_per_rank(run, est), pp)
+
+
+def _fastest_dp(run_of, mb_len: int, plan: dict, global_batch: int, chips: int, loop_s=None):
     """(run, estimate) of the fastest trainer plan among those whose data-parallel size divides the global batch
     (:func:`check_trainer_dp`), each searched with its packed micro-batches spread over its ranks
     (:func:`bins_for_shards`): with sequence packing the micro-batch count depends on dp, so each candidate dp is
     one engine search (vectorised over the rest of the plan). The engine's own batch rule (dp x micro_batch
     divides the micro-batches) would instead keep a dp dividing the packed bins, which NeMo RL refuses unless it
-    also divides the batch. No candidate fits: the NoPlanError of the largest."""
+    also divides the batch. Fastest is the least engine step plus ``loop_s(run, est)``, the RL framework's
+    training-loop seconds on that step (:func:`update_loop_s`; None: none), which falls with the micro-batches
+    per rank and so with dp. No candidate fits: the NoPlanError of the largest."""
     best = None
+    best_s = math.inf
     err: NoPlanError | None = None
     for d in reversed([d for d in divisors(max(int(global_batch), 1)) if d <= chips]):
         run = run_of(mb_len, {**plan, "dp": d})
@@ -553,8 +575,9 @@ def _fastest_dp(run_of, mb_len: int, plan: dict, global_batch: int, chips: int):
         except NoPlanError as exc:
             err = err or exc
             continue
-        if best is None or est.step_time_s < best[1].step_time_s:
-            best = (run, est)
+        t = est.step_time_s + (loop_s(run, est) if loop_s is not None else 0.0)
+        if best is None or t < best_s:
+            best, best_s = (run, est), t
     if best is None:
         assert err is not None
         raise err
@@ -634,6 +657,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
     :func:`.loops.train_loop_cost`); for a MoE student its measured per-MoE-layer, per-micro-batch cost is added to
     the update (training micro-batches per rank, every optimizer step) and to each forward-only pass (log-prob
     micro-batches per rank), :func:`.loops.train_loop_s` on the plan's pipeline stages."""
+    cost = train_loop_cost(train_loop) if arch.is_moe else None
+
     def compute():
         n_opt = max(int(optimizer_steps), 1)
         per_step = -(-int(sequences) // n_opt)
@@ -650,7 +675,8 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         run = run_of(mb_len, plan or {})
         try:
             if pack_tokens and dp_stated is None:   # the search takes only the dp NeMo RL can shard the batch over
-                run, est = _fastest_dp(run_of, mb_len, plan or {}, per_step, chips)
+                run, est = _fastest_dp(run_of, mb_len, plan or {}, per_step, chips,
+                                       lambda r, e: update_loop_s(cost, arch, r, e))
             else:
                 est = estimate(run)
         except NoPlanError as exc:   # no answer (exit 1) with the trainer's nearest alternatives
@@ -693,25 +719,24 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
             est_lp, ctx_lp = estimate(run_lp), context(run_lp)
         fwd1 = forward_only_s({k: float(np.ravel(v)[0]) for k, v in est_lp.breakdown.items()},
                               attn_bwd_ratio(ctx_lp))
-        # micro-batches each data-parallel rank runs: one optimizer step's, and one log-prob pass's
+        # micro-batches each data-parallel rank runs in one log-prob pass, and the pp they cross
         per_rank = max(dp * max(int(est.plan.get("micro_batch", 1) or 1), 1), 1)
-        mbs = (-(-int(run.training.global_batch_seqs) // per_rank), -(-int(lp_mbs) // per_rank),
-               max(int(est.plan.get("pp", 1) or 1), 1))
+        mbs = (-(-int(lp_mbs) // per_rank), max(int(est.plan.get("pp", 1) or 1), 1))
+        loop_step = update_loop_s(cost, arch, run, est)
         return (est.step_time_s * n_opt, est.tokens_per_s_per_chip, est.mfu, dict(est.plan), est.memory["weights"],
-                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits), mbs)
+                est.memory["optimizer"], ctx.host_link_bw, exp_s, fwd1, est.memory_per_chip_bytes, bool(est.fits), mbs,
+                loop_step * n_opt)
 
-    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1, mem_b, fits, mbs = _cached(
+    step, tps, mfu, used, w_b, o_b, host_bw, exp_s, fwd1, mem_b, fits, mbs, loop_u = _cached(
         _key("train", arch, system, chips, int(sequences), seq_len, precision, repr(sorted((plan or {}).items())),
              pack_tokens, pad_multiple, longest_len, optimizer_steps, logprob_pack_tokens, framework,
-             repr(sorted((optimizer or {}).items())), repr(sorted((options or {}).items()))),
+             repr(sorted((optimizer or {}).items())), repr(sorted((options or {}).items())), train_loop),
         compute)
-    loop_u = loop_f = 0.0
-    cost = train_loop_cost(train_loop) if arch.is_moe else None
+    loop_f = 0.0
     if cost is not None:
-        train_mb, lp_mb, pp = mbs
-        layers = moe_layers_per_stage(arch, pp)
-        loop_u = max(int(optimizer_steps), 1) * train_loop_s(cost.moe_layer_train_s, layers, train_mb, pp)
-        loop_f = extra_forward_passes * train_loop_s(cost.moe_layer_logprob_s, layers, lp_mb, pp)
+        lp_mb, pp = mbs
+        loop_f = extra_forward_passes * train_loop_s(cost.moe_layer_logprob_s, moe_layers_per_stage(arch, pp), lp_mb,
+                                                     pp)
     step += loop_u
     fwd = extra_forward_passes * fwd1 + loop_f
     return TrainTime(step + fwd, step, fwd, tps, mfu, used, w_b, o_b, host_bw, exp_s, mem_b, fits, loop_u, loop_f)
