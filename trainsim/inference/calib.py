@@ -21,6 +21,8 @@ from importlib import resources
 
 from ..catalog.types import Chip
 from ..errors import TrainsimError
+from ..perf.calibration import Calib
+from ..perf.calibration import constant_sources as training_sources
 from ..yamlload import load_data
 
 
@@ -138,7 +140,16 @@ def default_calib() -> InferCalib:
     ve = tuple((k, float(e["mem_eff"]), float(e["gemm_eff"])) for k, e in (_doc().get("vendor_eff") or {}).items())
     xs = tuple((fam, prec, float(e["value"])) for fam, by_prec in (_doc().get("expert_stream_eff") or {}).items()
                for prec, e in by_prec.items())
+    # one per-kernel fixed time for both engines (perf/compute.py kernel_floor_time): the training engine's sourced
+    # constant (perf/data/constants.yaml gemm_latency_s), not a copy of it here
+    kw["gemm_latency_s"] = training_kernel_latency_s()
     return InferCalib(vendor_eff=ve, expert_stream_eff=xs).with_(**kw)
+
+
+def training_kernel_latency_s() -> float:
+    """The fixed device time per kernel, ``gemm_latency_s`` of the training engine's ``perf/data/constants.yaml``
+    (default entry), which the serving model reads rather than restating."""
+    return Calib.defaults().gemm_latency_s
 
 
 def held_out_accuracy() -> dict | None:
@@ -155,6 +166,8 @@ def constant_sources() -> dict[str, str]:
     out = {}
     for name, entry in (_doc().get("constants") or {}).items():
         out[name] = f"{entry['value']} ({' '.join(str(entry.get('source', '')).split())})"
+    src = " ".join(str(training_sources().get("gemm_latency_s", "")).split())
+    out["gemm_latency_s"] = f"{training_kernel_latency_s()} (the training engine's constants.yaml: {src})"
     return out
 
 

@@ -61,7 +61,7 @@ from ..parallel.placement import members_within
 from ..perf.collectives import all_gather_time, all_reduce_time, all_to_all_time, level_bytes_time, p2p_time
 from ..parallel.sharding import layer_params, sharded_shape
 from ..perf.compute import (FP8_SCALE_BYTES_PER_ELEM, copies_gemm_time, elementwise_bytes_per_token,
-                             fp8_cast_bytes_per_elem, gemm_time)
+                             fp8_cast_bytes_per_elem, gemm_time, kernel_floor_time)
 from ..perf.context import BF16_BYTES
 from .calib import vendor_key
 from .experts import hit_probability, local_experts
@@ -144,7 +144,7 @@ def _expert_gemms(lk: LayerKind, s: ServeSetup, p: ServePlans, T):
         per_expert = per_expert + gemm_time(m_hit, nn, kk, s.expert_gemm_peak, c.gemm_eff, s.chip.hbm_bw,
                                             s.expert_mem_eff, s.expert_w_bytes, 0.0)
     n_mats = sum(1 for m in lk.matrices if m.group == "expert")
-    return (e_loc * p_hit * per_expert * c.expert_imbalance + n_mats * c.gemm_latency_s)
+    return (e_loc * p_hit * per_expert * c.expert_imbalance + kernel_floor_time(n_mats, c.gemm_latency_s))
 
 
 def decode_attention_flops_per_query(core, context):
@@ -178,7 +178,10 @@ def _attention_prefill(lk: LayerKind, s: ServeSetup, p: ServePlans, t, input_len
 def non_gemm_kernels(lk: LayerKind, dispatch_fused: bool = False) -> int:
     """Kernels per layer besides GEMMs: 2 norms, 2 residual adds, rotary, activation, one per attention core,
     and for MoE the router top-k, permute and unpermute (``dispatch_fused``: the router top-k only; DeepEP's
-    low-latency dispatch and combine do the permutation, :func:`ll_dispatch`)."""
+    low-latency dispatch and combine do the permutation, :func:`ll_dispatch`); each at
+    :func:`trainsim.perf.compute.kernel_floor_time`, the training engine's per-kernel cost. A layer's
+    ``LayerKind.eager_kernels_fwd`` (a training stack's eager glue, counted from Megatron-Core's code) is not
+    added: the serving stacks run their own kernels for those regions."""
     return 6 + len(lk.attention) + ((1 if dispatch_fused else 3) if lk.moe is not None else 0)
 
 
@@ -222,7 +225,7 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "p
                  + ll_kernel_bytes_per_token(h, float(lk.moe.active_experts) * p.etp, s.act_bytes, f_rdma))
     by = np.where(ll, fused, elementwise_bytes_per_token(lk, h, cast, backward_casts=False)) * t / p.tp
     kernels = np.where(ll, non_gemm_kernels(lk, True), non_gemm_kernels(lk))
-    return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernels * s.calib.gemm_latency_s
+    return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernel_floor_time(kernels, s.calib.gemm_latency_s)
 
 
 #: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a

@@ -152,10 +152,12 @@ class LayerKind:
     ffn_act: FfnAct = "swiglu"
     ffn_dim: int = 0                 # dense MLP (or shared expert total) intermediate size, for activation memory
     residual_streams: int = 1        # hyper-connection streams of the residual (DeepSeek-V4 mHC hc_mult); 1: plain
-    # small kernels the training stack's eager PyTorch regions issue per layer and micro-batch forward, besides
-    # the GEMM, attention and fused kernels the byte model prices (perf/compute.py eager_kernels_fwd_time);
-    # 0 where the builder has no such region counted from the framework's code
+    # small kernels the training stack's eager PyTorch regions issue per layer and micro-batch, forward and
+    # backward (each direction counted from the framework's code, not backward = 2 x forward), besides the GEMM,
+    # attention and fused kernels the byte model prices (perf/compute.py eager_kernels_fwd_bwd); 0 where the
+    # builder has no such region counted
     eager_kernels_fwd: int = 0
+    eager_kernels_bwd: int = 0
 
     @property
     def params(self) -> int:

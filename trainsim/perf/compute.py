@@ -89,7 +89,7 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
     FP8 inputs in Transformer Engine, ``linear.py`` ``out_dtype=activation_dtype``; ``bytes_el`` without a shape):
     (M K + K N) bytes_el + M N out_bytes over the HBM rate. ``m_var``: the variance of M where M is the mean of a
     random row count (a routed expert's tokens); the compute time is then the expected one, over
-    :func:`expected_waves`."""
+    :func:`expected_waves`. Plus one kernel's fixed time, ``latency_s`` (:func:`kernel_floor_time`)."""
     q: Num = 1.0
     out_b: Num = bytes_el
     if shape is not None:
@@ -100,7 +100,7 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
         q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap, waves)
     t_c = 2.0 * m * n * k / (peak * eff * q)
     t_m = ((m * k + k * n) * bytes_el + m * n * out_b) / (hbm_bw * mem_eff)
-    return np.maximum(t_c, t_m) + latency_s
+    return np.maximum(t_c, t_m) + kernel_floor_time(1.0, latency_s)
 
 
 def _normal_sf(z: np.ndarray) -> np.ndarray:
@@ -268,7 +268,7 @@ def layer_gemm_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> Nu
             # a benchmark gate that hands every expert the same count (perf/routing.py fake_balanced_blocks)
             var = 0.0 * m_e if ctx.moe_fake_balanced_gate else expert_rows_var(m_e, mat.active, e)
             t = t + local * gemm_time(m_e, n, k, peak, eff, bw, mb, ctx.act_bytes, 0.0, d0, var) * c.expert_imbalance \
-                + c.gemm_latency_s
+                + kernel_floor_time(1.0, c.gemm_latency_s)
         elif mat.group == "router":   # the router GEMM stays in BF16 under FP8 (DeepSeek-V3 sec. 3.3.1)
             t = t + gemm_time(tokens / p.tp, mat.n, mat.k, peak, eff, bw, mb, BF16_BYTES, c.gemm_latency_s, d0)
         else:
@@ -1316,29 +1316,40 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
     # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the
     # engine charges these kernels forward + 2 x forward backward, as the casts)
     by = by + sp_gathered_fp8_transpose_bytes(lk, ctx, p, tokens) / 3.0
-    return hbm_time(by, ctx) + eager_kernels_fwd_time(lk, ctx)
+    return hbm_time(by, ctx)
 
 
-def eager_kernels_fwd_time(lk: LayerKind, ctx: StepContext) -> float:
-    """Fixed device time of the small kernels a layer's eager PyTorch regions issue in one forward pass
-    (``LayerKind.eager_kernels_fwd``, counted by the model builder from the framework's code: DeepSeek-V4's
-    compressors, :data:`trainsim.model.families.deepseek_v4.COMPRESSOR_KERNELS_FWD`), on top of their bytes:
+def kernel_floor_time(kernels: Num, per_kernel_s: Num) -> Num:
+    """Fixed device time of ``kernels`` kernels beyond their traffic and FLOPs (launch ramp, tail, the dependency
+    gap to the next kernel), the one per-kernel cost of the engine:
 
-        t = eager_kernels_fwd x gemm_latency_s
+        t = kernels x per_kernel_s
 
-    A kernel takes a fixed time besides its traffic (launch ramp and tail), which a whole-iteration CUDA graph does
-    not remove: the graph drops the host's launches, not the device's per-kernel cost. ``gemm_latency_s`` (4 us)
-    is the one per-kernel constant, the serving engine's for its non-GEMM kernels too
-    (:func:`trainsim.inference.step.non_gemm_kernels`); NVIDIA's cuDNN RMSNorm forward sweep on a GB300 and a GB200
-    (NVIDIA/cudnn-frontend benchmark/norms/results/gb300/all_models_20260226_190305.csv and
-    gb200/all_models_20260226_180237.csv at 3929da2e: CUPTI kernel time, L2 flushed, 15 shapes of 4.2 to 268 MB)
-    fits time = 3.7 / 3.8 us + bytes / 6.8 TB/s (least squares), and Megatron-LM PR #5984 measured the eager
-    compressor region of the THD path in a CUDA graph on a B200 at 244.9 us for the ~90 kernels issue #5968
-    counts (2.7 us each, their bytes included). Per micro-batch the step charges the forward figure once forward
-    and twice backward (perf/step.py), as every memory-bound kernel here: a lower bound for the compressors, whose
-    autograd backward (the slice copies' ``CopySlices`` and slice backwards) issues more than twice their forward
-    kernels. Sequence and tensor parallelism do not split a kernel count (the compressors are ``duplicated``)."""
-    return lk.eager_kernels_fwd * ctx.calib.gemm_latency_s
+    ``per_kernel_s`` is ``gemm_latency_s`` (4 us; perf/data/constants.yaml, which the serving model reads too,
+    inference/calib.py ``default_calib``), read by
+    :func:`gemm_time` (one per GEMM), :func:`eager_kernels_fwd_bwd` (training's eager glue kernels) and the serving
+    step's non-GEMM kernels and routed-expert GEMM launches (:func:`trainsim.inference.step.non_gemm_kernels`).
+    NVIDIA's cuDNN RMSNorm forward sweep on a GB300 and a GB200 (NVIDIA/cudnn-frontend
+    benchmark/norms/results/gb300/all_models_20260226_190305.csv and gb200/all_models_20260226_180237.csv at
+    3929da2e: CUPTI kernel time, L2 flushed, 15 shapes of 4.2 to 268 MB) fits time = 3.7 / 3.8 us + bytes /
+    6.8 TB/s (least squares); Megatron-LM PR #5984 measured the eager compressor region of DeepSeek-V4's THD path
+    in a CUDA graph on a B200 at 244.9 us for the ~90 kernels issue #5968 counts (2.7 us each, bytes included). A
+    CUDA graph drops the host's launches, not this device-side cost."""
+    return kernels * per_kernel_s
+
+
+def eager_kernels_fwd_bwd(lk: LayerKind, ctx: StepContext) -> tuple[Num, Num]:
+    """(forward, backward) fixed time per micro-batch of the small kernels a layer's eager PyTorch regions issue
+    (``LayerKind.eager_kernels_fwd`` / ``eager_kernels_bwd``, counted per direction by the model builder from the
+    framework's code: DeepSeek-V4's compressors, lightning-indexer loss, sparse index lists and hyper-connection
+    casts, :func:`trainsim.model.families.deepseek_v4.eager_kernels`), on top of their bytes, each direction at
+    :func:`kernel_floor_time`. The backward carries its own count, not the "backward = 2 x forward" of
+    :func:`elementwise_fwd`: autograd's backward of the compressors' slice copies issues more than twice their
+    forward kernels, the indexer loss's backward (computed in its forward) far fewer. Sequence and tensor
+    parallelism do not split a kernel count. The step (perf/step.py) books them with the expert copies, the other
+    kernels with their own backward count; a full recompute reruns the forward's."""
+    c = ctx.calib.gemm_latency_s
+    return kernel_floor_time(lk.eager_kernels_fwd, c), kernel_floor_time(lk.eager_kernels_bwd, c)
 
 
 def replicated_rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:

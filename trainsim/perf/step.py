@@ -42,8 +42,8 @@ from .comm_ep import (ep_alltoall_fwd, etp_comm_fwd, paired_overlap_exposed,
                       routing_map_allgather_fwd)
 from .comm_tp import (dsa_loss_allreduce_fwd, replicated_gather_fwd, tp_comm_bwd, tp_comm_fwd,
                       tp_overlap_fraction)
-from .compute import (attention_bwd, attention_fwd, elementwise_fwd, expert_copies_fwd_bwd, hbm_time, head_gemm_fwd,
-                      layer_gemm_bwd, layer_gemm_fwd, loss_time)
+from .compute import (attention_bwd, attention_fwd, eager_kernels_fwd_bwd, elementwise_fwd, expert_copies_fwd_bwd,
+                      hbm_time, head_gemm_fwd, layer_gemm_bwd, layer_gemm_fwd, loss_time)
 from .collectives import exposed, p2p_time
 from .calibration import Calib
 from .context import BF16_BYTES, StepContext
@@ -144,9 +144,11 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["elem"] += lk.n_layers * el
         # expert-buffer copies with their own forward / backward counts: the fused permute / unpermute, the
         # all-to-all dispatcher's sort by local expert, experts one after another (SequentialMLP)
+        # (and the eager glue kernels' fixed time, counted per direction: compute.eager_kernels_fwd_bwd)
         seq_f, seq_b = expert_copies_fwd_bwd(lk, ctx, p, tokens)
-        out["seq_f"] += lk.n_layers * seq_f
-        out["seq_b"] += lk.n_layers * seq_b
+        eag_f, eag_b = eager_kernels_fwd_bwd(lk, ctx)
+        out["seq_f"] += lk.n_layers * (seq_f + eag_f)
+        out["seq_b"] += lk.n_layers * (seq_b + eag_b)
         out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         out["tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
         out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
@@ -181,8 +183,9 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
         out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
         mtp_sf, mtp_sb = expert_copies_fwd_bwd(lk, ctx, p, tokens)
-        out["mtp_s"] += lk.n_layers * mtp_sf
-        out["mtp_s_b"] += lk.n_layers * mtp_sb
+        eag_f, eag_b = eager_kernels_fwd_bwd(lk, ctx)
+        out["mtp_s"] += lk.n_layers * (mtp_sf + eag_f)
+        out["mtp_s_b"] += lk.n_layers * (mtp_sb + eag_b)
         out["mtp_tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
         # its backward's transfers by the decoder layers' rule (comm_tp.tp_comm_bwd: the re-gather of the saved
         # input shard, FP8 gathers at 1 byte + scales): an MTP module's transformer layer is built and scheduled

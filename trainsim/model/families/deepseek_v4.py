@@ -40,15 +40,69 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                         num_nextn_predict_layers=0),
 }
 CSA, HCA = 4, 128  # DeepseekV4Config.compress_rates
-#: Small kernels one compressor call issues in the forward besides its two BF16 GEMMs, as Megatron-Core trains it
-#: (Megatron-LM 43e45e1307, the dev pin of Megatron-Bridge v0.6.0: experimental_attention_variant/csa.py
-#: ``Compressor._forward_sbhd``, eager PyTorch on the SBHD path the recipe runs; the fused compressor of PR #5984 /
-#: cudnn-frontend PR #427 serves the THD path only): ``score + ape`` 1, ``softmax(dtype=float32)`` 1, the cast
-#: back 1, ``kv * weights`` 1, ``sum(dim=1)`` 1, the RMSNorm 1, the fused in-place RoPE (``fused_mla_rope_inplace``)
-#: 1: 7 at ratio 128; with the overlapping windows (ratio 4, ``coff`` 2) two ``_overlap_transform`` calls, each a
-#: ``new_full`` and two slice copies, +6: 13. The indexer's compressor (``rotate=True``) adds the Hadamard rotation
-#: (``rotate_activation``, fast_hadamard_transform) +1: 14. Views and the no-op ``.to(x.dtype)`` launch nothing.
-COMPRESSOR_KERNELS_FWD = {CSA: 13, HCA: 7}
+# Eager glue kernels of a DeepSeek-V4 layer as Megatron-Core trains it, (forward, backward) per layer and micro-batch,
+# besides the GEMM, attention and fused kernels the byte model prices (perf/compute.py eager_kernels_fwd_bwd).
+# Counted from Megatron-LM 43e45e1307 (the dev pin of Megatron-Bridge v0.6.0), the recipe's path: SBHD (no packed
+# sequences), micro-batch 1, apply_dsa_kernel_fusion (``use_fused_dsa_kernels``), dsa_indexer_use_sparse_loss with
+# dsa_indexer_loss_coeff 0.01 > 0, use_fused_mhc; ``b = 1`` makes every SBHD <-> BSHD ``permute(...).contiguous()``
+# a view (no copy), views / reshapes / ``.to`` of a tensor already in that dtype launch nothing, and the window and
+# compressed index tables are ``lru_cache``d (csa.py ``_get_window_topk_idxs_cached``). Backward counts follow
+# PyTorch's autograd formulas: ``CopySlices`` copies the gradient and clones the slice (+ a ``zeros_like`` and a
+# copy where its base needs a gradient; torch/csrc/autograd/functions/tensor.cpp ``CopySlices::apply_impl``), a
+# slice's backward is ``zeros`` + copy, a bf16 + fp32 add casts the bf16 operand's gradient and reduces the
+# broadcast one, a dtype cast's backward casts back.
+#
+#: One compressor call (experimental_attention_variant/csa.py ``Compressor._forward_sbhd``; the fused compressor
+#: serves THD only), GEMMs not counted. Forward: ``score + ape`` 1, ``softmax(dtype=float32)`` 1, ``.to(kv.dtype)``
+#: 1, ``kv * weights`` 1, ``.sum(dim=1)`` 1, the RMSNorm 1, the fused in-place RoPE 1: 7 at ratio 128; ratio 4
+#: (``coff`` 2) adds two ``_overlap_transform`` calls, each a ``new_full`` and two slice copies, +6: 13. Backward:
+#: the add 2 (bf16 cast of the score gradient, ``ape`` reduction), softmax 1, the cast 1, the product 2, the
+#: RMSNorm 2 (Transformer Engine's backward and its dgamma finalize), RoPE 1: 9 at ratio 128; each overlap transform
+#: +13 (two ``CopySlices``, 4 + 2; the sources' three slices, ``tensor[:, :, :, d:]`` one and
+#: ``tensor[:-1, :, :, :d]`` two, 2 each; their sum 1): 35 at ratio 4. The indexer's compressor (``rotate=True``)
+#: adds the Hadamard rotation (``rotate_activation``, fast_hadamard_transform) forward and backward: 14 / 36.
+COMPRESSOR_KERNELS = {CSA: (13, 35), HCA: (7, 9)}
+#: The sparse-attention index list every layer builds per call (csa_kernels.py ``build_flat_topk_idxs`` /
+#: the same ops inline in ``FusedCSAIndexerSparseAttnFunc.forward``): ``torch.cat`` of the index groups 1 and
+#: ``local_to_global_flat``'s SBHD branch (``>= 0``, ``arange``, ``% b``, ``* b``, ``+``, ``where``, ``.int()``
+#: of the int64 concatenation) 7: 8 forward, none backward (integers).
+SPARSE_INDEX_KERNELS = (8, 0)
+#: ``torch.cat([kv, compressed_kv])`` into the sparse attention's key table (csa.py ``_build_kv_full``), layers
+#: with a compressor; its backward is two views.
+KV_FULL_CAT_KERNELS = (1, 0)
+#: The lightning indexer and its sparse KL loss on the fused training path (csa.py
+#: ``_forward_fused_indexer_training``; csa_kernels.py ``FusedCSAIndexerSparseAttnFunc``), CSA layers; the
+#: cuDNN indexer forward, FlashMLA sparse forward and the cuDNN indexer / sparse-attention backwards are priced as
+#: attention cores. Forward 42: ``weights * H_I^-0.5`` 1 and ``rotate_activation(q)`` 1
+#: (``CSAIndexer.forward_before_topk``); the weights' ``.float() * scale .to(bf16)`` 3; ``_indexer_topk_core``'s
+#: per-row lengths (``arange``, ``+ 1``, ``// ratio``, ``clamp``, ``.to(int32)``, ``repeat``) 6, the radix top-k
+#: (``indexer_top_k_wrapper``) 1 and ``(topk >= 0).sum(-1).int()`` 3; the offset indices ``where(topk >= 0,
+#: topk + offset, -1)`` 3; the sparse loss's predict (``clamp``, ``.long()``, ``gather``, ``>= 0``, ``where``,
+#: ``softmax``) 6 and target (cuDNN ``sparse_attn_score_recompute_wrapper``) 1; ``_kl_loss_from_target_predict``
+#: (two ``clamp``, two ``log``, ``-``, ``*``, ``sum``, ``>= 0``, ``any``, ``zeros_like``, ``where``, ``mean``,
+#: ``loss_coeff *``) 13; ``target.clone()``, ``predict.clone()``, ``torch.ones`` 3; the logging tracker's
+#: ``values[l] += loss.detach()`` (dsa.py ``DSAIndexerLossLoggingHelper.save_loss_to_tracker``) 1. Backward 7:
+#: the three precomputed indexer gradients times ``grad_loss`` 3, ``DSAIndexerLossAutoScaler.backward``
+#: (``ones_like * scale``) 2, the weights' scale 1, the rotation 1 (the indexer backward itself runs in the forward,
+#: with ``grad_loss`` 1, so the backward only rescales).
+INDEXER_LOSS_KERNELS = (42, 7)
+#: Per layer, the two hyper-connection modules' kernels the byte model does not price (hyper_connection.py
+#: ``compute_mappings`` with use_fused_mhc): the Sinkhorn projection (fused_mhc_kernels.py Triton
+#: ``_triton_sinkhorn_fwd_kernel`` / ``_bwd_kernel``, one launch each way) and the three FP32 -> BF16 casts of
+#: ``h_pre``, ``h_post``, ``h_res`` (their backward casts back): 4 + 4 per module, 8 forward and 8 backward.
+MHC_KERNELS = (8, 8)
+
+
+def eager_kernels(ratio: int) -> tuple[int, int]:
+    """(forward, backward) eager glue kernels of one DeepSeek-V4 layer of compress ratio ``ratio`` per micro-batch
+    (the sums of the tables above): CSA 86 / 86, HCA 24 / 17, window-only 16 / 8."""
+    parts = [SPARSE_INDEX_KERNELS, MHC_KERNELS]
+    if ratio == CSA:
+        comp = (2 * COMPRESSOR_KERNELS[CSA][0] + 1, 2 * COMPRESSOR_KERNELS[CSA][1] + 1)
+        parts += [comp, KV_FULL_CAT_KERNELS, INDEXER_LOSS_KERNELS]
+    elif ratio == HCA:
+        parts += [COMPRESSOR_KERNELS[HCA], KV_FULL_CAT_KERNELS]
+    return sum(f for f, _ in parts), sum(b for _, b in parts)
 
 
 def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
@@ -126,10 +180,10 @@ def _layer(c: Cfg, ratio: int, hashed: bool, n: int, name: str) -> LayerKind:
     mats += moe_mats + [Matrix("hc.attn", m * h, mix, "other", "none", fp8=False),
                         Matrix("hc.ffn", m * h, mix, "other", "none", fp8=False)]
     vec += rvec + 2 * h + 2 * (mix + 3)
-    # the compressors' eager kernels: CSA's own and its indexer's (+1, the rotation), HCA's one, none window-only
-    eager = {CSA: 2 * COMPRESSOR_KERNELS_FWD[CSA] + 1, HCA: COMPRESSOR_KERNELS_FWD[HCA]}.get(ratio, 0)
+    eager_f, eager_b = eager_kernels(ratio)
     return LayerKind(name=name, n_layers=n, matrices=tuple(mats), attention=tuple(cores), vector_params=vec, moe=info,
-                     ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m, eager_kernels_fwd=eager)
+                     ffn_act="swiglu", ffn_dim=shared * eff, residual_streams=m, eager_kernels_fwd=eager_f,
+                     eager_kernels_bwd=eager_b)
 
 
 def deepseek_v4(c: Cfg) -> Arch:
@@ -156,7 +210,7 @@ def deepseek_v4(c: Cfg) -> Arch:
         mtp = (LayerKind(name="mtp", n_layers=n_mtp, matrices=base.matrices + extra, attention=base.attention,
                          vector_params=base.vector_params + 3 * h + m * m * h + m + 1, moe=base.moe,
                          ffn_act="swiglu", ffn_dim=base.ffn_dim, residual_streams=m,
-                         eager_kernels_fwd=base.eager_kernels_fwd),)
+                         eager_kernels_fwd=base.eager_kernels_fwd, eager_kernels_bwd=base.eager_kernels_bwd),)
     tied = c.bool("tie_word_embeddings", default=False)
     return Arch(name=display_name(c), family=c.family, hidden=h, vocab=vocab, layers=layers, tied_embeddings=tied,
                 embedding_params=vocab * h, head_params=0 if tied else vocab * h, final_params=h + m * m * h + m + 1,
