@@ -89,3 +89,23 @@ def test_mindspeed_llama3_8b_keeps_fused_rope():
     run = load_run(RUNS / "mindspeed-ascend-llama3-8b-8.yaml")
     assert run.training.rope_fusion is None
     assert context(run).rope_fusion is True
+
+
+def test_mindspeed_llama31_8b_128k_unfused_rope_bytes_by_hand():
+    """MindSpeed-LLM c25982e4 examples/mcore/llama31/pretrain_llama31_8b_128k_ptd.sh passes --use-fused-rmsnorm,
+    --use-fused-swiglu and --use-rotary-position-embeddings but, like the 8K script, no --use-fused-rotary-pos-emb,
+    so apply_rotary_pos_emb_bshd takes the same unfused branch (--use-rotary-position-embeddings is Megatron-LM
+    core_r0.6.0's deprecated alias of --position-embedding-type rope, arguments.py validate_args: it selects RoPE,
+    not a kernel). Per token and layer 20 x (32 + 8) x 128 =
+    102,400 bytes more in the forward. CP 4 gives each rank 131,072 / 4 = 32,768 tokens of a sequence, which the
+    sequence-parallel tp 8 splits again: 4,096 tokens a rank, 419.4 MB more per layer forward, 0.388 ms at
+    1.6 TB/s x 0.676."""
+    run = load_run(RUNS / "mindspeed-ascend-llama31-8b-128k-32.yaml")
+    ctx = context(run)
+    assert ctx.rope_fusion is False
+    lk, p = run.arch.layers[0], one_plan(tp=8, cp=4)
+    tokens = 131072 / 4
+    unfused = float(elementwise_fwd(lk, ctx, p, tokens)[0])
+    fused = float(elementwise_fwd(lk, dreplace(ctx, rope_fusion=True), p, tokens)[0])
+    assert unfused - fused == pytest.approx(102_400 * 4096 / (1.6e12 * 0.676), rel=1e-9)
+    assert unfused - fused == pytest.approx(0.388e-3, rel=2e-3)
