@@ -157,15 +157,16 @@ def test_repository_runs_are_found():
     assert default_runs_dir() == RUNS
     files = expand_paths(None)
     # 47 files from the research training-runs file + 106 plan-exact files of issue #13 (validation/runs/README.md;
-    # 6 of them AMD Instinct, issue 14 item 4)
-    assert len(files) == 47 + 106 and all(f.suffix == ".yaml" for f in files)
+    # 6 of them AMD Instinct, issue 14 item 4) + 1 found for issue 14 (smp-sdp-gpt2-30b-256, SMP sharded data
+    # parallelism on p4d)
+    assert len(files) == 47 + 106 + 1 and all(f.suffix == ".yaml" for f in files)
     with pytest.raises(TrainsimError, match="no such file"):
         expand_paths([RUNS / "missing.yaml"])
 
 
 def test_every_repository_run_gives_a_row():
     res = validate()
-    assert len({r.run for r in res.rows}) == 47 + 106
+    assert len({r.run for r in res.rows}) == 47 + 106 + 1
     assert all(r.kind in ("steady", "whole-run", "error") for r in res.rows)
 
 
