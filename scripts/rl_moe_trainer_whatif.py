@@ -49,9 +49,11 @@ LOOP = "nemo-rl-megatron"
 
 @contextlib.contextmanager
 def loop_cost(train_s: float, logprob_s: float) -> Iterator[None]:
-    """The model with the NeMo RL loop's per-layer costs set to ``train_s`` / ``logprob_s`` (0, 0: without it);
-    train_time adds them outside its cache, so no cache needs clearing."""
+    """The model with the NeMo RL loop's per-layer costs set to ``train_s`` / ``logprob_s`` (0, 0: without it).
+    The trainer's dp search counts the loop cost (phases._fastest_dp) and train_time caches its result, so the cache
+    is cleared on entry and exit."""
     orig = phases.train_loop_cost
+    phases._CACHE.clear()
 
     def patched(loop: str | None) -> TrainLoopCost | None:
         c = orig(loop)
@@ -62,6 +64,7 @@ def loop_cost(train_s: float, logprob_s: float) -> Iterator[None]:
         yield
     finally:
         phases.train_loop_cost = orig  # type: ignore[assignment]
+        phases._CACHE.clear()
 
 
 def per_rank_microbatches(pt: PostTrain) -> tuple[float, float, int]:
