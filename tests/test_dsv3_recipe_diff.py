@@ -120,14 +120,15 @@ def test_bridge_1f1b_synchronises_between_forward_and_backward():
     batch_p2p_sync, True by default in Megatron-Core (model_parallel_config.py at 0d8e0714 / d7288711), so
     p2p_communication.py _communicate synchronises the device after each 1F1B exchange: forward and backward each
     take their own launch floor (perf/step.py launch_floor_extra, by hand in test_primus_amd_moe.py). The
-    26.04 B300 PP 16 row, whose forward is launch-bound, is slower for it; the B200 rows of this plan, device-bound
-    in each pass, are not; the interleaved Qwen3-30B-A3B H100 row (vp 12: overlap_p2p_comm, unbatched) is not
-    touched."""
+    26.04 B300 PP 16 row, whose forward is launch-bound, is slower for it; the 25.11 B200 row, device-bound in each
+    pass, is not (whether the 26.04 B200 row binds depends on its fitted FP8 efficiency: it may only get slower);
+    the interleaved Qwen3-30B-A3B H100 row (vp 12: overlap_p2p_comm, unbatched) is not touched."""
     assert context(load_run(R2511)).pp_p2p_device_sync and context(load_run(R2604)).pp_p2p_device_sync
     b300 = RUNS / "megatron-bridge-2604-dsv3-b300-256-mxfp8-pp16.yaml"
     assert _step_s(b300, True) > 1.005 * _step_s(b300, False)
-    for path in (R2511, R2604, RUNS / "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2.yaml"):
+    for path in (R2511, RUNS / "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2.yaml"):
         assert _step_s(path, True) == _step_s(path, False)
+    assert _step_s(R2604, True) >= _step_s(R2604, False)
 
 
 @pytest.mark.xfail(strict=True, reason="dsv3diff pass: published 2,815 / 2,139 = 1.316 for the same plan; the engine "
