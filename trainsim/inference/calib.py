@@ -14,7 +14,7 @@ not fitted); a family / precision without one streams its experts at ``mem_eff``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -37,7 +37,8 @@ class InferCalib:
     gemm_eff: float = 0.65
     attn_eff: float = 0.65
     coll_eff: tuple[float, ...] = (0.80, 0.85, 0.85)
-    gemm_latency_s: float = 4e-6
+    # the training engine's per-kernel constant (perf/data/constants.yaml), not a copy of its value
+    gemm_latency_s: float = field(default_factory=lambda: training_kernel_latency_s())
     comm_overlap: float = 0.5
     expert_imbalance: float = 1.0
     buffer_bytes: float = 4e9
