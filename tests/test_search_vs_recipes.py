@@ -45,8 +45,8 @@ KNOWN_GAPS = {
     "megatron-bridge-2608-dsv4-flash-gb300-128-mxfp8": "the search's best (ep 8, ZeRO-3, no recompute, micro-batch "
         "4: 5.77 s a step against the recipe plan's 6.70 s) cuts what the model charges per micro-batch: the "
         "all-to-all over 8 NVLink peers instead of 64 (-0.52 s), and the memory-bound glue and GEMM launches of "
-        "DeepSeek-V4's per-layer eager kernels spread over 4x the tokens (-0.47 s), for +0.22 s of exposed gathers, "
-        "at 250 of 279 GiB. The recipe plan itself is predicted 19% above its published 8,224 tokens/s: about 1.1-1.3 "
+        "DeepSeek-V4's per-layer eager kernels spread over 4x the tokens (-0.47 s), and no recompute (-0.15 s), for "
+        "+0.22 s of exposed gathers, at 250 of 279 GiB. The recipe plan itself is predicted 19% above its published 8,224 tokens/s: about 1.1-1.3 "
         "s a step the model does not price (issue 14: teacher-score recompute, gradient-hook kernels), and if that "
         "cost is per micro-batch the best plan's gain shrinks with it; unmeasured (c)",
     "megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1": "the search's best (24,314 tokens/s per GPU, "
