@@ -29,8 +29,11 @@ One mechanism of the second kind in the stack the table ran, found and not price
 ``MultiOutputNode`` over every tensor-parallel worker, and each of the 32 TP32 workers returns its whole
 ``ModelRunnerOutput`` (sampled tokens and the requested log-probs) through a Ray compiled-graph channel every
 decode step (``vllm/v1/executor/ray_utils.py`` ``RayWorkerWrapper.execute_model_ray``: every last-pipeline-rank
-worker returns ``sample_tokens``' output), while the engine reads one (``refs[0].get()``); 28 of the 32 sit on
-other 4-GPU trays on GB200, 24 on other hosts on H100. Ray documents < 50 us a call for one actor on one node
+worker returns ``sample_tokens``' output), and the engine's ``refs[0].get()`` reads and deserializes them all (Ray's
+``CompiledDAG._execute_until`` fetches every output channel of an execution and buffers the results,
+ray-project/ray python/ray/dag/compiled_dag_node.py at d388aaeb); 28 of the 32 sit on other 4-GPU trays on GB200,
+24 on other hosts on H100. vLLM pull request 11107 (the V1 Ray executor) had the other ranks return None "to avoid
+deserializing extra outputs"; 0.17.1 no longer does on this path. Ray documents < 50 us a call for one actor on one node
 (docs.ray.io, Ray Compiled Graph; ray-project/ray pull request 49115); no cross-node, many-reader figure was found.
 """
 from __future__ import annotations
