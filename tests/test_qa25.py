@@ -43,7 +43,7 @@ def test_model_of_a_run_spec_counts_attention_at_the_runs_seq_len(tmp_path, caps
 def test_plan_fix_zero_0_beside_a_sharding_group_is_refused_as_estimate_refuses_it(tmp_path, capsys):
     """BloombergGPT states training.zero_shard_group 128 (MiCS, paper sec. 3.4); `estimate` of its spec with
     plan.zero 0 is refused (spec.check_shard_group), but `plan --fix zero=0` searched 6 plans under rule 22 (dp x cp
-    a multiple of 128, for an optimizer that shards nothing) and printed 'no plan fits' with exit 0 -- the group
+    a multiple of 128, for an optimizer that shards nothing) and printed "no plan fits" with exit 1 -- the group
     neither refused nor ignored. Now --fix and --against refuse it the way the spec does: one line, exit 2."""
     code, out, err = run_main(capsys, "plan", BBGPT, "--fix", "zero=0")
     line = _one_line(code, err, 2)
