@@ -54,3 +54,30 @@ def test_plan_fix_zero_0_beside_a_sharding_group_is_refused_as_estimate_refuses_
     body = BBGPT.read_text().replace("  zero: 3\n", "  zero: 0\n")
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "bb0.yaml"))
     assert "zero_shard_group" in _one_line(code, err, 2)
+
+
+# ---------------------------------------------------------------- 3. the balanced split on a stack from before it
+
+LLAMA405_BALANCED = ("model: llama-3.1-405b\nsystem: dgx-h100\nchips: 1024\nframework: {fw}\n"
+                     "training: {{tokens: 1T, seq_len: 8192, global_batch_seqs: 512, precision: bf16}}\n"
+                     "plan: {{tp: 8, pp: 8, pipeline_split: balanced}}\n")
+
+
+def test_balanced_pipeline_split_is_refused_on_stacks_from_before_megatron_core_0_11(tmp_path, capsys):
+    """plan.pipeline_split balanced is Megatron-Core's --account-for-embedding-in-pipeline-split /
+    --account-for-loss-in-pipeline-split, added by NVIDIA/Megatron-LM ef490839e8 (3 Feb 2025) and first released
+    in core_v0.11.0 (git show core_v0.10.0:megatron/training/arguments.py has neither flag, core_v0.11.0 has
+    both). It was priced under megatron-core-2024 (core_r0.9-0.10), nemo-2024 and the Megatron-LM 2021-2023
+    stacks, which split only the decoder layers. Now one line naming plan.pipeline_split and the release, exit 2;
+    megatron-bridge-2025 (Megatron-Core 0.13-0.15) keeps it."""
+    for fw in ("megatron-core-2024", "nemo-2024", "megatron-lm-2023", "mindspeed-2024"):
+        code, out, err = run_main(capsys, "check", write_spec(tmp_path, LLAMA405_BALANCED.format(fw=fw), f"{fw}.yaml"))
+        line = _one_line(code, err, 2)
+        assert "plan.pipeline_split" in line and "core_v0.11.0" in line and fw in line, line
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, LLAMA405_BALANCED.format(
+        fw="megatron-bridge-2025"), "mb.yaml"))
+    assert code == 0, err[-400:]
+    # --framework applies the same rule to a run that states the split
+    spec = write_spec(tmp_path, LLAMA405_BALANCED.format(fw="megatron-bridge-2025"), "mb2.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--framework", "megatron-core-2024")
+    assert "plan.pipeline_split" in _one_line(code, err, 2)

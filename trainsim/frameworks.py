@@ -266,7 +266,8 @@ def restrict_plan(plan, fw: str):
     """``plan`` (a PlanSpec) with its schedule / zero / recompute limited to what ``fw`` offers, and ep = etp = 1
     or cp = 1 where the framework has no expert or context parallelism; where the stack runs ZeRO-3 only at pp 1
     and etp 1 (``zero3_fsdp2``), zero 3 only where the plan's fixed pp and etp values allow it. A field the plan
-    fixes to a value the framework lacks is an error naming both."""
+    fixes to a value the framework lacks is an error naming both, ``pipeline_split: balanced`` included on a stack
+    from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source)."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -284,6 +285,13 @@ def restrict_plan(plan, fw: str):
                 raise TrainsimError(f"{REASONS[16][1]} ({fw}; got pp {plan.values('pp')}, etp {plan.values('etp')})",
                                     field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
+    if getattr(plan, "pipeline_split", None) == "balanced" and p.get("balanced_split") is False:
+        # Megatron-Core's --account-for-embedding/loss-in-pipeline-split (NVIDIA/Megatron-LM ef490839e8, first in
+        # core_v0.11.0): a stack from before it splits only the decoder layers (the profile's balanced_split_source)
+        ends = "" if stage_layout(fw) == "even" else "state plan.first_stage_layers / last_stage_layers, or "
+        raise TrainsimError(f"{fw} has no balanced pipeline split (Megatron-Core's --account-for-embedding/loss-in-"
+                            f"pipeline-split came with core_v0.11.0, NVIDIA/Megatron-LM ef490839e8, Feb 2025): "
+                            f"{ends}leave pipeline_split out", field="plan.pipeline_split")
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:
             for f in fields:
