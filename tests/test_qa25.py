@@ -81,3 +81,64 @@ def test_balanced_pipeline_split_is_refused_on_stacks_from_before_megatron_core_
     spec = write_spec(tmp_path, LLAMA405_BALANCED.format(fw="megatron-bridge-2025"), "mb2.yaml")
     code, out, err = run_main(capsys, "plan", spec, "--framework", "megatron-core-2024")
     assert "plan.pipeline_split" in _one_line(code, err, 2)
+
+
+# ---------------------------------------------------------------- 4. --emit megatron for layouts the plain flags lack
+
+def _megatron_layout_stages(layout: str) -> list[list[str]]:
+    """Megatron-Core's own reading of a layout string, restated from
+    megatron/core/transformer/pipeline_parallel_layer_layout.py parse_str_to_list at d98e8a64dd: commas dropped,
+    '(..)*n' then 'x*n' unrolled, stages split on '|'."""
+    import re
+    s = layout.replace(",", "")
+    for pattern in (r'\(([^)]+)\)\*(\d+)', r'(.)\*(\d+)'):
+        s = re.sub(pattern, lambda x: x.group(1) * int(x.group(2)), s)
+    return [list(st) for st in s.split("|")]
+
+
+def _fragment(out: str) -> str:
+    start = out.index("TRAINSIM_ARGS=(")
+    return out[start:out.index("\n)", start) + 2]
+
+
+def test_emit_megatron_writes_a_layout_for_pp6_vpp5_on_32_layers(tmp_path, capsys):
+    """Llama 3.1 8B (32 layers) at pp 6, vpp 5: 30 model chunks. The engine prices ceil(32 / 30) x 5 = 10 layers on
+    each rank (any layout, Megatron-Core 0.13 on), but --emit megatron answered 'plan.vpp: 32 layers cannot be
+    split over pp 6 with vpp 5' (exit 2) for a plan it had itself found. Megatron-Core's
+    --pipeline-model-parallel-layout places it: 30 stages (divisible by pp 6, arguments.py), E first and L last,
+    exactly 32 't' (validate_layer_layout); chunk c sits on rank c mod 6, so 1 layer per chunk + 2 left over gives
+    5 or 6 layers per rank (<= 10 priced); no --num-virtual-stages-per-pipeline-rank beside it (arguments.py:
+    'No more than one of ... can be set at the same time')."""
+    from conftest import emitted_args
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 240\ntraining: {tokens: 1T, "
+                                "seq_len: 8192, global_batch_seqs: 480}\n", "l8.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--fix", "tp=1,pp=6,vpp=5", "--emit", "megatron")
+    assert code == 0, err[-600:]
+    words = emitted_args(_fragment(out), tmp_path)
+    assert "--num-virtual-stages-per-pipeline-rank" not in words
+    assert "--num-layers-per-virtual-pipeline-stage" not in words
+    stages = _megatron_layout_stages(words[words.index("--pipeline-model-parallel-layout") + 1])
+    assert len(stages) == 30
+    flat = [u for st in stages for u in st]
+    assert flat[0] == "E" and flat[-1] == "L" and flat.count("t") == 32
+    per_rank = [sum(stages[j * 6 + r].count("t") for j in range(5)) for r in range(6)]
+    assert sorted(per_rank) == [5, 5, 5, 5, 6, 6], per_rank
+
+
+def test_emit_megatron_writes_the_balanced_split_flags(tmp_path, capsys):
+    """Llama 3.1 405B (126 layers), pp 16, vpp 8, pipeline_split balanced (Llama 3 sec. 3.3.2): the engine prices
+    (126 + 2) / 16 = 8 units per rank, 7 layers on the first and last; --emit megatron refused it ('126 layers
+    cannot be split over pp 16 with vpp 8'), where Megatron-Core writes it as --account-for-embedding-in-pipeline-
+    split --account-for-loss-in-pipeline-split with --num-virtual-stages-per-pipeline-rank 8 (transformer_block.py
+    get_num_layers_to_build: 128 units / 128 chunks, one each, the first and last chunk one layer short)."""
+    from conftest import emitted_args
+    spec = write_spec(tmp_path, "model: llama-3.1-405b\nsystem: dgx-h100\nchips: 8192\ntraining: {tokens: 1T, "
+                                "seq_len: 8192, global_batch_seqs: 2048}\nplan: {tp: 8, pp: 16, vpp: 8, "
+                                "schedule: interleaved, cp: 1, zero: 1, recompute: full, "
+                                "pipeline_split: balanced}\n", "l405.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--emit", "megatron")
+    assert code == 0, err[-600:]
+    words = emitted_args(_fragment(out), tmp_path)
+    assert {"--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"} <= set(words)
+    assert words[words.index("--num-virtual-stages-per-pipeline-rank") + 1] == "8"
+    assert "--decoder-first-pipeline-num-layers" not in words   # Megatron asserts against the pair with them
