@@ -142,3 +142,23 @@ def test_emit_megatron_writes_the_balanced_split_flags(tmp_path, capsys):
     assert {"--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"} <= set(words)
     assert words[words.index("--num-virtual-stages-per-pipeline-rank") + 1] == "8"
     assert "--decoder-first-pipeline-num-layers" not in words   # Megatron asserts against the pair with them
+
+
+# ---------------------------------------------------------------- 5. size: each probe's batch is the one it used
+
+def test_size_probes_show_the_batch_each_count_used(tmp_path, capsys):
+    """Llama 3.1 70B, global_batch_tokens 16M (16 x 2^20 / 8,192 = 2,048 sequences, 5% tolerance) on GB200 NVL72
+    systems: `size --days 30 --unit system` answered 28 systems with 'global batch: 2,016 sequences', while its
+    probe table said 2,048 for every row, the stated batch, which dp 504 (2,016 chips / tp 4) cannot split
+    (2,048 / 504 is not whole; Megatron's global batch = dp x micro-batch x micro-batches). Each probe now shows
+    its best plan's batch: a multiple of that plan's dp x micro-batch."""
+    spec = write_spec(tmp_path, "model: llama-3.1-70b\nsystem: gb200-nvl72\nchips: '4 pods'\n"
+                                "training: {tokens: 15T, seq_len: 8192, global_batch_tokens: 16M}\n", "p.yaml")
+    code, out, err = run_main(capsys, "size", spec, "--days", "30", "--unit", "system", "--json")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    best = d["best_plan"]
+    row = next(p for p in d["probes"] if p["units"] == d["units"])
+    assert row["batch_seqs"] == best["global_batch_seqs"], (row, best["global_batch_seqs"])
+    assert row["batch_seqs"] % (best["plan"]["dp"] * best["plan"]["micro_batch"]) == 0
+    assert abs(row["batch_seqs"] / 2048 - 1) <= 0.05
