@@ -509,7 +509,9 @@ def torchtitan_split(est) -> tuple[int, int, int]:
     """(pipeline_parallel_layers_per_stage, first_stage_less_layers, last_stage_less_layers) for a pp > 1 plan:
     those reproducing the run's stated first / last stage sizes (:func:`torchtitan_stage_weights`) when
     expressible, else ceil(L / S) layers per stage with the S x ceil(L / S) - L spare layers taken off the first
-    and last stages (the first one more)."""
+    and last stages (the first one more) where torchtitan accepts those weights (:func:`torchtitan_rank_layers`),
+    else the smallest weights it accepts; no weights at all (32 layers in 6 x 5 stages: k = 2 needs a + b = 27
+    or 28 with a, b <= 2) is an error naming plan.vpp, not a config torchtitan refuses."""
     p, L = _plan_of(est), est.run.arch.n_layers
     vpp = p.get("vpp") or 1
     first, last = _stated_ends(est)
@@ -520,7 +522,19 @@ def torchtitan_split(est) -> tuple[int, int, int]:
     stages = p["pp"] * vpp
     per = math.ceil(L / stages)
     spare = per * stages - L
-    return per, spare - spare // 2, spare // 2
+    a, b = spare - spare // 2, spare // 2
+    if torchtitan_rank_layers(L, p["pp"], vpp, a, b) is None:
+        # torchtitan would refuse these weights ('input_weight ... exceeds minimum layers per stage'): the
+        # smallest weights it accepts for this stage count, else no layers_per_stage gives pp x vpp stages
+        got = torchtitan_stage_weights(L, p["pp"], vpp, None, None)
+        if got is None:
+            raise TrainsimError(f"torchtitan cannot split {L} layers into pp {p['pp']} x vpp {vpp} = {stages} stages: "
+                                f"pipeline_parallel_layers_per_stage k gives ceil((L + a + b) / k) stages with the "
+                                f"first / last stage weights a, b at most (L + a + b) // {stages} "
+                                f"(torchtitan/distributed/pipeline_parallel.py generate_llm_fqn_per_model_part)",
+                                field="plan.vpp")
+        return got
+    return per, a, b
 
 
 def torchtitan_split_note(est) -> str | None:
