@@ -48,6 +48,7 @@ def test_plan_fix_zero_0_beside_a_sharding_group_is_refused_as_estimate_refuses_
     code, out, err = run_main(capsys, "plan", BBGPT, "--fix", "zero=0")
     line = _one_line(code, err, 2)
     assert "training.zero_shard_group" in line and "--fix says zero 0" in line, line
+    assert "bloomberggpt-50b-512.yaml" in line, line     # the file that states the group
     code, out, err = run_main(capsys, "plan", BBGPT, "--against", "zero=0")
     line = _one_line(code, err, 2)
     assert "--against says zero 0" in line, line

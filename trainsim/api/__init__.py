@@ -189,7 +189,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
-    check_shard_group(fixed, r.training, field="--fix")
+    check_shard_group(fixed, r.training, where=str(r.path) if r.path else None, field="--fix")
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
     check_plan_options(fixed, "--fix", arch=r.arch)
@@ -550,7 +550,7 @@ def parse_against(run: Run, reference: str):
     fields, as ``--fix`` is; a bad field or value is the one error line, before any search (a run with no plan
     left ``--against tp=abc`` unread, exit 1)."""
     ref = parse_fix(reference, run.plan, field="--against")
-    check_shard_group(ref, run.training, field="--against")
+    check_shard_group(ref, run.training, where=str(run.path) if run.path else None, field="--against")
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
     check_plan_options(ref, "--against", arch=run.arch)
