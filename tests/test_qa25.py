@@ -178,3 +178,19 @@ def test_emit_torchtitan_refuses_a_stage_count_torchtitan_cannot_build(tmp_path,
     line = _one_line(code, err, 2)
     assert "plan.vpp" in line and "torchtitan" in line, line
     assert "pipeline_parallel_layers_per_stage = 2" not in out
+
+
+def test_balanced_split_on_a_first_last_stack_needs_the_units_to_divide(tmp_path, capsys):
+    """nemo-2025 (Megatron-Core 0.12: only --decoder-first/last-pipeline-num-layers, no layout) with pipeline_split
+    balanced and pp 4 on Llama 3.1 8B was priced (first rank ceil(34 / 4) - 1 = 8 layers), though Megatron-Core
+    0.12 builds that split from the account-for flags alone and asserts 'num_layers should be divisible by
+    pipeline_model_parallel_size' on 32 + 1 + 1 = 34 units (transformer_block.py get_num_layers_to_build at
+    core_v0.12.0; the first/last flags are refused beside them). Now no plan (exit 1, rule 21); pp 2 (34 / 2 = 17)
+    is answered."""
+    body = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\nframework: nemo-2025\n"
+            "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 512}\n"
+            "plan: {tp: 2, pp: PP, vpp: 1, pipeline_split: balanced}\n")
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("PP", "4"), "b4.yaml"))
+    assert code == 1 and "pp must divide the number of layers" in err, (code, err[-600:])
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("PP", "2"), "b2.yaml"))
+    assert code == 0, err[-400:]
