@@ -1,6 +1,6 @@
 """The Megatron flags an uneven plan emits describe the layout the engine priced (perf/memory.first_last_layers,
 one formula for both), a stated layout is emitted as stated, and a layout the flags cannot express is one line
-naming the field (exit 2)."""
+naming the field (exit 2) where the stack has no --pipeline-model-parallel-layout."""
 from conftest import run_main
 
 _RUN = """
@@ -53,13 +53,17 @@ def test_emit_megatron_writes_a_stated_layout(tmp_path, capsys):
     assert "--decoder-first-pipeline-num-layers 3" in out and "--decoder-last-pipeline-num-layers 6" in out
 
 
-def test_emit_refuses_a_layout_the_flags_cannot_express(tmp_path, capsys):
+def test_emit_writes_a_layout_the_first_last_flags_cannot_express(tmp_path, capsys):
     """Under a stack taking any layout the engine priced ceil(32 / 25) = 2 layers per rank; the first/last flags
-    give at best 5 on the first rank: one line naming plan.pp, exit 2."""
+    give at best 5 on the first rank, so --emit megatron refused the plan (plan.pp, exit 2). Megatron-Core 0.13 on
+    places it with --pipeline-model-parallel-layout (qa25): 25 stages, 7 of them with 2 layers, 18 with 1 (7 x 2 +
+    18 = 32), none above the 2 priced."""
     run = _write(tmp_path, "llama-3.1-8b", 25, 200, "megatron-bridge-2026")
     code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
-    assert code == 2
-    assert "plan.pp" in err and len(err.strip().splitlines()) == 1
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("--pipeline-model-parallel-layout"))
+    stages = line.split('"')[1].split("|")
+    assert len(stages) == 25 and sorted(2 if "t*2" in st else st.count("t") for st in stages) == [1] * 18 + [2] * 7
 
 
 def test_emit_61_layers_on_pp_6_write_the_engines_first_and_last(tmp_path, capsys):

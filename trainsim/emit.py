@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .errors import TrainsimError
-from .frameworks import fp8_recipe_of, framework_of, runtime_settings, stage_layout
+from .frameworks import fp8_recipe_of, framework_of, plan_options, runtime_settings, stage_layout
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
 from .perf.memory import even_rank_layers, first_last_layers
 
@@ -106,6 +106,95 @@ def _split(est) -> tuple[int | None, int | None]:
     return s[0], s[2]
 
 
+def megatron_layout(n_layers: int, pp: int, vpp: int, n_mtp: int = 0, balanced: bool = False) -> str:
+    """Megatron-Core's ``--pipeline-model-parallel-layout`` (NVIDIA/Megatron-LM 77732c3628, 13 Jun 2025, first in
+    core_v0.13.0; megatron/core/transformer/pipeline_parallel_layer_layout.py at d98e8a64dd): the pp x vpp model
+    chunks in layer order (chunk c = virtual rank c // pp on pipeline rank c % pp) separated by ``|``, ``E`` the
+    embedding (first chunk), ``t`` a decoder layer, ``m`` an MTP module and ``L`` the loss (last chunk), ``t*k``
+    for k layers. The U units (the L decoder layers; balanced, also E, the MTP modules and L, as
+    --account-for-embedding/loss-in-pipeline-split count them) go floor(U / (pp vpp)) to each chunk and the
+    U mod (pp vpp) left over one to a chunk, spread over the pipeline ranks round by round, so that no rank holds
+    more than ceil(U / pp) units (at most the ceil(L / (pp vpp)) x vpp layers the engine prices on a stack that
+    takes any layout, perf/memory.py ``even_rank_layers``; balanced, the first and the last rank first, as
+    ``rank_layers`` prices them at ceil(U / pp) - 1 layers). Example: 32 layers, pp 6, vpp 5: 30 chunks of one
+    layer and chunks 1 and 2 (ranks 1 and 2) take the two left over, ``Et|t*2|t*2|t|t|...|t|tL``: 6 layers on
+    ranks 1 and 2 and 5 on the others, against the 10 priced."""
+    chunks = pp * vpp
+    units = (["E"] if balanced else []) + ["t"] * n_layers + ((["m"] * n_mtp + ["L"]) if balanced else [])
+    base, extra = divmod(len(units), chunks)
+    order = [0, pp - 1, *range(1, pp - 1)] if balanced else [*range(1, pp - 1), 0, pp - 1]
+    order = list(dict.fromkeys(order))           # pp 1 or 2: no middle ranks
+    more = {j * pp + r for j in range(vpp) for r in order}
+    more = set(sorted(more, key=lambda c: (c // pp, order.index(c % pp)))[:extra])
+    out, i = [], 0
+    for c in range(chunks):
+        n = base + (c in more)
+        out.append(units[i:i + n])
+        i += n
+    if not balanced:
+        out[0] = ["E"] + out[0]
+        out[-1] = out[-1] + ["m"] * n_mtp + ["L"]
+
+    def spell(chunk: list[str]) -> str:
+        runs: list[list] = []
+        for u in chunk:
+            if runs and runs[-1][0] == u:
+                runs[-1][1] += 1
+            else:
+                runs.append([u, 1])
+        return "".join(u if k == 1 else f"{u}*{k}" for u, k in runs)
+    return "|".join(spell(c) for c in out)
+
+
+def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
+    """Megatron-LM's pipeline-split flags for a plan whose layers Megatron-Core cannot split with the plain
+    even / --decoder-first/last-pipeline-num-layers flags, or None where those serve (pp 1, stated stage sizes,
+    pp x vpp dividing the layers, or an uneven split the first/last flags express at the layers priced).
+    Balanced split (``pipeline_split: balanced`` without stated stage sizes, Megatron-Core
+    megatron/core/transformer/transformer_block.py get_num_layers_to_build at d98e8a64dd: L + 1 + 1 units split
+    evenly over pp x vpp chunks, the first chunk one layer short for the embedding and the last for the loss):
+    --account-for-embedding-in-pipeline-split --account-for-loss-in-pipeline-split (with
+    --num-virtual-stages-per-pipeline-rank, as arguments.py requires with them) where pp x vpp divides L + 2 and
+    the model has no MTP module (Megatron counts only the loss, the engine also the MTP modules); otherwise, and
+    for an uneven split the first/last flags cannot express, --pipeline-model-parallel-layout
+    (:func:`megatron_layout`) on a stack that takes any layout (Megatron-Core 0.13 on: the profile's
+    ``uneven_stages: true``); on any other stack the plan cannot be written as flags that stack accepts, an error
+    naming plan.vpp or plan.pp."""
+    run, pp, vpp = est.run, p["pp"], p.get("vpp") or 1
+    L = run.arch.n_layers
+    if pp < 2 or _plan_value(p, "first_stage_layers") is not None or _plan_value(p, "last_stage_layers") is not None:
+        return None
+    fw = framework_of(run)
+    balanced = plan_options(getattr(run, "plan", None), fw)["pipeline_split"] == "balanced"
+    mtp = sum(lk.n_layers for lk in getattr(run.arch, "mtp", ()))
+    if balanced and not mtp and (L + 2) % (pp * vpp) == 0:
+        q = (L + 2) // pp
+        return (["--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"]
+                + ([f"--num-virtual-stages-per-pipeline-rank {vpp}"] if vpp > 1 else []),
+                [f"balanced split: {L} layers + embedding + loss over {pp} pipeline ranks, {q - 1} layers on the "
+                 f"first and the last rank, {q} on each other"])
+    if not balanced:
+        if L % (pp * vpp) == 0:
+            return None
+        try:
+            _split(est)
+            return None
+        except TrainsimError as exc:
+            why = str(exc)
+    else:
+        why = (f"the balanced split of {L} layers + embedding + loss" + (f" + {mtp} MTP modules" if mtp else "")
+               + f" over pp {pp} x vpp {vpp} is not what --account-for-embedding/loss-in-pipeline-split build")
+    if stage_layout(fw) != "any":
+        raise TrainsimError(f"{why}; --pipeline-model-parallel-layout, which would place them, came with "
+                            f"Megatron-Core 0.13 (NVIDIA/Megatron-LM 77732c3628) and {fw} has no such layout "
+                            f"(its uneven_stages)", field="plan.vpp" if vpp > 1 else "plan.pp")
+    layout = megatron_layout(L, pp, vpp, mtp, balanced)
+    return ([f'--pipeline-model-parallel-layout "{layout}"'],
+            [f"stages as --pipeline-model-parallel-layout (Megatron-Core 0.13 on): {L} layers over {pp} pipeline "
+             f"ranks" + (f" x {vpp} virtual stages" if vpp > 1 else "")
+             + (", embedding and loss counted as layers" if balanced else "")])
+
+
 #: run-spec fp8_recipe -> Megatron-Core --fp8-recipe (megatron/core/transformer/transformer_config.py at d98e8a6)
 MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8", "blockwise": "blockwise"}
 
@@ -126,7 +215,8 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     if p["tp"] > 1:
         args.append("--sequence-parallel")
     vpp = p.get("vpp") or 1
-    first, last = _split(est) if p["pp"] > 1 else (None, None)
+    special = megatron_stage_args(est, p) if framework == "megatron" else None
+    first, last = _split(est) if p["pp"] > 1 and special is None else (None, None)
     if first is not None or last is not None:
         # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
         # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written
@@ -148,6 +238,9 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         where = [f"{n} on the {r}" for n, r in ((first, "first"), (last, "last")) if n is not None]
         notes.append(f"uneven stages: {', '.join(where).replace(' on', ' layers on', 1)} pipeline rank"
                      + (f", {others} on each {'middle' if stated == 2 else 'other'} rank" if p["pp"] > stated else ""))
+    elif special is not None:
+        args += special[0]
+        notes += special[1]
     elif vpp > 1:
         args.append(f"--num-layers-per-virtual-pipeline-stage {L // (p['pp'] * vpp)}")
     m = getattr(est, "microbatches", None)
@@ -416,7 +509,9 @@ def torchtitan_split(est) -> tuple[int, int, int]:
     """(pipeline_parallel_layers_per_stage, first_stage_less_layers, last_stage_less_layers) for a pp > 1 plan:
     those reproducing the run's stated first / last stage sizes (:func:`torchtitan_stage_weights`) when
     expressible, else ceil(L / S) layers per stage with the S x ceil(L / S) - L spare layers taken off the first
-    and last stages (the first one more)."""
+    and last stages (the first one more) where torchtitan accepts those weights (:func:`torchtitan_rank_layers`),
+    else the smallest weights it accepts; no weights at all (32 layers in 6 x 5 stages: k = 2 needs a + b = 27
+    or 28 with a, b <= 2) is an error naming plan.vpp, not a config torchtitan refuses."""
     p, L = _plan_of(est), est.run.arch.n_layers
     vpp = p.get("vpp") or 1
     first, last = _stated_ends(est)
@@ -427,7 +522,19 @@ def torchtitan_split(est) -> tuple[int, int, int]:
     stages = p["pp"] * vpp
     per = math.ceil(L / stages)
     spare = per * stages - L
-    return per, spare - spare // 2, spare // 2
+    a, b = spare - spare // 2, spare // 2
+    if torchtitan_rank_layers(L, p["pp"], vpp, a, b) is None:
+        # torchtitan would refuse these weights ('input_weight ... exceeds minimum layers per stage'): the
+        # smallest weights it accepts for this stage count, else no layers_per_stage gives pp x vpp stages
+        got = torchtitan_stage_weights(L, p["pp"], vpp, None, None)
+        if got is None:
+            raise TrainsimError(f"torchtitan cannot split {L} layers into pp {p['pp']} x vpp {vpp} = {stages} stages: "
+                                f"pipeline_parallel_layers_per_stage k gives ceil((L + a + b) / k) stages with the "
+                                f"first / last stage weights a, b at most (L + a + b) // {stages} "
+                                f"(torchtitan/distributed/pipeline_parallel.py generate_llm_fqn_per_model_part)",
+                                field="plan.vpp")
+        return got
+    return per, a, b
 
 
 def torchtitan_split_note(est) -> str | None:

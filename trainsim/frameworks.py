@@ -160,13 +160,23 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
     runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
     rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
     loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
-    and 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must hold
-    whole (rule 22).
+    and 21; under the balanced split a stack whose only uneven stages are the first and last splits the units
+    evenly, rule 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must
+    hold whole (rule 22).
     The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
     mtp = sum(lk.n_layers for lk in run.arch.mtp)
-    return {**plan_rules(fw), "unfused_attention": attention_unfused(run.training, fw),
+    rules = plan_rules(fw)
+    if balanced and stage_layout(fw) == "first_last":
+        # a stack whose only uneven stages are --decoder-first/last-pipeline-num-layers builds the balanced split
+        # from the account-for flags alone, which Megatron-Core refuses beside those flags ('Does not support
+        # standalone embedding stage and standalone loss stage with uneven pp') and splits evenly: L + 1 + 1 units
+        # divisible by pp ('num_layers should be divisible by pipeline_model_parallel_size') and by vpp per rank
+        # (megatron/core/transformer/transformer_block.py get_num_layers_to_build at core_v0.12.0): rule 21 on the
+        # units (no --pipeline-model-parallel-layout before core_v0.13.0 to place them otherwise)
+        rules["even_pp"] = True
+    return {**rules, "unfused_attention": attention_unfused(run.training, fw),
             "split_units": (1, 1 + mtp) if balanced else (0, 0),
             "zero_shard_group": int(run.training.zero_shard_group or 0)}
 
@@ -266,7 +276,8 @@ def restrict_plan(plan, fw: str):
     """``plan`` (a PlanSpec) with its schedule / zero / recompute limited to what ``fw`` offers, and ep = etp = 1
     or cp = 1 where the framework has no expert or context parallelism; where the stack runs ZeRO-3 only at pp 1
     and etp 1 (``zero3_fsdp2``), zero 3 only where the plan's fixed pp and etp values allow it. A field the plan
-    fixes to a value the framework lacks is an error naming both."""
+    fixes to a value the framework lacks is an error naming both, ``pipeline_split: balanced`` included on a stack
+    from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source)."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -284,6 +295,13 @@ def restrict_plan(plan, fw: str):
                 raise TrainsimError(f"{REASONS[16][1]} ({fw}; got pp {plan.values('pp')}, etp {plan.values('etp')})",
                                     field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
+    if getattr(plan, "pipeline_split", None) == "balanced" and p.get("balanced_split") is False:
+        # Megatron-Core's --account-for-embedding/loss-in-pipeline-split (NVIDIA/Megatron-LM ef490839e8, first in
+        # core_v0.11.0): a stack from before it splits only the decoder layers (the profile's balanced_split_source)
+        ends = "" if stage_layout(fw) == "even" else "state plan.first_stage_layers / last_stage_layers, or "
+        raise TrainsimError(f"{fw} has no balanced pipeline split (Megatron-Core's --account-for-embedding/loss-in-"
+                            f"pipeline-split came with core_v0.11.0, NVIDIA/Megatron-LM ef490839e8, Feb 2025): "
+                            f"{ends}leave pipeline_split out", field="plan.pipeline_split")
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:
             for f in fields:

@@ -604,14 +604,18 @@ def check_moe_training(training: "TrainingSpec", arch, where: str | None = None)
                                 f"(leave {name} out)", field=f"training.{name}", where=where)
 
 
-def check_shard_group(plan: "PlanSpec", training: "TrainingSpec", where: str | None = None) -> None:
+def check_shard_group(plan: "PlanSpec", training: "TrainingSpec", where: str | None = None,
+                      field: str | None = None) -> None:
     """Refuse ``training.zero_shard_group`` beside a plan whose every stated zero stage is 0: the group shards the
     ZeRO states (MiCS, Megatron-Core's --num-distributed-optimizer-instances), and zero 0 shards nothing, so the
-    group was accepted and changed nothing."""
+    group was accepted and changed nothing. The one rule for a spec's plan and for ``plan --fix`` /
+    ``--against`` (``field``: the option that set the zero stage), so that ``plan --fix zero=0`` refuses what
+    ``estimate`` of the same plan refuses."""
     zeros = plan.values("zero")
     if training.zero_shard_group and zeros is not None and max(zeros) == 0:
+        how = f"{field} says zero 0" if field else "the plan says zero 0"
         raise TrainsimError(f"zero_shard_group {training.zero_shard_group} shards the ZeRO states over groups of "
-                            f"data-parallel ranks, and the plan says zero 0 (nothing sharded: state zero 1, 2 or 3, "
+                            f"data-parallel ranks, and {how} (nothing sharded: state zero 1, 2 or 3, "
                             f"or leave zero_shard_group out)", field="training.zero_shard_group", where=where)
 
 

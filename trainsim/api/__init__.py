@@ -30,6 +30,7 @@ from ..sanity import InvariantViolation
 from ..search import SearchResult
 from ..search import search as _search
 from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, check_plan_options, check_plan_shape,
+                    check_shard_group,
                     load_run, parse_run)
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
@@ -42,7 +43,7 @@ from ..catalog.resolve import resolve_system
 from ..io import LIMITS as INPUT_LIMITS, load_spec_file
 from ..io import check_output_dir as _check_output_dir, check_output_path as _check_output_path
 from ..report.tabular import flatten
-from ..model.load import list_models, model_ids, official_counts, resolve_model
+from ..model.load import list_models, model_ids, official_counts, resolve_model, spec_seq_len
 from ..model.summary import model_summary
 from ..catalog import describe as catalog_describe
 from .._version import __version__
@@ -188,6 +189,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
 
     r = as_run(run)
     fixed = parse_fix(fix, r.plan)
+    check_shard_group(fixed, r.training, where=str(r.path) if r.path else None, field="--fix")
     check_expert_fields(fixed, r.arch, "--fix")
     check_plan_shape(fixed, r.arch, r.training.seq_len, field="--fix")
     check_plan_options(fixed, "--fix", arch=r.arch)
@@ -389,16 +391,21 @@ def compare(paths: list, *, cost: dict | None = None) -> CompareResult:
     return CompareResult(list(paths), ests, differing_inputs(paths))
 
 
-def model(value: str, *, seq_len: int | str = 4096, base_dir: Path | None = None,
+def model(value: str, *, seq_len: int | str | None = None, base_dir: Path | None = None,
           names: Mapping[str, str] | None = None) -> ModelSummary:
     """``trainsim model``: a catalog id or a config.json / model YAML path -> exact parameter counts and FLOPs
     per token at ``seq_len`` (with the official counts of a catalog model). ``seq_len`` as a run spec's
-    ``training.seq_len`` takes it: 4096, ``"4,096"`` or ``"4K"`` (K = 1,024), 1 .. 10^8."""
-    field = _name(names, "seq_len")
-    n = parse_length(seq_len, field)
+    ``training.seq_len`` takes it: 4096, ``"4,096"`` or ``"4K"`` (K = 1,024), 1 .. 10^8. Unset: the
+    ``training.seq_len`` of a run spec given as ``value`` (:func:`trainsim.model.load.spec_seq_len`), else 4096."""
+    field, where = _name(names, "seq_len"), None
+    if seq_len is None:
+        stated = spec_seq_len(value, base_dir or Path.cwd())
+        seq_len, field, where = (4096, field, None) if stated is None else (stated[0], "training.seq_len",
+                                                                           stated[1])
+    n = parse_length(seq_len, field, where=where)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEQ_LEN:
         raise TrainsimError(f"expected a length in tokens from 1 to {MAX_SEQ_LEN:,} such as 4096 or '4K', got "
-                            f"{seq_len!r}", field=field)
+                            f"{seq_len!r}", field=field, where=where)
     seq_len = n
     arch = resolve_model(value, base_dir or Path.cwd(), field="model")
     official = official_counts(value) if value in model_ids() else None
@@ -543,6 +550,7 @@ def parse_against(run: Run, reference: str):
     fields, as ``--fix`` is; a bad field or value is the one error line, before any search (a run with no plan
     left ``--against tp=abc`` unread, exit 1)."""
     ref = parse_fix(reference, run.plan, field="--against")
+    check_shard_group(ref, run.training, where=str(run.path) if run.path else None, field="--against")
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")
     check_plan_options(ref, "--against", arch=run.arch)

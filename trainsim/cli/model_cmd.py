@@ -20,8 +20,10 @@ def _b(x: float) -> str:
 @app.command("model")
 def model_cmd(model: str = typer.Argument(..., metavar="ID_OR_PATH",
                                           help="catalog id, or a config.json / model YAML path"),
-              seq_len: str = typer.Option("4096", "--seq-len", help="sequence length for attention FLOPs: 4096, "
-                                                                    "'4,096' or '4K' (K = 1,024), as in a run spec"),
+              seq_len: str | None = typer.Option(None, "--seq-len", show_default=False,
+                                          help="sequence length for attention FLOPs: 4096, '4,096' or '4K' "
+                                               "(K = 1,024), as in a run spec [default: a run spec's "
+                                               "training.seq_len, else 4096]"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
               csv_: bool = CSV) -> None:
     """Parameters (total, active, per layer kind) and training FLOPs per token of a model."""

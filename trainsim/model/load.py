@@ -138,6 +138,22 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
                          field=field, where=where or str(path))
 
 
+def spec_seq_len(value: Any, base_dir: Path | None = None) -> tuple[Any, str] | None:
+    """(``training.seq_len`` as stated, the file) of a run spec that ``trainsim model`` was given as
+    ``ID_OR_PATH`` (:data:`SPEC_KEYS`), None for a catalog id, a model file or a spec that states no sequence
+    length: the FLOPs per token of that run are counted at its own sequence length, not the command's default."""
+    if not isinstance(value, (str, Path)) or not str(value) or str(value) in _catalog():
+        return None
+    path = Path(value) if Path(value).is_absolute() or base_dir is None else base_dir / value
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return None
+    doc = load_yaml(read_text(path, what="model file"), where=str(path))
+    training = doc.get("training") if isinstance(doc, dict) and "model" in doc and SPEC_KEYS & set(doc) else None
+    if not isinstance(training, dict) or training.get("seq_len") is None:
+        return None
+    return training["seq_len"], str(path)
+
+
 def resolve_model(value: Any, base_dir: Path | None = None, *, field: str = "model",
                   where: str | None = None) -> Arch:
     """The :class:`Arch` of a run spec's ``model:`` value (catalog id, file path or mapping)."""

@@ -102,8 +102,11 @@ class _Prober:
         if self.a is not None and math.isfinite(days):
             gp = goodput(self.run.arch, chips, days, self.a, which=self.end).fraction
         eff = days / gp if gp else math.inf
+        # the batch the probe's best plan uses (within a tolerance, the nearest its dp x micro-batch divides:
+        # parallel/batch.py), not the run's stated one; the stated one where no plan fits
+        used = (res.best.run if res.best is not None else res.run).training.batch_seqs
         out = {"units": units, "chips": chips, "days": days, "effective_days": eff, "goodput": gp,
-               "fits": res.best is not None, "batch_seqs": res.run.training.batch_seqs, "estimate": res.best}
+               "fits": res.best is not None, "batch_seqs": used, "estimate": res.best}
         self.seen[units] = out
         return out
 
