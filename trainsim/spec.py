@@ -605,17 +605,22 @@ def check_moe_training(training: "TrainingSpec", arch, where: str | None = None)
 
 
 def check_shard_group(plan: "PlanSpec", training: "TrainingSpec", where: str | None = None,
-                      field: str | None = None) -> None:
+                      field: str | None = None, stack: str | None = None) -> None:
     """Refuse ``training.zero_shard_group`` beside a plan whose every stated zero stage is 0: the group shards the
     ZeRO states (MiCS, Megatron-Core's --num-distributed-optimizer-instances), and zero 0 shards nothing, so the
     group was accepted and changed nothing. The one rule for a spec's plan and for ``plan --fix`` /
     ``--against`` (``field``: the option that set the zero stage), so that ``plan --fix zero=0`` refuses what
-    ``estimate`` of the same plan refuses."""
+    ``estimate`` of the same plan refuses; the plan search offers only zero >= 1 beside a group
+    (trainsim/parallel/enumerate.py enumerate_parents). ``stack``: the plan is the run's unstated zero limited to
+    what software stack ``stack`` offers (:func:`trainsim.frameworks.restrict_plan`), zero 0 alone on a stack
+    without a sharded optimizer (megatron-lm-2021)."""
     zeros = plan.values("zero")
     if training.zero_shard_group and zeros is not None and max(zeros) == 0:
-        how = f"{field} says zero 0" if field else "the plan says zero 0"
+        how = (f"{stack} offers zero 0 only" if stack else f"{field} says zero 0" if field
+               else "the plan says zero 0")
         raise TrainsimError(f"zero_shard_group {training.zero_shard_group} shards the ZeRO states over groups of "
-                            f"data-parallel ranks, and {how} (nothing sharded: state zero 1, 2 or 3, "
+                            f"data-parallel ranks, and {how} (nothing sharded: "
+                            f"{'pick a stack with a sharded optimizer' if stack else 'state zero 1, 2 or 3'}, "
                             f"or leave zero_shard_group out)", field="training.zero_shard_group", where=where)
 
 
@@ -710,6 +715,10 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
         check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
+    if spec.training.zero_shard_group and (spec.plan is None or spec.plan.values("zero") is None):
+        # an unstated zero takes the stack's offer: a group beside a stack that shards nothing is refused here
+        check_shard_group(restrict_plan(PlanSpec(), framework_of(spec)), spec.training, where,
+                          stack=framework_of(spec))
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)

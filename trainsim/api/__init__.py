@@ -210,6 +210,9 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
         except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
             raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
                                 f"{r.framework or 'no framework'})", field=None) from None
+    if framework or emit:   # a sharding group beside a stack that offers zero 0 alone (megatron-lm-2021)
+        check_shard_group(fixed, r.training, where=str(r.path) if r.path else None,
+                          stack=framework or default_for_emit(emit))
     # after the stack's own refusals (a stack without context parallelism says so first)
     check_cp_attention(fixed, r.training, _framework_of(r), field="--framework" if framework else "--fix")
     # the run carries the merged plan: the engine reads the options that are not searched (recompute_modules,

@@ -1,0 +1,48 @@
+"""qa26: defects a demanding user hits. Each regression test failed before its fix (the defect named in its
+docstring); expected values are hand derivations written here, never the engine's own output."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_main, write_spec
+
+
+def _one_line(code: int, err: str, want: int) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == want and len(lines) == 1, (code, err[-600:])
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 1. the zero axis beside a stated sharding group
+
+TT_GROUP = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\nframework: {fw}\n"
+            "training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 64, zero_shard_group: 8}}\n"
+            "plan: {{tp: 2, pp: 1, cp: 1, micro_batch: 1, recompute: full}}\n")
+
+
+def test_search_offers_only_sharding_zero_stages_beside_a_stated_group(tmp_path, capsys):
+    """training.zero_shard_group 8 with zero unstated: the search offered zero 0, which shards nothing (and which
+    `estimate` of the same plan refuses, spec.check_shard_group); it even ranked it first (79.7 GiB of 80).
+    Hand count: torchtitan-2024 offers zero 0, 2, 3 (framework_schedules.yaml); tp 2 on 16 chips leaves dp 8
+    (dp 4 on 8 chips breaks rule 22: dp x cp a multiple of 8), pp 1 runs 1f1b only: one plan per zero stage, so
+    2 plans (zero 2, 3) beside the group, not 3."""
+    spec = write_spec(tmp_path, TT_GROUP.format(fw="torchtitan-2024"), "tt.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "-q", "--top", "100", "--json")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    zeros = sorted(p["plan"]["zero"] for p in [d["best"]] + d["runners_up"])
+    assert zeros == [2, 3] and d["plans_evaluated"] == 2, (zeros, d["plans_evaluated"])
+
+
+def test_sharding_group_beside_a_stack_without_a_sharded_optimizer_is_one_line(tmp_path, capsys):
+    """megatron-lm-2021 offers zero 0 only (no distributed optimizer before Megatron-LM 2022), so a stated group
+    has nothing to shard: one line naming the field and the stack, exit 2, from the spec and from --framework
+    (before: 'bug: unexpected IndexError' once the search stopped offering zero 0)."""
+    body = TT_GROUP.format(fw="megatron-lm-2021")
+    line = _one_line(*run_main(capsys, "check", write_spec(tmp_path, body, "m.yaml"))[::2], 2)
+    assert "training.zero_shard_group" in line and "megatron-lm-2021 offers zero 0 only" in line, line
+    spec = write_spec(tmp_path, TT_GROUP.format(fw="torchtitan-2024").replace("recompute: full", "recompute: none"),
+                      "tt.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "-q", "--framework", "megatron-lm-2021")
+    line = _one_line(code, err, 2)
+    assert "training.zero_shard_group" in line and "megatron-lm-2021 offers zero 0 only" in line, line
