@@ -46,3 +46,36 @@ def test_sharding_group_beside_a_stack_without_a_sharded_optimizer_is_one_line(t
     code, out, err = run_main(capsys, "plan", spec, "-q", "--framework", "megatron-lm-2021")
     line = _one_line(code, err, 2)
     assert "training.zero_shard_group" in line and "megatron-lm-2021 offers zero 0 only" in line, line
+
+
+# ---------------------------------------------------------------- 2. check types a sweep's axis values
+
+SWEEP = ("name: s\nbase: {{model: llama-3.1-8b, system: dgx-h100, chips: 64, training: {{tokens: 1T, seq_len: 4096, "
+         "global_batch_seqs: 256}}}}\naxes:\n  {axis}\n")
+
+
+def test_check_refuses_sweep_axis_values_no_point_could_take(tmp_path, capsys):
+    """`trainsim check` passed these sweeps ('2 points'), and `sweep` then recorded an input error at the bad point
+    ('point 1: plan.tp: Input should be a valid integer'; 'unknown model'): each value below fails its run-spec field
+    alone (PlanSpec tp / zero / cp / dp, InlineModel hidden, the model catalog, the assumption table), so it is refused
+    with the spec in one line naming the axis position, exit 2, by check and by sweep alike."""
+    bad = {"plan.tp: [1, two]": ("axes.plan.tp[1]", "integer"),
+           "plan.tp: [1, 3.5]": ("axes.plan.tp[1]", "fractional"),
+           "plan.zero: [1, 7]": ("axes.plan.zero[1]", "0, 1, 2 or 3"),
+           "plan.cp: [1, -2]": ("axes.plan.cp[1]", "positive"),
+           "plan.dp: [8, 0]": ("axes.plan.dp[1]", "greater than 0"),
+           "model: [llama-3.1-8b, llama-9]": ("axes.model[1]", "unknown model 'llama-9'"),
+           "model: [llama-3.1-8b, 5]": ("axes.model[1]", "got 5"),
+           "system.chip: [nvidia-h100-sxm5, 5]": ("axes.system.chip[1]", "got 5"),
+           "assumptions.pue: [1.2, x]": ("axes.assumptions.pue[1]", "expected a number"),
+           "model.layers: [32, 40]": ("axes.model.layers", "needs an inline model")}
+    for k, (axis, (field, words)) in enumerate(bad.items()):
+        spec = write_spec(tmp_path, SWEEP.format(axis=axis), f"s{k}.yaml")
+        line = _one_line(*run_main(capsys, "check", spec)[::2], 2)
+        assert field + ":" in line and words in line, (axis, line)
+    spec = write_spec(tmp_path, SWEEP.format(axis="plan.tp: [1, two]"), "sw.yaml")
+    line = _one_line(*run_main(capsys, "sweep", spec, "-o", tmp_path / "o.parquet", "-q")[::2], 2)
+    assert "axes.plan.tp[1]" in line, line
+    ok = write_spec(tmp_path, SWEEP.format(axis="plan.tp: [1, 2]"), "ok.yaml")   # valid values still pass
+    code, out, err = run_main(capsys, "check", ok)
+    assert code == 0 and "2 points" in out, err[-400:]

@@ -202,6 +202,8 @@ def values(target: str, spec, field: str, where: str) -> tuple[list, bool]:
             out.append(float(x))
         return out, True
     out = [_clean(T.parse_number(target, v, f"{field}[{i}]", where)) for i, v in enumerate(raw)]
+    for i, v in enumerate(out):
+        T.check_value(target, v, f"{field}[{i}]", where)
     _check_ids(target, out, field, where)
     _check_choices(target, out, field, where)
     return out, False

@@ -17,6 +17,7 @@ from .._version import __version__
 from ..io import load_spec_file, read_text, require_file, spec_kind, yaml_shape
 from ..io.specfile import SPEC_COMMAND, SPEC_LABEL
 from ..spec import parse_run
+from ..model.load import resolve_model
 from ..assumptions import defaults
 from .evaluate import COLUMN_DEFINITIONS
 
@@ -133,6 +134,7 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
         raise TrainsimError("expected a mapping TARGET: VALUES", field="axes", where=where)
     axes = [expand_axis(k, v, base_run.system, where) for k, v in axes_doc.items()]
     check_axes(axes, where)
+    _check_models(axes, base_doc.get("model"), run_dir, where)
     record = doc.get("record")
     if record is not None and not isinstance(record, list):
         raise TrainsimError(f"expected a list of groups ({', '.join(GROUPS)}) or columns, got {record!r}",
@@ -173,6 +175,23 @@ def parse_sweep(doc, *, base_dir: Path | str | None = None, text: str | None = N
     return SweepSpec(name=name, text=text, base_doc=base_doc, base_dir=str(run_dir) if run_dir else None,
                      axes=tuple(axes), columns=tuple(cols), groups=groups, assumptions=dict(assumptions), path=path,
                      digest=digest)
+
+
+def _check_models(axes, base_model, run_dir: Path | None, where: str) -> None:
+    """Refuse with the spec what every point of a model axis would refuse: a ``model`` value that resolves to no
+    model (an unknown catalog id, a missing file; :func:`trainsim.model.load.resolve_model`, as each point resolves
+    it against the base run's folder), and a ``model.*`` axis beside a base run whose model is not an inline
+    mapping (:func:`trainsim.sweep.targets.apply_mapping`), unless a ``model`` axis supplies the model."""
+    varied = {t for a in axes for t in a.targets}
+    for a in axes:
+        for k, t in enumerate(a.targets):
+            at = f"axes.{a.name}" + (f".zip.{t}" if a.kind == "zip" else "")
+            if t == "model":
+                for i, row in enumerate(a.rows):
+                    resolve_model(row[k], run_dir, field=f"{at}[{i}]", where=where)
+            elif t.startswith("model.") and "model" not in varied and not isinstance(base_model, dict):
+                raise TrainsimError(f"a model.* axis needs an inline model in the base run, got {base_model!r}",
+                                    field=at, where=where)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

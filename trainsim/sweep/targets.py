@@ -13,11 +13,13 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Literal, get_args, get_origin
+from typing import Annotated, Literal, get_args, get_origin
+
+from pydantic import TypeAdapter, ValidationError
 
 from ..catalog.resolve import hbm_capacity
 from ..catalog.types import System
-from ..errors import TrainsimError, ambiguous, unknown
+from ..errors import TrainsimError, ambiguous, short, unknown
 from ..types_checked import MAX_CHIPS, too_many_chips
 from ..units import parse_count, parse_int_count, parse_length, parse_quantity
 from ..spec import PlanSpec, TrainingSpec, is_domain_count
@@ -163,6 +165,35 @@ def parse_number(target: str, value, field: str, where: str):
     if target in {f"training.{k}" for k in TRAINING_COUNT}:
         return _positive(parse_count(value, field, where=where), value, field, where)
     return value
+
+
+def check_value(target: str, value, field: str, where: str) -> None:
+    """Refuse, with the spec, an axis value the point's run spec could never take, as ``sweep`` would refuse it at
+    every point ('point 1: plan.tp: Input should be a valid integer'): a ``plan.*`` value that fails its
+    :class:`~trainsim.spec.PlanSpec` field (type and field rule: tp 'two', zero 7, cp -2), a top-level ``model.*``
+    value that fails its :class:`~trainsim.model.inline.InlineModel` field's type (layers 'x', hidden -1), an
+    ``assumptions.*`` value the assumption table refuses, and a ``model`` / ``system`` / ``system.chip`` value that
+    is neither an id / path nor an inline mapping. Field checks only: a value valid alone may still meet a value
+    of another axis that refuses it, which the point reports."""
+    head, _, rest = target.partition(".")
+    try:
+        if target in ("model", "system", "system.chip"):
+            if not isinstance(value, (str, dict)) or (isinstance(value, str) and not value.strip()):
+                raise TrainsimError(f"expected a catalog id, a file path or an inline mapping, got {value!r}")
+        elif head == "plan":
+            PlanSpec.model_validate({rest: value})
+        elif head == "model" and rest in InlineModel.model_fields:
+            f = InlineModel.model_fields[rest]   # the type with its constraints (PosInt: gt 0)
+            TypeAdapter(Annotated[f.annotation, *f.metadata] if f.metadata else f.annotation).validate_python(value)
+        elif head == "assumptions":
+            defaults().with_overrides({rest: value})
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise TrainsimError(msg if "got " in msg else f"{msg}; got {short(value)}", field=field,
+                            where=where) from None
+    except TrainsimError as exc:   # the message without the field / file it named
+        prefix = "".join(f"{x}: " for x in (exc.where, exc.field) if x)
+        raise TrainsimError(str(exc).removeprefix(prefix), field=field, where=where) from None
 
 
 def _positive(x, value, field: str, where: str):
