@@ -165,19 +165,23 @@ def test_size_probes_show_the_batch_each_count_used(tmp_path, capsys):
     assert abs(row["batch_seqs"] / 2048 - 1) <= 0.05
 
 
-def test_emit_torchtitan_refuses_a_stage_count_torchtitan_cannot_build(tmp_path, capsys):
+def test_emit_torchtitan_lists_the_modules_of_a_stage_count_layers_per_stage_cannot_give(tmp_path, capsys):
     """Llama 3.1 8B, pp 6 x vpp 5 = 30 stages, --emit torchtitan wrote pipeline_parallel_layers_per_stage 2 with
     first / last_stage_less_layers 14 / 14, which torchtitan refuses (torchtitan/distributed/pipeline_parallel.py
-    at 24e91056a, generate_llm_fqn_per_model_part: 32 + 14 + 14 = 60 effective layers over 30 stages is 2 per
-    stage, and 'input_weight (14) exceeds minimum layers per stage (2)'). No weights build 30 stages: k = 1 needs
-    32 + a + b = 30; k = 2 needs 59 or 60 effective layers, a + b >= 27, with a, b <= 60 // 30 = 2. Now one line
-    naming plan.vpp, exit 2."""
+    at 24e91056a, generate_llm_fqn_per_model_part: 'input_weight (14) exceeds minimum layers per stage (2)'). No
+    weights build 30 stages (k = 1 needs 32 + a + b = 30; k = 2 needs a + b >= 27 with a, b <= 2), but torchtitan
+    takes the stages' modules as given (module_fqns_per_model_part; qa26: written, no longer refused): 30 lists,
+    32 // 30 = 1 layer each and the first 32 % 30 = 2 stages one more."""
+    import tomllib
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 240\ntraining: {tokens: 1T, "
                                 "seq_len: 8192, global_batch_seqs: 480}\n", "l8.yaml")
     code, out, err = run_main(capsys, "plan", spec, "--fix", "tp=1,pp=6,vpp=5", "--emit", "torchtitan")
-    line = _one_line(code, err, 2)
-    assert "plan.vpp" in line and "torchtitan" in line, line
-    assert "pipeline_parallel_layers_per_stage = 2" not in out
+    assert code == 0, err[-400:]
+    par = tomllib.loads(out)["parallelism"]
+    assert "pipeline_parallel_layers_per_stage" not in par
+    fq = par["module_fqns_per_model_part"]
+    assert len(fq) == 30 and fq[0] == ["tok_embeddings", "layers.0", "layers.1"] and fq[1] == ["layers.2", "layers.3"]
+    assert fq[2] == ["layers.4"] and fq[-1] == ["layers.31", "norm", "output"]
 
 
 def test_balanced_split_on_a_first_last_stack_needs_the_units_to_divide(tmp_path, capsys):

@@ -79,3 +79,27 @@ def test_check_refuses_sweep_axis_values_no_point_could_take(tmp_path, capsys):
     ok = write_spec(tmp_path, SWEEP.format(axis="plan.tp: [1, 2]"), "ok.yaml")   # valid values still pass
     code, out, err = run_main(capsys, "check", ok)
     assert code == 0 and "2 points" in out, err[-400:]
+
+
+# ---------------------------------------------------------------- 3. torchtitan: interleaved stage counts the emitter wrote
+
+def test_torchtitan_search_plans_with_vpp_are_written_module_by_module(tmp_path, capsys):
+    """Under torchtitan-2024 the search offered pp 5 x vpp 4 (20 stages) on Llama 3.1 8B's 32 layers, and
+    `--emit torchtitan` refused it ('torchtitan cannot split 32 layers into pp 5 x vpp 4'): no
+    pipeline_parallel_layers_per_stage k gives 20 stages (k = 1: 32 + a + b >= 32 stages; k = 2: a + b = 7 or 8
+    with a, b <= (32 + a + b) // 20 = 1). torchtitan runs any such split from module_fqns_per_model_part
+    (torchtitan/models/llama3/infra/pipeline.py pipeline_llama at 24e91056a; 9dec370's pipeline_parallel_split_points
+    in 2024), so the emitter lists the stages: 32 // 20 = 1 layer each, the first 32 % 20 = 12 stages 2; stage s on
+    rank s mod 5, so rank 0 holds stages 0, 5, 10, 15 = 2 + 2 + 2 + 1 = 7 layers and rank 4 stages 4, 9, 14, 19 =
+    2 + 2 + 1 + 1 = 6."""
+    import tomllib
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 240\nframework: torchtitan-2024\n"
+                                "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 480}\n", "l8.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "-q", "--fix", "tp=1,pp=5,vpp=4", "--emit", "torchtitan")
+    assert code == 0, err[-400:]
+    fq = tomllib.loads(out)["parallelism"]["module_fqns_per_model_part"]
+    layers = [[m for m in st if m.startswith("layers.")] for st in fq]
+    assert [len(x) for x in layers] == [2] * 12 + [1] * 8
+    assert sum(layers, []) == [f"layers.{i}" for i in range(32)]       # every layer once, in order
+    assert fq[0][0] == "tok_embeddings" and fq[-1][-2:] == ["norm", "output"]
+    assert [sum(len(layers[s]) for s in range(r, 20, 5)) for r in range(5)] == [7, 7, 6, 6, 6]

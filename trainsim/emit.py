@@ -476,11 +476,17 @@ def torchtitan_toml(est) -> str:
     if p["zero"] == 2:
         lines.append('fsdp_reshard_after_forward = "never"')
     if p["pp"] > 1:
-        per, first_less, last_less = torchtitan_split(est)
-        lines.append(f"pipeline_parallel_layers_per_stage = {per}")
+        split = torchtitan_split(est)
+        if split is None:   # no layers_per_stage gives pp x vpp stages: each stage's modules, listed
+            fqns = torchtitan_fqns(run.arch.n_layers, p["pp"] * (p.get("vpp") or 1))
+            lines.append("module_fqns_per_model_part = [" + ", ".join(
+                "[" + ", ".join(f'"{m}"' for m in st) + "]" for st in fqns) + "]")
+        else:
+            lines.append(f"pipeline_parallel_layers_per_stage = {split[0]}")
         lines.append(f"pipeline_parallel_microbatch_size = {p['micro_batch']}")
-        lines += [f"pipeline_parallel_first_stage_less_layers = {first_less}",
-                  f"pipeline_parallel_last_stage_less_layers = {last_less}"]
+        if split is not None:
+            lines += [f"pipeline_parallel_first_stage_less_layers = {split[1]}",
+                      f"pipeline_parallel_last_stage_less_layers = {split[2]}"]
         note = torchtitan_split_note(est)
         if note:
             lines.insert(1, f"# note: {note}")
@@ -505,13 +511,14 @@ def _stated_ends(est) -> tuple[int | None, int | None]:
     return p.get("first_stage_layers"), p.get("last_stage_layers")
 
 
-def torchtitan_split(est) -> tuple[int, int, int]:
+def torchtitan_split(est) -> tuple[int, int, int] | None:
     """(pipeline_parallel_layers_per_stage, first_stage_less_layers, last_stage_less_layers) for a pp > 1 plan:
     those reproducing the run's stated first / last stage sizes (:func:`torchtitan_stage_weights`) when
     expressible, else ceil(L / S) layers per stage with the S x ceil(L / S) - L spare layers taken off the first
     and last stages (the first one more) where torchtitan accepts those weights (:func:`torchtitan_rank_layers`),
-    else the smallest weights it accepts; no weights at all (32 layers in 6 x 5 stages: k = 2 needs a + b = 27
-    or 28 with a, b <= 2) is an error naming plan.vpp, not a config torchtitan refuses."""
+    else the smallest weights it accepts; None where no layers_per_stage gives the S = pp x vpp stages (32 layers
+    in 6 x 5 stages: k = 2 needs a + b = 27 or 28 with a, b <= 2): the config then lists each stage's modules
+    (:func:`torchtitan_fqns`)."""
     p, L = _plan_of(est), est.run.arch.n_layers
     vpp = p.get("vpp") or 1
     first, last = _stated_ends(est)
@@ -525,16 +532,31 @@ def torchtitan_split(est) -> tuple[int, int, int]:
     a, b = spare - spare // 2, spare // 2
     if torchtitan_rank_layers(L, p["pp"], vpp, a, b) is None:
         # torchtitan would refuse these weights ('input_weight ... exceeds minimum layers per stage'): the
-        # smallest weights it accepts for this stage count, else no layers_per_stage gives pp x vpp stages
-        got = torchtitan_stage_weights(L, p["pp"], vpp, None, None)
-        if got is None:
-            raise TrainsimError(f"torchtitan cannot split {L} layers into pp {p['pp']} x vpp {vpp} = {stages} stages: "
-                                f"pipeline_parallel_layers_per_stage k gives ceil((L + a + b) / k) stages with the "
-                                f"first / last stage weights a, b at most (L + a + b) // {stages} "
-                                f"(torchtitan/distributed/pipeline_parallel.py generate_llm_fqn_per_model_part)",
-                                field="plan.vpp")
-        return got
+        # smallest weights it accepts for this stage count, else None (the stages listed module by module)
+        return torchtitan_stage_weights(L, p["pp"], vpp, None, None)
     return per, a, b
+
+
+def torchtitan_fqns(n_layers: int, stages: int) -> list[list[str]]:
+    """The modules of each of ``stages`` pipeline stages as torchtitan's ``module_fqns_per_model_part`` for a stage
+    count no ``pipeline_parallel_layers_per_stage`` gives: torchtitan builds the stages from that list as given
+    (pytorch/torchtitan torchtitan/models/llama3/infra/pipeline.py ``pipeline_llama`` at 24e91056a: the list
+    replaces ``generate_llm_fqn_per_model_part``; distributed/pipeline_parallel.py ``pipeline_module_split``: stage
+    s on rank s mod pp, looped). The list is torchtitan's own ``generate_llm_fqn_per_model_part(stages, n_layers,
+    input_weight=0, output_weight=0)``: L // S decoder layers per stage, the first L % S stages one more,
+    ``tok_embeddings`` on the first and ``norm``, ``output`` on the last. An error where S > L (a stage without a
+    layer; torchtitan: 'Configuration would result in empty stages')."""
+    base, extra = divmod(n_layers, stages)
+    if base == 0:
+        raise TrainsimError(f"torchtitan cannot split {n_layers} layers into {stages} pipeline stages (a stage "
+                            f"without a layer: 'Configuration would result in empty stages')", field="plan.vpp")
+    out, nxt = [], 0
+    for s in range(stages):
+        k = base + (1 if s < extra else 0)
+        out.append((["tok_embeddings"] if s == 0 else []) + [f"layers.{i}" for i in range(nxt, nxt + k)]
+                   + (["norm", "output"] if s == stages - 1 else []))
+        nxt += k
+    return out
 
 
 def torchtitan_split_note(est) -> str | None:
@@ -547,8 +569,12 @@ def torchtitan_split_note(est) -> str | None:
     L, vpp = est.run.arch.n_layers, p.get("vpp") or 1
     if torchtitan_stage_weights(L, p["pp"], vpp, first, last) is not None:
         return None
-    _, a, b = torchtitan_split(est)
-    ranks = torchtitan_rank_layers(L, p["pp"], vpp, a, b)
+    split = torchtitan_split(est)
+    if split is None:
+        per_stage = [len([m for m in st if m.startswith("layers.")]) for st in torchtitan_fqns(L, p["pp"] * vpp)]
+        ranks: list[int] | None = [sum(per_stage[r::p["pp"]]) for r in range(p["pp"])]
+    else:
+        ranks = torchtitan_rank_layers(L, p["pp"], vpp, split[1], split[2])
     asked = ", ".join(f"{k} {v} layers" for k, v in (("first stage", first), ("last stage", last)) if v is not None)
     return (f"torchtitan cannot express the stated split ({asked} of {L}, pp {p['pp']}, vpp {vpp}): its "
             f"pipeline_parallel_first/last_stage_less_layers only take layers off the first and last stages; the "
