@@ -3,6 +3,7 @@ docstring); expected values are hand derivations written here, never the engine'
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import run_main, write_spec
 
@@ -103,3 +104,34 @@ def test_torchtitan_search_plans_with_vpp_are_written_module_by_module(tmp_path,
     assert sum(layers, []) == [f"layers.{i}" for i in range(32)]       # every layer once, in order
     assert fq[0][0] == "tok_embeddings" and fq[-1][-2:] == ["norm", "output"]
     assert [sum(len(layers[s]) for s in range(r, 20, 5)) for r in range(5)] == [7, 7, 6, 6, 6]
+
+
+# ---------------------------------------------------------------- 4. --json with no answer (exit 1)
+
+def test_infer_posttrain_compare_json_say_why_there_is_no_answer(tmp_path, capsys):
+    """`infer --json`, `posttrain --json` and `compare --json` printed nothing on stdout when they exit 1 (plan --json and estimate
+    --json print their search result). Now one JSON object: answer null, the field, the spec line, the reason and
+    the nearest alternatives the error line names; still exit 1 with the line on stderr. Hand figures: Llama 3.1
+    405B at BF16 holds 405.9e9 x 2 B = 756 GiB of weights, over one H800's 80 GB, so no plan fits on 1 chip."""
+    spec = write_spec(tmp_path, "name: big\nmodel: llama-3.1-405b\nsystem: hgx-h800\nchips: 1\nserving: "
+                                "{input_len: 2048, output_len: 512, precision: bf16, kv_precision: bf16}\n", "s.yaml")
+    code, out, err = run_main(capsys, "infer", spec, "--json")
+    assert code == 1 and "no prefill plan fits in HBM" in err, (code, err[-400:])
+    d = json.loads(out)
+    assert d["answer"] is None and d["exit_code"] == 1 and d["field"] == "serving" and d["line"] == 5
+    assert "fits in HBM" in d["reason"] and float(d["reason"].split("need ")[1].split()[0]) > 756
+    assert d["alternatives"] and all(a.startswith(("chips: ", "serving.")) for a in d["alternatives"])
+    body = (Path(__file__).resolve().parents[1] / "examples" / "posttrain-opd-two-clusters.yaml").read_text()
+    body = body.replace("math: {system: hgx-h800, chips: 256}", "math: {system: hgx-h800, chips: 1}").replace(
+        "model: qwen3-30b-a3b, cluster: math", "model: llama-3.1-405b, cluster: math")
+    code, out, err = run_main(capsys, "posttrain", write_spec(tmp_path, body, "pt.yaml"), "--json")
+    assert code == 1 and "cannot prefill" in err, (code, err[-400:])
+    d = json.loads(out)
+    assert d["answer"] is None and d["field"] == "teachers" and "cannot prefill" in d["reason"]
+    assert d["alternatives"] and "chips" in d["alternatives"][0]
+    nofit = write_spec(tmp_path, "model: llama-3.1-405b\nsystem: dgx-h100\nchips: 8\ntraining: {tokens: 1T, "
+                                 "seq_len: 8192, global_batch_seqs: 64}\n", "n.yaml")
+    code, out, err = run_main(capsys, "compare", nofit, nofit, "--json")   # 756 GiB of weights on 8 x 80 GB
+    assert code == 1 and "no plan fits" in err, (code, err[-400:])
+    d = json.loads(out)
+    assert d["answer"] is None and d["field"] == "plan" and d["spec"].endswith("n.yaml") and d["alternatives"]

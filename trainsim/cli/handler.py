@@ -88,6 +88,31 @@ def format_conflict(args: list[str]) -> str | None:
     return f"error: {' and '.join(given)} both given; expected one of them (each prints the whole answer); see '{see}'"
 
 
+def no_answer_json(exc: NoPlanError) -> dict:
+    """The JSON object a ``--json`` command prints on stdout when it has no answer (exit 1) and has printed none
+    of its own (``plan`` / ``estimate`` / ``size`` print their empty result): ``answer`` null, the spec file, field
+    and line of the one stderr line, its reason, and the nearest alternatives it names (the text after 'nearest
+    alternatives: ', split at '; '), with the search result where the error carries one (its structured
+    ``alternatives``). Before, ``infer`` / ``posttrain`` / ``compare --json`` printed nothing there."""
+    text = str(exc)
+    for part in (exc.where, exc.field):
+        text = text.removeprefix(f"{part}: ") if part else text
+    m = _LINE_SUFFIX.search(text)
+    reason, _, alts = text[:m.start()].partition("; nearest alternatives: ") if m else \
+        text.partition("; nearest alternatives: ")
+    out = {"answer": None, "exit_code": 1, "spec": exc.where, "field": exc.field,
+           "line": int(m.group(0).strip(" ()").split()[1]) if m else None, "reason": reason,
+           "alternatives": [a for a in alts.split("; ") if a]}
+    if getattr(exc, "result", None) is not None and hasattr(exc.result, "to_dict"):
+        out["search"] = exc.result.to_dict()
+    return out
+
+
+def _wants_json(argv: list[str]) -> bool:
+    toks = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in toks
+
+
 def run(app, argv: list[str] | None = None) -> int:
     """Run the typer ``app`` on ``argv`` and return the exit code (never raises, never prints a traceback
     unless ``TRAINSIM_TRACEBACK`` is set); a usage error :func:`format_conflict` finds exits 2 before any work."""
@@ -99,6 +124,9 @@ def run(app, argv: list[str] | None = None) -> int:
         rc = app(args=argv, standalone_mode=False, prog_name="trainsim")
         return rc if isinstance(rc, int) else 0
     except TrainsimError as exc:
+        if isinstance(exc, NoPlanError) and _wants_json([str(a) for a in (sys.argv[1:] if argv is None else argv)]):
+            from ..report.terminal import print_json   # numpy numbers and non-finite floats as plain JSON
+            print_json(no_answer_json(exc))
         print(one_line(f"error: {exc}"), file=sys.stderr)
         return 1 if isinstance(exc, NoPlanError) else 2   # no answer: 1; bad input: 2
     except InvariantViolation as exc:
