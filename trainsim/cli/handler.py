@@ -22,6 +22,7 @@ import sys
 
 from ..api import NoPlanError, TrainsimError
 from ..api import InvariantViolation
+from ..report.terminal import print_json   # numpy numbers and non-finite floats as plain JSON
 
 #: the longest error line printed (characters); longer messages are cut
 MAX_LINE_CHARS = 400
@@ -125,7 +126,6 @@ def run(app, argv: list[str] | None = None) -> int:
         return rc if isinstance(rc, int) else 0
     except TrainsimError as exc:
         if isinstance(exc, NoPlanError) and _wants_json([str(a) for a in (sys.argv[1:] if argv is None else argv)]):
-            from ..report.terminal import print_json   # numpy numbers and non-finite floats as plain JSON
             print_json(no_answer_json(exc))
         print(one_line(f"error: {exc}"), file=sys.stderr)
         return 1 if isinstance(exc, NoPlanError) else 2   # no answer: 1; bad input: 2
