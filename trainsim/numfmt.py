@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from .units import GIB, GIGA, TERA, gbit_to_bytes_per_s
 
@@ -87,6 +88,17 @@ def span(nominal, low=None, high=None, fn=count) -> str:
 BYTE_UNITS = {"kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB", "pb": "PB"}
 #: FLOP units after ``peak_``: a peak is a rate (``peak_eflops``: EFLOP/s)
 PEAK_UNITS = {"flops": "FLOP/s", "tflops": "TFLOP/s", "pflops": "PFLOP/s", "eflops": "EFLOP/s"}
+
+
+#: a dot that joins two parts of a flattened result key: any dot but one between two digits, which belongs to a
+#: number inside a part ("ratio_to_reference.Llama 3.1 405B", "tokens_vs_scale_out_bandwidth.x0.5")
+_KEY_SEP = re.compile(r"(?<!\d)\.|\.(?!\d)")
+
+
+def key_parts(key: str) -> list[str]:
+    """The parts of a dotted (flattened) result key, a number's decimal point kept inside its part:
+    ``ratio_to_reference.LongCat-2.0 class (S2)`` -> ``["ratio_to_reference", "LongCat-2.0 class (S2)"]``."""
+    return _KEY_SEP.split(str(key))
 
 
 def label(key: str) -> str:

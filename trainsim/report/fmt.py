@@ -9,7 +9,7 @@ import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
-from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
+from ..numfmt import axis_name, axis_value, count as _count, is_money_key, key_parts, money as _money, label as _label
 from ..numfmt import gib as gib  # "68.7 GiB"
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
@@ -161,7 +161,7 @@ SHARE_KEYS = frozenset({"where_time_goes"})
 def is_fraction_key(key: str) -> bool:
     """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS` or a change already in
     percent (``*_pct``: ``change_pct``, ``slowdown_pct``), both printed with a % sign."""
-    last = str(key).split(".")[-1].split("[")[0]
+    last = key_parts(key)[-1].split("[")[0]
     return last in FRACTION_KEYS or last.endswith("_pct")
 
 
@@ -171,7 +171,7 @@ def value_of_key(key: str, x: Any) -> str:
     quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`); a fraction
     (:func:`is_fraction_key`: MFU, goodput, a slowdown) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's
     sentences state it, and a change already in percent (``change_pct``) signed, ``+18.7%``."""
-    last = str(key).split(".")[-1].split("[")[0]
+    last = key_parts(key)[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
     finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from .terminal import panel, table, wide_console
 from .fmt import catalog_input, is_fraction_key, pct, value, value_of_key, plan as _plan
-from ..numfmt import label, is_money_key
+from ..numfmt import key_parts, label, is_money_key
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +41,10 @@ def assumption_value(a: dict) -> str:
 
 def key_label(key: str) -> str:
     """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
-    (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
-    return " / ".join(label(part) for part in str(key).split("."))
+    (``cost.rental_usd`` -> ``cost / rental (USD)``), a number's decimal point kept in its part
+    (:func:`trainsim.numfmt.key_parts`: ``ratio_to_reference.Llama 3.1 405B`` -> ``ratio to reference / Llama 3.1
+    405B``)."""
+    return " / ".join(label(part) for part in key_parts(key))
 
 
 def plan_text(plan: dict | None) -> str:
