@@ -10,9 +10,14 @@ from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
 from trainsim.parallel.enumerate import enumerate_parents
 from trainsim.report.scenario_render import fmt_key, key_label
+from trainsim.catalog.resolve import resolve_system
+from trainsim.scenario.capacity import capacity, most_tokens, tokens_bound
+from trainsim.scenario.failure_modes import with_option
+from trainsim.scenario.kinds import fleet_capacity, load_doc
 from trainsim.spec import PlanSpec
 
-PKG = pathlib.Path(__file__).resolve().parents[1] / "trainsim"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / "trainsim"
 
 
 def _one_line(code: int, err: str, want: int) -> str:
@@ -55,3 +60,42 @@ def test_scenario_labels_keep_a_decimal_point_inside_a_key():
         "by failure handling / whole job restart / goodput"
     # and the value is formatted by its own last part: a goodput as a percentage, 0.562 -> 56.2%
     assert fmt_key("by_failure_handling.x0.5.goodput", 0.562) == "56.2%"
+
+
+# ---------------------------------------------------------------- 3. capacity: a larger fleet never trains less
+
+def test_most_tokens_walks_past_a_count_that_trains_fewer():
+    """Tokens need not fall steadily as a fleet leaves chips idle. Hand-made walk over 2604, 2048, 1536, 1024 units
+    training 1.58, 1.50, 1.72, 1.40 (e14 tokens): the old walk stopped at 2048 (fewer than 2604) and answered
+    2604; the most is at 1536. A bound below the best stops the walk (1024 is never trained)."""
+    tokens = {2604: 1.58e14, 2048: 1.50e14, 1536: 1.72e14, 1024: 1.40e14, 768: 1.0e14}
+    trained: list[int] = []
+
+    def train(c: int) -> dict:
+        trained.append(c)
+        return {"chips": c, "tokens": tokens[c]}
+
+    top = most_tokens([2604, 2048, 1536, 1024, 768], train, lambda c: c * 1.2e11)   # 1024 -> 1.23e14 < 1.72e14
+    assert top["chips"] == 1536 and trained == [2604, 2048, 1536]
+    # the bound itself, by hand: 1,024 chips at 1 PFLOP/s for 1 day, 6 x 1e9 FLOPs per token
+    assert tokens_bound(1024, 1e15, 1.0, 1e9) == pytest.approx(1024 * 1e15 * 86400 / 6e9)
+
+
+def test_capacity_of_a_larger_fleet_is_never_smaller():
+    """S4's whole-fleet rows: 749,952 chips (1,953 CloudMatrix 384 pods, in-memory hot spares) trained a
+    4.38e26-FLOP run on 589,824 of them, but 999,936 chips (2,604 pods) only 4.04e26 on all of them, although
+    589,824 chips (1,536 pods, a count both fleets offer: 3 x 2^9) were theirs too: for a 425B-active model its walk
+    stopped at 2,048 pods, which trained fewer tokens than 2,604. Now the larger fleet trains at least as much, and
+    no answer trains more tokens than its chips could at MFU 1 (tokens_bound)."""
+    doc = load_doc(ROOT / "scenarios" / "S4.yaml")
+    a = with_option(fleet_capacity.Inputs(**{k: v for k, v in doc.items()
+                                             if k in fleet_capacity.Inputs.model_fields}).assumption_set(),
+                    "in_memory_hot_spares")
+    system = resolve_system("cloudmatrix-384")
+    res = {u: capacity(system, u * 384, 90.0, a, family="deepseek-v3", plan_counts=False,
+                       framework="mindspeed-2026") for u in (1953, 2604)}
+    assert res[2604].training_flops >= res[1953].training_flops * (1 - 1e-9), \
+        (res[2604].training_flops, res[1953].training_flops)
+    for r in res.values():
+        used = r.estimate.run.chips
+        assert r.tokens <= tokens_bound(used, system.chip.flops("bf16"), 90.0, r.active_params)
