@@ -9,7 +9,7 @@ import pytest
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
 from trainsim.parallel.enumerate import enumerate_parents
-from trainsim.report.scenario_render import fmt_key, key_label
+from trainsim.report.scenario_render import assumption_value, fmt_key, key_label
 from trainsim.catalog.resolve import resolve_system
 from trainsim.scenario.capacity import capacity, most_tokens, tokens_bound
 from trainsim.scenario.failure_modes import with_option
@@ -99,3 +99,21 @@ def test_capacity_of_a_larger_fleet_is_never_smaller():
     for r in res.values():
         used = r.estimate.run.chips
         assert r.tokens <= tokens_bound(used, system.chip.flops("bf16"), 90.0, r.active_params)
+
+
+# ---------------------------------------------------------------- 4. rates printed with their unit
+
+def test_scenario_tables_print_bit_rates_and_checkpoint_bandwidth_with_their_unit():
+    """S7's numbers printed 'wan gbit (s) 10.0' and 'break even wan gbit (s) 0.002' (a link of 10 Gbit/s read as
+    10 seconds: the trailing _s of wan_gbit_s taken for seconds), and every scenario's assumptions table printed
+    'checkpoint write bw 2T (500B-7T)' (assumptions.yaml: 2.0e12 bytes/s, Llama 3 sec. 3.3.1 '2 TB/s', range
+    0.5e12-7e12) with no unit at all."""
+    assert key_label("wan_gbit_s") == "wan (Gbit/s)"
+    assert key_label("mopd.break_even_wan_gbit_s") == "mopd / break even wan (Gbit/s)"
+    assert key_label("bandwidth_gbit_s") == "bandwidth (Gbit/s)"
+    # 2.0e12 B/s = 2,000 GB/s; 0.5e12 = 500 GB/s; 7e12 = 7,000 GB/s
+    assert assumption_value({"key": "checkpoint_write_bw", "value": 2.0e12, "low": 0.5e12, "high": 7.0e12}) == \
+        "2,000 GB/s (500 GB/s-7,000 GB/s)"
+    assert fmt_key("assumptions.checkpoint_write_bw", 1.0e14) == "100,000 GB/s"
+    # a seconds key keeps its unit
+    assert key_label("restart_s") == "restart (s)"
