@@ -9,7 +9,7 @@ import pytest
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
 from trainsim.parallel.enumerate import enumerate_parents
-from trainsim.report.scenario_render import assumption_value, fmt_key, key_label
+from trainsim.report.scenario_render import _plans_of, assumption_value, fmt_key, key_label
 from trainsim.catalog.resolve import resolve_system
 from trainsim.scenario.capacity import capacity, most_tokens, tokens_bound
 from trainsim.scenario.failure_modes import with_option
@@ -117,3 +117,17 @@ def test_scenario_tables_print_bit_rates_and_checkpoint_bandwidth_with_their_uni
     assert fmt_key("assumptions.checkpoint_write_bw", 1.0e14) == "100,000 GB/s"
     # a seconds key keeps its unit
     assert key_label("restart_s") == "restart (s)"
+
+
+# ---------------------------------------------------------------- 5. every plan of a list table is named
+
+def test_best_plans_of_factor_rows_are_named_by_their_factor():
+    """S8's decode table (one row per HBM-bandwidth factor, no chip / label column) listed its plans as
+    ': tp=32 pp=1 dp=16 ep=512 etp=1', ': tp=8 ...': six plans with no name. Each is now named by its factor,
+    as the table's first column prints it (x0.25, x1)."""
+    rows = [{"factor": 0.25, "plan": {"chips": 512, "tp": 32, "pp": 1, "dp": 16, "ep": 512, "etp": 1}},
+            {"factor": 1.0, "plan": {"chips": 512, "tp": 2, "pp": 1, "dp": 256, "ep": 512, "etp": 1}},
+            {"plan": {"tp": 1, "pp": 1}}]
+    lines = _plans_of(rows)
+    assert [ln.split(":")[0].strip() for ln in lines] == ["x0.25", "x1", "row 3"], lines
+    assert "tp=32" in lines[0] and "tp=2" in lines[1]

@@ -104,11 +104,17 @@ def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
 
 
 def _plans_of(items: list[dict]) -> list[str]:
+    """The plans of a list table's rows, each named by its chip, precision, label or name, else by its factor
+    (``x0.5``, a sensitivity row such as S8's decode rows, which printed a bare ': tp=32 ...'), else its row
+    number."""
     out = []
-    for it in items:
+    for i, it in enumerate(items):
         for k in ("plan", "plan_restricted"):
             if isinstance(it.get(k), dict):
                 who = " ".join(str(it[x]) for x in ("chip", "precision", "label", "name") if it.get(x))
+                if not who:
+                    f = it.get("factor")
+                    who = f"x{f:g}" if isinstance(f, (int, float)) and not isinstance(f, bool) else f"row {i + 1}"
                 out.append(f"  {who}: {plan_text(it[k])}")
     return out
 
