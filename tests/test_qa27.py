@@ -2,9 +2,11 @@
 docstring); expected values are hand derivations written here, never the engine's own output."""
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
+from conftest import run_main
 
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
@@ -131,3 +133,17 @@ def test_best_plans_of_factor_rows_are_named_by_their_factor():
     lines = _plans_of(rows)
     assert [ln.split(":")[0].strip() for ln in lines] == ["x0.25", "x1", "row 3"], lines
     assert "tp=32" in lines[0] and "tp=2" in lines[1]
+
+
+# ---------------------------------------------------------------- 6. a catalog note with no leading separator
+
+def test_catalog_hbm_note_has_no_leading_separator(capsys):
+    """`catalog show nvidia-h800-sxm5` printed the HBM note as '; read as GiB (vendors quote HBM capacity in binary
+    units)': the research file gives that chip's HBM no note, and the GiB remark was appended after '; '."""
+    code, out, err = run_main(capsys, "catalog", "show", "nvidia-h800-sxm5", "--json")
+    assert code == 0, err
+    note = next(f["note"] for f in json.loads(out)["fields"] if f["field"] == "hbm_bytes")
+    assert note == "read as GiB (vendors quote HBM capacity in binary units)", note
+    code, out, err = run_main(capsys, "catalog", "show", "nvidia-h100-sxm5", "--json")
+    note = next(f["note"] for f in json.loads(out)["fields"] if f["field"] == "hbm_bytes")
+    assert note.startswith("HBM3; read as GiB"), note
