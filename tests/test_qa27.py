@@ -6,7 +6,7 @@ import json
 import pathlib
 
 import pytest
-from conftest import run_main
+from conftest import run_main, write_spec
 
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
@@ -147,3 +147,17 @@ def test_catalog_hbm_note_has_no_leading_separator(capsys):
     code, out, err = run_main(capsys, "catalog", "show", "nvidia-h100-sxm5", "--json")
     note = next(f["note"] for f in json.loads(out)["fields"] if f["field"] == "hbm_bytes")
     assert note.startswith("HBM3; read as GiB"), note
+
+
+# ---------------------------------------------------------------- 7. size --unit chip: '1 chip'
+
+def test_size_probe_title_says_1_chip(tmp_path, capsys):
+    """`size --unit chip` titled its probe table 'probes (chip = 1 chips)'; with --unit system on 8-GPU servers it
+    says 'probes (system = 8 chips)'."""
+    spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
+                      "training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 64}\n", "s.yaml")
+    code, out, err = run_main(capsys, "size", spec, "--days", "30", "--unit", "chip", "-q")
+    assert code == 0, err[-400:]
+    assert "probes (chip = 1 chip)" in out, out[-800:]
+    code, out, err = run_main(capsys, "size", spec, "--days", "30", "-q")
+    assert code == 0 and "probes (system = 8 chips)" in out, out[-800:]
