@@ -11,6 +11,7 @@ from conftest import run_main, write_spec
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
 from trainsim.parallel.enumerate import enumerate_parents
+from trainsim.report.posttrain import render_rl_errors
 from trainsim.report.scenario_render import _plans_of, assumption_value, fmt_key, key_label
 from trainsim.catalog.resolve import resolve_system
 from trainsim.scenario.capacity import capacity, most_tokens, tokens_bound
@@ -161,3 +162,22 @@ def test_size_probe_title_says_1_chip(tmp_path, capsys):
     assert "probes (chip = 1 chip)" in out, out[-800:]
     code, out, err = run_main(capsys, "size", spec, "--days", "30", "-q")
     assert code == 0 and "probes (system = 8 chips)" in out, out[-800:]
+
+
+# ---------------------------------------------------------------- 8. posttrain --validate errors to 0.1%
+
+def test_posttrain_validate_error_column_keeps_a_decimal_and_no_minus_zero(capsys):
+    """`posttrain --validate` printed its error column to whole percent: nemo-rl-v05-grpo-h100-q235-256-async
+    (reported 203.0 s, predicted 202.3 s, (202.3 - 203.0) / 203.0 = -0.34%) read '-0%', a sign with no size, while
+    `validate` and `infer --validate` print one decimal. Now signed to 0.1% (report.fmt.signed_pct), and a change
+    that rounds to zero is '+0.0%'."""
+    stages = {"weights": 1.0, "offload": 0.0, "rollout": 1.0, "logprobs": 1.0, "train": 1.0}
+    rows = [{"name": "a", "mode": "async", "reported": 203.0, "predicted": 202.3, "error": (202.3 - 203.0) / 203.0,
+             "stages_s": stages},
+            {"name": "b", "mode": "sync", "reported": 100.0, "predicted": 99.96, "error": -0.0004, "stages_s": stages}]
+    render_rl_errors(rows, {})
+    out = capsys.readouterr().out
+    line_a = next(ln for ln in out.splitlines() if "│ a " in ln)
+    line_b = next(ln for ln in out.splitlines() if "│ b " in ln)
+    assert "-0.3%" in line_a and "-0%" not in line_a, line_a
+    assert "+0.0%" in line_b and "-0.0%" not in line_b, line_b
