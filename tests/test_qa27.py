@@ -181,3 +181,17 @@ def test_posttrain_validate_error_column_keeps_a_decimal_and_no_minus_zero(capsy
     line_b = next(ln for ln in out.splitlines() if "│ b " in ln)
     assert "-0.3%" in line_a and "-0%" not in line_a, line_a
     assert "+0.0%" in line_b and "-0.0%" not in line_b, line_b
+
+
+# ---------------------------------------------------------------- 9. README: size's default unit
+
+def test_readme_size_row_states_the_default_unit(capsys):
+    """README's command table read '`trainsim size RUN.yaml --days D [--unit system]` | fewest chips (or
+    pods/SuperPoDs)', but --unit defaults to system (trainsim/cli/size_cmd.py): without the option size answers
+    in scale-up domains ('100 systems (800 chips)'), and --unit chip gives chips."""
+    row = next(ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+               if ln.startswith("| `trainsim size RUN.yaml"))
+    assert "--unit system\\|chip" in row and "the default" in row and "--unit chip" in row, row
+    assert "fewest chips (or pods" not in row, row
+    code, out, _ = run_main(capsys, "size", "--help")
+    assert code == 0 and "[default: system]" in " ".join(out.split()), out[-1500:]   # the code's default
