@@ -195,3 +195,29 @@ def test_readme_size_row_states_the_default_unit(capsys):
     assert "fewest chips (or pods" not in row, row
     code, out, _ = run_main(capsys, "size", "--help")
     assert code == 0 and "[default: system]" in " ".join(out.split()), out[-1500:]   # the code's default
+
+
+# ---------------------------------------------------------------- 10. an unknown id says what was expected
+
+@pytest.mark.parametrize("body, field, where", [
+    ("model: nope-model\nsystem: dgx-h100\n", "model", "trainsim catalog models"),
+    ("model: llama-3.1-8b\nsystem: {chip: nope-chip, scale_up: {size: 8, bandwidth: 450 GB/s}, "
+     "scale_out: {bandwidth: 400 Gb/s}}\n", "system.chip", "trainsim catalog chips"),
+    ("model: llama-3.1-8b\nsystem: dgx-h100\nframework: nope\n", "framework", "trainsim catalog frameworks"),
+])
+def test_unknown_id_with_no_close_match_says_where_the_choices_are(tmp_path, capsys, body, field, where):
+    """README: bad input gets one line naming the field, the value and what was expected. An unknown model, chip
+    or software-stack profile with no close match said only "unknown model 'nope-model'": the catalog has more
+    than 20 of each (errors.LISTED_CHOICES), so nothing was listed. Now the line names the command that lists them
+    and how many there are (the count read here from that listing's own --json)."""
+    spec = write_spec(tmp_path, body + "chips: 8\ntraining: {tokens: 1T, seq_len: 4096, global_batch_seqs: 64}\n",
+                      "u.yaml")
+    code, out, err = run_main(capsys, "estimate", spec)
+    line = _one_line(code, err, 2)
+    assert f"{field}: unknown" in line and f"({where} lists them)" in line, line
+    kind = where.split()[-1]
+    code, out, _ = run_main(capsys, "catalog", kind, "--json")
+    rows = json.loads(out)
+    n = len(rows["rows"] if isinstance(rows, dict) else rows)
+    assert f"one of the {n} " in line, (n, line)
+
