@@ -221,3 +221,22 @@ def test_unknown_id_with_no_close_match_says_where_the_choices_are(tmp_path, cap
     n = len(rows["rows"] if isinstance(rows, dict) else rows)
     assert f"one of the {n} " in line, (n, line)
 
+
+# ---------------------------------------------------------------- 11. elasticity beside a 'no fit'
+
+def test_elasticity_is_unbounded_where_a_smaller_value_does_not_fit(capsys):
+    """`sensitivity examples/pretrain-deepseek-v3-h800.yaml`: the stated plan needs 70.0 GiB per chip (estimate),
+    so at x0.5 HBM capacity (40 GiB) nothing fits, and at x2 (160 GiB) the same plan runs unchanged (+0%). The
+    elasticity column printed 0 ('insensitive') beside the 'no fit' cell: the slope of the fitting factors alone.
+    Days are unbounded below the fit, so the elasticity is now -unbounded (JSON null, as a no-fit row's change)."""
+    spec = str(ROOT / "examples" / "pretrain-deepseek-v3-h800.yaml")
+    code, out, err = run_main(capsys, "sensitivity", spec, "--vary", "hbm_capacity", "--factors", "0.5,2", "-q",
+                              "--json")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    rows = d["params"]["hbm_capacity"]["rows"]
+    assert rows[0]["factor"] == 0.5 and rows[0]["days"] is None and rows[1]["change_pct"] == pytest.approx(0.0)
+    assert d["elasticity"]["hbm_capacity"] is None, d["elasticity"]
+    code, out, err = run_main(capsys, "sensitivity", spec, "--vary", "hbm_capacity", "--factors", "0.5,2", "-q")
+    row = next(ln for ln in out.splitlines() if ln.startswith("│ hbm_capacity"))
+    assert "no fit" in row and "-unbounded" in row, row
