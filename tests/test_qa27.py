@@ -240,3 +240,32 @@ def test_elasticity_is_unbounded_where_a_smaller_value_does_not_fit(capsys):
     code, out, err = run_main(capsys, "sensitivity", spec, "--vary", "hbm_capacity", "--factors", "0.5,2", "-q")
     row = next(ln for ln in out.splitlines() if ln.startswith("│ hbm_capacity"))
     assert "no fit" in row and "-unbounded" in row, row
+
+
+# ---------------------------------------------------------------- 12. a stack's refusal names the option
+
+A70 = ("model: llama-3.1-70b\nsystem: dgx-h100\nchips: 256\n"
+       "training: {tokens: 2T, seq_len: 8192, global_batch_seqs: 512}\n")
+
+
+@pytest.mark.parametrize("args, want", [
+    (("--framework", "torchtitan-2024", "--fix", "zero=1"), "--fix: zero: torchtitan-2024 offers zero 0, 2, 3, not 1"),
+    (("--framework", "torchtitan-2024", "--against", "tp=8,pp=2,schedule=dualpipe"),
+     "--against: schedule: torchtitan-2024 offers schedule 1f1b, interleaved, zero-bubble, not dualpipe"),
+])
+def test_stack_refusal_of_an_option_value_names_the_option(tmp_path, capsys, args, want):
+    """`plan --framework torchtitan-2024 --fix zero=1` said 'plan.zero: torchtitan-2024 offers zero 0, 2, 3, not 1'
+    and `--against tp=8,pp=2,schedule=dualpipe` said 'plan.schedule: ...' (after the whole search): the run spec
+    has no plan at all, the values came from the options. torchtitan-2024 offers zero 0, 2, 3 (FSDP2, no ZeRO-1)
+    and the schedules 1f1b, interleaved, zero-bubble (catalog/data/framework_schedules.yaml)."""
+    spec = write_spec(tmp_path, A70, "a.yaml")
+    line = _one_line(*run_main(capsys, "plan", spec, "-q", *args)[::2], 2)
+    assert line == f"error: {want}", line
+
+
+def test_stack_refusal_of_the_spec_plan_still_names_the_plan_field(tmp_path, capsys):
+    """The option's name only where the option stated the field: a run spec's own plan.zero 1 under --framework
+    torchtitan-2024 is still refused as plan.zero."""
+    spec = write_spec(tmp_path, A70 + "plan: {zero: 1}\n", "a.yaml")
+    line = _one_line(*run_main(capsys, "plan", spec, "-q", "--framework", "torchtitan-2024", "--fix", "tp=8")[::2], 2)
+    assert "plan.zero: torchtitan-2024 offers zero 0, 2, 3, not 1" in line, line
