@@ -269,3 +269,16 @@ def test_stack_refusal_of_the_spec_plan_still_names_the_plan_field(tmp_path, cap
     spec = write_spec(tmp_path, A70 + "plan: {zero: 1}\n", "a.yaml")
     line = _one_line(*run_main(capsys, "plan", spec, "-q", "--framework", "torchtitan-2024", "--fix", "tp=8")[::2], 2)
     assert "plan.zero: torchtitan-2024 offers zero 0, 2, 3, not 1" in line, line
+
+
+# ---------------------------------------------------------------- 13. shares in percent, as the prose gives them
+
+def test_scenario_shares_print_in_percent():
+    """S9's prose says 'tensor-parallel traffic 7% ... of the step' and S3's 'the cluster is 24% of its 2026 AI
+    capex', while their numbers tables printed 'TP comm share restricted 0.072' and 'cluster share of claimed
+    meituan capex 0.242'. A share (a key with the word share) now prints in percent: 0.0745 -> 7.4%,
+    0.2423 -> 24.2%, 0.01274 -> 1.3%; 'shared_experts' is not a share."""
+    assert fmt_key("runs.moe.tp_comm_share_restricted", 0.0745) == "7.4%"
+    assert fmt_key("cluster_share_of_claimed_meituan_capex", 0.2423) == "24.2%"
+    assert fmt_key("share_of_cluster_life", 0.012735630689031078) == "1.3%"
+    assert fmt_key("shared_experts", 1) == "1"

@@ -162,10 +162,12 @@ SHARE_KEYS = frozenset({"where_time_goes"})
 
 
 def is_fraction_key(key: str) -> bool:
-    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS` or a change already in
-    percent (``*_pct``: ``change_pct``, ``slowdown_pct``), both printed with a % sign."""
+    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS`, a share (a word
+    ``share``: ``share_of_cluster_life``, ``tp_comm_share_restricted``, a fraction of a whole that the scenario's
+    prose gives in percent, '7%', where the table printed 0.072) or a change already in percent (``*_pct``:
+    ``change_pct``, ``slowdown_pct``), all printed with a % sign."""
     last = key_parts(key)[-1].split("[")[0]
-    return last in FRACTION_KEYS or last.endswith("_pct")
+    return last in FRACTION_KEYS or "share" in last.split("_") or last.endswith("_pct")
 
 
 def value_of_key(key: str, x: Any) -> str:
