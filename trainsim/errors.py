@@ -60,19 +60,34 @@ def close_matches(name: str, options: Iterable[str], n: int = 3) -> list[str]:
 
 #: an unknown name with no close match lists the choices when there are at most this many
 LISTED_CHOICES = 20
+#: where a person finds the choices of a catalog kind too long to list in one line (more than LISTED_CHOICES)
+CATALOG_LISTINGS = {"model": "one of the {n} catalog models (trainsim catalog models lists them), a config.json "
+                             "path or a Hugging Face id in the local cache",
+                    "chip": "one of the {n} catalog chips (trainsim catalog chips lists them)",
+                    "system": "one of the {n} catalog systems (trainsim catalog systems lists them)",
+                    "framework": "one of the {n} software-stack profiles (trainsim catalog frameworks lists them)",
+                    "catalog id": "one of the {n} catalog ids (trainsim catalog chips | systems | models | "
+                                  "frameworks lists them)"}
 
 
 def unknown(kind: str, name: str, options: Iterable[str], *, field: str | None = None,
             where: str | None = None) -> TrainsimError:
     """The error for an unknown catalog id: ``unknown chip 'h100'; did you mean nvidia-h100-sxm5?``; with no close
-    match, what was expected where the choices are few (at most :data:`LISTED_CHOICES`):
-    ``unknown plan field 'foo'; expected one of tp, pp, ...``."""
+    match, what was expected: the choices where they are few (at most :data:`LISTED_CHOICES`), ``unknown plan field
+    'foo'; expected one of tp, pp, ...``; else for a catalog kind the command that lists them
+    (:data:`CATALOG_LISTINGS`: ``unknown model 'foo'; expected one of the 31 catalog models (trainsim catalog
+    models lists them), ...``), and for any other kind their count and a few of them. The README promises each bad
+    input says what was expected: an unknown model, chip or framework with no close match said only ``unknown
+    model 'foo'``."""
     options = list(options)
     # a name of another type (YAML 'kind: 7') is quoted as its value and matched against nothing (difflib takes
     # strings: 'int' object is not iterable, exit 3)
     hits = close_matches(name, options) if isinstance(name, str) else []
     hint = (f"; did you mean {', '.join(hits)}?" if hits
-            else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES else "")
+            else f"; expected one of {', '.join(map(str, options))}" if 0 < len(options) <= LISTED_CHOICES
+            else "; expected " + CATALOG_LISTINGS[kind].format(n=len(options)) if kind in CATALOG_LISTINGS and options
+            else f"; expected one of {len(options)} choices such as {', '.join(map(str, options[:5]))}"
+            if options else "")
     shown = f"'{name}'" if isinstance(name, str) else short(name)
     return TrainsimError(f"unknown {kind} {shown}{hint}", field=field, where=where)
 

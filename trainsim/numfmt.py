@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from .units import GIB, GIGA, TERA, gbit_to_bytes_per_s
 
@@ -85,14 +86,27 @@ def span(nominal, low=None, high=None, fn=count) -> str:
 
 #: decimal byte units a key may end in (``hbm_pb``), and the same followed by ``_s`` for a rate (``hbm_bandwidth_pb_s``)
 BYTE_UNITS = {"kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB", "pb": "PB"}
+#: decimal bit units a rate key may end in, followed by ``_s`` (``wan_gbit_s``: Gbit/s)
+BIT_UNITS = {"kbit": "kbit", "mbit": "Mbit", "gbit": "Gbit", "tbit": "Tbit"}
 #: FLOP units after ``peak_``: a peak is a rate (``peak_eflops``: EFLOP/s)
 PEAK_UNITS = {"flops": "FLOP/s", "tflops": "TFLOP/s", "pflops": "PFLOP/s", "eflops": "EFLOP/s"}
 
 
+#: a dot that joins two parts of a flattened result key: any dot but one between two digits, which belongs to a
+#: number inside a part ("ratio_to_reference.Llama 3.1 405B", "tokens_vs_scale_out_bandwidth.x0.5")
+_KEY_SEP = re.compile(r"(?<!\d)\.|\.(?!\d)")
+
+
+def key_parts(key: str) -> list[str]:
+    """The parts of a dotted (flattened) result key, a number's decimal point kept inside its part:
+    ``ratio_to_reference.LongCat-2.0 class (S2)`` -> ``["ratio_to_reference", "LongCat-2.0 class (S2)"]``."""
+    return _KEY_SEP.split(str(key))
+
+
 def label(key: str) -> str:
     """A snake_case key as a human label: units in names become a parenthesised unit (``*_peak_flops``, a rate,
-    ``(FLOP/s)``; ``peak_eflops`` ``(EFLOP/s)``; ``hbm_pb`` ``(PB)``; ``hbm_bandwidth_pb_s`` ``(PB/s)``, never the
-    seconds a bare trailing ``_s`` means)."""
+    ``(FLOP/s)``; ``peak_eflops`` ``(EFLOP/s)``; ``hbm_pb`` ``(PB)``; ``hbm_bandwidth_pb_s`` ``(PB/s)``;
+    ``wan_gbit_s`` ``(Gbit/s)``, never the seconds a bare trailing ``_s`` means)."""
     units = {"usd": "USD", "mwh": "MWh", "s": "s", "bytes": "bytes", "gib": "GiB", "w": "W", "kwh": "kWh",
              "flops": "FLOP", "flop": "FLOP", "h": "h", **BYTE_UNITS}
     parts = key.split("_")
@@ -106,6 +120,9 @@ def label(key: str) -> str:
         return f"{label('_'.join(parts[:-1]))} ({PEAK_UNITS[low[-1]]})"
     if len(parts) > 2 and low[-1] == "s" and low[-2] in BYTE_UNITS:         # bytes per second
         return f"{label('_'.join(parts[:-2]))} ({BYTE_UNITS[low[-2]]}/s)"
+    if len(parts) >= 2 and low[-1] == "s" and low[-2] in BIT_UNITS:         # bits per second: wan_gbit_s
+        head = label('_'.join(parts[:-2]))
+        return f"{head} ({BIT_UNITS[low[-2]]}/s)" if head else f"{BIT_UNITS[low[-2]]}/s"
     # "per s" / "per h" is a rate of the word before it: tokens_per_s -> "tokens/s", tokens_per_s_per_chip ->
     # "tokens/s per chip" (never "tokens per (s)", which reads as a unit of the whole label)
     i = 1

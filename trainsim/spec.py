@@ -20,7 +20,8 @@ from .errors import TrainsimError, from_validation
 from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import REGISTRY as SCHEDULE_REGISTRY, SCHEDULES
-from .parallel.validity import REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, stage_layers_ok
+from .parallel.validity import (REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, sharding_zeros,
+                                stage_layers_ok)
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
@@ -610,18 +611,17 @@ def check_shard_group(plan: "PlanSpec", training: "TrainingSpec", where: str | N
     ZeRO states (MiCS, Megatron-Core's --num-distributed-optimizer-instances), and zero 0 shards nothing, so the
     group was accepted and changed nothing. The one rule for a spec's plan and for ``plan --fix`` /
     ``--against`` (``field``: the option that set the zero stage), so that ``plan --fix zero=0`` refuses what
-    ``estimate`` of the same plan refuses; the plan search offers only zero >= 1 beside a group
-    (trainsim/parallel/enumerate.py enumerate_parents). ``stack``: the plan is the run's unstated zero limited to
-    what software stack ``stack`` offers (:func:`trainsim.frameworks.restrict_plan`), zero 0 alone on a stack
-    without a sharded optimizer (megatron-lm-2021)."""
+    ``estimate`` of the same plan refuses; the rule and its message live in
+    :func:`trainsim.parallel.validity.sharding_zeros`, which the plan search applies to its zero axis (it offers
+    only zero >= 1 beside a group, trainsim/parallel/enumerate.py enumerate_parents). ``stack``: the plan is the
+    run's unstated zero limited to what software stack ``stack`` offers (:func:`trainsim.frameworks.restrict_plan`),
+    zero 0 alone on a stack without a sharded optimizer (megatron-lm-2021)."""
     zeros = plan.values("zero")
-    if training.zero_shard_group and zeros is not None and max(zeros) == 0:
+    if training.zero_shard_group and zeros is not None:
         how = (f"{stack} offers zero 0 only" if stack else f"{field} says zero 0" if field
                else "the plan says zero 0")
-        raise TrainsimError(f"zero_shard_group {training.zero_shard_group} shards the ZeRO states over groups of "
-                            f"data-parallel ranks, and {how} (nothing sharded: "
-                            f"{'pick a stack with a sharded optimizer' if stack else 'state zero 1, 2 or 3'}, "
-                            f"or leave zero_shard_group out)", field="training.zero_shard_group", where=where)
+        sharding_zeros(training.zero_shard_group, zeros, how, where=where,
+                       advice="pick a stack with a sharded optimizer" if stack else "state zero 1, 2 or 3")
 
 
 #: plan options and the recompute mode they belong to (Megatron-Core TransformerConfig: recompute_modules is read

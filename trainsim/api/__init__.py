@@ -195,7 +195,7 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
     check_plan_options(fixed, "--fix", arch=r.arch)
     stated = fixed
     if framework:
-        fixed = restrict_plan(fixed, framework)
+        fixed = restrict_stated(fixed, framework, "--fix", fix)
         check_precision(r.training.precision, framework, field="--framework")
         # the plans are timed under that stack too (its defaults, flags and calibration), as a run spec's
         # `framework:` and the explorer's stack time them: restricting the offer alone timed torchtitan-2024's
@@ -548,11 +548,29 @@ __all__ += ["Answer", "ErrorTable", "CheckResult",
             "default_stack", "stack_emitter", "from_validation"]
 
 
-def parse_against(run: Run, reference: str):
+def restrict_stated(plan: PlanSpec, fw: str, option: str, text: str) -> PlanSpec:
+    """:func:`trainsim.frameworks.restrict_plan` of ``plan`` for stack ``fw``, a refusal of a field that option
+    ``option`` (``--fix``, ``--against``) stated in ``text`` named by that option: ``--fix: zero: torchtitan-2024
+    offers zero 0, 2, 3, not 1``, where it named ``plan.zero``, a key the run spec may not even hold."""
+    keys = {"micro_batch" if k == "mb" else k for k in
+            (part.split("=", 1)[0].strip() for part in text.split(",") if "=" in part)}
+    try:
+        return restrict_plan(plan, fw)
+    except TrainsimError as exc:
+        name = (exc.field or "").removeprefix("plan.")
+        if exc.field and exc.field.startswith("plan.") and name in keys:
+            head = (f"{exc.where}: " if exc.where else "") + f"{exc.field}: "
+            raise TrainsimError(f"{name}: {str(exc)[len(head):]}", field=option, where=exc.where) from None
+        raise
+
+
+def parse_against(run: Run, reference: str, framework: str = ""):
     """``plan --against``'s reference plan (``"tp=8,pp=16,..."``) as a PlanSpec merged over ``run``'s own plan
     fields, as ``--fix`` is; a bad field or value is the one error line, before any search (a run with no plan
-    left ``--against tp=abc`` unread, exit 1)."""
+    left ``--against tp=abc`` unread, exit 1), a value the software stack (``framework``, else the run's) lacks
+    included, named by ``--against`` (:func:`restrict_stated`)."""
     ref = parse_fix(reference, run.plan, field="--against")
+    restrict_stated(ref, framework or _framework_of(run), "--against", reference)
     check_shard_group(ref, run.training, where=str(run.path) if run.path else None, field="--against")
     check_expert_fields(ref, run.arch, "--against")
     check_plan_shape(ref, run.arch, run.training.seq_len, field="--against")

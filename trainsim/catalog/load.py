@@ -211,8 +211,8 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
     if e.hbm_capacity_gb is not None:
         gib = bool(_GIB_NOTE.search(e.hbm_capacity_gb.note))
         hbm = hbm_capacity_bytes(_num(e.hbm_capacity_gb) or 0.0)
-        note = e.hbm_capacity_gb.note + ("; read as GiB (Google prints GiB)" if gib else
-                                         "; read as GiB (vendors quote HBM capacity in binary units)")
+        how = "read as GiB (Google prints GiB)" if gib else "read as GiB (vendors quote HBM capacity in binary units)"
+        note = "; ".join(n for n in (e.hbm_capacity_gb.note, how) if n)   # no leading '; ' after an empty note
         src["hbm_bytes"] = to_sourced(e.hbm_capacity_gb, note)
 
     hbm_bw = 0.0

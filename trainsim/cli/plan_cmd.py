@@ -44,7 +44,8 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
     if against:
-        api.parse_against(r, against)   # a bad reference plan is bad input (exit 2) whether or not a plan is found
+        # a bad reference plan is bad input (exit 2) whether or not a plan is found (the stack: --framework's)
+        api.parse_against(r, against, framework)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
         res = api.search_plans(r, fix=fix, framework=framework, emit=emit, top=top, use_all=use_all, cost=inputs,
                                progress=tick)   # no plan: res.alternatives, and exit code 1 below

@@ -11,7 +11,7 @@ from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .. import api
 from ..api import scenarios
-from ..report.fmt import gib, pct, plan as plan_text, value as fmt
+from ..report.fmt import counted, gib, pct, plan as plan_text, value as fmt
 from ..report.terminal import print_json, wide_console as console, cost_rows
 from ..report.progress import progress_bar
 from ..report.tabular import print_csv
@@ -62,7 +62,7 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
 
     for k, v in cost_rows(cost):
         c.print(f"{k}: {v}")
-    t = Table(title=f"probes ({unit} = {res.unit_chips} chips)")
+    t = Table(title=f"probes ({unit} = {counted(res.unit_chips, 'chip')})")   # 1 chip, 8 chips
     for col in ("units", "chips", "batch (seqs)", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import TrainsimError
 from ..model.arch import Arch
 from ..yamlload import safe_load, sourced_values
 from .batch import batch_unit, chip_counts, fit_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
-from .validity import check, zero3_fsdp2_ok
+from .validity import check, sharding_zeros, zero3_fsdp2_ok
 from .divisors import divisors
 
 Cols = dict[str, np.ndarray]   # plan columns while the space is expanded
@@ -180,7 +179,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     (:func:`trainsim.parallel.batch.chip_counts`; the search asks for them only when the usual counts leave the
     stated plan no valid completion). ``zero_shard_group``: the run's stated ZeRO sharding group, which dp x cp
     must hold whole (``check`` rule 22) and which only a zero stage >= 1 shards over: zero 0 is not a candidate
-    beside it (:func:`trainsim.spec.check_shard_group`, the rule ``estimate`` of a stated plan applies)."""
+    beside it (:func:`trainsim.parallel.validity.sharding_zeros`, the rule ``estimate`` of a stated plan applies)."""
     counts = chip_counts(chips, domain, use_all, unit)
     pps = None
     if fixed is None or fixed.values("pp") is None:
@@ -188,13 +187,11 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps)
     zeros = list(cand["zero"])
     if zero_shard_group:
-        # a stated sharding group shards the ZeRO states, and zero 0 shards nothing: estimate refuses the pair
-        # (trainsim/spec.py check_shard_group), so the search offers only the stages that shard (zero >= 1)
-        if not any(z > 0 for z in zeros):   # a caller that skipped that check (a sweep's framework axis)
-            raise TrainsimError(f"zero_shard_group {zero_shard_group} shards the ZeRO states, and the search may "
-                                f"use zero {', '.join(map(str, zeros))} only (state zero 1, 2 or 3, or leave "
-                                f"zero_shard_group out)", field="training.zero_shard_group")
-        zeros = [z for z in zeros if z > 0]
+        # a stated sharding group shards the ZeRO states, and zero 0 shards nothing: the search offers only the
+        # stages that shard (zero >= 1), the rule estimate of a stated plan applies (validity.sharding_zeros); a
+        # caller that skipped spec.check_shard_group (a sweep's framework axis) gets its one-line refusal here
+        zeros = sharding_zeros(zero_shard_group, zeros,
+                               how=f"the search may use zero {', '.join(map(str, zeros))} only")
     zgroups = [0] * len(zeros) + [lv for z in zeros if z in shard_zero for lv in range(1, shard_levels + 1)]
     cand["zero"] = zeros + [z for z in zeros if z in shard_zero for _ in range(shard_levels)]
     rejected: Counter[int] = Counter()

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
+from ..errors import TrainsimError
 from ..model.arch import Arch
 from .batch import batch_unit, fit_batch, within
 from .plan import Plans
@@ -293,6 +294,23 @@ def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndar
     field, so the search applies this rule as a mask of that grid (:meth:`trainsim.parallel.enumerate.Parents.
     zero_ok`): a refused plan is neither counted, costed into an answer nor reported."""
     return (np.asarray(zero) < 3) | ((np.asarray(pp) <= 1) & (np.asarray(etp) <= 1))
+
+
+def sharding_zeros(group: int, zeros: Iterable[int], how: str, advice: str = "state zero 1, 2 or 3",
+                   where: str | None = None) -> list[int]:
+    """The ZeRO stages of ``zeros`` that shard anything over a stated sharding group of ``group`` data-parallel
+    ranks (``training.zero_shard_group``: MiCS, Megatron-Core's --num-distributed-optimizer-instances): the stages
+    >= 1, since zero 0 keeps every state whole on every rank and a group beside it changes nothing. None left is
+    refused: one line naming ``training.zero_shard_group``, ``how`` the zero stages came to be 0 only and
+    ``advice``. The one rule behind a spec's stated plan, ``plan --fix`` / ``--against``
+    (:func:`trainsim.spec.check_shard_group`) and the plan search's zero axis
+    (:func:`trainsim.parallel.enumerate.enumerate_parents`)."""
+    sharding = [int(z) for z in zeros if z > 0]
+    if group and not sharding:
+        raise TrainsimError(f"zero_shard_group {group} shards the ZeRO states over groups of data-parallel ranks, "
+                            f"and {how} (nothing sharded: {advice}, or leave zero_shard_group out)",
+                            field="training.zero_shard_group", where=where)
+    return sharding
 
 
 def dualpipev_fb_overlap_ok(schedule: np.ndarray, etp: np.ndarray, cp: np.ndarray) -> np.ndarray:

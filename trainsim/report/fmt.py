@@ -9,7 +9,8 @@ import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
-from ..numfmt import axis_name, axis_value, count as _count, is_money_key, money as _money, label as _label
+from ..numfmt import (axis_name, axis_value, count as _count, in_unit, is_money_key, key_parts, money as _money,
+                      label as _label)
 from ..numfmt import gib as gib  # "68.7 GiB"
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
@@ -154,15 +155,19 @@ FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_
 #: the suffix of result keys holding a signed relative difference as a fraction (``total_vs_claim``: 0.013 is
 #: 1.3% more than claimed), printed as a signed percentage
 SIGNED_FRACTION_SUFFIX = "_vs_claim"
+#: result keys whose value is a rate in bytes/s with no unit in the name (assumptions.yaml checkpoint_write_bw)
+BYTE_RATE_SUFFIXES = ("_bw",)
 #: result keys holding (cause, fraction of the step) pairs (:func:`trainsim.scenario.common.where_time_goes`)
 SHARE_KEYS = frozenset({"where_time_goes"})
 
 
 def is_fraction_key(key: str) -> bool:
-    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS` or a change already in
-    percent (``*_pct``: ``change_pct``, ``slowdown_pct``), both printed with a % sign."""
-    last = str(key).split(".")[-1].split("[")[0]
-    return last in FRACTION_KEYS or last.endswith("_pct")
+    """Whether the last part of a (dotted) result key is one of :data:`FRACTION_KEYS`, a share (a word
+    ``share``: ``share_of_cluster_life``, ``tp_comm_share_restricted``, a fraction of a whole that the scenario's
+    prose gives in percent, '7%', where the table printed 0.072) or a change already in percent (``*_pct``:
+    ``change_pct``, ``slowdown_pct``), all printed with a % sign."""
+    last = key_parts(key)[-1].split("[")[0]
+    return last in FRACTION_KEYS or "share" in last.split("_") or last.endswith("_pct")
 
 
 def value_of_key(key: str, x: Any) -> str:
@@ -170,8 +175,9 @@ def value_of_key(key: str, x: Any) -> str:
     :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`); a catalog
     quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`); a fraction
     (:func:`is_fraction_key`: MFU, goodput, a slowdown) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's
-    sentences state it, and a change already in percent (``change_pct``) signed, ``+18.7%``."""
-    last = str(key).split(".")[-1].split("[")[0]
+    sentences state it, a change already in percent (``change_pct``) signed, ``+18.7%``, and a rate in bytes/s
+    (:data:`BYTE_RATE_SUFFIXES`) in GB/s, ``2,000 GB/s (500 GB/s-7,000 GB/s)``."""
+    last = key_parts(key)[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
     finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
@@ -189,6 +195,14 @@ def value_of_key(key: str, x: Any) -> str:
             s = as_pct(x["nominal"])
             if num(x.get("low")) and num(x.get("high")) and x["low"] != x["high"]:
                 s += f" ({as_pct(x['low'])}-{as_pct(x['high'])})"
+            return s
+    if last.endswith(BYTE_RATE_SUFFIXES) and not isinstance(x, bool):   # checkpoint_write_bw: 2e12 -> 2,000 GB/s
+        if finite(x):
+            return in_unit(x, "bytes_per_s")
+        if isinstance(x, dict) and finite(x.get("nominal")):
+            s = in_unit(x["nominal"], "bytes_per_s")
+            if finite(x.get("low")) and finite(x.get("high")) and x["low"] != x["high"]:
+                s += f" ({in_unit(x['low'], 'bytes_per_s')}-{in_unit(x['high'], 'bytes_per_s')})"
             return s
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)

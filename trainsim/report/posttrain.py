@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+from .fmt import signed_pct
 from .terminal import console, table, wide_console
 
 
@@ -76,7 +77,7 @@ def render_rl_errors(rows: list[dict], summ: dict) -> None:
             t.add_row(r["name"], "", f"{r['reported']:.1f}", "-", "no plan", "", "", "", "", "")
             continue
         st = r["stages_s"]
-        t.add_row(r["name"], r["mode"], f"{r['reported']:.1f}", f"{r['predicted']:.1f}", f"{r['error'] * 100:+.0f}%",
+        t.add_row(r["name"], r["mode"], f"{r['reported']:.1f}", f"{r['predicted']:.1f}", signed_pct(r["error"] * 100, 1),
                   f"{st.get('weights', 0):.1f}", f"{st.get('offload', 0):.1f}", f"{st.get('rollout', 0):.1f}",
                   f"{st.get('logprobs', 0):.1f}", f"{st.get('train', 0):.1f}")
     c.print(t)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from .terminal import panel, table, wide_console
 from .fmt import catalog_input, is_fraction_key, pct, value, value_of_key, plan as _plan
-from ..numfmt import label, is_money_key
+from ..numfmt import key_parts, label, is_money_key
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +41,10 @@ def assumption_value(a: dict) -> str:
 
 def key_label(key: str) -> str:
     """A dotted snake_case key as a human label: each part through :func:`trainsim.numfmt.label`
-    (``cost.rental_usd`` -> ``cost / rental (USD)``)."""
-    return " / ".join(label(part) for part in str(key).split("."))
+    (``cost.rental_usd`` -> ``cost / rental (USD)``), a number's decimal point kept in its part
+    (:func:`trainsim.numfmt.key_parts`: ``ratio_to_reference.Llama 3.1 405B`` -> ``ratio to reference / Llama 3.1
+    405B``)."""
+    return " / ".join(label(part) for part in key_parts(key))
 
 
 def plan_text(plan: dict | None) -> str:
@@ -102,11 +104,17 @@ def _list_table(title: str, items: list[dict], max_cols: int = 9) -> Table:
 
 
 def _plans_of(items: list[dict]) -> list[str]:
+    """The plans of a list table's rows, each named by its chip, precision, label or name, else by its factor
+    (``x0.5``, a sensitivity row such as S8's decode rows, which printed a bare ': tp=32 ...'), else its row
+    number."""
     out = []
-    for it in items:
+    for i, it in enumerate(items):
         for k in ("plan", "plan_restricted"):
             if isinstance(it.get(k), dict):
                 who = " ".join(str(it[x]) for x in ("chip", "precision", "label", "name") if it.get(x))
+                if not who:
+                    f = it.get("factor")
+                    who = f"x{f:g}" if isinstance(f, (int, float)) and not isinstance(f, bool) else f"row {i + 1}"
                 out.append(f"  {who}: {plan_text(it[k])}")
     return out
 

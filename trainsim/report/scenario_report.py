@@ -212,7 +212,7 @@ def fallback_chart_rows(result: dict) -> tuple[list[dict], str, str]:
     groups: dict[str, list[dict]] = {}
     for k, v in rows:
         x = _num(v)
-        last = k.split(".")[-1]
+        last = fmt.key_parts(k)[-1]
         for suffix, unit in UNIT_SUFFIXES:
             if x is not None and (last.endswith(suffix) or f"{suffix}_" in last):
                 groups.setdefault(unit, []).append({"label": _tail(key_label(k)), "value": x})

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -258,6 +259,34 @@ def fleet_counts(chips: int, domain: int) -> list[int]:
     return [int(chips)] + [u * domain for u in grid if u * domain < chips]
 
 
+def tokens_bound(chips: int, peak_flops: float, days: float, active_params: float) -> float:
+    """The most tokens ``chips`` chips could train in ``days``: every chip at its dense peak ``peak_flops`` (MFU 1,
+    :mod:`trainsim.sanity` keeps MFU at the run's precision <= 1), no failures (goodput 1), and each token costing
+    at least 6 x ``active_params`` FLOPs (Kaplan et al. 2020, arXiv 2001.08361, eq. 2.1: C ~ 6 N per token;
+    the model FLOPs MFU counts add the output head and attention, so they are more):
+    tokens <= chips x peak x days x 86,400 / (6 N_active)."""
+    return chips * peak_flops * days * SEC_PER_DAY / (6.0 * active_params)
+
+
+def most_tokens(counts: list[int], train: Callable[[int], dict], bound: Callable[[int], float]) -> dict:
+    """The outcome of ``train`` (a dict with ``tokens``, None where no plan fits) at the chip count of ``counts``
+    (largest first, :func:`fleet_counts`) that trains the most tokens. Tokens need not fall steadily as chips are
+    taken away (a count whose batch splits badly can train fewer tokens than both its neighbours), so the walk
+    does not stop at the first count that trains fewer; it stops where ``bound(c)`` (:func:`tokens_bound`), the
+    most any count c or smaller could train, is no more than the best so far. A fleet that holds another's counts
+    therefore never trains fewer tokens (S4: 1,000,000 chips trained a 425B-active MoE on fewer tokens than
+    750,000 chips, its walk having stopped at 786,432 chips, above the 589,824 that both fleets hold)."""
+    top: dict | None = None
+    for c in counts:
+        if top is not None and bound(c) <= (top["tokens"] or 0.0):
+            break
+        o = train(c)
+        if top is None or (o["tokens"] or 0.0) > (top["tokens"] or 0.0):
+            top = o
+    assert top is not None, "fleet_counts gives at least the whole fleet"
+    return top
+
+
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
              precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.08,
              max_evals: int = 7, use_goodput: bool = True, plan_counts: bool = True,
@@ -276,6 +305,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
     ratio = tokens_ratio(family, a)
     peak = sys_obj.chip.flops("bf16")
+    peak_max = max(peak, sys_obj.chip.flops(precision))
     flops0 = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
     counts = fleet_counts(chips, sys_obj.scale_up_size)
     iters: list[dict] = []
@@ -299,12 +329,9 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         doc = shape_for(family, 2.0 ** (i / GRID_STEPS), a)
         total, active = _counts(doc)
         want = ratio * active
-        top = None
-        for c in counts:           # walk down the fleet while fewer chips train more tokens
-            o = on(doc, c, want, active)
-            if top is not None and (o["tokens"] or 0.0) <= (top["tokens"] or 0.0):
-                break
-            top = o
+        # the count that trains the most tokens, walking down the fleet until no smaller count can train more
+        top = most_tokens(counts, lambda c: on(doc, c, want, active),
+                          lambda c: tokens_bound(c, peak_max, days, active))
         out = {"doc": doc, "total": total, "active": active, "f": (top["tokens"] or 0.0) / want, **top}
         res = top["res"]
         iters.append({"active_params": active, "total_params": total, "tokens_rule": want,

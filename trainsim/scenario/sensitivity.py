@@ -138,9 +138,18 @@ def sensitivity(run: Run, params=PARAMS, factors=FACTORS) -> dict:
 
 
 def elasticity(sens: dict, param: str) -> float:
-    """d ln(days) / d ln(param) between x0.5 and x2 (or the widest factors present): -1 = time inversely
-    proportional to the parameter, 0 = insensitive."""
-    rows = [r for r in sens["params"][canonical(param)]["rows"] if math.isfinite(r["change_pct"])]
+    """d ln(days) / d ln(param) between the widest factors at which a plan fits (x0.25 and x2 by default): -1 =
+    time inversely proportional to the parameter, 0 = insensitive. Where no plan fits at a factor below 1 the run
+    cannot be done there at all, so the slope is unbounded: ``-inf`` (printed '-unbounded', JSON null), never the
+    slope of the fitting factors alone -- HBM capacity of the DeepSeek-V3 example (no fit at x0.25 and x0.5,
+    +0% at x1.5 and x2) printed elasticity 0, 'insensitive', beside its two 'no fit' cells. ``+inf`` where no plan
+    fits at a factor above 1 only."""
+    every = sens["params"][canonical(param)]["rows"]
+    if any(not math.isfinite(r["change_pct"]) and r["factor"] < 1.0 for r in every):
+        return -math.inf
+    if any(not math.isfinite(r["change_pct"]) and r["factor"] > 1.0 for r in every):
+        return math.inf
+    rows = [r for r in every if math.isfinite(r["change_pct"])]
     lo, hi = (min(rows, key=lambda r: r["factor"]), max(rows, key=lambda r: r["factor"])) if rows else (None, None)
     if lo is None or hi is None or hi["factor"] == lo["factor"]:   # fewer than two distinct factors: no slope
         return math.nan
