@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,10 +87,30 @@ def write_spec(tmp_path, text=SMALL_RUN, name="run.yaml"):
     return p
 
 
+#: Llama 3.1 8B on 64 A100 at a stated plan: the run test_ux.py and test_ux2.py derive cost and energy for by hand
+RUN_A100 = """name: a100-8b
+model: llama-3.1-8b
+system: dgx-a100
+chips: 64
+training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
+"""
+
+
+@pytest.fixture
+def run_a100(tmp_path):
+    """:data:`RUN_A100` written to ``tmp_path / "a100.yaml"``."""
+    return write_spec(tmp_path, RUN_A100, "a100.yaml")
+
+
+def trainsim_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``python -m trainsim ARGS`` in a child process (the installed entry point's path, start-up included);
+    return the completed process with its exit code, stdout and stderr as text."""
+    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True, cwd=cwd)
+
+
 def emitted_args(fragment: str, tmp_path) -> list[str]:
     """The words a ``--emit`` shell fragment puts in ``TRAINSIM_ARGS``, as bash itself splits them (``bash -n`` first)."""
-    import subprocess
-
     f = tmp_path / "args.sh"
     f.write_text(fragment + "\n")
     subprocess.run(["bash", "-n", str(f)], check=True)
