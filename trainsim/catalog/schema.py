@@ -74,10 +74,20 @@ def _collect_extra(data: Any, known: set[str]) -> Any:
     return out
 
 
-class ChipEntry(BaseModel):
-    """One chip of hardware.yaml. Numbers keep the research file's units (TFLOPS, GB, TB/s, GB/s, Gb/s, W, USD)."""
+class _WithExtra(BaseModel):
+    """A hardware.yaml entry whose keys the subclass does not name go to its ``extra`` field
+    (:func:`_collect_extra`), so the research file may carry more than the model reads."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extras(cls, data):
+        return _collect_extra(data, set(cls.model_fields) - {"extra"})
+
+
+class ChipEntry(_WithExtra):
+    """One chip of hardware.yaml. Numbers keep the research file's units (TFLOPS, GB, TB/s, GB/s, Gb/s, W, USD)."""
 
     id: str
     vendor: str
@@ -97,16 +107,9 @@ class ChipEntry(BaseModel):
     tpp: SourcedNumber | None = None
     extra: dict[str, SourcedValue] = Field(default_factory=dict)  # export_control, measured, notes, ...
 
-    @model_validator(mode="before")
-    @classmethod
-    def _extras(cls, data):
-        return _collect_extra(data, set(cls.model_fields) - {"extra"})
 
-
-class HardwareSystemEntry(BaseModel):
+class HardwareSystemEntry(_WithExtra):
     """One (descriptive) system of hardware.yaml; the numeric view lives in systems.yaml."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -114,11 +117,6 @@ class HardwareSystemEntry(BaseModel):
     status: str | None = None
     chips_per_scaleup_domain: SourcedNumber
     extra: dict[str, SourcedValue] = Field(default_factory=dict)  # scale_up / scale_out text, totals, power...
-
-    @model_validator(mode="before")
-    @classmethod
-    def _extras(cls, data):
-        return _collect_extra(data, set(cls.model_fields) - {"extra"})
 
 
 def _source_ids(obj: BaseModel):
