@@ -120,13 +120,18 @@ def emitted_args(fragment: str, tmp_path) -> list[str]:
 
 
 
-def load_script(name: str):
-    """The module of ``scripts/NAME.py`` (the scripts are not a package), loaded afresh."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+def load_module(name: str, path: Path):
+    """The module of the file ``path`` (a script or another test file: not importable by name), loaded afresh
+    under ``name`` and not entered in ``sys.modules``."""
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (the scripts are not a package), loaded afresh."""
+    return load_module(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
 
 
 #: A Llama-3-70B-shaped dense run on 64 H100 at tp 8, pp 4 (the TP-collective tests' shared shape); format with
