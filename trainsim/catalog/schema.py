@@ -264,20 +264,22 @@ class RangesFile(BaseModel):
     @field_validator("chips")
     @classmethod
     def _chip_fields(cls, v):
-        for cid, fields in v.items():
-            bad = sorted(set(fields) - set(CHIP_RANGE_FIELDS))
-            if bad:
-                raise ValueError(f"chip {cid}: unknown range field(s) {bad}; expected {list(CHIP_RANGE_FIELDS)}")
-        return v
+        return _known_range_fields(v, "chip", CHIP_RANGE_FIELDS)
 
     @field_validator("systems")
     @classmethod
     def _system_fields(cls, v):
-        for sid, fields in v.items():
-            bad = sorted(set(fields) - set(SYSTEM_RANGE_FIELDS))
-            if bad:
-                raise ValueError(f"system {sid}: unknown range field(s) {bad}; expected {list(SYSTEM_RANGE_FIELDS)}")
-        return v
+        return _known_range_fields(v, "system", SYSTEM_RANGE_FIELDS)
+
+
+def _known_range_fields(entries: dict[str, dict[str, RangeEntry]], kind: str, allowed: tuple[str, ...]) -> dict:
+    """``entries`` (id -> {field: RangeEntry}) when each field is one of ``allowed``; else a ValueError naming the
+    ``kind`` (chip, system), its id, the unknown fields and the expected ones."""
+    for eid, fields in entries.items():
+        bad = sorted(set(fields) - set(allowed))
+        if bad:
+            raise ValueError(f"{kind} {eid}: unknown range field(s) {bad}; expected {list(allowed)}")
+    return entries
 
 
 # ---------------------------------------------------------------- inline (run-spec) systems and chips
