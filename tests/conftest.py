@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trainsim.catalog.types import Chip, NetLevel, System
 from trainsim.inference.calib import InferCalib
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.perf.calibration import Calib
 from trainsim.perf.context import StepContext
+from trainsim.spec import parse_run
 
 
 def make_system(bf16=312e12, hbm=80e9, hbm_bw=2.039e12, up=300e9, out=25e9, size=8, fp8=None):
@@ -107,6 +109,18 @@ def trainsim_cli(*args, cwd=None) -> subprocess.CompletedProcess:
     """Run ``python -m trainsim ARGS`` in a child process (the installed entry point's path, start-up included);
     return the completed process with its exit code, stdout and stderr as text."""
     return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def spec_with_training(path: Path, **training) -> dict:
+    """The run spec file ``path`` as a mapping, its ``training`` keys updated with ``training``."""
+    spec = yaml.safe_load(path.read_text())
+    spec["training"].update(training)
+    return spec
+
+
+def run_with_training(path: Path, **training):
+    """:func:`spec_with_training` parsed as a Run (files it names read relative to ``path``'s folder)."""
+    return parse_run(spec_with_training(path, **training), base_dir=path.parent)
 
 
 def emitted_args(fragment: str, tmp_path) -> list[str]:
