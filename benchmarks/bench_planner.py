@@ -21,34 +21,20 @@ Not a test: no figure here is asserted.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _bench import repeats_arg, timed_child, write_readme
 from trainsim.search import idle_cpus
-from trainsim.validate.calibrate import replace_section
 
 HERE = Path(__file__).parent
-README = HERE.parent / "README.md"
 CASE = HERE / "runs" / "longcat2-class-cm384x65-64m.yaml"
 REPEATS = 5
 PY = sys.executable
 TRAINSIM = [PY, "-m", "trainsim"]
-
-
-def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall s, CPU s of the child and its children) for one run of ``cmd``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})})
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 SEARCH_CHILD = """
@@ -84,12 +70,12 @@ def measure(repeats: int = REPEATS, scenarios: bool = False) -> dict:
         "plan": (TRAINSIM + ["plan", str(CASE), "--json"], None),
     }
     runs: dict[str, list] = {k: [] for k in list(cases) + ["plan_cold", "search1", "search2"]}
-    _timed(cases["plan"][0])                       # the catalog cache is warm from here on
+    timed_child(cases["plan"][0])                       # the catalog cache is warm from here on
     for i in range(repeats):
         for k, (cmd, env) in cases.items():
-            runs[k].append(_timed(cmd, env))
+            runs[k].append(timed_child(cmd, env))
         fresh = os.path.join(cold_dir, str(i))     # an empty cache dir: catalog validated and built again
-        runs["plan_cold"].append(_timed(cases["plan"][0], {"TRAINSIM_CACHE": fresh}))
+        runs["plan_cold"].append(timed_child(cases["plan"][0], {"TRAINSIM_CACHE": fresh}))
         runs["search1"].append(_search(1))
         runs["search2"].append(_search(2))
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
@@ -100,7 +86,7 @@ def measure(repeats: int = REPEATS, scenarios: bool = False) -> dict:
         v = runs[k]
         med[k] = [v[0][0], v[0][1]] + [statistics.median(r[j] for r in v) for j in (2, 3, 4)] + list(v[0][5:])
     if scenarios:
-        med["scenarios"] = _timed(TRAINSIM + ["scenario", "--all"])
+        med["scenarios"] = timed_child(TRAINSIM + ["scenario", "--all"])
     med["env"] = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     med["threads"] = idle_cpus()    # what a `trainsim plan` process with TRAINSIM_THREADS unset uses now
     return med
@@ -143,18 +129,12 @@ def table(m: dict, repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    README.write_text(replace_section(README.read_text(encoding="utf-8"), text, tag="planner-bench"),
-                      encoding="utf-8")
-
-
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    repeats = int(args[0]) if args else REPEATS
+    repeats = repeats_arg(REPEATS)
     text = table(measure(repeats, scenarios="--scenarios" in sys.argv), repeats)
     print(text)
     if "--readme" in sys.argv:
-        write_readme(text)
+        write_readme(text, "planner-bench")
 
 
 if __name__ == "__main__":

@@ -19,29 +19,16 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from trainsim.validate.calibrate import replace_section
+from _bench import repeats_arg, timed_child, write_readme
 
 HERE = Path(__file__).parent
-README = HERE.parent / "README.md"
 REPEATS = 3
 PY = sys.executable
-
-
-def _timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall s, CPU s of the child and its children) for one run of ``cmd``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 BREAKDOWN_CHILD = """
@@ -70,11 +57,11 @@ print(json.dumps(out))
 
 def measure(repeats: int = REPEATS) -> dict:
     cases = {"numpy": [PY, "-c", "import numpy"], "scenarios": [PY, "-m", "trainsim", "scenario", "--all"]}
-    _timed(cases["scenarios"])            # the catalog's parsed tables are cached from here on, as for any user
+    timed_child(cases["scenarios"])            # the catalog's parsed tables are cached from here on, as for any user
     runs: dict[str, list] = {k: [] for k in cases}
     for _ in range(repeats):
         for k, cmd in cases.items():
-            runs[k].append(_timed(cmd))
+            runs[k].append(timed_child(cmd))
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in runs.items()}
     med["best_wall"] = {k: min(r[0] for r in v) for k, v in runs.items()}   # the closest to a quiet machine
     out = subprocess.run([PY, "-c", BREAKDOWN_CHILD], check=True, capture_output=True, text=True)
@@ -112,18 +99,12 @@ def table(m: dict, repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    README.write_text(replace_section(README.read_text(encoding="utf-8"), text, tag="scenario-bench"),
-                      encoding="utf-8")
-
-
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    repeats = int(args[0]) if args else REPEATS
+    repeats = repeats_arg(REPEATS)
     text = table(measure(repeats), repeats)
     print(text)
     if "--readme" in sys.argv:
-        write_readme(text)
+        write_readme(text, "scenario-bench")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ import tracemalloc
 from pathlib import Path
 
 import trainsim
-from trainsim.validate.calibrate import replace_section
+from _bench import repeats_arg, write_readme
 
 HERE = Path(__file__).parent / "runs"
-README = Path(__file__).parent.parent / "README.md"
 CASES = {
     "longcat2-class-cm384x65.yaml": "1.6T/48B MoE on 24,960 Ascend 910C (65 CloudMatrix 384), 62.9M-token batch "
                                     "(5% tolerance, idle pods allowed)",
@@ -60,8 +59,7 @@ def table(rows: dict, repeats: int) -> str:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    repeats = int(args[0]) if args else 5
+    repeats = repeats_arg(5)
     rows = {}
     for name in CASES:
         rows[name] = r = measure(name, repeats)
@@ -69,7 +67,7 @@ def main() -> None:
               f"{r['peak']:9.0f}  {r['best']}")
     text = table(rows, repeats)
     if "--readme" in sys.argv:
-        README.write_text(replace_section(README.read_text(encoding="utf-8"), text, tag="bench"), encoding="utf-8")
+        write_readme(text, "bench")
         print("README: search-speed table regenerated")
 
 

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trainsim.catalog.types import Chip, NetLevel, System
 from trainsim.inference.calib import InferCalib
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.perf.calibration import Calib
 from trainsim.perf.context import StepContext
+from trainsim.spec import parse_run
 
 
 def make_system(bf16=312e12, hbm=80e9, hbm_bw=2.039e12, up=300e9, out=25e9, size=8, fp8=None):
@@ -85,10 +89,42 @@ def write_spec(tmp_path, text=SMALL_RUN, name="run.yaml"):
     return p
 
 
+#: Llama 3.1 8B on 64 A100 at a stated plan: the run test_ux.py and test_ux2.py derive cost and energy for by hand
+RUN_A100 = """name: a100-8b
+model: llama-3.1-8b
+system: dgx-a100
+chips: 64
+training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
+"""
+
+
+@pytest.fixture
+def run_a100(tmp_path):
+    """:data:`RUN_A100` written to ``tmp_path / "a100.yaml"``."""
+    return write_spec(tmp_path, RUN_A100, "a100.yaml")
+
+
+def trainsim_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``python -m trainsim ARGS`` in a child process (the installed entry point's path, start-up included);
+    return the completed process with its exit code, stdout and stderr as text."""
+    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def spec_with_training(path: Path, **training) -> dict:
+    """The run spec file ``path`` as a mapping, its ``training`` keys updated with ``training``."""
+    spec = yaml.safe_load(path.read_text())
+    spec["training"].update(training)
+    return spec
+
+
+def run_with_training(path: Path, **training):
+    """:func:`spec_with_training` parsed as a Run (files it names read relative to ``path``'s folder)."""
+    return parse_run(spec_with_training(path, **training), base_dir=path.parent)
+
+
 def emitted_args(fragment: str, tmp_path) -> list[str]:
     """The words a ``--emit`` shell fragment puts in ``TRAINSIM_ARGS``, as bash itself splits them (``bash -n`` first)."""
-    import subprocess
-
     f = tmp_path / "args.sh"
     f.write_text(fragment + "\n")
     subprocess.run(["bash", "-n", str(f)], check=True)
@@ -98,13 +134,18 @@ def emitted_args(fragment: str, tmp_path) -> list[str]:
 
 
 
-def load_script(name: str):
-    """The module of ``scripts/NAME.py`` (the scripts are not a package), loaded afresh."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+def load_module(name: str, path: Path):
+    """The module of the file ``path`` (a script or another test file: not importable by name), loaded afresh
+    under ``name`` and not entered in ``sys.modules``."""
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (the scripts are not a package), loaded afresh."""
+    return load_module(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
 
 
 #: A Llama-3-70B-shaped dense run on 64 H100 at tp 8, pp 4 (the TP-collective tests' shared shape); format with

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from conftest import trainsim_cli, write_spec
 
 RUN = textwrap.dedent("""
     name: gpt-7b test
@@ -18,19 +18,13 @@ RUN = textwrap.dedent("""
 """)
 
 
-def trainsim(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True, cwd=cwd)
-
-
 @pytest.fixture
 def run_file(tmp_path):
-    p = tmp_path / "run.yaml"
-    p.write_text(RUN)
-    return p
+    return write_spec(tmp_path, RUN)
 
 
 def test_estimate_json_has_the_documented_keys(run_file):
-    r = trainsim("estimate", str(run_file), "--json")
+    r = trainsim_cli("estimate", str(run_file), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in ("step_time_s", "tokens_per_s_per_chip", "mfu", "hfu", "memory_per_chip_bytes", "fits", "plan",
@@ -53,7 +47,7 @@ def test_estimate_json_has_the_documented_keys(run_file):
 def test_bad_input_is_one_line_exit_2(tmp_path, edit, needle):
     p = tmp_path / "bad.yaml"
     p.write_text(RUN.replace(*edit))
-    r = trainsim("estimate", str(p))
+    r = trainsim_cli("estimate", str(p))
     assert r.returncode == 2
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -64,12 +58,12 @@ def test_bad_unit_names_the_field(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text(RUN.replace("system: dgx-h100",
                              "system: {base: dgx-h100, scale_out: {bandwidth: '400 furlongs'}}"))
-    r = trainsim("estimate", str(p))
+    r = trainsim_cli("estimate", str(p))
     assert r.returncode == 2 and "scale_out" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_plan_emits_megatron_flags(run_file):
-    r = trainsim("plan", str(run_file), "--fix", "tp=2,pp=2", "--emit", "megatron")
+    r = trainsim_cli("plan", str(run_file), "--fix", "tp=2,pp=2", "--emit", "megatron")
     assert r.returncode == 0, r.stderr
     assert "--tensor-model-parallel-size 2" in r.stdout and "--pipeline-model-parallel-size 2" in r.stdout
 
@@ -77,7 +71,7 @@ def test_plan_emits_megatron_flags(run_file):
 def test_plan_json_reports_search_stats(tmp_path):
     p = tmp_path / "free.yaml"
     p.write_text(RUN.split("plan:")[0])
-    r = trainsim("plan", str(p), "--json")
+    r = trainsim_cli("plan", str(p), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["plans_evaluated"] >= d["plans_feasible"] > 0
@@ -85,5 +79,5 @@ def test_plan_json_reports_search_stats(tmp_path):
 
 
 def test_missing_file_exit_2():
-    r = trainsim("estimate", "no-such-run.yaml")
+    r = trainsim_cli("estimate", "no-such-run.yaml")
     assert r.returncode == 2 and "no such file" in r.stderr

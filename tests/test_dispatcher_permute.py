@@ -9,18 +9,12 @@ from dataclasses import replace as dreplace
 import numpy as np
 import pytest
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for, make_system, one_plan
 from trainsim.api import estimate
 from trainsim.model.load import resolve_model
-from trainsim.parallel.plan import Plans
 from trainsim.perf.compute import (alltoall_sort_fwd_bwd, elementwise_bytes_per_token, elementwise_fwd, hbm_time,
                                    moe_permute_fwd_bwd, permute_rows_in)
 from trainsim.perf.step import layer_costs
-
-
-def _plan(ep: int, dp: int) -> Plans:
-    return Plans.from_columns(tp=1, pp=1, vpp=1, ep=ep, etp=1, cp=1, dp=dp, zero=1, recompute=0, mb=1, schedule=0,
-                              node_limit=0)
 
 
 @pytest.fixture()
@@ -40,7 +34,7 @@ def test_alltoall_permutes_each_token_once_and_sorts_the_received_rows(qwen):
     arch, lk = qwen
     ctx = ctx_for(arch, make_system(), chips=8)
     assert ctx.moe_dispatcher == "alltoall"
-    p = _plan(8, 8)
+    p = one_plan(ep=8, dp=8, zero=1)
     tokens = np.array([4096.0])
     assert permute_rows_in(lk, ctx, p) == 1.0
     fwd, bwd = alltoall_sort_fwd_bwd(lk, ctx, p, tokens)
@@ -56,7 +50,7 @@ def test_alltoall_permutes_each_token_once_and_sorts_the_received_rows(qwen):
     assert float(pf[0]) == pytest.approx(float(hbm_time(301_989_888.0, ctx)))
     assert float(pb[0]) == pytest.approx(float(pf[0]))
     # one local expert per rank (ep 128): no sort
-    f1, b1 = alltoall_sort_fwd_bwd(lk, ctx, _plan(128, 128), tokens)
+    f1, b1 = alltoall_sort_fwd_bwd(lk, ctx, one_plan(ep=128, dp=128, zero=1), tokens)
     assert float(f1[0]) == 0.0 and float(b1[0]) == 0.0
     # the step charges the sort and the permute once forward, once backward (layer_costs' seq_f / seq_b), 48 MoE
     # layers
@@ -72,7 +66,7 @@ def test_hybridep_permutes_the_delivered_rows(qwen):
     # ranks] of 8 experts of 128 on 8 ranks of 16 = 8 (1 - C(112, 8) / C(128, 8)) = 5.339; no sort
     arch, lk = qwen
     ctx = dreplace(ctx_for(arch, make_system(), chips=8), moe_dispatcher="hybridep")
-    p = _plan(8, 8)
+    p = one_plan(ep=8, dp=8, zero=1)
     r = 8 * (1 - math.comb(112, 8) / math.comb(128, 8))
     assert float(permute_rows_in(lk, ctx, p)[0]) == pytest.approx(r)
     assert float(permute_rows_in(lk, dreplace(ctx, moe_dispatcher="deepep"), p)[0]) == pytest.approx(r)
@@ -83,7 +77,7 @@ def test_hybridep_permutes_the_delivered_rows(qwen):
 def test_generic_count_where_the_dispatcher_is_not_sourced(qwen):
     arch, lk = qwen
     ctx = ctx_for(arch, make_system(), chips=8)
-    p = _plan(8, 8)
+    p = one_plan(ep=8, dp=8, zero=1)
     # a stack that routes node-limited (DeepSeek's HAI-LLM): its dispatcher is not published, the generic k stays
     hai = dreplace(ctx, moe_node_limited_routing=True)
     assert permute_rows_in(lk, hai, p) is None
@@ -115,7 +109,7 @@ def test_permute_forward_and_backward_in_mtp_and_moe_recompute(monkeypatch):
     # dispatch included). B = 4 (r + 8) 7,168 x tokens, r the delivered rows of permute_rows_in.
     arch = resolve_model("deepseek-v3")
     ctx = dreplace(ctx_for(arch, make_system(), chips=64), moe_dispatcher="deepep")
-    p = _plan(64, 64)
+    p = one_plan(ep=64, dp=64, zero=1)
     lk = arch.mtp[0]
     assert lk.moe is not None and arch.hidden == 7168 and lk.moe.top_k == 8
     tok = float(ctx.seq_len)

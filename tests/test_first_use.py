@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_main as _main
+from conftest import run_main as _main, write_spec
 from typer.testing import CliRunner
 
 from trainsim.cli import app
@@ -24,9 +24,7 @@ plan: {{tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 
 
 
 def _write(tmp_path, name, text):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
+    return write_spec(tmp_path, text, name)
 
 
 # ---------------------------------------------------------------- compare (table output)

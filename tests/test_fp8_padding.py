@@ -8,15 +8,9 @@ from dataclasses import replace as dreplace
 import numpy as np
 import pytest
 
-from conftest import ctx_for, make_system
+from conftest import ctx_for, make_system, one_plan
 from trainsim.model.load import resolve_model
-from trainsim.parallel.plan import Plans
 from trainsim.perf.compute import expert_copies_fwd_bwd, fp8_padding_fwd_bwd, hbm_time
-
-
-def _plan(ep: int, dp: int) -> Plans:
-    return Plans.from_columns(tp=1, pp=1, vpp=1, ep=ep, etp=1, cp=1, dp=dp, zero=1, recompute=0, mb=1, schedule=0,
-                              node_limit=0)
 
 
 @pytest.fixture()
@@ -35,7 +29,7 @@ def test_alltoall_fp8_pads_and_unpads_every_routed_row(dsv3):
     arch, lk = dsv3
     ctx = ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8")
     assert ctx.fp8_gemm and ctx.moe_dispatcher == "alltoall"
-    p = _plan(8, 8)
+    p = one_plan(ep=8, dp=8, zero=1)
     tokens = np.array([4096.0])
     fwd, bwd = fp8_padding_fwd_bwd(lk, ctx, p, tokens)
     assert float(fwd[0]) == pytest.approx(float(hbm_time(1_879_048_192.0, ctx)))
@@ -52,7 +46,7 @@ def test_alltoall_fp8_pads_and_unpads_every_routed_row(dsv3):
 def test_no_padding_copy_where_the_rows_arrive_aligned_or_in_bf16(dsv3):
     arch, lk = dsv3
     ctx = ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8")
-    p, tokens = _plan(8, 8), np.array([4096.0])
+    p, tokens = one_plan(ep=8, dp=8, zero=1), np.array([4096.0])
     cases = [
         ctx_for(arch, make_system(), chips=8),            # BF16: TEGroupedMLP builds no Fp8Padding
         dreplace(ctx, moe_dispatcher="hybridep"),         # HybridEP pads each expert's rows in its permute
@@ -74,7 +68,7 @@ def test_allgather_dispatcher_pads_too(dsv3):
     # same 1,879,048,192 bytes per pass as the all-to-all's (32,768 rows x 7,168 x 2 B x 4).
     arch, lk = dsv3
     ctx = dreplace(ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8"), moe_dispatcher="allgather")
-    fwd, bwd = fp8_padding_fwd_bwd(lk, ctx, _plan(8, 8), np.array([4096.0]))
+    fwd, bwd = fp8_padding_fwd_bwd(lk, ctx, one_plan(ep=8, dp=8, zero=1), np.array([4096.0]))
     assert float(fwd[0]) == pytest.approx(float(hbm_time(1_879_048_192.0, ctx)))
     assert float(bwd[0]) == pytest.approx(float(fwd[0]))
 
@@ -87,7 +81,7 @@ def test_router_padding_removes_the_copies(dsv3, dispatcher):
     arch, lk = dsv3
     ctx = dreplace(ctx_for(arch, make_system(fp8=624e12), chips=8, precision="fp8"), moe_dispatcher=dispatcher,
                    moe_router_padding_for_quantization=True)
-    f, b = fp8_padding_fwd_bwd(lk, ctx, _plan(8, 8), np.array([4096.0]))
+    f, b = fp8_padding_fwd_bwd(lk, ctx, one_plan(ep=8, dp=8, zero=1), np.array([4096.0]))
     assert float(f[0]) == 0.0 and float(b[0]) == 0.0
 
 

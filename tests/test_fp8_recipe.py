@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import spec_with_training
 from trainsim.errors import TrainsimError
 from trainsim.estimate import context, estimate
 from trainsim.frameworks import runtime_settings
@@ -21,9 +22,7 @@ CS_H100 = RUNS / "megatron-bridge-2511-llama3-8b-h100-8-fp8cs-fsdp.yaml"
 
 
 def _spec(path=CS_B200, **training):
-    spec = yaml.safe_load(path.read_text())
-    spec["training"].update(training)
-    return spec
+    return spec_with_training(path, **training)
 
 
 @pytest.mark.parametrize("recipe, columnwise, hand", [

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import spec_with_training
 from trainsim.errors import TrainsimError
 from trainsim.estimate import estimate
 from trainsim.model.load import resolve_model
@@ -75,9 +76,7 @@ def test_dsv4_step_shortens_by_the_bytes_at_the_hbm_rate():
 
 
 def _training(**kw):
-    spec = yaml.safe_load(DSV4_GB300.read_text())
-    spec["training"].update(kw)
-    return spec
+    return spec_with_training(DSV4_GB300, **kw)
 
 
 def test_needs_mxfp8():

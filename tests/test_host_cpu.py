@@ -8,14 +8,13 @@ from dataclasses import replace as dreplace
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import run_with_training
 from trainsim.catalog.load import chips
 from trainsim.estimate import context, estimate
 from trainsim.frameworks import framework_of
 from trainsim.perf.calibration import Calib, calib_for
 from trainsim.perf.step import host_time_factor, moe_host_sync_time, moe_launch_floor
-from trainsim.spec import parse_run
 
 RUNS = Path(__file__).resolve().parents[1] / "validation" / "runs"
 H100_CS = RUNS / "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2.yaml"
@@ -23,12 +22,6 @@ GB200_MX = RUNS / "megatron-bridge-2606-qwen3-30b-a3b-gb200-8-mxfp8.yaml"
 
 TE_2053_GB200_US, TE_2053_H100_US = 37.08, 13.48     # host time of one eager Linear forward
 TE_2053_RATIO = TE_2053_GB200_US / TE_2053_H100_US   # 2.7507...
-
-
-def _run(path, **training):
-    spec = yaml.safe_load(path.read_text())
-    spec["training"].update(training)
-    return parse_run(spec, base_dir=path.parent)
 
 
 def test_grace_superchips_carry_a_grace_host():
@@ -57,7 +50,7 @@ def test_committed_factor_within_the_measurements():
 
 def test_moe_host_terms_scale_on_grace_by_hand():
     # 24 MoE layers at 3 ms a layer and micro-batch: 72 ms on x86; x 37.08 / 13.48 on Grace = 0.198053 s
-    ctx = context(_run(GB200_MX, cuda_graphs="partial"))
+    ctx = context(run_with_training(GB200_MX, cuda_graphs="partial"))
     ctx = dreplace(ctx, calib=ctx.calib.with_(moe_layer_host_s=3e-3, moe_expert_call_host_s=40e-6,
                                               host_time_factor_grace=TE_2053_RATIO))
     assert moe_host_sync_time(ctx, 24.0) == pytest.approx(0.072 * 37.08 / 13.48)
@@ -68,7 +61,7 @@ def test_moe_host_terms_scale_on_grace_by_hand():
     assert f == pytest.approx(0.19488 * 37.08 / 13.48)
     assert b == pytest.approx((0.1536 + 0.19488) * 37.08 / 13.48)
     # an x86 host keeps the fitted times
-    h = context(_run(H100_CS))
+    h = context(run_with_training(H100_CS))
     h = dreplace(h, calib=h.calib.with_(moe_layer_host_s=3e-3, host_time_factor_grace=TE_2053_RATIO))
     assert moe_host_sync_time(h, 24.0) == pytest.approx(0.072)
     # whole-iteration CUDA graphs: no host term to scale
@@ -81,7 +74,7 @@ def test_estimate_charges_the_factor_once():
     # stall is 16 x 48 x moe_layer_host_s on x86, x the factor on Grace. With no per-expert call time the launch
     # floor is the stall itself and never binds (tests/test_moe_launch_floor.py). The per-step overhead scales
     # likewise: 2 s of data loading on x86 -> 2 x 37.08 / 13.48 = 5.5015 s on Grace
-    run = _run(GB200_MX, cuda_graphs="partial", moe_a2a_overlap=False)
+    run = run_with_training(GB200_MX, cuda_graphs="partial", moe_a2a_overlap=False)
     stored = calib_for(run.system.chip.family, framework=framework_of(run), chip=run.system.chip.id)
     base = stored.with_(moe_layer_host_s=3e-3, moe_expert_call_host_s=0.0, step_overhead_s=2.0)
     one = estimate(run, calib=base.with_(host_time_factor_grace=1.0)).breakdown

@@ -11,14 +11,13 @@ import yaml
 
 from trainsim.estimate import estimate
 from trainsim.model.inline import InlineModel, build_inline
-from trainsim.parallel.plan import Plans
 from trainsim.parallel.schedules import code, microbatch_group
 from trainsim.perf.activations import activation_tensors
 from trainsim.perf.memory import layer_activation_bytes
 from trainsim.perf.pipeline import microbatches_in_flight
 from trainsim.spec import parse_run
 
-from conftest import ctx_for
+from conftest import ctx_for, one_plan
 
 H, HEADS, KV, D, F = 16384, 128, 8, 128, 53248
 RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
@@ -28,12 +27,6 @@ RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
 def llama405():
     return build_inline(InlineModel(name="llama-405b", layers=126, hidden=H, heads=HEADS, kv_heads=KV, ffn=F,
                                     ffn_act="swiglu", vocab=128256))
-
-
-def _plan(**kw):
-    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
-    base.update(kw)
-    return Plans.from_columns(**base)
 
 
 def test_llama_layer_activations_are_korthikanti_per_tensor(llama405, a100_system):
@@ -57,7 +50,7 @@ def test_llama_layer_activations_are_korthikanti_per_tensor(llama405, a100_syste
     assert per_token == pytest.approx(31.75 * H)
     s, t = 8192, 8
     ctx = ctx_for(llama405, a100_system, seq=s)
-    kept, full = layer_activation_bytes(llama405.layers[0], ctx, _plan(tp=t), np.array([float(s)]))
+    kept, full = layer_activation_bytes(llama405.layers[0], ctx, one_plan(tp=t), np.array([float(s)]))
     assert kept[0] == pytest.approx(per_token * s / t) and full[0] == pytest.approx(kept[0])
     # no tensor is listed twice: in a BF16 run the flash output is only the out-projection's input
     names = [x.name for x in activation_tensors(llama405.layers[0], H, s, gemm_bytes=2.0, act_fn_bytes=2.0)]

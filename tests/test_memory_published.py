@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 
 from trainsim.estimate import estimate
-from trainsim.parallel.plan import Plans
 from trainsim.perf.context import OptimizerStates
 from trainsim.perf.memory import _state_bytes, layer_activation_bytes
 from trainsim.spec import load_run, parse_run
 
-from conftest import ctx_for
-
-
-def _plan(**kw):
-    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
-    base.update(kw)
-    return Plans.from_columns(**base)
+from conftest import ctx_for, one_plan
 
 
 @pytest.mark.parametrize("zero,gb", [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)])
@@ -26,7 +19,7 @@ def test_zero_paper_figure_1(gpt3, a100_system, zero, gb):
     # fp16 params and grads (2 + 2 bytes), fp32 master + moments (12 bytes).
     from dataclasses import replace
     ctx = replace(ctx_for(gpt3, a100_system, chips=64), optimizer=OptimizerStates(grad_bytes=2.0))
-    p = _plan(dp=64, zero=zero)
+    p = one_plan(dp=64, zero=zero)
     w, g, o = _state_bytes(ctx, p, np.array([7.5e9]), np.array([0.0]))
     assert (w + g + o)[0] / 1e9 == pytest.approx(gb, rel=0.02)
 
@@ -37,7 +30,7 @@ def test_megatron_theoretical_activation_formula(gpt3, a100_system):
     # formula keeps dropout masks (2 s b h); trainsim's no-dropout count must be within 10% of it.
     s, b, h, t = 2048, 1, 12288, 8
     ctx = ctx_for(gpt3, a100_system)
-    kept, _ = layer_activation_bytes(gpt3.layers[0], ctx, _plan(tp=t, recompute=1), np.array([float(s * b)]))
+    kept, _ = layer_activation_bytes(gpt3.layers[0], ctx, one_plan(tp=t, recompute=1), np.array([float(s * b)]))
     megatron = s * b * h * (18 + 4 * 4) / t
     assert kept[0] == pytest.approx(megatron, rel=0.10)
 
@@ -63,11 +56,11 @@ def test_logit_peak_bytes_hand_derived(gpt3, a100_system):
     from dataclasses import replace
     from trainsim.perf.memory import logit_peak_bytes
     tt = replace(ctx_for(gpt3, a100_system), cross_entropy_fusion="fp32_upcast")
-    got = logit_peak_bytes(tt, _plan(tp=np.array([1, 8, 1, 8]), pp=np.array([1, 1, 4, 4])))
+    got = logit_peak_bytes(tt, one_plan(tp=np.array([1, 8, 1, 8]), pp=np.array([1, 1, 4, 4])))
     assert list(got) == [12.0, 16.0, 14.0, 18.0]
     mc = ctx_for(gpt3, a100_system)
-    assert float(np.max(logit_peak_bytes(mc, _plan(tp=8, pp=4)))) == 6.0
-    assert float(np.max(logit_peak_bytes(replace(mc, cross_entropy_fusion="te"), _plan(tp=8)))) == 2.0
+    assert float(np.max(logit_peak_bytes(mc, one_plan(tp=8, pp=4)))) == 6.0
+    assert float(np.max(logit_peak_bytes(replace(mc, cross_entropy_fusion="te"), one_plan(tp=8)))) == 2.0
 
 
 def test_torchtitan_loss_logits_hand_derived():
@@ -82,7 +75,7 @@ def test_torchtitan_loss_logits_hand_derived():
                                   micro_batch=2, schedule="1f1b")))
     ctx = context(run)
     assert ctx.cross_entropy_fusion == "fp32_upcast"
-    p = _plan(dp=8, zero=3, recompute=1, mb=2)
+    p = one_plan(dp=8, zero=3, recompute=1, mb=2)
     tokens = np.array([16384.0])
     m = np.array([1.0])
     up = memory_breakdown(ctx, p, tokens, m)["activations"][0]
@@ -210,12 +203,12 @@ def test_torch_pipelining_stage_buffers_hand_derived():
     B = 4 * 8192 / 8 * 16384 * 2
     assert B == 134217728
     tokens, m = np.array([4 * 8192.0]), np.array([8.0])
-    p = _plan(tp=8, pp=8, dp=8, zero=3, recompute=2, mb=4, schedule=code("1f1b"))
+    p = one_plan(tp=8, pp=8, dp=8, zero=3, recompute=2, mb=4, schedule=code("1f1b"))
     got = {k: float(pipeline_stage_buffers(ctx, p, tokens, m, k)[0]) for k in ("first", "mid", "last")}
     assert got == {"first": 16 * B, "mid": 16 * B, "last": 7 * B}
-    pi = _plan(tp=8, pp=8, vpp=2, dp=8, zero=3, recompute=2, mb=4, schedule=code("interleaved"))
+    pi = one_plan(tp=8, pp=8, vpp=2, dp=8, zero=3, recompute=2, mb=4, schedule=code("interleaved"))
     assert float(pipeline_stage_buffers(ctx, pi, tokens, m, "mid")[0]) == 32 * B
     # no pipeline, or a stack that pipelines otherwise (Megatron-Core frees a sent output, counts no such buffers)
-    assert float(np.max(pipeline_stage_buffers(ctx, _plan(tp=8, dp=64, zero=3), tokens, m, "first"))) == 0.0
+    assert float(np.max(pipeline_stage_buffers(ctx, one_plan(tp=8, dp=64, zero=3), tokens, m, "first"))) == 0.0
     from dataclasses import replace
     assert float(np.max(pipeline_stage_buffers(replace(ctx, pp_torch_stage=False), p, tokens, m, "mid"))) == 0.0

@@ -20,8 +20,6 @@ What the sources say, read by hand (Ascend/MindSpeed-LLM at c77308a1, Aug 2026; 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +28,7 @@ import numpy as np
 import pytest
 
 import trainsim
-from conftest import emitted_args
+from conftest import emitted_args, trainsim_cli
 from trainsim.errors import TrainsimError
 from trainsim.frameworks import plan_rules, profile, resolve_choice, restrict_plan
 from trainsim.parallel.validity import REASONS, check, reason, zero3_fsdp2_ok
@@ -273,10 +271,6 @@ plan: {tp: 2, pp: PP, cp: 1, ep: 4, ETP micro_batch: 1, zero: 3, recompute: none
 """
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True)
-
-
 @pytest.mark.parametrize("pp,etp,commands", [
     (2, "etp: 1,", ("estimate", "check", "plan")),     # pp stated: refused as the spec is read
     (1, "etp: 2,", ("estimate", "check", "plan")),     # etp 2 stated at zero 3: the FSDP2 backend has no etp
@@ -285,7 +279,7 @@ def test_stated_refused_plan_is_the_rule_reason_exit_2(tmp_path, pp, etp, comman
     f = tmp_path / "run.yaml"
     f.write_text(REFUSED.replace("PP", str(pp)).replace("ETP ", etp + " " if etp else ""))
     for cmd in commands:
-        r = _cli(cmd, str(f))
+        r = trainsim_cli(cmd, str(f))
         assert r.returncode == 2, (cmd, r.stdout, r.stderr)      # the CLI's input-error contract (test_cli.py)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert f"plan.zero: {REASONS[16][1]}" in r.stderr
@@ -295,13 +289,13 @@ def test_plan_and_scenario_carry_no_infinite_memory(tmp_path):
     f = tmp_path / "run.yaml"
     f.write_text(REFUSED.replace("tp: 2, pp: PP, cp: 1, ep: 4, ETP micro_batch: 1, zero: 3, recompute: none, "
                                  "schedule: 1f1b", "micro_batch: 1"))
-    r = _cli("plan", str(f), "--json")
+    r = trainsim_cli("plan", str(f), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in plan --json"))
     assert d["rejected"][ZERO_RULE] > 0 and d["best"] is not None
     assert all(not (p["plan"]["zero"] == 3 and (p["plan"]["pp"] > 1 or p["plan"]["etp"] > 1)) for p in d["pareto"])
     # S6 runs mindspeed-2026
-    r = _cli("scenario", str(Path(__file__).resolve().parents[1] / "scenarios" / "S6.yaml"), "--json", "-q")
+    r = trainsim_cli("scenario", str(Path(__file__).resolve().parents[1] / "scenarios" / "S6.yaml"), "--json", "-q")
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in scenario S6 --json"))
 
@@ -334,8 +328,8 @@ def test_zero3_default_etp_is_the_fsdp2_backends_with_its_source():
 def test_check_and_estimate_read_an_unstated_etp_alike(tmp_path, zero, etp):
     f = tmp_path / "run.yaml"
     f.write_text(REFUSED.replace("PP", "1").replace("ETP ", "").replace("zero: 3", f"zero: {zero}"))
-    e = _cli("estimate", str(f), "--json")
-    c = _cli("check", str(f), "--json")
+    e = trainsim_cli("estimate", str(f), "--json")
+    c = trainsim_cli("check", str(f), "--json")
     assert e.returncode == 0 and c.returncode == 0, (e.stderr, c.stderr)
     assert json.loads(e.stdout)["plan"]["etp"] == etp
     resolved = json.loads(c.stdout)["resolved"]
@@ -347,5 +341,5 @@ def test_check_refuses_the_complete_plan_estimate_refuses(tmp_path):
     # tp 3 does not divide the 16 heads (parallel/validity.py): estimate and check give the one same error line
     f = tmp_path / "run.yaml"
     f.write_text(REFUSED.replace("PP", "1").replace("ETP ", "").replace("tp: 2", "tp: 3"))
-    e, c = _cli("estimate", str(f)), _cli("check", str(f))
+    e, c = trainsim_cli("estimate", str(f)), trainsim_cli("check", str(f))
     assert e.returncode == c.returncode == 2 and e.stderr == c.stderr and "plan.tp:" in c.stderr

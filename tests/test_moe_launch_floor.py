@@ -5,13 +5,12 @@ from dataclasses import replace as dreplace
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import run_with_training
 from trainsim.estimate import context, estimate
 from trainsim.frameworks import framework_of
 from trainsim.perf.calibration import calib_for
 from trainsim.perf.step import EXPERT_QUANT_LAUNCHES, expert_host_calls, moe_launch_floor
-from trainsim.spec import parse_run
 from trainsim.validate.calibrate import CALL_BOUNDS, CALL_TOL, _fit_params, prepare
 
 RUNS = Path(__file__).resolve().parents[1] / "validation" / "runs"
@@ -19,12 +18,6 @@ H100_CS = RUNS / "megatron-bridge-2511-qwen3-30b-a3b-h100-16-fp8cs-pp2.yaml"
 B200_MX = RUNS / "megatron-bridge-2511-qwen3-30b-a3b-b200-8-fp8mx-mbs1.yaml"
 DSV3_H100 = RUNS / "megatron-bridge-perf-dsv3-h100-1024.yaml"
 GB200_FULL = RUNS / "megatron-bridge-2606-qwen3-30b-a3b-gb200-8-mxfp8.yaml"
-
-
-def _run(path, **training):
-    spec = yaml.safe_load(path.read_text())
-    spec["training"].update(training)
-    return parse_run(spec, base_dir=path.parent)
 
 
 def _calib(run, call_s):
@@ -44,7 +37,7 @@ def _calib(run, call_s):
 def test_calls_per_local_expert(precision, recipe, hand):
     path = B200_MX if recipe == "mxfp8" else H100_CS   # MXFP8 needs Blackwell
     kw = {"precision": precision, "fp8_recipe": recipe}
-    ctx = context(_run(path, **kw))
+    ctx = context(run_with_training(path, **kw))
     assert expert_host_calls(ctx) == hand
 
 
@@ -56,7 +49,7 @@ def test_floor_arithmetic_by_hand():
     # 24 MoE layers, 16 local experts, current scaling: 24 x 16 x 8 = 3,072 forward and 24 x 16 x 10 = 3,840
     # backward calls; 3 ms per layer and 40 us per call: forward 24 x 3 ms + 3,072 x 40 us = 0.19488 s,
     # backward 3,840 x 40 us = 0.1536 s; a full recompute (rerun 1) repeats the forward in the backward
-    ctx = context(_run(H100_CS))
+    ctx = context(run_with_training(H100_CS))
     ctx = dreplace(ctx, calib=ctx.calib.with_(moe_layer_host_s=3e-3, moe_expert_call_host_s=40e-6))
     f, b = moe_launch_floor(ctx, 24.0, 3072.0, 3840.0, 0.0)
     assert (f, b) == (pytest.approx(0.19488), pytest.approx(0.1536))
@@ -69,7 +62,7 @@ def test_floor_arithmetic_by_hand():
 def test_zero_call_time_changes_nothing():
     # with no per-call time the floor is the MoE layers' own host time, which the dropless device path already
     # carries (moe_host_sync_time), so the floor never binds
-    run = _run(B200_MX)
+    run = run_with_training(B200_MX)
     stored = calib_for(run.system.chip.family, framework=framework_of(run), chip=run.system.chip.id)
     ctx = context(run, stored.with_(moe_expert_call_host_s=0.0))
     f, b = moe_launch_floor(ctx, 48.0, 48 * 16 * 4.0, 48 * 16 * 6.0, 0.0)
@@ -83,7 +76,7 @@ def test_host_bound_step_is_the_floor():
     # layer's launch work is moe_layer_host_s + 16 x (4 + 6) x 40 us = moe_layer_host_s + 6.4 ms, above its
     # device work, so each micro-batch takes 48 x that; the step's other parts (DP sync, optimizer, overhead)
     # stay as they are
-    run = _run(B200_MX)
+    run = run_with_training(B200_MX)
     c0, c1 = _calib(run, 0.0), _calib(run, 40e-6)
     e0, e1 = estimate(run, calib=c0), estimate(run, calib=c1)
     m = 512 / 8
@@ -103,7 +96,7 @@ def test_host_bound_step_is_the_floor():
 def test_device_bound_and_graphed_runs_do_not_move(path):
     # DeepSeek-V3 on 1,024 H100: 4 local experts, 27 ms of device work per layer and micro-batch, far above
     # its launch work; Qwen3-30B-A3B on 8 GB200 under whole-iteration CUDA graphs: no launches
-    run = _run(path)
+    run = run_with_training(path)
     assert estimate(run, calib=_calib(run, 40e-6)).step_time_s == pytest.approx(
         estimate(run, calib=_calib(run, 0.0)).step_time_s, rel=1e-12)
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
+from conftest import trainsim_cli
 from trainsim.api import parse_fix, parse_run, search
 from trainsim.plan_diff import plan_diff
 
@@ -56,21 +55,17 @@ def test_causes_add_up_and_name_the_difference(best):
     assert d.speedup == pytest.approx(step[1] / step[0], rel=1e-6)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True)
-
-
 def test_cli_json_and_bad_reference(tmp_path):
     p = tmp_path / "run.yaml"
     p.write_text(SPEC)
-    r = _cli("plan", str(p), "--json", "--against", REFERENCE)
+    r = trainsim_cli("plan", str(p), "--json", "--against", REFERENCE)
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)["against"]
     assert a["reference_plan"]["tp"] == 8 and a["best_over_reference"] > 1.0
     assert {"cause", "best", "reference", "difference"} <= set(a["step_time_by_cause_s"][0])
-    bad = _cli("plan", str(p), "--against", "tp=8,bogus=3")
+    bad = trainsim_cli("plan", str(p), "--against", "tp=8,bogus=3")
     assert bad.returncode == 2
     assert "--against" in bad.stderr and "bogus" in bad.stderr and "Traceback" not in bad.stderr
     # without --against the key is there and null: one JSON schema
-    r = _cli("plan", str(p), "--json")
+    r = trainsim_cli("plan", str(p), "--json")
     assert json.loads(r.stdout)["against"] is None

@@ -5,8 +5,6 @@ Numbers are derived by hand in the comments (divisibility, nearest multiples), n
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from trainsim.scenario.capacity import capacity
 from trainsim.search import search
 from trainsim.spec import PlanSpec, Run, TrainingSpec, load_run
 
-from conftest import make_system
+from conftest import make_system, trainsim_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LONGCAT = ROOT / "benchmarks" / "runs" / "longcat2-class-cm384x65.yaml"
@@ -167,10 +165,6 @@ def test_batch_alternative_when_only_the_batch_blocks():
     assert search(tried).best is not None
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trainsim", *args], capture_output=True, text=True)
-
-
 def test_plan_json_one_schema_and_exit_codes(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n"
@@ -179,13 +173,13 @@ def test_plan_json_one_schema_and_exit_codes(tmp_path):
     bad.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 16\n"
                    "training: {tokens: 1e11, seq_len: 4096, global_batch_seqs: 256}\nplan: {tp: 8, pp: 4}\n")
     # tp 8 x pp 4 = 32 chips of 16: no plan (tp 16 of 8 key/value heads is bad input since qa16, exit 2)
-    r1, r2 = _cli("plan", str(ok), "--json"), _cli("plan", str(bad), "--json")
+    r1, r2 = trainsim_cli("plan", str(ok), "--json"), trainsim_cli("plan", str(bad), "--json")
     assert r1.returncode == 0 and r2.returncode == 1          # no answer: 1 (bad input stays 2)
     d1, d2 = json.loads(r1.stdout), json.loads(r2.stdout)
     assert set(d1) == set(d2)
     assert isinstance(d1["best"], dict) and d2["best"] is None
     assert d1["message"] is None and d2["message"] and d2["alternatives"]
-    assert _cli("plan", str(tmp_path / "missing.yaml")).returncode == 2
+    assert trainsim_cli("plan", str(tmp_path / "missing.yaml")).returncode == 2
 
 
 def test_chunked_search_equals_one_chunk(monkeypatch):

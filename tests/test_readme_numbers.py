@@ -9,13 +9,14 @@ Source facts stay out of this file: a paper's or a table's published figure (NeM
 published peaks, the 1.8 GB/s pageable copy rate of NeMo RL issue 3976) is quoted, not computed."""
 from __future__ import annotations
 
-import importlib.util
 import re
 import statistics
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
+from conftest import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 RL = ROOT / "validation" / "rl"
@@ -53,10 +54,7 @@ def span(values) -> str:
 # --- torchtitan peak memory: the two named gaps (README "Memory" bullet) ------------------------------------------
 
 def _memory_module():
-    spec = importlib.util.spec_from_file_location("_tt_memory", ROOT / "tests" / "test_memory_published.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("_tt_memory", ROOT / "tests" / "test_memory_published.py")
 
 
 def torchtitan_gap_fragment() -> str:
@@ -190,10 +188,7 @@ def test_rl_qualitative_claims_hold():
 
 
 def _rl_phases_module():
-    spec = importlib.util.spec_from_file_location("_rl_phases", ROOT / "tests" / "test_rl_phases.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("_rl_phases", ROOT / "tests" / "test_rl_phases.py")
 
 
 def rl_phase_fragments() -> list[str]:
@@ -231,7 +226,7 @@ def rl_dsv3_split_fragments() -> list[str]:
     52.5 / 63.8 / 57.4 s and ~40 ms = 57.4 s / 1,428 decode steps, are quoted): the one-step-off training chips'
     work, that work with 40 s more, the colocated time outside generation, its generation and the model's mean
     decode step over the same 1,428 steps."""
-    f = _module("_rl_dsv3_split", ROOT / "tests" / "test_rl_dsv3_split.py").model_figures()
+    f = load_module("_rl_dsv3_split", ROOT / "tests" / "test_rl_dsv3_split.py").model_figures()
     return [f"its trainer side is at most 52.5 s (the model's: {f['trainer']:.1f} s; with ~40 s more, "
             f"{f['trainer'] + 40:.0f} s)",
             f"the colocated run spends 63.8 s outside generation (model {f['outside']:.1f} s) and 57.4 s generating "
@@ -435,7 +430,7 @@ def rl_refit_fragments() -> list[str]:
     h100 = load_posttrain(RL / "nemo-rl-h100-dsv3-256-sync.yaml").clusters["main"].system.chip
     bcasts = math.ceil(full / ph.refit_pack_bytes(h100.hbm_bytes))
     w512 = rl_all_rows()["nemo-rl-h100-dsv3-512-async"]["stages_s"]["weights"]
-    mod = _module("_tt_rl_refit", ROOT / "tests" / "test_rl_refit.py")
+    mod = load_module("_tt_rl_refit", ROOT / "tests" / "test_rl_refit.py")
     blog = mod._blog_layout_refit()
     from trainsim.model.counts import count
     w, w_e = count(a).total_params * 2.0, ph.expert_params(a) * 2.0     # as _blog_layout_refit counts them
@@ -476,11 +471,7 @@ def test_rack_chance_quoted():
     assert_in_readme(rack_chance_fragment())
 
 def _whatif_module():
-    spec = importlib.util.spec_from_file_location("_rl_moe_trainer_whatif", ROOT / "scripts" /
-                                                  "rl_moe_trainer_whatif.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("_rl_moe_trainer_whatif", ROOT / "scripts" / "rl_moe_trainer_whatif.py")
 
 
 def _whatif_output(*argv: str) -> str:
@@ -595,10 +586,7 @@ def inference_fragments() -> list[str]:
     writes; the grid floor is the script's MEM grid), and the vLLM Qwen3-30B-A3B row of the generated serving table:
     vLLM pull request 23151's published 13.18 ms per output token (a source fact) scaled by reported / predicted
     tokens/s, the model's time per output token at the same 10 concurrent sequences."""
-    spec = importlib.util.spec_from_file_location("_calibrate_inference", ROOT / "scripts" /
-                                                  "calibrate_inference.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
+    cal = load_module("_calibrate_inference", ROOT / "scripts" / "calibrate_inference.py")
     y = _inference_yaml()
     c, v = y["constants"], y["vendor_eff"]
     asc, floor = v["ascend"]["mem_eff"], cal.MEM[0]
@@ -663,13 +651,6 @@ def test_serving_allreduce_quoted(i):
 
 # --- training prose under "Where the model is weak" -------------------------------------------------------------
 
-def _module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def amd_fragments() -> list[str]:
     """AMD Primus MoE: the CDNA 4 launch-work factor (Figure 5's measured 14.7 ms per MoE layer over the fitted x86
     host terms of the same layer, perf/step.py launch_work_factor), the launch-bound 1F1B DeepSeek-V2 forward as
@@ -682,7 +663,7 @@ def amd_fragments() -> list[str]:
     c = calib_for("amd-cdna4", chip="amd-mi355x")
     k = launch_work_factor(c)
     fwd = 14.75 * k * (c.moe_layer_host_s + 40 * c.moe_expert_call_host_s)
-    mod = _module("_tt_primus", ROOT / "tests" / "test_primus_amd_moe.py")
+    mod = load_module("_tt_primus", ROOT / "tests" / "test_primus_amd_moe.py")
     with tempfile.TemporaryDirectory() as tmp:
         r = mod._dsv2_rates(["loss", "deepep", "vpp3"], Path(tmp))
     return [f"14.7 ms of launch work per MoE layer, {k:.2f}x what the fitted x86 host terms give",
@@ -724,7 +705,7 @@ def moe_call_time_fragment() -> str:
     NeMo 25.11 Qwen3-30B-A3B rows (H100 per-tensor FP8, B200 MXFP8), each fitted alone for moe_expert_call_host_s
     and each predicted with the other's, as tests/test_moe_launch_floor.py's agreement test does."""
     import math
-    mod = _module("_tt_moe_launch_floor", ROOT / "tests" / "test_moe_launch_floor.py")
+    mod = load_module("_tt_moe_launch_floor", ROOT / "tests" / "test_moe_launch_floor.py")
     runs = {r.name: r for r in mod.prepare([mod.H100_CS, mod.B200_MX])}
     t = {n: mod._fit_params([r], "moe_expert_call_host_s", mod.CALL_BOUNDS, lambda rr: mod._calib(rr.run, 0.0),
                             tol=mod.CALL_TOL) for n, r in runs.items()}
@@ -743,7 +724,7 @@ def collectives_fragments() -> list[str]:
     """The collectives row of the model table: engine over measured time of the nccl-tests all-reduces of 16 B,
     64 KiB and 1 MiB on 8, 16 and 32 H100, and of the 16 B all-reduces on 8 MI300X and 2 x 8 MI355X
     (validation/collectives/nccl_tests.yaml, priced as tests/test_nccl_tests.py prices them)."""
-    mod = _module("_tt_nccl_tests", ROOT / "tests" / "test_nccl_tests.py")
+    mod = load_module("_tt_nccl_tests", ROOT / "tests" / "test_nccl_tests.py")
     pts = {p["id"]: p for p in mod._doc()["points"]}
     h100 = [f"h100x{n}-ar-{s}" for n in (8, 16, 32) for s in ("16b", "64k", "1m")]
     r = {i: mod.engine_s(pts[i]) / mod.measured_s(pts[i]) for i in h100 + ["mi300x8-ar-16b", "mi355x16-ar-16b"]}
@@ -801,9 +782,7 @@ def test_bloomberggpt_gap_quoted():
 
 def dataset_fragments() -> list[str]:
     import numpy as np
-    spec = importlib.util.spec_from_file_location("dataset_lengths", ROOT / "scripts" / "dataset_lengths.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module("dataset_lengths", ROOT / "scripts" / "dataset_lengths.py")
     r1 = mod.stats(mod.DATA / "mlperf-deepseek-r1.csv")
     oo = mod.stats(mod.DATA / "mlperf-llama2-70b-openorca.csv")
     import csv

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import load_script
 from trainsim.catalog.resolve import resolve_system
 from trainsim.errors import TrainsimError
 from trainsim.scenario.common import make_run, run_key
@@ -167,11 +168,7 @@ def test_s8_inference_half_quotes_the_serving_error():
 def test_calibrate_inference_writes_the_accuracy_block_once(tmp_path, monkeypatch):
     """scripts/calibrate_inference.py writes the leave-one-out summary as data (not a comment) and replaces it on
     every run."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("calibrate_inference", ROOT / "scripts" / "calibrate_inference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("calibrate_inference")
     data = tmp_path / "inference.yaml"
     data.write_text(INFERENCE_YAML.read_text())
     monkeypatch.setattr(mod, "DATA", data)

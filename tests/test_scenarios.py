@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import load_script
 from trainsim.catalog.load import get_system
 from trainsim.errors import TrainsimError
 from trainsim.model.counts import count
@@ -462,12 +463,8 @@ def test_s9_states_the_published_plan_beside_the_searched_one(all_results):
 
 def test_readme_scenario_table_matches_the_output(all_results):
     """The README's scenario table is exactly what scripts/readme_scenarios.py makes of a fresh run."""
-    import importlib.util
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("readme_scenarios", root / "scripts" / "readme_scenarios.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("readme_scenarios")
     readme = (root / "README.md").read_text()
     section = readme.split("<!-- scenarios:begin -->\n", 1)[1].split("\n<!-- scenarios:end -->", 1)[0]
     want = mod.table([all_results[s] for s in ALL_IDS])
@@ -506,7 +503,6 @@ def test_fp4_is_a_sourced_uncertain_input():
     # times their FP8 speed, r = FP4 / FP8 peak, f fitted on the NVFP4 rows Megatron-Bridge publishes beside four
     # FP8 validation runs (same table, plan, chips): the data file's low / nominal / high are the min / median /
     # max of that fit, and the fitted f reproduces each published NVFP4 / FP8 ratio
-    import importlib.util
     import statistics
 
     from trainsim.catalog.resolve import resolve_system
@@ -517,9 +513,7 @@ def test_fp4_is_a_sourced_uncertain_input():
     d = fp4_training_data()
     f = d["realised_gain_fraction"]
     assert f["source"] and f["confidence"] == "low"
-    spec = importlib.util.spec_from_file_location("fit_fp4", ROOT / "scripts" / "fit_fp4.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("fit_fp4")
     fs = []
     for p in d["published_points"]:
         path = ROOT / "validation" / "runs" / p["beside"]

@@ -20,7 +20,7 @@ from trainsim.plan_estimate import estimate_complete
 from trainsim.parallel.plan import Plans
 from trainsim.spec import OptimizerSpec, parse_run
 
-from conftest import ctx_for
+from conftest import ctx_for, one_plan
 
 
 def _run(**kw):
@@ -144,12 +144,6 @@ def test_host_link_of_the_chip():
     assert h.host_link_bw == pytest.approx(50e9)
 
 
-def _plan(**kw):
-    base = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, dp=1, zero=0, recompute=0, mb=1, schedule=0, node_limit=0)
-    base.update(kw)
-    return Plans.from_columns(**base)
-
-
 def test_balanced_interleaved_light_chunks_hand_derived(gpt3, a100_system):
     # Llama 3 405B's layout (Llama 3 report sec. 3.3.2; Megatron-Core --account-for-embedding/loss-in-pipeline-split):
     # pp 16, v 8 one-layer chunks, the first chunk of rank 0 holds only the embedding and the last chunk of rank 15
@@ -163,7 +157,7 @@ def test_balanced_interleaved_light_chunks_hand_derived(gpt3, a100_system):
     from trainsim.parallel.schedules import code
     from trainsim.perf.memory import activation_layers
     ctx = replace(ctx_for(gpt3, a100_system), pipeline_split="balanced")
-    p = _plan(pp=16, vpp=8, schedule=code("interleaved"))
+    p = one_plan(pp=16, vpp=8, schedule=code("interleaved"))
     m = np.array([32.0])
     first = activation_layers(ctx, p, m, np.array([7.0]), np.array([8.0]), np.array([0.0]), False)
     last = activation_layers(ctx, p, m, np.array([7.0]), np.array([8.0]), np.array([15.0]), True)
@@ -185,7 +179,7 @@ def test_fsdp2_sharded_master_and_freed_gradients_hand_derived(gpt3, a100_system
     from dataclasses import replace
     from trainsim.perf.memory import _gradients_at_peak, _state_bytes
     ctx = replace(ctx_for(gpt3, a100_system, chips=8), fsdp_sharded_master=True)
-    p = _plan(dp=8, zero=3)
+    p = one_plan(dp=8, zero=3)
     w, g, o = _state_bytes(ctx, p, np.array([8e9]), np.array([0.0]))
     assert (w[0], g[0], o[0]) == pytest.approx((0.0, 4e9, 12e9))
     assert _gradients_at_peak(ctx, p, g, np.array([10e9]))[0] == 0.0

@@ -16,25 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 import trainsim
-from conftest import emitted_args
+from conftest import RUN_A100, emitted_args
 from trainsim.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-RUN_A100 = """name: a100-8b
-model: llama-3.1-8b
-system: dgx-a100
-chips: 64
-training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
-plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
-"""
-
-
-@pytest.fixture
-def run_a100(tmp_path):
-    p = tmp_path / "a100.yaml"
-    p.write_text(RUN_A100)
-    return p
 
 
 # ---------------------------------------------------------------- cost and energy

@@ -15,21 +15,7 @@ from typer.testing import CliRunner
 from trainsim.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_A100 = """name: a100-8b
-model: llama-3.1-8b
-system: dgx-a100
-chips: 64
-training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
-plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
-"""
 DGX_A100_W_PER_GPU = 6500 / 8     # NVIDIA DGX A100 datasheet: 6.5 kW max system power, 8 GPUs
-
-
-@pytest.fixture
-def run_a100(tmp_path):
-    p = tmp_path / "a100.yaml"
-    p.write_text(RUN_A100)
-    return p
 
 
 def invoke(*args: str):

@@ -26,6 +26,22 @@ def sig(x: float, digits: int = 3) -> str:
     return s
 
 
+def rate_cell(x: float | None) -> str:
+    """A throughput in a validation table cell (tokens/s per chip): whole from 100 up (``1,234``), one decimal
+    below (``87.5``), ``-`` for none."""
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def pct_cell(x: float | None, signed: bool = True) -> str:
+    """A fraction in a validation table cell as a percentage with one decimal: ``+12.3%`` (``signed``, an error or
+    a bias) or ``12.3%`` (a magnitude), ``-`` for none."""
+    if x is None:
+        return "-"
+    return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
 def counted(n: int, noun: str) -> str:
     """An exact count with its noun, singular for one: ``1 point``, ``1,024 points``."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"

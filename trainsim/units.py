@@ -12,7 +12,7 @@ import math
 import re
 from functools import lru_cache
 
-from .errors import TrainsimError
+from .errors import TrainsimError, short
 
 _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
 _COUNT_RE = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKMBGTP]?)\s*$")
@@ -22,14 +22,9 @@ _COUNT_RE = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKMBGTP]?)\s*$")
 MAX_QUANTITY_CHARS = 64
 
 
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _finite(x: float, value, field: str, where: str | None, human: str) -> float:
     if not math.isfinite(x):
-        raise TrainsimError(f"expected {human} (a finite number), got {_short(value)}", field=field, where=where)
+        raise TrainsimError(f"expected {human} (a finite number), got {short(value)}", field=field, where=where)
     return x
 
 # dimension name -> (pint unit to convert to, human description)
@@ -106,10 +101,10 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     if isinstance(value, (int, float)):
         return _finite(_float(value, field, where), value, field, where, _DIMS[dim][1])
     if not isinstance(value, str):
-        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {_short(value)}", field=field, where=where)
+        raise TrainsimError(f"expected {_DIMS[dim][1]}, got {short(value)}", field=field, where=where)
     target, human = _DIMS[dim]
     if len(value) > MAX_QUANTITY_CHARS:
-        raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {_short(value)}",
+        raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {short(value)}",
                             field=field, where=where)
     text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
     plain = plain_number(text)
@@ -125,7 +120,7 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
         q = _ureg().Quantity(text)
         x = float(q.to(target).magnitude)
     except Exception:
-        raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where) from None
+        raise TrainsimError(f"expected {human}, got {short(value)}", field=field, where=where) from None
     return _finite(x, value, field, where, human)
 
 
@@ -143,7 +138,7 @@ def _float(value, field: str, where: str | None) -> float:
     try:
         return float(value)
     except OverflowError:  # an int with hundreds of digits
-        raise TrainsimError(f"expected a finite number, got {_short(value)}", field=field, where=where) from None
+        raise TrainsimError(f"expected a finite number, got {short(value)}", field=field, where=where) from None
 
 
 def parse_count(value, field: str, *, where: str | None = None) -> float:
@@ -162,7 +157,7 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
                 pass
             else:
                 return _finite(x, value, field, where, human)
-    raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
+    raise TrainsimError(f"expected {human}, got {short(value)}", field=field, where=where)
 
 
 #: binary multiples of the count suffixes (k = 1,024, M = 2^20, G / B = 2^30), for :func:`batch_tokens_as_stated`
@@ -209,7 +204,7 @@ def parse_fraction(value, field: str, *, where: str | None = None, below_one: bo
     elif isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
         x = percent_value(value)
     if x is None or not (math.isfinite(x) and x > 0) or (below_one and x >= 1):
-        raise TrainsimError(f"expected {human}, got {_short(value)}", field=field, where=where)
+        raise TrainsimError(f"expected {human}, got {short(value)}", field=field, where=where)
     return x
 
 
@@ -219,7 +214,7 @@ def parse_int_count(value, field: str, *, where: str | None = None) -> int:
     parser for integer counts, so every integer field takes the suffixes ``chips`` and ``tokens`` take."""
     x = parse_count(value, field, where=where)
     if not float(x).is_integer():
-        raise TrainsimError(f"expected a whole number such as 1024, '1,024' or '1K', got {_short(value)}",
+        raise TrainsimError(f"expected a whole number such as 1024, '1,024' or '1K', got {short(value)}",
                             field=field, where=where)
     return int(x)
 
@@ -243,7 +238,7 @@ def parse_length(value, field: str, *, where: str | None = None):
         x = float(m.group(1)) * _LENGTH_SUFFIX[m.group(2)]
         if x.is_integer():
             return int(x)
-    raise TrainsimError(f"expected a length in tokens such as 4096, '4,096' or '4K' (K = 1,024), got {_short(value)}",
+    raise TrainsimError(f"expected a length in tokens such as 4096, '4,096' or '4K' (K = 1,024), got {short(value)}",
                         field=field, where=where)
 
 

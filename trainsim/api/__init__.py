@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import typing as _typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..errors import NoPlanError, TrainsimError, from_validation
 from ..io.specfile import located
@@ -55,6 +55,9 @@ from ..units import GIB, parse_length
 __all__ = ["TrainsimError", "NoPlanError", "InvariantViolation", "Estimate", "estimate", "SearchResult", "search",
            "PlanSpec", "Run", "load_run", "parse_run", "parse_fix", "as_run", "plan_against", "parse_against"]
 
+_S = TypeVar("_S")
+_R = TypeVar("_R")
+
 #: the CLI's names for the fields the API checks (errors then name the option the user typed)
 CLI_NAMES = {"days": "--days", "unit": "--unit", "units": "--units", "chips": "--chips", "family": "--family",
              "precision": "--precision", "system": "--system", "sparsity": "--sparsity", "factors": "--factors",
@@ -82,6 +85,23 @@ def as_run(spec: Run | str | Path | Mapping, *, base_dir: Path | None = None) ->
     if isinstance(spec, Mapping):
         return parse_run(dict(spec), base_dir=base_dir)
     return load_run(spec)
+
+
+def spec_of(spec: Any, kind: type[_S], parse: Callable[[dict], _S], load: Callable[[Any], _S]) -> _S:
+    """A ``kind`` spec (``Serving``, ``PostTrain``) from ``spec``: itself when it is one, ``parse`` of a mapping,
+    else ``load`` of a spec-file path (what :func:`as_run` does for a run spec)."""
+    if isinstance(spec, kind):
+        return spec
+    return parse(dict(spec)) if isinstance(spec, Mapping) else load(spec)
+
+
+def answer_located(engine: Callable[[_S], _R], parsed: _S, spec: Any) -> _R:
+    """``engine(parsed)``; a :class:`TrainsimError` the engine raises on a stated field names the spec file
+    ``spec`` too (:func:`trainsim.io.specfile.located`; a mapping is named by nothing)."""
+    try:
+        return engine(parsed)
+    except TrainsimError as exc:
+        raise located(exc, spec) from None
 
 
 def estimate(run: Run | str | Path | Mapping, plan: PlanSpec | None = None, **kw: Any) -> Estimate:

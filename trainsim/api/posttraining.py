@@ -1,19 +1,14 @@
 """The post-training door: ``trainsim posttrain`` and ``trainsim posttrain --validate``."""
 from __future__ import annotations
 
-from typing import Mapping
 from ..posttrain.spec import PostTrain, load_posttrain, parse_posttrain
 from ..posttrain.timeline import evaluate as posttrain_step
 from ..posttrain.validate import error_table as posttrain_error_table, summary as posttrain_summary
-from ..errors import TrainsimError
-from ..io.specfile import located
-from . import Answer, ErrorTable
+from . import Answer, ErrorTable, answer_located, spec_of
 
 
-def _posttrain_spec(spec):
-    if isinstance(spec, PostTrain):
-        return spec
-    return parse_posttrain(dict(spec)) if isinstance(spec, Mapping) else load_posttrain(spec)
+def _posttrain_spec(spec) -> PostTrain:
+    return spec_of(spec, PostTrain, parse_posttrain, load_posttrain)
 
 
 class PostTrainResult(Answer):
@@ -23,11 +18,7 @@ class PostTrainResult(Answer):
 def posttrain(spec) -> PostTrainResult:
     """``trainsim posttrain``: a post-training spec (PostTrain, path or mapping) ->
     :func:`trainsim.posttrain.timeline.evaluate`."""
-    pt = _posttrain_spec(spec)
-    try:
-        return PostTrainResult(posttrain_step(pt))
-    except TrainsimError as exc:   # raised by the engine on a stated field: name the spec file too
-        raise located(exc, spec) from None
+    return PostTrainResult(answer_located(posttrain_step, _posttrain_spec(spec), spec))
 
 
 def posttrain_validate(paths=None) -> ErrorTable:

@@ -1,19 +1,14 @@
 """The serving door: ``trainsim infer`` and ``trainsim infer --validate``."""
 from __future__ import annotations
 
-from typing import Mapping
 from ..inference.spec import Serving, load_serving, parse_serving
 from ..inference.serve import infer as _infer
 from ..inference.validate import error_table as serving_error_table, latency_bound_table, summary as serving_summary
-from ..errors import TrainsimError
-from ..io.specfile import located
-from . import Answer, ErrorTable
+from . import Answer, ErrorTable, answer_located, spec_of
 
 
-def _serving(spec):
-    if isinstance(spec, Serving):
-        return spec
-    return parse_serving(dict(spec)) if isinstance(spec, Mapping) else load_serving(spec)
+def _serving(spec) -> Serving:
+    return spec_of(spec, Serving, parse_serving, load_serving)
 
 
 class InferResult(Answer):
@@ -22,11 +17,7 @@ class InferResult(Answer):
 
 def infer(spec) -> InferResult:
     """``trainsim infer``: a serving spec (Serving, path or mapping) -> :func:`trainsim.inference.serve.infer`."""
-    sv = _serving(spec)
-    try:
-        return InferResult(_infer(sv))
-    except TrainsimError as exc:   # raised by the engine on a stated field: name the spec file too
-        raise located(exc, spec) from None
+    return InferResult(answer_located(_infer, _serving(spec), spec))
 
 
 def infer_validate(paths=None) -> ErrorTable:

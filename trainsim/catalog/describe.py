@@ -63,6 +63,13 @@ def _field(name: str, value, sources: dict[str, Sourced]) -> dict[str, Any]:
             **_prov(sources.get(name))}
 
 
+def _research(name: str, value, provenance: Sourced | None, display: str | None = None) -> dict[str, Any]:
+    """One research-file row of ``catalog show``: the field, its raw value, the value as text (``display``, else
+    :func:`_plain`) and its source, confidence and note."""
+    return {"field": name, "value": value, "display": _plain(value) if display is None else display,
+            **_prov(provenance)}
+
+
 def _ranges(obj: Chip | System) -> list[dict[str, Any]]:
     out = []
     for name, r in obj.ranges.items():
@@ -117,9 +124,9 @@ def describe_chip(chip_id: str) -> dict[str, Any]:
     for name in ("year", "tpp", "scale_up_bidirectional_GBps"):
         sv = getattr(entry, name)
         if sv is not None:
-            research.append({"field": name, "value": sv.value, "display": _plain(sv.value), **_prov(src.get(name))})
+            research.append(_research(name, sv.value, src.get(name)))
     for name, sv in entry.extra.items():
-        research.append({"field": name, "value": sv.value, "display": _plain(sv.value), **_prov(src.get(name))})
+        research.append(_research(name, sv.value, src.get(name)))
     ranges = _ranges(c)
     return {"kind": "chip", "id": c.id, "name": c.name, "vendor": c.vendor, "family": c.family,
             "status": entry.status, "usable": c.usable, "missing": load.missing_inputs(c), "fields": fields,
@@ -162,12 +169,11 @@ def describe_system(system_id: str) -> dict[str, Any]:
     hw = load.hardware_system_entry(system_id)
     research = []
     if hw is not None:
-        research.append({"field": "chips_per_scaleup_domain", "value": hw.chips_per_scaleup_domain.value,
-                         "display": fmt(hw.chips_per_scaleup_domain.value, "count"), **_prov(load.to_sourced(
-                             hw.chips_per_scaleup_domain))})
+        domain = hw.chips_per_scaleup_domain
+        research.append(_research("chips_per_scaleup_domain", domain.value, load.to_sourced(domain),
+                                  fmt(domain.value, "count")))
         for name, sv in hw.extra.items():
-            research.append({"field": name, "value": sv.value, "display": _plain(sv.value),
-                             **_prov(load.to_sourced(sv))})
+            research.append(_research(name, sv.value, load.to_sourced(sv)))
     ranges = _ranges(s)
     return {"kind": "system", "id": s.id, "name": s.name, "chip": s.chip.id, "chip_name": s.chip.name,
             "note": load.system_entry(system_id).note, "hardware_ref": hw.id if hw else None,

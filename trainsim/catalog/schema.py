@@ -74,10 +74,20 @@ def _collect_extra(data: Any, known: set[str]) -> Any:
     return out
 
 
-class ChipEntry(BaseModel):
-    """One chip of hardware.yaml. Numbers keep the research file's units (TFLOPS, GB, TB/s, GB/s, Gb/s, W, USD)."""
+class _WithExtra(BaseModel):
+    """A hardware.yaml entry whose keys the subclass does not name go to its ``extra`` field
+    (:func:`_collect_extra`), so the research file may carry more than the model reads."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extras(cls, data):
+        return _collect_extra(data, set(cls.model_fields) - {"extra"})
+
+
+class ChipEntry(_WithExtra):
+    """One chip of hardware.yaml. Numbers keep the research file's units (TFLOPS, GB, TB/s, GB/s, Gb/s, W, USD)."""
 
     id: str
     vendor: str
@@ -97,16 +107,9 @@ class ChipEntry(BaseModel):
     tpp: SourcedNumber | None = None
     extra: dict[str, SourcedValue] = Field(default_factory=dict)  # export_control, measured, notes, ...
 
-    @model_validator(mode="before")
-    @classmethod
-    def _extras(cls, data):
-        return _collect_extra(data, set(cls.model_fields) - {"extra"})
 
-
-class HardwareSystemEntry(BaseModel):
+class HardwareSystemEntry(_WithExtra):
     """One (descriptive) system of hardware.yaml; the numeric view lives in systems.yaml."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -114,11 +117,6 @@ class HardwareSystemEntry(BaseModel):
     status: str | None = None
     chips_per_scaleup_domain: SourcedNumber
     extra: dict[str, SourcedValue] = Field(default_factory=dict)  # scale_up / scale_out text, totals, power...
-
-    @model_validator(mode="before")
-    @classmethod
-    def _extras(cls, data):
-        return _collect_extra(data, set(cls.model_fields) - {"extra"})
 
 
 def _source_ids(obj: BaseModel):
@@ -266,20 +264,22 @@ class RangesFile(BaseModel):
     @field_validator("chips")
     @classmethod
     def _chip_fields(cls, v):
-        for cid, fields in v.items():
-            bad = sorted(set(fields) - set(CHIP_RANGE_FIELDS))
-            if bad:
-                raise ValueError(f"chip {cid}: unknown range field(s) {bad}; expected {list(CHIP_RANGE_FIELDS)}")
-        return v
+        return _known_range_fields(v, "chip", CHIP_RANGE_FIELDS)
 
     @field_validator("systems")
     @classmethod
     def _system_fields(cls, v):
-        for sid, fields in v.items():
-            bad = sorted(set(fields) - set(SYSTEM_RANGE_FIELDS))
-            if bad:
-                raise ValueError(f"system {sid}: unknown range field(s) {bad}; expected {list(SYSTEM_RANGE_FIELDS)}")
-        return v
+        return _known_range_fields(v, "system", SYSTEM_RANGE_FIELDS)
+
+
+def _known_range_fields(entries: dict[str, dict[str, RangeEntry]], kind: str, allowed: tuple[str, ...]) -> dict:
+    """``entries`` (id -> {field: RangeEntry}) when each field is one of ``allowed``; else a ValueError naming the
+    ``kind`` (chip, system), its id, the unknown fields and the expected ones."""
+    for eid, fields in entries.items():
+        bad = sorted(set(fields) - set(allowed))
+        if bad:
+            raise ValueError(f"{kind} {eid}: unknown range field(s) {bad}; expected {list(allowed)}")
+    return entries
 
 
 # ---------------------------------------------------------------- inline (run-spec) systems and chips

@@ -42,6 +42,22 @@ def _nothing_compared(table: dict, spec: Path | None) -> None:
         raise typer.Exit(1)
 
 
+def _table_or_answer(spec: Path | None, validate: bool, csv_: bool, json_: bool, *, what: str,
+                     table: Callable[[list | None], api.Answer], render_table: Callable[[dict], None],
+                     answer: Callable[[Path], api.Answer], render: Callable[[dict], None]) -> None:
+    """What ``infer`` and ``posttrain`` print: with ``--validate`` the error ``table`` against SPEC's reported
+    figures (all of the validation set without SPEC; exit 1 when it has no row), else the ``answer`` for SPEC (none
+    given: bad input asking for ``what``)."""
+    if validate:
+        t = table([spec] if spec else None).to_dict()
+        _emit(t, csv_, json_, render_table, rows="rows")
+        _nothing_compared(t, spec)
+        return
+    if spec is None:
+        raise api.TrainsimError(f"give a {what} (or --validate)", field="SPEC")
+    _emit(answer(spec).to_dict(), csv_, json_, render)
+
+
 @app.command("infer")
 def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
               json_: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -50,14 +66,9 @@ def infer_cmd(spec: Path = typer.Argument(None, help="serving-spec YAML"),
                                             help="error table vs validation/inference/*.yaml, or vs SPEC's "
                                                  "reported: figures")) -> None:
     """Prefill and decode tokens/s per chip, time per output token, KV cache and the best serving plan."""
-    if validate:
-        table = serving.infer_validate([spec] if spec else None).to_dict()
-        _emit(table, csv_, json_, lambda t: render_errors(t["rows"], t["summary"], t["latency_bound"]), rows="rows")
-        _nothing_compared(table, spec)
-        return
-    if spec is None:
-        raise api.TrainsimError("give a serving-spec YAML (or --validate)", field="SPEC")
-    _emit(serving.infer(spec).to_dict(), csv_, json_, render_infer)
+    _table_or_answer(spec, validate, csv_, json_, what="serving-spec YAML", table=serving.infer_validate,
+                     render_table=lambda t: render_errors(t["rows"], t["summary"], t["latency_bound"]),
+                     answer=serving.infer, render=render_infer)
 
 
 @app.command("posttrain")
@@ -68,11 +79,7 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
                                                 help="step-time error table vs validation/rl/*.yaml, or vs "
                                                      "SPEC's reported: figures")) -> None:
     """RL / on-policy distillation across clusters: per-step phases, traffic per link, timeline, totals."""
-    if validate:
-        table = posttraining.posttrain_validate([spec] if spec else None).to_dict()
-        _emit(table, csv_, json_, lambda t: render_rl_errors(t["rows"], t["summary"]), rows="rows")
-        _nothing_compared(table, spec)
-        return
-    if spec is None:
-        raise api.TrainsimError("give a post-training spec YAML (or --validate)", field="SPEC")
-    _emit(posttraining.posttrain(spec).to_dict(), csv_, json_, render_posttrain)
+    _table_or_answer(spec, validate, csv_, json_, what="post-training spec YAML",
+                     table=posttraining.posttrain_validate,
+                     render_table=lambda t: render_rl_errors(t["rows"], t["summary"]),
+                     answer=posttraining.posttrain, render=render_posttrain)

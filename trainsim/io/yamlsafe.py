@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from yaml.events import AliasEvent
 
-from ..errors import TrainsimError
+from ..errors import TrainsimError, short
 from .files import read_text
 
 #: limits for user YAML; real specs use a handful of aliases, depth < 10 and scalars < 1 kB
@@ -88,14 +88,9 @@ class _Limited(yaml.SafeLoader):
                     raise TrainsimError(f"a mapping key that is a list or mapping{_line(key_node)}; "
                                         "expected a plain key") from None
                 if key in seen:
-                    raise TrainsimError(f"duplicate key {_short(key)}{_line(key_node)}; expected each key once")
+                    raise TrainsimError(f"duplicate key {short(key)}{_line(key_node)}; expected each key once")
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
-
-
-def _short(value, n: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def load_yaml(text: str, *, where: str | None = None):
@@ -157,7 +152,7 @@ def _load(text: str, where: str | None, lines: bool) -> tuple[object, dict[str, 
         raise TrainsimError(f"YAML nested too deeply; expected at most {LIMITS['depth']} levels",
                             where=where) from None
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. a timestamp out of range
-        raise TrainsimError(f"not valid YAML: {_short(str(exc))}", where=where) from None
+        raise TrainsimError(f"not valid YAML: {short(str(exc))}", where=where) from None
 
 
 def read_yaml(path: str | Path, *, what: str = "file"):
@@ -176,7 +171,7 @@ def load_json(text: str, *, where: str | None = None):
         out = {}
         for k, v in items:
             if k in out:
-                raise TrainsimError(f"duplicate key {_short(k)}; expected each key once", where=where)
+                raise TrainsimError(f"duplicate key {short(k)}; expected each key once", where=where)
             out[k] = v
         return out
 
@@ -193,4 +188,4 @@ def load_json(text: str, *, where: str | None = None):
     except json.JSONDecodeError as exc:
         raise TrainsimError(f"not valid JSON at line {exc.lineno}: {exc.msg}", where=where) from None
     except (RecursionError, ValueError) as exc:
-        raise TrainsimError(f"not valid JSON: {_short(str(exc))}", where=where) from None
+        raise TrainsimError(f"not valid JSON: {short(str(exc))}", where=where) from None

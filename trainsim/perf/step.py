@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog.types import Chip
+from ..model.arch import LayerKind
 from ..model.counts import count, layer_attention_fwd_flops_per_token
 from .comm_cp import cp_dkv_step, cp_ring_fwd, cp_ring_sync, ring_merge_time, torch_ring_exposed
 from .comm_dp import ddp_overlap, dp_sync_times, grad_accumulation_bytes, grad_buffer_pass_bytes, replica_sync_time
@@ -134,27 +135,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
                                     "mtp_ep", "mtp_tp_g", "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
     calls_f, calls_b = expert_host_calls(ctx)
     for lk in a.layers:
-        g = layer_gemm_fwd(lk, ctx, p, tokens)
-        at = attention_fwd(lk, ctx, p, tokens)
-        el = elementwise_fwd(lk, ctx, p, tokens)
-        out["gemm"] += lk.n_layers * g
-        out["gemm_b"] += lk.n_layers * layer_gemm_bwd(lk, ctx, p, tokens, g)
-        out["attn"] += lk.n_layers * at
-        out["attn_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
-        out["elem"] += lk.n_layers * el
-        # expert-buffer copies with their own forward / backward counts: the fused permute / unpermute, the
-        # all-to-all dispatcher's sort by local expert, experts one after another (SequentialMLP)
-        # (and the eager glue kernels' fixed time, counted per direction: compute.eager_kernels_fwd_bwd)
-        seq_f, seq_b = expert_copies_fwd_bwd(lk, ctx, p, tokens)
-        eag_f, eag_b = eager_kernels_fwd_bwd(lk, ctx)
-        out["seq_f"] += lk.n_layers * (seq_f + eag_f)
-        out["seq_b"] += lk.n_layers * (seq_b + eag_b)
-        out["tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
-        out["tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
-        out["tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
-                                      + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
-        out["ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
-        out["ep_g"] += lk.n_layers * routing_map_allgather_fwd(lk, ctx, p, tokens)   # forward dispatch only
+        for k, v in _layer_terms(lk, ctx, p, tokens).items():
+            out[k] += lk.n_layers * v
         out["cp"] += lk.n_layers * cp_ring_fwd(lk, ctx, p, tokens)
         out["cp_sync"] += lk.n_layers * cp_ring_sync(lk, ctx, p)
         if ctx.cp_torch_ring:
@@ -175,28 +157,49 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     loss_f, loss_b = loss_time(ctx, p, tokens)
     depth = 1.0 + sum(lk.n_layers for lk in a.mtp)
     out["loss_f"], out["loss_b"] = depth * loss_f, depth * loss_b
+    # an MTP module's transformer layer is built and scheduled as the decoder layers' are (Megatron-LM d98e8a64
+    # megatron/core/transformer/multi_token_prediction.py MultiTokenPredictionLayer.mtp_model_layer: a
+    # TransformerLayer built from the transformer block spec), so its costs are theirs (_layer_terms; its
+    # backward's TP transfers too: comm_tp.tp_comm_bwd, the re-gather of the saved input shard, FP8 gathers at
+    # 1 byte + scales), plus its own output head forward and (2 x) backward
     for lk in a.mtp:
-        g_mtp = layer_gemm_fwd(lk, ctx, p, tokens)
-        out["mtp_g"] += lk.n_layers * (g_mtp + head)
-        out["mtp_g_b"] += lk.n_layers * (layer_gemm_bwd(lk, ctx, p, tokens, g_mtp) + 2.0 * head)
-        out["mtp_a"] += lk.n_layers * attention_fwd(lk, ctx, p, tokens)
-        out["mtp_a_b"] += lk.n_layers * attention_bwd(lk, ctx, p, tokens)
-        out["mtp_e"] += lk.n_layers * elementwise_fwd(lk, ctx, p, tokens)
-        mtp_sf, mtp_sb = expert_copies_fwd_bwd(lk, ctx, p, tokens)
-        eag_f, eag_b = eager_kernels_fwd_bwd(lk, ctx)
-        out["mtp_s"] += lk.n_layers * (mtp_sf + eag_f)
-        out["mtp_s_b"] += lk.n_layers * (mtp_sb + eag_b)
-        out["mtp_tp"] += lk.n_layers * tp_comm_fwd(lk, ctx, p, tokens)
-        # its backward's transfers by the decoder layers' rule (comm_tp.tp_comm_bwd: the re-gather of the saved
-        # input shard, FP8 gathers at 1 byte + scales): an MTP module's transformer layer is built and scheduled
-        # as theirs are (Megatron-LM d98e8a64 megatron/core/transformer/multi_token_prediction.py
-        # MultiTokenPredictionLayer.mtp_model_layer: a TransformerLayer built from the transformer block spec)
-        out["mtp_tp_b"] += lk.n_layers * tp_comm_bwd(lk, ctx, p, tokens)
-        out["mtp_ep"] += lk.n_layers * (ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens))
-        out["mtp_tp_g"] += lk.n_layers * (replicated_gather_fwd(lk, ctx, p, tokens)   # forward only
-                                          + dsa_loss_allreduce_fwd(lk, ctx, p, tokens))
-        out["mtp_ep_g"] += lk.n_layers * routing_map_allgather_fwd(lk, ctx, p, tokens)   # forward only, exposed
+        t = _layer_terms(lk, ctx, p, tokens)
+        out["mtp_g"] += lk.n_layers * (t.pop("gemm") + head)
+        out["mtp_g_b"] += lk.n_layers * (t.pop("gemm_b") + 2.0 * head)
+        for k, v in t.items():
+            out[_MTP_KEY[k]] += lk.n_layers * v
     return out
+
+
+#: the key of an MTP module's cost in :func:`layer_costs` for each per-layer term of :func:`_layer_terms` but the
+#: GEMMs (``mtp_g``, ``mtp_g_b``: with the module's output head)
+_MTP_KEY = {"attn": "mtp_a", "attn_b": "mtp_a_b", "elem": "mtp_e", "seq_f": "mtp_s", "seq_b": "mtp_s_b",
+            "tp": "mtp_tp", "tp_b": "mtp_tp_b", "tp_g": "mtp_tp_g", "ep": "mtp_ep", "ep_g": "mtp_ep_g"}
+
+
+def _layer_terms(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Array) -> dict[str, Any]:
+    """Per-layer, per-micro-batch costs of one layer kind that decoder layers and MTP modules both have (s):
+    GEMM forward and backward, attention core forward and backward, memory-bound kernels, the expert-buffer
+    copies with their own forward / backward counts (the fused permute / unpermute, the all-to-all dispatcher's
+    sort by local expert, experts one after another (SequentialMLP), plus the eager glue kernels' fixed time,
+    counted per direction: compute.eager_kernels_fwd_bwd), TP collectives forward and backward, the forward-only
+    replicated-core gather and DSA loss all-reduce, the expert all-to-all with the expert-TP collectives, and the
+    forward dispatch's routing-map all-gather."""
+    g = layer_gemm_fwd(lk, ctx, p, tokens)
+    seq_f, seq_b = expert_copies_fwd_bwd(lk, ctx, p, tokens)
+    eag_f, eag_b = eager_kernels_fwd_bwd(lk, ctx)
+    return {"gemm": g,
+            "gemm_b": layer_gemm_bwd(lk, ctx, p, tokens, g),
+            "attn": attention_fwd(lk, ctx, p, tokens),
+            "attn_b": attention_bwd(lk, ctx, p, tokens),
+            "elem": elementwise_fwd(lk, ctx, p, tokens),
+            "seq_f": seq_f + eag_f,
+            "seq_b": seq_b + eag_b,
+            "tp": tp_comm_fwd(lk, ctx, p, tokens),
+            "tp_b": tp_comm_bwd(lk, ctx, p, tokens),
+            "tp_g": replicated_gather_fwd(lk, ctx, p, tokens) + dsa_loss_allreduce_fwd(lk, ctx, p, tokens),
+            "ep": ep_alltoall_fwd(lk, ctx, p, tokens) + etp_comm_fwd(lk, ctx, p, tokens),
+            "ep_g": routing_map_allgather_fwd(lk, ctx, p, tokens)}
 
 
 def cp_overlap_for(ctx: StepContext) -> float:

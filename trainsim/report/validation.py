@@ -1,20 +1,9 @@
 """Terminal rendering of ``trainsim validate`` (numbers come from :mod:`trainsim.validate.runner`)."""
 from __future__ import annotations
+from ..numfmt import pct_cell, rate_cell
 from ..validate.runner import NOFIT_LEGEND
 from .fmt import counted
 from .terminal import console
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
-
-
-def _pct(x: float | None, signed: bool = True) -> str:
-    if x is None:
-        return "-"
-    return f"{x:+.1%}" if signed else f"{x:.1%}"
 
 
 def render_validation(res) -> None:
@@ -33,8 +22,8 @@ def render_validation(res) -> None:
         t.add_column(col, justify="right" if col in ("chips", "reported", "predicted", "error %") else "left")
     for r in res.steady:
         mark = " \u2020" if r.fits is False else ""
-        t.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported), r.how,
-                  _num(r.predicted) + mark, _pct(r.error))
+        t.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", rate_cell(r.reported), r.how,
+                  rate_cell(r.predicted) + mark, pct_cell(r.error))
     c.print(t)
     if any(r.fits is False for r in res.steady):
         c.print(NOFIT_LEGEND)
@@ -45,8 +34,8 @@ def render_validation(res) -> None:
             w.add_column(col, justify="left" if col in ("run", "chip") else "right")
         for r in res.whole_run:
             ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
-            w.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", _num(r.reported),
-                      _num(r.predicted), ratio)
+            w.add_row(r.run, r.chip or "-", f"{r.chips:,}" if r.chips else "-", rate_cell(r.reported),
+                      rate_cell(r.predicted), ratio)
         c.print(w)
     if res.errors:
         e = Table(title="runs that could not be estimated")
@@ -56,9 +45,9 @@ def render_validation(res) -> None:
             e.add_row(r.run, r.note)
         c.print(e)
     for fam, s in res.by_family.items():
-        c.print(f"{fam}: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
-                f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}")
+        c.print(f"{fam}: {counted(s['count'], 'run')}, median |error| {pct_cell(s['median_abs_error'], False)}, "
+                f"max |error| {pct_cell(s['max_abs_error'], False)}, bias {pct_cell(s['bias'])}")
     s = res.summary
-    c.print(f"overall: {counted(s['count'], 'run')}, median |error| {_pct(s['median_abs_error'], False)}, "
-            f"max |error| {_pct(s['max_abs_error'], False)}, bias {_pct(s['bias'])}"
+    c.print(f"overall: {counted(s['count'], 'run')}, median |error| {pct_cell(s['median_abs_error'], False)}, "
+            f"max |error| {pct_cell(s['max_abs_error'], False)}, bias {pct_cell(s['bias'])}"
             + (f"; {counted(len(res.errors), 'error row')}" if res.errors else ""))

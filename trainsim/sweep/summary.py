@@ -161,6 +161,15 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        """Lay ``fig`` out, write it to ``folder / name`` at 110 dpi, close it and list the file."""
+        fig.tight_layout()
+        path = folder / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
     key = _better(metric)
     plottable = _axis_columns(axes)
     table = per_axis(rows, ok, axes, metric)
@@ -189,11 +198,7 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
         ax.set_ylabel(f"best {metric}")
         ax.set_title(f"best {metric} vs {col}", fontsize=10)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        p = folder / f"line_{_safe(col)}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        save(fig, f"line_{_safe(col)}.png")
     pairs = [(plottable[i], plottable[j]) for i in range(len(plottable)) for j in range(i + 1, len(plottable))][:3]
     for ay, ax_ in pairs:   # rows: the earlier axis, columns: the later one
         cy, cx = ay["columns"][0], ax_["columns"][0]
@@ -232,11 +237,7 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
                     axp.text(j, i, txt, ha="center", va="center", fontsize=7, color="black" if light else "white")
         note = "; x: no plan" + ("; *: misses the deadline" if deadline_days is not None and metric == "days" else "")
         axp.set_title(f"best {metric}{note}", fontsize=9)
-        fig.tight_layout()
-        p = folder / f"heatmap_{_safe(cy)}__{_safe(cx)}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        save(fig, f"heatmap_{_safe(cy)}__{_safe(cx)}.png")
     if any(a["kind"] == "samples" for a in axes):
         vals = [r[metric] for r in ok if _finite(r.get(metric))]
         if vals:
@@ -245,9 +246,5 @@ def plots(rows: list[dict], ok: list[dict], axes: list[dict], metric: str, folde
             axh.set_xlabel(metric)
             axh.set_ylabel("points")
             axh.set_title(f"{metric} over the sampled inputs ({len(vals)} points)", fontsize=10)
-            fig.tight_layout()
-            p = folder / f"hist_{_safe(metric)}.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            written.append(p)
+            save(fig, f"hist_{_safe(metric)}.png")
     return written

@@ -18,7 +18,7 @@ from ..errors import TrainsimError
 from ..perf.calibration import Calib, calib_for, load_calibration
 from .reference import (CONVENTIONS, WHOLE_RUN_NOTE, flops_per_token, peak_bf16, steady_reference,
                         tokens_from_mfu, whole_run_tokens_per_s_per_chip)
-from ..numfmt import gib, plan as _plan
+from ..numfmt import gib, pct_cell, plan as _plan, rate_cell
 from ..estimate import estimate, is_complete
 from ..search import search
 from ..spec import load_run
@@ -190,23 +190,12 @@ class ValidationResult:
 
     def to_markdown(self) -> str:
         """The validation table for the README (regenerate with ``trainsim validate --markdown``)."""
-        def num(x: float | None) -> str:
-            if x is None:
-                return "-"
-            return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
-
-        def pct(x: float | None) -> str:
-            return "-" if x is None else f"{x:+.1%}"
-
-        def apct(x: float | None) -> str:
-            return "-" if x is None else f"{x:.1%}"
-
         out = ["| run | chip | chips | reported tokens/s/chip | reported as | predicted tokens/s/chip | error |",
                "|---|---|---:|---:|---|---:|---:|"]
         for r in self.steady:
             mark = " \u2020" if r.fits is False else ""
-            out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {num(r.reported)} | {r.how} | {num(r.predicted)}{mark} "
-                       f"| {pct(r.error)} |")
+            out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {rate_cell(r.reported)} | {r.how} "
+                       f"| {rate_cell(r.predicted)}{mark} | {pct_cell(r.error)} |")
         out.append("")
         out.append("Error = (predicted - reported) / reported. MFU-only runs are converted with the FLOP convention "
                    "of their source (`reported.mfu_convention`).")
@@ -216,11 +205,11 @@ class ValidationResult:
         out.append("| chip family | runs | median abs error | max abs error | bias (median error) |")
         out.append("|---|---:|---:|---:|---:|")
         for fam, s in self.by_family.items():
-            out.append(f"| {fam} | {s['count']} | {apct(s['median_abs_error'])} | {apct(s['max_abs_error'])} "
-                       f"| {pct(s['bias'])} |")
+            out.append(f"| {fam} | {s['count']} | {pct_cell(s['median_abs_error'], signed=False)} "
+                       f"| {pct_cell(s['max_abs_error'], signed=False)} | {pct_cell(s['bias'])} |")
         s = self.summary
-        out.append(f"| **all** | {s['count']} | {apct(s['median_abs_error'])} | {apct(s['max_abs_error'])} "
-                   f"| {pct(s['bias'])} |")
+        out.append(f"| **all** | {s['count']} | {pct_cell(s['median_abs_error'], signed=False)} "
+                   f"| {pct_cell(s['max_abs_error'], signed=False)} | {pct_cell(s['bias'])} |")
         if self.whole_run:
             out.append("")
             out.append("Whole-run averages (tokens / reported chip-hours; not in the summary: they include restarts, "
@@ -231,7 +220,7 @@ class ValidationResult:
             out.append("|---|---|---:|---:|---:|---:|")
             for r in self.whole_run:
                 ratio = "-" if not r.predicted or r.reported is None else f"{r.reported / r.predicted:.0%}"
-                out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {num(r.reported)} | {num(r.predicted)} "
+                out.append(f"| `{r.run}` | {r.chip} | {r.chips:,} | {rate_cell(r.reported)} | {rate_cell(r.predicted)} "
                            f"| {ratio} |")
         if self.errors:
             out.append("")
