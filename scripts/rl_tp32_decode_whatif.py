@@ -42,13 +42,18 @@ It also prices issue 18's three leads for the DeepSeek-V3 rows (rl27), none appl
    1-2 s an RL step against the rows' 20-45 s shortfall.
 5. ``--decode-step-extra-ms X`` / ``--implied``: a cost on every decode step of the DeepSeek-V3 servers (vLLM's Ray
    executor, the sampler, ...). Synchronous and one-step-off rows hold the same ~1,430 decode steps on their
-   critical path (the longest sample, 1,536 - 108 tokens), yet the synchronous rows need +26 to +34 ms a decode
-   step and the one-step-off rows +12 to +17 (H100) and +0.7 to +4.7 ms (GB200) (``--implied``). One cost cannot
-   meet both: at +14 ms the H100 one-step-off rows land within 6% but the GB200 ones go to +22% / +30% and three
+   critical path (the longest sample, 1,536 - 108 tokens), yet the synchronous rows need +26 to +34 ms a decode step
+   and the one-step-off rows +12 to +17 (H100) and +0.7 to +4.7 ms (GB200) (``--implied``). One cost cannot meet
+   both: at +14 ms the H100 one-step-off rows land within 6% but the GB200 ones go to +22% / +30% and three
    synchronous rows stay past -20% (RL table: median 11.4%, max 29.6%, 34 of 40). The Ray executor's own overhead is
-   two orders below: Ray's compiled graphs, which vLLM's V1 Ray executor runs, measure ~30 us a single-actor call
-   and ~130-140 us with an NCCL channel (ray-project/ray issue 45319), "less than 50us" in Ray's documentation (pull
-   request 49115); the sampler's log-softmax over 128 x 129,280 FP32 logits reads and writes ~66 MB each way (~0.05 ms on H100).
+   two orders below, and it reads one worker's output a step, not 32 (vllm/v1/executor/ray_executor.py
+   ``execute_model``: "Get output only from a single worker (output_rank)", ``refs[0].get()`` where no KV connector
+   is set): Ray's compiled graphs, which that executor runs, measure ~30 us a single-actor call and ~130-140 us with
+   an NCCL channel (ray-project/ray issue 45319), "less than 50us" in Ray's documentation (pull request 49115); the
+   sampler's log-softmax over 128 x 129,280 FP32 logits reads and writes ~66 MB each way (~0.05 ms on H100).
+   The one-step-off H100 rows' +12 to +17 ms agrees with pull request 2779's generation on the later stack (57.4 s
+   against the model's 34.1 s over ~1,428 steps: +16 ms a step), while the GB200 one-step-off rows allow at most
+   +4.7 ms: what decode misses is on the H100 servers (4 DGX H100 over InfiniBand), not in TP32 as such.
    What the rows do fit is a cost per RL step on the trainer's side (``--trainer-extra-s Y``: added to the update,
    so hidden in the one-step-off rows wherever their rollout chips stay the busier): +30 s puts all 12 DeepSeek-V3
    rows within 20% (RL table: median 10.1%, max 22.3%, 39 of 40). No source names such a cost, and
