@@ -191,3 +191,11 @@ def step_time_ratio_scaled(spec: dict, plan: dict, what: str, factor: float) -> 
         c.with_(peak_flops={k: v * factor for k, v in c.peak_flops.items()})
     faster = replace(run, system=run.system.with_(chip=chip))
     return float(estimate_plans(faster, p).step_time_s[0] / estimate_plans(run, p).step_time_s[0])
+
+
+def one_line(code: int, err: str, want: int) -> str:
+    """The CLI's bad-input / no-answer contract: exit code ``want`` and exactly one non-empty line on stderr, no
+    traceback; returns that line (the one copy the QA test files share)."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-600:])
+    return lines[0]

@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_main, write_spec
-
-
-def _one_line(code, err, want):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-400:])
-    return lines[0]
+from conftest import one_line, run_main, write_spec
 
 
 # ---------------------------------------------------------------- 1. "4 SuperPoDs" of an 8-GPU server
@@ -26,7 +20,7 @@ def test_superpods_of_a_system_that_is_not_one_are_bad_input(tmp_path, capsys, s
     spec = write_spec(tmp_path, f"model: llama-3.1-8b\nsystem: {system}\nchips: 4 SuperPoDs\n"
                                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
     code, out, err = run_main(capsys, "check", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "chips" in line and "'4 SuperPoDs'" in line and "(line 3)" in line, line
 
 
@@ -86,7 +80,7 @@ def test_offloading_as_many_layers_as_the_model_has_is_bad_input(tmp_path, capsy
                                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
                                 f"plan: {{offload_activation_layers: {layers}}}\n")
     code, out, err = run_main(capsys, "estimate", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "plan.offload_activation_layers" in line and f"{layers}" in line and "32 layers" in line, line
     ok = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
                               "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n"
@@ -129,7 +123,6 @@ def test_emitted_megatron_flags_leave_out_overlaps_the_stack_did_not_have(tmp_pa
     assert "--tp-comm-overlap" not in words
 
 
-
 @pytest.mark.parametrize("emitter", ["torchtitan", "mindspeed"])
 def test_an_emitter_without_activation_offload_says_it_dropped_it(tmp_path, capsys, emitter):
     """`plan --emit torchtitan` of a plan stating offload_activation_layers 4 wrote a TOML without it and said
@@ -153,14 +146,14 @@ def test_a_cost_input_that_overflows_the_cost_is_bad_input(tmp_path, capsys, opt
     an 'inf' capex. 28k chip-hours x 1e308 overflows a double (max 1.8e308). Now one line naming the option."""
     spec = write_spec(tmp_path)
     code, out, err = run_main(capsys, "estimate", spec, option, "1e308")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert line.startswith(f"error: {option}:") and field in line and "inf" not in line, line
 
 
 def test_an_inline_power_that_overflows_the_energy_is_bad_input(tmp_path, capsys):
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: {base: dgx-h100, power_per_chip_w: 1e308}\nchips: 64\n"
                                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
-    line = _one_line(*run_main(capsys, "estimate", spec)[::2], 2)
+    line = one_line(*run_main(capsys, "estimate", spec)[::2], 2)
     assert "power_per_chip_w" in line and "energy" in line, line
 
 
@@ -182,7 +175,7 @@ def test_a_stated_vpp_no_schedule_can_run_is_bad_input(tmp_path, capsys, plan, f
     the field, exit 2."""
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
                                 f"training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}\nplan: {plan}\n")
-    line = _one_line(*run_main(capsys, "estimate", spec)[::2], 2)
+    line = one_line(*run_main(capsys, "estimate", spec)[::2], 2)
     assert f"{field}:" in line and "(line 5)" in line, line
 
 
@@ -192,7 +185,6 @@ def test_a_vpp_some_plan_can_have_is_still_searched(tmp_path, capsys, plan):
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
                                 f"training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512}}\nplan: {plan}\n")
     assert run_main(capsys, "check", spec)[0] == 0
-
 
 
 # ---------------------------------------------------------------- 7. a sensitivity factor given twice

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_main, write_spec
-
-
-def _one_line(code, err, want):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-400:])
-    return lines[0]
+from conftest import one_line, run_main, write_spec
 
 
 # ---------------------------------------------------------------- 1. the memoised search answered with another system
@@ -93,7 +87,7 @@ def test_a_prompt_whose_kv_cache_exceeds_the_chip_does_not_fit_in_rounds(tmp_pat
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 1\n"
                                 "serving: {phase: prefill, input_len: 1M}\n")
     code, out, err = run_main(capsys, "infer", spec)
-    line = _one_line(code, err, 1)
+    line = one_line(code, err, 1)
     assert "prefill" in line and "HBM" in line, line
 
 
@@ -130,7 +124,7 @@ def test_a_wan_input_of_the_multicluster_scenario_is_checked_like_a_link(tmp_pat
     KeyError (exit 3), a misspelt key was ignored, and `wan_range: '50 Gb/s'` was indexed character by character.
     Now each is the post-training spec's link rule (bandwidth > 0, latency >= 0, units parsed): one line, exit 2."""
     code, out, err = run_main(capsys, "scenario", _s7(tmp_path, mutate))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}:" in line and needle in line, line
 
 
@@ -163,7 +157,7 @@ step: {prompts: 64, samples_per_prompt: 32, prompt_len: 128, rollout_len: 1024, 
 ])
 def test_a_step_input_no_stack_could_run_is_bad_input(tmp_path, capsys, extra, field, needle):
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, RL % extra))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}:" in line and needle in line and "(line 6)" in line, line
 
 
@@ -195,7 +189,7 @@ step: {prompts: 64, samples_per_prompt: 8, prompt_len: 128, rollout_len: 1024}
 ])
 def test_a_link_stated_twice_or_to_its_own_cluster_is_bad_input(tmp_path, capsys, links, needle):
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, OPD % links))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "links.1.between:" in line and needle in line, line
 
 
@@ -209,7 +203,7 @@ def test_a_trainer_plan_its_share_of_the_cluster_cannot_take_names_the_spec_fiel
                                 "micro_batch: 1}\n"
                                 "step: {prompts: 64, samples_per_prompt: 8, prompt_len: 128, rollout_len: 1024}\n")
     code, out, err = run_main(capsys, "posttrain", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "student.train_plan.ep:" in line and "8 chips" in line and " plan.ep:" not in line, line
 
 
@@ -218,7 +212,7 @@ def test_rollouts_on_teacher_clusters_of_a_job_without_teachers_is_bad_input(tmp
     student's cluster, as if unstated."""
     spec = write_spec(tmp_path, RL.replace("cluster: main}", "cluster: main, rollouts: teacher_clusters}") % "")
     code, out, err = run_main(capsys, "check", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "student.rollouts" in line and "no teachers" in line, line
 
 
@@ -282,7 +276,7 @@ def test_a_longer_output_never_shortens_an_rl_step(model, mode, rollout_len, mor
 def test_a_serving_length_shorter_than_the_request_is_bad_input(tmp_path, capsys, serving, field, needle):
     spec = write_spec(tmp_path, f"model: qwen3-30b-a3b\nsystem: dgx-h100\nchips: 8\nserving: {serving}\n")
     code, out, err = run_main(capsys, "check", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}:" in line and needle in line and "(line 4)" in line, line
 
 
@@ -309,7 +303,7 @@ def test_sweep_workers_without_dask_says_which_extra_to_install(tmp_path, capsys
     for mod in ("dask", "distributed"):
         monkeypatch.setitem(sys.modules, mod, None)      # `import dask` raises ModuleNotFoundError, as uninstalled
     code, out, err = run_main(capsys, "sweep", spec, "-o", tmp_path / "r.parquet", "--workers", "2")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "pip install 'trainsim[sweep]'" in line, line
 
 
@@ -323,7 +317,7 @@ def test_a_serving_dp_without_chips_is_bad_input(tmp_path, capsys):
     body = "model: llama-3.1-8b\nsystem: dgx-h100\n{chips}plan: {{tp: 2, dp: 3}}\n" \
            "serving: {{phase: decode, input_len: 4K, output_len: 1K}}\n"
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, body.format(chips="")))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "plan.dp:" in line and "chips" in line, line
     import json
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body.format(chips="chips: 6\n")), "--json")
@@ -355,7 +349,7 @@ def test_a_serving_input_the_phase_never_reads_is_bad_input(tmp_path, capsys, ph
     spec = write_spec(tmp_path, "model: llama-3.1-8b\nsystem: dgx-h100\nchips: 8\n"
                                 f"serving: {json.dumps(serving)}\n{extra}\n")
     code, out, err = run_main(capsys, "check", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}:" in line, line
 
 
@@ -401,5 +395,5 @@ def test_a_sweep_whose_base_is_not_a_run_spec_says_what_it_is(tmp_path, capsys, 
     path = Path(__file__).resolve().parents[1] / "examples" / base
     spec = write_spec(tmp_path, f"base: {path}\naxes:\n  chips: [8, 16]\n", name="sweep.yaml")
     code, out, err = run_main(capsys, "check", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "base:" in line and f"is a {kind} spec" in line and "typo" not in line, line

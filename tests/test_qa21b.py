@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_main, write_spec
+from conftest import one_line, run_main, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 Q30 = ROOT / "validation" / "rl" / "nemo-rl-gb200-q30-16-sync.yaml"
 DSV3_H100 = ROOT / "validation" / "rl" / "nemo-rl-h100-dsv3-256-sync.yaml"
-
-
-def _one_line(code, err, want):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-400:])
-    return lines[0]
 
 
 def _variant(tmp_path, src: Path, name: str, **student) -> Path:
@@ -91,7 +85,7 @@ def test_sweep_refuses_a_value_given_twice(tmp_path, capsys, axes, field, what):
     """`plan.tp: [8, 8, 16]` made 3 points, two of them the same run: refused with the spec, one line naming the
     axis and the value (exit 2), as an empty value list or one target on two axes is."""
     code, out, err = run_main(capsys, "sweep", _sweep(tmp_path, axes), "-o", tmp_path / "out.parquet")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert field in line and what in line and "twice" in line
     assert not (tmp_path / "out.parquet").exists()
 

@@ -11,16 +11,10 @@ import yaml
 from trainsim.inference.setup import ServeSetup
 from trainsim.inference.step import ServePlans, step_time, weight_bytes_per_chip, weights_read_per_step
 
-from conftest import ideal_infer_calib, make_system, run_main, write_spec
+from conftest import ideal_infer_calib, make_system, one_line, run_main, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 Q30 = ROOT / "validation" / "rl" / "nemo-rl-gb200-q30-16-sync.yaml"   # 64 x 32 = 2,048 sequences, T-GBS 512
-
-
-def _one_line(code, err, want):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-400:])
-    return lines[0]
 
 
 def _q30(tmp_path, name: str, chips: int, **plan) -> Path:
@@ -74,7 +68,7 @@ def test_posttrain_refuses_a_stated_trainer_dp_that_does_not_divide_the_global_b
     Bad input: one line naming the field and both numbers, exit 2."""
     spec = _q30(tmp_path, f"q30-{chips}.yaml", chips)
     code, _, err = run_main(capsys, "posttrain", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "student.train_plan" in line and f"{chips:,}" in line and "512" in line
 
 
@@ -134,7 +128,7 @@ def test_error_raised_after_parsing_names_its_line(tmp_path, capsys):
     with the line the field is written on: student.train_plan's, found here by reading the file as text."""
     spec = _q30(tmp_path, "q30-48.yaml", 48)
     code, _, err = run_main(capsys, "posttrain", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert line.endswith(f"(line {_line_of(spec, 'train_plan')})"), line
 
 
@@ -144,7 +138,7 @@ def test_a_cut_error_line_keeps_its_line_number(tmp_path, capsys):
     nearest alternatives, a line longer than 400 characters; it keeps its '(line N)'."""
     spec = _q30(tmp_path, "q30-dp512.yaml", 100_000, tp=1, cp=1, pp=1, ep=16, etp=1, dp=512, micro_batch=1, zero=1)
     code, _, err = run_main(capsys, "posttrain", spec)
-    line = _one_line(code, err, 1)
+    line = one_line(code, err, 1)
     assert len(line) == 400 and "..." in line, line
     assert line.endswith(f"(line {_line_of(spec, 'train_plan')})"), line
 
@@ -234,5 +228,5 @@ def test_posttrain_trainer_without_a_plan_names_its_own_chips(tmp_path, capsys):
     doc["student"]["rollout_chips"] = 383
     spec = write_spec(tmp_path, yaml.safe_dump(doc, sort_keys=False), "opd.yaml")
     code, _, err = run_main(capsys, "posttrain", spec)
-    line = _one_line(code, err, 1)
+    line = one_line(code, err, 1)
     assert "student.train_plan: the trainer on its 1 chip: no plan fits in memory" in line, line

@@ -7,16 +7,10 @@ import json
 
 import pytest
 
-from conftest import run_main, write_spec
+from conftest import one_line, run_main, write_spec
 from test_qa22b import SERVE_1  # one-token serving spec (Llama 3.1 8B, 1 H800, 2,048 in, 1 out, FP8)
 
 # ---------------------------------------------------------------- 1. one output token: no decode step to price
-
-
-def _one_line(code: int, err: str, want: int) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1, (code, err[-600:])
-    return lines[0]
 
 
 @pytest.mark.parametrize("extra, field", [
@@ -31,7 +25,7 @@ def test_a_tpot_bound_on_one_token_outputs_is_refused(tmp_path, capsys, extra, f
     text = SERVE_1 + extra if field else SERVE_1.replace("  precision: fp8", "  precision: fp8\n  batch: 64")
     field = field or "serving.batch"
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, text, "s.yaml"))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}" in line and "output_len 1" in line and "prefill" in line, line
 
 
@@ -52,7 +46,7 @@ def test_a_decode_deployment_of_one_token_outputs_is_refused(tmp_path, capsys, o
     body = ("name: d\nmodel: llama-3.1-8b\nsystem: hgx-h800\nchips: 1\n"
             f"serving:\n  phase: decode\n  input_len: 2048\n{output}  precision: fp8\n")
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body, "d.yaml"))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "serving.output_len:" in line and "no decode step" in line, line
     assert ("(the default)" in line) == (output == ""), line
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, body.replace("input_len: 2048\n",
@@ -73,7 +67,7 @@ def test_a_scenario_decode_row_of_one_token_outputs_is_refused(tmp_path, capsys)
         if sib.name != "S8.yaml":
             (tmp_path / sib.name).write_text(sib.read_text())
     code, out, err = run_main(capsys, "scenario", str(p))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "output_len" in line and "no decode step" in line, line
 
 
@@ -111,12 +105,12 @@ def test_cp_on_unfused_attention_is_refused(tmp_path, capsys):
     naming plan.cp, exit 2; likewise --fix / --against cp=4."""
     spec = write_spec(tmp_path, CP_RUN + "plan: {cp: 4}\n", "cp4.yaml")
     code, out, err = run_main(capsys, "estimate", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "plan.cp:" in line and "unfused" in line and "TEDotProductAttention" in line, line
     free = write_spec(tmp_path, CP_RUN, "free.yaml")
     for opt in ("--fix", "--against"):
         code, out, err = run_main(capsys, "plan", free, opt, "cp=4")
-        line = _one_line(code, err, 2)
+        line = one_line(code, err, 2)
         assert f"{opt}: cp:" in line and "unfused" in line, line
     # flash attention keeps cp 4
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, (CP_RUN + "plan: {cp: 4}\n").replace(
@@ -156,7 +150,7 @@ def test_the_tp_rule_names_what_it_checks(tmp_path, capsys):
             "system: dgx-h100\nchips: 8\ntraining: {tokens: 1B, seq_len: 2K, global_batch_seqs: 64}\nplan: {tp: 8}\n")
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("HID", "4100")
                                                               .replace("VOC", "50304"), "h.yaml"))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "plan.tp:" in line and "hidden" in line and "vocabulary" not in line, line
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body.replace("HID", "4096")
                                                               .replace("VOC", "50257"), "v.yaml"), "--json")
@@ -252,7 +246,7 @@ def test_a_stated_plan_that_breaks_a_rule_is_printed_as_the_tables_print_it(tmp_
             "training: {tokens: 1B, seq_len: 2K, global_batch_seqs: 1000}\n"
             "plan: {tp: 1, pp: 2, ep: 8, cp: 1, zero: 1, recompute: none, micro_batch: 1}\n")
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "m.yaml"))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "plan.ep:" in line and "plan tp=1 pp=2 " in line and "ep=8" in line and "1,000 sequences" in line, line
     assert "{" not in line and "zgroup" not in line, line
 
@@ -273,7 +267,7 @@ def test_local_batch_only_under_a_stack_that_calls_its_schedule_per_local_batch(
             "plan: {tp: 1, pp: 4, cp: 1, zero: 2, recompute: full, micro_batch: 1}\n")
     got, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "lb.yaml"))
     if code:
-        line = _one_line(got, err, 2)
+        line = one_line(got, err, 2)
         assert "training.local_batch_seqs:" in line and "other-nemo-automodel" in line, line
     else:
         assert got == 0, err[-400:]

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_main, write_spec
+from conftest import one_line, run_main, write_spec
 
 LLAMA8_64 = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
              "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 512}\n")
-
-
-def _one_line(code: int, err: str, want: int) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1, (code, err[-600:])
-    return lines[0]
 
 
 # ---------------------------------------------------------------- 1. size: the fastest count when none finishes
@@ -155,7 +149,7 @@ def test_a_sharding_group_beside_zero_0_is_refused(tmp_path, capsys):
     group with zero 1 is answered."""
     body = LLAMA8_64.replace("global_batch_seqs: 512", "global_batch_seqs: 512, zero_shard_group: 8")
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, body + "plan: {tp: 2, zero: 0}\n", "z0.yaml"))
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "training.zero_shard_group" in line and "zero 0" in line, line
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, body + "plan: {tp: 2, zero: 1}\n", "z1.yaml"))
     assert code == 0, err[-400:]

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_main, write_spec
+from conftest import one_line, run_main, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 BBGPT = ROOT / "validation" / "runs" / "bloomberggpt-50b-512.yaml"
-
-
-def _one_line(code: int, err: str, want: int) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1, (code, err[-600:])
-    return lines[0]
 
 
 # ---------------------------------------------------------------- 1. model RUN.yaml: the run's own seq_len
@@ -46,15 +40,15 @@ def test_plan_fix_zero_0_beside_a_sharding_group_is_refused_as_estimate_refuses_
     a multiple of 128, for an optimizer that shards nothing) and printed "no plan fits" with exit 1 -- the group
     neither refused nor ignored. Now --fix and --against refuse it the way the spec does: one line, exit 2."""
     code, out, err = run_main(capsys, "plan", BBGPT, "--fix", "zero=0")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "training.zero_shard_group" in line and "--fix says zero 0" in line, line
     assert "bloomberggpt-50b-512.yaml" in line, line     # the file that states the group
     code, out, err = run_main(capsys, "plan", BBGPT, "--against", "zero=0")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "--against says zero 0" in line, line
     body = BBGPT.read_text().replace("  zero: 3\n", "  zero: 0\n")
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path, body, "bb0.yaml"))
-    assert "zero_shard_group" in _one_line(code, err, 2)
+    assert "zero_shard_group" in one_line(code, err, 2)
 
 
 # ---------------------------------------------------------------- 3. the balanced split on a stack from before it
@@ -73,7 +67,7 @@ def test_balanced_pipeline_split_is_refused_on_stacks_from_before_megatron_core_
     megatron-bridge-2025 (Megatron-Core 0.13-0.15) keeps it."""
     for fw in ("megatron-core-2024", "nemo-2024", "megatron-lm-2023", "mindspeed-2024"):
         code, out, err = run_main(capsys, "check", write_spec(tmp_path, LLAMA405_BALANCED.format(fw=fw), f"{fw}.yaml"))
-        line = _one_line(code, err, 2)
+        line = one_line(code, err, 2)
         assert "plan.pipeline_split" in line and "core_v0.11.0" in line and fw in line, line
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, LLAMA405_BALANCED.format(
         fw="megatron-bridge-2025"), "mb.yaml"))
@@ -81,7 +75,7 @@ def test_balanced_pipeline_split_is_refused_on_stacks_from_before_megatron_core_
     # --framework applies the same rule to a run that states the split
     spec = write_spec(tmp_path, LLAMA405_BALANCED.format(fw="megatron-bridge-2025"), "mb2.yaml")
     code, out, err = run_main(capsys, "plan", spec, "--framework", "megatron-core-2024")
-    assert "plan.pipeline_split" in _one_line(code, err, 2)
+    assert "plan.pipeline_split" in one_line(code, err, 2)
 
 
 # ---------------------------------------------------------------- 4. --emit megatron for layouts the plain flags lack

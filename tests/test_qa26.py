@@ -5,13 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_main, write_spec
-
-
-def _one_line(code: int, err: str, want: int) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1, (code, err[-600:])
-    return lines[0]
+from conftest import one_line, run_main, write_spec
 
 
 # ---------------------------------------------------------------- 1. the zero axis beside a stated sharding group
@@ -35,17 +29,17 @@ def test_search_offers_only_sharding_zero_stages_beside_a_stated_group(tmp_path,
     assert zeros == [2, 3] and d["plans_evaluated"] == 2, (zeros, d["plans_evaluated"])
 
 
-def test_sharding_group_beside_a_stack_without_a_sharded_optimizer_is_one_line(tmp_path, capsys):
+def test_sharding_group_beside_a_stack_without_a_sharded_optimizer_isone_line(tmp_path, capsys):
     """megatron-lm-2021 offers zero 0 only (no distributed optimizer before Megatron-LM 2022), so a stated group
     has nothing to shard: one line naming the field and the stack, exit 2, from the spec and from --framework
     (before: 'bug: unexpected IndexError' once the search stopped offering zero 0)."""
     body = TT_GROUP.format(fw="megatron-lm-2021")
-    line = _one_line(*run_main(capsys, "check", write_spec(tmp_path, body, "m.yaml"))[::2], 2)
+    line = one_line(*run_main(capsys, "check", write_spec(tmp_path, body, "m.yaml"))[::2], 2)
     assert "training.zero_shard_group" in line and "megatron-lm-2021 offers zero 0 only" in line, line
     spec = write_spec(tmp_path, TT_GROUP.format(fw="torchtitan-2024").replace("recompute: full", "recompute: none"),
                       "tt.yaml")
     code, out, err = run_main(capsys, "plan", spec, "-q", "--framework", "megatron-lm-2021")
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert "training.zero_shard_group" in line and "megatron-lm-2021 offers zero 0 only" in line, line
 
 
@@ -72,10 +66,10 @@ def test_check_refuses_sweep_axis_values_no_point_could_take(tmp_path, capsys):
            "model.layers: [32, 40]": ("axes.model.layers", "needs an inline model")}
     for k, (axis, (field, words)) in enumerate(bad.items()):
         spec = write_spec(tmp_path, SWEEP.format(axis=axis), f"s{k}.yaml")
-        line = _one_line(*run_main(capsys, "check", spec)[::2], 2)
+        line = one_line(*run_main(capsys, "check", spec)[::2], 2)
         assert field + ":" in line and words in line, (axis, line)
     spec = write_spec(tmp_path, SWEEP.format(axis="plan.tp: [1, two]"), "sw.yaml")
-    line = _one_line(*run_main(capsys, "sweep", spec, "-o", tmp_path / "o.parquet", "-q")[::2], 2)
+    line = one_line(*run_main(capsys, "sweep", spec, "-o", tmp_path / "o.parquet", "-q")[::2], 2)
     assert "axes.plan.tp[1]" in line, line
     ok = write_spec(tmp_path, SWEEP.format(axis="plan.tp: [1, 2]"), "ok.yaml")   # valid values still pass
     code, out, err = run_main(capsys, "check", ok)

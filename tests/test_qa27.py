@@ -6,7 +6,7 @@ import json
 import pathlib
 
 import pytest
-from conftest import run_main, write_spec
+from conftest import one_line, run_main, write_spec
 
 from trainsim.errors import TrainsimError
 from trainsim.model.load import resolve_model
@@ -21,12 +21,6 @@ from trainsim.spec import PlanSpec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "trainsim"
-
-
-def _one_line(code: int, err: str, want: int) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == want and len(lines) == 1, (code, err[-600:])
-    return lines[0]
 
 
 # ---------------------------------------------------------------- 1. one rule for zero 0 beside a sharding group
@@ -213,7 +207,7 @@ def test_unknown_id_with_no_close_match_says_where_the_choices_are(tmp_path, cap
     spec = write_spec(tmp_path, body + "chips: 8\ntraining: {tokens: 1T, seq_len: 4096, global_batch_seqs: 64}\n",
                       "u.yaml")
     code, out, err = run_main(capsys, "estimate", spec)
-    line = _one_line(code, err, 2)
+    line = one_line(code, err, 2)
     assert f"{field}: unknown" in line and f"({where} lists them)" in line, line
     kind = where.split()[-1]
     code, out, _ = run_main(capsys, "catalog", kind, "--json")
@@ -259,7 +253,7 @@ def test_stack_refusal_of_an_option_value_names_the_option(tmp_path, capsys, arg
     has no plan at all, the values came from the options. torchtitan-2024 offers zero 0, 2, 3 (FSDP2, no ZeRO-1)
     and the schedules 1f1b, interleaved, zero-bubble (catalog/data/framework_schedules.yaml)."""
     spec = write_spec(tmp_path, A70, "a.yaml")
-    line = _one_line(*run_main(capsys, "plan", spec, "-q", *args)[::2], 2)
+    line = one_line(*run_main(capsys, "plan", spec, "-q", *args)[::2], 2)
     assert line == f"error: {want}", line
 
 
@@ -267,7 +261,7 @@ def test_stack_refusal_of_the_spec_plan_still_names_the_plan_field(tmp_path, cap
     """The option's name only where the option stated the field: a run spec's own plan.zero 1 under --framework
     torchtitan-2024 is still refused as plan.zero."""
     spec = write_spec(tmp_path, A70 + "plan: {zero: 1}\n", "a.yaml")
-    line = _one_line(*run_main(capsys, "plan", spec, "-q", "--framework", "torchtitan-2024", "--fix", "tp=8")[::2], 2)
+    line = one_line(*run_main(capsys, "plan", spec, "-q", "--framework", "torchtitan-2024", "--fix", "tp=8")[::2], 2)
     assert "plan.zero: torchtitan-2024 offers zero 0, 2, 3, not 1" in line, line
 
 
