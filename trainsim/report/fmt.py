@@ -9,7 +9,7 @@ import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
-from ..numfmt import (axis_name, axis_value, count as _count, in_unit, is_money_key, key_parts, money as _money,
+from ..numfmt import (axis_name, axis_value, count as _count, is_money_key, key_parts, money as _money,
                       label as _label)
 from ..numfmt import gib as gib  # "68.7 GiB"
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
@@ -155,7 +155,8 @@ FRACTION_KEYS = frozenset({"mfu", "hfu", "goodput", "mfu_at_precision", "hfu_at_
 #: the suffix of result keys holding a signed relative difference as a fraction (``total_vs_claim``: 0.013 is
 #: 1.3% more than claimed), printed as a signed percentage
 SIGNED_FRACTION_SUFFIX = "_vs_claim"
-#: result keys whose value is a rate in bytes/s with no unit in the name (assumptions.yaml checkpoint_write_bw)
+#: result keys whose value is a bandwidth with no unit in the name (assumptions.yaml checkpoint_write_bw), printed
+#: in the unit :func:`trainsim.numfmt.axis_value` gives it (a network link in bit/s, any other bandwidth in byte/s)
 BYTE_RATE_SUFFIXES = ("_bw",)
 #: result keys holding (cause, fraction of the step) pairs (:func:`trainsim.scenario.common.where_time_goes`)
 SHARE_KEYS = frozenset({"where_time_goes"})
@@ -170,39 +171,48 @@ def is_fraction_key(key: str) -> bool:
     return last in FRACTION_KEYS or "share" in last.split("_") or last.endswith("_pct")
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ranged(x: Any, fn: Any) -> str | None:
+    """``fn`` of a finite number, or of a range's nominal with ``(low-high)`` beside it where they differ
+    (``94.2% (77.1%-98.1%)``); None for anything else. The one copy of the range layout :func:`value_of_key`
+    prints fractions and rates in."""
+    if _finite(x):
+        return str(fn(x))
+    if isinstance(x, dict) and _finite(x.get("nominal")):
+        s = str(fn(x["nominal"]))
+        if _finite(x.get("low")) and _finite(x.get("high")) and x["low"] != x["high"]:
+            s += f" ({fn(x['low'])}-{fn(x['high'])})"
+        return s
+    return None
+
+
 def value_of_key(key: str, x: Any) -> str:
     """:func:`value` of the value of ``key``: money keys (``*_usd``, ``cost*``, ``*price``;
     :func:`trainsim.numfmt.is_money_key`) in dollars (``$29.2M ($7.1M-$90M)`` style, :func:`money`); a catalog
     quantity (a mapping naming its catalog field) in the catalog's unit (:func:`catalog_range`); a fraction
     (:func:`is_fraction_key`: MFU, goodput, a slowdown) as a percentage, ``94.2% (77.1%-98.1%)``, as the answer's
-    sentences state it, a change already in percent (``change_pct``) signed, ``+18.7%``, and a rate in bytes/s
-    (:data:`BYTE_RATE_SUFFIXES`) in GB/s, ``2,000 GB/s (500 GB/s-7,000 GB/s)``."""
+    sentences state it, a change already in percent (``change_pct``) signed, ``+18.7%``, and a bandwidth
+    (:data:`BYTE_RATE_SUFFIXES`) in :func:`trainsim.numfmt.axis_value`'s unit, ``2,000 GB/s (500 GB/s-7,000 GB/s)``."""
     last = key_parts(key)[-1].split("[")[0]
     if isinstance(x, dict) and "name" in x and catalog_range(x) is not None:   # a catalog quantity, in its unit
         return catalog_range(x)
-    finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
-    if last.endswith(SIGNED_FRACTION_SUFFIX) and finite(x):     # 0.013 -> +1.3%, not a bare 0.013
+    if last.endswith(SIGNED_FRACTION_SUFFIX) and _finite(x):     # 0.013 -> +1.3%, not a bare 0.013
         return signed_pct(100.0 * x, 1)
     if last in SHARE_KEYS and isinstance(x, (list, tuple)) and all(
-            isinstance(v, (list, tuple)) and len(v) == 2 and finite(v[1]) for v in x):
+            isinstance(v, (list, tuple)) and len(v) == 2 and _finite(v[1]) for v in x):
         return ", ".join(f"{k} {pct(v)}" for k, v in x)
     if is_fraction_key(last) and not isinstance(x, bool):
-        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
         as_pct = (lambda v: signed_pct(v, 1)) if last.endswith("_pct") else pct   # *_pct: a change in percent
-        if num(x):
-            return as_pct(x)
-        if isinstance(x, dict) and num(x.get("nominal")):
-            s = as_pct(x["nominal"])
-            if num(x.get("low")) and num(x.get("high")) and x["low"] != x["high"]:
-                s += f" ({as_pct(x['low'])}-{as_pct(x['high'])})"
+        s = _ranged(x, as_pct)
+        if s is not None:
             return s
     if last.endswith(BYTE_RATE_SUFFIXES) and not isinstance(x, bool):   # checkpoint_write_bw: 2e12 -> 2,000 GB/s
-        if finite(x):
-            return in_unit(x, "bytes_per_s")
-        if isinstance(x, dict) and finite(x.get("nominal")):
-            s = in_unit(x["nominal"], "bytes_per_s")
-            if finite(x.get("low")) and finite(x.get("high")) and x["low"] != x["high"]:
-                s += f" ({in_unit(x['low'], 'bytes_per_s')}-{in_unit(x['high'], 'bytes_per_s')})"
+        # bits or bytes by axis_value's one rule (network links in bit/s, other bandwidths in byte/s)
+        s = _ranged(x, lambda v: axis_value(last, v))
+        if s is not None:
             return s
     if not is_money_key(last) or isinstance(x, bool):
         return value(x)
