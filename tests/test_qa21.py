@@ -333,7 +333,7 @@ def test_a_serving_dp_without_chips_is_bad_input(tmp_path, capsys):
     ("prefill", "latency: {tpot_ms: 50}", "latency.tpot_ms"),
     ("prefill", "serving_extra: {batch_per_chip: 8}", "serving.batch_per_chip"),
     ("prefill", "serving_extra: {mtp: {draft_tokens: 1, acceptance: 0.7}}", "serving.mtp"),
-    ("prefill", "uncertain: {max_batch: [1, 8]}", "uncertain.max_batch"),
+    ("prefill", "uncertain: {batch_per_chip: [1, 8]}", "uncertain.batch_per_chip"),   # max_batch: read by prefill too
     ("both", "latency: {tpot_stat: p99}", "latency.tpot_stat"),               # a statistic of no bound
 ])
 def test_a_serving_input_the_phase_never_reads_is_bad_input(tmp_path, capsys, phase, extra, field):

@@ -20,6 +20,11 @@ from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
 PREFILL_TOKENS_GRID = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+#: vLLM's default ``max_num_seqs`` (running sequences per engine) on GPUs of at least this much memory other than
+#: A100s, and elsewhere (:func:`default_max_num_seqs`)
+LARGE_GPU_BYTES = 70 * 1024 ** 3
+DEFAULT_MAX_NUM_SEQS_LARGE = 1024
+DEFAULT_MAX_NUM_SEQS = 256
 
 
 def _pow2_upto(n: int) -> list[int]:
@@ -85,6 +90,32 @@ def plan_grid(s: ServeSetup, chips_options, fixed: dict | None = None) -> ServeP
         return ServePlans(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
     arr = np.array(rows, dtype=np.float64)
     return ServePlans(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+
+
+def default_max_num_seqs(chip) -> int:
+    """Sequences one serving engine runs at once when the deployment does not state it: vLLM's default
+    ``max_num_seqs``. vLLM V1 ``vllm/engine/arg_utils.py`` ``EngineArgs.get_batch_defaults`` (vllm-project/vllm main,
+    2025; the table since pull request 17885): ``if device_memory >= 70 * GiB_bytes and "a100" not in
+    device_name`` -> ``default_max_num_seqs = {LLM_CLASS: 1024, OPENAI_API_SERVER: 1024}`` ("For GPUs like H100 and
+    MI300x, use larger default values"), else 256 for both usage contexts; the scheduler admits a request only while
+    ``len(self.running) < max_num_seqs``. So 1,024 on an H100, H200, B200 or MI300X, 256 on an A100 or a 64 GiB
+    chip. SGLang sizes ``--max-running-requests`` from its KV pool and TensorRT-LLM's ``max_batch_size`` defaults to
+    2,048; a spec for those stacks states ``serving.max_batch``. The RL rollout servers keep their own rule
+    (:func:`trainsim.posttrain.phases.server_batch`)."""
+    large = chip.hbm_bytes >= LARGE_GPU_BYTES and "a100" not in chip.id
+    return DEFAULT_MAX_NUM_SEQS_LARGE if large else DEFAULT_MAX_NUM_SEQS
+
+
+def running_cap(p: ServePlans, max_batch_per_instance=None, max_seqs_per_replica=None):
+    """The most sequences (decode) or prompts (a prefill round) one instance of plan ``p`` runs at once: the stated
+    ``max_batch_per_instance`` (the spec's ``serving.max_batch``), else ``max_seqs_per_replica`` per data-parallel
+    replica (one scheduler each: ``max_seqs x dp``; :func:`default_max_num_seqs` where the batch is searched), else
+    no cap (inf). Example: 8 H100 as tp 2 x dp 4 with the default: 4 x 1,024 = 4,096 per instance."""
+    if max_batch_per_instance is not None:
+        return np.broadcast_to(np.asarray(float(max_batch_per_instance)), np.shape(p.dp))
+    if max_seqs_per_replica is not None:
+        return float(max_seqs_per_replica) * p.dp
+    return np.full(np.shape(p.dp), np.inf)
 
 
 @dataclass
@@ -169,12 +200,13 @@ def _pick(tps, lat, ok) -> tuple[int | None, np.ndarray | None]:
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                     memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
-                    sequences=None) -> Evaluated:
+                    sequences=None, max_seqs_per_replica=None) -> Evaluated:
     """Decode candidates: plans x batch grid (or the given batch: ``batch_per_chip``, or ``batch_per_instance``,
     one number or an array with one per plan).
 
     ``context`` is the KV length at which the step is timed; ``memory_context`` (default: ``context``) the
-    longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available).
+    longest KV length the cache must hold. ``max_batch_per_chip`` caps the batch (e.g. the sequences available);
+    ``max_batch_per_instance`` / ``max_seqs_per_replica`` the sequences the server runs (:func:`running_cap`).
     ``sequences``: with ``max_batch_per_chip``, the sequences the whole cluster has (a fixed job, e.g. one RL
     step's samples): where the even share ``max_batch_per_chip x chips`` of an instance is below the ``pp x dp``
     sequences its replicas need, the job runs on fewer instances (:func:`idle_share_batch`), so the instance is
@@ -194,8 +226,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
         grid = [batch_per_chip] if batch_per_chip is not None else DECODE_BATCH_GRID
         p, bpc = _expand(plans, grid)
         b = bpc * p.chips
-    if max_batch_per_instance is not None:
-        b = np.minimum(b, float(max_batch_per_instance))
+    if max_batch_per_instance is not None or max_seqs_per_replica is not None:
+        b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     if max_batch_per_chip is not None:
         b = np.minimum(b, float(max_batch_per_chip) * p.chips)
     b_share = b                                    # sequences per instance averaged over the cluster
@@ -230,7 +262,8 @@ def idle_share_batch(share, replicas, sequences):
 
 
 def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens_per_chip=None,
-                     ttft_bound_s=None, all_logits: bool = False) -> Evaluated:
+                     ttft_bound_s=None, all_logits: bool = False, max_batch_per_instance=None,
+                     max_seqs_per_replica=None) -> Evaluated:
     """Prefill candidates: plans x prompt-tokens-per-chip grid (or the given amount).
 
     A round of fewer prompt tokens than a prompt has (``b`` below one prompt per data-parallel replica, ``dp``)
@@ -240,10 +273,17 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     prompt by then, ``max(b, dp)`` prompts of ``input_len`` tokens per instance. (A 1M-token prompt of Llama 3.1
     8B on one H100 in rounds of 65,536 tokens was shown a TTFT of one round, 1/16 of the prompt, and 8 GiB of its
     128 GiB of KV cache.) Throughput is unchanged: a chunk's attention over the prompt so far averages to the
-    prompt's ``b``-weighted share."""
+    prompt's ``b``-weighted share.
+
+    A round holds at most the prompts the server runs (:func:`running_cap`: the stated ``max_batch_per_instance``,
+    else ``max_seqs_per_replica`` per data-parallel replica): every prompt of a round is a running request, so
+    vLLM's ``max_num_seqs`` (SGLang's ``--max-running-requests``) caps it as it caps decode. (``trainsim infer`` of
+    1-token prompts on 8 H100 batched 65,536 prompts per chip in one round.)"""
     grid = [tokens_per_chip] if tokens_per_chip is not None else PREFILL_TOKENS_GRID
     p, tpc = _expand(plans, grid)
     b = tpc * p.chips / float(input_len)            # prompts per instance
+    if max_batch_per_instance is not None or max_seqs_per_replica is not None:
+        b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)
     tps = b * input_len / rnd / p.chips
     ttft = rnd * np.maximum(1.0, p.dp / b)

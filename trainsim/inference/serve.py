@@ -15,7 +15,8 @@ from ..model.arch import Arch
 from .experts import idle_expert_ranks
 from .calib import InferCalib, constant_sources, default_calib, engine_host_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
-from .search import Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes, plan_grid
+from .search import (Evaluated, check_tp, default_max_num_seqs, evaluate_decode, evaluate_prefill, instance_sizes,
+                     plan_grid)
 from .setup import BYTES, ServeSetup
 from .spec import Serving
 from ..catalog.load import require_usable
@@ -103,7 +104,7 @@ def has_decode(output_len: float) -> bool:
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
                 batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                 memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
-                sequences=None) -> Evaluated:
+                sequences=None, max_seqs_per_replica=None) -> Evaluated:
     """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``); ``sequences``:
     the whole job's (:func:`~trainsim.inference.search.evaluate_decode`)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
@@ -112,17 +113,20 @@ def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=Non
                            tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
                            max_batch_per_chip=max_batch_per_chip, memory_context=memory_context,
                            hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip,
-                           sequences=sequences)
+                           sequences=sequences, max_seqs_per_replica=max_seqs_per_replica)
 
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
-                 ttft_bound_s=None, all_logits: bool = False) -> Evaluated:
+                 ttft_bound_s=None, all_logits: bool = False, max_batch_per_instance=None,
+                 max_seqs_per_replica=None) -> Evaluated:
     """Prefill of ``input_len`` tokens evaluated over the plan grid of ``chips`` (or every instance size up
-    to ``max_chips``, by default one scale-up domain), under the optional throughput and TTFT bounds."""
+    to ``max_chips``, by default one scale-up domain), under the optional throughput and TTFT bounds and the
+    server's running-request cap (:func:`~trainsim.inference.search.running_cap`)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
     plans = plan_grid(s, sizes, fixed)
     return evaluate_prefill(s, plans, input_len, tokens_per_chip=tokens_per_chip, ttft_bound_s=ttft_bound_s,
-                            all_logits=all_logits)
+                            all_logits=all_logits, max_batch_per_instance=max_batch_per_instance,
+                            max_seqs_per_replica=max_seqs_per_replica)
 
 
 def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
@@ -193,13 +197,18 @@ def _phases(sv: Serving, calib: InferCalib | None,
     fixed = _fixed(sv.plan, sv.chips)
     check_tp(sv.arch, fixed["tp"], "plan.tp" if sv.plan.tp is not None else "plan.dp")
     max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
+    # the running requests a server admits where the spec states no serving.max_batch and the batch is searched:
+    # the stack's default (search.default_max_num_seqs), per data-parallel replica
+    default_seqs = default_max_num_seqs(sv.system.chip) if sp.max_batch is None else None
     pre = dec = None
     if sp.phase in ("prefill", "both"):
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None
 
         def run_prefill(setup: ServeSetup, chips, most) -> Evaluated:
             return best_prefill(setup, sp.input_len, chips=chips, max_chips=most, fixed=fixed,
-                                tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft)
+                                tokens_per_chip=sp.prefill_tokens_per_chip, ttft_bound_s=ttft,
+                                max_batch_per_instance=sp.max_batch,
+                                max_seqs_per_replica=default_seqs if sp.prefill_tokens_per_chip is None else None)
         pre = run_prefill(s, sv.chips, max_chips)
         _require_plan("prefill", pre, ttft, lambda: _fit_alternatives(sv, s, run_prefill), partial_ok)
     # aggregated serving of one-token outputs: every token comes from prefill (has_decode), no decode phase
@@ -215,7 +224,9 @@ def _phases(sv: Serving, calib: InferCalib | None,
             return best_decode(setup, sp.decode_context, chips=chips, max_chips=most, fixed=fixed,
                                batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
                                max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
-                               prefill_s_per_seq_chip=inter)
+                               prefill_s_per_seq_chip=inter,
+                               max_seqs_per_replica=(default_seqs if sp.batch_per_chip is None and sp.batch is None
+                                                     else None))
         dec = run_decode(s, sv.chips, max_chips)
         _require_plan("decode", dec, tpot, lambda: _fit_alternatives(sv, s, run_decode), partial_ok)
     return s, pre, dec

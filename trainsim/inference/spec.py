@@ -32,8 +32,11 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       host_overlap: true               # optional (default true): the engine overlaps its per-step host work with
                                        #   the GPU (SGLang overlap scheduler, vLLM V1, TensorRT-LLM); false for a
                                        #   synchronous loop (vLLM V0), which adds per-sequence host time each step
-      max_batch: 256                   # optional: the server's cap on running sequences per instance (vLLM
-                                       #   max_num_seqs, default 256; SGLang --max-running-requests)
+      max_batch: 256                   # optional: the server's cap on running sequences per instance, decode
+                                       #   batch and prompts per prefill round alike (vLLM max_num_seqs;
+                                       #   SGLang --max-running-requests); absent: vLLM's default per
+                                       #   data-parallel replica where the batch is searched (1,024 on GPUs
+                                       #   of 70 GiB or more but A100, else 256: inference/search.py)
       max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
                                        #   running request (TensorRT-LLM's GUARANTEED_NO_EVICT); absent: KV
                                        #   is paged at the mean context (vLLM, SGLang)
@@ -348,7 +351,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
 
 
 #: the serving inputs only a decode evaluation reads (phase decode or both), and only a prefill one (prefill or both)
-DECODE_ONLY = ("serving.batch_per_chip", "serving.batch", "serving.max_batch", "serving.mtp", "serving.max_output_len",
+DECODE_ONLY = ("serving.batch_per_chip", "serving.batch", "serving.mtp", "serving.max_output_len",
                "serving.context_len", "serving.output_len_cv", "latency.tpot_ms", "latency.tpot_stat")
 PREFILL_ONLY = ("serving.prefill_tokens_per_chip", "latency.ttft_ms")
 

@@ -229,15 +229,58 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "p
 
 
 #: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
-#: custom peer-to-peer kernel inside one node (:func:`tp_all_reduce_time`); other stacks use their library's
+#: custom peer-to-peer kernel inside one node (:func:`uses_custom_all_reduce`); other stacks use their library's
 #: all-reduce (MindIE: HCCL's, perf/collectives.py all_reduce_time).
 CUSTOM_AR_VENDORS = ("nvidia", "amd")
-CUSTOM_AR_MAX_RANKS = 8
+#: the tensor-parallel sizes the custom kernel runs at (``CustomAllreduce._SUPPORTED_WORLD_SIZES``)
+CUSTOM_AR_WORLD_SIZES = (2, 4, 6, 8)
+#: the largest all-reduce the custom kernel takes, per vendor (bytes, exclusive: ``inp_size < max_size``)
+CUSTOM_AR_MAX_BYTES = {"nvidia": 8 * 1024 * 1024, "amd": 16 * 1024 * 1024}
+#: scale-up wirings on which every chip reaches every other directly (NVSwitch, xGMI's full mesh):
+#: :class:`trainsim.catalog.topology.Topology` kinds
+FULLY_CONNECTED_KINDS = ("switch", "fullmesh")
+
+
+def uses_custom_all_reduce(vendor: str, size_bytes, n, system):
+    """Whether a serving stack all-reduces ``size_bytes`` over ``n`` tensor-parallel chips with its custom
+    peer-to-peer kernel (:func:`custom_all_reduce_time`) rather than the library's ring (NCCL / RCCL,
+    :func:`trainsim.perf.collectives.all_reduce_time`); a bool array. All of:
+
+    * the chip's vendor has one (:data:`CUSTOM_AR_VENDORS`);
+    * ``n`` is 2, 4, 6 or 8 (:data:`CUSTOM_AR_WORLD_SIZES`) and inside one scale-up domain: any other size
+      disables it at start-up ("Custom allreduce is disabled due to an unsupported world size"), a group across
+      nodes too ("this process group spans across nodes");
+    * more than 2 ranks only where the domain is fully connected (:data:`FULLY_CONNECTED_KINDS`; "not supported on
+      more than two PCIe-only GPUs");
+    * the message is under the kernel's buffer, ``size_bytes < max_size`` (:data:`CUSTOM_AR_MAX_BYTES`): 8 MiB
+      on NVIDIA, 16 MiB on AMD; larger messages go to NCCL / RCCL (``should_custom_ar`` returns False and
+      ``CudaCommunicator.all_reduce`` falls through to pynccl). ``should_custom_ar`` also wants a multiple of 16
+      bytes: ``t x hidden`` BF16 activations are one for any hidden divisible by 8.
+
+    Sources: vLLM ``vllm/distributed/device_communicators/custom_all_reduce.py`` at
+    00d618aab60448acdf3fac3e9c4e2e22d0c6c753 (``_SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]``, ``max_size=8192 * 1024``,
+    ``should_custom_ar``: ``if self.world_size == 2 or self.fully_connected: return inp_size < self.max_size``;
+    the same rule since v0.4, when ``_SUPPORTED_WORLD_SIZES`` sat in ``init_custom_ar``) and ``cuda_communicator.py``
+    (quick reduce on ROCm, then custom, then pynccl); SGLang ``python/sglang/srt/distributed/device_communicators/
+    custom_all_reduce.py`` at 004e6561cb8ae26d62166c15782955f99f058274 (adapted from vLLM v0.6.4.post1: the same
+    sizes, ``_MAX_CAR_SIZE = 8192 * 1024``, on ROCm ``2 * 8192 * 1024``, "crossover is at 16MB buffer size for
+    ROCm"). Not modelled: newer vLLM's symmetric-memory all-reduce above a smaller custom cap where
+    ``VLLM_ALLREDUCE_USE_SYMM_MEM`` is on (``all_reduce_utils.py`` ``CUSTOM_ALL_REDUCE_MAX_SIZES``, Hopper 8 ranks:
+    256 KiB, then symmetric memory to 64 MiB), ROCm's quick reduce (quantised, off by default) and TensorRT-LLM's
+    own rule (workspace 16 MB at 2 ranks, 8 MB above, ``cpp/tensorrt_llm/common/customAllReduceUtils.h``
+    ``getMaxRequiredWorkspaceSize``, with an NCCL token threshold): the validation points that run them are priced
+    with this rule. Example: tp 3, or tp 8 and 16 MiB, on H100: NCCL's ring; tp 8 and 1 MiB: the custom kernel."""
+    n = np.asarray(n, dtype=np.float64)
+    if vendor not in CUSTOM_AR_VENDORS:
+        return np.zeros(np.broadcast(n, np.asarray(size_bytes)).shape, dtype=bool)
+    sizes_ok = np.isin(n, CUSTOM_AR_WORLD_SIZES) & (n <= system.scale_up_size)
+    wired = (n <= 2) | (system.levels[0].topology.kind in FULLY_CONNECTED_KINDS)
+    return sizes_ok & wired & (np.asarray(size_bytes, dtype=np.float64) < CUSTOM_AR_MAX_BYTES[vendor])
 
 
 def custom_all_reduce_time(size_bytes, n, system, eff):
-    """All-reduce of ``size_bytes`` over ``n`` <= 8 chips of one scale-up domain by the serving stacks' custom
-    peer-to-peer kernel (not NCCL's ring).
+    """All-reduce of ``size_bytes`` over ``n`` chips of one scale-up domain by the serving stacks' custom
+    peer-to-peer kernel (not NCCL's ring); where the stacks run it: :func:`uses_custom_all_reduce`.
 
     vLLM ``csrc/custom_all_reduce.cuh`` (commit 036bb685581dbedcd6cf7fc845fe87268c7d1191), ``CustomAllreduce::
     allreduce``: ``n = 2``, or ``n <= 4`` and under 512 KiB, or ``n <= 8`` and under 256 KiB, runs
@@ -264,15 +307,16 @@ def custom_all_reduce_time(size_bytes, n, system, eff):
 
 def tp_all_reduce_time(s: ServeSetup, size_bytes, n):
     """One tensor-parallel all-reduce of ``size_bytes`` over ``n`` chips in serving: the custom kernel
-    (:func:`custom_all_reduce_time`) where the stack has one (NVIDIA and AMD chips, ``n <= 8`` inside one scale-up
-    domain), else the library's all-reduce (:func:`trainsim.perf.collectives.all_reduce_time`)."""
+    (:func:`custom_all_reduce_time`) where the stack runs it (:func:`uses_custom_all_reduce`: NVIDIA and AMD chips,
+    2, 4, 6 or 8 ranks inside one scale-up domain, under 8 / 16 MiB), else the library's all-reduce
+    (:func:`trainsim.perf.collectives.all_reduce_time`)."""
     n = np.asarray(n, dtype=np.float64)
     ni = n.astype(np.int64)
     ring = all_reduce_time(size_bytes, ni, np.ones_like(ni), s.system, s.calib.coll_eff)
-    if vendor_key(s.chip) not in CUSTOM_AR_VENDORS:
+    custom = uses_custom_all_reduce(vendor_key(s.chip), size_bytes, n, s.system)
+    if not np.any(custom):
         return ring
-    inside = (n <= CUSTOM_AR_MAX_RANKS) & (n <= s.system.scale_up_size)
-    return np.where(inside, custom_all_reduce_time(size_bytes, n, s.system, s.calib.coll_eff), ring)
+    return np.where(custom, custom_all_reduce_time(size_bytes, n, s.system, s.calib.coll_eff), ring)
 
 
 def _tp_comm(s: ServeSetup, p: ServePlans, t):

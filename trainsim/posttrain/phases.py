@@ -170,7 +170,8 @@ def rollout_servers(s: ServeSetup, plans: ServePlans, chips: int, sequences: flo
     * its decode-step cost ``a + b n`` from the step at that batch and at ``pp x dp`` (:func:`decode_step_cost`),
       and the seconds its share of the samples takes, :func:`generation_s` (the tail: ``max_len``);
     * prefill: the step's prompts on every chip at the plan's best rate over the prefill grid (the same server
-      prefills and decodes).
+      prefills and decodes), at most ``max_seqs`` prompts a round (each is a running request,
+      :func:`~trainsim.inference.search.running_cap`).
 
     :func:`rollout_time` takes :attr:`RolloutServers.best`, the plan of least prefill + decode seconds. The most
     decode tokens/s per chip at full batch is not that plan where the samples have a tail: the last ``max_len -
@@ -191,7 +192,7 @@ def rollout_servers(s: ServeSetup, plans: ServePlans, chips: int, sequences: flo
     ev = evaluate_decode(s, plans, ctx, batch_per_instance=batch, memory_context=mem_ctx, hbm_fraction=hbm_fraction)
     tpot0 = evaluate_decode(s, plans, ctx, batch_per_instance=b0).latency_s
     tpot0 = np.where(batch > b0 * (1 + 1e-9), tpot0, ev.latency_s)
-    pre = evaluate_prefill(s, plans, prompt_len)
+    pre = evaluate_prefill(s, plans, prompt_len, max_batch_per_instance=max_seqs)   # a round's prompts run too
     n_p = plans.chips.size
     pre_tps = np.max(np.where(pre.ok, pre.tokens_per_s_per_chip, -np.inf).reshape(n_p, -1), axis=1)
     pre_tps = np.where(np.isfinite(pre_tps), pre_tps, np.nan)
