@@ -23,7 +23,8 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   combine (:func:`ll_dispatch`) do that work, and their own HBM copies are charged instead
   (:func:`ll_kernel_bytes_per_token`).
 * Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
-  peer-to-peer kernel inside a node, else a ring); MoE dispatch
+  peer-to-peer kernel where they run it -- 2, 4, 6 or 8 ranks of one node, under 8 MiB, 16 MiB on ROCm,
+  :func:`uses_custom_all_reduce` -- else the library's ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
   (DeepEP low-latency kernels: every copy over the network, :func:`ll_dispatch_msg_bytes` per copy), prefill
   deduplicates per scale-up domain (DeepEP
