@@ -16,11 +16,13 @@ import pytest
 
 from conftest import one_line
 from fuzz.specs import run_in_process
+from trainsim.api import scenarios
 from trainsim.assumptions import Assumptions
 from trainsim.catalog.resolve import resolve_system
+from trainsim.errors import TrainsimError
 from trainsim.model.counts import compute_optimal_params, training_flops_6nd
 from trainsim.parallel.enumerate import ep_domains, node_limit_ok
-from trainsim.scenario.capacity import OBJECTIVE, _counts, capacity, moe_shape
+from trainsim.scenario.capacity import OBJECTIVE, CapacityResult, _counts, capacity, moe_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,3 +129,11 @@ def test_node_limit_beyond_the_ep_group_is_refused(tmp_path, fix, spans):
     code, _, err = run_in_process(["plan", str(_spec(tmp_path)), "--fix", fix, "-q"])
     line = one_line(code, err, 2)
     assert "plan.node_limit" in line and spans in line and "expected 0 (no limit)" in line
+
+
+def test_api_refuses_a_floor_from_another_question():
+    """api.scenarios.capacity(at_least=...) takes a smaller fleet's answer to the same question only."""
+    other = CapacityResult("dgx-h100", 16, 7.0, "deepseek-v3", None, None, None, None, None, None, None, None,
+                           chips_used=16)
+    with pytest.raises(TrainsimError, match="at_least: expected the answer for at most 8 chips of dgx-h100, dense"):
+        scenarios.capacity("dgx-h100", units=1, days=7.0, family="dense", at_least=other)
