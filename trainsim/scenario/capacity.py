@@ -2,17 +2,19 @@
 
 The fleet's compute is not a number until a model is chosen (MFU depends on the model's shape and the plan),
 so capacity searches over model size: for a size N, a stated rule gives the shape and the token budget
-(tokens = ratio x N); the best plan on the fleet gives the tokens it trains in D days (x goodput); the answer is
-the largest N whose budget fits (a secant step from a compute guess, then bisection on log N). Shape rules
-(all ratios in ``assumptions.yaml``):
+(tokens = ratio x N); the best plan on the fleet gives the tokens it trains in D days (x goodput); the sizes
+whose budget fits are searched up to the largest (a secant step from a compute guess, then bisection on log N),
+and the answer is the one of them whose run has the most training compute, 6 N_active x the tokens it trains in
+D days (:data:`OBJECTIVE`: the model size follows from the compute). Shape rules (all ratios in
+``assumptions.yaml``):
 
 * ``dense``: compute-optimal by Chinchilla (Hoffmann et al. 2022, arXiv 2203.15556): D = 20 N, C = 6 N D, so
   N = sqrt(C / 120). Llama-3-like shape (GQA with 8 KV heads, head 128, SwiGLU FFN 3.25 h, depth ~ h / 128),
   which reproduces Llama 3.1 405B (h 16384, 126 layers) at N = 405B.
 * ``deepseek-v3``: a DeepSeek-V3-like MoE scaled up (arXiv 2412.19437: MLA, 1 shared + top-8 routed experts,
   3 dense layers) with total/active = ``moe_sparsity`` (18.1 for DeepSeek-V3) and tokens = ``tokens_per_active_param``
-  x active (400 for DeepSeek-V3). Depth grows as active^(1/4); width and the expert count are solved for the
-  active and total counts.
+  x active (400 for DeepSeek-V3). Depth grows as active^(1/4) (within 4 layers, so that neighbouring sizes
+  differ); width (a multiple of 128) and the expert count are solved for the active and total counts.
 
 Limits reported with each result (``limits``): memory (best plan's bytes vs HBM), network (exposed
 communication share of the step, the levels each parallel group crosses), batch (global batch vs the critical
