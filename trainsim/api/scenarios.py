@@ -136,10 +136,12 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
 
 def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, family: str = "deepseek-v3",
              precision: str = "bf16", sparsity: float = 0.0, failures: bool = True, assumptions=None,
-             names: Mapping[str, str] | None = None):
+             names: Mapping[str, str] | None = None, at_least=None):
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
-    a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption)."""
+    a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption).
+    ``at_least``: the ``CapacityResult`` of a smaller fleet of the same system, family and days, asked with the same
+    options: this answer then trains at least its FLOP (more chips never give less)."""
     if (units > 0) == (chips > 0) or min(units, chips) < 0:
         u, c = _name(names, "units"), _name(names, "chips")
         raise TrainsimError(f"expected exactly one positive count, {u} or {c}; got {u} {units}, {c} {chips}",
@@ -166,7 +168,13 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
             raise TrainsimError(f"a MoE total/active ratio applies to the deepseek-v3 family only, not to "
                                 f"{family!r}, got {sparsity:g}", field=_name(names, "sparsity"))
         a = a.with_overrides({"moe_sparsity": sparsity}, source=_name(names, "sparsity"))
-    return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures)
+    if at_least is not None and (getattr(at_least, "system", None) != s.id or at_least.family != family
+                                 or at_least.days != days or (at_least.chips_used or 0) > n):
+        raise TrainsimError(f"expected the answer for at most {n:,} chips of {s.id}, {family}, {days:g} days; got "
+                            f"{getattr(at_least, 'chips_used', None)} chips of {getattr(at_least, 'system', None)}, "
+                            f"{getattr(at_least, 'family', None)}, {getattr(at_least, 'days', None)} days",
+                            field="at_least")
+    return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures, at_least=at_least)
 
 
 @_dataclass

@@ -1,5 +1,6 @@
 """``trainsim capacity --system S --units N --days D [--family dense|deepseek-v3]``: the largest pretraining run
-a fleet finishes in D days (model shape by a stated rule), with its binding limits."""
+a fleet finishes in D days -- the most training compute (6 N_active D FLOP) of the model sizes that reach their
+token budget (model shape by a stated rule) -- with its binding limits."""
 from __future__ import annotations
 
 import typer
@@ -28,7 +29,8 @@ def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog syste
                  json_: bool = typer.Option(False, "--json", help="print one JSON object"),
                  csv_: bool = CSV,
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress spinner")) -> None:
-    """Largest run (FLOPs, tokens, model shape) a fleet trains in D days, and what limits it."""
+    """Largest run a fleet trains in D days: the most training compute (6 N_active D FLOP) over the model sizes
+    that reach their token budget, the model size following; and what limits it."""
     # the argument checks (units or chips, days, family, precision, system) are scenarios.capacity's, before the work
     with progress_bar("capacity (a plan search per probe)", enabled=not (quiet or json_ or csv_)):
         res = scenarios.capacity(system, chips, days, units=units, family=family, precision=precision, sparsity=sparsity,

@@ -21,6 +21,22 @@ from functools import lru_cache
 from .arch import Arch, AttentionCore, LayerKind
 
 
+def training_flops_6nd(active_params: float, tokens: float) -> float:
+    """Training compute in the ``C = 6 N D`` convention: 6 x ``active_params`` (N, parameters one token uses) x
+    ``tokens`` (D) FLOPs -- forward 2 N and backward 4 N FLOPs per token (Kaplan et al. 2020, arXiv 2001.08361,
+    sec. 2.1, eq. 2.1; Hoffmann et al. 2022, arXiv 2203.15556, sec. 3: C ~ 6 N D). The seed claims' and the
+    scenarios' unit of training compute (no attention term, no output-head term beyond N): the one place the
+    product is formed; :attr:`Counts.flops_per_token` is the engine's finer count used for MFU."""
+    return 6.0 * active_params * tokens
+
+
+def compute_optimal_params(flops: float, tokens_per_param: float) -> float:
+    """The model size N a compute budget C trains at ``tokens_per_param`` (r) tokens per parameter: C = 6 N D and
+    D = r N give N = sqrt(C / (6 r)) (Hoffmann et al. 2022, arXiv 2203.15556, with r = 20 for Chinchilla;
+    :func:`training_flops_6nd` is the inverse at D = r N)."""
+    return (flops / training_flops_6nd(tokens_per_param, 1.0)) ** 0.5
+
+
 def mean_context(core: AttentionCore, seq_len: int) -> float:
     """Mean number of keys one query attends to (causal).
 

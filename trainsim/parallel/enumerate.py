@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..errors import TrainsimError
 from ..model.arch import Arch
 from ..yamlload import safe_load, sourced_values
 from .batch import batch_unit, chip_counts, fit_batch
@@ -69,13 +70,33 @@ def search_space() -> dict[str, Any]:
     return sourced_values(doc, "search limit", "search_space.yaml")
 
 
+def ep_domains(ep: int, etp: int, domain: int) -> int:
+    """Scale-up domains (nodes) an expert-parallel group of ``ep`` ranks, ``etp`` apart, spans on ``domain``-chip
+    domains: ceil(ep / w), w = min(ep, max(1, domain // etp)) members per domain (the engine's placement,
+    :func:`trainsim.parallel.placement.members_within`)."""
+    w = min(ep, max(1, domain // max(etp, 1)))
+    return -(-ep // w)
+
+
+def node_limit_ok(ep: int, etp: int, node_limit: int, domain: int) -> bool:
+    """Whether a plan may route with ``node_limit`` (0: no limit): a limit needs ep > 1 and at most the domains the
+    EP group spans (:func:`ep_domains`). Megatron-Core's node-limited routing sets ``--moe-router-num-groups`` to
+    'the number of nodes in EP group' and picks ``--moe-router-group-topk`` of them per token with
+    ``torch.topk(group_scores, k=group_topk)`` (megatron/core/transformer/moe/moe_utils.py ``group_limited_topk``,
+    transformer_config.py ``moe_router_num_groups``), which fails for more groups than there are; DeepSeek-V3
+    limits each token to M = 4 of the 8 nodes its EP 64 spans (arXiv 2412.19437 sec. 2.1.2, 3.2)."""
+    return node_limit == 0 or (ep >= 2 and node_limit <= ep_domains(ep, etp, domain))
+
+
 def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any,
-                     even_vpp: bool = False, pps: list[int] | None = None) -> dict[str, Any]:
+                     even_vpp: bool = False, pps: list[int] | None = None, domain: int = 1) -> dict[str, Any]:
     """Candidate values per field (powers of two where frameworks use them; divisors for pp), within the limits of
     :func:`search_space`. ``even_vpp`` (a stack that splits layers evenly, :func:`~trainsim.parallel.validity.
     even_vpp_ok`): vpp also takes every divisor of the layers per stage of every pp candidate, the values
     ``--num-layers-per-virtual-pipeline-stage`` N = 1, 2, ... gives (vpp = layers per stage / N). ``pps``: the pp
-    candidates, when the caller has them (the divisors of the chip counts a plan may use)."""
+    candidates, when the caller has them (the divisors of the chip counts a plan may use). ``domain``: chips per
+    scale-up domain; a stated node_limit keeps only the (ep, etp) whose group spans at least that many domains
+    (:func:`node_limit_ok`), and none left is an input error (one line)."""
     L = arch.n_layers
     lim = search_space()
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
@@ -102,7 +123,15 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
         eps = f("ep") or [v for v in POW2 if e % v == 0 and v <= chips]
         etps = f("etp") or [v for v in lim["etp"] if all(m.expert_ffn % v == 0 for m in moe)]
         nls = f("node_limit") if f("node_limit") is not None else [0]
-        cand["ep_etp_nl"] = [(a, b, c) for a in eps for b in etps for c in nls if not (c > 0 and a < 2)]
+        cand["ep_etp_nl"] = [(a, b, c) for a in eps for b in etps for c in nls if node_limit_ok(a, b, c, domain)]
+        if not cand["ep_etp_nl"]:
+            spans = sorted({ep_domains(a, b, domain) if a >= 2 else 0 for a in eps for b in etps})
+            raise TrainsimError(
+                f"node_limit {', '.join(map(str, nls))} routes each token to at most that many scale-up domains, "
+                f"but with ep {', '.join(map(str, eps))} the expert-parallel group spans "
+                f"{', '.join(map(str, spans))} domain(s) of {domain} chips (0: ep 1, no expert parallelism); expected "
+                f"0 (no limit), or ep > 1 and a limit of at most the domains spanned (Megatron-Core's "
+                f"--moe-router-group-topk picks among the EP group's nodes)", field="plan.node_limit")
     else:
         cand["ep_etp_nl"] = [(1, 1, 0)]
     return cand
@@ -184,7 +213,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
-    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps)
+    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps, domain)
     zeros = list(cand["zero"])
     if zero_shard_group:
         # a stated sharding group shards the ZeRO states, and zero 0 shards nothing: the search offers only the

@@ -2,17 +2,19 @@
 
 The fleet's compute is not a number until a model is chosen (MFU depends on the model's shape and the plan),
 so capacity searches over model size: for a size N, a stated rule gives the shape and the token budget
-(tokens = ratio x N); the best plan on the fleet gives the tokens it trains in D days (x goodput); the answer is
-the largest N whose budget fits (a secant step from a compute guess, then bisection on log N). Shape rules
-(all ratios in ``assumptions.yaml``):
+(tokens = ratio x N); the best plan on the fleet gives the tokens it trains in D days (x goodput); the sizes
+whose budget fits are searched up to the largest (a secant step from a compute guess, then bisection on log N),
+and the answer is the one of them whose run has the most training compute, 6 N_active x the tokens it trains in
+D days (:data:`OBJECTIVE`: the model size follows from the compute). Shape rules (all ratios in
+``assumptions.yaml``):
 
 * ``dense``: compute-optimal by Chinchilla (Hoffmann et al. 2022, arXiv 2203.15556): D = 20 N, C = 6 N D, so
   N = sqrt(C / 120). Llama-3-like shape (GQA with 8 KV heads, head 128, SwiGLU FFN 3.25 h, depth ~ h / 128),
   which reproduces Llama 3.1 405B (h 16384, 126 layers) at N = 405B.
 * ``deepseek-v3``: a DeepSeek-V3-like MoE scaled up (arXiv 2412.19437: MLA, 1 shared + top-8 routed experts,
   3 dense layers) with total/active = ``moe_sparsity`` (18.1 for DeepSeek-V3) and tokens = ``tokens_per_active_param``
-  x active (400 for DeepSeek-V3). Depth grows as active^(1/4); width and the expert count are solved for the
-  active and total counts.
+  x active (400 for DeepSeek-V3). Depth grows as active^(1/4) (within 4 layers, so that neighbouring sizes
+  differ); width (a multiple of 128) and the expert count are solved for the active and total counts.
 
 Limits reported with each result (``limits``): memory (best plan's bytes vs HBM), network (exposed
 communication share of the step, the levels each parallel group crosses), batch (global batch vs the critical
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..model.counts import count
+from ..model.counts import compute_optimal_params, count, training_flops_6nd
 from ..assumptions import Assumptions
 from ..parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
@@ -71,7 +73,7 @@ def dense_shape(params: float, name: str | None = None) -> dict:
 def _moe_doc(h: int, L: int, experts: int, name: str) -> dict:
     s = h / DSV3["hidden"]
     return {
-        "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, 32),
+        "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, MOE_HEADS_STEP),
         "ffn": _round(DSV3["ffn"] * s, 256), "ffn_act": "swiglu", "vocab": DSV3["vocab"],
         "moe": {"experts": experts, "top_k": 8, "shared_experts": 1, "expert_ffn": _round(DSV3["expert_ffn"] * s, 128),
                 "dense_layers": 3},
@@ -95,25 +97,50 @@ def _shape_counts(shape_json: str) -> tuple[float, float]:
     return float(c.total_params), float(c.active_params)
 
 
+#: width step of the MoE shape rule: hidden sizes are multiples of 128, as DeepSeek-V3's FP8 recipe needs (arXiv
+#: 2412.19437 sec. 3.3.2: activations quantised in 1 x 128 tiles, weights in 128 x 128 blocks, so every GEMM
+#: dimension is a multiple of 128; DeepSeek-V3's own 7,168 = 56 x 128), and any tensor-parallel size up to 128
+#: divides them
+MOE_WIDTH_STEP = 128
+#: attention heads of the MoE shape rule are multiples of 16 (DeepSeek-V2-Lite has 16 MLA heads, DeepSeek-V3 128:
+#: arXiv 2405.04434 appendix B.1 and 2412.19437 sec. 4.2), so tensor parallelism up to 16 divides them; steps of 32
+#: made the active count jump by a fifth between neighbouring widths of a 3-4B-active model
+MOE_HEADS_STEP = 16
+#: most layers the MoE shape rule moves away from its depth rule to meet the active count (in steps of 2: the
+#: MoE stack after the 3 dense layers stays even)
+MOE_DEPTH_SLACK = 4
+
+
 def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
     """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters.
 
     Depth grows slowly (L = 61 (active / 37B)^(1/4): frontier MoEs keep 60-80 layers), width is solved for the
     active count (heads, q-LoRA rank, dense and expert FFN scale with the width as in DeepSeek-V3), and the
-    routed-expert count (a multiple of 64, so expert parallelism has choices) for the total."""
+    routed-expert count (a multiple of 64, so expert parallelism has choices) for the total. The width moves in
+    steps of :data:`MOE_WIDTH_STEP` (128) and the depth up to :data:`MOE_DEPTH_SLACK` layers (in steps of 2) from
+    its rule, so neighbouring sizes get different shapes: the active count is linear in the depth at a width, so
+    each width's best depth is solved, and the (width, depth) closest to ``active`` kept (within 1%, the one nearer
+    the depth rule). Steps of 512 in width alone gave one 3.08B-active model for every target from 3.6B to 3.9B."""
     total = sparsity * active
     name = name or f"dsv3-like-{total / 1e12:.2f}t-a{active / 1e9:.0f}b"
-    L = max(8, _round(61 * (active / DSV3["active"]) ** 0.25, 4) + 1)   # 3 dense + a multiple-of-2 MoE stack
-    # active grows with width; scan widths in steps of 512 around the DeepSeek-V3 aspect
-    best_h, best_err = DSV3["hidden"], math.inf
-    h0 = DSV3["hidden"] * math.sqrt(active / DSV3["active"] * 61 / L)
-    lo_h = max(1024, _round(h0 * 0.6, 512))   # 1,024 wide at least; below that the scan is that one width (an
-    for h in range(lo_h, max(lo_h, _round(h0 * 1.5, 512)) + 1, 512):   # empty scan kept DeepSeek-V3's 7,168)
-        _, act = _counts(_moe_doc(h, L, 64, name))
-        err = abs(act - active)
-        if err < best_err:
-            best_h, best_err = h, err
-    h = best_h
+    L0 = max(8, _round(61 * (active / DSV3["active"]) ** 0.25, 4) + 1)   # 3 dense + a multiple-of-2 MoE stack
+    lo_l = max(5, L0 - MOE_DEPTH_SLACK)
+    hi_l = L0 + MOE_DEPTH_SLACK
+    h0 = DSV3["hidden"] * math.sqrt(active / DSV3["active"] * 61 / L0)
+    step = MOE_WIDTH_STEP
+    lo_h = max(1024, _round(h0 * 0.6, step))   # 1,024 wide at least; below that the scan is that one width
+    best_key: tuple = (math.inf,)
+    h, L = DSV3["hidden"], L0
+    for hh in range(lo_h, max(lo_h, _round(h0 * 1.5, step)) + 1, step):
+        _, a0 = _counts(_moe_doc(hh, L0, 64, name))
+        _, a2 = _counts(_moe_doc(hh, L0 + 2, 64, name))
+        k = round((active - a0) / (a2 - a0)) if a2 > a0 else 0     # steps of 2 layers from the rule's depth
+        ll = min(hi_l, max(lo_l, L0 + 2 * k))
+        err = abs(a0 + (ll - L0) / 2.0 * (a2 - a0) - active)
+        # errors under 1% tie (then the depth rule's depth wins), else the nearest
+        key = (max(err / active, 0.01), abs(ll - L0), err)
+        if key < best_key:
+            best_key, h, L = key, hh, ll
     t1, _ = _counts(_moe_doc(h, L, 64, name))
     t2, _ = _counts(_moe_doc(h, L, 128, name))
     per_expert = (t2 - t1) / 64.0
@@ -161,7 +188,7 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
     arch = run.arch
     c = count(arch, run.training.seq_len)
     tokens = run.training.tokens or 0.0
-    flops = 6.0 * c.active_params * tokens
+    flops = training_flops_6nd(c.active_params, tokens)
     mem = est.memory_per_chip_bytes / run.system.chip.hbm_bytes
     out.append({"limit": "memory", "binding": mem > 0.95, "value": mem, "bound": 1.0,
                 "detail": f"best plan uses {mem:.0%} of HBM ({est.memory_per_chip_bytes / GIB:.0f} of "
@@ -220,6 +247,9 @@ class CapacityResult:
     limits: list[dict] = field(default_factory=list)
     iterations: list[dict] = field(default_factory=list)
     message: str = ""
+    grid_index: int | None = None         # the answer's model on the size grid: 2^(grid_index / GRID_STEPS) active
+    chips_used: int | None = None         # the chip count the job runs on (fleet_counts: may be below ``chips``)
+    objective: str = ""
 
     def to_dict(self) -> dict:
         """The result as a JSON-able dict, with the best plan and where its time goes."""
@@ -230,6 +260,7 @@ class CapacityResult:
             "compute_optimal_tokens": self.compute_optimal_tokens, "goodput": self.goodput,
             "best_plan": plan_summary(self.estimate), "limits": self.limits, "iterations": self.iterations,
             "where_time_goes": where_time_goes(self.estimate), "message": self.message,
+            "objective": self.objective, "chips_used": self.chips_used,
         }
 
 
@@ -245,6 +276,11 @@ def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assu
                                          "batch_tolerance": DEFAULT_TOKENS_TOLERANCE, "precision": precision},
                     name=doc["name"], framework=framework)
 
+
+#: what :func:`capacity` maximises (its results state it)
+OBJECTIVE = ("the most training compute (6 N_active D FLOP) finished in the days, over the family's model sizes "
+             "that reach their token budget (tokens >= the rule's tokens per active parameter x N_active); the "
+             "model size follows from it")
 
 GRID_STEPS = 8        # model sizes probed on a fixed grid: 2^(i/8) active parameters (9% apart)
 
@@ -265,7 +301,7 @@ def tokens_bound(chips: int, peak_flops: float, days: float, active_params: floa
     at least 6 x ``active_params`` FLOPs (Kaplan et al. 2020, arXiv 2001.08361, eq. 2.1: C ~ 6 N per token;
     the model FLOPs MFU counts add the output head and attention, so they are more):
     tokens <= chips x peak x days x 86,400 / (6 N_active)."""
-    return chips * peak_flops * days * SEC_PER_DAY / (6.0 * active_params)
+    return chips * peak_flops * days * SEC_PER_DAY / training_flops_6nd(active_params, 1.0)
 
 
 def most_tokens(counts: list[int], train: Callable[[int], dict], bound: Callable[[int], float]) -> dict:
@@ -290,16 +326,24 @@ def most_tokens(counts: list[int], train: Callable[[int], dict], bound: Callable
 def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "deepseek-v3",
              precision: str = "bf16", seq_len: int = 4096, mfu_guess: float = 0.3, tol: float = 0.08,
              max_evals: int = 7, use_goodput: bool = True, plan_counts: bool = True,
-             framework: str | None = None) -> CapacityResult:
-    """Largest model of ``family`` (by its shape rule) whose rule token budget (tokens = ratio x active params)
-    ``chips`` chips of ``system`` train within ``days`` of wall-clock time.
+             framework: str | None = None, at_least: CapacityResult | None = None) -> CapacityResult:
+    """The largest training run (most 6 N_active D FLOP, :data:`OBJECTIVE`) ``chips`` chips of ``system`` finish
+    within ``days`` of wall-clock time, with a model of ``family`` (by its shape rule) that reaches its rule token
+    budget (tokens >= ratio x active params: compute-optimal, or trained on more tokens than that).
 
     f(N) = tokens trainable in ``days`` / (ratio x N) falls as N grows; the answer is the largest N on a fixed grid
     (2^(i/8) active parameters) with f(N) >= 1, found by a secant step from the compute guess (tokens ~ 1/N at
     constant MFU), galloping, then bisection until the bracket is two neighbouring grid points (or ``max_evals``).
     For each N the fleet may run the job on fewer chips (:func:`fleet_counts`, walked down while that trains more
     tokens), each plan may leave domains idle and meets the batch within 5% (the plan search's rules), so adding
-    chips never lowers f(N). The result trains that model on all the tokens it reaches in ``days``.
+    chips never lowers f(N). Of the sizes probed that reach their budget, the answer is the one whose run has the
+    most training FLOP (6 N_active x the tokens it reaches in ``days``): the model size is a consequence of the
+    compute, as the sizes near the largest that fits differ in MFU and in the chip count they run best on (S6: on
+    20 Atlas 950 SuperPoDs the largest size that reaches its budget, 203B active, had 1.03e26 FLOP, less than the
+    1.11e26 of a 184B-active model on 10). ``at_least``: the answer for a smaller fleet of the same system,
+    family, days and assumptions (one whose chips this fleet holds): its size is probed too, on its chip count
+    among this fleet's counts, so this answer has at least its FLOP -- more chips never give less (a fleet can
+    leave chips idle).
     ``plan_counts``: as :func:`limits` (False for callers that do not print the memory limit's detail);
     ``framework``: the software stack every probe runs (None: the default profile)."""
     sys_obj = resolve_system(system) if not hasattr(system, "levels") else system
@@ -308,11 +352,13 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     peak_max = max(peak, sys_obj.chip.flops(precision))
     flops0 = chips * peak * mfu_guess * days * SEC_PER_DAY * 0.8
     counts = fleet_counts(chips, sys_obj.scale_up_size)
+    if at_least is not None and at_least.chips_used and at_least.chips_used < chips:
+        counts = sorted(set(counts) | {int(at_least.chips_used)}, reverse=True)
     iters: list[dict] = []
     seen: dict[int, dict] = {}
 
     def on(doc: dict, n_chips: int, want: float, active: float) -> dict:
-        run = _run_for(doc, sys_obj, n_chips, want, 6.0 * active * want, a, seq_len, precision,
+        run = _run_for(doc, sys_obj, n_chips, want, training_flops_6nd(active, want), a, seq_len, precision,
                        framework=framework)
         res = best(run)
         out = {"res": res, "tokens": None, "gp": None, "chips": n_chips}
@@ -344,7 +390,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     def index(n: float) -> int:
         return int(round(math.log2(max(n, 1.0)) * GRID_STEPS))
 
-    i0 = index(math.sqrt(flops0 / (6.0 * ratio)))
+    i0 = index(compute_optimal_params(flops0, ratio))
     p0 = probe(i0)
     n1 = math.sqrt(p0["tokens"] * p0["active"] / ratio) if p0["tokens"] else p0["active"] / 2.0
     i1 = index(n1)
@@ -367,7 +413,12 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
             nxt = (lo_i + hi_i) // 2
         probe(nxt)
         n_eval += 1
-    lo = seen[lo_i] if lo_i is not None else None
+    if at_least is not None and at_least.grid_index is not None and at_least.tokens:
+        probe(at_least.grid_index)     # the smaller fleet's answer, on a count this fleet holds (f >= 1 again)
+    good = {i: p for i, p in seen.items() if p["f"] >= 1.0}
+    # the most training FLOP of the sizes that reach their budget (ties: the larger model)
+    best_i = max(good, key=lambda i: (training_flops_6nd(good[i]["active"], good[i]["tokens"]), i), default=None)
+    lo = seen[best_i] if best_i is not None else None
     if lo is None:   # no size reaches its budget: report the one that came closest (the smallest, as a rule)
         last = max(seen.values(), key=lambda p: p["f"]) if any(p["f"] > 0 for p in seen.values()) else seen[hi_i]
         msg = (last["res"].no_plan_message() if last["res"].best is None else
@@ -377,13 +428,13 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         # the goodput its best plan was counted with (the limits table states it; None only with --no-failures)
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
                               None, None, last["gp"].fraction if last["gp"] else None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
-                              if last["gp"] is not None else [], iters, msg)
+                              if last["gp"] is not None else [], iters, msg, objective=OBJECTIVE)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
-    final = _run_for(doc, sys_obj, lo["chips"], tokens, 6.0 * active * tokens, a, seq_len, precision,
+    final = _run_for(doc, sys_obj, lo["chips"], tokens, training_flops_6nd(active, tokens), a, seq_len, precision,
                      batch_seqs=res.run.training.batch_seqs, framework=framework)
     fres = best(final)
     lim = limits(fres, days, a, gp, plan_counts) if gp is not None else []
-    fl = 6.0 * active * tokens
+    fl = training_flops_6nd(active, tokens)
     used = (fres.best or res.best).used
     # why chips sit idle: the job was put on fewer chips (fewer fail), or its plan leaves part of a domain or whole
     # domains idle (a plan uses whole scale-up domains and a batch its dp divides: parallel/batch.py)
@@ -391,9 +442,11 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     idle = f" (using {used:,}: {why})" if used < chips else ""
     # sizes as the 'model sizes probed' table prints them (numfmt.count: 1.1T, 60.1B), not '1,101B'
     msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {count_fmt(total)}-total / {count_fmt(active)}-active "
-           f"{family} model on {count_fmt(tokens)} tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D)")
+           f"{family} model on {count_fmt(tokens)} tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D), the most "
+           f"of the sizes tried that reach {ratio:g} tokens per {'active ' if family != 'dense' else ''}parameter")
     return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,
-                          gp.fraction if gp else None, fres.best or res.best, lim, iters, msg)
+                          gp.fraction if gp else None, fres.best or res.best, lim, iters, msg, grid_index=best_i,
+                          chips_used=int(lo["chips"]), objective=OBJECTIVE)
 
 
 def _counts_doc(doc: dict) -> tuple[float, float]:
@@ -409,4 +462,4 @@ def tokens_in_days(run, days: float, a: Assumptions | None = None) -> dict:
     g = gp.fraction if gp else 1.0
     tok = res.best.tokens_per_s * days * SEC_PER_DAY * g
     c = count(run.arch, run.training.seq_len)
-    return {"tokens": tok, "training_flops": 6.0 * c.active_params * tok, "goodput": g, "estimate": res.best}
+    return {"tokens": tok, "training_flops": training_flops_6nd(c.active_params, tok), "goodput": g, "estimate": res.best}

@@ -20,7 +20,7 @@ import math
 from ..cost import (HOURS_PER_YEAR, amortised_capex_usd, energy_mwh, hourly_cost_recovery,  # noqa: F401 (re-exported)
                     range_of as _range, rental_rate, source_text)
 from ..assumptions import Assumptions
-from ..model.counts import count
+from ..model.counts import count, training_flops_6nd
 
 
 def training_flops(arch, tokens: float, seq_len: int = 4096) -> dict:
@@ -30,7 +30,7 @@ def training_flops(arch, tokens: float, seq_len: int = 4096) -> dict:
     return {
         "total_params": float(c.total_params),
         "active_params": float(c.active_params),
-        "flops_6na": 6.0 * c.active_params * tokens,
+        "flops_6na": training_flops_6nd(c.active_params, tokens),
         "model_flops": c.flops_per_token * tokens,
     }
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ...errors import TrainsimError, from_validation, refuse_unknown_keys, short
-from ...model.counts import count
+from ...model.counts import count, training_flops_6nd
 from ...spec import chips_as_stated, load_run
 from ...perf.calibration import validation_error
 from ...assumptions import Assumptions
@@ -291,8 +291,8 @@ def _public(row: dict) -> dict:
 def _flops_claimed(claimed: dict | None) -> float | None:
     if not claimed or "active_params" not in claimed or "tokens" not in claimed:
         return None
-    return 6.0 * parse_count(claimed["active_params"], "claimed.active_params") * parse_count(claimed["tokens"],
-                                                                                            "claimed.tokens")
+    return training_flops_6nd(parse_count(claimed["active_params"], "claimed.active_params"),
+                              parse_count(claimed["tokens"], "claimed.tokens"))
 
 
 def _count_check(arch, claimed: dict | None) -> dict:

@@ -148,14 +148,22 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                      mtbf_hours=g.mtbf_hours, restart_s=g.restart_s, chips=chips, g_need=g_need,
                      ratio=(lo, nom, hi))
     fleet = {}
-    for n_chips in inp.fleet_chips:
-        # "400 pods", "150K": the run spec's parser (an integer passes through)
-        n_chips = chips_as_stated(n_chips, system, base_dir, f"scenario {doc.get('id', '?')}", "fleet_chips")
+    # "400 pods", "150K": the run spec's parser (an integer passes through)
+    stated = [chips_as_stated(n, system, base_dir, f"scenario {doc.get('id', '?')}", "fleet_chips")
+              for n in inp.fleet_chips]
+    runs: dict = {}
+    # smallest fleet first, each answer the floor of the next (capacity's at_least: more chips never give less)
+    for n_chips in sorted(stated, key=int):
         units = max(1, int(n_chips) // system.scale_up_size)
         for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
-            cap_f = capacity(system, units * system.scale_up_size, days, with_option(a, opt), family=main_f,
-                             precision=inp.precision, plan_counts=False,   # its limits are not printed
-                             framework=fw)
+            prev = [c for (u, o), c in runs.items() if o == opt and u < units]
+            runs[(units, opt)] = capacity(system, units * system.scale_up_size, days, with_option(a, opt),
+                                          family=main_f, precision=inp.precision, plan_counts=False,  # not printed
+                                          framework=fw, at_least=prev[-1] if prev else None)
+    for n_chips in stated:
+        units = max(1, int(n_chips) // system.scale_up_size)
+        for opt in dict.fromkeys([inp.failure_handling[0], "in_memory_hot_spares"]):
+            cap_f = runs[(units, opt)]
             used = cap_f.estimate.run.chips if cap_f.estimate else None
             fleet[f"{int(n_chips):,} chips, {opt.replace('_', ' ')}"] = {
                 "chips": units * system.scale_up_size, "chips_used": used, "failure_handling": opt,

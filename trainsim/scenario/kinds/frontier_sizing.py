@@ -12,8 +12,9 @@ from ...types_checked import PosFloat, PosInt
 
 from ...errors import TrainsimError
 from ...model.counts import count
+from ...model.counts import training_flops_6nd
 from ...units import parse_count, parse_int_count
-from ..capacity import capacity, moe_shape
+from ..capacity import OBJECTIVE, capacity, moe_shape
 from ..common import at_chips, best, days_of, make_run, plan_summary
 from ..failure_modes import check_options, options as fh_options, with_option
 from ..goodput import goodput, goodput_range, restart_for_goodput
@@ -77,7 +78,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     keep = lambda r: {k: v for k, v in r.to_dict().items() if k not in ("best_plan",)}  # noqa: E731
     numbers: dict[str, Any] = {
         "frontier_model": {"total_params": float(c.total_params), "active_params": float(c.active_params),
-                           "tokens": tokens, "training_flops_6na": 6.0 * c.active_params * tokens,
+                           "tokens": tokens, "training_flops_6na": training_flops_6nd(c.active_params, tokens),
                            "shape": shape},
         "sizing": keep(sized),
         "sizing_optimistic_failures": {k: v for k, v in keep(sized_opt).items() if k != "probes"},
@@ -96,15 +97,19 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers["range_driver"] = rng["driver"]
         numbers["goodput"] = g.fraction
     fam_a = a.with_overrides({"moe_sparsity": total / active})
-    caps = {}
-    for u in claimed_units:
+    caps: dict = {}
+    # smallest count first, each answer the floor of the next (capacity's at_least: more units never train less)
+    for u in sorted(set(claimed_units)):
         cap = capacity(system, u * system.scale_up_size, days, fam_a, family="deepseek-v3",
                        precision=tr["precision"], max_evals=inp.capacity_evals, plan_counts=False,  # binding only
-                       framework=doc.get("framework"))
+                       framework=doc.get("framework"), at_least=caps[max(caps)] if caps else None)
         caps[u] = cap
+    numbers["capacity_objective"] = OBJECTIVE
+    for u in claimed_units:
+        cap = caps[u]
         d = cap.to_dict()
         numbers[f"capacity_{u}_units"] = {k: d[k] for k in ("total_params", "active_params", "tokens",
-                                                            "training_flops", "goodput", "message")}
+                                                            "training_flops", "chips_used", "goodput", "message")}
         numbers[f"capacity_{u}_units"]["binding_limits"] = [l_["limit"] for l_ in d["limits"] if l_["binding"]]
     hi_u = max(claimed_units)
     flip: dict[str, Any] = {}
@@ -136,7 +141,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     cost = _cost_at(fh_res, a)
     if cost:
         numbers["cost_at_sized_count"] = cost
-    fl_model = 6.0 * c.active_params * tokens
+    fl_model = training_flops_6nd(c.active_params, tokens)
     if inp.reference_runs:
         numbers["reference_runs"] = [{"name": r["name"], "flops": float(r["flops"]), "source": r.get("source", ""),
                                       "frontier_model_over_it": fl_model / float(r["flops"])}
@@ -144,7 +149,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     facts = {"days": days, "fh": fh, "system_name": short_name(system), "system": system.id, "scale_up": system.scale_up_size, "claimed_units": claimed_units,
              "total": float(c.total_params), "active": float(c.active_params), "tokens": tokens,
              "sized": sized, "sized_opt": sized_opt, "sized_ideal": sized_ideal,
-             "caps": {u: (cap.training_flops, cap.total_params, cap.active_params, cap.tokens)
+             "caps": {u: (cap.training_flops, cap.total_params, cap.active_params, cap.tokens, cap.chips_used)
                       for u, cap in caps.items()},
              "driver": rng["driver"] if rng and rng["driver"] else "goodput", "prec": prec_rows,
              "cost": cost, "fh_nominal": inp.failure_handling[0] if inp.failure_handling else None, **flip}
@@ -250,7 +255,7 @@ def _span(lo: int | None, hi: int | None, cap: int) -> str:
 def _headline(f: dict, n: dict, cls: str) -> tuple[str, str]:
     """(headline, deciding assumption)."""
     days, hi_u = f["days"], max(f["claimed_units"])
-    fl = 6.0 * f["active"] * f["tokens"]
+    fl = training_flops_6nd(f["active"], f["tokens"])
     head = (f"The assumed lean frontier MoE ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B active on "
             f"{f['tokens'] / 1e12:.0f}T tokens, {fl:.1e} FLOP")
     refs = n.get("reference_runs") or []
@@ -297,7 +302,7 @@ def _headline(f: dict, n: dict, cls: str) -> tuple[str, str]:
 def _verdict_text(res: KindResult) -> tuple[str, str]:
     f, n = res.facts, res.numbers
     days, sized, sized_opt, sized_ideal = f["days"], f["sized"], f["sized_opt"], f["sized_ideal"]
-    fl = 6.0 * f["active"] * f["tokens"]
+    fl = training_flops_6nd(f["active"], f["tokens"])
     text = (f"the assumed lean frontier model ({f['total'] / 1e12:.1f}T total / {f['active'] / 1e9:.0f}B "
             f"active, {f['tokens'] / 1e12:.0f}T tokens, {fl:.2e} FLOP) ")
     if sized.feasible:
@@ -307,10 +312,15 @@ def _verdict_text(res: KindResult) -> tuple[str, str]:
         nom = fh_options().get(f["fh_nominal"], {}).get("label") if f.get("fh_nominal") else None
         text += (f"cannot be trained in {days:g} days" + (f" with {nom} (the nominal failure handling)" if nom else "")
                  + f": {sized.message}")
-    for u, (cap_fl, cap_tot, cap_act, cap_tok) in f["caps"].items():
+    first = True
+    for u, (cap_fl, cap_tot, cap_act, cap_tok, cap_used) in f["caps"].items():
         if cap_fl:
-            text += (f"; {u} units train a {cap_tot / 1e12:.1f}T/{cap_act / 1e9:.0f}B model on "
-                     f"{cap_tok / 1e12:.0f}T tokens ({cap_fl:.1e} FLOP)")
+            on = (f" on {cap_used / f['scale_up']:g} of them (fewer chips fail less often)"
+                  if cap_used and cap_used < u * f["scale_up"] else "")
+            text += (f"; {u} units{' (the most training FLOP they finish in time, model size following)' if first else ''}"
+                     f" train a {cap_tot / 1e12:.1f}T/{cap_act / 1e9:.0f}B model on {cap_tok / 1e12:.0f}T tokens{on} "
+                     f"({cap_fl:.1e} FLOP)")
+            first = False
     if sized_ideal.feasible:
         text += f"; without failures {sized_ideal.units} units ({sized_ideal.days:.0f} days) would do"
     for r in f.get("prec") or []:

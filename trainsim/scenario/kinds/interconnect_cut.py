@@ -2,7 +2,6 @@
 with the full link, each with its own best plan, beside dense models of equal active size and of equal compute."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,7 +9,7 @@ from pydantic import Field
 from ...types_checked import StatedChips
 from ...spec import chips_as_stated
 
-from ...model.counts import count
+from ...model.counts import compute_optimal_params, count, training_flops_6nd
 from ..capacity import dense_shape
 from ..common import best, make_run, plan_summary
 from .base import KindInputs, KindResult, _input, _model_inputs, _need, family_validation, register_kind
@@ -58,10 +57,10 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     stack = {"framework": inp.framework, "optimizer": inp.optimizer}
     moe_run = make_run(doc["model"], slow, chips, tr, base_dir, name=str(doc.get("id")), **stack)
     c = count(moe_run.arch)
-    C = 6.0 * c.active_params * float(tr["tokens"])
+    C = training_flops_6nd(c.active_params, float(tr["tokens"]))
     models = {"moe": (doc["model"], tr, inp.model_source)}
     ratio = float(a["tokens_per_param"])
-    n_opt = math.sqrt(C / (6.0 * ratio))
+    n_opt = compute_optimal_params(C, ratio)
     models["dense_equal_active"] = (dense_shape(c.active_params, name="dense-equal-active"), tr,
                                     "Llama-3-like dense model with the MoE's active parameter count, same tokens")
     models["dense_chinchilla"] = (dense_shape(n_opt, name="dense-chinchilla"),
@@ -84,7 +83,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         rows[key] = {
             "note": note, "total_params": float(cc.total_params) if cc else None,
             "active_params": float(cc.active_params) if cc else None, "tokens": float(t["tokens"]),
-            "training_flops_6na": 6.0 * cc.active_params * float(t["tokens"]) if cc else None,
+            "training_flops_6na": training_flops_6nd(cc.active_params, float(t["tokens"])) if cc else None,
             "days_restricted": r["restricted"].days if r["restricted"] else None,
             "days_reference": r["reference"].days if r["reference"] else None,
             "slowdown_pct": _slowdown_pct(r["restricted"], r["reference"]),
