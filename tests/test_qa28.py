@@ -55,3 +55,32 @@ def test_a_posttrain_link_with_its_unit_is_still_read_at_that_rate(tmp_path, cap
         assert code == 0, err
         ph = next(p for p in json.loads(out)["phases"] if p["stage"] == "to_teachers")
         assert ph["bytes"] == pytest.approx(sent_bytes) and ph["seconds"] == pytest.approx(want_s, rel=1e-9)
+
+
+# ---------------------------------------------------------------- 2. infer's table hid the MTP it assumed
+
+
+def test_infer_table_states_the_multi_token_prediction_its_rates_rest_on(capsys):
+    """The SGLang H100 decode point (`mtp: {draft_tokens: 1, acceptance: 0.7}`, batch 128 per chip) printed
+    2,188 tokens/s per chip and a 58.5 ms TPOT with no word of MTP: the table read as 128 / 58.5 ms of plain
+    decode, while each 99.4 ms step was credited 1 + 1 x 0.7 = 1.70 tokens per sequence (--json said so, the
+    table did not). Now a row states it; the printed numbers then check by hand: 128 x 1.70 / step = tokens/s
+    per chip and step / 1.70 = TPOT."""
+    import re
+
+    code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/sglang-h100-decode-sim-mtp.yaml")
+    assert code == 0, err
+    flat = " ".join(ln.strip(" │┃") for ln in out.splitlines())
+    flat = re.sub(r"\s*│\s*", " ", re.sub(r"\s+", " ", flat))
+    m = re.search(r"1 draft token at 70% acceptance: 1\.70 tokens per sequence per decode step of ([0-9.]+) ms", flat)
+    assert m, flat
+    step_s = float(m.group(1)) / 1e3
+    rate = float(re.search(r"decode tokens/s per chip ([0-9,]+)", flat).group(1).replace(",", ""))
+    tpot_ms = float(re.search(r"time per output token ([0-9.]+) ms", flat).group(1))
+    assert rate == pytest.approx(128 * (1 + 1 * 0.7) / step_s, rel=2e-3)
+    assert tpot_ms == pytest.approx(step_s * 1e3 / 1.7, abs=0.06)
+
+
+def test_infer_table_of_a_run_without_mtp_has_no_mtp_row(capsys):
+    code, out, err = run_main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
+    assert code == 0 and "multi-token" not in out, err

@@ -41,6 +41,12 @@ def render_infer(res: dict) -> None:
         inter = d.get("prefill_in_tpot_s") or 0.0     # aggregated serving: prompts prefilled between decode steps
         t.add_row("decode tokens/s per chip" + (" (decode steps alone)" if inter > 0 else ""),
                   f"{d['tokens_per_s_per_chip']:,.0f}")
+        mtp = res.get("mtp")
+        if mtp:     # the assumption the two rates rest on: a step yields 1 + draft x acceptance tokens (spec.py)
+            n = mtp["draft_tokens"]
+            t.add_row("multi-token prediction", f"{n} draft token{'s' if n != 1 else ''} at {mtp['acceptance']:.0%} "
+                      f"acceptance: {1 + n * mtp['acceptance']:.2f} tokens per sequence per decode step of "
+                      f"{d['step_time_s'] * 1e3:.1f} ms")
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user"
                   + (f"; {inter * 1e3:.1f} ms of it prompts prefilled between decode steps)" if inter > 0 else ")"))
         m = d["memory_per_chip_bytes"]
