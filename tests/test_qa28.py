@@ -84,3 +84,40 @@ def test_infer_table_states_the_multi_token_prediction_its_rates_rest_on(capsys)
 def test_infer_table_of_a_run_without_mtp_has_no_mtp_row(capsys):
     code, out, err = run_main(capsys, "infer", ROOT / "examples/serving-llama-3.1-8b-h800.yaml")
     assert code == 0 and "multi-token" not in out, err
+
+
+# ---------------------------------------------------------------- 3. the report said no catalog input had a range
+
+
+H800_RUN = """name: h800-8b
+model: llama-3.1-8b
+system: hgx-h800
+chips: 64
+training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
+"""
+
+
+def test_report_ranges_name_the_power_range_and_the_energy_at_its_ends(tmp_path, capsys):
+    """`trainsim report` of a run on hgx-h800 said 'No input of this chip or system carries a range in the
+    catalog ... the sources agree', while `catalog show hgx-h800` lists power_per_chip_w 980 / 980 / 1,275 W
+    (H800 TDP 700 W x 1.4 against a DGX H100-class chassis, 10.2 kW / 8 GPUs). The range moves no day, only the
+    energy: now the section says so and gives the energy at both ends, by hand chip-hours x W x PUE 1.2."""
+    import html as html_mod
+    import re
+
+    spec = tmp_path / "run.yaml"
+    spec.write_text(H800_RUN)
+    code, out, err = run_main(capsys, "report", spec, "--json")
+    assert code == 0, err
+    chip_hours = json.loads(out)["estimate"]["days"] * 24 * 64
+    code, out, err = run_main(capsys, "report", spec, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    page = html_mod.unescape(re.sub(r"<[^>]+>", " ", (tmp_path / "r.html").read_text()))
+    page = re.sub(r"\s+", " ", page)
+    assert "No input of this chip or system carries a range" not in page
+    m = re.search(r"hgx-h800\.power_per_chip_w 980 W 980 W 1,275 W energy ([0-9,.]+) MWh - ([0-9,.]+) MWh", page)
+    assert m, page[page.find("Ranges"):][:1500]
+    lo, hi = (float(x.replace(",", "")) for x in m.groups())
+    assert lo == pytest.approx(chip_hours * 700 * 1.4 * 1.2 / 1e6, rel=5e-3)
+    assert hi == pytest.approx(chip_hours * 10_200 / 8 * 1.2 / 1e6, rel=5e-3)
