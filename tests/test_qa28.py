@@ -121,3 +121,32 @@ def test_report_ranges_name_the_power_range_and_the_energy_at_its_ends(tmp_path,
     lo, hi = (float(x.replace(",", "")) for x in m.groups())
     assert lo == pytest.approx(chip_hours * 700 * 1.4 * 1.2 / 1e6, rel=5e-3)
     assert hi == pytest.approx(chip_hours * 10_200 / 8 * 1.2 / 1e6, rel=5e-3)
+
+
+# ---------------------------------------------------------------- 4. `trainsim model` of a spec that names no one model
+
+
+@pytest.mark.parametrize("path, kind, hint", [
+    ("examples/posttrain-opd-two-clusters.yaml", "post-training spec (trainsim posttrain)", "student.model"),
+    ("examples/sweep-hbm-bandwidth.yaml", "sweep spec (trainsim sweep)", "base:"),
+    ("scenarios/S3.yaml", "scenario spec (trainsim scenario)", "run specs"),
+])
+def test_model_of_a_spec_without_one_model_says_what_it_is(capsys, path, kind, hint):
+    """`trainsim model examples/posttrain-opd-two-clusters.yaml` said 'model.kind: unknown key (typo?)': the job
+    was read as an inline model mapping and the error named a field no file has. A post-training job, a sweep
+    or a scenario names no one model (run and serving specs still give theirs): one line says which spec it is
+    and where its models are, exit 2."""
+    code, out, err = run_main(capsys, "model", ROOT / path)
+    line = one_line(code, err, 2)
+    assert kind in line and hint in line and "unknown key" not in line and out == "", line
+
+
+def test_model_of_a_serving_spec_still_counts_its_model(capsys):
+    """Llama 3.1 8B (the serving example's model): 32 layers of hidden 4,096, 8 KV heads of 128, SwiGLU 14,336,
+    vocab 128,256, untied -> 8,030,261,248 parameters by hand: embeddings 2 x 128,256 x 4,096, per layer
+    attention 4,096 x (4,096 + 2 x 1,024) x 2 halves (q,o and k,v) + MLP 3 x 4,096 x 14,336 + two norms, + the
+    final norm."""
+    per_layer = 4096 * 4096 * 2 + 4096 * 1024 * 2 + 3 * 4096 * 14336 + 2 * 4096
+    want = 2 * 128256 * 4096 + 32 * per_layer + 4096
+    code, out, err = run_main(capsys, "model", ROOT / "examples/serving-llama-3.1-8b-h800.yaml", "--json")
+    assert code == 0 and json.loads(out)["total_params"] == want == 8_030_261_248, err
