@@ -3,6 +3,7 @@ explorer's API): each test fails without its fix and checks numbers derived by h
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,6 @@ def test_infer_table_states_the_multi_token_prediction_its_rates_rest_on(capsys)
     decode, while each 99.4 ms step was credited 1 + 1 x 0.7 = 1.70 tokens per sequence (--json said so, the
     table did not). Now a row states it; the printed numbers then check by hand: 128 x 1.70 / step = tokens/s
     per chip and step / 1.70 = TPOT."""
-    import re
-
     code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/sglang-h100-decode-sim-mtp.yaml")
     assert code == 0, err
     flat = " ".join(ln.strip(" │┃") for ln in out.splitlines())
@@ -104,7 +103,6 @@ def test_report_ranges_name_the_power_range_and_the_energy_at_its_ends(tmp_path,
     (H800 TDP 700 W x 1.4 against a DGX H100-class chassis, 10.2 kW / 8 GPUs). The range moves no day, only the
     energy: now the section says so and gives the energy at both ends, by hand chip-hours x W x PUE 1.2."""
     import html as html_mod
-    import re
 
     spec = tmp_path / "run.yaml"
     spec.write_text(H800_RUN)
@@ -150,3 +148,33 @@ def test_model_of_a_serving_spec_still_counts_its_model(capsys):
     want = 2 * 128256 * 4096 + 32 * per_layer + 4096
     code, out, err = run_main(capsys, "model", ROOT / "examples/serving-llama-3.1-8b-h800.yaml", "--json")
     assert code == 0 and json.loads(out)["total_params"] == want == 8_030_261_248, err
+
+
+# ---------------------------------------------------------------- 5. the explorer's cost basis
+
+
+def test_explorer_energy_and_cost_say_they_count_failures_and_are_plans_over_the_goodput(tmp_path, capsys):
+    """The explorer printed 'energy 28.6k MWh' and 'cost (rental) $28.7M' for the spec whose `trainsim plan`
+    says 'cost basis: without failures', 24.9k MWh and $25M (README: plan --json 'prints the same numbers'): the
+    page's figures count failures (chip-hours / goodput), unlabelled. Now the display says the basis; by hand
+    the page's energy and rental cost are plan's over the goodput (energy and rent are linear in chip-hours)."""
+    pytest.importorskip("starlette")
+    from conftest import SMALL_RUN
+    import yaml
+    from trainsim.serve.app import do_plan
+
+    spec = yaml.safe_load(SMALL_RUN)
+    d = do_plan({"spec": spec})
+    eco, disp = d["answer"]["economics"], d["display"]
+    (tmp_path / "r.yaml").write_text(SMALL_RUN)
+    code, out, err = run_main(capsys, "plan", tmp_path / "r.yaml", "--json")
+    cli = json.loads(out)["best"]["cost"]
+    assert code == 0 and cli["basis"] == "without failures", err
+    g = eco["goodput"]
+    assert 0 < g < 1
+    assert eco["energy_mwh"]["nominal"] == pytest.approx(cli["energy_mwh"] / g, rel=1e-9)
+    assert eco["cost_rental_usd"]["nominal"] == pytest.approx(cli["cost_rental_usd"] / g, rel=1e-9)
+    assert disp["cost_basis"] == f"with failures (goodput {100 * g:.1f}%)"
+    js = (ROOT / "trainsim/serve/static/app.js").read_text()
+    for key in ("energy_mwh", "cost_capex_usd", "cost_rental_usd"):
+        assert re.search(rf'card\("{key}", `[^`]*\$\{{d\.cost_basis', js), key
