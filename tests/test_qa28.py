@@ -178,3 +178,19 @@ def test_explorer_energy_and_cost_say_they_count_failures_and_are_plans_over_the
     js = (ROOT / "trainsim/serve/static/app.js").read_text()
     for key in ("energy_mwh", "cost_capex_usd", "cost_rental_usd"):
         assert re.search(rf'card\("{key}", `[^`]*\$\{{d\.cost_basis', js), key
+
+
+# ---------------------------------------------------------------- 6. infer's title hid the experts' precision
+
+
+def test_infer_title_names_the_routed_experts_precision_where_it_differs(capsys):
+    """SGLang's GB200 NVFP4-MoE decode point states `precision: fp8, expert_precision: fp4`; the table's title
+    said 'fp8 weights' alone, though the routed experts (58 layers x 256 experts x 3 x 7,168 x 2,048 = 654B of
+    DeepSeek-V3's 671B parameters) are stored in FP4. The title now names both; a spec whose experts share the weights'
+    precision keeps the one word."""
+    code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/sglang-gb200-decode-fp8attn-nvfp4moe.yaml")
+    head = " ".join(out.split("┌")[0].split())
+    assert code == 0 and head.endswith("fp8 weights, fp4 routed experts"), (err, head)
+    code, out, err = run_main(capsys, "infer", ROOT / "validation/inference/sglang-gb200-decode-bf16attn-fp8moe.yaml")
+    head = " ".join(out.split("┌")[0].split())
+    assert code == 0 and head.endswith("fp8 weights") and "experts" not in head, (err, head)

@@ -21,8 +21,12 @@ def _plan(p: dict, moe: bool = True) -> str:
 def render_infer(res: dict) -> None:
     """``trainsim infer`` as a table: KV cache, decode and prefill plans, tokens/s per chip and latency."""
     c = console()
-    t = table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
-              show_header=False)
+    # a MoE's routed experts may be stored in another precision than the rest (serving.expert_precision: an NVFP4
+    # MoE beside FP8 attention): the experts hold most of the weights, so the title names both (qa28)
+    xp = res.get("expert_precision")
+    experts = f", {xp} routed experts" if xp and xp != res["precision"] else ""
+    t = table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights"
+              f"{experts}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     # the GEMM rate the numerics run at, and why: FP4 on a chip without FP4 tensor cores runs at its FP8 (or BF16)
