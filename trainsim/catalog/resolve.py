@@ -100,8 +100,9 @@ MIN_BANDWIDTH_BYTES_PER_S = 1e6
 MAX_LATENCY_S = 1.0
 
 
-def _bandwidth(value, field: str, where: str | None, what: str) -> float:
-    """A bandwidth (bytes/s, or a string with its unit) of at least :data:`MIN_BANDWIDTH_BYTES_PER_S`."""
+def link_bandwidth(value, field: str, where: str | None, what: str) -> float:
+    """A bandwidth (bytes/s, or a string with its unit) of at least :data:`MIN_BANDWIDTH_BYTES_PER_S`: the one
+    reader of a stated link bandwidth (a system's levels, an inline chip's HBM, a post-training spec's links)."""
     x = _quantity(value, "bytes_per_s", field, where, what)
     if x < MIN_BANDWIDTH_BYTES_PER_S:
         raise TrainsimError(f"expected {what.replace('a positive ', 'a ')} (a bare number is bytes per second; "
@@ -110,9 +111,10 @@ def _bandwidth(value, field: str, where: str | None, what: str) -> float:
     return x
 
 
-def _latency(value, field: str, where: str | None) -> float:
-    """A latency per message hop (seconds, or a string with its unit), 0 to :data:`MAX_LATENCY_S`."""
-    x = _quantity(value, "seconds", field, where, "a latency such as '2 us'", allow_zero=True)
+def link_latency(value, field: str, where: str | None) -> float:
+    """A latency per message hop (seconds, or a string with its unit), 0 to :data:`MAX_LATENCY_S`: the one
+    reader of a stated link latency (a system's levels, a post-training spec's links)."""
+    x = _quantity(value, "seconds", field, where, "a latency >= 0 such as '2 us'", allow_zero=True)
     if x > MAX_LATENCY_S:
         raise TrainsimError(f"expected a latency per hop such as '2 us' or '1 ms' (a bare number is seconds; at "
                             f"most {MAX_LATENCY_S:g} s), got {short(value)}", field=field, where=where)
@@ -214,7 +216,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
             if not peak[below] <= peak[prec] <= 4.0 * peak[below]:  # catalog: FP8 1-2x BF16, FP4 1-3.3x FP8
                 raise TrainsimError(f"expected 1 to 4 times the {below} peak ({peak[below] / TERA:g} TFLOPS), "
                                     f"got {d[f'{prec}_tflops']!r}", field=f(f"{prec}_tflops"), where=where)
-    bw = lambda k: (_bandwidth(d[k], f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
+    bw = lambda k: (link_bandwidth(d[k], f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
                     if d.get(k) is not None else 0.0)
     tdp = (_quantity(d["tdp_w"], "watts", f("tdp_w"), where, "a positive power such as 700 or '700 W'")
            if d.get("tdp_w") is not None else None)
@@ -231,7 +233,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
     return Chip(id=name, name=name, vendor=inline_vendor(d.get("vendor"), family, f("vendor"), where), family=family,
                 peak_flops=peak,
                 hbm_bytes=hbm_capacity(d["hbm"], f("hbm"), where),
-                hbm_bw=_bandwidth(d["hbm_bandwidth"], f("hbm_bandwidth"), where,
+                hbm_bw=link_bandwidth(d["hbm_bandwidth"], f("hbm_bandwidth"), where,
                                   "a positive bandwidth such as '3.35 TB/s'"),
                 scale_up_bw=bw("scale_up_bandwidth"), scale_out_bw=bw("scale_out_bandwidth"),
                 tdp_w=tdp, price_usd=price, sources=given)
@@ -348,7 +350,7 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
                 raise TrainsimError("missing required key 'size'", field=lf, where=where)
         # bandwidth
         if sub.get("bandwidth") is not None:
-            bw = _bandwidth(sub["bandwidth"], f"{lf}.bandwidth", where,
+            bw = link_bandwidth(sub["bandwidth"], f"{lf}.bandwidth", where,
                             "a positive bandwidth such as '200 GB/s' or '400 Gb/s'")
             src[f"{key}_bw"] = _INLINE
         elif b is not None and not (new_chip and key != "inter_site"):
@@ -366,7 +368,7 @@ def _inline_system(d: Mapping, field: str, where: str | None, check: bool) -> Sy
             src[f"{key}_bw"] = Sourced(csrc.source if csrc else ("inline",), csrc.confidence if csrc else "user",
                                        f"chip {chip.id} value" + (f"; {csrc.note}" if csrc and csrc.note else ""))
         lib_lat = LIBRARY_LATENCY_S.get(chip.vendor, {}).get(key)
-        lat = _stated_or_base(sub, b, key, "latency", _latency, lambda lv: lv.latency_s,
+        lat = _stated_or_base(sub, b, key, "latency", link_latency, lambda lv: lv.latency_s,
                               DEFAULT_LATENCY_S[key] if lib_lat is None else lib_lat,
                               lf=lf, where=where, src=src, inherit=inherit,
                               default_src=Sourced(("assumption",), "low",

@@ -22,6 +22,7 @@ from .arch import Arch
 from .hf import import_hf_config
 from .inline import InlineModel, build_inline
 from ..io import read_text
+from ..io.specfile import SPEC_COMMAND, SPEC_LABEL, spec_kind
 from ..io.yamlsafe import load_json, load_yaml
 from .hub import model_name, HUB_ID, cached_config
 
@@ -132,6 +133,14 @@ def _from_file(path: Path, field: str, where: str | None, repo_id: str | None = 
         return resolve_model(m, path.parent, field="model", where=str(path))
     if not isinstance(doc, dict):
         raise TrainsimError(f"'{path}' does not hold a mapping of model keys", field=field, where=where)
+    kind = spec_kind(doc) if "model_type" not in doc else "run"
+    if kind in ("posttrain", "sweep", "scenario"):
+        # a post-training job (a student and teachers), a sweep (its base: a run spec) or a scenario names no one
+        # model: read as a model mapping it was 'model.kind: unknown key (typo?)', a field no file has (qa28)
+        hint = {"posttrain": "its student.model or a teachers' model", "sweep": "its base: run spec",
+                "scenario": "the model of one of its run specs"}[kind]
+        raise TrainsimError(f"'{path}' is a {SPEC_LABEL[kind]} spec ({SPEC_COMMAND[kind]}), not a model or a run "
+                            f"or serving spec; give {hint}", field=field, where=where)
 
     name = None if "model_type" not in doc else model_name(doc, path, repo_id)
     return _from_mapping(doc, name=name, source=f"Hugging Face cache: {repo_id}" if repo_id else str(path),

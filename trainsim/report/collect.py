@@ -18,7 +18,7 @@ from . import fmt
 from .progress import as_tick
 from ..scenario.common import at_chips, best
 from ..scenario.sensitivity import PARAMS, UNITS, scaled, value
-from ..scenario.ranges import propagate, uncertain_inputs
+from ..scenario.ranges import cost_inputs, propagate, uncertain_inputs
 from ..estimate import estimate, is_complete
 from ..search import search
 from ..perf.calibration import validation_error
@@ -162,6 +162,7 @@ def ranges(run: Run, plan: PlanSpec | None = None, validation: dict | None = Non
             out["inputs"] = [{"input": r["input"], "name": r.get("name"), "low": r["low"], "nominal": r["nominal"], "high": r["high"],
                               "reason": r.get("reason", ""), "result_at_low": r["result_at_low"] * scale,
                               "result_at_high": r["result_at_high"] * scale} for r in p["by_input"]]
+    out["cost_inputs"] = cost_inputs(base.system)   # ranges that move energy / capex only, not the days
     if validation and validation.get("median_abs_error") is not None:
         e = float(validation["median_abs_error"])
         out["validation_band"] = {"median_abs_error": e, "tokens_per_s_factor_low": 1 - e,

@@ -21,8 +21,12 @@ def _plan(p: dict, moe: bool = True) -> str:
 def render_infer(res: dict) -> None:
     """``trainsim infer`` as a table: KV cache, decode and prefill plans, tokens/s per chip and latency."""
     c = console()
-    t = table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights",
-              show_header=False)
+    # a MoE's routed experts may be stored in another precision than the rest (serving.expert_precision: an NVFP4
+    # MoE beside FP8 attention): the experts hold most of the weights, so the title names both (qa28)
+    xp = res.get("expert_precision")
+    experts = f", {xp} routed experts" if xp and xp != res["precision"] else ""
+    t = table(title=f"{res['name']}: {res['model']} on {res['chip']} ({res['system']}), {res['precision']} weights"
+              f"{experts}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     # the GEMM rate the numerics run at, and why: FP4 on a chip without FP4 tensor cores runs at its FP8 (or BF16)
@@ -41,6 +45,12 @@ def render_infer(res: dict) -> None:
         inter = d.get("prefill_in_tpot_s") or 0.0     # aggregated serving: prompts prefilled between decode steps
         t.add_row("decode tokens/s per chip" + (" (decode steps alone)" if inter > 0 else ""),
                   f"{d['tokens_per_s_per_chip']:,.0f}")
+        mtp = res.get("mtp")
+        if mtp:     # the assumption the two rates rest on: a step yields 1 + draft x acceptance tokens (spec.py)
+            n = mtp["draft_tokens"]
+            t.add_row("multi-token prediction", f"{n} draft token{'s' if n != 1 else ''} at {mtp['acceptance']:.0%} "
+                      f"acceptance: {1 + n * mtp['acceptance']:.2f} tokens per sequence per decode step of "
+                      f"{d['step_time_s'] * 1e3:.1f} ms")
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user"
                   + (f"; {inter * 1e3:.1f} ms of it prompts prefilled between decode steps)" if inter > 0 else ")"))
         m = d["memory_per_chip_bytes"]

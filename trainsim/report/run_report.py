@@ -213,10 +213,13 @@ def _ranges(data: dict, png: bytes | None) -> str:
         note = _nominal_note(data, rng["nominal"]) if unit == "days" else ""
         body += f'<p class="note">{note.strip()}</p>' if note else ""
     else:
-        body += ("<p>No input of this chip or system carries a range in the catalog (catalog/data/ranges.yaml): "
-                 "the sources agree, so the spread below comes from the model's validation error only.</p>")
-    band = rng.get("validation_band")
+        # "no input carries a range" was false beside a power or price range (hgx-h800: 980-1,275 W per chip)
+        body += ("<p>No input that moves the days (peak FLOP/s, HBM, link bandwidths and latencies, scale-up size) "
+                 "carries a range in the catalog (catalog/data/ranges.yaml): the sources agree, so the spread of "
+                 "tokens/s and days below comes from the model's validation error only.</p>")
     est = data.get("estimate")
+    body += _cost_ranges(rng.get("cost_inputs") or [], (est or {}).get("cost") or {})
+    band = rng.get("validation_band")
     if band and est:
         tps = est["tokens_per_s_per_chip"]
         rows = [("tokens/s per chip", f"{fmt.tokens_per_s(tps * band['tokens_per_s_factor_low'])} - "
@@ -227,6 +230,25 @@ def _ranges(data: dict, png: bytes | None) -> str:
         body += (f"<h3>Band from the validation error (median |error| {fmt.pct(band['median_abs_error'])})</h3>"
                  + kv_table(rows))
     return body
+
+
+def _cost_ranges(inputs: list[dict], cost: dict) -> str:
+    """The catalog ranges that move only energy and cost (power, price per chip: the days do not depend on them),
+    with the run's energy at each end of the power range: energy is linear in the power per chip (cost.energy_mwh),
+    so it is the nominal energy x low / nominal and x high / nominal."""
+    if not inputs:
+        return ""
+    energy = cost.get("energy_mwh")
+    rows = []
+    for r in inputs:
+        at = "-"
+        if r["name"] == "power_per_chip_w" and energy is not None and r["nominal"]:
+            at = (f"energy {fmt.quantity(energy * r['low'] / r['nominal'], 'MWh')} - "
+                  f"{fmt.quantity(energy * r['high'] / r['nominal'], 'MWh')}")
+        rows.append([r["input"], _input_value(r, "low"), _input_value(r, "nominal"), _input_value(r, "high"), at,
+                     r["reason"]])
+    return ("<h3>Catalog ranges that move only energy and cost (not the days)</h3>"
+            + table(["input", "low", "nominal", "high", "run at low - high", "why uncertain"], rows, {1, 2, 3}))
 
 
 def validation_text(ve: dict | None, family: str) -> str:

@@ -81,6 +81,26 @@ def uncertain_inputs(system: System, precision: str = "bf16") -> list[dict]:
     return out + ([fp8] if fp8 else [])
 
 
+#: the System fields whose catalog range moves a run's energy and cost but not its step (so not its days)
+COST_FIELDS = ("power_per_chip_w", "price_per_chip_usd")
+
+
+def cost_inputs(system: System) -> list[dict]:
+    """The cost inputs of ``system`` (:data:`COST_FIELDS`) that carry a range with low != high, as
+    :func:`uncertain_inputs` gives the performance ones: they move the energy (power) and the capex (price) of a
+    run, never its days, so :func:`propagate` does not sweep them (:mod:`trainsim.scenario.economics` prices
+    both ends)."""
+    out = []
+    for name in COST_FIELDS:
+        r = system.ranges.get(name)
+        if r is None or r.low == r.high:
+            continue
+        src = system.sources.get(f"{name}.range")
+        out.append({"scope": "system", "input": f"{system.id}.{name}", "name": name, "low": r.low,
+                    "nominal": r.nominal, "high": r.high, "reason": src.note if src else ""})
+    return out
+
+
 def fp8_efficiency_input(system: System, precision: str) -> dict | None:
     """FP8 GEMM efficiency of a chip without FP8 calibration runs as an uncertain input (issue 17): the spread of
     the FP8 efficiencies fitted on the validation set's FP8 runs (calibration.yaml ``gemm_eff_fp8``, every chip

@@ -77,6 +77,9 @@ def display(d: dict) -> dict:
         "chip_hours": fmt.chip_hours(d.get("chip_hours"))}
     if eco:
         e = nom("energy_mwh")
+        # the page's energy and cost are the run's with failures (chip-hours / goodput); `trainsim plan`'s are
+        # without them: the basis is said beside them (qa28), or the same spec reads 15% dearer on the page
+        out["cost_basis"] = f"with failures (goodput {fmt.pct(eco.get('goodput') or 0.0)})"
         out.update(effective_days=fmt.days(eco.get("effective_days")), goodput=fmt.pct(eco.get("goodput") or 0.0),
                    energy_mwh="n/a" if e is None else fmt.quantity(e, "MWh"), cost_capex_usd=_usd(nom("cost_capex_usd")),
                    cost_rental_usd=_usd(nom("cost_rental_usd")))

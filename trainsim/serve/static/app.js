@@ -177,9 +177,9 @@ async function doPlan() {
     card("tokens_per_s_per_chip", "tokens/s per chip", d.tokens_per_s_per_chip, a.tokens_per_s_per_chip),
     card("mfu", "MFU", d.mfu, a.mfu, a.mfu_definition),
     card("memory_per_chip_bytes", "memory per chip", `${d.memory_per_chip_bytes} of ${d.hbm_bytes}`, a.memory_per_chip_bytes),
-    card("energy_mwh", "energy", d.energy_mwh || "n/a", nom("energy_mwh"), (eco.power_per_chip_w || {}).source),
-    card("cost_capex_usd", "cost (amortised capex + power)", d.cost_capex_usd || "n/a", nom("cost_capex_usd")),
-    card("cost_rental_usd", "cost (rental)", d.cost_rental_usd || "n/a", nom("cost_rental_usd"), (eco.rental_usd_per_chip_hour || {}).basis),
+    card("energy_mwh", `energy, ${d.cost_basis || ""}`, d.energy_mwh || "n/a", nom("energy_mwh"), (eco.power_per_chip_w || {}).source),
+    card("cost_capex_usd", `cost (amortised capex + power), ${d.cost_basis || ""}`, d.cost_capex_usd || "n/a", nom("cost_capex_usd")),
+    card("cost_rental_usd", `cost (rental), ${d.cost_basis || ""}`, d.cost_rental_usd || "n/a", nom("cost_rental_usd"), (eco.rental_usd_per_chip_hour || {}).basis),
     card("validation_error", "validation error (median |error|)", d.validation_error || "n/a", (a.validation_error || {}).median_abs_error),
     card("plans_evaluated", "plans searched", a.plans_evaluated.toLocaleString("en-US"), a.plans_evaluated),
   ].join("");
