@@ -274,8 +274,9 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
 
 
 def idle_rollout_chips(chips: int, instance_chips: int, sequences: float, batch: float) -> int:
-    """Chips with no sequence to generate: ``chips - instance_chips x min(chips / instance_chips,
-    ceil(sequences / batch))`` rollout servers of ``instance_chips`` at ``batch`` sequences each. Fewer samples
+    """Chips with no sequence to generate (or, for a teacher, to score: :func:`scoring_time`, ``batch`` 1):
+    ``chips - instance_chips x min(chips / instance_chips, ceil(sequences / batch))`` rollout servers of
+    ``instance_chips`` at ``batch`` sequences each: a sequence is not split across servers. Fewer samples
     than servers leave servers idle (:func:`~trainsim.inference.search.idle_share_batch`); a cluster whose chips
     do not divide into servers is timed as fractional servers, so its remainder is not counted idle. Example: 4
     samples, 64 chips, 1-chip servers at batch 1: 4 busy, 60 idle; 2,048 samples over 8 servers at 256: 0."""
@@ -428,9 +429,17 @@ def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) ->
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
                  precision: str = "bf16") -> tuple[float, float, dict, dict]:
     """Teacher prefill over ``sequences`` x ``seq_len`` tokens with log-probs of every token: (s, tok/s/chip, plan,
-    the GEMM rate it runs at: ``{gemm_peak_flops, gemm_peak_basis}`` as :class:`RolloutTime` states it)."""
+    the GEMM rate it runs at: ``{gemm_peak_flops, gemm_peak_basis, idle_chips}``, the first two as
+    :class:`RolloutTime` states them).
+
+    ``s = sequences x seq_len / (tok/s/chip x busy chips)``: a sequence is not split across teacher instances, so
+    only ``min(instances, ceil(sequences))`` instances of the plan's chips have work and the rest stay idle -- the
+    rollout servers' rule, :func:`idle_rollout_chips` with one sequence per instance (``idle_chips``). Example
+    (phys28, from QA's report): 8 sequences of 17,408 tokens on 256 one-chip instances at 37,557 tok/s/chip took
+    8 x 17,408 / (37,557 x 256) = 14.5 ms; 8 instances are busy, each prefills its own sequence in 17,408 / 37,557
+    = 0.46 s, and 248 chips stay idle."""
     if sequences <= 0:
-        return 0.0, float("nan"), {}, {}
+        return 0.0, float("nan"), {}, {"idle_chips": 0}
 
     def compute():
         s = setup_for(arch, system, precision, "bf16")
@@ -445,7 +454,9 @@ def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_l
                 {"gemm_peak_flops": float(s.gemm_peak), "gemm_peak_basis": s.peak_note()})
 
     tps, plan, rate = _cached(_key("score", arch, system, chips, seq_len, precision), compute)
-    return sequences * seq_len / (tps * chips), tps, plan, rate
+    idle = idle_rollout_chips(chips, plan["chips"], sequences, 1.0)
+    busy = max(chips - idle, min(plan["chips"], chips))
+    return sequences * seq_len / (tps * busy), tps, plan, {**rate, "idle_chips": idle}
 
 
 @dataclass(frozen=True)
