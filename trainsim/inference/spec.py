@@ -23,7 +23,8 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       expert_precision: fp4            # optional: routed experts' numerics when they differ (NVFP4 MoE)
       kv_precision: bf16               # bf16 | fp8 | int8 | fp4 (its own input)
       mtp: {draft_tokens: 1, acceptance: 0.7}   # optional multi-token prediction / speculative decoding (a step
-                                       #   yields 1 + draft_tokens x acceptance tokens, at most output_len)
+                                       #   yields 1 + a + ... + a^draft_tokens tokens, a = acceptance, at most
+                                       #   output_len: setup.speculative_tokens_per_step)
       expert_imbalance: 1.18           # optional: busiest / mean expert load (default: the constant, 1.0 = EPLB;
                                        #   at most experts / top-k, every token on the busiest expert)
       two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
@@ -79,10 +80,12 @@ from ..types_checked import (MAX_SEQ_LEN, Chips, lower_case, FiniteFloat, NonNeg
                              SeqLen)
 from ..spec import chips_as_stated, resolve_model_and_system
 from ..io import load_spec_file, yaml_shape
+from .setup import speculative_tokens_per_step
 
 
 class MTPSpec(BaseModel):
-    """Multi-token prediction (speculative decoding): draft tokens per step and their acceptance rate (0-1)."""
+    """Multi-token prediction (speculative decoding): draft tokens per step and each one's acceptance rate (0-1),
+    given the drafts before it were accepted (:func:`~trainsim.inference.setup.speculative_tokens_per_step`)."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     draft_tokens: NonNegInt = 1
@@ -166,14 +169,15 @@ class ServingPart(BaseModel):
 
     @model_validator(mode="after")
     def _mtp_within_output(self):
-        """A decode step yields ``1 + draft_tokens x acceptance`` tokens per sequence (:class:`ServeSetup`
-        ``tokens_per_step``), which no step can exceed the request's ``output_len``: mtp ``{draft_tokens: 100000,
+        """A decode step yields :func:`~trainsim.inference.setup.speculative_tokens_per_step` tokens per sequence,
+        which no step can exceed the request's ``output_len``: mtp ``{draft_tokens: 100000,
         acceptance: 1}`` with ``output_len: 100`` was timed as 100,001 tokens per step (a 47.7 ms 'TPOT' for a
         step of 2,450 s)."""
         if self.mtp is not None and self.phase != "prefill":
-            per_step = 1.0 + self.mtp.draft_tokens * self.mtp.acceptance
+            per_step = speculative_tokens_per_step(self.mtp.draft_tokens, self.mtp.acceptance)
             if per_step > self.output_len:
-                raise ValueError(f"mtp yields 1 + draft_tokens x acceptance = {per_step:g} tokens per decode step, "
+                raise ValueError(f"mtp yields (1 - acceptance^(draft_tokens+1)) / (1 - acceptance) = {per_step:g} "
+                                 "tokens per decode step, "
                                  f"more than output_len {self.output_len:,} (the tokens a request generates)")
         return self
 

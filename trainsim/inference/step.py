@@ -46,7 +46,7 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   waits ``sync_host_s_per_seq`` per sequence.
 
 A decode *round* pushes ``pp`` micro-batches through ``pp`` stages, so every sequence gains one step:
-``TPOT = (pp x stage_time + step_overhead_s + seq_overhead_s x batch / dp) / (1 + draft x acceptance)`` and decode tokens/s/chip =
+``TPOT = (pp x stage_time + step_overhead_s + seq_overhead_s x batch / dp) / tokens_per_step`` (setup.py) and decode tokens/s/chip =
 ``batch / TPOT / chips``.
 A prefill round processes the batch's prompts; tokens/s/chip = prompt tokens / round / chips; TTFT = round.
 """

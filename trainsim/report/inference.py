@@ -5,6 +5,7 @@ from __future__ import annotations
 from .terminal import console, table
 from .fmt import gib, plan, value
 # HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
+from ..inference.setup import speculative_tokens_per_step
 from ..units import GIB
 
 #: memory parts as the decode row names them (the --json keys otherwise)
@@ -46,10 +47,11 @@ def render_infer(res: dict) -> None:
         t.add_row("decode tokens/s per chip" + (" (decode steps alone)" if inter > 0 else ""),
                   f"{d['tokens_per_s_per_chip']:,.0f}")
         mtp = res.get("mtp")
-        if mtp:     # the assumption the two rates rest on: a step yields 1 + draft x acceptance tokens (spec.py)
+        if mtp:     # the assumption the two rates rest on: tokens a step yields (speculative_tokens_per_step)
             n = mtp["draft_tokens"]
+            per_step = speculative_tokens_per_step(n, mtp["acceptance"])
             t.add_row("multi-token prediction", f"{n} draft token{'s' if n != 1 else ''} at {mtp['acceptance']:.0%} "
-                      f"acceptance: {1 + n * mtp['acceptance']:.2f} tokens per sequence per decode step of "
+                      f"acceptance: {per_step:.2f} tokens per sequence per decode step of "
                       f"{d['step_time_s'] * 1e3:.1f} ms")
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user"
                   + (f"; {inter * 1e3:.1f} ms of it prompts prefilled between decode steps)" if inter > 0 else ")"))
