@@ -350,6 +350,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
                 raise TrainsimError(f"the {end} end {v:g} is not a valid serving.{k}: {e['msg']}",
                                     field=f"uncertain.{k}", where=where) from None
     _check_imbalance(spec, arch, where)
+    _check_context(spec, arch, where)
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
@@ -479,6 +480,23 @@ def _check_imbalance(spec: ServingFile, arch: Arch, where: str) -> None:
         if v is not None and v > top * (1 + 1e-12):
             raise TrainsimError(f"expert_imbalance {v:g} is more than {arch.name}'s routing allows: at most experts / "
                                 f"top-k = {top:g} (the busiest expert gets every token)", field=field, where=where)
+
+
+def _check_context(spec: ServingFile, arch: Arch, where: str) -> None:
+    """A request holds ``input_len + max_output_len`` tokens (``output_len`` where no maximum is stated), at most
+    the model's context (:attr:`Arch.max_context`, :func:`~trainsim.model.hf.max_context_of`), which a server
+    refuses past. A 200,000-token prompt on Llama 3.1 8B (131,072) was priced as one prefill round (phys28). A
+    model whose config states no limit is not checked; training may extend the context, so only serving is."""
+    sp = spec.serving
+    out = sp.max_output_len or sp.output_len
+    if arch.max_context and sp.input_len + out > arch.max_context:
+        name = "serving.input_len" if sp.input_len > arch.max_context else \
+            ("serving.max_output_len" if sp.max_output_len else "serving.output_len")
+        raise TrainsimError(f"a request of input_len {sp.input_len:,} + "
+                            f"{'max_output_len' if sp.max_output_len else 'output_len'} {out:,} = "
+                            f"{sp.input_len + out:,} tokens is more than {arch.name}'s context of "
+                            f"{arch.max_context:,} (max_position_embeddings); expected at most {arch.max_context:,}",
+                            field=name, where=where)
 
 
 def load_serving(path: str | Path) -> Serving:

@@ -195,6 +195,9 @@ class Arch:
     parallel_block: bool = False
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: tokens a request may hold (prompt + output) when served: the config's ``max_position_embeddings``, vLLM's
+    #: default ``max_model_len``; 0 where the config states none
+    max_context: int = 0
 
     @property
     def n_layers(self) -> int:

@@ -97,7 +97,18 @@ def import_hf_config(cfg: Mapping[str, Any], *, name: str | None = None, source:
         raise TrainsimError("a size in the config is 0 where a positive integer is expected "
                             f"(config.json of family '{family}')", where=where) from None
     return replace(arch, name=name or arch.name, source=source or arch.source or f"Hugging Face config ({family})",
-                   notes=arch.notes + tuple(notes))
+                   notes=arch.notes + tuple(notes), max_context=max_context_of(flat))
+
+
+def max_context_of(flat: Mapping[str, Any]) -> int:
+    """Tokens one request may hold when the model is served (prompt + output): the config's
+    ``max_position_embeddings``, from which vLLM derives its default ``max_model_len``
+    (``vllm/config``: ``_get_and_verify_max_len``) and past which it refuses a request ("The decoder prompt (length
+    N) is longer than the maximum model length of M", ``vllm/v1/engine/processor.py``; the OpenAI server: "This
+    model's maximum context length is M tokens. However, you requested ..." for prompt + ``max_tokens``). 0 where the
+    config states none (no limit is checked)."""
+    v = flat.get("max_position_embeddings")
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
 
 def _check_numbers(flat: Mapping[str, Any], family: str, where: str | None) -> None:
