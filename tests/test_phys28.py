@@ -122,13 +122,17 @@ def test_a_prompt_longer_than_the_context_is_refused(tmp_path):
 
 
 def test_the_output_counts_toward_the_context(tmp_path):
-    """130,000 prompt tokens + 2,000 output = 132,000 > 131,072: refused naming serving.output_len; 131,071 + 1 =
-    131,072 (exactly the context) is answered."""
+    """130,000 prompt tokens + 2,000 output = 132,000 > 131,072: refused naming serving.output_len. A prompt of
+    exactly the context still gets its one token from the prefill (vLLM v1 check_stop ends a request at num_tokens
+    >= max_model_len after sampling): 131,072 + 1 answered, 131,072 + 2 refused."""
     spec = tmp_path / "s.yaml"
     spec.write_text(LONG.format(model="llama-3.1-8b", serving="input_len: 130000, output_len: 2000"))
     line = _one_line(*run_in_process(["infer", str(spec)]), 2)
     assert "serving.output_len" in line and "132,000" in line and "131,072" in line, line
-    spec.write_text(LONG.format(model="llama-3.1-8b", serving="input_len: 131071, output_len: 1"))
+    spec.write_text(LONG.format(model="llama-3.1-8b", serving="input_len: 131072, output_len: 2"))
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert "serving.output_len" in line and "131,074" in line, line
+    spec.write_text(LONG.format(model="llama-3.1-8b", serving="input_len: 131072, output_len: 1"))
     rc, out, err = run_in_process(["infer", str(spec)])
     assert rc == 0, err[-400:]
 

@@ -485,18 +485,22 @@ def _check_imbalance(spec: ServingFile, arch: Arch, where: str) -> None:
 def _check_context(spec: ServingFile, arch: Arch, where: str) -> None:
     """A request holds ``input_len + max_output_len`` tokens (``output_len`` where no maximum is stated), at most
     the model's context (:attr:`Arch.max_context`, :func:`~trainsim.model.hf.max_context_of`), which a server
-    refuses past. A 200,000-token prompt on Llama 3.1 8B (131,072) was priced as one prefill round (phys28). A
-    model whose config states no limit is not checked; training may extend the context, so only serving is."""
+    refuses past, except that a prompt of exactly the context still gets its one token from the prefill: vLLM v1
+    ``check_stop`` (``vllm/v1/core/sched/utils.py``) ends a request once ``num_tokens >= max_model_len``, after
+    the first sampled token. So refused: ``input_len > context``, or more than one output token with ``input_len +
+    output > context``. A 200,000-token prompt on Llama 3.1 8B (131,072) was priced as one prefill round
+    (phys28). A model whose config states no limit is not checked; training may extend the context, so only
+    serving is."""
     sp = spec.serving
     out = sp.max_output_len or sp.output_len
-    if arch.max_context and sp.input_len + out > arch.max_context:
-        name = "serving.input_len" if sp.input_len > arch.max_context else \
-            ("serving.max_output_len" if sp.max_output_len else "serving.output_len")
-        raise TrainsimError(f"a request of input_len {sp.input_len:,} + "
-                            f"{'max_output_len' if sp.max_output_len else 'output_len'} {out:,} = "
-                            f"{sp.input_len + out:,} tokens is more than {arch.name}'s context of "
-                            f"{arch.max_context:,} (max_position_embeddings); expected at most {arch.max_context:,}",
-                            field=name, where=where)
+    limit = arch.max_context
+    if not limit or (sp.input_len <= limit and (out <= 1 or sp.input_len + out <= limit)):
+        return
+    out_name = "max_output_len" if sp.max_output_len else "output_len"
+    name = "serving.input_len" if sp.input_len > limit else f"serving.{out_name}"
+    raise TrainsimError(f"a request of input_len {sp.input_len:,} + {out_name} {out:,} = {sp.input_len + out:,} "
+                        f"tokens is more than {arch.name}'s context of {limit:,} (max_position_embeddings); "
+                        f"expected at most {limit:,}", field=name, where=where)
 
 
 def load_serving(path: str | Path) -> Serving:
