@@ -63,6 +63,10 @@ class CalRun:
     #: an FP8 run's BF16 GEMM efficiency (its output head runs in BF16: perf/compute.py head_gemm_fwd), set by
     #: :func:`_fit_level` from the BF16 runs fitted first, so that a fit never reads the stored calibration's value
     bf16_eff: float | None = None
+    #: predictions made so far, by constants: :meth:`predict` is a pure function of the run, its plans and ``calib``,
+    #: and the golden-section fits ask for the same ones again (each search starts at the same two points, a
+    #: leave-one-out refit follows the full fit's path until the held-out run changes a comparison)
+    _predicted: dict[Calib, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def precision(self) -> str:
@@ -108,9 +112,13 @@ class CalRun:
         return any(lk.moe is not None for lk in self.run.arch.layers)
 
     def predict(self, calib: Calib) -> float:
-        """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks."""
-        res = evaluate(context(self.run, calib), self.plans, detail=False)
-        return float(res.tokens_per_s_per_chip[self.chosen(res)])
+        """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks (computed once per
+        ``calib``; a repeat is read back)."""
+        got = self._predicted.get(calib)
+        if got is None:
+            res = evaluate(context(self.run, calib), self.plans, detail=False)
+            got = self._predicted[calib] = float(res.tokens_per_s_per_chip[self.chosen(res)])
+        return got
 
     def chosen(self, res) -> int:
         """Index into ``self.plans`` of the plan a prediction takes from their evaluation ``res`` (a
