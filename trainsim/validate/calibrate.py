@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -114,11 +115,20 @@ class CalRun:
     def predict(self, calib: Calib) -> float:
         """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks (computed once per
         ``calib``; a repeat is read back)."""
-        got = self._predicted.get(calib)
+        # a run whose GEMMs are not block-scaled never reads gemm_eff_fp8_block_ratio (StepContext.gemm_eff,
+        # the one place it is read): its predictions at two ratios are the same one (the block-ratio profile fit)
+        key = calib if self._reads_block_ratio else calib.with_(gemm_eff_fp8_block_ratio=1.0)
+        got = self._predicted.get(key)
         if got is None:
             res = evaluate(context(self.run, calib), self.plans, detail=False)
-            got = self._predicted[calib] = float(res.tokens_per_s_per_chip[self.chosen(res)])
+            got = self._predicted[key] = float(res.tokens_per_s_per_chip[self.chosen(res)])
         return got
+
+    @cached_property
+    def _reads_block_ratio(self) -> bool:
+        """Whether the engine reads ``gemm_eff_fp8_block_ratio`` for this run: its FP8 GEMMs are block-scaled
+        (StepContext.fp8_block_scaled, a property of the run's precision, chip and recipe, not of the constants)."""
+        return context(self.run).fp8_block_scaled
 
     def chosen(self, res) -> int:
         """Index into ``self.plans`` of the plan a prediction takes from their evaluation ``res`` (a
