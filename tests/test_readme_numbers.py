@@ -100,6 +100,9 @@ def _trainer(name: str):
     return trainer_time(load_posttrain(RL / f"{name}.yaml"))
 
 
+# each list of fragments that a parametrized test reads one item of is built once per session (lru_cache): the
+# figures are pure functions of the repository's files, which a test run does not change; the tests only index it
+@lru_cache(maxsize=1)
 def rl_fragments() -> list[str]:
     """The DeepSeek-V3 pairs, the trainer memory and the Qwen3-30B offload the RL prose quotes."""
     from trainsim.posttrain.phases import PAGEABLE_OPTIMIZER_COPY_BW
@@ -191,6 +194,7 @@ def _rl_phases_module():
     return load_module("_rl_phases", ROOT / "tests" / "test_rl_phases.py")
 
 
+@lru_cache(maxsize=1)
 def rl_phase_fragments() -> list[str]:
     """The per-phase bullet (the model without NeMo RL's MoE trainer-loop cost, whose reading it is): the model's
     training / log-prob phases of NeMo RL's v0.3 dense runs against the published timers, the dense runs' largest
@@ -220,6 +224,7 @@ def test_rl_phase_figures(i):
     assert_in_readme(rl_phase_fragments()[i])
 
 
+@lru_cache(maxsize=1)
 def rl_dsv3_split_fragments() -> list[str]:
     """The DeepSeek-V3 sentence after the per-step trainer-cost argument: the model's figures for NeMo RL pull
     request 2779's colocated and one-step-off runs (tests/test_rl_dsv3_split.py model_figures; the published ones,
@@ -272,6 +277,7 @@ def _pcts(*errors: float) -> str:
     return " / ".join(parts)
 
 
+@lru_cache(maxsize=1)
 def rl_error_fragments() -> list[str]:
     """Whole-step errors the RL prose quotes row by row (the rows of the generated RL table): DeepSeek-V3's
     one-step-off rows (v0.6, then v0.5) and the GB200 one in the aligned layout; the GB200 DeepSeek-V3 sync pair's
@@ -320,6 +326,7 @@ def test_rl_dense_platform_split_holds():
 
 
 
+@lru_cache(maxsize=1)
 def rl_trainer_side_fragments() -> list[str]:
     """The RL prose's argument for a per-step DeepSeek-V3 trainer cost, from the model's own stages (no what-if): the
     time the published step leaves outside the predicted one on every MoE colocated (on-policy) H100 row, whose routed
@@ -407,6 +414,7 @@ def test_rl_decode_readings(i):
     assert_in_readme(rl_decode_reading_fragments()[i])
 
 
+@lru_cache(maxsize=1)
 def rl_refit_fragments() -> list[str]:
     """The refit bullet's model counts for DeepSeek-V3 (posttrain/phases.py, as the timeline calls them): the export's
     parameter tasks at EP16 (export_calls: dense + expert tasks), the colocated CUDA-IPC buckets of the 256-H100 and
@@ -490,6 +498,7 @@ def _whatif_output(*argv: str) -> str:
     return buf.getvalue()
 
 
+@lru_cache(maxsize=1)
 def rl_whatif_fragments() -> list[str]:
     """The MoE trainer-loop cost the RL prose quotes (`python scripts/rl_moe_trainer_whatif.py`): the GB200
     Qwen3-30B-A3B pair's errors with it and the model's summary over the 40 rows; and (`--implied`) the multiples
@@ -519,6 +528,7 @@ def test_rl_whatif_figures(i):
 
 # --- counts of runs and points quoted in prose --------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
 def count_fragments() -> list[str]:
     """Training: the files in validation/runs, those with a throughput (the rows of the generated accuracy table's
     per-kind summary) and the plan-exact ones (validation/runs/README.md's plan-exact table); serving: the points of
@@ -581,6 +591,7 @@ def _inference_yaml() -> dict:
     return yaml.safe_load((ROOT / "trainsim" / "inference" / "data" / "inference.yaml").read_text())
 
 
+@lru_cache(maxsize=1)
 def inference_fragments() -> list[str]:
     """The serving fit's constants as the prose names them (inference.yaml, which scripts/calibrate_inference.py
     writes; the grid floor is the script's MEM grid), and the vLLM Qwen3-30B-A3B row of the generated serving table:
@@ -613,6 +624,7 @@ def test_inference_prose_figures(i):
     assert_in_readme(inference_fragments()[i])
 
 
+@lru_cache(maxsize=1)
 def serving_allreduce_fragments() -> list[str]:
     """The tensor-parallel all-reduce bullet: OCI's batch-1 Llama 3.1 405B step on 8 MI300X, two all-reduces of the
     layer's BF16 hidden state per layer (inference/step.py _tp_comm) by the custom kernel (custom_all_reduce_time)
@@ -651,6 +663,7 @@ def test_serving_allreduce_quoted(i):
 
 # --- training prose under "Where the model is weak" -------------------------------------------------------------
 
+@lru_cache(maxsize=1)
 def amd_fragments() -> list[str]:
     """AMD Primus MoE: the CDNA 4 launch-work factor (Figure 5's measured 14.7 ms per MoE layer over the fitted x86
     host terms of the same layer, perf/step.py launch_work_factor), the launch-bound 1F1B DeepSeek-V2 forward as
@@ -720,6 +733,7 @@ def test_moe_call_time_quoted():
     assert_in_readme(moe_call_time_fragment())
 
 
+@lru_cache(maxsize=1)
 def collectives_fragments() -> list[str]:
     """The collectives row of the model table: engine over measured time of the nccl-tests all-reduces of 16 B,
     64 KiB and 1 MiB on 8, 16 and 32 H100, and of the 16 B all-reduces on 8 MI300X and 2 x 8 MI355X

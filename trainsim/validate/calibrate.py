@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,10 @@ class CalRun:
     #: an FP8 run's BF16 GEMM efficiency (its output head runs in BF16: perf/compute.py head_gemm_fwd), set by
     #: :func:`_fit_level` from the BF16 runs fitted first, so that a fit never reads the stored calibration's value
     bf16_eff: float | None = None
+    #: predictions made so far, by constants: :meth:`predict` is a pure function of the run, its plans and ``calib``,
+    #: and the golden-section fits ask for the same ones again (each search starts at the same two points, a
+    #: leave-one-out refit follows the full fit's path until the held-out run changes a comparison)
+    _predicted: dict[Calib, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def precision(self) -> str:
@@ -108,9 +113,22 @@ class CalRun:
         return any(lk.moe is not None for lk in self.run.arch.layers)
 
     def predict(self, calib: Calib) -> float:
-        """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks."""
-        res = evaluate(context(self.run, calib), self.plans, detail=False)
-        return float(res.tokens_per_s_per_chip[self.chosen(res)])
+        """Predicted tokens/s per chip under ``calib``: that of the plan :meth:`chosen` picks (computed once per
+        ``calib``; a repeat is read back)."""
+        # a run whose GEMMs are not block-scaled never reads gemm_eff_fp8_block_ratio (StepContext.gemm_eff,
+        # the one place it is read): its predictions at two ratios are the same one (the block-ratio profile fit)
+        key = calib if self._reads_block_ratio else calib.with_(gemm_eff_fp8_block_ratio=1.0)
+        got = self._predicted.get(key)
+        if got is None:
+            res = evaluate(context(self.run, calib), self.plans, detail=False)
+            got = self._predicted[key] = float(res.tokens_per_s_per_chip[self.chosen(res)])
+        return got
+
+    @cached_property
+    def _reads_block_ratio(self) -> bool:
+        """Whether the engine reads ``gemm_eff_fp8_block_ratio`` for this run: its FP8 GEMMs are block-scaled
+        (StepContext.fp8_block_scaled, a property of the run's precision, chip and recipe, not of the constants)."""
+        return context(self.run).fp8_block_scaled
 
     def chosen(self, res) -> int:
         """Index into ``self.plans`` of the plan a prediction takes from their evaluation ``res`` (a
