@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the README's generated tables: the seed scenarios from `trainsim scenario --all --json` and the
-software-stack profiles from trainsim/catalog/data/framework_schedules.yaml, the DeepSeek-V3 whole-run
+software-stack profiles from trainsim/catalog/data/framework_schedules.yaml, the serving stacks from
+trainsim/inference/data/serving_stacks.yaml, the DeepSeek-V3 whole-run
 check and the published plans' memory (what a reader sees comes from the
 engine and its data, never typed by hand).
 
@@ -52,6 +53,61 @@ def frameworks_table() -> str:
                      f"{', '.join(p['recompute'])} | {'yes' if p['expert_parallel'] else 'no'} | "
                      f"{'yes' if p['context_parallel'] else 'no'} | {', '.join(p['precisions'])} | {dtext} | {p['source'].replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def stacks_table() -> str:
+    """The README's serving-stack table: each profile of trainsim/inference/data/serving_stacks.yaml (and its
+    release eras) with what the serving model reads from it and the sources, as the file states them."""
+    from trainsim.inference.stacks import _doc, profile, vendor_stack
+
+    doc = _doc()
+
+    def car(p: dict) -> str:
+        c = p["custom_all_reduce"]
+        if c is None:
+            return "none: the library's all-reduce"
+        text = f"{', '.join(map(str, c['world_sizes']))} ranks, under {c['max_bytes']:,} B"
+        if c.get("max_bytes_at_most_2_ranks"):
+            text += f" ({c['max_bytes_at_most_2_ranks']:,} B at 2 ranks)"
+        if c.get("max_bytes_amd"):
+            text += f" ({c['max_bytes_amd']:,} B on AMD)"
+        return text
+
+    def cap(p: dict) -> str:
+        m = p["max_running"]
+        if m is None:
+            return "none stated: the KV cache's"
+        if m.get("large_gpu_value"):
+            return (f"{m['large_gpu_value']:,} on chips of {m['large_gpu_min_bytes'] / 2**30:g} GiB or more "
+                    f"(not {', '.join(m.get('large_gpu_excludes') or [])}), else {m['value']:,}")
+        return f"{m['value']:,}"
+
+    def overlap(p: dict) -> str:
+        return "not stated (spec default: overlapped)" if p["host_overlap"] is None else \
+            "overlapped" if p["host_overlap"] else f"synchronous ({p['host_loop']})"
+
+    defaults = {}
+    for vendor, sid in doc.vendor_default.items():
+        defaults.setdefault(sid, []).append(vendor)
+    lines = ["| stack | custom all-reduce | running requests per scheduler (unstated) | host loop (unstated) | "
+             "sources |", "|---|---|---|---|---|"]
+    for sid, prof in doc.stacks.items():
+        rows = [(sid, profile(sid))] + [(f"{sid} < {v.before}", profile(sid, _before(v.before)))
+                                        for v in prof.versions]
+        for label, p in rows:
+            name = f"**{label}** ({p['name']}; default on {', '.join(defaults[sid])})" if sid in defaults and \
+                label == sid else f"**{label}** ({p['name']})"
+            src = " ".join(_cell(p[f"{k}_source"]) for k in ("custom_all_reduce", "max_running", "host_overlap"))
+            lines.append(f"| {name} | {car(p)} | {cap(p)} | {overlap(p)} | {src} |")
+    assert vendor_stack("other") in doc.stacks
+    return "\n".join(lines)
+
+
+def _before(version: str) -> str:
+    """A release just before ``version`` ('0.8.0' -> '0.7.999'), to show a profile's older era."""
+    parts = [int(x) for x in version.split(".")]
+    i = max(k for k, x in enumerate(parts) if x > 0)
+    return ".".join(map(str, parts[:i] + [parts[i] - 1] + [999] * (len(parts) - i - 1)))
 
 
 def deepseek_check() -> str:
@@ -116,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     readme = ROOT / "README.md"
     readme.write_text(replace_section(readme.read_text(), frameworks_table(), tag="frameworks"))
+    readme.write_text(replace_section(readme.read_text(), stacks_table(), tag="serving-stacks"))
     readme.write_text(replace_section(readme.read_text(), deepseek_check(), tag="dsv3"))
     readme.write_text(replace_section(readme.read_text(), plans_fit(), tag="plans-fit"))
     print("README: framework profile table regenerated")

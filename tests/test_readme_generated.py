@@ -1,5 +1,5 @@
 """Every number a reader sees is generated: the README blocks that scripts/readme_scenarios.py writes from the
-engine and its data (the software-stack profiles, the DeepSeek-V3 whole-run check, the published plans' memory)
+engine and its data (the software-stack profiles, the serving stacks, the DeepSeek-V3 whole-run check, the published plans' memory)
 must be what the script makes now; a change that moves them without regenerating the README fails here. (The
 scenario table: tests/test_scenarios.py; the accuracy table and calibration file: tests/test_accuracy.py.)"""
 from __future__ import annotations
@@ -22,7 +22,8 @@ def section(tag: str) -> str:
     return readme.split(f"<!-- {tag}:begin -->\n", 1)[1].split(f"\n<!-- {tag}:end -->", 1)[0]
 
 
-@pytest.mark.parametrize("tag, maker", [("frameworks", "frameworks_table"), ("dsv3", "deepseek_check"),
+@pytest.mark.parametrize("tag, maker", [("frameworks", "frameworks_table"), ("serving-stacks", "stacks_table"),
+                                        ("dsv3", "deepseek_check"),
                                         ("plans-fit", "plans_fit")])
 def test_readme_block_is_generated(script, tag, maker):
     want = getattr(script, maker)()

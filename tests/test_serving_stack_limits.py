@@ -2,10 +2,10 @@
 requests one server runs at once -- decode batch and the prompts of one prefill round alike.
 
 Expectations are the stacks' own constants, read from their code (cited in trainsim/inference/step.py
-``uses_custom_all_reduce`` and trainsim/inference/search.py ``default_max_num_seqs``):
+``uses_custom_all_reduce`` and trainsim/inference/data/serving_stacks.yaml):
 
 * vLLM / SGLang ``CustomAllreduce``: world sizes 2, 4, 6, 8 only; ``should_custom_ar`` takes
-  ``inp_size < max_size`` with ``max_size = 8192 * 1024`` (8 MiB) on CUDA and ``2 * 8192 * 1024`` (16 MiB) on ROCm;
+  ``inp_size < max_size`` with ``max_size = 8192 * 1024`` (8 MiB; SGLang ``2 * 8192 * 1024``, 16 MiB, on ROCm);
   more than 2 ranks only on a fully connected (NVLink / xGMI) domain. Anything else goes to NCCL / RCCL.
 * vLLM ``EngineArgs.get_batch_defaults``: ``max_num_seqs`` 1,024 on GPUs of >= 70 GiB that are not A100s, else 256.
 """
@@ -23,6 +23,7 @@ from trainsim.catalog.load import get_system
 from trainsim.catalog.topology import Topology
 from trainsim.inference.search import evaluate_prefill, plan_grid
 from trainsim.inference.serve import setup_for
+from trainsim.inference.stacks import profile
 from trainsim.inference.step import custom_all_reduce_time, tp_all_reduce_time, uses_custom_all_reduce
 from trainsim.model.load import resolve_model
 from trainsim.perf.collectives import all_reduce_time
@@ -42,29 +43,30 @@ def _ring(s, size, n):
 # ---------------------------------------------------------------- (a) where the custom all-reduce runs
 
 
-@pytest.mark.parametrize("vendor, size, n, custom", [
-    ("nvidia", 1 * MiB, 2, True),
-    ("nvidia", 1 * MiB, 3, False),          # _SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]
-    ("nvidia", 1 * MiB, 5, False),
-    ("nvidia", 1 * MiB, 6, True),
-    ("nvidia", 1 * MiB, 7, False),
-    ("nvidia", 1 * MiB, 8, True),
-    ("nvidia", 8 * MiB - 16, 8, True),      # inp_size < max_size
-    ("nvidia", 8 * MiB, 8, False),          # 8,388,608 B is not < 8192 * 1024
-    ("nvidia", 16 * MiB, 8, False),
-    ("amd", 12 * MiB, 8, True),             # ROCm: 2 * 8192 * 1024 = 16 MiB
-    ("amd", 16 * MiB, 8, False),
-    ("amd", 1 * MiB, 7, False),
-    ("ascend", 1 * MiB, 8, False),          # MindIE all-reduces through HCCL
+@pytest.mark.parametrize("stack, vendor, size, n, custom", [
+    ("vllm", "nvidia", 1 * MiB, 2, True),
+    ("vllm", "nvidia", 1 * MiB, 3, False),          # _SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]
+    ("vllm", "nvidia", 1 * MiB, 5, False),
+    ("vllm", "nvidia", 1 * MiB, 6, True),
+    ("vllm", "nvidia", 1 * MiB, 7, False),
+    ("vllm", "nvidia", 1 * MiB, 8, True),
+    ("vllm", "nvidia", 8 * MiB - 16, 8, True),      # inp_size < max_size
+    ("vllm", "nvidia", 8 * MiB, 8, False),          # 8,388,608 B is not < 8192 * 1024
+    ("vllm", "nvidia", 16 * MiB, 8, False),
+    ("vllm", "amd", 12 * MiB, 8, False),            # vLLM's max_size = 8192 * 1024 on ROCm too
+    ("sglang", "amd", 12 * MiB, 8, True),           # SGLang on ROCm: 2 * 8192 * 1024 = 16 MiB
+    ("sglang", "amd", 16 * MiB, 8, False),
+    ("sglang", "amd", 1 * MiB, 7, False),
+    ("vllm-ascend", "ascend", 1 * MiB, 8, False),   # NPUCommunicator: ca_comm = None, HCCL's all-reduce
 ])
-def test_custom_all_reduce_rule(h100, vendor, size, n, custom):
-    assert bool(uses_custom_all_reduce(vendor, size, n, h100.system)) is custom
+def test_custom_all_reduce_rule(h100, stack, vendor, size, n, custom):
+    assert bool(uses_custom_all_reduce(profile(stack), vendor, size, n, h100.system)) is custom
 
 
 def test_custom_all_reduce_not_across_the_scale_up_domain(h100):
     """A group of 16 spans two 8-GPU servers: 'Custom allreduce is disabled because this process group spans across
     nodes' (and 16 is no supported size)."""
-    assert not bool(uses_custom_all_reduce("nvidia", 1 * MiB, 16, h100.system))
+    assert not bool(uses_custom_all_reduce(profile("vllm"), "nvidia", 1 * MiB, 16, h100.system))
 
 
 def test_more_than_two_ranks_need_a_fully_connected_domain(h100):
@@ -72,8 +74,8 @@ def test_more_than_two_ranks_need_a_fully_connected_domain(h100):
     (here the H100 server rewired as a ring-like torus of 8) keeps the kernel for 2 ranks only."""
     lv = dataclasses.replace(h100.system.levels[0], topology=Topology("torus", 1.0, 0, (8,)))
     sysm = dataclasses.replace(h100.system, levels=(lv,) + tuple(h100.system.levels[1:]))
-    assert bool(uses_custom_all_reduce("nvidia", 1 * MiB, 2, sysm))
-    assert not bool(uses_custom_all_reduce("nvidia", 1 * MiB, 4, sysm))
+    assert bool(uses_custom_all_reduce(profile("vllm"), "nvidia", 1 * MiB, 2, sysm))
+    assert not bool(uses_custom_all_reduce(profile("vllm"), "nvidia", 1 * MiB, 4, sysm))
 
 
 @pytest.mark.parametrize("size, n", [(1 * MiB, 3), (1 * MiB, 5), (16 * MiB, 8), (8 * MiB, 4)])

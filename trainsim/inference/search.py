@@ -20,11 +20,6 @@ from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
 PREFILL_TOKENS_GRID = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
-#: vLLM's default ``max_num_seqs`` (running sequences per engine) on GPUs of at least this much memory other than
-#: A100s, and elsewhere (:func:`default_max_num_seqs`)
-LARGE_GPU_BYTES = 70 * 1024 ** 3
-DEFAULT_MAX_NUM_SEQS_LARGE = 1024
-DEFAULT_MAX_NUM_SEQS = 256
 
 
 def _pow2_upto(n: int) -> list[int]:
@@ -92,24 +87,11 @@ def plan_grid(s: ServeSetup, chips_options, fixed: dict | None = None) -> ServeP
     return ServePlans(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
 
 
-def default_max_num_seqs(chip) -> int:
-    """Sequences one serving engine runs at once when the deployment does not state it: vLLM's default
-    ``max_num_seqs``. vLLM V1 ``vllm/engine/arg_utils.py`` ``EngineArgs.get_batch_defaults`` (vllm-project/vllm main,
-    2025; the table since pull request 17885): ``if device_memory >= 70 * GiB_bytes and "a100" not in
-    device_name`` -> ``default_max_num_seqs = {LLM_CLASS: 1024, OPENAI_API_SERVER: 1024}`` ("For GPUs like H100 and
-    MI300x, use larger default values"), else 256 for both usage contexts; the scheduler admits a request only while
-    ``len(self.running) < max_num_seqs``. So 1,024 on an H100, H200, B200 or MI300X, 256 on an A100 or a 64 GiB
-    chip. SGLang sizes ``--max-running-requests`` from its KV pool and TensorRT-LLM's ``max_batch_size`` defaults to
-    2,048; a spec for those stacks states ``serving.max_batch``. The RL rollout servers keep their own rule
-    (:func:`trainsim.posttrain.phases.server_batch`)."""
-    large = chip.hbm_bytes >= LARGE_GPU_BYTES and "a100" not in chip.id
-    return DEFAULT_MAX_NUM_SEQS_LARGE if large else DEFAULT_MAX_NUM_SEQS
-
-
 def running_cap(p: ServePlans, max_batch_per_instance=None, max_seqs_per_replica=None):
     """The most sequences (decode) or prompts (a prefill round) one instance of plan ``p`` runs at once: the stated
     ``max_batch_per_instance`` (the spec's ``serving.max_batch``), else ``max_seqs_per_replica`` per data-parallel
-    replica (one scheduler each: ``max_seqs x dp``; :func:`default_max_num_seqs` where the batch is searched), else
+    replica (one scheduler each: ``max_seqs x dp``; the serving stack's default where the batch is searched,
+    :func:`trainsim.inference.stacks.default_max_running`), else
     no cap (inf). Example: 8 H100 as tp 2 x dp 4 with the default: 4 x 1,024 = 4,096 per instance."""
     if max_batch_per_instance is not None:
         return np.broadcast_to(np.asarray(float(max_batch_per_instance)), np.shape(p.dp))

@@ -15,10 +15,11 @@ from ..model.arch import Arch
 from .experts import idle_expert_ranks
 from .calib import InferCalib, constant_sources, default_calib, engine_host_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
-from .search import (Evaluated, check_tp, default_max_num_seqs, evaluate_decode, evaluate_prefill, instance_sizes,
+from .search import (Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes,
                      plan_grid)
 from .setup import BYTES, ServeSetup
 from .spec import Serving
+from .stacks import default_max_running, stack_of
 from ..catalog.load import require_usable
 from ..numfmt import gib
 
@@ -73,12 +74,14 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
 
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
-              mtp=None, calib: InferCalib | None = None, expert_precision: str | None = None) -> ServeSetup:
+              mtp=None, calib: InferCalib | None = None, expert_precision: str | None = None,
+              stack: dict | None = None) -> ServeSetup:
     """The :class:`ServeSetup` of ``arch`` served on ``system`` at the given weight, KV and expert precisions,
-    with multi-token prediction ``mtp`` (draft tokens, acceptance) and the calibration for the system's chip."""
+    with multi-token prediction ``mtp`` (draft tokens, acceptance), the calibration for the system's chip and the
+    serving ``stack``'s profile (None: the chip vendor's usual stack)."""
     c = (calib or default_calib()).for_chip(system.chip)
     return ServeSetup(arch, system, precision, kv_precision, mtp.draft_tokens if mtp else 0,
-                      mtp.acceptance if mtp else 0.0, c, expert_precision)
+                      mtp.acceptance if mtp else 0.0, c, expert_precision, stack)
 
 
 def aggregate_output_rate(input_len: float, output_len: float, prefill_tps, decode_tps=None):
@@ -138,9 +141,21 @@ def _serving_calib(sv: Serving, calib: InferCalib | None) -> InferCalib:
         calib = (calib or default_calib()).with_(expert_imbalance=sp.expert_imbalance)
     if not sp.two_batch_overlap:   # the deployment runs one batch per step: nothing hides its communication
         calib = (calib or default_calib()).with_(comm_overlap=0.0)
-    # a synchronous engine loop (the serving points that state one run vLLM V0): the GPU waits for per-sequence
-    # host work every step
-    return engine_host_calib(calib or default_calib(), sv.system.chip, host_overlap=sp.host_overlap, loop="vllm-v0")
+    # a synchronous engine loop: stated (host_overlap: false, vLLM V0's loop: the serving points that state one
+    # run it), else the stack's default (serving_stacks.yaml host_overlap / host_loop: vLLM before 0.8.0)
+    prof = serving_stack(sv)
+    if sp.host_overlap is not None:
+        overlap, loop = sp.host_overlap, "vllm-v0"
+    else:
+        overlap = True if prof["host_overlap"] is None else prof["host_overlap"]
+        loop = prof["host_loop"]
+    return engine_host_calib(calib or default_calib(), sv.system.chip, host_overlap=overlap, loop=loop)
+
+
+def serving_stack(sv: Serving) -> dict:
+    """The profile of the serving stack a spec runs (``serving.stack`` at ``serving.stack_version``, else its chip
+    vendor's usual stack: :func:`trainsim.inference.stacks.stack_of`)."""
+    return stack_of(sv.serving.stack, sv.serving.stack_version, sv.system.chip)
 
 
 #: the next narrower numerics a spec that does not fit may take, for weights and for the KV cache
@@ -172,13 +187,13 @@ def _fit_alternatives(sv: Serving, s: ServeSetup, run) -> str:
     w = NARROWER.get(sp.precision)
     if w is not None:
         xp = sp.expert_precision if sp.expert_precision and BYTES[sp.expert_precision] <= BYTES[w] else None
-        ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp), sv.chips, None)
+        ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp, s.stack), sv.chips, None)
         if np.any(ev.fits):
             out.append(f"serving.precision: {w} -> {rate(ev)}")
     k = NARROWER_KV.get(sp.kv_precision)
     if k is not None:
-        ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision), sv.chips,
-                 None)
+        ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision, s.stack),
+                 sv.chips, None)
         if np.any(ev.fits):
             out.append(f"serving.kv_precision: {k} -> {rate(ev)}")
     return "; ".join(out)
@@ -192,14 +207,15 @@ def _phases(sv: Serving, calib: InferCalib | None,
     without a feasible candidate raises too, unless ``partial_ok`` (then only a grid where no row has one does)."""
     sp = sv.serving
     s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, _serving_calib(sv, calib),
-                  sp.expert_precision)
+                  sp.expert_precision, serving_stack(sv))
     require_usable(sv.system.chip)
     fixed = _fixed(sv.plan, sv.chips)
     check_tp(sv.arch, fixed["tp"], "plan.tp" if sv.plan.tp is not None else "plan.dp")
     max_chips = None if sv.chips else max(512, sv.system.scale_up_size)
     # the running requests a server admits where the spec states no serving.max_batch and the batch is searched:
-    # the stack's default (search.default_max_num_seqs), per data-parallel replica
-    default_seqs = default_max_num_seqs(sv.system.chip) if sp.max_batch is None else None
+    # the stack's default (stacks.default_max_running: vLLM's max_num_seqs, TensorRT-LLM's max_batch_size, ...),
+    # per data-parallel replica; None where the stack has no cap but the KV cache's
+    default_seqs = default_max_running(s.stack_profile, sv.system.chip) if sp.max_batch is None else None
     pre = dec = None
     if sp.phase in ("prefill", "both"):
         ttft = sv.latency.ttft_ms / 1e3 if sv.latency.ttft_ms else None

@@ -7,6 +7,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError
 from ..model.arch import Arch
 from .calib import InferCalib, default_calib, int8_peak
+from .stacks import stack_of
 
 PRECISIONS = ("bf16", "fp8", "int8", "fp4")
 #: bytes per weight (or cached element). FP4 is NVFP4/MXFP4: 4-bit values plus one 8-bit scale per 16-element block
@@ -64,6 +65,8 @@ class ServeSetup:
     mtp_accept: float = 0.0
     calib: InferCalib = field(default_factory=default_calib)
     expert_precision: str | None = None
+    #: the serving stack's profile (:func:`trainsim.inference.stacks.profile`); None: the chip vendor's usual stack
+    stack: dict | None = None
 
     def __post_init__(self):
         for name in ("precision", "kv_precision", "expert_precision"):
@@ -77,6 +80,12 @@ class ServeSetup:
     def chip(self):
         """The system's chip."""
         return self.system.chip
+
+    @property
+    def stack_profile(self) -> dict:
+        """The serving stack's profile: the one given, else the chip vendor's usual stack's
+        (:func:`trainsim.inference.stacks.stack_of`)."""
+        return self.stack if self.stack is not None else stack_of(None, None, self.system.chip)
 
     @property
     def w_bytes(self) -> float:

@@ -30,14 +30,21 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
       two_batch_overlap: true          # optional (default true): each step runs as two micro-batches whose
                                        #   communication overlaps the other's compute; false where the source
                                        #   runs without it (SGLang on GB200 NVL72, part I)
-      host_overlap: true               # optional (default true): the engine overlaps its per-step host work with
-                                       #   the GPU (SGLang overlap scheduler, vLLM V1, TensorRT-LLM); false for a
-                                       #   synchronous loop (vLLM V0), which adds per-sequence host time each step
+      stack: tensorrt-llm              # optional: the serving stack, an id of inference/data/serving_stacks.yaml
+                                       #   (vllm, sglang, tensorrt-llm, vllm-ascend, cloudmatrix-infer): where its
+                                       #   custom all-reduce runs, its default running-request cap and host loop;
+                                       #   absent: the chip vendor's usual stack (vLLM's rules on GPUs)
+      stack_version: "0.4.3"           # optional: the stack's release, where its defaults changed between
+                                       #   releases (vLLM before 0.8.0: the V0 engine); absent: the newest rule
+      host_overlap: true               # optional (default: the stack's): the engine overlaps its per-step host
+                                       #   work with the GPU (SGLang overlap scheduler, vLLM V1, TensorRT-LLM);
+                                       #   false for a synchronous loop (vLLM V0), which adds per-sequence host
+                                       #   time each step
       max_batch: 256                   # optional: the server's cap on running sequences per instance, decode
                                        #   batch and prompts per prefill round alike (vLLM max_num_seqs;
-                                       #   SGLang --max-running-requests); absent: vLLM's default per
-                                       #   data-parallel replica where the batch is searched (1,024 on GPUs
-                                       #   of 70 GiB or more but A100, else 256: inference/search.py)
+                                       #   SGLang --max-running-requests); absent: the stack's default per
+                                       #   data-parallel replica where the batch is searched (vLLM: 1,024 on
+                                       #   GPUs of 70 GiB or more but A100, else 256; serving_stacks.yaml)
       max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
                                        #   running request (TensorRT-LLM's GUARANTEED_NO_EVICT); absent: KV
                                        #   is paged at the mean context (vLLM, SGLang)
@@ -79,6 +86,7 @@ from ..model.arch import Arch
 from ..types_checked import (MAX_SEQ_LEN, Chips, lower_case, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt,
                              SeqLen)
 from ..spec import chips_as_stated, resolve_model_and_system
+from .stacks import check_stack
 from ..io import load_spec_file, yaml_shape
 from .setup import speculative_tokens_per_step
 
@@ -119,7 +127,11 @@ class ServingPart(BaseModel):
     #: the engine overlaps its per-step host work (scheduling, input preparation, sampling, output processing) with
     #: GPU execution; ``False`` for a synchronous engine loop (vLLM V0 before multi-step scheduling), whose GPU
     #: waits ``sync_host_s_per_seq`` per running sequence every step (:mod:`trainsim.inference.step`)
-    host_overlap: StrictBool = True
+    host_overlap: StrictBool | None = None
+    #: the serving stack (an id of ``inference/data/serving_stacks.yaml``, checked in :func:`parse_serving`) and
+    #: its release; None: the chip vendor's usual stack (:func:`trainsim.inference.stacks.stack_of`)
+    stack: str | None = None
+    stack_version: Annotated[str, Field(pattern=r"^v?[0-9]+(\.[0-9]+)*([+.-][0-9A-Za-z.+-]*)?$")] | None = None
     max_batch: PosInt | None = None
     max_output_len: SeqLen | None = None
 
@@ -320,6 +332,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     except ValidationError as exc:
         raise from_validation(exc, where, ServingFile) from None
     _check_phase_fields(spec, where)
+    check_stack(spec.serving.stack, spec.serving.stack_version, "serving.stack", where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
     p = spec.plan

@@ -23,8 +23,8 @@ Per layer and micro-batch, on one chip (tokens ``t`` per tensor-parallel group, 
   combine (:func:`ll_dispatch`) do that work, and their own HBM copies are charged instead
   (:func:`ll_kernel_bytes_per_token`).
 * Communication: tp all-reduce x 2 per layer (:func:`tp_all_reduce_time`: the stacks' one-shot / two-shot
-  peer-to-peer kernel where they run it -- 2, 4, 6 or 8 ranks of one node, under 8 MiB, 16 MiB on ROCm,
-  :func:`uses_custom_all_reduce` -- else the library's ring); MoE dispatch
+  peer-to-peer kernel where the setup's serving stack runs it -- its world sizes inside one node, under its
+  buffer size (inference/data/serving_stacks.yaml), :func:`uses_custom_all_reduce` -- else the library's ring); MoE dispatch
   (8-bit or BF16) + combine (BF16) of ``k`` copies per token over ep: decode uses direct all-to-all
   (DeepEP low-latency kernels: every copy over the network, :func:`ll_dispatch_msg_bytes` per copy), prefill
   deduplicates per scale-up domain (DeepEP
@@ -65,6 +65,7 @@ from ..perf.compute import (FP8_SCALE_BYTES_PER_ELEM, copies_gemm_time, elementw
                              fp8_cast_bytes_per_elem, gemm_time, kernel_floor_time)
 from ..perf.context import BF16_BYTES
 from .calib import vendor_key
+from .stacks import custom_all_reduce_max_bytes
 from .experts import hit_probability, local_experts
 from .kv import is_latent, kv_shards, read_tokens, cached_tokens, state_bytes
 from .setup import ServeSetup
@@ -229,54 +230,42 @@ def _elementwise(lk: LayerKind, s: ServeSetup, p: ServePlans, t, phase: str = "p
     return by / (s.chip.hbm_bw * s.calib.mem_eff) + kernel_floor_time(kernels, s.calib.gemm_latency_s)
 
 
-#: Chip vendors whose serving stacks (vLLM, SGLang, TensorRT-LLM) all-reduce tensor-parallel activations with a
-#: custom peer-to-peer kernel inside one node (:func:`uses_custom_all_reduce`); other stacks use their library's
-#: all-reduce (MindIE: HCCL's, perf/collectives.py all_reduce_time).
-CUSTOM_AR_VENDORS = ("nvidia", "amd")
-#: the tensor-parallel sizes the custom kernel runs at (``CustomAllreduce._SUPPORTED_WORLD_SIZES``)
-CUSTOM_AR_WORLD_SIZES = (2, 4, 6, 8)
-#: the largest all-reduce the custom kernel takes, per vendor (bytes, exclusive: ``inp_size < max_size``)
-CUSTOM_AR_MAX_BYTES = {"nvidia": 8 * 1024 * 1024, "amd": 16 * 1024 * 1024}
 #: scale-up wirings on which every chip reaches every other directly (NVSwitch, xGMI's full mesh):
 #: :class:`trainsim.catalog.topology.Topology` kinds
 FULLY_CONNECTED_KINDS = ("switch", "fullmesh")
 
 
-def uses_custom_all_reduce(vendor: str, size_bytes, n, system):
-    """Whether a serving stack all-reduces ``size_bytes`` over ``n`` tensor-parallel chips with its custom
-    peer-to-peer kernel (:func:`custom_all_reduce_time`) rather than the library's ring (NCCL / RCCL,
+def uses_custom_all_reduce(stack: dict, vendor: str, size_bytes, n, system):
+    """Whether serving stack ``stack`` (a profile of :mod:`trainsim.inference.stacks`) all-reduces ``size_bytes``
+    over ``n`` tensor-parallel chips of ``vendor`` with its custom peer-to-peer kernel
+    (:func:`custom_all_reduce_time`) rather than the library's ring (NCCL / RCCL / HCCL,
     :func:`trainsim.perf.collectives.all_reduce_time`); a bool array. All of:
 
-    * the chip's vendor has one (:data:`CUSTOM_AR_VENDORS`);
-    * ``n`` is 2, 4, 6 or 8 (:data:`CUSTOM_AR_WORLD_SIZES`) and inside one scale-up domain: any other size
-      disables it at start-up ("Custom allreduce is disabled due to an unsupported world size"), a group across
-      nodes too ("this process group spans across nodes");
-    * more than 2 ranks only where the domain is fully connected (:data:`FULLY_CONNECTED_KINDS`; "not supported on
-      more than two PCIe-only GPUs");
-    * the message is under the kernel's buffer, ``size_bytes < max_size`` (:data:`CUSTOM_AR_MAX_BYTES`): 8 MiB
-      on NVIDIA, 16 MiB on AMD; larger messages go to NCCL / RCCL (``should_custom_ar`` returns False and
-      ``CudaCommunicator.all_reduce`` falls through to pynccl). ``should_custom_ar`` also wants a multiple of 16
-      bytes: ``t x hidden`` BF16 activations are one for any hidden divisible by 8.
+    * the stack has one (its profile's ``custom_all_reduce`` is not null: vLLM, SGLang, TensorRT-LLM; not
+      vllm-ascend or CloudMatrix-Infer, which all-reduce through HCCL);
+    * ``n`` is one of its ``world_sizes`` (2, 4, 6 or 8 in all three) and inside one scale-up domain: any other
+      size disables it at start-up (vLLM: "Custom allreduce is disabled due to an unsupported world size";
+      TensorRT-LLM: "Custom all reduce only supported on {2, 4, 6, 8} GPUs per node"), a group across nodes too;
+    * more than 2 ranks only where the domain is fully connected (:data:`FULLY_CONNECTED_KINDS`; vLLM: "not
+      supported on more than two PCIe-only GPUs");
+    * the message is under the kernel's buffer, ``size_bytes < max_bytes``
+      (:func:`trainsim.inference.stacks.custom_all_reduce_max_bytes`): vLLM 8 MiB (8,388,608 B) on CUDA and ROCm,
+      SGLang 8 MiB on CUDA and 16 MiB on ROCm, TensorRT-LLM 16,000,000 B at 2 ranks and 8,000,000 B above; larger
+      messages go to the library. vLLM's ``should_custom_ar`` also wants a multiple of 16 bytes: ``t x hidden``
+      BF16 activations are one for any hidden divisible by 8.
 
-    Sources: vLLM ``vllm/distributed/device_communicators/custom_all_reduce.py`` at
-    00d618aab60448acdf3fac3e9c4e2e22d0c6c753 (``_SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]``, ``max_size=8192 * 1024``,
-    ``should_custom_ar``: ``if self.world_size == 2 or self.fully_connected: return inp_size < self.max_size``;
-    the same rule since v0.4, when ``_SUPPORTED_WORLD_SIZES`` sat in ``init_custom_ar``) and ``cuda_communicator.py``
-    (quick reduce on ROCm, then custom, then pynccl); SGLang ``python/sglang/srt/distributed/device_communicators/
-    custom_all_reduce.py`` at 004e6561cb8ae26d62166c15782955f99f058274 (adapted from vLLM v0.6.4.post1: the same
-    sizes, ``_MAX_CAR_SIZE = 8192 * 1024``, on ROCm ``2 * 8192 * 1024``, "crossover is at 16MB buffer size for
-    ROCm"). Not modelled: newer vLLM's symmetric-memory all-reduce above a smaller custom cap where
-    ``VLLM_ALLREDUCE_USE_SYMM_MEM`` is on (``all_reduce_utils.py`` ``CUSTOM_ALL_REDUCE_MAX_SIZES``, Hopper 8 ranks:
-    256 KiB, then symmetric memory to 64 MiB), ROCm's quick reduce (quantised, off by default) and TensorRT-LLM's
-    own rule (workspace 16 MB at 2 ranks, 8 MB above, ``cpp/tensorrt_llm/common/customAllReduceUtils.h``
-    ``getMaxRequiredWorkspaceSize``, with an NCCL token threshold): the validation points that run them are priced
-    with this rule. Example: tp 3, or tp 8 and 16 MiB, on H100: NCCL's ring; tp 8 and 1 MiB: the custom kernel."""
+    Each number with its source in ``inference/data/serving_stacks.yaml``. Not modelled: newer vLLM's
+    symmetric-memory all-reduce where ``VLLM_ALLREDUCE_USE_SYMM_MEM`` is on, ROCm's quick reduce (quantised, off by
+    default) and TensorRT-LLM's AUTO strategy tables. Example: vLLM at tp 3, or tp 8 and 16 MiB, on H100: NCCL's
+    ring; tp 8 and 1 MiB: the custom kernel; TensorRT-LLM at tp 2 and 12 MiB: the custom kernel (vLLM: NCCL)."""
     n = np.asarray(n, dtype=np.float64)
-    if vendor not in CUSTOM_AR_VENDORS:
+    car = stack["custom_all_reduce"]
+    if car is None:
         return np.zeros(np.broadcast(n, np.asarray(size_bytes)).shape, dtype=bool)
-    sizes_ok = np.isin(n, CUSTOM_AR_WORLD_SIZES) & (n <= system.scale_up_size)
+    sizes_ok = np.isin(n, car["world_sizes"]) & (n <= system.scale_up_size)
     wired = (n <= 2) | (system.levels[0].topology.kind in FULLY_CONNECTED_KINDS)
-    return sizes_ok & wired & (np.asarray(size_bytes, dtype=np.float64) < CUSTOM_AR_MAX_BYTES[vendor])
+    return sizes_ok & wired & (np.asarray(size_bytes, dtype=np.float64)
+                               < custom_all_reduce_max_bytes(stack, vendor, n))
 
 
 def custom_all_reduce_time(size_bytes, n, system, eff):
@@ -308,13 +297,13 @@ def custom_all_reduce_time(size_bytes, n, system, eff):
 
 def tp_all_reduce_time(s: ServeSetup, size_bytes, n):
     """One tensor-parallel all-reduce of ``size_bytes`` over ``n`` chips in serving: the custom kernel
-    (:func:`custom_all_reduce_time`) where the stack runs it (:func:`uses_custom_all_reduce`: NVIDIA and AMD chips,
-    2, 4, 6 or 8 ranks inside one scale-up domain, under 8 / 16 MiB), else the library's all-reduce
+    (:func:`custom_all_reduce_time`) where the setup's serving stack runs it (:func:`uses_custom_all_reduce`: the
+    stack's world sizes inside one scale-up domain, under its buffer size), else the library's all-reduce
     (:func:`trainsim.perf.collectives.all_reduce_time`)."""
     n = np.asarray(n, dtype=np.float64)
     ni = n.astype(np.int64)
     ring = all_reduce_time(size_bytes, ni, np.ones_like(ni), s.system, s.calib.coll_eff)
-    custom = uses_custom_all_reduce(vendor_key(s.chip), size_bytes, n, s.system)
+    custom = uses_custom_all_reduce(s.stack_profile, vendor_key(s.chip), size_bytes, n, s.system)
     if not np.any(custom):
         return ring
     return np.where(custom, custom_all_reduce_time(size_bytes, n, s.system, s.calib.coll_eff), ring)
