@@ -121,7 +121,7 @@ def describe_chip(chip_id: str) -> dict[str, Any]:
     fields = [_field(k, v, src) for k, v in values.items() if v is not None or k in src]
     entry = load.chip_entry(chip_id)
     research = []
-    for name in ("year", "tpp", "scale_up_bidirectional_GBps"):
+    for name in ("year", "tpp", "scale_up_bidirectional_GBps", "same_silicon_as"):
         sv = getattr(entry, name)
         if sv is not None:
             research.append(_research(name, sv.value, src.get(name)))

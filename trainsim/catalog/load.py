@@ -248,9 +248,14 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
     host_cpu = str(cpu.value) if cpu is not None and cpu.value is not None else None
     wiring = e.extra.get("scale_up_topology")
     topo = parse_topology(wiring.value, f"chips.{e.id}.scale_up_topology", "hardware.yaml") if wiring else None
+    silicon = None
+    if e.same_silicon_as is not None:
+        silicon = str(e.same_silicon_as.value)
+        src["same_silicon_as"] = to_sourced(e.same_silicon_as)
     return Chip(id=e.id, name=e.name, vendor=e.vendor, family=family_of(e.id), peak_flops=peak, hbm_bytes=hbm,
                 hbm_bw=hbm_bw, scale_up_bw=up, scale_out_bw=out, tdp_w=_num(e.tdp_w), price_usd=_num(e.price_usd),
-                sources=src, host_link_bw=host_bw, scale_up_topology=topo, host_cpu=host_cpu)
+                sources=src, host_link_bw=host_bw, scale_up_topology=topo, host_cpu=host_cpu,
+                same_silicon_as=silicon)
 
 
 def _range_value(value, dim: str, field: str, where: str) -> float:
@@ -317,6 +322,24 @@ def _build_chips() -> dict[str, Chip]:
 def chips() -> dict[str, Chip]:
     """Every catalog chip by id (ids exactly as in hardware.yaml)."""
     return dict(_chips())
+
+
+def silicon_of(chip_id: str) -> str:
+    """The id a chip model's fitted calibration is keyed by: the catalog chip whose die and clocks it has
+    (hardware.yaml ``same_silicon_as``: the H800 SXM5 is the H100 SXM5's GH100 at the same clocks with NVLink cut
+    to 400 GB/s, so ``nvidia-h100-sxm5``), else its own id (also for an inline chip, not in the catalog).
+
+    The one rule both sides use: scripts/calibrate.py pools the runs of one silicon into one chip-model fit
+    (validate/calibrate.py CalRun.chip) and perf/calibration.py calib_key resolves a chip through it, so two chips
+    of one silicon never get different GEMM efficiencies and differ only where their datasheets do."""
+    c = _chips().get(chip_id)
+    return c.same_silicon_as if c is not None and c.same_silicon_as else chip_id
+
+
+def same_silicon(chip_id: str) -> list[str]:
+    """The catalog chips of ``chip_id``'s silicon (:func:`silicon_of`), itself included, sorted."""
+    key = silicon_of(chip_id)
+    return sorted({chip_id, key} | {c for c in _chips() if silicon_of(c) == key})
 
 
 def get_chip(chip_id: str, *, field: str | None = None, where: str | None = None) -> Chip:

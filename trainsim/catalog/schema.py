@@ -105,6 +105,9 @@ class ChipEntry(_WithExtra):
     tdp_w: SourcedNumber | None = None
     price_usd: SourcedNumber | None = None
     tpp: SourcedNumber | None = None
+    #: the catalog chip this one shares its die and clocks with (the H800 SXM5: the H100 SXM5's GH100 at the same
+    #: clocks, NVLink cut): calibration pools and looks up both as one silicon (catalog/load.py silicon_of)
+    same_silicon_as: SourcedValue | None = None
     extra: dict[str, SourcedValue] = Field(default_factory=dict)  # export_control, measured, notes, ...
 
 
@@ -147,6 +150,33 @@ def _check_unique(ids: list[str], what: str) -> None:
         seen.add(i)
 
 
+#: the fields two chips of one silicon (ChipEntry.same_silicon_as) must state alike: the die at the same clocks has
+#: the same dense peaks, and the calibration fitted on one is the other's only if its HBM is the same too
+SAME_SILICON_FIELDS = ("bf16_dense_tflops", "fp8_dense_tflops", "fp4_dense_tflops", "hbm_capacity_gb",
+                       "hbm_bandwidth_TBps")
+
+
+def _check_same_silicon(chips: list[ChipEntry]) -> None:
+    """Each ``same_silicon_as`` names another catalog chip that names none itself (one silicon, one key), and the
+    two state the same :data:`SAME_SILICON_FIELDS`."""
+    by_id = {c.id: c for c in chips}
+    for c in chips:
+        if c.same_silicon_as is None:
+            continue
+        other = c.same_silicon_as.value
+        if not isinstance(other, str) or other not in by_id or other == c.id:
+            raise ValueError(f"chip {c.id}: same_silicon_as {other!r:.80} is not another catalog chip id")
+        if by_id[other].same_silicon_as is not None:
+            raise ValueError(f"chip {c.id}: same_silicon_as {other!r} names a chip that itself names "
+                             f"{by_id[other].same_silicon_as.value!r}; expected the silicon's own chip")
+        for f in SAME_SILICON_FIELDS:
+            a, b = getattr(c, f), getattr(by_id[other], f)
+            va, vb = (None if a is None else a.value), (None if b is None else b.value)
+            if va != vb:
+                raise ValueError(f"chip {c.id}: {f} {va!r} differs from same_silicon_as {other}'s {vb!r}; expected "
+                                 f"the same die and clocks to state the same value")
+
+
 class HardwareFile(BaseModel):
     """hardware.yaml: ``meta``, ``sources`` (id -> citation), ``chips``, ``systems`` and research-only sections."""
 
@@ -164,6 +194,7 @@ class HardwareFile(BaseModel):
         _check_unique([s.id for s in self.systems], "system")
         _check_sources(self.chips, set(self.sources), "chip")
         _check_sources(self.systems, set(self.sources), "system")
+        _check_same_silicon(self.chips)
         return self
 
 

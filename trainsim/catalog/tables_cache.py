@@ -64,6 +64,7 @@ def _enc_chip(c: Chip) -> dict:
             "hbm_bytes": c.hbm_bytes, "hbm_bw": c.hbm_bw, "scale_up_bw": c.scale_up_bw,
             "scale_out_bw": c.scale_out_bw, "tdp_w": c.tdp_w, "price_usd": c.price_usd, "host_link_bw": c.host_link_bw,
             "scale_up_topology": _enc_topo(c.scale_up_topology), "host_cpu": c.host_cpu,
+            "same_silicon_as": c.same_silicon_as,
             "sources": {k: _enc_sourced(v) for k, v in c.sources.items()}, "ranges": _enc_ranges(c.ranges)}
 
 

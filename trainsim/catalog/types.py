@@ -53,6 +53,8 @@ class Chip:
     #: the host CPU family where the chip fixes it: 'grace' for the Grace-Blackwell superchips (one Grace CPU per two
     #: GPUs on the module); None where the board is paired with whatever host the system has (x86 in DGX / HGX)
     host_cpu: str | None = None
+    #: the catalog chip whose die and clocks this one has (hardware.yaml ``same_silicon_as``), None for its own
+    same_silicon_as: str | None = None
 
     def flops(self, precision: str) -> float:
         """Dense peak for matmul inputs of ``precision``; a chip without FP8 runs FP8 recipes at its BF16 rate."""

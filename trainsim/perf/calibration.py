@@ -3,7 +3,8 @@
 That file is the only place fitted numbers live; ``scripts/calibrate.py`` writes it from the calibration runs
 (see ``trainsim validate``). Every constant is a physical fraction or time with a documented default.
 
-Levels, the most specific first (:func:`calib_for`): chip model with its software stack, chip model, family with
+Levels, the most specific first (:func:`calib_for`): chip model with its software stack, chip model (keyed by its
+silicon, catalog/load.py silicon_of: the H800 SXM5 takes the H100 SXM5's fit), family with
 its software stack, family, the family's vendor pool (``vendors:``, keyed by the family's vendor part,
 catalog/load.py vendor_key: ``nvidia``, ``amd``, ``ascend``, ``google``), the global pool (``default``). A chip
 family without its own fit takes its vendor's pool before the global one, so that, e.g., Blackwell BF16 is priced
@@ -16,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..catalog.load import vendor_key
+from ..catalog.load import silicon_of, vendor_key
 from ..errors import TrainsimError
 from ..io.specfile import yaml_shape
 from ..io.yamlsafe import read_yaml
@@ -238,9 +239,11 @@ def calib_for(family: str, table: dict[str, Calib] | None = None, framework: str
 def calib_key(family: str, table: dict[str, Calib] | None = None, framework: str | None = None,
               chip: str | None = None) -> str:
     """The entry of :func:`load_calibration`'s table :func:`calib_for` takes (``nvidia-gb300@megatron-bridge-2026``,
-    ``nvidia-hopper``, ``vendor:nvidia``, ``default``, ...): where a chip's fitted constants come from."""
+    ``nvidia-hopper``, ``vendor:nvidia``, ``default``, ...): where a chip's fitted constants come from. A chip
+    model is looked up by its silicon (catalog/load.py :func:`~trainsim.catalog.load.silicon_of`), as
+    scripts/calibrate.py keys its fit: the H800 SXM5 resolves to ``nvidia-h100-sxm5``."""
     table = table or load_calibration()
-    for g in (chip, family):
+    for g in (None if chip is None else silicon_of(chip), family):
         if g is None:
             continue
         if framework is not None and f"{g}@{framework}" in table:

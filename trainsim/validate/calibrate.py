@@ -12,7 +12,9 @@ Fitted parameters (everything else keeps its documented default in :class:`~trai
   BF16 runs, not from a pool that holds the 30 Ascend runs. Within a family, a chip model (SKU) with MIN_RUNS
   runs of its own gets its own value: SKUs of one architecture share a datasheet peak but not their power limit
   and clocks (GB200 1,200 W, GB300 1,400 W, both 5 PFLOP/s dense FP8), so the share of the peak they sustain
-  differs. GEMM shape effects are not
+  differs. Chips of one silicon (hardware.yaml ``same_silicon_as``: the H800 SXM5 is the H100 SXM5's die at its
+  clocks) are one chip model here, keyed by the silicon's chip id (catalog/load.py silicon_of). GEMM shape effects
+  are not
   fitted: tile, wave and K-loop quantisation use hardware facts (perf/data/constants.yaml).
 * ``gemm_eff_fp8_block_ratio``, one pooled value: the share of the FP8 peak block-scaled GEMMs (fp8_recipe mxfp8
   or blockwise) reach over what the chip's per-tensor FP8 GEMMs reach (:func:`_fit_block_ratio`).
@@ -44,7 +46,7 @@ from ..estimate import context
 from ..frameworks import default_stages, framework_of, restrict_plan, run_plan_rules, runtime_settings
 from ..perf.context import BLOCK_SCALED_RECIPES
 from ..perf.calibration import calib_for
-from ..catalog.load import vendor_key
+from ..catalog.load import same_silicon, silicon_of, vendor_key
 
 MIN_RUNS = 3
 PARAM = {"bf16": "gemm_eff", "fp8": "gemm_eff_fp8"}
@@ -83,8 +85,9 @@ class CalRun:
 
     @property
     def chip(self) -> str:
-        """The run's chip model (SKU) id."""
-        return self.run.system.chip.id
+        """The run's chip model (SKU) as calibration keys it: its silicon (catalog/load.py silicon_of), so the runs
+        of chips that share a die and clocks (H800 SXM5 and H100 SXM5) are one chip-model group."""
+        return silicon_of(self.run.system.chip.id)
 
     @property
     def vendor(self) -> str | None:
@@ -593,8 +596,11 @@ def calibration_yaml(full: Fit, loo: LooResult, runs: list[CalRun]) -> str:
         e["source"] = f"fitted by scripts/calibrate.py on the {fam} runs of validation/runs (counts in fitted_on_*)"
     for chip, e in chips.items():
         e["family"] = family_of[chip]
-        e["source"] = (f"fitted by scripts/calibrate.py on the {chip} runs of validation/runs (counts in fitted_on_*): "
-                       f"the chip model's own sustained share of its peak within its family")
+        others = [c for c in same_silicon(chip) if c != chip]
+        e["source"] = (f"fitted by scripts/calibrate.py on the {chip} runs of validation/runs"
+                       + (f" with those of the chips of its silicon ({', '.join(others)}: hardware.yaml "
+                          f"same_silicon_as)" if others else "")
+                       + " (counts in fitted_on_*): the chip model's own sustained share of its peak within its family")
     for fw, by_fam in fws.items():
         for fam, e in by_fam.items():
             e["source"] = f"fitted by scripts/calibrate.py on the {fam} runs of framework {fw} (counts in fitted_on_*)"
