@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_line, run_main
+from conftest import RUN_A100, one_line, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 OPD = ROOT / "examples" / "posttrain-opd-two-clusters.yaml"
@@ -88,13 +88,8 @@ def test_infer_table_of_a_run_without_mtp_has_no_mtp_row(capsys):
 # ---------------------------------------------------------------- 3. the report said no catalog input had a range
 
 
-H800_RUN = """name: h800-8b
-model: llama-3.1-8b
-system: hgx-h800
-chips: 64
-training: {tokens: 100B, seq_len: 4096, global_batch_seqs: 512, precision: bf16}
-plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: selective, micro_batch: 1}
-"""
+#: conftest's Llama 3.1 8B run on 64 chips, on an HGX H800 (whose power carries a range in the catalog)
+H800_RUN = RUN_A100.replace("name: a100-8b", "name: h800-8b").replace("system: dgx-a100", "system: hgx-h800")
 
 
 def test_report_ranges_name_the_power_range_and_the_energy_at_its_ends(tmp_path, capsys):
