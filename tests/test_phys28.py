@@ -137,6 +137,24 @@ def test_the_output_counts_toward_the_context(tmp_path):
     assert rc == 0, err[-400:]
 
 
+def test_the_high_end_of_an_uncertain_length_counts_toward_the_context(tmp_path):
+    """The validation table prices each end of an uncertain range as a stated input (inference/validate.py
+    predicted_range), so an end past the context is refused at load as a stated one is: input_len 1,000 with
+    uncertain [500, 140,000] + output_len 100 puts 140,100 tokens against Llama 3.1 8B's 131,072 (was exit 0);
+    an output range [50, 131,000] after 1,000 prompt tokens is 132,000; [50, 130,000] is 131,000 and answered."""
+    spec = tmp_path / "u.yaml"
+    base = LONG.format(model="llama-3.1-8b", serving="input_len: 1000, output_len: 100")
+    spec.write_text(base + "uncertain: {input_len: [500, 140000]}\n")
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert "uncertain.input_len" in line and "140,100" in line and "131,072" in line, line
+    spec.write_text(base + "uncertain: {output_len: [50, 131000]}\n")
+    line = _one_line(*run_in_process(["infer", str(spec)]), 2)
+    assert "uncertain.output_len" in line and "132,000" in line, line
+    spec.write_text(base + "uncertain: {output_len: [50, 130000]}\n")
+    rc, out, err = run_in_process(["infer", str(spec)])
+    assert rc == 0, err[-400:]
+
+
 def test_catalog_contexts_come_from_the_configs():
     """max_position_embeddings of the published config.json files: Llama 3.1 131,072; Qwen3-30B-A3B 40,960;
     DeepSeek-V3 163,840."""

@@ -214,13 +214,15 @@ def test_an_uncertain_end_the_spec_could_not_state_is_bad_input(tmp_path, unc, n
 
 
 def test_the_predicted_range_holds_the_nominal_prediction(tmp_path):
-    """An end with no plan is skipped: the output_len end of 1e8 tokens (a 5e7-token mean context) fits nowhere,
+    """An end with no plan is skipped: the output_len end of 1e8 tokens (a 5e7-token mean context) fitted nowhere,
     so the range was the other end's prediction alone (5,744-5,744 beside a nominal 5,288 for 1 .. 1e300
-    before ends were checked). The range now always holds the nominal prediction."""
+    before ends were checked). The range now always holds the nominal prediction. (An output_len end past the
+    model's 40,960-token context is now refused at load, tests/test_phys28.py; a batch end of 1e6 sequences per
+    chip, whose KV cache fits no 8 H100, is the end with no plan here.)"""
     from trainsim.inference.validate import error_table
 
     spec = tmp_path / "s.yaml"
-    spec.write_text(UNC.format(unc="output_len: [256, 100000000]"))
+    spec.write_text(UNC.format(unc="batch_per_chip: [16, 1000000]"))
     row = error_table([spec], ranges=True)[0]
     lo, hi = row["predicted_range"]
     assert lo <= row["predicted"] <= hi and hi > lo, row

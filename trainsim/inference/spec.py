@@ -363,7 +363,10 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
                 raise TrainsimError(f"the {end} end {v:g} is not a valid serving.{k}: {e['msg']}",
                                     field=f"uncertain.{k}", where=where) from None
     _check_imbalance(spec, arch, where)
-    _check_context(spec, arch, where)
+    _check_context(spec.serving, arch, where)
+    for k in ("input_len", "output_len"):       # the high end of a token range is evaluated as stated ones are
+        if k in spec.uncertain:
+            _check_context(uncertain_serving(spec.serving, k, spec.uncertain[k][1]), arch, where, f"uncertain.{k}")
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
                    latency=spec.latency, plan=spec.plan, reported=spec.reported, uncertain=dict(spec.uncertain))
 
@@ -495,7 +498,7 @@ def _check_imbalance(spec: ServingFile, arch: Arch, where: str) -> None:
                                 f"top-k = {top:g} (the busiest expert gets every token)", field=field, where=where)
 
 
-def _check_context(spec: ServingFile, arch: Arch, where: str) -> None:
+def _check_context(sp: ServingPart, arch: Arch, where: str, field: str | None = None) -> None:
     """A request holds ``input_len + max_output_len`` tokens (``output_len`` where no maximum is stated), at most
     the model's context (:attr:`Arch.max_context`, :func:`~trainsim.model.hf.max_context_of`), which a server
     refuses past, except that a prompt of exactly the context still gets its one token from the prefill: vLLM v1
@@ -503,14 +506,14 @@ def _check_context(spec: ServingFile, arch: Arch, where: str) -> None:
     the first sampled token. So refused: ``input_len > context``, or more than one output token with ``input_len +
     output > context``. A 200,000-token prompt on Llama 3.1 8B (131,072) was priced as one prefill round
     (phys28). A model whose config states no limit is not checked; training may extend the context, so only
-    serving is."""
-    sp = spec.serving
+    serving is. ``field``: the field to blame where the workload is an end of an uncertain range (the validation
+    table evaluates those as it does the stated input), e.g. ``uncertain.input_len``."""
     out = sp.max_output_len or sp.output_len
     limit = arch.max_context
     if not limit or (sp.input_len <= limit and (out <= 1 or sp.input_len + out <= limit)):
         return
     out_name = "max_output_len" if sp.max_output_len else "output_len"
-    name = "serving.input_len" if sp.input_len > limit else f"serving.{out_name}"
+    name = field or ("serving.input_len" if sp.input_len > limit else f"serving.{out_name}")
     raise TrainsimError(f"a request of input_len {sp.input_len:,} + {out_name} {out:,} = {sp.input_len + out:,} "
                         f"tokens is more than {arch.name}'s context of {limit:,} (max_position_embeddings); "
                         f"expected at most {limit:,}", field=name, where=where)
