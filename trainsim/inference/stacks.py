@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from ..errors import TrainsimError, from_validation, unknown
+from ..errors import TrainsimError, close_matches, from_validation
 from ..yamlload import load_data
 from .calib import vendor_key
 
@@ -133,8 +133,8 @@ def profile(stack: str, version: str | None = None, *, field: str = "serving.sta
     error naming ``field`` and the known ids."""
     doc = _doc()
     if stack not in doc.stacks:
-        hint = unknown("serving stack", stack, doc.stacks)   # its close-match hint ('did you mean ...?'), if any
-        near = f" ({str(hint).split('; ', 1)[1]})" if "did you mean" in str(hint) else ""
+        hits = close_matches(stack, doc.stacks) if isinstance(stack, str) else []
+        near = f" (did you mean {', '.join(hits)}?)" if hits else ""
         raise TrainsimError(f"unknown serving stack {stack!r}; expected one of {', '.join(doc.stacks)}{near}",
                             field=field, where=where)
     p = doc.stacks[stack]
