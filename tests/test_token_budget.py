@@ -148,3 +148,18 @@ def test_bad_budget_is_one_line_exit_2(tmp_path, value):
     assert "serving.max_batched_tokens" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def test_a_chunked_round_holds_one_chunks_activations(h100_vllm):
+    """65,536 prompt tokens per H100 in one round: under vLLM V1's 8,192 a step holds 8,192 tokens' activations,
+    1/8 of the unchunked round's (activations scale with the step's tokens, inference/step.py
+    prefill_activation_bytes); the KV cache is the whole round's either way."""
+    from trainsim.inference.search import evaluate_prefill
+    s = h100_vllm
+    p = ServePlans(np.array([1.0]), np.array([1.0]), np.array([1.0]), np.array([1.0]))
+    chunked = evaluate_prefill(s, p, 4096, tokens_per_chip=65536)
+    whole = evaluate_prefill(setup_for(s.arch, s.system, stack=s.stack, max_batched_tokens=65536), p, 4096,
+                             tokens_per_chip=65536)
+    assert float(chunked.memory["activations"][0]) == pytest.approx(float(whole.memory["activations"][0]) / 8,
+                                                                    rel=1e-12)
+    assert float(chunked.memory["kv_cache"][0]) == pytest.approx(float(whole.memory["kv_cache"][0]), rel=1e-12)
