@@ -82,6 +82,17 @@ def stacks_table() -> str:
                     f"(not {', '.join(m.get('large_gpu_excludes') or [])}), else {m['value']:,}")
         return f"{m['value']:,}"
 
+    def budget(p: dict) -> str:
+        m = p["max_batched_tokens"]
+        if m is None:
+            return "none stated"
+        text = (f"{m['large_gpu_value']:,} on chips of {m['large_gpu_min_bytes'] / 2**30:g} GiB or more"
+                + (f" (not {', '.join(m['large_gpu_excludes'])})" if m.get("large_gpu_excludes") else "")
+                + f", else {m['value']:,}") if m.get("large_gpu_value") else f"{m['value']:,}"
+        if m.get("at_least_context"):
+            text = f"max(model context, {m['value']:,})"
+        return text + ("; decodes count first" if m["counts_decode"] else "; prefill only")
+
     def overlap(p: dict) -> str:
         return "not stated (spec default: overlapped)" if p["host_overlap"] is None else \
             "overlapped" if p["host_overlap"] else f"synchronous ({p['host_loop']})"
@@ -89,16 +100,17 @@ def stacks_table() -> str:
     defaults = {}
     for vendor, sid in doc.vendor_default.items():
         defaults.setdefault(sid, []).append(vendor)
-    lines = ["| stack | custom all-reduce | running requests per scheduler (unstated) | host loop (unstated) | "
-             "sources |", "|---|---|---|---|---|"]
+    lines = ["| stack | custom all-reduce | running requests per scheduler (unstated) | tokens per step and "
+             "scheduler (unstated) | host loop (unstated) | sources |", "|---|---|---|---|---|---|"]
     for sid, prof in doc.stacks.items():
         rows = [(sid, profile(sid))] + [(f"{sid} < {v.before}", profile(sid, _before(v.before)))
                                         for v in prof.versions]
         for label, p in rows:
             name = f"**{label}** ({p['name']}; default on {', '.join(defaults[sid])})" if sid in defaults and \
                 label == sid else f"**{label}** ({p['name']})"
-            src = " ".join(_cell(p[f"{k}_source"]) for k in ("custom_all_reduce", "max_running", "host_overlap"))
-            lines.append(f"| {name} | {car(p)} | {cap(p)} | {overlap(p)} | {src} |")
+            src = " ".join(_cell(p[f"{k}_source"]) for k in ("custom_all_reduce", "max_running", "max_batched_tokens",
+                                                             "host_overlap"))
+            lines.append(f"| {name} | {car(p)} | {cap(p)} | {budget(p)} | {overlap(p)} | {src} |")
     assert vendor_stack("other") in doc.stacks
     return "\n".join(lines)
 

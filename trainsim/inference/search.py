@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import TrainsimError
 from .setup import ServeSetup
-from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, step_time, weight_bytes_per_chip)
+from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, prefill_chunks, step_time,
+                   weight_bytes_per_chip)
 
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
@@ -100,6 +101,28 @@ def running_cap(p: ServePlans, max_batch_per_instance=None, max_seqs_per_replica
     return np.full(np.shape(p.dp), np.inf)
 
 
+def token_budget_cap(p: ServePlans, budget, tokens_per_seq):
+    """The most sequences one instance of plan ``p`` keeps running when each step of a scheduler (one per
+    data-parallel replica, one step per pipeline micro-batch) holds at most ``budget`` tokens and every running
+    sequence brings ``tokens_per_seq`` of them per step: ``budget x pp x dp / tokens_per_seq``; inf without a
+    budget (None).
+
+    A stack whose running decodes count against the step's budget first (vLLM V1 ``Scheduler.schedule``:
+    'First, schedule the RUNNING requests', then the waiting ones with the ``token_budget`` left, vllm-project/vllm
+    00024d3 vllm/v1/core/sched/scheduler.py; TensorRT-LLM's ``max_num_tokens``: serving_stacks.yaml
+    ``counts_decode``) gives a decoding sequence ``1 + draft`` tokens a step. Where prompts are prefilled on the same
+    chips (aggregated serving) each running sequence also needs its share of the prompts that replace the finished
+    ones: ``input_len x tokens gained per step / output_len`` prefill tokens a step, so ``tokens_per_seq = 1 + draft
+    + input_len x tokens_per_step / output_len``. A batch above the cap cannot hold in steady state: the prompts
+    wait for the budget the decodes leave, slots stay empty, and the running count falls until every step is full.
+    Example (hand): vLLM V1 on one H100 (budget 8,192), 1,024 outputs, no draft: 4,096-token prompts -> 8,192 /
+    (1 + 4) = 1,638.4 sequences (above its 1,024 max_num_seqs: not binding); 16,384-token prompts -> 8,192 / 17 =
+    481.9 (binding)."""
+    if budget is None:
+        return np.full(np.shape(p.dp), np.inf)
+    return float(budget) * p.pp * p.dp / np.asarray(tokens_per_seq, dtype=np.float64)
+
+
 @dataclass
 class Evaluated:
     """Every candidate with its numbers (flattened plan x batch), and the index of the best one (or None).
@@ -182,7 +205,7 @@ def _pick(tps, lat, ok) -> tuple[int | None, np.ndarray | None]:
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                     memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
-                    sequences=None, max_seqs_per_replica=None) -> Evaluated:
+                    sequences=None, max_seqs_per_replica=None, budget_tokens_per_seq=None) -> Evaluated:
     """Decode candidates: plans x batch grid (or the given batch: ``batch_per_chip``, or ``batch_per_instance``,
     one number or an array with one per plan).
 
@@ -200,6 +223,9 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     as many prompts are prefilled -- per decode step, so the time between a sequence's tokens becomes
     ``TPOT + B x input_len / (output_len x prefill rate x chips)`` (Sarathi-Serve, OSDI'24: prefill chunks
     stall decodes); the latency bound applies to that.
+    ``budget_tokens_per_seq``: where the batch is searched, the tokens a running sequence brings to each step,
+    which the stack's token budget caps where its decodes count against it (:func:`token_budget_cap`,
+    :attr:`~trainsim.inference.setup.ServeSetup.budget_counts_decode`).
     """
     if batch_per_instance is not None:            # one number, or one per plan
         p, b = _expand(plans, [1.0])
@@ -210,6 +236,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
         b = bpc * p.chips
     if max_batch_per_instance is not None or max_seqs_per_replica is not None:
         b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
+    if budget_tokens_per_seq is not None and s.budget_counts_decode:
+        b = np.minimum(b, token_budget_cap(p, s.token_budget, budget_tokens_per_seq))
     if max_batch_per_chip is not None:
         b = np.minimum(b, float(max_batch_per_chip) * p.chips)
     b_share = b                                    # sequences per instance averaged over the cluster
@@ -271,7 +299,9 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     ttft = rnd * np.maximum(1.0, p.dp / b)
     w = weight_bytes_per_chip(s, p)
     kv = kv_bytes_per_chip(s, p, np.maximum(b, p.dp), input_len)
-    act = prefill_activation_bytes(s, p, b, input_len)
+    # activations are held for one step's tokens: a round chunked under the stack's budget holds one chunk's
+    act = prefill_activation_bytes(s, p, b / prefill_chunks(b / p.pp / p.dp * float(input_len), s.token_budget),
+                                   input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
     ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))

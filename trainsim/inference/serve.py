@@ -75,13 +75,14 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
               mtp=None, calib: InferCalib | None = None, expert_precision: str | None = None,
-              stack: dict | None = None) -> ServeSetup:
+              stack: dict | None = None, max_batched_tokens: int | None = None) -> ServeSetup:
     """The :class:`ServeSetup` of ``arch`` served on ``system`` at the given weight, KV and expert precisions,
-    with multi-token prediction ``mtp`` (draft tokens, acceptance), the calibration for the system's chip and the
-    serving ``stack``'s profile (None: the chip vendor's usual stack)."""
+    with multi-token prediction ``mtp`` (draft tokens, acceptance), the calibration for the system's chip, the
+    serving ``stack``'s profile (None: the chip vendor's usual stack) and the stated per-step token budget
+    ``max_batched_tokens`` (None: the stack's)."""
     c = (calib or default_calib()).for_chip(system.chip)
     return ServeSetup(arch, system, precision, kv_precision, mtp.draft_tokens if mtp else 0,
-                      mtp.acceptance if mtp else 0.0, c, expert_precision, stack)
+                      mtp.acceptance if mtp else 0.0, c, expert_precision, stack, max_batched_tokens)
 
 
 def aggregate_output_rate(input_len: float, output_len: float, prefill_tps, decode_tps=None):
@@ -107,7 +108,7 @@ def has_decode(output_len: float) -> bool:
 def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=None, batch_per_chip=None,
                 batch_per_instance=None, tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                 memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
-                sequences=None, max_seqs_per_replica=None) -> Evaluated:
+                sequences=None, max_seqs_per_replica=None, budget_tokens_per_seq=None) -> Evaluated:
     """Decode candidates for ``chips`` per instance (or every instance size up to ``max_chips``); ``sequences``:
     the whole job's (:func:`~trainsim.inference.search.evaluate_decode`)."""
     sizes = [chips] if chips else instance_sizes(max_chips or s.system.scale_up_size, s.system.scale_up_size)
@@ -116,7 +117,8 @@ def best_decode(s: ServeSetup, context, *, chips=None, max_chips=None, fixed=Non
                            tpot_bound_s=tpot_bound_s, max_batch_per_instance=max_batch_per_instance,
                            max_batch_per_chip=max_batch_per_chip, memory_context=memory_context,
                            hbm_fraction=hbm_fraction, prefill_s_per_seq_chip=prefill_s_per_seq_chip,
-                           sequences=sequences, max_seqs_per_replica=max_seqs_per_replica)
+                           sequences=sequences, max_seqs_per_replica=max_seqs_per_replica,
+                           budget_tokens_per_seq=budget_tokens_per_seq)
 
 
 def best_prefill(s: ServeSetup, input_len: int, *, chips=None, max_chips=None, fixed=None, tokens_per_chip=None,
@@ -187,13 +189,14 @@ def _fit_alternatives(sv: Serving, s: ServeSetup, run) -> str:
     w = NARROWER.get(sp.precision)
     if w is not None:
         xp = sp.expert_precision if sp.expert_precision and BYTES[sp.expert_precision] <= BYTES[w] else None
-        ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp, s.stack), sv.chips, None)
+        ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp, s.stack,
+                           s.max_batched_tokens), sv.chips, None)
         if np.any(ev.fits):
             out.append(f"serving.precision: {w} -> {rate(ev)}")
     k = NARROWER_KV.get(sp.kv_precision)
     if k is not None:
-        ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision, s.stack),
-                 sv.chips, None)
+        ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision, s.stack,
+                           s.max_batched_tokens), sv.chips, None)
         if np.any(ev.fits):
             out.append(f"serving.kv_precision: {k} -> {rate(ev)}")
     return "; ".join(out)
@@ -207,7 +210,7 @@ def _phases(sv: Serving, calib: InferCalib | None,
     without a feasible candidate raises too, unless ``partial_ok`` (then only a grid where no row has one does)."""
     sp = sv.serving
     s = setup_for(sv.arch, sv.system, sp.precision, sp.kv_precision, sp.mtp, _serving_calib(sv, calib),
-                  sp.expert_precision, serving_stack(sv))
+                  sp.expert_precision, serving_stack(sv), sp.max_batched_tokens)
     require_usable(sv.system.chip)
     fixed = _fixed(sv.plan, sv.chips)
     check_tp(sv.arch, fixed["tp"], "plan.tp" if sv.plan.tp is not None else "plan.dp")
@@ -235,14 +238,19 @@ def _phases(sv: Serving, calib: InferCalib | None,
             assert pre is not None
             pre_tps = pre.at_best(pre.tokens_per_s_per_chip)
             inter = sp.input_len / (sp.output_len * (pre_tps if pre.best_rows is None else pre_tps[:, None]))
+        # the tokens a running sequence brings to each step, which a stack whose decodes count against the step's
+        # token budget caps where the batch is searched (search.token_budget_cap): its 1 + draft decode tokens and,
+        # aggregated, its share of the prompts that replace finished requests
+        per_seq = 1.0 + s.mtp_draft + (sp.input_len * s.tokens_per_step / sp.output_len if inter is not None else 0.0)
+        searched = sp.batch_per_chip is None and sp.batch is None
 
         def run_decode(setup: ServeSetup, chips, most) -> Evaluated:
             return best_decode(setup, sp.decode_context, chips=chips, max_chips=most, fixed=fixed,
                                batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
                                max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
                                prefill_s_per_seq_chip=inter,
-                               max_seqs_per_replica=(default_seqs if sp.batch_per_chip is None and sp.batch is None
-                                                     else None))
+                               max_seqs_per_replica=default_seqs if searched else None,
+                               budget_tokens_per_seq=per_seq if searched else None)
         dec = run_decode(s, sv.chips, max_chips)
         _require_plan("decode", dec, tpot, lambda: _fit_alternatives(sv, s, run_decode), partial_ok)
     return s, pre, dec
@@ -306,6 +314,8 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
         "expert_precision": s.expert_prec,
         "input_len": sp.input_len, "output_len": sp.output_len, "decode_context_len": ctx,
         "mtp": sp.mtp.model_dump() if sp.mtp else None,
+        # the per-step token budget of one scheduler the prefill is chunked to (stated, else the stack's)
+        "max_batched_tokens": s.token_budget,
     }
     if pre is not None:
         assert pre.best is not None

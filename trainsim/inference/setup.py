@@ -7,7 +7,7 @@ from ..catalog.types import System
 from ..errors import TrainsimError
 from ..model.arch import Arch
 from .calib import InferCalib, default_calib, int8_peak
-from .stacks import stack_of
+from .stacks import budget_counts_decode, default_max_batched_tokens, stack_of
 
 PRECISIONS = ("bf16", "fp8", "int8", "fp4")
 #: bytes per weight (or cached element). FP4 is NVFP4/MXFP4: 4-bit values plus one 8-bit scale per 16-element block
@@ -67,6 +67,9 @@ class ServeSetup:
     expert_precision: str | None = None
     #: the serving stack's profile (:func:`trainsim.inference.stacks.profile`); None: the chip vendor's usual stack
     stack: dict | None = None
+    #: the deployment's stated token budget per step and scheduler (``serving.max_batched_tokens``); None: the
+    #: stack's default (:attr:`token_budget`)
+    max_batched_tokens: int | None = None
 
     def __post_init__(self):
         for name in ("precision", "kv_precision", "expert_precision"):
@@ -86,6 +89,21 @@ class ServeSetup:
         """The serving stack's profile: the one given, else the chip vendor's usual stack's
         (:func:`trainsim.inference.stacks.stack_of`)."""
         return self.stack if self.stack is not None else stack_of(None, None, self.system.chip)
+
+    @property
+    def token_budget(self) -> int | None:
+        """Tokens one scheduler (data-parallel replica) runs in one step: the stated ``max_batched_tokens``, else
+        the stack's default on this chip (:func:`trainsim.inference.stacks.default_max_batched_tokens`, at least
+        the model's context where the stack's rule says so); None: no budget (the stack publishes none)."""
+        if self.max_batched_tokens is not None:
+            return int(self.max_batched_tokens)
+        return default_max_batched_tokens(self.stack_profile, self.system.chip, self.arch.max_context)
+
+    @property
+    def budget_counts_decode(self) -> bool:
+        """Whether the running decodes' tokens count against :attr:`token_budget` first (the stack's rule,
+        :func:`trainsim.inference.stacks.budget_counts_decode`)."""
+        return self.token_budget is not None and budget_counts_decode(self.stack_profile)
 
     @property
     def w_bytes(self) -> float:

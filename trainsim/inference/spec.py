@@ -45,6 +45,12 @@ same values as in a run spec (catalog id, file path relative to the spec, or inl
                                        #   SGLang --max-running-requests); absent: the stack's default per
                                        #   data-parallel replica where the batch is searched (vLLM: 1,024 on
                                        #   GPUs of 70 GiB or more but A100, else 256; serving_stacks.yaml)
+      max_batched_tokens: 16384        # optional: tokens one scheduler (data-parallel replica) runs per step
+                                       #   (vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size per
+                                       #   rank, TensorRT-LLM max_num_tokens): a prefill of P tokens runs in
+                                       #   ceil(P / budget) steps; absent: the stack's default
+                                       #   (serving_stacks.yaml: vLLM's API server 8,192 on GPUs of 70 GiB or
+                                       #   more but A100, else 2,048)
       max_output_len: 20000            # optional: the stack reserves KV for input_len + max_output_len per
                                        #   running request (TensorRT-LLM's GUARANTEED_NO_EVICT); absent: KV
                                        #   is paged at the mean context (vLLM, SGLang)
@@ -133,6 +139,9 @@ class ServingPart(BaseModel):
     stack: str | None = None
     stack_version: Annotated[str, Field(pattern=r"^v?[0-9]+(\.[0-9]+)*([+.-][0-9A-Za-z.+-]*)?$")] | None = None
     max_batch: PosInt | None = None
+    #: the deployment's per-step token budget of one scheduler (:attr:`~trainsim.inference.setup.ServeSetup.
+    #: token_budget`); None: the stack's default (inference/data/serving_stacks.yaml ``max_batched_tokens``)
+    max_batched_tokens: PosInt | None = None
     max_output_len: SeqLen | None = None
 
     @field_validator("output_len_cv")

@@ -31,9 +31,9 @@ class CustomAllReduce(BaseModel):
     max_bytes_at_most_2_ranks: int | None = Field(None, gt=0)
 
 
-class MaxRunning(BaseModel):
-    """A server's default cap on running requests per scheduler: ``value``, or ``large_gpu_value`` on chips of at
-    least ``large_gpu_min_bytes`` of HBM whose id names none of ``large_gpu_excludes``."""
+class ChipDefault(BaseModel):
+    """A server default that depends on the chip: ``value``, or ``large_gpu_value`` on chips of at least
+    ``large_gpu_min_bytes`` of HBM whose id names none of ``large_gpu_excludes`` (:func:`chip_default`)."""
 
     model_config = ConfigDict(extra="forbid")
     value: int = Field(gt=0)
@@ -48,6 +48,19 @@ class MaxRunning(BaseModel):
         return self
 
 
+class MaxRunning(ChipDefault):
+    """A server's default cap on running requests per scheduler."""
+
+
+class MaxBatchedTokens(ChipDefault):
+    """A server's default token budget of one step per scheduler (vLLM ``max_num_batched_tokens``, SGLang
+    ``--chunked-prefill-size``, TensorRT-LLM ``max_num_tokens``): ``at_least_context``: at least the model's context
+    (vLLM V0 without chunked prefill); ``counts_decode``: the running decodes' tokens count against it first."""
+
+    at_least_context: StrictBool = False
+    counts_decode: StrictBool
+
+
 class _Fields(BaseModel):
     """The fields a profile or one of its versions may state (each with its ``_source``)."""
 
@@ -57,6 +70,8 @@ class _Fields(BaseModel):
     custom_all_reduce_source: str | None = None
     max_running: MaxRunning | None = None
     max_running_source: str | None = None
+    max_batched_tokens: MaxBatchedTokens | None = None
+    max_batched_tokens_source: str | None = None
     host_overlap: StrictBool | None = None
     host_overlap_source: str | None = None
     host_loop: str = "vllm-v1"
@@ -74,15 +89,17 @@ class StackProfile(_Fields):
     name: str
     custom_all_reduce_source: str
     max_running_source: str
+    max_batched_tokens_source: str
     host_overlap_source: str
     versions: list[StackVersion] = []
 
     @model_validator(mode="before")
     @classmethod
     def _all_stated(cls, data):
-        """custom_all_reduce, max_running and host_overlap must be stated, null included: unstated is not none."""
+        """custom_all_reduce, max_running, max_batched_tokens and host_overlap must be stated, null included:
+        unstated is not none."""
         if isinstance(data, dict):
-            for k in ("custom_all_reduce", "max_running", "host_overlap"):
+            for k in ("custom_all_reduce", "max_running", "max_batched_tokens", "host_overlap"):
                 if k not in data:
                     raise ValueError(f"{k} missing: state it, null where the stack has none, with its {k}_source")
         return data
@@ -172,16 +189,40 @@ def custom_all_reduce_max_bytes(prof: dict, vendor: str, n):
     return np.where(n <= 2, float(two), base) if two else np.full_like(n, base)
 
 
-def default_max_running(prof: dict, chip) -> int | None:
-    """Requests one scheduler of stack ``prof`` runs at once when the deployment states no cap (its ``max_running``
-    on ``chip``: the large-GPU value on a chip of at least ``large_gpu_min_bytes`` whose id names none of
-    ``large_gpu_excludes``); None where the stack has no cap but the KV cache's."""
-    m = prof["max_running"]
-    if m is None:
-        return None
+def chip_default(m: dict, chip) -> int:
+    """A :class:`ChipDefault` (as a dict) on ``chip``: its ``large_gpu_value`` on a chip of at least
+    ``large_gpu_min_bytes`` of HBM whose id names none of ``large_gpu_excludes``, else its ``value`` (vLLM's
+    ``EngineArgs.get_batch_defaults``: 'device_memory >= 70 * GiB_bytes and "a100" not in device_name')."""
     large = (m.get("large_gpu_value") is not None and chip.hbm_bytes >= m["large_gpu_min_bytes"]
              and not any(x in chip.id for x in m.get("large_gpu_excludes") or ()))
     return int(m["large_gpu_value"] if large else m["value"])
+
+
+def default_max_running(prof: dict, chip) -> int | None:
+    """Requests one scheduler of stack ``prof`` runs at once when the deployment states no cap (its ``max_running``
+    on ``chip``, :func:`chip_default`); None where the stack has no cap but the KV cache's."""
+    m = prof["max_running"]
+    return None if m is None else chip_default(m, chip)
+
+
+def default_max_batched_tokens(prof: dict, chip, context: int = 0) -> int | None:
+    """Tokens one scheduler of stack ``prof`` runs in one step when the deployment states no budget (its
+    ``max_batched_tokens`` on ``chip``, :func:`chip_default`; where ``at_least_context``, at least the model's
+    ``context``: vLLM V0's ``max(max_model_len, 2048)``); None where the stack publishes none. Examples (the
+    profiles' sources): vLLM V1 on an H100 (80 GB) 8,192, on an A100 80 GB 2,048; SGLang on a B200 16,384;
+    vLLM 0.4.3 serving Llama 2 70B (4,096 context) 4,096."""
+    m = prof["max_batched_tokens"]
+    if m is None:
+        return None
+    v = chip_default(m, chip)
+    return max(v, int(context or 0)) if m.get("at_least_context") else v
+
+
+def budget_counts_decode(prof: dict) -> bool:
+    """Whether stack ``prof``'s running decodes take their tokens out of the step's budget before any prefill
+    (vLLM V1, TensorRT-LLM: serving_stacks.yaml ``counts_decode``); False where the stack states no budget."""
+    m = prof["max_batched_tokens"]
+    return bool(m is not None and m["counts_decode"])
 
 
 def check_stack(stack: str | None, version: str | None, field: str = "serving.stack", where: str | None = None):

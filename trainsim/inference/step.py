@@ -453,14 +453,43 @@ def layer_time(lk: LayerKind, s: ServeSetup, p: ServePlans, t, seqs, context, ph
                                   "tp_comm": tpc, "ep_comm": epc, "overlap_hidden": -hidden}
 
 
+def prefill_chunks(tokens, budget):
+    """Steps a scheduler needs for ``tokens`` prompt tokens under a per-step token budget ``budget`` (chunked
+    prefill): ``ceil(tokens / budget)``, at least 1; 1 where there is no budget (None). Each step is a forward pass
+    of its own -- its kernel launches, its weight reads, its host step overhead -- over ``tokens / steps`` tokens.
+
+    The stacks fill a step up to the budget and cut the prompt that does not fit: vLLM V1
+    ``Scheduler.schedule`` (vllm-project/vllm 00024d3 vllm/v1/core/sched/scheduler.py) schedules a waiting
+    request's ``min(num_new_tokens, token_budget)`` tokens and the rest in the following steps (``token_budget =
+    max_num_scheduled_tokens``, ``max_num_batched_tokens``); SGLang's ``--chunked-prefill-size`` and TensorRT-LLM's
+    ``max_num_tokens`` (enable_chunked_prefill) likewise; Sarathi-Serve (Agrawal et al., OSDI'24) for the method.
+    The budgets are inference/data/serving_stacks.yaml ``max_batched_tokens``. The steps are priced as equal parts
+    (``tokens / steps`` each, not ``budget, ..., remainder``): the linear terms are the same, the fixed ones counted
+    once per step either way.
+
+    Example (hand): a 32,768-token prompt on vLLM V1 with the API server's 8,192 -> 4 steps (4 step overheads);
+    32,769 tokens -> 5; 8,000 -> 1."""
+    t = np.asarray(tokens, dtype=np.float64)
+    if budget is None:
+        return np.ones_like(t)
+    return np.maximum(np.ceil(t / float(budget) - 1e-9), 1.0)
+
+
 def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input_len=None, all_logits=False):
     """One serving round for ``batch`` sequences per instance.
 
     decode: every sequence advances one step at ``context`` cached tokens; returns (round seconds, breakdown).
     prefill: ``batch`` prompts of ``input_len`` tokens (``context`` is ignored); ``all_logits`` computes the
-    output head for every token (teacher scoring) instead of only the last one per prompt.
+    output head for every token (teacher scoring) instead of only the last one per prompt. The round's tokens per
+    scheduler and micro-batch run in :func:`prefill_chunks` steps under the stack's token budget
+    (:attr:`~trainsim.inference.setup.ServeSetup.token_budget`), each a forward pass of its share of the prompts
+    with its own step overhead.
     """
     batch = np.asarray(batch, dtype=np.float64)
+    chunks = 1.0
+    if phase == "prefill":
+        chunks = prefill_chunks(batch / p.pp / p.dp * float(input_len), s.token_budget)
+        batch = batch / chunks                  # one chunk's prompts (a share of each)
     q = (1.0 + s.mtp_draft) if phase == "decode" else float(input_len)
     seqs_g = batch / p.pp / p.dp            # sequences per tp group per micro-batch
     t = seqs_g * q                          # tokens per tp group per micro-batch
@@ -488,9 +517,9 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
     stage = stage + head + vocab + mtp + ppc
     parts.update({"head": head, "vocab_comm": vocab, "mtp": mtp, "pp_comm": ppc})
     host = s.calib.step_overhead_s + s.calib.seq_overhead_s * batch / p.dp   # one scheduler per dp replica
-    rnd = p.pp * stage + host
-    out = {k_: p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
-    out["step_overhead"] = np.broadcast_to(np.asarray(host, dtype=np.float64), np.shape(rnd)).copy()
+    rnd = chunks * (p.pp * stage + host)
+    out = {k_: chunks * p.pp * np.asarray(v, dtype=np.float64) for k_, v in parts.items()}
+    out["step_overhead"] = np.broadcast_to(np.asarray(chunks * host, dtype=np.float64), np.shape(rnd)).copy()
     return rnd, out
 
 

@@ -69,6 +69,9 @@ def render_infer(res: dict) -> None:
         if p.get("expert_note"):
             t.add_row("prefill experts", p["expert_note"])
         t.add_row("prefill tokens per chip per round", f"{p['prompt_tokens_per_chip']:,.0f}")
+        # the stack's per-step token budget the round is chunked to (inference/step.py prefill_chunks)
+        if res.get("max_batched_tokens"):
+            t.add_row("tokens per step and scheduler (budget)", f"{res['max_batched_tokens']:,}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
         rounds = p.get("rounds_to_first_token", 1.0)
         t.add_row("time to first token", f"{p['ttft_s']:.2f} s ("
