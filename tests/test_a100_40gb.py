@@ -44,7 +44,9 @@ def test_validation_runs_name_the_catalog_chip_and_predict_as_inline(run, tmp_pa
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert spec["system"]["chip"] == "nvidia-a100-sxm4-40gb"
     # the inline chip these files wrote before the catalog had the id (the datasheet's values; the vendor names the collective library, NCCL, whose step latency the catalog id carries)
+    # (and, for BloombergGPT's FP32 output head, the FP32 non-Tensor 19.5 TFLOPS of NVIDIA's Hopper blog Table 3)
     spec["system"]["chip"] = {"name": "nvidia-a100-sxm4-40gb", "vendor": "NVIDIA", "family": "nvidia-ampere", "bf16_tflops": 312,
+                              "fp32_tflops": 19.5,
                               "hbm": "40 GB", "hbm_bandwidth": "1.555 TB/s", "scale_up_bandwidth": "300 GB/s",
                               "scale_out_bandwidth": "200 Gb/s"}
     inline = tmp_path / f"{run}.yaml"

@@ -72,31 +72,34 @@ def test_the_runs_share_the_traffic_to_compute_ratio():
 
 
 def test_one_overlap_cannot_fit_both_smp_runs():
-    """The competing explanation of BloombergGPT's gap (issue 14: predicted 23.1 s against the measured 32.5 s a
-    step): ZeRO-3 gathers serialised with the compute. With the profile's overlap (constants.yaml dp_overlap 0.8)
-    the GPT-2 30B is predicted 564 tokens/s against 588 measured (-4%) and BloombergGPT 354 against 252 (+40%);
-    with none hidden (dp_overlap 0) BloombergGPT gives 258 (+2%) but the GPT-2 30B 417 (-29%). Scanning the overlap
-    from 0 to 0.8, no value brings both within 10%: the same library, chip, fabric and traffic-to-compute ratio
-    (test above) rule serialisation out as the stack's physics; the GPT-2 30B run measures the overlap the
-    profile prices."""
+    """The competing explanation of BloombergGPT's gap (issue 14: predicted 25.4 s, with its FP32 output head,
+    against the measured 32.5 s a step): ZeRO-3 gathers serialised with the compute. With the profile's overlap
+    (constants.yaml dp_overlap 0.8) the GPT-2 30B is predicted 564 tokens/s against 588 measured (-4%) and
+    BloombergGPT 322 against 252 (+28%); with none hidden (dp_overlap 0) BloombergGPT gives 241 (-5%) but the GPT-2
+    30B 417 (-29%). Scanning the overlap from 0 to 0.8, no value brings both within 10% (0.6: -12% / +18%): the same
+    library, chip, fabric and traffic-to-compute ratio (test above) rule serialisation out as the stack's physics;
+    the GPT-2 30B run measures the overlap the profile prices."""
     g, b = _load(GPT2), _load(BB, fixed=True)
     rg, rb = g.reported.tokens_per_s_per_chip, b.reported.tokens_per_s_per_chip
     err = {ov: (_tokens_per_s(g, dp_overlap=ov) / rg - 1.0, _tokens_per_s(b, dp_overlap=ov) / rb - 1.0)
            for ov in np.round(np.arange(0.0, 0.81, 0.1), 1)}
     eg, eb = err[0.8]
-    assert abs(eg) < 0.10 and eb > 0.30            # the profile's overlap: GPT-2 fits, BloombergGPT does not
+    assert abs(eg) < 0.10 and eb > 0.20            # the profile's overlap: GPT-2 fits, BloombergGPT does not
     eg0, eb0 = err[0.0]
     assert abs(eb0) < 0.05 and eg0 < -0.20         # serialised: BloombergGPT fits, GPT-2 does not
     assert not any(abs(a) < 0.10 and abs(c) < 0.10 for a, c in err.values())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14, unexplained: BloombergGPT is predicted 354 tokens/s in-sample "
-                   "(23.1 s a step: 21.0 s of compute + 2.2 s of exposed ZeRO-3 traffic) against 252 (32.5 s). "
+@pytest.mark.xfail(strict=True, reason="issue 14, partly unexplained: BloombergGPT is predicted 322 tokens/s in-sample "
+                   "(25.4 s a step: 23.2 s of compute, 2.3 s of it the FP32 output head the paper states (App. "
+                   "C.2; tests/test_fp32_head.py), + 2.2 s of exposed ZeRO-3 traffic) against 252 (32.5 s). "
                    "Ruled out as SMP-on-p4d physics by smp-sdp-gpt2-30b-256 (same library, chip, EFA and "
                    "traffic-to-compute ratio, predicted -4%): gathers serialised with compute (BloombergGPT 31.8 s "
                    "but GPT-2 30B -29%), an EFA rate near 0.2 of line rate (34.2 s; GPT-2 30B -33%), a third "
-                   "gather per micro-batch (23.9 s overlapped, 35.3 s serialised; GPT-2 30B -7% / -36%). What "
-                   "differs is BloombergGPT's own model code (BLOOM-style, ALiBi, 131k vocabulary), not stated")
+                   "gather per micro-batch (23.9 s overlapped, 35.3 s serialised; GPT-2 30B -7% / -36%), "
+                   "each before the FP32 head was priced. Also checked, too small: the FP32 cross entropy over the "
+                   "131k logits (~0.03 s), ALiBi's bias and the unfused softmax bytes (priced). What differs is "
+                   "BloombergGPT's own model code (BLOOM-style, ALiBi, 131k vocabulary), not stated")
 def test_bloomberggpt_within_20_percent():
     b = _load(BB, fixed=True)
     assert _tokens_per_s(b) == pytest.approx(b.reported.tokens_per_s_per_chip, rel=0.20)

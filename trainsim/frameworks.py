@@ -357,7 +357,8 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "cross_entropy_fusion": "none", "attention": "flash", "elementwise_kernels": "fused",
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
                     "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False,
-                    "vocab_divisible_by": 128, "moe_router_padding_for_quantization": False}
+                    "vocab_divisible_by": 128, "moe_router_padding_for_quantization": False,
+                    "head_precision": "bf16"}
 
 
 def runtime_settings(training, fw: str) -> dict:
@@ -365,8 +366,8 @@ def runtime_settings(training, fw: str) -> dict:
     ``rope_fusion``, ``activation_fusion``, ``moe_dispatcher``, ``cuda_graphs``,
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled``,
-    ``moe_hybridep_num_sms``, ``moe_fused_grouped_mlp``, ``moe_router_padding_for_quantization`` and
-    ``vocab_divisible_by``
+    ``moe_hybridep_num_sms``, ``moe_fused_grouped_mlp``, ``moe_router_padding_for_quantization``,
+    ``vocab_divisible_by`` and ``head_precision``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``; for
     ``vocab_divisible_by`` its own key, with its source), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
@@ -381,7 +382,8 @@ def runtime_settings(training, fw: str) -> dict:
     transformer_config.py line 231; no routing-map padding: TransformerConfig.moe_router_padding_for_quantization =
     False, transformer_config.py line 510 at 0d8e0714cd; the vocabulary padded to a multiple of 128 x tp:
     --make-vocab-size-divisible-by default=128, megatron/training/arguments.py at d98e8a64dd, perf/context.py
-    StepContext.vocab_per_tp).
+    StepContext.vocab_per_tp; the output head in the run's BF16: Megatron-Core's output layer multiplies the BF16
+    activations and weight, perf/compute.py head_gemm_fwd).
     ``compiled`` (the stack traces its layers with torch.compile) is what decides
     whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that

@@ -118,6 +118,11 @@ class TrainingSpec(BaseModel):
     # cross entropy on logits upcast to fp32, torchtitan's loss) or 'torch_bf16' (PyTorch's cross entropy on the BF16
     # logits: NeMo AutoModel's MaskedCrossEntropy with fp32_upcast: false). Unset: the stack's default.
     cross_entropy_fusion: Literal["none", "native", "te", "fp32_upcast", "torch_bf16"] | None = None
+    # precision of the output head's GEMMs (the logits W^T h and its two backward GEMMs): 'bf16' (the run's mixed
+    # precision) or 'fp32' (operands upcast and multiplied in FP32: BloombergGPT's 'FP32 precision for LM-head
+    # computation (prior to softmax)', arXiv 2303.17564 App. C.1-C.2), which PyTorch from 1.12 runs on the CUDA cores,
+    # not TF32 (torch.backends.cuda.matmul.allow_tf32 default False): perf/compute.py head_gemm_fwd. Unset: 'bf16'.
+    head_precision: Literal["bf16", "fp32"] | None = None
     # vocabulary padding: the stack pads the vocabulary to a multiple of this x tp (Megatron-LM
     # --make-vocab-size-divisible-by, Megatron-Bridge should_pad_vocab with make_vocab_size_divisible_by); 1 = no
     # padding beyond the tp split. Unset: the stack's (the profile's vocab_divisible_by, with its source).

@@ -199,7 +199,7 @@ def _chip_from_entry(e: ChipEntry) -> Chip:
     """Convert one hardware.yaml chip to SI units, keeping provenance per runtime field name."""
     src: dict[str, Sourced] = {}
     peak: dict[str, float] = {}
-    for prec in ("bf16", "fp8", "fp4"):
+    for prec in ("bf16", "fp8", "fp4", "fp32"):
         sv = getattr(e, f"{prec}_dense_tflops")
         if sv is not None:
             src[f"{prec}_flops"] = to_sourced(sv)

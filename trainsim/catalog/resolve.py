@@ -3,7 +3,7 @@
 A system value is a catalog id (``hgx-h800``), a path to a YAML file holding the mapping (relative to
 ``base_dir``, the run spec's folder), or an inline mapping (run-spec.md)::
 
-    {chip: ID | {name, bf16_tflops, fp8_tflops?, fp4_tflops?, hbm, hbm_bandwidth,
+    {chip: ID | {name, bf16_tflops, fp8_tflops?, fp4_tflops?, fp32_tflops?, hbm, hbm_bandwidth,
                  scale_up_bandwidth?, scale_out_bandwidth?, tdp_w?, price_usd?, vendor?, family?},
      scale_up: {size, bandwidth?, latency?}, scale_out: {bandwidth?, latency?},
      inter_site?: {size, bandwidth, latency?}, name?, id?, power_per_chip_w?, price_per_chip_usd?}
@@ -55,8 +55,8 @@ LIBRARY_LATENCY_S = {"NVIDIA": {"scale_up": 0.6e-6, "scale_out": 5.0e-6},
 LIBRARY_LATENCY_SOURCE = {"NVIDIA": "NVIDIA/nccl src/graph/tuning.cc at 5067397c hwLatencies (tree LL step)",
                           "AMD": "ROCm/rccl src/graph/tuning.cc at 0cbce2a7 tuning_model_5 hwLatencies (tree LL step)"}
 
-CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm", "hbm_bandwidth", "scale_up_bandwidth",
-             "scale_out_bandwidth", "tdp_w", "price_usd", "vendor", "family")
+CHIP_KEYS = ("name", "bf16_tflops", "fp8_tflops", "fp4_tflops", "fp32_tflops", "hbm", "hbm_bandwidth",
+             "scale_up_bandwidth", "scale_out_bandwidth", "tdp_w", "price_usd", "vendor", "family")
 CHIP_REQUIRED = ("name", "bf16_tflops", "hbm", "hbm_bandwidth")
 SYSTEM_KEYS = ("base", "id", "name", "chip", "scale_up", "scale_out", "inter_site", "power_per_chip_w",
                "price_per_chip_usd")
@@ -216,6 +216,11 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
             if not peak[below] <= peak[prec] <= 4.0 * peak[below]:  # catalog: FP8 1-2x BF16, FP4 1-3.3x FP8
                 raise TrainsimError(f"expected 1 to 4 times the {below} peak ({peak[below] / TERA:g} TFLOPS), "
                                     f"got {d[f'{prec}_tflops']!r}", field=f(f"{prec}_tflops"), where=where)
+    if d.get("fp32_tflops") is not None:   # FP32 on the CUDA cores (non-Tensor): at most the BF16 Tensor peak
+        peak["fp32"] = _tflops(d["fp32_tflops"], f("fp32_tflops"), where)
+        if not peak["fp32"] <= peak["bf16"]:
+            raise TrainsimError(f"expected at most the bf16 peak ({peak['bf16'] / TERA:g} TFLOPS), got "
+                                f"{d['fp32_tflops']!r}", field=f("fp32_tflops"), where=where)
     bw = lambda k: (link_bandwidth(d[k], f(k), where, "a positive bandwidth such as '400 Gb/s'")  # noqa
                     if d.get(k) is not None else 0.0)
     tdp = (_quantity(d["tdp_w"], "watts", f("tdp_w"), where, "a positive power such as 700 or '700 W'")
@@ -226,6 +231,7 @@ def resolve_chip(value, *, field: str = "chip", where: str | None = None) -> Chi
                           where, "a non-negative price in USD", allow_zero=True)
     name = str(d["name"])
     runtime_name = {"bf16_tflops": "bf16_flops", "fp8_tflops": "fp8_flops", "fp4_tflops": "fp4_flops",
+                    "fp32_tflops": "fp32_flops",
                     "hbm": "hbm_bytes", "hbm_bandwidth": "hbm_bw", "scale_up_bandwidth": "scale_up_bw",
                     "scale_out_bandwidth": "scale_out_bw", "tdp_w": "tdp_w", "price_usd": "price_usd"}
     given = {runtime_name[k]: _INLINE for k in runtime_name if d.get(k) is not None}

@@ -97,6 +97,8 @@ class ChipEntry(_WithExtra):
     bf16_dense_tflops: SourcedNumber | None = None
     fp8_dense_tflops: SourcedNumber | None = None
     fp4_dense_tflops: SourcedNumber | None = None
+    # FP32 on the CUDA cores (no Tensor Cores, no TF32): the rate of a PyTorch FP32 matmul since 1.12
+    fp32_dense_tflops: SourcedNumber | None = None
     hbm_capacity_gb: SourcedNumber | None = None
     hbm_bandwidth_TBps: SourcedNumber | None = None
     scale_up_unidirectional_GBps: SourcedNumber | None = None

@@ -37,6 +37,7 @@ class Calib:
     gemm_eff: float  # fraction of dense BF16 peak a large GEMM reaches (cuBLAS/CANN, compute-bound)
     gemm_eff_fp8: float  # the same for per-tensor scaled FP8 GEMMs, as a fraction of the FP8 peak
     gemm_eff_fp8_block_ratio: float  # block-scaled FP8 GEMMs (MXFP8, blockwise) / per-tensor FP8 GEMMs
+    gemm_eff_fp32: float  # FP32 GEMMs on the CUDA cores (no TF32), fraction of the chip's FP32 peak (measured)
     attn_eff: float  # flash-attention forward, fraction of BF16 peak (per family: cuDNN sweeps, FlashAttention papers)
     attn_eff_flash2: float  # FlashAttention-2 on Hopper / Blackwell (FlashAttention-3 paper, abstract)
     attn_eff_flash2_families: tuple[str, ...]  # chip families whose attention kernel is FlashAttention-2's

@@ -28,7 +28,8 @@ from ..model.counts import attention_fwd_flops_per_token, mean_context
 from ..parallel.sharding import sharded_shape
 from .calibration import Calib
 from .comm_ep import dispatched_rows_per_token
-from .context import BF16_BYTES, BLOCK_SCALED_RECIPES, StepContext
+from ..errors import TrainsimError
+from .context import BF16_BYTES, BLOCK_SCALED_RECIPES, FP32_BYTES, StepContext
 from .arrays import Num
 from ..parallel.plan import Plans
 
@@ -315,7 +316,7 @@ def expert_rows_var(m_e: Num, active: float, experts: float) -> Num:
 def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Output head (logits) GEMM forward, the padded vocab split over tp
     (:meth:`~trainsim.perf.context.StepContext.vocab_per_tp`; its BF16 output written by the GEMM's roofline).
-    The loss over the logits is :func:`loss_time`.
+    The loss over the logits is :func:`loss_time`; the head's backward is two GEMMs of the same size (perf/step.py).
 
     The head runs in BF16 also in an FP8 run: at the chip's BF16 peak and ``gemm_eff``, BF16 operands. FP8 reaches
     only the Transformer Engine modules of the decoder layers; Megatron-Core builds the output layer as its own
@@ -323,8 +324,31 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     d98e8a6), whose forward is a plain ``torch.matmul`` of the BF16 activations and weight
     (megatron/core/tensor_parallel/layers.py ``linear_with_grad_accumulation_and_async_allreduce``), and so are its
     two backward GEMMs. (Megatron-Core added an opt-in MXFP8 head, ``fp8_output_proj``, on 2026-05-31, commit
-    3f6a2ed8; not modelled: off by default.)"""
+    3f6a2ed8; not modelled: off by default.)
+
+    A run whose head computes in FP32 (``head_precision: fp32``; BloombergGPT, arXiv 2303.17564 App. C.1 runs
+    v1.3-v1.4 'Use FP32 precision for LM-head computation (prior to softmax)' and C.2, v2.0, the run measured,
+    'Use FP32 precision in LM-head') multiplies FP32 operands. PyTorch runs an FP32 matmul on the CUDA cores, not
+    on TF32 Tensor Cores, from 1.12 on (docs notes/cuda.rst: ``torch.backends.cuda.matmul.allow_tf32`` 'defaults
+    to False in PyTorch 1.12 and later'; the stacks of 2022 shipped 1.12): at the chip's FP32 (non-Tensor) peak
+    (catalog ``fp32_dense_tflops``; A100 19.5 TFLOP/s, 1/16 of its BF16 312) and ``gemm_eff_fp32`` (PyTorch's own
+    GA100 measurement, constants.yaml), 4-byte operands and output, no tensor-core tile model (shape None):
+
+        t = max(2 M N K / (peak_fp32 x gemm_eff_fp32), (M K + K N + M N) x 4 / (HBM x mem_eff)) + launch
+
+    BloombergGPT per micro-batch (M = 4 x 2,048 tokens, N = 131,072, K = 7,680): 1.649e13 FLOP, 0.846 s forward
+    and 1.691 s for the two backward GEMMs at 19.5 TFLOP/s, against 0.075 + 0.150 s in BF16 at 0.70 of 312.
+    Not priced (memory): the FP32 copies of the weight (4 x V x h = 4.0 GB) and input autograd keeps for the
+    backward; the loss's bytes are the BF16 head's (its upcast of the logits reads 4 bytes instead of 2 and
+    writes nothing, a few ms)."""
     a, c = ctx.arch, ctx.calib
+    if ctx.head_precision == "fp32":
+        fp32 = ctx.chip.peak_flops.get("fp32") or 0.0
+        if not fp32 > 0:
+            raise TrainsimError(f"training.head_precision: fp32 needs the chip's FP32 (non-Tensor) rate; chip "
+                                f"{ctx.chip.id} states none (hardware.yaml fp32_dense_tflops)")
+        return gemm_time(tokens, ctx.vocab_per_tp(p), a.hidden, fp32, c.gemm_eff_fp32, ctx.chip.hbm_bw,
+                         c.mem_eff, FP32_BYTES, c.gemm_latency_s, None)
     return gemm_time(tokens, ctx.vocab_per_tp(p), a.hidden, ctx.chip.flops("bf16"), c.gemm_eff, ctx.chip.hbm_bw,
                      c.mem_eff, BF16_BYTES, c.gemm_latency_s, gemm_shape(c))
 

@@ -19,6 +19,8 @@ DEFAULT_SELECTIVE_MODULES: tuple[str, ...] = ("core_attn",)
 #: Bytes per BF16 element (2 bytes = 16 bits): the operand and payload size wherever a tensor stays in BF16 (GEMM
 #: inputs without FP8, the MoE dispatch of stacks that do not quantise it, the output head of an FP8 run).
 BF16_BYTES = 2.0
+#: Bytes per FP32 element: the operands and output of an FP32 output head (compute.head_gemm_fwd)
+FP32_BYTES = 4.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class StepContext:
     fp8_param_gather: bool = False          # weights held and all-gathered in FP8 (--fp8-param-gather)
     fp8_recipe: str = "delayed"             # 'delayed' | 'current' | 'mxfp8' | 'blockwise' (FP8 scaling recipe)
     cross_entropy_fusion: str = "none"      # 'none' | 'native' | 'te' | 'fp32_upcast' | 'torch_bf16' (loss kernel)
+    head_precision: str = "bf16"           # 'bf16' | 'fp32' (output head GEMMs; compute.head_gemm_fwd)
     elementwise_kernels: str = "fused"      # 'fused' | 'eager' (one kernel per PyTorch op; perf/compute.py)
     compiled: bool = False                  # layers under torch.compile: a traced CP ring (perf/comm_cp.py)
     moe_fused_grouped_mlp: bool = False     # TE fused grouped MLP (compute.fused_grouped_mlp_cast_elems_per_token)
