@@ -37,8 +37,8 @@ def _plan(chips, tp, pp, ep=1):
 
 
 def _round_s(s, plan, prompts):
-    """The engine's time for one prefill round of ``prompts`` whole sequences per instance, log-probs of every
-    token (a teacher's scoring pass)."""
+    """The engine's time for one prefill round of ``prompts`` sequences per instance (below one per micro-batch:
+    chunks of each), log-probs of every token (a teacher's scoring pass)."""
     rnd, _ = step_time(s, plan, np.array([float(prompts)]), SEQ_LEN, "prefill", input_len=SEQ_LEN, all_logits=True)
     return float(rnd[0])
 
@@ -69,16 +69,19 @@ def test_eight_sequences_are_scored_on_the_plan_that_finishes_first(teacher):
 def test_a_pipeline_fills_and_drains_once_per_job(teacher):
     """8 sequences on 256 chips as 8-chip tp 4 x pp 2 instances: each instance has pp x dp = 2 micro-batches to
     fill, so the 8 sequences go two to an instance, 4 instances busy (not 8 with one each, which would leave a
-    stage's micro-batch empty). The engine's round of 2 sequences is 2 stage times in steady state; the job adds
-    one fill and drain of pp - 1 = 1 stage: T = round(2) x (2 / 2 + 1 / 2). A round of fewer tokens (chunks of
-    each sequence) is a candidate too, so the job takes at most that."""
+    stage's micro-batch empty). A round of b sequences (b <= 2: the grid's 1,024, 2,048 and 4,096 tokens per chip,
+    b = 0.47, 0.94, 1.88 -- chunks of each sequence -- or the whole 2) is pp stage times in steady state; the job
+    runs 2 / b rounds and one fill and drain of pp - 1 = 1 stage, half a round: T = min over b of round(b) x
+    (2 / b + 1 / 2). The whole-2 round alone gives 0.200 x 1.5 = 0.300 s; smaller rounds fill with less (0.261 s
+    at b = 0.47)."""
     _, _, s = teacher
     p = _plan(8, 4, 2)
-    want = _round_s(s, p, 2) * (1.0 + 0.5)
+    bs = [tpc * 8 / SEQ_LEN for tpc in (1024, 2048, 4096)] + [2.0]
+    want = min(_round_s(s, p, b) * (2.0 / b + 0.5) for b in bs)
     sec, tps, busy = prefill_job(s, p, CHIPS, 8, SEQ_LEN, all_logits=True)
     assert float(busy[0]) == 4 * 8
-    assert float(sec[0]) <= want * (1 + 1e-9)
-    assert float(sec[0]) > want * 0.5           # no candidate is free of the fill
+    assert float(sec[0]) == pytest.approx(want, rel=1e-9)
+    assert float(sec[0]) < _round_s(s, p, 2.0) * 1.5
 
 
 def test_a_plan_with_more_replicas_than_sequences_is_not_a_candidate(teacher):

@@ -444,10 +444,12 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     pipeline in its steady state, and the job's first micro-batch crosses ``pp - 1`` stages before the last stage
     starts (the ``(p - 1) t`` bubble of a pipeline schedule, Narayanan et al. 2021 sec. 2.2.1, forward only here).
     Each plan's time is its fastest feasible round; ``inf`` (tokens/s NaN) where none fits. Every busy instance
-    works in parallel, so that is the job's time. Example (hand): 8 prompts on 256 chips, 8-chip tp 4 x pp 2
-    instances (r = 2): 4 of the 32 busy with two prompts each, ``m = 2``; a 0.3 s round of both: 0.3 x (1 + 1/2)
-    = 0.45 s. With prompts enough for every replica of every instance and ``pp = 1`` it is ``prompts x
-    prompt_len / (tokens/s per chip x chips)``, the all-chips formula."""
+    works in parallel, so that is the job's time. Example: 8 prompts of 17,408 tokens (Qwen3-30B-A3B) on 256 H800,
+    8-chip tp 4 x pp 2 instances (r = 2): 4 of the 32 busy with two prompts each, ``m = 2``; the engine's round of
+    both is 0.200 s: 0.200 x (1 + 1/2) = 0.300 s; rounds of chunks of each prompt (b = 0.47: 1,024 tokens per
+    chip, 0.055 s) fill the pipeline with less: 0.055 x (2 / 0.47 + 1/2) = 0.261 s, the plan's time
+    (tests/test_posttrain_phase_plan.py). With prompts enough for every replica of every instance and ``pp = 1``
+    it is ``prompts x prompt_len / (tokens/s per chip x chips)``, the all-chips formula."""
     n_p = plans.chips.size
     r = plans.pp * plans.dp
     busy = np.minimum(chips / plans.chips, np.maximum(np.ceil(prompts / r - 1e-9), 1.0))
@@ -456,7 +458,7 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     whole = evaluate_prefill(s, plans, prompt_len, all_logits=all_logits,
                              prompts_per_instance=np.minimum(m, float(max_seqs)) if max_seqs else m)
 
-    def cols(a, b):
+    def cols(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([np.broadcast_to(a, grid.batch.shape).reshape(n_p, -1),
                                np.broadcast_to(b, whole.batch.shape).reshape(n_p, 1)], axis=1)
 
