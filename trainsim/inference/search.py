@@ -273,8 +273,9 @@ def idle_share_batch(share, replicas, sequences):
 
 def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens_per_chip=None,
                      ttft_bound_s=None, all_logits: bool = False, max_batch_per_instance=None,
-                     max_seqs_per_replica=None) -> Evaluated:
-    """Prefill candidates: plans x prompt-tokens-per-chip grid (or the given amount).
+                     max_seqs_per_replica=None, prompts_per_instance=None) -> Evaluated:
+    """Prefill candidates: plans x prompt-tokens-per-chip grid (or the given amount; or ``prompts_per_instance``,
+    one number or an array with one per plan: a round of exactly that many prompts, one candidate per plan).
 
     A round of fewer prompt tokens than a prompt has (``b`` below one prompt per data-parallel replica, ``dp``)
     is a chunk of each prompt (chunked prefill: vLLM's ``max_num_batched_tokens``, SGLang's
@@ -289,9 +290,13 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     else ``max_seqs_per_replica`` per data-parallel replica): every prompt of a round is a running request, so
     vLLM's ``max_num_seqs`` (SGLang's ``--max-running-requests``) caps it as it caps decode. (``trainsim infer`` of
     1-token prompts on 8 H100 batched 65,536 prompts per chip in one round.)"""
-    grid = [tokens_per_chip] if tokens_per_chip is not None else PREFILL_TOKENS_GRID
-    p, tpc = _expand(plans, grid)
-    b = tpc * p.chips / float(input_len)            # prompts per instance
+    if prompts_per_instance is not None:           # one number, or one per plan
+        p, _ = _expand(plans, [1.0])
+        b = np.broadcast_to(np.asarray(prompts_per_instance, dtype=np.float64), p.chips.shape).copy()
+    else:
+        grid = [tokens_per_chip] if tokens_per_chip is not None else PREFILL_TOKENS_GRID
+        p, tpc = _expand(plans, grid)
+        b = tpc * p.chips / float(input_len)        # prompts per instance
     if max_batch_per_instance is not None or max_seqs_per_replica is not None:
         b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)

@@ -426,37 +426,103 @@ def overlapped_decode_steps(queue_steps: float, max_len: float, age: int = 1) ->
     return np.maximum(queue_steps, max_len / max(int(age), 1))
 
 
+def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, prompt_len: int, *,
+                all_logits: bool = False, max_seqs: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seconds, tokens/s per chip, busy chips) per plan of a fixed prefill job -- ``prompts`` prompts of
+    ``prompt_len`` tokens on ``chips`` chips split into instances of each plan -- vectorised over the plans.
+
+    A prompt is not split across instances, nor across an instance's ``r = pp x dp`` data-parallel replicas and
+    pipeline micro-batches (each replica schedules its own requests; the engine's round splits its prompts
+    evenly over them, :func:`~trainsim.inference.step.step_time`), so the prompts fill ``busy = min(chips / c,
+    max(ceil(prompts / r), 1))`` instances of ``c`` chips, ``m = prompts / busy`` each (fractional instances as
+    :func:`idle_rollout_chips` has them; the rest idle, as :func:`~trainsim.inference.search.idle_share_batch`
+    spreads a fixed decode job), and a plan with ``m < r`` -- replicas left without a prompt -- is not a
+    candidate. An instance runs its prompts in rounds of ``b <= m`` (a point of the prefill grid whose round holds
+    no more prompts than the instance has, or a round of exactly ``m``: one more candidate per plan; at most
+    ``max_seqs`` a round, :func:`~trainsim.inference.search.running_cap`), and the job takes ``m / b`` rounds plus
+    one pipeline fill and drain: ``round x (m / b + (pp - 1) / pp)`` -- a round is ``pp`` stage times of the
+    pipeline in its steady state, and the job's first micro-batch crosses ``pp - 1`` stages before the last stage
+    starts (the ``(p - 1) t`` bubble of a pipeline schedule, Narayanan et al. 2021 sec. 2.2.1, forward only here).
+    Each plan's time is its fastest feasible round; ``inf`` (tokens/s NaN) where none fits. Every busy instance
+    works in parallel, so that is the job's time. Example: 8 prompts of 17,408 tokens (Qwen3-30B-A3B) on 256 H800,
+    8-chip tp 4 x pp 2 instances (r = 2): 4 of the 32 busy with two prompts each, ``m = 2``; the engine's round of
+    both is 0.200 s: 0.200 x (1 + 1/2) = 0.300 s; rounds of chunks of each prompt (b = 0.47: 1,024 tokens per
+    chip, 0.055 s) fill the pipeline with less: 0.055 x (2 / 0.47 + 1/2) = 0.261 s, the plan's time
+    (tests/test_posttrain_phase_plan.py). With prompts enough for every replica of every instance and ``pp = 1``
+    it is ``prompts x prompt_len / (tokens/s per chip x chips)``, the all-chips formula."""
+    n_p = plans.chips.size
+    r = plans.pp * plans.dp
+    busy = np.minimum(chips / plans.chips, np.maximum(np.ceil(prompts / r - 1e-9), 1.0))
+    m = prompts / busy
+    grid = evaluate_prefill(s, plans, prompt_len, all_logits=all_logits, max_batch_per_instance=max_seqs)
+    whole = evaluate_prefill(s, plans, prompt_len, all_logits=all_logits,
+                             prompts_per_instance=np.minimum(m, float(max_seqs)) if max_seqs else m)
+
+    def cols(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.broadcast_to(a, grid.batch.shape).reshape(n_p, -1),
+                               np.broadcast_to(b, whole.batch.shape).reshape(n_p, 1)], axis=1)
+
+    b = cols(grid.batch, whole.batch)
+    rnd = cols(grid.round_s, whole.round_s)
+    tps = cols(grid.tokens_per_s_per_chip, whole.tokens_per_s_per_chip)
+    ok = cols(grid.ok, whole.ok) & (b <= m[:, None] * (1 + 1e-9)) & (m >= r * (1 - 1e-9))[:, None]
+    pp = plans.pp[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        job = np.where(ok, rnd * (m[:, None] / b + (pp - 1.0) / pp), np.inf)
+    j = np.argmin(job, axis=1)
+    rows = np.arange(n_p)
+    seconds = job[rows, j]
+    return seconds, np.where(np.isfinite(seconds), tps[rows, j], np.nan), busy * plans.chips
+
+
+def fastest_plan(seconds: np.ndarray, busy_chips: np.ndarray, tokens_per_s_per_chip: np.ndarray) -> int | None:
+    """Index of the plan that finishes a fixed job first (:func:`prefill_job`): the least ``seconds``; among those
+    within a relative 1e-9 of it the fewest busy chips, then the most tokens/s per chip, then the first (the
+    smallest instance: :func:`~trainsim.inference.search.plan_grid` walks the sizes upwards). None where no plan
+    fits (every time infinite)."""
+    if seconds.size == 0 or not np.any(np.isfinite(seconds)):
+        return None
+    near = seconds <= np.min(seconds) * (1 + 1e-9)
+    few = near & (busy_chips <= np.min(np.where(near, busy_chips, np.inf)) * (1 + 1e-9))
+    score = np.where(few, np.nan_to_num(tokens_per_s_per_chip, nan=-np.inf), -np.inf)
+    return int(np.argmax(score))
+
+
 def scoring_time(arch: Arch, system: System, chips: int, sequences: float, seq_len: int,
                  precision: str = "bf16") -> tuple[float, float, dict, dict]:
     """Teacher prefill over ``sequences`` x ``seq_len`` tokens with log-probs of every token: (s, tok/s/chip, plan,
     the GEMM rate it runs at: ``{gemm_peak_flops, gemm_peak_basis, idle_chips}``, the first two as
     :class:`RolloutTime` states them).
 
-    ``s = sequences x seq_len / (tok/s/chip x busy chips)``: a sequence is not split across teacher instances, so
-    only ``min(instances, ceil(sequences))`` instances of the plan's chips have work and the rest stay idle -- the
-    rollout servers' rule, :func:`idle_rollout_chips` with one sequence per instance (``idle_chips``). Example
-    (phys28, from QA's report): 8 sequences of 17,408 tokens on 256 one-chip instances at 37,557 tok/s/chip took
-    8 x 17,408 / (37,557 x 256) = 14.5 ms; 8 instances are busy, each prefills its own sequence in 17,408 / 37,557
-    = 0.46 s, and 248 chips stay idle."""
+    The phase is one fixed job per step, so of every prefill plan up to 512 chips per instance the one that
+    finishes the step's sequences first is taken (:func:`prefill_job`, :func:`fastest_plan`), not the one of most
+    tokens/s per chip: a sequence is not split across teacher instances, so with fewer sequences than instances
+    only ``ceil(sequences)`` instances work (``idle_chips``, :func:`idle_rollout_chips` with one sequence per
+    instance) and a larger instance (more tp / ep / pp per sequence) finishes sooner at a lower rate per chip.
+    Example (phys28, QA's report): 8 sequences of 17,408 tokens on 256 H800: the plan of most tokens/s per chip is
+    one chip (37,557 tok/s/chip), 8 instances busy, 17,408 / 37,557 = 0.46 s with 248 chips idle; 32-chip
+    instances keep all 256 chips busy and take a fraction of that (tests/test_posttrain_phase_plan.py)."""
     if sequences <= 0:
         return 0.0, float("nan"), {}, {"idle_chips": 0}
 
     def compute():
         s = setup_for(arch, system, precision, "bf16")
-        ev = best_prefill(s, seq_len, max_chips=min(chips, 512), all_logits=True)
-        if ev.best is None:   # nothing fits: no answer (exit 1), with the teacher cluster size that would
+        max_inst = min(chips, 512)
+        plans = plan_grid(s, instance_sizes(max_inst, system.scale_up_size))
+        sec, tps, busy = prefill_job(s, plans, chips, sequences, seq_len, all_logits=True)
+        i = fastest_plan(sec, busy, tps)
+        if i is None:   # nothing fits: no answer (exit 1), with the teacher cluster size that would
             more = next((n for n in (2 * chips, 4 * chips, 8 * chips, 16 * chips) if n <= 512
                          and best_prefill(s, seq_len, max_chips=n, all_logits=True).best is not None), None)
             raise NoPlanError(f"teacher {arch.name} cannot prefill on {system.id}: no plan fits in "
-                              f"{min(chips, 512)} chips" + (f"; nearest alternatives: the teacher's cluster with "
-                                                            f"{more} chips" if more else ""), field="teachers")
-        return (float(ev.tokens_per_s_per_chip[ev.best]), ev.plans.row(ev.best),
-                {"gemm_peak_flops": float(s.gemm_peak), "gemm_peak_basis": s.peak_note()})
+                              f"{max_inst} chips" + (f"; nearest alternatives: the teacher's cluster with "
+                                                     f"{more} chips" if more else ""), field="teachers")
+        return (float(sec[i]), float(tps[i]), plans.row(i),
+                {"gemm_peak_flops": float(s.gemm_peak), "gemm_peak_basis": s.peak_note(),
+                 "idle_chips": max(int(round(chips - busy[i])), 0)})
 
-    tps, plan, rate = _cached(_key("score", arch, system, chips, seq_len, precision), compute)
-    idle = idle_rollout_chips(chips, plan["chips"], sequences, 1.0)
-    busy = max(chips - idle, min(plan["chips"], chips))
-    return sequences * seq_len / (tps * busy), tps, plan, {**rate, "idle_chips": idle}
+    sec, tps, plan, rate = _cached(_key("score", arch, system, chips, sequences, seq_len, precision), compute)
+    return sec, tps, plan, rate
 
 
 @dataclass(frozen=True)

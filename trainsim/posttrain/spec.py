@@ -529,6 +529,19 @@ class PostTrain:
         raise TrainsimError(f"no link between clusters '{a}' and '{b}' (add it to `links` or give `default_link`)",
                             field="links")
 
+    @property
+    def rollout_tail_factor(self) -> float:
+        """``step.tail_factor`` as the rollouts run it: the longest sample stops at the student's context
+        (:func:`context_capped_tail`)."""
+        return context_capped_tail(self.step, self.student_arch)[0]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the step's pricing changed from the spec as stated, one line each (``trainsim posttrain`` prints
+        them; ``--json``: ``warnings``)."""
+        note = context_capped_tail(self.step, self.student_arch)[1]
+        return [note] if note else []
+
     def with_wan(self, bandwidth: float, latency: float | None = None) -> "PostTrain":
         """The same spec with every inter-cluster link (and the default link) at ``bandwidth`` bytes/s."""
         links = {k: Link(v.a, v.b, bandwidth, v.latency if latency is None else latency)
@@ -537,6 +550,59 @@ class PostTrain:
         if dl is not None:
             dl = Link(dl.a, dl.b, bandwidth, dl.latency if latency is None else latency)
         return PostTrain(**{**self.__dict__, "links": links, "default_link": dl})
+
+
+def check_context(step: StepPart, student: Arch, teachers: tuple[Teacher, ...], where: str) -> None:
+    """Refuse a step whose own stated lengths a model's context rules out (one line, exit 2).
+
+    A rollout server (vLLM v0.17.1, the version NeMo RL v0.6.0 pins: ``vllm==0.17.1`` in its pyproject.toml) runs
+    with ``max_model_len`` at most the model's context (:attr:`Arch.max_context`, config.json
+    ``max_position_embeddings``; :func:`~trainsim.model.hf.max_context_of`): it refuses a prompt longer than that
+    ("The decoder prompt (length N) is longer than the maximum model length of M", ``vllm/v1/engine/processor.py``)
+    and stops a sample once prompt + generated tokens reach it (``check_stop``, ``vllm/v1/core/sched/utils.py``:
+    ``num_tokens >= max_model_len`` -> ``FINISHED_LENGTH_CAPPED``; NeMo RL v0.6.0 asserts ``response_length <=
+    max_model_len`` and marks ``finish_reason == "length"`` samples truncated,
+    ``nemo_rl/models/generation/vllm/vllm_worker.py``, and ``tools/model_diagnostics/1.max_model_len_respected.py``
+    checks the cap with ``max_tokens`` above it). So no sample is longer than the context, nor is the mean: a
+    ``prompt_len`` above the student's context, or a mean ``prompt_len + rollout_len`` above it, states lengths the
+    stack cannot produce, and is refused; a longest sample above it (``tail_factor``) is what the stack truncates,
+    priced truncated (:func:`context_capped_tail`). A teacher scores prompt + response as one prefill on its own
+    server, which refuses a sequence longer than its context: a mean ``prompt_len + rollout_len`` above a
+    teacher's context is refused too. A model whose config states no context is not checked."""
+    def refuse(arch: Arch, who: str, fld: str) -> None:
+        limit = arch.max_context
+        if not limit:
+            return
+        if step.prompt_len > limit:
+            raise TrainsimError(f"prompt_len {step.prompt_len:,} tokens is more than the {who} {arch.name}'s "
+                                f"context of {limit:,} (max_position_embeddings; vLLM refuses a prompt longer than "
+                                f"max_model_len); expected at most {limit:,}", field="step.prompt_len", where=where)
+        if step.seq_len > limit:
+            raise TrainsimError(f"prompt_len {step.prompt_len:,} + rollout_len {step.rollout_len:,} = "
+                                f"{step.seq_len:,} tokens is more than the {who} {arch.name}'s context of {limit:,} "
+                                f"(max_position_embeddings): vLLM stops every sample at max_model_len, so no mean "
+                                f"sample is longer; expected rollout_len at most {limit - step.prompt_len:,}",
+                                field=fld, where=where)
+
+    refuse(student, "student", "step.rollout_len")
+    for i, t in enumerate(teachers):
+        refuse(t.arch, f"teacher '{t.name}'", f"teachers.{i}.model")
+
+
+def context_capped_tail(step: StepPart, student: Arch) -> tuple[float, str]:
+    """(tail factor, note) of the step's rollouts: the longest sample, ``rollout_len x tail_factor`` generated
+    tokens, stops where prompt + generated reach the student's context (vLLM ``check_stop``, :func:`check_context`),
+    so the tail factor priced is ``min(tail_factor, (context - prompt_len) / rollout_len)``; the note says so where
+    that cut it ('' where not). Example: Qwen3-30B-A3B (40,960), prompt 1,024, mean 16,384, tail 3: the longest
+    would be 1,024 + 49,152 = 50,176 tokens; it stops at 40,960, 39,936 generated: tail 2.4375."""
+    limit = student.max_context
+    if not limit or step.longest_seq_len <= limit or step.rollout_len <= 0:
+        return float(step.tail_factor), ""
+    cap = (limit - step.prompt_len) / step.rollout_len
+    return cap, (f"the longest sample, prompt_len {step.prompt_len:,} + rollout_len {step.rollout_len:,} x "
+                 f"tail_factor {step.tail_factor:g} = {step.longest_seq_len:,} tokens, is more than the student "
+                 f"{student.name}'s context of {limit:,}: vLLM stops it there (max_model_len), so it is priced at "
+                 f"{limit - step.prompt_len:,} generated tokens (tail_factor {cap:.4g})")
 
 
 def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "post-training spec") -> PostTrain:
@@ -584,6 +650,7 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
                 raise TrainsimError(why, field=f"student.train_plan.{name}", where=where)
     teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
                              t.precision) for i, t in enumerate(spec.teachers))
+    check_context(spec.step, student, teachers, where)
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
                      student_arch=student, student=spec.student, teachers=teachers, step=spec.step,
                      reported=spec.reported)

@@ -149,7 +149,7 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
     t_chips = _train_chips(pt)
     out: list[Phase] = []
     wbytes = weight_bytes(a, pt.student.rollout_precision) / st.weight_sync_every
-    tail_f = st.tail_factor if tail else 1.0
+    tail_f = pt.rollout_tail_factor if tail else 1.0
     src_of_teacher: dict[str, str] = {}
     tr = trainer_time(pt)
     for cl, chips, share, tname in _rollout_jobs(pt):
@@ -368,7 +368,7 @@ def evaluate(pt: PostTrain) -> dict:
     seqs = pt.step.sequences
     gen_tokens = seqs * pt.step.rollout_len
     return {
-        "name": pt.name, "kind": pt.kind, "mode": pt.step.mode,
+        "name": pt.name, "kind": pt.kind, "mode": pt.step.mode, "warnings": pt.warnings,
         "step_time_s": T, "dependency_chain_s": st["chain_s"], "bound_by": st["bound"],
         "steps": pt.step.steps, "wall_time_s": wall, "wall_time_h": wall / 3600.0,
         "pipeline_fill_s": st["fill_s"], "checkpoint_shipping_s": ship_s,

@@ -36,6 +36,8 @@ def render_posttrain(res: dict) -> None:
                  f"{_bytes(p['bytes_per_chip'])} per chip" if p.get("bytes_per_chip") else "")
         t.add_row(p["name"], p["stage"], str(where), f"{p['seconds']:.2f}", moved)
     c.print(t)
+    for w in res.get("warnings") or []:
+        c.print(f"warning: {w}")
     for p in res["phases"]:
         d = p.get("detail") or {}
         # the GEMM rate generation / scoring ran at, and why, as `trainsim infer` shows it (gemm_peak_basis): FP4 on
@@ -48,7 +50,7 @@ def render_posttrain(res: dict) -> None:
                     "(measured, mechanism unnamed: trainsim/posttrain/data/train_loops.yaml)")
         idle = d.get("idle_chips") or 0
         if idle:
-            c.print(f"{p['name']}: {idle:,} of {p['chips']:,} chips idle (fewer samples than rollout servers)")
+            c.print(f"{p['name']}: {idle:,} of {p['chips']:,} chips idle (fewer sequences than serving instances)")
     stages: dict[str, float] = {}
     for p in res["phases"]:
         key = "WAN" if p.get("link") else p["stage"]
