@@ -135,11 +135,17 @@ def test_mixtral_row_states_the_flags_of_its_script():
       false).
     - Not priced, small: --no-check-for-nan-in-loss-and-grad (the profile keeps the norm, ~5 ms a step).
 
-    Ruled out as the +20% (14 ms per MoE layer and micro-batch): the attention mask (create_attention_mask_in_dataloader
+    - Priced since s29: the backward's two accumulating BF16 index_put_ (index_backward of the dispatcher's row
+      indexings) as the 910B's aclnnIndexPutImpl runs them, target and values cast to FP32 and back
+      (tests/test_sequential_experts.py): leave-one-out +20.1% -> +11.2%.
+
+    Ruled out as the rest (~9 ms per MoE layer and micro-batch): the attention mask (create_attention_mask_in_dataloader
     False: no 32K x 32K mask is built or broadcast), the dispatcher's collectives (tp group, HCCS), host dispatch and
-    syncs, unaligned expert rows, input jitter, z-loss, and the July 2024 pin's unpermute (2b0edd2: a BF16 zeros and
-    a BF16 accumulating index_put_, whose code moves fewer bytes than the FP32 NewIndePut of d7bac29b the engine
-    prices from e6ea2117; d7bac29b's '减少cast算子' says the BF16 kernel casts internally, so at most as many)."""
+    syncs, unaligned expert rows, input jitter, z-loss, 1F1B's device sync after each batched p2p exchange (Megatron
+    core_v0.6.0 p2p_communication.py; no Ascend row is launch-bound per pass), and the July 2024 pin's unpermute
+    (2b0edd2: a BF16 zeros and a BF16 accumulating index_put_, which the same aclnn casts make 8 T_g h = 0.54 GB per
+    layer and micro-batch dearer than the FP32 NewIndePut of d7bac29b the engine prices from e6ea2117: ~0.5 s a
+    step)."""
     run = load_run(MIXTRAL)
     ctx = context(run)
     p = run.plan

@@ -1412,12 +1412,25 @@ def replicated_rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_
 #:   accumulating ``index_put_`` (source 4 R h + target rows 8 R h) and the cast of the result back to BF16 (4 + 2
 #:   T_g h): 36 R h + 10 T_g h. Backward: the cast -> BF16 to FP32 (6 T_g h); ``NewIndePut.backward`` ->
 #:   ``index_select`` of FP32 rows (8 R h) and their cast back to BF16 (6 R h); the scale (12 R h, as above);
-#:   ``index_put_`` -> the indexed gradient (4 R h); each index -> ``zeros`` + accumulating ``index_put_``
-#:   (``index_backward``: 2 R h + 6 R h, and 2 T_g h + 6 R h): 44 R h + 8 T_g h. (The full-range slices
-#:   ``hidden_states[:n, :]`` are the tensors themselves: PyTorch's indexing skips a slice over the whole dim.)
+#:   ``index_put_`` -> the indexed gradient (4 R h); each index -> ``zeros`` + accumulating BF16 ``index_put_``
+#:   (PyTorch ``index_backward``: ``_index_put_impl_(zeros, indices, grad, accumulate=True)``), which torch_npu
+#:   runs as ``aclnnIndexPutImpl``. On the 910B an accumulating FP16 / BF16 put that does not take the sorted
+#:   kernel casts the whole target and the values to FP32, accumulates in FP32 (IndexPutV2) and casts the result
+#:   back, which ``ViewCopy`` then copies into the target (hicann/ops-nn index/index_put_v2/op_api/
+#:   aclnn_index_put_impl.cpp at ed71b624, aclnnIndexPutImplGetWorkspaceSize: 'Begin IndexPutV2 cast fp16 or bf16
+#:   to fp32', then Cast to the target's dtype and ViewCopy). The sorted kernel that avoids the casts
+#:   (IndexPutWithSort, chosen for BF16 where 'self和values升精度前后总内存超过250M', the upcast self and values over
+#:   250 MB: index/index_put_with_sort/op_host/op_api/index_put_with_sort.cpp at d2c56906) is not what this stack
+#:   ran: MindSpeed d7bac29b (2024-08-05, '重写indexput，减少cast算子', rewrite index_put to cut Cast operators)
+#:   replaced the forward's BF16 accumulating put of the same layer by an explicit FP32 one for that reason. Per
+#:   target of n rows and R value rows: zeros 2 n h, the target's cast 6 n h, the values' cast 6 R h, the FP32
+#:   accumulate (source 4 R h + target rows 8 R h), the cast back 6 n h and the copy 4 n h, i.e. 18 n h + 18 R h:
+#:   n = R for the sort's index, n = T_g for the selection's: 54 R h + 18 T_g h, and in all 84 R h + 24 T_g h.
+#:   (The full-range slices ``hidden_states[:n, :]`` are the tensors themselves: PyTorch's indexing skips a slice
+#:   over the whole dim.)
 ALLGATHER_PERMUTE_BYTES_PER_RH_TH: dict[bool, tuple[float, float, float, float]] = {
     False: (28.0, 6.0, 34.0, 2.0),
-    True: (36.0, 10.0, 44.0, 8.0),
+    True: (36.0, 10.0, 84.0, 24.0),
 }
 
 
@@ -1438,9 +1451,9 @@ def allgather_permute_fwd_bwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens:
     layer the generic permute (the backward counts above replace its "backward = 2 x forward" rule).
 
     Example (test): Mixtral 8x7B under MindSpeed-LLM 2024 at tp = etp = 8, ep 1, 16384 tokens: T_g = 16384,
-    R = 32768, h = 4096: forward (36 x 32768 + 10 x 16384) x 4096 = 5.50 GB, backward (44 x 32768 + 8 x 16384) x
-    4096 = 6.44 GB, 11.9 GB a layer and micro-batch against the 3.2 GB of the generic count (8 k h per gathered
-    token forward, twice that backward)."""
+    R = 32768, h = 4096: forward (36 x 32768 + 10 x 16384) x 4096 = 5.50 GB, backward (84 x 32768 + 24 x 16384) x
+    4096 = 12.88 GB (6.44 GB of it the two BF16 accumulating puts' FP32 casts and copy-back), 18.4 GB a layer and
+    micro-batch against the 3.2 GB of the generic count (8 k h per gathered token forward, twice that backward)."""
     zero = 0.0 * np.asarray(tokens, dtype=np.float64)
     if lk.moe is None or ctx.moe_dispatcher != "allgather":
         return zero, zero
