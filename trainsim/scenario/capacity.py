@@ -147,11 +147,30 @@ def _expert_ffn_for(h: int, L: int, experts: int, sparsity: float, name: str) ->
     return f, a0 + f * af
 
 
+def _experts_for(h: int, L: int, sparsity: float, name: str) -> tuple[int, int, float]:
+    """(routed experts, expert FFN width, active parameters) of an ``h``-wide, ``L``-deep shape at ``sparsity``: the
+    sparsity's expert count (:func:`moe_experts`) with the expert width solved for the total
+    (:func:`_expert_ffn_for`), unless that width exceeds DeepSeek-V3's share of the model width (2,048 / 7,168,
+    rounded to 128): small models, whose embeddings (129,280 x h, twice) are a large part of the active count,
+    then take more experts (the count that reaches the total at that width, up to the next multiple of 64) and the
+    width is solved again, as the shape rule's small MoEs had (0.5B active: 384 experts of 384)."""
+    experts = moe_experts(sparsity)
+    f, a = _expert_ffn_for(h, L, experts, sparsity, name)
+    cap = _round(DSV3["expert_ffn"] * h / DSV3["hidden"], MOE_EXPERT_FFN_STEP)
+    if f > cap:
+        t1, a1 = _counts(_moe_doc(h, L, 64, name, cap))
+        t2, _ = _counts(_moe_doc(h, L, 128, name, cap))
+        need = 64 + (sparsity * a1 - t1) / ((t2 - t1) / 64.0)
+        experts = max(experts, MOE_EXPERTS_STEP * math.ceil(need / MOE_EXPERTS_STEP))
+        f, a = _expert_ffn_for(h, L, experts, sparsity, name)
+    return experts, f, a
+
+
 def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
     """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters.
 
     Depth grows slowly (L = 61 (active / 37B)^(1/4): frontier MoEs keep 60-80 layers); the routed-expert count is
-    set by the sparsity alone (:func:`moe_experts`: 256 at DeepSeek-V3's 18.1); heads, q-LoRA rank and dense FFN
+    set by the sparsity (:func:`moe_experts`: 256 at DeepSeek-V3's 18.1; more for small models, :func:`_experts_for`); heads, q-LoRA rank and dense FFN
     scale with the width as in DeepSeek-V3, and the expert FFN width of each (width, depth) is solved for the total
     / active ratio (:func:`_expert_ffn_for`, steps of 128), as released MoEs set moe_intermediate_size (DeepSeek-V3
     2,048, Qwen3-235B 1,536, Kimi K2 2,048) with their expert count fixed for expert parallelism. The width moves
@@ -164,7 +183,6 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
     instead of 40% with EP 128 on 256 experts)."""
     total = sparsity * active
     name = name or f"dsv3-like-{total / 1e12:.2f}t-a{active / 1e9:.0f}b"
-    experts = moe_experts(sparsity)
     L0 = max(8, _round(61 * (active / DSV3["active"]) ** 0.25, 4) + 1)   # 3 dense + a multiple-of-2 MoE stack
     lo_l = max(5, L0 - MOE_DEPTH_SLACK)
     hi_l = L0 + MOE_DEPTH_SLACK
@@ -172,15 +190,15 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
     step = MOE_WIDTH_STEP
     lo_h = max(1024, _round(h0 * 0.6, step))   # 1,024 wide at least; below that the scan is that one width
     best_key: tuple = (math.inf,)
-    h, L, f = DSV3["hidden"], L0, DSV3["expert_ffn"]
+    h, L, experts, f = DSV3["hidden"], L0, MOE_EXPERTS_AT_DSV3, DSV3["expert_ffn"]
     for hh in range(lo_h, max(lo_h, _round(h0 * 1.5, step)) + 1, step):
         for ll in range(lo_l, hi_l + 1, 2):
-            ff, a = _expert_ffn_for(hh, ll, experts, sparsity, name)
+            ee, ff, a = _experts_for(hh, ll, sparsity, name)
             err = abs(a - active)
             # errors under 1% tie (then the depth rule's depth wins), else the nearest
             key = (max(err / active, 0.01), abs(ll - L0), err)
             if key < best_key:
-                best_key, h, L, f = key, hh, ll, ff
+                best_key, h, L, experts, f = key, hh, ll, ee, ff
     return _moe_doc(h, L, experts, name, f)
 
 
