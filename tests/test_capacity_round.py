@@ -131,3 +131,41 @@ def test_the_briefs_neighbours():
     assert t2 > t1
     assert t1 / a1 == pytest.approx(18.1, rel=0.04) and t2 / a2 == pytest.approx(18.1, rel=0.04)
     assert math.isclose(moe_shape(37e9, 18.1)["moe"]["experts"], 256)
+
+
+# ---------------------------------------------------------------- 3. a plan takes the micro-batches it needs
+def test_plan_batch_gives_the_schedule_its_micro_batches_by_hand():
+    """Target 32,768 sequences, dp x mb = 4,608, pp 8: the nearest multiple is 7 x 4,608 = 32,256, one micro-batch
+    short of the pp = 8 that DualPipe and the interleaved schedule in micro-batch groups need; the plan takes 8 x
+    4,608 = 36,864 (12.5% above the target: inside a 25% tolerance, refused at 0). Interleaved without groups
+    already has a unit of dp x mb x pp = 36,864; 1F1B needs no minimum and keeps 32,256."""
+    import numpy as np
+    from trainsim.parallel.batch import plan_batch, within
+    from trainsim.parallel.schedules import code
+    one = np.array([1])
+    for name, groups, want in (("interleaved", True, 36_864), ("interleaved", False, 36_864), ("1f1b", True, 32_256),
+                               ("dualpipe", False, 36_864)):
+        b = plan_batch(32_768, np.array([4608]), one, np.array([8]), np.array([code(name)]), groups)
+        assert b[0] == want, name
+    assert within(np.array([36_864]), 32_768, 0.25)[0] and not within(np.array([36_864]), 32_768, 0.0)[0]
+    # a batch that already holds pp micro-batches keeps the nearest multiple: 40,000 / 4,608 = 8.7 -> 9 x 4,608
+    b = plan_batch(40_000, np.array([4608]), one, np.array([8]), np.array([code("interleaved")]), True)
+    assert b[0] == 9 * 4608
+
+
+def test_whole_fleet_plan_with_one_micro_batch_short_is_searched():
+    """S4's whole fleet with hot spares: a 423B-active MoE on 589,824 chips (1,536 pods) whose round batch is
+    32,768 sequences. Its fastest plan there, tp 8 pp 8 (vpp 8) cp 2 ep 128 at dp 4,608, needs 8 micro-batches of
+    4,608 = 36,864 (MindSpeed-LLM 2026 runs the interleaved schedule in micro-batch groups); the nearest multiple,
+    7, refused it, and the 1,000,000-chip fleet fell from 4.4e26 FLOP (old target 36,672 +- 5%) to 4.0e26."""
+    from trainsim.scenario.common import make_run
+    from trainsim.search import search
+    from trainsim.spec import PlanSpec
+    s = resolve_system("cloudmatrix-384")
+    doc = moe_shape(2.0 ** (309 / 8), 18.1)
+    run = make_run(doc, s, 589_824, {"tokens": 1.7e14, "seq_len": 4096, "global_batch_seqs": 32_768,
+                                     "batch_tolerance": 0.25, "precision": "bf16"}, name=doc["name"],
+                   framework="mindspeed-2026")
+    res = search(run, PlanSpec(tp=8, pp=8, vpp=8, ep=128, cp=2, micro_batch=1), top=1, with_pareto=False)
+    assert res.best is not None, res.no_plan_message()
+    assert res.best.plan["dp"] == 4608 and res.best.run.training.batch_seqs == 36_864
