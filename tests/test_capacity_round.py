@@ -8,6 +8,9 @@ whose expert count expert parallelism divides and whose total follows the target
 2. The MoE shape: an expert count in steps of 64 with the expert width tied to the model width left the total
    +-12% off sparsity x active and not monotone in the target (3.9B active -> 77.2B total, 4.3B -> 71.4B); the
    count is now fixed by the sparsity (256 at DeepSeek-V3's 18.1) and the expert width solved for the total.
+3. A plan whose nearest batch multiple falls one micro-batch short of the pp its schedule needs (DualPipe,
+   interleaved in micro-batch groups) was refused under any tolerance; it now takes pp micro-batches
+   (parallel/batch.py plan_batch), which the tolerance accepts or refuses as any batch.
 """
 from __future__ import annotations
 
