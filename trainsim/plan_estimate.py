@@ -17,7 +17,7 @@ from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimize
                          plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
                          stage_layout,
                          zero3_defaults)
-from .parallel.batch import batch_unit, chip_counts, fit_batch
+from .parallel.batch import chip_counts, plan_batch
 from .parallel.placement import describe
 from .parallel.plan import RECOMPUTE, Plans
 from .parallel.schedules import code as schedule_code, default_name
@@ -219,8 +219,8 @@ def estimate_plans(run: Run, plans: Plans, calib: Calib | None = None):
     """Evaluate plans (all assumed valid) and return the raw vectorised result, each plan on the batch it uses
     (the stated one within ``batch_tolerance``) and its own chips (tp pp cp dp)."""
     tr = run.training
-    batch = fit_batch(tr.batch_seqs, batch_unit(plans.dp, plans.mb, plans.pp, plans.schedule,
-                                                plan_rules(framework_of(run))["microbatch_groups"]))
+    batch = plan_batch(tr.batch_seqs, plans.dp, plans.mb, plans.pp, plans.schedule,
+                       plan_rules(framework_of(run))["microbatch_groups"])
     used = plans.tp * plans.pp * plans.cp * plans.dp
     return evaluate(replace(context(run, calib), global_batch_seqs=batch, chips=used), plans)
 

@@ -9,7 +9,10 @@ before NVIDIA/Megatron-LM 4295be1a6c); a stack with micro-batch groups (the prof
 batch is a target: each plan uses the nearest batch its unit u = dp x mb (x pp when interleaved without micro-batch
 groups) divides,
 
-    B_used = u x max(1, round(B / u)),   valid when |B_used - B| <= tol x B,
+    B_used = u x max(k_min, round(B / u)),   valid when |B_used - B| <= tol x B,
+
+k_min the fewest multiples that give the schedule the micro-batches it needs (pp for DualPipe and for the
+interleaved schedule in micro-batch groups, else 1: :func:`plan_batch`),
 
 so ``tol = 0`` is Megatron's exact divisibility. Default tolerance: 5% when the batch is stated in tokens
 ("4M", "64M": a round number, never an exact count of sequences), 0 when it is stated in sequences
@@ -33,18 +36,37 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .schedules import batch_multiple_of_pp
+from .schedules import batch_multiple_of_pp, even_pp_min_m
 
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
 MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
 
 
-def fit_batch(target_seqs: ArrayLike, unit: ArrayLike) -> np.ndarray:
-    """Nearest positive multiple of ``unit`` to ``target_seqs`` (vectorised; ties round half to even)."""
+def fit_batch(target_seqs: ArrayLike, unit: ArrayLike, min_multiple: ArrayLike = 1) -> np.ndarray:
+    """Nearest multiple of ``unit`` to ``target_seqs``, at least ``min_multiple`` (>= 1) of it (vectorised; ties
+    round half to even)."""
     unit = np.asarray(unit, dtype=np.int64)
-    k = np.maximum(1, np.rint(np.asarray(target_seqs, dtype=np.float64) / unit)).astype(np.int64)
+    k = np.maximum(np.maximum(1, np.asarray(min_multiple, dtype=np.int64)),
+                   np.rint(np.asarray(target_seqs, dtype=np.float64) / unit)).astype(np.int64)
     return k * unit
+
+
+def plan_batch(target_seqs: ArrayLike, dp: ArrayLike, mb: ArrayLike, pp: ArrayLike, schedule: ArrayLike,
+               microbatch_groups: bool = False) -> np.ndarray:
+    """The global batch (sequences) each plan uses for a stated target: the multiple of its :func:`batch_unit`
+    nearest the target, but at least the fewest micro-batches its schedule runs -- pp micro-batches of dp x mb for
+    DualPipe (``even_pp_min_m``) and for the interleaved schedule in micro-batch groups (m >= pp: validity rules 10
+    and 11) -- so a plan whose nearest multiple falls short of pp micro-batches takes pp of them, which the
+    tolerance then accepts or refuses as any batch (target 32,768 sequences, dp x mb = 4,608, pp 8: 7 micro-batches
+    = 32,256 fall short of pp, 8 = 36,864 are 12.5% above the target; the nearest multiple alone refused the plan
+    under any tolerance)."""
+    u = batch_unit(dp, mb, pp, schedule, microbatch_groups)
+    per = np.asarray(dp, dtype=np.int64) * np.asarray(mb, dtype=np.int64)
+    pp = np.asarray(pp, dtype=np.int64)
+    need = even_pp_min_m(schedule) | (bool(microbatch_groups) & batch_multiple_of_pp(schedule))
+    k_min = np.where(need, -(-pp * per // np.maximum(u, 1)), 1)
+    return fit_batch(target_seqs, u, k_min)
 
 
 def batch_unit(dp: ArrayLike, mb: ArrayLike, pp: ArrayLike, schedule: ArrayLike,

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from ..errors import TrainsimError
 from ..model.arch import Arch
 from ..yamlload import safe_load, sourced_values
-from .batch import batch_unit, chip_counts, fit_batch
+from .batch import chip_counts, plan_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
 from .validity import check, sharding_zeros, zero3_fsdp2_ok
@@ -331,7 +331,7 @@ class Parents:
     def batch(self) -> np.ndarray:
         """The global batch (sequences) each parent row's plans use (it does not depend on the experts)."""
         c = self.cols
-        return fit_batch(self.args[3], batch_unit(c["dp"], c["mb"], c["pp"], c["schedule"], self.microbatch_groups))
+        return plan_batch(self.args[3], c["dp"], c["mb"], c["pp"], c["schedule"], self.microbatch_groups)
 
     def expand(self, idx: ArrayLike | None = None) -> tuple["Space", Counter[int]]:
         """The valid plans of the parent rows ``idx`` (all when None, in order) x ``experts`` as a :class:`Space`
@@ -350,7 +350,7 @@ class Parents:
         cols = _drop(cols, code, self.later, rejected)
         n = len(cols["tp"])
         base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
-        batch = fit_batch(self.args[3], batch_unit(base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups))
+        batch = plan_batch(self.args[3], base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups)
         zok = self.zero_ok(self.zero[None, :], base.pp[:, None], base.etp[:, None])
         if zok is not None:
             # the last rule, on the zero axis: each refused (row, zero) cell stands for its recompute choices

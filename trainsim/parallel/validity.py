@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TrainsimError
 from ..model.arch import Arch
-from .batch import batch_unit, fit_batch, within
+from .batch import fit_batch, plan_batch, within
 from .plan import Plans
 from .schedules import (batch_multiple_of_pp, even_pp_min_m, mindspeed_dualpipev, names_where, needs_pp,
                         virtual_stages)
@@ -159,7 +159,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if want(9):
         rule(((p.vpp > 1) & ~virt) | (virt & ((p.vpp < 2) | (p.pp < 2))), 9)
     if want(10) or want(11):
-        used_batch = fit_batch(batch_seqs, batch_unit(p.dp, p.mb, p.pp, p.schedule, microbatch_groups))
+        used_batch = plan_batch(batch_seqs, p.dp, p.mb, p.pp, p.schedule, microbatch_groups)
         m = used_batch // np.maximum(p.dp * p.mb, 1)     # micro-batches per step, for rules 10 and 11
     if want(10):
         short = (m < p.pp) if microbatch_groups else False
@@ -167,7 +167,8 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     if want(14):
         rule(needs_pp(p.schedule) & (p.pp < 2), 14)
     if want(11):
-        rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp)), 11)
+        rule(even_pp_min_m(p.schedule) & ((p.pp % 2 != 0) | (m < p.pp) | ~within(used_batch, batch_seqs, batch_tol)),
+             11)
     if want(12):
         rule((p.node_limit > 0) & (p.ep < 2), 12)
     if even_vpp and want(15):

@@ -37,7 +37,6 @@ from functools import lru_cache
 
 from ..model.counts import compute_optimal_params, count, training_flops_6nd
 from ..assumptions import Assumptions
-from ..parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
@@ -70,12 +69,14 @@ def dense_shape(params: float, name: str | None = None) -> dict:
             "head_dim": 128, "ffn": ffn, "ffn_act": "swiglu", "vocab": vocab}
 
 
-def _moe_doc(h: int, L: int, experts: int, name: str) -> dict:
+def _moe_doc(h: int, L: int, experts: int, name: str, expert_ffn: int | None = None) -> dict:
+    """The inline model of a DeepSeek-V3-like MoE ``h`` wide and ``L`` deep with ``experts`` routed experts of
+    ``expert_ffn`` (None: DeepSeek-V3's 2,048 scaled with the width); the rest scales with the width."""
     s = h / DSV3["hidden"]
     return {
         "name": name, "layers": L, "hidden": h, "heads": _round(DSV3["heads"] * s, MOE_HEADS_STEP),
         "ffn": _round(DSV3["ffn"] * s, 256), "ffn_act": "swiglu", "vocab": DSV3["vocab"],
-        "moe": {"experts": experts, "top_k": 8, "shared_experts": 1, "expert_ffn": _round(DSV3["expert_ffn"] * s, 128),
+        "moe": {"experts": experts, "top_k": 8, "shared_experts": 1, "expert_ffn": expert_ffn or _round(DSV3["expert_ffn"] * s, 128),
                 "dense_layers": 3},
         "mla": {"q_lora_rank": _round(DSV3["q_lora_rank"] * s, 128), "kv_lora_rank": DSV3["kv_lora_rank"],
                 "qk_nope_head_dim": DSV3["qk_nope_head_dim"], "qk_rope_head_dim": DSV3["qk_rope_head_dim"],
@@ -106,21 +107,80 @@ MOE_WIDTH_STEP = 128
 #: arXiv 2405.04434 appendix B.1 and 2412.19437 sec. 4.2), so tensor parallelism up to 16 divides them; steps of 32
 #: made the active count jump by a fifth between neighbouring widths of a 3-4B-active model
 MOE_HEADS_STEP = 16
+#: routed experts of the MoE shape rule at DeepSeek-V3's sparsity (arXiv 2412.19437 sec. 4.2: 256 routed experts at
+#: 671B / 37B = 18.1); other sparsities scale it (:func:`moe_experts`)
+MOE_EXPERTS_AT_DSV3 = 256
+#: the expert count is a multiple of this, so expert parallelism up to 64 divides it (DeepSeek-V3 trains with EP 64,
+#: arXiv 2412.19437 sec. 3.2; released MoEs: Qwen3 and GPT-OSS-120B 128, DeepSeek-V3 256, Kimi K2 384, LongCat-Flash
+#: 512 routed experts)
+MOE_EXPERTS_STEP = 64
+#: the expert FFN width (moe_intermediate_size) is a multiple of this, as DeepSeek-V3's FP8 recipe needs (128 x 128
+#: weight blocks, see :data:`MOE_WIDTH_STEP`; DeepSeek-V3 2,048, DeepSeek-V2-Lite 1,408 = 11 x 128, Qwen3-235B 1,536)
+MOE_EXPERT_FFN_STEP = 128
 #: most layers the MoE shape rule moves away from its depth rule to meet the active count (in steps of 2: the
 #: MoE stack after the 3 dense layers stays even)
 MOE_DEPTH_SLACK = 4
 
 
+def moe_experts(sparsity: float) -> int:
+    """Routed experts of the MoE shape rule at total/active ``sparsity``: DeepSeek-V3's 256 at its 18.1, scaled with
+    the sparsity and rounded up to a multiple of 64 (:data:`MOE_EXPERTS_STEP`): E = 64 ceil(256 s / 18.1 / 64).
+
+    With 1 shared + top-8 routed experts, active = R + 9 X and total = R + (E + 1) X (X one expert's parameters over
+    all MoE layers, R the rest), so total / active = s needs E + 1 > 9 s (E > 162 at 18.1, > 299 at 33.3); scaling
+    E with s keeps one expert's share of the active parameters near DeepSeek-V3's (s 33.3: 512 experts, as
+    LongCat-Flash's 512 routed experts). The count depends on the sparsity alone, so it is the same for every size
+    and expert parallelism always has the multiples of 64."""
+    return int(MOE_EXPERTS_STEP * math.ceil(MOE_EXPERTS_AT_DSV3 * sparsity / 18.1 / MOE_EXPERTS_STEP - 1e-9))
+
+
+def _expert_ffn_for(h: int, L: int, experts: int, sparsity: float, name: str) -> tuple[int, float]:
+    """(expert FFN width, active parameters) of the (``h``, ``L``, ``experts``) shape whose total / active is nearest
+    ``sparsity``: both counts are linear in the expert width f (total = T0 + f T1, active = A0 + f A1, read off two
+    widths), so f = (s A0 - T0) / (T1 - s A1), rounded to :data:`MOE_EXPERT_FFN_STEP` (at least one step)."""
+    w1, w2 = MOE_EXPERT_FFN_STEP, 2 * MOE_EXPERT_FFN_STEP
+    t1, a1 = _counts(_moe_doc(h, L, experts, name, w1))
+    t2, a2 = _counts(_moe_doc(h, L, experts, name, w2))
+    tf, af = (t2 - t1) / (w2 - w1), (a2 - a1) / (w2 - w1)
+    t0, a0 = t1 - w1 * tf, a1 - w1 * af
+    f = _round((sparsity * a0 - t0) / (tf - sparsity * af), MOE_EXPERT_FFN_STEP)
+    return f, a0 + f * af
+
+
+def _experts_for(h: int, L: int, sparsity: float, name: str) -> tuple[int, int, float]:
+    """(routed experts, expert FFN width, active parameters) of an ``h``-wide, ``L``-deep shape at ``sparsity``: the
+    sparsity's expert count (:func:`moe_experts`) with the expert width solved for the total
+    (:func:`_expert_ffn_for`), unless that width exceeds DeepSeek-V3's share of the model width (2,048 / 7,168,
+    rounded to 128): small models, whose embeddings (129,280 x h, twice) are a large part of the active count,
+    then take more experts (the count that reaches the total at that width, up to the next multiple of 64) and the
+    width is solved again, as the shape rule's small MoEs had (0.5B active: 384 experts of 384)."""
+    experts = moe_experts(sparsity)
+    f, a = _expert_ffn_for(h, L, experts, sparsity, name)
+    cap = _round(DSV3["expert_ffn"] * h / DSV3["hidden"], MOE_EXPERT_FFN_STEP)
+    if f > cap:
+        t1, a1 = _counts(_moe_doc(h, L, 64, name, cap))
+        t2, _ = _counts(_moe_doc(h, L, 128, name, cap))
+        need = 64 + (sparsity * a1 - t1) / ((t2 - t1) / 64.0)
+        experts = max(experts, MOE_EXPERTS_STEP * math.ceil(need / MOE_EXPERTS_STEP))
+        f, a = _expert_ffn_for(h, L, experts, sparsity, name)
+    return experts, f, a
+
+
 def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
     """A DeepSeek-V3-like MoE with about ``active`` active and ``sparsity x active`` total parameters.
 
-    Depth grows slowly (L = 61 (active / 37B)^(1/4): frontier MoEs keep 60-80 layers), width is solved for the
-    active count (heads, q-LoRA rank, dense and expert FFN scale with the width as in DeepSeek-V3), and the
-    routed-expert count (a multiple of 64, so expert parallelism has choices) for the total. The width moves in
-    steps of :data:`MOE_WIDTH_STEP` (128) and the depth up to :data:`MOE_DEPTH_SLACK` layers (in steps of 2) from
-    its rule, so neighbouring sizes get different shapes: the active count is linear in the depth at a width, so
-    each width's best depth is solved, and the (width, depth) closest to ``active`` kept (within 1%, the one nearer
-    the depth rule). Steps of 512 in width alone gave one 3.08B-active model for every target from 3.6B to 3.9B."""
+    Depth grows slowly (L = 61 (active / 37B)^(1/4): frontier MoEs keep 60-80 layers); the routed-expert count is
+    set by the sparsity (:func:`moe_experts`: 256 at DeepSeek-V3's 18.1; more for small models, :func:`_experts_for`); heads, q-LoRA rank and dense FFN
+    scale with the width as in DeepSeek-V3, and the expert FFN width of each (width, depth) is solved for the total
+    / active ratio (:func:`_expert_ffn_for`, steps of 128), as released MoEs set moe_intermediate_size (DeepSeek-V3
+    2,048, Qwen3-235B 1,536, Kimi K2 2,048) with their expert count fixed for expert parallelism. The width moves
+    in steps of :data:`MOE_WIDTH_STEP` (128) and the depth up to :data:`MOE_DEPTH_SLACK` layers (in steps of 2)
+    from its rule; the (width, depth) whose active count (with its expert width) is closest to ``active`` is kept
+    (within 1%, the one nearer the depth rule). Steps of 512 in width alone gave one 3.08B-active model for every
+    target from 3.6B to 3.9B; an expert count in steps of 64 with the expert width tied to the width put the total
+    +-12% off (half of 64 of ~235 experts) and not monotone (3.9B active 77.2B total, 4.3B active 71.4B); counts in
+    steps of 16 were monotone but gave 240 experts, which caps expert parallelism at 16 (S4's best plan: MFU 25%
+    instead of 40% with EP 128 on 256 experts)."""
     total = sparsity * active
     name = name or f"dsv3-like-{total / 1e12:.2f}t-a{active / 1e9:.0f}b"
     L0 = max(8, _round(61 * (active / DSV3["active"]) ** 0.25, 4) + 1)   # 3 dense + a multiple-of-2 MoE stack
@@ -130,22 +190,16 @@ def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) ->
     step = MOE_WIDTH_STEP
     lo_h = max(1024, _round(h0 * 0.6, step))   # 1,024 wide at least; below that the scan is that one width
     best_key: tuple = (math.inf,)
-    h, L = DSV3["hidden"], L0
+    h, L, experts, f = DSV3["hidden"], L0, MOE_EXPERTS_AT_DSV3, DSV3["expert_ffn"]
     for hh in range(lo_h, max(lo_h, _round(h0 * 1.5, step)) + 1, step):
-        _, a0 = _counts(_moe_doc(hh, L0, 64, name))
-        _, a2 = _counts(_moe_doc(hh, L0 + 2, 64, name))
-        k = round((active - a0) / (a2 - a0)) if a2 > a0 else 0     # steps of 2 layers from the rule's depth
-        ll = min(hi_l, max(lo_l, L0 + 2 * k))
-        err = abs(a0 + (ll - L0) / 2.0 * (a2 - a0) - active)
-        # errors under 1% tie (then the depth rule's depth wins), else the nearest
-        key = (max(err / active, 0.01), abs(ll - L0), err)
-        if key < best_key:
-            best_key, h, L = key, hh, ll
-    t1, _ = _counts(_moe_doc(h, L, 64, name))
-    t2, _ = _counts(_moe_doc(h, L, 128, name))
-    per_expert = (t2 - t1) / 64.0
-    experts = max(16, _round(64 + (total - t1) / per_expert, 64))
-    return _moe_doc(h, L, experts, name)
+        for ll in range(lo_l, hi_l + 1, 2):
+            ee, ff, a = _experts_for(hh, ll, sparsity, name)
+            err = abs(a - active)
+            # errors under 1% tie (then the depth rule's depth wins), else the nearest
+            key = (max(err / active, 0.01), abs(ll - L0), err)
+            if key < best_key:
+                best_key, h, L, experts, f = key, hh, ll, ee, ff
+    return _moe_doc(h, L, experts, name, f)
 
 
 def shape_for(family: str, params_or_active: float, a: Assumptions, name: str | None = None) -> dict:
@@ -170,6 +224,29 @@ def critical_batch_tokens(flops: float, a: Assumptions) -> float:
     ``critical_batch_tokens``)."""
     cb = a["critical_batch_tokens"]
     return float(cb["coef"]) * flops ** float(cb["exponent"])
+
+
+def round_batch_seqs(seqs: float) -> int:
+    """The round global batch a practitioner states near ``seqs`` sequences: of 2^k and 3 x 2^k (8,192, 12,288,
+    16,384, 24,576, 32,768, ...: every plan with power-of-two data parallelism and micro-batch up to 2^(k-1)
+    divides it) the one nearest in ratio (the geometric mean of two neighbours is the boundary: 20,066 between
+    16,384 and 24,576), so within a factor sqrt(1.5) = 1.22 of ``seqs``; ties go to the smaller."""
+    x = max(float(seqs), 1.0)
+    k = math.floor(math.log2(x))
+    cands = {1 << k, 1 << (k + 1)} | ({3 << (k - 1)} if k >= 1 else set())
+    return min(cands, key=lambda c: (abs(math.log(c / x)), c))
+
+
+def batch_target(flops: float, seq_len: int, a: Assumptions) -> dict:
+    """How capacity states a run's global batch: the critical batch B_opt (:func:`critical_batch_tokens`) in
+    sequences, the round batch nearest it (:func:`round_batch_seqs`) and the tolerance each plan may move it by to a
+    multiple of its dp x micro-batch (the assumption ``critical_batch_tolerance``; the plan search's batch rule,
+    :mod:`trainsim.parallel.batch`), and the band of batches that allows, in sequences."""
+    crit = critical_batch_tokens(flops, a) / seq_len
+    target = round_batch_seqs(crit)
+    tol = float(a["critical_batch_tolerance"])
+    return {"critical_seqs": crit, "target_seqs": target, "tolerance": tol,
+            "band_seqs": (target * (1.0 - tol), target * (1.0 + tol))}
 
 
 # ---------------------------------------------------------------- limits
@@ -199,12 +276,18 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
     out.append({"limit": "network", "binding": cf > 0.25, "value": cf, "bound": 0.25,
                 "detail": f"exposed communication is {cf:.0%} of the step; groups cross: "
                           + ", ".join(f"{g}->{'/'.join(l)}" for g, l in crossed.items())})
-    b_tok = est.run.training.batch_seqs * run.training.seq_len          # the batch the plan uses
+    used_seqs = est.run.training.batch_seqs
+    b_tok = used_seqs * run.training.seq_len          # the batch the plan uses
     b_crit = critical_batch_tokens(flops, a)
+    stated, tol = run.training.batch_seqs, run.training.batch_tol
     out.append({"limit": "batch", "binding": b_tok > 2.0 * b_crit, "value": b_tok, "bound": b_crit,
-                "detail": f"global batch {b_tok / 1e6:.1f}M tokens vs critical batch B_opt = 0.292 C^0.3271 = "
-                          f"{b_crit / 1e6:.1f}M tokens (DeepSeek LLM, arXiv 2401.02954); dp x micro-batch "
-                          f"= {est.plan['dp'] * est.plan['micro_batch']:,} of {est.run.training.batch_seqs:,} sequences"})
+                "stated_seqs": stated, "used_seqs": used_seqs, "tolerance": tol,
+                "detail": f"global batch {used_seqs:,} sequences ({b_tok / 1e6:.1f}M tokens) vs critical batch "
+                          f"B_opt = 0.292 C^0.3271 = {b_crit / 1e6:.1f}M tokens (DeepSeek LLM, arXiv 2401.02954); "
+                          f"stated as the round batch nearest B_opt of the rule's token budget, {stated:,} "
+                          f"sequences, and moved to the multiple of the plan's dp x micro-batch = "
+                          f"{est.plan['dp'] * est.plan['micro_batch']:,} nearest it within {tol:.0%} (the batch is "
+                          f"searched with the plan: this is the fastest plan's)"})
     out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
                 "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
                           f"checkpoint {gp.checkpoint_s:.3g} s every {gp.interval_s / 60:.1f} min, "
@@ -265,15 +348,14 @@ class CapacityResult:
 
 
 def _run_for(doc: dict, system, chips: int, tokens: float, flops: float, a: Assumptions, seq_len: int,
-             precision: str, batch_seqs: int | None = None, framework: str | None = None):
-    """The run of a capacity probe: the batch is the critical batch (a token count, so a target met within the
-    plan search's default tolerance for a batch in tokens), or ``batch_seqs`` as a plan already used it;
-    ``framework`` the software stack (None: the default profile)."""
-    if batch_seqs is None:
-        b = critical_batch_tokens(flops, a) / seq_len
-        batch_seqs = max(64, _round(b, 64))
-    return make_run(doc, system, chips, {"tokens": tokens, "seq_len": seq_len, "global_batch_seqs": batch_seqs,
-                                         "batch_tolerance": DEFAULT_TOKENS_TOLERANCE, "precision": precision},
+             precision: str, batch: dict | None = None, framework: str | None = None):
+    """The run of a capacity probe: its global batch is the round batch nearest the critical batch of ``flops``,
+    which each plan may move within the stated tolerance to a multiple of its dp x micro-batch
+    (:func:`batch_target`: the batch is searched with the plan), or ``batch`` (a :func:`batch_target` dict) as a
+    probe already stated it; ``framework`` the software stack (None: the default profile)."""
+    bt = batch or batch_target(flops, seq_len, a)
+    return make_run(doc, system, chips, {"tokens": tokens, "seq_len": seq_len, "global_batch_seqs": bt["target_seqs"],
+                                         "batch_tolerance": bt["tolerance"], "precision": precision},
                     name=doc["name"], framework=framework)
 
 
@@ -358,10 +440,10 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     seen: dict[int, dict] = {}
 
     def on(doc: dict, n_chips: int, want: float, active: float) -> dict:
-        run = _run_for(doc, sys_obj, n_chips, want, training_flops_6nd(active, want), a, seq_len, precision,
-                       framework=framework)
+        bt = batch_target(training_flops_6nd(active, want), seq_len, a)
+        run = _run_for(doc, sys_obj, n_chips, want, 0.0, a, seq_len, precision, batch=bt, framework=framework)
         res = best(run)
-        out = {"res": res, "tokens": None, "gp": None, "chips": n_chips}
+        out = {"res": res, "tokens": None, "gp": None, "chips": n_chips, "batch": bt}
         if res.best is not None:
             e = res.best
             gp = goodput(res.run.arch, e.used, e.days, a) if use_goodput else None
@@ -431,7 +513,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
                               if last["gp"] is not None else [], iters, msg, objective=OBJECTIVE)
     doc, total, active, res, tokens, gp = (lo[k] for k in ("doc", "total", "active", "res", "tokens", "gp"))
     final = _run_for(doc, sys_obj, lo["chips"], tokens, training_flops_6nd(active, tokens), a, seq_len, precision,
-                     batch_seqs=res.run.training.batch_seqs, framework=framework)
+                     batch=lo["batch"], framework=framework)
     fres = best(final)
     lim = limits(fres, days, a, gp, plan_counts) if gp is not None else []
     fl = training_flops_6nd(active, tokens)
