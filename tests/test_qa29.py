@@ -1,0 +1,54 @@
+"""QA pass 29: a sceptical user's questions and edge inputs (a chip count far from any plan, ...): each test fails
+without its fix and checks numbers derived by hand or from a source, not the code's own output."""
+from __future__ import annotations
+
+import json
+
+from conftest import one_line, run_main
+
+# ---------------------------------------------------------------- 1. no answer, and no alternative at all
+
+#: Llama 3.1 8B (catalog: 32 layers, 8 key/value heads) with a batch of ONE 8,192-token sequence on 16,384 H100:
+#: dp <= 1 sequence, tp <= 8 (it divides the 8 key/value heads), pp <= 32 (one layer per stage at most) and cp <= 32
+#: (parallel/search_space.yaml cp_max), so no plan uses more than 8 x 32 x 32 = 8,192 chips, and a plan uses at least
+#: 75% of the chips it is given (parallel/batch.py MAX_IDLE_FRACTION): no count above 8,192 / 0.75 = 10,922 has a
+#: plan. The 8 counts nearest 16,384 that alternatives.py tried (16,376, 16,392, ...) are all above it.
+BATCH_OF_ONE = """model: llama-3.1-8b
+system: dgx-h100
+chips: 16384
+training: {tokens: 1e9, seq_len: 8192, global_batch_seqs: 1, precision: bf16}
+"""
+MOST_CHIPS_USED = 8 * 32 * 32
+MOST_CHIPS_GIVEN = MOST_CHIPS_USED / 0.75
+
+
+def test_a_chip_count_far_from_any_plan_still_gets_an_alternative(tmp_path, capsys):
+    """`estimate` of a batch of one sequence on 16,384 GPUs exited 1 with 'no valid plan' and no alternative at all
+    (a dead end: the brief's 'no answer is exit 1 with the nearest alternatives'); 10M chips and a batch of 512, or
+    a 1 GiB chip, did the same. Fix: when no near count has a plan, alternatives.py also tries counts a factor 2^k
+    away; the one offered here lies at or below 10,922 chips, uses at most 8,192, and, tried, is an answer."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BATCH_OF_ONE)
+    code, out, err = run_main(capsys, "estimate", p, "--json")
+    assert code == 1, err
+    alts = json.loads(out)["alternatives"]
+    chip_alts = [a for a in alts if a["change"] == "chips"]
+    assert chip_alts, f"no chip-count alternative: {alts}"
+    a = chip_alts[0]
+    assert a["to"] <= MOST_CHIPS_GIVEN and a["chips_used"] <= MOST_CHIPS_USED, a
+    assert a["global_batch_seqs"] == 1 and 0 < a["mfu"] < 1, a
+    q = tmp_path / "tried.yaml"
+    q.write_text(BATCH_OF_ONE.replace("chips: 16384", f"chips: {a['to']}"))
+    code, out, err = run_main(capsys, "estimate", q, "--json")
+    assert code == 0, err
+    assert json.loads(out)["step_time_s"] == a["step_time_s"]
+
+
+def test_the_far_alternative_is_named_in_the_one_error_line(tmp_path, capsys):
+    """The same run without --json: the one stderr line names the count to try after 'nearest alternatives:'."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BATCH_OF_ONE)
+    code, out, err = run_main(capsys, "estimate", p)
+    line = one_line(code, err, 1)
+    assert "no valid plan for 16,384 chips" in line and "; nearest alternatives: chips: " in line, line
+
