@@ -52,3 +52,59 @@ def test_the_far_alternative_is_named_in_the_one_error_line(tmp_path, capsys):
     line = one_line(code, err, 1)
     assert "no valid plan for 16,384 chips" in line and "; nearest alternatives: chips: " in line, line
 
+
+# ---------------------------------------------------------------- 2. --emit megatron and the MoE settings priced
+
+#: Qwen3-30B-A3B (128 experts, top-8) on 64 H100 under the default stack (megatron-bridge-2026), whose MoE
+#: recipes build the model with the all-to-all dispatcher and the grouped GEMM (frameworks.runtime_settings)
+MOE_RUN = """model: qwen3-30b-a3b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16%s}
+"""
+
+
+def _emitted(tmp_path, capsys, training: str = "", *extra) -> list[str]:
+    from conftest import emitted_args
+    p = tmp_path / "moe.yaml"
+    p.write_text(MOE_RUN % training)
+    code, out, err = run_main(capsys, "plan", p, "--emit", "megatron", *extra)
+    assert code == 0, err
+    start = out.index("TRAINSIM_ARGS=(")
+    return emitted_args(out[start:out.index("\n)", start) + 2], tmp_path)
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    """The value after ``name`` in the emitted words ('' for a switch), None where it is not written."""
+    for i, a in enumerate(args):
+        if a == name or a.startswith(name + " "):
+            rest = a[len(name):].strip()
+            return rest if rest else (args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else "")
+    return None
+
+
+def test_emit_megatron_writes_the_dispatcher_and_grouped_gemm_the_step_was_priced_with(tmp_path, capsys):
+    """Megatron-LM's own defaults are the all-gather dispatcher and one GEMM per expert (TransformerConfig
+    moe_token_dispatcher_type = "allgather", moe_grouped_gemm = False, megatron/core/transformer/
+    transformer_config.py lines 850 and 891 at NVIDIA/Megatron-LM d98e8a64dd); the engine prices a MoE step under
+    the default stack with the all-to-all dispatcher and the grouped GEMM. --emit megatron wrote neither flag, so
+    the job it emitted ran another step than the one predicted (the all-gather dispatcher and SequentialMLP, which
+    the engine prices differently: tests/test_sequential_experts.py)."""
+    args = _emitted(tmp_path, capsys)
+    assert _flag(args, "--moe-token-dispatcher-type") == "alltoall", args
+    assert _flag(args, "--moe-grouped-gemm") == "", args
+    assert _flag(args, "--overlap-moe-expert-parallel-comm") is None, args
+
+
+def test_emit_megatron_writes_a_stated_flex_dispatcher_and_expert_overlap(tmp_path, capsys):
+    """HybridEP is Megatron-Core's flex dispatcher with backend 'hybridep' (moe_token_dispatcher_type 'flex',
+    moe_flex_dispatcher_backend, default 'deepep', and moe_flex_dispatcher_num_sms, which the deprecated
+    moe_hybridep_num_sms routes to; overlap_moe_expert_parallel_comm default False, model_parallel_config.py line
+    343; all at d98e8a64dd): a run stating moe_dispatcher hybridep with 24 SMs and moe_a2a_overlap gets those
+    flags with those values."""
+    args = _emitted(tmp_path, capsys, ", moe_dispatcher: hybridep, moe_hybridep_num_sms: 24, moe_a2a_overlap: true")
+    assert _flag(args, "--moe-token-dispatcher-type") == "flex", args
+    assert _flag(args, "--moe-flex-dispatcher-backend") == "hybridep", args
+    assert _flag(args, "--moe-flex-dispatcher-num-sms") == "24", args
+    assert _flag(args, "--overlap-moe-expert-parallel-comm") == "", args
+
