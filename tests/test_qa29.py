@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import one_line, run_main
 
 # ---------------------------------------------------------------- 1. no answer, and no alternative at all
@@ -107,4 +109,24 @@ def test_emit_megatron_writes_a_stated_flex_dispatcher_and_expert_overlap(tmp_pa
     assert _flag(args, "--moe-flex-dispatcher-backend") == "hybridep", args
     assert _flag(args, "--moe-flex-dispatcher-num-sms") == "24", args
     assert _flag(args, "--overlap-moe-expert-parallel-comm") == "", args
+
+
+# ---------------------------------------------------------------- 3. a union's branch name in the field path
+
+@pytest.mark.parametrize("key, value", [("model", "5"), ("system", "[1, 2]")])
+def test_a_wrong_type_for_model_or_system_names_the_field_not_pydantics_branch(tmp_path, capsys, key, value):
+    """`model: 5` answered 'model.constrained-str: Input should be a valid string; got 5': the field path held
+    pydantic's name for one branch of the union the key accepts (a catalog id string, or a mapping), so the line
+    named a field no spec has and half of what was expected. Now the field is `model` (`system`) and the line says
+    both branches: a string or a mapping (pydantic: 'a valid dictionary')."""
+    spec = {"model": "llama-3.1-8b", "system": "dgx-h100"}
+    spec[key] = value
+    p = tmp_path / "run.yaml"
+    p.write_text(f"model: {spec['model']}\nsystem: {spec['system']}\nchips: 64\n"
+                 "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\n")
+    code, out, err = run_main(capsys, "estimate", p)
+    line = one_line(code, err, 2)
+    assert line.startswith(f"error: {p}: {key}: "), line
+    assert "constrained" not in line and "valid string" in line and "valid dictionary" in line, line
+    assert f"got {value}" in line, line
 
