@@ -130,3 +130,34 @@ def test_a_wrong_type_for_model_or_system_names_the_field_not_pydantics_branch(t
     assert "constrained" not in line and "valid string" in line and "valid dictionary" in line, line
     assert f"got {value}" in line, line
 
+
+# ---------------------------------------------------------------- 4. a short step or run printed as zero
+
+#: a 2-layer model of hidden 64 (inline keys) on 8 H100: 8 sequences of 16 tokens, a step well under a millisecond
+#: and 1M tokens in seconds
+TINY_RUN = """model: {name: tiny, layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 100}
+system: dgx-h100
+chips: 8
+training: {tokens: 1e6, seq_len: 16, global_batch_seqs: 8}
+"""
+
+
+def test_estimate_of_a_sub_millisecond_step_does_not_print_zero_seconds_or_days(tmp_path, capsys):
+    """The estimate table printed 'step time 0.000 s' and 'whole run 0.0 days' for a step of ~0.2 ms and a run of
+    seconds: a zero no step can take (the --json numbers were right). Now both keep three significant figures of
+    the --json value, the days with the time in seconds beside them: days x 86,400 s."""
+    import re
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY_RUN)
+    code, out, err = run_main(capsys, "estimate", p, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    step_s, days = d["step_time_s"], d["days"]
+    assert step_s < 1e-3 and days < 1e-3        # the case: both round to zero at 3 and 1 decimals
+    code, out, err = run_main(capsys, "estimate", p)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "0.000 s" not in flat and "0.0 days" not in flat, flat[:600]
+    assert re.search(rf"step time │ {step_s:.3g} s", flat), flat[:600]
+    assert f"{days:.2g} days ({days * 86400:.1f} s)" in flat, flat[:900]
+
