@@ -161,3 +161,29 @@ def test_estimate_of_a_sub_millisecond_step_does_not_print_zero_seconds_or_days(
     assert re.search(rf"step time │ {step_s:.3g} s", flat), flat[:600]
     assert f"{days:.2g} days ({days * 86400:.1f} s)" in flat, flat[:900]
 
+
+# ---------------------------------------------------------------- 5. a serving spec's uncertain range, as written
+
+SERVING = """model: llama-3.1-8b
+system: hgx-h800
+serving: {input_len: 2048, output_len: 512, precision: fp8}
+uncertain: %s
+"""
+
+
+@pytest.mark.parametrize("rng, field, want", [
+    # the field was named twice ('uncertain.input_len: uncertain.input_len: expected ...'), the ends as floats
+    ("{input_len: [4000, 1000]}", "uncertain.input_len", "expected 0 < low <= high, got [4000, 1000]"),
+    ("{bogus: [1, 2]}", "uncertain.bogus", "unknown field 'bogus'; expected one of input_len,"),
+    # one end only: 'uncertain.input_len.1: missing key; expected 1: under uncertain.input_len (required)'
+    ("{input_len: [1000]}", "uncertain.input_len", "too few items: expected at least 2, got 1: [1000]"),
+])
+def test_an_uncertain_range_error_names_its_field_once_and_the_values_as_written(tmp_path, capsys, rng, field,
+                                                                                want):
+    """The one line names the field once, then what was expected and the value as written."""
+    p = tmp_path / "serve.yaml"
+    p.write_text(SERVING % rng)
+    code, out, err = run_main(capsys, "infer", p)
+    line = one_line(code, err, 2)
+    assert line.startswith(f"error: {p}: {field}: ") and line.split(str(p))[1].count("uncertain") == 1, line
+    assert want in line, line

@@ -196,6 +196,13 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
                else f"unknown key here; {key} belongs {' or '.join(places)}" if places
                else "unknown key (typo?)")
+    elif err["type"] == "missing" and err["loc"] and isinstance(err["loc"][-1], int):
+        # an item of a fixed-length list (a [low, high] range given one value): 'missing key; expected 1' named the
+        # index as if it were a key
+        got = err.get("input")
+        n = f"{len(got)}: {short(got)}" if isinstance(got, (list, tuple)) else short(got)
+        field = path({"loc": err["loc"][:-1]})
+        msg = f"too few items: expected at least {err['loc'][-1] + 1}, got {n}"
     elif err["type"] == "missing":   # pydantic's 'Field required' said neither what is missing nor where it goes
         parent = [str(x) for x in err["loc"][:-1] if isinstance(x, str)]
         msg = (f"missing key; expected {err['loc'][-1]}: "
