@@ -187,3 +187,24 @@ def test_an_uncertain_range_error_names_its_field_once_and_the_values_as_written
     line = one_line(code, err, 2)
     assert line.startswith(f"error: {p}: {field}: ") and line.split(str(p))[1].count("uncertain") == 1, line
     assert want in line, line
+
+
+# ---------------------------------------------------------------- 6. a long no-answer line keeps its alternatives
+
+def test_compare_of_a_run_without_a_plan_keeps_the_nearest_alternatives_in_its_one_line(tmp_path, capsys):
+    """`compare` (and every command whose no-answer goes through the CLI's one-line error) cut the line at 400
+    characters from the end: a 'no valid plan' reason lists its rejections, so the line ended in '...' before
+    '; nearest alternatives: ...' -- exit 1 with no alternative shown (estimate, which prints its own line, showed
+    them). Now the reason's middle gives way: the line stays within 400 characters and names the count to try,
+    at most 8,192 / 0.75 chips (section 1)."""
+    import re
+    a = tmp_path / "one.yaml"
+    a.write_text(BATCH_OF_ONE)
+    b = tmp_path / "ok.yaml"
+    b.write_text(BATCH_OF_ONE.replace("chips: 16384", "chips: 64").replace("global_batch_seqs: 1,",
+                                                                          "global_batch_seqs: 64,"))
+    code, out, err = run_main(capsys, "compare", a, b)
+    line = one_line(code, err, 1)
+    assert len(line) <= 400 and "no valid plan for 16,384 chips" in line, line
+    m = re.search(r"; nearest alternatives: chips: ([\d,]+) ", line)
+    assert m and int(m.group(1).replace(",", "")) <= MOST_CHIPS_GIVEN, line
