@@ -208,3 +208,21 @@ def test_compare_of_a_run_without_a_plan_keeps_the_nearest_alternatives_in_its_o
     assert len(line) <= 400 and "no valid plan for 16,384 chips" in line, line
     m = re.search(r"; nearest alternatives: chips: ([\d,]+) ", line)
     assert m and int(m.group(1).replace(",", "")) <= MOST_CHIPS_GIVEN, line
+
+
+# ---------------------------------------------------------------- 7. size from a count with too many chips
+
+def test_size_from_a_count_with_no_valid_plan_looks_below_it(tmp_path, capsys):
+    """`size --days 1` of the batch-of-one run on 16,384 H100 answered '2,176 systems (17,408 chips) finish in 0.0
+    days' (at a batch moved from 1 to 17 sequences), while the same run stated on 8 chips answered '1 system (8
+    chips) finishes in 0.2 days': a first count with no valid plan (too many chips for the batch, section 1) was
+    taken for too few chips, and the search only went up. The fewest systems is one whatever count the spec
+    states: 1e9 tokens of one 8,192-token sequence a step are 122,071 steps, and one 8-GPU system runs them in
+    under a day (the answer's own days, checked below against the deadline)."""
+    p = tmp_path / "one.yaml"
+    p.write_text(BATCH_OF_ONE)
+    code, out, err = run_main(capsys, "size", p, "--days", "1", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["units"] == 1 and d["chips"] == 8, {k: d[k] for k in ("units", "chips", "effective_days")}
+    assert d["effective_days"] <= 1.0
