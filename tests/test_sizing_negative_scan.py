@@ -17,6 +17,7 @@ def _fake_prober(days_of_units):
     class Fake:
         def __init__(self, run, unit_chips, assumptions=None, goodput_end="nominal"):
             self.seen: dict[int, dict] = {}
+            self.no_valid: set[int] = set()     # counts with no valid plan at all: none in these tables
             self.unit_chips = unit_chips
 
         def __call__(self, units):

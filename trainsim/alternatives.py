@@ -9,7 +9,10 @@ gives (step time, MFU, days, memory), so every alternative is valid when tried:
 * a fixed plan field freed (``plan.tp: 8`` -> the value the search picks), one field at a time;
 * the batch: the nearest batch some plan can split (searched with a wider tolerance, then stated exactly);
 * the chip count: the nearest counts of whole scale-up domains below and above (multiples of domain x 2^j and
-  powers of two), nearest first, until one below and one above have a plan;
+  powers of two), nearest first, until one below and one above have a plan; when none of those has a plan, the
+  counts a factor 2^k away (chips / 2^k and chips x 2^k in whole domains, up to the largest count allowed), so a
+  count far off also gets one: a batch of one sequence on 16,384 GPUs (no plan uses more than dp 1 x tp x pp x
+  cp chips) gets the largest count below that has a plan, a chip with too little memory the smallest above;
 * when none of these has a plan and the run states plan fields: the whole plan searched (at the run's chips, else
   with the batch and chip changes above), so a stated plan that is several changes from fitting still gets an
   answer.
@@ -23,8 +26,10 @@ from .fit_advice import fit_advice
 from .numfmt import gib, plan as plan_text
 from .spec import PlanSpec, Run
 from .search import search
+from .types_checked import MAX_CHIPS
 
 MAX_CHIP_PROBES = 8          # chip counts tried (each a plan search)
+MAX_FAR_PROBES = 24          # counts a factor 2^k away tried when no near count has a plan (each a plan search)
 WIDE_BATCH_TOLERANCE = 0.25  # how far the batch alternative may move the batch
 
 
@@ -51,6 +56,27 @@ def nearby_chip_counts(chips: int, domain: int) -> list[int]:
     cands.update((p2, 2 * p2))
     cands.discard(chips)
     return sorted(cands, key=lambda c: (abs(c - chips), c))
+
+
+def far_chip_counts(chips: int, domain: int) -> list[int]:
+    """Chip counts a factor 2^k from ``chips``, alternately below and above (k = 1, 2, ...): chips / 2^k rounded
+    down to whole scale-up domains (a power of two under one domain), down to one chip, and chips x 2^k rounded up
+    to whole domains, up to :data:`~trainsim.types_checked.MAX_CHIPS`."""
+    domain = max(1, int(domain))
+    below, above = [], []
+    for k in range(1, MAX_CHIPS.bit_length() + 1):
+        lo = chips >> k
+        if lo >= domain:
+            below.append(lo // domain * domain)
+        elif lo >= 1:
+            below.append(1 << (lo.bit_length() - 1))
+        hi = -(-(chips << k) // domain) * domain
+        if hi <= MAX_CHIPS:
+            above.append(hi)
+    out: list[int] = []
+    for i in range(max(len(below), len(above))):
+        out += [c for c in (below[i:i + 1] + above[i:i + 1]) if c != chips and c not in out]
+    return out
 
 
 def memory_fixes(run: Run, least) -> list[dict]:
@@ -131,9 +157,13 @@ def alternatives(run: Run, fixed: PlanSpec | None = None, *, calib=None, least=N
                                 **_summary(res)})
     # 3. the chip count: nearest valid below and above
     below = above = None
-    for c in nearby_chip_counts(run.chips, run.system.scale_up_size)[:MAX_CHIP_PROBES]:
+    near = nearby_chip_counts(run.chips, run.system.scale_up_size)[:MAX_CHIP_PROBES]
+    far = far_chip_counts(run.chips, run.system.scale_up_size)[:MAX_FAR_PROBES]
+    for i, c in enumerate(near + [c for c in far if c not in near]):
         if (c < run.chips and below is not None) or (c > run.chips and above is not None):
             continue
+        if i >= len(near) and (below is not None or above is not None):
+            break                     # a near count has a plan: the far ones are for a dead end only
         res = attempt(replace(run, chips=c), fixed)
         if res.best is None:
             continue

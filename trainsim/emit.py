@@ -257,6 +257,7 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         if p.get("node_limit"):
             args.append(f"--moe-router-group-topk {p['node_limit']}")
             notes.append("--moe-router-group-topk needs --moe-router-num-groups (the model's routing groups)")
+        args += moe_runtime_flags(run, framework)
     if p["zero"] in (1, 2):
         args.append("--use-distributed-optimizer")
         if p["zero"] == 2:
@@ -293,8 +294,8 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         # MindSpeed-LLM required with dualpipev from ac5e0a66 to 97328951 (2025) and its A3 MoE scripts set
         # (parallel/validity.py dualpipev_fb_overlap_ok, with its sources)
         args.append("--moe-fb-overlap")
-        notes.append("--moe-fb-overlap needs --moe-grouped-gemm and the alltoall dispatcher, and refuses "
-                     "--overlap-grad-reduce (mindspeed/features_manager/moe/fb_overlap.py)")
+        notes.append("--moe-fb-overlap needs --moe-grouped-gemm and the alltoall dispatcher (written above), and "
+                     "refuses --overlap-grad-reduce (mindspeed/features_manager/moe/fb_overlap.py)")
     if framework == "megatron":
         args += megatron_runtime_flags(run, p)
     if run.training.precision == "fp8":
@@ -334,6 +335,37 @@ def megatron_runtime_flags(run, p: dict) -> list[str]:
     inst = optimizer_instances(run, p)
     if inst > 1:
         flags.append(f"--num-distributed-optimizer-instances {inst}")
+    return flags
+
+
+def moe_runtime_flags(run, framework: str = "megatron") -> list[str]:
+    """Megatron-LM / MindSpeed-LLM flags for the MoE settings a prediction assumed (the run's, stated else its
+    stack's: frameworks.runtime_settings) where Megatron-LM's argument default differs (TransformerConfig at
+    NVIDIA/Megatron-LM d98e8a64dd, megatron/core/transformer/transformer_config.py: moe_grouped_gemm = False, line
+    850; moe_token_dispatcher_type = "allgather", line 891; moe_flex_dispatcher_backend = "deepep", line 898;
+    moe_flex_dispatcher_num_sms, line 964, which the deprecated moe_hybridep_num_sms routes to;
+    moe_router_padding_for_quantization = False, line 771; model_parallel_config.py
+    overlap_moe_expert_parallel_comm = False, line 343): ``--moe-grouped-gemm``, ``--moe-token-dispatcher-type
+    alltoall``, or ``flex`` with ``--moe-flex-dispatcher-backend deepep|hybridep`` (HybridEP with the SMs priced,
+    ``--moe-flex-dispatcher-num-sms``) and, Megatron-LM only, ``--moe-router-padding-for-quantization`` and
+    ``--overlap-moe-expert-parallel-comm`` (MindSpeed-LLM's A3 MoE scripts write the first two flags, e.g.
+    examples/mcore/glm5/pretrain_glm5_744b_4k_A3_ptd.sh at c77308a1; its DualPipe overlap is --moe-fb-overlap).
+    The engine's defaults are the grouped GEMM and the all-to-all dispatcher, the MoE recipes' settings, not
+    Megatron-LM's argument defaults: without these flags the emitted job ran the all-gather dispatcher and one GEMM
+    per expert, another step than the one predicted."""
+    rt = runtime_settings(run.training, framework_of(run))
+    flags = ["--moe-grouped-gemm"] if rt["moe_grouped_gemm"] else []
+    dispatcher = rt["moe_dispatcher"]
+    if dispatcher == "alltoall":
+        flags.append("--moe-token-dispatcher-type alltoall")
+    elif dispatcher in ("deepep", "hybridep"):
+        flags += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {dispatcher}"]
+        if dispatcher == "hybridep":
+            flags.append(f"--moe-flex-dispatcher-num-sms {int(rt['moe_hybridep_num_sms'])}")
+    if framework == "megatron" and rt["moe_router_padding_for_quantization"]:
+        flags.append("--moe-router-padding-for-quantization")
+    if framework == "megatron" and rt["moe_a2a_overlap"]:
+        flags.append("--overlap-moe-expert-parallel-comm")
     return flags
 
 

@@ -154,22 +154,36 @@ def _places_of(model, key: str, skip) -> list[str]:
     return out
 
 
+def _union_branch(part) -> bool:
+    """Whether ``part`` of a pydantic error location names the branch of a union it tried (``constrained-str``,
+    ``str``, ``int``, ``literal['a','b']``, ``list[int]``, ``dict[str,any]``, ``function-after[...]``), not a
+    field or an index: those are pydantic's schema names, never keys of a spec."""
+    return isinstance(part, str) and (part.startswith(("function-", "constrained-")) or "[" in part
+                                      or part in ("str", "int", "float", "bool", "bytes", "none"))
+
+
 def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
     """A pydantic ``ValidationError`` as one line: the first error's field path, message and offending value.
     A misspelt key is reported as itself, not as the required key it leaves missing (``chip:`` for ``chips:``:
     'chip: unknown key (typo? did you mean chips?)'), and, given the validated ``model``, as the near spelling of
     any key the model takes there (``seq_lenn``: 'did you mean seq_len?'); the union branch pydantic tried
-    (``literal[...]``, ``list[...]``) is not part of the field path."""
+    (``literal[...]``, ``list[...]``, ``constrained-str``) is not part of the field path, and a value no branch
+    takes says what each branch expected ('Input should be a valid string or a valid dictionary': ``model: 5``)."""
     errs = exc.errors()
 
     def path(e) -> str | None:
-        return ".".join(str(x) for x in e["loc"]
-                        if not (isinstance(x, str) and (x.startswith("function-") or "[" in x))) or None
+        return ".".join(str(x) for x in e["loc"] if not _union_branch(x)) or None
 
     extra = [e for e in errs if e["type"] == "extra_forbidden"]
     err = extra[0] if extra else errs[0]
     field = path(err)
     msg = err["msg"].removeprefix("Value error, ")
+    if err["loc"] and _union_branch(err["loc"][-1]) and err["type"].endswith("_type"):
+        # the other branches of the same union, each a type it did not match: 'a valid string or a valid dictionary'
+        kinds = [e["msg"].removeprefix("Input should be ") for e in errs
+                 if e["loc"][:-1] == err["loc"][:-1] and e["loc"] and _union_branch(e["loc"][-1])
+                 and e["type"].endswith("_type")]
+        msg = "Input should be " + " or ".join(dict.fromkeys(kinds))
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         missing = [str(e["loc"][-1]) for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent]
@@ -182,6 +196,13 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
         msg = (f"unknown key (typo? did you mean {near[0]}?)" if near
                else f"unknown key here; {key} belongs {' or '.join(places)}" if places
                else "unknown key (typo?)")
+    elif err["type"] == "missing" and err["loc"] and isinstance(err["loc"][-1], int):
+        # an item of a fixed-length list (a [low, high] range given one value): 'missing key; expected 1' named the
+        # index as if it were a key
+        got = err.get("input")
+        n = f"{len(got)}: {short(got)}" if isinstance(got, (list, tuple)) else short(got)
+        field = path({"loc": err["loc"][:-1]})
+        msg = f"too few items: expected at least {err['loc'][-1] + 1}, got {n}"
     elif err["type"] == "missing":   # pydantic's 'Field required' said neither what is missing nor where it goes
         parent = [str(x) for x in err["loc"][:-1] if isinstance(x, str)]
         msg = (f"missing key; expected {err['loc'][-1]}: "

@@ -31,14 +31,27 @@ MAX_LINE_CHARS = 400
 _LINE_SUFFIX = re.compile(r" \(line \d+\)$")
 
 
+#: where a no-answer line's nearest alternatives begin (search.SearchResult.no_plan_message)
+_NEAREST = "; nearest alternatives: "
+
+
 def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
     """Collapse whitespace and newlines into one line of at most ``limit`` characters; a cut line keeps the
-    `` (line N)`` its error ends with (:func:`trainsim.io.specfile.with_line`), the middle gives way."""
+    `` (line N)`` its error ends with (:func:`trainsim.io.specfile.with_line`), the middle gives way: in a no-answer
+    line the reason before ``; nearest alternatives:`` is cut first (down to half the line), so the alternatives
+    stay (a 'no valid plan' reason listing its rejections pushed them past the cut: compare, report)."""
     line = " ".join(str(text).split())
     if len(line) <= limit:
         return line
     m = _LINE_SUFFIX.search(line)
     tail = m.group(0) if m else ""
+    reason, sep, alts = line[: len(line) - len(tail)].partition(_NEAREST)
+    if sep:
+        keep = max(limit // 2, limit - 3 - len(sep) - len(alts) - len(tail))
+        if len(reason) > keep:
+            line = reason[:keep] + "..." + sep + alts + tail
+        if len(line) <= limit:
+            return line
     return line[: limit - 3 - len(tail)] + "..." + tail
 
 

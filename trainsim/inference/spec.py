@@ -355,10 +355,10 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     _check_plan_divides(spec, arch, where)
     for k, (lo, hi) in spec.uncertain.items():
         if k not in UNCERTAIN_FIELDS:
-            raise TrainsimError(f"uncertain: unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
+            raise TrainsimError(f"unknown field '{k}'; expected one of {', '.join(UNCERTAIN_FIELDS)}",
                                 field=f"uncertain.{k}", where=where)
         if not 0 < lo <= hi:
-            raise TrainsimError(f"uncertain.{k}: expected 0 < low <= high, got [{lo}, {hi}]", field=f"uncertain.{k}",
+            raise TrainsimError(f"expected 0 < low <= high, got [{lo:g}, {hi:g}]", field=f"uncertain.{k}",
                                 where=where)
         stated = getattr(spec.serving, k)
         if stated is not None and not lo <= stated <= hi:

@@ -19,8 +19,9 @@ from ..units import percent_value as percent_value  # "10%" / "0.1" -> 0.1: the 
 
 
 def step_time(s: float) -> str:
-    """A step time in seconds: ``12.345 s``."""
-    return f"{s:.3f} s"
+    """A step time in seconds: ``12.345 s``; under 10 ms three significant figures (``0.000227 s``), never a
+    ``0.000 s`` no step takes."""
+    return f"{s:.3f} s" if s >= 0.01 else f"{s:.3g} s"
 
 
 #: what a plan that does not fit says when none of :mod:`trainsim.fit_advice`'s single changes makes it fit
@@ -57,10 +58,15 @@ def signed_pct(x: float, digits: int = 1) -> str:
 
 
 def days(d: float | None) -> str:
-    """Days: ``54.3 days``; ``n/a`` when unknown or infinite."""
+    """Days: ``54.3 days``; under 0.1 days two significant figures and the time in seconds, minutes or hours
+    (``2.1e-05 days (1.8 s)``), never a ``0.0 days`` no run takes; ``n/a`` when unknown or infinite."""
     if d is None or not math.isfinite(d):
         return "n/a"
-    return f"{d:.1f} days"
+    if d >= 0.1:
+        return f"{d:.1f} days"
+    s = d * 86400.0
+    short = f"{s:.1f} s" if s < 60 else f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h"
+    return f"{d:.2g} days ({short})"
 
 
 def chip_hours(x: float | None) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fmt import NO_SINGLE_FIX, pct, plan as _plan
+from .fmt import NO_SINGLE_FIX, days as _days, pct, plan as _plan, step_time as _step_time
 from ..numfmt import count, money
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         note = f" (asked {asked:,}: {d['global_batch_seqs'] / asked - 1:+.1%})" if asked and asked != d[
             "global_batch_seqs"] else ""
         t.add_row("global batch", f"{d['global_batch_seqs']:,} sequences{note}")
-    t.add_row("step time", f"{d['step_time_s']:.3f} s")
+    t.add_row("step time", _step_time(d["step_time_s"]))
     t.add_row("tokens/s per chip", f"{d['tokens_per_s_per_chip']:,.1f}")
     t.add_row("MFU / HFU (vs BF16 peak)", f"{d['mfu']:.1%} / {d['hfu']:.1%}")
     if d.get("precision", "bf16") != "bf16":
@@ -157,13 +157,13 @@ def render_estimate(est, title: str | None = None, c: Console | None = None) -> 
         t.add_row("over by", f"{dnf['over_by_bytes'] / GIB:,.1f} GiB ({dnf['over_by_fraction']:,.0%})")
         for fx in dnf.get("fixes", []):
             t.add_row("fits with", f"{fx['change']}: {fx['memory_per_chip_bytes'] / GIB:,.1f} GiB, "
-                                   f"step {fx['step_time_s']:.3f} s")
+                                   f"step {_step_time(fx['step_time_s'])}")
         if not dnf.get("fixes"):
             t.add_row("fits with", NO_SINGLE_FIX)
     for label, text in trust_rows(d.get("validation_error")):
         t.add_row(label, text)
     if "days" in d:
-        t.add_row("whole run (without failures)", f"{d['days']:.1f} days")
+        t.add_row("whole run (without failures)", _days(d["days"]))
         for k, v in cost_rows(d.get("cost")):
             t.add_row(k, v)
     c.print(t)

@@ -91,12 +91,15 @@ class _Prober:
     def __init__(self, run: Run, unit_chips: int, assumptions=None, goodput_end: str = "nominal"):
         self.run, self.unit_chips, self.a, self.end = run, unit_chips, assumptions, goodput_end
         self.seen: dict[int, dict] = {}
+        self.no_valid: set[int] = set()   # counts with no valid plan at all (too many chips for the batch)
 
     def __call__(self, units: int) -> dict:
         if units in self.seen:
             return self.seen[units]
         chips = units * self.unit_chips
         res = best(run_at(self.run, chips))
+        if res.best is None and res.plans_evaluated == 0:
+            self.no_valid.add(units)
         days = days_of(res)
         gp = 1.0 if math.isfinite(days) else None      # None: no plan at this count, so no goodput either
         if self.a is not None and math.isfinite(days):
@@ -199,6 +202,12 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     # first guess from the chip-days of the run as given
     i0 = index(max(1, round(run.chips / uc)))
     p0 = probe(counts[i0])
+    while counts[i0] in probe.no_valid and i0 > 0:
+        # no valid plan at all there (not memory: too many chips for the batch): the run's chip-days come from a
+        # count below, halving (a batch of one sequence on 16,384 GPUs was sized upwards from there, to 2,176
+        # systems, where the same run stated on 8 chips is sized at one)
+        i0 = min(i0 - 1, index(counts[i0] // 2))
+        p0 = probe(counts[i0])
     if math.isfinite(p0["effective_days"]):
         guess = math.ceil(p0["effective_days"] * p0["chips"] / (deadline_days * uc))
     else:
