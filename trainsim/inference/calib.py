@@ -19,6 +19,7 @@ from functools import lru_cache
 from importlib import resources
 
 
+from ..catalog.load import silicon_of
 from ..catalog.types import Chip
 from ..errors import TrainsimError
 from ..perf.calibration import Calib
@@ -173,8 +174,10 @@ def constant_sources() -> dict[str, str]:
 
 
 def int8_peak(chip: Chip) -> tuple[float, str]:
-    """Dense INT8 rate (op/s) of ``chip`` and where it came from."""
-    entry = (_doc().get("int8_tops") or {}).get(chip.id)
+    """Dense INT8 rate (op/s) of ``chip`` and where it came from: inference.yaml ``int8_tops`` for the chip or its
+    silicon (catalog ``same_silicon_as``: the A800 runs the A100's INT8 tensor cores), else its FP8 rate, else BF16."""
+    table = _doc().get("int8_tops") or {}
+    entry = table.get(chip.id) or table.get(silicon_of(chip.id))
     if entry:
         return float(entry["value"]) * 1e12, " ".join(str(entry["source"]).split())
     if chip.peak_flops.get("fp8"):
