@@ -24,3 +24,23 @@ def test_a_pue_of_three_is_still_accepted():
     from trainsim import api
     assert api.cost_inputs(pue=3.0) == {"pue": 3.0}
     assert api.cost_inputs(pue=1.0) == {"pue": 1.0}
+
+
+# ---------------------------------------------------------------- 2. capacity: '1 day', not '1 days'
+
+
+def test_capacity_says_one_day_not_one_days(capsys):
+    """`capacity --days 1` printed '... tokens in 1 days: ...' in its answer and '... tokens in 1 days' in the
+    latency row of its limits table."""
+    code, out, err = run_main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--days", "1",
+                              "--family", "dense", "-q")
+    flat = " ".join(out.split())
+    assert code == 0, err
+    assert "1 days" not in flat, flat
+    assert "tokens in 1 day:" in flat
+
+
+@pytest.mark.parametrize("days, text", [(1, "1 day"), (1.0, "1 day"), (0.5, "0.5 days"), (90.0, "90 days")])
+def test_days_text(days, text):
+    from trainsim.numfmt import days_text
+    assert days_text(days) == text
