@@ -44,3 +44,25 @@ def test_capacity_says_one_day_not_one_days(capsys):
 def test_days_text(days, text):
     from trainsim.numfmt import days_text
     assert days_text(days) == text
+
+
+# ---------------------------------------------------------------- 3. an invalid value in a plan list is refused
+
+TP_RUN = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+          "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\nplan: {tp: %s}\n")
+
+
+@pytest.mark.parametrize("tp, item", [("3", "3"), ("[8, 3]", "3"), ("[3, 8]", "3"), ("[5, 8, 6]", "5")])
+def test_a_plan_list_holding_an_invalid_value_is_refused_as_the_value_alone(tmp_path, capsys, tp, item):
+    """`plan: {tp: 3}` was refused (Llama 3.1 8B: 32 attention heads, 8 key/value heads; 3 divides neither) but
+    `plan: {tp: [8, 3]}` silently searched tp 8 only. Now both are one line naming plan.tp and the value, exit 2."""
+    code, out, err = run_main(capsys, "plan", write_spec(tmp_path, TP_RUN % tp), "-q")
+    line = one_line(code, err, 2)
+    assert "plan.tp: tp must divide the attention heads and the key/value heads" in line, line
+    assert "32 attention heads, 8 key/value heads" in line and f"got {item}" in line, line
+
+
+def test_a_plan_list_of_valid_values_is_still_searched(tmp_path, capsys):
+    """tp 2 and 8 both divide 32 and 8 heads: the list is searched, not refused."""
+    code, out, err = run_main(capsys, "plan", write_spec(tmp_path, TP_RUN % "[2, 8]"), "-q")
+    assert code == 0, err
