@@ -66,3 +66,32 @@ def test_a_plan_list_of_valid_values_is_still_searched(tmp_path, capsys):
     """tp 2 and 8 both divide 32 and 8 heads: the list is searched, not refused."""
     code, out, err = run_main(capsys, "plan", write_spec(tmp_path, TP_RUN % "[2, 8]"), "-q")
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 4. training seq_len above the model's context
+
+LONG_RUN = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+            "training: {tokens: 100B, seq_len: %d, global_batch_seqs: 64}\n")
+
+
+@pytest.mark.parametrize("command", ["estimate", "plan"])
+def test_a_training_seq_len_past_the_context_is_warned_not_refused(tmp_path, capsys, command):
+    """seq_len 262,144 on Llama 3.1 8B (max_position_embeddings 131,072, its HF config.json) was priced without a
+    word. Long-context extension trains past the base context on purpose, so: one warning line on stderr naming
+    the field, the value and the context, and the answer still printed."""
+    spec = write_spec(tmp_path, LONG_RUN % 262144)
+    code, out, err = run_main(capsys, command, spec, "--json")
+    warns = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(warns) == 1, err
+    assert warns[0].startswith(f"warning: {spec}: training.seq_len: 262,144 is more than llama-3.1-8b's context "
+                               "of 131,072"), warns[0]
+    assert out.strip().startswith("{")       # the answer is still printed (--json on stdout)
+
+
+def test_a_training_seq_len_at_the_context_is_not_warned():
+    from trainsim import api
+    doc = {"model": "llama-3.1-8b", "system": "dgx-h100", "chips": 64,
+           "training": {"tokens": "100B", "seq_len": 131072, "global_batch_seqs": 64}}
+    assert api.run_warnings(api.as_run(doc)) == []
+    doc["training"]["seq_len"] = 131072 * 2
+    assert len(api.run_warnings(api.as_run(doc))) == 1

@@ -31,7 +31,7 @@ from ..search import SearchResult
 from ..search import search as _search
 from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, check_plan_options, check_plan_shape,
                     check_shard_group,
-                    load_run, parse_run)
+                    load_run, parse_run, run_warnings)
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -293,7 +293,7 @@ def emit_warnings(est: Estimate, emitter: str) -> list[str]:
 
 __all__ += ["MAX_CHIPS", "too_many_chips",
             "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
-            "emit_stack_note", "emit_warnings"]
+            "emit_stack_note", "emit_warnings", "run_warnings"]
 
 
 # ---------------------------------------------------------------- the other commands' doors: serving, post-training,
