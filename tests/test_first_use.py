@@ -183,13 +183,14 @@ def test_plan_fix_errors_name_the_field(tmp_path, capsys, fix, needle):
     assert lines[0].startswith("error: --fix: ") and needle in lines[0] and "pydantic" not in lines[0], lines[0]
 
 
-def test_plan_fix_keeps_a_shape_value_list_with_one_valid_value(tmp_path, capsys):
-    """tp 3|4 on 32 heads: 4 divides 32 and 8, so the search runs (only values the shape rules out everywhere
-    are bad input) and its best plan has tp 4."""
+def test_plan_fix_refuses_a_shape_value_list_holding_an_invalid_value(tmp_path, capsys):
+    """tp 3|4 on 32 heads: 4 divides 32 and 8 but 3 does not. This search once ran on tp 4 alone, dropping 3
+    without a word; since qa29 a list holding a value the shape rules out is refused as that value alone is."""
     spec = _write(tmp_path, "r.yaml", RUN.format(name="r", chips=64))
     code, out, err = _main(capsys, "plan", spec, "--fix", "tp=3|4", "--json")
-    assert code == 0, err
-    assert json.loads(out)["best"]["plan"]["tp"] == 4
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and not out and len(lines) == 1, err
+    assert lines[0].startswith("error: --fix: tp: tp must divide the attention heads") and "got 3 (in 3|4)" in lines[0]
 
 
 def test_plan_against_refuses_a_shape_the_model_rules_out(tmp_path, capsys):

@@ -59,12 +59,12 @@ def test_stated_ep_and_cp_the_shape_refuses_are_input_errors(tmp_path, capsys):
         assert words in err and f"got {value}" in err
 
 
-def test_a_list_with_one_value_the_shape_allows_is_still_searched(tmp_path, capsys):
-    """`tp: [3, 4]`: the search drops 3 and tries 4 (32 / 4 = 8 heads per rank); only a field none of whose
-    values can ever be valid is refused."""
+def test_a_list_with_a_value_the_shape_rules_out_is_refused(tmp_path, capsys):
+    """`tp: [3, 4]`: the search once dropped 3 without a word and tried 4 (32 / 4 = 8 heads per rank); since qa29
+    the list is refused naming 3, as `tp: 3` alone is (and as `ep: [1, 8]` on a dense model already was)."""
     spec = write_spec(tmp_path, SMALL_RUN.rstrip() + "\nplan: {tp: [3, 4]}\n")
     code, out, err = run_main(capsys, "check", spec)
-    assert code == 0, err
+    assert code == 2 and err.startswith(f"error: {spec}: plan.tp: ") and "got 3 (in 3|4)" in err, err
 
 
 # ---------------------------------------------------------------- 3. the Pareto front's rows can be checked

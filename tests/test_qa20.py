@@ -138,12 +138,13 @@ def test_an_emitter_without_activation_offload_says_it_dropped_it(tmp_path, caps
 # ---------------------------------------------------------------- 5. a cost that overflows
 
 
-@pytest.mark.parametrize("option, field", [("--price-per-chip-hour", "rental cost"), ("--pue", "energy"),
+@pytest.mark.parametrize("option, field", [("--price-per-chip-hour", "rental cost"),
                                            ("--electricity", "electricity cost")])
 def test_a_cost_input_that_overflows_the_cost_is_bad_input(tmp_path, capsys, option, field):
     """`estimate --price-per-chip-hour 1e308` (finite, >= 0: accepted) printed 'cost, rental: inf at
     $1.00e+308/chip-hour' with exit 0 and wrote null in --json; --pue 1e308 printed 'inf MWh', --electricity 1e308
-    an 'inf' capex. 28k chip-hours x 1e308 overflows a double (max 1.8e308). Now one line naming the option."""
+    an 'inf' capex. 28k chip-hours x 1e308 overflows a double (max 1.8e308). Now one line naming the option.
+    (--pue 1e308 is now refused before any cost, as above 3: test_qa29b.py.)"""
     spec = write_spec(tmp_path)
     code, out, err = run_main(capsys, "estimate", spec, option, "1e308")
     line = one_line(code, err, 2)

@@ -47,6 +47,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def days_text(days: float) -> str:
+    """A wall-clock duration in days, singular for one: ``1 day``, ``0.5 days``, ``90 days`` (``:g``)."""
+    return f"{days:g} day{'' if days == 1 else 's'}"
+
+
 def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:
     """A count with a magnitude suffix: ``2.92M``; ``unit`` is appended after a space (``2.92M GPU-hours``)."""
     if x is None:

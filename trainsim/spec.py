@@ -524,6 +524,21 @@ def check_expert_fields(plan: "PlanSpec", arch, field: str | None, where: str | 
                                 where=where)
 
 
+def run_warnings(run: "Run") -> list[str]:
+    """One ``warning:`` line per stated training field that is legal but likely a mistake: a ``training.seq_len``
+    above the model's context (:attr:`Arch.max_context`, the config's ``max_position_embeddings``,
+    :func:`~trainsim.model.hf.max_context_of`). Serving refuses such a request
+    (:func:`trainsim.inference.spec._check_context`); training is not refused, since long-context extension trains
+    past the base context on purpose with RoPE scaling (Llama 3.1 went from 8K to 128K in six stages, arXiv
+    2407.21783 section 3.4.2), but seq_len 1,048,576 on Llama 3.1 8B (131,072) was priced without a word (qa29)."""
+    ctx, seq = run.arch.max_context, run.training.seq_len
+    if not ctx or seq <= ctx:
+        return []
+    where = f"{run.path}: " if run.path is not None else ""
+    return [f"warning: {where}training.seq_len: {seq:,} is more than {run.arch.name}'s context of {ctx:,} "
+            f"(max_position_embeddings); priced as stated, as long-context extension training with scaled RoPE"]
+
+
 def check_tokens_cover_one_step(training: "TrainingSpec", where: str | None = None) -> None:
     """Refuse a run of fewer tokens than one global batch: it ends before its first step ('tokens: 100' meant as
     100B answered 'whole run 0.0 days')."""

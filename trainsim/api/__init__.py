@@ -31,7 +31,7 @@ from ..search import SearchResult
 from ..search import search as _search
 from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, check_plan_options, check_plan_shape,
                     check_shard_group,
-                    load_run, parse_run)
+                    load_run, parse_run, run_warnings)
 from ..errors import unknown
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
@@ -164,15 +164,25 @@ def _check_chips(chips: int, field: str = "chips") -> None:
         raise TrainsimError(too_many_chips(chips), field=field)
 
 
+#: The largest PUE an override may state. PUE = facility / IT energy is >= 1 by definition; Uptime Institute's
+#: Global Data Center Survey puts the industry average at 1.55-1.59 since 2020 (1.58 in 2023, Intelligence
+#: Update 221; 1.56 in the 2024 survey) with hyperscale sites at 1.1-1.2, so a figure above 3 is a typo (a
+#: percentage, a price), not a data centre.
+PUE_MAX = 3.0
+
+
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
                 names: Mapping[str, str] | None = None) -> dict:
-    """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (>= 1) and
-    electricity USD per kWh (>= 0), each finite; None keeps the sourced default."""
+    """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (1 to
+    :data:`PUE_MAX`) and electricity USD per kWh (>= 0), each finite; None keeps the sourced default."""
     for key, v, lo in (("price", price, 0.0), ("pue", pue, 1.0), ("electricity", electricity, 0.0)):
         if v is not None and not v >= lo:
             raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
         if v is not None and v == float("inf"):     # printed 'inf at inf/chip-hour'
             raise TrainsimError(f"expected a finite number >= {lo:g}, got {v:g}", field=_name(names, key))
+    if pue is not None and pue > PUE_MAX:           # --pue 100 was accepted: 100x the facility energy
+        raise TrainsimError(f"expected a PUE between 1 and {PUE_MAX:g} (facility / IT energy), got {pue:g}",
+                            field=_name(names, "pue"))
     out: dict[str, float] = {}
     if price is not None:
         out["price_per_chip_hour"] = price
@@ -283,7 +293,7 @@ def emit_warnings(est: Estimate, emitter: str) -> list[str]:
 
 __all__ += ["MAX_CHIPS", "too_many_chips",
             "MAX_SWEEP_POINTS", "CLI_NAMES", "cost_inputs", "estimate_run", "search_plans", "emit_flags",
-            "emit_stack_note", "emit_warnings"]
+            "emit_stack_note", "emit_warnings", "run_warnings"]
 
 
 # ---------------------------------------------------------------- the other commands' doors: serving, post-training,

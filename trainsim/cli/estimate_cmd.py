@@ -22,6 +22,8 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
     """Predict one training step (and the whole run with training.tokens) for the run's plan."""
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
+    for line in api.run_warnings(r):   # legal but likely a mistake: stderr, the answer still printed
+        print(line, file=sys.stderr)
     try:
         est = api.estimate_run(r, cost=inputs)
     except api.NoPlanError as exc:     # no answer: the nearest alternatives (in exc.result), exit 1

@@ -43,6 +43,8 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                                 f"{' or '.join(dropped)} (run them separately)", field="--emit")
     inputs = cost_inputs(price, pue, electricity)
     r = api.load_run(run)
+    for line in api.run_warnings(r):   # legal but likely a mistake: stderr, the answer still printed
+        print(line, file=sys.stderr)
     if against:
         # a bad reference plan is bad input (exit 2) whether or not a plan is found (the stack: --framework's)
         api.parse_against(r, against, framework)

@@ -370,9 +370,10 @@ def _shape_facts(field: str, arch: Arch, seq_len: int) -> str:
 
 
 def shape_refusal(field: str, values: list[int], arch: Arch, seq_len: int) -> str | None:
-    """Why every stated value of plan ``field`` breaks a rule of :data:`SHAPE_RULES` (the rule's text and the
-    model's facts), or None when some value may be valid. A value those rules refuse is refused by the search for
-    every chip count and batch, so a plan spec stating only such values is bad input, not a run without a plan.
+    """Why a stated value of plan ``field`` breaks a rule of :data:`SHAPE_RULES` (the rule's text, the model's
+    facts and the first such value), or None when every value may be valid. A value those rules refuse is refused
+    by the search for every chip count and batch, so a plan spec stating one is bad input, not a run without a
+    plan; in a list (``tp: [8, 3]``) it is refused too, as alone, not silently dropped from the search (qa29).
     The rules are :func:`check`'s, applied to one-field plans (every other field 1)."""
     codes = SHAPE_RULES.get(field)
     if not codes or not values:
@@ -380,7 +381,8 @@ def shape_refusal(field: str, values: list[int], arch: Arch, seq_len: int) -> st
     cols: dict[str, int | list[int]] = {k: 1 for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
     cols.update({"zero": 0, "recompute": 0, "schedule": 0, "node_limit": 0, field: list(values)})
     code = check(Plans.from_columns(**cols), arch, chips=1, seq_len=seq_len, batch_seqs=1, only=set(codes))
-    if not np.all(code):
+    bad = np.flatnonzero(code)
+    if not bad.size:
         return None
-    return (f"{REASONS[int(code[0])][1]}; {arch.name} has {_shape_facts(field, arch, seq_len)}, "
-            f"got {'|'.join(str(v) for v in values)}")
+    return (f"{REASONS[int(code[bad[0]])][1]}; {arch.name} has {_shape_facts(field, arch, seq_len)}, "
+            f"got {values[bad[0]]}" + (f" (in {'|'.join(str(v) for v in values)})" if len(values) > 1 else ""))

@@ -41,7 +41,7 @@ from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
 from ..errors import TrainsimError
-from ..numfmt import count as count_fmt
+from ..numfmt import count as count_fmt, days_text
 from ..catalog.resolve import resolve_system
 from ..units import GIB
 
@@ -300,7 +300,7 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
                 "value": tokens, "bound": tok_max,
                 "detail": f"t_step >= 3 x {arch.n_layers} layers x {t_layer * 1e6:.0f} us = {t_min * 1e3:.1f} ms "
                           f"(actual step {est.step_time_s:.2f} s): at most {steps_max:.3g} steps x "
-                          f"{b_tok / 1e6:.1f}M tokens = {tok_max:.3g} tokens in {days:g} days (arXiv 2411.01137)"})
+                          f"{b_tok / 1e6:.1f}M tokens = {tok_max:.3g} tokens in {days_text(days)} (arXiv 2411.01137)"})
     dm = float(a["data_movement_flop_threshold"])
     lw = float(a["latency_wall_flop"])
     out.append({"limit": "data movement (Erdil & Schneider-Joseph)", "binding": flops > dm, "value": flops,
@@ -505,8 +505,8 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
         last = max(seen.values(), key=lambda p: p["f"]) if any(p["f"] > 0 for p in seen.values()) else seen[hi_i]
         msg = (last["res"].no_plan_message() if last["res"].best is None else
                f"no model of the family reaches its token budget: even a {last['active'] / 1e9:.3g}B-active model "
-               f"trains only {100 * last['f']:.2g}% of its {last['active'] * ratio:.3g} tokens in {days:g} "
-               f"day{'s' if days != 1 else ''}")
+               f"trains only {100 * last['f']:.2g}% of its {last['active'] * ratio:.3g} tokens in "
+               f"{days_text(days)}")
         # the goodput its best plan was counted with (the limits table states it; None only with --no-failures)
         return CapacityResult(sys_obj.id, chips, days, family, last["doc"], last["total"], last["active"], None,
                               None, None, last["gp"].fraction if last["gp"] else None, last["res"].best, limits(last["res"], days, a, last["gp"], plan_counts)
@@ -524,7 +524,7 @@ def capacity(system, chips: int, days: float, a: Assumptions, *, family: str = "
     idle = f" (using {used:,}: {why})" if used < chips else ""
     # sizes as the 'model sizes probed' table prints them (numfmt.count: 1.1T, 60.1B), not '1,101B'
     msg = (f"{chips:,} chips of {sys_obj.id}{idle} train a {count_fmt(total)}-total / {count_fmt(active)}-active "
-           f"{family} model on {count_fmt(tokens)} tokens in {days:g} days: {fl:.2e} FLOP (6 N_active D), the most "
+           f"{family} model on {count_fmt(tokens)} tokens in {days_text(days)}: {fl:.2e} FLOP (6 N_active D), the most "
            f"of the sizes tried that reach {ratio:g} tokens per {'active ' if family != 'dense' else ''}parameter")
     return CapacityResult(sys_obj.id, chips, days, family, doc, total, active, tokens, fl, ratio * active,
                           gp.fraction if gp else None, fres.best or res.best, lim, iters, msg, grid_index=best_i,
