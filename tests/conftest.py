@@ -16,6 +16,22 @@ from trainsim.perf.calibration import Calib
 from trainsim.perf.context import StepContext
 from trainsim.spec import parse_run
 
+#: test files whose module fixtures or single tests take minutes, slowest first: the leave-one-out fit, the
+#: 2,000-example fuzz, the seed scenarios (``--durations=0`` of the whole suite on 2 workers, session 29: 274 s,
+#: 228 s and 73 s of 1,194 s summed over all tests; the next file, 61 s)
+SLOW_FILES = ("test_accuracy.py", "test_fuzz.py", "test_scenarios.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (the README's test command: ``-n auto --dist loadfile --no-loadscope-reorder``), each file
+    runs whole on one worker, in the order collected: :data:`SLOW_FILES` go first, so that the workers start on the
+    longest files and share out the short ones after them, instead of one worker taking a minutes-long file last
+    while the others sit idle. A plain ``pytest`` run (no workers) keeps the usual order."""
+    if not hasattr(config, "workerinput"):          # set on xdist workers only
+        return
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda it: rank.get(it.path.name, len(SLOW_FILES)))   # stable: the rest keep their order
+
 
 def make_system(bf16=312e12, hbm=80e9, hbm_bw=2.039e12, up=300e9, out=25e9, size=8, fp8=None):
     peaks = {"bf16": bf16}
