@@ -215,3 +215,14 @@ def one_line(code: int, err: str, want: int) -> str:
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == want and len(lines) == 1 and "Traceback" not in err, (code, err[-600:])
     return lines[0]
+
+
+def infer_json(tmp_path, body: dict) -> dict:
+    """``trainsim.api.serving.infer`` of a serving spec written to ``tmp_path``, as its JSON document (the dict
+    ``trainsim infer --json`` prints)."""
+    import json
+
+    from trainsim.api.serving import infer
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(body))
+    return json.loads(json.dumps(infer(p).to_dict()))

@@ -12,13 +12,11 @@ Expectations are the stacks' own constants, read from their code (cited in train
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
-import yaml
+from conftest import infer_json
 
-from trainsim.api.serving import infer
 from trainsim.catalog.load import get_system
 from trainsim.catalog.topology import Topology
 from trainsim.inference.search import evaluate_prefill, plan_grid
@@ -96,12 +94,6 @@ def test_inside_the_rule_tp_all_reduce_is_the_custom_kernel(h100):
 # ---------------------------------------------------------------- (b) requests one server runs at once
 
 
-def _infer(tmp_path, body: dict) -> dict:
-    p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump(body))
-    return json.loads(json.dumps(infer(p).to_dict()))
-
-
 def _one_token_prefill(**serving):
     return {"name": "one-token", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
             "serving": {"phase": "prefill", "input_len": 1, **serving}}
@@ -110,7 +102,7 @@ def _one_token_prefill(**serving):
 def test_a_one_token_prefill_round_holds_at_most_max_batch_prompts(tmp_path):
     """1-token prompts on 8 H100: the grid's smallest round is 1,024 tokens per chip = 8,192 prompts, and the old
     search took 65,536 per chip (524,288 prompts in one round). With max_batch 256 a round holds 256."""
-    d = _infer(tmp_path, _one_token_prefill(max_batch=256))
+    d = infer_json(tmp_path, _one_token_prefill(max_batch=256))
     assert d["prefill"]["prompts_per_instance"] == 256
 
 
@@ -120,7 +112,7 @@ def test_unstated_max_batch_is_vllms_default_per_replica(tmp_path, system, per_r
     256 on an A100 (the 'a100' exception in get_batch_defaults)."""
     body = _one_token_prefill()
     body["system"] = system
-    d = _infer(tmp_path, body)
+    d = infer_json(tmp_path, body)
     assert d["prefill"]["prompts_per_instance"] == per_replica * d["prefill"]["plan"]["dp"]
 
 
@@ -130,7 +122,7 @@ def test_searched_decode_batch_is_capped_by_the_default(tmp_path):
     (8,192); one vLLM engine runs at most 1,024."""
     body = {"name": "short", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 8,
             "serving": {"phase": "decode", "input_len": 128, "output_len": 128}, "plan": {"tp": 8, "pp": 1}}
-    d = _infer(tmp_path, body)
+    d = infer_json(tmp_path, body)
     assert d["decode"]["batch_per_instance"] <= 1024
 
 
@@ -139,7 +131,7 @@ def test_a_stated_batch_is_not_capped_by_the_default(tmp_path):
     the default applies only where the batch is searched."""
     body = {"name": "stated", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 1,
             "serving": {"phase": "decode", "input_len": 128, "output_len": 128, "batch": 1500}}
-    d = _infer(tmp_path, body)
+    d = infer_json(tmp_path, body)
     assert d["decode"]["batch_per_instance"] == 1500
 
 

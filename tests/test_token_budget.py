@@ -13,14 +13,12 @@ trainsim/inference/data/serving_stacks.yaml ``max_batched_tokens_source``), and 
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import trainsim_cli
-from trainsim.api.serving import infer
+from conftest import infer_json, trainsim_cli
 from trainsim.catalog.load import get_chip, get_system
 from trainsim.inference.search import token_budget_cap
 from trainsim.inference.serve import setup_for
@@ -106,12 +104,6 @@ def test_decode_budget_cap_by_hand():
     assert np.all(np.isinf(token_budget_cap(p, None, 5.0)))
 
 
-def _infer(tmp_path, body: dict) -> dict:
-    p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump(body))
-    return json.loads(json.dumps(infer(p).to_dict()))
-
-
 def _aggregated(**serving):
     return {"name": "short-outputs", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 1,
             "serving": {"phase": "both", "stack": "vllm", "input_len": 2048, "output_len": 16, **serving}}
@@ -121,10 +113,10 @@ def test_aggregated_decode_batch_is_capped_by_the_budget(tmp_path):
     """2,048-token prompts, 16 outputs on one H100 under vLLM V1: every running sequence brings 1 decode token and
     2,048 / 16 = 128 prompt tokens a step, so at most 8,192 / 129 = 63.5 run (the KV cache holds some 240 of
     2,056 tokens, max_num_seqs 1,024); a stated budget of 65,536 lifts the cap to 508."""
-    d = _infer(tmp_path, _aggregated())
+    d = infer_json(tmp_path, _aggregated())
     assert d["max_batched_tokens"] == 8192
     assert d["decode"]["batch_per_instance"] <= 8192 / 129 + 1e-9
-    big = _infer(tmp_path, _aggregated(max_batched_tokens=65536))
+    big = infer_json(tmp_path, _aggregated(max_batched_tokens=65536))
     assert big["max_batched_tokens"] == 65536
     assert big["decode"]["batch_per_instance"] > 8192 / 129
 
@@ -132,9 +124,9 @@ def test_aggregated_decode_batch_is_capped_by_the_budget(tmp_path):
 def test_a_stated_budget_overrides_the_stack(tmp_path):
     body = {"name": "p", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 1,
             "serving": {"phase": "prefill", "stack": "sglang", "input_len": 4096, "max_batched_tokens": 2048}}
-    assert _infer(tmp_path, body)["max_batched_tokens"] == 2048
+    assert infer_json(tmp_path, body)["max_batched_tokens"] == 2048
     del body["serving"]["max_batched_tokens"]
-    assert _infer(tmp_path, body)["max_batched_tokens"] == 8192
+    assert infer_json(tmp_path, body)["max_batched_tokens"] == 8192
 
 
 @pytest.mark.parametrize("value", [0, -8192, "lots", 1.5])
