@@ -541,13 +541,14 @@ def test_catalog_input_formats_only_catalog_fields():
 def test_capacity_says_why_chips_sit_idle(capsys):
     """`capacity --system dgx-h100 --chips 100` said '(using 96: fewer chips fail less often)' although the job
     was put on all 100 chips: 100 is 12.5 DGX nodes and a plan uses whole 8-GPU domains, so 96 (12 nodes) work.
-    Fix: the reason given is the plan's, unless the fleet walk-down really put the job on fewer chips. (20 days:
-    at 30 the finer MoE size ladder's answer, a 3.6B-active model, runs on all 100 chips at dp 100 x ep 4.)"""
-    code, out, _ = run_main(capsys, "capacity", "--system", "dgx-h100", "--chips", "100", "--days", "20", "--json")
+    Fix: the reason given is the plan's, unless the fleet walk-down really put the job on fewer chips. (1,001 chips:
+    since cap29 a plan may move the round batch by up to 25% to a multiple of its dp x micro-batch, so 100 chips
+    run whole at dp 100; on 1,001 = 125 nodes + 1 chip the best plan runs 120 whole nodes, 960 chips.)"""
+    code, out, _ = run_main(capsys, "capacity", "--system", "dgx-h100", "--chips", "1001", "--days", "20", "--json")
     d = json.loads(out)
     chosen = next(i for i in d["iterations"] if i["active_params"] == d["active_params"])
-    assert code == 0 and chosen["chips_used"] == 100
-    assert "(using 96: the best plan leaves the rest idle)" in d["message"]
+    assert code == 0 and chosen["chips_used"] == 1001
+    assert "(using 960: the best plan leaves the rest idle)" in d["message"]
     assert "fewer chips fail" not in d["message"]
 
 
