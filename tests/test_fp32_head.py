@@ -19,12 +19,15 @@ BB = "validation/runs/bloomberggpt-50b-512.yaml"
 M, N, K = 4 * 2048, 131072, 7680
 
 
-def _bb(head: str | None = None):
-    """BloombergGPT at its plan, with the head precision the file states (None) or ``head``."""
+def _bb(head: str | None = None, attention_dropout: float | None = None):
+    """BloombergGPT at its plan, with the head precision the file states (None) or ``head``, and its attention
+    dropout (0, App. C) or ``attention_dropout``."""
     spec = yaml.safe_load(open(BB).read())
     spec["plan"].update(tp=1, pp=1, cp=1, zero=3, recompute="full", micro_batch=4, schedule="1f1b")
     if head is not None:
         spec["training"]["head_precision"] = head
+    if attention_dropout is not None:
+        spec["training"]["attention_dropout"] = attention_dropout
     run = parse_run(spec)
     return run, context(run), plans_from_spec(run.plan, run.chips, run.arch)
 
@@ -72,7 +75,10 @@ def test_fp32_head_gemm_by_hand():
 def test_fp32_head_adds_three_gemms_to_bloomberggpts_step():
     """The head is not inside the checkpointed transformer layers (sec. 3.4: checkpointing 'to each transformer
     layer'), so each step runs its forward and two backward GEMMs once (one micro-batch a step): the step grows by
-    3 x (0.8457 - t_bf16) = 2.3 s, 23.1 -> 25.4 s against the measured 32.5 s."""
+    3 x (0.8457 - t_bf16) = 2.3 s, 23.1 -> 25.4 s against the measured 32.5 s with a dropout pass over the scores;
+    the run's attention dropout 0 (App. C: 0.0 until v2.2) takes that pass out, 15 bytes per head, query and key
+    (5 forward, 5 in the recomputed forward, 5 backward; tests/test_attention_dropout.py) x 40 heads x 2,048 keys
+    x 8,192 tokens x 70 layers = 7.05e11 bytes over the A100 40GB's HBM (1.555 TB/s x mem_eff): about 0.5 s."""
     run32, c32, p = _bb("fp32")
     run16, c16, _ = _bb("bf16")
     e32 = estimate_complete(run32, run32.plan)
@@ -81,7 +87,13 @@ def test_fp32_head_adds_three_gemms_to_bloomberggpts_step():
     extra = 3.0 * (_one(head_gemm_fwd(c32, p, tok)) - _one(head_gemm_fwd(c16, p, tok)))
     assert extra == pytest.approx(2.3, abs=0.05)
     assert float(e32.step_time_s) - float(e16.step_time_s) == pytest.approx(extra, rel=0.01)
-    assert 25.0 < float(e32.step_time_s) < 26.0
+    run_d, c_d, _ = _bb("fp32", attention_dropout=0.1)
+    e_d = estimate_complete(run_d, run_d.plan)
+    assert 25.0 < float(e_d.step_time_s) < 26.0
+    drop_bytes = 15 * 40 * 2048 * 8192 * 70
+    assert drop_bytes == pytest.approx(7.05e11, rel=1e-3)
+    assert float(e_d.step_time_s) - float(e32.step_time_s) == pytest.approx(
+        drop_bytes / (1.555e12 * c_d.calib.mem_eff), rel=0.02)
 
 
 def test_fp32_head_on_a_chip_without_an_fp32_rate_is_bad_input(tmp_path):

@@ -123,6 +123,11 @@ class TrainingSpec(BaseModel):
     # computation (prior to softmax)', arXiv 2303.17564 App. C.1-C.2), which PyTorch from 1.12 runs on the CUDA cores,
     # not TF32 (torch.backends.cuda.matmul.allow_tf32 default False): perf/compute.py head_gemm_fwd. Unset: 'bf16'.
     head_precision: Literal["bf16", "fp32"] | None = None
+    # dropout probability on the attention probabilities, in [0, 1): priced only by the unfused core, whose dropout
+    # pass (and its stored mask and output) PyTorch skips at 0 (perf/compute.py unfused_score_bytes_per_token,
+    # perf/activations.py); a fused flash kernel is unaffected. Unset: the stack's launcher default
+    # (frameworks.runtime_settings: Megatron-LM's --attention-dropout 0.1).
+    attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)
     # vocabulary padding: the stack pads the vocabulary to a multiple of this x tp (Megatron-LM
     # --make-vocab-size-divisible-by, Megatron-Bridge should_pad_vocab with make_vocab_size_divisible_by); 1 = no
     # padding beyond the tp split. Unset: the stack's (the profile's vocab_divisible_by, with its source).

@@ -17,8 +17,9 @@ flash O (FP8 runs)   H d_v x 2 (kept by the kernel besides the        ``core_att
                      FP8 copy; the same tensor in BF16 runs, and
                      one low-precision copy when the run caches
                      attention outputs in FP8, DeepSeek-V3 3.3.3)
-unfused scores       5 a s bytes (Korthikanti eq. 1: scores, softmax  ``core_attn``
-                     output, dropout mask and output)
+unfused scores       5 a s bytes (Korthikanti eq. 1: softmax output,  ``core_attn``
+                     dropout mask and output); 2 a s at attention
+                     dropout 0 (the softmax output alone)
 MLP ln_out           h x g (input of gate/up, router, dispatch)      ``layernorm``
 dense MLP            act-fn input (1 or 2) f x a, down input f x g   ``mlp``
 shared experts       act-fn input (1 or 2) f_s x a, down input f_s g ``shared_experts``, ``moe``
@@ -56,6 +57,10 @@ K/V to the query heads before SDPA (torchtitan's ``repeat_kv``) has SDPA save th
 g = bytes of a stored GEMM input (1 for FP8 casts, 2 for BF16), a = bytes of a stored activation-function input
 (1 when the run caches them in FP8, DeepSeek-V3 sec. 3.3.3; else 2); routed-expert terms are x ``expert_imbalance``
 (the busiest chip). Flash attention stores no s^2 tensor (Dao et al. 2022); no dropout (modern pre-training).
+The unfused core keeps the softmax output (2 bytes per head and key, for the softmax backward), and at attention
+dropout p > 0 the 1-byte mask and the 2-byte dropout output the AV GEMM saves (:data:`UNFUSED_KEPT_BYTES`); at
+p = 0 PyTorch's dropout returns its input (pytorch/pytorch aten/src/ATen/native/Dropout.cpp at 92426d68,
+``_dropout_impl``), so the AV GEMM saves the softmax output itself and 2 bytes remain.
 For GPT-3 in BF16 this is 32 s b h per layer: Korthikanti's 34 s b h less the two 1-byte dropout masks.
 
 Full recompute (Megatron-Core ``--recompute-granularity full``): ``uniform`` keeps one layer input (2 h bytes per
@@ -72,6 +77,11 @@ from ..model.arch import AttentionCore, LayerKind
 MODULES = ("core_attn", "mlp", "moe_act", "layernorm", "mla_up_proj", "shared_experts", "moe", "op_sac")
 
 _MLP_GROUPS = ("mlp", "expert", "shared_expert", "router")
+
+#: bytes per head, token and key the unfused attention core keeps for backward, (softmax output, dropout mask +
+#: dropout output): Korthikanti et al. 2022 sec. 4.1, 2 a s^2 b + (a s^2 b + 2 a s^2 b); the second only at attention
+#: dropout p > 0 (module docstring)
+UNFUSED_KEPT_BYTES = (2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -110,13 +120,15 @@ def down_k(lk: LayerKind, prefix: str) -> float:
 
 
 def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: float, act_fn_bytes: float,
-                       imbalance: float = 1.0, unfused: bool = False, parallel_block: bool = False,
+                       imbalance: float = 1.0, unfused: bool = False, attention_dropout: float = 0.1,
+                       parallel_block: bool = False,
                        gathered_gemm_inputs: bool = False, kv_repeated: bool = False,
                        allgather_dispatch: bool = False) -> list[ActTensor]:
     """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
     ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
     K and V at the query heads (module docstring); ``allgather_dispatch``: the all-gather dispatcher's
-    probability scale keeps its input (module docstring)."""
+    probability scale keeps its input (module docstring); ``attention_dropout``: the unfused core's dropout
+    probability (its mask and output kept only above 0, :data:`UNFUSED_KEPT_BYTES`)."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
@@ -143,7 +155,8 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
         if g != 2.0 and a != 1.0:
             out.append(ActTensor("flash output (bf16)", o_in * 2.0, ("core_attn",)))
     if unfused:
-        out.append(ActTensor("unfused scores", sum(5.0 * c.heads * seq_len for c in lk.attention
+        per_key = UNFUSED_KEPT_BYTES[0] + (UNFUSED_KEPT_BYTES[1] if attention_dropout > 0.0 else 0.0)
+        out.append(ActTensor("unfused scores", sum(per_key * c.heads * seq_len for c in lk.attention
                                                    if c.kind != "linear"), ("core_attn",)))
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
     if any(m.k == hidden for m in mlp_side) and not parallel_block:

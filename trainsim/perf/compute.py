@@ -409,16 +409,20 @@ def loss_time(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
     return hbm_time(logits * f_b, ctx), hbm_time(logits * b_b, ctx)
 
 
-#: HBM bytes per head, query and key of the unfused attention core's score tensors, (forward, backward); derivations
-#: in :func:`unfused_score_bytes_per_token`
+#: HBM bytes per head, query and key of the unfused attention core's score tensors, (forward, backward), with
+#: attention dropout on (p > 0); derivations in :func:`unfused_score_bytes_per_token`
 UNFUSED_SCORE_BYTES = (13.0, 19.0)
+#: the part of :data:`UNFUSED_SCORE_BYTES` that is the attention-dropout pass, (forward, backward): absent at p = 0;
+#: derivation in :func:`unfused_score_bytes_per_token`
+UNFUSED_SCORE_DROPOUT_BYTES = (5.0, 5.0)
 #: forward HBM bytes per head, query and key an unfused core with a score bias (ALiBi) adds: the bias written into
 #: the score GEMM's output as its C input (2) and read back by the GEMM (2); derivation in
 #: :func:`unfused_score_bytes_per_token`
 UNFUSED_SCORE_BIAS_BYTES = 4.0
 
 
-def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = False) -> float:
+def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = False,
+                                  attention_dropout: float = 0.1) -> float:
     """HBM bytes per token of an unfused attention core's s x s score tensors (scores materialised, Megatron-LM
     before flash attention: megatron/model/transformer.py ``CoreAttention``, ``torch.baddbmm`` for Q K^T, the fused
     ``scale_mask_softmax``, ``attention_dropout``, ``torch.bmm`` with V), per head and key, in BF16 / FP16:
@@ -439,10 +443,19 @@ def unfused_score_bytes_per_token(lk: LayerKind, seq_len: int, backward: bool = 
     the GEMM reads it back (2): :data:`UNFUSED_SCORE_BIAS_BYTES` more in the forward; the bias takes no gradient,
     so the backward is unchanged.
 
+    The dropout pass (:data:`UNFUSED_SCORE_DROPOUT_BYTES`, 5 each way) runs only at ``attention_dropout`` p > 0
+    (the run's ``training.attention_dropout``, else its stack's launcher default, :func:`trainsim.frameworks.
+    runtime_settings`): PyTorch's ``dropout`` launches nothing at p = 0 and returns its input
+    (pytorch/pytorch aten/src/ATen/native/Dropout.cpp at 92426d68: ``is_fused_kernel_acceptable`` needs p > 0, and
+    ``_dropout_impl`` returns ``input`` when p == 0), so the AV GEMM reads the softmax output itself and its backward
+    reads dP as the softmax gradient: 2 + 4 + 2 = 8 forward, 2 + 2 + 6 + 4 = 14 backward.
+
     Both over the full s x s matrix (the causal mask is applied after computing every score). Returns
-    ``UNFUSED_SCORE_BYTES`` (+ the bias bytes) x heads x seq_len, summed over the layer's softmax attention cores.
+    ``UNFUSED_SCORE_BYTES`` (less the dropout bytes at p = 0, + the bias bytes) x heads x seq_len, summed over the
+    layer's softmax attention cores.
     """
-    per = UNFUSED_SCORE_BYTES[1 if backward else 0]
+    d = 1 if backward else 0
+    per = UNFUSED_SCORE_BYTES[d] - (UNFUSED_SCORE_DROPOUT_BYTES[d] if attention_dropout <= 0.0 else 0.0)
     return sum((per + (UNFUSED_SCORE_BIAS_BYTES if c.score_bias and not backward else 0.0)) * c.heads * seq_len
                for c in lk.attention if c.kind != "linear")
 
@@ -453,7 +466,8 @@ def _unfused_attention(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num, b
     gradients: 2 x) at ``gemm_eff``, plus :func:`unfused_score_bytes_per_token` over HBM."""
     fl = sum(_core_fwd_flops(c, ctx, p, tokens) for c in lk.attention)
     full = 2.0 * fl * ctx.seq_len / (ctx.seq_len + 1.0) * (2.0 if backward else 1.0)
-    by = sum(unfused_score_bytes_per_token(replace(lk, attention=(c,)), ctx.seq_len, backward) * tokens
+    by = sum(unfused_score_bytes_per_token(replace(lk, attention=(c,)), ctx.seq_len, backward,
+                                           ctx.attention_dropout) * tokens
              / core_tp_ranks(c, p) for c in lk.attention)
     return full / (ctx.chip.flops("bf16") * ctx.calib.gemm_eff) + hbm_time(by, ctx)
 

@@ -130,6 +130,8 @@ class StepContext:
     precision: str                   # 'bf16' | 'fp8' (matmul inputs)
     calib: Calib
     attention_kernel: str = "flash"  # 'flash' (fused, no s^2 in HBM) | 'unfused' (scores materialised)
+    attention_dropout: float = 0.1   # dropout probability on the attention probabilities (unfused core only:
+                                     # no dropout pass at 0, compute.unfused_score_bytes_per_token)
     recompute: Recompute = field(default_factory=Recompute)
     optimizer: OptimizerStates = field(default_factory=OptimizerStates)
     first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage
