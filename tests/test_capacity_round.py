@@ -50,8 +50,9 @@ def test_batch_band_by_hand():
 @pytest.mark.parametrize("flops", [1e23, 3.29e24, 3.8e25, 1.28e26, 4.4e26, 1e28])
 def test_batch_band_stays_within_a_factor_two_of_b_opt(flops):
     """The round batch is within sqrt(1.5) = 1.225 of B_opt, a plan moves it by at most 25%: every plan's batch
-    lies in [0.75 / 1.225, 1.25 x 1.225] = [0.612, 1.531] x B_opt, inside the factor 2 within which the two
-    published runs of the assumption's source sit (DeepSeek-V3 2.06x, Llama 3 405B 0.24x B_opt)."""
+    lies in [0.75 / 1.225, 1.25 x 1.225] = [0.612, 1.531] x B_opt: inside a factor 2 of it, and well inside the
+    0.24-2.06x span of the two published runs the assumption's source names (Llama 3 405B 0.24x, DeepSeek-V3
+    2.06x B_opt)."""
     bt = batch_target(flops, 4096, Assumptions())
     lo, hi = bt["band_seqs"]
     assert lo >= 0.612 * bt["critical_seqs"] and hi <= 1.531 * bt["critical_seqs"]
