@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import TrainsimError
 from .setup import ServeSetup
-from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, prefill_chunks, step_time,
+from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, prefill_round_chunks, step_time,
                    weight_bytes_per_chip)
 
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
@@ -305,8 +305,7 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     w = weight_bytes_per_chip(s, p)
     kv = kv_bytes_per_chip(s, p, np.maximum(b, p.dp), input_len)
     # activations are held for one step's tokens: a round chunked under the stack's budget holds one chunk's
-    act = prefill_activation_bytes(s, p, b / prefill_chunks(b / p.pp / p.dp * float(input_len), s.token_budget),
-                                   input_len)
+    act = prefill_activation_bytes(s, p, b / prefill_round_chunks(s, p, b, input_len), input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
     ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))

@@ -475,6 +475,15 @@ def prefill_chunks(tokens, budget):
     return np.maximum(np.ceil(t / float(budget) - 1e-9), 1.0)
 
 
+def prefill_round_chunks(s: ServeSetup, p: ServePlans, batch, input_len):
+    """Steps one prefill round of ``batch`` prompts of ``input_len`` tokens per instance takes: its tokens per
+    scheduler (one per data-parallel replica) and pipeline micro-batch, ``batch / pp / dp x input_len``, under the
+    stack's token budget (:func:`prefill_chunks`, :attr:`~trainsim.inference.setup.ServeSetup.token_budget`). The
+    round's time (:func:`step_time`) and the activations it holds (one chunk's, search.evaluate_prefill) both
+    use it."""
+    return prefill_chunks(np.asarray(batch, dtype=np.float64) / p.pp / p.dp * float(input_len), s.token_budget)
+
+
 def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input_len=None, all_logits=False):
     """One serving round for ``batch`` sequences per instance.
 
@@ -488,7 +497,7 @@ def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input
     batch = np.asarray(batch, dtype=np.float64)
     chunks = 1.0
     if phase == "prefill":
-        chunks = prefill_chunks(batch / p.pp / p.dp * float(input_len), s.token_budget)
+        chunks = prefill_round_chunks(s, p, batch, input_len)
         batch = batch / chunks                  # one chunk's prompts (a share of each)
     q = (1.0 + s.mtp_draft) if phase == "decode" else float(input_len)
     seqs_g = batch / p.pp / p.dp            # sequences per tp group per micro-batch

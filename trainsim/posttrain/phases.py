@@ -273,6 +273,17 @@ def rollout_time(arch: Arch, system: System, chips: int, sequences: float, promp
                        idle_rollout_chips(chips, plan["chips"], age * sequences, batch), peak, basis)
 
 
+def busy_instances(chips, instance_chips, sequences, batch):
+    """Instances of ``instance_chips`` chips that have work when ``sequences`` are dealt ``batch`` to an instance
+    on ``chips`` chips: ``min(chips / instance_chips, ceil(sequences / batch))``, vectorised over plans. A sequence
+    is not split across instances, so fewer sequences than instances leave the rest idle; a cluster whose chips do
+    not divide into instances is counted as fractional instances. The one rule of :func:`idle_rollout_chips`
+    (rollout servers, teacher instances) and :func:`prefill_job` (a fixed prefill job)."""
+    servers = np.asarray(chips, dtype=np.float64) / np.maximum(np.asarray(instance_chips, dtype=np.float64), 1.0)
+    return np.minimum(servers, np.ceil(np.asarray(sequences, dtype=np.float64)
+                                       / np.maximum(np.asarray(batch, dtype=np.float64), 1e-9) - 1e-9))
+
+
 def idle_rollout_chips(chips: int, instance_chips: int, sequences: float, batch: float) -> int:
     """Chips with no sequence to generate (or, for a teacher, to score: :func:`scoring_time`, ``batch`` 1):
     ``chips - instance_chips x min(chips / instance_chips, ceil(sequences / batch))`` rollout servers of
@@ -280,8 +291,7 @@ def idle_rollout_chips(chips: int, instance_chips: int, sequences: float, batch:
     than servers leave servers idle (:func:`~trainsim.inference.search.idle_share_batch`); a cluster whose chips
     do not divide into servers is timed as fractional servers, so its remainder is not counted idle. Example: 4
     samples, 64 chips, 1-chip servers at batch 1: 4 busy, 60 idle; 2,048 samples over 8 servers at 256: 0."""
-    servers = chips / max(instance_chips, 1)
-    busy = min(servers, math.ceil(sequences / max(batch, 1e-9) - 1e-9))
+    busy = float(busy_instances(chips, instance_chips, sequences, batch))
     return max(int(round(chips - busy * instance_chips)), 0)
 
 
@@ -434,8 +444,9 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     A prompt is not split across instances, nor across an instance's ``r = pp x dp`` data-parallel replicas and
     pipeline micro-batches (each replica schedules its own requests; the engine's round splits its prompts
     evenly over them, :func:`~trainsim.inference.step.step_time`), so the prompts fill ``busy = min(chips / c,
-    max(ceil(prompts / r), 1))`` instances of ``c`` chips, ``m = prompts / busy`` each (fractional instances as
-    :func:`idle_rollout_chips` has them; the rest idle, as :func:`~trainsim.inference.search.idle_share_batch`
+    max(ceil(prompts / r), 1))`` instances of ``c`` chips (:func:`busy_instances`), ``m = prompts / busy`` each
+    (fractional instances as :func:`idle_rollout_chips` has them; the rest idle, as
+    :func:`~trainsim.inference.search.idle_share_batch`
     spreads a fixed decode job), and a plan with ``m < r`` -- replicas left without a prompt -- is not a
     candidate. An instance runs its prompts in rounds of ``b <= m`` (a point of the prefill grid whose round holds
     no more prompts than the instance has, or a round of exactly ``m``: one more candidate per plan; at most
@@ -452,7 +463,7 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     it is ``prompts x prompt_len / (tokens/s per chip x chips)``, the all-chips formula."""
     n_p = plans.chips.size
     r = plans.pp * plans.dp
-    busy = np.minimum(chips / plans.chips, np.maximum(np.ceil(prompts / r - 1e-9), 1.0))
+    busy = np.maximum(busy_instances(chips, plans.chips, prompts, r), np.minimum(chips / plans.chips, 1.0))
     m = prompts / busy
     grid = evaluate_prefill(s, plans, prompt_len, all_logits=all_logits, max_batch_per_instance=max_seqs)
     whole = evaluate_prefill(s, plans, prompt_len, all_logits=all_logits,

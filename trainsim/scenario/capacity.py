@@ -283,7 +283,9 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
     out.append({"limit": "batch", "binding": b_tok > 2.0 * b_crit, "value": b_tok, "bound": b_crit,
                 "stated_seqs": stated, "used_seqs": used_seqs, "tolerance": tol,
                 "detail": f"global batch {used_seqs:,} sequences ({b_tok / 1e6:.1f}M tokens) vs critical batch "
-                          f"B_opt = 0.292 C^0.3271 = {b_crit / 1e6:.1f}M tokens (DeepSeek LLM, arXiv 2401.02954); "
+                          f"B_opt = {float(a['critical_batch_tokens']['coef']):g} "
+                          f"C^{float(a['critical_batch_tokens']['exponent']):g} = {b_crit / 1e6:.1f}M tokens "
+                          f"(DeepSeek LLM, arXiv 2401.02954); "
                           f"stated as the round batch nearest B_opt of the rule's token budget, {stated:,} "
                           f"sequences, and moved to the multiple of the plan's dp x micro-batch = "
                           f"{est.plan['dp'] * est.plan['micro_batch']:,} nearest it within {tol:.0%} (the batch is "
