@@ -98,6 +98,29 @@ def test_protocol_generation_ahead_tail_bound_is_an_upper_bound():
     assert 3.2 * 0.95 < period <= 3.2
 
 
+def test_cold_start_window_is_not_faster_than_the_period_by_hand():
+    # NeMo RL's performance suites run 10 steps (tests/test_suites/llm/performance/*.sh at v0.6.0, MAX_STEPS 10) and
+    # time them with async_grpo_train's total_step_time, which starts only after the untimed wait for the first
+    # num_prompts_per_step groups (nemo_rl/algorithms/grpo.py); eight steps ahead, version 0 launches targets 0 ... 7
+    # at once (the semaphore's 8 x prompts groups; target 8 when a slot frees). Does that head start make a
+    # 5-step window faster than the steady period? By hand: 1 server, 2 slots, one 1-sample group per step of 4
+    # tokens, a = 1 s a decode step, b = 0, training 0.5 s, no refit. First come first served, targets finish in
+    # pairs: 0 and 1 at 4 s, 2 and 3 at 8 s, 4 and 5 at 12 s, 6 and 7 at 16 s, 8 and 9 (9 submitted at version 1,
+    # 4.5 s) at 20 s; a step starts when its target is in and the previous one is over: 4, 4.5, 8, 8.5, ..., 20.5.
+    # Each timed step ends 0.5 s after its start, so step j takes start_j - start_(j-1): 0.5 and 3.5 s in turn;
+    # steps 5-9 (check_metrics' mean(-6, -1), tests/check_metrics.py) average (3 x 3.5 + 2 x 0.5) / 5 = 2.3 s, the
+    # steady period (1 x 4 / 2 = 2 decode steps of 1 s, generation_s eight steps ahead) 2.0 s: the head start
+    # pairs the steps up; it leaves no backlog that would make the measured window faster than the period
+    starts = simulate_one_step_off(1, 2, 1.0, 0.0, 1, 1, lambda r, i: 4, 0.5, 0.0, steps=10, age=8)
+    assert starts == pytest.approx([4.0, 4.5, 8.0, 8.5, 12.0, 12.5, 16.0, 16.5, 20.0, 20.5])
+    took = [b - a for a, b in zip(starts, starts[1:])]        # step j (j >= 1, 0-based) = start_j - start_(j-1)
+    window = sum(took[3:8]) / 5                                 # 1-based steps 5 ... 9 = 0-based 4 ... 8
+    assert window == pytest.approx(2.3)
+    period = generation_s(1, 2, 1.0, 1, 1.0, 4, 4, overlapped=True, age=8)
+    assert period == pytest.approx(2.0)
+    assert window >= period
+
+
 def test_protocol_needs_enough_steps():
     with pytest.raises(ValueError, match="step starts"):
         steady_period_s([0.0, 1.0])

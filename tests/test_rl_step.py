@@ -541,7 +541,15 @@ _LOOP_CLOSED = (" rlmb: NeMo RL's Megatron MoE trainer now pays the per-MoE-laye
 #:   (check_metrics' mean(-6, -1) in the other suites) is an inference. Step 10 times, inside total_step_time
 #:   (nemo_rl/algorithms/grpo.py at v0.6.0), a validation pass (16 samples in batches of 5 for DeepSeek-V3) and a
 #:   checkpoint with optimizer state (save_optimizer true: 671e9 x (2 + 12) B, ~9.4 TB); an average over steps 6-10
-#:   would need that step ~150-200 s longer to close the DeepSeek-V3 rows. Open, not priced: no source times it.
+#:   would need that step ~150-200 s longer to close the DeepSeek-V3 rows. Ruled out (rl30), whichever five steps
+#:   are averaged: both loops time validation and the checkpoint (synchronous: nemo_rl/models/megatron/setup.py
+#:   async_save=False) inside total_step_time (grpo_train and async_grpo_train), and step 10 is the run's last, so
+#:   nothing overlaps it: a cost C of step 10 adds C / 5 to a steps 6-10 average in either mode. The one-step-off
+#:   row of the same model and cluster bounds it: GB200 256 lacks 6.7 s a step one step off against 42.8 s
+#:   synchronous, H100 512 19.9 s (FP8 16.7 s) against 44.9 s (v0.5.0: GB200 256 one step off 1.0 s, H100 512
+#:   20.0 / 24.2 s). C / 5 <= 6.7 s leaves >= 36 s a step of the GB200 sync row unexplained, and a C closing the sync
+#:   rows (C / 5 ~ 43 s) would put the GB200 one-step-off row at 97.8 s against 61.7 s (+59%). The one-step-off
+#:   checkpoint is no cheaper: half the GPUs (128 of 256, 256 of 512) hold the trainer state that is written.
 #: * KV room, a sensitivity: the 256-H100 sync servers (TP32, gpu_memory_utilization 0.6) keep ~3.6 GB of KV a GPU
 #:   after 43.9 GB of weights and inference.yaml's assumed 4 GB of buffers, 63.4 of their 64 sequences at the mean
 #:   final length; each 0.01 less memory share (0.86 GB) costs: 0.59 -> 98.9 s, 0.58 -> 107.7 s, 0.57 -> 126.2 s
@@ -552,8 +560,30 @@ _RL29 = (" Checked (rl29), not the cause: the TP32 rollouts' 64-wide expert shar
          "fused_moe_shard_bench.py on one H200: vLLM's BF16 fused-MoE tiling streams them at 63-71% of HBM peak where "
          "wide shards run at 83-85%; applied to the H100 BF16 rows +1.4 to +3.6 s, +1.0 to +2.5 ms of the +12 to +34 "
          "ms a decode step they need); the DeepSeek-V3 recipes' own trainer settings (fuse_loss, which removes work; "
-         "apply_rope_fusion false; mtp_num_layers 0): none costs seconds a step. Open: which five steps the table "
-         "averages (step 10 holds a ~9.4 TB checkpoint and a validation pass); see the note above _RL29.")
+         "apply_rope_fusion false; mtp_num_layers 0): none costs seconds a step. Nor (rl30) step 10's ~9.4 TB "
+         "checkpoint and validation pass, whichever five steps the table averages: a once-a-run cost adds the same "
+         "C / 5 to the one-step-off row of the same model and cluster, which lacks only 6.7 s a step on GB200 256 "
+         "(1.0 s at v0.5.0) and 16.7-24.2 s on H100 512, against 37-49 s for the sync rows; see the note above _RL29.")
+_RL30_Q30 = (" Checked (rl30), not the cause: the 10-step run's measured window. The suite runs 10 steps "
+             "(tests/test_suites/llm/performance/grpo-qwen3-30ba3b-24n8g-async-8off.sh, MAX_STEPS 10) and "
+             "total_step_time starts after the untimed wait for the first 64 groups; eight steps ahead version 0 "
+             "launches eight targets at once, but first come first served they finish in pairs, so the head start "
+             "pairs trainer-bound and generation-bound steps and leaves no backlog (tests/test_rl_async.py, "
+             "test_cold_start_window_is_not_faster_than_the_period_by_hand). At the model's present costs (32 vLLM "
+             "TP2 servers on 64 GPUs, 128 running, a 5.14 ms + b 0.164 ms a sequence, trainer 19.8 s, refit 0.40 s) "
+             "posttrain/protocol.py's 10-step run gives steps 5-9 a mean of 46.5 / 42.4 / 44.0 s (uniform / capped "
+             "exponential / capped gamma-4 lengths) against the timeline's 42.2 s. What is off is the rollout decode "
+             "step: 26.1 ms at 128 running and 1,716 tokens of context (experts 11.4 ms, attention 7.2 at NVIDIA "
+             "mem_eff 0.45, host loop 2.9, element-wise kernels 2.4, dense GEMMs 1.7, all-reduces 0.3, head 0.3) "
+             "where the published step allows <= 21.3 ms ((34.5 - 0.4) s / 1,603 decode steps): the serving model's "
+             "vLLM BF16 Hopper gap (tests/test_serving_vllm_bf16.py, -23% there). What-if, not applied: the KV reads "
+             "at FlashAttention-3's measured paged-decode rate on H100 (Dao-AILab/flash-attention issue 1572, "
+             "comment 2025-04-11: 1,796 / 1,849 GB/s at batch 16, 32 KV heads of 128, 2,000 / 4,000 tokens, page 8, "
+             "CUDA graph: 0.54-0.55 of 3.35 TB/s; vLLM 0.17.1 decodes with FA3 on Hopper) in place of 0.45 give "
+             "attention 6.0 ms and the row 40.3 s (+17%); at the fused-MoE rate 0.82, 37.0 s (+7%), the H100 "
+             "Qwen3-235B rows 1-4 points lower (within 20%) and, on every Hopper KV read, the MLPerf v4.1 Llama 2 70B "
+             "H100 / H200 serving points 6-8 points higher (within 20%). One kernel measurement at another shape, "
+             "and the serving fit's NVIDIA mem_eff holds the attention reads: a serving-model change, not made here.")
 KNOWN_GAPS = {
     "nemo-rl-v05-h100-dsv3-256-sync.yaml": _V05_DSV3_COLOC
         + " Was -32% (90.9 s vs 134 s; servemax2, _HOST_PER_SEQ)."
@@ -583,7 +613,8 @@ KNOWN_GAPS = {
     "nemo-rl-v05-h100-dsv3-512-async.yaml": _DSV3_NARROW
         + " Now -31% (44.9 s vs 64.9 s; servemax2, _HOST_PER_SEQ; refitcalls, refit 10.1 -> 12.1 s).",
     "nemo-rl-h100-q30-192-async8.yaml": _HOST_PER_SEQ
-        + " Now +22% (42.2 s vs 34.5 s; servemax2, _HOST_PER_SEQ): 24 servers of 8 H100 (TP 2) generating eight steps ahead; on main (flat 5 ms per step) it was +29%.",
+        + " Now +22% (42.2 s vs 34.5 s; servemax2, _HOST_PER_SEQ): 24 servers of 8 H100 (TP 2) generating eight steps ahead; on main (flat 5 ms per step) it was +29%."
+        + _RL30_Q30,
 }
 
 KNOWN_GAPS.update({k: v + _RL29 for k, v in KNOWN_GAPS.items() if "-dsv3-" in k})
