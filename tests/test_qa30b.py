@@ -1,0 +1,51 @@
+"""QA pass 30b: an ML-infrastructure engineer's edge inputs (each test fails on the code before its fix)."""
+from __future__ import annotations
+
+from conftest import one_line, run_main, write_spec
+
+
+# ---------------------------------------------------------------- 1. RL packing budget vs the student's context
+
+#: Llama 3.1 8B GRPO on 16 H100 (validation/rl/nemo-rl-v05-h100-llama8b-16-sync.yaml, trimmed) with a mean rollout
+#: of 40,000 tokens and the published tail factor 3.894: the longest sample would be 128 + ceil(40,000 x 3.894) =
+#: 155,888 tokens, above Llama 3.1 8B's context of 131,072 (config.json max_position_embeddings), so vLLM stops it at
+#: 131,072 (max_model_len; posttrain/spec.py check_context / context_capped_tail price it so). NeMo RL sets the
+#: packing budget to max_total_sequence_length x micro-batch = 131,072 here: that holds every sample the stack runs.
+RL_LONG = """name: rl-long
+kind: rl
+clusters:
+  main: {system: dgx-h100, chips: 16}
+student:
+  model: llama-3.1-8b
+  cluster: main
+  train_plan: {tp: 2, cp: 1, pp: 2, micro_batch: 1, zero: 1, recompute: full}
+step: {prompts: 4, samples_per_prompt: 8, prompt_len: 128, rollout_len: 40000, tail_factor: %s,
+       pack_tokens: %d, logprob_pack_tokens: %d}
+"""
+
+
+def test_a_packing_budget_of_the_context_holds_every_sample_the_rollout_runs(tmp_path, capsys):
+    """`pack_tokens: 131072` (the context) was refused: 'less than the step's longest sample ... = 155,888 tokens',
+    the uncapped tail, which the rollout itself prices cut at the context (131,072)."""
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, RL_LONG % ("3.894", 131072, 131072)))
+    assert code == 0, err
+
+
+def test_a_packing_budget_below_the_capped_longest_sample_is_still_refused(tmp_path, capsys):
+    """The refusal stays, against the longest sample the stack runs: 131,071 < 131,072."""
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, RL_LONG % ("3.894", 131071, 131072)))
+    line = one_line(code, err, 2)
+    assert "step.pack_tokens:" in line and "131,072" in line and "155,888" not in line, line
+
+
+def test_the_trainer_pads_pipeline_micro_batches_to_the_capped_longest_sample(tmp_path):
+    """With pp 2 NeMo RL pads each packed micro-batch to the longest sample (phases.pipeline_packed_len); that
+    sample stops at the context, so a tail of 3.894 trains as the tail that reaches the context exactly,
+    (131,072 - 128) / 40,000 = 3.2736 (longest 128 + ceil(40,000 x 3.2736) = 131,072): the same trainer time."""
+    from trainsim.posttrain.spec import load_posttrain
+    from trainsim.posttrain.timeline import trainer_time
+
+    over = trainer_time(load_posttrain(write_spec(tmp_path, RL_LONG % ("3.894", 131072, 131072), "a.yaml")))
+    at = trainer_time(load_posttrain(write_spec(tmp_path, RL_LONG % ("3.2736", 131072, 131072), "b.yaml")))
+    assert over.step_s == at.step_s and over.forward_s == at.forward_s
+
