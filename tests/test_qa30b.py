@@ -49,3 +49,37 @@ def test_the_trainer_pads_pipeline_micro_batches_to_the_capped_longest_sample(tm
     at = trainer_time(load_posttrain(write_spec(tmp_path, RL_LONG % ("3.2736", 131072, 131072), "b.yaml")))
     assert over.step_s == at.step_s and over.forward_s == at.forward_s
 
+
+# ---------------------------------------------------------------- 2. infer: the reason no decode plan runs
+
+#: Qwen3-30B-A3B served on 8-GPU H100 nodes, vLLM (the GPU default), 2,048-token prompts, 512 outputs, a step
+#: budget of one token per scheduler. vLLM V1 schedules the running decodes against the budget first, and in
+#: steady state each running sequence also brings its share of the prompts that replace the finished ones:
+#: 1 + 2,048 / 512 = 5 tokens a step (inference/search.py token_budget_cap), so a budget of 1 keeps 1 / 5 = 0.2
+#: sequences per data-parallel replica and pipeline stage: no plan has work for each replica, at any latency.
+BUDGET_1 = """name: budget-1
+model: qwen3-30b-a3b
+system: dgx-h100
+serving: {input_len: 2048, output_len: 512, precision: fp8, max_batched_tokens: 1}
+"""
+
+
+def test_a_token_budget_no_replica_can_run_under_is_named_not_a_missed_latency_bound(tmp_path, capsys):
+    """With `latency: {tpot_ms: 30}` this said 'no decode plan meets the latency bound of 30 ms (fastest fitting:
+    4.009 ms)': a fastest plan under the bound, and the wrong reason (the plans that fit have no work for their
+    replicas, bound or not)."""
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, BUDGET_1 + "latency: {tpot_ms: 30}\n"))
+    line = one_line(code, err, 1)
+    assert "latency bound" not in line, line
+    assert "has work for each data-parallel replica and pipeline stage" in line, line
+    assert "at most 0.2 sequences per replica and stage" in line, line
+
+
+def test_without_a_bound_the_message_does_not_call_a_searched_batch_stated(tmp_path, capsys):
+    """No batch is stated here (the batch is searched, capped by the token budget): the message said 'at the
+    stated batch (at most 102.4 sequences per instance)', the most over instances of up to 512 chips."""
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, BUDGET_1))
+    line = one_line(code, err, 1)
+    assert "stated batch" not in line and "at most 0.2 sequences per replica and stage" in line, line
+    assert "serving.max_batched_tokens" in line, line
+

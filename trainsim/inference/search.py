@@ -143,6 +143,9 @@ class Evaluated:
     ok: np.ndarray
     best: int | None
     best_rows: np.ndarray | None = None
+    #: the candidates that fit and give each data-parallel replica and pipeline stage work, before the latency
+    #: bound (``ok`` is these that also meet it): what a missed bound is told among (serve._no_plan)
+    busy: np.ndarray | None = None
 
     def runners_up(self, n: int = 5) -> list[int]:
         """Indices of up to ``n`` feasible plans, highest tokens/s per chip first (ties keep plan order)."""
@@ -252,11 +255,10 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes * hbm_fraction
-    ok = fits & (b >= p.pp * p.dp - 1e-9)
-    if tpot_bound_s is not None:
-        ok = ok & (tpot <= tpot_bound_s * (1 + 1e-9))
+    busy = fits & (b >= p.pp * p.dp - 1e-9)
+    ok = busy & (tpot <= tpot_bound_s * (1 + 1e-9)) if tpot_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok))
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy)
 
 
 def idle_share_batch(share, replicas, sequences):
@@ -308,9 +310,8 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     act = prefill_activation_bytes(s, p, b / prefill_round_chunks(s, p, b, input_len), input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
-    ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
-    if ttft_bound_s is not None:
-        ok = ok & (ttft <= ttft_bound_s * (1 + 1e-9))
+    busy = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
+    ok = busy & (ttft <= ttft_bound_s * (1 + 1e-9)) if ttft_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok))
+    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy)
