@@ -83,3 +83,23 @@ def test_without_a_bound_the_message_does_not_call_a_searched_batch_stated(tmp_p
     assert "stated batch" not in line and "at most 0.2 sequences per replica and stage" in line, line
     assert "serving.max_batched_tokens" in line, line
 
+
+# ---------------------------------------------------------------- 3. infer: a KV length past the model's context
+
+def test_a_decode_context_past_the_models_context_is_bad_input(tmp_path, capsys):
+    """`context_len: 1000000` on DeepSeek-V3 (config.json max_position_embeddings 163,840) was priced: 33,508 MiB of
+    KV per sequence, 0.5 sequences per chip. No server holds a KV cache longer than max_model_len, which is at most
+    the model's context (the same limit input_len + output_len is checked against)."""
+    spec = ("name: d\nmodel: deepseek-v3\nsystem: dgx-h100\nchips: 16\n"
+            "serving: {phase: decode, input_len: 4096, output_len: 1024, context_len: 1000000, precision: fp8}\n")
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, spec))
+    line = one_line(code, err, 2)
+    assert "serving.context_len:" in line and "163,840" in line and "(line 5)" in line, line
+
+
+def test_a_decode_context_at_the_models_context_is_answered(tmp_path, capsys):
+    """The limit itself is a length a server runs (a prompt of 100,000 tokens, KV of 163,840 at the step)."""
+    spec = ("name: d\nmodel: deepseek-v3\nsystem: dgx-h100\nchips: 16\n"
+            "serving: {phase: decode, input_len: 100000, output_len: 1024, context_len: 163840, precision: fp8}\n")
+    code, out, err = run_main(capsys, "infer", write_spec(tmp_path, spec))
+    assert code == 0, err
