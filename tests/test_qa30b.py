@@ -103,3 +103,35 @@ def test_a_decode_context_at_the_models_context_is_answered(tmp_path, capsys):
             "serving: {phase: decode, input_len: 100000, output_len: 1024, context_len: 163840, precision: fp8}\n")
     code, out, err = run_main(capsys, "infer", write_spec(tmp_path, spec))
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 4. OPD: top-k above the vocabulary
+
+OPD = """name: opd
+kind: opd
+clusters:
+  main: {system: cloudmatrix-384, chips: 384}
+  math: {system: hgx-h800, chips: 256}
+links:
+  - {between: [main, math], bandwidth: "10 Gb/s", latency: "30 ms"}
+student: {model: qwen3-30b-a3b, cluster: main}
+teachers:
+  - {name: math, model: qwen3-30b-a3b, cluster: math, share: 0.5}
+  - {name: general, model: qwen3-30b-a3b, cluster: main, share: 0.5}
+step: {prompts: 512, samples_per_prompt: 16, prompt_len: 1024, rollout_len: 16384, mode: async, logprobs: topk,
+       topk: %d}
+"""
+
+
+def test_a_top_k_above_the_vocabulary_is_bad_input(tmp_path, capsys):
+    """`topk: 100000000` on Qwen3-30B-A3B (vocab_size 151,936, config.json) was priced at 6 bytes x 1e8 = 600 MB
+    per generated token over the WAN (a 372-day step), ~2,000x the 2 x 151,936 bytes `logprobs: full` sends: a
+    teacher returns at most its whole vocabulary (torch.topk refuses k above the dimension)."""
+    code, out, err = run_main(capsys, "posttrain", write_spec(tmp_path, OPD % 100_000_000))
+    line = one_line(code, err, 2)
+    assert "step.topk:" in line and "151,936" in line and "(line 13)" in line, line
+
+
+def test_a_top_k_of_the_whole_vocabulary_is_answered(tmp_path, capsys):
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, OPD % 151_936))
+    assert code == 0, err
