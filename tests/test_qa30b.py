@@ -135,3 +135,28 @@ def test_a_top_k_above_the_vocabulary_is_bad_input(tmp_path, capsys):
 def test_a_top_k_of_the_whole_vocabulary_is_answered(tmp_path, capsys):
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, OPD % 151_936))
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- 5. plan: a chip no plan can ever fit
+
+TINY_HBM = """name: tiny
+model: llama-3.1-8b
+system:
+  chip: {name: tinychip, bf16_tflops: 989, hbm: 1 GiB, hbm_bandwidth: 3.35 TB/s, scale_up_bandwidth: 450 GB/s,
+         scale_out_bandwidth: 400 Gb/s}
+  scale_up: {size: 8}
+  scale_out: {bandwidth: 400 Gb/s}
+chips: 64
+training: {seq_len: 4096, global_batch_seqs: 512, precision: bf16}
+"""
+
+
+def test_a_chip_smaller_than_the_fixed_buffers_says_no_chip_count_fits(tmp_path, capsys):
+    """Every plan holds the fixed context and communication buffers, buffer_bytes = 2.0e9 B = 1.86 GiB
+    (perf/data/constants.yaml), besides its weights, gradients, optimizer state and activations; a 1 GiB chip fits
+    none at any chip count. `plan` said only 'no plan fits in memory: ... needs 4.7 GiB per chip vs 1.0 GiB HBM',
+    exit 1 with no alternative and no word that more chips cannot help."""
+    code, out, err = run_main(capsys, "plan", "-q", write_spec(tmp_path, TINY_HBM))
+    assert code == 1, err
+    text = " ".join((out + err).split())
+    assert "1.9 GiB" in text and "at any chip count" in text, text
