@@ -160,3 +160,36 @@ def test_a_chip_smaller_than_the_fixed_buffers_says_no_chip_count_fits(tmp_path,
     assert code == 1, err
     text = " ".join((out + err).split())
     assert "1.9 GiB" in text and "at any chip count" in text, text
+
+
+# ---------------------------------------------------------------- 6. an inline MoE with no MoE layer
+
+INLINE_MOE = """name: inline
+model:
+  layers: 8
+  hidden: 1024
+  heads: 16
+  ffn: 4096
+  ffn_act: swiglu
+  vocab: 32000
+  moe: {experts: 8, top_k: 2, expert_ffn: 1024, %s}
+system: dgx-h100
+chips: 8
+training: {seq_len: 2048, global_batch_seqs: 64, precision: bf16}
+"""
+
+
+def test_an_inline_moe_that_leaves_no_moe_layer_is_bad_input(tmp_path, capsys):
+    """8 layers with `dense_layers: 8` (or `every: 9`) leave (8 - dense_layers) // every = 0 MoE layers: the stated
+    experts were dropped and the model priced dense (0.200 B parameters, no expert in them), exit 0."""
+    for moe in ("dense_layers: 8", "every: 9"):
+        code, out, err = run_main(capsys, "check", write_spec(tmp_path, INLINE_MOE % moe))
+        line = one_line(code, err, 2)
+        assert "model" in line and "no MoE layer" in line, line
+
+
+def test_an_inline_moe_with_one_moe_layer_is_answered(tmp_path, capsys):
+    """(8 - 7) // 1 = 1 MoE layer: a model with experts."""
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, INLINE_MOE % "dense_layers: 7"))
+    assert code == 0, err
+
