@@ -193,3 +193,16 @@ def test_an_inline_moe_with_one_moe_layer_is_answered(tmp_path, capsys):
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, INLINE_MOE % "dense_layers: 7"))
     assert code == 0, err
 
+
+# ---------------------------------------------------------------- 7. infer: an uncertain KV length past the context
+
+def test_the_high_end_of_an_uncertain_context_len_past_the_models_context_is_bad_input(tmp_path, capsys):
+    """The validation table prices each end of an uncertain range as a stated input (inference/spec.py), and
+    input_len / output_len ends are checked against the context; a context_len end of 1,000,000 on DeepSeek-V3
+    (163,840) was not."""
+    spec = ("name: d\nmodel: deepseek-v3\nsystem: dgx-h100\nchips: 16\n"
+            "serving: {phase: decode, input_len: 4096, output_len: 1024, context_len: 4096, precision: fp8}\n"
+            "uncertain: {context_len: [4096, 1000000]}\n")
+    code, out, err = run_main(capsys, "check", write_spec(tmp_path, spec))
+    line = one_line(code, err, 2)
+    assert "uncertain.context_len:" in line and "163,840" in line, line

@@ -373,7 +373,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
                                     field=f"uncertain.{k}", where=where) from None
     _check_imbalance(spec, arch, where)
     _check_context(spec.serving, arch, where)
-    for k in ("input_len", "output_len"):       # the high end of a token range is evaluated as stated ones are
+    for k in ("input_len", "output_len", "context_len"):   # a token range's high end is evaluated as stated ones are
         if k in spec.uncertain:
             _check_context(uncertain_serving(spec.serving, k, spec.uncertain[k][1]), arch, where, f"uncertain.{k}")
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
