@@ -124,7 +124,7 @@ step: {prompts: 512, samples_per_prompt: 16, prompt_len: 1024, rollout_len: 1638
 
 
 def test_a_top_k_above_the_vocabulary_is_bad_input(tmp_path, capsys):
-    """`topk: 100000000` on Qwen3-30B-A3B (vocab_size 151,936, config.json) was priced at 6 bytes x 1e8 = 600 MB
+    """`topk: 100000000` with Qwen3-30B-A3B teachers (vocab_size 151,936, config.json) was priced at 6 bytes x 1e8 = 600 MB
     per generated token over the WAN (a 372-day step), ~2,000x the 2 x 151,936 bytes `logprobs: full` sends: a
     teacher returns at most its whole vocabulary (torch.topk refuses k above the dimension)."""
     code, out, err = run_main(capsys, "posttrain", write_spec(tmp_path, OPD % 100_000_000))

@@ -607,16 +607,18 @@ def check_context(step: StepPart, student: Arch, teachers: tuple[Teacher, ...], 
         refuse(t.arch, f"teacher '{t.name}'", f"teachers.{i}.model")
 
 
-def check_topk(step: StepPart, student: Arch, where: str) -> None:
-    """Refuse ``logprobs: topk`` with a ``topk`` above the student's vocabulary (the distribution teachers and
-    student share, :attr:`Arch.vocab`): a teacher returns at most its whole vocabulary (``torch.topk`` raises
-    'selected index k out of range' past the dimension; vLLM refuses logprobs above ``max_logprobs``), so the
-    most it can send is ``logprobs: full``. ``topk: 100000000`` on Qwen3-30B-A3B (151,936) was priced at 600 MB per
-    generated token (qa30b)."""
-    if step.logprobs == "topk" and student.vocab and step.topk > student.vocab:
-        raise TrainsimError(f"topk {step.topk:,} is more than the student {student.name}'s vocabulary of "
-                            f"{student.vocab:,} (a teacher returns at most the whole distribution); expected at most "
-                            f"{student.vocab:,}, or logprobs: full", field="step.topk", where=where)
+def check_topk(step: StepPart, teachers: tuple[Teacher, ...], where: str) -> None:
+    """Refuse ``logprobs: topk`` with a ``topk`` above a teacher's vocabulary (:attr:`Arch.vocab`): a teacher
+    returns at most its whole distribution (``torch.topk`` raises 'selected index k out of range' past the
+    dimension; vLLM refuses logprobs above ``max_logprobs``), so the most it can send is ``logprobs: full``.
+    ``topk: 100000000`` with Qwen3-30B-A3B teachers (151,936) was priced at 600 MB per generated token (qa30b)."""
+    if step.logprobs != "topk":
+        return
+    for t in teachers:
+        if t.arch.vocab and step.topk > t.arch.vocab:
+            raise TrainsimError(f"topk {step.topk:,} is more than the teacher '{t.name}' {t.arch.name}'s vocabulary "
+                                f"of {t.arch.vocab:,} (a teacher returns at most its whole distribution); expected at "
+                                f"most {t.arch.vocab:,}, or logprobs: full", field="step.topk", where=where)
 
 
 def context_capped_tail(step: StepPart, student: Arch) -> tuple[float, str]:
@@ -682,7 +684,7 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
                              t.precision) for i, t in enumerate(spec.teachers))
     check_context(spec.step, student, teachers, where)
     check_pack_budgets(spec.step, student, where)
-    check_topk(spec.step, student, where)
+    check_topk(spec.step, teachers, where)
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
                      student_arch=student, student=spec.student, teachers=teachers, step=spec.step,
                      reported=spec.reported)
