@@ -206,3 +206,22 @@ def test_the_high_end_of_an_uncertain_context_len_past_the_models_context_is_bad
     code, out, err = run_main(capsys, "check", write_spec(tmp_path, spec))
     line = one_line(code, err, 2)
     assert "uncertain.context_len:" in line and "163,840" in line, line
+
+
+# ---------------------------------------------------------------- 8. infer: runners-up listed once each
+
+def test_decode_runners_up_are_distinct_plans_and_not_the_best(tmp_path):
+    """Qwen3-30B-A3B on H100 nodes, 1-token prompts, 2 outputs: vLLM's running cap (1,024 per data-parallel
+    replica) clips several per-chip batches of the search grid to the same batch, so `infer --json` listed
+    {chips 16, tp 1, pp 2, dp 8, ep 8, batch 512 per chip} three times among four runners-up, same numbers each."""
+    from conftest import infer_json
+
+    d = infer_json(tmp_path, {"name": "q", "model": "qwen3-30b-a3b", "system": "dgx-h100",
+                              "serving": {"input_len": 1, "output_len": 2, "precision": "fp8", "kv_precision": "fp8"},
+                              "latency": {"tpot_ms": 30}})
+    dec = d["decode"]
+    key = lambda r: (r["chips"], r["tp"], r["pp"], r["ep"], r["batch_per_chip"])   # noqa: E731
+    rows = [key(r) for r in dec["runners_up"]]
+    assert len(rows) == len(set(rows)), dec["runners_up"]
+    best = {**dec["plan"], "batch_per_chip": dec["batch_per_chip"]}
+    assert key(best) not in rows

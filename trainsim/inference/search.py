@@ -147,11 +147,23 @@ class Evaluated:
     #: bound (``ok`` is these that also meet it): what a missed bound is told among (serve._no_plan)
     busy: np.ndarray | None = None
 
-    def runners_up(self, n: int = 5) -> list[int]:
-        """Indices of up to ``n`` feasible plans, highest tokens/s per chip first (ties keep plan order)."""
+    def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
+        """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
+        (chips, tp, pp, ep, batch) once and none the same as candidate ``exclude`` (the best): a stack's running cap
+        clips several per-chip batches of the grid to one batch, and the same plan at the same batch was listed
+        three times (qa30b)."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
-        return [int(i) for i in order[:n]]
+        p = self.plans
+        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.chips, p.tp, p.pp, p.ep, self.batch)]
+        if exclude is not None:
+            order = np.concatenate(([exclude], order[order != exclude]))
+        keys = np.stack([c[order] for c in cols], axis=1)
+        _, first = np.unique(keys, axis=0, return_index=True)
+        kept = order[np.sort(first)]
+        if exclude is not None:
+            kept = kept[1:]
+        return [int(i) for i in kept[:n]]
 
     def at_best(self, a):
         """``a`` (a per-candidate array, or anything that broadcasts to the candidates) at the best candidate: a

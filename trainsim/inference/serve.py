@@ -351,7 +351,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
                                   if sp.phase == "both" else 0.0)
         d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
-                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
+                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(4, exclude=ev.best)]
         out["decode"] = d
     experts = max((lk.moe.experts for lk in sv.arch.layers if lk.moe is not None), default=0)
     for d in (out[k] for k in ("prefill", "decode") if k in out):
