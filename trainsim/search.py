@@ -177,7 +177,19 @@ class SearchResult:
         which = ("the one plan evaluated" if self.plans_evaluated == 1
                  else f"the smallest of {self.plans_evaluated:,} plans")
         return (f"no plan fits in memory: {which}{least} needs {gib:,.1f} GiB "
-                f"per chip vs {hbm:.1f} GiB HBM" + self._alternatives_text())
+                f"per chip vs {hbm:.1f} GiB HBM" + self._floor_text() + self._alternatives_text())
+
+    def _floor_text(self) -> str:
+        """Where the chip's HBM is not more than the fixed buffers every plan holds (calibration ``buffer_bytes``:
+        the CUDA / CANN context and communication buffers, perf/memory.py memory_breakdown), that no plan fits at any
+        chip count: a 1 GiB chip was told only the smallest need, with no alternative and no word that more chips
+        cannot help (qa30b). '' otherwise."""
+        floor = context(self.run, self.calib).calib.buffer_bytes
+        if self.run.system.chip.hbm_bytes > floor:
+            return ""
+        return (f"; every plan holds {floor / GIB:.1f} GiB of context and communication buffers (buffer_bytes) "
+                f"besides its weights, gradients, optimizer state and activations, more than the chip's HBM: no "
+                f"plan fits at any chip count")
 
     def _alternatives_text(self) -> str:
         if not self.alternatives:

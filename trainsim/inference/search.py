@@ -143,12 +143,27 @@ class Evaluated:
     ok: np.ndarray
     best: int | None
     best_rows: np.ndarray | None = None
+    #: the candidates that fit and give each data-parallel replica and pipeline stage work, before the latency
+    #: bound (``ok`` is these that also meet it): what a missed bound is told among (serve._no_plan)
+    busy: np.ndarray | None = None
 
-    def runners_up(self, n: int = 5) -> list[int]:
-        """Indices of up to ``n`` feasible plans, highest tokens/s per chip first (ties keep plan order)."""
+    def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
+        """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
+        (chips, tp, pp, ep, batch) once and none the same as candidate ``exclude`` (the best): a stack's running cap
+        clips several per-chip batches of the grid to one batch, and the same plan at the same batch was listed
+        three times (qa30b)."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
-        return [int(i) for i in order[:n]]
+        p = self.plans
+        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.chips, p.tp, p.pp, p.ep, self.batch)]
+        if exclude is not None:
+            order = np.concatenate(([exclude], order[order != exclude]))
+        keys = np.stack([c[order] for c in cols], axis=1)
+        _, first = np.unique(keys, axis=0, return_index=True)
+        kept = order[np.sort(first)]
+        if exclude is not None:
+            kept = kept[1:]
+        return [int(i) for i in kept[:n]]
 
     def at_best(self, a):
         """``a`` (a per-candidate array, or anything that broadcasts to the candidates) at the best candidate: a
@@ -252,11 +267,10 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes * hbm_fraction
-    ok = fits & (b >= p.pp * p.dp - 1e-9)
-    if tpot_bound_s is not None:
-        ok = ok & (tpot <= tpot_bound_s * (1 + 1e-9))
+    busy = fits & (b >= p.pp * p.dp - 1e-9)
+    ok = busy & (tpot <= tpot_bound_s * (1 + 1e-9)) if tpot_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok))
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy)
 
 
 def idle_share_batch(share, replicas, sequences):
@@ -308,9 +322,8 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     act = prefill_activation_bytes(s, p, b / prefill_round_chunks(s, p, b, input_len), input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
-    ok = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
-    if ttft_bound_s is not None:
-        ok = ok & (ttft <= ttft_bound_s * (1 + 1e-9))
+    busy = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
+    ok = busy & (ttft <= ttft_bound_s * (1 + 1e-9)) if ttft_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok))
+    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy)

@@ -60,17 +60,40 @@ def _row(ev: Evaluated, i: int, kind: str, *, per_token_bytes: float) -> dict[st
 
 
 def _no_plan(kind: str, ev: Evaluated, bound) -> str:
+    """Why ``ev`` has no feasible candidate, one line: no plan at all, none fits in HBM, none that fits gives each
+    data-parallel replica and pipeline stage work (whatever the latency bound: the batch the spec and the stack's
+    running-request cap and token budget allow is too small; a decode message gives the most sequences per replica
+    and stage any plan gets), else the latency bound missed, with the fastest of the plans that fit and have work
+    (qa30b: a budget of one token a step said 'no decode plan meets the latency bound of 30 ms (fastest fitting:
+    4.009 ms)', the fastest of plans whose replicas had no sequence)."""
     if ev.batch.size == 0:
         return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
     if not np.any(ev.fits):
         return f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} per chip)"
-    if bound is None:   # no latency bound to miss: each plan that fits leaves a replica or a stage without work
-        stated = (f"the stated batch (at most {float(np.max(ev.batch)):g} sequences per instance)" if kind == "decode"
-                  else "the stated prompt tokens per chip")
-        return (f"no {kind} plan that fits has work for each data-parallel replica and pipeline stage at {stated}; "
-                f"state a larger batch or fix dp x pp lower")
+    busy = np.broadcast_to(ev.fits if ev.busy is None else ev.busy, ev.batch.shape)
+    if bound is None or not np.any(busy):
+        if kind == "decode":
+            per = float(np.max(np.where(ev.fits, ev.batch / (ev.plans.pp * ev.plans.dp), 0.0)))
+            return (f"no decode plan that fits has work for each data-parallel replica and pipeline stage: the "
+                    f"batch the spec allows is at most {per:.3g} sequences per replica and stage (serving.batch or "
+                    f"batch_per_chip, serving.max_batch and serving.max_batched_tokens, else the stack's defaults, "
+                    f"cap it); state a larger batch or budget, or fix dp x pp lower")
+        return ("no prefill plan that fits has work for each data-parallel replica and pipeline stage at the stated "
+                "prompt tokens per chip; state a larger batch or fix dp x pp lower")
+    lat = np.broadcast_to(ev.latency_s, ev.batch.shape)
     return f"no {kind} plan meets the latency bound of {bound * 1e3:g} ms (fastest fitting: " \
-           f"{float(np.min(np.where(ev.fits, ev.latency_s, np.inf))) * 1e3:.3f} ms)"
+           f"{float(np.min(np.where(busy, lat, np.inf))) * 1e3:.3f} ms)"
+
+
+def draft_note(model: str) -> str:
+    """What a stated ``mtp`` prices on a model without MTP modules (config ``num_nextn_predict_layers`` 0, no
+    :attr:`Arch.mtp`): the target's verification of ``1 + draft_tokens`` tokens a sequence (inference/step.py
+    step_time) and nothing for drafting them, as n-gram / prompt-lookup drafting costs (vLLM speculative method
+    ``ngram``, matched on the host); an EAGLE head or a draft model runs its own forward passes per draft token,
+    which are not priced. Said in the answer, not silently (qa30b: Llama 3.1 8B at 3 drafts, 80% acceptance went
+    from 18.7 to 6.6 ms per output token with a 19.4 ms step and no draft weights)."""
+    return (f"{model} has no MTP modules: the draft tokens are priced free, as n-gram (prompt-lookup) drafting is; "
+            "an EAGLE head or a draft model adds forward passes and weights not priced here")
 
 
 def setup_for(arch: Arch, system: System, precision: str = "bf16", kv_precision: str = "bf16",
@@ -273,7 +296,8 @@ def _require_plan(kind: str, ev: Evaluated, bound, alternatives=None, partial_ok
     if bad.size and (not partial_ok or bad.size == ev.best_rows.size):
         g = int(bad[0])
         row = Evaluated(ev.plans, ev.batch, np.broadcast_to(ev.latency_s, ev.ok.shape)[g], ev.tokens_per_s_per_chip,
-                        ev.round_s, ev.breakdown, ev.memory, np.broadcast_to(ev.fits, ev.ok.shape)[g], ev.ok[g], None)
+                        ev.round_s, ev.breakdown, ev.memory, np.broadcast_to(ev.fits, ev.ok.shape)[g], ev.ok[g], None,
+                        busy=None if ev.busy is None else np.broadcast_to(ev.busy, ev.ok.shape)[g])
         raise NoPlanError(f"at grid row {g} of the constants: " + _no_plan(kind, row, bound), field="serving")
 
 
@@ -338,7 +362,7 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
                                   if sp.phase == "both" else 0.0)
         d["runners_up"] = [{**ev.plans.row(i), "batch_per_chip": float(ev.batch[i] / ev.plans.chips[i]),
                             "tokens_per_s_per_chip": float(ev.tokens_per_s_per_chip[i]),
-                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(5)[1:]]
+                            "tpot_s": float(ev.latency_s[i])} for i in ev.runners_up(4, exclude=ev.best)]
         out["decode"] = d
     experts = max((lk.moe.experts for lk in sv.arch.layers if lk.moe is not None), default=0)
     for d in (out[k] for k in ("prefill", "decode") if k in out):
@@ -348,6 +372,8 @@ def infer(sv: Serving, calib: InferCalib | None = None) -> dict[str, Any]:
             d["expert_note"] = (f"ep {d['plan']['ep']} > {experts} routed experts: {idle} of the "
                                 f"{d['plan']['ep']} expert-parallel ranks hold no expert, the others one each "
                                 "(vLLM determine_expert_map without EPLB)")
+    if sp.mtp is not None and sp.mtp.draft_tokens and not sv.arch.mtp and "decode" in out:
+        out["draft_note"] = draft_note(sv.arch.name)
     if sp.phase == "both":
         out["aggregate"] = {"output_tokens_per_s_per_chip": aggregate_output_rate(
             sp.input_len, sp.output_len, out["prefill"]["tokens_per_s_per_chip"],

@@ -373,7 +373,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
                                     field=f"uncertain.{k}", where=where) from None
     _check_imbalance(spec, arch, where)
     _check_context(spec.serving, arch, where)
-    for k in ("input_len", "output_len"):       # the high end of a token range is evaluated as stated ones are
+    for k in ("input_len", "output_len", "context_len"):   # a token range's high end is evaluated as stated ones are
         if k in spec.uncertain:
             _check_context(uncertain_serving(spec.serving, k, spec.uncertain[k][1]), arch, where, f"uncertain.{k}")
     return Serving(name=spec.name or where, arch=arch, system=system, chips=spec.chips, serving=spec.serving,
@@ -516,9 +516,16 @@ def _check_context(sp: ServingPart, arch: Arch, where: str, field: str | None = 
     output > context``. A 200,000-token prompt on Llama 3.1 8B (131,072) was priced as one prefill round
     (phys28). A model whose config states no limit is not checked; training may extend the context, so only
     serving is. ``field``: the field to blame where the workload is an end of an uncertain range (the validation
-    table evaluates those as it does the stated input), e.g. ``uncertain.input_len``."""
+    table evaluates those as it does the stated input), e.g. ``uncertain.input_len``. A stated ``context_len`` (the
+    KV length of the measured decode step) is at most the context too: no server's KV cache for one request is
+    longer than its ``max_model_len`` (``context_len: 1000000`` on DeepSeek-V3, 163,840, was priced: qa30b)."""
     out = sp.max_output_len or sp.output_len
     limit = arch.max_context
+    if limit and sp.context_len is not None and sp.context_len > limit:
+        raise TrainsimError(f"context_len {sp.context_len:,} tokens of KV cache per sequence is more than "
+                            f"{arch.name}'s context of {limit:,} (max_position_embeddings; a server's KV for one "
+                            f"request stops at max_model_len); expected at most {limit:,}",
+                            field=field or "serving.context_len", where=where)
     if not limit or (sp.input_len <= limit and (out <= 1 or sp.input_len + out <= limit)):
         return
     out_name = "max_output_len" if sp.max_output_len else "output_len"

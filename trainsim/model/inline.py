@@ -68,6 +68,12 @@ class InlineModel(BaseModel):
     mla: InlineMLA | None = None
     mtp_layers: NonNegInt = 0
 
+    @property
+    def moe_layers(self) -> int:
+        """MoE layers of the model: a fraction 1/every of the layers after the first ``dense_layers``,
+        ``(layers - dense_layers) // every`` (0 without ``moe``); the rest are dense (:func:`build_inline`)."""
+        return (self.layers - self.moe.dense_layers) // self.moe.every if self.moe is not None else 0
+
     @model_validator(mode="after")
     def _shapes(self) -> "InlineModel":
         kv = self.kv_heads or self.heads
@@ -78,6 +84,11 @@ class InlineModel(BaseModel):
                              "or give head_dim")
         if self.moe is not None and self.moe.dense_layers > self.layers:
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+        if self.moe is not None and self.moe_layers == 0:
+            # zero dropped the stated experts and priced the model dense (qa30b)
+            raise ValueError(f"moe: dense_layers {self.moe.dense_layers} and every {self.moe.every} leave no MoE "
+                             f"layer among the {self.layers} layers ((layers - dense_layers) // every = 0); expected "
+                             "at least one, or leave moe out for a dense model")
         if self.moe is None and self.ffn <= 0:
             raise ValueError("ffn must be given for a dense model")
         if self.moe is not None and self.moe.dense_layers > 0 and self.ffn <= 0:
@@ -134,8 +145,7 @@ def build_inline(m: InlineModel) -> Arch:
     if m.moe is None:
         kinds.append(_layer(m, False, "dense", m.layers))
     else:
-        rest = m.layers - m.moe.dense_layers
-        n_moe = rest // m.moe.every
+        n_moe = m.moe_layers
         n_dense = m.layers - n_moe
         if n_dense:
             kinds.append(_layer(m, False, "dense", n_dense))

@@ -64,6 +64,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
       extra_forward_passes: 1          # student forward passes besides the update (old-policy log-probs)
       pack_tokens: null                # sequence packing: tokens per training micro-batch (NeMo RL train_mb_tokens);
                                        #   at least the longest sample, prompt_len + ceil(rollout_len x tail_factor)
+                                       #   stopped at the student's context (longest_run_len)
       logprob_pack_tokens: null        # tokens per log-prob micro-batch (NeMo RL logprob_mb_tokens); absent ->
                                        #   pack_tokens
       pad_multiple: 1                  # each packed sequence padded to a multiple of this (NeMo RL
@@ -258,6 +259,37 @@ def longest_sample_len(prompt_len: int, rollout_len: int, tail_factor: float) ->
     return int(prompt_len) + int(-(-rollout_len * tail_factor // 1))
 
 
+def longest_run_len(step: StepPart, student: Arch) -> int:
+    """Tokens of the longest sample the rollout actually runs: :attr:`StepPart.longest_seq_len` stopped at the
+    student's context (vLLM ``check_stop`` at ``max_model_len``: :func:`check_context`, :func:`context_capped_tail`),
+    ``min(prompt_len + ceil(rollout_len x tail_factor), context)``; uncapped for a model stating no context. What
+    the packing budgets must hold (:func:`check_pack_budgets`) and what a pipeline-parallel trainer pads to
+    (:func:`.phases.pipeline_packed_len`). Example: Llama 3.1 8B (131,072), prompt 128, mean 40,000, tail 3.894:
+    155,888 -> 131,072."""
+    limit = student.max_context
+    return min(step.longest_seq_len, limit) if limit else step.longest_seq_len
+
+
+def check_pack_budgets(step: StepPart, student: Arch, where: str) -> None:
+    """A packing budget (``pack_tokens``, ``logprob_pack_tokens``) must hold the longest sample the step runs
+    (:func:`longest_run_len`): NeMo RL's packers raise 'Sequence length L exceeds bin capacity C' for any longer
+    sequence (``FirstFitPacker._pack_implementation``, ``nemo_rl/data/packing/algorithms.py``, NVIDIA-NeMo/RL
+    02508a40), and its recipes set the budget to ``max_total_sequence_length x micro-batch``, never below a sample.
+    A smaller budget was read as one sample per micro-batch, as if the stack packed what it refuses. Checked against
+    the sample cut at the student's context, not the stated tail: a budget of the context (NeMo RL's
+    ``max_total_sequence_length`` = vLLM ``max_model_len``) holds every sample vLLM returns (qa30b: 131,072 on
+    Llama 3.1 8B was refused for a tail of 155,888 tokens the rollout itself prices cut at 131,072)."""
+    longest = longest_run_len(step, student)
+    capped = " stopped at the student's context" if longest < step.longest_seq_len else ""
+    for name in ("pack_tokens", "logprob_pack_tokens"):
+        v = getattr(step, name)
+        if v is not None and v < longest:
+            raise TrainsimError(f"{name} {v:,} tokens is less than the step's longest sample, prompt_len + "
+                                f"ceil(rollout_len x tail_factor){capped} = {longest:,} tokens (NeMo RL's packer "
+                                f"refuses a sequence longer than its budget); expected at least that; got {v}",
+                                field=f"step.{name}", where=where)
+
+
 class StepPart(BaseModel):
     """One post-training step: prompts, samples per prompt, prompt and rollout lengths (tokens), tail factor,
     steps, sync or async mode, logprobs sent, weight-sync interval, extra forward passes, checkpoint shipping."""
@@ -312,25 +344,6 @@ class StepPart(BaseModel):
         if lp is not None and lp != "topk":
             raise ValueError(f"topk {v} applies to logprobs: topk only; logprobs is {lp} (leave topk out or say "
                              "logprobs: topk)")
-        return v
-
-    @field_validator("pack_tokens", "logprob_pack_tokens")
-    @classmethod
-    def _budget_holds_the_longest(cls, v: int | None, info: ValidationInfo) -> int | None:
-        """A packing budget (``pack_tokens``, ``logprob_pack_tokens``) must hold the step's longest sample,
-        ``prompt_len + ceil(rollout_len x tail_factor)`` (:attr:`longest_seq_len`): NeMo RL's packers raise
-        'Sequence length L exceeds bin capacity C' for any longer sequence (``FirstFitPacker._pack_implementation``,
-        ``nemo_rl/data/packing/algorithms.py``, NVIDIA-NeMo/RL 02508a40), and its recipes set the budget to
-        ``max_total_sequence_length x micro-batch``, never below a sample. A smaller budget was read as one sample
-        per micro-batch, as if the stack packed what it refuses."""
-        d = info.data
-        if v is None or not {"prompt_len", "rollout_len", "tail_factor"} <= set(d):
-            return v
-        longest = longest_sample_len(d["prompt_len"], d["rollout_len"], d["tail_factor"])
-        if v < longest:
-            raise ValueError(f"{info.field_name} {v:,} tokens is less than the step's longest sample, prompt_len + "
-                             f"ceil(rollout_len x tail_factor) = {longest:,} tokens (NeMo RL's packer refuses a "
-                             "sequence longer than its budget); expected at least that")
         return v
 
     @field_validator("train_global_batch")
@@ -530,6 +543,11 @@ class PostTrain:
                             field="links")
 
     @property
+    def longest_run_len(self) -> int:
+        """Tokens of the longest sample the step runs, stopped at the student's context (:func:`longest_run_len`)."""
+        return longest_run_len(self.step, self.student_arch)
+
+    @property
     def rollout_tail_factor(self) -> float:
         """``step.tail_factor`` as the rollouts run it: the longest sample stops at the student's context
         (:func:`context_capped_tail`)."""
@@ -587,6 +605,20 @@ def check_context(step: StepPart, student: Arch, teachers: tuple[Teacher, ...], 
     refuse(student, "student", "step.rollout_len")
     for i, t in enumerate(teachers):
         refuse(t.arch, f"teacher '{t.name}'", f"teachers.{i}.model")
+
+
+def check_topk(step: StepPart, teachers: tuple[Teacher, ...], where: str) -> None:
+    """Refuse ``logprobs: topk`` with a ``topk`` above a teacher's vocabulary (:attr:`Arch.vocab`): a teacher
+    returns at most its whole distribution (``torch.topk`` raises 'selected index k out of range' past the
+    dimension; vLLM refuses logprobs above ``max_logprobs``), so the most it can send is ``logprobs: full``.
+    ``topk: 100000000`` with Qwen3-30B-A3B teachers (151,936) was priced at 600 MB per generated token (qa30b)."""
+    if step.logprobs != "topk":
+        return
+    for t in teachers:
+        if t.arch.vocab and step.topk > t.arch.vocab:
+            raise TrainsimError(f"topk {step.topk:,} is more than the teacher '{t.name}' {t.arch.name}'s vocabulary "
+                                f"of {t.arch.vocab:,} (a teacher returns at most its whole distribution); expected at "
+                                f"most {t.arch.vocab:,}, or logprobs: full", field="step.topk", where=where)
 
 
 def context_capped_tail(step: StepPart, student: Arch) -> tuple[float, str]:
@@ -651,6 +683,8 @@ def parse_posttrain(doc: Any, *, base_dir: Path | None = None, where: str = "pos
     teachers = tuple(Teacher(t.name or f"teacher{i}", arch_of(t.model, f"teachers.{i}.model"), t.cluster, t.share,
                              t.precision) for i, t in enumerate(spec.teachers))
     check_context(spec.step, student, teachers, where)
+    check_pack_budgets(spec.step, student, where)
+    check_topk(spec.step, teachers, where)
     return PostTrain(name=spec.name or where, kind=spec.kind, clusters=clusters, links=links, default_link=default,
                      student_arch=student, student=spec.student, teachers=teachers, step=spec.step,
                      reported=spec.reported)

@@ -129,7 +129,7 @@ def trainer_time(pt: PostTrain) -> TrainTime:
     opt = s.train_optimizer.model_dump(exclude_none=True, exclude_defaults=True) if s.train_optimizer else None
     return _on_job_network(pt, s.cluster, lambda system: train_time(
         pt.student_arch, system, _train_chips(pt), st.sequences, st.seq_len, s.precision, st.extra_forward_passes,
-        s.train_plan, st.pack_tokens, st.pad_multiple, st.longest_seq_len, st.optimizer_steps,
+        s.train_plan, st.pack_tokens, st.pad_multiple, pt.longest_run_len, st.optimizer_steps,
         st.logprob_pack_tokens, s.train_framework, opt, s.train_options, s.train_loop),
         key=lambda t: t.step_s + t.forward_s + t.export_s)
 

@@ -53,6 +53,8 @@ def render_infer(res: dict) -> None:
             t.add_row("multi-token prediction", f"{n} draft token{'s' if n != 1 else ''} at {mtp['acceptance']:.0%} "
                       f"acceptance: {per_step:.2f} tokens per sequence per decode step of "
                       f"{d['step_time_s'] * 1e3:.1f} ms")
+            if res.get("draft_note"):
+                t.add_row("draft cost", res["draft_note"])
         t.add_row("time per output token", f"{d['tpot_s'] * 1e3:.1f} ms ({d['tokens_per_s_per_user']:.1f} tok/s/user"
                   + (f"; {inter * 1e3:.1f} ms of it prompts prefilled between decode steps)" if inter > 0 else ")"))
         m = d["memory_per_chip_bytes"]
