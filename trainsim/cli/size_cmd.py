@@ -9,6 +9,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from .. import api
 from ..api import scenarios
 from ..report.fmt import counted, gib, pct, plan as plan_text, value as fmt
@@ -29,10 +30,10 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     inputs = cost_inputs(price, pue, electricity)
-
+    spec = load_run_warned(run)
     # the argument checks (days, unit, training.tokens) are scenarios.size's, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
-        res = scenarios.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
+        res = scenarios.size(spec, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
     cost = res.cost
     if csv_:
         print_csv(res.probes)
