@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SMALL_RUN, run_main, write_spec
+from conftest import SMALL_RUN, one_line, run_main, write_spec
 
 
 # ---------------------------------------------------------------- 1. seq_len above the context: every command says it
@@ -40,3 +40,33 @@ def test_compare_warns_for_the_one_run_past_its_context(tmp_path, capsys):
     warns = _warnings(err)
     assert len(warns) == 1 and warns[0].startswith(f"warning: {long_}: {LONG_WARNING}"), err
     assert out.strip().startswith("{")
+
+
+# ---------------------------------------------------------------- 2. assumptions: {pue: 100} is bounded as --pue is
+
+#: a 7B dense model on 64 H100 (tests/test_report.py's small scenario), with one assumption overridden
+SCENARIO = ("id: T1\nkind: pretrain-feasibility\nclaim: 'A 7B dense model on 1T tokens on 64 H100 in 60 days'\n"
+            "question: 'How many days'\n"
+            "model: {name: t7b, layers: 32, hidden: 4096, heads: 32, ffn: 11008, ffn_act: swiglu, vocab: 32000}\n"
+            "model_source: inline\ntraining: {tokens: 1e12, seq_len: 4096, global_batch_seqs: 256, precision: bf16}\n"
+            "training_source: test\nsystem: dgx-h100\nchips: 64\ndeadline_days: 60\nassumptions: {pue: %s}\n")
+
+
+@pytest.mark.parametrize("value, shown", [("100", "100"), ("0.5", "0.5"), ("3.5", "3.5"),
+                                          ("{value: 1.2, low: 1.1, high: 30}", "30")])
+def test_a_scenario_pue_outside_one_to_three_is_bad_input(tmp_path, capsys, value, shown):
+    """`assumptions: {pue: 100}` priced the run at 100x its facility energy (3,171 MWh for the 7B run) while
+    `--pue 100` is refused (qa29b: PUE = facility / IT energy >= 1; Uptime Institute's survey average ~1.56, so
+    above 3 is a typo). The scenario field takes the same bound and the same line, naming file and field."""
+    spec = write_spec(tmp_path, SCENARIO % value, "t1.yaml")
+    code, out, err = run_main(capsys, "scenario", spec, "-q")
+    line = one_line(code, err, 2)
+    assert line == (f"error: {spec}: assumptions.pue: expected a PUE between 1 and 3 (facility / IT energy), "
+                    f"got {shown}"), line
+
+
+def test_a_scenario_pue_of_three_is_still_accepted():
+    """The bound is inclusive at both ends, as --pue's."""
+    from trainsim.assumptions import defaults
+    assert defaults().with_overrides({"pue": 3})["pue"] == 3
+    assert defaults().with_overrides({"pue": {"value": 1.0, "low": 1.0, "high": 3.0}})["pue"] == 1.0

@@ -42,6 +42,22 @@ class Assumption:
         return out
 
 
+#: The largest PUE an override may state (``--pue`` or a scenario's ``assumptions: {pue: ...}``). PUE = facility /
+#: IT energy is >= 1 by definition; Uptime Institute's Global Data Center Survey puts the industry average at
+#: 1.55-1.59 since 2020 (1.58 in 2023, Intelligence Update 221; 1.56 in the 2024 survey) with hyperscale sites at
+#: 1.1-1.2, so a figure above 3 is a typo (a percentage, a price), not a data centre.
+PUE_MAX = 3.0
+
+
+def check_pue(value: float, field: str) -> None:
+    """Refuse a PUE outside 1 .. :data:`PUE_MAX` (NaN included): one line naming ``field`` (``--pue``,
+    ``assumptions.pue``), the value and the range. ``assumptions: {pue: 100}`` was priced at 100x the facility
+    energy while ``--pue 100`` was refused (qa30a)."""
+    if not 1.0 <= value <= PUE_MAX:
+        raise TrainsimError(f"expected a PUE between 1 and {PUE_MAX:g} (facility / IT energy), got {value:g}",
+                            field=field)
+
+
 def _num(v):
     """PyYAML reads ``2.0e12`` (no exponent sign) as a string: turn numeric strings into floats, recursively."""
     if isinstance(v, str):
@@ -106,6 +122,10 @@ class Assumptions:
             if key not in table:
                 raise unknown("assumption", key, table, field="assumptions")
             base = table[key]
+            if key == "pue":        # the bound --pue takes (api.cost_inputs), on the value and its range
+                for x in (v.values() if isinstance(v, dict) else [v]):
+                    if isinstance(x, (int, float)) and not isinstance(x, bool):
+                        check_pue(x, f"assumptions.{key}")
             if isinstance(base.value, dict) and isinstance(v, dict) and "value" not in v:
                 merged = {**base.value, **v}
                 lo = {**(base.low or base.value), **v} if base.low is not None else None
