@@ -70,3 +70,25 @@ def test_a_scenario_pue_of_three_is_still_accepted():
     from trainsim.assumptions import defaults
     assert defaults().with_overrides({"pue": 3})["pue"] == 3
     assert defaults().with_overrides({"pue": {"value": 1.0, "low": 1.0, "high": 3.0}})["pue"] == 1.0
+
+
+# ---------------------------------------------------------------- 4. a plan list's error names the one bad value
+
+LIST_RUN = ("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
+            "training: {tokens: 1T, seq_len: 4096, global_batch_seqs: 512}\nplan: {%s: %s}\n")
+
+
+@pytest.mark.parametrize("field, value, bad, expected", [
+    ("schedule", "[1f1b, zb]", "'zb'", "Input should be '1f1b', 'interleaved', 'zero-bubble', 'dualpipe' or 'afab'"),
+    ("schedule", "[1f1b, interleaved, 7]", "7", "Input should be '1f1b', 'interleaved', 'zero-bubble', 'dualpipe' "
+                                                "or 'afab'"),
+    ("tp", "[8, x]", "'x'", "Input should be a valid integer")])
+def test_a_bad_item_of_a_plan_list_is_named_alone(tmp_path, capsys, field, value, bad, expected):
+    """`plan: {schedule: [1f1b, zb]}` said "...; got ['1f1b', 'zb']": the whole list, not which item is wrong.
+    Now the one bad item (zb is no schedule name: parallel/schedules.py lists 1f1b, interleaved, zero-bubble,
+    dualpipe, afab), with the field and the line."""
+    spec = write_spec(tmp_path, LIST_RUN % (field, value))
+    code, out, err = run_main(capsys, "plan", spec, "-q")
+    line = one_line(code, err, 2)
+    assert line.startswith(f"error: {spec}: plan.{field}: {expected}"), line
+    assert line.endswith(f"; got {bad} (line 5)"), line
