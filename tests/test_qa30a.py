@@ -92,3 +92,23 @@ def test_a_bad_item_of_a_plan_list_is_named_alone(tmp_path, capsys, field, value
     line = one_line(code, err, 2)
     assert line.startswith(f"error: {spec}: plan.{field}: {expected}"), line
     assert line.endswith(f"; got {bad} (line 5)"), line
+
+
+# ---------------------------------------------------------------- 5. .ci/lowest prints its pass count
+
+def test_ci_lowest_runs_pytest_quiet_once():
+    """pyproject.toml's addopts already holds -q; .ci/lowest passed -q again, and pytest at -qq prints no
+    'N passed' line (measured: `pytest -q tests/test_ci_config.py` printed only the dots, without -q '4 passed in
+    1.02s'). The job's one pytest command must add no -q of its own, so that the run is quiet once."""
+    import shlex
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    addopts = shlex.split(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+                          ["addopts"])
+    text = (root / ".ci" / "lowest").read_text().replace("\\\n", " ")    # continuation lines joined
+    (line,) = [ln for ln in text.splitlines() if " -m pytest " in ln]
+    args = shlex.split(line.split(" -m pytest ", 1)[1])
+    quiet = lambda opts: sum(a.count("q") for a in opts if a.startswith("-") and not a.startswith("--")  # noqa: E731
+                             and set(a[1:]) == {"q"}) + opts.count("--quiet")
+    assert quiet(addopts) + quiet(args) == 1, (addopts, args)
