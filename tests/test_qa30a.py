@@ -112,3 +112,28 @@ def test_ci_lowest_runs_pytest_quiet_once():
     quiet = lambda opts: sum(a.count("q") for a in opts if a.startswith("-") and not a.startswith("--")  # noqa: E731
                              and set(a[1:]) == {"q"}) + opts.count("--quiet")
     assert quiet(addopts) + quiet(args) == 1, (addopts, args)
+
+
+# ---------------------------------------------------------------- 3. size: durations in the project's one format
+
+TINY_RUN = SMALL_RUN.replace("tokens: 1T", "tokens: 2B")    # Llama 3.1 8B on 2B tokens: minutes on a few servers
+
+
+def test_size_of_a_run_of_minutes_does_not_say_zero_days(tmp_path, capsys):
+    """`size` of Llama 3.1 8B on 2B tokens with --days 0.01 answered '30 systems (240 chips) finish in 0.0 days
+    (ideal 0.0, ...)': its own one-decimal days, where every other command prints a duration under 0.1 days as two
+    significant figures and the time (numfmt.days: 0.0099 days = 0.0099 x 1,440 = 14.3 min). The message and the
+    probe table now print the answer's days in that format."""
+    spec = write_spec(tmp_path, TINY_RUN)
+    code, out, err = run_main(capsys, "size", spec, "--days", "0.01", "--json")
+    import json
+    res = json.loads(out)
+    eff, ideal = res["effective_days"], res["days"]
+    assert code == 0 and eff <= 0.01, (code, err)
+    # by hand: under 0.1 days, two significant figures and the minutes (one day = 1,440 min)
+    assert f"finish in {eff:.2g} days ({eff * 1440:.1f} min) (ideal {ideal:.2g} days ({ideal * 1440:.1f} min)," \
+        in res["message"], res["message"]
+    assert "0.0 days" not in res["message"] and "ideal 0.0," not in res["message"]
+    code, out, err = run_main(capsys, "size", spec, "--days", "0.01", "-q")
+    row = next(ln for ln in out.splitlines() if f" {res['chips']:,} " in ln and "│" in ln)
+    assert f"{eff:.2g} ({eff * 1440:.1f} min)" in row and " 0.0 " not in row, row

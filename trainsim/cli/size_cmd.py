@@ -12,7 +12,7 @@ from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .runload import load_run_warned
 from .. import api
 from ..api import scenarios
-from ..report.fmt import counted, gib, pct, plan as plan_text, value as fmt
+from ..report.fmt import counted, days as days_fmt, gib, pct, plan as plan_text, value as fmt
 from ..report.terminal import print_json, wide_console as console, cost_rows
 from ..report.progress import progress_bar
 from ..report.tabular import print_csv
@@ -67,8 +67,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     for col in ("units", "chips", "batch (seqs)", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:
-        # one decimal, as every days figure (the answer above, estimate, report: report.fmt.days)
-        days_cells = ((f"{p['days']:,.1f}", f"{p['effective_days']:,.1f}") if p["fits"]
+        # as every days figure (the answer above, estimate, report: numfmt.days), without the word
+        days_cells = ((days_fmt(p["days"], unit=False), days_fmt(p["effective_days"], unit=False)) if p["fits"]
                       else ("no plan", "no plan"))
         t.add_row(fmt(p["units"]), fmt(p["chips"]), f"{p['batch_seqs']:,}", *days_cells,
                   pct(p["goodput"]) if isinstance(p["goodput"], (int, float)) else fmt(p["goodput"]))
