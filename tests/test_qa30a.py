@@ -20,10 +20,13 @@ def _warnings(err: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command, extra", [("report", ["--json", "--no-sweeps", "-q"]),
-                                            ("size", ["--days", "30", "--json"])])
+                                            ("size", ["--days", "30", "--json"]),
+                                            ("sensitivity", ["--vary", "hbm_bandwidth", "--factors", "0.5", "--json"]),
+                                            ("check", ["--json"])])
 def test_report_and_size_warn_of_a_seq_len_past_the_context(tmp_path, capsys, command, extra):
-    """`estimate` and `plan` warned of seq_len 262,144 on Llama 3.1 8B (context 131,072); `report` and `size` of
-    the same file priced it without a word. Now the one warning line, naming the file, on every command."""
+    """`estimate` and `plan` warned of seq_len 262,144 on Llama 3.1 8B (context 131,072); `report`, `size`,
+    `sensitivity` and `check` of the same file said nothing. Now the one warning line, naming the file, on every
+    command that reads a run spec."""
     spec = write_spec(tmp_path, LONG_RUN)
     code, out, err = run_main(capsys, command, spec, *extra)
     warns = _warnings(err)

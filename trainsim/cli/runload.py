@@ -1,7 +1,8 @@
 """The run spec a command reads, with its warnings: the one place every command that takes a run-spec file
-(``estimate``, ``plan``, ``report``, ``compare``, ``size``) loads it and prints :func:`trainsim.api.run_warnings`
-(a ``training.seq_len`` above the model's context, qa29) on stderr; the answer is still printed. ``report``,
-``compare`` and ``size`` priced such a run without a word (qa30a)."""
+(``estimate``, ``plan``, ``report``, ``compare``, ``size``, ``sensitivity``; ``check`` after its own checks) loads
+it and prints :func:`trainsim.api.run_warnings` (a ``training.seq_len`` above the model's context, qa29) on stderr;
+the answer is still printed. ``report``, ``compare``, ``size``, ``sensitivity`` and ``check`` said nothing of such
+a run (qa30a)."""
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .application import app
+from .runload import load_run_warned
 from .csvopt import CSV
 from ..api import TrainsimError
 from .. import api
@@ -44,7 +45,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
                     csv_: bool = CSV,
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
-    r = api.load_run(run)
+    r = load_run_warned(run)
     params = [p for p in vary.split(",") if p.strip()]
     try:
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
