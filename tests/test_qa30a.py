@@ -140,3 +140,21 @@ def test_size_of_a_run_of_minutes_does_not_say_zero_days(tmp_path, capsys):
     code, out, err = run_main(capsys, "size", spec, "--days", "0.01", "-q")
     row = next(ln for ln in out.splitlines() if f" {res['chips']:,} " in ln and "│" in ln)
     assert f"{eff:.2g} ({eff * 1440:.1f} min)" in row and " 0.0 " not in row, row
+
+
+def test_sensitivity_of_a_run_of_minutes_does_not_say_zero_days(tmp_path, capsys):
+    """`sensitivity` of Llama 3.1 8B on 100M tokens (64 H100: minutes) printed 'nominal: 0.0 days' and cells
+    '0.0 (+11%)', its own one-decimal days; now numfmt.days: two significant figures and the minutes below 0.1 days
+    (one day = 1,440 min)."""
+    spec = write_spec(tmp_path, SMALL_RUN.replace("tokens: 1T", "tokens: 100M"))
+    args = ("sensitivity", spec, "--vary", "hbm_bandwidth", "--factors", "0.5")
+    import json
+    code, out, err = run_main(capsys, *args, "--json")
+    d = json.loads(out)
+    nominal, half = d["nominal_days"], d["params"]["hbm_bandwidth"]["rows"][0]["days"]
+    assert code == 0 and nominal < 0.1 and half < 0.1, (nominal, half)
+    code, out, err = run_main(capsys, *args, "-q")
+    assert code == 0, err
+    assert f"nominal: {nominal:.2g} days ({nominal * 1440:.1f} min)" in out, out
+    assert f"{half:.2g} ({half * 1440:.1f} min)" in " ".join(out.split()), out
+    assert "0.0 (" not in out and "nominal: 0.0 days" not in out
