@@ -158,3 +158,43 @@ def test_sensitivity_of_a_run_of_minutes_does_not_say_zero_days(tmp_path, capsys
     assert f"nominal: {nominal:.2g} days ({nominal * 1440:.1f} min)" in out, out
     assert f"{half:.2g} ({half * 1440:.1f} min)" in " ".join(out.split()), out
     assert "0.0 (" not in out and "nominal: 0.0 days" not in out
+
+
+# ---------------------------------------------------------------- 6. scenario assumptions: no negative, zero or bool
+
+@pytest.mark.parametrize("override, field, expected", [
+    # divided by: 0 years of life, 0 B/s of checkpoint bandwidth ended in 'bug: unexpected ZeroDivisionError' (exit 3)
+    ("life_years: 0", "life_years", "expected a number > 0 (years), got 0"),
+    ("checkpoint_write_bw: 0", "checkpoint_write_bw", "expected a number > 0 (bytes/s), got 0"),
+    # sqrt of a negative failure rate: 'bug: unexpected ValueError: math domain error' (exit 3)
+    ("interruptions_per_chip_hour: -1", "interruptions_per_chip_hour", "expected a number >= 0 (1/(chip-hour)), "
+                                                                       "got -1"),
+    # a negative restart time gave goodput 1.0000286 (> 1: more than the ideal tokens in the time)
+    ("restart_s: -600", "restart_s", "expected a number >= 0 (s), got -600"),
+    # priced as given: a negative electricity bill, a negative rent
+    ("electricity_usd_per_kwh: -1", "electricity_usd_per_kwh", "expected a number >= 0 (USD/kWh), got -1"),
+    ("rental_markup: -2", "rental_markup", "expected a number > 0 (ratio), got -2"),
+    ("{rental_usd_per_chip_hour: {nvidia-h100-sxm5: -1}}", "rental_usd_per_chip_hour",
+     "expected a number >= 0 (USD per chip-hour), got -1"),
+    # YAML's true is no number of years (it was taken as 1)
+    ("life_years: true", "life_years", "expected a number, got True"),
+])
+def test_a_scenario_assumption_out_of_its_range_is_bad_input(tmp_path, capsys, override, field, expected):
+    """Scenario assumptions are durations, rates, prices and ratios: none is negative, and a divisor (life,
+    checkpoint bandwidth) is not zero. Each is now one line naming file, field, value and the bound, exit 2."""
+    body = override[1:-1] if override.startswith("{") else override
+    spec = write_spec(tmp_path, (SCENARIO % "1.2").replace("assumptions: {pue: 1.2}", f"assumptions: {{{body}}}"),
+                      "t1.yaml")
+    code, out, err = run_main(capsys, "scenario", spec, "-q")
+    line = one_line(code, err, 2)
+    assert line == f"error: {spec}: assumptions.{field}: {expected}", line
+
+
+@pytest.mark.parametrize("override", ["interruptions_per_chip_hour: 0", "restart_s: 0", "life_years: 0.5",
+                                      "electricity_usd_per_kwh: 0"])
+def test_a_zero_rate_or_cost_assumption_is_still_accepted(override):
+    """No failures, an instant restart, free power and a half-year life are extreme but meaningful."""
+    from trainsim.assumptions import defaults
+    import yaml
+    key, value = next(iter(yaml.safe_load("{" + override + "}").items()))
+    assert defaults().with_overrides({key: value})[key] == value

@@ -30,6 +30,28 @@ class Assumption:
     note: str = ""
     low: Any = None
     high: Any = None
+    min: float | None = None      # the allowed values of an override: >= min, > above (assumptions.yaml)
+    above: float | None = None
+
+    def check(self, v: Any) -> None:
+        """Refuse an override value (a number, or a mapping of numbers: per-chip prices, a value with its range)
+        outside the entry's allowed values: a boolean, NaN, infinity, below ``min`` or not above ``above``; one
+        line naming ``assumptions.KEY``. ``life_years: 0`` and ``checkpoint_write_bw: 0`` ended in a
+        ZeroDivisionError (exit 3), ``interruptions_per_chip_hour: -1`` in a math domain error, ``restart_s: -600``
+        gave a goodput above 1 (qa30a)."""
+        field = f"assumptions.{self.key}"
+        for x in (v.values() if isinstance(v, dict) else [v]):
+            if isinstance(x, bool):
+                raise TrainsimError(f"expected a number, got {x!r}", field=field)
+            if not isinstance(x, (int, float)):
+                continue                    # a source or note string beside the value; a wrong type is said below
+            if self.key == "pue":           # the bound --pue takes (api.cost_inputs)
+                check_pue(x, field)
+            unit = f" ({self.unit})" if self.unit else ""
+            if self.min is not None and not (x >= self.min and x < float("inf")):
+                raise TrainsimError(f"expected a number >= {self.min:g}{unit}, got {x:g}", field=field)
+            if self.above is not None and not (x > self.above and x < float("inf")):
+                raise TrainsimError(f"expected a number > {self.above:g}{unit}, got {x:g}", field=field)
 
     def to_dict(self) -> dict:
         """The assumption as a JSON-able dict (range and note only where set)."""
@@ -78,7 +100,8 @@ def _defaults() -> dict[str, Assumption]:
     for key, e in (doc.get("assumptions") or {}).items():
         out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),
                               source=str(e.get("source", "")), confidence=str(e.get("confidence", "low")),
-                              note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")))
+                              note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")),
+                              min=e.get("min"), above=e.get("above"))
     return out
 
 
@@ -122,10 +145,7 @@ class Assumptions:
             if key not in table:
                 raise unknown("assumption", key, table, field="assumptions")
             base = table[key]
-            if key == "pue":        # the bound --pue takes (api.cost_inputs), on the value and its range
-                for x in (v.values() if isinstance(v, dict) else [v]):
-                    if isinstance(x, (int, float)) and not isinstance(x, bool):
-                        check_pue(x, f"assumptions.{key}")
+            base.check(v)           # its allowed values, on the value and on its range
             if isinstance(base.value, dict) and isinstance(v, dict) and "value" not in v:
                 merged = {**base.value, **v}
                 lo = {**(base.low or base.value), **v} if base.low is not None else None
