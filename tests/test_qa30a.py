@@ -198,3 +198,14 @@ def test_a_zero_rate_or_cost_assumption_is_still_accepted(override):
     import yaml
     key, value = next(iter(yaml.safe_load("{" + override + "}").items()))
     assert defaults().with_overrides({key: value})[key] == value
+
+
+@pytest.mark.parametrize("args", [("size", "{spec}", "--days", "-1"), ("size", "{spec}", "--days", "1",
+                                                                        "--unit", "pod"),
+                                  ("compare", "{spec}")])
+def test_bad_options_beside_a_warned_run_are_still_one_line(tmp_path, capsys, args):
+    """A bad --days / --unit, or compare of one file, is one error line and exit 2 even when the run spec has a
+    warning: the options are checked before the run's warnings are printed."""
+    spec = write_spec(tmp_path, LONG_RUN)
+    code, out, err = run_main(capsys, *[a.format(spec=spec) for a in args])
+    assert one_line(code, err, 2).startswith("error: "), err

@@ -30,8 +30,9 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     inputs = cost_inputs(price, pue, electricity)
+    scenarios.check_size_args(days, unit, api.CLI_NAMES)   # bad input is one line, before the run's warnings
     spec = load_run_warned(run)
-    # the argument checks (days, unit, training.tokens) are scenarios.size's, before the work
+    # training.tokens is checked by scenarios.size, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
         res = scenarios.size(spec, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
     cost = res.cost
