@@ -209,3 +209,24 @@ def test_bad_options_beside_a_warned_run_are_still_one_line(tmp_path, capsys, ar
     spec = write_spec(tmp_path, LONG_RUN)
     code, out, err = run_main(capsys, *[a.format(spec=spec) for a in args])
     assert one_line(code, err, 2).startswith("error: "), err
+
+
+@pytest.mark.parametrize("assumptions, field, expected", [
+    # each ended in 'bug: unexpected AttributeError / TypeError' (exit 3)
+    ("[1]", "assumptions", "expected a mapping of assumption: value (such as {life_years: 4}), got a list"),
+    ("7", "assumptions", "expected a mapping of assumption: value (such as {life_years: 4}), got a number"),
+    ("{rental_usd_per_chip_hour: 3}", "assumptions.rental_usd_per_chip_hour",
+     "expected a mapping such as {nvidia-h800-sxm5: 2}, got 3"),   # the first of assumptions.yaml: H800 $2 (DeepSeek-V3)
+    ("{pue: {value: abc}}", "assumptions.pue", "expected a number, got 'abc'"),
+    # replaced the {coef, exponent} rule by 5 without a word (exit 0)
+    ("{critical_batch_tokens: 5}", "assumptions.critical_batch_tokens",
+     "expected a mapping such as {coef: 0.292}, got 5"),
+])
+def test_a_scenario_assumptions_block_of_the_wrong_shape_is_bad_input(tmp_path, capsys, assumptions, field, expected):
+    """The shapes assumptions.yaml gives: a mapping of keys; per-chip prices and the critical-batch rule are
+    mappings themselves (their first key shown as the example); a {value: ...} override holds a number."""
+    spec = write_spec(tmp_path, (SCENARIO % "1.2").replace("assumptions: {pue: 1.2}", f"assumptions: {assumptions}"),
+                      "t1.yaml")
+    code, out, err = run_main(capsys, "scenario", spec, "-q")
+    line = one_line(code, err, 2)
+    assert line == f"error: {spec}: {field}: {expected}", line

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import TrainsimError
 from .yamlload import load_data
 from .errors import unknown
+from .io import yaml_shape
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,12 @@ class Assumptions:
     # ---------------------------------------------------------------- overriding
     def with_overrides(self, overrides: dict | None, source: str = "scenario override") -> "Assumptions":
         """A copy with ``overrides`` applied: ``{key: value}`` or ``{key: {value, low, high, source, note}}``;
-        a mapping-valued entry (rental prices per chip) is merged key by key."""
+        a mapping-valued entry (rental prices per chip) is merged key by key. An override of another shape than
+        the entry's is one line naming it (a list, a scalar for a mapping, a {value: ...} that is no number ended
+        in an AttributeError or TypeError, exit 3, or replaced the critical-batch rule silently: qa30a)."""
+        if overrides is not None and not isinstance(overrides, dict):
+            raise TrainsimError(f"expected a mapping of assumption: value (such as {{life_years: 4}}), got "
+                                f"{yaml_shape(overrides)}", field="assumptions")
         table = dict(self._table)
         for key, v in (overrides or {}).items():
             v = _num(v)
@@ -153,10 +159,17 @@ class Assumptions:
                 table[key] = replace(base, value=merged, low=lo, high=hi,
                                      source=f"{source} ({', '.join(v)}); otherwise: {base.source}")
             elif isinstance(v, dict) and "value" in v:
+                for x in (v["value"], v.get("low"), v.get("high")):
+                    if isinstance(base.value, (int, float)) and x is not None and not isinstance(x, (int, float)):
+                        raise TrainsimError(f"expected a number, got {x!r}", field=f"assumptions.{key}")
                 table[key] = replace(base, value=v["value"], low=v.get("low", v["value"]),
                                      high=v.get("high", v["value"]), source=v.get("source", source),
                                      confidence=v.get("confidence", base.confidence), note=v.get("note", base.note))
             else:
+                if isinstance(base.value, dict):    # per-chip prices, the critical-batch rule: a mapping
+                    k0, v0 = next(iter(base.value.items()))
+                    raise TrainsimError(f"expected a mapping such as {{{k0}: {v0:g}}}, got {v!r}",
+                                        field=f"assumptions.{key}")
                 if isinstance(base.value, (int, float)) and not isinstance(v, (int, float)):
                     raise TrainsimError(f"expected a number, got {v!r}", field=f"assumptions.{key}")
                 table[key] = replace(base, value=v, low=v, high=v, source=source, confidence="user")
