@@ -16,6 +16,7 @@ from typing import Any
 from .errors import TrainsimError
 from .yamlload import load_data
 from .errors import unknown
+from .io import yaml_shape
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,28 @@ class Assumption:
     note: str = ""
     low: Any = None
     high: Any = None
+    min: float | None = None      # the allowed values of an override: >= min, > above (assumptions.yaml)
+    above: float | None = None
+
+    def check(self, v: Any) -> None:
+        """Refuse an override value (a number, or a mapping of numbers: per-chip prices, a value with its range)
+        outside the entry's allowed values: a boolean, NaN, infinity, below ``min`` or not above ``above``; one
+        line naming ``assumptions.KEY``. ``life_years: 0`` and ``checkpoint_write_bw: 0`` ended in a
+        ZeroDivisionError (exit 3), ``interruptions_per_chip_hour: -1`` in a math domain error, ``restart_s: -600``
+        gave a goodput above 1 (qa30a)."""
+        field = f"assumptions.{self.key}"
+        for x in (v.values() if isinstance(v, dict) else [v]):
+            if isinstance(x, bool):
+                raise TrainsimError(f"expected a number, got {x!r}", field=field)
+            if not isinstance(x, (int, float)):
+                continue                    # a source or note string beside the value; a wrong type is said below
+            if self.key == "pue":           # the bound --pue takes (api.cost_inputs)
+                check_pue(x, field)
+            unit = f" ({self.unit})" if self.unit else ""
+            if self.min is not None and not (x >= self.min and x < float("inf")):
+                raise TrainsimError(f"expected a number >= {self.min:g}{unit}, got {x:g}", field=field)
+            if self.above is not None and not (x > self.above and x < float("inf")):
+                raise TrainsimError(f"expected a number > {self.above:g}{unit}, got {x:g}", field=field)
 
     def to_dict(self) -> dict:
         """The assumption as a JSON-able dict (range and note only where set)."""
@@ -40,6 +63,22 @@ class Assumption:
         if self.note:
             out["note"] = self.note
         return out
+
+
+#: The largest PUE an override may state (``--pue`` or a scenario's ``assumptions: {pue: ...}``). PUE = facility /
+#: IT energy is >= 1 by definition; Uptime Institute's Global Data Center Survey puts the industry average at
+#: 1.55-1.59 since 2020 (1.58 in 2023, Intelligence Update 221; 1.56 in the 2024 survey) with hyperscale sites at
+#: 1.1-1.2, so a figure above 3 is a typo (a percentage, a price), not a data centre.
+PUE_MAX = 3.0
+
+
+def check_pue(value: float, field: str) -> None:
+    """Refuse a PUE outside 1 .. :data:`PUE_MAX` (NaN included): one line naming ``field`` (``--pue``,
+    ``assumptions.pue``), the value and the range. ``assumptions: {pue: 100}`` was priced at 100x the facility
+    energy while ``--pue 100`` was refused (qa30a)."""
+    if not 1.0 <= value <= PUE_MAX:
+        raise TrainsimError(f"expected a PUE between 1 and {PUE_MAX:g} (facility / IT energy), got {value:g}",
+                            field=field)
 
 
 def _num(v):
@@ -62,7 +101,8 @@ def _defaults() -> dict[str, Assumption]:
     for key, e in (doc.get("assumptions") or {}).items():
         out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),
                               source=str(e.get("source", "")), confidence=str(e.get("confidence", "low")),
-                              note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")))
+                              note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")),
+                              min=e.get("min"), above=e.get("above"))
     return out
 
 
@@ -99,13 +139,19 @@ class Assumptions:
     # ---------------------------------------------------------------- overriding
     def with_overrides(self, overrides: dict | None, source: str = "scenario override") -> "Assumptions":
         """A copy with ``overrides`` applied: ``{key: value}`` or ``{key: {value, low, high, source, note}}``;
-        a mapping-valued entry (rental prices per chip) is merged key by key."""
+        a mapping-valued entry (rental prices per chip) is merged key by key. An override of another shape than
+        the entry's is one line naming it (a list, a scalar for a mapping, a {value: ...} that is no number ended
+        in an AttributeError or TypeError, exit 3, or replaced the critical-batch rule silently: qa30a)."""
+        if overrides is not None and not isinstance(overrides, dict):
+            raise TrainsimError(f"expected a mapping of assumption: value (such as {{life_years: 4}}), got "
+                                f"{yaml_shape(overrides)}", field="assumptions")
         table = dict(self._table)
         for key, v in (overrides or {}).items():
             v = _num(v)
             if key not in table:
                 raise unknown("assumption", key, table, field="assumptions")
             base = table[key]
+            base.check(v)           # its allowed values, on the value and on its range
             if isinstance(base.value, dict) and isinstance(v, dict) and "value" not in v:
                 merged = {**base.value, **v}
                 lo = {**(base.low or base.value), **v} if base.low is not None else None
@@ -113,10 +159,17 @@ class Assumptions:
                 table[key] = replace(base, value=merged, low=lo, high=hi,
                                      source=f"{source} ({', '.join(v)}); otherwise: {base.source}")
             elif isinstance(v, dict) and "value" in v:
+                for x in (v["value"], v.get("low"), v.get("high")):
+                    if isinstance(base.value, (int, float)) and x is not None and not isinstance(x, (int, float)):
+                        raise TrainsimError(f"expected a number, got {x!r}", field=f"assumptions.{key}")
                 table[key] = replace(base, value=v["value"], low=v.get("low", v["value"]),
                                      high=v.get("high", v["value"]), source=v.get("source", source),
                                      confidence=v.get("confidence", base.confidence), note=v.get("note", base.note))
             else:
+                if isinstance(base.value, dict):    # per-chip prices, the critical-batch rule: a mapping
+                    k0, v0 = next(iter(base.value.items()))
+                    raise TrainsimError(f"expected a mapping such as {{{k0}: {v0:g}}}, got {v!r}",
+                                        field=f"assumptions.{key}")
                 if isinstance(base.value, (int, float)) and not isinstance(v, (int, float)):
                     raise TrainsimError(f"expected a number, got {v!r}", field=f"assumptions.{key}")
                 table[key] = replace(base, value=v, low=v, high=v, source=source, confidence="user")

@@ -176,6 +176,13 @@ def from_validation(exc, where: str | None = None, model=None) -> TrainsimError:
 
     extra = [e for e in errs if e["type"] == "extra_forbidden"]
     err = extra[0] if extra else errs[0]
+    if not extra and isinstance(err.get("input"), list) and err["loc"] and _union_branch(err["loc"][-1]):
+        # a value-or-list field given a list ('schedule: [1f1b, zb]'): the list branch's error for the one bad
+        # item, not the scalar branch's, which quoted the whole list (qa30a)
+        items = [e for e in errs if len(e["loc"]) >= 2 and isinstance(e["loc"][-1], int)
+                 and _union_branch(e["loc"][-2]) and e["loc"][:-2] == err["loc"][:-1]]
+        if items:
+            err = {**items[0], "loc": items[0]["loc"][:-1]}    # the field, not its index
     field = path(err)
     msg = err["msg"].removeprefix("Value error, ")
     if err["loc"] and _union_branch(err["loc"][-1]) and err["type"].endswith("_type"):

@@ -48,8 +48,24 @@ def counted(n: int, noun: str) -> str:
 
 
 def days_text(days: float) -> str:
-    """A wall-clock duration in days, singular for one: ``1 day``, ``0.5 days``, ``90 days`` (``:g``)."""
+    """A stated wall-clock duration (a deadline) in days, singular for one: ``1 day``, ``0.5 days``, ``90 days``
+    (``:g``, as written); a computed one is :func:`days`."""
     return f"{days:g} day{'' if days == 1 else 's'}"
+
+
+def days(d: float | None, unit: bool = True) -> str:
+    """A computed duration in days (a run's, a probe's): ``54.3 days``; under 0.1 days two significant figures and
+    the time in seconds, minutes or hours (``2.1e-05 days (1.8 s)``), never a ``0.0 days`` no run takes; ``n/a``
+    when unknown or infinite. ``unit`` False leaves out the word (a table cell under a 'days' header: ``54.3``,
+    ``0.0099 (14.3 min)``)."""
+    if d is None or not math.isfinite(d):
+        return "n/a"
+    word = " days" if unit else ""
+    if d >= 0.1:
+        return f"{d:.1f}{word}"
+    s = d * 86400.0
+    short = f"{s:.1f} s" if s < 60 else f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h"
+    return f"{d:.2g}{word} ({short})"
 
 
 def count(x: float | int | None, unit: str = "", digits: int = 3) -> str:

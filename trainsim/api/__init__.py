@@ -33,6 +33,7 @@ from ..spec import (PlanSpec, Run, check_cp_attention, check_expert_fields, chec
                     check_shard_group,
                     load_run, parse_run, run_warnings)
 from ..errors import unknown
+from ..assumptions import PUE_MAX as PUE_MAX, check_pue
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
 from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
@@ -164,13 +165,6 @@ def _check_chips(chips: int, field: str = "chips") -> None:
         raise TrainsimError(too_many_chips(chips), field=field)
 
 
-#: The largest PUE an override may state. PUE = facility / IT energy is >= 1 by definition; Uptime Institute's
-#: Global Data Center Survey puts the industry average at 1.55-1.59 since 2020 (1.58 in 2023, Intelligence
-#: Update 221; 1.56 in the 2024 survey) with hyperscale sites at 1.1-1.2, so a figure above 3 is a typo (a
-#: percentage, a price), not a data centre.
-PUE_MAX = 3.0
-
-
 def cost_inputs(price: float | None = None, pue: float | None = None, electricity: float | None = None, *,
                 names: Mapping[str, str] | None = None) -> dict:
     """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (1 to
@@ -180,9 +174,8 @@ def cost_inputs(price: float | None = None, pue: float | None = None, electricit
             raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
         if v is not None and v == float("inf"):     # printed 'inf at inf/chip-hour'
             raise TrainsimError(f"expected a finite number >= {lo:g}, got {v:g}", field=_name(names, key))
-    if pue is not None and pue > PUE_MAX:           # --pue 100 was accepted: 100x the facility energy
-        raise TrainsimError(f"expected a PUE between 1 and {PUE_MAX:g} (facility / IT energy), got {pue:g}",
-                            field=_name(names, "pue"))
+    if pue is not None:                             # --pue 100 was accepted: 100x the facility energy
+        check_pue(pue, _name(names, "pue"))
     out: dict[str, float] = {}
     if price is not None:
         out["price_per_chip_hour"] = price

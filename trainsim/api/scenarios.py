@@ -109,6 +109,15 @@ def _where(run: Run) -> str | None:
     return str(run.path) if run.path is not None else None
 
 
+def check_size_args(days: float, unit: str, names: Mapping[str, str] | None = None) -> None:
+    """Refuse a deadline that is not a positive number of days or a unit other than system / chip (the checks
+    :func:`size` makes before reading the run; ``trainsim size`` makes them before it prints the run's warnings,
+    so that bad input stays one line)."""
+    _check_days(days, names)
+    if unit not in ("system", "chip"):
+        raise TrainsimError(f"expected system or chip, got {unit!r}", field=_name(names, "unit"))
+
+
 def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", failures: bool = True,
          assumptions=None, cost: dict | None = None, max_chips: int | None = MAX_CHIPS,
          names: Mapping[str, str] | None = None):
@@ -116,9 +125,7 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     ``days`` (:func:`trainsim.scenario.sizing.size`), failures and restarts counted unless ``failures`` is
     False; a :class:`~trainsim.scenario.sizing.SizingResult` whose ``cost`` (with ``cost`` overrides) is that
     of its best estimate (None without one). ``max_chips`` None: the sizing module's own limit."""
-    _check_days(days, names)
-    if unit not in ("system", "chip"):
-        raise TrainsimError(f"expected system or chip, got {unit!r}", field=_name(names, "unit"))
+    check_size_args(days, unit, names)
     r = as_run(run)
     if r.training.tokens is None:
         raise TrainsimError("the run needs training.tokens to be sized", field="training.tokens", where=_where(r))

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .application import app
+from .runload import load_run_warned
 from .csvopt import CSV
 from ..api import checks
 from .csvopt import print_rows
@@ -20,6 +21,8 @@ def check_cmd(spec: Path = typer.Argument(..., help="any trainsim spec YAML (run
               csv_: bool = CSV) -> None:
     """Validate a spec and print what it resolved to, without running it."""
     res = checks.check(spec).to_dict()
+    if res["kind"] == "run":    # valid, but likely a mistake: said as estimate says it (stderr)
+        load_run_warned(spec)
     if csv_:
         print_rows(res)
         return

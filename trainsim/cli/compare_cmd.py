@@ -10,6 +10,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from ..report.fmt import does_not_fit, money, quantity as count, tokens_per_s, value
 from .. import api
 from ..report.terminal import wide_console as console, print_json
@@ -43,6 +44,8 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="two or more run-spe
                 price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Runs side by side: plan, step time by cause, memory, days, cost, and what differs."""
     inputs = cost_inputs(price, pue, electricity)
+    for p in runs if len(runs) > 1 else []:   # each run's warnings before the work (api.compare reads the files
+        load_run_warned(p)                    # again and refuses a single run: one line, no warning before it)
     res = api.compare(runs, cost=inputs)        # two or more runs: api.compare checks
     if csv_:
         print_csv(res.to_dict()["runs"])

@@ -8,6 +8,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from .. import api
 from ..report.fmt import does_not_fit
 from ..report.terminal import print_json, render_estimate
@@ -21,9 +22,7 @@ def estimate_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                  price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Predict one training step (and the whole run with training.tokens) for the run's plan."""
     inputs = cost_inputs(price, pue, electricity)
-    r = api.load_run(run)
-    for line in api.run_warnings(r):   # legal but likely a mistake: stderr, the answer still printed
-        print(line, file=sys.stderr)
+    r = load_run_warned(run)
     try:
         est = api.estimate_run(r, cost=inputs)
     except api.NoPlanError as exc:     # no answer: the nearest alternatives (in exc.result), exit 1

@@ -9,6 +9,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from .. import api
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, render_search, render_plan_diff
@@ -42,9 +43,7 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         raise api.TrainsimError(f"prints only the best plan's flags and does not combine with "
                                 f"{' or '.join(dropped)} (run them separately)", field="--emit")
     inputs = cost_inputs(price, pue, electricity)
-    r = api.load_run(run)
-    for line in api.run_warnings(r):   # legal but likely a mistake: stderr, the answer still printed
-        print(line, file=sys.stderr)
+    r = load_run_warned(run)
     if against:
         # a bad reference plan is bad input (exit 2) whether or not a plan is found (the stack: --framework's)
         api.parse_against(r, against, framework)

@@ -10,9 +10,11 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from .. import api
 from ..api import reports
 from ..report.progress import progress_bar
+from ..report.build import is_scenario
 from ..report.fmt import does_not_fit
 from .csvopt import print_rows
 
@@ -40,8 +42,9 @@ def report_cmd(file: Path = typer.Argument(..., help="run-spec YAML, or scenario
     if png is not None:
         api.check_output_dir(png, field="--png", what="PNG folder")    # before the work, not after the page
     inputs = cost_inputs(price, pue, electricity)
+    spec = file if is_scenario(file) else load_run_warned(file)   # a run spec's warnings before the work
     with progress_bar(f"report {file.name}", enabled=not (quiet or json_ or csv_)) as tick:
-        rep = reports.report(file, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
+        rep = reports.report(spec, progress=tick, top=top, with_scaling=sweeps, with_sensitivity=sweeps,
                          cost_inputs=inputs)
     if out is not None:
         rep.write(out, force=force)

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from .application import app
+from .runload import load_run_warned
 from .csvopt import CSV
 from ..api import TrainsimError
 from .. import api
 from ..api import scenarios
-from ..report.fmt import percent_value, signed_pct, value as fmt
+from ..report.fmt import days as days_fmt, percent_value, signed_pct, value as fmt
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, wide_console as console
 from .csvopt import print_rows
@@ -44,7 +45,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
                     csv_: bool = CSV,
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
-    r = api.load_run(run)
+    r = load_run_warned(run)
     params = [p for p in vary.split(",") if p.strip()]
     try:
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
@@ -73,7 +74,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
         c.print(f"nominal: {fmt(out['nominal_tokens_per_s_per_chip'])} tokens/s per chip, step "
                 f"{fmt(out['nominal_step_time_s'])} s, MFU {out['nominal_mfu']:.1%} (no training.tokens: per token)")
     else:
-        c.print(f"nominal: {out['nominal_days']:.1f} days")
+        c.print(f"nominal: {days_fmt(out['nominal_days'])}")
     t = Table(title="tokens/s per chip of the best plan (change of time per token vs nominal)" if per_token
               else "days of the best plan (change vs nominal)")
     t.add_column("parameter")
@@ -84,7 +85,7 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
     for p, v in out["params"].items():
         cells = ["no fit" if row["change_pct"] == float("inf") else
                  f"{fmt(row['tokens_per_s_per_chip'])} ({signed_pct(row['change_pct'], 0)})" if per_token else
-                 f"{row['days']:.1f} ({signed_pct(row['change_pct'], 0)})" for row in v["rows"]]
+                 f"{days_fmt(row['days'], unit=False)} ({signed_pct(row['change_pct'], 0)})" for row in v["rows"]]
         t.add_row(p, f"{fmt(v['nominal'])} {v['unit']}", *cells, fmt(out["elasticity"][p]))
     c.print(t)
     for p, v in out["params"].items():     # a "no fit" cell says why

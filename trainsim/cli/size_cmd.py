@@ -9,9 +9,10 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
+from .runload import load_run_warned
 from .. import api
 from ..api import scenarios
-from ..report.fmt import counted, gib, pct, plan as plan_text, value as fmt
+from ..report.fmt import counted, days as days_fmt, gib, pct, plan as plan_text, value as fmt
 from ..report.terminal import print_json, wide_console as console, cost_rows
 from ..report.progress import progress_bar
 from ..report.tabular import print_csv
@@ -29,10 +30,11 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:
     """Fewest units that finish a run in D days (each probe is a full plan search)."""
     inputs = cost_inputs(price, pue, electricity)
-
-    # the argument checks (days, unit, training.tokens) are scenarios.size's, before the work
+    scenarios.check_size_args(days, unit, api.CLI_NAMES)   # bad input is one line, before the run's warnings
+    spec = load_run_warned(run)
+    # training.tokens is checked by scenarios.size, before the work
     with progress_bar("sizing (a plan search per probe)", enabled=not (quiet or json_)):
-        res = scenarios.size(run, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
+        res = scenarios.size(spec, days, unit=unit, failures=failures, cost=inputs, max_chips=None, names=api.CLI_NAMES)
     cost = res.cost
     if csv_:
         print_csv(res.probes)
@@ -66,8 +68,8 @@ def size_cmd(run: Path = typer.Argument(..., help="run-spec YAML with training.t
     for col in ("units", "chips", "batch (seqs)", "days", "effective days", "goodput"):
         t.add_column(col, justify="right")
     for p in res.probes:
-        # one decimal, as every days figure (the answer above, estimate, report: report.fmt.days)
-        days_cells = ((f"{p['days']:,.1f}", f"{p['effective_days']:,.1f}") if p["fits"]
+        # as every days figure (the answer above, estimate, report: numfmt.days), without the word
+        days_cells = ((days_fmt(p["days"], unit=False), days_fmt(p["effective_days"], unit=False)) if p["fits"]
                       else ("no plan", "no plan"))
         t.add_row(fmt(p["units"]), fmt(p["chips"]), f"{p['batch_seqs']:,}", *days_cells,
                   pct(p["goodput"]) if isinstance(p["goodput"], (int, float)) else fmt(p["goodput"]))

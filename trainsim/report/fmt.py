@@ -12,6 +12,7 @@ from ..numfmt import counted as counted  # "1 point", "2 points"
 from ..numfmt import (axis_name, axis_value, count as _count, is_money_key, key_parts, money as _money,
                       label as _label)
 from ..numfmt import gib as gib  # "68.7 GiB"
+from ..numfmt import days as days  # "54.3 days": the one computed-duration format, in the base layer
 from ..catalog.describe import FIELD_DIMS, fmt as _fmt
 
 from ..units import GIB as GIB  # bytes per GiB: the one definition
@@ -55,18 +56,6 @@ def signed_pct(x: float, digits: int = 1) -> str:
     """A change already in percent, signed, to ``digits`` decimals: ``+3.0%``; ``no fit`` for an infinite one; a
     change that rounds to zero is ``+0.0%`` (``+0%``), never ``-0.0%``."""
     return "no fit" if not math.isfinite(x) else f"{round(x, digits) + 0.0:+.{digits}f}%"
-
-
-def days(d: float | None) -> str:
-    """Days: ``54.3 days``; under 0.1 days two significant figures and the time in seconds, minutes or hours
-    (``2.1e-05 days (1.8 s)``), never a ``0.0 days`` no run takes; ``n/a`` when unknown or infinite."""
-    if d is None or not math.isfinite(d):
-        return "n/a"
-    if d >= 0.1:
-        return f"{d:.1f} days"
-    s = d * 86400.0
-    short = f"{s:.1f} s" if s < 60 else f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h"
-    return f"{d:.2g} days ({short})"
 
 
 def chip_hours(x: float | None) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..spec import Run
 from .common import at_chips, best, days_of, fitted_batch, plan_summary, with_batch
 from ..errors import TrainsimError
+from ..numfmt import days as days_fmt, days_text
 from .goodput import goodput
 
 
@@ -278,9 +279,8 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
         n = fastest["units"] if fastest else 0      # the unit named, as the answer's '672 systems (5,376 chips)'
         on = (f"{n:,} chip{'s' if n != 1 else ''} (" if uc == 1
               else f"{n:,} {unit}{'s' if n != 1 else ''} ({fastest['chips']:,} chips, ") if fastest else ""
-        msg = (f"no count up to {cap:,} {unit}s{cap_chips} finishes in {deadline_days:g} "
-               f"day{'s' if deadline_days != 1 else ''}"
-               + (f"; fastest: {fastest['effective_days']:.1f} days on {on}goodput {fastest['goodput']:.0%})"
+        msg = (f"no count up to {cap:,} {unit}s{cap_chips} finishes in {days_text(deadline_days)}"
+               + (f"; fastest: {days_fmt(fastest['effective_days'])} on {on}goodput {fastest['goodput']:.0%})"
                   if fastest else "; nothing fits in memory"))
         return SizingResult(deadline_days, unit, uc, None, None, None, None, None,
                             fastest["estimate"] if fastest else None, False, probe.probes(), msg)
@@ -288,8 +288,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     p = probe(u)
     in_chips = "" if uc == 1 else f" ({p['chips']:,} chips)"     # --unit chip: not '124 chips (124 chips)'
     msg = (f"{u:,} {unit}{'s' if u != 1 else ''}{in_chips} finish{'es' if u == 1 else ''} in "
-           f"{p['effective_days']:.1f} days "
-           f"(ideal {p['days']:.1f}, goodput {p['goodput']:.1%}); ")
+           f"{days_fmt(p['effective_days'])} (ideal {days_fmt(p['days'])}, goodput {p['goodput']:.1%}); ")
     if hi > 0:
         prev = counts[hi - 1]
         prev_days = probe(prev)["effective_days"]
