@@ -87,11 +87,12 @@ def gemm_waves(tiles: Num, units: Num, stream_k: Num = 0.0) -> Num:
     K 8,192, N 2,048 / 2,176 / 2,304 = 128 / 136 / 144 tiles of 128 x 128 on 132 SMs, 617 / 576 / 613 TFLOP/s,
     no second wave; tests/test_h200_kernels.py). Below one full wave the grid stays one partial wave: CUTLASS
     would split a grid under half the SMs too, but the measured M = 128 call (64 tiles) ran at 0.46 / 0.54 of M
-    = 2,048 (two runs), which one half-idle wave gives (0.47) and a split over all SMs does not (0.62, then bound
-    by the weight read at the engine's HBM rate). The reduction of split tiles (a tile_m x tile_n FP32 partial
-    per split) is not priced: the measured 136-tile call is 4-7% under the balanced rate. ``stream_k`` is a chip
-    family's constant (perf/data/constants.yaml gemm_stream_k): 1 for cuBLAS's dense GEMMs on Hopper, 0 where
-    no such measurement is taken (DeepGEMM's persistent kernels keep whole waves: tests/test_gemm_shape.py)."""
+    = 2,048 (two runs), which one half-idle wave gives (0.47) and a split over all SMs does not (0.57 / 0.65, then
+    bound by the weight read at the engine's HBM rate). The reduction of split tiles (a tile_m x tile_n FP32
+    partial per split) is not priced: the measured 136 / 144-tile calls are 7-10% / 3-4% under the balanced
+    rate. ``stream_k`` is a chip family's constant (perf/data/constants.yaml gemm_stream_k): 1 for cuBLAS's dense
+    GEMMs on Hopper, 0 where no such measurement is taken (DeepGEMM's persistent kernels keep whole waves:
+    tests/test_gemm_shape.py)."""
     tiles = np.asarray(tiles, dtype=np.float64)
     full, total = np.floor(tiles / units), np.ceil(tiles / units)
     spread = (np.asarray(stream_k) > 0.0) & (full >= 1.0) & (2.0 * (tiles - full * units) < units)
