@@ -19,7 +19,7 @@ MEASURED_S = {1536: 0.0388e-3, 3072: 0.2067e-3, 6144: 1.5060e-3}
 def _rate(n: int, overlap: float) -> float:
     c = calib_for("ascend-910")
     chip = get_chip("ascend-910b2")
-    tm, tn, k0, units, _, _ = gemm_shape(c)
+    tm, tn, k0, units = gemm_shape(c)[:4]
     t = gemm_time(n, n, n, chip.flops("bf16"), c.gemm_eff, chip.hbm_bw, c.mem_eff, 2.0, c.gemm_latency_s,
                   (tm, tn, k0, units, 4.0, overlap))   # the reference kernel writes fp32 C
     return 2.0 * n ** 3 / float(t)

@@ -97,11 +97,13 @@ def test_tile_and_wave_quantisation_by_hand():
 def test_blackwell_and_hopper_shape_data():
     """The per-generation shape terms as constants.yaml states them from CUTLASS: Blackwell 2-SM MMA 256 x 128
     tiles over B200's 148 / 2 SM pairs with the epilogue overlapped (tensor-memory accumulator stages); Hopper
-    128 x 128 per SM over 132 SMs, epilogue serial."""
+    128 x 128 per SM over 132 SMs, epilogue serial, a tail wave spread stream-K (cuBLAS, measured on the H200:
+    tests/test_h200_kernels.py); Blackwell keeps whole waves (not measured)."""
     from trainsim.perf.calibration import calib_for
     b, h = calib_for("nvidia-blackwell"), calib_for("nvidia-hopper")
     assert (b.gemm_tile_m, b.gemm_tile_n, b.compute_units * 2, b.gemm_epilogue_overlap) == (256.0, 128.0, 148.0, 1.0)
     assert (h.gemm_tile_m, h.gemm_tile_n, h.compute_units, h.gemm_epilogue_overlap) == (128.0, 128.0, 132.0, 0.0)
+    assert (h.gemm_stream_k, b.gemm_stream_k) == (1.0, 0.0)
 
 
 def test_memory_bound_gemm_writes_its_output_in_bf16_behind_fp8_inputs():

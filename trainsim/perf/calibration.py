@@ -60,6 +60,7 @@ class Calib:
     sm_count: float  # SMs a kernel pinning some of them shares (perf/comm_ep.py ep_overlapped_exposed)
     gemm_out_bytes: float  # bytes per GEMM output element its epilogue writes (BF16, also after FP8 inputs)
     gemm_epilogue_overlap: float  # 0 where the epilogue follows the K loop on the same SM (serial, Ampere/Hopper)
+    gemm_stream_k: float  # 1: dense GEMMs spread a tail wave under half full over all SMs (perf/compute.py gemm_waves)
     # per collective or ring step: kernel launch + stream synchronisation, not hideable by overlap (NCCL small-message
     # latency on one 8-GPU NVLink node is ~10 us in nccl-tests; we take the launch/sync part)
     comm_launch_s: float

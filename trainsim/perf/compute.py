@@ -35,7 +35,7 @@ from ..parallel.plan import Plans
 
 
 def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, units: Num, k_epi: Num = 0.0,
-                   epi_overlap: Num = 0.0, waves: Num | None = None) -> Num:
+                   epi_overlap: Num = 0.0, waves: Num | None = None, stream_k: Num = 0.0) -> Num:
     """Fraction of the large-GEMM rate a GEMM of this shape reaches: tile x wave x K-loop quantisation.
 
     A GEMM is cut into ``tile_m`` x ``tile_n`` output tiles (the last row and column of tiles partly empty: tile
@@ -49,8 +49,9 @@ def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, un
     (tests/test_gemm_shape.py). No fitted constant: tiles, k0, units and the overlap are hardware / kernel facts
     (perf/data/constants.yaml). Large GEMMs run at ``gemm_eff``.
 
-    Tile and wave terms together are M N / (tile_m tile_n units W), W = ceil(tiles / units) the waves (the tile
-    counts cancel): the GEMM takes W waves of one tile's K loop. ``waves`` replaces W by an expected wave count
+    Tile and wave terms together are M N / (tile_m tile_n units W), W the waves (the tile counts cancel): the GEMM
+    takes W waves of one tile's K loop. W is :func:`gemm_waves` (ceil(tiles / units), or tiles / units where a
+    stream-K schedule spreads a short tail wave: ``stream_k``); ``waves`` replaces it by an expected wave count
     where M is a random row count (a routed expert's tokens: :func:`expected_waves`).
     """
     m = np.maximum(np.asarray(m, dtype=np.float64), 1.0)
@@ -62,8 +63,40 @@ def gemm_shape_eff(m: Num, n: Num, k: Num, tile_m: Num, tile_n: Num, k0: Num, un
     tm, tn = np.ceil(m / tile_m), np.ceil(n / tile_n)
     tile_q = (m / (tm * tile_m)) * (n / (tn * tile_n))
     tiles = tm * tn
-    wave_q = tiles / (np.ceil(tiles / units) * units)
+    wave_q = tiles / (gemm_waves(tiles, units, stream_k) * units)
     return tile_q * wave_q * (k / steps)
+
+
+def gemm_waves(tiles: Num, units: Num, stream_k: Num = 0.0) -> Num:
+    """Waves of one tile's K loop that a GEMM of ``tiles`` output tiles takes over ``units`` SMs:
+
+        W = tiles / units      where stream_k, tiles >= units and the tail wave is under half full
+                               (2 (tiles - floor(tiles / units) units) < units)
+        W = ceil(tiles / units) otherwise (data-parallel waves, the last one partly idle)
+
+    A data-parallel GEMM launches one tile per SM per wave, so a tail of a few tiles costs a whole wave (NVIDIA,
+    "Matrix Multiplication Background User's Guide", wave quantisation). A stream-K schedule (Osama et al.,
+    "Stream-K: Work-centric Parallel Decomposition for Dense Matrix-Matrix Multiplication on the GPU", PPoPP 2023)
+    instead hands every persistent SM an equal share of the tail tiles' K iterations and reduces the partial tiles
+    through a workspace. CUTLASS's Hopper scheduler picks it by this rule (``DecompositionMode::Heuristic``:
+    include/cutlass/gemm/kernel/tile_scheduler_params.h ``get_num_sk_tiles`` @ NVIDIA/cutlass 90d3b0fb, "prefer
+    data-parallel decomposition if we have more than one wave and the tail wave is more than half full"; Colfax
+    Research, "CUTLASS Tutorial: Persistent Kernels and Stream-K", 2024-12-19, "if either there is no wave
+    quantization, or the tail wave is at least half full, then the scheduler falls back to data-parallel"), and
+    cuBLAS's BF16 kernels behave so on the H200 measured here (validation/kernels/h200-2026-12-04.json: M 1,024,
+    K 8,192, N 2,048 / 2,176 / 2,304 = 128 / 136 / 144 tiles of 128 x 128 on 132 SMs, 617 / 576 / 613 TFLOP/s,
+    no second wave; tests/test_h200_kernels.py). Below one full wave the grid stays one partial wave: CUTLASS
+    would split a grid under half the SMs too, but the measured M = 128 call (64 tiles) ran at 0.46 / 0.54 of M
+    = 2,048 (two runs), which one half-idle wave gives (0.47) and a split over all SMs does not (0.57 / 0.65, then
+    bound by the weight read at the engine's HBM rate). The reduction of split tiles (a tile_m x tile_n FP32
+    partial per split) is not priced: the measured 136 / 144-tile calls are 7-10% / 3-4% under the balanced
+    rate. ``stream_k`` is a chip family's constant (perf/data/constants.yaml gemm_stream_k): 1 for cuBLAS's dense
+    GEMMs on Hopper, 0 where no such measurement is taken (DeepGEMM's persistent kernels keep whole waves:
+    tests/test_gemm_shape.py)."""
+    tiles = np.asarray(tiles, dtype=np.float64)
+    full, total = np.floor(tiles / units), np.ceil(tiles / units)
+    spread = (np.asarray(stream_k) > 0.0) & (full >= 1.0) & (2.0 * (tiles - full * units) < units)
+    return np.where(spread, tiles / units, total)
 
 
 def gemm_epilogue_k(peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, out_bytes: Num) -> Num:
@@ -82,9 +115,10 @@ def gemm_epilogue_k(peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, out_bytes: N
 
 def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff: Num, bytes_el: Num,
               latency_s: Num, shape: tuple[float, ...] | None = None, m_var: Num | None = None) -> Num:
-    """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap):
-    the tile, prologue, SM count and epilogue overlap of :func:`gemm_shape_eff` and the output bytes of its
-    epilogue (:func:`gemm_epilogue_k`) (None: no shape effect, as the inference model is calibrated).
+    """Roofline time of one (M x K) @ (K x N) GEMM; ``shape`` = (tile_m, tile_n, k0, units, out_bytes, epi_overlap[,
+    stream_k]): the tile, prologue, SM count, epilogue overlap and tail-wave schedule (:func:`gemm_waves`; 0 where
+    omitted) of :func:`gemm_shape_eff` and the output bytes of its epilogue (:func:`gemm_epilogue_k`) (None: no
+    shape effect, as the inference model is calibrated).
 
     Memory side: the inputs at ``bytes_el`` each (1 for FP8 operands) and the output at ``out_bytes`` (BF16 behind
     FP8 inputs in Transformer Engine, ``linear.py`` ``out_dtype=activation_dtype``; ``bytes_el`` without a shape):
@@ -94,11 +128,12 @@ def gemm_time(m: Num, n: Num, k: Num, peak: Num, eff: Num, hbm_bw: Num, mem_eff:
     q: Num = 1.0
     out_b: Num = bytes_el
     if shape is not None:
-        tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape
+        tile_m, tile_n, k0, units, out_bytes, epi_overlap = shape[:6]
+        stream_k = shape[6] if len(shape) > 6 else 0.0
         out_b = out_bytes
         k_epi = gemm_epilogue_k(peak, eff, hbm_bw, mem_eff, out_bytes)
         waves = None if m_var is None else expected_waves(m, m_var, n, tile_m, tile_n, units)
-        q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap, waves)
+        q = gemm_shape_eff(m, n, k, tile_m, tile_n, k0, units, k_epi, epi_overlap, waves, stream_k)
     t_c = 2.0 * m * n * k / (peak * eff * q)
     t_m = ((m * k + k * n) * bytes_el + m * n * out_b) / (hbm_bw * mem_eff)
     return np.maximum(t_c, t_m) + kernel_floor_time(1.0, latency_s)
@@ -160,7 +195,8 @@ def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: 
 
 def gemm_shape(c: Calib) -> tuple[float, ...]:
     """The chip family's GEMM shape terms, as :func:`gemm_time` takes them (perf/data/constants.yaml)."""
-    return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap)
+    return (c.gemm_tile_m, c.gemm_tile_n, c.gemm_k0, c.compute_units, c.gemm_out_bytes, c.gemm_epilogue_overlap,
+            c.gemm_stream_k)
 
 
 #: matrix groups a gated FFN's gate and up projections can belong to (:func:`gemm_matrices`; a stack profile's
