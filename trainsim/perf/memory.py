@@ -37,7 +37,7 @@ def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
     return activation_tensors(lk, ctx.arch.hidden, ctx.seq_len, gemm_bytes=ctx.stored_gemm_input_bytes,
                               act_fn_bytes=ctx.stored_act_fn_input_bytes, imbalance=ctx.calib.expert_imbalance,
                               unfused=ctx.attention_kernel == "unfused", attention_dropout=ctx.attention_dropout,
-                              parallel_block=ctx.arch.parallel_block,
+                              hidden_dropout=ctx.hidden_dropout, parallel_block=ctx.arch.parallel_block,
                               gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated,
                               allgather_dispatch=ctx.moe_dispatcher == "allgather")
 
