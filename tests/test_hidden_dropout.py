@@ -19,6 +19,8 @@ the 1-byte mask (1), the backward reads the output gradient and the mask and wri
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -46,8 +48,9 @@ def _run(hidden_dropout=None, recompute="selective", attention="unfused", attent
     return run, context(run), plans_from_spec(run.plan, run.chips, run.arch)
 
 
-def _kept(hidden_dropout, recompute="selective", **kw) -> float:
+def _kept(hidden_dropout, recompute="selective", sequence_parallel=True, **kw) -> float:
     run, ctx, p = _run(hidden_dropout, recompute, **kw)
+    ctx = replace(ctx, tp_allreduce=not sequence_parallel)
     kept, _ = layer_activation_bytes(run.arch.layers[0], ctx, p, np.array([float(S)]))
     return float(np.ravel(kept)[0])
 
@@ -64,6 +67,20 @@ def test_korthikanti_34_sbh_by_hand():
     assert _kept(0.1, "none") == pytest.approx(sbh * (34 / T + 5 * A * S / (H * T)), rel=1e-12)
     # without hidden dropout the two 1-byte masks go: 32 s b h / t
     assert _kept(0.0) == pytest.approx(32 * sbh / T, rel=1e-12)
+
+
+def test_korthikanti_table_2_without_sequence_parallelism():
+    # tensor parallelism alone (Megatron-LM before v3.0, the stack flag tp_allreduce): the two norm inputs (4),
+    # the two column-parallel GEMM inputs (2 + 2) and the two hidden-dropout masks (1 + 1) are whole on every rank,
+    # the other 24 s b h split: eq. 3, s b h (10 + 24 / t + 5 a s / (h t)); + selective recompute s b h (10 + 24 / t);
+    # full recompute keeps the whole layer input, s b h 2
+    whole = 4 + 2 + 2 + 1 + 1
+    assert (whole, 34 - whole) == (10, 24)
+    sbh = S * H
+    assert _kept(0.1, "none", False) == pytest.approx(sbh * (10 + 24 / T + 5 * A * S / (H * T)), rel=1e-12)
+    assert _kept(0.1, "selective", False) == pytest.approx(sbh * (10 + 24 / T), rel=1e-12)
+    assert _kept(0.1, "full", False) == pytest.approx(2 * sbh, rel=1e-12)
+    assert _kept(0.0, "selective", False) == pytest.approx(sbh * (8 + 24 / T), rel=1e-12)
 
 
 def test_full_recompute_keeps_no_mask():

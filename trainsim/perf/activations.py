@@ -72,6 +72,12 @@ the modules checkpoint), so only full recompute drops it. At p = 0 dropout retur
 For GPT-3 in BF16 this is Korthikanti's 34 s b h per layer at hidden dropout 0.1 (32 s b h at 0), + 5 a s^2 b
 for an unfused core with attention dropout.
 
+Tensor parallelism without sequence parallelism (Megatron-LM before v3.0; the stack flag ``tp_allreduce``,
+``sequence_parallel`` False here): the layer norms, the dropouts and the inputs of the column-parallel GEMMs run on
+the whole sequence on every tp rank, so the two norm inputs, the two ln_out tensors and the two hidden-dropout masks
+(10 s b h for GPT-3) are not split; Korthikanti et al. 2022 eq. 3, s b h (10 + 24 / t + 5 a s / (h t)), and the
+layer input full recompute keeps is whole too (their Table 2: 2 s b h).
+
 Full recompute (Megatron-Core ``--recompute-granularity full``): ``uniform`` keeps one layer input (2 h bytes per
 token) per group of ``num_layers`` layers and rebuilds one group at a time; ``block`` recomputes the first
 ``num_layers`` layers of each (virtual) stage and keeps the rest in full.
@@ -135,20 +141,23 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
                        imbalance: float = 1.0, unfused: bool = False, attention_dropout: float = 0.1,
                        hidden_dropout: float = 0.0, parallel_block: bool = False,
                        gathered_gemm_inputs: bool = False, kv_repeated: bool = False,
-                       allgather_dispatch: bool = False) -> list[ActTensor]:
+                       allgather_dispatch: bool = False, sequence_parallel: bool = True) -> list[ActTensor]:
     """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
     ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
     K and V at the query heads (module docstring); ``allgather_dispatch``: the all-gather dispatcher's
     probability scale keeps its input (module docstring); ``attention_dropout``: the unfused core's dropout
     probability (its mask and output kept only above 0, :data:`UNFUSED_KEPT_BYTES`); ``hidden_dropout``: the
-    residual dropout probability (two 1-byte masks kept above 0, :data:`HIDDEN_DROPOUT_MASK_BYTES`)."""
+    residual dropout probability (two 1-byte masks kept above 0, :data:`HIDDEN_DROPOUT_MASK_BYTES`);
+    ``sequence_parallel`` False: tensor parallelism without sequence parallelism (module docstring), the norm
+    inputs, both ln_out tensors and the hidden-dropout masks kept whole on every tp rank."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
-    out.append(ActTensor("norm inputs", norms * 2.0 * h))
+    sp = sequence_parallel
+    out.append(ActTensor("norm inputs", norms * 2.0 * h, tp_split=sp))
     attn = [m for m in lk.matrices if m.group in ("attn", "other")]
     if any(m.k == hidden for m in attn):
-        out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
+        out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
     if latent:
         out.append(ActTensor("attention latents", latent * g))
@@ -173,7 +182,7 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
                                                    if c.kind != "linear"), ("core_attn",)))
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
     if any(m.k == hidden for m in mlp_side) and not parallel_block:
-        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
+        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     f = down_k(lk, "mlp")
     if f:
         fn = (2.0 if gated(lk, "mlp") else 1.0) * f * a
@@ -195,7 +204,7 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
             out.append(ActTensor("unpermuted expert outputs (probability scale input)", k * h * 2.0, ("moe",),
                                  etp_gathered=True))
     if hidden_dropout > 0.0:
-        out.append(ActTensor("hidden dropout masks", 2.0 * HIDDEN_DROPOUT_MASK_BYTES * h))
+        out.append(ActTensor("hidden dropout masks", 2.0 * HIDDEN_DROPOUT_MASK_BYTES * h, tp_split=sp))
     return out
 
 

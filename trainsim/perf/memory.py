@@ -39,7 +39,14 @@ def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
                               unfused=ctx.attention_kernel == "unfused", attention_dropout=ctx.attention_dropout,
                               hidden_dropout=ctx.hidden_dropout, parallel_block=ctx.arch.parallel_block,
                               gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated,
-                              allgather_dispatch=ctx.moe_dispatcher == "allgather")
+                              allgather_dispatch=ctx.moe_dispatcher == "allgather",
+                              sequence_parallel=not ctx.tp_allreduce)
+
+
+def _input_split(ctx: StepContext, p: Plans) -> Num:
+    """Ranks a layer's input (the residual stream between layers) is split over: tp under sequence parallelism,
+    1 without it (``ctx.tp_allreduce``; :mod:`trainsim.perf.activations`, Korthikanti et al. 2022 Table 2)."""
+    return np.ones_like(p.tp) if ctx.tp_allreduce else p.tp
 
 
 def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
@@ -54,7 +61,7 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
         sel = op_sac_bytes_per_token(lk, ctx.arch.hidden) * tokens / p.tp
     else:
         sel = kept_bytes_per_token(ts, ctx.recompute.modules, p.tp, p.etp) * tokens
-    only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / _input_split(ctx, p)
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 
 
@@ -269,7 +276,7 @@ def stage_activation_bytes(ctx: StepContext, p: Plans, tokens: Num, layers: Num,
     input, the rest keep everything (Megatron-Core ``--recompute-method``). ``mean``: the result of
     :func:`_mean_layer_activations` for these plans when the caller has it (it does not depend on ``layers``)."""
     kept, full, widest = mean if mean is not None else _mean_layer_activations(ctx, p, tokens)
-    inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / _input_split(ctx, p)
     v = np.maximum(p.vpp, 1).astype(np.float64)
     chunk = np.maximum(layers / v, 1.0)
     n = float(ctx.recompute.num_layers)
