@@ -338,9 +338,9 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
 
     BloombergGPT per micro-batch (M = 4 x 2,048 tokens, N = 131,072, K = 7,680): 1.649e13 FLOP, 0.846 s forward
     and 1.691 s for the two backward GEMMs at 19.5 TFLOP/s, against 0.075 + 0.150 s in BF16 at 0.70 of 312.
-    Not priced (memory): the FP32 copies of the weight (4 x V x h = 4.0 GB) and input autograd keeps for the
-    backward; the loss's bytes are the BF16 head's (its upcast of the logits reads 4 bytes instead of 2 and
-    writes nothing, a few ms)."""
+    Its memory (the FP32 copies of the weight, 4 x V x h = 4.0 GB, and input autograd keeps for the backward, and
+    the FP32 logits) is :func:`trainsim.perf.memory.fp32_head_bytes`; the loss's bytes moved are the BF16 head's
+    (its upcast of the logits reads 4 bytes instead of 2 and writes nothing, a few ms)."""
     a, c = ctx.arch, ctx.calib
     if ctx.head_precision == "fp32":
         fp32 = ctx.chip.peak_flops.get("fp32") or 0.0
