@@ -107,3 +107,22 @@ def test_fp32_head_on_a_chip_without_an_fp32_rate_is_bad_input(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "head_precision" in r.stderr and "fp32_dense_tflops" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_fp32_head_memory_by_hand():
+    """What an FP32 head holds at the loss beyond a BF16 one (perf/memory.py fp32_head_bytes), BloombergGPT per
+    micro-batch: autograd keeps the FP32 copy of the tied W_em (4 x 131,072 x 7,680 = 4.027 GB) and of the head
+    input (4 x 8,192 x 7,680 = 0.252 GB) for the two backward GEMMs, and the logits are FP32 where the loss count
+    (Megatron-style 'none': BF16 logits 2 + FP32 softmax 4) holds BF16 ones: 2 x 8,192 x 131,072 = 2.147 GB;
+    6.426 GB in all, with the allocator margin 8% on top. The run still fits its 40 GB (40 GiB) A100."""
+    from trainsim.perf.memory import memory_breakdown
+    by_hand = 4 * N * K + 4 * M * K + 2 * M * N
+    assert by_hand == 6_425_673_728
+    run32, c32, p = _bb("fp32")
+    _, c16, _ = _bb("bf16")
+    tokens, m = np.array([float(M)]), np.array([1.0])
+    a32 = _one(memory_breakdown(c32, p, tokens, m)["activations"])
+    a16 = _one(memory_breakdown(c16, p, tokens, m)["activations"])
+    assert a32 - a16 == pytest.approx(by_hand, rel=1e-12)
+    total = _one(memory_breakdown(c32, p, tokens, m)["total"])
+    assert total < run32.system.chip.hbm_bytes == 40 * 2**30

@@ -27,12 +27,14 @@ def test_zero_paper_figure_1(gpt3, a100_system, zero, gb):
 def test_megatron_theoretical_activation_formula(gpt3, a100_system):
     # Megatron-LM megatron/training/theoretical_memory_usage.py compute_activation_memory (Korthikanti et al. 2022
     # Table 2, selective recompute): s b h (18 + 4 ffn / h) / t bytes per layer = 34 s b h / t for GPT-3. That
-    # formula keeps dropout masks (2 s b h); trainsim's no-dropout count must be within 10% of it.
+    # formula keeps the two hidden-dropout masks (2 s b h): exact at hidden dropout 0.1, 2 s b h / t less at 0.
+    from dataclasses import replace
     s, b, h, t = 2048, 1, 12288, 8
-    ctx = ctx_for(gpt3, a100_system)
-    kept, _ = layer_activation_bytes(gpt3.layers[0], ctx, one_plan(tp=t, recompute=1), np.array([float(s * b)]))
     megatron = s * b * h * (18 + 4 * 4) / t
-    assert kept[0] == pytest.approx(megatron, rel=0.10)
+    for p, want in ((0.1, megatron), (0.0, megatron - 2 * s * b * h / t)):
+        ctx = replace(ctx_for(gpt3, a100_system), hidden_dropout=p)
+        kept, _ = layer_activation_bytes(gpt3.layers[0], ctx, one_plan(tp=t, recompute=1), np.array([float(s * b)]))
+        assert kept[0] == pytest.approx(want, rel=1e-12)
 
 
 def test_torchtitan_8b_fsdp_peak_memory():

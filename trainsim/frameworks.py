@@ -358,7 +358,7 @@ RUNTIME_DEFAULTS = {"tp_comm_overlap": False, "moe_a2a_overlap": False, "grad_sy
                     "moe_fake_balanced_gate": False, "moe_grouped_gemm": True, "fp8_recipe": "delayed",
                     "compiled": False, "moe_hybridep_num_sms": 16, "moe_fused_grouped_mlp": False,
                     "vocab_divisible_by": 128, "moe_router_padding_for_quantization": False,
-                    "head_precision": "bf16", "attention_dropout": 0.1}
+                    "head_precision": "bf16", "attention_dropout": 0.1, "hidden_dropout": 0.1}
 
 
 def runtime_settings(training, fw: str) -> dict:
@@ -367,7 +367,7 @@ def runtime_settings(training, fw: str) -> dict:
     ``moe_token_drop``, ``fp8_param_gather``, ``cross_entropy_fusion``, ``attention`` (kernel),
     ``elementwise_kernels`` and ``moe_fake_balanced_gate``, ``moe_grouped_gemm``, ``fp8_recipe``, ``compiled``,
     ``moe_hybridep_num_sms``, ``moe_fused_grouped_mlp``, ``moe_router_padding_for_quantization``,
-    ``vocab_divisible_by``, ``head_precision`` and ``attention_dropout``
+    ``vocab_divisible_by``, ``head_precision``, ``attention_dropout`` and ``hidden_dropout``
     of a run: as its spec states them, else its stack's default (the profile's ``defaults``; for
     ``vocab_divisible_by`` its own key, with its source), else Megatron-Core's
     argument default (off, off, fused gradient accumulation: Megatron-LM's ``--no-gradient-accumulation-fusion`` is
@@ -386,7 +386,10 @@ def runtime_settings(training, fw: str) -> dict:
     activations and weight, perf/compute.py head_gemm_fwd; attention dropout 0.1: Megatron-LM's --attention-dropout
     default=0.1, megatron/arguments.py _add_regularization_args from v2.x through 23.08, megatron/training/
     arguments.py since, and Megatron-Core TransformerConfig.attention_dropout = 0.1; priced only by the unfused
-    core, perf/compute.py unfused_score_bytes_per_token).
+    core, perf/compute.py unfused_score_bytes_per_token; hidden dropout 0.1: Megatron-LM's --hidden-dropout
+    default=0.1, megatron/arguments.py _add_regularization_args at v2.5 e269e20064, v3.0 d63c254 and 23.08
+    375395c187, and Megatron-Core TransformerConfig.hidden_dropout = 0.1 at d98e8a64dd; the stacks whose model
+    recipes set 0 say so in their profile's ``defaults``, with ``hidden_dropout_source``).
     ``compiled`` (the stack traces its layers with torch.compile) is what decides
     whether PyTorch's experimental CP ring is traced (perf/comm_cp.py torch_ring_exposed); a run that states only
     ``compiled: true`` gets fused elementwise kernels too (Inductor fuses the norms, rotary and activation that

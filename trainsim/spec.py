@@ -128,6 +128,12 @@ class TrainingSpec(BaseModel):
     # perf/activations.py); a fused flash kernel is unaffected. Unset: the stack's launcher default
     # (frameworks.runtime_settings: Megatron-LM's --attention-dropout 0.1).
     attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    # dropout probability on each sublayer's (attention, MLP) output before its residual add (Megatron-LM
+    # --hidden-dropout, HF resid_pdrop, metaseq --dropout), in [0, 1): above 0 the layer keeps two 1-byte masks
+    # (Korthikanti et al. 2022 sec. 4.1's 2 s b h of 34 s b h; perf/activations.py) and the fused bias-dropout-add
+    # writes and applies them (perf/compute.py residual_bytes_per_token); at 0 nothing. Unset: the stack's
+    # (frameworks.runtime_settings: the profile's default, else Megatron-LM's --hidden-dropout 0.1).
+    hidden_dropout: float | None = Field(None, ge=0.0, lt=1.0)
     # vocabulary padding: the stack pads the vocabulary to a multiple of this x tp (Megatron-LM
     # --make-vocab-size-divisible-by, Megatron-Bridge should_pad_vocab with make_vocab_size_divisible_by); 1 = no
     # padding beyond the tp split. Unset: the stack's (the profile's vocab_divisible_by, with its source).

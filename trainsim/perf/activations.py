@@ -27,6 +27,8 @@ routed experts       dispatched copies k h g (x etp: see below),      ``moe`` (`
                      act-fn input (1 or 2) k f_e a, down input k f_e  input only)
                      g
 router               (E + zero experts) x 4 (fp32 probabilities)     ``moe``
+hidden dropout masks 2 h x 1 (one bool mask per sublayer output, at  full recompute only
+                     hidden dropout p > 0)
 all-gather dispatch  k h 2 (x etp): the unpermuted expert outputs     ``moe``
                      the probability scale keeps
 ===================  ==============================================  =========================================
@@ -61,7 +63,20 @@ The unfused core keeps the softmax output (2 bytes per head and key, for the sof
 dropout p > 0 the 1-byte mask and the 2-byte dropout output the AV GEMM saves (:data:`UNFUSED_KEPT_BYTES`); at
 p = 0 PyTorch's dropout returns its input (pytorch/pytorch aten/src/ATen/native/Dropout.cpp at 92426d68,
 ``_dropout_impl``), so the AV GEMM saves the softmax output itself and 2 bytes remain.
-For GPT-3 in BF16 this is 32 s b h per layer: Korthikanti's 34 s b h less the two 1-byte dropout masks.
+Hidden (residual) dropout at p > 0 keeps one 1-byte mask per sublayer output, 2 h bytes per token: Megatron's
+fused bias-dropout-add runs ``torch.nn.functional.dropout`` on the attention and MLP outputs (Megatron-LM v2.5
+e269e20064 megatron/model/transformer.py ``bias_dropout_add``; megatron/core/fusions/fused_bias_dropout.py at
+d98e8a64dd), whose backward needs the mask; it sits in the sequence-parallel region (split over tp) and outside
+every selective-recompute module (Megatron-Core TransformerLayer runs it between the attention / MLP submodules
+the modules checkpoint), so only full recompute drops it. At p = 0 dropout returns its input and keeps nothing.
+For GPT-3 in BF16 this is Korthikanti's 34 s b h per layer at hidden dropout 0.1 (32 s b h at 0), + 5 a s^2 b
+for an unfused core with attention dropout.
+
+Tensor parallelism without sequence parallelism (Megatron-LM before v3.0; the stack flag ``tp_allreduce``,
+``sequence_parallel`` False here): the layer norms, the dropouts and the inputs of the column-parallel GEMMs run on
+the whole sequence on every tp rank, so the two norm inputs, the two ln_out tensors and the two hidden-dropout masks
+(10 s b h for GPT-3) are not split; Korthikanti et al. 2022 eq. 3, s b h (10 + 24 / t + 5 a s / (h t)), and the
+layer input full recompute keeps is whole too (their Table 2: 2 s b h).
 
 Full recompute (Megatron-Core ``--recompute-granularity full``): ``uniform`` keeps one layer input (2 h bytes per
 token) per group of ``num_layers`` layers and rebuilds one group at a time; ``block`` recomputes the first
@@ -82,6 +97,9 @@ _MLP_GROUPS = ("mlp", "expert", "shared_expert", "router")
 #: dropout output): Korthikanti et al. 2022 sec. 4.1, 2 a s^2 b + (a s^2 b + 2 a s^2 b); the second only at attention
 #: dropout p > 0 (module docstring)
 UNFUSED_KEPT_BYTES = (2.0, 3.0)
+#: bytes per element of a hidden-dropout mask (torch ``native_dropout``'s bool mask; Korthikanti et al. 2022 sec. 4.1
+#: count s b h for each of the two); module docstring
+HIDDEN_DROPOUT_MASK_BYTES = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,21 +139,25 @@ def down_k(lk: LayerKind, prefix: str) -> float:
 
 def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: float, act_fn_bytes: float,
                        imbalance: float = 1.0, unfused: bool = False, attention_dropout: float = 0.1,
-                       parallel_block: bool = False,
+                       hidden_dropout: float = 0.0, parallel_block: bool = False,
                        gathered_gemm_inputs: bool = False, kv_repeated: bool = False,
-                       allgather_dispatch: bool = False) -> list[ActTensor]:
+                       allgather_dispatch: bool = False, sequence_parallel: bool = True) -> list[ActTensor]:
     """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
     ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
     K and V at the query heads (module docstring); ``allgather_dispatch``: the all-gather dispatcher's
     probability scale keeps its input (module docstring); ``attention_dropout``: the unfused core's dropout
-    probability (its mask and output kept only above 0, :data:`UNFUSED_KEPT_BYTES`)."""
+    probability (its mask and output kept only above 0, :data:`UNFUSED_KEPT_BYTES`); ``hidden_dropout``: the
+    residual dropout probability (two 1-byte masks kept above 0, :data:`HIDDEN_DROPOUT_MASK_BYTES`);
+    ``sequence_parallel`` False: tensor parallelism without sequence parallelism (module docstring), the norm
+    inputs, both ln_out tensors and the hidden-dropout masks kept whole on every tp rank."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
-    out.append(ActTensor("norm inputs", norms * 2.0 * h))
+    sp = sequence_parallel
+    out.append(ActTensor("norm inputs", norms * 2.0 * h, tp_split=sp))
     attn = [m for m in lk.matrices if m.group in ("attn", "other")]
     if any(m.k == hidden for m in attn):
-        out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
+        out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
     if latent:
         out.append(ActTensor("attention latents", latent * g))
@@ -160,7 +182,7 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
                                                    if c.kind != "linear"), ("core_attn",)))
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
     if any(m.k == hidden for m in mlp_side) and not parallel_block:
-        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=not gathered_gemm_inputs))
+        out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     f = down_k(lk, "mlp")
     if f:
         fn = (2.0 if gated(lk, "mlp") else 1.0) * f * a
@@ -181,6 +203,8 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
         if allgather_dispatch:
             out.append(ActTensor("unpermuted expert outputs (probability scale input)", k * h * 2.0, ("moe",),
                                  etp_gathered=True))
+    if hidden_dropout > 0.0:
+        out.append(ActTensor("hidden dropout masks", 2.0 * HIDDEN_DROPOUT_MASK_BYTES * h, tp_split=sp))
     return out
 
 

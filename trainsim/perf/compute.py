@@ -374,9 +374,9 @@ def head_gemm_fwd(ctx: StepContext, p: Plans, tokens: Num) -> Num:
 
     BloombergGPT per micro-batch (M = 4 x 2,048 tokens, N = 131,072, K = 7,680): 1.649e13 FLOP, 0.846 s forward
     and 1.691 s for the two backward GEMMs at 19.5 TFLOP/s, against 0.075 + 0.150 s in BF16 at 0.70 of 312.
-    Not priced (memory): the FP32 copies of the weight (4 x V x h = 4.0 GB) and input autograd keeps for the
-    backward; the loss's bytes are the BF16 head's (its upcast of the logits reads 4 bytes instead of 2 and
-    writes nothing, a few ms)."""
+    Its memory (the FP32 copies of the weight, 4 x V x h = 4.0 GB, and input autograd keeps for the backward, and
+    the FP32 logits) is :func:`trainsim.perf.memory.fp32_head_bytes`; the loss's bytes moved are the BF16 head's
+    (its upcast of the logits reads 4 bytes instead of 2 and writes nothing, a few ms)."""
     a, c = ctx.arch, ctx.calib
     if ctx.head_precision == "fp32":
         fp32 = ctx.chip.peak_flops.get("fp32") or 0.0
@@ -880,11 +880,28 @@ def act_fn_bytes_per_f(act: str, eager: bool = False, relu2_unfused: bool = Fals
     return 4.0
 
 
-def residual_bytes_per_token(streams: int, hidden: int, training: bool = True) -> float:
+#: HBM bytes per element of each sublayer output that hidden (residual) dropout adds to the fused bias-dropout-add,
+#: (forward, backward); derivation in :func:`residual_bytes_per_token`
+HIDDEN_DROPOUT_BYTES = (1.0, 5.0)
+
+
+def residual_bytes_per_token(streams: int, hidden: int, training: bool = True, hidden_dropout: float = 0.0) -> float:
     """HBM bytes one token moves through one layer's residual connections, as the forward-pass figure the engine
     charges once forward and twice backward (perf/step.py) (BF16, 2 bytes an element).
 
     Plain residual (``streams`` 1): 2 adds (2 reads + 1 write of h): 12h, training or not.
+
+    Hidden dropout (``hidden_dropout`` p > 0, training only; the run's ``training.hidden_dropout``, else its stack's,
+    :func:`trainsim.frameworks.runtime_settings`): each sublayer's output passes through dropout inside Megatron's
+    fused bias-dropout-add, ``residual + dropout(x + bias)`` (NVIDIA/Megatron-LM v2.5 e269e20064
+    megatron/model/transformer.py ``bias_dropout_add_fused_train``, ``torch.jit.script``; Megatron-Core
+    megatron/core/fusions/fused_bias_dropout.py ``_bias_dropout_add_func`` at d98e8a64dd, ``jit_fuser``), one
+    kernel per sublayer: the forward also writes the 1-byte mask (torch ``native_dropout`` returns a bool mask),
+    and the backward, where at p = 0 the add's gradient passes to both branches with no kernel, runs the mask
+    multiply: reads the output gradient (2) and the mask (1), writes the sublayer's gradient (2).
+    :data:`HIDDEN_DROPOUT_BYTES` = (1, 5) per element, two sublayers (attention, MLP): F = 2h, B = 10h more, and as
+    with the hyper-connections below training takes (F + B) / 3 = 4h in this figure. At p = 0 PyTorch's dropout
+    returns its input (pytorch/pytorch aten/src/ATen/native/Dropout.cpp at 92426d68, ``_dropout_impl``): nothing.
 
     Manifold-constrained hyper-connections (DeepSeek-V4 ``hc_mult`` = n streams, the residual is n x h wide), as
     Megatron-Core runs them with ``use_fused_mhc`` (Megatron-LM 43e45e1307, the dev pin of Megatron-Bridge v0.6.0,
@@ -914,12 +931,13 @@ def residual_bytes_per_token(streams: int, hidden: int, training: bool = True) -
     """
     if streams < 1:
         raise ValueError(f"residual streams must be >= 1, got {streams}")
+    drop = (2.0 * sum(HIDDEN_DROPOUT_BYTES) * hidden / 3.0) if training and hidden_dropout > 0.0 else 0.0
     if streams == 1:
-        return 12.0 * hidden
+        return 12.0 * hidden + drop
     fwd = (12.0 * streams + 8.0) * hidden
     if not training:
         return fwd
-    return (fwd + (40.0 * streams + 12.0) * hidden) / 3.0
+    return (fwd + (40.0 * streams + 12.0) * hidden) / 3.0 + drop
 
 
 def rope_bytes_per_token(lk: LayerKind, bytes_per_elem: float = ROPE_BYTES) -> float:
@@ -1150,11 +1168,13 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
                                 backward_casts: bool = True, relu2_unfused: bool = False,
                                 moe_permute: bool = True, dispatch_fused: bool = False,
                                 separate_gemms: tuple[str, ...] = (), rope_unfused: bool = False,
-                                act_unfused: bool = False, fused_grouped_mlp: bool = False) -> Num:
+                                act_unfused: bool = False, fused_grouped_mlp: bool = False,
+                                hidden_dropout: float = 0.0) -> Num:
     """HBM bytes one token moves through a layer's memory-bound kernels in the forward pass (BF16 activations).
 
     Fused kernels (Transformer Engine, Apex, torch.compile; ``eager`` False): 2 norms (read + write h): 8h; the
-    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections); rotary
+    residual connections (:func:`residual_bytes_per_token`: 12h, more with hyper-connections, 4h more in training
+    at ``hidden_dropout`` p > 0); rotary
     (:func:`rope_bytes_per_token`): 4 bytes per rotated q / k element (``rope_unfused``: plus
     :func:`unfused_rope_extra_bytes_per_token`, Megatron-Core's ``apply_rope_fusion`` false); a weightless
     per-head query norm (read + write, the norm's bytes per element x ``AttentionCore.q_norm_elems``) and a copy
@@ -1203,7 +1223,8 @@ def elementwise_bytes_per_token(lk: LayerKind, hidden: int, fp8_cast_bytes: floa
     against 6 (other activations are one kernel either way); residual adds, MoE routing and FP8 casts as fused.
     """
     norm_bytes, rope_bytes = norm_rope_bytes(eager)
-    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden, backward_casts)
+    b: Num = 2.0 * norm_bytes * hidden + residual_bytes_per_token(lk.residual_streams, hidden, backward_casts,
+                                                                  hidden_dropout)
     b += rope_bytes_per_token(lk, rope_bytes)
     if rope_unfused and not eager:
         b += unfused_rope_extra_bytes_per_token(lk)
@@ -1384,7 +1405,8 @@ def elementwise_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> N
                                      separate_gemms=ctx.separate_gemms,
                                      rope_unfused=not ctx.rope_fusion,
                                      act_unfused=not ctx.activation_fusion,
-                                     fused_grouped_mlp=ctx.moe_fused_grouped_mlp) * tokens / p.tp
+                                     fused_grouped_mlp=ctx.moe_fused_grouped_mlp,
+                                     hidden_dropout=ctx.hidden_dropout) * tokens / p.tp
     rep = replicated_rope_bytes_per_token(lk, norm_rope_bytes(ctx.elementwise_kernels == "eager")[1])
     by = by + rep * tokens * (1.0 - 1.0 / p.tp)
     # the backward's FP8 transposes of sequence-parallel gathered operands, a third in this forward figure (the

@@ -132,6 +132,11 @@ class StepContext:
     attention_kernel: str = "flash"  # 'flash' (fused, no s^2 in HBM) | 'unfused' (scores materialised)
     attention_dropout: float = 0.1   # dropout probability on the attention probabilities (unfused core only:
                                      # no dropout pass at 0, compute.unfused_score_bytes_per_token)
+    hidden_dropout: float = 0.0      # dropout probability on each sublayer's output before the residual add: its
+                                     # 1-byte masks kept (activations.py) and written / applied in the fused
+                                     # bias-dropout-add (compute.residual_bytes_per_token); nothing at 0. A run
+                                     # always states it or takes its stack's (frameworks.runtime_settings, whose
+                                     # fallback is Megatron-LM's 0.1); 0 here is for contexts built by hand
     recompute: Recompute = field(default_factory=Recompute)
     optimizer: OptimizerStates = field(default_factory=OptimizerStates)
     first_stage_layers: int | None = None   # uneven pipeline: decoder layers on the first / last stage

@@ -25,7 +25,7 @@ from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, l
                           op_sac_bytes_per_token)
 from .comm_cp import torch_ring_backward_bytes
 from .compute import dsa_loss_keys, dsa_loss_teacher
-from .context import StepContext
+from .context import FP32_BYTES, StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
 from ..parallel.schedules import interleaved_chunk_in_flight, virtual_stages
 from .arrays import Array, Num
@@ -37,9 +37,16 @@ def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
     return activation_tensors(lk, ctx.arch.hidden, ctx.seq_len, gemm_bytes=ctx.stored_gemm_input_bytes,
                               act_fn_bytes=ctx.stored_act_fn_input_bytes, imbalance=ctx.calib.expert_imbalance,
                               unfused=ctx.attention_kernel == "unfused", attention_dropout=ctx.attention_dropout,
-                              parallel_block=ctx.arch.parallel_block,
+                              hidden_dropout=ctx.hidden_dropout, parallel_block=ctx.arch.parallel_block,
                               gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated,
-                              allgather_dispatch=ctx.moe_dispatcher == "allgather")
+                              allgather_dispatch=ctx.moe_dispatcher == "allgather",
+                              sequence_parallel=not ctx.tp_allreduce)
+
+
+def _input_split(ctx: StepContext, p: Plans) -> Num:
+    """Ranks a layer's input (the residual stream between layers) is split over: tp under sequence parallelism,
+    1 without it (``ctx.tp_allreduce``; :mod:`trainsim.perf.activations`, Korthikanti et al. 2022 Table 2)."""
+    return np.ones_like(p.tp) if ctx.tp_allreduce else p.tp
 
 
 def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num]:
@@ -54,7 +61,7 @@ def layer_activation_bytes(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Nu
         sel = op_sac_bytes_per_token(lk, ctx.arch.hidden) * tokens / p.tp
     else:
         sel = kept_bytes_per_token(ts, ctx.recompute.modules, p.tp, p.etp) * tokens
-    only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    only_input = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / _input_split(ctx, p)
     return np.where(p.recompute == 2, only_input, np.where(p.recompute == 1, sel, full)), full
 
 
@@ -269,7 +276,7 @@ def stage_activation_bytes(ctx: StepContext, p: Plans, tokens: Num, layers: Num,
     input, the rest keep everything (Megatron-Core ``--recompute-method``). ``mean``: the result of
     :func:`_mean_layer_activations` for these plans when the caller has it (it does not depend on ``layers``)."""
     kept, full, widest = mean if mean is not None else _mean_layer_activations(ctx, p, tokens)
-    inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / p.tp
+    inp = layer_input_bytes_per_token(ctx.arch.hidden) * tokens / _input_split(ctx, p)
     v = np.maximum(p.vpp, 1).astype(np.float64)
     chunk = np.maximum(layers / v, 1.0)
     n = float(ctx.recompute.num_layers)
@@ -323,12 +330,44 @@ def logit_peak_bytes(ctx: StepContext, p: Plans) -> Num:
     return np.where(p.tp > 1, 16.0, 12.0) + np.where(p.pp > 1, 2.0, 0.0)
 
 
+#: bytes per logit an FP32 output head's logits add to :func:`logit_peak_bytes`' count, by loss kernel
+#: (``cross_entropy_fusion``); derivation in :func:`fp32_head_bytes`
+FP32_HEAD_LOGIT_BYTES = {"none": 2.0, "native": 2.0, "te": 2.0, "fp32_upcast": 0.0, "torch_bf16": 6.0}
+
+
+def fp32_head_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """Bytes an output head computed in FP32 (``head_precision: fp32``; BloombergGPT, arXiv 2303.17564 App. C.2:
+    'Use FP32 precision in LM-head') adds at the loss on the rank holding the head, for one micro-batch, over the
+    BF16 head the rest of this module counts (0 for a BF16 head).
+
+    The stack holds its parameters in BF16 (SMP's bf16 mode, the gathered ZeRO-3 unit counted by
+    :func:`_zero_unit_buffers`), so the FP32 GEMM multiplies FP32 copies, and autograd's matmul keeps both operands
+    for its two backward GEMMs (dX = dY W, dW = dY^T X) from the head's forward to its backward, which spans the
+    loss: the weight copy, 4 x (vocab / tp) x h, and the input copy, 4 x tokens x h. The logits come out in FP32,
+    4 bytes where the loss counts of :func:`logit_peak_bytes` hold BF16 ones (:data:`FP32_HEAD_LOGIT_BYTES`): 2 more
+    for the counts that keep the BF16 logits beside the loss's FP32 tensors (``none`` / ``native``, 6 -> 8; ``te``,
+    2 -> 4), none for ``fp32_upcast`` (its three backward tensors are FP32 already; the upcast of FP32 logits
+    returns them), 6 for ``torch_bf16`` (its three BF16 tensors become FP32).
+
+    BloombergGPT per micro-batch (4 x 2,048 tokens, vocabulary 131,072, h 7,680, loss ``none``): 4.03 GB + 0.25 GB
+    + 2 x 1.074e9 logits = 6.43 GB. The head's backward, where the FP32 weight gradient (another 4.03 GB) is
+    written while the FP32 logit gradient (4.3 GB) is read, holds about as much as the loss (the softmax and
+    saved logits freed by then): not counted separately."""
+    if ctx.head_precision != "fp32":
+        return 0.0
+    rows = ctx.vocab_per_tp(p)
+    h = float(ctx.arch.hidden)
+    per_logit = FP32_HEAD_LOGIT_BYTES[ctx.cross_entropy_fusion]
+    return FP32_BYTES * rows * h + FP32_BYTES * tokens * h + per_logit * tokens * rows
+
+
 def _last_stage_extra_bytes(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Logits (:func:`logit_peak_bytes` per vocab entry per token; vocab split over tp) of the output head and of
-    every MTP module, plus the MTP layers' activations, for one micro-batch."""
+    every MTP module, the FP32 head's copies (:func:`fp32_head_bytes`), plus the MTP layers' activations, for one
+    micro-batch."""
     a = ctx.arch
     depth = sum(lk.n_layers for lk in a.mtp)
-    logits = tokens * ctx.vocab_per_tp(p) * logit_peak_bytes(ctx, p) * (1.0 + depth)
+    logits = tokens * ctx.vocab_per_tp(p) * logit_peak_bytes(ctx, p) * (1.0 + depth) + fp32_head_bytes(ctx, p, tokens)
     mtp: Num = 0.0
     for lk in a.mtp:
         k, _ = layer_activation_bytes(lk, ctx, p, tokens)
