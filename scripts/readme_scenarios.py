@@ -39,13 +39,15 @@ def table(results: list[dict]) -> str:
 
 
 def frameworks_table() -> str:
-    from trainsim.frameworks import _doc, frameworks
+    from trainsim.frameworks import _doc, default_for_vendors, frameworks
 
     default = _doc()["default_framework"]
     lines = ["| profile | schedules | ZeRO | recompute | EP | CP | precisions | defaults for unstated fields | source |",
              "|---|---|---|---|---|---|---|---|---|"]
     for fw, p in frameworks().items():
-        name = f"**{fw}** (default)" if fw == default else fw
+        on = default_for_vendors(fw)     # a spec that names no stack: its chip vendor's (default_framework_by_vendor)
+        name = (f"**{fw}** (default on {', '.join(on)}{'; elsewhere' if fw == default else ''})" if on
+                else f"**{fw}** (default)" if fw == default else fw)
         d = p.get("defaults") or {}
         dtext = (", ".join(f"{k} {v}" for k, v in d.items()) + f" ({p['defaults_source'].replace('|', '/')})"
                  if d else "none stated: searched")

@@ -107,7 +107,12 @@ def test_size_keeps_the_tolerance_of_a_batch_in_tokens(tmp_path):
     assert r.exit_code == 0, r.output
     probes = json.loads(r.output)["probes"]
     assert probes[0]["units"] == 1
-    asked = round(64e6 / 8192)
+    # "64M" tokens of 8,192-token sequences is 64 x 2^20 / 8,192 = 8,192 sequences (spec.py batch_tokens_as_stated:
+    # "4M" of 4,096-token sequences is 1,024 of them, the binary M people mean for a batch); 7,812 was the decimal
+    # reading, which the 8,192 of the NVIDIA-stack plans met only at 4.9%. On the Atlas 950 the plans now run
+    # MindSpeed (the chip vendor's stack, tests/test_vendor_default_framework.py), whose DualPipe plan at 3 pods
+    # takes 8,448 = 11 x dp 768: 3.1% over the 8,192 asked, inside the 5%
+    asked = 64 * 2**20 / 8192
     for probe in probes[:3]:
         plan_spec = _write(tmp_path, f"p{probe['units']}.yaml", FRONTIER.format(chips=probe["chips"]))
         p = CliRunner().invoke(app, ["plan", str(plan_spec), "--json"])

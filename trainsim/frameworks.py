@@ -14,6 +14,7 @@ from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
 from .parallel.validity import REASONS, zero3_fsdp2_ok
 from .errors import unknown
+from .catalog.load import vendor_names
 from .perf.compute import GATED_FFN_GROUPS, QKV_GROUP
 
 
@@ -33,6 +34,20 @@ def _doc() -> dict:
                 raise TrainsimError(f"expected a training precision ({', '.join(PRECISIONS)}), got {pr!r}",
                                     field=f"frameworks.{fw}.precisions",
                                     where="trainsim/catalog/data/framework_schedules.yaml")
+
+    by_vendor = doc["default_framework_by_vendor"]
+    for key, fw in [("default_framework", doc["default_framework"]),
+                    *((f"default_framework_by_vendor.{v}", fw) for v, fw in by_vendor.items())]:
+        if fw not in doc["frameworks"]:
+            raise unknown("framework", fw, doc["frameworks"], field=key,
+                          where="trainsim/catalog/data/framework_schedules.yaml")
+    for v in by_vendor:
+        if v not in vendor_names() or v not in doc.get("default_framework_by_vendor_source", {}):
+            raise TrainsimError(f"expected a chip vendor as hardware.yaml spells it "
+                                f"({', '.join(sorted(vendor_names()))}), with its "
+                                f"default_framework_by_vendor_source line, got {v!r}",
+                                field=f"default_framework_by_vendor.{v}",
+                                where="trainsim/catalog/data/framework_schedules.yaml")
     return doc
 
 
@@ -260,8 +275,10 @@ def dsa_indexer_loss(fw: str, family: str) -> str:
 
 
 def framework_of(run) -> str:
-    """The profile id of a run: its ``framework:`` key, else the default (today's Megatron-Core)."""
-    return getattr(run, "framework", None) or _doc()["default_framework"]
+    """The profile id of a run: its ``framework:`` key, else the default of its system's chip vendor
+    (:func:`default_framework`). A run whose system is not resolved yet (a spec file's id or mapping) reads as a
+    chip of no known vendor: resolve the system first (spec.py parse_run does)."""
+    return getattr(run, "framework", None) or default_framework(getattr(run, "system", None))
 
 
 def default_for_emit(emit: str) -> str:
@@ -505,18 +522,42 @@ def resolve_choice(choice: str, field: str = "framework") -> str:
     return choice
 
 
-def default_framework() -> str:
-    """The framework profile a run that names none is estimated with."""
-    return _doc()["default_framework"]
+def chip_vendor(system) -> str | None:
+    """The vendor of ``system``'s chip as hardware.yaml spells it (``NVIDIA``, ``Huawei (HiSilicon)``, ``AMD``, ...);
+    None for no system or one not resolved to a :class:`~trainsim.catalog.types.System` (an id, a mapping)."""
+    return getattr(getattr(system, "chip", None), "vendor", None)
+
+
+def default_framework(system=None) -> str:
+    """The framework profile a run that names none is estimated with: today's Megatron-Core stack of its chip's
+    vendor (framework_schedules.yaml ``default_framework_by_vendor``, each with its source: Megatron-Bridge on
+    NVIDIA, MindSpeed on Ascend, Primus on AMD), else ``default_framework`` (Megatron-Bridge) for a vendor not
+    listed and for no system (the catalog's default)."""
+    doc = _doc()
+    return doc["default_framework_by_vendor"].get(chip_vendor(system), doc["default_framework"])
+
+
+def default_for_vendors(fw: str) -> list[str]:
+    """The chip vendors whose runs that name no framework get profile ``fw`` (``default_framework_by_vendor``)."""
+    return [v for v, d in _doc()["default_framework_by_vendor"].items() if d == fw]
+
+
+def default_framework_rule() -> str:
+    """The vendor rule of :func:`default_framework` in words, for the inputs an answer lists."""
+    doc = _doc()
+    by = ", ".join(f"{fw} on {v}" for v, fw in doc["default_framework_by_vendor"].items())
+    return f"the chip vendor's stack ({by}; {doc['default_framework']} elsewhere)"
 
 
 def describe_framework(fw: str) -> dict:
     """``trainsim catalog show ID`` for a framework profile: every statement of the profile with its source (a
     key ``X`` and its ``X_source``, the profile's ``source`` for the rest), whether it is the default stack, and
-    its flag emitter (None for stacks trainsim has none for)."""
+    its flag emitter (None for stacks trainsim has none for); ``default`` is the fallback of a vendor not listed,
+    ``default_for_vendors`` the chip vendors whose unstated stack it is."""
     prof = profile(fw, field="catalog show")
     fields = [{"field": key, "value": value,
                "source": prof.get(f"{key}_source") or prof.get("source", "")}
               for key, value in prof.items() if not key.endswith("_source") and key != "source"]
-    return {"kind": "framework", "id": fw, "default": fw == default_framework(), "emitter": emitter_for(fw),
+    return {"kind": "framework", "id": fw, "default": fw == default_framework(),
+            "default_for_vendors": default_for_vendors(fw), "emitter": emitter_for(fw),
             "source": prof.get("source", ""), "fields": fields}

@@ -26,7 +26,7 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import (PRECISIONS, attention_unfused, check_precision, framework_of, frameworks,
+from .frameworks import (PRECISIONS, attention_unfused, check_precision, default_framework, frameworks,
                          local_batch_calls, profile, restrict_plan)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
@@ -729,12 +729,13 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
+    fw = spec.framework or default_framework(system)    # an unstated stack is the chip vendor's (frameworks.py)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
     check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
-    check_precision(spec.training.precision, framework_of(spec), "training.precision", where)
+    check_precision(spec.training.precision, fw, "training.precision", where)
     check_tokens_cover_one_step(spec.training, where)
-    check_local_batch(spec.training, framework_of(spec), where)
+    check_local_batch(spec.training, fw, where)
     if spec.plan is not None:
         check_expert_fields(spec.plan, arch, "plan.", where)
         check_plan_shape(spec.plan, arch, spec.training.seq_len, where)
@@ -742,14 +743,14 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         check_shard_group(spec.plan, spec.training, where)
     if spec.plan is not None:   # a plan field the run's stack lacks (zero 3 on megatron-core-2024): read with the spec
         try:
-            restrict_plan(spec.plan, framework_of(spec))
+            restrict_plan(spec.plan, fw)
         except TrainsimError as exc:
             raise _in_spec(exc, where) from None
-        check_cp_attention(spec.plan, spec.training, framework_of(spec), where)
+        check_cp_attention(spec.plan, spec.training, fw, where)
     if spec.training.zero_shard_group and (spec.plan is None or spec.plan.values("zero") is None):
         # an unstated zero takes the stack's offer: a group beside a stack that shards nothing is refused here
-        check_shard_group(restrict_plan(PlanSpec(), framework_of(spec)), spec.training, where,
-                          stack=framework_of(spec))
+        check_shard_group(restrict_plan(PlanSpec(), fw), spec.training, where,
+                          stack=fw)
     return Run(name=spec.name or where, arch=arch, system=system, chips=spec.chips, training=spec.training,
                plan=spec.plan or PlanSpec(), reported=spec.reported, path=None,
                optimizer=spec.optimizer or OptimizerSpec(), framework=spec.framework)

@@ -36,7 +36,7 @@ from ..errors import unknown
 from ..assumptions import PUE_MAX as PUE_MAX, check_pue
 from ..emit import EMITTER_TARGETS, emit_args, emit_notes
 from ..frameworks import framework_of as _framework_of, restrict_plan, default_for_emit, check_precision
-from ..frameworks import default_framework, emitter_for, frameworks, resolve_choice
+from ..frameworks import default_framework, default_for_vendors, emitter_for, frameworks, resolve_choice
 from ..frameworks import describe_framework as _describe_framework
 from ..alternatives import alternatives, no_plan
 from ..catalog.load import get_system, systems as _systems
@@ -441,7 +441,8 @@ def model(value: str, *, seq_len: int | str | None = None, base_dir: Path | None
 def _framework_rows() -> list[dict]:
     """One row per software-stack profile (``framework_schedules.yaml``): what it offers the plan search."""
     default = default_framework()
-    return [{"id": k, "default": k == default, "emitter": emitter_for(k), "precisions": v["precisions"],
+    return [{"id": k, "default": k == default, "default_for_vendors": default_for_vendors(k),
+             "emitter": emitter_for(k), "precisions": v["precisions"],
              "schedules": v["schedules"], "zero": v["zero"], "recompute": v["recompute"],
              "expert_parallel": v["expert_parallel"], "context_parallel": v["context_parallel"]}
             for k, v in frameworks().items()]
@@ -504,7 +505,7 @@ def _check_listen(host: str, port: int, names: Mapping[str, str] | None) -> None
 
 
 def framework_of(run: Run) -> str:
-    """The software stack of ``run`` (its ``framework:``, else the default stack)."""
+    """The software stack of ``run`` (its ``framework:``, else its chip vendor's default stack)."""
     return _framework_of(run)
 
 
@@ -553,9 +554,10 @@ def stack(choice: str, field: str = "framework") -> str:
     return resolve_choice(choice, field=field)
 
 
-def default_stack() -> str:
-    """The profile a run without ``framework:`` gets."""
-    return default_framework()
+def default_stack(system=None) -> str:
+    """The profile a run without ``framework:`` on ``system`` gets: its chip vendor's stack, else the catalog's
+    default (:func:`trainsim.frameworks.default_framework`)."""
+    return default_framework(system)
 
 
 def stack_emitter(stack_id: str) -> str | None:

@@ -104,7 +104,8 @@ def frameworks_cmd(json_out: bool = JSON_OPT, csv_out: bool = CSV_OPT) -> None:
     rows = api.catalog("frameworks").to_dict()
     yes = lambda b: "yes" if b else "no"  # noqa: E731
     cols = ["id", "precisions", "schedules", "zero", "recompute", "EP", "CP", "flags"]
-    body = [[r["id"] + (" (default)" if r["default"] else ""), _profile_value(r["precisions"]),
+    body = [[r["id"] + (f" (default on {', '.join(r['default_for_vendors'])})" if r["default_for_vendors"] else "")
+             + (" (default elsewhere)" if r["default"] else ""), _profile_value(r["precisions"]),
              _profile_value(r["schedules"]), _profile_value(r["zero"]), _profile_value(r["recompute"]),
              yes(r["expert_parallel"]), yes(r["context_parallel"]), r["emitter"] or "-"] for r in rows]
     _list(rows, json_out, csv_out, "software stacks (catalog show ID: each statement with its source)", cols, body)
@@ -134,7 +135,9 @@ def show_cmd(entry_id: str = typer.Argument(..., metavar="ID", help="A chip, sys
     console = _console()
     if info["kind"] == "framework":
         emitter = f"flags: --emit {info['emitter']}" if info["emitter"] else "no flag emitter"
-        console.print(f"[bold]{info['id']}[/bold] (framework profile){'  default stack' if info['default'] else ''}"
+        on = ", ".join(info["default_for_vendors"])
+        console.print(f"[bold]{info['id']}[/bold] (framework profile)"
+                      f"{f'  default stack on {on}' if on else ''}{'  default stack elsewhere' if info['default'] else ''}"
                       f"  {emitter}")
         console.print(f"source: {info['source']}")
         console.print(_table("what the stack offers the plan search (framework_schedules.yaml)",

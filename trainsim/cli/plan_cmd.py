@@ -29,7 +29,11 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
              csv_: bool = typer.Option(False, "--csv", help="print the listed plans as CSV rows"),
              framework: str = typer.Option(None, "--framework", help="offer only what this software stack has and "
                                                                    "time the plans under it (e.g. megatron-core-2024, "
-                                                                   "torchtitan-2024)"),
+                                                                   "torchtitan-2024); default: the run's framework:, "
+                                                                   "else its chip vendor's stack (megatron-bridge-"
+                                                                   "2026 on NVIDIA, mindspeed-2026 on Ascend, "
+                                                                   "primus-megatron-2025 on AMD; trainsim catalog "
+                                                                   "frameworks)"),
              against: str = typer.Option(None, "--against", help="compare the best plan with this reference plan, "
                                                                "cause by cause (e.g. tp=8,pp=16,ep=64)"),
              price: float = PRICE, pue: float = PUE, electricity: float = ELECTRICITY) -> None:

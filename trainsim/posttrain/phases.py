@@ -705,7 +705,7 @@ def trainer_run(arch: Arch, system: System, chips: int, seq_len: int, micro_batc
                 options: dict | None = None, name: str = "update") -> Run:
     """The training engine's run for one step of a post-training trainer: ``micro_batches`` packed sequences of
     ``seq_len`` tokens on ``chips`` chips of ``system``, with what the trainer's recipe states as a run spec would
-    state it: ``plan`` (run-spec ``plan:`` keys), ``framework`` (profile id; None: the default profile),
+    state it: ``plan`` (run-spec ``plan:`` keys), ``framework`` (profile id; None: the chip vendor's default profile),
     ``optimizer`` (run-spec ``optimizer:`` keys) and ``options`` (run-spec ``training:`` runtime keys). The one
     place the post-training model builds a training run, so the update and the log-prob passes are priced with the
     same stack: what the recipe leaves out takes that stack's defaults (:func:`trainsim.frameworks.with_defaults`,

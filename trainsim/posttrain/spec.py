@@ -32,7 +32,7 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
                                        #   `plan:` keys: zero, recompute, first/last_stage_layers, ...); absent ->
                                        #   the train_framework's defaults, then searched
       train_framework: megatron-bridge-2026  # the trainer's software-stack profile (run-spec `framework`); absent ->
-                                       #   the default profile
+                                       #   the default profile of the chip vendor (frameworks.default_framework)
       train_framework_version: "..."   # free text, as the source states it (run-spec `framework_version`)
       train_optimizer: {grads: bf16}   # the trainer's optimizer-state precisions (run-spec `optimizer:` keys);
                                        #   unstated ones take the train_framework's

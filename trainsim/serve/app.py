@@ -101,7 +101,7 @@ def plan_row(p: dict) -> dict:
 
 def run_framework(run) -> str:
     """The software stack of a request's run (its ``framework:``, set from the page's framework input; else the
-    default stack): the search offers only what it has and the flags are its emitter's."""
+    default stack of its chip's vendor): the search offers only what it has and the flags are its emitter's."""
     return api.framework_of(run)
 
 

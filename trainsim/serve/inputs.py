@@ -293,7 +293,7 @@ def catalog() -> dict:
             srcs[k] = {"source": ", ".join(f["source"]) if f and f.get("source") else "",
                        "confidence": f.get("confidence") if f else None, "note": f.get("note", "") if f else ""}
         out_sys.append({"id": sid, "name": s.name, "chip": s.chip.id, "family": s.chip.family,
-                        "values": vals, "sources": srcs})
+                        "default_framework": api.default_stack(s), "values": vals, "sources": srcs})
     a = scenarios.assumptions().get("interruptions_per_chip_hour")
 
     fws = [{"id": k, "emitter": api.stack_emitter(k), "schedules": v["schedules"], "zero": v["zero"],

@@ -34,7 +34,7 @@ from ...units import parse_count, parse_int_count
 from ...catalog.resolve import resolve_system
 from ...catalog.load import get_chip
 from ...units import GIB
-from ...frameworks import default_framework, framework_of
+from ...frameworks import chip_vendor, default_framework, default_framework_rule, framework_of
 
 # ---------------------------------------------------------------- helpers
 
@@ -118,15 +118,19 @@ def _job_run(doc: dict, base_dir: Path, *, system=None, chips=None, precision=No
                     framework=framework or doc.get("framework"))
 
 
-def _stack_input(label: str, entry: dict, doc: dict | None = None) -> dict | None:
-    """The assumption line naming the software stack an entry (a system of a comparison, or a whole document) runs:
-    its ``framework`` with its ``framework_source``, else the document's, else the default profile (today's
-    Megatron-Core), so that every answer says which stack each system ran."""
+def _stack_input(label: str, entry: dict, doc: dict | None = None, *, system=None) -> dict | None:
+    """The assumption line naming the software stack an entry (a system of a comparison, or a whole document) runs
+    on ``system`` (a resolved :class:`~trainsim.catalog.types.System`): its ``framework`` with its
+    ``framework_source``, else the document's, else the default profile of the system's chip vendor (today's
+    Megatron-Core stack of that vendor, :func:`trainsim.frameworks.default_framework`), so that every answer says
+    which stack each system ran."""
     for d in (entry, doc or {}):
         if d.get("framework"):
             return _input(label, d["framework"], d.get("framework_source", "scenario file"))
-    return _input(label, default_framework(), "no framework stated: the default profile "
-                  "(catalog/data/framework_schedules.yaml default_framework)")
+    vendor = chip_vendor(system)
+    return _input(label, default_framework(system),
+                  f"no framework stated: the default profile of the chip vendor ({vendor or 'none known'}): "
+                  f"{default_framework_rule()} (catalog/data/framework_schedules.yaml default_framework_by_vendor)")
 
 
 @lru_cache(maxsize=1)

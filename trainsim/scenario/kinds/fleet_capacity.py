@@ -179,7 +179,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(
         numbers=numbers, best_plan=plan_summary(est),
         assumptions=[_input("fleet", f"{chips / system.scale_up_size:.0f} x {system.id}", inp.fleet_source,
-                            inp.fleet_note), _stack_input(f"software stack on {short_name(system)}", doc)]
+                            inp.fleet_note), _stack_input(f"software stack on {short_name(system)}", doc,
+                                                                     system=system)]
         + [_input(f"reference.{r['name']}", r["flops"], r["source"]) for r in refs] + a.report(),
         validation_error=family_validation([(system, chips)]), facts=facts)
 

@@ -156,7 +156,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     return KindResult(numbers=numbers, best_plan=plan_summary(sized.estimate),
                       assumptions=[_input("frontier_model", lm, lm.get("source", "scenario file"),
                                           lm.get("note", "")),
-                                   _stack_input(f"software stack on {short_name(system)}", doc)] + a.report(),
+                                   _stack_input(f"software stack on {short_name(system)}", doc, system=system)] + a.report(),
                       validation_error=family_validation([(system, max([u * system.scale_up_size for u in claimed_units]
                                                                   + ([sized.chips] if getattr(sized, "chips", None) else [])))]),
                       facts=facts)

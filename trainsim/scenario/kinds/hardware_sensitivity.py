@@ -79,7 +79,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         ve["inference_model"] = held_out_summary() or {"note": "no leave-one-out figure in inference.yaml"}
     return KindResult(numbers=numbers, best_plan=plan_summary(best(run).best),
                       assumptions=_model_inputs(job) + [_stack_input(f"software stack on {short_name(run.system)}",
-                                                                     job)] + a.report(),
+                                                                     job, system=run.system)] + a.report(),
                       validation_error=ve,
                       facts={"chip": short_name(run.system.chip), "th": th})
 

@@ -52,14 +52,15 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     doc = inp.doc()
     a = inp.assumption_set()
     tr = inp.training
-    rows = []
+    rows, entry_system = [], []     # each entry's resolved system (its default stack follows its chip's vendor)
     for entry in inp.systems:
         for prec in _listify(entry.get("precision", tr.get("precision", "bf16"))):
             run = _job_run(doc, base_dir, system=entry["system"], chips=entry.get("chips", inp.chips),
                            precision=prec, training=entry.get("training"), framework=entry.get("framework"))
             rows.append(_run_row(run, a))
-    per_system = [x for e in inp.systems
-                  for x in ([_stack_input(f"software stack on {_system_name(e['system'])}", e, doc)]
+        entry_system.append(run.system)
+    per_system = [x for e, s_obj in zip(inp.systems, entry_system)
+                  for x in ([_stack_input(f"software stack on {_system_name(e['system'])}", e, doc, system=s_obj)]
                             + ([_input(f"training on {_system_name(e['system'])}", e["training"],
                                        e.get("training_source", "scenario file"))] if e.get("training") else []))]
     fitted = [r for r in rows if r.get("_est")]

@@ -64,7 +64,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
                           "want": inp.claimed_ratio}
     return KindResult(numbers=numbers, best_plan=plan_summary(row.get("_est")),
                       assumptions=_model_inputs(doc) + [_stack_input(f"software stack on {short_name(run.system)}",
-                                                                     doc)]
+                                                                     doc, system=run.system)]
                       + [_input("deadline_days", inp.deadline_days,
                                                                inp.deadline_note)] + a.report(),
                       validation_error=family_validation([run]), facts=facts)

@@ -95,8 +95,10 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
     src = run.system.sources.get("price_per_chip_usd")
     return KindResult(
         numbers=numbers, best_plan=plan_summary(row["_est"]),
-        assumptions=_model_inputs(job) + [_stack_input(f"software stack on {short_name(run.system)}", job)]
-        + [_stack_input(f"software stack on compare.{_system_id(e['system'])}", e, job) for e in inp.compare]
+        assumptions=_model_inputs(job) + [_stack_input(f"software stack on {short_name(run.system)}", job,
+                                                       system=run.system)]
+        + [_stack_input(f"software stack on compare.{_system_id(e['system'])}", e, job, system=c.system)
+           for e, c in zip(inp.compare, families)]
         + [_input("pod_price", pod_price, src.note if src else "catalog")]
         + [_input(f"compare.{c['system']}", c.get("note", ""), "scenario file") for c in comp if c.get("note")]
         + [_input(f"capex_check.{c.get('figure', i)}", c.get("finding", ""), c.get("source", "scenario file"))

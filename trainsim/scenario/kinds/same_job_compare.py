@@ -45,7 +45,7 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         if fitting:     # catalog ranges (re-searched) only for this side's fastest row
             _add_ranges(min(fitting, key=lambda r: r["effective_days"]["nominal"]), a, True)
         peak = {p: n * s_obj.chip.flops(p) / 1e18 for p in ("bf16", "fp8")}
-        sides[side] = {"label": e.get("label", s_obj.id), "chips": n, "rows": rows, "peak_eflops": peak,
+        sides[side] = {"label": e.get("label", s_obj.id), "system": s_obj, "chips": n, "rows": rows, "peak_eflops": peak,
                        "hbm_pb": n * s_obj.chip.hbm_bytes / 1e15, "hbm_bw_pbs": n * s_obj.chip.hbm_bw / 1e15,
                        "fp8_native": bool(s_obj.chip.peak_flops.get("fp8"))}
     numbers: dict[str, Any] = {}
@@ -104,7 +104,8 @@ def compute(inp: Inputs, base_dir: Path) -> KindResult:
         numbers=numbers, best_plan=plan_summary(ba["_est"]),
         assumptions=_model_inputs(job) + [_input(f"side.{k}", s["label"], doc[k].get("note", "scenario file"))
                                           for k, s in sides.items()]
-        + [_stack_input(f"software stack on side.{k}", doc[k], job) for k in sides]
+        + [_stack_input(f"software stack on side.{k}", doc[k], job, system=sides[k]["system"])
+           for k in sides]
         + [_input("tolerance", inp.tolerance, inp.tolerance_note)] + a.report(),
         validation_error=family_validation(r["_est"].run for r in fa + fb),
         facts={"rows": [_public(r) for r in fa + fb], "ratio": (r_lo, ratio, r_hi), "driver": drv,

@@ -4,7 +4,7 @@
 const $ = id => document.getElementById(id);
 let CAT = null;
 const S = {view: "plan", model: "", cfg: "", system: "", chips: 0, tokens: "", seq: 4096, batch: 0, prec: "bf16",
-           fw: "megatron", fix: "", edits: {}, size_days: 60, size_unit: "system", size_fail: true, cap_units: 65,
+           fw: "", fix: "", edits: {}, size_days: 60, size_unit: "system", size_fail: true, cap_units: 65,
            cap_days: 90, cap_family: "deepseek-v3", cap_prec: "bf16", w: {}};
 const WHATIF = [  // slider key -> edited fields, label
   {k: "hbm_bw", fields: ["hbm_bw"], label: "HBM bandwidth"},
@@ -91,6 +91,8 @@ function writeForm() {
   const up = runValue("scale_up_size") || 1;
   $("pods").value = S.chips % up === 0 ? S.chips / up : "";
   $("tokens").value = S.tokens; $("seq").value = S.seq; $("batch").value = S.batch; $("prec").value = S.prec;
+  const vd = (sysOf(S.system) || {}).default_framework || CAT.default_framework;   // "": the chip vendor's stack
+  $("fw").options[0].textContent = `${vd} (this chip vendor's default: framework not stated)`;
   $("fw").value = S.fw; $("fix").value = S.fix; $("size-days").value = S.size_days; $("size-unit").value = S.size_unit;
   $("size-fail").checked = S.size_fail; $("cap-units").value = S.cap_units; $("cap-days").value = S.cap_days;
   $("cap-family").value = S.cap_family; $("cap-prec").value = S.cap_prec;
@@ -335,10 +337,11 @@ async function init() {
   $("model").innerHTML = CAT.models.map(m => `<option value="${esc(m.id)}">${esc(m.id)}${m.preset ? " (preset)" : ""}</option>`).join("");
   $("system").innerHTML = CAT.systems.map(s => `<option value="${esc(s.id)}">${esc(s.id)} (${esc(s.chip)})</option>`).join("");
   // software stacks: the run spec's framework: key (the search offers only what the stack has; flags of its emitter)
-  $("fw").innerHTML = CAT.frameworks.map(f => `<option value="${esc(f.id)}" title="${esc(f.source)}">${esc(f.id)} (${esc(f.schedules.join(", "))}; flags: ${esc(f.emitter || "none")})</option>`).join("");
-  S.fw = CAT.default_framework;
+  // the first option ("") states no framework: the run takes its chip vendor's stack (trainsim.frameworks.default_framework)
+  $("fw").innerHTML = '<option value="">vendor default</option>' + CAT.frameworks.map(f => `<option value="${esc(f.id)}" title="${esc(f.source)}">${esc(f.id)} (${esc(f.schedules.join(", "))}; flags: ${esc(f.emitter || "none")})</option>`).join("");
+  S.fw = "";
   fromURL();
-  if (!CAT.frameworks.some(f => f.id === S.fw)) S.fw = ({megatron: "megatron-bridge-2026", mindspeed: "mindspeed-2026", torchtitan: "torchtitan-2024"})[S.fw] || CAT.default_framework;
+  if (S.fw && !CAT.frameworks.some(f => f.id === S.fw)) S.fw = ({megatron: "megatron-bridge-2026", mindspeed: "mindspeed-2026", torchtitan: "torchtitan-2024"})[S.fw] || "";
   writeForm();
   for (const id of ["model", "chips", "tokens", "seq", "batch", "prec", "fw", "fix", "size-days", "size-unit", "size-fail",
                     "cap-units", "cap-days", "cap-family", "cap-prec"]) $(id).addEventListener("change", changed);
