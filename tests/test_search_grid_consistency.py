@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainsim.frameworks import frameworks
 from trainsim.perf.step import evaluate
 from trainsim.plan_estimate import context
 from trainsim.search import search
@@ -45,3 +46,38 @@ def test_exhaustive_grid_time_is_evaluate_of_each_plan_alone(fw, moe, chips):
         step[i], mem[i] = res.step_time_s[0], res.memory["total"][0]
     np.testing.assert_allclose(a["per_seq"] * batch, step, rtol=1e-9, atol=0)
     np.testing.assert_allclose(a["mem"], mem, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("fw", sorted(frameworks()))
+def test_shared_costs_read_only_the_fields_of_their_keys(fw):
+    """Every plan field that the shared costs' functions read is in the key they are deduplicated by (else a plan's
+    cost depends on its grid, above): read by attribute access over every plan of a small MoE space of each stack."""
+    from trainsim.parallel.enumerate import enumerate_space
+    from trainsim.parallel.plan import INT_FIELDS, Plans
+    from trainsim.perf.comm_dp import dp_sync_times, replica_sync_time
+    from trainsim.perf.memory import model_state_params
+    from trainsim.perf.step import LAYER_KEY, STATE_KEY, layer_costs
+    from trainsim.search import _enum_args
+
+    reads: set[str] = set()
+
+    class Traced(Plans):
+        def __getattribute__(self, k):
+            if k in INT_FIELDS:
+                reads.add(k)
+            return object.__getattribute__(self, k)
+
+    run = _run(fw, {"micro_batch": 1}, layers=4, chips=16, moe=True)
+    args, kw = _enum_args(run, run.plan, False)
+    space, _ = enumerate_space(*args[:4], **kw)
+    p = space.plans()
+    assert len(p) > 1000
+    ctx = context(run, None)
+    t = Traced(**{f: getattr(p, f) for f in INT_FIELDS})
+    dense, expert = model_state_params(ctx, t)
+    dp_sync_times(ctx, t, dense, expert)
+    replica_sync_time(ctx, t, dense)
+    assert "pp" in reads and reads <= set(STATE_KEY), reads - set(STATE_KEY)
+    reads.clear()
+    layer_costs(ctx, t)
+    assert "tp" in reads and reads <= set(LAYER_KEY), reads - set(LAYER_KEY)
