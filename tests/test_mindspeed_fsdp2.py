@@ -263,15 +263,11 @@ def test_pruned_search_counts_the_space_it_searched(pruned_and_exhaustive):
     assert (a.plans_evaluated, a.plans_feasible, a.rejected) == (b.plans_evaluated, b.plans_feasible, b.rejected)
 
 
-@pytest.mark.xfail(strict=True, reason="found on branch gemm30 (s30) after the stream-K refit: the pruned search's "
-                   "best (mindspeed-2026: tp 1 pp 2 DualPipe ep 16, 51,317 tokens/s per chip by perf.step.evaluate) "
-                   "is faster than the exhaustive search's (ep 8, 51,252): the exhaustive grid ranks the ep 16 row "
-                   "2.2% slower per sequence than ep 8 (6.070e-4 against 5.939e-4 s) where evaluate puts them 0.13% "
-                   "apart the other way. On main's code and calibration the grid has them 2.4% apart and evaluate "
-                   "0.05% (ep 8 ahead), so both searches agreed; the refit (Hopper gemm_eff 0.584 -> 0.576) moved "
-                   "evaluate's order, not the grid's. Not fixed here: the grid path's per-sequence time for this "
-                   "plan differs from evaluate's (search.py)")
 def test_pruned_search_finds_the_exhaustive_best(pruned_and_exhaustive):
+    """Once a strict xfail (gemm30, s30): the exhaustive grid ranked mindspeed-2026's tp 1 pp 2 DualPipe ep 16 row
+    2.2% slower per sequence than ep 8 where evaluate put it 0.13% faster: perf.step.STATE_KEY lacked the
+    schedule, so a DualPipe plan took the dp sync and optimizer time of a 1F1B plan of its layout in the same grid
+    (tests/test_search_grid_consistency.py). Both searches now give ep 16 (51,317 tokens/s per chip)."""
     a, b = pruned_and_exhaustive
     assert a.best.plan == b.best.plan
 

@@ -82,7 +82,12 @@ class StepResult:
 LAYER_KEY = ("tp", "cp", "mb", "ep", "etp", "node_limit")
 
 
-STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero", "zgroup")
+#: the plan fields the parameters per chip and their data-parallel sync read (:func:`shared_costs`): every field
+#: :func:`perf.memory.model_state_params`, :func:`perf.comm_dp.dp_sync_times` and :func:`replica_sync_time` read.
+#: The schedule is one: DualPipe holds two stages per rank (perf.memory.rank_state_params, DeepSeek-V3 Table 2:
+#: 2x parameters); without it a search's DualPipe plan took the dp sync and optimizer time of a 1F1B plan of the
+#: same layout costed in the same grid (half), so the grid's time depended on which plans shared it
+STATE_KEY = ("tp", "cp", "dp", "pp", "vpp", "ep", "etp", "zero", "zgroup", "schedule")
 
 
 def _unique_rows(p: Plans, fields: tuple[str, ...] = LAYER_KEY) -> tuple[Plans, Array]:
