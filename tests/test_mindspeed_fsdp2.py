@@ -355,3 +355,25 @@ def test_check_refuses_the_complete_plan_estimate_refuses(tmp_path):
     f.write_text(REFUSED.replace("PP", "1").replace("ETP ", "").replace("tp: 2", "tp: 3"))
     e, c = trainsim_cli("estimate", str(f)), trainsim_cli("check", str(f))
     assert e.returncode == c.returncode == 2 and e.stderr == c.stderr and "plan.tp:" in c.stderr
+
+
+def test_fsdp2_backend_runs_expert_parallelism_at_zero3():
+    """MindSpeed-LLM's own DeepSeek-V4-Flash FSDP2 script (Ascend/MindSpeed-LLM
+    examples/fsdp2/deepseek4/pretrain_deepseek4_flash_284b_4k_fsdp2_A3.sh at c77308a1): 16 A3 nodes x 16 NPUs = 256,
+    --parallel.fsdp_size 256, --parallel.ep_size 128, --parallel.ep_fsdp_size 2, no tp / cp / pipeline size
+    (the YAML's ep_modules: the experts), per_device_train_batch_size 2 x gradient_accumulation_steps 4 x 256 ranks
+    = 2,048 sequences of 4,096 tokens. So EP with ZeRO-3 at pp 1 is a plan of mindspeed-2026: the rule refuses
+    only pp > 1 and etp > 1, not ep > 1 (the Megatron path's --use-torch-fsdp2 does refuse ep, initialize.py:585-586,
+    which a rule on ep would wrongly carry over), and the engine prices it."""
+    spec = {"tp": 1, "pp": 1, "cp": 1, "ep": 128, "etp": 1, "zero": 3, "micro_batch": 2, "recompute": "full",
+            "schedule": "1f1b"}
+    run = parse_run({"model": "deepseek-v4-flash", "system": "cloudmatrix-384", "chips": 256,
+                     "framework": "mindspeed-2026", "plan": spec,
+                     "training": {"seq_len": 4096, "global_batch_seqs": 2048, "precision": "bf16"}})
+    p = plans_from_spec(run.plan, run.chips, run.arch)
+    tr = run.training
+    assert int(p.dp[0]) == 256 and int(p.ep[0]) == 128
+    assert int(check(p, run.arch, run.chips, tr.seq_len, tr.batch_seqs, zero3_fsdp2=True)[0]) == 0
+    assert restrict_plan(trainsim.PlanSpec(pp=1, ep=128, etp=1), "mindspeed-2026").zero == [0, 1, 3]
+    est = trainsim.estimate(run)
+    assert est.plan["zero"] == 3 and est.plan["ep"] == 128 and est.plan["pp"] == 1
