@@ -1,0 +1,42 @@
+"""QA pass 30c: small output defects left by this session's QA (each test fails on the code before its fix)."""
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from rich.console import Console
+
+
+# ---------------------------------------------------------------- 1. a short duration never prints as "0.0" days
+
+#: a nearest alternative of a plan search that finds no plan: 0.0125 days = 0.0125 x 1,440 min = 18.0 min
+ALT = {"text": "twice the chips", "step_time_s": 1.5, "mfu": 0.4, "days": 0.0125,
+       "memory_per_chip_bytes": 40 * 2**30, "plan": {"tp": 1, "pp": 1, "dp": 8}}
+
+
+def test_no_plan_message_alternatives_do_not_say_zero_days():
+    """search.SearchResult's 'nearest alternatives' text printed its days with one decimal ('0.0 days' for an
+    alternative of 18 minutes); now numfmt.days: two significant figures and the minutes under 0.1 days."""
+    from trainsim.search import SearchResult
+    text = SearchResult._alternatives_text(SimpleNamespace(alternatives=[ALT]))
+    assert ", 0.013 days (18.0 min)" in text and "0.0 days" not in text, text
+
+
+def test_terminal_alternatives_table_does_not_say_zero_days():
+    """The terminal table of nearest alternatives (report.terminal.render_search) printed '0.0' in its days
+    column; now the number as numfmt.days prints it without the word: '0.013 (18.0 min)'."""
+    from trainsim.report.terminal import render_search
+    buf = io.StringIO()
+    res = SimpleNamespace(best=None, alternatives=[ALT], no_plan_message=lambda: "no plan fits in memory",
+                          plans_evaluated=1, plans_feasible=0, search_seconds=0.1, rejected={})
+    render_search(res, c=Console(file=buf, width=200))
+    row = next(ln for ln in buf.getvalue().splitlines() if "twice the chips" in ln)
+    assert "0.013 (18.0 min)" in row and " 0.0 " not in row, row
+
+
+def test_sweep_days_cells_do_not_say_zero_days():
+    """`sweep --summary` printed days columns with one decimal ('0.0' for a point of 36 minutes); now numfmt.days
+    without the word: 0.025 days = 36.0 min; 21.94 days stays '21.9'."""
+    from trainsim.report.sweep import _fmt
+    assert _fmt(0.025, "days") == "0.025 (36.0 min)"
+    assert _fmt(21.94, "days") == "21.9"
