@@ -40,3 +40,25 @@ def test_sweep_days_cells_do_not_say_zero_days():
     from trainsim.report.sweep import _fmt
     assert _fmt(0.025, "days") == "0.025 (36.0 min)"
     assert _fmt(21.94, "days") == "21.9"
+
+
+# ---------------------------------------------------------------- 2. tests/test_readme_numbers.py run as a script
+
+def test_readme_numbers_script_imports_its_own_tree(tmp_path):
+    """`python tests/test_readme_numbers.py` puts tests/ (not the repository) first on sys.path, so it imported
+    whichever trainsim the environment had installed: an editable install of another checkout, whose loader
+    refused this tree's run files (training.hidden_dropout: unknown key), gave error rows without predictions and
+    a TypeError in ascend_fragment. A decoy trainsim first on PYTHONPATH stands for that other checkout: the script
+    now imports the trainsim beside it and prints the fragments (the pytest functions assert the same ones)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    decoy = tmp_path / "trainsim"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('decoy trainsim imported')\n")
+    script = Path(__file__).resolve().parent / "test_readme_numbers.py"
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                       env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)}, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "LLaMA3-8B at 8K (TP 8) reaches " in p.stdout, p.stdout[-2000:]
+
