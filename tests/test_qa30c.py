@@ -4,7 +4,11 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
+
+from conftest import one_line, run_main, write_spec
+from test_qa30a import LONG_RUN, LONG_WARNING
 
 
 # ---------------------------------------------------------------- 1. a short duration never prints as "0.0" days
@@ -62,3 +66,30 @@ def test_readme_numbers_script_imports_its_own_tree(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "LLaMA3-8B at 8K (TP 8) reaches " in p.stdout, p.stdout[-2000:]
 
+
+# ---------------------------------------------------------------- 3. bad options beside a warned run: one line
+
+@pytest.mark.parametrize("args, field", [
+    (("plan", "{spec}", "--against", "tp=abc"), "--against"),
+    (("plan", "{spec}", "--against", "bogus=2"), "--against"),
+    (("sensitivity", "{spec}", "--factors", "0"), "--factors"),
+    (("sensitivity", "{spec}", "--factors", "abc"), "--factors"),
+    (("sensitivity", "{spec}", "--factors", ","), "--factors"),
+    (("sensitivity", "{spec}", "--vary", "hbm"), "--vary"),
+    (("sensitivity", "{spec}", "--threshold", "abc"), "--threshold"),
+])
+def test_plan_against_and_sensitivity_options_beside_a_warned_run_are_one_line(tmp_path, capsys, args, field):
+    """Llama 3.1 8B at twice its context (a run-spec warning) with a bad --against, --factors, --vary or
+    --threshold printed the warning, then the error: two stderr lines. The options are now checked before the
+    run's warnings are printed (as size and compare do, qa30a): one line naming the option, exit 2."""
+    spec = write_spec(tmp_path, LONG_RUN)
+    code, out, err = run_main(capsys, *[a.format(spec=spec) for a in args])
+    line = one_line(code, err, 2)
+    assert line.startswith("error: ") and field in line, line
+
+
+def test_a_good_against_beside_a_warned_run_still_warns(tmp_path, capsys):
+    """The warning is still printed when the options are good (the run is then searched)."""
+    spec = write_spec(tmp_path, LONG_RUN)
+    code, out, err = run_main(capsys, "plan", spec, "--against", "tp=1,pp=1", "--json")
+    assert LONG_WARNING in err, err
