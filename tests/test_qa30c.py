@@ -93,3 +93,13 @@ def test_a_good_against_beside_a_warned_run_still_warns(tmp_path, capsys):
     spec = write_spec(tmp_path, LONG_RUN)
     code, out, err = run_main(capsys, "plan", spec, "--against", "tp=1,pp=1", "--json")
     assert LONG_WARNING in err, err
+
+
+def test_html_report_sensitivity_cells_do_not_say_zero_days():
+    """The HTML report's sensitivity table printed each cell's days with one decimal and 'd' ('0.0 d, +11.0%' for a
+    variation of 18 minutes); now numfmt.days, as its nominal line beside it: 0.0125 days = 18.0 min."""
+    from trainsim.report.run_report import _sensitivity
+    sens = {"rows": [{"param": "hbm_bandwidth", "nominal": 4.8e12, "unit": "B/s",
+                      "points": [{"days": 0.0125, "change_pct": 11.0}]}], "factors": [0.5], "nominal_days": 0.01125}
+    html = _sensitivity({"sensitivity": sens}, None)
+    assert "0.013 days (18.0 min), +11" in html and "0.0 d," not in html, html
