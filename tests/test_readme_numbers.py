@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import re
 import statistics
+import sys
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
-
-from conftest import load_module
-
 ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    # run as a script, sys.path[0] is tests/, not the repository: without this the environment's installed trainsim
+    # (an editable install of another checkout) computed the fragments, not the one beside this file (qa30c)
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from conftest import load_module  # noqa: E402
+
 RL = ROOT / "validation" / "rl"
 
 
@@ -561,6 +567,8 @@ def ascend_fragment() -> str:
     from trainsim.validate.runner import validate
     runs = ROOT / "validation" / "runs"
     res = validate([runs / "mindspeed-ascend-llama3-8b-8.yaml", runs / "mindspeed-ascend-llama2-13b-8.yaml"])
+    bad = [f"{r.run}: {r.note}" for r in res.rows if r.predicted is None]
+    assert not bad, f"no prediction for {bad}"
     share = {r.run: r.predicted_mfu * r.reported / r.predicted for r in res.rows}
     return (f"LLaMA3-8B at 8K (TP 8) reaches {share['mindspeed-ascend-llama3-8b-8'] * 100:.0f}% of peak by trainsim's "
             f"FLOP count where LLaMA2-13B at 4K reaches {share['mindspeed-ascend-llama2-13b-8'] * 100:.0f}%")

@@ -26,7 +26,7 @@ from .perf.calibration import Calib
 from .perf.bound import layer_table, step_time_lower_bound
 from .perf.memory import memory_total
 from .perf.step import evaluate, shared_costs
-from .numfmt import plan as plan_text
+from .numfmt import days as days_fmt, plan as plan_text
 from .plan_estimate import Estimate, context, effective_node_limit, plan_row, result_row
 from .spec import PlanSpec, Run
 from .errors import TrainsimError
@@ -196,7 +196,7 @@ class SearchResult:
             return ""
         return "; nearest alternatives: " + "; ".join(
             f"{a['text']} -> step {a['step_time_s']:.3g} s, MFU {a['mfu']:.1%}"
-            + (f", {a['days']:.1f} days" if a.get("days") is not None else "") for a in self.alternatives)
+            + (f", {days_fmt(a['days'])}" if a.get("days") is not None else "") for a in self.alternatives)
 
     def to_dict(self) -> dict:
         """One schema whether or not a plan is found (README, "plan --json"): ``best`` is an estimate or null,

@@ -197,16 +197,12 @@ class SensitivityResult:
         return self.data
 
 
-def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5, 1.5, 2.0), *,
-                threshold: float | None = None, progress=None, max_points: int | None = MAX_SWEEP_POINTS,
-                names: Mapping[str, str] | None = None) -> SensitivityResult:
-    """``trainsim sensitivity``: :func:`trainsim.scenario.sensitivity.sensitivity` plus the elasticities and,
-    with ``threshold`` (a fraction, 0.1 = 10% slower), the value of each parameter below which the run slows by
-    more than that. At most ``max_points`` plan searches (None: no limit). With ``progress`` (a tick of
-    :mod:`trainsim.report.progress`) the parameters run one at a time so the bar moves (searches are memoised,
-    the numbers are the same)."""
-    r = as_run(run)
-    _check_chips(r.chips)
+def check_sensitivity_args(params=None, factors=(0.25, 0.5, 1.5, 2.0), max_points: int | None = MAX_SWEEP_POINTS,
+                           names: Mapping[str, str] | None = None) -> tuple[list[str], tuple[float, ...]]:
+    """The parameters (canonical names; None: all) and factors (each once, in order) :func:`sensitivity` varies,
+    refused unless known, at least one factor, each from 1/MAX_SCALE_FACTOR to MAX_SCALE_FACTOR, and at most
+    ``max_points`` in all; ``trainsim sensitivity`` checks them before it prints the run's warnings, so that bad
+    input stays one line (qa30c)."""
     ps = [canonical(p, _name(names, "params")) for p in (params or PARAMS)]
     fs = tuple(dict.fromkeys(float(f) for f in factors))   # a factor given twice ("2,2") is one column
     if not fs:
@@ -217,6 +213,20 @@ def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5
     if any(not check_scale_factor(f) for f in fs):
         raise TrainsimError(f"expected positive factors from {1 / MAX_SCALE_FACTOR:g} to {MAX_SCALE_FACTOR:g}, got "
                             f"{list(fs)}", field=_name(names, "factors"))
+    return ps, fs
+
+
+def sensitivity(run: Run | str | Path | Mapping, params=None, factors=(0.25, 0.5, 1.5, 2.0), *,
+                threshold: float | None = None, progress=None, max_points: int | None = MAX_SWEEP_POINTS,
+                names: Mapping[str, str] | None = None) -> SensitivityResult:
+    """``trainsim sensitivity``: :func:`trainsim.scenario.sensitivity.sensitivity` plus the elasticities and,
+    with ``threshold`` (a fraction, 0.1 = 10% slower), the value of each parameter below which the run slows by
+    more than that. At most ``max_points`` plan searches (None: no limit). With ``progress`` (a tick of
+    :mod:`trainsim.report.progress`) the parameters run one at a time so the bar moves (searches are memoised,
+    the numbers are the same)."""
+    ps, fs = check_sensitivity_args(params, factors, max_points, names)
+    r = as_run(run)
+    _check_chips(r.chips)
     if progress is None:
         out = _sens(r, ps, fs)
     else:

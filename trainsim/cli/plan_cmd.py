@@ -9,7 +9,7 @@ import typer
 
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
-from .runload import load_run_warned
+from .runload import print_warnings
 from .. import api
 from ..report.progress import progress_bar
 from ..report.terminal import print_json, render_search, render_plan_diff
@@ -47,10 +47,12 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
         raise api.TrainsimError(f"prints only the best plan's flags and does not combine with "
                                 f"{' or '.join(dropped)} (run them separately)", field="--emit")
     inputs = cost_inputs(price, pue, electricity)
-    r = load_run_warned(run)
+    r = api.load_run(run)
     if against:
-        # a bad reference plan is bad input (exit 2) whether or not a plan is found (the stack: --framework's)
+        # a bad reference plan is bad input (exit 2) whether or not a plan is found (the stack: --framework's),
+        # one line: checked before the run's warnings are printed
         api.parse_against(r, against, framework)
+    print_warnings(r)
     with progress_bar("searching plans", enabled=not (quiet or json_ or emit or csv_)) as tick:
         res = api.search_plans(r, fix=fix, framework=framework, emit=emit, top=top, use_all=use_all, cost=inputs,
                                progress=tick)   # no plan: res.alternatives, and exit code 1 below

@@ -45,13 +45,15 @@ def sensitivity_cmd(run: Path = typer.Argument(..., help="run-spec YAML (without
                     csv_: bool = CSV,
                     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """How much each hardware parameter moves the days of a run (the plan re-optimised per variation)."""
-    r = load_run_warned(run)
     params = [p for p in vary.split(",") if p.strip()]
     try:
         fs = tuple(float(x) for x in factors.split(",") if x.strip())
     except ValueError:
         raise api.TrainsimError(f"expected numbers such as 0.5,2, got {factors!r}", field="--factors") from None
     x = _percent(threshold) if threshold else None
+    # the options are bad input of one line, checked before the run's warnings are printed (as size does)
+    scenarios.check_sensitivity_args(params, fs, None, api.CLI_NAMES)
+    r = load_run_warned(run)
     with progress_bar("sensitivity", enabled=not (quiet or json_ or csv_)) as tick:
         # one parameter at a time, so the bar can move (searches are memoised); no point limit on the command line;
         # scenarios.sensitivity checks training.tokens and the factors before the first search

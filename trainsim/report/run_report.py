@@ -165,7 +165,8 @@ def _sensitivity(data: dict, png: bytes | None) -> str:
     for r in sens["rows"]:
         cells = [r["param"], f"{fmt.value(float(r['nominal']))} {r['unit']}"]
         for p in r["points"]:
-            d = "" if p["days"] is None or not math.isfinite(p["days"]) else f"{p['days']:.1f} d, "
+            # the one computed-duration format, as the nominal line below (never '0.0 d' for a run of minutes)
+            d = "" if p["days"] is None or not math.isfinite(p["days"]) else f"{fmt.days(p['days'])}, "
             cells.append(d + fmt.signed_pct(p["change_pct"]))
         rows.append(cells)
     body += table(["parameter", "nominal"] + [f"x{f:g}" for f in fs], rows, set(range(1, 2 + len(fs))))

@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 import numbers
 
-from .fmt import counted, is_fraction_key, is_money_key, label, money, plan_columns, quantity
+from .fmt import counted, days, is_fraction_key, is_money_key, label, money, plan_columns, quantity
 from .fmt import sweep_column as _short, sweep_value as _fmt_col
 from ..units import GIB
 
 
-#: result columns holding days, printed with one decimal as every other output prints days (fmt.days: 21.9 beside
-#: 22.0, not 22; 245.7, not 246)
+#: result columns holding days, printed as every other output prints days (fmt.days: one decimal, 21.9 beside
+#: 22.0, not 22; 245.7, not 246; under 0.1 days two significant figures and the time, never 0.0)
 DAY_KEYS = frozenset({"days", "effective_days", "ideal_days"})
 
 
@@ -33,8 +33,8 @@ def _fmt(x, kind: str = "") -> str:
         return quantity(x)
     if kind == "pct":
         return f"{100 * x:.1f}%"
-    if kind == "days":
-        return f"{x:,.1f}"
+    if kind == "days":  # the one computed-duration format, without the word (a column under a 'days' header)
+        return days(x, unit=False)
     if kind == "gib":
         return f"{x / GIB:.1f}"
     if isinstance(x, numbers.Integral) and not isinstance(x, bool):   # a chip count: 24,960 as everywhere else

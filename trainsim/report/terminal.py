@@ -202,7 +202,7 @@ def render_search(res, c: Console | None = None) -> None:
                 at.add_column(col, justify="left" if col in ("change", "plan") else "right")
             for a in res.alternatives:
                 at.add_row(a["text"], f"{a['step_time_s']:.3f}", f"{a['mfu']:.1%}",
-                           f"{a['days']:.1f}" if a.get("days") is not None else "-",
+                           _days(a["days"], unit=False) if a.get("days") is not None else "-",
                            f"{a['memory_per_chip_bytes'] / GIB:.1f}", plan_text(a["plan"]))
             c.print(at)
     else:
