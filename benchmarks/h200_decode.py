@@ -26,7 +26,6 @@ split. The torch profiler's per-kernel device time of a few eager steps names th
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -34,6 +33,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _device import env, gpu_state, setup
 
 GIB = 1024 ** 3
 KV_LIMIT_BYTES = 60 * GIB     # skip (B, L) whose cache exceeds this (weights 15 GB + cache on a 141 GB card)
@@ -105,14 +105,6 @@ def attn_bmm(q, kc, vc):
 
 
 ATTN = {"sdpa": attn_sdpa, "bmm": attn_bmm}
-
-
-def gpu_state() -> dict:
-    """SM clock (MHz) and power (mW) right after a measurement (NVML through torch), or {} where unreadable."""
-    try:
-        return {"sm_clock_mhz": torch.cuda.clock_rate(), "power_mw": torch.cuda.power_draw()}
-    except Exception:   # noqa: BLE001 (no NVML: no reading)
-        return {}
 
 
 def time_fn(fn, device: str, warmup: int, reps: int) -> dict:
@@ -226,24 +218,12 @@ def bench_point(model: Model, B: int, L: int, device: str, warm: int, reps: int,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU")
-    args = ap.parse_args(argv)
-    device = "cpu" if args.dry_run or not torch.cuda.is_available() else "cuda"
-    if device == "cpu" and not args.dry_run:
-        print("no CUDA device; use --dry-run for the CPU check", file=sys.stderr)
-        return 2
+    got = setup(__doc__, argv)
+    if isinstance(got, int):
+        return got
+    args, device = got
     s = shapes(args.dry_run)
-    torch.manual_seed(0)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    res: dict = {"env": {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device,
-                         "cudnn": torch.backends.cudnn.version() if device == "cuda" else None},
-                 "shape": s, "points": [], "profiles": [], "errors": []}
-    if device == "cuda":
-        p = torch.cuda.get_device_properties(0)
-        res["env"].update({"gpu": p.name, "sms": p.multi_processor_count, "mem_bytes": p.total_memory,
-                           "l2_bytes": getattr(p, "L2_cache_size", None)})
+    res: dict = {"env": env(device), "shape": s, "points": [], "profiles": [], "errors": []}
     t_start = time.time()
     warm, reps = (1, 3) if args.dry_run else (5, 20)
     nkv, d, nl = s["kv_heads"], s["head_dim"], s["layers"]

@@ -15,7 +15,6 @@ sdpa benchmark counts them), timed as (forward + backward) - forward.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -23,6 +22,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _device import env, gpu_state, setup
 
 GIB = 1024 ** 3
 L2_BYTES = 60e6   # H200 L2 (torch reports it: props.L2_cache_size)
@@ -72,14 +72,6 @@ def kernel_time(fn, reps: int) -> dict:
     top = sorted(ev, key=lambda e: -getattr(e, "self_device_time_total", 0.0))[:4]
     return {"kernel_s": tot_us * 1e-6 / reps, "reps": reps,
             "kernels": [(e.key[:120], e.count, getattr(e, "self_device_time_total", 0.0)) for e in top]}
-
-
-def gpu_state() -> dict:
-    """SM clock (MHz) and power (mW) right after a measurement (NVML through torch), or {} where unreadable."""
-    try:
-        return {"sm_clock_mhz": torch.cuda.clock_rate(), "power_mw": torch.cuda.power_draw()}
-    except Exception:   # noqa: BLE001 (no NVML: no reading)
-        return {}
 
 
 def copies_for(bytes_one: float) -> int:
@@ -214,25 +206,13 @@ def grids(dry: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU")
-    args = ap.parse_args(argv)
-    device = "cpu" if args.dry_run or not torch.cuda.is_available() else "cuda"
-    if device == "cpu" and not args.dry_run:
-        print("no CUDA device; use --dry-run for the CPU check", file=sys.stderr)
-        return 2
+    got = setup(__doc__, argv)
+    if isinstance(got, int):
+        return got
+    args, device = got
     timer, g = Timer(device), grids(args.dry_run)
-    torch.manual_seed(0)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    res: dict = {"env": {"torch": torch.__version__, "cuda": torch.version.cuda,
-                         "cudnn": torch.backends.cudnn.version() if device == "cuda" else None,
-                         "device": device}, "bf16_gemm": [], "fp8_gemm": [], "decode_gemm": [],
+    res: dict = {"env": env(device), "bf16_gemm": [], "fp8_gemm": [], "decode_gemm": [],
                  "attention": [], "errors": []}
-    if device == "cuda":
-        p = torch.cuda.get_device_properties(0)
-        res["env"].update({"gpu": p.name, "sms": p.multi_processor_count, "mem_bytes": p.total_memory,
-                           "l2_bytes": getattr(p, "L2_cache_size", None)})
     t_start = time.time()
     w, r = (1, 3) if args.dry_run else (5, 30)
 
