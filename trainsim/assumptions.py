@@ -31,28 +31,32 @@ class Assumption:
     note: str = ""
     low: Any = None
     high: Any = None
-    min: float | None = None      # the allowed values of an override: >= min, > above (assumptions.yaml)
+    min: float | None = None      # the allowed values of an override: >= min, > above, <= max (assumptions.yaml)
     above: float | None = None
+    max: float | None = None
+    label: str = "a number"       # what the entry's bound names in an error ("a PUE")
 
-    def check(self, v: Any) -> None:
+    def check(self, v: Any, field: str | None = None) -> None:
         """Refuse an override value (a number, or a mapping of numbers: per-chip prices, a value with its range)
-        outside the entry's allowed values: a boolean, NaN, infinity, below ``min`` or not above ``above``; one
-        line naming ``assumptions.KEY``. ``life_years: 0`` and ``checkpoint_write_bw: 0`` ended in a
-        ZeroDivisionError (exit 3), ``interruptions_per_chip_hour: -1`` in a math domain error, ``restart_s: -600``
-        gave a goodput above 1 (qa30a)."""
-        field = f"assumptions.{self.key}"
+        outside the entry's allowed values: a boolean, NaN, infinity, below ``min``, not above ``above`` or above
+        ``max``; one line naming ``field`` (default ``assumptions.KEY``). ``life_years: 0`` and
+        ``checkpoint_write_bw: 0`` ended in a ZeroDivisionError (exit 3), ``interruptions_per_chip_hour: -1`` in a
+        math domain error, ``restart_s: -600`` gave a goodput above 1, ``pue: 100`` 100x the facility energy
+        (qa30a)."""
+        field = field or f"assumptions.{self.key}"
+        unit = f" ({self.unit})" if self.unit else ""
         for x in (v.values() if isinstance(v, dict) else [v]):
             if isinstance(x, bool):
                 raise TrainsimError(f"expected a number, got {x!r}", field=field)
             if not isinstance(x, (int, float)):
                 continue                    # a source or note string beside the value; a wrong type is said below
-            if self.key == "pue":           # the bound --pue takes (api.cost_inputs)
-                check_pue(x, field)
-            unit = f" ({self.unit})" if self.unit else ""
+            if self.max is not None and not (x <= self.max and (self.min is None or x >= self.min)):   # NaN too
+                span = (f"between {self.min:g} and {self.max:g}" if self.min is not None else f"<= {self.max:g}")
+                raise TrainsimError(f"expected {self.label} {span}{unit}, got {x:g}", field=field)
             if self.min is not None and not (x >= self.min and x < float("inf")):
-                raise TrainsimError(f"expected a number >= {self.min:g}{unit}, got {x:g}", field=field)
+                raise TrainsimError(f"expected {self.label} >= {self.min:g}{unit}, got {x:g}", field=field)
             if self.above is not None and not (x > self.above and x < float("inf")):
-                raise TrainsimError(f"expected a number > {self.above:g}{unit}, got {x:g}", field=field)
+                raise TrainsimError(f"expected {self.label} > {self.above:g}{unit}, got {x:g}", field=field)
 
     def to_dict(self) -> dict:
         """The assumption as a JSON-able dict (range and note only where set)."""
@@ -65,20 +69,11 @@ class Assumption:
         return out
 
 
-#: The largest PUE an override may state (``--pue`` or a scenario's ``assumptions: {pue: ...}``). PUE = facility /
-#: IT energy is >= 1 by definition; Uptime Institute's Global Data Center Survey puts the industry average at
-#: 1.55-1.59 since 2020 (1.58 in 2023, Intelligence Update 221; 1.56 in the 2024 survey) with hyperscale sites at
-#: 1.1-1.2, so a figure above 3 is a typo (a percentage, a price), not a data centre.
-PUE_MAX = 3.0
-
-
 def check_pue(value: float, field: str) -> None:
-    """Refuse a PUE outside 1 .. :data:`PUE_MAX` (NaN included): one line naming ``field`` (``--pue``,
-    ``assumptions.pue``), the value and the range. ``assumptions: {pue: 100}`` was priced at 100x the facility
-    energy while ``--pue 100`` was refused (qa30a)."""
-    if not 1.0 <= value <= PUE_MAX:
-        raise TrainsimError(f"expected a PUE between 1 and {PUE_MAX:g} (facility / IT energy), got {value:g}",
-                            field=field)
+    """Refuse a PUE outside the bounds of assumptions.yaml's ``pue`` entry (1 to :data:`PUE_MAX`, NaN included):
+    one line naming ``field`` (``--pue``, ``assumptions.pue``), the value and the range. ``--pue`` and a scenario's
+    ``assumptions: {pue: ...}`` are checked by this one entry (qa29b, qa30a)."""
+    _defaults()["pue"].check(value, field=field)
 
 
 def _num(v):
@@ -102,8 +97,13 @@ def _defaults() -> dict[str, Assumption]:
         out[key] = Assumption(key=key, value=_num(e.get("value")), unit=str(e.get("unit", "")),
                               source=str(e.get("source", "")), confidence=str(e.get("confidence", "low")),
                               note=str(e.get("note", "")), low=_num(e.get("low")), high=_num(e.get("high")),
-                              min=e.get("min"), above=e.get("above"))
+                              min=e.get("min"), above=e.get("above"), max=e.get("max"),
+                              label=str(e.get("label", "a number")))
     return out
+
+
+#: The largest PUE an override may state: assumptions.yaml's ``pue`` entry ``max``, with its source there.
+PUE_MAX: float = float(_defaults()["pue"].max or 0.0)
 
 
 class Assumptions:
