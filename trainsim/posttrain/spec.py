@@ -627,8 +627,8 @@ def context_capped_tail(step: StepPart, student: Arch) -> tuple[float, str]:
     so the tail factor priced is ``min(tail_factor, (context - prompt_len) / rollout_len)``; the note says so where
     that cut it ('' where not). Example: Qwen3-30B-A3B (40,960), prompt 1,024, mean 16,384, tail 3: the longest
     would be 1,024 + 49,152 = 50,176 tokens; it stops at 40,960, 39,936 generated: tail 2.4375."""
-    limit = student.max_context
-    if not limit or step.longest_seq_len <= limit or step.rollout_len <= 0:
+    limit = longest_run_len(step, student)      # the one cap rule: min(longest sample, context)
+    if limit >= step.longest_seq_len or step.rollout_len <= 0:
         return float(step.tail_factor), ""
     cap = (limit - step.prompt_len) / step.rollout_len
     return cap, (f"the longest sample, prompt_len {step.prompt_len:,} + rollout_len {step.rollout_len:,} x "
