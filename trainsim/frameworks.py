@@ -278,7 +278,13 @@ def framework_of(run) -> str:
     """The profile id of a run: its ``framework:`` key, else the default of its system's chip vendor
     (:func:`default_framework`). A run whose system is not resolved yet (a spec file's id or mapping) reads as a
     chip of no known vendor: resolve the system first (spec.py parse_run does)."""
-    return getattr(run, "framework", None) or default_framework(getattr(run, "system", None))
+    return stack_of(getattr(run, "framework", None), getattr(run, "system", None))
+
+
+def stack_of(framework: str | None, system) -> str:
+    """The profile id a run is estimated with: the ``framework`` it states, else its chip vendor's default
+    (:func:`default_framework`): the one rule for :func:`framework_of` and for a spec read before its Run exists."""
+    return framework or default_framework(system)
 
 
 def default_for_emit(emit: str) -> str:

@@ -26,8 +26,8 @@ from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, 
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
-from .frameworks import (PRECISIONS, attention_unfused, check_precision, default_framework, frameworks,
-                         local_batch_calls, profile, restrict_plan)
+from .frameworks import (PRECISIONS, attention_unfused, check_precision, frameworks,
+                         local_batch_calls, profile, restrict_plan, stack_of)
 from .errors import unknown
 from .io import load_spec_file, yaml_shape
 
@@ -729,7 +729,7 @@ def parse_run(doc: Any, *, base_dir: Path | None = None, where: str = "run spec"
         if spec.framework not in frameworks():
             raise unknown("framework", spec.framework, frameworks(), field="framework", where=where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
-    fw = spec.framework or default_framework(system)    # an unstated stack is the chip vendor's (frameworks.py)
+    fw = stack_of(spec.framework, system)    # an unstated stack is the chip vendor's (frameworks.py)
     check_fp8_recipe(spec.training.fp8_recipe, system, "training.fp8_recipe", where)
     check_moe_training(spec.training, arch, where)
     # FP8 on a stack from before its FP8 training (megatron-lm-2021): read with the spec, as a schedule it lacks
