@@ -20,6 +20,7 @@ the 1-byte mask (1), the backward reads the output gradient and the mask and wri
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,8 @@ from trainsim.perf.compute import elementwise_fwd, residual_bytes_per_token
 from trainsim.perf.memory import layer_activation_bytes
 from trainsim.plan_estimate import context, plans_from_spec
 from trainsim.spec import load_run, parse_run
+
+RUNS = Path(__file__).resolve().parent.parent / "validation" / "runs"
 
 # GPT-3 175B (Korthikanti Table 1 / 3): h 12,288, a 96 heads, s 2,048, t 8
 H, A, S, T = 12288, 96, 2048, 8
@@ -133,5 +136,5 @@ def test_bad_probability_is_refused():
     ("nemo-2407-llama2-7b-h100-8-fp8", 0.0),    # llama/llama2_7b.yaml hidden_dropout: 0.0
 ])
 def test_runs_state_their_sources_value(name, p):
-    run = load_run(f"validation/runs/{name}.yaml")
+    run = load_run(RUNS / f"{name}.yaml")
     assert run.training.hidden_dropout == p
