@@ -92,7 +92,7 @@ def profile(fw: str, field: str = "--framework") -> dict:
 #: a profile's yes/no statements about how its stack behaves (each with its ``<flag>_source`` in
 #: framework_schedules.yaml), passed as they are into the engine's :class:`~trainsim.perf.context.StepContext`
 STACK_FLAGS = ("fsdp_pp_unsharded", "fsdp_sharded_master", "cp_allgather", "cp_torch_ring", "cp_eager_merge",
-               "cp_kv_repeated",
+               "cp_kv_repeated", "pointwise_recompute",
                "sequential_mlp_slices", "moe_allgather_index_put", "mcore_ddp_buckets", "tp_gathered_gemm_inputs",
                "moe_fp8_dispatch",
                "pp_torch_stage", "pp_own_schedule", "pp_p2p_blocking", "pp_p2p_device_sync", "relu2_unfused",

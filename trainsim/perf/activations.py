@@ -78,6 +78,15 @@ the whole sequence on every tp rank, so the two norm inputs, the two ln_out tens
 (10 s b h for GPT-3) are not split; Korthikanti et al. 2022 eq. 3, s b h (10 + 24 / t + 5 a s / (h t)), and the
 layer input full recompute keeps is whole too (their Table 2: 2 s b h).
 
+A stack whose layers save only what is costly to rebuild (``pointwise_recompute``: Meta's Llama 3 stack, its custom
+autograd operators choosing the saved tensors, Chu et al. ISCA 2025 sec. 6.3, sized by their Figures 9 and 10 at
+21 h bytes per token for the 405B layer; the profile's ``pointwise_recompute_source``) keeps the two norm inputs,
+q / k / v, the attention output and the SwiGLU's two inputs, and reruns the pointwise kernels whose outputs it does
+not keep in the backward: the two RMSNorm outputs (the ln_out tensors) and the dense MLP's activation-function output
+(the down-projection input). For a Llama layer (GQA, SwiGLU, BF16) that is 4 h + 2 h + h / 4 + 2 h + 4 f bytes per
+token, 21.25 h at f = 3.25 h, against 31.75 h with both ln_out tensors and the down input kept. The plan's recompute
+stays ``none``: no GEMM and no attention runs twice. Expert tensors are left as listed (no source for MoE).
+
 Full recompute (Megatron-Core ``--recompute-granularity full``): ``uniform`` keeps one layer input (2 h bytes per
 token) per group of ``num_layers`` layers and rebuilds one group at a time; ``block`` recomputes the first
 ``num_layers`` layers of each (virtual) stage and keeps the rest in full.
@@ -141,7 +150,8 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
                        imbalance: float = 1.0, unfused: bool = False, attention_dropout: float = 0.1,
                        hidden_dropout: float = 0.0, parallel_block: bool = False,
                        gathered_gemm_inputs: bool = False, kv_repeated: bool = False,
-                       allgather_dispatch: bool = False, sequence_parallel: bool = True) -> list[ActTensor]:
+                       allgather_dispatch: bool = False, sequence_parallel: bool = True,
+                       pointwise_recompute: bool = False) -> list[ActTensor]:
     """Every tensor one layer keeps for backward, per token (before the tp split), with its droppers.
     ``gathered_gemm_inputs``: the ln_out tensors are kept whole (not split over tp); ``kv_repeated``: SDPA keeps
     K and V at the query heads (module docstring); ``allgather_dispatch``: the all-gather dispatcher's
@@ -149,14 +159,15 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
     probability (its mask and output kept only above 0, :data:`UNFUSED_KEPT_BYTES`); ``hidden_dropout``: the
     residual dropout probability (two 1-byte masks kept above 0, :data:`HIDDEN_DROPOUT_MASK_BYTES`);
     ``sequence_parallel`` False: tensor parallelism without sequence parallelism (module docstring), the norm
-    inputs, both ln_out tensors and the hidden-dropout masks kept whole on every tp rank."""
+    inputs, both ln_out tensors and the hidden-dropout masks kept whole on every tp rank; ``pointwise_recompute``:
+    the stack keeps neither ln_out tensor nor the dense MLP's down-projection input (module docstring)."""
     h, g, a = float(hidden), gemm_bytes, act_fn_bytes
     out: list[ActTensor] = []
     norms = 1 if parallel_block else 2
     sp = sequence_parallel
     out.append(ActTensor("norm inputs", norms * 2.0 * h, tp_split=sp))
     attn = [m for m in lk.matrices if m.group in ("attn", "other")]
-    if any(m.k == hidden for m in attn):
+    if any(m.k == hidden for m in attn) and not pointwise_recompute:
         out.append(ActTensor("attention ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     latent = sum(m.k for m in attn if m.k != hidden and m.name != "o")
     if latent:
@@ -181,13 +192,14 @@ def activation_tensors(lk: LayerKind, hidden: int, seq_len: int, *, gemm_bytes: 
         out.append(ActTensor("unfused scores", sum(per_key * c.heads * seq_len for c in lk.attention
                                                    if c.kind != "linear"), ("core_attn",)))
     mlp_side = [m for m in lk.matrices if m.group in _MLP_GROUPS]
-    if any(m.k == hidden for m in mlp_side) and not parallel_block:
+    if any(m.k == hidden for m in mlp_side) and not parallel_block and not pointwise_recompute:
         out.append(ActTensor("mlp ln_out", h * g, ("layernorm",), tp_split=sp and not gathered_gemm_inputs))
     f = down_k(lk, "mlp")
     if f:
         fn = (2.0 if gated(lk, "mlp") else 1.0) * f * a
         out.append(ActTensor("mlp act input", fn, ("mlp",)))
-        out.append(ActTensor("mlp down input", f * g, ("mlp",)))
+        if not pointwise_recompute:
+            out.append(ActTensor("mlp down input", f * g, ("mlp",)))
     fs = down_k(lk, "shared")
     if fs:
         out.append(ActTensor("shared-expert act input", (2.0 if gated(lk, "shared") else 1.0) * fs * a,

@@ -181,6 +181,8 @@ class StepContext:
     cp_kv_repeated: bool = False            # the stack repeats K/V to the query heads before SDPA (comm_cp.ring_heads;
                                             # SDPA then keeps the repeated K/V: perf/activations.py)
     tp_gathered_gemm_inputs: bool = False   # DTensor TP: GEMMs keep the all-gathered ln_out whole (perf/activations.py)
+    pointwise_recompute: bool = False       # the stack's layers keep no norm output or SwiGLU product, rerunning them
+                                            # in backward (perf/activations.py; perf/recompute.pointwise_recompute_fwd)
     tp_allreduce: bool = False              # TP without sequence parallelism: no backward re-gather (comm_tp.py)
     mcore_ddp_buckets: bool = False         # Megatron-Core DDP buckets: only the last one exposed (comm_dp.ddp_overlap)
     moe_fp8_dispatch: bool = False          # the stack quantises MoE dispatch to FP8 (dispatch_bytes; perf/comm_ep.py)

@@ -40,7 +40,7 @@ def _tensors(lk: LayerKind, ctx: StepContext) -> list[ActTensor]:
                               hidden_dropout=ctx.hidden_dropout, parallel_block=ctx.arch.parallel_block,
                               gathered_gemm_inputs=ctx.tp_gathered_gemm_inputs, kv_repeated=ctx.cp_kv_repeated,
                               allgather_dispatch=ctx.moe_dispatcher == "allgather",
-                              sequence_parallel=not ctx.tp_allreduce)
+                              sequence_parallel=not ctx.tp_allreduce, pointwise_recompute=ctx.pointwise_recompute)
 
 
 def _input_split(ctx: StepContext, p: Plans) -> Num:

@@ -18,6 +18,9 @@ the named sub-modules and runs their forward again before their backward:
   experts, shared experts);
 * ``op_sac`` (torchtitan's op-level selective checkpointing): every other matmul and every memory-bound kernel.
 
+A stack that keeps no norm output or dense SwiGLU product (``pointwise_recompute``, :mod:`trainsim.perf.activations`)
+reruns those kernels in every backward, whatever the plan's recompute: :func:`pointwise_recompute_fwd`.
+
 What each module frees is in :mod:`trainsim.perf.activations`; full recompute reruns the whole layer forward
 (:mod:`trainsim.perf.step`).
 """
@@ -49,12 +52,22 @@ def _gemms(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num,
     return layer_gemm_fwd(replace(lk, matrices=sub), ctx, p, tokens)
 
 
+def _norms_rerun(ctx: StepContext, p: Plans, tokens: Num) -> Num:
+    """The two pre-norms run again: read + write h each (``norm_rope_bytes``)."""
+    return bytes_time(2.0 * norm_rope_bytes(ctx.elementwise_kernels == "eager")[0] * ctx.arch.hidden * tokens, ctx, p)
+
+
+def _act_bytes_per_f(lk: LayerKind, ctx: StepContext) -> float:
+    """Bytes per intermediate element of the layer's activation function (``act_fn_bytes_per_f``)."""
+    return act_fn_bytes_per_f(lk.ffn_act, ctx.elementwise_kernels == "eager" or not ctx.activation_fusion,
+                              ctx.relu2_unfused)
+
+
 def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num,
                             modules: tuple[str, ...]) -> np.ndarray | float:
     """Extra forward time per micro-batch of one layer when ``modules`` are recomputed."""
     t: np.ndarray | float = 0.0
     mods = set(modules)
-    h = ctx.arch.hidden
     eager = ctx.elementwise_kernels == "eager"
     norm_b, rope_b = norm_rope_bytes(eager)
     if "op_sac" in mods:
@@ -62,14 +75,14 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
     if "core_attn" in mods:
         t = t + attention_fwd(lk, ctx, p, tokens)
     if "layernorm" in mods:
-        t = t + bytes_time(2.0 * norm_b * h * tokens, ctx, p)
+        t = t + _norms_rerun(ctx, p, tokens)
     if "mla_up_proj" in mods and has_up_proj_checkpoint(lk):
         main = replace(lk, attention=lk.attention[:1])
         t = t + _gemms(lk, ctx, p, tokens, lambda m: m.name in UP_PROJ_MATRICES)
         unfused = unfused_rope_extra_bytes_per_token(main) if not (ctx.rope_fusion or eager) else 0.0
         t = t + bytes_time((rope_bytes_per_token(main, rope_b) + unfused + norm_b * main.attention[0].q_norm_elems)
                            * tokens, ctx, p)
-    act = act_fn_bytes_per_f(lk.ffn_act, eager or not ctx.activation_fusion, ctx.relu2_unfused)
+    act = _act_bytes_per_f(lk, ctx)
     if "mlp" in mods and lk.moe is None:
         g = _gemms(lk, ctx, p, tokens, lambda m: m.group == "mlp")
         t = t + g + tp_mlp_recompute_exposed(lk, ctx, p, tokens, g)   # its tp gather / reduce-scatter again
@@ -89,4 +102,20 @@ def selective_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: N
                 t = t + expert_act
             if "shared_experts" in mods:
                 t = t + shared
+    return t
+
+
+def pointwise_recompute_fwd(lk: LayerKind, ctx: StepContext, p: Plans, tokens: Num,
+                            modules: tuple[str, ...]) -> np.ndarray | float:
+    """Extra forward time per micro-batch of one layer on a ``pointwise_recompute`` stack (else 0): the two pre-norms
+    and the dense MLP's activation function run again in the backward, priced as the ``layernorm`` and ``mlp``
+    modules price them (:func:`selective_recompute_fwd`: read + write h per norm, the activation function's bytes per
+    f), less what the selective ``modules`` already rerun."""
+    if not ctx.pointwise_recompute:
+        return 0.0
+    t: np.ndarray | float = 0.0
+    if "layernorm" not in modules:
+        t = t + _norms_rerun(ctx, p, tokens)
+    if "mlp" not in modules and lk.moe is None:
+        t = t + bytes_time(_act_bytes_per_f(lk, ctx) * down_k(lk, "mlp") * tokens, ctx, p)
     return t

@@ -49,7 +49,7 @@ from .collectives import exposed, p2p_time
 from .calibration import Calib
 from .context import BF16_BYTES, StepContext
 from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
-from .recompute import selective_recompute_fwd
+from .recompute import pointwise_recompute_fwd, selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
 from ..parallel.plan import Plans
@@ -135,7 +135,8 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
     tokens = np.full(n, ctx.seq_len, dtype=np.float64) * p.mb / p.cp   # tokens a tp group holds per micro-batch
     out: dict[str, Any] = {k: np.zeros(n) for k in ("gemm", "gemm_b", "attn", "attn_b", "elem", "seq_f", "seq_b",
                                     "tp", "tp_b", "ep", "ep_g",
-                                    "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "mtp_g",
+                                    "tp_g", "cp", "cp_dkv", "cp_sync", "cp_merge_f", "cp_merge_b", "rec_sel", "rec_pw",
+                                    "rec_pw_sel", "mtp_g",
                                     "mtp_g_b", "mtp_a", "mtp_a_b", "mtp_e", "mtp_s", "mtp_s_b", "mtp_tp", "mtp_tp_b",
                                     "mtp_ep", "mtp_tp_g", "mtp_ep_g", "moe_calls_f", "moe_calls_b")}
     calls_f, calls_b = expert_host_calls(ctx)
@@ -152,6 +153,10 @@ def layer_costs(ctx: StepContext, p: Plans) -> dict[str, Any]:
         out["cp_merge_b"] += lk.n_layers * merge_b
         # selective recompute: the forward of the recomputed modules (perf/recompute.py)
         out["rec_sel"] += lk.n_layers * selective_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
+        # a stack's own rerun of the pointwise kernels it keeps no output of (perf/recompute.py), less the selective
+        # modules' where the plan recomputes them
+        out["rec_pw"] += lk.n_layers * pointwise_recompute_fwd(lk, ctx, p, tokens, ())
+        out["rec_pw_sel"] += lk.n_layers * pointwise_recompute_fwd(lk, ctx, p, tokens, ctx.recompute.modules)
         if lk.moe is not None:   # per-expert host calls of the grouped GEMM (moe_launch_floor)
             local_experts = lk.moe.experts / p.ep
             out["moe_calls_f"] += lk.n_layers * local_experts * calls_f
@@ -569,6 +574,9 @@ def _stage(ctx: StepContext, p: Plans, lc: dict[str, Any], share: Num, with_last
     p2p = np.where(p.pp > 1, exposed(p2p, comp_f + comp_b, p2p_ov) + sends * c.comm_launch_s, 0.0)
     # recompute: the rerun's compute, and the share of the forward's dispatch + combine it repeats (full recompute)
     rec_comp = np.where(p.recompute == 2, frac * comp_f, np.where(p.recompute == 1, rec_sel, 0.0))
+    # the stack's pointwise reruns (pointwise_recompute stacks; 0 elsewhere), on the layers a full recompute does not
+    rec_comp = rec_comp + share * np.where(p.recompute == 2, (1.0 - frac) * lc["rec_pw"],
+                                           np.where(p.recompute == 1, lc["rec_pw_sel"], lc["rec_pw"]))
     ep_rerun = np.where(p.recompute == 2, frac, 0.0)
     # the overlapping schedules pair a forward with another micro-batch's backward and hide both directions'
     # dispatch + combine, the dispatcher's host stall and a recompute's rerun of them under one window, the pair's
