@@ -11,15 +11,19 @@ node, ... 1:1 mapping between GPUs and network interfaces') and RCCL's tuning_mo
 src/graph/tuning.cc at 0cbce2a7: tree LL step xGMI 0.9 us, network 10.5 us)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 import pytest
 import yaml
 
+from conftest import emitted_args
 from trainsim.api import scenarios
 from trainsim.catalog import get_system
 from trainsim.cli import app
+from trainsim.emit import emit_args
 from trainsim.estimate import estimate
-from trainsim.frameworks import framework_of
+from trainsim.frameworks import emitter_for, framework_of, resolve_choice
 from trainsim.spec import parse_run
 
 GB, GBIT = 1e9, 1e9 / 8
@@ -100,3 +104,75 @@ def test_cli_emit_megatron_on_an_ascend_run_works_or_is_one_line(tmp_path):
         assert "--tensor-model-parallel-size" in r.stdout and "Megatron-LM" in r.stdout
     else:
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+
+
+# ---------------------------------------------------------------- --emit primus
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _primus_keys() -> set[str]:
+    """The keys Primus b3699abf's Megatron pre-trainer config holds (scripts/primus_config_keys.py), the only names
+    its ``--key value`` overrides may use (primus/core/launcher/parser.py load_primus_config, then
+    primus/modules/trainer/megatron/pre_trainer.py: 'Megatron backend does not support unregistered config keys')."""
+    lines = (DATA / "primus_megatron_keys.txt").read_text().splitlines()
+    return {ln.split("\t")[0] for ln in lines if ln and not ln.startswith("#")}
+
+
+def _amd_spec(**training):
+    return {"model": "llama-3.1-8b", "system": "mi355x-platform", "chips": 32,
+            "training": {"seq_len": 4096, "global_batch_seqs": 96, "precision": "fp8", "tokens": "10B", **training},
+            "plan": {"tp": 2, "pp": 2, "vpp": 2, "zero": 1, "recompute": "selective", "recompute_modules": ["core_attn"],
+                     "schedule": "interleaved", "micro_batch": 1}}
+
+
+def test_primus_is_the_emitter_of_amds_stack():
+    assert emitter_for("primus-megatron-2025") == "primus"
+    assert resolve_choice("primus") == "primus-megatron-2025"
+
+
+def test_primus_fragment_uses_primus_config_keys(tmp_path):
+    """Primus reads Megatron-LM's argument set by argparse destination (primus/backends/megatron/argument_builder.py
+    at b3699abf), so the plan is written as ``--tensor_model_parallel_size 2``, a switch as ``--bf16 True`` and
+    --fp8-format under its destination ``fp8`` (Megatron-LM 847781764f arguments.py line 1292, dest='fp8'; Primus's
+    own script writes ``--fp8 hybrid``). Megatron-LM's hyphenated names are no keys of Primus's config."""
+    est = estimate(parse_run(_amd_spec()))
+    tokens = emitted_args(emit_args(est, "primus"), tmp_path)
+    keys = [t[2:] for t in tokens if t.startswith("--")]
+    assert keys and not set(keys) - _primus_keys(), set(keys) - _primus_keys()
+    val = dict(zip(tokens, tokens[1:]))
+    assert val["--tensor_model_parallel_size"] == "2" and val["--pipeline_model_parallel_size"] == "2"
+    assert val["--bf16"] == "True" and val["--sequence_parallel"] == "True"
+    assert val["--fp8"] == "hybrid" and val["--fp8_recipe"] == "delayed"   # the stack's recipe (trainer_base.yaml)
+    assert val["--use_distributed_optimizer"] == "True" and val["--recompute_granularity"] == "selective"
+    # every flag of the megatron emitter has its Primus key, save recompute_modules, which Primus b3699abf lacks
+    meg = [t for t in emitted_args(emit_args(est, "megatron"), tmp_path) if t.startswith("--")]
+    assert "tensor-model-parallel-size" not in _primus_keys()
+    assert len(keys) == len(meg) - 1 and "--recompute-modules" in meg and "recompute_modules" not in _primus_keys()
+    assert "recompute-modules core_attn: not written" in emit_args(est, "primus")
+
+
+def test_primus_moe_deepep_is_megatron_847781764fs_flag(tmp_path):
+    """Megatron-LM 847781764f (Primus b3699abf's) enables DeepEP behind the flex dispatcher with --moe-enable-deepep
+    (arguments.py line 3089: 'Only works with flex token dispatcher'); --moe-flex-dispatcher-backend came later."""
+    spec = {"model": "deepseek-v2-lite", "system": "mi355x-platform", "chips": 16,
+            "training": {"seq_len": 4096, "global_batch_seqs": 64, "precision": "bf16", "tokens": "10B",
+                         "moe_dispatcher": "deepep"},
+            "plan": {"tp": 1, "pp": 1, "ep": 8, "zero": 1}}
+    tokens = emitted_args(emit_args(estimate(parse_run(spec)), "primus"), tmp_path)
+    val = dict(zip(tokens, tokens[1:]))
+    assert val["--moe_token_dispatcher_type"] == "flex" and val["--moe_enable_deepep"] == "True"
+    assert val["--expert_model_parallel_size"] == "8"
+    assert not {t[2:] for t in tokens if t.startswith("--")} - _primus_keys()
+
+
+def test_plan_of_an_amd_run_with_no_framework_writes_primus_flags(tmp_path):
+    spec = {k: v for k, v in _amd_spec().items() if k != "plan"}
+    ans = scenarios.plan(spec, top=1)
+    assert ans.framework == "primus-megatron-2025" and ans.emitter == "primus" and ans.flags_note is None
+    assert "Primus" in ans.flags.splitlines()[0] and "--tensor_model_parallel_size" in ans.flags
+    f = tmp_path / "amd.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    r = CliRunner().invoke(app, ["plan", str(f), "--emit", "primus"])
+    assert r.exit_code == 0, r.output
+    assert "--tensor_model_parallel_size" in r.stdout and "--tensor-model-parallel-size" not in r.stdout
