@@ -40,6 +40,9 @@ def test_an_nvidia_run_with_no_framework_runs_megatron_bridge():
 def test_amd_and_unlisted_vendors():
     amd = SimpleNamespace(chip=SimpleNamespace(vendor="AMD"))
     assert default_framework(amd) == "primus-megatron-2025"
+    # and a catalog AMD platform (systems.yaml, since vendor31), not only a stand-in
+    assert framework_of(_run("mi300x-platform", 64)) == "primus-megatron-2025"
+    assert framework_of(_run("mi355x-platform", 64)) == "primus-megatron-2025"
     # Google TPUs (JAX / MaxText) have no profile in the catalog: the fallback, today's Megatron-Core
     assert framework_of(_run("tpu-v5p-pod", 8960)) == "megatron-bridge-2026"
     assert default_framework() == "megatron-bridge-2026"       # no system known (the catalog listing's default)

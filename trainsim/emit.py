@@ -1,5 +1,6 @@
 """A plan as framework input: Megatron-LM / MindSpeed-LLM command-line arguments (a bash array that a launch
-script expands: ``torchrun ... pretrain_gpt.py "${TRAINSIM_ARGS[@]}"``), or torchtitan's TOML sections.
+script expands: ``torchrun ... pretrain_gpt.py "${TRAINSIM_ARGS[@]}"``), Primus's overrides of the same arguments
+(:func:`primus_args`), or torchtitan's TOML sections.
 
 Argument names are Megatron-LM's own (``tests/data/megatron_lm_arguments.txt`` lists each with the file that
 defines it); MindSpeed-LLM adds ``--schedules-method dualpipev`` and ``--num-layer-list``; a ZeRO-3 plan for
@@ -24,9 +25,12 @@ from .frameworks import fp8_recipe_of, framework_of, plan_options, runtime_setti
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
 from .perf.memory import even_rank_layers, first_last_layers
 
-EMITTERS = ("megatron", "mindspeed", "torchtitan")
+EMITTERS = ("megatron", "mindspeed", "torchtitan", "primus")
 #: the software each emitter writes flags for, as its header names it
-EMITTER_TARGETS = {"megatron": "Megatron-LM", "mindspeed": "MindSpeed-LLM", "torchtitan": "torchtitan"}
+EMITTER_TARGETS = {"megatron": "Megatron-LM", "mindspeed": "MindSpeed-LLM", "torchtitan": "torchtitan",
+                   "primus": "Primus (Megatron-LM backend)"}
+#: the emitters that write Megatron-LM's own argument set (Primus in its own spelling, :func:`primus_args`)
+MEGATRON_ARGUMENT_SET = ("megatron", "primus")
 #: schedule name -> torch.distributed.pipelining class name (from the schedule registry)
 TORCHTITAN_SCHEDULES = {s.name: s.torchtitan for s in REGISTRY if s.torchtitan is not None}
 
@@ -200,7 +204,8 @@ MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "
 
 
 def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str]]:
-    """(arguments, comments) for Megatron-LM (``framework='megatron'``) or MindSpeed-LLM."""
+    """(arguments, comments) for Megatron-LM (``framework='megatron'``; ``'primus'``: the same argument set, which
+    :func:`primus_args` spells as Primus takes it) or MindSpeed-LLM (``'mindspeed'``)."""
     p, run = _plan_of(est), est.run
     L = run.arch.n_layers
     notes: list[str] = []
@@ -215,7 +220,7 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     if p["tp"] > 1:
         args.append("--sequence-parallel")
     vpp = p.get("vpp") or 1
-    special = megatron_stage_args(est, p) if framework == "megatron" else None
+    special = megatron_stage_args(est, p) if framework in MEGATRON_ARGUMENT_SET else None
     first, last = _split(est) if p["pp"] > 1 and special is None else (None, None)
     if first is not None or last is not None:
         # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
@@ -282,7 +287,7 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
                                 "Megatron-LM's schedules with --framework megatron-bridge-2026",
                                 field="plan.schedule")
         # the emitters that do spell it, from the registry (the Schedule fields are named as EMITTERS)
-        others = [e for e in EMITTERS if e != framework and getattr(sched, e) is not None]
+        others = [e for e in EMITTERS if e != framework and getattr(sched, e, None) is not None]
         hint = (f"use --emit {' or --emit '.join(others)} or another plan" if others else
                 "no emitter of trainsim writes it: use another plan (e.g. --fix schedule=1f1b)")
         raise TrainsimError(f"{sched.name} is not a {framework} schedule; {hint}", field="plan.schedule")
@@ -296,10 +301,10 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args.append("--moe-fb-overlap")
         notes.append("--moe-fb-overlap needs --moe-grouped-gemm and the alltoall dispatcher (written above), and "
                      "refuses --overlap-grad-reduce (mindspeed/features_manager/moe/fb_overlap.py)")
-    if framework == "megatron":
+    if framework in MEGATRON_ARGUMENT_SET:
         args += megatron_runtime_flags(run, p)
     if run.training.precision == "fp8":
-        if framework == "megatron":
+        if framework in MEGATRON_ARGUMENT_SET:
             # the run's recipe (stated, else its stack's), in Megatron-Core's spelling (TransformerConfig.fp8_recipe:
             # 'tensorwise' is per-tensor current scaling)
             recipe = fp8_recipe_of(run)
@@ -309,6 +314,63 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     if framework == "mindspeed":
         args += ["--use-fused-rmsnorm", "--use-flash-attn"]
     return args, notes
+
+
+#: Megatron-LM flags whose argparse destination, the name Primus takes, is not the flag's own name with '-' -> '_'
+#: (NVIDIA/Megatron-LM 847781764f, the third_party/Megatron-LM of AMD-AGI/Primus b3699abf,
+#: megatron/training/arguments.py: --fp8-format dest='fp8', line 1292; --microbatch-group-size-per-virtual-
+#: pipeline-stage dest='microbatch_group_size_per_vp_stage', line 2550)
+PRIMUS_KEYS = {"--fp8-format": "fp8",
+               "--microbatch-group-size-per-virtual-pipeline-stage": "microbatch_group_size_per_vp_stage"}
+#: Megatron-LM flags of the megatron emitter that Primus b3699abf cannot take, and why: its config must hold every
+#: override key (primus/core/launcher/parser.py load_primus_config: an unknown key becomes an extra argument,
+#: which primus/modules/trainer/megatron/pre_trainer.py MegatronPretrainTrainer refuses: 'Megatron backend does
+#: not support unregistered config keys'); keys read from primus/configs/modules/megatron/*.yaml and
+#: primus/configs/models/megatron/language_model.yaml at b3699abf (tests/data/primus_megatron_keys.txt)
+PRIMUS_UNWRITTEN = {
+    "--recompute-modules": "Primus b3699abf's config has no recompute_modules key (Megatron-LM 847781764f has the "
+                           "argument): set the modules in a Primus that has it, or recompute whole layers",
+    "--cpu-offloading-num-layers": "neither Megatron-LM 847781764f's arguments.py nor Primus b3699abf's config has "
+                                   "an activation-offload argument",
+    "--moe-router-padding-for-quantization": "Megatron-LM 847781764f names it --moe-router-padding-for-fp8, a key "
+                                             "Primus b3699abf's config lacks",
+    "--moe-flex-dispatcher-num-sms": "HybridEP's SM count: no such argument in Megatron-LM 847781764f",
+}
+
+
+def primus_args(est) -> tuple[list[str], list[str]]:
+    """(arguments, comments) of the plan for Primus's Megatron-LM backend (AMD-AGI/Primus b3699abf, the stack of
+    primus-megatron-2025). Primus takes Megatron-LM's own argument set but not its command line: the experiment
+    YAML and ``primus/cli/main.py train pretrain --config EXP --key value ...`` (examples/run_pretrain.sh passes its
+    arguments on) override keys of Primus's module config (primus/core/launcher/parser.py _parse_kv_overrides:
+    ``--key value``, ``true``/``false`` as booleans, other values through eval), which
+    primus/modules/trainer/megatron/trainer.py initialize_megatron lays over Megatron-LM's argparse defaults by
+    name (primus/backends/megatron/argument_builder.py _load_megatron_defaults: ``vars(parse_args([]))``, so
+    the names are argparse destinations: ``tensor_model_parallel_size``, not ``--tensor-model-parallel-size``).
+    A Megatron-LM flag is therefore written as ``--<dest> <value>`` (Primus's own scripts:
+    examples/customer_package/run_llama3.1_70b_pretrain_mi355x.sh ``--tensor_model_parallel_size "$TP"``,
+    ``--fp8 hybrid``, ``--mock_data True``): the megatron emitter's flags (:func:`megatron_args`, Megatron-Core's
+    schedules and flags of the run's stack), each renamed to its destination (:data:`PRIMUS_KEYS`), a switch
+    given the value True; a flag Primus cannot take (:data:`PRIMUS_UNWRITTEN`) is left out with a note, and the
+    DeepEP dispatcher is Megatron-LM 847781764f's ``--moe-enable-deepep`` (its flex dispatcher has no backend
+    choice; HybridEP is not in it). Megatron-LM's hyphenated flags given to Primus name no key of its config and
+    stop the launch, so the megatron emitter's output is not Primus input."""
+    args, notes = megatron_args(est, "primus")
+    out = []
+    for a in args:
+        flag, _, value = a.partition(" ")
+        if flag == "--moe-flex-dispatcher-backend":
+            if value == "deepep":
+                out.append("--moe_enable_deepep True")
+            else:
+                notes.append(f"{a}: not written: Megatron-LM 847781764f (Primus b3699abf) has only DeepEP "
+                             "(--moe-enable-deepep) behind its flex dispatcher; the step was priced with HybridEP")
+            continue
+        if flag in PRIMUS_UNWRITTEN:
+            notes.append(f"{a}: not written: {PRIMUS_UNWRITTEN[flag]}")
+            continue
+        out.append(f"--{PRIMUS_KEYS.get(flag, flag[2:].replace('-', '_'))} {value or 'True'}")
+    return out, notes
 
 
 def megatron_runtime_flags(run, p: dict) -> list[str]:
@@ -362,9 +424,9 @@ def moe_runtime_flags(run, framework: str = "megatron") -> list[str]:
         flags += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {dispatcher}"]
         if dispatcher == "hybridep":
             flags.append(f"--moe-flex-dispatcher-num-sms {int(rt['moe_hybridep_num_sms'])}")
-    if framework == "megatron" and rt["moe_router_padding_for_quantization"]:
+    if framework in MEGATRON_ARGUMENT_SET and rt["moe_router_padding_for_quantization"]:
         flags.append("--moe-router-padding-for-quantization")
-    if framework == "megatron" and rt["moe_a2a_overlap"]:
+    if framework in MEGATRON_ARGUMENT_SET and rt["moe_a2a_overlap"]:
         flags.append("--overlap-moe-expert-parallel-comm")
     return flags
 
@@ -622,7 +684,7 @@ def emit_notes(est, framework: str) -> list[str]:
         note = torchtitan_split_note(est)
         out += [f"note: --emit torchtitan: {note}"] if note else []
     inst = optimizer_instances(est.run, _plan_of(est))
-    if inst > 1 and framework != "megatron":   # megatron_runtime_flags writes --num-distributed-optimizer-instances
+    if inst > 1 and framework not in MEGATRON_ARGUMENT_SET:   # megatron_runtime_flags writes the instances
         out.append(f"note: --emit {framework}: the plan's ZeRO sharding group (training.zero_shard_group, "
                    f"{inst} copies of the sharded states across dp x cp) is not written; the emitted job shards "
                    "over every data-parallel rank")
@@ -645,6 +707,12 @@ def emit_args(est, framework: str) -> str:
         header = (f"trainsim plan for MindSpeed-LLM's FSDP2 backend: {est.run.arch.name} on {est.run.chips:,} x "
                   f"{est.run.system.chip.id}, step {est.step_time_s:.3g} s predicted")
         return _bash("TRAINSIM_ARGS", args, notes, header, "torchrun ... train_fsdp2.py <your YAML>")
+    if framework == "primus":
+        args, notes = primus_args(est)
+        header = (f"trainsim plan for {EMITTER_TARGETS[framework]}: {est.run.arch.name} on {est.run.chips:,} x "
+                  f"{est.run.system.chip.id}, step {est.step_time_s:.3g} s predicted")
+        return _bash("TRAINSIM_ARGS", args, notes, header,
+                     "EXP=<your experiment YAML> bash examples/run_pretrain.sh")
     args, notes = megatron_args(est, framework)
     who = EMITTER_TARGETS[framework]
     header = (f"trainsim plan for {who}: {est.run.arch.name} on {est.run.chips:,} x {est.run.system.chip.id}, "

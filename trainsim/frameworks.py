@@ -504,14 +504,15 @@ def default_stages(plan, fw: str) -> list[tuple]:
 
 #: profile-id prefixes -> the flag emitter (``trainsim.emit``) whose argument names that stack reads
 EMITTER_PREFIXES = (("megatron", "megatron"), ("nemo", "megatron"), ("mindspeed", "mindspeed"),
-                    ("torchtitan", "torchtitan"))
+                    ("torchtitan", "torchtitan"), ("primus", "primus"))
 
 
 def emitter_for(fw: str) -> str | None:
-    """The flag emitter (``megatron`` | ``mindspeed`` | ``torchtitan``) of profile ``fw``: the emitter whose
-    default stack it is (``emit_default``), else by family (Megatron-LM, Megatron-Core, Megatron-Bridge and NeMo
-    read Megatron-LM's argument names; MindSpeed-LLM its own; torchtitan its TOML); None for stacks with no
-    emitter (DeepSeek's HAI-LLM, Meta's, GPT-NeoX, ...)."""
+    """The flag emitter (``megatron`` | ``mindspeed`` | ``torchtitan`` | ``primus``) of profile ``fw``: the emitter
+    whose default stack it is (``emit_default``), else by family (Megatron-LM, Megatron-Core, Megatron-Bridge and
+    NeMo read Megatron-LM's argument names; MindSpeed-LLM its own; torchtitan its TOML; AMD's Primus Megatron-LM's
+    argument set as its own config overrides, trainsim/emit.py primus_args); None for stacks with no emitter
+    (DeepSeek's HAI-LLM, Meta's, GPT-NeoX, ...)."""
     profile(fw, field="framework")
     for emit, prof in _doc()["emit_default"].items():
         if prof == fw:

@@ -561,7 +561,7 @@ def default_stack(system=None) -> str:
 
 
 def stack_emitter(stack_id: str) -> str | None:
-    """The flag emitter of a software stack (megatron, mindspeed, torchtitan), or None."""
+    """The flag emitter of a software stack (megatron, mindspeed, torchtitan, primus), or None."""
     return emitter_for(stack_id)
 
 

@@ -34,13 +34,13 @@ class PlanAnswer:
     framework flags of the best plan."""
 
     search: SearchResult
-    framework: str = "megatron"
+    framework: str | None = None        # the profile id the plans were searched and timed under
     goodput: dict | None = None
     economics: dict | None = None
     validation_error: dict | None = None
     flags: str | None = None
     assumptions: list = _field(default_factory=list)
-    emitter: str | None = None          # megatron | mindspeed | torchtitan: whose arguments ``flags`` holds
+    emitter: str | None = None          # an emitter of trainsim.emit.EMITTERS: whose arguments ``flags`` holds
     flags_note: str | None = None       # why there are no flags
 
     @property
@@ -62,14 +62,20 @@ class PlanAnswer:
 
 
 def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top: int = 5,
-         framework: str = "megatron", assumptions=None) -> PlanAnswer:
+         framework: str | None = None, assumptions=None) -> PlanAnswer:
     """``trainsim plan`` plus the run's economics: the search (memoised on the run's content, so a repeated
     question is free), goodput with the scenario assumptions (failure rate, checkpoint, restart), energy and
     cost (:func:`trainsim.scenario.economics.economics`), the held-out validation error of the chip family and
-    the best plan as ``framework`` arguments."""
+    the best plan as flags. ``framework``: None, the run's own stack (its ``framework:``, else its chip vendor's,
+    :func:`trainsim.frameworks.framework_of`) and that stack's emitter (:func:`trainsim.frameworks.emitter_for`:
+    an Ascend run that names no stack gets MindSpeed-LLM's flags, an AMD one Primus's); an emitter name
+    (:data:`trainsim.emit.EMITTERS`), that emitter's flags for the run's own stack; a profile id, the search
+    restricted to and timed under that stack, with its emitter's flags."""
     run = as_run(run)
     _check_chips(run.chips)
-    if framework in EMITTERS:       # an emitter name: its flags, the run's own software stack
+    if framework is None:           # the run's own stack, and the flags of that stack's emitter
+        emitter = emitter_for(_framework_of(run))
+    elif framework in EMITTERS:     # an emitter name: its flags, the run's own software stack
         emitter = framework
     else:                           # a profile id: the search offers what it has, flags of its emitter
 
@@ -91,7 +97,7 @@ def plan(run: Run | str | Path | Mapping, fixed: PlanSpec | None = None, *, top:
     if est is not None:
         if emitter is None:
             ans.flags_note = (f"no flag emitter for {_framework_of(run)} "
-                              "(trainsim emits megatron, mindspeed, torchtitan)")
+                              f"(trainsim emits {', '.join(EMITTERS)})")
         else:
             try:
                 ans.flags = emit_args(est, emitter)

@@ -22,7 +22,7 @@ def plan_cmd(run: Path = typer.Argument(..., help="run-spec YAML"),
                                      help="how many plans to list, 1-1000 (every feasible plan: "
                                           "trainsim.search(...).to_frame(all=True))"),
              fix: str = typer.Option(None, "--fix", help="fix plan fields, e.g. tp=8,pp=16"),
-             emit: str = typer.Option(None, "--emit", help="print the best plan as megatron or mindspeed arguments (bash), or a torchtitan TOML section"),
+             emit: str = typer.Option(None, "--emit", help="print the best plan as megatron, mindspeed or primus arguments (bash), or a torchtitan TOML section"),
              json_: bool = typer.Option(False, "--json", help="print one JSON object"),
              use_all: bool = typer.Option(False, "--use-all", help="plans must use every chip (no idle domains)"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
