@@ -5,6 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 
+from conftest import one_line, run_main, write_spec
+
+
 # ---------------------------------------------------------------- 1. days of 1,000 or more keep their separator
 
 def test_days_of_a_thousand_or_more_are_grouped():
@@ -33,3 +36,33 @@ def test_interconnect_cut_verdict_prints_days_as_numfmt_does():
     text = " ".join(ic.verdict(res))
     assert "takes 1,234.5 vs 1,000.0 days" in text, text
     assert "(1,100.0 vs 1,000.0 days" in text, text
+
+
+# ---------------------------------------------------------------- 2. an FP4 KV cache needs a chip with FP4
+
+SERVE_8B = """name: kv-fp4
+model: llama-3.1-8b
+system: {system}
+serving: {{input_len: 2048, output_len: 512, precision: fp8, kv_precision: {kv}}}
+"""
+
+
+def test_fp4_kv_cache_refused_on_a_chip_without_fp4(tmp_path, capsys):
+    """`kv_precision: fp4` on an H800 (no FP4 rate in the catalog: Hopper has no FP4 tensor cores) was priced as a
+    4.5-bit cache, 36 KiB per token for Llama 3.1 8B (128 KiB in BF16 x 0.5625 / 2), which no serving stack
+    offers there: NVFP4 KV caches are a Blackwell format (NVIDIA technical blog, 'Optimizing Inference for Long
+    Context and Large Batch Sizes with NVFP4 KV Cache', 2025-12-08). Now one line naming the field and value,
+    exit 2."""
+    p = write_spec(tmp_path, SERVE_8B.format(system="hgx-h800", kv="fp4"), "serve.yaml")
+    code, _, err = run_main(capsys, "infer", p)
+    line = one_line(code, err, 2)
+    assert "serving.kv_precision" in line and "fp4" in line and "nvidia-h800-sxm5" in line, line
+
+
+def test_fp4_kv_cache_accepted_on_blackwell_and_fp8_on_hopper(tmp_path, capsys):
+    """The check refuses only what the chip lacks: FP4 KV on a B200 (9,000 TFLOP/s dense FP4) and FP8 KV on an
+    H800 both still answer (exit 0)."""
+    for system, kv in (("dgx-b200", "fp4"), ("hgx-h800", "fp8")):
+        p = write_spec(tmp_path, SERVE_8B.format(system=system, kv=kv), f"serve-{system}.yaml")
+        code, out, err = run_main(capsys, "infer", p, "--json")
+        assert code == 0, err
