@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 
 from conftest import one_line, run_main, write_spec
 
@@ -66,3 +67,16 @@ def test_fp4_kv_cache_accepted_on_blackwell_and_fp8_on_hopper(tmp_path, capsys):
         p = write_spec(tmp_path, SERVE_8B.format(system=system, kv=kv), f"serve-{system}.yaml")
         code, out, err = run_main(capsys, "infer", p, "--json")
         assert code == 0, err
+
+
+# ---------------------------------------------------------------- 3. one PUE check, one wording
+
+@pytest.mark.parametrize("value", ["0.5", "nan", "inf", "100"])
+def test_every_out_of_range_pue_gets_the_same_line(tmp_path, capsys, value):
+    """api.cost_inputs checked ``--pue >= 1`` itself before assumptions.check_pue, so ``--pue 0.5`` read 'expected
+    a number >= 1' and ``--pue 100`` 'expected a PUE between 1 and 3': a user told the first then tried 5 and was
+    refused again. Now check_pue alone (assumptions.yaml's pue entry, 1 to 3; the Uptime Institute's 2024 survey
+    average is ~1.56): one line with the range, whichever side the value misses."""
+    code, out, err = run_main(capsys, "estimate", write_spec(tmp_path), "--pue", value)
+    line = one_line(code, err, 2)
+    assert line == f"error: --pue: expected a PUE between 1 and 3 (facility / IT energy), got {value}", line
