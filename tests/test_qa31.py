@@ -80,3 +80,37 @@ def test_every_out_of_range_pue_gets_the_same_line(tmp_path, capsys, value):
     code, out, err = run_main(capsys, "estimate", write_spec(tmp_path), "--pue", value)
     line = one_line(code, err, 2)
     assert line == f"error: --pue: expected a PUE between 1 and 3 (facility / IT energy), got {value}", line
+
+
+# ---------------------------------------------------------------- 4. plan --against on the cluster paid for
+
+RUN_100 = """name: t100
+model: llama-3.1-8b
+system: dgx-h100
+chips: 100
+training: {tokens: 1.0e11, seq_len: 4096, global_batch_seqs: 1000}
+"""
+
+
+def test_plan_against_headline_is_on_the_run_s_chips(tmp_path, capsys):
+    """Llama 3.1 8B on 100 H100 against ``tp=8,pp=1``: the reference fits only 80 chips (dp 10 divides 1,000
+    sequences, dp 12 does not; test_qa22b), 20 idle but paid for. Both plans train the same 1,000-sequence step,
+    so on the run's 100 chips the best is (reference step s) / (best step s) faster -- the headline said the
+    per-used-chip ratio instead, that times 80 / 100 (27.7% where the run finishes 59.6% sooner), and the
+    table's 'best' step was not the best plan's step (4.16 s printed as 5.20 s, scaled to 80 chips). Now the
+    headline and ``best_over_reference`` are on the run's chips, the per-used-chip ratio beside them."""
+    import json
+    spec = write_spec(tmp_path, RUN_100, "r100.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--against", "tp=8,pp=1", "--json", "--top", "1")
+    assert code == 0, err[-400:]
+    doc = json.loads(out)
+    ag, best_step = doc["against"], doc["best"]["step_time_s"]
+    assert doc["best"]["global_batch_seqs"] == 1000 and ag["reference_chips_used"] == 80
+    step = next(r for r in ag["step_time_by_cause_s"] if r["cause"] == "step")
+    assert step["best"] == pytest.approx(best_step, rel=1e-9)          # the same batch: the best plan's own step
+    assert ag["best_over_reference"] == pytest.approx(step["reference"] / best_step, rel=1e-9)
+    assert ag["best_over_reference_per_used_chip"] == pytest.approx(ag["best_over_reference"] * 80 / 100, rel=1e-9)
+    pct = f"{ag['best_over_reference'] - 1:.1%}"
+    assert ag["headline"].startswith(f"the best plan is {pct} faster than the reference on the run's 100 chips ("), \
+        ag["headline"]
+    assert "per used chip: it uses 100 chips, the reference 80)" in ag["headline"], ag["headline"]

@@ -252,7 +252,8 @@ def render_plan_diff(diff, c: Console | None = None) -> None:
     c.print(f"[bold]against {plan_text(diff.reference.plan)}[/bold]: {diff.headline()}")
     if diff.idle_note():
         c.print(diff.idle_note())
-    c.print(_diff_table("step time by cause (seconds per reference step)", "cause", diff.causes, 1.0, 3))
+    c.print(_diff_table(f"step time by cause (seconds per reference step on the run's {diff.best.run.chips:,} "
+                        "chips)", "cause", diff.causes, 1.0, 3))
     c.print(_diff_table("memory per chip (GiB)", "part", diff.memory, GIB, 1))
     if not diff.reference.fits:
         c.print("[yellow]the reference plan does not fit in the chip's memory in this model[/yellow]")
