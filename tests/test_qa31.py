@@ -114,3 +114,34 @@ def test_plan_against_headline_is_on_the_run_s_chips(tmp_path, capsys):
     assert ag["headline"].startswith(f"the best plan is {pct} faster than the reference on the run's 100 chips ("), \
         ag["headline"]
     assert "per used chip: it uses 100 chips, the reference 80)" in ag["headline"], ag["headline"]
+
+
+# ---------------------------------------------------------------- 5. compare: exact chips, chips used, days
+
+def _row(out: str, label: str) -> list[str]:
+    """The cells of the side-by-side row whose label is ``label``."""
+    line = next(ln for ln in out.splitlines() if ln.startswith(f"│ {label} "))
+    return [c.strip() for c in line.strip("│").split("│")][1:]
+
+
+def test_compare_prints_exact_chips_the_chips_used_and_grouped_days(tmp_path, capsys):
+    """`compare` printed chips with the 3-significant-digit count format: 24,960 and 25,000 chips both read
+    '25k'; it had no row for the chips a plan keeps busy, so Llama 3.1 8B on 25,000 H100 with 16,384 sequences
+    (tp 4 x pp 3 x cp 2 x dp 1,024 = 24,576 chips, 424 idle but paid for) showed tokens/s per used chip beside
+    chip-hours of all 25,000 without a word; and days as ``:.1f``: 100T tokens on 8 H100 at ~9,500 tokens/s per
+    chip, 1e14 / (8 x 9,500) / 86,400 ~ 15,000 days, read '15151.2'. Now exact counts, a 'chips used' row with
+    the idle chips, and days as numfmt.days."""
+    run = "name: {n}\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: {c}\ntraining: {{tokens: {t}, seq_len: 4096, " \
+          "global_batch_seqs: {b}}}\n"
+    a = write_spec(tmp_path, run.format(n="a", c=24960, t="15T", b=24960), "a.yaml")
+    b = write_spec(tmp_path, run.format(n="b", c=25000, t="15T", b=16384), "b.yaml")
+    c = write_spec(tmp_path, run.format(n="c", c=8, t="100T", b=512), "c.yaml")
+    code, out, err = run_main(capsys, "compare", a, b, c)
+    assert code == 0, err[-400:]
+    assert _row(out, "chips") == ["24,960", "25,000", "8"], out
+    used = _row(out, "chips used")
+    assert used[0] == "24,960" and used[2] == "8", used
+    n = int(used[1].split()[0].replace(",", ""))                       # whatever plan the estimate completes
+    assert n < 25000 and used[1] == f"{n:,} ({25000 - n:,} idle, paid for)", used
+    d = _row(out, "days")[2]
+    assert "," in d and 14000 < float(d.replace(",", "")) < 17000, d

@@ -350,6 +350,10 @@ class CompareResult:
         ds = [e.to_dict() for e in self.estimates]
         rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
                 ("chips", "chips", [d["chips"] for d in ds]),
+                # the chips the plan keeps busy: tokens/s per chip and MFU are per used chip, days and cost per chip
+                # paid for (a plan that idles chips showed neither the count nor the idle chips)
+                ("chips used", "chips_used", [f"{d['chips_used']:,}" + (f" ({d['idle_chips']:,} idle, paid for)"
+                                                                      if d["idle_chips"] else "") for d in ds]),
                 ("plan", "plan", [plan_text(d["plan"], empty="") for d in ds]),
                 ("step time (s)", "step_time_s", [d["step_time_s"] for d in ds])]
         causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))
