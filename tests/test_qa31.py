@@ -145,3 +145,24 @@ def test_compare_prints_exact_chips_the_chips_used_and_grouped_days(tmp_path, ca
     assert n < 25000 and used[1] == f"{n:,} ({25000 - n:,} idle, paid for)", used
     d = _row(out, "days")[2]
     assert "," in d and 14000 < float(d.replace(",", "")) < 17000, d
+
+
+# ---------------------------------------------------------------- 6. a sweep value given twice, in its unit
+
+@pytest.mark.parametrize("axes, what", [
+    # 1.6 TB/s and 1,600 GB/s are one bandwidth (decimal units): named as the summary prints bandwidths
+    ({"system.chip.hbm_bw": ["1.6 TB/s", "3.35 TB/s", "1600 GB/s"]}, "value 1,600 GB/s is given twice"),
+    ({"system.chip.hbm_bw": {"scale": [0.5, 0.50]}}, "value x0.5 is given twice"),
+    ({"pair": {"zip": {"system.chip.hbm_bw": ["1 TB/s", "1000 GB/s"], "training.tokens": ["1T", 1e12]}}},
+     "row system.chip.hbm_bw 1,000 GB/s, training.tokens 1T is given twice"),
+])
+def test_sweep_duplicate_value_named_in_its_unit(tmp_path, capsys, axes, what):
+    """A user who wrote '1.6 TB/s' and '1600 GB/s' on one axis was told 'value 1600000000000.0 is given twice',
+    the SI number the file holds, and a repeated scale factor read as a bandwidth of 0.5 B/s would: now the value
+    as numfmt.axis_value prints axis values (the sweep summary's unit) and a factor as x0.5."""
+    import yaml
+    base = write_spec(tmp_path)
+    sweep = write_spec(tmp_path, yaml.safe_dump({"base": str(base), "axes": axes}, sort_keys=False), "sweep.yaml")
+    code, _, err = run_main(capsys, "check", sweep)
+    line = one_line(code, err, 2)
+    assert what in line, line
