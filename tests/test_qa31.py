@@ -166,3 +166,30 @@ def test_sweep_duplicate_value_named_in_its_unit(tmp_path, capsys, axes, what):
     code, _, err = run_main(capsys, "check", sweep)
     line = one_line(code, err, 2)
     assert what in line, line
+
+
+# ---------------------------------------------------------------- 7. the report says a plan's idle chips
+
+RUN_100_TP8 = RUN_100 + "plan: {tp: 8, pp: 1}\n"
+
+
+def test_report_says_the_chips_a_plan_leaves_idle(tmp_path, capsys):
+    """Llama 3.1 8B on 100 H100 with tp 8: dp 10 on 80 chips splits 1,000 sequences, 20 chips idle (test_qa22b).
+    The report's answer read '... on 100 x nvidia-h100-sxm5 ... (7,712.3 tokens/s per chip, ...)' and its
+    headline table had no chips-used row, though `estimate` prints one: 7,712 x 100 chips x 6.64 s = 5.1M tokens
+    per step where the step trains 1,000 x 4,096 = 4.1M (7,712 x 80 x 6.64 s). Now the sentence and the table say
+    80 used, 20 idle, and the rate is per used chip."""
+    import json
+    spec = write_spec(tmp_path, RUN_100_TP8, "r100i.yaml")
+    page = tmp_path / "r.html"
+    code, out, err = run_main(capsys, "report", spec, "-o", page, "--json")
+    assert code == 0, err[-400:]
+    d = json.loads(out)
+    est = d["estimate"]
+    assert est["chips_used"] == 80 and est["idle_chips"] == 20
+    tokens_per_step = 1000 * 4096
+    assert est["tokens_per_s_per_chip"] * 80 * est["step_time_s"] == pytest.approx(tokens_per_step, rel=1e-6)
+    assert "(dgx-h100; the plan uses 80, 20 idle but paid for)" in d["answer"], d["answer"]
+    assert "tokens/s per used chip" in d["answer"], d["answer"]
+    html = page.read_text()
+    assert 'data-key="chips_used">80 of 100 (20 idle, paid for)<' in html

@@ -62,9 +62,13 @@ def _at_precision_rows(est: dict) -> list[tuple]:
 
 def headline(est: dict) -> str:
     """The headline numbers, formatted as ``trainsim estimate`` prints them (``data-key`` = the JSON key)."""
+    idle = est.get("idle_chips") or 0
     rows = [("plan", fmt.plan(est["plan"]), "plan"),
+            *([("chips used", f"{est['chips_used']:,} of {est['chips']:,} ({idle:,} idle, paid for)", "chips_used")]
+              if idle else []),            # as `trainsim estimate` prints it: the rate below is per used chip
             ("step time", fmt.step_time(est["step_time_s"]), "step_time_s"),
-            ("tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]), "tokens_per_s_per_chip"),
+            ("tokens/s per used chip" if idle else "tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]),
+             "tokens_per_s_per_chip"),
             ("MFU (vs BF16 peak)", fmt.pct(est["mfu"]), "mfu"), ("HFU (vs BF16 peak)", fmt.pct(est["hfu"]), "hfu"),
             *_at_precision_rows(est),
             ("memory per chip", fmt.gib(est["memory_per_chip_bytes"]), "memory_per_chip_bytes"),
