@@ -146,7 +146,13 @@ def test_emit_stated_uneven_stages(tmp_path, capsys, plan, flags, missing, note,
     assert "None" not in out and "middle" not in out
     assert all(f in out for f in flags) and not any(m in out for m in missing)
     assert note in out
+    # MindSpeed-LLM refuses --num-layer-list beside virtual stages (num_layer_list.py validate_args): the stated
+    # stages are its layer list at vpp 1; a searched vpp above 1 is refused with one line (qa31)
+    interleaved = "--num-virtual-stages-per-pipeline-rank" in out
     code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
+    if interleaved:
+        assert code == 2 and "plan.first_stage_layers" in err and "--num-layer-list" in err, err
+    code, out, err = run_main(capsys, "plan", run, "--fix", "vpp=1", "--emit", "mindspeed")
     assert code == 0, err
     assert f"--num-layer-list {layer_list}\n" in out
 

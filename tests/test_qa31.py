@@ -213,3 +213,42 @@ def test_the_free_search_is_at_least_as_fast_as_a_constrained_one():
     fixed = api.search_plans(run, fix="tp=2,pp=1", top=1).best
     assert fixed.used == 80                                    # the constrained answer idles 16 chips
     assert free.days <= fixed.days * (1 + 1e-9), (free.plan, free.days, fixed.plan, fixed.days)
+
+
+# ---------------------------------------------------------------- 9. MindSpeed: noop layers, not --num-layer-list
+
+def test_mindspeed_noop_layers_hand_layout():
+    """61 layers, pp 6, DualPipeV: 72 slots = 6 ranks x 2 chunks x 6; chunk c on rank c, then 11 - c (the V), so
+    rank 0 holds layers 0-5 and 66-71, rank 5 holds 30-35 and 36-41. The engine prices ceil(61 / 6) = 11 real
+    layers per rank, so each rank's last slot is a noop (71, 65, 59, 53, 47, 41) and the other 72 - 61 - 6 = 5
+    are the last indices left (66-70): every rank keeps 11 real layers but rank 0 (6). DeepSeek-V3 on pp 8 with
+    dualpipev: MindSpeed-LLM's own script pads to 64 with --noop-layers 61,62,63
+    (examples/mcore/deepseek3/pretrain_deepseek3_671b_4k_A3_ptd.sh)."""
+    from trainsim.emit import mindspeed_noop_layers
+    assert mindspeed_noop_layers(61, 6, 1, True, 11) == (72, [41, 47, 53, 59, 65, 66, 67, 68, 69, 70, 71])
+    assert mindspeed_noop_layers(61, 8, 1, True, 8) == (64, [61, 62, 63])
+    assert mindspeed_noop_layers(61, 6, 6, False, 12) == (72, list(range(61, 72)))   # interleaved: 2 per chunk
+    assert mindspeed_noop_layers(64, 8, 1, True, 8) is None                           # 64 = 8 x 2 x 4: even
+
+
+def test_emit_mindspeed_pads_an_uneven_split_with_noop_layers(tmp_path, capsys):
+    """`plan --emit mindspeed` of DeepSeek-V3 on pp 8 with DualPipe wrote '--num-layer-list 7,8,8,8,8,8,8,6'
+    beside '--schedules-method dualpipev', which MindSpeed-LLM refuses ('Dynamic pipeline model and dualpipev
+    cannot be enabled at the same time', num_layer_list.py validate_args at c77308a1); the search's best plan of
+    DeepSeek-V4-Pro on 25,000 Ascend 910C (pp 6, vpp 6: 61 layers in 36 chunks) exited 2 ('61 layers cannot be
+    split over pp 6 with vpp 6'). Now both are MindSpeed's noop layers: 64 with 61,62,63 as its own script, and
+    72 with 61..71 at 2 layers per virtual stage."""
+    ds = write_spec(tmp_path, "name: ds\nmodel: deepseek-v3\nsystem: cloudmatrix-384\nchips: 768\n"
+                              "framework: mindspeed-2026\ntraining: {tokens: 1T, seq_len: 4096, "
+                              "global_batch_seqs: 1536}\n", "ds.yaml")
+    code, out, err = run_main(capsys, "plan", ds, "--top", "1", "--fix", "pp=8,schedule=dualpipe,tp=1,cp=1",
+                              "--emit", "mindspeed")
+    assert code == 0, err[-400:]
+    assert "  --num-layer-list" not in out and "  --num-layers 64\n" in out and "  --noop-layers 61,62,63\n" in out
+    assert "  --schedules-method dualpipev\n" in out
+    code, out, err = run_main(capsys, "plan", ds, "--top", "1", "--fix", "pp=6,vpp=2,schedule=interleaved,tp=1,cp=1",
+                              "--emit", "mindspeed")
+    assert code == 0, err[-400:]
+    # 61 layers over 6 x 2 chunks: 6 per chunk, 72 slots, 11 noop (the engine prices 12 per rank)
+    assert "  --num-layers 72\n" in out and "  --noop-layers 61,62,63,64,65,66,67,68,69,70,71\n" in out, out
+    assert "  --num-layers-per-virtual-pipeline-stage 6\n" in out and "  --num-layer-list" not in out
