@@ -308,7 +308,9 @@ def test_cost_options_refuse_infinity(tmp_path, capsys, option):
     """--price-per-chip-hour inf printed 'cost, rental: inf at inf/chip-hour'; --pue inf 'inf MWh'."""
     run = _write(tmp_path, SMALL_RUN)
     code, out, err = run_main(capsys, "estimate", run, option, "inf")
-    assert code == 2 and err.startswith(f"error: {option}: expected a finite number") and out == ""
+    # --pue has one check, assumptions.check_pue, whose line states its range (qa31)
+    want = "expected a PUE between 1 and 3" if option == "--pue" else "expected a finite number"
+    assert code == 2 and err.startswith(f"error: {option}: {want}") and out == ""
 
 
 @pytest.mark.parametrize("option", ["--against", "--fix", "--emit", "--framework"])
