@@ -252,3 +252,37 @@ def test_emit_mindspeed_pads_an_uneven_split_with_noop_layers(tmp_path, capsys):
     # 61 layers over 6 x 2 chunks: 6 per chunk, 72 slots, 11 noop (the engine prices 12 per rank)
     assert "  --num-layers 72\n" in out and "  --noop-layers 61,62,63,64,65,66,67,68,69,70,71\n" in out, out
     assert "  --num-layers-per-virtual-pipeline-stage 6\n" in out and "  --num-layer-list" not in out
+
+
+# ---------------------------------------------------------------- 10. the search's counts add up
+
+def test_search_counts_name_the_candidates_the_rules_rejected():
+    """DeepSeek-V4-Pro on 25,000 Ascend 910C printed '51,660 plans evaluated, 13,990 fit; rejected by reason'
+    above rows of 6,800,640 (tp), 2,540,160 (micro_batch) ... candidates: the rules reject candidates before
+    evaluation, the memory row counts evaluated plans (51,660 - 13,990 = 37,670). The title now adds them up:
+    51,660 + 6,800,640 + 2,540,160 + 981,120 + 122,880 + 72,960 + 51,660 + 34,560 + 15,360 + 360 =
+    10,671,360 candidates."""
+    from trainsim.report.fmt import search_counts
+    rules = [6_800_640, 2_540_160, 981_120, 122_880, 72_960, 51_660, 34_560, 15_360, 360]
+    rejected = {f"rule {i}": n for i, n in enumerate(rules)} | {"memory: does not fit in HBM": 37_670}
+    assert search_counts(51_660, 13_990, rejected) == \
+        "10,671,360 candidate plans: 51,660 valid and evaluated, 13,990 fit"
+    # nothing rejected by a rule (a plan fixed in full, or only memory): the plain count (test_first_use)
+    assert search_counts(1, 1, {}) == "1 plan evaluated, 1 fit"
+    assert search_counts(10, 4, {"memory: does not fit in HBM": 6}) == "10 plans evaluated, 4 fit"
+
+
+def test_plan_title_counts_add_up(tmp_path, capsys):
+    """The terminal title of `plan` on Llama 3.1 8B on 100 H100: candidates = plans evaluated + the rule rows of
+    the table (the JSON's counts), each row at most the candidates."""
+    import json
+    spec = write_spec(tmp_path, RUN_100, "r100.yaml")
+    code, out, err = run_main(capsys, "plan", spec, "--top", "1", "--json")
+    d = json.loads(out)
+    ev, fit, rej = d["plans_evaluated"], d["plans_feasible"], d["rejected"]
+    assert rej["memory: does not fit in HBM"] == ev - fit
+    cand = ev + sum(v for k, v in rej.items() if not k.startswith("memory"))
+    code, out, err = run_main(capsys, "plan", spec, "--top", "1")
+    assert code == 0, err
+    assert f"{cand:,} candidate plans: {ev:,} valid and evaluated, {fit:,} fit, in " in " ".join(out.split())
+    assert max(rej.values()) <= cand

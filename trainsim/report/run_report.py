@@ -127,8 +127,9 @@ def _plans(data: dict) -> str:
     s = data.get("search") or {}
     fixed = ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()) or "none (every field searched)"
     body = table(["#", "plan", "step s", "tokens/s/chip", "MFU (BF16 peak)", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
-    body += (f'<p class="note">{fmt.counted(s.get("plans_evaluated", 0), "plan")} evaluated, {s.get("plans_feasible", 0):,} fit '
-             f'in memory, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
+    counts = fmt.search_counts(s.get("plans_evaluated", 0), s.get("plans_feasible", 0), s.get("rejected") or {},
+                               "fit in memory")
+    body += (f'<p class="note">{counts}, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
     if s.get("message"):
         body += f"<p>{esc(s['message'])}</p>"
     rej = sorted((s.get("rejected") or {}).items(), key=lambda kv: -kv[1])
