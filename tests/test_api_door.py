@@ -141,7 +141,8 @@ def test_argument_checks_moved_behind_the_api_keep_the_cli_lines(tmp_path):
         scenarios.capacity("hgx-h800", 8, 30, units=2, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^--precision: expected bf16 or fp8, got 'fp4'$"):
         scenarios.capacity("hgx-h800", 8, 30, precision="fp4", names=api.CLI_NAMES)
-    with pytest.raises(api.TrainsimError, match=r"^--pue: expected a number >= 1, got 0.5$"):
+    with pytest.raises(api.TrainsimError, match=r"^--pue: expected a PUE between 1 and 3 \(facility / IT energy\), "
+                                                r"got 0.5$"):
         api.cost_inputs(pue=0.5, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^RUNS: expected two or more run specs, got 1$"):
         api.compare([tmp_path / "a.yaml"])

@@ -146,7 +146,13 @@ def test_emit_stated_uneven_stages(tmp_path, capsys, plan, flags, missing, note,
     assert "None" not in out and "middle" not in out
     assert all(f in out for f in flags) and not any(m in out for m in missing)
     assert note in out
+    # MindSpeed-LLM refuses --num-layer-list beside virtual stages (num_layer_list.py validate_args): the stated
+    # stages are its layer list at vpp 1; a searched vpp above 1 is refused with one line (qa31)
+    interleaved = "--num-virtual-stages-per-pipeline-rank" in out
     code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
+    if interleaved:
+        assert code == 2 and "plan.first_stage_layers" in err and "--num-layer-list" in err, err
+    code, out, err = run_main(capsys, "plan", run, "--fix", "vpp=1", "--emit", "mindspeed")
     assert code == 0, err
     assert f"--num-layer-list {layer_list}\n" in out
 
@@ -302,7 +308,9 @@ def test_cost_options_refuse_infinity(tmp_path, capsys, option):
     """--price-per-chip-hour inf printed 'cost, rental: inf at inf/chip-hour'; --pue inf 'inf MWh'."""
     run = _write(tmp_path, SMALL_RUN)
     code, out, err = run_main(capsys, "estimate", run, option, "inf")
-    assert code == 2 and err.startswith(f"error: {option}: expected a finite number") and out == ""
+    # --pue has one check, assumptions.check_pue, whose line states its range (qa31)
+    want = "expected a PUE between 1 and 3" if option == "--pue" else "expected a finite number"
+    assert code == 2 and err.startswith(f"error: {option}: {want}") and out == ""
 
 
 @pytest.mark.parametrize("option", ["--against", "--fix", "--emit", "--framework"])

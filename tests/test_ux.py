@@ -122,8 +122,9 @@ def test_mindspeed_fragment_and_dualpipe(tmp_path):
     tokens = emitted_args(emit_args(_fake_est(schedule="dualpipe", vpp=1), "mindspeed"), tmp_path)
     val = dict(zip(tokens, tokens[1:]))
     assert val["--schedules-method"] == "dualpipev"
-    layers = [int(x) for x in val["--num-layer-list"].split(",")]
-    assert len(layers) == 16 and sum(layers) == 126
+    # MindSpeed-LLM refuses --num-layer-list beside dualpipev (num_layer_list.py validate_args): 126 layers on
+    # pp 16 are padded to 128 = 16 ranks x 2 chunks x 4 with two noop layers, the last two (qa31)
+    assert "--num-layer-list" not in val and val["--num-layers"] == "128" and val["--noop-layers"] == "126,127"
     with pytest.raises(trainsim.TrainsimError):
         emit_args(_fake_est(schedule="dualpipe"), "megatron")
 

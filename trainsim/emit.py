@@ -199,6 +199,40 @@ def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
              + (", embedding and loss counted as layers" if balanced else "")])
 
 
+def mindspeed_noop_layers(n_layers: int, pp: int, vpp: int, dualpipev: bool,
+                          priced: int) -> tuple[int, list[int]] | None:
+    """MindSpeed-LLM's padding of an uneven pipeline split with virtual stages or DualPipeV: (layer slots S,
+    indices of the noop layers), or None where pp x chunks divides the layers. MindSpeed-LLM refuses its uneven
+    stages (--num-layer-list) beside either ('Dynamic pipeline model and virtual pipeline cannot be enabled at the
+    same time', '... and dualpipev ...': mindspeed_llm/features_manager/pipeline_parallel/num_layer_list.py
+    validate_args at Ascend/MindSpeed-LLM c77308a1); its scripts pad the layers with identity layers instead
+    (``--num-layers 64 --noop-layers 61,62,63`` for DeepSeek-V3's 61 layers on pp 8 with dualpipev:
+    examples/mcore/deepseek3/pretrain_deepseek3_671b_4k_A3_ptd.sh). The S = ceil(L / (pp q)) pp q slots (q chunks
+    per rank: vpp, 2 for DualPipeV) form pp q chunks of S / (pp q) layers, chunk c on rank c mod pp (interleaved)
+    or c, then 2 pp - 1 - c (DualPipeV's V); each rank keeps at most ``priced`` real layers (the engine's
+    :func:`trainsim.perf.memory.even_rank_layers`): a rank with more slots gets its surplus as noop layers, its
+    last slots, and the rest of the S - L noop layers are the last layer indices, as the scripts place them."""
+    q = 2 if dualpipev else max(vpp, 1)
+    if n_layers % (pp * q) == 0:
+        return None
+    k = -(-n_layers // (pp * q))
+    slots = k * pp * q
+
+    def rank(layer: int) -> int:
+        c = layer // k
+        return c % pp if not dualpipev else (c if c < pp else 2 * pp - 1 - c)
+
+    by_rank: dict[int, list[int]] = {r: [] for r in range(pp)}
+    for i in range(slots):
+        by_rank[rank(i)].append(i)
+    noop = {i for r, idx in by_rank.items() for i in idx[len(idx) - max(len(idx) - priced, 0):]}
+    for i in range(slots - 1, -1, -1):
+        if len(noop) >= slots - n_layers:
+            break
+        noop.add(i)
+    return slots, sorted(noop)
+
+
 #: run-spec fp8_recipe -> Megatron-Core --fp8-recipe (megatron/core/transformer/transformer_config.py at d98e8a6)
 MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8", "blockwise": "blockwise"}
 
@@ -221,7 +255,27 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args.append("--sequence-parallel")
     vpp = p.get("vpp") or 1
     special = megatron_stage_args(est, p) if framework in MEGATRON_ARGUMENT_SET else None
-    first, last = _split(est) if p["pp"] > 1 and special is None else (None, None)
+    sched = get_schedule(p["schedule"])
+    noop = None
+    if framework == "mindspeed" and p["pp"] > 1 and (vpp > 1 or sched.mindspeed_dualpipev):
+        if _plan_value(p, "first_stage_layers") is not None or _plan_value(p, "last_stage_layers") is not None:
+            raise TrainsimError("MindSpeed-LLM writes stated stage sizes as --num-layer-list, which it refuses beside "
+                                "virtual pipeline stages and dualpipev (num_layer_list.py validate_args): state vpp 1 "
+                                "and another schedule (--fix vpp=1,schedule=1f1b), or leave first_stage_layers / "
+                                "last_stage_layers out (noop layers then pad the split)",
+                                field="plan.first_stage_layers")
+        noop = mindspeed_noop_layers(L, p["pp"], vpp, sched.mindspeed_dualpipev,
+                                     int(even_rank_layers(float(L), p["pp"], vpp)))
+    first, last = _split(est) if p["pp"] > 1 and special is None and noop is None else (None, None)
+    if noop is not None:
+        slots, pad = noop
+        q, what = (vpp, "virtual stages") if vpp > 1 else (2, "DualPipeV chunks")
+        args[0] = f"--num-layers {slots}"
+        args.append(f"--noop-layers {','.join(map(str, pad))}")
+        notes.append(f"{L} layers padded with {len(pad)} noop layers to {slots} ({p['pp']} pipeline ranks x {q} "
+                     f"{what} x {slots // (p['pp'] * q)}): MindSpeed-LLM refuses --num-layer-list with "
+                     f"{'virtual stages' if vpp > 1 else 'dualpipev'}; at most "
+                     f"{int(even_rank_layers(float(L), p['pp'], vpp))} real layers per rank, as priced")
     if first is not None or last is not None:
         # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
         # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written
@@ -247,7 +301,7 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args += special[0]
         notes += special[1]
     elif vpp > 1:
-        args.append(f"--num-layers-per-virtual-pipeline-stage {L // (p['pp'] * vpp)}")
+        args.append(f"--num-layers-per-virtual-pipeline-stage {(noop[0] if noop else L) // (p['pp'] * vpp)}")
     m = getattr(est, "microbatches", None)
     if vpp > 1 and p["pp"] > 1 and m is not None:
         # the engine costs the smallest micro-batch group Megatron-Core accepts; its default (pp) only where pp
@@ -279,7 +333,6 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         method = _plan_value(p, "recompute_method") or "uniform"
         n = _plan_value(p, "recompute_num_layers") or 1
         args += ["--recompute-granularity full", f"--recompute-method {method}", f"--recompute-num-layers {n}"]
-    sched = get_schedule(p["schedule"])
     spelled = sched.mindspeed if framework == "mindspeed" else sched.megatron
     if spelled is None:
         if sched.mindspeed is not None:

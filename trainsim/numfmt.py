@@ -54,15 +54,15 @@ def days_text(days: float) -> str:
 
 
 def days(d: float | None, unit: bool = True) -> str:
-    """A computed duration in days (a run's, a probe's): ``54.3 days``; under 0.1 days two significant figures and
-    the time in seconds, minutes or hours (``2.1e-05 days (1.8 s)``), never a ``0.0 days`` no run takes; ``n/a``
-    when unknown or infinite. ``unit`` False leaves out the word (a table cell under a 'days' header: ``54.3``,
-    ``0.0099 (14.3 min)``)."""
+    """A computed duration in days (a run's, a probe's): ``54.3 days``, grouped from 1,000 on (``1,234.5 days``);
+    under 0.1 days two significant figures and the time in seconds, minutes or hours (``2.1e-05 days (1.8 s)``),
+    never a ``0.0 days`` no run takes; ``n/a`` when unknown or infinite. ``unit`` False leaves out the word (a table
+    cell under a 'days' header: ``54.3``, ``0.0099 (14.3 min)``)."""
     if d is None or not math.isfinite(d):
         return "n/a"
     word = " days" if unit else ""
     if d >= 0.1:
-        return f"{d:.1f}{word}"
+        return f"{d:,.1f}{word}"
     s = d * 86400.0
     short = f"{s:.1f} s" if s < 60 else f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h"
     return f"{d:.2g}{word} ({short})"

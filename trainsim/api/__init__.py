@@ -169,13 +169,13 @@ def cost_inputs(price: float | None = None, pue: float | None = None, electricit
                 names: Mapping[str, str] | None = None) -> dict:
     """Validated overrides for :func:`trainsim.cost.run_cost`: rental USD per chip-hour (>= 0), PUE (1 to
     :data:`PUE_MAX`) and electricity USD per kWh (>= 0), each finite; None keeps the sourced default."""
-    for key, v, lo in (("price", price, 0.0), ("pue", pue, 1.0), ("electricity", electricity, 0.0)):
-        if v is not None and not v >= lo:
-            raise TrainsimError(f"expected a number >= {lo:g}, got {v:g}", field=_name(names, key))
+    for key, v in (("price", price), ("electricity", electricity)):
+        if v is not None and not v >= 0.0:
+            raise TrainsimError(f"expected a number >= 0, got {v:g}", field=_name(names, key))
         if v is not None and v == float("inf"):     # printed 'inf at inf/chip-hour'
-            raise TrainsimError(f"expected a finite number >= {lo:g}, got {v:g}", field=_name(names, key))
-    if pue is not None:                             # --pue 100 was accepted: 100x the facility energy
-        check_pue(pue, _name(names, "pue"))
+            raise TrainsimError(f"expected a finite number >= 0, got {v:g}", field=_name(names, key))
+    if pue is not None:     # the one PUE check (assumptions.yaml's bounds, NaN and infinity included): --pue 100
+        check_pue(pue, _name(names, "pue"))    # was accepted (100x the facility energy); 0.5 got another wording
     out: dict[str, float] = {}
     if price is not None:
         out["price_per_chip_hour"] = price
@@ -350,6 +350,10 @@ class CompareResult:
         ds = [e.to_dict() for e in self.estimates]
         rows = [("model", "model", [d["model"] for d in ds]), ("system", "system", [d["system"] for d in ds]),
                 ("chips", "chips", [d["chips"] for d in ds]),
+                # the chips the plan keeps busy: tokens/s per chip and MFU are per used chip, days and cost per chip
+                # paid for (a plan that idles chips showed neither the count nor the idle chips)
+                ("chips used", "chips_used", [f"{d['chips_used']:,}" + (f" ({d['idle_chips']:,} idle, paid for)"
+                                                                      if d["idle_chips"] else "") for d in ds]),
                 ("plan", "plan", [plan_text(d["plan"], empty="") for d in ds]),
                 ("step time (s)", "step_time_s", [d["step_time_s"] for d in ds])]
         causes = list(dict.fromkeys(k for d in ds for k, v in d["breakdown"].items() if v > 0))

@@ -11,7 +11,7 @@ import typer
 from .application import app
 from .costopts import ELECTRICITY, PRICE, PUE, cost_inputs
 from .runload import load_run_warned
-from ..report.fmt import does_not_fit, money, quantity as count, tokens_per_s, value
+from ..report.fmt import days, does_not_fit, money, quantity as count, tokens_per_s, value
 from .. import api
 from ..report.terminal import wide_console as console, print_json
 from ..report.tabular import print_csv
@@ -32,7 +32,11 @@ def _cell(key: str, v) -> str:
         return money(v)
     if key.startswith("breakdown") or key == "step_time_s":
         return f"{v:.3f}"
-    if key in ("days", "memory_per_chip_bytes"):
+    if key == "chips":                   # an exact count: 24,960 and 25,000 chips both read '25k'
+        return f"{v:,}"
+    if key == "days":                    # as every days figure (numfmt.days): '15,151.2', never '0.0'
+        return days(v, unit=False)
+    if key == "memory_per_chip_bytes":
         return f"{v:.1f}"
     return count(v)
 

@@ -344,6 +344,7 @@ def parse_serving(doc: Any, *, base_dir: Path | None = None, where: str = "servi
     check_stack(spec.serving.stack, spec.serving.stack_version, "serving.stack", where)
     arch, system = resolve_model_and_system(spec.model, spec.system, base_dir, where)
     _check_dense(spec, arch, where)
+    _check_kv_format(spec.serving, system, where)
     p = spec.plan
     if spec.chips is None and p.dp is not None:   # the search sizes instances by chips, never by dp: it was dropped
         raise TrainsimError(f"dp {p.dp} needs chips: the instance is dp x tp x pp chips; state chips (per instance) "
@@ -442,6 +443,19 @@ def _first_stated(stated: list[tuple[str, str]], fields: tuple[str, ...]) -> tup
         if field in fields:
             return field.split(".", 1)[1], at
     return None
+
+
+def _check_kv_format(sp: ServingPart, system: System, where: str) -> None:
+    """Refuse an FP4 KV cache on a chip with no FP4 rate. Weights in FP4 run on such a chip (dequantised to its
+    8- or 16-bit rate: :func:`trainsim.inference.setup._peak`), but a 4-bit KV cache is a Blackwell format: NVFP4
+    KV cache "enables significant performance gains on NVIDIA Blackwell GPUs" (NVIDIA technical blog, 'Optimizing
+    Inference for Long Context and Large Batch Sizes with NVFP4 KV Cache', 2025-12-08), written for the SM100
+    trtllm-gen attention kernel (FlashInfer ``nvfp4_quantize_paged_kv_cache``); no serving stack offers it on
+    Hopper, Ampere or Ascend 910, where ``kv_precision: fp4`` was priced as a 4.5-bit cache no deployment has."""
+    if sp.kv_precision == "fp4" and not system.chip.peak_flops.get("fp4"):
+        raise TrainsimError(f"kv_precision fp4: {system.chip.id} has no FP4 rate, and FP4 KV caches run only on "
+                            "chips with FP4 (NVFP4 on Blackwell); expected bf16, fp8 or int8 on this chip",
+                            field="serving.kv_precision", where=where)
 
 
 def _check_dense(spec: ServingFile, arch: Arch, where: str) -> None:

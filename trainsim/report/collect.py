@@ -43,9 +43,13 @@ def answer(est=None, run: Run | None = None, message: str = "") -> str:
     if est is None:
         return f"{run.arch.name} on {run.chips:,} x {run.system.chip.id} ({run.system.id}): {message}."
     d = est.to_dict()
-    who = f"{d['model']} on {d['chips']:,} x {d['chip']} ({d['system']})"
-    how = (f"at {fmt.pct(d['mfu'])} MFU ({fmt.tokens_per_s(d['tokens_per_s_per_chip'])} tokens/s per chip, "
-           f"step {fmt.step_time(d['step_time_s'])}) with {fmt.plan(d['plan'])}")
+    # a plan that idles chips: its rate and MFU are per used chip, its days and cost per chip paid for; the sentence
+    # said '7,712.3 tokens/s per chip' on 100 H100 where 80 of them work (x 100 reads 25% more than the run trains)
+    idle = d.get("idle_chips") or 0
+    used = f"; the plan uses {d['chips_used']:,}, {idle:,} idle but paid for" if idle else ""
+    who = f"{d['model']} on {d['chips']:,} x {d['chip']} ({d['system']}{used})"
+    how = (f"at {fmt.pct(d['mfu'])} MFU ({fmt.tokens_per_s(d['tokens_per_s_per_chip'])} tokens/s per "
+           f"{'used ' if idle else ''}chip, step {fmt.step_time(d['step_time_s'])}) with {fmt.plan(d['plan'])}")
     mem = f"{fmt.gib(d['memory_per_chip_bytes'])} of {fmt.gib(d['hbm_bytes'])} HBM per chip"
     if not d["fits"]:
         return f"{who} does not fit: the plan needs {mem}."

@@ -25,6 +25,19 @@ def step_time(s: float) -> str:
     return f"{s:.3f} s" if s >= 0.01 else f"{s:.3g} s"
 
 
+def search_counts(evaluated: int, feasible: int, rejected: dict, fit_word: str = "fit") -> str:
+    """A plan search's counts as one phrase: ``51,660 plans evaluated, 13,990 fit`` and, where validity rules
+    rejected candidates before evaluation, their total first: ``10,671,360 candidate plans: 51,660 valid and
+    evaluated, 13,990 fit``. The rejections by reason count candidates (``tp: 6,800,640``) and the plans evaluated
+    that do not fit (``memory``, evaluated - feasible); the title said '51,660 plans evaluated' above a
+    6,800,640-plan row (qa31). ``rejected``: :attr:`trainsim.search.SearchResult.rejected` (or its JSON)."""
+    by_rule = sum(rejected.values()) - (evaluated - feasible) if rejected else 0
+    if by_rule <= 0:
+        return f"{counted(evaluated, 'plan')} evaluated, {feasible:,} {fit_word}"
+    return (f"{counted(evaluated + by_rule, 'candidate plan')}: {evaluated:,} valid and evaluated, {feasible:,} "
+            f"{fit_word}")
+
+
 #: what a plan that does not fit says when none of :mod:`trainsim.fit_advice`'s single changes makes it fit
 NO_SINGLE_FIX = "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)"
 

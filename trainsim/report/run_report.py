@@ -62,9 +62,13 @@ def _at_precision_rows(est: dict) -> list[tuple]:
 
 def headline(est: dict) -> str:
     """The headline numbers, formatted as ``trainsim estimate`` prints them (``data-key`` = the JSON key)."""
+    idle = est.get("idle_chips") or 0
     rows = [("plan", fmt.plan(est["plan"]), "plan"),
+            *([("chips used", f"{est['chips_used']:,} of {est['chips']:,} ({idle:,} idle, paid for)", "chips_used")]
+              if idle else []),            # as `trainsim estimate` prints it: the rate below is per used chip
             ("step time", fmt.step_time(est["step_time_s"]), "step_time_s"),
-            ("tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]), "tokens_per_s_per_chip"),
+            ("tokens/s per used chip" if idle else "tokens/s per chip", fmt.tokens_per_s(est["tokens_per_s_per_chip"]),
+             "tokens_per_s_per_chip"),
             ("MFU (vs BF16 peak)", fmt.pct(est["mfu"]), "mfu"), ("HFU (vs BF16 peak)", fmt.pct(est["hfu"]), "hfu"),
             *_at_precision_rows(est),
             ("memory per chip", fmt.gib(est["memory_per_chip_bytes"]), "memory_per_chip_bytes"),
@@ -123,8 +127,9 @@ def _plans(data: dict) -> str:
     s = data.get("search") or {}
     fixed = ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()) or "none (every field searched)"
     body = table(["#", "plan", "step s", "tokens/s/chip", "MFU (BF16 peak)", "GiB/chip", "whole run"], rows, {2, 3, 4, 5, 6})
-    body += (f'<p class="note">{fmt.counted(s.get("plans_evaluated", 0), "plan")} evaluated, {s.get("plans_feasible", 0):,} fit '
-             f'in memory, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
+    counts = fmt.search_counts(s.get("plans_evaluated", 0), s.get("plans_feasible", 0), s.get("rejected") or {},
+                               "fit in memory")
+    body += (f'<p class="note">{counts}, in {s.get("search_seconds", 0):.2f} s; fixed fields: {esc(fixed)}.</p>')
     if s.get("message"):
         body += f"<p>{esc(s['message'])}</p>"
     rej = sorted((s.get("rejected") or {}).items(), key=lambda kv: -kv[1])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fmt import NO_SINGLE_FIX, days as _days, pct, plan as _plan, step_time as _step_time
+from .fmt import NO_SINGLE_FIX, days as _days, pct, plan as _plan, search_counts, step_time as _step_time
 from ..numfmt import count, money
 
 if TYPE_CHECKING:
@@ -223,8 +223,8 @@ def render_search(res, c: Console | None = None) -> None:
             pt.add_row(plan_text(r["plan"]), f"{r['step_time_s']:.3f}", f"{r['global_batch_seqs']:,}",
                        f"{r['memory_per_chip_bytes'] / GIB:.1f}")
         c.print(pt)
-    counts = (f"{res.plans_evaluated:,} plan{'s' if res.plans_evaluated != 1 else ''} evaluated, "
-              f"{res.plans_feasible:,} fit, in {res.search_seconds:.3f} s")
+    counts = (f"{search_counts(res.plans_evaluated, res.plans_feasible, res.rejected)}, "
+              f"in {res.search_seconds:.3f} s")
     if not res.rejected:           # every plan fits (a plan fixed in full): a line, not an empty table
         c.print(f"{counts}; none rejected")
         return
@@ -252,7 +252,8 @@ def render_plan_diff(diff, c: Console | None = None) -> None:
     c.print(f"[bold]against {plan_text(diff.reference.plan)}[/bold]: {diff.headline()}")
     if diff.idle_note():
         c.print(diff.idle_note())
-    c.print(_diff_table("step time by cause (seconds per reference step)", "cause", diff.causes, 1.0, 3))
+    c.print(_diff_table(f"step time by cause (seconds per reference step on the run's {diff.best.run.chips:,} "
+                        "chips)", "cause", diff.causes, 1.0, 3))
     c.print(_diff_table("memory per chip (GiB)", "part", diff.memory, GIB, 1))
     if not diff.reference.fits:
         c.print("[yellow]the reference plan does not fit in the chip's memory in this model[/yellow]")

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..catalog.types import System
 from ..errors import TrainsimError
+from ..numfmt import axis_value
 from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..units import parse_count
 from . import targets as T
@@ -312,7 +313,7 @@ def expand_axis(key: str, spec, base_system: System, where: str) -> Axis:
             raise TrainsimError(f"zipped lists differ in length: {', '.join(f'{t} {len(c)}' for t, c in zip(z, cols))}",
                                 field=f"axes.{key}.zip", where=where)
         rows = tuple(zip(*cols))
-        _check_distinct(rows, tuple(tgts), f"axes.{key}.zip", where)
+        _check_distinct(rows, tuple(tgts), tuple(scales), f"axes.{key}.zip", where)
         return Axis(name=key, kind="zip", targets=tuple(tgts), scale=tuple(scales), rows=rows)
     if isinstance(spec, dict) and set(spec) == {"samples"}:
         return _samples(key, spec["samples"], base_system, where)
@@ -321,21 +322,29 @@ def expand_axis(key: str, spec, base_system: System, where: str) -> Axis:
     t = T.canonical(key, where)
     vals, scale = values(t, spec, f"axes.{key}", where)
     rows = tuple((v,) for v in vals)
-    _check_distinct(rows, (t,), f"axes.{key}", where)
+    _check_distinct(rows, (t,), (scale,), f"axes.{key}", where)
     return Axis(name=key, kind="values", targets=(t,), scale=(scale,), rows=rows)
 
 
-def _check_distinct(rows: tuple[tuple[object, ...], ...], targets: tuple[str, ...], field: str, where: str) -> None:
+def _check_distinct(rows: tuple[tuple[object, ...], ...], targets: tuple[str, ...], scales: tuple[bool, ...],
+                    field: str, where: str) -> None:
     """A position given twice on one axis (``plan.tp: [8, 8, 16]``, or a zip row repeated) would run the same
     points twice: refused with the spec, as an empty list or a target varied by two axes is (values compared as
-    parsed, so ``8`` and ``8.0`` or ``"1 TB/s"`` and ``1e12`` are one value). Generated forms that round to a
-    repeat (an integer ``logspace``) drop it where they are made (:func:`_logspace`)."""
+    parsed, so ``8`` and ``8.0`` or ``"1 TB/s"`` and ``1e12`` are one value), each value named in the unit a person
+    reads (:func:`trainsim.numfmt.axis_value`: ``1,600 GB/s``, not the SI ``1600000000000.0`` of ``"1.6 TB/s"``
+    and ``"1600 GB/s"``; a factor of a ``scale:`` list as ``x0.5``). Generated forms that round to a repeat (an
+    integer ``logspace``) drop it where they are made (:func:`_logspace`)."""
+    def shown(t: str, v, scale: bool) -> str:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return repr(v)
+        return f"x{v:g}" if scale else axis_value(t, v)
+
     first: dict[tuple[object, ...], int] = {}
     for i, row in enumerate(rows):
         k = tuple(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for v in row)
         if k in first:
-            what = (f"value {row[0]!r}" if len(row) == 1 else
-                    "row " + ", ".join(f"{t} {v!r}" for t, v in zip(targets, row)))
+            what = (f"value {shown(targets[0], row[0], scales[0])}" if len(row) == 1 else
+                    "row " + ", ".join(f"{t} {shown(t, v, sc)}" for t, v, sc in zip(targets, row, scales)))
             raise TrainsimError(f"{what} is given twice (positions {first[k]} and {i}); each point would run twice",
                                 field=field, where=where)
         first[k] = i

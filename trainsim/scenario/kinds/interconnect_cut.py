@@ -9,6 +9,7 @@ from pydantic import Field
 from ...types_checked import StatedChips
 from ...spec import chips_as_stated
 
+from ...numfmt import days
 from ...model.counts import compute_optimal_params, count, training_flops_6nd
 from ..capacity import dense_shape
 from ..common import best, make_run, plan_summary
@@ -124,11 +125,11 @@ def verdict(res: KindResult) -> tuple[str, str, str]:
             "the MoE run does not fit on one of the systems"
     text = (f"NVLink {n['scale_up_gb_s']['reference']:.0f} -> {n['scale_up_gb_s']['restricted']:.0f} "
             f"GB/s per direction: {f['total'] / 1e9:.0f}B/{f['active'] / 1e9:.0f}B MoE on {n['chips']:,} chips "
-            f"takes {mo['days_restricted']:.1f} vs {mo['days_reference']:.1f} days ({mo['slowdown_pct']:+.1f}%) "
+            f"takes {days(mo['days_restricted'], unit=False)} vs {days(mo['days_reference'])} ({mo['slowdown_pct']:+.1f}%) "
             f"with the best plan for each")
     if mo.get("published_slowdown_pct") is not None:
         pd = mo["published_days"]
-        text += (f" ({pd['restricted']:.1f} vs {pd['reference']:.1f} days, {mo['published_slowdown_pct']:+.1f}%, "
+        text += (f" ({days(pd['restricted'], unit=False)} vs {days(pd['reference'])}, {mo['published_slowdown_pct']:+.1f}%, "
                  f"with the plan its source published)")
     for k in ("dense_equal_active", "dense_chinchilla"):
         d = rows[k]
