@@ -24,7 +24,7 @@ from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.bound import layer_table, step_time_lower_bound
-from .perf.memory import memory_total
+from .perf.memory import memory_total_parts, memory_total_sum
 from .perf.step import evaluate, shared_costs
 from .numfmt import days as days_fmt, plan as plan_text
 from .plan_estimate import Estimate, context, effective_node_limit, plan_row, result_row
@@ -33,10 +33,15 @@ from .errors import TrainsimError
 from .units import GIB
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
-#: plans per chunk of the memory-only pass (:class:`MemoryPass`): its temporaries (8 bytes a plan) then stay within
-#: a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536 about 0.75x the CPU
-#: time of 131,072
+#: plans per chunk of the memory-only pass's sums at the full shape (:class:`MemoryPass`): its temporaries (8 bytes a
+#: plan) then stay within a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536
+#: about 0.75x the CPU time of 131,072
 MEMORY_CHUNK = 65536
+#: plans per block of the memory-only pass: the parts of the memory (each at the shape of the fields it reads) are
+#: costed once per block of parent rows, then summed a chunk at a time. The parts cost a few hundred small numpy
+#: calls whatever the block's size: for the benchmark case (2.83M grid cells) 74 blocks of one chunk each took
+#: 0.21 CPU-s, 5 blocks of 16 chunks 0.10 CPU-s (one process, interleaved)
+MEMORY_BLOCK = 8 * MEMORY_CHUNK
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 
@@ -631,7 +636,8 @@ class MemoryPass:
         self.batch = par.batch()
         self.used = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
         self.row_mem = np.empty((P, E))
-        self.rows = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))
+        self.sub = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))       # parent rows per chunk
+        self.rows = self.sub * max(1, MEMORY_BLOCK // MEMORY_CHUNK)          # parent rows per block
         self.starts = list(range(0, P, self.rows)) if len(self.whole) else []
         self.outs: list = [None] * len(self.starts)
         self._ready.set()
@@ -657,12 +663,27 @@ class MemoryPass:
         c = replace(self.ctx, global_batch_seqs=self.batch[None, None, None, sl],
                     chips=self.used[None, None, None, sl])
         tokens = float(c.seq_len) * p.mb / p.cp
-        mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), sl.stop - s))
-        ok = self.valid[sl].T
+        parts = memory_total_parts(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
         # the stack's rule on zero (None: none): which (zero, expert choice, parent) cells are plans
-        zok = par.zero_ok(par.zero[:, None, None, None], par.cols["pp"][None, None, None, sl],
-                          ex[:, 1][None, None, :, None])
+        zok_all = par.zero_ok(par.zero[:, None, None, None], par.cols["pp"][None, None, None, sl],
+                              ex[:, 1][None, None, :, None])
+        n_fit, least_all = 0, np.inf
+        for a in range(0, sl.stop - s, self.sub):
+            rows = slice(a, min(sl.stop - s, a + self.sub))
+            n_fit_c, least_c = self._sum(c, parts, rows, s, zok_all)
+            n_fit += n_fit_c
+            least_all = min(least_all, least_c)
+        return n_fit, least_all
+
+    def _sum(self, c, parts, rows: slice, s: int, zok_all) -> tuple[int, float]:
+        """Plans that fit and least memory of the parent rows ``rows`` of the block that starts at ``s``; each
+        row's least fitting memory into :attr:`row_mem`."""
+        par, ex = self.par, self.par.experts
+        mem = memory_total_sum(c, parts, rows)
+        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), rows.stop - rows.start))
+        sl = slice(s + rows.start, s + rows.stop)
+        ok = self.valid[sl].T
+        zok = None if zok_all is None else zok_all if np.shape(zok_all)[-1] == 1 else zok_all[..., rows]
         # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
         least = np.where(ok, mem.min(axis=(0, 1)) if zok is None else
                          mem.min(axis=(0, 1), where=zok, initial=np.inf), np.inf)

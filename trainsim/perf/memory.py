@@ -579,13 +579,36 @@ def memory_total(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> Num:
     """``memory_breakdown(...)["total"]`` with the same arithmetic in the same order, for the plan search's bulk
     pass: the largest of the rank kinds' sums (the rank :func:`memory_breakdown` picks) plus the ZeRO working
     buffers (the same for every rank kind), the parts never selected one by one at the full shape (plans x zero x
-    recompute)."""
+    recompute). :func:`memory_total_parts` then :func:`memory_total_sum`."""
+    return memory_total_sum(ctx, memory_total_parts(ctx, p, tokens, m))
+
+
+#: what :func:`memory_total` sums: each rank kind's (weights, gradients, optimizer, activations) and the ZeRO
+#: working buffers (None: none), each at the shape of the plan fields it reads
+TotalParts = tuple[list[tuple[Num, Num, Num, Num]], "tuple[Num, Num] | None"]
+
+
+def memory_total_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> TotalParts:
+    """The parts :func:`memory_total` adds up, before anything is computed at the full shape of the plans."""
+    return _rank_kind_parts(ctx, p, tokens, m), _zero_unit_buffers(ctx, p)
+
+
+def memory_total_sum(ctx: StepContext, parts: TotalParts, rows: slice | None = None) -> Num:
+    """:func:`memory_total` of its ``parts``: max over rank kinds of w + g + o + a, plus the ZeRO buffers, times
+    (1 + allocator margin), plus the fixed buffers. ``rows``: only the plans of this slice of the last axis (each
+    part's last axis is that of the plans or of length 1), the same numbers as the whole sum's slice (every step
+    is elementwise): the plan search's memory pass costs the parts once for many plan rows and sums them a slice
+    at a time, so that the full-shape temporaries stay in a core's cache."""
     c = ctx.calib
+
+    def at(x: Num) -> Num:
+        return x if rows is None or np.ndim(x) == 0 or np.shape(x)[-1] == 1 else x[..., rows]
+
+    kinds, buf = parts
     best_t: Num | None = None
-    for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
-        tot = w + g + o + a
+    for w, g, o, a in kinds:
+        tot = at(w) + at(g) + at(o) + at(a)
         best_t = tot if best_t is None else np.maximum(best_t, tot)
     assert best_t is not None   # three rank kinds were costed
-    buf = _zero_unit_buffers(ctx, p)
-    sub = best_t if buf is None else best_t + (buf[0] + buf[1])
+    sub = best_t if buf is None else best_t + (at(buf[0]) + at(buf[1]))
     return sub * (1.0 + c.alloc_margin) + c.buffer_bytes
