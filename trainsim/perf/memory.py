@@ -229,9 +229,13 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     dpc = ctx.shard_ranks(p)   # dp x cp (Megatron-Core's distributed optimizer), or a MiCS sharding group
     d_sh, e_sh = dense / dpc, expert / edp
 
-    # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
+    # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape. The dense and expert
+    # parts are added before the choice (the same sum either way, each element's two terms the same): one choice
+    # at the full shape per stage instead of two and a sum
+    sharded, unsharded = d_sh + e_sh, dense + expert
+
     def by_stage(stage: Num) -> Num:
-        return np.where(p.zero >= stage, d_sh, dense) + np.where(p.zero >= stage, e_sh, expert)
+        return np.where(p.zero >= stage, sharded, unsharded)
 
     w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
@@ -241,8 +245,8 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
         # low-precision weights exist only as the per-unit all-gathers of :func:`_zero_unit_buffers`
         w = np.where((p.zero >= 3) & ~whole, 0.0, w)
     if np.any(whole):
-        w = np.where(whole, ctx.weight_bytes * (dense + expert), w)
-        g = np.where(whole, o.grad_bytes * (dense + expert), g)
+        w = np.where(whole, ctx.weight_bytes * unsharded, w)
+        g = np.where(whole, o.grad_bytes * unsharded, g)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
     return w, g, op
