@@ -439,24 +439,25 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
             # (this thread takes the pass's chunks that are left; all of them without a second thread)
-            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
+            rank, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
             rejected = _all_rejected(par, rej)
             if fit_all:
                 fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
                 done = np.concatenate([r.rank for r in rounds if r.rank is not None])
                 # the parents' bounds (no more than their rows') first, then the rows' own bounds on what is left
-                keep = np.nonzero(_front_rows(lbp[whole.rank // len(par.experts)], row_mem, fv_, fm_, span)
-                                  & ~np.isin(whole.rank, done))[0]
-                b_k = whole.base.take(keep)
-                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=whole.batch[keep],
+                keep = np.nonzero(_front_rows(lbp[rank // len(par.experts)], row_mem, fv_, fm_, span)
+                                  & ~np.isin(rank, done))[0]
+                cand = par.take_cells(rank[keep])
+                b_k = cand.base
+                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=cand.batch,
                                                    chips=b_k.tp * b_k.pp * b_k.cp * b_k.dp), b_k,
-                                           table=table) / whole.batch[keep]
-                keep = keep[_front_rows(lb, row_mem[keep], fv_, fm_, span)]
-                if len(keep):
-                    sp = whole.take(keep)
+                                           table=table) / cand.batch
+                sel = np.nonzero(_front_rows(lb, row_mem[keep], fv_, fm_, span))[0]
+                if len(sel):
+                    sp = cand.take(sel)
                     view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table))
                     rows = max(1, CHUNK // max(sp.k, 1))
-                    for s in range(0, len(keep), rows):
+                    for s in range(0, len(sel), rows):
                         merge(chunk(view, s, rows))
             n, n_fit, smallest, exact = n_all, fit_all, least_all, True
         if not rounds:                           # no valid plan
@@ -627,18 +628,18 @@ class MemoryPass:
 
     def _prepare(self) -> None:
         par = self.par
-        self.whole, self.rejected = par.expand(np.arange(len(par)))
+        # the whole expansion's cells, not its rows (Parents.valid_cells): the rows the search needs after the pass
+        # are expanded then (Parents.take_cells)
+        self.valid, self.rejected, self.n = par.valid_cells()
         cols, ex = par.cols, par.experts
         P, E = len(par), len(ex)
-        valid = np.zeros(P * E, bool)
-        valid[self.whole.rank] = True
-        self.valid = valid.reshape(P, E)
+        self.rank = np.flatnonzero(self.valid)
         self.batch = par.batch()
         self.used = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
         self.row_mem = np.empty((P, E))
-        self.sub = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))       # parent rows per chunk
-        self.rows = self.sub * max(1, MEMORY_BLOCK // MEMORY_CHUNK)          # parent rows per block
-        self.starts = list(range(0, P, self.rows)) if len(self.whole) else []
+        self.sub = max(1, MEMORY_CHUNK // max(len(par.zero) * len(par.recompute) * E, 1))   # parent rows per chunk
+        self.rows = self.sub * max(1, MEMORY_BLOCK // MEMORY_CHUNK)                          # parent rows per block
+        self.starts = list(range(0, P, self.rows)) if self.n else []
         self.outs: list = [None] * len(self.starts)
         self._ready.set()
 
@@ -693,8 +694,9 @@ class MemoryPass:
         return int(n_fit), float(least.min())
 
     def result(self) -> tuple:
-        """(the whole expansion as a :class:`Space`, its rejections by reason code, (plans, plans that fit, least
-        memory per chip or None, least fitting memory of each base row of the space (inf: none)))."""
+        """(the rank of each base row of the whole expansion, i.e. its position in the whole space's order
+        (:meth:`Parents.take_cells` gives the rows), its rejections by reason code, (plans, plans that fit, least
+        memory per chip or None, least fitting memory of each base row (inf: none)))."""
         if not self._helpers:
             self._prepare()
         self._ready.wait()
@@ -704,11 +706,10 @@ class MemoryPass:
             t.join()
         if self._error:
             raise self._error[0]
-        whole = self.whole
-        if not len(whole):
-            return whole, self.rejected, (0, 0, None, np.zeros(0))
-        return whole, self.rejected, (len(whole), sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
-                                      self.row_mem.reshape(-1)[whole.rank])
+        if not self.n:
+            return self.rank, self.rejected, (0, 0, None, np.zeros(0))
+        return self.rank, self.rejected, (self.n, sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
+                                          self.row_mem.reshape(-1)[self.rank])
 
 
 def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: bool = False) -> tuple:
@@ -740,6 +741,6 @@ def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: 
     parents and the memory arithmetic of the search's bulk pass (:class:`MemoryPass`)."""
     ctx = context(run, calib)
     par = _parents(*_enum_args(run, fixed, use_all, stated_counts))
-    whole, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
+    _, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
         SEARCH_THREADS - 1).result()
-    return (n_fit, least if n else None), (len(whole), _rule_texts(_all_rejected(par, rej)))
+    return (n_fit, least if n else None), (n, _rule_texts(_all_rejected(par, rej)))

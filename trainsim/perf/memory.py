@@ -606,7 +606,9 @@ def memory_total_sum(ctx: StepContext, parts: TotalParts, rows: slice | None = N
     c = ctx.calib
 
     def at(x: Num) -> Num:
-        return x if rows is None or np.ndim(x) == 0 or np.shape(x)[-1] == 1 else x[..., rows]
+        if rows is None or np.ndim(x) == 0 or np.shape(x)[-1] == 1:
+            return x
+        return np.asarray(x)[..., rows]
 
     kinds, buf = parts
     best_t: Num | None = None
