@@ -406,7 +406,8 @@ class Parents:
         ascending) is given, as :meth:`expand` of every parent row then ``take`` gives them: the parents they come
         from expanded, in order."""
         rank = np.asarray(rank, dtype=np.int64)
-        sp, _ = self.expand(np.unique(rank // len(self.experts)))
+        parents = rank // len(self.experts)      # ascending: each once (not np.unique, which loads numpy.ma)
+        sp, _ = self.expand(parents[np.r_[True, parents[1:] != parents[:-1]]] if len(parents) else parents)
         assert sp.rank is not None    # a part of the space: each row knows its rank
         return sp.take(np.searchsorted(sp.rank, rank))
 
