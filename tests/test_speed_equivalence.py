@@ -110,7 +110,13 @@ def test_memory_pass_on_the_expert_grid_is_the_per_plan_memory(monkeypatch):
     assert len(par.experts) > 1 and len(whole.base) < len(par) * len(par.experts)   # some cells masked
     ctx = context(run)
     hbm = run.system.chip.hbm_bytes
-    for threads in (1, 3):
+    _, shape = S.MemoryPass(ctx, par, hbm)._expert_axes()
+    assert len(shape) == 3 and shape[0] > 1 and shape[1] > 1    # the expert choices as ep x etp x node_limit axes
+    for threads, layout in ((1, "axes"), (3, "axes"), (1, "one axis")):
+        if layout == "one axis":      # as for expert choices that are not a full product: one axis of them
+            monkeypatch.setattr(S.MemoryPass, "_expert_axes", lambda self: (
+                {"ep": par.experts[:, 0], "etp": par.experts[:, 1], "node_limit": par.experts[:, 2]},
+                (len(par.experts),)))
         monkeypatch.setattr(S, "MEMORY_CHUNK", 61)        # many chunks
         monkeypatch.setattr(S, "MEMORY_BLOCK", 3 * 61)    # in many blocks of three chunks (the parts once a block)
         monkeypatch.setattr(enumerate_mod, "CELL_BLOCK", 7)   # the cells' rules a few parent rows at a time

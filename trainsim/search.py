@@ -443,10 +443,13 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             rejected = _all_rejected(par, rej)
             if fit_all:
                 fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
-                done = np.concatenate([r.rank for r in rounds if r.rank is not None])
+                done = np.zeros(len(par) * len(par.experts), bool)       # the cells the rounds evaluated
+                for r in rounds:
+                    if r.rank is not None:
+                        done[r.rank] = True
                 # the parents' bounds (no more than their rows') first, then the rows' own bounds on what is left
                 keep = np.nonzero(_front_rows(lbp[rank // len(par.experts)], row_mem, fv_, fm_, span)
-                                  & ~np.isin(rank, done))[0]
+                                  & ~done[rank])[0]
                 cand = par.take_cells(rank[keep])
                 b_k = cand.base
                 lb = step_time_lower_bound(replace(ctx, global_batch_seqs=cand.batch,
@@ -650,38 +653,69 @@ class MemoryPass:
                 return
             self.outs[i] = self._one(self.starts[i])
 
+    def _expert_axes(self) -> tuple[dict, tuple[int, ...]]:
+        """The expert choices' columns laid out on the grid's expert axes, and those axes' shape: three axes (ep,
+        etp, node_limit) when the choices are their full product in that order (then each part of the memory is
+        computed at the fields it reads: activations, which read etp but not ep, once per etp), else one axis of
+        the choices as listed."""
+        ex = self.par.experts
+        # each field's values, ascending (sorted(set()): a plain np.unique loads numpy.ma)
+        vals = [np.array(sorted(set(ex[:, j].tolist())), dtype=np.int64) for j in range(3)]
+        shape = tuple(len(v) for v in vals)
+        if int(np.prod(shape)) == len(ex) and np.array_equal(
+                ex, np.stack(np.meshgrid(*vals, indexing="ij"), axis=-1).reshape(-1, 3)):
+            return ({f: v.reshape([-1 if j == k else 1 for k in range(3)])
+                     for j, (f, v) in enumerate(zip(("ep", "etp", "node_limit"), vals))}, shape)
+        return {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}, (len(ex),)
+
     def _one(self, s: int) -> tuple[int, float]:
-        par, ex = self.par, self.par.experts
-        expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
+        par = self.par
+        expert_col, es = self._expert_axes()
         sl = slice(s, min(len(par), s + self.rows))
-        # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
-        # inner loops run
-        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None]}
-        p = Plans(**{f: (z[f] if f in z else
-                         par.recompute[None, :, None, None] if f == "recompute" else
-                         expert_col[f][None, None, :, None] if f in expert_col else
-                         par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
-        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, None, sl],
-                    chips=self.used[None, None, None, sl])
+        # axes (zero, recompute, expert choice axes, parent row): the parents along the last, long axis, where
+        # numpy's inner loops run
+        ne = len(es)
+
+        def at(v: np.ndarray, axis: int) -> np.ndarray:      # v along grid axis `axis` (0 zero, 1 recompute)
+            return v.reshape([-1 if k == axis else 1 for k in range(2)] + [1] * ne + [1])
+
+        def along_experts(v: np.ndarray) -> np.ndarray:
+            return v.reshape([1, 1] + list(np.shape(v)) + [1]) if ne > 1 else v.reshape(1, 1, -1, 1)
+
+        def parent(v: np.ndarray) -> np.ndarray:
+            return v[sl].reshape([1, 1] + [1] * ne + [-1])
+
+        z = {"zero": at(par.zero, 0), "zgroup": at(par.zgroup, 0)}
+        p = Plans(**{f: (z[f] if f in z else at(par.recompute, 1) if f == "recompute" else
+                         along_experts(expert_col[f]) if f in expert_col else parent(par.cols[f]))
+                     for f in INT_FIELDS})
+        c = replace(self.ctx, global_batch_seqs=parent(self.batch), chips=parent(self.used))
         tokens = float(c.seq_len) * p.mb / p.cp
         parts = memory_total_parts(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
         # the stack's rule on zero (None: none): which (zero, expert choice, parent) cells are plans
-        zok_all = par.zero_ok(par.zero[:, None, None, None], par.cols["pp"][None, None, None, sl],
-                              ex[:, 1][None, None, :, None])
+        zok_all = par.zero_ok(p.zero, p.pp, p.etp)
+        if zok_all is not None:
+            zok_all = self._flat_experts(zok_all, (len(par.zero), 1) + es + (sl.stop - s,))
         n_fit, least_all = 0, np.inf
         for a in range(0, sl.stop - s, self.sub):
             rows = slice(a, min(sl.stop - s, a + self.sub))
-            n_fit_c, least_c = self._sum(c, parts, rows, s, zok_all)
+            n_fit_c, least_c = self._sum(c, parts, rows, s, zok_all, es)
             n_fit += n_fit_c
             least_all = min(least_all, least_c)
         return n_fit, least_all
 
-    def _sum(self, c, parts, rows: slice, s: int, zok_all) -> tuple[int, float]:
+    @staticmethod
+    def _flat_experts(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``x`` broadcast to the grid ``shape`` (zero, recompute, expert axes, rows) with its expert axes as one
+        (the order of the expert choices)."""
+        return np.broadcast_to(x, shape).reshape(shape[:2] + (-1,) + shape[-1:])
+
+    def _sum(self, c, parts, rows: slice, s: int, zok_all, es: tuple[int, ...]) -> tuple[int, float]:
         """Plans that fit and least memory of the parent rows ``rows`` of the block that starts at ``s``; each
         row's least fitting memory into :attr:`row_mem`."""
-        par, ex = self.par, self.par.experts
-        mem = memory_total_sum(c, parts, rows)
-        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), rows.stop - rows.start))
+        par = self.par
+        mem = self._flat_experts(memory_total_sum(c, parts, rows),
+                                 (len(par.zero), len(par.recompute)) + es + (rows.stop - rows.start,))
         sl = slice(s + rows.start, s + rows.stop)
         ok = self.valid[sl].T
         zok = None if zok_all is None else zok_all if np.shape(zok_all)[-1] == 1 else zok_all[..., rows]
