@@ -214,8 +214,10 @@ def model_state_params(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     return best_d, best_e
 
 
-def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[Num, Num, Num]:
-    """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
+def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num,
+                 groups: tuple[Num, Num] | None = None) -> tuple[Num, Num, Num]:
+    """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage; ``groups``: the
+    plans' (:func:`_shard_groups`) when the caller has them (they do not depend on the parameters).
 
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
     per param (BF16: 2; FP8 weights 1, 2 on Hopper; none sharded under ZeRO-3 where the stack's FSDP2 shards the
@@ -225,8 +227,7 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
     o = ctx.optimizer
-    edp = p.expert_dp
-    dpc = ctx.shard_ranks(p)   # dp x cp (Megatron-Core's distributed optimizer), or a MiCS sharding group
+    dpc, edp = groups if groups is not None else _shard_groups(ctx, p)
     d_sh, e_sh = dense / dpc, expert / edp
 
     # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape. The dense and expert
@@ -250,6 +251,12 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
     return w, g, op
+
+
+def _shard_groups(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
+    """(ranks the dense states shard over, ranks the expert states shard over) of each plan: dp x cp (Megatron-Core's
+    distributed optimizer) or a MiCS sharding group (``ctx.shard_ranks``), and the expert-data-parallel group."""
+    return ctx.shard_ranks(p), p.expert_dp
 
 
 def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:
@@ -423,10 +430,11 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     mean = _mean_layer_activations(ctx, p, tokens)
     cp_work = cp_backward_working_bytes(ctx, p, tokens) + dsa_loss_working_bytes(ctx, p, tokens)
     zero = np.zeros_like(p.pp, dtype=np.float64)
+    groups = _shard_groups(ctx, p)       # the same for the three rank kinds
     out: list[tuple[Num, Num, Num, Num]] = []
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
-        w, g, o = _state_bytes(ctx, p, dense, expert)
+        w, g, o = _state_bytes(ctx, p, dense, expert, groups)
         if kind != "mid":
             layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
