@@ -107,6 +107,33 @@ def test_the_core_door_loads_no_domain_module():
     assert out == [], out
 
 
+def test_a_whole_plan_process_loads_nothing_it_does_not_use():
+    """The whole ``trainsim plan RUN --json`` process of the planner benchmark (the 1.6T MoE on 24,960 chips with a
+    64M-token batch, benchmarks/bench_planner.py; its search takes the Pareto front's rows after the memory pass),
+    search and output included, loads no optional or unrelated package: no pandas, matplotlib, rich, pyarrow, no
+    numpy.ma (a plain ``np.unique`` loads it: 10 ms of that process), numpy.random or numpy.polynomial, no
+    scenario, serving, post-training, sweep or validation module, no report builder (issue 15, the plan process's
+    start-up). Checked on the modules loaded when the command has answered, not on time."""
+    case = Path(__file__).resolve().parents[1] / "benchmarks" / "runs" / "longcat2-class-cm384x65-64m.yaml"
+    code = ("import contextlib, io, sys\n"
+            "from trainsim.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    try:\n"
+            f"        main(['plan', {str(case)!r}, '--json'])\n"
+            "    except SystemExit as e:\n"
+            "        assert not e.code, e.code\n"
+            "assert '\"best\"' in out.getvalue()\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib', 'rich', "
+            "'pyarrow', 'dask') or m.split('.')[:2] in (['numpy', 'ma'], ['numpy', 'random'], ['numpy', 'polynomial']) "
+            "or m.startswith(("
+            "'trainsim.scenario.', 'trainsim.inference', 'trainsim.posttrain', 'trainsim.sweep', "
+            "'trainsim.validate', 'trainsim.serve', 'trainsim.api.', 'trainsim.report.build')))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == []
+
+
 RUN = {"name": "t", "model": "llama-3.1-8b", "system": "dgx-h100", "chips": 16,
        "training": {"global_batch_seqs": 64, "seq_len": 4096}, "plan": {"tp": 8, "pp": 1, "micro_batch": 1}}
 

@@ -121,6 +121,24 @@ def test_expected_waves_limits_and_vectorised():
     assert out[2] == pytest.approx(336.49609, abs=1e-4)
 
 
+def test_expected_waves_of_repeated_rows_are_each_rows_own():
+    """A plan search asks for thousands of rows of which a few dozen differ (88 distinct of 5,880 in the 1.6T MoE
+    benchmark's layer table); each distinct row is summed once and copied to its repeats. Every row's value must
+    be the one that row gives alone, bit for bit, whatever rows come with it: the hand-derived DeepSeek-V3 B200
+    rows of the test above (2.49367 and 4 waves) repeated and interleaved with others, -0.0 and 0.0 variances
+    included."""
+    var = float(expert_rows_var(1024.0, 8.0, 256.0))
+    m = np.array([1024.0, 43008.0, 1024.0, 1030.0, 1024.0, 3.0, 1024.0, 1024.0])
+    v = np.array([var, 1280.0 ** 2, var, 997.8, var, 2.9, -0.0, 0.0])
+    n = np.array([4096.0, 128.0, 4096.0, 4096.0, 7168.0, 4096.0, 4096.0, 4096.0])
+    out = expected_waves(m, v, n, 256.0, 128.0, 74.0)
+    alone = [float(expected_waves(a, b, c, 256.0, 128.0, 74.0)) for a, b, c in zip(m, v, n)]
+    assert out.tolist() == alone
+    assert out[0] == out[2] == pytest.approx(2.49367, abs=2e-5) and out[4] == pytest.approx(4.0, abs=1e-9)
+    grid = expected_waves(m[:, None], v[:, None], n[None, :], 256.0, 128.0, 74.0)    # broadcast: 8 x 8 rows
+    assert grid.shape == (8, 8) and np.array_equal(np.diagonal(grid), out)
+
+
 def test_spread_slows_the_dsv3_b200_expert_gemm():
     """The fc1 of one DeepSeek-V3 expert on B200 at EP 8 (m 1,024, N 4,096, K 7,168; 256 x 128 tiles over 74 SM
     pairs, epilogue overlapped), compute-bound: its expected time is E[W] / W = 2.49367 / 2 = 1.24683 x that of

@@ -10,6 +10,7 @@ import numpy as np
 from trainsim.estimate import context
 from trainsim.model.inline import InlineModel, build_inline
 from trainsim.parallel.enumerate import candidate_values, enumerate_space
+from trainsim.parallel.plan import INT_FIELDS
 from trainsim.parallel.validity import check
 from trainsim.perf.memory import memory_breakdown, memory_total
 from trainsim.search import search
@@ -18,6 +19,7 @@ from trainsim.spec import PlanSpec, Run, TrainingSpec
 from conftest import make_system
 
 S = importlib.import_module("trainsim.search")    # the module (the package re-exports the function)
+enumerate_mod = importlib.import_module("trainsim.parallel.enumerate")
 MID = build_inline(InlineModel(name="7b", layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000,
                                ffn_act="swiglu"))
 
@@ -108,10 +110,23 @@ def test_memory_pass_on_the_expert_grid_is_the_per_plan_memory(monkeypatch):
     assert len(par.experts) > 1 and len(whole.base) < len(par) * len(par.experts)   # some cells masked
     ctx = context(run)
     hbm = run.system.chip.hbm_bytes
-    for threads in (1, 3):
+    _, shape = S.MemoryPass(ctx, par, hbm)._expert_axes()
+    assert len(shape) == 3 and shape[0] > 1 and shape[1] > 1    # the expert choices as ep x etp x node_limit axes
+    for threads, layout in ((1, "axes"), (3, "axes"), (1, "one axis")):
+        if layout == "one axis":      # as for expert choices that are not a full product: one axis of them
+            monkeypatch.setattr(S.MemoryPass, "_expert_axes", lambda self: (
+                {"ep": par.experts[:, 0], "etp": par.experts[:, 1], "node_limit": par.experts[:, 2]},
+                (len(par.experts),)))
         monkeypatch.setattr(S, "MEMORY_CHUNK", 61)        # many chunks
-        w, _, (n, n_fit, least, row_mem) = S.MemoryPass(ctx, par, hbm).start(threads - 1).result()
-        assert np.array_equal(w.rank, whole.rank)
+        monkeypatch.setattr(S, "MEMORY_BLOCK", 3 * 61)    # in many blocks of three chunks (the parts once a block)
+        monkeypatch.setattr(enumerate_mod, "CELL_BLOCK", 7)   # the cells' rules a few parent rows at a time
+        rank, _, (n, n_fit, least, row_mem) = S.MemoryPass(ctx, par, hbm).start(threads - 1).result()
+        assert np.array_equal(rank, whole.rank)
+        # the rows the search takes after the pass are those of the whole expansion
+        some = whole.rank[::5]
+        taken = par.take_cells(some)
+        assert np.array_equal(taken.rank, some) and np.array_equal(taken.batch, whole.batch[::5])
+        assert all(np.array_equal(getattr(taken.base, f), getattr(whole.base, f)[::5]) for f in INT_FIELDS)
         p = whole.plans()
         c = replace(ctx, global_batch_seqs=whole.batch_of(np.arange(len(whole))))
         tokens = float(c.seq_len) * p.mb / p.cp

@@ -24,7 +24,7 @@ from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
 from .perf.bound import layer_table, step_time_lower_bound
-from .perf.memory import memory_total
+from .perf.memory import memory_total_parts, memory_total_sum
 from .perf.step import evaluate, shared_costs
 from .numfmt import days as days_fmt, plan as plan_text
 from .plan_estimate import Estimate, context, effective_node_limit, plan_row, result_row
@@ -33,10 +33,15 @@ from .errors import TrainsimError
 from .units import GIB
 
 CHUNK = 131072  # plans per evaluation chunk (base rows x zero x recompute)
-#: plans per chunk of the memory-only pass (:class:`MemoryPass`): its temporaries (8 bytes a plan) then stay within
-#: a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536 about 0.75x the CPU
-#: time of 131,072
+#: plans per chunk of the memory-only pass's sums at the full shape (:class:`MemoryPass`): its temporaries (8 bytes a
+#: plan) then stay within a core's L2 cache; measured on the benchmark case (2-core Xeon, 2 MiB L2 per core): 65,536
+#: about 0.75x the CPU time of 131,072
 MEMORY_CHUNK = 65536
+#: plans per block of the memory-only pass: the parts of the memory (each at the shape of the fields it reads) are
+#: costed once per block of parent rows, then summed a chunk at a time. The parts cost a few hundred small numpy
+#: calls whatever the block's size: for the benchmark case (2.83M grid cells) 74 blocks of one chunk each took
+#: 0.21 CPU-s, 5 blocks of 16 chunks 0.10 CPU-s (one process, interleaved)
+MEMORY_BLOCK = 8 * MEMORY_CHUNK
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
 
@@ -434,24 +439,28 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             # the Pareto front and the whole space's counts: every plan's memory (a memory-only pass), then the
             # rows that may still hold a plan of the front evaluated (:func:`_front_rows`)
             # (this thread takes the pass's chunks that are left; all of them without a second thread)
-            whole, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
+            rank, rej, (n_all, fit_all, least_all, row_mem) = (bg or MemoryPass(ctx, par, hbm)).result()
             rejected = _all_rejected(par, rej)
             if fit_all:
                 fv_, fm_, span = np.concatenate(front_v), np.concatenate(front_m), PARETO_SPAN * running_best[0]
-                done = np.concatenate([r.rank for r in rounds if r.rank is not None])
+                done = np.zeros(len(par) * len(par.experts), bool)       # the cells the rounds evaluated
+                for r in rounds:
+                    if r.rank is not None:
+                        done[r.rank] = True
                 # the parents' bounds (no more than their rows') first, then the rows' own bounds on what is left
-                keep = np.nonzero(_front_rows(lbp[whole.rank // len(par.experts)], row_mem, fv_, fm_, span)
-                                  & ~np.isin(whole.rank, done))[0]
-                b_k = whole.base.take(keep)
-                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=whole.batch[keep],
+                keep = np.nonzero(_front_rows(lbp[rank // len(par.experts)], row_mem, fv_, fm_, span)
+                                  & ~done[rank])[0]
+                cand = par.take_cells(rank[keep])
+                b_k = cand.base
+                lb = step_time_lower_bound(replace(ctx, global_batch_seqs=cand.batch,
                                                    chips=b_k.tp * b_k.pp * b_k.cp * b_k.dp), b_k,
-                                           table=table) / whole.batch[keep]
-                keep = keep[_front_rows(lb, row_mem[keep], fv_, fm_, span)]
-                if len(keep):
-                    sp = whole.take(keep)
+                                           table=table) / cand.batch
+                sel = np.nonzero(_front_rows(lb, row_mem[keep], fv_, fm_, span))[0]
+                if len(sel):
+                    sp = cand.take(sel)
                     view = add_round(sp, shared_costs(ctx, sp.grid_last(slice(None)), table))
                     rows = max(1, CHUNK // max(sp.k, 1))
-                    for s in range(0, len(keep), rows):
+                    for s in range(0, len(sel), rows):
                         merge(chunk(view, s, rows))
             n, n_fit, smallest, exact = n_all, fit_all, least_all, True
         if not rounds:                           # no valid plan
@@ -622,17 +631,18 @@ class MemoryPass:
 
     def _prepare(self) -> None:
         par = self.par
-        self.whole, self.rejected = par.expand(np.arange(len(par)))
+        # the whole expansion's cells, not its rows (Parents.valid_cells): the rows the search needs after the pass
+        # are expanded then (Parents.take_cells)
+        self.valid, self.rejected, self.n = par.valid_cells()
         cols, ex = par.cols, par.experts
         P, E = len(par), len(ex)
-        valid = np.zeros(P * E, bool)
-        valid[self.whole.rank] = True
-        self.valid = valid.reshape(P, E)
+        self.rank = np.flatnonzero(self.valid)
         self.batch = par.batch()
         self.used = cols["tp"] * cols["pp"] * cols["cp"] * cols["dp"]
         self.row_mem = np.empty((P, E))
-        self.rows = max(1, MEMORY_CHUNK // max(self.whole.k * E, 1))
-        self.starts = list(range(0, P, self.rows)) if len(self.whole) else []
+        self.sub = max(1, MEMORY_CHUNK // max(len(par.zero) * len(par.recompute) * E, 1))   # parent rows per chunk
+        self.rows = self.sub * max(1, MEMORY_BLOCK // MEMORY_CHUNK)                          # parent rows per block
+        self.starts = list(range(0, P, self.rows)) if self.n else []
         self.outs: list = [None] * len(self.starts)
         self._ready.set()
 
@@ -643,26 +653,72 @@ class MemoryPass:
                 return
             self.outs[i] = self._one(self.starts[i])
 
+    def _expert_axes(self) -> tuple[dict, tuple[int, ...]]:
+        """The expert choices' columns laid out on the grid's expert axes, and those axes' shape: three axes (ep,
+        etp, node_limit) when the choices are their full product in that order (then each part of the memory is
+        computed at the fields it reads: activations, which read etp but not ep, once per etp), else one axis of
+        the choices as listed."""
+        ex = self.par.experts
+        # each field's values, ascending (sorted(set()): a plain np.unique loads numpy.ma)
+        vals = [np.array(sorted(set(ex[:, j].tolist())), dtype=np.int64) for j in range(3)]
+        shape = tuple(len(v) for v in vals)
+        if int(np.prod(shape)) == len(ex) and np.array_equal(
+                ex, np.stack(np.meshgrid(*vals, indexing="ij"), axis=-1).reshape(-1, 3)):
+            return ({f: v.reshape([-1 if j == k else 1 for k in range(3)])
+                     for j, (f, v) in enumerate(zip(("ep", "etp", "node_limit"), vals))}, shape)
+        return {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}, (len(ex),)
+
     def _one(self, s: int) -> tuple[int, float]:
-        par, ex = self.par, self.par.experts
-        expert_col = {"ep": ex[:, 0], "etp": ex[:, 1], "node_limit": ex[:, 2]}
+        par = self.par
+        expert_col, es = self._expert_axes()
         sl = slice(s, min(len(par), s + self.rows))
-        # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
-        # inner loops run
-        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None]}
-        p = Plans(**{f: (z[f] if f in z else
-                         par.recompute[None, :, None, None] if f == "recompute" else
-                         expert_col[f][None, None, :, None] if f in expert_col else
-                         par.cols[f][None, None, None, sl]) for f in INT_FIELDS})
-        c = replace(self.ctx, global_batch_seqs=self.batch[None, None, None, sl],
-                    chips=self.used[None, None, None, sl])
+        # axes (zero, recompute, expert choice axes, parent row): the parents along the last, long axis, where
+        # numpy's inner loops run
+        ne = len(es)
+
+        def at(v: np.ndarray, axis: int) -> np.ndarray:      # v along grid axis `axis` (0 zero, 1 recompute)
+            return v.reshape([-1 if k == axis else 1 for k in range(2)] + [1] * ne + [1])
+
+        def along_experts(v: np.ndarray) -> np.ndarray:
+            return v.reshape([1, 1] + list(np.shape(v)) + [1]) if ne > 1 else v.reshape(1, 1, -1, 1)
+
+        def parent(v: np.ndarray) -> np.ndarray:
+            return v[sl].reshape([1, 1] + [1] * ne + [-1])
+
+        z = {"zero": at(par.zero, 0), "zgroup": at(par.zgroup, 0)}
+        p = Plans(**{f: (z[f] if f in z else at(par.recompute, 1) if f == "recompute" else
+                         along_experts(expert_col[f]) if f in expert_col else parent(par.cols[f]))
+                     for f in INT_FIELDS})
+        c = replace(self.ctx, global_batch_seqs=parent(self.batch), chips=parent(self.used))
         tokens = float(c.seq_len) * p.mb / p.cp
-        mem = memory_total(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
-        mem = np.broadcast_to(mem, (len(par.zero), len(par.recompute), len(ex), sl.stop - s))
-        ok = self.valid[sl].T
+        parts = memory_total_parts(c, p, tokens, c.global_batch_seqs / (p.dp * p.mb))
         # the stack's rule on zero (None: none): which (zero, expert choice, parent) cells are plans
-        zok = par.zero_ok(par.zero[:, None, None, None], par.cols["pp"][None, None, None, sl],
-                          ex[:, 1][None, None, :, None])
+        zok_all = par.zero_ok(p.zero, p.pp, p.etp)
+        if zok_all is not None:
+            zok_all = self._flat_experts(zok_all, (len(par.zero), 1) + es + (sl.stop - s,))
+        n_fit, least_all = 0, np.inf
+        for a in range(0, sl.stop - s, self.sub):
+            rows = slice(a, min(sl.stop - s, a + self.sub))
+            n_fit_c, least_c = self._sum(c, parts, rows, s, zok_all, es)
+            n_fit += n_fit_c
+            least_all = min(least_all, least_c)
+        return n_fit, least_all
+
+    @staticmethod
+    def _flat_experts(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``x`` broadcast to the grid ``shape`` (zero, recompute, expert axes, rows) with its expert axes as one
+        (the order of the expert choices)."""
+        return np.broadcast_to(x, shape).reshape(shape[:2] + (-1,) + shape[-1:])
+
+    def _sum(self, c, parts, rows: slice, s: int, zok_all, es: tuple[int, ...]) -> tuple[int, float]:
+        """Plans that fit and least memory of the parent rows ``rows`` of the block that starts at ``s``; each
+        row's least fitting memory into :attr:`row_mem`."""
+        par = self.par
+        mem = self._flat_experts(memory_total_sum(c, parts, rows),
+                                 (len(par.zero), len(par.recompute)) + es + (rows.stop - rows.start,))
+        sl = slice(s + rows.start, s + rows.stop)
+        ok = self.valid[sl].T
+        zok = None if zok_all is None else zok_all if np.shape(zok_all)[-1] == 1 else zok_all[..., rows]
         # a cell's least memory fits exactly when any of its plans does, and is then the least of those that fit
         least = np.where(ok, mem.min(axis=(0, 1)) if zok is None else
                          mem.min(axis=(0, 1), where=zok, initial=np.inf), np.inf)
@@ -672,8 +728,9 @@ class MemoryPass:
         return int(n_fit), float(least.min())
 
     def result(self) -> tuple:
-        """(the whole expansion as a :class:`Space`, its rejections by reason code, (plans, plans that fit, least
-        memory per chip or None, least fitting memory of each base row of the space (inf: none)))."""
+        """(the rank of each base row of the whole expansion, i.e. its position in the whole space's order
+        (:meth:`Parents.take_cells` gives the rows), its rejections by reason code, (plans, plans that fit, least
+        memory per chip or None, least fitting memory of each base row (inf: none)))."""
         if not self._helpers:
             self._prepare()
         self._ready.wait()
@@ -683,11 +740,10 @@ class MemoryPass:
             t.join()
         if self._error:
             raise self._error[0]
-        whole = self.whole
-        if not len(whole):
-            return whole, self.rejected, (0, 0, None, np.zeros(0))
-        return whole, self.rejected, (len(whole), sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
-                                      self.row_mem.reshape(-1)[whole.rank])
+        if not self.n:
+            return self.rank, self.rejected, (0, 0, None, np.zeros(0))
+        return self.rank, self.rejected, (self.n, sum(o[0] for o in self.outs), min(o[1] for o in self.outs),
+                                          self.row_mem.reshape(-1)[self.rank])
 
 
 def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: bool = False) -> tuple:
@@ -719,6 +775,6 @@ def _count_fits(run: Run, fixed: PlanSpec | None, calib: Calib | None, use_all: 
     parents and the memory arithmetic of the search's bulk pass (:class:`MemoryPass`)."""
     ctx = context(run, calib)
     par = _parents(*_enum_args(run, fixed, use_all, stated_counts))
-    whole, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
+    _, rej, (n, n_fit, least, _) = MemoryPass(ctx, par, run.system.chip.hbm_bytes).start(
         SEARCH_THREADS - 1).result()
-    return (n_fit, least if n else None), (len(whole), _rule_texts(_all_rejected(par, rej)))
+    return (n_fit, least if n else None), (n, _rule_texts(_all_rejected(par, rej)))

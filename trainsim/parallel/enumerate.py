@@ -283,9 +283,20 @@ def stated_unit(fixed: Any) -> int | None:
 
 def _drop(cols: Cols, code: np.ndarray, mult: int, rejected: Counter[int]) -> Cols:
     """``cols`` without the rows whose reason ``code`` is not 0, each counted in ``rejected`` ``mult`` times."""
-    for c, k in zip(*np.unique(code[code > 0], return_counts=True)):
-        rejected[int(c)] += int(k) * mult
+    _count_rejected(code, mult, rejected)
     return _filter(cols, code == 0)
+
+
+def _count_rejected(code: np.ndarray, mult: int, rejected: Counter[int]) -> None:
+    """Count the rows whose reason ``code`` is not 0 in ``rejected``, ``mult`` times each, in code order (codes are
+    small non-negative integers: counted by ``bincount``, no sort)."""
+    counts = np.bincount(code) if len(code) else np.zeros(0, np.int64)
+    for c in np.flatnonzero(counts[1:]) + 1:
+        rejected[int(c)] += int(counts[c]) * mult
+
+
+#: parent rows per block of :meth:`Parents.valid_cells` (the expanded columns of one block are held at a time)
+CELL_BLOCK = 4096
 
 
 @dataclass
@@ -333,12 +344,11 @@ class Parents:
         c = self.cols
         return plan_batch(self.args[3], c["dp"], c["mb"], c["pp"], c["schedule"], self.microbatch_groups)
 
-    def expand(self, idx: ArrayLike | None = None) -> tuple["Space", Counter[int]]:
-        """The valid plans of the parent rows ``idx`` (all when None, in order) x ``experts`` as a :class:`Space`
-        whose ``rank`` is each base row's position in the order of the whole space (parent, then candidate), and
-        this expansion's rejections by reason code."""
+    def _cells(self, idx: ArrayLike | None) -> tuple[Cols, np.ndarray]:
+        """The rows of parent rows ``idx`` (all when None) x ``experts``, each with its ``_rank`` (position in the
+        whole space's order: parent, then candidate), and each row's reason code under the experts' rules (0:
+        valid)."""
         cols = self.cols if idx is None else _filter(self.cols, np.asarray(idx, dtype=np.int64))
-        rejected: Counter[int] = Counter()
         e = len(self.experts)
         parent = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
         cols = dict(cols, _rank=parent)
@@ -347,18 +357,61 @@ class Parents:
         arch, chips, seq_len, batch_seqs, batch_tol, use_all = self.args
         code = check(_neutral(cols), arch, chips, seq_len, batch_seqs, batch_tol, use_all, RULES_OF["ep_etp_nl"],
                      dualpipev_fb_overlap=self.dualpipev_fb_overlap, microbatch_groups=self.microbatch_groups)
-        cols = _drop(cols, code, self.later, rejected)
-        n = len(cols["tp"])
-        base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
-        batch = plan_batch(self.args[3], base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups)
-        zok = self.zero_ok(self.zero[None, :], base.pp[:, None], base.etp[:, None])
+        return cols, code
+
+    def _zero_refused(self, pp: np.ndarray, etp: np.ndarray, rejected: Counter[int]) -> np.ndarray | None:
+        """The zero rule's mask (rows, Z) of base rows with ``pp`` and ``etp`` (:meth:`zero_ok`), its refused
+        cells counted in ``rejected`` (each stands for its recompute choices)."""
+        zok = self.zero_ok(self.zero[None, :], pp[:, None], etp[:, None])
         if zok is not None:
             # the last rule, on the zero axis: each refused (row, zero) cell stands for its recompute choices
             refused = int(np.count_nonzero(~zok))
             if refused:
                 rejected[16] += refused * len(self.recompute)
+        return zok
+
+    def expand(self, idx: ArrayLike | None = None) -> tuple["Space", Counter[int]]:
+        """The valid plans of the parent rows ``idx`` (all when None, in order) x ``experts`` as a :class:`Space`
+        whose ``rank`` is each base row's position in the order of the whole space (parent, then candidate), and
+        this expansion's rejections by reason code."""
+        rejected: Counter[int] = Counter()
+        cols, code = self._cells(idx)
+        cols = _drop(cols, code, self.later, rejected)
+        n = len(cols["tp"])
+        base = Plans(**{k: cols[k] if k in cols else np.zeros(n, np.int64) for k in INT_FIELDS})
+        batch = plan_batch(self.args[3], base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups)
+        zok = self._zero_refused(base.pp, base.etp, rejected)
         return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None,
                      zok, self.zgroup), rejected
+
+    def valid_cells(self) -> tuple[np.ndarray, Counter[int], int]:
+        """What :meth:`expand` of every parent row tells, without its rows: which (parent row, expert choice) cells
+        are its base rows ((P, E) mask, in the order of the whole space), its rejections by reason code and its
+        plans. The rules run a block of :data:`CELL_BLOCK` parent rows at a time (each row's code is its own), so
+        the whole expansion's columns are never held at once: :meth:`take_cells` expands the rows a caller
+        needs."""
+        P, e = len(self), len(self.experts)
+        codes = [self._cells(np.arange(s, min(P, s + CELL_BLOCK)))[1] for s in range(0, P, CELL_BLOCK)]
+        code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+        rejected: Counter[int] = Counter()
+        _count_rejected(code, self.later, rejected)
+        valid = (code == 0).reshape(P, e)
+        zok = self._zero_refused(np.broadcast_to(self.cols["pp"][:, None], (P, e))[valid],
+                                 np.broadcast_to(self.experts[:, 1][None, :], (P, e))[valid], rejected)
+        rows = int(np.count_nonzero(valid))
+        plans = rows * len(self.zero) * len(self.recompute) if zok is None else \
+            int(np.count_nonzero(zok)) * len(self.recompute)
+        return valid, rejected, plans
+
+    def take_cells(self, rank: np.ndarray) -> "Space":
+        """The base rows of the whole expansion whose ``rank`` (position in the whole space; valid cells,
+        ascending) is given, as :meth:`expand` of every parent row then ``take`` gives them: the parents they come
+        from expanded, in order."""
+        rank = np.asarray(rank, dtype=np.int64)
+        parents = rank // len(self.experts)      # ascending: each once (not np.unique, which loads numpy.ma)
+        sp, _ = self.expand(parents[np.r_[True, parents[1:] != parents[:-1]]] if len(parents) else parents)
+        assert sp.rank is not None    # a part of the space: each row knows its rank
+        return sp.take(np.searchsorted(sp.rank, rank))
 
 
 @dataclass

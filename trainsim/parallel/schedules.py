@@ -198,6 +198,15 @@ def _column(attr: str, dtype: type) -> Array:
     return np.asarray([getattr(s, attr) for s in REGISTRY], dtype=dtype)
 
 
+def _present(schedule: ArrayLike) -> list[tuple[int, Schedule]]:
+    """(code, schedule) of the schedules that occur in the codes ``schedule``: a per-schedule rule chosen with
+    ``np.where(schedule == code, ...)`` is evaluated only for those (a schedule absent from every plan selects
+    nothing; the search's plans hold two or three of the registry's schedules)."""
+    seen = np.zeros(len(REGISTRY), dtype=bool)
+    seen[np.asarray(schedule, dtype=np.int64)] = True
+    return [(c, s) for c, s in enumerate(REGISTRY) if seen[c]]
+
+
 def _mask(attr: str, schedule: ArrayLike) -> Array:
     return _column(attr, bool)[np.asarray(schedule, dtype=np.int64)]
 
@@ -248,7 +257,7 @@ def bubble_time(schedule: Array, pp: Array, vpp: Array, t_mb: Array) -> Array:
     p = pp.astype(np.float64)
     v = np.maximum(vpp, 1).astype(np.float64)
     b = np.zeros(np.broadcast(schedule, p, v, t_mb).shape)
-    for c, s in enumerate(REGISTRY):
+    for c, s in _present(schedule):
         b = np.where(schedule == c, s.bubble(p, v, t_mb), b)
     return np.where(pp > 1, b, 0.0)
 
@@ -317,7 +326,7 @@ def microbatches_in_flight(schedule: Array, pp: Array, vpp: Array, m: Array, ran
     v = np.maximum(vpp, 1).astype(np.float64)
     r = np.asarray(rank, dtype=np.float64)
     f = np.zeros(np.broadcast(schedule, p, v, m, r).shape)
-    for c, s in enumerate(REGISTRY):
+    for c, s in _present(schedule):
         f = np.where(schedule == c, s.in_flight(p, v, m, r), f)
     return np.where((pp > 1) | _mask("holds_all_microbatches", schedule), f, 1.0)
 

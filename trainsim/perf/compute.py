@@ -175,22 +175,36 @@ def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: 
     base = np.ceil(np.ceil(mu / tm) * tn / u)
     if not np.any(sd > 0.0):
         return base
-    # each row sums its own window, 8 standard deviations each side; the array is as wide as its widest row, the
-    # others' extra terms are exact zeros added in order (cumsum, no pairwise regrouping), so a row's value never
-    # depends on the other rows evaluated with it (the pruned search equals the exhaustive one)
+    # each distinct (mu, sd, tn, tm, u), bit for bit, is summed once (a search's layer table repeats a few dozen
+    # of them over thousands of rows): a row's value depends on its own inputs alone (below)
+    rows = np.stack([mu, sd, tn, tm, u], axis=-1).reshape(-1, 5)
+    _, first, back = np.unique(rows.view(np.dtype((np.void, rows.itemsize * 5))).ravel(), return_index=True,
+                               return_inverse=True)
+    ew = _expected_waves_rows(*rows[first].T)[back.ravel()].reshape(base.shape)
+    return np.where(sd > 0.0, ew, base)
+
+
+def _expected_waves_rows(mu: np.ndarray, sd: np.ndarray, tn: np.ndarray, tm: np.ndarray,
+                         u: np.ndarray) -> np.ndarray:
+    """:func:`expected_waves`'s sum over rows of tiles, one 1-d row of inputs per GEMM (``sd`` 0: any value).
+
+    Each row sums its own window, 8 standard deviations each side; the array is as wide as its widest row, the
+    others' extra terms are exact zeros added in order (cumsum, no pairwise regrouping), so a row's value never
+    depends on the other rows evaluated with it (the pruned search equals the exhaustive one). P(R > j - 1) is
+    the column before P(R > j) (j - 1 + off is exact in floats), so the tail is evaluated once per column."""
     wr = np.ceil(8.0 * sd / tm) + 2.0
     w = int(np.max(wr))
     j0 = np.floor(mu / tm)
-    off = np.arange(-w, w + 2, dtype=np.float64)
-    jr = j0[..., None] + off                                      # rows of tiles, R = j
+    off = np.arange(-w - 1, w + 2, dtype=np.float64)
+    jr = j0[..., None] + off                                      # rows of tiles, R = j (one column before)
     sdn = np.where(sd > 0.0, sd, 1.0)[..., None]
-    above = _normal_sf((jr * tm[..., None] + 0.5 - mu[..., None]) / sdn)              # P(R > j)
-    above_prev = _normal_sf(((jr - 1.0) * tm[..., None] + 0.5 - mu[..., None]) / sdn)  # P(R > j - 1)
+    tail = _normal_sf((jr * tm[..., None] + 0.5 - mu[..., None]) / sdn)
+    above, above_prev = tail[..., 1:], tail[..., :-1]            # P(R > j), P(R > j - 1)
+    jr, off = jr[..., 1:], off[1:]
     p = np.where(jr > 0.0, above_prev - above, np.where(jr == 0.0, 1.0 - above, 0.0))  # P(R = j); none below 0
     p = np.where((off >= -wr[..., None]) & (off <= wr[..., None] + 1.0), p, 0.0)      # the row's own window
     waves = np.ceil(np.maximum(jr, 0.0) * tn[..., None] / u[..., None])
-    ew = np.cumsum(p * waves, axis=-1)[..., -1] / np.cumsum(p, axis=-1)[..., -1]
-    return np.where(sd > 0.0, ew, base)
+    return np.cumsum(p * waves, axis=-1)[..., -1] / np.cumsum(p, axis=-1)[..., -1]
 
 
 def gemm_shape(c: Calib) -> tuple[float, ...]:

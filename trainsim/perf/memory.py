@@ -214,8 +214,10 @@ def model_state_params(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     return best_d, best_e
 
 
-def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[Num, Num, Num]:
-    """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage.
+def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num,
+                 groups: tuple[Num, Num] | None = None) -> tuple[Num, Num, Num]:
+    """(weights, gradients, optimizer) bytes of the given parameters under the plan's ZeRO stage; ``groups``: the
+    plans' (:func:`_shard_groups`) when the caller has them (they do not depend on the parameters).
 
     Mixed precision (Micikevicius et al. 2018; ZeRO, Rajbhandari et al. 2020 sec. 3): weights ``ctx.weight_bytes``
     per param (BF16: 2; FP8 weights 1, 2 on Hopper; none sharded under ZeRO-3 where the stack's FSDP2 shards the
@@ -225,13 +227,16 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
     ZeRO-1 shards the optimizer over data parallel, ZeRO-2 also gradients, ZeRO-3 also weights; expert weights
     shard over the expert-data-parallel group. Offloaded optimizer states live in host memory."""
     o = ctx.optimizer
-    edp = p.expert_dp
-    dpc = ctx.shard_ranks(p)   # dp x cp (Megatron-Core's distributed optimizer), or a MiCS sharding group
+    dpc, edp = groups if groups is not None else _shard_groups(ctx, p)
     d_sh, e_sh = dense / dpc, expert / edp
 
-    # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape
+    # x / (group size) where ZeRO shards it, else x (= x / 1 exactly); at the plans' shape. The dense and expert
+    # parts are added before the choice (the same sum either way, each element's two terms the same): one choice
+    # at the full shape per stage instead of two and a sum
+    sharded, unsharded = d_sh + e_sh, dense + expert
+
     def by_stage(stage: Num) -> Num:
-        return np.where(p.zero >= stage, d_sh, dense) + np.where(p.zero >= stage, e_sh, expert)
+        return np.where(p.zero >= stage, sharded, unsharded)
 
     w = ctx.weight_bytes * by_stage(3)
     g = o.grad_bytes * by_stage(2)
@@ -241,11 +246,17 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[N
         # low-precision weights exist only as the per-unit all-gathers of :func:`_zero_unit_buffers`
         w = np.where((p.zero >= 3) & ~whole, 0.0, w)
     if np.any(whole):
-        w = np.where(whole, ctx.weight_bytes * (dense + expert), w)
-        g = np.where(whole, o.grad_bytes * (dense + expert), g)
+        w = np.where(whole, ctx.weight_bytes * unsharded, w)
+        g = np.where(whole, o.grad_bytes * unsharded, g)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
     return w, g, op
+
+
+def _shard_groups(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
+    """(ranks the dense states shard over, ranks the expert states shard over) of each plan: dp x cp (Megatron-Core's
+    distributed optimizer) or a MiCS sharding group (``ctx.shard_ranks``), and the expert-data-parallel group."""
+    return ctx.shard_ranks(p), p.expert_dp
 
 
 def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:
@@ -419,10 +430,11 @@ def _rank_kind_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> list[
     mean = _mean_layer_activations(ctx, p, tokens)
     cp_work = cp_backward_working_bytes(ctx, p, tokens) + dsa_loss_working_bytes(ctx, p, tokens)
     zero = np.zeros_like(p.pp, dtype=np.float64)
+    groups = _shard_groups(ctx, p)       # the same for the three rank kinds
     out: list[tuple[Num, Num, Num, Num]] = []
     for kind, (dense, expert), layers, rank in (("first", ranks[0], f_l, zero), ("mid", ranks[1], m_l, zero + 1),
                                                  ("last", ranks[2], l_l, p.pp - 1.0)):
-        w, g, o = _state_bytes(ctx, p, dense, expert)
+        w, g, o = _state_bytes(ctx, p, dense, expert, groups)
         if kind != "mid":
             layers = activation_layers(ctx, p, m, layers, m_l, rank, kind == "last")
         acts, work = stage_activation_bytes(ctx, p, tokens, layers, mean)
@@ -579,13 +591,38 @@ def memory_total(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> Num:
     """``memory_breakdown(...)["total"]`` with the same arithmetic in the same order, for the plan search's bulk
     pass: the largest of the rank kinds' sums (the rank :func:`memory_breakdown` picks) plus the ZeRO working
     buffers (the same for every rank kind), the parts never selected one by one at the full shape (plans x zero x
-    recompute)."""
+    recompute). :func:`memory_total_parts` then :func:`memory_total_sum`."""
+    return memory_total_sum(ctx, memory_total_parts(ctx, p, tokens, m))
+
+
+#: what :func:`memory_total` sums: each rank kind's (weights, gradients, optimizer, activations) and the ZeRO
+#: working buffers (None: none), each at the shape of the plan fields it reads
+TotalParts = tuple[list[tuple[Num, Num, Num, Num]], "tuple[Num, Num] | None"]
+
+
+def memory_total_parts(ctx: StepContext, p: Plans, tokens: Num, m: Array) -> TotalParts:
+    """The parts :func:`memory_total` adds up, before anything is computed at the full shape of the plans."""
+    return _rank_kind_parts(ctx, p, tokens, m), _zero_unit_buffers(ctx, p)
+
+
+def memory_total_sum(ctx: StepContext, parts: TotalParts, rows: slice | None = None) -> Num:
+    """:func:`memory_total` of its ``parts``: max over rank kinds of w + g + o + a, plus the ZeRO buffers, times
+    (1 + allocator margin), plus the fixed buffers. ``rows``: only the plans of this slice of the last axis (each
+    part's last axis is that of the plans or of length 1), the same numbers as the whole sum's slice (every step
+    is elementwise): the plan search's memory pass costs the parts once for many plan rows and sums them a slice
+    at a time, so that the full-shape temporaries stay in a core's cache."""
     c = ctx.calib
+
+    def at(x: Num) -> Num:
+        if rows is None or np.ndim(x) == 0 or np.shape(x)[-1] == 1:
+            return x
+        return np.asarray(x)[..., rows]
+
+    kinds, buf = parts
     best_t: Num | None = None
-    for w, g, o, a in _rank_kind_parts(ctx, p, tokens, m):
-        tot = w + g + o + a
+    for w, g, o, a in kinds:
+        tot = at(w) + at(g) + at(o) + at(a)
         best_t = tot if best_t is None else np.maximum(best_t, tot)
     assert best_t is not None   # three rank kinds were costed
-    buf = _zero_unit_buffers(ctx, p)
-    sub = best_t if buf is None else best_t + (buf[0] + buf[1])
+    sub = best_t if buf is None else best_t + (at(buf[0]) + at(buf[1]))
     return sub * (1.0 + c.alloc_margin) + c.buffer_bytes
