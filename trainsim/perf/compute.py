@@ -175,22 +175,38 @@ def expected_waves(m: Num, m_var: Num, n: Num, tile_m: Num, tile_n: Num, units: 
     base = np.ceil(np.ceil(mu / tm) * tn / u)
     if not np.any(sd > 0.0):
         return base
-    # each row sums its own window, 8 standard deviations each side; the array is as wide as its widest row, the
-    # others' extra terms are exact zeros added in order (cumsum, no pairwise regrouping), so a row's value never
-    # depends on the other rows evaluated with it (the pruned search equals the exhaustive one)
+    # each row sums its own window, 8 standard deviations each side, in order (cumsum, no pairwise regrouping); a
+    # row's array may be wider than its window, the extra terms exact zeros added before and after it, so a row's
+    # value never depends on the other rows evaluated with it (the pruned search equals the exhaustive one). Rows
+    # are evaluated in groups whose windows are within a factor of two of each other, one array per group as wide as
+    # its widest row: the same values as one array as wide as the widest row of all, at a fraction of its cost (S2's
+    # layer tables: 8,400 rows, windows 6 wide on average and 137 at most; the one wide array took 80% of the
+    # scenario's CPU time)
     wr = np.ceil(8.0 * sd / tm) + 2.0
+    out = np.array(base, dtype=np.float64)        # a copy (a 0-d array for scalars, as np.where gave)
+    on = sd > 0.0
+    group = np.where(on, np.ceil(np.log2(wr)), -1.0)
+    for g in np.unique(group[on]):
+        i = group == g
+        out[i] = _waves_in_window(mu[i], sd[i], tn[i], tm[i], u[i], wr[i])
+    return out
+
+
+def _waves_in_window(mu: np.ndarray, sd: np.ndarray, tn: np.ndarray, tm: np.ndarray, u: np.ndarray,
+                     wr: np.ndarray) -> np.ndarray:
+    """:func:`expected_waves` of rows with ``sd`` > 0 (1-D arrays), each over its own window of ``wr`` rows of tiles
+    each side of floor(mu / tile_m), in one array as wide as the widest window."""
     w = int(np.max(wr))
     j0 = np.floor(mu / tm)
     off = np.arange(-w, w + 2, dtype=np.float64)
     jr = j0[..., None] + off                                      # rows of tiles, R = j
-    sdn = np.where(sd > 0.0, sd, 1.0)[..., None]
+    sdn = sd[..., None]
     above = _normal_sf((jr * tm[..., None] + 0.5 - mu[..., None]) / sdn)              # P(R > j)
     above_prev = _normal_sf(((jr - 1.0) * tm[..., None] + 0.5 - mu[..., None]) / sdn)  # P(R > j - 1)
     p = np.where(jr > 0.0, above_prev - above, np.where(jr == 0.0, 1.0 - above, 0.0))  # P(R = j); none below 0
     p = np.where((off >= -wr[..., None]) & (off <= wr[..., None] + 1.0), p, 0.0)      # the row's own window
     waves = np.ceil(np.maximum(jr, 0.0) * tn[..., None] / u[..., None])
-    ew = np.cumsum(p * waves, axis=-1)[..., -1] / np.cumsum(p, axis=-1)[..., -1]
-    return np.where(sd > 0.0, ew, base)
+    return np.cumsum(p * waves, axis=-1)[..., -1] / np.cumsum(p, axis=-1)[..., -1]
 
 
 def gemm_shape(c: Calib) -> tuple[float, ...]:
