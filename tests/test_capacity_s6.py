@@ -22,7 +22,8 @@ from trainsim.catalog.resolve import resolve_system
 from trainsim.errors import TrainsimError
 from trainsim.model.counts import compute_optimal_params, training_flops_6nd
 from trainsim.parallel.enumerate import ep_domains, node_limit_ok
-from trainsim.scenario.capacity import OBJECTIVE, CapacityResult, _counts, capacity, moe_shape
+from trainsim.scenario.capacity import (OBJECTIVE, CapacityResult, _counts, _depth_counts, _moe_doc, capacity,
+                                        moe_shape)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +102,19 @@ def test_neighbouring_moe_targets_get_different_shapes():
     for t, d, act in zip(targets, shapes, active):
         assert act == pytest.approx(t, rel=0.02), (t, act)
         assert d["hidden"] % 128 == 0 and d["heads"] % 16 == 0 and d["layers"] % 2 == 1, d
+
+
+@pytest.mark.parametrize("h,experts,ffn", [(1024, 384, 384), (7168, 256, 2048), (12288, 512, 1536)])
+def test_depth_counts_equal_the_counted_model(h, experts, ffn):
+    """The shape rule reads an odd depth's counts off 5 and 7 layers (s31: each MoE layer adds the same parameters,
+    so c(L) = c(5) + (L - 5) / 2 (c(7) - c(5))); every depth it tries equals the full model's own count, and an
+    even depth (not extrapolated) too. DeepSeek-V3's shape (7,168 wide, 61 layers, 256 experts of 2,048): 671B
+    total / 37B active without the MTP layer (arXiv 2412.19437 sec. 4.2)."""
+    for L in (5, 9, 27, 61, 63, 8):
+        assert _depth_counts(h, L, experts, ffn, "x") == _counts(_moe_doc(h, L, experts, "x", ffn)), L
+    if (h, experts) == (7168, 256):
+        total, active = _depth_counts(h, 61, experts, ffn, "x")
+        assert total == pytest.approx(671e9, rel=0.01) and active == pytest.approx(37e9, rel=0.03)
 
 
 # ---------------------------------------------------------------- 3. node_limit

@@ -139,6 +139,35 @@ def test_expected_waves_of_repeated_rows_are_each_rows_own():
     assert grid.shape == (8, 8) and np.array_equal(np.diagonal(grid), out)
 
 
+def test_expected_waves_narrow_rows_not_widened_by_a_wide_one(monkeypatch):
+    """A layer table holds rows of very different spreads: 1,000 experts of the hand derivation above (m 1,024,
+    sigma 31.5 rows: a window of ceil(8 x 31.5 / 256) + 2 = 3 rows of tiles each side) beside one with m = 10^6
+    rows, sigma = sqrt(10^6 x 31 / 32) = 984 (ceil(8 x 984 / 256) + 2 = 33 each side). Each row's value is its own
+    (2.49367, as derived above, and the same bits as the row evaluated alone), and the rows are not all evaluated
+    in one array as wide as the widest: s31 measured that array at 80% of S2's CPU time (8,400 rows, windows 6 wide
+    on average and 137 at most). The cells evaluated stay within twice the rows' own windows (2 w + 2 each): here
+    1,000 x 8 + 68 = 8,068, where one array as wide as the widest row has 1,001 x 68 = 68,068."""
+    import trainsim.perf.compute as pc
+
+    m = np.array([1024.0] * 1000 + [1e6])
+    var = expert_rows_var(m, 8.0, 256.0)
+    cells = []
+    inner = pc._waves_in_window
+
+    def spy(mu, sd, tn, tm, u, wr):
+        cells.append(len(mu) * (2 * int(np.max(wr)) + 2))
+        return inner(mu, sd, tn, tm, u, wr)
+
+    monkeypatch.setattr(pc, "_waves_in_window", spy)
+    out = expected_waves(m, var, 4096.0, 256.0, 128.0, 74.0)
+    own = 1000 * (2 * 3 + 2) + (2 * 33 + 2)
+    assert 0 < sum(cells) <= 2 * own
+    assert out[0] == pytest.approx(2.49367, abs=2e-5)
+    assert np.all(out[:1000] == out[0])
+    assert out[0] == expected_waves(1024.0, float(var[0]), 4096.0, 256.0, 128.0, 74.0)
+    assert out[-1] == expected_waves(1e6, float(var[-1]), 4096.0, 256.0, 128.0, 74.0)
+
+
 def test_spread_slows_the_dsv3_b200_expert_gemm():
     """The fc1 of one DeepSeek-V3 expert on B200 at EP 8 (m 1,024, N 4,096, K 7,168; 256 x 128 tiles over 74 SM
     pairs, epilogue overlapped), compute-bound: its expected time is E[W] / W = 2.49367 / 2 = 1.24683 x that of

@@ -62,3 +62,30 @@ def test_none_is_said_only_after_every_skipped_count_fails(monkeypatch, unit_of_
     seen = {p["units"] for p in res.probes}
     # every plan-friendly count from half the fastest (20) to the cap (40) was probed: 20..32, 34, 36, 38, 40
     assert set(range(20, 33)) | {34, 36, 38, 40} <= seen
+
+
+def test_a_bound_that_rules_out_every_count_answers_without_a_search(monkeypatch, unit_of_8):
+    """150 - u days at u units, a 90-day deadline: no count up to 40 finishes. A lower bound of 0.9 x those days
+    (a variant at most 1 / 0.9 times faster, as S6's precision ends) is above 90 days below 50 units, so it rules
+    out every count up to the cap: the answer is the full search's ("none finishes") with no count probed. S6
+    probed 4 x 32 such counts before s31. Where the bound leaves one count open (the 30 of the first test, 74 days)
+    the search runs and finds it."""
+    calls = []
+
+    def days(u):
+        calls.append(u)
+        return 150.0 - u
+
+    monkeypatch.setattr(sizing, "_Prober", _fake_prober(days))
+    full = sizing.size(_Run(), 90.0, max_units=40)
+    assert not full.feasible and calls                  # the full search probes counts to say so
+    calls.clear()
+    skip = lambda u: 0.9 * (150.0 - u) > 90.0           # noqa: E731 - a bound: days >= 0.9 x (150 - u)
+    res = sizing.size(_Run(), 90.0, max_units=40, scan_skip=skip)
+    assert (res.feasible, res.units, res.effective_days) == (full.feasible, full.units, full.effective_days)
+    assert calls == [] and res.probes == []
+    assert "no count up to 40" in res.message
+    table = {30: 74.3}
+    monkeypatch.setattr(sizing, "_Prober", _fake_prober(lambda u: table.get(u, 150.0 - u)))
+    res = sizing.size(_Run(), 90.0, max_units=40, scan_skip=lambda u: u not in table and 0.9 * (150.0 - u) > 90.0)
+    assert res.feasible and res.units == 30

@@ -71,10 +71,11 @@ def run_file(path: str | Path) -> dict:
 
 
 # rough relative cost of a kind (tenths of CPU seconds of the shipped scenarios, each measured alone in a fresh
-# process on the 2-core machine), to start the slow ones first: longest first onto two processes puts S4 and S7 on
-# one and the rest on the other, about half of the CPU time each
-KIND_COST = {"fleet-capacity": 37, "frontier-sizing": 24, "hardware-sensitivity": 16, "posttrain_multicluster": 15,
-             "same-job-compare": 6, "pretrain-compare": 3}
+# process on the 2-core machine, start-up included: s31, after expected_waves' grouped windows), to start the slow
+# ones first: longest first onto two processes runs S4 on one while the other runs S6 then S7, and both take the
+# smaller ones as they free up, about half of the CPU time each
+KIND_COST = {"fleet-capacity": 93, "frontier-sizing": 62, "posttrain_multicluster": 46, "hardware-sensitivity": 36,
+             "pretrain-compare": 26, "same-job-compare": 25}
 
 
 def _cost(path: Path) -> int:

@@ -190,10 +190,19 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     batch x tp x cp chips the extra chips go into pipeline stages fed by one or two micro-batches, whose bubble
     makes a larger count slower (a 10T MoE with a 16,384-sequence batch: 70 days on 16 Atlas 950 SuperPoDs, 96 on
     20), so a search that starts above the answer can miss it. A claim's own counts are scanned this way;
-    ``scan_skip(units)`` may name counts a lower bound already proves too slow (they are not searched)."""
+    ``scan_skip(units)`` may name counts a lower bound already proves too slow (they are not searched); where it
+    names every count up to the cap, no count can meet the deadline and the answer is "none finishes" without a
+    search (its ``probes`` empty, its message saying so: only a count that meets the deadline is ever answered)."""
     uc = unit_size(run, unit)
     cap = max_units or max(1, max_chips // uc)
     counts = plan_friendly_counts(cap)
+    if scan_skip is not None and all(scan_skip(u) for u in counts):
+        # every count the search below could probe is proven too slow, and it answers only with a count that
+        # meets the deadline: none finishes, without a search (S6's FP8-efficiency and FP4 ends with whole-job
+        # restarts: 4 x 32 searches, every one of them at a count the bound rules out)
+        return SizingResult(deadline_days, unit, uc, None, None, None, None, None, None, False, [],
+                            f"no count up to {cap:,} {unit}s finishes in {days_text(deadline_days)}: a lower bound "
+                            f"on the days rules out every count (not searched)")
     probe = _Prober(run, uc, assumptions, goodput_end)
     eff = lambda i: probe(counts[i])["effective_days"]  # noqa: E731
     ok = lambda i: eff(i) <= deadline_days  # noqa: E731
