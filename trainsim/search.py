@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import framework_of, restrict_plan, run_plan_rules, shard_group_search
+from .frameworks import framework_of, restrict_plan, run_plan_rules, shard_group_search, swap_search
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -649,7 +649,8 @@ class MemoryPass:
         sl = slice(s, min(len(par), s + self.rows))
         # axes (zero, recompute, expert choice, parent row): the parents along the last, long axis, where numpy's
         # inner loops run
-        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None]}
+        z = {"zero": par.zero[:, None, None, None], "zgroup": par.zgroup[:, None, None, None],
+             "swap": par.swap[:, None, None, None]}
         p = Plans(**{f: (z[f] if f in z else
                          par.recompute[None, :, None, None] if f == "recompute" else
                          expert_col[f][None, None, :, None] if f in expert_col else
@@ -700,7 +701,7 @@ def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: b
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  unit=stated_unit(fixed) if stated_counts else None,
-                 **run_plan_rules(run), **shard_group_search(run)))
+                 **run_plan_rules(run), **shard_group_search(run), **swap_search(run)))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:
