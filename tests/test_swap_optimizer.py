@@ -45,12 +45,16 @@ TIMES = 16                           # --swap-optimizer-times default
 HOST_BW = 50e9
 
 
-def _run(fw="mindspeed-2026", **plan):
+def _spec(fw="mindspeed-2026", **plan):
     p = {"tp": 1, "pp": 1, "cp": 1, "ep": 1, "zero": 1, "recompute": "none", "micro_batch": 1, "schedule": "1f1b",
          "vpp": 1}
     p.update(plan)
-    return parse_run({"model": MODEL, "system": "cloudmatrix-384", "chips": DP, "framework": fw,
-                      "training": {"seq_len": 4096, "global_batch_seqs": 64, "precision": "bf16"}, "plan": p})
+    return {"model": MODEL, "system": "cloudmatrix-384", "chips": DP, "framework": fw,
+            "training": {"seq_len": 4096, "global_batch_seqs": 64, "precision": "bf16"}, "plan": p}
+
+
+def _run(fw="mindspeed-2026", **plan):
+    return parse_run(_spec(fw, **plan))
 
 
 def test_profiles_offer_it_at_zero_1_default_off_with_source():
@@ -108,6 +112,11 @@ def test_a_profile_without_it_refuses_a_stated_swap_one_line_exit_2(tmp_path):
     with pytest.raises(TrainsimError, match="no swapped optimizer"):
         run = _run("mindspeed-2024", swap_optimizer=True)
         estimate_complete(run, run.plan)
+    # nor with states it cannot swap: MindSpeed refuses --swap-optimizer with --reuse-fp32-param (fp32_remainder)
+    run = parse_run({**_spec(swap_optimizer=True), "optimizer": {"master_weights": "fp32_remainder"}})
+    for call in (lambda: estimate_complete(run, run.plan), lambda: search(run)):
+        with pytest.raises(TrainsimError, match="reuse-fp32-param"):
+            call()
 
 
 def test_the_search_carries_it_on_the_zero_axis():

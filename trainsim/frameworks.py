@@ -238,11 +238,30 @@ def swap_search(run) -> dict:
     mindspeed/features_manager/optimizer/swap_optimizer_feature.py validate_args at Ascend/MindSpeed 028de58c;
     and states already offloaded to the host, ``optimizer.offload: [optimizer]``, have nothing to swap)."""
     zs = swap_optimizer_zero(framework_of(run))
-    o = run.optimizer
-    if not zs or "optimizer" in o.offload or \
-            optimizer_precisions(o, framework_of(run))["master_weights"] == "fp32_remainder":
+    if not zs or swap_refusal(run):
         return {}
     return {"swap_zero": zs}
+
+
+def swap_refusal(run) -> str | None:
+    """Why ``run``'s optimizer states cannot be swapped to host memory (:func:`swap_search`), None when they can;
+    ``check_swap`` raises it for a plan that states ``swap_optimizer: true``."""
+    o = run.optimizer
+    if "optimizer" in o.offload:
+        return "optimizer.offload [optimizer] already keeps the states in host memory"
+    if optimizer_precisions(o, framework_of(run))["master_weights"] == "fp32_remainder":
+        return ("master_weights fp32_remainder is MindSpeed's --reuse-fp32-param, which --swap-optimizer refuses "
+                "(Ascend/MindSpeed 028de58c swap_optimizer_feature.py validate_args)")
+    return None
+
+
+def check_swap(run, plan) -> None:
+    """A one-line input error where ``plan`` (a PlanSpec) states ``swap_optimizer: true`` and ``run``'s optimizer
+    states cannot be swapped (:func:`swap_refusal`)."""
+    why = swap_refusal(run) if plan.values("swap_optimizer") == [True] else None
+    if why:
+        raise TrainsimError(f"swap_optimizer true with {why}: expected swap_optimizer false or left out",
+                            field="plan.swap_optimizer")
 
 
 def stack_flags(fw: str) -> dict[str, bool]:

@@ -13,8 +13,8 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
-                         plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
+from .frameworks import (check_swap, dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions,
+                         separate_gemms, plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
                          stage_layout, swap_optimizer_times,
                          zero3_defaults)
 from .parallel.batch import chip_counts, plan_batch
@@ -290,6 +290,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     breaks a plan rule, is an input error."""
     fw = framework_of(run)
     restrict_plan(plan, fw)   # a plan the run's software stack cannot run is an input error
+    check_swap(run, plan)
     plan, filled = zero3_defaults(plan, fw)
     tr = run.training
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import framework_of, restrict_plan, run_plan_rules, shard_group_search, swap_search
+from .frameworks import check_swap, framework_of, restrict_plan, run_plan_rules, shard_group_search, swap_search
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -270,6 +270,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
     fixed = restrict_plan(fixed, framework_of(run))
+    check_swap(run, fixed)
     ctx = context(run, calib)
     use_all = run.use_all if use_all is None else use_all
     hbm = run.system.chip.hbm_bytes
