@@ -14,8 +14,8 @@ from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
 from .frameworks import (check_swap, dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions,
-                         separate_gemms, plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
-                         stage_layout, swap_optimizer_times,
+                         separate_gemms, plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings,
+                         stack_flags, stage_layout, swap_optimizer_times,
                          zero3_defaults)
 from .parallel.batch import chip_counts, plan_batch
 from .parallel.placement import describe
