@@ -123,3 +123,17 @@ def test_s7_scenario_returns_required_keys():
     assert n["single_summed_wall_h"] <= n["multi_cluster_wall_h"] <= n["single_alone_wall_h"]
     assert n["break_even_wan_gbit_s"] <= n["within_tolerance_wan_gbit_s"]
     assert all("source" in a for a in res["assumptions"])
+
+
+def test_student_size_assumption_names_the_students_where_size_does_not_order_them():
+    """A larger student within tolerance than a smaller one outside it (each trains with its own best plan: the 1.6T
+    one with MindSpeed's swapped optimizer) is said as the students each side, not as a size bound."""
+    from trainsim.posttrain.scenario import _student_assumption
+
+    small = {"total_params": 31e9, "multi_over_summed": 1.07, "wan_gbit_s_within_tolerance": 1.8}
+    mid = {"total_params": 671e9, "multi_over_summed": 1.21, "wan_gbit_s_within_tolerance": None}
+    big = {"total_params": 1573e9, "multi_over_summed": 1.09, "wan_gbit_s_within_tolerance": 2.65}
+    s = _student_assumption([small, mid, big], 0.10, "1.8 Gb/s")
+    assert "31B, 1,573B students" in s and "671B ones stay above 10% at any WAN bandwidth" in s and "up to" not in s
+    ordered = _student_assumption([small, mid], 0.10, "1.8 Gb/s")
+    assert ordered.startswith("student size: within 10% up to 30B-class") and ordered.endswith("at any WAN bandwidth")

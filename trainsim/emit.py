@@ -319,6 +319,10 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args += moe_runtime_flags(run, framework)
     if p["zero"] in (1, 2):
         args.append("--use-distributed-optimizer")
+        if _plan_value(p, "swap_optimizer") is True:
+            # MindSpeed --swap-optimizer (default --swap-optimizer-times 16, the count the engine prices); a plan
+            # only a MindSpeed profile offers (frameworks.swap_optimizer_zero)
+            args.append("--swap-optimizer")
         if p["zero"] == 2:
             notes.append("ZeRO-2 (sharded gradients) is Megatron's distributed optimizer with grads reduce-scattered")
     elif p["zero"] >= 3:

@@ -216,6 +216,54 @@ def shard_group_search(run) -> dict:
     return {"shard_zero": zs, "shard_levels": len(run.system.levels) - 1} if zs else {}
 
 
+def swap_optimizer_zero(fw: str) -> tuple[int, ...]:
+    """The ZeRO stages at which stack ``fw`` can keep the optimizer's master weights and moments in host memory
+    between steps and bring them back for the update (MindSpeed ``--swap-optimizer``): its profile's
+    ``swap_optimizer.zero`` list, with its ``swap_optimizer_source``; empty where the profile leaves it out (the
+    stack has no such feature)."""
+    return tuple(int(z) for z in (profile(fw).get("swap_optimizer") or {}).get("zero", ()))
+
+
+def swap_optimizer_times(fw: str) -> int:
+    """The chunks stack ``fw``'s swapped optimizer brings its states back in per step (MindSpeed
+    ``--swap-optimizer-times``, the profile's ``swap_optimizer.times``); 1 where the profile has no such feature."""
+    return int((profile(fw).get("swap_optimizer") or {}).get("times", 1))
+
+
+def swap_search(run) -> dict:
+    """The keyword of :func:`trainsim.parallel.enumerate.enumerate_parents` that searches the swapped optimizer of
+    ``run`` (``swap_zero``: :func:`swap_optimizer_zero`), as the search of a profile that offers it searches its
+    recompute choices: empty where the stack has none, or where the run's optimizer states could not be swapped
+    (MindSpeed refuses --swap-optimizer with --reuse-fp32-param, the engine's ``master_weights: fp32_remainder``:
+    mindspeed/features_manager/optimizer/swap_optimizer_feature.py validate_args at Ascend/MindSpeed 028de58c;
+    and states already offloaded to the host, ``optimizer.offload: [optimizer]``, have nothing to swap)."""
+    zs = swap_optimizer_zero(framework_of(run))
+    if not zs or swap_refusal(run):
+        return {}
+    return {"swap_zero": zs}
+
+
+def swap_refusal(run) -> str | None:
+    """Why ``run``'s optimizer states cannot be swapped to host memory (:func:`swap_search`), None when they can;
+    ``check_swap`` raises it for a plan that states ``swap_optimizer: true``."""
+    o = run.optimizer
+    if "optimizer" in o.offload:
+        return "optimizer.offload [optimizer] already keeps the states in host memory"
+    if optimizer_precisions(o, framework_of(run))["master_weights"] == "fp32_remainder":
+        return ("master_weights fp32_remainder is MindSpeed's --reuse-fp32-param, which --swap-optimizer refuses "
+                "(Ascend/MindSpeed 028de58c swap_optimizer_feature.py validate_args)")
+    return None
+
+
+def check_swap(run, plan) -> None:
+    """A one-line input error where ``plan`` (a PlanSpec) states ``swap_optimizer: true`` and ``run``'s optimizer
+    states cannot be swapped (:func:`swap_refusal`)."""
+    why = swap_refusal(run) if plan.values("swap_optimizer") == [True] else None
+    if why:
+        raise TrainsimError(f"swap_optimizer true with {why}: expected swap_optimizer false or left out",
+                            field="plan.swap_optimizer")
+
+
 def stack_flags(fw: str) -> dict[str, bool]:
     """Each of :data:`STACK_FLAGS` for framework ``fw``: as its profile states it, else False (Megatron-Core's
     behaviour)."""
@@ -325,6 +373,18 @@ def restrict_plan(plan, fw: str):
         raise TrainsimError(f"{fw} has no balanced pipeline split (Megatron-Core's --account-for-embedding/loss-in-"
                             f"pipeline-split came with core_v0.11.0, NVIDIA/Megatron-LM ef490839e8, Feb 2025): "
                             f"{ends}leave pipeline_split out", field="plan.pipeline_split")
+    if True in (plan.values("swap_optimizer") or ()):
+        # MindSpeed --swap-optimizer: only a stack whose profile offers it, at the stages it offers it at
+        zs = swap_optimizer_zero(fw)
+        if not zs:
+            raise TrainsimError(f"{fw} has no swapped optimizer (MindSpeed --swap-optimizer; the profiles offering it "
+                                f"name it in swap_optimizer): expected swap_optimizer false or left out, got true",
+                                field="plan.swap_optimizer")
+        zeros = data["zero"] if isinstance(data["zero"], list) else [data["zero"]]
+        if plan.values("swap_optimizer") == [True] and not any(z in zs for z in zeros):
+            raise TrainsimError(f"{fw} swaps the optimizer only at zero {', '.join(map(str, zs))} (the distributed "
+                                f"optimizer; swap_optimizer_source), got zero {', '.join(map(str, zeros))}",
+                                field="plan.swap_optimizer")
     for flag, fields in (("expert_parallel", ("ep", "etp")), ("context_parallel", ("cp",))):
         if not p[flag]:
             for f in fields:
@@ -336,7 +396,8 @@ def restrict_plan(plan, fw: str):
     return type(plan).model_validate(data)
 
 
-def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "schedule", "tp", "pp")):
+def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "schedule", "tp", "pp",
+                                         "swap_optimizer")):
     """(plan, filled): ``plan`` (a PlanSpec) with the fields its source leaves out set to what stack ``fw`` does by
     default (the profile's ``defaults`` in framework_schedules.yaml, each profile citing its source), and the
     fields so filled. "Unstated is not optimal": a field a source leaves out takes its stack's default, not the
@@ -346,7 +407,7 @@ def with_defaults(plan, fw: str, fields=("zero", "recompute", "micro_batch", "sc
     d = {k: v for k, v in (profile(fw).get("defaults") or {}).items() if k in fields}
     data = plan.model_dump(exclude_none=True)
     filled = {}
-    for f in ("zero", "recompute", "micro_batch", "tp", "pp"):
+    for f in ("zero", "recompute", "micro_batch", "tp", "pp", "swap_optimizer"):
         if f in d and getattr(plan, f) is None:
             data[f] = filled[f] = d[f]
     if "schedule" in d and plan.schedule is None and plan.vpp is None:
@@ -495,7 +556,8 @@ def default_stages(plan, fw: str) -> list[tuple]:
     changes first when a run does not fit); then the plan as stated, every unstated field searched. Consecutive
     duplicates are dropped."""
     out = []
-    for fields in (("zero", "recompute", "micro_batch", "schedule", "tp", "pp"), ("micro_batch", "schedule"), ()):
+    for fields in (("zero", "recompute", "micro_batch", "schedule", "tp", "pp", "swap_optimizer"),
+                   ("micro_batch", "schedule"), ()):
         p, filled = with_defaults(plan, fw, fields)
         if not out or out[-1][1] != filled:
             out.append((p, filled))

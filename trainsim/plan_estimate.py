@@ -13,9 +13,9 @@ import numpy as np
 from .catalog.load import require_usable
 from .cost import run_cost
 from .errors import TrainsimError
-from .frameworks import (dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions, separate_gemms,
-                         plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings, stack_flags,
-                         stage_layout,
+from .frameworks import (check_swap, dsa_indexer_loss, fp8_recipe_of, framework_of, optimizer_precisions,
+                         separate_gemms, plan_options, plan_rules, restrict_plan, run_plan_rules, runtime_settings,
+                         stack_flags, stage_layout, swap_optimizer_times,
                          zero3_defaults)
 from .parallel.batch import chip_counts, plan_batch
 from .parallel.placement import describe
@@ -54,6 +54,7 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
                        local_batch_seqs=run.training.local_batch_seqs,
                        zero_shard_group=run.training.zero_shard_group or 0,
                        offload_activation_layers=pl.offload_activation_layers or 0,
+                       swap_optimizer_times=swap_optimizer_times(framework_of(run)),
                        fp8_activations=run.training.fp8_activations,
                        dsa_indexer_loss=dsa_indexer_loss(framework_of(run), run.arch.family),
                        separate_gemms=separate_gemms(framework_of(run)),
@@ -63,14 +64,15 @@ def context(run: Run, calib: Calib | None = None) -> StepContext:
 def is_complete(plan: PlanSpec) -> bool:
     """True when every field that matters is fixed to one value (lists and gaps are searched)."""
     needed = ("tp", "pp", "ep", "cp", "micro_batch", "zero", "recompute")
-    optional = ("vpp", "schedule", "etp", "node_limit")
+    optional = ("vpp", "schedule", "etp", "node_limit", "swap_optimizer")
     return (all(plan.scalar(f) is not None for f in needed)
             and all(getattr(plan, f) is None or plan.scalar(f) is not None for f in optional))
 
 
 def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     """One plan from a spec; unnamed fields take Megatron-Core's defaults (tp = pp = ep = cp = 1, etp = tp,
-    zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1)."""
+    zero 1, no recompute, micro-batch 1, 1F1B, or interleaved when vpp > 1; the optimizer states in HBM, no
+    ``swap_optimizer``)."""
     g = plan.scalar
     tp, pp, cp = g("tp") or 1, g("pp") or 1, g("cp") or 1
     vpp = g("vpp") or 1
@@ -90,7 +92,8 @@ def plans_from_spec(plan: PlanSpec, chips: int, arch=None) -> Plans:
     return Plans.from_columns(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, dp=max(dp, 1),
                               zero=1 if g("zero") is None else g("zero"),
                               recompute=RECOMPUTE.index(g("recompute") or "none"), mb=g("micro_batch") or 1,
-                              schedule=schedule_code(sched), node_limit=g("node_limit") or 0)
+                              schedule=schedule_code(sched), node_limit=g("node_limit") or 0,
+                              swap=int(bool(g("swap_optimizer"))))
 
 
 @dataclass
@@ -245,6 +248,9 @@ def plan_row(run: Run, plans: Plans, i: int) -> dict:
     (:func:`effective_node_limit`)."""
     plan = plans.row(i)
     plan["node_limit"] = int(effective_node_limit(run, plan["node_limit"], plan["ep"]))
+    if plan.pop("swap", 0):
+        # a searched swapped optimizer, as the plan spec states one (plan.swap_optimizer)
+        plan["swap_optimizer"] = True
     if plan.pop("zgroup", 0):
         # a searched ZeRO sharding group, as the run spec states one (training.zero_shard_group)
         plan["zero_shard_group"] = int(shard_group_ranks(plans.take([i]), run.system)[0])
@@ -284,6 +290,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
     breaks a plan rule, is an input error."""
     fw = framework_of(run)
     restrict_plan(plan, fw)   # a plan the run's software stack cannot run is an input error
+    check_swap(run, plan)
     plan, filled = zero3_defaults(plan, fw)
     tr = run.training
 
@@ -308,7 +315,7 @@ def complete_plans(run: Run, plan: PlanSpec) -> tuple[Plans, dict]:
                 break
     if code[0]:   # the field named as the error's field, so that a caller can say which of its inputs it was
         # the plan as the tables print it (tp=1 pp=16 ...), not a Python dict; zgroup is the search's own column
-        row = " ".join(f"{k}={v}" for k, v in plans.row(0).items() if k != "zgroup")
+        row = " ".join(f"{k}={v}" for k, v in plans.row(0).items() if k not in ("zgroup", "swap"))
         raise TrainsimError(REASONS[int(code[0])][1] + f" (chips {run.chips:,}, global batch {tr.batch_seqs:,.0f} "
                             f"sequences, plan {row})", field=reason_field(code[0]))
     return plans, filled

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .frameworks import framework_of, restrict_plan, run_plan_rules, shard_group_search
+from .frameworks import check_swap, framework_of, restrict_plan, run_plan_rules, shard_group_search, swap_search
 from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
@@ -275,6 +275,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
     fixed = restrict_plan(fixed, framework_of(run))
+    check_swap(run, fixed)
     ctx = context(run, calib)
     use_all = run.use_all if use_all is None else use_all
     hbm = run.system.chip.hbm_bytes
@@ -685,7 +686,7 @@ class MemoryPass:
         def parent(v: np.ndarray) -> np.ndarray:
             return v[sl].reshape([1, 1] + [1] * ne + [-1])
 
-        z = {"zero": at(par.zero, 0), "zgroup": at(par.zgroup, 0)}
+        z = {"zero": at(par.zero, 0), "zgroup": at(par.zgroup, 0), "swap": at(par.swap, 0)}
         p = Plans(**{f: (z[f] if f in z else at(par.recompute, 1) if f == "recompute" else
                          along_experts(expert_col[f]) if f in expert_col else parent(par.cols[f]))
                      for f in INT_FIELDS})
@@ -756,7 +757,7 @@ def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: b
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  unit=stated_unit(fixed) if stated_counts else None,
-                 **run_plan_rules(run), **shard_group_search(run)))
+                 **run_plan_rules(run), **shard_group_search(run), **swap_search(run)))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:

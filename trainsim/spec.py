@@ -325,6 +325,10 @@ class PlanSpec(BaseModel):
     # activations of this many layers per rank moved to host memory during forward and back for backward
     # (Megatron-Core --cpu-offloading-num-layers with --cpu-offloading-activations)
     offload_activation_layers: Int | None = Field(None, ge=0)
+    # the distributed optimizer's fp32 master weights and Adam moments kept in host memory between steps, brought
+    # back for the update (MindSpeed --swap-optimizer; perf/step.py swap_optimizer_time). Unset: the stack's
+    # default (off in every profile), searched by plan where the profile offers it (swap_optimizer)
+    swap_optimizer: bool | list[bool] | None = None
 
     @field_validator("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
     @classmethod

@@ -140,7 +140,8 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
 def _neutral(cols: Cols) -> Plans:
     """Partial rows as plans: fields not expanded yet take their most permissive values (see ``check``)."""
     n = len(next(iter(cols.values())))
-    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0, zgroup=0)
+    base = dict(vpp=1, ep=1, etp=1, zero=0, recompute=0, mb=1, schedule=code(default_name(1)), node_limit=0, zgroup=0,
+                swap=0)
     return Plans(**{k: cols[k] if k in cols else np.full(n, base[k], dtype=np.int64) for k in INT_FIELDS})
 
 
@@ -152,7 +153,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                     last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
                     shard_levels: int = 0, unit: int | None = None,
                     unfused_attention: bool = False, even_pp: bool = False,
-                    zero_shard_group: int = 0,
+                    zero_shard_group: int = 0, swap_zero: tuple[int, ...] = (),
                     split_units: tuple[int, int] = (0, 0)) -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
@@ -166,7 +167,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     :func:`trainsim.frameworks.plan_rules` gives a stack's). ``first_stage_layers`` / ``last_stage_layers``: the
     run's uneven pipeline stages, the plan options the engine sizes its ranks with (``StepContext``), which rule
     out the pp values that cannot hold them (``check`` rule 19). ``shard_zero``, ``shard_levels``: the searched
-    ZeRO sharding groups (:func:`enumerate_parents`). ``unfused_attention``: the run's attention kernel is the
+    ZeRO sharding groups, ``swap_zero`` the stages with a swapped-optimizer variant (:func:`enumerate_parents`).
+    ``unfused_attention``: the run's attention kernel is the
     unfused core, which runs only at cp 1 (``check`` rule 20; :func:`trainsim.frameworks.run_plan_rules`).
     ``even_pp``: the stack has no uneven stages, so pp x vpp divides the layers (``check`` rule 21).
     ``zero_shard_group``: the run's stated ZeRO sharding group, which dp x cp must hold whole (``check`` rule 22).
@@ -178,7 +180,7 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                             first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
                             shard_zero=shard_zero, shard_levels=shard_levels, unit=unit,
                             unfused_attention=unfused_attention, even_pp=even_pp, split_units=split_units,
-                            zero_shard_group=zero_shard_group)
+                            zero_shard_group=zero_shard_group, swap_zero=swap_zero)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -194,7 +196,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       last_stage_layers: int | None = None, shard_zero: tuple[int, ...] = (),
                       shard_levels: int = 0, unit: int | None = None,
                       unfused_attention: bool = False, even_pp: bool = False,
-                      zero_shard_group: int = 0,
+                      zero_shard_group: int = 0, swap_zero: tuple[int, ...] = (),
                       split_units: tuple[int, int] = (0, 0)) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step.
@@ -208,7 +210,11 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     (:func:`trainsim.parallel.batch.chip_counts`; the search asks for them only when the usual counts leave the
     stated plan no valid completion). ``zero_shard_group``: the run's stated ZeRO sharding group, which dp x cp
     must hold whole (``check`` rule 22) and which only a zero stage >= 1 shards over: zero 0 is not a candidate
-    beside it (:func:`trainsim.parallel.validity.sharding_zeros`, the rule ``estimate`` of a stated plan applies)."""
+    beside it (:func:`trainsim.parallel.validity.sharding_zeros`, the rule ``estimate`` of a stated plan applies).
+    ``swap_zero``: the ZeRO stages at which the stack can keep the optimizer states in host memory between steps
+    (MindSpeed ``--swap-optimizer``: the profile's ``swap_optimizer``, :func:`trainsim.frameworks.swap_search`):
+    each such zero candidate comes once more with ``swap`` 1, the zero axis carrying (zero, zgroup, swap); a
+    partial plan's ``swap_optimizer`` (true or false) keeps only the candidates that match it."""
     counts = chip_counts(chips, domain, use_all, unit)
     pps = None
     if fixed is None or fixed.values("pp") is None:
@@ -223,6 +229,12 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                                how=f"the search may use zero {', '.join(map(str, zeros))} only")
     zgroups = [0] * len(zeros) + [lv for z in zeros if z in shard_zero for lv in range(1, shard_levels + 1)]
     cand["zero"] = zeros + [z for z in zeros if z in shard_zero for _ in range(shard_levels)]
+    stated_swap = fixed.values("swap_optimizer") if fixed is not None and hasattr(fixed, "swap_optimizer") else None
+    swap_on = [z for z in zeros if z in swap_zero] if stated_swap is None or True in stated_swap else []
+    keep_off = stated_swap is None or False in stated_swap
+    swaps = ([0] * len(cand["zero"]) if keep_off else []) + [1] * len(swap_on)
+    zgroups = (zgroups if keep_off else []) + [0] * len(swap_on)
+    cand["zero"] = (cand["zero"] if keep_off else []) + swap_on
     rejected: Counter[int] = Counter()
     later = len(cand["mb"]) * len(cand["sched_vpp"]) * len(cand["ep_etp_nl"]) * len(cand["zero"]) * \
         len(cand["recompute"])
@@ -267,7 +279,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     return Parents(cols, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3),
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
                    rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups,
-                   np.asarray(zgroups, dtype=np.int64))
+                   np.asarray(zgroups, dtype=np.int64), np.asarray(swaps, dtype=np.int64))
 
 
 def stated_unit(fixed: Any) -> int | None:
@@ -320,10 +332,13 @@ class Parents:
     microbatch_groups: bool = False
     #: the sharding group of each zero candidate (Plans.zgroup; left out: 0 for all, __post_init__)
     zgroup: np.ndarray = None  # type: ignore[assignment]
+    #: the swapped optimizer of each zero candidate (Plans.swap; left out: 0 for all, __post_init__)
+    swap: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if self.zgroup is None:
-            self.zgroup = np.zeros_like(self.zero)
+        for f in ("zgroup", "swap"):
+            if getattr(self, f) is None:
+                setattr(self, f, np.zeros_like(self.zero))
 
     def __len__(self) -> int:
         return len(self.cols["tp"])
@@ -382,7 +397,7 @@ class Parents:
         batch = plan_batch(self.args[3], base.dp, base.mb, base.pp, base.schedule, self.microbatch_groups)
         zok = self._zero_refused(base.pp, base.etp, rejected)
         return Space(base, self.zero, self.recompute, batch, cols["_rank"] if idx is not None else None,
-                     zok, self.zgroup), rejected
+                     zok, self.zgroup, self.swap), rejected
 
     def valid_cells(self) -> tuple[np.ndarray, Counter[int], int]:
         """What :meth:`expand` of every parent row tells, without its rows: which (parent row, expert choice) cells
@@ -432,10 +447,13 @@ class Space:
     zero_ok: np.ndarray | None = None
     #: the sharding group of each zero candidate (Plans.zgroup, along the zero axis; left out: 0 for all)
     zgroup: np.ndarray = None  # type: ignore[assignment]
+    #: the swapped optimizer of each zero candidate (Plans.swap, along the zero axis; left out: 0 for all)
+    swap: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if self.zgroup is None:
-            self.zgroup = np.zeros_like(self.zero)
+        for f in ("zgroup", "swap"):
+            if getattr(self, f) is None:
+                setattr(self, f, np.zeros_like(self.zero))
 
     def __len__(self) -> int:
         """The valid plans (the grid's cells less those ``zero_ok`` refuses)."""
@@ -461,7 +479,7 @@ class Space:
         rows = np.asarray(rows, dtype=np.int64)
         return Space(self.base.take(rows), self.zero, self.recompute, self.batch[rows],
                      None if self.rank is None else self.rank[rows],
-                     None if self.zero_ok is None else self.zero_ok[rows], self.zgroup)
+                     None if self.zero_ok is None else self.zero_ok[rows], self.zgroup, self.swap)
 
     @staticmethod
     def concat(spaces: list["Space"]) -> "Space":
@@ -470,7 +488,8 @@ class Space:
         masks = [s.zero_ok if s.zero_ok is not None else np.ones((len(s.base), len(s.zero)), bool) for s in spaces]
         return Space(Plans.concat([s.base for s in spaces]), s0.zero, s0.recompute,
                      np.concatenate([s.batch for s in spaces]), np.concatenate([s.rank for s in spaces]),
-                     None if all(s.zero_ok is None for s in spaces) else np.concatenate(masks), s0.zgroup)
+                     None if all(s.zero_ok is None for s in spaces) else np.concatenate(masks), s0.zgroup,
+                     s0.swap)
 
     @property
     def k(self) -> int:
@@ -481,7 +500,7 @@ class Space:
         """Base rows ``sl`` as (rows, 1, 1), zero as (1, Z, 1), recompute as (1, 1, R): costs broadcast, so a
         cost that does not depend on zero or recompute is computed once per base row."""
         b = self.base
-        z = {"zero": self.zero[None, :, None], "zgroup": self.zgroup[None, :, None]}
+        z = {"zero": self.zero[None, :, None], "zgroup": self.zgroup[None, :, None], "swap": self.swap[None, :, None]}
         return Plans(**{f: (z[f] if f in z else self.recompute[None, None, :]
                             if f == "recompute" else getattr(b, f)[sl, None, None]) for f in INT_FIELDS})
 
@@ -490,7 +509,7 @@ class Space:
         The same values; numpy's loops then run along the long axis of base rows, not the short recompute axis
         (``np.moveaxis(x, 2, 0)`` gives the (rows, Z, R) order of the flat plan index)."""
         b = self.base
-        z = {"zero": self.zero[:, None, None], "zgroup": self.zgroup[:, None, None]}
+        z = {"zero": self.zero[:, None, None], "zgroup": self.zgroup[:, None, None], "swap": self.swap[:, None, None]}
         return Plans(**{f: (z[f] if f in z else self.recompute[None, :, None]
                             if f == "recompute" else getattr(b, f)[None, None, sl]) for f in INT_FIELDS})
 
@@ -503,7 +522,7 @@ class Space:
         r, j = idx // self.k, idx % self.k
         p = self.base.take(r)
         p.zero, p.recompute = self.zero[j // len(self.recompute)], self.recompute[j % len(self.recompute)]
-        p.zgroup = self.zgroup[j // len(self.recompute)]
+        p.zgroup, p.swap = self.zgroup[j // len(self.recompute)], self.swap[j // len(self.recompute)]
         return p
 
     def batch_of(self, idx: ArrayLike) -> np.ndarray:

@@ -6,7 +6,8 @@ an expert), cp (context parallel), dp (derived: chips / (tp pp cp)), zero (0-3),
 node_limit (0: none; else the maximum number of scale-up domains a token is sent to, DeepSeek-V3 node-limited
 routing), zgroup (the ZeRO sharding group the search chose, ZeRO >= 1: 0 the whole dp x cp group, or the run's
 ``training.zero_shard_group``; l >= 1 the dp x cp ranks inside one level-(l-1) network domain, HSDP / MiCS:
-perf/context.py ``StepContext.shard_ranks``).
+perf/context.py ``StepContext.shard_ranks``), swap (1: the distributed optimizer's master weights and moments kept
+in host memory between steps, MindSpeed ``--swap-optimizer``: perf/memory.py, perf/step.py ``swap_optimizer_time``).
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ __all__ = ["INT_FIELDS", "RECOMPUTE", "SCHEDULES", "Plans"]
 
 RECOMPUTE = ("none", "selective", "full")
 INT_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "zero", "recompute", "mb", "schedule", "node_limit",
-              "zgroup")
+              "zgroup", "swap")
 #: fields a caller may leave out (0)
-OPTIONAL_FIELDS = ("zgroup",)
+OPTIONAL_FIELDS = ("zgroup", "swap")
 
 
 @dataclass
@@ -43,10 +44,12 @@ class Plans:
     schedule: np.ndarray
     node_limit: np.ndarray
     zgroup: np.ndarray = None  # type: ignore[assignment]  # left out: 0 (__post_init__)
+    swap: np.ndarray = None  # type: ignore[assignment]  # left out: 0 (__post_init__)
 
     def __post_init__(self) -> None:
-        if self.zgroup is None:
-            self.zgroup = np.zeros_like(np.asarray(self.tp), dtype=np.int64)
+        for f in OPTIONAL_FIELDS:   # through vars(): a field left out is not read as a field (a traced Plans)
+            if vars(self)[f] is None:
+                setattr(self, f, np.zeros_like(np.asarray(self.tp), dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])

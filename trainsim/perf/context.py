@@ -145,6 +145,9 @@ class StepContext:
     stage_layout: str = "any"               # 'even' | 'first_last' | 'any' (memory.rank_layers)
     local_batch_seqs: int | None = None     # sequences per dp rank per pipeline-schedule call (None: one call)
     offload_activation_layers: int = 0      # layers per rank whose activations live in host memory
+    swap_optimizer_times: int = 1           # chunks a swapped optimizer (Plans.swap) brings its states back in
+                                            # per step: MindSpeed --swap-optimizer-times, the profile's
+                                            # swap_optimizer.times (frameworks.swap_optimizer_times)
     fp8_activations: str = "gemm_inputs"    # 'gemm_inputs' | 'all' | 'none' (only with FP8 GEMM inputs)
     tp_comm_overlap: bool = False           # TE userbuffers TP overlap (--tp-comm-overlap)
     moe_a2a_overlap: bool = False           # Megatron-Core EP all-to-all overlap across micro-batches

@@ -250,6 +250,8 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num,
         g = np.where(whole, o.grad_bytes * unsharded, g)
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
+    if np.any(p.swap):
+        op = np.where(p.swap > 0, swap_buffer_bytes(ctx, p, opt, d_sh, e_sh, dense, expert), op)
     return w, g, op
 
 
@@ -257,6 +259,29 @@ def _shard_groups(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     """(ranks the dense states shard over, ranks the expert states shard over) of each plan: dp x cp (Megatron-Core's
     distributed optimizer) or a MiCS sharding group (``ctx.shard_ranks``), and the expert-data-parallel group."""
     return ctx.shard_ranks(p), p.expert_dp
+
+
+def swap_buffer_bytes(ctx: StepContext, p: Plans, opt_bytes: float, d_sh: Num, e_sh: Num, dense: Num,
+                      expert: Num) -> Num:
+    """HBM bytes of the optimizer states of a plan whose optimizer is swapped (``p.swap``, MindSpeed
+    ``--swap-optimizer``): the one chunk the update holds on the device,
+
+        buffer = opt_bytes x max(dense shard, expert shard) / times
+
+    Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py: each fp32 master shard and
+    its ``exp_avg`` / ``exp_avg_sq`` get pinned host copies and their device storage resized to 0
+    (``init_param_opt_state``, ``swap_tensors_to_host``): "device侧仅保留逻辑视图" (docs/zh/features/
+    swap-optimizer.md), so between steps the device holds none of them. ``swap_adamw_step`` loads about
+    ``swap_numel`` = (the optimizer's sharded parameters) // ``--swap-optimizer-times`` elements at a time and
+    sends each parameter's states back after its update; the next chunk's load waits for the previous chunk's
+    stores, so at most one chunk is on the device. Megatron-Core's ChainedOptimizer steps the dense and the expert
+    distributed optimizers one after the other, each with its own ``swap_numel``: the larger one's chunk. The chunk
+    is counted with the resident states (it lives only during the update, after the activations are freed: an
+    upper bound of the step's share); a single parameter shard larger than a chunk, which is loaded alone
+    (``swap_count <= 0``), is not counted."""
+    d1 = np.where(p.zero >= 1, d_sh, dense)
+    e1 = np.where(p.zero >= 1, e_sh, expert)
+    return opt_bytes * np.maximum(d1, e1) / float(ctx.swap_optimizer_times)
 
 
 def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:

@@ -482,6 +482,29 @@ def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, comp
     return t
 
 
+def swap_optimizer_time(ctx: StepContext, p: Plans, opt_params: Num, adam_s: Num) -> Num:
+    """The optimizer step of plans whose optimizer states are swapped to host memory (``p.swap``, MindSpeed
+    ``--swap-optimizer``; ``adam_s`` where not): the states of the ``opt_params`` sharded parameters come in over
+    the host link and go back, the update running on the device as they arrive:
+
+        t = max(adam_s, opt_bytes x opt_params / host_link_bw)      (opt_bytes: fp32 master + moments, 12)
+
+    Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py ``swap_adamw_step``: at
+    the start of each chunk (about 1/``--swap-optimizer-times`` of the parameters) it issues the chunk's
+    host-to-device copies of master, ``exp_avg`` and ``exp_avg_sq`` on ``swap_to_device_stream``; each parameter's
+    fused AdamW waits only for its own copy (``wait_swap_to_device_event``), and its states go back on
+    ``swap_to_host_stream`` right after its update, so within a chunk the update and the stores run under the
+    chunk's loads (the two directions of the link at once: ``host_link_bw`` is one direction's). The next chunk's
+    loads, and the compute stream, wait for every store issued so far (``wait_stream(swap_to_host_stream)``), so
+    the chunks do not overlap one another, nor the forward or backward, which the loads follow (the update is
+    called after the backward and the gradient sync). The last chunk's stores, waited for only by the next step's
+    update, run behind the next forward. So one direction's bytes over the link are exposed, the Adam kernels
+    (HBM-bound, ``adam_s``) under them; the last parameter of each chunk (its update and store after the loads
+    end) is left out."""
+    return np.where(p.swap > 0, np.maximum(adam_s, opt_params * ctx.optimizer.optimizer_bytes / ctx.host_link_bw),
+                    adam_s)
+
+
 def p2p_hop_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
     """Time of one pipeline transfer across a stage boundary: the activation (or its gradient) of the ``tokens`` a
     tp group holds, split over tp (sequence parallelism), in BF16 also under FP8 (Megatron-Core sends in
@@ -785,7 +808,7 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     edp = p.expert_dp
     # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
     opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
-    optimizer = hbm_time(opt_params * c.optimizer_step_bytes, ctx)
+    optimizer = swap_optimizer_time(ctx, p, opt_params, hbm_time(opt_params * c.optimizer_step_bytes, ctx))
     # the DDP's per-step passes over the whole local gradient buffer (zero, NaN check, 1/dp scaling; comm_dp)
     optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb_slow)

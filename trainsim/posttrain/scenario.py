@@ -383,6 +383,14 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
                     f"(within {tol:.0%} of one cluster with all the chips from {gbs(near)} of WAN up); not for the frontier "
                     f"students the seed means: from {big['total_params'] / 1e9:,.0f}B on the split plan is "
                     f"{big['multi_over_summed'] - 1:+.0%} at {bw_g:g} Gb/s and {lim}.")
+            if ok_s and max(r["total_params"] for r in ok_s) > big["total_params"]:
+                # not ordered by size: a larger student within tolerance than a smaller one outside it (each size
+                # trains with its own best plan), so no size bound is claimed
+                head = (f"Within {tol:.0%} of one cluster with all the chips for the {_sizes(ok_s)} students (from "
+                        f"{gbs(near)} of WAN up for the {ok_s[0]['total_params'] / 1e9:,.0f}B one), not for the "
+                        f"{_sizes(no_s)} ones: the {big['total_params'] / 1e9:,.0f}B student's split plan is "
+                        f"{big['multi_over_summed'] - 1:+.0%} at {bw_g:g} Gb/s and {lim}. Size alone does not decide "
+                        f"it: each student's best plan on its cluster does.")
             if ok_s and cls == "supported":
                 cls = "depends on the student size"
             elif not ok_s:
@@ -403,8 +411,7 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
     out = {"id": doc.get("id"), "kind": doc.get("kind"), "claim": doc.get("claim", ""),
            "question": doc.get("question", ""), "verdict_class": cls, "verdict": f"{cls}: {head}",
            "headline": head, "details": text,
-           "deciding_assumption": (f"student size: within {tol:.0%} up to 30B-class students at {gbs(near)} or "
-                                   f"more; frontier students stay above {tol:.0%} at any WAN bandwidth"
+           "deciding_assumption": (_student_assumption(by_student, tol, gbs(near))
                                    if cls == "depends on the student size" else
                                    f"WAN bandwidth: within {tol:.0%} down to {gbs(near)}"),
            "numbers": numbers, "ranges": ranges,
@@ -416,6 +423,24 @@ def posttrain_multicluster(doc: dict, base_dir: Path) -> dict[str, Any]:
            "assumptions": inputs + _model_assumptions(),
            "validation_error": ve}
     return out
+
+
+def _sizes(rows: list[dict]) -> str:
+    """The students' total parameters as the headline names them: '31B, 1,573B'."""
+    return ", ".join(f"{r['total_params'] / 1e9:,.0f}B" for r in rows)
+
+
+def _student_assumption(by_student: list[dict], tol: float, near: str) -> str:
+    """The deciding assumption of a scenario whose verdict depends on the student size: the students within
+    ``tol`` and those that stay above it, said as a size bound only where the sizes order them."""
+    ok_s = [r for r in by_student if r.get("multi_over_summed") is not None and r["multi_over_summed"] <= 1 + tol]
+    no_s = [r for r in by_student if r.get("multi_over_summed") is not None and r["multi_over_summed"] > 1 + tol]
+    never = all(not r["wan_gbit_s_within_tolerance"] for r in no_s)
+    if ok_s and no_s and max(r["total_params"] for r in ok_s) > min(r["total_params"] for r in no_s):
+        return (f"student size and its plan: within {tol:.0%} for the {_sizes(ok_s)} students, the "
+                f"{_sizes(no_s)} ones stay above {tol:.0%}" + (" at any WAN bandwidth" if never else ""))
+    return (f"student size: within {tol:.0%} up to 30B-class students at {near} or more; frontier students stay "
+            f"above {tol:.0%}" + (" at any WAN bandwidth" if never else ""))
 
 
 #: what `trainsim check` validates of such a scenario without running it

@@ -1,0 +1,137 @@
+"""MindSpeed's ``--swap-optimizer`` as a plan option of the MindSpeed profiles (framework_schedules.yaml
+``swap_optimizer``; plan field ``swap_optimizer``; perf/memory.py ``swap_buffer_bytes``, perf/step.py
+``swap_optimizer_time``).
+
+What the source says, read by hand (Ascend/MindSpeed at 028de58c):
+
+* mindspeed/features_manager/optimizer/swap_optimizer_feature.py: ``--swap-optimizer`` (store_true),
+  ``--swap-optimizer-times`` (default 16, "Each swap will be moved (len(shard_fp32_from_float16) //
+  swap_optimizer_times) elements"); refused without ``--use-distributed-optimizer`` (ZeRO-1).
+* mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py: the fp32 master shard and ``exp_avg`` / ``exp_avg_sq``
+  (4 + 4 + 4 = 12 bytes per sharded parameter) get pinned host copies and their device storage resized to 0;
+  ``swap_adamw_step`` loads ``swap_numel`` = shard // 16 elements at a time, updates each parameter as its states
+  arrive and stores them back; the next chunk waits for the stores. So between steps the device holds none of the
+  12 bytes, during the step one chunk of 12 / 16 bytes per sharded parameter, and the step exposes one direction's
+  copy of 12 bytes per sharded parameter over the host link.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import trainsim_cli, write_spec
+from trainsim.emit import megatron_args
+from trainsim.errors import TrainsimError
+from trainsim.frameworks import profile, swap_optimizer_times, swap_optimizer_zero, with_defaults
+from trainsim.parallel.enumerate import enumerate_space
+from trainsim.plan_estimate import estimate_complete
+from trainsim.search import search
+from trainsim.spec import parse_run
+
+# a dense model whose parameters are counted by hand (no biases, untied head, vocabulary 32,000 not padded:
+# MindSpeed-LLM's --make-vocab-size-divisible-by 1, the profile's vocab_divisible_by):
+#   embedding 32,000 x 1,024 = 32,768,000 and the output head the same: 65,536,000
+#   per layer: qkv 1,024 x 3,072 = 3,145,728, proj 1,024 x 1,024 = 1,048,576, SwiGLU fc1 1,024 x 8,192 = 8,388,608,
+#   fc2 4,096 x 1,024 = 4,194,304, two RMSNorms 2,048: 16,779,264; two layers 33,558,528; final norm 1,024
+#   total P = 99,095,552
+MODEL = {"name": "d", "layers": 2, "hidden": 1024, "heads": 8, "ffn": 4096, "ffn_act": "swiglu", "vocab": 32000}
+P = 65_536_000 + 2 * 16_779_264 + 1_024
+DP = 8
+SHARD = P / DP                       # ZeRO-1 over dp 8 (tp = pp = cp = 1): 12,386,944 parameters per chip
+STATE_BYTES = 4 + 4 + 4              # fp32 master + exp_avg + exp_avg_sq
+TIMES = 16                           # --swap-optimizer-times default
+# the 910C has no host link in the catalog (hardware.yaml): the engine's PCIe figure, constants.yaml host_link_bw
+# (PCIe Gen5 x16, 64 GB/s per direction, ~80% reached by DMA copies)
+HOST_BW = 50e9
+
+
+def _spec(fw="mindspeed-2026", **plan):
+    p = {"tp": 1, "pp": 1, "cp": 1, "ep": 1, "zero": 1, "recompute": "none", "micro_batch": 1, "schedule": "1f1b",
+         "vpp": 1}
+    p.update(plan)
+    return {"model": MODEL, "system": "cloudmatrix-384", "chips": DP, "framework": fw,
+            "training": {"seq_len": 4096, "global_batch_seqs": 64, "precision": "bf16"}, "plan": p}
+
+
+def _run(fw="mindspeed-2026", **plan):
+    return parse_run(_spec(fw, **plan))
+
+
+def test_profiles_offer_it_at_zero_1_default_off_with_source():
+    for fw in ("mindspeed-2025", "mindspeed-2026"):
+        assert swap_optimizer_zero(fw) == (1,) and swap_optimizer_times(fw) == 16
+        src = profile(fw)["swap_optimizer_source"]
+        assert "swap_optimizer_feature.py" in src and "default 16" in src
+        assert profile(fw)["defaults"]["swap_optimizer"] is False
+        # estimate fills an unstated swap_optimizer with the stack's default: off
+        plan, filled = with_defaults(_run(fw).plan.model_copy(update={"swap_optimizer": None}), fw)
+        assert filled["swap_optimizer"] is False and plan.swap_optimizer is False
+    # MindSpeed-LLM 1.0 (Sep 2024) predates it (Ascend/MindSpeed 4e93fbdc, 27 Mar 2025); Megatron-Core has no such flag
+    for fw in ("mindspeed-2024", "megatron-core-2024", "megatron-bridge-2026", "torchtitan-2024"):
+        assert swap_optimizer_zero(fw) == ()
+
+
+def test_memory_and_time_by_hand():
+    off = estimate_complete(_run(), _run().plan).to_dict()
+    on_run = _run(swap_optimizer=True)
+    on = estimate_complete(on_run, on_run.plan).to_dict()
+    # weights in BF16 (2 bytes) on the one pipeline rank: the parameter count above
+    assert off["memory_breakdown_bytes"]["weights"] == pytest.approx(2 * P, rel=1e-12)
+    # resident optimizer states: 12 B x shard in HBM; swapped, only one chunk of 1/16 of them
+    assert off["memory_breakdown_bytes"]["optimizer"] == pytest.approx(STATE_BYTES * SHARD, rel=1e-12)
+    assert on["memory_breakdown_bytes"]["optimizer"] == pytest.approx(STATE_BYTES * SHARD / TIMES, rel=1e-12)
+    # the step: 12 B x shard over the host link, one direction exposed (148,643,328 B / 50 GB/s = 2.973 ms), the
+    # HBM-bound Adam under it
+    copy_s = STATE_BYTES * SHARD / HOST_BW
+    assert copy_s == pytest.approx(2.97286656e-3, rel=1e-9)
+    assert on["breakdown"]["optimizer"] == pytest.approx(copy_s, rel=1e-9)
+    assert off["breakdown"]["optimizer"] < 0.1 * copy_s
+    # not hidden under the forward / backward: the step grows by what the optimizer phase grows by
+    grow = on["breakdown"]["optimizer"] - off["breakdown"]["optimizer"]
+    assert on["step_time_s"] - off["step_time_s"] == pytest.approx(grow, rel=1e-9)
+    assert on["plan"]["swap_optimizer"] is True and not off["plan"].get("swap_optimizer")
+    # --emit mindspeed writes the flag beside the distributed optimizer
+    assert "--use-distributed-optimizer --swap-optimizer" in " ".join(
+        megatron_args(estimate_complete(on_run, on_run.plan), "mindspeed")[0])
+    assert "--swap-optimizer" not in megatron_args(estimate_complete(_run(), _run().plan), "mindspeed")[0]
+
+
+def test_a_profile_without_it_refuses_a_stated_swap_one_line_exit_2(tmp_path):
+    spec = ("model: {name: d, layers: 2, hidden: 1024, heads: 8, ffn: 4096, ffn_act: swiglu, vocab: 32000}\n"
+            "system: dgx-h100\nchips: 8\nframework: megatron-core-2024\n"
+            "training: {seq_len: 4096, global_batch_seqs: 64, precision: bf16}\n"
+            "plan: {tp: 1, pp: 1, cp: 1, ep: 1, zero: 1, recompute: none, micro_batch: 1, schedule: 1f1b, "
+            "swap_optimizer: true}\n")
+    r = trainsim_cli("estimate", str(write_spec(tmp_path, spec)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "plan.swap_optimizer" in r.stderr and "megatron-core-2024" in r.stderr
+    # the MindSpeed profiles refuse it only away from the distributed optimizer (zero 1)
+    with pytest.raises(TrainsimError, match="only at zero 1"):
+        estimate_complete(_run(zero=0, swap_optimizer=True), _run(zero=0, swap_optimizer=True).plan)
+    with pytest.raises(TrainsimError, match="no swapped optimizer"):
+        run = _run("mindspeed-2024", swap_optimizer=True)
+        estimate_complete(run, run.plan)
+    # nor with states it cannot swap: MindSpeed refuses --swap-optimizer with --reuse-fp32-param (fp32_remainder)
+    run = parse_run({**_spec(swap_optimizer=True), "optimizer": {"master_weights": "fp32_remainder"}})
+    for call in (lambda: estimate_complete(run, run.plan), lambda: search(run)):
+        with pytest.raises(TrainsimError, match="reuse-fp32-param"):
+            call()
+
+
+def test_the_search_carries_it_on_the_zero_axis():
+    run = _run()
+    tr = run.training
+    args = (run.arch, run.chips, tr.seq_len, tr.batch_seqs)
+    plain, _ = enumerate_space(*args, domain=run.system.scale_up_size)
+    swap, _ = enumerate_space(*args, domain=run.system.scale_up_size, swap_zero=(1,))
+    # one more zero candidate (zero 1 swapped) beside 0, 1, 2, 3: the space grows by a quarter
+    assert len(plain.zero) == 4 and list(swap.zero) == [0, 1, 2, 3, 1] and list(swap.swap) == [0, 0, 0, 0, 1]
+    assert len(swap) * 4 == len(plain) * 5
+    p = swap.plans()
+    assert set(np.unique(p.zero[p.swap == 1])) == {1}
+    # plan searches it where the profile offers it: mindspeed-2026's zero candidates 0, 1, 3 over dp and 3 inside a
+    # scale-up domain (zero_shard_groups [3]), and 1 swapped: five plans for four; a plan that states it off is not
+    # searched
+    res = search(_run(swap_optimizer=None, zero=None))
+    assert res.plans_evaluated * 4 == search(_run(swap_optimizer=False, zero=None)).plans_evaluated * 5
