@@ -200,7 +200,7 @@ def _expected_waves_rows(mu: np.ndarray, sd: np.ndarray, tn: np.ndarray, tm: np.
     out = np.zeros_like(mu)
     on = sd > 0.0
     group = np.where(on, np.ceil(np.log2(wr)), -1.0)
-    for g in np.unique(group[on]):
+    for g in sorted(set(group[on].tolist())):     # not np.unique: its plain form loads numpy.ma (the plan process)
         i = group == g
         out[i] = _waves_in_window(mu[i], sd[i], tn[i], tm[i], u[i], wr[i])
     return out
