@@ -85,10 +85,49 @@ def within(batch: ArrayLike, target_seqs: float, tol: float) -> np.ndarray:
     return np.abs(np.asarray(batch, dtype=np.float64) - target_seqs) <= tol * target_seqs + 1e-9
 
 
-def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None) -> list[int]:
+def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> list[int]:
+    """The whole-domain chip counts at or above the idle floor on which the batch splits over more data-parallel
+    replicas than on every larger count (all ``chips`` included), largest first: a count n is kept when its largest
+    dp that divides n and that a batch within ``tol`` of ``target_seqs`` is a multiple of,
+
+        d(n) = max { dp : dp | n,  |dp x max(1, round(B / dp)) - B| <= tol x B },
+
+    exceeds d(m) for every count m > n (``fit_batch`` with a unit of dp: a micro-batch of one sequence, the
+    unit every plan's dp x mb (x pp) is a multiple of, so no dp a plan could use is missed). On 96 H100 (12
+    servers) and 1,000 sequences (tol 0): d(96) = 8 (gcd(1,000, 96)), d(88) = 8, d(80) = 40: 80 is kept, and
+    dp 40 x tp 2 runs on it, 16 chips idle; 72 (d = 8) is not. These are the counts a plan that states its
+    degrees reaches through their product (:func:`chip_counts` ``unit``), where the batch divides better than on
+    all chips; a count whose best split is no finer than a larger count's is not searched (its plans run the same
+    or a smaller dp on fewer chips)."""
+    domain = max(1, int(domain))
+    floor = max((1.0 - MAX_IDLE_FRACTION) * chips, 1.0)
+    ns = np.arange((chips // domain) * domain, int(math.ceil(floor)) - 1, -domain, dtype=np.int64)
+    ns = np.concatenate(([int(chips)], ns[(ns >= floor) & (ns != chips)]))
+    hi = int(min(chips, math.floor(target_seqs * (1.0 + tol) + 1e-9)))      # dp <= B_used, B_used <= (1 + tol) B
+    if hi < 1 or not len(ns):
+        return []
+    dp = np.arange(1, hi + 1, dtype=np.int64)
+    dp = dp[within(fit_batch(target_seqs, dp), target_seqs, tol)]
+    if not len(dp):
+        return []
+    best = np.zeros(len(ns), dtype=np.int64)
+    for s in range(0, len(dp), 4096):       # (counts x admissible dp) divisibility, in blocks of dp
+        blk = dp[s:s + 4096]
+        best = np.maximum(best, np.where(ns[:, None] % blk[None, :] == 0, blk[None, :], 0).max(axis=1))
+    prev = np.maximum.accumulate(best)     # the best split on this count or any larger one
+    keep = np.zeros(len(ns), bool)
+    keep[1:] = best[1:] > prev[:-1]
+    return [int(n) for n in ns[keep]]
+
+
+def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None,
+                target_seqs: float | None = None, tol: float = 0.0) -> list[int]:
     """Chip counts a plan may use on ``chips`` chips with scale-up domains of ``domain`` chips, all chips first
     (see the module docstring); ``use_all`` leaves only ``chips``. ``unit``: the product of the degrees a plan
-    states (None: none stated), whose whole-domain multiples down to the floor are tried too, largest first."""
+    states (None: none stated), whose whole-domain multiples down to the floor are tried too, largest first.
+    ``target_seqs`` (the batch, with its tolerance ``tol``): the counts on which it splits finer than on every
+    larger count are tried too (:func:`split_counts`), so that the free search reaches the counts a stated plan's
+    degrees would."""
     out = [int(chips)]
     if use_all:
         return out
@@ -104,6 +143,8 @@ def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None
         if n not in out:
             out.append(int(n))
         j += 1
+    if target_seqs is not None:
+        out += [n for n in split_counts(chips, domain, target_seqs, tol) if n not in out]
     if unit is not None and unit >= 1:
         step = domain * int(unit) // math.gcd(domain, int(unit))       # lcm(unit, domain)
         n, extra = (chips // step) * step, 0

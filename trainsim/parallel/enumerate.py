@@ -209,7 +209,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     stated plan no valid completion). ``zero_shard_group``: the run's stated ZeRO sharding group, which dp x cp
     must hold whole (``check`` rule 22) and which only a zero stage >= 1 shards over: zero 0 is not a candidate
     beside it (:func:`trainsim.parallel.validity.sharding_zeros`, the rule ``estimate`` of a stated plan applies)."""
-    counts = chip_counts(chips, domain, use_all, unit)
+    counts = chip_counts(chips, domain, use_all, unit, batch_seqs, batch_tol)
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
