@@ -18,16 +18,19 @@ so ``tol = 0`` is Megatron's exact divisibility. Default tolerance: 5% when the 
 ("4M", "64M": a round number, never an exact count of sequences), 0 when it is stated in sequences
 (Megatron's ``--global-batch-size``).
 
-Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they are still paid for). Counts
-tried besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a
-multiple of 2^j (65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that
-use at least ``1 - MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so
-power-of-two tp, cp and dp find a count they factor. When a plan that states its degrees (a fixed tp, pp, cp or
+Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they are still paid for). Counts tried
+besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a multiple of 2^j
+(65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that use at least ``1 -
+MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so power-of-two tp, cp and
+dp find a count they factor. Besides, every search tries the whole-domain counts above the same floor on which the
+batch splits over more data-parallel replicas than on every larger count (:func:`split_counts`: 96 H100 and 1,000
+sequences -> 80, dp 40, where 96 splits it by dp 8 at most), so that the free search reaches the idle counts a
+plan's stated degrees would (``plan --fix tp=2,pp=1``). When a plan that states its degrees (a fixed tp, pp, cp or
 dp: ``plan --against tp=8,pp=1``, ``--fix``, a partial plan to ``estimate``) has no valid completion on those
 counts, the search (:func:`trainsim.search.search`) tries again with the largest counts of whole domains that their
 product u divides too, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of them): on
-100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12
-cannot split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
+100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12 cannot
+split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
 """
 from __future__ import annotations
 
