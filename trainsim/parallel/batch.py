@@ -106,17 +106,12 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     floor = max((1.0 - MAX_IDLE_FRACTION) * chips, 1.0)
     ns = np.arange((chips // domain) * domain, int(math.ceil(floor)) - 1, -domain, dtype=np.int64)
     ns = np.concatenate(([int(chips)], ns[(ns >= floor) & (ns != chips)]))
-    hi = int(min(chips, math.floor(target_seqs * (1.0 + tol) + 1e-9)))      # dp <= B_used, B_used <= (1 + tol) B
-    if hi < 1 or not len(ns):
-        return []
-    dp = np.arange(1, hi + 1, dtype=np.int64)
-    dp = dp[within(fit_batch(target_seqs, dp), target_seqs, tol)]
-    if not len(dp):
-        return []
-    best = np.zeros(len(ns), dtype=np.int64)
-    for s in range(0, len(dp), 4096):       # (counts x admissible dp) divisibility, in blocks of dp
-        blk = dp[s:s + 4096]
-        best = np.maximum(best, np.where(ns[:, None] % blk[None, :] == 0, blk[None, :], 0).max(axis=1))
+    # every divisor of every count: i and n / i for i <= sqrt(n) that divides n (counts x sqrt(chips) cells)
+    i = np.arange(1, math.isqrt(int(chips)) + 1, dtype=np.int64)
+    hit = ns[:, None] % i[None, :] == 0
+    dp = np.concatenate((np.where(hit, i[None, :], 0), np.where(hit, ns[:, None] // i[None, :], 0)), axis=1)
+    ok = (dp > 0) & within(fit_batch(target_seqs, np.maximum(dp, 1)), target_seqs, tol)
+    best = np.where(ok, dp, 0).max(axis=1)
     prev = np.maximum.accumulate(best)     # the best split on this count or any larger one
     keep = np.zeros(len(ns), bool)
     keep[1:] = best[1:] > prev[:-1]
