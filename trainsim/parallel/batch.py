@@ -43,6 +43,7 @@ from .schedules import batch_multiple_of_pp, even_pp_min_m
 
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
+MAX_SPLIT_CELLS = 1 << 24        # counts x divisor candidates split_counts may test (memory: 16M cells)
 MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
 
 
@@ -108,6 +109,8 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     ns = np.concatenate(([int(chips)], ns[(ns >= floor) & (ns != chips)]))
     # every divisor of every count: i and n / i for i <= sqrt(n) that divides n (counts x sqrt(chips) cells)
     i = np.arange(1, math.isqrt(int(chips)) + 1, dtype=np.int64)
+    if len(ns) * len(i) > MAX_SPLIT_CELLS:      # (10M chips of 8-chip domains: 312,500 counts x 3,162) not tried
+        return []
     hit = ns[:, None] % i[None, :] == 0
     dp = np.concatenate((np.where(hit, i[None, :], 0), np.where(hit, ns[:, None] // i[None, :], 0)), axis=1)
     ok = (dp > 0) & within(fit_batch(target_seqs, np.maximum(dp, 1)), target_seqs, tol)
