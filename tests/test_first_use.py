@@ -285,8 +285,10 @@ def test_best_plan_answers_are_self_consistent(model, system, chips, seq_len, ba
 def test_plan_with_nothing_rejected_prints_no_empty_table(capsys):
     """`trainsim plan` on a spec whose plan is fixed in full (the DeepSeek-V3 example: every field stated but vpp,
     which DualPipe fixes) printed an empty 'rejected by reason' table under a title wrapped over three lines
-    ('1 plans evaluated,')."""
-    code, out, err = _main(capsys, "plan", ROOT / "examples/pretrain-deepseek-v3-h800.yaml")
+    ('1 plans evaluated,'). With ``--use-all``: on 1,920 of the 2,048 chips (a count the search tries since the
+    15,360-sequence batch splits there by dp 1,920, parallel/batch.split_counts) the stated plan runs dp 120, which
+    ep 64 does not divide, and that rejection is a row of the table."""
+    code, out, err = _main(capsys, "plan", ROOT / "examples/pretrain-deepseek-v3-h800.yaml", "--use-all")
     assert code == 0, err
     assert "1 plan evaluated, 1 fit" in out and "none rejected" in out and "rejected by reason" not in out
 

@@ -197,15 +197,13 @@ def test_report_says_the_chips_a_plan_leaves_idle(tmp_path, capsys):
 
 # ---------------------------------------------------------------- 8. known gap: idle counts of the free search
 
-@pytest.mark.xfail(strict=True, reason=(
-    "search core (parallel/batch.chip_counts, left to the helpers on search speed): the free search tries all "
-    "chips and whole domains x 2^j (96 H100 -> 96 only: 64 is under the 75% floor), the stated-degrees fallback "
-    "also the whole-domain multiples of their product (88, 80, 72). On 96 H100, 1,000 sequences split by dp 8 "
-    "at most (gcd(1,000, 96) = 8), so `plan` finds tp=2 pp=3 cp=2 dp=8, 5.58 s per step, while "
-    "`plan --fix tp=2,pp=1` finds dp 40 on 80 chips (16 idle), 5.37 s: a constrained search beats the "
-    "'fastest plan', and a sweep over chips reads 96 chips slower than 80 (1.58 vs 1.52 days). Adding the "
-    "whole-domain counts to every search multiplies its cost on large clusters (qa31)"))
 def test_the_free_search_is_at_least_as_fast_as_a_constrained_one():
+    """Was a strict xfail (qa31): the free search tried all chips and whole domains x 2^j (96 H100 -> 96 only: 64
+    is under the 75% floor), the stated-degrees fallback also the whole-domain multiples of their product (88, 80,
+    72). On 96 H100, 1,000 sequences split by dp 8 at most (gcd(1,000, 96) = 8), so `plan` found tp=2 pp=3 cp=2
+    dp=8, 5.58 s per step, while `plan --fix tp=2,pp=1` found dp 40 on 80 chips (16 idle), 5.37 s: a constrained
+    search beat the 'fastest plan'. The free search now also tries the counts on which the batch splits finer
+    than on every larger count (parallel/batch.split_counts: 80, where dp 40 divides 1,000)."""
     from trainsim import api
     import yaml
     run = yaml.safe_load(RUN_100.replace("chips: 100", "chips: 96"))
@@ -213,6 +211,20 @@ def test_the_free_search_is_at_least_as_fast_as_a_constrained_one():
     fixed = api.search_plans(run, fix="tp=2,pp=1", top=1).best
     assert fixed.used == 80                                    # the constrained answer idles 16 chips
     assert free.days <= fixed.days * (1 + 1e-9), (free.plan, free.days, fixed.plan, fixed.days)
+
+
+def test_split_counts_hand_derived():
+    """96 H100 (12 servers of 8), 1,000 sequences, tol 0: the whole-server counts at or above 75% are 96, 88, 80,
+    72; the largest dp of each that divides 1,000 is 8, 8, 40, 8 (1,000 = 2^3 x 5^3: 96 = 2^5 x 3, 88 = 2^3 x 11,
+    80 = 2^4 x 5, 72 = 2^3 x 9), so only 80 splits finer than every larger count. 24 chips in domains of 4,
+    100 sequences: counts 24 and 20 (16 < 18 = 75%); tol 0: dp 4 (of 24) and 20 divide 100, 20 is kept; tol 5%:
+    dp 24 runs 24 x round(100 / 24) = 96 sequences, 4% off, finer than 20 on 20 chips: nothing added."""
+    from trainsim.parallel.batch import chip_counts, split_counts
+    assert split_counts(96, 8, 1000, 0.0) == [80]
+    assert chip_counts(96, 8, target_seqs=1000) == [96, 80]
+    assert chip_counts(96, 8, use_all=True, target_seqs=1000) == [96]
+    assert split_counts(24, 4, 100, 0.0) == [20]
+    assert split_counts(24, 4, 100, 0.05) == []
 
 
 # ---------------------------------------------------------------- 9. MindSpeed: noop layers, not --num-layer-list

@@ -267,7 +267,8 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     :attr:`SearchResult.plans_feasible`).
 
     A plan that states its degrees (tp, pp, cp or dp) and has no valid completion on the usual chip counts
-    (:func:`trainsim.parallel.batch.chip_counts`: all chips, whole domains x 2^j) is searched again with
+    (:func:`trainsim.parallel.batch.chip_counts`: all chips, whole domains x 2^j, the counts the batch splits
+    finer on) is searched again with
     ``stated_counts``: also the whole-domain multiples of the stated degrees' product down to 75% of the chips
     (``plan --against tp=8,pp=1`` on 100 H100 with 1,000 sequences: dp 10 on 80 chips, 20 idle), unless
     ``use_all``."""

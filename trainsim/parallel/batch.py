@@ -18,16 +18,19 @@ so ``tol = 0`` is Megatron's exact divisibility. Default tolerance: 5% when the 
 ("4M", "64M": a round number, never an exact count of sequences), 0 when it is stated in sequences
 (Megatron's ``--global-batch-size``).
 
-Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they are still paid for). Counts
-tried besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a
-multiple of 2^j (65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that
-use at least ``1 - MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so
-power-of-two tp, cp and dp find a count they factor. When a plan that states its degrees (a fixed tp, pp, cp or
+Idle chips. A plan uses tp x pp x cp x dp chips; it may leave chips idle (they are still paid for). Counts tried
+besides all the chips: for j = 0, 1, 2, ... the largest number of whole scale-up domains that is a multiple of 2^j
+(65 CloudMatrix pods -> 65, 64; 2,600 -> 2,600, 2,592, 2,560, 2,048), keeping only counts that use at least ``1 -
+MAX_IDLE_FRACTION`` of the chips. Each candidate has more factors of two than the last, so power-of-two tp, cp and
+dp find a count they factor. Besides, every search tries the whole-domain counts above the same floor on which the
+batch splits over more data-parallel replicas than on every larger count (:func:`split_counts`: 96 H100 and 1,000
+sequences -> 80, dp 40, where 96 splits it by dp 8 at most), so that the free search reaches the idle counts a
+plan's stated degrees would (``plan --fix tp=2,pp=1``). When a plan that states its degrees (a fixed tp, pp, cp or
 dp: ``plan --against tp=8,pp=1``, ``--fix``, a partial plan to ``estimate``) has no valid completion on those
 counts, the search (:func:`trainsim.search.search`) tries again with the largest counts of whole domains that their
 product u divides too, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of them): on
-100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12
-cannot split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
+100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12 cannot
+split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from .schedules import batch_multiple_of_pp, even_pp_min_m
 
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
+MAX_SPLIT_CELLS = 1 << 24        # counts x divisor candidates split_counts may test (memory: 16M cells)
 MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
 
 
@@ -85,10 +89,46 @@ def within(batch: ArrayLike, target_seqs: float, tol: float) -> np.ndarray:
     return np.abs(np.asarray(batch, dtype=np.float64) - target_seqs) <= tol * target_seqs + 1e-9
 
 
-def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None) -> list[int]:
+def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> list[int]:
+    """The whole-domain chip counts at or above the idle floor on which the batch splits over more data-parallel
+    replicas than on every larger count (all ``chips`` included), largest first: a count n is kept when its largest
+    dp that divides n and that a batch within ``tol`` of ``target_seqs`` is a multiple of,
+
+        d(n) = max { dp : dp | n,  |dp x max(1, round(B / dp)) - B| <= tol x B },
+
+    exceeds d(m) for every count m > n (``fit_batch`` with a unit of dp: a micro-batch of one sequence, the
+    unit every plan's dp x mb (x pp) is a multiple of, so no dp a plan could use is missed). On 96 H100 (12
+    servers) and 1,000 sequences (tol 0): d(96) = 8 (gcd(1,000, 96)), d(88) = 8, d(80) = 40: 80 is kept, and
+    dp 40 x tp 2 runs on it, 16 chips idle; 72 (d = 8) is not. These are the counts a plan that states its
+    degrees reaches through their product (:func:`chip_counts` ``unit``), where the batch divides better than on
+    all chips; a count whose best split is no finer than a larger count's is not searched (its plans run the same
+    or a smaller dp on fewer chips)."""
+    domain = max(1, int(domain))
+    floor = max((1.0 - MAX_IDLE_FRACTION) * chips, 1.0)
+    ns = np.arange((chips // domain) * domain, int(math.ceil(floor)) - 1, -domain, dtype=np.int64)
+    ns = np.concatenate(([int(chips)], ns[(ns >= floor) & (ns != chips)]))
+    # every divisor of every count: i and n / i for i <= sqrt(n) that divides n (counts x sqrt(chips) cells)
+    i = np.arange(1, math.isqrt(int(chips)) + 1, dtype=np.int64)
+    if len(ns) * len(i) > MAX_SPLIT_CELLS:      # (10M chips of 8-chip domains: 312,500 counts x 3,162) not tried
+        return []
+    hit = ns[:, None] % i[None, :] == 0
+    dp = np.concatenate((np.where(hit, i[None, :], 0), np.where(hit, ns[:, None] // i[None, :], 0)), axis=1)
+    ok = (dp > 0) & within(fit_batch(target_seqs, np.maximum(dp, 1)), target_seqs, tol)
+    best = np.where(ok, dp, 0).max(axis=1)
+    prev = np.maximum.accumulate(best)     # the best split on this count or any larger one
+    keep = np.zeros(len(ns), bool)
+    keep[1:] = best[1:] > prev[:-1]
+    return [int(n) for n in ns[keep]]
+
+
+def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None,
+                target_seqs: float | None = None, tol: float = 0.0) -> list[int]:
     """Chip counts a plan may use on ``chips`` chips with scale-up domains of ``domain`` chips, all chips first
     (see the module docstring); ``use_all`` leaves only ``chips``. ``unit``: the product of the degrees a plan
-    states (None: none stated), whose whole-domain multiples down to the floor are tried too, largest first."""
+    states (None: none stated), whose whole-domain multiples down to the floor are tried too, largest first.
+    ``target_seqs`` (the batch, with its tolerance ``tol``): the counts on which it splits finer than on every
+    larger count are tried too (:func:`split_counts`), so that the free search reaches the counts a stated plan's
+    degrees would."""
     out = [int(chips)]
     if use_all:
         return out
@@ -104,6 +144,8 @@ def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None
         if n not in out:
             out.append(int(n))
         j += 1
+    if target_seqs is not None:
+        out += [n for n in split_counts(chips, domain, target_seqs, tol) if n not in out]
     if unit is not None and unit >= 1:
         step = domain * int(unit) // math.gcd(domain, int(unit))       # lcm(unit, domain)
         n, extra = (chips // step) * step, 0

@@ -215,7 +215,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     (MindSpeed ``--swap-optimizer``: the profile's ``swap_optimizer``, :func:`trainsim.frameworks.swap_search`):
     each such zero candidate comes once more with ``swap`` 1, the zero axis carrying (zero, zgroup, swap); a
     partial plan's ``swap_optimizer`` (true or false) keeps only the candidates that match it."""
-    counts = chip_counts(chips, domain, use_all, unit)
+    counts = chip_counts(chips, domain, use_all, unit, batch_seqs, batch_tol)
     pps = None
     if fixed is None or fixed.values("pp") is None:
         pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
