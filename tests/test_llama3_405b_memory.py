@@ -101,7 +101,7 @@ def test_meta_stack_layer_memory_matches_isca_figures(llama405, a100_system):
     every_input = layer_activation_bytes(lk, ctx, p, tok)[0][0]
     for gb in (1e9, 2.0 ** 30):
         for r in readings:
-            assert meta == pytest.approx(r * gb, rel=0.12)    # 21.25 h: 0.357e9 B = 0.332 GiB
+            assert meta == pytest.approx(r * gb, rel=0.10)    # 21.25 h: 0.357e9 B = 0.332 GiB (issue 13: 10%)
             assert every_input > 1.35 * r * gb                  # 31.75 h: 0.533e9 B, 1.5-1.6x the measured
 
 
