@@ -264,8 +264,8 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
                                 "and another schedule (--fix vpp=1,schedule=1f1b), or leave first_stage_layers / "
                                 "last_stage_layers out (noop layers then pad the split)",
                                 field="plan.first_stage_layers")
-        noop = mindspeed_noop_layers(L, p["pp"], vpp, sched.mindspeed_dualpipev,
-                                     int(even_rank_layers(float(L), p["pp"], vpp)))
+        priced = int(even_rank_layers(float(L), p["pp"], vpp))    # the most layers a rank is priced with
+        noop = mindspeed_noop_layers(L, p["pp"], vpp, sched.mindspeed_dualpipev, priced)
     first, last = _split(est) if p["pp"] > 1 and special is None and noop is None else (None, None)
     if noop is not None:
         slots, pad = noop
@@ -274,8 +274,8 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         args.append(f"--noop-layers {','.join(map(str, pad))}")
         notes.append(f"{L} layers padded with {len(pad)} noop layers to {slots} ({p['pp']} pipeline ranks x {q} "
                      f"{what} x {slots // (p['pp'] * q)}): MindSpeed-LLM refuses --num-layer-list with "
-                     f"{'virtual stages' if vpp > 1 else 'dualpipev'}; at most "
-                     f"{int(even_rank_layers(float(L), p['pp'], vpp))} real layers per rank, as priced")
+                     f"{'virtual stages' if vpp > 1 else 'dualpipev'}; at most {priced} real layers per rank, "
+                     "as priced")
     if first is not None or last is not None:
         # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
         # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written
