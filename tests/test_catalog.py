@@ -97,6 +97,23 @@ def test_chip_provenance_kept():
     assert "derived" in source_text("derived")
 
 
+def test_910c_host_link_is_the_cloudmatrix_cpu_ports_share():
+    """CloudMatrix384 paper (arXiv 2506.12708 v2, sec. 3.3.2): 'Each compute node ... integrates 8 Ascend 910C NPUs,
+    4 Kunpeng CPUs' and 'each Kunpeng CPU socket receives approximately 160 GB/s of unidirectional UB bandwidth':
+    with all eight NPUs copying to host memory at once, 4 x 160 / 8 = 80 GB/s each way per NPU; offload copies
+    reach host_link_eff 0.8 of it (constants.yaml), 64 GB/s, instead of the PCIe Gen5 x16 default's 50 GB/s."""
+    from trainsim.plan_estimate import context
+    from trainsim.spec import parse_run
+
+    c = get_chip("ascend-910c")
+    assert c.host_link_bw == pytest.approx(4 * 160e9 / 8)
+    assert c.sources["host_link_unidirectional_GBps"].source == ("cm384-paper", "derived")
+    assert "approximately 160 GB/s" in c.sources["host_link_unidirectional_GBps"].note
+    ctx = context(parse_run({"model": "llama-3.1-8b", "system": "cloudmatrix-384", "chips": 8,
+                             "training": {"global_batch_seqs": 8}}))
+    assert ctx.host_link_bw == pytest.approx(0.8 * 80e9)
+
+
 def test_unknown_ids_give_close_matches():
     with pytest.raises(TrainsimError, match=r"unknown chip 'h100'; did you mean .*nvidia-h100-sxm5"):
         get_chip("h100")
