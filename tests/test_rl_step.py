@@ -885,6 +885,11 @@ def test_optimizer_copies_are_pageable_on_pcie_hosts_only():
     assert PAGEABLE_OPTIMIZER_COPY_BW == 1.8e9
     assert optimizer_copy_bw(get_system("dgx-h100")) == 1.8e9
     assert optimizer_copy_bw(get_system("gb200-nvl72")) is None
+    # the 910C states a host link of its own (80 GB/s over the Unified Bus to separate Kunpeng sockets, CloudMatrix384
+    # paper v2 sec. 3.3.2) but no Grace-style coherent host: the staged pageable copy rate still applies
+    sys910c = get_system("cloudmatrix-384")
+    assert sys910c.chip.host_link_bw == 80e9
+    assert optimizer_copy_bw(sys910c) == 1.8e9
 
 
 def test_colocated_h100_step_moves_optimizer_state_at_pageable_rate():

@@ -1162,11 +1162,13 @@ PAGEABLE_OPTIMIZER_COPY_BW = 1.8e9
 
 def optimizer_copy_bw(system: System) -> float | None:
     """Bytes/s per chip of the trainer's per-tensor pageable optimizer-state copies on ``system``:
-    :data:`PAGEABLE_OPTIMIZER_COPY_BW` where the chip reaches its host over PCIe (the catalog states no host link of
-    its own, so the engine takes the PCIe figure, :attr:`trainsim.perf.context.StepContext.host_link_bw`); None
-    (the host link's DMA rate) for a superchip whose GPU reaches its Grace CPU over NVLink-C2C (GB200, GB300), where
-    no measurement of this path exists and the measured PCIe rate is not carried over."""
-    return None if system.chip.host_link_bw else PAGEABLE_OPTIMIZER_COPY_BW
+    :data:`PAGEABLE_OPTIMIZER_COPY_BW` wherever the chip's host is not a Grace CPU on the same module; None (the host
+    link's DMA rate) for a superchip whose GPU reaches its Grace CPU over NVLink-C2C (GB200, GB300: the catalog's
+    ``host_cpu: grace``), where no measurement of this path exists and the measured x86 / PCIe rate is not carried
+    over. The rate is the host side's (a fresh pageable allocation and a staged copy per tensor), so a chip with a
+    faster host link of its own but a separate host CPU (the 910C's Kunpeng sockets over the Unified Bus) keeps it:
+    the selection is by host CPU, not by whether the catalog states a host link."""
+    return None if system.chip.host_cpu == "grace" else PAGEABLE_OPTIMIZER_COPY_BW
 
 
 def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: float,
