@@ -190,6 +190,11 @@ class StudentPart(BaseModel):
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
     host_offload: bool = True
+    #: a non-colocated trainer moves its optimizer state to host memory for the log-prob passes and back for the
+    #: update, every step (NeMo RL ``policy.offload_optimizer_for_logprob``: unconditional in v0.4.0, a key
+    #: defaulting to false from v0.5.0): :func:`.phases.optimizer_round_trip_s`. A colocated step already has
+    #: its optimizer on the host after the refit's offload, so it adds nothing there.
+    offload_optimizer_for_logprob: bool = False
     #: the reference policy's log-probs swap its weights in from host memory and the policy's out and back every
     #: step (NeMo RL Megatron backend, KL penalty on): :func:`.phases.reference_swap_s`
     reference_swap: bool = False
