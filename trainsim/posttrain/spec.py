@@ -28,6 +28,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
                                        #   without async scheduling, e.g. NeMo RL v0.5.0 / v0.6.0)
       rollout_numa_bound: true         # rollout processes bound to their GPU's NUMA node (false: NeMo RL < v0.7.0)
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
+      offload_optimizer_for_logprob: false  # non-colocated trainer: optimizer state to the host for the
+                                       #   log-probs and back, every step (NeMo RL v0.4.0)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys: zero, recompute, first/last_stage_layers, ...); absent ->
                                        #   the train_framework's defaults, then searched
