@@ -634,7 +634,7 @@ _V04_LOGPROB_OFFLOAD = (" v0.4.0's optimizer round trip for the log-probs is pri
                         "logprob_inference_prep + training_prep 13 s -> ~1 s for Qwen3-30B-A3B and 10 s -> 1 s for "
                         "Qwen3-235B (layouts unstated; its profile is a 'QWEN3 30B GBS64' run), against the model's 25.5 "
                         "and 24.9 s at these recipes' layouts (22.9 / 22.4 GB of state per training GPU): if those were "
-                        "these recipes, the path ran at ~2x the rate priced.")
+                        "these recipes, the path ran at 2.1-2.8x the rate priced (12 and 9 s against 25.5 and 24.9 s).")
 KNOWN_GAPS.update({
     "nemo-rl-v04-h100-dsv3-256-sync.yaml": "NeMo RL v0.4 DeepSeek-V3 on-policy on 256 H100 (recipe unchanged at "
         "v0.5.0): predicted 95.5 s vs 154 s (-38%), the v0.5 / v0.6 colocated gap (_DSV3) and 20 s more." + _V04_STACK,
