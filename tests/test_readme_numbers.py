@@ -87,9 +87,9 @@ def test_torchtitan_memory_gaps_quoted_as_predicted():
 # --- whole RL steps (README "Whole RL steps" section) ------------------------------------------------------------
 
 def v06_paths() -> list[Path]:
-    """The v0.6 table's specs, the rows the RL prose below is about (the v0.5 rows, nemo-rl-v05-*, have their own
-    README bullet and the generated table)."""
-    return sorted(p for p in RL.glob("*.yaml") if not p.name.startswith("nemo-rl-v05-"))
+    """The v0.6 table's specs, the rows the RL prose below is about (the v0.5 and v0.4 rows, nemo-rl-v05-* and
+    nemo-rl-v04-*, have their own README bullets and the generated table)."""
+    return sorted(p for p in RL.glob("*.yaml") if not p.name.startswith(("nemo-rl-v05-", "nemo-rl-v04-")))
 
 
 @lru_cache(maxsize=1)

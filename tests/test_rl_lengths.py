@@ -98,6 +98,38 @@ V05_FILES = {
 }
 
 
+#: NeMo RL's v0.4 table (docs/about/performance-summary.md at commit cff17f83, NVIDIA-NeMo/RL pull request 1560,
+#: 2025-12-01: 'Nemo RL v0.4', DGX-H100, training and generation BF16; replaced by the v0.5 tables at tag v0.5.0),
+#: every row (all GRPO): label -> (#GPUs, G-GBS, G-Average Seq len, Tokens / sec / GPU, Total Step time (s), on
+#: policy, T-Max Sequence Length). Its own measurement on the v0.4.0 stack (Megatron-Bridge 62f4704b, vLLM 0.10.0),
+#: so its prompts are read from its own rows.
+V04_TABLE = {
+    "h100-llama8b-on": (16, 2048, 1060, 1562, 97.7, True, 4096),
+    "h100-llama8b-off": (16, 2048, 1129, 2161, 74.6, False, 4096),
+    "h100-dsv3-on": (256, 512, 745, 11, 154, True, 1536),
+    "h100-dsv3-off": (512, 512, 744, 11.0, 77.9, False, 1536),
+    "h100-q235-on": (128, 512, 5671, 45.7, 506, True, 8192),
+    "h100-q235-off": (256, 512, 5691, 52.2, 241, False, 8192),
+    "h100-q30-on": (32, 2048, 3154, 925, 225, True, 4096),
+    "h100-q30-off": (32, 2048, 3158, 864, 244, False, 4096),
+    "h100-q32b-on": (32, 2048, 3206, 540, 393, True, 4096),
+    "h100-q32b-off": (64, 2048, 3207, 494, 215, False, 4096),
+}
+#: the v0.4 rows written as specs: file -> V04_TABLE label
+V04_FILES = {
+    "nemo-rl-v04-h100-llama8b-16-sync.yaml": "h100-llama8b-on",
+    "nemo-rl-v04-h100-llama8b-16-async.yaml": "h100-llama8b-off",
+    "nemo-rl-v04-h100-dsv3-256-sync.yaml": "h100-dsv3-on",
+    "nemo-rl-v04-h100-dsv3-512-async.yaml": "h100-dsv3-off",
+    "nemo-rl-v04-h100-q235-128-sync.yaml": "h100-q235-on",
+    "nemo-rl-v04-h100-q235-256-async.yaml": "h100-q235-off",
+    "nemo-rl-v04-h100-q30-32-sync.yaml": "h100-q30-on",
+    "nemo-rl-v04-h100-q30-32-async.yaml": "h100-q30-off",
+    "nemo-rl-v04-h100-q32b-32-sync.yaml": "h100-q32b-on",
+    "nemo-rl-v04-h100-q32b-64-async.yaml": "h100-q32b-off",
+}
+
+
 def v05_family(label: str) -> str:
     """Tokenizer and prompt template of a v0.5 row: Llama 3.1's, DeepSeek-V3's or Qwen3's (Qwen3-235B, -30B-A3B and
     -32B share one)."""
@@ -113,6 +145,17 @@ def v05_extra_tokens(label: str) -> float:
 def v05_prompt_len(fam: str) -> int:
     """A family's prompt in the v0.5 tables: the mean over that table's on-policy rows of the family, rounded."""
     return round(mean(v05_extra_tokens(k) for k, row in V05_TABLE.items() if row[5] and v05_family(k) == fam))
+
+
+def v04_extra_tokens(label: str) -> float:
+    """Tokens per sample a v0.4 row's throughput column counts beyond G-Average Seq len."""
+    gpus, samples, g_avg, tps, step_s, _, _ = V04_TABLE[label]
+    return tps * step_s * gpus / samples - g_avg
+
+
+def v04_prompt_len(fam: str) -> int:
+    """A family's prompt in the v0.4 table: the mean over its on-policy rows of the family, rounded."""
+    return round(mean(v04_extra_tokens(k) for k, row in V04_TABLE.items() if row[5] and v05_family(k) == fam))
 
 
 def family(name: str) -> str:
@@ -134,8 +177,36 @@ def prompt_len(fam: str) -> int:
 
 
 def test_every_point_is_in_the_table():
-    assert {p.name for p in RL.glob("*.yaml")} == set(PUBLISHED) | set(V05_FILES)
+    assert {p.name for p in RL.glob("*.yaml")} == set(PUBLISHED) | set(V05_FILES) | set(V04_FILES)
     assert set(V05_FILES.values()) <= set(V05_TABLE)
+    assert set(V04_FILES.values()) == set(V04_TABLE)       # every row of the v0.4 table is a spec
+
+
+def test_v04_prompts_by_hand():
+    # Llama 3.1 8B on-policy: 1,562 x 97.7 x 16 / 2,048 = 1,192.2 tokens per sample, 132.2 over 1,060 -> 132.
+    # DeepSeek-V3 on-policy: 11 x 154 x 256 / 512 = 847.0, 102.0 over 745 -> 102. Qwen3 on-policy: 235B 45.7 x 506
+    # x 128 / 512 - 5,671 = 110.05; 30B-A3B 925 x 225 x 32 / 2,048 - 3,154 = 97.95; 32B 540 x 393 x 32 / 2,048 -
+    # 3,206 = 109.94 -> 105.98 -> 106
+    assert v04_extra_tokens("h100-llama8b-on") == pytest.approx(132.2, abs=0.05)
+    assert v04_extra_tokens("h100-dsv3-on") == pytest.approx(102.0, abs=0.05)
+    assert v04_extra_tokens("h100-q30-on") == pytest.approx(97.95, abs=0.01)
+    assert (v04_prompt_len("llama"), v04_prompt_len("dsv3"), v04_prompt_len("qwen3")) == (132, 102, 106)
+
+
+@pytest.mark.parametrize("name", sorted(V04_FILES))
+def test_v04_spec_lengths_follow_the_table(name):
+    pt = load_posttrain(RL / name)
+    st = pt.step
+    label = V04_FILES[name]
+    gpus, samples, g_avg, _, step_s, on_policy, cap = V04_TABLE[label]
+    assert pt.clusters[pt.student.cluster].chips == gpus
+    assert pt.reported.step_time_s == step_s
+    assert (st.mode == "sync") == on_policy
+    assert st.sequences == samples
+    assert st.rollout_len == g_avg
+    assert st.prompt_len == v04_prompt_len(v05_family(label))
+    assert st.longest_seq_len == cap
+    assert st.prompt_len + math.ceil(st.rollout_len * st.tail_factor) == cap
 
 
 def test_v05_prompts_by_hand():

@@ -617,6 +617,40 @@ KNOWN_GAPS = {
         + _RL30_Q30,
 }
 
+#: rl32: the NeMo RL v0.4 table (docs/about/performance-summary.md at cff17f83, pull request 1560, 2025-12-01; ten
+#: H100 BF16 GRPO rows, validation/rl/nemo-rl-v04-*), on the v0.4.0 stack (vLLM 0.10.0, Megatron-Bridge 62f4704b,
+#: Transformer Engine 2.5.0). Its DeepSeek-V3, Qwen3-235B and Qwen3-32B recipes are the v0.5.0 files unchanged, and
+#: the code paths the model prices are v0.5.0's but one: v0.4.0's one-step-off trainer moves its optimizer state to
+#: the host for the log-probs and back every step (prepare_for_lp_inference -> offload_before_refit; removed by
+#: NVIDIA-NeMo/RL pull request 1404 for v0.5.0), student.offload_optimizer_for_logprob.
+_V04_STACK = (" The published on-policy steps fell from v0.4.0 to v0.5.0 with the recipe and the priced code paths "
+              "unchanged (DeepSeek-V3 on 256 H100 154 -> 134 s, Qwen3-235B on 128 H100 506 -> 431 s; the model: "
+              "95.5 -> 95.5 s and 367.0 -> 367.9 s): the stack change between them (vLLM 0.10.0 -> 0.11.2, "
+              "Megatron-Bridge 62f4704b -> 1e9a459b, Transformer Engine 2.5.0 -> 2.8.0, grpo_math_1B.yaml "
+              "bias_activation_fusion true and empty_unused_memory_level 1 at v0.5.0) is not priced, and no per-phase "
+              "timing of either release was published to place it.")
+_V04_LOGPROB_OFFLOAD = (" v0.4.0's optimizer round trip for the log-probs is priced at issue 3976's per-tensor pageable "
+                        "rate (1.8 GB/s each way); NVIDIA-NeMo/RL pull request 1404, which removed it, measured "
+                        "logprob_inference_prep + training_prep 13 s -> ~1 s for Qwen3-30B-A3B and 10 s -> 1 s for "
+                        "Qwen3-235B (layouts unstated; its profile is a 'QWEN3 30B GBS64' run), against the model's 25.5 "
+                        "and 24.9 s at these recipes' layouts (22.9 / 22.4 GB of state per training GPU): if those were "
+                        "these recipes, the path ran at 2.1-2.8x the rate priced (12 and 9 s against 25.5 and 24.9 s).")
+KNOWN_GAPS.update({
+    "nemo-rl-v04-h100-dsv3-256-sync.yaml": "NeMo RL v0.4 DeepSeek-V3 on-policy on 256 H100 (recipe unchanged at "
+        "v0.5.0): predicted 95.5 s vs 154 s (-38%), the v0.5 / v0.6 colocated gap (_DSV3) and 20 s more." + _V04_STACK,
+    "nemo-rl-v04-h100-dsv3-512-async.yaml": "NeMo RL v0.4 DeepSeek-V3 one-step-off on 512 H100 (recipe unchanged at "
+        "v0.5.0): predicted 62.3 s vs 77.9 s (-20%, -20.04%), with v0.4.0's optimizer round trip for the log-probs "
+        "(36.6 s on the 256 training GPUs: 32.9 GB per chip, 2 x 32.9 / 1.8): the published step fell 13 s from "
+        "v0.4.0 to v0.5.0 (77.9 -> 64.9 s) and the model's by 17.4 s (62.3 -> 44.9 s), that round trip; what is "
+        "left is the v0.5 / v0.6 one-step-off gap (_DSV3_NARROW: without the round trip the row is -42%)."
+        + _V04_LOGPROB_OFFLOAD,
+    "nemo-rl-v04-h100-llama8b-16-async.yaml": "NeMo RL v0.4 Llama 3.1 8B one-step-off on 16 H100 (8 generating, 8 "
+        "training at PP 2): predicted 90.4 s vs 74.6 s (+21%), bound by its training GPUs: log-probs 25.6 + update "
+        "51.4 + v0.4.0's optimizer round trip for the log-probs 13.4 s (12.1 GB per chip at 1.8 GB/s each way); "
+        "without the round trip 77.0 s (+3%)." + _V04_LOGPROB_OFFLOAD,
+    "nemo-rl-v04-h100-q235-128-sync.yaml": "NeMo RL v0.4 Qwen3-235B on-policy on 128 H100 (recipe unchanged at "
+        "v0.5.0): predicted 367.0 s vs 506 s (-27%); its v0.5 twin is -15% (367.9 s vs 431 s)." + _V04_STACK,
+})
 KNOWN_GAPS.update({k: v + _RL29 for k, v in KNOWN_GAPS.items() if "-dsv3-" in k})
 
 #: gaps the RL table no longer has, with the text that named them and what closed each (the rows are now
@@ -655,6 +689,10 @@ GAP_ERRORS = {
     "nemo-rl-h100-dsv3-512-async.yaml": -0.31,  # 44.2 s vs 64.1 s
     "nemo-rl-v05-h100-dsv3-512-async.yaml": -0.31,  # 44.9 s vs 64.9 s
     "nemo-rl-h100-q30-192-async8.yaml": 0.22,  # 42.2 s vs 34.5 s
+    "nemo-rl-v04-h100-dsv3-256-sync.yaml": -0.38,  # 95.5 s vs 154 s
+    "nemo-rl-v04-h100-dsv3-512-async.yaml": -0.20,  # 62.3 s vs 77.9 s
+    "nemo-rl-v04-h100-llama8b-16-async.yaml": 0.21,  # 90.4 s vs 74.6 s
+    "nemo-rl-v04-h100-q235-128-sync.yaml": -0.27,  # 367.0 s vs 506 s
 }
 #: how far a gap may move before its text is stale: 3 points of error, wider than the stated figures' rounding
 #: (0.5 point) and than the few-second moves of these 40-350 s steps that leave the text's reading intact
@@ -1146,6 +1184,21 @@ RECIPE_BATCH = {
     "nemo-rl-v05-h100-q30-32-async.yaml": (4096, 1, 4),
     "nemo-rl-v05-gb200-q30-16-sync.yaml": (4096, 1, 4),
     "nemo-rl-v05-gb200-q30-32-async.yaml": (4096, 1, 4),
+    # NeMo RL v0.4.0 (tag v0.4.0, every recipe packed): grpo-llama3.1-8b-instruct-2n8g.yaml L 4096, train 1,
+    # logprob_batch_size 2; grpo-deepseek-v3-32n8g.yaml L 1536, train 1, logprob 1 (64n8g-async-1off: 2);
+    # grpo-qwen3-235b-16n8g.yaml L 8192, train 1, logprob 1 (the async-1off child inherits them);
+    # grpo-qwen3-30ba3b-4n8g.yaml and grpo-qwen3-32b-4n8g.yaml L 4096, train 1, logprob_batch_size unset ->
+    # grpo_math_1B.yaml's 4
+    "nemo-rl-v04-h100-llama8b-16-sync.yaml": (4096, 1, 2),
+    "nemo-rl-v04-h100-llama8b-16-async.yaml": (4096, 1, 2),
+    "nemo-rl-v04-h100-dsv3-256-sync.yaml": (1536, 1, 1),
+    "nemo-rl-v04-h100-dsv3-512-async.yaml": (1536, 1, 2),
+    "nemo-rl-v04-h100-q235-128-sync.yaml": (8192, 1, 1),
+    "nemo-rl-v04-h100-q235-256-async.yaml": (8192, 1, 1),
+    "nemo-rl-v04-h100-q30-32-sync.yaml": (4096, 1, 4),
+    "nemo-rl-v04-h100-q30-32-async.yaml": (4096, 1, 4),
+    "nemo-rl-v04-h100-q32b-32-sync.yaml": (4096, 1, 4),
+    "nemo-rl-v04-h100-q32b-64-async.yaml": (4096, 1, 4),
 }
 
 

@@ -36,10 +36,12 @@ def test_rl_trainer_states_its_recipe(path):
     # use_distributed_optimizer true (grpo_math_1B.yaml megatron_cfg.optimizer, no recipe turns it off)
     assert plan["zero"] == 1
     # the stack of the table's release: v0.6 rows on NeMo RL v0.6.0's pins, the v0.5 rows (nemo-rl-v05-*) on v0.5.0's
-    # (Megatron-Bridge 1e9a459b of 2025-11-24, hence megatron-bridge-2025)
-    release = "v0.5.0" if path.name.startswith("nemo-rl-v05-") else "v0.6.0"
+    # (Megatron-Bridge 1e9a459b of 2025-11-24, hence megatron-bridge-2025), the v0.4 rows (nemo-rl-v04-*) on v0.4.0's
+    release = ("v0.5.0" if path.name.startswith("nemo-rl-v05-") else
+               "v0.4.0" if path.name.startswith("nemo-rl-v04-") else "v0.6.0")
     assert s.train_framework and s.train_framework_version and release in s.train_framework_version
-    if release == "v0.5.0":
+    if release in ("v0.4.0", "v0.5.0"):
+        # Megatron-Bridge 62f4704b (2025-10-03) at v0.4.0, 1e9a459b (2025-11-24) at v0.5.0
         assert s.train_framework == "megatron-bridge-2025"
     # grad_reduce_in_fp32 false -> BF16 gradient buffer; Adam states at Megatron-Core's FP32 defaults
     assert (s.train_optimizer.grads, s.train_optimizer.moments, s.train_optimizer.master_weights) == \

@@ -1189,8 +1189,26 @@ def host_offload_s(weights_bytes: float, optimizer_bytes: float, host_link_bw: f
     """
     if host_link_bw <= 0:
         return 0.0
+    return 2.0 * weights_bytes / host_link_bw + optimizer_round_trip_s(optimizer_bytes, host_link_bw, optimizer_bw)
+
+
+def optimizer_round_trip_s(optimizer_bytes: float, host_link_bw: float, optimizer_bw: float | None = None) -> float:
+    """Seconds per step a trainer spends moving its optimizer state to host memory and back, each chip its own
+    shard over its own host link: ``2 x optimizer / min(host_link_bw, optimizer_bw)`` (``optimizer_bw``: the
+    per-tensor pageable copies of NeMo RL's ``move_optimizer``, :func:`optimizer_copy_bw`; None: the link's rate).
+
+    A colocated step pays it inside :func:`host_offload_s`. A non-colocated step pays it too where the stack
+    offloads the optimizer for the log-prob passes (``student.offload_optimizer_for_logprob``): NeMo RL v0.4.0's
+    ``MegatronPolicyWorker.prepare_for_lp_inference`` calls ``offload_before_refit`` (``move_optimizer`` to the
+    host, ``nemo_rl/models/policy/megatron_policy_worker.py`` tag v0.4.0) and ``prepare_for_training`` brings the
+    state back, every step of the one-step-off loop (``grpo.py`` async_grpo_train: ``logprob_inference_prep``,
+    ``training_prep``); NVIDIA-NeMo/RL pull request 1404 (v0.5.0: ``offload_optimizer_for_logprob``, default
+    false) removed it and measured ``logprob_inference_prep + training_prep`` 13 s -> ~1 s for Qwen3-30B-A3B and
+    10 s -> 1 s for Qwen3-235B. Example: 11.4 GB of state per chip at 1.8 GB/s: 2 x 11.4 / 1.8 = 12.7 s."""
+    if host_link_bw <= 0:
+        return 0.0
     opt_bw = min(host_link_bw, optimizer_bw) if optimizer_bw else host_link_bw
-    return 2.0 * weights_bytes / host_link_bw + 2.0 * optimizer_bytes / opt_bw
+    return 2.0 * optimizer_bytes / opt_bw
 
 
 def reference_swap_s(weights_bytes: float, host_link_bw: float) -> float:

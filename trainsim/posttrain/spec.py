@@ -28,6 +28,8 @@ One YAML file, run-spec style (unknown keys are errors; quantities may carry uni
                                        #   without async scheduling, e.g. NeMo RL v0.5.0 / v0.6.0)
       rollout_numa_bound: true         # rollout processes bound to their GPU's NUMA node (false: NeMo RL < v0.7.0)
       reference_swap: false            # reference log-probs swap weights through host memory (NeMo RL Megatron)
+      offload_optimizer_for_logprob: false  # non-colocated trainer: optimizer state to the host for the
+                                       #   log-probs and back, every step (NeMo RL v0.4.0)
       train_plan: {tp: 1, pp: 16, ep: 16, micro_batch: 1}   # optional, partial: the trainer's plan (run-spec
                                        #   `plan:` keys: zero, recompute, first/last_stage_layers, ...); absent ->
                                        #   the train_framework's defaults, then searched
@@ -190,6 +192,11 @@ class StudentPart(BaseModel):
     #: colocated runs move the trainer's weights and optimizer state to host memory for generation and back
     #: every step (NeMo RL's default, ``offload_optimizer_for_refit: true``): :func:`.phases.host_offload_s`
     host_offload: bool = True
+    #: a non-colocated trainer moves its optimizer state to host memory for the log-prob passes and back for the
+    #: update, every step (NeMo RL ``policy.offload_optimizer_for_logprob``: unconditional in v0.4.0, a key
+    #: defaulting to false from v0.5.0): :func:`.phases.optimizer_round_trip_s`. A colocated step already has
+    #: its optimizer on the host after the refit's offload, so it adds nothing there.
+    offload_optimizer_for_logprob: bool = False
     #: the reference policy's log-probs swap its weights in from host memory and the policy's out and back every
     #: step (NeMo RL Megatron backend, KL penalty on): :func:`.phases.reference_swap_s`
     reference_swap: bool = False

@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 
 from ..perf.calibration import calib_for
 from .phases import (TrainTime, colocated_refit_s, host_offload_s, noncolocated_refit_s, optimizer_copy_bw,
-                     refit_buckets, refit_pack_bytes, reference_swap_s, rollout_time, scoring_time, train_time,
-                     vllm_load_scan_s,
-                     weight_bytes)
+                     optimizer_round_trip_s, refit_buckets, refit_pack_bytes, reference_swap_s, rollout_time,
+                     scoring_time, train_time, vllm_load_scan_s, weight_bytes)
 from .placement import slower_on_placed
 from .spec import PostTrain
 
@@ -233,6 +232,14 @@ def phases(pt: PostTrain, *, tail: bool = True) -> list[Phase]:
                                  "optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
                                  "host_link_bytes_per_s": tr.host_link_bw,
                                  "optimizer_copy_bytes_per_s": opt_bw or tr.host_link_bw}))
+    elif pt.student.offload_optimizer_for_logprob and not _colocated(pt):
+        opt_bw = optimizer_copy_bw(pt.clusters[tc].system)
+        off = optimizer_round_trip_s(tr.optimizer_bytes_per_chip, tr.host_link_bw, opt_bw)
+        out.append(Phase(f"optimizer state to the host for the log-probs and back on {tc}", "offload", off,
+                         cluster=tc, chips=t_chips, bytes_per_chip=2.0 * tr.optimizer_bytes_per_chip,
+                         detail={"optimizer_bytes_per_chip": tr.optimizer_bytes_per_chip,
+                                 "host_link_bytes_per_s": tr.host_link_bw,
+                                 "optimizer_copy_bytes_per_s": opt_bw or tr.host_link_bw}))
     swap = reference_swap_s(tr.weights_bytes_per_chip, tr.host_link_bw) if pt.student.reference_swap else 0.0
     if tr.forward_s > 0 or swap > 0:
         out.append(Phase(f"log-probs ({st.extra_forward_passes:g} forward) on {tc}", "logprobs", tr.forward_s + swap,
@@ -286,7 +293,7 @@ def resource_busy(phs: list[Phase], pt: PostTrain) -> dict:
         else:
             key = f"cluster {ph.cluster}"
             busy[key] = busy.get(key, 0.0) + ph.seconds * ph.chips / pt.clusters[ph.cluster].chips
-            if split and ph.cluster == tc and ph.stage in ("rollout", "weights", "logprobs", "train"):
+            if split and ph.cluster == tc and ph.stage in ("rollout", "weights", "offload", "logprobs", "train"):
                 groups = {"rollout": ("rollout",), "weights": ("rollout", "training")}.get(ph.stage, ("training",))
                 for g in groups:
                     gk = f"cluster {tc} {g} chips"
