@@ -9,10 +9,10 @@ What the source says, read by hand (Ascend/MindSpeed at 028de58c):
   swap_optimizer_times) elements"); refused without ``--use-distributed-optimizer`` (ZeRO-1).
 * mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py: the fp32 master shard and ``exp_avg`` / ``exp_avg_sq``
   (4 + 4 + 4 = 12 bytes per sharded parameter) get pinned host copies and their device storage resized to 0;
-  ``swap_adamw_step`` loads ``swap_numel`` = shard // 16 elements at a time, updates each parameter as its states
-  arrive and stores them back; the next chunk waits for the stores. So between steps the device holds none of the
-  12 bytes, during the step one chunk of 12 / 16 bytes per sharded parameter, and the step exposes one direction's
-  copy of 12 bytes per sharded parameter over the host link.
+  ``swap_adamw_step`` loads whole parameters while they fit in ``swap_numel`` = shard // 16 elements (one larger
+  than that alone), updates each parameter as its states arrive and stores them back; the next chunk waits for
+  the stores. So between steps the device holds none of the 12 bytes, during the step one chunk; each chunk
+  exposes its first load and its last update and store beside the loads (test_chunk_pipeline_by_hand).
 """
 from __future__ import annotations
 
@@ -77,14 +77,19 @@ def test_memory_and_time_by_hand():
     on = estimate_complete(on_run, on_run.plan).to_dict()
     # weights in BF16 (2 bytes) on the one pipeline rank: the parameter count above
     assert off["memory_breakdown_bytes"]["weights"] == pytest.approx(2 * P, rel=1e-12)
-    # resident optimizer states: 12 B x shard in HBM; swapped, only one chunk of 1/16 of them
+    # resident optimizer states: 12 B x shard in HBM. Swapped: Megatron-Core's default bucket at dp 8 is
+    # max(40,000,000, 8 x 1,000,000) = 40,000,000 parameters, so no piece of a rank's shard exceeds its 1/8 range,
+    # 5,000,000: the 12,386,944-parameter shard is ceil(2.477) = 3 pieces of 4,128,981.33, each larger than
+    # swap_numel = shard // 16 = 774,184, so each is loaded alone (swap_count <= 0): one piece is the chunk
+    piece = SHARD / 3
     assert off["memory_breakdown_bytes"]["optimizer"] == pytest.approx(STATE_BYTES * SHARD, rel=1e-12)
-    assert on["memory_breakdown_bytes"]["optimizer"] == pytest.approx(STATE_BYTES * SHARD / TIMES, rel=1e-12)
-    # the step: 12 B x shard over the host link, one direction exposed (148,643,328 B / 50 GB/s = 2.973 ms), the
-    # HBM-bound Adam under it
+    assert on["memory_breakdown_bytes"]["optimizer"] == pytest.approx(STATE_BYTES * piece, rel=1e-12)
+    # the step: a piece's load, its update, its store, then the next piece (the next chunk waits for the stores);
+    # the last store runs behind the next forward. 3 loads + 2 stores of 12 B x piece (49,547,776 B / 50 GB/s
+    # = 0.991 ms each) = 5/3 of the one-way copy of the shard (2.973 ms), the same Adam (three thirds) as off
     copy_s = STATE_BYTES * SHARD / HOST_BW
     assert copy_s == pytest.approx(2.97286656e-3, rel=1e-9)
-    assert on["breakdown"]["optimizer"] == pytest.approx(copy_s, rel=1e-9)
+    assert on["breakdown"]["optimizer"] - off["breakdown"]["optimizer"] == pytest.approx(5 / 3 * copy_s, rel=1e-9)
     assert off["breakdown"]["optimizer"] < 0.1 * copy_s
     # not hidden under the forward / backward: the step grows by what the optimizer phase grows by
     grow = on["breakdown"]["optimizer"] - off["breakdown"]["optimizer"]
@@ -135,3 +140,56 @@ def test_the_search_carries_it_on_the_zero_axis():
     # searched
     res = search(_run(swap_optimizer=None, zero=None))
     assert res.plans_evaluated * 4 == search(_run(swap_optimizer=False, zero=None)).plans_evaluated * 5
+
+
+def _ctx_plans(dp, ep=1, edp=1, times=16):
+    """A stand-in StepContext / Plans with only what the swap functions read: shard groups dp (dense), edp
+    (expert), 12-byte states, a 50 GB/s host link."""
+    from types import SimpleNamespace as NS
+    a = lambda v: np.array([float(v)])   # noqa: E731
+    p = NS(dp=a(dp), cp=a(1), ep=a(ep), zero=np.array([1]), swap=np.array([1]), expert_dp=a(edp))
+    ctx = NS(swap_optimizer_times=times, host_link_bw=HOST_BW, optimizer=NS(optimizer_bytes=STATE_BYTES),
+             shard_ranks=lambda _p: a(dp))
+    return ctx, p
+
+
+def test_chunk_pipeline_by_hand():
+    """Ascend/MindSpeed 028de58c swap_optimizer.py swap_adamw_step, worked by hand: per chunk a pipeline of loads
+    (swap_to_device_stream), fused AdamW (compute stream, each waiting for its own load) and stores
+    (swap_to_host_stream); a chunk's first load and its last update and store are exposed, the next chunk waits
+    for every store, the last store of the step runs behind the next forward."""
+    from trainsim.perf.memory import swap_buffer_bytes
+    from trainsim.perf.step import swap_optimizer_time
+    # dense only: 1,280,000,000 parameters at dp 8 (shard 160,000,000), bucket max(40e6, 8e6) = 40e6, range 5e6:
+    # 32 pieces of 5,000,000; swap_numel = 10,000,000: two pieces per chunk, 16 chunks. Load / store of a piece
+    # h = 12 x 5e6 / 50e9 = 1.2 ms; Adam of the whole shard 32 ms, 1 ms a piece (under h).
+    ctx, p = _ctx_plans(dp=8)
+    h, a = 1.2e-3, 1.0e-3
+    # each chunk: load 1, load 2 (update 1, store 1 beside it), update 2, store 2 = 2h + a + h; 16 chunks, the
+    # last store hidden: 16 x 4.6 ms - 1.2 ms = 72.4 ms, where the whole shard one way is 38.4 ms
+    t = swap_optimizer_time(ctx, p, np.array([1.28e9]), np.array([0.0]), np.array([0.032]))
+    assert t[0] == pytest.approx(16 * (3 * h + a) - h, rel=1e-12) and t[0] == pytest.approx(0.0724, rel=1e-12)
+    # one chunk of two pieces on the device: 12 x 1e7 B
+    assert swap_buffer_bytes(ctx, p, STATE_BYTES, np.array([1.28e9]), np.array([0.0]))[0] == pytest.approx(1.2e8)
+    # --swap-optimizer-times 4 (DeepSeek-V3's 64 x 8 script): 8 pieces a chunk, 4 chunks of
+    # h + 7 x h + a + h (loads bound the middle): 4 x 10.8 ms - 1.2 ms = 42 ms
+    ctx4, _ = _ctx_plans(dp=8, times=4)
+    t4 = swap_optimizer_time(ctx4, p, np.array([1.28e9]), np.array([0.0]), np.array([0.032]))
+    assert t4[0] == pytest.approx(4 * (9 * h + a) - h, rel=1e-12)
+    # dense then expert optimizer (Megatron-Core's ChainedOptimizer): experts 320,000,000 over edp 2, shard
+    # 160,000,000 in pieces of 40e6 / 2 = 20e6 (8 pieces, h_e = 4.8 ms, a_e = 4 ms with Adam's rate of 0.2 ns a
+    # parameter), swap_numel 10e6 < a piece: 8 chunks of one piece, 2 h_e + a_e each. The dense optimizer's last
+    # store is waited for by the expert one's first chunk; only the expert's last store hides:
+    ctx, p = _ctx_plans(dp=8, ep=4, edp=2)
+    he, ae = 4.8e-3, 4.0e-3
+    t = swap_optimizer_time(ctx, p, np.array([1.28e9]), np.array([3.2e8]), np.array([0.064]))
+    assert t[0] == pytest.approx(16 * (3 * h + a) + 8 * (2 * he + ae) - he, rel=1e-12)
+    # the chunk on the device: the larger optimizer's, one 20e6 expert piece: 12 x 2e7 B
+    assert swap_buffer_bytes(ctx, p, STATE_BYTES, np.array([1.28e9]), np.array([3.2e8]))[0] == pytest.approx(2.4e8)
+    # many small pieces per chunk tend to the one-way copy (the former model): dp 64, bucket 64e6, range 1e6, a
+    # shard of 1.024e9 in 1,024 pieces of 1e6 (h = 0.24 ms), 64 per chunk; Adam 0.1 ms a piece:
+    # 16 x (2h + a + 63 h) - h = 16 x 15.7 ms - 0.24 ms = 250.96 ms beside the one-way 245.76 ms
+    ctx, p = _ctx_plans(dp=64)
+    t = swap_optimizer_time(ctx, p, np.array([1.024e9 * 64]), np.array([0.0]), np.array([0.1024]))
+    assert t[0] == pytest.approx(16 * (65 * 0.24e-3 + 0.1e-3) - 0.24e-3, rel=1e-12)
+    assert t[0] == pytest.approx(0.25096, rel=1e-12)
