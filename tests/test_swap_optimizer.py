@@ -193,3 +193,63 @@ def test_chunk_pipeline_by_hand():
     t = swap_optimizer_time(ctx, p, np.array([1.024e9 * 64]), np.array([0.0]), np.array([0.1024]))
     assert t[0] == pytest.approx(16 * (65 * 0.24e-3 + 0.1e-3) - 0.24e-3, rel=1e-12)
     assert t[0] == pytest.approx(0.25096, rel=1e-12)
+
+
+def _tight_run(fw, over_bytes):
+    """The dense model above on a chip of the engine's PCIe host link whose HBM is ``over_bytes`` short of the
+    stated plan's need (the plan's memory measured on an 80 GiB chip: no part of it depends on the HBM size)."""
+    def spec(hbm_gib):
+        s = _spec(fw)
+        s["system"] = {"chip": {"name": "tight", "vendor": "huawei", "bf16_tflops": 300, "hbm": f"{hbm_gib!r} GiB",
+                                "hbm_bandwidth": "1.6 TB/s"},
+                       "scale_up": {"size": 8, "bandwidth": "100 GB/s"}, "scale_out": {"bandwidth": "100 Gb/s"}}
+        return parse_run(s)
+    need = estimate_complete(spec(80.0), spec(80.0).plan).memory_per_chip_bytes
+    return spec((need - over_bytes) / 2**30)
+
+
+def test_fit_advice_names_the_swap_with_what_it_frees_and_costs():
+    """A MindSpeed 2025 plan that misses HBM by 50 MB, less than the 12 B x shard - one chunk (99 MB) the swap
+    moves off HBM: the advice names --swap-optimizer with that memory and the time it adds (the 5/3 one-way
+    copies of test_memory_and_time_by_hand). A Megatron-Core profile has no such flag: not offered."""
+    from trainsim.fit_advice import fit_advice
+    run = _tight_run("mindspeed-2025", 50e6)
+    est = estimate_complete(run, run.plan)
+    assert not est.fits and est.memory_per_chip_bytes - run.system.chip.hbm_bytes == pytest.approx(50e6, rel=1e-6)
+    rows = [r for r in fit_advice(run, est.plan) if "--swap-optimizer" in r["change"]]
+    assert len(rows) == 1
+    row = rows[0]
+    frees = STATE_BYTES * SHARD - STATE_BYTES * SHARD / 3           # 148,643,328 - 49,547,776 = 99,095,552 B
+    assert row["frees_bytes"] == pytest.approx(frees, rel=1e-12) and frees == pytest.approx(99_095_552)
+    assert row["adds_step_time_s"] == pytest.approx(5 / 3 * STATE_BYTES * SHARD / HOST_BW, rel=1e-9)
+    assert "frees 0.1 GiB, +0.00495 s a step" in row["change"]
+    assert row["plan"]["swap_optimizer"] is True and row["memory_per_chip_bytes"] <= run.system.chip.hbm_bytes
+    # missing by more than the swap frees (150 MB): the swapped plan does not fit either, so it is not named
+    run = _tight_run("mindspeed-2025", 150e6)
+    assert not any("--swap-optimizer" in r["change"]
+                   for r in fit_advice(run, estimate_complete(run, run.plan).plan))
+    # Megatron-Core 2024: no --swap-optimizer (swap_optimizer_zero is empty); the other changes still advised
+    run = _tight_run("megatron-core-2024", 50e6)
+    rows = fit_advice(run, estimate_complete(run, run.plan).plan)
+    assert rows and not any("swap" in r["change"] for r in rows)
+
+
+def test_the_log_prob_plan_carries_it_and_its_forward_does_not_move():
+    """RL log-prob passes run the trainer's completed plan forward only (posttrain/phases.py ``logprob_plan``):
+    a swapped optimizer the trainer's plan has comes along, so the pass's plan is the trainer's (its memory the
+    swapped one, 12 B x shard / 3 here, not 12 B x shard), and the forward-only time is the same either way
+    (``forward_only_s`` leaves the optimizer out: MindSpeed swaps only inside the optimizer step)."""
+    from trainsim.posttrain.phases import attn_bwd_ratio, forward_only_s, logprob_plan, trainer_run
+    from trainsim.plan_estimate import context
+    base = _run(swap_optimizer=True)
+    est = estimate_complete(base, base.plan)
+    lp = logprob_plan(None, est.plan)
+    assert lp["swap_optimizer"] is True and lp["zero"] == 1 and lp["dp"] == DP
+    runs = {s: trainer_run(base.arch, base.system, DP, 4096, 16, "bf16", {**lp, "swap_optimizer": s},
+                           "mindspeed-2026", name="logprobs") for s in (True, False)}
+    ests = {s: estimate_complete(r, r.plan) for s, r in runs.items()}
+    assert ests[True].plan["swap_optimizer"] is True
+    assert ests[True].memory["optimizer"] == pytest.approx(STATE_BYTES * SHARD / 3, rel=1e-12)
+    assert ests[False].memory["optimizer"] == pytest.approx(STATE_BYTES * SHARD, rel=1e-12)
+    fwd = {s: forward_only_s(e.breakdown, attn_bwd_ratio(context(runs[s]))) for s, e in ests.items()}
+    assert fwd[True] == fwd[False] and ests[True].step_time_s > ests[False].step_time_s

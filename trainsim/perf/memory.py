@@ -320,7 +320,8 @@ def swap_buffer_bytes(ctx: StepContext, p: Plans, opt_bytes: float, dense: Num, 
     distributed optimizers one after the other, each with its own ``swap_numel``: the larger one's chunk. The chunk
     is counted with the resident states (it lives only during the update, after the activations are freed: an
     upper bound of the step's share)."""
-    return opt_bytes * np.maximum.reduce([k * q for _, q, k, _ in swap_chunks(ctx, p, dense, expert)])
+    (_, qd, kd, _), (_, qe, ke, _) = swap_chunks(ctx, p, dense, expert)
+    return opt_bytes * np.maximum(kd * qd, ke * qe)
 
 
 def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:
