@@ -13,6 +13,17 @@ What the source says, read by hand (Ascend/MindSpeed at 028de58c):
   than that alone), updates each parameter as its states arrive and stores them back; the next chunk waits for
   the stores. So between steps the device holds none of the 12 bytes, during the step one chunk; each chunk
   exposes its first load and its last update and store beside the loads (test_chunk_pipeline_by_hand).
+
+``--virtual-optimizer`` (read at 028de58c, not offered: test_virtual_optimizer_is_not_offered) is another feature:
+mindspeed/features_manager/optimizer/virtual_optimizer.py (added 52e4291e, 16 Apr 2025) patches MindSpeed's AdamW
+step so that ``exp_avg`` / ``exp_avg_sq`` (8 B per parameter; the fp32 master stays in HBM) are allocated with
+``torch_npu.empty_with_swapped_memory``, host memory mapped into the device's address space that the AdamW kernels
+read and write in place (docs/zh/features/virtual-optimizer.md: no copies, no extra streams, the transfers inside
+the kernels' own MTE pipeline), up to a budget in GB per pipeline stage (``'all'`` = 65 GB; virtual_adam.py
+VirtualAllocator, parameter by parameter until the budget is spent). No MindSpeed-LLM script passes it
+(``git grep virtual-optimizer`` at c77308a1: only the MindSpore README's feature table links its page) against 26
+that pass ``--swap-optimizer``, and no source gives the rate at which an NPU kernel reaches host-mapped memory, so
+the profiles do not offer it: unstated it is off, which is what the stack does.
 """
 from __future__ import annotations
 
@@ -253,3 +264,13 @@ def test_the_log_prob_plan_carries_it_and_its_forward_does_not_move():
     assert ests[False].memory["optimizer"] == pytest.approx(STATE_BYTES * SHARD, rel=1e-12)
     fwd = {s: forward_only_s(e.breakdown, attn_bwd_ratio(context(runs[s]))) for s, e in ests.items()}
     assert fwd[True] == fwd[False] and ests[True].step_time_s > ests[False].step_time_s
+
+
+def test_virtual_optimizer_is_not_offered():
+    """--virtual-optimizer is recorded as read and not priced (module docstring): no profile offers it as a plan
+    field, the MindSpeed 2026 profile's source names it, and a plan that states it is refused as an unknown key."""
+    from trainsim.frameworks import frameworks
+    assert all("virtual_optimizer" not in p for p in frameworks().values())
+    assert "--virtual-optimizer" in profile("mindspeed-2026")["source"]
+    with pytest.raises(TrainsimError, match="virtual_optimizer"):
+        _run(virtual_optimizer=True)

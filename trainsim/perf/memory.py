@@ -293,7 +293,7 @@ def swap_chunks(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> list[tup
     piece is larger than that."""
     T = float(ctx.swap_optimizer_times)
     bucket = mcore_bucket_params(p.dp)
-    out = []
+    out: list[tuple[Num, Num, Num, Num]] = []
     for n, ranks in zip(optimizer_shards(ctx, p, dense, expert), _shard_groups(ctx, p)):
         n = np.asarray(n, dtype=np.float64)
         some = n > 0.0

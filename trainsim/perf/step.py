@@ -514,8 +514,8 @@ def swap_optimizer_time(ctx: StepContext, p: Plans, dense: Num, expert: Num, ada
     parts = swap_chunks(ctx, p, dense, expert)
     shard = parts[0][0] + parts[1][0]
     a_rate = adam_s / np.where(shard > 0.0, shard, 1.0)
-    t = 0.0
-    last = 0.0
+    t: Num = 0.0
+    last: Num = 0.0
     for n, q, _, chunks in parts:
         h, a = o_rate * q, a_rate * q
         pieces = np.where(q > 0.0, n / np.where(q > 0.0, q, 1.0), 0.0)
