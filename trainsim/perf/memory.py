@@ -287,10 +287,11 @@ def swap_chunks(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> list[tup
     are larger than such a range, a range lies inside one or two of them, so the shard is taken as equal pieces of
     that size (an upper bound where the matrices are smaller: the engine keeps no tensor sizes). A stage past
     the first (Megatron-Core sets bucket_size None at pp_rank > 0, distributed_data_parallel.py at core_r0.8.0 and
-    d98e8a6) has one bucket, its pieces whole tensors, larger: not modelled, so there q is a lower bound. Chunks: ``swap_adamw_step`` (Ascend/MindSpeed 028de58c mindspeed/core/optimizer/
-    swap_optimizer/swap_optimizer.py) loads parameters while ``swap_count + numel <= swap_numel or swap_count <=
-    0``, ``swap_numel`` = n // ``--swap-optimizer-times``: k whole pieces per chunk, or one piece alone where a
-    piece is larger than that."""
+    d98e8a6) has one bucket, its pieces whole tensors, larger: not modelled, so there q is a lower bound.
+    Chunks: ``swap_adamw_step`` (Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/
+    swap_optimizer.py) loads parameters while ``swap_count + numel <= swap_numel or swap_count <= 0``,
+    ``swap_numel`` = n // ``--swap-optimizer-times``: k whole pieces per chunk, or one piece alone where a piece is
+    larger than that."""
     T = float(ctx.swap_optimizer_times)
     bucket = mcore_bucket_params(p.dp)
     out: list[tuple[Num, Num, Num, Num]] = []
