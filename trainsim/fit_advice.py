@@ -7,6 +7,10 @@ Each candidate changes one thing a framework offers (Megatron-Core names) and is
   recompute (uniform, 1 layer);
 * a higher ZeRO stage (distributed optimizer, then gradients);
 * the optimizer states in host memory (``--optimizer-cpu-offload``);
+* where the run's stack offers it at the plan's ZeRO stage, the optimizer states swapped to host memory between
+  steps (MindSpeed ``--swap-optimizer``, :func:`trainsim.frameworks.swap_search`), named with the HBM it frees
+  and the time it adds per step (the two estimates' optimizer memory and step time: perf/memory.py
+  ``swap_buffer_bytes``, perf/step.py ``swap_optimizer_time``);
 * a smaller micro-batch;
 * twice the pipeline stages (when the chips and layers allow it).
 
@@ -18,7 +22,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .errors import TrainsimError
-from .frameworks import framework_of, plan_options
+from .frameworks import framework_of, plan_options, swap_search
+from .numfmt import gib
 from .parallel.plan import RECOMPUTE
 from .plan_estimate import estimate_complete
 from .spec import OptimizerSpec, PlanSpec, Run
@@ -29,9 +34,15 @@ MODULE_ORDER = ("layernorm", "moe_act", "mla_up_proj", "core_attn", "shared_expe
 FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "zero", "recompute", "micro_batch", "schedule", "node_limit")
 
 
+#: the swapped-optimizer candidate's change, before what it frees and costs (:func:`_swap_row`)
+SWAP_CHANGE = "optimizer states swapped to host memory between steps (MindSpeed --swap-optimizer)"
+
+
 def _candidates(run: Run, plan: dict) -> list[tuple[str, Run, dict]]:
     """The changes other than more selective modules (those: :func:`fit_advice`)."""
     out: list[tuple[str, Run, dict]] = []
+    if run.plan.swap_optimizer is not True and plan["zero"] in swap_search(run).get("swap_zero", ()):
+        out.append((SWAP_CHANGE, replace(run, plan=run.plan.model_copy(update={"swap_optimizer": True})), dict(plan)))
     if plan["recompute"] != "full":
         out.append(("full recompute (uniform, 1 layer)", run, {**plan, "recompute": "full"}))
     if plan["zero"] < 2:
@@ -70,16 +81,25 @@ def _row(what: str, e) -> dict:
             **({"days": e.days} if e.days is not None else {})}
 
 
+def _swap_row(e, base) -> dict:
+    """The swapped-optimizer candidate's row: what it frees (the optimizer memory of ``base``, the plan as stated,
+    less the candidate's) and what it costs (the step time it adds), both from the two estimates."""
+    frees = base.memory["optimizer"] - e.memory["optimizer"]
+    costs = e.step_time_s - base.step_time_s
+    row = _row(f"{SWAP_CHANGE}: frees {gib(frees)}, +{costs:.3g} s a step", e)
+    return {**row, "frees_bytes": frees, "adds_step_time_s": costs}
+
+
 def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
     """Single changes to ``plan`` (a plan row as ``Estimate.plan``) that fit, fastest first. Selective modules
     are added one at a time in :data:`MODULE_ORDER`; a module that frees no memory (one the model does not have)
     is left out of the list and of every later set."""
     found: list[dict] = []
+    base = _estimate(run, plan)
     if plan["recompute"] != "full":
         stated = plan_options(run.plan, framework_of(run))["recompute_modules"]
         have = set(stated or []) if plan["recompute"] == "selective" else set()
         acc: list[str] = sorted(have)
-        base = _estimate(run, plan)
         prev = base.memory_per_chip_bytes if base is not None else float("inf")
         for m in MODULE_ORDER:
             if m in have:
@@ -94,7 +114,7 @@ def fit_advice(run: Run, plan: dict, limit: int = 5) -> list[dict]:
     for what, r, p in _candidates(run, plan):
         e = _estimate(r, p)
         if e is not None and e.fits:
-            found.append(_row(what, e))
+            found.append(_swap_row(e, base) if what == SWAP_CHANGE and base is not None else _row(what, e))
     found.sort(key=lambda d: d["step_time_s"])
     return found[:limit]
 

@@ -33,6 +33,14 @@ MCORE_BUCKET_MIN_PARAMS = 40_000_000
 MCORE_BUCKET_PARAMS_PER_DP_RANK = 1_000_000
 
 
+def mcore_bucket_params(dp: Num) -> Num:
+    """Parameters per gradient-buffer bucket of Megatron-Core's DistributedDataParallel when no --ddp-bucket-size
+    is given: B = max(40,000,000, 1,000,000 x dp) (megatron/core/distributed/distributed_data_parallel.py at
+    core_r0.8.0, ``parallel_state.get_data_parallel_world_size()``, and at d98e8a6, ``dp_group.size()``)."""
+    return np.maximum(float(MCORE_BUCKET_MIN_PARAMS),
+                      MCORE_BUCKET_PARAMS_PER_DP_RANK * np.asarray(dp, dtype=np.float64))
+
+
 def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     """Fraction of the zero 0-1 gradient reduce (and parameter gather) that can hide behind the backward (forward)
     of a rank holding ``params`` parameters, for :func:`trainsim.perf.collectives.exposed`.
@@ -46,8 +54,7 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     (perf/data/constants.yaml)."""
     if not ctx.mcore_ddp_buckets:
         return ctx.calib.dp_overlap + 0.0 * np.asarray(params, dtype=np.float64)
-    dp = (p.dp * p.cp).astype(np.float64)
-    bucket = np.maximum(float(MCORE_BUCKET_MIN_PARAMS), MCORE_BUCKET_PARAMS_PER_DP_RANK * dp)
+    bucket = mcore_bucket_params(p.dp * p.cp)
     return 1.0 - np.minimum(1.0, bucket / np.maximum(np.asarray(params, dtype=np.float64), 1.0))
 
 

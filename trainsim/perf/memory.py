@@ -24,6 +24,7 @@ from ..parallel.sharding import layer_params
 from .activations import (ActTensor, activation_tensors, kept_bytes_per_token, layer_input_bytes_per_token,
                           op_sac_bytes_per_token)
 from .comm_cp import torch_ring_backward_bytes
+from .comm_dp import mcore_bucket_params
 from .compute import dsa_loss_keys, dsa_loss_teacher
 from .context import FP32_BYTES, StepContext
 from .pipeline import microbatches_in_flight, mirrored_stages
@@ -251,7 +252,7 @@ def _state_bytes(ctx: StepContext, p: Plans, dense: Num, expert: Num,
     opt = 0.0 if o.offload_optimizer else o.optimizer_bytes
     op = opt * by_stage(1)
     if np.any(p.swap):
-        op = np.where(p.swap > 0, swap_buffer_bytes(ctx, p, opt, d_sh, e_sh, dense, expert), op)
+        op = np.where(p.swap > 0, swap_buffer_bytes(ctx, p, opt, dense, expert), op)
     return w, g, op
 
 
@@ -261,27 +262,67 @@ def _shard_groups(ctx: StepContext, p: Plans) -> tuple[Num, Num]:
     return ctx.shard_ranks(p), p.expert_dp
 
 
-def swap_buffer_bytes(ctx: StepContext, p: Plans, opt_bytes: float, d_sh: Num, e_sh: Num, dense: Num,
-                      expert: Num) -> Num:
+def optimizer_shards(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> tuple[Num, Num]:
+    """(dense, expert) parameters whose optimizer states one chip holds: each part's shard where ZeRO >= 1 (the
+    distributed optimizer: dense over :func:`_shard_groups`' dense group, experts over the expert-data-parallel
+    group), the whole part elsewhere (x / 1 = x exactly), at the plans' shape. The one place this selection is made
+    part by part (:func:`_state_bytes` makes it on the sum, one choice per ZeRO stage)."""
+    dpc, edp = _shard_groups(ctx, p)
+    return np.where(p.zero >= 1, dense / dpc, dense), np.where(p.zero >= 1, expert / edp, expert)
+
+
+def swap_chunks(ctx: StepContext, p: Plans, dense: Num, expert: Num) -> list[tuple[Num, Num, Num, Num]]:
+    """How a swapped optimizer (``p.swap``, MindSpeed ``--swap-optimizer``) cuts the optimizer shards of a chip
+    holding ``dense`` and ``expert`` parameters into chunks: per distributed optimizer (dense, then expert:
+    Megatron-Core's ChainedOptimizer steps them in that order) ``(n, q, k, C)``, the shard's parameters n in P = n / q
+    pieces of q, k pieces per chunk, C chunks:
+
+        P = ceil(n / min(B / ranks, n)),   q = n / P,   k = max(1, floor((n / times) / q)),   C = ceil(P / k)
+
+    ``n`` the shard (:func:`optimizer_shards`). Pieces: the optimizer steps parameter by parameter, and a rank's
+    parameters are the pieces of the model's tensors that fall in its contiguous 1 / ranks range of each
+    gradient-buffer bucket (Megatron-Core distributed optimizer; ``ranks`` the shard group: dp x cp dense,
+    expert-dp for experts), so no piece exceeds B / ranks, B = max(40,000,000, 1,000,000 x dp) the default bucket
+    (:func:`trainsim.perf.comm_dp.mcore_bucket_params`); where the weight matrices, which hold nearly all elements,
+    are larger than such a range, a range lies inside one or two of them, so the shard is taken as equal pieces of
+    that size (an upper bound where the matrices are smaller: the engine keeps no tensor sizes). A stage past
+    the first (Megatron-Core sets bucket_size None at pp_rank > 0, distributed_data_parallel.py at core_r0.8.0 and
+    d98e8a6) has one bucket, its pieces whole tensors, larger: not modelled, so there q is a lower bound.
+    Chunks: ``swap_adamw_step`` (Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/
+    swap_optimizer.py) loads parameters while ``swap_count + numel <= swap_numel or swap_count <= 0``,
+    ``swap_numel`` = n // ``--swap-optimizer-times``: k whole pieces per chunk, or one piece alone where a piece is
+    larger than that."""
+    T = float(ctx.swap_optimizer_times)
+    bucket = mcore_bucket_params(p.dp)
+    out: list[tuple[Num, Num, Num, Num]] = []
+    for n, ranks in zip(optimizer_shards(ctx, p, dense, expert), _shard_groups(ctx, p)):
+        n = np.asarray(n, dtype=np.float64)
+        some = n > 0.0
+        pieces = np.where(some, np.ceil(n / np.where(some, np.minimum(bucket / ranks, n), 1.0) - 1e-9), 0.0)
+        q = np.where(some, n / np.maximum(pieces, 1.0), 0.0)
+        k = np.maximum(1.0, np.floor(n / T / np.where(some, q, 1.0) + 1e-9))
+        out.append((n, q, k, np.ceil(pieces / k - 1e-9)))
+    return out
+
+
+def swap_buffer_bytes(ctx: StepContext, p: Plans, opt_bytes: float, dense: Num, expert: Num) -> Num:
     """HBM bytes of the optimizer states of a plan whose optimizer is swapped (``p.swap``, MindSpeed
     ``--swap-optimizer``): the one chunk the update holds on the device,
 
-        buffer = opt_bytes x max(dense shard, expert shard) / times
+        buffer = opt_bytes x max over (dense, expert) of k x q          (:func:`swap_chunks`)
 
     Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py: each fp32 master shard and
     its ``exp_avg`` / ``exp_avg_sq`` get pinned host copies and their device storage resized to 0
     (``init_param_opt_state``, ``swap_tensors_to_host``): "device侧仅保留逻辑视图" (docs/zh/features/
-    swap-optimizer.md), so between steps the device holds none of them. ``swap_adamw_step`` loads about
-    ``swap_numel`` = (the optimizer's sharded parameters) // ``--swap-optimizer-times`` elements at a time and
+    swap-optimizer.md), so between steps the device holds none of them. ``swap_adamw_step`` loads a chunk of
+    k pieces (at most ``swap_numel`` = shard // ``--swap-optimizer-times`` elements, or one larger piece alone) and
     sends each parameter's states back after its update; the next chunk's load waits for the previous chunk's
     stores, so at most one chunk is on the device. Megatron-Core's ChainedOptimizer steps the dense and the expert
     distributed optimizers one after the other, each with its own ``swap_numel``: the larger one's chunk. The chunk
     is counted with the resident states (it lives only during the update, after the activations are freed: an
-    upper bound of the step's share); a single parameter shard larger than a chunk, which is loaded alone
-    (``swap_count <= 0``), is not counted."""
-    d1 = np.where(p.zero >= 1, d_sh, dense)
-    e1 = np.where(p.zero >= 1, e_sh, expert)
-    return opt_bytes * np.maximum(d1, e1) / float(ctx.swap_optimizer_times)
+    upper bound of the step's share)."""
+    (_, qd, kd, _), (_, qe, ke, _) = swap_chunks(ctx, p, dense, expert)
+    return opt_bytes * np.maximum(kd * qd, ke * qe)
 
 
 def _mean_layer_activations(ctx: StepContext, p: Plans, tokens: Num) -> tuple[Num, Num, Num]:

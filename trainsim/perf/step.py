@@ -48,7 +48,8 @@ from .compute import (attention_bwd, attention_fwd, eager_kernels_fwd_bwd, eleme
 from .collectives import exposed, p2p_time
 from .calibration import Calib
 from .context import BF16_BYTES, StepContext
-from .memory import memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, rank_layers
+from .memory import (memory_breakdown, memory_total, model_state_params, offload_bytes_per_microbatch, optimizer_shards,
+                     rank_layers, swap_chunks)
 from .recompute import pointwise_recompute_fwd, selective_recompute_fwd
 from .pipeline import bubble_time, dp_sync_window, mirrored_stages, overlaps_ep_comm, pipeline_calls, virtual_stages
 from .arrays import Array, Num
@@ -482,27 +483,45 @@ def host_offload_time(ctx: StepContext, opt_params: Num, local_params: Num, comp
     return t
 
 
-def swap_optimizer_time(ctx: StepContext, p: Plans, opt_params: Num, adam_s: Num) -> Num:
+def swap_optimizer_time(ctx: StepContext, p: Plans, dense: Num, expert: Num, adam_s: Num) -> Num:
     """The optimizer step of plans whose optimizer states are swapped to host memory (``p.swap``, MindSpeed
-    ``--swap-optimizer``; ``adam_s`` where not): the states of the ``opt_params`` sharded parameters come in over
-    the host link and go back, the update running on the device as they arrive:
+    ``--swap-optimizer``; ``adam_s``, the HBM-bound Adam of the chip's whole shard, where not), on a chip holding
+    ``dense`` and ``expert`` parameters. Per distributed optimizer, its shard in C chunks of k pieces of q
+    parameters (:func:`trainsim.perf.memory.swap_chunks`, P = n / q pieces), each piece's load h, update a and
+    store h (h = opt_bytes x q / host_link_bw, opt_bytes the fp32 master + moments, 12; a = adam_s x q / shard):
 
-        t = max(adam_s, opt_bytes x opt_params / host_link_bw)      (opt_bytes: fp32 master + moments, 12)
+        t = sum over (dense, expert) of [ (P - C) x max(h, a) + C x (2h + a) ]  -  h of the last one stepped
 
-    Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py ``swap_adamw_step``: at
-    the start of each chunk (about 1/``--swap-optimizer-times`` of the parameters) it issues the chunk's
-    host-to-device copies of master, ``exp_avg`` and ``exp_avg_sq`` on ``swap_to_device_stream``; each parameter's
-    fused AdamW waits only for its own copy (``wait_swap_to_device_event``), and its states go back on
-    ``swap_to_host_stream`` right after its update, so within a chunk the update and the stores run under the
-    chunk's loads (the two directions of the link at once: ``host_link_bw`` is one direction's). The next chunk's
-    loads, and the compute stream, wait for every store issued so far (``wait_stream(swap_to_host_stream)``), so
-    the chunks do not overlap one another, nor the forward or backward, which the loads follow (the update is
-    called after the backward and the gradient sync). The last chunk's stores, waited for only by the next step's
-    update, run behind the next forward. So one direction's bytes over the link are exposed, the Adam kernels
-    (HBM-bound, ``adam_s``) under them; the last parameter of each chunk (its update and store after the loads
-    end) is left out."""
-    return np.where(p.swap > 0, np.maximum(adam_s, opt_params * ctx.optimizer.optimizer_bytes / ctx.host_link_bw),
-                    adam_s)
+    Ascend/MindSpeed 028de58c mindspeed/core/optimizer/swap_optimizer/swap_optimizer.py ``swap_adamw_step``: at a
+    chunk's first parameter (``swap_count == 0``) the compute stream and ``swap_to_device_stream`` both wait for
+    every store issued so far (``wait_stream(swap_to_host_stream)``), then the chunk's host-to-device copies of
+    master, ``exp_avg`` and ``exp_avg_sq`` are all issued on ``swap_to_device_stream``; each parameter's fused
+    AdamW (``npu_apply_fused_adamw_v2``) waits only for its own copy (``wait_swap_to_device_event``), and its
+    states go back on ``swap_to_host_stream`` right after its update. So a chunk is a three-stage pipeline
+    (load, update, store; the two directions of the link at once, ``host_link_bw`` being one direction's) of
+    makespan h + a + h + (k - 1) x max(h, a): its first load is exposed before any update, its last update and
+    store after the loads end. The next chunk's loads wait for that last store, so chunks do not overlap one
+    another (nor the forward or backward: the update is called after the backward and the gradient sync); the
+    dense optimizer's last store is waited for by the expert optimizer's first chunk (Megatron-Core's
+    ChainedOptimizer steps them one after the other, ``swap_count`` back to 0), and only the last one's last
+    store, waited for by the next step's update, runs behind the next forward. Many pieces per chunk: one
+    direction's bytes, max(adam_s, 12 x shard / host_link_bw); one piece per chunk (a piece larger than
+    shard / ``--swap-optimizer-times``, loaded alone): both directions and the update in series. Per-parameter
+    kernel launches (one fused AdamW and one copy to the BF16 weight per parameter) are not counted."""
+    if not np.any(p.swap):
+        return adam_s
+    o_rate = ctx.optimizer.optimizer_bytes / ctx.host_link_bw    # seconds per parameter, one direction
+    parts = swap_chunks(ctx, p, dense, expert)
+    shard = parts[0][0] + parts[1][0]
+    a_rate = adam_s / np.where(shard > 0.0, shard, 1.0)
+    t: Num = 0.0
+    last: Num = 0.0
+    for n, q, _, chunks in parts:
+        h, a = o_rate * q, a_rate * q
+        pieces = np.where(q > 0.0, n / np.where(q > 0.0, q, 1.0), 0.0)
+        t = t + (pieces - chunks) * np.maximum(h, a) + chunks * (2.0 * h + a)
+        last = np.where(n > 0.0, h, last)
+    return np.where(p.swap > 0, t - last, adam_s)
 
 
 def p2p_hop_time(ctx: StepContext, p: Plans, tokens: Num) -> Num:
@@ -805,10 +824,10 @@ def evaluate(ctx: StepContext, p: Plans, detail: bool = True, shared: SharedCost
     sel_last = (p.pp == 1) | (m * st_last["t_mb"] + st_last["dp_exp"] >= m * st_other["t_mb"] + st_other["dp_exp"])
     st = {k: np.where(sel_last, st_last[k], st_other[k]) for k in st_last}
     t_mb, off_exp, dp_exp = st["t_mb"], st["off_exp"], st["dp_exp"]
-    edp = p.expert_dp
-    # sharded where ZeRO >= 1 (x / 1 = x exactly elsewhere), selected at the plans' shape
-    opt_params = np.where(p.zero >= 1, dense / ctx.shard_ranks(p), dense) + np.where(p.zero >= 1, expert / edp, expert)
-    optimizer = swap_optimizer_time(ctx, p, opt_params, hbm_time(opt_params * c.optimizer_step_bytes, ctx))
+    # sharded where ZeRO >= 1 (memory.optimizer_shards)
+    d1, e1 = optimizer_shards(ctx, p, dense, expert)
+    opt_params = d1 + e1
+    optimizer = swap_optimizer_time(ctx, p, dense, expert, hbm_time(opt_params * c.optimizer_step_bytes, ctx))
     # the DDP's per-step passes over the whole local gradient buffer (zero, NaN check, 1/dp scaling; comm_dp)
     optimizer = optimizer + hbm_time(grad_buffer_pass_bytes(ctx, p, dense, expert), ctx)
     optimizer = optimizer + host_offload_time(ctx, opt_params, dense + expert, m * t_mb_slow)

@@ -719,6 +719,17 @@ def trainer_run(arch: Arch, system: System, chips: int, seq_len: int, micro_batc
                optimizer=OptimizerSpec(**(optimizer or {})), framework=framework)
 
 
+def logprob_plan(stated: dict | None, completed: dict) -> dict:
+    """The run-spec plan of the log-prob passes: the trainer's plan as the engine completed it (``completed``, an
+    ``Estimate.plan``) over what the recipe stated, evaluated as given: a forward-only pass keeps no activations for
+    a backward, so the training memory check does not apply to it; with its data-parallel size (the log-probs run on
+    the trainer's own workers) and ``swap_optimizer``, so that the plan round-trips: a swapped optimizer the search
+    chose moves no time here (:func:`forward_only_s` leaves the optimizer out) but, dropped, the pass's plan kept
+    the optimizer states in HBM, a plan other than the trainer's."""
+    keys = (*PLAN_FIELDS, "dp", "swap_optimizer")
+    return {**(stated or {}), **{k: completed[k] for k in keys if completed.get(k) is not None}}
+
+
 def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: int, precision: str = "bf16",
                extra_forward_passes: float = 1.0, plan: dict | None = None,
                pack_tokens: int | None = None, pad_multiple: int = 1, longest_len: int | None = None,
@@ -794,10 +805,7 @@ def train_time(arch: Arch, system: System, chips: int, sequences: int, seq_len: 
         dp = max(int(est.plan.get("dp", 1) or 1), 1)
         lp_tokens = logprob_pack_tokens or pack_tokens
         lp_len, lp_mbs = logprob_microbatches(sequences, dp, seq_len, lp_tokens, pad_multiple)
-        # the trainer's plan as the engine completed it, evaluated as given: a forward-only pass keeps no
-        # activations for a backward, so the training memory check does not apply to it
-        # (and its data-parallel size: the log-probs run on the trainer's own workers)
-        lp_plan = {**(plan or {}), **{k: est.plan[k] for k in (*PLAN_FIELDS, "dp") if est.plan.get(k) is not None}}
+        lp_plan = logprob_plan(plan, est.plan)
         if lp_tokens and longest_len and int(est.plan.get("pp", 1)) > 1:
             lp_len = pipeline_packed_len(lp_len, longest_len, pad_multiple)
         if (lp_len, lp_mbs) == (run.training.seq_len, run.training.global_batch_seqs):

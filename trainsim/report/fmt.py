@@ -39,7 +39,7 @@ def search_counts(evaluated: int, feasible: int, rejected: dict, fit_word: str =
 
 
 #: what a plan that does not fit says when none of :mod:`trainsim.fit_advice`'s single changes makes it fit
-NO_SINGLE_FIX = "no single change tried fits (recompute, ZeRO, offload, micro-batch, pp x 2)"
+NO_SINGLE_FIX = "no single change tried fits (recompute, ZeRO, offload, swapped optimizer where offered, micro-batch, pp x 2)"
 
 
 def does_not_fit(d: dict) -> str:
