@@ -5,7 +5,12 @@ Every expected figure is derived by hand in the test (or counted from an indepen
 the engine's output."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from conftest import load_module
 
@@ -34,3 +39,25 @@ def test_rl_target_sentence_counts_the_table():
     frag = rn.rl_target_fragment()
     assert f"reaches the 20% target on {within} of the {len(rows)} runs" in frag
     rn.assert_in_readme(frag)
+
+
+# --- 2. `trainsim infer --validate` piped: the deployment names in full --------------------------------------------
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m trainsim ARGS`` from the repository root with its output piped (not a terminal), as a script or
+    ``| less`` reads it."""
+    return subprocess.run([sys.executable, "-m", "trainsim", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+
+
+def test_infer_validate_prints_every_deployment_name_whole():
+    """Piped, the serving error table was 80 columns wide and cut every name to 22 characters: the seven
+    CloudMatrix rows all read 'cloudmatrix384-…' and the eight MLPerf v4.1 rows 'mlperf41-llama2…', so no row
+    could be told from its neighbours (`trainsim posttrain --validate` already printed its run names whole). The
+    names are the ``name:`` of each file of validation/inference/."""
+    out = _cli("infer", "--validate")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for f in sorted((ROOT / "validation" / "inference").glob("*.yaml")):
+        name = yaml.safe_load(f.read_text())["name"]
+        assert any(f"│ {name} " in line for line in lines), f"{name} is not printed whole"

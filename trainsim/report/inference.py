@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from .terminal import console, table
+from .terminal import console, table, wide_console
 from .fmt import gib, plan, value
 # HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
 from ..inference.setup import speculative_tokens_per_step
@@ -88,10 +88,11 @@ def render_infer(res: dict) -> None:
 
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
     """``trainsim infer --validate``: predicted vs published serving points, their summary and the latency-bound table."""
-    c = console()
+    c = wide_console(160)   # piped: 160 columns, so the names are not cut to 'cloudmatrix384-…' (seven rows alike)
     t = table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "range", "error"):
-        t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left")
+        t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left",
+                     overflow="fold" if col == "deployment" else "ellipsis")
     for r in rows:
         rg = r.get("predicted_range")
         t.add_row(r["name"] + ("" if r.get("counted", True) else " (production average, not counted)"), r["phase"],
