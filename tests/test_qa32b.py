@@ -61,3 +61,39 @@ def test_infer_validate_prints_every_deployment_name_whole():
     for f in sorted((ROOT / "validation" / "inference").glob("*.yaml")):
         name = yaml.safe_load(f.read_text())["name"]
         assert any(f"│ {name} " in line for line in lines), f"{name} is not printed whole"
+
+
+# --- 3. a decode that cannot hold one sequence: the need and the alternatives of a real sequence --------------------
+
+def _serving_spec(tmp_path: Path, chips: int) -> Path:
+    f = tmp_path / f"llama70b-122k-{chips}.yaml"
+    f.write_text(yaml.safe_dump({
+        "name": "t", "model": "llama-3.1-70b", "system": "hgx-h800", "chips": chips,
+        "serving": {"phase": "decode", "input_len": 120000, "output_len": 2000, "precision": "bf16"}}))
+    return f
+
+
+def test_decode_that_holds_no_sequence_states_the_need_of_one(tmp_path):
+    """Llama 3.1 70B in BF16 decoding 120,000 + 2,000 tokens on one H800: the answer said 'smallest need 136.3 GiB
+    per chip' (a candidate of 1/32 of a sequence per chip: 1/32 of its KV cache) and offered 'chips: 2 -> fits,
+    but no plan meets the other bounds' with no bound stated; on 2 chips it then said the batch the spec allows was
+    0.5 sequences per replica, where the spec states no batch and HBM is what binds.
+
+    By hand, one sequence on one chip: weights 70,553,706,496 parameters x 2 B (meta-llama/Llama-3.1-70B
+    config.json / model.safetensors.index.json total_size 141,107,412,992 B); KV cache at the mean decode context
+    120,000 + 2,000 / 2 = 121,000 tokens x 80 layers x 8 KV heads x 128 x 2 (K, V) x 2 B = 39,649,280,000 B;
+    buffers 4e9 B (inference.yaml buffer_bytes) -> 184,756,692,992 B = 172.1 GiB. On 2 chips (tp 2): half the
+    weights and half the KV (heads split), 87.9 GiB > 80 GiB (H800: 80 GiB), so 2 chips do not fit either; 4 do."""
+    one = _cli("infer", str(_serving_spec(tmp_path, 1)))
+    assert one.returncode == 1 and one.stdout == ""
+    msg = one.stderr.strip()
+    assert len(msg.splitlines()) == 1
+    need_gib = (141_107_412_992 + 121_000 * 80 * 8 * 128 * 2 * 2 + 4e9) / 2**30
+    assert f"smallest need {need_gib:.1f} GiB per chip" in msg
+    assert "chips: 2" not in msg and "chips: 4 -> " in msg
+    assert "no plan meets the other bounds" not in msg
+    two = _cli("infer", str(_serving_spec(tmp_path, 2)))
+    assert two.returncode == 1
+    half_gib = (141_107_412_992 / 2 + 121_000 * 80 * 8 * 128 * 2 * 2 / 2 + 4e9) / 2**30
+    assert f"no decode plan fits in HBM (smallest need {half_gib:.1f} GiB per chip" in two.stderr
+    assert "the batch the spec allows" not in two.stderr

@@ -146,6 +146,10 @@ class Evaluated:
     #: the candidates that fit and give each data-parallel replica and pipeline stage work, before the latency
     #: bound (``ok`` is these that also meet it): what a missed bound is told among (serve._no_plan)
     busy: np.ndarray | None = None
+    #: the candidates that give each data-parallel replica and pipeline stage work, fitting or not (``busy`` is
+    #: these that fit): what "no plan fits in HBM" is said of (serve._no_plan, qa32b: a 1/32-sequence candidate
+    #: fitted, so a 122K-token Llama 3.1 70B decode was told 'smallest need 136.3 GiB' and 'chips: 2 -> fits')
+    work: np.ndarray | None = None
 
     def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
         """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
@@ -267,10 +271,11 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes * hbm_fraction
-    busy = fits & (b >= p.pp * p.dp - 1e-9)
+    work = b >= p.pp * p.dp - 1e-9
+    busy = fits & work
     ok = busy & (tpot <= tpot_bound_s * (1 + 1e-9)) if tpot_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy)
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy, work=work)
 
 
 def idle_share_batch(share, replicas, sequences):
@@ -322,8 +327,9 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     act = prefill_activation_bytes(s, p, b / prefill_round_chunks(s, p, b, input_len), input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
-    busy = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
+    work = b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1)
+    busy = fits & work
     ok = busy & (ttft <= ttft_bound_s * (1 + 1e-9)) if ttft_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy)
+    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy, work=work)
