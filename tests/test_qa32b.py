@@ -97,3 +97,20 @@ def test_decode_that_holds_no_sequence_states_the_need_of_one(tmp_path):
     half_gib = (141_107_412_992 / 2 + 121_000 * 80 * 8 * 128 * 2 * 2 / 2 + 4e9) / 2**30
     assert f"no decode plan fits in HBM (smallest need {half_gib:.1f} GiB per chip" in two.stderr
     assert "the batch the spec allows" not in two.stderr
+
+
+# --- 4. serving runners-up: other deployments, not copies of the best one -------------------------------------------
+
+def test_runners_up_are_not_replicas_of_the_best():
+    """The example (Llama 3.1 8B, FP8, on H800, TPOT <= 30 ms) had as its four decode runners-up 20, 28, 40 and 56
+    copies of its best 2-chip tp-2 instance, at the same batch per chip and the same tokens/s per chip (float noise
+    ordered them above the 4-, 6- and 8-chip copies): no alternative at all. A dense model's data-parallel replicas
+    are independent servers, so an instance of k replicas is k copies of one: each listed deployment must differ in
+    its replica (tp, pp, sequences per replica), and each is shown as its smallest instance (dp 1)."""
+    from trainsim.api.serving import infer
+    d = infer(ROOT / "examples" / "serving-llama-3.1-8b-h800.yaml").to_dict()["decode"]
+    listed = [{**d["plan"], "batch_per_chip": d["batch_per_chip"]}] + d["runners_up"]
+    assert len(listed) == 5
+    shapes = [(r["tp"], r["pp"], r["batch_per_chip"] * r["chips"] / r["dp"]) for r in listed]
+    assert len(set(shapes)) == len(shapes), shapes
+    assert all(r["dp"] == 1 for r in listed)

@@ -153,18 +153,25 @@ class Evaluated:
 
     def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
         """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
-        (chips, tp, pp, ep, batch) once and none the same as candidate ``exclude`` (the best): a stack's running cap
-        clips several per-chip batches of the grid to one batch, and the same plan at the same batch was listed
-        three times (qa30b)."""
+        data-parallel replica shape (tp, pp, ep, batch per replica) once and none the same as candidate ``exclude``
+        (the best): a stack's running cap clips several per-chip batches of the grid to one batch, and the same
+        plan at the same batch was listed three times (qa30b); an instance of more replicas of the same shape is
+        the same deployment, the same numbers to the last bits, and Llama 3.1 8B's best 2-chip tp-2 instance had
+        as its four runners-up 20, 28, 40 and 56 copies of itself (qa32b). Each shape is shown as its smallest
+        instance."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
         p = self.plans
-        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.chips, p.tp, p.pp, p.ep, self.batch)]
+        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.tp, p.pp, p.ep, self.batch / p.dp)]
         if exclude is not None:
             order = np.concatenate(([exclude], order[order != exclude]))
         keys = np.stack([c[order] for c in cols], axis=1)
-        _, first = np.unique(keys, axis=0, return_index=True)
-        kept = order[np.sort(first)]
+        _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        # per shape, the position of its smallest instance (the earliest among equals)
+        by = np.lexsort((np.arange(order.size), np.broadcast_to(p.chips, self.batch.shape)[order], group))
+        smallest = by[np.r_[True, group[by][1:] != group[by][:-1]]]
+        kept = order[smallest[group[np.sort(first)]]]
         if exclude is not None:
             kept = kept[1:]
         return [int(i) for i in kept[:n]]
