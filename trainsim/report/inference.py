@@ -75,9 +75,11 @@ def render_infer(res: dict) -> None:
         if res.get("max_batched_tokens"):
             t.add_row("tokens per step and scheduler (budget)", f"{res['max_batched_tokens']:,}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
-        rounds = p.get("rounds_to_first_token", 1.0)
+        rounds, pp = p.get("rounds_to_first_token", 1.0), p["plan"].get("pp", 1)
         t.add_row("time to first token", f"{p['ttft_s']:.2f} s ("
-                  + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"))
+                  + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"
+                     if pp == 1 else f"{rounds:,.3g} rounds: the prompt's pieces cross the {pp} pipeline stages in "
+                     "turn)"))
     if "output_tokens_per_s_per_chip" in agg:
         t.add_row("output tokens/s per chip (prefill and decode on the same chips)",
                   f"{agg['output_tokens_per_s_per_chip']:,.1f}")
