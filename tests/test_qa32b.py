@@ -141,3 +141,27 @@ def test_ttft_of_a_prompt_cut_over_pipeline_stages_pays_the_fill(tmp_path):
         p = prefill(plan, chips)
         round_s = 32768 / (p["tokens_per_s_per_chip"] * chips)     # one prompt a round
         assert p["ttft_s"] / round_s == pytest.approx(slots, rel=1e-9), plan
+
+
+# --- 6. `trainsim posttrain --csv`: the timeline, not only the totals ------------------------------------------------
+
+def test_posttrain_csv_has_a_row_per_phase():
+    """`posttrain SPEC --csv` printed the answer as one flattened row, and the flattening drops lists of records:
+    the phases -- the timeline the command is for -- were missing (only `--json` had them). Now a `role` column: the
+    step row, then one row per phase. By hand for the example (two-teacher OPD, 512 prompts x 16 samples, half of
+    them scored by the teacher on cluster math): token ids main -> math are 4,096 sequences x (1,024 + 16,384)
+    tokens x 4 B (int32 ids) = 285,212,672 B, and its sampled log-probs back are 4,096 x 16,384 generated tokens
+    x 4 B (FP32) = 268,435,456 B; in this one-step-off run the student's cluster does everything else one phase
+    after another, so its phases add up to the step."""
+    import csv
+    import io
+    out = _cli("posttrain", "examples/posttrain-opd-two-clusters.yaml", "--csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["role"] for r in rows[:2]] == ["step", "phase"]
+    step, phases = rows[0], rows[1:]
+    assert all(r["role"] == "phase" for r in phases)
+    by_link = {r["link"]: float(r["bytes"]) for r in phases if r.get("link")}
+    assert by_link == {"main->math": 4096 * (1024 + 16384) * 4, "math->main": 4096 * 16384 * 4}
+    on_main = sum(float(r["seconds"]) for r in phases if r.get("cluster") == "main")
+    assert on_main == pytest.approx(float(step["step_time_s"]), rel=1e-9)
