@@ -165,3 +165,25 @@ def test_posttrain_csv_has_a_row_per_phase():
     assert by_link == {"main->math": 4096 * (1024 + 16384) * 4, "math->main": 4096 * 16384 * 4}
     on_main = sum(float(r["seconds"]) for r in phases if r.get("cluster") == "main")
     assert on_main == pytest.approx(float(step["step_time_s"]), rel=1e-9)
+
+
+# --- 7. post-training cross-field refusals name their field, value and expectation ------------------------------------
+
+def test_posttrain_cross_field_refusals_name_the_field(tmp_path):
+    """Three refusals of the example post-training spec, mutated, said 'kind rl takes no teachers (use kind opd)',
+    'kind opd needs at least one teacher' and 'student.rollout_chips 1000 exceeds cluster 'main' chips 384': no
+    field named in the first two, and none of them the 'field: value ...; expected ...' line every other refusal
+    gives. Each is one line, exit 2, naming the field, the value and what was expected."""
+    base = yaml.safe_load((ROOT / "examples" / "posttrain-opd-two-clusters.yaml").read_text())
+    rl = {**base, "kind": "rl"}
+    opd = {k: v for k, v in base.items() if k != "teachers"}
+    chips = {**base, "student": {**base["student"], "rollout_chips": 1000}}
+    for spec, start, value, expected in ((rl, "teachers: ", "got 2", "expected none"),
+                                         (opd, "teachers: ", "got none", "expected a list"),
+                                         (chips, "student.rollout_chips: ", "1,000", "expected at most 384")):
+        f = tmp_path / "p.yaml"
+        f.write_text(yaml.safe_dump(spec))
+        out = _cli("posttrain", str(f))
+        msg = out.stderr.strip()
+        assert out.returncode == 2 and len(msg.splitlines()) == 1 and "Traceback" not in msg, msg
+        assert msg.startswith(f"error: {f}: {start}") and value in msg and expected in msg, msg
