@@ -187,3 +187,16 @@ def test_posttrain_cross_field_refusals_name_the_field(tmp_path):
         msg = out.stderr.strip()
         assert out.returncode == 2 and len(msg.splitlines()) == 1 and "Traceback" not in msg, msg
         assert msg.startswith(f"error: {f}: {start}") and value in msg and expected in msg, msg
+
+
+# --- 8. the pipeline fill, in one place, for a round its token budget cuts into steps ---------------------------------
+
+def test_pipeline_fill_is_one_slot_per_stage_of_a_chunk():
+    """A forward pipeline of pp stages fills once: pp - 1 stage slots, a slot being one micro-batch chunk's stage
+    time. A round of c budget steps is c x pp slots, so the fill is (pp - 1) / (pp x c) of a round (hand: pp 2,
+    c 3 -> 1/6; pp 16, c 1 -> 15/16; pp 1 -> 0). The teacher-scoring job (posttrain prefill_job) charged
+    (pp - 1) / pp of a round whatever c, c times the fill; the serving TTFT (commit 48e9761a) had its own copy."""
+    import numpy as np
+    from trainsim.inference.step import pipeline_fill_rounds
+    got = pipeline_fill_rounds(np.array([2.0, 16.0, 1.0]), np.array([3.0, 1.0, 4.0]))
+    assert got == pytest.approx([1 / 6, 15 / 16, 0.0], rel=1e-12)

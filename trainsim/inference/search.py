@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import TrainsimError
 from .setup import ServeSetup
-from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, prefill_round_chunks, step_time,
-                   weight_bytes_per_chip)
+from .step import (ServePlans, kv_bytes_per_chip, pipeline_fill_rounds, prefill_activation_bytes,
+                   prefill_round_chunks, step_time, weight_bytes_per_chip)
 
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
@@ -316,7 +316,7 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     ``c x pp`` stage slots of the pipeline in its steady state, one micro-batch chunk entering per slot. A prompt
     cut into ``k = c x max(1, pp x dp / b)`` pieces (chunks, and micro-batches where a replica has fewer prompts
     than stages) is done when its last piece leaves the last stage, ``k + pp - 1`` slots after its first piece
-    entered (the fill a pipeline schedule pays, Narayanan et al. 2021 sec. 2.2.1, forward only), so
+    entered (the fill a pipeline schedule pays, :func:`~trainsim.inference.step.pipeline_fill_rounds`), so
     ``TTFT = round x (max(1, pp x dp / b) + (pp - 1) / c) / pp``: one round for whole prompts at ``c = 1``, and
     ``round x max(1, dp / b)`` at ``pp = 1``. (Llama 3.1 70B in FP8, one 32,768-token prompt on 16 H800 at tp 1 x
     pp 16: 16 pieces of 2,048 tokens, 31 slots, was shown a TTFT of one round, 0.39 s, the time of 16 slots, and
@@ -338,7 +338,7 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)
     tps = b * input_len / rnd / p.chips
     chunks = prefill_round_chunks(s, p, b, input_len)
-    ttft = rnd * (np.maximum(1.0, p.pp * p.dp / b) + (p.pp - 1.0) / chunks) / p.pp
+    ttft = rnd * (np.maximum(1.0, p.pp * p.dp / b) / p.pp + pipeline_fill_rounds(p.pp, chunks))
     w = weight_bytes_per_chip(s, p)
     kv = kv_bytes_per_chip(s, p, np.maximum(b, p.dp), input_len)
     # activations are held for one step's tokens: a round chunked under the stack's budget holds one chunk's
