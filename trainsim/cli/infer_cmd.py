@@ -20,13 +20,15 @@ from ..api import posttraining, serving
 from ..report.inference import render_errors, render_infer
 from ..report.terminal import print_json
 from .csvopt import print_rows
-from ..report.posttrain import render_posttrain, render_rl_errors
+from ..report.posttrain import posttrain_csv_rows, render_posttrain, render_rl_errors
 
 
-def _emit(answer: dict, csv_: bool, json_: bool, render: Callable[[dict], None], rows: str | None = None) -> None:
-    """Print one answer as CSV rows (``answer[rows]`` when given), one JSON object, or the rich rendering."""
+def _emit(answer: dict, csv_: bool, json_: bool, render: Callable[[dict], None], rows: str | None = None,
+          csv_rows: Callable[[dict], list[dict]] | None = None) -> None:
+    """Print one answer as CSV rows (``answer[rows]`` when given, else ``csv_rows(answer)``, else the answer as one
+    row), one JSON object, or the rich rendering."""
     if csv_:
-        print_rows(answer[rows] if rows else answer)
+        print_rows(answer[rows] if rows else csv_rows(answer) if csv_rows else answer)
     elif json_:
         print_json(answer)
     else:
@@ -44,7 +46,8 @@ def _nothing_compared(table: dict, spec: Path | None) -> None:
 
 def _table_or_answer(spec: Path | None, validate: bool, csv_: bool, json_: bool, *, what: str,
                      table: Callable[[list | None], api.Answer], render_table: Callable[[dict], None],
-                     answer: Callable[[Path], api.Answer], render: Callable[[dict], None]) -> None:
+                     answer: Callable[[Path], api.Answer], render: Callable[[dict], None],
+                     csv_rows: Callable[[dict], list[dict]] | None = None) -> None:
     """What ``infer`` and ``posttrain`` print: with ``--validate`` the error ``table`` against SPEC's reported
     figures (all of the validation set without SPEC; exit 1 when it has no row), else the ``answer`` for SPEC (none
     given: bad input asking for ``what``)."""
@@ -55,7 +58,7 @@ def _table_or_answer(spec: Path | None, validate: bool, csv_: bool, json_: bool,
         return
     if spec is None:
         raise api.TrainsimError(f"give a {what} (or --validate)", field="SPEC")
-    _emit(answer(spec).to_dict(), csv_, json_, render)
+    _emit(answer(spec).to_dict(), csv_, json_, render, csv_rows=csv_rows)
 
 
 @app.command("infer")
@@ -82,4 +85,4 @@ def posttrain_cmd(spec: Path = typer.Argument(None, help="post-training spec YAM
     _table_or_answer(spec, validate, csv_, json_, what="post-training spec YAML",
                      table=posttraining.posttrain_validate,
                      render_table=lambda t: render_rl_errors(t["rows"], t["summary"]),
-                     answer=posttraining.posttrain, render=render_posttrain)
+                     answer=posttraining.posttrain, render=render_posttrain, csv_rows=posttrain_csv_rows)

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import TrainsimError
 from .setup import ServeSetup
-from .step import (ServePlans, kv_bytes_per_chip, prefill_activation_bytes, prefill_round_chunks, step_time,
-                   weight_bytes_per_chip)
+from .step import (ServePlans, kv_bytes_per_chip, pipeline_fill_rounds, prefill_activation_bytes,
+                   prefill_round_chunks, step_time, weight_bytes_per_chip)
 
 DECODE_BATCH_GRID = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
                      768, 1024)
@@ -146,21 +146,32 @@ class Evaluated:
     #: the candidates that fit and give each data-parallel replica and pipeline stage work, before the latency
     #: bound (``ok`` is these that also meet it): what a missed bound is told among (serve._no_plan)
     busy: np.ndarray | None = None
+    #: the candidates that give each data-parallel replica and pipeline stage work, fitting or not (``busy`` is
+    #: these that fit): what "no plan fits in HBM" is said of (serve._no_plan, qa32b: a 1/32-sequence candidate
+    #: fitted, so a 122K-token Llama 3.1 70B decode was told 'smallest need 136.3 GiB' and 'chips: 2 -> fits')
+    work: np.ndarray | None = None
 
     def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
         """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
-        (chips, tp, pp, ep, batch) once and none the same as candidate ``exclude`` (the best): a stack's running cap
-        clips several per-chip batches of the grid to one batch, and the same plan at the same batch was listed
-        three times (qa30b)."""
+        data-parallel replica shape (tp, pp, ep, batch per replica) once and none the same as candidate ``exclude``
+        (the best): a stack's running cap clips several per-chip batches of the grid to one batch, and the same
+        plan at the same batch was listed three times (qa30b); an instance of more replicas of the same shape is
+        the same deployment, the same numbers to the last bits, and Llama 3.1 8B's best 2-chip tp-2 instance had
+        as its four runners-up 20, 28, 40 and 56 copies of itself (qa32b). Each shape is shown as its smallest
+        instance."""
         idx = np.flatnonzero(self.ok)
         order = idx[np.argsort(-self.tokens_per_s_per_chip[idx], kind="stable")]
         p = self.plans
-        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.chips, p.tp, p.pp, p.ep, self.batch)]
+        cols = [np.broadcast_to(a, self.batch.shape) for a in (p.tp, p.pp, p.ep, self.batch / p.dp)]
         if exclude is not None:
             order = np.concatenate(([exclude], order[order != exclude]))
         keys = np.stack([c[order] for c in cols], axis=1)
-        _, first = np.unique(keys, axis=0, return_index=True)
-        kept = order[np.sort(first)]
+        _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        # per shape, the position of its smallest instance (the earliest among equals)
+        by = np.lexsort((np.arange(order.size), np.broadcast_to(p.chips, self.batch.shape)[order], group))
+        smallest = by[np.r_[True, group[by][1:] != group[by][:-1]]]
+        kept = order[smallest[group[np.sort(first)]]]
         if exclude is not None:
             kept = kept[1:]
         return [int(i) for i in kept[:n]]
@@ -267,10 +278,11 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes * hbm_fraction
-    busy = fits & (b >= p.pp * p.dp - 1e-9)
+    work = b >= p.pp * p.dp - 1e-9
+    busy = fits & work
     ok = busy & (tpot <= tpot_bound_s * (1 + 1e-9)) if tpot_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy)
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy, work=work)
 
 
 def idle_share_batch(share, replicas, sequences):
@@ -300,6 +312,16 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     128 GiB of KV cache.) Throughput is unchanged: a chunk's attention over the prompt so far averages to the
     prompt's ``b``-weighted share.
 
+    With ``pp`` stages a round of ``c`` budget steps (:func:`~trainsim.inference.step.prefill_round_chunks`) is
+    ``c x pp`` stage slots of the pipeline in its steady state, one micro-batch chunk entering per slot. A prompt
+    cut into ``k = c x max(1, pp x dp / b)`` pieces (chunks, and micro-batches where a replica has fewer prompts
+    than stages) is done when its last piece leaves the last stage, ``k + pp - 1`` slots after its first piece
+    entered (the fill a pipeline schedule pays, :func:`~trainsim.inference.step.pipeline_fill_rounds`), so
+    ``TTFT = round x (max(1, pp x dp / b) + (pp - 1) / c) / pp``: one round for whole prompts at ``c = 1``, and
+    ``round x max(1, dp / b)`` at ``pp = 1``. (Llama 3.1 70B in FP8, one 32,768-token prompt on 16 H800 at tp 1 x
+    pp 16: 16 pieces of 2,048 tokens, 31 slots, was shown a TTFT of one round, 0.39 s, the time of 16 slots, and
+    met a 0.5 s bound, qa32b.)
+
     A round holds at most the prompts the server runs (:func:`running_cap`: the stated ``max_batch_per_instance``,
     else ``max_seqs_per_replica`` per data-parallel replica): every prompt of a round is a running request, so
     vLLM's ``max_num_seqs`` (SGLang's ``--max-running-requests``) caps it as it caps decode. (``trainsim infer`` of
@@ -315,15 +337,17 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
         b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)
     tps = b * input_len / rnd / p.chips
-    ttft = rnd * np.maximum(1.0, p.dp / b)
+    chunks = prefill_round_chunks(s, p, b, input_len)
+    ttft = rnd * (np.maximum(1.0, p.pp * p.dp / b) / p.pp + pipeline_fill_rounds(p.pp, chunks))
     w = weight_bytes_per_chip(s, p)
     kv = kv_bytes_per_chip(s, p, np.maximum(b, p.dp), input_len)
     # activations are held for one step's tokens: a round chunked under the stack's budget holds one chunk's
-    act = prefill_activation_bytes(s, p, b / prefill_round_chunks(s, p, b, input_len), input_len)
+    act = prefill_activation_bytes(s, p, b / chunks, input_len)
     tot = w + kv + act + s.calib.buffer_bytes
     fits = tot <= s.chip.hbm_bytes
-    busy = fits & (b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1))
+    work = b >= p.pp * p.dp * (1.0 - 1e-9) / max(input_len, 1)
+    busy = fits & work
     ok = busy & (ttft <= ttft_bound_s * (1 + 1e-9)) if ttft_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy)
+    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy, work=work)

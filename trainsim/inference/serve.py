@@ -59,6 +59,20 @@ def _row(ev: Evaluated, i: int, kind: str, *, per_token_bytes: float) -> dict[st
     return out
 
 
+def _work(ev: Evaluated) -> np.ndarray:
+    """The candidates of ``ev`` that give each data-parallel replica and pipeline stage work, fitting or not."""
+    return np.broadcast_to(True if ev.work is None else ev.work, ev.batch.shape)
+
+
+def _nothing_fits(ev: Evaluated) -> bool:
+    """Whether no candidate of ``ev`` fits in HBM with work for each replica and stage (where any candidate has
+    work; else whether none fits at all): a decode candidate of 1/32 sequence per chip holds 1/32 of a sequence's
+    KV cache, so its fitting says nothing of a plan that runs one sequence."""
+    fits = np.broadcast_to(ev.fits, ev.batch.shape)
+    work = _work(ev)
+    return not np.any(fits & work) if np.any(work) else not np.any(fits)
+
+
 def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     """Why ``ev`` has no feasible candidate, one line: no plan at all, none fits in HBM, none that fits gives each
     data-parallel replica and pipeline stage work (whatever the latency bound: the batch the spec and the stack's
@@ -68,8 +82,14 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
     4.009 ms)', the fastest of plans whose replicas had no sequence)."""
     if ev.batch.size == 0:
         return f"no {kind} plan: no (tp, pp, ep) candidate divides the chips per instance"
-    if not np.any(ev.fits):
-        return f"no {kind} plan fits in HBM (smallest need {gib(float(np.min(ev.memory['total'])))} per chip)"
+    if _nothing_fits(ev):
+        work = _work(ev)
+        need = np.where(work if np.any(work) else True, np.broadcast_to(ev.memory["total"], ev.batch.shape), np.inf)
+        i = int(np.argmin(need))
+        per = float(ev.batch[i] / np.broadcast_to(ev.plans.pp * ev.plans.dp, ev.batch.shape)[i])
+        return f"no {kind} plan fits in HBM (smallest need {gib(float(need[i]))} per chip" + (
+            f", at {per:,.3g} sequence{'' if per == 1 else 's'} per data-parallel replica and pipeline stage)"
+            if kind == "decode" and np.any(work) else ")")
     busy = np.broadcast_to(ev.fits if ev.busy is None else ev.busy, ev.batch.shape)
     if bound is None or not np.any(busy):
         if kind == "decode":
@@ -202,9 +222,12 @@ def _fit_alternatives(sv: Serving, s: ServeSetup, run) -> str:
         return f"{float(ev.tokens_per_s_per_chip[ev.best]):,.0f} tok/s/chip" if ev.best is not None else \
             "fits, but no plan meets the other bounds"
 
+    def fitting(ev: Evaluated) -> np.ndarray:   # fits with work for each replica and stage (_nothing_fits)
+        return np.broadcast_to(ev.fits, ev.batch.shape) & _work(ev)
+
     if sv.chips:
         ev = run(s, None, max(512, sv.system.scale_up_size))
-        fit = np.flatnonzero(ev.fits & (ev.plans.chips * np.ones_like(ev.batch) > sv.chips))
+        fit = np.flatnonzero(fitting(ev) & (ev.plans.chips * np.ones_like(ev.batch) > sv.chips))
         if fit.size:
             n = int(np.min((ev.plans.chips * np.ones_like(ev.batch))[fit]))
             at = run(s, n, None)
@@ -214,13 +237,13 @@ def _fit_alternatives(sv: Serving, s: ServeSetup, run) -> str:
         xp = sp.expert_precision if sp.expert_precision and BYTES[sp.expert_precision] <= BYTES[w] else None
         ev = run(setup_for(sv.arch, sv.system, w, sp.kv_precision, sp.mtp, s.calib, xp, s.stack,
                            s.max_batched_tokens), sv.chips, None)
-        if np.any(ev.fits):
+        if np.any(fitting(ev)):
             out.append(f"serving.precision: {w} -> {rate(ev)}")
     k = NARROWER_KV.get(sp.kv_precision)
     if k is not None:
         ev = run(setup_for(sv.arch, sv.system, sp.precision, k, sp.mtp, s.calib, sp.expert_precision, s.stack,
                            s.max_batched_tokens), sv.chips, None)
-        if np.any(ev.fits):
+        if np.any(fitting(ev)):
             out.append(f"serving.kv_precision: {k} -> {rate(ev)}")
     return "; ".join(out)
 
@@ -286,7 +309,7 @@ def _require_plan(kind: str, ev: Evaluated, bound, alternatives=None, partial_ok
     if ev.best_rows is None:
         if ev.best is None:
             msg = _no_plan(kind, ev, bound)
-            if ev.batch.size and not np.any(ev.fits):
+            if ev.batch.size and _nothing_fits(ev):
                 alt = alternatives() if alternatives is not None else ""
                 msg += (f"; nearest alternatives: {alt}" if alt else
                         "; more chips per instance, narrower weights or KV cache, or a smaller stated batch")
@@ -297,7 +320,7 @@ def _require_plan(kind: str, ev: Evaluated, bound, alternatives=None, partial_ok
         g = int(bad[0])
         row = Evaluated(ev.plans, ev.batch, np.broadcast_to(ev.latency_s, ev.ok.shape)[g], ev.tokens_per_s_per_chip,
                         ev.round_s, ev.breakdown, ev.memory, np.broadcast_to(ev.fits, ev.ok.shape)[g], ev.ok[g], None,
-                        busy=None if ev.busy is None else np.broadcast_to(ev.busy, ev.ok.shape)[g])
+                        busy=None if ev.busy is None else np.broadcast_to(ev.busy, ev.ok.shape)[g], work=ev.work)
         raise NoPlanError(f"at grid row {g} of the constants: " + _no_plan(kind, row, bound), field="serving")
 
 

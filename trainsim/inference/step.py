@@ -484,6 +484,17 @@ def prefill_round_chunks(s: ServeSetup, p: ServePlans, batch, input_len):
     return prefill_chunks(np.asarray(batch, dtype=np.float64) / p.pp / p.dp * float(input_len), s.token_budget)
 
 
+def pipeline_fill_rounds(pp, chunks):
+    """The fill and drain of a forward-only pipeline as a share of the prefill round it runs in steady state:
+    ``(pp - 1) / (pp x chunks)``. A round of ``chunks`` budget steps (:func:`prefill_round_chunks`) is ``chunks x
+    pp`` stage slots, one micro-batch chunk entering per slot, and the work's first chunk crosses ``pp - 1``
+    stages before the last stage starts (the ``(p - 1) t`` bubble of a pipeline schedule, Narayanan et al. 2021
+    sec. 2.2.1, forward only), once however many rounds follow: the chunks keep the pipeline full between
+    rounds. Example (hand): pp 2, a round of 3 chunks -> 1 / 6 of a round; pp 16, one chunk -> 15 / 16."""
+    pp = np.asarray(pp, dtype=np.float64)
+    return (pp - 1.0) / (pp * np.asarray(chunks, dtype=np.float64))
+
+
 def step_time(s: ServeSetup, p: ServePlans, batch, context, phase: str, *, input_len=None, all_logits=False):
     """One serving round for ``batch`` sequences per instance.
 

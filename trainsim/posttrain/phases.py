@@ -38,7 +38,7 @@ from ..inference.serve import best_prefill, setup_for
 from ..inference.search import (check_tp, evaluate_decode, evaluate_prefill, idle_share_batch, instance_sizes,
                                 plan_grid)
 from ..inference.setup import ServeSetup
-from ..inference.step import ServePlans
+from ..inference.step import ServePlans, pipeline_fill_rounds, prefill_chunks
 from ..model.arch import Arch, Matrix
 from ..model.counts import count
 from ..parallel.divisors import divisors
@@ -451,15 +451,17 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     candidate. An instance runs its prompts in rounds of ``b <= m`` (a point of the prefill grid whose round holds
     no more prompts than the instance has, or a round of exactly ``m``: one more candidate per plan; at most
     ``max_seqs`` a round, :func:`~trainsim.inference.search.running_cap`), and the job takes ``m / b`` rounds plus
-    one pipeline fill and drain: ``round x (m / b + (pp - 1) / pp)`` -- a round is ``pp`` stage times of the
-    pipeline in its steady state, and the job's first micro-batch crosses ``pp - 1`` stages before the last stage
-    starts (the ``(p - 1) t`` bubble of a pipeline schedule, Narayanan et al. 2021 sec. 2.2.1, forward only here).
+    one pipeline fill and drain: ``round x (m / b + (pp - 1) / (pp x c))`` -- a round of ``c`` budget steps is
+    ``c x pp`` stage slots of the pipeline in its steady state, and the job's first chunk crosses ``pp - 1``
+    stages before the last stage starts (:func:`~trainsim.inference.step.pipeline_fill_rounds`; qa32b: the fill
+    was ``round x (pp - 1) / pp``, ``c`` times too long for a round the stack's token budget cuts into ``c``
+    steps).
     Each plan's time is its fastest feasible round; ``inf`` (tokens/s NaN) where none fits. Every busy instance
     works in parallel, so that is the job's time. Example: 8 prompts of 17,408 tokens (Qwen3-30B-A3B) on 256 H800,
     8-chip tp 4 x pp 2 instances (r = 2): 4 of the 32 busy with two prompts each, ``m = 2``; the engine's round of
-    both is 0.200 s: 0.200 x (1 + 1/2) = 0.300 s; rounds of chunks of each prompt (b = 0.47: 1,024 tokens per
-    chip, 0.055 s) fill the pipeline with less: 0.055 x (2 / 0.47 + 1/2) = 0.261 s, the plan's time
-    (tests/test_posttrain_phase_plan.py). With prompts enough for every replica of every instance and ``pp = 1``
+    both is 0.221 s in 3 steps of vLLM's 8,192-token budget (17,408 tokens a micro-batch): 0.221 x (1 + 1/6) =
+    0.258 s, the plan's time; rounds of chunks of each prompt (b = 0.47: 1,024 tokens per chip, one step, 0.055 s)
+    take 0.055 x (2 / 0.47 + 1/2) = 0.261 s (tests/test_posttrain_phase_plan.py). With prompts enough for every replica of every instance and ``pp = 1``
     it is ``prompts x prompt_len / (tokens/s per chip x chips)``, the all-chips formula."""
     n_p = plans.chips.size
     r = plans.pp * plans.dp
@@ -478,8 +480,9 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     tps = cols(grid.tokens_per_s_per_chip, whole.tokens_per_s_per_chip)
     ok = cols(grid.ok, whole.ok) & (b <= m[:, None] * (1 + 1e-9)) & (m >= r * (1 - 1e-9))[:, None]
     pp = plans.pp[:, None]
+    chunks = prefill_chunks(b / (pp * plans.dp[:, None]) * float(prompt_len), s.token_budget)
     with np.errstate(divide="ignore", invalid="ignore"):
-        job = np.where(ok, rnd * (m[:, None] / b + (pp - 1.0) / pp), np.inf)
+        job = np.where(ok, rnd * (m[:, None] / b + pipeline_fill_rounds(pp, chunks)), np.inf)
     j = np.argmin(job, axis=1)
     rows = np.arange(n_p)
     seconds = job[rows, j]

@@ -457,9 +457,11 @@ class PostTrainFile(BaseModel):
                 raise ValueError(f"links.{i}.between: clusters '{a}' and '{b}' already have links.{j}; give each "
                                  "pair of clusters one link")
         if self.kind == "opd" and not self.teachers:
-            raise ValueError("kind opd needs at least one teacher")
+            raise ValueError("teachers: kind opd needs at least one teacher, got none; expected a list of "
+                             "{name, model, cluster, share} (or kind rl)")
         if self.kind == "rl" and self.teachers:
-            raise ValueError("kind rl takes no teachers (use kind opd)")
+            raise ValueError(f"teachers: kind rl takes no teachers, got {len(self.teachers)}; expected none "
+                             "(leave teachers out, or use kind opd)")
         if self.kind == "rl" and self.student.rollouts == "teacher_clusters":   # was ignored (qa21)
             raise ValueError("student.rollouts: teacher_clusters generates each domain's rollouts where its teacher "
                              "lives; kind rl has no teachers (leave rollouts out, or say student)")
@@ -476,8 +478,8 @@ class PostTrainFile(BaseModel):
             seen[n] = j
         rc = self.student.rollout_cluster or self.student.cluster
         if self.student.rollout_chips and self.student.rollout_chips > self.clusters[rc].chips:
-            raise ValueError(f"student.rollout_chips {self.student.rollout_chips} exceeds cluster '{rc}' chips "
-                             f"{self.clusters[rc].chips}")
+            raise ValueError(f"student.rollout_chips: {self.student.rollout_chips:,} chips, more than cluster "
+                             f"'{rc}' has; expected at most {self.clusters[rc].chips:,}")
         if (self.student.rollout_chips and rc == self.student.cluster
                 and self.student.rollout_chips >= self.clusters[rc].chips):
             self.student.rollout_chips = None  # all chips: colocated

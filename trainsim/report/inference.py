@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from .terminal import console, table
+from .terminal import console, table, wide_console
 from .fmt import gib, plan, value
 # HBM in GiB, as every memory table shows it (an "80 GB" H800 holds 80 GiB: trainsim.numfmt.axis_value)
 from ..inference.setup import speculative_tokens_per_step
@@ -75,9 +75,11 @@ def render_infer(res: dict) -> None:
         if res.get("max_batched_tokens"):
             t.add_row("tokens per step and scheduler (budget)", f"{res['max_batched_tokens']:,}")
         t.add_row("prefill tokens/s per chip", f"{p['tokens_per_s_per_chip']:,.0f}")
-        rounds = p.get("rounds_to_first_token", 1.0)
+        rounds, pp = p.get("rounds_to_first_token", 1.0), p["plan"].get("pp", 1)
         t.add_row("time to first token", f"{p['ttft_s']:.2f} s ("
-                  + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"))
+                  + ("one round)" if rounds <= 1.0 + 1e-9 else f"{rounds:,.3g} rounds: a round is a chunk of a prompt)"
+                     if pp == 1 else f"{rounds:,.3g} rounds: the prompt's pieces cross the {pp} pipeline stages in "
+                     "turn)"))
     if "output_tokens_per_s_per_chip" in agg:
         t.add_row("output tokens/s per chip (prefill and decode on the same chips)",
                   f"{agg['output_tokens_per_s_per_chip']:,.1f}")
@@ -88,10 +90,11 @@ def render_infer(res: dict) -> None:
 
 def render_errors(rows: list[dict], summ: dict, latency_rows: list[dict] | None = None) -> None:
     """``trainsim infer --validate``: predicted vs published serving points, their summary and the latency-bound table."""
-    c = console()
+    c = wide_console(160)   # piped: 160 columns, so the names are not cut to 'cloudmatrix384-…' (seven rows alike)
     t = table(title="inference model vs published serving numbers (tokens/s per chip)")
     for col in ("deployment", "phase", "reported", "predicted", "range", "error"):
-        t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left")
+        t.add_column(col, justify="right" if col in ("reported", "predicted", "range", "error") else "left",
+                     overflow="fold" if col == "deployment" else "ellipsis")
     for r in rows:
         rg = r.get("predicted_range")
         t.add_row(r["name"] + ("" if r.get("counted", True) else " (production average, not counted)"), r["phase"],

@@ -67,6 +67,15 @@ def render_posttrain(res: dict) -> None:
                 + f"; {res['wan_bytes_per_generated_token']:.1f} bytes per generated token; total {_bytes(res['wan_bytes_total'])}")
 
 
+def posttrain_csv_rows(res: dict) -> list[dict]:
+    """``trainsim posttrain SPEC --csv``: the step as one row (``role`` step: step time, bound, wall time, traffic,
+    utilisation) and then each phase of its timeline as a row (``role`` phase: name, stage, seconds, cluster or
+    link, bytes, detail as dotted columns), as ``plan --csv`` lists its plans with a ``role`` column. As one
+    flattened row the answer dropped its phases, the timeline the command is for (qa32b)."""
+    step = {"role": "step", **{k: v for k, v in res.items() if k != "phases"}}
+    return [step] + [{"role": "phase", **ph} for ph in res["phases"]]
+
+
 def render_rl_errors(rows: list[dict], summ: dict) -> None:
     """The whole-step check: published vs predicted RL step time, with the predicted timeline per stage."""
     c = wide_console(160)   # piped: 160 columns, so the run names are not cut to 'nemo…'
