@@ -12,7 +12,7 @@ from .yamlload import load_data
 
 from .errors import TrainsimError
 from .parallel.schedules import SCHEDULES, get as get_schedule
-from .parallel.validity import REASONS, zero3_fsdp2_ok
+from .parallel.validity import REASONS, STAGE_FLAGS, zero3_fsdp2_ok
 from .errors import unknown
 from .catalog.load import vendor_names
 from .perf.compute import GATED_FFN_GROUPS, QKV_GROUP
@@ -177,8 +177,8 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
     loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
     and 21; under the balanced split a stack whose only uneven stages are the first and last splits the units
     evenly, rule 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must
-    hold whole (rule 22).
-    The one place the search, ``estimate`` of a stated plan and calibration take them."""
+    hold whole (rule 22), and ``stage_flags``, how the stack writes uneven stages (:func:`stage_flags`, rules 23 and
+    24). The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
     mtp = sum(lk.n_layers for lk in run.arch.mtp)
@@ -193,7 +193,21 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
         rules["even_pp"] = True
     return {**rules, "unfused_attention": attention_unfused(run.training, fw),
             "split_units": (1, 1 + mtp) if balanced else (0, 0),
-            "zero_shard_group": int(run.training.zero_shard_group or 0)}
+            "zero_shard_group": int(run.training.zero_shard_group or 0), "stage_flags": stage_flags(fw)}
+
+
+def stage_flags(fw: str) -> str:
+    """How stack ``fw`` writes uneven pipeline stages, its profile's ``stage_flags`` (with its
+    ``stage_flags_source``; :data:`trainsim.parallel.validity.STAGE_FLAGS`, :func:`trainsim.parallel.validity.
+    stage_flags_ok`): ``decoder_no_vpp`` (Megatron-Core 0.9, 0.10), ``decoder_vpp_multiple`` (0.11, 0.12),
+    ``num_layer_list`` (MindSpeed-LLM) or ``layout`` (Megatron-Core 0.13 on, and a profile that leaves it out: no
+    rule beyond every model chunk holding a unit). Another value is an error naming the profile."""
+    v = profile(fw).get("stage_flags", "layout")
+    if v not in STAGE_FLAGS:
+        raise TrainsimError(f"expected one of {', '.join(STAGE_FLAGS)}, got {v!r}",
+                            field=f"frameworks.{fw}.stage_flags",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    return v
 
 
 def shard_group_zero(fw: str) -> tuple[int, ...]:
