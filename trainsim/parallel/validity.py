@@ -261,8 +261,9 @@ def chunks_filled_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | 
     'num_layers_to_build >= 0', lines 189-200). Megatron-Core builds num_layers_per_pipeline_rank // vp_size layers
     per chunk (transformer_block.py lines 175-179), so a chunk with none is a rank short of layers; the engine's
     interleaved bubble (p - 1) / (v m + p - 1) and its per-rank layers ceil(L / (pp vpp)) x vpp
-    (memory.even_rank_layers) assume every chunk holds work, and the emitter's --decoder-first/last flags need each
-    count a multiple of vpp.
+    (memory.even_rank_layers) assume every chunk holds work. This is the whole rule on a stack with
+    --pipeline-model-parallel-layout, which places any count per chunk; what other stacks' flags need beside it
+    (Megatron-Core 0.11 and 0.12: each count a multiple of vpp) is rule 24, :func:`stage_flags_ok`.
 
     No stated stages: the U = layers + both units spread over the ranks leave the least-loaded one floor(U / pp)
     units, so U >= pp x vpp. Stated ``first`` / ``last`` (rule 19 checks the rest): each of those ranks needs
