@@ -163,16 +163,21 @@ def stated_rank_layers(n_layers: int, pp: int, first: int | None, last: int | No
 def stated_layout(ranks: list[int], vpp: int, n_mtp: int = 0) -> str:
     """Megatron-Core's ``--pipeline-model-parallel-layout`` (:func:`megatron_layout`) putting ``ranks[r]`` decoder
     layers on pipeline rank r: each rank's layers over its vpp model chunks (chunk j x pp + r), floor(n / vpp) each
-    and the n mod vpp left over one to its first chunks; the embedding before the first chunk's layers, the MTP
-    modules and the loss after the last chunk's (the last virtual stage of the last rank, where
-    validate_layer_layout wants the MTP modules). Example: [16, 16, 16, 13] at vpp 4 (Kimi K2's 61 layers in the
-    Megatron-Bridge recipe): ``Et*4|t*4|t*4|t*4|...|t*4|t*4|t*4|t*3L``, the last rank's 13 as 4, 3, 3, 3."""
+    and the n mod vpp left over one to a chunk, the first rank's last chunks and every other rank's first chunks,
+    so that the chunks with the embedding (the first) and with the MTP modules and the loss (the last) are the
+    lighter ones, as the recipes place them; the embedding before the first chunk's layers, the MTP modules and the
+    loss after the last chunk's (the last virtual stage of the last rank, where validate_layer_layout wants the MTP
+    modules). Examples: [16, 16, 16, 13] at vpp 4 (Kimi K2's 61 layers in the Megatron-Bridge 26.06 recipe):
+    ``Et*4|t*4|...|t*4|t*3|t*4|t*4|t*4|t*3|t*4|t*4|t*4|t*3L``, the last rank's 13 as 4, 3, 3, 3 (the recipe: 4, 4,
+    4, 1); [7, 8, 8, 8, 8, 8, 8, 6] at vpp 4 (DeepSeek-V3 in Megatron-Bridge 25.09): ``Et|t*2|...|t|...|tmL``, the
+    first rank's 7 as 1, 2, 2, 2 and the last's 6 as 2, 2, 1, 1 (the recipe's 'Et|(tt|)*30mL': 2, 2, 2, 0)."""
     pp = len(ranks)
     out: list[list[str]] = [[] for _ in range(pp * vpp)]
     for r, n in enumerate(ranks):
         base, extra = divmod(n, vpp)
         for j in range(vpp):
-            out[j * pp + r] = ["t"] * (base + (j < extra))
+            more = (j >= vpp - extra) if r == 0 else (j < extra)     # the embedding's and the loss's chunks lighter
+            out[j * pp + r] = ["t"] * (base + more)
     out[0] = ["E"] + out[0]
     out[-1] = out[-1] + ["m"] * n_mtp + ["L"]
     return _spell_layout(out)
