@@ -141,17 +141,22 @@ plan: {pp: 2, ep: 8, PLAN}
 ])
 def test_emit_stated_uneven_stages(tmp_path, capsys, plan, flags, missing, note, layer_list):
     run = _write(tmp_path, _DSV3_PP2.replace("PLAN", plan))
-    code, out, err = run_main(capsys, "plan", run, "--emit", "megatron")
+    # vpp 1: the first/last flags write any count; with virtual stages a count that is not a multiple of vpp is a
+    # --pipeline-model-parallel-layout instead (stage32, tests/test_stage_flags.py)
+    code, out, err = run_main(capsys, "plan", run, "--fix", "vpp=1", "--emit", "megatron")
     assert code == 0, err
     assert "None" not in out and "middle" not in out
     assert all(f in out for f in flags) and not any(m in out for m in missing)
     assert note in out
-    # MindSpeed-LLM refuses --num-layer-list beside virtual stages (num_layer_list.py validate_args): the stated
-    # stages are its layer list at vpp 1; a searched vpp above 1 is refused with one line (qa31)
-    interleaved = "--num-virtual-stages-per-pipeline-rank" in out
+    # MindSpeed-LLM refuses --num-layer-list beside virtual stages and dualpipev (num_layer_list.py validate_args):
+    # the stated stages are its layer list at vpp 1, and the search of --emit mindspeed keeps to vpp 1 and other
+    # schedules (frameworks.restrict_plan, rule 24; it picked vpp 8 and the emitter refused it, qa31); a stated vpp
+    # above 1 is refused with one line
     code, out, err = run_main(capsys, "plan", run, "--emit", "mindspeed")
-    if interleaved:
-        assert code == 2 and "plan.first_stage_layers" in err and "--num-layer-list" in err, err
+    assert code == 0, err
+    assert f"--num-layer-list {layer_list}\n" in out and "--schedules-method" not in out
+    code, out, err = run_main(capsys, "plan", run, "--fix", "vpp=2", "--emit", "mindspeed")
+    assert code == 2 and "plan.vpp" in err and "num-layer-list" in err and len(err.strip().splitlines()) == 1, err
     code, out, err = run_main(capsys, "plan", run, "--fix", "vpp=1", "--emit", "mindspeed")
     assert code == 0, err
     assert f"--num-layer-list {layer_list}\n" in out

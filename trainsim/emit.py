@@ -12,7 +12,10 @@ Uneven pipeline stages: when the layers do not split evenly over pp x vpp (virtu
 ``--decoder-first-pipeline-num-layers`` / ``--decoder-last-pipeline-num-layers``; the remaining layers split evenly
 over the middle stages, and with virtual stages each of the three counts must be divisible by vpp
 (``megatron/core/transformer/transformer_config.py``, "Uneven PP" checks) and vpp is given as
-``--num-virtual-stages-per-pipeline-rank`` (``megatron/training/arguments.py``).
+``--num-virtual-stages-per-pipeline-rank`` (``megatron/training/arguments.py``). Stated stage sizes those flags
+cannot write are the balanced split's ``--account-for-embedding/loss-in-pipeline-split`` where they match it, else
+a ``--pipeline-model-parallel-layout`` on a stack that has one (:func:`megatron_stage_args`); the rules per stack
+are :func:`trainsim.parallel.validity.stage_flags_ok`, which the search applies, so a searched plan is writable.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ import math
 import numpy as np
 
 from .errors import TrainsimError
-from .frameworks import fp8_recipe_of, framework_of, plan_options, runtime_settings, stage_layout
+from .frameworks import fp8_recipe_of, framework_of, plan_options, runtime_settings, stage_flags, stage_layout
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
+from .parallel.validity import REASONS, balanced_flags_ok, decoder_flags_ok, middle_ranks_ok
 from .perf.memory import even_rank_layers, first_last_layers
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan", "primus")
@@ -101,6 +105,9 @@ def _split(est) -> tuple[int | None, int | None]:
     s = stage_split(L, pp, vpp)
     if s is None:
         return None, None
+    if vpp > 1 and stage_flags(framework_of(est.run)) == "decoder_no_vpp":
+        raise TrainsimError(f"{L} layers do not split evenly over pp {pp} x vpp {vpp}: {REASONS[24][1]}",
+                            field="plan.vpp")
     priced = int(even_rank_layers(float(L), pp, vpp))   # what memory.rank_layers prices on an 'any' stack
     if stage_layout(framework_of(est.run)) != "first_last" and max(s) > priced:
         raise TrainsimError(f"{pp} pipeline ranks for {L} layers were priced at {priced} layers each (the stack "
@@ -138,7 +145,47 @@ def megatron_layout(n_layers: int, pp: int, vpp: int, n_mtp: int = 0, balanced: 
     if not balanced:
         out[0] = ["E"] + out[0]
         out[-1] = out[-1] + ["m"] * n_mtp + ["L"]
+    return _spell_layout(out)
 
+
+def stated_rank_layers(n_layers: int, pp: int, first: int | None, last: int | None) -> list[int]:
+    """Decoder layers per pipeline rank of stated ``first`` / ``last`` stage sizes (None: that rank is one of the
+    others): the other ranks share the rest, the first rest mod k of them one more, so that none holds more than the
+    ceil(rest / k) the engine prices (perf/memory.py rank_layers). Example: 61 layers, pp 4, first 16: 45 over 3,
+    [16, 15, 15, 15]; pp 5, first 16, last 13: 32 over 3, [16, 11, 11, 10, 13]."""
+    stated = (first is not None) + (last is not None)
+    k = pp - stated
+    base, extra = divmod(n_layers - (first or 0) - (last or 0), max(k, 1))
+    others = [base + (i < extra) for i in range(k)]
+    return ([first] if first is not None else []) + others + ([last] if last is not None else [])
+
+
+def stated_layout(ranks: list[int], vpp: int, n_mtp: int = 0) -> str:
+    """Megatron-Core's ``--pipeline-model-parallel-layout`` (:func:`megatron_layout`) putting ``ranks[r]`` decoder
+    layers on pipeline rank r: each rank's layers over its vpp model chunks (chunk j x pp + r), floor(n / vpp) each
+    and the n mod vpp left over one to a chunk, the first rank's last chunks and every other rank's first chunks,
+    so that the chunks with the embedding (the first) and with the MTP modules and the loss (the last) are the
+    lighter ones, as the recipes place them; the embedding before the first chunk's layers, the MTP modules and the
+    loss after the last chunk's (the last virtual stage of the last rank, where validate_layer_layout wants the MTP
+    modules). Examples: [16, 16, 16, 13] at vpp 4 (Kimi K2's 61 layers in the Megatron-Bridge 26.06 recipe):
+    ``Et*4|t*4|...|t*4|t*3|t*4|t*4|t*4|t*3|t*4|t*4|t*4|t*3L``, the last rank's 13 as 4, 3, 3, 3 (the recipe: 4, 4,
+    4, 1); [7, 8, 8, 8, 8, 8, 8, 6] at vpp 4 (DeepSeek-V3 in Megatron-Bridge 25.09): ``Et|t*2|...|t|...|tmL``, the
+    first rank's 7 as 1, 2, 2, 2 and the last's 6 as 2, 2, 1, 1 (the recipe's 'Et|(tt|)*30mL': 2, 2, 2, 0)."""
+    pp = len(ranks)
+    out: list[list[str]] = [[] for _ in range(pp * vpp)]
+    for r, n in enumerate(ranks):
+        base, extra = divmod(n, vpp)
+        for j in range(vpp):
+            more = (j >= vpp - extra) if r == 0 else (j < extra)     # the embedding's and the loss's chunks lighter
+            out[j * pp + r] = ["t"] * (base + more)
+    out[0] = ["E"] + out[0]
+    out[-1] = out[-1] + ["m"] * n_mtp + ["L"]
+    return _spell_layout(out)
+
+
+def _spell_layout(chunks: list[list[str]]) -> str:
+    """Model chunks of units as Megatron-Core's layout string: chunks joined by ``|``, a run of k equal units
+    ``u*k`` (PipelineParallelLayerLayout.parse_str_to_list reads it back)."""
     def spell(chunk: list[str]) -> str:
         runs: list[list] = []
         for u in chunk:
@@ -147,7 +194,7 @@ def megatron_layout(n_layers: int, pp: int, vpp: int, n_mtp: int = 0, balanced: 
             else:
                 runs.append([u, 1])
         return "".join(u if k == 1 else f"{u}*{k}" for u, k in runs)
-    return "|".join(spell(c) for c in out)
+    return "|".join(spell(c) for c in chunks)
 
 
 def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
@@ -163,14 +210,26 @@ def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
     for an uneven split the first/last flags cannot express, --pipeline-model-parallel-layout
     (:func:`megatron_layout`) on a stack that takes any layout (Megatron-Core 0.13 on: the profile's
     ``uneven_stages: true``); on any other stack the plan cannot be written as flags that stack accepts, an error
-    naming plan.vpp or plan.pp."""
+    naming plan.vpp or plan.pp.
+
+    Stated stage sizes (``first_stage_layers`` / ``last_stage_layers``): None where the first/last flags write
+    them (the middle ranks' even share, :func:`trainsim.parallel.validity.middle_ranks_ok`, and with virtual stages
+    each count a multiple of vpp, :func:`~trainsim.parallel.validity.decoder_flags_ok`, on a stack whose Megatron-Core
+    takes them beside vpp); else the account-for flags where the sizes are their balanced split
+    (:func:`~trainsim.parallel.validity.balanced_flags_ok`: Llama 3.1 405B's 15 + 16 x 6 + 15 at pp 8, vpp 8, as the
+    NeMo and Megatron-Bridge recipes set them); else a layout of the stated ranks (:func:`stated_layout`, the
+    Megatron-Bridge DeepSeek-V3 and Kimi K2 recipes' kind) on a stack that takes any layout; else an error (the
+    search refuses such plans: rules 23 and 24 of parallel/validity.py)."""
     run, pp, vpp = est.run, p["pp"], p.get("vpp") or 1
     L = run.arch.n_layers
-    if pp < 2 or _plan_value(p, "first_stage_layers") is not None or _plan_value(p, "last_stage_layers") is not None:
+    if pp < 2:
         return None
     fw = framework_of(run)
-    balanced = plan_options(getattr(run, "plan", None), fw)["pipeline_split"] == "balanced"
     mtp = sum(lk.n_layers for lk in getattr(run.arch, "mtp", ()))
+    first, last = _plan_value(p, "first_stage_layers"), _plan_value(p, "last_stage_layers")
+    if first is not None or last is not None:
+        return _stated_stage_args(L, pp, vpp, first, last, mtp, fw)
+    balanced = plan_options(getattr(run, "plan", None), fw)["pipeline_split"] == "balanced"
     if balanced and not mtp and (L + 2) % (pp * vpp) == 0:
         q = (L + 2) // pp
         return (["--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"]
@@ -197,6 +256,32 @@ def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
             [f"stages as --pipeline-model-parallel-layout (Megatron-Core 0.13 on): {L} layers over {pp} pipeline "
              f"ranks" + (f" x {vpp} virtual stages" if vpp > 1 else "")
              + (", embedding and loss counted as layers" if balanced else "")])
+
+
+def _stated_stage_args(L: int, pp: int, vpp: int, first: int | None, last: int | None, mtp: int,
+                       fw: str) -> tuple[list[str], list[str]] | None:
+    """:func:`megatron_stage_args` for stated stage sizes (its docstring): None (the first/last flags), the
+    account-for flags, a layout, or an error naming plan.vpp."""
+    one = ([pp], [vpp])
+    flags = stage_flags(fw)
+    if (bool(middle_ranks_ok(L, one[0], first, last)[0]) and bool(decoder_flags_ok(L, *one, first, last)[0])
+            and (vpp == 1 or flags != "decoder_no_vpp")):
+        return None
+    if bool(balanced_flags_ok(L, *one, first, last)[0]) and flags != "decoder_no_vpp":
+        return (["--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"]
+                + ([f"--num-virtual-stages-per-pipeline-rank {vpp}"] if vpp > 1 else []),
+                [f"stated stages as the balanced split: {L} layers + embedding + loss over {pp} pipeline ranks, "
+                 f"{first} layers on the first and the last rank, {first + 1} on each other"])
+    ranks = stated_rank_layers(L, pp, first, last)
+    if stage_layout(fw) != "any":
+        raise TrainsimError(f"{fw} cannot write {','.join(map(str, ranks))} layers per pipeline rank at vpp {vpp} "
+                            f"as its flags: {REASONS[24 if vpp > 1 else 23][1]}",
+                            field="plan.vpp" if vpp > 1 else "plan.pp")
+    layout = stated_layout(ranks, vpp, mtp)
+    return ([f'--pipeline-model-parallel-layout "{layout}"'],
+            [f"stated stages as --pipeline-model-parallel-layout (Megatron-Core 0.13 on; --decoder-first/last-"
+             f"pipeline-num-layers need each count a multiple of vpp and the other ranks an even share): "
+             f"{','.join(map(str, ranks))} layers per pipeline rank" + (f" x {vpp} virtual stages" if vpp > 1 else "")])
 
 
 def mindspeed_noop_layers(n_layers: int, pp: int, vpp: int, dualpipev: bool,
@@ -278,20 +363,20 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
                      "as priced")
     if first is not None or last is not None:
         # a stage the plan leaves unstated takes an even share of the rest, as Megatron-Core's
-        # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written
+        # get_num_layers_to_build does (and perf/memory.py rank_layers); only the stated flags are written. The
+        # Megatron flags come here only with the rest split evenly (megatron_stage_args); MindSpeed's list spreads it
         stated = (first is not None) + (last is not None)
-        rest = L - (first or 0) - (last or 0)
-        others = rest // (p["pp"] - stated) if p["pp"] > stated else 0
-        if p["pp"] > stated and rest % (p["pp"] - stated):
-            notes.append(f"the {rest} layers left do not split evenly over the other {p['pp'] - stated} pipeline "
-                         f"ranks ({others} each); Megatron-LM asserts that they do")
+        ranks = stated_rank_layers(L, p["pp"], first, last)
+        others = max(ranks[1 if first is not None else 0:p["pp"] - (last is not None)] or [0])
     if framework == "mindspeed" and (first is not None or last is not None):
-        layers = ([first if first is not None else others] + [others] * (p["pp"] - 2)
-                  + [last if last is not None else others])
-        args.append(f"--num-layer-list {','.join(map(str, layers))}")
+        args.append(f"--num-layer-list {','.join(map(str, ranks))}")
     elif first is not None or last is not None:
+        # Megatron-Core 0.11 and 0.12 divide by the middle ranks when both flags are given, 0 at pp 2
+        # (transformer_config.py at 3cdfd613: ZeroDivisionError; guarded from 77732c3628): the first flag alone
+        # leaves the last rank the rest, the same split
+        drop_last = p["pp"] == 2 and first is not None and stage_flags(framework_of(run)) == "decoder_vpp_multiple"
         args += ([f"--decoder-first-pipeline-num-layers {first}"] if first is not None else []) + (
-            [f"--decoder-last-pipeline-num-layers {last}"] if last is not None else [])
+            [f"--decoder-last-pipeline-num-layers {last}"] if last is not None and not drop_last else [])
         if vpp > 1:
             args.append(f"--num-virtual-stages-per-pipeline-rank {vpp}")
         where = [f"{n} on the {r}" for n, r in ((first, "first"), (last, "last")) if n is not None]

@@ -11,8 +11,8 @@ import numpy as np
 from .yamlload import load_data
 
 from .errors import TrainsimError
-from .parallel.schedules import SCHEDULES, get as get_schedule
-from .parallel.validity import REASONS, zero3_fsdp2_ok
+from .parallel.schedules import SCHEDULES, code as schedule_code, get as get_schedule
+from .parallel.validity import REASONS, STAGE_FLAGS, stage_flags_ok, zero3_fsdp2_ok
 from .errors import unknown
 from .catalog.load import vendor_names
 from .perf.compute import GATED_FFN_GROUPS, QKV_GROUP
@@ -177,8 +177,8 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
     loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
     and 21; under the balanced split a stack whose only uneven stages are the first and last splits the units
     evenly, rule 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must
-    hold whole (rule 22).
-    The one place the search, ``estimate`` of a stated plan and calibration take them."""
+    hold whole (rule 22), and ``stage_flags``, how the stack writes uneven stages (:func:`stage_flags`, rules 23 and
+    24). The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
     mtp = sum(lk.n_layers for lk in run.arch.mtp)
@@ -193,7 +193,21 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
         rules["even_pp"] = True
     return {**rules, "unfused_attention": attention_unfused(run.training, fw),
             "split_units": (1, 1 + mtp) if balanced else (0, 0),
-            "zero_shard_group": int(run.training.zero_shard_group or 0)}
+            "zero_shard_group": int(run.training.zero_shard_group or 0), "stage_flags": stage_flags(fw)}
+
+
+def stage_flags(fw: str) -> str:
+    """How stack ``fw`` writes uneven pipeline stages, its profile's ``stage_flags`` (with its
+    ``stage_flags_source``; :data:`trainsim.parallel.validity.STAGE_FLAGS`, :func:`trainsim.parallel.validity.
+    stage_flags_ok`): ``decoder_no_vpp`` (Megatron-Core 0.9, 0.10), ``decoder_vpp_multiple`` (0.11, 0.12),
+    ``num_layer_list`` (MindSpeed-LLM) or ``layout`` (Megatron-Core 0.13 on, and a profile that leaves it out: no
+    rule beyond every model chunk holding a unit). Another value is an error naming the profile."""
+    v = profile(fw).get("stage_flags", "layout")
+    if v not in STAGE_FLAGS:
+        raise TrainsimError(f"expected one of {', '.join(STAGE_FLAGS)}, got {v!r}",
+                            field=f"frameworks.{fw}.stage_flags",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    return v
 
 
 def shard_group_zero(fw: str) -> tuple[int, ...]:
@@ -348,7 +362,9 @@ def restrict_plan(plan, fw: str):
     or cp = 1 where the framework has no expert or context parallelism; where the stack runs ZeRO-3 only at pp 1
     and etp 1 (``zero3_fsdp2``), zero 3 only where the plan's fixed pp and etp values allow it. A field the plan
     fixes to a value the framework lacks is an error naming both, ``pipeline_split: balanced`` included on a stack
-    from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source)."""
+    from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source). Stated
+    stage sizes on a stack that writes them as MindSpeed-LLM's --num-layer-list: vpp 1 and no interleaved or
+    dualpipev schedule (check rule 24)."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -366,6 +382,22 @@ def restrict_plan(plan, fw: str):
                 raise TrainsimError(f"{REASONS[16][1]} ({fw}; got pp {plan.values('pp')}, etp {plan.values('etp')})",
                                     field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
+    first, last = getattr(plan, "first_stage_layers", None), getattr(plan, "last_stage_layers", None)
+    if (first is not None or last is not None) and stage_flags(fw) == "num_layer_list":
+        # MindSpeed-LLM writes stated stage sizes as --num-layer-list, which refuses virtual stages and dualpipev
+        # (check rule 24, parallel/validity.py stage_flags_ok): vpp 1 and the schedules without either, so that
+        # the search of `plan --emit mindspeed` offers only plans the emitted flags can carry
+        scheds = data["schedule"] if isinstance(data["schedule"], list) else [data["schedule"]]
+        keep = [s for s in scheds if not get_schedule(s).virtual_stages
+                and bool(stage_flags_ok(1, 2, 1, schedule_code(s), first, last, "num_layer_list"))]
+        if not keep or 1 not in (plan.values("vpp") or [1]):
+            raise TrainsimError(f"{fw} writes stated stage sizes as MindSpeed-LLM's --num-layer-list, which refuses "
+                                f"virtual stages and dualpipev ('Dynamic pipeline model and virtual pipeline cannot "
+                                f"be enabled at the same time'): state vpp 1 and another schedule, or leave "
+                                f"first_stage_layers / last_stage_layers out; got vpp "
+                                f"{plan.values('vpp') or 'unstated'}, schedule {', '.join(scheds)}", field="plan.vpp")
+        data["schedule"] = keep[0] if len(keep) == 1 else keep
+        data["vpp"] = 1
     if getattr(plan, "pipeline_split", None) == "balanced" and p.get("balanced_split") is False:
         # Megatron-Core's --account-for-embedding/loss-in-pipeline-split (NVIDIA/Megatron-LM ef490839e8, first in
         # core_v0.11.0): a stack from before it splits only the decoder layers (the profile's balanced_split_source)

@@ -33,7 +33,7 @@ POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: the rules of :func:`trainsim.parallel.validity.check` that read each expanded field (micro-batch: the batch
 #: unit, interleaved and DualPipe micro-batch counts; schedule and vpp: layers per stage, vpp/schedule pairing,
 #: interleaved batch, pipeline schedules, DualPipe; experts: ep, ep x etp, etp, node_limit)
-RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15, 17, 18, 21},
+RULES_OF = {"mb": {8, 10, 11}, "schedule_vpp": {3, 9, 10, 14, 11, 15, 17, 18, 21, 24},
             "ep_etp_nl": {4, 5, 6, 12, 17}}
 
 
@@ -154,7 +154,8 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
                     shard_levels: int = 0, unit: int | None = None,
                     unfused_attention: bool = False, even_pp: bool = False,
                     zero_shard_group: int = 0, swap_zero: tuple[int, ...] = (),
-                    split_units: tuple[int, int] = (0, 0)) -> tuple["Space", Counter[int]]:
+                    split_units: tuple[int, int] = (0, 0),
+                    stage_flags: str = "layout") -> tuple["Space", Counter[int]]:
     """All valid plans (a :class:`Space`: base rows x (zero, recompute) pairs, with the global batch each base
     row uses) and the rejected candidates by reason code.
 
@@ -173,14 +174,14 @@ def enumerate_space(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fix
     ``even_pp``: the stack has no uneven stages, so pp x vpp divides the layers (``check`` rule 21).
     ``zero_shard_group``: the run's stated ZeRO sharding group, which dp x cp must hold whole (``check`` rule 22).
     ``split_units``: the embedding / loss units of the balanced split, so that every model chunk holds at least one
-    unit (``check`` rule 3)."""
+    unit (``check`` rule 3). ``stage_flags``: how the stack writes uneven stages (``check`` rules 23 and 24)."""
     par = enumerate_parents(arch, chips, seq_len, batch_seqs, fixed, batch_tol=batch_tol, domain=domain,
                             use_all=use_all, even_vpp=even_vpp, dualpipev_fb_overlap=dualpipev_fb_overlap,
                             zero3_fsdp2=zero3_fsdp2, microbatch_groups=microbatch_groups, vpp_min_pp3=vpp_min_pp3,
                             first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
                             shard_zero=shard_zero, shard_levels=shard_levels, unit=unit,
                             unfused_attention=unfused_attention, even_pp=even_pp, split_units=split_units,
-                            zero_shard_group=zero_shard_group, swap_zero=swap_zero)
+                            zero_shard_group=zero_shard_group, swap_zero=swap_zero, stage_flags=stage_flags)
     space, rej = par.expand()
     rejected = par.rejected.copy()
     for c, k in rej.items():
@@ -197,7 +198,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       shard_levels: int = 0, unit: int | None = None,
                       unfused_attention: bool = False, even_pp: bool = False,
                       zero_shard_group: int = 0, swap_zero: tuple[int, ...] = (),
-                      split_units: tuple[int, int] = (0, 0)) -> "Parents":
+                      split_units: tuple[int, int] = (0, 0), stage_flags: str = "layout") -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step.
 
@@ -249,7 +250,7 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                      # the run's uneven stages (plan options, not searched) rule out the pp that cannot hold them
                      first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
                      unfused_attention=unfused_attention, even_pp=even_pp, split_units=split_units,
-                     zero_shard_group=zero_shard_group)
+                     zero_shard_group=zero_shard_group, stage_flags=stage_flags)
 
     cols = {"tp": np.asarray(cand["tp"], dtype=np.int64)}
     cols = _expand(cols, "cp", cand["cp"])

@@ -16,6 +16,12 @@ from .plan import Plans
 from .schedules import (batch_multiple_of_pp, even_pp_min_m, mindspeed_dualpipev, names_where, needs_pp,
                         virtual_stages)
 
+#: how a stack writes uneven pipeline stages (the profile's ``stage_flags``, :func:`stage_flags_ok`):
+#: Megatron-Core's --decoder-first/last-pipeline-num-layers without (core 0.9, 0.10) or with (core 0.11, 0.12)
+#: virtual stages, its --pipeline-model-parallel-layout (core 0.13 on; also the reading of a profile that states
+#: none), MindSpeed-LLM's --num-layer-list
+STAGE_FLAGS = ("decoder_no_vpp", "decoder_vpp_multiple", "layout", "num_layer_list")
+
 
 
 def _or(names: tuple[str, ...]) -> str:
@@ -29,7 +35,8 @@ REASONS = {
     3: ("pp", "each of a rank's vpp model chunks must hold at least one layer: pp x vpp <= the layers, counting "
               "the embedding and the loss (and MTP) as one each under the balanced split (Megatron-Core "
               "--account-for-embedding/loss-in-pipeline-split: get_num_layers_to_build asserts 'Not enough layers "
-              "in the first virtual pipeline stage'), and each stated first / last stage at least vpp of them"),
+              "in the first virtual pipeline stage'), and each stated first / last stage at least vpp of them (the "
+              "count a stack's flags need: rule 24)"),
     4: ("ep", "ep must divide the number of routed experts (and be 1 for a dense model)"),
     5: ("ep", "ep x etp must divide tp x cp x dp (the chips of one pipeline stage)"),
     6: ("etp", "etp must divide the expert intermediate size (and be 1 for a dense model)"),
@@ -66,6 +73,17 @@ REASONS = {
     22: ("dp", "dp x cp must be a multiple of training.zero_shard_group: the ZeRO sharding groups split the "
                "data-parallel ranks into whole groups (DeepSpeed's MiCS, deepspeed/runtime/zero/mics_utils.py "
                "_generate_mics_config: 'dp group size is not dividable by dp_shard_size')"),
+    23: ("pp", "this stack's uneven stages are the first and the last (Megatron-Core's --decoder-first/last-pipeline-"
+               "num-layers): the layers the stated first_stage_layers / last_stage_layers leave must split evenly over "
+               "the other pipeline ranks ('With uneven pipelineing the left over layers must be divisible by left "
+               "over stages', megatron/core/transformer/transformer_block.py)"),
+    24: ("vpp", "this stack's flags cannot write the pipeline stages with virtual stages: Megatron-Core 0.9 and 0.10 "
+                "refuse uneven stages with the interleaved schedule ('Uneven number of layer not compatible with "
+                "interleaved pipeline schedule'); 0.11 and 0.12 need the first, the last and each middle rank's "
+                "layers a multiple of vpp ('number of layers at first stage: ... must be divisible by virtual "
+                "pipeline parallel degree'), or the balanced split of --account-for-embedding/loss-in-pipeline-split; "
+                "MindSpeed-LLM refuses --num-layer-list beside virtual stages and dualpipev ('Dynamic pipeline model "
+                "and virtual pipeline cannot be enabled at the same time')"),
 }
 
 
@@ -75,7 +93,7 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
           microbatch_groups: bool = False, vpp_min_pp3: bool = False,
           first_stage_layers: int | None = None, last_stage_layers: int | None = None,
           unfused_attention: bool = False, even_pp: bool = False, zero_shard_group: int = 0,
-          split_units: tuple[int, int] = (0, 0)) -> np.ndarray:
+          split_units: tuple[int, int] = (0, 0), stage_flags: str = "layout") -> np.ndarray:
     """Reason code per plan, 0 where the plan is valid; the first broken rule wins.
 
     ``batch_seqs`` is the stated batch; each plan uses the nearest batch its dp x micro-batch (x pp when
@@ -107,7 +125,10 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
     dp 32 is not a smaller group of gcd(32, 5) = 1 but a job that does not start. ``split_units``: the units the
     first and the last rank hold besides decoder layers, (embedding, loss + MTP modules) under the balanced split
     (:func:`trainsim.frameworks.run_plan_rules`), (0, 0) otherwise: each model chunk holds at least one unit (rule
-    3, :func:`chunks_filled_ok`)."""
+    3, :func:`chunks_filled_ok`). ``stage_flags``: how the stack writes uneven stages (the profile's ``stage_flags``,
+    :data:`STAGE_FLAGS`): Megatron-Core's first / last flags need the middle ranks to split the rest evenly (rule
+    23, :func:`middle_ranks_ok`) and each stack's flags have their own rule with virtual stages (rule 24,
+    :func:`stage_flags_ok`)."""
     n = len(p)
     code = np.zeros(n, dtype=np.int64)
 
@@ -181,6 +202,11 @@ def check(p: Plans, arch: Arch, chips: int, seq_len: int, batch_seqs: float, bat
         # Megatron-Core's even split counts the embedding and the loss as one layer each under
         # --account-for-embedding/loss-in-pipeline-split (get_num_layers_to_build: num_layers += 1 per option)
         rule(~even_pp_ok(arch.n_layers + min(split_units[0], 1) + min(split_units[1], 1), p.pp, p.vpp), 21)
+    if stage_flags.startswith("decoder") and want(23):
+        rule(~middle_ranks_ok(arch.n_layers, p.pp, first_stage_layers, last_stage_layers), 23)
+    if stage_flags != "layout" and want(24):
+        rule(~stage_flags_ok(arch.n_layers, p.pp, p.vpp, p.schedule, first_stage_layers, last_stage_layers,
+                             stage_flags, split_units), 24)
     if unfused_attention and want(20):
         rule(p.cp > 1, 20)
     if zero_shard_group and want(22):
@@ -235,8 +261,9 @@ def chunks_filled_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | 
     'num_layers_to_build >= 0', lines 189-200). Megatron-Core builds num_layers_per_pipeline_rank // vp_size layers
     per chunk (transformer_block.py lines 175-179), so a chunk with none is a rank short of layers; the engine's
     interleaved bubble (p - 1) / (v m + p - 1) and its per-rank layers ceil(L / (pp vpp)) x vpp
-    (memory.even_rank_layers) assume every chunk holds work, and the emitter's --decoder-first/last flags need each
-    count a multiple of vpp.
+    (memory.even_rank_layers) assume every chunk holds work. This is the whole rule on a stack with
+    --pipeline-model-parallel-layout, which places any count per chunk; what other stacks' flags need beside it
+    (Megatron-Core 0.11 and 0.12: each count a multiple of vpp) is rule 24, :func:`stage_flags_ok`.
 
     No stated stages: the U = layers + both units spread over the ranks leave the least-loaded one floor(U / pp)
     units, so U >= pp x vpp. Stated ``first`` / ``last`` (rule 19 checks the rest): each of those ranks needs
@@ -278,6 +305,114 @@ def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | 
     rest = layers - (first or 0) - (last or 0)
     others = pp - stated
     return (pp > 1) & (rest >= 0) & ((rest > 0) == (others > 0))
+
+
+def middle_ranks_ok(layers: int, pp: np.ndarray, first: int | None, last: int | None) -> np.ndarray:
+    """Whether the layers a stated ``first`` / ``last`` stage leaves split evenly over the other pipeline ranks, as
+    Megatron-Core's --decoder-first/last-pipeline-num-layers need (rule 23; plans without stated stages, or with no
+    other rank, pass): (layers - first - last) mod (pp - stated) = 0. Megatron-Core asserts it from the flags' first
+    commit, NVIDIA/Megatron-LM fa8bb5921b (5 Sep 2024, core_r0.9.0) to d98e8a64dd: get_num_layers_to_build,
+    megatron/core/transformer/transformer_block.py ('With uneven pipelineing the left over layers must be divisible
+    by left over stages'), and from ef490839e8 (core_r0.11.0) also TransformerConfig.__post_init__ ('number of
+    layers at middle stage: {num_layers} must be divisible by the middle pipeline model parallel size'). A stack with
+    --pipeline-model-parallel-layout or --num-layer-list places an uneven rest (the emitter writes it so,
+    trainsim/emit.py). Example: 61 layers, pp 8, first 7, last 6: 48 over 6 ranks, 8 each, valid; first 6, last 6:
+    49 over 6, refused."""
+    pp = np.asarray(pp)
+    if first is None and last is None:
+        return np.ones(np.shape(pp), dtype=bool)
+    others = pp - (first is not None) - (last is not None)
+    rest = layers - (first or 0) - (last or 0)
+    return (others < 1) | ((rest % np.maximum(others, 1)) == 0)
+
+
+def stage_flags_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, schedule: np.ndarray, first: int | None,
+                   last: int | None, flags: str, split_units: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Whether a stack whose uneven stages are written as ``flags`` (:data:`STAGE_FLAGS`, the profile's
+    ``stage_flags``) can write the plan's pipeline stages, the stated ``first`` / ``last`` or (both None) the
+    split the emitter chooses where pp x vpp does not divide the layers (rule 24; the middle ranks' even share is
+    rule 23).
+
+    ``decoder_no_vpp``, Megatron-Core fa8bb5921b (5 Sep 2024) to ef490839e8 (core_r0.9.0, core_r0.10.0):
+    get_num_layers_to_build asserts 'Uneven number of layer not compatible with interleaved pipeline schedule'
+    (megatron/core/transformer/transformer_block.py at core_r0.10.0, lines 56-59): stated stages, or an uneven
+    split, only at vpp 1. ``decoder_vpp_multiple``, ef490839e8 ('Uneven Virtual Pipeline Parallelism', 3 Feb 2025,
+    core_r0.11.0) to 77732c3628 (core_r0.12.0 is 3cdfd613): TransformerConfig.__post_init__ raises 'number of layers
+    at first stage: {n} must be divisible by virtual pipeline parallel degree {vpp}', the same at the last stage and
+    'number of layers on each middle pipeline rank: {n} must be divisible by virtual pipeline parallel degree'
+    (megatron/core/transformer/transformer_config.py at 3cdfd613, lines 779-842; unchanged at 847781764f and
+    d98e8a64dd). Stated stages pass when the three counts are multiples of vpp, or when they are the balanced
+    split that --account-for-embedding-in-pipeline-split --account-for-loss-in-pipeline-split build: the L + 2
+    units divisible by pp, q = (L + 2) / pp a multiple of vpp, first = last = q - 1 (__post_init__ at 3cdfd613:
+    'num_layers: ... after enable account_for_embedding_in_pipeline_split or account_for_loss_in_pipeline_split
+    must be divisible by pipeline_model_parallel_size', 'number of layers on each pipeline rank ... must be
+    divisible by virtual_pipeline_model_parallel_size'), which the NeMo 2.x Llama 3.1 405B recipe sets (pp 8, vpp 8:
+    15 + 1, 6 x 16, 15 + 1). Unstated, an uneven split is writable when every rank's count can be a multiple of
+    vpp with the first and last at most the M = ceil(L / (pp vpp)) x vpp layers priced per rank (perf/memory.py
+    even_rank_layers): vpp divides L and the middle ranks' (pp - 2) M leave the ends at least vpp each,
+    (pp - 2) M / vpp <= L / vpp - 2 (:func:`trainsim.emit.stage_split` then finds them); under the balanced split
+    rule 21 decides. ``num_layer_list``, MindSpeed-LLM: --num-layer-list refuses virtual stages and dualpipev
+    ('Dynamic pipeline model and virtual pipeline cannot be enabled at the same time', '... and dualpipev cannot be
+    enabled at the same time': mindspeed_llm/features_manager/pipeline_parallel/num_layer_list.py validate_args at
+    Ascend/MindSpeed-LLM c77308a1; the vpp refusal since 054b99e0, Jul 2024), so stated stages need vpp 1 and
+    another schedule; an uneven split without them is padded with --noop-layers (trainsim/emit.py
+    mindspeed_noop_layers). ``layout`` (Megatron-Core 77732c3628 on, --pipeline-model-parallel-layout: any layer
+    count per model chunk, PipelineParallelLayerLayout.validate_layer_layout at d98e8a64dd asks only the decoder
+    layer total, one embedding first and one loss last): every plan passes. Examples: 126 layers, pp 8, vpp 8,
+    first = last = 15: not multiples of 8, but the balanced split (128 / 8 = 16 a multiple of 8): valid under
+    ``decoder_vpp_multiple``, refused under ``decoder_no_vpp``; 61 layers, pp 2, vpp 8, first 31, last 30:
+    refused under both."""
+    pp = np.maximum(np.asarray(pp), 1)
+    v = np.maximum(np.asarray(vpp), 1)
+    ones = np.ones(np.broadcast(pp, v).shape, dtype=bool)
+    stated = first is not None or last is not None
+    if flags == "layout":
+        return ones
+    if flags == "num_layer_list":
+        return ((v <= 1) & ~mindspeed_dualpipev(schedule)) if stated else ones
+    if not stated and split_units != (0, 0):
+        return ones                                          # the balanced split's own flags: rule 21
+    if flags == "decoder_no_vpp":
+        return (v <= 1) | ((layers % (pp * v) == 0) if not stated else False)
+    if not stated:
+        most = -(-layers // (pp * v))                        # M / vpp: ceil(L / (pp vpp))
+        fits = (layers % v == 0) & ((pp - 2) * most <= layers // v - 2)
+        return (v <= 1) | (layers % (pp * v) == 0) | fits
+    return decoder_flags_ok(layers, pp, v, first, last) | balanced_flags_ok(layers, pp, v, first, last)
+
+
+def decoder_flags_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | None,
+                     last: int | None) -> np.ndarray:
+    """Whether Megatron-Core 0.11 on takes the stated ``first`` / ``last`` stage sizes as
+    --decoder-first/last-pipeline-num-layers with ``vpp`` virtual stages: vpp 1, or each stated count and the middle
+    ranks' share a multiple of vpp (TransformerConfig.__post_init__, 'must be divisible by virtual pipeline parallel
+    degree', megatron/core/transformer/transformer_config.py at 3cdfd613 and d98e8a64dd; the even share itself is
+    :func:`middle_ranks_ok`). Rule 24 (:func:`stage_flags_ok`) and the Megatron emitter (trainsim/emit.py) read it.
+    Example: 61 layers, pp 8, vpp 2, first 8, last 5: 5 is odd, refused; pp 4, vpp 4, first 16, last 13: refused."""
+    v = np.maximum(np.asarray(vpp), 1)
+    others = np.asarray(pp) - (first is not None) - (last is not None)
+    per = (layers - (first or 0) - (last or 0)) // np.maximum(others, 1)
+    return (v <= 1) | (((others < 1) | (per % v == 0)) & (first is None or first % v == 0)
+                       & (last is None or last % v == 0))
+
+
+def balanced_flags_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | None,
+                      last: int | None) -> np.ndarray:
+    """Whether the stated ``first`` and ``last`` stage sizes are the split Megatron-Core's
+    --account-for-embedding-in-pipeline-split --account-for-loss-in-pipeline-split build (core_r0.11.0 on,
+    ef490839e8): the L + 2 units divisible by pp, q = (L + 2) / pp a multiple of vpp, first = last = q - 1
+    (TransformerConfig.__post_init__ at 3cdfd613 lines 843-888, 'num_layers: {n} after enable
+    account_for_embedding_in_pipeline_split or account_for_loss_in_pipeline_split must be divisible by
+    pipeline_model_parallel_size', 'number of layers on each pipeline rank ... must be divisible by
+    virtual_pipeline_model_parallel_size'). Megatron counts the loss, not the MTP modules, so the decoder layers per
+    rank are these with or without MTP. Example: 126 layers (Llama 3.1 405B), pp 8, vpp 8, first = last = 15:
+    128 / 8 = 16, a multiple of 8, valid (the NeMo 2.x and Megatron-Bridge recipes' split)."""
+    pp = np.maximum(np.asarray(pp), 1)
+    v = np.maximum(np.asarray(vpp), 1)
+    if first is None or last is None:
+        return np.zeros(np.broadcast(pp, v).shape, dtype=bool)
+    q = (layers + 2) // pp
+    return ((layers + 2) % pp == 0) & (first == q - 1) & (last == q - 1) & (q % v == 0)
 
 
 def zero3_fsdp2_ok(zero: np.ndarray, pp: np.ndarray, etp: np.ndarray) -> np.ndarray:
