@@ -147,18 +147,32 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     return res
 
 
-def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, family: str = "deepseek-v3",
+def _fleet_count(units: int | None, chips: int | None, names: Mapping[str, str] | None) -> tuple[int, int]:
+    """The one fleet count of ``capacity``: exactly one of ``units`` and ``chips`` given (not ``None``), and positive;
+    ``(units, chips)`` with 0 for the one not given. Each error says what was given and what was expected."""
+    u, c = _name(names, "units"), _name(names, "chips")
+    if units is None and chips is None:
+        raise TrainsimError(f"expected a fleet size: {u} N (scale-up domains) or {c} N (chips), a positive count; "
+                            "got neither", field=u)
+    if units is not None and chips is not None:
+        raise TrainsimError(f"expected one fleet size, {u} or {c}, not both; got {u} {units} and {c} {chips}",
+                            field=u)
+    field, value = (u, units) if units is not None else (c, chips)
+    if value is None or value <= 0:
+        raise TrainsimError(f"expected a positive count, got {value}", field=field)
+    return units or 0, chips or 0
+
+
+def capacity(system, chips: int | None = None, days: float = 90.0, *, units: int | None = None,
+             family: str = "deepseek-v3",
              precision: str = "bf16", sparsity: float = 0.0, failures: bool = True, assumptions=None,
              names: Mapping[str, str] | None = None, at_least=None):
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
     a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption).
     ``at_least``: the ``CapacityResult`` of a smaller fleet of the same system, family and days, asked with the same
-    options: this answer then trains at least its FLOP (more chips never give less)."""
-    if (units > 0) == (chips > 0) or min(units, chips) < 0:
-        u, c = _name(names, "units"), _name(names, "chips")
-        raise TrainsimError(f"expected exactly one positive count, {u} or {c}; got {u} {units}, {c} {chips}",
-                            field=c if chips < 0 <= units else u)
+    options: this answer then trains at least its FLOP (more chips never give less). ``None``: not given."""
+    units, chips = _fleet_count(units, chips, names)
     _check_days(days, names)
     if family not in ("dense", "deepseek-v3"):
         raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field=_name(names, "family"))
