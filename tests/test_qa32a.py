@@ -6,6 +6,12 @@ import pytest
 from trainsim.cli import app
 from trainsim.cli.handler import run
 
+#: Llama 3.1 8B (catalog: 32 layers, 32 heads, 8 key/value heads) on 64 H100 (8 DGX H100), 512 x 8,192 tokens
+BASE = """model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 512, precision: bf16}
+"""
 
 def _main(capsys, *args):
     code = run(app, [str(a) for a in args])
@@ -24,3 +30,15 @@ def test_capacity_without_a_count_says_what_was_expected(capsys, args, line):
     never typed. Fix: the options default to 'not given', so the line says neither was given, and what one gives."""
     code, out, err = _main(capsys, "capacity", "--system", "hgx-h100", "--days", "30", *args)
     assert (code, out, err.strip()) == (2, "", line)
+
+
+def test_a_long_bad_input_line_keeps_the_value_given(tmp_path, capsys):
+    """`plan --fix pp=64` of Llama 3.1 8B (catalog: 32 layers) printed the pipeline rule (a 426-character message)
+    cut at 400 characters: '... each stated first / last stage at least vpp of them...' -- the line never said 64,
+    nor the 32 layers it was checked against. Now the middle gives way and the last clause stays."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE)
+    code, out, err = _main(capsys, "plan", p, "--fix", "pp=64")
+    line = err.strip()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and len(line) <= 400, line
+    assert line.startswith("error: --fix: pp: ") and line.endswith("; llama-3.1-8b has 32 layers, got 64"), line

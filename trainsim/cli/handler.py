@@ -39,7 +39,10 @@ def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
     """Collapse whitespace and newlines into one line of at most ``limit`` characters; a cut line keeps the
     `` (line N)`` its error ends with (:func:`trainsim.io.specfile.with_line`), the middle gives way: in a no-answer
     line the reason before ``; nearest alternatives:`` is cut first (down to half the line), so the alternatives
-    stay (a 'no valid plan' reason listing its rejections pushed them past the cut: compare, report)."""
+    stay (a 'no valid plan' reason listing its rejections pushed them past the cut: compare, report); any other
+    long line keeps its last clause (from its last ``; ``, else its last ``, got ``; at most a third of the line):
+    the value given and the facts it was checked against end a bad-input line (``--fix pp=64`` lost its
+    '; llama-3.1-8b has 32 layers, got 64' behind a 400-character rule)."""
     line = " ".join(str(text).split())
     if len(line) <= limit:
         return line
@@ -52,7 +55,10 @@ def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
             line = reason[:keep] + "..." + sep + alts + tail
         if len(line) <= limit:
             return line
-    return line[: limit - 3 - len(tail)] + "..." + tail
+    body = line[: len(line) - len(tail)]
+    last = next((body[i:] for i in (body.rfind("; "), body.rfind(", got "))
+                 if i > 0 and len(body) - i <= limit // 3), "")
+    return body[: limit - 3 - len(last) - len(tail)] + "..." + last + tail
 
 
 def _names(exc: BaseException) -> set[str]:
