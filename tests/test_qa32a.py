@@ -42,3 +42,34 @@ def test_a_long_bad_input_line_keeps_the_value_given(tmp_path, capsys):
     line = err.strip()
     assert code == 2 and len(err.strip().splitlines()) == 1 and len(line) <= 400, line
     assert line.startswith("error: --fix: pp: ") and line.endswith("; llama-3.1-8b has 32 layers, got 64"), line
+
+
+@pytest.mark.parametrize("value", ["450 GHz", "450 /s", "450 dimensionless"])
+def test_a_bandwidth_without_bits_or_bytes_is_bad_input(tmp_path, capsys, value):
+    """pint defines the bit as dimensionless (pint default_en.txt: 'bit = []', 'byte = 8 * bit'), so an inline
+    system's scale_up bandwidth of '450 GHz' (a frequency, no bit or byte) converted to bytes/s: 450e9 / 8 = 56.25
+    GB/s, checked 'valid run spec' and priced. A size or bandwidth must carry one bit or byte."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE.replace("system: dgx-h100", "system: {chip: nvidia-h100-sxm5, scale_up: {size: 8, bandwidth: "
+                              f"'{value}'}}, scale_out: {{bandwidth: 400 Gb/s}}}}"))
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, ""), out
+    assert err.strip() == (f"error: {p}: system.scale_up.bandwidth: expected a bandwidth such as '3.35 TB/s' or "
+                           f"'400 Gb/s', got '{value}' (line 2)")
+
+
+@pytest.mark.parametrize("value, dim, si", [("450 GB/min", "bytes_per_s", 450e9 / 60), ("3 kbaud", "bytes_per_s", 375.0),
+                                            ("96 gigabytes", "bytes", 96e9), ("5 MiB/ms", "bytes_per_s", 5 * 2**20 * 1e3)])
+def test_pint_sizes_and_bandwidths_with_bits_or_bytes_still_read(value, dim, si):
+    """The other side of the check above: pint's information units still convert (1 baud = 1 bit/s = 1/8 B/s)."""
+    from trainsim.units import parse_quantity
+    assert parse_quantity(value, dim, "f") == pytest.approx(si, rel=1e-12)
+
+
+def test_a_size_without_bits_or_bytes_is_bad_input():
+    """'80 ppm' of HBM was 8e-5 bytes; '80 dimensionless' 10 bytes (80 bits)."""
+    from trainsim.api import TrainsimError
+    from trainsim.units import parse_quantity
+    for value in ("80 ppm", "80 dimensionless"):
+        with pytest.raises(TrainsimError, match=r"expected a size such as '80 GB' or '96 GiB', got '80 "):
+            parse_quantity(value, "bytes", "hbm")

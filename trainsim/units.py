@@ -81,6 +81,18 @@ def _tiny(text: str, dim: str) -> float | None:
     return None
 
 
+#: pint's information units. pint defines the bit as dimensionless (pint 0.25.3 default_en.txt: 'bit = []',
+#: 'byte = 8 * bit = B = octet', 'baud = bit / second = Bd = bps'), so a size or bandwidth with no bit or byte
+#: in it converted: '450 GHz' was read as 56.25 GB/s, '80 ppm' as 1e-5 bytes, '80 dimensionless' as 10 bytes
+_INFORMATION_UNITS = ("bit", "byte", "baud")
+
+
+def _information_power(q, ureg) -> float:
+    """The power of information (bit, byte, baud) in pint quantity ``q``'s units: 1 for '8 GB' or '400 Gb/s', 0
+    for '450 GHz'. A size or bandwidth must carry exactly one (``parse_quantity``)."""
+    return sum(exp for name, exp in q.unit_items() if ureg.parse_unit_name(name)[0][1] in _INFORMATION_UNITS)
+
+
 @lru_cache(maxsize=1)
 def _ureg():
     import pint
@@ -117,8 +129,11 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     text = re.sub(r"(?<=[kKMGTP])bps\b", "bit/s", text)
     text = re.sub(r"(?<=[kKMGTP])b\b", "bit", text)
     try:
-        q = _ureg().Quantity(text)
+        ureg = _ureg()
+        q = ureg.Quantity(text)
         x = float(q.to(target).magnitude)
+        if dim in ("bytes", "bytes_per_s") and _information_power(q, ureg) != 1:
+            raise ValueError("no bit or byte")     # a dimensionless quantity pint converts (_INFORMATION_UNITS)
     except Exception:
         raise TrainsimError(f"expected {human}, got {short(value)}", field=field, where=where) from None
     return _finite(x, value, field, where, human)
