@@ -73,3 +73,15 @@ def test_a_size_without_bits_or_bytes_is_bad_input():
     for value in ("80 ppm", "80 dimensionless"):
         with pytest.raises(TrainsimError, match=r"expected a size such as '80 GB' or '96 GiB', got '80 "):
             parse_quantity(value, "bytes", "hbm")
+
+
+@pytest.mark.parametrize("mfu", [1.5, 37.5])
+def test_a_reported_mfu_above_one_is_bad_input(tmp_path, capsys, mfu):
+    """A run's reported MFU is a fraction of the peak (GPT-NeoX-20B's 0.375 in validation/runs); reported: {mfu:
+    37.5} (a percentage written without %) or 1.5 was checked 'valid run spec' and would be held as ground truth,
+    though no run does more model FLOP than its chips' peak."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE + f"reported: {{mfu: {mfu}}}\n")
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, ""), out
+    assert err.strip() == f"error: {p}: reported.mfu: Input should be less than or equal to 1; got {mfu} (line 5)"

@@ -392,7 +392,7 @@ class ReportedSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tokens_per_s_per_chip: PosFloat | None = None
-    mfu: PosFloat | None = None
+    mfu: Annotated[PosFloat, Field(le=1.0)] | None = None     # a fraction of the peak (0.375), at most 1
     mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n", "gpt-neox-2022"] | None = None
     step_time_s: PosFloat | None = None
     chip_hours: PosFloat | None = None
