@@ -85,3 +85,14 @@ def test_a_reported_mfu_above_one_is_bad_input(tmp_path, capsys, mfu):
     code, out, err = _main(capsys, "check", p)
     assert (code, out) == (2, ""), out
     assert err.strip() == f"error: {p}: reported.mfu: Input should be less than or equal to 1; got {mfu} (line 5)"
+
+
+def test_capacity_sparsity_whose_shape_needs_too_many_experts_is_bad_input(capsys):
+    """`capacity --sparsity 1e9` passed the ratio check (>= 1) and the shape rule asked for 64 ceil(256 x 1e9 / 18.1
+    / 64) = 14,143,646,464 routed experts (scenario/capacity.py moe_experts), over a model's 10^8: a pydantic
+    ValidationError, 'bug: ...', exit 3. Now one line naming --sparsity, the value and the bound, exit 2."""
+    code, out, err = _main(capsys, "capacity", "--system", "dgx-h100", "--units", "1", "--sparsity", "1e9")
+    line = err.strip()
+    assert (code, out, len(err.strip().splitlines())) == (2, "", 1), err
+    assert line.startswith("error: --sparsity: expected a MoE total/active parameter ratio whose shape has at most "
+                           "100,000,000 routed experts") and "got 1e+09" in line and "14,143,646,464" in line, line

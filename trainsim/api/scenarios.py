@@ -2,7 +2,6 @@
 sensitivity and the seed scenarios (``trainsim plan``'s search is :func:`trainsim.api.search_plans`)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping
 from ..errors import TrainsimError, readable_count
@@ -10,7 +9,7 @@ from ..search import SearchResult
 from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
 from ..perf.calibration import validation_error
-from ..assumptions import Assumptions
+from ..assumptions import Assumptions, check_entry
 from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..scenario.common import best
 from ..scenario.economics import economics
@@ -19,7 +18,7 @@ from ..frameworks import emitter_for, framework_of as _framework_of, profile
 from ..scenario.sizing import size as _size
 from ..catalog.load import get_system
 from ..catalog.resolve import resolve_system
-from ..scenario.capacity import capacity as _capacity
+from ..scenario.capacity import SparsityError, capacity as _capacity
 from ..scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as _sens, threshold as _threshold
 from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
@@ -188,9 +187,7 @@ def capacity(system, chips: int | None = None, days: float = 90.0, *, units: int
                             field=_name(names, "units"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
-        if not (math.isfinite(sparsity) and sparsity >= 1.0):
-            raise TrainsimError(f"expected a MoE total/active parameter ratio >= 1 (0: the assumption's), got "
-                                f"{sparsity:g}", field=_name(names, "sparsity"))
+        check_entry("moe_sparsity", sparsity, _name(names, "sparsity"))   # 1 to the shape rule's most experts
         if family != "deepseek-v3":
             raise TrainsimError(f"a MoE total/active ratio applies to the deepseek-v3 family only, not to "
                                 f"{family!r}, got {sparsity:g}", field=_name(names, "sparsity"))
@@ -201,7 +198,10 @@ def capacity(system, chips: int | None = None, days: float = 90.0, *, units: int
                             f"{getattr(at_least, 'chips_used', None)} chips of {getattr(at_least, 'system', None)}, "
                             f"{getattr(at_least, 'family', None)}, {getattr(at_least, 'days', None)} days",
                             field="at_least")
-    return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures, at_least=at_least)
+    try:
+        return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures, at_least=at_least)
+    except SparsityError as exc:     # the shape of a probed size needs too many experts: name the option given
+        raise SparsityError(exc.detail, field=_name(names, "sparsity") if sparsity else exc.field) from None
 
 
 @_dataclass
