@@ -96,3 +96,14 @@ def test_capacity_sparsity_whose_shape_needs_too_many_experts_is_bad_input(capsy
     assert (code, out, len(err.strip().splitlines())) == (2, "", 1), err
     assert line.startswith("error: --sparsity: expected a MoE total/active parameter ratio whose shape has at most "
                            "100,000,000 routed experts") and "got 1e+09" in line and "14,143,646,464" in line, line
+
+
+def test_check_shows_every_plan_key_the_spec_states(tmp_path, capsys):
+    """`check` listed only the searchable plan fields under 'plan fixed': a spec stating tp 8 and dp 16 (128 chips,
+    of 64) read 'plan fixed: tp=8', and the DeepSeek-V3 example's recompute modules and balanced split were not
+    shown. Every stated key is listed now, a module list as a list (not 'a|b', which --fix reads as alternatives)."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE + "plan: {tp: 8, dp: 16, recompute: selective, recompute_modules: [core_attn, mlp]}\n")
+    code, out, err = _main(capsys, "check", p)
+    assert code == 0, err
+    assert "  plan fixed: tp=8, recompute=selective, dp=16, recompute_modules=[core_attn, mlp]\n" in out, out
