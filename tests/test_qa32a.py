@@ -107,3 +107,18 @@ def test_check_shows_every_plan_key_the_spec_states(tmp_path, capsys):
     code, out, err = _main(capsys, "check", p)
     assert code == 0, err
     assert "  plan fixed: tp=8, recompute=selective, dp=16, recompute_modules=[core_attn, mlp]\n" in out, out
+
+
+@pytest.mark.parametrize("args, line", [
+    (["size", "RUN", "--days", "1,000"], "error: Invalid value for '--days': Input should be a valid number, unable "
+     "to parse string as a number, got '1,000'. usage: trainsim size [OPTIONS] {run}; see 'trainsim size --help'"),
+    (["plan", "RUN", "--top=abc"], "error: Invalid value for '--top': Input should be a valid integer, unable to "
+     "parse string as an integer, got 'abc'. usage: trainsim plan [OPTIONS] {run}; see 'trainsim plan --help'")])
+def test_an_option_typer_cannot_convert_names_the_value_given(tmp_path, capsys, args, line):
+    """typer 0.29's messages for an option it cannot convert name no value ('Invalid value for '--days': Input should
+    be a valid number, unable to parse string as a number'): '--days 1,000' (a count with a separator, which run
+    specs take) did not say what was read. The one line now ends its message with the value given."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE)
+    code, out, err = _main(capsys, *[str(p) if a == "RUN" else a for a in args])
+    assert (code, out, err.strip()) == (2, "", line)

@@ -65,13 +65,30 @@ def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def _usage_line(exc) -> str:
-    """A click/typer usage error as one line: the message, the command's usage, and where help is."""
+def _option_value(param, argv: list[str]) -> str | None:
+    """The value ``argv`` gives option ``param`` (its last ``--opt VALUE`` or ``--opt=VALUE``), or None."""
+    found = None
+    for i, tok in enumerate(argv):
+        for opt in getattr(param, "opts", ()):
+            if tok == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif opt.startswith("--") and tok.startswith(opt + "="):
+                found = tok[len(opt) + 1:]
+    return found
+
+
+def _usage_line(exc, argv: list[str] | None = None) -> str:
+    """A click/typer usage error as one line: the message, the value given (typer's pydantic-style messages for an
+    option it cannot convert name none: '--days 1,000' read 'Input should be a valid number'), the command's
+    usage, and where help is."""
     ctx = getattr(exc, "ctx", None)
     try:
         msg = exc.format_message()
     except Exception:  # noqa: BLE001 - a message is all we need
         msg = str(exc)
+    value = _option_value(getattr(exc, "param", None), argv or [])
+    if value is not None and "BadParameter" in _names(exc) and repr(value) not in msg:
+        msg = f"{msg.rstrip('.')}, got {value if len(value) <= 80 else value[:77] + '...'!r}"
     if "NoArgsIsHelpError" in _names(exc) or not msg:
         msg = "missing command" if ctx is not None and hasattr(ctx.command, "list_commands") else \
             "missing argument"
@@ -172,7 +189,7 @@ def run(app, argv: list[str] | None = None) -> int:
             print("aborted", file=sys.stderr)
             return 1
         if "ClickException" in names or "UsageError" in names:
-            print(_usage_line(exc), file=sys.stderr)
+            print(_usage_line(exc, [str(a) for a in (sys.argv[1:] if argv is None else argv)]), file=sys.stderr)
             return 2
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.strerror:
             fn = str(exc.filename or "")
