@@ -122,3 +122,38 @@ def test_an_option_typer_cannot_convert_names_the_value_given(tmp_path, capsys, 
     p.write_text(BASE)
     code, out, err = _main(capsys, *[str(p) if a == "RUN" else a for a in args])
     assert (code, out, err.strip()) == (2, "", line)
+
+
+@pytest.mark.parametrize("training, line", [
+    ("tokens: '1,5T', seq_len: 8192, global_batch_seqs: 512",
+     "training.tokens: expected a number such as 14.8e12 or '14.8T', got '1,5T' (line 4)"),
+    ("tokens: 1T, seq_len: 8192, global_batch_seqs: '10,24'",
+     "training.global_batch_seqs: expected a number such as 14.8e12 or '14.8T', got '10,24' (line 4)"),
+    ("tokens: 1T, seq_len: '8,19,2', global_batch_seqs: 512",
+     "training.seq_len: expected a length in tokens such as 4096, '4,096' or '4K' (K = 1,024), got '8,19,2' (line 4)")])
+def test_a_comma_that_groups_no_thousands_is_bad_input(tmp_path, capsys, training, line):
+    """Every comma was stripped before a count was read: tokens '1,5T' (1.5T with a decimal comma) trained 15T
+    tokens, 10x, and a batch of '10,24' sequences was 1,024. A separator must sit between groups of three digits
+    ('1,024', '10_000'); anything else is refused, as '1,5' is no number."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE.replace("tokens: 1T, seq_len: 8192, global_batch_seqs: 512", training))
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, ""), out
+    assert err.strip() == f"error: {p}: {line}", err
+
+
+@pytest.mark.parametrize("chips", ["1,0,0", "1,0 pods"])
+def test_chips_with_a_misplaced_separator_are_bad_input(tmp_path, capsys, chips):
+    """chips: '1,0,0' was read as 100 chips."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE.replace("chips: 64", f"chips: '{chips}'"))
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, "") and err.startswith(f"error: {p}: chips: expected a number of chips") and \
+        f"got '{chips}' (line 3)" in err, err
+
+
+@pytest.mark.parametrize("text, si", [("1,024", 1024), ("1,000,000", 1e6), ("10_000_000", 1e7), ("1,000.5K", 1000500),
+                                      ("14.8T", 14.8e12)])
+def test_counts_grouped_in_thousands_still_read(text, si):
+    from trainsim.units import parse_count
+    assert parse_count(text, "f") == si

@@ -156,6 +156,19 @@ def _float(value, field: str, where: str | None) -> float:
         raise TrainsimError(f"expected a finite number, got {short(value)}", field=field, where=where) from None
 
 
+#: a run of digits grouped in thousands by one separator, "," or "_" ("1,024", "10_000_000")
+_GROUPED_RE = re.compile(r"(?<![0-9.,_])[0-9]{1,3}([,_])[0-9]{3}(?:\1[0-9]{3})*(?![0-9,_])")
+
+
+def ungrouped(text: str) -> str:
+    """``text`` with its thousands separators removed ("1,024" -> "1024", "2,048 pods" -> "2048 pods"), or the text
+    unchanged where a separator is not between groups of three digits, so that the number parse refuses it:
+    removing every comma read "1,5T" (a European 1.5T) as 15T tokens and "1,0,0" as 100 chips. The one place a
+    count, a length or a chip count loses its separators."""
+    out = _GROUPED_RE.sub(lambda m: m.group(0).replace(m.group(1), ""), text)
+    return text if "," in out or "_" in out else out
+
+
 def parse_count(value, field: str, *, where: str | None = None) -> float:
     """A dimensionless count: ``14.8e12``, ``"14.8T"``, ``"35T"``, ``"2M"``."""
     human = "a number such as 14.8e12 or '14.8T'"
@@ -164,7 +177,7 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     if isinstance(value, (int, float)):
         return _finite(_float(value, field, where), value, field, where, human)
     if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+        m = _COUNT_RE.match(ungrouped(value))
         if m:
             try:
                 x = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
@@ -189,7 +202,7 @@ def batch_tokens_as_stated(value: object, decimal: float, seq_len: int) -> float
     ("4M" / 4,096 = 1,024), else the decimal one (rounded to whole sequences by the spec)."""
     if not isinstance(value, str) or float(decimal / seq_len).is_integer():
         return decimal
-    m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+    m = _COUNT_RE.match(ungrouped(value))
     if m is None or m.group(2) not in _BINARY_SUFFIX:
         return decimal
     try:
@@ -248,7 +261,7 @@ def parse_length(value, field: str, *, where: str | None = None):
     the integer type check)."""
     if not isinstance(value, str):
         return value
-    m = _LENGTH_RE.match(value.replace(",", "").replace("_", "")) if len(value) <= MAX_QUANTITY_CHARS else None
+    m = _LENGTH_RE.match(ungrouped(value)) if len(value) <= MAX_QUANTITY_CHARS else None
     if m is not None:
         x = float(m.group(1)) * _LENGTH_SUFFIX[m.group(2)]
         if x.is_integer():
