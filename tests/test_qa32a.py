@@ -157,3 +157,17 @@ def test_chips_with_a_misplaced_separator_are_bad_input(tmp_path, capsys, chips)
 def test_counts_grouped_in_thousands_still_read(text, si):
     from trainsim.units import parse_count
     assert parse_count(text, "f") == si
+
+
+def test_a_quantity_with_a_decimal_comma_is_bad_input(tmp_path, capsys):
+    """pint drops every comma, so an inline system's scale_up bandwidth of '0,9 TB/s' (0.9 TB/s with a decimal
+    comma) was read as 9 TB/s, 10x (check: 'scale-up 9,000 GB/s'). '3,350 GB/s' (thousands) still reads."""
+    from trainsim.units import parse_quantity
+    assert parse_quantity("3,350 GB/s", "bytes_per_s", "f") == 3350e9
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE.replace("system: dgx-h100", "system: {chip: nvidia-h100-sxm5, scale_up: {size: 8, bandwidth: "
+                              "'0,9 TB/s'}, scale_out: {bandwidth: 400 Gb/s}}"))
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, ""), out
+    assert err.strip() == (f"error: {p}: system.scale_up.bandwidth: expected a bandwidth such as '3.35 TB/s' or "
+                           "'400 Gb/s' (a comma only between groups of three digits), got '0,9 TB/s' (line 2)")

@@ -118,7 +118,10 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     if len(value) > MAX_QUANTITY_CHARS:
         raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {short(value)}",
                             field=field, where=where)
-    text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    text = ungrouped(value.strip()).replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    if "," in text:     # pint drops every comma: '1,5 TB/s' (a decimal comma) was 15 TB/s, '2,5 us' 25 us
+        raise TrainsimError(f"expected {human} (a comma only between groups of three digits), got {short(value)}",
+                            field=field, where=where)
     plain = plain_number(text)
     if plain is not None:       # "3e12": a YAML 1.1 loader leaves an exponent without a dot and sign a string
         return _finite(plain, value, field, where, human)
