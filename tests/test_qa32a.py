@@ -171,3 +171,16 @@ def test_a_quantity_with_a_decimal_comma_is_bad_input(tmp_path, capsys):
     assert (code, out) == (2, ""), out
     assert err.strip() == (f"error: {p}: system.scale_up.bandwidth: expected a bandwidth such as '3.35 TB/s' or "
                            "'400 Gb/s' (a comma only between groups of three digits), got '0,9 TB/s' (line 2)")
+
+
+@pytest.mark.parametrize("fix, line", [
+    ("schedule=dualpipe", "error: --fix: schedule: megatron-bridge-2026 offers schedule 1f1b, interleaved, not dualpipe"),
+    ("zero=2", "error: --fix: zero: megatron-bridge-2026 offers zero 0, 1, 3, not 2")])
+def test_a_fix_value_the_runs_stack_lacks_is_named_by_fix(tmp_path, capsys, fix, line):
+    """`plan --fix schedule=dualpipe` of a run naming no framework (the default stack, megatron-bridge-2026: 1f1b and
+    interleaved, catalog/data/framework_schedules.yaml) said 'error: plan.schedule: ...', a key the spec does not
+    hold, where --against and --fix with --framework name the option. Now '--fix: schedule: ...'."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE)
+    code, out, err = _main(capsys, "plan", p, "--fix", fix)
+    assert (code, out, err.strip()) == (2, "", line)
