@@ -184,3 +184,18 @@ def test_a_fix_value_the_runs_stack_lacks_is_named_by_fix(tmp_path, capsys, fix,
     p.write_text(BASE)
     code, out, err = _main(capsys, "plan", p, "--fix", fix)
     assert (code, out, err.strip()) == (2, "", line)
+
+
+def test_emit_megatron_refuses_torchtitans_op_sac(tmp_path, capsys):
+    """`plan --fix recompute=selective,recompute_modules=op_sac --emit megatron` wrote '--recompute-modules op_sac',
+    which Megatron-Core refuses at start-up (TransformerConfig: assert not invalid_modules, 'Invalid choices for
+    recompute_modules', allowed core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts, ... at
+    NVIDIA/Megatron-LM d98e8a64dd): a bash array that cannot run. Now one line naming plan.recompute_modules."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE)
+    code, out, err = _main(capsys, "plan", p, "--fix", "recompute=selective,recompute_modules=op_sac",
+                           "--emit", "megatron")
+    assert (code, out) == (2, "") and "--recompute-modules op_sac" not in out
+    assert err.startswith("error: plan.recompute_modules: op_sac is torchtitan's op-level selective checkpointing")
+    code, out, err = _main(capsys, "plan", p, "--fix", "recompute=selective,recompute_modules=mlp", "--emit", "megatron")
+    assert code == 0 and "  --recompute-modules mlp\n" in out, err
