@@ -199,3 +199,17 @@ def test_emit_megatron_refuses_torchtitans_op_sac(tmp_path, capsys):
     assert err.startswith("error: plan.recompute_modules: op_sac is torchtitan's op-level selective checkpointing")
     code, out, err = _main(capsys, "plan", p, "--fix", "recompute=selective,recompute_modules=mlp", "--emit", "megatron")
     assert code == 0 and "  --recompute-modules mlp\n" in out, err
+
+
+def test_a_goodput_below_one_never_prints_as_100_percent(tmp_path, capsys):
+    """`size --days 100` of Llama 3.1 8B on 1T tokens (16 H100 take 78.4 days) said 'finish in 78.4 days (ideal 78.4
+    days, goodput 100.0%)' and 'cost basis: with failures: ..., goodput 100.0%': a goodput of 0.9998 rounded up,
+    beside a run counted with failures. A fraction below 1 keeps the decimals it needs (numfmt.fraction)."""
+    from trainsim.numfmt import fraction
+    from trainsim.report.fmt import pct
+    assert (fraction(0.99965), fraction(0.412), fraction(1.0), pct(0.999999)) == ("99.97%", "41.2%", "100.0%", "99.9999%")
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE)
+    code, out, err = _main(capsys, "size", p, "--days", "100")
+    assert code == 0 and "goodput 100.0%" not in out and "100.0%" not in out, out
+    assert "2 systems (16 chips) finish in 78.4 days (ideal 78.4 days, goodput 99.9" in out, out

@@ -42,7 +42,7 @@ from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
 from ..errors import TrainsimError
-from ..numfmt import count as count_fmt, days_text
+from ..numfmt import count as count_fmt, days_text, fraction
 from ..catalog.resolve import resolve_system
 from ..units import GIB
 
@@ -337,7 +337,7 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
                           f"{est.plan['dp'] * est.plan['micro_batch']:,} nearest it within {tol:.0%} (the batch is "
                           f"searched with the plan: this is the fastest plan's)"})
     out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
-                "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
+                "detail": f"goodput {fraction(gp.fraction)}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
                           f"checkpoint {gp.checkpoint_s:.3g} s every {gp.interval_s / 60:.1f} min, "
                           f"restart {gp.restart_s / 60:.3g} min"})
     t_layer = float(a["min_layer_latency_s"])
