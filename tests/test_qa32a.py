@@ -233,3 +233,19 @@ def test_capacity_moe_shapes_follow_the_readme_claim():
         else:
             assert off <= 0.11, (active, total)
         prev = total
+
+
+@pytest.mark.parametrize("training, got", [
+    ("tokens: 1T, seq_len: 8192", "neither"),
+    ("tokens: 1T, seq_len: 4096, global_batch_tokens: 4M, global_batch_seqs: 512",
+     "both (global_batch_tokens 4,194,304, global_batch_seqs 512)")])
+def test_a_batch_stated_twice_or_not_at_all_names_what_was_given(tmp_path, capsys, training, got):
+    """'training: give exactly one of global_batch_tokens or global_batch_seqs' for a spec that gave both (or
+    neither): no value and no 'expected'. 4M tokens of 4,096-token sequences read as 1,024 x 4,096 = 4,194,304
+    (units.batch_tokens_as_stated)."""
+    p = tmp_path / "run.yaml"
+    p.write_text(BASE.replace("tokens: 1T, seq_len: 8192, global_batch_seqs: 512", training))
+    code, out, err = _main(capsys, "check", p)
+    assert (code, out) == (2, "")
+    assert err.strip() == (f"error: {p}: training: expected exactly one of global_batch_tokens or global_batch_seqs, "
+                           f"got {got} (line 4)")

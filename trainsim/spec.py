@@ -259,7 +259,10 @@ class TrainingSpec(BaseModel):
     @model_validator(mode="after")
     def _batch(self):
         if (self.global_batch_tokens is None) == (self.global_batch_seqs is None):
-            raise ValueError("give exactly one of global_batch_tokens or global_batch_seqs")
+            got = ("neither" if self.global_batch_tokens is None else
+                   f"both (global_batch_tokens {self.global_batch_tokens:,.0f}, "
+                   f"global_batch_seqs {self.global_batch_seqs:,})")
+            raise ValueError(f"expected exactly one of global_batch_tokens or global_batch_seqs, got {got}")
         if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
             raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is less than one "
                              f"{self.seq_len:,}-token sequence")
