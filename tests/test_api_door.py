@@ -164,7 +164,7 @@ def test_argument_checks_moved_behind_the_api_keep_the_cli_lines(tmp_path):
         scenarios.size(RUN, -1)
     with pytest.raises(api.TrainsimError, match=r"^--unit: expected system or chip, got 'pod'$"):
         scenarios.size(RUN, 10, unit="pod", names=api.CLI_NAMES)
-    with pytest.raises(api.TrainsimError, match=r"^--units: expected exactly one positive count, --units or --chips; got --units 2, --chips 8$"):
+    with pytest.raises(api.TrainsimError, match=r"^--units: expected one fleet size, --units or --chips, not both; got --units 2 and --chips 8$"):
         scenarios.capacity("hgx-h800", 8, 30, units=2, names=api.CLI_NAMES)
     with pytest.raises(api.TrainsimError, match=r"^--precision: expected bf16 or fp8, got 'fp4'$"):
         scenarios.capacity("hgx-h800", 8, 30, precision="fp4", names=api.CLI_NAMES)
@@ -186,5 +186,5 @@ def test_cli_exit_codes_through_the_api(tmp_path, capsys):
     assert run(app, ["size", str(p), "--days", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "error: --days: expected a positive number of days below 10^6, got -1"
     assert run(app, ["capacity", "--system", "hgx-h800", "--days", "30"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: --units: expected exactly one positive count, --units or --chips; "
-                                             "got --units 0, --chips 0")
+    assert capsys.readouterr().err.strip() == ("error: --units: expected a fleet size: --units N (scale-up domains) or "
+                                             "--chips N (chips), a positive count; got neither")

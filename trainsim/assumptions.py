@@ -73,7 +73,14 @@ def check_pue(value: float, field: str) -> None:
     """Refuse a PUE outside the bounds of assumptions.yaml's ``pue`` entry (1 to :data:`PUE_MAX`, NaN included):
     one line naming ``field`` (``--pue``, ``assumptions.pue``), the value and the range. ``--pue`` and a scenario's
     ``assumptions: {pue: ...}`` are checked by this one entry (qa29b, qa30a)."""
-    _defaults()["pue"].check(value, field=field)
+    check_entry("pue", value, field)
+
+
+def check_entry(key: str, value: float, field: str) -> None:
+    """Refuse ``value`` outside the bounds of assumptions.yaml's ``key`` entry (min / above / max, NaN included):
+    one line naming ``field``, so that a command-line option (``--pue``, ``capacity --sparsity``) and a scenario's
+    ``assumptions: {KEY: ...}`` are held to the same bounds."""
+    _defaults()[key].check(value, field=field)
 
 
 def _num(v):

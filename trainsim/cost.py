@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from .assumptions import Assumptions
+from .numfmt import fraction
 from .errors import TrainsimError
 
 HOURS_PER_YEAR = 8766.0   # 365.25 days
@@ -155,7 +156,7 @@ def run_cost(est, *, price_per_chip_hour: float | None = None, pue: float | None
                                     f"{power or 0:g} W and ${price or 0:g} per chip, ${rate or 0:g}/chip-hour, "
                                     f"${kwh_v:g}/kWh): expected a {given} within physical range", field=given)
     basis = (WITHOUT_FAILURES if goodput is None
-             else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {frac:.1%}")
+             else f"with failures: {goodput_model or GOODPUT_MODEL}, goodput {fraction(frac)}")
     return {
         "basis": basis,
         "days": days,

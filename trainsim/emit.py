@@ -322,6 +322,12 @@ def mindspeed_noop_layers(n_layers: int, pp: int, vpp: int, dualpipev: bool,
 MEGATRON_FP8_RECIPE = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8", "blockwise": "blockwise"}
 
 
+#: the selective-recompute modules of trainsim's that Megatron-Core's --recompute-modules takes (TransformerConfig's
+#: allowed_modules at NVIDIA/Megatron-LM d98e8a64dd, which also lists modules of architectures trainsim does not
+#: price: gdn_*, gdp_*, mhc); trainsim's op_sac is torchtitan's op-level SAC (perf/recompute.py)
+MEGATRON_RECOMPUTE_MODULES = ("core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", "moe", "shared_experts")
+
+
 def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str]]:
     """(arguments, comments) for Megatron-LM (``framework='megatron'``; ``'primus'``: the same argument set, which
     :func:`primus_args` spells as Primus takes it) or MindSpeed-LLM (``'mindspeed'``)."""
@@ -417,7 +423,15 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
     if rc == "selective":
         args.append("--recompute-granularity selective")
         if mods:
-            args.append("--recompute-modules " + " ".join(mods if isinstance(mods, (list, tuple)) else [mods]))
+            mods = list(mods) if isinstance(mods, (list, tuple)) else [mods]
+            if "op_sac" in mods:
+                raise TrainsimError(
+                    f"op_sac is torchtitan's op-level selective checkpointing, not a module of Megatron-Core's "
+                    f"--recompute-modules ({', '.join(MEGATRON_RECOMPUTE_MODULES)}: TransformerConfig asserts them, "
+                    f"megatron/core/transformer/transformer_config.py at d98e8a64dd); expected those modules for "
+                    f"--emit {framework}, or --emit torchtitan, got {', '.join(mods)}",
+                    field="plan.recompute_modules")
+            args.append("--recompute-modules " + " ".join(mods))
     elif rc == "full":
         method = _plan_value(p, "recompute_method") or "uniform"
         n = _plan_value(p, "recompute_num_layers") or 1

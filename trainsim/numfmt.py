@@ -26,6 +26,17 @@ def sig(x: float, digits: int = 3) -> str:
     return s
 
 
+def fraction(x: float, digits: int = 1) -> str:
+    """A fraction as a percentage to ``digits`` decimals (``0.412`` -> ``41.2%``), with as many more (up to 4) as a
+    fraction below 1 needs not to print as 100%: a goodput of 0.99965 read 'with failures ... goodput 100.0%'
+    beside effective days above the ideal ones; it is ``99.97%``."""
+    for d in range(digits, max(digits, 4) + 1):
+        s = f"{x:.{d}%}"
+        if not (x < 1.0 and s.startswith("100.")):
+            return s
+    return f"{x:.{max(digits, 4)}%}"
+
+
 def rate_cell(x: float | None) -> str:
     """A throughput in a validation table cell (tokens/s per chip): whole from 100 up (``1,234``), one decimal
     below (``87.5``), ``-`` for none."""

@@ -23,7 +23,7 @@ from .parallel.schedules import REGISTRY as SCHEDULE_REGISTRY, SCHEDULES
 from .parallel.validity import (REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, sharding_zeros,
                                 stage_layers_ok)
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
-from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value
+from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value, ungrouped
 from .catalog.resolve import resolve_system
 from .model.load import resolve_model
 from .frameworks import (PRECISIONS, attention_unfused, check_precision, frameworks,
@@ -259,7 +259,10 @@ class TrainingSpec(BaseModel):
     @model_validator(mode="after")
     def _batch(self):
         if (self.global_batch_tokens is None) == (self.global_batch_seqs is None):
-            raise ValueError("give exactly one of global_batch_tokens or global_batch_seqs")
+            got = ("neither" if self.global_batch_tokens is None else
+                   f"both (global_batch_tokens {self.global_batch_tokens:,.0f}, "
+                   f"global_batch_seqs {self.global_batch_seqs:,})")
+            raise ValueError(f"expected exactly one of global_batch_tokens or global_batch_seqs, got {got}")
         if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
             raise ValueError(f"global_batch_tokens {self.global_batch_tokens:g} is less than one "
                              f"{self.seq_len:,}-token sequence")
@@ -392,7 +395,7 @@ class ReportedSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tokens_per_s_per_chip: PosFloat | None = None
-    mfu: PosFloat | None = None
+    mfu: Annotated[PosFloat, Field(le=1.0)] | None = None     # a fraction of the peak (0.375), at most 1
     mfu_convention: Literal["trainsim", "megatron", "palm", "megatron-recompute", "6n", "gpt-neox-2022"] | None = None
     step_time_s: PosFloat | None = None
     chip_hours: PosFloat | None = None
@@ -457,7 +460,9 @@ def resolve_model_and_system(model, system, base_dir: Path | None, where: str):
 
 
 #: ``chips: "65 pods"``: whole scale-up domains of the run's system (pods, SuperPoDs, systems, domains)
-_DOMAINS_RE = re.compile(r"^\s*([0-9][0-9,_]*)\s*(pods?|superpods?|systems?|domains?)\s*$", re.IGNORECASE)
+#: (a count grouped in thousands, as units.ungrouped reads it: "1,0 pods" is no count)
+_DOMAINS_RE = re.compile(r"^\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:_[0-9]{3})+|[0-9]+)\s*"
+                         r"(pods?|superpods?|systems?|domains?)\s*$", re.IGNORECASE)
 
 
 def is_domain_count(value: Any) -> bool:
@@ -495,7 +500,7 @@ def chips_as_stated(value: Any, system_value: Any, base_dir: Path | None, where:
                 f"{value[:80]!r}: {system.id} is not a SuperPoD (an NVIDIA DGX SuperPOD is units of 32 DGX "
                 f"H100 or 8 NVL72 racks, not one domain); state chips or systems ('2 systems' = "
                 f"{2 * domain:,} chips)", field=field, where=where)
-        return int(m.group(1).replace(",", "").replace("_", "")) * domain
+        return int(ungrouped(m.group(1))) * domain
     try:
         per = f"; one domain of this system = {resolve_system(system_value, base_dir).scale_up_size:,} chips"
     except TrainsimError:

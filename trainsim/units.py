@@ -81,6 +81,18 @@ def _tiny(text: str, dim: str) -> float | None:
     return None
 
 
+#: pint's information units. pint defines the bit as dimensionless (pint 0.25.3 default_en.txt: 'bit = []',
+#: 'byte = 8 * bit = B = octet', 'baud = bit / second = Bd = bps'), so a size or bandwidth with no bit or byte
+#: in it converted: '450 GHz' was read as 56.25 GB/s, '80 ppm' as 1e-5 bytes, '80 dimensionless' as 10 bytes
+_INFORMATION_UNITS = ("bit", "byte", "baud")
+
+
+def _information_power(q, ureg) -> float:
+    """The power of information (bit, byte, baud) in pint quantity ``q``'s units: 1 for '8 GB' or '400 Gb/s', 0
+    for '450 GHz'. A size or bandwidth must carry exactly one (``parse_quantity``)."""
+    return sum(exp for name, exp in q.unit_items() if ureg.parse_unit_name(name)[0][1] in _INFORMATION_UNITS)
+
+
 @lru_cache(maxsize=1)
 def _ureg():
     import pint
@@ -106,7 +118,10 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     if len(value) > MAX_QUANTITY_CHARS:
         raise TrainsimError(f"expected {human} (at most {MAX_QUANTITY_CHARS} characters), got {short(value)}",
                             field=field, where=where)
-    text = value.strip().replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    text = ungrouped(value.strip()).replace("TFLOPS", "TFLOP/s").replace("PFLOPS", "PFLOP/s")
+    if "," in text:     # pint drops every comma: '1,5 TB/s' (a decimal comma) was 15 TB/s, '2,5 us' 25 us
+        raise TrainsimError(f"expected {human} (a comma only between groups of three digits), got {short(value)}",
+                            field=field, where=where)
     plain = plain_number(text)
     if plain is not None:       # "3e12": a YAML 1.1 loader leaves an exponent without a dot and sign a string
         return _finite(plain, value, field, where, human)
@@ -117,8 +132,11 @@ def parse_quantity(value, dim: str, field: str, *, where: str | None = None) -> 
     text = re.sub(r"(?<=[kKMGTP])bps\b", "bit/s", text)
     text = re.sub(r"(?<=[kKMGTP])b\b", "bit", text)
     try:
-        q = _ureg().Quantity(text)
+        ureg = _ureg()
+        q = ureg.Quantity(text)
         x = float(q.to(target).magnitude)
+        if dim in ("bytes", "bytes_per_s") and _information_power(q, ureg) != 1:
+            raise ValueError("no bit or byte")     # a dimensionless quantity pint converts (_INFORMATION_UNITS)
     except Exception:
         raise TrainsimError(f"expected {human}, got {short(value)}", field=field, where=where) from None
     return _finite(x, value, field, where, human)
@@ -141,6 +159,19 @@ def _float(value, field: str, where: str | None) -> float:
         raise TrainsimError(f"expected a finite number, got {short(value)}", field=field, where=where) from None
 
 
+#: a run of digits grouped in thousands by one separator, "," or "_" ("1,024", "10_000_000")
+_GROUPED_RE = re.compile(r"(?<![0-9.,_])[0-9]{1,3}([,_])[0-9]{3}(?:\1[0-9]{3})*(?![0-9,_])")
+
+
+def ungrouped(text: str) -> str:
+    """``text`` with its thousands separators removed ("1,024" -> "1024", "2,048 pods" -> "2048 pods"), or the text
+    unchanged where a separator is not between groups of three digits, so that the number parse refuses it:
+    removing every comma read "1,5T" (a European 1.5T) as 15T tokens and "1,0,0" as 100 chips. The one place a
+    count, a length or a chip count loses its separators."""
+    out = _GROUPED_RE.sub(lambda m: m.group(0).replace(m.group(1), ""), text)
+    return text if "," in out or "_" in out else out
+
+
 def parse_count(value, field: str, *, where: str | None = None) -> float:
     """A dimensionless count: ``14.8e12``, ``"14.8T"``, ``"35T"``, ``"2M"``."""
     human = "a number such as 14.8e12 or '14.8T'"
@@ -149,7 +180,7 @@ def parse_count(value, field: str, *, where: str | None = None) -> float:
     if isinstance(value, (int, float)):
         return _finite(_float(value, field, where), value, field, where, human)
     if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+        m = _COUNT_RE.match(ungrouped(value))
         if m:
             try:
                 x = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
@@ -174,7 +205,7 @@ def batch_tokens_as_stated(value: object, decimal: float, seq_len: int) -> float
     ("4M" / 4,096 = 1,024), else the decimal one (rounded to whole sequences by the spec)."""
     if not isinstance(value, str) or float(decimal / seq_len).is_integer():
         return decimal
-    m = _COUNT_RE.match(value.replace(",", "").replace("_", ""))
+    m = _COUNT_RE.match(ungrouped(value))
     if m is None or m.group(2) not in _BINARY_SUFFIX:
         return decimal
     try:
@@ -233,7 +264,7 @@ def parse_length(value, field: str, *, where: str | None = None):
     the integer type check)."""
     if not isinstance(value, str):
         return value
-    m = _LENGTH_RE.match(value.replace(",", "").replace("_", "")) if len(value) <= MAX_QUANTITY_CHARS else None
+    m = _LENGTH_RE.match(ungrouped(value)) if len(value) <= MAX_QUANTITY_CHARS else None
     if m is not None:
         x = float(m.group(1)) * _LENGTH_SUFFIX[m.group(2)]
         if x.is_integer():

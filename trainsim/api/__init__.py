@@ -233,6 +233,8 @@ def search_plans(run: Run | str | Path | Mapping, *, fix: str = "", framework: s
         except TrainsimError as exc:   # the run's own stack may have it: say whose flags --emit writes
             raise TrainsimError(f"{exc} (--emit {emit} writes the flags of {fw}; the run names "
                                 f"{r.framework or 'no framework'})", field=None) from None
+    elif fix:   # the run's own stack: a --fix value it lacks is named by --fix, as --against's is, not plan.KEY
+        restrict_stated(fixed, _framework_of(r), "--fix", fix)
     if framework or emit:   # a sharding group beside a stack that offers zero 0 alone (megatron-lm-2021)
         check_shard_group(fixed, r.training, where=str(r.path) if r.path else None,
                           stack=framework or default_for_emit(emit))

@@ -52,7 +52,14 @@ def check(path) -> CheckResult:
         lines.append(("training", f"seq_len {t.seq_len:,} tokens, batch {t.batch_seqs:,} sequences, {t.precision}"
                       + (f", {fmt_count(t.tokens)} tokens" if t.tokens else ", no token count (step time only)")))
         fixed = {f: r.plan.values(f) for f in PLAN_FIELDS if r.plan.values(f) is not None}
-        lines.append(("plan fixed", ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()) or "none"))
+        # every other key the plan states (dp, recompute_modules, stage sizes, ...) as stated: 'tp=8' alone hid a
+        # stated dp=16 that no 64 chips hold, and the DeepSeek-V3 example's recompute modules and balanced split
+        stated = {f: getattr(r.plan, f) for f in type(r.plan).model_fields
+                  if f not in PLAN_FIELDS and getattr(r.plan, f) is not None}
+        lines.append(("plan fixed", ", ".join(
+            [f"{k}={'|'.join(map(str, v))}" for k, v in fixed.items()]
+            + [f"{k}=[{', '.join(map(str, v))}]" if isinstance(v, list) else f"{k}={v}" for k, v in stated.items()])
+            or "none"))
         if is_complete(r.plan):
             # a complete plan is estimated as given: its unstated fields read as estimate reads them (its stack's
             # default at the stated ZeRO stage, else Megatron-Core's), and a plan estimate refuses is refused here

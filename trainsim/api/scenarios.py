@@ -2,7 +2,6 @@
 sensitivity and the seed scenarios (``trainsim plan``'s search is :func:`trainsim.api.search_plans`)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping
 from ..errors import TrainsimError, readable_count
@@ -10,7 +9,7 @@ from ..search import SearchResult
 from ..spec import PlanSpec, Run
 from ..emit import emit_args, EMITTERS
 from ..perf.calibration import validation_error
-from ..assumptions import Assumptions
+from ..assumptions import Assumptions, check_entry
 from ..types_checked import MAX_SCALE_FACTOR, check_scale_factor
 from ..scenario.common import best
 from ..scenario.economics import economics
@@ -19,7 +18,7 @@ from ..frameworks import emitter_for, framework_of as _framework_of, profile
 from ..scenario.sizing import size as _size
 from ..catalog.load import get_system
 from ..catalog.resolve import resolve_system
-from ..scenario.capacity import capacity as _capacity
+from ..scenario.capacity import SparsityError, capacity as _capacity
 from ..scenario.sensitivity import PARAMS, canonical, elasticity, sensitivity as _sens, threshold as _threshold
 from ..scenario.run import scenarios_dir, run_all, run_file
 from ..scenario import common
@@ -147,18 +146,32 @@ def size(run: Run | str | Path | Mapping, days: float, *, unit: str = "system", 
     return res
 
 
-def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, family: str = "deepseek-v3",
+def _fleet_count(units: int | None, chips: int | None, names: Mapping[str, str] | None) -> tuple[int, int]:
+    """The one fleet count of ``capacity``: exactly one of ``units`` and ``chips`` given (not ``None``), and positive;
+    ``(units, chips)`` with 0 for the one not given. Each error says what was given and what was expected."""
+    u, c = _name(names, "units"), _name(names, "chips")
+    if units is None and chips is None:
+        raise TrainsimError(f"expected a fleet size: {u} N (scale-up domains) or {c} N (chips), a positive count; "
+                            "got neither", field=u)
+    if units is not None and chips is not None:
+        raise TrainsimError(f"expected one fleet size, {u} or {c}, not both; got {u} {units} and {c} {chips}",
+                            field=u)
+    field, value = (u, units) if units is not None else (c, chips)
+    if value is None or value <= 0:
+        raise TrainsimError(f"expected a positive count, got {value}", field=field)
+    return units or 0, chips or 0
+
+
+def capacity(system, chips: int | None = None, days: float = 90.0, *, units: int | None = None,
+             family: str = "deepseek-v3",
              precision: str = "bf16", sparsity: float = 0.0, failures: bool = True, assumptions=None,
              names: Mapping[str, str] | None = None, at_least=None):
     """``trainsim capacity``: the largest run ``chips`` chips (or ``units`` scale-up domains) of ``system``
     (catalog id, inline mapping or System) train in ``days`` (:func:`trainsim.scenario.capacity.capacity`);
     a ``CapacityResult``. ``sparsity``: MoE total / active parameters (default: the sourced assumption).
     ``at_least``: the ``CapacityResult`` of a smaller fleet of the same system, family and days, asked with the same
-    options: this answer then trains at least its FLOP (more chips never give less)."""
-    if (units > 0) == (chips > 0) or min(units, chips) < 0:
-        u, c = _name(names, "units"), _name(names, "chips")
-        raise TrainsimError(f"expected exactly one positive count, {u} or {c}; got {u} {units}, {c} {chips}",
-                            field=c if chips < 0 <= units else u)
+    options: this answer then trains at least its FLOP (more chips never give less). ``None``: not given."""
+    units, chips = _fleet_count(units, chips, names)
     _check_days(days, names)
     if family not in ("dense", "deepseek-v3"):
         raise TrainsimError(f"expected dense or deepseek-v3, got {family!r}", field=_name(names, "family"))
@@ -174,9 +187,7 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
                             field=_name(names, "units"))
     a = assumptions if assumptions is not None else Assumptions()
     if sparsity:
-        if not (math.isfinite(sparsity) and sparsity >= 1.0):
-            raise TrainsimError(f"expected a MoE total/active parameter ratio >= 1 (0: the assumption's), got "
-                                f"{sparsity:g}", field=_name(names, "sparsity"))
+        check_entry("moe_sparsity", sparsity, _name(names, "sparsity"))   # 1 to the shape rule's most experts
         if family != "deepseek-v3":
             raise TrainsimError(f"a MoE total/active ratio applies to the deepseek-v3 family only, not to "
                                 f"{family!r}, got {sparsity:g}", field=_name(names, "sparsity"))
@@ -187,7 +198,10 @@ def capacity(system, chips: int = 0, days: float = 90.0, *, units: int = 0, fami
                             f"{getattr(at_least, 'chips_used', None)} chips of {getattr(at_least, 'system', None)}, "
                             f"{getattr(at_least, 'family', None)}, {getattr(at_least, 'days', None)} days",
                             field="at_least")
-    return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures, at_least=at_least)
+    try:
+        return _capacity(s, n, days, a, family=family, precision=precision, use_goodput=failures, at_least=at_least)
+    except SparsityError as exc:     # the shape of a probed size needs too many experts: name the option given
+        raise SparsityError(exc.detail, field=_name(names, "sparsity") if sparsity else exc.field) from None
 
 
 @_dataclass

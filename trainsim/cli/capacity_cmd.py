@@ -17,8 +17,8 @@ from .csvopt import print_rows
 
 @app.command("capacity")
 def capacity_cmd(system: str = typer.Option(..., "--system", help="catalog system id (cloudmatrix-384)"),
-                 units: int = typer.Option(0, "--units", help="scale-up domains (pods, SuperPoDs, servers); give this or --chips"),
-                 chips: int = typer.Option(0, "--chips", help="chips (instead of --units)"),
+                 units: int | None = typer.Option(None, "--units", help="scale-up domains (pods, SuperPoDs, servers); give this or --chips"),
+                 chips: int | None = typer.Option(None, "--chips", help="chips (instead of --units)"),
                  days: float = typer.Option(90.0, "--days", help="wall-clock days"),
                  family: str = typer.Option("deepseek-v3", "--family", help="dense (Chinchilla) or deepseek-v3"),
                  precision: str = typer.Option("bf16", "--precision", help="bf16 or fp8"),

@@ -39,7 +39,10 @@ def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
     """Collapse whitespace and newlines into one line of at most ``limit`` characters; a cut line keeps the
     `` (line N)`` its error ends with (:func:`trainsim.io.specfile.with_line`), the middle gives way: in a no-answer
     line the reason before ``; nearest alternatives:`` is cut first (down to half the line), so the alternatives
-    stay (a 'no valid plan' reason listing its rejections pushed them past the cut: compare, report)."""
+    stay (a 'no valid plan' reason listing its rejections pushed them past the cut: compare, report); any other
+    long line keeps its last clause (from its last ``; ``, else its last ``, got ``; at most a third of the line):
+    the value given and the facts it was checked against end a bad-input line (``--fix pp=64`` lost its
+    '; llama-3.1-8b has 32 layers, got 64' behind a 400-character rule)."""
     line = " ".join(str(text).split())
     if len(line) <= limit:
         return line
@@ -52,20 +55,40 @@ def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
             line = reason[:keep] + "..." + sep + alts + tail
         if len(line) <= limit:
             return line
-    return line[: limit - 3 - len(tail)] + "..." + tail
+    body = line[: len(line) - len(tail)]
+    last = next((body[i:] for i in (body.rfind("; "), body.rfind(", got "))
+                 if i > 0 and len(body) - i <= limit // 3), "")
+    return body[: limit - 3 - len(last) - len(tail)] + "..." + last + tail
 
 
 def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def _usage_line(exc) -> str:
-    """A click/typer usage error as one line: the message, the command's usage, and where help is."""
+def _option_value(param, argv: list[str]) -> str | None:
+    """The value ``argv`` gives option ``param`` (its last ``--opt VALUE`` or ``--opt=VALUE``), or None."""
+    found = None
+    for i, tok in enumerate(argv):
+        for opt in getattr(param, "opts", ()):
+            if tok == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif opt.startswith("--") and tok.startswith(opt + "="):
+                found = tok[len(opt) + 1:]
+    return found
+
+
+def _usage_line(exc, argv: list[str] | None = None) -> str:
+    """A click/typer usage error as one line: the message, the value given (typer's pydantic-style messages for an
+    option it cannot convert name none: '--days 1,000' read 'Input should be a valid number'), the command's
+    usage, and where help is."""
     ctx = getattr(exc, "ctx", None)
     try:
         msg = exc.format_message()
     except Exception:  # noqa: BLE001 - a message is all we need
         msg = str(exc)
+    value = _option_value(getattr(exc, "param", None), argv or [])
+    if value is not None and "BadParameter" in _names(exc) and repr(value) not in msg:
+        msg = f"{msg.rstrip('.')}, got {value if len(value) <= 80 else value[:77] + '...'!r}"
     if "NoArgsIsHelpError" in _names(exc) or not msg:
         msg = "missing command" if ctx is not None and hasattr(ctx.command, "list_commands") else \
             "missing argument"
@@ -166,7 +189,7 @@ def run(app, argv: list[str] | None = None) -> int:
             print("aborted", file=sys.stderr)
             return 1
         if "ClickException" in names or "UsageError" in names:
-            print(_usage_line(exc), file=sys.stderr)
+            print(_usage_line(exc, [str(a) for a in (sys.argv[1:] if argv is None else argv)]), file=sys.stderr)
             return 2
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.strerror:
             fn = str(exc.filename or "")

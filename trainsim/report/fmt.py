@@ -9,6 +9,7 @@ import math
 from typing import Any
 from ..numfmt import PLAN_KEYS as PLAN_KEYS, plan as plan  # the one plan formatter lives in the base layer
 from ..numfmt import counted as counted  # "1 point", "2 points"
+from ..numfmt import fraction
 from ..numfmt import (axis_name, axis_value, count as _count, is_money_key, key_parts, money as _money,
                       label as _label)
 from ..numfmt import gib as gib  # "68.7 GiB"
@@ -61,8 +62,9 @@ def tokens_per_s(x: float) -> str:
 
 
 def pct(x: float) -> str:
-    """A fraction as a percentage: ``0.412`` -> ``41.2%``."""
-    return f"{x:.1%}"
+    """A fraction as a percentage: ``0.412`` -> ``41.2%`` (``0.99965`` -> ``99.97%``, never 100% below 1:
+    :func:`trainsim.numfmt.fraction`)."""
+    return fraction(x)
 
 
 def signed_pct(x: float, digits: int = 1) -> str:

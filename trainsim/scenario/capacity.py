@@ -37,11 +37,12 @@ from functools import lru_cache
 
 from ..model.counts import compute_optimal_params, count, training_flops_6nd
 from ..assumptions import Assumptions
+from ..types_checked import MAX_DIM
 from .common import best, make_run, plan_summary, comm_fraction, where_time_goes
 from .goodput import goodput
 from ..model.inline import InlineModel, build_inline
 from ..errors import TrainsimError
-from ..numfmt import count as count_fmt, days_text
+from ..numfmt import count as count_fmt, days_text, fraction
 from ..catalog.resolve import resolve_system
 from ..units import GIB
 
@@ -168,7 +169,7 @@ def _experts_for(h: int, L: int, sparsity: float, name: str) -> tuple[int, int, 
     rounded to 128): small models, whose embeddings (129,280 x h, twice) are a large part of the active count,
     then take more experts (the count that reaches the total at that width, up to the next multiple of 64) and the
     width is solved again, as the shape rule's small MoEs had (0.5B active: 384 experts of 384)."""
-    experts = moe_experts(sparsity)
+    experts = _most_experts(moe_experts(sparsity), sparsity, h, L)
     f, a = _expert_ffn_for(h, L, experts, sparsity, name)
     cap = _round(DSV3["expert_ffn"] * h / DSV3["hidden"], MOE_EXPERT_FFN_STEP)
     if f > cap:
@@ -176,8 +177,28 @@ def _experts_for(h: int, L: int, sparsity: float, name: str) -> tuple[int, int, 
         t2, _ = _depth_counts(h, L, 128, cap, name)
         need = 64 + (sparsity * a1 - t1) / ((t2 - t1) / 64.0)
         experts = max(experts, MOE_EXPERTS_STEP * math.ceil(need / MOE_EXPERTS_STEP))
-        f, a = _expert_ffn_for(h, L, experts, sparsity, name)
+        f, a = _expert_ffn_for(h, L, _most_experts(experts, sparsity, h, L), sparsity, name)
     return experts, f, a
+
+
+def _most_experts(experts: int, sparsity: float, h: int, L: int) -> int:
+    """``experts``, or :class:`SparsityError` where it is more than a model may have (:data:`MAX_DIM`)."""
+    if experts > MAX_DIM:
+        raise SparsityError(f"expected a MoE total/active parameter ratio whose shape has at most {MAX_DIM:,} "
+                            f"routed experts (types_checked.MAX_DIM), got {sparsity:g}: a {h:,}-wide, {L}-layer "
+                            f"shape needs {experts:,}")
+    return experts
+
+
+class SparsityError(TrainsimError):
+    """A total/active ratio whose MoE shape needs more routed experts than a model may have (:func:`_experts_for`;
+    the count grows as the size probed shrinks, so no bound on the ratio alone holds): ``capacity --sparsity 1e9``
+    asked for 1.4e10 experts and ended in a pydantic ValidationError of moe.experts, exit 3 (qa32a). ``detail``
+    is the message without a field, for the caller that knows which option set the ratio."""
+
+    def __init__(self, detail: str, field: str = "assumptions.moe_sparsity"):
+        super().__init__(detail, field=field)
+        self.detail = detail
 
 
 def moe_shape(active: float, sparsity: float = 18.1, name: str | None = None) -> dict:
@@ -316,7 +337,7 @@ def limits(res, days: float, a: Assumptions, gp, plan_counts: bool = True) -> li
                           f"{est.plan['dp'] * est.plan['micro_batch']:,} nearest it within {tol:.0%} (the batch is "
                           f"searched with the plan: this is the fastest plan's)"})
     out.append({"limit": "failures", "binding": gp.fraction < 0.8, "value": gp.fraction, "bound": 0.8,
-                "detail": f"goodput {gp.fraction:.1%}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
+                "detail": f"goodput {fraction(gp.fraction)}: job MTBF {gp.mtbf_hours:.2f} h on {gp.chips:,} chips, "
                           f"checkpoint {gp.checkpoint_s:.3g} s every {gp.interval_s / 60:.1f} min, "
                           f"restart {gp.restart_s / 60:.3g} min"})
     t_layer = float(a["min_layer_latency_s"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..spec import Run
 from .common import at_chips, best, days_of, fitted_batch, plan_summary, with_batch
 from ..errors import TrainsimError
-from ..numfmt import days as days_fmt, days_text
+from ..numfmt import days as days_fmt, days_text, fraction
 from .goodput import goodput
 
 
@@ -297,7 +297,7 @@ def size(run: Run, deadline_days: float, *, unit: str = "system", assumptions=No
     p = probe(u)
     in_chips = "" if uc == 1 else f" ({p['chips']:,} chips)"     # --unit chip: not '124 chips (124 chips)'
     msg = (f"{u:,} {unit}{'s' if u != 1 else ''}{in_chips} finish{'es' if u == 1 else ''} in "
-           f"{days_fmt(p['effective_days'])} (ideal {days_fmt(p['days'])}, goodput {p['goodput']:.1%}); ")
+           f"{days_fmt(p['effective_days'])} (ideal {days_fmt(p['days'])}, goodput {fraction(p['goodput'])}); ")
     if hi > 0:
         prev = counts[hi - 1]
         prev_days = probe(prev)["effective_days"]
