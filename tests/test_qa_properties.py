@@ -210,7 +210,8 @@ def _numbers(x, key=""):
 def test_serving_answers_are_finite_and_non_negative(model, system, phase, inp, out, prec, chips, tpot):
     """Every number `trainsim infer` prints for a catalog model on a catalog system is finite, and >= 0 except the
     breakdown's 'overlap_hidden' (inference/step.py: the communication two-batch overlap hides, entered as a
-    negative part so that the parts sum to the step); the latency bound, when given, holds for the answer."""
+    negative part so that the parts sum to the step); the latency bound, when given, holds for the answer; an
+    aggregated answer (phase both) is one layout for both phases."""
     from trainsim.api import serving
 
     RAN.add("serving")
@@ -231,6 +232,8 @@ def test_serving_answers_are_finite_and_non_negative(model, system, phase, inp, 
     dec = d.get("decode") or {}
     if tpot and dec.get("tpot_s") is not None:
         assert dec["tpot_s"] <= tpot / 1000 * (1 + 1e-9)
+    if phase == "both" and dec:   # one server, one layout for both phases (inference/search.py join_phases)
+        assert d["prefill"]["plan"] == dec["plan"], spec
 
 
 RL_SEEDS = sorted((ROOT / "validation" / "rl").glob("*.yaml"))

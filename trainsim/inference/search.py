@@ -5,11 +5,13 @@ tp a power of two inside one scale-up domain that divides the attention heads (:
 divisor of the chips per stage (dense models: 1), and a batch grid (decode: sequences per chip, fractions for wide
 tensor-parallel instances that hold fewer sequences than chips; prefill: prompt tokens per chip). A candidate is kept when its weights + KV cache (+ buffers, + prefill activations) fit in HBM
 and it meets the latency bound (decode: time per output token; prefill: time to first token). The best is the one
-with the most tokens/s per chip; ties go to the lower latency, then to the smaller instance.
+with the most tokens/s per chip; ties go to the lower latency, then to the smaller instance. Aggregated serving
+(prefill and decode on the same chips) picks one plan for both phases by the output rate of the whole request
+(:func:`join_phases`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -150,6 +152,8 @@ class Evaluated:
     #: these that fit): what "no plan fits in HBM" is said of (serve._no_plan, qa32b: a 1/32-sequence candidate
     #: fitted, so a 122K-token Llama 3.1 70B decode was told 'smallest need 136.3 GiB' and 'chips: 2 -> fits')
     work: np.ndarray | None = None
+    #: candidates per plan: the candidates are plan-major, each plan's batch grid (or its one given batch) in turn
+    per_plan: int = 1
 
     def runners_up(self, n: int = 5, exclude: int | None = None) -> list[int]:
         """Indices of up to ``n`` feasible candidates, highest tokens/s per chip first (ties keep plan order), each
@@ -228,6 +232,51 @@ def _pick(tps, lat, ok) -> tuple[int | None, np.ndarray | None]:
     return None, rows
 
 
+def best_per_plan(ev: Evaluated) -> tuple[np.ndarray, np.ndarray]:
+    """Each plan's best candidate of ``ev`` among its own batches (:func:`pick_rows` over the ``per_plan``
+    candidates of each plan): its index into ``ev``'s candidates (-1 where none of the plan's batches is
+    feasible) and its tokens/s per chip (NaN there), each shaped ``(plans,)``, or ``(G, plans)`` over a grid of
+    constants. What aggregated serving prices a layout's prefill at (:func:`join_phases`)."""
+    tps, lat, ok = np.broadcast_arrays(np.asarray(ev.tokens_per_s_per_chip, dtype=np.float64),
+                                       np.asarray(ev.latency_s, dtype=np.float64), np.asarray(ev.ok))
+    lead, n_p = tps.shape[:-1], tps.shape[-1] // ev.per_plan
+    blocks = [a.reshape(lead + (n_p, ev.per_plan)) for a in (tps, lat, ok)]
+    at = pick_rows(*blocks).reshape(lead + (n_p,))
+    rate = np.take_along_axis(blocks[0], np.maximum(at, 0)[..., None], axis=-1)[..., 0]
+    return np.where(at >= 0, np.arange(n_p) * ev.per_plan + at, -1), np.where(at >= 0, rate, np.nan)
+
+
+def join_phases(pre: Evaluated, pre_at: np.ndarray, dec: Evaluated, score) -> tuple[Evaluated, Evaluated]:
+    """Aggregated serving (``phase: both``): one layout for both phases, as one server runs one parallel layout
+    (vLLM and SGLang take one ``--tensor-parallel-size`` per server, and chunked prefill runs the prompts in the
+    same forward steps as the decodes). ``pre`` and ``dec`` are the prefill and decode candidates over the same
+    plans (:func:`plan_grid`, same order); ``pre_at`` each plan's prefill candidate (:func:`best_per_plan`: its
+    most prefill tokens/s per chip under the TTFT bound, -1 where none meets it); ``score`` the objective of
+    each decode candidate with its plan's prefill (the output tokens/s per chip of the whole request,
+    ``serve.aggregate_output_rate``). A decode candidate is feasible where it is and its plan's prefill is; the
+    best is the feasible one of the highest ``score`` (ties: :func:`pick_rows`), and the prefill's best is its
+    plan's prefill candidate, so both phases report one plan. (Picked apart, Llama 3.1 8B on 8 H800 was told
+    prefill at tp 1 and decode at tp 2 on the same chips, 2,913 tokens/s per chip; one layout runs 2,790, qa32.)
+    Returns ``(pre, dec)`` with ``best`` / ``best_rows`` set so; ``dec``'s ``ok`` and ``busy`` keep the plans
+    that run the prefill too."""
+    n_p = np.shape(pre_at)[-1]
+    if n_p == 0:
+        return pre, dec
+    plan_ok = np.repeat(pre_at >= 0, dec.per_plan, axis=-1)
+    ok = dec.ok & plan_ok
+    busy = None if dec.busy is None else dec.busy & plan_ok
+    rows = pick_rows(score, dec.latency_s, ok)
+    plan = np.maximum(rows, 0) // dec.per_plan
+    pre_rows = np.where(rows >= 0, np.broadcast_to(np.atleast_2d(pre_at), (rows.size, n_p))[np.arange(rows.size),
+                                                                                                plan], -1)
+    if np.ndim(score) <= 1 and np.ndim(dec.latency_s) <= 1:
+        one = lambda r: None if r[0] < 0 else int(r[0])  # noqa: E731
+        return (replace(pre, best=one(pre_rows), best_rows=None),
+                replace(dec, ok=ok, busy=busy, best=one(rows), best_rows=None))
+    return (replace(pre, best=None, best_rows=pre_rows),
+            replace(dec, ok=ok, busy=busy, best=None, best_rows=rows))
+
+
 def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip=None, batch_per_instance=None,
                     tpot_bound_s=None, max_batch_per_instance=None, max_batch_per_chip=None,
                     memory_context=None, hbm_fraction: float = 1.0, prefill_s_per_seq_chip=None,
@@ -245,7 +294,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     ``hbm_fraction``: share of HBM the server may use (vLLM ``gpu_memory_utilization``; colocated RL leaves the
     rest to the trainer), so the KV cache -- and the batch -- is capped by what is left after the weights.
     ``prefill_s_per_seq_chip``: aggregated serving (prefill and decode on the same chips, chunked prefill):
-    ``input_len / (output_len x prefill tokens/s/chip)``. In steady state ``B / output_len`` requests finish -- and
+    ``input_len / (output_len x prefill tokens/s/chip)``, one number or one per plan (the last axis; each plan's
+    own prefill rate, :func:`best_per_plan`). In steady state ``B / output_len`` requests finish -- and
     as many prompts are prefilled -- per decode step, so the time between a sequence's tokens becomes
     ``TPOT + B x input_len / (output_len x prefill rate x chips)`` (Sarathi-Serve, OSDI'24: prefill chunks
     stall decodes); the latency bound applies to that.
@@ -256,10 +306,12 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     if batch_per_instance is not None:            # one number, or one per plan
         p, b = _expand(plans, [1.0])
         b = np.broadcast_to(np.asarray(batch_per_instance, dtype=np.float64), b.shape).copy()
+        n_b = 1
     else:
         grid = [batch_per_chip] if batch_per_chip is not None else DECODE_BATCH_GRID
         p, bpc = _expand(plans, grid)
         b = bpc * p.chips
+        n_b = len(grid)
     if max_batch_per_instance is not None or max_seqs_per_replica is not None:
         b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     if budget_tokens_per_seq is not None and s.budget_counts_decode:
@@ -272,8 +324,9 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     rnd, br = step_time(s, p, b, context, "decode")
     tpot = rnd / s.tokens_per_step
     tps = b_share / tpot / p.chips
-    if prefill_s_per_seq_chip is not None:
-        tpot = tpot + b * np.asarray(prefill_s_per_seq_chip, dtype=np.float64) / p.chips
+    if prefill_s_per_seq_chip is not None:        # one number, or one per plan (last axis)
+        x = np.asarray(prefill_s_per_seq_chip, dtype=np.float64)
+        tpot = tpot + b * (np.repeat(x, n_b, axis=-1) if x.ndim else x) / p.chips
     w = weight_bytes_per_chip(s, p, include_mtp=bool(s.mtp_draft))
     kv = kv_bytes_per_chip(s, p, b, context if memory_context is None else memory_context)
     tot = w + kv + s.calib.buffer_bytes
@@ -282,7 +335,8 @@ def evaluate_decode(s: ServeSetup, plans: ServePlans, context, *, batch_per_chip
     busy = fits & work
     ok = busy & (tpot <= tpot_bound_s * (1 + 1e-9)) if tpot_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "buffers": np.full_like(w, s.calib.buffer_bytes), "total": tot}
-    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy, work=work)
+    return Evaluated(p, b, tpot, tps, rnd, br, mem, fits, ok, *_pick(tps, tpot, ok), busy=busy, work=work,
+                     per_plan=n_b)
 
 
 def idle_share_batch(share, replicas, sequences):
@@ -329,10 +383,12 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     if prompts_per_instance is not None:           # one number, or one per plan
         p, _ = _expand(plans, [1.0])
         b = np.broadcast_to(np.asarray(prompts_per_instance, dtype=np.float64), p.chips.shape).copy()
+        n_b = 1
     else:
         grid = [tokens_per_chip] if tokens_per_chip is not None else PREFILL_TOKENS_GRID
         p, tpc = _expand(plans, grid)
         b = tpc * p.chips / float(input_len)        # prompts per instance
+        n_b = len(grid)
     if max_batch_per_instance is not None or max_seqs_per_replica is not None:
         b = np.minimum(b, running_cap(p, max_batch_per_instance, max_seqs_per_replica))
     rnd, br = step_time(s, p, b, input_len, "prefill", input_len=input_len, all_logits=all_logits)
@@ -350,4 +406,5 @@ def evaluate_prefill(s: ServeSetup, plans: ServePlans, input_len: int, *, tokens
     ok = busy & (ttft <= ttft_bound_s * (1 + 1e-9)) if ttft_bound_s is not None else busy
     mem = {"weights": w, "kv_cache": kv, "activations": act, "buffers": np.full_like(w, s.calib.buffer_bytes),
            "total": tot}
-    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy, work=work)
+    return Evaluated(p, b, ttft, tps, rnd, br, mem, fits, ok, *_pick(tps, ttft, ok), busy=busy, work=work,
+                     per_plan=n_b)

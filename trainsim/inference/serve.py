@@ -15,8 +15,8 @@ from ..model.arch import Arch
 from .experts import idle_expert_ranks
 from .calib import InferCalib, constant_sources, default_calib, engine_host_calib, mean_tpot_bound_s
 from .kv import kv_bytes_per_sequence, kv_bytes_per_token
-from .search import (Evaluated, check_tp, evaluate_decode, evaluate_prefill, instance_sizes,
-                     plan_grid)
+from .search import (Evaluated, best_per_plan, check_tp, evaluate_decode, evaluate_prefill, instance_sizes,
+                     join_phases, plan_grid)
 from .setup import BYTES, ServeSetup
 from .spec import Serving
 from .stacks import default_max_running, stack_of
@@ -279,26 +279,37 @@ def _phases(sv: Serving, calib: InferCalib | None,
     # aggregated serving of one-token outputs: every token comes from prefill (has_decode), no decode phase
     if sp.phase == "decode" or (sp.phase == "both" and has_decode(sp.output_len)):
         tpot = mean_tpot_bound_s(sv.latency.tpot_ms, sv.latency.tpot_stat, sv.system.chip)
-        inter = None
-        if sp.phase == "both":   # aggregated serving: prompts are prefilled between decode steps on the same chips
-            assert pre is not None
-            pre_tps = pre.at_best(pre.tokens_per_s_per_chip)
-            inter = sp.input_len / (sp.output_len * (pre_tps if pre.best_rows is None else pre_tps[:, None]))
         # the tokens a running sequence brings to each step, which a stack whose decodes count against the step's
         # token budget caps where the batch is searched (search.token_budget_cap): its 1 + draft decode tokens and,
         # aggregated, its share of the prompts that replace finished requests
-        per_seq = 1.0 + s.mtp_draft + (sp.input_len * s.tokens_per_step / sp.output_len if inter is not None else 0.0)
+        per_seq = 1.0 + s.mtp_draft + (sp.input_len * s.tokens_per_step / sp.output_len if sp.phase == "both"
+                                       else 0.0)
         searched = sp.batch_per_chip is None and sp.batch is None
 
-        def run_decode(setup: ServeSetup, chips, most) -> Evaluated:
-            return best_decode(setup, sp.decode_context, chips=chips, max_chips=most, fixed=fixed,
-                               batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
-                               max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
-                               prefill_s_per_seq_chip=inter,
-                               max_seqs_per_replica=default_seqs if searched else None,
-                               budget_tokens_per_seq=per_seq if searched else None)
-        dec = run_decode(s, sv.chips, max_chips)
-        _require_plan("decode", dec, tpot, lambda: _fit_alternatives(sv, s, run_decode), partial_ok)
+        def run_phases(setup: ServeSetup, chips, most, pre_ev: Evaluated | None = None):
+            """(prefill, decode) candidates; aggregated (phase both), prompts are prefilled between decode steps
+            on the same chips by the same layout: each plan's decode is timed with its own prefill rate and the
+            answer is one plan for both (search.join_phases)."""
+            inter = pre_at = pre_tps = None
+            if sp.phase == "both":
+                pre_ev = pre_ev if pre_ev is not None else run_prefill(setup, chips, most)
+                pre_at, pre_tps = best_per_plan(pre_ev)
+                inter = np.where(pre_at >= 0, sp.input_len / (sp.output_len * pre_tps), np.inf)
+            d = best_decode(setup, sp.decode_context, chips=chips, max_chips=most, fixed=fixed,
+                            batch_per_chip=sp.batch_per_chip, batch_per_instance=sp.batch, tpot_bound_s=tpot,
+                            max_batch_per_instance=sp.max_batch, memory_context=sp.kv_reserved_context,
+                            prefill_s_per_seq_chip=inter,
+                            max_seqs_per_replica=default_seqs if searched else None,
+                            budget_tokens_per_seq=per_seq if searched else None)
+            if pre_ev is None or pre_at is None:
+                return pre_ev, d
+            score = aggregate_output_rate(sp.input_len, sp.output_len, np.repeat(pre_tps, d.per_plan, axis=-1),
+                                          d.tokens_per_s_per_chip)
+            return join_phases(pre_ev, pre_at, d, score)
+        joined, dec = run_phases(s, sv.chips, max_chips, pre)
+        _require_plan("decode", dec, tpot, lambda: _fit_alternatives(sv, s, lambda *a: run_phases(*a)[1]),
+                      partial_ok)
+        pre = joined if sp.phase == "both" else pre
     return s, pre, dec
 
 
