@@ -311,3 +311,34 @@ def test_published_stated_stages_pass_their_stack():
     assert refused == []
     assert len(checked) == 47, len(checked)
     assert interleaved == 14, interleaved
+
+
+_LLAMA_EVEN = """
+name: even-split stack {fw}
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+framework: {fw}
+training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}}
+plan: {{tp: 8, pp: 4, {plan}}}
+"""
+
+
+@pytest.mark.parametrize("fw", ["megatron-lm-2021", "megatron-lm-2022", "megatron-lm-2023", "metaseq"])
+def test_even_split_stacks_refuse_stated_stages(tmp_path, capsys, fw):
+    """Megatron-LM v2.5 (2021) megatron/model/transformer.py ParallelTransformer.__init__: 'num_layers must be
+    divisible by pipeline_model_parallel_size'; 23.04 _get_num_layers: 'num_layers must be divisible by
+    transformer_pipeline_model_parallel_size', every rank num_layers // that size, except rank 0 holding none under
+    --standalone-embedding-stage (lmcafee/embed-standalone, merged 10c6ad06f6, 8 Feb 2022). No flag sizes a first or
+    last stage: Llama 3.1 8B's 32 layers at pp 4 with first 6, last 10 cannot be run, and the one-line error (exit 2)
+    names the field and the stack; without the stated sizes the even split (8 per rank) is accepted."""
+    spec = tmp_path / "run.yaml"
+    spec.write_text(_LLAMA_EVEN.format(fw=fw, plan="first_stage_layers: 6, last_stage_layers: 10"))
+    code_, out, err = run_main(capsys, "estimate", spec)
+    assert code_ == 2, out
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "first_stage_layers" in line and fw in line and "evenly" in line
+    spec.write_text(_LLAMA_EVEN.format(fw=fw, plan="micro_batch: 1"))
+    code_, out, err = run_main(capsys, "estimate", spec)
+    assert code_ == 0, err

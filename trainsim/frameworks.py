@@ -364,7 +364,8 @@ def restrict_plan(plan, fw: str):
     fixes to a value the framework lacks is an error naming both, ``pipeline_split: balanced`` included on a stack
     from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source). Stated
     stage sizes on a stack that writes them as MindSpeed-LLM's --num-layer-list: vpp 1 and no interleaved or
-    dualpipev schedule (check rule 24)."""
+    dualpipev schedule (check rule 24); on a stack that splits evenly (``uneven_stages: false``: Megatron-LM 2021-23,
+    metaseq), none: no flag of theirs sizes a first or last stage."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -383,6 +384,16 @@ def restrict_plan(plan, fw: str):
                                     field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
     first, last = getattr(plan, "first_stage_layers", None), getattr(plan, "last_stage_layers", None)
+    if (first is not None or last is not None) and stage_layout(fw) == "even":
+        # no flag of the stack sizes a first or last stage (the profile's uneven_stages_source): Megatron-LM before
+        # Megatron-Core's --decoder-first/last-pipeline-num-layers (fa8bb5921b, core_r0.9.0) builds
+        # num_layers // pp layers on every rank and asserts that pp divides them
+        stated = ", ".join(f"{k} {v}" for k, v in (("first_stage_layers", first), ("last_stage_layers", last))
+                           if v is not None)
+        raise TrainsimError(f"{fw} splits the layers evenly, pp (x vpp) dividing them, and has no flag that sizes a "
+                            f"first or last pipeline stage (its profile's uneven_stages: false): expected "
+                            f"first_stage_layers / last_stage_layers left out, got {stated}",
+                            field="plan.first_stage_layers" if first is not None else "plan.last_stage_layers")
     if (first is not None or last is not None) and stage_flags(fw) == "num_layer_list":
         # MindSpeed-LLM writes stated stage sizes as --num-layer-list, which refuses virtual stages and dualpipev
         # (check rule 24, parallel/validity.py stage_flags_ok): vpp 1 and the schedules without either, so that
