@@ -174,15 +174,19 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
     runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
     rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
-    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
+    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them; (1, 1) on a stack whose
+    only uneven stages are the first and last, whose Megatron-Core does not count the MTP modules), (0, 0) even (rules 3
     and 21; under the balanced split a stack whose only uneven stages are the first and last splits the units
     evenly, rule 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must
     hold whole (rule 22), and ``stage_flags``, how the stack writes uneven stages (:func:`stage_flags`, rules 23 and
     24). The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
-    mtp = sum(lk.n_layers for lk in run.arch.mtp)
     rules = plan_rules(fw)
+    # the MTP modules are units of the split only in a layout (Megatron-Core 0.13 on); the account-for flags of a
+    # first/last stack count the embedding and the loss and build the MTP modules on the last stage on top
+    # (perf/memory.py rank_layers)
+    mtp = 0 if stage_layout(fw) == "first_last" else sum(lk.n_layers for lk in run.arch.mtp)
     if balanced and stage_layout(fw) == "first_last":
         # a stack whose only uneven stages are --decoder-first/last-pipeline-num-layers builds the balanced split
         # from the account-for flags alone, which Megatron-Core refuses beside those flags ('Does not support
