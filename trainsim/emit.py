@@ -414,6 +414,10 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         if p["zero"] == 2:
             notes.append("ZeRO-2 (sharded gradients) is Megatron's distributed optimizer with grads reduce-scattered")
     elif p["zero"] >= 3:
+        # Megatron-FSDP v1 (--megatron-fsdp-version defaults to 1) runs beside pipeline parallelism: validate_args at
+        # NVIDIA/Megatron-LM d98e8a64dd refuses pp only for --use-torch-fsdp2, and Megatron-Bridge 067f987d
+        # _validate_and_apply_megatron_fsdp_v1_configs asks nothing of pp; only v2 (mcore_fsdp_adapter.py: 'MFSDP
+        # v2 does not currently support: ... pipeline_model_parallel_size') refuses it, so its flag is never written
         args += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy optim_grads_params"]
     rc = p["recompute"]
     mods = _plan_value(p, "recompute_modules")
