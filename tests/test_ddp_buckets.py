@@ -20,16 +20,16 @@ from trainsim.plan_estimate import context, estimate_complete, plans_from_spec
 from trainsim.spec import parse_run
 
 
-def _run(fw, chips=16, zero=1):
+def _run(fw, chips=16, zero=1, cp=1):
     return parse_run({"model": {"name": "g", "layers": 4, "hidden": 1024, "heads": 16, "ffn": 4096,
                                 "ffn_act": "gelu", "vocab": 32000},
                       "system": "dgx-h100", "chips": chips, "framework": fw,
                       "training": {"seq_len": 2048, "global_batch_seqs": 256, "precision": "bf16"},
-                      "plan": {"tp": 1, "pp": 1, "cp": 1, "micro_batch": 16, "zero": zero, "recompute": "none"}})
+                      "plan": {"tp": 1, "pp": 1, "cp": cp, "micro_batch": 16, "zero": zero, "recompute": "none"}})
 
 
-def _f(fw, chips, params, zero=1):
-    run = _run(fw, chips, zero)
+def _f(fw, chips, params, zero=1, cp=1):
+    run = _run(fw, chips, zero, cp)
     ctx = context(run)
     p = plans_from_spec(run.plan, run.chips, run.arch)
     return float(np.asarray(ddp_overlap(ctx, p, np.array([params], dtype=float))).ravel()[0])
@@ -40,6 +40,18 @@ def test_bucket_fraction_by_hand():
     assert _f("megatron-core-2024", 8, 1.0e9) == pytest.approx(0.96, abs=1e-12)
     assert _f("megatron-core-2024", 8, 2.0e7) == 0.0
     assert _f("torchtitan-2024", 8, 1.0e9, zero=2) == pytest.approx(0.8)   # torchtitan offers zero 0, 2, 3
+
+
+def test_bucket_sized_by_dp_without_cp():
+    """The default bucket counts the data-parallel group without context parallelism: core_r0.8.0
+    ``parallel_state.get_data_parallel_world_size()`` (with_context_parallel=False by default) and d98e8a64dd
+    ``process_group_dict['dp_group']``, built by ProcessGroupCollection.setup_process_groups_for_ddp as
+    get_data_parallel_group(with_context_parallel=False) (megatron/core/process_groups_config.py), the dp x cp
+    group being the separate 'dp_cp_group'. 64 chips at cp 4: dp 16, bucket max(40,000,000, 16 x 1,000,000) =
+    40,000,000, f(1e9) = 0.96 (dp x cp = 64 would give 64,000,000 and 0.936); 192 chips at cp 4, dp 48: 48,000,000,
+    f(4e9) = 0.988 (not 192,000,000 and 0.952)."""
+    assert _f("megatron-core-2024", 64, 1.0e9, cp=4) == pytest.approx(0.96, abs=1e-12)
+    assert _f("megatron-core-2024", 192, 4.0e9, cp=4) == pytest.approx(0.988, abs=1e-12)
 
 
 def test_which_stacks_bucket_like_megatron_core():

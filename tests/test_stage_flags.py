@@ -311,3 +311,74 @@ def test_published_stated_stages_pass_their_stack():
     assert refused == []
     assert len(checked) == 47, len(checked)
     assert interleaved == 14, interleaved
+
+
+_LLAMA_EVEN = """
+name: even-split stack {fw}
+model: llama-3.1-8b
+system: dgx-h100
+chips: 64
+framework: {fw}
+training: {{tokens: 1T, seq_len: 4096, global_batch_seqs: 512, precision: bf16}}
+plan: {{tp: 8, pp: 4, {plan}}}
+"""
+
+
+@pytest.mark.parametrize("fw", ["megatron-lm-2021", "megatron-lm-2022", "megatron-lm-2023", "metaseq"])
+def test_even_split_stacks_refuse_stated_stages(tmp_path, capsys, fw):
+    """Megatron-LM v2.5 (2021) megatron/model/transformer.py ParallelTransformer.__init__: 'num_layers must be
+    divisible by pipeline_model_parallel_size'; 23.04 _get_num_layers: 'num_layers must be divisible by
+    transformer_pipeline_model_parallel_size', every rank num_layers // that size, except rank 0 holding none under
+    --standalone-embedding-stage (lmcafee/embed-standalone, merged 10c6ad06f6, 8 Feb 2022). No flag sizes a first or
+    last stage: Llama 3.1 8B's 32 layers at pp 4 with first 6, last 10 cannot be run, and the one-line error (exit 2)
+    names the field and the stack; without the stated sizes the even split (8 per rank) is accepted."""
+    spec = tmp_path / "run.yaml"
+    spec.write_text(_LLAMA_EVEN.format(fw=fw, plan="first_stage_layers: 6, last_stage_layers: 10"))
+    code_, out, err = run_main(capsys, "estimate", spec)
+    assert code_ == 2, out
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "first_stage_layers" in line and fw in line and "evenly" in line
+    spec.write_text(_LLAMA_EVEN.format(fw=fw, plan="micro_batch: 1"))
+    code_, out, err = run_main(capsys, "estimate", spec)
+    assert code_ == 0, err
+
+
+def test_balanced_split_with_mtp_on_megatron_core_0_12(tmp_path, capsys):
+    """NeMo 25.04 (Megatron-Core 0.12, 3cdfd613): --account-for-embedding/loss-in-pipeline-split count the embedding
+    and the loss, not the MTP modules (transformer_block.py get_num_layers_to_build: num_layers += 1 per option),
+    and the MTP modules are built on the last pipeline stage on top of its layers
+    (multi_token_prediction.py get_mtp_num_layers_to_build: mtp_num_layers on is_pipeline_last_stage(), else 0).
+    DeepSeek-V3, 61 layers + 1 MTP module, pp 7: (61 + 2) / 7 = 9 per rank, so 8 decoder layers on the first rank,
+    9 on each middle one, 8 (+ the MTP module) on the last; with vpp 3, 9 / 3 = 3 per chunk. Rule 21 accepts it; the
+    emitter writes the account-for flags (it refused the plan, asking for a layout 0.12 does not have) and the engine
+    prices those ranks (it took 8 + 9 x 5 + 7, the MTP module counted as a unit as a 0.13-on layout places it)."""
+    import yaml
+
+    from trainsim.api import as_run
+    from trainsim.frameworks import run_plan_rules
+    from trainsim.perf.memory import rank_layers
+    from trainsim.plan_estimate import context
+    doc = {"name": "mtp balanced", "model": "deepseek-v3", "system": "dgx-h100", "chips": 448, "framework": "nemo-2025",
+           "training": {"tokens": 1e12, "seq_len": 4096, "global_batch_seqs": 896, "precision": "bf16"},
+           "plan": {"tp": 1, "pp": 7, "ep": 64, "cp": 1, "zero": 1, "micro_batch": 1, "recompute": "full",
+                    "pipeline_split": "balanced"}}
+    run = as_run(doc)
+    assert sum(lk.n_layers for lk in run.arch.mtp) == 1
+    for vpp in (1, 3):
+        p = one_plan(pp=7, vpp=vpp, dp=64, ep=64, schedule=IL if vpp > 1 else F1B)
+        assert tuple(float(x[0]) for x in rank_layers(context(run), p)) == (8.0, 9.0, 8.0)
+    rules = run_plan_rules(run)
+    assert rules["split_units"] == (1, 1)                  # the embedding and the loss, not the MTP module
+    for vpp, want in ((1, 0), (3, 0), (2, 21)):            # 63 / (7 x 2) is not whole: 'should be divisible by vp_size'
+        p = one_plan(pp=7, vpp=vpp, dp=8, schedule=IL if vpp > 1 else F1B)   # 56 chips, 224 = 4 x 56 sequences
+        assert int(check(p, run.arch, 56, 4096, 224.0, **rules)[0]) == want, vpp
+    spec = tmp_path / "run.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    code_, out, err = run_main(capsys, "plan", spec, "--emit", "megatron")
+    assert code_ == 0, err
+    a = _args(out)
+    assert "--account-for-embedding-in-pipeline-split" in a and "--account-for-loss-in-pipeline-split" in a
+    assert "--pipeline-model-parallel-layout" not in a and "--decoder-first-pipeline-num-layers" not in a
+    assert _check_megatron(a, 61, "decoder_vpp_multiple") == [8] + [9] * 5 + [8]
+

@@ -206,8 +206,10 @@ def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
     evenly over pp x vpp chunks, the first chunk one layer short for the embedding and the last for the loss):
     --account-for-embedding-in-pipeline-split --account-for-loss-in-pipeline-split (with
     --num-virtual-stages-per-pipeline-rank, as arguments.py requires with them) where pp x vpp divides L + 2 and
-    the model has no MTP module (Megatron counts only the loss, the engine also the MTP modules); otherwise, and
-    for an uneven split the first/last flags cannot express, --pipeline-model-parallel-layout
+    the model has no MTP module or the stack has no layout (Megatron counts only the loss and builds the MTP modules
+    on the last stage on top, get_mtp_num_layers_to_build at 3cdfd613, as perf/memory.py rank_layers prices a
+    first/last stack; on a layout stack the engine counts the MTP modules as units, which a layout places);
+    otherwise, and for an uneven split the first/last flags cannot express, --pipeline-model-parallel-layout
     (:func:`megatron_layout`) on a stack that takes any layout (Megatron-Core 0.13 on: the profile's
     ``uneven_stages: true``); on any other stack the plan cannot be written as flags that stack accepts, an error
     naming plan.vpp or plan.pp.
@@ -230,12 +232,13 @@ def megatron_stage_args(est, p: dict) -> tuple[list[str], list[str]] | None:
     if first is not None or last is not None:
         return _stated_stage_args(L, pp, vpp, first, last, mtp, fw)
     balanced = plan_options(getattr(run, "plan", None), fw)["pipeline_split"] == "balanced"
-    if balanced and not mtp and (L + 2) % (pp * vpp) == 0:
+    if balanced and (not mtp or stage_layout(fw) != "any") and (L + 2) % (pp * vpp) == 0:
         q = (L + 2) // pp
         return (["--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"]
                 + ([f"--num-virtual-stages-per-pipeline-rank {vpp}"] if vpp > 1 else []),
                 [f"balanced split: {L} layers + embedding + loss over {pp} pipeline ranks, {q - 1} layers on the "
-                 f"first and the last rank, {q} on each other"])
+                 f"first and the last rank, {q} on each other"
+                 + (f", the {mtp} MTP module(s) on the last rank beyond the split" if mtp else "")])
     if not balanced:
         if L % (pp * vpp) == 0:
             return None
@@ -417,6 +420,10 @@ def megatron_args(est, framework: str = "megatron") -> tuple[list[str], list[str
         if p["zero"] == 2:
             notes.append("ZeRO-2 (sharded gradients) is Megatron's distributed optimizer with grads reduce-scattered")
     elif p["zero"] >= 3:
+        # Megatron-FSDP v1 (--megatron-fsdp-version defaults to 1) runs beside pipeline parallelism: validate_args at
+        # NVIDIA/Megatron-LM d98e8a64dd refuses pp only for --use-torch-fsdp2, and Megatron-Bridge 067f987d
+        # _validate_and_apply_megatron_fsdp_v1_configs asks nothing of pp; only v2 (mcore_fsdp_adapter.py: 'MFSDP
+        # v2 does not currently support: ... pipeline_model_parallel_size') refuses it, so its flag is never written
         args += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy optim_grads_params"]
     rc = p["recompute"]
     mods = _plan_value(p, "recompute_modules")

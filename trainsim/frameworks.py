@@ -174,15 +174,19 @@ def run_plan_rules(run, fw: str | None = None) -> dict[str, bool | int | tuple[i
     kernel (``training.attention``, else the stack's default, :func:`runtime_settings`) being the unfused core, which
     runs only at cp 1 (rule 20), and ``split_units``, the units besides decoder layers on the first and the last
     rank under the run's pipeline split (:func:`plan_options`): (1, 1 + MTP modules) balanced (the embedding, the
-    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them), (0, 0) even (rules 3
+    loss and the MTP modules counted as layers, as perf/memory.py rank_layers prices them; (1, 1) on a stack whose
+    only uneven stages are the first and last, whose Megatron-Core does not count the MTP modules), (0, 0) even (rules 3
     and 21; under the balanced split a stack whose only uneven stages are the first and last splits the units
     evenly, rule 21), and ``zero_shard_group``, the run's stated ZeRO sharding group (0: none), which dp x cp must
     hold whole (rule 22), and ``stage_flags``, how the stack writes uneven stages (:func:`stage_flags`, rules 23 and
     24). The one place the search, ``estimate`` of a stated plan and calibration take them."""
     fw = fw or framework_of(run)
     balanced = plan_options(run.plan, fw)["pipeline_split"] == "balanced"
-    mtp = sum(lk.n_layers for lk in run.arch.mtp)
     rules = plan_rules(fw)
+    # the MTP modules are units of the split only in a layout (Megatron-Core 0.13 on); the account-for flags of a
+    # first/last stack count the embedding and the loss and build the MTP modules on the last stage on top
+    # (perf/memory.py rank_layers)
+    mtp = 0 if stage_layout(fw) == "first_last" else sum(lk.n_layers for lk in run.arch.mtp)
     if balanced and stage_layout(fw) == "first_last":
         # a stack whose only uneven stages are --decoder-first/last-pipeline-num-layers builds the balanced split
         # from the account-for flags alone, which Megatron-Core refuses beside those flags ('Does not support
@@ -364,7 +368,8 @@ def restrict_plan(plan, fw: str):
     fixes to a value the framework lacks is an error naming both, ``pipeline_split: balanced`` included on a stack
     from before Megatron-Core's balanced split (the profile's ``balanced_split: false``, with its source). Stated
     stage sizes on a stack that writes them as MindSpeed-LLM's --num-layer-list: vpp 1 and no interleaved or
-    dualpipev schedule (check rule 24)."""
+    dualpipev schedule (check rule 24); on a stack that splits evenly (``uneven_stages: false``: Megatron-LM 2021-23,
+    metaseq), none: no flag of theirs sizes a first or last stage."""
     p = profile(fw)
     data = plan.model_dump(exclude_none=True)
     for field, allowed in (("schedule", p["schedules"]), ("zero", p["zero"]), ("recompute", p["recompute"])):
@@ -383,6 +388,16 @@ def restrict_plan(plan, fw: str):
                                     field="plan.zero")
         data[field] = keep[0] if len(keep) == 1 else keep
     first, last = getattr(plan, "first_stage_layers", None), getattr(plan, "last_stage_layers", None)
+    if (first is not None or last is not None) and stage_layout(fw) == "even":
+        # no flag of the stack sizes a first or last stage (the profile's uneven_stages_source): Megatron-LM before
+        # Megatron-Core's --decoder-first/last-pipeline-num-layers (fa8bb5921b, core_r0.9.0) builds
+        # num_layers // pp layers on every rank and asserts that pp divides them
+        stated = ", ".join(f"{k} {v}" for k, v in (("first_stage_layers", first), ("last_stage_layers", last))
+                           if v is not None)
+        raise TrainsimError(f"{fw} splits the layers evenly, pp (x vpp) dividing them, and has no flag that sizes a "
+                            f"first or last pipeline stage (its profile's uneven_stages: false): expected "
+                            f"first_stage_layers / last_stage_layers left out, got {stated}",
+                            field="plan.first_stage_layers" if first is not None else "plan.last_stage_layers")
     if (first is not None or last is not None) and stage_flags(fw) == "num_layer_list":
         # MindSpeed-LLM writes stated stage sizes as --num-layer-list, which refuses virtual stages and dualpipev
         # (check rule 24, parallel/validity.py stage_flags_ok): vpp 1 and the schedules without either, so that

@@ -36,7 +36,11 @@ MCORE_BUCKET_PARAMS_PER_DP_RANK = 1_000_000
 def mcore_bucket_params(dp: Num) -> Num:
     """Parameters per gradient-buffer bucket of Megatron-Core's DistributedDataParallel when no --ddp-bucket-size
     is given: B = max(40,000,000, 1,000,000 x dp) (megatron/core/distributed/distributed_data_parallel.py at
-    core_r0.8.0, ``parallel_state.get_data_parallel_world_size()``, and at d98e8a6, ``dp_group.size()``)."""
+    core_r0.8.0, ``parallel_state.get_data_parallel_world_size()``, and at d98e8a6, ``dp_group.size()``). ``dp`` is
+    the data-parallel group without context parallelism, though the buffer reduces over dp x cp: at core_r0.8.0
+    get_data_parallel_world_size defaults to with_context_parallel=False, and at d98e8a6 'dp_group' is
+    get_data_parallel_group(with_context_parallel=False) (megatron/core/process_groups_config.py
+    setup_process_groups_for_ddp), the dp x cp group being 'dp_cp_group'."""
     return np.maximum(float(MCORE_BUCKET_MIN_PARAMS),
                       MCORE_BUCKET_PARAMS_PER_DP_RANK * np.asarray(dp, dtype=np.float64))
 
@@ -46,7 +50,8 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     of a rank holding ``params`` parameters, for :func:`trainsim.perf.collectives.exposed`.
 
     Megatron-Core's DistributedDataParallel (the stack's ``mcore_ddp_buckets``) cuts the gradient buffer into buckets
-    of B = max(40,000,000, 1,000,000 x dp) parameters when no --ddp-bucket-size is given
+    of B = max(40,000,000, 1,000,000 x dp) parameters (dp without cp: :func:`mcore_bucket_params`) when no
+    --ddp-bucket-size is given
     (megatron/core/distributed/distributed_data_parallel.py at core_r0.8.0 and at d98e8a6); with
     --overlap-grad-reduce each bucket's reduce-scatter starts when its last gradient is ready, behind the rest of the
     backward, so only the last bucket's share waits after it: f = 1 - min(1, B / params) (with
@@ -54,7 +59,7 @@ def ddp_overlap(ctx: StepContext, p: Plans, params: Num) -> Num:
     (perf/data/constants.yaml)."""
     if not ctx.mcore_ddp_buckets:
         return ctx.calib.dp_overlap + 0.0 * np.asarray(params, dtype=np.float64)
-    bucket = mcore_bucket_params(p.dp * p.cp)
+    bucket = mcore_bucket_params(p.dp)          # dp without cp (mcore_bucket_params)
     return 1.0 - np.minimum(1.0, bucket / np.maximum(np.asarray(params, dtype=np.float64), 1.0))
 
 

@@ -81,14 +81,19 @@ def rank_layers(ctx: StepContext, p: Plans) -> tuple[Num, Num, Num]:
     Megatron-Core --decoder-first/last-pipeline-num-layers; Llama 3 sec. 3.3.2 removes one layer from each): the
     stated ranks take their count, the others split the rest evenly (rounded up). Balanced (Megatron-Core
     --account-for-embedding/loss-in-pipeline-split): with U = L + 2 + MTP modules units and q = ceil(U / pp) per
-    rank, the first rank takes q - 1 layers and the last q - 1 - MTP. pp = 1: all layers."""
+    rank, the first rank takes q - 1 layers and the last q - 1 - MTP (a layout, Megatron-Core 0.13 on, places the
+    MTP modules as units of the last stage); on a stack whose only uneven stages are the first and last (Megatron-Core
+    0.12 and before) the MTP modules are not units: U = L + 2 and the last rank takes q - 1 layers with the MTP
+    modules on top (get_num_layers_to_build counts the embedding and the loss only, get_mtp_num_layers_to_build
+    builds every MTP module on the last pipeline stage: megatron/core/transformer/transformer_block.py and
+    multi_token_prediction.py at NVIDIA/Megatron-LM 3cdfd613, core_r0.12.0). pp = 1: all layers."""
     L = float(ctx.arch.n_layers)
     v = np.maximum(p.vpp, 1)
     pp = p.pp.astype(np.float64)
     even = np.asarray(even_rank_layers(L, pp, v))
     f_in, l_in = ctx.first_stage_layers, ctx.last_stage_layers
     if ctx.pipeline_split == "balanced" and f_in is None and l_in is None:
-        n_mtp = float(sum(lk.n_layers for lk in ctx.arch.mtp))
+        n_mtp = 0.0 if ctx.stage_layout == "first_last" else float(sum(lk.n_layers for lk in ctx.arch.mtp))
         q = np.ceil((L + 2.0 + n_mtp) / pp)
         first = np.maximum(q - 1.0, 0.0)
         last = np.maximum(q - 1.0 - n_mtp, 0.0)
