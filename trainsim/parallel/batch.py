@@ -45,6 +45,7 @@ DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
 MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
 MAX_SPLIT_CELLS = 1 << 24        # counts x divisor candidates split_counts may test (memory: 16M cells)
 MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
+MAX_LOWER_COUNTS = 4096           # whole-domain counts below the usual ones the search's best-plan pass may try
 
 
 def fit_batch(target_seqs: ArrayLike, unit: ArrayLike, min_multiple: ArrayLike = 1) -> np.ndarray:
@@ -119,6 +120,21 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     keep = np.zeros(len(ns), bool)
     keep[1:] = best[1:] > prev[:-1]
     return [int(n) for n in ns[keep]]
+
+
+def lower_counts(chips: int, domain: int, counts: list[int], least: int = 1) -> list[int]:
+    """The whole-domain chip counts below ``chips`` that ``counts`` (the usual ones, :func:`chip_counts`) lacks,
+    largest first, down to one domain: the counts the search's best-plan pass tries
+    (:func:`trainsim.search.search`), so that a plan on any whole number of domains is available to a run on more
+    chips and the best answer never slows as chips are added. 112 H100 (14 servers), usual counts 112 and 96:
+    104, 88, 80, ..., 8. ``least``: none below it (the search's count bound). Only the ``MAX_LOWER_COUNTS``
+    largest (4,096 domains: 32,768 chips of 8) are tried, a guard on the enumeration's memory, so the guarantee
+    holds down to that many domains below the run's chips."""
+    domain = max(1, int(domain))
+    top = (int(chips) // domain) * domain
+    ns = np.arange(top, max(0, top - MAX_LOWER_COUNTS * domain), -domain, dtype=np.int64)
+    ns = ns[(ns < chips) & (ns >= least) & ~np.isin(ns, np.asarray(counts, dtype=np.int64))]
+    return [int(n) for n in ns]
 
 
 def chip_counts(chips: int, domain: int, use_all: bool = False, unit: int | None = None,
