@@ -520,20 +520,23 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         sub = space.plans(idx)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
         least = result_row(run, sub, res, 0)
-    if best is not None and not (lower or use_all or keep_all):
-        # the best-plan pass over fewer chips (docstring): its plans join the answer where they are faster
-        rows = [best, *runners]
-        cut = _per_seq(rows[-1]) if len(rows) >= want else np.inf
-        fewest = _fewest_chips(ctx, enum_args, enum_kw, cut)
-        below = search(run, fixed, calib=calib, top=want, use_all=False, with_pareto=False, prune=True,
-                       stated_counts=stated_counts, lower=fewest, cutoff_s=cut) if fewest else None
-        if below is not None and below.best is not None:
-            best, runners, pareto = _with_fewer_chips(run, rows, [below.best, *below.runners_up], pareto, want)
     if best is None and least is None and not stated_counts and not use_all and not lower \
             and stated_unit(fixed) is not None:
         # no valid plan at all on the usual counts: the counts the stated degrees divide (docstring)
         return search(run, fixed, calib=calib, top=top, progress=progress, use_all=use_all,
                       with_pareto=with_pareto, keep_all=keep_all, prune=prune, stated_counts=True)
+    if not (lower or use_all or keep_all):
+        # the best-plan pass over fewer chips (docstring): its plans join the answer where they are faster (with
+        # no plan here, any plan there is; nothing prunes that pass but the bound of the plans it finds)
+        rows = [best, *runners] if best is not None else []
+        cut = _per_seq(rows[-1]) if len(rows) >= want else np.inf
+        fewest = _fewest_chips(ctx, enum_args, enum_kw, cut)
+        below = search(run, fixed, calib=calib, top=want, use_all=False, with_pareto=False, prune=True,
+                       stated_counts=stated_counts, lower=fewest, cutoff_s=cut) if fewest else None
+        if below is not None and below.best is not None:
+            best, runners, pareto = _with_fewer_chips(run, rows, [below.best, *below.runners_up], pareto, want,
+                                                      with_pareto)
+            least = None
     # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
     exact = exact or not n_fit
     return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
@@ -571,16 +574,16 @@ def _per_seq(e: Estimate) -> float:
 
 
 def _with_fewer_chips(run: Run, rows: list[Estimate], fewer: list[Estimate], pareto: list[dict],
-                      want: int) -> tuple:
+                      want: int, with_pareto: bool = True) -> tuple:
     """(best, runners-up, Pareto front) once the plans ``fewer`` of the best-plan pass over fewer chips join the
     answers ``rows`` (fastest first; ties: fewer idle chips, then ``rows`` before ``fewer``, as found) and, where
-    one is among the ``want`` fastest, the front (:func:`_pareto` of both, up to ``PARETO_SPAN`` x the best, 20 at
-    most)."""
+    one is among the ``want`` fastest, the front (``with_pareto``: :func:`_pareto` of both, up to
+    ``PARETO_SPAN`` x the best, 20 at most)."""
     both = rows + fewer
     order = sorted(range(len(both)), key=lambda i: (_per_seq(both[i]), run.chips - both[i].used, i))[:want]
     top = [both[i] for i in order]
     new = [both[i] for i in order if i >= len(rows)]
-    if new and pareto:
+    if new and with_pareto:
         pts = pareto + [{"plan": e.plan, "step_time_s": e.step_time_s, "global_batch_seqs": e.run.training.batch_seqs,
                          "chips_used": e.used, "memory_per_chip_bytes": e.memory_per_chip_bytes} for e in new]
         ps = np.array([p["step_time_s"] / p["global_batch_seqs"] for p in pts])

@@ -31,6 +31,13 @@ counts, the search (:func:`trainsim.search.search`) tries again with the largest
 product u divides too, multiples of lcm(u, domain) down to the same floor (at most ``MAX_UNIT_COUNTS`` of them): on
 100 H100 (12 servers and 4 chips) tp 8 may use 96, 88 or 80 chips, so a batch of 1,000 sequences that dp 12 cannot
 split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried only 100 and 96.
+
+These counts are the search's space: what it counts (plans evaluated, rejections) and searches for the Pareto
+front. They are not a bound on the answer: a plan on fewer chips runs on a larger cluster too, the rest idle, so
+the search's best-plan pass also tries every whole-domain count below them (:func:`lower_counts`, as far down as
+a count could still hold a faster plan: :func:`trainsim.search.search`), and the best answer on N chips is never
+slower than on M < N (112 H100 and 1,000 sequences: dp 40 on 80 chips, 71% of them, as on 104; the usual counts
+112 and 96 split the batch by dp 8 at most).
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ from numpy.typing import ArrayLike
 from .schedules import batch_multiple_of_pp, even_pp_min_m
 
 DEFAULT_TOKENS_TOLERANCE = 0.05   # a batch stated in tokens is a round target
-MAX_IDLE_FRACTION = 0.25          # a plan uses at least 75% of the chips it is given
+MAX_IDLE_FRACTION = 0.25          # the usual counts use at least 75% of the chips (lower_counts: the rest)
 MAX_SPLIT_CELLS = 1 << 24        # counts x divisor candidates split_counts may test (memory: 16M cells)
 MAX_UNIT_COUNTS = 16              # counts a stated plan's degrees divide, tried besides the 2^j ones (search size)
 MAX_LOWER_COUNTS = 4096           # whole-domain counts below the usual ones the search's best-plan pass may try
