@@ -107,3 +107,21 @@ def test_llama8b_sweep_points_that_were_slower(chips):
     before = api.search_plans(_run(chips - 8), top=1).best
     now = api.search_plans(_run(chips), top=1).best
     assert now.days <= before.days * (1 + 1e-12)
+
+
+def test_plan_says_the_best_plan_lies_below_the_counted_counts(tmp_path, capsys):
+    """`plan` counts the plans of the usual chip counts (112 and 96 for 112 H100); the best plan, on 80 chips, lies
+    below them, and the counts line says so, so '6,138 valid and evaluated' is not read as covering it. The JSON
+    best is the 80-chip plan, 32 chips idle."""
+    import json
+
+    from conftest import run_main
+    spec = tmp_path / "r112.yaml"
+    spec.write_text("name: t112\nmodel: llama-3.1-8b\nsystem: dgx-h100\nchips: 112\n"
+                    "training: {tokens: 1.0e11, seq_len: 4096, global_batch_seqs: 1000}\n")
+    code, out, err = run_main(capsys, "plan", spec)
+    assert code == 0, err
+    assert "the best plan, on 80 chips, was found below them" in " ".join(out.split())
+    code, out, err = run_main(capsys, "plan", spec, "--json")
+    best = json.loads(out)["best"]
+    assert best["chips_used"] == 80 and best["idle_chips"] == 32

@@ -98,6 +98,8 @@ class SearchResult:
     calib: Calib | None = field(default=None, repr=False)
     #: the chip counts included the stated degrees' whole-domain multiples (search's fallback, ``stated_counts``)
     stated_counts: bool = False
+    #: the best plan came from the best-plan pass over fewer chips, outside the counted space (``search``)
+    best_from_fewer_chips: bool = False
 
     @property
     def plans_evaluated(self) -> int:
@@ -525,6 +527,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         # no valid plan at all on the usual counts: the counts the stated degrees divide (docstring)
         return search(run, fixed, calib=calib, top=top, progress=progress, use_all=use_all,
                       with_pareto=with_pareto, keep_all=keep_all, prune=prune, stated_counts=True)
+    from_fewer = False
     if not (lower or use_all or keep_all):
         # the best-plan pass over fewer chips (docstring): its plans join the answer where they are faster (with
         # no plan here, any plan there is; nothing prunes that pass but the bound of the plans it finds)
@@ -534,14 +537,15 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         below = search(run, fixed, calib=calib, top=want, use_all=False, with_pareto=False, prune=True,
                        stated_counts=stated_counts, lower=fewest, cutoff_s=cut) if fewest else None
         if below is not None and below.best is not None:
+            first = best
             best, runners, pareto = _with_fewer_chips(run, rows, [below.best, *below.runners_up], pareto, want,
                                                       with_pareto)
-            least = None
+            from_fewer, least = best is not first, None
     # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
     exact = exact or not n_fit
     return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
                         search_seconds=time.perf_counter() - t0, use_all=use_all, fixed=fixed, calib=calib,
-                        stated_counts=stated_counts,
+                        stated_counts=stated_counts, best_from_fewer_chips=from_fewer,
                         space_counts=(n, _rule_texts(rejected)) if exact else None,
                         fit_counts=(n_fit, smallest if n else None) if exact else None,
                         feasible_columns=None if not keep_all else {
