@@ -284,9 +284,14 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     the same bound from a cutoff ``cutoff_s``, the ``top``-th best time per sequence found) adds any plan on fewer
     chips that is faster; ties keep the plan with fewer idle chips. No count below c / cutoff can hold such a
     plan (:func:`trainsim.perf.bound.chip_seconds_per_seq_floor`: c / n bounds the time per sequence of every
-    plan on n chips), so the pass starts there. So the best answer on N chips is never slower than on M < N
-    chips of the same system (112 H100 and 1,000 sequences: dp 40 x tp 2 on 80 chips, 1.51 days, as on 104,
-    where the usual counts 112 and 96 gave 1.57 days on 96). A faster plan found there joins the Pareto front."""
+    plan on n chips), so the pass starts there, and it tries at most ``MAX_LOWER_COUNTS`` (32) domains below the
+    chips. So the best answer on N chips is never slower than on M < N chips of the same system when M is within
+    32 domains of N, or N holds at most 32 domains (112 H100 and 1,000 sequences: dp 40 x tp 2 on 80 chips, 1.51
+    days, as on 104, where the usual counts 112 and 96 gave 1.57 days on 96). A faster plan found there joins the
+    Pareto front. The pass also runs where the usual counts have no valid plan (12 H100 and a stated tp 8: tp 8 on
+    8 chips), not where they have plans and none fits in memory: a gap left open (such a pass evaluates every plan
+    of its counts, and fewer chips seldom hold what more do not; a plan on fewer chips that fits there would make
+    that answer 'no plan fits' where a smaller cluster has one)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
@@ -528,9 +533,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         return search(run, fixed, calib=calib, top=top, progress=progress, use_all=use_all,
                       with_pareto=with_pareto, keep_all=keep_all, prune=prune, stated_counts=True)
     from_fewer = False
-    if not (lower or use_all or keep_all):
+    if not (lower or use_all or keep_all) and (best is not None or least is None):
         # the best-plan pass over fewer chips (docstring): its plans join the answer where they are faster (with
-        # no plan here, any plan there is; nothing prunes that pass but the bound of the plans it finds)
+        # no valid plan here, any plan there is; nothing prunes that pass but the bound of the plans it finds)
         rows = [best, *runners] if best is not None else []
         cut = _per_seq(rows[-1]) if len(rows) >= want else np.inf
         fewest = _fewest_chips(ctx, enum_args, enum_kw, cut)
