@@ -34,10 +34,10 @@ split runs at dp 10 on 80 chips with 20 idle, where the 2^j rule alone tried onl
 
 These counts are the search's space: what it counts (plans evaluated, rejections) and searches for the Pareto
 front. They are not a bound on the answer: a plan on fewer chips runs on a larger cluster too, the rest idle, so
-the search's best-plan pass also tries every whole-domain count below them (:func:`lower_counts`, as far down as
-a count could still hold a faster plan: :func:`trainsim.search.search`), and the best answer on N chips is never
-slower than on M < N (112 H100 and 1,000 sequences: dp 40 on 80 chips, 71% of them, as on 104; the usual counts
-112 and 96 split the batch by dp 8 at most).
+the search's best-plan pass also tries the whole-domain counts below them (:func:`lower_counts`: up to 32 domains
+down, and as far as a count could still hold a faster plan: :func:`trainsim.search.search`), so on a cluster of up
+to 32 domains the best answer on N chips is never slower than on M < N (112 H100 and 1,000 sequences: dp 40 on 80
+chips, 71% of them, as on 104; the usual counts 112 and 96 split the batch by dp 8 at most).
 """
 from __future__ import annotations
 
