@@ -173,14 +173,15 @@ def test_against_a_partial_reference_that_fits_nowhere_is_compared_not_refused(t
 
 
 def test_against_a_reference_with_no_valid_completion_is_still_an_input_error(tmp_path, capsys):
-    """pp=5 does not divide 64 chips (Mixtral's 32 layers split unevenly, which is valid), and no smaller count the
-    reference may leave idle chips for works either (whole 8-GPU servers and a multiple of 5, down to 75% of the
-    chips: multiples of 40 in 48..64, none; qa22b's fallback, parallel/batch.py, completes pp=3 on 48): no plan at
+    """pp=9 does not divide 64 chips (Mixtral's 32 layers split unevenly, which is valid), and no smaller count the
+    reference may leave idle chips for works either: a plan runs on whole 8-GPU servers, and the least count of
+    them that 9 divides is 72 > 64 (s32: pp=5, the reference here before, now runs on 40 of the 64 chips, since
+    every whole-server count within 32 servers is tried; qa22b's fallback completes pp=3 on 48): no plan at
     all, exit 2 with one line, and the line no longer nests the engine's field name ('--against: ... completion: plan: no valid
     plan'). (tp=3 is refused earlier: 32 heads rule it out, tests/test_first_use.py.)"""
-    code, out, err = run_main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "pp=5")
+    code, out, err = run_main(capsys, "plan", _spec(tmp_path, MIXTRAL), "--against", "pp=9")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith("error: --against: the reference plan 'pp=5' has no valid completion: no valid plan for 64 chips")
+    assert err.startswith("error: --against: the reference plan 'pp=9' has no valid completion: no valid plan for 64 chips")
 
 
 # ---------------------------------------------------------------- 9. compare: tokens/s per chip to one precision

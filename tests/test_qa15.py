@@ -96,16 +96,16 @@ def test_sweep_chips_axis_huge_count_is_bad_input(tmp_path, capsys):
 
 def test_against_without_valid_completion_names_the_plan(tmp_path, capsys):
     """`plan --against tp=3` on 64 chips exited 2 with 'the reference plan has no valid completion: ... 9,720
-    plans rejected by chips', never saying which plan: the line now quotes it. Hand: 64 = 2^6 has no factor 5, so
-    no pp=5 plan divides the chips, and no smaller count with idle chips does either (whole 8-GPU servers and a
-    multiple of 5 down to 75% of the chips: multiples of 40 in 48..64, none; pp=3 now completes on 48, qa22b). pp 5
-    on Llama 3.1 8B's 32 layers is a valid uneven split; tp 3 is refused before any search, as 32 heads rule it out:
-    tests/test_first_use.py."""
+    plans rejected by chips', never saying which plan: the line now quotes it. Hand: 64 = 2^6 has no factor 9, so
+    no pp=9 plan divides the chips, and no smaller count with idle chips does either (whole 8-GPU servers: the least
+    multiple of 8 and 9 is 72 > 64; s32: pp=5, the reference here before, runs on 40 now; pp=3 completes on 48,
+    qa22b). pp 9 on Llama 3.1 8B's 32 layers is a valid uneven split; tp 3 is refused before any search, as 32
+    heads rule it out: tests/test_first_use.py."""
     spec = write_spec(tmp_path)
-    code, out, err = run_main(capsys, "plan", spec, "--against", "pp=5")
+    code, out, err = run_main(capsys, "plan", spec, "--against", "pp=9")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1
-    assert lines[0].startswith("error: --against: the reference plan 'pp=5' has no valid completion")
+    assert lines[0].startswith("error: --against: the reference plan 'pp=9' has no valid completion")
     assert "multiple of tp x pp x cp" in lines[0]
 
 

@@ -24,12 +24,13 @@ BASE = {"name": "t1b", "model": {"name": "t1b", "layers": 16, "hidden": 2048, "h
         "system": "dgx-h100", "chips": 16,
         "training": {"tokens": "100B", "seq_len": 2048, "global_batch_seqs": 256}, "plan": {"tp": 8}}
 
-# 3 x 2 x 2 = 12 points; chips 12 is not a multiple of the fixed tp 8, so its 4 points have no valid plan
+# 3 x 2 x 2 = 12 points; chips 4 is less than the fixed tp 8, so its 4 points have no valid plan (12 chips have one
+# since s32: tp 8 on one server of 8, 4 idle, the plan 8 chips run)
 SWEEP = textwrap.dedent("""
     name: small
     base: run.yaml
     axes:
-      chips: [16, 12, 32]
+      chips: [16, 4, 32]
       system.chip.hbm_bw: {scale: [0.5, 1.0]}
       system.scale_out.bandwidth: ["200 Gb/s", "400 Gb/s"]
 """)
@@ -158,7 +159,7 @@ def test_resume_after_an_interruption_gives_the_same_file(sweep_file, tmp_path):
 
 
 def test_invalid_points_are_error_rows_not_crashes(tmp_path):
-    doc = {"base": BASE, "axes": {"chips": [16, 12],
+    doc = {"base": BASE, "axes": {"chips": [16, 4],
                                   "system.chip": ["nvidia-h100-sxm5", "cambricon-mlu590"],
                                   "model.kv_heads": [8, 5]}}
     spec = parse_sweep(doc, base_dir=tmp_path)
@@ -168,7 +169,7 @@ def test_invalid_points_are_error_rows_not_crashes(tmp_path):
     ok = rows[(16, "nvidia-h100-sxm5", 8)]
     assert ok["error_kind"] is None and ok["fits"] and ok["plan.tp"] == 8 and ok["days"] > 0
     assert ok["binding"] and ok["cost_rental_usd"] > 0
-    bad = rows[(12, "nvidia-h100-sxm5", 8)]
+    bad = rows[(4, "nvidia-h100-sxm5", 8)]
     assert bad["error_kind"] == "no-plan" and "multiple of tp" in bad["error"] and bad["step_time_s"] is None
     assert rows[(16, "cambricon-mlu590", 8)]["error_kind"] == "input"
     assert "BF16 peak" in rows[(16, "cambricon-mlu590", 8)]["error"]
@@ -213,7 +214,7 @@ def test_summary_frontier_meets_the_deadline(sweep_file, tmp_path):
     assert s["frontier"]["cheapest_rental"]["cost_rental_usd"] == min(r["cost_rental_usd"] for r in meeting)
     assert s["frontier"]["fewest_chips"]["chips"] == min(r["chips"] for r in meeting)
     assert s["frontier"]["fastest"]["days"] == min(r["days"] for r in rows)
-    assert [p["value"] for p in s["per_axis"]["chips"]] == [16, 12, 32]
+    assert [p["value"] for p in s["per_axis"]["chips"]] == [16, 4, 32]
     assert s["per_axis"]["chips"][1]["best"] is None
 
 

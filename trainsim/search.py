@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .frameworks import check_swap, framework_of, restrict_plan, run_plan_rules, shard_group_search, swap_search
-from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit
+from .parallel.batch import chip_counts, lower_counts
+from .parallel.enumerate import Space, enumerate_parents, enumerate_space, stated_unit, unit_rows
 from .parallel.plan import INT_FIELDS, RECOMPUTE, Plans
 from .parallel.schedules import SCHEDULES
 from .parallel.validity import REASONS
 from .perf.calibration import Calib
-from .perf.bound import layer_table, step_time_lower_bound
+from .perf.bound import chip_seconds_per_seq_floor, layer_table, step_time_lower_bound
 from .perf.memory import memory_total_parts, memory_total_sum
 from .perf.step import evaluate, shared_costs
 from .numfmt import days as days_fmt, plan as plan_text
@@ -97,6 +98,8 @@ class SearchResult:
     calib: Calib | None = field(default=None, repr=False)
     #: the chip counts included the stated degrees' whole-domain multiples (search's fallback, ``stated_counts``)
     stated_counts: bool = False
+    #: the best plan came from the best-plan pass over fewer chips, outside the counted space (``search``)
+    best_from_fewer_chips: bool = False
 
     @property
     def plans_evaluated(self) -> int:
@@ -250,7 +253,8 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
            progress=None, use_all: bool | None = None, with_pareto: bool = True,
-           keep_all: bool = False, prune: bool = True, stated_counts: bool = False) -> SearchResult:
+           keep_all: bool = False, prune: bool = True, stated_counts: bool = False, lower: int = 0,
+           cutoff_s: float = np.inf) -> SearchResult:
     """The fastest plans of ``run`` that fit in memory; ``fixed`` pins the fields it names.
 
     Fastest = most tokens per second for the whole job (plans may use different batches within the run's
@@ -271,7 +275,23 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     finer on) is searched again with
     ``stated_counts``: also the whole-domain multiples of the stated degrees' product down to 75% of the chips
     (``plan --against tp=8,pp=1`` on 100 H100 with 1,000 sequences: dp 10 on 80 chips, 20 idle), unless
-    ``use_all``."""
+    ``use_all``.
+
+    Fewer chips. The space above (what ``plans_evaluated``, the rejections and the Pareto front's search cover)
+    keeps the usual counts, at least 75% of the chips; a plan on any other whole number of domains still runs on
+    this cluster, its idle chips paid for, so unless ``use_all`` or ``keep_all`` a second, best-plan pass
+    (``lower``: the counts of :func:`trainsim.parallel.batch.lower_counts` from ``lower`` chips up, pruned by
+    the same bound from a cutoff ``cutoff_s``, the ``top``-th best time per sequence found) adds any plan on fewer
+    chips that is faster; ties keep the plan with fewer idle chips. No count below c / cutoff can hold such a
+    plan (:func:`trainsim.perf.bound.chip_seconds_per_seq_floor`: c / n bounds the time per sequence of every
+    plan on n chips), so the pass starts there, and it tries at most ``MAX_LOWER_COUNTS`` (32) domains below the
+    chips. So the best answer on N chips is never slower than on M < N chips of the same system when M is within
+    32 domains of N, or N holds at most 32 domains (112 H100 and 1,000 sequences: dp 40 x tp 2 on 80 chips, 1.51
+    days, as on 104, where the usual counts 112 and 96 gave 1.57 days on 96). A faster plan found there joins the
+    Pareto front. The pass also runs where the usual counts have no valid plan (12 H100 and a stated tp 8: tp 8 on
+    8 chips), not where they have plans and none fits in memory: a gap left open (such a pass evaluates every plan
+    of its counts, and fewer chips seldom hold what more do not; a plan on fewer chips that fits there would make
+    that answer 'no plan fits' where a smaller cluster has one)."""
     t0 = time.perf_counter()
     fixed = fixed if fixed is not None else run.plan
     # the search offers only what the run's software stack has (trainsim/frameworks.py profiles)
@@ -346,9 +366,9 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
     def cutoff() -> float:
         """Time per sequence above which a plan can be neither among the ``want`` best nor on the front."""
         if not cand_v:
-            return np.inf
+            return cutoff_s
         cv = np.concatenate(cand_v)
-        kth = float(np.partition(cv, want - 1)[want - 1]) if len(cv) >= want else np.inf
+        kth = min(float(np.partition(cv, want - 1)[want - 1]) if len(cv) >= want else np.inf, cutoff_s)
         # the pruned search's rounds look for the `want` best alone; the Pareto front's other plans are found
         # after them (below), from the memory of every plan and the front found so far
         return max(kth, PARETO_SPAN * running_best[0]) if with_pareto and not pruned else kth
@@ -358,7 +378,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         rounds.append(sp)
         return sp, shared, off
 
-    enum_args, enum_kw = _enum_args(run, fixed, use_all, stated_counts)
+    enum_args, enum_kw = _enum_args(run, fixed, use_all, stated_counts, lower)
     pruned = bool(prune and not keep_all)
     table = None                 # the pruned search's per-layer costs (perf.bound.LayerTable)
     exact = True                 # every valid plan expanded and evaluated
@@ -507,15 +527,30 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
         sub = space.plans(idx)
         res = evaluate(replace(ctx, global_batch_seqs=space.batch_of(idx), chips=used_b[idx // K]), sub)
         least = result_row(run, sub, res, 0)
-    if best is None and least is None and not stated_counts and not use_all and stated_unit(fixed) is not None:
+    if best is None and least is None and not stated_counts and not use_all and not lower \
+            and stated_unit(fixed) is not None:
         # no valid plan at all on the usual counts: the counts the stated degrees divide (docstring)
         return search(run, fixed, calib=calib, top=top, progress=progress, use_all=use_all,
                       with_pareto=with_pareto, keep_all=keep_all, prune=prune, stated_counts=True)
+    from_fewer = False
+    if not (lower or use_all or keep_all) and (best is not None or least is None):
+        # the best-plan pass over fewer chips (docstring): its plans join the answer where they are faster (with
+        # no valid plan here, any plan there is; nothing prunes that pass but the bound of the plans it finds)
+        rows = [best, *runners] if best is not None else []
+        cut = _per_seq(rows[-1]) if len(rows) >= want else np.inf
+        fewest = _fewest_chips(ctx, enum_args, enum_kw, cut)
+        below = search(run, fixed, calib=calib, top=want, use_all=False, with_pareto=False, prune=True,
+                       stated_counts=stated_counts, lower=fewest, cutoff_s=cut) if fewest else None
+        if below is not None and below.best is not None:
+            first = best
+            best, runners, pareto = _with_fewer_chips(run, rows, [below.best, *below.runners_up], pareto, want,
+                                                      with_pareto)
+            from_fewer, least = best is not first, None
     # a pruned search that found a plan counts the whole space (plans, rejections, fits) when asked for
     exact = exact or not n_fit
     return SearchResult(least_memory=least, run=run, best=best, runners_up=runners, pareto=pareto,
                         search_seconds=time.perf_counter() - t0, use_all=use_all, fixed=fixed, calib=calib,
-                        stated_counts=stated_counts,
+                        stated_counts=stated_counts, best_from_fewer_chips=from_fewer,
                         space_counts=(n, _rule_texts(rejected)) if exact else None,
                         fit_counts=(n_fit, smallest if n else None) if exact else None,
                         feasible_columns=None if not keep_all else {
@@ -525,8 +560,49 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
                             "used": np.concatenate(all_u) if all_u else np.zeros(0)})
 
 
+def _fewest_chips(ctx, enum_args: tuple, enum_kw: dict, cut: float) -> int:
+    """The least chip count the best-plan pass over fewer chips needs to try (0: none to try): the smallest
+    whole-domain count below the run's that the usual counts lack and on which a plan may take no more than
+    ``cut`` seconds per sequence, c / n <= cut (:func:`trainsim.perf.bound.chip_seconds_per_seq_floor` over every
+    (tp, cp, micro-batch, schedule, experts) the search may take, :func:`trainsim.parallel.enumerate.unit_rows`)."""
+    arch, chips, _, batch_seqs, _ = enum_args
+    kw = {k: v for k, v in enum_kw.items() if k != "lower"}
+    least = 1
+    if np.isfinite(cut):
+        rows, experts = unit_rows(*enum_args, **kw)
+        c = chip_seconds_per_seq_floor(ctx, rows, experts, None)
+        least = max(1, int(c / cut))
+    usual = chip_counts(chips, kw["domain"], False, kw["unit"], batch_seqs, kw["batch_tol"])
+    below = lower_counts(chips, kw["domain"], usual, least)
+    return below[-1] if below else 0
+
+
+def _per_seq(e: Estimate) -> float:
+    """Seconds per sequence of an answer (its step over the batch it uses): the search's ranking."""
+    return e.step_time_s / e.run.training.batch_seqs
+
+
+def _with_fewer_chips(run: Run, rows: list[Estimate], fewer: list[Estimate], pareto: list[dict],
+                      want: int, with_pareto: bool = True) -> tuple:
+    """(best, runners-up, Pareto front) once the plans ``fewer`` of the best-plan pass over fewer chips join the
+    answers ``rows`` (fastest first; ties: fewer idle chips, then ``rows`` before ``fewer``, as found) and, where
+    one is among the ``want`` fastest, the front (``with_pareto``: :func:`_pareto` of both, up to
+    ``PARETO_SPAN`` x the best, 20 at most)."""
+    both = rows + fewer
+    order = sorted(range(len(both)), key=lambda i: (_per_seq(both[i]), run.chips - both[i].used, i))[:want]
+    top = [both[i] for i in order]
+    new = [both[i] for i in order if i >= len(rows)]
+    if new and with_pareto:
+        pts = pareto + [{"plan": e.plan, "step_time_s": e.step_time_s, "global_batch_seqs": e.run.training.batch_seqs,
+                         "chips_used": e.used, "memory_per_chip_bytes": e.memory_per_chip_bytes} for e in new]
+        ps = np.array([p["step_time_s"] / p["global_batch_seqs"] for p in pts])
+        keep = _pareto(ps, np.array([p["memory_per_chip_bytes"] for p in pts]))
+        pareto = [pts[i] for i in keep[ps[keep] <= PARETO_SPAN * ps[keep].min()][:20]]
+    return top[0], top[1:], pareto
+
+
 _PARENTS: dict = {}   # the parent rows of the last few spaces searched (oldest first); they are never modified
-PARENTS_KEPT = 4
+PARENTS_KEPT = 8     # (a search keeps two: its usual counts and the counts below them)
 
 
 def _parents(args: tuple, kw: dict):
@@ -748,17 +824,20 @@ class MemoryPass:
                                           self.row_mem.reshape(-1)[self.rank])
 
 
-def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: bool = False) -> tuple:
+def _enum_args(run: Run, fixed: PlanSpec | None, use_all: bool, stated_counts: bool = False,
+               lower: int = 0) -> tuple:
     """The arguments of :func:`_parents` for the search of ``run`` with the (already restricted) ``fixed``;
     ``stated_counts``: the chip counts also include the whole-domain multiples of the stated degrees' product
-    (:func:`trainsim.parallel.enumerate.stated_unit`)."""
+    (:func:`trainsim.parallel.enumerate.stated_unit`); ``lower``: the counts below them from ``lower`` up instead
+    (:func:`trainsim.parallel.batch.lower_counts`)."""
     tr = run.training
     # the uneven stages the engine sizes the ranks with (plan_estimate.context reads the run's plan)
     return ((run.arch, run.chips, tr.seq_len, tr.batch_seqs, fixed),
             dict(batch_tol=tr.batch_tol, domain=run.system.scale_up_size, use_all=use_all,
                  first_stage_layers=run.plan.first_stage_layers, last_stage_layers=run.plan.last_stage_layers,
                  unit=stated_unit(fixed) if stated_counts else None,
-                 **run_plan_rules(run), **shard_group_search(run), **swap_search(run)))
+                 **run_plan_rules(run), **shard_group_search(run), **swap_search(run),
+                 **({"lower": int(lower)} if lower else {})))
 
 
 def _all_rejected(par, rej: Counter) -> Counter:

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from ..errors import TrainsimError
 from ..model.arch import Arch
 from ..yamlload import safe_load, sourced_values
-from .batch import chip_counts, plan_batch
+from .batch import chip_counts, lower_counts, plan_batch
 from .plan import INT_FIELDS, RECOMPUTE, Plans
 from .schedules import SCHEDULES, code, default_name, virtual_stages
 from .validity import check, sharding_zeros, zero3_fsdp2_ok
@@ -89,14 +89,16 @@ def node_limit_ok(ep: int, etp: int, node_limit: int, domain: int) -> bool:
 
 
 def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixed: Any,
-                     even_vpp: bool = False, pps: list[int] | None = None, domain: int = 1) -> dict[str, Any]:
+                     even_vpp: bool = False, pps: list[int] | None = None, domain: int = 1,
+                     counts: list[int] | None = None) -> dict[str, Any]:
     """Candidate values per field (powers of two where frameworks use them; divisors for pp), within the limits of
     :func:`search_space`. ``even_vpp`` (a stack that splits layers evenly, :func:`~trainsim.parallel.validity.
     even_vpp_ok`): vpp also takes every divisor of the layers per stage of every pp candidate, the values
     ``--num-layers-per-virtual-pipeline-stage`` N = 1, 2, ... gives (vpp = layers per stage / N). ``pps``: the pp
     candidates, when the caller has them (the divisors of the chip counts a plan may use). ``domain``: chips per
     scale-up domain; a stated node_limit keeps only the (ep, etp) whose group spans at least that many domains
-    (:func:`node_limit_ok`), and none left is an input error (one line)."""
+    (:func:`node_limit_ok`), and none left is an input error (one line). ``counts``: the chip counts a plan may
+    use (default: ``chips``); tp takes the powers of two that divide one of them (100 H100: tp 8 on 96 of them)."""
     L = arch.n_layers
     lim = search_space()
     moe = [lk.moe for lk in arch.layers if lk.moe is not None]
@@ -105,7 +107,7 @@ def candidate_values(arch: Arch, chips: int, seq_len: int, batch_seqs: int, fixe
         return fixed.values(name) if fixed is not None else None
 
     cand = {
-        "tp": f("tp") or [v for v in POW2 if v <= lim["tp_max"] and chips % v == 0],
+        "tp": f("tp") or [v for v in POW2 if v <= lim["tp_max"] and any(n % v == 0 for n in counts or [chips])],
         "cp": f("cp") or [v for v in POW2 if v <= lim["cp_max"] and seq_len % (2 * v) == 0 or v == 1],
         "pp": f("pp") or pps or [d for d in _divisors(chips) if d <= L and d <= lim["pp_max"]],
         "mb": f("micro_batch") or [v for v in POW2 if v <= lim["micro_batch_max"]],
@@ -198,7 +200,8 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                       shard_levels: int = 0, unit: int | None = None,
                       unfused_attention: bool = False, even_pp: bool = False,
                       zero_shard_group: int = 0, swap_zero: tuple[int, ...] = (),
-                      split_units: tuple[int, int] = (0, 0), stage_flags: str = "layout") -> "Parents":
+                      split_units: tuple[int, int] = (0, 0), stage_flags: str = "layout",
+                      lower: int = 0) -> "Parents":
     """The valid rows of every field but (ep, etp, node_limit) (expansion order of the module docstring), with the
     candidates of the last expansion and the rejections so far: :func:`enumerate_space` without its last step.
 
@@ -215,12 +218,19 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
     ``swap_zero``: the ZeRO stages at which the stack can keep the optimizer states in host memory between steps
     (MindSpeed ``--swap-optimizer``: the profile's ``swap_optimizer``, :func:`trainsim.frameworks.swap_search`):
     each such zero candidate comes once more with ``swap`` 1, the zero axis carrying (zero, zgroup, swap); a
-    partial plan's ``swap_optimizer`` (true or false) keeps only the candidates that match it."""
+    partial plan's ``swap_optimizer`` (true or false) keeps only the candidates that match it. ``lower`` (> 0):
+    the chip counts are instead the whole-domain counts from ``lower`` up to below ``chips`` that the usual ones
+    lack (:func:`trainsim.parallel.batch.lower_counts`: the search's best-plan pass over fewer chips)."""
     counts = chip_counts(chips, domain, use_all, unit, batch_seqs, batch_tol)
+    if lower:
+        counts = lower_counts(chips, domain, counts, lower)
     pps = None
     if fixed is None or fixed.values("pp") is None:
-        pps = sorted({d for n in counts for d in _divisors(n) if d <= arch.n_layers and d <= 128})
-    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps, domain)
+        # the pp values <= min(layers, 128) that divide some count (the lower counts can be thousands)
+        d = np.arange(1, min(arch.n_layers, 128) + 1, dtype=np.int64)
+        nc = np.asarray(counts, dtype=np.int64)
+        pps = [int(v) for v in d[(nc[None, :] % d[:, None] == 0).any(axis=1)]]
+    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, pps, domain, counts)
     zeros = list(cand["zero"])
     if zero_shard_group:
         # a stated sharding group shards the ZeRO states, and zero 0 shards nothing: the search offers only the
@@ -281,6 +291,21 @@ def enumerate_parents(arch: Arch, chips: int, seq_len: int, batch_seqs: float, f
                    np.asarray(cand["zero"], dtype=np.int64), np.asarray(cand["recompute"], dtype=np.int64),
                    rejected, later, args, dualpipev_fb_overlap, zero3_fsdp2, microbatch_groups,
                    np.asarray(zgroups, dtype=np.int64), np.asarray(swaps, dtype=np.int64))
+
+
+def unit_rows(arch: Arch, chips: int, seq_len: int, batch_seqs: float, fixed: Any = None, *, domain: int = 1,
+              even_vpp: bool = False, **_: Any) -> tuple[Plans, np.ndarray]:
+    """Every (tp, cp, micro-batch, schedule) a plan of the search may take on any chip count below ``chips`` (tp:
+    every power of two up to the limit), as plan rows at pp = dp = vpp = 1, and the candidate (ep, etp,
+    node_limit) rows: what :func:`trainsim.perf.bound.chip_seconds_per_seq_floor` bounds. Takes
+    :func:`enumerate_parents`'s keywords (the rest unused)."""
+    cand = candidate_values(arch, chips, seq_len, int(round(batch_seqs)), fixed, even_vpp, [1], domain,
+                            [POW2[-1]])
+    grid = np.array(np.meshgrid(cand["tp"], cand["cp"], cand["mb"], sorted({s for s, _ in cand["sched_vpp"]}),
+                                indexing="ij")).reshape(4, -1)
+    rows = Plans.from_columns(tp=grid[0], cp=grid[1], mb=grid[2], schedule=grid[3], pp=1, vpp=1, dp=1, ep=1,
+                              etp=1, node_limit=0, zero=0, recompute=0)
+    return rows, np.asarray(cand["ep_etp_nl"], dtype=np.int64).reshape(-1, 3)
 
 
 def stated_unit(fixed: Any) -> int | None:

@@ -132,13 +132,18 @@ _TABLES: dict[Any, Any] = {}  # the layer tables of the last few step contexts (
 TABLES_KEPT = 8
 
 
+def _ctx_key(ctx: StepContext) -> tuple[Any, ...]:
+    """What per-layer costs depend on: the step context without the chip count and the batch."""
+    return (tuple(getattr(ctx, f.name) for f in fields(ctx) if f.name not in ("system", "chips", "global_batch_seqs")),
+            repr(ctx.system))
+
+
 def layer_table(ctx: StepContext, p: Plans, experts: np.ndarray) -> LayerTable:
     """:meth:`LayerTable.for_experts` of ``p`` x ``experts``, from a table kept for ``ctx``'s model, system and
     settings: per-layer costs do not depend on the chip count or the batch (:func:`~trainsim.perf.step.layer_costs`
     reads neither), so searches of one model on one system at several chip counts (sizing and capacity probes)
     share one table, extended with the rows each needs."""
-    key = (tuple(getattr(ctx, f.name) for f in fields(ctx) if f.name not in ("system", "chips", "global_batch_seqs")),
-           repr(ctx.system))
+    key = _ctx_key(ctx)
     try:
         table = _TABLES.pop(key, None)
     except TypeError:           # an unhashable setting: no sharing
@@ -167,13 +172,12 @@ def expert_choices(p: Plans, experts: np.ndarray) -> Plans:
                    **{f: np.tile(experts[:, j], len(p)) for j, f in enumerate(("ep", "etp", "node_limit"))})
 
 
-def step_time_lower_bound(ctx: StepContext, base: Plans, experts: np.ndarray | None = None,
-                          table: LayerTable | None = None) -> np.ndarray:
-    """A lower bound (s) on the step time of every plan of each base row of ``base`` (1-D plan columns; their
-    ``zero`` and ``recompute`` are ignored): m t + bubble(t) + overhead with t = s_max u (module docstring).
-    ``ctx.global_batch_seqs`` may be an array (one batch per row). With ``experts`` (rows of candidate
-    (ep, etp, node_limit)), ``base`` are rows whose experts are not chosen yet and u is the least over those
-    candidates: a bound for every row they expand into. ``table``: layer costs already computed."""
+def unit_time(ctx: StepContext, base: Plans, experts: np.ndarray | None = None,
+              table: LayerTable | None = None) -> np.ndarray:
+    """u of each row of ``base`` (module docstring: t_f + t_b of one micro-batch through all L layers at share 1,
+    no recompute, head, MTP or p2p), less the rounding margin; it reads only the row's ``UNIT_KEY`` fields (the
+    plan costed is each group's first row, its zero and recompute set to 0). With ``experts`` (rows of candidate
+    (ep, etp, node_limit)) the least over them."""
     p = replace(base, zero=np.zeros(len(base), np.int64), recompute=np.zeros(len(base), np.int64))
     if experts is None:
         reps, inv = _groups(p, UNIT_KEY)
@@ -190,7 +194,51 @@ def step_time_lower_bound(ctx: StepContext, base: Plans, experts: np.ndarray | N
     if experts is not None:
         # a candidate (ep, etp) that no valid row takes may be costed as NaN: it bounds nothing (0)
         unit = np.where(np.isnan(unit), 0.0, unit).reshape(-1, len(experts)).min(axis=1)
-    t = stage_layers(ctx, p) / ctx.arch.n_layers * (unit * (1.0 - ROUNDING_MARGIN))[inv]
+    return (unit * (1.0 - ROUNDING_MARGIN))[inv]
+
+
+def chip_seconds_per_seq_floor(ctx: StepContext, rows: Plans, experts: np.ndarray | None = None,
+                               table: LayerTable | None = None) -> float:
+    """c (chip-seconds per sequence) such that every plan whose (tp, cp, micro-batch, schedule, experts) is among
+    ``rows`` (and ``experts``) takes at least c / n seconds per sequence on n chips. From the step's bound (module
+    docstring) with m = B / (dp mb) micro-batches and the fullest rank's share s_max >= 1 / pp:
+
+        step / B >= m s_max u / B = s_max u / (dp mb) >= u / (pp dp mb) = u tp cp / (n mb),   n = tp pp cp dp,
+
+    so c = min over ``rows`` of u tp cp / mb (:func:`unit_time` at pp 1, where no p2p enters u). NaN (a cost
+    the engine cannot state) bounds nothing: 0."""
+    if not len(rows):
+        return 0.0
+    try:      # kept per model, system, settings and rows, as the layer tables (sizing probes ask again)
+        key = (_ctx_key(ctx), rows.tp.tobytes(), rows.cp.tobytes(), rows.mb.tobytes(), rows.schedule.tobytes(),
+               None if experts is None else experts.tobytes())
+        hit = _FLOORS.pop(key, None)
+    except TypeError:
+        key, hit = None, None
+    if hit is None:
+        one = np.ones(len(rows), np.int64)
+        u = unit_time(ctx, replace(rows, pp=one, vpp=one, dp=one), experts, table)
+        c = u * rows.tp * rows.cp / rows.mb
+        hit = 0.0 if np.isnan(c).any() else max(0.0, float(c.min()))
+    if key is not None:
+        _FLOORS[key] = hit
+        while len(_FLOORS) > TABLES_KEPT:
+            _FLOORS.pop(next(iter(_FLOORS)))
+    return hit
+
+
+_FLOORS: dict[Any, float] = {}   # chip_seconds_per_seq_floor's answers, oldest first
+
+
+def step_time_lower_bound(ctx: StepContext, base: Plans, experts: np.ndarray | None = None,
+                          table: LayerTable | None = None) -> np.ndarray:
+    """A lower bound (s) on the step time of every plan of each base row of ``base`` (1-D plan columns; their
+    ``zero`` and ``recompute`` are ignored): m t + bubble(t) + overhead with t = s_max u (module docstring).
+    ``ctx.global_batch_seqs`` may be an array (one batch per row). With ``experts`` (rows of candidate
+    (ep, etp, node_limit)), ``base`` are rows whose experts are not chosen yet and u is the least over those
+    candidates: a bound for every row they expand into. ``table``: layer costs already computed."""
+    p = replace(base, zero=np.zeros(len(base), np.int64), recompute=np.zeros(len(base), np.int64))
+    t = stage_layers(ctx, p) / ctx.arch.n_layers * unit_time(ctx, p, experts, table)
     m = ctx.global_batch_seqs / (p.dp * p.mb)
     lb = m * t + bubble_time(p.schedule, p.pp, p.vpp, t) + host_time(ctx, ctx.calib.step_overhead_s)
     return np.where(np.isnan(lb), 0.0, lb)     # a cost the engine cannot state bounds nothing
