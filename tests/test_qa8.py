@@ -101,11 +101,12 @@ def test_no_valid_plan_message_counts_the_rejections_in_words(tmp_path, capsys):
     there are: 9720)': a bare number after a colon, read as part of the sentence. 64 chips is not a multiple of 3,
     so every candidate is rejected for its chips. Fix: 'N plans rejected by REASON'. (Asked now with pp=5, which
     the model's 32 layers allow; tp=3 is refused before any search: 32 heads rule it out. pp=3 now finds plans on
-    48 of the 64 chips, qa22b's idle-chip fallback; pp=5 has none: multiples of 40 in 48..64.)"""
+    48 of the 64 chips, qa22b's idle-chip fallback; pp=5 now runs on 40 of them, mono32's pass over fewer chips;
+    pp=9 with tp=8 needs a multiple of 72 chips, more than the 64 there are, so no count has a plan.)"""
     run = tmp_path / "run.yaml"
     run.write_text("model: llama-3.1-8b\nsystem: dgx-h100\nchips: 64\n"
                    "training: {tokens: 1T, seq_len: 8192, global_batch_seqs: 256, precision: bf16}\n")
-    code, out, _ = _main(capsys, "plan", run, "--fix", "pp=5", "--json")
+    code, out, _ = _main(capsys, "plan", run, "--fix", "pp=9,tp=8", "--json")
     d = json.loads(out)
     assert code == 1 and d["best"] is None and d["plans_evaluated"] == 0
     (reason, n), = d["rejected"].items()

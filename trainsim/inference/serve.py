@@ -95,9 +95,9 @@ def _no_plan(kind: str, ev: Evaluated, bound) -> str:
         if kind == "decode":
             per = float(np.max(np.where(ev.fits, ev.batch / (ev.plans.pp * ev.plans.dp), 0.0)))
             return (f"no decode plan that fits has work for each data-parallel replica and pipeline stage: the "
-                    f"batch the spec allows is at most {per:.3g} sequences per replica and stage (serving.batch or "
-                    f"batch_per_chip, serving.max_batch and serving.max_batched_tokens, else the stack's defaults, "
-                    f"cap it); state a larger batch or budget, or fix dp x pp lower")
+                    f"spec allows at most {per:.3g} sequences per replica and stage (serving.batch or batch_per_chip, "
+                    f"serving.max_batch, serving.max_batched_tokens, else the stack's defaults); state a larger "
+                    f"batch or budget, or fix dp x pp lower")
         return ("no prefill plan that fits has work for each data-parallel replica and pipeline stage at the stated "
                 "prompt tokens per chip; state a larger batch or fix dp x pp lower")
     lat = np.broadcast_to(ev.latency_s, ev.batch.shape)

@@ -225,7 +225,7 @@ def render_search(res, c: Console | None = None) -> None:
         c.print(pt)
     counts = (f"{search_counts(res.plans_evaluated, res.plans_feasible, res.rejected)}, "
               f"in {res.search_seconds:.3f} s")
-    if res.best_from_fewer_chips and res.best is not None:
+    if res.best is not None and res.best_from_fewer_chips:
         # the counts cover the usual chip counts; the best plan was found on fewer chips (search's best-plan pass)
         counts += f" (on the usual chip counts; the best plan, on {res.best.used:,} chips, was found below them)"
     if not res.rejected:           # every plan fits (a plan fixed in full): a line, not an empty table
