@@ -193,22 +193,6 @@ def test_v04_prompts_by_hand():
     assert (v04_prompt_len("llama"), v04_prompt_len("dsv3"), v04_prompt_len("qwen3")) == (132, 102, 106)
 
 
-@pytest.mark.parametrize("name", sorted(V04_FILES))
-def test_v04_spec_lengths_follow_the_table(name):
-    pt = load_posttrain(RL / name)
-    st = pt.step
-    label = V04_FILES[name]
-    gpus, samples, g_avg, _, step_s, on_policy, cap = V04_TABLE[label]
-    assert pt.clusters[pt.student.cluster].chips == gpus
-    assert pt.reported.step_time_s == step_s
-    assert (st.mode == "sync") == on_policy
-    assert st.sequences == samples
-    assert st.rollout_len == g_avg
-    assert st.prompt_len == v04_prompt_len(v05_family(label))
-    assert st.longest_seq_len == cap
-    assert st.prompt_len + math.ceil(st.rollout_len * st.tail_factor) == cap
-
-
 def test_v05_prompts_by_hand():
     # Llama 3.1 8B on-policy: 1,581 x 92.8 x 16 / 2,048 = 1,146.2 tokens per sample, 127.2 over 1,019; GB200 3,359 x
     # 91.0 x 8 / 2,048 = 1,194.0, 128.0 over 1,066 -> 127.6 -> 128. Qwen3 on-policy (235B, 30B-A3B, 32B on H100 and
@@ -222,18 +206,21 @@ def test_v05_prompts_by_hand():
     assert v05_prompt_len("dsv3") == 104
 
 
-@pytest.mark.parametrize("name", sorted(V05_FILES))
-def test_v05_spec_lengths_follow_the_table(name):
+@pytest.mark.parametrize("name,table", [(n, "v04") for n in sorted(V04_FILES)]
+                         + [(n, "v05") for n in sorted(V05_FILES)])
+def test_table_spec_lengths_follow_the_table(name, table):
+    files, rows, prompt_len = {"v04": (V04_FILES, V04_TABLE, v04_prompt_len),
+                               "v05": (V05_FILES, V05_TABLE, v05_prompt_len)}[table]
     pt = load_posttrain(RL / name)
     st = pt.step
-    label = V05_FILES[name]
-    gpus, samples, g_avg, _, step_s, on_policy, cap = V05_TABLE[label]
+    label = files[name]
+    gpus, samples, g_avg, _, step_s, on_policy, cap = rows[label]
     assert pt.clusters[pt.student.cluster].chips == gpus
     assert pt.reported.step_time_s == step_s
     assert (st.mode == "sync") == on_policy
     assert st.sequences == samples
     assert st.rollout_len == g_avg
-    assert st.prompt_len == v05_prompt_len(v05_family(label))
+    assert st.prompt_len == prompt_len(v05_family(label))
     assert st.longest_seq_len == cap
     assert st.prompt_len + math.ceil(st.rollout_len * st.tail_factor) == cap
 
