@@ -90,7 +90,8 @@ _INFORMATION_UNITS = ("bit", "byte", "baud")
 def _information_power(q, ureg) -> float:
     """The power of information (bit, byte, baud) in pint quantity ``q``'s units: 1 for '8 GB' or '400 Gb/s', 0
     for '450 GHz'. A size or bandwidth must carry exactly one (``parse_quantity``)."""
-    return sum(exp for name, exp in q.unit_items() if ureg.parse_unit_name(name)[0][1] in _INFORMATION_UNITS)
+    # q._units (a UnitsContainer, name -> exponent): Quantity.unit_items() is pint >= 0.24, the floor is 0.23
+    return sum(exp for name, exp in q._units.items() if ureg.parse_unit_name(name)[0][1] in _INFORMATION_UNITS)
 
 
 @lru_cache(maxsize=1)
