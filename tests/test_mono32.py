@@ -128,3 +128,19 @@ def test_plan_says_the_best_plan_lies_below_the_counted_counts(tmp_path, capsys)
     code, out, err = run_main(capsys, "plan", spec, "--json")
     best = json.loads(out)["best"]
     assert best["chips_used"] == 80 and best["idle_chips"] == 32
+
+
+def test_split_counts_kept_between_calls_is_a_fresh_list():
+    """split_counts is kept between calls (a search and its pass over fewer chips ask for the same counts three
+    times): a caller that changes its list does not change the next answer. 96 H100 in servers of 8, 1,000
+    sequences, tol 0: of the counts 96, 88, 80, 72 only 80 (dp 40 divides 1,000) splits finer than every larger
+    count (test_qa31's hand derivation); an int batch and a float batch are kept apart but agree."""
+    from trainsim.parallel.batch import split_counts
+    first = split_counts(96, 8, 1000, 0.0)
+    assert first == [80]
+    first.append(8)
+    assert split_counts(96, 8, 1000, 0.0) == [80]
+    assert split_counts(96, 8, 1000.0, 0.0) == [80]
+    assert chip_counts(96, 8, target_seqs=1000) == [96, 80]
+    import numpy as np
+    assert split_counts(96, 8, np.array(1000.0), 0.0) == [80]     # unhashable: computed, not kept

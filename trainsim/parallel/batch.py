@@ -42,6 +42,7 @@ chips, 71% of them, as on 104; the usual counts 112 and 96 split the batch by dp
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -110,7 +111,17 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     dp 40 x tp 2 runs on it, 16 chips idle; 72 (d = 8) is not. These are the counts a plan that states its
     degrees reaches through their product (:func:`chip_counts` ``unit``), where the batch divides better than on
     all chips; a count whose best split is no finer than a larger count's is not searched (its plans run the same
-    or a smaller dp on fewer chips)."""
+    or a smaller dp on fewer chips). Kept for the next calls with the same arguments (a search asks for them in
+    its enumeration, again for its pass over fewer chips and in that pass's enumeration)."""
+    try:
+        return list(_split_counts(chips, domain, target_seqs, tol))
+    except TypeError:           # an unhashable argument (an array): not kept
+        return list(_split_counts.__wrapped__(chips, domain, target_seqs, tol))
+
+
+@lru_cache(maxsize=256, typed=True)
+def _split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> tuple[int, ...]:
+    """:func:`split_counts`, as a tuple (never modified)."""
     domain = max(1, int(domain))
     floor = max((1.0 - MAX_IDLE_FRACTION) * chips, 1.0)
     ns = np.arange((chips // domain) * domain, int(math.ceil(floor)) - 1, -domain, dtype=np.int64)
@@ -118,7 +129,7 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     # every divisor of every count: i and n / i for i <= sqrt(n) that divides n (counts x sqrt(chips) cells)
     i = np.arange(1, math.isqrt(int(chips)) + 1, dtype=np.int64)
     if len(ns) * len(i) > MAX_SPLIT_CELLS:      # (10M chips of 8-chip domains: 312,500 counts x 3,162) not tried
-        return []
+        return ()
     hit = ns[:, None] % i[None, :] == 0
     dp = np.concatenate((np.where(hit, i[None, :], 0), np.where(hit, ns[:, None] // i[None, :], 0)), axis=1)
     ok = (dp > 0) & within(fit_batch(target_seqs, np.maximum(dp, 1)), target_seqs, tol)
@@ -126,7 +137,7 @@ def split_counts(chips: int, domain: int, target_seqs: float, tol: float) -> lis
     prev = np.maximum.accumulate(best)     # the best split on this count or any larger one
     keep = np.zeros(len(ns), bool)
     keep[1:] = best[1:] > prev[:-1]
-    return [int(n) for n in ns[keep]]
+    return tuple(int(n) for n in ns[keep])
 
 
 def lower_counts(chips: int, domain: int, counts: list[int], least: int = 1) -> list[int]:
