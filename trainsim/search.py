@@ -45,6 +45,7 @@ MEMORY_CHUNK = 65536
 MEMORY_BLOCK = 8 * MEMORY_CHUNK
 PROBE_PARENTS = 32   # parent rows of the pruned search's first round (the lowest bounds): they set the first cutoff
 PARETO_SPAN = 3.0  # the Pareto front lists plans up to this multiple of the best step time
+PARETO_SHOWN = 20  # and at most this many of them
 
 
 def idle_cpus() -> int:
@@ -249,6 +250,13 @@ def _pareto(step: np.ndarray, mem: np.ndarray) -> np.ndarray:
     m = mem[order]
     prev_min = np.concatenate(([np.inf], np.minimum.accumulate(m)[:-1]))
     return order[m < prev_min]
+
+
+def _reported_front(per_seq: np.ndarray, mem: np.ndarray) -> np.ndarray:
+    """Indices of the front a search reports: :func:`_pareto` of (time per sequence, memory), the plans up to
+    ``PARETO_SPAN`` x the fastest, ``PARETO_SHOWN`` at most (fastest first)."""
+    keep = _pareto(per_seq, mem)
+    return keep[per_seq[keep] <= PARETO_SPAN * per_seq[keep].min()][:PARETO_SHOWN]
 
 
 def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = None, top: int = 5,
@@ -512,8 +520,7 @@ def search(run: Run, fixed: PlanSpec | None = None, *, calib: Calib | None = Non
             if space.rank is not None:       # in the whole space's order, as one pass over it gives them
                 srt = np.argsort(space.rank[fi // K] * K + fi % K, kind="stable")
                 fv, fm, fi = fv[srt], fm[srt], fi[srt]
-            keep = _pareto(fv, fm)
-            keep = keep[fv[keep] <= PARETO_SPAN * fv[keep].min()][:20]
+            keep = _reported_front(fv, fm)
             pf_plans, pf_batch = space.plans(fi[keep]), space.batch_of(fi[keep])
             pareto = [{"plan": plan_row(run, pf_plans, j),
                        "step_time_s": float(fv[i] * pf_batch[j]),
@@ -587,7 +594,7 @@ def _with_fewer_chips(run: Run, rows: list[Estimate], fewer: list[Estimate], par
     """(best, runners-up, Pareto front) once the plans ``fewer`` of the best-plan pass over fewer chips join the
     answers ``rows`` (fastest first; ties: fewer idle chips, then ``rows`` before ``fewer``, as found) and, where
     one is among the ``want`` fastest, the front (``with_pareto``: :func:`_pareto` of both, up to
-    ``PARETO_SPAN`` x the best, 20 at most)."""
+    :func:`_reported_front`)."""
     both = rows + fewer
     order = sorted(range(len(both)), key=lambda i: (_per_seq(both[i]), run.chips - both[i].used, i))[:want]
     top = [both[i] for i in order]
@@ -596,8 +603,7 @@ def _with_fewer_chips(run: Run, rows: list[Estimate], fewer: list[Estimate], par
         pts = pareto + [{"plan": e.plan, "step_time_s": e.step_time_s, "global_batch_seqs": e.run.training.batch_seqs,
                          "chips_used": e.used, "memory_per_chip_bytes": e.memory_per_chip_bytes} for e in new]
         ps = np.array([p["step_time_s"] / p["global_batch_seqs"] for p in pts])
-        keep = _pareto(ps, np.array([p["memory_per_chip_bytes"] for p in pts]))
-        pareto = [pts[i] for i in keep[ps[keep] <= PARETO_SPAN * ps[keep].min()][:20]]
+        pareto = [pts[i] for i in _reported_front(ps, np.array([p["memory_per_chip_bytes"] for p in pts]))]
     return top[0], top[1:], pareto
 
 
