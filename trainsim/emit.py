@@ -26,7 +26,7 @@ import numpy as np
 from .errors import TrainsimError
 from .frameworks import fp8_recipe_of, framework_of, plan_options, runtime_settings, stage_flags, stage_layout
 from .parallel.schedules import REGISTRY, get as get_schedule, microbatch_group
-from .parallel.validity import REASONS, balanced_flags_ok, decoder_flags_ok, middle_ranks_ok
+from .parallel.validity import REASONS, balanced_flags_ok, decoder_flags_ok, middle_ranks, middle_ranks_ok
 from .perf.memory import even_rank_layers, first_last_layers
 
 EMITTERS = ("megatron", "mindspeed", "torchtitan", "primus")
@@ -153,9 +153,8 @@ def stated_rank_layers(n_layers: int, pp: int, first: int | None, last: int | No
     others): the other ranks share the rest, the first rest mod k of them one more, so that none holds more than the
     ceil(rest / k) the engine prices (perf/memory.py rank_layers). Example: 61 layers, pp 4, first 16: 45 over 3,
     [16, 15, 15, 15]; pp 5, first 16, last 13: 32 over 3, [16, 11, 11, 10, 13]."""
-    stated = (first is not None) + (last is not None)
-    k = pp - stated
-    base, extra = divmod(n_layers - (first or 0) - (last or 0), max(k, 1))
+    k, rest = middle_ranks(n_layers, pp, first, last)
+    base, extra = divmod(rest, max(k, 1))
     others = [base + (i < extra) for i in range(k)]
     return ([first] if first is not None else []) + others + ([last] if last is not None else [])
 

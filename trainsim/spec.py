@@ -21,7 +21,7 @@ from .model.arch import Arch
 from .parallel.batch import DEFAULT_TOKENS_TOLERANCE
 from .parallel.schedules import REGISTRY as SCHEDULE_REGISTRY, SCHEDULES
 from .parallel.validity import (REASONS as VALIDITY_REASONS, SHAPE_RULES, shape_refusal, sharding_zeros,
-                                stage_layers_ok)
+                                middle_ranks, stage_layers_ok)
 from .types_checked import MAX_TOKENS, Chips, lower_case, IdStr, Int, PosFloat, PosInt, SeqLen, positive_count
 from .units import batch_tokens_as_stated, parse_count, parse_int_count, percent_value, ungrouped
 from .catalog.resolve import resolve_system
@@ -715,9 +715,10 @@ def check_plan_options(plan: "PlanSpec", field: str | None, where: str | None = 
             opt = "first_stage_layers" if first is not None else "last_stage_layers"
             stated = " + ".join(f"{k} {v}" for k, v in (("first_stage_layers", first), ("last_stage_layers", last))
                                 if v is not None)
-            raise TrainsimError(f"{stated} leave {arch.n_layers - (first or 0) - (last or 0)} of the "
+            others, rest = middle_ranks(arch.n_layers, np.asarray(pps), first, last)
+            raise TrainsimError(f"{stated} leave {rest} of the "
                                 f"{arch.n_layers} layers of {arch.name} to the other "
-                                f"{'|'.join(str(max(p - (first is not None) - (last is not None), 0)) for p in pps)}"
+                                f"{'|'.join(str(max(int(k), 0)) for k in others)}"
                                 f" pipeline ranks of pp {'|'.join(map(str, pps))}; expected layers left over exactly "
                                 f"when there are other ranks, and no more than the model has",
                                 field=name(opt), where=where)

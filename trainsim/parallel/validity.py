@@ -6,6 +6,7 @@ which rule. The search counts rejections by reason; ``estimate`` turns the first
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -287,6 +288,14 @@ def chunks_filled_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | 
     return ok
 
 
+def middle_ranks(layers: int, pp: Any, first: int | None, last: int | None) -> tuple[Any, int]:
+    """(other ranks, layers left for them) of stated ``first`` / ``last`` stage sizes (None: that rank is one of the
+    others): pp minus the stated ranks, and the layers minus the stated counts. The one place this split is made
+    (rules 19, 23 and 24 here; the emitters' per-rank lists, trainsim/emit.py ``stated_rank_layers``; the refusal
+    of spec.check_plan_options). Example: 61 layers, pp 8, first 7, last 6: (6, 48)."""
+    return pp - (first is not None) - (last is not None), layers - (first or 0) - (last or 0)
+
+
 def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | None) -> np.ndarray:
     """Whether a pipeline of ``pp`` ranks can hold ``layers`` decoder layers with ``first`` on its first rank and
     ``last`` on its last (either None: that rank takes an even share of the rest, as the middle ranks do): pp > 1,
@@ -301,9 +310,7 @@ def stage_layers_ok(layers: int, pp: np.ndarray, first: int | None, last: int | 
     pp = np.asarray(pp)
     if first is None and last is None:
         return np.ones(np.shape(pp), dtype=bool)
-    stated = (first is not None) + (last is not None)
-    rest = layers - (first or 0) - (last or 0)
-    others = pp - stated
+    others, rest = middle_ranks(layers, pp, first, last)
     return (pp > 1) & (rest >= 0) & ((rest > 0) == (others > 0))
 
 
@@ -321,8 +328,7 @@ def middle_ranks_ok(layers: int, pp: np.ndarray, first: int | None, last: int | 
     pp = np.asarray(pp)
     if first is None and last is None:
         return np.ones(np.shape(pp), dtype=bool)
-    others = pp - (first is not None) - (last is not None)
-    rest = layers - (first or 0) - (last or 0)
+    others, rest = middle_ranks(layers, pp, first, last)
     return (others < 1) | ((rest % np.maximum(others, 1)) == 0)
 
 
@@ -390,8 +396,8 @@ def decoder_flags_ok(layers: int, pp: np.ndarray, vpp: np.ndarray, first: int | 
     :func:`middle_ranks_ok`). Rule 24 (:func:`stage_flags_ok`) and the Megatron emitter (trainsim/emit.py) read it.
     Example: 61 layers, pp 8, vpp 2, first 8, last 5: 5 is odd, refused; pp 4, vpp 4, first 16, last 13: refused."""
     v = np.maximum(np.asarray(vpp), 1)
-    others = np.asarray(pp) - (first is not None) - (last is not None)
-    per = (layers - (first or 0) - (last or 0)) // np.maximum(others, 1)
+    others, rest = middle_ranks(layers, np.asarray(pp), first, last)
+    per = rest // np.maximum(others, 1)
     return (v <= 1) | (((others < 1) | (per % v == 0)) & (first is None or first % v == 0)
                        & (last is None or last % v == 0))
 
