@@ -38,7 +38,7 @@ from ..inference.serve import best_prefill, setup_for
 from ..inference.search import (check_tp, evaluate_decode, evaluate_prefill, idle_share_batch, instance_sizes,
                                 plan_grid)
 from ..inference.setup import ServeSetup
-from ..inference.step import ServePlans, pipeline_fill_rounds, prefill_chunks
+from ..inference.step import ServePlans, pipeline_fill_rounds, prefill_round_chunks
 from ..model.arch import Arch, Matrix
 from ..model.counts import count
 from ..parallel.divisors import divisors
@@ -479,10 +479,10 @@ def prefill_job(s: ServeSetup, plans: ServePlans, chips: int, prompts: float, pr
     rnd = cols(grid.round_s, whole.round_s)
     tps = cols(grid.tokens_per_s_per_chip, whole.tokens_per_s_per_chip)
     ok = cols(grid.ok, whole.ok) & (b <= m[:, None] * (1 + 1e-9)) & (m >= r * (1 - 1e-9))[:, None]
-    pp = plans.pp[:, None]
-    chunks = prefill_chunks(b / (pp * plans.dp[:, None]) * float(prompt_len), s.token_budget)
+    col = ServePlans(*(a[:, None] for a in (plans.chips, plans.tp, plans.pp, plans.ep)))   # one plan per row
+    chunks = prefill_round_chunks(s, col, b, prompt_len)
     with np.errstate(divide="ignore", invalid="ignore"):
-        job = np.where(ok, rnd * (m[:, None] / b + pipeline_fill_rounds(pp, chunks)), np.inf)
+        job = np.where(ok, rnd * (m[:, None] / b + pipeline_fill_rounds(col.pp, chunks)), np.inf)
     j = np.argmin(job, axis=1)
     rows = np.arange(n_p)
     seconds = job[rows, j]
