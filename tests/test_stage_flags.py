@@ -382,3 +382,24 @@ def test_balanced_split_with_mtp_on_megatron_core_0_12(tmp_path, capsys):
     assert "--pipeline-model-parallel-layout" not in a and "--decoder-first-pipeline-num-layers" not in a
     assert _check_megatron(a, 61, "decoder_vpp_multiple") == [8] + [9] * 5 + [8]
 
+
+
+def test_stage_flags_agree_with_uneven_stages(monkeypatch):
+    """stage_flags refines the profile's uneven_stages: Megatron-Core's --decoder-first/last flags exist exactly on
+    the first/last stacks (Megatron-Core 0.9-0.12), a layout or MindSpeed's layer list on the any-layout ones; every
+    shipped profile agrees, and a profile that contradicts itself is one line naming its field."""
+    import trainsim.frameworks as F
+    from trainsim.errors import TrainsimError
+
+    for fw in ("megatron-core-2024", "nemo-2024", "nemo-2025"):
+        assert F.stage_layout(fw) == "first_last" and F.stage_flags(fw).startswith("decoder")
+    for fw in ("megatron-bridge-2026", "mindspeed-2025", "torchtitan-2024"):
+        assert F.stage_layout(fw) == "any" and not F.stage_flags(fw).startswith("decoder")
+    bad = {"x1": {"uneven_stages": "first_last", "stage_flags": "layout"},
+           "x2": {"uneven_stages": True, "stage_flags": "decoder_vpp_multiple"},
+           "x3": {"uneven_stages": "first_last"}}
+    monkeypatch.setattr(F, "profile", lambda fw, field="--framework": bad[fw])
+    for fw in bad:
+        with pytest.raises(TrainsimError) as e:
+            F.stage_flags(fw)
+        assert f"frameworks.{fw}.stage_flags" in str(e.value)

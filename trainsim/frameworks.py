@@ -205,11 +205,26 @@ def stage_flags(fw: str) -> str:
     ``stage_flags_source``; :data:`trainsim.parallel.validity.STAGE_FLAGS`, :func:`trainsim.parallel.validity.
     stage_flags_ok`): ``decoder_no_vpp`` (Megatron-Core 0.9, 0.10), ``decoder_vpp_multiple`` (0.11, 0.12),
     ``num_layer_list`` (MindSpeed-LLM) or ``layout`` (Megatron-Core 0.13 on, and a profile that leaves it out: no
-    rule beyond every model chunk holding a unit). Another value is an error naming the profile."""
-    v = profile(fw).get("stage_flags", "layout")
+    rule beyond every model chunk holding a unit). Another value is an error naming the profile.
+
+    It refines the profile's ``uneven_stages`` (:func:`stage_layout`, which the engine prices stages by) and must
+    agree with it: the decoder flags are the 'first_last' stacks', a layout or a layer list the 'any' ones'; an even
+    split writes no uneven stage (stated stage sizes are refused there, :func:`restrict_plan`), so it takes the
+    default. A 'first_last' profile must say which Megatron-Core flags it has."""
+    v = profile(fw).get("stage_flags")
+    layout = stage_layout(fw)
+    if v is None and layout == "first_last":
+        raise TrainsimError("expected decoder_no_vpp or decoder_vpp_multiple beside uneven_stages first_last, "
+                            "got none", field=f"frameworks.{fw}.stage_flags",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    v = "layout" if v is None else v
     if v not in STAGE_FLAGS:
         raise TrainsimError(f"expected one of {', '.join(STAGE_FLAGS)}, got {v!r}",
                             field=f"frameworks.{fw}.stage_flags",
+                            where="trainsim/catalog/data/framework_schedules.yaml")
+    if layout != "even" and v.startswith("decoder") != (layout == "first_last"):
+        raise TrainsimError(f"expected stage flags that agree with uneven_stages ({layout}): the decoder flags "
+                            f"exactly on first_last stacks, got {v!r}", field=f"frameworks.{fw}.stage_flags",
                             where="trainsim/catalog/data/framework_schedules.yaml")
     return v
 
